@@ -55,7 +55,7 @@ class RunManifest:
         d = Path(runs_dir) / run_id
         return cls.load(d) if (d / 'manifest.json').is_file() else cls.create(runs_dir, run_id, mode='interactive')
 
-    def save(self) -> None: atomic_write(self.path, json.dumps(self.data, indent=1, sort_keys=True, default=str))
+    def save(self) -> None: atomic_write(self.path, json.dumps(self.data, indent=1, default=str))  # keeps stage order
 
     def stage(self, name: str) -> dict:
         "The entry of stage `name` (created empty if absent)."

@@ -1,0 +1,100 @@
+"""`lifecycle run` end to end on the default dataset, then the cache: unchanged stages are reused, a changed
+parameter re-runs its stage and everything after it."""
+from __future__ import annotations
+import json
+from pathlib import Path
+import pytest
+from conftest import cli, cli_json, make_workspace
+
+STAGES = ['ingest', 'features', 'train', 'validate', 'register', 'model_card']
+
+@pytest.fixture(scope='module')
+def ran(tmp_path_factory):
+    "A workspace after one cold run (shared by the tests of this module, which run in order)."
+    ws = make_workspace(tmp_path_factory.mktemp('e2e') / 'ws')
+    r, out = cli_json(ws, 'run')
+    assert r.returncode == 0, r.stderr
+    return ws, out
+
+def test_every_stage_runs_and_leaves_its_outputs(ran):
+    ws, out = ran
+    assert [s['name'] for s in out['stages']] == STAGES and {s['status'] for s in out['stages']} == {'ok'}
+    run_dir = Path(out['run_dir'])
+    assert run_dir.parent == ws / 'reports' / 'runs'
+    manifest = json.loads((run_dir / 'manifest.json').read_text())
+    assert manifest['status'] == 'ok'
+    for name, st in manifest['stages'].items():
+        nb = json.loads((run_dir / st['notebook']).read_text())
+        assert nb['metadata']['papermill']['exception'] is None, name
+    outs = {k: v for s in out['stages'] for k, v in s['outputs'].items()}
+    ds = json.loads((ws / '.lifecycle/store/records/datasets' / f"{outs['dataset_version']}.json").read_text())
+    assert ds['rows'] == outs['rows'] == 3738 and ds['role'] == 'train'      # 1997-2000 only
+    obj = ws / '.lifecycle/store/objects' / ds['object'][:2] / ds['object']
+    assert obj.read_bytes()[:4] == b'PAR1'                                     # an actual Parquet snapshot
+    assert len(outs['future_batches']) == 2                                     # 2001 and 2002 kept for later
+    assert outs['validation_passed'] is True and 0.5 < outs['roc_auc'] <= 1
+    assert outs['model_version'] == '1' and outs['aliases'] == ['challenger', 'champion']
+
+def test_the_model_loads_from_the_registry_by_alias_and_predicts(ran):
+    ws, _ = ran
+    import mlflow, pandas as pd
+    from sklego.datasets import load_arrests
+    mlflow.set_tracking_uri(f"sqlite:///{ws / '.lifecycle' / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model('models:/arrests-release@champion')
+    X = load_arrests(as_frame=True).head(20)
+    pred = model.predict(X)
+    assert len(pred) == 20 and set(pd.Series(pred).unique()) <= {0, 1}
+    run = mlflow.get_run(mlflow.MlflowClient().get_model_version_by_alias('arrests-release', 'champion').run_id)
+    for tag in ('dataset_version', 'feature_set_version', 'feature_definition_hash', 'code_version', 'git_commit'):
+        assert tag in run.data.tags
+    assert run.data.params['seed'] == '42' and 'holdout_roc_auc' in run.data.metrics
+
+def test_the_site_index_links_every_stage_of_the_run(ran):
+    ws, out = ran
+    index = (ws / 'reports/site/index.html').read_text()
+    assert out['run_id'] in index
+    for nb in sorted((Path(out['run_dir'])).glob('*.ipynb')):
+        page = ws / 'reports/site/runs' / out['run_id'] / nb.with_suffix('.html').name
+        assert f"runs/{out['run_id']}/{page.name}" in index and page.stat().st_size > 10_000
+
+def test_a_second_run_with_nothing_changed_reruns_no_stage(ran):
+    ws, first = ran
+    r, out = cli_json(ws, 'run')
+    assert r.returncode == 0, r.stderr
+    assert [s['status'] for s in out['stages']] == ['cached'] * 6
+    assert {s['cached_from'] for s in out['stages']} == {first['run_id']}
+    index = (ws / 'reports/site/index.html').read_text()
+    assert index.index(out['run_id']) < index.index(first['run_id'])          # newest first
+
+def test_changing_one_parameter_reruns_that_stage_and_those_after(ran):
+    ws, _ = ran
+    train = ws / 'params/train.yaml'
+    train.write_text(train.read_text().replace('C: 1.0', 'C: 0.3'))
+    r, out = cli_json(ws, 'run')
+    assert r.returncode == 0, r.stderr
+    assert [s['status'] for s in out['stages']] == ['cached', 'cached', 'ok', 'ok', 'ok', 'ok']
+    reg = out['stages'][4]['outputs']
+    assert reg['model_version'] == '2' and reg['aliases'] == ['challenger'] and reg['champion_version'] == '1'
+    r, st = cli_json(ws, 'status')
+    assert r.returncode == 0
+    assert st['models'] == [{'name': 'arrests-release', 'aliases': {'challenger': '2', 'champion': '1'}, 'versions': [1, 2]}]
+    assert len(st['runs']) == 3 and st['tracking_uri'].startswith('sqlite:///')
+
+def test_force_reruns_everything(ran):
+    ws, _ = ran
+    r, out = cli_json(ws, 'run', '--force', '--no-site')
+    assert r.returncode == 0 and [s['status'] for s in out['stages']] == ['ok'] * 6
+
+def test_the_audit_log_records_the_runs_and_detects_tampering(ran):
+    ws, _ = ran
+    r, v = cli_json(ws, 'audit', 'verify')
+    assert r.returncode == 0 and v['ok'] and v['entries'] >= 8
+    log = ws / '.lifecycle/audit.log'
+    lines = log.read_text().splitlines()
+    actions = [json.loads(l)['action'] for l in lines]
+    assert actions.count('model.register') == 3 and 'dataset.snapshot' in actions
+    i = actions.index('model.register')
+    lines[i] = lines[i].replace('all validation gates passed', 'approved by nobody')
+    log.write_text('\n'.join(lines) + '\n')
+    r = cli(ws, 'audit', 'verify')
+    assert r.returncode == 3 and f"entry {i + 1} (line {i + 1}) was altered" in r.stderr
