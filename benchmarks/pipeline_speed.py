@@ -31,7 +31,7 @@ def papermill_baseline(tmp: Path) -> float:
     import nbformat
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('import pandas, sklearn.linear_model, mlflow')])
     src = tmp / 'baseline.ipynb'; nbformat.write(nb, src)
-    return timed([str(BIN / 'papermill'), str(src), str(tmp / 'baseline-out.ipynb'), '--no-progress-bar'], tmp)
+    return timed([str(BIN / 'papermill'), str(src), str(tmp / 'baseline-out.ipynb'), '--no-progress-bar', '-k', 'python3'], tmp)
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
