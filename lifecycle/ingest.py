@@ -13,8 +13,8 @@ from .manifest import now_iso
 from .params import IngestParams
 
 # %% auto #0
-__all__ = ['IngestError', 'BatchRejected', 'read_source', 'contract', 'check_batch', 'accept_batch', 'content_hash',
-           'schema_hash', 'split_batches', 'snapshot', 'load_snapshot']
+__all__ = ['IngestError', 'BatchRejected', 'source_fingerprint', 'read_source', 'contract', 'check_batch', 'accept_batch',
+           'content_hash', 'schema_hash', 'split_batches', 'snapshot', 'load_snapshot']
 
 # %% ../nbs/api/10_ingest.ipynb #729ddb54
 class IngestError(Exception):
@@ -31,13 +31,23 @@ def _file_sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b''): h.update(chunk)
     return h.hexdigest()
 
+def _resolve(source: str, root: str | Path) -> Path:
+    return Path(source) if Path(source).is_absolute() else Path(root) / source
+
+def source_fingerprint(source: str, root: str | Path = '.') -> str:
+    "What identifies a source's content without parsing it: the file's sha256, or the package and its version."
+    if source == 'sklego:arrests':
+        from importlib.metadata import version
+        return f"sklego:arrests@scikit-lego=={version('scikit-lego')}"
+    path = _resolve(source, root)
+    return f"sha256:{_file_sha256(path)}" if path.is_file() else f"missing:{path}"
+
 def read_source(source: str, root: str | Path = '.') -> tuple[pd.DataFrame, str]:
     "Read a batch; return it with a fingerprint of what was read."
     if source == 'sklego:arrests':
-        from importlib.metadata import version
         from sklego.datasets import load_arrests
-        return load_arrests(as_frame=True), f"sklego:arrests@scikit-lego=={version('scikit-lego')}"
-    path = Path(source) if Path(source).is_absolute() else Path(root) / source
+        return load_arrests(as_frame=True), source_fingerprint(source)
+    path = _resolve(source, root)
     if not path.is_file(): raise IngestError(f"{path}: source file not found (source {source!r} in ingest.yaml)")
     try:
         if path.suffix.lower() == '.csv': df = pd.read_csv(path)
@@ -45,7 +55,7 @@ def read_source(source: str, root: str | Path = '.') -> tuple[pd.DataFrame, str]
         else: raise IngestError(f"{path}: unsupported source type {path.suffix!r}; expected .csv or .parquet")
     except IngestError: raise
     except Exception as e: raise IngestError(f"{path}: cannot be read: {e}") from e
-    return df, f"sha256:{_file_sha256(path)}"
+    return df, source_fingerprint(source, root)
 
 # %% ../nbs/api/10_ingest.ipynb #105a2d34
 _DTYPES = {'int': 'int64', 'float': 'float64', 'str': str, 'bool': bool}

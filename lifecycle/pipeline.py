@@ -28,9 +28,15 @@ class Stage:
     sections: tuple[str, ...]
     inputs: tuple[str, ...] = ()
     shown: tuple[str, ...] = ()
+    external: Callable[[Settings, dict], dict] | None = None  # what the stage reads from outside the workspace
+
+def _ingest_source(s: Settings, params: dict) -> dict:
+    "The ingest stage depends on its source's content, not only on its params."
+    from lifecycle.ingest import source_fingerprint
+    return {'source_fingerprint': source_fingerprint(params['ingest']['source'], s.root)}
 
 STAGES: tuple[Stage, ...] = (
-    Stage('ingest', '01_ingest.ipynb', ('ingest',), (), ('dataset_version', 'rows')),
+    Stage('ingest', '01_ingest.ipynb', ('ingest',), (), ('dataset_version', 'rows'), _ingest_source),
     Stage('features', '02_features.ipynb', ('features',), ('dataset_version',), ('feature_set_version',)),
     Stage('train', '03_train.ipynb', ('train', 'features'), ('dataset_version', 'feature_set_version'),
           ('mlflow_run_id',)),
@@ -105,7 +111,7 @@ def run_pipeline(s: Settings, params_dir: Path | None = None, force: bool = Fals
     for st in STAGES:
         src = s.stages_dir / st.notebook
         inputs = {k: m.output(k) for k in st.inputs}
-        key = cache_key(st, src, lib, params, inputs)
+        key = cache_key(st, src, lib, params, {**inputs, **(st.external(s, params) if st.external else {})})
         hit = None if force else cache_get(s, st, key)
         emit('start', st, None)
         t0 = time.perf_counter()
