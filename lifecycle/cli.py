@@ -11,15 +11,18 @@ from typing import Optional
 import typer
 
 # %% auto #0
-__all__ = ['app', 'audit_app', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'run', 'status', 'site', 'audit_verify', 'audit_show']
+__all__ = ['app', 'audit_app', 'store_app', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'run', 'status', 'site',
+           'ingest', 'drift', 'store_purge', 'audit_verify', 'audit_show']
 
 # %% ../nbs/api/30_cli.ipynb #6b405a2f
 app = typer.Typer(help="A notebook-centric, reproducible MLOps workspace: the model lifecycle as one traceable loop.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 app.add_typer(audit_app, name='audit')
+store_app = typer.Typer(help="The content-addressed store: snapshots and their retention.", no_args_is_help=True)
+app.add_typer(store_app, name='store')
 
-EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT = 1, 2, 3
+EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 1, 2, 3, 4
 
 def _fail(msg: str, code: int, as_json: bool = False) -> None:
     if as_json: print(json.dumps({'ok': False, 'error': msg}))
@@ -100,6 +103,137 @@ def site():
     print(f"{render_site(s)} (rendered with {renderer()})")
 
 # %% ../nbs/api/30_cli.ipynb #454dfc26
+def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None) -> dict:
+    from lifecycle import ingest, sources
+    from lifecycle.pii import PiiError
+    fp = sources.fingerprint(source, Path.cwd(), query)
+    ref = ingest.resolve_reference(s, p, rp.model_name)
+    try:
+        r = ingest.ingest_batch(sources.read_chunks(source, Path.cwd(), p.chunk_rows, query), p, s, source=source,
+                                fingerprint=fp, reference=ref, actor=actor)
+    except ingest.BatchRejected as e:
+        r = e.result
+    except sources.SourceError as e:
+        return dict(ok=False, status='unreadable', source=source, error=str(e), exit=EXIT_SOURCE)
+    except PiiError as e:
+        return dict(ok=False, status='refused', source=source, error=str(e), exit=EXIT_INPUT)
+    v = r.violations
+    return dict(ok=r.status != 'rejected', status=r.status, source=source, batch_id=r.batch_id, rows=r.rows,
+                accepted_rows=r.accepted_rows, quarantined_rows=r.quarantined_rows,
+                snapshot=r.snapshot['version'] if r.snapshot else None,
+                quarantine=r.quarantine['version'] if r.quarantine else None, reference=ref, metrics=r.metrics,
+                findings=v.drop(columns=['message']).to_dict('records'), reason=r.reason,
+                exit=EXIT_STAGE if r.status == 'rejected' else 0)
+
+def _print_outcome(o: dict) -> None:
+    from rich.console import Console
+    c = Console(stderr=True)
+    if o['status'] == 'unreadable' or o['status'] == 'refused': c.print(f"[red]{o['source']}: {o['status']}[/]: {o['error']}"); return
+    colour = {'accepted': 'green', 'rejected': 'red'}.get(o['status'], 'yellow')
+    c.print(f"[{colour}]{o['source']}: {o['status']}[/] rows={o['rows']} snapshot={o['snapshot']} "
+            f"quarantine={o['quarantine']} latency={o['metrics'].get('latency_s')}s")
+    for f in o['findings']:
+        c.print(f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {f['rule']:<16} {f['column']}: "
+                f"expected {f['expected']}, found {f['found']} -- {f['meaning']}")
+    if o['status'] not in ('accepted', 'rejected'): c.print(f"[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
+
+@app.command()
+def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
+           dataset: Optional[str] = typer.Option(None, '--dataset', help="Dataset name declared in ingest.yaml (required for a single batch)."),
+           query: Optional[str] = typer.Option(None, '--query', help="SELECT yielding the batch, for a database URL."),
+           watch: Optional[Path] = typer.Option(None, '--watch', help="Process files landing in this folder, each exactly once."),
+           once: bool = typer.Option(False, '--once', help="With --watch: process what is there now, then exit."),
+           interval: float = typer.Option(2.0, '--interval', help="With --watch: seconds between polls."),
+           max_batches: Optional[int] = typer.Option(None, '--max-batches', help="With --watch: stop after this many batches."),
+           params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/)."),
+           as_json: bool = typer.Option(False, '--json', help="Print outcomes as JSON.")):
+    "Take a batch through the ingestion boundary: mask, check, compare for drift, then snapshot or refuse."
+    from lifecycle.params import load_params, ParamsError
+    s = _settings(as_json)
+    try: ps = load_params(params or s.params_dir)
+    except ParamsError as e: _fail(f"params refused:\n{e}", EXIT_INPUT, as_json)
+    p, rp = ps['ingest'], ps['register']
+    if source == 'stats':
+        from lifecycle.ingest import batch_stats
+        st = batch_stats(s, dataset)
+        if as_json: print(json.dumps(st, default=str)); return
+        print(json.dumps({k: v for k, v in st.items() if k != 'log'}, indent=1, default=str))
+        for e in st['log'][-20:]:
+            print(f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s drift={e.get('drift_score')} {e['source']}")
+        return
+    if dataset is not None and dataset != p.dataset:
+        _fail(f"--dataset {dataset!r}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT, as_json)
+    if watch:
+        from lifecycle.watch import watch as watch_folder, ledger_for
+        current = {'p': p, 'rp': rp}
+        def handle(path):
+            try:   # params are re-read per batch: a flag change applies to the next batch
+                fresh = load_params(params or s.params_dir); current.update(p=fresh['ingest'], rp=fresh['register'])
+            except ParamsError as e: typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
+            o = _ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json)
+            print(json.dumps(o, default=str)) if as_json else _print_outcome(o)
+            return {k: o.get(k) for k in ('status', 'snapshot', 'batch_id')}
+        try: outs = watch_folder(watch, ledger_for(s.state_dir, watch), handle, once=once, interval=interval, max_batches=max_batches)
+        except FileNotFoundError as e: _fail(str(e), EXIT_INPUT, as_json)
+        except KeyboardInterrupt: return
+        if not as_json: typer.echo(f"{len(outs)} batch(es) processed from {watch}", err=True)
+        return
+    if not source: _fail("give a SOURCE (file or database URL), --watch DIR, or 'stats'", EXIT_INPUT, as_json)
+    if dataset is None: _fail("--dataset NAME is required for a single batch", EXIT_INPUT, as_json)
+    o = _ingest_one(s, p, rp, source, query or p.query, as_json)
+    if as_json: print(json.dumps(o, default=str))
+    else: _print_outcome(o)
+    if o['exit']:
+        if not as_json: typer.secho(f"error: {o.get('error') or o['reason']}", fg='red', err=True)
+        raise typer.Exit(o['exit'])
+
+# %% ../nbs/api/30_cli.ipynb #4dd48ac3
+@app.command()
+def drift(reference: str = typer.Option(..., '--reference', help="Dataset version, or a CSV/Parquet file."),
+          current: str = typer.Option(..., '--current', help="Dataset version, or a CSV/Parquet file."),
+          as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON.")):
+    "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
+    import pandas as pd
+    from lifecycle.store import Store, StoreError
+    from lifecycle import sources, ingest as ing
+    from lifecycle.drift import compare, profile, summary
+    s = _settings(as_json); store = Store(s.store_dir)
+    def frame(x):
+        if store.record_path('datasets', x).exists(): return ing.load_snapshot(store, x)
+        try: return pd.concat(list(sources.read_chunks(x, Path.cwd())), ignore_index=True)
+        except sources.SourceError as e: _fail(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE, as_json)
+    ref = ing.reference_profile(store, reference) if store.record_path('datasets', reference).exists() else profile(frame(reference))
+    res = compare(ref, frame(current))
+    out = dict(reference=reference, current=current, summary=summary(res), columns=res.to_dict('records'))
+    if as_json: print(json.dumps(out, default=str)); return
+    from rich.console import Console
+    from rich.table import Table
+    t = Table(title=f"drift of {current} against {reference}")
+    for c in ('column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi'): t.add_column(c)
+    for r in out['columns']:
+        t.add_row(str(r['column']), str(r['kind']), str(r['method']), f"{r['score']:.4g}", f"{r['threshold']:g}",
+                  '[red]yes[/]' if r['drifted'] else 'no', '' if r.get('psi') is None or r['psi'] != r['psi'] else f"{r['psi']:.3f}")
+    Console().print(t); Console().print(out['summary'])
+
+# %% ../nbs/api/30_cli.ipynb #5fa95841
+@store_app.command('purge')
+def store_purge(expired_only: bool = typer.Option(False, '--expired', help="Purge the data of snapshots past their retention date (required)."),
+                as_of: Optional[str] = typer.Option(None, '--as-of', help="Treat this ISO date as now (what-if, or catching up)."),
+                dry_run: bool = typer.Option(False, '--dry-run', help="List what would be purged, delete nothing."),
+                as_json: bool = typer.Option(False, '--json', help="Print the purged snapshots as JSON.")):
+    "Delete expired snapshot data; keep each lineage record; write every purge to the audit log."
+    from datetime import datetime, timezone
+    from lifecycle.retention import purge_expired
+    if not expired_only: _fail("only --expired purges are supported: say --expired to confirm", EXIT_INPUT, as_json)
+    s = _settings(as_json)
+    try: when = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc) if as_of else None
+    except ValueError: _fail(f"--as-of {as_of!r}: expected an ISO date such as 2027-01-31", EXIT_INPUT, as_json)
+    done = purge_expired(s, when, dry_run)
+    if as_json: print(json.dumps(dict(dry_run=dry_run, purged=done))); return
+    for e in done: print(f"{'would purge' if dry_run else 'purged'} {e['version']} (retention until {e['retention_until']})")
+    if not done: print("nothing has expired")
+
+# %% ../nbs/api/30_cli.ipynb #c1b1e7c7
 @audit_app.command('verify')
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
     "Check the hash chain of the audit log; exit 3 and name the first bad entry if it was tampered with."

@@ -10,9 +10,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['STAGE_SCHEMAS', 'ParamsError', 'ColumnRule', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec',
-           'TrainParams', 'Gate', 'ValidateParams', 'RegisterParams', 'CardParams', 'load_file',
-           'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
+__all__ = ['STAGE_SCHEMAS', 'ParamsError', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef',
+           'FeaturesParams', 'ModelSpec', 'TrainParams', 'Gate', 'ValidateParams', 'RegisterParams', 'CardParams',
+           'load_file', 'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
 
 # %% ../nbs/api/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -21,22 +21,56 @@ class ParamsError(Exception):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
+class PiiRule(_Strict):
+    "How a personal-data column is masked before anything is written."
+    method: Literal['pseudonymise', 'redact', 'generalise', 'drop']
+    bins: list[float] | None = None   # generalise: band edges, e.g. [0, 18, 30, 50, 120]
+
+    @model_validator(mode='after')
+    def _bins_for_generalise(self):
+        if self.method == 'generalise' and (not self.bins or len(self.bins) < 2 or self.bins != sorted(self.bins)):
+            raise ValueError("generalise needs 'bins': at least two increasing band edges")
+        return self
+
 class ColumnRule(_Strict):
     "Contract for one column of an ingested batch."
     dtype: Literal['int', 'float', 'str', 'bool']
     required: bool = True
-    nullable: bool = False
+    max_null_rate: float = Field(0.0, ge=0, le=1)   # share of nulls tolerated; 0 = none
+    critical: bool = False                          # its null rate is tracked per batch
     allowed: list[str] | None = None
     min: float | None = None
     max: float | None = None
+    pii: PiiRule | None = None
+
+class IngestFlags(_Strict):
+    "Switches that change the boundary's behaviour without code changes; a change applies to the next batch."
+    strict_schema: bool = True      # undeclared columns and type mismatches reject the batch (else: dropped / coerced)
+    drift_blocking: bool = False    # drifted columns block the batch (else: reported as warnings)
+    auto_anonymise: bool = True     # mask PII columns as declared (else: a batch carrying PII is refused)
+
+class DriftRules(_Strict):
+    "Drift of every column against a reference snapshot."
+    reference: str = 'champion'     # 'champion': the snapshot the champion was trained on; or a dataset version id
+    sample_rows: int = Field(200_000, ge=1000)   # drift (and the Evidently report) on a uniform sample of a large batch
+    psi_alert: float = 0.2          # PSI above this is reported (PSI is informational; verdicts use Evidently's measures)
+    exclude: list[str] = []         # columns not compared, e.g. a time column that drifts by construction
 
 class IngestParams(_Strict):
     "Where the batch comes from and the contract it must meet."
     dataset: str = Field(pattern=r'^[A-Za-z0-9_.-]+$')
     source: str
+    query: str | None = None        # for a SQLAlchemy URL source: the SELECT that yields the batch
     target: str
     split_column: str
     train_until: int
+    policy: Literal['fail_closed', 'fail_open'] = 'fail_closed'
+    flags: IngestFlags = IngestFlags()
+    chunk_rows: int = Field(100_000, ge=1)
+    min_rows: int = Field(1, ge=0)
+    max_duplicate_rate: float = Field(0.0, ge=0, le=1)
+    retention_days: int | None = Field(None, ge=0)
+    drift: DriftRules = DriftRules()
     columns: dict[str, ColumnRule]
 
     @model_validator(mode='after')
@@ -44,6 +78,8 @@ class IngestParams(_Strict):
         for k in ('target', 'split_column'):
             if getattr(self, k) not in self.columns:
                 raise ValueError(f"{k} {getattr(self, k)!r} is not one of the declared columns {sorted(self.columns)}")
+        if '://' in self.source and not self.query:
+            raise ValueError(f"source {self.source!r} is a database URL: 'query' is required")
         return self
 
 class FeatureDef(_Strict):

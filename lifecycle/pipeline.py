@@ -32,11 +32,12 @@ class Stage:
 
 def _ingest_source(s: Settings, params: dict) -> dict:
     "The ingest stage depends on its source's content, not only on its params."
-    from lifecycle.ingest import source_fingerprint
-    return {'source_fingerprint': source_fingerprint(params['ingest']['source'], s.root)}
+    from lifecycle.sources import fingerprint
+    ing = params['ingest']
+    return {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query'))}
 
 STAGES: tuple[Stage, ...] = (
-    Stage('ingest', '01_ingest.ipynb', ('ingest',), (), ('dataset_version', 'rows'), _ingest_source),
+    Stage('ingest', '01_ingest.ipynb', ('ingest', 'register'), (), ('dataset_version', 'rows'), _ingest_source),
     Stage('features', '02_features.ipynb', ('features',), ('dataset_version',), ('feature_set_version',)),
     Stage('train', '03_train.ipynb', ('train', 'features'), ('dataset_version', 'feature_set_version'),
           ('mlflow_run_id',)),

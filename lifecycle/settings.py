@@ -16,7 +16,7 @@ class SettingsError(Exception):
     "A workspace setting is missing or malformed."
 
 DEFAULTS = dict(state_dir='.lifecycle', params_dir='params', reports_dir='reports', stages_dir='nbs/stages',
-                tracking_uri='', host='127.0.0.1', port='8000')
+                tracking_uri='', host='127.0.0.1', port='8000', pii_key_file='')
 
 def find_workspace(start: str | Path | None = None) -> Path:
     "The workspace root: `$LIFECYCLE_WORKSPACE`, else the nearest folder upwards holding `settings.ini`."
@@ -44,6 +44,7 @@ class Settings:
     tracking_uri: str
     host: str
     port: int
+    pii_key_file: Path | None = None   # HMAC key for pseudonymisation; `$LIFECYCLE_PII_KEY` wins over it
 
     @property
     def runs_dir(self) -> Path: return self.reports_dir / 'runs'
@@ -55,6 +56,8 @@ class Settings:
     def cache_dir(self) -> Path: return self.state_dir / 'cache'
     @property
     def audit_path(self) -> Path: return self.state_dir / 'audit.log'
+    @property
+    def ingest_dir(self) -> Path: return self.state_dir / 'ingest'
 
     def as_dict(self) -> dict:
         "JSON-friendly view."
@@ -78,4 +81,5 @@ def load_settings(root: str | Path | None = None) -> Settings:
     except ValueError: raise SettingsError(f"{ini}: key 'port': expected an integer, found {v['port']!r}") from None
     uri = v['tracking_uri'] or f"sqlite:///{state / 'mlflow.db'}"
     return Settings(root=root, state_dir=state, params_dir=path('params_dir'), reports_dir=path('reports_dir'),
-                    stages_dir=path('stages_dir'), tracking_uri=uri, host=v['host'], port=port)
+                    stages_dir=path('stages_dir'), tracking_uri=uri, host=v['host'], port=port,
+                    pii_key_file=path('pii_key_file') if v['pii_key_file'] else None)

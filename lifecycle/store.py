@@ -66,6 +66,29 @@ class Store:
 
     def has(self, digest: str) -> bool: return self.object_path(digest).is_file()
 
+    def temp_path(self, suffix: str = '') -> Path:
+        "A fresh temporary file name inside the store (same filesystem, so `put_file` can rename it into place)."
+        d = self.root / 'tmp'; d.mkdir(parents=True, exist_ok=True)
+        fd, p = tempfile.mkstemp(dir=d, suffix=suffix + '.tmp'); os.close(fd)
+        return Path(p)
+
+    def put_file(self, tmp: str | Path) -> str:
+        "Move a finished temporary file into the store under its sha256; return the object id."
+        tmp = Path(tmp); h = hashlib.sha256()
+        with open(tmp, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+            os.fsync(f.fileno())
+        digest = h.hexdigest(); p = self.object_path(digest)
+        if p.exists(): tmp.unlink()
+        else: p.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, p)
+        return digest
+
+    def delete_object(self, digest: str) -> bool:
+        "Remove an object's data (retention purge); True if it existed."
+        p = self.object_path(digest)
+        if p.is_file(): p.unlink(); return True
+        return False
+
     def put_frame(self, df) -> str:
         "Store a DataFrame as Parquet; return the object id."
         buf = io.BytesIO(); df.to_parquet(buf, index=False)
