@@ -78,30 +78,32 @@ def _numeric_profile(s: pd.Series, name) -> dict:
                integer=bool(pd.api.types.is_integer_dtype(s.dtype)), unique=0)
     if n == 0: return out
     v, cnt = _runs(x)
-    qs = np.quantile(x, [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99])
-    hist, edges = np.histogram(x, bins=20)
-    psi_edges = np.unique(np.quantile(x, np.arange(1, 10) / 10))
+    probs = [.01, .05, .25, .5, .75, .95, .99]
+    qs = np.quantile(x, probs + [i / 10 for i in range(1, 10)])
+    edges = np.histogram_bin_edges(x[[0, -1]], bins=20)   # = np.histogram(x, 20), from the sorted values
+    hist = np.diff(np.r_[0, np.searchsorted(x, edges[1:-1], 'left'), n])
+    psi_edges = np.unique(qs[len(probs):])
     psi_counts = np.diff(np.r_[0, np.searchsorted(x, psi_edges, 'right'), n])
     out.update(unique=len(v), mean=float(x.mean()), std=float(pd.Series(raw).std(ddof=0)),  # as Evidently's np.std(series)
                min=float(x[0]), max=float(x[-1]),
-               quantiles={f'p{int(round(p * 100)):02d}': float(q) for p, q in zip([.01, .05, .25, .5, .75, .95, .99], qs)},
+               quantiles={f'p{int(round(p * 100)):02d}': float(q) for p, q in zip(probs, qs)},
                histogram={'edges': edges.tolist(), 'counts': hist.tolist()},
                psi={'edges': psi_edges.tolist(), 'shares': (psi_counts / n).tolist()},
                cdf={'values': v.tolist(), 'counts': cnt.tolist()} if len(v) <= _EXACT_MAX else _compact_cdf(x))
     return out
 
-def _category_counts(s: pd.Series) -> dict:
-    counts = {}
-    for k, c in s.value_counts(dropna=True).items():
+def _category_counts(s: pd.Series) -> tuple[dict, int]:
+    "Counts of each value (as JSON scalars; no nulls or infinities), and the number of nulls."
+    counts, vc = {}, s.value_counts(dropna=True)
+    for k, c in vc.items():
         if c <= 0 or (isinstance(k, (float, np.floating)) and not np.isfinite(k)): continue
         k = _jsonable(k); counts[k] = counts.get(k, 0) + int(c)
-    return counts
+    return counts, len(s) - int(vc.sum())
 
 def _categorical_profile(s: pd.Series) -> dict:
-    counts = _category_counts(s)
+    counts, nulls = _category_counts(s)
     pairs = sorted(([k, c] for k, c in counts.items()), key=lambda kc: (-kc[1], str(kc[0])))
-    return dict(kind='categorical', rows=len(s), nulls=int(s.isna().sum()), valid=sum(counts.values()),
-                unique=len(pairs), counts=pairs)
+    return dict(kind='categorical', rows=len(s), nulls=nulls, valid=sum(counts.values()), unique=len(pairs), counts=pairs)
 
 def profile(df: pd.DataFrame, kinds: dict | None = None) -> dict:
     "A JSON-serialisable drift profile of a reference frame: per column its kind, counts and compact distribution."
@@ -244,7 +246,7 @@ def _numeric_row(name: str, col: dict, s: pd.Series) -> dict:
 
 def _categorical_row(name: str, col: dict, s: pd.Series) -> dict:
     ref = {k: c for k, c in col['counts']}
-    cur = _category_counts(s)
+    cur = _category_counts(s)[0]
     if not cur: raise ValueError(f"column {name!r} has no values in the current batch: drift cannot be measured")
     keys = list(ref) + [k for k in cur if k not in ref]
     rk = np.array([ref.get(k, 0) for k in keys], float); ck = np.array([cur.get(k, 0) for k in keys], float)

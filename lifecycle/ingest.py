@@ -195,7 +195,7 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
     found: list[dict] = []; table_level: dict[tuple, dict] = {}
     counts = {k: {} for k in ('nulls', 'out_of_range', 'unseen_category', 'coerced')}
     examples = {k: {} for k in ('out_of_range', 'unseen_category')}
-    nulls, rows, seen_hashes, dup_count = {c: 0 for c in declared}, 0, set(), 0
+    nulls, rows, seen, dup_count = {c: 0 for c in declared}, 0, np.empty(0, dtype=np.uint64), 0
     rng, sample, keys = np.random.default_rng(0), None, None
     clean, quarantine = _Writer(store), _Writer(store, as_text=True)
     prev_flags, doomed = _last_flags(s, p.dataset), False
@@ -250,10 +250,12 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
                 isna = chunk[c].isna().to_numpy(); nulls[c] += int(isna.sum())
                 if p.columns[c].max_null_rate == 0 and isna.any():
                     bad |= isna; counts['nulls'][c] = counts['nulls'].get(c, 0) + int(isna.sum())
-            h = _hash_rows(chunk)
-            for x in h:
-                if x in seen_hashes: dup_count += 1
-                else: seen_hashes.add(x)
+            uniq = np.unique(_hash_rows(chunk))                 # 8 bytes per distinct row, kept sorted
+            dup_count += len(chunk) - len(uniq)
+            if seen.size:
+                pos = np.minimum(np.searchsorted(seen, uniq), seen.size - 1)
+                dup_count += int((seen[pos] == uniq).sum())
+            seen = np.union1d(seen, uniq)
             r = rng.random(len(chunk))
             cand = chunk.assign(_k=r)
             sample = cand if sample is None else pd.concat([sample, cand], ignore_index=True)
