@@ -47,7 +47,9 @@ def violation(rule: str, column: str, *, expected: str = '', found: str = '', co
               blocking: bool = True, severity: str | None = None, detail: str = '') -> dict:
     "One finding, with the severity and meaning of its rule."
     sev, row_level, meaning = RULES[rule]
-    msg = f"{column}: {rule.replace('_', ' ')}" + (f": expected {expected}" if expected else '') \
+    if rule == 'missing_column': msg = f"required column {column!r} is missing" + (f"; {detail}" if detail else '')
+    elif rule == 'extra_column': msg = f"undeclared column {column!r}" + (f"; {detail}" if detail else '')
+    else: msg = f"{column}: {rule.replace('_', ' ')}" + (f": expected {expected}" if expected else '') \
           + (f", found {found}" if found else '') + (f" ({count} row(s))" if count else '') + (f"; {detail}" if detail else '')
     return dict(rule=rule, column=column, severity=severity or sev, blocking=blocking, row_level=row_level,
                 count=int(count), rate=rate, expected=expected, found=found, meaning=meaning, message=msg)
