@@ -103,7 +103,25 @@ def site():
     print(f"{render_site(s)} (rendered with {renderer()})")
 
 # %% ../nbs/api/30_cli.ipynb #454dfc26
-def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None) -> dict:
+def _drift_report(s, p, r) -> str | None:
+    "Write Evidently's drift report for a batch (on its sample) beside the other reports; return its path."
+    if r.reference is None or r.sample is None or not len(r.sample): return None
+    import warnings
+    from lifecycle import ingest
+    from lifecycle.store import Store
+    from lifecycle.drift import evidently_report
+    cols = [c for c in r.sample.columns if c not in p.drift.exclude and not p.columns[c].pii]
+    ref = ingest.load_snapshot(Store(s.store_dir), r.reference)
+    cols = [c for c in cols if c in ref]
+    out = s.reports_dir / 'ingest' / p.dataset / f'{r.batch_id}-drift.html'
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        evidently_report(ref[cols], r.sample[cols]).save_html(str(out))
+    return str(out)
+
+def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None,
+                report: bool = True) -> dict:
     from lifecycle import ingest, sources
     from lifecycle.pii import PiiError
     fp = sources.fingerprint(source, Path.cwd(), query)
@@ -118,7 +136,8 @@ def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: 
     except PiiError as e:
         return dict(ok=False, status='refused', source=source, error=str(e), exit=EXIT_INPUT)
     v = r.violations
-    return dict(ok=r.status != 'rejected', status=r.status, source=source, batch_id=r.batch_id, rows=r.rows,
+    html = _drift_report(s, p, r) if report else None
+    return dict(ok=r.status != 'rejected', status=r.status, source=source, batch_id=r.batch_id, rows=r.rows, report=html,
                 accepted_rows=r.accepted_rows, quarantined_rows=r.quarantined_rows,
                 snapshot=r.snapshot['version'] if r.snapshot else None,
                 quarantine=r.quarantine['version'] if r.quarantine else None, reference=ref, metrics=r.metrics,
@@ -131,7 +150,7 @@ def _print_outcome(o: dict) -> None:
     if o['status'] == 'unreadable' or o['status'] == 'refused': c.print(f"[red]{o['source']}: {o['status']}[/]: {o['error']}"); return
     colour = {'accepted': 'green', 'rejected': 'red'}.get(o['status'], 'yellow')
     c.print(f"[{colour}]{o['source']}: {o['status']}[/] rows={o['rows']} snapshot={o['snapshot']} "
-            f"quarantine={o['quarantine']} latency={o['metrics'].get('latency_s')}s")
+            f"quarantine={o['quarantine']} latency={o['metrics'].get('latency_s')}s" + (f" drift report: {o['report']}" if o.get('report') else ''))
     for f in o['findings']:
         c.print(f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {f['rule']:<16} {f['column']}: "
                 f"expected {f['expected']}, found {f['found']} -- {f['meaning']}")
@@ -146,6 +165,7 @@ def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet fil
            interval: float = typer.Option(2.0, '--interval', help="With --watch: seconds between polls."),
            max_batches: Optional[int] = typer.Option(None, '--max-batches', help="With --watch: stop after this many batches."),
            params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/)."),
+           report: bool = typer.Option(True, '--report/--no-report', help="Write Evidently's drift report per batch under reports/ingest/."),
            as_json: bool = typer.Option(False, '--json', help="Print outcomes as JSON.")):
     "Take a batch through the ingestion boundary: mask, check, compare for drift, then snapshot or refuse."
     from lifecycle.params import load_params, ParamsError
@@ -170,7 +190,7 @@ def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet fil
             try:   # params are re-read per batch: a flag change applies to the next batch
                 fresh = load_params(params or s.params_dir); current.update(p=fresh['ingest'], rp=fresh['register'])
             except ParamsError as e: typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
-            o = _ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json)
+            o = _ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report)
             print(json.dumps(o, default=str)) if as_json else _print_outcome(o)
             return {k: o.get(k) for k in ('status', 'snapshot', 'batch_id')}
         try: outs = watch_folder(watch, ledger_for(s.state_dir, watch), handle, once=once, interval=interval, max_batches=max_batches)
@@ -180,7 +200,7 @@ def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet fil
         return
     if not source: _fail("give a SOURCE (file or database URL), --watch DIR, or 'stats'", EXIT_INPUT, as_json)
     if dataset is None: _fail("--dataset NAME is required for a single batch", EXIT_INPUT, as_json)
-    o = _ingest_one(s, p, rp, source, query or p.query, as_json)
+    o = _ingest_one(s, p, rp, source, query or p.query, as_json, report=report)
     if as_json: print(json.dumps(o, default=str))
     else: _print_outcome(o)
     if o['exit']:

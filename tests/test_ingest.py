@@ -199,3 +199,21 @@ def test_drift_command_flags_a_shifted_column(workspace, arrests):
     cols = {c['column']: c for c in out['columns']}
     assert cols['age']['drifted'] is True and set(cols) >= {'age', 'checks', 'sex', 'colour'}
     assert {'method', 'score', 'threshold', 'psi'} <= set(cols['age'])
+
+def test_a_batch_is_checked_for_drift_against_a_named_reference_with_an_evidently_report(workspace, arrests):
+    ref, cur = workspace / 'ref.csv', workspace / 'cur.csv'
+    arrests[arrests.year <= 2000].to_csv(ref, index=False)
+    arrests[arrests.year == 2001].assign(age=lambda d: d.age + 20).to_csv(cur, index=False)
+    r, first = ingest(workspace, ref)
+    set_yaml(workspace / 'params/ingest.yaml', drift={'reference': first['snapshot'], 'exclude': ['year']})
+    r, out = ingest(workspace, cur)
+    assert r.returncode == 0 and out['reference'] == first['snapshot']          # drift does not block by default
+    f = findings(out)
+    assert ('drift', 'age') in f and f[('drift', 'age')]['severity'] == 'medium' and not f[('drift', 'age')]['blocking']
+    assert out['metrics']['drifted_columns'] == ['age'] and 0 < out['metrics']['drift_score'] < 1
+    html = Path(out['report']).read_text()
+    assert Path(out['report']).parent == workspace / 'reports/ingest/arrests' and 'root_metric' in html and len(html) > 50_000
+    set_yaml(workspace / 'params/ingest.yaml', flags={'strict_schema': True, 'drift_blocking': True, 'auto_anonymise': True})
+    cur2 = workspace / 'cur2.csv'; arrests[arrests.year == 2002].assign(age=lambda d: d.age + 20).to_csv(cur2, index=False)
+    r, out = ingest(workspace, cur2)
+    assert r.returncode == 1 and findings(out)[('drift', 'age')]['severity'] == 'critical'   # drift blocking switched on
