@@ -39,8 +39,12 @@ def test_the_model_loads_from_the_registry_by_alias_and_predicts(ran):
     ws, _ = ran
     import mlflow, pandas as pd
     from sklego.datasets import load_arrests
-    mlflow.set_tracking_uri(f"sqlite:///{ws / '.lifecycle' / 'mlflow.db'}")
-    model = mlflow.pyfunc.load_model('models:/arrests-release@champion')
+    from lifecycle.store import Store
+    from lifecycle.registry import load_by_alias
+    from lifecycle.tracking import configure_mlflow
+    mlflow = configure_mlflow(f"sqlite:///{ws / '.lifecycle' / 'mlflow.db'}", ws / '.lifecycle')
+    version, model = load_by_alias(mlflow, Store(ws / '.lifecycle/store'), 'arrests-release', 'champion', ws / '.lifecycle/keys')
+    assert version == '1'
     X = load_arrests(as_frame=True).head(20)
     pred = model.predict(X)
     assert len(pred) == 20 and set(pd.Series(pred).unique()) <= {0, 1}
@@ -98,3 +102,20 @@ def test_the_audit_log_records_the_runs_and_detects_tampering(ran):
     log.write_text('\n'.join(lines) + '\n')
     r = cli(ws, 'audit', 'verify')
     assert r.returncode == 3 and f"entry {i + 1} (line {i + 1}) was altered" in r.stderr
+
+def test_a_tampered_registered_model_is_refused(ran):
+    ws, _ = ran
+    import pytest
+    from lifecycle.store import Store
+    from lifecycle.registry import load_by_alias
+    from lifecycle.signing import SignatureError
+    from lifecycle.tracking import configure_mlflow
+    mlflow = configure_mlflow(f"sqlite:///{ws / '.lifecycle' / 'mlflow.db'}", ws / '.lifecycle')
+    model_id = mlflow.MlflowClient().get_model_version('arrests-release', '1').source.removeprefix('models:/')
+    (skops,) = [p for p in (ws / '.lifecycle/mlartifacts').rglob('model.skops') if p.parent.parent.name == model_id]
+    data = bytearray(skops.read_bytes()); data[len(data) // 2] ^= 0x01; skops.write_bytes(bytes(data))
+    try:
+        with pytest.raises(SignatureError, match='model.skops'):
+            load_by_alias(mlflow, Store(ws / '.lifecycle/store'), 'arrests-release', 'champion', ws / '.lifecycle/keys')
+    finally:
+        data[len(data) // 2] ^= 0x01; skops.write_bytes(bytes(data))
