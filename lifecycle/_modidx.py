@@ -296,6 +296,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
             'lifecycle.train': { 'lifecycle.train.make_estimator': ('api/train.html#make_estimator', 'lifecycle/train.py'),
                                  'lifecycle.train.make_pipeline': ('api/train.html#make_pipeline', 'lifecycle/train.py'),
                                  'lifecycle.train.pinned_requirements': ('api/train.html#pinned_requirements', 'lifecycle/train.py'),
+                                 'lifecycle.train.portable_artifacts': ('api/train.html#portable_artifacts', 'lifecycle/train.py'),
                                  'lifecycle.train.split_holdout': ('api/train.html#split_holdout', 'lifecycle/train.py'),
                                  'lifecycle.train.train_and_log': ('api/train.html#train_and_log', 'lifecycle/train.py'),
                                  'lifecycle.train.xy': ('api/train.html#xy', 'lifecycle/train.py')},

@@ -23,8 +23,8 @@ def model_card_markdown(facts: dict, cp: CardParams, metrics: dict, gates: pd.Da
     return '\n\n'.join([
         f"# Model card: {facts['model_name']} version {facts['model_version']}",
         "## Model details\n" + '\n'.join(f"- **{k.replace('_', ' ')}**: {facts[k]}" for k in (
-            'model_name', 'model_version', 'aliases', 'family', 'hyperparameters', 'mlflow_run_id', 'code_version',
-            'git_commit', 'created') if k in facts) + f"\n- **owners**: {', '.join(cp.owners)}",
+            'model_name', 'model_version', 'aliases', 'family', 'hyperparameters', 'serving_form', 'mlflow_run_id',
+            'code_version', 'git_commit', 'created') if k in facts) + f"\n- **owners**: {', '.join(cp.owners)}",
         f"## Intended use\n{cp.intended_use}\n\n**Out of scope:** {cp.out_of_scope}",
         f"## Factors\nProtected attributes evaluated: {', '.join(facts.get('protected_attributes') or []) or 'none'}. "
         f"Model inputs: {', '.join(facts['inputs'])}.",

@@ -111,6 +111,7 @@ class TrainParams(_Strict):
     experiment: str
     seed: int = 42
     holdout_fraction: float = Field(0.25, gt=0, lt=1)
+    onnx_parity_tolerance: float = Field(1e-5, ge=0)   # max |p_onnx - p_sklearn| on the holdout for ONNX to be served
     model: ModelSpec
 
 class Gate(_Strict):

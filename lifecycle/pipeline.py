@@ -91,7 +91,7 @@ def _execute(src: Path, dst: Path, parameters: dict, cwd: Path) -> None:
     import papermill as pm
     pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name='python3', cwd=str(cwd),
                         progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                        extra_arguments=['--IPKernelApp.log_level=ERROR'])
+                        extra_arguments=['--IPKernelApp.log_level=CRITICAL'])
 
 def _error_message(e: Exception) -> str:
     ename, evalue = getattr(e, 'ename', None), getattr(e, 'evalue', None)

@@ -15,6 +15,7 @@ def configure_mlflow(tracking_uri: str, state_dir: str | Path):
     "Point MLflow's tracking and registry at the workspace; return the `mlflow` module."
     os.environ.setdefault('MLFLOW_ENABLE_ASYNC_LOGGING', 'false')
     os.environ.setdefault('GIT_PYTHON_REFRESH', 'quiet')
+    os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')
     import logging, mlflow
     for name in ('mlflow', 'alembic'): logging.getLogger(name).setLevel(logging.ERROR)
     Path(state_dir).mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,8 @@ from .params import TrainParams, FeaturesParams, estimator_class
 from .tracking import configure_mlflow, ensure_experiment
 
 # %% auto #0
-__all__ = ['SKOPS_TRUSTED', 'make_estimator', 'make_pipeline', 'split_holdout', 'xy', 'pinned_requirements', 'train_and_log']
+__all__ = ['SKOPS_TRUSTED', 'make_estimator', 'make_pipeline', 'split_holdout', 'xy', 'pinned_requirements', 'portable_artifacts',
+           'train_and_log']
 
 # %% ../nbs/api/15_train.ipynb #f551bf30
 def make_estimator(p: TrainParams):
@@ -43,15 +44,34 @@ def xy(df: pd.DataFrame, inputs: list[str], fp: FeaturesParams) -> tuple[pd.Data
 def pinned_requirements() -> list[str]:
     "The serving requirements of a model, pinned to the versions installed here."
     from importlib.metadata import version
-    return [f"{p}=={version(p)}" for p in ('scikit-learn', 'pandas', 'numpy', 'scipy', 'skops')]
+    return [f"{p}=={version(p)}" for p in ('scikit-learn', 'pandas', 'numpy', 'scipy', 'skops', 'onnxruntime')]
 
 # Types a skops-serialised model of each family needs trusted to load: our own models, produced by this pipeline.
 SKOPS_TRUSTED = {'logistic_regression': [], 'random_forest': ['sklearn.tree._tree.Tree'],
                  'hist_gradient_boosting': ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor']}
 
+def portable_artifacts(pipe, X: pd.DataFrame, check_X: pd.DataFrame, tolerance: float, folder: Path) -> tuple[list[str], dict]:
+    "Convert to ONNX and check parity on `check_X`; keep `model.onnx` only when parity holds. Returns files and facts."
+    import json
+    from lifecycle.portable import to_onnx, check_parity
+    conv = to_onnx(pipe, X.head(100))
+    facts = dict(converted=conv.ok, reason=conv.reason or '', tolerance=tolerance)
+    if conv.ok:
+        par = check_parity(pipe, conv.onnx, check_X, tolerance)
+        facts.update(passed=bool(par['passed']), max_abs_diff=float(par['max_abs_diff']), rows=int(par['rows']),
+                     decision_agreement=float(par['decision_agreement']))
+        if not par['passed']: facts['reason'] = par.get('reason') or f"max |diff| {par['max_abs_diff']:.3g} > {tolerance:g}"
+    else: facts['passed'] = False
+    facts['serving_form'] = 'onnx' if facts['passed'] else 'sklearn'
+    files = [folder / 'onnx_parity.json']
+    files[0].write_text(json.dumps(facts, indent=1))
+    if facts['passed']: (folder / 'model.onnx').write_bytes(conv.onnx); files.append(folder / 'model.onnx')
+    return [str(f) for f in files], facts
+
 def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transformer, inputs: list[str],
-                  tp: TrainParams, fp: FeaturesParams, tags: dict) -> dict:
-    "Fit and log one run; return the run id, model URI and training metrics."
+                  tp: TrainParams, fp: FeaturesParams, tags: dict, holdout: pd.DataFrame | None = None) -> dict:
+    "Fit and log one run (model, signature, ONNX form when its parity holds); return ids, metrics and ONNX facts."
+    import tempfile
     from mlflow.models import infer_signature
     from sklearn.metrics import roc_auc_score, accuracy_score
     X, y = xy(train_df, inputs, fp)
@@ -64,9 +84,15 @@ def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transforme
                            **{f'model.{k}': v for k, v in tp.model.params.items()}})
         mlflow.set_tags({k: str(v) for k, v in tags.items()})
         mlflow.log_metrics(metrics)
-        with warnings.catch_warnings():
+        with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
             warnings.simplefilter('ignore')
+            check_X = holdout[inputs] if holdout is not None else X
+            extra, onnx = portable_artifacts(pipe, X, check_X, tp.onnx_parity_tolerance, Path(d))
+            mlflow.set_tags({'serving_form': onnx['serving_form'], 'onnx_converted': str(onnx['converted']),
+                             'onnx_parity_passed': str(onnx['passed']), 'onnx_reason': onnx['reason'][:500],
+                             'onnx_max_abs_diff': str(onnx.get('max_abs_diff', ''))})
             info = mlflow.sklearn.log_model(pipe, name='model', signature=infer_signature(X, proba),
                                             input_example=X.head(3), pip_requirements=pinned_requirements(),
-                                            skops_trusted_types=SKOPS_TRUSTED[tp.model.family] or None)
-    return dict(mlflow_run_id=run.info.run_id, model_uri=info.model_uri, train_metrics=metrics)
+                                            skops_trusted_types=SKOPS_TRUSTED[tp.model.family] or None,
+                                            extra_files=extra)
+    return dict(mlflow_run_id=run.info.run_id, model_uri=info.model_uri, train_metrics=metrics, onnx=onnx)
