@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # %% auto #0
 __all__ = ['STAGE_SCHEMAS', 'ParamsError', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef',
-           'FeaturesParams', 'ModelSpec', 'TrainParams', 'Gate', 'ValidateParams', 'RegisterParams', 'CardParams',
-           'load_file', 'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
+           'FeaturesParams', 'ModelSpec', 'TrainParams', 'Gate', 'CostMatrix', 'ValidateParams', 'RegisterParams',
+           'CardParams', 'load_file', 'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
 
 # %% ../nbs/api/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -119,11 +119,23 @@ class Gate(_Strict):
     min: float | None = None
     max: float | None = None
 
+class CostMatrix(_Strict):
+    "Business cost of each outcome, per decision; `business_cost` is the mean cost per holdout row."
+    tp: float = 0.0
+    fp: float = 1.0
+    fn: float = 1.0
+    tn: float = 0.0
+
 class ValidateParams(_Strict):
-    "Holdout gates and the groups to report on."
+    "Holdout gates (absolute, against the champion, fairness) and the groups to report on."
     decision_threshold: float = Field(0.5, ge=0, le=1)
     gates: dict[str, Gate]
     protected_attributes: list[str] = []
+    fairness_gates: dict[Literal['demographic_parity_difference', 'equalized_odds_difference'], Gate] = {}
+    cost_matrix: CostMatrix = CostMatrix()
+    champion_tolerance: float | None = Field(0.01, ge=0)   # challenger may trail the champion by at most this; None: no gate
+    champion_metrics: list[str] = ['roc_auc']
+    permutation_repeats: int = Field(5, ge=1)
 
 class RegisterParams(_Strict):
     "Registry name and aliases."

@@ -28,21 +28,30 @@ class Stage:
     sections: tuple[str, ...]
     inputs: tuple[str, ...] = ()
     shown: tuple[str, ...] = ()
-    external: Callable[[Settings, dict], dict] | None = None  # what the stage reads from outside the workspace
+    external: Callable[[Settings, dict, dict], dict] | None = None  # what the stage reads from outside its inputs
 
-def _ingest_source(s: Settings, params: dict) -> dict:
+def _ingest_source(s: Settings, params: dict, inputs: dict) -> dict:
     "The ingest stage depends on its source's content, not only on its params."
     from lifecycle.sources import fingerprint
     ing = params['ingest']
     return {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query'))}
+
+def _champion_run(s: Settings, params: dict, inputs: dict) -> dict:
+    "Validation compares with the champion: its training run is part of the key, unless it is the model under test."
+    alias, run = params['register']['champion_alias'], None
+    for e in audit.read(s.audit_path):
+        d = e.get('details', {})
+        if e['action'] == 'model.register' and alias in (d.get('aliases') or []): run = d.get('mlflow_run_id')
+        if e['action'] == 'model.promote' and d.get('alias') == alias: run = d.get('mlflow_run_id')
+    return {'champion_run': None if run in (None, inputs.get('mlflow_run_id')) else run}
 
 STAGES: tuple[Stage, ...] = (
     Stage('ingest', '01_ingest.ipynb', ('ingest', 'register'), (), ('dataset_version', 'rows'), _ingest_source),
     Stage('features', '02_features.ipynb', ('features',), ('dataset_version',), ('feature_set_version',)),
     Stage('train', '03_train.ipynb', ('train', 'features'), ('dataset_version', 'feature_set_version'),
           ('mlflow_run_id',)),
-    Stage('validate', '04_validate.ipynb', ('validate', 'features'), ('mlflow_run_id', 'model_uri', 'holdout_id'),
-          ('roc_auc', 'accuracy')),
+    Stage('validate', '04_validate.ipynb', ('validate', 'features', 'register'), ('mlflow_run_id', 'model_uri', 'holdout_id'),
+          ('roc_auc', 'accuracy'), _champion_run),
     Stage('register', '05_register.ipynb', ('register',),
           ('model_uri', 'mlflow_run_id', 'dataset_version', 'feature_set_version', 'validation_passed'),
           ('model_name', 'model_version', 'aliases')),
@@ -112,7 +121,7 @@ def run_pipeline(s: Settings, params_dir: Path | None = None, force: bool = Fals
     for st in STAGES:
         src = s.stages_dir / st.notebook
         inputs = {k: m.output(k) for k in st.inputs}
-        key = cache_key(st, src, lib, params, {**inputs, **(st.external(s, params) if st.external else {})})
+        key = cache_key(st, src, lib, params, {**inputs, **(st.external(s, params, inputs) if st.external else {})})
         hit = None if force else cache_get(s, st, key)
         emit('start', st, None)
         t0 = time.perf_counter()
