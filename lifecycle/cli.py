@@ -11,8 +11,9 @@ from typing import Optional
 import typer
 
 # %% auto #0
-__all__ = ['app', 'audit_app', 'store_app', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'run', 'status', 'site',
-           'ingest', 'drift', 'store_purge', 'audit_verify', 'audit_show']
+__all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'run',
+           'status', 'site', 'ingest', 'drift', 'store_purge', 'govern_check', 'approve', 'promote', 'audit_verify',
+           'audit_show']
 
 # %% ../nbs/api/30_cli.ipynb #6b405a2f
 app = typer.Typer(help="A notebook-centric, reproducible MLOps workspace: the model lifecycle as one traceable loop.",
@@ -21,6 +22,8 @@ audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=Tr
 app.add_typer(audit_app, name='audit')
 store_app = typer.Typer(help="The content-addressed store: snapshots and their retention.", no_args_is_help=True)
 app.add_typer(store_app, name='store')
+govern_app = typer.Typer(help="Policy as code: check a model version against params/policy.yaml.", no_args_is_help=True)
+app.add_typer(govern_app, name='govern')
 
 EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 1, 2, 3, 4
 
@@ -254,6 +257,105 @@ def store_purge(expired_only: bool = typer.Option(False, '--expired', help="Purg
     if not done: print("nothing has expired")
 
 # %% ../nbs/api/30_cli.ipynb #c1b1e7c7
+def _governance_context(model: str, version: str, as_json: bool):
+    from lifecycle.params import load_params, ParamsError
+    from lifecycle.store import Store
+    from lifecycle.manifest import RunManifest, ManifestError
+    from lifecycle.tracking import configure_mlflow
+    from lifecycle.signing import default_key_dir
+    from lifecycle import governance as gov
+    s = _settings(as_json)
+    try: ps = load_params(s.params_dir)
+    except ParamsError as e: _fail(f"params refused:\n{e}", EXIT_INPUT, as_json)
+    ml, store = configure_mlflow(s.tracking_uri, s.state_dir), Store(s.store_dir)
+    try: mv = ml.MlflowClient().get_model_version(model, version)
+    except Exception: _fail(f"model {model!r} has no version {version!r} in the registry", EXIT_INPUT, as_json)
+    run = ml.get_run(mv.run_id); pipeline_run = run.data.tags.get('pipeline_run_id')
+    try:
+        outs = RunManifest.load(s.runs_dir / pipeline_run).outputs()
+    except (ManifestError, TypeError):
+        _fail(f"{model} v{version}: the pipeline run that trained it ({pipeline_run}) has no manifest under {s.runs_dir}", EXIT_INPUT, as_json)
+    card = {**ps['card'].model_dump(), 'model_card': outs.get('card')}
+    facts = gov.gather_facts(ml, store, model, version, card=card, groups=outs.get('groups'),
+                             protected_attributes=ps['validate'].protected_attributes, key_dir=default_key_dir(s))
+    return s, ps, ml, store, facts, pipeline_run
+
+def _evidence(s, pipeline_run: str, model: str, version: str) -> dict:
+    from lifecycle.manifest import RunManifest
+    m = RunManifest.load(s.runs_dir / pipeline_run)
+    def executed(stage):
+        st = m.data['stages'][stage]
+        return str((s.runs_dir / (st.get('cached_from') or pipeline_run) / Path(st['notebook']).name))
+    return dict(validation_report=executed('validate'), model_card=executed('model_card'),
+                governance_report=str(s.reports_dir / 'governance' / f'{model}-{version}.md'))
+
+@govern_app.command('check')
+def govern_check(model: str = typer.Argument(..., help="Registered model name."),
+                 version: str = typer.Argument(..., help="Fixed model version (a number, never 'latest')."),
+                 as_json: bool = typer.Option(False, '--json', help="Print the policy results as JSON.")):
+    "Evaluate params/policy.yaml for one model version; write its governance report; exit 1 if any rule fails."
+    from lifecycle import governance as gov
+    from lifecycle.store import atomic_write
+    s, ps, ml, store, facts, pipeline_run = _governance_context(model, version, as_json)
+    results = gov.evaluate_policy(ps['policy'], facts)
+    report = s.reports_dir / 'governance' / f'{model}-{version}.md'
+    atomic_write(report, gov.governance_report_markdown(facts, results, gov.approvals(store, model, version, ps['policy']), ps['policy']))
+    failed = results[results.verdict == 'fail']
+    if as_json: print(json.dumps(dict(ok=not len(failed), model=model, version=version, report=str(report),
+                                      results=results.to_dict('records')), default=str))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+        t = Table(title=f"policy check: {model} v{version}")
+        for c in ('rule', 'value', 'limit', 'verdict'): t.add_column(c)
+        for r in results.itertuples():
+            t.add_row(str(r.rule), str(r.value), str(r.limit), f"[{'green' if r.verdict == 'pass' else 'red' if r.verdict == 'fail' else 'white'}]{r.verdict}[/]")
+        Console().print(t); print(f"governance report: {report}")
+    if len(failed):
+        if not as_json: typer.secho(f"error: policy failed for {model} v{version}: " + '; '.join(f"{r.rule} ({r.reason})" for r in failed.itertuples()), fg='red', err=True)
+        raise typer.Exit(EXIT_STAGE)
+
+@app.command()
+def approve(model: str = typer.Argument(..., help="Registered model name."),
+            version: str = typer.Argument(..., help="Fixed model version."),
+            user: str = typer.Option(..., '--as', help="The approving user (must hold the step's role in settings.ini [roles])."),
+            reason: str = typer.Option(..., '--reason', help="Why this version may go on."),
+            step: str = typer.Option('staging', '--to', help="The environment being approved (a step of the promotion path)."),
+            as_json: bool = typer.Option(False, '--json', help="Print the approval as JSON.")):
+    "Sign off one promotion step; refused for the trainer, a user without the role, out of order, or a failing policy."
+    from lifecycle import governance as gov
+    from lifecycle.store import atomic_write
+    s, ps, ml, store, facts, pipeline_run = _governance_context(model, version, as_json)
+    results = gov.evaluate_policy(ps['policy'], facts)
+    report = s.reports_dir / 'governance' / f'{model}-{version}.md'
+    atomic_write(report, gov.governance_report_markdown(facts, results, gov.approvals(store, model, version, ps['policy']), ps['policy']))
+    try:
+        rec = gov.approve(s, store, gov.load_roles(s.root), ps['policy'], model, version, user, reason, step,
+                          facts['trained_by'], _evidence(s, pipeline_run, model, version), facts=facts)
+    except gov.GovernanceError as e: _fail(str(e), EXIT_STAGE, as_json)
+    if as_json: print(json.dumps(dict(ok=True, approval=rec), default=str))
+    else: print(f"approved {model} v{version} for {step} by {user}")
+
+@app.command()
+def promote(model: str = typer.Argument(..., help="Registered model name."),
+            version: str = typer.Argument(..., help="Fixed model version."),
+            step: str = typer.Option(..., '--to', help="Environment alias to move to this version (needs its approval)."),
+            reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+            as_json: bool = typer.Option(False, '--json', help="Print the result as JSON.")):
+    "Point the environment's alias at this fixed version, only if that step was approved."
+    from lifecycle import governance as gov
+    from lifecycle.params import load_params
+    from lifecycle.store import Store
+    from lifecycle.tracking import configure_mlflow
+    s = _settings(as_json)
+    policy = load_params(s.params_dir)['policy']
+    ml = configure_mlflow(s.tracking_uri, s.state_dir)
+    try: out = gov.promote(ml, s, Store(s.store_dir), model, version, step, policy=policy, reason=reason)
+    except gov.GovernanceError as e: _fail(str(e), EXIT_STAGE, as_json)
+    if as_json: print(json.dumps(dict(ok=True, result=out), default=str))
+    else: print(f"{model}: alias {step!r} -> version {version}")
+
+# %% ../nbs/api/30_cli.ipynb #8503f6a0
 @audit_app.command('verify')
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
     "Check the hash chain of the audit log; exit 3 and name the first bad entry if it was tampered with."

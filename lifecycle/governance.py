@@ -12,51 +12,15 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .settings import Settings, SettingsError
 from .store import Store, StoreError, hash_obj, sha256_bytes
 from .manifest import now_iso
-from .params import Gate, load_file
+from .params import Gate, load_file, PolicyParams, PromotionStep
 from . import audit
 
 # %% auto #0
-__all__ = ['APPROVAL_KIND', 'REQUIRED_EVIDENCE', 'PromotionStep', 'PolicyParams', 'load_policy', 'load_roles', 'GovernanceError',
-           'PolicyFailed', 'evaluate_policy', 'enforce_policy', 'gather_facts', 'ApprovalRefused', 'evidence_hashes',
-           'approvals', 'approve', 'PromotionRefused', 'promote', 'governance_report_markdown']
+__all__ = ['APPROVAL_KIND', 'REQUIRED_EVIDENCE', 'load_policy', 'load_roles', 'GovernanceError', 'PolicyFailed',
+           'evaluate_policy', 'enforce_policy', 'gather_facts', 'ApprovalRefused', 'evidence_hashes', 'approvals',
+           'approve', 'PromotionRefused', 'promote', 'governance_report_markdown']
 
 # %% ../nbs/api/19b_governance.ipynb #1f260889
-_NAME = r'^[A-Za-z][A-Za-z0-9_-]*$'
-
-class PromotionStep(BaseModel):
-    "Who signs off one promotion step."
-    model_config = ConfigDict(extra='forbid')
-    approver_role: str = Field(pattern=r'^[a-z][a-z0-9_]*$')   # a key of the settings' [roles] section
-
-class PolicyParams(BaseModel):
-    "Release policy: what a model version must show, and which role approves each promotion step."
-    model_config = ConfigDict(extra='forbid')
-    environments: list[str] = ['dev', 'staging', 'production']
-    promotion: dict[str, PromotionStep]
-    required_card_fields: list[str] = []
-    thresholds: dict[str, Gate] = {}            # holdout metric (logged as holdout_<name>) -> {min, max}
-    require_bias_evaluation: bool = True
-    protected_attributes: list[str] = []        # evaluated in addition to those the validate params name
-    require_signature: bool = True
-
-    @model_validator(mode='after')
-    def _path_is_signed_off(self):
-        envs = self.environments
-        if len(envs) < 2: raise ValueError(f"environments: expected at least two (e.g. [dev, staging, production]), found {envs}")
-        if len(set(envs)) != len(envs): raise ValueError(f"environments: each name once, found {envs}")
-        for e in envs:
-            if not re.match(_NAME, e) or e.lower() == 'latest' or re.fullmatch(r'[vV]\d+', e):
-                raise ValueError(f"environment {e!r} cannot be an alias name: use letters, digits, '_' or '-', "
-                                 "not 'latest' nor v<number> (every reference is a fixed version)")
-        missing = [e for e in envs[1:] if e not in self.promotion]
-        if missing: raise ValueError(f"promotion: step(s) {missing} have no approver_role; every step after "
-                                     f"{envs[0]!r} needs sign-off")
-        extra = sorted(set(self.promotion) - set(envs[1:]))
-        if extra: raise ValueError(f"promotion: step(s) {extra} are not among the environments after {envs[0]!r}: {envs[1:]}")
-        for m, g in self.thresholds.items():
-            if g.min is None and g.max is None: raise ValueError(f"thresholds.{m}: set min, max or both")
-        return self
-
 def load_policy(path: str | Path) -> PolicyParams:
     "Read and validate a policy file (`params/policy.yaml`)."
     return load_file(path, PolicyParams)

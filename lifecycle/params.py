@@ -4,6 +4,7 @@
 
 # %% ../nbs/api/04_params.ipynb #c067b88e
 from __future__ import annotations
+import re
 from pathlib import Path
 from typing import Literal
 import yaml
@@ -12,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # %% auto #0
 __all__ = ['STAGE_SCHEMAS', 'ParamsError', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef',
            'FeaturesParams', 'ModelSpec', 'TrainParams', 'Gate', 'CostMatrix', 'ValidateParams', 'RegisterParams',
-           'CardParams', 'load_file', 'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
+           'CardParams', 'PromotionStep', 'PolicyParams', 'load_file', 'validate_model_params', 'estimator_class',
+           'load_params', 'stage_params']
 
 # %% ../nbs/api/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -151,6 +153,42 @@ class CardParams(_Strict):
     limitations: str
     ethical_considerations: str
 
+_NAME = r'^[A-Za-z][A-Za-z0-9_-]*$'
+
+class PromotionStep(BaseModel):
+    "Who signs off one promotion step."
+    model_config = ConfigDict(extra='forbid')
+    approver_role: str = Field(pattern=r'^[a-z][a-z0-9_]*$')   # a key of the settings' [roles] section
+
+class PolicyParams(BaseModel):
+    "Release policy: what a model version must show, and which role approves each promotion step."
+    model_config = ConfigDict(extra='forbid')
+    environments: list[str] = ['dev', 'staging', 'production']
+    promotion: dict[str, PromotionStep]
+    required_card_fields: list[str] = []
+    thresholds: dict[str, Gate] = {}            # holdout metric (logged as holdout_<name>) -> {min, max}
+    require_bias_evaluation: bool = True
+    protected_attributes: list[str] = []        # evaluated in addition to those the validate params name
+    require_signature: bool = True
+
+    @model_validator(mode='after')
+    def _path_is_signed_off(self):
+        envs = self.environments
+        if len(envs) < 2: raise ValueError(f"environments: expected at least two (e.g. [dev, staging, production]), found {envs}")
+        if len(set(envs)) != len(envs): raise ValueError(f"environments: each name once, found {envs}")
+        for e in envs:
+            if not re.match(_NAME, e) or e.lower() == 'latest' or re.fullmatch(r'[vV]\d+', e):
+                raise ValueError(f"environment {e!r} cannot be an alias name: use letters, digits, '_' or '-', "
+                                 "not 'latest' nor v<number> (every reference is a fixed version)")
+        missing = [e for e in envs[1:] if e not in self.promotion]
+        if missing: raise ValueError(f"promotion: step(s) {missing} have no approver_role; every step after "
+                                     f"{envs[0]!r} needs sign-off")
+        extra = sorted(set(self.promotion) - set(envs[1:]))
+        if extra: raise ValueError(f"promotion: step(s) {extra} are not among the environments after {envs[0]!r}: {envs[1:]}")
+        for m, g in self.thresholds.items():
+            if g.min is None and g.max is None: raise ValueError(f"thresholds.{m}: set min, max or both")
+        return self
+
 STAGE_SCHEMAS: dict[str, type[BaseModel]] = dict(
     ingest=IngestParams, features=FeaturesParams, train=TrainParams, validate=ValidateParams,
     register=RegisterParams, card=CardParams)
@@ -199,8 +237,11 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     for stage, schema in STAGE_SCHEMAS.items():
         try: res[stage] = load_file(d / f'{stage}.yaml', schema)
         except ParamsError as e: problems.append(str(e))
-    extra = sorted(p.name for p in d.glob('*.y*ml') if p.stem not in STAGE_SCHEMAS)
-    if extra: problems.append(f"{d}: unknown params file(s) {extra}; expected only {[s + '.yaml' for s in STAGE_SCHEMAS]}")
+    try: res['policy'] = load_file(d / 'policy.yaml', PolicyParams)
+    except ParamsError as e: problems.append(str(e))
+    known = {*STAGE_SCHEMAS, 'policy'}
+    extra = sorted(p.name for p in d.glob('*.y*ml') if p.stem not in known)
+    if extra: problems.append(f"{d}: unknown params file(s) {extra}; expected only {sorted(s + '.yaml' for s in known)}")
     if not problems:
         validate_model_params(res['train'], str(d / 'train.yaml'))
         cols = res['ingest'].columns
@@ -210,6 +251,12 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
         for a in res['validate'].protected_attributes:
             if a not in cols:
                 problems.append(f"{d / 'validate.yaml'}: key 'protected_attributes': {a!r} is not a column declared in ingest.yaml")
+        for a in res['policy'].protected_attributes:
+            if a not in cols:
+                problems.append(f"{d / 'policy.yaml'}: key 'protected_attributes': {a!r} is not a column declared in ingest.yaml")
+        rp = res['register']
+        clash = sorted(set(res['policy'].environments) & {rp.challenger_alias, rp.champion_alias})
+        if clash: problems.append(f"{d / 'policy.yaml'}: key 'environments': {clash} collide with the aliases in register.yaml")
     if problems: raise ParamsError('\n'.join(problems))
     return res
 

@@ -57,7 +57,7 @@ STAGES: tuple[Stage, ...] = (
           ('model_name', 'model_version', 'aliases')),
     Stage('model_card', '06_model_card.ipynb', ('card', 'validate', 'features'),
           ('model_name', 'model_version', 'mlflow_run_id', 'dataset_version', 'feature_set_version', 'metrics',
-           'gates', 'groups'), ('card',)),
+           'gates', 'groups', 'importance'), ('card',)),
 )
 
 # %% ../nbs/api/20_pipeline.ipynb #85db88af
