@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # %% auto #0
 __all__ = ['STAGE_SCHEMAS', 'ParamsError', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef',
-           'FeaturesParams', 'ModelSpec', 'TrainParams', 'Gate', 'CostMatrix', 'ValidateParams', 'RegisterParams',
-           'CardParams', 'PromotionStep', 'PolicyParams', 'load_file', 'validate_model_params', 'estimator_class',
-           'load_params', 'stage_params']
+           'FeaturesParams', 'ModelSpec', 'SweepSpec', 'TrainParams', 'Gate', 'CostMatrix', 'ValidateParams',
+           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'load_file', 'validate_model_params',
+           'estimator_class', 'load_params', 'stage_params']
 
 # %% ../nbs/api/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -108,13 +108,23 @@ class ModelSpec(_Strict):
     family: Literal['logistic_regression', 'random_forest', 'hist_gradient_boosting']
     params: dict[str, float | int | str | bool | None] = {}
 
+class SweepSpec(_Strict):
+    "A grid of hyperparameters tried by cross-validation on the training part; each trial is an MLflow child run."
+    grid: dict[str, list[float | int | str | bool | None]] = Field(min_length=1)
+    metric: Literal['roc_auc', 'accuracy', 'f1'] = 'roc_auc'
+    folds: int = Field(3, ge=2)
+    max_trials: int = Field(20, ge=1)
+
 class TrainParams(_Strict):
     "How a model is trained and tracked."
     experiment: str
     seed: int = 42
     holdout_fraction: float = Field(0.25, gt=0, lt=1)
     onnx_parity_tolerance: float = Field(1e-5, ge=0)   # max |p_onnx - p_sklearn| on the holdout for ONNX to be served
+    max_iterations: int = Field(1000, ge=1)            # hard cap on iterations / boosting rounds / trees, whatever params say
+    early_stopping: bool = True                        # stop boosting when a validation split stops improving
     model: ModelSpec
+    sweep: SweepSpec | None = None
 
 class Gate(_Strict):
     "A bound on one holdout metric."
@@ -213,10 +223,13 @@ def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
         raise ParamsError(f"{path}: " + '; '.join(_describe(x) for x in e.errors())) from None
 
 def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
-    "Refuse hyperparameters the chosen estimator does not have."
+    "Refuse hyperparameters (fixed or swept) the chosen estimator does not have."
     cls = estimator_class(p.model.family)
     known = set(cls().get_params())
     bad = sorted(set(p.model.params) - known)
+    swept = sorted(set(p.sweep.grid) - known) if p.sweep else []
+    if swept: raise ParamsError(f"{path}: key 'sweep.grid.{swept[0]}': not a hyperparameter of {p.model.family} "
+                                f"({cls.__name__}); expected one of {sorted(known)}")
     if bad: raise ParamsError(f"{path}: key 'model.params.{bad[0]}': not a hyperparameter of {p.model.family} "
                               f"({cls.__name__}); expected one of {sorted(known)}")
 

@@ -13,22 +13,36 @@ from .params import TrainParams, FeaturesParams, estimator_class
 from .tracking import configure_mlflow, ensure_experiment
 
 # %% auto #0
-__all__ = ['SKOPS_TRUSTED', 'make_estimator', 'make_pipeline', 'split_holdout', 'xy', 'pinned_requirements', 'portable_artifacts',
-           'train_and_log']
+__all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'xy', 'pinned_requirements',
+           'portable_artifacts', 'sweep', 'train_and_log']
 
 # %% ../nbs/api/15_train.ipynb #f551bf30
-def make_estimator(p: TrainParams):
-    "The estimator from params, seeded."
+_ITERATION_KEYS = ('max_iter', 'n_estimators')
+
+def capped(params: dict, cap: int) -> tuple[dict, list[str]]:
+    "Hyperparameters with every iteration count clamped to `cap`, and the names that were clamped."
+    out, clamped = dict(params), []
+    for k in _ITERATION_KEYS:
+        if k in out and out[k] is not None and out[k] > cap: out[k], clamped = cap, clamped + [k]
+    return out, clamped
+
+def make_estimator(p: TrainParams, overrides: dict | None = None):
+    "The estimator from params (plus `overrides`, e.g. a sweep trial), seeded, iteration-capped, early-stopping."
     cls = estimator_class(p.model.family)
-    est = cls(**p.model.params)
-    if 'random_state' in est.get_params(): est.set_params(random_state=p.seed)
+    est = cls(**{**p.model.params, **(overrides or {})})
+    params = est.get_params()
+    if 'random_state' in params: est.set_params(random_state=p.seed)
+    limits, _ = capped({k: params[k] for k in _ITERATION_KEYS if k in params}, p.max_iterations)
+    est.set_params(**limits)
+    if p.model.family == 'hist_gradient_boosting':
+        est.set_params(early_stopping=p.early_stopping, validation_fraction=0.1, n_iter_no_change=10)
     return est
 
-def make_pipeline(transformer, p: TrainParams):
+def make_pipeline(transformer, p: TrainParams, overrides: dict | None = None):
     "Feature transformation followed by the estimator, as one scikit-learn Pipeline."
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
-    return Pipeline([('features', clone(transformer)), ('model', make_estimator(p))])
+    return Pipeline([('features', clone(transformer)), ('model', make_estimator(p, overrides))])
 
 def split_holdout(df: pd.DataFrame, target: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Stratified train/holdout split, reproducible from the seed."
@@ -68,6 +82,22 @@ def portable_artifacts(pipe, X: pd.DataFrame, check_X: pd.DataFrame, tolerance: 
     if facts['passed']: (folder / 'model.onnx').write_bytes(conv.onnx); files.append(folder / 'model.onnx')
     return [str(f) for f in files], facts
 
+def sweep(mlflow, transformer, X: pd.DataFrame, y: np.ndarray, tp: TrainParams) -> tuple[dict, pd.DataFrame]:
+    "Cross-validate each grid point (capped at `max_trials`) as a child run of the active run; return the best and all."
+    from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_val_score
+    trials = list(ParameterGrid(tp.sweep.grid))[:tp.sweep.max_trials]
+    folds = StratifiedKFold(tp.sweep.folds, shuffle=True, random_state=tp.seed)
+    rows, experiment_id = [], mlflow.active_run().info.experiment_id
+    for i, combo in enumerate(trials):
+        with mlflow.start_run(run_name=f'trial-{i}', nested=True, experiment_id=experiment_id):
+            scores = cross_val_score(make_pipeline(transformer, tp, combo), X, y, cv=folds, scoring=tp.sweep.metric)
+            mlflow.log_params({f'model.{k}': v for k, v in combo.items()})
+            mlflow.log_metrics({f'cv_{tp.sweep.metric}': float(scores.mean()), f'cv_{tp.sweep.metric}_std': float(scores.std())})
+            rows.append({**combo, 'cv_mean': float(scores.mean()), 'cv_std': float(scores.std())})
+    table = pd.DataFrame(rows)
+    best = trials[int(table.cv_mean.to_numpy().argmax())]     # first best on ties: deterministic
+    return best, table
+
 def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transformer, inputs: list[str],
                   tp: TrainParams, fp: FeaturesParams, tags: dict, holdout: pd.DataFrame | None = None) -> dict:
     "Fit and log one run (model, signature, ONNX form when its parity holds); return ids, metrics and ONNX facts."
@@ -75,14 +105,20 @@ def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transforme
     from mlflow.models import infer_signature
     from sklearn.metrics import roc_auc_score, accuracy_score
     X, y = xy(train_df, inputs, fp)
-    pipe = make_pipeline(transformer, tp).fit(X, y)
-    proba = pipe.predict_proba(X)[:, 1]
-    metrics = {'train_roc_auc': float(roc_auc_score(y, proba)), 'train_accuracy': float(accuracy_score(y, proba >= 0.5)),
-               'train_rows': float(len(X))}
     with mlflow.start_run(experiment_id=experiment_id) as run:
+        best, trials = sweep(mlflow, transformer, X, y, tp) if tp.sweep else ({}, None)
+        pipe = make_pipeline(transformer, tp, best).fit(X, y)
+        proba = pipe.predict_proba(X)[:, 1]
+        metrics = {'train_roc_auc': float(roc_auc_score(y, proba)), 'train_accuracy': float(accuracy_score(y, proba >= 0.5)),
+                   'train_rows': float(len(X))}
+        est = pipe.named_steps['model']
+        _, clamped = capped({**tp.model.params, **best}, tp.max_iterations)
+        used = {k: v for k, v in est.get_params().items() if k in {*tp.model.params, *best, *_ITERATION_KEYS}}
+        if hasattr(est, 'n_iter_'): metrics['iterations_run'] = float(np.max(est.n_iter_))
         mlflow.log_params({'family': tp.model.family, 'seed': tp.seed, 'holdout_fraction': tp.holdout_fraction,
-                           **{f'model.{k}': v for k, v in tp.model.params.items()}})
-        mlflow.set_tags({k: str(v) for k, v in tags.items()})
+                           'max_iterations': tp.max_iterations, 'early_stopping': tp.early_stopping,
+                           'sweep_trials': 0 if trials is None else len(trials), **{f'model.{k}': v for k, v in used.items()}})
+        mlflow.set_tags({**{k: str(v) for k, v in tags.items()}, 'iterations_capped': ','.join(clamped) or 'no'})
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
             warnings.simplefilter('ignore')
@@ -95,4 +131,5 @@ def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transforme
                                             input_example=X.head(3), pip_requirements=pinned_requirements(),
                                             skops_trusted_types=SKOPS_TRUSTED[tp.model.family] or None,
                                             extra_files=extra)
-    return dict(mlflow_run_id=run.info.run_id, model_uri=info.model_uri, train_metrics=metrics, onnx=onnx)
+    return dict(mlflow_run_id=run.info.run_id, model_uri=info.model_uri, train_metrics=metrics, onnx=onnx,
+                best_params=best, trials=None if trials is None else trials.to_dict('records'))

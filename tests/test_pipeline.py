@@ -52,6 +52,10 @@ def test_the_model_loads_from_the_registry_by_alias_and_predicts(ran):
     for tag in ('dataset_version', 'feature_set_version', 'feature_definition_hash', 'code_version', 'git_commit'):
         assert tag in run.data.tags
     assert run.data.params['seed'] == '42' and 'holdout_roc_auc' in run.data.metrics
+    trials = mlflow.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
+    assert len(trials) == 3 and set(trials['params.model.C']) == {'0.1', '1.0', '10.0'}   # the sweep's child runs
+    best = trials.loc[trials['metrics.cv_roc_auc'].idxmax(), 'params.model.C']
+    assert run.data.params['model.C'] == best and run.data.params['sweep_trials'] == '3'
 
 def test_the_site_index_links_every_stage_of_the_run(ran):
     ws, out = ran
