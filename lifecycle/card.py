@@ -8,7 +8,7 @@ import pandas as pd
 from .params import CardParams
 
 # %% auto #0
-__all__ = ['model_card_markdown']
+__all__ = ['model_card_markdown', 'datasheet_markdown']
 
 # %% ../nbs/api/19_card.ipynb #ca3fbd97
 def _table(df: pd.DataFrame) -> str:
@@ -39,4 +39,32 @@ def model_card_markdown(facts: dict, cp: CardParams, metrics: dict, gates: pd.Da
         "## Quantitative analyses (per group)\n" + (_table(groups) if len(groups) else 'No protected attributes declared.'),
         f"## Ethical considerations\n{cp.ethical_considerations}",
         f"## Caveats and recommendations\n{cp.limitations}",
+    ])
+
+# %% ../nbs/api/19_card.ipynb #ddaa6636
+def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
+    "A datasheet for a snapshot, from its record and the ingestion params (as a dict)."
+    q = record.get('quality', {})
+    cols = pd.DataFrame([{'column': c, 'type': t, 'null rate': q.get('null_rate', {}).get(c, ''),
+                          'rule': ', '.join(f"{k}={v}" for k, v in ingest['columns'].get(c, {}).items()
+                                            if v not in (None, False, 0.0, []) and k != 'pii'),
+                          'masking': (ingest['columns'].get(c, {}).get('pii') or {}).get('method', '')}
+                         for c, t in record['columns'].items()])
+    masked = [c for c, r in ingest['columns'].items() if r.get('pii')]
+    return '\n\n'.join([
+        f"# Datasheet: snapshot {record['version']}",
+        f"## Motivation\nTraining data for the model described in the model card. {intended_use}",
+        f"## Composition\n{record['rows']} rows, {len(record['columns'])} columns; duplicate rate "
+        f"{q.get('duplicate_rate', 'n/a')}. Role: {record['role']}.\n\n" + _table(cols),
+        f"## Collection process\nSource `{record['source']}`, ingested {record['created']} under the "
+        f"{record.get('policy', 'fail_closed')} policy with flags {record.get('flags')}; rows where "
+        f"`{ingest['split_column']}` <= {ingest['train_until']}. Parent snapshot: {record.get('parent') or 'none'}.",
+        "## Preprocessing\n" + (f"Masked before storage: {', '.join(masked)} (masking-config hash "
+                                 f"`{record.get('transform_hash', '')[:16]}`)." if masked else 'No column is declared as personal data.')
+        + f" Rules hash `{record.get('rules_hash', '')[:16]}`; findings at ingestion: "
+        + (', '.join(f"{f['rule']} on {f['column']}" for f in q.get('findings', [])) or 'none') + '.',
+        f"## Uses\nSee the model card's intended and out-of-scope uses.",
+        f"## Maintenance\nImmutable snapshot, content-addressed (schema hash `{record['schema_hash'][:16]}`). "
+        + (f"Retained until {record['retention_until']}; `lifecycle store purge --expired` then deletes its data and keeps this record."
+           if record.get('retention_until') else 'No retention limit is declared for this dataset.'),
     ])

@@ -55,7 +55,7 @@ STAGES: tuple[Stage, ...] = (
     Stage('register', '05_register.ipynb', ('register',),
           ('model_uri', 'mlflow_run_id', 'dataset_version', 'feature_set_version', 'validation_passed'),
           ('model_name', 'model_version', 'aliases')),
-    Stage('model_card', '06_model_card.ipynb', ('card', 'validate', 'features'),
+    Stage('model_card', '06_model_card.ipynb', ('card', 'validate', 'features', 'ingest'),
           ('model_name', 'model_version', 'mlflow_run_id', 'dataset_version', 'feature_set_version', 'metrics',
            'gates', 'groups', 'importance'), ('card',)),
 )

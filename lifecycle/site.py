@@ -5,7 +5,7 @@ Quarto when `quarto` is on PATH, else with nbconvert."""
 
 # %% ../nbs/api/21_site.ipynb #d6e29571
 from __future__ import annotations
-import html, shutil, subprocess
+import html, os, shutil, subprocess
 from pathlib import Path
 from .settings import Settings
 from .store import atomic_write
@@ -70,4 +70,24 @@ def render_site(s: Settings, engine: str | None = None) -> Path:
                      f" · code {str(m.data.get('code_version', ''))[:12]}</p><table><tr><th>stage</th><th>status</th>"
                      f"<th>seconds</th><th>report</th><th>key outputs</th></tr>{''.join(rows)}</table>")
     if not runs: parts.append('<p>No runs yet: <code>lifecycle run</code> makes one.</p>')
+    parts += _extra_reports(s, site)
     return atomic_write(site / 'index.html', '\n'.join(parts))
+
+def _extra_reports(s: Settings, site: Path) -> list[str]:
+    "Governance reports (Markdown, rendered here) and per-batch drift reports, linked from the index."
+    import mistune
+    out = []
+    gov = sorted((s.reports_dir / 'governance').glob('*.md'), key=lambda p: p.stat().st_mtime, reverse=True)
+    if gov:
+        links = []
+        for md in gov:
+            page = site / 'governance' / md.with_suffix('.html').name
+            atomic_write(page, f"<!doctype html><meta charset='utf-8'><title>{html.escape(md.stem)}</title><style>{_STYLE}</style>"
+                               + mistune.html(md.read_text()))
+            links.append(f"<li><a href='governance/{page.name}'>{html.escape(md.stem)}</a></li>")
+        out.append("<h2>Governance reports</h2><ul>" + ''.join(links) + "</ul>")
+    drift = sorted((s.reports_dir / 'ingest').rglob('*-drift.html'), reverse=True)
+    if drift:
+        out.append("<h2>Ingestion drift reports (Evidently)</h2><ul>" + ''.join(
+            f"<li><a href='{os.path.relpath(p, site)}'>{html.escape(p.parent.name)}/{html.escape(p.stem)}</a></li>" for p in drift[:50]) + "</ul>")
+    return out

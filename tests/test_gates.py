@@ -54,6 +54,7 @@ def test_same_seed_same_snapshot_gives_identical_metrics_and_predictions(tmp_pat
     ws = make_workspace(tmp_path / 'ws')
     t = ws / 'params/train.yaml'
     d = yaml.safe_load(t.read_text()); d['model'] = {'family': 'random_forest', 'params': {'n_estimators': 50, 'min_samples_leaf': 5}}
+    d['sweep'] = {'grid': {'max_depth': [4, 8]}, 'folds': 2}
     t.write_text(yaml.safe_dump(d, sort_keys=False))
     for args in (('run', '--no-site'), ('run', '--no-site', '--force')):
         r = cli(ws, *args)
