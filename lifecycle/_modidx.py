@@ -15,6 +15,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                'lifecycle.cli._evidence': ('api/cli.html#_evidence', 'lifecycle/cli.py'),
                                'lifecycle.cli._fail': ('api/cli.html#_fail', 'lifecycle/cli.py'),
                                'lifecycle.cli._governance_context': ('api/cli.html#_governance_context', 'lifecycle/cli.py'),
+                               'lifecycle.cli._governance_report': ('api/cli.html#_governance_report', 'lifecycle/cli.py'),
                                'lifecycle.cli._ingest_one': ('api/cli.html#_ingest_one', 'lifecycle/cli.py'),
                                'lifecycle.cli._print_outcome': ('api/cli.html#_print_outcome', 'lifecycle/cli.py'),
                                'lifecycle.cli._settings': ('api/cli.html#_settings', 'lifecycle/cli.py'),

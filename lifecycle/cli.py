@@ -289,17 +289,22 @@ def _evidence(s, pipeline_run: str, model: str, version: str) -> dict:
     return dict(validation_report=executed('validate'), model_card=executed('model_card'),
                 governance_report=str(s.reports_dir / 'governance' / f'{model}-{version}.md'))
 
+def _governance_report(s, ps, store, facts: dict, model: str, version: str):
+    "Evaluate the policy and write the version's governance report; return the results and the report path."
+    from lifecycle import governance as gov
+    from lifecycle.store import atomic_write
+    results = gov.evaluate_policy(ps['policy'], facts)
+    report = s.reports_dir / 'governance' / f'{model}-{version}.md'
+    atomic_write(report, gov.governance_report_markdown(facts, results, gov.approvals(store, model, version, ps['policy']), ps['policy']))
+    return results, report
+
 @govern_app.command('check')
 def govern_check(model: str = typer.Argument(..., help="Registered model name."),
                  version: str = typer.Argument(..., help="Fixed model version (a number, never 'latest')."),
                  as_json: bool = typer.Option(False, '--json', help="Print the policy results as JSON.")):
     "Evaluate params/policy.yaml for one model version; write its governance report; exit 1 if any rule fails."
-    from lifecycle import governance as gov
-    from lifecycle.store import atomic_write
     s, ps, ml, store, facts, pipeline_run = _governance_context(model, version, as_json)
-    results = gov.evaluate_policy(ps['policy'], facts)
-    report = s.reports_dir / 'governance' / f'{model}-{version}.md'
-    atomic_write(report, gov.governance_report_markdown(facts, results, gov.approvals(store, model, version, ps['policy']), ps['policy']))
+    results, report = _governance_report(s, ps, store, facts, model, version)
     failed = results[results.verdict == 'fail']
     if as_json: print(json.dumps(dict(ok=not len(failed), model=model, version=version, report=str(report),
                                       results=results.to_dict('records')), default=str))
@@ -324,11 +329,8 @@ def approve(model: str = typer.Argument(..., help="Registered model name."),
             as_json: bool = typer.Option(False, '--json', help="Print the approval as JSON.")):
     "Sign off one promotion step; refused for the trainer, a user without the role, out of order, or a failing policy."
     from lifecycle import governance as gov
-    from lifecycle.store import atomic_write
     s, ps, ml, store, facts, pipeline_run = _governance_context(model, version, as_json)
-    results = gov.evaluate_policy(ps['policy'], facts)
-    report = s.reports_dir / 'governance' / f'{model}-{version}.md'
-    atomic_write(report, gov.governance_report_markdown(facts, results, gov.approvals(store, model, version, ps['policy']), ps['policy']))
+    _governance_report(s, ps, store, facts, model, version)   # the approver signs what this report says now
     try:
         rec = gov.approve(s, store, gov.load_roles(s.root), ps['policy'], model, version, user, reason, step,
                           facts['trained_by'], _evidence(s, pipeline_run, model, version), facts=facts)
