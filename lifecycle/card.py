@@ -20,7 +20,7 @@ def _table(df: pd.DataFrame) -> str:
 def model_card_markdown(facts: dict, cp: CardParams, metrics: dict, gates: pd.DataFrame, groups: pd.DataFrame,
                         importance: pd.DataFrame | None = None) -> str:
     "The model card as Markdown."
-    m = {k: metrics[k] for k in ('accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost') if k in metrics}
+    m = {k: metrics[k] for k in ('accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost', 'rmse', 'mae', 'r2') if k in metrics}
     return '\n\n'.join([
         f"# Model card: {facts['model_name']} version {facts['model_version']}",
         "## Model details\n" + '\n'.join(f"- **{k.replace('_', ' ')}**: {facts[k]}" for k in (
@@ -31,7 +31,7 @@ def model_card_markdown(facts: dict, cp: CardParams, metrics: dict, gates: pd.Da
         f"Model inputs: {', '.join(facts['inputs'])}.",
         "## Metrics (holdout)\n" + _table(pd.DataFrame([m])),
         "## Gates\n" + _table(gates),
-        "## Global explanation (permutation importance, drop in holdout ROC AUC)\n"
+        "## Global explanation (permutation importance, drop in the holdout score)\n"
         + (_table(importance) if importance is not None and len(importance) else 'Not computed.'),
         f"## Training data\nSnapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
         f"`{facts['source']}`), schema hash `{facts['schema_hash'][:16]}`, feature set `{facts['feature_set_version']}`.",

@@ -11,10 +11,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['STAGE_SCHEMAS', 'ParamsError', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef',
-           'FeaturesParams', 'ModelSpec', 'SweepSpec', 'TrainParams', 'Gate', 'CostMatrix', 'ValidateParams',
-           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'load_file', 'validate_model_params',
-           'estimator_class', 'load_params', 'stage_params']
+__all__ = ['STAGE_SCHEMAS', 'REGRESSION_FAMILIES', 'ParamsError', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules',
+           'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'TrainParams', 'Gate',
+           'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'load_file',
+           'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
 
 # %% ../nbs/api/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -64,8 +64,8 @@ class IngestParams(_Strict):
     source: str
     query: str | None = None        # for a SQLAlchemy URL source: the SELECT that yields the batch
     target: str
-    split_column: str
-    train_until: int
+    split_column: str | None = None # rows with split_column <= train_until train; later values are future batches
+    train_until: int | None = None
     policy: Literal['fail_closed', 'fail_open'] = 'fail_closed'
     flags: IngestFlags = IngestFlags()
     chunk_rows: int = Field(100_000, ge=1)
@@ -78,8 +78,10 @@ class IngestParams(_Strict):
     @model_validator(mode='after')
     def _columns_known(self):
         for k in ('target', 'split_column'):
-            if getattr(self, k) not in self.columns:
+            if getattr(self, k) is not None and getattr(self, k) not in self.columns:
                 raise ValueError(f"{k} {getattr(self, k)!r} is not one of the declared columns {sorted(self.columns)}")
+        if (self.split_column is None) != (self.train_until is None):
+            raise ValueError("split_column and train_until go together: set both, or neither (every row trains)")
         if '://' in self.source and not self.query:
             raise ValueError(f"source {self.source!r} is a database URL: 'query' is required")
         return self
@@ -99,19 +101,27 @@ class FeatureDef(_Strict):
 
 class FeaturesParams(_Strict):
     "The feature definitions: the contract between training and serving."
+    task: Literal['classification', 'regression'] = 'classification'
     target: str
-    positive_class: str
+    positive_class: str | None = None     # classification: the label that counts as 1
     features: list[FeatureDef] = Field(min_length=1)
+
+    @model_validator(mode='after')
+    def _positive_for_classification(self):
+        if self.task == 'classification' and self.positive_class is None:
+            raise ValueError("a classification task needs 'positive_class'")
+        return self
 
 class ModelSpec(_Strict):
     "Model family and its hyperparameters."
-    family: Literal['logistic_regression', 'random_forest', 'hist_gradient_boosting']
+    family: Literal['logistic_regression', 'random_forest', 'hist_gradient_boosting',
+                    'ridge', 'random_forest_regressor', 'hist_gradient_boosting_regressor']
     params: dict[str, float | int | str | bool | None] = {}
 
 class SweepSpec(_Strict):
     "A grid of hyperparameters tried by cross-validation on the training part; each trial is an MLflow child run."
     grid: dict[str, list[float | int | str | bool | None]] = Field(min_length=1)
-    metric: Literal['roc_auc', 'accuracy', 'f1'] = 'roc_auc'
+    metric: Literal['roc_auc', 'accuracy', 'f1', 'r2', 'neg_root_mean_squared_error'] = 'roc_auc'
     folds: int = Field(3, ge=2)
     max_trials: int = Field(20, ge=1)
 
@@ -238,8 +248,13 @@ def estimator_class(family: str):
     if family == 'logistic_regression': from sklearn.linear_model import LogisticRegression as c
     elif family == 'random_forest': from sklearn.ensemble import RandomForestClassifier as c
     elif family == 'hist_gradient_boosting': from sklearn.ensemble import HistGradientBoostingClassifier as c
+    elif family == 'ridge': from sklearn.linear_model import Ridge as c
+    elif family == 'random_forest_regressor': from sklearn.ensemble import RandomForestRegressor as c
+    elif family == 'hist_gradient_boosting_regressor': from sklearn.ensemble import HistGradientBoostingRegressor as c
     else: raise ParamsError(f"unknown model family {family!r}")
     return c
+
+REGRESSION_FAMILIES = ('ridge', 'random_forest_regressor', 'hist_gradient_boosting_regressor')
 
 # %% ../nbs/api/04_params.ipynb #7dc67bac
 def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
@@ -257,6 +272,9 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     if extra: problems.append(f"{d}: unknown params file(s) {extra}; expected only {sorted(s + '.yaml' for s in known)}")
     if not problems:
         validate_model_params(res['train'], str(d / 'train.yaml'))
+        task, fam = res['features'].task, res['train'].model.family
+        if (fam in REGRESSION_FAMILIES) != (task == 'regression'):
+            problems.append(f"{d / 'train.yaml'}: key 'model.family': {fam!r} does not fit the {task} task declared in features.yaml")
         cols = res['ingest'].columns
         for f in res['features'].features:
             if f.name not in cols:

@@ -37,6 +37,9 @@ def fingerprint(source: str, root: str | Path = '.', query: str | None = None) -
     if source == 'sklego:arrests':
         from importlib.metadata import version
         return f"sklego:arrests@scikit-lego=={version('scikit-lego')}"
+    if source == 'sklearn:diabetes':
+        from importlib.metadata import version
+        return f"sklearn:diabetes@scikit-learn=={version('scikit-learn')}"
     if is_sql(source):
         return 'sql:' + hashlib.sha256(f"{_redact_url(source)}\0{query}".encode()).hexdigest()
     path = resolve(source, root)
@@ -94,9 +97,13 @@ def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]
 def read_chunks(source: str, root: str | Path = '.', chunk_rows: int = 100_000,
                 query: str | None = None) -> Iterator[pd.DataFrame]:
     "Stream a source as DataFrame chunks; raise `SourceError` naming the source on any read failure."
-    if source == 'sklego:arrests':
-        from sklego.datasets import load_arrests
-        df = load_arrests(as_frame=True)
+    if source in ('sklego:arrests', 'sklearn:diabetes'):   # datasets shipped inside installed packages
+        if source == 'sklego:arrests':
+            from sklego.datasets import load_arrests
+            df = load_arrests(as_frame=True)
+        else:
+            from sklearn.datasets import load_diabetes
+            df = load_diabetes(as_frame=True, scaled=False).frame
         for i in range(0, len(df), chunk_rows): yield df.iloc[i:i + chunk_rows].reset_index(drop=True)
         return
     if is_sql(source):

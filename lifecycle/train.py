@@ -9,12 +9,12 @@ import warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .params import TrainParams, FeaturesParams, estimator_class
+from .params import TrainParams, FeaturesParams, estimator_class, REGRESSION_FAMILIES
 from .tracking import configure_mlflow, ensure_experiment
 
 # %% auto #0
 __all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'xy', 'pinned_requirements',
-           'portable_artifacts', 'sweep', 'train_and_log']
+           'predict_scores', 'fit_metrics', 'portable_artifacts', 'sweep', 'train_and_log']
 
 # %% ../nbs/api/15_train.ipynb #f551bf30
 _ITERATION_KEYS = ('max_iter', 'n_estimators')
@@ -44,14 +44,15 @@ def make_pipeline(transformer, p: TrainParams, overrides: dict | None = None):
     from sklearn.pipeline import Pipeline
     return Pipeline([('features', clone(transformer)), ('model', make_estimator(p, overrides))])
 
-def split_holdout(df: pd.DataFrame, target: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Stratified train/holdout split, reproducible from the seed."
+def split_holdout(df: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Train/holdout split (stratified by the target for classification), reproducible from the seed."
     from sklearn.model_selection import train_test_split
-    tr, ho = train_test_split(df, test_size=fraction, random_state=seed, stratify=df[target])
+    tr, ho = train_test_split(df, test_size=fraction, random_state=seed, stratify=df[target] if stratify else None)
     return tr.reset_index(drop=True), ho.reset_index(drop=True)
 
 def xy(df: pd.DataFrame, inputs: list[str], fp: FeaturesParams) -> tuple[pd.DataFrame, np.ndarray]:
-    "Model inputs and the binary target (1 for the positive class)."
+    "Model inputs and the target: 1 for the positive class (classification), the number itself (regression)."
+    if fp.task == 'regression': return df[inputs], df[fp.target].astype(float).to_numpy()
     return df[inputs], (df[fp.target] == fp.positive_class).astype(int).to_numpy()
 
 # %% ../nbs/api/15_train.ipynb #fb6b969e
@@ -62,7 +63,20 @@ def pinned_requirements() -> list[str]:
 
 # Types a skops-serialised model of each family needs trusted to load: our own models, produced by this pipeline.
 SKOPS_TRUSTED = {'logistic_regression': [], 'random_forest': ['sklearn.tree._tree.Tree'],
-                 'hist_gradient_boosting': ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor']}
+                 'hist_gradient_boosting': ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor'],
+                 'ridge': [], 'random_forest_regressor': ['sklearn.tree._tree.Tree'],
+                 'hist_gradient_boosting_regressor': ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor']}
+
+def predict_scores(model, X: pd.DataFrame, task: str) -> np.ndarray:
+    "Positive-class probability (classification) or the predicted value (regression)."
+    return model.predict_proba(X)[:, 1] if task == 'classification' else model.predict(X)
+
+def fit_metrics(y: np.ndarray, scores: np.ndarray, task: str) -> dict:
+    "Training-set metrics: ROC AUC and accuracy, or R² and RMSE."
+    from sklearn import metrics as m
+    if task == 'classification':
+        return {'train_roc_auc': float(m.roc_auc_score(y, scores)), 'train_accuracy': float(m.accuracy_score(y, scores >= 0.5))}
+    return {'train_r2': float(m.r2_score(y, scores)), 'train_rmse': float(np.sqrt(m.mean_squared_error(y, scores)))}
 
 def portable_artifacts(pipe, X: pd.DataFrame, check_X: pd.DataFrame, tolerance: float, folder: Path) -> tuple[list[str], dict]:
     "Convert to ONNX and check parity on `check_X`; keep `model.onnx` only when parity holds. Returns files and facts."
@@ -84,9 +98,10 @@ def portable_artifacts(pipe, X: pd.DataFrame, check_X: pd.DataFrame, tolerance: 
 
 def sweep(mlflow, transformer, X: pd.DataFrame, y: np.ndarray, tp: TrainParams) -> tuple[dict, pd.DataFrame]:
     "Cross-validate each grid point (capped at `max_trials`) as a child run of the active run; return the best and all."
-    from sklearn.model_selection import ParameterGrid, StratifiedKFold, cross_val_score
+    from sklearn.model_selection import ParameterGrid, KFold, StratifiedKFold, cross_val_score
     trials = list(ParameterGrid(tp.sweep.grid))[:tp.sweep.max_trials]
-    folds = StratifiedKFold(tp.sweep.folds, shuffle=True, random_state=tp.seed)
+    splitter = StratifiedKFold if tp.model.family not in REGRESSION_FAMILIES else KFold
+    folds = splitter(tp.sweep.folds, shuffle=True, random_state=tp.seed)
     rows, experiment_id = [], mlflow.active_run().info.experiment_id
     for i, combo in enumerate(trials):
         with mlflow.start_run(run_name=f'trial-{i}', nested=True, experiment_id=experiment_id):
@@ -101,20 +116,18 @@ def sweep(mlflow, transformer, X: pd.DataFrame, y: np.ndarray, tp: TrainParams) 
 def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transformer, inputs: list[str],
                   tp: TrainParams, fp: FeaturesParams, tags: dict, holdout: pd.DataFrame | None = None) -> dict:
     "Fit and log one run (model, signature, ONNX form when its parity holds); return ids, metrics and ONNX facts."
-    import tempfile
+    import json, tempfile
     from mlflow.models import infer_signature
-    from sklearn.metrics import roc_auc_score, accuracy_score
     X, y = xy(train_df, inputs, fp)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         best, trials = sweep(mlflow, transformer, X, y, tp) if tp.sweep else ({}, None)
         pipe = make_pipeline(transformer, tp, best).fit(X, y)
-        proba = pipe.predict_proba(X)[:, 1]
-        metrics = {'train_roc_auc': float(roc_auc_score(y, proba)), 'train_accuracy': float(accuracy_score(y, proba >= 0.5)),
-                   'train_rows': float(len(X))}
+        proba = predict_scores(pipe, X, fp.task)
+        metrics = {**fit_metrics(y, proba, fp.task), 'train_rows': float(len(X))}
         est = pipe.named_steps['model']
         _, clamped = capped({**tp.model.params, **best}, tp.max_iterations)
         used = {k: v for k, v in est.get_params().items() if k in {*tp.model.params, *best, *_ITERATION_KEYS}}
-        if hasattr(est, 'n_iter_'): metrics['iterations_run'] = float(np.max(est.n_iter_))
+        if getattr(est, 'n_iter_', None) is not None: metrics['iterations_run'] = float(np.max(est.n_iter_))
         mlflow.log_params({'family': tp.model.family, 'seed': tp.seed, 'holdout_fraction': tp.holdout_fraction,
                            'max_iterations': tp.max_iterations, 'early_stopping': tp.early_stopping,
                            'sweep_trials': 0 if trials is None else len(trials), **{f'model.{k}': v for k, v in used.items()}})
@@ -123,7 +136,11 @@ def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transforme
         with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             check_X = holdout[inputs] if holdout is not None else X
-            extra, onnx = portable_artifacts(pipe, X, check_X, tp.onnx_parity_tolerance, Path(d))
+            if fp.task == 'classification': extra, onnx = portable_artifacts(pipe, X, check_X, tp.onnx_parity_tolerance, Path(d))
+            else:
+                onnx = dict(converted=False, passed=False, serving_form='sklearn', tolerance=tp.onnx_parity_tolerance,
+                            reason='ONNX parity is verified for classifiers only; regression models serve with scikit-learn')
+                extra = [str(Path(d) / 'onnx_parity.json')]; Path(extra[0]).write_text(json.dumps(onnx, indent=1))
             mlflow.set_tags({'serving_form': onnx['serving_form'], 'onnx_converted': str(onnx['converted']),
                              'onnx_parity_passed': str(onnx['passed']), 'onnx_reason': onnx['reason'][:500],
                              'onnx_max_abs_diff': str(onnx.get('max_abs_diff', ''))})

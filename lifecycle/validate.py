@@ -9,8 +9,9 @@ import pandas as pd
 from .params import ValidateParams
 
 # %% auto #0
-__all__ = ['GateFailed', 'classification_metrics', 'evaluate_gates', 'enforce_gates', 'group_metrics', 'fairness_metrics',
-           'plot_confusion', 'plot_roc', 'plot_calibration', 'permutation_importance_table', 'plot_importance']
+__all__ = ['GateFailed', 'classification_metrics', 'regression_metrics', 'evaluate_gates', 'enforce_gates', 'group_metrics',
+           'fairness_metrics', 'plot_confusion', 'plot_roc', 'plot_calibration', 'permutation_importance_table',
+           'plot_predicted', 'plot_importance', 'holdout_metrics', 'evidence_plots']
 
 # %% ../nbs/api/16_validate.ipynb #6a48c7e8
 class GateFailed(Exception):
@@ -32,7 +33,13 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float = 
                 roc_auc=m.roc_auc_score(y, proba), business_cost=float(cost),
                 tn=int(tn), fp=int(fp), fn=int(fn), tp=int(tp), rows=int(len(y)))
 
-# %% ../nbs/api/16_validate.ipynb #ca866420
+def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
+    "RMSE, MAE and R² of predictions."
+    from sklearn import metrics as m
+    return dict(rmse=float(np.sqrt(m.mean_squared_error(y, pred))), mae=float(m.mean_absolute_error(y, pred)),
+                r2=float(m.r2_score(y, pred)), rows=int(len(y)))
+
+# %% ../nbs/api/16_validate.ipynb #1b8bda6d
 def _gate_row(name: str, v, g, kind: str) -> dict:
     limit = ' and '.join(x for x in (f">= {g.min}" if g.min is not None else '', f"<= {g.max}" if g.max is not None else '') if x)
     ok = v is not None and not (isinstance(v, float) and np.isnan(v)) and (g.min is None or v >= g.min) and (g.max is None or v <= g.max)
@@ -50,7 +57,7 @@ def evaluate_gates(metrics: dict, vp: ValidateParams, fairness: dict | None = No
             rows.append(_gate_row(key, (fairness or {}).get(key), g, 'fairness'))
     if champion and vp.champion_tolerance is not None:
         for m in vp.champion_metrics:
-            lower_is_better = m == 'business_cost'
+            lower_is_better = m in ('business_cost', 'rmse', 'mae')
             ref = champion['metrics'].get(m)
             g = Gate(max=round(ref + vp.champion_tolerance, 6)) if lower_is_better else Gate(min=round(ref - vp.champion_tolerance, 6))
             rows.append(_gate_row(f"{m} vs champion v{champion['version']} ({ref:.4f})", metrics.get(m), g, 'champion'))
@@ -61,7 +68,7 @@ def enforce_gates(gates: pd.DataFrame) -> None:
     failed = gates[gates.verdict != 'pass']
     if len(failed): raise GateFailed(failed)
 
-# %% ../nbs/api/16_validate.ipynb #d622bad2
+# %% ../nbs/api/16_validate.ipynb #6c215217
 def group_metrics(groups: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
     "Metrics per value of each column of `groups` (fairlearn MetricFrame)."
     from fairlearn.metrics import MetricFrame, selection_rate, false_positive_rate, true_positive_rate, count
@@ -85,7 +92,7 @@ def fairness_metrics(groups: pd.DataFrame, y: np.ndarray, proba: np.ndarray, thr
         out[f'equalized_odds_difference[{col}]'] = float(equalized_odds_difference(y, pred, sensitive_features=sf))
     return out
 
-# %% ../nbs/api/16_validate.ipynb #0c00c1ae
+# %% ../nbs/api/16_validate.ipynb #da437245
 def plot_confusion(metrics: dict, labels=('negative', 'positive')):
     "Heatmap of the confusion matrix."
     import matplotlib.pyplot as plt, seaborn as sns
@@ -115,12 +122,21 @@ def plot_calibration(y: np.ndarray, proba: np.ndarray, bins: int = 10):
     ax.set(xlabel='mean predicted probability', ylabel='observed positive rate', title='Calibration (holdout)'); ax.legend()
     fig.tight_layout(); return fig
 
-def permutation_importance_table(model, X: pd.DataFrame, y: np.ndarray, repeats: int = 5, seed: int = 0) -> pd.DataFrame:
-    "Global explanation: drop in ROC AUC when each input column is shuffled (mean and std over repeats)."
+def permutation_importance_table(model, X: pd.DataFrame, y: np.ndarray, repeats: int = 5, seed: int = 0,
+                                 scoring: str = 'roc_auc') -> pd.DataFrame:
+    "Global explanation: drop in the score (ROC AUC by default) when each input column is shuffled (mean and std)."
     from sklearn.inspection import permutation_importance
-    r = permutation_importance(model, X, y, scoring='roc_auc', n_repeats=repeats, random_state=seed)
+    r = permutation_importance(model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed)
     return (pd.DataFrame({'feature': X.columns, 'importance': r.importances_mean, 'std': r.importances_std})
             .sort_values('importance', ascending=False, ignore_index=True))
+
+def plot_predicted(y: np.ndarray, pred: np.ndarray):
+    "Regression: predicted against actual values, with the identity line."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(4, 3.4))
+    ax.scatter(y, pred, s=8, alpha=0.6); lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], '--', color='grey'); ax.set(xlabel='actual', ylabel='predicted', title='Predicted vs actual (holdout)')
+    fig.tight_layout(); return fig
 
 def plot_importance(table: pd.DataFrame):
     "Bar plot of permutation importances."
@@ -128,4 +144,16 @@ def plot_importance(table: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(5, 0.4 * len(table) + 1.2))
     sns.barplot(data=table, x='importance', y='feature', ax=ax, color='steelblue')
     ax.errorbar(table.importance, range(len(table)), xerr=table['std'], fmt='none', color='black')
-    ax.set(title='Permutation importance (drop in ROC AUC)'); fig.tight_layout(); return fig
+    ax.set(title='Permutation importance (drop in score)'); fig.tight_layout(); return fig
+
+# %% ../nbs/api/16_validate.ipynb #29b9089e
+def holdout_metrics(y: np.ndarray, scores: np.ndarray, task: str, vp: ValidateParams) -> dict:
+    "Classification metrics at the decision threshold (with business cost), or regression metrics."
+    if task == 'classification': return classification_metrics(y, scores, vp.decision_threshold, vp.cost_matrix)
+    return regression_metrics(y, scores)
+
+def evidence_plots(y: np.ndarray, scores: np.ndarray, metrics: dict, task: str, labels=('negative', 'positive')) -> dict:
+    "The task's plots by name: confusion matrix, ROC and calibration; or predicted against actual."
+    if task == 'classification':
+        return dict(confusion_matrix=plot_confusion(metrics, labels), roc=plot_roc(y, scores), calibration=plot_calibration(y, scores))
+    return dict(predicted_vs_actual=plot_predicted(y, scores))
