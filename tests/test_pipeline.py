@@ -34,6 +34,7 @@ def test_every_stage_runs_and_leaves_its_outputs(ran):
     assert len(outs['future_batches']) == 2                                     # 2001 and 2002 kept for later
     assert outs['validation_passed'] is True and 0.5 < outs['roc_auc'] <= 1
     assert outs['model_version'] == '1' and outs['aliases'] == ['challenger', 'champion']
+    assert len(outs['known_outputs']) == 20 and outs['release_bundle'].endswith('arrests-release-1')   # reloaded and re-checked
 
 def test_the_model_loads_from_the_registry_by_alias_and_predicts(ran):
     ws, _ = ran
