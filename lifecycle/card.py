@@ -63,7 +63,7 @@ def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
                                  f"`{record.get('transform_hash', '')[:16]}`)." if masked else 'No column is declared as personal data.')
         + f" Rules hash `{record.get('rules_hash', '')[:16]}`; findings at ingestion: "
         + (', '.join(f"{f['rule']} on {f['column']}" for f in q.get('findings', [])) or 'none') + '.',
-        f"## Uses\nSee the model card's intended and out-of-scope uses.",
+        "## Uses\nSee the model card's intended and out-of-scope uses.",
         f"## Maintenance\nImmutable snapshot, content-addressed (schema hash `{record['schema_hash'][:16]}`). "
         + (f"Retained until {record['retention_until']}; `lifecycle store purge --expired` then deletes its data and keeps this record."
            if record.get('retention_until') else 'No retention limit is declared for this dataset.'),

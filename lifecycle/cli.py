@@ -5,7 +5,7 @@ ones that report have `--json`; expected failures print one paragraph and exit n
 
 # %% ../nbs/api/30_cli.ipynb #79f5d86b
 from __future__ import annotations
-import json, sys
+import json
 from pathlib import Path
 from typing import Optional
 import typer
@@ -157,7 +157,7 @@ def _print_outcome(o: dict) -> None:
     for f in o['findings']:
         c.print(f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {f['rule']:<16} {f['column']}: "
                 f"expected {f['expected']}, found {f['found']} -- {f['meaning']}")
-    if o['status'] not in ('accepted', 'rejected'): c.print(f"[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
+    if o['status'] not in ('accepted', 'rejected'): c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
 
 @app.command()
 def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
@@ -217,7 +217,7 @@ def drift(reference: str = typer.Option(..., '--reference', help="Dataset versio
           as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON.")):
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
     import pandas as pd
-    from lifecycle.store import Store, StoreError
+    from lifecycle.store import Store
     from lifecycle import sources, ingest as ing
     from lifecycle.drift import compare, profile, summary
     s = _settings(as_json); store = Store(s.store_dir)

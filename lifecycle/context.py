@@ -9,7 +9,7 @@ from functools import cached_property
 from .settings import Settings, load_settings
 from .store import Store
 from .manifest import RunManifest
-from .params import STAGE_SCHEMAS, ParamsError, load_file
+from .params import ParamsError, stage_params
 from . import audit
 from .tracking import configure_mlflow
 
@@ -29,15 +29,9 @@ class StageContext:
 
     def params(self, section: str):
         "The validated params of `section` (as passed by the pipeline, else from the params folder)."
-        schema = STAGE_SCHEMAS[section]
-        if self._given is not None:
-            if section not in self._given: raise ParamsError(f"{self.stage}: the pipeline passed no {section!r} params")
-            from pydantic import ValidationError
-            from lifecycle.params import _describe
-            try: return schema.model_validate(self._given[section])
-            except ValidationError as e:
-                raise ParamsError(f"{section} params: " + '; '.join(_describe(x) for x in e.errors())) from None
-        return load_file(self.settings.params_dir / f'{section}.yaml', schema)
+        if self._given is not None and section not in self._given:
+            raise ParamsError(f"{self.stage}: the pipeline passed no {section!r} params")
+        return stage_params(section, None if self._given is None else self._given[section], self.settings.params_dir)
 
     def input(self, key: str, given=None):
         "An upstream ID: the value the pipeline passed, else the one this run's manifest recorded."

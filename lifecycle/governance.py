@@ -5,14 +5,13 @@ that ties a release to its evidence and lineage; every approval, refusal and pro
 
 # %% ../nbs/api/19b_governance.ipynb #3f7072ce
 from __future__ import annotations
-import configparser, json, os, re, tempfile
+import configparser, json, os, tempfile
 from pathlib import Path
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 from .settings import Settings, SettingsError
 from .store import Store, StoreError, hash_obj, sha256_bytes
 from .manifest import now_iso
-from .params import Gate, load_file, PolicyParams, PromotionStep
+from .params import Gate, load_file, PolicyParams
 from . import audit
 
 # %% auto #0

@@ -6,7 +6,7 @@ nothing is stored."""
 
 # %% ../nbs/api/11_ingest.ipynb #948f545a
 from __future__ import annotations
-import fcntl, hashlib, json, os, secrets, time
+import hashlib, json, secrets, time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from .settings import Settings
-from .store import Store, hash_obj, canonical_json
+from .store import Store, hash_obj, canonical_json, append_jsonl
 from .manifest import now_iso
 from .params import IngestParams
 from . import audit
@@ -160,34 +160,25 @@ class _Writer:
 # %% ../nbs/api/11_ingest.ipynb #49220597
 def ingest_log_path(s: Settings) -> Path: return s.ingest_dir / 'batches.jsonl'
 
-def _append_jsonl(path: Path, entry: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        f.write(json.dumps(entry, default=str) + '\n'); f.flush(); os.fsync(f.fileno())
-        fcntl.flock(f, fcntl.LOCK_UN)
-
 def read_log(s: Settings) -> list[dict]:
     "Every logged batch, oldest first."
     p = ingest_log_path(s)
     return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.is_file() else []
 
-def _last_flags(s: Settings, dataset: str) -> dict | None:
-    for e in reversed(read_log(s)):
-        if e['dataset'] == dataset: return e.get('flags')
-    return None
-
-def _last_snapshot(s: Settings, dataset: str) -> str | None:
-    for e in reversed(read_log(s)):
-        if e['dataset'] == dataset and e.get('snapshot'): return e['snapshot']
-    return None
+def _history(s: Settings, dataset: str) -> tuple[dict | None, str | None]:
+    "From one read of the log: the flags of the dataset's last batch, and its last stored snapshot (the parent)."
+    flags = snapshot = None
+    for e in read_log(s):
+        if e['dataset'] != dataset: continue
+        flags = e.get('flags')
+        if e.get('snapshot'): snapshot = e['snapshot']
+    return flags, snapshot
 
 # %% ../nbs/api/11_ingest.ipynb #80142b1c
 def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *, source: str, fingerprint: str,
                  role: str = 'batch', reference: str | None = None, actor: str | None = None) -> BatchResult:
     "Check, mask and store one batch under the rules of `p`; raise `BatchRejected` when the policy refuses it."
     from lifecycle.pii import mask_frame, load_key
-    from lifecycle.sources import SourceError
     t0, store, f = time.perf_counter(), Store(s.store_dir), p.flags
     res = BatchResult(batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
                       dataset=p.dataset, source=source, status='running', reference=reference)
@@ -198,9 +189,9 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
     counts = {k: {} for k in ('nulls', 'out_of_range', 'unseen_category', 'coerced')}
     examples = {k: {} for k in ('out_of_range', 'unseen_category')}
     nulls, rows, seen, dup_count = {c: 0 for c in declared}, 0, np.empty(0, dtype=np.uint64), 0
-    rng, sample, keys = np.random.default_rng(0), None, None
+    rng, sample = np.random.default_rng(0), None
     clean, quarantine = _Writer(store), _Writer(store, as_text=True)
-    prev_flags, doomed = _last_flags(s, p.dataset), False
+    (prev_flags, parent), doomed = _history(s, p.dataset), False
     try:
         for i, chunk in enumerate(chunks):
             chunk = chunk.reset_index(drop=True)
@@ -267,9 +258,7 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
                 if rule.dtype == 'int' and not rule.pii and rule.max_null_rate == 0 and c in ok: ok = ok.astype({c: 'int64'})
             if not doomed: clean.write(ok); quarantine.write(chunk[bad])   # a doomed batch is still checked, never written
             rows += len(chunk)
-    except SourceError:
-        clean.discard(); quarantine.discard(); raise
-    except BaseException:
+    except BaseException:   # a source gone mid-read, a kill: no temporary file survives
         clean.discard(); quarantine.discard(); raise
     clean.close(); quarantine.close()
     res.rows, res.sample = rows, (_plain(sample.drop(columns='_k').reset_index(drop=True)) if sample is not None else None)
@@ -315,10 +304,10 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
     if res.status == 'rejected':
         clean.discard(); quarantine.discard()
     else:
-        res.snapshot = _store_snapshot(store, s, p, clean, role=role, source=fingerprint, reference=reference, rows=rows,
-                                       nulls=nulls, dup_rate=dup_rate, violations=v)
+        res.snapshot = _store_snapshot(store, p, clean, role=role, source=fingerprint, reference=reference, rows=rows,
+                                       nulls=nulls, dup_rate=dup_rate, violations=v, parent=parent)
         if quarantine.rows:
-            res.quarantine = _store_snapshot(store, s, p, quarantine, role='quarantine', source=fingerprint,
+            res.quarantine = _store_snapshot(store, p, quarantine, role='quarantine', source=fingerprint,
                                              reference=reference, rows=quarantine.rows, nulls={}, dup_rate=0.0,
                                              violations=v[v.row_level], parent=res.snapshot['version'])
         else: quarantine.discard()
@@ -350,7 +339,7 @@ def transform_hash(p: IngestParams) -> str:
     "Hash of the masking configuration applied before storage."
     return hash_obj({c: r.pii.model_dump() for c, r in p.columns.items() if r.pii} | {'_auto': p.flags.auto_anonymise})
 
-def _store_snapshot(store: Store, s: Settings, p: IngestParams, w: _Writer, *, role: str, source: str,
+def _store_snapshot(store: Store, p: IngestParams, w: _Writer, *, role: str, source: str,
                     reference: str | None, rows: int, nulls: dict, dup_rate: float, violations: pd.DataFrame,
                     parent: str | None = None) -> dict:
     import pyarrow.parquet as pq
@@ -368,7 +357,7 @@ def _store_snapshot(store: Store, s: Settings, p: IngestParams, w: _Writer, *, r
     rec = dict(version=version, dataset=p.dataset, role=role, object=obj, rows=w.rows,
                columns={f.name: str(f.type) for f in schema}, schema_hash=hash_obj([(f.name, str(f.type)) for f in schema]),
                rules_hash=rules_hash(p), transform_hash=transform_hash(p), source=source,
-               parent=parent or _last_snapshot(s, p.dataset), reference=reference, policy=p.policy,
+               parent=parent, reference=reference, policy=p.policy,
                flags=p.flags.model_dump(), created=now.isoformat(timespec='seconds'),
                retention_until=(now + timedelta(days=p.retention_days)).isoformat(timespec='seconds') if p.retention_days is not None else None,
                quality=dict(batch_rows=rows, null_rate={c: round(n / rows, 4) for c, n in nulls.items()} if rows else {},
@@ -382,7 +371,7 @@ def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None
                  quarantined_rows=res.quarantined_rows, snapshot=res.snapshot['version'] if res.snapshot else None,
                  quarantine=res.quarantine['version'] if res.quarantine else None, reference=res.reference,
                  findings=res.violations[['rule', 'column', 'severity', 'blocking']].to_dict('records'), **res.metrics)
-    _append_jsonl(ingest_log_path(s), entry)
+    append_jsonl(ingest_log_path(s), entry)
     if prev_flags is not None and prev_flags != flags:
         audit.append(s.audit_path, 'ingest.flags.change', p.dataset, actor=actor, reason='flags in ingest.yaml changed',
                      old=prev_flags, new=flags, batch_id=res.batch_id)

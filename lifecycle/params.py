@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Literal
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # %% auto #0
 __all__ = ['STAGE_SCHEMAS', 'REGRESSION_FAMILIES', 'ParamsError', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules',

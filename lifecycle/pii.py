@@ -12,7 +12,7 @@ import pandas as pd
 from .params import PiiRule
 
 # %% auto #0
-__all__ = ['REDACTED', 'PiiError', 'load_key', 'pseudonymise', 'generalise', 'mask_frame', 'masked_dtype']
+__all__ = ['REDACTED', 'PiiError', 'load_key', 'pseudonymise', 'generalise', 'mask_frame']
 
 # %% ../nbs/api/09_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -57,7 +57,3 @@ def mask_frame(df: pd.DataFrame, rules: dict[str, PiiRule], key: bytes | None = 
             if key is None: raise PiiError(f"column {col!r} is declared pseudonymise but no key was given")
             out[col] = pseudonymise(out[col], key)
     return out
-
-def masked_dtype(rule: PiiRule, declared: str) -> str:
-    "The contract type a column has after masking (masked values are text, except when the column is kept numeric)."
-    return declared if rule is None else 'str'

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64, hashlib, os, shutil, tempfile
 from pathlib import Path
 from .settings import Settings
-from .store import Store, StoreError, canonical_json, hash_obj
+from .store import Store, StoreError, canonical_json, hash_obj, file_sha256
 from . import audit
 
 # %% auto #0
@@ -95,18 +95,12 @@ def ensure_keypair(key_dir: str | Path) -> tuple[Path, Path]:
     return priv, pub
 
 # %% ../nbs/api/17_signing.ipynb #5f074b19
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
-    return h.hexdigest()
-
 def artifact_manifest(folder: str | Path) -> dict:
     "sha256 and size of every file under `folder` (relative POSIX paths, sorted), and the sha256 of that list."
     folder = Path(folder)
     if not folder.is_dir(): raise FileNotFoundError(f"{folder}: no such folder to build an artifact manifest of")
     found = {p.relative_to(folder).as_posix(): p for p in folder.rglob('*') if p.is_file()}
-    files = {rel: {'sha256': _file_sha256(found[rel]), 'size': found[rel].stat().st_size} for rel in sorted(found)}
+    files = {rel: {'sha256': file_sha256(found[rel]), 'size': found[rel].stat().st_size} for rel in sorted(found)}
     return {'files': files, 'manifest_hash': hash_obj(files)}
 
 # %% ../nbs/api/17_signing.ipynb #48391104

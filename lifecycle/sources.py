@@ -9,9 +9,10 @@ import hashlib
 from pathlib import Path
 from typing import Iterator
 import pandas as pd
+from .store import file_sha256   # re-exported: the watcher and tests fingerprint files with it
 
 # %% auto #0
-__all__ = ['SourceError', 'is_sql', 'resolve', 'file_sha256', 'fingerprint', 'read_chunks']
+__all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks']
 
 # %% ../nbs/api/08_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -24,13 +25,6 @@ def is_sql(source: str) -> bool:
 def resolve(source: str, root: str | Path = '.') -> Path:
     "A file source as an absolute path (relative paths are relative to the workspace root)."
     return Path(source) if Path(source).is_absolute() else Path(root) / source
-
-def file_sha256(path: str | Path) -> str:
-    "sha256 of a file, read in 1 MiB blocks."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
-    return h.hexdigest()
 
 def fingerprint(source: str, root: str | Path = '.', query: str | None = None) -> str:
     "What identifies a source's content without parsing it: file sha256, package version, or URL and query."

@@ -8,7 +8,7 @@ import hashlib, io, json, os, tempfile
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'sha256_bytes', 'canonical_json', 'hash_obj', 'StoreError', 'Store']
+__all__ = ['atomic_write', 'sha256_bytes', 'file_sha256', 'append_jsonl', 'canonical_json', 'hash_obj', 'StoreError', 'Store']
 
 # %% ../nbs/api/01_store.ipynb #91e7a4c3
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -28,6 +28,22 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
 def sha256_bytes(data: bytes) -> str:
     "Hex sha256 of `data`."
     return hashlib.sha256(data).hexdigest()
+
+def file_sha256(path: str | Path) -> str:
+    "Hex sha256 of a file, read in 1 MiB blocks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+    return h.hexdigest()
+
+def append_jsonl(path: str | Path, entry: dict) -> None:
+    "Append one JSON line under an exclusive lock, flushed to disk: for logs that only grow."
+    import fcntl
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: f.write(json.dumps(entry, default=str) + '\n'); f.flush(); os.fsync(f.fileno())
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def canonical_json(obj) -> str:
     "Deterministic JSON: sorted keys, no whitespace, so equal content hashes equally."
@@ -74,11 +90,9 @@ class Store:
 
     def put_file(self, tmp: str | Path) -> str:
         "Move a finished temporary file into the store under its sha256; return the object id."
-        tmp = Path(tmp); h = hashlib.sha256()
-        with open(tmp, 'rb') as f:
-            for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
-            os.fsync(f.fileno())
-        digest = h.hexdigest(); p = self.object_path(digest)
+        tmp = Path(tmp)
+        with open(tmp, 'rb') as f: os.fsync(f.fileno())
+        digest = file_sha256(tmp); p = self.object_path(digest)
         if p.exists(): tmp.unlink()
         else: p.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, p)
         return digest

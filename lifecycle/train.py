@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from .params import TrainParams, FeaturesParams, estimator_class, REGRESSION_FAMILIES
-from .tracking import configure_mlflow, ensure_experiment
 
 # %% auto #0
 __all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'xy', 'pinned_requirements',

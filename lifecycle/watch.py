@@ -5,11 +5,10 @@ neither takes a file twice nor skips one."""
 
 # %% ../nbs/api/12_watch.ipynb #3c055c85
 from __future__ import annotations
-import fcntl, json, os, time
+import json, time
 from pathlib import Path
 from typing import Callable
-from .store import hash_obj
-from .sources import file_sha256
+from .store import hash_obj, append_jsonl, file_sha256
 from .manifest import now_iso
 
 # %% auto #0
@@ -30,11 +29,8 @@ class Ledger:
         return {e['file_id'] for e in self.entries() if e['state'] == 'done'}
 
     def mark(self, file_id: str, name: str, state: str, **info) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, 'a') as f:
-            fcntl.flock(f, fcntl.LOCK_EX)
-            f.write(json.dumps(dict(file_id=file_id, name=name, state=state, time=now_iso(), **info), default=str) + '\n')
-            f.flush(); os.fsync(f.fileno()); fcntl.flock(f, fcntl.LOCK_UN)
+        "Record that a file was claimed or finished."
+        append_jsonl(self.path, dict(file_id=file_id, name=name, state=state, time=now_iso(), **info))
 
 def ledger_for(state_dir: str | Path, folder: str | Path) -> Ledger:
     "The ledger of one watched folder, kept in the state folder."
