@@ -11,10 +11,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # %% auto #0
-__all__ = ['STAGE_SCHEMAS', 'REGRESSION_FAMILIES', 'ParamsError', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules',
-           'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'TrainParams', 'Gate',
-           'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'load_file',
-           'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
+__all__ = ['ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'REGRESSION_FAMILIES', 'ParamsError', 'PiiRule', 'ColumnRule',
+           'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec',
+           'TrainParams', 'Gate', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
+           'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams',
+           'load_file', 'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
 
 # %% ../nbs/api/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -209,9 +210,96 @@ class PolicyParams(BaseModel):
             if g.min is None and g.max is None: raise ValueError(f"thresholds.{m}: set min, max or both")
         return self
 
+class Cohort(_Strict):
+    "A targeting rule: requests whose evaluation-context `attribute` equals `equals` (or is `in` a list) go to `variant`."
+    model_config = ConfigDict(extra='forbid', populate_by_name=True)
+    attribute: str = Field(pattern=r'^[A-Za-z_][A-Za-z0-9_]*$')
+    equals: str | bool | int | float | None = None
+    in_: list[str | int | float] | None = Field(None, alias='in')
+    variant: str
+
+    @model_validator(mode='after')
+    def _one_test(self):
+        if (self.equals is None) == (self.in_ is None): raise ValueError(f"cohort on {self.attribute!r}: give exactly one of 'equals' or 'in'")
+        return self
+
+class Threshold(_Strict):
+    "The decision-threshold tunable: named values, the default one, and cohorts that get another."
+    variants: dict[str, float] = {'default': 0.5}
+    default: str = 'default'
+    cohorts: list[Cohort] = []
+
+    @model_validator(mode='after')
+    def _known(self):
+        for k, v in self.variants.items():
+            if not 0 <= v <= 1: raise ValueError(f"variants.{k}: expected a threshold between 0 and 1, found {v}")
+        for name in [self.default, *(c.variant for c in self.cohorts)]:
+            if name not in self.variants: raise ValueError(f"{name!r} is not one of the threshold variants {sorted(self.variants)}")
+        return self
+
+ARMS = ('control', 'challenger', 'safe')
+
+class FlagsParams(_Strict):
+    "Runtime flags: which deployed model version serves whom, the kill switch, shadow mode and the tunables."
+    provider: str = 'flagd-file'      # flagd-file | flagd (a flagd service) | module:factory (any OpenFeature provider)
+    provider_options: dict = {}       # keyword arguments of the provider (host, port, sdk_key, ...)
+    poll_ms: int = Field(200, ge=50, le=1000)   # how often the server looks for a changed flag file
+    admin_role: str = 'ml_engineer'   # the settings' [roles] entry whose users may change flags through the API
+    control: str = 'champion'         # alias or version number: the version everyone gets by default
+    challenger: str | None = None     # deployed beside it; serves no one until a cohort or percentage says so
+    safe: str = 'champion'            # the known-safe version the kill switch sends everyone to
+    percentage: float = Field(0, ge=0, le=100)  # share of targeting keys (sticky) routed to the challenger
+    cohorts: list[Cohort] = []        # checked in order before the percentage; dormant while no challenger is deployed
+    kill: bool = False
+    shadow: bool = False              # the challenger also scores every request; its output is logged, never returned
+    threshold: Threshold = Threshold()
+
+    @model_validator(mode='after')
+    def _arms(self):
+        for c in self.cohorts:
+            if c.variant not in ARMS: raise ValueError(f"cohorts: variant {c.variant!r} is not one of {list(ARMS)}")
+        if self.percentage and not self.challenger: raise ValueError(f"percentage: {self.percentage} of traffic to the challenger, but no challenger is deployed")
+        if self.shadow and not self.challenger: raise ValueError("shadow: on, but no challenger is deployed to score in the shadow")
+        return self
+
+class GuardParams(_Strict):
+    "What the rollout guard watches at each step, and when it acts."
+    min_requests: int = Field(200, ge=1)      # per arm and step, before anything is decided
+    min_feedback: int = Field(100, ge=0)      # labelled outcomes per arm and step, for live accuracy
+    alpha: float = Field(0.05, gt=0, lt=0.5)  # always-valid false-alarm rate of the sequential tests
+    tau: float | None = None                  # mixture scale of the mSPRT; None: the library default
+    max_error_rate_increase: float = 0.01     # tolerated before a significant increase counts
+    max_accuracy_drop: float = 0.02
+    max_p95_ratio: float = Field(1.5, ge=1)   # challenger p95 latency / control p95 latency
+    p95_margin_ms: float = 2.0                # latency differences below this are noise, whatever the ratio
+    interval_s: float = Field(1.0, gt=0)      # how often the guard looks
+
+class ExperimentParams(_Strict):
+    "The A/B decision rule."
+    prob_best_min: float = Field(0.95, gt=0.5, lt=1)
+    expected_loss_max: float = Field(0.005, gt=0)
+    min_feedback: int = Field(200, ge=1)
+    prior: tuple[float, float] = (1.0, 1.0)
+
+class RolloutParams(_Strict):
+    "Progressive delivery: canary steps, the guard and the experiment rule."
+    steps: list[float] = [1, 5, 25, 50, 100]
+    strategy: Literal['canary', 'blue_green'] = 'canary'
+    guard: GuardParams = GuardParams()
+    experiment: ExperimentParams = ExperimentParams()
+
+    @model_validator(mode='after')
+    def _steps(self):
+        s = self.steps
+        if not s or any(not 0 < x <= 100 for x in s) or s != sorted(set(s)) or s[-1] != 100:
+            raise ValueError(f"steps: expected increasing percentages in (0, 100] ending at 100, found {s}")
+        return self
+
 STAGE_SCHEMAS: dict[str, type[BaseModel]] = dict(
     ingest=IngestParams, features=FeaturesParams, train=TrainParams, validate=ValidateParams,
     register=RegisterParams, card=CardParams)
+# Files read by commands and the server rather than by a stage (they never invalidate a stage's cache).
+RUNTIME_SCHEMAS: dict[str, type[BaseModel]] = dict(policy=PolicyParams, flags=FlagsParams, rollout=RolloutParams)
 
 # %% ../nbs/api/04_params.ipynb #80f07225
 def _describe(err: dict) -> str:
@@ -265,9 +353,10 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     for stage, schema in STAGE_SCHEMAS.items():
         try: res[stage] = load_file(d / f'{stage}.yaml', schema)
         except ParamsError as e: problems.append(str(e))
-    try: res['policy'] = load_file(d / 'policy.yaml', PolicyParams)
-    except ParamsError as e: problems.append(str(e))
-    known = {*STAGE_SCHEMAS, 'policy'}
+    for name, schema in RUNTIME_SCHEMAS.items():
+        try: res[name] = load_file(d / f'{name}.yaml', schema)
+        except ParamsError as e: problems.append(str(e))
+    known = {*STAGE_SCHEMAS, *RUNTIME_SCHEMAS}
     extra = sorted(p.name for p in d.glob('*.y*ml') if p.stem not in known)
     if extra: problems.append(f"{d}: unknown params file(s) {extra}; expected only {sorted(s + '.yaml' for s in known)}")
     if not problems:
