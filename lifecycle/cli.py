@@ -11,9 +11,10 @@ from typing import Optional
 import typer
 
 # %% auto #0
-__all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'run',
-           'status', 'site', 'ingest', 'drift', 'store_purge', 'govern_check', 'approve', 'promote', 'audit_verify',
-           'audit_show']
+__all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'flags_app',
+           'token_app', 'run', 'status', 'site', 'ingest', 'drift', 'store_purge', 'govern_check', 'approve', 'promote',
+           'flags_init', 'flags_show', 'flags_set', 'flags_kill', 'flags_unkill', 'flags_shadow', 'flags_threshold',
+           'token_issue', 'serve', 'score', 'audit_verify', 'audit_show']
 
 # %% ../nbs/api/30_cli.ipynb #6b405a2f
 app = typer.Typer(help="A notebook-centric, reproducible MLOps workspace: the model lifecycle as one traceable loop.",
@@ -358,6 +359,180 @@ def promote(model: str = typer.Argument(..., help="Registered model name."),
     else: print(f"{model}: alias {step!r} -> version {version}")
 
 # %% ../nbs/api/30_cli.ipynb #8503f6a0
+flags_app = typer.Typer(help="Runtime flags: deployed versions, rollout share, cohorts, kill switch, shadow, tunables.", no_args_is_help=True)
+app.add_typer(flags_app, name='flags')
+token_app = typer.Typer(help="API tokens for the admin API (roles come from settings.ini [roles]).", no_args_is_help=True)
+app.add_typer(token_app, name='token')
+
+def _flags_context(as_json: bool):
+    from lifecycle.params import load_params, ParamsError
+    s = _settings(as_json)
+    try: ps = load_params(s.params_dir)
+    except ParamsError as e: _fail(f"params refused:\n{e}", EXIT_INPUT, as_json)
+    return s, ps
+
+def _alias_lookup(s, model_name: str):
+    from lifecycle.tracking import configure_mlflow
+    from lifecycle.registry import alias_version
+    ml = configure_mlflow(s.tracking_uri, s.state_dir)
+    return lambda alias: alias_version(ml.MlflowClient(), model_name, alias)
+
+def _show_spec(spec, as_json: bool, extra: dict | None = None) -> None:
+    d = spec.model_dump(mode='json', by_alias=True)
+    if as_json: print(json.dumps({'ok': True, 'flags': d, **(extra or {})})); return
+    arms = ', '.join(f"{a}=v{d[a]}" for a in ('control', 'challenger', 'safe') if d[a])
+    print(f"{arms}; challenger share {d['percentage']:g}%; kill {'ON' if d['kill'] else 'off'}; shadow {'on' if d['shadow'] else 'off'}; "
+          f"threshold {d['threshold']['default']} ({d['threshold']['variants'][d['threshold']['default']]})")
+    for c in d['cohorts']: print(f"  cohort: {c['attribute']} {'in ' + str(c['in']) if c.get('in') is not None else '== ' + repr(c['equals'])} -> {c['variant']}")
+
+@flags_app.command('init')
+def flags_init(force: bool = typer.Option(False, '--force', help="Start again from params/flags.yaml even if flags exist."),
+               reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+               as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+    "Deploy what params/flags.yaml names: resolve aliases to fixed versions and compile the flagd file."
+    from lifecycle import flags as fl
+    s, ps = _flags_context(as_json)
+    if fl.spec_path(s).exists() and not force: _fail(f"{fl.spec_path(s)}: flags already initialised; use --force to start again from params", EXIT_INPUT, as_json)
+    name = ps['register'].model_name
+    try: spec = fl.init_flags(s, ps['flags'], name, _alias_lookup(s, name), reason=reason)
+    except fl.FlagError as e: _fail(str(e), EXIT_INPUT, as_json)
+    _show_spec(spec, as_json, {'file': str(fl.flagd_path(s))})
+
+@flags_app.command('show')
+def flags_show(as_json: bool = typer.Option(False, '--json', help="Print the flags and the compiled flagd document as JSON.")):
+    "The current flags."
+    from lifecycle import flags as fl
+    s = _settings(as_json)
+    try: spec, _ = fl.load_spec(s)
+    except fl.FlagError as e: _fail(str(e), EXIT_INPUT, as_json)
+    _show_spec(spec, as_json, {'flagd': json.loads(fl.flagd_path(s).read_text())} if as_json else None)
+
+def _change(changes: dict, reason: str, as_json: bool) -> None:
+    from lifecycle import flags as fl
+    s = _settings(as_json)
+    try:
+        spec, name = fl.load_spec(s)
+        lookup = _alias_lookup(s, name) if any(k in ('control', 'challenger', 'safe') and isinstance(v, str) and not v.isdigit()
+                                               for k, v in changes.items()) else None
+        spec = fl.change_flags(s, changes, reason=reason, lookup=lookup)
+    except fl.FlagError as e: _fail(str(e), EXIT_INPUT, as_json)
+    _show_spec(spec, as_json)
+
+def _value(text: str):
+    import yaml
+    try: return yaml.safe_load(text)
+    except yaml.YAMLError: return text
+
+@flags_app.command('set')
+def flags_set(assignments: list[str] = typer.Argument(..., help="KEY=VALUE pairs, e.g. percentage=5 challenger=3 threshold.default=strict "
+                                                               "'cohorts=[{attribute: region, in: [eu-west], variant: challenger}]'."),
+              reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+              as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+    "Change flags; values are YAML (numbers, true/false, null, lists). Audited; live in the server within a second."
+    changes = {}
+    for a in assignments:
+        if '=' not in a: _fail(f"{a!r}: expected KEY=VALUE", EXIT_INPUT, as_json)
+        k, v = a.split('=', 1)
+        changes[k.strip()] = _value(v)
+        if k.strip() in ('control', 'challenger', 'safe') and changes[k.strip()] is not None: changes[k.strip()] = str(changes[k.strip()])
+    _change(changes, reason, as_json)
+
+@flags_app.command('kill')
+def flags_kill(reason: str = typer.Option('kill switch', '--reason', help="Why, for the audit log."),
+               as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+    "Kill switch: everyone to the known-safe version at once."
+    _change({'kill': True}, reason, as_json)
+
+@flags_app.command('unkill')
+def flags_unkill(reason: str = typer.Option('kill switch released', '--reason', help="Why, for the audit log."),
+                 as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+    "Release the kill switch: targeting and percentages apply again."
+    _change({'kill': False}, reason, as_json)
+
+@flags_app.command('shadow')
+def flags_shadow(state: str = typer.Argument(..., help="on or off"),
+                 reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+                 as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+    "Shadow mode: the challenger scores every request too; its output is logged, never returned."
+    if state not in ('on', 'off'): _fail(f"state: expected on or off, found {state!r}", EXIT_INPUT, as_json)
+    _change({'shadow': state == 'on'}, reason, as_json)
+
+@flags_app.command('threshold')
+def flags_threshold(variant: str = typer.Argument(..., help="A threshold variant declared in the flags (e.g. strict)."),
+                    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+                    as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+    "Switch the decision threshold to another declared variant."
+    _change({'threshold.default': variant}, reason, as_json)
+
+@token_app.command('issue')
+def token_issue(user: str = typer.Argument(..., help="The user the token acts as (roles from settings.ini [roles])."),
+                as_json: bool = typer.Option(False, '--json', help="Print as JSON.")):
+    "Issue an API token for USER; it is printed once, only its hash is kept."
+    from lifecycle.serving import issue_token
+    from lifecycle.governance import load_roles
+    s = _settings(as_json)
+    roles = sorted(r for r, users in load_roles(s.root / 'settings.ini').items() if user in users)
+    t = issue_token(s, user)
+    if as_json: print(json.dumps({'ok': True, 'user': user, 'roles': roles, 'token': t}))
+    else: print(f"{t}\n(user {user}; roles: {', '.join(roles) or 'none'}; keep it secret: it is not shown again)")
+
+@app.command()
+def serve(host: Optional[str] = typer.Option(None, '--host', help="Bind address (default: settings host, 127.0.0.1)."),
+          port: Optional[int] = typer.Option(None, '--port', help="Port (default: settings port)."),
+          workers: int = typer.Option(1, '--workers', min=1, help="Worker processes."),
+          log_level: str = typer.Option('warning', '--log-level', help="uvicorn log level.")):
+    "Serve the deployed versions: /invocations (MLflow protocol), /predict (flag-routed), /feedback, /metrics, /docs."
+    from lifecycle import flags as fl
+    s, ps = _flags_context(False)
+    if not fl.spec_path(s).exists():
+        name = ps['register'].model_name
+        try: fl.init_flags(s, ps['flags'], name, _alias_lookup(s, name), reason='first serve: flags initialised from params')
+        except fl.FlagError as e: _fail(f"{e} (register a model first: `lifecycle run`)", EXIT_INPUT)
+    try: fl.read_document(fl.flagd_path(s))
+    except fl.FlagError as e: _fail(str(e), EXIT_INPUT)
+    from lifecycle.serving import serve as run_server
+    typer.echo(f"serving on http://{host or s.host}:{port or s.port} (docs at /docs)", err=True)
+    run_server(s, host, port, workers, log_level)
+
+@app.command()
+def score(input: Path = typer.Option(..., '--input', help="CSV or Parquet file of records."),
+          output: Path = typer.Option(..., '--output', help="Where to write the scored file (.csv or .parquet)."),
+          version: Optional[str] = typer.Option(None, '--version', help="Model version (default: the flags' control, else the champion)."),
+          threshold: Optional[float] = typer.Option(None, '--threshold', help="Decision threshold (default: the flags' default variant)."),
+          chunk_rows: int = typer.Option(50_000, '--chunk-rows', min=1, help="Rows per chunk."),
+          as_json: bool = typer.Option(False, '--json', help="Print the batch summary as JSON.")):
+    "Score a file in chunks through the same verified, packaged model the server uses; logged."
+    from lifecycle import flags as fl, audit as au
+    from lifecycle.models import InputError, load_version
+    from lifecycle.predlog import PredictionLog, default_url
+    from lifecycle.signing import default_key_dir, SignatureError
+    from lifecycle.store import Store
+    from lifecycle.tracking import configure_mlflow
+    from lifecycle.batch import score_file
+    s, ps = _flags_context(as_json)
+    name, spec = ps['register'].model_name, ps['flags']
+    if fl.spec_path(s).exists(): spec, name = fl.load_spec(s)
+    ml = configure_mlflow(s.tracking_uri, s.state_dir)
+    if version is None:
+        version = spec.control if spec.control.isdigit() else _alias_lookup(s, name)(spec.control)
+        if version is None: _fail(f"no version given and alias {spec.control!r} names none; register a model first", EXIT_INPUT, as_json)
+    thr = threshold if threshold is not None else spec.threshold.variants[spec.threshold.default]
+    try: m = load_version(ml, Store(s.store_dir), name, str(version), default_key_dir(s))
+    except SignatureError as e: _fail(str(e), EXIT_STAGE, as_json)
+    except Exception as e: _fail(f"{name} version {version}: cannot be loaded: {e}", EXIT_INPUT, as_json)
+    from tqdm.auto import tqdm
+    bar = tqdm(unit='rows', disable=as_json, desc=f'scoring with v{version}')
+    def progress(n, total):
+        if total and bar.total is None: bar.total = total
+        bar.update(n)
+    log = PredictionLog(default_url(s))
+    try: out = score_file(m, input, output, threshold=thr, chunk_rows=chunk_rows, log=log, audit_path=s.audit_path, progress=progress)
+    except InputError as e: _fail(str(e), EXIT_INPUT, as_json)
+    finally: bar.close(); log.close()
+    if as_json: print(json.dumps({'ok': True, **out}))
+    else: print(f"scored {out['rows']} rows with {name} v{version} ({m.form}) -> {output} in {out['seconds']} s")
+
+# %% ../nbs/api/30_cli.ipynb #30ae484a
 @audit_app.command('verify')
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
     "Check the hash chain of the audit log; exit 3 and name the first bad entry if it was tampered with."

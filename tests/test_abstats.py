@@ -18,25 +18,26 @@ def simulate(p1: float, p2: float, seed: int, runs: int = RUNS) -> tuple[np.ndar
 
 def rejects(x1, x2) -> np.ndarray:
     "Per look: has the running always-valid p-value min(1/Λ) reached alpha (SequentialTest's rule, vectorised)."
-    return np.maximum.accumulate(msprt_log_lr(x1, N, x2, N), axis=1) >= np.log(1 / ALPHA)
+    n = N[:x1.shape[1]]
+    return np.maximum.accumulate(msprt_log_lr(x1, n, x2, n), axis=1) >= np.log(1 / ALPHA)
 
 def replay(x1, x2, runs: int) -> list:
     "Feed the first `runs` runs through SequentialTest look by look; the last result of each run."
     out = []
     for a, b in zip(x1[:runs], x2[:runs]):
         t = SequentialTest(alpha=ALPHA)
-        out.append([t.update(int(i), int(n), int(j), int(n)) for i, j, n in zip(a, b, N)][-1])
+        out.append([t.update(int(i), int(n), int(j), int(n)) for i, j, n in zip(a, b, N[:len(a)])][-1])
     return out
 
 @pytest.mark.parametrize('p', [0.05, 0.5])
 def test_no_false_alarms_under_repeated_looks(p):
     x1, x2 = simulate(p, p, seed=int(p * 100))
     ever = rejects(x1, x2)[:, -1].mean()
-    assert ever <= ALPHA / 2                        # measured 0.018 (p = 0.05) and 0.017 (p = 0.5)
+    assert ever <= ALPHA                            # measured 0.020 (p = 0.05) and 0.014 (p = 0.5)
     pooled = (x1 + x2) / (2 * N)                    # the naive fixed-horizon pooled z-test, applied at every look
     z = np.abs(x2 - x1) / N / np.sqrt(np.maximum(pooled * (1 - pooled) * 2 / N, 1e-300))
     naive = (2 * stats.norm.sf(z) <= ALPHA).any(1).mean()
-    assert naive > 4 * ALPHA                        # ~0.3: peeking inflates the 5 % error six-fold
+    assert naive > 4 * ALPHA                        # 0.32: peeking inflates the 5 % error six-fold
     assert [r.rejected for r in replay(x1, x2, 200)] == list(rejects(x1, x2)[:200, -1])   # the class agrees
 
 @pytest.mark.parametrize('p1, p2, higher_is_worse', [(0.02, 0.08, True), (0.80, 0.70, False)])
@@ -55,7 +56,7 @@ def test_confidence_sequence_covers_at_all_looks(p1, p2):
     x1, x2 = simulate(p1, p2, seed=11)
     est, h = (x2 - x1) / N, msprt_halfwidth(x1, N, x2, N, alpha=ALPHA)
     lo, hi = np.maximum.accumulate(est - h, axis=1), np.minimum.accumulate(est + h, axis=1)
-    assert ((lo <= p2 - p1) & (p2 - p1 <= hi)).all(1).mean() >= 1 - ALPHA    # measured 0.97–0.99
+    assert ((lo <= p2 - p1) & (p2 - p1 <= hi)).all(1).mean() >= 1 - ALPHA    # measured 0.98–0.99
     r = replay(x1, x2, 1)[0]
     assert np.allclose(r.ci, (max(lo[0, -1], -1), min(hi[0, -1], 1)))
 
