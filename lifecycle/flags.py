@@ -6,7 +6,7 @@ in-process file provider. Every change is validated, written atomically and audi
 
 # %% ../nbs/api/23_flags.ipynb #94eac319
 from __future__ import annotations
-import json, re
+import hashlib, json, re
 from pathlib import Path
 from .settings import Settings
 from .store import atomic_write, Store
@@ -55,8 +55,9 @@ def compile_flags(spec: FlagsParams) -> dict:
     if t.cohorts: threshold['targeting'] = {'if': [x for c in t.cohorts for x in (_rule(c), c.variant)] + [t.default]}
     shadow = {'state': 'ENABLED', 'variants': {'on': True, 'off': False},
               'defaultVariant': 'on' if spec.shadow and spec.challenger and not spec.kill else 'off'}
-    return {'$schema': 'https://flagd.dev/schema/v0/flags.json',
-            'flags': {MODEL_FLAG: model, THRESHOLD_FLAG: threshold, SHADOW_FLAG: shadow}}
+    body = {MODEL_FLAG: model, THRESHOLD_FLAG: threshold, SHADOW_FLAG: shadow}
+    revision = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+    return {'$schema': 'https://flagd.dev/schema/v0/flags.json', 'metadata': {'revision': revision}, 'flags': body}
 
 # %% ../nbs/api/23_flags.ipynb #2dc65661
 def _variant_names(node) -> set[str]:
@@ -212,6 +213,10 @@ class FlagClient:
 
     def context(self, key: str | None, attributes: dict | None = None, route: str = 'predict'):
         return self._ctx(key, {**(attributes or {}), 'route': route})
+
+    def revision(self) -> str | None:
+        "The revision of the flags the provider evaluates right now (flag-set metadata)."
+        return self.client.get_string_details(MODEL_FLAG, '', self.context('-')).flag_metadata.get('revision')
 
     def route(self, ctx) -> tuple[str, str]:
         "(variant, version) of the model-version flag; ('error', '') when the flag cannot be evaluated."

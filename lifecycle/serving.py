@@ -237,7 +237,7 @@ def create_app(srv: Server):
             try:
                 out = srv.gate.models[ch].score(cols)
                 srv.log.log(request_id=request_id, ts=time.time(), route='shadow', targeting_key=key, variant='challenger',
-                            model_version=ch, shadow=True, inputs={k: v.tolist() for k, v in cols.items()}, output=out.tolist(),
+                            model_version=ch, shadow=True, inputs=cols, output=out,
                             latency_ms=(time.perf_counter() - t) * 1000, status=200)
             except Exception as e: M.errors.labels('shadow', 'model').inc(); log.warning('shadow scoring failed: %r', e)
         return BackgroundTask(run)
@@ -255,8 +255,7 @@ def create_app(srv: Server):
         bg = shadow_task(cols, request_id, key, m.version) if srv.flags.shadow(ctx) else None
         ms = (time.perf_counter() - t0) * 1000
         srv.log.log(request_id=request_id, ts=time.time(), route=route, targeting_key=key, variant=variant, model_version=m.version,
-                    shadow=False, inputs={k: v.tolist() for k, v in cols.items()}, output=scores.tolist(),
-                    decision=decisions.tolist(), threshold=threshold, latency_ms=ms, status=200)
+                    shadow=False, inputs=cols, output=scores, decision=decisions, threshold=threshold, latency_ms=ms, status=200)
         M.latency.labels(route, variant, m.version).observe(ms / 1000)
         M.requests.labels(route, variant, m.version, '200').inc()
         for x in scores[:100]: M.scores.labels(m.version).observe(x)
@@ -309,6 +308,7 @@ def create_app(srv: Server):
     async def ready():
         doc = srv.gate.doc
         body = {'ready': bool(doc and srv.gate.models), 'flags_valid': srv.gate.valid, 'flags_problem': srv.gate.problem,
+                'flags_revision': (doc or {}).get('metadata', {}).get('revision'), 'flags_applied': srv.flags.revision(),
                 'deployed': fl.deployed_versions(doc) if doc else {},
                 'models': {v: m.form for v, m in srv.gate.models.items()}, 'prediction_log_pending': srv.log.pending()}
         return answer(body, 200 if body['ready'] else 503)
