@@ -12,9 +12,10 @@ import typer
 
 # %% auto #0
 __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'flags_app',
-           'token_app', 'run', 'status', 'site', 'ingest', 'drift', 'store_purge', 'govern_check', 'approve', 'promote',
-           'flags_init', 'flags_show', 'flags_set', 'flags_kill', 'flags_unkill', 'flags_shadow', 'flags_threshold',
-           'token_issue', 'serve', 'score', 'audit_verify', 'audit_show']
+           'token_app', 'rollout_app', 'experiment_app', 'run', 'status', 'site', 'ingest', 'drift', 'store_purge',
+           'govern_check', 'approve', 'promote', 'flags_init', 'flags_show', 'flags_set', 'flags_kill', 'flags_unkill',
+           'flags_shadow', 'flags_threshold', 'token_issue', 'serve', 'score', 'rollout_start', 'rollout_status',
+           'rollout_guard', 'rollout_report', 'rollout_demo', 'experiment_report', 'audit_verify', 'audit_show']
 
 # %% ../nbs/api/30_cli.ipynb #6b405a2f
 app = typer.Typer(help="A notebook-centric, reproducible MLOps workspace: the model lifecycle as one traceable loop.",
@@ -533,6 +534,190 @@ def score(input: Path = typer.Option(..., '--input', help="CSV or Parquet file o
     else: print(f"scored {out['rows']} rows with {name} v{version} ({m.form}) -> {output} in {out['seconds']} s")
 
 # %% ../nbs/api/30_cli.ipynb #30ae484a
+rollout_app = typer.Typer(help="Canary and blue-green rollouts with a guard that advances, pauses or rolls back on its own.", no_args_is_help=True)
+app.add_typer(rollout_app, name='rollout')
+experiment_app = typer.Typer(help="A/B analysis of the variants of the model-version flag.", no_args_is_help=True)
+app.add_typer(experiment_app, name='experiment')
+
+def _rollout_done(st: dict, as_json: bool) -> None:
+    if as_json: print(json.dumps({'ok': True, 'rollout': st}, default=str)); return
+    last = st['history'][-1] if st['history'] else {}
+    print(f"rollout {st['id']}: v{st['challenger']} vs v{st['control']} ({st['strategy']}), {st['status']}, "
+          f"challenger share {st['percentage']:g}%" + (f"; last: {last['action']} by {last['actor']}: {last['reason']}" if last else ''))
+
+def _rollout_action(fn, as_json: bool, **kw) -> None:
+    from lifecycle import rollout as ro, flags as fl
+    s = _settings(as_json)
+    try: st = fn(s, **kw)
+    except (ro.RolloutError, fl.FlagError) as e: _fail(str(e), EXIT_INPUT, as_json)
+    _rollout_done(st, as_json)
+
+def _steps(text: str | None, as_json: bool) -> list[float] | None:
+    if text is None: return None
+    try: return [float(x) for x in text.split(',') if x.strip()]
+    except ValueError: _fail(f"--steps {text!r}: expected comma-separated percentages such as 1,5,25,50,100", EXIT_INPUT, as_json)
+
+@rollout_app.command('start')
+def rollout_start(challenger: str = typer.Option(..., '--challenger', help="The version to roll out (a number)."),
+                  steps: Optional[str] = typer.Option(None, '--steps', help="Percentages, e.g. 1,5,25,50,100 (default: params/rollout.yaml)."),
+                  strategy: Optional[str] = typer.Option(None, '--strategy', help="canary or blue_green (default: params)."),
+                  reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+                  as_json: bool = typer.Option(False, '--json', help="Print the rollout as JSON.")):
+    "Deploy the challenger beside the control and start the rollout."
+    from lifecycle import rollout as ro, flags as fl
+    s, ps = _flags_context(as_json)
+    if strategy not in (None, 'canary', 'blue_green'): _fail(f"--strategy: expected canary or blue_green, found {strategy!r}", EXIT_INPUT, as_json)
+    try: st = ro.start(s, challenger, ps['rollout'], _steps(steps, as_json), strategy, reason=reason)
+    except (ro.RolloutError, fl.FlagError) as e: _fail(str(e), EXIT_INPUT, as_json)
+    except ValueError as e: _fail(f"--steps: {e}", EXIT_INPUT, as_json)
+    _rollout_done(st, as_json)
+
+@rollout_app.command('status')
+def rollout_status(as_json: bool = typer.Option(False, '--json', help="Print the rollout (with its history) as JSON.")):
+    "The current or last rollout, with its last decision."
+    from lifecycle import rollout as ro
+    st = ro.load_state(_settings(as_json))
+    if st is None: _fail("no rollout yet (start one with `lifecycle rollout start --challenger VERSION`)", EXIT_INPUT, as_json)
+    _rollout_done(st, as_json)
+    if not as_json and st.get('last_look') and st['status'] == 'running': print('  waiting: ' + '; '.join(st['last_look']['reasons']))
+
+def _simple(name: str, doc: str, default_reason: str):
+    def cmd(reason: str = typer.Option(default_reason, '--reason', help="Why, for the audit log."),
+            as_json: bool = typer.Option(False, '--json', help="Print the rollout as JSON.")):
+        from lifecycle import rollout as ro
+        _rollout_action(getattr(ro, name), as_json, reason=reason)
+    cmd.__doc__ = doc
+    rollout_app.command(name)(cmd)
+
+for _n, _d, _r in (('advance', "Move to the next step (at 100% the challenger becomes the control).", 'advanced by hand'),
+                   ('pause', "Hold the current share; the guard stops acting.", 'paused by hand'),
+                   ('resume', "Continue a paused rollout (the step's evidence starts afresh).", 'resumed by hand'),
+                   ('rollback', "Everyone back to the control now; the challenger is undeployed.", 'rolled back by hand'),
+                   ('switch', "Blue-green: move all traffic to the other version at once (again to switch back).", 'switched by hand'),
+                   ('kill', "Kill switch: everyone to the known-safe version; the rollout ends.", 'killed by hand')):
+    _simple(_n, _d, _r)
+
+@rollout_app.command('guard')
+def rollout_guard(once: bool = typer.Option(False, '--once', help="Look once and exit."),
+                  max_seconds: Optional[float] = typer.Option(None, '--max-seconds', help="Stop watching after this long."),
+                  as_json: bool = typer.Option(False, '--json', help="Print each decision as a JSON line.")):
+    "Watch the running rollout beside the server: advance healthy steps, pause starved ones, roll back regressions."
+    from lifecycle import rollout as ro
+    from lifecycle.predlog import default_url
+    s, ps = _flags_context(as_json)
+    g, positive, url = ps['rollout'].guard, ps['features'].positive_class, default_url(s)
+    def show(d):
+        if as_json: print(json.dumps({'action': d.action, 'reasons': d.reasons, 'metrics': d.metrics}, default=float), flush=True)
+        elif d.action != 'wait': print(f"{d.action}: {'; '.join(d.reasons)}", flush=True)
+    if once:
+        d = ro.look(s, g, positive, url)
+        if d is None: _fail("no running rollout to guard", EXIT_INPUT, as_json)
+        show(d); return
+    st = ro.guard(s, g, positive, url, max_seconds=max_seconds, on_decision=show)
+    if st and not as_json: _rollout_done(st, False)
+
+def _report_notebook(s, name: str, out_dir: Path, parameters: dict) -> Path:
+    "Execute a report notebook from the stages folder into `out_dir` and render it to HTML beside it."
+    from lifecycle.pipeline import _execute
+    from lifecycle.site import render_notebook
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / name
+    _execute(s.stages_dir / name, dst, parameters, s.root)
+    return render_notebook(dst, dst.with_suffix('.html'))
+
+@rollout_app.command('report')
+def rollout_report(as_json: bool = typer.Option(False, '--json', help="Print the report's paths as JSON.")):
+    "Execute the rollout report notebook (traffic share, metrics per arm over time, every decision)."
+    from lifecycle import rollout as ro
+    s = _settings(as_json)
+    st = ro.load_state(s)
+    if st is None: _fail("no rollout to report on", EXIT_INPUT, as_json)
+    out = s.reports_dir / 'rollouts' / st['id']
+    html = _report_notebook(s, '07_rollout.ipynb', out, {'rollout_id': st['id']})
+    if as_json: print(json.dumps({'ok': True, 'notebook': str(out / '07_rollout.ipynb'), 'html': str(html), 'status': st['status']}))
+    else: print(f"rollout report: {html}")
+
+@rollout_app.command('demo')
+def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help="sound (a retrained candidate) or degraded (labels flipped on purpose)."),
+                 steps: str = typer.Option('10,50,100', '--steps', help="Rollout steps for the demonstration."),
+                 max_seconds: float = typer.Option(300, '--max-seconds', help="Give up after this long."),
+                 as_json: bool = typer.Option(False, '--json', help="Print the outcome as JSON.")):
+    "The whole loop on the default dataset: train a candidate, serve, roll out under the guard with simulated traffic from later years, report."
+    import subprocess, socket, sys, threading, time
+    from lifecycle import rollout as ro, simulate as sim
+    from lifecycle.predlog import default_url
+    if outcome not in ('sound', 'degraded'): _fail(f"--challenger-kind: expected sound or degraded, found {outcome!r}", EXIT_INPUT, as_json)
+    s, ps = _flags_context(as_json)
+    say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
+    st = ro.load_state(s)
+    if st and st['status'] in ro.ACTIVE: _fail(f"rollout {st['id']} is {st['status']}; finish or roll it back first", EXIT_INPUT, as_json)
+    say(f"training a {outcome} candidate beside the champion ...")
+    version = sim.train_candidate(s, degrade=outcome == 'degraded', params={'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None)
+    with socket.socket() as so: so.bind(('127.0.0.1', 0)); port = so.getsockname()[1]
+    server = subprocess.Popen([str(Path(sys.executable).parent / 'lifecycle'), 'serve', '--port', str(port)], cwd=s.root)
+    try:
+        import httpx
+        url, t0 = f'http://127.0.0.1:{port}', time.monotonic()
+        while True:
+            try:
+                if httpx.get(url + '/ready').status_code == 200: break
+            except httpx.HTTPError: pass
+            if server.poll() is not None or time.monotonic() - t0 > 60: _fail("the server did not start", EXIT_STAGE, as_json)
+            time.sleep(0.2)
+        st = ro.start(s, version, ps['rollout'], _steps(steps, as_json), 'canary', reason=f'demonstration: {outcome} challenger')
+        say(f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from later years")
+        rows, fp = sim.later_rows(s), ps['features']
+        inputs = [f.name for f in fp.features]
+        done = lambda: (ro.load_state(s) or {}).get('status') not in ('running',)
+        traffic = threading.Thread(target=sim.send_traffic, args=(url, rows, inputs, fp.target),
+                                   kwargs=dict(max_requests=10 ** 7, max_seconds=max_seconds, stop=done, threads=3), daemon=True)
+        traffic.start()
+        st = ro.guard(s, ps['rollout'].guard, fp.positive_class, default_url(s), max_seconds=max_seconds,
+                      on_decision=lambda d: d.action != 'wait' and say(f"  guard: {d.action}: {'; '.join(d.reasons)}"))
+        traffic.join(30)
+    finally:
+        server.terminate(); server.wait(15)
+    html = _report_notebook(s, '07_rollout.ipynb', s.reports_dir / 'rollouts' / st['id'], {'rollout_id': st['id']})
+    if as_json: print(json.dumps({'ok': True, 'challenger': version, 'status': st['status'], 'report': str(html),
+                                  'history': st['history']}, default=float))
+    else: _rollout_done(st, False); print(f"report: {html}")
+
+@experiment_app.command('report')
+def experiment_report(since: Optional[str] = typer.Option(None, '--since', help="ISO time or epoch seconds (default: the current/last rollout's start, else everything)."),
+                      control: str = typer.Option('control', '--control', help="Control variant."),
+                      treatment: str = typer.Option('challenger', '--treatment', help="Treatment variant."),
+                      render: bool = typer.Option(True, '--render/--no-render', help="Execute and render the report notebook."),
+                      as_json: bool = typer.Option(False, '--json', help="Print the analysis as JSON.")):
+    "Per variant: requests, accuracy from feedback, latency, errors; Bayesian and frequentist comparison; decision from params."
+    import time
+    from datetime import datetime
+    from lifecycle import rollout as ro, experiment as ex
+    from lifecycle.predlog import read_log, default_url
+    from lifecycle.store import atomic_write
+    s, ps = _flags_context(as_json)
+    if since is None:
+        st = ro.load_state(s); t = st['started'] if st else None
+    else:
+        try: t = float(since)
+        except ValueError:
+            try: t = datetime.fromisoformat(since).timestamp()
+            except ValueError: _fail(f"--since {since!r}: expected an ISO time or epoch seconds", EXIT_INPUT, as_json)
+    a = ex.analyse(read_log(default_url(s), since=t, shadow=False), ps['features'].positive_class, ps['rollout'].experiment,
+                   control, treatment)
+    a['since'] = t
+    out = s.reports_dir / 'experiments' / time.strftime('%Y%m%dT%H%M%S')
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write(out / 'analysis.json', json.dumps(a, indent=1, default=float))
+    html = _report_notebook(s, '08_experiment.ipynb', out, {'analysis_path': str(out / 'analysis.json')}) if render else None
+    if as_json: print(json.dumps({'ok': True, **a, 'report': str(html) if html else None}, default=float)); return
+    for arm, v in a['variants'].items():
+        acc = f"{v['accuracy']:.3f}" if v['accuracy'] is not None else 'n/a'
+        print(f"{arm:<11} requests {v['requests']:>7}  labelled {v['labelled']:>6}  accuracy {acc}  "
+              f"p50 {v['p50_ms'] or 0:.2f} ms  p95 {v['p95_ms'] or 0:.2f} ms  errors {v['error_rate'] or 0:.3%}")
+    print(f"decision: {a['decision']['decision']} — " + ' '.join(a['decision']['reasons']))
+    if html: print(f"report: {html}")
+
+# %% ../nbs/api/30_cli.ipynb #951a7b38
 @audit_app.command('verify')
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
     "Check the hash chain of the audit log; exit 3 and name the first bad entry if it was tampered with."

@@ -273,6 +273,7 @@ class GuardParams(_Strict):
     max_p95_ratio: float = Field(1.5, ge=1)   # challenger p95 latency / control p95 latency
     p95_margin_ms: float = 2.0                # latency differences below this are noise, whatever the ratio
     interval_s: float = Field(1.0, gt=0)      # how often the guard looks
+    max_step_seconds: float = Field(600, gt=0)  # a step still short of data after this long pauses
 
 class ExperimentParams(_Strict):
     "The A/B decision rule."

@@ -6,7 +6,7 @@ output, latency. Rows are queued by the request path and written in batches by o
 
 # %% ../nbs/api/24_predlog.ipynb #7e79e929
 from __future__ import annotations
-import json, queue, threading, time
+import collections, json, queue, threading, time
 from pathlib import Path
 import pandas as pd
 from .settings import Settings
@@ -57,7 +57,7 @@ def _tables(meta):
 # %% ../nbs/api/24_predlog.ipynb #9665a95b
 class PredictionLog:
     "Batched prediction log and feedback store on SQLAlchemy."
-    def __init__(self, url: str, batch_rows: int = 500, interval_s: float = 0.1, mask=None):
+    def __init__(self, url: str, batch_rows: int = 500, interval_s: float = 0.1, mask=None, recent: int = 200_000):
         from sqlalchemy import create_engine, event, MetaData
         self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
         if url.startswith('sqlite:///'): Path(url[len('sqlite:///'):]).parent.mkdir(parents=True, exist_ok=True)
@@ -70,6 +70,7 @@ class PredictionLog:
         self.predictions, self.feedback_table = _tables(meta)
         meta.create_all(self.engine)
         self._q, self._queued, self._written, self.errors = queue.SimpleQueue(), 0, 0, 0
+        self.recent = collections.deque(maxlen=recent), set()   # request IDs logged lately: feedback needs no query
         self._done = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
@@ -78,6 +79,9 @@ class PredictionLog:
     def log(self, **row) -> None:
         "Queue one row; JSON fields (inputs, output, decision: lists, dicts or numpy arrays) are encoded here, in C."
         self._queued += 1
+        ids, known = self.recent
+        if len(ids) == ids.maxlen: known.discard(ids[0])
+        ids.append(row['request_id']); known.add(row['request_id'])
         self._q.put(tuple(_enc(row.get(c)) if c in _JSON else row.get(c, False if c == 'shadow' else None) for c in _COLS))
 
     def _take(self) -> list[tuple]:
@@ -135,9 +139,8 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
     from sqlalchemy.exc import IntegrityError
     if not isinstance(request_id, str) or not request_id: raise FeedbackError("field 'request_id': expected a non-empty string", 422)
     if outcome is None: raise FeedbackError("field 'outcome': required", 422)
-    if not _known(log, request_id):
-        log.flush(5)                       # it may still be in the writer's queue
-        if not _known(log, request_id): raise FeedbackError(f"request_id {request_id!r}: no such request in the prediction log", 404)
+    if request_id not in log.recent[1] and not _known(log, request_id):     # recent IDs need no query (the join is at read time)
+        raise FeedbackError(f"request_id {request_id!r}: no such request in the prediction log", 404)
     row = dict(request_id=request_id, ts=time.time(), outcome=json.dumps(outcome), actor=actor)
     try:
         with log.engine.begin() as c: c.execute(log.feedback_table.insert(), [row])

@@ -249,8 +249,13 @@ def create_app(srv: Server):
         variant, m = srv.model(variant, version)
         cols = parse_columns(payload, m.schema, srv.max_records)
         threshold = srv.flags.threshold(ctx)
-        scores = m.score(cols)
         request_id = uuid.uuid4().hex
+        try: scores = m.score(cols)
+        except Exception as e:                     # the model failed on valid input: logged per variant, then a 500
+            srv.log.log(request_id=request_id, ts=time.time(), route=route, targeting_key=key, variant=variant,
+                        model_version=m.version, inputs=cols, latency_ms=(time.perf_counter() - t0) * 1000, status=500, error=repr(e)[:500])
+            M.requests.labels(route, variant, m.version, '500').inc()
+            raise
         decisions = (scores >= threshold).astype(int) if m.task == 'classification' else scores
         bg = shadow_task(cols, request_id, key, m.version) if srv.flags.shadow(ctx) else None
         ms = (time.perf_counter() - t0) * 1000
