@@ -163,21 +163,22 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
     c, t = stats['control'], stats['challenger']
     alpha = g.alpha / max(n_steps, 1)
     kw = dict(alpha=alpha, **({'tau': g.tau} if g.tau else {}))
-    err = SequentialTest.from_dict(tests['error']) if 'error' in tests else SequentialTest(min_samples=g.min_requests, **kw)
-    acc = SequentialTest.from_dict(tests['accuracy']) if 'accuracy' in tests else SequentialTest(min_samples=max(g.min_feedback, 1), **kw)
+    floor = lambda need: max(1, min(need, 100))     # the tests may stop early, once the normal approximation holds
+    err = SequentialTest.from_dict(tests['error']) if 'error' in tests else SequentialTest(min_samples=floor(g.min_requests), **kw)
+    acc = SequentialTest.from_dict(tests['accuracy']) if 'accuracy' in tests else SequentialTest(min_samples=floor(g.min_feedback), **kw)
     e = err.update(c['errors'], c['requests'], t['errors'], t['requests'])
     a = acc.update(c['correct'], c['feedback'], t['correct'], t['feedback']) if min(c['feedback'], t['feedback']) > 0 else None
     tests['error'], tests['accuracy'] = err.to_dict(), acc.to_dict()
     m = dict(control=c, challenger=t, alpha_step=alpha, error_diff=e.estimate, error_ci=list(e.ci),
              accuracy_diff=a.estimate if a else None, accuracy_ci=list(a.ci) if a else None)
     bad = []
-    if e.n1 >= g.min_requests and e.n2 >= g.min_requests and e.ci[0] > g.max_error_rate_increase:
+    if e.ci[0] > g.max_error_rate_increase:
         bad.append(f"error rate up: challenger {t['error_rate']:.3f} vs control {c['error_rate']:.3f}; the always-valid "
                    f"interval of the difference [{e.ci[0]:.3f}, {e.ci[1]:.3f}] lies above +{g.max_error_rate_increase}")
-    if a and min(c['feedback'], t['feedback']) >= g.min_feedback and a.ci[1] < -g.max_accuracy_drop:
+    if a and a.ci[1] < -g.max_accuracy_drop:
         bad.append(f"live accuracy down: challenger {t['accuracy']:.3f} vs control {c['accuracy']:.3f}; the always-valid "
                    f"interval of the difference [{a.ci[0]:.3f}, {a.ci[1]:.3f}] lies below -{g.max_accuracy_drop}")
-    if min(c['requests'], t['requests']) >= g.min_requests and c['p95_ms'] is not None and t['p95_ms'] is not None:
+    if min(c['requests'], t['requests']) >= floor(g.min_requests) and c['p95_ms'] is not None and t['p95_ms'] is not None:
         limit = max(c['p95_ms'] * g.max_p95_ratio, c['p95_ms'] + g.p95_margin_ms)
         if t['p95_ms'] > limit: bad.append(f"p95 latency {t['p95_ms']:.2f} ms > {limit:.2f} ms (control {c['p95_ms']:.2f} ms)")
     if bad: return Decision('rollback', bad, m)

@@ -1,0 +1,141 @@
+"""Progressive delivery: the guard's statistics under repeated looks, the whole loop through a running server for a
+degraded and a sound challenger, manual canary / blue-green actions with their audit trail, and the A/B report."""
+from __future__ import annotations
+import json, time
+from pathlib import Path
+import numpy as np
+import pytest
+from conftest import cli, cli_json, make_workspace, set_yaml
+from lifecycle.params import GuardParams
+from lifecycle.rollout import judge
+
+# -- the guard's decision rule on simulated arms ------------------------------------------------------------------
+
+def arm(n, errors, labelled, correct, p95=1.0):
+    return dict(requests=n, errors=errors, feedback=labelled, correct=correct, error_rate=errors / n if n else None,
+                accuracy=correct / labelled if labelled else None, p95_ms=p95)
+
+def simulate_rollout(rng, acc_c, acc_t, err_c, err_t, g: GuardParams, steps=3, look_every=50, max_per_arm=3000):
+    "Feed the guard growing counts step by step; return ('rollback', samples per arm) or ('complete', ...)."
+    for _ in range(steps):
+        tests, n, c, t = {}, 0, np.zeros(3, int), np.zeros(3, int)
+        while True:
+            n += look_every
+            c += [look_every, rng.binomial(look_every, err_c), rng.binomial(look_every, acc_c)]
+            t += [look_every, rng.binomial(look_every, err_t), rng.binomial(look_every, acc_t)]
+            d = judge({'control': arm(c[0], c[1], c[0], c[2]), 'challenger': arm(t[0], t[1], t[0], t[2])}, tests, g, steps, 0)
+            if d.action == 'rollback': return 'rollback', n
+            if d.action == 'advance' or n >= max_per_arm: break
+    return 'complete', None
+
+def test_false_rollbacks_of_a_sound_challenger_stay_under_alpha():
+    "No difference, the guard looking every 50 requests: the whole-rollout false-rollback rate stays under alpha."
+    g = GuardParams(min_requests=1000, min_feedback=1000, alpha=0.05, max_error_rate_increase=0.0, max_accuracy_drop=0.0)
+    rng = np.random.default_rng(7)
+    runs = [simulate_rollout(rng, .83, .83, .01, .01, g, look_every=50, max_per_arm=2000)[0] for _ in range(400)]   # 60 looks
+    rate = runs.count('rollback') / len(runs)
+    assert rate <= g.alpha, rate
+
+def test_a_real_regression_is_caught_within_a_bounded_sample():
+    "Accuracy 0.83 -> 0.73 or errors 1% -> 8%: rolled back within a bounded sample per arm in >= 95% of runs."
+    g = GuardParams(min_requests=5000, min_feedback=5000, alpha=0.05)          # minimums high: the step never advances
+    rng = np.random.default_rng(11)
+    for acc_t, err_t, bound in ((.73, .01, 1500), (.83, .08, 600)):
+        out = [simulate_rollout(rng, .83, acc_t, .01, err_t, g, steps=1, look_every=50, max_per_arm=bound)[0] for _ in range(200)]
+        assert out.count('rollback') / len(out) >= 0.95, (acc_t, err_t, out.count('rollback'))
+
+# -- the whole loop through a running server -------------------------------------------------------------------------
+
+@pytest.fixture(scope='module')
+def ws(tmp_path_factory) -> Path:
+    ws = make_workspace(tmp_path_factory.mktemp('rollout') / 'ws')
+    set_yaml(ws / 'params/rollout.yaml', guard__min_requests=100, guard__min_feedback=80, guard__interval_s=0.5)
+    r = cli(ws, 'run', '--no-site')
+    assert r.returncode == 0, r.stderr
+    return ws
+
+def audit_entries(ws: Path, n: int = 200) -> list[dict]:
+    return [json.loads(l) for l in cli(ws, 'audit', 'show', '-n', str(n), '--json').stdout.splitlines()]
+
+def test_a_degraded_challenger_is_rolled_back_on_its_own(ws):
+    r, out = cli_json(ws, 'rollout', 'demo', '--challenger-kind', 'degraded', '--steps', '10,50,100', '--max-seconds', '240')
+    assert r.returncode == 0, r.stderr
+    assert out['status'] == 'rolled_back', out['history']
+    last = out['history'][-1]
+    assert last['action'] == 'rollback' and last['actor'] == 'guard' and 'live accuracy down' in last['reason']
+    assert last['metrics']['challenger']['accuracy'] < last['metrics']['control']['accuracy']
+    _, flags = cli_json(ws, 'flags', 'show')
+    assert flags['flags']['challenger'] is None and flags['flags']['control'] == '1'      # everyone back on the control
+    log = audit_entries(ws)
+    assert any(e['action'] == 'rollout.rollback' and e['actor'] == 'guard' for e in log)
+    assert any(e['action'] == 'alert' and e['subject'] == 'rollout.regression' for e in log)
+    html = Path(out['report'])
+    assert html.is_file() and 'Every decision' in html.read_text() and 'rolled back' in html.read_text()
+
+def test_a_sound_challenger_reaches_100_percent(ws):
+    r, out = cli_json(ws, 'rollout', 'demo', '--challenger-kind', 'sound', '--steps', '10,50,100', '--max-seconds', '240')
+    assert r.returncode == 0, r.stderr
+    assert out['status'] == 'completed', out['history']
+    assert [h['action'] for h in out['history']] == ['start', 'advance', 'advance', 'complete']
+    assert all(h['actor'] == 'guard' for h in out['history'][2:])
+    _, flags = cli_json(ws, 'flags', 'show')
+    assert flags['flags']['control'] == out['challenger'] and flags['flags']['challenger'] is None
+
+def test_experiment_report_compares_the_variants(ws):
+    r, a = cli_json(ws, 'experiment', 'report')
+    assert r.returncode == 0, r.stderr
+    assert set(a['variants']) == {'control', 'challenger'} and a['variants']['control']['labelled'] > 0
+    assert a['decision']['decision'] in ('promote', 'keep_control', 'continue')
+    probs = [v['prob_best'] for v in a['bayes']['arms'].values()]
+    assert abs(sum(probs) - 1) < 1e-9 and len(a['frequentist']['newcombe_95']) == 2
+    page = Path(a['report']).read_text()
+    assert 'Bayesian and frequentist comparison' in page and 'image/png' in page and 'probability to be best' in page
+
+def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
+    _, flags = cli_json(ws, 'flags', 'show')
+    control = flags['flags']['control']
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--steps', '5,25,100', '--reason', 'manual canary')
+    assert r.returncode == 0, r.stderr
+    assert out['rollout']['percentage'] == 5 and cli_json(ws, 'flags', 'show')[1]['flags']['percentage'] == 5
+    r = cli(ws, 'rollout', 'start', '--challenger', '1')
+    assert r.returncode == 2 and 'finish or roll it back first' in r.stderr
+    for action, expect in (('pause', 'paused'), ('resume', 'running')):
+        _, out = cli_json(ws, 'rollout', action, '--reason', f'{action} by carol')
+        assert out['rollout']['status'] == expect
+    _, out = cli_json(ws, 'rollout', 'advance')
+    assert out['rollout']['percentage'] == 25 and cli_json(ws, 'flags', 'show')[1]['flags']['percentage'] == 25
+    _, out = cli_json(ws, 'rollout', 'rollback', '--reason', 'pager went off')
+    assert out['rollout']['status'] == 'rolled_back'
+    f = cli_json(ws, 'flags', 'show')[1]['flags']
+    assert f['challenger'] is None and f['percentage'] == 0 and f['control'] == control
+    log = [e for e in audit_entries(ws) if e['action'].startswith('rollout.')][-6:]
+    assert [e['action'] for e in log] == ['rollout.start', 'rollout.advance', 'rollout.pause', 'rollout.resume',
+                                          'rollout.advance', 'rollout.rollback']
+    assert log[-1]['reason'] == 'pager went off' and log[2]['reason'] == 'pause by carol' and all(e['actor'] for e in log)
+    r = cli(ws, 'rollout', 'advance')
+    assert r.returncode == 2 and 'no rollout in progress' in r.stderr
+    r = cli(ws, 'rollout', 'start', '--challenger', '1', '--steps', '50,5')
+    assert r.returncode == 2 and 'steps' in r.stderr
+
+def test_blue_green_switches_all_traffic_and_back_at_once(ws):
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--strategy', 'blue_green')
+    assert r.returncode == 0 and out['rollout']['percentage'] == 0, r.stderr
+    for expect in (100, 0, 100):
+        _, out = cli_json(ws, 'rollout', 'switch')
+        assert out['rollout']['percentage'] == expect == cli_json(ws, 'flags', 'show')[1]['flags']['percentage']
+    _, out = cli_json(ws, 'rollout', 'kill', '--reason', 'drill')
+    assert out['rollout']['status'] == 'killed' and cli_json(ws, 'flags', 'show')[1]['flags']['kill'] is True
+    assert cli(ws, 'flags', 'unkill').returncode == 0
+
+def test_a_step_without_enough_data_pauses(ws):
+    set_yaml(ws / 'params/rollout.yaml', guard__max_step_seconds=0.5)
+    try:
+        r, _ = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--steps', '10,100')
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.6)
+        r = cli(ws, 'rollout', 'guard', '--once')
+        assert r.returncode == 0 and r.stdout.startswith('pause: not enough data'), r.stdout + r.stderr
+        assert cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'paused'
+        assert cli(ws, 'rollout', 'rollback').returncode == 0
+    finally:
+        set_yaml(ws / 'params/rollout.yaml', guard__max_step_seconds=600)
