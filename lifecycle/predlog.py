@@ -16,9 +16,8 @@ __all__ = ['default_url', 'FeedbackError', 'PredictionLog', 'add_feedback', 'rea
 
 # %% ../nbs/api/24_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
-    "The prediction log's SQLAlchemy URL: `$LIFECYCLE_PREDICTION_LOG_URL`, else SQLite in the state folder."
-    import os
-    return os.environ.get('LIFECYCLE_PREDICTION_LOG_URL') or f"sqlite:///{s.state_dir / 'predictions.db'}"
+    "The prediction log's SQLAlchemy URL: settings' `prediction_log_url` (e.g. PostgreSQL), else SQLite in the state folder."
+    return s.prediction_log_url or f"sqlite:///{s.state_dir / 'predictions.db'}"
 
 class FeedbackError(Exception):
     "Feedback that cannot be recorded; `status` is the HTTP status it maps to."

@@ -16,7 +16,7 @@ class SettingsError(Exception):
     "A workspace setting is missing or malformed."
 
 DEFAULTS = dict(state_dir='.lifecycle', params_dir='params', reports_dir='reports', stages_dir='nbs/stages',
-                tracking_uri='', host='127.0.0.1', port='8000', pii_key_file='')
+                tracking_uri='', host='127.0.0.1', port='8000', pii_key_file='', prediction_log_url='')
 
 def find_workspace(start: str | Path | None = None) -> Path:
     "The workspace root: `$LIFECYCLE_WORKSPACE`, else the nearest folder upwards holding `settings.ini`."
@@ -45,6 +45,7 @@ class Settings:
     host: str
     port: int
     pii_key_file: Path | None = None   # HMAC key for pseudonymisation; `$LIFECYCLE_PII_KEY` wins over it
+    prediction_log_url: str = ''       # SQLAlchemy URL of the prediction log; empty: SQLite (WAL) in the state folder
 
     @property
     def runs_dir(self) -> Path: return self.reports_dir / 'runs'
@@ -82,4 +83,4 @@ def load_settings(root: str | Path | None = None) -> Settings:
     uri = v['tracking_uri'] or f"sqlite:///{state / 'mlflow.db'}"
     return Settings(root=root, state_dir=state, params_dir=path('params_dir'), reports_dir=path('reports_dir'),
                     stages_dir=path('stages_dir'), tracking_uri=uri, host=v['host'], port=port,
-                    pii_key_file=path('pii_key_file') if v['pii_key_file'] else None)
+                    pii_key_file=path('pii_key_file') if v['pii_key_file'] else None, prediction_log_url=v['prediction_log_url'])

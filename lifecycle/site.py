@@ -74,7 +74,7 @@ def render_site(s: Settings, engine: str | None = None) -> Path:
     return atomic_write(site / 'index.html', '\n'.join(parts))
 
 def _extra_reports(s: Settings, site: Path) -> list[str]:
-    "Governance reports (Markdown, rendered here) and per-batch drift reports, linked from the index."
+    "Governance reports (Markdown, rendered here), rollout and experiment reports, per-batch drift reports, linked from the index."
     import mistune
     out = []
     gov = sorted((s.reports_dir / 'governance').glob('*.md'), key=lambda p: p.stat().st_mtime, reverse=True)
@@ -86,6 +86,10 @@ def _extra_reports(s: Settings, site: Path) -> list[str]:
                                + mistune.html(md.read_text()))
             links.append(f"<li><a href='governance/{page.name}'>{html.escape(md.stem)}</a></li>")
         out.append("<h2>Governance reports</h2><ul>" + ''.join(links) + "</ul>")
+    for kind, title in (('rollouts', 'Rollout reports'), ('experiments', 'A/B experiment reports')):
+        pages = sorted((s.reports_dir / kind).glob('*/*.html'), key=lambda p: p.stat().st_mtime, reverse=True)
+        if pages: out.append(f"<h2>{title}</h2><ul>" + ''.join(
+            f"<li><a href='{os.path.relpath(p, site)}'>{html.escape(p.parent.name)}</a></li>" for p in pages[:50]) + "</ul>")
     drift = sorted((s.reports_dir / 'ingest').rglob('*-drift.html'), reverse=True)
     if drift:
         out.append("<h2>Ingestion drift reports (Evidently)</h2><ul>" + ''.join(
