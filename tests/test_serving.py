@@ -228,6 +228,7 @@ def test_feedback_joins_the_log_by_request_id(ws, server):
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': 'No'}).status_code == 409
     assert server.http.post('/feedback', json={'request_id': 'nope', 'outcome': 'No'}).status_code == 404
     assert server.http.post('/feedback', json={'request_id': rid}).status_code == 422
+    wait_until(lambda: server.ready()['prediction_log_pending'] == 0, 5)      # the prediction row is written in a batch
     df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}")
     assert df.set_index('request_id').loc[rid, 'outcome'] == 'Yes'
 
@@ -305,8 +306,8 @@ def test_bounded_load_answers_without_5xx_and_loses_no_log_rows(ws, server):
     assert (df.route == 'predict').sum() == codes[200]
     assert set(df.variant) == {'control', 'challenger'}
 
-def test_schemathesis_finds_no_server_error(server):
+def test_schemathesis_finds_no_server_error(server, tmp_path):
     st = Path(LIFECYCLE).with_name('schemathesis')
-    r = subprocess.run([str(st), 'run', f'{server.url}/openapi.json', '--checks', 'not_a_server_error', '--max-examples', '40',
+    r = subprocess.run(cwd=tmp_path, args=[str(st), 'run', f'{server.url}/openapi.json', '--checks', 'not_a_server_error', '--max-examples', '40',
                         '--generation-deterministic', '--request-timeout', '10'], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout[-4000:]
