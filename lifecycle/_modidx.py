@@ -150,6 +150,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/features.py')},
             'lifecycle.flags': { 'lifecycle.flags.FlagClient': ('api/flags.html#flagclient', 'lifecycle/flags.py'),
                                  'lifecycle.flags.FlagClient.__init__': ('api/flags.html#flagclient.__init__', 'lifecycle/flags.py'),
+                                 'lifecycle.flags.FlagClient.close': ('api/flags.html#flagclient.close', 'lifecycle/flags.py'),
                                  'lifecycle.flags.FlagClient.context': ('api/flags.html#flagclient.context', 'lifecycle/flags.py'),
                                  'lifecycle.flags.FlagClient.on': ('api/flags.html#flagclient.on', 'lifecycle/flags.py'),
                                  'lifecycle.flags.FlagClient.revision': ('api/flags.html#flagclient.revision', 'lifecycle/flags.py'),

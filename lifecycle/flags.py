@@ -209,7 +209,11 @@ class FlagClient:
         from openfeature import api
         from openfeature.evaluation_context import EvaluationContext
         api.set_provider_and_wait(provider, domain=domain)
-        self.client, self._ctx = api.get_client(domain=domain), EvaluationContext
+        self.provider, self.client, self._ctx = provider, api.get_client(domain=domain), EvaluationContext
+
+    def close(self) -> None:
+        "Stop the provider (the file provider's watcher thread)."
+        self.provider.shutdown()
 
     def context(self, key: str | None, attributes: dict | None = None, route: str = 'predict'):
         return self._ctx(key, {**(attributes or {}), 'route': route})

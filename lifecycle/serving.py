@@ -185,7 +185,7 @@ class Server:
         return 'safe', self.gate.models[safe]
 
     def close(self) -> None:
-        self.gate.stop(); self.log.close()
+        self.gate.stop(); self.flags.close(); self.log.close()
 
 # %% ../nbs/api/26_serving.ipynb #6b0e7ce0
 async def _read(request, limit: int) -> bytes:
