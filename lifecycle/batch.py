@@ -41,10 +41,13 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int) -> d
     for n, k in m.schema:
         s = df[n]
         if k == 'number':
-            if not pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s) or s.isna().any():
-                bad = s[pd.to_numeric(s, errors='coerce').isna()].index[0]
-                raise InputError(f"{path}: column {n!r} row {offset + int(bad) - df.index[0]}: expected a number, found {s[bad]!r}")
-            out[n] = s.to_numpy(dtype=np.float64)
+            a = (np.full(len(s), np.nan) if pd.api.types.is_bool_dtype(s)
+                 else pd.to_numeric(s, errors='coerce').to_numpy(dtype=np.float64, na_value=np.nan))
+            bad = ~np.isfinite(a)
+            if bad.any():
+                i = int(np.argmax(bad))
+                raise InputError(f"{path}: column {n!r} row {offset + i}: expected a finite number, found {s.iloc[i]!r}")
+            out[n] = a
         else: out[n] = _typed(n, k, s.tolist(), offset)
     return out
 
@@ -57,8 +60,8 @@ def score_file(m: ServedModel, src: str | Path, dst: str | Path, *, threshold: f
     if dst.resolve() == src.resolve(): raise InputError(f"{dst}: output would overwrite the input")
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
-    total = _count_rows(src)
     try:
+        total = _count_rows(src)
         for chunk in _chunks(src, chunk_rows):
             cols = _typed_frame(chunk, m, src, rows)
             scores = m.score(cols)
@@ -76,6 +79,10 @@ def score_file(m: ServedModel, src: str | Path, dst: str | Path, *, threshold: f
         if writer: writer.close()
         if rows == 0: raise InputError(f"{src}: no rows to score")
         tmp.replace(dst)
+    except (OSError, ValueError, UnicodeDecodeError) as e:      # unreadable input, unwritable output, malformed CSV/Parquet
+        if writer: writer.close()
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{src} -> {dst}: {type(e).__name__}: {e}") from None
     except BaseException:
         if writer: writer.close()
         tmp.unlink(missing_ok=True); raise

@@ -695,6 +695,7 @@ def experiment_report(since: Optional[str] = typer.Option(None, '--since', help=
     from lifecycle.predlog import read_log, default_url
     from lifecycle.store import atomic_write
     s, ps = _flags_context(as_json)
+    if control == treatment: _fail(f"--control and --treatment name the same variant {control!r}", EXIT_INPUT, as_json)
     if since is None:
         st = ro.load_state(s); t = st['started'] if st else None
     else:

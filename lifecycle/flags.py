@@ -14,9 +14,9 @@ from .params import FlagsParams, ARMS, _describe
 from . import audit
 
 # %% auto #0
-__all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path', 'compile_flags',
-           'check_document', 'read_document', 'deployed_versions', 'resolve_spec', 'write_spec', 'load_spec',
-           'init_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
+__all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path',
+           'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec', 'write_spec',
+           'load_spec', 'init_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../nbs/api/23_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -155,9 +155,18 @@ def init_flags(s: Settings, params: FlagsParams, model_name: str, lookup, actor:
     return spec
 
 # %% ../nbs/api/23_flags.ipynb #6931bd36
+# What may change at runtime. Where flags come from (`provider`, its options), who may change them (`admin_role`) and
+# how often the server looks (`poll_ms`) are read from params/flags.yaml only: the admin API cannot rewrite them.
+RUNTIME_KEYS = ('control', 'challenger', 'safe', 'percentage', 'cohorts', 'kill', 'shadow', 'threshold')
+
 def _dotted(d: dict, key: str, value) -> None:
     parts = key.split('.')
-    for p in parts[:-1]: d = d.setdefault(p, {})
+    if parts[0] not in RUNTIME_KEYS:
+        raise FlagError(f"key {key!r}: not a runtime flag; expected one of {list(RUNTIME_KEYS)} "
+                        "(provider, provider_options, admin_role and poll_ms are set in params/flags.yaml)")
+    for i, p in enumerate(parts[:-1]):
+        d = d.setdefault(p, {})
+        if not isinstance(d, dict): raise FlagError(f"key {key!r}: {'.'.join(parts[:i + 1])!r} is not a group of keys")
     d[parts[-1]] = value
 
 def change_flags(s: Settings, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli',
@@ -165,7 +174,8 @@ def change_flags(s: Settings, changes: dict, actor: str | None = None, reason: s
     "Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited."
     old, name = load_spec(s)
     d = old.model_dump(mode='json', by_alias=True)
-    for k, v in changes.items(): _dotted(d, k, v)
+    if not isinstance(changes, dict) or not changes: raise FlagError("changes: expected a non-empty object of flag key -> value")
+    for k, v in changes.items(): _dotted(d, str(k), v)
     try: new = FlagsParams.model_validate(d)
     except Exception as e:
         errs = getattr(e, 'errors', lambda: [])()

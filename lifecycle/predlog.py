@@ -96,24 +96,28 @@ class PredictionLog:
             masked = self.mask([None if r[i] is None else json.loads(r[i]) for r in rows])
             rows = [(*r[:i], _enc(m), *r[i + 1:]) for r, m in zip(rows, masked)]
         for attempt in range(5):
-            try:
-                if self.engine.dialect.name == 'sqlite':       # the DBAPI's executemany runs in C: the GIL stays free
-                    conn = self.engine.raw_connection()
-                    try: conn.cursor().executemany(_INSERT, rows); conn.commit()
-                    finally: conn.close()
-                else:
-                    with self.engine.begin() as c: c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
-                return
+            try: return self._insert(rows)
             except Exception:
-                if attempt == 4: raise
+                if attempt == 4: break
                 time.sleep(0.05 * (attempt + 1))
+        for r in rows:                                     # one bad row must not take its batch down with it
+            try: self._insert([r])
+            except Exception: self.errors += 1
+
+    def _insert(self, rows: list[tuple]) -> None:
+        if self.engine.dialect.name == 'sqlite':           # the DBAPI's executemany runs in C: the GIL stays free
+            conn = self.engine.raw_connection()
+            try: conn.cursor().executemany(_INSERT, rows); conn.commit()
+            finally: conn.close()
+        else:
+            with self.engine.begin() as c: c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
 
     def _run(self) -> None:
         while not (self._stop and self._q.empty()):
             rows = self._take()
             if not rows: continue
             try: self._write(rows)
-            except Exception: self.errors += len(rows)
+            except Exception: self.errors += len(rows)          # masking failed: counted, reported by /metrics
             with self._done:
                 self._written += len(rows); self._done.notify_all()
 
@@ -147,9 +151,13 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
     return {'request_id': request_id, 'recorded': True}
 
 def read_log(log_or_url, since: float | None = None, shadow: bool | None = None) -> pd.DataFrame:
-    "Prediction rows joined with their feedback (outcome None until it arrives); JSON columns decoded."
-    from sqlalchemy import create_engine, text
+    "Prediction rows joined with their feedback (outcome None until it arrives); JSON columns decoded. Empty if no log yet."
+    from sqlalchemy import create_engine, text, inspect
+    empty = pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
+    if isinstance(log_or_url, str) and log_or_url.startswith('sqlite:///') and not Path(log_or_url[len('sqlite:///'):]).exists():
+        return empty
     engine = log_or_url.engine if isinstance(log_or_url, PredictionLog) else create_engine(log_or_url)
+    if not inspect(engine).has_table('predictions'): return empty
     where, args = [], {}
     if since is not None: where.append('p.ts >= :since'); args['since'] = since
     if shadow is not None: where.append('p.shadow = :shadow'); args['shadow'] = shadow

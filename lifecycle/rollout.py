@@ -7,7 +7,8 @@ Every action, automatic or manual, is audited with actor and reason."""
 
 # %% ../nbs/api/28_rollout.ipynb #486554a2
 from __future__ import annotations
-import json, time, uuid
+import fcntl, json, threading, time, uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -19,8 +20,8 @@ from .abstats import SequentialTest
 from . import audit, flags as fl
 
 # %% auto #0
-__all__ = ['ACTIVE', 'RolloutError', 'state_path', 'load_state', 'start', 'advance', 'switch', 'pause', 'resume', 'rollback',
-           'kill', 'arm_stats', 'Decision', 'judge', 'look', 'guard', 'timeline', 'plot_timeline']
+__all__ = ['ACTIVE', 'RolloutError', 'state_path', 'load_state', 'locked', 'start', 'advance', 'switch', 'pause', 'resume',
+           'rollback', 'kill', 'arm_stats', 'Decision', 'judge', 'look', 'guard', 'timeline', 'plot_timeline']
 
 # %% ../nbs/api/28_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -47,6 +48,30 @@ def _event(s: Settings, st: dict, action: str, actor: str | None, reason: str, *
                  rollout_id=st['id'], percentage=st['percentage'], **{k: v for k, v in facts.items() if k != 'metrics'})
     return _save(s, st)
 
+_held = threading.local()
+
+@contextmanager
+def locked(s: Settings):
+    "Hold the rollout lock (re-entrant within a thread): the guard and people never act on a stale state."
+    if getattr(_held, 'depth', 0):
+        _held.depth += 1
+        try: yield
+        finally: _held.depth -= 1
+        return
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    with open(s.state_dir / 'rollout.lock', 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX); _held.depth = 1
+        try: yield
+        finally: _held.depth = 0; fcntl.flock(f, fcntl.LOCK_UN)
+
+def _exclusive(fn):
+    "Run a rollout action under the lock."
+    import functools
+    @functools.wraps(fn)
+    def run(s, *a, **kw):
+        with locked(s): return fn(s, *a, **kw)
+    return run
+
 def _active(s: Settings) -> dict:
     st = load_state(s)
     if not st or st['status'] not in ACTIVE: raise RolloutError("no rollout in progress (start one with `lifecycle rollout start`)")
@@ -58,6 +83,7 @@ def _set_share(s: Settings, st: dict, pct: float, actor, reason) -> None:
     st['tests'] = {}
 
 # %% ../nbs/api/28_rollout.ipynb #74085d98
+@_exclusive
 def start(s: Settings, challenger: str, rp: RolloutParams, steps: list[float] | None = None, strategy: str | None = None,
           actor: str | None = None, reason: str = '') -> dict:
     "Deploy `challenger` beside the control and send it the first step's share (canary) or nothing yet (blue-green)."
@@ -67,6 +93,7 @@ def start(s: Settings, challenger: str, rp: RolloutParams, steps: list[float] | 
     RolloutParams(steps=steps, strategy=strategy or rp.strategy)                  # validates the steps
     spec, name = fl.load_spec(s)
     if str(challenger) == spec.control: raise RolloutError(f"version {challenger} is already the control")
+    if spec.kill: raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
     fl.change_flags(s, {'challenger': str(challenger), 'percentage': 0, 'kill': False}, actor=actor, source='rollout',
                     reason=f'rollout: deploy v{challenger} beside v{spec.control}')
     st = dict(id=uuid.uuid4().hex[:12], model_name=name, challenger=str(challenger), control=spec.control,
@@ -75,6 +102,7 @@ def start(s: Settings, challenger: str, rp: RolloutParams, steps: list[float] | 
     _event(s, st, 'start', actor, reason or f"{st['strategy']} rollout of v{challenger} against v{spec.control}", steps=steps)
     return advance(s, actor, 'first step') if st['strategy'] == 'canary' else st
 
+@_exclusive
 def advance(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
     st = _active(s)
@@ -91,14 +119,17 @@ def _complete(s: Settings, st: dict, actor, reason, metrics) -> dict:
     st.update(status='completed', percentage=100.0, step=len(st['steps']) - 1)
     return _event(s, st, 'complete', actor, reason or 'challenger at 100%: it is the control now', metrics=metrics or {})
 
+@_exclusive
 def switch(s: Settings, actor: str | None = None, reason: str = '') -> dict:
     "Blue-green: move all traffic to the other colour at once (the challenger, or back to the control)."
     st = _active(s)
     if st['strategy'] != 'blue_green': raise RolloutError("switch is for blue-green rollouts; canary rollouts advance step by step")
     to = 0.0 if st['percentage'] >= 100 else 100.0
+    if to: st['baseline'] = [st['step_started'], time.time()]     # the control's traffic before the switch: the guard's yardstick
     _set_share(s, st, to, actor, f"blue-green switch to {'green (challenger)' if to else 'blue (control)'}")
     return _event(s, st, 'switch', actor, reason or f"all traffic to v{st['challenger'] if to else st['control']}")
 
+@_exclusive
 def pause(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Hold the current share; the guard stops acting until `resume`."
     st = _active(s)
@@ -106,12 +137,14 @@ def pause(s: Settings, actor: str | None = None, reason: str = '', metrics: dict
     st['status'] = 'paused'
     return _event(s, st, 'pause', actor, reason or 'paused', metrics=metrics or {})
 
+@_exclusive
 def resume(s: Settings, actor: str | None = None, reason: str = '') -> dict:
     "Continue a paused rollout; the step's evidence starts afresh."
     st = _active(s)
     st['status'], st['step_started'], st['tests'] = 'running', time.time(), {}
     return _event(s, st, 'resume', actor, reason or 'resumed')
 
+@_exclusive
 def rollback(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Everyone back to the control at once: the challenger is undeployed (its cohorts go dormant)."
     st = _active(s)
@@ -119,6 +152,7 @@ def rollback(s: Settings, actor: str | None = None, reason: str = '', metrics: d
     st.update(status='rolled_back', percentage=0.0)
     return _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {})
 
+@_exclusive
 def kill(s: Settings, actor: str | None = None, reason: str = '') -> dict:
     "The kill switch: everyone to the known-safe version; the rollout ends."
     st = _active(s)
@@ -161,7 +195,7 @@ class Decision:
 def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: float) -> Decision:
     "The guard's verdict for one look; `tests` holds the step's sequential tests (updated in place, as dicts)."
     c, t = stats['control'], stats['challenger']
-    alpha = g.alpha / max(n_steps, 1)
+    alpha = g.alpha / (2 * max(n_steps, 1))         # two tests per step, `n_steps` steps: alpha for the whole rollout
     kw = dict(alpha=alpha, **({'tau': g.tau} if g.tau else {}))
     floor = lambda need: max(1, min(need, 100))     # the tests may stop early, once the normal approximation holds
     err = SequentialTest.from_dict(tests['error']) if 'error' in tests else SequentialTest(min_samples=floor(g.min_requests), **kw)
@@ -193,14 +227,22 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
                                 f"per arm, no regression on error rate, p95 latency or accuracy"], m)
 
 # %% ../nbs/api/28_rollout.ipynb #5c8a8c72
+@_exclusive
 def look(s: Settings, g: GuardParams, positive, log_url: str) -> Decision | None:
     "One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running."
     from lifecycle.predlog import read_log
     st = load_state(s)
     if not st or st['status'] != 'running': return None
-    if st['strategy'] == 'blue_green' and st['percentage'] < 100: return Decision('wait', ['blue-green: waiting for the switch'])
-    df = read_log(log_url, since=st['step_started'], shadow=False)
-    d = judge(arm_stats(df, positive), st['tests'], g, len(st['steps']), time.time() - st['step_started'])
+    if st['strategy'] == 'blue_green':
+        if st['percentage'] < 100: return Decision('wait', ['blue-green: waiting for the switch'])
+        b0, b1 = st['baseline']                   # all traffic is on the challenger: compare with the control before it
+        df = read_log(log_url, since=b0, shadow=False)
+        before, after = df[df.ts < b1], df[df.ts >= st['step_started']]
+        stats = {'control': arm_stats(before, positive)['control'], 'challenger': arm_stats(after, positive)['challenger']}
+        steps = 1
+    else:
+        stats, steps = arm_stats(read_log(log_url, since=st['step_started'], shadow=False), positive), len(st['steps'])
+    d = judge(stats, st['tests'], g, steps, time.time() - st['step_started'])
     if d.action == 'wait':
         st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics); _save(s, st)
     elif d.action == 'rollback':

@@ -21,7 +21,7 @@ log = logging.getLogger('lifecycle.serving')
 
 # %% auto #0
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'tokens_path', 'issue_token', 'token_user',
-           'Metrics', 'FlagGate', 'Server', 'create_app', 'app_factory', 'serve']
+           'Metrics', 'FlagGate', 'Server', 'check_outcome', 'create_app', 'app_factory', 'serve']
 
 # %% ../nbs/api/26_serving.ipynb #54aea1df
 def tokens_path(s: Settings) -> Path: return s.state_dir / 'tokens.json'
@@ -62,6 +62,7 @@ class Metrics:
         self.alerts = Counter('lifecycle_alerts', 'Alerts raised', ['kind'], registry=r)
         self.flags_ok = Gauge('lifecycle_flags_valid', '1 while the newest flag file is the active one, 0 while the last good one is kept', registry=r)
         self.backlog = Gauge('lifecycle_prediction_log_pending', 'Rows queued, not yet written', registry=r)
+        self.log_errors = Gauge('lifecycle_prediction_log_errors', 'Rows the prediction log could not write', registry=r)
         self.cpu = Gauge('lifecycle_process_cpu_percent', 'CPU use of the server process', registry=r)
         self.memory = Gauge('lifecycle_process_memory_bytes', 'Resident memory of the server process', registry=r)
         self._proc = psutil.Process()
@@ -81,7 +82,7 @@ class FlagGate:
         self.source, self.active = fl.flagd_path(s), fl.flags_dir(s) / f'active-{os.getpid()}.flagd.json'
         self.models: dict[str, ServedModel] = {}
         self.doc, self.valid, self.problem, self._seen = None, True, '', None
-        self._stop = threading.Event()
+        self._stop, self._thread = threading.Event(), None
 
     def _stamp(self):
         try: st = self.source.stat(); return (st.st_mtime_ns, st.st_size, st.st_ino)
@@ -92,18 +93,24 @@ class FlagGate:
         stamp = self._stamp()
         if stamp == self._seen: return False
         self._seen = stamp
+        from lifecycle.signing import SignatureError
         try:
             doc = fl.read_document(self.source)
             for variant, version in fl.deployed_versions(doc).items():
                 if version not in self.models:
                     try: self.models[version] = self.load(version)
-                    except Exception as e:
+                    except SignatureError as e:          # tampered or unsigned: refused for good
                         raise fl.FlagError(f"variant {variant!r}: version {version} refused: {e}") from None
+                    except Exception as e:               # e.g. the registry is busy: try again at the next look
+                        self._seen = None
+                        raise fl.FlagError(f"variant {variant!r}: version {version} could not be loaded (will retry): {e}") from None
         except fl.FlagError as e:
+            if str(e) != self.problem: self.on_alert('flags_refused', str(e))
             self.valid, self.problem = False, str(e)
-            self.on_alert('flags_refused', str(e))
             return False
         atomic_write(self.active, json.dumps(doc).encode())
+        keep = set(fl.deployed_versions(doc).values())
+        self.models = {v: m for v, m in self.models.items() if v in keep}     # undeployed versions leave memory
         self.doc, self.valid, self.problem = doc, True, ''
         return True
 
@@ -112,8 +119,13 @@ class FlagGate:
             try: self.check()
             except Exception as e: self.on_alert('flags_gate', repr(e))
 
-    def start(self) -> None: threading.Thread(target=self.run, name='flag-gate', daemon=True).start()
-    def stop(self) -> None: self._stop.set(); self.active.unlink(missing_ok=True)
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name='flag-gate', daemon=True); self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread: self._thread.join(timeout=5)
+        self.active.unlink(missing_ok=True)
 
 # %% ../nbs/api/26_serving.ipynb #6889c501
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
@@ -143,9 +155,10 @@ class Server:
         params = load_params(s.params_dir)
         self.s, self.max_body, self.max_records = s, max_body_bytes, max_records
         self.positive = params['features'].positive_class
-        spec, self.model_name = fl.load_spec(s)
-        self.spec: FlagsParams = spec
-        self.admin_role = spec.admin_role
+        _, self.model_name = fl.load_spec(s)
+        declared: FlagsParams = params['flags']            # provider, admin role, poll: from params, never from the API
+        self.admin_role = declared.admin_role
+        self.labels = params['ingest'].columns[params['features'].target].allowed if params['features'].target in params['ingest'].columns else None
         from lifecycle.governance import load_roles
         self.roles = load_roles(s.root / 'settings.ini')
         self.metrics = Metrics()
@@ -155,10 +168,10 @@ class Server:
             from lifecycle.pii import load_key
             key = load_key(s.pii_key_file)
         self.log = PredictionLog(default_url(s), mask=pii_masker(rules, key))
-        self.gate = FlagGate(s, self._load, self.alert, poll_s=spec.poll_ms / 1000)
+        self.gate = FlagGate(s, self._load, self.alert, poll_s=declared.poll_ms / 1000)
         if not self.gate.check(): raise fl.FlagError(f"cannot start: {self.gate.problem or 'no flag file'}")
-        path = self.gate.active if spec.provider == 'flagd-file' else fl.flagd_path(s)
-        self.flags = fl.FlagClient(fl.make_provider(spec, path), domain=f'lifecycle-{os.getpid()}-{id(self)}')
+        path = self.gate.active if declared.provider == 'flagd-file' else fl.flagd_path(s)
+        self.flags = fl.FlagClient(fl.make_provider(declared, path), domain=f'lifecycle-{os.getpid()}-{id(self)}')
         self.flags.on('error', lambda d: self.alert('flags_provider', d.message or 'provider error'))
         self.gate.start()
 
@@ -179,13 +192,13 @@ class Server:
 
     def model(self, variant: str, version: str) -> tuple[str, ServedModel]:
         "The model for a routed (variant, version); the safe version if the flag could not be evaluated."
-        m = self.gate.models.get(version)
+        models = self.gate.models
+        m = models.get(version)
         if m is not None: return variant, m
-        safe = fl.deployed_versions(self.gate.doc)['safe']
-        return 'safe', self.gate.models[safe]
+        return 'safe', models[fl.deployed_versions(self.gate.doc)['safe']]
 
     def close(self) -> None:
-        self.gate.stop(); self.flags.close(); self.log.close()
+        self.flags.close(); self.gate.stop(); self.log.close()
 
 # %% ../nbs/api/26_serving.ipynb #6b0e7ce0
 async def _read(request, limit: int) -> bytes:
@@ -205,6 +218,14 @@ def _json(body: bytes):
     import orjson
     try: return orjson.loads(body)
     except orjson.JSONDecodeError as e: raise InputError(f"body: malformed JSON: {e}", 400) from None
+
+def check_outcome(outcome, labels=None) -> None:
+    "A true outcome: a class label (one of `labels` when declared), 0/1, a boolean or a number; or a list of them."
+    for v in (outcome if isinstance(outcome, list) and outcome else [outcome]):
+        if isinstance(v, str):
+            if labels and v not in labels: raise InputError(f"field 'outcome': {v!r} is not a label; expected one of {labels}")
+        elif v is None or not isinstance(v, (bool, int, float)):
+            raise InputError(f"field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; found {type(v).__name__}")
 
 def create_app(srv: Server):
     "The FastAPI application around a `Server`."
@@ -244,12 +265,12 @@ def create_app(srv: Server):
 
     def score_request(route: str, payload: dict, key, attrs):
         t0 = time.perf_counter()
-        ctx = srv.flags.context(key, attrs, route)
+        request_id = uuid.uuid4().hex
+        ctx = srv.flags.context(key or request_id, attrs, route)    # no key: this request alone is bucketed
         variant, version = srv.flags.route(ctx)
         variant, m = srv.model(variant, version)
         cols = parse_columns(payload, m.schema, srv.max_records)
         threshold = srv.flags.threshold(ctx)
-        request_id = uuid.uuid4().hex
         try: scores = m.score(cols)
         except Exception as e:                     # the model failed on valid input: logged per variant, then a 500
             srv.log.log(request_id=request_id, ts=time.time(), route=route, targeting_key=key, variant=variant,
@@ -282,13 +303,14 @@ def create_app(srv: Server):
             if not isinstance(payload, dict): raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
             extra = sorted(set(payload) - {'records', 'context'})
             if extra: raise InputError(f"body: unknown field(s) {extra}; expected 'records' and optionally 'context'")
-            ctx = payload.get('context') or {}
-            if not isinstance(ctx, dict): raise InputError("field 'context': expected an object")
+            ctx = payload.get('context', {})
+            if not isinstance(ctx, dict): raise InputError(f"field 'context': expected an object, found {type(ctx).__name__}")
             key = ctx.get('targetingKey')
-            if key is not None and not isinstance(key, str): raise InputError("field 'context.targetingKey': expected a string")
+            if key is not None and (not isinstance(key, str) or len(key) > 200 or '\x00' in key):
+                raise InputError("field 'context.targetingKey': expected a string of at most 200 characters without NUL")
             attrs = {k: v for k, v in ctx.items() if k != 'targetingKey'}
-            bad = [k for k, v in attrs.items() if not isinstance(v, (str, bool, int, float))]
-            if bad: raise InputError(f"field 'context.{bad[0]}': expected a string, number or boolean")
+            bad = [k for k, v in attrs.items() if not isinstance(v, (str, bool, int, float)) or k == 'route']
+            if bad: raise InputError(f"field 'context.{bad[0]}': expected a string, number or boolean (and 'route' is reserved)")
             if 'records' not in payload: raise InputError("field 'records': required")
             rid, variant, m, scores, decisions, thr, bg = score_request('predict', {'dataframe_records': payload['records']}, key or None, attrs)
         except InputError as e: return refuse('predict', e, e.status)
@@ -303,6 +325,7 @@ def create_app(srv: Server):
             if not isinstance(p, dict): raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
             extra = sorted(set(p) - {'request_id', 'outcome'})
             if extra: raise InputError(f"body: unknown field(s) {extra}")
+            check_outcome(p.get('outcome'), srv.labels)
             return answer(add_feedback(srv.log, p.get('request_id'), p.get('outcome')))
         except (InputError, FeedbackError) as e: return refuse('feedback', e, e.status)
 
@@ -315,12 +338,14 @@ def create_app(srv: Server):
         body = {'ready': bool(doc and srv.gate.models), 'flags_valid': srv.gate.valid, 'flags_problem': srv.gate.problem,
                 'flags_revision': (doc or {}).get('metadata', {}).get('revision'), 'flags_applied': srv.flags.revision(),
                 'deployed': fl.deployed_versions(doc) if doc else {},
-                'models': {v: m.form for v, m in srv.gate.models.items()}, 'prediction_log_pending': srv.log.pending()}
+                'models': {v: m.form for v, m in dict(srv.gate.models).items()}, 'prediction_log_pending': srv.log.pending(),
+                'prediction_log_errors': srv.log.errors}
         return answer(body, 200 if body['ready'] else 503)
 
     @app.get('/metrics', summary='Prometheus metrics')
     async def metrics():
         from prometheus_client import CONTENT_TYPE_LATEST
+        M.flags_ok.set(int(srv.gate.valid)); M.log_errors.set(srv.log.errors)
         return Response(M.render(srv.log.pending()), media_type=CONTENT_TYPE_LATEST)
 
     # -- admin API -------------------------------------------------------------------------------------------------
@@ -341,7 +366,8 @@ def create_app(srv: Server):
     async def get_flags(request: Request):
         user = authorise(request, 'flags.read')
         if not isinstance(user, str): return user
-        spec, _ = fl.load_spec(srv.s)
+        try: spec, _ = fl.load_spec(srv.s)
+        except fl.FlagError as e: return refuse('admin', e, 422)
         return answer({'spec': spec.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid})
 
     @app.patch('/admin/flags', openapi_extra=_body(FLAGS_BODY), summary='Change flags (admin); audited')
@@ -361,7 +387,8 @@ def create_app(srv: Server):
     async def kill(request: Request):
         user = authorise(request, 'flags.kill')
         if not isinstance(user, str): return user
-        spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
+        try: spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
+        except fl.FlagError as e: return refuse('admin', e, 422)
         return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
     @app.exception_handler(Exception)
@@ -374,8 +401,11 @@ def create_app(srv: Server):
 # %% ../nbs/api/26_serving.ipynb #1ff82c40
 def app_factory():
     "Build the app for the workspace in the current directory (uvicorn `--factory`)."
+    import sys
     s = load_settings(os.environ.get('LIFECYCLE_ROOT') or None)
-    return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
+    try: return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
+    except fl.FlagError as e:
+        print(f"error: {e}", file=sys.stderr); raise SystemExit(2) from None
 
 def serve(s: Settings, host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = 'warning') -> None:
     "Run the server with uvicorn (blocking)."

@@ -81,6 +81,14 @@ def test_a_sound_challenger_reaches_100_percent(ws):
     _, flags = cli_json(ws, 'flags', 'show')
     assert flags['flags']['control'] == out['challenger'] and flags['flags']['challenger'] is None
 
+def test_reports_on_a_workspace_without_traffic_fail_cleanly(tmp_path):
+    fresh = make_workspace(tmp_path / 'fresh')
+    for args in (('experiment', 'report', '--no-render'), ('rollout', 'status'), ('rollout', 'guard', '--once'),
+                 ('flags', 'show'), ('experiment', 'report', '--treatment', 'control')):
+        r = cli(fresh, *args)
+        assert 'Traceback' not in r.stderr, (args, r.stderr)
+    assert not (fresh / '.lifecycle/predictions.db').exists()
+
 def test_experiment_report_compares_the_variants(ws):
     r, a = cli_json(ws, 'experiment', 'report')
     assert r.returncode == 0, r.stderr
@@ -126,6 +134,30 @@ def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     _, out = cli_json(ws, 'rollout', 'kill', '--reason', 'drill')
     assert out['rollout']['status'] == 'killed' and cli_json(ws, 'flags', 'show')[1]['flags']['kill'] is True
     assert cli(ws, 'flags', 'unkill').returncode == 0
+
+def test_blue_green_guard_compares_the_switched_version_with_the_control_before_the_switch(ws):
+    "After the switch the control gets no traffic: the guard's yardstick is the control's traffic before it."
+    from lifecycle.predlog import PredictionLog, default_url
+    from lifecycle.settings import load_settings
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--strategy', 'blue_green')
+    assert r.returncode == 0, r.stderr
+    log = PredictionLog(default_url(load_settings(ws)))
+    rng = np.random.default_rng(3)
+    def traffic(variant, version, acc, n=400):
+        for i in range(n):
+            log.log(request_id=f'{variant}-{time.time_ns()}-{i}', ts=time.time(), route='predict', variant=variant,
+                    model_version=version, decision=[1], latency_ms=1.0, status=200)
+        log.flush()
+        from lifecycle.predlog import add_feedback
+        ids = [f for f in log.recent[0] if f.startswith(variant)][-n:]
+        for rid in ids: add_feedback(log, rid, 'Yes' if rng.random() < acc else 'No')
+    traffic('control', out['rollout']['control'], .83)
+    _, out = cli_json(ws, 'rollout', 'switch')
+    traffic('challenger', '1', .30)
+    log.close()
+    r = cli(ws, 'rollout', 'guard', '--once')
+    assert r.returncode == 0 and r.stdout.startswith('rollback: live accuracy down'), r.stdout + r.stderr
+    assert cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'rolled_back'
 
 def test_a_step_without_enough_data_pauses(ws):
     set_yaml(ws / 'params/rollout.yaml', guard__max_step_seconds=0.5)

@@ -129,6 +129,16 @@ def test_percentage_rollout_is_sticky_and_within_tolerance(ws, server):
     grown = {k: server.predict(k)['variant'] for k in list(got)[:300]}
     assert all(grown[k] == 'challenger' for k in grown if got[k] == 'challenger')
 
+def test_requests_without_a_targeting_key_are_split_per_request(ws, server):
+    flags(ws, *BASE, 'percentage=50')
+    live(server, ws, control='1', safe='1', challenger='2')
+    shares = Counter(server.predict()['variant'] for _ in range(300))
+    assert 0.35 < shares['challenger'] / 300 < 0.65, shares
+    for ctx, words in (([], "field 'context': expected an object"), ({'targetingKey': 'x' * 201}, 'at most 200 characters'),
+                       ({'route': 'invocations'}, "'route' is reserved"), ({'tenant': {'a': 1}}, "field 'context.tenant'")):
+        r = server.http.post('/predict', json={'records': [REC], 'context': ctx})
+        assert r.status_code == 422 and words in r.json()['error'], r.text
+
 def test_cohorts_route_internal_users_regions_and_tenants(ws, server):
     flags(ws, *BASE, "cohorts=[{attribute: internal, equals: true, variant: challenger}, "
                      "{attribute: region, in: [eu-west], variant: challenger}, {attribute: tenant, equals: acme, variant: control}]",
@@ -202,6 +212,7 @@ def test_corrupted_or_invalid_flag_file_keeps_the_last_good_flags(ws, server):
     finally:
         flags(ws, *BASE)
     wait_until(lambda: server.ready()['flags_valid'], 2)
+    assert 'lifecycle_flags_valid 1.0' in server.http.get('/metrics').text
 
 def test_admin_api_needs_a_token_with_the_role(ws, server):
     r = server.http.patch('/admin/flags', json={'changes': {'percentage': 5}})
@@ -215,6 +226,10 @@ def test_admin_api_needs_a_token_with_the_role(ws, server):
     assert r.status_code == 200 and r.json()['spec']['percentage'] == 5
     r = server.http.patch('/admin/flags', json={'changes': {'percentage': 500}}, headers={'Authorization': f"Bearer {carol['token']}"})
     assert r.status_code == 422 and 'percentage' in r.json()['error']
+    for change in ({'provider': 'os:system', 'provider_options': {'command': 'touch /tmp/pwned'}}, {'admin_role': 'data_scientist'},
+                   {'percentage.x': 1}):
+        r = server.http.patch('/admin/flags', json={'changes': change}, headers={'Authorization': f"Bearer {carol['token']}"})
+        assert r.status_code == 422 and ('not a runtime flag' in r.json()['error'] or 'not a group of keys' in r.json()['error']), r.text
     log = [json.loads(l) for l in cli(ws, 'audit', 'show', '-n', '10', '--json').stdout.splitlines()]
     refused = [e for e in log if e['action'] == 'api.refused']
     assert [e['actor'] for e in refused][-2:] == ['anonymous', 'alice']
@@ -228,6 +243,9 @@ def test_feedback_joins_the_log_by_request_id(ws, server):
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': 'No'}).status_code == 409
     assert server.http.post('/feedback', json={'request_id': 'nope', 'outcome': 'No'}).status_code == 404
     assert server.http.post('/feedback', json={'request_id': rid}).status_code == 422
+    r = server.http.post('/feedback', json={'request_id': rid, 'outcome': 'maybe'})
+    assert r.status_code == 422 and "'maybe' is not a label" in r.json()['error']
+    assert server.http.post('/feedback', json={'request_id': rid, 'outcome': {'x': 1}}).status_code == 422
     wait_until(lambda: server.ready()['prediction_log_pending'] == 0, 5)      # the prediction row is written in a batch
     df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}")
     assert df.set_index('request_id').loc[rid, 'outcome'] == 'Yes'
@@ -282,6 +300,12 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     r = cli(ws, 'score', '--input', str(tmp_path / 'bad.csv'), '--output', str(tmp_path / 'bad_out.csv'))
     assert r.returncode == 2 and "missing column(s) ['checks']" in r.stderr and not (tmp_path / 'bad_out.csv').exists()
     assert any(json.loads(l)['action'] == 'score.batch' for l in cli(ws, 'audit', 'show', '-n', '30', '--json').stdout.splitlines())
+    for col, value in (('age', 'inf'), ('checks', True)):
+        arrests.head(5).assign(**{col: value}).to_csv(tmp_path / 'odd.csv', index=False)
+        r = cli(ws, 'score', '--input', str(tmp_path / 'odd.csv'), '--output', str(tmp_path / 'odd_out.csv'))
+        assert r.returncode == 2 and f"column {col!r} row 0: expected a finite number" in r.stderr, r.stderr
+    r = cli(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'no/such/dir/out.csv'))
+    assert r.returncode == 2 and 'Traceback' not in r.stderr
 
 def test_bounded_load_answers_without_5xx_and_loses_no_log_rows(ws, server):
     "A 60-second load (LIFECYCLE_TEST_LOAD_SECONDS) from 4 keep-alive clients: zero 5xx, one log row per answer."
