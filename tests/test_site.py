@@ -4,11 +4,11 @@ from pathlib import Path
 import yaml
 from conftest import ROOT, cli
 
-def test_quarto_config_is_valid_and_has_the_three_sections():
+def test_quarto_config_is_valid_and_has_its_sections():
     cfg = yaml.safe_load((ROOT / 'nbs/_quarto.yml').read_text())
     assert cfg['project']['type'] == 'website' and cfg['execute']['enabled'] is False
     sections = [c['section'] for c in cfg['website']['sidebar']['contents'] if isinstance(c, dict)]
-    assert sections == ['Library', 'Stages', 'Reports']
+    assert sections == ['Library', 'Stages', 'Tutorials', 'Reports']
     for pattern in cfg['project']['render']:
         assert list((ROOT / 'nbs').glob(pattern)), f"{pattern} in _quarto.yml matches no file"
 
