@@ -643,9 +643,10 @@ def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help=
                  max_seconds: float = typer.Option(300, '--max-seconds', help="Give up after this long."),
                  as_json: bool = typer.Option(False, '--json', help="Print the outcome as JSON.")):
     "The whole loop on the default dataset: train a candidate, serve, roll out under the guard with simulated traffic from later years, report."
-    import subprocess, socket, sys, threading, time
+    import threading
     from lifecycle import rollout as ro, simulate as sim
     from lifecycle.predlog import default_url
+    from lifecycle.serving import LocalServer
     if outcome not in ('sound', 'degraded'): _fail(f"--challenger-kind: expected sound or degraded, found {outcome!r}", EXIT_INPUT, as_json)
     s, ps = _flags_context(as_json)
     say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
@@ -653,30 +654,22 @@ def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help=
     if st and st['status'] in ro.ACTIVE: _fail(f"rollout {st['id']} is {st['status']}; finish or roll it back first", EXIT_INPUT, as_json)
     say(f"training a {outcome} candidate beside the champion ...")
     version = sim.train_candidate(s, degrade=outcome == 'degraded', params={'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None)
-    with socket.socket() as so: so.bind(('127.0.0.1', 0)); port = so.getsockname()[1]
-    server = subprocess.Popen([str(Path(sys.executable).parent / 'lifecycle'), 'serve', '--port', str(port)], cwd=s.root)
+    server = LocalServer(s.root)
+    try: server.start()
+    except RuntimeError as e: _fail(str(e), EXIT_STAGE, as_json)
     try:
-        import httpx
-        url, t0 = f'http://127.0.0.1:{port}', time.monotonic()
-        while True:
-            try:
-                if httpx.get(url + '/ready').status_code == 200: break
-            except httpx.HTTPError: pass
-            if server.poll() is not None or time.monotonic() - t0 > 60: _fail("the server did not start", EXIT_STAGE, as_json)
-            time.sleep(0.2)
         st = ro.start(s, version, ps['rollout'], _steps(steps, as_json), 'canary', reason=f'demonstration: {outcome} challenger')
         say(f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from later years")
         rows, fp = sim.later_rows(s), ps['features']
         inputs = [f.name for f in fp.features]
         done = lambda: (ro.load_state(s) or {}).get('status') not in ('running',)
-        traffic = threading.Thread(target=sim.send_traffic, args=(url, rows, inputs, fp.target),
+        traffic = threading.Thread(target=sim.send_traffic, args=(server.url, rows, inputs, fp.target),
                                    kwargs=dict(max_requests=10 ** 7, max_seconds=max_seconds, stop=done, threads=3), daemon=True)
         traffic.start()
         st = ro.guard(s, ps['rollout'].guard, fp.positive_class, default_url(s), max_seconds=max_seconds,
                       on_decision=lambda d: d.action != 'wait' and say(f"  guard: {d.action}: {'; '.join(d.reasons)}"))
         traffic.join(30)
-    finally:
-        server.terminate(); server.wait(15)
+    finally: server.stop()
     html = _report_notebook(s, '07_rollout.ipynb', s.reports_dir / 'rollouts' / st['id'], {'rollout_id': st['id']})
     if as_json: print(json.dumps({'ok': True, 'challenger': version, 'status': st['status'], 'report': str(html),
                                   'history': st['history']}, default=float))

@@ -22,14 +22,9 @@ __all__ = ['variant_table', 'analyse', 'plot_analysis']
 def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> pd.DataFrame:
     "One row per variant: requests, labelled outcomes, accuracy, error rate, latency p50/p95 (ms), model versions."
     stats = arm_stats(log, positive, arms)
-    rows = []
-    for arm in arms:
-        d = log[(log.variant == arm) & (log.route == 'predict') & ~log.shadow & (log.status == 200)]
-        st = stats[arm]
-        rows.append(dict(variant=arm, versions=','.join(sorted(set(map(str, d.model_version)))), requests=st['requests'],
-                         labelled=st['feedback'], correct=st['correct'], accuracy=st['accuracy'], error_rate=st['error_rate'],
-                         p50_ms=float(np.percentile(d.latency_ms, 50)) if len(d) else None, p95_ms=st['p95_ms']))
-    return pd.DataFrame(rows).set_index('variant')
+    cols = ['versions', 'requests', 'feedback', 'correct', 'accuracy', 'error_rate', 'p50_ms', 'p95_ms']
+    return (pd.DataFrame([{'variant': a, **{c: stats[a][c] for c in cols}} for a in arms])
+            .rename(columns={'feedback': 'labelled'}).set_index('variant'))
 
 def analyse(log: pd.DataFrame, positive, ep: ExperimentParams, control: str = 'control', treatment: str = 'challenger',
             draws: int = 100_000, seed: int = 0) -> dict:

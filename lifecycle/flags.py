@@ -119,10 +119,11 @@ def resolve_spec(spec: FlagsParams, lookup) -> FlagsParams:
     return spec.model_copy(update={a: _resolve(getattr(spec, a), lookup) for a in ARMS})
 
 def _check_signed(s: Settings, model_name: str, spec: FlagsParams) -> None:
+    from lifecycle.signing import is_signed
     store = Store(s.store_dir)
     for arm in ARMS:
         v = getattr(spec, arm)
-        if v and not store.record_path('signatures', f'{model_name}-{v}').exists():
+        if v and not is_signed(store, model_name, v):
             raise FlagError(f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
                             "only versions signed at registration can be deployed")
 

@@ -168,7 +168,7 @@ def _outcome(v, positive) -> int | None:
     return int(str(v) == str(positive))
 
 def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> dict[str, dict]:
-    "Per variant (control, challenger): requests, errors, p95 latency, labelled records and correct ones."
+    "Per variant (control, challenger): requests, errors, p50/p95 latency, labelled records and correct ones, versions."
     out = {}
     for arm in arms:
         d = log[(log.variant == arm) & (log.route == 'predict') & ~log.shadow]
@@ -180,9 +180,12 @@ def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> di
                 t = _outcome(b, positive)
                 if t is not None: labelled += 1; correct += int(int(a) == t)
         ok = d.status == 200
+        lat = d.latency_ms[ok]
         out[arm] = dict(requests=int(len(d)), errors=int((~ok).sum()), feedback=labelled, correct=correct,
                         error_rate=float((~ok).mean()) if len(d) else None, accuracy=correct / labelled if labelled else None,
-                        p95_ms=float(np.percentile(d.latency_ms[ok], 95)) if ok.sum() else None)
+                        p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
+                        p95_ms=float(np.percentile(lat, 95)) if len(lat) else None,
+                        versions=','.join(sorted(set(map(str, d.model_version)))))
     return out
 
 @dataclass
@@ -243,18 +246,14 @@ def look(s: Settings, g: GuardParams, positive, log_url: str) -> Decision | None
     else:
         stats, steps = arm_stats(read_log(log_url, since=st['step_started'], shadow=False), positive), len(st['steps'])
     d = judge(stats, st['tests'], g, steps, time.time() - st['step_started'])
-    if d.action == 'wait':
-        st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics); _save(s, st)
-    elif d.action == 'rollback':
-        _save(s, st)
-        rollback(s, actor='guard', reason='; '.join(d.reasons), metrics=d.metrics)
-        audit.append(s.audit_path, 'alert', 'rollout.regression', reason='; '.join(d.reasons), actor='guard', rollout_id=st['id'])
-    elif d.action == 'pause':
-        _save(s, st); pause(s, actor='guard', reason='; '.join(d.reasons), metrics=d.metrics)
-    else:
-        _save(s, st)
-        if st['strategy'] == 'blue_green': _complete(s, load_state(s), 'guard', d.reasons[0], d.metrics)
-        else: advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)
+    if d.action == 'wait': st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)
+    _save(s, st)                                   # the step's sequential tests, before any action reads the state
+    why = '; '.join(d.reasons)
+    if d.action == 'rollback':
+        rollback(s, actor='guard', reason=why, metrics=d.metrics)
+        audit.append(s.audit_path, 'alert', 'rollout.regression', reason=why, actor='guard', rollout_id=st['id'])
+    elif d.action == 'pause': pause(s, actor='guard', reason=why, metrics=d.metrics)
+    elif d.action == 'advance': advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)   # blue-green: completes
     return d
 
 def guard(s: Settings, g: GuardParams, positive, log_url: str, max_seconds: float | None = None, on_decision=None) -> dict | None:

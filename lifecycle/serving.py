@@ -21,7 +21,7 @@ log = logging.getLogger('lifecycle.serving')
 
 # %% auto #0
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'tokens_path', 'issue_token', 'token_user',
-           'Metrics', 'FlagGate', 'Server', 'check_outcome', 'create_app', 'app_factory', 'serve']
+           'Metrics', 'FlagGate', 'Server', 'check_outcome', 'create_app', 'app_factory', 'LocalServer', 'serve']
 
 # %% ../nbs/api/26_serving.ipynb #54aea1df
 def tokens_path(s: Settings) -> Path: return s.state_dir / 'tokens.json'
@@ -68,9 +68,9 @@ class Metrics:
         self._proc = psutil.Process()
         self.flags_ok.set(1)
 
-    def render(self, pending: int) -> bytes:
+    def render(self, pending: int, log_errors: int, flags_valid: bool) -> bytes:
         from prometheus_client import generate_latest
-        self.backlog.set(pending)
+        self.backlog.set(pending); self.log_errors.set(log_errors); self.flags_ok.set(int(flags_valid))
         self.cpu.set(self._proc.cpu_percent(None)); self.memory.set(self._proc.memory_info().rss)
         return generate_latest(self.registry)
 
@@ -186,7 +186,6 @@ class Server:
     def alert(self, kind: str, message: str) -> None:
         "Raise an alert: metric, log line, audit entry."
         self.metrics.alerts.labels(kind).inc()
-        if kind.startswith('flags'): self.metrics.flags_ok.set(0)
         log.error('ALERT %s: %s', kind, message)
         audit.append(self.s.audit_path, 'alert', kind, reason=message[:2000], actor='server')
 
@@ -202,7 +201,6 @@ class Server:
 
 # %% ../nbs/api/26_serving.ipynb #6b0e7ce0
 async def _read(request, limit: int) -> bytes:
-    from lifecycle.models import InputError
     n = request.headers.get('content-length')
     if n is not None and n.isdigit() and int(n) > limit: raise InputError(f"body: {n} bytes, at most {limit}", 413)
     chunks, size = [], 0
@@ -284,7 +282,8 @@ def create_app(srv: Server):
                     shadow=False, inputs=cols, output=scores, decision=decisions, threshold=threshold, latency_ms=ms, status=200)
         M.latency.labels(route, variant, m.version).observe(ms / 1000)
         M.requests.labels(route, variant, m.version, '200').inc()
-        for x in scores[:100]: M.scores.labels(m.version).observe(x)
+        served = M.scores.labels(m.version)
+        for x in scores[:100]: served.observe(x)
         return request_id, variant, m, scores, decisions, threshold, bg
 
     @app.post('/invocations', openapi_extra=_body(MLFLOW_BODY), summary='MLflow scoring protocol, served by the control version')
@@ -345,8 +344,7 @@ def create_app(srv: Server):
     @app.get('/metrics', summary='Prometheus metrics')
     async def metrics():
         from prometheus_client import CONTENT_TYPE_LATEST
-        M.flags_ok.set(int(srv.gate.valid)); M.log_errors.set(srv.log.errors)
-        return Response(M.render(srv.log.pending()), media_type=CONTENT_TYPE_LATEST)
+        return Response(M.render(srv.log.pending(), srv.log.errors, srv.gate.valid), media_type=CONTENT_TYPE_LATEST)
 
     # -- admin API -------------------------------------------------------------------------------------------------
     def authorise(request: Request, action: str) -> str | Response:
@@ -406,6 +404,49 @@ def app_factory():
     try: return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
     except fl.FlagError as e:
         print(f"error: {e}", file=sys.stderr); raise SystemExit(2) from None
+
+class LocalServer:
+    "`lifecycle serve` in a child process on a free 127.0.0.1 port: ready on entry, stopped on exit (demos, tutorials, tests)."
+    def __init__(self, root: str | Path, env: dict | None = None, workers: int = 1, log=None, timeout: float = 60):
+        self.root, self.env, self.workers, self.log, self.timeout = Path(root), env, workers, log, timeout
+
+    def __enter__(self) -> LocalServer: return self.start()
+
+    def start(self) -> LocalServer:
+        "Start the process and wait until it is ready (stopped again if it never gets there)."
+        import socket, subprocess, sys
+        with socket.socket() as so: so.bind(('127.0.0.1', 0)); self.port = so.getsockname()[1]
+        self.url = f'http://127.0.0.1:{self.port}'
+        self.proc = subprocess.Popen([str(Path(sys.executable).parent / 'lifecycle'), 'serve', '--port', str(self.port),
+                                      '--workers', str(self.workers)], cwd=self.root, env=self.env, stdout=self.log,
+                                     stderr=subprocess.STDOUT if self.log is not None else None, text=True)
+        try: self.wait_ready()
+        except BaseException: self.stop(); raise
+        return self
+
+    def is_ready(self) -> bool:
+        import httpx
+        try: return httpx.get(self.url + '/ready', timeout=5).status_code == 200
+        except httpx.HTTPError: return False            # not listening yet
+
+    def wait_ready(self) -> None:
+        "Block until /ready answers 200; RuntimeError if the process exits first or `timeout` passes."
+        deadline = time.monotonic() + self.timeout
+        while not self.is_ready():
+            if self.proc.poll() is not None:
+                out = self.proc.stdout.read() if self.proc.stdout else ''
+                raise RuntimeError(f"lifecycle serve exited with code {self.proc.returncode} before it was ready {out}".strip())
+            if time.monotonic() > deadline: raise RuntimeError(f"lifecycle serve was not ready within {self.timeout:g} s")
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        "SIGTERM (uvicorn drains and the prediction log flushes), then SIGKILL after 30 s."
+        import subprocess
+        self.proc.terminate()
+        try: self.proc.wait(30)
+        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+
+    def __exit__(self, *exc) -> None: self.stop()
 
 def serve(s: Settings, host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = 'warning') -> None:
     "Run the server with uvicorn (blocking)."

@@ -14,7 +14,7 @@ from . import audit
 # %% auto #0
 __all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'default_key_dir', 'SigningKeyError', 'key_id',
            'load_private_key', 'load_public_key', 'ensure_keypair', 'artifact_manifest', 'SignatureError',
-           'sign_manifest', 'verify_manifest', 'sign_model_version', 'verified_path', 'verified_load']
+           'sign_manifest', 'verify_manifest', 'sign_model_version', 'is_signed', 'verified_path', 'verified_load']
 
 # %% ../nbs/api/17_signing.ipynb #8446b0ea
 PRIVATE_KEY_FILE, PUBLIC_KEY_FILE = 'signing_key.pem', 'signing_key.pub.pem'
@@ -192,6 +192,10 @@ def sign_model_version(mlflow, store: Store, name: str, version, key_dir: str | 
     return signed
 
 # %% ../nbs/api/17_signing.ipynb #4dee0e0b
+def is_signed(store: Store, name: str, version) -> bool:
+    "Whether a registered version has a signature record (it is verified only when loaded)."
+    return store.record_path(SIGNATURE_KIND, f'{name}-{version}').exists()
+
 def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path, dst: str | Path | None = None) -> Path:
     "Download a registered version, verify its files against its signed manifest, and return the verified folder."
     version, subject = str(version), _subject(name, version)

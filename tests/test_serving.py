@@ -2,19 +2,17 @@
 shadow, live threshold), refusals (bad input, tampered model, corrupted flags, tokens), the prediction log under load,
 batch scoring and schemathesis against the OpenAPI document."""
 from __future__ import annotations
-import json, os, socket, subprocess, threading, time
+import json, os, subprocess, threading, time
 from collections import Counter
 from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
 from conftest import LIFECYCLE, clean_env, cli, cli_json, make_workspace
+from lifecycle.serving import LocalServer
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 COLS = list(REC)
-
-def free_port() -> int:
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 def wait_until(pred, timeout: float = 10, step: float = 0.02):
     end = time.monotonic() + timeout
@@ -24,19 +22,12 @@ def wait_until(pred, timeout: float = 10, step: float = 0.02):
         time.sleep(step)
     raise AssertionError(f'condition not met within {timeout}s')
 
-class Running:
-    "A `lifecycle serve` process on a free port of 127.0.0.1."
+class Running(LocalServer):
+    "A `lifecycle serve` process on a free port of 127.0.0.1, with an HTTP client."
     def __init__(self, ws: Path, workers: int = 1):
-        self.port = free_port()
-        self.url = f'http://127.0.0.1:{self.port}'
-        self.proc = subprocess.Popen([LIFECYCLE, 'serve', '--port', str(self.port), '--workers', str(workers)], cwd=ws,
-                                     env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        super().__init__(ws, env=clean_env(), workers=workers, log=subprocess.PIPE)
+        self.start()
         self.http = httpx.Client(base_url=self.url, timeout=10)
-        def up():
-            if self.proc.poll() is not None: raise AssertionError(f'server exited: {self.proc.stdout.read()}')
-            try: return self.http.get('/ready').status_code == 200
-            except httpx.HTTPError: return False
-        wait_until(up, 60, 0.2)
 
     def predict(self, key=None, records=None, **attrs):
         ctx = {**({'targetingKey': key} if key else {}), **attrs}
@@ -45,11 +36,6 @@ class Running:
         return r.json()
 
     def ready(self) -> dict: return self.http.get('/ready').json()
-
-    def stop(self):
-        self.proc.terminate()
-        try: self.proc.wait(15)
-        except subprocess.TimeoutExpired: self.proc.kill()
 
 @pytest.fixture(scope='module')
 def ws(tmp_path_factory) -> Path:
