@@ -10,7 +10,7 @@ import time, uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .models import ServedModel, InputError, _typed
+from .models import ServedModel, InputError, _typed, check_inputs
 from .store import file_sha256
 from .predlog import PredictionLog
 from . import audit
@@ -46,13 +46,15 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int) -> d
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
-                raise InputError(f"{path}: column {n!r} row {offset + i}: expected a finite number, found {s.iloc[i]!r}")
+                what = 'nothing' if pd.isna(s.iloc[i]) else 'text' if isinstance(s.iloc[i], str) else 'a non-finite number'
+                raise InputError(f"{path}: column {n!r} row {offset + i}: expected a finite number, found {what}")
             out[n] = a
         else: out[n] = _typed(n, k, s.tolist(), offset)
     return out
 
 def score_file(m: ServedModel, src: str | Path, dst: str | Path, *, threshold: float = 0.5, chunk_rows: int = 50_000,
-               keep_columns: bool = True, log: PredictionLog | None = None, audit_path=None, actor=None, progress=None) -> dict:
+               keep_columns: bool = True, log: PredictionLog | None = None, audit_path=None, actor=None, progress=None,
+               contract: dict | None = None) -> dict:
     "Score `src` into `dst` (CSV or Parquet by extension); returns the batch summary."
     src, dst = Path(src), Path(dst)
     if not src.exists(): raise InputError(f"{src}: input file not found")
@@ -64,6 +66,7 @@ def score_file(m: ServedModel, src: str | Path, dst: str | Path, *, threshold: f
         total = _count_rows(src)
         for chunk in _chunks(src, chunk_rows):
             cols = _typed_frame(chunk, m, src, rows)
+            if contract: check_inputs(cols, contract, f"{src}: ", rows)
             scores = m.score(cols)
             out = (chunk if keep_columns else pd.DataFrame(index=chunk.index)).assign(score=scores, model_version=m.version)
             if m.task == 'classification':
@@ -82,7 +85,8 @@ def score_file(m: ServedModel, src: str | Path, dst: str | Path, *, threshold: f
     except (OSError, ValueError, UnicodeDecodeError) as e:      # unreadable input, unwritable output, malformed CSV/Parquet
         if writer: writer.close()
         tmp.unlink(missing_ok=True)
-        raise InputError(f"{src} -> {dst}: {type(e).__name__}: {e}") from None
+        why = str(e) if isinstance(e, OSError) else 'the message is withheld, it may quote input values'
+        raise InputError(f"{src} -> {dst}: {type(e).__name__} ({why})") from None
     except BaseException:
         if writer: writer.close()
         tmp.unlink(missing_ok=True); raise

@@ -115,7 +115,7 @@ def _drift_report(s, p, r) -> str | None:
     from lifecycle import ingest
     from lifecycle.store import Store
     from lifecycle.drift import evidently_report
-    cols = [c for c in r.sample.columns if c not in p.drift.exclude and not p.columns[c].pii]
+    cols = [c for c in r.sample.columns if c not in p.drift.exclude and not p.columns[c].personal]
     ref = ingest.load_snapshot(Store(s.store_dir), r.reference)
     cols = [c for c in cols if c in ref]
     out = s.reports_dir / 'ingest' / p.dataset / f'{r.batch_id}-drift.html'
@@ -147,7 +147,12 @@ def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: 
                 snapshot=r.snapshot['version'] if r.snapshot else None,
                 quarantine=r.quarantine['version'] if r.quarantine else None, reference=ref, metrics=r.metrics,
                 findings=v.drop(columns=['message']).to_dict('records'), reason=r.reason,
-                exit=EXIT_STAGE if r.status == 'rejected' else 0)
+                exit=EXIT_STAGE if r.status == 'rejected' else 0,
+                _examples={f'{c} ({rule})': vals for (rule, c), vals in r.shown_examples(p).items()})
+
+def _public(o: dict) -> dict:
+    "An outcome without its terminal-only keys (raw example values), for JSON output."
+    return {k: v for k, v in o.items() if not k.startswith('_')}
 
 def _print_outcome(o: dict) -> None:
     from rich.console import Console
@@ -159,6 +164,8 @@ def _print_outcome(o: dict) -> None:
     for f in o['findings']:
         c.print(f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {f['rule']:<16} {f['column']}: "
                 f"expected {f['expected']}, found {f['found']} -- {f['meaning']}")
+    for where, vals in (o.get('_examples') or {}).items():     # only for a dataset that declares no personal column
+        c.print(f"  examples of {where}, shown here only: {', '.join(map(repr, vals))}", markup=False)
     if o['status'] not in ('accepted', 'rejected'): c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
 
 @app.command()
@@ -196,7 +203,7 @@ def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet fil
                 fresh = load_params(params or s.params_dir); current.update(p=fresh['ingest'], rp=fresh['register'])
             except ParamsError as e: typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
             o = _ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report)
-            print(json.dumps(o, default=str)) if as_json else _print_outcome(o)
+            print(json.dumps(_public(o), default=str)) if as_json else _print_outcome(o)
             return {k: o.get(k) for k in ('status', 'snapshot', 'batch_id')}
         try: outs = watch_folder(watch, ledger_for(s.state_dir, watch), handle, once=once, interval=interval, max_batches=max_batches)
         except FileNotFoundError as e: _fail(str(e), EXIT_INPUT, as_json)
@@ -206,7 +213,7 @@ def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet fil
     if not source: _fail("give a SOURCE (file or database URL), --watch DIR, or 'stats'", EXIT_INPUT, as_json)
     if dataset is None: _fail("--dataset NAME is required for a single batch", EXIT_INPUT, as_json)
     o = _ingest_one(s, p, rp, source, query or p.query, as_json, report=report)
-    if as_json: print(json.dumps(o, default=str))
+    if as_json: print(json.dumps(_public(o), default=str))
     else: _print_outcome(o)
     if o['exit']:
         if not as_json: typer.secho(f"error: {o.get('error') or o['reason']}", fg='red', err=True)
@@ -504,7 +511,7 @@ def score(input: Path = typer.Option(..., '--input', help="CSV or Parquet file o
           as_json: bool = typer.Option(False, '--json', help="Print the batch summary as JSON.")):
     "Score a file in chunks through the same verified, packaged model the server uses; logged."
     from lifecycle import flags as fl, audit as au
-    from lifecycle.models import InputError, load_version
+    from lifecycle.models import InputError, load_version, input_contract
     from lifecycle.predlog import PredictionLog, default_url
     from lifecycle.signing import default_key_dir, SignatureError
     from lifecycle.store import Store
@@ -527,7 +534,9 @@ def score(input: Path = typer.Option(..., '--input', help="CSV or Parquet file o
         if total and bar.total is None: bar.total = total
         bar.update(n)
     log = PredictionLog(default_url(s))
-    try: out = score_file(m, input, output, threshold=thr, chunk_rows=chunk_rows, log=log, audit_path=s.audit_path, progress=progress)
+    contract = input_contract(ps['ingest'].columns, m.columns)
+    try: out = score_file(m, input, output, threshold=thr, chunk_rows=chunk_rows, log=log, audit_path=s.audit_path,
+                          progress=progress, contract=contract)
     except InputError as e: _fail(str(e), EXIT_INPUT, as_json)
     finally: bar.close(); log.close()
     if as_json: print(json.dumps({'ok': True, **out}))

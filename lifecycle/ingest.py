@@ -30,6 +30,7 @@ RULES = {  # rule: (severity, row_level, operational meaning)
     'extra_column': ('critical', False, 'the upstream contract changed: a field was added or renamed'),
     'dtype': ('critical', False, 'types changed upstream, or numbers arrive as text: an export or parsing problem'),
     'pii_unmasked': ('critical', False, 'personal data would be stored unmasked'),
+    'personal_data': ('critical', False, 'values that look personal in a column not declared personal: columns swapped or mislabelled upstream'),
     'too_few_rows': ('critical', False, 'an empty or truncated extract'),
     'nulls': ('high', True, 'nulls where none are allowed: broken extraction or join'),
     'null_spike': ('high', False, 'null rate above its limit: broken extraction or join'),
@@ -115,6 +116,11 @@ class BatchResult:
     drift: pd.DataFrame | None = None
     sample: pd.DataFrame | None = None
     metrics: dict = field(default_factory=dict)
+    examples: dict = field(default_factory=dict, repr=False)   # (rule, column) -> a few raw failing values; memory only
+
+    def shown_examples(self, p: IngestParams) -> dict:
+        "The raw failing values a terminal may show: only for a dataset that declares no personal column."
+        return {} if any(r.personal for r in p.columns.values()) else self.examples
 
     @property
     def reason(self) -> str:
@@ -133,6 +139,15 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
 
 def _hash_rows(df: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(df, index=False).to_numpy()
+
+def _digested(chunk: pd.DataFrame, rows: np.ndarray, failed: dict, salt: bytes) -> pd.DataFrame:
+    "The offending `rows` for quarantine, each cell that failed its contract replaced by its salted digest."
+    from lifecycle.pii import digest
+    out = chunk[rows].copy()
+    for c, m in failed.items():
+        m = m[rows]
+        if m.any(): out[c] = out[c].astype(object).where(~m, out[c].map(lambda v: digest(v, salt)))
+    return out
 
 class _Writer:
     "Streams frames to a temporary Parquet file with a fixed schema."
@@ -175,11 +190,37 @@ def _history(s: Settings, dataset: str) -> tuple[dict | None, str | None]:
     return flags, snapshot
 
 # %% ../nbs/api/11_ingest.ipynb #80142b1c
+def _personal_findings(chunk: pd.DataFrame, p: IngestParams) -> list[dict]:
+    "A `personal_data` finding (counts only) for each text column not declared personal that holds personal-looking values."
+    from pandas.api import types as t
+    from lifecycle.pii import looks_personal
+    out = []
+    for c in chunk.columns:
+        r = p.columns[c]
+        if r.personal or r.kind != 'value' or not (t.is_object_dtype(chunk[c]) or t.is_string_dtype(chunk[c])): continue
+        hit = looks_personal(chunk[c], vocabulary=r.allowed or ())
+        if hit: out.append(violation('personal_data', c, expected='no personal values (the column is declared personal: false)',
+                                     found=f'{hit.matched} of {hit.read} value(s) look like {hit.kind}s', count=hit.matched,
+                                     detail="declare it 'personal: true' with a pii rule if it is personal, 'kind: identifier' "
+                                            "or 'kind: date' if it is one; else check the upstream column order"))
+    return out
+
+def _safe_name(name: str, i: int) -> str:
+    "An undeclared column's name as it may be quoted: withheld when it looks like a personal value (a header-less file)."
+    from lifecycle.pii import looks_personal
+    return f'<column {i + 1}: name withheld, it looks like personal data>' if looks_personal(pd.Series([name] * 3)) else name
+
+def _quoted(values: set, salt: bytes, n: int) -> str:
+    "How many distinct failing values, and the digests of a few: never the values."
+    from lifecycle.pii import digest
+    return f"{len(values)}{'+' if len(values) >= 20 else ''} distinct value(s), e.g. " + ', '.join(sorted(digest(v, salt) for v in values)[:n])
+
 def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *, source: str, fingerprint: str,
                  role: str = 'batch', reference: str | None = None, actor: str | None = None) -> BatchResult:
     "Check, mask and store one batch under the rules of `p`; raise `BatchRejected` when the policy refuses it."
-    from lifecycle.pii import mask_frame, load_key
+    from lifecycle.pii import mask_frame, load_key, finding_salt, digest
     t0, store, f = time.perf_counter(), Store(s.store_dir), p.flags
+    salt = finding_salt(s.digest_salt_path)
     res = BatchResult(batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
                       dataset=p.dataset, source=source, status='running', reference=reference)
     pii = {c: r.pii for c, r in p.columns.items() if r.pii}
@@ -187,7 +228,7 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
     schema, declared = contract(p), list(p.columns)
     found: list[dict] = []; table_level: dict[tuple, dict] = {}
     counts = {k: {} for k in ('nulls', 'out_of_range', 'unseen_category', 'coerced')}
-    examples = {k: {} for k in ('out_of_range', 'unseen_category')}
+    examples = {k: {} for k in ('out_of_range', 'unseen_category')}   # raw values, kept in memory for the terminal only
     nulls, rows, seen, dup_count = {c: 0 for c in declared}, 0, np.empty(0, dtype=np.uint64), 0
     rng, sample = np.random.default_rng(0), None
     clean, quarantine = _Writer(store), _Writer(store, as_text=True)
@@ -200,12 +241,13 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
                 missing = [c for c, r in p.columns.items() if r.required and c not in present and not (r.pii and r.pii.method == 'drop')]
                 extra = [c for c in present if c not in p.columns]
                 hint = ''
+                named = {c: _safe_name(str(c), present.index(c)) for c in extra}
                 if len(present) == 1 and any(d in present[0] for d in ';\t|'):
-                    hint = f"the file holds a single column {present[0][:60]!r}: it probably uses another delimiter than ','"
-                elif missing and extra: hint = f"undeclared column(s) {extra} arrived instead: renamed upstream?"
+                    hint = f"the file holds a single column {named.get(present[0], present[0])[:60]!r}: it probably uses another delimiter than ','"
+                elif missing and extra: hint = f"undeclared column(s) {list(named.values())} arrived instead: renamed upstream?"
                 for c in missing: table_level[('missing_column', c)] = violation('missing_column', c, expected='present', found='absent', detail=hint)
                 for c in extra:
-                    table_level[('extra_column', c)] = violation('extra_column', c, expected='only declared columns',
+                    table_level[('extra_column', c)] = violation('extra_column', named[c], expected='only declared columns',
                         found='an undeclared column', blocking=f.strict_schema,
                         severity=None if f.strict_schema else 'low', detail='' if f.strict_schema else 'dropped (strict_schema is off)')
                 if pii and not f.auto_anonymise:
@@ -218,9 +260,15 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
             chunk = chunk[[c for c in present if c in p.columns]]
             if chunk.shape[1] == 0: rows += len(chunk); continue     # no declared column at all: nothing to check
             if f.auto_anonymise and pii: chunk = mask_frame(chunk, pii, key)
+            personal = _personal_findings(chunk, p)
+            if personal:    # personal data where none is declared: refuse, read no further, quote nothing
+                for v in personal: table_level[('personal_data', v['column'])] = v
+                rows += len(chunk); sample = None; doomed = True
+                break
             chunk, coerced = _conform(chunk, p, f.strict_schema)
             for c, n in coerced.items(): counts['coerced'][c] = counts['coerced'].get(c, 0) + n
             bad = np.zeros(len(chunk), dtype=bool)
+            failed = {}    # column -> cells that failed its contract: never written, never quoted
             import pandera.errors as pe
             try: schema.validate(chunk, lazy=True)
             except pe.SchemaErrors as e:
@@ -229,15 +277,18 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
                     if check.startswith('dtype('):
                         num = pd.to_numeric(chunk[col], errors='coerce') if col in chunk else None
                         hint = 'numbers arrive as text' if num is not None and num.notna().mean() > 0.9 and chunk[col].dtype == object else ''
+                        what = pd.api.types.infer_dtype(chunk[col], skipna=True) if col in chunk else 'nothing'
                         table_level.setdefault(('dtype', col), violation('dtype', col, expected=check[6:-1],
-                            found=str(g['failure_case'].iloc[0]), detail=hint))
+                            found=f'{what} values ({chunk[col].dtype})', detail=hint))
+                        if col in chunk: failed[col] = np.ones(len(chunk), dtype=bool)
                         continue
                     rule = 'unseen_category' if check.startswith('isin') else 'out_of_range'
                     idx = g['index'].dropna().astype(int).to_numpy()
                     bad[idx] = True
+                    failed.setdefault(col, np.zeros(len(chunk), dtype=bool))[idx] = True
                     counts[rule][col] = counts[rule].get(col, 0) + len(idx)
-                    ex = examples[rule].setdefault(col, {'check': check, 'values': set()})
-                    ex['values'].update(map(str, g['failure_case'].unique()[:20]))
+                    ex = examples[rule].setdefault(col, set())
+                    if len(ex) < 20: ex.update(map(str, g['failure_case'].unique()[:20 - len(ex)]))
             for c in declared:
                 if c not in chunk: continue
                 isna = chunk[c].isna().to_numpy(); nulls[c] += int(isna.sum())
@@ -251,20 +302,24 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
             seen = np.union1d(seen, uniq)
             r = rng.random(len(chunk))
             cand = chunk.assign(_k=r)
+            for c, m in failed.items(): cand[c] = cand[c].mask(m)   # the drift sample never holds a failing value
             sample = cand if sample is None else pd.concat([sample, cand], ignore_index=True)
             if len(sample) > p.drift.sample_rows: sample = sample.nsmallest(p.drift.sample_rows, '_k')
-            ok = chunk[~bad]
-            for c, rule in p.columns.items():
-                if rule.dtype == 'int' and not rule.pii and rule.max_null_rate == 0 and c in ok: ok = ok.astype({c: 'int64'})
-            if not doomed: clean.write(ok); quarantine.write(chunk[bad])   # a doomed batch is still checked, never written
+            doomed = doomed or any(rule == 'dtype' for rule, _ in table_level)
+            if not doomed:    # a doomed batch is still checked, never written
+                ok = chunk[~bad]
+                for c, rule in p.columns.items():
+                    if rule.dtype == 'int' and not rule.pii and rule.max_null_rate == 0 and c in ok: ok = ok.astype({c: 'int64'})
+                clean.write(ok); quarantine.write(_digested(chunk, bad, failed, salt))
             rows += len(chunk)
     except BaseException:   # a source gone mid-read, a kill: no temporary file survives
         clean.discard(); quarantine.discard(); raise
     clean.close(); quarantine.close()
-    res.rows, res.sample = rows, (_plain(sample.drop(columns='_k').reset_index(drop=True)) if sample is not None else None)
+    mistyped = [c for rule, c in table_level if rule == 'dtype' and sample is not None and c in sample]   # wholly failed
+    res.rows, res.sample = rows, (_plain(sample.drop(columns=['_k', *mistyped]).reset_index(drop=True)) if sample is not None else None)
     # rates over the whole batch
     found.extend(table_level.values())
-    if rows < p.min_rows and not any(v['rule'] == 'pii_unmasked' for v in found):
+    if rows < p.min_rows and not any(v['rule'] in ('pii_unmasked', 'personal_data') for v in found):
         found.append(violation('too_few_rows', '(batch)', expected=f'at least {p.min_rows} row(s)', found=f'{rows}'))
     for c, n in counts['nulls'].items():
         found.append(violation('nulls', c, expected='no nulls', found=f'{n} null(s)', count=n, rate=n / max(rows, 1)))
@@ -274,10 +329,10 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
                                    found=f'{nulls[c] / rows:.1%}', count=nulls[c], rate=nulls[c] / rows))
     for rule in ('out_of_range', 'unseen_category'):
         for c, n in counts[rule].items():
-            vals = sorted(examples[rule][c]['values'])[:10]
             r = p.columns[c]
             exp = f"one of {r.allowed}" if rule == 'unseen_category' else f"within [{r.min}, {r.max}]"
-            found.append(violation(rule, c, expected=exp, found=', '.join(repr(v) for v in vals), count=n, rate=n / max(rows, 1)))
+            found.append(violation(rule, c, expected=exp, found=_quoted(examples[rule][c], salt, 3), count=n, rate=n / max(rows, 1)))
+            res.examples[(rule, c)] = sorted(examples[rule][c])[:5]
     for c, n in counts['coerced'].items():
         if n: found.append(violation('coerced', c, expected=p.columns[c].dtype, found=f'{n} unparseable value(s)', count=n, blocking=False))
     dup_rate = dup_count / rows if rows else 0.0
@@ -289,7 +344,7 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
         from lifecycle.drift import compare
         ref_prof = reference_profile(store, reference)
         res.drift = compare(ref_prof, res.sample, columns=[c for c in declared if c in res.sample and c in ref_prof['columns']
-                                                            and c not in p.drift.exclude and not p.columns[c].pii])
+                                                            and c not in p.drift.exclude and not p.columns[c].personal])
         for d in res.drift[res.drift.drifted].itertuples():
             found.append(violation('drift', d.column, expected=f'{d.method} below {d.threshold:g}' if d.method != 'ks' and not d.method.startswith(('chi', 'z')) else f'{d.method} p-value above {d.threshold:g}',
                                    found=f'{d.score:.4g}', blocking=f.drift_blocking,
@@ -297,7 +352,7 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
     res.violations = pd.DataFrame(found, columns=VIOLATION_COLUMNS).astype({'blocking': bool, 'row_level': bool})
     v = res.violations
     blocking = v[v.blocking]
-    fatal = blocking[~blocking.row_level & blocking.rule.isin(['missing_column', 'extra_column', 'dtype', 'pii_unmasked', 'too_few_rows'])]
+    fatal = blocking[~blocking.row_level & blocking.rule.isin(['missing_column', 'extra_column', 'dtype', 'pii_unmasked', 'personal_data', 'too_few_rows'])]
     if len(fatal) or (len(blocking) and p.policy == 'fail_closed'): res.status = 'rejected'
     elif len(blocking): res.status = 'accepted_with_quarantine' if quarantine.rows else 'accepted_with_warnings'
     else: res.status = 'accepted'

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'parse_columns', 'ServedModel', 'load_folder', 'load_version']
+__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'parse_columns', 'input_contract', 'check_inputs', 'ServedModel',
+           'load_folder', 'load_version']
 
 # %% ../nbs/api/25_models.ipynb #acbdc3a5
 NUMERIC = {'long', 'integer', 'double', 'float', 'boolean'}
@@ -33,7 +34,7 @@ def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
     if kind == 'number':
         for i, v in enumerate(values):
             if type(v) not in (int, float) or (type(v) is float and not math.isfinite(v)):
-                what = 'null' if v is None else f'{type(v).__name__} {v!r}'[:60]
+                what = 'null' if v is None else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
                 raise InputError(f"column {name!r} row {offset + i}: expected a number, found {what}")
         return np.asarray(values, dtype=np.float64)
     for i, v in enumerate(values):
@@ -87,6 +88,26 @@ def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_
     if isinstance(body, list) and len(body) > max_records: raise InputError(f"field {key!r}: {len(body)} records, at most {max_records} per request", 413)
     return _from_records(body, schema, key)
 
+# %% ../nbs/api/25_models.ipynb #3cadf5d6
+def input_contract(columns: dict, names: list[str]) -> dict:
+    "The ingestion contract's rules (allowed categories, range) for the model inputs `names`; personal columns excluded."
+    return {n: columns[n] for n in names if n in columns and not columns[n].personal
+            and (columns[n].allowed is not None or columns[n].min is not None or columns[n].max is not None)}
+
+def check_inputs(cols: dict[str, np.ndarray], contract: dict, where: str = '', offset: int = 0) -> None:
+    "Refuse inputs outside the contract (an unseen category, a number out of range), naming column and row, never the value."
+    for n, r in contract.items():
+        v = cols.get(n)
+        if v is None: continue
+        if r.allowed is not None: bad = ~np.isin(v, r.allowed)
+        else: bad = (v < r.min if r.min is not None else False) | (v > r.max if r.max is not None else False)
+        if np.any(bad):
+            lo, hi = ('-inf' if r.min is None else f'{r.min:g}'), ('inf' if r.max is None else f'{r.max:g}')
+            i, what = int(np.argmax(bad)), (f"one of the declared categories {r.allowed}" if r.allowed is not None
+                                            else f"a number within the declared range [{lo}, {hi}]")
+            raise InputError(f"{where}column {n!r} row {offset + i}: expected {what}; found another value "
+                             f"({int(np.sum(bad))} record(s) outside the contract; values are not repeated)")
+
 # %% ../nbs/api/25_models.ipynb #8441bce4
 @dataclass
 class ServedModel:
@@ -97,6 +118,7 @@ class ServedModel:
     form: str                     # 'onnx' or 'sklearn'
     task: str                     # 'classification' or 'regression'
     _scorer: object = field(repr=False, default=None)
+    contract: dict = field(default_factory=dict, repr=False)   # input column -> its ingestion rule, checked per request
 
     @property
     def columns(self) -> list[str]: return [n for n, _ in self.schema]

@@ -38,6 +38,8 @@ class PiiRule(_Strict):
 class ColumnRule(_Strict):
     "Contract for one column of an ingested batch."
     dtype: Literal['int', 'float', 'str', 'bool']
+    personal: bool                                  # required: does the column hold personal data? true needs a `pii` rule
+    kind: Literal['value', 'identifier', 'date'] = 'value'   # identifiers and dates pass the personal-data detector
     required: bool = True
     max_null_rate: float = Field(0.0, ge=0, le=1)   # share of nulls tolerated; 0 = none
     critical: bool = False                          # its null rate is tracked per batch
@@ -45,6 +47,23 @@ class ColumnRule(_Strict):
     min: float | None = None
     max: float | None = None
     pii: PiiRule | None = None
+
+    @model_validator(mode='before')
+    @classmethod
+    def _personal_is_explicit(cls, data):
+        if isinstance(data, dict) and 'personal' not in data:
+            raise ValueError("every column says whether it holds personal data: add 'personal: false', or "
+                             "'personal: true' with a 'pii' masking rule")
+        return data
+
+    @model_validator(mode='after')
+    def _personal_is_masked(self):
+        if self.personal and self.pii is None:
+            raise ValueError("a personal column is masked before any write: give it 'pii: {method: pseudonymise | "
+                             "redact | generalise | drop}'")
+        if self.pii is not None and not self.personal:
+            raise ValueError("a column with a 'pii' masking rule holds personal data: set 'personal: true'")
+        return self
 
 class IngestFlags(_Strict):
     "Switches that change the boundary's behaviour without code changes; a change applies to the next batch."

@@ -6,13 +6,15 @@ HMAC, redacted, generalised into bands, or dropped."""
 # %% ../nbs/api/09_pii.ipynb #6401a08f
 from __future__ import annotations
 import hashlib, hmac, os
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from .params import PiiRule
 
 # %% auto #0
-__all__ = ['REDACTED', 'PiiError', 'load_key', 'pseudonymise', 'generalise', 'mask_frame']
+__all__ = ['REDACTED', 'PiiError', 'load_key', 'pseudonymise', 'generalise', 'mask_frame', 'finding_salt', 'digest',
+           'PersonalFinding', 'looks_personal']
 
 # %% ../nbs/api/09_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -57,3 +59,62 @@ def mask_frame(df: pd.DataFrame, rules: dict[str, PiiRule], key: bytes | None = 
             if key is None: raise PiiError(f"column {col!r} is declared pseudonymise but no key was given")
             out[col] = pseudonymise(out[col], key)
     return out
+
+# %% ../nbs/api/09_pii.ipynb #bfacf984
+def finding_salt(path: str | Path) -> bytes:
+    "The workspace's secret salt for finding digests, created (mode 0600, atomically) on first use."
+    path = Path(path)
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as f: f.write(os.urandom(32).hex().encode())
+        try: os.link(tmp, path)          # never replaces a salt another process created meanwhile
+        except FileExistsError: pass
+        finally: tmp.unlink(missing_ok=True)
+    return path.read_bytes().strip()
+
+def digest(value, salt: bytes) -> str:
+    "A short salted digest to quote instead of a value: `h:` and 10 hex digits of HMAC-SHA256."
+    return 'h:' + hmac.new(salt, str(value).encode(), hashlib.sha256).hexdigest()[:10]
+
+# %% ../nbs/api/09_pii.ipynb #30ff6339
+_PATTERNS = {   # kind of personal value -> the pattern a whole value matches; the first matching kind wins
+    'e-mail address': r'[\w.+-]+@[\w-]+(?:\.[\w-]+)+',
+    'date': r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}',
+    'phone number': r'\+?\(?\d[\d ().-]{5,18}\d',
+    'identifier': r'(?=(?:\D*\d){4})[A-Za-z0-9]+(?:[-/_.][A-Za-z0-9]+)*',
+    'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
+}
+_DISTINCT = {'identifier', 'personal name'}     # kinds that must also be mostly distinct to count
+
+@dataclass(frozen=True)
+class PersonalFinding:
+    "What a column seems to hold: the kind of personal value, how many values matched, how many were read."
+    kind: str
+    matched: int
+    read: int
+
+def looks_personal(values: pd.Series, vocabulary=(), max_distinct: int = 20_000) -> PersonalFinding | None:
+    "The kind of personal value a text column seems to hold (counts only), or None."
+    counts = values.dropna().astype(str).str.strip().value_counts()
+    counts = counts[~counts.index.isin(list(vocabulary)) & (counts.index != '')]
+    if counts.empty: return None
+    counts = counts.iloc[:max_distinct]
+    total, distinct = int(counts.sum()), pd.Series(counts.index, dtype=object)
+    kinds = pd.Series(None, index=distinct.index, dtype=object)
+    for kind, pattern in _PATTERNS.items():
+        free = kinds.isna()
+        kinds[free & distinct.str.fullmatch(pattern)] = kind
+    is_phone = kinds == 'phone number'
+    digits = distinct[is_phone].str.count(r'\d')
+    kinds[is_phone & ~digits.between(7, 15).reindex(kinds.index, fill_value=False)] = None
+    for kind in _PATTERNS:
+        hit = (kinds == kind).to_numpy()
+        matched = int(counts.to_numpy()[hit].sum())
+        if not matched: continue
+        if kind == 'e-mail address': return PersonalFinding(kind, matched, total)
+        if matched < 3 or matched < total / 2: continue
+        if kind in _DISTINCT and hit.sum() < 0.3 * matched: continue
+        return PersonalFinding(kind, matched, total)
+    return None

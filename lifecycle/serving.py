@@ -13,7 +13,7 @@ from fastapi import Request
 from .settings import Settings, load_settings
 from .store import Store, atomic_write
 from .params import FlagsParams, load_params
-from .models import InputError, ServedModel, parse_columns, load_version
+from .models import InputError, ServedModel, parse_columns, load_version, input_contract, check_inputs
 from .predlog import PredictionLog, FeedbackError, add_feedback, default_url, pii_masker
 from . import audit, flags as fl
 
@@ -162,6 +162,7 @@ class Server:
         from lifecycle.governance import load_roles
         self.roles = load_roles(s.root / 'settings.ini')
         self.metrics = Metrics()
+        self.columns = params['ingest'].columns            # the contract every model input is checked against
         rules = {c: r.pii for c, r in params['ingest'].columns.items() if r.pii}
         key = None
         if any(r.method == 'pseudonymise' for r in rules.values()):
@@ -180,6 +181,7 @@ class Server:
         from lifecycle.signing import default_key_dir
         mlflow = configure_mlflow(self.s.tracking_uri, self.s.state_dir)
         m = load_version(mlflow, Store(self.s.store_dir), self.model_name, version, default_key_dir(self.s))
+        m.contract = input_contract(self.columns, m.columns)
         audit.append(self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})')
         return m
 
@@ -258,7 +260,7 @@ def create_app(srv: Server):
                 srv.log.log(request_id=request_id, ts=time.time(), route='shadow', targeting_key=key, variant='challenger',
                             model_version=ch, shadow=True, inputs=cols, output=out,
                             latency_ms=(time.perf_counter() - t) * 1000, status=200)
-            except Exception as e: M.errors.labels('shadow', 'model').inc(); log.warning('shadow scoring failed: %r', e)
+            except Exception as e: M.errors.labels('shadow', 'model').inc(); log.warning('shadow scoring failed: %s', type(e).__name__)
         return BackgroundTask(run)
 
     def score_request(route: str, payload: dict, key, attrs):
@@ -268,11 +270,13 @@ def create_app(srv: Server):
         variant, version = srv.flags.route(ctx)
         variant, m = srv.model(variant, version)
         cols = parse_columns(payload, m.schema, srv.max_records)
+        check_inputs(cols, m.contract)
         threshold = srv.flags.threshold(ctx)
         try: scores = m.score(cols)
         except Exception as e:                     # the model failed on valid input: logged per variant, then a 500
             srv.log.log(request_id=request_id, ts=time.time(), route=route, targeting_key=key, variant=variant,
-                        model_version=m.version, inputs=cols, latency_ms=(time.perf_counter() - t0) * 1000, status=500, error=repr(e)[:500])
+                        model_version=m.version, inputs=cols, latency_ms=(time.perf_counter() - t0) * 1000, status=500,
+                        error=f'{type(e).__name__} (message withheld: it may quote input values)')
             M.requests.labels(route, variant, m.version, '500').inc()
             raise
         decisions = (scores >= threshold).astype(int) if m.task == 'classification' else scores

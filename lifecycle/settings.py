@@ -59,6 +59,8 @@ class Settings:
     def audit_path(self) -> Path: return self.state_dir / 'audit.log'
     @property
     def ingest_dir(self) -> Path: return self.state_dir / 'ingest'
+    @property
+    def digest_salt_path(self) -> Path: return self.state_dir / 'keys' / 'digest.salt'   # salts digests quoted in findings
 
     def as_dict(self) -> dict:
         "JSON-friendly view."

@@ -32,7 +32,7 @@ def test_a_batch_missing_a_required_column_stops_the_run_at_ingest(workspace):
      ["validate.yaml: params file is missing"]),
     (lambda p: (p / 'train.yaml').write_text((p / 'train.yaml').read_text().replace('C: 1.0', 'Cee: 1.0')),
      ["train.yaml: key 'model.params.Cee': not a hyperparameter of logistic_regression"]),
-    (lambda p: (p / 'ingest.yaml').write_text((p / 'ingest.yaml').read_text().replace('dtype: int, min: 10', 'dtype: integer, min: 10')),
+    (lambda p: (p / 'ingest.yaml').write_text((p / 'ingest.yaml').read_text().replace('dtype: int, personal: false, min: 10', 'dtype: integer, personal: false, min: 10')),
      ["ingest.yaml: key 'columns.age.dtype'", "'integer'"]),
 ], ids=['unknown-key', 'wrong-type', 'missing-file', 'unknown-hyperparameter', 'bad-dtype'])
 def test_bad_params_are_refused_before_any_stage_runs(workspace, edit, expected):

@@ -7,13 +7,13 @@ import numpy as np
 import yaml
 from conftest import cli, cli_json, make_workspace
 
-COLUMNS = {c: {'dtype': 'float', 'min': 0} for c in ('age', 'sex', 'bmi', 'bp', 's1', 's2', 's3', 's4', 's5', 's6')}
+COLUMNS = {c: {'dtype': 'float', 'personal': False, 'min': 0} for c in ('age', 'sex', 'bmi', 'bp', 's1', 's2', 's3', 's4', 's5', 's6')}
 
 def diabetes_params(ws: Path) -> None:
     p = ws / 'params'
     w = lambda name, d: (p / name).write_text(yaml.safe_dump(d, sort_keys=False))
     w('ingest.yaml', dict(dataset='diabetes', source='sklearn:diabetes', target='target', max_duplicate_rate=0.0,
-                          drift={'reference': 'champion'}, columns={**COLUMNS, 'target': {'dtype': 'float', 'min': 0, 'max': 400}}))
+                          drift={'reference': 'champion'}, columns={**COLUMNS, 'target': {'dtype': 'float', 'personal': False, 'min': 0, 'max': 400}}))
     w('features.yaml', dict(task='regression', target='target',
                             features=[{'name': c, 'kind': 'numeric', 'transform': 'standardize'} for c in COLUMNS]))
     w('train.yaml', dict(experiment='diabetes', seed=7, holdout_fraction=0.25, model={'family': 'ridge', 'params': {'alpha': 1.0}},
