@@ -2,7 +2,10 @@
 
 Modules:
 
-- `lifecycle.experiment`: Per variant of the model-version flag: requests, live accuracy from feedback, latency p50/p95, error rate. Then the Bayesian view (Beta-Binomial posterior of accuracy: probability to be best, expected loss, 95% credible intervals), the frequentist one (Newcombe 95% interval of the difference, two-proportion z-test), and the decision rule from `params/rollout.yaml`. JSON for scripts; plots for the report.
-- `lifecycle.rollout`: Progressive delivery on the model-version flag. Canary: the challenger's share moves through the steps. Blue-green: one switch moves all traffic, and the switch back is instant. A guard compares challenger and control at each step on error rate, p95 latency and live accuracy from feedback, and advances, pauses or rolls back on its own. Every action, automatic or manual, is audited with actor and reason."""
+- `lifecycle.deliver.experiment`: Per variant of the model-version flag: requests, live accuracy from feedback, latency p50/p95, error rate. Then the Bayesian view (Beta-Binomial posterior of accuracy: probability to be best, expected loss, 95% credible intervals), the frequentist one (Newcombe 95% interval of the difference, two-proportion z-test), and the decision rule from `params/rollout.yaml`. JSON for scripts; plots for the report.
+- `lifecycle.deliver.rollout`: Progressive delivery on the model-version flag. Canary: the challenger's share moves through the steps. Blue-green: one switch moves all traffic, and the switch back is instant. A guard compares challenger and control at each step on error rate, p95 latency and live accuracy from feedback, and advances, pauses or rolls back on its own. Every action, automatic or manual, is audited with actor and reason."""
 
 __version__ = "0.1.0"
+
+from .core.moved import install as _install_moved
+_install_moved()
