@@ -11,11 +11,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # %% auto #0
-__all__ = ['ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'REGRESSION_FAMILIES', 'ParamsError', 'PiiRule', 'ColumnRule',
+__all__ = ['REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'ParamsError', 'load_file', 'PiiRule', 'ColumnRule',
            'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec',
-           'TrainParams', 'Gate', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
-           'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams',
-           'load_file', 'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
+           'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'CostMatrix', 'ValidateParams',
+           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
+           'GuardParams', 'ExperimentParams', 'RolloutParams', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -24,6 +24,26 @@ class ParamsError(Exception):
 class _Strict(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
+# %% ../../nbs/api/core/04_params.ipynb #80f07225
+def _describe(err: dict) -> str:
+    loc = '.'.join(str(x) for x in err['loc']) or '(top level)'
+    if err['type'] == 'extra_forbidden': return f"key '{loc}': unknown key (not part of the schema)"
+    if err['type'] == 'missing': return f"key '{loc}': required but missing"
+    found = err.get('input')
+    return f"key '{loc}': {err['msg'].removeprefix('Value error, ')}; found {found!r} ({type(found).__name__})"
+
+def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
+    "Read and validate one YAML params file."
+    path = Path(path)
+    if not path.is_file(): raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
+    try: raw = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError) as e: raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict): raise ParamsError(f"{path}: expected a mapping of keys, found {type(raw).__name__}")
+    try: return schema.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(f"{path}: " + '; '.join(_describe(x) for x in e.errors())) from None
+
+# %% ../../nbs/api/core/04_params.ipynb #03d2f8f9
 class PiiRule(_Strict):
     "How a personal-data column is masked before anything is written."
     method: Literal['pseudonymise', 'redact', 'generalise', 'drop']
@@ -106,6 +126,7 @@ class IngestParams(_Strict):
             raise ValueError(f"source {self.source!r} is a database URL: 'query' is required")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #ae35cddb
 class FeatureDef(_Strict):
     "One model input and how it is transformed."
     name: str
@@ -132,6 +153,7 @@ class FeaturesParams(_Strict):
             raise ValueError("a classification task needs 'positive_class'")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #bb008227
 class ModelSpec(_Strict):
     "Model family and its hyperparameters."
     family: Literal['logistic_regression', 'random_forest', 'hist_gradient_boosting',
@@ -156,6 +178,32 @@ class TrainParams(_Strict):
     model: ModelSpec
     sweep: SweepSpec | None = None
 
+# %% ../../nbs/api/core/04_params.ipynb #2d2a191d
+def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
+    "Refuse hyperparameters (fixed or swept) the chosen estimator does not have."
+    cls = estimator_class(p.model.family)
+    known = set(cls().get_params())
+    bad = sorted(set(p.model.params) - known)
+    swept = sorted(set(p.sweep.grid) - known) if p.sweep else []
+    if swept: raise ParamsError(f"{path}: key 'sweep.grid.{swept[0]}': not a hyperparameter of {p.model.family} "
+                                f"({cls.__name__}); expected one of {sorted(known)}")
+    if bad: raise ParamsError(f"{path}: key 'model.params.{bad[0]}': not a hyperparameter of {p.model.family} "
+                              f"({cls.__name__}); expected one of {sorted(known)}")
+
+def estimator_class(family: str):
+    "The scikit-learn estimator class behind a model family name."
+    if family == 'logistic_regression': from sklearn.linear_model import LogisticRegression as c
+    elif family == 'random_forest': from sklearn.ensemble import RandomForestClassifier as c
+    elif family == 'hist_gradient_boosting': from sklearn.ensemble import HistGradientBoostingClassifier as c
+    elif family == 'ridge': from sklearn.linear_model import Ridge as c
+    elif family == 'random_forest_regressor': from sklearn.ensemble import RandomForestRegressor as c
+    elif family == 'hist_gradient_boosting_regressor': from sklearn.ensemble import HistGradientBoostingRegressor as c
+    else: raise ParamsError(f"unknown model family {family!r}")
+    return c
+
+REGRESSION_FAMILIES = ('ridge', 'random_forest_regressor', 'hist_gradient_boosting_regressor')
+
+# %% ../../nbs/api/core/04_params.ipynb #3abb9fb9
 class Gate(_Strict):
     "A bound on one holdout metric."
     min: float | None = None
@@ -179,12 +227,14 @@ class ValidateParams(_Strict):
     champion_metrics: list[str] = ['roc_auc']
     permutation_repeats: int = Field(5, ge=1)
 
+# %% ../../nbs/api/core/04_params.ipynb #e340e313
 class RegisterParams(_Strict):
     "Registry name and aliases."
     model_name: str
     challenger_alias: str = 'challenger'
     champion_alias: str = 'champion'
 
+# %% ../../nbs/api/core/04_params.ipynb #cc747356
 class CardParams(_Strict):
     "Human-written model card fields."
     owners: list[str] = Field(min_length=1)
@@ -193,6 +243,7 @@ class CardParams(_Strict):
     limitations: str
     ethical_considerations: str
 
+# %% ../../nbs/api/core/04_params.ipynb #16af681e
 _NAME = r'^[A-Za-z][A-Za-z0-9_-]*$'
 
 class PromotionStep(BaseModel):
@@ -229,6 +280,7 @@ class PolicyParams(BaseModel):
             if g.min is None and g.max is None: raise ValueError(f"thresholds.{m}: set min, max or both")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #e8c0bf6b
 class Cohort(_Strict):
     "A targeting rule: requests whose evaluation-context `attribute` equals `equals` (or is `in` a list) go to `variant`."
     model_config = ConfigDict(extra='forbid', populate_by_name=True)
@@ -281,6 +333,7 @@ class FlagsParams(_Strict):
         if self.shadow and not self.challenger: raise ValueError("shadow: on, but no challenger is deployed to score in the shadow")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #c82b84dd
 class GuardParams(_Strict):
     "What the rollout guard watches at each step, and when it acts."
     min_requests: int = Field(300, ge=1)      # per arm and step before the step may advance
@@ -315,54 +368,12 @@ class RolloutParams(_Strict):
             raise ValueError(f"steps: expected increasing percentages in (0, 100] ending at 100, found {s}")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #30def6ab
 STAGE_SCHEMAS: dict[str, type[BaseModel]] = dict(
     ingest=IngestParams, features=FeaturesParams, train=TrainParams, validate=ValidateParams,
     register=RegisterParams, card=CardParams)
 # Files read by commands and the server rather than by a stage (they never invalidate a stage's cache).
 RUNTIME_SCHEMAS: dict[str, type[BaseModel]] = dict(policy=PolicyParams, flags=FlagsParams, rollout=RolloutParams)
-
-# %% ../../nbs/api/core/04_params.ipynb #80f07225
-def _describe(err: dict) -> str:
-    loc = '.'.join(str(x) for x in err['loc']) or '(top level)'
-    if err['type'] == 'extra_forbidden': return f"key '{loc}': unknown key (not part of the schema)"
-    if err['type'] == 'missing': return f"key '{loc}': required but missing"
-    found = err.get('input')
-    return f"key '{loc}': {err['msg'].removeprefix('Value error, ')}; found {found!r} ({type(found).__name__})"
-
-def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
-    "Read and validate one YAML params file."
-    path = Path(path)
-    if not path.is_file(): raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
-    try: raw = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError) as e: raise ParamsError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(raw, dict): raise ParamsError(f"{path}: expected a mapping of keys, found {type(raw).__name__}")
-    try: return schema.model_validate(raw)
-    except ValidationError as e:
-        raise ParamsError(f"{path}: " + '; '.join(_describe(x) for x in e.errors())) from None
-
-def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
-    "Refuse hyperparameters (fixed or swept) the chosen estimator does not have."
-    cls = estimator_class(p.model.family)
-    known = set(cls().get_params())
-    bad = sorted(set(p.model.params) - known)
-    swept = sorted(set(p.sweep.grid) - known) if p.sweep else []
-    if swept: raise ParamsError(f"{path}: key 'sweep.grid.{swept[0]}': not a hyperparameter of {p.model.family} "
-                                f"({cls.__name__}); expected one of {sorted(known)}")
-    if bad: raise ParamsError(f"{path}: key 'model.params.{bad[0]}': not a hyperparameter of {p.model.family} "
-                              f"({cls.__name__}); expected one of {sorted(known)}")
-
-def estimator_class(family: str):
-    "The scikit-learn estimator class behind a model family name."
-    if family == 'logistic_regression': from sklearn.linear_model import LogisticRegression as c
-    elif family == 'random_forest': from sklearn.ensemble import RandomForestClassifier as c
-    elif family == 'hist_gradient_boosting': from sklearn.ensemble import HistGradientBoostingClassifier as c
-    elif family == 'ridge': from sklearn.linear_model import Ridge as c
-    elif family == 'random_forest_regressor': from sklearn.ensemble import RandomForestRegressor as c
-    elif family == 'hist_gradient_boosting_regressor': from sklearn.ensemble import HistGradientBoostingRegressor as c
-    else: raise ParamsError(f"unknown model family {family!r}")
-    return c
-
-REGRESSION_FAMILIES = ('ridge', 'random_forest_regressor', 'hist_gradient_boosting_regressor')
 
 # %% ../../nbs/api/core/04_params.ipynb #7dc67bac
 def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
