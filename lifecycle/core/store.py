@@ -4,11 +4,13 @@
 
 # %% ../../nbs/api/core/01_store.ipynb #73eb89b1
 from __future__ import annotations
-import hashlib, io, json, os, tempfile
+import hashlib, io, json, os, tempfile, time
+from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'sha256_bytes', 'file_sha256', 'append_jsonl', 'canonical_json', 'hash_obj', 'StoreError', 'Store']
+__all__ = ['atomic_write', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj', 'JournalError', 'locked_append',
+           'write_line', 'append_jsonl', 'read_jsonl', 'StoreError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -36,15 +38,6 @@ def file_sha256(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
     return h.hexdigest()
 
-def append_jsonl(path: str | Path, entry: dict) -> None:
-    "Append one JSON line under an exclusive lock, flushed to disk: for logs that only grow."
-    import fcntl
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: f.write(json.dumps(entry, default=str) + '\n'); f.flush(); os.fsync(f.fileno())
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
-
 def canonical_json(obj) -> str:
     "Deterministic JSON: sorted keys, no whitespace, so equal content hashes equally."
     return json.dumps(obj, sort_keys=True, separators=(',', ':'), default=str)
@@ -52,6 +45,69 @@ def canonical_json(obj) -> str:
 def hash_obj(obj) -> str:
     "sha256 of the canonical JSON of `obj`."
     return sha256_bytes(canonical_json(obj).encode())
+
+# %% ../../nbs/api/core/01_store.ipynb #0335ac81
+class JournalError(Exception):
+    "A JSON-lines log is damaged in the middle (not just a torn last line): named with its file and line."
+
+def _set_aside_torn(fd: int, path: Path) -> int:
+    "Move a torn last line (no final newline) to `<path>.torn` and cut the log back; return the bytes moved."
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b'\n': return 0
+    start = max(0, size - (1 << 20))
+    tail = os.pread(fd, size - start, start)
+    keep = start + tail.rfind(b'\n') + 1 if b'\n' in tail else start
+    torn = os.pread(fd, size - keep, keep)
+    note = json.dumps({'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), 'offset': keep,
+                       'bytes': len(torn), 'hex': torn[:4096].hex()}) + '\n'
+    with open(path.with_name(path.name + '.torn'), 'a') as f: f.write(note); f.flush(); os.fsync(f.fileno())
+    os.ftruncate(fd, keep); os.fsync(fd)
+    return len(torn)
+
+@contextmanager
+def locked_append(path: str | Path):
+    "An append-only file descriptor held under an exclusive lock, with any torn last line already set aside."
+    import fcntl
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _set_aside_torn(fd, path)
+        yield fd
+    finally: os.close(fd)        # closing releases the lock
+
+def write_line(fd: int, line: bytes, fsync: bool = True) -> None:
+    "Append `line` with one write; on failure (disk full) cut the file back so no torn line is left."
+    before = os.fstat(fd).st_size
+    try:
+        n = os.write(fd, line)
+        if n != len(line): raise OSError(28, f'only {n} of {len(line)} bytes written')
+        if fsync: os.fsync(fd)
+    except OSError:
+        try: os.ftruncate(fd, before)
+        except OSError: pass     # the next append sets the torn line aside
+        raise
+
+def append_jsonl(path: str | Path, entry: dict, fsync: bool = True) -> None:
+    "Append one JSON line, crash-safe: one write under a lock, a torn last line from a crash set aside first."
+    with locked_append(path) as fd: write_line(fd, (json.dumps(entry, default=str) + '\n').encode(), fsync)
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    "Every whole entry of a JSON-lines log; a torn last line is ignored, a damaged middle line raises `JournalError`."
+    p = Path(path)
+    if not p.is_file(): return []
+    data = p.read_bytes()
+    lines = data.split(b'\n')
+    if lines and lines[-1] == b'': lines.pop()
+    elif lines: lines.pop()                          # no final newline: the last line is torn
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip(): continue
+        try: out.append(json.loads(line))
+        except ValueError:
+            raise JournalError(f"{p}: line {i} is not valid JSON (damaged in the middle of the log, not a torn last "
+                               f"line); move the file aside and restore it from a backup") from None
+    return out
 
 # %% ../../nbs/api/core/01_store.ipynb #196f956b
 class StoreError(Exception):

@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from ..core.settings import Settings
-from ..core.store import Store, hash_obj, canonical_json, append_jsonl
+from ..core.store import Store, hash_obj, canonical_json, append_jsonl, read_jsonl
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
 from ..core import audit
@@ -151,7 +151,7 @@ def ingest_log_path(s: Settings) -> Path: return s.ingest_dir / 'batches.jsonl'
 def read_log(s: Settings) -> list[dict]:
     "Every logged batch, oldest first."
     p = ingest_log_path(s)
-    return [json.loads(l) for l in p.read_text().splitlines() if l.strip()] if p.is_file() else []
+    return read_jsonl(p)
 
 def _history(s: Settings, dataset: str) -> tuple[dict | None, str | None]:
     "From one read of the log: the flags of the dataset's last batch, and its last stored snapshot (the parent)."

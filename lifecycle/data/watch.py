@@ -8,7 +8,7 @@ from __future__ import annotations
 import json, time
 from pathlib import Path
 from typing import Callable
-from ..core.store import hash_obj, append_jsonl, file_sha256
+from ..core.store import hash_obj, append_jsonl, read_jsonl, file_sha256
 from ..core.manifest import now_iso
 
 # %% auto #0
@@ -22,7 +22,7 @@ class Ledger:
     def __init__(self, path: str | Path): self.path = Path(path)
 
     def entries(self) -> list[dict]:
-        return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()] if self.path.is_file() else []
+        return read_jsonl(self.path)
 
     def done(self) -> set[str]:
         "Ids of files that finished (accepted or rejected: both are final)."
