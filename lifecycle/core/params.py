@@ -29,8 +29,9 @@ def _describe(err: dict) -> str:
     loc = '.'.join(str(x) for x in err['loc']) or '(top level)'
     if err['type'] == 'extra_forbidden': return f"key '{loc}': unknown key (not part of the schema)"
     if err['type'] == 'missing': return f"key '{loc}': required but missing"
-    found = err.get('input')
-    return f"key '{loc}': {err['msg'].removeprefix('Value error, ')}; found {found!r} ({type(found).__name__})"
+    found, msg = err.get('input'), err['msg'].removeprefix('Value error, ')
+    if isinstance(found, (dict, list)): return f"key '{loc}': {msg}"      # a whole section: the message says what is wrong
+    return f"key '{loc}': {msg}; found {found!r} ({type(found).__name__})"
 
 def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
     "Read and validate one YAML params file."

@@ -212,7 +212,7 @@ def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
         if r.personal or r.kind != 'value' or not (pt.is_object_dtype(s) or pt.is_string_dtype(s)): continue
         hit = looks_personal(s, vocabulary=r.allowed or ())
         if hit: out.append(violation('personal_data', col, expected='no personal values (the column is declared personal: false)',
-                                     found=f'{hit.matched} of {hit.read} value(s) look like {hit.kind}s', count=hit.matched,
+                                     found=f"{hit.matched} of {hit.read} value(s) look like {hit.kind}{'es' if hit.kind.endswith('s') else 's'}", count=hit.matched,
                                      detail="declare it 'personal: true' with a pii rule if it is personal, 'kind: identifier' "
                                             "or 'kind: date' if it is one; else check the upstream column order"))
     return out
