@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from ..core.settings import Settings
+from ..core.workspace import Workspace
 from ..core.store import Store, hash_obj, canonical_json, append_jsonl
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
@@ -215,11 +216,11 @@ def _quoted(values: set, salt: bytes, n: int) -> str:
     from lifecycle.data.pii import digest
     return f"{len(values)}{'+' if len(values) >= 20 else ''} distinct value(s), e.g. " + ', '.join(sorted(digest(v, salt) for v in values)[:n])
 
-def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *, source: str, fingerprint: str,
+def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Workspace, *, source: str, fingerprint: str,
                  role: str = 'batch', reference: str | None = None, actor: str | None = None) -> BatchResult:
-    "Check, mask and store one batch under the rules of `p`; raise `BatchRejected` when the policy refuses it."
+    "Check, mask and store one batch under the rules of `p` in workspace `s`; raise `BatchRejected` when the policy refuses it."
     from lifecycle.data.pii import mask_frame, load_key, finding_salt, digest
-    t0, store, f = time.perf_counter(), Store(s.store_dir), p.flags
+    t0, store, f = time.perf_counter(), s.store, p.flags
     salt = finding_salt(s.digest_salt_path)
     res = BatchResult(batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
                       dataset=p.dataset, source=source, status='running', reference=reference)
@@ -341,10 +342,9 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *
                                found=f'{dup_rate:.1%}', count=dup_count, rate=dup_rate))
     # drift against the reference
     if reference and res.sample is not None and len(res.sample) and not any(v['rule'] == 'missing_column' for v in found):
-        from lifecycle.data.drift import compare
+        from lifecycle.data.drift import compare, drift_columns
         ref_prof = reference_profile(store, reference)
-        res.drift = compare(ref_prof, res.sample, columns=[c for c in declared if c in res.sample and c in ref_prof['columns']
-                                                            and c not in p.drift.exclude and not p.columns[c].personal])
+        res.drift = compare(ref_prof, res.sample, columns=drift_columns(p, [c for c in declared if c in res.sample and c in ref_prof['columns']]))
         for d in res.drift[res.drift.drifted].itertuples():
             found.append(violation('drift', d.column, expected=f'{d.method} below {d.threshold:g}' if d.method != 'ks' and not d.method.startswith(('chi', 'z')) else f'{d.method} p-value above {d.threshold:g}',
                                    found=f'{d.score:.4g}', blocking=f.drift_blocking,
@@ -454,20 +454,18 @@ def reference_profile(store: Store, version: str) -> dict:
     if p.exists(): return store.get_record('profiles', version)
     return store.put_record('profiles', version, profile(load_snapshot(store, version)))
 
-def champion_dataset(s: Settings, model_name: str, alias: str = 'champion') -> str | None:
+def champion_dataset(s: Workspace, model_name: str, alias: str = 'champion') -> str | None:
     "The dataset version the model behind `alias` was trained on, or None when there is no such model yet."
-    if s.tracking_uri.startswith('sqlite') and not (s.state_dir / 'mlflow.db').is_file(): return None
-    from lifecycle.core.tracking import configure_mlflow
-    mlflow = configure_mlflow(s.tracking_uri, s.state_dir)
+    if not s.has_tracking: return None
     from mlflow.exceptions import MlflowException
-    try: mv = mlflow.MlflowClient().get_model_version_by_alias(model_name, alias)
+    try: mv = s.client.get_model_version_by_alias(model_name, alias)
     except MlflowException: return None
-    return mlflow.get_run(mv.run_id).data.tags.get('dataset_version')
+    return s.client.get_run(mv.run_id).data.tags.get('dataset_version')
 
-def resolve_reference(s: Settings, p: IngestParams, model_name: str, fallback: str | None = None) -> str | None:
+def resolve_reference(s: Workspace, p: IngestParams, model_name: str, fallback: str | None = None) -> str | None:
     "The drift reference version from params: the champion's training snapshot, a named version, else `fallback`."
     if p.drift.reference != 'champion':
-        Store(s.store_dir).get_record('datasets', p.drift.reference)   # refuse an unknown version early
+        s.store.get_record('datasets', p.drift.reference)   # refuse an unknown version early
         return p.drift.reference
     return champion_dataset(s, model_name) or fallback
 

@@ -8,25 +8,22 @@ server, with the true outcome sent back as feedback."""
 from __future__ import annotations
 import threading, time
 import pandas as pd
-from ..core.settings import Settings
-from ..core.params import load_params, ModelSpec, validate_model_params
-from ..core.store import Store
+from ..core.workspace import Workspace
+from ..core.params import ModelSpec, validate_model_params
 
 # %% auto #0
 __all__ = ['train_candidate', 'later_rows', 'send_traffic']
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #3156e71c
-def train_candidate(s: Settings, family: str | None = None, params: dict | None = None, degrade: bool = False,
+def train_candidate(ws: Workspace, family: str | None = None, params: dict | None = None, degrade: bool = False,
                     base_version: str | None = None, reason: str = '') -> str:
     "Train, register and sign a candidate version on the base version's training data; return its version number."
-    from lifecycle.core.tracking import configure_mlflow, ensure_experiment
     from lifecycle.model.registry import alias_version, register_version
     from lifecycle.data import features, ingest
     from lifecycle.model import train, signing
-    ps = load_params(s.params_dir)
+    ps = ws.params
     tp, fp, rp = ps['train'], ps['features'], ps['register']
-    ml = configure_mlflow(s.tracking_uri, s.state_dir)
-    client, store = ml.MlflowClient(), Store(s.store_dir)
+    ml, client, store = ws.mlflow, ws.client, ws.store
     base = base_version or alias_version(client, rp.model_name, rp.champion_alias)
     if base is None: raise ValueError(f"{rp.model_name}: no champion to train a candidate beside; run the pipeline first")
     tags = client.get_run(client.get_model_version(rp.model_name, base).run_id).data.tags
@@ -41,24 +38,23 @@ def train_candidate(s: Settings, family: str | None = None, params: dict | None 
     tp2 = tp.model_copy(update={'model': spec, 'sweep': None})
     validate_model_params(tp2, 'train_candidate')
     purpose = 'deliberately degraded (labels flipped) for a rollback demonstration' if degrade else 'candidate'
-    out = train.train_and_log(ml, ensure_experiment(ml, f'{tp.experiment}-candidates', s.state_dir), train_df,
+    out = train.train_and_log(ml, ws.experiment(f'{tp.experiment}-candidates'), train_df,
                               features.load_transformer(store, fsv), fs['inputs'], tp2, fp,
                               dict(dataset_version=ds, feature_set_version=fsv, base_version=base, purpose=purpose,
                                    trained_by='simulation'), holdout=holdout)
-    reg = register_version(ml, out['model_uri'], rp.model_name, challenger_alias=rp.challenger_alias,
-                           champion_alias=rp.champion_alias, audit_path=s.audit_path, reason=reason or purpose,
+    reg = register_version(ws, out['model_uri'], rp.model_name, challenger_alias=rp.challenger_alias,
+                           champion_alias=rp.champion_alias, reason=reason or purpose,
                            tags=dict(mlflow_run_id=out['mlflow_run_id'], dataset_version=ds, feature_set_version=fsv, purpose=purpose))
-    keys = signing.default_key_dir(s)
-    signing.ensure_keypair(keys)
-    signing.sign_model_version(ml, store, rp.model_name, reg['model_version'], keys, audit_path=s.audit_path)
+    signing.ensure_keypair(ws.key_dir)
+    signing.sign_model_version(ml, store, rp.model_name, reg['model_version'], ws.key_dir, audit_path=ws.audit_path)
     return reg['model_version']
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #ad875a63
-def later_rows(s: Settings) -> pd.DataFrame:
+def later_rows(ws: Workspace) -> pd.DataFrame:
     "The rows after the training cut of the ingest source: the 'future' the simulation replays."
     from lifecycle.data.sources import read_chunks
-    ip = load_params(s.params_dir)['ingest']
-    df = pd.concat(read_chunks(ip.source, s.root, query=getattr(ip, 'query', None)), ignore_index=True)
+    ip = ws.params['ingest']
+    df = pd.concat(read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None)), ignore_index=True)
     return df[df[ip.split_column] > ip.train_until].reset_index(drop=True) if ip.split_column else df
 
 def send_traffic(url: str, rows: pd.DataFrame, inputs: list[str], target: str, *, max_requests: int = 10_000,
