@@ -118,18 +118,12 @@ def site():
 # %% ../../nbs/api/app/03_cli.ipynb #454dfc26
 def _drift_report(s, p, r) -> str | None:
     "Write Evidently's drift report for a batch (on its sample) beside the other reports; return its path."
-    if r.reference is None or r.sample is None or not len(r.sample): return None
-    import warnings
-    from lifecycle.data import ingest
-    from lifecycle.data.drift import evidently_report
-    cols = [c for c in r.sample.columns if c not in p.drift.exclude and not p.columns[c].personal]
-    ref = ingest.load_snapshot(s.store, r.reference)
-    cols = [c for c in cols if c in ref]
+    from lifecycle.data.stages import drift_report
+    report = drift_report(s, p, r)
+    if report is None: return None
     out = s.reports_dir / 'ingest' / p.dataset / f'{r.batch_id}-drift.html'
     out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        evidently_report(ref[cols], r.sample[cols]).save_html(str(out))
+    report.save_html(str(out))
     return str(out)
 
 def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None,
@@ -635,7 +629,7 @@ def rollout_report(as_json: bool = typer.Option(False, '--json', help="Print the
     else: print(f"rollout report: {html}")
 
 @rollout_app.command('demo')
-def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help="sound (a retrained candidate) or degraded (labels flipped on purpose)."),
+def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help="sound (a retrained candidate) or degraded (trained on a skewed extract: passes the offline gates, fails live)."),
                  steps: str = typer.Option('10,50,100', '--steps', help="Rollout steps for the demonstration."),
                  max_seconds: float = typer.Option(300, '--max-seconds', help="Give up after this long."),
                  as_json: bool = typer.Option(False, '--json', help="Print the outcome as JSON.")):
@@ -650,7 +644,9 @@ def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help=
     st = ro.load_state(s)
     if st and st['status'] in ro.ACTIVE: _fail(f"rollout {st['id']} is {st['status']}; finish or roll it back first", EXIT_INPUT, as_json)
     say(f"training a {outcome} candidate beside the champion ...")
-    version = sim.train_candidate(s, degrade=outcome == 'degraded', params={'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None)
+    from lifecycle.model.registry import NotValidated
+    try: version = sim.train_candidate(s, degrade=outcome == 'degraded', params={'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None)
+    except NotValidated as e: _fail(f"the {outcome} candidate was not registered, so there is nothing to roll out: {e}", EXIT_STAGE, as_json)
     server = LocalServer(s.root)
     try: server.start()
     except RuntimeError as e: _fail(str(e), EXIT_STAGE, as_json)
