@@ -18,7 +18,7 @@ from ..model.train import split_holdout
 # %% auto #0
 __all__ = ['SKEW_FACTOR', 'skewed_extract', 'train_candidate', 'later_rows', 'send_traffic']
 
-# %% ../../nbs/api/deliver/03_simulate.ipynb #6034a7df
+# %% ../../nbs/api/deliver/03_simulate.ipynb #c2112114
 SKEW_FACTOR = 20   # the degraded candidate's extract repeats every row not of the positive class this many times
 
 def skewed_extract(df: pd.DataFrame, target: str, positive, factor: int = SKEW_FACTOR) -> pd.DataFrame:
@@ -26,6 +26,7 @@ def skewed_extract(df: pd.DataFrame, target: str, positive, factor: int = SKEW_F
     others = df[df[target] != positive]
     return pd.concat([df, *[others] * (factor - 1)], ignore_index=True)
 
+# %% ../../nbs/api/deliver/03_simulate.ipynb #6fe82187
 def train_candidate(ws: Workspace, family: str | None = None, params: dict | None = None, degrade: bool = False,
                     base_version: str | None = None, reason: str = '') -> str:
     "Train a candidate on the base version's data, validate it, and register and sign it only if every gate passes; its version."
@@ -51,7 +52,7 @@ def train_candidate(ws: Workspace, family: str | None = None, params: dict | Non
                           tags=dict(base_version=base, purpose=purpose), reason=reason or purpose)
     return reg.model_version
 
-# %% ../../nbs/api/deliver/03_simulate.ipynb #ad875a63
+# %% ../../nbs/api/deliver/03_simulate.ipynb #507865db
 def later_rows(ws: Workspace) -> pd.DataFrame:
     "The rows after the training cut of the ingest source: the 'future' the simulation replays."
     from lifecycle.data.sources import read_chunks
@@ -59,6 +60,7 @@ def later_rows(ws: Workspace) -> pd.DataFrame:
     df = pd.concat(read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None)), ignore_index=True)
     return df[df[ip.split_column] > ip.train_until].reset_index(drop=True) if ip.split_column else df
 
+# %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
 def send_traffic(url: str, rows: pd.DataFrame, inputs: list[str], target: str, *, max_requests: int = 10_000,
                  max_seconds: float = 120, feedback: float = 1.0, threads: int = 4, stop=None, prefix: str = 'person',
                  attributes: dict | None = None) -> dict:
