@@ -55,17 +55,17 @@ def train(ws: Workspace, tp: TrainParams, fp: FeaturesParams, dataset_version: s
     fs = check_feature_set(ws.store, fp, feature_set_version)
     if split is None:
         split = split_holdout(load_snapshot(ws.store, dataset_version), fp.target, tp.holdout_fraction, tp.seed,
-                                       stratify=fp.task == 'classification')
+                              stratify=fp.task == 'classification')
     train_df, holdout = split
     holdout_id = ws.store.put_frame(holdout)
     snap = ws.store.get_record('datasets', dataset_version)
-    lineage = dict(dataset_version=dataset_version, dataset_schema_hash=snap['schema_hash'], dataset_rules_hash=snap['rules_hash'],
-                   dataset_transform_hash=snap.get('transform_hash', ''), dataset_source=snap['source'],
-                   feature_set_version=feature_set_version, feature_definition_hash=fs['definition_hash'],
-                   code_version=library_hash(), holdout_id=holdout_id, trained_by=ws.actor, **git_info(ws.root),
-                   **({'pipeline_run_id': run_id} if run_id else {}), **(tags or {}))
+    lineage = {**dict(dataset_version=dataset_version, dataset_schema_hash=snap['schema_hash'], dataset_rules_hash=snap['rules_hash'],
+                      dataset_transform_hash=snap.get('transform_hash', ''), dataset_source=snap['source'],
+                      feature_set_version=feature_set_version, feature_definition_hash=fs['definition_hash'],
+                      code_version=library_hash(), holdout_id=holdout_id, trained_by=ws.actor, **git_info(ws.root),
+                      **({'pipeline_run_id': run_id} if run_id else {})), **(tags or {})}     # `tags` may relabel, e.g. trained_by
     out = train_and_log(ws.mlflow, ws.experiment(experiment or tp.experiment), train_df,
-                                 load_transformer(ws.store, feature_set_version), fs['inputs'], tp, fp, lineage, holdout=holdout)
+                        load_transformer(ws.store, feature_set_version), fs['inputs'], tp, fp, lineage, holdout=holdout)
     known = holdout.head(20)
     known_outputs = predict_scores(ws.mlflow.sklearn.load_model(out['model_uri']), known[fs['inputs']], fp.task)
     return TrainResult(out['mlflow_run_id'], out['model_uri'], holdout_id, ws.store.put_frame(known),
@@ -124,7 +124,7 @@ def validate(ws: Workspace, vp: ValidateParams, fp: FeaturesParams, rp: Register
     metrics = holdout_metrics(y, scores, fp.task, vp)
     figures = evidence_plots(y, scores, metrics, fp.task, labels=(f'not {fp.positive_class}', fp.positive_class))
     importance = permutation_importance_table(model, X, y, vp.permutation_repeats,
-                                                         scoring='roc_auc' if fp.task == 'classification' else 'r2')
+                                              scoring='roc_auc' if fp.task == 'classification' else 'r2')
     figures['permutation_importance'] = plot_importance(importance)
     attrs = vp.protected_attributes if fp.task == 'classification' else []
     groups = group_metrics(holdout[attrs], y, scores, vp.decision_threshold)
@@ -172,7 +172,7 @@ class Registration:
 
 def loaded_back(ws: Workspace, rp: RegisterParams, fp: FeaturesParams, version: str, known_inputs: str,
                 known_outputs: list) -> pd.DataFrame:
-    "Load `version` back by the challenger alias (verified) and check it reproduces the outputs recorded at "
+    "Load `version` back by the challenger alias (verified) and check it reproduces the outputs recorded at training."
     v, served = registry.load_by_alias(ws, rp.model_name, rp.challenger_alias)
     if v != str(version):
         raise ReleaseCheckFailed(f"alias {rp.challenger_alias!r} of {rp.model_name} points to version {v}, expected {version}")
