@@ -39,12 +39,11 @@ def test_invalid_flag_documents_are_named(mutate, words):
     assert any(words in p for p in fl.check_document(doc)), fl.check_document(doc)
 
 def test_changes_are_validated_written_atomically_and_audited(tmp_path):
-    from lifecycle.settings import load_settings
-    from lifecycle.store import Store
+    from lifecycle.core.workspace import Workspace
     from lifecycle import audit
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
-    s = load_settings(tmp_path)
-    for v in ('1', '2'): Store(s.store_dir).put_record('signatures', f'm-{v}', {'signed': True})
+    s = Workspace.open(tmp_path)
+    for v in ('1', '2'): s.store.put_record('signatures', f'm-{v}', {'signed': True})
     fl.init_flags(s, FlagsParams(control='champion', safe='champion'), 'm', lambda alias: '1', actor='carol')
     spec = fl.change_flags(s, {'challenger': '2', 'percentage': 25, 'threshold.default': 'default'}, actor='carol', reason='canary')
     assert spec.percentage == 25 and fl.read_document(fl.flagd_path(s))['flags']['model-version']['variants']['challenger'] == '2'

@@ -74,11 +74,10 @@ def test_messages_carry_operational_hints(workspace, arrests):
     assert r.returncode == 1 and 'numbers arrive as text' in r.stderr
 
 def test_a_source_that_disappears_mid_read_stores_nothing(workspace, arrests):
-    from lifecycle.settings import load_settings
-    from lifecycle.params import load_params
+    from lifecycle.core.workspace import Workspace
     from lifecycle.sources import SourceError
     from lifecycle import ingest as ing
-    s = load_settings(workspace); p = load_params(workspace / 'params')['ingest']
+    s = Workspace.open(workspace); p = s.params['ingest']
     def vanishing():
         yield arrests.iloc[:2000]
         raise SourceError('gone.csv: the source became unreadable while reading: [Errno 2] No such file')

@@ -40,11 +40,10 @@ def test_the_model_loads_from_the_registry_by_alias_and_predicts(ran):
     ws, _ = ran
     import mlflow, pandas as pd
     from sklego.datasets import load_arrests
-    from lifecycle.store import Store
+    from lifecycle.core.workspace import Workspace
     from lifecycle.registry import load_by_alias
-    from lifecycle.tracking import configure_mlflow
-    mlflow = configure_mlflow(f"sqlite:///{ws / '.lifecycle' / 'mlflow.db'}", ws / '.lifecycle')
-    version, model = load_by_alias(mlflow, Store(ws / '.lifecycle/store'), 'arrests-release', 'champion', ws / '.lifecycle/keys')
+    w = Workspace.open(ws); mlflow = w.mlflow
+    version, model = load_by_alias(w, 'arrests-release', 'champion')
     assert version == '1'
     X = load_arrests(as_frame=True).head(20)
     pred = model.predict(X)
@@ -111,16 +110,15 @@ def test_the_audit_log_records_the_runs_and_detects_tampering(ran):
 def test_a_tampered_registered_model_is_refused(ran):
     ws, _ = ran
     import pytest
-    from lifecycle.store import Store
+    from lifecycle.core.workspace import Workspace
     from lifecycle.registry import load_by_alias
     from lifecycle.signing import SignatureError
-    from lifecycle.tracking import configure_mlflow
-    mlflow = configure_mlflow(f"sqlite:///{ws / '.lifecycle' / 'mlflow.db'}", ws / '.lifecycle')
+    w = Workspace.open(ws); mlflow = w.mlflow
     model_id = mlflow.MlflowClient().get_model_version('arrests-release', '1').source.removeprefix('models:/')
     (skops,) = [p for p in (ws / '.lifecycle/mlartifacts').rglob('model.skops') if p.parent.parent.name == model_id]
     data = bytearray(skops.read_bytes()); data[len(data) // 2] ^= 0x01; skops.write_bytes(bytes(data))
     try:
         with pytest.raises(SignatureError, match='model.skops'):
-            load_by_alias(mlflow, Store(ws / '.lifecycle/store'), 'arrests-release', 'champion', ws / '.lifecycle/keys')
+            load_by_alias(w, 'arrests-release', 'champion')
     finally:
         data[len(data) // 2] ^= 0x01; skops.write_bytes(bytes(data))

@@ -32,12 +32,11 @@ def test_a_regression_model_runs_through_every_stage(tmp_path):
     assert outs['rows'] == 442 and outs['future_batches'] == {}
     assert 0.3 < outs['r2'] < 1 and 0 < outs['rmse'] < 70 and outs['model_version'] == '1'
     assert {g['gate'] for g in outs['gates']} == {'r2', 'rmse'}
-    from lifecycle.tracking import configure_mlflow
-    from lifecycle.store import Store
+    from lifecycle.core.workspace import Workspace
     from lifecycle.registry import load_by_alias
     from sklearn.datasets import load_diabetes
-    ml = configure_mlflow(f"sqlite:///{ws / '.lifecycle/mlflow.db'}", ws / '.lifecycle')
-    v, model = load_by_alias(ml, Store(ws / '.lifecycle/store'), 'diabetes-progression', 'champion', ws / '.lifecycle/keys')
+    w = Workspace.open(ws); ml = w.mlflow
+    v, model = load_by_alias(w, 'diabetes-progression', 'champion')
     X = load_diabetes(as_frame=True, scaled=False).frame.drop(columns='target').head(10)
     pred = np.asarray(model.predict(X), dtype=float)
     assert pred.shape == (10,) and 25 < pred.mean() < 346                         # a quantity, not a class

@@ -15,7 +15,8 @@ __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'EXIT_STAGE', 'EXIT_IN
            'token_app', 'rollout_app', 'experiment_app', 'run', 'status', 'site', 'ingest', 'drift', 'store_purge',
            'govern_check', 'approve', 'promote', 'flags_init', 'flags_show', 'flags_set', 'flags_kill', 'flags_unkill',
            'flags_shadow', 'flags_threshold', 'token_issue', 'serve', 'score', 'rollout_start', 'rollout_status',
-           'rollout_guard', 'rollout_report', 'rollout_demo', 'experiment_report', 'audit_verify', 'audit_show']
+           'rollout_guard', 'rollout_report', 'rollout_demo', 'experiment_report', 'audit_verify', 'audit_show',
+           'migrate']
 
 # %% ../../nbs/api/app/03_cli.ipynb #6b405a2f
 app = typer.Typer(help="A notebook-centric, reproducible MLOps workspace: the model lifecycle as one traceable loop.",
@@ -34,10 +35,17 @@ def _fail(msg: str, code: int, as_json: bool = False) -> None:
     else: typer.secho(f"error: {msg}", fg='red', err=True)
     raise typer.Exit(code)
 
-def _settings(as_json=False):
-    from lifecycle.core.settings import load_settings, SettingsError
-    try: return load_settings()
+def _workspace(as_json: bool = False, params: Path | None = None, check_params: bool = False, migrating: bool = False):
+    "Open the workspace (params from `params` if given); bad settings, another state format or bad params exit 2."
+    from lifecycle.core.settings import SettingsError
+    from lifecycle.core.workspace import Workspace
+    try: ws = Workspace.open(params_dir=params, migrating=migrating)
     except SettingsError as e: _fail(str(e), EXIT_INPUT, as_json)
+    if check_params:
+        from lifecycle.core.params import ParamsError
+        try: ws.params
+        except ParamsError as e: _fail(f"params refused:\n{e}", EXIT_INPUT, as_json)
+    return ws
 
 # %% ../../nbs/api/app/03_cli.ipynb #c4fd2b83
 @app.command()
@@ -49,7 +57,7 @@ def run(params: Optional[Path] = typer.Option(None, '--params', help="Folder of 
     from rich.console import Console
     from lifecycle.core.params import ParamsError
     from lifecycle.app.pipeline import run_pipeline, StageFailed, STAGES
-    s = _settings(as_json)
+    s = _workspace(as_json, params)
     console = Console(stderr=True, quiet=as_json)
     status = console.status('starting')
     def on_event(kind, st, res):
@@ -59,7 +67,7 @@ def run(params: Optional[Path] = typer.Option(None, '--params', help="Folder of 
                             f"{res.status}[/] ({res.duration:.1f}s)")
     failure = None
     with status:
-        try: manifest, results = run_pipeline(s, params, force=force, on_event=on_event)
+        try: manifest, results = run_pipeline(s, force=force, on_event=on_event)
         except ParamsError as e: _fail(f"params refused, no stage ran:\n{e}", EXIT_INPUT, as_json)
         except FileNotFoundError as e: _fail(str(e), EXIT_INPUT, as_json)
         except StageFailed as e: failure = e
@@ -90,7 +98,7 @@ def status(as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
            last: int = typer.Option(5, help="How many recent runs to show.")):
     "Show the state folder, tracking URI, registered models and aliases, dataset versions and recent runs."
     from lifecycle.app.status import workspace_status
-    st = workspace_status(_settings(as_json), last)
+    st = workspace_status(_workspace(as_json), last)
     if as_json: print(json.dumps(st, indent=1, default=str)); return
     from rich.console import Console
     c = Console()
@@ -104,25 +112,18 @@ def status(as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
 def site():
     "Render the executed notebooks of every run into reports/site (Quarto if installed, else nbconvert)."
     from lifecycle.app.site import render_site, renderer
-    s = _settings()
+    s = _workspace()
     print(f"{render_site(s)} (rendered with {renderer()})")
 
 # %% ../../nbs/api/app/03_cli.ipynb #454dfc26
 def _drift_report(s, p, r) -> str | None:
     "Write Evidently's drift report for a batch (on its sample) beside the other reports; return its path."
-    if r.reference is None or r.sample is None or not len(r.sample): return None
-    import warnings
-    from lifecycle.data import ingest
-    from lifecycle.core.store import Store
-    from lifecycle.data.drift import evidently_report
-    cols = [c for c in r.sample.columns if c not in p.drift.exclude and not p.columns[c].personal]
-    ref = ingest.load_snapshot(Store(s.store_dir), r.reference)
-    cols = [c for c in cols if c in ref]
+    from lifecycle.data.stages import drift_report
+    report = drift_report(s, p, r)
+    if report is None: return None
     out = s.reports_dir / 'ingest' / p.dataset / f'{r.batch_id}-drift.html'
     out.parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        evidently_report(ref[cols], r.sample[cols]).save_html(str(out))
+    report.save_html(str(out))
     return str(out)
 
 def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None,
@@ -180,11 +181,9 @@ def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet fil
            report: bool = typer.Option(True, '--report/--no-report', help="Write Evidently's drift report per batch under reports/ingest/."),
            as_json: bool = typer.Option(False, '--json', help="Print outcomes as JSON.")):
     "Take a batch through the ingestion boundary: mask, check, compare for drift, then snapshot or refuse."
-    from lifecycle.core.params import load_params, ParamsError
-    s = _settings(as_json)
-    try: ps = load_params(params or s.params_dir)
-    except ParamsError as e: _fail(f"params refused:\n{e}", EXIT_INPUT, as_json)
-    p, rp = ps['ingest'], ps['register']
+    from lifecycle.core.params import ParamsError
+    s = _workspace(as_json, params, check_params=True)
+    p, rp = s.params['ingest'], s.params['register']
     if source == 'stats':
         from lifecycle.data.ingest import batch_stats
         st = batch_stats(s, dataset)
@@ -200,7 +199,7 @@ def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet fil
         current = {'p': p, 'rp': rp}
         def handle(path):
             try:   # params are re-read per batch: a flag change applies to the next batch
-                fresh = load_params(params or s.params_dir); current.update(p=fresh['ingest'], rp=fresh['register'])
+                fresh = s.with_params(s.params_dir).params; current.update(p=fresh['ingest'], rp=fresh['register'])
             except ParamsError as e: typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
             o = _ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report)
             print(json.dumps(_public(o), default=str)) if as_json else _print_outcome(o)
@@ -226,10 +225,9 @@ def drift(reference: str = typer.Option(..., '--reference', help="Dataset versio
           as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON.")):
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
     import pandas as pd
-    from lifecycle.core.store import Store
     from lifecycle.data import sources, ingest as ing
     from lifecycle.data.drift import compare, profile, summary
-    s = _settings(as_json); store = Store(s.store_dir)
+    s = _workspace(as_json); store = s.store
     def frame(x):
         if store.record_path('datasets', x).exists(): return ing.load_snapshot(store, x)
         try: return pd.concat(list(sources.read_chunks(x, Path.cwd())), ignore_index=True)
@@ -257,7 +255,7 @@ def store_purge(expired_only: bool = typer.Option(False, '--expired', help="Purg
     from datetime import datetime, timezone
     from lifecycle.data.retention import purge_expired
     if not expired_only: _fail("only --expired purges are supported: say --expired to confirm", EXIT_INPUT, as_json)
-    s = _settings(as_json)
+    s = _workspace(as_json)
     try: when = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc) if as_of else None
     except ValueError: _fail(f"--as-of {as_of!r}: expected an ISO date such as 2027-01-31", EXIT_INPUT, as_json)
     done = purge_expired(s, when, dry_run)
@@ -267,17 +265,11 @@ def store_purge(expired_only: bool = typer.Option(False, '--expired', help="Purg
 
 # %% ../../nbs/api/app/03_cli.ipynb #c1b1e7c7
 def _governance_context(model: str, version: str, as_json: bool):
-    from lifecycle.core.params import load_params, ParamsError
-    from lifecycle.core.store import Store
     from lifecycle.core.manifest import RunManifest, ManifestError
-    from lifecycle.core.tracking import configure_mlflow
-    from lifecycle.model.signing import default_key_dir
     from lifecycle.release import governance as gov
-    s = _settings(as_json)
-    try: ps = load_params(s.params_dir)
-    except ParamsError as e: _fail(f"params refused:\n{e}", EXIT_INPUT, as_json)
-    ml, store = configure_mlflow(s.tracking_uri, s.state_dir), Store(s.store_dir)
-    try: mv = ml.MlflowClient().get_model_version(model, version)
+    s = _workspace(as_json, check_params=True)
+    ps, ml, store = s.params, s.mlflow, s.store
+    try: mv = s.client.get_model_version(model, version)
     except Exception: _fail(f"model {model!r} has no version {version!r} in the registry", EXIT_INPUT, as_json)
     run = ml.get_run(mv.run_id); pipeline_run = run.data.tags.get('pipeline_run_id')
     try:
@@ -286,7 +278,7 @@ def _governance_context(model: str, version: str, as_json: bool):
         _fail(f"{model} v{version}: the pipeline run that trained it ({pipeline_run}) has no manifest under {s.runs_dir}", EXIT_INPUT, as_json)
     card = {**ps['card'].model_dump(), 'model_card': outs.get('card')}
     facts = gov.gather_facts(ml, store, model, version, card=card, groups=outs.get('groups'),
-                             protected_attributes=ps['validate'].protected_attributes, key_dir=default_key_dir(s))
+                             protected_attributes=ps['validate'].protected_attributes, key_dir=s.key_dir)
     return s, ps, ml, store, facts, pipeline_run
 
 def _evidence(s, pipeline_run: str, model: str, version: str) -> dict:
@@ -355,13 +347,8 @@ def promote(model: str = typer.Argument(..., help="Registered model name."),
             as_json: bool = typer.Option(False, '--json', help="Print the result as JSON.")):
     "Point the environment's alias at this fixed version, only if that step was approved."
     from lifecycle.release import governance as gov
-    from lifecycle.core.params import load_params
-    from lifecycle.core.store import Store
-    from lifecycle.core.tracking import configure_mlflow
-    s = _settings(as_json)
-    policy = load_params(s.params_dir)['policy']
-    ml = configure_mlflow(s.tracking_uri, s.state_dir)
-    try: out = gov.promote(ml, s, Store(s.store_dir), model, version, step, policy=policy, reason=reason)
+    s = _workspace(as_json, check_params=True)
+    try: out = gov.promote(s.mlflow, s, s.store, model, version, step, policy=s.params['policy'], reason=reason)
     except gov.GovernanceError as e: _fail(str(e), EXIT_STAGE, as_json)
     if as_json: print(json.dumps(dict(ok=True, result=out), default=str))
     else: print(f"{model}: alias {step!r} -> version {version}")
@@ -373,17 +360,12 @@ token_app = typer.Typer(help="API tokens for the admin API (roles come from sett
 app.add_typer(token_app, name='token')
 
 def _flags_context(as_json: bool):
-    from lifecycle.core.params import load_params, ParamsError
-    s = _settings(as_json)
-    try: ps = load_params(s.params_dir)
-    except ParamsError as e: _fail(f"params refused:\n{e}", EXIT_INPUT, as_json)
-    return s, ps
+    s = _workspace(as_json, check_params=True)
+    return s, s.params
 
 def _alias_lookup(s, model_name: str):
-    from lifecycle.core.tracking import configure_mlflow
     from lifecycle.model.registry import alias_version
-    ml = configure_mlflow(s.tracking_uri, s.state_dir)
-    return lambda alias: alias_version(ml.MlflowClient(), model_name, alias)
+    return lambda alias: alias_version(s.client, model_name, alias)
 
 def _show_spec(spec, as_json: bool, extra: dict | None = None) -> None:
     d = spec.model_dump(mode='json', by_alias=True)
@@ -410,14 +392,14 @@ def flags_init(force: bool = typer.Option(False, '--force', help="Start again fr
 def flags_show(as_json: bool = typer.Option(False, '--json', help="Print the flags and the compiled flagd document as JSON.")):
     "The current flags."
     from lifecycle.serve import flags as fl
-    s = _settings(as_json)
+    s = _workspace(as_json)
     try: spec, _ = fl.load_spec(s)
     except fl.FlagError as e: _fail(str(e), EXIT_INPUT, as_json)
     _show_spec(spec, as_json, {'flagd': json.loads(fl.flagd_path(s).read_text())} if as_json else None)
 
 def _change(changes: dict, reason: str, as_json: bool) -> None:
     from lifecycle.serve import flags as fl
-    s = _settings(as_json)
+    s = _workspace(as_json)
     try:
         spec, name = fl.load_spec(s)
         lookup = _alias_lookup(s, name) if any(k in ('control', 'challenger', 'safe') and isinstance(v, str) and not v.isdigit()
@@ -478,7 +460,7 @@ def token_issue(user: str = typer.Argument(..., help="The user the token acts as
     "Issue an API token for USER; it is printed once, only its hash is kept."
     from lifecycle.serve.serving import issue_token
     from lifecycle.release.governance import load_roles
-    s = _settings(as_json)
+    s = _workspace(as_json)
     roles = sorted(r for r, users in load_roles(s.root / 'settings.ini').items() if user in users)
     t = issue_token(s, user)
     if as_json: print(json.dumps({'ok': True, 'user': user, 'roles': roles, 'token': t}))
@@ -514,19 +496,16 @@ def score(input: Path = typer.Option(..., '--input', help="CSV or Parquet file o
     from lifecycle.core import audit as au
     from lifecycle.serve.models import InputError, load_version, input_contract
     from lifecycle.serve.predlog import PredictionLog, default_url
-    from lifecycle.model.signing import default_key_dir, SignatureError
-    from lifecycle.core.store import Store
-    from lifecycle.core.tracking import configure_mlflow
+    from lifecycle.model.signing import SignatureError
     from lifecycle.serve.batch import score_file
     s, ps = _flags_context(as_json)
     name, spec = ps['register'].model_name, ps['flags']
     if fl.spec_path(s).exists(): spec, name = fl.load_spec(s)
-    ml = configure_mlflow(s.tracking_uri, s.state_dir)
     if version is None:
         version = spec.control if spec.control.isdigit() else _alias_lookup(s, name)(spec.control)
         if version is None: _fail(f"no version given and alias {spec.control!r} names none; register a model first", EXIT_INPUT, as_json)
     thr = threshold if threshold is not None else spec.threshold.variants[spec.threshold.default]
-    try: m = load_version(ml, Store(s.store_dir), name, str(version), default_key_dir(s))
+    try: m = load_version(s.mlflow, s.store, name, str(version), s.key_dir)
     except SignatureError as e: _fail(str(e), EXIT_STAGE, as_json)
     except Exception as e: _fail(f"{name} version {version}: cannot be loaded: {e}", EXIT_INPUT, as_json)
     from tqdm.auto import tqdm
@@ -558,7 +537,7 @@ def _rollout_done(st: dict, as_json: bool) -> None:
 def _rollout_action(fn, as_json: bool, **kw) -> None:
     from lifecycle.deliver import rollout as ro
     from lifecycle.serve import flags as fl
-    s = _settings(as_json)
+    s = _workspace(as_json)
     try: st = fn(s, **kw)
     except (ro.RolloutError, fl.FlagError) as e: _fail(str(e), EXIT_INPUT, as_json)
     _rollout_done(st, as_json)
@@ -588,7 +567,7 @@ def rollout_start(challenger: str = typer.Option(..., '--challenger', help="The 
 def rollout_status(as_json: bool = typer.Option(False, '--json', help="Print the rollout (with its history) as JSON.")):
     "The current or last rollout, with its last decision."
     from lifecycle.deliver import rollout as ro
-    st = ro.load_state(_settings(as_json))
+    st = ro.load_state(_workspace(as_json))
     if st is None: _fail("no rollout yet (start one with `lifecycle rollout start --challenger VERSION`)", EXIT_INPUT, as_json)
     _rollout_done(st, as_json)
     if not as_json and st.get('last_look') and st['status'] == 'running': print('  waiting: ' + '; '.join(st['last_look']['reasons']))
@@ -641,7 +620,7 @@ def _report_notebook(s, name: str, out_dir: Path, parameters: dict) -> Path:
 def rollout_report(as_json: bool = typer.Option(False, '--json', help="Print the report's paths as JSON.")):
     "Execute the rollout report notebook (traffic share, metrics per arm over time, every decision)."
     from lifecycle.deliver import rollout as ro
-    s = _settings(as_json)
+    s = _workspace(as_json)
     st = ro.load_state(s)
     if st is None: _fail("no rollout to report on", EXIT_INPUT, as_json)
     out = s.reports_dir / 'rollouts' / st['id']
@@ -650,7 +629,7 @@ def rollout_report(as_json: bool = typer.Option(False, '--json', help="Print the
     else: print(f"rollout report: {html}")
 
 @rollout_app.command('demo')
-def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help="sound (a retrained candidate) or degraded (labels flipped on purpose)."),
+def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help="sound (a retrained candidate) or degraded (trained on a skewed extract: passes the offline gates, fails live)."),
                  steps: str = typer.Option('10,50,100', '--steps', help="Rollout steps for the demonstration."),
                  max_seconds: float = typer.Option(300, '--max-seconds', help="Give up after this long."),
                  as_json: bool = typer.Option(False, '--json', help="Print the outcome as JSON.")):
@@ -665,7 +644,9 @@ def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help=
     st = ro.load_state(s)
     if st and st['status'] in ro.ACTIVE: _fail(f"rollout {st['id']} is {st['status']}; finish or roll it back first", EXIT_INPUT, as_json)
     say(f"training a {outcome} candidate beside the champion ...")
-    version = sim.train_candidate(s, degrade=outcome == 'degraded', params={'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None)
+    from lifecycle.model.registry import NotValidated
+    try: version = sim.train_candidate(s, degrade=outcome == 'degraded', params={'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None)
+    except NotValidated as e: _fail(f"the {outcome} candidate was not registered, so there is nothing to roll out: {e}", EXIT_STAGE, as_json)
     server = LocalServer(s.root)
     try: server.start()
     except RuntimeError as e: _fail(str(e), EXIT_STAGE, as_json)
@@ -728,7 +709,7 @@ def experiment_report(since: Optional[str] = typer.Option(None, '--since', help=
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
     "Check the hash chain of the audit log; exit 3 and name the first bad entry if it was tampered with."
     from lifecycle.core.audit import verify
-    s = _settings(as_json)
+    s = _workspace(as_json)
     v = verify(s.audit_path)
     if as_json: print(json.dumps(dict(ok=v.ok, entries=v.entries, bad_seq=v.bad_seq, bad_line=v.bad_line, reason=v.reason, path=str(s.audit_path))))
     elif v.ok: print(f"audit log ok: {v.entries} entries, chain intact ({s.audit_path})")
@@ -740,5 +721,20 @@ def audit_show(n: int = typer.Option(20, '-n', help="How many of the latest entr
                as_json: bool = typer.Option(False, '--json', help="Print entries as JSON lines.")):
     "Show the latest audit entries."
     from lifecycle.core.audit import read
-    for e in read(_settings(as_json).audit_path)[-n:]:
+    for e in read(_workspace(as_json).audit_path)[-n:]:
         print(json.dumps(e) if as_json else f"{e['seq']:>5} {e['time']} {e['actor']:<10} {e['action']:<16} {e['subject']} {e['reason']}")
+
+# %% ../../nbs/api/app/03_cli.ipynb #e72be51e
+@app.command()
+def migrate(as_json: bool = typer.Option(False, '--json', help="Print the steps applied as JSON.")):
+    "Bring the workspace's state up to this version's format, step by step (each audited); safe to run again."
+    from lifecycle.core.workspace import migrate as migrate_state, stored_format
+    s = _workspace(as_json, migrating=True)
+    try: out = migrate_state(s)
+    except Exception as e:
+        _fail(f"migration stopped: {type(e).__name__}: {e}; the workspace is at format {stored_format(s.state_dir)}; "
+              "run `lifecycle migrate` again once the cause is fixed", EXIT_STAGE, as_json)
+    if as_json: print(json.dumps({'ok': True, 'state_dir': str(s.state_dir), **out})); return
+    for st in out['steps']: print(f"format {st['format']}: {st['did']}")
+    print(f"workspace migrated from format {out['from_format']} to {out['to_format']} ({s.state_dir})" if out['steps']
+          else f"workspace already at format {out['to_format']}: nothing to migrate ({s.state_dir})")

@@ -12,7 +12,7 @@ from typing import Callable
 from ..core.settings import Settings
 from ..core.store import atomic_write, hash_obj
 from ..core.manifest import RunManifest, now_iso
-from ..core.params import load_params
+from ..core.workspace import Workspace
 from ..core.provenance import library_hash, notebook_code_hash, git_info
 from ..core import audit
 
@@ -107,23 +107,22 @@ def _error_message(e: Exception) -> str:
     ename, evalue = getattr(e, 'ename', None), getattr(e, 'evalue', None)
     return f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"
 
-def run_pipeline(s: Settings, params_dir: Path | None = None, force: bool = False,
+def run_pipeline(ws: Workspace, force: bool = False,
                  on_event: Callable[[str, Stage, StageResult | None], None] | None = None) -> tuple[RunManifest, list[StageResult]]:
-    "Validate all params, then run (or reuse) each stage in order; raise `StageFailed` at the first failure."
-    params_dir = Path(params_dir or s.params_dir).resolve()
-    params = {k: v.model_dump(mode='json') for k, v in load_params(params_dir).items()}
-    missing = [st.notebook for st in STAGES if not (s.stages_dir / st.notebook).is_file()]
-    if missing: raise FileNotFoundError(f"{s.stages_dir}: stage notebook(s) missing: {missing}")
-    lib, git = library_hash(), git_info(s.root)
-    m = RunManifest.create(s.runs_dir, mode='pipeline', params_dir=str(params_dir), code_version=lib, **git)
-    audit.append(s.audit_path, 'run.start', m.run_id, reason='lifecycle run', params_dir=str(params_dir), force=force)
-    os.environ['LIFECYCLE_WORKSPACE'] = str(s.root)
+    "Validate all params of the workspace, then run (or reuse) each stage in order; raise `StageFailed` at the first failure."
+    params = {k: v.model_dump(mode='json') for k, v in ws.params.items()}
+    missing = [st.notebook for st in STAGES if not (ws.stages_dir / st.notebook).is_file()]
+    if missing: raise FileNotFoundError(f"{ws.stages_dir}: stage notebook(s) missing: {missing}")
+    lib, git = library_hash(), git_info(ws.root)
+    m = RunManifest.create(ws.runs_dir, mode='pipeline', params_dir=str(ws.params_dir), code_version=lib, **git)
+    ws.audit('run.start', m.run_id, 'lifecycle run', params_dir=str(ws.params_dir), force=force)
+    os.environ['LIFECYCLE_WORKSPACE'] = str(ws.root)
     results, emit = [], on_event or (lambda *a: None)
     for st in STAGES:
-        src = s.stages_dir / st.notebook
+        src = ws.stages_dir / st.notebook
         inputs = {k: m.output(k) for k in st.inputs}
-        key = cache_key(st, src, lib, params, {**inputs, **(st.external(s, params, inputs) if st.external else {})})
-        hit = None if force else cache_get(s, st, key)
+        key = cache_key(st, src, lib, params, {**inputs, **(st.external(ws, params, inputs) if st.external else {})})
+        hit = None if force else cache_get(ws, st, key)
         emit('start', st, None)
         t0 = time.perf_counter()
         if hit:
@@ -133,7 +132,7 @@ def run_pipeline(s: Settings, params_dir: Path | None = None, force: bool = Fals
         else:
             m.update_stage(st.name, status='running', cache_key=key, started=now_iso(), notebook=st.notebook)
             parameters = dict(run_id=m.run_id, params={sec: params[sec] for sec in st.sections}, **inputs)
-            try: _execute(src, m.run_dir / st.notebook, parameters, s.stages_dir)
+            try: _execute(src, m.run_dir / st.notebook, parameters, ws.stages_dir)
             except Exception as e:
                 m = RunManifest.load(m.run_dir)
                 dur = time.perf_counter() - t0
@@ -142,16 +141,15 @@ def run_pipeline(s: Settings, params_dir: Path | None = None, force: bool = Fals
                 m.data.update(status='failed', finished=now_iso()); m.save()
                 results.append(StageResult(st.name, 'failed', dur, {}, st.notebook))
                 emit('end', st, results[-1])
-                audit.append(s.audit_path, 'run.fail', m.run_id, reason=msg, stage=st.name)
+                ws.audit('run.fail', m.run_id, msg, stage=st.name)
                 raise StageFailed(st.name, msg, m.run_dir / st.notebook, m.run_id) from None
             m = RunManifest.load(m.run_dir)
             dur = time.perf_counter() - t0
             outs = m.stage(st.name)['outputs']
             m.update_stage(st.name, status='ok', duration=round(dur, 2))
-            cache_put(s, st, key, m.run_id, st.notebook, outs)
+            cache_put(ws, st, key, m.run_id, st.notebook, outs)
             r = StageResult(st.name, 'ok', dur, outs, st.notebook)
         results.append(r); emit('end', st, r)
     m.data.update(status='ok', finished=now_iso()); m.save()
-    audit.append(s.audit_path, 'run.finish', m.run_id, reason='all stages passed',
-                 stages={r.name: r.status for r in results})
+    ws.audit('run.finish', m.run_id, 'all stages passed', stages={r.name: r.status for r in results})
     return m, results

@@ -64,5 +64,7 @@ class MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     def exec_module(self, module): pass
 
 def install() -> None:
-    "Put the finder on `sys.meta_path` once (the package's `__init__` calls it)."
-    if not any(isinstance(f, MovedFinder) for f in sys.meta_path): sys.meta_path.append(MovedFinder())
+    "Put the finder first on `sys.meta_path`, once (the package's `__init__` calls it)."
+    # First: an old name must alias this package's module, never a stale file another install (an editable
+    # checkout of an older version, say) would find for it.
+    if not any(isinstance(f, MovedFinder) for f in sys.meta_path): sys.meta_path.insert(0, MovedFinder())

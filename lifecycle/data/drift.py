@@ -8,9 +8,11 @@ from __future__ import annotations
 import math
 import numpy as np
 import pandas as pd
+from ..core.params import IngestParams
 
 # %% auto #0
-__all__ = ['default_method', 'is_drifted', 'profile', 'compare', 'summary', 'evidently_verdicts', 'evidently_report']
+__all__ = ['default_method', 'is_drifted', 'profile', 'compare', 'summary', 'drift_columns', 'evidently_verdicts',
+           'evidently_report']
 
 # %% ../../nbs/api/data/02_drift.ipynb #0c8b54d0
 _METHODS = {  # name: (default threshold, how a score at the threshold is judged)
@@ -289,6 +291,11 @@ def summary(result: pd.DataFrame, drift_share: float = 0.5) -> dict:
     share = k / n if n else 0.0
     return dict(columns=n, drifted_columns=k, share=share, drift_share=drift_share, dataset_drift=bool(n and share >= drift_share),
                 drifted=result.loc[result['drifted'], 'column'].tolist())
+
+# %% ../../nbs/api/data/02_drift.ipynb #3c226921
+def drift_columns(p: IngestParams, columns) -> list[str]:
+    "Of `columns`, those compared for drift: declared in the contract, not in `drift.exclude`, not personal."
+    return [c for c in columns if c in p.columns and c not in p.drift.exclude and not p.columns[c].personal]
 
 # %% ../../nbs/api/data/02_drift.ipynb #372eddc2
 def _kinds(df: pd.DataFrame, kinds: dict | None) -> dict:

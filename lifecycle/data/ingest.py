@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 from ..core.settings import Settings
+from ..core.workspace import Workspace
 from ..core.store import Store, hash_obj, canonical_json, append_jsonl, read_jsonl
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
@@ -194,10 +195,9 @@ def _stream(chunks: Iterable[pd.DataFrame], p: IngestParams, key: bytes | None, 
 
 def _compare(store: Store, reference: str, sample: pd.DataFrame, p: IngestParams) -> pd.DataFrame:
     "Drift of the sample against the reference snapshot, on the columns both have (not excluded, not personal)."
-    from lifecycle.data.drift import compare
+    from lifecycle.data.drift import compare, drift_columns
     ref = reference_profile(store, reference)
-    return compare(ref, sample, columns=[c for c in p.columns if c in sample and c in ref['columns']
-                                         and c not in p.drift.exclude and not p.columns[c].personal])
+    return compare(ref, sample, columns=drift_columns(p, [c for c in p.columns if c in sample and c in ref['columns']]))
 
 def _metrics(res: BatchResult, v: pd.DataFrame, t: Totals, p: IngestParams) -> dict:
     "The batch's figures for the log and the monitoring."
@@ -207,11 +207,11 @@ def _metrics(res: BatchResult, v: pd.DataFrame, t: Totals, p: IngestParams) -> d
                 drift_score=float(res.drift.drifted.mean()) if res.drift is not None and len(res.drift) else None,
                 drifted_columns=res.drift[res.drift.drifted].column.tolist() if res.drift is not None else [])
 
-def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Settings, *, source: str, fingerprint: str,
+def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Workspace, *, source: str, fingerprint: str,
                  role: str = 'batch', reference: str | None = None, actor: str | None = None) -> BatchResult:
-    "Check, mask and store one batch under the rules of `p`; raise `BatchRejected` when the policy refuses it."
+    "Check, mask and store one batch under the rules of `p` in workspace `s`; raise `BatchRejected` when the policy refuses it."
     from lifecycle.data.pii import load_key, finding_salt
-    t0, store = time.perf_counter(), Store(s.store_dir)
+    t0, store = time.perf_counter(), s.store
     salt = finding_salt(s.digest_salt_path)
     res = BatchResult(batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
                       dataset=p.dataset, source=source, status='running', reference=reference)
@@ -320,20 +320,18 @@ def reference_profile(store: Store, version: str) -> dict:
     if p.exists(): return store.get_record('profiles', version)
     return store.put_record('profiles', version, profile(load_snapshot(store, version)))
 
-def champion_dataset(s: Settings, model_name: str, alias: str = 'champion') -> str | None:
+def champion_dataset(s: Workspace, model_name: str, alias: str = 'champion') -> str | None:
     "The dataset version the model behind `alias` was trained on, or None when there is no such model yet."
-    if s.tracking_uri.startswith('sqlite') and not (s.state_dir / 'mlflow.db').is_file(): return None
-    from lifecycle.core.tracking import configure_mlflow
-    mlflow = configure_mlflow(s.tracking_uri, s.state_dir)
+    if not s.has_tracking: return None
     from mlflow.exceptions import MlflowException
-    try: mv = mlflow.MlflowClient().get_model_version_by_alias(model_name, alias)
+    try: mv = s.client.get_model_version_by_alias(model_name, alias)
     except MlflowException: return None
-    return mlflow.get_run(mv.run_id).data.tags.get('dataset_version')
+    return s.client.get_run(mv.run_id).data.tags.get('dataset_version')
 
-def resolve_reference(s: Settings, p: IngestParams, model_name: str, fallback: str | None = None) -> str | None:
+def resolve_reference(s: Workspace, p: IngestParams, model_name: str, fallback: str | None = None) -> str | None:
     "The drift reference version from params: the champion's training snapshot, a named version, else `fallback`."
     if p.drift.reference != 'champion':
-        Store(s.store_dir).get_record('datasets', p.drift.reference)   # refuse an unknown version early
+        s.store.get_record('datasets', p.drift.reference)   # refuse an unknown version early
         return p.drift.reference
     return champion_dataset(s, model_name) or fallback
 

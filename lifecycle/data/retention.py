@@ -5,10 +5,9 @@
 # %% ../../nbs/api/data/06_retention.ipynb #96cb35ee
 from __future__ import annotations
 from datetime import datetime, timezone
-from ..core.settings import Settings
 from ..core.store import Store
+from ..core.workspace import Workspace
 from ..core.manifest import now_iso
-from ..core import audit
 
 # %% auto #0
 __all__ = ['expired', 'purge_expired']
@@ -20,9 +19,9 @@ def expired(store: Store, as_of: datetime | None = None) -> list[dict]:
     return [r for r in store.records('datasets') if r.get('retention_until')
             and datetime.fromisoformat(r['retention_until']) <= as_of and not store.record_path('purges', r['version']).exists()]
 
-def purge_expired(s: Settings, as_of: datetime | None = None, dry_run: bool = False, actor: str | None = None) -> list[dict]:
+def purge_expired(ws: Workspace, as_of: datetime | None = None, dry_run: bool = False, actor: str | None = None) -> list[dict]:
     "Delete the data of expired snapshots, keep their records, write a purge record and an audit entry for each."
-    store, done = Store(s.store_dir), []
+    store, done = ws.store, []
     for r in expired(store, as_of):
         entry = dict(version=r['version'], dataset=r['dataset'], object=r['object'], retention_until=r['retention_until'])
         if not dry_run:
@@ -30,6 +29,6 @@ def purge_expired(s: Settings, as_of: datetime | None = None, dry_run: bool = Fa
                       and not o.get('retention_until')]
             if not shared: store.delete_object(r['object'])
             store.put_record('purges', r['version'], {**entry, 'purged': now_iso()})
-            audit.append(s.audit_path, 'store.purge', r['version'], actor=actor, reason='retention expired', **entry)
+            ws.audit('store.purge', r['version'], 'retention expired', actor=actor, **entry)
         done.append(entry)
     return done

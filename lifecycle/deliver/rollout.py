@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.settings import Settings
+from ..core.workspace import Workspace
 from ..core.store import atomic_write
 from ..core.params import RolloutParams, GuardParams
 from .abstats import SequentialTest
-from ..core import audit
 from ..serve import flags as fl
 
 # %% auto #0
@@ -40,13 +40,13 @@ def load_state(s: Settings) -> dict | None:
 def _save(s: Settings, st: dict) -> dict:
     atomic_write(state_path(s), json.dumps(st, indent=1, default=float).encode()); return st
 
-def _event(s: Settings, st: dict, action: str, actor: str | None, reason: str, **facts) -> dict:
+def _event(s: Workspace, st: dict, action: str, actor: str | None, reason: str, **facts) -> dict:
     "Record an action in the rollout history and the audit log."
-    entry = dict(time=time.time(), action=action, actor=actor or audit.default_actor(), reason=reason, step=st['step'],
+    entry = dict(time=time.time(), action=action, actor=actor or s.actor, reason=reason, step=st['step'],
                  percentage=st['percentage'], **facts)
     st['history'].append(entry)
-    audit.append(s.audit_path, f'rollout.{action}', f"{st['model_name']}/{st['challenger']}", reason=reason, actor=entry['actor'],
-                 rollout_id=st['id'], percentage=st['percentage'], **{k: v for k, v in facts.items() if k != 'metrics'})
+    s.audit(f'rollout.{action}', f"{st['model_name']}/{st['challenger']}", reason, actor=entry['actor'],
+            rollout_id=st['id'], percentage=st['percentage'], **{k: v for k, v in facts.items() if k != 'metrics'})
     return _save(s, st)
 
 _held = threading.local()
@@ -78,14 +78,14 @@ def _active(s: Settings) -> dict:
     if not st or st['status'] not in ACTIVE: raise RolloutError("no rollout in progress (start one with `lifecycle rollout start`)")
     return st
 
-def _set_share(s: Settings, st: dict, pct: float, actor, reason) -> None:
+def _set_share(s: Workspace, st: dict, pct: float, actor, reason) -> None:
     fl.change_flags(s, {'percentage': pct}, actor=actor, reason=reason, source='rollout')
     st['percentage'], st['step_started'] = pct, time.time()
     st['tests'] = {}
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #74085d98
 @_exclusive
-def start(s: Settings, challenger: str, rp: RolloutParams, steps: list[float] | None = None, strategy: str | None = None,
+def start(s: Workspace, challenger: str, rp: RolloutParams, steps: list[float] | None = None, strategy: str | None = None,
           actor: str | None = None, reason: str = '') -> dict:
     "Deploy `challenger` beside the control and send it the first step's share (canary) or nothing yet (blue-green)."
     cur = load_state(s)
@@ -104,7 +104,7 @@ def start(s: Settings, challenger: str, rp: RolloutParams, steps: list[float] | 
     return advance(s, actor, 'first step') if st['strategy'] == 'canary' else st
 
 @_exclusive
-def advance(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
+def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
     st = _active(s)
     nxt = st['step'] + 1
@@ -114,14 +114,14 @@ def advance(s: Settings, actor: str | None = None, reason: str = '', metrics: di
     _set_share(s, st, st['steps'][nxt], actor, f"rollout: step {nxt + 1}/{len(st['steps'])}")
     return _event(s, st, 'advance', actor, reason or 'advanced', metrics=metrics or {})
 
-def _complete(s: Settings, st: dict, actor, reason, metrics) -> dict:
+def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
     fl.change_flags(s, {'control': st['challenger'], 'challenger': None, 'percentage': 0, 'shadow': False}, actor=actor,
                     source='rollout', reason=f"rollout: v{st['challenger']} takes all traffic")
     st.update(status='completed', percentage=100.0, step=len(st['steps']) - 1)
     return _event(s, st, 'complete', actor, reason or 'challenger at 100%: it is the control now', metrics=metrics or {})
 
 @_exclusive
-def switch(s: Settings, actor: str | None = None, reason: str = '') -> dict:
+def switch(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "Blue-green: move all traffic to the other colour at once (the challenger, or back to the control)."
     st = _active(s)
     if st['strategy'] != 'blue_green': raise RolloutError("switch is for blue-green rollouts; canary rollouts advance step by step")
@@ -131,7 +131,7 @@ def switch(s: Settings, actor: str | None = None, reason: str = '') -> dict:
     return _event(s, st, 'switch', actor, reason or f"all traffic to v{st['challenger'] if to else st['control']}")
 
 @_exclusive
-def pause(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
+def pause(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Hold the current share; the guard stops acting until `resume`."
     st = _active(s)
     if st['status'] == 'paused': return st
@@ -139,14 +139,14 @@ def pause(s: Settings, actor: str | None = None, reason: str = '', metrics: dict
     return _event(s, st, 'pause', actor, reason or 'paused', metrics=metrics or {})
 
 @_exclusive
-def resume(s: Settings, actor: str | None = None, reason: str = '') -> dict:
+def resume(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "Continue a paused rollout; the step's evidence starts afresh."
     st = _active(s)
     st['status'], st['step_started'], st['tests'] = 'running', time.time(), {}
     return _event(s, st, 'resume', actor, reason or 'resumed')
 
 @_exclusive
-def rollback(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
+def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Everyone back to the control at once: the challenger is undeployed (its cohorts go dormant)."
     st = _active(s)
     fl.change_flags(s, {'challenger': None, 'percentage': 0, 'shadow': False}, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
@@ -154,7 +154,7 @@ def rollback(s: Settings, actor: str | None = None, reason: str = '', metrics: d
     return _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {})
 
 @_exclusive
-def kill(s: Settings, actor: str | None = None, reason: str = '') -> dict:
+def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "The kill switch: everyone to the known-safe version; the rollout ends."
     st = _active(s)
     fl.kill(s, actor=actor, reason=f'rollout killed: {reason}', source='rollout')
@@ -232,7 +232,7 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #5c8a8c72
 @_exclusive
-def look(s: Settings, g: GuardParams, positive, log_url: str) -> Decision | None:
+def look(s: Workspace, g: GuardParams, positive, log_url: str) -> Decision | None:
     "One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running."
     from lifecycle.serve.predlog import read_log
     st = load_state(s)
@@ -252,12 +252,12 @@ def look(s: Settings, g: GuardParams, positive, log_url: str) -> Decision | None
     why = '; '.join(d.reasons)
     if d.action == 'rollback':
         rollback(s, actor='guard', reason=why, metrics=d.metrics)
-        audit.append(s.audit_path, 'alert', 'rollout.regression', reason=why, actor='guard', rollout_id=st['id'])
+        s.audit('alert', 'rollout.regression', why, actor='guard', rollout_id=st['id'])
     elif d.action == 'pause': pause(s, actor='guard', reason=why, metrics=d.metrics)
     elif d.action == 'advance': advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)   # blue-green: completes
     return d
 
-def guard(s: Settings, g: GuardParams, positive, log_url: str, max_seconds: float | None = None, on_decision=None) -> dict | None:
+def guard(s: Workspace, g: GuardParams, positive, log_url: str, max_seconds: float | None = None, on_decision=None) -> dict | None:
     "Look every `interval_s` until the rollout completes, rolls back, pauses or is killed (or `max_seconds` pass)."
     end = time.monotonic() + max_seconds if max_seconds else None
     while True:

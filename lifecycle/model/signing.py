@@ -7,21 +7,16 @@ loads it until both check out."""
 from __future__ import annotations
 import base64, hashlib, os, shutil, tempfile
 from pathlib import Path
-from ..core.settings import Settings
 from ..core.store import Store, StoreError, canonical_json, hash_obj, file_sha256
 from ..core import audit
 
 # %% auto #0
-__all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'default_key_dir', 'SigningKeyError', 'key_id',
-           'load_private_key', 'load_public_key', 'ensure_keypair', 'artifact_manifest', 'SignatureError',
-           'sign_manifest', 'verify_manifest', 'sign_model_version', 'is_signed', 'verified_path', 'verified_load']
+__all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'SigningKeyError', 'key_id', 'load_private_key',
+           'load_public_key', 'ensure_keypair', 'artifact_manifest', 'SignatureError', 'sign_manifest',
+           'verify_manifest', 'sign_model_version', 'is_signed', 'verified_path', 'verified_load', 'verified_sklearn']
 
 # %% ../../nbs/api/model/03_signing.ipynb #8446b0ea
 PRIVATE_KEY_FILE, PUBLIC_KEY_FILE = 'signing_key.pem', 'signing_key.pub.pem'
-
-def default_key_dir(s: Settings) -> Path:
-    "The workspace's key folder: `<state_dir>/keys`."
-    return s.state_dir / 'keys'
 
 class SigningKeyError(Exception):
     "A signing key file is missing, unreadable, of the wrong type, or does not match its pair."
@@ -219,3 +214,9 @@ def verified_load(mlflow, store: Store, name: str, version, key_dir: str | Path)
     with tempfile.TemporaryDirectory(prefix='lifecycle-load-') as tmp:
         path = verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
         return mlflow.pyfunc.load_model(str(path))
+
+def verified_sklearn(mlflow, store: Store, name: str, version, key_dir: str | Path):
+    "Load a registered version as its scikit-learn pipeline, from the very folder verified against its signature."
+    with tempfile.TemporaryDirectory(prefix='lifecycle-load-') as tmp:
+        path = verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
+        return mlflow.sklearn.load_model(str(path))

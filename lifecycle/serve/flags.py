@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib, json, re
 from pathlib import Path
 from ..core.settings import Settings
-from ..core.store import atomic_write, Store
+from ..core.workspace import Workspace
+from ..core.store import atomic_write
 from ..core.params import FlagsParams, ARMS, _describe
-from ..core import audit
 
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path',
@@ -118,16 +118,16 @@ def resolve_spec(spec: FlagsParams, lookup) -> FlagsParams:
     "The spec with every version reference fixed; `lookup(alias)` returns a version number or None."
     return spec.model_copy(update={a: _resolve(getattr(spec, a), lookup) for a in ARMS})
 
-def _check_signed(s: Settings, model_name: str, spec: FlagsParams) -> None:
+def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams) -> None:
     from lifecycle.model.signing import is_signed
-    store = Store(s.store_dir)
+    store = ws.store
     for arm in ARMS:
         v = getattr(spec, arm)
         if v and not is_signed(store, model_name, v):
             raise FlagError(f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
                             "only versions signed at registration can be deployed")
 
-def write_spec(s: Settings, spec: FlagsParams, model_name: str) -> dict:
+def write_spec(s: Workspace, spec: FlagsParams, model_name: str) -> dict:
     "Validate, compile and write the spec and its flagd document atomically; returns the document."
     _check_signed(s, model_name, spec)
     doc = compile_flags(spec)
@@ -147,12 +147,12 @@ def load_spec(s: Settings) -> tuple[FlagsParams, str]:
     try: return FlagsParams.model_validate(d), name
     except Exception as e: raise FlagError(f"{p}: {e}") from None
 
-def init_flags(s: Settings, params: FlagsParams, model_name: str, lookup, actor: str | None = None, reason: str = '') -> FlagsParams:
+def init_flags(s: Workspace, params: FlagsParams, model_name: str, lookup, actor: str | None = None, reason: str = '') -> FlagsParams:
     "Start the runtime flags from params: resolve aliases, write, audit."
     spec = resolve_spec(params, lookup)
     write_spec(s, spec, model_name)
-    audit.append(s.audit_path, 'flags.init', MODEL_FLAG, reason=reason or 'flags initialised from params/flags.yaml',
-                 actor=actor, **{a: getattr(spec, a) for a in ARMS})
+    s.audit('flags.init', MODEL_FLAG, reason or 'flags initialised from params/flags.yaml', actor=actor,
+            **{a: getattr(spec, a) for a in ARMS})
     return spec
 
 # %% ../../nbs/api/serve/00_flags.ipynb #6931bd36
@@ -170,7 +170,7 @@ def _dotted(d: dict, key: str, value) -> None:
         if not isinstance(d, dict): raise FlagError(f"key {key!r}: {'.'.join(parts[:i + 1])!r} is not a group of keys")
     d[parts[-1]] = value
 
-def change_flags(s: Settings, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli',
+def change_flags(s: Workspace, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli',
                  lookup=None) -> FlagsParams:
     "Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited."
     old, name = load_spec(s)
@@ -188,11 +188,10 @@ def change_flags(s: Settings, changes: dict, actor: str | None = None, reason: s
     write_spec(s, new, name)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
-    audit.append(s.audit_path, 'flags.change', MODEL_FLAG, reason=reason or ', '.join(diff) or 'no change', actor=actor,
-                 source=source, changes=diff)
+    s.audit('flags.change', MODEL_FLAG, reason or ', '.join(diff) or 'no change', actor=actor, source=source, changes=diff)
     return new
 
-def kill(s: Settings, actor: str | None = None, reason: str = '', source: str = 'cli') -> FlagsParams:
+def kill(s: Workspace, actor: str | None = None, reason: str = '', source: str = 'cli') -> FlagsParams:
     "Everyone to the known-safe version, now."
     return change_flags(s, {'kill': True}, actor, reason or 'kill switch', source)
 

@@ -10,9 +10,10 @@ import hashlib, json, logging, os, secrets, threading, time, uuid
 from pathlib import Path
 import numpy as np
 from fastapi import Request
-from ..core.settings import Settings, load_settings
-from ..core.store import Store, atomic_write
-from ..core.params import FlagsParams, load_params
+from ..core.settings import Settings, SettingsError
+from ..core.workspace import Workspace
+from ..core.store import atomic_write
+from ..core.params import FlagsParams
 from .models import InputError, ServedModel, parse_columns, load_version, input_contract, check_inputs
 from .predlog import PredictionLog, FeedbackError, add_feedback, default_url, pii_masker
 from ..core import audit
@@ -152,8 +153,8 @@ def _body(schema: dict) -> dict:
 
 class Server:
     "Everything one server process holds: settings, flags, models, prediction log, metrics."
-    def __init__(self, s: Settings, max_body_bytes: int = 1_000_000, max_records: int = 10_000):
-        params = load_params(s.params_dir)
+    def __init__(self, s: Workspace, max_body_bytes: int = 1_000_000, max_records: int = 10_000):
+        params = s.params
         self.s, self.max_body, self.max_records = s, max_body_bytes, max_records
         self.positive = params['features'].positive_class
         _, self.model_name = fl.load_spec(s)
@@ -178,10 +179,7 @@ class Server:
         self.gate.start()
 
     def _load(self, version: str) -> ServedModel:
-        from lifecycle.core.tracking import configure_mlflow
-        from lifecycle.model.signing import default_key_dir
-        mlflow = configure_mlflow(self.s.tracking_uri, self.s.state_dir)
-        m = load_version(mlflow, Store(self.s.store_dir), self.model_name, version, default_key_dir(self.s))
+        m = load_version(self.s.mlflow, self.s.store, self.model_name, version, self.s.key_dir)
         m.contract = input_contract(self.columns, m.columns)
         audit.append(self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})')
         return m
@@ -405,9 +403,10 @@ def create_app(srv: Server):
 def app_factory():
     "Build the app for the workspace in the current directory (uvicorn `--factory`)."
     import sys
-    s = load_settings(os.environ.get('LIFECYCLE_ROOT') or None)
-    try: return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
-    except fl.FlagError as e:
+    try:
+        s = Workspace.open(os.environ.get('LIFECYCLE_ROOT') or None)
+        return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
+    except (fl.FlagError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr); raise SystemExit(2) from None
 
 class LocalServer:
