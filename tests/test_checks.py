@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from lifecycle.core.params import IngestParams, ColumnRule
-from lifecycle.core.settings import load_settings
+from lifecycle.core.workspace import Workspace
 from lifecycle.core.store import Store
 from lifecycle.data import ingest as ing
 from lifecycle.data.checks import CHECKS
@@ -24,7 +24,7 @@ def frame(n: int, start: int = 0) -> pd.DataFrame:
 @pytest.fixture
 def settings(tmp_path):
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
-    return load_settings(tmp_path)
+    return Workspace.open(tmp_path)
 
 def temporaries(s) -> list[Path]:
     d = s.store_dir / 'tmp'
@@ -103,13 +103,13 @@ def test_a_killed_ingest_leaves_a_temporary_file_that_the_next_ingest_removes(se
     script = textwrap.dedent(f"""
         import time, pandas as pd
         from lifecycle.core.params import IngestParams
-        from lifecycle.core.settings import load_settings
+        from lifecycle.core.workspace import Workspace
         from lifecycle.data.ingest import ingest_batch
         p = IngestParams.model_validate_json({P.model_dump_json()!r})
         def chunks():
             yield pd.DataFrame({frame(50).to_dict('list')!r})
             time.sleep(120)                      # killed here, with the first chunk in a temporary file
-        ingest_batch(chunks(), p, load_settings({str(tmp_path)!r}), source='b.csv', fingerprint='fp')
+        ingest_batch(chunks(), p, Workspace.open({str(tmp_path)!r}), source='b.csv', fingerprint='fp')
     """)
     proc = subprocess.Popen([sys.executable, '-c', script], env={**os.environ, 'PYTHONPATH': str(Path(ing.__file__).parents[2])})
     deadline = time.time() + 60
