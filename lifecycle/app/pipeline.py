@@ -17,7 +17,7 @@ from ..core.provenance import library_hash, notebook_code_hash, git_info
 from ..core import audit
 
 # %% auto #0
-__all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'run_pipeline']
+__all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'run_pipeline', 'run_report']
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #39c28114
 @dataclass(frozen=True)
@@ -153,3 +153,12 @@ def run_pipeline(ws: Workspace, force: bool = False,
     m.data.update(status='ok', finished=now_iso()); m.save()
     ws.audit('run.finish', m.run_id, 'all stages passed', stages={r.name: r.status for r in results})
     return m, results
+
+# %% ../../nbs/api/app/00_pipeline.ipynb #6d3f3f88
+def run_report(s: Settings, name: str, out_dir: Path, parameters: dict) -> Path:
+    "Execute a report notebook from the stages folder into `out_dir` and render it to HTML beside it; return the HTML path."
+    from lifecycle.app.site import render_notebook
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / name
+    _execute(s.stages_dir / name, dst, parameters, s.root)
+    return render_notebook(dst, dst.with_suffix('.html'))
