@@ -44,10 +44,12 @@ def _settings(as_json=False):
 def run(params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/ of the workspace)."),
         force: bool = typer.Option(False, '--force', help="Re-run every stage, ignoring the cache."),
         site: bool = typer.Option(True, '--site/--no-site', help="Render reports/site after the run."),
+        wait: bool = typer.Option(True, '--wait/--no-wait', help="While another run holds the workspace: wait for it (default), or refuse at once naming it."),
         as_json: bool = typer.Option(False, '--json', help="Print the result as JSON instead of a table.")):
     "Run every lifecycle stage notebook in order (reusing unchanged stages), then render the report site."
     from rich.console import Console
     from lifecycle.core.params import ParamsError
+    from lifecycle.core.locks import LockBusy, describe
     from lifecycle.app.pipeline import run_pipeline, StageFailed, STAGES
     s = _settings(as_json)
     console = Console(stderr=True, quiet=as_json)
@@ -59,8 +61,12 @@ def run(params: Optional[Path] = typer.Option(None, '--params', help="Folder of 
                             f"{res.status}[/] ({res.duration:.1f}s)")
     failure = None
     with status:
-        try: manifest, results = run_pipeline(s, params, force=force, on_event=on_event)
+        def on_wait(holder):
+            console.print(f"waiting for the run in progress in this workspace: {describe(holder)}")
+            status.update('waiting for the run in progress')
+        try: manifest, results = run_pipeline(s, params, force=force, on_event=on_event, wait=wait, on_wait=on_wait)
         except ParamsError as e: _fail(f"params refused, no stage ran:\n{e}", EXIT_INPUT, as_json)
+        except LockBusy as e: _fail(f"another run is in progress, no stage ran: {e}; wait for it, or leave out --no-wait", EXIT_INPUT, as_json)
         except FileNotFoundError as e: _fail(str(e), EXIT_INPUT, as_json)
         except StageFailed as e: failure = e
     if site:

@@ -15,6 +15,7 @@ from ..core.manifest import RunManifest, now_iso
 from ..core.params import load_params
 from ..core.provenance import library_hash, notebook_code_hash, git_info
 from ..core import audit
+from ..core.locks import hold
 
 # %% auto #0
 __all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'run_pipeline']
@@ -108,12 +109,18 @@ def _error_message(e: Exception) -> str:
     return f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"
 
 def run_pipeline(s: Settings, params_dir: Path | None = None, force: bool = False,
-                 on_event: Callable[[str, Stage, StageResult | None], None] | None = None) -> tuple[RunManifest, list[StageResult]]:
-    "Validate all params, then run (or reuse) each stage in order; raise `StageFailed` at the first failure."
+                 on_event: Callable[[str, Stage, StageResult | None], None] | None = None, wait: bool = True,
+                 on_wait: Callable[[dict | None], None] | None = None) -> tuple[RunManifest, list[StageResult]]:
+    "Validate all params, then, holding the `pipeline` lock, run (or reuse) each stage in order; raise `StageFailed` at the first failure."
     params_dir = Path(params_dir or s.params_dir).resolve()
     params = {k: v.model_dump(mode='json') for k, v in load_params(params_dir).items()}
     missing = [st.notebook for st in STAGES if not (s.stages_dir / st.notebook).is_file()]
     if missing: raise FileNotFoundError(f"{s.stages_dir}: stage notebook(s) missing: {missing}")
+    with hold(s.state_dir, 'pipeline', wait=wait, on_wait=on_wait):    # a second run waits (or, without wait, refuses)
+        return _run_stages(s, params_dir, params, force, on_event)
+
+def _run_stages(s: Settings, params_dir: Path, params: dict, force: bool,
+                on_event: Callable[[str, Stage, StageResult | None], None] | None) -> tuple[RunManifest, list[StageResult]]:
     lib, git = library_hash(), git_info(s.root)
     m = RunManifest.create(s.runs_dir, mode='pipeline', params_dir=str(params_dir), code_version=lib, **git)
     audit.append(s.audit_path, 'run.start', m.run_id, reason='lifecycle run', params_dir=str(params_dir), force=force)
