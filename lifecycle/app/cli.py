@@ -15,7 +15,8 @@ __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'EXIT_STAGE', 'EXIT_IN
            'token_app', 'rollout_app', 'experiment_app', 'run', 'status', 'site', 'ingest', 'drift', 'store_purge',
            'govern_check', 'approve', 'promote', 'flags_init', 'flags_show', 'flags_set', 'flags_kill', 'flags_unkill',
            'flags_shadow', 'flags_threshold', 'token_issue', 'serve', 'score', 'rollout_start', 'rollout_status',
-           'rollout_guard', 'rollout_report', 'rollout_demo', 'experiment_report', 'audit_verify', 'audit_show']
+           'rollout_guard', 'rollout_report', 'rollout_demo', 'experiment_report', 'audit_verify', 'audit_show',
+           'audit_erase']
 
 # %% ../../nbs/api/app/03_cli.ipynb #6b405a2f
 app = typer.Typer(help="A notebook-centric, reproducible MLOps workspace: the model lifecycle as one traceable loop.",
@@ -732,19 +733,40 @@ def experiment_report(since: Optional[str] = typer.Option(None, '--since', help=
 # %% ../../nbs/api/app/03_cli.ipynb #951a7b38
 @audit_app.command('verify')
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
-    "Check the hash chain of the audit log; exit 3 and name the first bad entry if it was tampered with."
+    "Check the audit log: each entry's MAC, sequence, link and payload, and its end against the checkpoint kept outside the workspace; exit 3 naming the first problem."
     from lifecycle.core.audit import verify
     s = _settings(as_json)
-    v = verify(s.audit_path)
-    if as_json: print(json.dumps(dict(ok=v.ok, entries=v.entries, bad_seq=v.bad_seq, bad_line=v.bad_line, reason=v.reason, path=str(s.audit_path))))
-    elif v.ok: print(f"audit log ok: {v.entries} entries, chain intact ({s.audit_path})")
-    else: typer.secho(f"audit log FAILED verification: {v.reason} ({s.audit_path})", fg='red', err=True)
+    v = verify(s.audit_path, keys_dir=s.keys_dir)
+    if as_json:
+        print(json.dumps(dict(ok=v.ok, entries=v.entries, bad_seq=v.bad_seq, bad_line=v.bad_line, reason=v.reason,
+                              notes=v.notes, path=str(s.audit_path))))
+    else:
+        for note in v.notes: typer.secho(f"note: {note}", fg='yellow', err=True)
+        if v.ok: print(f"audit log ok: {v.entries} entries, keyed chain and payloads intact, its end matches the checkpoint "
+                       f"kept outside the workspace ({s.audit_path})")
+        else: typer.secho(f"audit log FAILED verification: {v.reason} ({s.audit_path})", fg='red', err=True)
     if not v.ok: raise typer.Exit(EXIT_AUDIT)
 
 @audit_app.command('show')
 def audit_show(n: int = typer.Option(20, '-n', help="How many of the latest entries."),
                as_json: bool = typer.Option(False, '--json', help="Print entries as JSON lines.")):
-    "Show the latest audit entries."
+    "Show the latest audit entries (an erased payload shows as `(erased)`); `audit verify` checks them."
     from lifecycle.core.audit import read
-    for e in read(_settings(as_json).audit_path)[-n:]:
+    from lifecycle.core.store import JournalError
+    try: entries = read(_settings(as_json).audit_path)[-n:]
+    except JournalError as e: _fail(f"{e}; `lifecycle audit verify` says more", EXIT_AUDIT, as_json)
+    for e in entries:
         print(json.dumps(e) if as_json else f"{e['seq']:>5} {e['time']} {e['actor']:<10} {e['action']:<16} {e['subject']} {e['reason']}")
+
+@audit_app.command('erase')
+def audit_erase(seq: int = typer.Argument(..., help="The entry whose payload (actor, reason, details) to erase."),
+                reason: str = typer.Option(..., '--reason', help="Why (a request number, say), kept in the tombstone entry; never the erased data."),
+                as_json: bool = typer.Option(False, '--json', help="Print the tombstone entry as JSON.")):
+    "Erase one entry's payload (e.g. a person's data): a tombstone entry is appended, the payload deleted; `audit verify` still passes."
+    from lifecycle.core.audit import erase, AuditError
+    from lifecycle.core.store import JournalError
+    s = _settings(as_json)
+    try: t = erase(s.audit_path, seq, reason, keys_dir=s.keys_dir)
+    except (AuditError, JournalError) as e: _fail(str(e), EXIT_INPUT, as_json)
+    if as_json: print(json.dumps({'ok': True, 'erased': seq, 'tombstone': t}))
+    else: print(f"entry {seq}'s payload erased; tombstone: entry {t['seq']} by {t['actor']} ({s.audit_path})")
