@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from conftest import cli, cli_json, set_yaml, LIFECYCLE, clean_env
+from lifecycle.core import audit
 
 def datasets(ws: Path) -> list[dict]:
     d = ws / '.lifecycle/store/records/datasets'
@@ -121,7 +122,7 @@ def test_fail_open_quarantines_offending_rows_and_records_the_fallback(workspace
     assert (out['accepted_rows'], out['quarantined_rows']) == (193, 7)
     q = {d['version']: d for d in datasets(workspace)}[out['quarantine']]
     assert q['role'] == 'quarantine' and q['rows'] == 7 and q['parent'] == out['snapshot']
-    log = [json.loads(l) for l in (workspace / '.lifecycle/audit.log').read_text().splitlines()]
+    log = audit.read(workspace / '.lifecycle/audit.log')
     assert [e['action'] for e in log] == ['ingest.fallback'] and 'age' in log[0]['reason']
     r = cli(workspace, 'ingest', str(p), '--dataset', 'arrests')
     assert 'warning' in r.stderr and 'fail-open' in r.stderr
@@ -135,8 +136,7 @@ def test_a_flag_change_applies_to_the_next_batch_and_is_recorded(workspace, arre
     assert r.returncode == 0 and findings(out)[('extra_column', 'source_system')]['severity'] == 'low'
     (rec,) = datasets(workspace)
     assert 'source_system' not in rec['columns'] and rec['flags']['strict_schema'] is False
-    changes = [json.loads(l) for l in (workspace / '.lifecycle/audit.log').read_text().splitlines()
-               if json.loads(l)['action'] == 'ingest.flags.change']
+    changes = [e for e in audit.read(workspace / '.lifecycle/audit.log') if e['action'] == 'ingest.flags.change']
     assert len(changes) == 1 and changes[0]['details']['old']['strict_schema'] is True
 
 def test_watch_takes_each_file_exactly_once_across_restarts(workspace, arrests):
@@ -182,7 +182,7 @@ def test_retention_purge_deletes_data_keeps_lineage_and_audits(workspace, arrest
     assert not obj.exists() and datasets(workspace)[0]['version'] == rec['version']      # lineage record kept
     r, again = cli_json(workspace, 'store', 'purge', '--expired')
     assert again['purged'] == []
-    actions = [json.loads(l)['action'] for l in (workspace / '.lifecycle/audit.log').read_text().splitlines()]
+    actions = [e['action'] for e in audit.read(workspace / '.lifecycle/audit.log')]
     assert actions.count('store.purge') == 1
     assert cli(workspace, 'audit', 'verify').returncode == 0
     from lifecycle.store import Store

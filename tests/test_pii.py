@@ -119,8 +119,9 @@ def test_a_name_column_labelled_as_a_declared_column_is_refused_and_never_writte
     r = cli(workspace, 'run')                                                            # and through the stage notebook
     assert r.returncode == 1 and 'Testperson' not in r.stdout + r.stderr
     assert list((workspace / 'reports/runs').glob('*/01_ingest.ipynb'))                  # the evidence was written
-    audit = [json.loads(line) for line in (workspace / '.lifecycle/audit.log').read_text().splitlines()]
-    assert [e for e in audit if e['action'] == 'ingest.reject' and 'personal' in e['reason']]
+    from lifecycle.core.audit import read
+    log = read(workspace / '.lifecycle/audit.log')
+    assert [e for e in log if e['action'] == 'ingest.reject' and 'personal' in e['reason']]
     assert cli(workspace, 'audit', 'verify').returncode == 0
     assert leaks(workspace, [b'Testperson']) == []
 

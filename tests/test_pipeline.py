@@ -97,15 +97,25 @@ def test_the_audit_log_records_the_runs_and_detects_tampering(ran):
     ws, _ = ran
     r, v = cli_json(ws, 'audit', 'verify')
     assert r.returncode == 0 and v['ok'] and v['entries'] >= 8
-    log = ws / '.lifecycle/audit.log'
-    lines = log.read_text().splitlines()
-    actions = [json.loads(l)['action'] for l in lines]
+    log, payloads = ws / '.lifecycle/audit.log', ws / '.lifecycle/audit.payloads.jsonl'
+    actions = [json.loads(l)['action'] for l in log.read_text().splitlines()]
     assert actions.count('model.register') == 3 and 'dataset.snapshot' in actions
-    i = actions.index('model.register')
-    lines[i] = lines[i].replace('all validation gates passed', 'approved by nobody')
-    log.write_text('\n'.join(lines) + '\n')
+    seq = actions.index('model.register') + 1
+    text = payloads.read_text()
+    line = next(l for l in text.splitlines() if json.loads(l)['seq'] == seq)       # who registered it, and why
+    assert 'all validation gates passed' in line
+    payloads.write_text(text.replace(line, line.replace('all validation gates passed', 'approved by nobody')))
     r = cli(ws, 'audit', 'verify')
-    assert r.returncode == 3 and f"entry {i + 1} (line {i + 1}) was altered" in r.stderr
+    assert r.returncode == 3 and f"entry {seq}'s payload (actor, reason, details) in audit.payloads.jsonl was altered" in r.stderr
+    payloads.write_text(text)
+    chain = log.read_text()
+    lines = chain.splitlines(keepends=True)
+    lines[seq - 1] = lines[seq - 1].replace('"action":"model.register"', '"action":"model.retire"')
+    log.write_text(''.join(lines))                                                  # the chain line itself
+    r = cli(ws, 'audit', 'verify')
+    assert r.returncode == 3 and f"entry {seq} (line {seq}) was altered" in r.stderr
+    log.write_text(chain)
+    assert cli(ws, 'audit', 'verify').returncode == 0
 
 def test_a_tampered_registered_model_is_refused(ran):
     ws, _ = ran

@@ -3,6 +3,7 @@ dev to staging to production; every step in the audit log with the hashes of the
 from __future__ import annotations
 import json
 from conftest import cli, cli_json
+from lifecycle.core import audit
 
 def test_release_from_training_to_production_with_approvals(workspace):
     alice = {'LIFECYCLE_ACTOR': 'alice'}
@@ -35,7 +36,7 @@ def test_release_from_training_to_production_with_approvals(workspace):
     assert r.returncode == 0, out
     r, st = cli_json(workspace, 'status')
     assert st['models'][0]['aliases'] == {'challenger': '1', 'champion': '1', 'staging': '1', 'production': '1'}
-    log = [json.loads(l) for l in (workspace / '.lifecycle/audit.log').read_text().splitlines()]
+    log = audit.read(workspace / '.lifecycle/audit.log')
     actions = [e['action'] for e in log]
     assert actions.count('approval.refused') == 3 and actions.count('approval.granted') == 2
     assert actions.count('model.promote') == 2 and 'promotion.refused' in actions

@@ -38,7 +38,7 @@ def _group(name: str, help: str, commands: dict) -> typer.Typer:
     return g
 
 audit_app = _group('audit', "The tamper-evident audit log.",
-                   {'verify': core_cmds.audit_verify, 'show': core_cmds.audit_show})
+                   {'verify': core_cmds.audit_verify, 'show': core_cmds.audit_show, 'erase': core_cmds.audit_erase})
 store_app = _group('store', "The content-addressed store: snapshots and their retention.",
                    {'purge': data_cmds.store_purge})
 govern_app = _group('govern', "Policy as code: check a model version against params/policy.yaml.",

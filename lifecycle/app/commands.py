@@ -44,11 +44,13 @@ class RunOutcome(Result):
 def run(params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/ of the workspace)."),
         force: bool = typer.Option(False, '--force', help="Re-run every stage, ignoring the cache."),
         site: bool = typer.Option(True, '--site/--no-site', help="Render reports/site after the run."),
+        wait: bool = typer.Option(True, '--wait/--no-wait', help="While another run holds the workspace: wait for it (default), or refuse at once naming it."),
         as_json: bool = typer.Option(False, '--json', help="Print the result as JSON instead of a table.")):
     "Run every lifecycle stage notebook in order (reusing unchanged stages), then render the report site."
     from rich.console import Console
     from lifecycle.core.params import ParamsError
     from lifecycle.app.pipeline import run_pipeline, StageFailed, STAGES
+    from lifecycle.core.locks import LockBusy, describe
     s = Workspace.open(params_dir=params)
     console = Console(stderr=True, quiet=as_json)
     status = console.status('starting')
@@ -59,7 +61,11 @@ def run(params: Optional[Path] = typer.Option(None, '--params', help="Folder of 
                             f"{res.status}[/] ({res.duration:.1f}s)")
     failure = None
     with status:
-        try: manifest, results = run_pipeline(s, force=force, on_event=on_event)
+        def on_wait(holder):
+            console.print(f"waiting for the run in progress in this workspace: {describe(holder)}")
+            status.update('waiting for the run in progress')
+        try: manifest, results = run_pipeline(s, force=force, on_event=on_event, wait=wait, on_wait=on_wait)
+        except LockBusy as e: raise CommandError(f"another run is in progress, no stage ran: {e}; wait for it, or leave out --no-wait", EXIT_INPUT) from None
         except ParamsError as e: raise CommandError(f"params refused, no stage ran:\n{e}", EXIT_INPUT) from None
         except FileNotFoundError as e: raise CommandError(str(e), EXIT_INPUT) from None
         except StageFailed as e: failure = e

@@ -15,6 +15,7 @@ from ..core.manifest import RunManifest, now_iso
 from ..core.workspace import Workspace
 from ..core.provenance import library_hash, notebook_code_hash, git_info
 from ..core import audit
+from ..core.locks import hold
 
 # %% auto #0
 __all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'run_pipeline', 'run_report']
@@ -108,11 +109,17 @@ def _error_message(e: Exception) -> str:
     return f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"
 
 def run_pipeline(ws: Workspace, force: bool = False,
-                 on_event: Callable[[str, Stage, StageResult | None], None] | None = None) -> tuple[RunManifest, list[StageResult]]:
-    "Validate all params of the workspace, then run (or reuse) each stage in order; raise `StageFailed` at the first failure."
+                 on_event: Callable[[str, Stage, StageResult | None], None] | None = None, wait: bool = True,
+                 on_wait: Callable[[dict | None], None] | None = None) -> tuple[RunManifest, list[StageResult]]:
+    "Validate all params of the workspace, then, holding the `pipeline` lock, run (or reuse) each stage in order; raise `StageFailed` at the first failure."
     params = {k: v.model_dump(mode='json') for k, v in ws.params.items()}
     missing = [st.notebook for st in STAGES if not (ws.stages_dir / st.notebook).is_file()]
     if missing: raise FileNotFoundError(f"{ws.stages_dir}: stage notebook(s) missing: {missing}")
+    with hold(ws.state_dir, 'pipeline', wait=wait, on_wait=on_wait):    # a second run waits (or, without wait, refuses)
+        return _run_stages(ws, params, force, on_event)
+
+def _run_stages(ws: Workspace, params: dict, force: bool,
+                on_event: Callable[[str, Stage, StageResult | None], None] | None) -> tuple[RunManifest, list[StageResult]]:
     lib, git = library_hash(), git_info(ws.root)
     m = RunManifest.create(ws.runs_dir, mode='pipeline', params_dir=str(ws.params_dir), code_version=lib, **git)
     ws.audit('run.start', m.run_id, 'lifecycle run', params_dir=str(ws.params_dir), force=force)

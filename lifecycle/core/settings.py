@@ -4,19 +4,20 @@
 
 # %% ../../nbs/api/core/00_settings.ipynb #c368f5ee
 from __future__ import annotations
-import configparser, os
-from dataclasses import dataclass, asdict
+import configparser, os, re
+from dataclasses import dataclass, asdict, field
 from pathlib import Path
+from .store import create_once
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'Settings', 'load_settings']
+__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'workspace_id']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
 class SettingsError(Exception):
     "A workspace setting is missing or malformed."
 
 DEFAULTS = dict(state_dir='.lifecycle', params_dir='params', reports_dir='reports', stages_dir='nbs/stages',
-                tracking_uri='', host='127.0.0.1', port='8000', pii_key_file='', prediction_log_url='')
+                tracking_uri='', host='127.0.0.1', port='8000', pii_key_file='', prediction_log_url='', keys_dir='')
 
 def find_workspace(start: str | Path | None = None) -> Path:
     "The workspace root: `$LIFECYCLE_WORKSPACE`, else the nearest folder upwards holding `settings.ini`."
@@ -33,6 +34,13 @@ def find_workspace(start: str | Path | None = None) -> Path:
                         "or set LIFECYCLE_WORKSPACE")
 
 # %% ../../nbs/api/core/00_settings.ipynb #a18fe8c3
+def default_keys_dir() -> Path:
+    "The per-user keys folder outside any workspace: `$LIFECYCLE_KEYS_DIR`, else `$XDG_DATA_HOME/lifecycle/keys`, else `~/.local/share/lifecycle/keys`."
+    env = os.environ.get('LIFECYCLE_KEYS_DIR')
+    if env: return Path(env).expanduser().resolve()
+    data = os.environ.get('XDG_DATA_HOME') or Path.home() / '.local' / 'share'
+    return (Path(data).expanduser() / 'lifecycle' / 'keys').resolve()
+
 @dataclass(frozen=True)
 class Settings:
     "Resolved workspace settings."
@@ -46,6 +54,7 @@ class Settings:
     port: int
     pii_key_file: Path | None = None   # HMAC key for pseudonymisation; `$LIFECYCLE_PII_KEY` wins over it
     prediction_log_url: str = ''       # SQLAlchemy URL of the prediction log; empty: SQLite (WAL) in the state folder
+    keys_dir: Path = field(default_factory=default_keys_dir)   # audit key and checkpoints, outside the workspace
 
     @property
     def runs_dir(self) -> Path: return self.reports_dir / 'runs'
@@ -85,4 +94,18 @@ def load_settings(root: str | Path | None = None) -> Settings:
     uri = v['tracking_uri'] or f"sqlite:///{state / 'mlflow.db'}"
     return Settings(root=root, state_dir=state, params_dir=path('params_dir'), reports_dir=path('reports_dir'),
                     stages_dir=path('stages_dir'), tracking_uri=uri, host=v['host'], port=port,
-                    pii_key_file=path('pii_key_file') if v['pii_key_file'] else None, prediction_log_url=v['prediction_log_url'])
+                    pii_key_file=path('pii_key_file') if v['pii_key_file'] else None, prediction_log_url=v['prediction_log_url'],
+                    keys_dir=path('keys_dir') if v['keys_dir'] else default_keys_dir())
+
+# %% ../../nbs/api/core/00_settings.ipynb #d54ae68d
+def workspace_id(state_dir: str | Path, create: bool = True) -> str | None:
+    "This workspace's random id from `<state_dir>/workspace.id`, created on first use (None if absent and not `create`)."
+    p = Path(state_dir) / 'workspace.id'
+    if not p.is_file():
+        if not create: return None
+        create_once(p, os.urandom(16).hex() + '\n', mode=0o644)
+    wid = p.read_text(encoding='utf-8', errors='replace').strip()
+    if not re.fullmatch(r'[0-9a-f]{32}', wid):
+        raise SettingsError(f"{p}: expected a workspace id of 32 hex digits, found {len(wid)} character(s) of something "
+                            "else; restore the file from a backup (it names the folder of the audit key and checkpoints)")
+    return wid

@@ -4,13 +4,13 @@
 
 # %% ../../nbs/api/core/01_store.ipynb #73eb89b1
 from __future__ import annotations
-import hashlib, io, json, os, tempfile, time
+import hashlib, io, json, os, re, socket, tempfile, time
 from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj', 'JournalError', 'locked_append',
-           'write_line', 'append_jsonl', 'read_jsonl', 'StoreError', 'Store']
+__all__ = ['atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj', 'JournalError',
+           'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'StoreError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -26,6 +26,20 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
+
+def create_once(path: str | Path, data: bytes | str, mode: int = 0o600) -> bool:
+    "Create `path` holding `data` unless it exists, never replacing a file another process created meanwhile; True if this call created it."
+    path = Path(path)
+    if path.exists(): return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if isinstance(data, str): data = data.encode('utf-8')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, 'wb') as f: f.write(data); f.flush(); os.fsync(f.fileno())
+        try: os.link(tmp, path); return True          # link, unlike rename, fails if the name exists
+        except FileExistsError: return False
+    finally: Path(tmp).unlink(missing_ok=True)
 
 def sha256_bytes(data: bytes) -> str:
     "Hex sha256 of `data`."
@@ -113,6 +127,14 @@ def read_jsonl(path: str | Path) -> list[dict]:
 class StoreError(Exception):
     "An object or record is missing, corrupted or would be overwritten."
 
+def _host() -> str: return re.sub(r'[^\w.]', '_', socket.gethostname()) or 'host'
+
+def _alive(pid: int) -> bool:
+    "Whether a process with this id exists on this host."
+    try: os.kill(pid, 0); return True
+    except ProcessLookupError: return False
+    except PermissionError: return True       # it exists, run by another user
+
 class Store:
     "Content-addressed object store with immutable records, rooted at a folder."
     def __init__(self, root: str | Path): self.root = Path(root)
@@ -139,10 +161,22 @@ class Store:
     def has(self, digest: str) -> bool: return self.object_path(digest).is_file()
 
     def temp_path(self, suffix: str = '') -> Path:
-        "A fresh temporary file name inside the store (same filesystem, so `put_file` can rename it into place)."
+        "A fresh temporary file inside the store (same filesystem, so `put_file` can rename it into place), named after its writer; the first one also clears what dead writers left."
         d = self.root / 'tmp'; d.mkdir(parents=True, exist_ok=True)
-        fd, p = tempfile.mkstemp(dir=d, suffix=suffix + '.tmp'); os.close(fd)
+        if not getattr(self, '_swept', False): self.clean_temp(); self._swept = True
+        fd, p = tempfile.mkstemp(dir=d, prefix=f'{os.getpid()}@{_host()}-', suffix=suffix + '.tmp'); os.close(fd)
         return Path(p)
+
+    def clean_temp(self, max_age: float = 600) -> list[Path]:
+        "Remove temporary files left by crashed writers: a dead process's on this host, or any older than `max_age` seconds whose writer cannot be asked."
+        d, gone = self.root / 'tmp', []
+        for p in (d.iterdir() if d.is_dir() else ()):
+            m = re.match(r'(\d+)@([\w.]+)-', p.name)
+            try: age = time.time() - p.stat().st_mtime
+            except FileNotFoundError: continue
+            stale = not _alive(int(m[1])) if m and m[2] == _host() else age > max_age
+            if stale: p.unlink(missing_ok=True); gone.append(p)
+        return gone
 
     def put_file(self, tmp: str | Path) -> str:
         "Move a finished temporary file into the store under its sha256; return the object id."
