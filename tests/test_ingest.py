@@ -86,7 +86,7 @@ def test_a_source_that_disappears_mid_read_stores_nothing(workspace, arrests):
         ing.ingest_batch(vanishing(), p, s, source='gone.csv', fingerprint='x')
     assert datasets(workspace) == [] and not list((workspace / '.lifecycle/store/tmp').glob('*'))
 
-def test_a_process_killed_while_writing_leaves_no_partial_snapshot(workspace, arrests):
+def test_a_process_killed_while_writing_leaves_no_partial_snapshot_and_its_temporary_file_is_removed_next(workspace, arrests):
     big = workspace / 'big.csv'
     set_yaml(workspace / 'params/ingest.yaml', max_duplicate_rate=1.0, chunk_rows=50_000)
     pd.concat([arrests] * 120, ignore_index=True).to_csv(big, index=False)     # ~630k rows
@@ -96,6 +96,8 @@ def test_a_process_killed_while_writing_leaves_no_partial_snapshot(workspace, ar
     while time.time() < deadline and not (tmp.is_dir() and any(tmp.glob('*.parquet.tmp'))): time.sleep(0.05)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL); proc.wait()
+    left = sorted(tmp.glob('*'))
+    assert left and all(p.name.startswith(f'{proc.pid}@') for p in left)        # named after the dead writer
     import hashlib
     for obj in (workspace / '.lifecycle/store/objects').rglob('*'):
         if obj.is_file(): assert hashlib.sha256(obj.read_bytes()).hexdigest() == obj.name     # nothing partial under a real name
@@ -104,6 +106,7 @@ def test_a_process_killed_while_writing_leaves_no_partial_snapshot(workspace, ar
     small = workspace / 'small.csv'; arrests.head(300).to_csv(small, index=False)
     r, out = ingest(workspace, small)
     assert r.returncode == 0 and out['status'] == 'accepted'                                   # the next run succeeds
+    assert not any(p.exists() for p in left) and list(tmp.glob('*')) == []                     # and removed the dead writer's file
 
 def test_sql_source_from_a_real_sqlite_file(workspace, arrests):
     db = workspace / 'batches.db'
