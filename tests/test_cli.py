@@ -128,7 +128,8 @@ def test_settings_and_params_errors_are_refused_for_every_command(workspace, env
 
 def test_a_broken_audit_chain_exits_3(workspace, env):
     from lifecycle.core import audit
-    log = workspace / '.lifecycle/audit.log'
+    from lifecycle.core.workspace import Workspace
+    log = Workspace.open(workspace).audit_path                 # opening it stamps the state format
     for i in range(3): audit.append(log, 'flags.change', 'model-version', reason=f'change {i}', actor='ada')
     assert invoke(['audit', 'verify'], env).exit_code == 0
     lines = log.read_text().splitlines()

@@ -33,7 +33,8 @@ def versions(ws: Path) -> list[int]:
     return next(m['versions'] for m in describe_models(Workspace.open(ws)) if m['name'] == NAME)
 
 def audit_actions(ws: Path) -> list[str]:
-    return [json.loads(l)['action'] for l in (ws / '.lifecycle/audit.log').read_text().splitlines()]
+    from lifecycle.core.audit import read
+    return [e['action'] for e in read(ws / '.lifecycle/audit.log')]
 
 def test_the_register_stage_refuses_a_model_that_failed_a_gate(ws, tmp_path):
     from lifecycle.core.workspace import Workspace

@@ -49,7 +49,8 @@ def test_an_older_workspace_is_refused_then_migrated_then_accepted(old_ws):
     assert (old_ws / '.lifecycle/FORMAT').read_text() == '1\n'
     r, st = cli_json(old_ws, 'status')
     assert r.returncode == 0 and len(st['datasets']) == 1                               # the old state reads as before
-    log = [json.loads(l) for l in (old_ws / '.lifecycle/audit.log').read_text().splitlines()]
+    from lifecycle.core.audit import read
+    log = read(old_ws / '.lifecycle/audit.log')
     mig = [e for e in log if e['action'] == 'workspace.migrate']
     assert len(mig) == 1 and mig[0]['details']['from_format'] == 0 and mig[0]['details']['to_format'] == 1
     assert cli(old_ws, 'audit', 'verify').returncode == 0
