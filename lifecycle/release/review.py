@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import NamedTuple
 from ..core.settings import Settings
+from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['ContextError', 'GovernanceContext', 'governance_context', 'evidence_paths', 'write_governance_report']
@@ -25,14 +26,10 @@ class GovernanceContext(NamedTuple):
     facts: dict
     pipeline_run: str | None
 
-def governance_context(s: Settings, model: str, version: str) -> GovernanceContext:
+def governance_context(s: Workspace, model: str, version: str) -> GovernanceContext:
     "The facts about one registered version (registry, signature, the training run's manifest); `ContextError` if it is missing."
     from mlflow.exceptions import MlflowException
-    from lifecycle.core.params import load_params
-    from lifecycle.core.store import Store
     from lifecycle.core.manifest import RunManifest, ManifestError
-    from lifecycle.core.tracking import configure_mlflow
-    from lifecycle.model.signing import default_key_dir
     from lifecycle.release import governance as gov
     ps = s.params
     ml, store = s.mlflow, s.store

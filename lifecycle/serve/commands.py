@@ -185,7 +185,7 @@ def score(input: Path = typer.Option(..., '--input', help="CSV or Parquet file o
     from lifecycle.serve import flags as fl
     from lifecycle.serve.models import load_version, input_contract
     from lifecycle.serve.predlog import PredictionLog, default_url
-    from lifecycle.model.signing import default_key_dir, SignatureError
+    from lifecycle.model.signing import SignatureError
     from lifecycle.core.params import load_params
     from lifecycle.core.store import Store
     from lifecycle.core.tracking import configure_mlflow
