@@ -35,7 +35,7 @@ def invoke(args, env, **kw):
 
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
-    assert len(names) == 33
+    assert len(names) == 35                                    # 33, plus migrate and audit erase
     for n in ('run', 'status', 'site', 'ingest', 'drift', 'store purge', 'govern check', 'approve', 'promote', 'serve',
               'score', 'flags init', 'flags set', 'flags kill', 'token issue', 'rollout start', 'rollout guard',
               'rollout demo', 'rollout switch', 'experiment report', 'audit verify', 'audit show'):

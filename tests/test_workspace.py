@@ -18,7 +18,13 @@ def old_ws(tmp_path, arrests) -> Path:
     arrests.head(200).to_csv(ws / 'batch.csv', index=False)
     r = cli(ws, 'ingest', 'batch.csv', '--dataset', 'arrests', '--no-report')
     assert r.returncode == 0, r.stderr
-    (ws / '.lifecycle/FORMAT').unlink()
+    state = ws / '.lifecycle'
+    for name in ('FORMAT', 'workspace.id', 'audit.log', 'audit.payloads.jsonl'): (state / name).unlink(missing_ok=True)
+    from lifecycle.core.store import canonical_json, sha256_bytes      # the audit log as the older lifecycle wrote it
+    entry = dict(seq=1, time='2026-11-01T00:00:00+00:00', actor='ada', action='dataset.snapshot', subject='arrests',
+                 reason='a batch stored by the older version', details={}, prev_hash='0' * 64)
+    entry['hash'] = sha256_bytes(canonical_json(entry).encode())
+    (state / 'audit.log').write_text(canonical_json(entry) + '\n')
     return ws
 
 def test_a_new_workspace_is_stamped_with_the_current_format(workspace):

@@ -45,7 +45,7 @@ def record_format(ws) -> str:
     return f'the format version is now recorded in the state folder; {keyed}'
 
 # %% ../../nbs/api/core/10_workspace.ipynb #1b6b0aff
-_NOT_STATE = {FORMAT_FILE, 'keys'}
+_NOT_STATE = {FORMAT_FILE, 'keys', 'locks'}   # a key folder or a lock taken before any state was written is no old state
 
 def stored_format(state_dir: str | Path) -> int | None:
     "The format recorded in `state_dir`: 0 for state written before formats were recorded, None for no state yet."
@@ -55,6 +55,7 @@ def stored_format(state_dir: str | Path) -> int | None:
         if not (text.isascii() and text.isdigit()):
             raise WorkspaceFormatError(f"{p}: expected the workspace format version (an integer), found {text[:40]!r}")
         return int(text)
+    if (state / 'workspace.id').is_file(): return None   # written only by this version's code (the audit log): not old state
     if state.is_dir() and any(c.name not in _NOT_STATE for c in state.iterdir()): return 0
     return None
 
