@@ -20,41 +20,85 @@ __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_ap
 def _run_report(s, name, out_dir, parameters):
     "Execute and render a report notebook (the app layer's `run_report`, imported only when a report runs)."
     from lifecycle.app.pipeline import run_report
+
     return run_report(s, name, out_dir, parameters)
 
-app = typer.Typer(help="A notebook-centric, reproducible MLOps workspace: the model lifecycle as one traceable loop.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
-                  context_settings={'obj': {'run_report': _run_report}})
-for _cmd in (app_cmds.run, app_cmds.status, app_cmds.site, data_cmds.ingest, data_cmds.drift,
-             release_cmds.approve, release_cmds.promote, serve_cmds.serve, serve_cmds.score, core_cmds.migrate):
+
+app = typer.Typer(
+    help="A notebook-centric, reproducible MLOps workspace: the model lifecycle as one traceable loop.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={'obj': {'run_report': _run_report}},
+)
+for _cmd in (
+    app_cmds.run,
+    app_cmds.status,
+    app_cmds.site,
+    data_cmds.ingest,
+    data_cmds.drift,
+    release_cmds.approve,
+    release_cmds.promote,
+    serve_cmds.serve,
+    serve_cmds.score,
+    core_cmds.migrate,
+):
     app.command()(_cmd)
 
 # %% ../../nbs/api/app/03_cli.ipynb #e861f505
 def _group(name: str, help: str, commands: dict) -> typer.Typer:
     "A command group of `lifecycle`: `lifecycle NAME COMMAND`."
     g = typer.Typer(help=help, no_args_is_help=True)
-    for cmd_name, fn in commands.items(): g.command(cmd_name)(fn)
+    for cmd_name, fn in commands.items():
+        g.command(cmd_name)(fn)
     app.add_typer(g, name=name)
     return g
 
-audit_app = _group('audit', "The tamper-evident audit log.",
-                   {'verify': core_cmds.audit_verify, 'show': core_cmds.audit_show, 'erase': core_cmds.audit_erase})
-store_app = _group('store', "The content-addressed store: snapshots and their retention.",
-                   {'purge': data_cmds.store_purge})
-govern_app = _group('govern', "Policy as code: check a model version against params/policy.yaml.",
-                    {'check': release_cmds.govern_check})
-flags_app = _group('flags', "Runtime flags: deployed versions, rollout share, cohorts, kill switch, shadow, tunables.",
-                   {'init': serve_cmds.flags_init, 'show': serve_cmds.flags_show, 'set': serve_cmds.flags_set,
-                    'kill': serve_cmds.flags_kill, 'unkill': serve_cmds.flags_unkill, 'shadow': serve_cmds.flags_shadow,
-                    'threshold': serve_cmds.flags_threshold})
-token_app = _group('token', "API tokens for the admin API (roles come from settings.ini [roles]).",
-                   {'issue': serve_cmds.token_issue})
-rollout_app = _group('rollout', "Canary and blue-green rollouts with a guard that advances, pauses or rolls back on its own.",
-                     {'start': deliver_cmds.rollout_start, 'status': deliver_cmds.rollout_status,
-                      'advance': deliver_cmds.rollout_advance, 'pause': deliver_cmds.rollout_pause,
-                      'resume': deliver_cmds.rollout_resume, 'rollback': deliver_cmds.rollout_rollback,
-                      'switch': deliver_cmds.rollout_switch, 'kill': deliver_cmds.rollout_kill,
-                      'guard': deliver_cmds.rollout_guard, 'report': deliver_cmds.rollout_report,
-                      'demo': deliver_cmds.rollout_demo})
-experiment_app = _group('experiment', "A/B analysis of the variants of the model-version flag.",
-                        {'report': deliver_cmds.experiment_report})
+
+audit_app = _group(
+    'audit',
+    "The tamper-evident audit log.",
+    {'verify': core_cmds.audit_verify, 'show': core_cmds.audit_show, 'erase': core_cmds.audit_erase},
+)
+store_app = _group(
+    'store', "The content-addressed store: snapshots and their retention.", {'purge': data_cmds.store_purge}
+)
+govern_app = _group(
+    'govern', "Policy as code: check a model version against params/policy.yaml.", {'check': release_cmds.govern_check}
+)
+flags_app = _group(
+    'flags',
+    "Runtime flags: deployed versions, rollout share, cohorts, kill switch, shadow, tunables.",
+    {
+        'init': serve_cmds.flags_init,
+        'show': serve_cmds.flags_show,
+        'set': serve_cmds.flags_set,
+        'kill': serve_cmds.flags_kill,
+        'unkill': serve_cmds.flags_unkill,
+        'shadow': serve_cmds.flags_shadow,
+        'threshold': serve_cmds.flags_threshold,
+    },
+)
+token_app = _group(
+    'token', "API tokens for the admin API (roles come from settings.ini [roles]).", {'issue': serve_cmds.token_issue}
+)
+rollout_app = _group(
+    'rollout',
+    "Canary and blue-green rollouts with a guard that advances, pauses or rolls back on its own.",
+    {
+        'start': deliver_cmds.rollout_start,
+        'status': deliver_cmds.rollout_status,
+        'advance': deliver_cmds.rollout_advance,
+        'pause': deliver_cmds.rollout_pause,
+        'resume': deliver_cmds.rollout_resume,
+        'rollback': deliver_cmds.rollout_rollback,
+        'switch': deliver_cmds.rollout_switch,
+        'kill': deliver_cmds.rollout_kill,
+        'guard': deliver_cmds.rollout_guard,
+        'report': deliver_cmds.rollout_report,
+        'demo': deliver_cmds.rollout_demo,
+    },
+)
+experiment_app = _group(
+    'experiment', "A/B analysis of the variants of the model-version flag.", {'report': deliver_cmds.experiment_report}
+)

@@ -18,61 +18,109 @@ __all__ = ['RunOutcome', 'run', 'StatusView', 'status', 'SiteRendered', 'site']
 @dataclass
 class RunOutcome(Result):
     "A finished run: its id and folder, each stage's status, time, cache source and key outputs, and the site index."
+
     run_id: str
     run_dir: str
     results: list
     index: Path | None = None
+
     def data(self):
-        return dict(ok=True, run_id=self.run_id, run_dir=self.run_dir, stages=[
-            dict(name=r.name, status=r.status, seconds=round(r.duration, 2), cached_from=r.cached_from, outputs=r.outputs)
-            for r in self.results])
+        return dict(
+            ok=True,
+            run_id=self.run_id,
+            run_dir=self.run_dir,
+            stages=[
+                dict(
+                    name=r.name,
+                    status=r.status,
+                    seconds=round(r.duration, 2),
+                    cached_from=r.cached_from,
+                    outputs=r.outputs,
+                )
+                for r in self.results
+            ],
+        )
+
     def show(self):
         from rich.console import Console
         from rich.table import Table
         from lifecycle.app.pipeline import STAGES
+
         t = Table(title=f"run {self.run_id}")
-        for c in ('stage', 'status', 'seconds', 'reused from run', 'key outputs'): t.add_column(c)
+        for c in ('stage', 'status', 'seconds', 'reused from run', 'key outputs'):
+            t.add_column(c)
         shown = {st.name: st.shown for st in STAGES}
         for r in self.results:
-            outs = ', '.join(f"{k}={r.outputs[k]:.3f}" if isinstance(r.outputs.get(k), float) else f"{k}={r.outputs[k]}"
-                             for k in shown[r.name] if k in r.outputs)
+            outs = ', '.join(
+                f"{k}={r.outputs[k]:.3f}" if isinstance(r.outputs.get(k), float) else f"{k}={r.outputs[k]}"
+                for k in shown[r.name]
+                if k in r.outputs
+            )
             t.add_row(r.name, r.status, f"{r.duration:.1f}", r.cached_from or '', outs)
         Console().print(t)
-        if self.index: Console().print(f"reports: {self.index}")
+        if self.index:
+            Console().print(f"reports: {self.index}")
+
 
 @command()
-def run(params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/ of the workspace)."),
-        force: bool = typer.Option(False, '--force', help="Re-run every stage, ignoring the cache."),
-        site: bool = typer.Option(True, '--site/--no-site', help="Render reports/site after the run."),
-        wait: bool = typer.Option(True, '--wait/--no-wait', help="While another run holds the workspace: wait for it (default), or refuse at once naming it."),
-        as_json: bool = typer.Option(False, '--json', help="Print the result as JSON instead of a table.")):
+def run(
+    params: Optional[Path] = typer.Option(
+        None, '--params', help="Folder of params YAML files (default: params/ of the workspace)."
+    ),
+    force: bool = typer.Option(False, '--force', help="Re-run every stage, ignoring the cache."),
+    site: bool = typer.Option(True, '--site/--no-site', help="Render reports/site after the run."),
+    wait: bool = typer.Option(
+        True,
+        '--wait/--no-wait',
+        help="While another run holds the workspace: wait for it (default), or refuse at once naming it.",
+    ),
+    as_json: bool = typer.Option(False, '--json', help="Print the result as JSON instead of a table."),
+):
     "Run every lifecycle stage notebook in order (reusing unchanged stages), then render the report site."
     from rich.console import Console
     from lifecycle.core.params import ParamsError
     from lifecycle.app.pipeline import run_pipeline, StageFailed, STAGES
     from lifecycle.core.locks import LockBusy, describe
+
     s = Workspace.open(params_dir=params)
     console = Console(stderr=True, quiet=as_json)
     status = console.status('starting')
+
     def on_event(kind, st, res):
         i = STAGES.index(st) + 1
-        if kind == 'start': status.update(f"[{i}/{len(STAGES)}] {st.name} ...")
-        else: console.print(f"[{i}/{len(STAGES)}] {st.name}: [{'green' if res.status == 'ok' else 'red' if res.status == 'failed' else 'cyan'}]"
-                            f"{res.status}[/] ({res.duration:.1f}s)")
+        if kind == 'start':
+            status.update(f"[{i}/{len(STAGES)}] {st.name} ...")
+        else:
+            console.print(
+                f"[{i}/{len(STAGES)}] {st.name}: [{'green' if res.status == 'ok' else 'red' if res.status == 'failed' else 'cyan'}]"
+                f"{res.status}[/] ({res.duration:.1f}s)"
+            )
+
     failure = None
     with status:
+
         def on_wait(holder):
             console.print(f"waiting for the run in progress in this workspace: {describe(holder)}")
             status.update('waiting for the run in progress')
-        try: manifest, results = run_pipeline(s, force=force, on_event=on_event, wait=wait, on_wait=on_wait)
-        except LockBusy as e: raise CommandError(f"another run is in progress, no stage ran: {e}; wait for it, or leave out --no-wait", EXIT_INPUT) from None
-        except ParamsError as e: raise CommandError(f"params refused, no stage ran:\n{e}", EXIT_INPUT) from None
-        except FileNotFoundError as e: raise CommandError(str(e), EXIT_INPUT) from None
-        except StageFailed as e: failure = e
+
+        try:
+            manifest, results = run_pipeline(s, force=force, on_event=on_event, wait=wait, on_wait=on_wait)
+        except LockBusy as e:
+            raise CommandError(
+                f"another run is in progress, no stage ran: {e}; wait for it, or leave out --no-wait", EXIT_INPUT
+            ) from None
+        except ParamsError as e:
+            raise CommandError(f"params refused, no stage ran:\n{e}", EXIT_INPUT) from None
+        except FileNotFoundError as e:
+            raise CommandError(str(e), EXIT_INPUT) from None
+        except StageFailed as e:
+            failure = e
     index = None
     if site:
         from lifecycle.app.site import render_site
-        with console.status('rendering reports/site'): index = render_site(s)
+
+        with console.status('rendering reports/site'):
+            index = render_site(s)
     if failure:
         raise CommandError(f"{failure} The run {failure.run_id} stopped there; nothing after it ran.", EXIT_STAGE)
     return RunOutcome(manifest.run_id, str(manifest.run_dir), results, index)
@@ -81,34 +129,51 @@ def run(params: Optional[Path] = typer.Option(None, '--params', help="Folder of 
 @dataclass
 class StatusView(Result):
     "The workspace at a glance: state folder, tracking URI, registered models and aliases, datasets, recent runs."
+
     status: dict
-    def to_json(self): return dumps(self.status, indent=1)
+
+    def to_json(self):
+        return dumps(self.status, indent=1)
+
     def show(self):
         from rich.console import Console
+
         st, c = self.status, Console()
         c.print(f"workspace  {st['workspace']}\nstate      {st['state_dir']}\ntracking   {st['tracking_uri']}")
-        for m in st['models']: c.print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")
-        for d in st['datasets']: c.print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows)")
-        for r in st['runs']: c.print(f"run        {r['run_id']} {r['status']} {r['stages']}")
+        for m in st['models']:
+            c.print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")
+        for d in st['datasets']:
+            c.print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows)")
+        for r in st['runs']:
+            c.print(f"run        {r['run_id']} {r['status']} {r['stages']}")
+
 
 @command()
-def status(as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
-           last: int = typer.Option(5, help="How many recent runs to show.")):
+def status(
+    as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
+    last: int = typer.Option(5, help="How many recent runs to show."),
+):
     "Show the state folder, tracking URI, registered models and aliases, dataset versions and recent runs."
     from lifecycle.app.status import workspace_status
+
     return StatusView(workspace_status(Workspace.open(), last))
 
 # %% ../../nbs/api/app/04_commands.ipynb #56328cec
 @dataclass
 class SiteRendered(Result):
     "The report site's index page and what rendered it."
+
     index: Path
     renderer: str
-    def show(self): print(f"{self.index} (rendered with {self.renderer})")
+
+    def show(self):
+        print(f"{self.index} (rendered with {self.renderer})")
+
 
 @command()
 def site():
     "Render the executed notebooks of every run into reports/site (Quarto if installed, else nbconvert)."
     from lifecycle.app.site import render_site, renderer
+
     s = Workspace.open()
     return SiteRendered(render_site(s), renderer())

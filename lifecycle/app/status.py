@@ -15,11 +15,28 @@ __all__ = ['workspace_status']
 def workspace_status(ws: Workspace, last: int = 5) -> dict:
     "State folder, tracking URI, registered models and aliases, dataset versions and the last runs."
     models = []
-    if ws.has_tracking:                      # never creates a tracking database just to report there is none
+    if ws.has_tracking:  # never creates a tracking database just to report there is none
         from lifecycle.model.registry import describe_models
+
         models = describe_models(ws)
-    datasets = [{k: r[k] for k in ('version', 'dataset', 'role', 'rows', 'created')} for r in ws.store.records('datasets')]
-    runs = [dict(run_id=m.run_id, status=m.data.get('status'), started=m.data.get('started'), mode=m.data.get('mode'),
-                 stages={k: v.get('status') for k, v in m.data['stages'].items()}) for m in list_runs(ws.runs_dir)[:last]]
-    return dict(workspace=str(ws.root), state_dir=str(ws.state_dir), tracking_uri=ws.tracking_uri, models=models,
-                datasets=datasets, runs=runs)
+    datasets = [
+        {k: r[k] for k in ('version', 'dataset', 'role', 'rows', 'created')} for r in ws.store.records('datasets')
+    ]
+    runs = [
+        dict(
+            run_id=m.run_id,
+            status=m.data.get('status'),
+            started=m.data.get('started'),
+            mode=m.data.get('mode'),
+            stages={k: v.get('status') for k, v in m.data['stages'].items()},
+        )
+        for m in list_runs(ws.runs_dir)[:last]
+    ]
+    return dict(
+        workspace=str(ws.root),
+        state_dir=str(ws.state_dir),
+        tracking_uri=ws.tracking_uri,
+        models=models,
+        datasets=datasets,
+        runs=runs,
+    )

@@ -4,7 +4,12 @@
 
 # %% ../../nbs/api/core/03_audit.ipynb #38d9dbbf
 from __future__ import annotations
-import getpass, hashlib, hmac, json, os, secrets
+import getpass
+import hashlib
+import hmac
+import json
+import os
+import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,74 +26,117 @@ __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'default_actor',
 class AuditError(Exception):
     "The audit log cannot be written, erased or migrated as asked; the message says why and what to do."
 
+
 def _keys_dir_of(log: Path) -> Path:
     "The `keys_dir` of the workspace whose state folder holds `log` (found from the log, else from here), else the default."
     for start in (log.parent, None):
-        try: s = load_settings(find_workspace(start))
-        except SettingsError: continue
-        if s.audit_path == log: return s.keys_dir
+        try:
+            s = load_settings(find_workspace(start))
+        except SettingsError:
+            continue
+        if s.audit_path == log:
+            return s.keys_dir
     return default_keys_dir()
+
 
 def keys_folder(path: str | Path, keys_dir: str | Path | None = None, create: bool = True) -> Path | None:
     "The folder of this log's key and checkpoint: `<keys_dir>/<workspace id>` (None if the state folder has no id and not `create`)."
     log = Path(path).resolve()
-    try: wid = workspace_id(log.parent, create)
-    except SettingsError as e: raise AuditError(str(e)) from None
-    if wid is None: return None
+    try:
+        wid = workspace_id(log.parent, create)
+    except SettingsError as e:
+        raise AuditError(str(e)) from None
+    if wid is None:
+        return None
     return (Path(keys_dir).expanduser().resolve() if keys_dir else _keys_dir_of(log)) / wid
+
 
 def audit_key(folder: Path, create: bool = True) -> bytes | None:
     "The workspace's secret audit key, `<folder>/audit.key`, created (mode 0600, atomically) on first use."
     p = Path(folder) / 'audit.key'
     if not p.is_file():
-        if not create: return None
+        if not create:
+            return None
         p.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         create_once(p, secrets.token_hex(32) + '\n')
-    try: return bytes.fromhex(p.read_text().strip())
+    try:
+        return bytes.fromhex(p.read_text().strip())
     except ValueError:
-        raise AuditError(f"{p}: expected the audit key (64 hex digits), found something else; restore it from a backup") from None
+        raise AuditError(
+            f"{p}: expected the audit key (64 hex digits), found something else; restore it from a backup"
+        ) from None
 
 # %% ../../nbs/api/core/03_audit.ipynb #6e2e4eb1
 GENESIS = '0' * 64
 _FIELDS = ('seq', 'time', 'actor', 'action', 'subject', 'reason', 'details')
-_LEGACY = ("{log} is in the old audit format (an unkeyed sha256 chain, which anyone can rewrite and re-hash); run "
-           "`lifecycle migrate` to check it and rewrite it in the keyed format")
+_LEGACY = (
+    "{log} is in the old audit format (an unkeyed sha256 chain, which anyone can rewrite and re-hash); run "
+    "`lifecycle migrate` to check it and rewrite it in the keyed format"
+)
+
 
 def default_actor() -> str:
     "Who is acting: `$LIFECYCLE_ACTOR`, else the login name."
-    try: return os.environ.get('LIFECYCLE_ACTOR') or getpass.getuser()
-    except Exception: return 'unknown'
+    try:
+        return os.environ.get('LIFECYCLE_ACTOR') or getpass.getuser()
+    except Exception:
+        return 'unknown'
+
 
 def payloads_path(path: str | Path) -> Path:
     "The payload file beside a chain: `audit.log` -> `audit.payloads.jsonl`."
-    p = Path(path); return p.with_name(f'{p.stem}.payloads.jsonl')
+    p = Path(path)
+    return p.with_name(f'{p.stem}.payloads.jsonl')
+
 
 def checkpoint_path(folder: Path, path: str | Path) -> Path:
     "The checkpoint of a log's head, in its keys folder."
     return Path(folder) / f'{Path(path).name}.checkpoint.json'
 
+
 def payload_digest(payload: dict) -> str:
     "sha256 of a payload's canonical JSON (its random salt included, so an erased payload cannot be guessed back)."
     return sha256_bytes(canonical_json(payload).encode())
 
+
 def _mac(key: bytes, obj: dict) -> str:
-    return hmac.new(key, canonical_json({k: v for k, v in obj.items() if k != 'mac'}).encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        key, canonical_json({k: v for k, v in obj.items() if k != 'mac'}).encode(), hashlib.sha256
+    ).hexdigest()
+
 
 def _mac_ok(key: bytes, obj) -> bool:
     return isinstance(obj, dict) and hmac.compare_digest(str(obj.get('mac', '')), _mac(key, obj))
 
+
 def _joined(line: dict, payload: dict | None, erased_by: int | None = None) -> dict:
     "An entry as callers read it: the chain line joined with its payload."
-    p = (dict(actor='(erased)', reason=f'(erased by entry {erased_by})', details={}) if erased_by else
-         dict(actor='(missing)', reason='(payload missing)', details={}) if payload is None else payload)
-    e = dict(seq=line['seq'], time=line['time'], actor=p['actor'], action=line['action'], subject=line['subject'],
-             reason=p['reason'], details=p['details'])
+    p = (
+        dict(actor='(erased)', reason=f'(erased by entry {erased_by})', details={})
+        if erased_by
+        else dict(actor='(missing)', reason='(payload missing)', details={})
+        if payload is None
+        else payload
+    )
+    e = dict(
+        seq=line['seq'],
+        time=line['time'],
+        actor=p['actor'],
+        action=line['action'],
+        subject=line['subject'],
+        reason=p['reason'],
+        details=p['details'],
+    )
     return {**e, 'erased': True} if erased_by else e
+
 
 def _tombstones(chain: list[dict]) -> dict[int, int]:
     "Erased entry -> the `audit.erase` entry that erased it."
-    return {int(e['subject']): e['seq'] for e in chain
-            if e.get('action') == 'audit.erase' and str(e.get('subject', '')).isdigit() and int(e['subject']) < e['seq']}
+    return {
+        int(e['subject']): e['seq']
+        for e in chain
+        if e.get('action') == 'audit.erase' and str(e.get('subject', '')).isdigit() and int(e['subject']) < e['seq']
+    }
 
 # %% ../../nbs/api/core/03_audit.ipynb #d8d33075
 @contextmanager
@@ -96,36 +144,51 @@ def _locked_chain(log: Path):
     "The chain file locked for appending (torn last line set aside); reopened if a migration replaced it meanwhile."
     while True:
         with locked_append(log) as fd:
-            try: current = os.fstat(fd).st_ino == os.stat(log).st_ino
-            except FileNotFoundError: current = False
+            try:
+                current = os.fstat(fd).st_ino == os.stat(log).st_ino
+            except FileNotFoundError:
+                current = False
             if current:
                 yield fd
                 return
+
 
 def _tail(fd: int, log: Path, n: int = 2) -> list[dict]:
     "The last `n` entries of the locked chain, read from its end."
     pos, buf = os.fstat(fd).st_size, b''
     while pos > 0 and buf.count(b'\n') <= n:
-        step = min(1 << 16, pos); pos -= step; buf = os.pread(fd, step, pos) + buf
-    lines = [l for l in buf.split(b'\n')[1 if pos > 0 else 0:] if l.strip()]
-    try: return [json.loads(l) for l in lines[-n:]]
+        step = min(1 << 16, pos)
+        pos -= step
+        buf = os.pread(fd, step, pos) + buf
+    lines = [l for l in buf.split(b'\n')[1 if pos > 0 else 0 :] if l.strip()]
+    try:
+        return [json.loads(l) for l in lines[-n:]]
     except ValueError:
-        raise AuditError(f"{log}: its last entries are not valid JSON (damaged, not a torn line); run "
-                         "`lifecycle audit verify` and restore the log from a backup") from None
+        raise AuditError(
+            f"{log}: its last entries are not valid JSON (damaged, not a torn line); run "
+            "`lifecycle audit verify` and restore the log from a backup"
+        ) from None
+
 
 def _load_checkpoint(folder: Path, log: Path, key: bytes) -> tuple[dict | None, str]:
     "The checkpoint kept outside the workspace and '', or None and why it cannot be used ('' if there is none)."
     p = checkpoint_path(folder, log)
-    if not p.is_file(): return None, ''
-    try: cp = json.loads(p.read_text())
-    except ValueError: return None, f"the checkpoint {p} is not valid JSON"
-    if not _mac_ok(key, cp): return None, f"the checkpoint {p} does not carry a valid MAC: it was altered, or written with another key"
+    if not p.is_file():
+        return None, ''
+    try:
+        cp = json.loads(p.read_text())
+    except ValueError:
+        return None, f"the checkpoint {p} is not valid JSON"
+    if not _mac_ok(key, cp):
+        return None, f"the checkpoint {p} does not carry a valid MAC: it was altered, or written with another key"
     return cp, ''
+
 
 def _save_checkpoint(folder: Path, log: Path, key: bytes, entries: int, head: str, breaks: list[dict]) -> None:
     cp = dict(log=str(log), entries=entries, head_mac=head, time=now_iso(), breaks=breaks)
     cp['mac'] = _mac(key, cp)
     atomic_write(checkpoint_path(folder, log), canonical_json(cp) + '\n')
+
 
 def _head_problem(cp: dict, chain: list[dict]) -> str:
     "Why the end of the log disagrees with its checkpoint ('' if it agrees); `chain` may hold only the last entries."
@@ -133,52 +196,93 @@ def _head_problem(cp: dict, chain: list[dict]) -> str:
     last = chain[-1]['seq'] if chain else 0
     kept = f"the checkpoint kept outside the workspace records {n} entries ending in {head[:12]}…"
     if n > last:
-        return (f"the log ends at entry {last} but {kept}: entries were deleted from its end, or it was truncated or "
-                "replaced") if last else f"the log is missing or empty but {kept}: it was deleted or emptied"
+        return (
+            (
+                f"the log ends at entry {last} but {kept}: entries were deleted from its end, or it was truncated or "
+                "replaced"
+            )
+            if last
+            else f"the log is missing or empty but {kept}: it was deleted or emptied"
+        )
     at = next((e for e in chain if e['seq'] == n), None)
-    if n and at is not None and at.get('mac') != head: return f"entry {n} is not the one {kept}: the log was rewritten"
+    if n and at is not None and at.get('mac') != head:
+        return f"entry {n} is not the one {kept}: the log was rewritten"
     return ''
 
 # %% ../../nbs/api/core/03_audit.ipynb #d7f11be7
-def _append_locked(fd: int, log: Path, folder: Path, key: bytes, action: str, subject: str, reason: str,
-                   actor: str | None, details: dict) -> dict:
+def _append_locked(
+    fd: int,
+    log: Path,
+    folder: Path,
+    key: bytes,
+    action: str,
+    subject: str,
+    reason: str,
+    actor: str | None,
+    details: dict,
+) -> dict:
     "Append under the chain lock: check the end against the checkpoint, write payload, chain line, checkpoint."
     tail = _tail(fd, log)
-    if tail and 'mac' not in tail[-1]: raise AuditError(_LEGACY.format(log=log))
+    if tail and 'mac' not in tail[-1]:
+        raise AuditError(_LEGACY.format(log=log))
     seq = tail[-1]['seq'] + 1 if tail else 1
     cp, problem = _load_checkpoint(folder, log, key)
     breaks = list(cp.get('breaks', [])) if cp else []
     if not problem:
-        if cp: problem = _head_problem(cp, tail)
-        elif tail: problem = f"no checkpoint of the log's {tail[-1]['seq']} entries was kept outside the workspace"
-        else: _save_checkpoint(folder, log, key, 0, GENESIS, [])        # an append cut short still leaves a record
+        if cp:
+            problem = _head_problem(cp, tail)
+        elif tail:
+            problem = f"no checkpoint of the log's {tail[-1]['seq']} entries was kept outside the workspace"
+        else:
+            _save_checkpoint(folder, log, key, 0, GENESIS, [])  # an append cut short still leaves a record
     if not problem and tail and not _mac_ok(key, tail[-1]):
         problem = f"entry {tail[-1]['seq']} does not carry a valid MAC under this workspace's audit key"
-    if problem: breaks.append(dict(time=now_iso(), at=seq, reason=problem))   # never laundered by this append
-    payload = json.loads(canonical_json(dict(seq=seq, salt=secrets.token_hex(16), actor=actor or default_actor(),
-                                             reason=reason, details=details)))
-    line = dict(seq=seq, time=now_iso(), action=action, subject=subject, digest=payload_digest(payload),
-                prev_mac=tail[-1]['mac'] if tail else GENESIS)
+    if problem:
+        breaks.append(dict(time=now_iso(), at=seq, reason=problem))  # never laundered by this append
+    payload = json.loads(
+        canonical_json(
+            dict(seq=seq, salt=secrets.token_hex(16), actor=actor or default_actor(), reason=reason, details=details)
+        )
+    )
+    line = dict(
+        seq=seq,
+        time=now_iso(),
+        action=action,
+        subject=subject,
+        digest=payload_digest(payload),
+        prev_mac=tail[-1]['mac'] if tail else GENESIS,
+    )
     line['mac'] = _mac(key, line)
-    with locked_append(payloads_path(log)) as pfd: write_line(pfd, (canonical_json(payload) + '\n').encode())
+    with locked_append(payloads_path(log)) as pfd:
+        write_line(pfd, (canonical_json(payload) + '\n').encode())
     write_line(fd, (canonical_json(line) + '\n').encode())
     _save_checkpoint(folder, log, key, seq, line['mac'], breaks)
     return _joined(line, payload)
 
-def append(path: str | Path, action: str, subject: str = '', reason: str = '', actor: str | None = None,
-           keys_dir: str | Path | None = None, **details) -> dict:
+
+def append(
+    path: str | Path,
+    action: str,
+    subject: str = '',
+    reason: str = '',
+    actor: str | None = None,
+    keys_dir: str | Path | None = None,
+    **details,
+) -> dict:
     "Append one entry (payload, then MACed chain line, then checkpoint) under the log's lock; return it as `read` shows it."
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir)
     key = audit_key(folder)
-    with _locked_chain(log) as fd: return _append_locked(fd, log, folder, key, action, subject, reason, actor, details)
+    with _locked_chain(log) as fd:
+        return _append_locked(fd, log, folder, key, action, subject, reason, actor, details)
 
 # %% ../../nbs/api/core/03_audit.ipynb #628c9e93
 def read(path: str | Path) -> list[dict]:
     "Every entry, oldest first, joined with its payload (no verification); an erased payload reads as `(erased)`."
     log = Path(path)
     chain = read_jsonl(log)
-    if chain and 'mac' not in chain[0]: return [{k: e.get(k) for k in _FIELDS} for e in chain]   # the old format
+    if chain and 'mac' not in chain[0]:
+        return [{k: e.get(k) for k in _FIELDS} for e in chain]  # the old format
     payloads = {payload_digest(p): p for p in read_jsonl(payloads_path(log))}
     erased = _tombstones(chain)
     return [_joined(e, payloads.get(e['digest']), erased.get(e['seq'])) for e in chain]
@@ -187,12 +291,14 @@ def read(path: str | Path) -> list[dict]:
 @dataclass
 class Verdict:
     "Result of checking an audit log: whether it holds, how many entries, the first bad one and why, and what was ignored."
+
     ok: bool
     entries: int
     bad_seq: int | None = None
     bad_line: int | None = None
     reason: str = ''
     notes: list[str] = field(default_factory=list)
+
 
 def _legacy_break(entries: list[tuple[int, dict]]) -> tuple[int | None, int, str] | None:
     "The first broken entry of an old-format (unkeyed sha256) chain, as (seq, line, why), or None."
@@ -202,46 +308,72 @@ def _legacy_break(entries: list[tuple[int, dict]]) -> tuple[int | None, int, str
         if e.get('hash') != sha256_bytes(canonical_json({k: v for k, v in e.items() if k != 'hash'}).encode()):
             return seq, i, f'entry {seq} (line {i}) was altered: its hash does not match its content'
         if e.get('prev_hash') != prev:
-            return seq, i, f'entry {seq} (line {i}) does not link to the entry before it: an entry was removed, inserted or reordered'
-        if seq != n + 1: return seq, i, f'entry {seq} (line {i}) has sequence {seq}, expected {n + 1}'
+            return (
+                seq,
+                i,
+                f'entry {seq} (line {i}) does not link to the entry before it: an entry was removed, inserted or reordered',
+            )
+        if seq != n + 1:
+            return seq, i, f'entry {seq} (line {i}) has sequence {seq}, expected {n + 1}'
         prev, n = e['hash'], n + 1
     return None
+
 
 def _payload_problem(log: Path, chain: list[dict], notes: list[str]) -> tuple[str, int | None] | None:
     "The first entry whose payload is missing (and not erased) or does not match its digest."
     pp = payloads_path(log)
-    try: rows = [p for p in read_jsonl(pp) if isinstance(p, dict)]
-    except JournalError as e: return str(e), None
+    try:
+        rows = [p for p in read_jsonl(pp) if isinstance(p, dict)]
+    except JournalError as e:
+        return str(e), None
     by_digest, seqs, erased = {payload_digest(p): p for p in rows}, {p.get('seq') for p in rows}, _tombstones(chain)
     for e in chain:
         s, p = e['seq'], by_digest.get(e.get('digest'))
         if s in erased:
             if p is not None or s in seqs:
-                notes.append(f"entry {s} was erased by entry {erased[s]} but its payload is still in {pp.name} (the erasure "
-                             f"was interrupted); `lifecycle audit erase {s} --reason TEXT` deletes it")
+                notes.append(
+                    f"entry {s} was erased by entry {erased[s]} but its payload is still in {pp.name} (the erasure "
+                    f"was interrupted); `lifecycle audit erase {s} --reason TEXT` deletes it"
+                )
         elif p is None and s in seqs:
-            return f"entry {s}'s payload (actor, reason, details) in {pp.name} was altered: it does not match the digest in the chain", s
+            return (
+                f"entry {s}'s payload (actor, reason, details) in {pp.name} was altered: it does not match the digest in the chain",
+                s,
+            )
         elif p is None:
-            return f"entry {s}'s payload (actor, reason, details) is missing from {pp.name}, and no audit.erase entry erased it", s
+            return (
+                f"entry {s}'s payload (actor, reason, details) is missing from {pp.name}, and no audit.erase entry erased it",
+                s,
+            )
         elif p.get('seq') != s:
-            return f"entry {s}'s payload in {pp.name} carries sequence {p.get('seq')}: payloads were moved between entries", s
+            return (
+                f"entry {s}'s payload in {pp.name} carries sequence {p.get('seq')}: payloads were moved between entries",
+                s,
+            )
     return None
+
 
 def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
     "Check every entry's MAC, sequence, link and payload, and the log's end against the checkpoint kept outside the workspace."
     log, notes = Path(path).resolve(), []
     fail = lambda n, why, seq=None, line=None: Verdict(False, n, seq, line, why, notes)
     raw = (log.read_bytes() if log.is_file() else b'').split(b'\n')
-    torn = raw.pop()                                 # b'' when the file ends with a newline
+    torn = raw.pop()  # b'' when the file ends with a newline
     if torn.strip():
-        notes.append(f"a torn last line ({len(torn)} bytes, from an interrupted write) was ignored; the next append "
-                     f"sets it aside in {log.name}.torn")
+        notes.append(
+            f"a torn last line ({len(torn)} bytes, from an interrupted write) was ignored; the next append "
+            f"sets it aside in {log.name}.torn"
+        )
     entries = []
     for i, l in enumerate(raw, 1):
-        if not l.strip(): continue
-        try: e = json.loads(l)
-        except ValueError: e = None
-        if not isinstance(e, dict): return fail(len(entries), f'line {i} is not a valid audit entry (damaged JSON)', None, i)
+        if not l.strip():
+            continue
+        try:
+            e = json.loads(l)
+        except ValueError:
+            e = None
+        if not isinstance(e, dict):
+            return fail(len(entries), f'line {i} is not a valid audit entry (damaged JSON)', None, i)
         entries.append((i, e))
     if entries and 'mac' not in entries[0][1]:
         bad = _legacy_break(entries)
@@ -249,70 +381,110 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
     try:
         folder = keys_folder(log, keys_dir, create=False)
         key = folder and audit_key(folder, create=False)
-    except AuditError as e: return fail(0, str(e))
+    except AuditError as e:
+        return fail(0, str(e))
     if folder is None or key is None:
-        if not entries and (folder is None or not checkpoint_path(folder, log).exists()): return Verdict(True, 0, notes=notes)
-        where = (f"the audit key {folder / 'audit.key'} is missing" if folder else
-                 f"the state folder has no workspace.id, so the audit key and checkpoint cannot be found")
+        if not entries and (folder is None or not checkpoint_path(folder, log).exists()):
+            return Verdict(True, 0, notes=notes)
+        where = (
+            f"the audit key {folder / 'audit.key'} is missing"
+            if folder
+            else "the state folder has no workspace.id, so the audit key and checkpoint cannot be found"
+        )
         return fail(0, f"{where}: the log's MACs cannot be checked; restore it from a backup")
     prev, n = GENESIS, 0
     for i, e in entries:
         seq = e.get('seq')
         if not _mac_ok(key, e):
-            return fail(n, f'entry {seq} (line {i}) was altered: its MAC does not match its content (an edit, or an '
-                           'entry written without the workspace\'s audit key)', seq, i)
+            return fail(
+                n,
+                f'entry {seq} (line {i}) was altered: its MAC does not match its content (an edit, or an '
+                'entry written without the workspace\'s audit key)',
+                seq,
+                i,
+            )
         if e.get('prev_mac') != prev:
-            return fail(n, f'entry {seq} (line {i}) does not link to the entry before it: an entry was removed, inserted or reordered', seq, i)
-        if seq != n + 1: return fail(n, f'entry {seq} (line {i}) has sequence {seq}, expected {n + 1}', seq, i)
+            return fail(
+                n,
+                f'entry {seq} (line {i}) does not link to the entry before it: an entry was removed, inserted or reordered',
+                seq,
+                i,
+            )
+        if seq != n + 1:
+            return fail(n, f'entry {seq} (line {i}) has sequence {seq}, expected {n + 1}', seq, i)
         prev, n = e['mac'], n + 1
     chain, line_of = [e for _, e in entries], {e['seq']: i for i, e in entries}
     bad = _payload_problem(log, chain, notes)
-    if bad: return fail(n, bad[0], bad[1], line_of.get(bad[1]))
+    if bad:
+        return fail(n, bad[0], bad[1], line_of.get(bad[1]))
     cp, problem = _load_checkpoint(folder, log, key)
-    if problem: return fail(n, problem)
+    if problem:
+        return fail(n, problem)
     if cp is None:
-        if n: return fail(n, f"no checkpoint of this log is kept outside the workspace ({checkpoint_path(folder, log)}), "
-                             f"though it holds {n} entries: it was deleted, or the keys folder changed")
+        if n:
+            return fail(
+                n,
+                f"no checkpoint of this log is kept outside the workspace ({checkpoint_path(folder, log)}), "
+                f"though it holds {n} entries: it was deleted, or the keys folder changed",
+            )
         return Verdict(True, 0, notes=notes)
     if cp.get('log') != str(log):
-        notes.append(f"the checkpoint was last written for {cp.get('log')}: the workspace was moved, or a copy of it "
-                     "shares its workspace.id")
+        notes.append(
+            f"the checkpoint was last written for {cp.get('log')}: the workspace was moved, or a copy of it "
+            "shares its workspace.id"
+        )
     problem = _head_problem(cp, chain)
     if cp.get('breaks'):
         b, more = cp['breaks'][0], len(cp['breaks']) - 1
-        earlier = (f"{b['reason']} (found when entry {b.get('at')} was appended at {b['time']}; the checkpoint kept "
-                   "outside the workspace keeps this record" + (f", and {more} later one(s))" if more else ")"))
+        earlier = (
+            f"{b['reason']} (found when entry {b.get('at')} was appended at {b['time']}; the checkpoint kept "
+            "outside the workspace keeps this record" + (f", and {more} later one(s))" if more else ")")
+        )
         return fail(n, f"{problem}; before that, {earlier}" if problem else earlier, b.get('at'))
-    if problem: return fail(n, problem, min(cp['entries'], n + 1))
+    if problem:
+        return fail(n, problem, min(cp['entries'], n + 1))
     if cp['entries'] < n:
-        notes.append(f"entries {cp['entries'] + 1} to {n} were written after the last checkpoint (an append was cut "
-                     "short before saving it); their MACs check out")
+        notes.append(
+            f"entries {cp['entries'] + 1} to {n} were written after the last checkpoint (an append was cut "
+            "short before saving it); their MACs check out"
+        )
     return Verdict(True, n, notes=notes)
 
 # %% ../../nbs/api/core/03_audit.ipynb #fc2e12d7
-def erase(path: str | Path, seq: int, reason: str, actor: str | None = None, keys_dir: str | Path | None = None) -> dict:
+def erase(
+    path: str | Path, seq: int, reason: str, actor: str | None = None, keys_dir: str | Path | None = None
+) -> dict:
     "Erase entry `seq`'s payload (actor, reason, details): append an `audit.erase` tombstone, then rewrite the payload file without it."
-    if not reason.strip(): raise AuditError("an erasure needs a reason (--reason TEXT); it is kept in the tombstone entry")
+    if not reason.strip():
+        raise AuditError("an erasure needs a reason (--reason TEXT); it is kept in the tombstone entry")
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir)
     key = audit_key(folder)
     with _locked_chain(log) as fd:
         chain = read_jsonl(log)
-        if chain and 'mac' not in chain[0]: raise AuditError(_LEGACY.format(log=log))
+        if chain and 'mac' not in chain[0]:
+            raise AuditError(_LEGACY.format(log=log))
         target = next((e for e in chain if e.get('seq') == seq), None)
-        if target is None: raise AuditError(f"{log}: there is no entry {seq} to erase (it holds entries 1 to {len(chain)})")
+        if target is None:
+            raise AuditError(f"{log}: there is no entry {seq} to erase (it holds entries 1 to {len(chain)})")
         if target['action'] in ('audit.erase', 'audit.migrate'):
             raise AuditError(f"entry {seq} is an {target['action']} record, which is never erased")
         done = _tombstones(chain).get(seq)
         if not done:
-            done = _append_locked(fd, log, folder, key, 'audit.erase', str(seq), reason, actor, {'erased_seq': seq})['seq']
+            done = _append_locked(fd, log, folder, key, 'audit.erase', str(seq), reason, actor, {'erased_seq': seq})[
+                'seq'
+            ]
         pp = payloads_path(log)
-        with locked_append(pp):                         # sets a torn line aside; payloads change only under the chain lock
+        with locked_append(pp):  # sets a torn line aside; payloads change only under the chain lock
             kept = [l for l in pp.read_bytes().split(b'\n') if l.strip()]
+
             def doomed(l: bytes) -> bool:
-                try: p = json.loads(l)
-                except ValueError: return False
+                try:
+                    p = json.loads(l)
+                except ValueError:
+                    return False
                 return isinstance(p, dict) and (p.get('seq') == seq or payload_digest(p) == target['digest'])
+
             atomic_write(pp, b''.join(l + b'\n' for l in kept if not doomed(l)))
     return next(e for e in read(log) if e['seq'] == done)
 
@@ -328,27 +500,53 @@ def migrate_legacy(path: str | Path, keys_dir: str | Path | None = None, actor: 
     `{'migrated': bool, 'entries': old entry count, 'legacy_head': old head hash or None, 'path': str}`."""
     log = Path(path).resolve()
     result = dict(migrated=False, entries=0, legacy_head=None, path=str(log))
-    if not log.is_file(): return result
+    if not log.is_file():
+        return result
     folder = keys_folder(log, keys_dir)
     key = audit_key(folder)
     with _locked_chain(log):
-        old = read_jsonl(log)                               # a torn last line was set aside by the lock
-        if not old or 'mac' in old[0]: return {**result, 'entries': len(old)}
+        old = read_jsonl(log)  # a torn last line was set aside by the lock
+        if not old or 'mac' in old[0]:
+            return {**result, 'entries': len(old)}
         bad = _legacy_break(list(enumerate(old, 1)))
-        if bad: raise AuditError(f"{log}: not migrated, the old chain is broken: {bad[2]}; nothing was changed. "
-                                 "Restore the log from a backup, then migrate")
+        if bad:
+            raise AuditError(
+                f"{log}: not migrated, the old chain is broken: {bad[2]}; nothing was changed. "
+                "Restore the log from a backup, then migrate"
+            )
         head = old[-1]['hash']
-        first = dict(time=now_iso(), actor=actor or default_actor(), action='audit.migrate', subject=log.name,
-                     reason=f'rewritten in the keyed format from an unkeyed chain of {len(old)} entries',
-                     details=dict(legacy_entries=len(old), legacy_head_hash=head))
+        first = dict(
+            time=now_iso(),
+            actor=actor or default_actor(),
+            action='audit.migrate',
+            subject=log.name,
+            reason=f'rewritten in the keyed format from an unkeyed chain of {len(old)} entries',
+            details=dict(legacy_entries=len(old), legacy_head_hash=head),
+        )
         lines, payloads, prev = [], [], GENESIS
         for seq, e in enumerate([first, *old], 1):
-            p = json.loads(canonical_json(dict(seq=seq, salt=secrets.token_hex(16), actor=e.get('actor'),
-                                               reason=e.get('reason', ''), details=e.get('details', {}))))
-            line = dict(seq=seq, time=e.get('time', ''), action=e.get('action', ''), subject=e.get('subject', ''),
-                        digest=payload_digest(p), prev_mac=prev)
+            p = json.loads(
+                canonical_json(
+                    dict(
+                        seq=seq,
+                        salt=secrets.token_hex(16),
+                        actor=e.get('actor'),
+                        reason=e.get('reason', ''),
+                        details=e.get('details', {}),
+                    )
+                )
+            )
+            line = dict(
+                seq=seq,
+                time=e.get('time', ''),
+                action=e.get('action', ''),
+                subject=e.get('subject', ''),
+                digest=payload_digest(p),
+                prev_mac=prev,
+            )
             line['mac'] = prev = _mac(key, line)
-            lines.append(canonical_json(line) + '\n'); payloads.append(canonical_json(p) + '\n')
+            lines.append(canonical_json(line) + '\n')
+            payloads.append(canonical_json(p) + '\n')
         atomic_write(payloads_path(log), ''.join(payloads))
         _save_checkpoint(folder, log, key, len(lines), prev, [])
         atomic_write(log, ''.join(lines))

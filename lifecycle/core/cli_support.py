@@ -5,7 +5,11 @@
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #da69a610
 from __future__ import annotations
-import functools, json, math, shutil, tempfile
+import functools
+import json
+import math
+import shutil
+import tempfile
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import typer
@@ -17,8 +21,10 @@ __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', '
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
 
+
 class CommandError(Exception):
     "An expected failure: a one-paragraph message for the user and the documented exit code."
+
     def __init__(self, message: str, code: int = EXIT_INPUT):
         super().__init__(message)
         self.code = code
@@ -26,12 +32,18 @@ class CommandError(Exception):
 # %% ../../nbs/api/core/11_cli_support.ipynb #b1155039
 def finite(o):
     "`o` with every NaN or infinity turned into None (inside dicts, lists and numpy values too), ready for strict JSON."
-    if isinstance(o, float): return o if math.isfinite(o) else None
-    if isinstance(o, dict): return {k: finite(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [finite(v) for v in o]
-    if type(o).__module__ == 'numpy' and hasattr(o, 'tolist'): return finite(o.tolist())
-    if type(o).__name__ in ('NAType', 'NaTType'): return None     # pandas' missing values
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: finite(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [finite(v) for v in o]
+    if type(o).__module__ == 'numpy' and hasattr(o, 'tolist'):
+        return finite(o.tolist())
+    if type(o).__name__ in ('NAType', 'NaTType'):
+        return None  # pandas' missing values
     return o
+
 
 def dumps(o, indent: int | None = None) -> str:
     "Strict JSON for scripts: non-finite numbers become null, other objects their text; `allow_nan=False` guards the rest."
@@ -41,67 +53,94 @@ def dumps(o, indent: int | None = None) -> str:
 @dataclass
 class Result:
     "What a command returns: `data()` is what `--json` prints, `show()` what a person reads, `exit_code` how it ends."
-    def data(self): return asdict(self)
-    def to_json(self) -> str: return dumps(self.data())
-    def show(self) -> None: print(dumps(self.data(), indent=1))
+
+    def data(self):
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return dumps(self.data())
+
+    def show(self) -> None:
+        print(dumps(self.data(), indent=1))
+
     @property
-    def exit_code(self) -> int: return EXIT_OK
+    def exit_code(self) -> int:
+        return EXIT_OK
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ac5495e1
-COMMON_ERRORS = {'lifecycle.core.settings.SettingsError': EXIT_INPUT,
-                 'lifecycle.core.params.ParamsError': (EXIT_INPUT, 'params refused:\n')}
+COMMON_ERRORS = {
+    'lifecycle.core.settings.SettingsError': EXIT_INPUT,
+    'lifecycle.core.params.ParamsError': (EXIT_INPUT, 'params refused:\n'),
+}
+
 
 def exit_code_for(e: BaseException, errors: dict) -> tuple[int, str] | None:
     "The exit code and message prefix `errors` gives to the class of `e` or its nearest base (by dotted name), else None."
     for c in type(e).__mro__:
         v = errors.get(f'{c.__module__}.{c.__qualname__}')
-        if v is not None: return v if isinstance(v, tuple) else (v, '')
+        if v is not None:
+            return v if isinstance(v, tuple) else (v, '')
     return None
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c238a294
 def fail(message: str, code: int, as_json: bool = False):
     "Stop with one paragraph: `{ok: false, error}` on stdout for scripts, else `error: ...` on stderr; exit with `code`."
-    if as_json: print(dumps({'ok': False, 'error': message}))
-    else: typer.secho(f"error: {message}", fg='red', err=True)
+    if as_json:
+        print(dumps({'ok': False, 'error': message}))
+    else:
+        typer.secho(f"error: {message}", fg='red', err=True)
     raise typer.Exit(code)
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #f7bf4113
 def command(errors: dict | None = None):
     "Make a function that returns a `Result` a command: print it, exit with its code, turn expected errors into one paragraph."
     table = {**COMMON_ERRORS, **(errors or {})}
+
     def deco(fn):
         @functools.wraps(fn)
         def run(*args, **kwargs):
             as_json = kwargs.get('as_json', False)
-            try: res = fn(*args, **kwargs)
-            except CommandError as e: fail(str(e), e.code, as_json)
+            try:
+                res = fn(*args, **kwargs)
+            except CommandError as e:
+                fail(str(e), e.code, as_json)
             except Exception as e:
                 known = exit_code_for(e, table)
-                if known is None: raise
+                if known is None:
+                    raise
                 fail(known[1] + str(e), known[0], as_json)
-            if res is None: return None
+            if res is None:
+                return None
             if as_json:
                 text = res.to_json()
-                if text: print(text)
-            else: res.show()
-            if res.exit_code: raise typer.Exit(res.exit_code)
+                if text:
+                    print(text)
+            else:
+                res.show()
+            if res.exit_code:
+                raise typer.Exit(res.exit_code)
             return res
+
         return run
+
     return deco
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #035e15a4
 def invoke(cmd, args=(), env: dict | None = None, **extra):
     "Run a command function (or a Typer app) in-process with typer's `CliRunner`; returns its result (exit_code, stdout, stderr)."
     from typer.testing import CliRunner
+
     app = cmd
     if not isinstance(cmd, typer.Typer):
         app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
         app.command()(cmd)
     return CliRunner().invoke(app, list(args), env=env, **extra)
 
+
 def scratch_workspace(dest: str | Path | None = None, source: str | Path | None = None) -> Path:
     "A throw-away workspace: `settings.ini` and `params/` of `source` (this workspace) copied into `dest` (a new temp folder)."
     from lifecycle.core.settings import find_workspace
+
     src = Path(source) if source else find_workspace()
     dest = Path(dest) if dest else Path(tempfile.mkdtemp(prefix='lifecycle-ws-'))
     dest.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ __all__ = ['AuditVerdict', 'audit_verify', 'AuditEntries', 'audit_show', 'Erased
 @dataclass
 class AuditVerdict(Result):
     "The audit log's verdict: intact, or the first entry that breaks the chain (exit 3)."
+
     ok: bool
     entries: int
     bad_seq: int | None
@@ -24,57 +25,98 @@ class AuditVerdict(Result):
     reason: str
     notes: list
     path: str
+
     def show(self):
-        for note in self.notes: typer.secho(f"note: {note}", fg='yellow', err=True)
-        if self.ok: print(f"audit log ok: {self.entries} entries, keyed chain and payloads intact, its end matches the "
-                          f"checkpoint kept outside the workspace ({self.path})")
-        else: typer.secho(f"audit log FAILED verification: {self.reason} ({self.path})", fg='red', err=True)
+        for note in self.notes:
+            typer.secho(f"note: {note}", fg='yellow', err=True)
+        if self.ok:
+            print(
+                f"audit log ok: {self.entries} entries, keyed chain and payloads intact, its end matches the "
+                f"checkpoint kept outside the workspace ({self.path})"
+            )
+        else:
+            typer.secho(f"audit log FAILED verification: {self.reason} ({self.path})", fg='red', err=True)
+
     @property
-    def exit_code(self): return EXIT_OK if self.ok else EXIT_AUDIT
+    def exit_code(self):
+        return EXIT_OK if self.ok else EXIT_AUDIT
+
 
 @command()
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
     "Check the audit log: each entry's MAC, sequence, link and payload, and its end against the checkpoint kept outside the workspace; exit 3 naming the first problem."
     from lifecycle.core.audit import verify
+
     s = Workspace.open()
     v = verify(s.audit_path, keys_dir=s.keys_dir)
-    return AuditVerdict(ok=v.ok, entries=v.entries, bad_seq=v.bad_seq, bad_line=v.bad_line, reason=v.reason,
-                        notes=list(v.notes), path=str(s.audit_path))
+    return AuditVerdict(
+        ok=v.ok,
+        entries=v.entries,
+        bad_seq=v.bad_seq,
+        bad_line=v.bad_line,
+        reason=v.reason,
+        notes=list(v.notes),
+        path=str(s.audit_path),
+    )
 
 # %% ../../nbs/api/core/12_commands.ipynb #e0c7bc85
 @dataclass
 class AuditEntries(Result):
     "The latest audit entries: one JSON object per line for scripts, one aligned line each for people."
+
     entries: list[dict]
-    def to_json(self): return '\n'.join(dumps(e) for e in self.entries)
+
+    def to_json(self):
+        return '\n'.join(dumps(e) for e in self.entries)
+
     def show(self):
-        for e in self.entries: print(f"{e['seq']:>5} {e['time']} {e['actor']:<10} {e['action']:<16} {e['subject']} {e['reason']}")
+        for e in self.entries:
+            print(f"{e['seq']:>5} {e['time']} {e['actor']:<10} {e['action']:<16} {e['subject']} {e['reason']}")
+
 
 @command()
-def audit_show(n: int = typer.Option(20, '-n', help="How many of the latest entries."),
-               as_json: bool = typer.Option(False, '--json', help="Print entries as JSON lines.")):
+def audit_show(
+    n: int = typer.Option(20, '-n', help="How many of the latest entries."),
+    as_json: bool = typer.Option(False, '--json', help="Print entries as JSON lines."),
+):
     "Show the latest audit entries (an erased payload shows as `(erased)`); `audit verify` checks them."
     from lifecycle.core.audit import read
     from lifecycle.core.store import JournalError
-    try: return AuditEntries(read(Workspace.open().audit_path)[-n:])
-    except JournalError as e: raise CommandError(f"{e}; `lifecycle audit verify` says more", EXIT_AUDIT) from None
+
+    try:
+        return AuditEntries(read(Workspace.open().audit_path)[-n:])
+    except JournalError as e:
+        raise CommandError(f"{e}; `lifecycle audit verify` says more", EXIT_AUDIT) from None
 
 # %% ../../nbs/api/core/12_commands.ipynb #7db70973
 @dataclass
 class Erased(Result):
     "An erased payload and the tombstone entry that records it."
+
     erased: int
     tombstone: dict
     path: str
-    def data(self): return {'ok': True, 'erased': self.erased, 'tombstone': self.tombstone}
-    def show(self): print(f"entry {self.erased}'s payload erased; tombstone: entry {self.tombstone['seq']} by {self.tombstone['actor']} ({self.path})")
+
+    def data(self):
+        return {'ok': True, 'erased': self.erased, 'tombstone': self.tombstone}
+
+    def show(self):
+        print(
+            f"entry {self.erased}'s payload erased; tombstone: entry {self.tombstone['seq']} by {self.tombstone['actor']} ({self.path})"
+        )
+
 
 @command({'lifecycle.core.audit.AuditError': EXIT_INPUT, 'lifecycle.core.store.JournalError': EXIT_INPUT})
-def audit_erase(seq: int = typer.Argument(..., help="The entry whose payload (actor, reason, details) to erase."),
-                reason: str = typer.Option(..., '--reason', help="Why (a request number, say), kept in the tombstone entry; never the erased data."),
-                as_json: bool = typer.Option(False, '--json', help="Print the tombstone entry as JSON.")):
+def audit_erase(
+    seq: int = typer.Argument(..., help="The entry whose payload (actor, reason, details) to erase."),
+    reason: str = typer.Option(
+        ..., '--reason', help="Why (a request number, say), kept in the tombstone entry; never the erased data."
+    ),
+    as_json: bool = typer.Option(False, '--json', help="Print the tombstone entry as JSON."),
+):
     "Erase one entry's payload (e.g. a person's data): a tombstone entry is appended, the payload deleted; `audit verify` still passes."
     from lifecycle.core.audit import erase
+
     s = Workspace.open()
     return Erased(seq, erase(s.audit_path, seq, reason, keys_dir=s.keys_dir), str(s.audit_path))
 
@@ -82,23 +124,37 @@ def audit_erase(seq: int = typer.Argument(..., help="The entry whose payload (ac
 @dataclass
 class Migrated(Result):
     "What `lifecycle migrate` did: the formats before and after, and each step applied (each one audited)."
+
     state_dir: str
     from_format: int
     to_format: int
     steps: list[dict]
-    def data(self): return {'ok': True, **asdict(self)}
+
+    def data(self):
+        return {'ok': True, **asdict(self)}
+
     def show(self):
-        for st in self.steps: print(f"format {st['format']}: {st['did']}")
-        print(f"workspace migrated from format {self.from_format} to {self.to_format} ({self.state_dir})" if self.steps
-              else f"workspace already at format {self.to_format}: nothing to migrate ({self.state_dir})")
+        for st in self.steps:
+            print(f"format {st['format']}: {st['did']}")
+        print(
+            f"workspace migrated from format {self.from_format} to {self.to_format} ({self.state_dir})"
+            if self.steps
+            else f"workspace already at format {self.to_format}: nothing to migrate ({self.state_dir})"
+        )
+
 
 @command()
 def migrate(as_json: bool = typer.Option(False, '--json', help="Print the steps applied as JSON.")):
     "Bring the workspace's state up to this version's format, step by step (each audited); safe to run again."
     from lifecycle.core.workspace import migrate as migrate_state, stored_format
+
     s = Workspace.open(migrating=True)
-    try: out = migrate_state(s)
+    try:
+        out = migrate_state(s)
     except Exception as e:
-        raise CommandError(f"migration stopped: {type(e).__name__}: {e}; the workspace is at format "
-                           f"{stored_format(s.state_dir)}; run `lifecycle migrate` again once the cause is fixed", EXIT_STAGE) from None
+        raise CommandError(
+            f"migration stopped: {type(e).__name__}: {e}; the workspace is at format "
+            f"{stored_format(s.state_dir)}; run `lifecycle migrate` again once the cause is fixed",
+            EXIT_STAGE,
+        ) from None
     return Migrated(state_dir=str(s.state_dir), **out)

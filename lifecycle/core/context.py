@@ -15,6 +15,7 @@ __all__ = ['StageContext']
 # %% ../../nbs/api/core/07_context.ipynb #623e5325
 class StageContext:
     "The workspace, the run's manifest and the stage's validated params, for one stage of one run."
+
     def __init__(self, stage: str, run_id: str, params: dict | None = None, ws: Workspace | None = None):
         self.stage, self.ws = stage, ws or Workspace.open()
         self.manifest = RunManifest.open(self.ws.runs_dir, run_id)
@@ -22,8 +23,10 @@ class StageContext:
 
     def params(self, section: str):
         "The validated params of `section`: as the pipeline passed them, else the workspace's (all files validated together)."
-        if self._given is None: return self.ws.params[section]
-        if section not in self._given: raise ParamsError(f"{self.stage}: the pipeline passed no {section!r} params")
+        if self._given is None:
+            return self.ws.params[section]
+        if section not in self._given:
+            raise ParamsError(f"{self.stage}: the pipeline passed no {section!r} params")
         return stage_params(section, self._given[section])
 
     def input(self, key: str, given=None):
@@ -32,7 +35,8 @@ class StageContext:
 
     def record(self, **outputs) -> dict:
         "Record this stage's outputs in the run manifest."
-        self.manifest.record_outputs(self.stage, outputs); return outputs
+        self.manifest.record_outputs(self.stage, outputs)
+        return outputs
 
     def audit(self, action: str, subject: str = '', reason: str = '', **details) -> dict:
         "Append to the workspace's audit log, naming this run."

@@ -4,7 +4,12 @@
 
 # %% ../../nbs/api/core/09_locks.ipynb #609865af
 from __future__ import annotations
-import fcntl, json, os, re, sys, time
+import fcntl
+import json
+import os
+import re
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from .manifest import now_iso
@@ -19,17 +24,23 @@ def lock_path(state_dir: str | Path, name: str) -> Path:
         raise ValueError(f"lock name {name!r}: expected lower-case letters, digits, '-' or '_'")
     return Path(state_dir) / 'locks' / f'{name}.lock'
 
+
 def describe(holder: dict | None) -> str:
     "A holder record in words: 'pid N (command) since T'."
-    if not holder or not holder.get('pid'): return 'another process (which has not recorded itself yet)'
+    if not holder or not holder.get('pid'):
+        return 'another process (which has not recorded itself yet)'
     return f"pid {holder['pid']} ({holder.get('command', '?')}) since {holder.get('since', '?')}"
+
 
 class LockBusy(Exception):
     "A named lock is held by another live process, and the caller would not wait (or waited long enough)."
+
     def __init__(self, name: str, holder: dict | None, path: Path, waited: float | None = None):
         self.name, self.holder, self.path = name, holder, path
-        super().__init__(f"the {name} lock ({path}) is held by {describe(holder)}"
-                         + (f"; gave up after waiting {waited:g}s" if waited else ''))
+        super().__init__(
+            f"the {name} lock ({path}) is held by {describe(holder)}"
+            + (f"; gave up after waiting {waited:g}s" if waited else '')
+        )
 
 # %% ../../nbs/api/core/09_locks.ipynb #82d9c134
 def _command() -> str:
@@ -37,49 +48,77 @@ def _command() -> str:
     args = sys.argv or ['python']
     words = [Path(args[0]).name]
     for a in args[1:3]:
-        if a.startswith('-') or not re.fullmatch(r'[\w.-]{1,40}', a): break
+        if a.startswith('-') or not re.fullmatch(r'[\w.-]{1,40}', a):
+            break
         words.append(a)
     return ' '.join(words)
 
+
 def _record(fd: int) -> dict | None:
     data = os.pread(fd, 4096, 0)
-    try: return json.loads(data) if data.strip() else None
-    except ValueError: return None
+    try:
+        return json.loads(data) if data.strip() else None
+    except ValueError:
+        return None
+
 
 def holder(state_dir: str | Path, name: str) -> dict | None:
     "Who holds the named lock now (`{pid, command, since}`), or None if it is free, even if a holder that died left its record."
     p = lock_path(state_dir, name)
-    if not p.is_file(): return None
+    if not p.is_file():
+        return None
     fd = os.open(p, os.O_RDONLY)
     try:
-        try: fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError: return _record(fd) or {'pid': None}
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return _record(fd) or {'pid': None}
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
-    finally: os.close(fd)
+    finally:
+        os.close(fd)
+
 
 @contextmanager
-def hold(state_dir: str | Path, name: str, wait: bool = True, timeout: float | None = None, on_wait=None,
-         command: str | None = None):
+def hold(
+    state_dir: str | Path,
+    name: str,
+    wait: bool = True,
+    timeout: float | None = None,
+    on_wait=None,
+    command: str | None = None,
+):
     "Hold the named lock for the block: wait for a live holder (telling `on_wait(holder)` who it is), or raise `LockBusy` naming it."
-    p = lock_path(state_dir, name); p.parent.mkdir(parents=True, exist_ok=True)
+    p = lock_path(state_dir, name)
+    p.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             h = _record(fd)
-            if not wait: raise LockBusy(name, h, p) from None
-            if on_wait: on_wait(h)
+            if not wait:
+                raise LockBusy(name, h, p) from None
+            if on_wait:
+                on_wait(h)
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
-                try: fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB)); break
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+                    break
                 except BlockingIOError:
-                    if time.monotonic() > deadline: raise LockBusy(name, _record(fd), p, timeout) from None
+                    if time.monotonic() > deadline:
+                        raise LockBusy(name, _record(fd), p, timeout) from None
                     time.sleep(0.1)
         rec = dict(pid=os.getpid(), command=command or _command(), since=now_iso())
-        stale = _record(fd)                    # a clean release empties the file: a record left here is a dead holder's
-        if stale: rec['recovered_from'] = stale
-        os.ftruncate(fd, 0); os.pwrite(fd, json.dumps(rec).encode(), 0)
-        try: yield rec
-        finally: os.ftruncate(fd, 0)
-    finally: os.close(fd)                      # closing releases the lock
+        stale = _record(fd)  # a clean release empties the file: a record left here is a dead holder's
+        if stale:
+            rec['recovered_from'] = stale
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(rec).encode(), 0)
+        try:
+            yield rec
+        finally:
+            os.ftruncate(fd, 0)
+    finally:
+        os.close(fd)  # closing releases the lock

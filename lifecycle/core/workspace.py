@@ -21,43 +21,58 @@ __all__ = ['FORMAT_FILE', 'MIGRATIONS', 'WorkspaceFormatError', 'migration', 'la
 class WorkspaceFormatError(SettingsError):
     "The workspace's state was written by another version of lifecycle: an older one (migrate it) or a newer one."
 
+
 FORMAT_FILE = 'FORMAT'
-MIGRATIONS: dict[int, Callable] = {}   # target format -> step(ws) -> what it did
+MIGRATIONS: dict[int, Callable] = {}  # target format -> step(ws) -> what it did
+
 
 def migration(version: int):
     "Register the decorated `step(ws) -> str` as the step that brings a workspace to format `version`."
+
     def register(step: Callable) -> Callable:
         MIGRATIONS[version] = step
         return step
+
     return register
+
 
 def latest_format() -> int:
     "The format this version of lifecycle reads and writes: the target of its last migration step."
     return max(MIGRATIONS)
 
+
 @migration(1)
 def record_format(ws) -> str:
     "Format 1 records the format version in the state folder and keys the audit log (HMAC chain, payloads beside it)."
     from lifecycle.core.audit import migrate_legacy
+
     out = migrate_legacy(ws.audit_path, keys_dir=ws.keys_dir)
-    keyed = (f"the audit log's {out['entries']} entries were rewritten into the keyed format (old head {out['legacy_head']})"
-             if out['migrated'] else 'the audit log was already keyed or absent')
+    keyed = (
+        f"the audit log's {out['entries']} entries were rewritten into the keyed format (old head {out['legacy_head']})"
+        if out['migrated']
+        else 'the audit log was already keyed or absent'
+    )
     return f'the format version is now recorded in the state folder; {keyed}'
 
 # %% ../../nbs/api/core/10_workspace.ipynb #1b6b0aff
-_NOT_STATE = {FORMAT_FILE, 'keys', 'locks'}   # a key folder or a lock taken before any state was written is no old state
+_NOT_STATE = {FORMAT_FILE, 'keys', 'locks'}  # a key folder or a lock taken before any state was written is no old state
+
 
 def stored_format(state_dir: str | Path) -> int | None:
     "The format recorded in `state_dir`: 0 for state written before formats were recorded, None for no state yet."
-    state = Path(state_dir); p = state / FORMAT_FILE
+    state = Path(state_dir)
+    p = state / FORMAT_FILE
     if p.is_file():
         text = p.read_text(encoding='utf-8', errors='replace').strip()
         if not (text.isascii() and text.isdigit()):
             raise WorkspaceFormatError(f"{p}: expected the workspace format version (an integer), found {text[:40]!r}")
         return int(text)
-    if (state / 'workspace.id').is_file(): return None   # written only by this version's code (the audit log): not old state
-    if state.is_dir() and any(c.name not in _NOT_STATE for c in state.iterdir()): return 0
+    if (state / 'workspace.id').is_file():
+        return None  # written only by this version's code (the audit log): not old state
+    if state.is_dir() and any(c.name not in _NOT_STATE for c in state.iterdir()):
+        return 0
     return None
+
 
 def write_format(state_dir: str | Path, version: int) -> Path:
     "Record the workspace format in the state folder, atomically."
@@ -72,12 +87,16 @@ def check_format(s: Settings, migrating: bool = False) -> int:
         write_format(s.state_dir, latest)
         return latest
     if found > latest:
-        raise WorkspaceFormatError(f"{s.state_dir / FORMAT_FILE}: workspace format {found} is newer than this version of "
-                                   f"lifecycle reads (format {latest}); upgrade lifecycle to work in this workspace")
+        raise WorkspaceFormatError(
+            f"{s.state_dir / FORMAT_FILE}: workspace format {found} is newer than this version of "
+            f"lifecycle reads (format {latest}); upgrade lifecycle to work in this workspace"
+        )
     if found < latest and not migrating:
-        raise WorkspaceFormatError(f"{s.state_dir}: this workspace's state was written by an older version of lifecycle "
-                                   f"(workspace format {found}; this version reads format {latest}); run `lifecycle migrate` "
-                                   "to bring it up to date, then run the command again")
+        raise WorkspaceFormatError(
+            f"{s.state_dir}: this workspace's state was written by an older version of lifecycle "
+            f"(workspace format {found}; this version reads format {latest}); run `lifecycle migrate` "
+            "to bring it up to date, then run the command again"
+        )
     return found
 
 # %% ../../nbs/api/core/10_workspace.ipynb #a8a5e5d0
@@ -85,12 +104,14 @@ class Workspace(Settings):
     "An opened workspace: its settings, plus its params, store, tracking, audit log and keys, each made on first use."
 
     @classmethod
-    def open(cls, root: str | Path | None = None, *, params_dir: str | Path | None = None,
-             migrating: bool = False) -> Workspace:
+    def open(
+        cls, root: str | Path | None = None, *, params_dir: str | Path | None = None, migrating: bool = False
+    ) -> Workspace:
         "Find (as `load_settings` does) and open a workspace; refuse state of another format (see `lifecycle migrate`)."
         s = load_settings(root)
         ws = cls(**{f.name: getattr(s, f.name) for f in fields(Settings)})
-        if params_dir is not None: ws = ws.with_params(params_dir)
+        if params_dir is not None:
+            ws = ws.with_params(params_dir)
         check_format(ws, migrating)
         return ws
 
@@ -102,6 +123,7 @@ class Workspace(Settings):
     def params(self) -> dict:
         "Every params file of `params_dir`, validated together (`load_params`): read on first use, then kept."
         from lifecycle.core.params import load_params
+
         return load_params(self.params_dir)
 
     @cached_property
@@ -113,6 +135,7 @@ class Workspace(Settings):
     def mlflow(self):
         "The `mlflow` module pointed at this workspace's tracking store and registry (imported on first use)."
         from lifecycle.core.tracking import configure_mlflow
+
         return configure_mlflow(self.tracking_uri, self.state_dir)
 
     @cached_property
@@ -129,6 +152,7 @@ class Workspace(Settings):
     def experiment(self, name: str) -> str:
         "The id of the MLflow experiment `name`, created (artifacts under the state folder) if new."
         from lifecycle.core.tracking import ensure_experiment
+
         return ensure_experiment(self.mlflow, name, self.state_dir)
 
     @property
@@ -149,13 +173,16 @@ class Workspace(Settings):
 def migrate(ws: Workspace) -> dict:
     "Bring the workspace to the latest format, step by step, recording and auditing each; a no-op when it is there."
     start, latest = stored_format(ws.state_dir) or 0, latest_format()
-    if start > latest: check_format(ws)                             # refuses, naming the newer format
+    if start > latest:
+        check_format(ws)  # refuses, naming the newer format
     done, current = [], start
     for version in sorted(v for v in MIGRATIONS if v > start):
         step = MIGRATIONS[version]
         did = step(ws)
         write_format(ws.state_dir, version)
-        ws.audit('workspace.migrate', f'format {version}', did, from_format=current, to_format=version, step=step.__name__)
+        ws.audit(
+            'workspace.migrate', f'format {version}', did, from_format=current, to_format=version, step=step.__name__
+        )
         done.append(dict(format=version, step=step.__name__, did=did))
         current = version
     return dict(from_format=start, to_format=current, steps=done)

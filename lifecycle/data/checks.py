@@ -23,17 +23,20 @@ __all__ = ['CHECKS', 'VIOLATION_COLUMNS', 'missing_column', 'extra_column', 'pii
 @dataclass(frozen=True)
 class Check:
     "One ingestion rule: its name, default severity, what it means upstream, and the functions that find it."
+
     name: str
-    severity: str                     # critical | high | medium | low
-    row_level: bool                   # its findings concern single rows: quarantined under fail-open
-    meaning: str                      # what usually causes it upstream
-    header: Callable | None = None    # (columns, p) -> findings: fed the first chunk's column names
-    scan: Callable | None = None      # (chunk, p, totals) -> findings: fed each chunk; marks rows, adds to the totals
-    judge: Callable | None = None     # (totals, p, salt) -> findings: fed the totals at the end of the batch
-    fatal: bool = False               # a blocking finding refuses the batch under either policy
-    stops: bool = False               # a finding ends the reading: nothing further is read or written
+    severity: str  # critical | high | medium | low
+    row_level: bool  # its findings concern single rows: quarantined under fail-open
+    meaning: str  # what usually causes it upstream
+    header: Callable | None = None  # (columns, p) -> findings: fed the first chunk's column names
+    scan: Callable | None = None  # (chunk, p, totals) -> findings: fed each chunk; marks rows, adds to the totals
+    judge: Callable | None = None  # (totals, p, salt) -> findings: fed the totals at the end of the batch
+    fatal: bool = False  # a blocking finding refuses the batch under either policy
+    stops: bool = False  # a finding ends the reading: nothing further is read or written
+
 
 CHECKS: dict[str, Check] = {}
+
 
 def register(check: Check) -> Check:
     "Add `check` to the registry; the registry's order is the order its findings are reported in."
@@ -41,54 +44,112 @@ def register(check: Check) -> Check:
     return check
 
 # %% ../../nbs/api/data/03_checks.ipynb #4d9be286
-VIOLATION_COLUMNS = ['rule', 'column', 'severity', 'blocking', 'row_level', 'count', 'rate', 'expected', 'found',
-                     'meaning', 'message']
+VIOLATION_COLUMNS = [
+    'rule',
+    'column',
+    'severity',
+    'blocking',
+    'row_level',
+    'count',
+    'rate',
+    'expected',
+    'found',
+    'meaning',
+    'message',
+]
 
-def violation(rule: str, column: str, *, expected: str = '', found: str = '', count: int = 0, rate: float | None = None,
-              blocking: bool = True, severity: str | None = None, detail: str = '') -> dict:
+
+def violation(
+    rule: str,
+    column: str,
+    *,
+    expected: str = '',
+    found: str = '',
+    count: int = 0,
+    rate: float | None = None,
+    blocking: bool = True,
+    severity: str | None = None,
+    detail: str = '',
+) -> dict:
     "One finding, with the severity and meaning of its check."
     check = CHECKS[rule]
-    if rule == 'missing_column': msg = f"required column {column!r} is missing" + (f"; {detail}" if detail else '')
-    elif rule == 'extra_column': msg = f"undeclared column {column!r}" + (f"; {detail}" if detail else '')
-    else: msg = f"{column}: {rule.replace('_', ' ')}" + (f": expected {expected}" if expected else '') \
-          + (f", found {found}" if found else '') + (f" ({count} row(s))" if count else '') + (f"; {detail}" if detail else '')
-    return dict(rule=rule, column=column, severity=severity or check.severity, blocking=blocking, row_level=check.row_level,
-                count=int(count), rate=rate, expected=expected, found=found, meaning=check.meaning, message=msg)
+    if rule == 'missing_column':
+        msg = f"required column {column!r} is missing" + (f"; {detail}" if detail else '')
+    elif rule == 'extra_column':
+        msg = f"undeclared column {column!r}" + (f"; {detail}" if detail else '')
+    else:
+        msg = (
+            f"{column}: {rule.replace('_', ' ')}"
+            + (f": expected {expected}" if expected else '')
+            + (f", found {found}" if found else '')
+            + (f" ({count} row(s))" if count else '')
+            + (f"; {detail}" if detail else '')
+        )
+    return dict(
+        rule=rule,
+        column=column,
+        severity=severity or check.severity,
+        blocking=blocking,
+        row_level=check.row_level,
+        count=int(count),
+        rate=rate,
+        expected=expected,
+        found=found,
+        meaning=check.meaning,
+        message=msg,
+    )
 
 # %% ../../nbs/api/data/03_checks.ipynb #d4089e75
 _PANDERA_DTYPES = {'int': 'Int64', 'float': 'float64', 'str': str, 'bool': 'boolean'}
 
+
 def contract(p: IngestParams):
     "The pandera schema that checks each chunk's types, categories and ranges."
     import pandera.pandas as pa
+
     cols = {}
     for name, r in p.columns.items():
         checks = []
-        if r.allowed is not None: checks.append(pa.Check.isin(r.allowed))
-        if r.min is not None: checks.append(pa.Check.ge(r.min))
-        if r.max is not None: checks.append(pa.Check.le(r.max))
+        if r.allowed is not None:
+            checks.append(pa.Check.isin(r.allowed))
+        if r.min is not None:
+            checks.append(pa.Check.ge(r.min))
+        if r.max is not None:
+            checks.append(pa.Check.le(r.max))
         declared = 'str' if r.pii else r.dtype
         cols[name] = pa.Column(_PANDERA_DTYPES[declared], checks=[] if r.pii else checks, nullable=True, required=False)
     return pa.DataFrameSchema(cols, strict=False, coerce=False)
 
+
 def _conform(chunk: pd.DataFrame, p: IngestParams, strict: bool) -> tuple[pd.DataFrame, dict[str, int]]:
     "A copy of `chunk` with each declared column in its contract dtype where that loses nothing; non-strict also converts text."
     from pandas.api import types as t
+
     chunk, coerced = chunk.copy(deep=False), {}
     for col, r in p.columns.items():
-        if col not in chunk: continue
+        if col not in chunk:
+            continue
         s, kind = chunk[col], ('str' if r.pii else r.dtype)
         if kind == 'str':
-            if s.isna().all() or t.is_object_dtype(s) or t.is_string_dtype(s): s = s.astype(object).where(s.notna(), None)
-            elif not strict: s = s.astype(str).where(s.notna(), None)
+            if s.isna().all() or t.is_object_dtype(s) or t.is_string_dtype(s):
+                s = s.astype(object).where(s.notna(), None)
+            elif not strict:
+                s = s.astype(str).where(s.notna(), None)
         elif kind in ('int', 'float'):
             if (t.is_object_dtype(s) or t.is_string_dtype(s)) and not strict:
-                num = pd.to_numeric(s, errors='coerce'); coerced[col] = int((num.isna() & s.notna()).sum()); s = num
-            if s.isna().all() and not t.is_numeric_dtype(s): s = pd.Series(np.nan, index=s.index, dtype='float64')
-            if kind == 'int' and t.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all()): s = s.astype('Int64')
-            elif kind == 'int' and t.is_integer_dtype(s): s = s.astype('Int64')
-            elif kind == 'float' and t.is_numeric_dtype(s) and not t.is_bool_dtype(s): s = s.astype('float64')
-        elif kind == 'bool' and (t.is_bool_dtype(s) or s.isna().all()): s = s.astype('boolean')
+                num = pd.to_numeric(s, errors='coerce')
+                coerced[col] = int((num.isna() & s.notna()).sum())
+                s = num
+            if s.isna().all() and not t.is_numeric_dtype(s):
+                s = pd.Series(np.nan, index=s.index, dtype='float64')
+            if kind == 'int' and t.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all()):
+                s = s.astype('Int64')
+            elif kind == 'int' and t.is_integer_dtype(s):
+                s = s.astype('Int64')
+            elif kind == 'float' and t.is_numeric_dtype(s) and not t.is_bool_dtype(s):
+                s = s.astype('float64')
+        elif kind == 'bool' and (t.is_bool_dtype(s) or s.isna().all()):
+            s = s.astype('boolean')
         chunk[col] = s
     return chunk, coerced
 
@@ -97,172 +158,308 @@ def _rule_of(check: str) -> str:
     "The rule a failed pandera check stands for."
     return 'dtype' if check.startswith('dtype(') else 'unseen_category' if check.startswith('isin') else 'out_of_range'
 
+
 @dataclass
 class Chunk:
     "One chunk under check: its declared columns as read and conformed, and the rows and cells that failed so far."
-    raw: pd.DataFrame                 # the declared columns as read, PII masked
+
+    raw: pd.DataFrame  # the declared columns as read, PII masked
     p: IngestParams
-    schema: object = None             # the contract; built once per batch by `ingest_batch`, else from `p`
-    bad: np.ndarray = None            # rows that broke a row-level rule
-    failed: dict = field(default_factory=dict)    # column -> cells that failed its contract
+    schema: object = None  # the contract; built once per batch by `ingest_batch`, else from `p`
+    bad: np.ndarray = None  # rows that broke a row-level rule
+    failed: dict = field(default_factory=dict)  # column -> cells that failed its contract
 
     def __post_init__(self):
-        if self.bad is None: self.bad = np.zeros(len(self.raw), dtype=bool)
-        if self.schema is None: self.schema = contract(self.p)
+        if self.bad is None:
+            self.bad = np.zeros(len(self.raw), dtype=bool)
+        if self.schema is None:
+            self.schema = contract(self.p)
 
     @cached_property
-    def _conformed(self): return _conform(self.raw, self.p, self.p.flags.strict_schema)
+    def _conformed(self):
+        return _conform(self.raw, self.p, self.p.flags.strict_schema)
+
     @property
-    def frame(self) -> pd.DataFrame: return self._conformed[0]
+    def frame(self) -> pd.DataFrame:
+        return self._conformed[0]
+
     @property
-    def coerced(self) -> dict[str, int]: return self._conformed[1]
+    def coerced(self) -> dict[str, int]:
+        return self._conformed[1]
 
     @cached_property
     def failures(self) -> list[tuple[str, str, str, pd.DataFrame]]:
         "The contract's failures: (column, rule, pandera check, failure cases), in pandera's order."
         import pandera.errors as pe
-        try: self.schema.validate(self.frame, lazy=True)
+
+        try:
+            self.schema.validate(self.frame, lazy=True)
         except pe.SchemaErrors as e:
             fc = e.failure_cases
-            return [(col, _rule_of(check), check, g)
-                    for (col, check), g in fc.groupby([fc['column'].astype(str), fc['check'].astype(str)], sort=False)]
+            return [
+                (col, _rule_of(check), check, g)
+                for (col, check), g in fc.groupby([fc['column'].astype(str), fc['check'].astype(str)], sort=False)
+            ]
         return []
 
 # %% ../../nbs/api/data/03_checks.ipynb #05ca3701
 @dataclass
 class Totals:
     "What the chunk-level checks accumulate over one batch, for the batch-level checks and the snapshot's quality record."
+
     rows: int = 0
-    nulls: dict = field(default_factory=dict)       # column -> nulls; every declared column
-    counts: dict = field(default_factory=dict)      # (rule, column) -> failing rows
-    examples: dict = field(default_factory=dict)    # (rule, column) -> up to 20 raw failing values: memory only
-    hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))   # distinct row hashes, sorted
+    nulls: dict = field(default_factory=dict)  # column -> nulls; every declared column
+    counts: dict = field(default_factory=dict)  # (rule, column) -> failing rows
+    examples: dict = field(default_factory=dict)  # (rule, column) -> up to 20 raw failing values: memory only
+    hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))  # distinct row hashes, sorted
     duplicates: int = 0
-    findings: list = field(default_factory=list)    # findings about the whole batch, met while streaming
-    drift: pd.DataFrame | None = None                # the comparison with the drift reference, when there was one
+    findings: list = field(default_factory=list)  # findings about the whole batch, met while streaming
+    drift: pd.DataFrame | None = None  # the comparison with the drift reference, when there was one
 
     @classmethod
     def of(cls, p: IngestParams) -> 'Totals':
         "Empty totals for a batch under `p`."
         return cls(nulls={c: 0 for c in p.columns})
 
-    def add(self, rule: str, column: str, n: int) -> None: self.counts[(rule, column)] = self.counts.get((rule, column), 0) + n
-    def counted(self, rule: str) -> dict[str, int]: return {c: n for (r, c), n in self.counts.items() if r == rule}
-    def has(self, *rules: str) -> bool: return any(v['rule'] in rules for v in self.findings)
+    def add(self, rule: str, column: str, n: int) -> None:
+        self.counts[(rule, column)] = self.counts.get((rule, column), 0) + n
+
+    def counted(self, rule: str) -> dict[str, int]:
+        return {c: n for (r, c), n in self.counts.items() if r == rule}
+
+    def has(self, *rules: str) -> bool:
+        return any(v['rule'] in rules for v in self.findings)
+
     @property
-    def duplicate_rate(self) -> float: return self.duplicates / self.rows if self.rows else 0.0
+    def duplicate_rate(self) -> float:
+        return self.duplicates / self.rows if self.rows else 0.0
 
 # %% ../../nbs/api/data/03_checks.ipynb #1a89a2a0
 def _safe_name(name: str, i: int) -> str:
     "An undeclared column's name as it may be quoted: withheld when it looks like a personal value (a header-less file)."
-    return f'<column {i + 1}: name withheld, it looks like personal data>' if looks_personal(pd.Series([name] * 3)) else name
+    return (
+        f'<column {i + 1}: name withheld, it looks like personal data>'
+        if looks_personal(pd.Series([name] * 3))
+        else name
+    )
+
 
 def _missing(columns: list, p: IngestParams) -> list[str]:
-    return [c for c, r in p.columns.items() if r.required and c not in columns and not (r.pii and r.pii.method == 'drop')]
+    return [
+        c for c, r in p.columns.items() if r.required and c not in columns and not (r.pii and r.pii.method == 'drop')
+    ]
+
 
 def _undeclared(columns: list, p: IngestParams) -> dict:
     "Each undeclared column, and its name as it may be quoted."
     return {c: _safe_name(str(c), columns.index(c)) for c in columns if c not in p.columns}
+
 
 def _header_hint(columns: list, p: IngestParams) -> str:
     "Why columns seem missing: another delimiter than ',', or columns renamed upstream."
     named = _undeclared(columns, p)
     if len(columns) == 1 and any(d in columns[0] for d in ';\t|'):
         return f"the file holds a single column {named.get(columns[0], columns[0])[:60]!r}: it probably uses another delimiter than ','"
-    if _missing(columns, p) and named: return f"undeclared column(s) {list(named.values())} arrived instead: renamed upstream?"
+    if _missing(columns, p) and named:
+        return f"undeclared column(s) {list(named.values())} arrived instead: renamed upstream?"
     return ''
+
 
 def _missing_columns(columns: list, p: IngestParams) -> list[dict]:
     "A finding for each required column the batch lacks (a dropped PII column may be absent)."
     hint = _header_hint(columns, p)
-    return [violation('missing_column', c, expected='present', found='absent', detail=hint) for c in _missing(columns, p)]
+    return [
+        violation('missing_column', c, expected='present', found='absent', detail=hint) for c in _missing(columns, p)
+    ]
 
-missing_column = register(Check('missing_column', 'critical', False, 'the upstream contract changed: a field was removed or renamed',
-                                header=_missing_columns, fatal=True))
+
+missing_column = register(
+    Check(
+        'missing_column',
+        'critical',
+        False,
+        'the upstream contract changed: a field was removed or renamed',
+        header=_missing_columns,
+        fatal=True,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #0404d0f8
 def _extra_columns(columns: list, p: IngestParams) -> list[dict]:
     "A finding for each undeclared column: blocking under `strict_schema`, else a low warning (the column is dropped)."
     strict = p.flags.strict_schema
-    return [violation('extra_column', name, expected='only declared columns', found='an undeclared column', blocking=strict,
-                      severity=None if strict else 'low', detail='' if strict else 'dropped (strict_schema is off)')
-            for name in _undeclared(columns, p).values()]
+    return [
+        violation(
+            'extra_column',
+            name,
+            expected='only declared columns',
+            found='an undeclared column',
+            blocking=strict,
+            severity=None if strict else 'low',
+            detail='' if strict else 'dropped (strict_schema is off)',
+        )
+        for name in _undeclared(columns, p).values()
+    ]
 
-extra_column = register(Check('extra_column', 'critical', False, 'the upstream contract changed: a field was added or renamed',
-                              header=_extra_columns, fatal=True))
+
+extra_column = register(
+    Check(
+        'extra_column',
+        'critical',
+        False,
+        'the upstream contract changed: a field was added or renamed',
+        header=_extra_columns,
+        fatal=True,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #529bff24
 def _pii_unmasked(columns: list, p: IngestParams) -> list[dict]:
     "With `auto_anonymise` off, a finding for each PII column present: the batch is refused rather than stored raw."
-    if p.flags.auto_anonymise: return []
-    return [violation('pii_unmasked', c, expected='masked before storage', found='auto_anonymise is off',
-                      detail='the batch is refused rather than stored with raw personal data')
-            for c, r in p.columns.items() if r.pii and c in columns]
+    if p.flags.auto_anonymise:
+        return []
+    return [
+        violation(
+            'pii_unmasked',
+            c,
+            expected='masked before storage',
+            found='auto_anonymise is off',
+            detail='the batch is refused rather than stored with raw personal data',
+        )
+        for c, r in p.columns.items()
+        if r.pii and c in columns
+    ]
 
-pii_unmasked = register(Check('pii_unmasked', 'critical', False, 'personal data would be stored unmasked',
-                              header=_pii_unmasked, fatal=True, stops=True))
+
+pii_unmasked = register(
+    Check(
+        'pii_unmasked',
+        'critical',
+        False,
+        'personal data would be stored unmasked',
+        header=_pii_unmasked,
+        fatal=True,
+        stops=True,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #24d4eff5
 def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     "A finding (counts only) for each text column not declared personal that holds personal-looking values."
     from pandas.api import types as pt
+
     out = []
     for col in c.raw.columns:
         r, s = p.columns[col], c.raw[col]
-        if r.personal or r.kind != 'value' or not (pt.is_object_dtype(s) or pt.is_string_dtype(s)): continue
+        if r.personal or r.kind != 'value' or not (pt.is_object_dtype(s) or pt.is_string_dtype(s)):
+            continue
         hit = looks_personal(s, vocabulary=r.allowed or ())
-        if hit: out.append(violation('personal_data', col, expected='no personal values (the column is declared personal: false)',
-                                     found=f"{hit.matched} of {hit.read} value(s) look like {hit.kind}{'es' if hit.kind.endswith('s') else 's'}", count=hit.matched,
-                                     detail="declare it 'personal: true' with a pii rule if it is personal, 'kind: identifier' "
-                                            "or 'kind: date' if it is one; else check the upstream column order"))
+        if hit:
+            out.append(
+                violation(
+                    'personal_data',
+                    col,
+                    expected='no personal values (the column is declared personal: false)',
+                    found=f"{hit.matched} of {hit.read} value(s) look like {hit.kind}{'es' if hit.kind.endswith('s') else 's'}",
+                    count=hit.matched,
+                    detail="declare it 'personal: true' with a pii rule if it is personal, 'kind: identifier' "
+                    "or 'kind: date' if it is one; else check the upstream column order",
+                )
+            )
     return out
 
-personal_data = register(Check('personal_data', 'critical', False,
-                               'values that look personal in a column not declared personal: columns swapped or mislabelled upstream',
-                               scan=_personal_data, fatal=True, stops=True))
+
+personal_data = register(
+    Check(
+        'personal_data',
+        'critical',
+        False,
+        'values that look personal in a column not declared personal: columns swapped or mislabelled upstream',
+        scan=_personal_data,
+        fatal=True,
+        stops=True,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #a5efdd83
 def _dtype(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     "A finding for each column whose values are not of the declared type (once per batch); all its cells fail."
     out = []
     for col, rule, check, _ in c.failures:
-        if rule != 'dtype': continue
+        if rule != 'dtype':
+            continue
         s = c.frame[col]
         num = pd.to_numeric(s, errors='coerce')
         hint = 'numbers arrive as text' if num.notna().mean() > 0.9 and s.dtype == object else ''
         if not any(v['rule'] == 'dtype' and v['column'] == col for v in t.findings + out):
-            out.append(violation('dtype', col, expected=check[6:-1], found=f"{pd.api.types.infer_dtype(s, skipna=True)} values ({s.dtype})",
-                                 detail=hint))
+            out.append(
+                violation(
+                    'dtype',
+                    col,
+                    expected=check[6:-1],
+                    found=f"{pd.api.types.infer_dtype(s, skipna=True)} values ({s.dtype})",
+                    detail=hint,
+                )
+            )
         c.failed[col] = np.ones(len(c.frame), dtype=bool)
     return out
 
-dtype = register(Check('dtype', 'critical', False, 'types changed upstream, or numbers arrive as text: an export or parsing problem',
-                       scan=_dtype, fatal=True))
+
+dtype = register(
+    Check(
+        'dtype',
+        'critical',
+        False,
+        'types changed upstream, or numbers arrive as text: an export or parsing problem',
+        scan=_dtype,
+        fatal=True,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #23b79349
 def _too_few_rows(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     "A finding when the batch has fewer than `min_rows` rows (unless a check stopped the reading)."
-    if t.rows >= p.min_rows or any(CHECKS[v['rule']].stops for v in t.findings): return []
+    if t.rows >= p.min_rows or any(CHECKS[v['rule']].stops for v in t.findings):
+        return []
     return [violation('too_few_rows', '(batch)', expected=f'at least {p.min_rows} row(s)', found=f'{t.rows}')]
 
-too_few_rows = register(Check('too_few_rows', 'critical', False, 'an empty or truncated extract', judge=_too_few_rows, fatal=True))
+
+too_few_rows = register(
+    Check('too_few_rows', 'critical', False, 'an empty or truncated extract', judge=_too_few_rows, fatal=True)
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #f2b3ed77
 def _count_nulls(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     "Count each declared column's nulls; a null in a column that allows none fails its row."
     for col in p.columns:
-        if col not in c.frame: continue
-        isna = c.frame[col].isna().to_numpy(); t.nulls[col] = t.nulls.get(col, 0) + int(isna.sum())
+        if col not in c.frame:
+            continue
+        isna = c.frame[col].isna().to_numpy()
+        t.nulls[col] = t.nulls.get(col, 0) + int(isna.sum())
         if p.columns[col].max_null_rate == 0 and isna.any():
-            c.bad |= isna; t.add('nulls', col, int(isna.sum()))
+            c.bad |= isna
+            t.add('nulls', col, int(isna.sum()))
     return []
+
 
 def _nulls(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     "A finding for each column with nulls where none are allowed."
-    return [violation('nulls', c, expected='no nulls', found=f'{n} null(s)', count=n, rate=n / max(t.rows, 1))
-            for c, n in t.counted('nulls').items()]
+    return [
+        violation('nulls', c, expected='no nulls', found=f'{n} null(s)', count=n, rate=n / max(t.rows, 1))
+        for c, n in t.counted('nulls').items()
+    ]
 
-nulls = register(Check('nulls', 'high', True, 'nulls where none are allowed: broken extraction or join', scan=_count_nulls, judge=_nulls))
+
+nulls = register(
+    Check(
+        'nulls',
+        'high',
+        True,
+        'nulls where none are allowed: broken extraction or join',
+        scan=_count_nulls,
+        judge=_nulls,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #11b19c15
 def _null_spike(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
@@ -271,69 +468,135 @@ def _null_spike(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     for c, r in p.columns.items():
         n = t.nulls.get(c, 0)
         if r.max_null_rate > 0 and t.rows and n / t.rows > r.max_null_rate:
-            out.append(violation('null_spike', c, expected=f'null rate <= {r.max_null_rate:.1%}', found=f'{n / t.rows:.1%}',
-                                 count=n, rate=n / t.rows))
+            out.append(
+                violation(
+                    'null_spike',
+                    c,
+                    expected=f'null rate <= {r.max_null_rate:.1%}',
+                    found=f'{n / t.rows:.1%}',
+                    count=n,
+                    rate=n / t.rows,
+                )
+            )
     return out
 
-null_spike = register(Check('null_spike', 'high', False, 'null rate above its limit: broken extraction or join', judge=_null_spike))
+
+null_spike = register(
+    Check('null_spike', 'high', False, 'null rate above its limit: broken extraction or join', judge=_null_spike)
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #6177f10b
 def _mark_failures(c: Chunk, t: Totals, rule: str) -> list[dict]:
     "Mark the rows and cells the contract's checks of `rule` failed; count them and keep a few raw values (memory only)."
     for col, r, _, g in c.failures:
-        if r != rule: continue
+        if r != rule:
+            continue
         idx = g['index'].dropna().astype(int).to_numpy()
         c.bad[idx] = True
         c.failed.setdefault(col, np.zeros(len(c.frame), dtype=bool))[idx] = True
         t.add(rule, col, len(idx))
         ex = t.examples.setdefault((rule, col), set())
-        if len(ex) < 20: ex.update(map(str, g['failure_case'].unique()[:20 - len(ex)]))
+        if len(ex) < 20:
+            ex.update(map(str, g['failure_case'].unique()[: 20 - len(ex)]))
     return []
+
 
 def _quoted(values: set, salt: bytes, n: int) -> str:
     "How many distinct failing values, and the digests of a few: never the values."
-    return f"{len(values)}{'+' if len(values) >= 20 else ''} distinct value(s), e.g. " + ', '.join(sorted(digest(v, salt) for v in values)[:n])
+    return f"{len(values)}{'+' if len(values) >= 20 else ''} distinct value(s), e.g. " + ', '.join(
+        sorted(digest(v, salt) for v in values)[:n]
+    )
+
 
 def _out_of_range(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     "A finding for each column with values outside its [min, max]."
-    return [violation('out_of_range', c, expected=f"within [{p.columns[c].min}, {p.columns[c].max}]",
-                      found=_quoted(t.examples[('out_of_range', c)], salt, 3), count=n, rate=n / max(t.rows, 1))
-            for c, n in t.counted('out_of_range').items()]
+    return [
+        violation(
+            'out_of_range',
+            c,
+            expected=f"within [{p.columns[c].min}, {p.columns[c].max}]",
+            found=_quoted(t.examples[('out_of_range', c)], salt, 3),
+            count=n,
+            rate=n / max(t.rows, 1),
+        )
+        for c, n in t.counted('out_of_range').items()
+    ]
 
-out_of_range = register(Check('out_of_range', 'high', True, 'values outside the valid range: unit change, entry error or upstream bug',
-                              scan=lambda c, p, t: _mark_failures(c, t, 'out_of_range'), judge=_out_of_range))
+
+out_of_range = register(
+    Check(
+        'out_of_range',
+        'high',
+        True,
+        'values outside the valid range: unit change, entry error or upstream bug',
+        scan=lambda c, p, t: _mark_failures(c, t, 'out_of_range'),
+        judge=_out_of_range,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #edfcf30c
 def _unseen_category(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     "A finding for each column with categories it does not declare."
-    return [violation('unseen_category', c, expected=f"one of {p.columns[c].allowed}",
-                      found=_quoted(t.examples[('unseen_category', c)], salt, 3), count=n, rate=n / max(t.rows, 1))
-            for c, n in t.counted('unseen_category').items()]
+    return [
+        violation(
+            'unseen_category',
+            c,
+            expected=f"one of {p.columns[c].allowed}",
+            found=_quoted(t.examples[('unseen_category', c)], salt, 3),
+            count=n,
+            rate=n / max(t.rows, 1),
+        )
+        for c, n in t.counted('unseen_category').items()
+    ]
 
-unseen_category = register(Check('unseen_category', 'high', True, 'categories never declared: encoders will break on them',
-                                 scan=lambda c, p, t: _mark_failures(c, t, 'unseen_category'), judge=_unseen_category))
+
+unseen_category = register(
+    Check(
+        'unseen_category',
+        'high',
+        True,
+        'categories never declared: encoders will break on them',
+        scan=lambda c, p, t: _mark_failures(c, t, 'unseen_category'),
+        judge=_unseen_category,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #f34103d0
 def _count_coerced(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
-    for col, n in c.coerced.items(): t.add('coerced', col, n)
+    for col, n in c.coerced.items():
+        t.add('coerced', col, n)
     return []
+
 
 def _coerced(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     "A warning for each column where values could not be converted to the declared type."
-    return [violation('coerced', c, expected=p.columns[c].dtype, found=f'{n} unparseable value(s)', count=n, blocking=False)
-            for c, n in t.counted('coerced').items() if n]
+    return [
+        violation('coerced', c, expected=p.columns[c].dtype, found=f'{n} unparseable value(s)', count=n, blocking=False)
+        for c, n in t.counted('coerced').items()
+        if n
+    ]
 
-coerced = register(Check('coerced', 'low', True, 'values that could not be converted to the declared type were set to null',
-                         scan=_count_coerced, judge=_coerced))
+
+coerced = register(
+    Check(
+        'coerced',
+        'low',
+        True,
+        'values that could not be converted to the declared type were set to null',
+        scan=_count_coerced,
+        judge=_coerced,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #c2c6cf3e
 def row_hashes(df: pd.DataFrame) -> np.ndarray:
     "One 64-bit hash per row (values only, not the index): duplicates are found by it, snapshot contents hashed with it."
     return pd.util.hash_pandas_object(df, index=False).to_numpy()
 
+
 def _count_duplicates(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     "Count the chunk's rows already seen in this chunk or an earlier one."
-    uniq = np.unique(row_hashes(c.frame))                 # 8 bytes per distinct row, kept sorted
+    uniq = np.unique(row_hashes(c.frame))  # 8 bytes per distinct row, kept sorted
     t.duplicates += len(c.frame) - len(uniq)
     if t.hashes.size:
         pos = np.minimum(np.searchsorted(t.hashes, uniq), t.hashes.size - 1)
@@ -341,48 +604,97 @@ def _count_duplicates(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     t.hashes = np.union1d(t.hashes, uniq)
     return []
 
+
 def _duplicates(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     "A finding when the batch's duplicate rate exceeds `max_duplicate_rate`."
     rate = t.duplicate_rate
-    if rate <= p.max_duplicate_rate: return []
-    return [violation('duplicates', '(batch)', expected=f'duplicate rate <= {p.max_duplicate_rate:.1%}', found=f'{rate:.1%}',
-                      count=t.duplicates, rate=rate)]
+    if rate <= p.max_duplicate_rate:
+        return []
+    return [
+        violation(
+            'duplicates',
+            '(batch)',
+            expected=f'duplicate rate <= {p.max_duplicate_rate:.1%}',
+            found=f'{rate:.1%}',
+            count=t.duplicates,
+            rate=rate,
+        )
+    ]
 
-duplicates = register(Check('duplicates', 'medium', False, 'duplicate records above the limit: replayed jobs or double delivery',
-                            scan=_count_duplicates, judge=_duplicates))
+
+duplicates = register(
+    Check(
+        'duplicates',
+        'medium',
+        False,
+        'duplicate records above the limit: replayed jobs or double delivery',
+        scan=_count_duplicates,
+        judge=_duplicates,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #e5ded001
 def _drift(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     "A finding for each column the comparison with the reference found drifted."
-    if t.drift is None: return []
+    if t.drift is None:
+        return []
     block = p.flags.drift_blocking
-    return [violation('drift', d.column, found=f'{d.score:.4g}', blocking=block, severity='critical' if block else None,
-                      expected=f'{d.method} below {d.threshold:g}' if d.method != 'ks' and not d.method.startswith(('chi', 'z'))
-                               else f'{d.method} p-value above {d.threshold:g}')
-            for d in t.drift[t.drift.drifted].itertuples()]
+    return [
+        violation(
+            'drift',
+            d.column,
+            found=f'{d.score:.4g}',
+            blocking=block,
+            severity='critical' if block else None,
+            expected=f'{d.method} below {d.threshold:g}'
+            if d.method != 'ks' and not d.method.startswith(('chi', 'z'))
+            else f'{d.method} p-value above {d.threshold:g}',
+        )
+        for d in t.drift[t.drift.drifted].itertuples()
+    ]
 
-drift = register(Check('drift', 'medium', False, 'the distribution moved away from the reference: a population or collection change',
-                       judge=_drift))
+
+drift = register(
+    Check(
+        'drift',
+        'medium',
+        False,
+        'the distribution moved away from the reference: a population or collection change',
+        judge=_drift,
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #b45235c9
-replayed_batch = register(Check('replayed_batch', 'medium', False, 'this exact content was ingested before: a replayed job or double delivery'))
+replayed_batch = register(
+    Check(
+        'replayed_batch', 'medium', False, 'this exact content was ingested before: a replayed job or double delivery'
+    )
+)
 
 # %% ../../nbs/api/data/03_checks.ipynb #fb8ccb92
 def check_header(columns: list, p: IngestParams, t: Totals) -> bool:
     "Run the column-set checks on the first chunk's column names; True when one of them stops the reading."
     for check in CHECKS.values():
-        if check.header is None: continue
-        found = check.header(columns, p); t.findings += found
-        if found and check.stops: return True
+        if check.header is None:
+            continue
+        found = check.header(columns, p)
+        t.findings += found
+        if found and check.stops:
+            return True
     return False
+
 
 def check_chunk(c: Chunk, p: IngestParams, t: Totals) -> bool:
     "Run the chunk-level checks on one chunk, in registry order; True when one of them stops the reading."
     for check in CHECKS.values():
-        if check.scan is None: continue
-        found = check.scan(c, p, t); t.findings += found
-        if found and check.stops: return True
+        if check.scan is None:
+            continue
+        found = check.scan(c, p, t)
+        t.findings += found
+        if found and check.stops:
+            return True
     return False
+
 
 def judge(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
     "Every finding of the batch: those met while streaming, then each check's judgement of the totals, in registry order."

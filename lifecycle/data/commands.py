@@ -20,22 +20,34 @@ __all__ = ['BatchOutcome', 'BatchStats', 'Watched', 'ingest', 'DriftTable', 'dri
 def _drift_report(s, p, r) -> str | None:
     "Write Evidently's drift report for a batch (on its sample) beside the other reports; return its path."
     from lifecycle.data.stages import drift_report
+
     report = drift_report(s, p, r)
-    if report is None: return None
+    if report is None:
+        return None
     out = s.reports_dir / 'ingest' / p.dataset / f'{r.batch_id}-drift.html'
     out.parent.mkdir(parents=True, exist_ok=True)
     report.save_html(str(out))
     return str(out)
 
-def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None,
-                report: bool = True) -> dict:
+
+def _ingest_one(
+    s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None, report: bool = True
+) -> dict:
     from lifecycle.data import ingest, sources
     from lifecycle.data.pii import PiiError
+
     fp = sources.fingerprint(source, Path.cwd(), query)
     ref = ingest.resolve_reference(s, p, rp.model_name)
     try:
-        r = ingest.ingest_batch(sources.read_chunks(source, Path.cwd(), p.chunk_rows, query), p, s, source=source,
-                                fingerprint=fp, reference=ref, actor=actor)
+        r = ingest.ingest_batch(
+            sources.read_chunks(source, Path.cwd(), p.chunk_rows, query),
+            p,
+            s,
+            source=source,
+            fingerprint=fp,
+            reference=ref,
+            actor=actor,
+        )
     except ingest.BatchRejected as e:
         r = e.result
     except sources.SourceError as e:
@@ -44,134 +56,227 @@ def _ingest_one(s, p, rp, source: str, query: str | None, as_json: bool, actor: 
         return dict(ok=False, status='refused', source=source, error=str(e), exit=EXIT_INPUT)
     v = r.violations
     html = _drift_report(s, p, r) if report else None
-    return dict(ok=r.status != 'rejected', status=r.status, source=source, batch_id=r.batch_id, rows=r.rows, report=html,
-                accepted_rows=r.accepted_rows, quarantined_rows=r.quarantined_rows,
-                snapshot=r.snapshot['version'] if r.snapshot else None,
-                quarantine=r.quarantine['version'] if r.quarantine else None, reference=ref, metrics=r.metrics,
-                findings=v.drop(columns=['message']).to_dict('records'), reason=r.reason,
-                exit=EXIT_STAGE if r.status == 'rejected' else 0,
-                _examples={f'{c} ({rule})': vals for (rule, c), vals in r.shown_examples(p).items()})
+    return dict(
+        ok=r.status != 'rejected',
+        status=r.status,
+        source=source,
+        batch_id=r.batch_id,
+        rows=r.rows,
+        report=html,
+        accepted_rows=r.accepted_rows,
+        quarantined_rows=r.quarantined_rows,
+        snapshot=r.snapshot['version'] if r.snapshot else None,
+        quarantine=r.quarantine['version'] if r.quarantine else None,
+        reference=ref,
+        metrics=r.metrics,
+        findings=v.drop(columns=['message']).to_dict('records'),
+        reason=r.reason,
+        exit=EXIT_STAGE if r.status == 'rejected' else 0,
+        _examples={f'{c} ({rule})': vals for (rule, c), vals in r.shown_examples(p).items()},
+    )
+
 
 def _public(o: dict) -> dict:
     "An outcome without its terminal-only keys (raw example values), for JSON output."
     return {k: v for k, v in o.items() if not k.startswith('_')}
 
+
 def _print_outcome(o: dict) -> None:
     from rich.console import Console
+
     c = Console(stderr=True)
-    if o['status'] == 'unreadable' or o['status'] == 'refused': c.print(f"[red]{o['source']}: {o['status']}[/]: {o['error']}"); return
+    if o['status'] == 'unreadable' or o['status'] == 'refused':
+        c.print(f"[red]{o['source']}: {o['status']}[/]: {o['error']}")
+        return
     colour = {'accepted': 'green', 'rejected': 'red'}.get(o['status'], 'yellow')
-    c.print(f"[{colour}]{o['source']}: {o['status']}[/] rows={o['rows']} snapshot={o['snapshot']} "
-            f"quarantine={o['quarantine']} latency={o['metrics'].get('latency_s')}s" + (f" drift report: {o['report']}" if o.get('report') else ''))
+    c.print(
+        f"[{colour}]{o['source']}: {o['status']}[/] rows={o['rows']} snapshot={o['snapshot']} "
+        f"quarantine={o['quarantine']} latency={o['metrics'].get('latency_s')}s"
+        + (f" drift report: {o['report']}" if o.get('report') else '')
+    )
     for f in o['findings']:
-        c.print(f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {f['rule']:<16} {f['column']}: "
-                f"expected {f['expected']}, found {f['found']} -- {f['meaning']}")
-    for where, vals in (o.get('_examples') or {}).items():     # only for a dataset that declares no personal column
+        c.print(
+            f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {f['rule']:<16} {f['column']}: "
+            f"expected {f['expected']}, found {f['found']} -- {f['meaning']}"
+        )
+    for where, vals in (o.get('_examples') or {}).items():  # only for a dataset that declares no personal column
         c.print(f"  examples of {where}, shown here only: {', '.join(map(repr, vals))}", markup=False)
-    if o['status'] not in ('accepted', 'rejected'): c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
+    if o['status'] not in ('accepted', 'rejected'):
+        c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
 
 # %% ../../nbs/api/data/09_commands.ipynb #026f2bb8
 @dataclass
 class BatchOutcome(Result):
     "What became of one batch; its exit code is 1 when rejected, 2 when refused, 4 when unreadable."
+
     outcome: dict
-    def data(self): return _public(self.outcome)
+
+    def data(self):
+        return _public(self.outcome)
+
     def show(self):
         _print_outcome(self.outcome)
-        if self.outcome['exit']: typer.secho(f"error: {self.outcome.get('error') or self.outcome['reason']}", fg='red', err=True)
+        if self.outcome['exit']:
+            typer.secho(f"error: {self.outcome.get('error') or self.outcome['reason']}", fg='red', err=True)
+
     @property
-    def exit_code(self): return self.outcome['exit']
+    def exit_code(self):
+        return self.outcome['exit']
+
 
 @dataclass
 class BatchStats(Result):
     "Ingestion metrics across batches (success rate, latency, rejections) and the log of every batch."
+
     stats: dict
-    def data(self): return self.stats
+
+    def data(self):
+        return self.stats
+
     def show(self):
         print(json.dumps({k: v for k, v in self.stats.items() if k != 'log'}, indent=1, default=str))
         for e in self.stats['log'][-20:]:
-            print(f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s drift={e.get('drift_score')} {e['source']}")
+            print(
+                f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s drift={e.get('drift_score')} {e['source']}"
+            )
+
 
 @dataclass
 class Watched(Result):
     "How many batches a watch took; each outcome was printed as it happened."
+
     folder: Path
     batches: int
-    def to_json(self): return ''
-    def show(self): typer.echo(f"{self.batches} batch(es) processed from {self.folder}", err=True)
+
+    def to_json(self):
+        return ''
+
+    def show(self):
+        typer.echo(f"{self.batches} batch(es) processed from {self.folder}", err=True)
 
 # %% ../../nbs/api/data/09_commands.ipynb #c5a9a367
 @command()
-def ingest(source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
-           dataset: Optional[str] = typer.Option(None, '--dataset', help="Dataset name declared in ingest.yaml (required for a single batch)."),
-           query: Optional[str] = typer.Option(None, '--query', help="SELECT yielding the batch, for a database URL."),
-           watch: Optional[Path] = typer.Option(None, '--watch', help="Process files landing in this folder, each exactly once."),
-           once: bool = typer.Option(False, '--once', help="With --watch: process what is there now, then exit."),
-           interval: float = typer.Option(2.0, '--interval', help="With --watch: seconds between polls."),
-           max_batches: Optional[int] = typer.Option(None, '--max-batches', help="With --watch: stop after this many batches."),
-           params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/)."),
-           report: bool = typer.Option(True, '--report/--no-report', help="Write Evidently's drift report per batch under reports/ingest/."),
-           as_json: bool = typer.Option(False, '--json', help="Print outcomes as JSON.")):
+def ingest(
+    source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
+    dataset: Optional[str] = typer.Option(
+        None, '--dataset', help="Dataset name declared in ingest.yaml (required for a single batch)."
+    ),
+    query: Optional[str] = typer.Option(None, '--query', help="SELECT yielding the batch, for a database URL."),
+    watch: Optional[Path] = typer.Option(
+        None, '--watch', help="Process files landing in this folder, each exactly once."
+    ),
+    once: bool = typer.Option(False, '--once', help="With --watch: process what is there now, then exit."),
+    interval: float = typer.Option(2.0, '--interval', help="With --watch: seconds between polls."),
+    max_batches: Optional[int] = typer.Option(
+        None, '--max-batches', help="With --watch: stop after this many batches."
+    ),
+    params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/)."),
+    report: bool = typer.Option(
+        True, '--report/--no-report', help="Write Evidently's drift report per batch under reports/ingest/."
+    ),
+    as_json: bool = typer.Option(False, '--json', help="Print outcomes as JSON."),
+):
     "Take a batch through the ingestion boundary: mask, check, compare for drift, then snapshot or refuse."
     from lifecycle.core.params import ParamsError
+
     s = Workspace.open(params_dir=params)
     p, rp = s.params['ingest'], s.params['register']
     if source == 'stats':
         from lifecycle.data.ingest import batch_stats
+
         return BatchStats(batch_stats(s, dataset))
     if dataset is not None and dataset != p.dataset:
-        raise CommandError(f"--dataset {dataset!r}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT)
+        raise CommandError(
+            f"--dataset {dataset!r}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT
+        )
     if watch:
         from lifecycle.data.watch import watch as watch_folder, ledger_for
+
         current = {'p': p, 'rp': rp}
+
         def handle(path):
-            try:   # params are re-read per batch: a flag change applies to the next batch
-                fresh = s.with_params(s.params_dir).params; current.update(p=fresh['ingest'], rp=fresh['register'])
-            except ParamsError as e: typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
+            try:  # params are re-read per batch: a flag change applies to the next batch
+                fresh = s.with_params(s.params_dir).params
+                current.update(p=fresh['ingest'], rp=fresh['register'])
+            except ParamsError as e:
+                typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
             o = _ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report)
             print(dumps(_public(o))) if as_json else _print_outcome(o)
             return {k: o.get(k) for k in ('status', 'snapshot', 'batch_id')}
-        try: outs = watch_folder(watch, ledger_for(s.state_dir, watch), handle, once=once, interval=interval, max_batches=max_batches)
-        except FileNotFoundError as e: raise CommandError(str(e), EXIT_INPUT)
-        except KeyboardInterrupt: return None
+
+        try:
+            outs = watch_folder(
+                watch, ledger_for(s.state_dir, watch), handle, once=once, interval=interval, max_batches=max_batches
+            )
+        except FileNotFoundError as e:
+            raise CommandError(str(e), EXIT_INPUT)
+        except KeyboardInterrupt:
+            return None
         return Watched(watch, len(outs))
-    if not source: raise CommandError("give a SOURCE (file or database URL), --watch DIR, or 'stats'", EXIT_INPUT)
-    if dataset is None: raise CommandError("--dataset NAME is required for a single batch", EXIT_INPUT)
+    if not source:
+        raise CommandError("give a SOURCE (file or database URL), --watch DIR, or 'stats'", EXIT_INPUT)
+    if dataset is None:
+        raise CommandError("--dataset NAME is required for a single batch", EXIT_INPUT)
     return BatchOutcome(_ingest_one(s, p, rp, source, query or p.query, as_json, report=report))
 
 # %% ../../nbs/api/data/09_commands.ipynb #b5db06a8
 @dataclass
 class DriftTable(Result):
     "Per-column drift of one dataset against another, with the dataset-level verdict."
+
     reference: str
     current: str
     summary: dict
     columns: list[dict]
+
     def show(self):
         from rich.console import Console
         from rich.table import Table
+
         t = Table(title=f"drift of {self.current} against {self.reference}")
-        for c in ('column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi'): t.add_column(c)
+        for c in ('column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi'):
+            t.add_column(c)
         for r in self.columns:
-            t.add_row(str(r['column']), str(r['kind']), str(r['method']), f"{r['score']:.4g}", f"{r['threshold']:g}",
-                      '[red]yes[/]' if r['drifted'] else 'no', '' if r.get('psi') is None or r['psi'] != r['psi'] else f"{r['psi']:.3f}")
-        Console().print(t); Console().print(self.summary)
+            t.add_row(
+                str(r['column']),
+                str(r['kind']),
+                str(r['method']),
+                f"{r['score']:.4g}",
+                f"{r['threshold']:g}",
+                '[red]yes[/]' if r['drifted'] else 'no',
+                '' if r.get('psi') is None or r['psi'] != r['psi'] else f"{r['psi']:.3f}",
+            )
+        Console().print(t)
+        Console().print(self.summary)
+
 
 @command()
-def drift(reference: str = typer.Option(..., '--reference', help="Dataset version, or a CSV/Parquet file."),
-          current: str = typer.Option(..., '--current', help="Dataset version, or a CSV/Parquet file."),
-          as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON.")):
+def drift(
+    reference: str = typer.Option(..., '--reference', help="Dataset version, or a CSV/Parquet file."),
+    current: str = typer.Option(..., '--current', help="Dataset version, or a CSV/Parquet file."),
+    as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON."),
+):
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
     import pandas as pd
-    from lifecycle.core.store import Store
     from lifecycle.data import sources, ingest as ing
     from lifecycle.data.drift import compare, profile, summary
-    s = Workspace.open(); store = s.store
+
+    s = Workspace.open()
+    store = s.store
+
     def frame(x):
-        if store.record_path('datasets', x).exists(): return ing.load_snapshot(store, x)
-        try: return pd.concat(list(sources.read_chunks(x, Path.cwd())), ignore_index=True)
-        except sources.SourceError as e: raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
-    ref = ing.reference_profile(store, reference) if store.record_path('datasets', reference).exists() else profile(frame(reference))
+        if store.record_path('datasets', x).exists():
+            return ing.load_snapshot(store, x)
+        try:
+            return pd.concat(list(sources.read_chunks(x, Path.cwd())), ignore_index=True)
+        except sources.SourceError as e:
+            raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
+
+    ref = (
+        ing.reference_profile(store, reference)
+        if store.record_path('datasets', reference).exists()
+        else profile(frame(reference))
+    )
     res = compare(ref, frame(current))
     return DriftTable(reference=reference, current=current, summary=summary(res), columns=res.to_dict('records'))
 
@@ -179,22 +284,37 @@ def drift(reference: str = typer.Option(..., '--reference', help="Dataset versio
 @dataclass
 class Purged(Result):
     "The snapshots whose data was purged (or would be, with `--dry-run`); their lineage records stay."
+
     dry_run: bool
     purged: list[dict]
+
     def show(self):
-        for e in self.purged: print(f"{'would purge' if self.dry_run else 'purged'} {e['version']} (retention until {e['retention_until']})")
-        if not self.purged: print("nothing has expired")
+        for e in self.purged:
+            print(
+                f"{'would purge' if self.dry_run else 'purged'} {e['version']} (retention until {e['retention_until']})"
+            )
+        if not self.purged:
+            print("nothing has expired")
+
 
 @command()
-def store_purge(expired_only: bool = typer.Option(False, '--expired', help="Purge the data of snapshots past their retention date (required)."),
-                as_of: Optional[str] = typer.Option(None, '--as-of', help="Treat this ISO date as now (what-if, or catching up)."),
-                dry_run: bool = typer.Option(False, '--dry-run', help="List what would be purged, delete nothing."),
-                as_json: bool = typer.Option(False, '--json', help="Print the purged snapshots as JSON.")):
+def store_purge(
+    expired_only: bool = typer.Option(
+        False, '--expired', help="Purge the data of snapshots past their retention date (required)."
+    ),
+    as_of: Optional[str] = typer.Option(None, '--as-of', help="Treat this ISO date as now (what-if, or catching up)."),
+    dry_run: bool = typer.Option(False, '--dry-run', help="List what would be purged, delete nothing."),
+    as_json: bool = typer.Option(False, '--json', help="Print the purged snapshots as JSON."),
+):
     "Delete expired snapshot data; keep each lineage record; write every purge to the audit log."
     from datetime import datetime, timezone
     from lifecycle.data.retention import purge_expired
-    if not expired_only: raise CommandError("only --expired purges are supported: say --expired to confirm", EXIT_INPUT)
+
+    if not expired_only:
+        raise CommandError("only --expired purges are supported: say --expired to confirm", EXIT_INPUT)
     s = Workspace.open()
-    try: when = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc) if as_of else None
-    except ValueError: raise CommandError(f"--as-of {as_of!r}: expected an ISO date such as 2027-01-31", EXIT_INPUT)
+    try:
+        when = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc) if as_of else None
+    except ValueError:
+        raise CommandError(f"--as-of {as_of!r}: expected an ISO date such as 2027-01-31", EXIT_INPUT)
     return Purged(dry_run=dry_run, purged=purge_expired(s, when, dry_run))

@@ -20,21 +20,28 @@ def definition_hash(p: FeaturesParams) -> str:
     "sha256 of the feature definitions (order matters: it fixes the model's input order)."
     return hash_obj(p.model_dump())
 
+
 def feature_set_version(p: FeaturesParams) -> str:
     "The feature-set version id: `fs-` and the first 16 hex digits of the definition hash."
     return 'fs-' + definition_hash(p)[:16]
+
 
 def build_transformer(p: FeaturesParams):
     "An unfitted ColumnTransformer that applies each definition, in order, and drops every other column."
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
     parts = []
     for f in p.features:
-        if f.transform == 'standardize': t = StandardScaler()
-        elif f.transform == 'onehot': t = OneHotEncoder(handle_unknown='ignore', sparse_output=False)
-        else: t = 'passthrough'
+        if f.transform == 'standardize':
+            t = StandardScaler()
+        elif f.transform == 'onehot':
+            t = OneHotEncoder(handle_unknown='ignore', sparse_output=False)
+        else:
+            t = 'passthrough'
         parts.append((f.name, t, [f.name]))
     return ColumnTransformer(parts, remainder='drop', verbose_feature_names_out=True)
+
 
 def input_columns(p: FeaturesParams) -> list[str]:
     "The raw columns the transformation reads."
@@ -44,31 +51,57 @@ def input_columns(p: FeaturesParams) -> list[str]:
 def register_feature_set(store: Store, p: FeaturesParams) -> dict:
     "Store the definition and the unfitted transformation; return the feature-set record."
     import joblib
+
     version = feature_set_version(p)
-    if store.record_path('features', version).exists(): return store.get_record('features', version)
-    buf = io.BytesIO(); joblib.dump(build_transformer(p), buf)
-    rec = dict(version=version, definition_hash=definition_hash(p), definition=p.model_dump(),
-               transformer=store.put_bytes(buf.getvalue()), inputs=input_columns(p), created=now_iso())
+    if store.record_path('features', version).exists():
+        return store.get_record('features', version)
+    buf = io.BytesIO()
+    joblib.dump(build_transformer(p), buf)
+    rec = dict(
+        version=version,
+        definition_hash=definition_hash(p),
+        definition=p.model_dump(),
+        transformer=store.put_bytes(buf.getvalue()),
+        inputs=input_columns(p),
+        created=now_iso(),
+    )
     return store.put_record('features', version, rec)
+
 
 def load_transformer(store: Store, version: str):
     "The unfitted transformation of a feature-set version (hash-checked)."
     import joblib
+
     return joblib.load(io.BytesIO(store.get_bytes(store.get_record('features', version)['transformer'])))
+
 
 def check_feature_set(store: Store, p: FeaturesParams, version: str) -> dict:
     "The feature-set record, refusing if the definitions in params no longer match it."
     if feature_set_version(p) != version:
-        raise ValueError(f"features.yaml defines feature set {feature_set_version(p)}, but this run's upstream stage "
-                         f"registered {version}: re-run the features stage")
+        raise ValueError(
+            f"features.yaml defines feature set {feature_set_version(p)}, but this run's upstream stage "
+            f"registered {version}: re-run the features stage"
+        )
     return store.get_record('features', version)
+
 
 def feature_summary(df: pd.DataFrame, p: FeaturesParams) -> pd.DataFrame:
     "One row per feature: kind, transform, dtype, nulls, distinct values, and range or categories."
     rows = []
     for f in p.features:
         s = df[f.name]
-        rng = f"{s.min()} .. {s.max()}" if f.kind == 'numeric' else ', '.join(map(str, sorted(s.dropna().unique())[:10]))
-        rows.append(dict(feature=f.name, kind=f.kind, transform=f.transform, dtype=str(s.dtype),
-                         nulls=int(s.isna().sum()), distinct=int(s.nunique()), values=rng))
+        rng = (
+            f"{s.min()} .. {s.max()}" if f.kind == 'numeric' else ', '.join(map(str, sorted(s.dropna().unique())[:10]))
+        )
+        rows.append(
+            dict(
+                feature=f.name,
+                kind=f.kind,
+                transform=f.transform,
+                dtype=str(s.dtype),
+                nulls=int(s.isna().sum()),
+                distinct=int(s.nunique()),
+                values=rng,
+            )
+        )
     return pd.DataFrame(rows)

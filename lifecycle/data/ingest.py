@@ -6,7 +6,12 @@ nothing is stored."""
 
 # %% ../../nbs/api/data/04_ingest.ipynb #948f545a
 from __future__ import annotations
-import hashlib, json, os, re, secrets, socket, time
+import hashlib
+import os
+import re
+import secrets
+import socket
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -30,19 +35,24 @@ __all__ = ['BatchRejected', 'BatchResult', 'decide', 'ingest_log_path', 'read_lo
 # %% ../../nbs/api/data/04_ingest.ipynb #85d00204
 class BatchRejected(Exception):
     "A batch broke a blocking rule; nothing was stored."
+
     def __init__(self, message: str, result: 'BatchResult'):
-        super().__init__(message); self.result = result
+        super().__init__(message)
+        self.result = result
+
 
 def _findings(rows: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=VIOLATION_COLUMNS).astype({'blocking': bool, 'row_level': bool})
 
+
 @dataclass
 class BatchResult:
     "What happened to one batch."
+
     batch_id: str
     dataset: str
     source: str
-    status: str                      # accepted | accepted_with_quarantine | accepted_with_warnings | rejected
+    status: str  # accepted | accepted_with_quarantine | accepted_with_warnings | rejected
     rows: int = 0
     accepted_rows: int = 0
     quarantined_rows: int = 0
@@ -54,7 +64,7 @@ class BatchResult:
     drift: pd.DataFrame | None = None
     sample: pd.DataFrame | None = None
     metrics: dict = field(default_factory=dict)
-    examples: dict = field(default_factory=dict, repr=False)   # (rule, column) -> a few raw failing values; memory only
+    examples: dict = field(default_factory=dict, repr=False)  # (rule, column) -> a few raw failing values; memory only
 
     def shown_examples(self, p: IngestParams) -> dict:
         "The raw failing values a terminal may show: only for a dataset that declares no personal column."
@@ -71,9 +81,12 @@ class BatchResult:
 def decide(violations: pd.DataFrame, policy: str, quarantined: bool) -> str:
     "The batch's status under `policy`, from its findings and whether rows were quarantined."
     blocking = violations[violations.blocking]
-    if blocking.rule.isin([n for n, c in CHECKS.items() if c.fatal]).any() or (len(blocking) and policy == 'fail_closed'):
+    if blocking.rule.isin([n for n, c in CHECKS.items() if c.fatal]).any() or (
+        len(blocking) and policy == 'fail_closed'
+    ):
         return 'rejected'
-    if len(blocking): return 'accepted_with_quarantine' if quarantined else 'accepted_with_warnings'
+    if len(blocking):
+        return 'accepted_with_quarantine' if quarantined else 'accepted_with_warnings'
     return 'accepted'
 
 # %% ../../nbs/api/data/04_ingest.ipynb #9d63d8f8
@@ -81,140 +94,215 @@ def _plain(df: pd.DataFrame) -> pd.DataFrame:
     "Nullable extension dtypes to plain numpy ones (int64 when complete, else float64), for downstream libraries."
     out = df.copy()
     for c in out.columns:
-        if str(out[c].dtype) == 'Int64': out[c] = out[c].astype('int64' if out[c].notna().all() else 'float64')
-        elif str(out[c].dtype) == 'boolean': out[c] = out[c].astype(bool if out[c].notna().all() else object)
+        if str(out[c].dtype) == 'Int64':
+            out[c] = out[c].astype('int64' if out[c].notna().all() else 'float64')
+        elif str(out[c].dtype) == 'boolean':
+            out[c] = out[c].astype(bool if out[c].notna().all() else object)
     return out
+
 
 def _clean_rows(c: Chunk, p: IngestParams) -> pd.DataFrame:
     "The chunk's rows that broke no row-level rule; a complete int column as plain int64."
     ok = c.frame[~c.bad]
     for col, rule in p.columns.items():
-        if rule.dtype == 'int' and not rule.pii and rule.max_null_rate == 0 and col in ok: ok = ok.astype({col: 'int64'})
+        if rule.dtype == 'int' and not rule.pii and rule.max_null_rate == 0 and col in ok:
+            ok = ok.astype({col: 'int64'})
     return ok
+
 
 def _digested(chunk: pd.DataFrame, rows: np.ndarray, failed: dict, salt: bytes) -> pd.DataFrame:
     "The offending `rows` for quarantine, each cell that failed its contract replaced by its salted digest."
     from lifecycle.data.pii import digest
+
     out = chunk[rows].copy()
     for c, m in failed.items():
         m = m[rows]
-        if m.any(): out[c] = out[c].astype(object).where(~m, out[c].map(lambda v: digest(v, salt)))
+        if m.any():
+            out[c] = out[c].astype(object).where(~m, out[c].map(lambda v: digest(v, salt)))
     return out
 
 # %% ../../nbs/api/data/04_ingest.ipynb #09001533
-def _host() -> str: return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+def _host() -> str:
+    return hashlib.sha256(socket.gethostname().encode()).hexdigest()[:8]
+
 
 def _temp_parquet(store: Store) -> Path:
     "A temporary Parquet file in the store, named after this host and process."
     return store.temp_path(f'.ingest-{_host()}-{os.getpid()}.parquet')
 
+
 def _alive(pid: int) -> bool:
-    try: os.kill(pid, 0)
-    except ProcessLookupError: return False
-    except PermissionError: pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
     return True
+
 
 def _sweep_orphans(store: Store) -> list[Path]:
     "Delete the temporary files of ingests on this host whose process is gone (killed mid-write); return their paths."
     d, host, gone = store.root / 'tmp', _host(), []
-    for f in (sorted(d.glob('*.parquet.tmp')) if d.is_dir() else []):
+    for f in sorted(d.glob('*.parquet.tmp')) if d.is_dir() else []:
         m = re.fullmatch(r'.*\.ingest-([0-9a-f]{8})-(\d+)\.parquet\.tmp', f.name)
-        if m and m[1] == host and not _alive(int(m[2])): f.unlink(missing_ok=True); gone.append(f)
+        if m and m[1] == host and not _alive(int(m[2])):
+            f.unlink(missing_ok=True)
+            gone.append(f)
     return gone
+
 
 class _Writer:
     "Streams frames to a temporary Parquet file with a fixed schema."
+
     def __init__(self, store: Store, as_text: bool = False):
         self.store, self.path, self.writer, self.rows, self.as_text = store, None, None, 0, as_text
         self.hash = hashlib.sha256()
+
     def write(self, df: pd.DataFrame):
-        import pyarrow as pa, pyarrow.parquet as pq
-        if not len(df): return
-        if self.as_text: df = df.astype(object).where(df.notna(), None).astype(str).where(df.notna(), None)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        if not len(df):
+            return
+        if self.as_text:
+            df = df.astype(object).where(df.notna(), None).astype(str).where(df.notna(), None)
         if self.writer is None:
             self.path = _temp_parquet(self.store)
             table = pa.Table.from_pandas(df, preserve_index=False)
             self.writer = pq.ParquetWriter(self.path, table.schema)
             self.hash.update(canonical_json([(c, str(t)) for c, t in df.dtypes.items()]).encode())
-        else: table = pa.Table.from_pandas(df, schema=self.writer.schema, preserve_index=False)
-        self.writer.write_table(table); self.rows += len(df)
+        else:
+            table = pa.Table.from_pandas(df, schema=self.writer.schema, preserve_index=False)
+        self.writer.write_table(table)
+        self.rows += len(df)
         self.hash.update(row_hashes(df).tobytes())
+
     def close(self):
-        if self.writer is not None: self.writer.close(); self.writer = None
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
     def discard(self):
         "Close, and delete the temporary file unless it was stored."
         self.close()
-        if self.path: Path(self.path).unlink(missing_ok=True); self.path = None
+        if self.path:
+            Path(self.path).unlink(missing_ok=True)
+            self.path = None
 
 # %% ../../nbs/api/data/04_ingest.ipynb #49220597
-def ingest_log_path(s: Settings) -> Path: return s.ingest_dir / 'batches.jsonl'
+def ingest_log_path(s: Settings) -> Path:
+    return s.ingest_dir / 'batches.jsonl'
+
 
 def read_log(s: Settings) -> list[dict]:
     "Every logged batch, oldest first."
     p = ingest_log_path(s)
     return read_jsonl(p)
 
+
 def _history(s: Settings, dataset: str) -> tuple[dict | None, str | None]:
     "From one read of the log: the flags of the dataset's last batch, and its last stored snapshot (the parent)."
     flags = snapshot = None
     for e in read_log(s):
-        if e['dataset'] != dataset: continue
+        if e['dataset'] != dataset:
+            continue
         flags = e.get('flags')
-        if e.get('snapshot'): snapshot = e['snapshot']
+        if e.get('snapshot'):
+            snapshot = e['snapshot']
     return flags, snapshot
 
 # %% ../../nbs/api/data/04_ingest.ipynb #80142b1c
 def _sampled(sample: pd.DataFrame | None, c: Chunk, rng: np.random.Generator, size: int) -> pd.DataFrame:
     "The drift sample with the chunk's rows offered to it: a uniform sample of at most `size` rows, failed cells masked."
     cand = c.frame.assign(_k=rng.random(len(c.frame)))
-    for col, m in c.failed.items(): cand[col] = cand[col].mask(m)     # the drift sample never holds a failing value
+    for col, m in c.failed.items():
+        cand[col] = cand[col].mask(m)  # the drift sample never holds a failing value
     sample = cand if sample is None else pd.concat([sample, cand], ignore_index=True)
     return sample.nsmallest(size, '_k') if len(sample) > size else sample
 
-def _stream(chunks: Iterable[pd.DataFrame], p: IngestParams, key: bytes | None, salt: bytes,
-            clean: _Writer, quarantine: _Writer) -> tuple[Totals, pd.DataFrame | None]:
+
+def _stream(
+    chunks: Iterable[pd.DataFrame], p: IngestParams, key: bytes | None, salt: bytes, clean: _Writer, quarantine: _Writer
+) -> tuple[Totals, pd.DataFrame | None]:
     "One pass over the chunks through the checks: the totals, and the drift sample (None when a check stopped the reading)."
     from lifecycle.data.pii import mask_frame
+
     t, schema, rng, sample = Totals.of(p), contract(p), np.random.default_rng(0), None
     pii = {c: r.pii for c, r in p.columns.items() if r.pii}
     for i, chunk in enumerate(chunks):
         chunk = chunk.reset_index(drop=True)
-        if i == 0 and check_header(list(chunk.columns), p, t): return t, None    # raw personal data: read no further
+        if i == 0 and check_header(list(chunk.columns), p, t):
+            return t, None  # raw personal data: read no further
         chunk = chunk[[c for c in chunk.columns if c in p.columns]]
-        if chunk.shape[1] == 0: t.rows += len(chunk); continue                  # no declared column at all: nothing to check
-        if p.flags.auto_anonymise and pii: chunk = mask_frame(chunk, pii, key)
+        if chunk.shape[1] == 0:
+            t.rows += len(chunk)
+            continue  # no declared column at all: nothing to check
+        if p.flags.auto_anonymise and pii:
+            chunk = mask_frame(chunk, pii, key)
         c = Chunk(chunk, p, schema)
-        stopped = check_chunk(c, p, t); t.rows += len(chunk)
-        if stopped: return t, None                                               # personal data: read no further, keep nothing
+        stopped = check_chunk(c, p, t)
+        t.rows += len(chunk)
+        if stopped:
+            return t, None  # personal data: read no further, keep nothing
         sample = _sampled(sample, c, rng, p.drift.sample_rows)
-        if not any(v['blocking'] and CHECKS[v['rule']].fatal for v in t.findings):   # a refused batch is checked, never written
-            clean.write(_clean_rows(c, p)); quarantine.write(_digested(c.frame, c.bad, c.failed, salt))
-    if sample is None: return t, None
-    mistyped = [v['column'] for v in t.findings if v['rule'] == 'dtype' and v['column'] in sample]   # wholly failed
+        if not any(
+            v['blocking'] and CHECKS[v['rule']].fatal for v in t.findings
+        ):  # a refused batch is checked, never written
+            clean.write(_clean_rows(c, p))
+            quarantine.write(_digested(c.frame, c.bad, c.failed, salt))
+    if sample is None:
+        return t, None
+    mistyped = [v['column'] for v in t.findings if v['rule'] == 'dtype' and v['column'] in sample]  # wholly failed
     return t, _plain(sample.drop(columns=['_k', *mistyped]).reset_index(drop=True))
+
 
 def _compare(store: Store, reference: str, sample: pd.DataFrame, p: IngestParams) -> pd.DataFrame:
     "Drift of the sample against the reference snapshot, on the columns both have (not excluded, not personal)."
     from lifecycle.data.drift import compare, drift_columns
+
     ref = reference_profile(store, reference)
     return compare(ref, sample, columns=drift_columns(p, [c for c in p.columns if c in sample and c in ref['columns']]))
 
+
 def _metrics(res: BatchResult, v: pd.DataFrame, t: Totals, p: IngestParams) -> dict:
     "The batch's figures for the log and the monitoring."
-    return dict(latency_s=res.latency_s, rows=t.rows, schema_violations=int(v.rule.isin(['missing_column', 'extra_column', 'dtype']).sum()),
-                violations=int(len(v)), blocking=int(v.blocking.sum()), duplicate_rate=round(t.duplicate_rate, 4),
-                null_rate={c: round(t.nulls[c] / t.rows, 4) if t.rows else None for c, r in p.columns.items() if r.critical},
-                drift_score=float(res.drift.drifted.mean()) if res.drift is not None and len(res.drift) else None,
-                drifted_columns=res.drift[res.drift.drifted].column.tolist() if res.drift is not None else [])
+    return dict(
+        latency_s=res.latency_s,
+        rows=t.rows,
+        schema_violations=int(v.rule.isin(['missing_column', 'extra_column', 'dtype']).sum()),
+        violations=int(len(v)),
+        blocking=int(v.blocking.sum()),
+        duplicate_rate=round(t.duplicate_rate, 4),
+        null_rate={c: round(t.nulls[c] / t.rows, 4) if t.rows else None for c, r in p.columns.items() if r.critical},
+        drift_score=float(res.drift.drifted.mean()) if res.drift is not None and len(res.drift) else None,
+        drifted_columns=res.drift[res.drift.drifted].column.tolist() if res.drift is not None else [],
+    )
 
-def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Workspace, *, source: str, fingerprint: str,
-                 role: str = 'batch', reference: str | None = None, actor: str | None = None) -> BatchResult:
+
+def ingest_batch(
+    chunks: Iterable[pd.DataFrame],
+    p: IngestParams,
+    s: Workspace,
+    *,
+    source: str,
+    fingerprint: str,
+    role: str = 'batch',
+    reference: str | None = None,
+    actor: str | None = None,
+) -> BatchResult:
     "Check, mask and store one batch under the rules of `p` in workspace `s`; raise `BatchRejected` when the policy refuses it."
     from lifecycle.data.pii import load_key, finding_salt
+
     t0, store = time.perf_counter(), s.store
     salt = finding_salt(s.digest_salt_path)
-    res = BatchResult(batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
-                      dataset=p.dataset, source=source, status='running', reference=reference)
+    res = BatchResult(
+        batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
+        dataset=p.dataset,
+        source=source,
+        status='running',
+        reference=reference,
+    )
     pseudonymised = any(r.pii and r.pii.method == 'pseudonymise' for r in p.columns.values())
     key = load_key(s.pii_key_file) if p.flags.auto_anonymise and pseudonymised else None
     prev_flags, parent = _history(s, p.dataset)
@@ -222,33 +310,68 @@ def ingest_batch(chunks: Iterable[pd.DataFrame], p: IngestParams, s: Workspace, 
     clean, quarantine = _Writer(store), _Writer(store, as_text=True)
     try:
         t, res.sample = _stream(chunks, p, key, salt, clean, quarantine)
-        clean.close(); quarantine.close()
+        clean.close()
+        quarantine.close()
         if reference and res.sample is not None and len(res.sample) and not t.has('missing_column'):
             res.drift = t.drift = _compare(store, reference, res.sample, p)
         found = judge(t, p, salt)
         res.rows, res.violations = t.rows, _findings(found)
         v = res.violations
-        res.examples = {k: sorted(t.examples[k])[:5] for k in [(f['rule'], f['column']) for f in found] if k in t.examples}
+        res.examples = {
+            k: sorted(t.examples[k])[:5] for k in [(f['rule'], f['column']) for f in found] if k in t.examples
+        }
         res.status = decide(v, p.policy, quarantined=quarantine.rows > 0)
         if res.status != 'rejected':
-            res.snapshot = _store_snapshot(store, p, clean, role=role, source=fingerprint, reference=reference, rows=t.rows,
-                                           nulls=t.nulls, dup_rate=t.duplicate_rate, violations=v, parent=parent)
+            res.snapshot = _store_snapshot(
+                store,
+                p,
+                clean,
+                role=role,
+                source=fingerprint,
+                reference=reference,
+                rows=t.rows,
+                nulls=t.nulls,
+                dup_rate=t.duplicate_rate,
+                violations=v,
+                parent=parent,
+            )
             if quarantine.rows:
-                res.quarantine = _store_snapshot(store, p, quarantine, role='quarantine', source=fingerprint, reference=reference,
-                                                 rows=quarantine.rows, nulls={}, dup_rate=0.0, violations=v[v.row_level],
-                                                 parent=res.snapshot['version'])
+                res.quarantine = _store_snapshot(
+                    store,
+                    p,
+                    quarantine,
+                    role='quarantine',
+                    source=fingerprint,
+                    reference=reference,
+                    rows=quarantine.rows,
+                    nulls={},
+                    dup_rate=0.0,
+                    violations=v[v.row_level],
+                    parent=res.snapshot['version'],
+                )
             if res.snapshot.pop('_existed', False):
-                replay = violation('replayed_batch', '(batch)', expected='new content', found=f"identical to {res.snapshot['version']}",
-                                   blocking=False)
-                res.violations = pd.concat([v, pd.DataFrame([replay])], ignore_index=True).astype({'blocking': bool, 'row_level': bool})
-    finally: clean.discard(); quarantine.discard()     # an exception or a refusal: no temporary file survives
+                replay = violation(
+                    'replayed_batch',
+                    '(batch)',
+                    expected='new content',
+                    found=f"identical to {res.snapshot['version']}",
+                    blocking=False,
+                )
+                res.violations = pd.concat([v, pd.DataFrame([replay])], ignore_index=True).astype(
+                    {'blocking': bool, 'row_level': bool}
+                )
+    finally:
+        clean.discard()
+        quarantine.discard()  # an exception or a refusal: no temporary file survives
     res.accepted_rows = clean.rows if res.status != 'rejected' else 0
     res.quarantined_rows = quarantine.rows if res.quarantine else 0
     res.latency_s = round(time.perf_counter() - t0, 3)
     res.metrics = _metrics(res, v, t, p)
     _log_batch(s, p, res, actor, prev_flags)
     if res.status == 'rejected':
-        raise BatchRejected(f"{source}: batch rejected ({p.policy}, {int(v.blocking.sum())} blocking finding(s)): {res.reason}", res)
+        raise BatchRejected(
+            f"{source}: batch rejected ({p.policy}, {int(v.blocking.sum())} blocking finding(s)): {res.reason}", res
+        )
     return res
 
 # %% ../../nbs/api/data/04_ingest.ipynb #db15d482
@@ -256,82 +379,164 @@ def rules_hash(p: IngestParams) -> str:
     "Hash of everything that decides acceptance: contract, policy, flags, limits."
     return hash_obj(p.model_dump(mode='json', exclude={'source', 'query'}))
 
+
 def transform_hash(p: IngestParams) -> str:
     "Hash of the masking configuration applied before storage."
     return hash_obj({c: r.pii.model_dump() for c, r in p.columns.items() if r.pii} | {'_auto': p.flags.auto_anonymise})
 
-def _store_snapshot(store: Store, p: IngestParams, w: _Writer, *, role: str, source: str,
-                    reference: str | None, rows: int, nulls: dict, dup_rate: float, violations: pd.DataFrame,
-                    parent: str | None = None) -> dict:
+
+def _store_snapshot(
+    store: Store,
+    p: IngestParams,
+    w: _Writer,
+    *,
+    role: str,
+    source: str,
+    reference: str | None,
+    rows: int,
+    nulls: dict,
+    dup_rate: float,
+    violations: pd.DataFrame,
+    parent: str | None = None,
+) -> dict:
     import pyarrow.parquet as pq
+
     content = w.hash.hexdigest()
     version = f"{p.dataset}-{'q' if role == 'quarantine' else ''}{content[:16]}"
-    if w.path is None:   # zero rows: still a valid, empty snapshot
+    if w.path is None:  # zero rows: still a valid, empty snapshot
         w.path = _temp_parquet(store)
         pd.DataFrame({c: pd.Series(dtype=object) for c in p.columns}).to_parquet(w.path, index=False)
     if store.record_path('datasets', version).exists():
-        Path(w.path).unlink(missing_ok=True); w.path = None
+        Path(w.path).unlink(missing_ok=True)
+        w.path = None
         return {**store.get_record('datasets', version), '_existed': True}
     schema = pq.read_schema(w.path)
-    obj = store.put_file(w.path); w.path = None   # stored: nothing left to discard
+    obj = store.put_file(w.path)
+    w.path = None  # stored: nothing left to discard
     now = datetime.now(timezone.utc)
-    rec = dict(version=version, dataset=p.dataset, role=role, object=obj, rows=w.rows,
-               columns={f.name: str(f.type) for f in schema}, schema_hash=hash_obj([(f.name, str(f.type)) for f in schema]),
-               rules_hash=rules_hash(p), transform_hash=transform_hash(p), source=source,
-               parent=parent, reference=reference, policy=p.policy,
-               flags=p.flags.model_dump(), created=now.isoformat(timespec='seconds'),
-               retention_until=(now + timedelta(days=p.retention_days)).isoformat(timespec='seconds') if p.retention_days is not None else None,
-               quality=dict(batch_rows=rows, null_rate={c: round(n / rows, 4) for c, n in nulls.items()} if rows else {},
-                            duplicate_rate=round(dup_rate, 4), findings=violations[['rule', 'column', 'severity', 'count']].to_dict('records')))
+    rec = dict(
+        version=version,
+        dataset=p.dataset,
+        role=role,
+        object=obj,
+        rows=w.rows,
+        columns={f.name: str(f.type) for f in schema},
+        schema_hash=hash_obj([(f.name, str(f.type)) for f in schema]),
+        rules_hash=rules_hash(p),
+        transform_hash=transform_hash(p),
+        source=source,
+        parent=parent,
+        reference=reference,
+        policy=p.policy,
+        flags=p.flags.model_dump(),
+        created=now.isoformat(timespec='seconds'),
+        retention_until=(now + timedelta(days=p.retention_days)).isoformat(timespec='seconds')
+        if p.retention_days is not None
+        else None,
+        quality=dict(
+            batch_rows=rows,
+            null_rate={c: round(n / rows, 4) for c, n in nulls.items()} if rows else {},
+            duplicate_rate=round(dup_rate, 4),
+            findings=violations[['rule', 'column', 'severity', 'count']].to_dict('records'),
+        ),
+    )
     return store.put_record('datasets', version, rec)
+
 
 def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None, prev_flags: dict | None) -> None:
     flags = p.flags.model_dump()
-    entry = dict(batch_id=res.batch_id, time=now_iso(), dataset=p.dataset, source=res.source, status=res.status,
-                 policy=p.policy, flags=flags, accepted_rows=res.accepted_rows,
-                 quarantined_rows=res.quarantined_rows, snapshot=res.snapshot['version'] if res.snapshot else None,
-                 quarantine=res.quarantine['version'] if res.quarantine else None, reference=res.reference,
-                 findings=res.violations[['rule', 'column', 'severity', 'blocking']].to_dict('records'), **res.metrics)
+    entry = dict(
+        batch_id=res.batch_id,
+        time=now_iso(),
+        dataset=p.dataset,
+        source=res.source,
+        status=res.status,
+        policy=p.policy,
+        flags=flags,
+        accepted_rows=res.accepted_rows,
+        quarantined_rows=res.quarantined_rows,
+        snapshot=res.snapshot['version'] if res.snapshot else None,
+        quarantine=res.quarantine['version'] if res.quarantine else None,
+        reference=res.reference,
+        findings=res.violations[['rule', 'column', 'severity', 'blocking']].to_dict('records'),
+        **res.metrics,
+    )
     append_jsonl(ingest_log_path(s), entry)
     if prev_flags is not None and prev_flags != flags:
-        audit.append(s.audit_path, 'ingest.flags.change', p.dataset, actor=actor, reason='flags in ingest.yaml changed',
-                     old=prev_flags, new=flags, batch_id=res.batch_id)
+        audit.append(
+            s.audit_path,
+            'ingest.flags.change',
+            p.dataset,
+            actor=actor,
+            reason='flags in ingest.yaml changed',
+            old=prev_flags,
+            new=flags,
+            batch_id=res.batch_id,
+        )
     if res.status == 'rejected':
-        audit.append(s.audit_path, 'ingest.reject', p.dataset, actor=actor, reason=res.reason[:2000], batch_id=res.batch_id, source=res.source)
+        audit.append(
+            s.audit_path,
+            'ingest.reject',
+            p.dataset,
+            actor=actor,
+            reason=res.reason[:2000],
+            batch_id=res.batch_id,
+            source=res.source,
+        )
     elif res.status != 'accepted':
-        audit.append(s.audit_path, 'ingest.fallback', res.snapshot['version'], actor=actor, reason=res.reason[:2000],
-                     batch_id=res.batch_id, quarantine=entry['quarantine'], policy=p.policy)
+        audit.append(
+            s.audit_path,
+            'ingest.fallback',
+            res.snapshot['version'],
+            actor=actor,
+            reason=res.reason[:2000],
+            batch_id=res.batch_id,
+            quarantine=entry['quarantine'],
+            policy=p.policy,
+        )
 
 # %% ../../nbs/api/data/04_ingest.ipynb #61d975a4
 class SnapshotPurged(Exception):
     "The snapshot's data was deleted by a retention purge; its lineage record remains."
 
+
 def load_snapshot(store: Store, version: str) -> pd.DataFrame:
     "The frame of a dataset version (verified against its stored hash)."
     rec = store.get_record('datasets', version)
     if store.record_path('purges', version).exists():
-        raise SnapshotPurged(f"snapshot {version} was purged on {store.get_record('purges', version)['purged']}: its data is gone, its lineage record remains")
+        raise SnapshotPurged(
+            f"snapshot {version} was purged on {store.get_record('purges', version)['purged']}: its data is gone, its lineage record remains"
+        )
     return store.get_frame(rec['object'])
+
 
 def reference_profile(store: Store, version: str) -> dict:
     "The drift profile of a snapshot, computed on first use and stored beside it."
     from lifecycle.data.drift import profile
+
     p = store.record_path('profiles', version)
-    if p.exists(): return store.get_record('profiles', version)
+    if p.exists():
+        return store.get_record('profiles', version)
     return store.put_record('profiles', version, profile(load_snapshot(store, version)))
+
 
 def champion_dataset(s: Workspace, model_name: str, alias: str = 'champion') -> str | None:
     "The dataset version the model behind `alias` was trained on, or None when there is no such model yet."
-    if not s.has_tracking: return None
+    if not s.has_tracking:
+        return None
     from mlflow.exceptions import MlflowException
-    try: mv = s.client.get_model_version_by_alias(model_name, alias)
-    except MlflowException: return None
+
+    try:
+        mv = s.client.get_model_version_by_alias(model_name, alias)
+    except MlflowException:
+        return None
     return s.client.get_run(mv.run_id).data.tags.get('dataset_version')
+
 
 def resolve_reference(s: Workspace, p: IngestParams, model_name: str, fallback: str | None = None) -> str | None:
     "The drift reference version from params: the champion's training snapshot, a named version, else `fallback`."
     if p.drift.reference != 'champion':
-        s.store.get_record('datasets', p.drift.reference)   # refuse an unknown version early
+        s.store.get_record('datasets', p.drift.reference)  # refuse an unknown version early
         return p.drift.reference
     return champion_dataset(s, model_name) or fallback
 
@@ -342,7 +547,15 @@ def batch_stats(s: Settings, dataset: str | None = None) -> dict:
     n = len(log)
     ok = sum(e['status'] != 'rejected' for e in log)
     lat = [e['latency_s'] for e in log]
-    return dict(batches=n, accepted=ok, rejected=n - ok, success_rate=ok / n if n else None,
-                rejected_share=(n - ok) / n if n else None, quarantined_batches=sum(e['status'] == 'accepted_with_quarantine' for e in log),
-                latency_mean_s=float(np.mean(lat)) if lat else None, latency_p95_s=float(np.percentile(lat, 95)) if lat else None,
-                schema_violations=sum(e.get('schema_violations', 0) for e in log), log=log)
+    return dict(
+        batches=n,
+        accepted=ok,
+        rejected=n - ok,
+        success_rate=ok / n if n else None,
+        rejected_share=(n - ok) / n if n else None,
+        quarantined_batches=sum(e['status'] == 'accepted_with_quarantine' for e in log),
+        latency_mean_s=float(np.mean(lat)) if lat else None,
+        latency_p95_s=float(np.percentile(lat, 95)) if lat else None,
+        schema_violations=sum(e.get('schema_violations', 0) for e in log),
+        log=log,
+    )

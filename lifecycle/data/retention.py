@@ -16,18 +16,32 @@ __all__ = ['expired', 'purge_expired']
 def expired(store: Store, as_of: datetime | None = None) -> list[dict]:
     "Snapshot records whose retention date has passed and whose data is still stored."
     as_of = as_of or datetime.now(timezone.utc)
-    return [r for r in store.records('datasets') if r.get('retention_until')
-            and datetime.fromisoformat(r['retention_until']) <= as_of and not store.record_path('purges', r['version']).exists()]
+    return [
+        r
+        for r in store.records('datasets')
+        if r.get('retention_until')
+        and datetime.fromisoformat(r['retention_until']) <= as_of
+        and not store.record_path('purges', r['version']).exists()
+    ]
 
-def purge_expired(ws: Workspace, as_of: datetime | None = None, dry_run: bool = False, actor: str | None = None) -> list[dict]:
+
+def purge_expired(
+    ws: Workspace, as_of: datetime | None = None, dry_run: bool = False, actor: str | None = None
+) -> list[dict]:
     "Delete the data of expired snapshots, keep their records, write a purge record and an audit entry for each."
     store, done = ws.store, []
     for r in expired(store, as_of):
-        entry = dict(version=r['version'], dataset=r['dataset'], object=r['object'], retention_until=r['retention_until'])
+        entry = dict(
+            version=r['version'], dataset=r['dataset'], object=r['object'], retention_until=r['retention_until']
+        )
         if not dry_run:
-            shared = [o for o in store.records('datasets') if o['object'] == r['object'] and o['version'] != r['version']
-                      and not o.get('retention_until')]
-            if not shared: store.delete_object(r['object'])
+            shared = [
+                o
+                for o in store.records('datasets')
+                if o['object'] == r['object'] and o['version'] != r['version'] and not o.get('retention_until')
+            ]
+            if not shared:
+                store.delete_object(r['object'])
             store.put_record('purges', r['version'], {**entry, 'purged': now_iso()})
             ws.audit('store.purge', r['version'], 'retention expired', actor=actor, **entry)
         done.append(entry)

@@ -22,55 +22,88 @@ __all__ = ['IngestResult', 'later_values', 'ingest', 'drift_report', 'FeaturesRe
 @dataclass(frozen=True, eq=False)
 class IngestResult:
     "What the ingest stage hands on: the training snapshot, and each later batch replayed through the same boundary."
-    train: BatchResult                     # the training batch; its snapshot is the dataset version
-    replayed: dict[object, BatchResult]    # later value of the split column -> its batch, accepted or not
-    fingerprint: str                       # the source's content fingerprint
-    reference: str | None                  # the training batch's drift reference (None: no champion yet)
+
+    train: BatchResult  # the training batch; its snapshot is the dataset version
+    replayed: dict[object, BatchResult]  # later value of the split column -> its batch, accepted or not
+    fingerprint: str  # the source's content fingerprint
+    reference: str | None  # the training batch's drift reference (None: no champion yet)
 
     @property
-    def dataset_version(self) -> str: return self.train.snapshot['version']
+    def dataset_version(self) -> str:
+        return self.train.snapshot['version']
 
     def outputs(self) -> dict:
         "What the run manifest records for the stages after it."
         snap = self.train.snapshot
-        return dict(dataset_version=snap['version'], schema_hash=snap['schema_hash'], rules_hash=snap['rules_hash'],
-                    rows=snap['rows'], source=self.fingerprint, batch_status=self.train.status,
-                    future_batches={str(v): r.snapshot['version'] for v, r in self.replayed.items() if r.snapshot})
+        return dict(
+            dataset_version=snap['version'],
+            schema_hash=snap['schema_hash'],
+            rules_hash=snap['rules_hash'],
+            rows=snap['rows'],
+            source=self.fingerprint,
+            batch_status=self.train.status,
+            future_batches={str(v): r.snapshot['version'] for v, r in self.replayed.items() if r.snapshot},
+        )
+
 
 def _chunks(ws: Workspace, p: IngestParams, keep=None):
     "The source's chunks, each cut to the rows `keep(chunk)` selects."
     chunks = sources.read_chunks(p.source, ws.root, p.chunk_rows, p.query)
     return chunks if keep is None else (c[keep(c)] for c in chunks)
 
+
 def later_values(ws: Workspace, p: IngestParams) -> list:
     "The values of the split column after the training cut, in order: each one is an arriving batch."
-    if not p.split_column: return []
+    if not p.split_column:
+        return []
     seen = {v for c in _chunks(ws, p) for v in c[p.split_column].dropna().unique() if v > p.train_until}
     return sorted(v.item() if hasattr(v, 'item') else v for v in seen)
 
-def ingest(ws: Workspace, p: IngestParams, model_name: str, *, replay: bool = True, run_id: str | None = None) -> IngestResult:
+
+def ingest(
+    ws: Workspace, p: IngestParams, model_name: str, *, replay: bool = True, run_id: str | None = None
+) -> IngestResult:
     "The ingest stage: the training rows through the boundary (`BatchRejected` if refused), then each later batch replayed."
     fingerprint = sources.fingerprint(p.source, ws.root, p.query)
     reference = resolve_reference(ws, p, model_name)
     cut = (lambda c: c[p.split_column] <= p.train_until) if p.split_column else None
-    train = ingest_batch(_chunks(ws, p, cut), p, ws, source=p.source, fingerprint=fingerprint, role='train',
-                         reference=reference)
+    train = ingest_batch(
+        _chunks(ws, p, cut), p, ws, source=p.source, fingerprint=fingerprint, role='train', reference=reference
+    )
     replayed = {}
     for v in later_values(ws, p) if replay else []:
-        try: r = ingest_batch(_chunks(ws, p, lambda c, v=v: c[p.split_column] == v), p, ws, source=f'{p.source} ({p.split_column}={v})',
-                              fingerprint=fingerprint, role=f'batch:{v}', reference=reference or train.snapshot['version'])
-        except BatchRejected as e: r = e.result
+        try:
+            r = ingest_batch(
+                _chunks(ws, p, lambda c, v=v: c[p.split_column] == v),
+                p,
+                ws,
+                source=f'{p.source} ({p.split_column}={v})',
+                fingerprint=fingerprint,
+                role=f'batch:{v}',
+                reference=reference or train.snapshot['version'],
+            )
+        except BatchRejected as e:
+            r = e.result
         replayed[v] = r
     snap = train.snapshot
-    ws.audit('dataset.snapshot', snap['version'], f'training batch {train.status}', rows=snap['rows'], source=fingerprint,
-             rules_hash=snap['rules_hash'], **({'run_id': run_id} if run_id else {}))
+    ws.audit(
+        'dataset.snapshot',
+        snap['version'],
+        f'training batch {train.status}',
+        rows=snap['rows'],
+        source=fingerprint,
+        rules_hash=snap['rules_hash'],
+        **({'run_id': run_id} if run_id else {}),
+    )
     return IngestResult(train, replayed, fingerprint, reference)
 
 # %% ../../nbs/api/data/08_stages.ipynb #d710f8c8
 def drift_report(ws: Workspace, p: IngestParams, r: BatchResult):
     "Evidently's drift report of a batch (its sample) against its reference snapshot, on the drift columns; or None."
-    if r.reference is None or r.sample is None or not len(r.sample): return None
+    if r.reference is None or r.sample is None or not len(r.sample):
+        return None
     from lifecycle.data.drift import evidently_report
+
     ref = load_snapshot(ws.store, r.reference)
     cols = drift_columns(p, [c for c in r.sample.columns if c in ref])
     with warnings.catch_warnings():
@@ -81,16 +114,20 @@ def drift_report(ws: Workspace, p: IngestParams, r: BatchResult):
 @dataclass(frozen=True, eq=False)
 class FeaturesResult:
     "What the features stage hands on: the registered feature set, and how it looks on the training snapshot."
+
     feature_set_version: str
     definition_hash: str
-    inputs: list[str]             # the raw columns the transformation reads, in order
-    output_features: list[str]    # the columns it produces once fitted on the snapshot
-    summary: pd.DataFrame         # per feature: kind, transform, dtype, nulls, distinct values, range or categories
-    snapshot: pd.DataFrame        # the training snapshot it was checked on
+    inputs: list[str]  # the raw columns the transformation reads, in order
+    output_features: list[str]  # the columns it produces once fitted on the snapshot
+    summary: pd.DataFrame  # per feature: kind, transform, dtype, nulls, distinct values, range or categories
+    snapshot: pd.DataFrame  # the training snapshot it was checked on
 
     def outputs(self) -> dict:
         "What the run manifest records for the stages after it."
-        return dict(feature_set_version=self.feature_set_version, definition_hash=self.definition_hash, inputs=list(self.inputs))
+        return dict(
+            feature_set_version=self.feature_set_version, definition_hash=self.definition_hash, inputs=list(self.inputs)
+        )
+
 
 def features(ws: Workspace, fp: FeaturesParams, dataset_version: str) -> FeaturesResult:
     "The features stage: check the definitions on the training snapshot and register their transformation."
@@ -98,5 +135,6 @@ def features(ws: Workspace, fp: FeaturesParams, dataset_version: str) -> Feature
     summary = feature_summary(df, fp)
     fs = register_feature_set(ws.store, fp)
     fitted = build_transformer(fp).fit(df)
-    return FeaturesResult(fs['version'], fs['definition_hash'], fs['inputs'], list(fitted.get_feature_names_out()),
-                          summary, df)
+    return FeaturesResult(
+        fs['version'], fs['definition_hash'], fs['inputs'], list(fitted.get_feature_names_out()), summary, df
+    )

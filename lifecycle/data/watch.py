@@ -5,7 +5,7 @@ neither takes a file twice nor skips one."""
 
 # %% ../../nbs/api/data/05_watch.ipynb #3c055c85
 from __future__ import annotations
-import json, time
+import time
 from pathlib import Path
 from typing import Callable
 from ..core.store import hash_obj, append_jsonl, read_jsonl, file_sha256
@@ -17,9 +17,12 @@ __all__ = ['PATTERNS', 'Ledger', 'ledger_for', 'watch']
 # %% ../../nbs/api/data/05_watch.ipynb #b04134dd
 PATTERNS = ('*.csv', '*.parquet', '*.pq')
 
+
 class Ledger:
     "Which files of a watched folder were claimed and finished."
-    def __init__(self, path: str | Path): self.path = Path(path)
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
 
     def entries(self) -> list[dict]:
         return read_jsonl(self.path)
@@ -32,32 +35,52 @@ class Ledger:
         "Record that a file was claimed or finished."
         append_jsonl(self.path, dict(file_id=file_id, name=name, state=state, time=now_iso(), **info))
 
+
 def ledger_for(state_dir: str | Path, folder: str | Path) -> Ledger:
     "The ledger of one watched folder, kept in the state folder."
     return Ledger(Path(state_dir) / 'ingest' / 'watch' / f"{hash_obj(str(Path(folder).resolve()))[:16]}.jsonl")
+
 
 def _candidates(folder: Path) -> list[Path]:
     files = {p for pat in PATTERNS for p in folder.glob(pat) if p.is_file() and not p.name.startswith('.')}
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
-def watch(folder: str | Path, ledger: Ledger, handle: Callable[[Path], dict], *, once: bool = False,
-          interval: float = 2.0, max_batches: int | None = None, on_idle: Callable[[], None] | None = None) -> list[dict]:
+
+def watch(
+    folder: str | Path,
+    ledger: Ledger,
+    handle: Callable[[Path], dict],
+    *,
+    once: bool = False,
+    interval: float = 2.0,
+    max_batches: int | None = None,
+    on_idle: Callable[[], None] | None = None,
+) -> list[dict]:
     "Process each new file of `folder` exactly once with `handle(path) -> outcome`; return the outcomes."
     folder = Path(folder)
-    if not folder.is_dir(): raise FileNotFoundError(f"{folder}: watched folder not found")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: watched folder not found")
     outcomes, sizes = [], {}
     while True:
         done = ledger.done()
         for path in _candidates(folder):
-            st = path.stat(); sig = (st.st_size, st.st_mtime_ns)
-            if not once and sizes.get(path) != sig: sizes[path] = sig; continue   # not yet stable
+            st = path.stat()
+            sig = (st.st_size, st.st_mtime_ns)
+            if not once and sizes.get(path) != sig:
+                sizes[path] = sig
+                continue  # not yet stable
             fid = f"{path.name}:{file_sha256(path)}"
-            if fid in done: continue
+            if fid in done:
+                continue
             ledger.mark(fid, path.name, 'claimed')
             out = handle(path)
             ledger.mark(fid, path.name, 'done', **out)
-            outcomes.append(out); done.add(fid)
-            if max_batches and len(outcomes) >= max_batches: return outcomes
-        if once: return outcomes
-        if on_idle: on_idle()
+            outcomes.append(out)
+            done.add(fid)
+            if max_batches and len(outcomes) >= max_batches:
+                return outcomes
+        if once:
+            return outcomes
+        if on_idle:
+            on_idle()
         time.sleep(interval)

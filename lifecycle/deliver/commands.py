@@ -19,123 +19,189 @@ __all__ = ['DELIVER_ERRORS', 'rollout_advance', 'rollout_pause', 'rollout_resume
            'RolloutReport', 'rollout_report', 'DemoOutcome', 'rollout_demo', 'ExperimentReport', 'experiment_report']
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #1672a268
-DELIVER_ERRORS = {'lifecycle.deliver.rollout.RolloutError': EXIT_INPUT, 'lifecycle.serve.flags.FlagError': EXIT_INPUT,
-                  'lifecycle.deliver.demo.DemoFailed': EXIT_STAGE, 'lifecycle.model.registry.NotValidated': EXIT_STAGE}
+DELIVER_ERRORS = {
+    'lifecycle.deliver.rollout.RolloutError': EXIT_INPUT,
+    'lifecycle.serve.flags.FlagError': EXIT_INPUT,
+    'lifecycle.deliver.demo.DemoFailed': EXIT_STAGE,
+    'lifecycle.model.registry.NotValidated': EXIT_STAGE,
+}
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #d8f98c47
 @dataclass
 class RolloutView(Result):
     "A rollout as it stands: versions, strategy, status, challenger share and its last decision."
+
     rollout: dict
-    waiting: bool = False      # also say what a running step waits for (`rollout status`)
-    def data(self): return {'ok': True, 'rollout': self.rollout}
+    waiting: bool = False  # also say what a running step waits for (`rollout status`)
+
+    def data(self):
+        return {'ok': True, 'rollout': self.rollout}
+
     def show(self):
         st = self.rollout
         last = st['history'][-1] if st['history'] else {}
-        print(f"rollout {st['id']}: v{st['challenger']} vs v{st['control']} ({st['strategy']}), {st['status']}, "
-              f"challenger share {st['percentage']:g}%" + (f"; last: {last['action']} by {last['actor']}: {last['reason']}" if last else ''))
-        if self.waiting and st.get('last_look') and st['status'] == 'running': print('  waiting: ' + '; '.join(st['last_look']['reasons']))
+        print(
+            f"rollout {st['id']}: v{st['challenger']} vs v{st['control']} ({st['strategy']}), {st['status']}, "
+            f"challenger share {st['percentage']:g}%"
+            + (f"; last: {last['action']} by {last['actor']}: {last['reason']}" if last else '')
+        )
+        if self.waiting and st.get('last_look') and st['status'] == 'running':
+            print('  waiting: ' + '; '.join(st['last_look']['reasons']))
+
 
 def _steps(text: str | None) -> list[float] | None:
-    if text is None: return None
-    try: return [float(x) for x in text.split(',') if x.strip()]
-    except ValueError: raise CommandError(f"--steps {text!r}: expected comma-separated percentages such as 1,5,25,50,100", EXIT_INPUT) from None
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(',') if x.strip()]
+    except ValueError:
+        raise CommandError(
+            f"--steps {text!r}: expected comma-separated percentages such as 1,5,25,50,100", EXIT_INPUT
+        ) from None
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #a1208bf3
 @command(errors=DELIVER_ERRORS)
-def rollout_start(challenger: str = typer.Option(..., '--challenger', help="The version to roll out (a number)."),
-                  steps: Optional[str] = typer.Option(None, '--steps', help="Percentages, e.g. 1,5,25,50,100 (default: params/rollout.yaml)."),
-                  strategy: Optional[str] = typer.Option(None, '--strategy', help="canary or blue_green (default: params)."),
-                  reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
-                  as_json: bool = typer.Option(False, '--json', help="Print the rollout as JSON.")):
+def rollout_start(
+    challenger: str = typer.Option(..., '--challenger', help="The version to roll out (a number)."),
+    steps: Optional[str] = typer.Option(
+        None, '--steps', help="Percentages, e.g. 1,5,25,50,100 (default: params/rollout.yaml)."
+    ),
+    strategy: Optional[str] = typer.Option(None, '--strategy', help="canary or blue_green (default: params)."),
+    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the rollout as JSON."),
+):
     "Deploy the challenger beside the control and start the rollout."
     from lifecycle.deliver import rollout as ro
-    from lifecycle.core.params import load_params
-    s = Workspace.open(); ps = s.params
-    if strategy not in (None, 'canary', 'blue_green'): raise CommandError(f"--strategy: expected canary or blue_green, found {strategy!r}", EXIT_INPUT)
-    try: st = ro.start(s, challenger, ps['rollout'], _steps(steps), strategy, reason=reason)
-    except ValueError as e: raise CommandError(f"--steps: {e}", EXIT_INPUT) from None
+
+    s = Workspace.open()
+    ps = s.params
+    if strategy not in (None, 'canary', 'blue_green'):
+        raise CommandError(f"--strategy: expected canary or blue_green, found {strategy!r}", EXIT_INPUT)
+    try:
+        st = ro.start(s, challenger, ps['rollout'], _steps(steps), strategy, reason=reason)
+    except ValueError as e:
+        raise CommandError(f"--steps: {e}", EXIT_INPUT) from None
     return RolloutView(st)
+
 
 @command(errors=DELIVER_ERRORS)
 def rollout_status(as_json: bool = typer.Option(False, '--json', help="Print the rollout (with its history) as JSON.")):
     "The current or last rollout, with its last decision."
     from lifecycle.deliver import rollout as ro
+
     st = ro.load_state(Workspace.open())
-    if st is None: raise CommandError("no rollout yet (start one with `lifecycle rollout start --challenger VERSION`)", EXIT_INPUT)
+    if st is None:
+        raise CommandError("no rollout yet (start one with `lifecycle rollout start --challenger VERSION`)", EXIT_INPUT)
     return RolloutView(st, waiting=True)
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #68a0ee3a
 def _by_hand(name: str, doc: str, default_reason: str):
     "The command for one rollout action taken by a person, with a reason for the audit log."
+
     @command(errors=DELIVER_ERRORS)
-    def cmd(reason: str = typer.Option(default_reason, '--reason', help="Why, for the audit log."),
-            as_json: bool = typer.Option(False, '--json', help="Print the rollout as JSON.")):
+    def cmd(
+        reason: str = typer.Option(default_reason, '--reason', help="Why, for the audit log."),
+        as_json: bool = typer.Option(False, '--json', help="Print the rollout as JSON."),
+    ):
         from lifecycle.deliver import rollout as ro
+
         return RolloutView(getattr(ro, name)(Workspace.open(), reason=reason))
+
     cmd.__doc__, cmd.__name__, cmd.__qualname__ = doc, f'rollout_{name}', f'rollout_{name}'
     return cmd
 
-rollout_advance = _by_hand('advance', "Move to the next step (at 100% the challenger becomes the control).", 'advanced by hand')
+
+rollout_advance = _by_hand(
+    'advance', "Move to the next step (at 100% the challenger becomes the control).", 'advanced by hand'
+)
 rollout_pause = _by_hand('pause', "Hold the current share; the guard stops acting.", 'paused by hand')
 rollout_resume = _by_hand('resume', "Continue a paused rollout (the step's evidence starts afresh).", 'resumed by hand')
-rollout_rollback = _by_hand('rollback', "Everyone back to the control now; the challenger is undeployed.", 'rolled back by hand')
-rollout_switch = _by_hand('switch', "Blue-green: move all traffic to the other version at once (again to switch back).", 'switched by hand')
+rollout_rollback = _by_hand(
+    'rollback', "Everyone back to the control now; the challenger is undeployed.", 'rolled back by hand'
+)
+rollout_switch = _by_hand(
+    'switch', "Blue-green: move all traffic to the other version at once (again to switch back).", 'switched by hand'
+)
 rollout_kill = _by_hand('kill', "Kill switch: everyone to the known-safe version; the rollout ends.", 'killed by hand')
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #5e034ca4
 @dataclass
 class GuardStopped(Result):
     "The rollout when the guard stopped watching; each decision was printed as it was taken."
+
     rollout: dict | None
-    def to_json(self): return ''
+
+    def to_json(self):
+        return ''
+
     def show(self):
-        if self.rollout: RolloutView(self.rollout).show()
+        if self.rollout:
+            RolloutView(self.rollout).show()
+
 
 @command(errors=DELIVER_ERRORS)
-def rollout_guard(once: bool = typer.Option(False, '--once', help="Look once and exit."),
-                  max_seconds: Optional[float] = typer.Option(None, '--max-seconds', help="Stop watching after this long."),
-                  as_json: bool = typer.Option(False, '--json', help="Print each decision as a JSON line.")):
+def rollout_guard(
+    once: bool = typer.Option(False, '--once', help="Look once and exit."),
+    max_seconds: Optional[float] = typer.Option(None, '--max-seconds', help="Stop watching after this long."),
+    as_json: bool = typer.Option(False, '--json', help="Print each decision as a JSON line."),
+):
     "Watch the running rollout beside the server: advance healthy steps, pause starved ones, roll back regressions."
     from lifecycle.deliver import rollout as ro
     from lifecycle.serve.predlog import default_url
-    from lifecycle.core.params import load_params
-    s = Workspace.open(); ps = s.params
+
+    s = Workspace.open()
+    ps = s.params
     g, positive, url = ps['rollout'].guard, ps['features'].positive_class, default_url(s)
+
     def show(d):
-        if as_json: print(dumps({'action': d.action, 'reasons': d.reasons, 'metrics': d.metrics}), flush=True)
-        elif d.action != 'wait': print(f"{d.action}: {'; '.join(d.reasons)}", flush=True)
+        if as_json:
+            print(dumps({'action': d.action, 'reasons': d.reasons, 'metrics': d.metrics}), flush=True)
+        elif d.action != 'wait':
+            print(f"{d.action}: {'; '.join(d.reasons)}", flush=True)
+
     if once:
         d = ro.look(s, g, positive, url)
-        if d is None: raise CommandError("no running rollout to guard", EXIT_INPUT)
-        show(d); return None
+        if d is None:
+            raise CommandError("no running rollout to guard", EXIT_INPUT)
+        show(d)
+        return None
     return GuardStopped(ro.guard(s, g, positive, url, max_seconds=max_seconds, on_decision=show))
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #e062ee80
 def _report(ctx: typer.Context | None, s, name: str, out_dir: Path, parameters: dict) -> Path:
     "Execute and render a report notebook with the runner the assembled CLI hands down (`lifecycle.app.pipeline.run_report`)."
     runner = (ctx.obj or {}).get('run_report') if ctx is not None else None
-    if runner is None: raise CommandError(f"{name}: no report runner; run this command through the `lifecycle` CLI", EXIT_INPUT)
+    if runner is None:
+        raise CommandError(f"{name}: no report runner; run this command through the `lifecycle` CLI", EXIT_INPUT)
     return runner(s, name, out_dir, parameters)
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #24aa5e78
 @dataclass
 class RolloutReport(Result):
     "Where the executed rollout report is, as notebook and HTML."
+
     notebook: str
     html: str
     status: str
-    def data(self): return {'ok': True, 'notebook': self.notebook, 'html': self.html, 'status': self.status}
-    def show(self): print(f"rollout report: {self.html}")
+
+    def data(self):
+        return {'ok': True, 'notebook': self.notebook, 'html': self.html, 'status': self.status}
+
+    def show(self):
+        print(f"rollout report: {self.html}")
+
 
 @command(errors=DELIVER_ERRORS)
-def rollout_report(ctx: typer.Context,
-                   as_json: bool = typer.Option(False, '--json', help="Print the report's paths as JSON.")):
+def rollout_report(
+    ctx: typer.Context, as_json: bool = typer.Option(False, '--json', help="Print the report's paths as JSON.")
+):
     "Execute the rollout report notebook (traffic share, metrics per arm over time, every decision)."
     from lifecycle.deliver import rollout as ro
+
     s = Workspace.open()
     st = ro.load_state(s)
-    if st is None: raise CommandError("no rollout to report on", EXIT_INPUT)
+    if st is None:
+        raise CommandError("no rollout to report on", EXIT_INPUT)
     out = s.reports_dir / 'rollouts' / st['id']
     html = _report(ctx, s, '07_rollout.ipynb', out, {'rollout_id': st['id']})
     return RolloutReport(notebook=str(out / '07_rollout.ipynb'), html=str(html), status=st['status'])
@@ -144,25 +210,46 @@ def rollout_report(ctx: typer.Context,
 @dataclass
 class DemoOutcome(Result):
     "How the demonstration ended: the candidate's version, the rollout's final state and history, the report."
+
     challenger: str
     status: str
     report: str
     history: list[dict]
     rollout: dict
-    def data(self): return {'ok': True, 'challenger': self.challenger, 'status': self.status, 'report': self.report, 'history': self.history}
-    def show(self): RolloutView(self.rollout).show(); print(f"report: {self.report}")
+
+    def data(self):
+        return {
+            'ok': True,
+            'challenger': self.challenger,
+            'status': self.status,
+            'report': self.report,
+            'history': self.history,
+        }
+
+    def show(self):
+        RolloutView(self.rollout).show()
+        print(f"report: {self.report}")
+
 
 @command(errors=DELIVER_ERRORS)
-def rollout_demo(ctx: typer.Context,
-                 outcome: str = typer.Option('sound', '--challenger-kind', help="sound (a retrained candidate) or degraded (trained on a skewed extract: passes the offline gates, fails live)."),
-                 steps: str = typer.Option('10,50,100', '--steps', help="Rollout steps for the demonstration."),
-                 max_seconds: float = typer.Option(300, '--max-seconds', help="Give up after this long."),
-                 as_json: bool = typer.Option(False, '--json', help="Print the outcome as JSON.")):
+def rollout_demo(
+    ctx: typer.Context,
+    outcome: str = typer.Option(
+        'sound',
+        '--challenger-kind',
+        help="sound (a retrained candidate) or degraded (trained on a skewed extract: passes the offline gates, fails live).",
+    ),
+    steps: str = typer.Option('10,50,100', '--steps', help="Rollout steps for the demonstration."),
+    max_seconds: float = typer.Option(300, '--max-seconds', help="Give up after this long."),
+    as_json: bool = typer.Option(False, '--json', help="Print the outcome as JSON."),
+):
     "The whole loop on the default dataset: train a candidate, serve, roll out under the guard with simulated traffic from later years, report."
     from lifecycle.deliver.demo import play
-    from lifecycle.core.params import load_params
-    if outcome not in ('sound', 'degraded'): raise CommandError(f"--challenger-kind: expected sound or degraded, found {outcome!r}", EXIT_INPUT)
-    s = Workspace.open(); ps = s.params
+
+    if outcome not in ('sound', 'degraded'):
+        raise CommandError(f"--challenger-kind: expected sound or degraded, found {outcome!r}", EXIT_INPUT)
+    s = Workspace.open()
+    ps = s.params
     say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
     version, st = play(s, ps, outcome, _steps(steps), max_seconds, say)
     html = _report(ctx, s, '07_rollout.ipynb', s.reports_dir / 'rollouts' / st['id'], {'rollout_id': st['id']})
@@ -172,46 +259,71 @@ def rollout_demo(ctx: typer.Context,
 @dataclass
 class ExperimentReport(Result):
     "The A/B analysis (per variant, Bayesian and frequentist, the decision) and its rendered report, if any."
+
     analysis: dict
     report: Path | None
-    def data(self): return {'ok': True, **self.analysis, 'report': str(self.report) if self.report else None}
+
+    def data(self):
+        return {'ok': True, **self.analysis, 'report': str(self.report) if self.report else None}
+
     def show(self):
         a = self.analysis
         for arm, v in a['variants'].items():
             acc = f"{v['accuracy']:.3f}" if v['accuracy'] is not None else 'n/a'
-            print(f"{arm:<11} requests {v['requests']:>7}  labelled {v['labelled']:>6}  accuracy {acc}  "
-                  f"p50 {v['p50_ms'] or 0:.2f} ms  p95 {v['p95_ms'] or 0:.2f} ms  errors {v['error_rate'] or 0:.3%}")
+            print(
+                f"{arm:<11} requests {v['requests']:>7}  labelled {v['labelled']:>6}  accuracy {acc}  "
+                f"p50 {v['p50_ms'] or 0:.2f} ms  p95 {v['p95_ms'] or 0:.2f} ms  errors {v['error_rate'] or 0:.3%}"
+            )
         print(f"decision: {a['decision']['decision']} — " + ' '.join(a['decision']['reasons']))
-        if self.report: print(f"report: {self.report}")
+        if self.report:
+            print(f"report: {self.report}")
+
 
 @command(errors=DELIVER_ERRORS)
-def experiment_report(ctx: typer.Context,
-                      since: Optional[str] = typer.Option(None, '--since', help="ISO time or epoch seconds (default: the current/last rollout's start, else everything)."),
-                      control: str = typer.Option('control', '--control', help="Control variant."),
-                      treatment: str = typer.Option('challenger', '--treatment', help="Treatment variant."),
-                      render: bool = typer.Option(True, '--render/--no-render', help="Execute and render the report notebook."),
-                      as_json: bool = typer.Option(False, '--json', help="Print the analysis as JSON.")):
+def experiment_report(
+    ctx: typer.Context,
+    since: Optional[str] = typer.Option(
+        None, '--since', help="ISO time or epoch seconds (default: the current/last rollout's start, else everything)."
+    ),
+    control: str = typer.Option('control', '--control', help="Control variant."),
+    treatment: str = typer.Option('challenger', '--treatment', help="Treatment variant."),
+    render: bool = typer.Option(True, '--render/--no-render', help="Execute and render the report notebook."),
+    as_json: bool = typer.Option(False, '--json', help="Print the analysis as JSON."),
+):
     "Per variant: requests, accuracy from feedback, latency, errors; Bayesian and frequentist comparison; decision from params."
     import time
     from datetime import datetime
     from lifecycle.deliver import rollout as ro, experiment as ex
     from lifecycle.serve.predlog import read_log, default_url
     from lifecycle.core.store import atomic_write
-    from lifecycle.core.params import load_params
-    s = Workspace.open(); ps = s.params
-    if control == treatment: raise CommandError(f"--control and --treatment name the same variant {control!r}", EXIT_INPUT)
+
+    s = Workspace.open()
+    ps = s.params
+    if control == treatment:
+        raise CommandError(f"--control and --treatment name the same variant {control!r}", EXIT_INPUT)
     if since is None:
-        st = ro.load_state(s); t = st['started'] if st else None
+        st = ro.load_state(s)
+        t = st['started'] if st else None
     else:
-        try: t = float(since)
+        try:
+            t = float(since)
         except ValueError:
-            try: t = datetime.fromisoformat(since).timestamp()
-            except ValueError: raise CommandError(f"--since {since!r}: expected an ISO time or epoch seconds", EXIT_INPUT) from None
-    a = ex.analyse(read_log(default_url(s), since=t, shadow=False), ps['features'].positive_class, ps['rollout'].experiment,
-                   control, treatment)
+            try:
+                t = datetime.fromisoformat(since).timestamp()
+            except ValueError:
+                raise CommandError(f"--since {since!r}: expected an ISO time or epoch seconds", EXIT_INPUT) from None
+    a = ex.analyse(
+        read_log(default_url(s), since=t, shadow=False),
+        ps['features'].positive_class,
+        ps['rollout'].experiment,
+        control,
+        treatment,
+    )
     a['since'] = t
     out = s.reports_dir / 'experiments' / time.strftime('%Y%m%dT%H%M%S')
     out.mkdir(parents=True, exist_ok=True)
     atomic_write(out / 'analysis.json', json.dumps(a, indent=1, default=float))
-    html = _report(ctx, s, '08_experiment.ipynb', out, {'analysis_path': str(out / 'analysis.json')}) if render else None
+    html = (
+        _report(ctx, s, '08_experiment.ipynb', out, {'analysis_path': str(out / 'analysis.json')}) if render else None
+    )
     return ExperimentReport(a, html)

@@ -15,34 +15,58 @@ __all__ = ['DemoFailed', 'play']
 class DemoFailed(Exception):
     "The demonstration could not run: the server it starts never became ready."
 
-def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_seconds: float, say=print) -> tuple[str, dict]:
+
+def play(
+    s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_seconds: float, say=print
+) -> tuple[str, dict]:
     "Train a sound or degraded candidate, serve, roll it out under the guard with replayed traffic; return its version and the final rollout."
     from lifecycle.deliver import rollout as ro, simulate as sim
     from lifecycle.serve.predlog import default_url
     from lifecycle.serve.serving import LocalServer
     from lifecycle.model.registry import NotValidated
-    if outcome not in ('sound', 'degraded'): raise ValueError(f"outcome: expected sound or degraded, found {outcome!r}")
+
+    if outcome not in ('sound', 'degraded'):
+        raise ValueError(f"outcome: expected sound or degraded, found {outcome!r}")
     st = ro.load_state(s)
-    if st and st['status'] in ro.ACTIVE: raise ro.RolloutError(f"rollout {st['id']} is {st['status']}; finish or roll it back first")
+    if st and st['status'] in ro.ACTIVE:
+        raise ro.RolloutError(f"rollout {st['id']} is {st['status']}; finish or roll it back first")
     say(f"training a {outcome} candidate beside the champion ...")
     params = {'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None
-    try: version = sim.train_candidate(s, degrade=outcome == 'degraded', params=params)
+    try:
+        version = sim.train_candidate(s, degrade=outcome == 'degraded', params=params)
     except NotValidated as e:
-        raise NotValidated(f"the {outcome} candidate was not registered, so there is nothing to roll out: {e}") from None
+        raise NotValidated(
+            f"the {outcome} candidate was not registered, so there is nothing to roll out: {e}"
+        ) from None
     server = LocalServer(s.root)
-    try: server.start()
-    except RuntimeError as e: raise DemoFailed(str(e)) from None
+    try:
+        server.start()
+    except RuntimeError as e:
+        raise DemoFailed(str(e)) from None
     try:
         st = ro.start(s, version, ps['rollout'], steps, 'canary', reason=f'demonstration: {outcome} challenger')
-        say(f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from later years")
+        say(
+            f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from later years"
+        )
         rows, fp = sim.later_rows(s), ps['features']
         inputs = [f.name for f in fp.features]
         done = lambda: (ro.load_state(s) or {}).get('status') not in ('running',)
-        traffic = threading.Thread(target=sim.send_traffic, args=(server.url, rows, inputs, fp.target),
-                                   kwargs=dict(max_requests=10 ** 7, max_seconds=max_seconds, stop=done, threads=3), daemon=True)
+        traffic = threading.Thread(
+            target=sim.send_traffic,
+            args=(server.url, rows, inputs, fp.target),
+            kwargs=dict(max_requests=10**7, max_seconds=max_seconds, stop=done, threads=3),
+            daemon=True,
+        )
         traffic.start()
-        st = ro.guard(s, ps['rollout'].guard, fp.positive_class, default_url(s), max_seconds=max_seconds,
-                      on_decision=lambda d: d.action != 'wait' and say(f"  guard: {d.action}: {'; '.join(d.reasons)}"))
+        st = ro.guard(
+            s,
+            ps['rollout'].guard,
+            fp.positive_class,
+            default_url(s),
+            max_seconds=max_seconds,
+            on_decision=lambda d: d.action != 'wait' and say(f"  guard: {d.action}: {'; '.join(d.reasons)}"),
+        )
         traffic.join(30)
-    finally: server.stop()
+    finally:
+        server.stop()
     return version, st

@@ -6,7 +6,8 @@ later years through a running server, with the true outcome sent back as feedbac
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #e1636588
 from __future__ import annotations
-import threading, time
+import threading
+import time
 import pandas as pd
 from ..core.workspace import Workspace
 from ..core.params import ModelSpec, validate_model_params
@@ -19,7 +20,8 @@ from ..model.train import split_holdout
 __all__ = ['SKEW_FACTOR', 'skewed_extract', 'train_candidate', 'later_rows', 'send_traffic']
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2112114
-SKEW_FACTOR = 20   # the degraded candidate's extract repeats every row not of the positive class this many times
+SKEW_FACTOR = 20  # the degraded candidate's extract repeats every row not of the positive class this many times
+
 
 def skewed_extract(df: pd.DataFrame, target: str, positive, factor: int = SKEW_FACTOR) -> pd.DataFrame:
     "`df` with every row whose `target` is not `positive` repeated `factor` times: the outcome mix of a faulty extract."
@@ -27,67 +29,133 @@ def skewed_extract(df: pd.DataFrame, target: str, positive, factor: int = SKEW_F
     return pd.concat([df, *[others] * (factor - 1)], ignore_index=True)
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #6fe82187
-def train_candidate(ws: Workspace, family: str | None = None, params: dict | None = None, degrade: bool = False,
-                    base_version: str | None = None, reason: str = '') -> str:
+def train_candidate(
+    ws: Workspace,
+    family: str | None = None,
+    params: dict | None = None,
+    degrade: bool = False,
+    base_version: str | None = None,
+    reason: str = '',
+) -> str:
     "Train a candidate on the base version's data, validate it, and register and sign it only if every gate passes; its version."
     ps = ws.params
     tp, fp, vp, rp = ps['train'], ps['features'], ps['validate'], ps['register']
     base = base_version or alias_version(ws.client, rp.model_name, rp.champion_alias)
-    if base is None: raise ValueError(f"{rp.model_name}: no champion to train a candidate beside; run the pipeline first")
+    if base is None:
+        raise ValueError(f"{rp.model_name}: no champion to train a candidate beside; run the pipeline first")
     lineage = ws.client.get_run(ws.client.get_model_version(rp.model_name, base).run_id).data.tags
     ds, fsv = lineage['dataset_version'], lineage['feature_set_version']
     spec = ModelSpec(family=family or tp.model.family, params=params if params is not None else tp.model.params)
     tp2 = tp.model_copy(update={'model': spec, 'sweep': None})
     validate_model_params(tp2, 'train_candidate')
-    split = split_holdout(load_snapshot(ws.store, ds), fp.target, tp.holdout_fraction, tp.seed, stratify=fp.task == 'classification')
+    split = split_holdout(
+        load_snapshot(ws.store, ds), fp.target, tp.holdout_fraction, tp.seed, stratify=fp.task == 'classification'
+    )
     if degrade:
-        if fp.task != 'classification': raise ValueError("degrade: a degraded candidate is made for a classification task only")
+        if fp.task != 'classification':
+            raise ValueError("degrade: a degraded candidate is made for a classification task only")
         split = tuple(skewed_extract(d, fp.target, fp.positive_class) for d in split)
-    purpose = (f"degraded on purpose: trained and validated on an extract repeating every row not {fp.positive_class!r} "
-               f"{SKEW_FACTOR} times, for a rollback demonstration") if degrade else 'candidate'
-    t = stages.train(ws, tp2, fp, ds, fsv, experiment=f'{tp.experiment}-candidates', split=split,
-                     tags=dict(base_version=base, purpose=purpose, trained_by='simulation'))
+    purpose = (
+        (
+            f"degraded on purpose: trained and validated on an extract repeating every row not {fp.positive_class!r} "
+            f"{SKEW_FACTOR} times, for a rollback demonstration"
+        )
+        if degrade
+        else 'candidate'
+    )
+    t = stages.train(
+        ws,
+        tp2,
+        fp,
+        ds,
+        fsv,
+        experiment=f'{tp.experiment}-candidates',
+        split=split,
+        tags=dict(base_version=base, purpose=purpose, trained_by='simulation'),
+    )
     v = stages.validate(ws, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id)
-    reg = stages.register(ws, rp, fp, v, known_inputs=t.known_inputs, known_outputs=t.known_outputs,
-                          tags=dict(base_version=base, purpose=purpose), reason=reason or purpose)
+    reg = stages.register(
+        ws,
+        rp,
+        fp,
+        v,
+        known_inputs=t.known_inputs,
+        known_outputs=t.known_outputs,
+        tags=dict(base_version=base, purpose=purpose),
+        reason=reason or purpose,
+    )
     return reg.model_version
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #507865db
 def later_rows(ws: Workspace) -> pd.DataFrame:
     "The rows after the training cut of the ingest source: the 'future' the simulation replays."
     from lifecycle.data.sources import read_chunks
+
     ip = ws.params['ingest']
     df = pd.concat(read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None)), ignore_index=True)
     return df[df[ip.split_column] > ip.train_until].reset_index(drop=True) if ip.split_column else df
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
-def send_traffic(url: str, rows: pd.DataFrame, inputs: list[str], target: str, *, max_requests: int = 10_000,
-                 max_seconds: float = 120, feedback: float = 1.0, threads: int = 4, stop=None, prefix: str = 'person',
-                 attributes: dict | None = None) -> dict:
+def send_traffic(
+    url: str,
+    rows: pd.DataFrame,
+    inputs: list[str],
+    target: str,
+    *,
+    max_requests: int = 10_000,
+    max_seconds: float = 120,
+    feedback: float = 1.0,
+    threads: int = 4,
+    stop=None,
+    prefix: str = 'person',
+    attributes: dict | None = None,
+) -> dict:
     "Replay `rows` through /predict (and /feedback for a `feedback` share); returns counts by status and variant."
     import httpx
+
     recs = rows[inputs].to_dict('records')
     ys = rows[target].tolist()
     lock, counts, sent = threading.Lock(), {'requests': 0, 'feedback': 0, 'status': {}, 'variants': {}}, [0]
     end = time.monotonic() + max_seconds
+
     def take() -> int | None:
         with lock:
-            if sent[0] >= max_requests or time.monotonic() > end or (stop and stop()): return None
-            sent[0] += 1; return sent[0] - 1
+            if sent[0] >= max_requests or time.monotonic() > end or (stop and stop()):
+                return None
+            sent[0] += 1
+            return sent[0] - 1
+
     def worker():
         with httpx.Client(base_url=url, timeout=10) as c:
             while (i := take()) is not None:
-                r = c.post('/predict', json={'records': [recs[i % len(recs)]],
-                                             'context': {'targetingKey': f'{prefix}-{i}', **(attributes or {})}})
+                r = c.post(
+                    '/predict',
+                    json={
+                        'records': [recs[i % len(recs)]],
+                        'context': {'targetingKey': f'{prefix}-{i}', **(attributes or {})},
+                    },
+                )
                 with lock:
-                    counts['requests'] += 1; counts['status'][r.status_code] = counts['status'].get(r.status_code, 0) + 1
-                if r.status_code != 200: continue
+                    counts['requests'] += 1
+                    counts['status'][r.status_code] = counts['status'].get(r.status_code, 0) + 1
+                if r.status_code != 200:
+                    continue
                 a = r.json()
-                with lock: counts['variants'][a['variant']] = counts['variants'].get(a['variant'], 0) + 1
+                with lock:
+                    counts['variants'][a['variant']] = counts['variants'].get(a['variant'], 0) + 1
                 if (i * 0.6180339887) % 1 < feedback:
-                    if c.post('/feedback', json={'request_id': a['request_id'], 'outcome': ys[i % len(ys)]}).status_code == 200:
-                        with lock: counts['feedback'] += 1
+                    if (
+                        c.post(
+                            '/feedback', json={'request_id': a['request_id'], 'outcome': ys[i % len(ys)]}
+                        ).status_code
+                        == 200
+                    ):
+                        with lock:
+                            counts['feedback'] += 1
+
     ts = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
-    for t in ts: t.start()
-    for t in ts: t.join()
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
     return counts

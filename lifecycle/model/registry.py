@@ -17,56 +17,78 @@ __all__ = ['VALIDATION_KIND', 'RegistryError', 'NotValidated', 'record_validatio
 # %% ../../nbs/api/model/04_registry.ipynb #8e6ca591
 VALIDATION_KIND = 'validations'
 
+
 class RegistryError(Exception):
     "A model or alias is not in the registry."
+
 
 class NotValidated(Exception):
     "A model without a passing validation on record: it may not be registered."
 
+
 def record_validation(store: Store, record: dict) -> str:
     "Store a validation's record (model URI, MLflow run, gates with verdicts) under the hash of its content; return its id."
-    record = json.loads(canonical_json(record))      # plain JSON types, so the record hashes the same when read back
+    record = json.loads(canonical_json(record))  # plain JSON types, so the record hashes the same when read back
     vid = f"val-{hash_obj(record)[:16]}"
     store.put_record(VALIDATION_KIND, vid, record)
     return vid
 
+
 def _gate_text(g: dict) -> str:
-    if g['verdict'] == 'pass': return f"{g['gate']} passed"
-    if g['value'] != g['value']: return f"{g['gate']}: metric not computed, needs {g['limit']}"   # NaN
+    if g['verdict'] == 'pass':
+        return f"{g['gate']} passed"
+    if g['value'] != g['value']:
+        return f"{g['gate']}: metric not computed, needs {g['limit']}"  # NaN
     return f"{g['gate']} = {g['value']:.4f}, needs {g['limit']}"
+
 
 def passed_validation(store: Store, validation_id: str | None) -> dict:
     "The validation record `validation_id`, intact and with every gate passed; else `NotValidated` naming what failed."
     if not validation_id:
-        raise NotValidated("no validation given: a model is registered only with the id of a passing validation; "
-                           "validate it first")
-    try: rec = store.get_record(VALIDATION_KIND, validation_id)
+        raise NotValidated(
+            "no validation given: a model is registered only with the id of a passing validation; validate it first"
+        )
+    try:
+        rec = store.get_record(VALIDATION_KIND, validation_id)
     except StoreError:
-        raise NotValidated(f"no validation record {validation_id!r} in {store.root}: the model was not validated; "
-                           "refusing to register it") from None
+        raise NotValidated(
+            f"no validation record {validation_id!r} in {store.root}: the model was not validated; "
+            "refusing to register it"
+        ) from None
     if f"val-{hash_obj(rec)[:16]}" != validation_id:
-        raise NotValidated(f"validation record {validation_id} was altered after it was written (its content no longer "
-                           "hashes to its id); refusing to register")
+        raise NotValidated(
+            f"validation record {validation_id} was altered after it was written (its content no longer "
+            "hashes to its id); refusing to register"
+        )
     gates = rec.get('gates') or []
     if not gates:
-        raise NotValidated(f"validation {validation_id} of MLflow run {rec.get('mlflow_run_id')} evaluated no gate; "
-                           "declare gates in validate.yaml")
+        raise NotValidated(
+            f"validation {validation_id} of MLflow run {rec.get('mlflow_run_id')} evaluated no gate; "
+            "declare gates in validate.yaml"
+        )
     failed = [g for g in gates if g['verdict'] != 'pass']
     if failed or rec.get('passed') is not True:
-        raise NotValidated(f"{rec['model_uri']} (MLflow run {rec['mlflow_run_id']}) did not pass validation {validation_id}: "
-                           + ('; '.join(_gate_text(g) for g in failed) or 'not every gate passed')
-                           + "; refusing to register it")
+        raise NotValidated(
+            f"{rec['model_uri']} (MLflow run {rec['mlflow_run_id']}) did not pass validation {validation_id}: "
+            + ('; '.join(_gate_text(g) for g in failed) or 'not every gate passed')
+            + "; refusing to register it"
+        )
     return rec
 
 # %% ../../nbs/api/model/04_registry.ipynb #53f4ea74
 def alias_version(client, name: str, alias: str) -> str | None:
     "The version an alias points to, or None."
     from mlflow.exceptions import MlflowException
-    try: return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException: return None
 
-def register_version(ws: Workspace, validation_id: str, name: str, *, challenger_alias: str, champion_alias: str,
-                     tags: dict, reason: str) -> dict:
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version)
+    except MlflowException:
+        return None
+
+
+def register_version(
+    ws: Workspace, validation_id: str, name: str, *, challenger_alias: str, champion_alias: str, tags: dict, reason: str
+) -> dict:
     "Register the model a passing validation scored as a new version; alias it challenger, and champion when there is none."
     rec = passed_validation(ws.store, validation_id)
     tags = {**tags, 'mlflow_run_id': rec['mlflow_run_id'], 'validation_id': validation_id}
@@ -75,24 +97,44 @@ def register_version(ws: Workspace, validation_id: str, name: str, *, challenger
     client.set_registered_model_alias(name, challenger_alias, mv.version)
     aliases = [challenger_alias]
     if alias_version(client, name, champion_alias) is None:
-        client.set_registered_model_alias(name, champion_alias, mv.version); aliases.append(champion_alias)
-    ws.audit('model.register', f'{name}/{mv.version}', reason, aliases=aliases, model_uri=rec['model_uri'],
-             **{k: str(v) for k, v in tags.items()})
-    return dict(model_name=name, model_version=str(mv.version), aliases=aliases,
-                champion_version=alias_version(client, name, champion_alias))
+        client.set_registered_model_alias(name, champion_alias, mv.version)
+        aliases.append(champion_alias)
+    ws.audit(
+        'model.register',
+        f'{name}/{mv.version}',
+        reason,
+        aliases=aliases,
+        model_uri=rec['model_uri'],
+        **{k: str(v) for k, v in tags.items()},
+    )
+    return dict(
+        model_name=name,
+        model_version=str(mv.version),
+        aliases=aliases,
+        champion_version=alias_version(client, name, champion_alias),
+    )
+
 
 def load_by_alias(ws: Workspace, name: str, alias: str):
     "Resolve an alias to its fixed version, verify that version's manifest and signature, then load it (pyfunc)."
     from lifecycle.model.signing import verified_load
+
     v = alias_version(ws.client, name, alias)
-    if v is None: raise RegistryError(f"model {name!r} has no alias {alias!r} in the registry")
+    if v is None:
+        raise RegistryError(f"model {name!r} has no alias {alias!r} in the registry")
     return v, verified_load(ws.mlflow, ws.store, name, v, ws.key_dir)
+
 
 def describe_models(ws: Workspace) -> list[dict]:
     "Registered models with their versions and aliases."
     client, res = ws.client, []
     for rm in client.search_registered_models():
         versions = client.search_model_versions(f"name='{rm.name}'")
-        res.append(dict(name=rm.name, aliases={k: str(v) for k, v in (rm.aliases or {}).items()},
-                        versions=sorted((int(v.version) for v in versions))))
+        res.append(
+            dict(
+                name=rm.name,
+                aliases={k: str(v) for k, v in (rm.aliases or {}).items()},
+                versions=sorted((int(v.version) for v in versions)),
+            )
+        )
     return res

@@ -16,8 +16,16 @@ from ..data.features import check_feature_set, load_transformer
 from ..data.ingest import load_snapshot
 from . import card, registry, signing
 from .train import predict_scores, split_holdout, train_and_log, xy
-from .validate import (enforce_gates, evaluate_gates, evidence_plots, fairness_metrics, group_metrics,
-                                      holdout_metrics, permutation_importance_table, plot_importance)
+from lifecycle.model.validate import (
+    enforce_gates,
+    evaluate_gates,
+    evidence_plots,
+    fairness_metrics,
+    group_metrics,
+    holdout_metrics,
+    permutation_importance_table,
+    plot_importance,
+)
 
 # %% auto #0
 __all__ = ['TrainResult', 'train', 'ValidationResult', 'champion_scores', 'validate', 'ReleaseCheckFailed', 'Registration',
@@ -27,66 +35,125 @@ __all__ = ['TrainResult', 'train', 'ValidationResult', 'champion_scores', 'valid
 @dataclass(frozen=True, eq=False)
 class TrainResult:
     "What the train stage hands on: the tracked run and its model, the holdout set aside, known inputs and outputs."
+
     mlflow_run_id: str
     model_uri: str
-    holdout_id: str               # store id of the holdout frame
-    known_inputs: str             # store id of twenty holdout rows ...
-    known_outputs: list[float]    # ... and the fitted model's outputs for them
+    holdout_id: str  # store id of the holdout frame
+    known_inputs: str  # store id of twenty holdout rows ...
+    known_outputs: list[float]  # ... and the fitted model's outputs for them
     train_rows: int
     holdout_rows: int
     family: str
-    serving_form: str             # 'onnx' when its parity with scikit-learn held, else 'sklearn'
-    metrics: dict                 # training-set metrics
-    onnx: dict                    # ONNX conversion and parity facts
-    trials: list | None           # the sweep's grid points with their cross-validated scores
+    serving_form: str  # 'onnx' when its parity with scikit-learn held, else 'sklearn'
+    metrics: dict  # training-set metrics
+    onnx: dict  # ONNX conversion and parity facts
+    trials: list | None  # the sweep's grid points with their cross-validated scores
     best_params: dict
-    tags: dict                    # the lineage logged with the run
+    tags: dict  # the lineage logged with the run
 
     def outputs(self) -> dict:
         "What the run manifest records for the stages after it."
-        return dict(mlflow_run_id=self.mlflow_run_id, model_uri=self.model_uri, holdout_id=self.holdout_id,
-                    known_inputs=self.known_inputs, known_outputs=self.known_outputs, train_rows=self.train_rows,
-                    holdout_rows=self.holdout_rows, family=self.family, serving_form=self.serving_form)
+        return dict(
+            mlflow_run_id=self.mlflow_run_id,
+            model_uri=self.model_uri,
+            holdout_id=self.holdout_id,
+            known_inputs=self.known_inputs,
+            known_outputs=self.known_outputs,
+            train_rows=self.train_rows,
+            holdout_rows=self.holdout_rows,
+            family=self.family,
+            serving_form=self.serving_form,
+        )
 
-def train(ws: Workspace, tp: TrainParams, fp: FeaturesParams, dataset_version: str, feature_set_version: str, *,
-          run_id: str | None = None, experiment: str | None = None, split: tuple | None = None,
-          tags: dict | None = None) -> TrainResult:
+
+def train(
+    ws: Workspace,
+    tp: TrainParams,
+    fp: FeaturesParams,
+    dataset_version: str,
+    feature_set_version: str,
+    *,
+    run_id: str | None = None,
+    experiment: str | None = None,
+    split: tuple | None = None,
+    tags: dict | None = None,
+) -> TrainResult:
     "The train stage: fit the registered transformation and the estimator on the snapshot's training part, in one tracked run."
     fs = check_feature_set(ws.store, fp, feature_set_version)
     if split is None:
-        split = split_holdout(load_snapshot(ws.store, dataset_version), fp.target, tp.holdout_fraction, tp.seed,
-                              stratify=fp.task == 'classification')
+        split = split_holdout(
+            load_snapshot(ws.store, dataset_version),
+            fp.target,
+            tp.holdout_fraction,
+            tp.seed,
+            stratify=fp.task == 'classification',
+        )
     train_df, holdout = split
     holdout_id = ws.store.put_frame(holdout)
     snap = ws.store.get_record('datasets', dataset_version)
-    lineage = {**dict(dataset_version=dataset_version, dataset_schema_hash=snap['schema_hash'], dataset_rules_hash=snap['rules_hash'],
-                      dataset_transform_hash=snap.get('transform_hash', ''), dataset_source=snap['source'],
-                      feature_set_version=feature_set_version, feature_definition_hash=fs['definition_hash'],
-                      code_version=library_hash(), holdout_id=holdout_id, trained_by=ws.actor, **git_info(ws.root),
-                      **({'pipeline_run_id': run_id} if run_id else {})), **(tags or {})}     # `tags` may relabel, e.g. trained_by
-    out = train_and_log(ws.mlflow, ws.experiment(experiment or tp.experiment), train_df,
-                        load_transformer(ws.store, feature_set_version), fs['inputs'], tp, fp, lineage, holdout=holdout)
+    lineage = {
+        **dict(
+            dataset_version=dataset_version,
+            dataset_schema_hash=snap['schema_hash'],
+            dataset_rules_hash=snap['rules_hash'],
+            dataset_transform_hash=snap.get('transform_hash', ''),
+            dataset_source=snap['source'],
+            feature_set_version=feature_set_version,
+            feature_definition_hash=fs['definition_hash'],
+            code_version=library_hash(),
+            holdout_id=holdout_id,
+            trained_by=ws.actor,
+            **git_info(ws.root),
+            **({'pipeline_run_id': run_id} if run_id else {}),
+        ),
+        **(tags or {}),
+    }  # `tags` may relabel, e.g. trained_by
+    out = train_and_log(
+        ws.mlflow,
+        ws.experiment(experiment or tp.experiment),
+        train_df,
+        load_transformer(ws.store, feature_set_version),
+        fs['inputs'],
+        tp,
+        fp,
+        lineage,
+        holdout=holdout,
+    )
     known = holdout.head(20)
     known_outputs = predict_scores(ws.mlflow.sklearn.load_model(out['model_uri']), known[fs['inputs']], fp.task)
-    return TrainResult(out['mlflow_run_id'], out['model_uri'], holdout_id, ws.store.put_frame(known),
-                       [float(x) for x in known_outputs], len(train_df), len(holdout), tp.model.family,
-                       out['onnx']['serving_form'], out['train_metrics'], out['onnx'], out['trials'], out['best_params'], lineage)
+    return TrainResult(
+        out['mlflow_run_id'],
+        out['model_uri'],
+        holdout_id,
+        ws.store.put_frame(known),
+        [float(x) for x in known_outputs],
+        len(train_df),
+        len(holdout),
+        tp.model.family,
+        out['onnx']['serving_form'],
+        out['train_metrics'],
+        out['onnx'],
+        out['trials'],
+        out['best_params'],
+        lineage,
+    )
 
 # %% ../../nbs/api/model/06_stages.ipynb #bbea9356
 @dataclass(frozen=True, eq=False)
 class ValidationResult:
     "What the validate stage found: holdout metrics, plots, per-group results, and the gates with their verdicts, on record."
-    validation_id: str            # the record registration reads
+
+    validation_id: str  # the record registration reads
     mlflow_run_id: str
     model_uri: str
     passed: bool
     metrics: dict
-    gates: pd.DataFrame           # gate, kind, value, limit, verdict
-    groups: pd.DataFrame          # metrics per protected group
-    fairness: dict                # `metric[attribute]` -> value
-    importance: pd.DataFrame      # permutation importance on the holdout
-    champion: dict | None         # the champion's version and its metrics on the same holdout
-    figures: dict                 # matplotlib figures by name (closed: display them where they belong)
+    gates: pd.DataFrame  # gate, kind, value, limit, verdict
+    groups: pd.DataFrame  # metrics per protected group
+    fairness: dict  # `metric[attribute]` -> value
+    importance: pd.DataFrame  # permutation importance on the holdout
+    champion: dict | None  # the champion's version and its metrics on the same holdout
+    figures: dict  # matplotlib figures by name (closed: display them where they belong)
 
     @property
     def failed(self) -> pd.DataFrame:
@@ -100,31 +167,54 @@ class ValidationResult:
     def outputs(self) -> dict:
         "What the run manifest records for the stages after it."
         m = self.metrics
-        return dict(validation_passed=self.passed, **{k: m[k] for k in ('roc_auc', 'accuracy', 'r2', 'rmse') if k in m},
-                    metrics={k: float(v) for k, v in m.items()}, gates=self.gates.to_dict('records'),
-                    groups=self.groups.to_dict('records'), fairness=self.fairness,
-                    importance=self.importance.to_dict('records'), champion=self.champion, validation_id=self.validation_id)
+        return dict(
+            validation_passed=self.passed,
+            **{k: m[k] for k in ('roc_auc', 'accuracy', 'r2', 'rmse') if k in m},
+            metrics={k: float(v) for k, v in m.items()},
+            gates=self.gates.to_dict('records'),
+            groups=self.groups.to_dict('records'),
+            fairness=self.fairness,
+            importance=self.importance.to_dict('records'),
+            champion=self.champion,
+            validation_id=self.validation_id,
+        )
 
-def champion_scores(ws: Workspace, rp: RegisterParams, fp: FeaturesParams, vp: ValidateParams, holdout: pd.DataFrame) -> dict | None:
+
+def champion_scores(
+    ws: Workspace, rp: RegisterParams, fp: FeaturesParams, vp: ValidateParams, holdout: pd.DataFrame
+) -> dict | None:
     "The current champion, verified against its signature, scored on `holdout`; None when there is no champion."
     version = registry.alias_version(ws.client, rp.model_name, rp.champion_alias)
-    if version is None: return None
+    if version is None:
+        return None
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
     X, y = xy(holdout, list(model.feature_names_in_), fp)
     return dict(version=version, metrics=holdout_metrics(y, predict_scores(model, X, fp.task), fp.task, vp))
 
-def validate(ws: Workspace, vp: ValidateParams, fp: FeaturesParams, rp: RegisterParams, mlflow_run_id: str, model_uri: str,
-             holdout_id: str, *, run_id: str | None = None) -> ValidationResult:
+
+def validate(
+    ws: Workspace,
+    vp: ValidateParams,
+    fp: FeaturesParams,
+    rp: RegisterParams,
+    mlflow_run_id: str,
+    model_uri: str,
+    holdout_id: str,
+    *,
+    run_id: str | None = None,
+) -> ValidationResult:
     "The validate stage: score the model on its holdout, apply every gate, and put the verdicts on record."
     import matplotlib.pyplot as plt
+
     holdout = ws.store.get_frame(holdout_id)
     model = ws.mlflow.sklearn.load_model(model_uri)
     X, y = xy(holdout, list(model.feature_names_in_), fp)
-    scores = predict_scores(model, X, fp.task)       # positive-class probability, or the predicted value
+    scores = predict_scores(model, X, fp.task)  # positive-class probability, or the predicted value
     metrics = holdout_metrics(y, scores, fp.task, vp)
     figures = evidence_plots(y, scores, metrics, fp.task, labels=(f'not {fp.positive_class}', fp.positive_class))
-    importance = permutation_importance_table(model, X, y, vp.permutation_repeats,
-                                              scoring='roc_auc' if fp.task == 'classification' else 'r2')
+    importance = permutation_importance_table(
+        model, X, y, vp.permutation_repeats, scoring='roc_auc' if fp.task == 'classification' else 'r2'
+    )
     figures['permutation_importance'] = plot_importance(importance)
     attrs = vp.protected_attributes if fp.task == 'classification' else []
     groups = group_metrics(holdout[attrs], y, scores, vp.decision_threshold)
@@ -132,80 +222,146 @@ def validate(ws: Workspace, vp: ValidateParams, fp: FeaturesParams, rp: Register
     champion = champion_scores(ws, rp, fp, vp, holdout)
     gates = evaluate_gates(metrics, vp, fairness=fairness, champion=champion)
     passed = bool((gates.verdict == 'pass').all())
-    vid = registry.record_validation(ws.store, dict(
-        mlflow_run_id=mlflow_run_id, model_uri=model_uri, holdout_id=holdout_id, passed=passed, gates=gates.to_dict('records'),
-        metrics={k: float(v) for k, v in metrics.items()}, fairness=fairness,
-        champion_version=champion['version'] if champion else None, pipeline_run_id=run_id, validated=now_iso(),
-        validated_by=ws.actor))
+    vid = registry.record_validation(
+        ws.store,
+        dict(
+            mlflow_run_id=mlflow_run_id,
+            model_uri=model_uri,
+            holdout_id=holdout_id,
+            passed=passed,
+            gates=gates.to_dict('records'),
+            metrics={k: float(v) for k, v in metrics.items()},
+            fairness=fairness,
+            champion_version=champion['version'] if champion else None,
+            pipeline_run_id=run_id,
+            validated=now_iso(),
+            validated_by=ws.actor,
+        ),
+    )
     mlflow = ws.mlflow
     with mlflow.start_run(run_id=mlflow_run_id):
         mlflow.log_metrics({f'holdout_{k}': float(v) for k, v in metrics.items()})
         mlflow.log_metrics({k.replace('[', '.').replace(']', ''): v for k, v in fairness.items()})
-        for name, fig in figures.items(): mlflow.log_figure(fig, f'validation/{name}.png')
+        for name, fig in figures.items():
+            mlflow.log_figure(fig, f'validation/{name}.png')
         mlflow.set_tags({'validation_passed': str(passed), 'validation_id': vid})
-    for fig in figures.values(): plt.close(fig)
+    for fig in figures.values():
+        plt.close(fig)
     if not passed:
-        ws.audit('validation.fail', mlflow_run_id, '; '.join(gates[gates.verdict != 'pass'].gate), validation_id=vid,
-                 **({'run_id': run_id} if run_id else {}))
-    return ValidationResult(vid, mlflow_run_id, model_uri, passed, metrics, gates, groups, fairness, importance, champion, figures)
+        ws.audit(
+            'validation.fail',
+            mlflow_run_id,
+            '; '.join(gates[gates.verdict != 'pass'].gate),
+            validation_id=vid,
+            **({'run_id': run_id} if run_id else {}),
+        )
+    return ValidationResult(
+        vid, mlflow_run_id, model_uri, passed, metrics, gates, groups, fairness, importance, champion, figures
+    )
 
 # %% ../../nbs/api/model/06_stages.ipynb #0a4bfe04
 class ReleaseCheckFailed(Exception):
     "A registered version does not behave as the model that was trained and validated."
 
+
 @dataclass(frozen=True, eq=False)
 class Registration:
     "What the register stage did: the new fixed version, its aliases and signature, and the check of it loaded back."
+
     model_name: str
     model_version: str
     aliases: list[str]
     champion_version: str | None
     manifest_sha256: str
     signing_key: str
-    files: dict                       # artifact file -> sha256 and size, as signed
-    reloaded: pd.DataFrame | None     # known inputs with the recorded, reloaded and served outputs
+    files: dict  # artifact file -> sha256 and size, as signed
+    reloaded: pd.DataFrame | None  # known inputs with the recorded, reloaded and served outputs
 
     def outputs(self) -> dict:
         "What the run manifest records for the stages after it."
-        return dict(model_name=self.model_name, model_version=self.model_version, aliases=self.aliases,
-                    champion_version=self.champion_version, manifest_sha256=self.manifest_sha256, signing_key=self.signing_key)
+        return dict(
+            model_name=self.model_name,
+            model_version=self.model_version,
+            aliases=self.aliases,
+            champion_version=self.champion_version,
+            manifest_sha256=self.manifest_sha256,
+            signing_key=self.signing_key,
+        )
 
-def loaded_back(ws: Workspace, rp: RegisterParams, fp: FeaturesParams, version: str, known_inputs: str,
-                known_outputs: list) -> pd.DataFrame:
+
+def loaded_back(
+    ws: Workspace, rp: RegisterParams, fp: FeaturesParams, version: str, known_inputs: str, known_outputs: list
+) -> pd.DataFrame:
     "Load `version` back by the challenger alias (verified) and check it reproduces the outputs recorded at training."
     v, served = registry.load_by_alias(ws, rp.model_name, rp.challenger_alias)
     if v != str(version):
-        raise ReleaseCheckFailed(f"alias {rp.challenger_alias!r} of {rp.model_name} points to version {v}, expected {version}")
+        raise ReleaseCheckFailed(
+            f"alias {rp.challenger_alias!r} of {rp.model_name} points to version {v}, expected {version}"
+        )
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, v, ws.key_dir)
     known, expected = ws.store.get_frame(known_inputs), np.asarray(known_outputs, dtype=float)
     got = predict_scores(model, known[list(model.feature_names_in_)], fp.task)
     if not np.allclose(got, expected, rtol=0, atol=1e-12):
-        raise ReleaseCheckFailed(f"{rp.model_name} v{v} loaded from the registry does not reproduce the outputs recorded at "
-                                 f"training: max |diff| {np.abs(got - expected).max():.3g}")
+        raise ReleaseCheckFailed(
+            f"{rp.model_name} v{v} loaded from the registry does not reproduce the outputs recorded at "
+            f"training: max |diff| {np.abs(got - expected).max():.3g}"
+        )
     return known.assign(recorded=expected, from_registry=got, served=served.predict(known))
 
-def register(ws: Workspace, rp: RegisterParams, fp: FeaturesParams, validation: ValidationResult | str, *,
-             known_inputs: str | None = None, known_outputs: list | None = None, run_id: str | None = None,
-             tags: dict | None = None, reason: str = 'all validation gates passed') -> Registration:
+
+def register(
+    ws: Workspace,
+    rp: RegisterParams,
+    fp: FeaturesParams,
+    validation: ValidationResult | str,
+    *,
+    known_inputs: str | None = None,
+    known_outputs: list | None = None,
+    run_id: str | None = None,
+    tags: dict | None = None,
+    reason: str = 'all validation gates passed',
+) -> Registration:
     "The register stage: admit the model of a passing validation as a new signed version, then load it back and check it."
     vid = getattr(validation, 'validation_id', validation)
-    rec = registry.passed_validation(ws.store, vid)           # refuses, naming the failed gates, before anything is written
+    rec = registry.passed_validation(ws.store, vid)  # refuses, naming the failed gates, before anything is written
     lineage = ws.client.get_run(rec['mlflow_run_id']).data.tags
-    reg = registry.register_version(ws, vid, rp.model_name, challenger_alias=rp.challenger_alias, champion_alias=rp.champion_alias,
-                                    reason=reason, tags=dict(dataset_version=lineage.get('dataset_version'),
-                                                             feature_set_version=lineage.get('feature_set_version'),
-                                                             **({'pipeline_run_id': run_id} if run_id else {}), **(tags or {})))
+    reg = registry.register_version(
+        ws,
+        vid,
+        rp.model_name,
+        challenger_alias=rp.challenger_alias,
+        champion_alias=rp.champion_alias,
+        reason=reason,
+        tags=dict(
+            dataset_version=lineage.get('dataset_version'),
+            feature_set_version=lineage.get('feature_set_version'),
+            **({'pipeline_run_id': run_id} if run_id else {}),
+            **(tags or {}),
+        ),
+    )
     signing.ensure_keypair(ws.key_dir)
-    signed = signing.sign_model_version(ws.mlflow, ws.store, rp.model_name, reg['model_version'], ws.key_dir,
-                                        audit_path=ws.audit_path, actor=ws.actor)
-    reloaded = None if known_inputs is None else loaded_back(ws, rp, fp, reg['model_version'], known_inputs, known_outputs)
-    return Registration(reg['model_name'], reg['model_version'], reg['aliases'], reg['champion_version'],
-                        signed['manifest']['manifest_hash'], signed['key_id'], signed['manifest']['files'], reloaded)
+    signed = signing.sign_model_version(
+        ws.mlflow, ws.store, rp.model_name, reg['model_version'], ws.key_dir, audit_path=ws.audit_path, actor=ws.actor
+    )
+    reloaded = (
+        None if known_inputs is None else loaded_back(ws, rp, fp, reg['model_version'], known_inputs, known_outputs)
+    )
+    return Registration(
+        reg['model_name'],
+        reg['model_version'],
+        reg['aliases'],
+        reg['champion_version'],
+        signed['manifest']['manifest_hash'],
+        signed['key_id'],
+        signed['manifest']['files'],
+        reloaded,
+    )
 
 # %% ../../nbs/api/model/06_stages.ipynb #109a56d2
 @dataclass(frozen=True)
 class ModelCard:
     "The model card and the datasheet of its training snapshot, as Markdown, stored by content hash."
+
     text: str
     datasheet: str
     card_id: str
@@ -216,24 +372,52 @@ class ModelCard:
         "What the run manifest records."
         return dict(card=self.card_id, datasheet=self.datasheet_id)
 
-def model_card(ws: Workspace, cp: CardParams, vp: ValidateParams, ip: IngestParams, *, model_name: str, model_version: str,
-               mlflow_run_id: str, dataset_version: str, feature_set_version: str, metrics: dict, gates, groups,
-               importance) -> ModelCard:
+
+def model_card(
+    ws: Workspace,
+    cp: CardParams,
+    vp: ValidateParams,
+    ip: IngestParams,
+    *,
+    model_name: str,
+    model_version: str,
+    mlflow_run_id: str,
+    dataset_version: str,
+    feature_set_version: str,
+    metrics: dict,
+    gates,
+    groups,
+    importance,
+) -> ModelCard:
     "The model card stage: the card of a registered version and the datasheet of its training snapshot."
     run = ws.client.get_run(mlflow_run_id)
     snap, fs = ws.store.get_record('datasets', dataset_version), ws.store.get_record('features', feature_set_version)
     mv = ws.client.get_model_version(model_name, model_version)
     tags, params = run.data.tags, run.data.params
-    facts = dict(model_name=model_name, model_version=model_version, aliases=', '.join(mv.aliases) or 'none',
-                 family=params.get('family'), hyperparameters={k[6:]: v for k, v in params.items() if k.startswith('model.')},
-                 mlflow_run_id=mlflow_run_id, code_version=tags.get('code_version', '')[:16],
-                 git_commit=tags.get('git_commit') or 'not a git checkout', created=snap['created'],
-                 inputs=fs['inputs'], dataset_version=dataset_version, train_rows=int(run.data.metrics['train_rows']),
-                 source=snap['source'], schema_hash=snap['schema_hash'], feature_set_version=feature_set_version,
-                 holdout_rows=int(metrics['rows']), protected_attributes=vp.protected_attributes,
-                 serving_form=('ONNX (parity with scikit-learn within ' + tags.get('onnx_max_abs_diff', '?') + ')')
-                     if tags.get('serving_form') == 'onnx' else
-                     ('scikit-learn only: ' + (tags.get('onnx_reason') or 'no ONNX form')))
-    text = card.model_card_markdown(facts, cp, metrics, pd.DataFrame(gates), pd.DataFrame(groups), pd.DataFrame(importance))
+    facts = dict(
+        model_name=model_name,
+        model_version=model_version,
+        aliases=', '.join(mv.aliases) or 'none',
+        family=params.get('family'),
+        hyperparameters={k[6:]: v for k, v in params.items() if k.startswith('model.')},
+        mlflow_run_id=mlflow_run_id,
+        code_version=tags.get('code_version', '')[:16],
+        git_commit=tags.get('git_commit') or 'not a git checkout',
+        created=snap['created'],
+        inputs=fs['inputs'],
+        dataset_version=dataset_version,
+        train_rows=int(run.data.metrics['train_rows']),
+        source=snap['source'],
+        schema_hash=snap['schema_hash'],
+        feature_set_version=feature_set_version,
+        holdout_rows=int(metrics['rows']),
+        protected_attributes=vp.protected_attributes,
+        serving_form=('ONNX (parity with scikit-learn within ' + tags.get('onnx_max_abs_diff', '?') + ')')
+        if tags.get('serving_form') == 'onnx'
+        else ('scikit-learn only: ' + (tags.get('onnx_reason') or 'no ONNX form')),
+    )
+    text = card.model_card_markdown(
+        facts, cp, metrics, pd.DataFrame(gates), pd.DataFrame(groups), pd.DataFrame(importance)
+    )
     sheet = card.datasheet_markdown(snap, ip.model_dump(mode='json'), cp.intended_use)
     return ModelCard(text, sheet, ws.store.put_bytes(text.encode()), ws.store.put_bytes(sheet.encode()), facts)

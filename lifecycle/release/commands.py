@@ -14,92 +14,147 @@ from ..core.workspace import Workspace
 __all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'govern_check', 'Approved', 'approve', 'Promoted', 'promote']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
-GOVERNANCE_ERRORS = {'lifecycle.release.review.ContextError': EXIT_INPUT,
-                     'lifecycle.release.governance.GovernanceError': EXIT_STAGE}
+GOVERNANCE_ERRORS = {
+    'lifecycle.release.review.ContextError': EXIT_INPUT,
+    'lifecycle.release.governance.GovernanceError': EXIT_STAGE,
+}
 
 # %% ../../nbs/api/release/03_commands.ipynb #7f36d479
 @dataclass
 class PolicyCheck(Result):
     "The policy's verdict on one version, rule by rule, and where its governance report is; exit 1 if any rule fails."
+
     ok: bool
     model: str
     version: str
     report: str
     results: list[dict]
+
     def show(self):
         from rich.console import Console
         from rich.table import Table
+
         t = Table(title=f"policy check: {self.model} v{self.version}")
-        for c in ('rule', 'value', 'limit', 'verdict'): t.add_column(c)
+        for c in ('rule', 'value', 'limit', 'verdict'):
+            t.add_column(c)
         for r in self.results:
-            t.add_row(str(r['rule']), str(r['value']), str(r['limit']), f"[{'green' if r['verdict'] == 'pass' else 'red' if r['verdict'] == 'fail' else 'white'}]{r['verdict']}[/]")
-        Console().print(t); print(f"governance report: {self.report}")
+            t.add_row(
+                str(r['rule']),
+                str(r['value']),
+                str(r['limit']),
+                f"[{'green' if r['verdict'] == 'pass' else 'red' if r['verdict'] == 'fail' else 'white'}]{r['verdict']}[/]",
+            )
+        Console().print(t)
+        print(f"governance report: {self.report}")
         failed = [r for r in self.results if r['verdict'] == 'fail']
-        if failed: typer.secho(f"error: policy failed for {self.model} v{self.version}: " + '; '.join(f"{r['rule']} ({r['reason']})" for r in failed), fg='red', err=True)
+        if failed:
+            typer.secho(
+                f"error: policy failed for {self.model} v{self.version}: "
+                + '; '.join(f"{r['rule']} ({r['reason']})" for r in failed),
+                fg='red',
+                err=True,
+            )
+
     @property
-    def exit_code(self): return EXIT_OK if self.ok else EXIT_STAGE
+    def exit_code(self):
+        return EXIT_OK if self.ok else EXIT_STAGE
+
 
 @command(errors=GOVERNANCE_ERRORS)
-def govern_check(model: str = typer.Argument(..., help="Registered model name."),
-                 version: str = typer.Argument(..., help="Fixed model version (a number, never 'latest')."),
-                 as_json: bool = typer.Option(False, '--json', help="Print the policy results as JSON.")):
+def govern_check(
+    model: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Fixed model version (a number, never 'latest')."),
+    as_json: bool = typer.Option(False, '--json', help="Print the policy results as JSON."),
+):
     "Evaluate params/policy.yaml for one model version; write its governance report; exit 1 if any rule fails."
     from lifecycle.release.review import governance_context, write_governance_report
+
     s, ps, ml, store, facts, pipeline_run = governance_context(Workspace.open(), model, version)
     results, report = write_governance_report(s, ps, store, facts, model, version)
     failed = results[results.verdict == 'fail']
-    return PolicyCheck(ok=not len(failed), model=model, version=version, report=str(report), results=results.to_dict('records'))
+    return PolicyCheck(
+        ok=not len(failed), model=model, version=version, report=str(report), results=results.to_dict('records')
+    )
 
 # %% ../../nbs/api/release/03_commands.ipynb #7629ebef
 @dataclass
 class Approved(Result):
     "One sign-off, as recorded (with the sha256 of each piece of evidence the approver read)."
+
     approval: dict
     model: str
     version: str
     step: str
     user: str
-    def data(self): return dict(ok=True, approval=self.approval)
-    def show(self): print(f"approved {self.model} v{self.version} for {self.step} by {self.user}")
+
+    def data(self):
+        return dict(ok=True, approval=self.approval)
+
+    def show(self):
+        print(f"approved {self.model} v{self.version} for {self.step} by {self.user}")
+
 
 @command(errors=GOVERNANCE_ERRORS)
-def approve(model: str = typer.Argument(..., help="Registered model name."),
-            version: str = typer.Argument(..., help="Fixed model version."),
-            user: str = typer.Option(..., '--as', help="The approving user (must hold the step's role in settings.ini [roles])."),
-            reason: str = typer.Option(..., '--reason', help="Why this version may go on."),
-            step: str = typer.Option('staging', '--to', help="The environment being approved (a step of the promotion path)."),
-            as_json: bool = typer.Option(False, '--json', help="Print the approval as JSON.")):
+def approve(
+    model: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Fixed model version."),
+    user: str = typer.Option(
+        ..., '--as', help="The approving user (must hold the step's role in settings.ini [roles])."
+    ),
+    reason: str = typer.Option(..., '--reason', help="Why this version may go on."),
+    step: str = typer.Option('staging', '--to', help="The environment being approved (a step of the promotion path)."),
+    as_json: bool = typer.Option(False, '--json', help="Print the approval as JSON."),
+):
     "Sign off one promotion step; refused for the trainer, a user without the role, out of order, or a failing policy."
     from lifecycle.release import governance as gov
     from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
+
     s, ps, ml, store, facts, pipeline_run = governance_context(Workspace.open(), model, version)
-    write_governance_report(s, ps, store, facts, model, version)   # the approver signs what this report says now
-    rec = gov.approve(s, store, gov.load_roles(s.root), ps['policy'], model, version, user, reason, step,
-                      facts['trained_by'], evidence_paths(s, pipeline_run, model, version), facts=facts)
+    write_governance_report(s, ps, store, facts, model, version)  # the approver signs what this report says now
+    rec = gov.approve(
+        s,
+        store,
+        gov.load_roles(s.root),
+        ps['policy'],
+        model,
+        version,
+        user,
+        reason,
+        step,
+        facts['trained_by'],
+        evidence_paths(s, pipeline_run, model, version),
+        facts=facts,
+    )
     return Approved(rec, model, version, step, user)
 
 # %% ../../nbs/api/release/03_commands.ipynb #216707bb
 @dataclass
 class Promoted(Result):
     "An environment's alias moved to a fixed version."
+
     result: dict
     model: str
     version: str
     step: str
-    def data(self): return dict(ok=True, result=self.result)
-    def show(self): print(f"{self.model}: alias {self.step!r} -> version {self.version}")
+
+    def data(self):
+        return dict(ok=True, result=self.result)
+
+    def show(self):
+        print(f"{self.model}: alias {self.step!r} -> version {self.version}")
+
 
 @command(errors=GOVERNANCE_ERRORS)
-def promote(model: str = typer.Argument(..., help="Registered model name."),
-            version: str = typer.Argument(..., help="Fixed model version."),
-            step: str = typer.Option(..., '--to', help="Environment alias to move to this version (needs its approval)."),
-            reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
-            as_json: bool = typer.Option(False, '--json', help="Print the result as JSON.")):
+def promote(
+    model: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Fixed model version."),
+    step: str = typer.Option(..., '--to', help="Environment alias to move to this version (needs its approval)."),
+    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the result as JSON."),
+):
     "Point the environment's alias at this fixed version, only if that step was approved."
     from lifecycle.release import governance as gov
-    from lifecycle.core.params import load_params
-    from lifecycle.core.store import Store
-    from lifecycle.core.tracking import configure_mlflow
+
     s = Workspace.open()
     policy = s.params['policy']
     ml = s.mlflow

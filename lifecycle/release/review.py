@@ -17,8 +17,10 @@ __all__ = ['ContextError', 'GovernanceContext', 'governance_context', 'evidence_
 class ContextError(Exception):
     "The version under review, or the pipeline run that trained it, cannot be found."
 
+
 class GovernanceContext(NamedTuple):
     "What a governance action reads: settings, params, MLflow, the store, the version's facts and the run that trained it."
+
     s: Settings
     ps: dict
     ml: object
@@ -26,44 +28,71 @@ class GovernanceContext(NamedTuple):
     facts: dict
     pipeline_run: str | None
 
+
 def governance_context(s: Workspace, model: str, version: str) -> GovernanceContext:
     "The facts about one registered version (registry, signature, the training run's manifest); `ContextError` if it is missing."
     from mlflow.exceptions import MlflowException
     from lifecycle.core.manifest import RunManifest, ManifestError
     from lifecycle.release import governance as gov
+
     ps = s.params
     ml, store = s.mlflow, s.store
-    try: mv = ml.MlflowClient().get_model_version(model, version)
+    try:
+        mv = ml.MlflowClient().get_model_version(model, version)
     except MlflowException as e:
-        if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'): raise
+        if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
+            raise
         raise ContextError(f"model {model!r} has no version {version!r} in the registry") from None
-    run = ml.get_run(mv.run_id); pipeline_run = run.data.tags.get('pipeline_run_id')
+    run = ml.get_run(mv.run_id)
+    pipeline_run = run.data.tags.get('pipeline_run_id')
     try:
         outs = RunManifest.load(s.runs_dir / pipeline_run).outputs()
     except (ManifestError, TypeError):
-        raise ContextError(f"{model} v{version}: the pipeline run that trained it ({pipeline_run}) has no manifest under {s.runs_dir}") from None
+        raise ContextError(
+            f"{model} v{version}: the pipeline run that trained it ({pipeline_run}) has no manifest under {s.runs_dir}"
+        ) from None
     card = {**ps['card'].model_dump(), 'model_card': outs.get('card')}
-    facts = gov.gather_facts(ml, store, model, version, card=card, groups=outs.get('groups'),
-                             protected_attributes=ps['validate'].protected_attributes, key_dir=s.key_dir)
+    facts = gov.gather_facts(
+        ml,
+        store,
+        model,
+        version,
+        card=card,
+        groups=outs.get('groups'),
+        protected_attributes=ps['validate'].protected_attributes,
+        key_dir=s.key_dir,
+    )
     return GovernanceContext(s, ps, ml, store, facts, pipeline_run)
 
 # %% ../../nbs/api/release/02_review.ipynb #a32c7874
 def evidence_paths(s: Settings, pipeline_run: str, model: str, version: str) -> dict:
     "The files an approver read: the executed validation report and model card of the run, and the governance report."
     from lifecycle.core.manifest import RunManifest
+
     m = RunManifest.load(s.runs_dir / pipeline_run)
+
     def executed(stage):
         st = m.data['stages'][stage]
         return str((s.runs_dir / (st.get('cached_from') or pipeline_run) / Path(st['notebook']).name))
-    return dict(validation_report=executed('validate'), model_card=executed('model_card'),
-                governance_report=str(s.reports_dir / 'governance' / f'{model}-{version}.md'))
+
+    return dict(
+        validation_report=executed('validate'),
+        model_card=executed('model_card'),
+        governance_report=str(s.reports_dir / 'governance' / f'{model}-{version}.md'),
+    )
 
 # %% ../../nbs/api/release/02_review.ipynb #040ca7cb
 def write_governance_report(s: Settings, ps: dict, store, facts: dict, model: str, version: str):
     "Evaluate the policy and write the version's governance report; return the results and the report path."
     from lifecycle.release import governance as gov
     from lifecycle.core.store import atomic_write
+
     results = gov.evaluate_policy(ps['policy'], facts)
     report = s.reports_dir / 'governance' / f'{model}-{version}.md'
-    atomic_write(report, gov.governance_report_markdown(facts, results, gov.approvals(store, model, version, ps['policy']), ps['policy']))
+    atomic_write(
+        report,
+        gov.governance_report_markdown(
+            facts, results, gov.approvals(store, model, version, ps['policy']), ps['policy']
+        ),
+    )
     return results, report

@@ -22,45 +22,66 @@ SERVE_ERRORS = {'lifecycle.serve.flags.FlagError': EXIT_INPUT, 'lifecycle.serve.
 
 # %% ../../nbs/api/serve/05_commands.ipynb #1e07c428
 def _alias_lookup(s, model_name: str):
-    from lifecycle.core.tracking import configure_mlflow
     from lifecycle.model.registry import alias_version
+
     ml = s.mlflow
     return lambda alias: alias_version(ml.MlflowClient(), model_name, alias)
+
 
 @dataclass
 class FlagsView(Result):
     "The flags as they stand: deployed versions, challenger share, kill switch, shadow, threshold and cohorts."
+
     flags: dict
     extra: dict = field(default_factory=dict)
-    def data(self): return {'ok': True, 'flags': self.flags, **self.extra}
+
+    def data(self):
+        return {'ok': True, 'flags': self.flags, **self.extra}
+
     def show(self):
         d = self.flags
         arms = ', '.join(f"{a}=v{d[a]}" for a in ('control', 'challenger', 'safe') if d[a])
-        print(f"{arms}; challenger share {d['percentage']:g}%; kill {'ON' if d['kill'] else 'off'}; shadow {'on' if d['shadow'] else 'off'}; "
-              f"threshold {d['threshold']['default']} ({d['threshold']['variants'][d['threshold']['default']]})")
-        for c in d['cohorts']: print(f"  cohort: {c['attribute']} {'in ' + str(c['in']) if c.get('in') is not None else '== ' + repr(c['equals'])} -> {c['variant']}")
+        print(
+            f"{arms}; challenger share {d['percentage']:g}%; kill {'ON' if d['kill'] else 'off'}; shadow {'on' if d['shadow'] else 'off'}; "
+            f"threshold {d['threshold']['default']} ({d['threshold']['variants'][d['threshold']['default']]})"
+        )
+        for c in d['cohorts']:
+            print(
+                f"  cohort: {c['attribute']} {'in ' + str(c['in']) if c.get('in') is not None else '== ' + repr(c['equals'])} -> {c['variant']}"
+            )
+
 
 def _show_spec(spec, extra: dict | None = None) -> FlagsView:
     return FlagsView(spec.model_dump(mode='json', by_alias=True), extra or {})
 
 # %% ../../nbs/api/serve/05_commands.ipynb #18d3ec3b
 @command(errors=SERVE_ERRORS)
-def flags_init(force: bool = typer.Option(False, '--force', help="Start again from params/flags.yaml even if flags exist."),
-               reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
-               as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+def flags_init(
+    force: bool = typer.Option(False, '--force', help="Start again from params/flags.yaml even if flags exist."),
+    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
+):
     "Deploy what params/flags.yaml names: resolve aliases to fixed versions and compile the flagd file."
     from lifecycle.serve import flags as fl
-    from lifecycle.core.params import load_params
-    s = Workspace.open(); ps = s.params
-    if fl.spec_path(s).exists() and not force: raise CommandError(f"{fl.spec_path(s)}: flags already initialised; use --force to start again from params", EXIT_INPUT)
+
+    s = Workspace.open()
+    ps = s.params
+    if fl.spec_path(s).exists() and not force:
+        raise CommandError(
+            f"{fl.spec_path(s)}: flags already initialised; use --force to start again from params", EXIT_INPUT
+        )
     name = ps['register'].model_name
     spec = fl.init_flags(s, ps['flags'], name, _alias_lookup(s, name), reason=reason)
     return _show_spec(spec, {'file': str(fl.flagd_path(s))})
 
+
 @command(errors=SERVE_ERRORS)
-def flags_show(as_json: bool = typer.Option(False, '--json', help="Print the flags and the compiled flagd document as JSON.")):
+def flags_show(
+    as_json: bool = typer.Option(False, '--json', help="Print the flags and the compiled flagd document as JSON."),
+):
     "The current flags."
     from lifecycle.serve import flags as fl
+
     s = Workspace.open()
     spec, _ = fl.load_spec(s)
     return _show_spec(spec, {'flagd': json.loads(fl.flagd_path(s).read_text())} if as_json else None)
@@ -68,57 +89,88 @@ def flags_show(as_json: bool = typer.Option(False, '--json', help="Print the fla
 # %% ../../nbs/api/serve/05_commands.ipynb #59713a60
 def _change(changes: dict, reason: str) -> FlagsView:
     from lifecycle.serve import flags as fl
+
     s = Workspace.open()
     spec, name = fl.load_spec(s)
-    lookup = _alias_lookup(s, name) if any(k in ('control', 'challenger', 'safe') and isinstance(v, str) and not v.isdigit()
-                                           for k, v in changes.items()) else None
+    lookup = (
+        _alias_lookup(s, name)
+        if any(
+            k in ('control', 'challenger', 'safe') and isinstance(v, str) and not v.isdigit()
+            for k, v in changes.items()
+        )
+        else None
+    )
     spec = fl.change_flags(s, changes, reason=reason, lookup=lookup)
     return _show_spec(spec)
 
+
 def _value(text: str):
     import yaml
-    try: return yaml.safe_load(text)
-    except yaml.YAMLError: return text
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+
 
 @command(errors=SERVE_ERRORS)
-def flags_set(assignments: list[str] = typer.Argument(..., help="KEY=VALUE pairs, e.g. percentage=5 challenger=3 threshold.default=strict "
-                                                               "'cohorts=[{attribute: region, in: [eu-west], variant: challenger}]'."),
-              reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
-              as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+def flags_set(
+    assignments: list[str] = typer.Argument(
+        ...,
+        help="KEY=VALUE pairs, e.g. percentage=5 challenger=3 threshold.default=strict "
+        "'cohorts=[{attribute: region, in: [eu-west], variant: challenger}]'.",
+    ),
+    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
+):
     "Change flags; values are YAML (numbers, true/false, null, lists). Audited; live in the server within a second."
     changes = {}
     for a in assignments:
-        if '=' not in a: raise CommandError(f"{a!r}: expected KEY=VALUE", EXIT_INPUT)
+        if '=' not in a:
+            raise CommandError(f"{a!r}: expected KEY=VALUE", EXIT_INPUT)
         k, v = a.split('=', 1)
         changes[k.strip()] = _value(v)
-        if k.strip() in ('control', 'challenger', 'safe') and changes[k.strip()] is not None: changes[k.strip()] = str(changes[k.strip()])
+        if k.strip() in ('control', 'challenger', 'safe') and changes[k.strip()] is not None:
+            changes[k.strip()] = str(changes[k.strip()])
     return _change(changes, reason)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #3884522f
 @command(errors=SERVE_ERRORS)
-def flags_kill(reason: str = typer.Option('kill switch', '--reason', help="Why, for the audit log."),
-               as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+def flags_kill(
+    reason: str = typer.Option('kill switch', '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
+):
     "Kill switch: everyone to the known-safe version at once."
     return _change({'kill': True}, reason)
 
+
 @command(errors=SERVE_ERRORS)
-def flags_unkill(reason: str = typer.Option('kill switch released', '--reason', help="Why, for the audit log."),
-                 as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+def flags_unkill(
+    reason: str = typer.Option('kill switch released', '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
+):
     "Release the kill switch: targeting and percentages apply again."
     return _change({'kill': False}, reason)
 
-@command(errors=SERVE_ERRORS)
-def flags_shadow(state: str = typer.Argument(..., help="on or off"),
-                 reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
-                 as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
-    "Shadow mode: the challenger scores every request too; its output is logged, never returned."
-    if state not in ('on', 'off'): raise CommandError(f"state: expected on or off, found {state!r}", EXIT_INPUT)
-    return _change({'shadow': state == 'on'}, reason)
 
 @command(errors=SERVE_ERRORS)
-def flags_threshold(variant: str = typer.Argument(..., help="A threshold variant declared in the flags (e.g. strict)."),
-                    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
-                    as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON.")):
+def flags_shadow(
+    state: str = typer.Argument(..., help="on or off"),
+    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
+):
+    "Shadow mode: the challenger scores every request too; its output is logged, never returned."
+    if state not in ('on', 'off'):
+        raise CommandError(f"state: expected on or off, found {state!r}", EXIT_INPUT)
+    return _change({'shadow': state == 'on'}, reason)
+
+
+@command(errors=SERVE_ERRORS)
+def flags_threshold(
+    variant: str = typer.Argument(..., help="A threshold variant declared in the flags (e.g. strict)."),
+    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
+):
     "Switch the decision threshold to another declared variant."
     return _change({'threshold.default': variant}, reason)
 
@@ -126,18 +178,29 @@ def flags_threshold(variant: str = typer.Argument(..., help="A threshold variant
 @dataclass
 class TokenIssued(Result):
     "A new API token (shown once) with the user it acts as and the roles that user holds."
+
     user: str
     roles: list[str]
     token: str
-    def data(self): return {'ok': True, 'user': self.user, 'roles': self.roles, 'token': self.token}
-    def show(self): print(f"{self.token}\n(user {self.user}; roles: {', '.join(self.roles) or 'none'}; keep it secret: it is not shown again)")
+
+    def data(self):
+        return {'ok': True, 'user': self.user, 'roles': self.roles, 'token': self.token}
+
+    def show(self):
+        print(
+            f"{self.token}\n(user {self.user}; roles: {', '.join(self.roles) or 'none'}; keep it secret: it is not shown again)"
+        )
+
 
 @command(errors=SERVE_ERRORS)
-def token_issue(user: str = typer.Argument(..., help="The user the token acts as (roles from settings.ini [roles])."),
-                as_json: bool = typer.Option(False, '--json', help="Print as JSON.")):
+def token_issue(
+    user: str = typer.Argument(..., help="The user the token acts as (roles from settings.ini [roles])."),
+    as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
+):
     "Issue an API token for USER; it is printed once, only its hash is kept."
     from lifecycle.serve.serving import issue_token
     from lifecycle.release.governance import load_roles
+
     s = Workspace.open()
     roles = sorted(r for r, users in load_roles(s.root / 'settings.ini').items() if user in users)
     t = issue_token(s, user)
@@ -145,20 +208,28 @@ def token_issue(user: str = typer.Argument(..., help="The user the token acts as
 
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
 @command(errors=SERVE_ERRORS)
-def serve(host: Optional[str] = typer.Option(None, '--host', help="Bind address (default: settings host, 127.0.0.1)."),
-          port: Optional[int] = typer.Option(None, '--port', help="Port (default: settings port)."),
-          workers: int = typer.Option(1, '--workers', min=1, help="Worker processes."),
-          log_level: str = typer.Option('warning', '--log-level', help="uvicorn log level.")):
+def serve(
+    host: Optional[str] = typer.Option(None, '--host', help="Bind address (default: settings host, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, '--port', help="Port (default: settings port)."),
+    workers: int = typer.Option(1, '--workers', min=1, help="Worker processes."),
+    log_level: str = typer.Option('warning', '--log-level', help="uvicorn log level."),
+):
     "Serve the deployed versions: /invocations (MLflow protocol), /predict (flag-routed), /feedback, /metrics, /docs."
     from lifecycle.serve import flags as fl
-    from lifecycle.core.params import load_params
-    s = Workspace.open(); ps = s.params
+
+    s = Workspace.open()
+    ps = s.params
     if not fl.spec_path(s).exists():
         name = ps['register'].model_name
-        try: fl.init_flags(s, ps['flags'], name, _alias_lookup(s, name), reason='first serve: flags initialised from params')
-        except fl.FlagError as e: raise CommandError(f"{e} (register a model first: `lifecycle run`)", EXIT_INPUT)
+        try:
+            fl.init_flags(
+                s, ps['flags'], name, _alias_lookup(s, name), reason='first serve: flags initialised from params'
+            )
+        except fl.FlagError as e:
+            raise CommandError(f"{e} (register a model first: `lifecycle run`)", EXIT_INPUT)
     fl.read_document(fl.flagd_path(s))
     from lifecycle.serve.serving import serve as run_server
+
     typer.echo(f"serving on http://{host or s.host}:{port or s.port} (docs at /docs)", err=True)
     run_server(s, host, port, workers, log_level)
 
@@ -166,49 +237,85 @@ def serve(host: Optional[str] = typer.Option(None, '--host', help="Bind address 
 @dataclass
 class Scored(Result):
     "A scored file: rows, chunks, seconds and where it was written, by which version in which form."
+
     summary: dict
     name: str
     version: str
     form: str
     output: Path
-    def data(self): return {'ok': True, **self.summary}
-    def show(self): print(f"scored {self.summary['rows']} rows with {self.name} v{self.version} ({self.form}) -> {self.output} in {self.summary['seconds']} s")
+
+    def data(self):
+        return {'ok': True, **self.summary}
+
+    def show(self):
+        print(
+            f"scored {self.summary['rows']} rows with {self.name} v{self.version} ({self.form}) -> {self.output} in {self.summary['seconds']} s"
+        )
+
 
 @command(errors=SERVE_ERRORS)
-def score(input: Path = typer.Option(..., '--input', help="CSV or Parquet file of records."),
-          output: Path = typer.Option(..., '--output', help="Where to write the scored file (.csv or .parquet)."),
-          version: Optional[str] = typer.Option(None, '--version', help="Model version (default: the flags' control, else the champion)."),
-          threshold: Optional[float] = typer.Option(None, '--threshold', help="Decision threshold (default: the flags' default variant)."),
-          chunk_rows: int = typer.Option(50_000, '--chunk-rows', min=1, help="Rows per chunk."),
-          as_json: bool = typer.Option(False, '--json', help="Print the batch summary as JSON.")):
+def score(
+    input: Path = typer.Option(..., '--input', help="CSV or Parquet file of records."),
+    output: Path = typer.Option(..., '--output', help="Where to write the scored file (.csv or .parquet)."),
+    version: Optional[str] = typer.Option(
+        None, '--version', help="Model version (default: the flags' control, else the champion)."
+    ),
+    threshold: Optional[float] = typer.Option(
+        None, '--threshold', help="Decision threshold (default: the flags' default variant)."
+    ),
+    chunk_rows: int = typer.Option(50_000, '--chunk-rows', min=1, help="Rows per chunk."),
+    as_json: bool = typer.Option(False, '--json', help="Print the batch summary as JSON."),
+):
     "Score a file in chunks through the same verified, packaged model the server uses; logged."
     from lifecycle.serve import flags as fl
     from lifecycle.serve.models import load_version, input_contract
     from lifecycle.serve.predlog import PredictionLog, default_url
     from lifecycle.model.signing import SignatureError
-    from lifecycle.core.params import load_params
-    from lifecycle.core.store import Store
-    from lifecycle.core.tracking import configure_mlflow
     from lifecycle.serve.batch import score_file
-    s = Workspace.open(); ps = s.params
+
+    s = Workspace.open()
+    ps = s.params
     name, spec = ps['register'].model_name, ps['flags']
-    if fl.spec_path(s).exists(): spec, name = fl.load_spec(s)
+    if fl.spec_path(s).exists():
+        spec, name = fl.load_spec(s)
     ml = s.mlflow
     if version is None:
         version = spec.control if spec.control.isdigit() else _alias_lookup(s, name)(spec.control)
-        if version is None: raise CommandError(f"no version given and alias {spec.control!r} names none; register a model first", EXIT_INPUT)
+        if version is None:
+            raise CommandError(
+                f"no version given and alias {spec.control!r} names none; register a model first", EXIT_INPUT
+            )
     thr = threshold if threshold is not None else spec.threshold.variants[spec.threshold.default]
-    try: m = load_version(ml, s.store, name, str(version), s.key_dir)
-    except SignatureError as e: raise CommandError(str(e), EXIT_STAGE) from None
-    except Exception as e: raise CommandError(f"{name} version {version}: cannot be loaded: {e}", EXIT_INPUT) from None
+    try:
+        m = load_version(ml, s.store, name, str(version), s.key_dir)
+    except SignatureError as e:
+        raise CommandError(str(e), EXIT_STAGE) from None
+    except Exception as e:
+        raise CommandError(f"{name} version {version}: cannot be loaded: {e}", EXIT_INPUT) from None
     from tqdm.auto import tqdm
+
     bar = tqdm(unit='rows', disable=as_json, desc=f'scoring with v{version}')
+
     def progress(n, total):
-        if total and bar.total is None: bar.total = total
+        if total and bar.total is None:
+            bar.total = total
         bar.update(n)
+
     log = PredictionLog(default_url(s))
     contract = input_contract(ps['ingest'].columns, m.columns)
-    try: out = score_file(m, input, output, threshold=thr, chunk_rows=chunk_rows, log=log, audit_path=s.audit_path,
-                          progress=progress, contract=contract)
-    finally: bar.close(); log.close()
+    try:
+        out = score_file(
+            m,
+            input,
+            output,
+            threshold=thr,
+            chunk_rows=chunk_rows,
+            log=log,
+            audit_path=s.audit_path,
+            progress=progress,
+            contract=contract,
+        )
+    finally:
+        bar.close()
+        log.close()
     return Scored(out, name, str(version), m.form, output)

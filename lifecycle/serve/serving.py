@@ -6,9 +6,15 @@
 
 # %% ../../nbs/api/serve/03_serving.ipynb #a79a4928
 from __future__ import annotations
-import hashlib, json, logging, os, secrets, threading, time, uuid
+import hashlib
+import json
+import logging
+import os
+import secrets
+import threading
+import time
+import uuid
 from pathlib import Path
-import numpy as np
 from fastapi import Request
 from ..core.settings import Settings, SettingsError
 from ..core.workspace import Workspace
@@ -26,9 +32,13 @@ __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 
            'Metrics', 'FlagGate', 'Server', 'check_outcome', 'create_app', 'app_factory', 'LocalServer', 'serve']
 
 # %% ../../nbs/api/serve/03_serving.ipynb #54aea1df
-def tokens_path(s: Settings) -> Path: return s.state_dir / 'tokens.json'
+def tokens_path(s: Settings) -> Path:
+    return s.state_dir / 'tokens.json'
 
-def _digest(token: str) -> str: return hashlib.sha256(token.encode()).hexdigest()
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
 
 def issue_token(s: Settings, user: str, actor: str | None = None) -> str:
     "A new API token for `user` (shown once; its sha256 is stored)."
@@ -42,29 +52,50 @@ def issue_token(s: Settings, user: str, actor: str | None = None) -> str:
     audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor)
     return token
 
+
 def token_user(s: Settings, token: str | None) -> str | None:
     "The user a token belongs to, or None."
     p = tokens_path(s)
-    if not token or not p.exists(): return None
+    if not token or not p.exists():
+        return None
     return (json.loads(p.read_text()).get(_digest(token)) or {}).get('user')
 
 # %% ../../nbs/api/serve/03_serving.ipynb #93f44bc6
 class Metrics:
     "The server's Prometheus metrics."
+
     def __init__(self):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, PlatformCollector
         import psutil
+
         r = self.registry = CollectorRegistry()
-        ProcessCollector(registry=r); PlatformCollector(registry=r)
-        lat = (.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5)
-        self.latency = Histogram('lifecycle_request_seconds', 'Request latency', ['route', 'variant', 'version'], buckets=lat, registry=r)
-        self.requests = Counter('lifecycle_requests', 'Requests answered', ['route', 'variant', 'version', 'status'], registry=r)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        lat = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+        self.latency = Histogram(
+            'lifecycle_request_seconds', 'Request latency', ['route', 'variant', 'version'], buckets=lat, registry=r
+        )
+        self.requests = Counter(
+            'lifecycle_requests', 'Requests answered', ['route', 'variant', 'version', 'status'], registry=r
+        )
         self.errors = Counter('lifecycle_errors', 'Requests refused or failed', ['route', 'kind'], registry=r)
-        self.scores = Histogram('lifecycle_prediction_score', 'Served scores', ['version'], buckets=[i / 10 for i in range(1, 11)], registry=r)
+        self.scores = Histogram(
+            'lifecycle_prediction_score',
+            'Served scores',
+            ['version'],
+            buckets=[i / 10 for i in range(1, 11)],
+            registry=r,
+        )
         self.alerts = Counter('lifecycle_alerts', 'Alerts raised', ['kind'], registry=r)
-        self.flags_ok = Gauge('lifecycle_flags_valid', '1 while the newest flag file is the active one, 0 while the last good one is kept', registry=r)
+        self.flags_ok = Gauge(
+            'lifecycle_flags_valid',
+            '1 while the newest flag file is the active one, 0 while the last good one is kept',
+            registry=r,
+        )
         self.backlog = Gauge('lifecycle_prediction_log_pending', 'Rows queued, not yet written', registry=r)
-        self.log_errors = Gauge('lifecycle_prediction_log_errors', 'Rows the prediction log could not write', registry=r)
+        self.log_errors = Gauge(
+            'lifecycle_prediction_log_errors', 'Rows the prediction log could not write', registry=r
+        )
         self.cpu = Gauge('lifecycle_process_cpu_percent', 'CPU use of the server process', registry=r)
         self.memory = Gauge('lifecycle_process_memory_bytes', 'Resident memory of the server process', registry=r)
         self._proc = psutil.Process()
@@ -72,13 +103,18 @@ class Metrics:
 
     def render(self, pending: int, log_errors: int, flags_valid: bool) -> bytes:
         from prometheus_client import generate_latest
-        self.backlog.set(pending); self.log_errors.set(log_errors); self.flags_ok.set(int(flags_valid))
-        self.cpu.set(self._proc.cpu_percent(None)); self.memory.set(self._proc.memory_info().rss)
+
+        self.backlog.set(pending)
+        self.log_errors.set(log_errors)
+        self.flags_ok.set(int(flags_valid))
+        self.cpu.set(self._proc.cpu_percent(None))
+        self.memory.set(self._proc.memory_info().rss)
         return generate_latest(self.registry)
 
 # %% ../../nbs/api/serve/03_serving.ipynb #85f392e3
 class FlagGate:
     "Watches the flag file; activates only documents whose flags are valid and whose versions loaded verified."
+
     def __init__(self, s: Settings, load, on_alert, poll_s: float = 0.2):
         self.s, self.load, self.on_alert, self.poll_s = s, load, on_alert, poll_s
         self.source, self.active = fl.flagd_path(s), fl.flags_dir(s) / f'active-{os.getpid()}.flagd.json'
@@ -87,92 +123,145 @@ class FlagGate:
         self._stop, self._thread = threading.Event(), None
 
     def _stamp(self):
-        try: st = self.source.stat(); return (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError: return None
+        try:
+            st = self.source.stat()
+            return (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            return None
 
     def check(self) -> bool:
         "Look at the flag file once; activate it if it changed and passes. True when a new document became active."
         stamp = self._stamp()
-        if stamp == self._seen: return False
+        if stamp == self._seen:
+            return False
         self._seen = stamp
         from lifecycle.model.signing import SignatureError
+
         try:
             doc = fl.read_document(self.source)
             for variant, version in fl.deployed_versions(doc).items():
                 if version not in self.models:
-                    try: self.models[version] = self.load(version)
-                    except SignatureError as e:          # tampered or unsigned: refused for good
+                    try:
+                        self.models[version] = self.load(version)
+                    except SignatureError as e:  # tampered or unsigned: refused for good
                         raise fl.FlagError(f"variant {variant!r}: version {version} refused: {e}") from None
-                    except Exception as e:               # e.g. the registry is busy: try again at the next look
+                    except Exception as e:  # e.g. the registry is busy: try again at the next look
                         self._seen = None
-                        raise fl.FlagError(f"variant {variant!r}: version {version} could not be loaded (will retry): {e}") from None
+                        raise fl.FlagError(
+                            f"variant {variant!r}: version {version} could not be loaded (will retry): {e}"
+                        ) from None
         except fl.FlagError as e:
-            if str(e) != self.problem: self.on_alert('flags_refused', str(e))
+            if str(e) != self.problem:
+                self.on_alert('flags_refused', str(e))
             self.valid, self.problem = False, str(e)
             return False
         atomic_write(self.active, json.dumps(doc).encode())
         keep = set(fl.deployed_versions(doc).values())
-        self.models = {v: m for v, m in self.models.items() if v in keep}     # undeployed versions leave memory
+        self.models = {v: m for v, m in self.models.items() if v in keep}  # undeployed versions leave memory
         self.doc, self.valid, self.problem = doc, True, ''
         return True
 
     def run(self) -> None:
         while not self._stop.wait(self.poll_s):
-            try: self.check()
-            except Exception as e: self.on_alert('flags_gate', repr(e))
+            try:
+                self.check()
+            except Exception as e:
+                self.on_alert('flags_gate', repr(e))
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name='flag-gate', daemon=True); self._thread.start()
+        self._thread = threading.Thread(target=self.run, name='flag-gate', daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread: self._thread.join(timeout=5)
+        if self._thread:
+            self._thread.join(timeout=5)
         self.active.unlink(missing_ok=True)
 
 # %% ../../nbs/api/serve/03_serving.ipynb #6889c501
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
-MLFLOW_BODY = {'type': 'object', 'description': "MLflow scoring protocol: exactly one of the four fields",
-               'properties': {'dataframe_split': {'type': 'object', 'properties': {'columns': {'type': 'array', 'items': {'type': 'string'}},
-                                                                                   'data': {'type': 'array', 'items': {'type': 'array'}}}},
-                              'dataframe_records': {'type': 'array', 'items': _REC},
-                              'instances': {'type': 'array', 'items': _REC},
-                              'inputs': {'type': 'object', 'additionalProperties': {'type': 'array'}}}}
-PREDICT_BODY = {'type': 'object', 'required': ['records'],
-                'properties': {'records': {'type': 'array', 'items': _REC, 'minItems': 1},
-                               'context': {'type': 'object', 'description': 'OpenFeature evaluation context',
-                                           'properties': {'targetingKey': {'type': 'string'}, 'tenant': {'type': 'string'},
-                                                          'region': {'type': 'string'}, 'internal': {'type': 'boolean'}}}}}
-FEEDBACK_BODY = {'type': 'object', 'required': ['request_id', 'outcome'],
-                 'properties': {'request_id': {'type': 'string'}, 'outcome': {}}}
-FLAGS_BODY = {'type': 'object', 'required': ['changes'],
-              'properties': {'changes': {'type': 'object', 'description': 'flag keys (dotted for nested) -> new value'},
-                             'reason': {'type': 'string'}}}
+MLFLOW_BODY = {
+    'type': 'object',
+    'description': "MLflow scoring protocol: exactly one of the four fields",
+    'properties': {
+        'dataframe_split': {
+            'type': 'object',
+            'properties': {
+                'columns': {'type': 'array', 'items': {'type': 'string'}},
+                'data': {'type': 'array', 'items': {'type': 'array'}},
+            },
+        },
+        'dataframe_records': {'type': 'array', 'items': _REC},
+        'instances': {'type': 'array', 'items': _REC},
+        'inputs': {'type': 'object', 'additionalProperties': {'type': 'array'}},
+    },
+}
+PREDICT_BODY = {
+    'type': 'object',
+    'required': ['records'],
+    'properties': {
+        'records': {'type': 'array', 'items': _REC, 'minItems': 1},
+        'context': {
+            'type': 'object',
+            'description': 'OpenFeature evaluation context',
+            'properties': {
+                'targetingKey': {'type': 'string'},
+                'tenant': {'type': 'string'},
+                'region': {'type': 'string'},
+                'internal': {'type': 'boolean'},
+            },
+        },
+    },
+}
+FEEDBACK_BODY = {
+    'type': 'object',
+    'required': ['request_id', 'outcome'],
+    'properties': {'request_id': {'type': 'string'}, 'outcome': {}},
+}
+FLAGS_BODY = {
+    'type': 'object',
+    'required': ['changes'],
+    'properties': {
+        'changes': {'type': 'object', 'description': 'flag keys (dotted for nested) -> new value'},
+        'reason': {'type': 'string'},
+    },
+}
+
 
 def _body(schema: dict) -> dict:
     return {'requestBody': {'required': True, 'content': {'application/json': {'schema': schema}}}}
 
+
 class Server:
     "Everything one server process holds: settings, flags, models, prediction log, metrics."
+
     def __init__(self, s: Workspace, max_body_bytes: int = 1_000_000, max_records: int = 10_000):
         params = s.params
         self.s, self.max_body, self.max_records = s, max_body_bytes, max_records
         self.positive = params['features'].positive_class
         _, self.model_name = fl.load_spec(s)
-        declared: FlagsParams = params['flags']            # provider, admin role, poll: from params, never from the API
+        declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.admin_role = declared.admin_role
-        self.labels = params['ingest'].columns[params['features'].target].allowed if params['features'].target in params['ingest'].columns else None
+        self.labels = (
+            params['ingest'].columns[params['features'].target].allowed
+            if params['features'].target in params['ingest'].columns
+            else None
+        )
         from lifecycle.release.governance import load_roles
+
         self.roles = load_roles(s.root / 'settings.ini')
         self.metrics = Metrics()
-        self.columns = params['ingest'].columns            # the contract every model input is checked against
+        self.columns = params['ingest'].columns  # the contract every model input is checked against
         rules = {c: r.pii for c, r in params['ingest'].columns.items() if r.pii}
         key = None
         if any(r.method == 'pseudonymise' for r in rules.values()):
             from lifecycle.data.pii import load_key
+
             key = load_key(s.pii_key_file)
         self.log = PredictionLog(default_url(s), mask=pii_masker(rules, key))
         self.gate = FlagGate(s, self._load, self.alert, poll_s=declared.poll_ms / 1000)
-        if not self.gate.check(): raise fl.FlagError(f"cannot start: {self.gate.problem or 'no flag file'}")
+        if not self.gate.check():
+            raise fl.FlagError(f"cannot start: {self.gate.problem or 'no flag file'}")
         path = self.gate.active if declared.provider == 'flagd-file' else fl.flagd_path(s)
         self.flags = fl.FlagClient(fl.make_provider(declared, path), domain=f'lifecycle-{os.getpid()}-{id(self)}')
         self.flags.on('error', lambda d: self.alert('flags_provider', d.message or 'provider error'))
@@ -181,7 +270,9 @@ class Server:
     def _load(self, version: str) -> ServedModel:
         m = load_version(self.s.mlflow, self.s.store, self.model_name, version, self.s.key_dir)
         m.contract = input_contract(self.columns, m.columns)
-        audit.append(self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})')
+        audit.append(
+            self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})'
+        )
         return m
 
     def alert(self, kind: str, message: str) -> None:
@@ -194,56 +285,82 @@ class Server:
         "The model for a routed (variant, version); the safe version if the flag could not be evaluated."
         models = self.gate.models
         m = models.get(version)
-        if m is not None: return variant, m
+        if m is not None:
+            return variant, m
         return 'safe', models[fl.deployed_versions(self.gate.doc)['safe']]
 
     def close(self) -> None:
-        self.flags.close(); self.gate.stop(); self.log.close()
+        self.flags.close()
+        self.gate.stop()
+        self.log.close()
 
 # %% ../../nbs/api/serve/03_serving.ipynb #6b0e7ce0
 async def _read(request, limit: int) -> bytes:
     n = request.headers.get('content-length')
-    if n is not None and n.isdigit() and int(n) > limit: raise InputError(f"body: {n} bytes, at most {limit}", 413)
+    if n is not None and n.isdigit() and int(n) > limit:
+        raise InputError(f"body: {n} bytes, at most {limit}", 413)
     chunks, size = [], 0
     async for c in request.stream():
         size += len(c)
-        if size > limit: raise InputError(f"body: more than {limit} bytes", 413)
+        if size > limit:
+            raise InputError(f"body: more than {limit} bytes", 413)
         chunks.append(c)
     body = b''.join(chunks)
-    if not body: raise InputError("body: empty; expected a JSON object", 400)
+    if not body:
+        raise InputError("body: empty; expected a JSON object", 400)
     return body
+
 
 def _json(body: bytes):
     import orjson
-    try: return orjson.loads(body)
-    except orjson.JSONDecodeError as e: raise InputError(f"body: malformed JSON: {e}", 400) from None
+
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"body: malformed JSON: {e}", 400) from None
+
 
 def check_outcome(outcome, labels=None) -> None:
     "A true outcome: a class label (one of `labels` when declared), 0/1, a boolean or a number; or a list of them."
-    for v in (outcome if isinstance(outcome, list) and outcome else [outcome]):
+    for v in outcome if isinstance(outcome, list) and outcome else [outcome]:
         if isinstance(v, str):
-            if labels and v not in labels: raise InputError(f"field 'outcome': {v!r} is not a label; expected one of {labels}")
+            if labels and v not in labels:
+                raise InputError(f"field 'outcome': {v!r} is not a label; expected one of {labels}")
         elif v is None or not isinstance(v, (bool, int, float)):
-            raise InputError(f"field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; found {type(v).__name__}")
+            raise InputError(
+                f"field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; found {type(v).__name__}"
+            )
+
 
 def create_app(srv: Server):
     "The FastAPI application around a `Server`."
     import orjson
     from fastapi import FastAPI
-    from fastapi.responses import Response, PlainTextResponse
+    from fastapi.responses import Response
     from starlette.background import BackgroundTask
     from contextlib import asynccontextmanager
+
     @asynccontextmanager
     async def lifespan(app):
         yield
         srv.close()
-    app = FastAPI(title='lifecycle serving', version='1', lifespan=lifespan,
-                  description='Model serving routed by feature flags, with prediction logging and feedback.')
+
+    app = FastAPI(
+        title='lifecycle serving',
+        version='1',
+        lifespan=lifespan,
+        description='Model serving routed by feature flags, with prediction logging and feedback.',
+    )
     app.state.server = srv
     M = srv.metrics
 
     def answer(obj, status: int = 200, background=None) -> Response:
-        return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type='application/json', background=background)
+        return Response(
+            orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY),
+            status,
+            media_type='application/json',
+            background=background,
+        )
 
     def refuse(route: str, e: Exception, status: int) -> Response:
         M.errors.labels(route, str(status)).inc()
@@ -251,102 +368,187 @@ def create_app(srv: Server):
 
     def shadow_task(cols, request_id, key, served_version):
         ch = fl.deployed_versions(srv.gate.doc).get('challenger')
-        if not ch or ch == served_version or ch not in srv.gate.models: return None
+        if not ch or ch == served_version or ch not in srv.gate.models:
+            return None
+
         def run():
             t = time.perf_counter()
             try:
                 out = srv.gate.models[ch].score(cols)
-                srv.log.log(request_id=request_id, ts=time.time(), route='shadow', targeting_key=key, variant='challenger',
-                            model_version=ch, shadow=True, inputs=cols, output=out,
-                            latency_ms=(time.perf_counter() - t) * 1000, status=200)
-            except Exception as e: M.errors.labels('shadow', 'model').inc(); log.warning('shadow scoring failed: %s', type(e).__name__)
+                srv.log.log(
+                    request_id=request_id,
+                    ts=time.time(),
+                    route='shadow',
+                    targeting_key=key,
+                    variant='challenger',
+                    model_version=ch,
+                    shadow=True,
+                    inputs=cols,
+                    output=out,
+                    latency_ms=(time.perf_counter() - t) * 1000,
+                    status=200,
+                )
+            except Exception as e:
+                M.errors.labels('shadow', 'model').inc()
+                log.warning('shadow scoring failed: %s', type(e).__name__)
+
         return BackgroundTask(run)
 
     def score_request(route: str, payload: dict, key, attrs):
         t0 = time.perf_counter()
         request_id = uuid.uuid4().hex
-        ctx = srv.flags.context(key or request_id, attrs, route)    # no key: this request alone is bucketed
+        ctx = srv.flags.context(key or request_id, attrs, route)  # no key: this request alone is bucketed
         variant, version = srv.flags.route(ctx)
         variant, m = srv.model(variant, version)
         cols = parse_columns(payload, m.schema, srv.max_records)
         check_inputs(cols, m.contract)
         threshold = srv.flags.threshold(ctx)
-        try: scores = m.score(cols)
-        except Exception as e:                     # the model failed on valid input: logged per variant, then a 500
-            srv.log.log(request_id=request_id, ts=time.time(), route=route, targeting_key=key, variant=variant,
-                        model_version=m.version, inputs=cols, latency_ms=(time.perf_counter() - t0) * 1000, status=500,
-                        error=f'{type(e).__name__} (message withheld: it may quote input values)')
+        try:
+            scores = m.score(cols)
+        except Exception as e:  # the model failed on valid input: logged per variant, then a 500
+            srv.log.log(
+                request_id=request_id,
+                ts=time.time(),
+                route=route,
+                targeting_key=key,
+                variant=variant,
+                model_version=m.version,
+                inputs=cols,
+                latency_ms=(time.perf_counter() - t0) * 1000,
+                status=500,
+                error=f'{type(e).__name__} (message withheld: it may quote input values)',
+            )
             M.requests.labels(route, variant, m.version, '500').inc()
             raise
         decisions = (scores >= threshold).astype(int) if m.task == 'classification' else scores
         bg = shadow_task(cols, request_id, key, m.version) if srv.flags.shadow(ctx) else None
         ms = (time.perf_counter() - t0) * 1000
-        srv.log.log(request_id=request_id, ts=time.time(), route=route, targeting_key=key, variant=variant, model_version=m.version,
-                    shadow=False, inputs=cols, output=scores, decision=decisions, threshold=threshold, latency_ms=ms, status=200)
+        srv.log.log(
+            request_id=request_id,
+            ts=time.time(),
+            route=route,
+            targeting_key=key,
+            variant=variant,
+            model_version=m.version,
+            shadow=False,
+            inputs=cols,
+            output=scores,
+            decision=decisions,
+            threshold=threshold,
+            latency_ms=ms,
+            status=200,
+        )
         M.latency.labels(route, variant, m.version).observe(ms / 1000)
         M.requests.labels(route, variant, m.version, '200').inc()
         served = M.scores.labels(m.version)
-        for x in scores[:100]: served.observe(x)
+        for x in scores[:100]:
+            served.observe(x)
         return request_id, variant, m, scores, decisions, threshold, bg
 
-    @app.post('/invocations', openapi_extra=_body(MLFLOW_BODY), summary='MLflow scoring protocol, served by the control version')
+    @app.post(
+        '/invocations',
+        openapi_extra=_body(MLFLOW_BODY),
+        summary='MLflow scoring protocol, served by the control version',
+    )
     async def invocations(request: Request):
         try:
-            rid, variant, m, scores, decisions, thr, bg = score_request('invocations', _json(await _read(request, srv.max_body)), None, {})
-        except InputError as e: return refuse('invocations', e, e.status)
+            rid, variant, m, scores, decisions, thr, bg = score_request(
+                'invocations', _json(await _read(request, srv.max_body)), None, {}
+            )
+        except InputError as e:
+            return refuse('invocations', e, e.status)
         resp = answer({'predictions': decisions}, background=bg)
         resp.headers['x-request-id'], resp.headers['x-model-version'] = rid, m.version
         return resp
 
-    @app.post('/predict', openapi_extra=_body(PREDICT_BODY), summary='Records plus an evaluation context; the flags choose the version')
+    @app.post(
+        '/predict',
+        openapi_extra=_body(PREDICT_BODY),
+        summary='Records plus an evaluation context; the flags choose the version',
+    )
     async def predict(request: Request):
         try:
             payload = _json(await _read(request, srv.max_body))
-            if not isinstance(payload, dict): raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
+            if not isinstance(payload, dict):
+                raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
             extra = sorted(set(payload) - {'records', 'context'})
-            if extra: raise InputError(f"body: unknown field(s) {extra}; expected 'records' and optionally 'context'")
+            if extra:
+                raise InputError(f"body: unknown field(s) {extra}; expected 'records' and optionally 'context'")
             ctx = payload.get('context', {})
-            if not isinstance(ctx, dict): raise InputError(f"field 'context': expected an object, found {type(ctx).__name__}")
+            if not isinstance(ctx, dict):
+                raise InputError(f"field 'context': expected an object, found {type(ctx).__name__}")
             key = ctx.get('targetingKey')
             if key is not None and (not isinstance(key, str) or len(key) > 200 or '\x00' in key):
-                raise InputError("field 'context.targetingKey': expected a string of at most 200 characters without NUL")
+                raise InputError(
+                    "field 'context.targetingKey': expected a string of at most 200 characters without NUL"
+                )
             attrs = {k: v for k, v in ctx.items() if k != 'targetingKey'}
             bad = [k for k, v in attrs.items() if not isinstance(v, (str, bool, int, float)) or k == 'route']
-            if bad: raise InputError(f"field 'context.{bad[0]}': expected a string, number or boolean (and 'route' is reserved)")
-            if 'records' not in payload: raise InputError("field 'records': required")
-            rid, variant, m, scores, decisions, thr, bg = score_request('predict', {'dataframe_records': payload['records']}, key or None, attrs)
-        except InputError as e: return refuse('predict', e, e.status)
-        preds = [{'score': float(sc), 'prediction': int(d) if m.task == 'classification' else float(d)} for sc, d in zip(scores, decisions)]
-        return answer({'request_id': rid, 'model_version': m.version, 'variant': variant, 'threshold': thr,
-                       'positive_class': srv.positive, 'predictions': preds}, background=bg)
+            if bad:
+                raise InputError(
+                    f"field 'context.{bad[0]}': expected a string, number or boolean (and 'route' is reserved)"
+                )
+            if 'records' not in payload:
+                raise InputError("field 'records': required")
+            rid, variant, m, scores, decisions, thr, bg = score_request(
+                'predict', {'dataframe_records': payload['records']}, key or None, attrs
+            )
+        except InputError as e:
+            return refuse('predict', e, e.status)
+        preds = [
+            {'score': float(sc), 'prediction': int(d) if m.task == 'classification' else float(d)}
+            for sc, d in zip(scores, decisions)
+        ]
+        return answer(
+            {
+                'request_id': rid,
+                'model_version': m.version,
+                'variant': variant,
+                'threshold': thr,
+                'positive_class': srv.positive,
+                'predictions': preds,
+            },
+            background=bg,
+        )
 
     @app.post('/feedback', openapi_extra=_body(FEEDBACK_BODY), summary='The true outcome of an answered request')
     async def feedback(request: Request):
         try:
             p = _json(await _read(request, srv.max_body))
-            if not isinstance(p, dict): raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
+            if not isinstance(p, dict):
+                raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
             extra = sorted(set(p) - {'request_id', 'outcome'})
-            if extra: raise InputError(f"body: unknown field(s) {extra}")
+            if extra:
+                raise InputError(f"body: unknown field(s) {extra}")
             check_outcome(p.get('outcome'), srv.labels)
             return answer(add_feedback(srv.log, p.get('request_id'), p.get('outcome')))
-        except (InputError, FeedbackError) as e: return refuse('feedback', e, e.status)
+        except (InputError, FeedbackError) as e:
+            return refuse('feedback', e, e.status)
 
     @app.get('/health', summary='Liveness')
-    async def health(): return answer({'status': 'ok'})
+    async def health():
+        return answer({'status': 'ok'})
 
     @app.get('/ready', summary='Readiness: models loaded and flags active')
     async def ready():
         doc = srv.gate.doc
-        body = {'ready': bool(doc and srv.gate.models), 'flags_valid': srv.gate.valid, 'flags_problem': srv.gate.problem,
-                'flags_revision': (doc or {}).get('metadata', {}).get('revision'), 'flags_applied': srv.flags.revision(),
-                'deployed': fl.deployed_versions(doc) if doc else {},
-                'models': {v: m.form for v, m in dict(srv.gate.models).items()}, 'prediction_log_pending': srv.log.pending(),
-                'prediction_log_errors': srv.log.errors}
+        body = {
+            'ready': bool(doc and srv.gate.models),
+            'flags_valid': srv.gate.valid,
+            'flags_problem': srv.gate.problem,
+            'flags_revision': (doc or {}).get('metadata', {}).get('revision'),
+            'flags_applied': srv.flags.revision(),
+            'deployed': fl.deployed_versions(doc) if doc else {},
+            'models': {v: m.form for v, m in dict(srv.gate.models).items()},
+            'prediction_log_pending': srv.log.pending(),
+            'prediction_log_errors': srv.log.errors,
+        }
         return answer(body, 200 if body['ready'] else 503)
 
     @app.get('/metrics', summary='Prometheus metrics')
     async def metrics():
         from prometheus_client import CONTENT_TYPE_LATEST
+
         return Response(M.render(srv.log.pending(), srv.log.errors, srv.gate.valid), media_type=CONTENT_TYPE_LATEST)
 
     # -- admin API -------------------------------------------------------------------------------------------------
@@ -356,9 +558,19 @@ def create_app(srv: Server):
         user = token_user(srv.s, token)
         need = srv.admin_role
         if user is None or user not in srv.roles.get(need, set()):
-            status, why = (401, 'missing or unknown bearer token') if user is None else (403, f"user {user!r} does not hold role {need!r}")
-            audit.append(srv.s.audit_path, 'api.refused', action, reason=why, actor=user or 'anonymous',
-                         client=request.client.host if request.client else '')
+            status, why = (
+                (401, 'missing or unknown bearer token')
+                if user is None
+                else (403, f"user {user!r} does not hold role {need!r}")
+            )
+            audit.append(
+                srv.s.audit_path,
+                'api.refused',
+                action,
+                reason=why,
+                actor=user or 'anonymous',
+                client=request.client.host if request.client else '',
+            )
             M.errors.labels('admin', str(status)).inc()
             return answer({'error': why, 'status': status}, status)
         return user
@@ -366,72 +578,112 @@ def create_app(srv: Server):
     @app.get('/admin/flags', summary='Current flags (admin)')
     async def get_flags(request: Request):
         user = authorise(request, 'flags.read')
-        if not isinstance(user, str): return user
-        try: spec, _ = fl.load_spec(srv.s)
-        except fl.FlagError as e: return refuse('admin', e, 422)
-        return answer({'spec': spec.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid})
+        if not isinstance(user, str):
+            return user
+        try:
+            spec, _ = fl.load_spec(srv.s)
+        except fl.FlagError as e:
+            return refuse('admin', e, 422)
+        return answer(
+            {'spec': spec.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid}
+        )
 
     @app.patch('/admin/flags', openapi_extra=_body(FLAGS_BODY), summary='Change flags (admin); audited')
     async def patch_flags(request: Request):
         user = authorise(request, 'flags.change')
-        if not isinstance(user, str): return user
+        if not isinstance(user, str):
+            return user
         try:
             p = _json(await _read(request, srv.max_body))
             if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
                 raise InputError("field 'changes': expected a non-empty object of flag key -> value")
             spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=str(p.get('reason') or ''), source='api')
-        except InputError as e: return refuse('admin', e, e.status)
-        except fl.FlagError as e: return refuse('admin', e, 422)
+        except InputError as e:
+            return refuse('admin', e, e.status)
+        except fl.FlagError as e:
+            return refuse('admin', e, 422)
         return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
     @app.post('/admin/flags/kill', summary='Kill switch: everyone to the known-safe version (admin); audited')
     async def kill(request: Request):
         user = authorise(request, 'flags.kill')
-        if not isinstance(user, str): return user
-        try: spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
-        except fl.FlagError as e: return refuse('admin', e, 422)
+        if not isinstance(user, str):
+            return user
+        try:
+            spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
+        except fl.FlagError as e:
+            return refuse('admin', e, 422)
         return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
     @app.exception_handler(Exception)
-    async def crashed(request, exc):                 # a bug, not bad input: still answer, count and log it
+    async def crashed(request, exc):  # a bug, not bad input: still answer, count and log it
         log.exception('unhandled error on %s', request.url.path)
         M.errors.labels(request.url.path, '500').inc()
         return answer({'error': f'internal error: {type(exc).__name__}', 'status': 500}, 500)
+
     return app
 
 # %% ../../nbs/api/serve/03_serving.ipynb #1ff82c40
 def app_factory():
     "Build the app for the workspace in the current directory (uvicorn `--factory`)."
     import sys
+
     try:
         s = Workspace.open(os.environ.get('LIFECYCLE_ROOT') or None)
         return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
     except (fl.FlagError, SettingsError) as e:
-        print(f"error: {e}", file=sys.stderr); raise SystemExit(2) from None
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
 
 class LocalServer:
     "`lifecycle serve` in a child process on a free 127.0.0.1 port: ready on entry, stopped on exit (demos, tutorials, tests)."
+
     def __init__(self, root: str | Path, env: dict | None = None, workers: int = 1, log=None, timeout: float = 60):
         self.root, self.env, self.workers, self.log, self.timeout = Path(root), env, workers, log, timeout
 
-    def __enter__(self) -> LocalServer: return self.start()
+    def __enter__(self) -> LocalServer:
+        return self.start()
 
     def start(self) -> LocalServer:
         "Start the process and wait until it is ready (stopped again if it never gets there)."
-        import socket, subprocess, sys
-        with socket.socket() as so: so.bind(('127.0.0.1', 0)); self.port = so.getsockname()[1]
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as so:
+            so.bind(('127.0.0.1', 0))
+            self.port = so.getsockname()[1]
         self.url = f'http://127.0.0.1:{self.port}'
-        self.proc = subprocess.Popen([str(Path(sys.executable).parent / 'lifecycle'), 'serve', '--port', str(self.port),
-                                      '--workers', str(self.workers)], cwd=self.root, env=self.env, stdout=self.log,
-                                     stderr=subprocess.STDOUT if self.log is not None else None, text=True)
-        try: self.wait_ready()
-        except BaseException: self.stop(); raise
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / 'lifecycle'),
+                'serve',
+                '--port',
+                str(self.port),
+                '--workers',
+                str(self.workers),
+            ],
+            cwd=self.root,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log is not None else None,
+            text=True,
+        )
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def is_ready(self) -> bool:
         import httpx
-        try: return httpx.get(self.url + '/ready', timeout=5).status_code == 200
-        except httpx.HTTPError: return False            # not listening yet
+
+        try:
+            return httpx.get(self.url + '/ready', timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False  # not listening yet
 
     def wait_ready(self) -> None:
         "Block until /ready answers 200; RuntimeError if the process exits first or `timeout` passes."
@@ -439,22 +691,41 @@ class LocalServer:
         while not self.is_ready():
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read() if self.proc.stdout else ''
-                raise RuntimeError(f"lifecycle serve exited with code {self.proc.returncode} before it was ready {out}".strip())
-            if time.monotonic() > deadline: raise RuntimeError(f"lifecycle serve was not ready within {self.timeout:g} s")
+                raise RuntimeError(
+                    f"lifecycle serve exited with code {self.proc.returncode} before it was ready {out}".strip()
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lifecycle serve was not ready within {self.timeout:g} s")
             time.sleep(0.2)
 
     def stop(self) -> None:
         "SIGTERM (uvicorn drains and the prediction log flushes), then SIGKILL after 30 s."
         import subprocess
+
         self.proc.terminate()
-        try: self.proc.wait(30)
-        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
-    def __exit__(self, *exc) -> None: self.stop()
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
-def serve(s: Settings, host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = 'warning') -> None:
+
+def serve(
+    s: Settings, host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = 'warning'
+) -> None:
     "Run the server with uvicorn (blocking)."
     import uvicorn
+
     os.environ['LIFECYCLE_ROOT'] = str(s.root)
-    uvicorn.run('lifecycle.serve.serving:app_factory', factory=True, host=host or s.host, port=port or s.port, workers=workers,
-                log_level=log_level, access_log=False)
+    uvicorn.run(
+        'lifecycle.serve.serving:app_factory',
+        factory=True,
+        host=host or s.host,
+        port=port or s.port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
