@@ -83,8 +83,12 @@ def check_format(s: Settings, migrating: bool = False) -> int:
     "The workspace's format; a new workspace is stamped with the latest. Refuses a newer one, and an older one unless migrating."
     found, latest = stored_format(s.state_dir), latest_format()
     if found is None:
-        s.state_dir.mkdir(parents=True, exist_ok=True)
-        write_format(s.state_dir, latest)
+        try:
+            s.state_dir.mkdir(parents=True, exist_ok=True)
+            write_format(s.state_dir, latest)
+        except OSError as e:
+            raise SettingsError(f"{s.state_dir}: cannot create the workspace's state folder there ({e.strerror or e}); "
+                                "check state_dir in settings.ini (or $LIFECYCLE_STATE_DIR)") from None
         return latest
     if found > latest:
         raise WorkspaceFormatError(
