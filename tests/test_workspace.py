@@ -111,7 +111,10 @@ def test_a_state_folder_that_cannot_be_made_is_refused_cleanly(workspace):
     (workspace / 'taken').write_text('a file, where the state folder should go')
     r = cli(workspace, 'status', env={'LIFECYCLE_STATE_DIR': 'taken'})
     msg = ' '.join(r.stderr.split())
-    assert r.returncode == 2 and "cannot create the workspace's state folder there" in msg and 'Traceback' not in r.stderr
+    assert (
+        r.returncode == 2 and "cannot create the workspace's state folder there" in msg and 'Traceback' not in r.stderr
+    )
+
 
 def test_light_commands_never_import_mlflow(workspace):
     "`--help`, `status` on a workspace without tracking, and `audit verify` answer without importing MLflow."

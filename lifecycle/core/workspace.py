@@ -87,8 +87,10 @@ def check_format(s: Settings, migrating: bool = False) -> int:
             s.state_dir.mkdir(parents=True, exist_ok=True)
             write_format(s.state_dir, latest)
         except OSError as e:
-            raise SettingsError(f"{s.state_dir}: cannot create the workspace's state folder there ({e.strerror or e}); "
-                                "check state_dir in settings.ini (or $LIFECYCLE_STATE_DIR)") from None
+            raise SettingsError(
+                f"{s.state_dir}: cannot create the workspace's state folder there ({e.strerror or e}); "
+                "check state_dir in settings.ini (or $LIFECYCLE_STATE_DIR)"
+            ) from None
         return latest
     if found > latest:
         raise WorkspaceFormatError(
