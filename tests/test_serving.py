@@ -9,7 +9,7 @@ import httpx
 import pandas as pd
 import pytest
 from conftest import LIFECYCLE, clean_env, cli, cli_json, make_workspace
-from lifecycle.serving import LocalServer
+from lifecycle.serve.local import LocalServer
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 COLS = list(REC)

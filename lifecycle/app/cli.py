@@ -476,7 +476,7 @@ def flags_threshold(variant: str = typer.Argument(..., help="A threshold variant
 def token_issue(user: str = typer.Argument(..., help="The user the token acts as (roles from settings.ini [roles])."),
                 as_json: bool = typer.Option(False, '--json', help="Print as JSON.")):
     "Issue an API token for USER; it is printed once, only its hash is kept."
-    from lifecycle.serve.serving import issue_token
+    from lifecycle.serve.tokens import issue_token
     from lifecycle.release.governance import load_roles
     s = _settings(as_json)
     roles = sorted(r for r, users in load_roles(s.root / 'settings.ini').items() if user in users)
@@ -658,7 +658,7 @@ def rollout_demo(outcome: str = typer.Option('sound', '--challenger-kind', help=
     import threading
     from lifecycle.deliver import rollout as ro, simulate as sim
     from lifecycle.serve.predlog import default_url
-    from lifecycle.serve.serving import LocalServer
+    from lifecycle.serve.local import LocalServer
     if outcome not in ('sound', 'degraded'): _fail(f"--challenger-kind: expected sound or degraded, found {outcome!r}", EXIT_INPUT, as_json)
     s, ps = _flags_context(as_json)
     say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
