@@ -5,13 +5,23 @@ executing one notebook that imports pandas, scikit-learn and MLflow.
 
 Goals on a 2-core machine: cold <= 40 s, warm <= 5 s, `lifecycle --help` < 1 s.
 """
+
 from __future__ import annotations
-import argparse, json, os, shutil, statistics, subprocess, sys, tempfile, time
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 GOALS = {'cold': 40.0, 'warm': 5.0, 'help': 1.0}
+
 
 def workspace(dest: Path) -> Path:
     shutil.copy(ROOT / 'settings.ini', dest / 'settings.ini')
@@ -19,19 +29,27 @@ def workspace(dest: Path) -> Path:
     shutil.copytree(ROOT / 'nbs/stages', dest / 'nbs/stages')
     return dest
 
+
 def timed(cmd: list[str], cwd: Path) -> float:
     env = {k: v for k, v in os.environ.items() if not k.startswith('LIFECYCLE_')}
     t0 = time.perf_counter()
     r = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
     dt = time.perf_counter() - t0
-    if r.returncode: sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
+    if r.returncode:
+        sys.exit(f"{' '.join(cmd)} failed ({r.returncode}):\n{r.stderr[-2000:]}")
     return dt
+
 
 def papermill_baseline(tmp: Path) -> float:
     import nbformat
+
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('import pandas, sklearn.linear_model, mlflow')])
-    src = tmp / 'baseline.ipynb'; nbformat.write(nb, src)
-    return timed([str(BIN / 'papermill'), str(src), str(tmp / 'baseline-out.ipynb'), '--no-progress-bar', '-k', 'python3'], tmp)
+    src = tmp / 'baseline.ipynb'
+    nbformat.write(nb, src)
+    return timed(
+        [str(BIN / 'papermill'), str(src), str(tmp / 'baseline-out.ipynb'), '--no-progress-bar', '-k', 'python3'], tmp
+    )
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,17 +66,24 @@ def main():
             res['warm'].append(timed([str(BIN / 'lifecycle'), 'run'], ws))
             print(f"pair {i + 1}/{a.repeat}: cold {res['cold'][-1]:.1f}s warm {res['warm'][-1]:.2f}s", file=sys.stderr)
     med = {k: statistics.median(v) for k, v in res.items()}
-    out = {**{f'{k}_s': round(v, 3) for k, v in med.items()},
-           'cold_vs_goal': round(med['cold'] / GOALS['cold'], 2), 'warm_vs_goal': round(med['warm'] / GOALS['warm'], 2),
-           'cold_vs_6_papermill_notebooks': round(med['cold'] / (6 * med['papermill_one_notebook']), 2),
-           'warm_vs_1_papermill_notebook': round(med['warm'] / med['papermill_one_notebook'], 2),
-           'repeat': a.repeat, 'cpus': os.cpu_count()}
-    if a.json: print(json.dumps(out, indent=1)); return
+    out = {
+        **{f'{k}_s': round(v, 3) for k, v in med.items()},
+        'cold_vs_goal': round(med['cold'] / GOALS['cold'], 2),
+        'warm_vs_goal': round(med['warm'] / GOALS['warm'], 2),
+        'cold_vs_6_papermill_notebooks': round(med['cold'] / (6 * med['papermill_one_notebook']), 2),
+        'warm_vs_1_papermill_notebook': round(med['warm'] / med['papermill_one_notebook'], 2),
+        'repeat': a.repeat,
+        'cpus': os.cpu_count(),
+    }
+    if a.json:
+        print(json.dumps(out, indent=1))
+        return
     print(f"{'measure':<34}{'seconds':>9}{'goal':>8}")
     for k in ('help', 'papermill_one_notebook', 'cold', 'warm'):
         print(f"{k:<34}{med[k]:>9.2f}{GOALS.get(k, float('nan')):>8.1f}")
     print(f"cold / 6 papermill notebooks (peer floor): {out['cold_vs_6_papermill_notebooks']:.2f}x")
     print(f"warm / 1 papermill notebook:               {out['warm_vs_1_papermill_notebook']:.2f}x")
+
 
 if __name__ == '__main__':
     main()

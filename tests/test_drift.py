@@ -1,7 +1,9 @@
 """`lifecycle.drift` against the libraries' own answers: scipy for KS, Wasserstein, Jensen-Shannon and Sturges bins,
 a plain computation for PSI, and Evidently's DataDriftPreset for the method and verdict of every column."""
+
 from __future__ import annotations
-import json, warnings
+import json
+import warnings
 import numpy as np
 import pandas as pd
 import pytest
@@ -9,32 +11,54 @@ from scipy import stats
 from scipy.spatial import distance
 from lifecycle.drift import compare, evidently_report, evidently_verdicts, profile, summary
 
+
 def evidently(ref, cur, **options) -> pd.DataFrame:
-    with warnings.catch_warnings():        # Evidently's chi-square divides by 0 on a new category; its correlations on inf
+    with warnings.catch_warnings():  # Evidently's chi-square divides by 0 on a new category; its correlations on inf
         warnings.simplefilter('ignore')
         return evidently_verdicts(ref, cur, **options)
 
+
 def ours(ref, cur, **options) -> pd.DataFrame:
-    with warnings.catch_warnings():        # our path is warning-free
+    with warnings.catch_warnings():  # our path is warning-free
         warnings.simplefilter('error')
         return compare(profile(ref), cur, **options)
 
-def frames(n_ref: int, n_cur: int, seed: int = 0, shift: float = 0.0, scale: float = 1.0, new_category: bool = False,
-           nulls: float = 0.0):
+
+def frames(
+    n_ref: int,
+    n_cur: int,
+    seed: int = 0,
+    shift: float = 0.0,
+    scale: float = 1.0,
+    new_category: bool = False,
+    nulls: float = 0.0,
+):
     "A reference and a current frame with numeric (continuous, integer, few-valued, binary) and categorical columns."
     rng = np.random.default_rng(seed)
+
     def one(n, sh, sc, cats):
-        d = pd.DataFrame({'f': rng.normal(sh, sc, n), 'ln': rng.lognormal(sh, 0.8 * sc, n),
-                          'i': rng.integers(0, 60, n) + int(round(sh * 10)), 'few': rng.integers(0, 4, n).astype(float),
-                          'bin': rng.integers(0, 2, n), 'c': rng.choice(cats, n), 'yn': rng.choice(['y', 'n'], n)})
+        d = pd.DataFrame(
+            {
+                'f': rng.normal(sh, sc, n),
+                'ln': rng.lognormal(sh, 0.8 * sc, n),
+                'i': rng.integers(0, 60, n) + int(round(sh * 10)),
+                'few': rng.integers(0, 4, n).astype(float),
+                'bin': rng.integers(0, 2, n),
+                'c': rng.choice(cats, n),
+                'yn': rng.choice(['y', 'n'], n),
+            }
+        )
         if nulls:
             d.loc[rng.random(n) < nulls, 'f'] = np.nan
             d.loc[rng.random(n) < nulls, 'c'] = None
         return d
+
     return one(n_ref, 0.0, 1.0, list('abc')), one(n_cur, shift, scale, list('abcd') if new_category else list('abc'))
 
-def assert_same_as_evidently(ref: pd.DataFrame, cur: pd.DataFrame, rtol: float = 1e-9, dataset_level: bool = True,
-                             **options) -> pd.DataFrame:
+
+def assert_same_as_evidently(
+    ref: pd.DataFrame, cur: pd.DataFrame, rtol: float = 1e-9, dataset_level: bool = True, **options
+) -> pd.DataFrame:
     res, ev = ours(ref, cur, **options), evidently(ref, cur, **options)
     m = res.merge(ev, on='column', suffixes=('', '_ev'), how='outer', validate='1:1')
     assert len(m) == ref.shape[1] and m.method_ev.notna().all(), m
@@ -47,19 +71,25 @@ def assert_same_as_evidently(ref: pd.DataFrame, cur: pd.DataFrame, rtol: float =
         assert summary(res)['dataset_drift'] == ev.attrs['dataset_drift']
     return m
 
+
 # --- the measures against scipy and a plain computation -------------------------------------------------------------
+
 
 @pytest.mark.parametrize('n_ref,n_cur,kind', [(300, 200, 'float'), (900, 5000, 'ties'), (2000, 40, 'int')])
 def test_ks_matches_scipy_exact(n_ref, n_cur, kind):
     rng = np.random.default_rng(n_ref)
-    draw = {'float': lambda n, s: rng.normal(s, 1, n), 'ties': lambda n, s: np.round(rng.normal(s, 1, n), 1),
-            'int': lambda n, s: rng.integers(0, 30, n) + s}[kind]
+    draw = {
+        'float': lambda n, s: rng.normal(s, 1, n),
+        'ties': lambda n, s: np.round(rng.normal(s, 1, n), 1),
+        'int': lambda n, s: rng.integers(0, 30, n) + s,
+    }[kind]
     r, c = draw(n_ref, 0), draw(n_cur, 0.3 if kind != 'int' else 6)
     got = compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': c})).iloc[0]
     want = stats.ks_2samp(r, c)
-    assert want.pvalue < 0.05                                   # a real difference, not two zeros
+    assert want.pvalue < 0.05  # a real difference, not two zeros
     assert got.ks_statistic == pytest.approx(want.statistic, rel=1e-12)
     assert got.ks_pvalue == pytest.approx(want.pvalue, rel=1e-9)
+
 
 def test_ks_matches_scipy_asymptotic():
     "Beyond 10,000 rows scipy switches to its asymptotic p-value; with an exact profile the statistic is identical."
@@ -68,11 +98,15 @@ def test_ks_matches_scipy_asymptotic():
     got = compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': c})).iloc[0]
     want = stats.ks_2samp(r, c)
     assert 1e-6 < want.pvalue < 0.5
-    assert got.ks_statistic == pytest.approx(want.statistic, rel=1e-12) and got.ks_pvalue == pytest.approx(want.pvalue, rel=1e-9)
+    assert got.ks_statistic == pytest.approx(want.statistic, rel=1e-12) and got.ks_pvalue == pytest.approx(
+        want.pvalue, rel=1e-9
+    )
+
 
 def test_wasserstein_matches_evidently_and_scipy():
     from evidently.legacy.calculations.stattests.wasserstein_distance_norm import _wasserstein_distance_norm
     from evidently.legacy.core import ColumnType
+
     rng = np.random.default_rng(2)
     r, c = pd.Series(rng.gamma(2.0, 1.5, 4000)), pd.Series(rng.gamma(2.2, 1.5, 2500))
     got = compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': c})).iloc[0]
@@ -82,17 +116,21 @@ def test_wasserstein_matches_evidently_and_scipy():
     assert got.wasserstein_norm == pytest.approx(plain, rel=1e-10) == evid
     assert got.score == got.wasserstein_norm and got.method == 'wasserstein_distance_norm'
 
+
 @pytest.mark.parametrize('dist', ['lognormal', 'zero_inflated', 'cauchy', 'wide_ints'])
 def test_compact_profile_is_close(dist):
     "Above 10,000 distinct values the profile is compact: scores within the measured tolerance of the exact ones."
     rng = np.random.default_rng(3)
     n = 200_000
-    draw = {'lognormal': lambda s: rng.lognormal(s, 1, n), 'cauchy': lambda s: rng.standard_cauchy(n) + s,
-            'zero_inflated': lambda s: np.where(rng.random(n) < 0.3 + s, 0.0, rng.exponential(1, n)),
-            'wide_ints': lambda s: rng.integers(0, 10**6, n) + int(s * 10**5)}[dist]
+    draw = {
+        'lognormal': lambda s: rng.lognormal(s, 1, n),
+        'cauchy': lambda s: rng.standard_cauchy(n) + s,
+        'zero_inflated': lambda s: np.where(rng.random(n) < 0.3 + s, 0.0, rng.exponential(1, n)),
+        'wide_ints': lambda s: rng.integers(0, 10**6, n) + int(s * 10**5),
+    }[dist]
     r, c = draw(0.0), draw(0.05)
     p = profile(pd.DataFrame({'x': r}))
-    assert 'cum' in p['columns']['x']['cdf']                    # the compact form, not exact counts
+    assert 'cum' in p['columns']['x']['cdf']  # the compact form, not exact counts
     got = compare(p, pd.DataFrame({'x': c})).iloc[0]
     assert got.wasserstein_norm == pytest.approx(stats.wasserstein_distance(r, c) / np.std(r), abs=1e-4)
     assert got.ks_statistic == pytest.approx(stats.ks_2samp(r, c).statistic, abs=1e-4)
@@ -101,10 +139,14 @@ def test_compact_profile_is_close(dist):
     js = distance.jensenshannon(np.histogram(r, edges)[0] / n, np.histogram(c, edges)[0] / n)
     assert got.jensenshannon == pytest.approx(js, abs=1e-3)
 
+
 def test_jensenshannon_on_evidentlys_bins():
     rng = np.random.default_rng(4)
     # more than 20 reference values: Sturges bins over both samples (integers: bins at least 1 wide)
-    for r, c in [(rng.normal(0, 1, 3000), rng.normal(0.2, 1.1, 1024)), (rng.integers(0, 40, 3000), rng.integers(3, 45, 1000))]:
+    for r, c in [
+        (rng.normal(0, 1, 3000), rng.normal(0.2, 1.1, 1024)),
+        (rng.integers(0, 40, 3000), rng.integers(3, 45, 1000)),
+    ]:
         got = compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': c})).iloc[0].jensenshannon
         edges = np.histogram_bin_edges(np.concatenate([r, c]), bins='sturges')
         want = distance.jensenshannon(np.histogram(r, edges)[0] / len(r), np.histogram(c, edges)[0] / len(c))
@@ -113,22 +155,28 @@ def test_jensenshannon_on_evidentlys_bins():
     r, c = rng.integers(0, 6, 3000), rng.integers(1, 8, 2000)
     keys = np.union1d(r, c)
     want = distance.jensenshannon([np.mean(r == k) for k in keys], [np.mean(c == k) for k in keys])
-    assert compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': c})).iloc[0].jensenshannon == pytest.approx(want, rel=1e-9)
+    assert compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': c})).iloc[0].jensenshannon == pytest.approx(
+        want, rel=1e-9
+    )
     rc, cc = pd.Series(rng.choice(list('abc'), 3000)), pd.Series(rng.choice(list('abcd'), 2000))
     want = distance.jensenshannon([np.mean(rc == k) for k in 'abcd'], [np.mean(cc == k) for k in 'abcd'])
     got = compare(profile(pd.DataFrame({'x': rc})), pd.DataFrame({'x': cc})).iloc[0]
     assert got.method == 'jensenshannon' and got.score == pytest.approx(want, rel=1e-9) and got.drifted
 
+
 def test_psi_matches_a_plain_computation():
     rng = np.random.default_rng(5)
     r, c = rng.normal(0, 1, 5000), rng.normal(0.25, 1.2, 3000)
     edges = np.unique(np.quantile(r, np.arange(1, 10) / 10))
-    share = lambda x: np.maximum(np.bincount(np.digitize(x, edges, right=True), minlength=len(edges) + 1) / len(x), 1e-4)
+    share = lambda x: np.maximum(
+        np.bincount(np.digitize(x, edges, right=True), minlength=len(edges) + 1) / len(x), 1e-4
+    )
     pr, pc = share(r), share(c)
     want = np.sum((pc - pr) * np.log(pc / pr))
     got = compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': c})).iloc[0].psi
     assert want > 0.05 and got == pytest.approx(want, rel=1e-12)
     assert compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': r})).iloc[0].psi == 0
+
 
 # --- verdicts identical to Evidently's DataDriftPreset -------------------------------------------------------------
 
@@ -146,6 +194,7 @@ SCENARIOS = {
     'small reference, big batch': dict(n_ref=700, n_cur=20_000, shift=0.05),
 }
 
+
 @pytest.mark.parametrize('name', SCENARIOS)
 def test_verdicts_match_evidently(name):
     ref, cur = frames(**SCENARIOS[name], seed=len(name))
@@ -154,42 +203,66 @@ def test_verdicts_match_evidently(name):
     by = m.set_index('column').method
     assert by['few'] == ('chisquare' if small else 'jensenshannon') and by['bin'] == ('z' if small else 'jensenshannon')
     assert by['f'] == ('ks' if small else 'wasserstein_distance_norm')
-    if name == 'no shift': assert not m.drifted.any()
-    if name in ('mean shift', 'scale shift'): assert m.set_index('column').drifted[['f', 'ln']].all()
-    if name == 'new category': assert m.set_index('column').drifted['c']
+    if name == 'no shift':
+        assert not m.drifted.any()
+    if name in ('mean shift', 'scale shift'):
+        assert m.set_index('column').drifted[['f', 'ln']].all()
+    if name == 'new category':
+        assert m.set_index('column').drifted['c']
+
 
 def test_edge_cases_match_evidently():
     "A constant column, a binary column equal in both, numeric columns with 5 and 6 values in both samples."
     rng = np.random.default_rng(6)
+
     def one(n, s):
-        return pd.DataFrame({'const': np.ones(n), 'five': rng.integers(0, 5, n) + s, 'six': rng.integers(0, 6, n),
-                             'same': ['x'] * n})
+        return pd.DataFrame(
+            {'const': np.ones(n), 'five': rng.integers(0, 5, n) + s, 'six': rng.integers(0, 6, n), 'same': ['x'] * n}
+        )
+
     for n_ref, n_cur in [(3000, 2000), (500, 400)]:
         m = assert_same_as_evidently(one(n_ref, 0), one(n_cur, 1))
         assert m.set_index('column').drifted.to_dict() == {'const': False, 'five': True, 'six': False, 'same': False}
+
 
 def test_infinities_are_dropped_like_evidentlys_per_column_verdict():
     """Evidently drops +-inf before each column's test (ValueDrift), and so do we. Its dataset-level count
     (DriftedColumnsCount) skips that cleaning when a column has no NaN and then scores it NaN, not drifted: we follow
     the per-column verdicts, so the dataset-level share differs for such a column."""
     rng = np.random.default_rng(12)
+
     def one(n, s):
         d = pd.DataFrame({'x': rng.normal(s, 1, n), 'y': rng.normal(0, 1, n)})
         d.loc[::50, 'x'] = np.inf
         return d
+
     for n_ref, n_cur in [(3000, 2000), (500, 400)]:
         ref, cur = one(n_ref, 0), one(n_cur, 1)
         m = assert_same_as_evidently(ref, cur, dataset_level=False).set_index('column')
         assert m.drifted.to_dict() == {'x': True, 'y': False}
         fin = lambda d: d[np.isfinite(d.x)].x
-        assert m.score['x'] == pytest.approx(stats.ks_2samp(fin(ref), fin(cur)).pvalue if n_ref <= 1000 else
-                                             stats.wasserstein_distance(fin(ref), fin(cur)) / np.std(fin(ref)), rel=1e-9)
+        assert m.score['x'] == pytest.approx(
+            stats.ks_2samp(fin(ref), fin(cur)).pvalue
+            if n_ref <= 1000
+            else stats.wasserstein_distance(fin(ref), fin(cur)) / np.std(fin(ref)),
+            rel=1e-9,
+        )
         assert summary(compare(profile(ref), cur))['share'] == 0.5
+
 
 def test_thresholds_are_passed_like_evidentlys():
     ref, cur = frames(3000, 2000, shift=0.08, seed=7)
     m = assert_same_as_evidently(ref, cur, threshold=0.05, per_column_threshold={'c': 0.001, 'f': 0.5})
-    assert m.set_index('column').threshold.to_dict() == {'f': 0.5, 'ln': 0.05, 'i': 0.05, 'few': 0.05, 'bin': 0.05, 'c': 0.001, 'yn': 0.05}
+    assert m.set_index('column').threshold.to_dict() == {
+        'f': 0.5,
+        'ln': 0.05,
+        'i': 0.05,
+        'few': 0.05,
+        'bin': 0.05,
+        'c': 0.001,
+        'yn': 0.05,
+    }
+
 
 def test_threshold_boundaries_match_evidently():
     "With each threshold set to the score itself: KS drifts (p <= t), chi-square and z do not (p < t)."
@@ -198,19 +271,30 @@ def test_threshold_boundaries_match_evidently():
     m = assert_same_as_evidently(ref, cur, per_column_threshold=scores, dataset_level=False).set_index('column')
     assert m.drifted.to_dict() == {c: m.method[c] == 'ks' for c in m.index}
 
+
 @pytest.fixture(scope='module')
 def arrests():
     from sklego.datasets import load_arrests
+
     return load_arrests(as_frame=True)
+
 
 @pytest.mark.parametrize('year', [2001, 2002])
 def test_default_dataset_matches_evidently(arrests, year):
     ref, cur = arrests[arrests.year <= 2000], arrests[arrests.year == year]
     m = assert_same_as_evidently(ref, cur).set_index('column')
-    assert m.method.to_dict() == {'released': 'jensenshannon', 'colour': 'jensenshannon', 'year': 'jensenshannon',
-                                  'age': 'wasserstein_distance_norm', 'sex': 'jensenshannon', 'employed': 'jensenshannon',
-                                  'citizen': 'jensenshannon', 'checks': 'wasserstein_distance_norm'}
-    assert m.drifted['year'] and not m.drifted['age']           # a new year is a new value; ages are stable
+    assert m.method.to_dict() == {
+        'released': 'jensenshannon',
+        'colour': 'jensenshannon',
+        'year': 'jensenshannon',
+        'age': 'wasserstein_distance_norm',
+        'sex': 'jensenshannon',
+        'employed': 'jensenshannon',
+        'citizen': 'jensenshannon',
+        'checks': 'wasserstein_distance_norm',
+    }
+    assert m.drifted['year'] and not m.drifted['age']  # a new year is a new value; ages are stable
+
 
 def test_large_compact_profile_matches_evidently():
     "100,000 rows: compact profiles for the continuous columns, the same verdicts, scores within 1e-4."
@@ -222,12 +306,14 @@ def test_large_compact_profile_matches_evidently():
     assert res.drifted.any() and not res.drifted.all()
     np.testing.assert_allclose(res.score, ev.score, atol=1e-4)
 
+
 # --- the profile and the API -----------------------------------------------------------------------------------------
+
 
 def test_profile_is_plain_json_and_deterministic():
     ref, cur = frames(20_000, 3000, shift=0.2, nulls=0.1, seed=9)
     p = profile(ref)
-    text = json.dumps(p, allow_nan=False, sort_keys=True)       # as the store writes it: no NaN, string keys
+    text = json.dumps(p, allow_nan=False, sort_keys=True)  # as the store writes it: no NaN, string keys
     assert json.loads(text) == p and json.dumps(profile(ref), allow_nan=False, sort_keys=True) == text
     stored = json.loads(json.dumps(p, sort_keys=True))
     pd.testing.assert_frame_equal(compare(stored, cur), compare(p, cur))
@@ -236,19 +322,41 @@ def test_profile_is_plain_json_and_deterministic():
     assert col['quantiles']['p50'] == pytest.approx(ref.f.median()) and sum(col['histogram']['counts']) == col['valid']
     assert p['columns']['c']['counts'][0][1] == ref.c.value_counts().max() and p['columns']['c']['unique'] == 3
 
+
 def test_result_shape_and_errors():
     ref, cur = frames(2000, 500, seed=10)
     res = compare(profile(ref, kinds={'bin': 'categorical'}), cur)
-    assert list(res.columns) == ['column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi', 'ks_statistic',
-                                 'ks_pvalue', 'wasserstein_norm', 'jensenshannon']
+    assert list(res.columns) == [
+        'column',
+        'kind',
+        'method',
+        'score',
+        'threshold',
+        'drifted',
+        'psi',
+        'ks_statistic',
+        'ks_pvalue',
+        'wasserstein_norm',
+        'jensenshannon',
+    ]
     assert res.drifted.dtype == bool and res.set_index('column').kind['bin'] == 'categorical'
     assert res.set_index('column').loc['c', ['psi', 'ks_pvalue', 'wasserstein_norm']].isna().all()
-    with pytest.raises(ValueError, match="lacks reference columns \\['f'\\]"): compare(profile(ref), cur.drop(columns='f'))
-    with pytest.raises(ValueError, match="'f' has no finite values"): compare(profile(ref), cur.assign(f=np.nan))
-    with pytest.raises(ValueError, match='non-numeric'): compare(profile(ref), cur.assign(f='x'))
-    with pytest.raises(ValueError, match='kind must be'): profile(ref, kinds={'f': 'text'})
+    with pytest.raises(ValueError, match="lacks reference columns \\['f'\\]"):
+        compare(profile(ref), cur.drop(columns='f'))
+    with pytest.raises(ValueError, match="'f' has no finite values"):
+        compare(profile(ref), cur.assign(f=np.nan))
+    with pytest.raises(ValueError, match='non-numeric'):
+        compare(profile(ref), cur.assign(f='x'))
+    with pytest.raises(ValueError, match='kind must be'):
+        profile(ref, kinds={'f': 'text'})
     s = summary(compare(profile(ref), cur.assign(f=cur.f + 3, ln=cur.ln * 3, i=cur.i + 30, c='d')))
-    assert s['drifted_columns'] == 4 and s['share'] == 4 / 7 and s['dataset_drift'] and s['drifted'] == ['f', 'ln', 'i', 'c']
+    assert (
+        s['drifted_columns'] == 4
+        and s['share'] == 4 / 7
+        and s['dataset_drift']
+        and s['drifted'] == ['f', 'ln', 'i', 'c']
+    )
+
 
 def test_evidently_report_samples_large_frames():
     ref, cur = frames(3000, 2500, shift=0.3, seed=11)

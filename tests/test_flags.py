@@ -1,17 +1,24 @@
 """Flags without a server: compilation refuses what flagd would accept and then fail on, every change is audited with
 its old and new value, and another OpenFeature provider can be swapped in by configuration."""
+
 from __future__ import annotations
-import json
 import pytest
 from lifecycle.params import FlagsParams
 from lifecycle import flags as fl
 
+
 def make_in_memory(**_):
     "An OpenFeature provider that is not flagd: the SDK's in-memory provider (stands in for LaunchDarkly & co)."
     from openfeature.provider.in_memory_provider import InMemoryProvider, InMemoryFlag
-    return InMemoryProvider({fl.MODEL_FLAG: InMemoryFlag('challenger', {'control': '1', 'challenger': '7'}),
-                             fl.THRESHOLD_FLAG: InMemoryFlag('default', {'default': 0.42}),
-                             fl.SHADOW_FLAG: InMemoryFlag('on', {'on': True, 'off': False})})
+
+    return InMemoryProvider(
+        {
+            fl.MODEL_FLAG: InMemoryFlag('challenger', {'control': '1', 'challenger': '7'}),
+            fl.THRESHOLD_FLAG: InMemoryFlag('default', {'default': 0.42}),
+            fl.SHADOW_FLAG: InMemoryFlag('on', {'on': True, 'off': False}),
+        }
+    )
+
 
 def test_another_openfeature_provider_by_configuration(tmp_path):
     spec = FlagsParams(provider='test_flags:make_in_memory', control='1', safe='1')
@@ -19,40 +26,64 @@ def test_another_openfeature_provider_by_configuration(tmp_path):
     ctx = client.context('k')
     assert client.route(ctx) == ('challenger', '7') and client.threshold(ctx) == 0.42 and client.shadow(ctx) is True
 
+
 def test_unknown_provider_is_refused_by_name(tmp_path):
     with pytest.raises(fl.FlagError, match="provider: cannot import 'nowhere.at_all:make'"):
         fl.make_provider(FlagsParams(provider='nowhere.at_all:make'), tmp_path / 'x.json')
     with pytest.raises(fl.FlagError, match="expected flagd-file, flagd or module:factory"):
         fl.make_provider(FlagsParams(provider='launchdarkly'), tmp_path / 'x.json')
 
-@pytest.mark.parametrize('mutate, words', [
-    (lambda d: d['flags'].pop('shadow'), "flag 'shadow': missing"),
-    (lambda d: d['flags']['model-version']['variants'].update(control='latest'), 'expected registered version numbers'),
-    (lambda d: d['flags']['decision-threshold']['variants'].update(default=1.5), 'expected numbers between 0 and 1'),
-    (lambda d: d['flags']['model-version']['targeting']['if'].__setitem__(1, 'purple'), "returns variant(s) ['purple']"),
-    (lambda d: d.pop('flags'), "expected a JSON object with a 'flags' object"),
-])
+
+@pytest.mark.parametrize(
+    'mutate, words',
+    [
+        (lambda d: d['flags'].pop('shadow'), "flag 'shadow': missing"),
+        (
+            lambda d: d['flags']['model-version']['variants'].update(control='latest'),
+            'expected registered version numbers',
+        ),
+        (
+            lambda d: d['flags']['decision-threshold']['variants'].update(default=1.5),
+            'expected numbers between 0 and 1',
+        ),
+        (
+            lambda d: d['flags']['model-version']['targeting']['if'].__setitem__(1, 'purple'),
+            "returns variant(s) ['purple']",
+        ),
+        (lambda d: d.pop('flags'), "expected a JSON object with a 'flags' object"),
+    ],
+)
 def test_invalid_flag_documents_are_named(mutate, words):
     doc = fl.compile_flags(FlagsParams(control='1', safe='1', challenger='2', percentage=30))
     assert fl.check_document(doc) == []
     mutate(doc)
     assert any(words in p for p in fl.check_document(doc)), fl.check_document(doc)
 
+
 def test_changes_are_validated_written_atomically_and_audited(tmp_path):
-    from lifecycle.settings import load_settings
-    from lifecycle.store import Store
+    from lifecycle.core.workspace import Workspace
     from lifecycle import audit
+
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
-    s = load_settings(tmp_path)
-    for v in ('1', '2'): Store(s.store_dir).put_record('signatures', f'm-{v}', {'signed': True})
+    s = Workspace.open(tmp_path)
+    for v in ('1', '2'):
+        s.store.put_record('signatures', f'm-{v}', {'signed': True})
     fl.init_flags(s, FlagsParams(control='champion', safe='champion'), 'm', lambda alias: '1', actor='carol')
-    spec = fl.change_flags(s, {'challenger': '2', 'percentage': 25, 'threshold.default': 'default'}, actor='carol', reason='canary')
-    assert spec.percentage == 25 and fl.read_document(fl.flagd_path(s))['flags']['model-version']['variants']['challenger'] == '2'
+    spec = fl.change_flags(
+        s, {'challenger': '2', 'percentage': 25, 'threshold.default': 'default'}, actor='carol', reason='canary'
+    )
+    assert (
+        spec.percentage == 25
+        and fl.read_document(fl.flagd_path(s))['flags']['model-version']['variants']['challenger'] == '2'
+    )
     with pytest.raises(fl.FlagError, match='percentage'):
         fl.change_flags(s, {'percentage': 250}, actor='carol')
     with pytest.raises(fl.FlagError, match="version 9 of 'm' is not a signed registered version"):
         fl.change_flags(s, {'challenger': '9'}, actor='carol')
-    assert fl.load_spec(s)[0].percentage == 25                           # refused changes leave the flags as they were
+    assert fl.load_spec(s)[0].percentage == 25  # refused changes leave the flags as they were
     last = audit.read(s.audit_path)[-1]
     assert last['action'] == 'flags.change' and last['actor'] == 'carol' and last['reason'] == 'canary'
-    assert last['details']['changes']['percentage'] == {'old': 0.0, 'new': 25.0} and 'challenger' in last['details']['changes']
+    assert (
+        last['details']['changes']['percentage'] == {'old': 0.0, 'new': 25.0}
+        and 'challenger' in last['details']['changes']
+    )

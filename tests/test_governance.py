@@ -2,14 +2,30 @@
 each promotion step needs sign-off by the role the policy names, never by whoever trained the version, and in path
 order; a promotion moves an alias to a fixed version only after that sign-off; and every approval, refusal and
 promotion is in the audit log with the sha256 of the evidence the reviewer read."""
+
 from __future__ import annotations
-import hashlib, warnings
+import hashlib
+import warnings
 from pathlib import Path
-import pytest, yaml
+import pytest
+import yaml
 from lifecycle import audit, governance
-from lifecycle.governance import (ApprovalRefused, GovernanceError, PolicyFailed, PromotionRefused, REQUIRED_EVIDENCE,
-                                  approvals, approve, enforce_policy, evaluate_policy, gather_facts,
-                                  governance_report_markdown, load_policy, load_roles, promote)
+from lifecycle.governance import (
+    ApprovalRefused,
+    GovernanceError,
+    PolicyFailed,
+    PromotionRefused,
+    REQUIRED_EVIDENCE,
+    approvals,
+    approve,
+    enforce_policy,
+    evaluate_policy,
+    gather_facts,
+    governance_report_markdown,
+    load_policy,
+    load_roles,
+    promote,
+)
 from lifecycle.params import Gate, ParamsError
 from lifecycle.registry import alias_version
 from lifecycle.settings import load_settings
@@ -19,7 +35,9 @@ from lifecycle.tracking import configure_mlflow, ensure_experiment
 
 ROOT = Path(__file__).resolve().parents[1]
 # params/policy.yaml once the params loader knows it; until then the example beside the notebook
-POLICY_FILE = next(p for p in (ROOT / 'params' / 'policy.yaml', ROOT / 'nbs' / 'api' / 'policy.example.yaml') if p.is_file())
+POLICY_FILE = next(
+    p for p in (ROOT / 'params' / 'policy.yaml', ROOT / 'nbs' / 'api' / 'policy.example.yaml') if p.is_file()
+)
 NAME = 'toy'
 SETTINGS = """[workspace]
 state_dir = .lifecycle
@@ -31,209 +49,397 @@ ml_engineer = carol, alice, erin
 compliance_officer = dave
 """
 CARD = yaml.safe_load((ROOT / 'params' / 'card.yaml').read_text())
-GROUPS = [dict(attribute=a, group=g, rows=50, selection_rate=0.8) for a, gs in
-          (('colour', ('Black', 'White')), ('sex', ('Female', 'Male'))) for g in gs]
-LINEAGE = dict(dataset_version='arrests-0123456789abcdef', feature_set_version='fs-fedcba9876543210',
-               dataset_source='sklego:arrests@scikit-lego==0.9.5', pipeline_run_id='run-1')
+GROUPS = [
+    dict(attribute=a, group=g, rows=50, selection_rate=0.8)
+    for a, gs in (('colour', ('Black', 'White')), ('sex', ('Female', 'Male')))
+    for g in gs
+]
+LINEAGE = dict(
+    dataset_version='arrests-0123456789abcdef',
+    feature_set_version='fs-fedcba9876543210',
+    dataset_source='sklego:arrests@scikit-lego==0.9.5',
+    pipeline_run_id='run-1',
+)
+
 
 @pytest.fixture(scope='module')
 def reg(tmp_path_factory):
     """A tiny model logged to a throw-away SQLite tracking store with holdout metrics and lineage tags, trained by alice,
     registered twice: version 1 signed, version 2 not."""
-    import mlflow as _mlflow, pandas as pd
+    import mlflow as _mlflow
+    import pandas as pd
     from sklearn.linear_model import LogisticRegression
+
     before = _mlflow.get_tracking_uri()
     d = tmp_path_factory.mktemp('governance')
     ml = configure_mlflow(f'sqlite:///{d}/mlflow.db', d)
-    X = pd.DataFrame({'a': [0., 1., 2., 3.]}); y = [0, 0, 1, 1]
+    X = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]})
+    y = [0, 0, 1, 1]
     with warnings.catch_warnings(), ml.start_run(experiment_id=ensure_experiment(ml, 'toy', d)):
         warnings.simplefilter('ignore')
-        uri = ml.sklearn.log_model(LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']).model_uri
+        uri = ml.sklearn.log_model(
+            LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']
+        ).model_uri
         ml.log_metrics({'holdout_roc_auc': 0.74, 'holdout_accuracy': 0.78, 'train_roc_auc': 0.9})
         ml.set_tags({'trained_by': 'alice', **LINEAGE})
-    for _ in range(2): ml.register_model(uri, NAME)
+    for _ in range(2):
+        ml.register_model(uri, NAME)
     keys, store = d / 'keys', Store(d / 'store')
     ensure_keypair(keys)
     signed = sign_model_version(ml, store, NAME, 1, keys)
     yield dict(ml=ml, keys=keys, signed=signed)
-    _mlflow.set_tracking_uri(before); _mlflow.set_registry_uri(before)
+    _mlflow.set_tracking_uri(before)
+    _mlflow.set_registry_uri(before)
+
 
 @pytest.fixture
 def ws(reg, tmp_path):
     "A fresh workspace (settings with roles, store holding version 1's signature, audit log) and evidence files."
     (tmp_path / 'settings.ini').write_text(SETTINGS)
-    s = load_settings(tmp_path); store = Store(s.store_dir)
+    s = load_settings(tmp_path)
+    store = Store(s.store_dir)
     store.put_record('signatures', f'{NAME}-1', reg['signed'])
     evidence = {k: tmp_path / f'{k}.html' for k in REQUIRED_EVIDENCE}
-    for k, p in evidence.items(): p.write_text(f'<h1>{k}</h1> as the reviewer read it')
-    return dict(s=s, store=store, roles=load_roles(tmp_path / 'settings.ini'), policy=load_policy(POLICY_FILE),
-                evidence=evidence, ml=reg['ml'])
+    for k, p in evidence.items():
+        p.write_text(f'<h1>{k}</h1> as the reviewer read it')
+    return dict(
+        s=s,
+        store=store,
+        roles=load_roles(tmp_path / 'settings.ini'),
+        policy=load_policy(POLICY_FILE),
+        evidence=evidence,
+        ml=reg['ml'],
+    )
+
 
 def facts(ws, version=1, **kw) -> dict:
-    return gather_facts(ws['ml'], ws['store'], NAME, version, **{**dict(card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex']), **kw})
+    return gather_facts(
+        ws['ml'],
+        ws['store'],
+        NAME,
+        version,
+        **{**dict(card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex']), **kw},
+    )
+
 
 def do_approve(ws, user, step, version=1, **kw):
     f = kw.pop('facts', None) or facts(ws, version)
-    return approve(ws['s'], ws['store'], ws['roles'], ws['policy'], NAME, version, user, kw.pop('reason', 'read the evidence'),
-                   step, f['trained_by'], kw.pop('evidence', ws['evidence']), facts=f)
+    return approve(
+        ws['s'],
+        ws['store'],
+        ws['roles'],
+        ws['policy'],
+        NAME,
+        version,
+        user,
+        kw.pop('reason', 'read the evidence'),
+        step,
+        f['trained_by'],
+        kw.pop('evidence', ws['evidence']),
+        facts=f,
+    )
 
-def sha(p: Path) -> str: return hashlib.sha256(p.read_bytes()).hexdigest()
 
-def last(ws) -> dict: return audit.read(ws['s'].audit_path)[-1]
+def sha(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def last(ws) -> dict:
+    return audit.read(ws['s'].audit_path)[-1]
+
 
 # --- the policy file and roles ---
+
 
 def test_the_default_policy_is_valid_and_fits_the_workspace():
     p = load_policy(POLICY_FILE)
     assert p.environments == ['dev', 'staging', 'production']
-    assert {k: v.approver_role for k, v in p.promotion.items()} == {'staging': 'ml_engineer', 'production': 'compliance_officer'}
+    assert {k: v.approver_role for k, v in p.promotion.items()} == {
+        'staging': 'ml_engineer',
+        'production': 'compliance_officer',
+    }
     assert p.require_bias_evaluation and p.require_signature
     columns = yaml.safe_load((ROOT / 'params' / 'ingest.yaml').read_text())['columns']
     assert set(p.protected_attributes) <= set(columns)
-    assert set(p.required_card_fields) <= set(CARD)                   # the card fields the card stage writes
-    from lifecycle.validate import classification_metrics             # thresholds name metrics validation logs
+    assert set(p.required_card_fields) <= set(CARD)  # the card fields the card stage writes
+    from lifecycle.validate import classification_metrics  # thresholds name metrics validation logs
     import numpy as np
-    assert set(p.thresholds) <= set(classification_metrics(np.array([0, 1, 1, 0]), np.array([.1, .9, .6, .4])))
 
-@pytest.mark.parametrize('change, expect', [
-    (dict(approvers='carol'), "key 'approvers': unknown key"),
-    (dict(promotion={'staging': {'approver_role': 'ml_engineer'}}), "['production'] have no approver_role"),
-    (dict(promotion={'staging': {'approver_role': 'ml_engineer'}, 'production': {'approver_role': 'compliance_officer'},
-                     'prod': {'approver_role': 'x'}}), "['prod'] are not among the environments"),
-    (dict(environments=['dev', 'staging', 'latest'], promotion={'staging': {'approver_role': 'a'}, 'latest': {'approver_role': 'b'}}), "'latest'"),
-    (dict(environments=['dev', 'staging', 'staging']), 'each name once'),
-    (dict(thresholds={'roc_auc': {}}), 'thresholds.roc_auc: set min, max or both'),
-    (dict(promotion={'staging': {'approver_role': 'ML Engineer'}, 'production': {'approver_role': 'compliance_officer'}}),
-     "key 'promotion.staging.approver_role'"),
-    (dict(require_signature='sometimes'), "key 'require_signature'"),
-])
+    assert set(p.thresholds) <= set(classification_metrics(np.array([0, 1, 1, 0]), np.array([0.1, 0.9, 0.6, 0.4])))
+
+
+@pytest.mark.parametrize(
+    'change, expect',
+    [
+        (dict(approvers='carol'), "key 'approvers': unknown key"),
+        (dict(promotion={'staging': {'approver_role': 'ml_engineer'}}), "['production'] have no approver_role"),
+        (
+            dict(
+                promotion={
+                    'staging': {'approver_role': 'ml_engineer'},
+                    'production': {'approver_role': 'compliance_officer'},
+                    'prod': {'approver_role': 'x'},
+                }
+            ),
+            "['prod'] are not among the environments",
+        ),
+        (
+            dict(
+                environments=['dev', 'staging', 'latest'],
+                promotion={'staging': {'approver_role': 'a'}, 'latest': {'approver_role': 'b'}},
+            ),
+            "'latest'",
+        ),
+        (dict(environments=['dev', 'staging', 'staging']), 'each name once'),
+        (dict(thresholds={'roc_auc': {}}), 'thresholds.roc_auc: set min, max or both'),
+        (
+            dict(
+                promotion={
+                    'staging': {'approver_role': 'ML Engineer'},
+                    'production': {'approver_role': 'compliance_officer'},
+                }
+            ),
+            "key 'promotion.staging.approver_role'",
+        ),
+        (dict(require_signature='sometimes'), "key 'require_signature'"),
+    ],
+)
 def test_a_wrong_policy_is_refused_naming_the_key(tmp_path, change, expect):
     doc = {**yaml.safe_load(POLICY_FILE.read_text()), **change}
     (tmp_path / 'policy.yaml').write_text(yaml.safe_dump(doc))
-    with pytest.raises(ParamsError) as e: load_policy(tmp_path / 'policy.yaml')
+    with pytest.raises(ParamsError) as e:
+        load_policy(tmp_path / 'policy.yaml')
     assert expect in str(e.value) and 'policy.yaml' in str(e.value)
+
 
 def test_roles_come_from_the_settings_file(tmp_path):
     (tmp_path / 'settings.ini').write_text(SETTINGS)
-    assert load_roles(tmp_path / 'settings.ini') == {'data_scientist': {'alice', 'bob'}, 'ml_engineer': {'carol', 'alice', 'erin'},
-                                                     'compliance_officer': {'dave'}}
+    assert load_roles(tmp_path / 'settings.ini') == {
+        'data_scientist': {'alice', 'bob'},
+        'ml_engineer': {'carol', 'alice', 'erin'},
+        'compliance_officer': {'dave'},
+    }
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     assert load_roles(tmp_path) == {}
 
+
 # --- facts and the policy rules ---
 
+
 def test_facts_come_from_the_registry_and_the_store(ws, reg):
-    ws['store'].put_record('datasets', LINEAGE['dataset_version'], {'source': 'sha256:' + 'e' * 64, 'parent': 'arrests-prev'})
-    f = facts(ws, key_dir=reg['keys'])                                # key_dir: the files verify too, not only the record
+    ws['store'].put_record(
+        'datasets', LINEAGE['dataset_version'], {'source': 'sha256:' + 'e' * 64, 'parent': 'arrests-prev'}
+    )
+    f = facts(ws, key_dir=reg['keys'])  # key_dir: the files verify too, not only the record
     assert f['metrics'] == {'roc_auc': 0.74, 'accuracy': 0.78} and f['trained_by'] == 'alice'
     assert f['signed'] and f['signature']['manifest_sha256'] == reg['signed']['manifest']['manifest_hash']
     lin = f['lineage']
-    assert lin['source_fingerprint'] == 'sha256:' + 'e' * 64 and lin['dataset_parent'] == 'arrests-prev'   # from the snapshot record
+    assert (
+        lin['source_fingerprint'] == 'sha256:' + 'e' * 64 and lin['dataset_parent'] == 'arrests-prev'
+    )  # from the snapshot record
     assert (lin['dataset_version'], lin['feature_set_version'], lin['model_version']) == (
-        LINEAGE['dataset_version'], LINEAGE['feature_set_version'], f'models:/{NAME}/1')
+        LINEAGE['dataset_version'],
+        LINEAGE['feature_set_version'],
+        f'models:/{NAME}/1',
+    )
     assert lin['mlflow_run_id'] == f['run_id'] and len(f['run_id']) == 32
     assert not facts(ws, 2)['signed'] and facts(ws, 2)['signature'] is None
-    with pytest.raises(GovernanceError, match='fixed version number'): facts(ws, 'latest')
-    with pytest.raises(GovernanceError, match='no version 9'): facts(ws, 9)
+    with pytest.raises(GovernanceError, match='fixed version number'):
+        facts(ws, 'latest')
+    with pytest.raises(GovernanceError, match='no version 9'):
+        facts(ws, 9)
+
 
 def test_complete_facts_pass_every_rule(ws):
     res = evaluate_policy(ws['policy'], facts(ws))
-    assert list(res.rule) == [*(f'card.{c}' for c in ws['policy'].required_card_fields), 'metric.roc_auc', 'metric.accuracy',
-                              'bias_evaluation.colour', 'bias_evaluation.sex', 'signature']
+    assert list(res.rule) == [
+        *(f'card.{c}' for c in ws['policy'].required_card_fields),
+        'metric.roc_auc',
+        'metric.accuracy',
+        'bias_evaluation.colour',
+        'bias_evaluation.sex',
+        'signature',
+    ]
     assert set(res.verdict) == {'pass'}, res
     enforce_policy(res)
 
-def _without(d: dict, key: str) -> dict: return {k: v for k, v in d.items() if k != key}
 
-@pytest.mark.parametrize('change, failed, words', [
-    (lambda f: f.update(card=_without(CARD, 'limitations')), ['card.limitations'], "'limitations' is missing or empty"),
-    (lambda f: f.update(card={**CARD, 'intended_use': '  '}), ['card.intended_use'], 'missing or empty'),
-    (lambda f: f.update(card={**CARD, 'owners': []}), ['card.owners'], 'missing or empty'),
-    (lambda f: f.update(metrics={**f['metrics'], 'roc_auc': 0.55}), ['metric.roc_auc'], 'roc_auc 0.55 is below the minimum 0.6'),
-    (lambda f: f.update(metrics=_without(f['metrics'], 'accuracy')), ['metric.accuracy'], 'was not logged (holdout_accuracy)'),
-    (lambda f: f.update(groups=[g for g in GROUPS if g['attribute'] != 'sex']), ['bias_evaluation.sex'], "cover 0 group(s)"),
-    (lambda f: f.update(groups=[g for g in GROUPS if g['group'] != 'White']), ['bias_evaluation.colour'], 'cover 1 group(s): Black'),
-    (lambda f: f.update(protected_attributes=['colour', 'sex', 'age'], groups=GROUPS), ['bias_evaluation.age'], "for 'age'"),
-    (lambda f: f.update(signed=False, signature=None), ['signature'], 'unsigned'),
-])
+def _without(d: dict, key: str) -> dict:
+    return {k: v for k, v in d.items() if k != key}
+
+
+@pytest.mark.parametrize(
+    'change, failed, words',
+    [
+        (
+            lambda f: f.update(card=_without(CARD, 'limitations')),
+            ['card.limitations'],
+            "'limitations' is missing or empty",
+        ),
+        (lambda f: f.update(card={**CARD, 'intended_use': '  '}), ['card.intended_use'], 'missing or empty'),
+        (lambda f: f.update(card={**CARD, 'owners': []}), ['card.owners'], 'missing or empty'),
+        (
+            lambda f: f.update(metrics={**f['metrics'], 'roc_auc': 0.55}),
+            ['metric.roc_auc'],
+            'roc_auc 0.55 is below the minimum 0.6',
+        ),
+        (
+            lambda f: f.update(metrics=_without(f['metrics'], 'accuracy')),
+            ['metric.accuracy'],
+            'was not logged (holdout_accuracy)',
+        ),
+        (
+            lambda f: f.update(groups=[g for g in GROUPS if g['attribute'] != 'sex']),
+            ['bias_evaluation.sex'],
+            "cover 0 group(s)",
+        ),
+        (
+            lambda f: f.update(groups=[g for g in GROUPS if g['group'] != 'White']),
+            ['bias_evaluation.colour'],
+            'cover 1 group(s): Black',
+        ),
+        (
+            lambda f: f.update(protected_attributes=['colour', 'sex', 'age'], groups=GROUPS),
+            ['bias_evaluation.age'],
+            "for 'age'",
+        ),
+        (lambda f: f.update(signed=False, signature=None), ['signature'], 'unsigned'),
+    ],
+)
 def test_each_rule_fails_on_its_own(ws, change, failed, words):
-    f = facts(ws); change(f)
+    f = facts(ws)
+    change(f)
     res = evaluate_policy(ws['policy'], f)
     assert list(res[res.verdict == 'fail'].rule) == failed
-    with pytest.raises(PolicyFailed) as e: enforce_policy(res, f'{NAME}/1')
+    with pytest.raises(PolicyFailed) as e:
+        enforce_policy(res, f'{NAME}/1')
     assert words in str(e.value) and failed[0] in str(e.value) and list(e.value.failed.rule) == failed
+
 
 def test_an_unsigned_version_fails_from_the_real_record_and_a_max_threshold_binds(ws):
     res = evaluate_policy(ws['policy'], facts(ws, 2))
     assert list(res[res.verdict == 'fail'].rule) == ['signature']
-    strict = ws['policy'].model_copy(update=dict(thresholds={'roc_auc': Gate(min=0.5, max=0.7)}, require_signature=False,
-                                                 require_bias_evaluation=False))
+    strict = ws['policy'].model_copy(
+        update=dict(
+            thresholds={'roc_auc': Gate(min=0.5, max=0.7)}, require_signature=False, require_bias_evaluation=False
+        )
+    )
     res = evaluate_policy(strict, facts(ws, 2, card=None))
-    assert dict(zip(res.rule, res.verdict)) == {**{f'card.{c}': 'fail' for c in strict.required_card_fields},
-                                                'metric.roc_auc': 'fail', 'bias_evaluation': 'not required', 'signature': 'not required'}
+    assert dict(zip(res.rule, res.verdict)) == {
+        **{f'card.{c}': 'fail' for c in strict.required_card_fields},
+        'metric.roc_auc': 'fail',
+        'bias_evaluation': 'not required',
+        'signature': 'not required',
+    }
     assert 'above the maximum 0.7' in res.set_index('rule').loc['metric.roc_auc', 'reason']
 
+
 # --- approvals: roles, separation of duties, order, policy, evidence ---
+
 
 def assert_refused(ws, e, user, step, *, reasons_with: list[str]):
     "The refusal names exactly these reasons, nothing was recorded, and the audit log says so with evidence hashes."
     assert len(e.reasons) == len(reasons_with) and all(w in r for w, r in zip(reasons_with, e.reasons)), e.reasons
     assert not ws['store'].record_path('approvals', f'{NAME}-1-{step}').exists()
     entry = last(ws)
-    assert (entry['action'], entry['actor'], entry['subject'], entry['details']['step']) == ('approval.refused', user, f'{NAME}/1', step)
+    assert (entry['action'], entry['actor'], entry['subject'], entry['details']['step']) == (
+        'approval.refused',
+        user,
+        f'{NAME}/1',
+        step,
+    )
     assert entry['details']['refused_because'] == e.reasons
     assert entry['details']['evidence'] == {k: sha(p) for k, p in ws['evidence'].items()}
 
+
 def test_whoever_trained_a_version_cannot_approve_it(ws):
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'alice', 'staging')        # alice holds ml_engineer
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'alice', 'staging')  # alice holds ml_engineer
     assert_refused(ws, e.value, 'alice', 'staging', reasons_with=["separation of duties: 'alice' trained toy/1"])
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'ALICE', 'staging')        # not by another spelling either
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'ALICE', 'staging')  # not by another spelling either
     assert 'separation of duties' in str(e.value)
+
 
 def test_only_the_approving_role_can_approve(ws):
     for user, step in (('bob', 'staging'), ('dave', 'staging'), ('mallory', 'staging')):
-        with pytest.raises(ApprovalRefused) as e: do_approve(ws, user, step)
+        with pytest.raises(ApprovalRefused) as e:
+            do_approve(ws, user, step)
         assert_refused(ws, e.value, user, step, reasons_with=[f"{user!r} does not hold the role 'ml_engineer'"])
     ws['roles'] = {**ws['roles'], 'ml_engineer': set()}
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'carol', 'staging')
-    assert_refused(ws, e.value, 'carol', 'staging', reasons_with=["role 'ml_engineer' has no users: add `ml_engineer = <user>"])
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'carol', 'staging')
+    assert_refused(
+        ws, e.value, 'carol', 'staging', reasons_with=["role 'ml_engineer' has no users: add `ml_engineer = <user>"]
+    )
+
 
 def test_production_cannot_be_approved_before_staging(ws):
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'dave', 'production')
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'dave', 'production')
     assert_refused(ws, e.value, 'dave', 'production', reasons_with=['staging has not been approved for toy/1 yet'])
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'carol', 'dev')
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'carol', 'dev')
     assert "'dev' is not a promotion step" in str(e.value)
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'carol', 'staging', version='latest', facts=facts(ws))
-    assert "never 'latest'" in str(e.value) and last(ws)['subject'] == 'toy/latest' and last(ws)['action'] == 'approval.refused'
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'carol', 'staging', version='latest', facts=facts(ws))
+    assert (
+        "never 'latest'" in str(e.value)
+        and last(ws)['subject'] == 'toy/latest'
+        and last(ws)['action'] == 'approval.refused'
+    )
+
 
 def test_a_failing_policy_blocks_approval(ws):
-    f = facts(ws); f['metrics'] = {**f['metrics'], 'accuracy': 0.5}
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'carol', 'staging', facts=f)
-    assert_refused(ws, e.value, 'carol', 'staging', reasons_with=['policy failed: metric.accuracy: accuracy 0.5 is below the minimum 0.7'])
+    f = facts(ws)
+    f['metrics'] = {**f['metrics'], 'accuracy': 0.5}
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'carol', 'staging', facts=f)
+    assert_refused(
+        ws,
+        e.value,
+        'carol',
+        'staging',
+        reasons_with=['policy failed: metric.accuracy: accuracy 0.5 is below the minimum 0.7'],
+    )
     assert last(ws)['details']['failed_rules'] == ['metric.accuracy']
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'carol', 'staging', version=2)     # unsigned, from its real facts
-    assert e.value.reasons == ['policy failed: signature: the model version is unsigned: there is no signature record for it']
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'carol', 'staging', version=2)  # unsigned, from its real facts
+    assert e.value.reasons == [
+        'policy failed: signature: the model version is unsigned: there is no signature record for it'
+    ]
+
 
 def test_evidence_and_a_reason_are_required(ws):
     with pytest.raises(ApprovalRefused) as e:
         do_approve(ws, 'carol', 'staging', evidence=_without(ws['evidence'], 'governance_report'), reason=' ')
-    assert e.value.reasons == ['a reason is required', "evidence missing: ['governance_report']; expected files for "
-                               "['validation_report', 'model_card', 'governance_report']"]
+    assert e.value.reasons == [
+        'a reason is required',
+        "evidence missing: ['governance_report']; expected files for "
+        "['validation_report', 'model_card', 'governance_report']",
+    ]
     gone = {**ws['evidence'], 'model_card': ws['evidence']['model_card'].with_name('nowhere.html')}
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'carol', 'staging', evidence=gone)
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'carol', 'staging', evidence=gone)
     assert "evidence 'model_card': cannot read" in str(e.value) and 'nowhere.html' in str(e.value)
     assert [x['action'] for x in audit.read(ws['s'].audit_path)] == ['approval.refused'] * 2
 
+
 # --- the full path ---
+
 
 def test_staging_then_production_with_promotion_to_fixed_versions(ws, tmp_path):
     ml, s, store, pol = ws['ml'], ws['s'], ws['store'], ws['policy']
     client = ml.MlflowClient()
     before = {e: alias_version(client, NAME, e) for e in ('staging', 'production')}
-    with pytest.raises(PromotionRefused, match='no approval of toy/1 for staging'): promote(ml, s, store, NAME, 1, 'staging', 'carol', policy=pol)
-    assert {e: alias_version(client, NAME, e) for e in ('staging', 'production')} == before and last(ws)['action'] == 'promotion.refused'
+    with pytest.raises(PromotionRefused, match='no approval of toy/1 for staging'):
+        promote(ml, s, store, NAME, 1, 'staging', 'carol', policy=pol)
+    assert {e: alias_version(client, NAME, e) for e in ('staging', 'production')} == before and last(ws)[
+        'action'
+    ] == 'promotion.refused'
 
-    f = facts(ws); report = ws['evidence']['governance_report']
+    f = facts(ws)
+    report = ws['evidence']['governance_report']
     report.write_text(governance_report_markdown(f, evaluate_policy(pol, f), approvals(store, NAME, 1, pol), pol))
     staged = do_approve(ws, 'carol', 'staging', reason='metrics, groups and card read')
     assert staged['evidence']['governance_report']['sha256'] == sha(report) and staged['trained_by'] == 'alice'
@@ -248,47 +454,78 @@ def test_staging_then_production_with_promotion_to_fixed_versions(ws, tmp_path):
     assert produced['previous_approval_sha256'] == hash_obj(staged) and produced['role'] == 'compliance_officer'
     promote(ml, s, store, NAME, 1, 'production', 'dave', policy=pol)
     assert alias_version(client, NAME, 'production') == '1' and alias_version(client, NAME, 'staging') == '1'
-    with pytest.raises(PromotionRefused, match="never 'latest'"): promote(ml, s, store, NAME, 'latest', 'production', 'dave')
+    with pytest.raises(PromotionRefused, match="never 'latest'"):
+        promote(ml, s, store, NAME, 'latest', 'production', 'dave')
     assert [a['step'] for a in approvals(store, NAME, 1, pol)] == ['staging', 'production']
 
     log = audit.read(s.audit_path)
-    assert [e['action'] for e in log] == ['promotion.refused', 'approval.granted', 'model.promote', 'promotion.refused',
-                                          'approval.granted', 'model.promote', 'promotion.refused']
+    assert [e['action'] for e in log] == [
+        'promotion.refused',
+        'approval.granted',
+        'model.promote',
+        'promotion.refused',
+        'approval.granted',
+        'model.promote',
+        'promotion.refused',
+    ]
     granted = [e for e in log if e['action'] == 'approval.granted']
     assert [(e['actor'], e['details']['step'], e['details']['role']) for e in granted] == [
-        ('carol', 'staging', 'ml_engineer'), ('dave', 'production', 'compliance_officer')]
-    assert granted[1]['details']['evidence'] == {k: sha(p) for k, p in ws['evidence'].items()}      # what dave read
-    assert granted[0]['details']['evidence']['governance_report'] != granted[1]['details']['evidence']['governance_report']
+        ('carol', 'staging', 'ml_engineer'),
+        ('dave', 'production', 'compliance_officer'),
+    ]
+    assert granted[1]['details']['evidence'] == {k: sha(p) for k, p in ws['evidence'].items()}  # what dave read
+    assert (
+        granted[0]['details']['evidence']['governance_report'] != granted[1]['details']['evidence']['governance_report']
+    )
     assert granted[0]['details']['record_sha256'] == hash_obj(staged)
     promoted = [e for e in log if e['action'] == 'model.promote']
     assert [(e['subject'], e['details']['alias'], e['details']['approver']) for e in promoted] == [
-        ('toy/1', 'staging', 'carol'), ('toy/1', 'production', 'dave')]
+        ('toy/1', 'staging', 'carol'),
+        ('toy/1', 'production', 'dave'),
+    ]
     assert promoted[1]['details']['evidence'] == {k: e['sha256'] for k, e in produced['evidence'].items()}
     assert audit.verify(s.audit_path).ok
 
     text = governance_report_markdown(f, evaluate_policy(pol, f), approvals(store, NAME, 1, pol), pol)
     assert 'Policy verdict: **pass**' in text and 'Trained by `alice`' in text and 'awaits approval' not in text
     assert '| staging | carol | ml_engineer |' in text and '| production | dave | compliance_officer |' in text
-    assert (f"raw batch `{LINEAGE['dataset_source']}` → dataset `{LINEAGE['dataset_version']}` → feature set "
-            f"`{LINEAGE['feature_set_version']}` → MLflow run `{f['run_id']}` → model `models:/{NAME}/1`") in text
+    assert (
+        f"raw batch `{LINEAGE['dataset_source']}` → dataset `{LINEAGE['dataset_version']}` → feature set "
+        f"`{LINEAGE['feature_set_version']}` → MLflow run `{f['run_id']}` → model `models:/{NAME}/1`"
+    ) in text
+
 
 def test_an_approval_record_cannot_be_overwritten(ws, monkeypatch):
     first = do_approve(ws, 'carol', 'staging', reason='first sign-off')
-    path = ws['store'].record_path('approvals', f'{NAME}-1-staging'); text = path.read_text()
-    with pytest.raises(ApprovalRefused) as e: do_approve(ws, 'erin', 'staging', reason='second sign-off')
-    assert e.value.reasons == [f"staging was already approved for toy/1 by carol at {first['time']}; approvals are immutable"]
-    with pytest.raises(StoreError, match='immutable'): ws['store'].put_record('approvals', f'{NAME}-1-staging', {**first, 'approver': 'erin'})
+    path = ws['store'].record_path('approvals', f'{NAME}-1-staging')
+    text = path.read_text()
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'erin', 'staging', reason='second sign-off')
+    assert e.value.reasons == [
+        f"staging was already approved for toy/1 by carol at {first['time']}; approvals are immutable"
+    ]
+    with pytest.raises(StoreError, match='immutable'):
+        ws['store'].put_record('approvals', f'{NAME}-1-staging', {**first, 'approver': 'erin'})
     # two approvers racing: both pass the checks, only the first record is created, the second is refused and audited
     f = facts(ws)
     monkeypatch.setattr(governance, '_record', lambda *a: None)
-    with pytest.raises(ApprovalRefused, match='by someone else meanwhile'): do_approve(ws, 'erin', 'staging', reason='raced', facts=f)
+    with pytest.raises(ApprovalRefused, match='by someone else meanwhile'):
+        do_approve(ws, 'erin', 'staging', reason='raced', facts=f)
     assert path.read_text() == text and ws['store'].get_record('approvals', f'{NAME}-1-staging')['approver'] == 'carol'
-    assert [x['action'] for x in audit.read(ws['s'].audit_path)] == ['approval.granted', 'approval.refused', 'approval.refused']
+    assert [x['action'] for x in audit.read(ws['s'].audit_path)] == [
+        'approval.granted',
+        'approval.refused',
+        'approval.refused',
+    ]
     assert not list(path.parent.glob('.*.tmp'))
+
 
 def test_the_report_shows_failures_and_pending_steps(ws):
     f = facts(ws, 2, groups=GROUPS[:1])
     text = governance_report_markdown(f, evaluate_policy(ws['policy'], f), [], ws['policy'])
     assert '**fail**: 3 of 10 rules failed (bias_evaluation.colour, bias_evaluation.sex, signature)' in text
-    assert '- staging: awaits approval by role `ml_engineer`' in text and '- production: awaits approval by role `compliance_officer`' in text
+    assert (
+        '- staging: awaits approval by role `ml_engineer`' in text
+        and '- production: awaits approval by role `compliance_officer`' in text
+    )
     assert 'No approvals yet.' in text and '# Governance report: toy version 2' in text

@@ -1,20 +1,24 @@
 """The stage notebooks run top to bottom as a person would run them in JupyterLab: no parameters injected,
 params read from params/, upstream IDs from the interactive run's manifest."""
+
 from __future__ import annotations
-import json, os
-from pathlib import Path
-import pytest
-from conftest import clean_env
+import json
+import os
+
 
 def test_stage_notebooks_run_in_order_with_their_defaults(workspace, tmp_path, monkeypatch):
     import papermill as pm
+
     for k in list(os.environ):
-        if k.startswith(('LIFECYCLE_', 'MLFLOW_')): monkeypatch.delenv(k)
+        if k.startswith(('LIFECYCLE_', 'MLFLOW_')):
+            monkeypatch.delenv(k)
     from lifecycle.pipeline import STAGES
+
     stages = workspace / 'nbs/stages'
-    for nb in [stages / st.notebook for st in STAGES]:          # the pipeline's stages; 07/08 are on-demand reports
-        pm.execute_notebook(str(nb), str(tmp_path / nb.name), cwd=str(stages), kernel_name='python3',
-                            progress_bar=False)
+    for nb in [stages / st.notebook for st in STAGES]:  # the pipeline's stages; 07/08 are on-demand reports
+        pm.execute_notebook(
+            str(nb), str(tmp_path / nb.name), cwd=str(stages), kernel_name='python3', progress_bar=False
+        )
     m = json.loads((workspace / 'reports/runs/interactive/manifest.json').read_text())
     assert m['mode'] == 'interactive'
     assert list(m['stages']) == ['ingest', 'features', 'train', 'validate', 'register', 'model_card']

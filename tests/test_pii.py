@@ -1,7 +1,8 @@
 """PII never reaches disk: a whole pipeline run over a batch carrying names, e-mails and phone numbers, then a search
 of every file the run wrote for any raw value."""
+
 from __future__ import annotations
-import json, time
+import time
 from pathlib import Path
 import pandas as pd
 import pytest
@@ -9,55 +10,69 @@ import yaml
 from conftest import cli, cli_json
 
 KEY = {'LIFECYCLE_PII_KEY': 'test-key-0123456789abcdef'}
-MARKERS = [b'@example.org', b'Testperson', b'555-01']      # every raw value carries one of these
+MARKERS = [b'@example.org', b'Testperson', b'555-01']  # every raw value carries one of these
+
 
 def with_people(arrests: pd.DataFrame) -> pd.DataFrame:
     n = len(arrests)
-    return arrests.assign(name=[f'Ann{i:05d} Testperson' for i in range(n)],
-                          email=[f'person{i % 4000:05d}@example.org' for i in range(n)],
-                          phone=[f'555-01{i:05d}' for i in range(n)])
+    return arrests.assign(
+        name=[f'Ann{i:05d} Testperson' for i in range(n)],
+        email=[f'person{i % 4000:05d}@example.org' for i in range(n)],
+        phone=[f'555-01{i:05d}' for i in range(n)],
+    )
+
 
 def declare_pii(ws: Path) -> None:
     p = ws / 'params/ingest.yaml'
     d = yaml.safe_load(p.read_text())
     d['source'] = 'data/people.csv'
-    d['columns'].update(name={'dtype': 'str', 'personal': True, 'pii': {'method': 'redact'}},
-                        email={'dtype': 'str', 'personal': True, 'pii': {'method': 'pseudonymise'}},
-                        phone={'dtype': 'str', 'personal': True, 'required': False, 'pii': {'method': 'drop'}})
+    d['columns'].update(
+        name={'dtype': 'str', 'personal': True, 'pii': {'method': 'redact'}},
+        email={'dtype': 'str', 'personal': True, 'pii': {'method': 'pseudonymise'}},
+        phone={'dtype': 'str', 'personal': True, 'required': False, 'pii': {'method': 'drop'}},
+    )
     p.write_text(yaml.safe_dump(d, sort_keys=False))
+
 
 def leaks(ws: Path, markers: list[bytes] = MARKERS) -> list[str]:
     "Files under the workspace (but the raw source) holding a raw PII value, Parquet read cell by cell."
     found = []
     for f in ws.rglob('*'):
-        if not f.is_file() or f.parent.name == 'data': continue
+        if not f.is_file() or f.parent.name == 'data':
+            continue
         data = f.read_bytes()
         if data[:4] == b'PAR1':
             frame = pd.read_parquet(f).astype(str)
             text = '\n'.join(frame[c].str.cat(sep='\n') for c in frame.columns).encode()
-        else: text = data
-        if any(m in text for m in markers): found.append(str(f.relative_to(ws)))
+        else:
+            text = data
+        if any(m in text for m in markers):
+            found.append(str(f.relative_to(ws)))
     return found
+
 
 def test_no_raw_pii_in_any_file_a_pipeline_run_writes(workspace, arrests):
     (workspace / 'data').mkdir()
-    people = with_people(arrests); people.to_csv(workspace / 'data/people.csv', index=False)
+    people = with_people(arrests)
+    people.to_csv(workspace / 'data/people.csv', index=False)
     declare_pii(workspace)
     r, out = cli_json(workspace, 'run', env=KEY)
     assert r.returncode == 0, out
     written = [f for f in workspace.rglob('*') if f.is_file() and f.parent.name != 'data']
-    assert len(written) > 50                                   # snapshots, notebooks, site, MLflow db and artifacts
+    assert len(written) > 50  # snapshots, notebooks, site, MLflow db and artifacts
     assert leaks(workspace) == []
     ds = out['stages'][0]['outputs']['dataset_version']
     from lifecycle.store import Store
     from lifecycle.ingest import load_snapshot
+
     snap = load_snapshot(Store(workspace / '.lifecycle/store'), ds)
     assert 'phone' not in snap and set(snap['name']) == {'[redacted]'}
     assert snap['email'].str.fullmatch(r'[0-9a-f]{16}').all()
     first = people[people.year <= 2000].reset_index(drop=True)
     assert len(first) == len(snap)
     pairs = pd.DataFrame({'raw': first.email.values, 'pseudo': snap.email.values}).drop_duplicates()
-    assert len(pairs) == first.email.nunique() == snap.email.nunique()    # one stable pseudonym per person
+    assert len(pairs) == first.email.nunique() == snap.email.nunique()  # one stable pseudonym per person
+
 
 def test_without_the_key_pseudonymisation_refuses_to_run(workspace, arrests):
     (workspace / 'data').mkdir()
@@ -67,23 +82,29 @@ def test_without_the_key_pseudonymisation_refuses_to_run(workspace, arrests):
     assert r.returncode == 1 and 'LIFECYCLE_PII_KEY' in ' '.join(r.stderr.split())
     assert leaks(workspace) == []
 
+
 def test_with_auto_anonymisation_off_a_batch_carrying_pii_is_refused(workspace, arrests):
     (workspace / 'data').mkdir()
     with_people(arrests).head(100).to_csv(workspace / 'data/people.csv', index=False)
     declare_pii(workspace)
-    p = workspace / 'params/ingest.yaml'; d = yaml.safe_load(p.read_text()); d['flags']['auto_anonymise'] = False
+    p = workspace / 'params/ingest.yaml'
+    d = yaml.safe_load(p.read_text())
+    d['flags']['auto_anonymise'] = False
     p.write_text(yaml.safe_dump(d, sort_keys=False))
     r, out = cli_json(workspace, 'ingest', 'data/people.csv', '--dataset', 'arrests', env=KEY)
     assert r.returncode == 1 and {f['rule'] for f in out['findings']} == {'pii_unmasked'}
     assert {f['column'] for f in out['findings']} == {'name', 'email', 'phone'}
     assert leaks(workspace) == []
 
+
 # --- values that failed their contract, and personal values where none is declared -----------------------------------
 SYLLABLES = ['ka', 'mi', 'ra', 'lo', 'ne', 'ti', 'su', 'be', 'do', 'fa']
+
 
 def person(i: int) -> str:
     "A generated personal name, 1,000 distinct ones; each carries the marker 'Testperson'."
     return (SYLLABLES[i % 10] + SYLLABLES[i // 10 % 10] + SYLLABLES[i // 100 % 10]).capitalize() + ' Testperson'
+
 
 def with_reference(ws: Path, arrests: pd.DataFrame, **ingest_changes) -> None:
     "Ingest a clean batch and make it the drift reference, so rejected batches also get drift reports."
@@ -91,15 +112,20 @@ def with_reference(ws: Path, arrests: pd.DataFrame, **ingest_changes) -> None:
     arrests[arrests.year <= 2000].head(1500).to_csv(ws / 'data/clean.csv', index=False)
     r, out = cli_json(ws, 'ingest', 'data/clean.csv', '--dataset', 'arrests')
     assert r.returncode == 0, out
-    p = ws / 'params/ingest.yaml'; d = yaml.safe_load(p.read_text())
-    d['drift']['reference'] = out['snapshot']; d.update(ingest_changes)
+    p = ws / 'params/ingest.yaml'
+    d = yaml.safe_load(p.read_text())
+    d['drift']['reference'] = out['snapshot']
+    d.update(ingest_changes)
     p.write_text(yaml.safe_dump(d, sort_keys=False))
 
+
 def declare_name(ws: Path, source: str) -> None:
-    p = ws / 'params/ingest.yaml'; d = yaml.safe_load(p.read_text())
+    p = ws / 'params/ingest.yaml'
+    d = yaml.safe_load(p.read_text())
     d['source'] = source
     d['columns']['name'] = {'dtype': 'str', 'personal': True, 'pii': {'method': 'redact'}}
     p.write_text(yaml.safe_dump(d, sort_keys=False))
+
 
 @pytest.mark.parametrize('policy', ['fail_closed', 'fail_open'])
 def test_a_name_column_labelled_as_a_declared_column_is_refused_and_never_written(workspace, arrests, policy):
@@ -108,7 +134,7 @@ def test_a_name_column_labelled_as_a_declared_column_is_refused_and_never_writte
     batch['name'] = [person(i) for i in range(len(batch))]
     batch.rename(columns={'name': 'colour', 'colour': 'name'}).to_csv(workspace / 'data/swapped.csv', index=False)
     declare_name(workspace, 'data/swapped.csv')
-    r = cli(workspace, 'ingest', 'data/swapped.csv', '--dataset', 'arrests')           # the terminal view
+    r = cli(workspace, 'ingest', 'data/swapped.csv', '--dataset', 'arrests')  # the terminal view
     assert r.returncode == 1 and 'Testperson' not in r.stdout + r.stderr
     assert 'colour' in r.stderr and 'look like personal names' in ' '.join(r.stderr.split())
     r, out = cli_json(workspace, 'ingest', 'data/swapped.csv', '--dataset', 'arrests')
@@ -116,30 +142,40 @@ def test_a_name_column_labelled_as_a_declared_column_is_refused_and_never_writte
     found = {f['rule']: f for f in out['findings']}
     assert found['personal_data']['column'] == 'colour' and found['personal_data']['count'] == 600
     assert 'Testperson' not in r.stdout + r.stderr
-    r = cli(workspace, 'run')                                                            # and through the stage notebook
+    r = cli(workspace, 'run')  # and through the stage notebook
     assert r.returncode == 1 and 'Testperson' not in r.stdout + r.stderr
-    assert list((workspace / 'reports/runs').glob('*/01_ingest.ipynb'))                  # the evidence was written
-    audit = [json.loads(line) for line in (workspace / '.lifecycle/audit.log').read_text().splitlines()]
-    assert [e for e in audit if e['action'] == 'ingest.reject' and 'personal' in e['reason']]
+    assert list((workspace / 'reports/runs').glob('*/01_ingest.ipynb'))  # the evidence was written
+    from lifecycle.core.audit import read
+
+    log = read(workspace / '.lifecycle/audit.log')
+    assert [e for e in log if e['action'] == 'ingest.reject' and 'personal' in e['reason']]
     assert cli(workspace, 'audit', 'verify').returncode == 0
     assert leaks(workspace, [b'Testperson']) == []
+
 
 def test_values_that_fail_the_contract_are_quoted_as_digests_never_as_values(workspace, arrests):
     with_reference(workspace, arrests, policy='fail_open')
     batch = arrests[arrests.year > 2000].head(400).copy().astype({'age': object})
-    batch.loc[batch.index[:2], 'colour'] = [person(1), person(2)]       # too few to look like a name column
-    batch.loc[batch.index[2], 'age'] = 1961                              # out of range
+    batch.loc[batch.index[:2], 'colour'] = [person(1), person(2)]  # too few to look like a name column
+    batch.loc[batch.index[2], 'age'] = 1961  # out of range
     batch.to_csv(workspace / 'data/some.csv', index=False)
     r, out = cli_json(workspace, 'ingest', 'data/some.csv', '--dataset', 'arrests')
     assert r.returncode == 0 and out['status'] == 'accepted_with_quarantine' and out['quarantined_rows'] == 3
     found = {f['rule']: f for f in out['findings']}
-    assert found['unseen_category']['count'] == 2 and found['unseen_category']['found'].startswith('2 distinct value(s), e.g. h:')
-    assert found['unseen_category']['expected'] == "one of ['Black', 'White']"          # vocabulary may be quoted
+    assert found['unseen_category']['count'] == 2 and found['unseen_category']['found'].startswith(
+        '2 distinct value(s), e.g. h:'
+    )
+    assert found['unseen_category']['expected'] == "one of ['Black', 'White']"  # vocabulary may be quoted
     assert 'Testperson' not in r.stdout and '1961' not in found['out_of_range']['found']
     from lifecycle.store import Store
     from lifecycle.ingest import load_snapshot
+
     q = load_snapshot(Store(workspace / '.lifecycle/store'), out['quarantine'])
-    assert len(q) == 3 and q['colour'].str.fullmatch(r'h:[0-9a-f]{10}|Black|White').all() and '1961' not in q['age'].tolist()
+    assert (
+        len(q) == 3
+        and q['colour'].str.fullmatch(r'h:[0-9a-f]{10}|Black|White').all()
+        and '1961' not in q['age'].tolist()
+    )
     assert leaks(workspace, [b'Testperson']) == []
     # the terminal may show a few such values, for a dataset that declares no personal column only
     r = cli(workspace, 'ingest', 'data/some.csv', '--dataset', 'arrests')
@@ -150,31 +186,45 @@ def test_values_that_fail_the_contract_are_quoted_as_digests_never_as_values(wor
     assert r.returncode == 0 and 'Testperson' not in r.stdout + r.stderr and 'h:' in r.stderr
     assert leaks(workspace, [b'Testperson']) == []
 
+
 def test_a_personal_value_sent_to_the_server_is_refused_and_never_logged(workspace):
     from lifecycle.serve.local import LocalServer
     from conftest import clean_env
     import httpx
+
     for args in (('run', '--no-site'), ('flags', 'init')):
         r = cli(workspace, *args)
         assert r.returncode == 0, r.stderr
     good = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
     with LocalServer(workspace, env=clean_env()) as srv, httpx.Client(base_url=srv.url, timeout=10) as http:
-        refused = [http.post('/predict', json={'records': [{**good, 'employed': person(7)}]}),
-                   http.post('/invocations', json={'dataframe_records': [good, {**good, 'citizen': person(8)}]}),
-                   http.post('/predict', json={'records': [{**good, 'age': person(9)}]}),
-                   http.post('/predict', json={'records': [{**good, 'age': 250}]}),
-                   http.post('/predict', json={'records': [{**good, 'name': person(10)}]})]
+        refused = [
+            http.post('/predict', json={'records': [{**good, 'employed': person(7)}]}),
+            http.post('/invocations', json={'dataframe_records': [good, {**good, 'citizen': person(8)}]}),
+            http.post('/predict', json={'records': [{**good, 'age': person(9)}]}),
+            http.post('/predict', json={'records': [{**good, 'age': 250}]}),
+            http.post('/predict', json={'records': [{**good, 'name': person(10)}]}),
+        ]
         assert [x.status_code for x in refused] == [422] * 5
         assert all('Testperson' not in x.text for x in refused)
-        assert "column 'employed' row 0: expected one of the declared categories ['Yes', 'No']" in refused[0].json()['error']
-        assert "column 'citizen' row 1" in refused[1].json()['error'] and "column 'age' row 0" in refused[3].json()['error']
+        assert (
+            "column 'employed' row 0: expected one of the declared categories ['Yes', 'No']"
+            in refused[0].json()['error']
+        )
+        assert (
+            "column 'citizen' row 1" in refused[1].json()['error']
+            and "column 'age' row 0" in refused[3].json()['error']
+        )
         ok = http.post('/predict', json={'records': [good], 'context': {'targetingKey': 'user-1'}})
         assert ok.status_code == 200, ok.text
         rid = ok.json()['request_id']
         from lifecycle.predlog import read_log
+
         db = f"sqlite:///{workspace / '.lifecycle/predictions.db'}"
         end = time.monotonic() + 10
-        while time.monotonic() < end and rid not in set(read_log(db)['request_id']): time.sleep(0.05)
+        while time.monotonic() < end and rid not in set(read_log(db)['request_id']):
+            time.sleep(0.05)
     log = read_log(db)
-    assert len(log) == 1 and log['inputs'][0] == {k: [v] for k, v in good.items()}      # the model inputs, as monitoring needs
+    assert len(log) == 1 and log['inputs'][0] == {
+        k: [v] for k, v in good.items()
+    }  # the model inputs, as monitoring needs
     assert leaks(workspace, [b'Testperson']) == []

@@ -1,5 +1,6 @@
 """`lifecycle run` end to end on the default dataset, then the cache: unchanged stages are reused, a changed
 parameter re-runs its stage and everything after it."""
+
 from __future__ import annotations
 import json
 from pathlib import Path
@@ -8,6 +9,7 @@ from conftest import cli, cli_json, make_workspace
 
 STAGES = ['ingest', 'features', 'train', 'validate', 'register', 'model_card']
 
+
 @pytest.fixture(scope='module')
 def ran(tmp_path_factory):
     "A workspace after one cold run (shared by the tests of this module, which run in order)."
@@ -15,6 +17,7 @@ def ran(tmp_path_factory):
     r, out = cli_json(ws, 'run')
     assert r.returncode == 0, r.stderr
     return ws, out
+
 
 def test_every_stage_runs_and_leaves_its_outputs(ran):
     ws, out = ran
@@ -28,23 +31,28 @@ def test_every_stage_runs_and_leaves_its_outputs(ran):
         assert nb['metadata']['papermill']['exception'] is None, name
     outs = {k: v for s in out['stages'] for k, v in s['outputs'].items()}
     ds = json.loads((ws / '.lifecycle/store/records/datasets' / f"{outs['dataset_version']}.json").read_text())
-    assert ds['rows'] == outs['rows'] == 3738 and ds['role'] == 'train'      # 1997-2000 only
+    assert ds['rows'] == outs['rows'] == 3738 and ds['role'] == 'train'  # 1997-2000 only
     obj = ws / '.lifecycle/store/objects' / ds['object'][:2] / ds['object']
-    assert obj.read_bytes()[:4] == b'PAR1'                                     # an actual Parquet snapshot
-    assert len(outs['future_batches']) == 2                                     # 2001 and 2002 kept for later
+    assert obj.read_bytes()[:4] == b'PAR1'  # an actual Parquet snapshot
+    assert len(outs['future_batches']) == 2  # 2001 and 2002 kept for later
     assert outs['validation_passed'] is True and 0.5 < outs['roc_auc'] <= 1
     assert outs['model_version'] == '1' and outs['aliases'] == ['challenger', 'champion']
-    assert len(outs['known_outputs']) == 20 and outs['release_bundle'].endswith('arrests-release-1')   # reloaded and re-checked
+    assert len(outs['known_outputs']) == 20 and outs['release_bundle'].endswith(
+        'arrests-release-1'
+    )  # reloaded and re-checked
+
 
 def test_the_model_loads_from_the_registry_by_alias_and_predicts(ran):
     ws, _ = ran
-    import mlflow, pandas as pd
+    import mlflow
+    import pandas as pd
     from sklego.datasets import load_arrests
-    from lifecycle.store import Store
+    from lifecycle.core.workspace import Workspace
     from lifecycle.registry import load_by_alias
-    from lifecycle.tracking import configure_mlflow
-    mlflow = configure_mlflow(f"sqlite:///{ws / '.lifecycle' / 'mlflow.db'}", ws / '.lifecycle')
-    version, model = load_by_alias(mlflow, Store(ws / '.lifecycle/store'), 'arrests-release', 'champion', ws / '.lifecycle/keys')
+
+    w = Workspace.open(ws)
+    mlflow = w.mlflow
+    version, model = load_by_alias(w, 'arrests-release', 'champion')
     assert version == '1'
     X = load_arrests(as_frame=True).head(20)
     pred = model.predict(X)
@@ -54,9 +62,10 @@ def test_the_model_loads_from_the_registry_by_alias_and_predicts(ran):
         assert tag in run.data.tags
     assert run.data.params['seed'] == '42' and 'holdout_roc_auc' in run.data.metrics
     trials = mlflow.search_runs([run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'")
-    assert len(trials) == 3 and set(trials['params.model.C']) == {'0.1', '1.0', '10.0'}   # the sweep's child runs
+    assert len(trials) == 3 and set(trials['params.model.C']) == {'0.1', '1.0', '10.0'}  # the sweep's child runs
     best = trials.loc[trials['metrics.cv_roc_auc'].idxmax(), 'params.model.C']
     assert run.data.params['model.C'] == best and run.data.params['sweep_trials'] == '3'
+
 
 def test_the_site_index_links_every_stage_of_the_run(ran):
     ws, out = ran
@@ -66,6 +75,7 @@ def test_the_site_index_links_every_stage_of_the_run(ran):
         page = ws / 'reports/site/runs' / out['run_id'] / nb.with_suffix('.html').name
         assert f"runs/{out['run_id']}/{page.name}" in index and page.stat().st_size > 10_000
 
+
 def test_a_second_run_with_nothing_changed_reruns_no_stage(ran):
     ws, first = ran
     r, out = cli_json(ws, 'run')
@@ -73,7 +83,8 @@ def test_a_second_run_with_nothing_changed_reruns_no_stage(ran):
     assert [s['status'] for s in out['stages']] == ['cached'] * 6
     assert {s['cached_from'] for s in out['stages']} == {first['run_id']}
     index = (ws / 'reports/site/index.html').read_text()
-    assert index.index(out['run_id']) < index.index(first['run_id'])          # newest first
+    assert index.index(out['run_id']) < index.index(first['run_id'])  # newest first
+
 
 def test_changing_one_parameter_reruns_that_stage_and_those_after(ran):
     ws, _ = ran
@@ -86,41 +97,63 @@ def test_changing_one_parameter_reruns_that_stage_and_those_after(ran):
     assert reg['model_version'] == '2' and reg['aliases'] == ['challenger'] and reg['champion_version'] == '1'
     r, st = cli_json(ws, 'status')
     assert r.returncode == 0
-    assert st['models'] == [{'name': 'arrests-release', 'aliases': {'challenger': '2', 'champion': '1'}, 'versions': [1, 2]}]
+    assert st['models'] == [
+        {'name': 'arrests-release', 'aliases': {'challenger': '2', 'champion': '1'}, 'versions': [1, 2]}
+    ]
     assert len(st['runs']) == 3 and st['tracking_uri'].startswith('sqlite:///')
+
 
 def test_force_reruns_everything(ran):
     ws, _ = ran
     r, out = cli_json(ws, 'run', '--force', '--no-site')
     assert r.returncode == 0 and [s['status'] for s in out['stages']] == ['ok'] * 6
 
+
 def test_the_audit_log_records_the_runs_and_detects_tampering(ran):
     ws, _ = ran
     r, v = cli_json(ws, 'audit', 'verify')
     assert r.returncode == 0 and v['ok'] and v['entries'] >= 8
-    log = ws / '.lifecycle/audit.log'
-    lines = log.read_text().splitlines()
-    actions = [json.loads(l)['action'] for l in lines]
+    log, payloads = ws / '.lifecycle/audit.log', ws / '.lifecycle/audit.payloads.jsonl'
+    actions = [json.loads(l)['action'] for l in log.read_text().splitlines()]
     assert actions.count('model.register') == 3 and 'dataset.snapshot' in actions
-    i = actions.index('model.register')
-    lines[i] = lines[i].replace('all validation gates passed', 'approved by nobody')
-    log.write_text('\n'.join(lines) + '\n')
+    seq = actions.index('model.register') + 1
+    text = payloads.read_text()
+    line = next(l for l in text.splitlines() if json.loads(l)['seq'] == seq)  # who registered it, and why
+    assert 'all validation gates passed' in line
+    payloads.write_text(text.replace(line, line.replace('all validation gates passed', 'approved by nobody')))
     r = cli(ws, 'audit', 'verify')
-    assert r.returncode == 3 and f"entry {i + 1} (line {i + 1}) was altered" in r.stderr
+    assert (
+        r.returncode == 3
+        and f"entry {seq}'s payload (actor, reason, details) in audit.payloads.jsonl was altered" in r.stderr
+    )
+    payloads.write_text(text)
+    chain = log.read_text()
+    lines = chain.splitlines(keepends=True)
+    lines[seq - 1] = lines[seq - 1].replace('"action":"model.register"', '"action":"model.retire"')
+    log.write_text(''.join(lines))  # the chain line itself
+    r = cli(ws, 'audit', 'verify')
+    assert r.returncode == 3 and f"entry {seq} (line {seq}) was altered" in r.stderr
+    log.write_text(chain)
+    assert cli(ws, 'audit', 'verify').returncode == 0
+
 
 def test_a_tampered_registered_model_is_refused(ran):
     ws, _ = ran
     import pytest
-    from lifecycle.store import Store
+    from lifecycle.core.workspace import Workspace
     from lifecycle.registry import load_by_alias
     from lifecycle.signing import SignatureError
-    from lifecycle.tracking import configure_mlflow
-    mlflow = configure_mlflow(f"sqlite:///{ws / '.lifecycle' / 'mlflow.db'}", ws / '.lifecycle')
+
+    w = Workspace.open(ws)
+    mlflow = w.mlflow
     model_id = mlflow.MlflowClient().get_model_version('arrests-release', '1').source.removeprefix('models:/')
     (skops,) = [p for p in (ws / '.lifecycle/mlartifacts').rglob('model.skops') if p.parent.parent.name == model_id]
-    data = bytearray(skops.read_bytes()); data[len(data) // 2] ^= 0x01; skops.write_bytes(bytes(data))
+    data = bytearray(skops.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    skops.write_bytes(bytes(data))
     try:
         with pytest.raises(SignatureError, match='model.skops'):
-            load_by_alias(mlflow, Store(ws / '.lifecycle/store'), 'arrests-release', 'champion', ws / '.lifecycle/keys')
+            load_by_alias(w, 'arrests-release', 'champion')
     finally:
-        data[len(data) // 2] ^= 0x01; skops.write_bytes(bytes(data))
+        data[len(data) // 2] ^= 0x01
+        skops.write_bytes(bytes(data))

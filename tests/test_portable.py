@@ -1,6 +1,7 @@
 """ONNX export of the model pipelines on the arrests data: parity with scikit-learn on the holdout, a clear reason
 for a family that cannot be converted, a parity check that catches the wrong model, and a one-record fast path
 that scores like the batch path."""
+
 from __future__ import annotations
 import warnings
 import numpy as np
@@ -14,13 +15,16 @@ from conftest import ROOT
 
 FAMILIES = {'logistic_regression': {'C': 1.0, 'max_iter': 500}, 'random_forest': {}, 'hist_gradient_boosting': {}}
 
+
 @pytest.fixture(scope='module')
 def data():
     from sklego.datasets import load_arrests
+
     fp = load_params(ROOT / 'params')['features']
     train, holdout = split_holdout(load_arrests(as_frame=True), fp.target, 0.25, 42)
     inputs = input_columns(fp)
     return dict(fp=fp, train=xy(train, inputs, fp), holdout=xy(holdout, inputs, fp)[0], inputs=inputs)
+
 
 @pytest.fixture(scope='module')
 def models(data):
@@ -35,6 +39,7 @@ def models(data):
         out[family] = (pipe, to_onnx(pipe, X.head(100)))
     return out
 
+
 def test_logistic_regression_matches_within_1e5(models, data):
     pipe, conv = models['logistic_regression']
     assert conv.ok and conv.reason == '' and isinstance(conv.onnx, bytes)
@@ -43,6 +48,7 @@ def test_logistic_regression_matches_within_1e5(models, data):
     p = onnx_predict_proba(conv.onnx, data['holdout'])
     assert p.shape == (len(data['holdout']), 2)
     assert np.abs(p[:, 1] - pipe.predict_proba(data['holdout'])[:, 1]).max() <= 1e-5
+
 
 @pytest.mark.parametrize('family', list(FAMILIES))
 def test_each_family_converts_with_parity_or_says_why(models, data, family):
@@ -56,13 +62,17 @@ def test_each_family_converts_with_parity_or_says_why(models, data, family):
     # the export feeds trees float32 exactly as scikit-learn does, so no family that converts may differ
     assert par['passed'] and par['disagree_off_ties'] == 0, (family, par)
 
+
 def test_forest_parity_holds_on_every_threshold_tie(models, data):
     "Every integer age and count of checks, including those that fall exactly on a forest threshold once scaled."
     pipe, conv = models['random_forest']
-    grid = pd.DataFrame([(a, c, e, z) for a in range(10, 101) for c in range(11) for e in ('Yes', 'No')
-                         for z in ('Yes', 'No')], columns=data['inputs'])
+    grid = pd.DataFrame(
+        [(a, c, e, z) for a in range(10, 101) for c in range(11) for e in ('Yes', 'No') for z in ('Yes', 'No')],
+        columns=data['inputs'],
+    )
     par = check_parity(pipe, conv.onnx, grid, tolerance=1e-6)
     assert par['passed'], par
+
 
 def test_parity_fails_for_another_models_onnx(models, data):
     lr, _ = models['logistic_regression']
@@ -70,14 +80,17 @@ def test_parity_fails_for_another_models_onnx(models, data):
     par = check_parity(lr, rf.onnx, data['holdout'])
     assert not par['passed'] and par['max_abs_diff'] > 0.01 and 'tolerance' in par['reason']
 
+
 def test_single_record_fast_path_equals_batch(models, data):
     X = data['holdout'].head(200)
     for family, (pipe, conv) in models.items():
-        if not conv.ok: continue
+        if not conv.ok:
+            continue
         sc = OnnxScorer(conv.onnx)
         batch = sc.predict_proba(X)
         one = np.vstack([sc.predict_proba(rec) for rec in X.to_dict('records')])
         np.testing.assert_allclose(one, batch, rtol=0, atol=1e-12, err_msg=family)
+
 
 def test_record_with_unseen_category_and_extra_fields_scores_like_sklearn(models, data):
     pipe, conv = models['logistic_regression']

@@ -1,12 +1,15 @@
 """What the workspace refuses, and how: a batch that breaks its contract stops the run at ingest with nothing
 stored; bad params are refused before any stage runs, naming the file and key."""
+
 from __future__ import annotations
 import json
 import pytest
 from conftest import cli, cli_json
 
+
 def test_a_batch_missing_a_required_column_stops_the_run_at_ingest(workspace):
     from sklego.datasets import load_arrests
+
     (workspace / 'data').mkdir()
     load_arrests(as_frame=True).drop(columns=['age']).to_csv(workspace / 'data/batch.csv', index=False)
     ingest = workspace / 'params/ingest.yaml'
@@ -15,53 +18,77 @@ def test_a_batch_missing_a_required_column_stops_the_run_at_ingest(workspace):
     assert r.returncode == 1
     msg = ' '.join(r.stderr.split())
     assert "stage 'ingest' failed" in msg and "required column 'age' is missing" in msg and 'data/batch.csv' in msg
-    assert not (workspace / '.lifecycle/store/records/datasets').exists()        # no snapshot written
-    assert not (workspace / '.lifecycle/mlflow.db').exists()                       # nothing trained or registered
+    assert not (workspace / '.lifecycle/store/records/datasets').exists()  # no snapshot written
+    assert not (workspace / '.lifecycle/mlflow.db').exists()  # nothing trained or registered
     (run_dir,) = (workspace / 'reports/runs').iterdir()
     m = json.loads((run_dir / 'manifest.json').read_text())
     assert m['status'] == 'failed' and list(m['stages']) == ['ingest'] and m['stages']['ingest']['status'] == 'failed'
-    assert (run_dir / '01_ingest.ipynb').is_file()                                 # the evidence of where it stopped
+    assert (run_dir / '01_ingest.ipynb').is_file()  # the evidence of where it stopped
     assert 'failed' in (workspace / 'reports/site/index.html').read_text()
 
-@pytest.mark.parametrize('edit, expected', [
-    (lambda p: (p / 'train.yaml').write_text((p / 'train.yaml').read_text() + 'learning_rate: 0.1\n'),
-     ["train.yaml: key 'learning_rate': unknown key"]),
-    (lambda p: (p / 'train.yaml').write_text((p / 'train.yaml').read_text().replace('seed: 42', 'seed: forty-two')),
-     ["train.yaml: key 'seed'", "'forty-two' (str)"]),
-    (lambda p: (p / 'validate.yaml').unlink(),
-     ["validate.yaml: params file is missing"]),
-    (lambda p: (p / 'train.yaml').write_text((p / 'train.yaml').read_text().replace('C: 1.0', 'Cee: 1.0')),
-     ["train.yaml: key 'model.params.Cee': not a hyperparameter of logistic_regression"]),
-    (lambda p: (p / 'ingest.yaml').write_text((p / 'ingest.yaml').read_text().replace('dtype: int, personal: false, min: 10', 'dtype: integer, personal: false, min: 10')),
-     ["ingest.yaml: key 'columns.age.dtype'", "'integer'"]),
-], ids=['unknown-key', 'wrong-type', 'missing-file', 'unknown-hyperparameter', 'bad-dtype'])
+
+@pytest.mark.parametrize(
+    'edit, expected',
+    [
+        (
+            lambda p: (p / 'train.yaml').write_text((p / 'train.yaml').read_text() + 'learning_rate: 0.1\n'),
+            ["train.yaml: key 'learning_rate': unknown key"],
+        ),
+        (
+            lambda p: (p / 'train.yaml').write_text(
+                (p / 'train.yaml').read_text().replace('seed: 42', 'seed: forty-two')
+            ),
+            ["train.yaml: key 'seed'", "'forty-two' (str)"],
+        ),
+        (lambda p: (p / 'validate.yaml').unlink(), ["validate.yaml: params file is missing"]),
+        (
+            lambda p: (p / 'train.yaml').write_text((p / 'train.yaml').read_text().replace('C: 1.0', 'Cee: 1.0')),
+            ["train.yaml: key 'model.params.Cee': not a hyperparameter of logistic_regression"],
+        ),
+        (
+            lambda p: (p / 'ingest.yaml').write_text(
+                (p / 'ingest.yaml')
+                .read_text()
+                .replace('dtype: int, personal: false, min: 10', 'dtype: integer, personal: false, min: 10')
+            ),
+            ["ingest.yaml: key 'columns.age.dtype'", "'integer'"],
+        ),
+    ],
+    ids=['unknown-key', 'wrong-type', 'missing-file', 'unknown-hyperparameter', 'bad-dtype'],
+)
 def test_bad_params_are_refused_before_any_stage_runs(workspace, edit, expected):
     edit(workspace / 'params')
     r = cli(workspace, 'run')
     assert r.returncode == 2, r.stderr
     msg = ' '.join(r.stderr.split())
     assert 'no stage ran' in msg
-    for e in expected: assert e in msg, msg
+    for e in expected:
+        assert e in msg, msg
     assert not (workspace / 'reports/runs').exists() and not (workspace / '.lifecycle/mlflow.db').exists()
+
 
 def test_params_from_another_folder(workspace, tmp_path):
     import shutil
-    other = tmp_path / 'other-params'; shutil.copytree(workspace / 'params', other)
+
+    other = tmp_path / 'other-params'
+    shutil.copytree(workspace / 'params', other)
     (other / 'validate.yaml').write_text((other / 'validate.yaml').read_text().replace('min: 0.60', 'min: 0.99'))
     r = cli(workspace, 'run', '--params', str(other), '--no-site')
-    assert r.returncode == 1                      # the impossible AUC gate stops the run at validate
+    assert r.returncode == 1  # the impossible AUC gate stops the run at validate
     msg = ' '.join(r.stderr.split())
     assert "stage 'validate' failed" in msg and 'GateFailed' in msg and 'roc_auc' in msg and '>= 0.99' in msg
     (run_dir,) = (workspace / 'reports/runs').iterdir()
     m = json.loads((run_dir / 'manifest.json').read_text())
     assert m['params_dir'] == str(other) and 'register' not in m['stages']
     r, st = cli_json(workspace, 'status')
-    assert st['models'] == []                      # nothing was registered
+    assert st['models'] == []  # nothing was registered
+
 
 @pytest.mark.parametrize('args', [[], ['run'], ['status'], ['site'], ['audit'], ['audit', 'verify'], ['audit', 'show']])
 def test_every_command_has_help(workspace, args):
     r = cli(workspace, *args, '--help')
     assert r.returncode == 0 and 'Usage' in r.stdout
+
 
 def test_outside_a_workspace_the_cli_says_so(tmp_path):
     r = cli(tmp_path, 'status')

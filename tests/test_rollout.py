@@ -1,7 +1,9 @@
 """Progressive delivery: the guard's statistics under repeated looks, the whole loop through a running server for a
 degraded and a sound challenger, manual canary / blue-green actions with their audit trail, and the A/B report."""
+
 from __future__ import annotations
-import json, time
+import json
+import time
 from pathlib import Path
 import numpy as np
 import pytest
@@ -11,9 +13,18 @@ from lifecycle.rollout import judge
 
 # -- the guard's decision rule on simulated arms ------------------------------------------------------------------
 
+
 def arm(n, errors, labelled, correct, p95=1.0):
-    return dict(requests=n, errors=errors, feedback=labelled, correct=correct, error_rate=errors / n if n else None,
-                accuracy=correct / labelled if labelled else None, p95_ms=p95)
+    return dict(
+        requests=n,
+        errors=errors,
+        feedback=labelled,
+        correct=correct,
+        error_rate=errors / n if n else None,
+        accuracy=correct / labelled if labelled else None,
+        p95_ms=p95,
+    )
+
 
 def simulate_rollout(rng, acc_c, acc_t, err_c, err_t, g: GuardParams, steps=3, look_every=50, max_per_arm=3000):
     "Feed the guard growing counts step by step; return ('rollback', samples per arm) or ('complete', ...)."
@@ -23,28 +34,43 @@ def simulate_rollout(rng, acc_c, acc_t, err_c, err_t, g: GuardParams, steps=3, l
             n += look_every
             c += [look_every, rng.binomial(look_every, err_c), rng.binomial(look_every, acc_c)]
             t += [look_every, rng.binomial(look_every, err_t), rng.binomial(look_every, acc_t)]
-            d = judge({'control': arm(c[0], c[1], c[0], c[2]), 'challenger': arm(t[0], t[1], t[0], t[2])}, tests, g, steps, 0)
-            if d.action == 'rollback': return 'rollback', n
-            if d.action == 'advance' or n >= max_per_arm: break
+            d = judge(
+                {'control': arm(c[0], c[1], c[0], c[2]), 'challenger': arm(t[0], t[1], t[0], t[2])}, tests, g, steps, 0
+            )
+            if d.action == 'rollback':
+                return 'rollback', n
+            if d.action == 'advance' or n >= max_per_arm:
+                break
     return 'complete', None
+
 
 def test_false_rollbacks_of_a_sound_challenger_stay_under_alpha():
     "No difference, the guard looking every 50 requests: the whole-rollout false-rollback rate stays under alpha."
-    g = GuardParams(min_requests=1000, min_feedback=1000, alpha=0.05, max_error_rate_increase=0.0, max_accuracy_drop=0.0)
+    g = GuardParams(
+        min_requests=1000, min_feedback=1000, alpha=0.05, max_error_rate_increase=0.0, max_accuracy_drop=0.0
+    )
     rng = np.random.default_rng(7)
-    runs = [simulate_rollout(rng, .83, .83, .01, .01, g, look_every=50, max_per_arm=2000)[0] for _ in range(400)]   # 60 looks
+    runs = [
+        simulate_rollout(rng, 0.83, 0.83, 0.01, 0.01, g, look_every=50, max_per_arm=2000)[0] for _ in range(400)
+    ]  # 60 looks
     rate = runs.count('rollback') / len(runs)
     assert rate <= g.alpha, rate
 
+
 def test_a_real_regression_is_caught_within_a_bounded_sample():
     "Accuracy 0.83 -> 0.73 or errors 1% -> 8%: rolled back within a bounded sample per arm in >= 95% of runs."
-    g = GuardParams(min_requests=5000, min_feedback=5000, alpha=0.05)          # minimums high: the step never advances
+    g = GuardParams(min_requests=5000, min_feedback=5000, alpha=0.05)  # minimums high: the step never advances
     rng = np.random.default_rng(11)
-    for acc_t, err_t, bound in ((.73, .01, 1500), (.83, .08, 600)):
-        out = [simulate_rollout(rng, .83, acc_t, .01, err_t, g, steps=1, look_every=50, max_per_arm=bound)[0] for _ in range(200)]
+    for acc_t, err_t, bound in ((0.73, 0.01, 1500), (0.83, 0.08, 600)):
+        out = [
+            simulate_rollout(rng, 0.83, acc_t, 0.01, err_t, g, steps=1, look_every=50, max_per_arm=bound)[0]
+            for _ in range(200)
+        ]
         assert out.count('rollback') / len(out) >= 0.95, (acc_t, err_t, out.count('rollback'))
 
+
 # -- the whole loop through a running server -------------------------------------------------------------------------
+
 
 @pytest.fixture(scope='module')
 def ws(tmp_path_factory) -> Path:
@@ -54,26 +80,33 @@ def ws(tmp_path_factory) -> Path:
     assert r.returncode == 0, r.stderr
     return ws
 
+
 def audit_entries(ws: Path, n: int = 200) -> list[dict]:
     return [json.loads(l) for l in cli(ws, 'audit', 'show', '-n', str(n), '--json').stdout.splitlines()]
 
+
 def test_a_degraded_challenger_is_rolled_back_on_its_own(ws):
-    r, out = cli_json(ws, 'rollout', 'demo', '--challenger-kind', 'degraded', '--steps', '10,50,100', '--max-seconds', '240')
+    r, out = cli_json(
+        ws, 'rollout', 'demo', '--challenger-kind', 'degraded', '--steps', '10,50,100', '--max-seconds', '240'
+    )
     assert r.returncode == 0, r.stderr
     assert out['status'] == 'rolled_back', out['history']
     last = out['history'][-1]
     assert last['action'] == 'rollback' and last['actor'] == 'guard' and 'live accuracy down' in last['reason']
     assert last['metrics']['challenger']['accuracy'] < last['metrics']['control']['accuracy']
     _, flags = cli_json(ws, 'flags', 'show')
-    assert flags['flags']['challenger'] is None and flags['flags']['control'] == '1'      # everyone back on the control
+    assert flags['flags']['challenger'] is None and flags['flags']['control'] == '1'  # everyone back on the control
     log = audit_entries(ws)
     assert any(e['action'] == 'rollout.rollback' and e['actor'] == 'guard' for e in log)
     assert any(e['action'] == 'alert' and e['subject'] == 'rollout.regression' for e in log)
     html = Path(out['report'])
     assert html.is_file() and 'Every decision' in html.read_text() and 'rolled back' in html.read_text()
 
+
 def test_a_sound_challenger_reaches_100_percent(ws):
-    r, out = cli_json(ws, 'rollout', 'demo', '--challenger-kind', 'sound', '--steps', '10,50,100', '--max-seconds', '240')
+    r, out = cli_json(
+        ws, 'rollout', 'demo', '--challenger-kind', 'sound', '--steps', '10,50,100', '--max-seconds', '240'
+    )
     assert r.returncode == 0, r.stderr
     assert out['status'] == 'completed', out['history']
     assert [h['action'] for h in out['history']] == ['start', 'advance', 'advance', 'complete']
@@ -81,13 +114,20 @@ def test_a_sound_challenger_reaches_100_percent(ws):
     _, flags = cli_json(ws, 'flags', 'show')
     assert flags['flags']['control'] == out['challenger'] and flags['flags']['challenger'] is None
 
+
 def test_reports_on_a_workspace_without_traffic_fail_cleanly(tmp_path):
     fresh = make_workspace(tmp_path / 'fresh')
-    for args in (('experiment', 'report', '--no-render'), ('rollout', 'status'), ('rollout', 'guard', '--once'),
-                 ('flags', 'show'), ('experiment', 'report', '--treatment', 'control')):
+    for args in (
+        ('experiment', 'report', '--no-render'),
+        ('rollout', 'status'),
+        ('rollout', 'guard', '--once'),
+        ('flags', 'show'),
+        ('experiment', 'report', '--treatment', 'control'),
+    ):
         r = cli(fresh, *args)
         assert 'Traceback' not in r.stderr, (args, r.stderr)
     assert not (fresh / '.lifecycle/predictions.db').exists()
+
 
 def test_experiment_report_compares_the_variants(ws):
     r, a = cli_json(ws, 'experiment', 'report')
@@ -98,6 +138,7 @@ def test_experiment_report_compares_the_variants(ws):
     assert abs(sum(probs) - 1) < 1e-9 and len(a['frequentist']['newcombe_95']) == 2
     page = Path(a['report']).read_text()
     assert 'Bayesian and frequentist comparison' in page and 'image/png' in page and 'probability to be best' in page
+
 
 def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
     _, flags = cli_json(ws, 'flags', 'show')
@@ -117,13 +158,22 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
     f = cli_json(ws, 'flags', 'show')[1]['flags']
     assert f['challenger'] is None and f['percentage'] == 0 and f['control'] == control
     log = [e for e in audit_entries(ws) if e['action'].startswith('rollout.')][-6:]
-    assert [e['action'] for e in log] == ['rollout.start', 'rollout.advance', 'rollout.pause', 'rollout.resume',
-                                          'rollout.advance', 'rollout.rollback']
-    assert log[-1]['reason'] == 'pager went off' and log[2]['reason'] == 'pause by carol' and all(e['actor'] for e in log)
+    assert [e['action'] for e in log] == [
+        'rollout.start',
+        'rollout.advance',
+        'rollout.pause',
+        'rollout.resume',
+        'rollout.advance',
+        'rollout.rollback',
+    ]
+    assert (
+        log[-1]['reason'] == 'pager went off' and log[2]['reason'] == 'pause by carol' and all(e['actor'] for e in log)
+    )
     r = cli(ws, 'rollout', 'advance')
     assert r.returncode == 2 and 'no rollout in progress' in r.stderr
     r = cli(ws, 'rollout', 'start', '--challenger', '1', '--steps', '50,5')
     assert r.returncode == 2 and 'steps' in r.stderr
+
 
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--strategy', 'blue_green')
@@ -135,29 +185,44 @@ def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     assert out['rollout']['status'] == 'killed' and cli_json(ws, 'flags', 'show')[1]['flags']['kill'] is True
     assert cli(ws, 'flags', 'unkill').returncode == 0
 
+
 def test_blue_green_guard_compares_the_switched_version_with_the_control_before_the_switch(ws):
     "After the switch the control gets no traffic: the guard's yardstick is the control's traffic before it."
     from lifecycle.predlog import PredictionLog, default_url
     from lifecycle.settings import load_settings
+
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--strategy', 'blue_green')
     assert r.returncode == 0, r.stderr
     log = PredictionLog(default_url(load_settings(ws)))
     rng = np.random.default_rng(3)
+
     def traffic(variant, version, acc, n=400):
         for i in range(n):
-            log.log(request_id=f'{variant}-{time.time_ns()}-{i}', ts=time.time(), route='predict', variant=variant,
-                    model_version=version, decision=[1], latency_ms=1.0, status=200)
+            log.log(
+                request_id=f'{variant}-{time.time_ns()}-{i}',
+                ts=time.time(),
+                route='predict',
+                variant=variant,
+                model_version=version,
+                decision=[1],
+                latency_ms=1.0,
+                status=200,
+            )
         log.flush()
         from lifecycle.predlog import add_feedback
+
         ids = [f for f in log.recent[0] if f.startswith(variant)][-n:]
-        for rid in ids: add_feedback(log, rid, 'Yes' if rng.random() < acc else 'No')
-    traffic('control', out['rollout']['control'], .83)
+        for rid in ids:
+            add_feedback(log, rid, 'Yes' if rng.random() < acc else 'No')
+
+    traffic('control', out['rollout']['control'], 0.83)
     _, out = cli_json(ws, 'rollout', 'switch')
-    traffic('challenger', '1', .30)
+    traffic('challenger', '1', 0.30)
     log.close()
     r = cli(ws, 'rollout', 'guard', '--once')
     assert r.returncode == 0 and r.stdout.startswith('rollback: live accuracy down'), r.stdout + r.stderr
     assert cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'rolled_back'
+
 
 def test_a_step_without_enough_data_pauses(ws):
     set_yaml(ws / 'params/rollout.yaml', guard__max_step_seconds=0.5)

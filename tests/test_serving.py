@@ -1,8 +1,13 @@
 """Serving through a running `lifecycle serve`: MLflow protocol, flag routing (shares, stickiness, cohorts, kill switch,
 shadow, live threshold), refusals (bad input, tampered model, corrupted flags, tokens), the prediction log under load,
 batch scoring and schemathesis against the OpenAPI document."""
+
 from __future__ import annotations
-import json, os, subprocess, threading, time
+import json
+import os
+import subprocess
+import threading
+import time
 from collections import Counter
 from pathlib import Path
 import httpx
@@ -14,16 +19,20 @@ from lifecycle.serve.local import LocalServer
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 COLS = list(REC)
 
+
 def wait_until(pred, timeout: float = 10, step: float = 0.02):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         v = pred()
-        if v: return v
+        if v:
+            return v
         time.sleep(step)
     raise AssertionError(f'condition not met within {timeout}s')
 
+
 class Running(LocalServer):
     "A `lifecycle serve` process on a free port of 127.0.0.1, with an HTTP client."
+
     def __init__(self, ws: Path, workers: int = 1):
         super().__init__(ws, env=clean_env(), workers=workers, log=subprocess.PIPE)
         self.start()
@@ -35,7 +44,9 @@ class Running(LocalServer):
         assert r.status_code == 200, r.text
         return r.json()
 
-    def ready(self) -> dict: return self.http.get('/ready').json()
+    def ready(self) -> dict:
+        return self.http.get('/ready').json()
+
 
 @pytest.fixture(scope='module')
 def ws(tmp_path_factory) -> Path:
@@ -48,23 +59,30 @@ def ws(tmp_path_factory) -> Path:
     assert r.returncode == 0, r.stderr
     return ws
 
+
 @pytest.fixture(scope='module')
 def server(ws):
     srv = Running(ws)
     yield srv
     srv.stop()
 
+
 def flags(ws: Path, *assignments: str) -> dict:
     r, out = cli_json(ws, 'flags', 'set', *assignments)
     assert r.returncode == 0, r.stderr
     return out['flags']
 
+
 def applied(server: Running, ws: Path) -> dict:
     "Wait until the server evaluates the flags now in the workspace's flag file."
     from lifecycle.settings import load_settings
     from lifecycle import flags as fl
+
     rev = json.loads(fl.flagd_path(load_settings(ws)).read_text())['metadata']['revision']
-    return wait_until(lambda: (lambda d: d if d['flags_applied'] == rev == d['flags_revision'] else None)(server.ready()), 5)
+    return wait_until(
+        lambda: (lambda d: d if d['flags_applied'] == rev == d['flags_revision'] else None)(server.ready()), 5
+    )
+
 
 def live(server: Running, ws: Path, **deployed) -> dict:
     "Wait until the server evaluates the workspace's flags, deploying exactly these versions."
@@ -72,35 +90,54 @@ def live(server: Running, ws: Path, **deployed) -> dict:
     assert d['deployed'] == deployed and d['flags_valid'], d
     return d
 
-BASE = ('challenger=2', 'percentage=0', 'kill=false', 'shadow=false', 'threshold.default=default',
-        'cohorts=[{attribute: internal, equals: true, variant: challenger}]')
+
+BASE = (
+    'challenger=2',
+    'percentage=0',
+    'kill=false',
+    'shadow=false',
+    'threshold.default=default',
+    'cohorts=[{attribute: internal, equals: true, variant: challenger}]',
+)
+
 
 def test_invocations_speaks_mlflow_protocol(server):
-    bodies = [{'dataframe_split': {'columns': COLS, 'data': [list(REC.values())] * 2}},
-              {'dataframe_records': [REC, REC]}, {'instances': [REC, REC]},
-              {'inputs': {k: [v, v] for k, v in REC.items()}}]
+    bodies = [
+        {'dataframe_split': {'columns': COLS, 'data': [list(REC.values())] * 2}},
+        {'dataframe_records': [REC, REC]},
+        {'instances': [REC, REC]},
+        {'inputs': {k: [v, v] for k, v in REC.items()}},
+    ]
     answers = [server.http.post('/invocations', json=b) for b in bodies]
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers]
     assert len({json.dumps(a.json()) for a in answers}) == 1 and len(answers[0].json()['predictions']) == 2
     assert answers[0].headers['x-model-version'] == '1' and len(answers[0].headers['x-request-id']) == 32
 
-@pytest.mark.parametrize('body, status, words', [
-    ({'dataframe_records': [{k: v for k, v in REC.items() if k != 'age'}]}, 422, "missing column(s) ['age']"),
-    ({'dataframe_records': [{**REC, 'zip': '1234'}]}, 422, "unexpected column(s) ['zip']"),
-    ({'dataframe_records': [{**REC, 'checks': 'many'}]}, 422, "column 'checks' row 0: expected a number"),
-    ({'dataframe_records': [{**REC, 'citizen': 1}]}, 422, "column 'citizen' row 0: expected a string"),
-    ({'dataframe_records': [{**REC, 'age': None}]}, 422, "column 'age' row 0: expected a number, found null"),
-    ({'dataframe_split': {'columns': COLS, 'data': [[1, 2]]}}, 422, "row 0: expected a list of 4 values"),
-    ({'records': [REC]}, 422, "exactly one of"),
-    ([REC], 422, "expected a JSON object"),
-    (b'', 400, 'body: empty'),
-    (b'{"dataframe_records": [', 400, 'malformed JSON'),
-    (b'{"dataframe_records": [' + b'{"age": 1},' * 200_000 + b'{}]}', 413, 'at most'),
-])
+
+@pytest.mark.parametrize(
+    'body, status, words',
+    [
+        ({'dataframe_records': [{k: v for k, v in REC.items() if k != 'age'}]}, 422, "missing column(s) ['age']"),
+        ({'dataframe_records': [{**REC, 'zip': '1234'}]}, 422, "unexpected column(s) ['zip']"),
+        ({'dataframe_records': [{**REC, 'checks': 'many'}]}, 422, "column 'checks' row 0: expected a number"),
+        ({'dataframe_records': [{**REC, 'citizen': 1}]}, 422, "column 'citizen' row 0: expected a string"),
+        ({'dataframe_records': [{**REC, 'age': None}]}, 422, "column 'age' row 0: expected a number, found null"),
+        ({'dataframe_split': {'columns': COLS, 'data': [[1, 2]]}}, 422, "row 0: expected a list of 4 values"),
+        ({'records': [REC]}, 422, "exactly one of"),
+        ([REC], 422, "expected a JSON object"),
+        (b'', 400, 'body: empty'),
+        (b'{"dataframe_records": [', 400, 'malformed JSON'),
+        (b'{"dataframe_records": [' + b'{"age": 1},' * 200_000 + b'{}]}', 413, 'at most'),
+    ],
+)
 def test_bad_input_gets_a_4xx_naming_the_field(server, body, status, words):
-    r = server.http.post('/invocations', content=body if isinstance(body, bytes) else json.dumps(body),
-                         headers={'content-type': 'application/json'})
+    r = server.http.post(
+        '/invocations',
+        content=body if isinstance(body, bytes) else json.dumps(body),
+        headers={'content-type': 'application/json'},
+    )
     assert r.status_code == status and words in r.json()['error'], r.text
+
 
 def test_percentage_rollout_is_sticky_and_within_tolerance(ws, server):
     flags(ws, *BASE, 'percentage=20')
@@ -109,31 +146,44 @@ def test_percentage_rollout_is_sticky_and_within_tolerance(ws, server):
     share = Counter(got.values())['challenger'] / len(got)
     assert abs(share - 0.20) < 0.035, share
     again = {k: server.predict(k)['variant'] for k in list(got)[:200]}
-    assert again == {k: got[k] for k in again}                              # sticky per targeting key
-    flags(ws, 'percentage=40')                                              # growing the share keeps earlier challengers
+    assert again == {k: got[k] for k in again}  # sticky per targeting key
+    flags(ws, 'percentage=40')  # growing the share keeps earlier challengers
     applied(server, ws)
     grown = {k: server.predict(k)['variant'] for k in list(got)[:300]}
     assert all(grown[k] == 'challenger' for k in grown if got[k] == 'challenger')
+
 
 def test_requests_without_a_targeting_key_are_split_per_request(ws, server):
     flags(ws, *BASE, 'percentage=50')
     live(server, ws, control='1', safe='1', challenger='2')
     shares = Counter(server.predict()['variant'] for _ in range(300))
     assert 0.35 < shares['challenger'] / 300 < 0.65, shares
-    for ctx, words in (([], "field 'context': expected an object"), ({'targetingKey': 'x' * 201}, 'at most 200 characters'),
-                       ({'route': 'invocations'}, "'route' is reserved"), ({'tenant': {'a': 1}}, "field 'context.tenant'")):
+    for ctx, words in (
+        ([], "field 'context': expected an object"),
+        ({'targetingKey': 'x' * 201}, 'at most 200 characters'),
+        ({'route': 'invocations'}, "'route' is reserved"),
+        ({'tenant': {'a': 1}}, "field 'context.tenant'"),
+    ):
         r = server.http.post('/predict', json={'records': [REC], 'context': ctx})
         assert r.status_code == 422 and words in r.json()['error'], r.text
 
+
 def test_cohorts_route_internal_users_regions_and_tenants(ws, server):
-    flags(ws, *BASE, "cohorts=[{attribute: internal, equals: true, variant: challenger}, "
-                     "{attribute: region, in: [eu-west], variant: challenger}, {attribute: tenant, equals: acme, variant: control}]",
-          'percentage=100')
+    flags(
+        ws,
+        *BASE,
+        "cohorts=[{attribute: internal, equals: true, variant: challenger}, "
+        "{attribute: region, in: [eu-west], variant: challenger}, {attribute: tenant, equals: acme, variant: control}]",
+        'percentage=100',
+    )
     applied(server, ws)
     assert all(server.predict(f'k{i}', internal=True)['model_version'] == '2' for i in range(20))
     assert all(server.predict(f'k{i}', region='eu-west')['variant'] == 'challenger' for i in range(20))
-    assert all(server.predict(f'k{i}', tenant='acme')['variant'] == 'control' for i in range(20))   # excluded despite 100%
+    assert all(
+        server.predict(f'k{i}', tenant='acme')['variant'] == 'control' for i in range(20)
+    )  # excluded despite 100%
     assert all(server.predict(f'k{i}', region='us-east')['variant'] == 'challenger' for i in range(20))
+
 
 def test_kill_switch_sends_everyone_to_the_safe_version_within_a_second(ws, server):
     flags(ws, *BASE, 'percentage=50')
@@ -146,23 +196,30 @@ def test_kill_switch_sends_everyone_to_the_safe_version_within_a_second(ws, serv
     assert time.monotonic() - t0 < 1.0
     assert all(server.predict(f'u{i}')['model_version'] == '1' for i in range(100))
     entries = cli(ws, 'audit', 'show', '-n', '5', '--json').stdout.splitlines()
-    assert any(json.loads(e)['action'] == 'flags.change' and json.loads(e)['reason'] == 'test: bad answers' for e in entries)
+    assert any(
+        json.loads(e)['action'] == 'flags.change' and json.loads(e)['reason'] == 'test: bad answers' for e in entries
+    )
+
 
 def test_shadow_scores_are_logged_never_returned(ws, server):
     from lifecycle.predlog import read_log
+
     flags(ws, *BASE, 'shadow=true')
     live(server, ws, control='1', safe='1', challenger='2')
     answers = [server.predict(f'shadow-{i}') for i in range(30)]
     assert all(a['model_version'] == '1' and a['variant'] == 'control' for a in answers)
     ids = {a['request_id'] for a in answers}
+
     def logged():
         df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}")
         return df[df.request_id.isin(ids)]
+
     wait_until(lambda: len(logged()) == 60, 5)
     df = logged()
     sh = df[df.shadow]
     assert len(sh) == 30 and set(sh.model_version) == {'2'} and set(sh.route) == {'shadow'}
     assert set(df[~df.shadow].model_version) == {'1'}
+
 
 def test_threshold_tunable_changes_decisions_live(ws, server):
     flags(ws, *BASE)
@@ -170,28 +227,34 @@ def test_threshold_tunable_changes_decisions_live(ws, server):
     score = server.predict('t')['predictions'][0]['score']
     assert server.predict('t')['predictions'][0]['prediction'] == int(score >= 0.5)
     above = round(min(score + 0.05, 0.99), 3)
-    flags(ws, f'threshold.variants={{default: 0.5, strict: 0.7, lenient: 0.3, above: {above}}}', 'threshold.default=above')
+    flags(
+        ws, f'threshold.variants={{default: 0.5, strict: 0.7, lenient: 0.3, above: {above}}}', 'threshold.default=above'
+    )
     wait_until(lambda: server.predict('t')['threshold'] == above, 1.0)
     assert server.predict('t')['predictions'][0]['prediction'] == 0
     lower = round(max(score - 0.05, 0.01), 3)
     flags(ws, f'threshold.variants={{default: 0.5, strict: 0.7, lenient: 0.3, above: {lower}}}')
     wait_until(lambda: server.predict('t')['predictions'][0]['prediction'] == 1, 1.0)
 
+
 def test_corrupted_or_invalid_flag_file_keeps_the_last_good_flags(ws, server):
     from lifecycle.settings import load_settings
     from lifecycle import flags as fl
+
     flags(ws, *BASE, 'percentage=100')
     live(server, ws, control='1', safe='1', challenger='2')
     wait_until(lambda: server.predict('z')['variant'] == 'challenger', 2)
     path = fl.flagd_path(load_settings(ws))
     good = path.read_text()
     try:
-        path.write_text('{"flags": {"model-version": ')                       # corrupted
+        path.write_text('{"flags": {"model-version": ')  # corrupted
         wait_until(lambda: not server.ready()['flags_valid'], 2)
         assert 'not valid JSON' in server.ready()['flags_problem']
-        assert all(server.predict(f'z{i}')['variant'] == 'challenger' for i in range(20))   # last good flags
-        doc = json.loads(good); doc['flags']['model-version']['defaultVariant'] = 'purple'; doc['flags']['model-version'].pop('targeting')
-        path.write_text(json.dumps(doc))                                     # valid JSON, invalid flags
+        assert all(server.predict(f'z{i}')['variant'] == 'challenger' for i in range(20))  # last good flags
+        doc = json.loads(good)
+        doc['flags']['model-version']['defaultVariant'] = 'purple'
+        doc['flags']['model-version'].pop('targeting')
+        path.write_text(json.dumps(doc))  # valid JSON, invalid flags
         wait_until(lambda: 'purple' in server.ready()['flags_problem'], 2)
         assert all(server.predict(f'z{i}')['variant'] == 'challenger' for i in range(20))
         assert 'lifecycle_alerts_total{kind="flags_refused"}' in server.http.get('/metrics').text
@@ -200,30 +263,47 @@ def test_corrupted_or_invalid_flag_file_keeps_the_last_good_flags(ws, server):
     wait_until(lambda: server.ready()['flags_valid'], 2)
     assert 'lifecycle_flags_valid 1.0' in server.http.get('/metrics').text
 
+
 def test_admin_api_needs_a_token_with_the_role(ws, server):
     r = server.http.patch('/admin/flags', json={'changes': {'percentage': 5}})
     assert r.status_code == 401
     _, alice = cli_json(ws, 'token', 'issue', 'alice')
     _, carol = cli_json(ws, 'token', 'issue', 'carol')
-    r = server.http.patch('/admin/flags', json={'changes': {'percentage': 5}}, headers={'Authorization': f"Bearer {alice['token']}"})
+    r = server.http.patch(
+        '/admin/flags', json={'changes': {'percentage': 5}}, headers={'Authorization': f"Bearer {alice['token']}"}
+    )
     assert r.status_code == 403 and "does not hold role 'ml_engineer'" in r.json()['error']
-    r = server.http.patch('/admin/flags', json={'changes': {'percentage': 5}, 'reason': 'canary'},
-                          headers={'Authorization': f"Bearer {carol['token']}"})
+    r = server.http.patch(
+        '/admin/flags',
+        json={'changes': {'percentage': 5}, 'reason': 'canary'},
+        headers={'Authorization': f"Bearer {carol['token']}"},
+    )
     assert r.status_code == 200 and r.json()['spec']['percentage'] == 5
-    r = server.http.patch('/admin/flags', json={'changes': {'percentage': 500}}, headers={'Authorization': f"Bearer {carol['token']}"})
+    r = server.http.patch(
+        '/admin/flags', json={'changes': {'percentage': 500}}, headers={'Authorization': f"Bearer {carol['token']}"}
+    )
     assert r.status_code == 422 and 'percentage' in r.json()['error']
-    for change in ({'provider': 'os:system', 'provider_options': {'command': 'touch /tmp/pwned'}}, {'admin_role': 'data_scientist'},
-                   {'percentage.x': 1}):
-        r = server.http.patch('/admin/flags', json={'changes': change}, headers={'Authorization': f"Bearer {carol['token']}"})
-        assert r.status_code == 422 and ('not a runtime flag' in r.json()['error'] or 'not a group of keys' in r.json()['error']), r.text
-    log = [json.loads(l) for l in cli(ws, 'audit', 'show', '-n', '10', '--json').stdout.splitlines()]
+    for change in (
+        {'provider': 'os:system', 'provider_options': {'command': 'touch /tmp/pwned'}},
+        {'admin_role': 'data_scientist'},
+        {'percentage.x': 1},
+    ):
+        r = server.http.patch(
+            '/admin/flags', json={'changes': change}, headers={'Authorization': f"Bearer {carol['token']}"}
+        )
+        assert r.status_code == 422 and (
+            'not a runtime flag' in r.json()['error'] or 'not a group of keys' in r.json()['error']
+        ), r.text
+    log = [json.loads(x) for x in cli(ws, 'audit', 'show', '-n', '10', '--json').stdout.splitlines()]
     refused = [e for e in log if e['action'] == 'api.refused']
     assert [e['actor'] for e in refused][-2:] == ['anonymous', 'alice']
     assert any(e['action'] == 'flags.change' and e['actor'] == 'carol' and e['reason'] == 'canary' for e in log)
     flags(ws, *BASE)
 
+
 def test_feedback_joins_the_log_by_request_id(ws, server):
     from lifecycle.predlog import read_log
+
     rid = server.predict('fb')['request_id']
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'}).status_code == 200
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': 'No'}).status_code == 409
@@ -232,24 +312,34 @@ def test_feedback_joins_the_log_by_request_id(ws, server):
     r = server.http.post('/feedback', json={'request_id': rid, 'outcome': 'maybe'})
     assert r.status_code == 422 and "'maybe' is not a label" in r.json()['error']
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': {'x': 1}}).status_code == 422
-    wait_until(lambda: server.ready()['prediction_log_pending'] == 0, 5)      # the prediction row is written in a batch
+    wait_until(lambda: server.ready()['prediction_log_pending'] == 0, 5)  # the prediction row is written in a batch
     df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}")
     assert df.set_index('request_id').loc[rid, 'outcome'] == 'Yes'
+
 
 def test_metrics_per_variant_and_version(server):
     server.predict('m')
     text = server.http.get('/metrics').text
-    for needle in ('lifecycle_request_seconds_bucket{le="0.005",route="predict",variant=', 'lifecycle_requests_total{route="predict"',
-                   'lifecycle_prediction_score_bucket', 'lifecycle_process_cpu_percent', 'lifecycle_process_memory_bytes',
-                   'process_resident_memory_bytes', 'lifecycle_errors_total'):
+    for needle in (
+        'lifecycle_request_seconds_bucket{le="0.005",route="predict",variant=',
+        'lifecycle_requests_total{route="predict"',
+        'lifecycle_prediction_score_bucket',
+        'lifecycle_process_cpu_percent',
+        'lifecycle_process_memory_bytes',
+        'process_resident_memory_bytes',
+        'lifecycle_errors_total',
+    ):
         assert needle in text, needle
+
 
 def test_tampered_model_is_refused_while_the_verified_version_keeps_serving(ws, server):
     flags(ws, 'challenger=null', 'percentage=0', 'shadow=false', 'kill=false')
-    other = Running(ws)                                   # a fresh process that has not loaded version 2
-    onnx = next(p for p in (ws / '.lifecycle/mlartifacts').rglob('model.onnx')
-                if json.loads(p.with_name('onnx_parity.json').read_text()).get('passed') and
-                _version_of(ws, p) == '2')
+    other = Running(ws)  # a fresh process that has not loaded version 2
+    onnx = next(
+        p
+        for p in (ws / '.lifecycle/mlartifacts').rglob('model.onnx')
+        if json.loads(p.with_name('onnx_parity.json').read_text()).get('passed') and _version_of(ws, p) == '2'
+    )
     original = onnx.read_bytes()
     try:
         onnx.write_bytes(original[:-64] + bytes(64))
@@ -261,31 +351,48 @@ def test_tampered_model_is_refused_while_the_verified_version_keeps_serving(ws, 
         assert other.http.post('/invocations', json={'dataframe_records': [REC]}).status_code == 200
         assert 'lifecycle_alerts_total{kind="flags_refused"}' in other.http.get('/metrics').text
     finally:
-        onnx.write_bytes(original); other.stop()
+        onnx.write_bytes(original)
+        other.stop()
         flags(ws, *BASE)
+
 
 def _version_of(ws: Path, onnx: Path) -> str:
     "The registered version whose logged model holds this ONNX file."
     from lifecycle.tracking import configure_mlflow
+
     ml = configure_mlflow(f"sqlite:///{ws / '.lifecycle/mlflow.db'}", ws / '.lifecycle')
     model_id = next(p.name for p in onnx.parents if p.name.startswith('m-'))
-    return next((str(v.version) for v in ml.MlflowClient().search_model_versions("name='arrests-release'")
-                 if v.source.endswith(model_id)), '')
+    return next(
+        (
+            str(v.version)
+            for v in ml.MlflowClient().search_model_versions("name='arrests-release'")
+            if v.source.endswith(model_id)
+        ),
+        '',
+    )
+
 
 def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     src = tmp_path / 'batch.csv'
     arrests.head(1000).to_csv(src, index=False)
-    r, out = cli_json(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'scored.parquet'), '--chunk-rows', '300')
+    r, out = cli_json(
+        ws, 'score', '--input', str(src), '--output', str(tmp_path / 'scored.parquet'), '--chunk-rows', '300'
+    )
     assert r.returncode == 0 and out['rows'] == 1000 and out['model_version'] == '1', r.stderr
     scored = pd.read_parquet(tmp_path / 'scored.parquet')
-    first = server.http.post('/invocations', json={'dataframe_records': arrests.head(50)[COLS].to_dict('records')}).json()
+    first = server.http.post(
+        '/invocations', json={'dataframe_records': arrests.head(50)[COLS].to_dict('records')}
+    ).json()
     assert scored.prediction.head(50).tolist() == first['predictions'] and len(scored) == 1000
     r = cli(ws, 'score', '--input', str(tmp_path / 'scored.parquet'), '--output', str(tmp_path / 'x.txt'))
     assert r.returncode == 2 and 'x.txt: output must end in .csv or .parquet' in r.stderr
     arrests.head(10).drop(columns=['checks']).to_csv(tmp_path / 'bad.csv', index=False)
     r = cli(ws, 'score', '--input', str(tmp_path / 'bad.csv'), '--output', str(tmp_path / 'bad_out.csv'))
     assert r.returncode == 2 and "missing column(s) ['checks']" in r.stderr and not (tmp_path / 'bad_out.csv').exists()
-    assert any(json.loads(l)['action'] == 'score.batch' for l in cli(ws, 'audit', 'show', '-n', '30', '--json').stdout.splitlines())
+    assert any(
+        json.loads(x)['action'] == 'score.batch'
+        for x in cli(ws, 'audit', 'show', '-n', '30', '--json').stdout.splitlines()
+    )
     for col, value in (('age', 'inf'), ('checks', True)):
         arrests.head(5).assign(**{col: value}).to_csv(tmp_path / 'odd.csv', index=False)
         r = cli(ws, 'score', '--input', str(tmp_path / 'odd.csv'), '--output', str(tmp_path / 'odd_out.csv'))
@@ -293,31 +400,55 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     r = cli(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'no/such/dir/out.csv'))
     assert r.returncode == 2 and 'Traceback' not in r.stderr
 
+
 def test_bounded_load_answers_without_5xx_and_loses_no_log_rows(ws, server):
     "A 60-second load (LIFECYCLE_TEST_LOAD_SECONDS) from 4 keep-alive clients: zero 5xx, one log row per answer."
     from lifecycle.predlog import read_log
+
     flags(ws, *BASE, 'percentage=50')
     live(server, ws, control='1', safe='1', challenger='2')
     seconds = float(os.environ.get('LIFECYCLE_TEST_LOAD_SECONDS', 60))
     start, codes, lock = time.time(), Counter(), threading.Lock()
+
     def worker(n):
         with httpx.Client(base_url=server.url, timeout=10) as c:
             i, end = 0, time.monotonic() + seconds
             while time.monotonic() < end:
                 r = c.post('/predict', json={'records': [REC], 'context': {'targetingKey': f'load-{n}-{i % 500}'}})
-                with lock: codes[r.status_code] += 1
+                with lock:
+                    codes[r.status_code] += 1
                 i += 1
+
     threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
-    for t in threads: t.start()
-    for t in threads: t.join()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
     assert set(codes) == {200} and codes[200] > 1000, codes
     wait_until(lambda: server.ready()['prediction_log_pending'] == 0, 10)
     df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}", since=start, shadow=False)
     assert (df.route == 'predict').sum() == codes[200]
     assert set(df.variant) == {'control', 'challenger'}
 
+
 def test_schemathesis_finds_no_server_error(server, tmp_path):
     st = Path(LIFECYCLE).with_name('schemathesis')
-    r = subprocess.run(cwd=tmp_path, args=[str(st), 'run', f'{server.url}/openapi.json', '--checks', 'not_a_server_error', '--max-examples', '40',
-                        '--generation-deterministic', '--request-timeout', '10'], capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        cwd=tmp_path,
+        args=[
+            str(st),
+            'run',
+            f'{server.url}/openapi.json',
+            '--checks',
+            'not_a_server_error',
+            '--max-examples',
+            '40',
+            '--generation-deterministic',
+            '--request-timeout',
+            '10',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stdout[-4000:]

@@ -1,45 +1,78 @@
 """Signed model versions: a registered version loads only when its artifact files, as MLflow stores them on disk, match
 the manifest signed at registration with the workspace's Ed25519 key. One flipped byte, another key, a moved signature
 or no signature at all is refused, naming what is wrong, before anything is loaded."""
+
 from __future__ import annotations
-import json, shutil, stat
+import json
+import shutil
+import stat
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 import pytest
 from lifecycle import audit
-from lifecycle.signing import (SignatureError, SigningKeyError, artifact_manifest, ensure_keypair, key_id,
-                               load_private_key, load_public_key, sign_manifest, sign_model_version, verified_load,
-                               verified_path, verify_manifest)
+from lifecycle.signing import (
+    SignatureError,
+    SigningKeyError,
+    artifact_manifest,
+    ensure_keypair,
+    key_id,
+    load_private_key,
+    load_public_key,
+    sign_manifest,
+    sign_model_version,
+    verified_load,
+    verified_path,
+    verify_manifest,
+)
 from lifecycle.store import Store
 from lifecycle.tracking import configure_mlflow, ensure_experiment
 
 NAME = 'toy'
 
+
 @pytest.fixture(scope='module')
 def reg(tmp_path_factory):
     "A tiny sklearn model logged to a throw-away SQLite tracking store and registered twice (versions 1 and 2)."
-    import mlflow as _mlflow, pandas as pd, warnings
+    import mlflow as _mlflow
+    import pandas as pd
+    import warnings
     from sklearn.linear_model import LogisticRegression
+
     before = _mlflow.get_tracking_uri()
     d = tmp_path_factory.mktemp('signing')
     ml = configure_mlflow(f'sqlite:///{d}/mlflow.db', d)
-    X = pd.DataFrame({'a': [0., 1., 2., 3.]}); y = [0, 0, 1, 1]
+    X = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]})
+    y = [0, 0, 1, 1]
     exp = ensure_experiment(ml, 'toy', d)
     with warnings.catch_warnings(), ml.start_run(experiment_id=exp):
         warnings.simplefilter('ignore')
-        uri = ml.sklearn.log_model(LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']).model_uri
-    for _ in range(2): ml.register_model(uri, NAME)
-    keys = d / 'keys'; ensure_keypair(keys)
+        uri = ml.sklearn.log_model(
+            LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']
+        ).model_uri
+    for _ in range(2):
+        ml.register_model(uri, NAME)
+    keys = d / 'keys'
+    ensure_keypair(keys)
     store = Store(d / 'store')
     signed = sign_model_version(ml, store, NAME, 1, keys, audit_path=d / 'audit.log', actor='registrar')
-    yield dict(ml=ml, d=d, X=X, keys=keys, store=store, signed=signed,
-               artifacts=Path(unquote(urlparse(ml.get_experiment(exp).artifact_location).path)))
-    _mlflow.set_tracking_uri(before); _mlflow.set_registry_uri(before)
+    yield dict(
+        ml=ml,
+        d=d,
+        X=X,
+        keys=keys,
+        store=store,
+        signed=signed,
+        artifacts=Path(unquote(urlparse(ml.get_experiment(exp).artifact_location).path)),
+    )
+    _mlflow.set_tracking_uri(before)
+    _mlflow.set_registry_uri(before)
+
 
 def stored_file(reg, name: str) -> Path:
     "The one real file called `name` in MLflow's artifact store on disk (under the experiment's artifact location)."
     (p,) = [p for p in reg['artifacts'].rglob(name) if p.is_file()]
     return p
+
 
 @pytest.fixture
 def spy_load(reg, monkeypatch):
@@ -47,6 +80,7 @@ def spy_load(reg, monkeypatch):
     calls, real = [], reg['ml'].pyfunc.load_model
     monkeypatch.setattr(reg['ml'].pyfunc, 'load_model', lambda path, *a, **k: calls.append(path) or real(path, *a, **k))
     return calls
+
 
 def test_an_untouched_signed_version_loads_and_predicts(reg, spy_load):
     ml, store, signed = reg['ml'], reg['store'], reg['signed']
@@ -66,79 +100,106 @@ def test_an_untouched_signed_version_loads_and_predicts(reg, spy_load):
     (entry,) = audit.read(reg['d'] / 'audit.log')
     assert entry['action'] == 'model.sign' and entry['subject'] == f'{NAME}/1' and entry['actor'] == 'registrar'
 
+
 def test_verified_path_is_the_folder_that_was_checked(reg, tmp_path):
     path = verified_path(reg['ml'], reg['store'], NAME, 1, reg['keys'], dst=tmp_path / 'm')
     assert artifact_manifest(path)['files'] == reg['signed']['manifest']['files']
     import mlflow.sklearn
+
     assert list(mlflow.sklearn.load_model(str(path)).predict(reg['X'])) == [0, 0, 1, 1]
+
 
 @pytest.mark.parametrize('name', ['model.skops', 'MLmodel'])
 def test_one_flipped_byte_in_the_artifact_store_is_refused_naming_the_file(reg, spy_load, name):
-    f = stored_file(reg, name); original = f.read_bytes()
+    f = stored_file(reg, name)
+    original = f.read_bytes()
     i = len(original) // 2
-    f.write_bytes(original[:i] + bytes([original[i] ^ 0x01]) + original[i + 1:])
+    f.write_bytes(original[:i] + bytes([original[i] ^ 0x01]) + original[i + 1 :])
     try:
-        with pytest.raises(SignatureError) as e: verified_load(reg['ml'], reg['store'], NAME, 1, reg['keys'])
+        with pytest.raises(SignatureError) as e:
+            verified_load(reg['ml'], reg['store'], NAME, 1, reg['keys'])
         assert e.value.reason == 'files' and e.value.changed == [name] and not (e.value.added or e.value.removed)
         assert f'changed: {name}' in str(e.value) and f'models:/{NAME}/1' in str(e.value)
-        assert spy_load == []                                                # refused before any load
+        assert spy_load == []  # refused before any load
         # and the changed files cannot be laundered by signing them again
         with pytest.raises(SignatureError, match='changed since they were signed'):
             sign_model_version(reg['ml'], reg['store'], NAME, 1, reg['keys'])
-    finally: f.write_bytes(original)
+    finally:
+        f.write_bytes(original)
     assert list(verified_load(reg['ml'], reg['store'], NAME, 1, reg['keys']).predict(reg['X'])) == [0, 0, 1, 1]
+
 
 def test_an_added_or_removed_artifact_file_is_refused(reg):
     folder = stored_file(reg, 'MLmodel').parent
-    (folder / 'extra.py').write_text('print("hi")\n'); (folder / 'requirements.txt').rename(folder / 'req.bak')
+    (folder / 'extra.py').write_text('print("hi")\n')
+    (folder / 'requirements.txt').rename(folder / 'req.bak')
     try:
-        with pytest.raises(SignatureError) as e: verified_path(reg['ml'], reg['store'], NAME, 1, reg['keys'])
+        with pytest.raises(SignatureError) as e:
+            verified_path(reg['ml'], reg['store'], NAME, 1, reg['keys'])
         assert (e.value.added, e.value.removed) == (['extra.py', 'req.bak'], ['requirements.txt'])
         assert 'added: extra.py' in str(e.value) and 'removed: requirements.txt' in str(e.value)
-    finally: (folder / 'extra.py').unlink(); (folder / 'req.bak').rename(folder / 'requirements.txt')
+    finally:
+        (folder / 'extra.py').unlink()
+        (folder / 'req.bak').rename(folder / 'requirements.txt')
+
 
 def test_a_signature_made_with_another_key_is_refused(reg, tmp_path, spy_load):
-    other_keys = tmp_path / 'other-keys'; ensure_keypair(other_keys)
+    other_keys = tmp_path / 'other-keys'
+    ensure_keypair(other_keys)
     other_store = Store(tmp_path / 'store')
-    sign_model_version(reg['ml'], other_store, NAME, 1, other_keys)       # a valid signature, by an untrusted key
-    with pytest.raises(SignatureError) as e: verified_load(reg['ml'], other_store, NAME, 1, reg['keys'])
+    sign_model_version(reg['ml'], other_store, NAME, 1, other_keys)  # a valid signature, by an untrusted key
+    with pytest.raises(SignatureError) as e:
+        verified_load(reg['ml'], other_store, NAME, 1, reg['keys'])
     assert e.value.reason == 'key' and 'does not match the key' in str(e.value)
     assert key_id(load_public_key(other_keys)) in str(e.value) and key_id(load_public_key(reg['keys'])) in str(e.value)
     # a forger who copies the trusted key id into the record still fails the signature check
     forged = {**other_store.get_record('signatures', f'{NAME}-1'), 'key_id': reg['signed']['key_id']}
-    p = other_store.record_path('signatures', f'{NAME}-1'); p.write_text(json.dumps(forged))
-    with pytest.raises(SignatureError) as e: verified_load(reg['ml'], other_store, NAME, 1, reg['keys'])
+    p = other_store.record_path('signatures', f'{NAME}-1')
+    p.write_text(json.dumps(forged))
+    with pytest.raises(SignatureError) as e:
+        verified_load(reg['ml'], other_store, NAME, 1, reg['keys'])
     assert e.value.reason == 'signature'
     assert spy_load == []
+
 
 def test_an_edited_signature_record_is_refused(reg, tmp_path):
     "Changing the stored manifest to match tampered files breaks the signature."
-    store = Store(tmp_path / 'store'); rec = json.loads(json.dumps(reg['signed']))
+    store = Store(tmp_path / 'store')
+    rec = json.loads(json.dumps(reg['signed']))
     rec['manifest']['files']['MLmodel']['size'] += 1
     store.put_record('signatures', f'{NAME}-1', rec)
-    with pytest.raises(SignatureError) as e: verified_path(reg['ml'], store, NAME, 1, reg['keys'])
+    with pytest.raises(SignatureError) as e:
+        verified_path(reg['ml'], store, NAME, 1, reg['keys'])
     assert e.value.reason == 'signature'
 
+
 def test_an_unsigned_version_is_refused(reg, spy_load):
-    with pytest.raises(SignatureError) as e: verified_load(reg['ml'], reg['store'], NAME, 2, reg['keys'])
+    with pytest.raises(SignatureError) as e:
+        verified_load(reg['ml'], reg['store'], NAME, 2, reg['keys'])
     assert e.value.reason == 'unsigned' and f'models:/{NAME}/2 is unsigned' in str(e.value)
     assert spy_load == []
-    with pytest.raises(SignatureError) as e: verify_manifest(reg['d'], None, load_public_key(reg['keys']))
+    with pytest.raises(SignatureError) as e:
+        verify_manifest(reg['d'], None, load_public_key(reg['keys']))
     assert e.value.reason == 'unsigned' and 'unsigned artifact' in str(e.value)
+
 
 def test_a_signature_cannot_be_moved_to_another_version(reg, tmp_path):
     "Version 2 has byte-identical files, yet version 1's signature does not vouch for it."
     store = Store(tmp_path / 'store')
     store.put_record('signatures', f'{NAME}-2', reg['signed'])
-    with pytest.raises(SignatureError) as e: verified_load(reg['ml'], store, NAME, 2, reg['keys'])
+    with pytest.raises(SignatureError) as e:
+        verified_load(reg['ml'], store, NAME, 2, reg['keys'])
     assert e.value.reason == 'subject' and f'models:/{NAME}/1' in str(e.value)
+
 
 def test_signing_again_is_idempotent_and_another_key_cannot_replace_a_signature(reg, tmp_path):
     assert sign_model_version(reg['ml'], reg['store'], NAME, 1, reg['keys']) == reg['signed']
-    other_keys = tmp_path / 'k'; ensure_keypair(other_keys)
+    other_keys = tmp_path / 'k'
+    ensure_keypair(other_keys)
     with pytest.raises(SignatureError, match='already signed with key'):
         sign_model_version(reg['ml'], reg['store'], NAME, 1, other_keys)
     assert reg['store'].get_record('signatures', f'{NAME}-1') == reg['signed']
+
 
 def test_keys_are_private_and_never_overwritten(tmp_path):
     priv, pub = ensure_keypair(tmp_path / 'keys')
@@ -146,16 +207,22 @@ def test_keys_are_private_and_never_overwritten(tmp_path):
     before = priv.read_bytes()
     assert ensure_keypair(tmp_path / 'keys') == (priv, pub) and priv.read_bytes() == before
     assert key_id(load_private_key(priv)) == key_id(load_public_key(pub))
-    pub.write_bytes(ensure_keypair(tmp_path / 'k2')[1].read_bytes())       # a public key from another pair
-    with pytest.raises(SigningKeyError, match='does not belong to'): ensure_keypair(tmp_path / 'keys')
-    with pytest.raises(SigningKeyError, match='no private signing key'): load_private_key(tmp_path / 'nowhere')
+    pub.write_bytes(ensure_keypair(tmp_path / 'k2')[1].read_bytes())  # a public key from another pair
+    with pytest.raises(SigningKeyError, match='does not belong to'):
+        ensure_keypair(tmp_path / 'keys')
+    with pytest.raises(SigningKeyError, match='no private signing key'):
+        load_private_key(tmp_path / 'nowhere')
+
 
 def test_manifest_signature_round_trip_on_a_plain_folder(tmp_path):
-    priv, _ = ensure_keypair(tmp_path / 'keys'); key = load_private_key(priv)
-    art = tmp_path / 'art'; (art / 'sub').mkdir(parents=True)
-    (art / 'sub' / 'w.bin').write_bytes(bytes(range(256))); (art / 'a').write_text('a')
+    priv, _ = ensure_keypair(tmp_path / 'keys')
+    key = load_private_key(priv)
+    art = tmp_path / 'art'
+    (art / 'sub').mkdir(parents=True)
+    (art / 'sub' / 'w.bin').write_bytes(bytes(range(256)))
+    (art / 'a').write_text('a')
     signed = sign_manifest(artifact_manifest(art), key)
     assert list(signed['manifest']['files']) == ['a', 'sub/w.bin']
     assert verify_manifest(art, signed, key.public_key()) == signed['manifest']
-    shutil.copytree(art, tmp_path / 'copy')                                  # same bytes elsewhere verify too
+    shutil.copytree(art, tmp_path / 'copy')  # same bytes elsewhere verify too
     assert verify_manifest(tmp_path / 'copy', signed, key.public_key()) == signed['manifest']

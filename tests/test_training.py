@@ -1,22 +1,35 @@
 """Training limits: a hard cap on iterations whatever the params say, and early stopping for boosting."""
+
 from __future__ import annotations
-import numpy as np
 from lifecycle.params import TrainParams, FeaturesParams
 from lifecycle.features import build_transformer
 from lifecycle.train import make_pipeline, xy
 
-FP = FeaturesParams(target='released', positive_class='Yes', features=[
-    {'name': 'age', 'kind': 'numeric', 'transform': 'standardize'}, {'name': 'checks', 'kind': 'numeric'},
-    {'name': 'employed', 'kind': 'categorical', 'transform': 'onehot'}, {'name': 'citizen', 'kind': 'categorical', 'transform': 'onehot'}])
+FP = FeaturesParams(
+    target='released',
+    positive_class='Yes',
+    features=[
+        {'name': 'age', 'kind': 'numeric', 'transform': 'standardize'},
+        {'name': 'checks', 'kind': 'numeric'},
+        {'name': 'employed', 'kind': 'categorical', 'transform': 'onehot'},
+        {'name': 'citizen', 'kind': 'categorical', 'transform': 'onehot'},
+    ],
+)
+
 
 def test_boosting_stops_early_and_never_exceeds_the_cap(arrests):
     X, y = xy(arrests, ['age', 'checks', 'employed', 'citizen'], FP)
-    tp = TrainParams(experiment='t', max_iterations=300, model={'family': 'hist_gradient_boosting', 'params': {'max_iter': 5000}})
+    tp = TrainParams(
+        experiment='t', max_iterations=300, model={'family': 'hist_gradient_boosting', 'params': {'max_iter': 5000}}
+    )
     est = make_pipeline(build_transformer(FP), tp).fit(X, y).named_steps['model']
     assert est.max_iter == 300 and est.early_stopping is True
-    assert 1 <= est.n_iter_ < 300                                  # stopped by the validation split, not the cap
-    off = TrainParams(experiment='t', max_iterations=40, early_stopping=False, model={'family': 'hist_gradient_boosting'})
+    assert 1 <= est.n_iter_ < 300  # stopped by the validation split, not the cap
+    off = TrainParams(
+        experiment='t', max_iterations=40, early_stopping=False, model={'family': 'hist_gradient_boosting'}
+    )
     assert make_pipeline(build_transformer(FP), off).fit(X, y).named_steps['model'].n_iter_ == 40
+
 
 def test_the_cap_applies_to_forests_and_linear_models(arrests):
     for family, key in (('random_forest', 'n_estimators'), ('logistic_regression', 'max_iter')):

@@ -5,24 +5,28 @@ the IDs its upstream stages recorded; reuses a stage from the cache when nothing
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #799dc8ab
 from __future__ import annotations
-import json, os, time
+import json
+import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 from ..core.settings import Settings
 from ..core.store import atomic_write, hash_obj
 from ..core.manifest import RunManifest, now_iso
-from ..core.params import load_params
+from ..core.workspace import Workspace
 from ..core.provenance import library_hash, notebook_code_hash, git_info
 from ..core import audit
+from ..core.locks import hold
 
 # %% auto #0
-__all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'run_pipeline']
+__all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'run_pipeline', 'run_report']
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #39c28114
 @dataclass(frozen=True)
 class Stage:
     "One lifecycle stage: notebook, params sections, upstream inputs, and the outputs worth showing."
+
     name: str
     notebook: str
     sections: tuple[str, ...]
@@ -30,66 +34,121 @@ class Stage:
     shown: tuple[str, ...] = ()
     external: Callable[[Settings, dict, dict], dict] | None = None  # what the stage reads from outside its inputs
 
+
 def _ingest_source(s: Settings, params: dict, inputs: dict) -> dict:
     "The ingest stage depends on its source's content, not only on its params."
     from lifecycle.data.sources import fingerprint
+
     ing = params['ingest']
     return {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query'))}
+
 
 def _champion_run(s: Settings, params: dict, inputs: dict) -> dict:
     "Validation compares with the champion: its training run is part of the key, unless it is the model under test."
     alias, run = params['register']['champion_alias'], None
     for e in audit.read(s.audit_path):
         d = e.get('details', {})
-        if e['action'] == 'model.register' and alias in (d.get('aliases') or []): run = d.get('mlflow_run_id')
-        if e['action'] == 'model.promote' and d.get('alias') == alias: run = d.get('mlflow_run_id')
+        if e['action'] == 'model.register' and alias in (d.get('aliases') or []):
+            run = d.get('mlflow_run_id')
+        if e['action'] == 'model.promote' and d.get('alias') == alias:
+            run = d.get('mlflow_run_id')
     return {'champion_run': None if run in (None, inputs.get('mlflow_run_id')) else run}
+
 
 STAGES: tuple[Stage, ...] = (
     Stage('ingest', '01_ingest.ipynb', ('ingest', 'register'), (), ('dataset_version', 'rows'), _ingest_source),
     Stage('features', '02_features.ipynb', ('features',), ('dataset_version',), ('feature_set_version',)),
-    Stage('train', '03_train.ipynb', ('train', 'features'), ('dataset_version', 'feature_set_version'),
-          ('mlflow_run_id',)),
-    Stage('validate', '04_validate.ipynb', ('validate', 'features', 'register'), ('mlflow_run_id', 'model_uri', 'holdout_id'),
-          ('roc_auc', 'accuracy'), _champion_run),
-    Stage('register', '05_register.ipynb', ('register', 'features'),
-          ('model_uri', 'mlflow_run_id', 'dataset_version', 'feature_set_version', 'validation_passed', 'known_inputs',
-           'known_outputs'),
-          ('model_name', 'model_version', 'aliases')),
-    Stage('model_card', '06_model_card.ipynb', ('card', 'validate', 'features', 'ingest'),
-          ('model_name', 'model_version', 'mlflow_run_id', 'dataset_version', 'feature_set_version', 'metrics',
-           'gates', 'groups', 'importance'), ('card',)),
+    Stage(
+        'train', '03_train.ipynb', ('train', 'features'), ('dataset_version', 'feature_set_version'), ('mlflow_run_id',)
+    ),
+    Stage(
+        'validate',
+        '04_validate.ipynb',
+        ('validate', 'features', 'register'),
+        ('mlflow_run_id', 'model_uri', 'holdout_id'),
+        ('roc_auc', 'accuracy'),
+        _champion_run,
+    ),
+    Stage(
+        'register',
+        '05_register.ipynb',
+        ('register', 'features'),
+        (
+            'model_uri',
+            'mlflow_run_id',
+            'dataset_version',
+            'feature_set_version',
+            'validation_passed',
+            'known_inputs',
+            'known_outputs',
+        ),
+        ('model_name', 'model_version', 'aliases'),
+    ),
+    Stage(
+        'model_card',
+        '06_model_card.ipynb',
+        ('card', 'validate', 'features', 'ingest'),
+        (
+            'model_name',
+            'model_version',
+            'mlflow_run_id',
+            'dataset_version',
+            'feature_set_version',
+            'metrics',
+            'gates',
+            'groups',
+            'importance',
+        ),
+        ('card',),
+    ),
 )
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #85db88af
 def cache_key(stage: Stage, notebook: Path, lib_hash: str, params: dict, inputs: dict) -> str:
     "What a stage's result depends on, hashed."
-    return hash_obj(dict(stage=stage.name, notebook=notebook_code_hash(notebook), library=lib_hash,
-                         params={s: params[s] for s in stage.sections}, inputs=inputs))
+    return hash_obj(
+        dict(
+            stage=stage.name,
+            notebook=notebook_code_hash(notebook),
+            library=lib_hash,
+            params={s: params[s] for s in stage.sections},
+            inputs=inputs,
+        )
+    )
 
-def _cache_path(s: Settings, stage: Stage, key: str) -> Path: return s.cache_dir / f'{stage.name}-{key}.json'
+
+def _cache_path(s: Settings, stage: Stage, key: str) -> Path:
+    return s.cache_dir / f'{stage.name}-{key}.json'
+
 
 def cache_get(s: Settings, stage: Stage, key: str) -> dict | None:
     "The recorded result for this key, if its executed notebook is still there."
     p = _cache_path(s, stage, key)
-    if not p.is_file(): return None
+    if not p.is_file():
+        return None
     hit = json.loads(p.read_text())
     return hit if (s.runs_dir / hit['run_id'] / hit['notebook']).is_file() else None
 
+
 def cache_put(s: Settings, stage: Stage, key: str, run_id: str, notebook: str, outputs: dict) -> None:
     "Record a stage's result under its key."
-    atomic_write(_cache_path(s, stage, key), json.dumps(dict(run_id=run_id, notebook=notebook, outputs=outputs), indent=1))
+    atomic_write(
+        _cache_path(s, stage, key), json.dumps(dict(run_id=run_id, notebook=notebook, outputs=outputs), indent=1)
+    )
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #5eeb67e4
 class StageFailed(Exception):
     "A stage notebook raised; the run stops there."
+
     def __init__(self, stage: str, message: str, notebook: Path, run_id: str):
         self.stage, self.notebook, self.run_id = stage, notebook, run_id
         super().__init__(f"stage {stage!r} failed: {message} (executed notebook: {notebook})")
 
+
 @dataclass
 class StageResult:
     "What happened to one stage in a run."
+
     name: str
     status: str
     duration: float
@@ -97,61 +156,102 @@ class StageResult:
     notebook: str = ''
     cached_from: str | None = None
 
+
 def _execute(src: Path, dst: Path, parameters: dict, cwd: Path) -> None:
     import papermill as pm
-    pm.execute_notebook(str(src), str(dst), parameters=parameters, kernel_name='python3', cwd=str(cwd),
-                        progress_bar=False, log_output=False, request_save_on_cell_execute=False,
-                        extra_arguments=['--IPKernelApp.log_level=CRITICAL'])
+
+    pm.execute_notebook(
+        str(src),
+        str(dst),
+        parameters=parameters,
+        kernel_name='python3',
+        cwd=str(cwd),
+        progress_bar=False,
+        log_output=False,
+        request_save_on_cell_execute=False,
+        extra_arguments=['--IPKernelApp.log_level=CRITICAL'],
+    )
+
 
 def _error_message(e: Exception) -> str:
     ename, evalue = getattr(e, 'ename', None), getattr(e, 'evalue', None)
     return f"{ename}: {evalue}" if ename else f"{type(e).__name__}: {e}"
 
-def run_pipeline(s: Settings, params_dir: Path | None = None, force: bool = False,
-                 on_event: Callable[[str, Stage, StageResult | None], None] | None = None) -> tuple[RunManifest, list[StageResult]]:
-    "Validate all params, then run (or reuse) each stage in order; raise `StageFailed` at the first failure."
-    params_dir = Path(params_dir or s.params_dir).resolve()
-    params = {k: v.model_dump(mode='json') for k, v in load_params(params_dir).items()}
-    missing = [st.notebook for st in STAGES if not (s.stages_dir / st.notebook).is_file()]
-    if missing: raise FileNotFoundError(f"{s.stages_dir}: stage notebook(s) missing: {missing}")
-    lib, git = library_hash(), git_info(s.root)
-    m = RunManifest.create(s.runs_dir, mode='pipeline', params_dir=str(params_dir), code_version=lib, **git)
-    audit.append(s.audit_path, 'run.start', m.run_id, reason='lifecycle run', params_dir=str(params_dir), force=force)
-    os.environ['LIFECYCLE_WORKSPACE'] = str(s.root)
+
+def run_pipeline(
+    ws: Workspace,
+    force: bool = False,
+    on_event: Callable[[str, Stage, StageResult | None], None] | None = None,
+    wait: bool = True,
+    on_wait: Callable[[dict | None], None] | None = None,
+) -> tuple[RunManifest, list[StageResult]]:
+    "Validate all params of the workspace, then, holding the `pipeline` lock, run (or reuse) each stage in order; raise `StageFailed` at the first failure."
+    params = {k: v.model_dump(mode='json') for k, v in ws.params.items()}
+    missing = [st.notebook for st in STAGES if not (ws.stages_dir / st.notebook).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{ws.stages_dir}: stage notebook(s) missing: {missing}")
+    with hold(ws.state_dir, 'pipeline', wait=wait, on_wait=on_wait):  # a second run waits (or, without wait, refuses)
+        return _run_stages(ws, params, force, on_event)
+
+
+def _run_stages(
+    ws: Workspace, params: dict, force: bool, on_event: Callable[[str, Stage, StageResult | None], None] | None
+) -> tuple[RunManifest, list[StageResult]]:
+    lib, git = library_hash(), git_info(ws.root)
+    m = RunManifest.create(ws.runs_dir, mode='pipeline', params_dir=str(ws.params_dir), code_version=lib, **git)
+    ws.audit('run.start', m.run_id, 'lifecycle run', params_dir=str(ws.params_dir), force=force)
+    os.environ['LIFECYCLE_WORKSPACE'] = str(ws.root)
     results, emit = [], on_event or (lambda *a: None)
     for st in STAGES:
-        src = s.stages_dir / st.notebook
+        src = ws.stages_dir / st.notebook
         inputs = {k: m.output(k) for k in st.inputs}
-        key = cache_key(st, src, lib, params, {**inputs, **(st.external(s, params, inputs) if st.external else {})})
-        hit = None if force else cache_get(s, st, key)
+        key = cache_key(st, src, lib, params, {**inputs, **(st.external(ws, params, inputs) if st.external else {})})
+        hit = None if force else cache_get(ws, st, key)
         emit('start', st, None)
         t0 = time.perf_counter()
         if hit:
             m.record_outputs(st.name, hit['outputs'])
-            r = StageResult(st.name, 'cached', 0.0, hit['outputs'], f"../{hit['run_id']}/{hit['notebook']}", hit['run_id'])
-            m.update_stage(st.name, status='cached', cache_key=key, cached_from=hit['run_id'], notebook=r.notebook, duration=0.0)
+            r = StageResult(
+                st.name, 'cached', 0.0, hit['outputs'], f"../{hit['run_id']}/{hit['notebook']}", hit['run_id']
+            )
+            m.update_stage(
+                st.name, status='cached', cache_key=key, cached_from=hit['run_id'], notebook=r.notebook, duration=0.0
+            )
         else:
             m.update_stage(st.name, status='running', cache_key=key, started=now_iso(), notebook=st.notebook)
             parameters = dict(run_id=m.run_id, params={sec: params[sec] for sec in st.sections}, **inputs)
-            try: _execute(src, m.run_dir / st.notebook, parameters, s.stages_dir)
+            try:
+                _execute(src, m.run_dir / st.notebook, parameters, ws.stages_dir)
             except Exception as e:
                 m = RunManifest.load(m.run_dir)
                 dur = time.perf_counter() - t0
                 msg = _error_message(e)
                 m.update_stage(st.name, status='failed', duration=round(dur, 2), error=msg)
-                m.data.update(status='failed', finished=now_iso()); m.save()
+                m.data.update(status='failed', finished=now_iso())
+                m.save()
                 results.append(StageResult(st.name, 'failed', dur, {}, st.notebook))
                 emit('end', st, results[-1])
-                audit.append(s.audit_path, 'run.fail', m.run_id, reason=msg, stage=st.name)
+                ws.audit('run.fail', m.run_id, msg, stage=st.name)
                 raise StageFailed(st.name, msg, m.run_dir / st.notebook, m.run_id) from None
             m = RunManifest.load(m.run_dir)
             dur = time.perf_counter() - t0
             outs = m.stage(st.name)['outputs']
             m.update_stage(st.name, status='ok', duration=round(dur, 2))
-            cache_put(s, st, key, m.run_id, st.notebook, outs)
+            cache_put(ws, st, key, m.run_id, st.notebook, outs)
             r = StageResult(st.name, 'ok', dur, outs, st.notebook)
-        results.append(r); emit('end', st, r)
-    m.data.update(status='ok', finished=now_iso()); m.save()
-    audit.append(s.audit_path, 'run.finish', m.run_id, reason='all stages passed',
-                 stages={r.name: r.status for r in results})
+        results.append(r)
+        emit('end', st, r)
+    m.data.update(status='ok', finished=now_iso())
+    m.save()
+    ws.audit('run.finish', m.run_id, 'all stages passed', stages={r.name: r.status for r in results})
     return m, results
+
+# %% ../../nbs/api/app/00_pipeline.ipynb #6d3f3f88
+def run_report(s: Settings, name: str, out_dir: Path, parameters: dict) -> Path:
+    "Execute a report notebook from the stages folder into `out_dir` and render it to HTML beside it; return the HTML path."
+    from lifecycle.app.site import render_notebook
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dst = out_dir / name
+    _execute(s.stages_dir / name, dst, parameters, s.root)
+    return render_notebook(dst, dst.with_suffix('.html'))

@@ -5,7 +5,10 @@ Quarto when `quarto` is on PATH, else with nbconvert."""
 
 # %% ../../nbs/api/app/01_site.ipynb #d6e29571
 from __future__ import annotations
-import html, os, shutil, subprocess
+import html
+import os
+import shutil
+import subprocess
 from pathlib import Path
 from ..core.settings import Settings
 from ..core.store import atomic_write
@@ -19,16 +22,33 @@ def renderer() -> str:
     "'quarto' when the quarto command is available, else 'nbconvert'."
     return 'quarto' if shutil.which('quarto') else 'nbconvert'
 
+
 def render_notebook(ipynb: Path, out: Path, engine: str | None = None) -> Path:
     "Render one executed notebook to a standalone HTML file `out`."
     engine = engine or renderer()
     out.parent.mkdir(parents=True, exist_ok=True)
     if engine == 'quarto':
-        subprocess.run(['quarto', 'render', ipynb.name, '--to', 'html', '--no-execute', '-M', 'embed-resources:true',
-                        '--output', out.name], cwd=ipynb.parent, check=True, capture_output=True)
+        subprocess.run(
+            [
+                'quarto',
+                'render',
+                ipynb.name,
+                '--to',
+                'html',
+                '--no-execute',
+                '-M',
+                'embed-resources:true',
+                '--output',
+                out.name,
+            ],
+            cwd=ipynb.parent,
+            check=True,
+            capture_output=True,
+        )
         shutil.move(str(ipynb.parent / out.name), str(out))
         return out
     from nbconvert import HTMLExporter
+
     body, _ = HTMLExporter(template_name='lab').from_filename(str(ipynb))
     atomic_write(out, body)
     return out
@@ -38,15 +58,19 @@ _STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:70em
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
 th{background:#f3f3f3}.ok{color:#176d2c}.failed{color:#b00020}.cached{color:#555}code{font-size:.9em}"""
 
+
 def _stage_html_path(site: Path, run_id: str, notebook: str) -> Path:
     return site / 'runs' / run_id / Path(notebook).with_suffix('.html').name
+
 
 def render_site(s: Settings, engine: str | None = None) -> Path:
     "Render any unrendered executed notebook and write `reports/site/index.html`; return the index path."
     site, runs = s.site_dir, list_runs(s.runs_dir)
-    parts = [f"<!doctype html><meta charset='utf-8'><title>Lifecycle reports</title><style>{_STYLE}</style>",
-             "<h1>Lifecycle reports</h1><p>Every run of the pipeline, newest first. Each stage links to its executed "
-             "notebook; a cached stage links to the run that executed it.</p>"]
+    parts = [
+        f"<!doctype html><meta charset='utf-8'><title>Lifecycle reports</title><style>{_STYLE}</style>",
+        "<h1>Lifecycle reports</h1><p>Every run of the pipeline, newest first. Each stage links to its executed "
+        "notebook; a cached stage links to the run that executed it.</p>",
+    ]
     for m in runs:
         rows = []
         for name, st in m.data['stages'].items():
@@ -58,40 +82,73 @@ def render_site(s: Settings, engine: str | None = None) -> Path:
                 if not out.is_file() or out.stat().st_mtime < (s.runs_dir / origin / nb).stat().st_mtime:
                     render_notebook(s.runs_dir / origin / nb, out, engine)
                 link = f"<a href='{out.relative_to(site).as_posix()}'>{html.escape(nb)}</a>"
-            shown = ', '.join(f"{k}={v}" for k, v in st.get('outputs', {}).items()
-                              if k in ('dataset_version', 'feature_set_version', 'mlflow_run_id', 'model_version',
-                                       'roc_auc', 'validation_passed'))
+            shown = ', '.join(
+                f"{k}={v}"
+                for k, v in st.get('outputs', {}).items()
+                if k
+                in (
+                    'dataset_version',
+                    'feature_set_version',
+                    'mlflow_run_id',
+                    'model_version',
+                    'roc_auc',
+                    'validation_passed',
+                )
+            )
             status = st.get('status', '?')
-            rows.append(f"<tr><td>{html.escape(name)}</td><td class='{status}'>{status}"
-                        + (f" (from {html.escape(origin)})" if origin != m.run_id else '')
-                        + f"</td><td>{st.get('duration', '')}</td><td>{link}</td><td><code>{html.escape(shown)}</code></td></tr>")
-        parts.append(f"<h2 id='{m.run_id}'>Run {html.escape(m.run_id)} <small class='{m.data.get('status')}'>"
-                     f"{m.data.get('status')}</small></h2><p>started {m.data.get('started')} · mode {m.data.get('mode')}"
-                     f" · code {str(m.data.get('code_version', ''))[:12]}</p><table><tr><th>stage</th><th>status</th>"
-                     f"<th>seconds</th><th>report</th><th>key outputs</th></tr>{''.join(rows)}</table>")
-    if not runs: parts.append('<p>No runs yet: <code>lifecycle run</code> makes one.</p>')
+            rows.append(
+                f"<tr><td>{html.escape(name)}</td><td class='{status}'>{status}"
+                + (f" (from {html.escape(origin)})" if origin != m.run_id else '')
+                + f"</td><td>{st.get('duration', '')}</td><td>{link}</td><td><code>{html.escape(shown)}</code></td></tr>"
+            )
+        parts.append(
+            f"<h2 id='{m.run_id}'>Run {html.escape(m.run_id)} <small class='{m.data.get('status')}'>"
+            f"{m.data.get('status')}</small></h2><p>started {m.data.get('started')} · mode {m.data.get('mode')}"
+            f" · code {str(m.data.get('code_version', ''))[:12]}</p><table><tr><th>stage</th><th>status</th>"
+            f"<th>seconds</th><th>report</th><th>key outputs</th></tr>{''.join(rows)}</table>"
+        )
+    if not runs:
+        parts.append('<p>No runs yet: <code>lifecycle run</code> makes one.</p>')
     parts += _extra_reports(s, site)
     return atomic_write(site / 'index.html', '\n'.join(parts))
+
 
 def _extra_reports(s: Settings, site: Path) -> list[str]:
     "Governance reports (Markdown, rendered here), rollout and experiment reports, per-batch drift reports, linked from the index."
     import mistune
+
     out = []
     gov = sorted((s.reports_dir / 'governance').glob('*.md'), key=lambda p: p.stat().st_mtime, reverse=True)
     if gov:
         links = []
         for md in gov:
             page = site / 'governance' / md.with_suffix('.html').name
-            atomic_write(page, f"<!doctype html><meta charset='utf-8'><title>{html.escape(md.stem)}</title><style>{_STYLE}</style>"
-                               + mistune.html(md.read_text()))
+            atomic_write(
+                page,
+                f"<!doctype html><meta charset='utf-8'><title>{html.escape(md.stem)}</title><style>{_STYLE}</style>"
+                + mistune.html(md.read_text()),
+            )
             links.append(f"<li><a href='governance/{page.name}'>{html.escape(md.stem)}</a></li>")
         out.append("<h2>Governance reports</h2><ul>" + ''.join(links) + "</ul>")
     for kind, title in (('rollouts', 'Rollout reports'), ('experiments', 'A/B experiment reports')):
         pages = sorted((s.reports_dir / kind).glob('*/*.html'), key=lambda p: p.stat().st_mtime, reverse=True)
-        if pages: out.append(f"<h2>{title}</h2><ul>" + ''.join(
-            f"<li><a href='{os.path.relpath(p, site)}'>{html.escape(p.parent.name)}</a></li>" for p in pages[:50]) + "</ul>")
+        if pages:
+            out.append(
+                f"<h2>{title}</h2><ul>"
+                + ''.join(
+                    f"<li><a href='{os.path.relpath(p, site)}'>{html.escape(p.parent.name)}</a></li>"
+                    for p in pages[:50]
+                )
+                + "</ul>"
+            )
     drift = sorted((s.reports_dir / 'ingest').rglob('*-drift.html'), reverse=True)
     if drift:
-        out.append("<h2>Ingestion drift reports (Evidently)</h2><ul>" + ''.join(
-            f"<li><a href='{os.path.relpath(p, site)}'>{html.escape(p.parent.name)}/{html.escape(p.stem)}</a></li>" for p in drift[:50]) + "</ul>")
+        out.append(
+            "<h2>Ingestion drift reports (Evidently)</h2><ul>"
+            + ''.join(
+                f"<li><a href='{os.path.relpath(p, site)}'>{html.escape(p.parent.name)}/{html.escape(p.stem)}</a></li>"
+                for p in drift[:50]
+            )
+            + "</ul>"
+        )
     return out

@@ -4,7 +4,8 @@
 
 # %% ../../nbs/api/core/02_manifest.ipynb #a4b2e9aa
 from __future__ import annotations
-import json, secrets
+import json
+import secrets
 from datetime import datetime, timezone
 from pathlib import Path
 from .store import atomic_write
@@ -16,9 +17,11 @@ __all__ = ['ManifestError', 'new_run_id', 'now_iso', 'RunManifest', 'list_runs']
 class ManifestError(Exception):
     "A run manifest is missing, or lacks an input a stage needs."
 
+
 def new_run_id() -> str:
     "A sortable, unique run id: UTC timestamp plus a short random suffix."
     return datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%SZ') + '-' + secrets.token_hex(3)
+
 
 def now_iso() -> str:
     "Current UTC time, ISO 8601."
@@ -27,26 +30,32 @@ def now_iso() -> str:
 # %% ../../nbs/api/core/02_manifest.ipynb #94526310
 class RunManifest:
     "The manifest of one pipeline run."
+
     def __init__(self, run_dir: str | Path, data: dict):
         self.run_dir, self.data = Path(run_dir), data
 
     @property
-    def path(self) -> Path: return self.run_dir / 'manifest.json'
+    def path(self) -> Path:
+        return self.run_dir / 'manifest.json'
+
     @property
-    def run_id(self) -> str: return self.data['run_id']
+    def run_id(self) -> str:
+        return self.data['run_id']
 
     @classmethod
     def create(cls, runs_dir: str | Path, run_id: str | None = None, **meta) -> 'RunManifest':
         "Start a new run folder and manifest."
         run_id = run_id or new_run_id()
         m = cls(Path(runs_dir) / run_id, dict(run_id=run_id, started=now_iso(), status='running', stages={}, **meta))
-        m.save(); return m
+        m.save()
+        return m
 
     @classmethod
     def load(cls, run_dir: str | Path) -> 'RunManifest':
         "Read an existing run's manifest."
         p = Path(run_dir) / 'manifest.json'
-        if not p.is_file(): raise ManifestError(f"no run manifest at {p}")
+        if not p.is_file():
+            raise ManifestError(f"no run manifest at {p}")
         return cls(p.parent, json.loads(p.read_text()))
 
     @classmethod
@@ -55,7 +64,8 @@ class RunManifest:
         d = Path(runs_dir) / run_id
         return cls.load(d) if (d / 'manifest.json').is_file() else cls.create(runs_dir, run_id, mode='interactive')
 
-    def save(self) -> None: atomic_write(self.path, json.dumps(self.data, indent=1, default=str))  # keeps stage order
+    def save(self) -> None:
+        atomic_write(self.path, json.dumps(self.data, indent=1, default=str))  # keeps stage order
 
     def stage(self, name: str) -> dict:
         "The entry of stage `name` (created empty if absent)."
@@ -63,31 +73,39 @@ class RunManifest:
 
     def update_stage(self, name: str, **fields) -> None:
         "Set fields of a stage entry and save."
-        self.stage(name).update(fields); self.save()
+        self.stage(name).update(fields)
+        self.save()
 
     def record_outputs(self, name: str, outputs: dict) -> None:
         "Record what stage `name` produced, and save."
-        self.stage(name)['outputs'].update(outputs); self.save()
+        self.stage(name)['outputs'].update(outputs)
+        self.save()
 
     def output(self, key: str, stage: str | None = None):
         "Find an output by key (in `stage`, or the latest stage that recorded it); refuse if absent."
         stages = [stage] if stage else list(self.data['stages'])[::-1]
         for s in stages:
             outs = self.data['stages'].get(s, {}).get('outputs', {})
-            if key in outs: return outs[key]
-        raise ManifestError(f"run {self.run_id}: no stage recorded {key!r}"
-                            + (f" (looked in {stage!r})" if stage else "") + "; run the upstream stage first")
+            if key in outs:
+                return outs[key]
+        raise ManifestError(
+            f"run {self.run_id}: no stage recorded {key!r}"
+            + (f" (looked in {stage!r})" if stage else "")
+            + "; run the upstream stage first"
+        )
 
     def outputs(self) -> dict:
         "All outputs of all stages, later stages winning."
         res = {}
-        for s in self.data['stages'].values(): res.update(s.get('outputs', {}))
+        for s in self.data['stages'].values():
+            res.update(s.get('outputs', {}))
         return res
 
 # %% ../../nbs/api/core/02_manifest.ipynb #d88cbdec
 def list_runs(runs_dir: str | Path) -> list[RunManifest]:
     "All runs with a manifest, newest first."
     d = Path(runs_dir)
-    if not d.is_dir(): return []
+    if not d.is_dir():
+        return []
     runs = [RunManifest.load(p) for p in d.iterdir() if (p / 'manifest.json').is_file()]
     return sorted(runs, key=lambda m: (m.data.get('started', ''), m.run_id), reverse=True)

@@ -5,7 +5,11 @@ warning, now that the library is sorted into layer packages."""
 
 # %% ../../nbs/api/core/08_moved.ipynb #1cf1dc4a
 from __future__ import annotations
-import importlib, importlib.abc, importlib.util, sys, warnings
+import importlib
+import importlib.abc
+import importlib.util
+import sys
+import warnings
 
 # %% auto #0
 __all__ = ['MOVED', 'MovedFinder', 'install']
@@ -50,19 +54,32 @@ MOVED = {
     'cli': 'lifecycle.app.cli',
 }
 
+
 class MovedFinder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     "Resolves `lifecycle.<old>` to the module's new home, warning that the old path is deprecated."
+
     def find_spec(self, fullname, path=None, target=None):
         old = fullname.removeprefix('lifecycle.')
-        if fullname.startswith('lifecycle.') and old in MOVED: return importlib.util.spec_from_loader(fullname, self)
+        if fullname.startswith('lifecycle.') and old in MOVED:
+            return importlib.util.spec_from_loader(fullname, self)
         return None
+
     def create_module(self, spec):
         new = MOVED[spec.name.removeprefix('lifecycle.')]
-        warnings.warn(f"{spec.name} moved to {new}; the old path will be removed in the next release",
-                      DeprecationWarning, stacklevel=2)
+        warnings.warn(
+            f"{spec.name} moved to {new}; the old path will be removed in the next release",
+            DeprecationWarning,
+            stacklevel=2,
+        )
         return importlib.import_module(new)
-    def exec_module(self, module): pass
+
+    def exec_module(self, module):
+        pass
+
 
 def install() -> None:
-    "Put the finder on `sys.meta_path` once (the package's `__init__` calls it)."
-    if not any(isinstance(f, MovedFinder) for f in sys.meta_path): sys.meta_path.append(MovedFinder())
+    "Put the finder first on `sys.meta_path`, once (the package's `__init__` calls it)."
+    # First: an old name must alias this package's module, never a stale file another install (an editable
+    # checkout of an older version, say) would find for it.
+    if not any(isinstance(f, MovedFinder) for f in sys.meta_path):
+        sys.meta_path.insert(0, MovedFinder())

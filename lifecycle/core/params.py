@@ -11,23 +11,55 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # %% auto #0
-__all__ = ['ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'REGRESSION_FAMILIES', 'ParamsError', 'PiiRule', 'ColumnRule',
+__all__ = ['REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'ParamsError', 'load_file', 'PiiRule', 'ColumnRule',
            'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec',
-           'TrainParams', 'Gate', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
-           'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams',
-           'load_file', 'validate_model_params', 'estimator_class', 'load_params', 'stage_params']
+           'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'CostMatrix', 'ValidateParams',
+           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
+           'GuardParams', 'ExperimentParams', 'RolloutParams', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
     "A params file is missing, unreadable or does not match its schema."
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
+# %% ../../nbs/api/core/04_params.ipynb #80f07225
+def _describe(err: dict) -> str:
+    loc = '.'.join(str(x) for x in err['loc']) or '(top level)'
+    if err['type'] == 'extra_forbidden':
+        return f"key '{loc}': unknown key (not part of the schema)"
+    if err['type'] == 'missing':
+        return f"key '{loc}': required but missing"
+    found, msg = err.get('input'), err['msg'].removeprefix('Value error, ')
+    if isinstance(found, (dict, list)):
+        return f"key '{loc}': {msg}"  # a whole section: the message says what is wrong
+    return f"key '{loc}': {msg}; found {found!r} ({type(found).__name__})"
+
+
+def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
+    "Read and validate one YAML params file."
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding='utf-8'))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise ParamsError(f"{path}: not valid YAML: {e}") from e
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{path}: expected a mapping of keys, found {type(raw).__name__}")
+    try:
+        return schema.model_validate(raw)
+    except ValidationError as e:
+        raise ParamsError(f"{path}: " + '; '.join(_describe(x) for x in e.errors())) from None
+
+# %% ../../nbs/api/core/04_params.ipynb #03d2f8f9
 class PiiRule(_Strict):
     "How a personal-data column is masked before anything is written."
+
     method: Literal['pseudonymise', 'redact', 'generalise', 'drop']
-    bins: list[float] | None = None   # generalise: band edges, e.g. [0, 18, 30, 50, 120]
+    bins: list[float] | None = None  # generalise: band edges, e.g. [0, 18, 30, 50, 120]
 
     @model_validator(mode='after')
     def _bins_for_generalise(self):
@@ -35,14 +67,16 @@ class PiiRule(_Strict):
             raise ValueError("generalise needs 'bins': at least two increasing band edges")
         return self
 
+
 class ColumnRule(_Strict):
     "Contract for one column of an ingested batch."
+
     dtype: Literal['int', 'float', 'str', 'bool']
-    personal: bool                                  # required: does the column hold personal data? true needs a `pii` rule
-    kind: Literal['value', 'identifier', 'date'] = 'value'   # identifiers and dates pass the personal-data detector
+    personal: bool  # required: does the column hold personal data? true needs a `pii` rule
+    kind: Literal['value', 'identifier', 'date'] = 'value'  # identifiers and dates pass the personal-data detector
     required: bool = True
-    max_null_rate: float = Field(0.0, ge=0, le=1)   # share of nulls tolerated; 0 = none
-    critical: bool = False                          # its null rate is tracked per batch
+    max_null_rate: float = Field(0.0, ge=0, le=1)  # share of nulls tolerated; 0 = none
+    critical: bool = False  # its null rate is tracked per batch
     allowed: list[str] | None = None
     min: float | None = None
     max: float | None = None
@@ -52,39 +86,49 @@ class ColumnRule(_Strict):
     @classmethod
     def _personal_is_explicit(cls, data):
         if isinstance(data, dict) and 'personal' not in data:
-            raise ValueError("every column says whether it holds personal data: add 'personal: false', or "
-                             "'personal: true' with a 'pii' masking rule")
+            raise ValueError(
+                "every column says whether it holds personal data: add 'personal: false', or "
+                "'personal: true' with a 'pii' masking rule"
+            )
         return data
 
     @model_validator(mode='after')
     def _personal_is_masked(self):
         if self.personal and self.pii is None:
-            raise ValueError("a personal column is masked before any write: give it 'pii: {method: pseudonymise | "
-                             "redact | generalise | drop}'")
+            raise ValueError(
+                "a personal column is masked before any write: give it 'pii: {method: pseudonymise | "
+                "redact | generalise | drop}'"
+            )
         if self.pii is not None and not self.personal:
             raise ValueError("a column with a 'pii' masking rule holds personal data: set 'personal: true'")
         return self
 
+
 class IngestFlags(_Strict):
     "Switches that change the boundary's behaviour without code changes; a change applies to the next batch."
-    strict_schema: bool = True      # undeclared columns and type mismatches reject the batch (else: dropped / coerced)
-    drift_blocking: bool = False    # drifted columns block the batch (else: reported as warnings)
-    auto_anonymise: bool = True     # mask PII columns as declared (else: a batch carrying PII is refused)
+
+    strict_schema: bool = True  # undeclared columns and type mismatches reject the batch (else: dropped / coerced)
+    drift_blocking: bool = False  # drifted columns block the batch (else: reported as warnings)
+    auto_anonymise: bool = True  # mask PII columns as declared (else: a batch carrying PII is refused)
+
 
 class DriftRules(_Strict):
     "Drift of every column against a reference snapshot."
-    reference: str = 'champion'     # 'champion': the snapshot the champion was trained on; or a dataset version id
-    sample_rows: int = Field(200_000, ge=1000)   # drift (and the Evidently report) on a uniform sample of a large batch
-    psi_alert: float = 0.2          # PSI above this is reported (PSI is informational; verdicts use Evidently's measures)
-    exclude: list[str] = []         # columns not compared, e.g. a time column that drifts by construction
+
+    reference: str = 'champion'  # 'champion': the snapshot the champion was trained on; or a dataset version id
+    sample_rows: int = Field(200_000, ge=1000)  # drift (and the Evidently report) on a uniform sample of a large batch
+    psi_alert: float = 0.2  # PSI above this is reported (PSI is informational; verdicts use Evidently's measures)
+    exclude: list[str] = []  # columns not compared, e.g. a time column that drifts by construction
+
 
 class IngestParams(_Strict):
     "Where the batch comes from and the contract it must meet."
+
     dataset: str = Field(pattern=r'^[A-Za-z0-9_.-]+$')
     source: str
-    query: str | None = None        # for a SQLAlchemy URL source: the SELECT that yields the batch
+    query: str | None = None  # for a SQLAlchemy URL source: the SELECT that yields the batch
     target: str
-    split_column: str | None = None # rows with split_column <= train_until train; later values are future batches
+    split_column: str | None = None  # rows with split_column <= train_until train; later values are future batches
     train_until: int | None = None
     policy: Literal['fail_closed', 'fail_open'] = 'fail_closed'
     flags: IngestFlags = IngestFlags()
@@ -106,8 +150,10 @@ class IngestParams(_Strict):
             raise ValueError(f"source {self.source!r} is a database URL: 'query' is required")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #ae35cddb
 class FeatureDef(_Strict):
     "One model input and how it is transformed."
+
     name: str
     kind: Literal['numeric', 'categorical']
     transform: Literal['standardize', 'passthrough', 'onehot'] = 'passthrough'
@@ -116,14 +162,18 @@ class FeatureDef(_Strict):
     def _transform_fits_kind(self):
         ok = {'numeric': {'standardize', 'passthrough'}, 'categorical': {'onehot'}}[self.kind]
         if self.transform not in ok:
-            raise ValueError(f"transform {self.transform!r} does not apply to a {self.kind} feature; use one of {sorted(ok)}")
+            raise ValueError(
+                f"transform {self.transform!r} does not apply to a {self.kind} feature; use one of {sorted(ok)}"
+            )
         return self
+
 
 class FeaturesParams(_Strict):
     "The feature definitions: the contract between training and serving."
+
     task: Literal['classification', 'regression'] = 'classification'
     target: str
-    positive_class: str | None = None     # classification: the label that counts as 1
+    positive_class: str | None = None  # classification: the label that counts as 1
     features: list[FeatureDef] = Field(min_length=1)
 
     @model_validator(mode='after')
@@ -132,105 +182,184 @@ class FeaturesParams(_Strict):
             raise ValueError("a classification task needs 'positive_class'")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #bb008227
 class ModelSpec(_Strict):
     "Model family and its hyperparameters."
-    family: Literal['logistic_regression', 'random_forest', 'hist_gradient_boosting',
-                    'ridge', 'random_forest_regressor', 'hist_gradient_boosting_regressor']
+
+    family: Literal[
+        'logistic_regression',
+        'random_forest',
+        'hist_gradient_boosting',
+        'ridge',
+        'random_forest_regressor',
+        'hist_gradient_boosting_regressor',
+    ]
     params: dict[str, float | int | str | bool | None] = {}
+
 
 class SweepSpec(_Strict):
     "A grid of hyperparameters tried by cross-validation on the training part; each trial is an MLflow child run."
+
     grid: dict[str, list[float | int | str | bool | None]] = Field(min_length=1)
     metric: Literal['roc_auc', 'accuracy', 'f1', 'r2', 'neg_root_mean_squared_error'] = 'roc_auc'
     folds: int = Field(3, ge=2)
     max_trials: int = Field(20, ge=1)
 
+
 class TrainParams(_Strict):
     "How a model is trained and tracked."
+
     experiment: str
     seed: int = 42
     holdout_fraction: float = Field(0.25, gt=0, lt=1)
-    onnx_parity_tolerance: float = Field(1e-5, ge=0)   # max |p_onnx - p_sklearn| on the holdout for ONNX to be served
-    max_iterations: int = Field(1000, ge=1)            # hard cap on iterations / boosting rounds / trees, whatever params say
-    early_stopping: bool = True                        # stop boosting when a validation split stops improving
+    onnx_parity_tolerance: float = Field(1e-5, ge=0)  # max |p_onnx - p_sklearn| on the holdout for ONNX to be served
+    max_iterations: int = Field(1000, ge=1)  # hard cap on iterations / boosting rounds / trees, whatever params say
+    early_stopping: bool = True  # stop boosting when a validation split stops improving
     model: ModelSpec
     sweep: SweepSpec | None = None
 
+# %% ../../nbs/api/core/04_params.ipynb #2d2a191d
+def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
+    "Refuse hyperparameters (fixed or swept) the chosen estimator does not have."
+    cls = estimator_class(p.model.family)
+    known = set(cls().get_params())
+    bad = sorted(set(p.model.params) - known)
+    swept = sorted(set(p.sweep.grid) - known) if p.sweep else []
+    if swept:
+        raise ParamsError(
+            f"{path}: key 'sweep.grid.{swept[0]}': not a hyperparameter of {p.model.family} "
+            f"({cls.__name__}); expected one of {sorted(known)}"
+        )
+    if bad:
+        raise ParamsError(
+            f"{path}: key 'model.params.{bad[0]}': not a hyperparameter of {p.model.family} "
+            f"({cls.__name__}); expected one of {sorted(known)}"
+        )
+
+
+def estimator_class(family: str):
+    "The scikit-learn estimator class behind a model family name."
+    if family == 'logistic_regression':
+        from sklearn.linear_model import LogisticRegression as c
+    elif family == 'random_forest':
+        from sklearn.ensemble import RandomForestClassifier as c
+    elif family == 'hist_gradient_boosting':
+        from sklearn.ensemble import HistGradientBoostingClassifier as c
+    elif family == 'ridge':
+        from sklearn.linear_model import Ridge as c
+    elif family == 'random_forest_regressor':
+        from sklearn.ensemble import RandomForestRegressor as c
+    elif family == 'hist_gradient_boosting_regressor':
+        from sklearn.ensemble import HistGradientBoostingRegressor as c
+    else:
+        raise ParamsError(f"unknown model family {family!r}")
+    return c
+
+
+REGRESSION_FAMILIES = ('ridge', 'random_forest_regressor', 'hist_gradient_boosting_regressor')
+
+# %% ../../nbs/api/core/04_params.ipynb #3abb9fb9
 class Gate(_Strict):
     "A bound on one holdout metric."
+
     min: float | None = None
     max: float | None = None
 
+
 class CostMatrix(_Strict):
     "Business cost of each outcome, per decision; `business_cost` is the mean cost per holdout row."
+
     tp: float = 0.0
     fp: float = 1.0
     fn: float = 1.0
     tn: float = 0.0
 
+
 class ValidateParams(_Strict):
     "Holdout gates (absolute, against the champion, fairness) and the groups to report on."
+
     decision_threshold: float = Field(0.5, ge=0, le=1)
     gates: dict[str, Gate]
     protected_attributes: list[str] = []
     fairness_gates: dict[Literal['demographic_parity_difference', 'equalized_odds_difference'], Gate] = {}
     cost_matrix: CostMatrix = CostMatrix()
-    champion_tolerance: float | None = Field(0.01, ge=0)   # challenger may trail the champion by at most this; None: no gate
+    champion_tolerance: float | None = Field(
+        0.01, ge=0
+    )  # challenger may trail the champion by at most this; None: no gate
     champion_metrics: list[str] = ['roc_auc']
     permutation_repeats: int = Field(5, ge=1)
 
+# %% ../../nbs/api/core/04_params.ipynb #e340e313
 class RegisterParams(_Strict):
     "Registry name and aliases."
+
     model_name: str
     challenger_alias: str = 'challenger'
     champion_alias: str = 'champion'
 
+# %% ../../nbs/api/core/04_params.ipynb #cc747356
 class CardParams(_Strict):
     "Human-written model card fields."
+
     owners: list[str] = Field(min_length=1)
     intended_use: str
     out_of_scope: str
     limitations: str
     ethical_considerations: str
 
+# %% ../../nbs/api/core/04_params.ipynb #16af681e
 _NAME = r'^[A-Za-z][A-Za-z0-9_-]*$'
+
 
 class PromotionStep(BaseModel):
     "Who signs off one promotion step."
+
     model_config = ConfigDict(extra='forbid')
-    approver_role: str = Field(pattern=r'^[a-z][a-z0-9_]*$')   # a key of the settings' [roles] section
+    approver_role: str = Field(pattern=r'^[a-z][a-z0-9_]*$')  # a key of the settings' [roles] section
+
 
 class PolicyParams(BaseModel):
     "Release policy: what a model version must show, and which role approves each promotion step."
+
     model_config = ConfigDict(extra='forbid')
     environments: list[str] = ['dev', 'staging', 'production']
     promotion: dict[str, PromotionStep]
     required_card_fields: list[str] = []
-    thresholds: dict[str, Gate] = {}            # holdout metric (logged as holdout_<name>) -> {min, max}
+    thresholds: dict[str, Gate] = {}  # holdout metric (logged as holdout_<name>) -> {min, max}
     require_bias_evaluation: bool = True
-    protected_attributes: list[str] = []        # evaluated in addition to those the validate params name
+    protected_attributes: list[str] = []  # evaluated in addition to those the validate params name
     require_signature: bool = True
 
     @model_validator(mode='after')
     def _path_is_signed_off(self):
         envs = self.environments
-        if len(envs) < 2: raise ValueError(f"environments: expected at least two (e.g. [dev, staging, production]), found {envs}")
-        if len(set(envs)) != len(envs): raise ValueError(f"environments: each name once, found {envs}")
+        if len(envs) < 2:
+            raise ValueError(f"environments: expected at least two (e.g. [dev, staging, production]), found {envs}")
+        if len(set(envs)) != len(envs):
+            raise ValueError(f"environments: each name once, found {envs}")
         for e in envs:
             if not re.match(_NAME, e) or e.lower() == 'latest' or re.fullmatch(r'[vV]\d+', e):
-                raise ValueError(f"environment {e!r} cannot be an alias name: use letters, digits, '_' or '-', "
-                                 "not 'latest' nor v<number> (every reference is a fixed version)")
+                raise ValueError(
+                    f"environment {e!r} cannot be an alias name: use letters, digits, '_' or '-', "
+                    "not 'latest' nor v<number> (every reference is a fixed version)"
+                )
         missing = [e for e in envs[1:] if e not in self.promotion]
-        if missing: raise ValueError(f"promotion: step(s) {missing} have no approver_role; every step after "
-                                     f"{envs[0]!r} needs sign-off")
+        if missing:
+            raise ValueError(
+                f"promotion: step(s) {missing} have no approver_role; every step after {envs[0]!r} needs sign-off"
+            )
         extra = sorted(set(self.promotion) - set(envs[1:]))
-        if extra: raise ValueError(f"promotion: step(s) {extra} are not among the environments after {envs[0]!r}: {envs[1:]}")
+        if extra:
+            raise ValueError(f"promotion: step(s) {extra} are not among the environments after {envs[0]!r}: {envs[1:]}")
         for m, g in self.thresholds.items():
-            if g.min is None and g.max is None: raise ValueError(f"thresholds.{m}: set min, max or both")
+            if g.min is None and g.max is None:
+                raise ValueError(f"thresholds.{m}: set min, max or both")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #e8c0bf6b
 class Cohort(_Strict):
     "A targeting rule: requests whose evaluation-context `attribute` equals `equals` (or is `in` a list) go to `variant`."
+
     model_config = ConfigDict(extra='forbid', populate_by_name=True)
     attribute: str = Field(pattern=r'^[A-Za-z_][A-Za-z0-9_]*$')
     equals: str | bool | int | float | None = None
@@ -239,11 +368,14 @@ class Cohort(_Strict):
 
     @model_validator(mode='after')
     def _one_test(self):
-        if (self.equals is None) == (self.in_ is None): raise ValueError(f"cohort on {self.attribute!r}: give exactly one of 'equals' or 'in'")
+        if (self.equals is None) == (self.in_ is None):
+            raise ValueError(f"cohort on {self.attribute!r}: give exactly one of 'equals' or 'in'")
         return self
+
 
 class Threshold(_Strict):
     "The decision-threshold tunable: named values, the default one, and cohorts that get another."
+
     variants: dict[str, float] = {'default': 0.5}
     default: str = 'default'
     cohorts: list[Cohort] = []
@@ -251,58 +383,74 @@ class Threshold(_Strict):
     @model_validator(mode='after')
     def _known(self):
         for k, v in self.variants.items():
-            if not 0 <= v <= 1: raise ValueError(f"variants.{k}: expected a threshold between 0 and 1, found {v}")
+            if not 0 <= v <= 1:
+                raise ValueError(f"variants.{k}: expected a threshold between 0 and 1, found {v}")
         for name in [self.default, *(c.variant for c in self.cohorts)]:
-            if name not in self.variants: raise ValueError(f"{name!r} is not one of the threshold variants {sorted(self.variants)}")
+            if name not in self.variants:
+                raise ValueError(f"{name!r} is not one of the threshold variants {sorted(self.variants)}")
         return self
+
 
 ARMS = ('control', 'challenger', 'safe')
 
+
 class FlagsParams(_Strict):
     "Runtime flags: which deployed model version serves whom, the kill switch, shadow mode and the tunables."
-    provider: str = 'flagd-file'      # flagd-file | flagd (a flagd service) | module:factory (any OpenFeature provider)
-    provider_options: dict = {}       # keyword arguments of the provider (host, port, sdk_key, ...)
-    poll_ms: int = Field(200, ge=50, le=1000)   # how often the server looks for a changed flag file
-    admin_role: str = 'ml_engineer'   # the settings' [roles] entry whose users may change flags through the API
-    control: str = 'champion'         # alias or version number: the version everyone gets by default
-    challenger: str | None = None     # deployed beside it; serves no one until a cohort or percentage says so
-    safe: str = 'champion'            # the known-safe version the kill switch sends everyone to
+
+    provider: str = 'flagd-file'  # flagd-file | flagd (a flagd service) | module:factory (any OpenFeature provider)
+    provider_options: dict = {}  # keyword arguments of the provider (host, port, sdk_key, ...)
+    poll_ms: int = Field(200, ge=50, le=1000)  # how often the server looks for a changed flag file
+    admin_role: str = 'ml_engineer'  # the settings' [roles] entry whose users may change flags through the API
+    control: str = 'champion'  # alias or version number: the version everyone gets by default
+    challenger: str | None = None  # deployed beside it; serves no one until a cohort or percentage says so
+    safe: str = 'champion'  # the known-safe version the kill switch sends everyone to
     percentage: float = Field(0, ge=0, le=100)  # share of targeting keys (sticky) routed to the challenger
-    cohorts: list[Cohort] = []        # checked in order before the percentage; dormant while no challenger is deployed
+    cohorts: list[Cohort] = []  # checked in order before the percentage; dormant while no challenger is deployed
     kill: bool = False
-    shadow: bool = False              # the challenger also scores every request; its output is logged, never returned
+    shadow: bool = False  # the challenger also scores every request; its output is logged, never returned
     threshold: Threshold = Threshold()
 
     @model_validator(mode='after')
     def _arms(self):
         for c in self.cohorts:
-            if c.variant not in ARMS: raise ValueError(f"cohorts: variant {c.variant!r} is not one of {list(ARMS)}")
-        if self.percentage and not self.challenger: raise ValueError(f"percentage: {self.percentage} of traffic to the challenger, but no challenger is deployed")
-        if self.shadow and not self.challenger: raise ValueError("shadow: on, but no challenger is deployed to score in the shadow")
+            if c.variant not in ARMS:
+                raise ValueError(f"cohorts: variant {c.variant!r} is not one of {list(ARMS)}")
+        if self.percentage and not self.challenger:
+            raise ValueError(
+                f"percentage: {self.percentage} of traffic to the challenger, but no challenger is deployed"
+            )
+        if self.shadow and not self.challenger:
+            raise ValueError("shadow: on, but no challenger is deployed to score in the shadow")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #c82b84dd
 class GuardParams(_Strict):
     "What the rollout guard watches at each step, and when it acts."
-    min_requests: int = Field(300, ge=1)      # per arm and step before the step may advance
-    min_feedback: int = Field(300, ge=0)      # labelled outcomes per arm and step, for live accuracy
+
+    min_requests: int = Field(300, ge=1)  # per arm and step before the step may advance
+    min_feedback: int = Field(300, ge=0)  # labelled outcomes per arm and step, for live accuracy
     alpha: float = Field(0.05, gt=0, lt=0.5)  # always-valid false-alarm rate of the sequential tests
-    tau: float | None = None                  # mixture scale of the mSPRT; None: the library default
-    max_error_rate_increase: float = 0.01     # tolerated before a significant increase counts
+    tau: float | None = None  # mixture scale of the mSPRT; None: the library default
+    max_error_rate_increase: float = 0.01  # tolerated before a significant increase counts
     max_accuracy_drop: float = 0.02
-    max_p95_ratio: float = Field(1.5, ge=1)   # challenger p95 latency / control p95 latency
-    p95_margin_ms: float = 2.0                # latency differences below this are noise, whatever the ratio
-    interval_s: float = Field(1.0, gt=0)      # how often the guard looks
+    max_p95_ratio: float = Field(1.5, ge=1)  # challenger p95 latency / control p95 latency
+    p95_margin_ms: float = 2.0  # latency differences below this are noise, whatever the ratio
+    interval_s: float = Field(1.0, gt=0)  # how often the guard looks
     max_step_seconds: float = Field(600, gt=0)  # a step still short of data after this long pauses
+
 
 class ExperimentParams(_Strict):
     "The A/B decision rule."
+
     prob_best_min: float = Field(0.95, gt=0.5, lt=1)
     expected_loss_max: float = Field(0.005, gt=0)
     min_feedback: int = Field(200, ge=1)
     prior: tuple[float, float] = (1.0, 1.0)
 
+
 class RolloutParams(_Strict):
     "Progressive delivery: canary steps, the guard and the experiment rule."
+
     steps: list[float] = [1, 5, 25, 50, 100]
     strategy: Literal['canary', 'blue_green'] = 'canary'
     guard: GuardParams = GuardParams()
@@ -315,96 +463,81 @@ class RolloutParams(_Strict):
             raise ValueError(f"steps: expected increasing percentages in (0, 100] ending at 100, found {s}")
         return self
 
+# %% ../../nbs/api/core/04_params.ipynb #30def6ab
 STAGE_SCHEMAS: dict[str, type[BaseModel]] = dict(
-    ingest=IngestParams, features=FeaturesParams, train=TrainParams, validate=ValidateParams,
-    register=RegisterParams, card=CardParams)
+    ingest=IngestParams,
+    features=FeaturesParams,
+    train=TrainParams,
+    validate=ValidateParams,
+    register=RegisterParams,
+    card=CardParams,
+)
 # Files read by commands and the server rather than by a stage (they never invalidate a stage's cache).
 RUNTIME_SCHEMAS: dict[str, type[BaseModel]] = dict(policy=PolicyParams, flags=FlagsParams, rollout=RolloutParams)
-
-# %% ../../nbs/api/core/04_params.ipynb #80f07225
-def _describe(err: dict) -> str:
-    loc = '.'.join(str(x) for x in err['loc']) or '(top level)'
-    if err['type'] == 'extra_forbidden': return f"key '{loc}': unknown key (not part of the schema)"
-    if err['type'] == 'missing': return f"key '{loc}': required but missing"
-    found = err.get('input')
-    return f"key '{loc}': {err['msg'].removeprefix('Value error, ')}; found {found!r} ({type(found).__name__})"
-
-def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
-    "Read and validate one YAML params file."
-    path = Path(path)
-    if not path.is_file(): raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
-    try: raw = yaml.safe_load(path.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError) as e: raise ParamsError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(raw, dict): raise ParamsError(f"{path}: expected a mapping of keys, found {type(raw).__name__}")
-    try: return schema.model_validate(raw)
-    except ValidationError as e:
-        raise ParamsError(f"{path}: " + '; '.join(_describe(x) for x in e.errors())) from None
-
-def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
-    "Refuse hyperparameters (fixed or swept) the chosen estimator does not have."
-    cls = estimator_class(p.model.family)
-    known = set(cls().get_params())
-    bad = sorted(set(p.model.params) - known)
-    swept = sorted(set(p.sweep.grid) - known) if p.sweep else []
-    if swept: raise ParamsError(f"{path}: key 'sweep.grid.{swept[0]}': not a hyperparameter of {p.model.family} "
-                                f"({cls.__name__}); expected one of {sorted(known)}")
-    if bad: raise ParamsError(f"{path}: key 'model.params.{bad[0]}': not a hyperparameter of {p.model.family} "
-                              f"({cls.__name__}); expected one of {sorted(known)}")
-
-def estimator_class(family: str):
-    "The scikit-learn estimator class behind a model family name."
-    if family == 'logistic_regression': from sklearn.linear_model import LogisticRegression as c
-    elif family == 'random_forest': from sklearn.ensemble import RandomForestClassifier as c
-    elif family == 'hist_gradient_boosting': from sklearn.ensemble import HistGradientBoostingClassifier as c
-    elif family == 'ridge': from sklearn.linear_model import Ridge as c
-    elif family == 'random_forest_regressor': from sklearn.ensemble import RandomForestRegressor as c
-    elif family == 'hist_gradient_boosting_regressor': from sklearn.ensemble import HistGradientBoostingRegressor as c
-    else: raise ParamsError(f"unknown model family {family!r}")
-    return c
-
-REGRESSION_FAMILIES = ('ridge', 'random_forest_regressor', 'hist_gradient_boosting_regressor')
 
 # %% ../../nbs/api/core/04_params.ipynb #7dc67bac
 def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     "Validate every stage's params file in `params_dir`; collect all problems into one error."
     d = Path(params_dir)
-    if not d.is_dir(): raise ParamsError(f"{d}: params folder not found")
+    if not d.is_dir():
+        raise ParamsError(f"{d}: params folder not found")
     res, problems = {}, []
     for stage, schema in STAGE_SCHEMAS.items():
-        try: res[stage] = load_file(d / f'{stage}.yaml', schema)
-        except ParamsError as e: problems.append(str(e))
+        try:
+            res[stage] = load_file(d / f'{stage}.yaml', schema)
+        except ParamsError as e:
+            problems.append(str(e))
     for name, schema in RUNTIME_SCHEMAS.items():
-        try: res[name] = load_file(d / f'{name}.yaml', schema)
-        except ParamsError as e: problems.append(str(e))
+        try:
+            res[name] = load_file(d / f'{name}.yaml', schema)
+        except ParamsError as e:
+            problems.append(str(e))
     known = {*STAGE_SCHEMAS, *RUNTIME_SCHEMAS}
     extra = sorted(p.name for p in d.glob('*.y*ml') if p.stem not in known)
-    if extra: problems.append(f"{d}: unknown params file(s) {extra}; expected only {sorted(s + '.yaml' for s in known)}")
+    if extra:
+        problems.append(f"{d}: unknown params file(s) {extra}; expected only {sorted(s + '.yaml' for s in known)}")
     if not problems:
         validate_model_params(res['train'], str(d / 'train.yaml'))
         task, fam = res['features'].task, res['train'].model.family
         if (fam in REGRESSION_FAMILIES) != (task == 'regression'):
-            problems.append(f"{d / 'train.yaml'}: key 'model.family': {fam!r} does not fit the {task} task declared in features.yaml")
+            problems.append(
+                f"{d / 'train.yaml'}: key 'model.family': {fam!r} does not fit the {task} task declared in features.yaml"
+            )
         cols = res['ingest'].columns
         for f in res['features'].features:
             if f.name not in cols:
-                problems.append(f"{d / 'features.yaml'}: key 'features': feature {f.name!r} is not a column declared in ingest.yaml")
+                problems.append(
+                    f"{d / 'features.yaml'}: key 'features': feature {f.name!r} is not a column declared in ingest.yaml"
+                )
         for a in res['validate'].protected_attributes:
             if a not in cols:
-                problems.append(f"{d / 'validate.yaml'}: key 'protected_attributes': {a!r} is not a column declared in ingest.yaml")
+                problems.append(
+                    f"{d / 'validate.yaml'}: key 'protected_attributes': {a!r} is not a column declared in ingest.yaml"
+                )
         for a in res['policy'].protected_attributes:
             if a not in cols:
-                problems.append(f"{d / 'policy.yaml'}: key 'protected_attributes': {a!r} is not a column declared in ingest.yaml")
+                problems.append(
+                    f"{d / 'policy.yaml'}: key 'protected_attributes': {a!r} is not a column declared in ingest.yaml"
+                )
         rp = res['register']
         clash = sorted(set(res['policy'].environments) & {rp.challenger_alias, rp.champion_alias})
-        if clash: problems.append(f"{d / 'policy.yaml'}: key 'environments': {clash} collide with the aliases in register.yaml")
-    if problems: raise ParamsError('\n'.join(problems))
+        if clash:
+            problems.append(
+                f"{d / 'policy.yaml'}: key 'environments': {clash} collide with the aliases in register.yaml"
+            )
+    if problems:
+        raise ParamsError('\n'.join(problems))
     return res
+
 
 def stage_params(stage: str, given: dict | None = None, params_dir: str | Path | None = None) -> BaseModel:
     "A stage's validated params: the dict the pipeline passed, else read from `params_dir` (interactive use)."
     schema = STAGE_SCHEMAS[stage]
     if given is not None:
-        try: return schema.model_validate(given)
-        except ValidationError as e: raise ParamsError(f"{stage} params: " + '; '.join(_describe(x) for x in e.errors())) from None
-    if params_dir is None: raise ParamsError(f"{stage}: no params given and no params folder named")
+        try:
+            return schema.model_validate(given)
+        except ValidationError as e:
+            raise ParamsError(f"{stage} params: " + '; '.join(_describe(x) for x in e.errors())) from None
+    if params_dir is None:
+        raise ParamsError(f"{stage}: no params given and no params folder named")
     return load_file(Path(params_dir) / f'{stage}.yaml', schema)

@@ -4,7 +4,8 @@
 
 # %% ../../nbs/api/core/06_provenance.ipynb #86ea6dc8
 from __future__ import annotations
-import hashlib, subprocess
+import hashlib
+import subprocess
 from pathlib import Path
 
 # %% auto #0
@@ -18,28 +19,39 @@ def source_hash(*paths: str | Path) -> str:
     for p in map(Path, paths):
         files += sorted(p.rglob('*.py')) if p.is_dir() else [p]
     for f in files:
-        if '__pycache__' in f.parts: continue
-        h.update(f.name.encode()); h.update(b'\0'); h.update(f.read_bytes()); h.update(b'\0')
+        if '__pycache__' in f.parts:
+            continue
+        h.update(f.name.encode())
+        h.update(b'\0')
+        h.update(f.read_bytes())
+        h.update(b'\0')
     return h.hexdigest()
+
 
 def notebook_code_hash(path: str | Path) -> str:
     "sha256 of a notebook's code cells only: outputs and metadata don't change what it does."
     import json
+
     nb = json.loads(Path(path).read_text())
     code = [''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code']
     return hashlib.sha256('\0'.join(code).encode()).hexdigest()
 
+
 def library_hash() -> str:
     "Source hash of the installed `lifecycle` package."
     import lifecycle
+
     return source_hash(Path(lifecycle.__file__).parent)
+
 
 def git_info(root: str | Path) -> dict:
     "The git commit of `root` and whether its tree has uncommitted changes (empty when not a git repo)."
     try:
         run = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=10)
         commit = run('rev-parse', 'HEAD')
-        if commit.returncode: return {'git_commit': '', 'git_dirty': None}
+        if commit.returncode:
+            return {'git_commit': '', 'git_dirty': None}
         dirty = run('status', '--porcelain', '--untracked-files=no')
         return {'git_commit': commit.stdout.strip(), 'git_dirty': bool(dirty.stdout.strip())}
-    except (OSError, subprocess.SubprocessError): return {'git_commit': '', 'git_dirty': None}
+    except (OSError, subprocess.SubprocessError):
+        return {'git_commit': '', 'git_dirty': None}

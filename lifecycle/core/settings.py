@@ -4,19 +4,34 @@
 
 # %% ../../nbs/api/core/00_settings.ipynb #c368f5ee
 from __future__ import annotations
-import configparser, os
-from dataclasses import dataclass, asdict
+import configparser
+import os
+import re
+from dataclasses import dataclass, asdict, field
 from pathlib import Path
+from .store import create_once
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'Settings', 'load_settings']
+__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'workspace_id']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
 class SettingsError(Exception):
     "A workspace setting is missing or malformed."
 
-DEFAULTS = dict(state_dir='.lifecycle', params_dir='params', reports_dir='reports', stages_dir='nbs/stages',
-                tracking_uri='', host='127.0.0.1', port='8000', pii_key_file='', prediction_log_url='')
+
+DEFAULTS = dict(
+    state_dir='.lifecycle',
+    params_dir='params',
+    reports_dir='reports',
+    stages_dir='nbs/stages',
+    tracking_uri='',
+    host='127.0.0.1',
+    port='8000',
+    pii_key_file='',
+    prediction_log_url='',
+    keys_dir='',
+)
+
 
 def find_workspace(start: str | Path | None = None) -> Path:
     "The workspace root: `$LIFECYCLE_WORKSPACE`, else the nearest folder upwards holding `settings.ini`."
@@ -28,14 +43,27 @@ def find_workspace(start: str | Path | None = None) -> Path:
         return root
     here = Path(start or Path.cwd()).resolve()
     for d in [here, *here.parents]:
-        if (d / 'settings.ini').is_file(): return d
-    raise SettingsError(f"no settings.ini found in {here} or any folder above it; run lifecycle from a workspace "
-                        "or set LIFECYCLE_WORKSPACE")
+        if (d / 'settings.ini').is_file():
+            return d
+    raise SettingsError(
+        f"no settings.ini found in {here} or any folder above it; run lifecycle from a workspace "
+        "or set LIFECYCLE_WORKSPACE"
+    )
 
 # %% ../../nbs/api/core/00_settings.ipynb #a18fe8c3
+def default_keys_dir() -> Path:
+    "The per-user keys folder outside any workspace: `$LIFECYCLE_KEYS_DIR`, else `$XDG_DATA_HOME/lifecycle/keys`, else `~/.local/share/lifecycle/keys`."
+    env = os.environ.get('LIFECYCLE_KEYS_DIR')
+    if env:
+        return Path(env).expanduser().resolve()
+    data = os.environ.get('XDG_DATA_HOME') or Path.home() / '.local' / 'share'
+    return (Path(data).expanduser() / 'lifecycle' / 'keys').resolve()
+
+
 @dataclass(frozen=True)
 class Settings:
     "Resolved workspace settings."
+
     root: Path
     state_dir: Path
     params_dir: Path
@@ -44,45 +72,92 @@ class Settings:
     tracking_uri: str
     host: str
     port: int
-    pii_key_file: Path | None = None   # HMAC key for pseudonymisation; `$LIFECYCLE_PII_KEY` wins over it
-    prediction_log_url: str = ''       # SQLAlchemy URL of the prediction log; empty: SQLite (WAL) in the state folder
+    pii_key_file: Path | None = None  # HMAC key for pseudonymisation; `$LIFECYCLE_PII_KEY` wins over it
+    prediction_log_url: str = ''  # SQLAlchemy URL of the prediction log; empty: SQLite (WAL) in the state folder
+    keys_dir: Path = field(default_factory=default_keys_dir)  # audit key and checkpoints, outside the workspace
 
     @property
-    def runs_dir(self) -> Path: return self.reports_dir / 'runs'
+    def runs_dir(self) -> Path:
+        return self.reports_dir / 'runs'
+
     @property
-    def site_dir(self) -> Path: return self.reports_dir / 'site'
+    def site_dir(self) -> Path:
+        return self.reports_dir / 'site'
+
     @property
-    def store_dir(self) -> Path: return self.state_dir / 'store'
+    def store_dir(self) -> Path:
+        return self.state_dir / 'store'
+
     @property
-    def cache_dir(self) -> Path: return self.state_dir / 'cache'
+    def cache_dir(self) -> Path:
+        return self.state_dir / 'cache'
+
     @property
-    def audit_path(self) -> Path: return self.state_dir / 'audit.log'
+    def audit_path(self) -> Path:
+        return self.state_dir / 'audit.log'
+
     @property
-    def ingest_dir(self) -> Path: return self.state_dir / 'ingest'
+    def ingest_dir(self) -> Path:
+        return self.state_dir / 'ingest'
+
     @property
-    def digest_salt_path(self) -> Path: return self.state_dir / 'keys' / 'digest.salt'   # salts digests quoted in findings
+    def digest_salt_path(self) -> Path:
+        return self.state_dir / 'keys' / 'digest.salt'  # salts digests quoted in findings
 
     def as_dict(self) -> dict:
         "JSON-friendly view."
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
 
 def load_settings(root: str | Path | None = None) -> Settings:
     "Read `settings.ini` from the workspace `root` (found if omitted), then apply `LIFECYCLE_*` overrides."
     root = Path(root).resolve() if root else find_workspace()
     ini = root / 'settings.ini'
     cp = configparser.ConfigParser()
-    try: cp.read_string(ini.read_text(encoding='utf-8'))
-    except (OSError, configparser.Error) as e: raise SettingsError(f"{ini}: cannot be read: {e}") from e
+    try:
+        cp.read_string(ini.read_text(encoding='utf-8'))
+    except (OSError, configparser.Error) as e:
+        raise SettingsError(f"{ini}: cannot be read: {e}") from e
     section = cp['workspace'] if cp.has_section('workspace') else {}
     unknown = set(section) - set(DEFAULTS)
     if unknown:
-        raise SettingsError(f"{ini}: unknown key(s) {sorted(unknown)} in [workspace]; expected some of {sorted(DEFAULTS)}")
+        raise SettingsError(
+            f"{ini}: unknown key(s) {sorted(unknown)} in [workspace]; expected some of {sorted(DEFAULTS)}"
+        )
     v = {k: os.environ.get(f'LIFECYCLE_{k.upper()}', section.get(k, d)) for k, d in DEFAULTS.items()}
     path = lambda k: (root / Path(v[k]).expanduser()).resolve()
     state = path('state_dir')
-    try: port = int(v['port'])
-    except ValueError: raise SettingsError(f"{ini}: key 'port': expected an integer, found {v['port']!r}") from None
+    try:
+        port = int(v['port'])
+    except ValueError:
+        raise SettingsError(f"{ini}: key 'port': expected an integer, found {v['port']!r}") from None
     uri = v['tracking_uri'] or f"sqlite:///{state / 'mlflow.db'}"
-    return Settings(root=root, state_dir=state, params_dir=path('params_dir'), reports_dir=path('reports_dir'),
-                    stages_dir=path('stages_dir'), tracking_uri=uri, host=v['host'], port=port,
-                    pii_key_file=path('pii_key_file') if v['pii_key_file'] else None, prediction_log_url=v['prediction_log_url'])
+    return Settings(
+        root=root,
+        state_dir=state,
+        params_dir=path('params_dir'),
+        reports_dir=path('reports_dir'),
+        stages_dir=path('stages_dir'),
+        tracking_uri=uri,
+        host=v['host'],
+        port=port,
+        pii_key_file=path('pii_key_file') if v['pii_key_file'] else None,
+        prediction_log_url=v['prediction_log_url'],
+        keys_dir=path('keys_dir') if v['keys_dir'] else default_keys_dir(),
+    )
+
+# %% ../../nbs/api/core/00_settings.ipynb #d54ae68d
+def workspace_id(state_dir: str | Path, create: bool = True) -> str | None:
+    "This workspace's random id from `<state_dir>/workspace.id`, created on first use (None if absent and not `create`)."
+    p = Path(state_dir) / 'workspace.id'
+    if not p.is_file():
+        if not create:
+            return None
+        create_once(p, os.urandom(16).hex() + '\n', mode=0o644)
+    wid = p.read_text(encoding='utf-8', errors='replace').strip()
+    if not re.fullmatch(r'[0-9a-f]{32}', wid):
+        raise SettingsError(
+            f"{p}: expected a workspace id of 32 hex digits, found {len(wid)} character(s) of something "
+            "else; restore the file from a backup (it names the folder of the audit key and checkpoints)"
+        )
+    return wid

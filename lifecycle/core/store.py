@@ -4,62 +4,210 @@
 
 # %% ../../nbs/api/core/01_store.ipynb #73eb89b1
 from __future__ import annotations
-import hashlib, io, json, os, tempfile
+import hashlib
+import io
+import json
+import os
+import re
+import socket
+import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'sha256_bytes', 'file_sha256', 'append_jsonl', 'canonical_json', 'hash_obj', 'StoreError', 'Store']
+__all__ = ['atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj', 'JournalError',
+           'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'StoreError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
     "Write `data` to `path` via a temporary file in the same folder and an atomic rename."
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str): data = data.encode('utf-8')
+    if isinstance(data, str):
+        data = data.encode('utf-8')
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True); raise
+        Path(tmp).unlink(missing_ok=True)
+        raise
     return path
+
+
+def create_once(path: str | Path, data: bytes | str, mode: int = 0o600) -> bool:
+    "Create `path` holding `data` unless it exists, never replacing a file another process created meanwhile; True if this call created it."
+    path = Path(path)
+    if path.exists():
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if isinstance(data, str):
+        data = data.encode('utf-8')
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)
+            return True  # link, unlike rename, fails if the name exists
+        except FileExistsError:
+            return False
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
 
 def sha256_bytes(data: bytes) -> str:
     "Hex sha256 of `data`."
     return hashlib.sha256(data).hexdigest()
 
+
 def file_sha256(path: str | Path) -> str:
     "Hex sha256 of a file, read in 1 MiB blocks."
     h = hashlib.sha256()
     with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''): h.update(block)
+        for block in iter(lambda: f.read(1 << 20), b''):
+            h.update(block)
     return h.hexdigest()
 
-def append_jsonl(path: str | Path, entry: dict) -> None:
-    "Append one JSON line under an exclusive lock, flushed to disk: for logs that only grow."
-    import fcntl
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try: f.write(json.dumps(entry, default=str) + '\n'); f.flush(); os.fsync(f.fileno())
-        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 def canonical_json(obj) -> str:
     "Deterministic JSON: sorted keys, no whitespace, so equal content hashes equally."
     return json.dumps(obj, sort_keys=True, separators=(',', ':'), default=str)
 
+
 def hash_obj(obj) -> str:
     "sha256 of the canonical JSON of `obj`."
     return sha256_bytes(canonical_json(obj).encode())
+
+# %% ../../nbs/api/core/01_store.ipynb #0335ac81
+class JournalError(Exception):
+    "A JSON-lines log is damaged in the middle (not just a torn last line): named with its file and line."
+
+
+def _set_aside_torn(fd: int, path: Path) -> int:
+    "Move a torn last line (no final newline) to `<path>.torn` and cut the log back; return the bytes moved."
+    size = os.fstat(fd).st_size
+    if size == 0 or os.pread(fd, 1, size - 1) == b'\n':
+        return 0
+    start = max(0, size - (1 << 20))
+    tail = os.pread(fd, size - start, start)
+    keep = start + tail.rfind(b'\n') + 1 if b'\n' in tail else start
+    torn = os.pread(fd, size - keep, keep)
+    note = (
+        json.dumps(
+            {
+                'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
+                'offset': keep,
+                'bytes': len(torn),
+                'hex': torn[:4096].hex(),
+            }
+        )
+        + '\n'
+    )
+    with open(path.with_name(path.name + '.torn'), 'a') as f:
+        f.write(note)
+        f.flush()
+        os.fsync(f.fileno())
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
+    return len(torn)
+
+
+@contextmanager
+def locked_append(path: str | Path):
+    "An append-only file descriptor held under an exclusive lock, with any torn last line already set aside."
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _set_aside_torn(fd, path)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def write_line(fd: int, line: bytes, fsync: bool = True) -> None:
+    "Append `line` with one write; on failure (disk full) cut the file back so no torn line is left."
+    before = os.fstat(fd).st_size
+    try:
+        n = os.write(fd, line)
+        if n != len(line):
+            raise OSError(28, f'only {n} of {len(line)} bytes written')
+        if fsync:
+            os.fsync(fd)
+    except OSError:
+        try:
+            os.ftruncate(fd, before)
+        except OSError:
+            pass  # the next append sets the torn line aside
+        raise
+
+
+def append_jsonl(path: str | Path, entry: dict, fsync: bool = True) -> None:
+    "Append one JSON line, crash-safe: one write under a lock, a torn last line from a crash set aside first."
+    with locked_append(path) as fd:
+        write_line(fd, (json.dumps(entry, default=str) + '\n').encode(), fsync)
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    "Every whole entry of a JSON-lines log; a torn last line is ignored, a damaged middle line raises `JournalError`."
+    p = Path(path)
+    if not p.is_file():
+        return []
+    data = p.read_bytes()
+    lines = data.split(b'\n')
+    if lines and lines[-1] == b'':
+        lines.pop()
+    elif lines:
+        lines.pop()  # no final newline: the last line is torn
+    out = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            raise JournalError(
+                f"{p}: line {i} is not valid JSON (damaged in the middle of the log, not a torn last "
+                f"line); move the file aside and restore it from a backup"
+            ) from None
+    return out
 
 # %% ../../nbs/api/core/01_store.ipynb #196f956b
 class StoreError(Exception):
     "An object or record is missing, corrupted or would be overwritten."
 
+
+def _host() -> str:
+    return re.sub(r'[^\w.]', '_', socket.gethostname()) or 'host'
+
+
+def _alive(pid: int) -> bool:
+    "Whether a process with this id exists on this host."
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, run by another user
+
+
 class Store:
     "Content-addressed object store with immutable records, rooted at a folder."
-    def __init__(self, root: str | Path): self.root = Path(root)
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
 
     def object_path(self, digest: str) -> Path:
         "Where the object with this sha256 lives."
@@ -69,51 +217,85 @@ class Store:
         "Store `data`; return its sha256 (the object id)."
         digest = sha256_bytes(data)
         p = self.object_path(digest)
-        if not p.exists(): atomic_write(p, data)
+        if not p.exists():
+            atomic_write(p, data)
         return digest
 
     def get_bytes(self, digest: str) -> bytes:
         "Read an object and check it still hashes to its id."
         p = self.object_path(digest)
-        if not p.is_file(): raise StoreError(f"object {digest} not found in {self.root}")
+        if not p.is_file():
+            raise StoreError(f"object {digest} not found in {self.root}")
         data = p.read_bytes()
-        if sha256_bytes(data) != digest: raise StoreError(f"object {digest} at {p} is corrupted: its sha256 changed")
+        if sha256_bytes(data) != digest:
+            raise StoreError(f"object {digest} at {p} is corrupted: its sha256 changed")
         return data
 
-    def has(self, digest: str) -> bool: return self.object_path(digest).is_file()
+    def has(self, digest: str) -> bool:
+        return self.object_path(digest).is_file()
 
     def temp_path(self, suffix: str = '') -> Path:
-        "A fresh temporary file name inside the store (same filesystem, so `put_file` can rename it into place)."
-        d = self.root / 'tmp'; d.mkdir(parents=True, exist_ok=True)
-        fd, p = tempfile.mkstemp(dir=d, suffix=suffix + '.tmp'); os.close(fd)
+        "A fresh temporary file inside the store (same filesystem, so `put_file` can rename it into place), named after its writer; the first one also clears what dead writers left."
+        d = self.root / 'tmp'
+        d.mkdir(parents=True, exist_ok=True)
+        if not getattr(self, '_swept', False):
+            self.clean_temp()
+            self._swept = True
+        fd, p = tempfile.mkstemp(dir=d, prefix=f'{os.getpid()}@{_host()}-', suffix=suffix + '.tmp')
+        os.close(fd)
         return Path(p)
+
+    def clean_temp(self, max_age: float = 600) -> list[Path]:
+        "Remove temporary files left by crashed writers: a dead process's on this host, or any older than `max_age` seconds whose writer cannot be asked."
+        d, gone = self.root / 'tmp', []
+        for p in d.iterdir() if d.is_dir() else ():
+            m = re.match(r'(\d+)@([\w.]+)-', p.name)
+            try:
+                age = time.time() - p.stat().st_mtime
+            except FileNotFoundError:
+                continue
+            stale = not _alive(int(m[1])) if m and m[2] == _host() else age > max_age
+            if stale:
+                p.unlink(missing_ok=True)
+                gone.append(p)
+        return gone
 
     def put_file(self, tmp: str | Path) -> str:
         "Move a finished temporary file into the store under its sha256; return the object id."
         tmp = Path(tmp)
-        with open(tmp, 'rb') as f: os.fsync(f.fileno())
-        digest = file_sha256(tmp); p = self.object_path(digest)
-        if p.exists(): tmp.unlink()
-        else: p.parent.mkdir(parents=True, exist_ok=True); os.replace(tmp, p)
+        with open(tmp, 'rb') as f:
+            os.fsync(f.fileno())
+        digest = file_sha256(tmp)
+        p = self.object_path(digest)
+        if p.exists():
+            tmp.unlink()
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(tmp, p)
         return digest
 
     def delete_object(self, digest: str) -> bool:
         "Remove an object's data (retention purge); True if it existed."
         p = self.object_path(digest)
-        if p.is_file(): p.unlink(); return True
+        if p.is_file():
+            p.unlink()
+            return True
         return False
 
     def put_frame(self, df) -> str:
         "Store a DataFrame as Parquet; return the object id."
-        buf = io.BytesIO(); df.to_parquet(buf, index=False)
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
         return self.put_bytes(buf.getvalue())
 
     def get_frame(self, digest: str):
         "Load a DataFrame stored with `put_frame`."
         import pandas as pd
+
         return pd.read_parquet(io.BytesIO(self.get_bytes(digest)))
 
-    def record_path(self, kind: str, rid: str) -> Path: return self.root / 'records' / kind / f'{rid}.json'
+    def record_path(self, kind: str, rid: str) -> Path:
+        return self.root / 'records' / kind / f'{rid}.json'
 
     def put_record(self, kind: str, rid: str, record: dict) -> dict:
         "Write an immutable record; identical content again is fine, different content is refused."
@@ -128,10 +310,15 @@ class Store:
     def get_record(self, kind: str, rid: str) -> dict:
         "Read a record by kind and id."
         p = self.record_path(kind, rid)
-        if not p.is_file(): raise StoreError(f"no {kind} record {rid!r} in {self.root}")
+        if not p.is_file():
+            raise StoreError(f"no {kind} record {rid!r} in {self.root}")
         return json.loads(p.read_text())
 
     def records(self, kind: str) -> list[dict]:
         "All records of a kind, oldest first by file time."
         d = self.root / 'records' / kind
-        return [json.loads(p.read_text()) for p in sorted(d.glob('*.json'), key=lambda p: p.stat().st_mtime)] if d.is_dir() else []
+        return (
+            [json.loads(p.read_text()) for p in sorted(d.glob('*.json'), key=lambda p: p.stat().st_mtime)]
+            if d.is_dir()
+            else []
+        )

@@ -6,24 +6,40 @@
 from __future__ import annotations
 import os
 from pathlib import Path
+from .locks import hold
 
 # %% auto #0
 __all__ = ['configure_mlflow', 'ensure_experiment']
 
 # %% ../../nbs/api/core/05_tracking.ipynb #f2c0fbc5
+_READY: set[str] = set()  # database URIs whose tables this process has seen created
+
+
 def configure_mlflow(tracking_uri: str, state_dir: str | Path):
-    "Point MLflow's tracking and registry at the workspace; return the `mlflow` module."
+    "Point MLflow's tracking and registry at the workspace, its database created under the `mlflow-db` lock; return the `mlflow` module."
     os.environ.setdefault('MLFLOW_ENABLE_ASYNC_LOGGING', 'false')
     os.environ.setdefault('GIT_PYTHON_REFRESH', 'quiet')
     os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')
-    import logging, mlflow
-    for name in ('mlflow', 'alembic'): logging.getLogger(name).setLevel(logging.ERROR)
+    import logging
+    import mlflow
+
+    for name in ('mlflow', 'alembic'):
+        logging.getLogger(name).setLevel(logging.ERROR)
     Path(state_dir).mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(tracking_uri); mlflow.set_registry_uri(tracking_uri)
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    engine = tracking_uri.split(':', 1)[0].split('+', 1)[0]
+    if engine in ('sqlite', 'postgresql', 'mysql', 'mssql') and tracking_uri not in _READY:
+        with hold(state_dir, 'mlflow-db'):  # two cold processes would both run MLflow's schema migrations
+            mlflow.search_experiments(max_results=1)
+            mlflow.MlflowClient().search_registered_models(max_results=1)
+        _READY.add(tracking_uri)
     return mlflow
+
 
 def ensure_experiment(mlflow, name: str, state_dir: str | Path) -> str:
     "The experiment's id, creating it with artifacts under the state folder if new."
     exp = mlflow.get_experiment_by_name(name)
-    if exp: return exp.experiment_id
+    if exp:
+        return exp.experiment_id
     return mlflow.create_experiment(name, artifact_location=(Path(state_dir) / 'mlartifacts' / name).resolve().as_uri())

@@ -8,25 +8,45 @@ from __future__ import annotations
 import math
 import numpy as np
 import pandas as pd
+from ..core.params import IngestParams
 
 # %% auto #0
-__all__ = ['default_method', 'is_drifted', 'profile', 'compare', 'summary', 'evidently_verdicts', 'evidently_report']
+__all__ = ['default_method', 'is_drifted', 'profile', 'compare', 'summary', 'drift_columns', 'evidently_verdicts',
+           'evidently_report']
 
 # %% ../../nbs/api/data/02_drift.ipynb #0c8b54d0
 _METHODS = {  # name: (default threshold, how a score at the threshold is judged)
-    'wasserstein_distance_norm': (0.1, 'ge'), 'jensenshannon': (0.1, 'ge'),
-    'ks': (0.05, 'le'), 'chisquare': (0.05, 'lt'), 'z': (0.05, 'lt')}
-_EXACT_MAX = 10_000    # up to this many distinct reference values, the profile keeps them all (exact results)
+    'wasserstein_distance_norm': (0.1, 'ge'),
+    'jensenshannon': (0.1, 'ge'),
+    'ks': (0.05, 'le'),
+    'chisquare': (0.05, 'lt'),
+    'z': (0.05, 'lt'),
+}
+_EXACT_MAX = 10_000  # up to this many distinct reference values, the profile keeps them all (exact results)
 _GRID, _TAIL = 4000, 500  # otherwise: the CDF at 4000 quantiles, plus the 500 lowest and highest values exactly
-_COLUMNS = ['column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi', 'ks_statistic', 'ks_pvalue',
-            'wasserstein_norm', 'jensenshannon']
+_COLUMNS = [
+    'column',
+    'kind',
+    'method',
+    'score',
+    'threshold',
+    'drifted',
+    'psi',
+    'ks_statistic',
+    'ks_pvalue',
+    'wasserstein_norm',
+    'jensenshannon',
+]
+
 
 def default_method(kind: str, reference_rows: int, n_values: int) -> str:
     "The measure Evidently 0.7 picks by default, from the column kind, reference rows and distinct values in both."
     if reference_rows <= 1000:
-        if kind == 'numeric' and n_values > 5: return 'ks'
+        if kind == 'numeric' and n_values > 5:
+            return 'ks'
         return 'chisquare' if n_values > 2 else 'z'
     return 'wasserstein_distance_norm' if kind == 'numeric' and n_values > 5 else 'jensenshannon'
+
 
 def is_drifted(method: str, score: float, threshold: float) -> bool:
     "Evidently's verdict for a score: distances drift at or above the threshold, p-values below it (`ks`: at or below)."
@@ -35,75 +55,116 @@ def is_drifted(method: str, score: float, threshold: float) -> bool:
 
 # %% ../../nbs/api/data/02_drift.ipynb #2cd3f5fc
 def _jsonable(v):
-    if isinstance(v, (bool, np.bool_)): return bool(v)
-    if isinstance(v, (int, np.integer)): return int(v)
-    if isinstance(v, (float, np.floating)): return float(v)
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v)
     return v if isinstance(v, str) else str(v)
 
+
 def _infer_kind(s: pd.Series) -> str:
-    return 'numeric' if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype) else 'categorical'
+    return (
+        'numeric'
+        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+        else 'categorical'
+    )
+
 
 def _floats(s: pd.Series, name) -> np.ndarray:
-    if isinstance(s.dtype, np.dtype) and s.dtype.kind in 'fiu': return s.to_numpy(dtype='float64', copy=False)
-    try: return np.asarray(s.to_numpy(dtype='float64', na_value=np.nan))
+    if isinstance(s.dtype, np.dtype) and s.dtype.kind in 'fiu':
+        return s.to_numpy(dtype='float64', copy=False)
+    try:
+        return np.asarray(s.to_numpy(dtype='float64', na_value=np.nan))
     except (TypeError, ValueError) as e:
-        raise ValueError(f"column {name!r} is numeric in the reference but holds non-numeric values ({e}); "
-                         f"declare it categorical with kinds={{{name!r}: 'categorical'}}") from e
+        raise ValueError(
+            f"column {name!r} is numeric in the reference but holds non-numeric values ({e}); "
+            f"declare it categorical with kinds={{{name!r}: 'categorical'}}"
+        ) from e
+
 
 def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Distinct values of a sorted array and their counts."
     last = np.flatnonzero(np.r_[x[1:] != x[:-1], True])
     return x[last], np.diff(np.r_[0, last + 1])
 
+
 def _compact_cdf(x: np.ndarray) -> dict:
     "Knots of a piecewise-linear CDF through the sorted sample `x`: a quantile grid, exact tails and heavy values."
-    n = len(x); t = min(_TAIL, n // 4)
+    n = len(x)
+    t = min(_TAIL, n // 4)
     tails = np.r_[np.arange(t), np.arange(n - t, n)]
     k = np.arange(1, _GRID)
     cum = k * n / _GRID
-    at = np.maximum(-(-(k * n) // _GRID) - 1, 0)          # x[ceil(k n / G) - 1]: on the CDF's graph at k / G
+    at = np.maximum(-(-(k * n) // _GRID) - 1, 0)  # x[ceil(k n / G) - 1]: on the CDF's graph at k / G
     inner = (cum > t) & (cum < n - t)
-    starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]]); ends = np.r_[starts[1:], n]
+    starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
+    ends = np.r_[starts[1:], n]
     heavy = (ends - starts) >= max(n // _GRID, 2)
     q = np.r_[np.repeat(x[tails], 2), x[at[inner]], np.repeat(x[starts[heavy]], 2)]
     c = np.r_[np.c_[tails, tails + 1].ravel(), cum[inner], np.c_[starts[heavy], ends[heavy]].ravel()].astype(float)
     o = np.lexsort((c, q))
     return {'values': q[o].tolist(), 'cum': (c[o] / n).tolist()}
 
+
 def _numeric_profile(s: pd.Series, name) -> dict:
     a = _floats(s, name)
-    nulls = int(np.isnan(a).sum()); fin = np.isfinite(a)
-    raw = a[fin]; x = np.sort(raw); n = len(x)
-    out = dict(kind='numeric', rows=len(a), nulls=nulls, infinite=len(a) - nulls - n, valid=n,
-               integer=bool(pd.api.types.is_integer_dtype(s.dtype)), unique=0)
-    if n == 0: return out
+    nulls = int(np.isnan(a).sum())
+    fin = np.isfinite(a)
+    raw = a[fin]
+    x = np.sort(raw)
+    n = len(x)
+    out = dict(
+        kind='numeric',
+        rows=len(a),
+        nulls=nulls,
+        infinite=len(a) - nulls - n,
+        valid=n,
+        integer=bool(pd.api.types.is_integer_dtype(s.dtype)),
+        unique=0,
+    )
+    if n == 0:
+        return out
     v, cnt = _runs(x)
-    probs = [.01, .05, .25, .5, .75, .95, .99]
+    probs = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
     qs = np.quantile(x, probs + [i / 10 for i in range(1, 10)])
-    edges = np.histogram_bin_edges(x[[0, -1]], bins=20)   # = np.histogram(x, 20), from the sorted values
+    edges = np.histogram_bin_edges(x[[0, -1]], bins=20)  # = np.histogram(x, 20), from the sorted values
     hist = np.diff(np.r_[0, np.searchsorted(x, edges[1:-1], 'left'), n])
-    psi_edges = np.unique(qs[len(probs):])
+    psi_edges = np.unique(qs[len(probs) :])
     psi_counts = np.diff(np.r_[0, np.searchsorted(x, psi_edges, 'right'), n])
-    out.update(unique=len(v), mean=float(x.mean()), std=float(pd.Series(raw).std(ddof=0)),  # as Evidently's np.std(series)
-               min=float(x[0]), max=float(x[-1]),
-               quantiles={f'p{int(round(p * 100)):02d}': float(q) for p, q in zip(probs, qs)},
-               histogram={'edges': edges.tolist(), 'counts': hist.tolist()},
-               psi={'edges': psi_edges.tolist(), 'shares': (psi_counts / n).tolist()},
-               cdf={'values': v.tolist(), 'counts': cnt.tolist()} if len(v) <= _EXACT_MAX else _compact_cdf(x))
+    out.update(
+        unique=len(v),
+        mean=float(x.mean()),
+        std=float(pd.Series(raw).std(ddof=0)),  # as Evidently's np.std(series)
+        min=float(x[0]),
+        max=float(x[-1]),
+        quantiles={f'p{int(round(p * 100)):02d}': float(q) for p, q in zip(probs, qs)},
+        histogram={'edges': edges.tolist(), 'counts': hist.tolist()},
+        psi={'edges': psi_edges.tolist(), 'shares': (psi_counts / n).tolist()},
+        cdf={'values': v.tolist(), 'counts': cnt.tolist()} if len(v) <= _EXACT_MAX else _compact_cdf(x),
+    )
     return out
+
 
 def _category_counts(s: pd.Series) -> tuple[dict, int]:
     "Counts of each value (as JSON scalars; no nulls or infinities), and the number of nulls."
     counts, vc = {}, s.value_counts(dropna=True)
     for k, c in vc.items():
-        if c <= 0 or (isinstance(k, (float, np.floating)) and not np.isfinite(k)): continue
-        k = _jsonable(k); counts[k] = counts.get(k, 0) + int(c)
+        if c <= 0 or (isinstance(k, (float, np.floating)) and not np.isfinite(k)):
+            continue
+        k = _jsonable(k)
+        counts[k] = counts.get(k, 0) + int(c)
     return counts, len(s) - int(vc.sum())
+
 
 def _categorical_profile(s: pd.Series) -> dict:
     counts, nulls = _category_counts(s)
     pairs = sorted(([k, c] for k, c in counts.items()), key=lambda kc: (-kc[1], str(kc[0])))
-    return dict(kind='categorical', rows=len(s), nulls=nulls, valid=sum(counts.values()), unique=len(pairs), counts=pairs)
+    return dict(
+        kind='categorical', rows=len(s), nulls=nulls, valid=sum(counts.values()), unique=len(pairs), counts=pairs
+    )
+
 
 def profile(df: pd.DataFrame, kinds: dict | None = None) -> dict:
     "A JSON-serialisable drift profile of a reference frame: per column its kind, counts and compact distribution."
@@ -116,53 +177,85 @@ def profile(df: pd.DataFrame, kinds: dict | None = None) -> dict:
         if kind not in ('numeric', 'categorical'):
             raise ValueError(f"column {c!r}: kind must be 'numeric' or 'categorical', not {kind!r}")
         cols[str(c)] = _numeric_profile(df[c], c) if kind == 'numeric' else _categorical_profile(df[c])
-    return {'format': 'lifecycle.drift.profile/1', 'rows': len(df), 'order': [str(c) for c in df.columns], 'columns': cols}
+    return {
+        'format': 'lifecycle.drift.profile/1',
+        'rows': len(df),
+        'order': [str(c) for c in df.columns],
+        'columns': cols,
+    }
 
 # %% ../../nbs/api/data/02_drift.ipynb #cb3ab15a
 def _step_knots(values, counts):
-    v = np.asarray(values, float); cum = np.cumsum(counts); n = cum[-1]
-    u = np.empty(2 * len(v)); u[0::2] = (cum - np.asarray(counts)) / n; u[1::2] = cum / n
+    v = np.asarray(values, float)
+    cum = np.cumsum(counts)
+    n = cum[-1]
+    u = np.empty(2 * len(v))
+    u[0::2] = (cum - np.asarray(counts)) / n
+    u[1::2] = cum / n
     return np.repeat(v, 2), u
+
 
 def _knots(col: dict) -> tuple[np.ndarray, np.ndarray]:
     d = col['cdf']
-    return _step_knots(d['values'], d['counts']) if 'counts' in d else (np.asarray(d['values'], float), np.asarray(d['cum'], float))
+    return (
+        _step_knots(d['values'], d['counts'])
+        if 'counts' in d
+        else (np.asarray(d['values'], float), np.asarray(d['cum'], float))
+    )
+
 
 class _Cdf:
     "The reference CDF through knots (q, u): linear between knots, a jump where a value repeats."
+
     def __init__(self, q, u):
-        self.q = q; L = len(q)
+        self.q = q
+        L = len(q)
         self.bu, self.bq = np.r_[0.0, u], np.r_[q[0], q]
         dq, du = np.diff(q), np.diff(u)
-        self.slope = np.zeros(L + 1); np.divide(du, dq, out=self.slope[1:L], where=dq > 0)
+        self.slope = np.zeros(L + 1)
+        np.divide(du, dq, out=self.slope[1:L], where=dq > 0)
+
     def at(self, x: np.ndarray, side: str = 'right') -> np.ndarray:
         "F(x) ('right') or F(x-) ('left') for sorted x, in O(len(x))."
         p = np.searchsorted(x, self.q, 'left' if side == 'right' else 'right')
         j = np.repeat(np.arange(len(self.q) + 1), np.diff(np.r_[0, p, len(x)]))
-        out = x - self.bq[j]; out *= self.slope[j]; out += self.bu[j]
+        out = x - self.bq[j]
+        out *= self.slope[j]
+        out += self.bu[j]
         return out
+
 
 def _w1_ks(cdf: _Cdf, cu: np.ndarray, cc: np.ndarray, steps: bool) -> tuple[float, float]:
     "Wasserstein-1 distance and KS statistic between the reference CDF and the current sample (distinct values, counts)."
-    m = cc.sum(); CC = np.cumsum(cc).astype(float)
+    m = cc.sum()
+    CC = np.cumsum(cc).astype(float)
     qu = np.unique(cdf.q)
     pos = np.searchsorted(cu, qu)
-    new = np.ones(len(qu), bool); inb = pos < len(cu); new[inb] = cu[pos[inb]] != qu[inb]
+    new = np.ones(len(qu), bool)
+    inb = pos < len(cu)
+    new[inb] = cu[pos[inb]] != qu[inb]
     pn = pos[new]
-    X = np.insert(cu, pn, qu[new])                        # every point where either CDF changes
-    FC = np.insert(CC, pn, np.where(pn > 0, CC[np.maximum(pn - 1, 0)], 0.0)); FC /= m
-    a = cdf.at(X, 'right'); a -= FC                       # F_ref - F_cur at each point, constant up to the next
-    a0 = a[:-1]; aa = np.abs(a0)
+    X = np.insert(cu, pn, qu[new])  # every point where either CDF changes
+    FC = np.insert(CC, pn, np.where(pn > 0, CC[np.maximum(pn - 1, 0)], 0.0))
+    FC /= m
+    a = cdf.at(X, 'right')
+    a -= FC  # F_ref - F_cur at each point, constant up to the next
+    a0 = a[:-1]
+    aa = np.abs(a0)
     ks = max(float(aa.max()) if len(aa) else 0.0, abs(float(a[-1])))
-    if steps: return float(np.dot(aa, np.diff(X))), ks    # F_ref is a step function too: exact as in scipy
-    b = cdf.at(X[1:], 'left'); b -= FC[:-1]               # F_ref is linear between knots: the value just before
-    ab = np.abs(b)                                        # the next point, then the mean |difference| over each
-    g = aa + ab; g *= 0.5                                 # interval, unless it changes sign inside it
+    if steps:
+        return float(np.dot(aa, np.diff(X))), ks  # F_ref is a step function too: exact as in scipy
+    b = cdf.at(X[1:], 'left')
+    b -= FC[:-1]  # F_ref is linear between knots: the value just before
+    ab = np.abs(b)  # the next point, then the mean |difference| over each
+    g = aa + ab
+    g *= 0.5  # interval, unless it changes sign inside it
     cross = np.flatnonzero((a0 > 0) != (b > 0))
     if len(cross):
         x0, x1, s = a0[cross], b[cross], aa[cross] + ab[cross]
         g[cross] = np.where((x0 * x1 < 0) & (s > 0), (x0 * x0 + x1 * x1) / (2 * np.where(s > 0, s, 1)), g[cross])
     return float(np.dot(g, np.diff(X))), max(ks, float(ab.max()) if len(ab) else 0.0)
+
 
 def _sturges_edges(lo, hi, size: int, integer: bool) -> np.ndarray:
     "`np.histogram_bin_edges(both, 'sturges')` from the minimum, maximum, size and integer-ness of both samples."
@@ -170,99 +263,150 @@ def _sturges_edges(lo, hi, size: int, integer: bool) -> np.ndarray:
     ptp = np.subtract(hi, lo, dtype=np.uint64, casting='unsafe') if integer else hi - lo
     width = ptp / (np.log2(size) + 1.0)
     if width:
-        if integer and width < 1: width = 1
+        if integer and width < 1:
+            width = 1
         n_bins = int(np.ceil(ptp / width))
-    else: n_bins = 1
+    else:
+        n_bins = 1
     return np.histogram_bin_edges(np.array([lo, hi]), bins=n_bins)
+
 
 def _counts_on(values: np.ndarray, counts: np.ndarray, keys: np.ndarray) -> np.ndarray:
     i = np.minimum(np.searchsorted(values, keys), len(values) - 1)
     return np.where(values[i] == keys, counts[i], 0)
 
+
 def _z_pvalue(keys: list, ref: np.ndarray, cur: np.ndarray) -> float:
     "Evidently's two-proportion z-test: the first key (sorted) against the rest."
     from scipy.stats import norm
-    if (ref > 0).sum() == 1 and (cur > 0).sum() == 1 and np.argmax(ref) == np.argmax(cur): return 1.0
-    try: first = keys.index(sorted(keys)[0])
-    except TypeError: first = keys.index(sorted(keys, key=str)[0])
+
+    if (ref > 0).sum() == 1 and (cur > 0).sum() == 1 and np.argmax(ref) == np.argmax(cur):
+        return 1.0
+    try:
+        first = keys.index(sorted(keys)[0])
+    except TypeError:
+        first = keys.index(sorted(keys, key=str)[0])
     n1, n2 = int(ref.sum()), int(cur.sum())
     p1, p2 = float(n1 - ref[first]) / n1, float(n2 - cur[first]) / n2
     P = float(p1 * n1 + p2 * n2) / (n1 + n2)
     z = (p1 - p2) / np.sqrt(P * (1 - P) * (1.0 / n1 + 1.0 / n2))
     return float(2 * (1 - norm.cdf(np.abs(z))))
 
+
 def _chisquare_pvalue(ref: np.ndarray, cur: np.ndarray) -> float:
     from scipy.stats import chisquare
+
     with np.errstate(divide='ignore', invalid='ignore'):
         return float(chisquare(cur, ref * (cur.sum() / ref.sum()))[1])
 
+
 def _jensenshannon(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
     from scipy.spatial import distance
+
     return float(distance.jensenshannon(ref_share, cur_share))
 
+
 def _psi(ref_share, cur_share) -> float:
-    r = np.maximum(np.asarray(ref_share, float), 1e-4); c = np.maximum(np.asarray(cur_share, float), 1e-4)
+    r = np.maximum(np.asarray(ref_share, float), 1e-4)
+    c = np.maximum(np.asarray(cur_share, float), 1e-4)
     return float(np.sum((c - r) * np.log(c / r)))
+
 
 def _ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
     "scipy's `ks_2samp` p-value for samples too large for its exact method; the Kolmogorov limit where scipy is slow."
     from scipy import stats
+
     big, small = sorted([float(n), float(m)], reverse=True)
     en = np.round(big * small / (big + small))
-    if en > 20_000 and 2.2 <= en * d * d < 370:          # scipy sums en terms here (0.4 s at en = 500,000)
+    if en > 20_000 and 2.2 <= en * d * d < 370:  # scipy sums en terms here (0.4 s at en = 500,000)
         return float(stats.kstwobign.sf(d * math.sqrt(en)))
     return float(np.clip(stats.kstwo.sf(d, en), 0, 1))
 
+
 def _numeric_row(name: str, col: dict, s: pd.Series) -> dict:
     from scipy import stats
+
     n = col['valid']
-    a = _floats(s, name); c = np.sort(a[np.isfinite(a)]); m = len(c)
-    if m == 0: raise ValueError(f"column {name!r} has no finite values in the current batch: drift cannot be measured")
+    a = _floats(s, name)
+    c = np.sort(a[np.isfinite(a)])
+    m = len(c)
+    if m == 0:
+        raise ValueError(f"column {name!r} has no finite values in the current batch: drift cannot be measured")
     cu, cc = _runs(c)
     exact = 'counts' in col['cdf']
-    if exact: v, vc = np.asarray(col['cdf']['values'], float), np.asarray(col['cdf']['counts'])
+    if exact:
+        v, vc = np.asarray(col['cdf']['values'], float), np.asarray(col['cdf']['counts'])
     n_values = col['unique'] if col['unique'] > 5 else len(np.union1d(v, cu))
     method = default_method('numeric', n, n_values)
     cdf = _Cdf(*_knots(col))
     w1, ks = _w1_ks(cdf, cu, cc, steps=exact)
-    if max(n, m) <= 10_000:                               # scipy's exact KS p-value (exact profile: n <= 10,000)
-        r = stats.ks_2samp(np.repeat(v, vc), c); ks, ks_p = float(r.statistic), float(r.pvalue)
-    else: ks_p = _ks_asymptotic_pvalue(ks, n, m)
+    if max(n, m) <= 10_000:  # scipy's exact KS p-value (exact profile: n <= 10,000)
+        r = stats.ks_2samp(np.repeat(v, vc), c)
+        ks, ks_p = float(r.statistic), float(r.pvalue)
+    else:
+        ks_p = _ks_asymptotic_pvalue(ks, n, m)
     res = dict(ks_statistic=ks, ks_pvalue=ks_p, wasserstein_norm=w1 / max(col['std'], 0.001))
-    if col['unique'] > 20:                                # Evidently's JS bins: Sturges over both samples
-        edges = _sturges_edges(min(col['min'], c[0]), max(col['max'], c[-1]), n + m,
-                               col['integer'] and pd.api.types.is_integer_dtype(s.dtype))
+    if col['unique'] > 20:  # Evidently's JS bins: Sturges over both samples
+        edges = _sturges_edges(
+            min(col['min'], c[0]),
+            max(col['max'], c[-1]),
+            n + m,
+            col['integer'] and pd.api.types.is_integer_dtype(s.dtype),
+        )
         rb = np.r_[cdf.at(edges[:-1], 'left'), 1.0]
         cb = np.r_[np.searchsorted(c, edges[:-1], 'left'), m] / m
         res['jensenshannon'] = _jensenshannon(np.diff(rb), np.diff(cb))
-    else:                                                 # ... or the values themselves
-        keys = np.union1d(v, cu); rk, ck = _counts_on(v, vc, keys), _counts_on(cu, cc, keys)
+    else:  # ... or the values themselves
+        keys = np.union1d(v, cu)
+        rk, ck = _counts_on(v, vc, keys), _counts_on(cu, cc, keys)
         res['jensenshannon'] = _jensenshannon(rk / n, ck / m)
-        if method == 'chisquare': res['chisquare'] = _chisquare_pvalue(rk.astype(float), ck.astype(float))
-        if method == 'z': res['z'] = _z_pvalue(keys.tolist(), rk, ck)
+        if method == 'chisquare':
+            res['chisquare'] = _chisquare_pvalue(rk.astype(float), ck.astype(float))
+        if method == 'z':
+            res['z'] = _z_pvalue(keys.tolist(), rk, ck)
     res['psi'] = _psi(col['psi']['shares'], np.diff(np.r_[0, np.searchsorted(c, col['psi']['edges'], 'right'), m]) / m)
-    res['score'] = res['wasserstein_norm'] if method == 'wasserstein_distance_norm' else res['ks_pvalue'] if method == 'ks' else res[method]
+    res['score'] = (
+        res['wasserstein_norm']
+        if method == 'wasserstein_distance_norm'
+        else res['ks_pvalue']
+        if method == 'ks'
+        else res[method]
+    )
     return dict(res, method=method)
+
 
 def _categorical_row(name: str, col: dict, s: pd.Series) -> dict:
     ref = {k: c for k, c in col['counts']}
     cur = _category_counts(s)[0]
-    if not cur: raise ValueError(f"column {name!r} has no values in the current batch: drift cannot be measured")
+    if not cur:
+        raise ValueError(f"column {name!r} has no values in the current batch: drift cannot be measured")
     keys = list(ref) + [k for k in cur if k not in ref]
-    rk = np.array([ref.get(k, 0) for k in keys], float); ck = np.array([cur.get(k, 0) for k in keys], float)
+    rk = np.array([ref.get(k, 0) for k in keys], float)
+    ck = np.array([cur.get(k, 0) for k in keys], float)
     method = default_method('categorical', col['valid'], len(keys))
     res = dict(jensenshannon=_jensenshannon(rk / rk.sum(), ck / ck.sum()))
-    if method == 'chisquare': res['score'] = _chisquare_pvalue(rk, ck)
-    elif method == 'z': res['score'] = _z_pvalue(keys, rk, ck)
-    else: res['score'] = res['jensenshannon']
+    if method == 'chisquare':
+        res['score'] = _chisquare_pvalue(rk, ck)
+    elif method == 'z':
+        res['score'] = _z_pvalue(keys, rk, ck)
+    else:
+        res['score'] = res['jensenshannon']
     return dict(res, method=method)
+
 
 def _threshold(name: str, method: str, threshold, per_column_threshold) -> float:
     t = (per_column_threshold or {}).get(name, threshold)
     return float(_METHODS[method][0] if t is None else t)
 
-def compare(ref_profile: dict, current_df: pd.DataFrame, *, columns: list | None = None,
-            threshold: float | None = None, per_column_threshold: dict | None = None) -> pd.DataFrame:
+
+def compare(
+    ref_profile: dict,
+    current_df: pd.DataFrame,
+    *,
+    columns: list | None = None,
+    threshold: float | None = None,
+    per_column_threshold: dict | None = None,
+) -> pd.DataFrame:
     "Per-column drift of a batch against a reference profile: Evidently's default measure and verdict, plus PSI and KS."
     by_name = {str(c): c for c in current_df.columns}
     cols = [str(c) for c in (columns or ref_profile['order'])]
@@ -273,12 +417,21 @@ def compare(ref_profile: dict, current_df: pd.DataFrame, *, columns: list | None
     rows = []
     for name in cols:
         col = ref_profile['columns'][name]
-        if not col['valid']: raise ValueError(f"column {name!r} has no values in the reference: drift cannot be measured")
+        if not col['valid']:
+            raise ValueError(f"column {name!r} has no values in the reference: drift cannot be measured")
         s = current_df[by_name[name]]
         r = _numeric_row(name, col, s) if col['kind'] == 'numeric' else _categorical_row(name, col, s)
         t = _threshold(name, r['method'], threshold, per_column_threshold)
-        rows.append({**dict.fromkeys(_COLUMNS, np.nan), **{k: r[k] for k in _COLUMNS if k in r}, 'column': name,
-                     'kind': col['kind'], 'threshold': t, 'drifted': is_drifted(r['method'], r['score'], t)})
+        rows.append(
+            {
+                **dict.fromkeys(_COLUMNS, np.nan),
+                **{k: r[k] for k in _COLUMNS if k in r},
+                'column': name,
+                'kind': col['kind'],
+                'threshold': t,
+                'drifted': is_drifted(r['method'], r['score'], t),
+            }
+        )
     out = pd.DataFrame(rows, columns=_COLUMNS)
     return out.astype({'drifted': bool, 'score': float, 'threshold': float})
 
@@ -287,51 +440,108 @@ def summary(result: pd.DataFrame, drift_share: float = 0.5) -> dict:
     "Dataset-level drift as Evidently decides it: drifted when at least `drift_share` of the columns drifted."
     n, k = len(result), int(result['drifted'].sum())
     share = k / n if n else 0.0
-    return dict(columns=n, drifted_columns=k, share=share, drift_share=drift_share, dataset_drift=bool(n and share >= drift_share),
-                drifted=result.loc[result['drifted'], 'column'].tolist())
+    return dict(
+        columns=n,
+        drifted_columns=k,
+        share=share,
+        drift_share=drift_share,
+        dataset_drift=bool(n and share >= drift_share),
+        drifted=result.loc[result['drifted'], 'column'].tolist(),
+    )
+
+# %% ../../nbs/api/data/02_drift.ipynb #3c226921
+def drift_columns(p: IngestParams, columns) -> list[str]:
+    "Of `columns`, those compared for drift: declared in the contract, not in `drift.exclude`, not personal."
+    return [c for c in columns if c in p.columns and c not in p.drift.exclude and not p.columns[c].personal]
 
 # %% ../../nbs/api/data/02_drift.ipynb #372eddc2
 def _kinds(df: pd.DataFrame, kinds: dict | None) -> dict:
     return {c: (kinds or {}).get(c) or _infer_kind(df[c]) for c in df.columns}
 
+
 def _sample(df: pd.DataFrame, rows: int | None, seed: int = 0) -> pd.DataFrame:
     return df if rows is None or len(df) <= rows else df.sample(n=rows, random_state=seed)
+
 
 def _run_evidently(reference_df, current_df, kinds, **preset):
     from evidently import Report, Dataset, DataDefinition
     from evidently.presets import DataDriftPreset
+
     kinds = _kinds(reference_df, kinds)
-    dd = DataDefinition(numerical_columns=[c for c, k in kinds.items() if k == 'numeric'],
-                        categorical_columns=[c for c, k in kinds.items() if k == 'categorical'])
+    dd = DataDefinition(
+        numerical_columns=[c for c, k in kinds.items() if k == 'numeric'],
+        categorical_columns=[c for c, k in kinds.items() if k == 'categorical'],
+    )
     preset = {k: v for k, v in preset.items() if v is not None}
     return Report([DataDriftPreset(**preset)], include_tests=True).run(
-        Dataset.from_pandas(current_df[list(kinds)], data_definition=dd), Dataset.from_pandas(reference_df[list(kinds)], data_definition=dd))
+        Dataset.from_pandas(current_df[list(kinds)], data_definition=dd),
+        Dataset.from_pandas(reference_df[list(kinds)], data_definition=dd),
+    )
+
 
 def _method_names() -> dict:
     from evidently.legacy.calculations import stattests as st
-    return {st.wasserstein_stat_test.display_name: 'wasserstein_distance_norm', st.jensenshannon_stat_test.display_name: 'jensenshannon',
-            st.ks_stat_test.display_name: 'ks', st.chi_stat_test.display_name: 'chisquare', st.z_stat_test.display_name: 'z'}
 
-def evidently_verdicts(reference_df: pd.DataFrame, current_df: pd.DataFrame, sample: int | None = None, *,
-                       kinds: dict | None = None, threshold: float | None = None,
-                       per_column_threshold: dict | None = None) -> pd.DataFrame:
+    return {
+        st.wasserstein_stat_test.display_name: 'wasserstein_distance_norm',
+        st.jensenshannon_stat_test.display_name: 'jensenshannon',
+        st.ks_stat_test.display_name: 'ks',
+        st.chi_stat_test.display_name: 'chisquare',
+        st.z_stat_test.display_name: 'z',
+    }
+
+
+def evidently_verdicts(
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    sample: int | None = None,
+    *,
+    kinds: dict | None = None,
+    threshold: float | None = None,
+    per_column_threshold: dict | None = None,
+) -> pd.DataFrame:
     "Evidently's own DataDriftPreset verdicts per column (column, method, score, threshold, drifted)."
-    snap = _run_evidently(_sample(reference_df, sample), _sample(current_df, sample), kinds,
-                          threshold=None if threshold is None else float(threshold),
-                          per_column_threshold=per_column_threshold)
-    d = snap.dict(); names = _method_names()
+    snap = _run_evidently(
+        _sample(reference_df, sample),
+        _sample(current_df, sample),
+        kinds,
+        threshold=None if threshold is None else float(threshold),
+        per_column_threshold=per_column_threshold,
+    )
+    d = snap.dict()
+    names = _method_names()
     failed = {t['metric_config']['metric_id'] for t in d['tests'] if t['status'] == 'FAIL'}
-    rows = [dict(column=m['config']['column'], method=names.get(m['config']['method'], m['config']['method']),
-                 score=float(m['value']), threshold=float(m['config']['threshold']), drifted=m['id'] in failed)
-            for m in d['metrics'] if m['config']['type'].endswith(':ValueDrift')]
+    rows = [
+        dict(
+            column=m['config']['column'],
+            method=names.get(m['config']['method'], m['config']['method']),
+            score=float(m['value']),
+            threshold=float(m['config']['threshold']),
+            drifted=m['id'] in failed,
+        )
+        for m in d['metrics']
+        if m['config']['type'].endswith(':ValueDrift')
+    ]
     order = {str(c): i for i, c in enumerate(reference_df.columns)}
     out = pd.DataFrame(rows, columns=['column', 'method', 'score', 'threshold', 'drifted'])
     out = out.sort_values('column', key=lambda s: s.map(lambda c: order.get(str(c), len(order)))).reset_index(drop=True)
     share = next(m['value']['share'] for m in d['metrics'] if m['config']['type'].endswith(':DriftedColumnsCount'))
-    out.attrs.update(share=float(share), dataset_drift=next(m['id'] in failed for m in d['metrics'] if m['config']['type'].endswith(':DriftedColumnsCount')))
+    out.attrs.update(
+        share=float(share),
+        dataset_drift=next(
+            m['id'] in failed for m in d['metrics'] if m['config']['type'].endswith(':DriftedColumnsCount')
+        ),
+    )
     return out.astype({'drifted': bool})
 
-def evidently_report(reference_df: pd.DataFrame, current_df: pd.DataFrame, sample_rows: int = 50_000, seed: int = 0, *,
-                     kinds: dict | None = None):
+
+def evidently_report(
+    reference_df: pd.DataFrame,
+    current_df: pd.DataFrame,
+    sample_rows: int = 50_000,
+    seed: int = 0,
+    *,
+    kinds: dict | None = None,
+):
     "Evidently's DataDriftPreset snapshot (for its HTML report), on uniform samples of frames larger than `sample_rows`."
     return _run_evidently(_sample(reference_df, sample_rows, seed), _sample(current_df, sample_rows, seed), kinds)

@@ -5,7 +5,9 @@ HMAC, redacted, generalised into bands, or dropped."""
 
 # %% ../../nbs/api/data/01_pii.ipynb #6401a08f
 from __future__ import annotations
-import hashlib, hmac, os
+import hashlib
+import hmac
+import os
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -20,23 +22,33 @@ __all__ = ['REDACTED', 'PiiError', 'load_key', 'pseudonymise', 'generalise', 'ma
 class PiiError(Exception):
     "PII cannot be masked as declared (no key, or a column that may not be stored)."
 
+
 def load_key(key_file: str | Path | None = None) -> bytes:
     "The pseudonymisation key: `$LIFECYCLE_PII_KEY`, else the contents of `key_file`."
     env = os.environ.get('LIFECYCLE_PII_KEY')
-    if env: return env.encode()
+    if env:
+        return env.encode()
     if key_file and Path(key_file).is_file():
         key = Path(key_file).read_bytes().strip()
-        if len(key) >= 16: return key
+        if len(key) >= 16:
+            return key
         raise PiiError(f"{key_file}: the PII key is too short ({len(key)} bytes; at least 16 expected)")
-    raise PiiError("pseudonymisation needs a key: set LIFECYCLE_PII_KEY, or name a key file with pii_key_file in "
-                   "settings.ini" + (f" (the file {key_file} does not exist)" if key_file else ''))
+    raise PiiError(
+        "pseudonymisation needs a key: set LIFECYCLE_PII_KEY, or name a key file with pii_key_file in "
+        "settings.ini" + (f" (the file {key_file} does not exist)" if key_file else '')
+    )
+
 
 def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
     "Keyed HMAC-SHA256 of each value (first 16 hex digits): stable per key, not reversible without it."
+
     def one(v):
-        if pd.isna(v): return None
+        if pd.isna(v):
+            return None
         return hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:16]
+
     return values.map(one).astype(object)
+
 
 def generalise(values: pd.Series, bins: list[float]) -> pd.Series:
     "Replace numbers with the band they fall in, labelled `lo-hi` (right-open)."
@@ -47,16 +59,22 @@ def generalise(values: pd.Series, bins: list[float]) -> pd.Series:
 # %% ../../nbs/api/data/01_pii.ipynb #34b0ba37
 REDACTED = '[redacted]'
 
+
 def mask_frame(df: pd.DataFrame, rules: dict[str, PiiRule], key: bytes | None = None) -> pd.DataFrame:
     "A copy of `df` with each PII column masked by its rule (columns absent from `df` are skipped)."
     out = df.copy()
     for col, r in rules.items():
-        if col not in out: continue
-        if r.method == 'drop': out = out.drop(columns=[col])
-        elif r.method == 'redact': out[col] = np.where(out[col].isna(), None, REDACTED)
-        elif r.method == 'generalise': out[col] = generalise(out[col], r.bins)
+        if col not in out:
+            continue
+        if r.method == 'drop':
+            out = out.drop(columns=[col])
+        elif r.method == 'redact':
+            out[col] = np.where(out[col].isna(), None, REDACTED)
+        elif r.method == 'generalise':
+            out[col] = generalise(out[col], r.bins)
         elif r.method == 'pseudonymise':
-            if key is None: raise PiiError(f"column {col!r} is declared pseudonymise but no key was given")
+            if key is None:
+                raise PiiError(f"column {col!r} is declared pseudonymise but no key was given")
             out[col] = pseudonymise(out[col], key)
     return out
 
@@ -68,38 +86,47 @@ def finding_salt(path: str | Path) -> bytes:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as f: f.write(os.urandom(32).hex().encode())
-        try: os.link(tmp, path)          # never replaces a salt another process created meanwhile
-        except FileExistsError: pass
-        finally: tmp.unlink(missing_ok=True)
+        with os.fdopen(fd, 'wb') as f:
+            f.write(os.urandom(32).hex().encode())
+        try:
+            os.link(tmp, path)  # never replaces a salt another process created meanwhile
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink(missing_ok=True)
     return path.read_bytes().strip()
+
 
 def digest(value, salt: bytes) -> str:
     "A short salted digest to quote instead of a value: `h:` and 10 hex digits of HMAC-SHA256."
     return 'h:' + hmac.new(salt, str(value).encode(), hashlib.sha256).hexdigest()[:10]
 
 # %% ../../nbs/api/data/01_pii.ipynb #30ff6339
-_PATTERNS = {   # kind of personal value -> the pattern a whole value matches; the first matching kind wins
+_PATTERNS = {  # kind of personal value -> the pattern a whole value matches; the first matching kind wins
     'e-mail address': r'[\w.+-]+@[\w-]+(?:\.[\w-]+)+',
     'date': r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}',
     'phone number': r'\+?\(?\d[\d ().-]{5,18}\d',
     'identifier': r'(?=(?:\D*\d){4})[A-Za-z0-9]+(?:[-/_.][A-Za-z0-9]+)*',
     'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
 }
-_DISTINCT = {'identifier', 'personal name'}     # kinds that must also be mostly distinct to count
+_DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
+
 
 @dataclass(frozen=True)
 class PersonalFinding:
     "What a column seems to hold: the kind of personal value, how many values matched, how many were read."
+
     kind: str
     matched: int
     read: int
+
 
 def looks_personal(values: pd.Series, vocabulary=(), max_distinct: int = 20_000) -> PersonalFinding | None:
     "The kind of personal value a text column seems to hold (counts only), or None."
     counts = values.dropna().astype(str).str.strip().value_counts()
     counts = counts[~counts.index.isin(list(vocabulary)) & (counts.index != '')]
-    if counts.empty: return None
+    if counts.empty:
+        return None
     counts = counts.iloc[:max_distinct]
     total, distinct = int(counts.sum()), pd.Series(counts.index, dtype=object)
     kinds = pd.Series(None, index=distinct.index, dtype=object)
@@ -112,9 +139,13 @@ def looks_personal(values: pd.Series, vocabulary=(), max_distinct: int = 20_000)
     for kind in _PATTERNS:
         hit = (kinds == kind).to_numpy()
         matched = int(counts.to_numpy()[hit].sum())
-        if not matched: continue
-        if kind == 'e-mail address': return PersonalFinding(kind, matched, total)
-        if matched < 3 or matched < total / 2: continue
-        if kind in _DISTINCT and hit.sum() < 0.3 * matched: continue
+        if not matched:
+            continue
+        if kind == 'e-mail address':
+            return PersonalFinding(kind, matched, total)
+        if matched < 3 or matched < total / 2:
+            continue
+        if kind in _DISTINCT and hit.sum() < 0.3 * matched:
+            continue
         return PersonalFinding(kind, matched, total)
     return None

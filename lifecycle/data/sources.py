@@ -9,7 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Iterator
 import pandas as pd
-from ..core.store import file_sha256   # re-exported: the watcher and tests fingerprint files with it
+from ..core.store import file_sha256  # re-exported: the watcher and tests fingerprint files with it
 
 # %% auto #0
 __all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks']
@@ -18,33 +18,41 @@ __all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks']
 class SourceError(Exception):
     "A source cannot be read (missing, empty, undecodable, malformed, or gone mid-read)."
 
+
 def is_sql(source: str) -> bool:
     "True for a SQLAlchemy URL such as `sqlite:///data/x.db`."
     return '://' in source
+
 
 def resolve(source: str, root: str | Path = '.') -> Path:
     "A file source as an absolute path (relative paths are relative to the workspace root)."
     return Path(source) if Path(source).is_absolute() else Path(root) / source
 
+
 def fingerprint(source: str, root: str | Path = '.', query: str | None = None) -> str:
     "What identifies a source's content without parsing it: file sha256, package version, or URL and query."
     if source == 'sklego:arrests':
         from importlib.metadata import version
+
         return f"sklego:arrests@scikit-lego=={version('scikit-lego')}"
     if source == 'sklearn:diabetes':
         from importlib.metadata import version
+
         return f"sklearn:diabetes@scikit-learn=={version('scikit-learn')}"
     if is_sql(source):
         return 'sql:' + hashlib.sha256(f"{_redact_url(source)}\0{query}".encode()).hexdigest()
     path = resolve(source, root)
     return f"sha256:{file_sha256(path)}" if path.is_file() else f"missing:{path}"
 
+
 def _redact_url(url: str) -> str:
     "A URL without its password, for messages and fingerprints."
     try:
         from sqlalchemy.engine import make_url
+
         return make_url(url).render_as_string(hide_password=True)
-    except Exception: return url.split('@')[-1]
+    except Exception:
+        return url.split('@')[-1]
 
 # %% ../../nbs/api/data/00_sources.ipynb #c81c7c5f
 def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -53,17 +61,22 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
             head = raw.read(4096)
         head.decode('utf-8')
     except UnicodeDecodeError as e:
-        raise SourceError(f"{path}: not valid UTF-8 (byte 0x{head[e.start]:02x} at offset {e.start}); "
-                          "re-export the file as UTF-8") from None
-    if not head.strip(): raise SourceError(f"{path}: the file is empty (no header, no rows)")
+        raise SourceError(
+            f"{path}: not valid UTF-8 (byte 0x{head[e.start]:02x} at offset {e.start}); re-export the file as UTF-8"
+        ) from None
+    if not head.strip():
+        raise SourceError(f"{path}: the file is empty (no header, no rows)")
     n = 0
     try:
         reader = pd.read_csv(path, chunksize=chunk_rows, encoding='utf-8', on_bad_lines='error')
         for chunk in reader:
-            yield chunk; n += len(chunk)
+            yield chunk
+            n += len(chunk)
     except UnicodeDecodeError as e:
-        raise SourceError(f"{path}: not valid UTF-8 after row {n} (byte offset {e.start} in the block being read); "
-                          "re-export the file as UTF-8") from None
+        raise SourceError(
+            f"{path}: not valid UTF-8 after row {n} (byte offset {e.start} in the block being read); "
+            "re-export the file as UTF-8"
+        ) from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
     except pd.errors.ParserError as e:
@@ -71,41 +84,59 @@ def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
     except (FileNotFoundError, OSError) as e:
         raise SourceError(f"{path}: the source became unreadable while reading: {e}") from None
 
+
 def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
-    import pyarrow as pa, pyarrow.parquet as pq
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     try:
         f = pq.ParquetFile(path)
-        for batch in f.iter_batches(batch_size=chunk_rows): yield batch.to_pandas()
+        for batch in f.iter_batches(batch_size=chunk_rows):
+            yield batch.to_pandas()
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
 
+
 def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     import sqlalchemy as sa
+
     try:
         engine = sa.create_engine(url)
         with engine.connect() as con:
-            for chunk in pd.read_sql_query(sa.text(query), con, chunksize=chunk_rows): yield chunk
+            for chunk in pd.read_sql_query(sa.text(query), con, chunksize=chunk_rows):
+                yield chunk
     except sa.exc.SQLAlchemyError as e:
         raise SourceError(f"{_redact_url(url)}: query failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
 
-def read_chunks(source: str, root: str | Path = '.', chunk_rows: int = 100_000,
-                query: str | None = None) -> Iterator[pd.DataFrame]:
+
+def read_chunks(
+    source: str, root: str | Path = '.', chunk_rows: int = 100_000, query: str | None = None
+) -> Iterator[pd.DataFrame]:
     "Stream a source as DataFrame chunks; raise `SourceError` naming the source on any read failure."
-    if source in ('sklego:arrests', 'sklearn:diabetes'):   # datasets shipped inside installed packages
+    if source in ('sklego:arrests', 'sklearn:diabetes'):  # datasets shipped inside installed packages
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests
+
             df = load_arrests(as_frame=True)
         else:
             from sklearn.datasets import load_diabetes
+
             df = load_diabetes(as_frame=True, scaled=False).frame
-        for i in range(0, len(df), chunk_rows): yield df.iloc[i:i + chunk_rows].reset_index(drop=True)
+        for i in range(0, len(df), chunk_rows):
+            yield df.iloc[i : i + chunk_rows].reset_index(drop=True)
         return
     if is_sql(source):
-        if not query: raise SourceError(f"{_redact_url(source)}: a database source needs a query")
-        yield from _sql_chunks(source, query, chunk_rows); return
+        if not query:
+            raise SourceError(f"{_redact_url(source)}: a database source needs a query")
+        yield from _sql_chunks(source, query, chunk_rows)
+        return
     path = resolve(source, root)
-    if not path.is_file(): raise SourceError(f"{path}: source file not found")
+    if not path.is_file():
+        raise SourceError(f"{path}: source file not found")
     suffix = path.suffix.lower()
-    if suffix == '.csv': yield from _csv_chunks(path, chunk_rows)
-    elif suffix in ('.parquet', '.pq'): yield from _parquet_chunks(path, chunk_rows)
-    else: raise SourceError(f"{path}: unsupported source type {suffix!r}; expected .csv, .parquet or a database URL")
+    if suffix == '.csv':
+        yield from _csv_chunks(path, chunk_rows)
+    elif suffix in ('.parquet', '.pq'):
+        yield from _parquet_chunks(path, chunk_rows)
+    else:
+        raise SourceError(f"{path}: unsupported source type {suffix!r}; expected .csv, .parquet or a database URL")

@@ -17,117 +17,190 @@ __all__ = ['TAU', 'msprt_log_lr', 'msprt_lr', 'msprt_halfwidth', 'SequentialResu
 # %% ../../nbs/api/deliver/00_abstats.ipynb #54de7f90
 TAU = 0.03  # mixture sd on the rate difference: tuned to differences of 0.02–0.05
 
+
 def _var(x1, n1, x2, n2):
     "Variance of p̂₂ − p̂₁, with rates (x+0.5)/(n+1) so it is never zero."
-    q1, q2 = (x1 + .5) / (n1 + 1), (x2 + .5) / (n2 + 1)
+    q1, q2 = (x1 + 0.5) / (n1 + 1), (x2 + 0.5) / (n2 + 1)
     return q1 * (1 - q1) / np.maximum(n1, 1) + q2 * (1 - q2) / np.maximum(n2, 1)
 
-def _est(x1, n1, x2, n2): return x2 / np.maximum(n2, 1) - x1 / np.maximum(n1, 1)
+
+def _est(x1, n1, x2, n2):
+    return x2 / np.maximum(n2, 1) - x1 / np.maximum(n1, 1)
+
 
 def msprt_log_lr(x1: int, n1: int, x2: int, n2: int, tau: float = TAU, theta0: float = 0.0) -> float:
     "log Λ of the mSPRT for H₀: p₂ − p₁ = θ₀ (normal approximation, N(0, τ²) mixture); counts may be arrays."
-    V, t2, d = _var(x1, n1, x2, n2), tau ** 2, _est(x1, n1, x2, n2) - theta0
+    V, t2, d = _var(x1, n1, x2, n2), tau**2, _est(x1, n1, x2, n2) - theta0
     return 0.5 * np.log(V / (V + t2)) + d * d * t2 / (2 * V * (V + t2))
+
 
 def msprt_lr(x1: int, n1: int, x2: int, n2: int, tau: float = TAU, theta0: float = 0.0) -> float:
     "Likelihood ratio Λ of the mSPRT (inf when the evidence is overwhelming)."
-    with np.errstate(over='ignore'): return np.exp(msprt_log_lr(x1, n1, x2, n2, tau, theta0))
+    with np.errstate(over='ignore'):
+        return np.exp(msprt_log_lr(x1, n1, x2, n2, tau, theta0))
+
 
 def msprt_halfwidth(x1: int, n1: int, x2: int, n2: int, tau: float = TAU, alpha: float = 0.05) -> float:
     "Half-width of {θ₀: Λ(θ̂ − θ₀) < 1/α}, the mSPRT inverted into a confidence sequence."
-    V, t2 = _var(x1, n1, x2, n2), tau ** 2
+    V, t2 = _var(x1, n1, x2, n2), tau**2
     return np.sqrt(V * (V + t2) / t2 * (2 * np.log(1 / alpha) + np.log((V + t2) / V)))
 
 # %% ../../nbs/api/deliver/00_abstats.ipynb #f362aa28
 @dataclass
 class SequentialResult:
     "One look: running always-valid p-value, verdict, estimate p₂ − p₁ and its confidence sequence."
-    p_value: float; rejected: bool; direction: str | None; estimate: float; ci: tuple[float, float]; log_lr: float
-    n1: int; n2: int; looks: int
+
+    p_value: float
+    rejected: bool
+    direction: str | None
+    estimate: float
+    ci: tuple[float, float]
+    log_lr: float
+    n1: int
+    n2: int
+    looks: int
+
 
 def regression(result: SequentialResult, higher_is_worse: bool) -> bool:
     "True when the treatment is significantly worse: a higher rate if `higher_is_worse` (errors), else lower (accuracy)."
     return result.rejected and result.direction == ('treatment_higher' if higher_is_worse else 'treatment_lower')
 
+
 @dataclass
 class SequentialTest:
     "Always-valid two-proportion test; feed it cumulative counts at every look, persist it with `to_dict`."
-    alpha: float = 0.05; tau: float = TAU; min_samples: int = 100
-    p_value: float = 1.0; ci: tuple[float, float] = (-1.0, 1.0); looks: int = 0
+
+    alpha: float = 0.05
+    tau: float = TAU
+    min_samples: int = 100
+    p_value: float = 1.0
+    ci: tuple[float, float] = (-1.0, 1.0)
+    looks: int = 0
 
     def update(self, x1: int, n1: int, x2: int, n2: int) -> SequentialResult:
         "Look at cumulative control (x1/n1) and treatment (x2/n2) counts; before `min_samples` per arm nothing changes."
-        if not (0 <= x1 <= n1 and 0 <= x2 <= n2): raise ValueError('need 0 <= successes <= trials')
+        if not (0 <= x1 <= n1 and 0 <= x2 <= n2):
+            raise ValueError('need 0 <= successes <= trials')
         self.looks, est, l = self.looks + 1, float(_est(x1, n1, x2, n2)), 0.0
         if min(n1, n2) >= self.min_samples:
-            l, h = float(msprt_log_lr(x1, n1, x2, n2, self.tau)), float(msprt_halfwidth(x1, n1, x2, n2, self.tau, self.alpha))
+            l, h = (
+                float(msprt_log_lr(x1, n1, x2, n2, self.tau)),
+                float(msprt_halfwidth(x1, n1, x2, n2, self.tau, self.alpha)),
+            )
             self.p_value = min(self.p_value, math.exp(-l) if l > 0 else 1.0)
             lo, hi = max(self.ci[0], est - h, -1.0), min(self.ci[1], est + h, 1.0)
-            self.ci = (lo, hi) if lo <= hi else (max(est - h, -1.0), min(est + h, 1.0))   # empty: keep this look's
+            self.ci = (lo, hi) if lo <= hi else (max(est - h, -1.0), min(est + h, 1.0))  # empty: keep this look's
         rej = self.p_value <= self.alpha
-        side = self.ci[0] > 0 or (self.ci[1] >= 0 and est > 0)   # the interval's side; the estimate's if it spans 0
-        return SequentialResult(self.p_value, rej, ('treatment_higher' if side else 'treatment_lower') if rej else None,
-                                est, self.ci, l, n1, n2, self.looks)
+        side = self.ci[0] > 0 or (self.ci[1] >= 0 and est > 0)  # the interval's side; the estimate's if it spans 0
+        return SequentialResult(
+            self.p_value,
+            rej,
+            ('treatment_higher' if side else 'treatment_lower') if rej else None,
+            est,
+            self.ci,
+            l,
+            n1,
+            n2,
+            self.looks,
+        )
 
-    def to_dict(self) -> dict: return {**asdict(self), 'ci': list(self.ci)}
+    def to_dict(self) -> dict:
+        return {**asdict(self), 'ci': list(self.ci)}
+
     @classmethod
-    def from_dict(cls, d: dict) -> SequentialTest: return cls(**{**d, 'ci': tuple(d['ci'])})
+    def from_dict(cls, d: dict) -> SequentialTest:
+        return cls(**{**d, 'ci': tuple(d['ci'])})
 
 # %% ../../nbs/api/deliver/00_abstats.ipynb #31418d34
 def _post(arms: dict, prior) -> dict:
     return {k: (prior[0] + x, prior[1] + n - x) for k, (x, n) in arms.items()}
 
-def beta_binomial(arms: dict[str, tuple[int, int]], prior: tuple[float, float] = (1.0, 1.0), draws: int = 100_000,
-                  seed: int = 0, control: str | None = None, return_draws: bool = False) -> dict:
+
+def beta_binomial(
+    arms: dict[str, tuple[int, int]],
+    prior: tuple[float, float] = (1.0, 1.0),
+    draws: int = 100_000,
+    seed: int = 0,
+    control: str | None = None,
+    return_draws: bool = False,
+) -> dict:
     "Posterior summary per arm: `{'control': name, 'arms': {name: {...}}}` (plus `'draws'` if asked)."
-    if len(arms) < 2: raise ValueError('need at least two arms')
+    if len(arms) < 2:
+        raise ValueError('need at least two arms')
     names, post, control = list(arms), _post(arms, prior), control or next(iter(arms))
     rng = np.random.default_rng(seed)
     p = np.column_stack([rng.beta(*post[k], draws) for k in names])
     best, loss = np.bincount(p.argmax(1), minlength=len(names)) / draws, (p.max(1, keepdims=True) - p).mean(0)
     rel = (p - p[:, [names.index(control)]]) / p[:, [names.index(control)]]
-    out = {k: dict(successes=int(arms[k][0]), trials=int(arms[k][1]), mean=float(stats.beta.mean(*post[k])),
-                   ci=tuple(float(v) for v in stats.beta.ppf([.025, .975], *post[k])), prob_best=float(best[i]),
-                   expected_loss=float(loss[i]), rel_diff_mean=float(rel[:, i].mean()),
-                   rel_diff_ci=tuple(float(v) for v in np.quantile(rel[:, i], [.025, .975])))
-           for i, k in enumerate(names)}
+    out = {
+        k: dict(
+            successes=int(arms[k][0]),
+            trials=int(arms[k][1]),
+            mean=float(stats.beta.mean(*post[k])),
+            ci=tuple(float(v) for v in stats.beta.ppf([0.025, 0.975], *post[k])),
+            prob_best=float(best[i]),
+            expected_loss=float(loss[i]),
+            rel_diff_mean=float(rel[:, i].mean()),
+            rel_diff_ci=tuple(float(v) for v in np.quantile(rel[:, i], [0.025, 0.975])),
+        )
+        for i, k in enumerate(names)
+    }
     return {'control': control, 'arms': out, **({'draws': dict(zip(names, p.T))} if return_draws else {})}
 
-def posterior_grid(arms: dict[str, tuple[int, int]], prior: tuple[float, float] = (1.0, 1.0),
-                   points: int = 400) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+
+def posterior_grid(
+    arms: dict[str, tuple[int, int]], prior: tuple[float, float] = (1.0, 1.0), points: int = 400
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     "x on [0, 1] spanning every posterior's bulk, and each arm's posterior pdf on it, for plotting."
     post = _post(arms, prior)
-    lo = min(stats.beta.ppf(1e-4, *ab) for ab in post.values()); hi = max(stats.beta.ppf(1 - 1e-4, *ab) for ab in post.values())
+    lo = min(stats.beta.ppf(1e-4, *ab) for ab in post.values())
+    hi = max(stats.beta.ppf(1 - 1e-4, *ab) for ab in post.values())
     x = np.linspace(lo, hi, points)
     return x, {k: stats.beta.pdf(x, *ab) for k, ab in post.items()}
 
 # %% ../../nbs/api/deliver/00_abstats.ipynb #e96d5424
 def wilson(x: int, n: int, level: float = 0.95) -> tuple[float, float]:
     "Wilson score interval for a proportion."
-    if n <= 0: raise ValueError('need trials > 0')
+    if n <= 0:
+        raise ValueError('need trials > 0')
     z, p = stats.norm.ppf(0.5 + level / 2), x / n
-    c, h = (p + z * z / (2 * n)) / (1 + z * z / n), z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    c, h = (
+        (p + z * z / (2 * n)) / (1 + z * z / n),
+        z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n),
+    )
     return c - h, c + h
+
 
 def diff_ci(x1: int, n1: int, x2: int, n2: int, level: float = 0.95) -> tuple[float, float]:
     "Newcombe hybrid score interval for p₂ − p₁ (treatment minus control)."
     (l1, u1), (l2, u2), p1, p2 = wilson(x1, n1, level), wilson(x2, n2, level), x1 / n1, x2 / n2
     return p2 - p1 - math.hypot(p2 - l2, u1 - p1), p2 - p1 + math.hypot(u2 - p2, p1 - l1)
 
+
 def two_proportion_z(x1: int, n1: int, x2: int, n2: int) -> float:
     "Two-sided p-value of the pooled z-test of p₁ = p₂ (1.0 when all or no trials succeeded)."
-    p = (x1 + x2) / (n1 + n2); se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
+    p = (x1 + x2) / (n1 + n2)
+    se = math.sqrt(p * (1 - p) * (1 / n1 + 1 / n2))
     return float(2 * stats.norm.sf(abs(x2 / n2 - x1 / n1) / se)) if se > 0 else 1.0
 
 # %% ../../nbs/api/deliver/00_abstats.ipynb #7f08758b
-def decide(analysis: dict, *, treatment: str, prob_best_min: float = 0.95, expected_loss_max: float = 0.001,
-           min_trials: int = 1000) -> dict:
+def decide(
+    analysis: dict,
+    *,
+    treatment: str,
+    prob_best_min: float = 0.95,
+    expected_loss_max: float = 0.001,
+    min_trials: int = 1000,
+) -> dict:
     "`promote`, `keep_control` or `continue`, with the reasons, from a `beta_binomial` analysis."
     arms, c = analysis['arms'], analysis['control']
-    if treatment == c or treatment not in arms: raise ValueError(f'treatment must be a non-control arm, not {treatment!r}')
+    if treatment == c or treatment not in arms:
+        raise ValueError(f'treatment must be a non-control arm, not {treatment!r}')
     few = [k for k, v in arms.items() if v['trials'] < min_trials]
-    say = lambda k: (f"{k}: P(best) = {arms[k]['prob_best']:.3f} (need >= {prob_best_min}), expected loss = "
-                     f"{arms[k]['expected_loss']:.5f} (need < {expected_loss_max}).")
+    say = lambda k: (
+        f"{k}: P(best) = {arms[k]['prob_best']:.3f} (need >= {prob_best_min}), expected loss = "
+        f"{arms[k]['expected_loss']:.5f} (need < {expected_loss_max})."
+    )
     ok = lambda k: arms[k]['prob_best'] >= prob_best_min and arms[k]['expected_loss'] < expected_loss_max
     reasons = [f"{k} has {arms[k]['trials']} trials, fewer than {min_trials}." for k in few] + [say(treatment), say(c)]
     decision = 'continue' if few else 'promote' if ok(treatment) else 'keep_control' if ok(c) else 'continue'

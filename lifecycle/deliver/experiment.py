@@ -7,8 +7,8 @@ the frequentist one (Newcombe 95% interval of the difference, two-proportion z-t
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e1ec56e6
 from __future__ import annotations
-import json, time
-from pathlib import Path
+import json
+import time
 import numpy as np
 import pandas as pd
 from ..core.params import ExperimentParams
@@ -23,43 +23,78 @@ def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -
     "One row per variant: requests, labelled outcomes, accuracy, error rate, latency p50/p95 (ms), model versions."
     stats = arm_stats(log, positive, arms)
     cols = ['versions', 'requests', 'feedback', 'correct', 'accuracy', 'error_rate', 'p50_ms', 'p95_ms']
-    return (pd.DataFrame([{'variant': a, **{c: stats[a][c] for c in cols}} for a in arms])
-            .rename(columns={'feedback': 'labelled'}).set_index('variant'))
+    return (
+        pd.DataFrame([{'variant': a, **{c: stats[a][c] for c in cols}} for a in arms])
+        .rename(columns={'feedback': 'labelled'})
+        .set_index('variant')
+    )
 
-def analyse(log: pd.DataFrame, positive, ep: ExperimentParams, control: str = 'control', treatment: str = 'challenger',
-            draws: int = 100_000, seed: int = 0) -> dict:
+
+def analyse(
+    log: pd.DataFrame,
+    positive,
+    ep: ExperimentParams,
+    control: str = 'control',
+    treatment: str = 'challenger',
+    draws: int = 100_000,
+    seed: int = 0,
+) -> dict:
     "The whole A/B analysis as a JSON-able dict: table, Bayesian and frequentist results, and the decision."
     table = variant_table(log, positive, (control, treatment))
     x = {a: (int(table.loc[a, 'correct']), int(table.loc[a, 'labelled'])) for a in (control, treatment)}
     bayes = beta_binomial(x, prior=tuple(ep.prior), draws=draws, seed=seed, control=control)
     (xc, nc), (xt, nt) = x[control], x[treatment]
     lo, hi = diff_ci(xc, nc, xt, nt) if min(nc, nt) > 0 else (None, None)
-    rule = decide(bayes, treatment=treatment, prob_best_min=ep.prob_best_min, expected_loss_max=ep.expected_loss_max,
-                  min_trials=ep.min_feedback)
+    rule = decide(
+        bayes,
+        treatment=treatment,
+        prob_best_min=ep.prob_best_min,
+        expected_loss_max=ep.expected_loss_max,
+        min_trials=ep.min_feedback,
+    )
     clean = lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else v
-    return dict(created=time.time(), control=control, treatment=treatment, metric='accuracy from feedback',
-                variants={a: {k: clean(v) for k, v in r.items()} for a, r in table.to_dict('index').items()},
-                bayes=bayes, frequentist=dict(difference=(xt / nt - xc / nc) if min(nc, nt) else None,
-                                              newcombe_95=[lo, hi], z_test_p=two_proportion_z(xc, nc, xt, nt) if min(nc, nt) else None),
-                rule=dict(prob_best_min=ep.prob_best_min, expected_loss_max=ep.expected_loss_max, min_feedback=ep.min_feedback),
-                decision=rule)
+    return dict(
+        created=time.time(),
+        control=control,
+        treatment=treatment,
+        metric='accuracy from feedback',
+        variants={a: {k: clean(v) for k, v in r.items()} for a, r in table.to_dict('index').items()},
+        bayes=bayes,
+        frequentist=dict(
+            difference=(xt / nt - xc / nc) if min(nc, nt) else None,
+            newcombe_95=[lo, hi],
+            z_test_p=two_proportion_z(xc, nc, xt, nt) if min(nc, nt) else None,
+        ),
+        rule=dict(prob_best_min=ep.prob_best_min, expected_loss_max=ep.expected_loss_max, min_feedback=ep.min_feedback),
+        decision=rule,
+    )
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #477d8e8d
 def plot_analysis(a: dict, prior=(1.0, 1.0)):
     "A three-panel matplotlib figure of an `analyse` result."
     import matplotlib.pyplot as plt
+
     arms = {k: (v['correct'], v['labelled']) for k, v in a['variants'].items()}
     fig, ax = plt.subplots(1, 3, figsize=(15, 3.8))
     x, pdf = posterior_grid(arms, prior)
-    for k, y in pdf.items(): ax[0].plot(x, y, label=f"{k} (P best {a['bayes']['arms'][k]['prob_best']:.2f})")
-    ax[0].set(title='Posterior of accuracy', xlabel='accuracy'); ax[0].legend()
+    for k, y in pdf.items():
+        ax[0].plot(x, y, label=f"{k} (P best {a['bayes']['arms'][k]['prob_best']:.2f})")
+    ax[0].set(title='Posterior of accuracy', xlabel='accuracy')
+    ax[0].legend()
     b = beta_binomial(arms, prior, draws=50_000, seed=1, control=a['control'], return_draws=True)
     names, c, t = list(arms), b['draws'][a['control']], b['draws'][a['treatment']]
-    ax[1].hist((t - c) / c, bins=80, color='tab:purple', alpha=.8); ax[1].axvline(0, color='k', lw=1)
+    ax[1].hist((t - c) / c, bins=80, color='tab:purple', alpha=0.8)
+    ax[1].axvline(0, color='k', lw=1)
     ax[1].set(title=f"Relative difference {a['treatment']} vs {a['control']}", xlabel='(treatment − control) / control')
     means = [a['bayes']['arms'][k]['mean'] for k in names]
-    err = np.array([[m - a['bayes']['arms'][k]['ci'][0], a['bayes']['arms'][k]['ci'][1] - m] for k, m in zip(names, means)]).T
-    ax[2].bar(names, means, yerr=err, capsize=8, color=['tab:blue', 'tab:orange'][:len(names)])
-    ax[2].set(title='Arm averages (95% credible interval)', ylabel='accuracy', ylim=(max(0, min(means) - .15), min(1, max(means) + .1)))
+    err = np.array(
+        [[m - a['bayes']['arms'][k]['ci'][0], a['bayes']['arms'][k]['ci'][1] - m] for k, m in zip(names, means)]
+    ).T
+    ax[2].bar(names, means, yerr=err, capsize=8, color=['tab:blue', 'tab:orange'][: len(names)])
+    ax[2].set(
+        title='Arm averages (95% credible interval)',
+        ylabel='accuracy',
+        ylim=(max(0, min(means) - 0.15), min(1, max(means) + 0.1)),
+    )
     fig.tight_layout()
     return fig

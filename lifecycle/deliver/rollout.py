@@ -7,17 +7,21 @@ Every action, automatic or manual, is audited with actor and reason."""
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #486554a2
 from __future__ import annotations
-import fcntl, json, threading, time, uuid
+import fcntl
+import json
+import threading
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.settings import Settings
+from ..core.workspace import Workspace
 from ..core.store import atomic_write
 from ..core.params import RolloutParams, GuardParams
 from .abstats import SequentialTest
-from ..core import audit
 from ..serve import flags as fl
 
 # %% auto #0
@@ -28,83 +32,156 @@ __all__ = ['ACTIVE', 'RolloutError', 'state_path', 'load_state', 'locked', 'star
 class RolloutError(Exception):
     "A rollout action that does not apply in the current state."
 
+
 ACTIVE = ('running', 'paused')
 
-def state_path(s: Settings) -> Path: return s.state_dir / 'rollout.json'
+
+def state_path(s: Settings) -> Path:
+    return s.state_dir / 'rollout.json'
+
 
 def load_state(s: Settings) -> dict | None:
     "The current (or last) rollout, or None."
     p = state_path(s)
     return json.loads(p.read_text()) if p.exists() else None
 
-def _save(s: Settings, st: dict) -> dict:
-    atomic_write(state_path(s), json.dumps(st, indent=1, default=float).encode()); return st
 
-def _event(s: Settings, st: dict, action: str, actor: str | None, reason: str, **facts) -> dict:
+def _save(s: Settings, st: dict) -> dict:
+    atomic_write(state_path(s), json.dumps(st, indent=1, default=float).encode())
+    return st
+
+
+def _event(s: Workspace, st: dict, action: str, actor: str | None, reason: str, **facts) -> dict:
     "Record an action in the rollout history and the audit log."
-    entry = dict(time=time.time(), action=action, actor=actor or audit.default_actor(), reason=reason, step=st['step'],
-                 percentage=st['percentage'], **facts)
+    entry = dict(
+        time=time.time(),
+        action=action,
+        actor=actor or s.actor,
+        reason=reason,
+        step=st['step'],
+        percentage=st['percentage'],
+        **facts,
+    )
     st['history'].append(entry)
-    audit.append(s.audit_path, f'rollout.{action}', f"{st['model_name']}/{st['challenger']}", reason=reason, actor=entry['actor'],
-                 rollout_id=st['id'], percentage=st['percentage'], **{k: v for k, v in facts.items() if k != 'metrics'})
+    s.audit(
+        f'rollout.{action}',
+        f"{st['model_name']}/{st['challenger']}",
+        reason,
+        actor=entry['actor'],
+        rollout_id=st['id'],
+        percentage=st['percentage'],
+        **{k: v for k, v in facts.items() if k != 'metrics'},
+    )
     return _save(s, st)
 
+
 _held = threading.local()
+
 
 @contextmanager
 def locked(s: Settings):
     "Hold the rollout lock (re-entrant within a thread): the guard and people never act on a stale state."
     if getattr(_held, 'depth', 0):
         _held.depth += 1
-        try: yield
-        finally: _held.depth -= 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
         return
     s.state_dir.mkdir(parents=True, exist_ok=True)
     with open(s.state_dir / 'rollout.lock', 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX); _held.depth = 1
-        try: yield
-        finally: _held.depth = 0; fcntl.flock(f, fcntl.LOCK_UN)
+        fcntl.flock(f, fcntl.LOCK_EX)
+        _held.depth = 1
+        try:
+            yield
+        finally:
+            _held.depth = 0
+            fcntl.flock(f, fcntl.LOCK_UN)
+
 
 def _exclusive(fn):
     "Run a rollout action under the lock."
     import functools
+
     @functools.wraps(fn)
     def run(s, *a, **kw):
-        with locked(s): return fn(s, *a, **kw)
+        with locked(s):
+            return fn(s, *a, **kw)
+
     return run
+
 
 def _active(s: Settings) -> dict:
     st = load_state(s)
-    if not st or st['status'] not in ACTIVE: raise RolloutError("no rollout in progress (start one with `lifecycle rollout start`)")
+    if not st or st['status'] not in ACTIVE:
+        raise RolloutError("no rollout in progress (start one with `lifecycle rollout start`)")
     return st
 
-def _set_share(s: Settings, st: dict, pct: float, actor, reason) -> None:
+
+def _set_share(s: Workspace, st: dict, pct: float, actor, reason) -> None:
     fl.change_flags(s, {'percentage': pct}, actor=actor, reason=reason, source='rollout')
     st['percentage'], st['step_started'] = pct, time.time()
     st['tests'] = {}
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #74085d98
 @_exclusive
-def start(s: Settings, challenger: str, rp: RolloutParams, steps: list[float] | None = None, strategy: str | None = None,
-          actor: str | None = None, reason: str = '') -> dict:
+def start(
+    s: Workspace,
+    challenger: str,
+    rp: RolloutParams,
+    steps: list[float] | None = None,
+    strategy: str | None = None,
+    actor: str | None = None,
+    reason: str = '',
+) -> dict:
     "Deploy `challenger` beside the control and send it the first step's share (canary) or nothing yet (blue-green)."
     cur = load_state(s)
-    if cur and cur['status'] in ACTIVE: raise RolloutError(f"rollout {cur['id']} of version {cur['challenger']} is {cur['status']}; finish or roll it back first")
+    if cur and cur['status'] in ACTIVE:
+        raise RolloutError(
+            f"rollout {cur['id']} of version {cur['challenger']} is {cur['status']}; finish or roll it back first"
+        )
     steps = list(steps or rp.steps)
-    RolloutParams(steps=steps, strategy=strategy or rp.strategy)                  # validates the steps
+    RolloutParams(steps=steps, strategy=strategy or rp.strategy)  # validates the steps
     spec, name = fl.load_spec(s)
-    if str(challenger) == spec.control: raise RolloutError(f"version {challenger} is already the control")
-    if spec.kill: raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
-    fl.change_flags(s, {'challenger': str(challenger), 'percentage': 0, 'kill': False}, actor=actor, source='rollout',
-                    reason=f'rollout: deploy v{challenger} beside v{spec.control}')
-    st = dict(id=uuid.uuid4().hex[:12], model_name=name, challenger=str(challenger), control=spec.control,
-              strategy=strategy or rp.strategy, steps=steps, step=-1, percentage=0.0, status='running',
-              started=time.time(), step_started=time.time(), tests={}, history=[])
-    _event(s, st, 'start', actor, reason or f"{st['strategy']} rollout of v{challenger} against v{spec.control}", steps=steps)
+    if str(challenger) == spec.control:
+        raise RolloutError(f"version {challenger} is already the control")
+    if spec.kill:
+        raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
+    fl.change_flags(
+        s,
+        {'challenger': str(challenger), 'percentage': 0, 'kill': False},
+        actor=actor,
+        source='rollout',
+        reason=f'rollout: deploy v{challenger} beside v{spec.control}',
+    )
+    st = dict(
+        id=uuid.uuid4().hex[:12],
+        model_name=name,
+        challenger=str(challenger),
+        control=spec.control,
+        strategy=strategy or rp.strategy,
+        steps=steps,
+        step=-1,
+        percentage=0.0,
+        status='running',
+        started=time.time(),
+        step_started=time.time(),
+        tests={},
+        history=[],
+    )
+    _event(
+        s,
+        st,
+        'start',
+        actor,
+        reason or f"{st['strategy']} rollout of v{challenger} against v{spec.control}",
+        steps=steps,
+    )
     return advance(s, actor, 'first step') if st['strategy'] == 'canary' else st
 
+
 @_exclusive
-def advance(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
+def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
     st = _active(s)
     nxt = st['step'] + 1
@@ -114,47 +191,72 @@ def advance(s: Settings, actor: str | None = None, reason: str = '', metrics: di
     _set_share(s, st, st['steps'][nxt], actor, f"rollout: step {nxt + 1}/{len(st['steps'])}")
     return _event(s, st, 'advance', actor, reason or 'advanced', metrics=metrics or {})
 
-def _complete(s: Settings, st: dict, actor, reason, metrics) -> dict:
-    fl.change_flags(s, {'control': st['challenger'], 'challenger': None, 'percentage': 0, 'shadow': False}, actor=actor,
-                    source='rollout', reason=f"rollout: v{st['challenger']} takes all traffic")
+
+def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
+    fl.change_flags(
+        s,
+        {'control': st['challenger'], 'challenger': None, 'percentage': 0, 'shadow': False},
+        actor=actor,
+        source='rollout',
+        reason=f"rollout: v{st['challenger']} takes all traffic",
+    )
     st.update(status='completed', percentage=100.0, step=len(st['steps']) - 1)
-    return _event(s, st, 'complete', actor, reason or 'challenger at 100%: it is the control now', metrics=metrics or {})
+    return _event(
+        s, st, 'complete', actor, reason or 'challenger at 100%: it is the control now', metrics=metrics or {}
+    )
+
 
 @_exclusive
-def switch(s: Settings, actor: str | None = None, reason: str = '') -> dict:
+def switch(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "Blue-green: move all traffic to the other colour at once (the challenger, or back to the control)."
     st = _active(s)
-    if st['strategy'] != 'blue_green': raise RolloutError("switch is for blue-green rollouts; canary rollouts advance step by step")
+    if st['strategy'] != 'blue_green':
+        raise RolloutError("switch is for blue-green rollouts; canary rollouts advance step by step")
     to = 0.0 if st['percentage'] >= 100 else 100.0
-    if to: st['baseline'] = [st['step_started'], time.time()]     # the control's traffic before the switch: the guard's yardstick
+    if to:
+        st['baseline'] = [
+            st['step_started'],
+            time.time(),
+        ]  # the control's traffic before the switch: the guard's yardstick
     _set_share(s, st, to, actor, f"blue-green switch to {'green (challenger)' if to else 'blue (control)'}")
     return _event(s, st, 'switch', actor, reason or f"all traffic to v{st['challenger'] if to else st['control']}")
 
+
 @_exclusive
-def pause(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
+def pause(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Hold the current share; the guard stops acting until `resume`."
     st = _active(s)
-    if st['status'] == 'paused': return st
+    if st['status'] == 'paused':
+        return st
     st['status'] = 'paused'
     return _event(s, st, 'pause', actor, reason or 'paused', metrics=metrics or {})
 
+
 @_exclusive
-def resume(s: Settings, actor: str | None = None, reason: str = '') -> dict:
+def resume(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "Continue a paused rollout; the step's evidence starts afresh."
     st = _active(s)
     st['status'], st['step_started'], st['tests'] = 'running', time.time(), {}
     return _event(s, st, 'resume', actor, reason or 'resumed')
 
+
 @_exclusive
-def rollback(s: Settings, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
+def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Everyone back to the control at once: the challenger is undeployed (its cohorts go dormant)."
     st = _active(s)
-    fl.change_flags(s, {'challenger': None, 'percentage': 0, 'shadow': False}, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
+    fl.change_flags(
+        s,
+        {'challenger': None, 'percentage': 0, 'shadow': False},
+        actor=actor,
+        source='rollout',
+        reason=f'rollout rolled back: {reason}',
+    )
     st.update(status='rolled_back', percentage=0.0)
     return _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {})
 
+
 @_exclusive
-def kill(s: Settings, actor: str | None = None, reason: str = '') -> dict:
+def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "The kill switch: everyone to the known-safe version; the rollout ends."
     st = _active(s)
     fl.kill(s, actor=actor, reason=f'rollout killed: {reason}', source='rollout')
@@ -163,10 +265,14 @@ def kill(s: Settings, actor: str | None = None, reason: str = '') -> dict:
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #2730a3fa
 def _outcome(v, positive) -> int | None:
-    if v is None: return None
-    if isinstance(v, bool): return int(v)
-    if isinstance(v, (int, float)): return int(v == 1)
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, (int, float)):
+        return int(v == 1)
     return int(str(v) == str(positive))
+
 
 def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> dict[str, dict]:
     "Per variant (control, challenger): requests, errors, p50/p95 latency, labelled records and correct ones, versions."
@@ -175,103 +281,173 @@ def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> di
         d = log[(log.variant == arm) & (log.route == 'predict') & ~log.shadow]
         correct = labelled = 0
         for dec, y in zip(d.decision, d.outcome):
-            if y is None or dec is None: continue
+            if y is None or dec is None:
+                continue
             ys = y if isinstance(y, list) else [y] * len(dec)
             for a, b in zip(dec, ys):
                 t = _outcome(b, positive)
-                if t is not None: labelled += 1; correct += int(int(a) == t)
+                if t is not None:
+                    labelled += 1
+                    correct += int(int(a) == t)
         ok = d.status == 200
         lat = d.latency_ms[ok]
-        out[arm] = dict(requests=int(len(d)), errors=int((~ok).sum()), feedback=labelled, correct=correct,
-                        error_rate=float((~ok).mean()) if len(d) else None, accuracy=correct / labelled if labelled else None,
-                        p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
-                        p95_ms=float(np.percentile(lat, 95)) if len(lat) else None,
-                        versions=','.join(sorted(set(map(str, d.model_version)))))
+        out[arm] = dict(
+            requests=int(len(d)),
+            errors=int((~ok).sum()),
+            feedback=labelled,
+            correct=correct,
+            error_rate=float((~ok).mean()) if len(d) else None,
+            accuracy=correct / labelled if labelled else None,
+            p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
+            p95_ms=float(np.percentile(lat, 95)) if len(lat) else None,
+            versions=','.join(sorted(set(map(str, d.model_version)))),
+        )
     return out
+
 
 @dataclass
 class Decision:
     "What the guard concluded at one look, and why."
-    action: str                    # advance | wait | pause | rollback
+
+    action: str  # advance | wait | pause | rollback
     reasons: list[str]
     metrics: dict = field(default_factory=dict)
+
 
 def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: float) -> Decision:
     "The guard's verdict for one look; `tests` holds the step's sequential tests (updated in place, as dicts)."
     c, t = stats['control'], stats['challenger']
-    alpha = g.alpha / (2 * max(n_steps, 1))         # two tests per step, `n_steps` steps: alpha for the whole rollout
+    alpha = g.alpha / (2 * max(n_steps, 1))  # two tests per step, `n_steps` steps: alpha for the whole rollout
     kw = dict(alpha=alpha, **({'tau': g.tau} if g.tau else {}))
-    floor = lambda need: max(1, min(need, 100))     # the tests may stop early, once the normal approximation holds
-    err = SequentialTest.from_dict(tests['error']) if 'error' in tests else SequentialTest(min_samples=floor(g.min_requests), **kw)
-    acc = SequentialTest.from_dict(tests['accuracy']) if 'accuracy' in tests else SequentialTest(min_samples=floor(g.min_feedback), **kw)
+    floor = lambda need: max(1, min(need, 100))  # the tests may stop early, once the normal approximation holds
+    err = (
+        SequentialTest.from_dict(tests['error'])
+        if 'error' in tests
+        else SequentialTest(min_samples=floor(g.min_requests), **kw)
+    )
+    acc = (
+        SequentialTest.from_dict(tests['accuracy'])
+        if 'accuracy' in tests
+        else SequentialTest(min_samples=floor(g.min_feedback), **kw)
+    )
     e = err.update(c['errors'], c['requests'], t['errors'], t['requests'])
-    a = acc.update(c['correct'], c['feedback'], t['correct'], t['feedback']) if min(c['feedback'], t['feedback']) > 0 else None
+    a = (
+        acc.update(c['correct'], c['feedback'], t['correct'], t['feedback'])
+        if min(c['feedback'], t['feedback']) > 0
+        else None
+    )
     tests['error'], tests['accuracy'] = err.to_dict(), acc.to_dict()
-    m = dict(control=c, challenger=t, alpha_step=alpha, error_diff=e.estimate, error_ci=list(e.ci),
-             accuracy_diff=a.estimate if a else None, accuracy_ci=list(a.ci) if a else None)
+    m = dict(
+        control=c,
+        challenger=t,
+        alpha_step=alpha,
+        error_diff=e.estimate,
+        error_ci=list(e.ci),
+        accuracy_diff=a.estimate if a else None,
+        accuracy_ci=list(a.ci) if a else None,
+    )
     bad = []
     if e.ci[0] > g.max_error_rate_increase:
-        bad.append(f"error rate up: challenger {t['error_rate']:.3f} vs control {c['error_rate']:.3f}; the always-valid "
-                   f"interval of the difference [{e.ci[0]:.3f}, {e.ci[1]:.3f}] lies above +{g.max_error_rate_increase}")
+        bad.append(
+            f"error rate up: challenger {t['error_rate']:.3f} vs control {c['error_rate']:.3f}; the always-valid "
+            f"interval of the difference [{e.ci[0]:.3f}, {e.ci[1]:.3f}] lies above +{g.max_error_rate_increase}"
+        )
     if a and a.ci[1] < -g.max_accuracy_drop:
-        bad.append(f"live accuracy down: challenger {t['accuracy']:.3f} vs control {c['accuracy']:.3f}; the always-valid "
-                   f"interval of the difference [{a.ci[0]:.3f}, {a.ci[1]:.3f}] lies below -{g.max_accuracy_drop}")
-    if min(c['requests'], t['requests']) >= floor(g.min_requests) and c['p95_ms'] is not None and t['p95_ms'] is not None:
+        bad.append(
+            f"live accuracy down: challenger {t['accuracy']:.3f} vs control {c['accuracy']:.3f}; the always-valid "
+            f"interval of the difference [{a.ci[0]:.3f}, {a.ci[1]:.3f}] lies below -{g.max_accuracy_drop}"
+        )
+    if (
+        min(c['requests'], t['requests']) >= floor(g.min_requests)
+        and c['p95_ms'] is not None
+        and t['p95_ms'] is not None
+    ):
         limit = max(c['p95_ms'] * g.max_p95_ratio, c['p95_ms'] + g.p95_margin_ms)
-        if t['p95_ms'] > limit: bad.append(f"p95 latency {t['p95_ms']:.2f} ms > {limit:.2f} ms (control {c['p95_ms']:.2f} ms)")
-    if bad: return Decision('rollback', bad, m)
-    short = [f"{arm}: {stats[arm][k]} {what} of {need} needed" for arm in ('control', 'challenger')
-             for k, what, need in (('requests', 'requests', g.min_requests), ('feedback', 'labelled outcomes', g.min_feedback))
-             if stats[arm][k] < need]
+        if t['p95_ms'] > limit:
+            bad.append(f"p95 latency {t['p95_ms']:.2f} ms > {limit:.2f} ms (control {c['p95_ms']:.2f} ms)")
+    if bad:
+        return Decision('rollback', bad, m)
+    short = [
+        f"{arm}: {stats[arm][k]} {what} of {need} needed"
+        for arm in ('control', 'challenger')
+        for k, what, need in (
+            ('requests', 'requests', g.min_requests),
+            ('feedback', 'labelled outcomes', g.min_feedback),
+        )
+        if stats[arm][k] < need
+    ]
     if short:
         if waited_s >= g.max_step_seconds:
             return Decision('pause', [f"not enough data after {waited_s:.0f} s: " + '; '.join(short)], m)
         return Decision('wait', short, m)
-    return Decision('advance', [f"healthy: {c['requests']}/{t['requests']} requests and {c['feedback']}/{t['feedback']} outcomes "
-                                f"per arm, no regression on error rate, p95 latency or accuracy"], m)
+    return Decision(
+        'advance',
+        [
+            f"healthy: {c['requests']}/{t['requests']} requests and {c['feedback']}/{t['feedback']} outcomes "
+            f"per arm, no regression on error rate, p95 latency or accuracy"
+        ],
+        m,
+    )
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #5c8a8c72
 @_exclusive
-def look(s: Settings, g: GuardParams, positive, log_url: str) -> Decision | None:
+def look(s: Workspace, g: GuardParams, positive, log_url: str) -> Decision | None:
     "One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running."
     from lifecycle.serve.predlog import read_log
+
     st = load_state(s)
-    if not st or st['status'] != 'running': return None
+    if not st or st['status'] != 'running':
+        return None
     if st['strategy'] == 'blue_green':
-        if st['percentage'] < 100: return Decision('wait', ['blue-green: waiting for the switch'])
-        b0, b1 = st['baseline']                   # all traffic is on the challenger: compare with the control before it
+        if st['percentage'] < 100:
+            return Decision('wait', ['blue-green: waiting for the switch'])
+        b0, b1 = st['baseline']  # all traffic is on the challenger: compare with the control before it
         df = read_log(log_url, since=b0, shadow=False)
         before, after = df[df.ts < b1], df[df.ts >= st['step_started']]
-        stats = {'control': arm_stats(before, positive)['control'], 'challenger': arm_stats(after, positive)['challenger']}
+        stats = {
+            'control': arm_stats(before, positive)['control'],
+            'challenger': arm_stats(after, positive)['challenger'],
+        }
         steps = 1
     else:
         stats, steps = arm_stats(read_log(log_url, since=st['step_started'], shadow=False), positive), len(st['steps'])
     d = judge(stats, st['tests'], g, steps, time.time() - st['step_started'])
-    if d.action == 'wait': st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)
-    _save(s, st)                                   # the step's sequential tests, before any action reads the state
+    if d.action == 'wait':
+        st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)
+    _save(s, st)  # the step's sequential tests, before any action reads the state
     why = '; '.join(d.reasons)
     if d.action == 'rollback':
         rollback(s, actor='guard', reason=why, metrics=d.metrics)
-        audit.append(s.audit_path, 'alert', 'rollout.regression', reason=why, actor='guard', rollout_id=st['id'])
-    elif d.action == 'pause': pause(s, actor='guard', reason=why, metrics=d.metrics)
-    elif d.action == 'advance': advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)   # blue-green: completes
+        s.audit('alert', 'rollout.regression', why, actor='guard', rollout_id=st['id'])
+    elif d.action == 'pause':
+        pause(s, actor='guard', reason=why, metrics=d.metrics)
+    elif d.action == 'advance':
+        advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)  # blue-green: completes
     return d
 
-def guard(s: Settings, g: GuardParams, positive, log_url: str, max_seconds: float | None = None, on_decision=None) -> dict | None:
+
+def guard(
+    s: Workspace, g: GuardParams, positive, log_url: str, max_seconds: float | None = None, on_decision=None
+) -> dict | None:
     "Look every `interval_s` until the rollout completes, rolls back, pauses or is killed (or `max_seconds` pass)."
     end = time.monotonic() + max_seconds if max_seconds else None
     while True:
         d = look(s, g, positive, log_url)
-        if d is not None and on_decision: on_decision(d)
+        if d is not None and on_decision:
+            on_decision(d)
         st = load_state(s)
-        if not st or st['status'] != 'running' or (end and time.monotonic() > end): return st
+        if not st or st['status'] != 'running' or (end and time.monotonic() > end):
+            return st
         time.sleep(g.interval_s)
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #679902e6
 def timeline(log: pd.DataFrame, positive, start: float, bins: int = 40) -> pd.DataFrame:
     "Per time bin and arm: requests, challenger share, accuracy from feedback, error rate and p95 latency."
     d = log[(log.route == 'predict') & ~log.shadow & log.variant.isin(['control', 'challenger', 'safe'])]
-    if d.empty: return pd.DataFrame(columns=['t', 'arm', 'requests', 'share', 'accuracy', 'cumulative_accuracy', 'error_rate', 'p95_ms'])
+    if d.empty:
+        return pd.DataFrame(
+            columns=['t', 'arm', 'requests', 'share', 'accuracy', 'cumulative_accuracy', 'error_rate', 'p95_ms']
+        )
     edges = np.linspace(start, max(d.ts.max(), start + 1e-3), bins + 1)
     d = d.assign(bin=np.clip(np.searchsorted(edges, d.ts, side='right') - 1, 0, bins - 1))
     rows, cum = [], {}
@@ -279,22 +455,44 @@ def timeline(log: pd.DataFrame, positive, start: float, bins: int = 40) -> pd.Da
         st = arm_stats(g, positive, ('control', 'challenger', 'safe'))
         total = sum(v['requests'] for v in st.values())
         for arm, v in st.items():
-            c = cum.setdefault(arm, [0, 0]); c[0] += v['correct']; c[1] += v['feedback']
-            if v['requests']: rows.append(dict(t=float(edges[b] - start), arm=arm, requests=v['requests'], share=v['requests'] / total,
-                                               accuracy=v['accuracy'], cumulative_accuracy=c[0] / c[1] if c[1] else None,
-                                               error_rate=v['error_rate'], p95_ms=v['p95_ms']))
+            c = cum.setdefault(arm, [0, 0])
+            c[0] += v['correct']
+            c[1] += v['feedback']
+            if v['requests']:
+                rows.append(
+                    dict(
+                        t=float(edges[b] - start),
+                        arm=arm,
+                        requests=v['requests'],
+                        share=v['requests'] / total,
+                        accuracy=v['accuracy'],
+                        cumulative_accuracy=c[0] / c[1] if c[1] else None,
+                        error_rate=v['error_rate'],
+                        p95_ms=v['p95_ms'],
+                    )
+                )
     return pd.DataFrame(rows)
+
 
 def plot_timeline(tl: pd.DataFrame, history: list[dict], start: float):
     "Traffic share, accuracy, error rate and p95 latency per arm over time, with every decision marked."
     import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, 4, figsize=(18, 3.6))
-    for ax, col, title in zip(axes, ('share', 'cumulative_accuracy', 'error_rate', 'p95_ms'),
-                              ('share of traffic', 'live accuracy (feedback, cumulative)', 'error rate', 'p95 latency (ms)')):
-        for arm, g in tl.groupby('arm'): ax.plot(g.t, g[col], marker='.', label=arm)
+    for ax, col, title in zip(
+        axes,
+        ('share', 'cumulative_accuracy', 'error_rate', 'p95_ms'),
+        ('share of traffic', 'live accuracy (feedback, cumulative)', 'error rate', 'p95 latency (ms)'),
+    ):
+        for arm, g in tl.groupby('arm'):
+            ax.plot(g.t, g[col], marker='.', label=arm)
         for h in history:
-            ax.axvline(h['time'] - start, color={'rollback': 'red', 'complete': 'green', 'pause': 'orange'}.get(h['action'], 'grey'),
-                       ls=':', lw=1)
+            ax.axvline(
+                h['time'] - start,
+                color={'rollback': 'red', 'complete': 'green', 'pause': 'orange'}.get(h['action'], 'grey'),
+                ls=':',
+                lw=1,
+            )
         ax.set(title=title, xlabel='seconds since start')
     axes[0].legend()
     fig.tight_layout()

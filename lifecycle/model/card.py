@@ -14,57 +14,110 @@ __all__ = ['model_card_markdown', 'datasheet_markdown']
 def _table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
     fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
-    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-                     + ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in df.itertuples(index=False)])
+    return '\n'.join(
+        ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+        + ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in df.itertuples(index=False)]
+    )
 
-def model_card_markdown(facts: dict, cp: CardParams, metrics: dict, gates: pd.DataFrame, groups: pd.DataFrame,
-                        importance: pd.DataFrame | None = None) -> str:
+
+def model_card_markdown(
+    facts: dict,
+    cp: CardParams,
+    metrics: dict,
+    gates: pd.DataFrame,
+    groups: pd.DataFrame,
+    importance: pd.DataFrame | None = None,
+) -> str:
     "The model card as Markdown."
-    m = {k: metrics[k] for k in ('accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost', 'rmse', 'mae', 'r2') if k in metrics}
-    return '\n\n'.join([
-        f"# Model card: {facts['model_name']} version {facts['model_version']}",
-        "## Model details\n" + '\n'.join(f"- **{k.replace('_', ' ')}**: {facts[k]}" for k in (
-            'model_name', 'model_version', 'aliases', 'family', 'hyperparameters', 'serving_form', 'mlflow_run_id',
-            'code_version', 'git_commit', 'created') if k in facts) + f"\n- **owners**: {', '.join(cp.owners)}",
-        f"## Intended use\n{cp.intended_use}\n\n**Out of scope:** {cp.out_of_scope}",
-        f"## Factors\nProtected attributes evaluated: {', '.join(facts.get('protected_attributes') or []) or 'none'}. "
-        f"Model inputs: {', '.join(facts['inputs'])}.",
-        "## Metrics (holdout)\n" + _table(pd.DataFrame([m])),
-        "## Gates\n" + _table(gates),
-        "## Global explanation (permutation importance, drop in the holdout score)\n"
-        + (_table(importance) if importance is not None and len(importance) else 'Not computed.'),
-        f"## Training data\nSnapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
-        f"`{facts['source']}`), schema hash `{facts['schema_hash'][:16]}`, feature set `{facts['feature_set_version']}`.",
-        f"## Evaluation data\nStratified holdout of {facts['holdout_rows']} rows from the same snapshot.",
-        "## Quantitative analyses (per group)\n" + (_table(groups) if len(groups) else 'No protected attributes declared.'),
-        f"## Ethical considerations\n{cp.ethical_considerations}",
-        f"## Caveats and recommendations\n{cp.limitations}",
-    ])
+    m = {
+        k: metrics[k]
+        for k in ('accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost', 'rmse', 'mae', 'r2')
+        if k in metrics
+    }
+    return '\n\n'.join(
+        [
+            f"# Model card: {facts['model_name']} version {facts['model_version']}",
+            "## Model details\n"
+            + '\n'.join(
+                f"- **{k.replace('_', ' ')}**: {facts[k]}"
+                for k in (
+                    'model_name',
+                    'model_version',
+                    'aliases',
+                    'family',
+                    'hyperparameters',
+                    'serving_form',
+                    'mlflow_run_id',
+                    'code_version',
+                    'git_commit',
+                    'created',
+                )
+                if k in facts
+            )
+            + f"\n- **owners**: {', '.join(cp.owners)}",
+            f"## Intended use\n{cp.intended_use}\n\n**Out of scope:** {cp.out_of_scope}",
+            f"## Factors\nProtected attributes evaluated: {', '.join(facts.get('protected_attributes') or []) or 'none'}. "
+            f"Model inputs: {', '.join(facts['inputs'])}.",
+            "## Metrics (holdout)\n" + _table(pd.DataFrame([m])),
+            "## Gates\n" + _table(gates),
+            "## Global explanation (permutation importance, drop in the holdout score)\n"
+            + (_table(importance) if importance is not None and len(importance) else 'Not computed.'),
+            f"## Training data\nSnapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
+            f"`{facts['source']}`), schema hash `{facts['schema_hash'][:16]}`, feature set `{facts['feature_set_version']}`.",
+            f"## Evaluation data\nStratified holdout of {facts['holdout_rows']} rows from the same snapshot.",
+            "## Quantitative analyses (per group)\n"
+            + (_table(groups) if len(groups) else 'No protected attributes declared.'),
+            f"## Ethical considerations\n{cp.ethical_considerations}",
+            f"## Caveats and recommendations\n{cp.limitations}",
+        ]
+    )
 
 # %% ../../nbs/api/model/05_card.ipynb #ddaa6636
 def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
     "A datasheet for a snapshot, from its record and the ingestion params (as a dict)."
     q = record.get('quality', {})
-    cols = pd.DataFrame([{'column': c, 'type': t, 'null rate': q.get('null_rate', {}).get(c, ''),
-                          'rule': ', '.join(f"{k}={v}" for k, v in ingest['columns'].get(c, {}).items()
-                                            if v not in (None, False, 0.0, []) and k != 'pii'),
-                          'masking': (ingest['columns'].get(c, {}).get('pii') or {}).get('method', '')}
-                         for c, t in record['columns'].items()])
+    cols = pd.DataFrame(
+        [
+            {
+                'column': c,
+                'type': t,
+                'null rate': q.get('null_rate', {}).get(c, ''),
+                'rule': ', '.join(
+                    f"{k}={v}"
+                    for k, v in ingest['columns'].get(c, {}).items()
+                    if v not in (None, False, 0.0, []) and k != 'pii'
+                ),
+                'masking': (ingest['columns'].get(c, {}).get('pii') or {}).get('method', ''),
+            }
+            for c, t in record['columns'].items()
+        ]
+    )
     masked = [c for c, r in ingest['columns'].items() if r.get('pii')]
-    return '\n\n'.join([
-        f"# Datasheet: snapshot {record['version']}",
-        f"## Motivation\nTraining data for the model described in the model card. {intended_use}",
-        f"## Composition\n{record['rows']} rows, {len(record['columns'])} columns; duplicate rate "
-        f"{q.get('duplicate_rate', 'n/a')}. Role: {record['role']}.\n\n" + _table(cols),
-        f"## Collection process\nSource `{record['source']}`, ingested {record['created']} under the "
-        f"{record.get('policy', 'fail_closed')} policy with flags {record.get('flags')}; rows where "
-        f"`{ingest['split_column']}` <= {ingest['train_until']}. Parent snapshot: {record.get('parent') or 'none'}.",
-        "## Preprocessing\n" + (f"Masked before storage: {', '.join(masked)} (masking-config hash "
-                                 f"`{record.get('transform_hash', '')[:16]}`)." if masked else 'No column is declared as personal data.')
-        + f" Rules hash `{record.get('rules_hash', '')[:16]}`; findings at ingestion: "
-        + (', '.join(f"{f['rule']} on {f['column']}" for f in q.get('findings', [])) or 'none') + '.',
-        "## Uses\nSee the model card's intended and out-of-scope uses.",
-        f"## Maintenance\nImmutable snapshot, content-addressed (schema hash `{record['schema_hash'][:16]}`). "
-        + (f"Retained until {record['retention_until']}; `lifecycle store purge --expired` then deletes its data and keeps this record."
-           if record.get('retention_until') else 'No retention limit is declared for this dataset.'),
-    ])
+    return '\n\n'.join(
+        [
+            f"# Datasheet: snapshot {record['version']}",
+            f"## Motivation\nTraining data for the model described in the model card. {intended_use}",
+            f"## Composition\n{record['rows']} rows, {len(record['columns'])} columns; duplicate rate "
+            f"{q.get('duplicate_rate', 'n/a')}. Role: {record['role']}.\n\n" + _table(cols),
+            f"## Collection process\nSource `{record['source']}`, ingested {record['created']} under the "
+            f"{record.get('policy', 'fail_closed')} policy with flags {record.get('flags')}; rows where "
+            f"`{ingest['split_column']}` <= {ingest['train_until']}. Parent snapshot: {record.get('parent') or 'none'}.",
+            "## Preprocessing\n"
+            + (
+                f"Masked before storage: {', '.join(masked)} (masking-config hash "
+                f"`{record.get('transform_hash', '')[:16]}`)."
+                if masked
+                else 'No column is declared as personal data.'
+            )
+            + f" Rules hash `{record.get('rules_hash', '')[:16]}`; findings at ingestion: "
+            + (', '.join(f"{f['rule']} on {f['column']}" for f in q.get('findings', [])) or 'none')
+            + '.',
+            "## Uses\nSee the model card's intended and out-of-scope uses.",
+            f"## Maintenance\nImmutable snapshot, content-addressed (schema hash `{record['schema_hash'][:16]}`). "
+            + (
+                f"Retained until {record['retention_until']}; `lifecycle store purge --expired` then deletes its data and keeps this record."
+                if record.get('retention_until')
+                else 'No retention limit is declared for this dataset.'
+            ),
+        ]
+    )

@@ -16,34 +16,59 @@ __all__ = ['Conversion', 'to_onnx', 'OnnxScorer', 'onnx_predict_proba', 'check_p
 @dataclass
 class Conversion:
     "The outcome of an ONNX export: the serialized model, or the reason there is none."
+
     ok: bool
     onnx: bytes | None = None
     reason: str = ''
-    inputs: dict[str, str] = field(default_factory=dict)   # column -> ONNX element type
+    inputs: dict[str, str] = field(default_factory=dict)  # column -> ONNX element type
+
 
 def _input_types(X: pd.DataFrame, columns: list[str]) -> list[tuple]:
     "skl2onnx initial types: double for numeric columns, string for text columns, each of shape (n, 1)."
     from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+
     types = []
     for c in columns:
         kind = X[c].dtype.kind
-        if kind in 'iufb': types.append((c, DoubleTensorType([None, 1])))
+        if kind in 'iufb':
+            types.append((c, DoubleTensorType([None, 1])))
         elif kind in 'OSU' or isinstance(X[c].dtype, (pd.StringDtype, pd.CategoricalDtype)):
             types.append((c, StringTensorType([None, 1])))
-        else: raise TypeError(f"column {c!r} has dtype {X[c].dtype}, which has no ONNX input type here")
+        else:
+            raise TypeError(f"column {c!r} has dtype {X[c].dtype}, which has no ONNX input type here")
     return types
+
 
 def _reads_float32(estimator) -> bool:
     "Whether the estimator casts its input to float32 before comparing it with tree thresholds."
-    from sklearn.ensemble import (ExtraTreesClassifier, ExtraTreesRegressor, GradientBoostingClassifier,
-                                  GradientBoostingRegressor, RandomForestClassifier, RandomForestRegressor)
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        GradientBoostingClassifier,
+        GradientBoostingRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
     from sklearn.tree import BaseDecisionTree
-    return isinstance(estimator, (BaseDecisionTree, RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier,
-                                  ExtraTreesRegressor, GradientBoostingClassifier, GradientBoostingRegressor))
+
+    return isinstance(
+        estimator,
+        (
+            BaseDecisionTree,
+            RandomForestClassifier,
+            RandomForestRegressor,
+            ExtraTreesClassifier,
+            ExtraTreesRegressor,
+            GradientBoostingClassifier,
+            GradientBoostingRegressor,
+        ),
+    )
+
 
 def _cast_tree_inputs(model):
     "Feed each tree-ensemble node float32, as scikit-learn does; cast its outputs back where double is declared."
     from onnx import TensorProto, helper
+
     g = model.graph
     declared = {v.name: v.type.tensor_type.elem_type for v in [*g.output, *g.value_info]}
     nodes = []
@@ -56,21 +81,29 @@ def _cast_tree_inputs(model):
             for i, out in enumerate(n.output):
                 if declared.get(out) == TensorProto.DOUBLE:
                     n.output[i] = out + '_f32'
-                    nodes.append(helper.make_node('Cast', [out + '_f32'], [out], to=TensorProto.DOUBLE, name=out + '_to_f64'))
-        else: nodes.append(n)
+                    nodes.append(
+                        helper.make_node('Cast', [out + '_f32'], [out], to=TensorProto.DOUBLE, name=out + '_to_f64')
+                    )
+        else:
+            nodes.append(n)
     del g.node[:]
     g.node.extend(nodes)
     return model
 
+
 def _root_cause(e: BaseException) -> str:
     "The innermost exception of a chain, as one short line."
-    while e.__cause__ or e.__context__: e = e.__cause__ or e.__context__
+    while e.__cause__ or e.__context__:
+        e = e.__cause__ or e.__context__
     return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
+
 
 def to_onnx(pipeline, X_sample: pd.DataFrame, target_opset: int | None = None) -> Conversion:
     "Convert a fitted pipeline to ONNX (probabilities as a plain tensor); on failure say why instead of raising."
     from importlib.metadata import version
-    if not isinstance(X_sample, pd.DataFrame): raise TypeError("X_sample must be a pandas DataFrame of model inputs")
+
+    if not isinstance(X_sample, pd.DataFrame):
+        raise TypeError("X_sample must be a pandas DataFrame of model inputs")
     est = pipeline.steps[-1][1] if hasattr(pipeline, 'steps') else pipeline
     what = f"{type(est).__name__} (scikit-learn {version('scikit-learn')})"
     try:
@@ -79,48 +112,68 @@ def to_onnx(pipeline, X_sample: pd.DataFrame, target_opset: int | None = None) -
     except ImportError as e:
         return Conversion(False, reason=f"cannot export {what}: {e}; `pip install skl2onnx onnxruntime`")
     columns = list(getattr(pipeline, 'feature_names_in_', X_sample.columns))
-    try: types = _input_types(X_sample, columns)
-    except (TypeError, KeyError) as e: return Conversion(False, reason=f"cannot export {what}: {e}")
+    try:
+        types = _input_types(X_sample, columns)
+    except (TypeError, KeyError) as e:
+        return Conversion(False, reason=f"cannot export {what}: {e}")
     inputs = {c: t.__class__.__name__.replace('TensorType', '').lower() for c, t in types}
     try:
-        model = convert_sklearn(pipeline, initial_types=types, options={id(est): {'zipmap': False}},
-                                target_opset=target_opset)
-        if _reads_float32(est): model = _cast_tree_inputs(model)
+        model = convert_sklearn(
+            pipeline, initial_types=types, options={id(est): {'zipmap': False}}, target_opset=target_opset
+        )
+        if _reads_float32(est):
+            model = _cast_tree_inputs(model)
         onnx.checker.check_model(model)
         model.doc_string = f"{what}, converted by skl2onnx {version('skl2onnx')}"
         data = model.SerializeToString()
     except Exception as e:
-        return Conversion(False, reason=f"skl2onnx {version('skl2onnx')} cannot convert {what}: {_root_cause(e)}",
-                          inputs=inputs)
+        return Conversion(
+            False, reason=f"skl2onnx {version('skl2onnx')} cannot convert {what}: {_root_cause(e)}", inputs=inputs
+        )
     try:
         import onnxruntime as ort
+
         ort.InferenceSession(data, providers=['CPUExecutionProvider'])
     except Exception as e:
-        return Conversion(False, reason=f"{what} converted, but onnxruntime cannot run it: {_root_cause(e)}",
-                          inputs=inputs)
+        return Conversion(
+            False, reason=f"{what} converted, but onnxruntime cannot run it: {_root_cause(e)}", inputs=inputs
+        )
     return Conversion(True, data, inputs=inputs)
 
 # %% ../../nbs/api/model/00_portable.ipynb #1afebe38
-_NUMPY = {'tensor(double)': np.float64, 'tensor(float)': np.float32, 'tensor(int64)': np.int64,
-          'tensor(int32)': np.int32, 'tensor(string)': object}
+_NUMPY = {
+    'tensor(double)': np.float64,
+    'tensor(float)': np.float32,
+    'tensor(int64)': np.int64,
+    'tensor(int32)': np.int32,
+    'tensor(string)': object,
+}
+
 
 def _column(s: pd.Series, dtype) -> np.ndarray:
     "One input tensor of shape (n, 1): numbers as `dtype`, text as str objects (missing text as '')."
-    if dtype is not object: return s.to_numpy(dtype=dtype).reshape(-1, 1)
+    if dtype is not object:
+        return s.to_numpy(dtype=dtype).reshape(-1, 1)
     a = s.to_numpy(dtype=object, na_value='')
-    if pd.api.types.infer_dtype(a, skipna=False) != 'string': a = np.array([str(x) for x in a], dtype=object)
+    if pd.api.types.infer_dtype(a, skipna=False) != 'string':
+        a = np.array([str(x) for x in a], dtype=object)
     return a.reshape(-1, 1)
+
 
 def _cell(v, dtype) -> np.ndarray:
     "A record's value, or list of values, as one input tensor of shape (n, 1)."
-    if dtype is not object: return np.array(v, dtype=dtype).reshape(-1, 1)
+    if dtype is not object:
+        return np.array(v, dtype=dtype).reshape(-1, 1)
     vs = [v] if isinstance(v, str) or np.ndim(v) == 0 else v
     return np.array(['' if x is None or x != x else str(x) for x in vs], dtype=object).reshape(-1, 1)
 
+
 class OnnxScorer:
     "A reusable onnxruntime session that returns class probabilities for a DataFrame or a one-record dict."
+
     def __init__(self, onnx_bytes: bytes, threads: int = 1):
         import onnxruntime as ort
+
         so = ort.SessionOptions()
         so.intra_op_num_threads, so.inter_op_num_threads, so.log_severity_level = threads, 1, 3
         self.session = ort.InferenceSession(onnx_bytes, so, providers=['CPUExecutionProvider'])
@@ -130,8 +183,10 @@ class OnnxScorer:
 
     def _missing(self, have) -> None:
         gone = [n for n, _ in self.inputs if n not in have]
-        if gone: raise ValueError(f"input lacks column(s) {gone} that the ONNX model reads "
-                                  f"(it reads {[n for n, _ in self.inputs]})")
+        if gone:
+            raise ValueError(
+                f"input lacks column(s) {gone} that the ONNX model reads (it reads {[n for n, _ in self.inputs]})"
+            )
 
     def predict_proba(self, X: pd.DataFrame | Mapping) -> np.ndarray:
         "Class probabilities, shape (n, n_classes), in the order of the pipeline's `classes_`."
@@ -143,6 +198,7 @@ class OnnxScorer:
             feed = {n: _column(X[n], t) for n, t in self.inputs}
         return np.asarray(self.session.run([self._proba], feed)[0], dtype=np.float64)
 
+
 def onnx_predict_proba(onnx_bytes: bytes, X: pd.DataFrame) -> np.ndarray:
     "Class probabilities of X from a serialized ONNX model (one-off; use `OnnxScorer` to score repeatedly)."
     return OnnxScorer(onnx_bytes).predict_proba(X)
@@ -153,13 +209,26 @@ def check_parity(pipeline, onnx_bytes: bytes, X: pd.DataFrame, tolerance: float 
     ref = np.asarray(pipeline.predict_proba(X), dtype=np.float64)
     got = OnnxScorer(onnx_bytes).predict_proba(X)
     if got.shape != ref.shape:
-        return dict(passed=False, max_abs_diff=float('inf'), decision_agreement=0.0, rows=len(X), tolerance=tolerance,
-                    reason=f"ONNX returns {got.shape[1]} classes, the pipeline {ref.shape[1]}")
+        return dict(
+            passed=False,
+            max_abs_diff=float('inf'),
+            decision_agreement=0.0,
+            rows=len(X),
+            tolerance=tolerance,
+            reason=f"ONNX returns {got.shape[1]} classes, the pipeline {ref.shape[1]}",
+        )
     cols = slice(1, 2) if ref.shape[1] == 2 else slice(None)
     diff = float(np.max(np.abs(got[:, cols] - ref[:, cols]))) if len(X) else 0.0
     same = got.argmax(1) == ref.argmax(1)
     top2 = np.sort(ref, axis=1)[:, -2:]
-    tied = top2[:, 1] - top2[:, 0] <= tolerance        # a near-tie: either class is a rounding away
-    return dict(passed=bool(diff <= tolerance), max_abs_diff=diff, decision_agreement=float(same.mean()) if len(X) else 1.0,
-                disagree_off_ties=int((~same & ~tied).sum()), ties=int(tied.sum()), rows=len(X), tolerance=tolerance,
-                reason='' if diff <= tolerance else f"max |Δp| {diff:.3g} > tolerance {tolerance:g}")
+    tied = top2[:, 1] - top2[:, 0] <= tolerance  # a near-tie: either class is a rounding away
+    return dict(
+        passed=bool(diff <= tolerance),
+        max_abs_diff=diff,
+        decision_agreement=float(same.mean()) if len(X) else 1.0,
+        disagree_off_ties=int((~same & ~tied).sum()),
+        ties=int(tied.sum()),
+        rows=len(X),
+        tolerance=tolerance,
+        reason='' if diff <= tolerance else f"max |Δp| {diff:.3g} > tolerance {tolerance:g}",
+    )

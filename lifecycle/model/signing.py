@@ -5,26 +5,27 @@ loads it until both check out."""
 
 # %% ../../nbs/api/model/03_signing.ipynb #508b722f
 from __future__ import annotations
-import base64, hashlib, os, shutil, tempfile
+import base64
+import hashlib
+import os
+import shutil
+import tempfile
 from pathlib import Path
-from ..core.settings import Settings
 from ..core.store import Store, StoreError, canonical_json, hash_obj, file_sha256
 from ..core import audit
 
 # %% auto #0
-__all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'default_key_dir', 'SigningKeyError', 'key_id',
-           'load_private_key', 'load_public_key', 'ensure_keypair', 'artifact_manifest', 'SignatureError',
-           'sign_manifest', 'verify_manifest', 'sign_model_version', 'is_signed', 'verified_path', 'verified_load']
+__all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'SigningKeyError', 'key_id', 'load_private_key',
+           'load_public_key', 'ensure_keypair', 'artifact_manifest', 'SignatureError', 'sign_manifest',
+           'verify_manifest', 'sign_model_version', 'is_signed', 'verified_path', 'verified_load', 'verified_sklearn']
 
 # %% ../../nbs/api/model/03_signing.ipynb #8446b0ea
 PRIVATE_KEY_FILE, PUBLIC_KEY_FILE = 'signing_key.pem', 'signing_key.pub.pem'
 
-def default_key_dir(s: Settings) -> Path:
-    "The workspace's key folder: `<state_dir>/keys`."
-    return s.state_dir / 'keys'
 
 class SigningKeyError(Exception):
     "A signing key file is missing, unreadable, of the wrong type, or does not match its pair."
+
 
 def _write_new(path: Path, data: bytes, mode: int) -> bool:
     "Create `path` with `mode` via a temporary file and an atomic link; never replace an existing file."
@@ -32,73 +33,104 @@ def _write_new(path: Path, data: bytes, mode: int) -> bool:
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as f:
-            f.write(data); f.flush(); os.fsync(f.fileno())
-        try: os.link(tmp, path)              # fails instead of overwriting
-        except FileExistsError: return False
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # fails instead of overwriting
+        except FileExistsError:
+            return False
         return True
-    finally: Path(tmp).unlink(missing_ok=True)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
 
 def _key_file(path: str | Path, default: str) -> Path:
     p = Path(path)
     return p / default if p.is_dir() else p
 
+
 def _public_pem(public_key) -> bytes:
     from cryptography.hazmat.primitives import serialization as ser
+
     return public_key.public_bytes(ser.Encoding.PEM, ser.PublicFormat.SubjectPublicKeyInfo)
+
 
 def key_id(key) -> str:
     "Short id of a key pair: the first 16 hex digits of the sha256 of the raw public key."
     from cryptography.hazmat.primitives import serialization as ser
-    if hasattr(key, 'public_key'): key = key.public_key()
+
+    if hasattr(key, 'public_key'):
+        key = key.public_key()
     return hashlib.sha256(key.public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)).hexdigest()[:16]
+
 
 def load_private_key(path: str | Path):
     "The Ed25519 private key in a PEM file, or in `signing_key.pem` of a key folder."
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     p = _key_file(path, PRIVATE_KEY_FILE)
-    if not p.is_file(): raise SigningKeyError(f"no private signing key at {p}; create one with ensure_keypair({str(p.parent)!r})")
-    try: key = load_pem_private_key(p.read_bytes(), password=None)
+    if not p.is_file():
+        raise SigningKeyError(f"no private signing key at {p}; create one with ensure_keypair({str(p.parent)!r})")
+    try:
+        key = load_pem_private_key(p.read_bytes(), password=None)
     except (OSError, ValueError, TypeError) as e:
         raise SigningKeyError(f"{p}: expected an unencrypted PEM private key, cannot read it: {e}") from None
-    if not isinstance(key, Ed25519PrivateKey): raise SigningKeyError(f"{p}: expected an Ed25519 key, found {type(key).__name__}")
+    if not isinstance(key, Ed25519PrivateKey):
+        raise SigningKeyError(f"{p}: expected an Ed25519 key, found {type(key).__name__}")
     return key
+
 
 def load_public_key(path: str | Path):
     "The Ed25519 public key in a PEM file, or in `signing_key.pub.pem` of a key folder."
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     p = _key_file(path, PUBLIC_KEY_FILE)
-    if not p.is_file(): raise SigningKeyError(f"no public signing key at {p}; copy it from the signing workspace's key folder")
-    try: key = load_pem_public_key(p.read_bytes())
-    except (OSError, ValueError, TypeError) as e: raise SigningKeyError(f"{p}: expected a PEM public key, cannot read it: {e}") from None
-    if not isinstance(key, Ed25519PublicKey): raise SigningKeyError(f"{p}: expected an Ed25519 key, found {type(key).__name__}")
+    if not p.is_file():
+        raise SigningKeyError(f"no public signing key at {p}; copy it from the signing workspace's key folder")
+    try:
+        key = load_pem_public_key(p.read_bytes())
+    except (OSError, ValueError, TypeError) as e:
+        raise SigningKeyError(f"{p}: expected a PEM public key, cannot read it: {e}") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise SigningKeyError(f"{p}: expected an Ed25519 key, found {type(key).__name__}")
     return key
+
 
 def ensure_keypair(key_dir: str | Path) -> tuple[Path, Path]:
     "Paths of the folder's Ed25519 private and public key files, creating the pair if absent; never overwrites a key."
     from cryptography.hazmat.primitives import serialization as ser
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-    key_dir = Path(key_dir); key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    key_dir = Path(key_dir)
+    key_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     priv, pub = key_dir / PRIVATE_KEY_FILE, key_dir / PUBLIC_KEY_FILE
     if not priv.exists():
         if pub.exists():
-            raise SigningKeyError(f"{pub} exists but its private key {priv} does not: restore the private key, or move the "
-                                  "public key aside to start a new pair (versions signed with the old key then fail to verify)")
+            raise SigningKeyError(
+                f"{pub} exists but its private key {priv} does not: restore the private key, or move the "
+                "public key aside to start a new pair (versions signed with the old key then fail to verify)"
+            )
         new = Ed25519PrivateKey.generate()
         _write_new(priv, new.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()), 0o600)
-    key = load_private_key(priv)             # whichever key won, if another process created one first
-    if not pub.exists(): _write_new(pub, _public_pem(key.public_key()), 0o644)
+    key = load_private_key(priv)  # whichever key won, if another process created one first
+    if not pub.exists():
+        _write_new(pub, _public_pem(key.public_key()), 0o644)
     if key_id(load_public_key(pub)) != key_id(key):
-        raise SigningKeyError(f"{pub} (key {key_id(load_public_key(pub))}) does not belong to {priv} (key {key_id(key)}); "
-                              "restore the matching pair")
+        raise SigningKeyError(
+            f"{pub} (key {key_id(load_public_key(pub))}) does not belong to {priv} (key {key_id(key)}); "
+            "restore the matching pair"
+        )
     return priv, pub
 
 # %% ../../nbs/api/model/03_signing.ipynb #5f074b19
 def artifact_manifest(folder: str | Path) -> dict:
     "sha256 and size of every file under `folder` (relative POSIX paths, sorted), and the sha256 of that list."
     folder = Path(folder)
-    if not folder.is_dir(): raise FileNotFoundError(f"{folder}: no such folder to build an artifact manifest of")
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder to build an artifact manifest of")
     found = {p.relative_to(folder).as_posix(): p for p in folder.rglob('*') if p.is_file()}
     files = {rel: {'sha256': file_sha256(found[rel]), 'size': found[rel].stat().st_size} for rel in sorted(found)}
     return {'files': files, 'manifest_hash': hash_obj(files)}
@@ -106,58 +138,98 @@ def artifact_manifest(folder: str | Path) -> dict:
 # %% ../../nbs/api/model/03_signing.ipynb #48391104
 ALGORITHM = 'ed25519'
 
+
 class SignatureError(Exception):
     "Artifacts are unsigned, their signature does not match the trusted key, or their files differ from the signed manifest."
+
     def __init__(self, message: str, *, reason: str = '', changed=(), added=(), removed=()):
         super().__init__(message)
         self.reason, self.changed, self.added, self.removed = reason, list(changed), list(added), list(removed)
 
+
 def sign_manifest(manifest: dict, private_key) -> dict:
     "Sign the canonical JSON of `manifest` with Ed25519; return the manifest with its base64 signature and key id."
     sig = private_key.sign(canonical_json(manifest).encode())
-    return {'manifest': manifest, 'algorithm': ALGORITHM, 'key_id': key_id(private_key),
-            'signature': base64.b64encode(sig).decode('ascii')}
+    return {
+        'manifest': manifest,
+        'algorithm': ALGORITHM,
+        'key_id': key_id(private_key),
+        'signature': base64.b64encode(sig).decode('ascii'),
+    }
 
-def _short(f: dict) -> str: return f"sha256 {f['sha256'][:12]}…, {f['size']} bytes"
+
+def _short(f: dict) -> str:
+    return f"sha256 {f['sha256'][:12]}…, {f['size']} bytes"
+
 
 def verify_manifest(folder: str | Path, signed: dict | None, public_key, subject: str | None = None) -> dict:
     "Check `signed` against the trusted `public_key` (and `subject`), then the files in `folder`; return the manifest."
     from cryptography.exceptions import InvalidSignature
+
     if not signed or not signed.get('signature'):
-        raise SignatureError(f"{folder}: unsigned artifact: there is no signature to verify it against; "
-                             "refusing to trust it until it is signed", reason='unsigned')
+        raise SignatureError(
+            f"{folder}: unsigned artifact: there is no signature to verify it against; "
+            "refusing to trust it until it is signed",
+            reason='unsigned',
+        )
     if signed.get('algorithm') != ALGORITHM:
-        raise SignatureError(f"{folder}: signature algorithm {signed.get('algorithm')!r}, expected {ALGORITHM!r}", reason='signature')
+        raise SignatureError(
+            f"{folder}: signature algorithm {signed.get('algorithm')!r}, expected {ALGORITHM!r}", reason='signature'
+        )
     trusted = key_id(public_key)
     if signed.get('key_id') != trusted:
-        raise SignatureError(f"{folder}: the signature does not match the key: it was made with key {signed.get('key_id')}, "
-                             f"the trusted public key is {trusted}", reason='key')
-    try: public_key.verify(base64.b64decode(signed['signature'], validate=True), canonical_json(signed['manifest']).encode())
+        raise SignatureError(
+            f"{folder}: the signature does not match the key: it was made with key {signed.get('key_id')}, "
+            f"the trusted public key is {trusted}",
+            reason='key',
+        )
+    try:
+        public_key.verify(
+            base64.b64decode(signed['signature'], validate=True), canonical_json(signed['manifest']).encode()
+        )
     except (InvalidSignature, KeyError, ValueError, TypeError):
-        raise SignatureError(f"{folder}: the signature does not match the key {trusted}: the signed manifest was altered "
-                             "after signing, or it was signed by another key under this key's id", reason='signature') from None
-    manifest = signed['manifest']; want = manifest.get('files') or {}
+        raise SignatureError(
+            f"{folder}: the signature does not match the key {trusted}: the signed manifest was altered "
+            "after signing, or it was signed by another key under this key's id",
+            reason='signature',
+        ) from None
+    manifest = signed['manifest']
+    want = manifest.get('files') or {}
     if manifest.get('manifest_hash') != hash_obj(want):
-        raise SignatureError(f"{folder}: the signed manifest's hash does not match its own file list", reason='signature')
+        raise SignatureError(
+            f"{folder}: the signed manifest's hash does not match its own file list", reason='signature'
+        )
     if subject is not None and manifest.get('subject') != subject:
-        raise SignatureError(f"{folder}: the signature was made for {manifest.get('subject')!r}, not for {subject!r}", reason='subject')
+        raise SignatureError(
+            f"{folder}: the signature was made for {manifest.get('subject')!r}, not for {subject!r}", reason='subject'
+        )
     have = artifact_manifest(folder)['files']
     changed = sorted(p for p in want.keys() & have.keys() if want[p] != have[p])
     added, removed = sorted(have.keys() - want.keys()), sorted(want.keys() - have.keys())
     if changed or added or removed:
-        parts = ([f"changed: {p} (signed {_short(want[p])}; found {_short(have[p])})" for p in changed]
-                 + [f"added: {p} (not in the signed manifest)" for p in added]
-                 + [f"removed: {p} (signed but missing)" for p in removed])
-        raise SignatureError(f"{folder}: artifact files do not match the signed manifest {manifest['manifest_hash'][:12]}… "
-                             f"({subject or manifest.get('subject') or 'unnamed'}): " + '; '.join(parts),
-                             reason='files', changed=changed, added=added, removed=removed)
+        parts = (
+            [f"changed: {p} (signed {_short(want[p])}; found {_short(have[p])})" for p in changed]
+            + [f"added: {p} (not in the signed manifest)" for p in added]
+            + [f"removed: {p} (signed but missing)" for p in removed]
+        )
+        raise SignatureError(
+            f"{folder}: artifact files do not match the signed manifest {manifest['manifest_hash'][:12]}… "
+            f"({subject or manifest.get('subject') or 'unnamed'}): " + '; '.join(parts),
+            reason='files',
+            changed=changed,
+            added=added,
+            removed=removed,
+        )
     return manifest
 
 # %% ../../nbs/api/model/03_signing.ipynb #ebb8d6d4
 SIGNATURE_KIND = 'signatures'
-_MLFLOW_LOCAL_NOTE = 'registered_model_meta'   # written by MLflow into the download folder; not a stored artifact
+_MLFLOW_LOCAL_NOTE = 'registered_model_meta'  # written by MLflow into the download folder; not a stored artifact
 
-def _subject(name: str, version) -> str: return f'models:/{name}/{version}'
+
+def _subject(name: str, version) -> str:
+    return f'models:/{name}/{version}'
+
 
 def _download(mlflow, name: str, version: str, dst: Path) -> Path:
     "Download a registered version's artifact files into `dst`, exactly the files MLflow stores."
@@ -166,8 +238,17 @@ def _download(mlflow, name: str, version: str, dst: Path) -> Path:
     (path / _MLFLOW_LOCAL_NOTE).unlink(missing_ok=True)
     return path
 
-def sign_model_version(mlflow, store: Store, name: str, version, key_dir: str | Path, *,
-                       audit_path: str | Path | None = None, actor: str | None = None) -> dict:
+
+def sign_model_version(
+    mlflow,
+    store: Store,
+    name: str,
+    version,
+    key_dir: str | Path,
+    *,
+    audit_path: str | Path | None = None,
+    actor: str | None = None,
+) -> dict:
     "Sign a registered version's artifact manifest; store it as an immutable record and tag the version with it."
     version, subject, key = str(version), _subject(name, version), load_private_key(key_dir)
     with tempfile.TemporaryDirectory(prefix='lifecycle-sign-') as tmp:
@@ -176,19 +257,33 @@ def sign_model_version(mlflow, store: Store, name: str, version, key_dir: str | 
     if store.record_path(SIGNATURE_KIND, rid).exists():
         old = store.get_record(SIGNATURE_KIND, rid)
         if old.get('key_id') != signed['key_id']:
-            raise SignatureError(f"{subject} is already signed with key {old.get('key_id')}, not {signed['key_id']}; "
-                                 "signatures are immutable", reason='key')
+            raise SignatureError(
+                f"{subject} is already signed with key {old.get('key_id')}, not {signed['key_id']}; "
+                "signatures are immutable",
+                reason='key',
+            )
         if old != signed:
-            raise SignatureError(f"{subject}: its artifact files changed since they were signed (manifest "
-                                 f"{old.get('manifest', {}).get('manifest_hash', '?')[:12]}… signed, {manifest['manifest_hash'][:12]}… "
-                                 "now); refusing to sign them again: register a new version from a trusted run", reason='files')
+            raise SignatureError(
+                f"{subject}: its artifact files changed since they were signed (manifest "
+                f"{old.get('manifest', {}).get('manifest_hash', '?')[:12]}… signed, {manifest['manifest_hash'][:12]}… "
+                "now); refusing to sign them again: register a new version from a trusted run",
+                reason='files',
+            )
     store.put_record(SIGNATURE_KIND, rid, signed)
     client = mlflow.MlflowClient()
     client.set_model_version_tag(name, version, 'signature.manifest_sha256', manifest['manifest_hash'])
     client.set_model_version_tag(name, version, 'signature.key_id', signed['key_id'])
     if audit_path is not None:
-        audit.append(audit_path, 'model.sign', f'{name}/{version}', reason='artifact manifest signed', actor=actor,
-                     key_id=signed['key_id'], manifest_hash=manifest['manifest_hash'], files=len(manifest['files']))
+        audit.append(
+            audit_path,
+            'model.sign',
+            f'{name}/{version}',
+            reason='artifact manifest signed',
+            actor=actor,
+            key_id=signed['key_id'],
+            manifest_hash=manifest['manifest_hash'],
+            files=len(manifest['files']),
+        )
     return signed
 
 # %% ../../nbs/api/model/03_signing.ipynb #4dee0e0b
@@ -196,26 +291,40 @@ def is_signed(store: Store, name: str, version) -> bool:
     "Whether a registered version has a signature record (it is verified only when loaded)."
     return store.record_path(SIGNATURE_KIND, f'{name}-{version}').exists()
 
+
 def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path, dst: str | Path | None = None) -> Path:
     "Download a registered version, verify its files against its signed manifest, and return the verified folder."
     version, subject = str(version), _subject(name, version)
     public_key = load_public_key(key_dir)
-    try: signed = store.get_record(SIGNATURE_KIND, f'{name}-{version}')
+    try:
+        signed = store.get_record(SIGNATURE_KIND, f'{name}-{version}')
     except StoreError:
-        raise SignatureError(f"{subject} is unsigned: there is no signature record for it in {store.root}; refusing to "
-                             "load it (versions are signed at registration with sign_model_version)", reason='unsigned') from None
+        raise SignatureError(
+            f"{subject} is unsigned: there is no signature record for it in {store.root}; refusing to "
+            "load it (versions are signed at registration with sign_model_version)",
+            reason='unsigned',
+        ) from None
     owned = dst is None
     target = Path(tempfile.mkdtemp(prefix='lifecycle-verified-')) if owned else Path(dst)
     try:
         path = _download(mlflow, name, version, target)
         verify_manifest(path, signed, public_key, subject)
     except BaseException:
-        if owned: shutil.rmtree(target, ignore_errors=True)
+        if owned:
+            shutil.rmtree(target, ignore_errors=True)
         raise
     return path
+
 
 def verified_load(mlflow, store: Store, name: str, version, key_dir: str | Path):
     "Load a registered version as a pyfunc model from the very folder whose files were verified against its signature."
     with tempfile.TemporaryDirectory(prefix='lifecycle-load-') as tmp:
         path = verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
         return mlflow.pyfunc.load_model(str(path))
+
+
+def verified_sklearn(mlflow, store: Store, name: str, version, key_dir: str | Path):
+    "Load a registered version as its scikit-learn pipeline, from the very folder verified against its signature."
+    with tempfile.TemporaryDirectory(prefix='lifecycle-load-') as tmp:
+        path = verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
+        return mlflow.sklearn.load_model(str(path))

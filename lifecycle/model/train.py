@@ -18,87 +18,125 @@ __all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_
 # %% ../../nbs/api/model/01_train.ipynb #f551bf30
 _ITERATION_KEYS = ('max_iter', 'n_estimators')
 
+
 def capped(params: dict, cap: int) -> tuple[dict, list[str]]:
     "Hyperparameters with every iteration count clamped to `cap`, and the names that were clamped."
     out, clamped = dict(params), []
     for k in _ITERATION_KEYS:
-        if k in out and out[k] is not None and out[k] > cap: out[k], clamped = cap, clamped + [k]
+        if k in out and out[k] is not None and out[k] > cap:
+            out[k], clamped = cap, clamped + [k]
     return out, clamped
+
 
 def make_estimator(p: TrainParams, overrides: dict | None = None):
     "The estimator from params (plus `overrides`, e.g. a sweep trial), seeded, iteration-capped, early-stopping."
     cls = estimator_class(p.model.family)
     est = cls(**{**p.model.params, **(overrides or {})})
     params = est.get_params()
-    if 'random_state' in params: est.set_params(random_state=p.seed)
+    if 'random_state' in params:
+        est.set_params(random_state=p.seed)
     limits, _ = capped({k: params[k] for k in _ITERATION_KEYS if k in params}, p.max_iterations)
     est.set_params(**limits)
     if p.model.family == 'hist_gradient_boosting':
         est.set_params(early_stopping=p.early_stopping, validation_fraction=0.1, n_iter_no_change=10)
     return est
 
+
 def make_pipeline(transformer, p: TrainParams, overrides: dict | None = None):
     "Feature transformation followed by the estimator, as one scikit-learn Pipeline."
     from sklearn.base import clone
     from sklearn.pipeline import Pipeline
+
     return Pipeline([('features', clone(transformer)), ('model', make_estimator(p, overrides))])
 
-def split_holdout(df: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+
+def split_holdout(
+    df: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool = True
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     "Train/holdout split (stratified by the target for classification), reproducible from the seed."
     from sklearn.model_selection import train_test_split
+
     tr, ho = train_test_split(df, test_size=fraction, random_state=seed, stratify=df[target] if stratify else None)
     return tr.reset_index(drop=True), ho.reset_index(drop=True)
 
+
 def xy(df: pd.DataFrame, inputs: list[str], fp: FeaturesParams) -> tuple[pd.DataFrame, np.ndarray]:
     "Model inputs and the target: 1 for the positive class (classification), the number itself (regression)."
-    if fp.task == 'regression': return df[inputs], df[fp.target].astype(float).to_numpy()
+    if fp.task == 'regression':
+        return df[inputs], df[fp.target].astype(float).to_numpy()
     return df[inputs], (df[fp.target] == fp.positive_class).astype(int).to_numpy()
 
 # %% ../../nbs/api/model/01_train.ipynb #fb6b969e
 def pinned_requirements() -> list[str]:
     "The serving requirements of a model, pinned to the versions installed here."
     from importlib.metadata import version
+
     return [f"{p}=={version(p)}" for p in ('scikit-learn', 'pandas', 'numpy', 'scipy', 'skops', 'onnxruntime')]
 
+
 # Types a skops-serialised model of each family needs trusted to load: our own models, produced by this pipeline.
-SKOPS_TRUSTED = {'logistic_regression': [], 'random_forest': ['sklearn.tree._tree.Tree'],
-                 'hist_gradient_boosting': ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor'],
-                 'ridge': [], 'random_forest_regressor': ['sklearn.tree._tree.Tree'],
-                 'hist_gradient_boosting_regressor': ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor']}
+SKOPS_TRUSTED = {
+    'logistic_regression': [],
+    'random_forest': ['sklearn.tree._tree.Tree'],
+    'hist_gradient_boosting': ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor'],
+    'ridge': [],
+    'random_forest_regressor': ['sklearn.tree._tree.Tree'],
+    'hist_gradient_boosting_regressor': ['sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor'],
+}
+
 
 def predict_scores(model, X: pd.DataFrame, task: str) -> np.ndarray:
     "Positive-class probability (classification) or the predicted value (regression)."
     return model.predict_proba(X)[:, 1] if task == 'classification' else model.predict(X)
 
+
 def fit_metrics(y: np.ndarray, scores: np.ndarray, task: str) -> dict:
     "Training-set metrics: ROC AUC and accuracy, or R² and RMSE."
     from sklearn import metrics as m
+
     if task == 'classification':
-        return {'train_roc_auc': float(m.roc_auc_score(y, scores)), 'train_accuracy': float(m.accuracy_score(y, scores >= 0.5))}
+        return {
+            'train_roc_auc': float(m.roc_auc_score(y, scores)),
+            'train_accuracy': float(m.accuracy_score(y, scores >= 0.5)),
+        }
     return {'train_r2': float(m.r2_score(y, scores)), 'train_rmse': float(np.sqrt(m.mean_squared_error(y, scores)))}
 
-def portable_artifacts(pipe, X: pd.DataFrame, check_X: pd.DataFrame, tolerance: float, folder: Path) -> tuple[list[str], dict]:
+
+def portable_artifacts(
+    pipe, X: pd.DataFrame, check_X: pd.DataFrame, tolerance: float, folder: Path
+) -> tuple[list[str], dict]:
     "Convert to ONNX and check parity on `check_X`; keep `model.onnx` only when parity holds. Returns files and facts."
     import json
     from lifecycle.model.portable import to_onnx, check_parity
+
     conv = to_onnx(pipe, X.head(100))
     facts = dict(converted=conv.ok, reason=conv.reason or '', tolerance=tolerance)
     if conv.ok:
         par = check_parity(pipe, conv.onnx, check_X, tolerance)
-        facts.update(passed=bool(par['passed']), max_abs_diff=float(par['max_abs_diff']), rows=int(par['rows']),
-                     decision_agreement=float(par['decision_agreement']))
-        if not par['passed']: facts['reason'] = par.get('reason') or f"max |diff| {par['max_abs_diff']:.3g} > {tolerance:g}"
-    else: facts['passed'] = False
+        facts.update(
+            passed=bool(par['passed']),
+            max_abs_diff=float(par['max_abs_diff']),
+            rows=int(par['rows']),
+            decision_agreement=float(par['decision_agreement']),
+        )
+        if not par['passed']:
+            facts['reason'] = par.get('reason') or f"max |diff| {par['max_abs_diff']:.3g} > {tolerance:g}"
+    else:
+        facts['passed'] = False
     facts['serving_form'] = 'onnx' if facts['passed'] else 'sklearn'
     files = [folder / 'onnx_parity.json']
     files[0].write_text(json.dumps(facts, indent=1))
-    if facts['passed']: (folder / 'model.onnx').write_bytes(conv.onnx); files.append(folder / 'model.onnx')
+    if facts['passed']:
+        (folder / 'model.onnx').write_bytes(conv.onnx)
+        files.append(folder / 'model.onnx')
     return [str(f) for f in files], facts
+
 
 def sweep(mlflow, transformer, X: pd.DataFrame, y: np.ndarray, tp: TrainParams) -> tuple[dict, pd.DataFrame]:
     "Cross-validate each grid point (capped at `max_trials`) as a child run of the active run; return the best and all."
     from sklearn.model_selection import ParameterGrid, KFold, StratifiedKFold, cross_val_score
-    trials = list(ParameterGrid(tp.sweep.grid))[:tp.sweep.max_trials]
+
+    trials = list(ParameterGrid(tp.sweep.grid))[: tp.sweep.max_trials]
     splitter = StratifiedKFold if tp.model.family not in REGRESSION_FAMILIES else KFold
     folds = splitter(tp.sweep.folds, shuffle=True, random_state=tp.seed)
     rows, experiment_id = [], mlflow.active_run().info.experiment_id
@@ -106,17 +144,31 @@ def sweep(mlflow, transformer, X: pd.DataFrame, y: np.ndarray, tp: TrainParams) 
         with mlflow.start_run(run_name=f'trial-{i}', nested=True, experiment_id=experiment_id):
             scores = cross_val_score(make_pipeline(transformer, tp, combo), X, y, cv=folds, scoring=tp.sweep.metric)
             mlflow.log_params({f'model.{k}': v for k, v in combo.items()})
-            mlflow.log_metrics({f'cv_{tp.sweep.metric}': float(scores.mean()), f'cv_{tp.sweep.metric}_std': float(scores.std())})
+            mlflow.log_metrics(
+                {f'cv_{tp.sweep.metric}': float(scores.mean()), f'cv_{tp.sweep.metric}_std': float(scores.std())}
+            )
             rows.append({**combo, 'cv_mean': float(scores.mean()), 'cv_std': float(scores.std())})
     table = pd.DataFrame(rows)
-    best = trials[int(table.cv_mean.to_numpy().argmax())]     # first best on ties: deterministic
+    best = trials[int(table.cv_mean.to_numpy().argmax())]  # first best on ties: deterministic
     return best, table
 
-def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transformer, inputs: list[str],
-                  tp: TrainParams, fp: FeaturesParams, tags: dict, holdout: pd.DataFrame | None = None) -> dict:
+
+def train_and_log(
+    mlflow,
+    experiment_id: str,
+    train_df: pd.DataFrame,
+    transformer,
+    inputs: list[str],
+    tp: TrainParams,
+    fp: FeaturesParams,
+    tags: dict,
+    holdout: pd.DataFrame | None = None,
+) -> dict:
     "Fit and log one run (model, signature, ONNX form when its parity holds); return ids, metrics and ONNX facts."
-    import json, tempfile
+    import json
+    import tempfile
     from mlflow.models import infer_signature
+
     X, y = xy(train_df, inputs, fp)
     with mlflow.start_run(experiment_id=experiment_id) as run:
         best, trials = sweep(mlflow, transformer, X, y, tp) if tp.sweep else ({}, None)
@@ -126,26 +178,59 @@ def train_and_log(mlflow, experiment_id: str, train_df: pd.DataFrame, transforme
         est = pipe.named_steps['model']
         _, clamped = capped({**tp.model.params, **best}, tp.max_iterations)
         used = {k: v for k, v in est.get_params().items() if k in {*tp.model.params, *best, *_ITERATION_KEYS}}
-        if getattr(est, 'n_iter_', None) is not None: metrics['iterations_run'] = float(np.max(est.n_iter_))
-        mlflow.log_params({'family': tp.model.family, 'seed': tp.seed, 'holdout_fraction': tp.holdout_fraction,
-                           'max_iterations': tp.max_iterations, 'early_stopping': tp.early_stopping,
-                           'sweep_trials': 0 if trials is None else len(trials), **{f'model.{k}': v for k, v in used.items()}})
+        if getattr(est, 'n_iter_', None) is not None:
+            metrics['iterations_run'] = float(np.max(est.n_iter_))
+        mlflow.log_params(
+            {
+                'family': tp.model.family,
+                'seed': tp.seed,
+                'holdout_fraction': tp.holdout_fraction,
+                'max_iterations': tp.max_iterations,
+                'early_stopping': tp.early_stopping,
+                'sweep_trials': 0 if trials is None else len(trials),
+                **{f'model.{k}': v for k, v in used.items()},
+            }
+        )
         mlflow.set_tags({**{k: str(v) for k, v in tags.items()}, 'iterations_capped': ','.join(clamped) or 'no'})
         mlflow.log_metrics(metrics)
         with tempfile.TemporaryDirectory() as d, warnings.catch_warnings():
             warnings.simplefilter('ignore')
             check_X = holdout[inputs] if holdout is not None else X
-            if fp.task == 'classification': extra, onnx = portable_artifacts(pipe, X, check_X, tp.onnx_parity_tolerance, Path(d))
+            if fp.task == 'classification':
+                extra, onnx = portable_artifacts(pipe, X, check_X, tp.onnx_parity_tolerance, Path(d))
             else:
-                onnx = dict(converted=False, passed=False, serving_form='sklearn', tolerance=tp.onnx_parity_tolerance,
-                            reason='ONNX parity is verified for classifiers only; regression models serve with scikit-learn')
-                extra = [str(Path(d) / 'onnx_parity.json')]; Path(extra[0]).write_text(json.dumps(onnx, indent=1))
-            mlflow.set_tags({'serving_form': onnx['serving_form'], 'onnx_converted': str(onnx['converted']),
-                             'onnx_parity_passed': str(onnx['passed']), 'onnx_reason': onnx['reason'][:500],
-                             'onnx_max_abs_diff': str(onnx.get('max_abs_diff', ''))})
-            info = mlflow.sklearn.log_model(pipe, name='model', signature=infer_signature(X, proba),
-                                            input_example=X.head(3), pip_requirements=pinned_requirements(),
-                                            skops_trusted_types=SKOPS_TRUSTED[tp.model.family] or None,
-                                            extra_files=extra)
-    return dict(mlflow_run_id=run.info.run_id, model_uri=info.model_uri, train_metrics=metrics, onnx=onnx,
-                best_params=best, trials=None if trials is None else trials.to_dict('records'))
+                onnx = dict(
+                    converted=False,
+                    passed=False,
+                    serving_form='sklearn',
+                    tolerance=tp.onnx_parity_tolerance,
+                    reason='ONNX parity is verified for classifiers only; regression models serve with scikit-learn',
+                )
+                extra = [str(Path(d) / 'onnx_parity.json')]
+                Path(extra[0]).write_text(json.dumps(onnx, indent=1))
+            mlflow.set_tags(
+                {
+                    'serving_form': onnx['serving_form'],
+                    'onnx_converted': str(onnx['converted']),
+                    'onnx_parity_passed': str(onnx['passed']),
+                    'onnx_reason': onnx['reason'][:500],
+                    'onnx_max_abs_diff': str(onnx.get('max_abs_diff', '')),
+                }
+            )
+            info = mlflow.sklearn.log_model(
+                pipe,
+                name='model',
+                signature=infer_signature(X, proba),
+                input_example=X.head(3),
+                pip_requirements=pinned_requirements(),
+                skops_trusted_types=SKOPS_TRUSTED[tp.model.family] or None,
+                extra_files=extra,
+            )
+    return dict(
+        mlflow_run_id=run.info.run_id,
+        model_uri=info.model_uri,
+        train_metrics=metrics,
+        onnx=onnx,
+        best_params=best,
+        trials=None if trials is None else trials.to_dict('records'),
+    )

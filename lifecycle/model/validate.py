@@ -16,40 +16,75 @@ __all__ = ['GateFailed', 'classification_metrics', 'regression_metrics', 'evalua
 # %% ../../nbs/api/model/02_validate.ipynb #6a48c7e8
 class GateFailed(Exception):
     "At least one validation gate failed; the model must not be promoted."
+
     def __init__(self, failed: pd.DataFrame):
         self.failed = failed
-        super().__init__('validation gate(s) failed: ' + '; '.join(
-            f"{r.gate} = {r.value:.4f}, needs {r.limit}" for r in failed.itertuples()))
+        super().__init__(
+            'validation gate(s) failed: '
+            + '; '.join(f"{r.gate} = {r.value:.4f}, needs {r.limit}" for r in failed.itertuples())
+        )
+
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5, costs=None) -> dict:
     "Accuracy, precision, recall, F1, ROC AUC, confusion-matrix counts and mean business cost at a threshold."
     from sklearn import metrics as m
+
     pred = (proba >= threshold).astype(int)
     tn, fp, fn, tp = m.confusion_matrix(y, pred, labels=[0, 1]).ravel()
     c = costs.model_dump() if costs is not None else dict(tp=0.0, fp=1.0, fn=1.0, tn=0.0)
     cost = (tp * c['tp'] + fp * c['fp'] + fn * c['fn'] + tn * c['tn']) / max(len(y), 1)
-    return dict(accuracy=m.accuracy_score(y, pred), precision=m.precision_score(y, pred, zero_division=0),
-                recall=m.recall_score(y, pred, zero_division=0), f1=m.f1_score(y, pred, zero_division=0),
-                roc_auc=m.roc_auc_score(y, proba), business_cost=float(cost),
-                tn=int(tn), fp=int(fp), fn=int(fn), tp=int(tp), rows=int(len(y)))
+    return dict(
+        accuracy=m.accuracy_score(y, pred),
+        precision=m.precision_score(y, pred, zero_division=0),
+        recall=m.recall_score(y, pred, zero_division=0),
+        f1=m.f1_score(y, pred, zero_division=0),
+        roc_auc=m.roc_auc_score(y, proba),
+        business_cost=float(cost),
+        tn=int(tn),
+        fp=int(fp),
+        fn=int(fn),
+        tp=int(tp),
+        rows=int(len(y)),
+    )
+
 
 def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
     "RMSE, MAE and R² of predictions."
     from sklearn import metrics as m
-    return dict(rmse=float(np.sqrt(m.mean_squared_error(y, pred))), mae=float(m.mean_absolute_error(y, pred)),
-                r2=float(m.r2_score(y, pred)), rows=int(len(y)))
+
+    return dict(
+        rmse=float(np.sqrt(m.mean_squared_error(y, pred))),
+        mae=float(m.mean_absolute_error(y, pred)),
+        r2=float(m.r2_score(y, pred)),
+        rows=int(len(y)),
+    )
 
 # %% ../../nbs/api/model/02_validate.ipynb #1b8bda6d
 def _gate_row(name: str, v, g, kind: str) -> dict:
-    limit = ' and '.join(x for x in (f">= {g.min}" if g.min is not None else '', f"<= {g.max}" if g.max is not None else '') if x)
-    ok = v is not None and not (isinstance(v, float) and np.isnan(v)) and (g.min is None or v >= g.min) and (g.max is None or v <= g.max)
-    return dict(gate=name, kind=kind, value=float('nan') if v is None else float(v), limit=limit or '(none)',
-                verdict='pass' if ok else ('fail' if v is not None else 'fail: metric not computed'))
+    limit = ' and '.join(
+        x for x in (f">= {g.min}" if g.min is not None else '', f"<= {g.max}" if g.max is not None else '') if x
+    )
+    ok = (
+        v is not None
+        and not (isinstance(v, float) and np.isnan(v))
+        and (g.min is None or v >= g.min)
+        and (g.max is None or v <= g.max)
+    )
+    return dict(
+        gate=name,
+        kind=kind,
+        value=float('nan') if v is None else float(v),
+        limit=limit or '(none)',
+        verdict='pass' if ok else ('fail' if v is not None else 'fail: metric not computed'),
+    )
 
-def evaluate_gates(metrics: dict, vp: ValidateParams, fairness: dict | None = None,
-                   champion: dict | None = None) -> pd.DataFrame:
+
+def evaluate_gates(
+    metrics: dict, vp: ValidateParams, fairness: dict | None = None, champion: dict | None = None
+) -> pd.DataFrame:
     "One row per gate (absolute thresholds, fairness limits per attribute, no worse than the champion): value, limit, verdict."
     from lifecycle.core.params import Gate
+
     rows = [_gate_row(name, metrics.get(name), g, 'threshold') for name, g in vp.gates.items()]
     for metric, g in vp.fairness_gates.items():
         for attr in vp.protected_attributes:
@@ -59,101 +94,155 @@ def evaluate_gates(metrics: dict, vp: ValidateParams, fairness: dict | None = No
         for m in vp.champion_metrics:
             lower_is_better = m in ('business_cost', 'rmse', 'mae')
             ref = champion['metrics'].get(m)
-            g = Gate(max=round(ref + vp.champion_tolerance, 6)) if lower_is_better else Gate(min=round(ref - vp.champion_tolerance, 6))
+            g = (
+                Gate(max=round(ref + vp.champion_tolerance, 6))
+                if lower_is_better
+                else Gate(min=round(ref - vp.champion_tolerance, 6))
+            )
             rows.append(_gate_row(f"{m} vs champion v{champion['version']} ({ref:.4f})", metrics.get(m), g, 'champion'))
     return pd.DataFrame(rows, columns=['gate', 'kind', 'value', 'limit', 'verdict'])
+
 
 def enforce_gates(gates: pd.DataFrame) -> None:
     "Raise `GateFailed` naming each failed gate."
     failed = gates[gates.verdict != 'pass']
-    if len(failed): raise GateFailed(failed)
+    if len(failed):
+        raise GateFailed(failed)
 
 # %% ../../nbs/api/model/02_validate.ipynb #6c215217
 def group_metrics(groups: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
     "Metrics per value of each column of `groups` (fairlearn MetricFrame)."
     from fairlearn.metrics import MetricFrame, selection_rate, false_positive_rate, true_positive_rate, count
     from sklearn.metrics import accuracy_score
-    pred = (proba >= threshold).astype(int); frames = []
-    fns = dict(rows=count, base_rate=lambda yt, yp: float(np.mean(yt)), selection_rate=selection_rate,
-               accuracy=accuracy_score, recall=true_positive_rate, false_positive_rate=false_positive_rate)
+
+    pred = (proba >= threshold).astype(int)
+    frames = []
+    fns = dict(
+        rows=count,
+        base_rate=lambda yt, yp: float(np.mean(yt)),
+        selection_rate=selection_rate,
+        accuracy=accuracy_score,
+        recall=true_positive_rate,
+        false_positive_rate=false_positive_rate,
+    )
     for col in groups.columns:
         mf = MetricFrame(metrics=fns, y_true=y, y_pred=pred, sensitive_features=groups[col].astype(str).to_numpy())
         frames.append(mf.by_group.reset_index(names='group').assign(attribute=col))
     cols = ['attribute', 'group', 'rows', 'base_rate', 'selection_rate', 'accuracy', 'recall', 'false_positive_rate']
     return pd.concat(frames, ignore_index=True)[cols].astype({'rows': int}) if frames else pd.DataFrame(columns=cols)
 
+
 def fairness_metrics(groups: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict:
     "Per protected attribute: demographic-parity and equalised-odds differences (fairlearn), keyed `metric[attribute]`."
     from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
-    pred = (proba >= threshold).astype(int); out = {}
+
+    pred = (proba >= threshold).astype(int)
+    out = {}
     for col in groups.columns:
         sf = groups[col].astype(str).to_numpy()
-        out[f'demographic_parity_difference[{col}]'] = float(demographic_parity_difference(y, pred, sensitive_features=sf))
+        out[f'demographic_parity_difference[{col}]'] = float(
+            demographic_parity_difference(y, pred, sensitive_features=sf)
+        )
         out[f'equalized_odds_difference[{col}]'] = float(equalized_odds_difference(y, pred, sensitive_features=sf))
     return out
 
 # %% ../../nbs/api/model/02_validate.ipynb #da437245
 def plot_confusion(metrics: dict, labels=('negative', 'positive')):
     "Heatmap of the confusion matrix."
-    import matplotlib.pyplot as plt, seaborn as sns
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
     cm = np.array([[metrics['tn'], metrics['fp']], [metrics['fn'], metrics['tp']]])
     fig, ax = plt.subplots(figsize=(4, 3.4))
     sns.heatmap(cm, annot=True, fmt='d', cmap='Blues', cbar=False, xticklabels=labels, yticklabels=labels, ax=ax)
     ax.set(xlabel='predicted', ylabel='actual', title='Confusion matrix (holdout)')
-    fig.tight_layout(); return fig
+    fig.tight_layout()
+    return fig
+
 
 def plot_roc(y: np.ndarray, proba: np.ndarray):
     "ROC curve with its AUC."
     import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve, roc_auc_score
+
     fpr, tpr, _ = roc_curve(y, proba)
     fig, ax = plt.subplots(figsize=(4, 3.4))
-    ax.plot(fpr, tpr, label=f'AUC = {roc_auc_score(y, proba):.3f}'); ax.plot([0, 1], [0, 1], '--', color='grey')
-    ax.set(xlabel='false positive rate', ylabel='true positive rate', title='ROC (holdout)'); ax.legend(loc='lower right')
-    fig.tight_layout(); return fig
+    ax.plot(fpr, tpr, label=f'AUC = {roc_auc_score(y, proba):.3f}')
+    ax.plot([0, 1], [0, 1], '--', color='grey')
+    ax.set(xlabel='false positive rate', ylabel='true positive rate', title='ROC (holdout)')
+    ax.legend(loc='lower right')
+    fig.tight_layout()
+    return fig
+
 
 def plot_calibration(y: np.ndarray, proba: np.ndarray, bins: int = 10):
     "Reliability diagram: observed positive rate against mean predicted probability per bin."
     import matplotlib.pyplot as plt
     from sklearn.calibration import calibration_curve
+
     frac, mean = calibration_curve(y, proba, n_bins=bins, strategy='quantile')
     fig, ax = plt.subplots(figsize=(4, 3.4))
-    ax.plot(mean, frac, marker='o', label='model'); ax.plot([0, 1], [0, 1], '--', color='grey', label='perfect')
-    ax.set(xlabel='mean predicted probability', ylabel='observed positive rate', title='Calibration (holdout)'); ax.legend()
-    fig.tight_layout(); return fig
+    ax.plot(mean, frac, marker='o', label='model')
+    ax.plot([0, 1], [0, 1], '--', color='grey', label='perfect')
+    ax.set(xlabel='mean predicted probability', ylabel='observed positive rate', title='Calibration (holdout)')
+    ax.legend()
+    fig.tight_layout()
+    return fig
 
-def permutation_importance_table(model, X: pd.DataFrame, y: np.ndarray, repeats: int = 5, seed: int = 0,
-                                 scoring: str = 'roc_auc') -> pd.DataFrame:
+
+def permutation_importance_table(
+    model, X: pd.DataFrame, y: np.ndarray, repeats: int = 5, seed: int = 0, scoring: str = 'roc_auc'
+) -> pd.DataFrame:
     "Global explanation: drop in the score (ROC AUC by default) when each input column is shuffled (mean and std)."
     from sklearn.inspection import permutation_importance
+
     r = permutation_importance(model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed)
-    return (pd.DataFrame({'feature': X.columns, 'importance': r.importances_mean, 'std': r.importances_std})
-            .sort_values('importance', ascending=False, ignore_index=True))
+    return pd.DataFrame({'feature': X.columns, 'importance': r.importances_mean, 'std': r.importances_std}).sort_values(
+        'importance', ascending=False, ignore_index=True
+    )
+
 
 def plot_predicted(y: np.ndarray, pred: np.ndarray):
     "Regression: predicted against actual values, with the identity line."
     import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(4, 3.4))
-    ax.scatter(y, pred, s=8, alpha=0.6); lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
-    ax.plot([lo, hi], [lo, hi], '--', color='grey'); ax.set(xlabel='actual', ylabel='predicted', title='Predicted vs actual (holdout)')
-    fig.tight_layout(); return fig
+    ax.scatter(y, pred, s=8, alpha=0.6)
+    lo, hi = float(min(y.min(), pred.min())), float(max(y.max(), pred.max()))
+    ax.plot([lo, hi], [lo, hi], '--', color='grey')
+    ax.set(xlabel='actual', ylabel='predicted', title='Predicted vs actual (holdout)')
+    fig.tight_layout()
+    return fig
+
 
 def plot_importance(table: pd.DataFrame):
     "Bar plot of permutation importances."
-    import matplotlib.pyplot as plt, seaborn as sns
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
     fig, ax = plt.subplots(figsize=(5, 0.4 * len(table) + 1.2))
     sns.barplot(data=table, x='importance', y='feature', ax=ax, color='steelblue')
     ax.errorbar(table.importance, range(len(table)), xerr=table['std'], fmt='none', color='black')
-    ax.set(title='Permutation importance (drop in score)'); fig.tight_layout(); return fig
+    ax.set(title='Permutation importance (drop in score)')
+    fig.tight_layout()
+    return fig
 
 # %% ../../nbs/api/model/02_validate.ipynb #29b9089e
 def holdout_metrics(y: np.ndarray, scores: np.ndarray, task: str, vp: ValidateParams) -> dict:
     "Classification metrics at the decision threshold (with business cost), or regression metrics."
-    if task == 'classification': return classification_metrics(y, scores, vp.decision_threshold, vp.cost_matrix)
+    if task == 'classification':
+        return classification_metrics(y, scores, vp.decision_threshold, vp.cost_matrix)
     return regression_metrics(y, scores)
 
-def evidence_plots(y: np.ndarray, scores: np.ndarray, metrics: dict, task: str, labels=('negative', 'positive')) -> dict:
+
+def evidence_plots(
+    y: np.ndarray, scores: np.ndarray, metrics: dict, task: str, labels=('negative', 'positive')
+) -> dict:
     "The task's plots by name: confusion matrix, ROC and calibration; or predicted against actual."
     if task == 'classification':
-        return dict(confusion_matrix=plot_confusion(metrics, labels), roc=plot_roc(y, scores), calibration=plot_calibration(y, scores))
+        return dict(
+            confusion_matrix=plot_confusion(metrics, labels),
+            roc=plot_roc(y, scores),
+            calibration=plot_calibration(y, scores),
+        )
     return dict(predicted_vs_actual=plot_predicted(y, scores))

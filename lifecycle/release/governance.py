@@ -5,7 +5,10 @@ that ties a release to its evidence and lineage; every approval, refusal and pro
 
 # %% ../../nbs/api/release/00_governance.ipynb #3f7072ce
 from __future__ import annotations
-import configparser, json, os, tempfile
+import configparser
+import json
+import os
+import tempfile
 from pathlib import Path
 import pandas as pd
 from ..core.settings import Settings, SettingsError
@@ -28,167 +31,311 @@ def load_policy(path: str | Path) -> PolicyParams:
 def load_roles(path: str | Path) -> dict[str, set[str]]:
     "The `[roles]` section of a settings file: role name -> set of users."
     path = Path(path)
-    if path.is_dir(): path = path / 'settings.ini'
+    if path.is_dir():
+        path = path / 'settings.ini'
     cp = configparser.ConfigParser(interpolation=None)
-    try: cp.read_string(path.read_text(encoding='utf-8'))
-    except (OSError, configparser.Error) as e: raise SettingsError(f"{path}: cannot be read: {e}") from None
-    if not cp.has_section('roles'): return {}
-    return {role: {u.strip() for u in users.replace('\n', ',').split(',') if u.strip()} for role, users in cp['roles'].items()}
+    try:
+        cp.read_string(path.read_text(encoding='utf-8'))
+    except (OSError, configparser.Error) as e:
+        raise SettingsError(f"{path}: cannot be read: {e}") from None
+    if not cp.has_section('roles'):
+        return {}
+    return {
+        role: {u.strip() for u in users.replace('\n', ',').split(',') if u.strip()}
+        for role, users in cp['roles'].items()
+    }
 
 # %% ../../nbs/api/release/00_governance.ipynb #8b0584da
 class GovernanceError(Exception):
     "A governance action cannot go ahead: a model version, record, role or evidence file is missing or wrong."
 
+
 class PolicyFailed(GovernanceError):
     "At least one policy rule failed; the version must not be approved."
+
     def __init__(self, failed: pd.DataFrame, subject: str = ''):
         self.failed = failed
-        super().__init__(f"policy failed{' for ' + subject if subject else ''}: "
-                         + '; '.join(f"{r.rule}: {r.reason}" for r in failed.itertuples()))
+        super().__init__(
+            f"policy failed{' for ' + subject if subject else ''}: "
+            + '; '.join(f"{r.rule}: {r.reason}" for r in failed.itertuples())
+        )
+
 
 def _present(v) -> bool:
-    if v is None or (isinstance(v, float) and v != v): return False
-    if isinstance(v, str): return bool(v.strip())
-    if isinstance(v, (list, tuple, set, dict)): return len(v) > 0
+    if v is None or (isinstance(v, float) and v != v):
+        return False
+    if isinstance(v, str):
+        return bool(v.strip())
+    if isinstance(v, (list, tuple, set, dict)):
+        return len(v) > 0
     return True
 
+
 def _records(groups) -> list[dict]:
-    if groups is None: return []
+    if groups is None:
+        return []
     return groups.to_dict('records') if isinstance(groups, pd.DataFrame) else list(groups)
 
+
 def _bounds(g: Gate) -> str:
-    return ' and '.join(x for x in (f">= {g.min:g}" if g.min is not None else '', f"<= {g.max:g}" if g.max is not None else '') if x)
+    return ' and '.join(
+        x for x in (f">= {g.min:g}" if g.min is not None else '', f"<= {g.max:g}" if g.max is not None else '') if x
+    )
+
 
 def evaluate_policy(policy: PolicyParams, facts: dict) -> pd.DataFrame:
     "One row per policy rule: rule, value, limit, verdict (pass, fail, not required) and reason."
     rows = []
-    def add(rule, value, limit, verdict, reason): rows.append(dict(rule=rule, value=value, limit=limit, verdict=verdict, reason=reason))
+
+    def add(rule, value, limit, verdict, reason):
+        rows.append(dict(rule=rule, value=value, limit=limit, verdict=verdict, reason=reason))
+
     card = facts.get('card')
     for f in policy.required_card_fields:
-        if card is None: add(f'card.{f}', None, 'present', 'fail', 'no model card was given')
-        elif _present(card.get(f)): add(f'card.{f}', 'present', 'present', 'pass', f"model card field {f!r} is filled in")
-        else: add(f'card.{f}', 'missing', 'present', 'fail', f"model card field {f!r} is missing or empty")
+        if card is None:
+            add(f'card.{f}', None, 'present', 'fail', 'no model card was given')
+        elif _present(card.get(f)):
+            add(f'card.{f}', 'present', 'present', 'pass', f"model card field {f!r} is filled in")
+        else:
+            add(f'card.{f}', 'missing', 'present', 'fail', f"model card field {f!r} is missing or empty")
     metrics = facts.get('metrics') or {}
     for m, g in policy.thresholds.items():
         v = metrics.get(m)
-        if v is None or v != v: add(f'metric.{m}', None, _bounds(g), 'fail', f"holdout metric {m!r} was not logged (holdout_{m})"); continue
-        v = float(v); low, high = g.min is not None and v < g.min, g.max is not None and v > g.max
-        add(f'metric.{m}', v, _bounds(g), 'fail' if low or high else 'pass',
-            f"{m} {v:.4g} is below the minimum {g.min:g}" if low else f"{m} {v:.4g} is above the maximum {g.max:g}" if high
-            else f"{m} {v:.4g} is within {_bounds(g)}")
+        if v is None or v != v:
+            add(f'metric.{m}', None, _bounds(g), 'fail', f"holdout metric {m!r} was not logged (holdout_{m})")
+            continue
+        v = float(v)
+        low, high = g.min is not None and v < g.min, g.max is not None and v > g.max
+        add(
+            f'metric.{m}',
+            v,
+            _bounds(g),
+            'fail' if low or high else 'pass',
+            f"{m} {v:.4g} is below the minimum {g.min:g}"
+            if low
+            else f"{m} {v:.4g} is above the maximum {g.max:g}"
+            if high
+            else f"{m} {v:.4g} is within {_bounds(g)}",
+        )
     if policy.require_bias_evaluation:
         attrs = list(dict.fromkeys([*policy.protected_attributes, *(facts.get('protected_attributes') or [])]))
         groups = _records(facts.get('groups'))
-        if not attrs: add('bias_evaluation', None, 'protected attributes named', 'fail',
-                          'no protected attribute is named (policy or validate params), so no bias evaluation was done')
+        if not attrs:
+            add(
+                'bias_evaluation',
+                None,
+                'protected attributes named',
+                'fail',
+                'no protected attribute is named (policy or validate params), so no bias evaluation was done',
+            )
         for a in attrs:
             found = sorted({str(r.get('group')) for r in groups if r.get('attribute') == a})
-            add(f'bias_evaluation.{a}', len(found), '>= 2 groups', 'pass' if len(found) >= 2 else 'fail',
-                f"per-group results for {a!r}: {', '.join(found)}" if len(found) >= 2 else
-                f"per-group results for {a!r} cover {len(found)} group(s){': ' + found[0] if found else ''}; at least two are needed")
-    else: add('bias_evaluation', None, 'not required', 'not required', 'the policy does not require a bias evaluation')
+            add(
+                f'bias_evaluation.{a}',
+                len(found),
+                '>= 2 groups',
+                'pass' if len(found) >= 2 else 'fail',
+                f"per-group results for {a!r}: {', '.join(found)}"
+                if len(found) >= 2
+                else f"per-group results for {a!r} cover {len(found)} group(s){': ' + found[0] if found else ''}; at least two are needed",
+            )
+    else:
+        add('bias_evaluation', None, 'not required', 'not required', 'the policy does not require a bias evaluation')
     sig = facts.get('signature') or {}
     if policy.require_signature:
         ok = bool(facts.get('signed'))
-        add('signature', sig.get('key_id') if ok else None, 'signature record exists', 'pass' if ok else 'fail',
-            f"signed with key {sig.get('key_id')}, manifest {str(sig.get('manifest_sha256'))[:12]}…" if ok else
-            (facts.get('signature_problem') or 'the model version is unsigned: there is no signature record for it'))
-    else: add('signature', None, 'not required', 'not required', 'the policy does not require a signature')
+        add(
+            'signature',
+            sig.get('key_id') if ok else None,
+            'signature record exists',
+            'pass' if ok else 'fail',
+            f"signed with key {sig.get('key_id')}, manifest {str(sig.get('manifest_sha256'))[:12]}…"
+            if ok
+            else (
+                facts.get('signature_problem') or 'the model version is unsigned: there is no signature record for it'
+            ),
+        )
+    else:
+        add('signature', None, 'not required', 'not required', 'the policy does not require a signature')
     return pd.DataFrame(rows, columns=['rule', 'value', 'limit', 'verdict', 'reason'])
+
 
 def enforce_policy(results: pd.DataFrame, subject: str = '') -> None:
     "Raise `PolicyFailed` naming each failed rule."
     failed = results[results.verdict == 'fail']
-    if len(failed): raise PolicyFailed(failed, subject)
+    if len(failed):
+        raise PolicyFailed(failed, subject)
 
 # %% ../../nbs/api/release/00_governance.ipynb #75da0ce5
 def _record(store: Store, kind: str, rid: str | None) -> dict | None:
-    if not rid: return None
-    try: return store.get_record(kind, rid)
-    except StoreError: return None
+    if not rid:
+        return None
+    try:
+        return store.get_record(kind, rid)
+    except StoreError:
+        return None
+
 
 def _fixed(version) -> str:
     v = str(version).strip()
-    if not v.isdigit(): raise GovernanceError(f"model version {v!r}: expected a fixed version number; never 'latest' or an alias")
+    if not v.isdigit():
+        raise GovernanceError(f"model version {v!r}: expected a fixed version number; never 'latest' or an alias")
     return str(int(v))
 
-def gather_facts(mlflow, store: Store, name: str, version, *, card: dict | None = None, groups=None,
-                 protected_attributes=(), key_dir: str | Path | None = None) -> dict:
+
+def gather_facts(
+    mlflow,
+    store: Store,
+    name: str,
+    version,
+    *,
+    card: dict | None = None,
+    groups=None,
+    protected_attributes=(),
+    key_dir: str | Path | None = None,
+) -> dict:
     "Facts about a registered version for `evaluate_policy` and the report: metrics, trainer, signature, lineage."
     from mlflow.exceptions import MlflowException
-    version = _fixed(version); client = mlflow.MlflowClient()
-    try: mv = client.get_model_version(name, version)
-    except MlflowException: raise GovernanceError(f"model {name!r} has no version {version} in the registry") from None
+
+    version = _fixed(version)
+    client = mlflow.MlflowClient()
+    try:
+        mv = client.get_model_version(name, version)
+    except MlflowException:
+        raise GovernanceError(f"model {name!r} has no version {version} in the registry") from None
     run_id = mv.run_id or (mv.tags or {}).get('mlflow_run_id')
     run = client.get_run(run_id) if run_id else None
     rtags = dict(run.data.tags) if run else {}
     tags = {**rtags, **(mv.tags or {})}
-    metrics = {k.removeprefix('holdout_'): float(v) for k, v in (run.data.metrics if run else {}).items() if k.startswith('holdout_')}
+    metrics = {
+        k.removeprefix('holdout_'): float(v)
+        for k, v in (run.data.metrics if run else {}).items()
+        if k.startswith('holdout_')
+    }
     signed = _record(store, 'signatures', f'{name}-{version}')
-    subject_ok = bool(signed and signed.get('signature') and (signed.get('manifest') or {}).get('subject') == f'models:/{name}/{version}')
+    subject_ok = bool(
+        signed
+        and signed.get('signature')
+        and (signed.get('manifest') or {}).get('subject') == f'models:/{name}/{version}'
+    )
     problem = None if subject_ok else ('the signature record is for another model version' if signed else None)
     if subject_ok and key_dir is not None:
         from lifecycle.model.signing import SignatureError, SigningKeyError, verified_path
+
         with tempfile.TemporaryDirectory(prefix='lifecycle-govern-') as tmp:
-            try: verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
-            except (SignatureError, SigningKeyError) as e: subject_ok, problem = False, f'the signature does not verify: {e}'
+            try:
+                verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
+            except (SignatureError, SigningKeyError) as e:
+                subject_ok, problem = False, f'the signature does not verify: {e}'
     snap = _record(store, 'datasets', tags.get('dataset_version')) or {}
-    lineage = dict(source_fingerprint=snap.get('source') or tags.get('dataset_source'), dataset_version=tags.get('dataset_version'),
-                   dataset_parent=snap.get('parent'), feature_set_version=tags.get('feature_set_version'),
-                   feature_definition_hash=tags.get('feature_definition_hash'), mlflow_run_id=run_id,
-                   pipeline_run_id=tags.get('pipeline_run_id'), code_version=tags.get('code_version'),
-                   git_commit=tags.get('git_commit'), model_version=f'models:/{name}/{version}',
-                   manifest_sha256=(signed or {}).get('manifest', {}).get('manifest_hash'))
-    return dict(model_name=name, model_version=version, run_id=run_id,
-                trained_by=rtags.get('trained_by') or rtags.get('mlflow.user') or (run.info.user_id if run else None) or None,
-                metrics=metrics, tags=tags, validation_passed=tags.get('validation_passed'), aliases=sorted(mv.aliases or []),
-                signed=subject_ok, signature_problem=problem,
-                signature=dict(key_id=signed.get('key_id'), manifest_sha256=signed['manifest'].get('manifest_hash')) if subject_ok else None,
-                lineage=lineage, card=card, groups=_records(groups), protected_attributes=list(protected_attributes))
+    lineage = dict(
+        source_fingerprint=snap.get('source') or tags.get('dataset_source'),
+        dataset_version=tags.get('dataset_version'),
+        dataset_parent=snap.get('parent'),
+        feature_set_version=tags.get('feature_set_version'),
+        feature_definition_hash=tags.get('feature_definition_hash'),
+        mlflow_run_id=run_id,
+        pipeline_run_id=tags.get('pipeline_run_id'),
+        code_version=tags.get('code_version'),
+        git_commit=tags.get('git_commit'),
+        model_version=f'models:/{name}/{version}',
+        manifest_sha256=(signed or {}).get('manifest', {}).get('manifest_hash'),
+    )
+    return dict(
+        model_name=name,
+        model_version=version,
+        run_id=run_id,
+        trained_by=rtags.get('trained_by') or rtags.get('mlflow.user') or (run.info.user_id if run else None) or None,
+        metrics=metrics,
+        tags=tags,
+        validation_passed=tags.get('validation_passed'),
+        aliases=sorted(mv.aliases or []),
+        signed=subject_ok,
+        signature_problem=problem,
+        signature=dict(key_id=signed.get('key_id'), manifest_sha256=signed['manifest'].get('manifest_hash'))
+        if subject_ok
+        else None,
+        lineage=lineage,
+        card=card,
+        groups=_records(groups),
+        protected_attributes=list(protected_attributes),
+    )
 
 # %% ../../nbs/api/release/00_governance.ipynb #f606cd43
 APPROVAL_KIND = 'approvals'
 REQUIRED_EVIDENCE = ('validation_report', 'model_card', 'governance_report')
 
+
 class ApprovalRefused(GovernanceError):
     "An approval was refused; `reasons` lists why."
+
     def __init__(self, subject: str, step: str, user: str, reasons: list[str]):
         self.subject, self.step, self.user, self.reasons = subject, step, user, list(reasons)
         super().__init__(f"approval of {subject} for {step} by {user!r} refused: " + '; '.join(reasons))
+
 
 def evidence_hashes(evidence: dict[str, str | Path]) -> dict[str, str]:
     "sha256 of each evidence file's bytes, by evidence name; refuses a missing file, naming it."
     res = {}
     for k, p in evidence.items():
-        try: res[k] = sha256_bytes(Path(p).read_bytes())
-        except OSError as e: raise GovernanceError(f"evidence {k!r}: cannot read {p}: {e.strerror or e}") from None
+        try:
+            res[k] = sha256_bytes(Path(p).read_bytes())
+        except OSError as e:
+            raise GovernanceError(f"evidence {k!r}: cannot read {p}: {e.strerror or e}") from None
     return res
+
 
 def _create_record(store: Store, kind: str, rid: str, record: dict) -> None:
     "Create a record exclusively (temporary file, then a hard link that fails if the name exists)."
-    p = store.record_path(kind, rid); p.parent.mkdir(parents=True, exist_ok=True)
+    p = store.record_path(kind, rid)
+    p.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f'.{p.name}.', suffix='.tmp')
     try:
         with os.fdopen(fd, 'wb') as f:
-            f.write(json.dumps(record, sort_keys=True, indent=1, default=str).encode()); f.flush(); os.fsync(f.fileno())
+            f.write(json.dumps(record, sort_keys=True, indent=1, default=str).encode())
+            f.flush()
+            os.fsync(f.fileno())
         os.link(tmp, p)
-    finally: Path(tmp).unlink(missing_ok=True)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
-def _rid(name: str, version: str, step: str) -> str: return f'{name}-{version}-{step}'
+
+def _rid(name: str, version: str, step: str) -> str:
+    return f'{name}-{version}-{step}'
+
 
 def approvals(store: Store, name: str, version, policy: PolicyParams | None = None) -> list[dict]:
     "A version's approval records, in the order of the promotion path (or of time without a policy)."
     version = _fixed(version)
-    recs = [r for r in store.records(APPROVAL_KIND) if r.get('model_name') == name and r.get('model_version') == version]
+    recs = [
+        r for r in store.records(APPROVAL_KIND) if r.get('model_name') == name and r.get('model_version') == version
+    ]
     order = {e: i for i, e in enumerate(policy.environments)} if policy else {}
     return sorted(recs, key=lambda r: (order.get(r['step'], len(order)), r['time']))
 
-def approve(settings: Settings, store: Store, roles: dict[str, set[str]], policy: PolicyParams, name: str, version,
-            user: str, reason: str, step: str, trained_by: str | None, evidence: dict[str, str | Path], *, facts: dict) -> dict:
+
+def approve(
+    settings: Settings,
+    store: Store,
+    roles: dict[str, set[str]],
+    policy: PolicyParams,
+    name: str,
+    version,
+    user: str,
+    reason: str,
+    step: str,
+    trained_by: str | None,
+    evidence: dict[str, str | Path],
+    *,
+    facts: dict,
+) -> dict:
     "Record one sign-off of a version for a promotion step, or refuse it; either way the audit log says so."
     envs, reasons = policy.environments, []
-    try: version = _fixed(version)
-    except GovernanceError as e: version = str(version); reasons.append(str(e))
+    try:
+        version = _fixed(version)
+    except GovernanceError as e:
+        version = str(version)
+        reasons.append(str(e))
     subject = f'{name}/{version}'
     if step not in envs[1:]:
         reasons.append(f"{step!r} is not a promotion step that needs sign-off; expected one of {envs[1:]}")
@@ -197,104 +344,216 @@ def approve(settings: Settings, store: Store, roles: dict[str, set[str]], policy
     role = policy.promotion[step].approver_role if step in policy.promotion else None
     if role:
         members = roles.get(role) or set()
-        if not members: reasons.append(f"role {role!r} has no users: add `{role} = <user>, ...` to the [roles] section of settings.ini")
+        if not members:
+            reasons.append(
+                f"role {role!r} has no users: add `{role} = <user>, ...` to the [roles] section of settings.ini"
+            )
         elif user.casefold() not in {m.casefold() for m in members}:
-            reasons.append(f"{user!r} does not hold the role {role!r} that approves {step} (its users: {', '.join(sorted(members))})")
-    if not trained_by: reasons.append(f"who trained {subject} is unknown, so separation of duties cannot be checked")
+            reasons.append(
+                f"{user!r} does not hold the role {role!r} that approves {step} (its users: {', '.join(sorted(members))})"
+            )
+    if not trained_by:
+        reasons.append(f"who trained {subject} is unknown, so separation of duties cannot be checked")
     elif user.casefold() == str(trained_by).casefold():
         reasons.append(f"separation of duties: {user!r} trained {subject} and cannot approve it")
-    if not str(reason or '').strip(): reasons.append('a reason is required')
+    if not str(reason or '').strip():
+        reasons.append('a reason is required')
     prev_rec = None
     if step in envs[1:] and envs.index(step) > 1:
         prev = envs[envs.index(step) - 1]
         prev_rec = _record(store, APPROVAL_KIND, _rid(name, version, prev))
-        if prev_rec is None: reasons.append(f"{prev} has not been approved for {subject} yet; {step} comes after it")
+        if prev_rec is None:
+            reasons.append(f"{prev} has not been approved for {subject} yet; {step} comes after it")
     if step in envs[1:] and (old := _record(store, APPROVAL_KIND, _rid(name, version, step))):
-        reasons.append(f"{step} was already approved for {subject} by {old['approver']} at {old['time']}; approvals are immutable")
+        reasons.append(
+            f"{step} was already approved for {subject} by {old['approver']} at {old['time']}; approvals are immutable"
+        )
     results = evaluate_policy(policy, facts)
     failed = results[results.verdict == 'fail']
-    if len(failed): reasons.append('policy failed: ' + '; '.join(f"{r.rule}: {r.reason}" for r in failed.itertuples()))
+    if len(failed):
+        reasons.append('policy failed: ' + '; '.join(f"{r.rule}: {r.reason}" for r in failed.itertuples()))
     hashes, missing = {}, [k for k in REQUIRED_EVIDENCE if not evidence.get(k)]
-    if missing: reasons.append(f"evidence missing: {missing}; expected files for {list(REQUIRED_EVIDENCE)}")
-    try: hashes = evidence_hashes(evidence)
-    except GovernanceError as e: reasons.append(str(e))
+    if missing:
+        reasons.append(f"evidence missing: {missing}; expected files for {list(REQUIRED_EVIDENCE)}")
+    try:
+        hashes = evidence_hashes(evidence)
+    except GovernanceError as e:
+        reasons.append(str(e))
     base = dict(step=step, role=role, trained_by=trained_by, evidence=hashes)
     if not reasons:
-        rec = dict(model_name=name, model_version=version, step=step, approver=user, role=role, reason=reason,
-                   trained_by=trained_by, time=now_iso(), evidence={k: dict(path=str(evidence[k]), sha256=h) for k, h in hashes.items()},
-                   policy_sha256=hash_obj(policy.model_dump(mode='json')), policy_results=results.to_dict('records'),
-                   previous_approval_sha256=hash_obj(prev_rec) if prev_rec else None)
+        rec = dict(
+            model_name=name,
+            model_version=version,
+            step=step,
+            approver=user,
+            role=role,
+            reason=reason,
+            trained_by=trained_by,
+            time=now_iso(),
+            evidence={k: dict(path=str(evidence[k]), sha256=h) for k, h in hashes.items()},
+            policy_sha256=hash_obj(policy.model_dump(mode='json')),
+            policy_results=results.to_dict('records'),
+            previous_approval_sha256=hash_obj(prev_rec) if prev_rec else None,
+        )
         try:
             _create_record(store, APPROVAL_KIND, _rid(name, version, step), rec)
-            audit.append(settings.audit_path, 'approval.granted', subject, reason=reason, actor=user, **base,
-                         record_sha256=hash_obj(rec), policy_sha256=rec['policy_sha256'])
+            audit.append(
+                settings.audit_path,
+                'approval.granted',
+                subject,
+                reason=reason,
+                actor=user,
+                **base,
+                record_sha256=hash_obj(rec),
+                policy_sha256=rec['policy_sha256'],
+            )
             return rec
-        except FileExistsError: reasons.append(f"{step} was approved for {subject} by someone else meanwhile; approvals are immutable")
-    audit.append(settings.audit_path, 'approval.refused', subject, reason='; '.join(reasons), actor=user, **base,
-                 refused_because=reasons, failed_rules=list(failed.rule), requested_reason=reason)
+        except FileExistsError:
+            reasons.append(f"{step} was approved for {subject} by someone else meanwhile; approvals are immutable")
+    audit.append(
+        settings.audit_path,
+        'approval.refused',
+        subject,
+        reason='; '.join(reasons),
+        actor=user,
+        **base,
+        refused_because=reasons,
+        failed_rules=list(failed.rule),
+        requested_reason=reason,
+    )
     raise ApprovalRefused(subject, step, user, reasons)
 
 # %% ../../nbs/api/release/00_governance.ipynb #2bbb4f54
 class PromotionRefused(GovernanceError):
     "A promotion was refused: no approval for the step, or an unknown version or step."
 
-def promote(mlflow, settings: Settings, store: Store, name: str, version, step: str, actor: str | None = None, *,
-            policy: PolicyParams | None = None, reason: str = '') -> dict:
+
+def promote(
+    mlflow,
+    settings: Settings,
+    store: Store,
+    name: str,
+    version,
+    step: str,
+    actor: str | None = None,
+    *,
+    policy: PolicyParams | None = None,
+    reason: str = '',
+) -> dict:
     "Move the alias named `step` to this fixed version if the step was approved for it; audit the move or the refusal."
     from mlflow.exceptions import MlflowException
     from lifecycle.model.registry import alias_version
+
     subject, client = f'{name}/{version}', mlflow.MlflowClient()
+
     def refuse(why: str):
         audit.append(settings.audit_path, 'promotion.refused', subject, reason=why, actor=actor, step=step)
         raise PromotionRefused(f"promotion of {subject} to {step} refused: {why}")
-    try: version = _fixed(version)
-    except GovernanceError as e: refuse(str(e))
+
+    try:
+        version = _fixed(version)
+    except GovernanceError as e:
+        refuse(str(e))
     subject = f'{name}/{version}'
-    if policy and step not in policy.environments: refuse(f"{step!r} is not an environment of the policy {policy.environments}")
-    try: client.get_model_version(name, version)
-    except MlflowException: refuse(f"model {name!r} has no version {version} in the registry")
+    if policy and step not in policy.environments:
+        refuse(f"{step!r} is not an environment of the policy {policy.environments}")
+    try:
+        client.get_model_version(name, version)
+    except MlflowException:
+        refuse(f"model {name!r} has no version {version} in the registry")
     rec = _record(store, APPROVAL_KIND, _rid(name, version, step))
     needs = not (policy and step == policy.environments[0])
-    if needs and rec is None: refuse(f"there is no approval of {subject} for {step}; run `lifecycle approve` first")
+    if needs and rec is None:
+        refuse(f"there is no approval of {subject} for {step}; run `lifecycle approve` first")
     if rec and (rec.get('model_name'), rec.get('model_version'), rec.get('step')) != (name, version, step):
-        refuse(f"the approval record for {step} describes {rec.get('model_name')}/{rec.get('model_version')} ({rec.get('step')})")
+        refuse(
+            f"the approval record for {step} describes {rec.get('model_name')}/{rec.get('model_version')} ({rec.get('step')})"
+        )
     before = alias_version(client, name, step)
     client.set_registered_model_alias(name, step, version)
-    details = dict(alias=step, previous_version=before, approver=(rec or {}).get('approver'),
-                   approval_sha256=hash_obj(rec) if rec else None,
-                   evidence={k: e['sha256'] for k, e in (rec or {}).get('evidence', {}).items()})
-    audit.append(settings.audit_path, 'model.promote', subject, actor=actor,
-                 reason=reason or (f"approved for {step} by {rec['approver']}: {rec['reason']}" if rec else f'{step} needs no sign-off'), **details)
+    details = dict(
+        alias=step,
+        previous_version=before,
+        approver=(rec or {}).get('approver'),
+        approval_sha256=hash_obj(rec) if rec else None,
+        evidence={k: e['sha256'] for k, e in (rec or {}).get('evidence', {}).items()},
+    )
+    audit.append(
+        settings.audit_path,
+        'model.promote',
+        subject,
+        actor=actor,
+        reason=reason
+        or (f"approved for {step} by {rec['approver']}: {rec['reason']}" if rec else f'{step} needs no sign-off'),
+        **details,
+    )
     return dict(model_name=name, model_version=version, **details)
 
 # %% ../../nbs/api/release/00_governance.ipynb #d16c1462
 def _cell(v) -> str:
-    if v is None or (isinstance(v, float) and v != v): return '–'
+    if v is None or (isinstance(v, float) and v != v):
+        return '–'
     return (f"{v:.4g}" if isinstance(v, float) else str(v)).replace('|', '\\|').replace('\n', ' ')
 
-def _table(rows: list[dict], cols: list[str]) -> str:
-    return '\n'.join(['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
-                     + ['| ' + ' | '.join(_cell(r.get(c)) for c in cols) + ' |' for r in rows])
 
-def governance_report_markdown(facts: dict, results: pd.DataFrame, approvals: list[dict], policy: PolicyParams | None = None) -> str:
+def _table(rows: list[dict], cols: list[str]) -> str:
+    return '\n'.join(
+        ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
+        + ['| ' + ' | '.join(_cell(r.get(c)) for c in cols) + ' |' for r in rows]
+    )
+
+
+def governance_report_markdown(
+    facts: dict, results: pd.DataFrame, approvals: list[dict], policy: PolicyParams | None = None
+) -> str:
     "The governance report of a release as Markdown: policy results, approvals, lineage."
     name, version, lin = facts['model_name'], facts['model_version'], facts.get('lineage') or {}
     failed = list(results[results.verdict == 'fail'].rule)
-    verdict = (f"**fail**: {len(failed)} of {len(results)} rules failed ({', '.join(failed)})" if failed
-               else f"**pass**: all {len(results)} rules hold")
+    verdict = (
+        f"**fail**: {len(failed)} of {len(results)} rules failed ({', '.join(failed)})"
+        if failed
+        else f"**pass**: all {len(results)} rules hold"
+    )
     done = {a['step'] for a in approvals}
-    pending = [f"- {e}: awaits approval by role `{policy.promotion[e].approver_role}`" for e in policy.environments[1:]
-               if e not in done] if policy else []
-    appr = [dict(a, evidence=', '.join(f"{k} `{e['sha256'][:12]}`" for k, e in sorted(a.get('evidence', {}).items()))) for a in approvals]
-    chain = ' → '.join(f"{label} `{lin.get(k) or 'unknown'}`" for label, k in (
-        ('raw batch', 'source_fingerprint'), ('dataset', 'dataset_version'), ('feature set', 'feature_set_version'),
-        ('MLflow run', 'mlflow_run_id'), ('model', 'model_version')))
-    return '\n\n'.join([
-        f"# Governance report: {name} version {version}",
-        f"Trained by `{facts.get('trained_by') or 'unknown'}`. Policy verdict: {verdict}."
-        + (f" Promotion path: {' → '.join(policy.environments)}." if policy else ''),
-        "## Policy results\n" + _table(results.to_dict('records'), ['rule', 'value', 'limit', 'verdict', 'reason']),
-        "## Approvals\n" + (_table(appr, ['step', 'approver', 'role', 'time', 'reason', 'evidence']) if appr else 'No approvals yet.')
-        + ('\n\n' + '\n'.join(pending) if pending else ''),
-        "## Lineage\n" + chain + '\n\n' + _table([dict(item=k, value=v) for k, v in lin.items()], ['item', 'value']),
-    ])
+    pending = (
+        [
+            f"- {e}: awaits approval by role `{policy.promotion[e].approver_role}`"
+            for e in policy.environments[1:]
+            if e not in done
+        ]
+        if policy
+        else []
+    )
+    appr = [
+        dict(a, evidence=', '.join(f"{k} `{e['sha256'][:12]}`" for k, e in sorted(a.get('evidence', {}).items())))
+        for a in approvals
+    ]
+    chain = ' → '.join(
+        f"{label} `{lin.get(k) or 'unknown'}`"
+        for label, k in (
+            ('raw batch', 'source_fingerprint'),
+            ('dataset', 'dataset_version'),
+            ('feature set', 'feature_set_version'),
+            ('MLflow run', 'mlflow_run_id'),
+            ('model', 'model_version'),
+        )
+    )
+    return '\n\n'.join(
+        [
+            f"# Governance report: {name} version {version}",
+            f"Trained by `{facts.get('trained_by') or 'unknown'}`. Policy verdict: {verdict}."
+            + (f" Promotion path: {' → '.join(policy.environments)}." if policy else ''),
+            "## Policy results\n" + _table(results.to_dict('records'), ['rule', 'value', 'limit', 'verdict', 'reason']),
+            "## Approvals\n"
+            + (
+                _table(appr, ['step', 'approver', 'role', 'time', 'reason', 'evidence'])
+                if appr
+                else 'No approvals yet.'
+            )
+            + ('\n\n' + '\n'.join(pending) if pending else ''),
+            "## Lineage\n"
+            + chain
+            + '\n\n'
+            + _table([dict(item=k, value=v) for k, v in lin.items()], ['item', 'value']),
+        ]
+    )

@@ -6,7 +6,8 @@ one audit entry)."""
 
 # %% ../../nbs/api/serve/10_batch.ipynb #f11ee5a7
 from __future__ import annotations
-import time, uuid
+import time
+import uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -22,86 +23,151 @@ __all__ = ['score_file']
 def _chunks(path: Path, rows: int):
     if path.suffix.lower() in ('.parquet', '.pq'):
         import pyarrow.parquet as pq
+
         f = pq.ParquetFile(path)
-        for b in f.iter_batches(batch_size=rows): yield b.to_pandas()
+        for b in f.iter_batches(batch_size=rows):
+            yield b.to_pandas()
     elif path.suffix.lower() == '.csv':
         yield from pd.read_csv(path, chunksize=rows)
-    else: raise InputError(f"{path}: expected a .csv or .parquet file, found {path.suffix or 'no extension'!r}")
+    else:
+        raise InputError(f"{path}: expected a .csv or .parquet file, found {path.suffix or 'no extension'!r}")
+
 
 def _count_rows(path: Path) -> int | None:
     if path.suffix.lower() in ('.parquet', '.pq'):
         import pyarrow.parquet as pq
+
         return pq.ParquetFile(path).metadata.num_rows
-    with open(path, 'rb') as f: return max(sum(1 for _ in f) - 1, 0)
+    with open(path, 'rb') as f:
+        return max(sum(1 for _ in f) - 1, 0)
 
 # %% ../../nbs/api/serve/10_batch.ipynb #9323e50c
 def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int) -> dict[str, np.ndarray]:
     missing = [c for c in m.columns if c not in df.columns]
-    if missing: raise InputError(f"{path}: missing column(s) {missing}; the model reads {m.columns}")
+    if missing:
+        raise InputError(f"{path}: missing column(s) {missing}; the model reads {m.columns}")
     out = {}
     for n, k in m.schema:
         s = df[n]
         if k == 'number':
-            a = (np.full(len(s), np.nan) if pd.api.types.is_bool_dtype(s)
-                 else pd.to_numeric(s, errors='coerce').to_numpy(dtype=np.float64, na_value=np.nan))
+            a = (
+                np.full(len(s), np.nan)
+                if pd.api.types.is_bool_dtype(s)
+                else pd.to_numeric(s, errors='coerce').to_numpy(dtype=np.float64, na_value=np.nan)
+            )
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
-                what = 'nothing' if pd.isna(s.iloc[i]) else 'text' if isinstance(s.iloc[i], str) else 'a non-finite number'
+                what = (
+                    'nothing' if pd.isna(s.iloc[i]) else 'text' if isinstance(s.iloc[i], str) else 'a non-finite number'
+                )
                 raise InputError(f"{path}: column {n!r} row {offset + i}: expected a finite number, found {what}")
             out[n] = a
-        else: out[n] = _typed(n, k, s.tolist(), offset)
+        else:
+            out[n] = _typed(n, k, s.tolist(), offset)
     return out
 
 # %% ../../nbs/api/serve/10_batch.ipynb #57d594a7
-def score_file(m: ServedModel, src: str | Path, dst: str | Path, *, threshold: float = 0.5, chunk_rows: int = 50_000,
-               keep_columns: bool = True, log: PredictionLog | None = None, audit_path=None, actor=None, progress=None,
-               contract: dict | None = None) -> dict:
+def score_file(
+    m: ServedModel,
+    src: str | Path,
+    dst: str | Path,
+    *,
+    threshold: float = 0.5,
+    chunk_rows: int = 50_000,
+    keep_columns: bool = True,
+    log: PredictionLog | None = None,
+    audit_path=None,
+    actor=None,
+    progress=None,
+    contract: dict | None = None,
+) -> dict:
     "Score `src` into `dst` (CSV or Parquet by extension); returns the batch summary."
     src, dst = Path(src), Path(dst)
-    if not src.exists(): raise InputError(f"{src}: input file not found")
-    if dst.suffix.lower() not in ('.csv', '.parquet', '.pq'): raise InputError(f"{dst}: output must end in .csv or .parquet")
-    if dst.resolve() == src.resolve(): raise InputError(f"{dst}: output would overwrite the input")
+    if not src.exists():
+        raise InputError(f"{src}: input file not found")
+    if dst.suffix.lower() not in ('.csv', '.parquet', '.pq'):
+        raise InputError(f"{dst}: output must end in .csv or .parquet")
+    if dst.resolve() == src.resolve():
+        raise InputError(f"{dst}: output would overwrite the input")
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     try:
         total = _count_rows(src)
         for chunk in _chunks(src, chunk_rows):
             cols = _typed_frame(chunk, m, src, rows)
-            if contract: check_inputs(cols, contract, f"{src}: ", rows)
+            if contract:
+                check_inputs(cols, contract, f"{src}: ", rows)
             scores = m.score(cols)
-            out = (chunk if keep_columns else pd.DataFrame(index=chunk.index)).assign(score=scores, model_version=m.version)
+            out = (chunk if keep_columns else pd.DataFrame(index=chunk.index)).assign(
+                score=scores, model_version=m.version
+            )
             if m.task == 'classification':
-                out['prediction'] = (scores >= threshold).astype(int); positives += int(out['prediction'].sum())
-            if dst.suffix.lower() == '.csv': out.to_csv(tmp, mode='a', header=rows == 0, index=False)
+                out['prediction'] = (scores >= threshold).astype(int)
+                positives += int(out['prediction'].sum())
+            if dst.suffix.lower() == '.csv':
+                out.to_csv(tmp, mode='a', header=rows == 0, index=False)
             else:
-                import pyarrow as pa, pyarrow.parquet as pq
+                import pyarrow as pa
+                import pyarrow.parquet as pq
+
                 t = pa.Table.from_pandas(out, preserve_index=False)
                 writer = writer or pq.ParquetWriter(tmp, t.schema)
                 writer.write_table(t)
             rows += len(chunk)
-            if progress: progress(len(chunk), total)
-        if writer: writer.close()
-        if rows == 0: raise InputError(f"{src}: no rows to score")
+            if progress:
+                progress(len(chunk), total)
+        if writer:
+            writer.close()
+        if rows == 0:
+            raise InputError(f"{src}: no rows to score")
         tmp.replace(dst)
-    except (OSError, ValueError, UnicodeDecodeError) as e:      # unreadable input, unwritable output, malformed CSV/Parquet
-        if writer: writer.close()
+    except (OSError, ValueError, UnicodeDecodeError) as e:  # unreadable input, unwritable output, malformed CSV/Parquet
+        if writer:
+            writer.close()
         tmp.unlink(missing_ok=True)
         why = str(e) if isinstance(e, OSError) else 'the message is withheld, it may quote input values'
         raise InputError(f"{src} -> {dst}: {type(e).__name__} ({why})") from None
     except BaseException:
-        if writer: writer.close()
-        tmp.unlink(missing_ok=True); raise
-    summary = dict(batch_id=batch_id, input=str(src), input_sha256=file_sha256(src), output=str(dst), rows=rows,
-                   model=m.name, model_version=m.version, form=m.form, threshold=threshold,
-                   positive_rate=positives / rows if m.task == 'classification' else None,
-                   seconds=round(time.perf_counter() - t0, 3))
+        if writer:
+            writer.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    summary = dict(
+        batch_id=batch_id,
+        input=str(src),
+        input_sha256=file_sha256(src),
+        output=str(dst),
+        rows=rows,
+        model=m.name,
+        model_version=m.version,
+        form=m.form,
+        threshold=threshold,
+        positive_rate=positives / rows if m.task == 'classification' else None,
+        seconds=round(time.perf_counter() - t0, 3),
+    )
     if log is not None:
-        log.log(request_id=batch_id, ts=time.time(), route='batch', variant='batch', model_version=m.version, shadow=False,
-                inputs=None, output={'rows': rows, 'output': str(dst), 'input_sha256': summary['input_sha256']},
-                threshold=threshold, latency_ms=summary['seconds'] * 1000, status=200)
+        log.log(
+            request_id=batch_id,
+            ts=time.time(),
+            route='batch',
+            variant='batch',
+            model_version=m.version,
+            shadow=False,
+            inputs=None,
+            output={'rows': rows, 'output': str(dst), 'input_sha256': summary['input_sha256']},
+            threshold=threshold,
+            latency_ms=summary['seconds'] * 1000,
+            status=200,
+        )
         log.flush()
     if audit_path is not None:
-        audit.append(audit_path, 'score.batch', f'{m.name}/{m.version}', reason=f'{rows} rows scored', actor=actor,
-                     **{k: summary[k] for k in ('batch_id', 'input', 'input_sha256', 'output', 'rows')})
+        audit.append(
+            audit_path,
+            'score.batch',
+            f'{m.name}/{m.version}',
+            reason=f'{rows} rows scored',
+            actor=actor,
+            **{k: summary[k] for k in ('batch_id', 'input', 'input_sha256', 'output', 'rows')},
+        )
     return summary

@@ -6,12 +6,15 @@ in-process file provider. Every change is validated, written atomically and audi
 
 # %% ../../nbs/api/serve/00_flags.ipynb #94eac319
 from __future__ import annotations
-import hashlib, json, re, threading
+import hashlib
+import json
+import re
+import threading
 from pathlib import Path
 from ..core.settings import Settings
-from ..core.store import atomic_write, Store
+from ..core.workspace import Workspace
+from ..core.store import atomic_write
 from ..core.params import FlagsParams, ARMS, _describe
-from ..core import audit
 
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path',
@@ -21,40 +24,67 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagE
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
 
+
 class FlagError(Exception):
     "A flag change or flag file that cannot be accepted."
 
-def flags_dir(s: Settings) -> Path: return s.state_dir / 'flags'
-def spec_path(s: Settings) -> Path: return flags_dir(s) / 'spec.json'
-def flagd_path(s: Settings) -> Path: return flags_dir(s) / 'flags.flagd.json'
+
+def flags_dir(s: Settings) -> Path:
+    return s.state_dir / 'flags'
+
+
+def spec_path(s: Settings) -> Path:
+    return flags_dir(s) / 'spec.json'
+
+
+def flagd_path(s: Settings) -> Path:
+    return flags_dir(s) / 'flags.flagd.json'
+
 
 def _rule(c) -> dict:
     v = {'var': c.attribute}
     return {'in': [v, c.in_]} if c.in_ is not None else {'==': [v, c.equals]}
 
+
 def _targeting(rules: list, tail) -> dict | None:
     "flagd `if` chain of (condition, variant) pairs ending in `tail` (a variant name or an expression)."
     return {'if': [*rules, tail]} if rules else (tail if isinstance(tail, dict) else None)
 
+
 def compile_flags(spec: FlagsParams) -> dict:
     "The flagd JSON document for a spec whose versions are resolved (numbers, not aliases)."
-    variants = {'control': spec.control, 'safe': spec.safe, **({'challenger': spec.challenger} if spec.challenger else {})}
+    variants = {
+        'control': spec.control,
+        'safe': spec.safe,
+        **({'challenger': spec.challenger} if spec.challenger else {}),
+    }
     model = {'state': 'ENABLED', 'variants': variants, 'defaultVariant': 'safe' if spec.kill else 'control'}
     if not spec.kill:
         pct = spec.percentage if spec.challenger else 0
         rules = [{'==': [{'var': 'route'}, 'invocations']}, 'challenger' if pct >= 100 else 'control']
-        for c in (spec.cohorts if spec.challenger else []): rules += [_rule(c), c.variant]
+        for c in spec.cohorts if spec.challenger else []:
+            rules += [_rule(c), c.variant]
         bucket = {'cat': [{'var': '$flagd.flagKey'}, {'var': 'targetingKey'}]}
-        w = round(pct * 100)                         # basis points: 0.01% resolution
-        tail = ('challenger' if w >= 10000 else 'control' if w <= 0 else
-                {'fractional': [bucket, ['control', 10000 - w], ['challenger', w]]})
+        w = round(pct * 100)  # basis points: 0.01% resolution
+        tail = (
+            'challenger'
+            if w >= 10000
+            else 'control'
+            if w <= 0
+            else {'fractional': [bucket, ['control', 10000 - w], ['challenger', w]]}
+        )
         model['targeting'] = _targeting(rules, tail)
-        if model['targeting'] is None: del model['targeting']
+        if model['targeting'] is None:
+            del model['targeting']
     t = spec.threshold
     threshold = {'state': 'ENABLED', 'variants': dict(t.variants), 'defaultVariant': t.default}
-    if t.cohorts: threshold['targeting'] = {'if': [x for c in t.cohorts for x in (_rule(c), c.variant)] + [t.default]}
-    shadow = {'state': 'ENABLED', 'variants': {'on': True, 'off': False},
-              'defaultVariant': 'on' if spec.shadow and spec.challenger and not spec.kill else 'off'}
+    if t.cohorts:
+        threshold['targeting'] = {'if': [x for c in t.cohorts for x in (_rule(c), c.variant)] + [t.default]}
+    shadow = {
+        'state': 'ENABLED',
+        'variants': {'on': True, 'off': False},
+        'defaultVariant': 'on' if spec.shadow and spec.challenger and not spec.kill else 'off',
+    }
     body = {MODEL_FLAG: model, THRESHOLD_FLAG: threshold, SHADOW_FLAG: shadow}
     revision = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
     return {'$schema': 'https://flagd.dev/schema/v0/flags.json', 'metadata': {'revision': revision}, 'flags': body}
@@ -62,14 +92,17 @@ def compile_flags(spec: FlagsParams) -> dict:
 # %% ../../nbs/api/serve/00_flags.ipynb #2dc65661
 def _variant_names(node) -> set[str]:
     "Variant names a targeting expression can return: the string results of `if` and the buckets of `fractional`."
-    if isinstance(node, str): return {node}
-    if not isinstance(node, dict) or len(node) != 1: return set()
-    (op, args), = node.items()
+    if isinstance(node, str):
+        return {node}
+    if not isinstance(node, dict) or len(node) != 1:
+        return set()
+    ((op, args),) = node.items()
     if op == 'if' and isinstance(args, list):
         return set().union(*(_variant_names(a) for i, a in enumerate(args) if i % 2 == 1 or i == len(args) - 1))
     if op == 'fractional' and isinstance(args, list):
         return {b[0] for b in args if isinstance(b, list) and b and isinstance(b[0], str)}
     return set()
+
 
 def check_document(doc) -> list[str]:
     "Problems of a flagd document, one sentence each naming the flag and key (empty: valid)."
@@ -77,31 +110,54 @@ def check_document(doc) -> list[str]:
         return ["expected a JSON object with a 'flags' object"]
     problems, flags = [], doc['flags']
     for need in (MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG):
-        if need not in flags: problems.append(f"flag {need!r}: missing")
+        if need not in flags:
+            problems.append(f"flag {need!r}: missing")
     for key, f in flags.items():
-        if not isinstance(f, dict): problems.append(f"flag {key!r}: expected an object, found {type(f).__name__}"); continue
+        if not isinstance(f, dict):
+            problems.append(f"flag {key!r}: expected an object, found {type(f).__name__}")
+            continue
         variants = f.get('variants')
-        if f.get('state') not in ('ENABLED', 'DISABLED'): problems.append(f"flag {key!r}: key 'state': expected ENABLED or DISABLED, found {f.get('state')!r}")
-        if not isinstance(variants, dict) or not variants: problems.append(f"flag {key!r}: key 'variants': expected a non-empty object"); continue
+        if f.get('state') not in ('ENABLED', 'DISABLED'):
+            problems.append(f"flag {key!r}: key 'state': expected ENABLED or DISABLED, found {f.get('state')!r}")
+        if not isinstance(variants, dict) or not variants:
+            problems.append(f"flag {key!r}: key 'variants': expected a non-empty object")
+            continue
         if f.get('defaultVariant') not in variants:
-            problems.append(f"flag {key!r}: key 'defaultVariant': {f.get('defaultVariant')!r} is not one of its variants {sorted(variants)}")
+            problems.append(
+                f"flag {key!r}: key 'defaultVariant': {f.get('defaultVariant')!r} is not one of its variants {sorted(variants)}"
+            )
         unknown = sorted(_variant_names(f.get('targeting')) - set(variants)) if 'targeting' in f else []
-        if unknown: problems.append(f"flag {key!r}: key 'targeting': returns variant(s) {unknown} that are not among {sorted(variants)}")
+        if unknown:
+            problems.append(
+                f"flag {key!r}: key 'targeting': returns variant(s) {unknown} that are not among {sorted(variants)}"
+            )
     if not problems:
         bad = {k: v for k, v in flags[MODEL_FLAG]['variants'].items() if not (isinstance(v, str) and v.isdigit())}
-        if bad: problems.append(f"flag {MODEL_FLAG!r}: key 'variants': expected registered version numbers, found {bad}")
-        bad = {k: v for k, v in flags[THRESHOLD_FLAG]['variants'].items() if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1}
-        if bad: problems.append(f"flag {THRESHOLD_FLAG!r}: key 'variants': expected numbers between 0 and 1, found {bad}")
+        if bad:
+            problems.append(f"flag {MODEL_FLAG!r}: key 'variants': expected registered version numbers, found {bad}")
+        bad = {
+            k: v
+            for k, v in flags[THRESHOLD_FLAG]['variants'].items()
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1
+        }
+        if bad:
+            problems.append(f"flag {THRESHOLD_FLAG!r}: key 'variants': expected numbers between 0 and 1, found {bad}")
     return problems
+
 
 def read_document(path: str | Path) -> dict:
     "Read and check a flagd file; FlagError names the file and every problem."
-    try: doc = json.loads(Path(path).read_text(encoding='utf-8'))
-    except FileNotFoundError: raise FlagError(f"{path}: flag file not found (run `lifecycle flags init`)") from None
-    except (OSError, ValueError) as e: raise FlagError(f"{path}: not valid JSON: {e}") from None
+    try:
+        doc = json.loads(Path(path).read_text(encoding='utf-8'))
+    except FileNotFoundError:
+        raise FlagError(f"{path}: flag file not found (run `lifecycle flags init`)") from None
+    except (OSError, ValueError) as e:
+        raise FlagError(f"{path}: not valid JSON: {e}") from None
     problems = check_document(doc)
-    if problems: raise FlagError(f"{path}: " + '; '.join(problems))
+    if problems:
+        raise FlagError(f"{path}: " + '; '.join(problems))
     return doc
+
 
 def deployed_versions(doc: dict) -> dict[str, str]:
     "Variant -> version of the model-version flag: the versions the flags can route to."
@@ -109,50 +165,74 @@ def deployed_versions(doc: dict) -> dict[str, str]:
 
 # %% ../../nbs/api/serve/00_flags.ipynb #3084e893
 def _resolve(ref: str | None, lookup) -> str | None:
-    if ref is None or re.fullmatch(r'\d+', str(ref)): return None if ref is None else str(ref)
+    if ref is None or re.fullmatch(r'\d+', str(ref)):
+        return None if ref is None else str(ref)
     v = lookup(ref)
-    if v is None: raise FlagError(f"alias {ref!r} names no registered version (register one, or give a version number)")
+    if v is None:
+        raise FlagError(f"alias {ref!r} names no registered version (register one, or give a version number)")
     return str(v)
+
 
 def resolve_spec(spec: FlagsParams, lookup) -> FlagsParams:
     "The spec with every version reference fixed; `lookup(alias)` returns a version number or None."
     return spec.model_copy(update={a: _resolve(getattr(spec, a), lookup) for a in ARMS})
 
-def _check_signed(s: Settings, model_name: str, spec: FlagsParams) -> None:
+
+def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams) -> None:
     from lifecycle.model.signing import is_signed
-    store = Store(s.store_dir)
+
+    store = ws.store
     for arm in ARMS:
         v = getattr(spec, arm)
         if v and not is_signed(store, model_name, v):
-            raise FlagError(f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
-                            "only versions signed at registration can be deployed")
+            raise FlagError(
+                f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
+                "only versions signed at registration can be deployed"
+            )
 
-def write_spec(s: Settings, spec: FlagsParams, model_name: str) -> dict:
+
+def write_spec(s: Workspace, spec: FlagsParams, model_name: str) -> dict:
     "Validate, compile and write the spec and its flagd document atomically; returns the document."
     _check_signed(s, model_name, spec)
     doc = compile_flags(spec)
     problems = check_document(doc)
-    if problems: raise FlagError('; '.join(problems))
+    if problems:
+        raise FlagError('; '.join(problems))
     flags_dir(s).mkdir(parents=True, exist_ok=True)
-    atomic_write(spec_path(s), json.dumps({'model_name': model_name, **spec.model_dump(mode='json', by_alias=True)}, indent=1).encode())
+    atomic_write(
+        spec_path(s),
+        json.dumps({'model_name': model_name, **spec.model_dump(mode='json', by_alias=True)}, indent=1).encode(),
+    )
     atomic_write(flagd_path(s), json.dumps(doc, indent=1).encode())
     return doc
+
 
 def load_spec(s: Settings) -> tuple[FlagsParams, str]:
     "The current spec and the registered model it routes."
     p = spec_path(s)
-    if not p.exists(): raise FlagError(f"{p}: no flags yet; run `lifecycle flags init` (after a model is registered)")
+    if not p.exists():
+        raise FlagError(f"{p}: no flags yet; run `lifecycle flags init` (after a model is registered)")
     d = json.loads(p.read_text())
     name = d.pop('model_name')
-    try: return FlagsParams.model_validate(d), name
-    except Exception as e: raise FlagError(f"{p}: {e}") from None
+    try:
+        return FlagsParams.model_validate(d), name
+    except Exception as e:
+        raise FlagError(f"{p}: {e}") from None
 
-def init_flags(s: Settings, params: FlagsParams, model_name: str, lookup, actor: str | None = None, reason: str = '') -> FlagsParams:
+
+def init_flags(
+    s: Workspace, params: FlagsParams, model_name: str, lookup, actor: str | None = None, reason: str = ''
+) -> FlagsParams:
     "Start the runtime flags from params: resolve aliases, write, audit."
     spec = resolve_spec(params, lookup)
     write_spec(s, spec, model_name)
-    audit.append(s.audit_path, 'flags.init', MODEL_FLAG, reason=reason or 'flags initialised from params/flags.yaml',
-                 actor=actor, **{a: getattr(spec, a) for a in ARMS})
+    s.audit(
+        'flags.init',
+        MODEL_FLAG,
+        reason or 'flags initialised from params/flags.yaml',
+        actor=actor,
+        **{a: getattr(spec, a) for a in ARMS},
+    )
     return spec
 
 # %% ../../nbs/api/serve/00_flags.ipynb #6931bd36
@@ -160,39 +240,52 @@ def init_flags(s: Settings, params: FlagsParams, model_name: str, lookup, actor:
 # how often the server looks (`poll_ms`) are read from params/flags.yaml only: the admin API cannot rewrite them.
 RUNTIME_KEYS = ('control', 'challenger', 'safe', 'percentage', 'cohorts', 'kill', 'shadow', 'threshold')
 
+
 def _dotted(d: dict, key: str, value) -> None:
     parts = key.split('.')
     if parts[0] not in RUNTIME_KEYS:
-        raise FlagError(f"key {key!r}: not a runtime flag; expected one of {list(RUNTIME_KEYS)} "
-                        "(provider, provider_options, admin_role and poll_ms are set in params/flags.yaml)")
+        raise FlagError(
+            f"key {key!r}: not a runtime flag; expected one of {list(RUNTIME_KEYS)} "
+            "(provider, provider_options, admin_role and poll_ms are set in params/flags.yaml)"
+        )
     for i, p in enumerate(parts[:-1]):
         d = d.setdefault(p, {})
-        if not isinstance(d, dict): raise FlagError(f"key {key!r}: {'.'.join(parts[:i + 1])!r} is not a group of keys")
+        if not isinstance(d, dict):
+            raise FlagError(f"key {key!r}: {'.'.join(parts[: i + 1])!r} is not a group of keys")
     d[parts[-1]] = value
 
-def change_flags(s: Settings, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli',
-                 lookup=None) -> FlagsParams:
+
+def change_flags(
+    s: Workspace, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli', lookup=None
+) -> FlagsParams:
     "Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited."
     old, name = load_spec(s)
     d = old.model_dump(mode='json', by_alias=True)
-    if not isinstance(changes, dict) or not changes: raise FlagError("changes: expected a non-empty object of flag key -> value")
-    for k, v in changes.items(): _dotted(d, str(k), v)
-    try: new = FlagsParams.model_validate(d)
+    if not isinstance(changes, dict) or not changes:
+        raise FlagError("changes: expected a non-empty object of flag key -> value")
+    for k, v in changes.items():
+        _dotted(d, str(k), v)
+    try:
+        new = FlagsParams.model_validate(d)
     except Exception as e:
         errs = getattr(e, 'errors', lambda: [])()
         raise FlagError('; '.join(_describe(x) for x in errs) if errs else str(e)) from None
-    if lookup is not None: new = resolve_spec(new, lookup)
+    if lookup is not None:
+        new = resolve_spec(new, lookup)
     for a in ARMS:
         v = getattr(new, a)
-        if v is not None and not re.fullmatch(r'\d+', v): raise FlagError(f"{a}: expected a version number, found {v!r}")
+        if v is not None and not re.fullmatch(r'\d+', v):
+            raise FlagError(f"{a}: expected a version number, found {v!r}")
     write_spec(s, new, name)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
-    audit.append(s.audit_path, 'flags.change', MODEL_FLAG, reason=reason or ', '.join(diff) or 'no change', actor=actor,
-                 source=source, changes=diff)
+    s.audit(
+        'flags.change', MODEL_FLAG, reason or ', '.join(diff) or 'no change', actor=actor, source=source, changes=diff
+    )
     return new
 
-def kill(s: Settings, actor: str | None = None, reason: str = '', source: str = 'cli') -> FlagsParams:
+
+def kill(s: Workspace, actor: str | None = None, reason: str = '', source: str = 'cli') -> FlagsParams:
     "Everyone to the known-safe version, now."
     return change_flags(s, {'kill': True}, actor, reason or 'kill switch', source)
 
@@ -201,24 +294,35 @@ def make_provider(spec: FlagsParams, path: str | Path):
     "The OpenFeature provider the spec names, reading flagd JSON from `path` when it is the file provider."
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
+
     if spec.provider == 'flagd-file':
-        return FlagdProvider(resolver_type=ResolverType.FILE, offline_flag_source_path=str(path), deadline_ms=spec.poll_ms,
-                             **spec.provider_options)
+        return FlagdProvider(
+            resolver_type=ResolverType.FILE,
+            offline_flag_source_path=str(path),
+            deadline_ms=spec.poll_ms,
+            **spec.provider_options,
+        )
     if spec.provider == 'flagd':
         return FlagdProvider(**{'resolver_type': ResolverType.IN_PROCESS, **spec.provider_options})
     if ':' not in spec.provider:
         raise FlagError(f"provider: expected flagd-file, flagd or module:factory, found {spec.provider!r}")
     import importlib
+
     mod, _, attr = spec.provider.partition(':')
-    try: factory = getattr(importlib.import_module(mod), attr)
-    except (ImportError, AttributeError) as e: raise FlagError(f"provider: cannot import {spec.provider!r}: {e}") from None
+    try:
+        factory = getattr(importlib.import_module(mod), attr)
+    except (ImportError, AttributeError) as e:
+        raise FlagError(f"provider: cannot import {spec.provider!r}: {e}") from None
     return factory(**spec.provider_options)
+
 
 class FlagClient:
     "Flag evaluations for one request: which version and variant, which threshold, whether to shadow."
+
     def __init__(self, provider, domain: str = 'lifecycle'):
         from openfeature import api
         from openfeature.evaluation_context import EvaluationContext
+
         api.set_provider_and_wait(provider, domain=domain)
         self.provider, self.client, self._ctx = provider, api.get_client(domain=domain), EvaluationContext
 
@@ -226,7 +330,8 @@ class FlagClient:
         "Stop the provider, and wait for the file provider's watcher thread to end (its last look comes after shutdown)."
         self.provider.shutdown()
         watcher = getattr(getattr(getattr(self.provider, 'resolver', None), 'connector', None), 'thread', None)
-        if isinstance(watcher, threading.Thread) and watcher is not threading.current_thread(): watcher.join(timeout)
+        if isinstance(watcher, threading.Thread) and watcher is not threading.current_thread():
+            watcher.join(timeout)
 
     def context(self, key: str | None, attributes: dict | None = None, route: str = 'predict'):
         return self._ctx(key, {**(attributes or {}), 'route': route})
@@ -249,6 +354,10 @@ class FlagClient:
     def on(self, event: str, handler) -> None:
         "Subscribe to a provider event: 'error', 'ready' or 'changed'."
         from openfeature.event import ProviderEvent
-        kind = {'error': ProviderEvent.PROVIDER_ERROR, 'ready': ProviderEvent.PROVIDER_READY,
-                'changed': ProviderEvent.PROVIDER_CONFIGURATION_CHANGED}[event]
+
+        kind = {
+            'error': ProviderEvent.PROVIDER_ERROR,
+            'ready': ProviderEvent.PROVIDER_READY,
+            'changed': ProviderEvent.PROVIDER_CONFIGURATION_CHANGED,
+        }[event]
         self.client.add_handler(kind, handler)

@@ -8,7 +8,9 @@ an alert is raised."""
 
 # %% ../../nbs/api/serve/05_gate.ipynb #503cb177
 from __future__ import annotations
-import json, os, threading
+import json
+import os
+import threading
 from typing import NamedTuple
 from ..core.settings import Settings
 from ..core.store import atomic_write
@@ -21,6 +23,7 @@ __all__ = ['Deployment', 'FlagGate']
 # %% ../../nbs/api/serve/05_gate.ipynb #f3550a0d
 class Deployment(NamedTuple):
     "The active flag document, its variant -> version map, and the loaded models by version."
+
     doc: dict | None = None
     versions: dict[str, str] = {}
     models: dict[str, ServedModel] = {}
@@ -28,7 +31,8 @@ class Deployment(NamedTuple):
     def pick(self, variant: str, version: str) -> tuple[str, ServedModel]:
         "The model of a routed (variant, version); the safe version's when the flag could not be evaluated."
         m = self.models.get(version)
-        if m is not None: return variant, m
+        if m is not None:
+            return variant, m
         return 'safe', self.models[self.versions['safe']]
 
     def shadow(self, served_version: str) -> ServedModel | None:
@@ -39,6 +43,7 @@ class Deployment(NamedTuple):
 # %% ../../nbs/api/serve/05_gate.ipynb #32fc721e
 class FlagGate:
     "Watches the flag file; activates only documents whose flags are valid and whose versions loaded verified."
+
     def __init__(self, s: Settings, load, on_alert, poll_s: float = 0.2):
         self.s, self.load, self.on_alert, self.poll_s = s, load, on_alert, poll_s
         self.source = fl.flagd_path(s)
@@ -48,52 +53,71 @@ class FlagGate:
         self._stop, self._thread = threading.Event(), None
 
     @property
-    def doc(self) -> dict | None: return self.live.doc
+    def doc(self) -> dict | None:
+        return self.live.doc
+
     @property
-    def models(self) -> dict[str, ServedModel]: return self.live.models
+    def models(self) -> dict[str, ServedModel]:
+        return self.live.models
 
     def _stamp(self):
-        try: st = self.source.stat(); return (st.st_mtime_ns, st.st_size, st.st_ino)
-        except FileNotFoundError: return None
+        try:
+            st = self.source.stat()
+            return (st.st_mtime_ns, st.st_size, st.st_ino)
+        except FileNotFoundError:
+            return None
 
     def check(self) -> bool:
         "Look at the flag file once; activate it if it changed and passes. True when a new document became active."
         stamp = self._stamp()
-        if stamp == self._seen: return False
+        if stamp == self._seen:
+            return False
         self._seen = stamp
         from lifecycle.model.signing import SignatureError
+
         try:
             doc = fl.read_document(self.source)
             versions = fl.deployed_versions(doc)
             for variant, version in versions.items():
                 if version not in self._loaded:
-                    try: self._loaded[version] = self.load(version)
-                    except SignatureError as e:          # tampered or unsigned: refused for good
+                    try:
+                        self._loaded[version] = self.load(version)
+                    except SignatureError as e:  # tampered or unsigned: refused for good
                         raise fl.FlagError(f"variant {variant!r}: version {version} refused: {e}") from None
-                    except Exception as e:               # e.g. the registry is busy: try again at the next look
+                    except Exception as e:  # e.g. the registry is busy: try again at the next look
                         self._seen = None
-                        raise fl.FlagError(f"variant {variant!r}: version {version} could not be loaded (will retry): {e}") from None
+                        raise fl.FlagError(
+                            f"variant {variant!r}: version {version} could not be loaded (will retry): {e}"
+                        ) from None
         except fl.FlagError as e:
-            if str(e) != self.problem: self.on_alert('flags_refused', str(e))
+            if str(e) != self.problem:
+                self.on_alert('flags_refused', str(e))
             self.valid, self.problem = False, str(e)
             return False
-        self._loaded = {v: self._loaded[v] for v in set(versions.values())}      # undeployed versions leave memory
-        self.live = Deployment(doc, versions, dict(self._loaded))            # models first, then the provider's file
-        try: atomic_write(self.active, json.dumps(doc).encode())
-        except OSError: self._seen = None; raise                             # look again next time
+        self._loaded = {v: self._loaded[v] for v in set(versions.values())}  # undeployed versions leave memory
+        self.live = Deployment(doc, versions, dict(self._loaded))  # models first, then the provider's file
+        try:
+            atomic_write(self.active, json.dumps(doc).encode())
+        except OSError:
+            self._seen = None
+            raise  # look again next time
         self.valid, self.problem = True, ''
         return True
 
     def run(self) -> None:
         while not self._stop.wait(self.poll_s):
-            try: self.check()
-            except Exception as e: self.on_alert('flags_gate', repr(e))
+            try:
+                self.check()
+            except Exception as e:
+                self.on_alert('flags_gate', repr(e))
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self.run, name='flag-gate', daemon=True); self._thread.start()
+        self._thread = threading.Thread(target=self.run, name='flag-gate', daemon=True)
+        self._thread.start()
 
     def stop(self) -> None:
         "End the watching thread, then remove the active file (stop its readers first)."
         self._stop.set()
-        if self._thread: self._thread.join(timeout=5)
+        if self._thread:
+            self._thread.join(timeout=5)
         self.active.unlink(missing_ok=True)

@@ -5,69 +5,147 @@ and flags, built in seconds, and `lifecycle serve` in a child process on a free 
 
 # %% ../../nbs/api/serve/09_local.ipynb #49508cdd
 from __future__ import annotations
-import shutil, time
+import shutil
+import time
 from pathlib import Path
-from ..core.settings import Settings, load_settings, find_workspace
+from ..core.settings import find_workspace
+from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['tiny_workspace', 'LocalServer']
 
 # %% ../../nbs/api/serve/09_local.ipynb #2fbfa566
-def tiny_workspace(dest: str | Path, versions: int = 2, rows: int = 300, template: str | Path | None = None) -> Settings:
-    "A workspace in `dest` serving `versions` small signed versions of the default model, flags initialised."
+def tiny_workspace(
+    dest: str | Path, versions: int = 2, rows: int = 300, template: str | Path | None = None, holdout_rows: int = 1000
+) -> Workspace:
+    "A workspace in `dest` serving `versions` small validated, signed versions of the default model; flags initialised."
     from sklego.datasets import load_arrests
-    from lifecycle.core.params import load_params
-    from lifecycle.core.store import Store
-    from lifecycle.core.tracking import configure_mlflow, ensure_experiment
+    from lifecycle.core.manifest import now_iso
     from lifecycle.data import features
     from lifecycle.model import train, signing
-    from lifecycle.model.registry import register_version, alias_version
+    from lifecycle.model.registry import record_validation, register_version, alias_version
+    from lifecycle.model.validate import evaluate_gates, fairness_metrics, holdout_metrics
     from lifecycle.serve import flags as fl
+
     dest, src = Path(dest), Path(template) if template else find_workspace()
-    if (dest / 'settings.ini').exists(): raise FileExistsError(f"{dest}: already holds a workspace (settings.ini)")
+    if (dest / 'settings.ini').exists():
+        raise FileExistsError(f"{dest}: already holds a workspace (settings.ini)")
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src / 'settings.ini', dest / 'settings.ini'); shutil.copytree(src / 'params', dest / 'params')
-    s = load_settings(dest)
-    ps = load_params(s.params_dir)
-    tp, fp, rp = ps['train'].model_copy(update={'sweep': None}), ps['features'], ps['register']
+    shutil.copy(src / 'settings.ini', dest / 'settings.ini')
+    shutil.copytree(src / 'params', dest / 'params')
+    ws = Workspace.open(dest)
+    ps = ws.params
+    tp, fp, vp, rp = ps['train'].model_copy(update={'sweep': None}), ps['features'], ps['validate'], ps['register']
     data = load_arrests(as_frame=True)
-    ml, store, keys = configure_mlflow(s.tracking_uri, s.state_dir), Store(s.store_dir), signing.default_key_dir(s)
-    signing.ensure_keypair(keys)
-    experiment = ensure_experiment(ml, tp.experiment, s.state_dir)
+    if versions * rows + holdout_rows > len(data):
+        raise ValueError(f"versions x rows + holdout_rows: at most {len(data)} arrests records, asked for more")
+    holdout = data.iloc[len(data) - holdout_rows :].reset_index(drop=True)  # one holdout every version is judged on
+    holdout_id = ws.store.put_frame(holdout)
+    signing.ensure_keypair(ws.key_dir)
+    inputs, experiment, champion = features.input_columns(fp), ws.experiment(tp.experiment), None
     for i in range(versions):
-        out = train.train_and_log(ml, experiment, data.iloc[i * rows:(i + 1) * rows], features.build_transformer(fp),
-                                  features.input_columns(fp), tp, fp, {'purpose': 'tiny workspace'})
-        reg = register_version(ml, out['model_uri'], rp.model_name, challenger_alias=rp.challenger_alias,
-                               champion_alias=rp.champion_alias, audit_path=s.audit_path, tags={}, reason='tiny workspace')
-        signing.sign_model_version(ml, store, rp.model_name, reg['model_version'], keys, audit_path=s.audit_path)
-    client = ml.MlflowClient()
-    fl.init_flags(s, ps['flags'], rp.model_name, lambda alias: alias_version(client, rp.model_name, alias), reason='tiny workspace')
-    return s
+        out = train.train_and_log(
+            ws.mlflow,
+            experiment,
+            data.iloc[: (i + 1) * rows],  # each version learns from more records, as a retrained model would
+            features.build_transformer(fp),
+            inputs,
+            tp,
+            fp,
+            {'purpose': 'tiny workspace'},
+        )
+        X, y = train.xy(holdout, inputs, fp)
+        scores = train.predict_scores(ws.mlflow.sklearn.load_model(out['model_uri']), X, fp.task)
+        metrics = holdout_metrics(y, scores, fp.task, vp)
+        fairness = fairness_metrics(holdout[vp.protected_attributes], y, scores, vp.decision_threshold)
+        gates = evaluate_gates(metrics, vp, fairness=fairness, champion=champion)
+        vid = record_validation(
+            ws.store,
+            dict(
+                mlflow_run_id=out['mlflow_run_id'],
+                model_uri=out['model_uri'],
+                holdout_id=holdout_id,
+                passed=bool((gates.verdict == 'pass').all()),
+                gates=gates.to_dict('records'),
+                metrics={k: float(v) for k, v in metrics.items()},
+                fairness=fairness,
+                champion_version=champion['version'] if champion else None,
+                validated=now_iso(),
+                validated_by=ws.actor,
+            ),
+        )
+        reg = register_version(  # refuses (NotValidated, naming the gate) a version that failed one
+            ws,
+            vid,
+            rp.model_name,
+            challenger_alias=rp.challenger_alias,
+            champion_alias=rp.champion_alias,
+            tags={'purpose': 'tiny workspace'},
+            reason='tiny workspace',
+        )
+        signing.sign_model_version(
+            ws.mlflow, ws.store, rp.model_name, reg['model_version'], ws.key_dir, audit_path=ws.audit_path
+        )
+        if champion is None:
+            champion = dict(version=reg['model_version'], metrics=metrics)
+    fl.init_flags(
+        ws,
+        ps['flags'],
+        rp.model_name,
+        lambda alias: alias_version(ws.client, rp.model_name, alias),
+        reason='tiny workspace',
+    )
+    return ws
 
 # %% ../../nbs/api/serve/09_local.ipynb #9dd8269d
 class LocalServer:
-    "`lifecycle serve` in a child process on a free 127.0.0.1 port: ready on entry, stopped on exit (demos, tutorials, tests)."
+    "`lifecycle serve` in a child process on a free 127.0.0.1 port: ready on entry, stopped on exit (demos, tests)."
+
     def __init__(self, root: str | Path, env: dict | None = None, workers: int = 1, log=None, timeout: float = 60):
         self.root, self.env, self.workers, self.log, self.timeout = Path(root), env, workers, log, timeout
 
-    def __enter__(self) -> LocalServer: return self.start()
+    def __enter__(self) -> LocalServer:
+        return self.start()
 
     def start(self) -> LocalServer:
         "Start the process and wait until it is ready (stopped again if it never gets there)."
-        import socket, subprocess, sys
-        with socket.socket() as so: so.bind(('127.0.0.1', 0)); self.port = so.getsockname()[1]
+        import socket
+        import subprocess
+        import sys
+
+        with socket.socket() as so:
+            so.bind(('127.0.0.1', 0))
+            self.port = so.getsockname()[1]
         self.url = f'http://127.0.0.1:{self.port}'
-        self.proc = subprocess.Popen([str(Path(sys.executable).parent / 'lifecycle'), 'serve', '--port', str(self.port),
-                                      '--workers', str(self.workers)], cwd=self.root, env=self.env, stdout=self.log,
-                                     stderr=subprocess.STDOUT if self.log is not None else None, text=True)
-        try: self.wait_ready()
-        except BaseException: self.stop(); raise
+        self.proc = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / 'lifecycle'),
+                'serve',
+                '--port',
+                str(self.port),
+                '--workers',
+                str(self.workers),
+            ],
+            cwd=self.root,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT if self.log is not None else None,
+            text=True,
+        )
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def is_ready(self) -> bool:
         import httpx
-        try: return httpx.get(self.url + '/ready', timeout=5).status_code == 200
-        except httpx.HTTPError: return False            # not listening yet
+
+        try:
+            return httpx.get(self.url + '/ready', timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False  # not listening yet
 
     def wait_ready(self) -> None:
         "Block until /ready answers 200; RuntimeError if the process exits first or `timeout` passes."
@@ -75,15 +153,23 @@ class LocalServer:
         while not self.is_ready():
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read() if self.proc.stdout else ''
-                raise RuntimeError(f"lifecycle serve exited with code {self.proc.returncode} before it was ready {out}".strip())
-            if time.monotonic() > deadline: raise RuntimeError(f"lifecycle serve was not ready within {self.timeout:g} s")
+                raise RuntimeError(
+                    f"lifecycle serve exited with code {self.proc.returncode} before it was ready {out}".strip()
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"lifecycle serve was not ready within {self.timeout:g} s")
             time.sleep(0.2)
 
     def stop(self) -> None:
         "SIGTERM (uvicorn drains and the prediction log flushes), then SIGKILL after 30 s."
         import subprocess
-        self.proc.terminate()
-        try: self.proc.wait(30)
-        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
 
-    def __exit__(self, *exc) -> None: self.stop()
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()

@@ -6,7 +6,11 @@ and memory of the process. One Prometheus registry per server; with `--workers N
 
 # %% ../../nbs/api/serve/04_metrics.ipynb #178b0718
 from __future__ import annotations
-import bisect, itertools, math, threading, time
+import bisect
+import itertools
+import math
+import threading
+import time
 import numpy as np
 
 # %% auto #0
@@ -15,34 +19,43 @@ __all__ = ['ScoreHistogram', 'Metrics']
 # %% ../../nbs/api/serve/04_metrics.ipynb #b1af06b7
 class ScoreHistogram:
     "A Prometheus histogram by model version, observed a whole array at a time."
+
     def __init__(self, name: str, documentation: str, buckets, registry=None):
         self.name, self.documentation = name, documentation
         self.bounds = [*map(float, buckets), math.inf]
-        self._series: dict[str, list] = {}               # version -> [count per bucket, sum, created]
+        self._series: dict[str, list] = {}  # version -> [count per bucket, sum, created]
         self._lock = threading.Lock()
-        if registry is not None: registry.register(self)
+        if registry is not None:
+            registry.register(self)
 
     def observe(self, version: str, values) -> None:
         "Count `values` (an array) for `version`: each in the first bucket whose bound it does not exceed."
         n = len(self.bounds)
-        if len(values) <= 16:                            # a request of a few records: plain Python beats numpy here
+        if len(values) <= 16:  # a request of a few records: plain Python beats numpy here
             xs = values.tolist() if hasattr(values, 'tolist') else list(values)
-            add, total = [(bisect.bisect_left(self.bounds, x), 1) for x in xs if x == x], sum(xs)     # NaN: in no bucket
+            add, total = [(bisect.bisect_left(self.bounds, x), 1) for x in xs if x == x], sum(xs)  # NaN: in no bucket
         else:
             a = np.asarray(values, dtype=np.float64).reshape(-1)
-            add, total = enumerate(np.bincount(np.searchsorted(self.bounds, a, side='left'), minlength=n)[:n].tolist()), float(a.sum())
+            add, total = (
+                enumerate(np.bincount(np.searchsorted(self.bounds, a, side='left'), minlength=n)[:n].tolist()),
+                float(a.sum()),
+            )
         with self._lock:
             s = self._series.get(version)
-            if s is None: s = self._series[version] = [[0] * n, 0.0, time.time()]
-            for i, k in add: s[0][i] += k
+            if s is None:
+                s = self._series[version] = [[0] * n, 0.0, time.time()]
+            for i, k in add:
+                s[0][i] += k
             s[1] += total
 
     def collect(self):
         from prometheus_client.core import HistogramMetricFamily
         from prometheus_client.samples import Sample
         from prometheus_client.utils import floatToGoString
+
         fam = HistogramMetricFamily(self.name, self.documentation, labels=['version'])
-        with self._lock: series = [(v, list(itertools.accumulate(s[0])), s[1], s[2]) for v, s in self._series.items()]
+        with self._lock:
+            series = [(v, list(itertools.accumulate(s[0])), s[1], s[2]) for v, s in self._series.items()]
         for version, cumulative, total, created in series:
             fam.add_metric([version], [(floatToGoString(b), float(c)) for b, c in zip(self.bounds, cumulative)], total)
             fam.samples.append(Sample(self.name + '_created', {'version': version}, created))
@@ -51,20 +64,33 @@ class ScoreHistogram:
 # %% ../../nbs/api/serve/04_metrics.ipynb #a821233b
 class Metrics:
     "The server's Prometheus metrics."
+
     def __init__(self):
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, ProcessCollector, PlatformCollector
         import psutil
+
         r = self.registry = CollectorRegistry()
-        ProcessCollector(registry=r); PlatformCollector(registry=r)
-        lat = (.0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5)
-        self.latency = Histogram('lifecycle_request_seconds', 'Request latency', ['route', 'variant', 'version'], buckets=lat, registry=r)
-        self.requests = Counter('lifecycle_requests', 'Requests answered', ['route', 'variant', 'version', 'status'], registry=r)
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        lat = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+        self.latency = Histogram(
+            'lifecycle_request_seconds', 'Request latency', ['route', 'variant', 'version'], buckets=lat, registry=r
+        )
+        self.requests = Counter(
+            'lifecycle_requests', 'Requests answered', ['route', 'variant', 'version', 'status'], registry=r
+        )
         self.errors = Counter('lifecycle_errors', 'Requests refused or failed', ['route', 'kind'], registry=r)
         self.scores = ScoreHistogram('lifecycle_prediction_score', 'Served scores', [i / 10 for i in range(1, 11)], r)
         self.alerts = Counter('lifecycle_alerts', 'Alerts raised', ['kind'], registry=r)
-        self.flags_ok = Gauge('lifecycle_flags_valid', '1 while the newest flag file is the active one, 0 while the last good one is kept', registry=r)
+        self.flags_ok = Gauge(
+            'lifecycle_flags_valid',
+            '1 while the newest flag file is the active one, 0 while the last good one is kept',
+            registry=r,
+        )
         self.backlog = Gauge('lifecycle_prediction_log_pending', 'Rows queued, not yet written', registry=r)
-        self.log_errors = Gauge('lifecycle_prediction_log_errors', 'Rows the prediction log could not write', registry=r)
+        self.log_errors = Gauge(
+            'lifecycle_prediction_log_errors', 'Rows the prediction log could not write', registry=r
+        )
         self.cpu = Gauge('lifecycle_process_cpu_percent', 'CPU use of the server process', registry=r)
         self.memory = Gauge('lifecycle_process_memory_bytes', 'Resident memory of the server process', registry=r)
         self._proc = psutil.Process()
@@ -79,6 +105,10 @@ class Metrics:
     def render(self, pending: int, log_errors: int, flags_valid: bool) -> bytes:
         "The exposition text, with the gauges set from the state passed in."
         from prometheus_client import generate_latest
-        self.backlog.set(pending); self.log_errors.set(log_errors); self.flags_ok.set(int(flags_valid))
-        self.cpu.set(self._proc.cpu_percent(None)); self.memory.set(self._proc.memory_info().rss)
+
+        self.backlog.set(pending)
+        self.log_errors.set(log_errors)
+        self.flags_ok.set(int(flags_valid))
+        self.cpu.set(self._proc.cpu_percent(None))
+        self.memory.set(self._proc.memory_info().rss)
         return generate_latest(self.registry)

@@ -6,7 +6,10 @@ Plus the request parser: MLflow's scoring protocol into typed columns, with a 4x
 
 # %% ../../nbs/api/serve/02_models.ipynb #6da3f8ba
 from __future__ import annotations
-import json, math, shutil, tempfile
+import json
+import math
+import shutil
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -19,16 +22,23 @@ __all__ = ['NUMERIC', 'InputError', 'signature_columns', 'parse_columns', 'input
 # %% ../../nbs/api/serve/02_models.ipynb #acbdc3a5
 NUMERIC = {'long', 'integer', 'double', 'float', 'boolean'}
 
+
 class InputError(Exception):
     "A request the server refuses; `status` is the HTTP status (4xx) and the message names the field."
-    def __init__(self, message: str, status: int = 422): super().__init__(message); self.status = status
+
+    def __init__(self, message: str, status: int = 422):
+        super().__init__(message)
+        self.status = status
+
 
 def signature_columns(model_dir: str | Path) -> list[tuple[str, str]]:
     "(column, 'number'|'string') for each input of the MLflow signature in `model_dir/MLmodel`."
     import yaml
+
     mlmodel = yaml.safe_load((Path(model_dir) / 'MLmodel').read_text())
     cols = json.loads(mlmodel['signature']['inputs'])
     return [(c['name'], 'number' if c['type'] in NUMERIC else 'string') for c in cols]
+
 
 def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
     if kind == 'number':
@@ -39,89 +49,132 @@ def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
         return np.asarray(values, dtype=np.float64)
     for i, v in enumerate(values):
         if type(v) is not str:
-            raise InputError(f"column {name!r} row {offset + i}: expected a string, found {'null' if v is None else type(v).__name__}")
+            raise InputError(
+                f"column {name!r} row {offset + i}: expected a string, found {'null' if v is None else type(v).__name__}"
+            )
     return np.asarray(values, dtype=object)
 
+
 def _from_records(records, schema, where: str) -> dict[str, np.ndarray]:
-    if not isinstance(records, list) or not records: raise InputError(f"field {where!r}: expected a non-empty list of records")
+    if not isinstance(records, list) or not records:
+        raise InputError(f"field {where!r}: expected a non-empty list of records")
     names = [n for n, _ in schema]
     for i, r in enumerate(records):
-        if not isinstance(r, dict): raise InputError(f"field {where!r} record {i}: expected an object of column -> value")
+        if not isinstance(r, dict):
+            raise InputError(f"field {where!r} record {i}: expected an object of column -> value")
         if len(r) != len(names) or any(n not in r for n in names):
             _columns_match(list(r), names, f"{where} record {i}")
     return {n: _typed(n, k, [r[n] for r in records]) for n, k in schema}
 
+
 def _columns_match(given: list, names: list, where: str) -> None:
     missing, extra = [n for n in names if n not in given], [str(c) for c in given if c not in names]
-    if missing: raise InputError(f"{where}: missing column(s) {missing}; the model reads {names}")
-    if extra: raise InputError(f"{where}: unexpected column(s) {extra}; the model reads {names}")
-    if len(given) != len(set(given)): raise InputError(f"{where}: duplicate column names {given}")
+    if missing:
+        raise InputError(f"{where}: missing column(s) {missing}; the model reads {names}")
+    if extra:
+        raise InputError(f"{where}: unexpected column(s) {extra}; the model reads {names}")
+    if len(given) != len(set(given)):
+        raise InputError(f"{where}: duplicate column names {given}")
+
 
 def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_000) -> dict[str, np.ndarray]:
     "Typed columns from an MLflow scoring payload: dataframe_split, dataframe_records, instances or inputs."
-    if not isinstance(payload, dict): raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
+    if not isinstance(payload, dict):
+        raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
     keys = [k for k in ('dataframe_split', 'dataframe_records', 'instances', 'inputs') if k in payload]
     extra = sorted(set(payload) - {'dataframe_split', 'dataframe_records', 'instances', 'inputs', 'params'})
     if len(keys) != 1 or extra:
-        raise InputError("body: expected exactly one of 'dataframe_split', 'dataframe_records', 'instances', 'inputs'"
-                         + (f"; unknown field(s) {extra}" if extra else f"; found {keys or 'none'}"))
+        raise InputError(
+            "body: expected exactly one of 'dataframe_split', 'dataframe_records', 'instances', 'inputs'"
+            + (f"; unknown field(s) {extra}" if extra else f"; found {keys or 'none'}")
+        )
     key, body, names = keys[0], payload[keys[0]], [n for n, _ in schema]
     if key == 'dataframe_split':
-        if not isinstance(body, dict) or not isinstance(body.get('columns'), list) or not isinstance(body.get('data'), list):
-            raise InputError("field 'dataframe_split': expected an object with 'columns' (list) and 'data' (list of rows)")
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get('columns'), list)
+            or not isinstance(body.get('data'), list)
+        ):
+            raise InputError(
+                "field 'dataframe_split': expected an object with 'columns' (list) and 'data' (list of rows)"
+            )
         cols, data = body['columns'], body['data']
-        if not data: raise InputError("field 'dataframe_split.data': expected at least one row")
+        if not data:
+            raise InputError("field 'dataframe_split.data': expected at least one row")
         _columns_match(cols, names, 'dataframe_split.columns')
         for i, row in enumerate(data):
             if not isinstance(row, list) or len(row) != len(cols):
                 raise InputError(f"field 'dataframe_split.data' row {i}: expected a list of {len(cols)} values")
-        if len(data) > max_records: raise InputError(f"field 'dataframe_split.data': {len(data)} rows, at most {max_records} per request", 413)
+        if len(data) > max_records:
+            raise InputError(f"field 'dataframe_split.data': {len(data)} rows, at most {max_records} per request", 413)
         pos = {c: j for j, c in enumerate(cols)}
         return {n: _typed(n, k, [row[pos[n]] for row in data]) for n, k in schema}
-    if isinstance(body, dict) and key in ('inputs', 'instances'):       # columnar: {column: values}
+    if isinstance(body, dict) and key in ('inputs', 'instances'):  # columnar: {column: values}
         _columns_match(list(body), names, key)
         cols = {n: body[n] if isinstance(body[n], list) else [body[n]] for n in names}
         lengths = {len(v) for v in cols.values()}
-        if len(lengths) != 1 or 0 in lengths: raise InputError(f"field {key!r}: expected columns of one common, non-zero length")
-        if lengths.pop() > max_records: raise InputError(f"field {key!r}: more than {max_records} records per request", 413)
+        if len(lengths) != 1 or 0 in lengths:
+            raise InputError(f"field {key!r}: expected columns of one common, non-zero length")
+        if lengths.pop() > max_records:
+            raise InputError(f"field {key!r}: more than {max_records} records per request", 413)
         return {n: _typed(n, k, cols[n]) for n, k in schema}
-    if isinstance(body, list) and len(body) > max_records: raise InputError(f"field {key!r}: {len(body)} records, at most {max_records} per request", 413)
+    if isinstance(body, list) and len(body) > max_records:
+        raise InputError(f"field {key!r}: {len(body)} records, at most {max_records} per request", 413)
     return _from_records(body, schema, key)
 
 # %% ../../nbs/api/serve/02_models.ipynb #3cadf5d6
 def input_contract(columns: dict, names: list[str]) -> dict:
     "The ingestion contract's rules (allowed categories, range) for the model inputs `names`; personal columns excluded."
-    return {n: columns[n] for n in names if n in columns and not columns[n].personal
-            and (columns[n].allowed is not None or columns[n].min is not None or columns[n].max is not None)}
+    return {
+        n: columns[n]
+        for n in names
+        if n in columns
+        and not columns[n].personal
+        and (columns[n].allowed is not None or columns[n].min is not None or columns[n].max is not None)
+    }
+
 
 def check_inputs(cols: dict[str, np.ndarray], contract: dict, where: str = '', offset: int = 0) -> None:
     "Refuse inputs outside the contract (an unseen category, a number out of range), naming column and row, never the value."
     for n, r in contract.items():
         v = cols.get(n)
-        if v is None: continue
-        if r.allowed is not None: bad = ~np.isin(v, r.allowed)
-        else: bad = (v < r.min if r.min is not None else False) | (v > r.max if r.max is not None else False)
+        if v is None:
+            continue
+        if r.allowed is not None:
+            bad = ~np.isin(v, r.allowed)
+        else:
+            bad = (v < r.min if r.min is not None else False) | (v > r.max if r.max is not None else False)
         if np.any(bad):
             lo, hi = ('-inf' if r.min is None else f'{r.min:g}'), ('inf' if r.max is None else f'{r.max:g}')
-            i, what = int(np.argmax(bad)), (f"one of the declared categories {r.allowed}" if r.allowed is not None
-                                            else f"a number within the declared range [{lo}, {hi}]")
-            raise InputError(f"{where}column {n!r} row {offset + i}: expected {what}; found another value "
-                             f"({int(np.sum(bad))} record(s) outside the contract; values are not repeated)")
+            i, what = (
+                int(np.argmax(bad)),
+                (
+                    f"one of the declared categories {r.allowed}"
+                    if r.allowed is not None
+                    else f"a number within the declared range [{lo}, {hi}]"
+                ),
+            )
+            raise InputError(
+                f"{where}column {n!r} row {offset + i}: expected {what}; found another value "
+                f"({int(np.sum(bad))} record(s) outside the contract; values are not repeated)"
+            )
 
 # %% ../../nbs/api/serve/02_models.ipynb #8441bce4
 @dataclass
 class ServedModel:
     "One deployed version, ready to score."
+
     name: str
     version: str
     schema: list[tuple[str, str]]
-    form: str                     # 'onnx' or 'sklearn'
-    task: str                     # 'classification' or 'regression'
+    form: str  # 'onnx' or 'sklearn'
+    task: str  # 'classification' or 'regression'
     _scorer: object = field(repr=False, default=None)
-    contract: dict = field(default_factory=dict, repr=False)   # input column -> its ingestion rule, checked per request
+    contract: dict = field(default_factory=dict, repr=False)  # input column -> its ingestion rule, checked per request
 
     @property
-    def columns(self) -> list[str]: return [n for n, _ in self.schema]
+    def columns(self) -> list[str]:
+        return [n for n, _ in self.schema]
 
     def score(self, cols: dict[str, np.ndarray]) -> np.ndarray:
         "Positive-class probability (classification) or predicted value (regression), one per record."
@@ -134,10 +187,13 @@ class ServedModel:
         m = self._scorer
         return np.asarray(m.predict_proba(X)[:, 1] if self.task == 'classification' else m.predict(X), dtype=np.float64)
 
+
 def _onnx(path: Path):
     from lifecycle.model.portable import OnnxScorer
+
     sc = OnnxScorer(path.read_bytes())
     return sc.session, sc.inputs, sc._proba
+
 
 def load_folder(model_dir: str | Path, name: str, version: str, prefer_onnx: bool = True) -> ServedModel:
     "Load a verified model folder: its ONNX form when parity passed at release (and `prefer_onnx`), else scikit-learn."
@@ -150,16 +206,27 @@ def load_folder(model_dir: str | Path, name: str, version: str, prefer_onnx: boo
         m = ServedModel(name, str(version), schema, 'onnx', 'classification', _onnx(onnx))
     else:
         import mlflow.sklearn
+
         est = mlflow.sklearn.load_model(str(d))
         task = 'classification' if hasattr(est, 'predict_proba') else 'regression'
         m = ServedModel(name, str(version), schema, 'sklearn', task, est)
-    m.score({n: np.asarray([0.0] if k == 'number' else [''], dtype=np.float64 if k == 'number' else object)
-             for n, k in schema})                                   # warm up; fails here, not on the first request
+    m.score(
+        {
+            n: np.asarray([0.0] if k == 'number' else [''], dtype=np.float64 if k == 'number' else object)
+            for n, k in schema
+        }
+    )  # warm up; fails here, not on the first request
     return m
+
 
 def load_version(mlflow, store, name: str, version: str, key_dir, prefer_onnx: bool = True) -> ServedModel:
     "Download a registered version, verify its signed manifest, and load it from the verified folder."
     from lifecycle.model.signing import verified_path
+
     tmp = Path(tempfile.mkdtemp(prefix='lifecycle-serve-'))
-    try: return load_folder(verified_path(mlflow, store, name, version, key_dir, dst=tmp / 'model'), name, version, prefer_onnx)
-    finally: shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        return load_folder(
+            verified_path(mlflow, store, name, version, key_dir, dst=tmp / 'model'), name, version, prefer_onnx
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

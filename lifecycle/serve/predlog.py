@@ -6,7 +6,11 @@ output, latency. Rows are queued by the request path and written in batches by o
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #7e79e929
 from __future__ import annotations
-import collections, json, queue, threading, time
+import collections
+import json
+import queue
+import threading
+import time
 from pathlib import Path
 import pandas as pd
 from ..core.settings import Settings
@@ -19,57 +23,103 @@ def default_url(s: Settings) -> str:
     "The prediction log's SQLAlchemy URL: settings' `prediction_log_url` (e.g. PostgreSQL), else SQLite in the state folder."
     return s.prediction_log_url or f"sqlite:///{s.state_dir / 'predictions.db'}"
 
+
 class FeedbackError(Exception):
     "Feedback that cannot be recorded; `status` is the HTTP status it maps to."
-    def __init__(self, message: str, status: int = 400): super().__init__(message); self.status = status
 
-_COLS = ('request_id', 'ts', 'route', 'targeting_key', 'variant', 'model_version', 'shadow', 'inputs', 'output', 'decision',
-         'threshold', 'latency_ms', 'status', 'error')
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+_COLS = (
+    'request_id',
+    'ts',
+    'route',
+    'targeting_key',
+    'variant',
+    'model_version',
+    'shadow',
+    'inputs',
+    'output',
+    'decision',
+    'threshold',
+    'latency_ms',
+    'status',
+    'error',
+)
 _JSON = {'inputs', 'output', 'decision'}
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})"
+
 
 def _plain(o):
     return o.tolist() if hasattr(o, 'tolist') else str(o)
 
+
 def _enc(v) -> str | None:
     "JSON text of a value; numeric numpy arrays are encoded natively, others (text) through `tolist`."
     import orjson
+
     return None if v is None else orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain).decode()
+
 
 def _tables(meta):
     from sqlalchemy import Table, Column, Integer, String, Float, Boolean, Text
-    preds = Table('predictions', meta,
-                  Column('id', Integer, primary_key=True, autoincrement=True),
-                  Column('request_id', String(40), index=True, nullable=False),
-                  Column('ts', Float, index=True, nullable=False),
-                  Column('route', String(20)), Column('targeting_key', String(200)),
-                  Column('variant', String(20)), Column('model_version', String(20)),
-                  Column('shadow', Boolean, default=False, nullable=False),
-                  Column('inputs', Text), Column('output', Text), Column('decision', Text),
-                  Column('threshold', Float), Column('latency_ms', Float),
-                  Column('status', Integer), Column('error', Text))
-    fb = Table('feedback', meta,
-               Column('request_id', String(40), primary_key=True), Column('ts', Float, nullable=False),
-               Column('outcome', Text, nullable=False), Column('actor', String(100)))
+
+    preds = Table(
+        'predictions',
+        meta,
+        Column('id', Integer, primary_key=True, autoincrement=True),
+        Column('request_id', String(40), index=True, nullable=False),
+        Column('ts', Float, index=True, nullable=False),
+        Column('route', String(20)),
+        Column('targeting_key', String(200)),
+        Column('variant', String(20)),
+        Column('model_version', String(20)),
+        Column('shadow', Boolean, default=False, nullable=False),
+        Column('inputs', Text),
+        Column('output', Text),
+        Column('decision', Text),
+        Column('threshold', Float),
+        Column('latency_ms', Float),
+        Column('status', Integer),
+        Column('error', Text),
+    )
+    fb = Table(
+        'feedback',
+        meta,
+        Column('request_id', String(40), primary_key=True),
+        Column('ts', Float, nullable=False),
+        Column('outcome', Text, nullable=False),
+        Column('actor', String(100)),
+    )
     return preds, fb
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #9665a95b
 class PredictionLog:
     "Batched prediction log and feedback store on SQLAlchemy."
+
     def __init__(self, url: str, batch_rows: int = 500, interval_s: float = 0.1, mask=None, recent: int = 200_000):
         from sqlalchemy import create_engine, event, MetaData
+
         self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
-        if url.startswith('sqlite:///'): Path(url[len('sqlite:///'):]).parent.mkdir(parents=True, exist_ok=True)
+        if url.startswith('sqlite:///'):
+            Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url, connect_args={'timeout': 30} if url.startswith('sqlite') else {})
         if url.startswith('sqlite'):
+
             @event.listens_for(self.engine, 'connect')
             def _pragmas(conn, _):
-                cur = conn.cursor(); cur.execute('PRAGMA journal_mode=WAL'); cur.execute('PRAGMA synchronous=NORMAL'); cur.close()
+                cur = conn.cursor()
+                cur.execute('PRAGMA journal_mode=WAL')
+                cur.execute('PRAGMA synchronous=NORMAL')
+                cur.close()
+
         meta = MetaData()
         self.predictions, self.feedback_table = _tables(meta)
         meta.create_all(self.engine)
         self._q, self._queued, self._written, self.errors = queue.SimpleQueue(), 0, 0, 0
-        self.recent = collections.deque(maxlen=recent), set()   # request IDs logged lately: feedback needs no query
+        self.recent = collections.deque(maxlen=recent), set()  # request IDs logged lately: feedback needs no query
         self._done = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
@@ -79,91 +129,142 @@ class PredictionLog:
         "Queue one row; JSON fields (inputs, output, decision: lists, dicts or numpy arrays) are encoded here, in C."
         self._queued += 1
         ids, known = self.recent
-        if len(ids) == ids.maxlen: known.discard(ids[0])
-        ids.append(row['request_id']); known.add(row['request_id'])
-        self._q.put(tuple(_enc(row.get(c)) if c in _JSON else row.get(c, False if c == 'shadow' else None) for c in _COLS))
+        if len(ids) == ids.maxlen:
+            known.discard(ids[0])
+        ids.append(row['request_id'])
+        known.add(row['request_id'])
+        self._q.put(
+            tuple(_enc(row.get(c)) if c in _JSON else row.get(c, False if c == 'shadow' else None) for c in _COLS)
+        )
 
     def _take(self) -> list[tuple]:
         rows, deadline = [], time.monotonic() + self.interval_s
         while len(rows) < self.batch_rows:
-            try: rows.append(self._q.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty: break
+            try:
+                rows.append(self._q.get(timeout=max(0.0, deadline - time.monotonic())))
+            except queue.Empty:
+                break
         return rows
 
     def _write(self, rows: list[tuple]) -> None:
         if self.mask is not None:
             i = _COLS.index('inputs')
             masked = self.mask([None if r[i] is None else json.loads(r[i]) for r in rows])
-            rows = [(*r[:i], _enc(m), *r[i + 1:]) for r, m in zip(rows, masked)]
+            rows = [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
         for attempt in range(5):
-            try: return self._insert(rows)
+            try:
+                return self._insert(rows)
             except Exception:
-                if attempt == 4: break
+                if attempt == 4:
+                    break
                 time.sleep(0.05 * (attempt + 1))
-        for r in rows:                                     # one bad row must not take its batch down with it
-            try: self._insert([r])
-            except Exception: self.errors += 1
+        for r in rows:  # one bad row must not take its batch down with it
+            try:
+                self._insert([r])
+            except Exception:
+                self.errors += 1
 
     def _insert(self, rows: list[tuple]) -> None:
-        if self.engine.dialect.name == 'sqlite':           # the DBAPI's executemany runs in C: the GIL stays free
+        if self.engine.dialect.name == 'sqlite':  # the DBAPI's executemany runs in C: the GIL stays free
             conn = self.engine.raw_connection()
-            try: conn.cursor().executemany(_INSERT, rows); conn.commit()
-            finally: conn.close()
+            try:
+                conn.cursor().executemany(_INSERT, rows)
+                conn.commit()
+            finally:
+                conn.close()
         else:
-            with self.engine.begin() as c: c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
+            with self.engine.begin() as c:
+                c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
 
     def _run(self) -> None:
         while not (self._stop and self._q.empty()):
             rows = self._take()
-            if not rows: continue
-            try: self._write(rows)
-            except Exception: self.errors += len(rows)          # masking failed: counted, reported by /metrics
+            if not rows:
+                continue
+            try:
+                self._write(rows)
+            except Exception:
+                self.errors += len(rows)  # masking failed: counted, reported by /metrics
             with self._done:
-                self._written += len(rows); self._done.notify_all()
+                self._written += len(rows)
+                self._done.notify_all()
 
     def flush(self, timeout: float = 30) -> bool:
         "Wait until every row logged so far is written; False on timeout."
         target = self._queued
-        with self._done: return self._done.wait_for(lambda: self._written >= target, timeout)
+        with self._done:
+            return self._done.wait_for(lambda: self._written >= target, timeout)
 
     def close(self) -> None:
-        self.flush(); self._stop = True; self._thread.join(timeout=5); self.engine.dispose()
+        self.flush()
+        self._stop = True
+        self._thread.join(timeout=5)
+        self.engine.dispose()
 
-    def pending(self) -> int: return self._queued - self._written
+    def pending(self) -> int:
+        return self._queued - self._written
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
 def _known(log: PredictionLog, request_id: str) -> bool:
     from sqlalchemy import select
+
     with log.engine.connect() as c:
-        return c.execute(select(log.predictions.c.id).where(log.predictions.c.request_id == request_id).limit(1)).first() is not None
+        return (
+            c.execute(select(log.predictions.c.id).where(log.predictions.c.request_id == request_id).limit(1)).first()
+            is not None
+        )
+
 
 def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None = None) -> dict:
     "Record the true outcome of an answered request; FeedbackError (404 unknown, 409 twice) otherwise."
     from sqlalchemy.exc import IntegrityError
-    if not isinstance(request_id, str) or not request_id: raise FeedbackError("field 'request_id': expected a non-empty string", 422)
-    if outcome is None: raise FeedbackError("field 'outcome': required", 422)
-    if request_id not in log.recent[1] and not _known(log, request_id):     # recent IDs need no query (the join is at read time)
+
+    if not isinstance(request_id, str) or not request_id:
+        raise FeedbackError("field 'request_id': expected a non-empty string", 422)
+    if outcome is None:
+        raise FeedbackError("field 'outcome': required", 422)
+    if request_id not in log.recent[1] and not _known(
+        log, request_id
+    ):  # recent IDs need no query (the join is at read time)
         raise FeedbackError(f"request_id {request_id!r}: no such request in the prediction log", 404)
     row = dict(request_id=request_id, ts=time.time(), outcome=json.dumps(outcome), actor=actor)
     try:
-        with log.engine.begin() as c: c.execute(log.feedback_table.insert(), [row])
-    except IntegrityError: raise FeedbackError(f"request_id {request_id!r}: feedback already recorded", 409) from None
+        with log.engine.begin() as c:
+            c.execute(log.feedback_table.insert(), [row])
+    except IntegrityError:
+        raise FeedbackError(f"request_id {request_id!r}: feedback already recorded", 409) from None
     return {'request_id': request_id, 'recorded': True}
+
 
 def read_log(log_or_url, since: float | None = None, shadow: bool | None = None) -> pd.DataFrame:
     "Prediction rows joined with their feedback (outcome None until it arrives); JSON columns decoded. Empty if no log yet."
     from sqlalchemy import create_engine, text, inspect
+
     empty = pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
-    if isinstance(log_or_url, str) and log_or_url.startswith('sqlite:///') and not Path(log_or_url[len('sqlite:///'):]).exists():
+    if (
+        isinstance(log_or_url, str)
+        and log_or_url.startswith('sqlite:///')
+        and not Path(log_or_url[len('sqlite:///') :]).exists()
+    ):
         return empty
     engine = log_or_url.engine if isinstance(log_or_url, PredictionLog) else create_engine(log_or_url)
-    if not inspect(engine).has_table('predictions'): return empty
+    if not inspect(engine).has_table('predictions'):
+        return empty
     where, args = [], {}
-    if since is not None: where.append('p.ts >= :since'); args['since'] = since
-    if shadow is not None: where.append('p.shadow = :shadow'); args['shadow'] = shadow
-    sql = ('SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts FROM predictions p LEFT JOIN feedback f '
-           'ON f.request_id = p.request_id AND p.shadow = :f' + (' WHERE ' + ' AND '.join(where) if where else '') + ' ORDER BY p.id')
-    with engine.connect() as c: df = pd.read_sql(text(sql), c, params={**args, 'f': False})
+    if since is not None:
+        where.append('p.ts >= :since')
+        args['since'] = since
+    if shadow is not None:
+        where.append('p.shadow = :shadow')
+        args['shadow'] = shadow
+    sql = (
+        'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts FROM predictions p LEFT JOIN feedback f '
+        'ON f.request_id = p.request_id AND p.shadow = :f'
+        + (' WHERE ' + ' AND '.join(where) if where else '')
+        + ' ORDER BY p.id'
+    )
+    with engine.connect() as c:
+        df = pd.read_sql(text(sql), c, params={**args, 'f': False})
     for col in ('inputs', 'output', 'decision', 'outcome'):
         df[col] = [None if v is None else json.loads(v) for v in df[col]]
     df['shadow'] = df['shadow'].astype(bool)
@@ -172,12 +273,17 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
 # %% ../../nbs/api/serve/01_predlog.ipynb #73a3c50f
 def pii_masker(rules: dict, key: bytes | None):
     "A function masking a list of input payloads (dicts of column -> values) with the PII rules; None when no rule applies."
-    if not rules: return None
+    if not rules:
+        return None
     from lifecycle.data.pii import mask_frame
+
     def mask(payloads: list) -> list:
         out = []
         for p in payloads:
-            if p is None: out.append(None); continue
+            if p is None:
+                out.append(None)
+                continue
             out.append(mask_frame(pd.DataFrame(p), rules, key).to_dict('list'))
         return out
+
     return mask

@@ -7,7 +7,9 @@ it, so everything here is tested without a server (the idea of MLflow's `scoring
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #bc61520c
 from __future__ import annotations
-import logging, time, uuid
+import logging
+import time
+import uuid
 from dataclasses import dataclass
 import numpy as np
 from .models import InputError, ServedModel, parse_columns, check_inputs
@@ -23,6 +25,7 @@ __all__ = ['log', 'Scored', 'ModelFailed', 'score', 'shadow_score', 'predict_inp
 @dataclass(slots=True)
 class Scored:
     "One answered scoring request: who answered it, the scores and decisions, and what to shadow afterwards."
+
     request_id: str
     route: str
     key: str | None
@@ -33,85 +36,155 @@ class Scored:
     decisions: np.ndarray
     threshold: float
     seconds: float
-    shadow: ServedModel | None = None     # the challenger to score the same inputs after the answer is sent
+    shadow: ServedModel | None = None  # the challenger to score the same inputs after the answer is sent
+
 
 class ModelFailed(Exception):
-    "The model raised on valid input (a 500, logged); the message names the exception type only, its text may quote inputs."
-    status = 500
-    def __init__(self, route: str, variant: str, version: str, kind: str):
-        super().__init__(f'internal error: {kind}'); self.route, self.variant, self.version, self.kind = route, variant, version, kind
+    "The model raised on valid input (a 500, logged); its message names the exception type only, never its text."
 
-def score(payload, route: str, flags, live: Deployment, plog, *, key: str | None = None, attrs: dict | None = None,
-          max_records: int = 10_000) -> Scored:
-    "Route, parse, check, score, decide and log one request; `InputError` (4xx) on bad input, `ModelFailed` if the model raises."
+    status = 500
+
+    def __init__(self, route: str, variant: str, version: str, kind: str):
+        super().__init__(f'internal error: {kind}')
+        self.route, self.variant, self.version, self.kind = route, variant, version, kind
+
+
+def score(
+    payload,
+    route: str,
+    flags,
+    live: Deployment,
+    plog,
+    *,
+    key: str | None = None,
+    attrs: dict | None = None,
+    max_records: int = 10_000,
+) -> Scored:
+    "Route, parse, check, score, decide, log a request; `InputError` (4xx) on bad input, `ModelFailed` on model error."
     t0 = time.perf_counter()
     request_id = uuid.uuid4().hex
-    ctx = flags.context(key or request_id, attrs, route)          # no key: this request alone is bucketed
+    ctx = flags.context(key or request_id, attrs, route)  # no key: this request alone is bucketed
     variant, m = live.pick(*flags.route(ctx))
     cols = parse_columns(payload, m.schema, max_records)
     check_inputs(cols, m.contract)
     threshold = flags.threshold(ctx)
-    try: scores = m.score(cols)
-    except Exception as e:                     # the model failed on valid input: logged per variant, then a 500
-        plog.log(request_id=request_id, ts=time.time(), route=route, targeting_key=key, variant=variant,
-                 model_version=m.version, inputs=cols, latency_ms=(time.perf_counter() - t0) * 1000, status=500,
-                 error=f'{type(e).__name__} (message withheld: it may quote input values)')
+    try:
+        scores = m.score(cols)
+    except Exception as e:  # the model failed on valid input: logged per variant, then a 500
+        plog.log(
+            request_id=request_id,
+            ts=time.time(),
+            route=route,
+            targeting_key=key,
+            variant=variant,
+            model_version=m.version,
+            inputs=cols,
+            latency_ms=(time.perf_counter() - t0) * 1000,
+            status=500,
+            error=f'{type(e).__name__} (message withheld: it may quote input values)',
+        )
         raise ModelFailed(route, variant, m.version, type(e).__name__) from e
     decisions = (scores >= threshold).astype(int) if m.task == 'classification' else scores
     shadow = live.shadow(m.version) if flags.shadow(ctx) else None
     seconds = time.perf_counter() - t0
-    plog.log(request_id=request_id, ts=time.time(), route=route, targeting_key=key, variant=variant, model_version=m.version,
-             shadow=False, inputs=cols, output=scores, decision=decisions, threshold=threshold, latency_ms=seconds * 1000, status=200)
+    plog.log(
+        request_id=request_id,
+        ts=time.time(),
+        route=route,
+        targeting_key=key,
+        variant=variant,
+        model_version=m.version,
+        shadow=False,
+        inputs=cols,
+        output=scores,
+        decision=decisions,
+        threshold=threshold,
+        latency_ms=seconds * 1000,
+        status=200,
+    )
     return Scored(request_id, route, key, variant, m, cols, scores, decisions, threshold, seconds, shadow)
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #8ca326fd
 def shadow_score(r: Scored, plog) -> bool:
     "Score `r`'s inputs with its shadow model and log the row (shadow=True); False when that model failed."
     t = time.perf_counter()
-    try: out = r.shadow.score(r.inputs)
+    try:
+        out = r.shadow.score(r.inputs)
     except Exception as e:
-        log.warning('shadow scoring failed: %s', type(e).__name__); return False
-    plog.log(request_id=r.request_id, ts=time.time(), route='shadow', targeting_key=r.key, variant='challenger',
-             model_version=r.shadow.version, shadow=True, inputs=r.inputs, output=out,
-             latency_ms=(time.perf_counter() - t) * 1000, status=200)
+        log.warning('shadow scoring failed: %s', type(e).__name__)
+        return False
+    plog.log(
+        request_id=r.request_id,
+        ts=time.time(),
+        route='shadow',
+        targeting_key=r.key,
+        variant='challenger',
+        model_version=r.shadow.version,
+        shadow=True,
+        inputs=r.inputs,
+        output=out,
+        latency_ms=(time.perf_counter() - t) * 1000,
+        status=200,
+    )
     return True
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #93eaaf25
 def predict_inputs(payload) -> tuple[dict, str | None, dict]:
     "The scoring payload, targeting key and context attributes of a `/predict` body; `InputError` naming the field."
-    if not isinstance(payload, dict): raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
+    if not isinstance(payload, dict):
+        raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
     extra = sorted(set(payload) - {'records', 'context'})
-    if extra: raise InputError(f"body: unknown field(s) {extra}; expected 'records' and optionally 'context'")
+    if extra:
+        raise InputError(f"body: unknown field(s) {extra}; expected 'records' and optionally 'context'")
     ctx = payload.get('context', {})
-    if not isinstance(ctx, dict): raise InputError(f"field 'context': expected an object, found {type(ctx).__name__}")
+    if not isinstance(ctx, dict):
+        raise InputError(f"field 'context': expected an object, found {type(ctx).__name__}")
     key = ctx.get('targetingKey')
     if key is not None and (not isinstance(key, str) or len(key) > 200 or '\x00' in key):
         raise InputError("field 'context.targetingKey': expected a string of at most 200 characters without NUL")
     attrs = {k: v for k, v in ctx.items() if k != 'targetingKey'}
     bad = [k for k, v in attrs.items() if not isinstance(v, (str, bool, int, float)) or k == 'route']
-    if bad: raise InputError(f"field 'context.{bad[0]}': expected a string, number or boolean (and 'route' is reserved)")
-    if 'records' not in payload: raise InputError("field 'records': required")
+    if bad:
+        raise InputError(f"field 'context.{bad[0]}': expected a string, number or boolean (and 'route' is reserved)")
+    if 'records' not in payload:
+        raise InputError("field 'records': required")
     return {'dataframe_records': payload['records']}, key or None, attrs
+
 
 def predict_answer(r: Scored, positive_class) -> dict:
     "The `/predict` answer: who answered, the threshold, and a score and a prediction per record."
     cls = r.model.task == 'classification'
     preds = [{'score': float(sc), 'prediction': int(d) if cls else float(d)} for sc, d in zip(r.scores, r.decisions)]
-    return {'request_id': r.request_id, 'model_version': r.model.version, 'variant': r.variant, 'threshold': r.threshold,
-            'positive_class': positive_class, 'predictions': preds}
+    return {
+        'request_id': r.request_id,
+        'model_version': r.model.version,
+        'variant': r.variant,
+        'threshold': r.threshold,
+        'positive_class': positive_class,
+        'predictions': preds,
+    }
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #fe47fa40
 def read_json(body: bytes):
     "The JSON value of a request body; `InputError` 400 when it is empty or malformed."
     import orjson
-    if not body: raise InputError("body: empty; expected a JSON object", 400)
-    try: return orjson.loads(body)
-    except orjson.JSONDecodeError as e: raise InputError(f"body: malformed JSON: {e}", 400) from None
+
+    if not body:
+        raise InputError("body: empty; expected a JSON object", 400)
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"body: malformed JSON: {e}", 400) from None
+
 
 def check_outcome(outcome, labels=None) -> None:
     "A true outcome: a class label (one of `labels` when declared), 0/1, a boolean or a number; or a list of them."
-    for v in (outcome if isinstance(outcome, list) and outcome else [outcome]):
+    for v in outcome if isinstance(outcome, list) and outcome else [outcome]:
         if isinstance(v, str):
-            if labels and v not in labels: raise InputError(f"field 'outcome': {v!r} is not a label; expected one of {labels}")
+            if labels and v not in labels:
+                raise InputError(f"field 'outcome': {v!r} is not a label; expected one of {labels}")
         elif v is None or not isinstance(v, (bool, int, float)):
-            raise InputError(f"field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; found {type(v).__name__}")
+            raise InputError(
+                "field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; "
+                f"found {type(v).__name__}"
+            )

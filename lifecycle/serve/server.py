@@ -6,10 +6,10 @@ routes (`serving`) read it; tests and notebooks can hold one without any HTTP at
 
 # %% ../../nbs/api/serve/07_server.ipynb #873cd498
 from __future__ import annotations
-import logging, os
-from ..core.settings import Settings
-from ..core.store import Store
-from ..core.params import FlagsParams, load_params
+import logging
+import os
+from ..core.workspace import Workspace
+from ..core.params import FlagsParams
 from ..core import audit
 from .models import ServedModel, load_version, input_contract
 from .predlog import PredictionLog, default_url, pii_masker
@@ -25,32 +25,38 @@ __all__ = ['log', 'Server']
 # %% ../../nbs/api/serve/07_server.ipynb #deaf9a70
 class Server:
     "Everything one server process holds: settings, flags, deployed models, prediction log, metrics."
-    def __init__(self, s: Settings, max_body_bytes: int = 1_000_000, max_records: int = 10_000):
-        params = load_params(s.params_dir)
+
+    def __init__(self, s: Workspace, max_body_bytes: int = 1_000_000, max_records: int = 10_000):
+        params = s.params
         self.s, self.max_body, self.max_records, self.closing = s, max_body_bytes, max_records, False
         self.positive = params['features'].positive_class
         _, self.model_name = fl.load_spec(s)
-        declared: FlagsParams = params['flags']            # provider, admin role, poll: from params, never from the API
+        declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.admin_role = declared.admin_role
         target = params['features'].target
         self.labels = params['ingest'].columns[target].allowed if target in params['ingest'].columns else None
         from lifecycle.release.governance import load_roles
+
         self.roles = load_roles(s.root / 'settings.ini')
         self.metrics = Metrics()
-        self.columns = params['ingest'].columns            # the contract every model input is checked against
+        self.columns = params['ingest'].columns  # the contract every model input is checked against
         rules = {c: r.pii for c, r in params['ingest'].columns.items() if r.pii}
         key = None
         if any(r.method == 'pseudonymise' for r in rules.values()):
             from lifecycle.data.pii import load_key
+
             key = load_key(s.pii_key_file)
         self.log = PredictionLog(default_url(s), mask=pii_masker(rules, key))
         self.gate = FlagGate(s, self._load, self.alert, poll_s=declared.poll_ms / 1000)
         try:
-            if not self.gate.check(): raise fl.FlagError(f"cannot start: {self.gate.problem or 'no flag file'}")
+            if not self.gate.check():
+                raise fl.FlagError(f"cannot start: {self.gate.problem or 'no flag file'}")
             path = self.gate.active if declared.provider == 'flagd-file' else fl.flagd_path(s)
             self.flags = fl.FlagClient(fl.make_provider(declared, path), domain=f'lifecycle-{os.getpid()}-{id(self)}')
         except BaseException:
-            self.gate.stop(); self.log.close(); raise
+            self.gate.stop()
+            self.log.close()
+            raise
         self.flags.on('error', self._provider_error)
         self.gate.start()
 
@@ -60,16 +66,16 @@ class Server:
         return self.gate.live
 
     def _load(self, version: str) -> ServedModel:
-        from lifecycle.core.tracking import configure_mlflow
-        from lifecycle.model.signing import default_key_dir
-        mlflow = configure_mlflow(self.s.tracking_uri, self.s.state_dir)
-        m = load_version(mlflow, Store(self.s.store_dir), self.model_name, version, default_key_dir(self.s))
+        m = load_version(self.s.mlflow, self.s.store, self.model_name, version, self.s.key_dir)
         m.contract = input_contract(self.columns, m.columns)
-        audit.append(self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})')
+        audit.append(
+            self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})'
+        )
         return m
 
     def _provider_error(self, details) -> None:
-        if not self.closing: self.alert('flags_provider', details.message or 'provider error')
+        if not self.closing:
+            self.alert('flags_provider', details.message or 'provider error')
 
     def alert(self, kind: str, message: str) -> None:
         "Raise an alert: metric, log line, audit entry."
@@ -80,10 +86,17 @@ class Server:
     def status(self) -> dict:
         "Readiness: models loaded and flags active, which flags (checked and applied), the prediction-log backlog."
         live = self.gate.live
-        return {'ready': bool(live.doc and live.models), 'flags_valid': self.gate.valid, 'flags_problem': self.gate.problem,
-                'flags_revision': (live.doc or {}).get('metadata', {}).get('revision'), 'flags_applied': self.flags.revision(),
-                'deployed': dict(live.versions), 'models': {v: m.form for v, m in live.models.items()},
-                'prediction_log_pending': self.log.pending(), 'prediction_log_errors': self.log.errors}
+        return {
+            'ready': bool(live.doc and live.models),
+            'flags_valid': self.gate.valid,
+            'flags_problem': self.gate.problem,
+            'flags_revision': (live.doc or {}).get('metadata', {}).get('revision'),
+            'flags_applied': self.flags.revision(),
+            'deployed': dict(live.versions),
+            'models': {v: m.form for v, m in live.models.items()},
+            'prediction_log_pending': self.log.pending(),
+            'prediction_log_errors': self.log.errors,
+        }
 
     def close(self) -> None:
         "Stop the flag provider's watcher, then the gate (which removes the file it watched), then flush the log."

@@ -6,7 +6,8 @@
 
 # %% ../../nbs/api/serve/08_serving.ipynb #2ebb3b7d
 from __future__ import annotations
-import logging, os
+import logging
+import os
 from contextlib import asynccontextmanager
 from typing import Annotated
 import orjson
@@ -14,11 +15,21 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
-from ..core.settings import Settings, load_settings
+from ..core.settings import Settings, SettingsError
+from ..core.workspace import Workspace
 from ..core import audit
 from .models import InputError
 from .predlog import FeedbackError, add_feedback
-from .scoring import Scored, ModelFailed, score, shadow_score, predict_inputs, predict_answer, read_json, check_outcome
+from lifecycle.serve.scoring import (
+    Scored,
+    ModelFailed,
+    score,
+    shadow_score,
+    predict_inputs,
+    predict_answer,
+    read_json,
+    check_outcome,
+)
 from .tokens import Unauthorised, authorise
 from .server import Server
 from . import flags as fl
@@ -33,133 +44,232 @@ __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
-MLFLOW_BODY = {'type': 'object', 'description': "MLflow scoring protocol: exactly one of the four fields",
-               'properties': {'dataframe_split': {'type': 'object', 'properties': {'columns': {'type': 'array', 'items': {'type': 'string'}},
-                                                                                   'data': {'type': 'array', 'items': {'type': 'array'}}}},
-                              'dataframe_records': {'type': 'array', 'items': _REC},
-                              'instances': {'type': 'array', 'items': _REC},
-                              'inputs': {'type': 'object', 'additionalProperties': {'type': 'array'}}}}
-PREDICT_BODY = {'type': 'object', 'required': ['records'],
-                'properties': {'records': {'type': 'array', 'items': _REC, 'minItems': 1},
-                               'context': {'type': 'object', 'description': 'OpenFeature evaluation context',
-                                           'properties': {'targetingKey': {'type': 'string'}, 'tenant': {'type': 'string'},
-                                                          'region': {'type': 'string'}, 'internal': {'type': 'boolean'}}}}}
-FEEDBACK_BODY = {'type': 'object', 'required': ['request_id', 'outcome'],
-                 'properties': {'request_id': {'type': 'string'}, 'outcome': {}}}
-FLAGS_BODY = {'type': 'object', 'required': ['changes'],
-              'properties': {'changes': {'type': 'object', 'description': 'flag keys (dotted for nested) -> new value'},
-                             'reason': {'type': 'string'}}}
+MLFLOW_BODY = {
+    'type': 'object',
+    'description': "MLflow scoring protocol: exactly one of the four fields",
+    'properties': {
+        'dataframe_split': {
+            'type': 'object',
+            'properties': {
+                'columns': {'type': 'array', 'items': {'type': 'string'}},
+                'data': {'type': 'array', 'items': {'type': 'array'}},
+            },
+        },
+        'dataframe_records': {'type': 'array', 'items': _REC},
+        'instances': {'type': 'array', 'items': _REC},
+        'inputs': {'type': 'object', 'additionalProperties': {'type': 'array'}},
+    },
+}
+PREDICT_BODY = {
+    'type': 'object',
+    'required': ['records'],
+    'properties': {
+        'records': {'type': 'array', 'items': _REC, 'minItems': 1},
+        'context': {
+            'type': 'object',
+            'description': 'OpenFeature evaluation context',
+            'properties': {
+                'targetingKey': {'type': 'string'},
+                'tenant': {'type': 'string'},
+                'region': {'type': 'string'},
+                'internal': {'type': 'boolean'},
+            },
+        },
+    },
+}
+FEEDBACK_BODY = {
+    'type': 'object',
+    'required': ['request_id', 'outcome'],
+    'properties': {'request_id': {'type': 'string'}, 'outcome': {}},
+}
+FLAGS_BODY = {
+    'type': 'object',
+    'required': ['changes'],
+    'properties': {
+        'changes': {'type': 'object', 'description': 'flag keys (dotted for nested) -> new value'},
+        'reason': {'type': 'string'},
+    },
+}
+
 
 def _body(schema: dict) -> dict:
     return {'requestBody': {'required': True, 'content': {'application/json': {'schema': schema}}}}
 
+
 def answer(obj, status: int = 200, background=None) -> Response:
     "A JSON response, numpy arrays included (orjson)."
-    return Response(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status, media_type='application/json', background=background)
+    return Response(
+        orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY),
+        status,
+        media_type='application/json',
+        background=background,
+    )
+
 
 def refuse(srv: Server, route: str, e: Exception, status: int) -> Response:
     "The refusal answer, counted by route and status."
     srv.metrics.errors.labels(route, str(status)).inc()
     return answer({'error': str(e), 'status': status}, status)
 
+
 async def read_body(request: Request, limit: int) -> bytes:
     "The request body, at most `limit` bytes (413 beyond, before reading it all when the length is declared)."
     n = request.headers.get('content-length')
-    if n is not None and n.isdigit() and int(n) > limit: raise InputError(f"body: {n} bytes, at most {limit}", 413)
+    if n is not None and n.isdigit() and int(n) > limit:
+        raise InputError(f"body: {n} bytes, at most {limit}", 413)
     chunks, size = [], 0
     async for c in request.stream():
         size += len(c)
-        if size > limit: raise InputError(f"body: more than {limit} bytes", 413)
+        if size > limit:
+            raise InputError(f"body: more than {limit} bytes", 413)
         chunks.append(c)
     return b''.join(chunks)
 
 # %% ../../nbs/api/serve/08_serving.ipynb #1babc4a3
 scoring_router = APIRouter(tags=['scoring'])
 
+
 def _served(srv: Server, r: Scored) -> BackgroundTask | None:
     srv.metrics.served(r.route, r.variant, r.model.version, r.seconds, r.scores)
-    if r.shadow is None: return None
+    if r.shadow is None:
+        return None
+
     def run():
-        if not shadow_score(r, srv.log): srv.metrics.errors.labels('shadow', 'model').inc()
+        if not shadow_score(r, srv.log):
+            srv.metrics.errors.labels('shadow', 'model').inc()
+
     return BackgroundTask(run)
 
-@scoring_router.post('/invocations', openapi_extra=_body(MLFLOW_BODY), summary='MLflow scoring protocol, served by the control version')
+
+@scoring_router.post(
+    '/invocations', openapi_extra=_body(MLFLOW_BODY), summary='MLflow scoring protocol, served by the control version'
+)
 async def invocations(request: Request):
     srv: Server = request.app.state.server
-    try: r = score(read_json(await read_body(request, srv.max_body)), 'invocations', srv.flags, srv.gate.live, srv.log,
-                   max_records=srv.max_records)
-    except InputError as e: return refuse(srv, 'invocations', e, e.status)
+    try:
+        r = score(
+            read_json(await read_body(request, srv.max_body)),
+            'invocations',
+            srv.flags,
+            srv.gate.live,
+            srv.log,
+            max_records=srv.max_records,
+        )
+    except InputError as e:
+        return refuse(srv, 'invocations', e, e.status)
     resp = answer({'predictions': r.decisions}, background=_served(srv, r))
     resp.headers['x-request-id'], resp.headers['x-model-version'] = r.request_id, r.model.version
     return resp
 
-@scoring_router.post('/predict', openapi_extra=_body(PREDICT_BODY), summary='Records plus an evaluation context; the flags choose the version')
+
+@scoring_router.post(
+    '/predict',
+    openapi_extra=_body(PREDICT_BODY),
+    summary='Records plus an evaluation context; the flags choose the version',
+)
 async def predict(request: Request):
     srv: Server = request.app.state.server
     try:
         payload, key, attrs = predict_inputs(read_json(await read_body(request, srv.max_body)))
-        r = score(payload, 'predict', srv.flags, srv.gate.live, srv.log, key=key, attrs=attrs, max_records=srv.max_records)
-    except InputError as e: return refuse(srv, 'predict', e, e.status)
+        r = score(
+            payload, 'predict', srv.flags, srv.gate.live, srv.log, key=key, attrs=attrs, max_records=srv.max_records
+        )
+    except InputError as e:
+        return refuse(srv, 'predict', e, e.status)
     return answer(predict_answer(r, srv.positive), background=_served(srv, r))
 
 # %% ../../nbs/api/serve/08_serving.ipynb #630e7f30
 feedback_router = APIRouter(tags=['feedback'])
 
-@feedback_router.post('/feedback', openapi_extra=_body(FEEDBACK_BODY), summary='The true outcome of an answered request')
+
+@feedback_router.post(
+    '/feedback', openapi_extra=_body(FEEDBACK_BODY), summary='The true outcome of an answered request'
+)
 async def feedback(request: Request):
     srv: Server = request.app.state.server
     try:
         p = read_json(await read_body(request, srv.max_body))
-        if not isinstance(p, dict): raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
+        if not isinstance(p, dict):
+            raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
         extra = sorted(set(p) - {'request_id', 'outcome'})
-        if extra: raise InputError(f"body: unknown field(s) {extra}")
+        if extra:
+            raise InputError(f"body: unknown field(s) {extra}")
         check_outcome(p.get('outcome'), srv.labels)
         return answer(add_feedback(srv.log, p.get('request_id'), p.get('outcome')))
-    except (InputError, FeedbackError) as e: return refuse(srv, 'feedback', e, e.status)
+    except (InputError, FeedbackError) as e:
+        return refuse(srv, 'feedback', e, e.status)
+
 
 health_router = APIRouter(tags=['health'])
 
+
 @health_router.get('/health', summary='Liveness')
-async def health(): return answer({'status': 'ok'})
+async def health():
+    return answer({'status': 'ok'})
+
 
 @health_router.get('/ready', summary='Readiness: models loaded and flags active')
 async def ready(request: Request):
     body = request.app.state.server.status()
     return answer(body, 200 if body['ready'] else 503)
 
+
 @health_router.get('/metrics', summary='Prometheus metrics')
 async def metrics(request: Request):
     from prometheus_client import CONTENT_TYPE_LATEST
+
     srv: Server = request.app.state.server
-    return Response(srv.metrics.render(srv.log.pending(), srv.log.errors, srv.gate.valid), media_type=CONTENT_TYPE_LATEST)
+    return Response(
+        srv.metrics.render(srv.log.pending(), srv.log.errors, srv.gate.valid), media_type=CONTENT_TYPE_LATEST
+    )
 
 # %% ../../nbs/api/serve/08_serving.ipynb #46fa560d
 class Refused(Exception):
-    "A refusal raised outside a route's body (e.g. by a dependency): answered as `{error, status}` and counted under `route`."
+    "A refusal raised outside a route's body (by a dependency): answered as `{error, status}`, counted under `route`."
+
     def __init__(self, route: str, message: str, status: int):
-        super().__init__(message); self.route, self.status = route, status
+        super().__init__(message)
+        self.route, self.status = route, status
+
 
 _bearer = HTTPBearer(auto_error=False, description='An API token from `lifecycle token issue USER`')
 
+
 def admin_user(action: str):
     "A dependency: the user of the request's bearer token, if they hold the flags' admin role; refusals audited."
+
     def user(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
         srv: Server = request.app.state.server
-        try: return authorise(srv.s, creds.credentials if creds else None, srv.roles, srv.admin_role)
+        try:
+            return authorise(srv.s, creds.credentials if creds else None, srv.roles, srv.admin_role)
         except Unauthorised as e:
-            audit.append(srv.s.audit_path, 'api.refused', action, reason=str(e), actor=e.user or 'anonymous',
-                         client=request.client.host if request.client else '')
+            audit.append(
+                srv.s.audit_path,
+                'api.refused',
+                action,
+                reason=str(e),
+                actor=e.user or 'anonymous',
+                client=request.client.host if request.client else '',
+            )
             raise Refused('admin', str(e), e.status) from None
+
     return user
 
+
 admin_router = APIRouter(prefix='/admin', tags=['admin'])
+
 
 @admin_router.get('/flags', summary='Current flags (admin)')
 async def get_flags(request: Request, user: Annotated[str, Depends(admin_user('flags.read'))]):
     srv: Server = request.app.state.server
-    try: spec, _ = fl.load_spec(srv.s)
-    except fl.FlagError as e: return refuse(srv, 'admin', e, 422)
-    return answer({'spec': spec.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid})
+    try:
+        spec, _ = fl.load_spec(srv.s)
+    except fl.FlagError as e:
+        return refuse(srv, 'admin', e, 422)
+    return answer(
+        {'spec': spec.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid}
+    )
+
 
 @admin_router.patch('/flags', openapi_extra=_body(FLAGS_BODY), summary='Change flags (admin); audited')
 async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user('flags.change'))]):
@@ -169,43 +279,60 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
         spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=str(p.get('reason') or ''), source='api')
-    except InputError as e: return refuse(srv, 'admin', e, e.status)
-    except fl.FlagError as e: return refuse(srv, 'admin', e, 422)
+    except InputError as e:
+        return refuse(srv, 'admin', e, e.status)
+    except fl.FlagError as e:
+        return refuse(srv, 'admin', e, 422)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
+
 
 @admin_router.post('/flags/kill', summary='Kill switch: everyone to the known-safe version (admin); audited')
 async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.kill'))]):
     srv: Server = request.app.state.server
-    try: spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
-    except fl.FlagError as e: return refuse(srv, 'admin', e, 422)
+    try:
+        spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
+    except fl.FlagError as e:
+        return refuse(srv, 'admin', e, 422)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
 # %% ../../nbs/api/serve/08_serving.ipynb #da2026bd
 async def _refused(request: Request, exc: Refused) -> Response:
     return refuse(request.app.state.server, exc.route, exc, exc.status)
 
+
 async def _model_failed(request: Request, exc: ModelFailed) -> Response:
-    srv: Server = request.app.state.server                     # logged by `score` as a 500 row; counted per variant
+    srv: Server = request.app.state.server  # logged by `score` as a 500 row; counted per variant
     srv.metrics.requests.labels(exc.route, exc.variant, exc.version, '500').inc()
     srv.metrics.errors.labels(request.url.path, '500').inc()
     log.error('model failed on %s', request.url.path, exc_info=exc.__cause__)
     return answer({'error': str(exc), 'status': 500}, 500)
 
-async def _crashed(request: Request, exc: Exception) -> Response:   # a bug, not bad input: still answer, count and log it
+
+async def _crashed(
+    request: Request, exc: Exception
+) -> Response:  # a bug, not bad input: still answer, count and log it
     log.error('unhandled error on %s', request.url.path, exc_info=exc)
     request.app.state.server.metrics.errors.labels(request.url.path, '500').inc()
     return answer({'error': f'internal error: {type(exc).__name__}', 'status': 500}, 500)
 
+
 def create_app(srv: Server) -> FastAPI:
     "The FastAPI application around a `Server`; the server is closed when the application shuts down."
+
     @asynccontextmanager
     async def lifespan(app):
         yield
         srv.close()
-    app = FastAPI(title='lifecycle serving', version='1', lifespan=lifespan,
-                  description='Model serving routed by feature flags, with prediction logging and feedback.')
+
+    app = FastAPI(
+        title='lifecycle serving',
+        version='1',
+        lifespan=lifespan,
+        description='Model serving routed by feature flags, with prediction logging and feedback.',
+    )
     app.state.server = srv
-    for router in (scoring_router, feedback_router, health_router, admin_router): app.include_router(router)
+    for router in (scoring_router, feedback_router, health_router, admin_router):
+        app.include_router(router)
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(ModelFailed, _model_failed)
     app.add_exception_handler(Exception, _crashed)
@@ -215,24 +342,51 @@ def create_app(srv: Server) -> FastAPI:
 def app_factory():
     "Build the app for the workspace in the current directory (uvicorn `--factory`)."
     import sys
-    s = load_settings(os.environ.get('LIFECYCLE_ROOT') or None)
-    try: return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
-    except fl.FlagError as e:
-        print(f"error: {e}", file=sys.stderr); raise SystemExit(2) from None
 
-def serve(s: Settings, host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = 'warning') -> None:
+    try:
+        s = Workspace.open(os.environ.get('LIFECYCLE_ROOT') or None)
+        return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
+    except (fl.FlagError, SettingsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def serve(
+    s: Settings, host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = 'warning'
+) -> None:
     "Run the server with uvicorn (blocking)."
     import uvicorn
+
     os.environ['LIFECYCLE_ROOT'] = str(s.root)
-    uvicorn.run('lifecycle.serve.serving:app_factory', factory=True, host=host or s.host, port=port or s.port, workers=workers,
-                log_level=log_level, access_log=False)
+    uvicorn.run(
+        'lifecycle.serve.serving:app_factory',
+        factory=True,
+        host=host or s.host,
+        port=port or s.port,
+        workers=workers,
+        log_level=log_level,
+        access_log=False,
+    )
+
 
 # Names that lived here before serving was split; importing them from here still works, with a warning.
-_MOVED = {'LocalServer': 'local', 'tokens_path': 'tokens', 'issue_token': 'tokens',
-          'token_user': 'tokens', 'Metrics': 'metrics', 'FlagGate': 'gate'}
+_MOVED = {
+    'LocalServer': 'local',
+    'tokens_path': 'tokens',
+    'issue_token': 'tokens',
+    'token_user': 'tokens',
+    'Metrics': 'metrics',
+    'FlagGate': 'gate',
+}
+
 
 def __getattr__(name: str):
-    if name not in _MOVED: raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib, warnings
-    warnings.warn(f"lifecycle.serve.serving.{name} moved to lifecycle.serve.{_MOVED[name]}", DeprecationWarning, stacklevel=2)
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(
+        f"lifecycle.serve.serving.{name} moved to lifecycle.serve.{_MOVED[name]}", DeprecationWarning, stacklevel=2
+    )
     return getattr(importlib.import_module(f'lifecycle.serve.{_MOVED[name]}'), name)

@@ -5,7 +5,11 @@ which roles that user holds, and the flags' `admin_role` says which role may cha
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #bcec6943
 from __future__ import annotations
-import hashlib, json, os, secrets, time
+import hashlib
+import json
+import os
+import secrets
+import time
 from pathlib import Path
 from ..core.settings import Settings
 from ..core.store import atomic_write
@@ -15,9 +19,13 @@ from ..core import audit
 __all__ = ['tokens_path', 'issue_token', 'token_user', 'Unauthorised', 'authorise']
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #2c87398c
-def tokens_path(s: Settings) -> Path: return s.state_dir / 'tokens.json'
+def tokens_path(s: Settings) -> Path:
+    return s.state_dir / 'tokens.json'
 
-def _digest(token: str) -> str: return hashlib.sha256(token.encode()).hexdigest()
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
 
 def issue_token(s: Settings, user: str, actor: str | None = None) -> str:
     "A new API token for `user` (shown once; its sha256 is stored)."
@@ -31,21 +39,28 @@ def issue_token(s: Settings, user: str, actor: str | None = None) -> str:
     audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor)
     return token
 
+
 def token_user(s: Settings, token: str | None) -> str | None:
     "The user a token belongs to, or None."
     p = tokens_path(s)
-    if not token or not p.exists(): return None
+    if not token or not p.exists():
+        return None
     return (json.loads(p.read_text()).get(_digest(token)) or {}).get('user')
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #9f4ac229
 class Unauthorised(Exception):
     "A request refused by the token check: `status` 401 (no known token) or 403 (the user lacks the role)."
+
     def __init__(self, message: str, status: int, user: str | None = None):
-        super().__init__(message); self.status, self.user = status, user
+        super().__init__(message)
+        self.status, self.user = status, user
+
 
 def authorise(s: Settings, token: str | None, roles: dict[str, set[str]], role: str) -> str:
     "The user `token` belongs to, if they hold `role` (roles: role -> users); `Unauthorised` otherwise."
     user = token_user(s, token)
-    if user is None: raise Unauthorised('missing or unknown bearer token', 401)
-    if user not in roles.get(role, set()): raise Unauthorised(f"user {user!r} does not hold role {role!r}", 403, user)
+    if user is None:
+        raise Unauthorised('missing or unknown bearer token', 401)
+    if user not in roles.get(role, set()):
+        raise Unauthorised(f"user {user!r} does not hold role {role!r}", 403, user)
     return user

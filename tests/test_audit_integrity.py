@@ -1,0 +1,307 @@
+"""The audit log holds against what a hash chain alone does not catch: entries deleted from its end, a truncated or
+deleted file, an edit with the chain re-hashed after it; it survives a torn last line; one entry's payload can be
+erased (with a tombstone) and the log still verifies; a log of the old format is checked, then migrated."""
+
+from __future__ import annotations
+import hashlib
+import hmac
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+import pytest
+from conftest import ROOT, cli, cli_json
+from lifecycle.core import audit
+from lifecycle.core.store import canonical_json, sha256_bytes
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    "A throw-away workspace (settings.ini only) whose keys folder is a fresh folder beside it."
+    keys, root = tmp_path / 'keys', tmp_path / 'ws'
+    root.mkdir()
+    (root / 'settings.ini').write_text('[workspace]\n')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(keys))
+    log = root / '.lifecycle' / 'audit.log'
+    return SimpleNamespace(
+        root=root,
+        keys=keys,
+        log=log,
+        payloads=root / '.lifecycle' / 'audit.payloads.jsonl',
+        env={'LIFECYCLE_KEYS_DIR': str(keys)},
+    )
+
+
+def fill(ws, n: int) -> list[dict]:
+    "Append n entries, each with an actor, a reason and details."
+    return [
+        audit.append(ws.log, 'flags.change', f'model-{i}', reason=f'step {i}', actor=f'user{i}', share=i)
+        for i in range(1, n + 1)
+    ]
+
+
+def chain(ws) -> list[dict]:
+    return [json.loads(l) for l in ws.log.read_text().splitlines()]
+
+
+def verify_cli(ws) -> subprocess.CompletedProcess:
+    return cli(ws.root, 'audit', 'verify', env=ws.env)
+
+
+def failed_with(ws, message: str) -> None:
+    "`audit verify` (library and command) fails with exactly this reason."
+    v = audit.verify(ws.log)
+    assert not v.ok and v.reason == message, v.reason
+    r = verify_cli(ws)
+    assert r.returncode == 3 and message in r.stderr, r.stderr
+
+
+def test_keys_and_checkpoint_live_outside_the_workspace(ws):
+    fill(ws, 2)
+    wid = (ws.root / '.lifecycle' / 'workspace.id').read_text().strip()
+    folder = ws.keys / wid
+    assert sorted(p.name for p in folder.iterdir()) == ['audit.key', 'audit.log.checkpoint.json']
+    assert (folder / 'audit.key').stat().st_mode & 0o777 == 0o600 and ws.keys.stat().st_mode & 0o777 == 0o700
+    cp = json.loads((folder / 'audit.log.checkpoint.json').read_text())
+    assert cp['entries'] == 2 and cp['head_mac'] == chain(ws)[-1]['mac'] and cp['log'] == str(ws.log.resolve())
+    r, v = cli_json(ws.root, 'audit', 'verify', env=ws.env)
+    assert r.returncode == 0 and v['ok'] and v['entries'] == 2 and v['notes'] == []
+
+
+def test_deleting_the_last_entry_is_detected_and_a_later_append_does_not_hide_it(ws):
+    fill(ws, 5)
+    head = chain(ws)[-1]['mac']
+    ws.log.write_text(''.join(ws.log.read_text().splitlines(keepends=True)[:4]))
+    message = (
+        f"the log ends at entry 4 but the checkpoint kept outside the workspace records 5 entries ending in "
+        f"{head[:12]}…: entries were deleted from its end, or it was truncated or replaced"
+    )
+    failed_with(ws, message)
+    assert audit.verify(ws.log).bad_seq == 5
+    e = audit.append(ws.log, 'run.start', 'r9', actor='mallory')  # the log goes on, the break is kept
+    assert e['seq'] == 5
+    v = audit.verify(ws.log)
+    assert not v.ok and v.reason.startswith(message + " (found when entry 5 was appended at ")
+
+
+def test_truncating_to_a_prefix_is_detected(ws):
+    fill(ws, 6)
+    head = chain(ws)[-1]['mac']
+    ws.log.write_text(''.join(ws.log.read_text().splitlines(keepends=True)[:2]))
+    failed_with(
+        ws,
+        f"the log ends at entry 2 but the checkpoint kept outside the workspace records 6 entries ending in "
+        f"{head[:12]}…: entries were deleted from its end, or it was truncated or replaced",
+    )
+
+
+def test_deleting_the_log_is_detected(ws):
+    fill(ws, 3)
+    head = chain(ws)[-1]['mac']
+    ws.log.unlink()
+    ws.payloads.unlink()
+    failed_with(
+        ws,
+        f"the log is missing or empty but the checkpoint kept outside the workspace records 3 entries "
+        f"ending in {head[:12]}…: it was deleted or emptied",
+    )
+
+
+def test_an_edit_with_the_chain_rehashed_after_it_is_detected(ws):
+    fill(ws, 4)
+    lines, payloads = chain(ws), [json.loads(l) for l in ws.payloads.read_text().splitlines()]
+    forged_key = os.urandom(32)  # the forger has everything but the workspace's key
+    payloads[1]['reason'] = 'approved by the board'
+    lines[1]['digest'] = sha256_bytes(canonical_json(payloads[1]).encode())
+    prev = lines[0]['mac']
+    for e in lines[1:]:
+        e['prev_mac'] = prev
+        e['mac'] = prev = hmac.new(
+            forged_key, canonical_json({k: v for k, v in e.items() if k != 'mac'}).encode(), hashlib.sha256
+        ).hexdigest()
+    ws.payloads.write_text(''.join(canonical_json(p) + '\n' for p in payloads))
+    ws.log.write_text(''.join(canonical_json(e) + '\n' for e in lines))
+    failed_with(
+        ws,
+        "entry 2 (line 2) was altered: its MAC does not match its content (an edit, or an entry written "
+        "without the workspace's audit key)",
+    )
+
+
+def test_an_edited_payload_is_detected(ws):
+    fill(ws, 3)
+    ws.payloads.write_text(ws.payloads.read_text().replace('"step 2"', '"step 7"'))
+    failed_with(
+        ws,
+        "entry 2's payload (actor, reason, details) in audit.payloads.jsonl was altered: it does not match "
+        "the digest in the chain",
+    )
+
+
+def test_a_torn_last_line_is_ignored_then_set_aside_and_the_log_goes_on(ws):
+    fill(ws, 3)
+    with open(ws.log, 'ab') as f:
+        f.write(b'{"action":"run.fin')  # a crash mid-write
+    with open(ws.payloads, 'ab') as f:
+        f.write(
+            canonical_json({'seq': 4, 'salt': 'ab', 'actor': 'x', 'reason': '', 'details': {}}).encode() + b'\n'
+        )  # its payload made it
+    r = verify_cli(ws)
+    assert r.returncode == 0 and 'audit log ok: 3 entries' in r.stdout
+    assert "note: a torn last line (18 bytes, from an interrupted write) was ignored" in r.stderr.replace("\n", " ")
+    r = cli(ws.root, 'audit', 'show', '--json', env=ws.env)
+    assert r.returncode == 0 and [json.loads(l)['seq'] for l in r.stdout.splitlines()] == [1, 2, 3]
+    e = audit.append(ws.log, 'run.finish', 'r1', actor='alice', stages=6)
+    assert e['seq'] == 4 and audit.read(ws.log)[-1] == e
+    torn = [json.loads(l) for l in (ws.log.parent / 'audit.log.torn').read_text().splitlines()]
+    assert [t['bytes'] for t in torn] == [18]
+    r, v = cli_json(ws.root, 'audit', 'verify', env=ws.env)
+    assert r.returncode == 0 and v['ok'] and v['entries'] == 4 and v['notes'] == []
+
+
+def test_erasing_a_payload_with_a_tombstone_still_verifies(ws):
+    audit.append(
+        ws.log, 'token.issue', 'user-7', reason='issued to Jane Example', actor='carol', email='jane@example.org'
+    )
+    fill(ws, 2)
+    r, out = cli_json(
+        ws.root, 'audit', 'erase', '1', '--reason', 'deletion request 17', env={**ws.env, 'LIFECYCLE_ACTOR': 'dave'}
+    )
+    assert r.returncode == 0 and out['tombstone']['seq'] == 4 and out['tombstone']['actor'] == 'dave'
+    assert b'Jane' not in ws.payloads.read_bytes() and b'jane@' not in ws.payloads.read_bytes()
+    r = verify_cli(ws)
+    assert r.returncode == 0 and 'audit log ok: 4 entries' in r.stdout
+    first, *_, tomb = audit.read(ws.log)
+    assert (first['action'], first['subject'], first['actor'], first['reason'], first['details'], first['erased']) == (
+        'token.issue',
+        'user-7',
+        '(erased)',
+        '(erased by entry 4)',
+        {},
+        True,
+    )
+    assert (tomb['action'], tomb['subject'], tomb['reason'], tomb['details']) == (
+        'audit.erase',
+        '1',
+        'deletion request 17',
+        {'erased_seq': 1},
+    )
+    r = cli(ws.root, 'audit', 'erase', '9', '--reason', 'x', env=ws.env)
+    assert r.returncode == 2 and 'there is no entry 9 to erase' in r.stderr
+
+
+def test_deleting_a_payload_without_a_tombstone_fails(ws):
+    fill(ws, 3)
+    ws.payloads.write_text(''.join(l + '\n' for l in ws.payloads.read_text().splitlines() if json.loads(l)['seq'] != 2))
+    failed_with(
+        ws,
+        "entry 2's payload (actor, reason, details) is missing from audit.payloads.jsonl, and no "
+        "audit.erase entry erased it",
+    )
+    assert audit.verify(ws.log).bad_seq == 2 and audit.verify(ws.log).bad_line == 2
+
+
+def test_a_lost_or_altered_checkpoint_is_named(ws):
+    fill(ws, 2)
+    folder = ws.keys / (ws.root / '.lifecycle' / 'workspace.id').read_text().strip()
+    cp = (folder / 'audit.log.checkpoint.json').resolve()
+    cp.write_text(cp.read_text().replace('"entries":2', '"entries":1'))
+    failed_with(ws, f"the checkpoint {cp} does not carry a valid MAC: it was altered, or written with another key")
+    cp.unlink()
+    failed_with(
+        ws,
+        f"no checkpoint of this log is kept outside the workspace ({cp}), though it holds 2 entries: it was "
+        "deleted, or the keys folder changed",
+    )
+
+
+def legacy_module(tmp_path: Path):
+    "The audit module as it was before the keyed format (git history), else the same writer rebuilt here."
+    src = subprocess.run(['git', 'show', '3a97dc1:lifecycle/core/audit.py'], cwd=ROOT, capture_output=True, text=True)
+    if src.returncode == 0:
+        p = tmp_path / 'legacy_audit.py'
+        p.write_text(
+            src.stdout.replace('from .store', 'from lifecycle.core.store').replace(
+                'from .manifest', 'from lifecycle.core.manifest'
+            )
+        )
+        spec = importlib.util.spec_from_file_location('legacy_audit', p)
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules['legacy_audit'] = mod  # dataclasses look it up
+        spec.loader.exec_module(mod)
+        return mod
+
+    def append(path, action, subject='', reason='', actor=None, **details):
+        lines = Path(path).read_text().splitlines() if Path(path).is_file() else []
+        prev = json.loads(lines[-1]) if lines else None
+        e = dict(
+            seq=len(lines) + 1,
+            time='2024-05-01T00:00:00+00:00',
+            actor=actor,
+            action=action,
+            subject=subject,
+            reason=reason,
+            details=details,
+            prev_hash=prev['hash'] if prev else '0' * 64,
+        )
+        e['hash'] = sha256_bytes(canonical_json(e).encode())
+        with open(path, 'a') as f:
+            f.write(canonical_json(e) + '\n')
+        return e
+
+    return SimpleNamespace(append=append, read=lambda p: [json.loads(l) for l in Path(p).read_text().splitlines()])
+
+
+def test_a_log_of_the_old_format_is_checked_then_migrated(ws, tmp_path):
+    old = legacy_module(tmp_path)
+    ws.log.parent.mkdir(parents=True)
+    old.append(ws.log, 'run.start', 'r1', reason='lifecycle run', actor='alice', force=False)
+    old.append(
+        ws.log, 'model.register', 'arrests/1', reason='all validation gates passed', actor='alice', aliases=['champion']
+    )
+    old.append(ws.log, 'approval.granted', 'arrests/1', reason='reviewed', actor='dave', step='production')
+    before = [
+        {k: e[k] for k in ('seq', 'time', 'actor', 'action', 'subject', 'reason', 'details')} for e in old.read(ws.log)
+    ]
+    head = old.read(ws.log)[-1]['hash']
+    r = verify_cli(ws)
+    assert (
+        r.returncode == 2 and 'older version of lifecycle' in r.stderr and '`lifecycle migrate`' in r.stderr
+    )  # the workspace check comes first
+    with pytest.raises(audit.AuditError, match='old audit format'):
+        audit.append(ws.log, 'x')
+    assert audit.read(ws.log) == before  # readable meanwhile
+    out = audit.migrate_legacy(ws.log, actor='ops')
+    assert out == {'migrated': True, 'entries': 3, 'legacy_head': head, 'path': str(ws.log.resolve())}
+    r, v = cli_json(ws.root, 'audit', 'verify', env=ws.env)
+    assert r.returncode == 0 and v['entries'] == 4
+    first, *rest = audit.read(ws.log)
+    assert (first['seq'], first['action'], first['actor'], first['details']) == (
+        1,
+        'audit.migrate',
+        'ops',
+        {'legacy_entries': 3, 'legacy_head_hash': head},
+    )
+    assert rest == [{**e, 'seq': e['seq'] + 1} for e in before]
+    assert audit.append(ws.log, 'run.finish', 'r1', actor='alice')['seq'] == 5 and audit.verify(ws.log).ok
+    assert audit.migrate_legacy(ws.log)['migrated'] is False  # already keyed: left alone
+
+
+def test_a_broken_log_of_the_old_format_is_not_migrated(ws, tmp_path):
+    old = legacy_module(tmp_path)
+    ws.log.parent.mkdir(parents=True)
+    for i in range(3):
+        old.append(ws.log, 'flags.change', f'm{i}', reason='r', actor='carol')
+    lines = ws.log.read_text().splitlines(keepends=True)
+    ws.log.write_text(lines[0] + lines[2])  # entry 2 removed
+    before = ws.log.read_bytes()
+    with pytest.raises(audit.AuditError) as e:
+        audit.migrate_legacy(ws.log)
+    assert (
+        'not migrated, the old chain is broken: entry 3 (line 2) does not link to the entry before it: an entry '
+        'was removed, inserted or reordered; nothing was changed'
+    ) in str(e.value)
+    assert ws.log.read_bytes() == before and not ws.payloads.exists()

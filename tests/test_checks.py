@@ -1,0 +1,190 @@
+"""The ingestion checks streamed over several chunks: findings accumulate into one per rule and column, a check that
+stops the reading stops it, and no temporary file survives an exception or a killed process. (Each check alone is
+tested on three-row frames in nbs/api/data/03_checks.ipynb.)"""
+
+from __future__ import annotations
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+import pandas as pd
+import pytest
+from lifecycle.core.params import IngestParams, ColumnRule
+from lifecycle.core.workspace import Workspace
+from lifecycle.core.store import Store
+from lifecycle.data import ingest as ing
+from lifecycle.data.checks import CHECKS
+
+P = IngestParams(
+    dataset='people',
+    source='people.csv',
+    target='label',
+    min_rows=1,
+    max_duplicate_rate=1.0,
+    columns={
+        'label': ColumnRule(dtype='str', personal=False, allowed=['Yes', 'No']),
+        'age': ColumnRule(dtype='int', personal=False, min=10, max=100),
+        'note': ColumnRule(dtype='str', personal=False, required=False, max_null_rate=0.5),
+    },
+)
+
+
+def frame(n: int, start: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            'label': ['Yes', 'No'] * (n // 2) + ['Yes'] * (n % 2),
+            'age': [20 + (start + i) % 50 for i in range(n)],
+            'note': [f'n{start + i}' for i in range(n)],
+        }
+    )
+
+
+@pytest.fixture
+def settings(tmp_path):
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    return Workspace.open(tmp_path)
+
+
+def temporaries(s) -> list[Path]:
+    d = s.store_dir / 'tmp'
+    return sorted(d.iterdir()) if d.is_dir() else []
+
+
+def counted(chunks: list[pd.DataFrame], read: list):
+    "The chunks, noting each one as it is read."
+    for i, c in enumerate(chunks):
+        read.append(i)
+        yield c
+
+
+def test_findings_accumulate_over_chunks_into_one_per_rule_and_column(settings):
+    chunks = [frame(3, 3 * i).assign(age=[20, 30, 500 + i]) for i in range(4)]
+    chunks[1] = chunks[1].astype({'note': object})
+    chunks[2].loc[0, 'label'] = 'Maybe'
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch(chunks, P, settings, source='b.csv', fingerprint='fp')
+    v = e.value.result.violations.set_index('rule')
+    assert list(v.index) == ['out_of_range', 'unseen_category'] and v.loc['out_of_range', 'count'] == 4
+    assert v.loc['out_of_range', 'rate'] == 4 / 12 and v.loc['out_of_range', 'found'].startswith(
+        '4 distinct value(s), e.g. h:'
+    )
+    assert e.value.result.examples == {
+        ('out_of_range', 'age'): ['500', '501', '502', '503'],
+        ('unseen_category', 'label'): ['Maybe'],
+    }
+    assert e.value.result.rows == 12 and temporaries(settings) == []
+
+
+def test_a_type_change_in_later_chunks_is_one_finding_and_nothing_after_it_is_written(settings):
+    chunks = [frame(5), frame(5, 5).astype({'age': str}), frame(5, 10).astype({'age': str})]
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch(
+            chunks, P.model_copy(update={'policy': 'fail_open'}), settings, source='b.csv', fingerprint='fp'
+        )
+    r = e.value.result
+    assert (r.violations.rule == 'dtype').sum() == 1 and r.status == 'rejected' and 'age' not in r.sample
+    assert list(Store(settings.store_dir).records('datasets')) == [] and temporaries(settings) == []
+
+
+def test_personal_data_in_a_later_chunk_stops_the_reading_and_stores_nothing(settings):
+    people = frame(4, 10).assign(note=[f'p{i}@example.org' for i in range(4)])
+    read: list = []
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch(
+            counted([frame(4), people, frame(4, 20)], read),
+            P.model_copy(update={'policy': 'fail_open'}),
+            settings,
+            source='b.csv',
+            fingerprint='fp',
+        )
+    r = e.value.result
+    assert read == [0, 1] and r.rows == 8 and r.sample is None and list(r.violations.rule) == ['personal_data']
+    assert (
+        'example.org' not in str(e.value) + settings.audit_path.read_text() + ing.ingest_log_path(settings).read_text()
+    )
+    assert list(Store(settings.store_dir).records('datasets')) == [] and temporaries(settings) == []
+
+
+def test_personal_data_declared_but_not_masked_is_refused_on_the_header(settings):
+    p = P.model_copy(
+        update={
+            'flags': P.flags.model_copy(update={'auto_anonymise': False}),
+            'columns': {**P.columns, 'email': ColumnRule(dtype='str', personal=True, pii={'method': 'redact'})},
+        }
+    )
+    read: list = []
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch(
+            counted([frame(3).assign(email='a@example.org')] * 3, read), p, settings, source='b.csv', fingerprint='fp'
+        )
+    assert read == [0] and list(e.value.result.violations.rule) == ['pii_unmasked'] and e.value.result.rows == 0
+
+
+def test_every_finding_names_a_registered_check_with_its_severity_and_meaning(settings):
+    bad = frame(6).assign(age=[20, None, 30, 999, 40, 40], note=[None] * 4 + ['a', 'a'], extra=1)
+    lax = P.model_copy(
+        update={
+            'policy': 'fail_open',
+            'max_duplicate_rate': 0.0,
+            'flags': P.flags.model_copy(update={'strict_schema': False}),
+        }
+    )
+    r = ing.ingest_batch([bad, bad], lax, settings, source='b.csv', fingerprint='fp')
+    v = r.violations
+    assert list(v.rule) == ['extra_column', 'nulls', 'null_spike', 'out_of_range', 'duplicates']
+    for f in v.itertuples():
+        c = CHECKS[f.rule]
+        assert f.meaning == c.meaning and f.row_level == c.row_level and f.severity in (c.severity, 'low')
+    assert r.status == 'accepted_with_quarantine' and (r.accepted_rows, r.quarantined_rows) == (8, 4)
+
+
+@pytest.mark.parametrize('where', ['source', 'drift', 'store'])
+def test_an_exception_anywhere_leaves_no_temporary_file(settings, monkeypatch, where):
+    ref = ing.ingest_batch([frame(40)], P, settings, source='ref.csv', fingerprint='ref')
+
+    def source():
+        yield frame(40, 100)
+        if where == 'source':
+            raise OSError('the source went away')
+        yield frame(40, 200)
+
+    def fail(*a, **k):
+        raise RuntimeError(f'failed in {where}')
+
+    if where == 'drift':
+        monkeypatch.setattr(ing, '_compare', fail)
+    if where == 'store':
+        monkeypatch.setattr(Store, 'put_record', fail)
+    with pytest.raises((OSError, RuntimeError)):
+        ing.ingest_batch(source(), P, settings, source='b.csv', fingerprint='fp', reference=ref.snapshot['version'])
+    assert temporaries(settings) == []
+    assert [r['version'] for r in Store(settings.store_dir).records('datasets')] == [ref.snapshot['version']]
+
+
+def test_a_killed_ingest_leaves_a_temporary_file_that_the_next_ingest_removes(settings, tmp_path):
+    script = textwrap.dedent(f"""
+        import time, pandas as pd
+        from lifecycle.core.params import IngestParams
+        from lifecycle.core.workspace import Workspace
+        from lifecycle.data.ingest import ingest_batch
+        p = IngestParams.model_validate_json({P.model_dump_json()!r})
+        def chunks():
+            yield pd.DataFrame({frame(50).to_dict('list')!r})
+            time.sleep(120)                      # killed here, with the first chunk in a temporary file
+        ingest_batch(chunks(), p, Workspace.open({str(tmp_path)!r}), source='b.csv', fingerprint='fp')
+    """)
+    proc = subprocess.Popen(
+        [sys.executable, '-c', script], env={**os.environ, 'PYTHONPATH': str(Path(ing.__file__).parents[2])}
+    )
+    deadline = time.time() + 60
+    while time.time() < deadline and not temporaries(settings) and proc.poll() is None:
+        time.sleep(0.05)
+    left = temporaries(settings)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(left) == 1 and left[0].name.endswith('.parquet.tmp') and temporaries(settings) == left
+    r = ing.ingest_batch([frame(10)], P, settings, source='next.csv', fingerprint='fp2')
+    assert r.status == 'accepted' and temporaries(settings) == []

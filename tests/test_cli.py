@@ -1,0 +1,244 @@
+"""The `lifecycle` CLI in-process (typer's CliRunner): every command answers `--help` without loading the heavy
+libraries; `--json` is strict JSON even where a number is NaN; expected failures end with one paragraph and the
+documented exit code (2 refused, 1 failed, 3 audit broken, 4 source unreadable), never a traceback."""
+
+from __future__ import annotations
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+import pytest
+import typer
+from typer.testing import CliRunner
+from lifecycle.app.cli import app
+from lifecycle.core import cli_support
+
+HEADER = 'released,colour,year,age,sex,employed,citizen,checks\n'
+STRICT = dict(parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
+
+
+def commands(group=None, path=()) -> list[tuple[tuple[str, ...], object]]:
+    "Every leaf command of the CLI with its path, walking the click tree."
+    group = group or typer.main.get_command(app)
+    out = []
+    for name in group.list_commands(None):
+        c = group.commands[name]
+        out += commands(c, path + (name,)) if hasattr(c, 'commands') else [(path + (name,), c)]
+    return out
+
+
+@pytest.fixture
+def env(workspace, monkeypatch) -> dict:
+    "The workspace as the environment of an in-process invocation, with no LIFECYCLE_* override from outside."
+    for k in [k for k in os.environ if k.startswith('LIFECYCLE_')]:
+        monkeypatch.delenv(k)
+    return {'LIFECYCLE_WORKSPACE': str(workspace)}
+
+
+def invoke(args, env, **kw):
+    return CliRunner().invoke(app, list(args), env=env, **kw)
+
+
+# -- help ---------------------------------------------------------------------------------------------------------
+
+
+def test_the_cli_has_every_documented_command():
+    names = {' '.join(p) for p, _ in commands()}
+    assert len(names) == 35  # 33, plus migrate and audit erase
+    for n in (
+        'run',
+        'status',
+        'site',
+        'ingest',
+        'drift',
+        'store purge',
+        'govern check',
+        'approve',
+        'promote',
+        'serve',
+        'score',
+        'flags init',
+        'flags set',
+        'flags kill',
+        'token issue',
+        'rollout start',
+        'rollout guard',
+        'rollout demo',
+        'rollout switch',
+        'experiment report',
+        'audit verify',
+        'audit show',
+    ):
+        assert n in names, n
+
+
+@pytest.mark.parametrize(
+    'path', [p for p, _ in commands()] + [('audit',), ('rollout',), ()], ids=lambda p: ' '.join(p) or 'lifecycle'
+)
+def test_every_command_has_help(path):
+    r = CliRunner().invoke(app, [*path, '--help'])
+    assert r.exit_code == 0 and 'Usage' in r.stdout, r.output
+    if path in dict(commands()):
+        first = (dict(commands())[path].help or '').split('.')[0].split(';')[0]
+        assert ' '.join(first.split()[:4]) in ' '.join(r.stdout.split())
+
+
+def test_help_loads_no_heavy_library():
+    probe = (
+        "import sys; from lifecycle.app.cli import app\n"
+        "for a in (['--help'], ['ingest', '--help'], ['rollout', 'demo', '--help'], ['govern', 'check', '--help']):\n"
+        "    app(a, standalone_mode=False)\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'sklearn', 'mlflow', 'scipy', 'numpy', 'evidently'}))"
+    )
+    r = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == '[]', r.stdout[-300:] + r.stderr
+
+
+# -- strict JSON ----------------------------------------------------------------------------------------------------
+
+
+def test_json_output_is_strict_where_a_value_is_nan(workspace, env):
+    rows = lambda base: HEADER + ''.join(f'Yes,White,2001,{base + i % 30},Male,Yes,Yes,{i % 4}\n' for i in range(60))
+    (workspace / 'a.csv').write_text(rows(20))
+    (workspace / 'b.csv').write_text(rows(50))
+    from lifecycle.data.drift import compare, profile
+    import pandas as pd
+
+    raw = compare(profile(pd.read_csv(workspace / 'a.csv')), pd.read_csv(workspace / 'b.csv'))
+    assert raw.psi.isna().any()  # the library's answer holds NaN ...
+    r = invoke(['drift', '--reference', str(workspace / 'a.csv'), '--current', str(workspace / 'b.csv'), '--json'], env)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout, **STRICT)  # ... the JSON has null in its place
+    psi = {c['column']: c['psi'] for c in out['columns']}
+    assert any(v is None for v in psi.values()) and isinstance(psi['age'], float)
+
+
+def test_dumps_refuses_nothing_and_writes_no_nan():
+    import numpy as np
+
+    text = cli_support.dumps(
+        {'a': np.nan, 'b': [np.inf, -np.inf], 'c': np.float32(2.5), 'd': np.int64(4), 'e': Path('p')}
+    )
+    assert json.loads(text, **STRICT) == {'a': None, 'b': [None, None], 'c': 2.5, 'd': 4, 'e': 'p'}
+
+
+# -- exit codes -----------------------------------------------------------------------------------------------------
+
+
+def refused(r, code: int, words: str, as_json: bool) -> None:
+    "Ended with `code` and one paragraph naming `words`: JSON {ok: false, error} on stdout, or `error: ...` on stderr."
+    assert r.exit_code == code, (r.exit_code, r.output)
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    if as_json:
+        out = json.loads(r.stdout, **STRICT)
+        assert out['ok'] is False and words in ' '.join(str(out.get('error') or out.get('reason')).split()), out
+    else:
+        assert words in ' '.join(r.stderr.split()) and 'Traceback' not in r.stderr, r.stderr
+
+
+CASES = [
+    (['ingest', '{ws}/good.csv', '--dataset', 'loans'], 2, "declares dataset 'arrests'"),
+    (['ingest', '{ws}/good.csv'], 2, '--dataset NAME is required'),
+    (['ingest', '{ws}/gone.csv', '--dataset', 'arrests'], 4, 'gone.csv'),
+    (['ingest', '{ws}/child.csv', '--dataset', 'arrests'], 1, 'age'),
+    (
+        ['drift', '--reference', 'arrests-0000', '--current', '{ws}/gone.csv'],
+        4,
+        'neither a dataset version in the store nor a readable file',
+    ),
+    (['store', 'purge'], 2, 'say --expired to confirm'),
+    (['flags', 'show'], 2, 'no flags yet'),
+    (['flags', 'set', 'percentage'], 2, "'percentage': expected KEY=VALUE"),
+    (['flags', 'shadow', 'maybe'], 2, 'expected on or off'),
+    (['rollout', 'status'], 2, 'no rollout yet'),
+    (['rollout', 'advance'], 2, 'no rollout in progress'),
+    (['rollout', 'start', '--challenger', '2', '--steps', '5,x'], 2, 'expected comma-separated percentages'),
+    (['rollout', 'guard', '--once'], 2, 'no running rollout to guard'),
+    (['rollout', 'report'], 2, 'no rollout to report on'),
+    (['rollout', 'demo', '--challenger-kind', 'shiny'], 2, 'expected sound or degraded'),
+    (['experiment', 'report', '--since', 'yesterday'], 2, 'expected an ISO time or epoch seconds'),
+]
+
+
+@pytest.mark.parametrize('as_json', [False, True], ids=['text', 'json'])
+@pytest.mark.parametrize('args, code, words', CASES, ids=[' '.join(c[0][:2]) + f' -> {c[1]}' for c in CASES])
+def test_refusals_map_to_the_documented_exit_codes(workspace, env, args, code, words, as_json):
+    (workspace / 'good.csv').write_text(HEADER + 'Yes,White,2001,30,Male,Yes,Yes,0\n')
+    (workspace / 'child.csv').write_text(HEADER + 'Yes,White,2001,7,Male,Yes,Yes,0\n')
+    args = [a.replace('{ws}', str(workspace)) for a in args] + (['--json'] if as_json else [])
+    refused(invoke(args, env), code, words, as_json)
+
+
+def test_settings_and_params_errors_are_refused_for_every_command(workspace, env, tmp_path):
+    r = invoke(['status'], {'LIFECYCLE_WORKSPACE': str(tmp_path / 'nowhere')})
+    refused(r, 2, 'expected a folder holding settings.ini', as_json=False)
+    (workspace / 'params/ingest.yaml').write_text(
+        (workspace / 'params/ingest.yaml').read_text() + 'colour_blind: true\n'
+    )
+    r = invoke(['ingest', 'stats', '--json'], env)
+    refused(r, 2, "ingest.yaml: key 'colour_blind'", as_json=True)
+    assert json.loads(r.stdout)['error'].startswith('params refused:\n')
+    refused(invoke(['rollout', 'guard', '--once'], env), 2, "ingest.yaml: key 'colour_blind'", as_json=False)
+    refused(invoke(['run', '--no-site'], env), 2, 'params refused, no stage ran', as_json=False)
+
+
+def test_a_broken_audit_chain_exits_3(workspace, env):
+    from lifecycle.core import audit
+    from lifecycle.core.workspace import Workspace
+
+    log = Workspace.open(workspace).audit_path  # opening it stamps the state format
+    for i in range(3):
+        audit.append(log, 'flags.change', 'model-version', reason=f'change {i}', actor='ada')
+    assert invoke(['audit', 'verify'], env).exit_code == 0
+    lines = log.read_text().splitlines()
+    log.write_text('\n'.join([lines[0], lines[2]]) + '\n')  # an entry removed
+    r = invoke(['audit', 'verify', '--json'], env)
+    assert r.exit_code == 3 and json.loads(r.stdout, **STRICT)['ok'] is False
+    assert 'FAILED verification' in invoke(['audit', 'verify'], env).stderr
+
+
+def test_a_missing_model_version_is_refused_and_an_unapproved_promotion_fails(workspace, env):
+    "The registry's own 'not found' answer is a refusal (exit 2); a governance refusal is a failure (exit 1), audited."
+    refused(
+        invoke(['govern', 'check', 'toy', '1', '--json'], env),
+        2,
+        "model 'toy' has no version '1' in the registry",
+        True,
+    )
+    refused(
+        invoke(['approve', 'toy', 'latest', '--as', 'carol', '--reason', 'r'], env), 2, "has no version 'latest'", False
+    )
+    refused(invoke(['promote', 'toy', '1', '--to', 'staging'], env), 1, 'promotion of toy/1 to staging refused', False)
+    entries = [json.loads(l) for l in invoke(['audit', 'show', '-n', '1', '--json'], env).stdout.splitlines()]
+    assert entries[-1]['action'] == 'promotion.refused'
+
+
+def test_an_unexpected_error_is_not_dressed_up_as_a_refusal():
+    @cli_support.command()
+    def broken(as_json: bool = typer.Option(False, '--json')):
+        "Fails with a bug."
+        return {}['missing']
+
+    r = cli_support.invoke(broken, ['--json'])
+    assert isinstance(r.exception, KeyError) and r.exit_code == 1 and r.stdout == ''
+
+
+def test_the_assembled_cli_hands_report_commands_the_app_report_runner(workspace, env, monkeypatch):
+    import lifecycle.app.pipeline as pipeline
+
+    asked = []
+
+    def fake(s, name, out_dir, parameters):
+        asked.append(name)
+        return out_dir / 'report.html'
+
+    monkeypatch.setattr(pipeline, 'run_report', fake)
+    r = invoke(['experiment', 'report', '--json'], env)
+    assert r.exit_code == 0, r.output
+    a = json.loads(r.stdout, **STRICT)
+    assert (
+        asked == ['08_experiment.ipynb']
+        and a['report'].endswith('report.html')
+        and a['variants']['control']['requests'] == 0
+    )

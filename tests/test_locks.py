@@ -1,0 +1,81 @@
+"""Locks scoped to what they protect: a second `lifecycle run` waits for the first (or, with --no-wait, refuses
+naming it); two cold runs at once both succeed; processes racing to create MLflow's database create it once; the
+kill switch does not wait behind a run."""
+
+from __future__ import annotations
+import json
+import os
+import subprocess
+import sys
+import time
+from conftest import LIFECYCLE, clean_env, cli, cli_json, make_workspace
+from lifecycle.core.locks import hold, holder
+
+
+def test_a_run_with_no_wait_refuses_naming_the_run_in_progress(workspace):
+    with hold(workspace / '.lifecycle', 'pipeline', command='lifecycle run') as me:
+        r = cli(workspace, 'run', '--no-wait', '--no-site')
+    assert r.returncode == 2, r.stderr
+    assert (
+        f"another run is in progress, no stage ran: the pipeline lock ({workspace / '.lifecycle/locks/pipeline.lock'}) "
+        f"is held by pid {os.getpid()} (lifecycle run) since {me['since']}"
+    ) in r.stderr
+    assert not (workspace / 'reports/runs').exists()
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+from lifecycle.core.tracking import configure_mlflow
+d = Path(sys.argv[1]); (d / f'ready-{sys.argv[2]}').touch()
+while not (d / 'go').exists(): time.sleep(0.002)
+ml = configure_mlflow(f'sqlite:///{d}/mlflow.db', d)
+print(len(ml.search_experiments()))
+"""
+
+
+def test_processes_racing_to_create_the_mlflow_database_all_succeed(tmp_path):
+    procs = [
+        subprocess.Popen(
+            [sys.executable, '-c', RACE, str(tmp_path), str(i)],
+            env=clean_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for i in range(3)
+    ]
+    deadline = time.time() + 120
+    while len(list(tmp_path.glob('ready-*'))) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    (tmp_path / 'go').touch()  # all three meet the fresh database at once
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err[-2000:] for _, err in outs]
+    assert [out.strip() for out, _ in outs] == ['1'] * 3  # one database, its default experiment
+    assert holder(tmp_path, 'mlflow-db') is None
+
+
+def test_two_cold_runs_at_once_both_succeed_and_the_kill_switch_does_not_wait(tmp_path):
+    ws = make_workspace(tmp_path / 'ws')
+    procs = [
+        subprocess.Popen(
+            [LIFECYCLE, 'run'], cwd=ws, env=clean_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=1800) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-3000:] for _, err in outs]
+    said = [' '.join(err.split()) for _, err in outs]
+    (waiter,) = [i for i, err in enumerate(said) if 'waiting for the run in progress in this workspace' in err]
+    assert (
+        f"waiting for the run in progress in this workspace: pid {procs[1 - waiter].pid} (lifecycle run) since"
+        in said[waiter]
+    )
+    runs = [json.loads(p.read_text()) for p in (ws / 'reports/runs').glob('*/manifest.json')]
+    assert sorted([st['status'] for st in m['stages'].values()] for m in runs) == [['cached'] * 6, ['ok'] * 6]
+    assert cli(ws, 'audit', 'verify').returncode == 0
+    assert cli(ws, 'flags', 'init').returncode == 0
+    with hold(ws / '.lifecycle', 'pipeline', command='lifecycle run'):  # a run in progress
+        t0 = time.time()
+        r, out = cli_json(ws, 'flags', 'kill', '--reason', 'incident 12')
+    assert r.returncode == 0 and out['flags']['kill'] is True and time.time() - t0 < 120, r.stderr

@@ -1,0 +1,120 @@
+"""One release path: a model that fails a validation gate is refused registration from every entry point (the
+library's register stage, the simulation behind `lifecycle rollout demo` and the tutorial, and `lifecycle run`), the
+refusal names the gate, and the registry holds no new version."""
+
+from __future__ import annotations
+import json
+import re
+import shutil
+from dataclasses import replace
+from pathlib import Path
+import pytest
+import yaml
+from conftest import cli, make_workspace
+
+NAME = 'arrests-release'
+
+
+@pytest.fixture(scope='module')
+def ws(tmp_path_factory) -> Path:
+    "A workspace after one pipeline run: version 1 is registered and champion."
+    ws = make_workspace(tmp_path_factory.mktemp('release-path') / 'ws')
+    r = cli(ws, 'run', '--no-site')
+    assert r.returncode == 0, r.stderr
+    return ws
+
+
+def impossible(ws: Path, where: Path) -> Path:
+    "A copy of the workspace's params whose accuracy gate no model can meet."
+    dst = where / 'params-impossible'
+    shutil.copytree(ws / 'params', dst)
+    d = yaml.safe_load((dst / 'validate.yaml').read_text())
+    d['gates']['accuracy'] = {'min': 0.999}
+    (dst / 'validate.yaml').write_text(yaml.safe_dump(d, sort_keys=False))
+    return dst
+
+
+def versions(ws: Path) -> list[int]:
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model.registry import describe_models
+
+    return next(m['versions'] for m in describe_models(Workspace.open(ws)) if m['name'] == NAME)
+
+
+def audit_actions(ws: Path) -> list[str]:
+    from lifecycle.core.audit import read
+
+    return [e['action'] for e in read(ws / '.lifecycle/audit.log')]
+
+
+def test_the_register_stage_refuses_a_model_that_failed_a_gate(ws, tmp_path):
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model import stages
+    from lifecycle.model.registry import NotValidated, register_version
+
+    w = Workspace.open(ws, params_dir=impossible(ws, tmp_path))
+    tp, fp, vp, rp = (
+        w.params['train'].model_copy(update={'sweep': None}),
+        w.params['features'],
+        w.params['validate'],
+        w.params['register'],
+    )
+    before, registered = versions(ws), audit_actions(ws).count('model.register')
+    lineage = w.client.get_run(w.client.get_model_version(NAME, '1').run_id).data.tags
+    t = stages.train(w, tp, fp, lineage['dataset_version'], lineage['feature_set_version'])
+    v = stages.validate(w, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id)
+    assert not v.passed and 'accuracy' in set(v.failed.gate)
+    for given in (v, v.validation_id, replace(v, passed=True)):  # the result, its id, or a result claiming a pass
+        with pytest.raises(NotValidated, match=r'accuracy = 0\.\d{4}, needs >= 0\.999'):
+            stages.register(w, rp, fp, given, known_inputs=t.known_inputs, known_outputs=t.known_outputs)
+    with pytest.raises(NotValidated, match=r'accuracy = 0\.\d{4}, needs >= 0\.999'):  # nor by the registry's own door
+        register_version(
+            w, v.validation_id, NAME, challenger_alias='challenger', champion_alias='champion', tags={}, reason='bypass'
+        )
+    with pytest.raises(NotValidated, match='the model was not validated'):
+        stages.register(w, rp, fp, 'val-0123456789abcdef')
+    with pytest.raises(NotValidated, match='validate it first'):
+        stages.register(w, rp, fp, None)
+    p = w.store.record_path('validations', v.validation_id)  # a failing record edited into a pass
+    p.write_text(
+        p.read_text().replace('"verdict": "fail"', '"verdict": "pass"').replace('"passed": false', '"passed": true')
+    )
+    with pytest.raises(NotValidated, match='was altered after it was written'):
+        stages.register(w, rp, fp, v)
+    assert versions(ws) == before and audit_actions(ws).count('model.register') == registered
+
+
+def test_simulate_refuses_a_candidate_that_failed_a_gate(ws, tmp_path):
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import simulate
+    from lifecycle.model.registry import NotValidated
+
+    w = Workspace.open(ws, params_dir=impossible(ws, tmp_path))
+    before = versions(ws)
+    with pytest.raises(NotValidated, match=r'accuracy = 0\.\d{4}, needs >= 0\.999'):
+        simulate.train_candidate(w, params={'C': 0.5, 'max_iter': 500}, reason='must not get in')
+    assert versions(ws) == before
+
+
+def test_lifecycle_run_stops_before_register_when_a_gate_cannot_pass(ws, tmp_path):
+    before, registered = versions(ws), audit_actions(ws).count('model.register')
+    r = cli(ws, 'run', '--no-site', '--json', '--params', str(impossible(ws, tmp_path)))
+    out = json.loads(r.stdout)
+    assert r.returncode == 1 and not out['ok'], r.stderr
+    assert (
+        "stage 'validate' failed" in out['error'] and 'accuracy = ' in out['error'] and 'needs >= 0.999' in out['error']
+    )
+    run_id = re.search(r'The run (\S+) stopped there', out['error']).group(1)
+    m = json.loads((ws / 'reports/runs' / run_id / 'manifest.json').read_text())
+    assert m['status'] == 'failed' and m['stages']['validate']['status'] == 'failed' and 'register' not in m['stages']
+    assert versions(ws) == before and audit_actions(ws).count('model.register') == registered
+    assert 'validation.fail' in audit_actions(ws)
+
+
+def test_the_rollout_demo_refuses_a_candidate_that_failed_a_gate(ws, tmp_path):
+    before = versions(ws)
+    r = cli(ws, 'rollout', 'demo', '--json', env={'LIFECYCLE_PARAMS_DIR': str(impossible(ws, tmp_path))})
+    out = json.loads(r.stdout)
+    assert r.returncode == 1 and not out['ok'] and 'Traceback' not in r.stderr
+    assert 'candidate was not registered' in out['error'] and 'needs >= 0.999' in out['error']
+    assert versions(ws) == before and not (ws / '.lifecycle/rollout.json').exists()

@@ -1,0 +1,131 @@
+"""The workspace handle and its state format: a new workspace is stamped with the current format; state written
+before formats were recorded (what today's main leaves) is refused by every command except `lifecycle migrate`,
+migrated, then accepted; a newer format is refused, naming it; light commands never import MLflow."""
+
+from __future__ import annotations
+import subprocess
+import sys
+from pathlib import Path
+import pytest
+from conftest import cli, cli_json, clean_env, make_workspace
+
+
+def datasets(ws: Path) -> list[str]:
+    d = ws / '.lifecycle/store/records/datasets'
+    return sorted(p.name for p in d.glob('*.json')) if d.is_dir() else []
+
+
+@pytest.fixture
+def old_ws(tmp_path, arrests) -> Path:
+    "A workspace whose state an older lifecycle wrote: a stored batch, its audit entries, no FORMAT file."
+    ws = make_workspace(tmp_path / 'ws')
+    arrests.head(200).to_csv(ws / 'batch.csv', index=False)
+    r = cli(ws, 'ingest', 'batch.csv', '--dataset', 'arrests', '--no-report')
+    assert r.returncode == 0, r.stderr
+    state = ws / '.lifecycle'
+    for name in ('FORMAT', 'workspace.id', 'audit.log', 'audit.payloads.jsonl'):
+        (state / name).unlink(missing_ok=True)
+    from lifecycle.core.store import canonical_json, sha256_bytes  # the audit log as the older lifecycle wrote it
+
+    entry = dict(
+        seq=1,
+        time='2026-11-01T00:00:00+00:00',
+        actor='ada',
+        action='dataset.snapshot',
+        subject='arrests',
+        reason='a batch stored by the older version',
+        details={},
+        prev_hash='0' * 64,
+    )
+    entry['hash'] = sha256_bytes(canonical_json(entry).encode())
+    (state / 'audit.log').write_text(canonical_json(entry) + '\n')
+    return ws
+
+
+def test_a_new_workspace_is_stamped_with_the_current_format(workspace):
+    from lifecycle.core.workspace import latest_format
+
+    assert not (workspace / '.lifecycle').exists()
+    r, st = cli_json(workspace, 'status')
+    assert r.returncode == 0 and st['models'] == []
+    assert (workspace / '.lifecycle/FORMAT').read_text() == f'{latest_format()}\n'
+
+
+def test_a_state_folder_holding_only_keys_counts_as_new(workspace):
+    from lifecycle.core.workspace import Workspace, latest_format
+
+    (workspace / '.lifecycle/keys').mkdir(parents=True)  # a key put in place before the first run
+    ws = Workspace.open(workspace)
+    assert (ws.state_dir / 'FORMAT').read_text() == f'{latest_format()}\n'
+
+
+def test_an_older_workspace_is_refused_then_migrated_then_accepted(old_ws):
+    before = datasets(old_ws)
+    for args in (
+        ('status',),
+        ('audit', 'verify'),
+        ('ingest', 'batch.csv', '--dataset', 'arrests'),
+        ('run', '--no-site'),
+        ('flags', 'show'),
+        ('rollout', 'status'),
+    ):
+        r = cli(old_ws, *args)
+        msg = ' '.join(r.stderr.split())
+        assert r.returncode == 2 and 'run `lifecycle migrate`' in msg and 'workspace format 0' in msg, (args, r.stderr)
+        assert 'Traceback' not in r.stderr
+    assert datasets(old_ws) == before and not (old_ws / 'reports/runs').exists()  # nothing ran
+    r, out = cli_json(old_ws, 'migrate')
+    assert r.returncode == 0 and out['ok'], r.stderr
+    assert (out['from_format'], out['to_format']) == (0, 1) and [s['format'] for s in out['steps']] == [1]
+    assert (old_ws / '.lifecycle/FORMAT').read_text() == '1\n'
+    r, st = cli_json(old_ws, 'status')
+    assert r.returncode == 0 and len(st['datasets']) == 1  # the old state reads as before
+    from lifecycle.core.audit import read
+
+    log = read(old_ws / '.lifecycle/audit.log')
+    mig = [e for e in log if e['action'] == 'workspace.migrate']
+    assert len(mig) == 1 and mig[0]['details']['from_format'] == 0 and mig[0]['details']['to_format'] == 1
+    assert cli(old_ws, 'audit', 'verify').returncode == 0
+    r, again = cli_json(old_ws, 'migrate')
+    assert r.returncode == 0 and again['steps'] == [] and again['from_format'] == again['to_format'] == 1
+    assert 'nothing to migrate' in cli(old_ws, 'migrate').stdout
+
+
+def test_a_newer_or_unreadable_format_is_refused_naming_it(workspace):
+    assert cli(workspace, 'status').returncode == 0
+    fmt = workspace / '.lifecycle/FORMAT'
+    fmt.write_text('7\n')
+    for args in (('status',), ('migrate',)):
+        r = cli(workspace, *args)
+        assert r.returncode == 2 and 'workspace format 7 is newer' in ' '.join(r.stderr.split()), (args, r.stderr)
+    fmt.write_text('seven\n')
+    r = cli(workspace, 'status')
+    assert (
+        r.returncode == 2
+        and str(fmt) in ' '.join(r.stderr.split())
+        and 'expected the workspace format version' in r.stderr
+    )
+
+
+def test_a_state_folder_that_cannot_be_made_is_refused_cleanly(workspace):
+    (workspace / 'taken').write_text('a file, where the state folder should go')
+    r = cli(workspace, 'status', env={'LIFECYCLE_STATE_DIR': 'taken'})
+    msg = ' '.join(r.stderr.split())
+    assert (
+        r.returncode == 2 and "cannot create the workspace's state folder there" in msg and 'Traceback' not in r.stderr
+    )
+
+
+def test_light_commands_never_import_mlflow(workspace):
+    "`--help`, `status` on a workspace without tracking, and `audit verify` answer without importing MLflow."
+    code = (
+        "import sys; from typer.testing import CliRunner; from lifecycle.app.cli import app\n"
+        "for args in (['--help'], ['status'], ['audit', 'verify']):\n"
+        "    r = CliRunner().invoke(app, args); assert r.exit_code == 0, (args, r.output)\n"
+        "print('mlflow' in sys.modules)"
+    )
+    r = subprocess.run(
+        [sys.executable, '-c', code], cwd=workspace, env=clean_env(), capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == 'False'
