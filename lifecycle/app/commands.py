@@ -92,7 +92,8 @@ def run(
             status.update(f"[{i}/{len(STAGES)}] {st.name} ...")
         else:
             console.print(
-                f"[{i}/{len(STAGES)}] {st.name}: [{'green' if res.status == 'ok' else 'red' if res.status == 'failed' else 'cyan'}]"
+                f"""[{i}/{len(STAGES)}] {st.name}:
+                [{'green' if res.status == 'ok' else 'red' if res.status == 'failed' else 'cyan'}]"""
                 f"{res.status}[/] ({res.duration:.1f}s)"
             )
 

@@ -185,7 +185,8 @@ def run_pipeline(
     wait: bool = True,
     on_wait: Callable[[dict | None], None] | None = None,
 ) -> tuple[RunManifest, list[StageResult]]:
-    "Validate all params of the workspace, then, holding the `pipeline` lock, run (or reuse) each stage in order; raise `StageFailed` at the first failure."
+    """Validate all params of the workspace, then, holding the `pipeline` lock, run (or reuse) each stage in order;
+    raise `StageFailed` at the first failure."""
     params = {k: v.model_dump(mode='json') for k, v in ws.params.items()}
     missing = [st.notebook for st in STAGES if not (ws.stages_dir / st.notebook).is_file()]
     if missing:
@@ -248,7 +249,8 @@ def _run_stages(
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #6d3f3f88
 def run_report(s: Settings, name: str, out_dir: Path, parameters: dict) -> Path:
-    "Execute a report notebook from the stages folder into `out_dir` and render it to HTML beside it; return the HTML path."
+    """Execute a report notebook from the stages folder into `out_dir` and render it to HTML beside it; return the HTML
+    path."""
     from lifecycle.app.site import render_notebook
 
     out_dir.mkdir(parents=True, exist_ok=True)

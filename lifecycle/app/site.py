@@ -99,7 +99,8 @@ def render_site(s: Settings, engine: str | None = None) -> Path:
             rows.append(
                 f"<tr><td>{html.escape(name)}</td><td class='{status}'>{status}"
                 + (f" (from {html.escape(origin)})" if origin != m.run_id else '')
-                + f"</td><td>{st.get('duration', '')}</td><td>{link}</td><td><code>{html.escape(shown)}</code></td></tr>"
+                + f"</td><td>{st.get('duration', '')}</td><td>{link}</td>"
+                + f"<td><code>{html.escape(shown)}</code></td></tr>"
             )
         parts.append(
             f"<h2 id='{m.run_id}'>Run {html.escape(m.run_id)} <small class='{m.data.get('status')}'>"
@@ -114,7 +115,8 @@ def render_site(s: Settings, engine: str | None = None) -> Path:
 
 
 def _extra_reports(s: Settings, site: Path) -> list[str]:
-    "Governance reports (Markdown, rendered here), rollout and experiment reports, per-batch drift reports, linked from the index."
+    """Governance reports (Markdown, rendered here), rollout and experiment reports, per-batch drift reports, linked
+    from the index."""
     import mistune
 
     out = []

@@ -28,7 +28,8 @@ class AuditError(Exception):
 
 
 def _keys_dir_of(log: Path) -> Path:
-    "The `keys_dir` of the workspace whose state folder holds `log` (found from the log, else from here), else the default."
+    """The `keys_dir` of the workspace whose state folder holds `log` (found from the log, else from here), else the
+    default."""
     for start in (log.parent, None):
         try:
             s = load_settings(find_workspace(start))
@@ -40,7 +41,8 @@ def _keys_dir_of(log: Path) -> Path:
 
 
 def keys_folder(path: str | Path, keys_dir: str | Path | None = None, create: bool = True) -> Path | None:
-    "The folder of this log's key and checkpoint: `<keys_dir>/<workspace id>` (None if the state folder has no id and not `create`)."
+    """The folder of this log's key and checkpoint: `<keys_dir>/<workspace id>` (None if the state folder has no id and
+    not `create`)."""
     log = Path(path).resolve()
     try:
         wid = workspace_id(log.parent, create)
@@ -160,9 +162,9 @@ def _tail(fd: int, log: Path, n: int = 2) -> list[dict]:
         step = min(1 << 16, pos)
         pos -= step
         buf = os.pread(fd, step, pos) + buf
-    lines = [l for l in buf.split(b'\n')[1 if pos > 0 else 0 :] if l.strip()]
+    lines = [ln for ln in buf.split(b'\n')[1 if pos > 0 else 0 :] if ln.strip()]
     try:
-        return [json.loads(l) for l in lines[-n:]]
+        return [json.loads(ln) for ln in lines[-n:]]
     except ValueError:
         raise AuditError(
             f"{log}: its last entries are not valid JSON (damaged, not a torn line); run "
@@ -269,7 +271,8 @@ def append(
     keys_dir: str | Path | None = None,
     **details,
 ) -> dict:
-    "Append one entry (payload, then MACed chain line, then checkpoint) under the log's lock; return it as `read` shows it."
+    """Append one entry (payload, then MACed chain line, then checkpoint) under the log's lock; return it as `read`
+    shows it."""
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir)
     key = audit_key(folder)
@@ -290,7 +293,8 @@ def read(path: str | Path) -> list[dict]:
 # %% ../../nbs/api/core/03_audit.ipynb #6248e544
 @dataclass
 class Verdict:
-    "Result of checking an audit log: whether it holds, how many entries, the first bad one and why, and what was ignored."
+    """Result of checking an audit log: whether it holds, how many entries, the first bad one and why, and what was
+    ignored."""
 
     ok: bool
     entries: int
@@ -311,7 +315,8 @@ def _legacy_break(entries: list[tuple[int, dict]]) -> tuple[int | None, int, str
             return (
                 seq,
                 i,
-                f'entry {seq} (line {i}) does not link to the entry before it: an entry was removed, inserted or reordered',
+                f'entry {seq} (line {i}) does not link to the entry before it: an entry was removed, inserted or '
+                'reordered',
             )
         if seq != n + 1:
             return seq, i, f'entry {seq} (line {i}) has sequence {seq}, expected {n + 1}'
@@ -337,26 +342,33 @@ def _payload_problem(log: Path, chain: list[dict], notes: list[str]) -> tuple[st
                 )
         elif p is None and s in seqs:
             return (
-                f"entry {s}'s payload (actor, reason, details) in {pp.name} was altered: it does not match the digest in the chain",
+                f"entry {s}'s payload (actor, reason, details) in {pp.name} was altered: it does not match the digest "
+                "in the chain",
                 s,
             )
         elif p is None:
             return (
-                f"entry {s}'s payload (actor, reason, details) is missing from {pp.name}, and no audit.erase entry erased it",
+                f"entry {s}'s payload (actor, reason, details) is missing from {pp.name}, and no audit.erase entry "
+                "erased it",
                 s,
             )
         elif p.get('seq') != s:
             return (
-                f"entry {s}'s payload in {pp.name} carries sequence {p.get('seq')}: payloads were moved between entries",
+                f"entry {s}'s payload in {pp.name} carries sequence {p.get('seq')}: "
+                "payloads were moved between entries",
                 s,
             )
     return None
 
 
 def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
-    "Check every entry's MAC, sequence, link and payload, and the log's end against the checkpoint kept outside the workspace."
+    """Check every entry's MAC, sequence, link and payload, and the log's end against the checkpoint kept outside the
+    workspace."""
     log, notes = Path(path).resolve(), []
-    fail = lambda n, why, seq=None, line=None: Verdict(False, n, seq, line, why, notes)
+
+    def fail(n, why, seq=None, line=None):
+        return Verdict(False, n, seq, line, why, notes)
+
     raw = (log.read_bytes() if log.is_file() else b'').split(b'\n')
     torn = raw.pop()  # b'' when the file ends with a newline
     if torn.strip():
@@ -365,11 +377,11 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
             f"sets it aside in {log.name}.torn"
         )
     entries = []
-    for i, l in enumerate(raw, 1):
-        if not l.strip():
+    for i, ln in enumerate(raw, 1):
+        if not ln.strip():
             continue
         try:
-            e = json.loads(l)
+            e = json.loads(ln)
         except ValueError:
             e = None
         if not isinstance(e, dict):
@@ -406,7 +418,8 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
         if e.get('prev_mac') != prev:
             return fail(
                 n,
-                f'entry {seq} (line {i}) does not link to the entry before it: an entry was removed, inserted or reordered',
+                f'entry {seq} (line {i}) does not link to the entry before it: an entry was removed, inserted or '
+                'reordered',
                 seq,
                 i,
             )
@@ -454,7 +467,8 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
 def erase(
     path: str | Path, seq: int, reason: str, actor: str | None = None, keys_dir: str | Path | None = None
 ) -> dict:
-    "Erase entry `seq`'s payload (actor, reason, details): append an `audit.erase` tombstone, then rewrite the payload file without it."
+    """Erase entry `seq`'s payload (actor, reason, details): append an `audit.erase` tombstone, then rewrite the payload
+    file without it."""
     if not reason.strip():
         raise AuditError("an erasure needs a reason (--reason TEXT); it is kept in the tombstone entry")
     log = Path(path).resolve()
@@ -476,16 +490,16 @@ def erase(
             ]
         pp = payloads_path(log)
         with locked_append(pp):  # sets a torn line aside; payloads change only under the chain lock
-            kept = [l for l in pp.read_bytes().split(b'\n') if l.strip()]
+            kept = [ln for ln in pp.read_bytes().split(b'\n') if ln.strip()]
 
-            def doomed(l: bytes) -> bool:
+            def doomed(ln: bytes) -> bool:
                 try:
-                    p = json.loads(l)
+                    p = json.loads(ln)
                 except ValueError:
                     return False
                 return isinstance(p, dict) and (p.get('seq') == seq or payload_digest(p) == target['digest'])
 
-            atomic_write(pp, b''.join(l + b'\n' for l in kept if not doomed(l)))
+            atomic_write(pp, b''.join(ln + b'\n' for ln in kept if not doomed(ln)))
     return next(e for e in read(log) if e['seq'] == done)
 
 # %% ../../nbs/api/core/03_audit.ipynb #25913819

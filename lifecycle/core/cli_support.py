@@ -46,7 +46,8 @@ def finite(o):
 
 
 def dumps(o, indent: int | None = None) -> str:
-    "Strict JSON for scripts: non-finite numbers become null, other objects their text; `allow_nan=False` guards the rest."
+    """Strict JSON for scripts: non-finite numbers become null, other objects their text; `allow_nan=False` guards the
+    rest."""
     return json.dumps(finite(o), indent=indent, default=str, allow_nan=False)
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #93a9bb14
@@ -75,7 +76,8 @@ COMMON_ERRORS = {
 
 
 def exit_code_for(e: BaseException, errors: dict) -> tuple[int, str] | None:
-    "The exit code and message prefix `errors` gives to the class of `e` or its nearest base (by dotted name), else None."
+    """The exit code and message prefix `errors` gives to the class of `e` or its nearest base (by dotted name), else
+    None."""
     for c in type(e).__mro__:
         v = errors.get(f'{c.__module__}.{c.__qualname__}')
         if v is not None:
@@ -84,7 +86,8 @@ def exit_code_for(e: BaseException, errors: dict) -> tuple[int, str] | None:
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c238a294
 def fail(message: str, code: int, as_json: bool = False):
-    "Stop with one paragraph: `{ok: false, error}` on stdout for scripts, else `error: ...` on stderr; exit with `code`."
+    """Stop with one paragraph: `{ok: false, error}` on stdout for scripts, else `error: ...` on stderr; exit with
+    `code`."""
     if as_json:
         print(dumps({'ok': False, 'error': message}))
     else:
@@ -93,7 +96,8 @@ def fail(message: str, code: int, as_json: bool = False):
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #f7bf4113
 def command(errors: dict | None = None):
-    "Make a function that returns a `Result` a command: print it, exit with its code, turn expected errors into one paragraph."
+    """Make a function that returns a `Result` a command: print it, exit with its code, turn expected errors into one
+    paragraph."""
     table = {**COMMON_ERRORS, **(errors or {})}
 
     def deco(fn):
@@ -127,7 +131,8 @@ def command(errors: dict | None = None):
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #035e15a4
 def invoke(cmd, args=(), env: dict | None = None, **extra):
-    "Run a command function (or a Typer app) in-process with typer's `CliRunner`; returns its result (exit_code, stdout, stderr)."
+    """Run a command function (or a Typer app) in-process with typer's `CliRunner`; returns its result (exit_code,
+    stdout, stderr)."""
     from typer.testing import CliRunner
 
     app = cmd
@@ -138,7 +143,8 @@ def invoke(cmd, args=(), env: dict | None = None, **extra):
 
 
 def scratch_workspace(dest: str | Path | None = None, source: str | Path | None = None) -> Path:
-    "A throw-away workspace: `settings.ini` and `params/` of `source` (this workspace) copied into `dest` (a new temp folder)."
+    """A throw-away workspace: `settings.ini` and `params/` of `source` (this workspace) copied into `dest` (a new temp
+    folder)."""
     from lifecycle.core.settings import find_workspace
 
     src = Path(source) if source else find_workspace()

@@ -4,7 +4,6 @@
 
 # %% ../../nbs/api/core/12_commands.ipynb #5f10a903
 from __future__ import annotations
-import json
 from dataclasses import dataclass, asdict
 import typer
 from .cli_support import command, Result, CommandError, dumps, EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT
@@ -44,7 +43,8 @@ class AuditVerdict(Result):
 
 @command()
 def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the verdict as JSON.")):
-    "Check the audit log: each entry's MAC, sequence, link and payload, and its end against the checkpoint kept outside the workspace; exit 3 naming the first problem."
+    """Check the audit log: each entry's MAC, sequence, link and payload, and its end against the checkpoint kept
+    outside the workspace; exit 3 naming the first problem."""
     from lifecycle.core.audit import verify
 
     s = Workspace.open()
@@ -102,7 +102,8 @@ class Erased(Result):
 
     def show(self):
         print(
-            f"entry {self.erased}'s payload erased; tombstone: entry {self.tombstone['seq']} by {self.tombstone['actor']} ({self.path})"
+            f"""entry {self.erased}'s payload erased; tombstone: entry {self.tombstone['seq']} by
+            {self.tombstone['actor']} ({self.path})"""
         )
 
 
@@ -114,7 +115,8 @@ def audit_erase(
     ),
     as_json: bool = typer.Option(False, '--json', help="Print the tombstone entry as JSON."),
 ):
-    "Erase one entry's payload (e.g. a person's data): a tombstone entry is appended, the payload deleted; `audit verify` still passes."
+    """Erase one entry's payload (e.g. a person's data): a tombstone entry is appended, the payload deleted; `audit
+    verify` still passes."""
     from lifecycle.core.audit import erase
 
     s = Workspace.open()

@@ -22,7 +22,8 @@ class StageContext:
         self._given = params
 
     def params(self, section: str):
-        "The validated params of `section`: as the pipeline passed them, else the workspace's (all files validated together)."
+        """The validated params of `section`: as the pipeline passed them, else the workspace's (all files validated
+        together)."""
         if self._given is None:
             return self.ws.params[section]
         if section not in self._given:

@@ -63,7 +63,8 @@ def _record(fd: int) -> dict | None:
 
 
 def holder(state_dir: str | Path, name: str) -> dict | None:
-    "Who holds the named lock now (`{pid, command, since}`), or None if it is free, even if a holder that died left its record."
+    """Who holds the named lock now (`{pid, command, since}`), or None if it is free, even if a holder that died left
+    its record."""
     p = lock_path(state_dir, name)
     if not p.is_file():
         return None
@@ -88,7 +89,8 @@ def hold(
     on_wait=None,
     command: str | None = None,
 ):
-    "Hold the named lock for the block: wait for a live holder (telling `on_wait(holder)` who it is), or raise `LockBusy` naming it."
+    """Hold the named lock for the block: wait for a live holder (telling `on_wait(holder)` who it is), or raise
+    `LockBusy` naming it."""
     p = lock_path(state_dir, name)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)

@@ -358,7 +358,8 @@ class PolicyParams(BaseModel):
 
 # %% ../../nbs/api/core/04_params.ipynb #e8c0bf6b
 class Cohort(_Strict):
-    "A targeting rule: requests whose evaluation-context `attribute` equals `equals` (or is `in` a list) go to `variant`."
+    """A targeting rule: requests whose evaluation-context `attribute` equals `equals` (or is `in` a list) go to
+    `variant`."""
 
     model_config = ConfigDict(extra='forbid', populate_by_name=True)
     attribute: str = Field(pattern=r'^[A-Za-z_][A-Za-z0-9_]*$')
@@ -501,7 +502,8 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
         task, fam = res['features'].task, res['train'].model.family
         if (fam in REGRESSION_FAMILIES) != (task == 'regression'):
             problems.append(
-                f"{d / 'train.yaml'}: key 'model.family': {fam!r} does not fit the {task} task declared in features.yaml"
+                f"""{d / 'train.yaml'}: key 'model.family': {fam!r} does not fit the {task} task declared in
+                features.yaml"""
             )
         cols = res['ingest'].columns
         for f in res['features'].features:

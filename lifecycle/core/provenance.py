@@ -47,7 +47,10 @@ def library_hash() -> str:
 def git_info(root: str | Path) -> dict:
     "The git commit of `root` and whether its tree has uncommitted changes (empty when not a git repo)."
     try:
-        run = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=10)
+
+        def run(*a):
+            return subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=10)
+
         commit = run('rev-parse', 'HEAD')
         if commit.returncode:
             return {'git_commit': '', 'git_dirty': None}

@@ -52,7 +52,8 @@ def find_workspace(start: str | Path | None = None) -> Path:
 
 # %% ../../nbs/api/core/00_settings.ipynb #a18fe8c3
 def default_keys_dir() -> Path:
-    "The per-user keys folder outside any workspace: `$LIFECYCLE_KEYS_DIR`, else `$XDG_DATA_HOME/lifecycle/keys`, else `~/.local/share/lifecycle/keys`."
+    """The per-user keys folder outside any workspace: `$LIFECYCLE_KEYS_DIR`, else `$XDG_DATA_HOME/lifecycle/keys`, else
+    `~/.local/share/lifecycle/keys`."""
     env = os.environ.get('LIFECYCLE_KEYS_DIR')
     if env:
         return Path(env).expanduser().resolve()
@@ -125,7 +126,10 @@ def load_settings(root: str | Path | None = None) -> Settings:
             f"{ini}: unknown key(s) {sorted(unknown)} in [workspace]; expected some of {sorted(DEFAULTS)}"
         )
     v = {k: os.environ.get(f'LIFECYCLE_{k.upper()}', section.get(k, d)) for k, d in DEFAULTS.items()}
-    path = lambda k: (root / Path(v[k]).expanduser()).resolve()
+
+    def path(k):
+        return (root / Path(v[k]).expanduser()).resolve()
+
     state = path('state_dir')
     try:
         port = int(v['port'])
@@ -148,7 +152,8 @@ def load_settings(root: str | Path | None = None) -> Settings:
 
 # %% ../../nbs/api/core/00_settings.ipynb #d54ae68d
 def workspace_id(state_dir: str | Path, create: bool = True) -> str | None:
-    "This workspace's random id from `<state_dir>/workspace.id`, created on first use (None if absent and not `create`)."
+    """This workspace's random id from `<state_dir>/workspace.id`, created on first use (None if absent and not
+    `create`)."""
     p = Path(state_dir) / 'workspace.id'
     if not p.is_file():
         if not create:

@@ -40,7 +40,8 @@ def atomic_write(path: str | Path, data: bytes | str) -> Path:
 
 
 def create_once(path: str | Path, data: bytes | str, mode: int = 0o600) -> bool:
-    "Create `path` holding `data` unless it exists, never replacing a file another process created meanwhile; True if this call created it."
+    """Create `path` holding `data` unless it exists, never replacing a file another process created meanwhile; True if
+    this call created it."""
     path = Path(path)
     if path.exists():
         return False
@@ -235,7 +236,8 @@ class Store:
         return self.object_path(digest).is_file()
 
     def temp_path(self, suffix: str = '') -> Path:
-        "A fresh temporary file inside the store (same filesystem, so `put_file` can rename it into place), named after its writer; the first one also clears what dead writers left."
+        """A fresh temporary file inside the store (same filesystem, so `put_file` can rename it into place), named
+        after its writer; the first one also clears what dead writers left."""
         d = self.root / 'tmp'
         d.mkdir(parents=True, exist_ok=True)
         if not getattr(self, '_swept', False):
@@ -246,7 +248,8 @@ class Store:
         return Path(p)
 
     def clean_temp(self, max_age: float = 600) -> list[Path]:
-        "Remove temporary files left by crashed writers: a dead process's on this host, or any older than `max_age` seconds whose writer cannot be asked."
+        """Remove temporary files left by crashed writers: a dead process's on this host, or any older than `max_age`
+        seconds whose writer cannot be asked."""
         d, gone = self.root / 'tmp', []
         for p in d.iterdir() if d.is_dir() else ():
             m = re.match(r'(\d+)@([\w.]+)-', p.name)

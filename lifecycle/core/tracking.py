@@ -16,7 +16,8 @@ _READY: set[str] = set()  # database URIs whose tables this process has seen cre
 
 
 def configure_mlflow(tracking_uri: str, state_dir: str | Path):
-    "Point MLflow's tracking and registry at the workspace, its database created under the `mlflow-db` lock; return the `mlflow` module."
+    """Point MLflow's tracking and registry at the workspace, its database created under the `mlflow-db` lock; return
+    the `mlflow` module."""
     os.environ.setdefault('MLFLOW_ENABLE_ASYNC_LOGGING', 'false')
     os.environ.setdefault('GIT_PYTHON_REFRESH', 'quiet')
     os.environ.setdefault('MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR', 'false')

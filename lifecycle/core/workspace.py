@@ -80,7 +80,8 @@ def write_format(state_dir: str | Path, version: int) -> Path:
 
 # %% ../../nbs/api/core/10_workspace.ipynb #cc1431ce
 def check_format(s: Settings, migrating: bool = False) -> int:
-    "The workspace's format; a new workspace is stamped with the latest. Refuses a newer one, and an older one unless migrating."
+    """The workspace's format; a new workspace is stamped with the latest. Refuses a newer one, and an older one unless
+    migrating."""
     found, latest = stored_format(s.state_dir), latest_format()
     if found is None:
         try:

@@ -122,7 +122,8 @@ def contract(p: IngestParams):
 
 
 def _conform(chunk: pd.DataFrame, p: IngestParams, strict: bool) -> tuple[pd.DataFrame, dict[str, int]]:
-    "A copy of `chunk` with each declared column in its contract dtype where that loses nothing; non-strict also converts text."
+    """A copy of `chunk` with each declared column in its contract dtype where that loses nothing; non-strict also
+    converts text."""
     from pandas.api import types as t
 
     chunk, coerced = chunk.copy(deep=False), {}
@@ -205,7 +206,8 @@ class Chunk:
 # %% ../../nbs/api/data/03_checks.ipynb #05ca3701
 @dataclass
 class Totals:
-    "What the chunk-level checks accumulate over one batch, for the batch-level checks and the snapshot's quality record."
+    """What the chunk-level checks accumulate over one batch, for the batch-level checks and the snapshot's quality
+    record."""
 
     rows: int = 0
     nulls: dict = field(default_factory=dict)  # column -> nulls; every declared column
@@ -236,7 +238,8 @@ class Totals:
 
 # %% ../../nbs/api/data/03_checks.ipynb #1a89a2a0
 def _safe_name(name: str, i: int) -> str:
-    "An undeclared column's name as it may be quoted: withheld when it looks like a personal value (a header-less file)."
+    """An undeclared column's name as it may be quoted: withheld when it looks like a personal value (a header-less
+    file)."""
     return (
         f'<column {i + 1}: name withheld, it looks like personal data>'
         if looks_personal(pd.Series([name] * 3))
@@ -259,7 +262,8 @@ def _header_hint(columns: list, p: IngestParams) -> str:
     "Why columns seem missing: another delimiter than ',', or columns renamed upstream."
     named = _undeclared(columns, p)
     if len(columns) == 1 and any(d in columns[0] for d in ';\t|'):
-        return f"the file holds a single column {named.get(columns[0], columns[0])[:60]!r}: it probably uses another delimiter than ','"
+        only = named.get(columns[0], columns[0])[:60]
+        return f"the file holds a single column {only!r}: it probably uses another delimiter than ','"
     if _missing(columns, p) and named:
         return f"undeclared column(s) {list(named.values())} arrived instead: renamed upstream?"
     return ''
@@ -360,7 +364,8 @@ def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
                     'personal_data',
                     col,
                     expected='no personal values (the column is declared personal: false)',
-                    found=f"{hit.matched} of {hit.read} value(s) look like {hit.kind}{'es' if hit.kind.endswith('s') else 's'}",
+                    found=f"{hit.matched} of {hit.read} value(s) look like "
+                    f"{hit.kind}{'es' if hit.kind.endswith('s') else 's'}",
                     count=hit.matched,
                     detail="declare it 'personal: true' with a pii rule if it is personal, 'kind: identifier' "
                     "or 'kind: date' if it is one; else check the upstream column order",
@@ -487,7 +492,8 @@ null_spike = register(
 
 # %% ../../nbs/api/data/03_checks.ipynb #6177f10b
 def _mark_failures(c: Chunk, t: Totals, rule: str) -> list[dict]:
-    "Mark the rows and cells the contract's checks of `rule` failed; count them and keep a few raw values (memory only)."
+    """Mark the rows and cells the contract's checks of `rule` failed; count them and keep a few raw values (memory
+    only)."""
     for col, r, _, g in c.failures:
         if r != rule:
             continue
@@ -590,7 +596,8 @@ coerced = register(
 
 # %% ../../nbs/api/data/03_checks.ipynb #c2c6cf3e
 def row_hashes(df: pd.DataFrame) -> np.ndarray:
-    "One 64-bit hash per row (values only, not the index): duplicates are found by it, snapshot contents hashed with it."
+    """One 64-bit hash per row (values only, not the index): duplicates are found by it, snapshot contents hashed with
+    it."""
     return pd.util.hash_pandas_object(df, index=False).to_numpy()
 
 
@@ -697,5 +704,6 @@ def check_chunk(c: Chunk, p: IngestParams, t: Totals) -> bool:
 
 
 def judge(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
-    "Every finding of the batch: those met while streaming, then each check's judgement of the totals, in registry order."
+    """Every finding of the batch: those met while streaming, then each check's judgement of the totals, in registry
+    order."""
     return t.findings + [v for check in CHECKS.values() if check.judge for v in check.judge(t, p, salt)]

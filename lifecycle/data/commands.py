@@ -137,7 +137,8 @@ class BatchStats(Result):
         print(json.dumps({k: v for k, v in self.stats.items() if k != 'log'}, indent=1, default=str))
         for e in self.stats['log'][-20:]:
             print(
-                f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s drift={e.get('drift_score')} {e['source']}"
+                f"""{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s
+                drift={e.get('drift_score')} {e['source']}"""
             )
 
 

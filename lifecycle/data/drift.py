@@ -226,7 +226,8 @@ class _Cdf:
 
 
 def _w1_ks(cdf: _Cdf, cu: np.ndarray, cc: np.ndarray, steps: bool) -> tuple[float, float]:
-    "Wasserstein-1 distance and KS statistic between the reference CDF and the current sample (distinct values, counts)."
+    """Wasserstein-1 distance and KS statistic between the reference CDF and the current sample (distinct values,
+    counts)."""
     m = cc.sum()
     CC = np.cumsum(cc).astype(float)
     qu = np.unique(cdf.q)
@@ -543,5 +544,6 @@ def evidently_report(
     *,
     kinds: dict | None = None,
 ):
-    "Evidently's DataDriftPreset snapshot (for its HTML report), on uniform samples of frames larger than `sample_rows`."
+    """Evidently's DataDriftPreset snapshot (for its HTML report), on uniform samples of frames larger than
+    `sample_rows`."""
     return _run_evidently(_sample(reference_df, sample_rows, seed), _sample(current_df, sample_rows, seed), kinds)

@@ -214,7 +214,8 @@ def _history(s: Settings, dataset: str) -> tuple[dict | None, str | None]:
 
 # %% ../../nbs/api/data/04_ingest.ipynb #80142b1c
 def _sampled(sample: pd.DataFrame | None, c: Chunk, rng: np.random.Generator, size: int) -> pd.DataFrame:
-    "The drift sample with the chunk's rows offered to it: a uniform sample of at most `size` rows, failed cells masked."
+    """The drift sample with the chunk's rows offered to it: a uniform sample of at most `size` rows, failed cells
+    masked."""
     cand = c.frame.assign(_k=rng.random(len(c.frame)))
     for col, m in c.failed.items():
         cand[col] = cand[col].mask(m)  # the drift sample never holds a failing value
@@ -225,7 +226,8 @@ def _sampled(sample: pd.DataFrame | None, c: Chunk, rng: np.random.Generator, si
 def _stream(
     chunks: Iterable[pd.DataFrame], p: IngestParams, key: bytes | None, salt: bytes, clean: _Writer, quarantine: _Writer
 ) -> tuple[Totals, pd.DataFrame | None]:
-    "One pass over the chunks through the checks: the totals, and the drift sample (None when a check stopped the reading)."
+    """One pass over the chunks through the checks: the totals, and the drift sample (None when a check stopped the
+    reading)."""
     from lifecycle.data.pii import mask_frame
 
     t, schema, rng, sample = Totals.of(p), contract(p), np.random.default_rng(0), None
@@ -291,7 +293,8 @@ def ingest_batch(
     reference: str | None = None,
     actor: str | None = None,
 ) -> BatchResult:
-    "Check, mask and store one batch under the rules of `p` in workspace `s`; raise `BatchRejected` when the policy refuses it."
+    """Check, mask and store one batch under the rules of `p` in workspace `s`; raise `BatchRejected` when the policy
+    refuses it."""
     from lifecycle.data.pii import load_key, finding_salt
 
     t0, store = time.perf_counter(), s.store
@@ -505,7 +508,8 @@ def load_snapshot(store: Store, version: str) -> pd.DataFrame:
     rec = store.get_record('datasets', version)
     if store.record_path('purges', version).exists():
         raise SnapshotPurged(
-            f"snapshot {version} was purged on {store.get_record('purges', version)['purged']}: its data is gone, its lineage record remains"
+            f"""snapshot {version} was purged on {store.get_record('purges', version)['purged']}: its data is gone, its
+            lineage record remains"""
         )
     return store.get_frame(rec['object'])
 

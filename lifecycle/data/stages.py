@@ -63,7 +63,8 @@ def later_values(ws: Workspace, p: IngestParams) -> list:
 def ingest(
     ws: Workspace, p: IngestParams, model_name: str, *, replay: bool = True, run_id: str | None = None
 ) -> IngestResult:
-    "The ingest stage: the training rows through the boundary (`BatchRejected` if refused), then each later batch replayed."
+    """The ingest stage: the training rows through the boundary (`BatchRejected` if refused), then each later batch
+    replayed."""
     fingerprint = sources.fingerprint(p.source, ws.root, p.query)
     reference = resolve_reference(ws, p, model_name)
     cut = (lambda c: c[p.split_column] <= p.train_until) if p.split_column else None

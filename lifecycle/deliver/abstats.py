@@ -62,7 +62,8 @@ class SequentialResult:
 
 
 def regression(result: SequentialResult, higher_is_worse: bool) -> bool:
-    "True when the treatment is significantly worse: a higher rate if `higher_is_worse` (errors), else lower (accuracy)."
+    """True when the treatment is significantly worse: a higher rate if `higher_is_worse` (errors), else lower
+    (accuracy)."""
     return result.rejected and result.direction == ('treatment_higher' if higher_is_worse else 'treatment_lower')
 
 
@@ -81,13 +82,13 @@ class SequentialTest:
         "Look at cumulative control (x1/n1) and treatment (x2/n2) counts; before `min_samples` per arm nothing changes."
         if not (0 <= x1 <= n1 and 0 <= x2 <= n2):
             raise ValueError('need 0 <= successes <= trials')
-        self.looks, est, l = self.looks + 1, float(_est(x1, n1, x2, n2)), 0.0
+        self.looks, est, ln = self.looks + 1, float(_est(x1, n1, x2, n2)), 0.0
         if min(n1, n2) >= self.min_samples:
-            l, h = (
+            ln, h = (
                 float(msprt_log_lr(x1, n1, x2, n2, self.tau)),
                 float(msprt_halfwidth(x1, n1, x2, n2, self.tau, self.alpha)),
             )
-            self.p_value = min(self.p_value, math.exp(-l) if l > 0 else 1.0)
+            self.p_value = min(self.p_value, math.exp(-ln) if ln > 0 else 1.0)
             lo, hi = max(self.ci[0], est - h, -1.0), min(self.ci[1], est + h, 1.0)
             self.ci = (lo, hi) if lo <= hi else (max(est - h, -1.0), min(est + h, 1.0))  # empty: keep this look's
         rej = self.p_value <= self.alpha
@@ -98,7 +99,7 @@ class SequentialTest:
             ('treatment_higher' if side else 'treatment_lower') if rej else None,
             est,
             self.ci,
-            l,
+            ln,
             n1,
             n2,
             self.looks,
@@ -197,11 +198,16 @@ def decide(
     if treatment == c or treatment not in arms:
         raise ValueError(f'treatment must be a non-control arm, not {treatment!r}')
     few = [k for k, v in arms.items() if v['trials'] < min_trials]
-    say = lambda k: (
-        f"{k}: P(best) = {arms[k]['prob_best']:.3f} (need >= {prob_best_min}), expected loss = "
-        f"{arms[k]['expected_loss']:.5f} (need < {expected_loss_max})."
-    )
-    ok = lambda k: arms[k]['prob_best'] >= prob_best_min and arms[k]['expected_loss'] < expected_loss_max
+
+    def say(k):
+        return (
+            f"{k}: P(best) = {arms[k]['prob_best']:.3f} (need >= {prob_best_min}), expected loss = "
+            f"{arms[k]['expected_loss']:.5f} (need < {expected_loss_max})."
+        )
+
+    def ok(k):
+        return arms[k]['prob_best'] >= prob_best_min and arms[k]['expected_loss'] < expected_loss_max
+
     reasons = [f"{k} has {arms[k]['trials']} trials, fewer than {min_trials}." for k in few] + [say(treatment), say(c)]
     decision = 'continue' if few else 'promote' if ok(treatment) else 'keep_control' if ok(c) else 'continue'
     return dict(decision=decision, reasons=reasons)

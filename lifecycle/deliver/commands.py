@@ -169,7 +169,8 @@ def rollout_guard(
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #e062ee80
 def _report(ctx: typer.Context | None, s, name: str, out_dir: Path, parameters: dict) -> Path:
-    "Execute and render a report notebook with the runner the assembled CLI hands down (`lifecycle.app.pipeline.run_report`)."
+    """Execute and render a report notebook with the runner the assembled CLI hands down
+    (`lifecycle.app.pipeline.run_report`)."""
     runner = (ctx.obj or {}).get('run_report') if ctx is not None else None
     if runner is None:
         raise CommandError(f"{name}: no report runner; run this command through the `lifecycle` CLI", EXIT_INPUT)
@@ -237,13 +238,15 @@ def rollout_demo(
     outcome: str = typer.Option(
         'sound',
         '--challenger-kind',
-        help="sound (a retrained candidate) or degraded (trained on a skewed extract: passes the offline gates, fails live).",
+        help="sound (a retrained candidate) or degraded (trained on a skewed extract: passes the offline gates, fails "
+        "live).",
     ),
     steps: str = typer.Option('10,50,100', '--steps', help="Rollout steps for the demonstration."),
     max_seconds: float = typer.Option(300, '--max-seconds', help="Give up after this long."),
     as_json: bool = typer.Option(False, '--json', help="Print the outcome as JSON."),
 ):
-    "The whole loop on the default dataset: train a candidate, serve, roll out under the guard with simulated traffic from later years, report."
+    """The whole loop on the default dataset: train a candidate, serve, roll out under the guard with simulated traffic
+    from later years, report."""
     from lifecycle.deliver.demo import play
 
     if outcome not in ('sound', 'degraded'):
@@ -290,7 +293,8 @@ def experiment_report(
     render: bool = typer.Option(True, '--render/--no-render', help="Execute and render the report notebook."),
     as_json: bool = typer.Option(False, '--json', help="Print the analysis as JSON."),
 ):
-    "Per variant: requests, accuracy from feedback, latency, errors; Bayesian and frequentist comparison; decision from params."
+    """Per variant: requests, accuracy from feedback, latency, errors; Bayesian and frequentist comparison; decision
+    from params."""
     import time
     from datetime import datetime
     from lifecycle.deliver import rollout as ro, experiment as ex

@@ -19,7 +19,8 @@ class DemoFailed(Exception):
 def play(
     s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_seconds: float, say=print
 ) -> tuple[str, dict]:
-    "Train a sound or degraded candidate, serve, roll it out under the guard with replayed traffic; return its version and the final rollout."
+    """Train a sound or degraded candidate, serve, roll it out under the guard with replayed traffic; return its version
+    and the final rollout."""
     from lifecycle.deliver import rollout as ro, simulate as sim
     from lifecycle.serve.predlog import default_url
     from lifecycle.serve.local import LocalServer
@@ -46,11 +47,15 @@ def play(
     try:
         st = ro.start(s, version, ps['rollout'], steps, 'canary', reason=f'demonstration: {outcome} challenger')
         say(
-            f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from later years"
+            f"""rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from
+            later years"""
         )
         rows, fp = sim.later_rows(s), ps['features']
         inputs = [f.name for f in fp.features]
-        done = lambda: (ro.load_state(s) or {}).get('status') not in ('running',)
+
+        def done():
+            return (ro.load_state(s) or {}).get('status') not in ('running',)
+
         traffic = threading.Thread(
             target=sim.send_traffic,
             args=(server.url, rows, inputs, fp.target),

@@ -7,7 +7,6 @@ the frequentist one (Newcombe 95% interval of the difference, two-proportion z-t
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e1ec56e6
 from __future__ import annotations
-import json
 import time
 import numpy as np
 import pandas as pd
@@ -52,7 +51,10 @@ def analyse(
         expected_loss_max=ep.expected_loss_max,
         min_trials=ep.min_feedback,
     )
-    clean = lambda v: None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
+    def clean(v):
+        return None if v is None or (isinstance(v, float) and np.isnan(v)) else v
+
     return dict(
         created=time.time(),
         control=control,

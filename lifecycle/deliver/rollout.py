@@ -319,7 +319,10 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
     c, t = stats['control'], stats['challenger']
     alpha = g.alpha / (2 * max(n_steps, 1))  # two tests per step, `n_steps` steps: alpha for the whole rollout
     kw = dict(alpha=alpha, **({'tau': g.tau} if g.tau else {}))
-    floor = lambda need: max(1, min(need, 100))  # the tests may stop early, once the normal approximation holds
+
+    def floor(need):
+        return max(1, min(need, 100))  # the tests may stop early, once the normal approximation holds
+
     err = (
         SequentialTest.from_dict(tests['error'])
         if 'error' in tests

@@ -37,7 +37,8 @@ def train_candidate(
     base_version: str | None = None,
     reason: str = '',
 ) -> str:
-    "Train a candidate on the base version's data, validate it, and register and sign it only if every gate passes; its version."
+    """Train a candidate on the base version's data, validate it, and register and sign it only if every gate passes;
+    its version."""
     ps = ws.params
     tp, fp, vp, rp = ps['train'], ps['features'], ps['validate'], ps['register']
     base = base_version or alias_version(ws.client, rp.model_name, rp.champion_alias)

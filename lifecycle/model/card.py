@@ -13,7 +13,10 @@ __all__ = ['model_card_markdown', 'datasheet_markdown']
 # %% ../../nbs/api/model/05_card.ipynb #ca3fbd97
 def _table(df: pd.DataFrame) -> str:
     cols = list(df.columns)
-    fmt = lambda v: f"{v:.3f}" if isinstance(v, float) else str(v)
+
+    def fmt(v):
+        return f"{v:.3f}" if isinstance(v, float) else str(v)
+
     return '\n'.join(
         ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
         + ['| ' + ' | '.join(fmt(v) for v in row) + ' |' for row in df.itertuples(index=False)]
@@ -56,14 +59,16 @@ def model_card_markdown(
             )
             + f"\n- **owners**: {', '.join(cp.owners)}",
             f"## Intended use\n{cp.intended_use}\n\n**Out of scope:** {cp.out_of_scope}",
-            f"## Factors\nProtected attributes evaluated: {', '.join(facts.get('protected_attributes') or []) or 'none'}. "
+            "## Factors\nProtected attributes evaluated: "
+            f"{', '.join(facts.get('protected_attributes') or []) or 'none'}. "
             f"Model inputs: {', '.join(facts['inputs'])}.",
             "## Metrics (holdout)\n" + _table(pd.DataFrame([m])),
             "## Gates\n" + _table(gates),
             "## Global explanation (permutation importance, drop in the holdout score)\n"
             + (_table(importance) if importance is not None and len(importance) else 'Not computed.'),
             f"## Training data\nSnapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
-            f"`{facts['source']}`), schema hash `{facts['schema_hash'][:16]}`, feature set `{facts['feature_set_version']}`.",
+            f"`{facts['source']}`), schema hash `{facts['schema_hash'][:16]}`, feature set "
+            f"`{facts['feature_set_version']}`.",
             f"## Evaluation data\nStratified holdout of {facts['holdout_rows']} rows from the same snapshot.",
             "## Quantitative analyses (per group)\n"
             + (_table(groups) if len(groups) else 'No protected attributes declared.'),
@@ -101,7 +106,8 @@ def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
             f"{q.get('duplicate_rate', 'n/a')}. Role: {record['role']}.\n\n" + _table(cols),
             f"## Collection process\nSource `{record['source']}`, ingested {record['created']} under the "
             f"{record.get('policy', 'fail_closed')} policy with flags {record.get('flags')}; rows where "
-            f"`{ingest['split_column']}` <= {ingest['train_until']}. Parent snapshot: {record.get('parent') or 'none'}.",
+            f"`{ingest['split_column']}` <= {ingest['train_until']}. "
+            f"Parent snapshot: {record.get('parent') or 'none'}.",
             "## Preprocessing\n"
             + (
                 f"Masked before storage: {', '.join(masked)} (masking-config hash "
@@ -115,7 +121,8 @@ def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
             "## Uses\nSee the model card's intended and out-of-scope uses.",
             f"## Maintenance\nImmutable snapshot, content-addressed (schema hash `{record['schema_hash'][:16]}`). "
             + (
-                f"Retained until {record['retention_until']}; `lifecycle store purge --expired` then deletes its data and keeps this record."
+                f"""Retained until {record['retention_until']}; `lifecycle store purge --expired` then deletes its data
+                and keeps this record."""
                 if record.get('retention_until')
                 else 'No retention limit is declared for this dataset.'
             ),

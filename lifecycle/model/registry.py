@@ -27,7 +27,8 @@ class NotValidated(Exception):
 
 
 def record_validation(store: Store, record: dict) -> str:
-    "Store a validation's record (model URI, MLflow run, gates with verdicts) under the hash of its content; return its id."
+    """Store a validation's record (model URI, MLflow run, gates with verdicts) under the hash of its content; return
+    its id."""
     record = json.loads(canonical_json(record))  # plain JSON types, so the record hashes the same when read back
     vid = f"val-{hash_obj(record)[:16]}"
     store.put_record(VALIDATION_KIND, vid, record)
@@ -89,7 +90,8 @@ def alias_version(client, name: str, alias: str) -> str | None:
 def register_version(
     ws: Workspace, validation_id: str, name: str, *, challenger_alias: str, champion_alias: str, tags: dict, reason: str
 ) -> dict:
-    "Register the model a passing validation scored as a new version; alias it challenger, and champion when there is none."
+    """Register the model a passing validation scored as a new version; alias it challenger, and champion when there is
+    none."""
     rec = passed_validation(ws.store, validation_id)
     tags = {**tags, 'mlflow_run_id': rec['mlflow_run_id'], 'validation_id': validation_id}
     mv = ws.mlflow.register_model(rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})

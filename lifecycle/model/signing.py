@@ -140,7 +140,8 @@ ALGORITHM = 'ed25519'
 
 
 class SignatureError(Exception):
-    "Artifacts are unsigned, their signature does not match the trusted key, or their files differ from the signed manifest."
+    """Artifacts are unsigned, their signature does not match the trusted key, or their files differ from the signed
+    manifest."""
 
     def __init__(self, message: str, *, reason: str = '', changed=(), added=(), removed=()):
         super().__init__(message)

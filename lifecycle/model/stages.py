@@ -78,7 +78,8 @@ def train(
     split: tuple | None = None,
     tags: dict | None = None,
 ) -> TrainResult:
-    "The train stage: fit the registered transformation and the estimator on the snapshot's training part, in one tracked run."
+    """The train stage: fit the registered transformation and the estimator on the snapshot's training part, in one
+    tracked run."""
     fs = check_feature_set(ws.store, fp, feature_set_version)
     if split is None:
         split = split_holdout(
@@ -141,7 +142,8 @@ def train(
 # %% ../../nbs/api/model/06_stages.ipynb #bbea9356
 @dataclass(frozen=True, eq=False)
 class ValidationResult:
-    "What the validate stage found: holdout metrics, plots, per-group results, and the gates with their verdicts, on record."
+    """What the validate stage found: holdout metrics, plots, per-group results, and the gates with their verdicts, on
+    record."""
 
     validation_id: str  # the record registration reads
     mlflow_run_id: str
@@ -321,7 +323,8 @@ def register(
     tags: dict | None = None,
     reason: str = 'all validation gates passed',
 ) -> Registration:
-    "The register stage: admit the model of a passing validation as a new signed version, then load it back and check it."
+    """The register stage: admit the model of a passing validation as a new signed version, then load it back and check
+    it."""
     vid = getattr(validation, 'validation_id', validation)
     rec = registry.passed_validation(ws.store, vid)  # refuses, naming the failed gates, before anything is written
     lineage = ws.client.get_run(rec['mlflow_run_id']).data.tags

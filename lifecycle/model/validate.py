@@ -82,7 +82,8 @@ def _gate_row(name: str, v, g, kind: str) -> dict:
 def evaluate_gates(
     metrics: dict, vp: ValidateParams, fairness: dict | None = None, champion: dict | None = None
 ) -> pd.DataFrame:
-    "One row per gate (absolute thresholds, fairness limits per attribute, no worse than the champion): value, limit, verdict."
+    """One row per gate (absolute thresholds, fairness limits per attribute, no worse than the champion): value, limit,
+    verdict."""
     from lifecycle.core.params import Gate
 
     rows = [_gate_row(name, metrics.get(name), g, 'threshold') for name, g in vp.gates.items()]

@@ -42,7 +42,7 @@ class PolicyCheck(Result):
                 str(r['rule']),
                 str(r['value']),
                 str(r['limit']),
-                f"[{'green' if r['verdict'] == 'pass' else 'red' if r['verdict'] == 'fail' else 'white'}]{r['verdict']}[/]",
+                f"[{ {'pass': 'green', 'fail': 'red'}.get(r['verdict'], 'white') }]{r['verdict']}[/]",
             )
         Console().print(t)
         print(f"governance report: {self.report}")

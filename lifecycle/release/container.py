@@ -42,12 +42,12 @@ CMD ["mlflow", "models", "serve", "--model-uri", "/srv/model", "--host", "0.0.0.
 def pinned(lines: list[str]) -> list[str]:
     "Requirement lines, refusing any that is not pinned with `==`."
     out = []
-    for l in (x.strip() for x in lines):
-        if not l or l.startswith('#'):
+    for ln in (x.strip() for x in lines):
+        if not ln or ln.startswith('#'):
             continue
-        if '==' not in l:
-            raise BundleError(f"requirement {l!r} is not pinned to an exact version (expected name==version)")
-        out.append(l)
+        if '==' not in ln:
+            raise BundleError(f"requirement {ln!r} is not pinned to an exact version (expected name==version)")
+        out.append(ln)
     return out
 
 # %% ../../nbs/api/release/01_container.ipynb #2b66acde

@@ -137,7 +137,8 @@ def evaluate_policy(policy: PolicyParams, facts: dict) -> pd.DataFrame:
                 'pass' if len(found) >= 2 else 'fail',
                 f"per-group results for {a!r}: {', '.join(found)}"
                 if len(found) >= 2
-                else f"per-group results for {a!r} cover {len(found)} group(s){': ' + found[0] if found else ''}; at least two are needed",
+                else f"per-group results for {a!r} cover {len(found)} group(s){': ' + found[0] if found else ''}; at "
+                "least two are needed",
             )
     else:
         add('bias_evaluation', None, 'not required', 'not required', 'the policy does not require a bias evaluation')
@@ -350,7 +351,8 @@ def approve(
             )
         elif user.casefold() not in {m.casefold() for m in members}:
             reasons.append(
-                f"{user!r} does not hold the role {role!r} that approves {step} (its users: {', '.join(sorted(members))})"
+                f"""{user!r} does not hold the role {role!r} that approves {step} (its users:
+                {', '.join(sorted(members))})"""
             )
     if not trained_by:
         reasons.append(f"who trained {subject} is unknown, so separation of duties cannot be checked")
@@ -467,7 +469,8 @@ def promote(
         refuse(f"there is no approval of {subject} for {step}; run `lifecycle approve` first")
     if rec and (rec.get('model_name'), rec.get('model_version'), rec.get('step')) != (name, version, step):
         refuse(
-            f"the approval record for {step} describes {rec.get('model_name')}/{rec.get('model_version')} ({rec.get('step')})"
+            f"""the approval record for {step} describes {rec.get('model_name')}/{rec.get('model_version')}
+            ({rec.get('step')})"""
         )
     before = alias_version(client, name, step)
     client.set_registered_model_alias(name, step, version)

@@ -19,7 +19,8 @@ class ContextError(Exception):
 
 
 class GovernanceContext(NamedTuple):
-    "What a governance action reads: settings, params, MLflow, the store, the version's facts and the run that trained it."
+    """What a governance action reads: settings, params, MLflow, the store, the version's facts and the run that trained
+    it."""
 
     s: Settings
     ps: dict
@@ -30,7 +31,8 @@ class GovernanceContext(NamedTuple):
 
 
 def governance_context(s: Workspace, model: str, version: str) -> GovernanceContext:
-    "The facts about one registered version (registry, signature, the training run's manifest); `ContextError` if it is missing."
+    """The facts about one registered version (registry, signature, the training run's manifest); `ContextError` if it
+    is missing."""
     from mlflow.exceptions import MlflowException
     from lifecycle.core.manifest import RunManifest, ManifestError
     from lifecycle.release import governance as gov
