@@ -188,7 +188,7 @@ def test_values_that_fail_the_contract_are_quoted_as_digests_never_as_values(wor
 
 
 def test_a_personal_value_sent_to_the_server_is_refused_and_never_logged(workspace):
-    from lifecycle.serving import LocalServer
+    from lifecycle.serve.local import LocalServer
     from conftest import clean_env
     import httpx
 

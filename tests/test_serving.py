@@ -14,7 +14,7 @@ import httpx
 import pandas as pd
 import pytest
 from conftest import LIFECYCLE, clean_env, cli, cli_json, make_workspace
-from lifecycle.serving import LocalServer
+from lifecycle.serve.local import LocalServer
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 COLS = list(REC)
@@ -294,7 +294,7 @@ def test_admin_api_needs_a_token_with_the_role(ws, server):
         assert r.status_code == 422 and (
             'not a runtime flag' in r.json()['error'] or 'not a group of keys' in r.json()['error']
         ), r.text
-    log = [json.loads(l) for l in cli(ws, 'audit', 'show', '-n', '10', '--json').stdout.splitlines()]
+    log = [json.loads(x) for x in cli(ws, 'audit', 'show', '-n', '10', '--json').stdout.splitlines()]
     refused = [e for e in log if e['action'] == 'api.refused']
     assert [e['actor'] for e in refused][-2:] == ['anonymous', 'alice']
     assert any(e['action'] == 'flags.change' and e['actor'] == 'carol' and e['reason'] == 'canary' for e in log)
@@ -390,8 +390,8 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     r = cli(ws, 'score', '--input', str(tmp_path / 'bad.csv'), '--output', str(tmp_path / 'bad_out.csv'))
     assert r.returncode == 2 and "missing column(s) ['checks']" in r.stderr and not (tmp_path / 'bad_out.csv').exists()
     assert any(
-        json.loads(l)['action'] == 'score.batch'
-        for l in cli(ws, 'audit', 'show', '-n', '30', '--json').stdout.splitlines()
+        json.loads(x)['action'] == 'score.batch'
+        for x in cli(ws, 'audit', 'show', '-n', '30', '--json').stdout.splitlines()
     )
     for col, value in (('age', 'inf'), ('checks', True)):
         arrests.head(5).assign(**{col: value}).to_csv(tmp_path / 'odd.csv', index=False)

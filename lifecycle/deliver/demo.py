@@ -23,7 +23,7 @@ def play(
     and the final rollout."""
     from lifecycle.deliver import rollout as ro, simulate as sim
     from lifecycle.serve.predlog import default_url
-    from lifecycle.serve.serving import LocalServer
+    from lifecycle.serve.local import LocalServer
     from lifecycle.model.registry import NotValidated
 
     if outcome not in ('sound', 'degraded'):

@@ -198,7 +198,7 @@ def token_issue(
     as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
 ):
     "Issue an API token for USER; it is printed once, only its hash is kept."
-    from lifecycle.serve.serving import issue_token
+    from lifecycle.serve.tokens import issue_token
     from lifecycle.release.governance import load_roles
 
     s = Workspace.open()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import threading
 from pathlib import Path
 from ..core.settings import Settings
 from ..core.workspace import Workspace
@@ -332,9 +333,12 @@ class FlagClient:
         api.set_provider_and_wait(provider, domain=domain)
         self.provider, self.client, self._ctx = provider, api.get_client(domain=domain), EvaluationContext
 
-    def close(self) -> None:
-        "Stop the provider (the file provider's watcher thread)."
+    def close(self, timeout: float = 5) -> None:
+        "Stop the provider, and wait for the file provider's watcher thread to end (its last look comes after shutdown)."
         self.provider.shutdown()
+        watcher = getattr(getattr(getattr(self.provider, 'resolver', None), 'connector', None), 'thread', None)
+        if isinstance(watcher, threading.Thread) and watcher is not threading.current_thread():
+            watcher.join(timeout)
 
     def context(self, key: str | None, attributes: dict | None = None, route: str = 'predict'):
         return self._ctx(key, {**(attributes or {}), 'route': route})

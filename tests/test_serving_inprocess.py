@@ -1,0 +1,315 @@
+"""Serving without a server process: the scoring function on toy models, and the routers through FastAPI's TestClient
+on a tiny signed workspace (histogram of every score, quiet shutdown, admin authentication as a dependency,
+flag routing, feedback, a failing model)."""
+
+from __future__ import annotations
+import dataclasses
+import json
+import logging
+import time
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from starlette.testclient import TestClient
+from conftest import ROOT
+from lifecycle.core import audit
+from lifecycle.core.params import ColumnRule, FlagsParams
+from lifecycle.core.settings import load_settings
+from lifecycle.core.workspace import Workspace
+from lifecycle.serve import flags as fl
+from lifecycle.serve.gate import Deployment
+from lifecycle.serve.local import tiny_workspace
+from lifecycle.serve.models import InputError, ServedModel
+from lifecycle.serve.predlog import PredictionLog, read_log
+from lifecycle.serve.scoring import ModelFailed, score, shadow_score
+from lifecycle.serve.server import Server
+from lifecycle.serve.serving import create_app
+from lifecycle.serve.tokens import issue_token
+
+REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
+
+# -- the scoring function, on toy models: no server, no registry ------------------------------------------------------
+
+
+def toy(version: str, flip: bool = False, scorer=None) -> ServedModel:
+    X = pd.DataFrame({'age': [20.0, 30, 40, 50, 60, 70], 'checks': [0.0, 1, 2, 3, 4, 5]})
+    y = [1, 1, 1, 0, 0, 0]
+    est = scorer or LogisticRegression().fit(X, y[::-1] if flip else y)
+    m = ServedModel('toy', version, [('age', 'number'), ('checks', 'number')], 'sklearn', 'classification', est)
+    m.contract = {'age': ColumnRule(dtype='int', personal=False, min=10, max=100)}
+    return m
+
+
+@pytest.fixture
+def toys(tmp_path):
+    "Flags (control 1, challenger 2 at 0%, shadow on) through the flagd file provider, two toy versions, a log."
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    s = load_settings(tmp_path)
+    spec = FlagsParams(control='1', safe='1', challenger='2', percentage=0, shadow=True)
+    doc = fl.compile_flags(spec)
+    fl.flags_dir(s).mkdir(parents=True)
+    fl.flagd_path(s).write_text(json.dumps(doc))
+    flags = fl.FlagClient(fl.make_provider(spec, fl.flagd_path(s)), domain=f'inprocess-{tmp_path.name}')
+    plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', interval_s=0.02)
+    yield flags, Deployment(doc, fl.deployed_versions(doc), {'1': toy('1'), '2': toy('2', flip=True)}), plog
+    flags.close()
+    plog.close()
+
+
+def test_score_routes_parses_decides_and_logs_one_row(toys):
+    flags, live, plog = toys
+    r = score(
+        {'dataframe_split': {'columns': ['checks', 'age'], 'data': [[1, 30], [5, 65]]}},
+        'invocations',
+        flags,
+        live,
+        plog,
+    )
+    assert (r.route, r.variant, r.model.version, r.threshold) == ('invocations', 'control', '1', 0.5)
+    assert r.decisions.tolist() == (r.scores >= 0.5).astype(int).tolist() == [1, 0] and r.shadow.version == '2'
+    r2 = score(
+        {'dataframe_records': [{'age': 30, 'checks': 1}]},
+        'predict',
+        flags,
+        live,
+        plog,
+        key='k',
+        attrs={'internal': True},
+    )
+    assert r2.variant == 'control' and r2.key == 'k'  # no cohort in these flags: 0% to the challenger
+    assert plog.flush()
+    rows = read_log(plog).set_index('request_id')
+    assert rows.loc[r.request_id, 'route'] == 'invocations' and rows.loc[r.request_id, 'decision'] == [1, 0]
+    assert rows.loc[r.request_id, 'inputs'] == {'age': [30.0, 65.0], 'checks': [1.0, 5.0]}
+    assert rows.loc[r2.request_id, 'targeting_key'] == 'k' and rows.loc[r2.request_id, 'threshold'] == 0.5
+
+
+def test_score_refuses_bad_input_naming_the_field_and_logs_nothing(toys):
+    flags, live, plog = toys
+    for bad, status, words in (
+        ({'dataframe_records': [{'age': 30}]}, 422, "missing column(s) ['checks']"),
+        (
+            {'dataframe_records': [{'age': 30, 'checks': 1}, {'age': 163, 'checks': 1}]},
+            422,
+            "column 'age' row 1: expected a number within the declared range [10, 100]",
+        ),
+        ({'instances': {'age': [30] * 3, 'checks': [1] * 3}}, 413, 'more than 2 records'),
+    ):
+        with pytest.raises(InputError) as e:
+            score(bad, 'invocations', flags, live, plog, max_records=2)
+        assert e.value.status == status and words in str(e.value) and '163' not in str(e.value)
+    assert plog.flush() and read_log(plog).empty
+
+
+def test_a_failing_model_is_logged_as_a_500_without_its_message(toys):
+    flags, live, plog = toys
+
+    class Broken:
+        def predict_proba(self, X):
+            raise ValueError(f'cannot score {X.to_dict()}')
+
+    broken = live._replace(models={**live.models, '1': toy('1', scorer=Broken())})
+    with pytest.raises(ModelFailed) as e:
+        score({'dataframe_records': [{'age': 30, 'checks': 1}]}, 'invocations', flags, broken, plog)
+    assert str(e.value) == 'internal error: ValueError' and (e.value.variant, e.value.version) == ('control', '1')
+    assert plog.flush()
+    row = read_log(plog).iloc[-1]
+    assert (
+        row.status == 500
+        and row.error == 'ValueError (message withheld: it may quote input values)'
+        and row.output is None
+    )
+
+
+def test_shadow_score_logs_the_challenger_never_the_answer(toys):
+    flags, live, plog = toys
+    r = score({'dataframe_records': [{'age': 30, 'checks': 1}]}, 'predict', flags, live, plog, key='s')
+    assert r.model.version == '1' and shadow_score(r, plog) and plog.flush()
+    rows = read_log(plog)
+    assert (
+        rows.set_index('shadow').loc[True, 'model_version'] == '2'
+        and rows.set_index('shadow').loc[True, 'route'] == 'shadow'
+    )
+    failing = dataclasses.replace(r, shadow=toy('2', scorer=object()))  # a challenger that cannot score
+    assert shadow_score(failing, plog) is False
+
+
+# -- the routers, in process, on a tiny signed workspace ---------------------------------------------------------------
+
+BASE = {
+    'challenger': '2',
+    'percentage': 0,
+    'kill': False,
+    'shadow': False,
+    'threshold.default': 'default',
+    'cohorts': [{'attribute': 'internal', 'equals': True, 'variant': 'challenger'}],
+}
+
+
+@pytest.fixture(scope='module')
+def ws(tmp_path_factory):
+    "Two signed versions of the default model (1: champion), built once for this module."
+    return tiny_workspace(tmp_path_factory.mktemp('inprocess') / 'ws', template=ROOT).root
+
+
+@pytest.fixture
+def client(ws):
+    "A fresh server on the workspace with the BASE flags, behind a TestClient (closed, as at shutdown, afterwards)."
+    s = Workspace.open(ws)
+    fl.change_flags(s, BASE, actor='test', reason='test baseline')
+    with TestClient(create_app(Server(s))) as c:
+        yield c
+
+
+def applied(client, timeout: float = 5) -> dict:
+    "Wait until the server evaluates the flags now in the flag file."
+    rev = json.loads(fl.flagd_path(client.app.state.server.s).read_text())['metadata']['revision']
+    end = time.monotonic() + timeout
+    while (d := client.get('/ready').json())['flags_applied'] != rev:
+        assert time.monotonic() < end, d
+        time.sleep(0.05)
+    return d
+
+
+def metric(client, line_start: str) -> float:
+    return float(next(x for x in client.get('/metrics').text.splitlines() if x.startswith(line_start)).split()[-1])
+
+
+def test_invocations_in_process_speaks_mlflow_protocol(client):
+    bodies = [
+        {'dataframe_split': {'columns': list(REC), 'data': [list(REC.values())] * 2}},
+        {'dataframe_records': [REC, REC]},
+        {'instances': [REC, REC]},
+        {'inputs': {k: [v, v] for k, v in REC.items()}},
+    ]
+    answers = [client.post('/invocations', json=b) for b in bodies]
+    assert all(a.status_code == 200 for a in answers) and len({a.text for a in answers}) == 1
+    assert answers[0].headers['x-model-version'] == '1' and len(answers[0].headers['x-request-id']) == 32
+    r = client.post('/invocations', content=b'{"dataframe_records": [', headers={'content-type': 'application/json'})
+    assert r.status_code == 400 and 'malformed JSON' in r.json()['error']
+    r = client.post('/invocations', json={'dataframe_records': [{**REC, 'citizen': 'Maybe'}]})
+    assert (
+        r.status_code == 422 and "column 'citizen' row 0: expected one of the declared categories" in r.json()['error']
+    )
+    assert 'Maybe' not in r.text and metric(client, 'lifecycle_errors_total{kind="422",route="invocations"}') == 1
+
+
+def test_every_score_of_a_request_reaches_the_histogram(client):
+    r = client.post('/invocations', json={'dataframe_records': [REC] * 150})
+    assert r.status_code == 200 and len(r.json()['predictions']) == 150
+    client.post('/invocations', json={'dataframe_records': [REC] * 7})
+    assert metric(client, 'lifecycle_prediction_score_count{version="1"}') == 157
+    assert metric(client, 'lifecycle_prediction_score_bucket{le="+Inf",version="1"}') == 157
+
+
+def test_shutdown_raises_no_provider_alert_and_logs_no_traceback(ws, caplog):
+    s = Workspace.open(ws)
+    fl.change_flags(s, BASE, actor='test', reason='test baseline')
+    since = len(audit.read(s.audit_path))
+    with caplog.at_level(logging.WARNING):
+        with TestClient(create_app(Server(s))) as c:
+            assert c.post('/invocations', json={'dataframe_records': [REC]}).status_code == 200
+            active = c.app.state.server.gate.active
+        time.sleep(0.6)  # longer than the flag provider's 200 ms poll
+    alerts = [e for e in audit.read(s.audit_path)[since:] if e['action'] == 'alert']
+    assert alerts == [], alerts
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
+    assert not active.exists()
+
+
+def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, ws):
+    s = Workspace.open(ws)
+    carol, alice = issue_token(s, 'carol'), issue_token(s, 'alice')
+    since = len(audit.read(s.audit_path))
+    r = client.get('/admin/flags')
+    assert r.status_code == 401 and r.json() == {'error': 'missing or unknown bearer token', 'status': 401}
+    r = client.post('/admin/flags/kill', headers={'Authorization': f'Bearer {alice}'})
+    assert r.status_code == 403 and "user 'alice' does not hold role 'ml_engineer'" in r.json()['error']
+    r = client.patch('/admin/flags', json={'changes': {'percentage': 5}}, headers={'Authorization': 'Basic abc'})
+    assert r.status_code == 401
+    refused = [e for e in audit.read(s.audit_path)[since:] if e['action'] == 'api.refused']
+    assert [(e['actor'], e['subject']) for e in refused] == [
+        ('anonymous', 'flags.read'),
+        ('alice', 'flags.kill'),
+        ('anonymous', 'flags.change'),
+    ]
+    assert all(e['details']['client'] == 'testclient' for e in refused)
+    assert metric(client, 'lifecycle_errors_total{kind="401",route="admin"}') == 2
+    got = client.get('/admin/flags', headers={'Authorization': f'Bearer {carol}'})
+    assert got.status_code == 200 and got.json()['spec']['challenger'] == '2' and got.json()['valid']
+    r = client.patch(
+        '/admin/flags', json={'changes': {'percentage': 500}}, headers={'Authorization': f'Bearer {carol}'}
+    )
+    assert r.status_code == 422 and 'percentage' in r.json()['error']
+    r = client.patch(
+        '/admin/flags', json={'changes': {'admin_role': 'data_scientist'}}, headers={'Authorization': f'Bearer {carol}'}
+    )
+    assert r.status_code == 422 and 'not a runtime flag' in r.json()['error']
+
+
+def test_flags_route_predict_cohorts_and_kill_switch(client, ws):
+    s = Workspace.open(ws)
+    token = {'Authorization': f'Bearer {issue_token(s, "carol")}'}
+
+    def predict(key, **attrs):
+        return client.post('/predict', json={'records': [REC], 'context': {'targetingKey': key, **attrs}}).json()
+
+    assert predict('a')['variant'] == 'control' and predict('a', internal=True)['model_version'] == '2'
+    assert client.patch('/admin/flags', json={'changes': {'percentage': 50}}, headers=token).status_code == 200
+    applied(client)
+    got = {f'u{i}': predict(f'u{i}')['variant'] for i in range(200)}
+    assert 60 < sum(v == 'challenger' for v in got.values()) < 140
+    assert all(predict(k)['variant'] == v for k, v in list(got.items())[:30])  # sticky
+    assert client.post('/admin/flags/kill', headers=token).status_code == 200
+    applied(client)
+    assert {predict(f'u{i}', internal=True)['variant'] for i in range(20)} == {'safe'}
+    assert client.post('/invocations', json={'dataframe_records': [REC]}).headers['x-model-version'] == '1'
+    r = client.post('/predict', json={'records': [REC], 'context': {'route': 'invocations'}})
+    assert r.status_code == 422 and "'route' is reserved" in r.json()['error']
+
+
+def test_feedback_and_shadow_rows(client, ws):
+    s = Workspace.open(ws)
+    fl.change_flags(s, {'shadow': True}, actor='test')
+    applied(client)
+    p = client.post('/predict', json={'records': [REC], 'context': {'targetingKey': 'fb'}}).json()
+    rid = p['request_id']
+    assert p['model_version'] == '1' and set(p['predictions'][0]) == {'score', 'prediction'}
+    codes = [
+        client.post('/feedback', json=b).status_code
+        for b in (
+            {'request_id': rid, 'outcome': 'Yes'},
+            {'request_id': rid, 'outcome': 'No'},
+            {'request_id': 'nope', 'outcome': 'No'},
+            {'request_id': rid},
+            {'request_id': rid, 'outcome': 'maybe'},
+            {'request_id': rid, 'extra': 1},
+        )
+    ]
+    assert codes == [200, 409, 404, 422, 422, 422]
+    srv = client.app.state.server
+    end = time.monotonic() + 5
+    while len(read_log(srv.log).query('request_id == @rid')) < 2:
+        assert time.monotonic() < end
+        time.sleep(0.05)
+    rows = read_log(srv.log).query('request_id == @rid').set_index('shadow')
+    assert rows.model_version.to_dict() == {False: '1', True: '2'} and rows.loc[False, 'outcome'] == 'Yes'
+
+
+def test_a_failing_model_answers_500_counted_per_variant(client):
+    srv = client.app.state.server
+
+    class Broken:
+        def run(self, *a, **k):
+            raise RuntimeError('onnx says no')
+
+    m = srv.live.models['1']
+    bad = ServedModel(m.name, m.version, m.schema, 'onnx', m.task, (Broken(), m._scorer[1], m._scorer[2]))
+    srv.gate.live = srv.live._replace(models={**srv.live.models, '1': bad})
+    r = client.post('/invocations', json={'dataframe_records': [REC]})
+    assert r.status_code == 500 and r.json() == {'error': 'internal error: RuntimeError', 'status': 500}
+    assert (
+        metric(client, 'lifecycle_requests_total{route="invocations",status="500",variant="control",version="1"}') == 1
+    )
+    assert metric(client, 'lifecycle_errors_total{kind="500",route="/invocations"}') == 1
+    assert client.get('/health').json() == {'status': 'ok'}
