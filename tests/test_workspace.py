@@ -129,3 +129,14 @@ def test_light_commands_never_import_mlflow(workspace):
     )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == 'False'
+
+
+def test_a_workspace_being_stamped_by_another_process_is_not_old_state(tmp_path):
+    from lifecycle.core.workspace import stored_format
+
+    state = tmp_path / '.lifecycle'
+    (state / 'locks').mkdir(parents=True)
+    (state / '.FORMAT.k2j4.tmp').write_text('1\n')  # what a concurrent first open leaves for an instant
+    assert stored_format(state) is None
+    (state / 'store').mkdir()
+    assert stored_format(state) == 0  # real state without a format is still old state

@@ -69,7 +69,10 @@ def stored_format(state_dir: str | Path) -> int | None:
         return int(text)
     if (state / 'workspace.id').is_file():
         return None  # written only by this version's code (the audit log): not old state
-    if state.is_dir() and any(c.name not in _NOT_STATE for c in state.iterdir()):
+    # another process stamping a new workspace right now leaves only its temporary `.FORMAT.*.tmp` here
+    if state.is_dir() and any(
+        c.name not in _NOT_STATE and not c.name.startswith(f'.{FORMAT_FILE}.') for c in state.iterdir()
+    ):
         return 0
     return None
 
