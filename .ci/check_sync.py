@@ -3,16 +3,25 @@
 Hashes every file under lifecycle/ and nbs/ before and after running both, so it works without git and
 is not fooled by uncommitted work; it names each file that changed.
 """
-import hashlib, subprocess, sys
+
+import hashlib
+import subprocess
+import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
+
 def snapshot():
-    files = [p for d in ('lifecycle', 'nbs') for p in (ROOT / d).rglob('*')
-             if p.is_file() and '__pycache__' not in p.parts and '.ipynb_checkpoints' not in p.parts]
+    files = [
+        p
+        for d in ('lifecycle', 'nbs')
+        for p in (ROOT / d).rglob('*')
+        if p.is_file() and '__pycache__' not in p.parts and '.ipynb_checkpoints' not in p.parts
+    ]
     return {str(p.relative_to(ROOT)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
 
 before = snapshot()
 for cmd in ('nbdev-export', 'nbdev-clean'):
@@ -22,6 +31,9 @@ for cmd in ('nbdev-export', 'nbdev-clean'):
 after = snapshot()
 changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 if changed:
-    sys.exit("notebooks and library are out of sync: nbdev-export/nbdev-clean changed\n  " + "\n  ".join(changed)
-             + "\nRun `nbdev-export && nbdev-clean` and commit the result.")
+    sys.exit(
+        "notebooks and library are out of sync: nbdev-export/nbdev-clean changed\n  "
+        + "\n  ".join(changed)
+        + "\nRun `nbdev-export && nbdev-clean` and commit the result."
+    )
 print(f"nbdev sync ok: {len(after)} files unchanged by nbdev-export and nbdev-clean")
