@@ -20,6 +20,11 @@ from contextlib import contextmanager
 from pathlib import Path
 import pytest
 
+# One OpenMP thread per process (scikit-learn's boosting, numpy): the suite runs on two xdist workers beside nbdev-test
+# on two cores, where every process spinning two threads more than doubles the time. Set before anything imports them;
+# the `lifecycle` processes the tests start inherit it.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
+
 ROOT = Path(__file__).resolve().parents[1]
 LIFECYCLE = str(Path(sys.executable).parent / 'lifecycle')
 
