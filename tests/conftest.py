@@ -110,12 +110,22 @@ def pytest_unconfigure(config):
         os.environ.pop(DATA_HOME_VAR, None)
 
 
+def _workspace_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k.startswith(('LIFECYCLE_', 'MLFLOW_'))}
+
+
 @pytest.fixture(autouse=True)
-def _mlflow_pointer_restored():
-    "A test pointing MLflow at its own workspace (Workspace.mlflow does) does not leave the next test pointing there."
+def _process_state_restored():
+    """What a test changes in this process for the next one is put back: MLflow's tracking and registry URIs (a test
+    opening a workspace points them there) and the LIFECYCLE_*/MLFLOW_* environment variables (an in-process pipeline
+    run sets LIFECYCLE_WORKSPACE)."""
     mlflow = sys.modules.get('mlflow')
     before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) if mlflow else None
+    env = _workspace_env()
     yield
+    for k in set(_workspace_env()) - set(env):
+        del os.environ[k]
+    os.environ.update(env)
     if before:
         mlflow.set_tracking_uri(before[0])
         mlflow.set_registry_uri(before[1])
