@@ -36,7 +36,8 @@ class Running(LocalServer):
     "A `lifecycle serve` process on a free port of 127.0.0.1, with an HTTP client."
 
     def __init__(self, ws: Path, workers: int = 1):
-        super().__init__(ws, env=clean_env(), workers=workers, log=subprocess.PIPE)
+        # ready in seconds on an idle machine; CI runs nbdev-test beside two pytest workers on two cores
+        super().__init__(ws, env=clean_env(), workers=workers, log=subprocess.PIPE, timeout=180)
         self.start()
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
