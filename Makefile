@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: help setup run test check-sync nbdev-test pytest lab bench clean-state
+.PHONY: help setup run test test-fast lint check-sync nbdev-test pytest test-parallel lab bench clean-state
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -21,7 +21,19 @@ setup: $(STAMP) ## create .venv and install the workspace (only when pyproject.t
 run: setup ## run the whole lifecycle on the default dataset
 	$(BIN)/lifecycle run
 
-test: setup check-sync nbdev-test pytest ## the whole test suite: notebook/library sync, notebook asserts, pytest
+test: setup lint check-sync test-parallel ## everything CI runs: lint, notebook/library sync, notebook asserts and pytest
+
+test-fast: setup ## the fast tier: unit tests, three-row frames, in-process server; no pipeline run (under two minutes)
+	$(BIN)/python -m pytest -m "not slow" -n 2
+
+# Lint what is clean today; lifecycle/ and nbs/ join once their long lines are reflowed. tests/test_serving.py's two
+# `l` names go with the serving work's rewrite of that file.
+lint: setup ## ruff (rules in pyproject.toml [tool.ruff]) on the tests, benchmarks and CI scripts
+	$(BIN)/ruff check tests benchmarks .ci --extend-per-file-ignores "tests/test_serving.py:E741"
+
+# The notebook asserts and the pytest suite side by side, each output kept together; either failing fails `make test`.
+test-parallel: setup
+	@$(MAKE) --no-print-directory -j2 --output-sync=target nbdev-test pytest
 
 check-sync: setup ## fail if nbdev-export or nbdev-clean would change any file
 	@$(BIN)/python .ci/check_sync.py
@@ -29,8 +41,8 @@ check-sync: setup ## fail if nbdev-export or nbdev-clean would change any file
 nbdev-test: setup ## run the asserts in the library notebooks
 	$(BIN)/nbdev-test --n-workers 2
 
-pytest: setup ## end-to-end, integration and reliability tests
-	$(BIN)/python -m pytest -q
+pytest: setup ## every pytest tier (end-to-end, servers, reliability) on two cores, in random order (seed in the header)
+	$(BIN)/python -m pytest -n 2 --dist loadfile -p randomly --durations=15
 
 lab: setup ## JupyterLab on the workspace; stage notebooks run there with the params/ defaults
 	$(BIN)/jupyter lab --notebook-dir=.

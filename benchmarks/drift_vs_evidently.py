@@ -212,10 +212,12 @@ def main():
         return
     print(f"{'':<28}{'seconds':>10}{'peak RSS MiB':>14}{'(+ over start)':>16}")
     print(
-        f"{'Evidently DataDriftPreset':<28}{ev['seconds']:>10.2f}{ev['peak_rss_mib']:>14.0f}{ev['peak_rss_mib'] - ev['rss_before_mib']:>+16.0f}"
+        f"{'Evidently DataDriftPreset':<28}{ev['seconds']:>10.2f}{ev['peak_rss_mib']:>14.0f}"
+        f"{ev['peak_rss_mib'] - ev['rss_before_mib']:>+16.0f}"
     )
     print(
-        f"{'ours: compare':<28}{ours['compare_seconds']:>10.3f}{ours['peak_rss_mib']:>14.0f}{ours['peak_rss_mib'] - ours['rss_before_mib']:>+16.0f}"
+        f"{'ours: compare':<28}{ours['compare_seconds']:>10.3f}{ours['peak_rss_mib']:>14.0f}"
+        f"{ours['peak_rss_mib'] - ours['rss_before_mib']:>+16.0f}"
     )
     print(
         f"{'ours: profile (once)':<28}{ours['profile_seconds']:>10.3f}{ours['profile_peak_rss_mib']:>14.0f}"
@@ -223,13 +225,15 @@ def main():
     )
     print(f"{'ours: profile + compare':<28}{both:>10.3f}")
     print(
-        f"speed-up: {out['speedup_compare']}x (compare), {out['speedup_profile_plus_compare']}x (profile + compare); goal {GOAL:.0f}x"
+        f"speed-up: {out['speedup_compare']}x (compare), {out['speedup_profile_plus_compare']}x (profile + compare); "
+        f"goal {GOAL:.0f}x"
     )
     print(f"profile JSON: {ours['profile_json_bytes'] / 1024:.0f} KiB")
     print(f"{'column':<14}{'method':<27}{'ours':>12}{'evidently':>12}  drifted (ours/evidently)")
     for c in cols:
+        theirs = c['evidently_score'] if c['evidently_score'] is not None else float('nan')
         print(
-            f"{c['column']:<14}{c['method']:<27}{c['score']:>12.6g}{c['evidently_score'] if c['evidently_score'] is not None else float('nan'):>12.6g}"
+            f"{c['column']:<14}{c['method']:<27}{c['score']:>12.6g}{theirs:>12.6g}"
             f"  {c['drifted']}/{c['evidently_drifted']}"
         )
     print(f"max |score difference|: {out['max_abs_score_diff']:.2e}")

@@ -69,8 +69,9 @@ def main():
             csv = ws / f'b{n}.csv'
             make_csv(csv, n)
             size_mb = csv.stat().st_size / 2**20
+            cmd = [str(BIN / 'lifecycle'), 'ingest', str(csv), '--dataset', 'arrests', '--json']
             code = (
-                f"import resource, subprocess, sys; r = subprocess.run({[str(BIN / 'lifecycle'), 'ingest', str(csv), '--dataset', 'arrests', '--json']!r}, capture_output=True); "
+                f"import resource, subprocess, sys; r = subprocess.run({cmd!r}, capture_output=True); "
                 "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss); sys.exit(r.returncode)"
             )
             t_ours, r = peak_of([sys.executable, '-c', code], ws, env)
@@ -101,10 +102,12 @@ def main():
     print(f"{'rows':>9} {'file MB':>8} {'ours peak MB':>13} {'ours s':>7} {'pandas peak MB':>15} {'pandas s':>9}")
     for r in results:
         print(
-            f"{r['rows']:>9} {r['file_mb']:>8} {r['ours_peak_mb']:>13} {r['ours_s']:>7} {r['pandas_whole_file_peak_mb']:>15} {r['pandas_s']:>9}"
+            f"{r['rows']:>9} {r['file_mb']:>8} {r['ours_peak_mb']:>13} {r['ours_s']:>7} "
+            f"{r['pandas_whole_file_peak_mb']:>15} {r['pandas_s']:>9}"
         )
     print(
-        f"growth from {first['rows']} to {last['rows']} rows: file x{growth['file']}, ours x{growth['ours']}, pandas x{growth['pandas']}"
+        f"growth from {first['rows']} to {last['rows']} rows: file x{growth['file']}, ours x{growth['ours']}, "
+        f"pandas x{growth['pandas']}"
     )
 
 

@@ -448,7 +448,8 @@ def main():
                 sys.exit(f"lifecycle served version {headers.get('x-model-version')}, MLflow serves {version}")
         if _norm(answers['mlflow']) != _norm(answers['lifecycle']):
             sys.exit(
-                f"different predictions for the same record: mlflow {answers['mlflow']}, lifecycle {answers['lifecycle']}"
+                f"different predictions for the same record: mlflow {answers['mlflow']}, "
+                f"lifecycle {answers['lifecycle']}"
             )
 
         run = (
@@ -505,7 +506,10 @@ def main():
     if a.json:
         print(json.dumps(out, indent=1))
     else:
-        ok = lambda b: 'PASS' if b else 'FAIL'
+
+        def ok(b):
+            return 'PASS' if b else 'FAIL'
+
         print(
             f"POST /invocations, one record; models:/{name}/{version}; {loadgen}, concurrency {a.concurrency}, "
             f"{a.duration:g} s (after {a.warmup:g} s warm-up); {a.workers} worker(s) each; {os.cpu_count()} cpus"
@@ -518,10 +522,12 @@ def main():
                 f"{r['non_2xx']:>9}{sum(r['socket_errors'].values()):>10}"
             )
         print(
-            f"throughput  lifecycle / mlflow: {rps_ratio:7.1f}x   goal >= {GOALS['rps_ratio_min']:g}x   {ok(passed['rps_ratio'])}"
+            f"throughput  lifecycle / mlflow: {rps_ratio:7.1f}x   goal >= {GOALS['rps_ratio_min']:g}x   "
+            f"{ok(passed['rps_ratio'])}"
         )
         print(
-            f"p99 latency lifecycle / mlflow: {p99_ratio:7.3f}x   goal <= {GOALS['p99_ratio_max']:g}x  {ok(passed['p99_ratio'])}"
+            f"p99 latency lifecycle / mlflow: {p99_ratio:7.3f}x   goal <= {GOALS['p99_ratio_max']:g}x  "
+            f"{ok(passed['p99_ratio'])}"
         )
         f = flags
         print(
@@ -540,7 +546,8 @@ def main():
             )
             print(f"  {label:<22}{r['mean_us']:7.1f} us  (p50 {r['p50_us']:.1f}, p99 {r['p99_us']:.1f}){goal}")
         print(
-            f"  all three per request {f['per_request_us']:6.1f} us; challenger share {100 * f['challenger_share']:.1f}% (10% set)"
+            f"  all three per request {f['per_request_us']:6.1f} us; "
+            f"challenger share {100 * f['challenger_share']:.1f}% (10% set)"
         )
         if loadgen == 'python':
             print(

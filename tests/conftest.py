@@ -1,13 +1,29 @@
-"""Shared fixtures: a throw-away copy of the workspace and a way to call the `lifecycle` CLI in it."""
+"""Shared fixtures: a throw-away copy of the workspace, a way to call the `lifecycle` CLI in it, and trained workspaces
+built once per session and copied for each test that needs one.
+
+Tiers (the `slow` marker is registered in pyproject.toml): `slow` tests run the pipeline, a server, a kill -9 or many
+CLI processes; everything else is the fast tier (`make test-fast`, `pytest -m "not slow"`). A module marks itself with
+`pytestmark = pytest.mark.slow`, a test with `@pytest.mark.slow`; a test taking a trained-workspace fixture is marked
+slow here. Every test runs in any order (pytest-randomly shuffles them on every run) and on either xdist worker.
+"""
 
 from __future__ import annotations
+import fcntl
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 import pytest
+
+# One OpenMP thread per process (scikit-learn's boosting, numpy): the suite runs on two xdist workers beside nbdev-test
+# on two cores, where every process spinning two threads more than doubles the time. Set before anything imports them;
+# the `lifecycle` processes the tests start inherit it.
+os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 ROOT = Path(__file__).resolve().parents[1]
 LIFECYCLE = str(Path(sys.executable).parent / 'lifecycle')
@@ -68,3 +84,219 @@ def arrests():
     from sklego.datasets import load_arrests
 
     return load_arrests(as_frame=True)
+
+
+# -- every test's keys outside the real home -------------------------------------------------------------------------
+
+DATA_HOME_VAR = 'PYTEST_LIFECYCLE_DATA_HOME'
+
+
+def pytest_configure(config):
+    """Point the audit keys (`$XDG_DATA_HOME/lifecycle/keys/<workspace id>`) at a throw-away folder for the session, so
+    no test reads or writes the user's real keys folder. The first process makes it (a plain run, or xdist's
+    controller); xdist workers inherit it through the environment, so a template built by one worker keeps its key
+    where the other finds it. `LIFECYCLE_KEYS_DIR` is dropped: a test that wants its own sets it."""
+    if not os.environ.get(DATA_HOME_VAR):
+        os.environ[DATA_HOME_VAR] = tempfile.mkdtemp(prefix='lifecycle-tests-data-')
+        config._lifecycle_data_home = os.environ[DATA_HOME_VAR]  # this process made it: it removes it at the end
+    os.environ['XDG_DATA_HOME'] = os.environ[DATA_HOME_VAR]
+    os.environ.pop('LIFECYCLE_KEYS_DIR', None)
+
+
+def pytest_unconfigure(config):
+    made = getattr(config, '_lifecycle_data_home', None)
+    if made:
+        shutil.rmtree(made, ignore_errors=True)
+        os.environ.pop(DATA_HOME_VAR, None)
+
+
+def _workspace_env() -> dict:
+    return {k: v for k, v in os.environ.items() if k.startswith(('LIFECYCLE_', 'MLFLOW_'))}
+
+
+@pytest.fixture(autouse=True)
+def _process_state_restored():
+    """What a test changes in this process for the next one is put back: MLflow's tracking and registry URIs (a test
+    opening a workspace points them there) and the LIFECYCLE_*/MLFLOW_* environment variables (an in-process pipeline
+    run sets LIFECYCLE_WORKSPACE)."""
+    mlflow = sys.modules.get('mlflow')
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) if mlflow else None
+    env = _workspace_env()
+    yield
+    for k in set(_workspace_env()) - set(env):
+        del os.environ[k]
+    os.environ.update(env)
+    if before:
+        mlflow.set_tracking_uri(before[0])
+        mlflow.set_registry_uri(before[1])
+
+
+# -- trained workspaces: built once per session, copied per test ----------------------------------------------------
+
+TRAINER = {'LIFECYCLE_ACTOR': 'alice'}  # who trains the templates' versions (a data scientist: not an approver)
+
+
+def keys_folder_of(ws: Path) -> Path:
+    "The folder outside the workspace holding its audit key and checkpoint (see `lifecycle.core.audit.keys_folder`)."
+    from lifecycle.core.settings import default_keys_dir
+
+    return default_keys_dir() / (ws / '.lifecycle' / 'workspace.id').read_text().strip()
+
+
+def copy_workspace(src: Path, dest: Path) -> Path:
+    """Copy a workspace with all its state to `dest`, self-contained: its own workspace id, its own copy of the audit
+    key and checkpoint (outside the workspace, under that id), MLflow and the records it reads back pointing at it.
+
+    MLflow keeps absolute paths in its SQLite database (experiments' `artifact_location`, runs' `artifact_uri`, logged
+    models' and model versions' storage locations), so a plain copy would load models from the original and log new
+    artifacts into it: the copy's database is rewritten to its own folder, and so are the JSON records the workspace
+    reads back (stage cache outputs, run manifests). Absolute paths stay where they are evidence: the audit log, the
+    signed model files, the executed notebooks. The copy's audit checkpoint names the original log; `audit verify`
+    notes that, as it does for any moved workspace, and the next append rewrites it."""
+    shutil.copytree(src, dest, symlinks=True)
+    state = dest / '.lifecycle'
+    if (state / 'workspace.id').is_file():
+        old_keys = keys_folder_of(src)
+        (state / 'workspace.id').write_text(os.urandom(16).hex() + '\n')
+        if old_keys.is_dir():
+            shutil.copytree(old_keys, keys_folder_of(dest))
+    old, new = str(src.resolve()), str(dest.resolve())
+    for db in (state / 'mlflow.db', state / 'predictions.db'):
+        if db.is_file():
+            rebase_sqlite(db, old, new)
+    records = [*(state / 'cache').glob('*.json'), *(dest / 'reports' / 'runs').glob('*/manifest.json')]
+    for record in records:
+        text = record.read_text()
+        if old in text:
+            record.write_text(text.replace(old, new))
+    return dest
+
+
+def rebase_sqlite(db: Path, old: str, new: str) -> int:
+    "Replace the path prefix `old` by `new` in every text value of every table of SQLite file `db`; rows changed."
+    con = sqlite3.connect(db)
+    try:
+        changed = 0
+        with con:
+            tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+            for t in tables:
+                for col in [c[1] for c in con.execute(f'PRAGMA table_info("{t}")')]:
+                    changed += con.execute(
+                        f'UPDATE "{t}" SET "{col}" = replace("{col}", ?, ?) '
+                        f'WHERE typeof("{col}") = \'text\' AND instr("{col}", ?) > 0',
+                        (old, new, old),
+                    ).rowcount
+        return changed
+    finally:
+        con.close()
+
+
+@contextmanager
+def _exclusive(lock: Path):
+    "One process at a time: pytest-xdist workers build a shared template once, the others wait and reuse it."
+    with open(lock, 'w') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _listing(root: Path) -> dict:
+    return {str(p.relative_to(root)): [p.stat().st_size, p.stat().st_mtime_ns] for p in root.rglob('*') if p.is_file()}
+
+
+def _shared_template(tmp_path_factory, name: str, build) -> tuple[Path, dict]:
+    """Build a template workspace once for the whole session (all xdist workers share it): `build(ws)` returns a
+    JSON-able dict kept beside it. Later callers, in this process or another worker, get the finished template."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get('PYTEST_XDIST_WORKER'):
+        base = base.parent  # shared by the workers of one session
+    home = base / 'templates' / name
+    home.parent.mkdir(parents=True, exist_ok=True)
+    with _exclusive(home.parent / f'{name}.lock'):
+        done = home / 'built.json'
+        if not done.is_file():
+            shutil.rmtree(home, ignore_errors=True)
+            info = build(make_workspace(home / 'ws'))
+            ws = home / 'ws'
+            listing = {**_listing(ws), **{f'<keys>/{k}': v for k, v in _listing(keys_folder_of(ws)).items()}}
+            done.write_text(json.dumps({'info': info, 'listing': listing}))
+    return home / 'ws', json.loads(done.read_text())
+
+
+def _check_untouched(ws: Path, built: dict) -> None:
+    "Fail if a test wrote into a template (or its keys folder): its copies would no longer be what they claim."
+    now = {**_listing(ws), **{f'<keys>/{k}': v for k, v in _listing(keys_folder_of(ws)).items()}}
+    changed = {k for k, v in now.items() if built['listing'].get(k) != v} | (set(built['listing']) - set(now))
+    assert not changed, f"a test wrote into the session template {ws}: {sorted(changed)[:10]}"
+
+
+@pytest.fixture(scope='session')
+def trained_template(tmp_path_factory) -> tuple[Path, dict]:
+    """One cold `lifecycle run --json` on the default dataset per session, trained by alice: version 1 of
+    arrests-release, champion and challenger, the report site rendered. Returns the template and the run's JSON
+    output. Never change it: take a copy (`trained`)."""
+
+    def build(ws):
+        r, out = cli_json(ws, 'run', env=TRAINER)
+        assert r.returncode == 0, r.stderr
+        return out
+
+    ws, built = _shared_template(tmp_path_factory, 'trained', build)
+    yield ws, built['info']
+    _check_untouched(ws, built)
+
+
+@pytest.fixture(scope='session')
+def two_versions_template(tmp_path_factory, trained_template) -> Path:
+    """The trained template plus version 2, trained beside the champion on the same snapshot by the library's
+    `simulate.train_candidate` (validated, registered as challenger and signed, as the rollout demo does; cheaper than
+    a second pipeline run), then `lifecycle flags init`: control and safe version 1, no challenger deployed yet."""
+
+    def build(ws):
+        shutil.rmtree(ws)
+        copy_workspace(trained_template[0], ws)
+        code = (
+            'from lifecycle.core.workspace import Workspace; from lifecycle.deliver.simulate import train_candidate; '
+            'print(train_candidate(Workspace.open("."), reason="second version for the tests"))'
+        )
+        r = subprocess.run(
+            [sys.executable, '-c', code],
+            cwd=ws,
+            env={**clean_env(), **TRAINER},
+            capture_output=True,
+            text=True,
+            timeout=600,
+            check=False,
+        )
+        assert r.returncode == 0 and r.stdout.split()[-1] == '2', r.stdout + r.stderr
+        r = cli(ws, 'flags', 'init')
+        assert r.returncode == 0, r.stderr
+        return {}
+
+    ws, built = _shared_template(tmp_path_factory, 'two-versions', build)
+    yield ws
+    _check_untouched(ws, built)
+
+
+@pytest.fixture
+def trained(trained_template, tmp_path) -> Path:
+    "A private copy of the session's trained workspace (see `trained_template`): change it at will."
+    return copy_workspace(trained_template[0], tmp_path / 'ws')
+
+
+@pytest.fixture
+def two_versions(two_versions_template, tmp_path) -> Path:
+    "A private copy of the session's workspace with versions 1 (champion) and 2 (challenger), flags initialised."
+    return copy_workspace(two_versions_template, tmp_path / 'ws')
+
+
+SLOW_FIXTURES = {'trained_template', 'two_versions_template'}
+
+
+def pytest_collection_modifyitems(config, items):
+    "A test that needs a trained workspace (a cold pipeline run at least once per session) is in the slow tier."
+    for item in items:
+        if SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
+            item.add_marker(pytest.mark.slow)

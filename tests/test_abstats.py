@@ -152,7 +152,9 @@ def test_newcombe_published_value():
 
 
 def test_decide_outcomes():
-    run = lambda new, n=10_000: beta_binomial({'ctl': (int(0.05 * n), n), 'new': (new, n)}, draws=20_000)
+    def run(new, n=10_000):
+        return beta_binomial({'ctl': (int(0.05 * n), n), 'new': (new, n)}, draws=20_000)
+
     d = decide(run(620), treatment='new')
     assert d['decision'] == 'promote' and any('P(best) = 1.000' in r for r in d['reasons'])
     assert decide(run(400), treatment='new')['decision'] == 'keep_control'

@@ -44,7 +44,7 @@ def fill(ws, n: int) -> list[dict]:
 
 
 def chain(ws) -> list[dict]:
-    return [json.loads(l) for l in ws.log.read_text().splitlines()]
+    return [json.loads(line) for line in ws.log.read_text().splitlines()]
 
 
 def verify_cli(ws) -> subprocess.CompletedProcess:
@@ -112,7 +112,7 @@ def test_deleting_the_log_is_detected(ws):
 
 def test_an_edit_with_the_chain_rehashed_after_it_is_detected(ws):
     fill(ws, 4)
-    lines, payloads = chain(ws), [json.loads(l) for l in ws.payloads.read_text().splitlines()]
+    lines, payloads = chain(ws), [json.loads(line) for line in ws.payloads.read_text().splitlines()]
     forged_key = os.urandom(32)  # the forger has everything but the workspace's key
     payloads[1]['reason'] = 'approved by the board'
     lines[1]['digest'] = sha256_bytes(canonical_json(payloads[1]).encode())
@@ -153,10 +153,10 @@ def test_a_torn_last_line_is_ignored_then_set_aside_and_the_log_goes_on(ws):
     assert r.returncode == 0 and 'audit log ok: 3 entries' in r.stdout
     assert "note: a torn last line (18 bytes, from an interrupted write) was ignored" in r.stderr.replace("\n", " ")
     r = cli(ws.root, 'audit', 'show', '--json', env=ws.env)
-    assert r.returncode == 0 and [json.loads(l)['seq'] for l in r.stdout.splitlines()] == [1, 2, 3]
+    assert r.returncode == 0 and [json.loads(line)['seq'] for line in r.stdout.splitlines()] == [1, 2, 3]
     e = audit.append(ws.log, 'run.finish', 'r1', actor='alice', stages=6)
     assert e['seq'] == 4 and audit.read(ws.log)[-1] == e
-    torn = [json.loads(l) for l in (ws.log.parent / 'audit.log.torn').read_text().splitlines()]
+    torn = [json.loads(line) for line in (ws.log.parent / 'audit.log.torn').read_text().splitlines()]
     assert [t['bytes'] for t in torn] == [18]
     r, v = cli_json(ws.root, 'audit', 'verify', env=ws.env)
     assert r.returncode == 0 and v['ok'] and v['entries'] == 4 and v['notes'] == []
@@ -195,7 +195,7 @@ def test_erasing_a_payload_with_a_tombstone_still_verifies(ws):
 
 def test_deleting_a_payload_without_a_tombstone_fails(ws):
     fill(ws, 3)
-    ws.payloads.write_text(''.join(l + '\n' for l in ws.payloads.read_text().splitlines() if json.loads(l)['seq'] != 2))
+    ws.payloads.write_text(''.join(x + '\n' for x in ws.payloads.read_text().splitlines() if json.loads(x)['seq'] != 2))
     failed_with(
         ws,
         "entry 2's payload (actor, reason, details) is missing from audit.payloads.jsonl, and no "
@@ -252,7 +252,10 @@ def legacy_module(tmp_path: Path):
             f.write(canonical_json(e) + '\n')
         return e
 
-    return SimpleNamespace(append=append, read=lambda p: [json.loads(l) for l in Path(p).read_text().splitlines()])
+    def read(p):
+        return [json.loads(line) for line in Path(p).read_text().splitlines()]
+
+    return SimpleNamespace(append=append, read=read)
 
 
 def test_a_log_of_the_old_format_is_checked_then_migrated(ws, tmp_path):

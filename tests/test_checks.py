@@ -164,6 +164,7 @@ def test_an_exception_anywhere_leaves_no_temporary_file(settings, monkeypatch, w
     assert [r['version'] for r in Store(settings.store_dir).records('datasets')] == [ref.snapshot['version']]
 
 
+@pytest.mark.slow  # a process killed with SIGKILL mid-write
 def test_a_killed_ingest_leaves_a_temporary_file_that_the_next_ingest_removes(settings, tmp_path):
     script = textwrap.dedent(f"""
         import time, pandas as pd

@@ -89,7 +89,8 @@ def test_help_loads_no_heavy_library():
         "import sys; from lifecycle.app.cli import app\n"
         "for a in (['--help'], ['ingest', '--help'], ['rollout', 'demo', '--help'], ['govern', 'check', '--help']):\n"
         "    app(a, standalone_mode=False)\n"
-        "print(sorted({m.split('.')[0] for m in sys.modules} & {'pandas', 'sklearn', 'mlflow', 'scipy', 'numpy', 'evidently'}))"
+        "heavy = {'pandas', 'sklearn', 'mlflow', 'scipy', 'numpy', 'evidently'}; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & heavy))"
     )
     r = subprocess.run([sys.executable, '-c', probe], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip().splitlines()[-1] == '[]', r.stdout[-300:] + r.stderr
@@ -99,7 +100,9 @@ def test_help_loads_no_heavy_library():
 
 
 def test_json_output_is_strict_where_a_value_is_nan(workspace, env):
-    rows = lambda base: HEADER + ''.join(f'Yes,White,2001,{base + i % 30},Male,Yes,Yes,{i % 4}\n' for i in range(60))
+    def rows(base):
+        return HEADER + ''.join(f'Yes,White,2001,{base + i % 30},Male,Yes,Yes,{i % 4}\n' for i in range(60))
+
     (workspace / 'a.csv').write_text(rows(20))
     (workspace / 'b.csv').write_text(rows(50))
     from lifecycle.data.drift import compare, profile
@@ -210,7 +213,7 @@ def test_a_missing_model_version_is_refused_and_an_unapproved_promotion_fails(wo
         invoke(['approve', 'toy', 'latest', '--as', 'carol', '--reason', 'r'], env), 2, "has no version 'latest'", False
     )
     refused(invoke(['promote', 'toy', '1', '--to', 'staging'], env), 1, 'promotion of toy/1 to staging refused', False)
-    entries = [json.loads(l) for l in invoke(['audit', 'show', '-n', '1', '--json'], env).stdout.splitlines()]
+    entries = [json.loads(line) for line in invoke(['audit', 'show', '-n', '1', '--json'], env).stdout.splitlines()]
     assert entries[-1]['action'] == 'promotion.refused'
 
 

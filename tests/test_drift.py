@@ -168,9 +168,10 @@ def test_psi_matches_a_plain_computation():
     rng = np.random.default_rng(5)
     r, c = rng.normal(0, 1, 5000), rng.normal(0.25, 1.2, 3000)
     edges = np.unique(np.quantile(r, np.arange(1, 10) / 10))
-    share = lambda x: np.maximum(
-        np.bincount(np.digitize(x, edges, right=True), minlength=len(edges) + 1) / len(x), 1e-4
-    )
+
+    def share(x):
+        return np.maximum(np.bincount(np.digitize(x, edges, right=True), minlength=len(edges) + 1) / len(x), 1e-4)
+
     pr, pc = share(r), share(c)
     want = np.sum((pc - pr) * np.log(pc / pr))
     got = compare(profile(pd.DataFrame({'x': r})), pd.DataFrame({'x': c})).iloc[0].psi
@@ -240,7 +241,10 @@ def test_infinities_are_dropped_like_evidentlys_per_column_verdict():
         ref, cur = one(n_ref, 0), one(n_cur, 1)
         m = assert_same_as_evidently(ref, cur, dataset_level=False).set_index('column')
         assert m.drifted.to_dict() == {'x': True, 'y': False}
-        fin = lambda d: d[np.isfinite(d.x)].x
+
+        def fin(d):
+            return d[np.isfinite(d.x)].x
+
         assert m.score['x'] == pytest.approx(
             stats.ks_2samp(fin(ref), fin(cur)).pvalue
             if n_ref <= 1000

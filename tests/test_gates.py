@@ -24,12 +24,10 @@ def features_with(ws: Path, name: str, keep: list[str] | None = None, add: dict 
     return dst
 
 
-@pytest.fixture(scope='module')
-def champion_ws(tmp_path_factory):
-    ws = make_workspace(tmp_path_factory.mktemp('gates') / 'ws')
-    r = cli(ws, 'run', '--no-site')
-    assert r.returncode == 0, r.stderr
-    return ws
+@pytest.fixture
+def champion_ws(trained):
+    "This test's copy of the session's trained workspace: version 1 is the champion."
+    return trained
 
 
 def versions(ws: Path) -> list[int]:
@@ -61,6 +59,7 @@ def test_a_model_worse_than_the_champion_is_not_promoted(champion_ws):
     assert versions(champion_ws) == [1]
 
 
+@pytest.mark.slow  # two cold runs of their own: determinism is what is tested
 def test_same_seed_same_snapshot_gives_identical_metrics_and_predictions(tmp_path):
     ws = make_workspace(tmp_path / 'ws')
     t = ws / 'params/train.yaml'

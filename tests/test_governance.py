@@ -1,6 +1,6 @@
-"""Governance: the release policy is evaluated over a registered version's facts and blocks approval when any rule fails;
-each promotion step needs sign-off by the role the policy names, never by whoever trained the version, and in path
-order; a promotion moves an alias to a fixed version only after that sign-off; and every approval, refusal and
+"""Governance: the release policy is evaluated over a registered version's facts and blocks approval when any rule
+fails; each promotion step needs sign-off by the role the policy names, never by whoever trained the version, and in
+path order; a promotion moves an alias to a fixed version only after that sign-off; and every approval, refusal and
 promotion is in the audit log with the sha256 of the evidence the reviewer read."""
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ LINEAGE = dict(
 
 @pytest.fixture(scope='module')
 def reg(tmp_path_factory):
-    """A tiny model logged to a throw-away SQLite tracking store with holdout metrics and lineage tags, trained by alice,
-    registered twice: version 1 signed, version 2 not."""
+    """A tiny model logged to a throw-away SQLite tracking store with holdout metrics and lineage tags, trained by
+    alice, registered twice: version 1 signed, version 2 not."""
     import mlflow as _mlflow
     import pandas as pd
     from sklearn.linear_model import LogisticRegression

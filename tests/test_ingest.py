@@ -13,6 +13,8 @@ import pytest
 from conftest import cli, cli_json, set_yaml, LIFECYCLE, clean_env
 from lifecycle.core import audit
 
+pytestmark = pytest.mark.slow  # a `lifecycle ingest` process per check, a kill -9 (in-process: test_checks.py)
+
 
 def datasets(ws: Path) -> list[dict]:
     d = ws / '.lifecycle/store/records/datasets'
@@ -237,9 +239,12 @@ def test_watch_takes_each_file_exactly_once_across_restarts(workspace, arrests):
     inbox.mkdir()
     for i, y in enumerate((1997, 1998, 1999)):
         arrests[arrests.year == y].to_csv(inbox / f'{i}-{y}.csv', index=False)
-    run = lambda: cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+
+    def run():
+        return cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+
     r = run()
-    outs = [json.loads(l) for l in r.stdout.splitlines()]
+    outs = [json.loads(line) for line in r.stdout.splitlines()]
     assert r.returncode == 0 and [o['status'] for o in outs] == ['accepted'] * 3
     assert run().stdout.strip() == ''  # nothing taken twice
     arrests[arrests.year == 2000].to_csv(inbox / '3-2000.tmp', index=False)  # being written: ignored
@@ -251,7 +256,7 @@ def test_watch_takes_each_file_exactly_once_across_restarts(workspace, arrests):
     led = ledger_for(workspace / '.lifecycle', inbox)
     led.mark(f"3-2000.csv:{file_sha256(inbox / '3-2000.csv')}", '3-2000.csv', 'claimed')  # crashed after claiming
     r = run()
-    outs = [json.loads(l) for l in r.stdout.splitlines()]
+    outs = [json.loads(line) for line in r.stdout.splitlines()]
     assert [o['rows'] for o in outs] == [1270]  # processed on restart, once
     done = [e['name'] for e in led.entries() if e['state'] == 'done']
     assert sorted(done) == ['0-1997.csv', '1-1998.csv', '2-1999.csv', '3-2000.csv']

@@ -4,6 +4,9 @@ params read from params/, upstream IDs from the interactive run's manifest."""
 from __future__ import annotations
 import json
 import os
+import pytest
+
+pytestmark = pytest.mark.slow  # every stage notebook, executed by papermill
 
 
 def test_stage_notebooks_run_in_order_with_their_defaults(workspace, tmp_path, monkeypatch):

@@ -8,8 +8,11 @@ import os
 import subprocess
 import sys
 import time
+import pytest
 from conftest import LIFECYCLE, clean_env, cli, cli_json, make_workspace
 from lifecycle.core.locks import hold, holder
+
+pytestmark = pytest.mark.slow  # cold pipeline runs racing each other
 
 
 def test_a_run_with_no_wait_refuses_naming_the_run_in_progress(workspace):

@@ -7,6 +7,7 @@ import pytest
 from conftest import cli, cli_json
 
 
+@pytest.mark.slow  # the ingest stage notebook runs, the site renders
 def test_a_batch_missing_a_required_column_stops_the_run_at_ingest(workspace):
     from sklego.datasets import load_arrests
 
@@ -67,21 +68,23 @@ def test_bad_params_are_refused_before_any_stage_runs(workspace, edit, expected)
     assert not (workspace / 'reports/runs').exists() and not (workspace / '.lifecycle/mlflow.db').exists()
 
 
-def test_params_from_another_folder(workspace, tmp_path):
+def test_params_from_another_folder(trained, tmp_path):
     import shutil
 
     other = tmp_path / 'other-params'
-    shutil.copytree(workspace / 'params', other)
+    shutil.copytree(trained / 'params', other)
     (other / 'validate.yaml').write_text((other / 'validate.yaml').read_text().replace('min: 0.60', 'min: 0.99'))
-    r = cli(workspace, 'run', '--params', str(other), '--no-site')
+    before = set((trained / 'reports/runs').iterdir())
+    r = cli(trained, 'run', '--params', str(other), '--no-site')
     assert r.returncode == 1  # the impossible AUC gate stops the run at validate
     msg = ' '.join(r.stderr.split())
     assert "stage 'validate' failed" in msg and 'GateFailed' in msg and 'roc_auc' in msg and '>= 0.99' in msg
-    (run_dir,) = (workspace / 'reports/runs').iterdir()
+    (run_dir,) = set((trained / 'reports/runs').iterdir()) - before
     m = json.loads((run_dir / 'manifest.json').read_text())
     assert m['params_dir'] == str(other) and 'register' not in m['stages']
-    r, st = cli_json(workspace, 'status')
-    assert st['models'] == []  # nothing was registered
+    assert [m['stages'][s]['status'] for s in ('ingest', 'features', 'train')] == ['cached'] * 3
+    _, st = cli_json(trained, 'status')
+    assert st['models'][0]['versions'] == [1]  # nothing new was registered
 
 
 @pytest.mark.parametrize('args', [[], ['run'], ['status'], ['site'], ['audit'], ['audit', 'verify'], ['audit', 'show']])

@@ -4,8 +4,11 @@ gates, with RMSE, MAE and R² in place of the classification metrics."""
 from __future__ import annotations
 from pathlib import Path
 import numpy as np
+import pytest
 import yaml
 from conftest import cli, cli_json, make_workspace
+
+pytestmark = pytest.mark.slow  # pipeline runs on a second dataset
 
 COLUMNS = {
     c: {'dtype': 'float', 'personal': False, 'min': 0}
@@ -15,7 +18,10 @@ COLUMNS = {
 
 def diabetes_params(ws: Path) -> None:
     p = ws / 'params'
-    w = lambda name, d: (p / name).write_text(yaml.safe_dump(d, sort_keys=False))
+
+    def w(name, d):
+        (p / name).write_text(yaml.safe_dump(d, sort_keys=False))
+
     w(
         'ingest.yaml',
         dict(

@@ -7,10 +7,8 @@ from conftest import cli, cli_json
 from lifecycle.core import audit
 
 
-def test_release_from_training_to_production_with_approvals(workspace):
-    alice = {'LIFECYCLE_ACTOR': 'alice'}
-    r = cli(workspace, 'run', '--no-site', env=alice)
-    assert r.returncode == 0, r.stderr
+def test_release_from_training_to_production_with_approvals(trained):
+    workspace = trained  # version 1, trained by alice in the session's template run
     r, check = cli_json(workspace, 'govern', 'check', 'arrests-release', '1')
     assert r.returncode == 0 and check['ok'], check
     rules = {x['rule']: x['verdict'] for x in check['results']}
@@ -20,9 +18,9 @@ def test_release_from_training_to_production_with_approvals(workspace):
     report = (workspace / 'reports/governance/arrests-release-1.md').read_text()
     assert 'arrests-release' in report and 'sklego:arrests' in report  # lineage from the raw batch
 
-    approve = lambda user, step, reason='reviewed the validation report and model card': cli_json(
-        workspace, 'approve', 'arrests-release', '1', '--as', user, '--reason', reason, '--to', step
-    )
+    def approve(user, step, reason='reviewed the validation report and model card'):
+        return cli_json(workspace, 'approve', 'arrests-release', '1', '--as', user, '--reason', reason, '--to', step)
+
     r, out = approve('alice', 'staging')  # the trainer: separation of duties
     assert r.returncode == 1 and 'alice' in out['error'] and 'trained' in out['error']
     r, out = approve('dave', 'staging')  # not an ml_engineer

@@ -10,18 +10,15 @@ from dataclasses import replace
 from pathlib import Path
 import pytest
 import yaml
-from conftest import cli, make_workspace
+from conftest import cli
 
 NAME = 'arrests-release'
 
 
-@pytest.fixture(scope='module')
-def ws(tmp_path_factory) -> Path:
-    "A workspace after one pipeline run: version 1 is registered and champion."
-    ws = make_workspace(tmp_path_factory.mktemp('release-path') / 'ws')
-    r = cli(ws, 'run', '--no-site')
-    assert r.returncode == 0, r.stderr
-    return ws
+@pytest.fixture
+def ws(trained) -> Path:
+    "This test's copy of the session's trained workspace: version 1 is registered and champion."
+    return trained
 
 
 def impossible(ws: Path, where: Path) -> Path:

@@ -1,5 +1,6 @@
 """Progressive delivery: the guard's statistics under repeated looks, the whole loop through a running server for a
-degraded and a sound challenger, manual canary / blue-green actions with their audit trail, and the A/B report."""
+degraded and a sound challenger, manual canary / blue-green actions with their audit trail, and the A/B report.
+Every test that needs a trained workspace takes its own copy of the session's template (`trained`, `two_versions`)."""
 
 from __future__ import annotations
 import json
@@ -72,25 +73,30 @@ def test_a_real_regression_is_caught_within_a_bounded_sample():
 # -- the whole loop through a running server -------------------------------------------------------------------------
 
 
-@pytest.fixture(scope='module')
-def ws(tmp_path_factory) -> Path:
-    ws = make_workspace(tmp_path_factory.mktemp('rollout') / 'ws')
+def quick_guard(ws: Path) -> Path:
+    "The guard looks twice a second and may decide on 100 requests and 80 labels per arm."
     set_yaml(ws / 'params/rollout.yaml', guard__min_requests=100, guard__min_feedback=80, guard__interval_s=0.5)
-    r = cli(ws, 'run', '--no-site')
-    assert r.returncode == 0, r.stderr
     return ws
 
 
+@pytest.fixture
+def ws(two_versions) -> Path:
+    "A copy of the two-version workspace (v1 champion, v2 challenger), flags initialised: control v1, nothing deployed."
+    return quick_guard(two_versions)
+
+
 def audit_entries(ws: Path, n: int = 200) -> list[dict]:
-    return [json.loads(l) for l in cli(ws, 'audit', 'show', '-n', str(n), '--json').stdout.splitlines()]
+    return [json.loads(line) for line in cli(ws, 'audit', 'show', '-n', str(n), '--json').stdout.splitlines()]
 
 
-def test_a_degraded_challenger_is_rolled_back_on_its_own(ws):
+@pytest.mark.slow
+def test_a_degraded_challenger_is_rolled_back_on_its_own(trained):
+    ws = quick_guard(trained)
     r, out = cli_json(
         ws, 'rollout', 'demo', '--challenger-kind', 'degraded', '--steps', '10,50,100', '--max-seconds', '240'
     )
     assert r.returncode == 0, r.stderr
-    assert out['status'] == 'rolled_back', out['history']
+    assert out['status'] == 'rolled_back' and out['challenger'] == '2', out['history']
     last = out['history'][-1]
     assert last['action'] == 'rollback' and last['actor'] == 'guard' and 'live accuracy down' in last['reason']
     assert last['metrics']['challenger']['accuracy'] < last['metrics']['control']['accuracy']
@@ -103,50 +109,92 @@ def test_a_degraded_challenger_is_rolled_back_on_its_own(ws):
     assert html.is_file() and 'Every decision' in html.read_text() and 'rolled back' in html.read_text()
 
 
-def test_a_sound_challenger_reaches_100_percent(ws):
+@pytest.mark.slow
+def test_a_sound_challenger_reaches_100_percent(trained):
+    ws = quick_guard(trained)
     r, out = cli_json(
         ws, 'rollout', 'demo', '--challenger-kind', 'sound', '--steps', '10,50,100', '--max-seconds', '240'
     )
     assert r.returncode == 0, r.stderr
-    assert out['status'] == 'completed', out['history']
+    assert out['status'] == 'completed' and out['challenger'] == '2', out['history']
     assert [h['action'] for h in out['history']] == ['start', 'advance', 'advance', 'complete']
     assert all(h['actor'] == 'guard' for h in out['history'][2:])
     _, flags = cli_json(ws, 'flags', 'show')
-    assert flags['flags']['control'] == out['challenger'] and flags['flags']['challenger'] is None
+    assert flags['flags']['control'] == '2' and flags['flags']['challenger'] is None
 
 
+@pytest.mark.slow  # five CLI processes, one of them importing the report stack
 def test_reports_on_a_workspace_without_traffic_fail_cleanly(tmp_path):
     fresh = make_workspace(tmp_path / 'fresh')
-    for args in (
-        ('experiment', 'report', '--no-render'),
-        ('rollout', 'status'),
-        ('rollout', 'guard', '--once'),
-        ('flags', 'show'),
-        ('experiment', 'report', '--treatment', 'control'),
+    r = cli(fresh, 'experiment', 'report', '--no-render')
+    assert r.returncode == 0, r.stderr
+    assert 'decision: continue' in r.stdout and 'control has 0 trials, fewer than 200' in r.stdout, r.stdout
+    for args, words in (
+        (('rollout', 'status'), 'no rollout yet'),
+        (('rollout', 'guard', '--once'), 'no running rollout to guard'),
+        (('flags', 'show'), 'no flags yet; run `lifecycle flags init`'),
+        (('experiment', 'report', '--treatment', 'control'), "name the same variant 'control'"),
     ):
         r = cli(fresh, *args)
+        assert r.returncode == 2 and r.stderr.startswith('error: ') and words in r.stderr, (args, r.stderr)
         assert 'Traceback' not in r.stderr, (args, r.stderr)
     assert not (fresh / '.lifecycle/predictions.db').exists()
 
 
+def log_traffic(ws: Path, arms: dict, rng, n: int = 400) -> None:
+    "Write `n` answered, labelled predictions per arm straight into the prediction log: {variant: (version, accuracy)}."
+    from lifecycle.core.settings import load_settings
+    from lifecycle.serve.predlog import PredictionLog, add_feedback, default_url
+
+    log = PredictionLog(default_url(load_settings(ws)))
+    try:
+        for variant, (version, acc) in arms.items():
+            ids = [f'{variant}-{time.time_ns()}-{i}' for i in range(n)]
+            for rid in ids:
+                log.log(
+                    request_id=rid,
+                    ts=time.time(),
+                    route='predict',
+                    variant=variant,
+                    model_version=version,
+                    decision=[1],
+                    latency_ms=1.0,
+                    status=200,
+                )
+            log.flush()
+            for rid in ids:
+                add_feedback(log, rid, 'Yes' if rng.random() < acc else 'No')
+    finally:
+        log.close()
+
+
 def test_experiment_report_compares_the_variants(ws):
+    log_traffic(ws, {'control': ('1', 0.83), 'challenger': ('2', 0.60)}, np.random.default_rng(5))
     r, a = cli_json(ws, 'experiment', 'report')
     assert r.returncode == 0, r.stderr
-    assert set(a['variants']) == {'control', 'challenger'} and a['variants']['control']['labelled'] > 0
-    assert a['decision']['decision'] in ('promote', 'keep_control', 'continue')
-    probs = [v['prob_best'] for v in a['bayes']['arms'].values()]
-    assert abs(sum(probs) - 1) < 1e-9 and len(a['frequentist']['newcombe_95']) == 2
+    assert set(a['variants']) == {'control', 'challenger'}
+    assert a['variants']['control']['labelled'] == a['variants']['challenger']['labelled'] == 400
+    assert a['decision']['decision'] == 'keep_control', a['decision']  # 0.83 against 0.60 on 400 each
+    probs = {k: v['prob_best'] for k, v in a['bayes']['arms'].items()}
+    assert abs(sum(probs.values()) - 1) < 1e-9 and probs['control'] > 0.99
+    lo, hi = a['frequentist']['newcombe_95']
+    assert lo < a['frequentist']['difference'] < hi < 0  # the challenger is worse
     page = Path(a['report']).read_text()
     assert 'Bayesian and frequentist comparison' in page and 'image/png' in page and 'probability to be best' in page
 
 
+@pytest.mark.slow
+def test_experiment_report_promotes_a_clearly_better_challenger(ws):
+    log_traffic(ws, {'control': ('1', 0.60), 'challenger': ('2', 0.85)}, np.random.default_rng(6))
+    r, a = cli_json(ws, 'experiment', 'report', '--no-render')
+    assert r.returncode == 0 and a['decision']['decision'] == 'promote', (r.stderr, a.get('decision'))
+
+
 def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
-    _, flags = cli_json(ws, 'flags', 'show')
-    control = flags['flags']['control']
-    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--steps', '5,25,100', '--reason', 'manual canary')
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--steps', '5,25,100', '--reason', 'manual canary')
     assert r.returncode == 0, r.stderr
     assert out['rollout']['percentage'] == 5 and cli_json(ws, 'flags', 'show')[1]['flags']['percentage'] == 5
-    r = cli(ws, 'rollout', 'start', '--challenger', '1')
+    r = cli(ws, 'rollout', 'start', '--challenger', '2')
     assert r.returncode == 2 and 'finish or roll it back first' in r.stderr
     for action, expect in (('pause', 'paused'), ('resume', 'running')):
         _, out = cli_json(ws, 'rollout', action, '--reason', f'{action} by carol')
@@ -156,8 +204,8 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
     _, out = cli_json(ws, 'rollout', 'rollback', '--reason', 'pager went off')
     assert out['rollout']['status'] == 'rolled_back'
     f = cli_json(ws, 'flags', 'show')[1]['flags']
-    assert f['challenger'] is None and f['percentage'] == 0 and f['control'] == control
-    log = [e for e in audit_entries(ws) if e['action'].startswith('rollout.')][-6:]
+    assert f['challenger'] is None and f['percentage'] == 0 and f['control'] == '1'
+    log = [e for e in audit_entries(ws) if e['action'].startswith('rollout.')]
     assert [e['action'] for e in log] == [
         'rollout.start',
         'rollout.advance',
@@ -171,12 +219,12 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
     )
     r = cli(ws, 'rollout', 'advance')
     assert r.returncode == 2 and 'no rollout in progress' in r.stderr
-    r = cli(ws, 'rollout', 'start', '--challenger', '1', '--steps', '50,5')
+    r = cli(ws, 'rollout', 'start', '--challenger', '2', '--steps', '50,5')
     assert r.returncode == 2 and 'steps' in r.stderr
 
 
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
-    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--strategy', 'blue_green')
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
     assert r.returncode == 0 and out['rollout']['percentage'] == 0, r.stderr
     for expect in (100, 0, 100):
         _, out = cli_json(ws, 'rollout', 'switch')
@@ -184,55 +232,28 @@ def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     _, out = cli_json(ws, 'rollout', 'kill', '--reason', 'drill')
     assert out['rollout']['status'] == 'killed' and cli_json(ws, 'flags', 'show')[1]['flags']['kill'] is True
     assert cli(ws, 'flags', 'unkill').returncode == 0
+    assert cli_json(ws, 'flags', 'show')[1]['flags']['kill'] is False
 
 
 def test_blue_green_guard_compares_the_switched_version_with_the_control_before_the_switch(ws):
     "After the switch the control gets no traffic: the guard's yardstick is the control's traffic before it."
-    from lifecycle.predlog import PredictionLog, default_url
-    from lifecycle.settings import load_settings
-
-    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--strategy', 'blue_green')
-    assert r.returncode == 0, r.stderr
-    log = PredictionLog(default_url(load_settings(ws)))
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
+    assert r.returncode == 0 and out['rollout']['control'] == '1', r.stderr
     rng = np.random.default_rng(3)
-
-    def traffic(variant, version, acc, n=400):
-        for i in range(n):
-            log.log(
-                request_id=f'{variant}-{time.time_ns()}-{i}',
-                ts=time.time(),
-                route='predict',
-                variant=variant,
-                model_version=version,
-                decision=[1],
-                latency_ms=1.0,
-                status=200,
-            )
-        log.flush()
-        from lifecycle.predlog import add_feedback
-
-        ids = [f for f in log.recent[0] if f.startswith(variant)][-n:]
-        for rid in ids:
-            add_feedback(log, rid, 'Yes' if rng.random() < acc else 'No')
-
-    traffic('control', out['rollout']['control'], 0.83)
+    log_traffic(ws, {'control': ('1', 0.83)}, rng)
     _, out = cli_json(ws, 'rollout', 'switch')
-    traffic('challenger', '1', 0.30)
-    log.close()
+    log_traffic(ws, {'challenger': ('2', 0.30)}, rng)
     r = cli(ws, 'rollout', 'guard', '--once')
     assert r.returncode == 0 and r.stdout.startswith('rollback: live accuracy down'), r.stdout + r.stderr
     assert cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'rolled_back'
 
 
 def test_a_step_without_enough_data_pauses(ws):
-    set_yaml(ws / 'params/rollout.yaml', guard__max_step_seconds=0.5)
-    try:
-        r, _ = cli_json(ws, 'rollout', 'start', '--challenger', '1', '--steps', '10,100')
-        assert r.returncode == 0, r.stderr
-        time.sleep(0.6)
-        r = cli(ws, 'rollout', 'guard', '--once')
-        assert r.returncode == 0 and r.stdout.startswith('pause: not enough data'), r.stdout + r.stderr
-        assert cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'paused'
-        assert cli(ws, 'rollout', 'rollback').returncode == 0
-    finally:
-        set_yaml(ws / 'params/rollout.yaml', guard__max_step_seconds=600)
+    set_yaml(ws / 'params/rollout.yaml', guard__max_step_seconds=0.5)  # this test's own copy of the workspace
+    r, _ = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--steps', '10,100')
+    assert r.returncode == 0, r.stderr
+    time.sleep(0.6)
+    r = cli(ws, 'rollout', 'guard', '--once')
+    assert r.returncode == 0 and r.stdout.startswith('pause: not enough data'), r.stdout + r.stderr
+    assert cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'paused'
+    assert cli(ws, 'rollout', 'rollback').returncode == 0

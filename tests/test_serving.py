@@ -13,8 +13,10 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from conftest import LIFECYCLE, clean_env, cli, cli_json, make_workspace
+from conftest import LIFECYCLE, clean_env, cli, cli_json, copy_workspace
 from lifecycle.serve.local import LocalServer
+
+pytestmark = pytest.mark.slow  # a server process per module, load tests, schemathesis
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 COLS = list(REC)
@@ -34,7 +36,8 @@ class Running(LocalServer):
     "A `lifecycle serve` process on a free port of 127.0.0.1, with an HTTP client."
 
     def __init__(self, ws: Path, workers: int = 1):
-        super().__init__(ws, env=clean_env(), workers=workers, log=subprocess.PIPE)
+        # ready in seconds on an idle machine; CI runs nbdev-test beside two pytest workers on two cores
+        super().__init__(ws, env=clean_env(), workers=workers, log=subprocess.PIPE, timeout=180)
         self.start()
         self.http = httpx.Client(base_url=self.url, timeout=10)
 
@@ -49,15 +52,9 @@ class Running(LocalServer):
 
 
 @pytest.fixture(scope='module')
-def ws(tmp_path_factory) -> Path:
-    "A workspace with two signed versions of arrests-release (1: champion, 2: challenger)."
-    ws = make_workspace(tmp_path_factory.mktemp('serving') / 'ws')
-    for args in (('run', '--no-site'), ('run', '--no-site', '--force')):
-        r = cli(ws, *args)
-        assert r.returncode == 0, r.stderr
-    r = cli(ws, 'flags', 'init')
-    assert r.returncode == 0, r.stderr
-    return ws
+def ws(tmp_path_factory, two_versions_template) -> Path:
+    "A workspace with two signed versions of arrests-release (1: champion, 2: challenger), flags initialised."
+    return copy_workspace(two_versions_template, tmp_path_factory.mktemp('serving') / 'ws')
 
 
 @pytest.fixture(scope='module')
@@ -304,6 +301,8 @@ def test_admin_api_needs_a_token_with_the_role(ws, server):
 def test_feedback_joins_the_log_by_request_id(ws, server):
     from lifecycle.predlog import read_log
 
+    flags(ws, *BASE)  # no shadow left on by another test: one logged row per request
+    applied(server, ws)
     rid = server.predict('fb')['request_id']
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'}).status_code == 200
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': 'No'}).status_code == 409

@@ -59,6 +59,7 @@ def test_a_state_folder_holding_only_keys_counts_as_new(workspace):
     assert (ws.state_dir / 'FORMAT').read_text() == f'{latest_format()}\n'
 
 
+@pytest.mark.slow  # eight CLI processes, two of them ingesting
 def test_an_older_workspace_is_refused_then_migrated_then_accepted(old_ws):
     before = datasets(old_ws)
     for args in (
