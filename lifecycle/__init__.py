@@ -2,6 +2,7 @@
 
 Modules:
 
+- `lifecycle.app.site`: The evidence site under `reports/site/`: each model's environments, a page per model version, runs, ingestion batches, rollouts and experiments, and the executed stage notebooks with their code folded. One page structure feeds two static-site generators: MkDocs Material (with mkdocs-jupyter, fully offline) renders it here, and the same pages form a Quarto website project, rendered with `quarto` when it is on PATH.
 - `lifecycle.deliver.experiment`: Per variant of the model-version flag: requests, live accuracy from feedback, latency p50/p95, error rate. Then the Bayesian view (Beta-Binomial posterior of accuracy: probability to be best, expected loss, 95% credible intervals), the frequentist one (Newcombe 95% interval of the difference, two-proportion z-test), and the decision rule from `params/rollout.yaml`. JSON for scripts; plots for the report.
 - `lifecycle.deliver.rollout`: Progressive delivery on the model-version flag. Canary: the challenger's share moves through the steps. Blue-green: one switch moves all traffic, and the switch back is instant. A guard compares challenger and control at each step on error rate, p95 latency and live accuracy from feedback, and advances, pauses or rolls back on its own. Every action, automatic or manual, is audited with actor and reason."""
 
