@@ -173,7 +173,7 @@ class SiteRendered(Result):
 
 @command()
 def site():
-    "Render the executed notebooks of every run into reports/site (Quarto if installed, else nbconvert)."
+    "Render the evidence site into reports/site (Quarto if on PATH, else MkDocs, offline): only what changed."
     from lifecycle.app.site import render_site, renderer
 
     s = Workspace.open()
