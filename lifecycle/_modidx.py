@@ -63,6 +63,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._last_render': ('api/app/site.html#_last_render', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._merge_search': ('api/app/site.html#_merge_search', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._models': ('api/app/site.html#_models', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._notebook_page': ('api/app/site.html#_notebook_page', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._offline_pages': ('api/app/site.html#_offline_pages', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._reports': ('api/app/site.html#_reports', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._runs': ('api/app/site.html#_runs', 'lifecycle/app/site.py'),

@@ -142,6 +142,18 @@ def test_the_landing_page_says_who_serves_where():
     assert 'kill switch on' in rows['champion'] and 'killed' in rows['challenger']
 
 
+def test_a_corrupt_executed_notebook_is_one_clear_error_naming_it(workspace):
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    (s.runs_dir / 'r1/01_ingest.ipynb').write_text('{"cells": [')
+    r = cli(workspace, 'site')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert 'r1/01_ingest.ipynb: not a readable executed notebook' in ' '.join(r.stderr.split())
+    assert not (workspace / 'reports/site/index.html').exists()
+
+
 def test_site_command_on_an_empty_workspace(workspace):
     r = cli(workspace, 'site')
     assert r.returncode == 0 and 'mkdocs' in r.stdout, r.stderr
