@@ -25,7 +25,7 @@ def test_a_batch_missing_a_required_column_stops_the_run_at_ingest(workspace):
     m = json.loads((run_dir / 'manifest.json').read_text())
     assert m['status'] == 'failed' and list(m['stages']) == ['ingest'] and m['stages']['ingest']['status'] == 'failed'
     assert (run_dir / '01_ingest.ipynb').is_file()  # the evidence of where it stopped
-    assert 'failed' in (workspace / 'reports/site/index.html').read_text()
+    assert 'failed' in (workspace / 'reports/site/runs/index.html').read_text()
 
 
 @pytest.mark.parametrize(

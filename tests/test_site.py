@@ -1,6 +1,13 @@
-"""The report site: `_quarto.yml` stays valid for Quarto, and the nbconvert fallback renders a site on its own."""
+"""The evidence site: one page structure, a Quarto project that lists every page, an MkDocs build that works offline
+with code folded and parameter cells dropped, and incremental rendering (nothing when nothing changed, only new pages
+when a run is added). The browser checks are in test_site_browser.py."""
 
 from __future__ import annotations
+import json
+import re
+import shutil
+import subprocess
+import nbformat
 import yaml
 from conftest import ROOT, cli
 
@@ -14,34 +21,141 @@ def test_quarto_config_is_valid_and_has_its_sections():
         assert list((ROOT / 'nbs').glob(pattern)), f"{pattern} in _quarto.yml matches no file"
 
 
-def test_without_quarto_the_site_renders_with_nbconvert(workspace, monkeypatch):
-    import nbformat
-    from lifecycle.settings import load_settings
-    from lifecycle.manifest import RunManifest
-    from lifecycle import site
+def add_run(s, run_id: str, started: str, cached_from: str | None = None):
+    "A run record with one ingest stage: executed (a notebook with papermill's parameter cells) or cached."
+    from lifecycle.core.manifest import RunManifest
 
-    monkeypatch.setattr(site.shutil, 'which', lambda name: None)  # no quarto on PATH
-    assert site.renderer() == 'nbconvert'
-    s = load_settings(workspace)
-    m = RunManifest.create(s.runs_dir, 'r1', mode='pipeline')
-    nb = nbformat.v4.new_notebook(
-        cells=[
-            nbformat.v4.new_code_cell(
-                '1 + 1', outputs=[nbformat.v4.new_output('execute_result', {'text/plain': '2'}, execution_count=1)]
-            )
-        ]
-    )
-    nbformat.write(nb, m.run_dir / '01_ingest.ipynb')
-    m.update_stage('ingest', status='ok', notebook='01_ingest.ipynb', duration=0.5)
-    index = site.render_site(s).read_text()
+    m = RunManifest.create(s.runs_dir, run_id, mode='pipeline')
+    if cached_from is None:
+        nb = nbformat.v4.new_notebook(
+            cells=[
+                nbformat.v4.new_markdown_cell('# Ingest\n\nWhat this stage decides.'),
+                nbformat.v4.new_code_cell('alpha = 1', metadata={'tags': ['parameters']}),
+                nbformat.v4.new_code_cell('alpha = 2', metadata={'tags': ['injected-parameters']}),
+                nbformat.v4.new_code_cell(
+                    'alpha * 21',
+                    outputs=[nbformat.v4.new_output('execute_result', {'text/plain': '42'}, execution_count=3)],
+                ),
+            ]
+        )
+        nbformat.write(nb, m.run_dir / '01_ingest.ipynb')
+        m.update_stage('ingest', status='ok', notebook='01_ingest.ipynb', duration=0.5)
+    else:
+        m.update_stage('ingest', status='cached', notebook='01_ingest.ipynb', cached_from=cached_from, duration=0.0)
+    m.data.update(status='ok', started=started)
+    m.save()
+
+
+def test_the_quarto_project_lists_every_page_and_folds_code(workspace):
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    pages, assets = site.plan_pages(site.site_facts(s), s.runs_dir)
+    src = s.reports_dir / 'site-src'
+    site.write_sources(src, pages, assets, {})
+    cfg = yaml.safe_load((src / 'pages/_quarto.yml').read_text())
+    assert cfg['project']['type'] == 'website' and cfg['execute']['enabled'] is False
+    assert cfg['format']['html']['code-fold'] is True
+    listed = {c['href'] for c in cfg['website']['sidebar']['contents']}
+    listed |= {p for c in cfg['website']['sidebar']['contents'] for p in c['contents']}
+    on_disk = {
+        p.relative_to(src / 'pages').as_posix() for p in (src / 'pages').rglob('*') if p.suffix in ('.md', '.ipynb')
+    }
+    assert listed == set(cfg['project']['render']) == on_disk
+    assert 'runs/r1/01_ingest.ipynb' in on_disk and 'runs/r1/index.md' in on_disk
+    front = yaml.safe_load((src / 'pages/runs/index.md').read_text().split('---')[1])
+    assert front['listing']['contents'] == '*/index.md'
+    copied = json.loads((src / 'pages/runs/r1/01_ingest.ipynb').read_text())
+    assert [''.join(c['source']) for c in copied['cells'] if c['cell_type'] == 'code'] == ['alpha * 21']
+    mk = yaml.safe_load((src / 'mkdocs.yml').read_text())
+    assert mk['theme']['font'] is False and mk['nav'][0] == {'Environments': 'index.md'}
+    if shutil.which('quarto'):  # render the same project with Quarto where it is installed
+        subprocess.run(['quarto', 'render', str(src / 'pages')], check=True, capture_output=True)
+        assert (src / 'pages/_site/runs/r1/01_ingest.html').is_file()
+
+
+def test_the_site_renders_offline_and_only_what_changed(workspace):
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    index = site.render_site(s, 'mkdocs')
     page = s.site_dir / 'runs/r1/01_ingest.html'
-    assert "href='runs/r1/01_ingest.html'" in index and page.is_file() and '<pre>2</pre>' in page.read_text()
-    mtime = page.stat().st_mtime_ns
-    site.render_site(s)
-    assert page.stat().st_mtime_ns == mtime  # runs are immutable: rendered once, not again
+    text = page.read_text()
+    assert '42' in text and 'alpha * 21' in text and 'alpha = 2' not in text and 'alpha = 1' not in text
+    assert 'assets/fold.js' in text and 'jp-CodeCell' in text
+    for f in s.site_dir.rglob('*.html'):
+        outside = re.findall(r'''(?:src|href)=["']?(?:https?:)?//[^"'\s>]+''', f.read_text())
+        assert not outside, f'{f}: {outside[:3]}'
+        assert 'cdnjs' not in f.read_text() and 'fonts.googleapis' not in f.read_text(), f
+    times = {p: p.stat().st_mtime_ns for p in (index, page)}
+    assert site.render_site(s, 'mkdocs') == index
+    assert {p: p.stat().st_mtime_ns for p in times} == times  # nothing changed: nothing rendered
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
+    site.render_site(s, 'mkdocs')
+    assert page.stat().st_mtime_ns == times[page]  # the unchanged notebook page was not rendered again
+    runs = (s.site_dir / 'runs/index.html').read_text()
+    assert runs.index('r2/index.html') < runs.index('r1/index.html')  # newest first
+    assert "01_ingest.ipynb" in (s.site_dir / 'runs/r2/index.html').read_text()
+    assert 'href="../r1/01_ingest.html"' in (s.site_dir / 'runs/r2/index.html').read_text()  # the run that executed it
+    docs = json.loads((s.site_dir / 'search/search_index.json').read_text())['docs']
+    located = {d['location'].split('#')[0] for d in docs}
+    assert {'runs/r1/01_ingest.html', 'runs/r2/index.html', 'runs/r1/index.html'} <= located  # search keeps all
+
+
+def test_the_landing_page_says_who_serves_where():
+    from lifecycle.app.site import landing_page
+
+    version = dict(
+        created=0, aliases=[], trained_by='alice', metrics={}, signed=True, lineage={}, governance_report=None,
+        validation_passed=True, validation_id='v',
+        gates=[dict(gate='roc_auc', value=0.7, limit='>= 0.6', verdict='pass')],
+    )  # fmt: skip
+    approvals = [dict(step='staging', approver='bob', time='t', reason='ok', evidence={})]
+    facts = dict(
+        models=[
+            dict(
+                name='m',
+                aliases={'champion': '1', 'challenger': '2', 'staging': '2'},
+                environments=['dev', 'staging', 'production'],
+                versions=[
+                    dict(version='1', approvals=[], **version),
+                    dict(version='2', approvals=approvals, **version),
+                ],
+            )
+        ],
+        flags=dict(model_name='m', control='1', challenger='2', safe='1', percentage=10, kill=False, shadow=True),
+        rollout={'status': 'running', 'share': 10},
+        runs=[],
+    )
+    text = landing_page(facts).text
+    assert 'Champion: **version 1** (1/1 passed, signed)' in text
+    rows = {line.split('|')[1].strip(): line for line in text.splitlines() if line.startswith('| ')}
+    assert 'control (90% of keys), kill-switch target' in rows['champion']
+    assert 'challenger (10% of keys, shadow)' in rows['challenger'] and 'staging by bob' in rows['staging']
+    assert 'not set' in rows['production'] and '| running | 10 |' in text
+    facts['flags'].update(kill=True)
+    rows = {line.split('|')[1].strip(): line for line in landing_page(facts).text.splitlines() if line.startswith('| ')}
+    assert 'kill switch on' in rows['champion'] and 'killed' in rows['challenger']
+
+
+def test_a_corrupt_executed_notebook_is_one_clear_error_naming_it(workspace):
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    (s.runs_dir / 'r1/01_ingest.ipynb').write_text('{"cells": [')
+    r = cli(workspace, 'site')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert 'r1/01_ingest.ipynb: not a readable executed notebook' in ' '.join(r.stderr.split())
+    assert not (workspace / 'reports/site/index.html').exists()
 
 
 def test_site_command_on_an_empty_workspace(workspace):
     r = cli(workspace, 'site')
-    assert r.returncode == 0 and 'nbconvert' in r.stdout
-    assert 'No runs yet' in (workspace / 'reports/site/index.html').read_text()
+    assert r.returncode == 0 and 'mkdocs' in r.stdout, r.stderr
+    assert 'No runs yet' in (workspace / 'reports/site/runs/index.html').read_text()
+    assert 'No registered model yet' in (workspace / 'reports/site/index.html').read_text()

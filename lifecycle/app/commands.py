@@ -118,10 +118,13 @@ def run(
             failure = e
     index = None
     if site:
-        from lifecycle.app.site import render_site
+        from lifecycle.app.site import render_site, SiteError
 
         with console.status('rendering reports/site'):
-            index = render_site(s)
+            try:
+                index = render_site(s)
+            except SiteError as e:
+                raise CommandError(str(e), EXIT_STAGE) from None
     if failure:
         raise CommandError(f"{failure} The run {failure.run_id} stopped there; nothing after it ran.", EXIT_STAGE)
     return RunOutcome(manifest.run_id, str(manifest.run_dir), results, index)
@@ -162,7 +165,7 @@ def status(
 # %% ../../nbs/api/app/04_commands.ipynb #56328cec
 @dataclass
 class SiteRendered(Result):
-    "The report site's index page and what rendered it."
+    "The evidence site's index page and what rendered it."
 
     index: Path
     renderer: str
@@ -171,9 +174,9 @@ class SiteRendered(Result):
         print(f"{self.index} (rendered with {self.renderer})")
 
 
-@command()
+@command({'lifecycle.app.site.SiteError': EXIT_STAGE})
 def site():
-    "Render the executed notebooks of every run into reports/site (Quarto if installed, else nbconvert)."
+    "Render the evidence site into reports/site (Quarto if on PATH, else MkDocs, offline): only what changed."
     from lifecycle.app.site import render_site, renderer
 
     s = Workspace.open()
