@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
 import pytest
-from conftest import ROOT, cli, cli_json, make_workspace
+from conftest import ROOT, cli, cli_json, copy_workspace
 
 CHROMIUM = shutil.which('chromium') or '/usr/bin/chromium'
 SHOTS = ROOT / 'reports' / 'screenshots'
@@ -27,11 +27,10 @@ pytestmark = [
 
 
 @pytest.fixture(scope='module')
-def site(tmp_path_factory):
-    "A workspace after one real run with flags deployed, its site rendered and served on 127.0.0.1."
-    ws = make_workspace(tmp_path_factory.mktemp('site') / 'ws')
-    r, out = cli_json(ws, 'run', '--no-site')
-    assert r.returncode == 0, r.stderr
+def site(tmp_path_factory, trained_template):
+    "A copy of the session's trained workspace (one real run) with flags deployed, its site rendered and served."
+    ws = copy_workspace(trained_template[0], tmp_path_factory.mktemp('site') / 'ws')
+    out = trained_template[1]
     r = cli(ws, 'flags', 'init')
     assert r.returncode == 0, r.stderr
     r = cli(ws, 'site')
