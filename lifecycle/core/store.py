@@ -203,6 +203,17 @@ def _alive(pid: int) -> bool:
         return True  # it exists, run by another user
 
 
+def _load_record(p: Path) -> dict:
+    "A record file's JSON object; a file that is not one (damaged, or edited by hand) raises `StoreError` naming it."
+    try:
+        rec = json.loads(p.read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"record {p}: not valid JSON ({type(e).__name__}); it was damaged or edited by hand") from None
+    if not isinstance(rec, dict):
+        raise StoreError(f"record {p}: expected a JSON object, found {type(rec).__name__}")
+    return rec
+
+
 class Store:
     "Content-addressed object store with immutable records, rooted at a folder."
 
@@ -260,12 +271,12 @@ class Store:
                 gone.append(p)
         return gone
 
-    def put_file(self, tmp: str | Path) -> str:
-        "Move a finished temporary file into the store under its sha256; return the object id."
+    def put_file(self, tmp: str | Path, digest: str | None = None) -> str:
+        "Move a finished temporary file into the store under its sha256 (`digest` if known); return the object id."
         tmp = Path(tmp)
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
-        digest = file_sha256(tmp)
+        digest = digest or file_sha256(tmp)
         p = self.object_path(digest)
         if p.exists():
             tmp.unlink()
@@ -312,13 +323,11 @@ class Store:
         p = self.record_path(kind, rid)
         if not p.is_file():
             raise StoreError(f"no {kind} record {rid!r} in {self.root}")
-        return json.loads(p.read_text())
+        return _load_record(p)
 
     def records(self, kind: str) -> list[dict]:
         "All records of a kind, oldest first by file time."
         d = self.root / 'records' / kind
         return (
-            [json.loads(p.read_text()) for p in sorted(d.glob('*.json'), key=lambda p: p.stat().st_mtime)]
-            if d.is_dir()
-            else []
+            [_load_record(p) for p in sorted(d.glob('*.json'), key=lambda p: p.stat().st_mtime)] if d.is_dir() else []
         )
