@@ -157,6 +157,7 @@ def test_a_full_disk_is_reported_by_the_ingest_command_with_its_exit_code(tmp_pa
 def test_a_corrupted_snapshot_read_by_drift_is_named_not_a_traceback(tmp_path, monkeypatch, arrests):
     w = make_workspace(tmp_path / 'ws')
     env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', env['LIFECYCLE_KEYS_DIR'])  # for the store read here
     monkeypatch.chdir(w)
     arrests.head(40).to_csv(w / 'a.csv', index=False)
     arrests.iloc[40:80].to_csv(w / 'b.csv', index=False)
@@ -202,3 +203,16 @@ def test_an_all_null_column_in_a_batch_is_a_drift_finding_under_watch(tmp_path, 
     drift = {f['column']: f for f in out['findings'] if f['rule'] == 'drift'}
     assert out['status'] == 'accepted' and drift['employed']['found'].startswith('no values')
     assert out['report'] and Path(out['report']).is_file()
+
+
+def test_a_word_in_a_numeric_column_read_by_drift_is_refused_naming_the_column_not_the_value(
+    tmp_path, monkeypatch, arrests
+):
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(40).to_csv(w / 'a.csv', index=False)
+    arrests.iloc[40:80].astype({'age': object}).assign(age=['twenty'] + [30] * 39).to_csv(w / 'b.csv', index=False)
+    r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'b.csv'], env=env)
+    assert isinstance(r.exception, SystemExit) and r.exit_code == 2
+    assert "column 'age'" in r.stderr and '1 non-numeric value(s)' in r.stderr and 'twenty' not in r.stderr

@@ -40,7 +40,7 @@ def _ingest_one(
     ref = ingest.resolve_reference(s, p, rp.model_name)
     try:
         r = ingest.ingest_batch(
-            sources.read_chunks(source, Path.cwd(), p.chunk_rows, query),
+            sources.read_chunks(source, Path.cwd(), p.chunk_rows, query, p.csv),
             p,
             s,
             source=source,
@@ -51,10 +51,12 @@ def _ingest_one(
     except ingest.BatchRejected as e:
         r = e.result
     except sources.SourceError as e:
+        ingest.log_failure(s, p.dataset, source, 'unreadable', str(e))
         return dict(ok=False, status='unreadable', source=source, error=str(e), exit=EXIT_SOURCE)
     except PiiError as e:
         return dict(ok=False, status='refused', source=source, error=str(e), exit=EXIT_INPUT)
     except ingest.IngestError as e:
+        ingest.log_failure(s, p.dataset, source, 'not stored', str(e))
         return dict(ok=False, status='not stored', source=source, error=str(e), exit=EXIT_STAGE)
     v = r.violations
     html = _drift_report(s, p, r) if report else None
@@ -139,7 +141,8 @@ class BatchStats(Result):
         print(json.dumps({k: v for k, v in self.stats.items() if k != 'log'}, indent=1, default=str))
         for e in self.stats['log'][-20:]:
             print(
-                f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s drift={e.get('drift_score')} {e['source']}"
+                f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s "
+                f"drift={e.get('drift_score')} {e['source']}"
             )
 
 
@@ -157,7 +160,7 @@ class Watched(Result):
         typer.echo(f"{self.batches} batch(es) processed from {self.folder}", err=True)
 
 # %% ../../nbs/api/data/09_commands.ipynb #c5a9a367
-@command()
+@command({'lifecycle.core.store.StoreError': EXIT_INPUT})
 def ingest(
     source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
     dataset: Optional[str] = typer.Option(
@@ -257,7 +260,7 @@ class DriftTable(Result):
 
 def _dialect(p) -> dict:
     "How the dataset's files are read (its CSV dialect), as keyword arguments of `read_chunks`."
-    return {}
+    return {'dialect': p.csv}
 
 
 def _excluded(p, columns) -> dict:
@@ -277,6 +280,7 @@ def _excluded(p, columns) -> dict:
 @command(
     {
         'lifecycle.core.store.StoreError': EXIT_SOURCE,
+        'lifecycle.core.store.RecordError': EXIT_INPUT,
         'lifecycle.data.ingest.SnapshotPurged': EXIT_SOURCE,
     }
 )
@@ -339,7 +343,7 @@ class Purged(Result):
             print("nothing has expired")
 
 
-@command()
+@command({'lifecycle.core.store.StoreError': EXIT_INPUT})
 def store_purge(
     expired_only: bool = typer.Option(
         False, '--expired', help="Purge the data of snapshots past their retention date (required)."

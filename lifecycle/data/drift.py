@@ -77,11 +77,12 @@ def _floats(s: pd.Series, name) -> np.ndarray:
         return s.to_numpy(dtype='float64', copy=False)
     try:
         return np.asarray(s.to_numpy(dtype='float64', na_value=np.nan))
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"column {name!r} is numeric in the reference but holds non-numeric values ({e}); "
+    except (TypeError, ValueError):
+        bad = int((pd.to_numeric(s, errors='coerce').isna() & s.notna()).sum())
+        raise ValueError(  # the values themselves are not quoted: they failed their contract
+            f"column {name!r} is numeric in the reference but holds {bad} non-numeric value(s); "
             f"declare it categorical with kinds={{{name!r}: 'categorical'}}"
-        ) from e
+        ) from None
 
 
 def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

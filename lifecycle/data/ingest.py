@@ -29,9 +29,9 @@ from .checks import CHECKS, VIOLATION_COLUMNS, Chunk, Totals, check_chunk, check
 from .checks import judge, row_hashes, violation
 
 # %% auto #0
-__all__ = ['IngestError', 'BatchRejected', 'BatchResult', 'decide', 'ingest_log_path', 'read_log', 'ingest_batch', 'rules_hash',
-           'transform_hash', 'SnapshotPurged', 'load_snapshot', 'reference_profile', 'champion_dataset',
-           'resolve_reference', 'batch_stats']
+__all__ = ['FAILED', 'IngestError', 'BatchRejected', 'BatchResult', 'decide', 'ingest_log_path', 'read_log', 'log_failure',
+           'ingest_batch', 'rules_hash', 'transform_hash', 'SnapshotPurged', 'load_snapshot', 'reference_profile',
+           'champion_dataset', 'resolve_reference', 'batch_stats']
 
 # %% ../../nbs/api/data/04_ingest.ipynb #85d00204
 class IngestError(Exception):
@@ -253,11 +253,38 @@ def read_log(s: Settings) -> list[dict]:
     return read_jsonl(p)
 
 
+FAILED = ('unreadable', 'not stored')  # batches that never reached the checks, or could not be stored
+
+
+def log_failure(s: Settings, dataset: str, source: str, status: str, error: str) -> None:
+    "Log a batch that was unreadable or not stored, so `ingest stats` counts it (best effort: the disk may be full)."
+    entry = dict(
+        batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
+        time=now_iso(),
+        dataset=dataset,
+        source=source,
+        status=status,
+        error=error[:1000],
+        rows=0,
+        accepted_rows=0,
+        quarantined_rows=0,
+        snapshot=None,
+        quarantine=None,
+        latency_s=None,
+        null_rate={},
+        findings=[],
+    )
+    try:
+        append_jsonl(ingest_log_path(s), entry)
+    except OSError:
+        pass  # the refusal itself still reaches the user
+
+
 def _history(s: Settings, dataset: str) -> tuple[dict | None, str | None]:
     "From one read of the log: the flags of the dataset's last batch, and its last stored snapshot (the parent)."
     flags = snapshot = None
     for e in read_log(s):
-        if e['dataset'] != dataset:
+        if e['dataset'] != dataset or e['status'] in FAILED:
             continue
         flags = e.get('flags')
         if e.get('snapshot'):
@@ -447,7 +474,7 @@ def ingest_batch(
 # %% ../../nbs/api/data/04_ingest.ipynb #db15d482
 def rules_hash(p: IngestParams) -> str:
     "Hash of everything that decides acceptance: contract, policy, flags, limits."
-    return hash_obj(p.model_dump(mode='json', exclude={'source', 'query'}))
+    return hash_obj(p.model_dump(mode='json', exclude={'source', 'query', 'csv'}))  # how files are read: not a rule
 
 
 def transform_hash(p: IngestParams) -> str:
@@ -632,17 +659,20 @@ def resolve_reference(s: Workspace, p: IngestParams, model_name: str, fallback: 
 
 # %% ../../nbs/api/data/04_ingest.ipynb #05d9ac83
 def batch_stats(s: Settings, dataset: str | None = None) -> dict:
-    "Success rate, rejected share, latency and the per-batch log."
+    "Success rate, rejected and unreadable shares, latency and the per-batch log."
     log = [e for e in read_log(s) if dataset is None or e['dataset'] == dataset]
     n = len(log)
-    ok = sum(e['status'] != 'rejected' for e in log)
-    lat = [e['latency_s'] for e in log]
+    count = {k: sum(e['status'] == k for e in log) for k in ('rejected', *FAILED)}
+    ok = n - sum(count.values())
+    lat = [e['latency_s'] for e in log if e.get('latency_s') is not None]
     return dict(
         batches=n,
         accepted=ok,
-        rejected=n - ok,
+        rejected=count['rejected'],
+        unreadable=count['unreadable'],
+        not_stored=count['not stored'],
         success_rate=ok / n if n else None,
-        rejected_share=(n - ok) / n if n else None,
+        rejected_share=count['rejected'] / n if n else None,
         quarantined_batches=sum(e['status'] == 'accepted_with_quarantine' for e in log),
         latency_mean_s=float(np.mean(lat)) if lat else None,
         latency_p95_s=float(np.percentile(lat, 95)) if lat else None,
