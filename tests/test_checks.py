@@ -189,3 +189,16 @@ def test_a_killed_ingest_leaves_a_temporary_file_that_the_next_ingest_removes(se
     assert len(left) == 1 and left[0].name.endswith('.parquet.tmp') and temporaries(settings) == left
     r = ing.ingest_batch([frame(10)], P, settings, source='next.csv', fingerprint='fp2')
     assert r.status == 'accepted' and temporaries(settings) == []
+
+
+@pytest.mark.parametrize(
+    'column, values',
+    [('age', ['30', 'twenty', '41']), ('label', [1, 0, 1])],  # a range check and a category check on the wrong type
+)
+def test_a_mistyped_column_gives_its_type_finding_only_not_an_empty_value_finding(settings, column, values):
+    bad = frame(3).astype({column: object}).assign(**{column: values})
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch([bad], P, settings, source='b.csv', fingerprint='fp')
+    v = e.value.result.violations
+    assert v[['rule', 'column']].values.tolist() == [['dtype', column]] and (v['count'] >= 0).all()
+    assert not e.value.result.examples  # no raw TypeError text kept as an 'example value'

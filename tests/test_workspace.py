@@ -77,18 +77,22 @@ def test_an_older_workspace_is_refused_then_migrated_then_accepted(old_ws):
     assert datasets(old_ws) == before and not (old_ws / 'reports/runs').exists()  # nothing ran
     r, out = cli_json(old_ws, 'migrate')
     assert r.returncode == 0 and out['ok'], r.stderr
-    assert (out['from_format'], out['to_format']) == (0, 1) and [s['format'] for s in out['steps']] == [1]
-    assert (old_ws / '.lifecycle/FORMAT').read_text() == '1\n'
+    from lifecycle.core.workspace import latest_format
+
+    latest = latest_format()  # every step from format 1 on, in order
+    assert (out['from_format'], out['to_format']) == (0, latest)
+    assert [s['format'] for s in out['steps']] == list(range(1, latest + 1))
+    assert (old_ws / '.lifecycle/FORMAT').read_text() == f'{latest}\n'
     r, st = cli_json(old_ws, 'status')
     assert r.returncode == 0 and len(st['datasets']) == 1  # the old state reads as before
     from lifecycle.core.audit import read
 
     log = read(old_ws / '.lifecycle/audit.log')
     mig = [e for e in log if e['action'] == 'workspace.migrate']
-    assert len(mig) == 1 and mig[0]['details']['from_format'] == 0 and mig[0]['details']['to_format'] == 1
+    assert len(mig) == latest and mig[0]['details']['from_format'] == 0 and mig[-1]['details']['to_format'] == latest
     assert cli(old_ws, 'audit', 'verify').returncode == 0
     r, again = cli_json(old_ws, 'migrate')
-    assert r.returncode == 0 and again['steps'] == [] and again['from_format'] == again['to_format'] == 1
+    assert r.returncode == 0 and again['steps'] == [] and again['from_format'] == again['to_format'] == latest
     assert 'nothing to migrate' in cli(old_ws, 'migrate').stdout
 
 

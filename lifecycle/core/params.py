@@ -8,14 +8,14 @@ import re
 from pathlib import Path
 from typing import Literal
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
 __all__ = ['REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'ParamsError', 'load_file', 'PiiRule', 'ColumnRule',
-           'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec',
-           'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'CostMatrix', 'ValidateParams',
-           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
-           'GuardParams', 'ExperimentParams', 'RolloutParams', 'load_params', 'stage_params']
+           'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec',
+           'SweepSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'CostMatrix',
+           'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold',
+           'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -121,12 +121,61 @@ class DriftRules(_Strict):
     exclude: list[str] = []  # columns not compared, e.g. a time column that drifts by construction
 
 
+class CsvDialect(_Strict):
+    "How a CSV source is read, so a file exported by another system need not be rewritten first."
+
+    delimiter: str = ','  # one character: ',' ';' '\t' '|'
+    header: bool = True  # false: the file has no header row; `names` gives the columns in order
+    names: list[str] | None = None
+    encoding: str = 'utf-8'  # any Python codec name: utf-8, latin-1, cp1252, utf-16 ...
+    trim_whitespace: bool = False  # strip spaces around header names and values
+    thousands: str | None = None  # the thousands separator in numbers, e.g. ',' (with another delimiter) or '.'
+    compression: Literal['infer', 'none', 'gzip'] = 'infer'  # infer: gzip for a name ending in .gz
+
+    @field_validator('delimiter', 'thousands')
+    @classmethod
+    def _one_character(cls, v):
+        if v is not None and (len(v) != 1 or v in '"\r\n'):
+            raise ValueError("expected one character (such as ',' ';' '|' or a tab), not a quote or a line break")
+        return v
+
+    @field_validator('encoding')
+    @classmethod
+    def _known_codec(cls, v):
+        import codecs
+
+        try:
+            codecs.lookup(v)
+        except LookupError:
+            raise ValueError("not an encoding Python knows (such as utf-8, latin-1, cp1252, utf-16)") from None
+        return v
+
+    @field_validator('names')
+    @classmethod
+    def _unique_names(cls, v):
+        if v is not None:
+            if dup := sorted({n for n in v if v.count(n) > 1}):
+                raise ValueError(f"column name(s) {dup} given more than once")
+        return v
+
+    @model_validator(mode='after')
+    def _names_without_header(self):
+        if not self.header and not self.names:
+            raise ValueError("key 'csv.names' is required with 'header: false': the file's columns, in order")
+        if self.header and self.names:
+            raise ValueError("key 'csv.names' replaces a missing header row: set 'header: false' as well")
+        if self.thousands is not None and self.thousands == self.delimiter:
+            raise ValueError(f"key 'csv.thousands' {self.thousands!r} is also the delimiter: they must differ")
+        return self
+
+
 class IngestParams(_Strict):
     "Where the batch comes from and the contract it must meet."
 
     dataset: str = Field(pattern=r'^[A-Za-z0-9_.-]+$')
     source: str
     query: str | None = None  # for a SQLAlchemy URL source: the SELECT that yields the batch
+    csv: CsvDialect = CsvDialect()  # how CSV files of this dataset are read
     target: str
     split_column: str | None = None  # rows with split_column <= train_until train; later values are future batches
     train_until: int | None = None

@@ -5,6 +5,7 @@
 # %% ../../nbs/api/core/01_store.ipynb #73eb89b1
 from __future__ import annotations
 import hashlib
+import hmac
 import io
 import json
 import os
@@ -16,8 +17,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj', 'JournalError',
-           'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'StoreError', 'Store']
+__all__ = ['SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
+           'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'StoreError', 'RecordError',
+           'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -189,6 +191,14 @@ class StoreError(Exception):
     "An object or record is missing, corrupted or would be overwritten."
 
 
+class RecordError(StoreError):
+    "A sealed record failed its check on read (edited, unsealed, or sealed with another key): it is not used."
+
+
+SEALED_KINDS = ('datasets', 'profiles', 'features', 'purges')  # records checked on every read
+_SEAL = '_seal'
+
+
 def _host() -> str:
     return re.sub(r'[^\w.]', '_', socket.gethostname()) or 'host'
 
@@ -204,11 +214,71 @@ def _alive(pid: int) -> bool:
         return True  # it exists, run by another user
 
 
-class Store:
-    "Content-addressed object store with immutable records, rooted at a folder."
+def _mtime(p: Path) -> float:
+    return p.stat().st_mtime
 
-    def __init__(self, root: str | Path):
-        self.root = Path(root)
+
+def _load_record(p: Path) -> dict:
+    "A record file's JSON object; a file that is not one (damaged, or edited by hand) raises `StoreError` naming it."
+    try:
+        rec = json.loads(p.read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError) as e:
+        raise StoreError(f"record {p}: not valid JSON ({type(e).__name__}); it was damaged or edited by hand") from None
+    if not isinstance(rec, dict):
+        raise StoreError(f"record {p}: expected a JSON object, found {type(rec).__name__}")
+    return rec
+
+
+class Store:
+    "Content-addressed object store with immutable records; given a key, `SEALED_KINDS` records are sealed."
+
+    def __init__(self, root: str | Path, key: bytes | None = None):
+        self.root, self._key = Path(root), key
+
+    @property
+    def key(self) -> bytes | None:
+        "The key sealing records, derived from the given one (a workspace's audit key); None: records are not sealed."
+        return None if self._key is None else hmac.new(self._key, b'lifecycle.store.records', hashlib.sha256).digest()
+
+    def seal(self, kind: str, rid: str, record: dict) -> str:
+        "The seal of a record: an HMAC over its kind, id and content (without the seal) under the store's key."
+        body = canonical_json([kind, rid, {k: v for k, v in record.items() if k != _SEAL}])
+        return hmac.new(self.key, body.encode(), hashlib.sha256).hexdigest()
+
+    def _checked(self, kind: str, rid: str, p: Path, rec: dict) -> dict:
+        "`rec` without its seal once the seal checks out; `RecordError` naming the file and what failed, otherwise."
+        if kind not in SEALED_KINDS:
+            return rec
+        rec = dict(rec)
+        seal = rec.pop(_SEAL, None)
+        if self.key is None:
+            return rec  # a store opened without its key checks nothing; `Workspace.store` always has it
+        if seal is None:
+            raise RecordError(
+                f"record {p}: it carries no seal, so it cannot be trusted: written before records were sealed "
+                "(run `lifecycle migrate`) or replaced by hand; it is not used"
+            )
+        if not hmac.compare_digest(str(seal), self.seal(kind, rid, rec)):
+            raise RecordError(
+                f"record {p}: its content does not match its seal: it was edited after it was written (or sealed "
+                "with another workspace's key); it is not used. Restore it from a backup, or write it again"
+            )
+        return rec
+
+    def seal_unsealed(self, kinds=SEALED_KINDS) -> dict[str, int]:
+        "Seal each record of `kinds` whose seal is missing or stale, trusting it as it stands (`lifecycle migrate`)."
+        done = {}
+        for kind in kinds:
+            d = self.root / 'records' / kind
+            for p in sorted(d.glob('*.json')) if d.is_dir() else []:
+                rec = _load_record(p)
+                body = {k: v for k, v in rec.items() if k != _SEAL}
+                seal = self.seal(kind, p.stem, body)
+                if rec.get(_SEAL) == seal:
+                    continue
+                atomic_write(p, json.dumps({**body, _SEAL: seal}, sort_keys=True, indent=1, default=str))
+                done[kind] = done.get(kind, 0) + 1
+        return done
 
     def object_path(self, digest: str) -> Path:
         "Where the object with this sha256 lives."
@@ -263,12 +333,12 @@ class Store:
                 gone.append(p)
         return gone
 
-    def put_file(self, tmp: str | Path) -> str:
-        "Move a finished temporary file into the store under its sha256; return the object id."
+    def put_file(self, tmp: str | Path, digest: str | None = None) -> str:
+        "Move a finished temporary file into the store under its sha256 (`digest` if known); return the object id."
         tmp = Path(tmp)
         with open(tmp, 'rb') as f:
             os.fsync(f.fileno())
-        digest = file_sha256(tmp)
+        digest = digest or file_sha256(tmp)
         p = self.object_path(digest)
         if p.exists():
             tmp.unlink()
@@ -302,7 +372,12 @@ class Store:
 
     def put_record(self, kind: str, rid: str, record: dict) -> dict:
         "Write an immutable record; identical content again is fine, different content is refused."
-        p, text = self.record_path(kind, rid), json.dumps(record, sort_keys=True, indent=1, default=str)
+        if kind in SEALED_KINDS and self.key:  # sealed as it will read back (JSON: tuples as lists, keys as text)
+            plain = json.loads(json.dumps(record, default=str))
+            stored = {**record, _SEAL: self.seal(kind, rid, plain)}
+        else:
+            stored = record
+        p, text = self.record_path(kind, rid), json.dumps(stored, sort_keys=True, indent=1, default=str)
         if p.exists():
             if json.loads(p.read_text()) != json.loads(text):
                 raise StoreError(f"record {kind}/{rid} already exists with different content; records are immutable")
@@ -315,13 +390,13 @@ class Store:
         p = self.record_path(kind, rid)
         if not p.is_file():
             raise StoreError(f"no {kind} record {rid!r} in {self.root}")
-        return json.loads(p.read_text())
+        return self._checked(kind, rid, p, _load_record(p))
 
     def records(self, kind: str) -> list[dict]:
         "All records of a kind, oldest first by file time."
         d = self.root / 'records' / kind
         return (
-            [json.loads(p.read_text()) for p in sorted(d.glob('*.json'), key=lambda p: p.stat().st_mtime)]
+            [self._checked(kind, p.stem, p, _load_record(p)) for p in sorted(d.glob('*.json'), key=_mtime)]
             if d.is_dir()
             else []
         )

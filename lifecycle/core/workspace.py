@@ -14,8 +14,8 @@ from .store import Store, atomic_write
 from .audit import append, default_actor
 
 # %% auto #0
-__all__ = ['FORMAT_FILE', 'MIGRATIONS', 'WorkspaceFormatError', 'migration', 'latest_format', 'record_format', 'stored_format',
-           'write_format', 'check_format', 'Workspace', 'migrate']
+__all__ = ['FORMAT_FILE', 'MIGRATIONS', 'WorkspaceFormatError', 'migration', 'latest_format', 'record_format', 'seal_records',
+           'stored_format', 'write_format', 'check_format', 'Workspace', 'migrate']
 
 # %% ../../nbs/api/core/10_workspace.ipynb #bbc4e76b
 class WorkspaceFormatError(SettingsError):
@@ -53,6 +53,14 @@ def record_format(ws) -> str:
         else 'the audit log was already keyed or absent'
     )
     return f'the format version is now recorded in the state folder; {keyed}'
+
+
+@migration(2)
+def seal_records(ws) -> str:
+    "Format 2 seals dataset, drift-profile, feature-set and purge records (HMAC, workspace key), checked on read."
+    done = ws.store.seal_unsealed()
+    counts = ', '.join(f'{n} {kind}' for kind, n in done.items()) or 'none'
+    return f'records sealed as they stood (checked on every read from now on): {counts}'
 
 # %% ../../nbs/api/core/10_workspace.ipynb #1b6b0aff
 _NOT_STATE = {FORMAT_FILE, 'keys', 'locks'}  # a key folder or a lock taken before any state was written is no old state
@@ -138,8 +146,10 @@ class Workspace(Settings):
 
     @cached_property
     def store(self) -> Store:
-        "The content-addressed store in the state folder."
-        return Store(self.store_dir)
+        "The content-addressed store in the state folder; its records sealed with the workspace's key (in `keys_dir`)."
+        from lifecycle.core.audit import audit_key, keys_folder
+
+        return Store(self.store_dir, key=audit_key(keys_folder(self.audit_path, self.keys_dir)))
 
     @property
     def mlflow(self):

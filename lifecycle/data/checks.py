@@ -395,7 +395,11 @@ def _dtype(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
             continue
         s = c.frame[col]
         num = pd.to_numeric(s, errors='coerce')
-        hint = 'numbers arrive as text' if num.notna().mean() > 0.9 and s.dtype == object else ''
+        words = int((num.isna() & s.notna()).sum())
+        hints = ['numbers arrive as text'] if num.notna().mean() > 0.9 and s.dtype == object else []
+        if words and p.columns[col].dtype in ('int', 'float') and not p.columns[col].pii:
+            hints.append(f'{words} of {len(s)} value(s) in the first such chunk are not numbers')
+        hint = '; '.join(hints)
         if not any(v['rule'] == 'dtype' and v['column'] == col for v in t.findings + out):
             out.append(
                 violation(
@@ -494,10 +498,14 @@ null_spike = register(
 def _mark_failures(c: Chunk, t: Totals, rule: str) -> list[dict]:
     """Mark the rows and cells the contract's checks of `rule` failed; count them and keep a few raw values (memory
     only)."""
+    mistyped = {col for col, r, _, _ in c.failures if r == 'dtype'}  # its value checks failed on the type, not a value
     for col, r, _, g in c.failures:
-        if r != rule:
+        if r != rule or col in mistyped:
             continue
-        idx = g['index'].dropna().astype(int).to_numpy()
+        g = g[g['index'].notna()]  # a check that failed on the whole column has no row: not a value finding
+        if not len(g):
+            continue
+        idx = g['index'].astype(int).to_numpy()
         c.bad[idx] = True
         c.failed.setdefault(col, np.zeros(len(c.frame), dtype=bool))[idx] = True
         t.add(rule, col, len(idx))
@@ -514,19 +522,35 @@ def _quoted(values: set, salt: bytes, n: int) -> str:
     )
 
 
-def _out_of_range(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
-    "A finding for each column with values outside its [min, max]."
-    return [
-        violation(
-            'out_of_range',
-            c,
-            expected=f"within [{p.columns[c].min}, {p.columns[c].max}]",
-            found=_quoted(t.examples[('out_of_range', c)], salt, 3),
-            count=n,
-            rate=n / max(t.rows, 1),
-        )
-        for c, n in t.counted('out_of_range').items()
-    ]
+def _judge_failures(rule: str, expected: Callable) -> Callable:
+    "The judge of a value check: a finding per column with failing rows, `expected(rule)` saying what was due."
+
+    def judge(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
+        return [
+            violation(
+                rule,
+                c,
+                expected=expected(p.columns[c]),
+                found=_quoted(t.examples.get((rule, c), set()), salt, 3),
+                count=n,
+                rate=n / max(t.rows, 1),
+            )
+            for c, n in t.counted(rule).items()
+            if n
+        ]
+
+    judge.__doc__ = f"A finding for each column with {rule.replace('_', ' ')} values."
+    return judge
+
+
+def _range(r) -> str:
+    "A column rule's [min, max] in words."
+    if r.min is not None and r.max is not None:
+        return f"within [{r.min}, {r.max}]"
+    return f">= {r.min}" if r.min is not None else f"<= {r.max}"
+
+
+_out_of_range = _judge_failures('out_of_range', _range)
 
 
 out_of_range = register(
@@ -541,19 +565,12 @@ out_of_range = register(
 )
 
 # %% ../../nbs/api/data/03_checks.ipynb #edfcf30c
-def _unseen_category(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
-    "A finding for each column with categories it does not declare."
-    return [
-        violation(
-            'unseen_category',
-            c,
-            expected=f"one of {p.columns[c].allowed}",
-            found=_quoted(t.examples[('unseen_category', c)], salt, 3),
-            count=n,
-            rate=n / max(t.rows, 1),
-        )
-        for c, n in t.counted('unseen_category').items()
-    ]
+def _allowed(r) -> str:
+    "A column rule's allowed categories in words."
+    return f"one of {r.allowed}"
+
+
+_unseen_category = _judge_failures('unseen_category', _allowed)
 
 
 unseen_category = register(
@@ -650,15 +667,22 @@ def _drift(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
         violation(
             'drift',
             d.column,
-            found=f'{d.score:.4g}',
+            found='no values (all null) on one side' if d.method == 'all_null' else f'{d.score:.4g}',
             blocking=block,
             severity='critical' if block else None,
-            expected=f'{d.method} below {d.threshold:g}'
-            if d.method != 'ks' and not d.method.startswith(('chi', 'z'))
-            else f'{d.method} p-value above {d.threshold:g}',
+            expected=_drift_expected(d.method, d.threshold),
         )
         for d in t.drift[t.drift.drifted].itertuples()
     ]
+
+
+def _drift_expected(method: str, threshold: float) -> str:
+    "What a column's drift measure should have shown, in words."
+    if method == 'all_null':
+        return 'values in both the reference and the batch'
+    if method == 'ks' or method.startswith(('chi', 'z')):
+        return f'{method} p-value above {threshold:g}'
+    return f'{method} below {threshold:g}'
 
 
 drift = register(

@@ -40,7 +40,7 @@ def _ingest_one(
     ref = ingest.resolve_reference(s, p, rp.model_name)
     try:
         r = ingest.ingest_batch(
-            sources.read_chunks(source, Path.cwd(), p.chunk_rows, query),
+            sources.read_chunks(source, Path.cwd(), p.chunk_rows, query, p.csv),
             p,
             s,
             source=source,
@@ -51,9 +51,13 @@ def _ingest_one(
     except ingest.BatchRejected as e:
         r = e.result
     except sources.SourceError as e:
+        ingest.log_failure(s, p.dataset, source, 'unreadable', str(e))
         return dict(ok=False, status='unreadable', source=source, error=str(e), exit=EXIT_SOURCE)
     except PiiError as e:
         return dict(ok=False, status='refused', source=source, error=str(e), exit=EXIT_INPUT)
+    except ingest.IngestError as e:
+        ingest.log_failure(s, p.dataset, source, 'not stored', str(e))
+        return dict(ok=False, status='not stored', source=source, error=str(e), exit=EXIT_STAGE)
     v = r.violations
     html = _drift_report(s, p, r) if report else None
     return dict(
@@ -85,7 +89,7 @@ def _print_outcome(o: dict) -> None:
     from rich.console import Console
 
     c = Console(stderr=True)
-    if o['status'] == 'unreadable' or o['status'] == 'refused':
+    if o['status'] in ('unreadable', 'refused', 'not stored'):
         c.print(f"[red]{o['source']}: {o['status']}[/]: {o['error']}")
         return
     colour = {'accepted': 'green', 'rejected': 'red'}.get(o['status'], 'yellow')
@@ -137,8 +141,8 @@ class BatchStats(Result):
         print(json.dumps({k: v for k, v in self.stats.items() if k != 'log'}, indent=1, default=str))
         for e in self.stats['log'][-20:]:
             print(
-                f"""{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s
-                drift={e.get('drift_score')} {e['source']}"""
+                f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s "
+                f"drift={e.get('drift_score')} {e['source']}"
             )
 
 
@@ -156,7 +160,7 @@ class Watched(Result):
         typer.echo(f"{self.batches} batch(es) processed from {self.folder}", err=True)
 
 # %% ../../nbs/api/data/09_commands.ipynb #c5a9a367
-@command()
+@command({'lifecycle.core.store.StoreError': EXIT_INPUT})
 def ingest(
     source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
     dataset: Optional[str] = typer.Option(
@@ -223,12 +227,13 @@ def ingest(
 # %% ../../nbs/api/data/09_commands.ipynb #b5db06a8
 @dataclass
 class DriftTable(Result):
-    "Per-column drift of one dataset against another, with the dataset-level verdict."
+    "Per-column drift of one dataset against another, the dataset-level verdict, and the columns left out."
 
     reference: str
     current: str
     summary: dict
     columns: list[dict]
+    excluded: dict
 
     def show(self):
         from rich.console import Console
@@ -242,19 +247,47 @@ class DriftTable(Result):
                 str(r['column']),
                 str(r['kind']),
                 str(r['method']),
-                f"{r['score']:.4g}",
-                f"{r['threshold']:g}",
+                '' if r['score'] != r['score'] else f"{r['score']:.4g}",
+                '' if r['threshold'] != r['threshold'] else f"{r['threshold']:g}",
                 '[red]yes[/]' if r['drifted'] else 'no',
                 '' if r.get('psi') is None or r['psi'] != r['psi'] else f"{r['psi']:.3f}",
             )
         Console().print(t)
         Console().print(self.summary)
+        if self.excluded:
+            Console().print('not compared: ' + ', '.join(f'{c} ({why})' for c, why in self.excluded.items()))
 
 
-@command()
+def _dialect(p) -> dict:
+    "How the dataset's files are read (its CSV dialect), as keyword arguments of `read_chunks`."
+    return {'dialect': p.csv}
+
+
+def _excluded(p, columns) -> dict:
+    "The columns `lifecycle drift` leaves out, and why: `drift.exclude`, personal, or their kind."
+    out = {}
+    for c in columns:
+        r = p.columns.get(c)
+        if c in p.drift.exclude:
+            out[c] = 'drift.exclude'
+        elif r is not None and r.personal:
+            out[c] = 'personal'
+        elif r is not None and r.kind != 'value':
+            out[c] = f'kind: {r.kind}'
+    return out
+
+
+@command(
+    {
+        'lifecycle.core.store.StoreError': EXIT_SOURCE,
+        'lifecycle.core.store.RecordError': EXIT_INPUT,
+        'lifecycle.data.ingest.SnapshotPurged': EXIT_SOURCE,
+    }
+)
 def drift(
     reference: str = typer.Option(..., '--reference', help="Dataset version, or a CSV/Parquet file."),
     current: str = typer.Option(..., '--current', help="Dataset version, or a CSV/Parquet file."),
+    params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/)."),
     as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON."),
 ):
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
@@ -262,14 +295,14 @@ def drift(
     from lifecycle.data import sources, ingest as ing
     from lifecycle.data.drift import compare, profile, summary
 
-    s = Workspace.open()
-    store = s.store
+    s = Workspace.open(params_dir=params)
+    store, p = s.store, s.params['ingest']
 
     def frame(x):
         if store.record_path('datasets', x).exists():
             return ing.load_snapshot(store, x)
         try:
-            return pd.concat(list(sources.read_chunks(x, Path.cwd())), ignore_index=True)
+            return pd.concat(list(sources.read_chunks(x, Path.cwd(), **_dialect(p))), ignore_index=True)
         except sources.SourceError as e:
             raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
 
@@ -278,8 +311,20 @@ def drift(
         if store.record_path('datasets', reference).exists()
         else profile(frame(reference))
     )
-    res = compare(ref, frame(current))
-    return DriftTable(reference=reference, current=current, summary=summary(res), columns=res.to_dict('records'))
+    cur = frame(current)
+    excluded = _excluded(p, ref['order'])
+    cols = [c for c in ref['order'] if c not in excluded]
+    try:
+        res = compare(ref, cur, columns=cols)
+    except ValueError as e:
+        raise CommandError(f"{current}: drift cannot be measured against {reference}: {e}", EXIT_INPUT) from None
+    return DriftTable(
+        reference=reference,
+        current=current,
+        summary=summary(res),
+        columns=res.to_dict('records'),
+        excluded=excluded,
+    )
 
 # %% ../../nbs/api/data/09_commands.ipynb #c676d9b8
 @dataclass
@@ -298,7 +343,7 @@ class Purged(Result):
             print("nothing has expired")
 
 
-@command()
+@command({'lifecycle.core.store.StoreError': EXIT_INPUT})
 def store_purge(
     expired_only: bool = typer.Option(
         False, '--expired', help="Purge the data of snapshots past their retention date (required)."

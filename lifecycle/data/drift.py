@@ -77,11 +77,12 @@ def _floats(s: pd.Series, name) -> np.ndarray:
         return s.to_numpy(dtype='float64', copy=False)
     try:
         return np.asarray(s.to_numpy(dtype='float64', na_value=np.nan))
-    except (TypeError, ValueError) as e:
-        raise ValueError(
-            f"column {name!r} is numeric in the reference but holds non-numeric values ({e}); "
+    except (TypeError, ValueError):
+        bad = int((pd.to_numeric(s, errors='coerce').isna() & s.notna()).sum())
+        raise ValueError(  # the values themselves are not quoted: they failed their contract
+            f"column {name!r} is numeric in the reference but holds {bad} non-numeric value(s); "
             f"declare it categorical with kinds={{{name!r}: 'categorical'}}"
-        ) from e
+        ) from None
 
 
 def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -395,6 +396,25 @@ def _categorical_row(name: str, col: dict, s: pd.Series) -> dict:
     return dict(res, method=method)
 
 
+def _has_values(name: str, col: dict, s: pd.Series) -> bool:
+    "Whether the current column holds a value drift can be measured on (a finite number, or any category)."
+    if col['kind'] == 'numeric':
+        return bool(np.isfinite(_floats(s, name)).any())
+    return bool(_category_counts(s)[0])
+
+
+def _all_null_row(name: str, col: dict, s: pd.Series) -> dict:
+    "A column with no values on one side is a finding (method `all_null`): drifted unless both sides are empty."
+    both = not col['valid'] and not (s.notna().any())
+    return {
+        **dict.fromkeys(_COLUMNS, np.nan),
+        'column': name,
+        'kind': col['kind'],
+        'method': 'all_null',
+        'drifted': not both,
+    }
+
+
 def _threshold(name: str, method: str, threshold, per_column_threshold) -> float:
     t = (per_column_threshold or {}).get(name, threshold)
     return float(_METHODS[method][0] if t is None else t)
@@ -410,7 +430,7 @@ def compare(
 ) -> pd.DataFrame:
     "Per-column drift of a batch against a reference profile: Evidently's default measure and verdict, plus PSI and KS."
     by_name = {str(c): c for c in current_df.columns}
-    cols = [str(c) for c in (columns or ref_profile['order'])]
+    cols = [str(c) for c in (ref_profile['order'] if columns is None else columns)]
     if missing := [c for c in cols if c not in ref_profile['columns']]:
         raise ValueError(f"columns not in the reference profile: {missing}")
     if missing := [c for c in cols if c not in by_name]:
@@ -418,9 +438,10 @@ def compare(
     rows = []
     for name in cols:
         col = ref_profile['columns'][name]
-        if not col['valid']:
-            raise ValueError(f"column {name!r} has no values in the reference: drift cannot be measured")
         s = current_df[by_name[name]]
+        if not col['valid'] or not _has_values(name, col, s):
+            rows.append(_all_null_row(name, col, s))
+            continue
         r = _numeric_row(name, col, s) if col['kind'] == 'numeric' else _categorical_row(name, col, s)
         t = _threshold(name, r['method'], threshold, per_column_threshold)
         rows.append(
@@ -452,8 +473,12 @@ def summary(result: pd.DataFrame, drift_share: float = 0.5) -> dict:
 
 # %% ../../nbs/api/data/02_drift.ipynb #3c226921
 def drift_columns(p: IngestParams, columns) -> list[str]:
-    "Of `columns`, those compared for drift: declared in the contract, not in `drift.exclude`, not personal."
-    return [c for c in columns if c in p.columns and c not in p.drift.exclude and not p.columns[c].personal]
+    "Of `columns`, those compared for drift: declared, not in `drift.exclude`, not personal, of `kind: value`."
+    return [
+        c
+        for c in columns
+        if c in p.columns and c not in p.drift.exclude and not p.columns[c].personal and p.columns[c].kind == 'value'
+    ]
 
 # %% ../../nbs/api/data/02_drift.ipynb #372eddc2
 def _kinds(df: pd.DataFrame, kinds: dict | None) -> dict:

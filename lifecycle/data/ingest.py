@@ -12,6 +12,7 @@ import re
 import secrets
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
-from ..core.store import Store, hash_obj, canonical_json, append_jsonl, read_jsonl
+from ..core.store import Store, hash_obj, canonical_json, append_jsonl, read_jsonl, file_sha256
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
 from ..core import audit
@@ -28,11 +29,15 @@ from .checks import CHECKS, VIOLATION_COLUMNS, Chunk, Totals, check_chunk, check
 from .checks import judge, row_hashes, violation
 
 # %% auto #0
-__all__ = ['BatchRejected', 'BatchResult', 'decide', 'ingest_log_path', 'read_log', 'ingest_batch', 'rules_hash',
-           'transform_hash', 'SnapshotPurged', 'load_snapshot', 'reference_profile', 'champion_dataset',
-           'resolve_reference', 'batch_stats']
+__all__ = ['FAILED', 'IngestError', 'BatchRejected', 'BatchResult', 'decide', 'ingest_log_path', 'read_log', 'log_failure',
+           'ingest_batch', 'rules_hash', 'transform_hash', 'SnapshotPurged', 'load_snapshot', 'reference_profile',
+           'champion_dataset', 'resolve_reference', 'batch_stats']
 
 # %% ../../nbs/api/data/04_ingest.ipynb #85d00204
+class IngestError(Exception):
+    "A batch could not be stored (a column the store cannot hold, disk full): nothing of it was kept."
+
+
 class BatchRejected(Exception):
     "A batch broke a blocking rule; nothing was stored."
 
@@ -152,12 +157,48 @@ def _sweep_orphans(store: Store) -> list[Path]:
     return gone
 
 
-class _Writer:
-    "Streams frames to a temporary Parquet file with a fixed schema."
+@contextmanager
+def _storing(what: str):
+    "Turn a failed write (disk full, permissions) into an `IngestError` naming what was being written."
+    try:
+        yield
+    except OSError as e:
+        why = os.strerror(e.errno) if e.errno else str(e)
+        where = f" ({e.filename})" if getattr(e, 'filename', None) else ''
+        raise IngestError(
+            f"{what}: could not write to the store: {why}{where}; nothing of the batch was kept"
+        ) from None
 
-    def __init__(self, store: Store, as_text: bool = False):
+
+_ARROW_TYPES = {'int': 'int64', 'float': 'float64', 'str': 'string', 'bool': 'bool_'}
+
+
+def _arrow_failure(e: Exception, df: pd.DataFrame) -> str:
+    "The column a failed Arrow conversion names, and what it found there."
+    m = re.search(r'column (.+?) with type (\w+)', str(e))
+    if m:
+        return f"column {m[1]!r} holds values its type cannot store ({m[2]} values that do not match earlier chunks)"
+    return f"a column's values cannot be stored ({type(e).__name__})"
+
+
+class _Writer:
+    "Streams frames to a temporary Parquet file; the first chunk's schema, all-null columns typed by the contract."
+
+    def __init__(self, store: Store, as_text: bool = False, types: dict | None = None):
         self.store, self.path, self.writer, self.rows, self.as_text = store, None, None, 0, as_text
+        self.types = types or {}  # column -> its contract dtype (int, float, str, bool)
         self.hash = hashlib.sha256()
+
+    def _schema(self, table):
+        "The table's schema, a column with no values yet (all null) given its contract type."
+        import pyarrow as pa
+
+        schema = table.schema
+        for i, f in enumerate(schema):
+            if pa.types.is_null(f.type):
+                kind = 'str' if self.as_text else self.types.get(f.name, 'str')
+                schema = schema.set(i, pa.field(f.name, getattr(pa, _ARROW_TYPES[kind])()))
+        return schema
 
     def write(self, df: pd.DataFrame):
         import pyarrow as pa
@@ -167,28 +208,39 @@ class _Writer:
             return
         if self.as_text:
             df = df.astype(object).where(df.notna(), None).astype(str).where(df.notna(), None)
-        if self.writer is None:
-            self.path = _temp_parquet(self.store)
-            table = pa.Table.from_pandas(df, preserve_index=False)
-            self.writer = pq.ParquetWriter(self.path, table.schema)
-            self.hash.update(canonical_json([(c, str(t)) for c, t in df.dtypes.items()]).encode())
-        else:
-            table = pa.Table.from_pandas(df, schema=self.writer.schema, preserve_index=False)
-        self.writer.write_table(table)
+        try:
+            if self.writer is None:
+                table = pa.Table.from_pandas(df, preserve_index=False)
+                table = table.cast(self._schema(table))
+                with _storing('a temporary snapshot file'):
+                    self.path = _temp_parquet(self.store)
+                    self.writer = pq.ParquetWriter(self.path, table.schema)
+                self.hash.update(canonical_json([(c, str(t)) for c, t in df.dtypes.items()]).encode())
+            else:
+                table = pa.Table.from_pandas(df, schema=self.writer.schema, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
+            raise IngestError(f"the batch cannot be stored: {_arrow_failure(e, df)}; nothing was kept") from None
+        with _storing(f'the temporary snapshot file {self.path}'):
+            self.writer.write_table(table)
         self.rows += len(df)
         self.hash.update(row_hashes(df).tobytes())
 
     def close(self):
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            w, self.writer = self.writer, None
+            with _storing(f'the temporary snapshot file {self.path}'):
+                w.close()
 
     def discard(self):
         "Close, and delete the temporary file unless it was stored."
-        self.close()
-        if self.path:
-            Path(self.path).unlink(missing_ok=True)
-            self.path = None
+        try:
+            self.close()
+        except IngestError:
+            pass  # the file goes anyway
+        finally:
+            if self.path:
+                Path(self.path).unlink(missing_ok=True)
+                self.path = None
 
 # %% ../../nbs/api/data/04_ingest.ipynb #49220597
 def ingest_log_path(s: Settings) -> Path:
@@ -201,11 +253,38 @@ def read_log(s: Settings) -> list[dict]:
     return read_jsonl(p)
 
 
+FAILED = ('unreadable', 'not stored')  # batches that never reached the checks, or could not be stored
+
+
+def log_failure(s: Settings, dataset: str, source: str, status: str, error: str) -> None:
+    "Log a batch that was unreadable or not stored, so `ingest stats` counts it (best effort: the disk may be full)."
+    entry = dict(
+        batch_id=datetime.now(timezone.utc).strftime('%Y%m%dT%H%M%S') + '-' + secrets.token_hex(3),
+        time=now_iso(),
+        dataset=dataset,
+        source=source,
+        status=status,
+        error=error[:1000],
+        rows=0,
+        accepted_rows=0,
+        quarantined_rows=0,
+        snapshot=None,
+        quarantine=None,
+        latency_s=None,
+        null_rate={},
+        findings=[],
+    )
+    try:
+        append_jsonl(ingest_log_path(s), entry)
+    except OSError:
+        pass  # the refusal itself still reaches the user
+
+
 def _history(s: Settings, dataset: str) -> tuple[dict | None, str | None]:
     "From one read of the log: the flags of the dataset's last batch, and its last stored snapshot (the parent)."
     flags = snapshot = None
     for e in read_log(s):
-        if e['dataset'] != dataset:
+        if e['dataset'] != dataset or e['status'] in FAILED:
             continue
         flags = e.get('flags')
         if e.get('snapshot'):
@@ -282,6 +361,17 @@ def _metrics(res: BatchResult, v: pd.DataFrame, t: Totals, p: IngestParams) -> d
     )
 
 
+def _types(p: IngestParams) -> dict:
+    "Each declared column's stored type: its dtype, text for a masked personal column."
+    return {c: 'str' if r.pii else r.dtype for c, r in p.columns.items()}
+
+
+def _undo(created: list[Path]) -> None:
+    "Remove what a failed ingest had stored already (newest first), so nothing of it is left half written."
+    for path in reversed(created):
+        Path(path).unlink(missing_ok=True)
+
+
 def ingest_batch(
     chunks: Iterable[pd.DataFrame],
     p: IngestParams,
@@ -293,8 +383,7 @@ def ingest_batch(
     reference: str | None = None,
     actor: str | None = None,
 ) -> BatchResult:
-    """Check, mask and store one batch under the rules of `p` in workspace `s`; raise `BatchRejected` when the policy
-    refuses it."""
+    "Check, mask and store one batch under `p` in `s`; `BatchRejected` when refused, `IngestError` when not storable."
     from lifecycle.data.pii import load_key, finding_salt
 
     t0, store = time.perf_counter(), s.store
@@ -310,7 +399,8 @@ def ingest_batch(
     key = load_key(s.pii_key_file) if p.flags.auto_anonymise and pseudonymised else None
     prev_flags, parent = _history(s, p.dataset)
     _sweep_orphans(store)
-    clean, quarantine = _Writer(store), _Writer(store, as_text=True)
+    clean, quarantine = _Writer(store, types=_types(p)), _Writer(store, as_text=True)
+    created: list[Path] = []  # what this call stored: removed again if a later write fails
     try:
         t, res.sample = _stream(chunks, p, key, salt, clean, quarantine)
         clean.close()
@@ -337,6 +427,7 @@ def ingest_batch(
                 dup_rate=t.duplicate_rate,
                 violations=v,
                 parent=parent,
+                created=created,
             )
             if quarantine.rows:
                 res.quarantine = _store_snapshot(
@@ -351,6 +442,7 @@ def ingest_batch(
                     dup_rate=0.0,
                     violations=v[v.row_level],
                     parent=res.snapshot['version'],
+                    created=created,
                 )
             if res.snapshot.pop('_existed', False):
                 replay = violation(
@@ -363,14 +455,18 @@ def ingest_batch(
                 res.violations = pd.concat([v, pd.DataFrame([replay])], ignore_index=True).astype(
                     {'blocking': bool, 'row_level': bool}
                 )
+        res.accepted_rows = clean.rows if res.status != 'rejected' else 0
+        res.quarantined_rows = quarantine.rows if res.quarantine else 0
+        res.latency_s = round(time.perf_counter() - t0, 3)
+        res.metrics = _metrics(res, v, t, p)
+        with _storing(f'the ingest log of {p.dataset}'):
+            _log_batch(s, p, res, actor, prev_flags)
+    except IngestError as e:
+        _undo(created)
+        raise IngestError(f"{source}: {e}") from None
     finally:
         clean.discard()
         quarantine.discard()  # an exception or a refusal: no temporary file survives
-    res.accepted_rows = clean.rows if res.status != 'rejected' else 0
-    res.quarantined_rows = quarantine.rows if res.quarantine else 0
-    res.latency_s = round(time.perf_counter() - t0, 3)
-    res.metrics = _metrics(res, v, t, p)
-    _log_batch(s, p, res, actor, prev_flags)
     if res.status == 'rejected':
         raise BatchRejected(
             f"{source}: batch rejected ({p.policy}, {int(v.blocking.sum())} blocking finding(s)): {res.reason}", res
@@ -380,12 +476,21 @@ def ingest_batch(
 # %% ../../nbs/api/data/04_ingest.ipynb #db15d482
 def rules_hash(p: IngestParams) -> str:
     "Hash of everything that decides acceptance: contract, policy, flags, limits."
-    return hash_obj(p.model_dump(mode='json', exclude={'source', 'query'}))
+    return hash_obj(p.model_dump(mode='json', exclude={'source', 'query', 'csv'}))  # how files are read: not a rule
 
 
 def transform_hash(p: IngestParams) -> str:
     "Hash of the masking configuration applied before storage."
     return hash_obj({c: r.pii.model_dump() for c, r in p.columns.items() if r.pii} | {'_auto': p.flags.auto_anonymise})
+
+
+def _live_version(store: Store, base: str) -> str:
+    "The version id for content hashed to `base`: `base`, or `base.rN` when earlier incarnations of it were purged."
+    version, n = base, 0
+    while store.record_path('purges', version).exists():  # its data is gone: the same content comes back as new
+        n += 1
+        version = f'{base}.r{n}'
+    return version
 
 
 def _store_snapshot(
@@ -401,20 +506,28 @@ def _store_snapshot(
     dup_rate: float,
     violations: pd.DataFrame,
     parent: str | None = None,
+    created: list | None = None,
 ) -> dict:
+    "Store a finished temporary file as a snapshot (object and record); each file it creates goes to `created`."
     import pyarrow.parquet as pq
 
     content = w.hash.hexdigest()
-    version = f"{p.dataset}-{'q' if role == 'quarantine' else ''}{content[:16]}"
+    version = _live_version(store, f"{p.dataset}-{'q' if role == 'quarantine' else ''}{content[:16]}")
+    created = [] if created is None else created
     if w.path is None:  # zero rows: still a valid, empty snapshot
-        w.path = _temp_parquet(store)
-        pd.DataFrame({c: pd.Series(dtype=object) for c in p.columns}).to_parquet(w.path, index=False)
+        with _storing('an empty snapshot'):
+            w.path = _temp_parquet(store)
+            pd.DataFrame({c: pd.Series(dtype=object) for c in p.columns}).to_parquet(w.path, index=False)
     if store.record_path('datasets', version).exists():
         Path(w.path).unlink(missing_ok=True)
         w.path = None
         return {**store.get_record('datasets', version), '_existed': True}
     schema = pq.read_schema(w.path)
-    obj = store.put_file(w.path)
+    digest = file_sha256(w.path)
+    with _storing(f'snapshot {version}'):
+        if not store.has(digest):
+            created.append(store.object_path(digest))
+        obj = store.put_file(w.path, digest=digest)
     w.path = None  # stored: nothing left to discard
     now = datetime.now(timezone.utc)
     rec = dict(
@@ -443,7 +556,9 @@ def _store_snapshot(
             findings=violations[['rule', 'column', 'severity', 'count']].to_dict('records'),
         ),
     )
-    return store.put_record('datasets', version, rec)
+    with _storing(f'the record of snapshot {version}'):
+        created.append(store.record_path('datasets', version))
+        return store.put_record('datasets', version, rec)
 
 
 def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None, prev_flags: dict | None) -> None:
@@ -518,6 +633,7 @@ def reference_profile(store: Store, version: str) -> dict:
     "The drift profile of a snapshot, computed on first use and stored beside it."
     from lifecycle.data.drift import profile
 
+    store.get_record('datasets', version)  # a damaged or unknown dataset record is refused, profile or not
     p = store.record_path('profiles', version)
     if p.exists():
         return store.get_record('profiles', version)
@@ -546,17 +662,20 @@ def resolve_reference(s: Workspace, p: IngestParams, model_name: str, fallback: 
 
 # %% ../../nbs/api/data/04_ingest.ipynb #05d9ac83
 def batch_stats(s: Settings, dataset: str | None = None) -> dict:
-    "Success rate, rejected share, latency and the per-batch log."
+    "Success rate, rejected and unreadable shares, latency and the per-batch log."
     log = [e for e in read_log(s) if dataset is None or e['dataset'] == dataset]
     n = len(log)
-    ok = sum(e['status'] != 'rejected' for e in log)
-    lat = [e['latency_s'] for e in log]
+    count = {k: sum(e['status'] == k for e in log) for k in ('rejected', *FAILED)}
+    ok = n - sum(count.values())
+    lat = [e['latency_s'] for e in log if e.get('latency_s') is not None]
     return dict(
         batches=n,
         accepted=ok,
-        rejected=n - ok,
+        rejected=count['rejected'],
+        unreadable=count['unreadable'],
+        not_stored=count['not stored'],
         success_rate=ok / n if n else None,
-        rejected_share=(n - ok) / n if n else None,
+        rejected_share=count['rejected'] / n if n else None,
         quarantined_batches=sum(e['status'] == 'accepted_with_quarantine' for e in log),
         latency_mean_s=float(np.mean(lat)) if lat else None,
         latency_p95_s=float(np.percentile(lat, 95)) if lat else None,

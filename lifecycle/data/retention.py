@@ -25,6 +25,19 @@ def expired(store: Store, as_of: datetime | None = None) -> list[dict]:
     ]
 
 
+def _still_needed(store: Store, r: dict, as_of: datetime | None) -> list[str]:
+    "The other snapshots that share `r`'s object and keep it: not purged, and not expired (or never expiring)."
+    as_of = as_of or datetime.now(timezone.utc)
+    return [
+        o['version']
+        for o in store.records('datasets')
+        if o['object'] == r['object']
+        and o['version'] != r['version']
+        and not store.record_path('purges', o['version']).exists()
+        and (not o.get('retention_until') or datetime.fromisoformat(o['retention_until']) > as_of)
+    ]
+
+
 def purge_expired(
     ws: Workspace, as_of: datetime | None = None, dry_run: bool = False, actor: str | None = None
 ) -> list[dict]:
@@ -35,12 +48,7 @@ def purge_expired(
             version=r['version'], dataset=r['dataset'], object=r['object'], retention_until=r['retention_until']
         )
         if not dry_run:
-            shared = [
-                o
-                for o in store.records('datasets')
-                if o['object'] == r['object'] and o['version'] != r['version'] and not o.get('retention_until')
-            ]
-            if not shared:
+            if not _still_needed(store, r, as_of):
                 store.delete_object(r['object'])
             store.put_record('purges', r['version'], {**entry, 'purged': now_iso()})
             ws.audit('store.purge', r['version'], 'retention expired', actor=actor, **entry)

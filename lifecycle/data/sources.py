@@ -55,33 +55,121 @@ def _redact_url(url: str) -> str:
         return url.split('@')[-1]
 
 # %% ../../nbs/api/data/00_sources.ipynb #c81c7c5f
-def _csv_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+_MAGIC = {  # what a file really is, from its first bytes, when its name says .csv
+    b'\x1f\x8b': 'a gzip-compressed file',
+    b'PK\x03\x04': 'a zip archive (an Excel .xlsx workbook, or another zipped file)',
+    b'\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1': 'an Excel 97-2003 workbook (.xls)',
+    b'PAR1': 'a Parquet file',
+}
+
+
+def _compression(path: Path, dialect) -> str | None:
+    "The compression to read `path` with: gzip when the dialect says so or the name ends in .gz, else none."
+    how = getattr(dialect, 'compression', 'infer')
+    return 'gzip' if how == 'gzip' or (how == 'infer' and path.suffix.lower() == '.gz') else None
+
+
+def _head(path: Path, compression: str | None) -> bytes:
+    "The first 64 KiB of the file's text, decompressed; a file whose bytes say it is not text is named for what it is."
+    import gzip
+
+    with open(path, 'rb') as raw:
+        magic = raw.read(8)
+    if compression is None:
+        for sig, what in _MAGIC.items():
+            if magic.startswith(sig):
+                hint = (
+                    "; name it .csv.gz or set 'csv.compression: gzip' in ingest.yaml"
+                    if sig == b'\x1f\x8b'
+                    else '; export it as CSV (or use .parquet for a Parquet file)'
+                )
+                raise SourceError(f"{path}: named .csv but it is {what}, not text{hint}")
     try:
-        with open(path, 'rb') as raw:
-            head = raw.read(4096)
-        head.decode('utf-8')
-    except UnicodeDecodeError as e:
+        if compression == 'gzip':
+            with gzip.open(path, 'rb') as f:
+                return f.read(1 << 16)
+        with open(path, 'rb') as f:
+            return f.read(1 << 16)
+    except (OSError, EOFError) as e:
+        raise SourceError(f"{path}: not a readable gzip file ({e})") from None
+
+
+def _check_header(path: Path, head: bytes, dialect, encoding: str) -> None:
+    "Refuse a header row naming a column twice (pandas would quietly rename the second `x.1`)."
+    import csv
+    import io
+
+    if not getattr(dialect, 'header', True):
+        return
+    first = head.decode(encoding, errors='replace').splitlines()[:1]
+    if not first:
+        return
+    names = next(csv.reader(io.StringIO(first[0]), delimiter=getattr(dialect, 'delimiter', ',')), [])
+    if getattr(dialect, 'trim_whitespace', False):
+        names = [n.strip() for n in names]
+    if dup := sorted({n for n in names if names.count(n) > 1}):
         raise SourceError(
-            f"{path}: not valid UTF-8 (byte 0x{head[e.start]:02x} at offset {e.start}); re-export the file as UTF-8"
-        ) from None
+            f"{path}: the header names column(s) {dup} more than once; each column needs its own name "
+            "(rename the duplicate upstream, or give 'csv.names' with 'header: false')"
+        )
+
+
+def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
+    "Header names and text values without surrounding spaces."
+    chunk.columns = [c.strip() if isinstance(c, str) else c for c in chunk.columns]
+    for c in chunk.columns:
+        if chunk[c].dtype == object:
+            chunk[c] = chunk[c].map(lambda v: v.strip() if isinstance(v, str) else v)
+    return chunk
+
+
+def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFrame]:
+    import codecs
+
+    encoding = getattr(dialect, 'encoding', 'utf-8')
+    shown = 'UTF-8' if codecs.lookup(encoding).name == 'utf-8' else encoding
+    compression = _compression(path, dialect)
+    head = _head(path, compression)
+    try:
+        head.decode(encoding)
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 4:  # not just a character cut at the end of the block read
+            raise SourceError(
+                f"{path}: not valid {shown} (byte 0x{head[e.start]:02x} at offset {e.start}); re-export the "
+                f"file as {shown}, or set 'csv.encoding' in ingest.yaml to the file's encoding"
+            ) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
+    _check_header(path, head, dialect, encoding)
+    header = getattr(dialect, 'header', True)
+    trim = getattr(dialect, 'trim_whitespace', False)
     n = 0
     try:
-        reader = pd.read_csv(path, chunksize=chunk_rows, encoding='utf-8', on_bad_lines='error')
+        reader = pd.read_csv(
+            path,
+            chunksize=chunk_rows,
+            encoding=encoding,
+            on_bad_lines='error',
+            sep=getattr(dialect, 'delimiter', ','),
+            header=0 if header else None,
+            names=None if header else list(dialect.names),
+            thousands=getattr(dialect, 'thousands', None),
+            skipinitialspace=trim,
+            compression=compression,
+        )
         for chunk in reader:
-            yield chunk
+            yield _trimmed(chunk) if trim else chunk
             n += len(chunk)
     except UnicodeDecodeError as e:
         raise SourceError(
-            f"{path}: not valid UTF-8 after row {n} (byte offset {e.start} in the block being read); "
-            "re-export the file as UTF-8"
+            f"{path}: not valid {shown} after row {n} (byte offset {e.start} in the block being read); "
+            f"re-export the file as {shown}, or set 'csv.encoding' in ingest.yaml to the file's encoding"
         ) from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
     except pd.errors.ParserError as e:
         raise SourceError(f"{path}: malformed CSV: {e}") from None
-    except (FileNotFoundError, OSError) as e:
+    except (FileNotFoundError, OSError, EOFError) as e:
         raise SourceError(f"{path}: the source became unreadable while reading: {e}") from None
 
 
@@ -110,9 +198,9 @@ def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]
 
 
 def read_chunks(
-    source: str, root: str | Path = '.', chunk_rows: int = 100_000, query: str | None = None
+    source: str, root: str | Path = '.', chunk_rows: int = 100_000, query: str | None = None, dialect=None
 ) -> Iterator[pd.DataFrame]:
-    "Stream a source as DataFrame chunks; raise `SourceError` naming the source on any read failure."
+    "Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says); `SourceError` names a failure."
     if source in ('sklego:arrests', 'sklearn:diabetes'):  # datasets shipped inside installed packages
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests
@@ -134,9 +222,14 @@ def read_chunks(
     if not path.is_file():
         raise SourceError(f"{path}: source file not found")
     suffix = path.suffix.lower()
-    if suffix == '.csv':
-        yield from _csv_chunks(path, chunk_rows)
+    if suffix == '.gz' and path.name.lower().endswith(('.csv.gz', '.tsv.gz', '.txt.gz')):
+        yield from _csv_chunks(path, chunk_rows, dialect)
+    elif suffix in ('.csv', '.tsv', '.txt'):
+        yield from _csv_chunks(path, chunk_rows, dialect)
     elif suffix in ('.parquet', '.pq'):
         yield from _parquet_chunks(path, chunk_rows)
     else:
-        raise SourceError(f"{path}: unsupported source type {suffix!r}; expected .csv, .parquet or a database URL")
+        raise SourceError(
+            f"{path}: unsupported source type {suffix!r}; "
+            "expected .csv (.tsv, .txt, optionally .gz), .parquet or a database URL"
+        )

@@ -48,7 +48,7 @@ class IngestResult:
 
 def _chunks(ws: Workspace, p: IngestParams, keep=None):
     "The source's chunks, each cut to the rows `keep(chunk)` selects."
-    chunks = sources.read_chunks(p.source, ws.root, p.chunk_rows, p.query)
+    chunks = sources.read_chunks(p.source, ws.root, p.chunk_rows, p.query, p.csv)
     return chunks if keep is None else (c[keep(c)] for c in chunks)
 
 
@@ -106,7 +106,13 @@ def drift_report(ws: Workspace, p: IngestParams, r: BatchResult):
     from lifecycle.data.drift import evidently_report
 
     ref = load_snapshot(ws.store, r.reference)
-    cols = drift_columns(p, [c for c in r.sample.columns if c in ref])
+    cols = [  # a column with no values on either side is a finding of its own; Evidently cannot chart it
+        c
+        for c in drift_columns(p, [c for c in r.sample.columns if c in ref])
+        if ref[c].notna().any() and r.sample[c].notna().any()
+    ]
+    if not cols:
+        return None
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
         return evidently_report(ref[cols], r.sample[cols])

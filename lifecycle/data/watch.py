@@ -15,7 +15,7 @@ from ..core.manifest import now_iso
 __all__ = ['PATTERNS', 'Ledger', 'ledger_for', 'watch']
 
 # %% ../../nbs/api/data/05_watch.ipynb #b04134dd
-PATTERNS = ('*.csv', '*.parquet', '*.pq')
+PATTERNS = ('*.csv', '*.csv.gz', '*.tsv', '*.parquet', '*.pq')
 
 
 class Ledger:

@@ -1,0 +1,153 @@
+"""A CSV file from another system is read as `csv:` in ingest.yaml says (delimiter, header-less with given names,
+encoding, whitespace, thousands separators, gzip), wrong dialect keys are refused naming the key, a duplicated header or
+a workbook named .csv is refused for what it is; `lifecycle drift` leaves out what the dataset says, prints strict JSON,
+and `ingest stats` counts unreadable files."""
+
+from __future__ import annotations
+import gzip
+import json
+import zipfile
+import pandas as pd
+import pytest
+from lifecycle.core.cli_support import invoke
+from lifecycle.core.params import ColumnRule, CsvDialect, IngestParams, ParamsError, load_file
+from lifecycle.core.workspace import Workspace
+from lifecycle.data import commands, ingest as ing
+from lifecycle.data.sources import SourceError, read_chunks
+from conftest import make_workspace, set_yaml
+
+
+def strict(text: str):
+    "Parse JSON refusing NaN and infinities, as a strict parser would."
+
+    def bad(c):
+        raise ValueError(f'non-standard JSON constant {c}')
+
+    return json.loads(text, parse_constant=bad)
+
+
+@pytest.mark.parametrize(
+    'csv, key, says',
+    [
+        ({'delimiter': ';;'}, 'csv.delimiter', 'one character'),
+        ({'encoding': 'klingon-8'}, 'csv.encoding', 'not an encoding'),
+        ({'header': False}, 'csv.names', 'required'),
+        ({'header': False, 'names': ['a', 'b', 'a']}, 'csv.names', "['a'] given more than once"),
+        ({'thousands': ','}, 'csv.thousands', 'also the delimiter'),
+        ({'compression': 'zip'}, 'csv.compression', "'infer', 'none' or 'gzip'"),
+        ({'delimeter': ';'}, 'csv.delimeter', 'unknown key'),
+    ],
+)
+def test_dialect_keys_are_validated_naming_the_key(tmp_path, csv, key, says):
+    import yaml
+
+    f = tmp_path / 'ingest.yaml'
+    base = dict(dataset='d', source='d.csv', target='a', columns={'a': {'dtype': 'str', 'personal': False}})
+    f.write_text(yaml.safe_dump({**base, 'csv': csv}))
+    with pytest.raises(ParamsError) as e:
+        load_file(f, IngestParams)
+    assert key in str(e.value) and says in str(e.value) and str(f) in str(e.value)
+
+
+P = IngestParams(
+    dataset='sales',
+    source='s.csv',
+    target='region',
+    columns={
+        'region': ColumnRule(dtype='str', personal=False, allowed=['North', 'Süd']),
+        'amount': ColumnRule(dtype='int', personal=False, min=0),
+        'price': ColumnRule(dtype='float', personal=False),
+    },
+)
+
+
+def test_a_header_less_latin1_semicolon_gzip_file_with_spaces_and_thousands_is_read_as_declared(tmp_path):
+    text = ' North ; 1.234 ; 2,5\nSüd;12.000;3,75\n North;7; 1\n'
+    f = tmp_path / 'sales.csv.gz'
+    f.write_bytes(gzip.compress(text.encode('latin-1')))
+    d = CsvDialect(
+        delimiter=';',
+        header=False,
+        names=['region', 'amount', 'price_text'],
+        encoding='latin-1',
+        trim_whitespace=True,
+        thousands='.',
+    )
+    df = pd.concat(read_chunks(str(f), dialect=d))
+    assert df.region.tolist() == ['North', 'Süd', 'North'] and df.amount.tolist() == [1234, 12000, 7]
+    assert df.price_text.tolist() == ['2,5', '3,75', '1']  # a decimal comma stays text: not a thousands rule
+
+
+def test_a_dialect_file_goes_through_the_boundary(tmp_path, monkeypatch):
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    f = tmp_path / 's.csv'
+    f.write_text('region|amount|price\n North |1,234| 2.5\nSüd|7|3\n', encoding='utf-8')
+    p = P.model_copy(update={'csv': CsvDialect(delimiter='|', thousands=',', trim_whitespace=True)})
+    r = ing.ingest_batch(read_chunks(str(f), dialect=p.csv), p, ws, source='s.csv', fingerprint='fp')
+    assert r.status == 'accepted', r.reason
+    assert ing.load_snapshot(ws.store, r.snapshot['version']).amount.tolist() == [1234, 7]
+
+
+def test_a_duplicated_header_name_is_refused_naming_it(tmp_path):
+    f = tmp_path / 'd.csv'
+    f.write_text('region,amount,amount\nNorth,1,2\n')
+    with pytest.raises(SourceError, match=r"\['amount'\] more than once"):
+        list(read_chunks(str(f)))
+    f.write_text('region, amount,amount \nNorth,1,2\n')  # equal once trimmed
+    with pytest.raises(SourceError, match='more than once'):
+        list(read_chunks(str(f), dialect=CsvDialect(trim_whitespace=True)))
+
+
+def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):
+    gz = tmp_path / 'a.csv'
+    gz.write_bytes(gzip.compress(b'region,amount\nNorth,1\n'))
+    with pytest.raises(SourceError, match="gzip-compressed file.*name it .csv.gz or set 'csv.compression: gzip'"):
+        list(read_chunks(str(gz)))
+    assert len(pd.concat(read_chunks(str(gz), dialect=CsvDialect(compression='gzip')))) == 1
+    xlsx = tmp_path / 'b.csv'
+    with zipfile.ZipFile(xlsx, 'w') as z:
+        z.writestr('[Content_Types].xml', '<Types/>')
+    with pytest.raises(SourceError, match=r'zip archive \(an Excel .xlsx workbook'):
+        list(read_chunks(str(xlsx)))
+    xls = tmp_path / 'c.csv'
+    xls.write_bytes(bytes.fromhex('d0cf11e0a1b11ae1') + b'\0' * 100)
+    with pytest.raises(SourceError, match='Excel 97-2003 workbook'):
+        list(read_chunks(str(xls)))
+
+
+@pytest.fixture
+def arrests_ws(tmp_path, monkeypatch):
+    w = make_workspace(tmp_path / 'ws')
+    monkeypatch.chdir(w)
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    return w
+
+
+def test_unreadable_files_are_counted_in_ingest_stats(arrests_ws, arrests):
+    (arrests_ws / 'empty.csv').write_bytes(b'')
+    arrests.head(30).to_csv(arrests_ws / 'ok.csv', index=False)
+    assert invoke(commands.ingest, ['empty.csv', '--dataset', 'arrests', '--no-report']).exit_code == 4
+    assert invoke(commands.ingest, ['ok.csv', '--dataset', 'arrests', '--no-report']).exit_code == 0
+    st = strict(invoke(commands.ingest, ['stats', '--json']).stdout)
+    assert (st['batches'], st['accepted'], st['rejected'], st['unreadable']) == (2, 1, 0, 1)
+    assert st['success_rate'] == 0.5 and st['log'][0]['status'] == 'unreadable'
+
+
+def test_drift_leaves_out_excluded_columns_and_identifiers_and_prints_strict_json(arrests_ws, arrests):
+    set_yaml(
+        arrests_ws / 'params' / 'ingest.yaml',
+        columns__checks={'dtype': 'int', 'personal': False, 'kind': 'identifier'},
+    )
+    arrests.head(300).to_csv(arrests_ws / 'a.csv', index=False)
+    arrests.iloc[300:600].assign(employed=None).to_csv(arrests_ws / 'b.csv', index=False)
+    r = invoke(commands.drift, ['--reference', 'a.csv', '--current', 'b.csv', '--json'])
+    assert r.exit_code == 0, (r.exception, r.stderr)
+    out = strict(r.stdout)  # the all-null column's score is null, not NaN
+    cols = {c['column']: c for c in out['columns']}
+    assert out['excluded'] == {'year': 'drift.exclude', 'checks': 'kind: identifier'}
+    assert 'year' not in cols and 'checks' not in cols and set(cols) >= {'age', 'sex', 'employed'}
+    assert (
+        cols['employed']['method'] == 'all_null' and cols['employed']['score'] is None and cols['employed']['drifted']
+    )

@@ -1,0 +1,218 @@
+"""Inputs that used to end in a traceback end in a refusal naming the column and what was found: a word in a numeric
+column, strings in a numeric Parquet column, a column that starts all null, a disk that fills up while a batch is
+stored, a corrupted snapshot read by `lifecycle drift`, a column with no values at all. In-process, on small frames."""
+
+from __future__ import annotations
+import errno
+import json
+import os
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+from lifecycle.core.cli_support import invoke
+from lifecycle.core.params import IngestParams, ColumnRule
+from lifecycle.core.store import Store
+from lifecycle.core.workspace import Workspace
+from lifecycle.data import ingest as ing, sources
+from lifecycle.data.drift import compare, profile
+from conftest import make_workspace, set_yaml
+
+P = IngestParams(
+    dataset='people',
+    source='people.csv',
+    target='label',
+    max_duplicate_rate=1.0,
+    columns={
+        'label': ColumnRule(dtype='str', personal=False, allowed=['Yes', 'No']),
+        'age': ColumnRule(dtype='int', personal=False, min=10, max=100),
+        'note': ColumnRule(dtype='str', personal=False, required=False, max_null_rate=1.0),
+    },
+)
+
+
+def frame(n: int = 3, start: int = 0, **cols) -> pd.DataFrame:
+    df = pd.DataFrame(
+        {
+            'label': ['Yes', 'No', 'Yes'] * (n // 3) + ['Yes'] * (n % 3),
+            'age': [20 + (start + i) % 50 for i in range(n)],
+            'note': [f'n{start + i}' for i in range(n)],
+        }
+    )
+    return df.assign(**cols)
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    return Workspace.open(tmp_path)
+
+
+def stored(ws) -> dict:
+    "Every file under the store's objects, records and tmp folders, and the ingest log's lines."
+    root = ws.store_dir
+    files = sorted(str(p.relative_to(root)) for d in ('objects', 'records', 'tmp') for p in (root / d).rglob('*'))
+    return dict(files=[f for f in files if not (root / f).is_dir()], log=len(ing.read_log(ws)))
+
+
+def findings(r) -> dict:
+    return {(f.rule, f.column): f for f in r.violations.itertuples()}
+
+
+def test_a_word_in_a_numeric_csv_column_is_a_type_refusal_naming_the_column_and_no_range_finding(ws, tmp_path):
+    src = tmp_path / 'people.csv'
+    frame(3).astype({'age': object}).assign(age=['30', 'twenty', '41']).to_csv(src, index=False)
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch(sources.read_chunks(str(src)), P, ws, source=str(src), fingerprint='fp')
+    f = findings(e.value.result)
+    assert list(f) == [('dtype', 'age')]  # not also an out_of_range finding counting 0 rows
+    assert 'string values' in f[('dtype', 'age')].found and 'twenty' not in str(e.value)
+    assert '1 of 3 value(s) in the first such chunk are not numbers' in f[('dtype', 'age')].message
+
+
+def test_strings_in_a_numeric_parquet_column_are_refused_and_the_drift_report_still_works(
+    tmp_path, monkeypatch, arrests
+):
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(60).to_csv(w / 'ref.csv', index=False)
+    r = invoke(cmds().ingest, ['ref.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env)
+    ref = json.loads(r.stdout)['snapshot']
+    set_yaml(w / 'params' / 'ingest.yaml', drift__reference=ref)
+    arrests.iloc[60:120].astype({'age': str, 'checks': str}).to_parquet(w / 'b.parquet')
+    r = invoke(cmds().ingest, ['b.parquet', '--dataset', 'arrests', '--json'], env=env)
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    out = json.loads(r.stdout)
+    assert r.exit_code == 1 and out['status'] == 'rejected'
+    rules = {(f['rule'], f['column']) for f in out['findings']}
+    assert {('dtype', 'age'), ('dtype', 'checks')} <= rules and not any(rule == 'out_of_range' for rule, _ in rules)
+    assert out['report'] and Path(out['report']).is_file()  # Evidently charts the columns that could be read
+
+
+def cmds():
+    from lifecycle.data import commands
+
+    return commands
+
+
+def test_a_column_all_null_in_the_first_chunk_and_filled_later_is_stored(ws):
+    chunks = [frame(3, note=None), frame(3, 3)]  # the first chunk's `note` has no type Arrow can infer
+    r = ing.ingest_batch(chunks, P, ws, source='b.csv', fingerprint='fp')
+    assert r.status == 'accepted' and r.accepted_rows == 6
+    df = ing.load_snapshot(ws.store, r.snapshot['version'])
+    assert df.note.isna().sum() == 3 and df.note.dropna().tolist() == ['n3', 'n4', 'n5']
+    assert r.snapshot['columns']['note'] == 'string'
+
+
+def test_a_column_all_null_in_every_chunk_is_stored_with_its_contract_type(ws):
+    r = ing.ingest_batch([frame(3, note=None)], P, ws, source='b.csv', fingerprint='fp')
+    assert r.status == 'accepted' and r.snapshot['columns']['note'] == 'string'
+
+
+def full(*a, **k):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.mark.parametrize('where', ['chunk', 'close', 'object', 'record', 'log'])
+def test_a_full_disk_while_storing_is_a_refusal_and_leaves_nothing_behind(ws, monkeypatch, where):
+    import pyarrow.parquet as pq
+    from lifecycle.core import store as store_mod
+
+    first = ing.ingest_batch([frame(3)], P, ws, source='a.csv', fingerprint='a')
+    before = stored(ws)
+    target = {
+        'chunk': (pq.ParquetWriter, 'write_table'),
+        'close': (pq.ParquetWriter, 'close'),
+        'object': (os, 'replace'),
+        'record': (store_mod, 'atomic_write'),
+        'log': (ing, 'append_jsonl'),
+    }[where]
+    monkeypatch.setattr(*target, full)
+    with pytest.raises(ing.IngestError) as e:
+        ing.ingest_batch([frame(3, 10), frame(3, 20)], P, ws, source='b.csv', fingerprint='b')
+    monkeypatch.undo()
+    assert str(e.value).startswith('b.csv: ') and 'No space left on device' in str(e.value)
+    assert 'nothing of the batch was kept' in str(e.value)
+    assert stored(ws) == before  # no object, record, temporary file or log line of the failed batch
+    assert ing.load_snapshot(ws.store, first.snapshot['version']).shape == (3, 3)
+    again = ing.ingest_batch([frame(3, 10), frame(3, 20)], P, ws, source='b.csv', fingerprint='b')
+    assert again.status == 'accepted' and ing.load_snapshot(ws.store, again.snapshot['version']).shape == (6, 3)
+
+
+def test_a_full_disk_is_reported_by_the_ingest_command_with_its_exit_code(tmp_path, monkeypatch, arrests):
+    import pyarrow.parquet as pq
+
+    w = make_workspace(tmp_path / 'ws')
+    arrests.head(30).to_csv(w / 'b.csv', index=False)
+    monkeypatch.setattr(pq.ParquetWriter, 'write_table', full)
+    monkeypatch.chdir(w)
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    r = invoke(cmds().ingest, ['b.csv', '--dataset', 'arrests', '--no-report'], env=env)
+    assert isinstance(r.exception, SystemExit) and r.exit_code == 1
+    assert 'not stored' in r.stderr and 'No space left on device' in r.stderr
+
+
+def test_a_corrupted_snapshot_read_by_drift_is_named_not_a_traceback(tmp_path, monkeypatch, arrests):
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', env['LIFECYCLE_KEYS_DIR'])  # for the store read here
+    monkeypatch.chdir(w)
+    arrests.head(40).to_csv(w / 'a.csv', index=False)
+    arrests.iloc[40:80].to_csv(w / 'b.csv', index=False)
+    a = json.loads(invoke(cmds().ingest, ['a.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env).stdout)
+    b = json.loads(invoke(cmds().ingest, ['b.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env).stdout)
+    s = Store(w / '.lifecycle' / 'store')
+    obj = s.object_path(s.get_record('datasets', b['snapshot'])['object'])
+    obj.chmod(0o644)
+    obj.write_bytes(obj.read_bytes()[:-10])
+    r = invoke(cmds().drift, ['--reference', a['snapshot'], '--current', b['snapshot']], env=env)
+    assert isinstance(r.exception, SystemExit) and r.exit_code == 4, r.exception
+    assert 'corrupted' in r.stderr and obj.name in r.stderr
+    s.record_path('datasets', a['snapshot']).write_text('{"version": ')  # a damaged record
+    r = invoke(cmds().drift, ['--reference', a['snapshot'], '--current', 'a.csv'], env=env)
+    assert r.exit_code == 4 and 'not valid JSON' in r.stderr and a['snapshot'] in r.stderr
+
+
+def test_an_all_null_column_is_a_drift_finding():
+    ref = pd.DataFrame({'x': np.arange(50.0), 'c': ['a', 'b'] * 25})
+    res = compare(profile(ref), ref.assign(x=np.nan, c=None)).set_index('column')
+    assert res.drifted.all() and (res.method == 'all_null').all() and res.score.isna().all()
+    res = compare(profile(ref.assign(x=np.nan)), ref).set_index('column')  # no values in the reference
+    assert res.loc['x', 'drifted'] and res.loc['x', 'method'] == 'all_null' and not res.loc['c', 'drifted']
+    both = compare(profile(ref.assign(x=np.nan)), ref.assign(x=np.nan)).set_index('column')
+    assert not both.loc['x', 'drifted']
+
+
+def test_an_all_null_column_in_a_batch_is_a_drift_finding_under_watch(tmp_path, monkeypatch, arrests):
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(60).to_csv(w / 'ref.csv', index=False)
+    ref = json.loads(
+        invoke(cmds().ingest, ['ref.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env).stdout
+    )
+    set_yaml(w / 'params' / 'ingest.yaml', drift__reference=ref['snapshot'])
+    set_yaml(w / 'params' / 'ingest.yaml', columns__employed={'dtype': 'str', 'personal': False, 'max_null_rate': 1.0})
+    (w / 'in').mkdir()
+    arrests.iloc[60:120].assign(employed=None).to_csv(w / 'in' / 'b.csv', index=False)
+    r = invoke(cmds().ingest, ['--watch', 'in', '--once', '--json'], env=env)
+    assert r.exit_code == 0, (r.exception, r.stderr)
+    out = json.loads(r.stdout.splitlines()[0])
+    drift = {f['column']: f for f in out['findings'] if f['rule'] == 'drift'}
+    assert out['status'] == 'accepted' and drift['employed']['found'].startswith('no values')
+    assert out['report'] and Path(out['report']).is_file()
+
+
+def test_a_word_in_a_numeric_column_read_by_drift_is_refused_naming_the_column_not_the_value(
+    tmp_path, monkeypatch, arrests
+):
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(40).to_csv(w / 'a.csv', index=False)
+    arrests.iloc[40:80].astype({'age': object}).assign(age=['twenty'] + [30] * 39).to_csv(w / 'b.csv', index=False)
+    r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'b.csv'], env=env)
+    assert isinstance(r.exception, SystemExit) and r.exit_code == 2
+    assert "column 'age'" in r.stderr and '1 non-numeric value(s)' in r.stderr and 'twenty' not in r.stderr

@@ -1,0 +1,133 @@
+"""Dataset, drift-profile, feature-set and purge records are sealed with the workspace's key (kept in `keys_dir`) and
+checked on every read: a record edited by hand is refused, naming its file and what failed, never silently used. A
+workspace written before records were sealed is brought up to date by `lifecycle migrate`."""
+
+from __future__ import annotations
+import json
+import numpy as np
+import pandas as pd
+import pytest
+from lifecycle.core.cli_support import invoke
+from lifecycle.core.params import ColumnRule, FeaturesParams, FeatureDef, IngestParams
+from lifecycle.core.store import RecordError, SEALED_KINDS, Store
+from lifecycle.core.workspace import FORMAT_FILE, Workspace, WorkspaceFormatError, migrate
+from lifecycle.data import ingest as ing
+from lifecycle.data.drift import compare
+from lifecycle.data.features import check_feature_set, register_feature_set
+
+P = IngestParams(
+    dataset='people',
+    source='b.csv',
+    target='label',
+    max_duplicate_rate=1.0,
+    columns={
+        'label': ColumnRule(dtype='str', personal=False, allowed=['Yes', 'No']),
+        'age': ColumnRule(dtype='int', personal=False),
+    },
+)
+FP = FeaturesParams(target='label', positive_class='Yes', features=[FeatureDef(name='age', kind='numeric')])
+
+
+def rows(n: int, shift: int = 0) -> pd.DataFrame:
+    return pd.DataFrame({'label': ['Yes', 'No'] * (n // 2), 'age': np.arange(n) % 40 + 20 + shift})
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    return Workspace.open(tmp_path)
+
+
+def edit(path, change) -> None:
+    rec = json.loads(path.read_text())
+    change(rec)
+    path.write_text(json.dumps(rec, indent=1))
+
+
+def test_a_dataset_record_edited_by_hand_is_refused_naming_the_file(ws):
+    v = ing.ingest_batch([rows(4)], P, ws, source='b.csv', fingerprint='fp').snapshot['version']
+    assert ing.load_snapshot(ws.store, v).shape == (4, 2)
+    path = ws.store.record_path('datasets', v)
+    edit(path, lambda r: r.update(rows=400))
+    with pytest.raises(RecordError, match='does not match its seal') as e:
+        ing.load_snapshot(Workspace.open(ws.root).store, v)
+    assert str(path) in str(e.value)
+    with pytest.raises(RecordError):
+        Workspace.open(ws.root).store.records('datasets')
+
+
+def test_an_edited_drift_profile_is_refused_before_it_changes_a_verdict(ws):
+    ref = ing.ingest_batch([rows(200)], P, ws, source='a.csv', fingerprint='a').snapshot['version']
+    prof = ing.reference_profile(ws.store, ref)
+    cur = rows(200, shift=15)
+    assert compare(prof, cur).set_index('column').loc['age', 'drifted']
+    path = ws.store.record_path('profiles', ref)
+
+    def hide_the_shift(r):  # the reference's age distribution moved onto the current one's
+        r['columns']['age']['cdf']['values'] = [x + 15 for x in r['columns']['age']['cdf']['values']]
+
+    edit(path, hide_the_shift)
+    with pytest.raises(RecordError, match='does not match its seal') as e:
+        ing.reference_profile(Workspace.open(ws.root).store, ref)
+    assert str(path) in str(e.value)
+
+
+def test_drift_command_refuses_an_edited_profile_with_exit_2(ws, tmp_path, monkeypatch):
+    from lifecycle.data import commands
+    from conftest import make_workspace
+
+    w = make_workspace(tmp_path / 'w')
+    monkeypatch.chdir(w)
+    s = Workspace.open(w)
+    a = ing.ingest_batch([rows(60)], P, s, source='a.csv', fingerprint='a').snapshot['version']
+    b = ing.ingest_batch([rows(60, 3)], P, s, source='b.csv', fingerprint='b').snapshot['version']
+    ing.reference_profile(s.store, a)
+    edit(s.store.record_path('profiles', a), lambda r: r['columns']['age'].update(mean=0.0))
+    r = invoke(commands.drift, ['--reference', a, '--current', b], env={'LIFECYCLE_WORKSPACE': str(w)})
+    assert r.exit_code == 2 and 'does not match its seal' in r.stderr and f'profiles/{a}.json' in r.stderr
+
+
+def test_an_edited_feature_set_record_is_refused(ws):
+    fs = register_feature_set(ws.store, FP)
+    assert check_feature_set(ws.store, FP, fs['version'])['inputs'] == ['age']
+    edit(ws.store.record_path('features', fs['version']), lambda r: r.update(inputs=['age', 'salary']))
+    with pytest.raises(RecordError, match='features'):
+        check_feature_set(Workspace.open(ws.root).store, FP, fs['version'])
+
+
+def test_a_record_moved_to_another_id_or_stripped_of_its_seal_is_refused(ws):
+    v1 = ing.ingest_batch([rows(4)], P, ws, source='a.csv', fingerprint='a').snapshot['version']
+    v2 = ing.ingest_batch([rows(6)], P, ws, source='b.csv', fingerprint='b').snapshot['version']
+    p1, p2 = ws.store.record_path('datasets', v1), ws.store.record_path('datasets', v2)
+    p2.write_text(p1.read_text())  # a valid record under another name
+    with pytest.raises(RecordError, match='does not match its seal'):
+        ws.store.get_record('datasets', v2)
+    edit(p1, lambda r: r.pop('_seal'))
+    with pytest.raises(RecordError, match='carries no seal.*lifecycle migrate'):
+        ws.store.get_record('datasets', v1)
+
+
+def test_a_store_without_a_key_keeps_plain_records(tmp_path):
+    s = Store(tmp_path / 'store')
+    s.put_record('datasets', 'x', {'a': 1})
+    assert s.get_record('datasets', 'x') == {'a': 1} and '_seal' not in s.record_path('datasets', 'x').read_text()
+
+
+def test_migrate_seals_the_records_of_a_workspace_written_before_seals(ws):
+    v = ing.ingest_batch([rows(4)], P, ws, source='a.csv', fingerprint='a').snapshot['version']
+    ing.reference_profile(ws.store, v)
+    fs = register_feature_set(ws.store, FP)
+    for kind in SEALED_KINDS:  # the state as the previous format (1) wrote it: the same records, no seals
+        for p in (ws.store_dir / 'records' / kind).glob('*.json'):
+            edit(p, lambda r: r.pop('_seal'))
+    (ws.state_dir / FORMAT_FILE).write_text('1\n')
+    with pytest.raises(WorkspaceFormatError, match='lifecycle migrate'):
+        Workspace.open(ws.root)
+    out = migrate(Workspace.open(ws.root, migrating=True))
+    assert out['from_format'] == 1 and [s['step'] for s in out['steps']] == ['seal_records']
+    assert '1 datasets, 1 profiles, 1 features' in out['steps'][0]['did']
+    again = Workspace.open(ws.root)
+    assert ing.load_snapshot(again.store, v).shape == (4, 2)
+    assert check_feature_set(again.store, FP, fs['version'])['version'] == fs['version']
+    assert migrate(Workspace.open(ws.root, migrating=True))['steps'] == []  # safe to run again

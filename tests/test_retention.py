@@ -1,0 +1,69 @@
+"""Retention purges the data of expired snapshots only: an object another live snapshot shares stays, and the same
+content ingested again after a purge is a loadable snapshot. In-process, on three-row frames."""
+
+from __future__ import annotations
+from datetime import datetime, timedelta, timezone
+import pandas as pd
+import pytest
+from lifecycle.core.params import IngestParams, ColumnRule
+from lifecycle.core.workspace import Workspace
+from lifecycle.data import ingest as ing
+from lifecycle.data.retention import purge_expired
+
+
+def params(dataset: str, days: int | None) -> IngestParams:
+    return IngestParams(
+        dataset=dataset,
+        source='b.csv',
+        target='label',
+        retention_days=days,
+        columns={
+            'label': ColumnRule(dtype='str', personal=False, allowed=['Yes', 'No']),
+            'age': ColumnRule(dtype='int', personal=False),
+        },
+    )
+
+
+ROWS = pd.DataFrame({'label': ['Yes', 'No', 'Yes'], 'age': [30, 41, 52]})
+LATER = datetime.now(timezone.utc) + timedelta(days=2)
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    return Workspace.open(tmp_path)
+
+
+@pytest.mark.parametrize('other_days', [30, None])
+def test_a_purge_keeps_an_object_a_live_snapshot_still_shares(ws, other_days):
+    short = ing.ingest_batch([ROWS], params('short', 1), ws, source='b.csv', fingerprint='fp')
+    long = ing.ingest_batch([ROWS], params('long', other_days), ws, source='b.csv', fingerprint='fp')
+    assert short.snapshot['object'] == long.snapshot['object']  # same bytes, one object
+    purged = purge_expired(ws, LATER)
+    assert [e['version'] for e in purged] == [short.snapshot['version']]
+    assert ws.store.has(long.snapshot['object'])
+    pd.testing.assert_frame_equal(ing.load_snapshot(ws.store, long.snapshot['version']), ROWS)
+    with pytest.raises(ing.SnapshotPurged):
+        ing.load_snapshot(ws.store, short.snapshot['version'])
+
+
+def test_two_expired_snapshots_sharing_an_object_both_lose_it(ws):
+    a = ing.ingest_batch([ROWS], params('a', 1), ws, source='b.csv', fingerprint='fp')
+    ing.ingest_batch([ROWS], params('b', 1), ws, source='b.csv', fingerprint='fp')
+    assert len(purge_expired(ws, LATER)) == 2 and not ws.store.has(a.snapshot['object'])
+
+
+def test_the_same_content_ingested_after_a_purge_is_a_loadable_snapshot(ws):
+    p = params('short', 1)
+    first = ing.ingest_batch([ROWS], p, ws, source='b.csv', fingerprint='fp')
+    purge_expired(ws, LATER)
+    again = ing.ingest_batch([ROWS], p, ws, source='b.csv', fingerprint='fp')
+    assert again.status == 'accepted' and 'replayed_batch' not in set(again.violations.rule)
+    assert again.snapshot['version'] == first.snapshot['version'] + '.r1'
+    pd.testing.assert_frame_equal(ing.load_snapshot(ws.store, again.snapshot['version']), ROWS)
+    assert datetime.fromisoformat(again.snapshot['retention_until']) > datetime.now(timezone.utc)
+    with pytest.raises(ing.SnapshotPurged):  # the purged version stays purged; its lineage record remains
+        ing.load_snapshot(ws.store, first.snapshot['version'])
+    replay = ing.ingest_batch([ROWS], p, ws, source='b.csv', fingerprint='fp')
+    assert replay.snapshot['version'] == again.snapshot['version'] and 'replayed_batch' in set(replay.violations.rule)
