@@ -9,6 +9,7 @@ import typer
 from . import commands as app_cmds
 from ..core import commands as core_cmds
 from ..data import commands as data_cmds
+from ..data import init_command
 from ..release import commands as release_cmds
 from ..serve import commands as serve_cmds
 from ..deliver import commands as deliver_cmds
@@ -35,6 +36,7 @@ for _cmd in (
     app_cmds.run,
     app_cmds.status,
     app_cmds.site,
+    init_command.init,
     data_cmds.ingest,
     data_cmds.drift,
     release_cmds.approve,

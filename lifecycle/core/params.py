@@ -8,14 +8,14 @@ import re
 from pathlib import Path
 from typing import Literal
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
 __all__ = ['REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'ParamsError', 'load_file', 'PiiRule', 'ColumnRule',
            'IngestFlags', 'DriftRules', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec',
-           'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'CostMatrix', 'ValidateParams',
-           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
-           'GuardParams', 'ExperimentParams', 'RolloutParams', 'load_params', 'stage_params']
+           'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'CostMatrix',
+           'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold',
+           'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -121,6 +121,13 @@ class DriftRules(_Strict):
     exclude: list[str] = []  # columns not compared, e.g. a time column that drifts by construction
 
 
+def _date_text(v):
+    "YAML reads an unquoted 2021-06-30 as a date: keep it as its ISO text."
+    import datetime as dt
+
+    return v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v
+
+
 class IngestParams(_Strict):
     "Where the batch comes from and the contract it must meet."
 
@@ -129,7 +136,7 @@ class IngestParams(_Strict):
     query: str | None = None  # for a SQLAlchemy URL source: the SELECT that yields the batch
     target: str
     split_column: str | None = None  # rows with split_column <= train_until train; later values are future batches
-    train_until: int | None = None
+    train_until: int | float | str | None = None  # a number, or a date (YYYY-MM-DD) for a date column
     policy: Literal['fail_closed', 'fail_open'] = 'fail_closed'
     flags: IngestFlags = IngestFlags()
     chunk_rows: int = Field(100_000, ge=1)
@@ -138,6 +145,11 @@ class IngestParams(_Strict):
     retention_days: int | None = Field(None, ge=0)
     drift: DriftRules = DriftRules()
     columns: dict[str, ColumnRule]
+
+    @field_validator('train_until', mode='before')
+    @classmethod
+    def _until_text(cls, v):
+        return _date_text(v)
 
     @model_validator(mode='after')
     def _columns_known(self):
@@ -173,7 +185,9 @@ class FeaturesParams(_Strict):
 
     task: Literal['classification', 'regression'] = 'classification'
     target: str
-    positive_class: str | None = None  # classification: the label that counts as 1
+    positive_class: bool | int | float | str | None = (
+        None  # classification: the label that counts as 1, as the target holds it
+    )
     features: list[FeatureDef] = Field(min_length=1)
 
     @model_validator(mode='after')
@@ -206,6 +220,29 @@ class SweepSpec(_Strict):
     max_trials: int = Field(20, ge=1)
 
 
+class SplitSpec(_Strict):
+    "How the holdout is set aside: at random (stratified by a classification target), after a date, or by whole groups."
+
+    method: Literal['random', 'date', 'group'] = 'random'
+    column: str | None = None  # date: the date column; group: the column whose groups never straddle the split
+    cutoff: str | None = None  # date: rows after this date are the holdout; none: the latest `holdout_fraction`
+
+    @field_validator('cutoff', mode='before')
+    @classmethod
+    def _cutoff_text(cls, v):
+        return _date_text(v)
+
+    @model_validator(mode='after')
+    def _column_for_method(self):
+        if self.method != 'random' and not self.column:
+            raise ValueError(f"a {self.method} split needs 'column'")
+        if self.method == 'random' and self.column:
+            raise ValueError("a random split takes no 'column'; use method: date or group")
+        if self.cutoff is not None and self.method != 'date':
+            raise ValueError("'cutoff' applies to a date split only")
+        return self
+
+
 class TrainParams(_Strict):
     "How a model is trained and tracked."
 
@@ -217,6 +254,7 @@ class TrainParams(_Strict):
     early_stopping: bool = True  # stop boosting when a validation split stops improving
     model: ModelSpec
     sweep: SweepSpec | None = None
+    split: SplitSpec = SplitSpec()  # how the holdout is set aside
 
 # %% ../../nbs/api/core/04_params.ipynb #2d2a191d
 def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
@@ -509,6 +547,9 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
                 problems.append(
                     f"{d / 'features.yaml'}: key 'features': feature {f.name!r} is not a column declared in ingest.yaml"
                 )
+        sc = res['train'].split.column
+        if sc is not None and sc not in cols:
+            problems.append(f"{d / 'train.yaml'}: key 'split.column': {sc!r} is not a column declared in ingest.yaml")
         for a in res['validate'].protected_attributes:
             if a not in cols:
                 problems.append(

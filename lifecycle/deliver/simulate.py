@@ -15,6 +15,7 @@ from ..data.ingest import load_snapshot
 from ..model import stages
 from ..model.registry import alias_version
 from ..model.train import split_holdout
+from ..data.stages import in_training
 
 # %% auto #0
 __all__ = ['SKEW_FACTOR', 'skewed_extract', 'train_candidate', 'later_rows', 'send_traffic']
@@ -49,7 +50,12 @@ def train_candidate(
     tp2 = tp.model_copy(update={'model': spec, 'sweep': None})
     validate_model_params(tp2, 'train_candidate')
     split = split_holdout(
-        load_snapshot(ws.store, ds), fp.target, tp.holdout_fraction, tp.seed, stratify=fp.task == 'classification'
+        load_snapshot(ws.store, ds),
+        fp.target,
+        tp.holdout_fraction,
+        tp.seed,
+        stratify=fp.task == 'classification',
+        how=tp.split,
     )
     if degrade:
         if fp.task != 'classification':
@@ -93,7 +99,7 @@ def later_rows(ws: Workspace) -> pd.DataFrame:
 
     ip = ws.params['ingest']
     df = pd.concat(read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None)), ignore_index=True)
-    return df[df[ip.split_column] > ip.train_until].reset_index(drop=True) if ip.split_column else df
+    return df[~in_training(df[ip.split_column], ip.train_until)].reset_index(drop=True) if ip.split_column else df
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
 def send_traffic(

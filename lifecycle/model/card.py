@@ -100,8 +100,13 @@ def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
             f"## Composition\n{record['rows']} rows, {len(record['columns'])} columns; duplicate rate "
             f"{q.get('duplicate_rate', 'n/a')}. Role: {record['role']}.\n\n" + _table(cols),
             f"## Collection process\nSource `{record['source']}`, ingested {record['created']} under the "
-            f"{record.get('policy', 'fail_closed')} policy with flags {record.get('flags')}; rows where "
-            f"`{ingest['split_column']}` <= {ingest['train_until']}. Parent snapshot: {record.get('parent') or 'none'}.",
+            f"{record.get('policy', 'fail_closed')} policy with flags {record.get('flags')}; "
+            + (
+                f"rows where `{ingest['split_column']}` <= {ingest['train_until']}"
+                if ingest.get('split_column')
+                else 'every row of the source'
+            )
+            + f". Parent snapshot: {record.get('parent') or 'none'}.",
             "## Preprocessing\n"
             + (
                 f"Masked before storage: {', '.join(masked)} (masking-config hash "

@@ -87,6 +87,7 @@ def train(
             tp.holdout_fraction,
             tp.seed,
             stratify=fp.task == 'classification',
+            how=tp.split,
         )
     train_df, holdout = split
     holdout_id = ws.store.put_frame(holdout)
