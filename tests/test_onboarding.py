@@ -161,7 +161,7 @@ def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
 
     ws = make_workspace(tmp_path / 'ws')
     (ws / 'data').mkdir()
-    customers(600).drop(columns=['email']).to_csv(ws / 'data' / 'customers.csv', index=False)
+    customers(2000).drop(columns=['email']).to_csv(ws / 'data' / 'customers.csv', index=False)
     env = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
     r = cli(ws, 'init', '--from', 'data/customers.csv', '--target', 'churned', env=env)
     assert r.returncode == 0, r.stderr
@@ -172,3 +172,106 @@ def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
     v = stages['validate']['outputs']
     assert v['validation_passed'] and {g['kind'] for g in v['gates']} >= {'threshold', 'fairness'}
     assert stages['train']['outputs']['serving_form'] == 'onnx'
+
+
+def test_a_five_row_group_shows_its_count_only_and_does_not_decide():
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import evaluate_gates, fairness_metrics, group_metrics
+
+    rng = np.random.default_rng(4)
+    attr = pd.DataFrame({'sex': ['Female'] * 120 + ['Male'] * 120 + ['Other'] * 5})
+    y = rng.integers(0, 2, 245)
+    p = np.where(np.arange(245) >= 240, 0.99, np.clip(y * 0.2 + rng.random(245) * 0.8, 0, 1))
+    gm = group_metrics(attr, y, p, min_size=30).set_index('group')
+    assert gm.loc['Other', 'rows'] == 5 and not gm.loc['Other', 'published']
+    assert (
+        gm.loc['Other'].drop(['attribute', 'rows', 'published']).isna().all()
+    )  # no metric of the small group is published
+    assert (gm.loc[['Female', 'Male'], 'accuracy_low'] < gm.loc[['Female', 'Male'], 'accuracy']).all()
+    vp = ValidateParams(
+        gates={}, protected_attributes=['sex'], fairness_gates={'demographic_parity_difference': {'max': 0.15}}
+    )
+    fm = fairness_metrics(attr, y, p, min_size=vp.min_group_size)
+    small_decides = fairness_metrics(attr, y, p, min_size=vp.min_group_size, gate_small=True)
+    g = evaluate_gates({}, vp, fairness=fm)
+    assert g.verdict.tolist() == ['pass'] and '(5 rows)' in g.note[0]
+    assert evaluate_gates({}, vp, fairness=small_decides).verdict.tolist() == ['fail']
+
+
+def test_champion_comparison_on_a_small_holdout_uses_the_interval_of_the_difference():
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import evaluate_gates
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 250)
+    champ = np.clip(y * 0.25 + rng.random(250) * 0.75, 0, 1)
+    chal = np.clip(champ + rng.normal(0, 0.08, 250), 0, 1)
+    a, c = roc_auc_score(y, chal), roc_auc_score(y, champ)
+    vp = ValidateParams(gates={}, champion_tolerance=0.01)
+    assert a < c - 0.01 * 0.5  # behind by a point difference a fixed cut may well block
+    g = evaluate_gates(
+        {'roc_auc': a}, vp, champion={'version': '3', 'metrics': {'roc_auc': c}, 'scores': champ}, y=y, scores=chal
+    )
+    assert g.verdict.tolist() == ['pass'] and '95% interval' in g.note[0] and 'on 250 holdout rows' in g.note[0]
+    worse = rng.random(250)
+    g = evaluate_gates(
+        {'roc_auc': roc_auc_score(y, worse)},
+        vp,
+        champion={'version': '3', 'metrics': {'roc_auc': c}, 'scores': champ},
+        y=y,
+        scores=worse,
+    )
+    assert g.verdict.tolist() == ['fail']
+
+
+def test_a_gate_looser_than_the_policy_is_refused_unless_approved(tmp_path):
+    out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')
+    v = yaml.safe_load((out / 'validate.yaml').read_text())
+    v['gates']['roc_auc'] = {'min': 0.55}
+    (out / 'validate.yaml').write_text(yaml.safe_dump(v))
+    with pytest.raises(ParamsError, match=r"key 'gates.roc_auc': limit >= 0.55 is looser than policy.yaml's >= 0.6"):
+        load_params(out)
+    v['policy_exceptions'] = {'roc_auc': {'approved_by': 'dave', 'reason': 'pilot on a new region'}}
+    (out / 'validate.yaml').write_text(yaml.safe_dump(v))
+    vp = load_params(out)['validate']
+    from lifecycle.model.validate import evaluate_gates
+
+    g = evaluate_gates({'roc_auc': 0.57}, vp, policy=load_params(out)['policy']).set_index('gate')
+    assert g.loc['roc_auc', 'verdict'] == 'pass' and 'approved by dave' in g.loc['roc_auc', 'note']
+
+
+def test_accuracy_gate_against_the_majority_class_baseline():
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import classification_metrics, evaluate_gates
+
+    y = np.array([0] * 80 + [1] * 20)
+    always_no = np.zeros(100)
+    m = classification_metrics(y, always_no + 0.1)
+    assert m['accuracy'] == m['baseline_accuracy'] == 0.8
+    vp = ValidateParams(gates={'accuracy': {'min_over_baseline': 0.02}})
+    g = evaluate_gates(m, vp)
+    assert g.verdict.tolist() == ['fail'] and g.limit[0] == '>= 0.82'
+    with pytest.raises(Exception, match='min_over_baseline applies to accuracy only'):
+        ValidateParams(gates={'roc_auc': {'min_over_baseline': 0.1}})
+
+
+def test_every_command_takes_params_and_the_last_runs_folder_is_the_default(tmp_path):
+    import shutil
+    from lifecycle.app.cli import app
+    from lifecycle.core.workspace import Workspace, remember_params
+
+    ws = scratch_workspace(tmp_path / 'ws')
+    shutil.copytree(ws / 'params', ws / 'params-b')
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+
+    def status(*a):
+        return json.loads(invoke(app, ["status", "--json", *a], env=env).stdout)["params_dir"]
+
+    assert status() == str((ws / 'params').resolve())
+    assert status('--params', str(ws / 'params-b')) == str((ws / 'params-b').resolve())
+    remember_params(Workspace.open(ws, params_dir=ws / 'params-b'))  # what `lifecycle run --params params-b` does
+    assert status() == str((ws / 'params-b').resolve())  # serve, flags, score ... default to it now
+    assert status('--params', str(ws / 'params')) == str((ws / 'params').resolve())
+    r = invoke(app, ['flags', 'show', '--params', str(ws / 'missing')], env=env)
+    assert r.exit_code == 2 and 'params folder not found' in r.output

@@ -274,8 +274,12 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
     train = "# Training proposed by `lifecycle init`; add a sweep (see the README) once the first run is green.\n"
     train += _block(dict(experiment=dataset, seed=42, holdout_fraction=0.25, model=model, split=split))
     metric = 'roc_auc' if cls else 'r2'
-    gates = {'roc_auc': {'min': 0.6}} if cls else {'r2': {'min': 0.1}}
-    validate = "# Gates proposed by `lifecycle init`: any failed gate stops the run before registration.\n"
+    gates = {'roc_auc': {'min': 0.6}, 'accuracy': {'min_over_baseline': 0.0}} if cls else {'r2': {'min': 0.1}}
+    floors = {'roc_auc': {'min': 0.6}} if cls else {'r2': {'min': 0.1}}
+    validate = (
+        "# Gates proposed by `lifecycle init`: any failed gate stops the run before registration. accuracy must\n"
+        "# beat the majority-class baseline; groups under min_group_size holdout rows show their count only.\n"
+    )
     validate += _block(
         dict(
             gates=gates,
@@ -285,6 +289,7 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
                 if cls and protected
                 else {}
             ),
+            min_group_size=30,
             champion_tolerance=0.01,
             champion_metrics=[metric],
         )
@@ -298,7 +303,7 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
                 'production': {'approver_role': 'compliance_officer'},
             },
             required_card_fields=['owners', 'intended_use', 'out_of_scope', 'limitations', 'ethical_considerations'],
-            thresholds=gates,
+            thresholds=floors,
             require_bias_evaluation=bool(cls and protected),
             protected_attributes=protected if cls else [],
             require_signature=True,

@@ -20,6 +20,23 @@ def _table(df: pd.DataFrame) -> str:
     )
 
 
+def _policy_differences(gates: pd.DataFrame) -> str:
+    "A sentence naming every gate whose limit differs from policy.yaml's default, or saying none does."
+    if 'note' not in gates:
+        return ''
+    marked = gates[gates.note.astype(str).str.contains('differs from the policy default|approved by')]
+    if not len(marked):
+        return "\n\nEvery limit above is the policy default (policy.yaml) or has none there."
+    return (
+        "\n\n**Limits that differ from the policy default:** "
+        + '; '.join(
+            f"{r.gate}: {r.limit} (policy: {r.policy})" + (f", {r.note.split('; ', 1)[1]}" if '; ' in r.note else '')
+            for r in marked.itertuples()
+        )
+        + '.'
+    )
+
+
 def model_card_markdown(
     facts: dict,
     cp: CardParams,
@@ -59,7 +76,7 @@ def model_card_markdown(
             f"## Factors\nProtected attributes evaluated: {', '.join(facts.get('protected_attributes') or []) or 'none'}. "
             f"Model inputs: {', '.join(facts['inputs'])}.",
             "## Metrics (holdout)\n" + _table(pd.DataFrame([m])),
-            "## Gates\n" + _table(gates),
+            "## Gates\n" + _table(gates) + _policy_differences(gates),
             "## Global explanation (permutation importance, drop in the holdout score)\n"
             + (_table(importance) if importance is not None and len(importance) else 'Not computed.'),
             f"## Training data\nSnapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
