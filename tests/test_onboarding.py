@@ -275,3 +275,25 @@ def test_every_command_takes_params_and_the_last_runs_folder_is_the_default(tmp_
     assert status('--params', str(ws / 'params')) == str((ws / 'params').resolve())
     r = invoke(app, ['flags', 'show', '--params', str(ws / 'missing')], env=env)
     assert r.exit_code == 2 and 'params folder not found' in r.output
+
+
+def test_the_ingest_cut_off_can_be_a_date_and_later_rows_arrive_by_month():
+    from lifecycle.core.params import IngestParams
+    from lifecycle.data.stages import batch_key, in_training
+
+    days = pd.Series(['2023-12-30', '2024-01-31', '2024-02-01', '2024-03-15', None])
+    assert in_training(days, '2024-01-31').tolist() == [True, True, False, False, False]
+    later = days[~in_training(days, '2024-01-31')]
+    assert batch_key(later, '2024-01-31').dropna().tolist() == ['2024-02', '2024-03']
+    assert in_training(pd.Series([1999, 2000, 2001]), 2000).tolist() == [True, True, False]
+    import datetime as dt
+
+    p = IngestParams(
+        dataset='d',
+        source='x.csv',
+        target='t',
+        split_column='day',
+        train_until=dt.date(2024, 1, 31),  # what YAML reads from an unquoted 2024-01-31
+        columns={'t': {'dtype': 'int', 'personal': False}, 'day': {'dtype': 'str', 'personal': False, 'kind': 'date'}},
+    )
+    assert p.train_until == '2024-01-31'

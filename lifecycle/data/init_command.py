@@ -69,6 +69,8 @@ class InitProposal(Result):
         for r in self.columns:
             t.add_row(*(str(r[c]) for c in ('column', 'dtype', 'kind', 'personal', 'pii', 'role', 'why')))
         c = Console()
+        if not c.is_terminal:
+            c = Console(width=160)  # piped or logged: one line per column
         c.print(t)
         for n in self.notes:
             c.print(f"note: {n}")

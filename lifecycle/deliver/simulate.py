@@ -14,7 +14,7 @@ from ..core.params import ModelSpec, validate_model_params
 from ..data.ingest import load_snapshot
 from ..model import stages
 from ..model.registry import alias_version
-from ..model.train import split_holdout
+from ..model.train import positive_mask, split_holdout
 from ..data.stages import in_training
 
 # %% auto #0
@@ -26,7 +26,7 @@ SKEW_FACTOR = 20  # the degraded candidate's extract repeats every row not of th
 
 def skewed_extract(df: pd.DataFrame, target: str, positive, factor: int = SKEW_FACTOR) -> pd.DataFrame:
     "`df` with every row whose `target` is not `positive` repeated `factor` times: the outcome mix of a faulty extract."
-    others = df[df[target] != positive]
+    others = df[~positive_mask(df[target], positive)]
     return pd.concat([df, *[others] * (factor - 1)], ignore_index=True)
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #6fe82187
@@ -79,7 +79,7 @@ def train_candidate(
         split=split,
         tags=dict(base_version=base, purpose=purpose, trained_by='simulation'),
     )
-    v = stages.validate(ws, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id)
+    v = stages.validate(ws, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id, policy=ps['policy'])
     reg = stages.register(
         ws,
         rp,
