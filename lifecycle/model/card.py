@@ -20,6 +20,10 @@ def _table(df: pd.DataFrame) -> str:
     )
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def _policy_differences(gates: pd.DataFrame) -> str:
     "A sentence naming every gate whose limit differs from policy.yaml's default, or saying none does."
     if 'note' not in gates:
@@ -81,7 +85,9 @@ def model_card_markdown(
             + (_table(importance) if importance is not None and len(importance) else 'Not computed.'),
             f"## Training data\nSnapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
             f"`{facts['source']}`), schema hash `{facts['schema_hash'][:16]}`, feature set `{facts['feature_set_version']}`.",
-            f"## Evaluation data\nStratified holdout of {facts['holdout_rows']} rows from the same snapshot.",
+            "## Evaluation data\n"
+            + _sentence(facts.get('split') or 'stratified holdout')
+            + f": {facts['holdout_rows']} rows from the same snapshot.",
             "## Quantitative analyses (per group)\n"
             + (_table(groups) if len(groups) else 'No protected attributes declared.'),
             f"## Ethical considerations\n{cp.ethical_considerations}",

@@ -424,6 +424,7 @@ def model_card(
         schema_hash=snap['schema_hash'],
         feature_set_version=feature_set_version,
         holdout_rows=int(metrics['rows']),
+        split=params.get('split'),
         protected_attributes=vp.protected_attributes,
         serving_form=('ONNX (parity with scikit-learn within ' + tags.get('onnx_max_abs_diff', '?') + ')')
         if tags.get('serving_form') == 'onnx'

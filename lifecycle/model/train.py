@@ -12,7 +12,7 @@ import pandas as pd
 from ..core.params import TrainParams, FeaturesParams, estimator_class, REGRESSION_FAMILIES
 
 # %% auto #0
-__all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'positive_mask', 'xy',
+__all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'positive_mask', 'describe_split', 'xy',
            'pinned_requirements', 'predict_scores', 'fit_metrics', 'portable_artifacts', 'sweep', 'train_and_log']
 
 # %% ../../nbs/api/model/01_train.ipynb #f551bf30
@@ -115,6 +115,16 @@ def positive_mask(values: pd.Series, positive) -> np.ndarray:
         return text.map(lambda v: v is not None and _as_bool(v) is positive).to_numpy(dtype=bool)
     alts = {str(positive)} | ({f'{positive:g}'} if isinstance(positive, (int, float)) else set())
     return text.isin(alts).to_numpy()
+
+
+def describe_split(how, fraction: float = 0.25) -> str:
+    "How the holdout was set aside, in words (logged with the run; the model card quotes it)."
+    if how is None or how.method == 'random':
+        return f'random holdout of {fraction:.0%} (stratified by class for classification)'
+    if how.method == 'date':
+        after = f'after {how.cutoff}' if how.cutoff else f'in the latest {fraction:.0%}'
+        return f"holdout of the rows {after} by {how.column!r}"
+    return f"holdout of whole groups of {how.column!r} ({fraction:.0%} of rows)"
 
 
 def xy(df: pd.DataFrame, inputs: list[str], fp: FeaturesParams) -> tuple[pd.DataFrame, np.ndarray]:
@@ -254,6 +264,7 @@ def train_and_log(
                 'family': tp.model.family,
                 'seed': tp.seed,
                 'holdout_fraction': tp.holdout_fraction,
+                'split': describe_split(tp.split, tp.holdout_fraction),
                 'max_iterations': tp.max_iterations,
                 'early_stopping': tp.early_stopping,
                 'sweep_trials': 0 if trials is None else len(trials),
