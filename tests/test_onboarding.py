@@ -55,6 +55,15 @@ def test_proposal_declares_every_column_and_passes_the_schemas(tmp_path):
     assert 'client0' not in why and '400 of 400 values look like a e-mail address' in why
 
 
+def test_an_all_null_column_is_declared_and_left_out(tmp_path):
+    df = customers(100).assign(notes=None, score=np.nan)
+    pr = propose_params(df, target='churned', source='c.csv')
+    ps = load_params(write_params(pr, tmp_path / 'p'))
+    assert ps['ingest'].columns['notes'].max_null_rate == 1.0 and ps['ingest'].columns['score'].max_null_rate == 1.0
+    roles = dict(zip(pr.columns.column, pr.columns.role))
+    assert roles['notes'] == 'excluded: free text' and roles['score'] == 'excluded: constant'
+
+
 def test_proposal_for_regression_and_boolean_targets(tmp_path):
     df = customers().drop(columns=['signup', 'email'])
     reg = propose_params(df.assign(spend=df['education-num'] * 3.5 + 0.25), target='spend', source='x.csv')

@@ -104,7 +104,7 @@ def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: 
     nulls = float(s.isna().mean()) if len(s) else 0.0
     if nulls > 0:
         rule['max_null_rate'] = _round_up(nulls + null_margin)
-    if pii is None and cats is not None:
+    if pii is None and cats:
         rule['allowed'] = cats
     if pii is None and kind == 'value' and dtype in ('int', 'float') and len(v):
         rule['min'], rule['max'] = _number(v.min()), _number(v.max())
