@@ -6,9 +6,11 @@ ones that report have `--json`; expected failures print one paragraph and exit n
 # %% ../../nbs/api/app/03_cli.ipynb #80674d09
 from __future__ import annotations
 import typer
+from ..core.cli_support import with_params_option
 from . import commands as app_cmds
 from ..core import commands as core_cmds
 from ..data import commands as data_cmds
+from ..data import init_command
 from ..release import commands as release_cmds
 from ..serve import commands as serve_cmds
 from ..deliver import commands as deliver_cmds
@@ -35,6 +37,7 @@ for _cmd in (
     app_cmds.run,
     app_cmds.status,
     app_cmds.site,
+    init_command.init,
     data_cmds.ingest,
     data_cmds.drift,
     release_cmds.approve,
@@ -43,14 +46,14 @@ for _cmd in (
     serve_cmds.score,
     core_cmds.migrate,
 ):
-    app.command()(_cmd)
+    app.command()(with_params_option(_cmd))
 
 # %% ../../nbs/api/app/03_cli.ipynb #e861f505
 def _group(name: str, help: str, commands: dict) -> typer.Typer:
     "A command group of `lifecycle`: `lifecycle NAME COMMAND`."
     g = typer.Typer(help=help, no_args_is_help=True)
     for cmd_name, fn in commands.items():
-        g.command(cmd_name)(fn)
+        g.command(cmd_name)(with_params_option(fn))
     app.add_typer(g, name=name)
     return g
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, CommandError, Result, dumps, EXIT_STAGE, EXIT_INPUT
-from ..core.workspace import Workspace
+from ..core.workspace import Workspace, remember_params
 
 # %% auto #0
 __all__ = ['RunOutcome', 'run', 'StatusView', 'status', 'SiteRendered', 'site']
@@ -82,7 +82,7 @@ def run(
     from lifecycle.app.pipeline import run_pipeline, StageFailed, STAGES
     from lifecycle.core.locks import LockBusy, describe
 
-    s = Workspace.open(params_dir=params)
+    s = Workspace.open(params_dir=params, remembered=False)  # a run reads params/ unless --params says otherwise
     console = Console(stderr=True, quiet=as_json)
     status = console.status('starting')
 
@@ -105,6 +105,8 @@ def run(
             status.update('waiting for the run in progress')
 
         try:
+            s.params  # validated before anything is remembered or run
+            remember_params(s)  # the next command defaults to this run's params folder
             manifest, results = run_pipeline(s, force=force, on_event=on_event, wait=wait, on_wait=on_wait)
         except LockBusy as e:
             raise CommandError(
@@ -144,6 +146,8 @@ class StatusView(Result):
 
         st, c = self.status, Console()
         c.print(f"workspace  {st['workspace']}\nstate      {st['state_dir']}\ntracking   {st['tracking_uri']}")
+        if st.get('params_dir'):
+            c.print(f"params     {st['params_dir']}")
         for m in st['models']:
             c.print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")
         for d in st['datasets']:

@@ -64,7 +64,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         'validate',
         '04_validate.ipynb',
-        ('validate', 'features', 'register'),
+        ('validate', 'features', 'register', 'policy'),
         ('mlflow_run_id', 'model_uri', 'holdout_id'),
         ('roc_auc', 'accuracy'),
         _champion_run,

@@ -35,6 +35,7 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
     return dict(
         workspace=str(ws.root),
         state_dir=str(ws.state_dir),
+        params_dir=str(ws.params_dir),  # --params, else the folder the last run used, else params/
         tracking_uri=ws.tracking_uri,
         models=models,
         datasets=datasets,

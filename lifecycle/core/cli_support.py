@@ -16,7 +16,7 @@ import typer
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'COMMON_ERRORS', 'CommandError', 'finite', 'dumps',
-           'Result', 'exit_code_for', 'fail', 'command', 'invoke', 'scratch_workspace']
+           'Result', 'exit_code_for', 'fail', 'command', 'invoke', 'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
@@ -153,3 +153,44 @@ def scratch_workspace(dest: str | Path | None = None, source: str | Path | None 
     shutil.copy(src / 'settings.ini', dest / 'settings.ini')
     shutil.copytree(src / 'params', dest / 'params', dirs_exist_ok=True)
     return dest
+
+# %% ../../nbs/api/core/11_cli_support.ipynb #82817e90
+def with_params_option(fn):
+    "`fn` with a `--params DIR` option added (unless it has one): the command then reads its params from DIR."
+    import inspect
+    import os
+    from typing import Optional
+
+    sig = inspect.signature(fn, eval_str=True)
+    if 'params' in sig.parameters:
+        return fn
+
+    @functools.wraps(fn)
+    def run(*args, params=None, **kwargs):
+        if params is None:
+            return fn(*args, **kwargs)
+        d = Path(params).expanduser().resolve()
+        if not d.is_dir():
+            fail(
+                f"--params {params}: params folder not found (looked at {d})", EXIT_INPUT, kwargs.get('as_json', False)
+            )
+        old = os.environ.get('LIFECYCLE_PARAMS_DIR')
+        os.environ['LIFECYCLE_PARAMS_DIR'] = str(d)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if old is None:
+                os.environ.pop('LIFECYCLE_PARAMS_DIR', None)
+            else:
+                os.environ['LIFECYCLE_PARAMS_DIR'] = old
+
+    opt = inspect.Parameter(
+        'params',
+        inspect.Parameter.KEYWORD_ONLY,
+        default=typer.Option(
+            None, '--params', help="Folder of params YAML files (default: the folder the last run used, else params/)."
+        ),
+        annotation=Optional[Path],
+    )
+    run.__signature__ = sig.replace(parameters=[*sig.parameters.values(), opt])
+    return run

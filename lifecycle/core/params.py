@@ -13,9 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 # %% auto #0
 __all__ = ['REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'ParamsError', 'load_file', 'PiiRule', 'ColumnRule',
            'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec',
-           'SweepSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'CostMatrix',
-           'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold',
-           'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams', 'load_params', 'stage_params']
+           'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
+           'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
+           'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams',
+           'looser_than_policy', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -169,6 +170,13 @@ class CsvDialect(_Strict):
         return self
 
 
+def _date_text(v):
+    "YAML reads an unquoted 2021-06-30 as a date: keep it as its ISO text."
+    import datetime as dt
+
+    return v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v
+
+
 class IngestParams(_Strict):
     "Where the batch comes from and the contract it must meet."
 
@@ -178,7 +186,7 @@ class IngestParams(_Strict):
     csv: CsvDialect = CsvDialect()  # how CSV files of this dataset are read
     target: str
     split_column: str | None = None  # rows with split_column <= train_until train; later values are future batches
-    train_until: int | None = None
+    train_until: int | float | str | None = None  # a number, or a date (YYYY-MM-DD) for a date column
     policy: Literal['fail_closed', 'fail_open'] = 'fail_closed'
     flags: IngestFlags = IngestFlags()
     chunk_rows: int = Field(100_000, ge=1)
@@ -187,6 +195,11 @@ class IngestParams(_Strict):
     retention_days: int | None = Field(None, ge=0)
     drift: DriftRules = DriftRules()
     columns: dict[str, ColumnRule]
+
+    @field_validator('train_until', mode='before')
+    @classmethod
+    def _until_text(cls, v):
+        return _date_text(v)
 
     @model_validator(mode='after')
     def _columns_known(self):
@@ -222,7 +235,9 @@ class FeaturesParams(_Strict):
 
     task: Literal['classification', 'regression'] = 'classification'
     target: str
-    positive_class: str | None = None  # classification: the label that counts as 1
+    positive_class: bool | int | float | str | None = (
+        None  # classification: the label that counts as 1, as the target holds it
+    )
     features: list[FeatureDef] = Field(min_length=1)
 
     @model_validator(mode='after')
@@ -255,6 +270,29 @@ class SweepSpec(_Strict):
     max_trials: int = Field(20, ge=1)
 
 
+class SplitSpec(_Strict):
+    "How the holdout is set aside: at random (stratified by a classification target), after a date, or by whole groups."
+
+    method: Literal['random', 'date', 'group'] = 'random'
+    column: str | None = None  # date: the date column; group: the column whose groups never straddle the split
+    cutoff: str | None = None  # date: rows after this date are the holdout; none: the latest `holdout_fraction`
+
+    @field_validator('cutoff', mode='before')
+    @classmethod
+    def _cutoff_text(cls, v):
+        return _date_text(v)
+
+    @model_validator(mode='after')
+    def _column_for_method(self):
+        if self.method != 'random' and not self.column:
+            raise ValueError(f"a {self.method} split needs 'column'")
+        if self.method == 'random' and self.column:
+            raise ValueError("a random split takes no 'column'; use method: date or group")
+        if self.cutoff is not None and self.method != 'date':
+            raise ValueError("'cutoff' applies to a date split only")
+        return self
+
+
 class TrainParams(_Strict):
     "How a model is trained and tracked."
 
@@ -266,6 +304,7 @@ class TrainParams(_Strict):
     early_stopping: bool = True  # stop boosting when a validation split stops improving
     model: ModelSpec
     sweep: SweepSpec | None = None
+    split: SplitSpec = SplitSpec()  # how the holdout is set aside
 
 # %% ../../nbs/api/core/04_params.ipynb #2d2a191d
 def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
@@ -313,6 +352,14 @@ class Gate(_Strict):
 
     min: float | None = None
     max: float | None = None
+    min_over_baseline: float | None = None  # accuracy only: at least the majority-class baseline plus this
+
+
+class PolicyException(_Strict):
+    "A gate allowed looser than policy.yaml's limit: who approved it, and why."
+
+    approved_by: str = Field(min_length=1)
+    reason: str = Field(min_length=1)
 
 
 class CostMatrix(_Strict):
@@ -337,6 +384,18 @@ class ValidateParams(_Strict):
     )  # challenger may trail the champion by at most this; None: no gate
     champion_metrics: list[str] = ['roc_auc']
     permutation_repeats: int = Field(5, ge=1)
+    min_group_size: int = Field(30, ge=1)  # groups with fewer holdout rows: their count only, no metrics, not gated
+    gate_small_groups: bool = False  # true: groups below min_group_size count in the fairness gates too
+    confidence: float = Field(0.95, gt=0.5, lt=1)  # intervals per group and of the difference with the champion
+    bootstrap_rounds: int = Field(1000, ge=100)  # resamples of the holdout for the champion comparison
+    policy_exceptions: dict[str, PolicyException] = {}  # gates approved looser than policy.yaml's thresholds
+
+    @model_validator(mode='after')
+    def _baseline_for_accuracy(self):
+        for m, g in self.gates.items():
+            if g.min_over_baseline is not None and m != 'accuracy':
+                raise ValueError(f"gates.{m}: min_over_baseline applies to accuracy only (the majority-class rate)")
+        return self
 
 # %% ../../nbs/api/core/04_params.ipynb #e340e313
 class RegisterParams(_Strict):
@@ -526,6 +585,33 @@ STAGE_SCHEMAS: dict[str, type[BaseModel]] = dict(
 RUNTIME_SCHEMAS: dict[str, type[BaseModel]] = dict(policy=PolicyParams, flags=FlagsParams, rollout=RolloutParams)
 
 # %% ../../nbs/api/core/04_params.ipynb #7dc67bac
+def _limit(g) -> str:
+    "A gate's bounds as text, e.g. `>= 0.7 and <= 0.9`."
+    parts = [f">= {g.min:g}" if g.min is not None else '', f"<= {g.max:g}" if g.max is not None else '']
+    if getattr(g, 'min_over_baseline', None) is not None:
+        parts.append(f">= baseline + {g.min_over_baseline:g}")
+    return ' and '.join(x for x in parts if x) or '(none)'
+
+
+def looser_than_policy(vp: ValidateParams, policy: PolicyParams, path) -> list[str]:
+    "The gates of `vp` looser than the policy's thresholds without an approved exception, as refusals."
+    out = []
+    for m, floor in policy.thresholds.items():
+        g = vp.gates.get(m)
+        if g is None or m in vp.policy_exceptions:
+            continue
+        low = floor.min is not None and g.min is not None and g.min < floor.min
+        high = floor.max is not None and (g.max is None or g.max > floor.max)
+        no_min = floor.min is not None and g.min is None and g.min_over_baseline is None
+        if low or high or no_min:
+            out.append(
+                f"{path}: key 'gates.{m}': limit {_limit(g)} is looser than policy.yaml's {_limit(floor)}; "
+                f"tighten it, or record who approved the exception under 'policy_exceptions.{m}' "
+                "(approved_by, reason)"
+            )
+    return out
+
+
 def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     "Validate every stage's params file in `params_dir`; collect all problems into one error."
     d = Path(params_dir)
@@ -560,6 +646,10 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
                 problems.append(
                     f"{d / 'features.yaml'}: key 'features': feature {f.name!r} is not a column declared in ingest.yaml"
                 )
+        sc = res['train'].split.column
+        if sc is not None and sc not in cols:
+            problems.append(f"{d / 'train.yaml'}: key 'split.column': {sc!r} is not a column declared in ingest.yaml")
+        problems += looser_than_policy(res['validate'], res['policy'], d / 'validate.yaml')
         for a in res['validate'].protected_attributes:
             if a not in cols:
                 problems.append(
@@ -583,7 +673,7 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
 
 def stage_params(stage: str, given: dict | None = None, params_dir: str | Path | None = None) -> BaseModel:
     "A stage's validated params: the dict the pipeline passed, else read from `params_dir` (interactive use)."
-    schema = STAGE_SCHEMAS[stage]
+    schema = {**STAGE_SCHEMAS, **RUNTIME_SCHEMAS}[stage]
     if given is not None:
         try:
             return schema.model_validate(given)

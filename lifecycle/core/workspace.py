@@ -5,6 +5,7 @@ command, stage, server and test."""
 
 # %% ../../nbs/api/core/10_workspace.ipynb #d3ca9895
 from __future__ import annotations
+import os
 from dataclasses import fields, replace
 from functools import cached_property
 from pathlib import Path
@@ -14,8 +15,9 @@ from .store import Store, atomic_write
 from .audit import append, default_actor
 
 # %% auto #0
-__all__ = ['FORMAT_FILE', 'MIGRATIONS', 'WorkspaceFormatError', 'migration', 'latest_format', 'record_format', 'seal_records',
-           'stored_format', 'write_format', 'check_format', 'Workspace', 'migrate']
+__all__ = ['FORMAT_FILE', 'MIGRATIONS', 'PARAMS_FILE', 'WorkspaceFormatError', 'migration', 'latest_format', 'record_format',
+           'seal_records', 'stored_format', 'write_format', 'check_format', 'remember_params', 'remembered_params',
+           'Workspace', 'migrate']
 
 # %% ../../nbs/api/core/10_workspace.ipynb #bbc4e76b
 class WorkspaceFormatError(SettingsError):
@@ -117,17 +119,42 @@ def check_format(s: Settings, migrating: bool = False) -> int:
         )
     return found
 
+# %% ../../nbs/api/core/10_workspace.ipynb #f67684e5
+PARAMS_FILE = 'params_dir'
+
+
+def remember_params(ws: Settings) -> Path:
+    "Record `ws.params_dir` as the folder the next command defaults to (atomically, in the state folder)."
+    ws.state_dir.mkdir(parents=True, exist_ok=True)
+    return atomic_write(ws.state_dir / PARAMS_FILE, f'{Path(ws.params_dir).resolve()}\n')
+
+
+def remembered_params(state_dir: str | Path) -> Path | None:
+    "The params folder the last run used, if one is recorded and still exists."
+    p = Path(state_dir) / PARAMS_FILE
+    if not p.is_file():
+        return None
+    d = Path(p.read_text(encoding='utf-8', errors='replace').strip())
+    return d if d.is_absolute() and d.is_dir() else None
+
 # %% ../../nbs/api/core/10_workspace.ipynb #a8a5e5d0
 class Workspace(Settings):
     "An opened workspace: its settings, plus its params, store, tracking, audit log and keys, each made on first use."
 
     @classmethod
     def open(
-        cls, root: str | Path | None = None, *, params_dir: str | Path | None = None, migrating: bool = False
+        cls,
+        root: str | Path | None = None,
+        *,
+        params_dir: str | Path | None = None,
+        migrating: bool = False,
+        remembered: bool = True,
     ) -> Workspace:
-        "Find (as `load_settings` does) and open a workspace; refuse state of another format (see `lifecycle migrate`)."
+        "Find and open a workspace (refusing another state format); params from `params_dir`, else the last run's."
         s = load_settings(root)
         ws = cls(**{f.name: getattr(s, f.name) for f in fields(Settings)})
+        if params_dir is None and remembered and not os.environ.get('LIFECYCLE_PARAMS_DIR'):
+            params_dir = remembered_params(ws.state_dir)
         if params_dir is not None:
             ws = ws.with_params(params_dir)
         check_format(ws, migrating)

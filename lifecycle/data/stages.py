@@ -16,7 +16,7 @@ from .features import build_transformer, feature_summary, register_feature_set
 from .ingest import BatchRejected, BatchResult, ingest_batch, load_snapshot, resolve_reference
 
 # %% auto #0
-__all__ = ['IngestResult', 'later_values', 'ingest', 'drift_report', 'FeaturesResult', 'features']
+__all__ = ['IngestResult', 'batch_key', 'in_training', 'later_values', 'ingest', 'drift_report', 'FeaturesResult', 'features']
 
 # %% ../../nbs/api/data/08_stages.ipynb #d28d0689
 @dataclass(frozen=True, eq=False)
@@ -52,11 +52,28 @@ def _chunks(ws: Workspace, p: IngestParams, keep=None):
     return chunks if keep is None else (c[keep(c)] for c in chunks)
 
 
+def batch_key(values: pd.Series, cut) -> pd.Series:
+    "The batch each row belongs to: its split value, or its month (`YYYY-MM`) when the cut-off is a date."
+    if isinstance(cut, str):
+        return pd.to_datetime(values, errors='coerce', format='mixed').dt.strftime('%Y-%m')
+    return values
+
+
+def in_training(values: pd.Series, cut) -> pd.Series:
+    "Whether each row is on or before the training cut-off: numbers compared as numbers, a date cut-off as dates."
+    if isinstance(cut, str):
+        return pd.to_datetime(values, errors='coerce', format='mixed') <= pd.Timestamp(cut)
+    return values <= cut
+
+
 def later_values(ws: Workspace, p: IngestParams) -> list:
-    "The values of the split column after the training cut, in order: each one is an arriving batch."
+    "The batches after the training cut, in order: each later value (month, for a date cut-off) is an arriving batch."
     if not p.split_column:
         return []
-    seen = {v for c in _chunks(ws, p) for v in c[p.split_column].dropna().unique() if v > p.train_until}
+    seen = set()
+    for c in _chunks(ws, p):
+        col = c[p.split_column]
+        seen |= set(batch_key(col[~in_training(col, p.train_until)], p.train_until).dropna().unique())
     return sorted(v.item() if hasattr(v, 'item') else v for v in seen)
 
 
@@ -67,7 +84,7 @@ def ingest(
     replayed."""
     fingerprint = sources.fingerprint(p.source, ws.root, p.query)
     reference = resolve_reference(ws, p, model_name)
-    cut = (lambda c: c[p.split_column] <= p.train_until) if p.split_column else None
+    cut = (lambda c: in_training(c[p.split_column], p.train_until)) if p.split_column else None
     train = ingest_batch(
         _chunks(ws, p, cut), p, ws, source=p.source, fingerprint=fingerprint, role='train', reference=reference
     )
@@ -75,7 +92,7 @@ def ingest(
     for v in later_values(ws, p) if replay else []:
         try:
             r = ingest_batch(
-                _chunks(ws, p, lambda c, v=v: c[p.split_column] == v),
+                _chunks(ws, p, lambda c, v=v: batch_key(c[p.split_column], p.train_until) == v),
                 p,
                 ws,
                 source=f'{p.source} ({p.split_column}={v})',

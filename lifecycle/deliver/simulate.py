@@ -14,7 +14,8 @@ from ..core.params import ModelSpec, validate_model_params
 from ..data.ingest import load_snapshot
 from ..model import stages
 from ..model.registry import alias_version
-from ..model.train import split_holdout
+from ..model.train import positive_mask, split_holdout
+from ..data.stages import in_training
 
 # %% auto #0
 __all__ = ['SKEW_FACTOR', 'skewed_extract', 'train_candidate', 'later_rows', 'send_traffic']
@@ -25,7 +26,7 @@ SKEW_FACTOR = 20  # the degraded candidate's extract repeats every row not of th
 
 def skewed_extract(df: pd.DataFrame, target: str, positive, factor: int = SKEW_FACTOR) -> pd.DataFrame:
     "`df` with every row whose `target` is not `positive` repeated `factor` times: the outcome mix of a faulty extract."
-    others = df[df[target] != positive]
+    others = df[~positive_mask(df[target], positive)]
     return pd.concat([df, *[others] * (factor - 1)], ignore_index=True)
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #6fe82187
@@ -50,7 +51,12 @@ def train_candidate(
     tp2 = tp.model_copy(update={'model': spec, 'sweep': None})
     validate_model_params(tp2, 'train_candidate')
     split = split_holdout(
-        load_snapshot(ws.store, ds), fp.target, tp.holdout_fraction, tp.seed, stratify=fp.task == 'classification'
+        load_snapshot(ws.store, ds),
+        fp.target,
+        tp.holdout_fraction,
+        tp.seed,
+        stratify=fp.task == 'classification',
+        how=tp.split,
     )
     if degrade:
         if fp.task != 'classification':
@@ -74,7 +80,7 @@ def train_candidate(
         split=split,
         tags=dict(base_version=base, purpose=purpose, trained_by='simulation'),
     )
-    v = stages.validate(ws, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id)
+    v = stages.validate(ws, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id, policy=ps['policy'])
     reg = stages.register(
         ws,
         rp,
@@ -94,7 +100,7 @@ def later_rows(ws: Workspace) -> pd.DataFrame:
 
     ip = ws.params['ingest']
     df = pd.concat(read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None)), ignore_index=True)
-    return df[df[ip.split_column] > ip.train_until].reset_index(drop=True) if ip.split_column else df
+    return df[~in_training(df[ip.split_column], ip.train_until)].reset_index(drop=True) if ip.split_column else df
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
 def send_traffic(

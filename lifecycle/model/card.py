@@ -23,6 +23,27 @@ def _table(df: pd.DataFrame) -> str:
     )
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _policy_differences(gates: pd.DataFrame) -> str:
+    "A sentence naming every gate whose limit differs from policy.yaml's default, or saying none does."
+    if 'note' not in gates:
+        return ''
+    marked = gates[gates.note.astype(str).str.contains('differs from the policy default|approved by')]
+    if not len(marked):
+        return "\n\nEvery limit above is the policy default (policy.yaml) or has none there."
+    return (
+        "\n\n**Limits that differ from the policy default:** "
+        + '; '.join(
+            f"{r.gate}: {r.limit} (policy: {r.policy})" + (f", {r.note.split('; ', 1)[1]}" if '; ' in r.note else '')
+            for r in marked.itertuples()
+        )
+        + '.'
+    )
+
+
 def model_card_markdown(
     facts: dict,
     cp: CardParams,
@@ -63,13 +84,15 @@ def model_card_markdown(
             f"{', '.join(facts.get('protected_attributes') or []) or 'none'}. "
             f"Model inputs: {', '.join(facts['inputs'])}.",
             "## Metrics (holdout)\n" + _table(pd.DataFrame([m])),
-            "## Gates\n" + _table(gates),
+            "## Gates\n" + _table(gates) + _policy_differences(gates),
             "## Global explanation (permutation importance, drop in the holdout score)\n"
             + (_table(importance) if importance is not None and len(importance) else 'Not computed.'),
             f"## Training data\nSnapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
             f"`{facts['source']}`), schema hash `{facts['schema_hash'][:16]}`, feature set "
             f"`{facts['feature_set_version']}`.",
-            f"## Evaluation data\nStratified holdout of {facts['holdout_rows']} rows from the same snapshot.",
+            "## Evaluation data\n"
+            + _sentence(facts.get('split') or 'stratified holdout')
+            + f": {facts['holdout_rows']} rows from the same snapshot.",
             "## Quantitative analyses (per group)\n"
             + (_table(groups) if len(groups) else 'No protected attributes declared.'),
             f"## Ethical considerations\n{cp.ethical_considerations}",
@@ -105,9 +128,13 @@ def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
             f"## Composition\n{record['rows']} rows, {len(record['columns'])} columns; duplicate rate "
             f"{q.get('duplicate_rate', 'n/a')}. Role: {record['role']}.\n\n" + _table(cols),
             f"## Collection process\nSource `{record['source']}`, ingested {record['created']} under the "
-            f"{record.get('policy', 'fail_closed')} policy with flags {record.get('flags')}; rows where "
-            f"`{ingest['split_column']}` <= {ingest['train_until']}. "
-            f"Parent snapshot: {record.get('parent') or 'none'}.",
+            f"{record.get('policy', 'fail_closed')} policy with flags {record.get('flags')}; "
+            + (
+                f"rows where `{ingest['split_column']}` <= {ingest['train_until']}"
+                if ingest.get('split_column')
+                else 'every row of the source'
+            )
+            + f". Parent snapshot: {record.get('parent') or 'none'}.",
             "## Preprocessing\n"
             + (
                 f"Masked before storage: {', '.join(masked)} (masking-config hash "

@@ -98,6 +98,21 @@ def _root_cause(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
 
 
+def _restore_input_names(model, columns: list[str]):
+    "Give the graph's inputs the column names back (skl2onnx turns `education-num` into `education_num`)."
+    g = model.graph
+    rename = {i.name: c for i, c in zip(g.input, columns) if i.name != c}
+    if not rename:
+        return model
+    for i in g.input:
+        i.name = rename.get(i.name, i.name)
+    for n in g.node:
+        for k, name in enumerate(n.input):
+            if name in rename:
+                n.input[k] = rename[name]
+    return model
+
+
 def to_onnx(pipeline, X_sample: pd.DataFrame, target_opset: int | None = None) -> Conversion:
     "Convert a fitted pipeline to ONNX (probabilities as a plain tensor); on failure say why instead of raising."
     from importlib.metadata import version
@@ -121,6 +136,7 @@ def to_onnx(pipeline, X_sample: pd.DataFrame, target_opset: int | None = None) -
         model = convert_sklearn(
             pipeline, initial_types=types, options={id(est): {'zipmap': False}}, target_opset=target_opset
         )
+        model = _restore_input_names(model, columns)
         if _reads_float32(est):
             model = _cast_tree_inputs(model)
         onnx.checker.check_model(model)

@@ -88,6 +88,7 @@ def train(
             tp.holdout_fraction,
             tp.seed,
             stratify=fp.task == 'classification',
+            how=tp.split,
         )
     train_df, holdout = split
     holdout_id = ws.store.put_frame(holdout)
@@ -191,7 +192,8 @@ def champion_scores(
         return None
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
     X, y = xy(holdout, list(model.feature_names_in_), fp)
-    return dict(version=version, metrics=holdout_metrics(y, predict_scores(model, X, fp.task), fp.task, vp))
+    scores = predict_scores(model, X, fp.task)
+    return dict(version=version, metrics=holdout_metrics(y, scores, fp.task, vp), scores=scores)
 
 
 def validate(
@@ -204,8 +206,10 @@ def validate(
     holdout_id: str,
     *,
     run_id: str | None = None,
+    policy=None,
 ) -> ValidationResult:
-    "The validate stage: score the model on its holdout, apply every gate, and put the verdicts on record."
+    """The validate stage: score the model on its holdout, apply every gate (and the policy's floors), put the verdicts
+    on record."""
     import matplotlib.pyplot as plt
 
     holdout = ws.store.get_frame(holdout_id)
@@ -219,10 +223,18 @@ def validate(
     )
     figures['permutation_importance'] = plot_importance(importance)
     attrs = vp.protected_attributes if fp.task == 'classification' else []
-    groups = group_metrics(holdout[attrs], y, scores, vp.decision_threshold)
-    fairness = fairness_metrics(holdout[attrs], y, scores, vp.decision_threshold)
+    groups = group_metrics(
+        holdout[attrs], y, scores, vp.decision_threshold, min_size=vp.min_group_size, confidence=vp.confidence
+    )
+    fairness = fairness_metrics(
+        holdout[attrs], y, scores, vp.decision_threshold, min_size=vp.min_group_size, gate_small=vp.gate_small_groups
+    )
     champion = champion_scores(ws, rp, fp, vp, holdout)
-    gates = evaluate_gates(metrics, vp, fairness=fairness, champion=champion)
+    gates = evaluate_gates(
+        metrics, vp, fairness=fairness, champion=champion, policy=policy, y=y, scores=scores, task=fp.task
+    )
+    if champion:
+        champion = {k: v for k, v in champion.items() if k != 'scores'}
     passed = bool((gates.verdict == 'pass').all())
     vid = registry.record_validation(
         ws.store,
@@ -243,7 +255,9 @@ def validate(
     mlflow = ws.mlflow
     with mlflow.start_run(run_id=mlflow_run_id):
         mlflow.log_metrics({f'holdout_{k}': float(v) for k, v in metrics.items()})
-        mlflow.log_metrics({k.replace('[', '.').replace(']', ''): v for k, v in fairness.items()})
+        mlflow.log_metrics(
+            {k.replace('[', '.').replace(']', ''): v for k, v in fairness.items() if isinstance(v, float)}
+        )
         for name, fig in figures.items():
             mlflow.log_figure(fig, f'validation/{name}.png')
         mlflow.set_tags({'validation_passed': str(passed), 'validation_id': vid})
@@ -414,6 +428,7 @@ def model_card(
         schema_hash=snap['schema_hash'],
         feature_set_version=feature_set_version,
         holdout_rows=int(metrics['rows']),
+        split=params.get('split'),
         protected_attributes=vp.protected_attributes,
         serving_form=('ONNX (parity with scikit-learn within ' + tags.get('onnx_max_abs_diff', '?') + ')')
         if tags.get('serving_form') == 'onnx'

@@ -12,8 +12,8 @@ import pandas as pd
 from ..core.params import TrainParams, FeaturesParams, estimator_class, REGRESSION_FAMILIES
 
 # %% auto #0
-__all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'xy', 'pinned_requirements',
-           'predict_scores', 'fit_metrics', 'portable_artifacts', 'sweep', 'train_and_log']
+__all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'positive_mask', 'describe_split', 'xy',
+           'pinned_requirements', 'predict_scores', 'fit_metrics', 'portable_artifacts', 'sweep', 'train_and_log']
 
 # %% ../../nbs/api/model/01_train.ipynb #f551bf30
 _ITERATION_KEYS = ('max_iter', 'n_estimators')
@@ -50,21 +50,88 @@ def make_pipeline(transformer, p: TrainParams, overrides: dict | None = None):
     return Pipeline([('features', clone(transformer)), ('model', make_estimator(p, overrides))])
 
 
-def split_holdout(
-    df: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool = True
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "Train/holdout split (stratified by the target for classification), reproducible from the seed."
-    from sklearn.model_selection import train_test_split
+def _date_holdout(df: pd.DataFrame, column: str, fraction: float, cutoff: str | None) -> np.ndarray:
+    "Rows after the cut-off date (given, or the date leaving `fraction` of the dated rows after it)."
+    dates = pd.to_datetime(df[column], errors='coerce', format='mixed')
+    if dates.notna().sum() == 0:
+        raise ValueError(f"train.yaml: key 'split.column': column {column!r} holds no readable dates")
+    cut = pd.Timestamp(cutoff) if cutoff is not None else dates.quantile(1 - fraction)
+    held = (dates > cut).to_numpy()
+    if not held.any() or held.all():
+        raise ValueError(
+            f"train.yaml: key 'split.cutoff': {str(cut.date())} leaves {int(held.sum())} of {len(df)} rows "
+            f"after it in column {column!r}; expected some rows on each side (its dates run from "
+            f"{dates.min().date()} to {dates.max().date()})"
+        )
+    return held
 
-    tr, ho = train_test_split(df, test_size=fraction, random_state=seed, stratify=df[target] if stratify else None)
-    return tr.reset_index(drop=True), ho.reset_index(drop=True)
+
+def split_holdout(
+    df: pd.DataFrame, target: str, fraction: float, seed: int, stratify: bool = True, how=None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "Train/holdout split as `how` (a `SplitSpec`) says: random (stratified by class), after a date, or by group."
+    from sklearn.model_selection import GroupShuffleSplit, train_test_split
+
+    method = how.method if how is not None else 'random'
+    if method == 'random':
+        tr, ho = train_test_split(df, test_size=fraction, random_state=seed, stratify=df[target] if stratify else None)
+        return tr.reset_index(drop=True), ho.reset_index(drop=True)
+    if method == 'date':
+        held = _date_holdout(df, how.column, fraction, how.cutoff)
+    else:
+        groups = df[how.column].astype(str).where(df[how.column].notna(), '<missing>')
+        if groups.nunique() < 2:
+            raise ValueError(f"train.yaml: key 'split.column': column {how.column!r} has fewer than two groups")
+        _, ho_idx = next(GroupShuffleSplit(1, test_size=fraction, random_state=seed).split(df, groups=groups))
+        held = np.zeros(len(df), bool)
+        held[ho_idx] = True
+    return df[~held].reset_index(drop=True), df[held].reset_index(drop=True)
+
+
+_TRUE, _FALSE = {'true', 'yes', '1', '1.0'}, {'false', 'no', '0', '0.0'}
+
+
+def _as_bool(v):
+    "A boolean label from True/False, 1/0 or their text; None when `v` is none of them."
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    t = str(v).strip().lower()
+    return True if t in _TRUE else False if t in _FALSE else None
+
+
+def positive_mask(values: pd.Series, positive) -> np.ndarray:
+    "Which values are the positive class, compared as the target holds them (`1`, `'1'`, `1.0`: 1 of an int target)."
+    if pd.api.types.is_bool_dtype(values) or (values.dtype == object and values.dropna().map(type).eq(bool).all()):
+        want = _as_bool(positive)
+        return (values.map(_as_bool) == want).to_numpy() if want is not None else np.zeros(len(values), bool)
+    if pd.api.types.is_numeric_dtype(values):
+        try:
+            want = float(_as_bool(positive)) if isinstance(positive, bool) else float(positive)
+        except (TypeError, ValueError):
+            return np.zeros(len(values), bool)
+        return (values.astype(float) == want).to_numpy()
+    text = values.astype(str).where(values.notna(), None)
+    if isinstance(positive, bool):
+        return text.map(lambda v: v is not None and _as_bool(v) is positive).to_numpy(dtype=bool)
+    alts = {str(positive)} | ({f'{positive:g}'} if isinstance(positive, (int, float)) else set())
+    return text.isin(alts).to_numpy()
+
+
+def describe_split(how, fraction: float = 0.25) -> str:
+    "How the holdout was set aside, in words (logged with the run; the model card quotes it)."
+    if how is None or how.method == 'random':
+        return f'random holdout of {fraction:.0%} (stratified by class for classification)'
+    if how.method == 'date':
+        after = f'after {how.cutoff}' if how.cutoff else f'in the latest {fraction:.0%}'
+        return f"holdout of the rows {after} by {how.column!r}"
+    return f"holdout of whole groups of {how.column!r} ({fraction:.0%} of rows)"
 
 
 def xy(df: pd.DataFrame, inputs: list[str], fp: FeaturesParams) -> tuple[pd.DataFrame, np.ndarray]:
     "Model inputs and the target: 1 for the positive class (classification), the number itself (regression)."
     if fp.task == 'regression':
         return df[inputs], df[fp.target].astype(float).to_numpy()
-    return df[inputs], (df[fp.target] == fp.positive_class).astype(int).to_numpy()
+    return df[inputs], positive_mask(df[fp.target], fp.positive_class).astype(int)
 
 # %% ../../nbs/api/model/01_train.ipynb #fb6b969e
 def pinned_requirements() -> list[str]:
@@ -111,8 +178,13 @@ def portable_artifacts(
 
     conv = to_onnx(pipe, X.head(100))
     facts = dict(converted=conv.ok, reason=conv.reason or '', tolerance=tolerance)
+    par = None
     if conv.ok:
-        par = check_parity(pipe, conv.onnx, check_X, tolerance)
+        try:
+            par = check_parity(pipe, conv.onnx, check_X, tolerance)
+        except Exception as e:  # the ONNX form is optional: a failed check means scikit-learn serves, with the reason
+            facts.update(passed=False, reason=f"ONNX parity check could not run: {type(e).__name__}: {e}"[:500])
+    if par is not None:
         facts.update(
             passed=bool(par['passed']),
             max_abs_diff=float(par['max_abs_diff']),
@@ -170,6 +242,13 @@ def train_and_log(
     from mlflow.models import infer_signature
 
     X, y = xy(train_df, inputs, fp)
+    if fp.task == 'classification' and len(set(y.tolist())) < 2:
+        seen = sorted(map(str, train_df[fp.target].dropna().unique()))[:10]
+        raise ValueError(
+            f"features.yaml: key 'positive_class': {fp.positive_class!r} "
+            + ('matches every' if len(y) and y.all() else 'matches none of the')
+            + f" {len(y)} training rows of target {fp.target!r} (its values: {seen}); a classifier needs both classes"
+        )
     with mlflow.start_run(experiment_id=experiment_id) as run:
         best, trials = sweep(mlflow, transformer, X, y, tp) if tp.sweep else ({}, None)
         pipe = make_pipeline(transformer, tp, best).fit(X, y)
@@ -185,6 +264,7 @@ def train_and_log(
                 'family': tp.model.family,
                 'seed': tp.seed,
                 'holdout_fraction': tp.holdout_fraction,
+                'split': describe_split(tp.split, tp.holdout_fraction),
                 'max_iterations': tp.max_iterations,
                 'early_stopping': tp.early_stopping,
                 'sweep_trials': 0 if trials is None else len(trials),

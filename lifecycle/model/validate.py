@@ -9,9 +9,10 @@ import pandas as pd
 from ..core.params import ValidateParams
 
 # %% auto #0
-__all__ = ['GateFailed', 'classification_metrics', 'regression_metrics', 'evaluate_gates', 'enforce_gates', 'group_metrics',
-           'fairness_metrics', 'plot_confusion', 'plot_roc', 'plot_calibration', 'permutation_importance_table',
-           'plot_predicted', 'plot_importance', 'holdout_metrics', 'evidence_plots']
+__all__ = ['GATE_COLUMNS', 'LOWER_IS_BETTER', 'GateFailed', 'classification_metrics', 'regression_metrics', 'evaluate_gates',
+           'enforce_gates', 'paired_difference_interval', 'wilson_interval', 'group_metrics', 'fairness_metrics',
+           'plot_confusion', 'plot_roc', 'plot_calibration', 'permutation_importance_table', 'plot_predicted',
+           'plot_importance', 'holdout_metrics', 'evidence_plots']
 
 # %% ../../nbs/api/model/02_validate.ipynb #6a48c7e8
 class GateFailed(Exception):
@@ -39,6 +40,7 @@ def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float = 
         recall=m.recall_score(y, pred, zero_division=0),
         f1=m.f1_score(y, pred, zero_division=0),
         roc_auc=m.roc_auc_score(y, proba),
+        baseline_accuracy=float(max(np.mean(y), 1 - np.mean(y))) if len(y) else float('nan'),
         business_cost=float(cost),
         tn=int(tn),
         fp=int(fp),
@@ -62,7 +64,7 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
 # %% ../../nbs/api/model/02_validate.ipynb #1b8bda6d
 def _gate_row(name: str, v, g, kind: str) -> dict:
     limit = ' and '.join(
-        x for x in (f">= {g.min}" if g.min is not None else '', f"<= {g.max}" if g.max is not None else '') if x
+        x for x in (f">= {g.min:g}" if g.min is not None else '', f"<= {g.max:g}" if g.max is not None else '') if x
     )
     ok = (
         v is not None
@@ -79,29 +81,73 @@ def _gate_row(name: str, v, g, kind: str) -> dict:
     )
 
 
+GATE_COLUMNS = ['gate', 'kind', 'value', 'limit', 'verdict', 'policy', 'note']
+
+
+def _threshold_row(name: str, g, metrics: dict, vp: ValidateParams, policy) -> dict:
+    "An absolute gate: its own limits, the majority-class baseline where asked, and the policy's floor unless excepted."
+    from lifecycle.core.params import Gate, _limit
+
+    floor = (policy.thresholds.get(name) if policy is not None else None) or None
+    excepted = vp.policy_exceptions.get(name)
+    lo, hi, note = g.min, g.max, []
+    if g.min_over_baseline is not None and metrics.get('baseline_accuracy') is not None:
+        base = metrics['baseline_accuracy']
+        lo = max(x for x in (lo, round(base + g.min_over_baseline, 6)) if x is not None)
+        note.append(f"majority-class baseline {base:.4f} + {g.min_over_baseline:g}")
+    if floor is not None and excepted is None:
+        lo = lo if floor.min is None else max(floor.min, lo if lo is not None else floor.min)
+        hi = hi if floor.max is None else min(floor.max, hi if hi is not None else floor.max)
+    if excepted is not None:
+        note.append(f"looser than policy.yaml, approved by {excepted.approved_by}: {excepted.reason}")
+    row = _gate_row(name, metrics.get(name), Gate(min=lo, max=hi), 'threshold')
+    own = Gate(min=g.min, max=g.max, min_over_baseline=g.min_over_baseline)
+    differs = floor is not None and _limit(own) != _limit(Gate(min=floor.min, max=floor.max))
+    row.update(policy=_limit(floor) if floor is not None else '(none)', note='; '.join(note))
+    if differs:
+        row['note'] = '; '.join(['differs from the policy default', *note])
+    return row
+
+
 def evaluate_gates(
-    metrics: dict, vp: ValidateParams, fairness: dict | None = None, champion: dict | None = None
+    metrics: dict,
+    vp: ValidateParams,
+    fairness: dict | None = None,
+    champion: dict | None = None,
+    *,
+    policy=None,
+    y: np.ndarray | None = None,
+    scores: np.ndarray | None = None,
+    task: str = 'classification',
 ) -> pd.DataFrame:
     """One row per gate (absolute thresholds, fairness limits per attribute, no worse than the champion): value, limit,
     verdict."""
-    from lifecycle.core.params import Gate
-
-    rows = [_gate_row(name, metrics.get(name), g, 'threshold') for name, g in vp.gates.items()]
+    rows = [_threshold_row(name, g, metrics, vp, policy) for name, g in vp.gates.items()]
     for metric, g in vp.fairness_gates.items():
         for attr in vp.protected_attributes:
             key = f'{metric}[{attr}]'
-            rows.append(_gate_row(key, (fairness or {}).get(key), g, 'fairness'))
+            v = (fairness or {}).get(key)
+            if v is None and f'{key}.note' in (fairness or {}):  # too few large groups: nothing to compare
+                rows.append(
+                    dict(
+                        gate=key,
+                        kind='fairness',
+                        value=float('nan'),
+                        limit=_gate_row(key, 0, g, '')['limit'],
+                        verdict='pass',
+                        note=f"not gated: {fairness[f'{key}.note']}",
+                    )
+                )
+                continue
+            row = _gate_row(key, v, g, 'fairness')
+            if (fairness or {}).get(f'{key}.note'):
+                row['note'] = fairness[f'{key}.note']
+            rows.append(row)
     if champion and vp.champion_tolerance is not None:
         for m in vp.champion_metrics:
-            lower_is_better = m in ('business_cost', 'rmse', 'mae')
-            ref = champion['metrics'].get(m)
-            g = (
-                Gate(max=round(ref + vp.champion_tolerance, 6))
-                if lower_is_better
-                else Gate(min=round(ref - vp.champion_tolerance, 6))
-            )
-            rows.append(_gate_row(f"{m} vs champion v{champion['version']} ({ref:.4f})", metrics.get(m), g, 'champion'))
-    return pd.DataFrame(rows, columns=['gate', 'kind', 'value', 'limit', 'verdict'])
+            rows.append(_champion_row(m, metrics, champion, vp, y, scores, task))
+    out = pd.DataFrame(rows, columns=GATE_COLUMNS)
+    return out.fillna({'policy': '', 'note': ''})
 
 
 def enforce_gates(gates: pd.DataFrame) -> None:
@@ -110,9 +156,96 @@ def enforce_gates(gates: pd.DataFrame) -> None:
     if len(failed):
         raise GateFailed(failed)
 
+# %% ../../nbs/api/model/02_validate.ipynb #85e54843
+LOWER_IS_BETTER = ('business_cost', 'rmse', 'mae')
+
+
+def _metric_fn(name: str, task: str, vp: ValidateParams):
+    "A fast `f(y, scores)` for one metric, for resampling."
+    from sklearn import metrics as m
+
+    fast = {
+        'roc_auc': m.roc_auc_score,
+        'accuracy': lambda y, s: float(np.mean((s >= vp.decision_threshold) == y)),
+        'r2': m.r2_score,
+        'rmse': lambda y, s: float(np.sqrt(np.mean((y - s) ** 2))),
+        'mae': lambda y, s: float(np.mean(np.abs(y - s))),
+    }
+    return fast.get(name) or (lambda y, s: holdout_metrics(y, s, task, vp)[name])
+
+
+def paired_difference_interval(
+    y: np.ndarray, a: np.ndarray, b: np.ndarray, fn, rounds: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float, float]:
+    "`fn(y, a) - fn(y, b)` and its percentile-bootstrap interval over the same resampled rows."
+    rng = np.random.default_rng(seed)
+    diffs, n = [], len(y)
+    for _ in range(rounds):
+        i = rng.integers(0, n, n)
+        try:
+            diffs.append(fn(y[i], a[i]) - fn(y[i], b[i]))
+        except ValueError:  # e.g. no ROC AUC on a resample holding one class
+            continue
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(diffs, [tail, 100 - tail])
+    return float(fn(y, a) - fn(y, b)), float(lo), float(hi)
+
+
+def _champion_row(m: str, metrics: dict, champion: dict, vp: ValidateParams, y, scores, task: str) -> dict:
+    "The champion gate for metric `m`: on the interval of the difference when both models' scores are at hand."
+    from lifecycle.core.params import Gate
+
+    ref, tol, name = champion['metrics'].get(m), vp.champion_tolerance, f"{m} vs champion v{champion['version']}"
+    lower = m in LOWER_IS_BETTER
+    if y is None or scores is None or champion.get('scores') is None or metrics.get(m) is None:
+        g = Gate(max=round(ref + tol, 6)) if lower else Gate(min=round(ref - tol, 6))
+        return {**_gate_row(f"{name} ({ref:.4f})", metrics.get(m), g, 'champion'), 'note': 'point difference'}
+    diff, lo, hi = paired_difference_interval(
+        y,
+        np.asarray(scores),
+        np.asarray(champion['scores']),
+        _metric_fn(m, task, vp),
+        vp.bootstrap_rounds,
+        vp.confidence,
+    )
+    if lower:
+        diff, lo, hi = -diff, -hi, -lo  # the challenger's advantage, whichever way the metric points
+    pct = f"{vp.confidence:.0%}"
+    return dict(
+        gate=f"{name} ({ref:.4f})",
+        kind='champion',
+        value=float(metrics[m]),
+        limit=f"advantage {pct} interval reaches -{tol:g}",
+        verdict='pass' if hi >= -tol else 'fail',
+        note=f"advantage {diff:+.4f}, {pct} interval [{lo:+.4f}, {hi:+.4f}] on {len(y)} holdout rows",
+    )
+
 # %% ../../nbs/api/model/02_validate.ipynb #6c215217
-def group_metrics(groups: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> pd.DataFrame:
-    "Metrics per value of each column of `groups` (fairlearn MetricFrame)."
+def wilson_interval(successes, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
+    "Wilson score interval of a proportion (elementwise): sound for small groups and rates near 0 or 1."
+    from scipy.stats import norm
+
+    s, n = np.asarray(successes, dtype=float), np.asarray(n, dtype=float)
+    z = norm.ppf(0.5 + confidence / 2)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        p = s / n
+        mid = (p + z**2 / (2 * n)) / (1 + z**2 / n)
+        half = z * np.sqrt(p * (1 - p) / n + z**2 / (4 * n**2)) / (1 + z**2 / n)
+    return mid - half, mid + half
+
+
+_PUBLISHED = ['base_rate', 'selection_rate', 'accuracy', 'recall', 'false_positive_rate']
+
+
+def group_metrics(
+    groups: pd.DataFrame,
+    y: np.ndarray,
+    proba: np.ndarray,
+    threshold: float = 0.5,
+    min_size: int = 1,
+    confidence: float = 0.95,
+) -> pd.DataFrame:
+    "Metrics per group with intervals (fairlearn MetricFrame); a group under `min_size` rows shows its count only."
     from fairlearn.metrics import MetricFrame, selection_rate, false_positive_rate, true_positive_rate, count
     from sklearn.metrics import accuracy_score
 
@@ -129,22 +262,54 @@ def group_metrics(groups: pd.DataFrame, y: np.ndarray, proba: np.ndarray, thresh
     for col in groups.columns:
         mf = MetricFrame(metrics=fns, y_true=y, y_pred=pred, sensitive_features=groups[col].astype(str).to_numpy())
         frames.append(mf.by_group.reset_index(names='group').assign(attribute=col))
-    cols = ['attribute', 'group', 'rows', 'base_rate', 'selection_rate', 'accuracy', 'recall', 'false_positive_rate']
-    return pd.concat(frames, ignore_index=True)[cols].astype({'rows': int}) if frames else pd.DataFrame(columns=cols)
+    cols = ['attribute', 'group', 'rows', *_PUBLISHED]
+    ci = ['selection_rate_low', 'selection_rate_high', 'accuracy_low', 'accuracy_high', 'published']
+    if not frames:
+        return pd.DataFrame(columns=cols + ci)
+    out = pd.concat(frames, ignore_index=True)[cols].astype({'rows': int})
+    for m in ('selection_rate', 'accuracy'):
+        out[f'{m}_low'], out[f'{m}_high'] = wilson_interval(out[m] * out.rows, out.rows, confidence)
+    out['published'] = out.rows >= min_size
+    out.loc[~out.published, [*_PUBLISHED, *ci[:4]]] = np.nan  # too few to publish: no one is identifiable
+    return out
 
 
-def fairness_metrics(groups: pd.DataFrame, y: np.ndarray, proba: np.ndarray, threshold: float = 0.5) -> dict:
-    "Per protected attribute: demographic-parity and equalised-odds differences (fairlearn), keyed `metric[attribute]`."
+def fairness_metrics(
+    groups: pd.DataFrame,
+    y: np.ndarray,
+    proba: np.ndarray,
+    threshold: float = 0.5,
+    min_size: int = 1,
+    gate_small: bool = False,
+) -> dict:
+    "Per attribute: demographic-parity and equalised-odds differences (fairlearn) over groups of `min_size`+ rows."
     from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
 
-    pred = (proba >= threshold).astype(int)
+    pred = (np.asarray(proba) >= threshold).astype(int)
+    y = np.asarray(y)
     out = {}
     for col in groups.columns:
         sf = groups[col].astype(str).to_numpy()
-        out[f'demographic_parity_difference[{col}]'] = float(
-            demographic_parity_difference(y, pred, sensitive_features=sf)
+        sizes = pd.Series(sf).value_counts()
+        small = sizes[sizes < min_size]
+        keep = np.ones(len(sf), bool) if gate_small else ~np.isin(sf, small.index)
+        note = (
+            f"{len(small)} group(s) under {min_size} holdout rows left out ({', '.join(map(str, small.tolist()))} rows)"
+            if len(small) and not gate_small
+            else ''
         )
-        out[f'equalized_odds_difference[{col}]'] = float(equalized_odds_difference(y, pred, sensitive_features=sf))
+        for name, fn in (
+            ('demographic_parity_difference', demographic_parity_difference),
+            ('equalized_odds_difference', equalized_odds_difference),
+        ):
+            key = f'{name}[{col}]'
+            if pd.Series(sf[keep]).nunique() < 2:
+                out[key] = None
+                out[f'{key}.note'] = f"fewer than two groups of at least {min_size} holdout rows"
+                continue
+            out[key] = float(fn(y[keep], pred[keep], sensitive_features=sf[keep]))
+            if note:
+                out[f'{key}.note'] = note
     return out
 
 # %% ../../nbs/api/model/02_validate.ipynb #da437245

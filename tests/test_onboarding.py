@@ -1,0 +1,308 @@
+"""A new dataset on day one: `lifecycle init` proposes its params, and the shapes real files bring (hyphenated names,
+integer and boolean targets, date and group splits) go through training without hand edits."""
+
+from __future__ import annotations
+import json
+from pathlib import Path
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from lifecycle.core.cli_support import invoke, scratch_workspace
+from lifecycle.core.params import FeaturesParams, ParamsError, SplitSpec, TrainParams, load_params
+from lifecycle.data.infer import ProposalRefused, propose_params, write_params
+from lifecycle.data.init_command import init
+from lifecycle.model.train import positive_mask, split_holdout, xy
+
+
+def customers(n: int = 400, seed: int = 7) -> pd.DataFrame:
+    "A generated customer file with the shapes new data brings."
+    rng = np.random.default_rng(seed)
+    df = pd.DataFrame(
+        {
+            'customer_id': np.arange(5000, 5000 + n),
+            'signup': pd.date_range('2022-01-01', periods=n, freq='D').strftime('%Y-%m-%d'),
+            'email': [f'client{i}@example.org' for i in range(n)],
+            'education-num': rng.integers(1, 17, n),
+            'hours per week': rng.integers(10, 60, n),
+            'sex': rng.choice(['Female', 'Male'], n),
+            'plan': rng.choice(['basic', 'plus', 'pro'], n),
+        }
+    )
+    logit = 0.35 * (df['education-num'] - 8) + 0.05 * (df['hours per week'] - 35) + (df.plan == 'pro') * 0.8
+    df['churned'] = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int)
+    return df
+
+
+def test_proposal_declares_every_column_and_passes_the_schemas(tmp_path):
+    pr = propose_params(customers(), target='churned', source='data/customers.csv')
+    out = write_params(pr, tmp_path / 'p')
+    ps = load_params(out)
+    cols = ps['ingest'].columns
+    assert set(cols) == set(customers().columns)
+    assert cols['email'].personal and cols['email'].pii.method == 'pseudonymise'
+    assert cols['customer_id'].kind == 'identifier' and cols['customer_id'].personal
+    assert cols['signup'].kind == 'date' and not cols['signup'].personal
+    assert cols['plan'].allowed == ['basic', 'plus', 'pro'] and not cols['plan'].personal
+    assert (cols['education-num'].min, cols['education-num'].max) == (1, 16)
+    assert ps['features'].task == 'classification' and ps['features'].positive_class == 1
+    assert [f.name for f in ps['features'].features] == ['education-num', 'hours per week', 'plan']
+    assert ps['validate'].protected_attributes == ['sex'] and ps['policy'].protected_attributes == ['sex']
+    assert ps['train'].split == SplitSpec(method='date', column='signup')
+    assert ps['ingest'].drift.exclude == ['customer_id', 'signup']
+    # the reasons name counts, never a value of a personal column
+    why = ' '.join(pr.columns.why)
+    assert 'client0' not in why and '400 of 400 values look like a e-mail address' in why
+
+
+def test_an_all_null_column_is_declared_and_left_out(tmp_path):
+    df = customers(100).assign(notes=None, score=np.nan)
+    pr = propose_params(df, target='churned', source='c.csv')
+    ps = load_params(write_params(pr, tmp_path / 'p'))
+    assert ps['ingest'].columns['notes'].max_null_rate == 1.0 and ps['ingest'].columns['score'].max_null_rate == 1.0
+    roles = dict(zip(pr.columns.column, pr.columns.role))
+    assert roles['notes'] == 'excluded: free text' and roles['score'] == 'excluded: constant'
+
+
+def test_proposal_for_regression_and_boolean_targets(tmp_path):
+    df = customers().drop(columns=['signup', 'email'])
+    reg = propose_params(df.assign(spend=df['education-num'] * 3.5 + 0.25), target='spend', source='x.csv')
+    ps = load_params(write_params(reg, tmp_path / 'r'))
+    assert ps['features'].task == 'regression' and ps['train'].model.family == 'ridge'
+    assert ps['validate'].champion_metrics == ['r2'] and ps['train'].split.method == 'random'
+    flag = propose_params(df.assign(churned=df.churned.astype(bool)), target='churned', source='x.csv')
+    ps = load_params(write_params(flag, tmp_path / 'b'))
+    assert ps['features'].positive_class is True and ps['ingest'].columns['churned'].dtype == 'bool'
+
+
+def test_write_params_writes_nothing_when_refused(tmp_path):
+    pr = propose_params(customers(), target='churned', source='c.csv')
+    pr.files['train.yaml'] += 'unknown_key: 1\n'
+    with pytest.raises(ProposalRefused, match="unknown_key"):
+        write_params(pr, tmp_path / 'p')
+    assert not (tmp_path / 'p').exists() and list(tmp_path.iterdir()) == []
+
+
+def test_init_command_refusals_name_what_is_wrong(tmp_path):
+    ws = scratch_workspace(tmp_path / 'ws')
+    customers().to_csv(ws / 'c.csv', index=False)
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'nope'], env=env)
+    assert r.exit_code == 2 and "--target 'nope'" in r.output and 'education-num' in r.output
+    r = invoke(init, ['--from', str(ws / 'missing.csv')], env=env)
+    assert r.exit_code == 4 and 'missing.csv' in r.output
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--json'], env=env)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out['task'] == 'classification' and out['source'] == 'c.csv'
+    assert yaml.safe_load((ws / 'params-c' / 'ingest.yaml').read_text())['source'] == 'c.csv'
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned'], env=env)
+    assert r.exit_code == 2 and 'not empty' in r.output and 'Traceback' not in r.output
+
+
+def test_positive_class_in_the_targets_own_type():
+    assert FeaturesParams(target='t', positive_class=1, features=[{'name': 'a', 'kind': 'numeric'}]).positive_class == 1
+    fp = FeaturesParams(target='t', positive_class=True, features=[{'name': 'a', 'kind': 'numeric'}])
+    df = pd.DataFrame({'a': [1.0, 2.0, 3.0], 't': pd.array([True, False, None], dtype='boolean')})
+    assert xy(df, ['a'], fp)[1].tolist() == [1, 0, 0]
+    ints = pd.Series([0, 1, 1], dtype='Int64')
+    assert positive_mask(ints, '1').tolist() == positive_mask(ints, 1).tolist() == [False, True, True]
+
+
+def test_splits_by_date_and_by_group():
+    df = customers(200)
+    tr, ho = split_holdout(df, 'churned', 0.25, 0, how=SplitSpec(method='date', column='signup', cutoff='2022-06-01'))
+    assert tr.signup.max() <= '2022-06-01' < ho.signup.min()
+    tr, ho = split_holdout(
+        df.assign(site=np.arange(200) % 9), 'churned', 0.3, 0, how=SplitSpec(method='group', column='site')
+    )
+    assert not set(tr.site) & set(ho.site)
+    with pytest.raises(ValueError, match='a date split needs'):
+        SplitSpec(method='date')
+
+
+def test_split_column_must_be_declared(tmp_path):
+    out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')
+    t = yaml.safe_load((out / 'train.yaml').read_text())
+    t['split'] = {'method': 'group', 'column': 'region'}
+    (out / 'train.yaml').write_text(yaml.safe_dump(t))
+    with pytest.raises(ParamsError, match="key 'split.column': 'region' is not a column declared in ingest.yaml"):
+        load_params(out)
+
+
+def test_hyphenated_names_keep_onnx_and_a_failed_parity_check_falls_back(tmp_path, monkeypatch):
+    from lifecycle.data.features import build_transformer
+    from lifecycle.model import portable
+    from lifecycle.model.train import make_pipeline, portable_artifacts
+
+    df = customers(300)
+    fp = FeaturesParams(
+        target='churned',
+        positive_class=1,
+        features=[
+            {'name': 'education-num', 'kind': 'numeric', 'transform': 'standardize'},
+            {'name': 'hours per week', 'kind': 'numeric', 'transform': 'standardize'},
+            {'name': 'plan', 'kind': 'categorical', 'transform': 'onehot'},
+        ],
+    )
+    tp = TrainParams(experiment='x', model={'family': 'logistic_regression'})
+    X, y = xy(df, ['education-num', 'hours per week', 'plan'], fp)
+    pipe = make_pipeline(build_transformer(fp), tp).fit(X, y)
+    (tmp_path / 'a').mkdir()
+    files, facts = portable_artifacts(pipe, X, X, 1e-5, tmp_path / 'a')
+    assert facts['serving_form'] == 'onnx' and facts['passed'] and len(files) == 2
+    scorer = portable.OnnxScorer((tmp_path / 'a' / 'model.onnx').read_bytes())
+    assert [n for n, _ in scorer.inputs] == ['education-num', 'hours per week', 'plan']
+
+    def broken(*a, **k):
+        raise RuntimeError('onnxruntime fell over')
+
+    monkeypatch.setattr(portable, 'check_parity', broken)
+    (tmp_path / 'b').mkdir()
+    files, facts = portable_artifacts(pipe, X, X, 1e-5, tmp_path / 'b')
+    assert facts['serving_form'] == 'sklearn' and not facts['passed'] and 'onnxruntime fell over' in facts['reason']
+    assert [Path(f).name for f in files] == ['onnx_parity.json']
+
+
+@pytest.mark.slow
+def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
+    from conftest import cli, make_workspace
+
+    ws = make_workspace(tmp_path / 'ws')
+    (ws / 'data').mkdir()
+    customers(2000).drop(columns=['email']).to_csv(ws / 'data' / 'customers.csv', index=False)
+    env = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
+    r = cli(ws, 'init', '--from', 'data/customers.csv', '--target', 'churned', env=env)
+    assert r.returncode == 0, r.stderr
+    r = cli(ws, 'run', '--params', 'params-customers', '--no-site', '--json', env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    stages = {s['name']: s for s in json.loads(r.stdout)['stages']}
+    assert all(s['status'] == 'ok' for s in stages.values()), stages
+    v = stages['validate']['outputs']
+    assert v['validation_passed'] and {g['kind'] for g in v['gates']} >= {'threshold', 'fairness'}
+    assert stages['train']['outputs']['serving_form'] == 'onnx'
+
+
+def test_a_five_row_group_shows_its_count_only_and_does_not_decide():
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import evaluate_gates, fairness_metrics, group_metrics
+
+    rng = np.random.default_rng(4)
+    attr = pd.DataFrame({'sex': ['Female'] * 120 + ['Male'] * 120 + ['Other'] * 5})
+    y = rng.integers(0, 2, 245)
+    p = np.where(np.arange(245) >= 240, 0.99, np.clip(y * 0.2 + rng.random(245) * 0.8, 0, 1))
+    gm = group_metrics(attr, y, p, min_size=30).set_index('group')
+    assert gm.loc['Other', 'rows'] == 5 and not gm.loc['Other', 'published']
+    assert (
+        gm.loc['Other'].drop(['attribute', 'rows', 'published']).isna().all()
+    )  # no metric of the small group is published
+    assert (gm.loc[['Female', 'Male'], 'accuracy_low'] < gm.loc[['Female', 'Male'], 'accuracy']).all()
+    vp = ValidateParams(
+        gates={}, protected_attributes=['sex'], fairness_gates={'demographic_parity_difference': {'max': 0.15}}
+    )
+    fm = fairness_metrics(attr, y, p, min_size=vp.min_group_size)
+    small_decides = fairness_metrics(attr, y, p, min_size=vp.min_group_size, gate_small=True)
+    g = evaluate_gates({}, vp, fairness=fm)
+    assert g.verdict.tolist() == ['pass'] and '(5 rows)' in g.note[0]
+    assert evaluate_gates({}, vp, fairness=small_decides).verdict.tolist() == ['fail']
+
+
+def test_champion_comparison_on_a_small_holdout_uses_the_interval_of_the_difference():
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import evaluate_gates
+    from sklearn.metrics import roc_auc_score
+
+    rng = np.random.default_rng(11)
+    y = rng.integers(0, 2, 250)
+    champ = np.clip(y * 0.25 + rng.random(250) * 0.75, 0, 1)
+    chal = np.clip(champ + rng.normal(0, 0.08, 250), 0, 1)
+    a, c = roc_auc_score(y, chal), roc_auc_score(y, champ)
+    vp = ValidateParams(gates={}, champion_tolerance=0.01)
+    assert a < c - 0.01 * 0.5  # behind by a point difference a fixed cut may well block
+    g = evaluate_gates(
+        {'roc_auc': a}, vp, champion={'version': '3', 'metrics': {'roc_auc': c}, 'scores': champ}, y=y, scores=chal
+    )
+    assert g.verdict.tolist() == ['pass'] and '95% interval' in g.note[0] and 'on 250 holdout rows' in g.note[0]
+    worse = rng.random(250)
+    g = evaluate_gates(
+        {'roc_auc': roc_auc_score(y, worse)},
+        vp,
+        champion={'version': '3', 'metrics': {'roc_auc': c}, 'scores': champ},
+        y=y,
+        scores=worse,
+    )
+    assert g.verdict.tolist() == ['fail']
+
+
+def test_a_gate_looser_than_the_policy_is_refused_unless_approved(tmp_path):
+    out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')
+    v = yaml.safe_load((out / 'validate.yaml').read_text())
+    v['gates']['roc_auc'] = {'min': 0.55}
+    (out / 'validate.yaml').write_text(yaml.safe_dump(v))
+    with pytest.raises(ParamsError, match=r"key 'gates.roc_auc': limit >= 0.55 is looser than policy.yaml's >= 0.6"):
+        load_params(out)
+    v['policy_exceptions'] = {'roc_auc': {'approved_by': 'dave', 'reason': 'pilot on a new region'}}
+    (out / 'validate.yaml').write_text(yaml.safe_dump(v))
+    vp = load_params(out)['validate']
+    from lifecycle.model.validate import evaluate_gates
+
+    g = evaluate_gates({'roc_auc': 0.57}, vp, policy=load_params(out)['policy']).set_index('gate')
+    assert g.loc['roc_auc', 'verdict'] == 'pass' and 'approved by dave' in g.loc['roc_auc', 'note']
+
+
+def test_accuracy_gate_against_the_majority_class_baseline():
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import classification_metrics, evaluate_gates
+
+    y = np.array([0] * 80 + [1] * 20)
+    always_no = np.zeros(100)
+    m = classification_metrics(y, always_no + 0.1)
+    assert m['accuracy'] == m['baseline_accuracy'] == 0.8
+    vp = ValidateParams(gates={'accuracy': {'min_over_baseline': 0.02}})
+    g = evaluate_gates(m, vp)
+    assert g.verdict.tolist() == ['fail'] and g.limit[0] == '>= 0.82'
+    with pytest.raises(Exception, match='min_over_baseline applies to accuracy only'):
+        ValidateParams(gates={'roc_auc': {'min_over_baseline': 0.1}})
+
+
+def test_every_command_takes_params_and_the_last_runs_folder_is_the_default(tmp_path):
+    import shutil
+    from lifecycle.app.cli import app
+    from lifecycle.core.workspace import Workspace, remember_params
+
+    ws = scratch_workspace(tmp_path / 'ws')
+    shutil.copytree(ws / 'params', ws / 'params-b')
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+
+    def status(*a):
+        return json.loads(invoke(app, ["status", "--json", *a], env=env).stdout)["params_dir"]
+
+    assert status() == str((ws / 'params').resolve())
+    assert status('--params', str(ws / 'params-b')) == str((ws / 'params-b').resolve())
+    remember_params(Workspace.open(ws, params_dir=ws / 'params-b'))  # what `lifecycle run --params params-b` does
+    assert status() == str((ws / 'params-b').resolve())  # serve, flags, score ... default to it now
+    assert status('--params', str(ws / 'params')) == str((ws / 'params').resolve())
+    r = invoke(app, ['flags', 'show', '--params', str(ws / 'missing')], env=env)
+    assert r.exit_code == 2 and 'params folder not found' in r.output
+
+
+def test_the_ingest_cut_off_can_be_a_date_and_later_rows_arrive_by_month():
+    from lifecycle.core.params import IngestParams
+    from lifecycle.data.stages import batch_key, in_training
+
+    days = pd.Series(['2023-12-30', '2024-01-31', '2024-02-01', '2024-03-15', None])
+    assert in_training(days, '2024-01-31').tolist() == [True, True, False, False, False]
+    later = days[~in_training(days, '2024-01-31')]
+    assert batch_key(later, '2024-01-31').dropna().tolist() == ['2024-02', '2024-03']
+    assert in_training(pd.Series([1999, 2000, 2001]), 2000).tolist() == [True, True, False]
+    import datetime as dt
+
+    p = IngestParams(
+        dataset='d',
+        source='x.csv',
+        target='t',
+        split_column='day',
+        train_until=dt.date(2024, 1, 31),  # what YAML reads from an unquoted 2024-01-31
+        columns={'t': {'dtype': 'int', 'personal': False}, 'day': {'dtype': 'str', 'personal': False, 'kind': 'date'}},
+    )
+    assert p.train_until == '2024-01-31'
