@@ -90,8 +90,9 @@ def agreement(rows: int, chunk: int) -> dict:
     with tempfile.TemporaryDirectory() as d:
         ref.to_parquet(f'{d}/ref.parquet')
         ana.to_parquet(f'{d}/ana.parquet')
-        r = subprocess.run([str(py), '-c', NANNYML, f'{d}/ref.parquet', f'{d}/ana.parquet', str(chunk)],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [str(py), '-c', NANNYML, f'{d}/ref.parquet', f'{d}/ana.parquet', str(chunk)], capture_output=True, text=True
+        )
     if r.returncode:
         raise SystemExit(f'NannyML failed:\n{r.stderr[-3000:]}')
     theirs = json.loads(r.stdout.strip().splitlines()[-1])
@@ -99,13 +100,20 @@ def agreement(rows: int, chunk: int) -> dict:
     secs, mine = ours(ref, ana, chunk)
     n = min(len(mine['accuracy']), len(theirs['estimates']['accuracy']))
     diff = {m: float(np.max(np.abs(np.subtract(mine[m][:n], theirs['estimates'][m][:n])))) for m in METRICS}
-    return dict(rows=rows, chunk=chunk, chunks=n, nannyml_version=theirs['version'], nannyml_s=theirs['seconds'],
-                ours_s=secs, speedup=theirs['seconds'] / secs, max_abs_diff=diff)
+    return dict(
+        rows=rows,
+        chunk=chunk,
+        chunks=n,
+        nannyml_version=theirs['version'],
+        nannyml_s=theirs['seconds'],
+        ours_s=secs,
+        speedup=theirs['seconds'] / secs,
+        max_abs_diff=diff,
+    )
 
 
 def realised(windows: int, size: int = 500, seed: int = 0) -> dict:
     "Estimated against realised accuracy on resampled windows of the default dataset's later years."
-    import pandas as pd
     from sklearn.compose import make_column_transformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import train_test_split
@@ -129,12 +137,18 @@ def realised(windows: int, size: int = 500, seed: int = 0) -> dict:
     s, t = later_s[idx].ravel(), later_y[idx].ravel()
     d = (s >= 0.5).astype(int)
     win = np.repeat(np.arange(windows), size)
-    e = estimate(cal(s), d, win)
+    e = estimate(cal(s), d, win, reference_rows=cal.rows)
     real = np.bincount(win, weights=(d == t)) / size
     err = np.abs(e['accuracy'] - real)
-    return dict(windows=windows, size=size, later_rows=int(len(later_y)), mae=float(err.mean()),
-                inside_95=float((err <= 1.96 * e['accuracy_sd']).mean()),
-                mean_estimate=float(e['accuracy'].mean()), mean_realised=float(real.mean()))
+    return dict(
+        windows=windows,
+        size=size,
+        later_rows=int(len(later_y)),
+        mae=float(err.mean()),
+        inside_95=float((err <= 1.96 * e['accuracy_sd']).mean()),
+        mean_estimate=float(e['accuracy'].mean()),
+        mean_realised=float(real.mean()),
+    )
 
 
 def main() -> int:
@@ -156,16 +170,25 @@ def main() -> int:
         print(json.dumps(dict(agreement=agree, realised=real, goals_met=ok)))
     else:
         print(f"CBPE on {a.rows:,} reference + {a.rows:,} analysis rows, chunks of {a.chunk:,} ({agree['chunks']}):")
-        print(f"  NannyML {agree['nannyml_version']}: {agree['nannyml_s']:.2f} s   ours: {agree['ours_s']:.3f} s   "
-              f"-> {agree['speedup']:.1f}x (goal >= {SPEED_GOAL:g}x) {'ok' if ok['speed'] else 'MISSED'}")
-        print('  largest per-chunk difference: ' + ', '.join(f'{m} {v:.5f}' for m, v in agree['max_abs_diff'].items())
-              + f" (goal <= {AGREE_GOAL}) {'ok' if ok['agreement'] else 'MISSED'}")
-        print(f"Estimated vs realised accuracy, {real['windows']} windows of {real['size']} rows resampled from the "
-              f"default dataset's 2001-2002 rows ({real['later_rows']}):")
-        print(f"  mean absolute error {real['mae']:.4f} (goal <= {MAE_GOAL}) {'ok' if ok['mae'] else 'MISSED'}; "
-              f"realised inside the 95% interval in {real['inside_95']:.1%} of windows (goal >= {COVER_GOAL:.0%}) "
-              f"{'ok' if ok['coverage'] else 'MISSED'}; mean estimate {real['mean_estimate']:.4f}, "
-              f"mean realised {real['mean_realised']:.4f}")
+        print(
+            f"  NannyML {agree['nannyml_version']}: {agree['nannyml_s']:.2f} s   ours: {agree['ours_s']:.3f} s   "
+            f"-> {agree['speedup']:.1f}x (goal >= {SPEED_GOAL:g}x) {'ok' if ok['speed'] else 'MISSED'}"
+        )
+        print(
+            '  largest per-chunk difference: '
+            + ', '.join(f'{m} {v:.5f}' for m, v in agree['max_abs_diff'].items())
+            + f" (goal <= {AGREE_GOAL}) {'ok' if ok['agreement'] else 'MISSED'}"
+        )
+        print(
+            f"Estimated vs realised accuracy, {real['windows']} windows of {real['size']} rows resampled from the "
+            f"default dataset's 2001-2002 rows ({real['later_rows']}):"
+        )
+        print(
+            f"  mean absolute error {real['mae']:.4f} (goal <= {MAE_GOAL}) {'ok' if ok['mae'] else 'MISSED'}; "
+            f"realised inside the 95% interval in {real['inside_95']:.1%} of windows (goal >= {COVER_GOAL:.0%}) "
+            f"{'ok' if ok['coverage'] else 'MISSED'}; mean estimate {real['mean_estimate']:.4f}, "
+            f"mean realised {real['mean_realised']:.4f}"
+        )
     return 0 if all(ok.values()) else 1
 
 
