@@ -266,3 +266,25 @@ def test_generated_prometheus_rules_pass_promtool(workspace, tmp_path):
     r = subprocess.run([promtool, 'check', 'rules', str(f)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'SUCCESS' in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_the_monitoring_report_executes_into_the_site(workspace, monkeypatch):
+    from lifecycle.app.cli import app
+
+    ws = Workspace.open(workspace)
+    rng = np.random.default_rng(3)
+    t0 = time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 200)
+    replay(log, rng, t0, 200, 200, shift=15, flip=True)
+    log.close()
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines={'1': baseline(rng)}, now=t0 + 400)
+    assert run.windows == 2 and run.alerts
+    monkeypatch.chdir(workspace)
+    r = invoke(app, ['monitor', 'report', '--json'])
+    assert r.exit_code == 0, r.output
+    html = Path(json.loads(r.stdout)['html'])
+    assert html.is_file() and 'Monitoring report' in html.read_text()
+    assert html.with_suffix('.ipynb').is_file()

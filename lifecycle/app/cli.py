@@ -112,5 +112,6 @@ monitor_app = _group(
         'status': operate_cmds.monitor_status,
         'alerts': operate_cmds.monitor_alerts,
         'rules': operate_cmds.monitor_rules,
+        'report': operate_cmds.monitor_report,
     },
 )

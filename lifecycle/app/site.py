@@ -130,7 +130,11 @@ def _extra_reports(s: Settings, site: Path) -> list[str]:
             )
             links.append(f"<li><a href='governance/{page.name}'>{html.escape(md.stem)}</a></li>")
         out.append("<h2>Governance reports</h2><ul>" + ''.join(links) + "</ul>")
-    for kind, title in (('rollouts', 'Rollout reports'), ('experiments', 'A/B experiment reports')):
+    for kind, title in (
+        ('rollouts', 'Rollout reports'),
+        ('experiments', 'A/B experiment reports'),
+        ('monitoring', 'Monitoring reports'),
+    ):
         pages = sorted((s.reports_dir / kind).glob('*/*.html'), key=lambda p: p.stat().st_mtime, reverse=True)
         if pages:
             out.append(
