@@ -288,3 +288,19 @@ def test_the_monitoring_report_executes_into_the_site(workspace, monkeypatch):
     html = Path(json.loads(r.stdout)['html'])
     assert html.is_file() and 'Monitoring report' in html.read_text()
     assert html.with_suffix('.ipynb').is_file()
+
+
+def test_flipped_labels_on_stable_inputs_are_concept_drift(workspace):
+    rule = dict(name='concept', metric='concept_drift', condition='> 0.1', min_sample=100, severity='high')
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None}, rules=[rule])
+    ws = Workspace.open(workspace)
+    rng = np.random.default_rng(11)
+    base = {'1': baseline(rng)}
+    t0 = time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 200)
+    replay(log, rng, t0, 200, 200, flip=True)  # inputs as trained, labels flipped
+    log.close()
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines=base, now=t0 + 400)
+    assert [(a['rule'], a['window'], a['severity']) for a in run.alerts] == [('concept', 1, 'high')]
+    assert run.alerts[0]['value'] > 0.3
