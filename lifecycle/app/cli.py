@@ -14,9 +14,11 @@ from ..data import init_command
 from ..release import commands as release_cmds
 from ..serve import commands as serve_cmds
 from ..deliver import commands as deliver_cmds
+from ..operate import commands as operate_cmds
 
 # %% auto #0
-__all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_app', 'rollout_app', 'experiment_app']
+__all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_app', 'rollout_app', 'experiment_app',
+           'monitor_app']
 
 # %% ../../nbs/api/app/03_cli.ipynb #f485a5a8
 def _run_report(s, name, out_dir, parameters):
@@ -104,4 +106,15 @@ rollout_app = _group(
 )
 experiment_app = _group(
     'experiment', "A/B analysis of the variants of the model-version flag.", {'report': deliver_cmds.experiment_report}
+)
+monitor_app = _group(
+    'monitor',
+    "Monitoring: windows over the prediction log, estimated and realised performance, alerts routed by severity.",
+    {
+        'run': operate_cmds.monitor_run,
+        'status': operate_cmds.monitor_status,
+        'alerts': operate_cmds.monitor_alerts,
+        'rules': operate_cmds.monitor_rules,
+        'report': operate_cmds.monitor_report,
+    },
 )

@@ -263,6 +263,7 @@ def site_facts(ws) -> dict:
         batches=_batches(ws),
         rollouts=_reports(ws, 'rollouts'),
         experiments=_reports(ws, 'experiments'),
+        monitoring=_reports(ws, 'monitoring'),
     )
 
 # %% ../../nbs/api/app/01_site.ipynb #541b1297
@@ -561,10 +562,15 @@ def deliver_pages(facts: dict) -> list[Page]:
             out.append(md_table(hist, cols))
     else:
         out.append('No rollout has been started.\n')
-    for kind, title in (('rollouts', 'Rollout reports'), ('experiments', 'A/B experiment reports')):
+    kinds = (
+        ('rollouts', 'Rollout reports'),
+        ('experiments', 'A/B experiment reports'),
+        ('monitoring', 'Monitoring reports'),
+    )
+    for kind, title in kinds:
         out.append(f'## {title}\n')
         rows = []
-        for r in facts[kind]:
+        for r in facts.get(kind, []):
             path = f"deliver/{kind}/{r['id']}/{r['name']}"
             pages.append(Page(path, f"{title[:-1]} {r['id']}", notebook=r['notebook']))
             rows.append(dict(report=r['id'], p=f"deliver/{kind}/{r['id']}/{r['name']}"))
@@ -704,11 +710,12 @@ def input_fingerprint(s: Settings) -> str:
         [
             (str(p), *(lambda st: (st.st_size, st.st_mtime_ns))(p.stat()))
             for p in sorted(s.reports_dir.glob('*'))
-            if p.is_dir() and p.name in ('governance', 'rollouts', 'experiments', 'ingest')
+            if p.is_dir() and p.name in ('governance', 'rollouts', 'experiments', 'monitoring', 'ingest')
         ],
         _stat_walk(s.reports_dir / 'governance'),
         _stat_walk(s.reports_dir / 'rollouts', '*.ipynb'),
         _stat_walk(s.reports_dir / 'experiments', '*.ipynb'),
+        _stat_walk(s.reports_dir / 'monitoring', '*.ipynb'),
         _stat_walk(s.reports_dir / 'ingest', '*.html'),
         _stat_walk(Path(plan_pages.__code__.co_filename)),
         _stat_walk(s.root / 'params' / 'policy.yaml'),

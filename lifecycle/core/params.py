@@ -11,12 +11,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'ParamsError', 'load_file', 'PiiRule', 'ColumnRule',
-           'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec',
-           'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
-           'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
-           'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams',
-           'looser_than_policy', 'load_params', 'stage_params']
+__all__ = ['REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'LAYER_FILES', 'ParamsError', 'load_file',
+           'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef',
+           'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params',
+           'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams',
+           'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'GuardParams', 'ExperimentParams',
+           'RolloutParams', 'looser_than_policy', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -583,6 +583,9 @@ STAGE_SCHEMAS: dict[str, type[BaseModel]] = dict(
 )
 # Files read by commands and the server rather than by a stage (they never invalidate a stage's cache).
 RUNTIME_SCHEMAS: dict[str, type[BaseModel]] = dict(policy=PolicyParams, flags=FlagsParams, rollout=RolloutParams)
+# Files of a higher layer, validated by that layer's own schema when it reads them (monitor.yaml: `lifecycle monitor`,
+# lifecycle.operate.schema); known here so that a params folder holding them is not refused.
+LAYER_FILES: tuple[str, ...] = ('monitor',)
 
 # %% ../../nbs/api/core/04_params.ipynb #7dc67bac
 def _limit(g) -> str:
@@ -628,7 +631,7 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
             res[name] = load_file(d / f'{name}.yaml', schema)
         except ParamsError as e:
             problems.append(str(e))
-    known = {*STAGE_SCHEMAS, *RUNTIME_SCHEMAS}
+    known = {*STAGE_SCHEMAS, *RUNTIME_SCHEMAS, *LAYER_FILES}
     extra = sorted(p.name for p in d.glob('*.y*ml') if p.stem not in known)
     if extra:
         problems.append(f"{d}: unknown params file(s) {extra}; expected only {sorted(s + '.yaml' for s in known)}")

@@ -1,0 +1,306 @@
+"""The monitor end to end on a prediction log written through its public API: shifted inputs and flipped labels
+raise the drift and performance alerts with their severities within two windows, silence and a dead watcher raise
+theirs, and each sink (ticket file, webhook, SMTP on 127.0.0.1) receives exactly the alerts routed to it; bad
+monitor params are refused naming the key; an unreachable webhook keeps its alerts until it answers."""
+
+from __future__ import annotations
+import json
+import socket
+import threading
+import time
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from conftest import set_yaml
+from lifecycle.core.cli_support import EXIT_INPUT, invoke
+from lifecycle.core.store import read_jsonl
+from lifecycle.core.workspace import Workspace
+from lifecycle.data import drift
+from lifecycle.operate.commands import monitor_run
+from lifecycle.operate.monitor import beat, run_once
+from lifecycle.operate.schema import load_monitor_params
+from lifecycle.operate.windows import Baseline
+from lifecycle.serve.predlog import PredictionLog, add_feedback, default_url
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+class Webhook:
+    "A webhook receiver on 127.0.0.1 that can be down (connection refused) or up."
+
+    def __init__(self):
+        self.port, self.got, self.srv = free_port(), [], None
+
+    @property
+    def url(self) -> str:
+        return f'http://127.0.0.1:{self.port}/alerts'
+
+    def up(self):
+        got = self.got
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self):
+                got.append(json.loads(self.rfile.read(int(self.headers['Content-Length']))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = ThreadingHTTPServer(('127.0.0.1', self.port), H)
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+        return self
+
+    def down(self):
+        if self.srv:
+            self.srv.shutdown()
+            self.srv.server_close()
+            self.srv = None
+
+
+@pytest.fixture
+def webhook():
+    w = Webhook().up()
+    yield w
+    w.down()
+
+
+@pytest.fixture
+def smtp():
+    from aiosmtpd.controller import Controller
+
+    class Handler:
+        def __init__(self):
+            self.got = []
+
+        async def handle_DATA(self, server, session, envelope):
+            self.got.append(message_from_bytes(envelope.content))
+            return '250 OK'
+
+    h = Handler()
+    c = Controller(h, hostname='127.0.0.1', port=free_port())
+    c.start()
+    yield c, h
+    c.stop()
+
+
+def baseline(rng) -> Baseline:
+    "A training profile of age and employment, and calibrated holdout scores with labels drawn from them."
+    n = 3000
+    s = rng.uniform(size=n)
+    prof = drift.profile(pd.DataFrame({'age': rng.normal(30, 8, n).round(1), 'employed': rng.choice(['Yes', 'No'], n)}))
+    return Baseline.from_holdout(prof, s, (rng.uniform(size=n) < s).astype(int))
+
+
+def replay(log: PredictionLog, rng, t0: float, start: int, n: int, shift: float = 0.0, flip: bool = False):
+    "Log n one-row requests (ages shifted by `shift`), then their feedback (flipped labels if `flip`)."
+    truth = {}
+    for i in range(start, start + n):
+        s = float(rng.uniform())
+        y = rng.uniform() < s
+        rid = f'r{i}'
+        log.log(
+            request_id=rid,
+            ts=t0 + i,
+            route='predict',
+            targeting_key=None,
+            variant='control',
+            model_version='1',
+            inputs={'age': [round(float(rng.normal(30 + shift, 8)), 1)], 'employed': [str(rng.choice(['Yes', 'No']))]},
+            output=[s],
+            decision=[int(s >= 0.5)],
+            threshold=0.5,
+            latency_ms=2.0,
+            status=200,
+        )
+        truth[rid] = 'Yes' if y != flip else 'No'
+    assert log.flush()
+    for rid, outcome in truth.items():
+        add_feedback(log, rid, outcome)
+
+
+def configure(ws_dir: Path, webhook: Webhook, smtp_port: int, **extra) -> None:
+    set_yaml(
+        ws_dir / 'params' / 'monitor.yaml',
+        window={'rows': 200, 'seconds': None},
+        sinks__webhook__url=webhook.url,
+        sinks__webhook__backoff_s=0.01,
+        sinks__email={'host': '127.0.0.1', 'port': smtp_port, 'sender': 'monitor@test', 'to': ['oncall@test']},
+        **extra,
+    )
+
+
+def test_shift_and_flip_raise_drift_and_performance_alerts_to_their_sinks(workspace, webhook, smtp):
+    controller, mail = smtp
+    configure(workspace, webhook, controller.port)
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    rng = np.random.default_rng(7)
+    base = {'1': baseline(rng)}
+    t0 = time.time() - 3000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 400)  # two windows as trained
+    first = run_once(ws, mp, baselines=base, now=t0 + 400)
+    assert first.windows == 2 and first.alerts == []
+    replay(log, rng, t0, 400, 400, shift=15, flip=True)  # then inputs shift and labels flip
+    alerts = []
+    for k, end in enumerate((600, 800)):  # a look after each of the next two windows closes
+        run = run_once(ws, mp, baselines=base, now=t0 + end)
+        alerts += run.alerts
+    log.close()
+    by_rule = {a['rule']: a for a in alerts}
+    assert by_rule['input_drift']['severity'] == 'high' and by_rule['input_drift']['window'] == 2
+    assert by_rule['accuracy_drop']['severity'] == 'critical' and by_rule['accuracy_drop']['window'] == 2
+    assert 'input_drift_some' not in by_rule  # the ladder: the high rule on the same metric wins
+    # silence: nothing for two hours
+    quiet = run_once(ws, mp, baselines=base, now=t0 + 800 + 7200)
+    assert [(a['rule'], a['severity']) for a in quiet.alerts] == [('no_traffic', 'high')]
+    alerts += quiet.alerts
+    # each sink has exactly the alerts routed to it
+    paging = sorted(a['id'] for a in alerts if a['severity'] in ('high', 'critical'))
+    tickets = sorted(a['id'] for a in alerts if a['severity'] in ('low', 'medium'))
+    assert sorted(a['id'] for a in webhook.got) == paging
+    deadline = time.time() + 5
+    while len(mail.got) < len(paging) and time.time() < deadline:
+        time.sleep(0.05)
+    assert sorted(m['Subject'] for m in mail.got) == sorted(
+        f"[lifecycle {a['severity']}] {a['rule']} on {a['series']}" for a in alerts if a['id'] in paging
+    )
+    assert sorted(t['id'] for t in read_jsonl(ws.state_dir / 'monitor' / 'tickets.jsonl')) == tickets
+    # every alert is in the audit log with its window's evidence, and no input value
+    from lifecycle.core.audit import read
+
+    entries = [e for e in read(ws.audit_path) if e['action'] == 'monitor.alert']
+    assert sorted(e['details']['evidence']['id'] for e in entries) == sorted(a['id'] for a in alerts)
+    keys = {
+        'id',
+        'rule',
+        'severity',
+        'metric',
+        'value',
+        'condition',
+        'sample',
+        'series',
+        'window',
+        'window_start',
+        'window_end',
+        'ts',
+    }
+    assert all(set(e['details']['evidence']) == keys and e['actor'] == 'monitor' for e in entries)
+    drift_entry = next(e for e in entries if e['subject'] == 'input_drift')
+    assert drift_entry['details']['evidence']['value'] > 0.25 and drift_entry['details']['evidence']['sample'] == 200
+
+
+def test_a_dead_watcher_raises_the_heartbeat_alert(workspace, webhook, smtp):
+    controller, _ = smtp
+    configure(workspace, webhook, controller.port, watchers=['monitor', 'guard'])
+    ws = Workspace.open(workspace)
+    beat(ws.state_dir, 'guard', now=time.time() - 3600)
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines={})
+    assert [(a['rule'], a['series'], a['severity']) for a in run.alerts] == [
+        ('watcher_dead', 'watcher/guard', 'critical')
+    ]
+    assert [a['rule'] for a in webhook.got] == ['watcher_dead']
+
+
+def test_an_unreachable_webhook_keeps_its_alerts_until_delivered(workspace, smtp):
+    controller, _ = smtp
+    hook = Webhook()  # down: nothing listens on its port
+    configure(workspace, hook, controller.port, watchers=['monitor', 'guard'])
+    ws = Workspace.open(workspace)
+    beat(ws.state_dir, 'guard', now=time.time() - 3600)
+    mp = load_monitor_params(ws.params_dir)
+    run = run_once(ws, mp, baselines={})
+    assert run.alerts and run.pending == 1 and run.delivered['webhook'] == 0
+    kept = json.loads((ws.state_dir / 'monitor' / 'outbox' / 'webhook.json').read_text())
+    assert kept[0]['attempts'] == mp.sinks.webhook.attempts and 'ConnectError' in kept[0]['error']
+    hook.up()
+    try:
+        time.sleep(0.2)  # past the backoff (0.01 s doubled per attempt); the rule's cooldown holds a new alert back
+        later = run_once(ws, mp, baselines={})
+        assert later.alerts == [] and later.delivered['webhook'] == 1 and later.pending == 0
+        assert [a['rule'] for a in hook.got] == ['watcher_dead']
+    finally:
+        hook.down()
+
+
+@pytest.mark.parametrize(
+    'change, key',
+    [
+        (dict(rules=[dict(name='x', metric='drift', condition='> 1', severity='high')]), "rules.0.metric"),
+        (dict(window={'rows': 0}), 'window.rows'),
+        (dict(rules=[dict(name='x', metric='drift_psi_max', condition='> 1', severity='urgent')]), 'rules.0.severity'),
+    ],
+)
+def test_bad_monitor_params_are_refused_naming_the_key(workspace, monkeypatch, change, key):
+    set_yaml(workspace / 'params' / 'monitor.yaml', **change)
+    monkeypatch.chdir(workspace)
+    r = invoke(monitor_run, ['--json'])
+    assert r.exit_code == EXIT_INPUT
+    out = json.loads(r.stdout)
+    assert out['ok'] is False and 'monitor.yaml' in out['error'] and f"key '{key}'" in out['error']
+    assert 'Traceback' not in r.output
+
+
+def test_generated_prometheus_rules_pass_promtool(workspace, tmp_path):
+    import shutil
+    import subprocess
+
+    from lifecycle.operate.prometheus import prometheus_rules
+
+    promtool = shutil.which('promtool')
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package 'prometheus')")
+    f = tmp_path / 'rules.yml'
+    f.write_text(yaml.safe_dump(prometheus_rules(load_monitor_params(workspace / 'params')), sort_keys=False))
+    r = subprocess.run([promtool, 'check', 'rules', str(f)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert 'SUCCESS' in r.stdout + r.stderr
+
+
+@pytest.mark.slow
+def test_the_monitoring_report_executes_into_the_site(workspace, monkeypatch):
+    from lifecycle.app.cli import app
+
+    ws = Workspace.open(workspace)
+    rng = np.random.default_rng(3)
+    t0 = time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 200)
+    replay(log, rng, t0, 200, 200, shift=15, flip=True)
+    log.close()
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines={'1': baseline(rng)}, now=t0 + 400)
+    assert run.windows == 2 and run.alerts
+    monkeypatch.chdir(workspace)
+    r = invoke(app, ['monitor', 'report', '--json'])
+    assert r.exit_code == 0, r.output
+    html = Path(json.loads(r.stdout)['html'])
+    assert html.is_file() and 'Monitoring report' in html.read_text()
+    assert html.with_suffix('.ipynb').is_file()
+
+
+def test_flipped_labels_on_stable_inputs_are_concept_drift(workspace):
+    rule = dict(name='concept', metric='concept_drift', condition='> 0.1', min_sample=100, severity='high')
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None}, rules=[rule])
+    ws = Workspace.open(workspace)
+    rng = np.random.default_rng(11)
+    base = {'1': baseline(rng)}
+    t0 = time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 200)
+    replay(log, rng, t0, 200, 200, flip=True)  # inputs as trained, labels flipped
+    log.close()
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines=base, now=t0 + 400)
+    assert [(a['rule'], a['window'], a['severity']) for a in run.alerts] == [('concept', 1, 'high')]
+    assert run.alerts[0]['value'] > 0.3
