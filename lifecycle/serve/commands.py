@@ -84,7 +84,9 @@ def flags_show(
 
     s = Workspace.open()
     spec, _ = fl.load_spec(s)
-    return _show_spec(spec, {'flagd': json.loads(fl.flagd_path(s).read_text())} if as_json else None)
+    doc = fl.read_document(fl.flagd_path(s))
+    fl.check_live(s, doc)  # never report a value the live flag file does not have
+    return _show_spec(spec, {'flagd': doc} if as_json else None)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #59713a60
 def _change(changes: dict, reason: str) -> FlagsView:
