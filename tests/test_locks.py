@@ -79,3 +79,46 @@ def test_two_cold_runs_at_once_both_succeed_and_the_kill_switch_does_not_wait(tm
         t0 = time.time()
         r, out = cli_json(ws, 'flags', 'kill', '--reason', 'incident 12')
     assert r.returncode == 0 and out['flags']['kill'] is True and time.time() - t0 < 120, r.stderr
+
+
+GUARD_LOOK = """
+import sys, time
+from pathlib import Path
+from lifecycle.core.workspace import Workspace
+from lifecycle.deliver import rollout
+from lifecycle.serve import flags as fl
+ws = Workspace.open(Path(sys.argv[1]))
+with rollout.locked(ws):  # a guard look: read the flags, decide, write them back
+    spec, name = fl.load_spec(ws)
+    (Path(sys.argv[1]) / 'read').touch()
+    time.sleep(1.5)
+    fl.write_spec(ws, spec.model_copy(update={'percentage': 50.0}), name)
+"""
+
+
+def test_a_kill_switch_pulled_during_a_guard_look_is_applied_after_it_not_lost(tmp_path):
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.serve import flags as fl
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    for v in ('1', '2'):
+        ws.store.put_record('signatures', f'm-{v}', {'signed': True})
+    fl.init_flags(ws, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
+    look = subprocess.Popen(
+        [sys.executable, '-c', GUARD_LOOK, str(tmp_path)], env=clean_env(), text=True, stderr=subprocess.PIPE
+    )
+    deadline = time.time() + 60
+    while not (tmp_path / 'read').exists() and time.time() < deadline and look.poll() is None:
+        time.sleep(0.02)
+    assert (tmp_path / 'read').exists(), look.communicate()[1][-2000:]
+    waited = []
+    t0 = time.monotonic()
+    fl.kill(ws, actor='carol', reason='incident')  # the look holds the flags: the kill waits for it, then applies
+    waited.append(time.monotonic() - t0)
+    assert look.wait(60) == 0, look.stderr.read()[-2000:]
+    spec, _ = fl.load_spec(ws)
+    assert spec.kill is True and spec.percentage == 50.0, spec  # both writes kept: neither overwrote the other
+    assert waited[0] > 0.5  # it did wait for the look (1.5 s) instead of racing it
+    assert holder(tmp_path / '.lifecycle', 'flags') is None

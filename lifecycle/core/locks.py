@@ -9,13 +9,14 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
 from .manifest import now_iso
 
 # %% auto #0
-__all__ = ['lock_path', 'describe', 'LockBusy', 'holder', 'hold']
+__all__ = ['lock_path', 'describe', 'LockBusy', 'holder', 'hold', 'held']
 
 # %% ../../nbs/api/core/09_locks.ipynb #0323c613
 def lock_path(state_dir: str | Path, name: str) -> Path:
@@ -124,3 +125,26 @@ def hold(
             os.ftruncate(fd, 0)
     finally:
         os.close(fd)  # closing releases the lock
+
+# %% ../../nbs/api/core/09_locks.ipynb #f482f0df
+_depth = threading.local()
+
+
+@contextmanager
+def held(state_dir: str | Path, name: str, timeout: float | None = None, on_wait=None):
+    "`hold` for code that may already hold the named lock on this thread (re-entrant); waits, never refuses."
+    key = str(lock_path(state_dir, name).resolve())
+    counts = _depth.__dict__.setdefault('counts', {})
+    if counts.get(key):
+        counts[key] += 1
+        try:
+            yield None
+        finally:
+            counts[key] -= 1
+        return
+    with hold(state_dir, name, wait=True, timeout=timeout, on_wait=on_wait) as rec:
+        counts[key] = 1
+        try:
+            yield rec
+        finally:
+            counts[key] = 0

@@ -7,9 +7,7 @@ Every action, automatic or manual, is audited with actor and reason."""
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #486554a2
 from __future__ import annotations
-import fcntl
 import json
-import threading
 import time
 import uuid
 from contextlib import contextmanager
@@ -20,6 +18,7 @@ import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write
+from ..core.locks import held
 from ..core.params import RolloutParams, GuardParams
 from .abstats import SequentialTest
 from ..serve import flags as fl
@@ -75,28 +74,12 @@ def _event(s: Workspace, st: dict, action: str, actor: str | None, reason: str, 
     return _save(s, st)
 
 
-_held = threading.local()
-
-
 @contextmanager
 def locked(s: Settings):
-    "Hold the rollout lock (re-entrant within a thread): the guard and people never act on a stale state."
-    if getattr(_held, 'depth', 0):
-        _held.depth += 1
-        try:
-            yield
-        finally:
-            _held.depth -= 1
-        return
-    s.state_dir.mkdir(parents=True, exist_ok=True)
-    with open(s.state_dir / 'rollout.lock', 'a') as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        _held.depth = 1
-        try:
-            yield
-        finally:
-            _held.depth = 0
-            fcntl.flock(f, fcntl.LOCK_UN)
+    """Hold the `flags` lock (re-entrant within a thread) for a rollout action: the guard, people and the flag writer
+    never act on a stale state, and none of them waits behind a pipeline run."""
+    with held(s.state_dir, 'flags'):
+        yield
 
 
 def _exclusive(fn):

@@ -14,6 +14,7 @@ from pathlib import Path
 from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write
+from ..core.locks import held
 from ..core.params import FlagsParams, ARMS, _describe
 
 # %% auto #0
@@ -249,7 +250,8 @@ def init_flags(
 ) -> FlagsParams:
     "Start the runtime flags from params: resolve aliases, write, audit."
     spec = resolve_spec(params, lookup)
-    write_spec(s, spec, model_name)
+    with held(s.state_dir, 'flags'):
+        write_spec(s, spec, model_name)
     s.audit(
         'flags.init',
         MODEL_FLAG,
@@ -283,6 +285,11 @@ def change_flags(
     s: Workspace, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli', lookup=None
 ) -> FlagsParams:
     "Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited."
+    with held(s.state_dir, 'flags'):  # read, change and write as one step: a concurrent kill switch is never lost
+        return _change_flags(s, changes, actor, reason, source, lookup)
+
+
+def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
     old, name = load_spec(s)
     d = old.model_dump(mode='json', by_alias=True)
     if not isinstance(changes, dict) or not changes:
