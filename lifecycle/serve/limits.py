@@ -84,6 +84,7 @@ class GuardedH11Protocol(H11Protocol):
     def _drop(self) -> None:
         "Close a connection that sent no complete request in time (or that gave its place to a new one)."
         self._disarm()
+        self.connections.discard(self)  # its place is free now, not when the loop gets to connection_lost
         if not self.transport.is_closing():
             self.transport.close()
 

@@ -107,7 +107,7 @@ class LocalServer:
         env: dict | None = None,
         workers: int = 1,
         log=None,
-        timeout: float = 60,
+        timeout: float = 180,  # a loaded machine can take a minute to start it
         preexec_fn=None,
     ):
         self.root, self.env, self.workers, self.log, self.timeout = Path(root), env, workers, log, timeout
