@@ -126,7 +126,8 @@ def check_document(doc) -> list[str]:
             continue
         if f.get('defaultVariant') not in variants:
             problems.append(
-                f"flag {key!r}: key 'defaultVariant': {f.get('defaultVariant')!r} is not one of its variants {sorted(variants)}"
+                f"flag {key!r}: key 'defaultVariant': {f.get('defaultVariant')!r} is not one of its variants "
+                f"{sorted(variants)}"
             )
         unknown = sorted(_variant_names(f.get('targeting')) - set(variants)) if 'targeting' in f else []
         if unknown:
@@ -358,7 +359,7 @@ class FlagClient:
         self.provider, self.client, self._ctx = provider, api.get_client(domain=domain), EvaluationContext
 
     def close(self, timeout: float = 5) -> None:
-        "Stop the provider, and wait for the file provider's watcher thread to end (its last look comes after shutdown)."
+        "Stop the provider, then wait for the file provider's watcher thread to end (its last look follows shutdown)."
         self.provider.shutdown()
         watcher = getattr(getattr(getattr(self.provider, 'resolver', None), 'connector', None), 'thread', None)
         if isinstance(watcher, threading.Thread) and watcher is not threading.current_thread():

@@ -17,7 +17,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
 from ..core.settings import Settings, SettingsError
 from ..core.workspace import Workspace
-from ..core import audit
 from .models import InputError
 from .predlog import FeedbackError, LogFailed, add_feedback
 from lifecycle.serve.scoring import (
