@@ -228,10 +228,13 @@ def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, w
     r = client.patch('/admin/flags', json={'changes': {'percentage': 5}}, headers={'Authorization': 'Basic abc'})
     assert r.status_code == 401
     refused = [e for e in audit.read(s.audit_path)[since:] if e['action'] == 'api.refused']
-    assert [(e['actor'], e['subject']) for e in refused] == [
-        ('anonymous', 'flags.read'),
-        ('alice', 'flags.kill'),
-        ('anonymous', 'flags.change'),
+    assert [(e['actor'], e['subject'], e['details']['count']) for e in refused] == [('anonymous', 'flags.read', 1)]
+    client.app.state.server.refusals.flush(everything=True)  # what the end of the minute (or shutdown) writes
+    refused = [e for e in audit.read(s.audit_path)[since:] if e['action'] == 'api.refused']
+    assert len(refused) == 2 and refused[1]['details']['count'] == 2
+    assert sorted((x['actor'], x['action'], x['status']) for x in refused[1]['details']['requests']) == [
+        ('alice', 'flags.kill', 403),
+        ('anonymous', 'flags.change', 401),
     ]
     assert all(e['details']['client'] == 'testclient' for e in refused)
     assert metric(client, 'lifecycle_errors_total{kind="401",route="admin"}') == 2
@@ -313,3 +316,125 @@ def test_a_failing_model_answers_500_counted_per_variant(client):
     )
     assert metric(client, 'lifecycle_errors_total{kind="500",route="/invocations"}') == 1
     assert client.get('/health').json() == {'status': 'ok'}
+
+
+# -- the prediction log: answered only once committed; refused while it cannot be written ---------------------------
+
+
+def test_an_answered_prediction_is_already_in_the_log(client):
+    srv = client.app.state.server
+    answered = [
+        client.post('/predict', json={'records': [REC], 'context': {'targetingKey': f'k{i}'}}) for i in range(20)
+    ]
+    assert all(a.status_code == 200 for a in answered)
+    logged = set(read_log(srv.log).request_id)  # no flush: every answer waited for its row's commit
+    assert {a.json()['request_id'] for a in answered} <= logged
+    r = client.post('/invocations', json={'dataframe_records': [REC]})
+    assert r.headers['x-request-id'] in set(read_log(srv.log).request_id)
+
+
+def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws):
+    import sqlite3
+
+    s = Workspace.open(ws)
+    fl.change_flags(s, BASE, actor='test', reason='test baseline')
+    with TestClient(create_app(Server(s, log_timeout_s=0.2))) as c:
+        srv = c.app.state.server
+        srv.log.probe_s = 0.1
+        rid = c.post('/predict', json={'records': [REC]}).json()['request_id']
+        errors = srv.log.errors
+        holder = sqlite3.connect(str(s.state_dir / 'predictions.db'), isolation_level=None)
+        holder.execute('BEGIN EXCLUSIVE')  # another process holds the database: nothing can be written
+        try:
+            r = c.post('/predict', json={'records': [REC]})
+            assert r.status_code == 503, r.text
+            assert (
+                'database is locked' in r.json()['error'] and 'prediction_log_on_failure = refuse' in r.json()['error']
+            )
+            ready = c.get('/ready')
+            assert ready.status_code == 503 and not ready.json()['ready']
+            assert 'locked' in ready.json()['prediction_log_problem']
+            r = c.post('/invocations', json={'dataframe_records': [REC]})  # refused at once, before any scoring
+            assert r.status_code == 503 and 'refusing to answer unlogged' in r.json()['error']
+            fb = c.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'})
+            assert fb.status_code == 503 and 'feedback cannot be recorded' in fb.json()['error'], fb.text
+            assert srv.log.errors == errors + 1  # the one row that reached the writer, counted
+            srv.on_log_failure = 'answer'  # the documented alternative: answer, unlogged
+            assert c.post('/predict', json={'records': [REC]}).status_code == 200 and c.get('/ready').status_code == 200
+            srv.on_log_failure = 'refuse'
+        finally:
+            holder.execute('ROLLBACK')
+            holder.close()
+        end = time.monotonic() + 10
+        while c.get('/ready').status_code != 200:  # the writer's probe finds the database writable again
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        r = c.post('/predict', json={'records': [REC]})
+        assert r.status_code == 200 and r.json()['request_id'] in set(read_log(srv.log).request_id)
+
+
+def test_json_nested_deeper_than_the_limit_is_a_400_naming_it(client):
+    nested = b'{"records": [{"age": ' + b'[' * 1000 + b'1' + b']' * 1000 + b', "checks": 2}]}'
+    for route in ('/predict', '/invocations', '/feedback'):
+        r = client.post(route, content=nested, headers={'content-type': 'application/json'})
+        assert r.status_code == 400 and 'nested deeper than 32 levels' in r.json()['error'], (route, r.text)
+
+
+def test_refused_requests_are_audited_per_client_and_minute_not_per_request(client, ws):
+    s = Workspace.open(ws)
+    srv = client.app.state.server
+    srv.refusals.flush(everything=True)
+    srv.refusals.clock = lambda: 1_800_000_000.0  # one minute for the whole burst
+    since = len(audit.read(s.audit_path))
+    assert {client.get('/admin/flags').status_code for _ in range(300)} == {401}
+    assert len(audit.read(s.audit_path)) - since == 1  # the first, at once
+    srv.refusals.flush(everything=True)
+    refused = [e for e in audit.read(s.audit_path)[since:] if e['action'] == 'api.refused']
+    assert [e['details']['count'] for e in refused] == [1, 299] and len(audit.read(s.audit_path)) - since == 2
+
+
+def test_a_user_removed_from_the_admin_role_is_refused_without_a_restart(client, ws):
+    s = Workspace.open(ws)
+    token = {'Authorization': f'Bearer {issue_token(s, "carol")}'}
+    ini = s.root / 'settings.ini'
+    before = ini.read_text()
+    assert client.get('/admin/flags', headers=token).status_code == 200
+    try:
+        ini.write_text(before.replace('ml_engineer = carol', 'ml_engineer = erin'))
+        r = client.get('/admin/flags', headers=token)
+        assert r.status_code == 403 and "user 'carol' does not hold role 'ml_engineer'" in r.json()['error']
+    finally:
+        ini.write_text(before)
+    assert client.get('/admin/flags', headers=token).status_code == 200
+
+
+def test_a_hand_edited_live_flag_file_is_refused_alerted_and_audited(client, ws):
+    from conftest import cli
+
+    s = Workspace.open(ws)
+    srv = client.app.state.server
+    since = len(audit.read(s.audit_path))
+    rev = applied(client)['flags_revision']
+    path = fl.flagd_path(s)
+    good = path.read_text()
+    assert '0.5' in good
+    try:
+        path.write_text(good.replace('0.5', '0.4'))  # the threshold flipped by hand: 0.5 -> 0.4
+        end = time.monotonic() + 5
+        while srv.status()['flags_valid']:
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        st = client.get('/ready').json()
+        assert 'does not match the flags spec' in st['flags_problem'] and st['flags_revision'] == rev
+        assert client.post('/predict', json={'records': [REC]}).json()['threshold'] == 0.5  # last good flags
+        assert metric(client, 'lifecycle_alerts_total{kind="flags_tampered"}') == 1
+        alerts = [e for e in audit.read(s.audit_path)[since:] if e['action'] == 'alert']
+        assert [e['subject'] for e in alerts] == ['flags_tampered'] and 'does not match' in alerts[0]['reason']
+        r = cli(ws, 'flags', 'show')
+        assert r.returncode != 0 and 'does not match the flags spec' in r.stderr and 'threshold' not in r.stdout
+    finally:
+        path.write_text(good)
+    end = time.monotonic() + 5
+    while not srv.status()['flags_valid']:
+        assert time.monotonic() < end
+        time.sleep(0.05)

@@ -29,6 +29,11 @@ DEFAULTS = dict(
     port='8000',
     pii_key_file='',
     prediction_log_url='',
+    prediction_log_commit='durable',
+    prediction_log_on_failure='refuse',
+    max_connections='',
+    keep_alive_s='5',
+    header_timeout_s='10',
     keys_dir='',
 )
 
@@ -75,6 +80,11 @@ class Settings:
     port: int
     pii_key_file: Path | None = None  # HMAC key for pseudonymisation; `$LIFECYCLE_PII_KEY` wins over it
     prediction_log_url: str = ''  # SQLAlchemy URL of the prediction log; empty: SQLite (WAL) in the state folder
+    prediction_log_commit: str = 'durable'  # durable: answer once the row is committed; batched: before
+    prediction_log_on_failure: str = 'refuse'  # refuse: 503 while the log cannot be written; answer: unlogged
+    max_connections: int | None = None  # open HTTP connections per server process; None: from the fd limit
+    keep_alive_s: float = 5  # an idle keep-alive connection is closed after this
+    header_timeout_s: float = 10  # a request's headers must arrive within this of the connection (or last answer)
     keys_dir: Path = field(default_factory=default_keys_dir)  # audit key and checkpoints, outside the workspace
 
     @property
@@ -136,6 +146,22 @@ def load_settings(root: str | Path | None = None) -> Settings:
     except ValueError:
         raise SettingsError(f"{ini}: key 'port': expected an integer, found {v['port']!r}") from None
     uri = v['tracking_uri'] or f"sqlite:///{state / 'mlflow.db'}"
+    choices = {'prediction_log_commit': ('durable', 'batched'), 'prediction_log_on_failure': ('refuse', 'answer')}
+    for k, allowed in choices.items():
+        if v[k] not in allowed:
+            raise SettingsError(f"{ini}: key {k!r}: expected one of {list(allowed)}, found {v[k]!r}")
+    limits = {}
+    for k, kind in (('max_connections', int), ('keep_alive_s', float), ('header_timeout_s', float)):
+        if v[k] == '' and k == 'max_connections':
+            limits[k] = None
+            continue
+        try:
+            limits[k] = kind(v[k])
+            if limits[k] <= 0:
+                raise ValueError
+        except ValueError:
+            what = 'a whole number' if kind is int else 'a number of seconds'
+            raise SettingsError(f"{ini}: key {k!r}: expected {what} above 0, found {v[k]!r}") from None
     return Settings(
         root=root,
         state_dir=state,
@@ -147,6 +173,9 @@ def load_settings(root: str | Path | None = None) -> Settings:
         port=port,
         pii_key_file=path('pii_key_file') if v['pii_key_file'] else None,
         prediction_log_url=v['prediction_log_url'],
+        prediction_log_commit=v['prediction_log_commit'],
+        prediction_log_on_failure=v['prediction_log_on_failure'],
+        **limits,
         keys_dir=path('keys_dir') if v['keys_dir'] else default_keys_dir(),
     )
 

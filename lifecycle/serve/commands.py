@@ -5,7 +5,6 @@ control, the server and batch scoring, from the command line."""
 
 # %% ../../nbs/api/serve/05_commands.ipynb #402261bd
 from __future__ import annotations
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -42,12 +41,14 @@ class FlagsView(Result):
         d = self.flags
         arms = ', '.join(f"{a}=v{d[a]}" for a in ('control', 'challenger', 'safe') if d[a])
         print(
-            f"{arms}; challenger share {d['percentage']:g}%; kill {'ON' if d['kill'] else 'off'}; shadow {'on' if d['shadow'] else 'off'}; "
+            f"{arms}; challenger share {d['percentage']:g}%; kill {'ON' if d['kill'] else 'off'}; "
+            f"shadow {'on' if d['shadow'] else 'off'}; "
             f"threshold {d['threshold']['default']} ({d['threshold']['variants'][d['threshold']['default']]})"
         )
         for c in d['cohorts']:
             print(
-                f"  cohort: {c['attribute']} {'in ' + str(c['in']) if c.get('in') is not None else '== ' + repr(c['equals'])} -> {c['variant']}"
+                f"  cohort: {c['attribute']} "
+                f"{'in ' + str(c['in']) if c.get('in') is not None else '== ' + repr(c['equals'])} -> {c['variant']}"
             )
 
 
@@ -84,7 +85,9 @@ def flags_show(
 
     s = Workspace.open()
     spec, _ = fl.load_spec(s)
-    return _show_spec(spec, {'flagd': json.loads(fl.flagd_path(s).read_text())} if as_json else None)
+    doc = fl.read_document(fl.flagd_path(s))
+    fl.check_live(s, doc)  # never report a value the live flag file does not have
+    return _show_spec(spec, {'flagd': doc} if as_json else None)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #59713a60
 def _change(changes: dict, reason: str) -> FlagsView:
@@ -188,7 +191,8 @@ class TokenIssued(Result):
 
     def show(self):
         print(
-            f"{self.token}\n(user {self.user}; roles: {', '.join(self.roles) or 'none'}; keep it secret: it is not shown again)"
+            f"{self.token}\n(user {self.user}; roles: {', '.join(self.roles) or 'none'}; "
+            "keep it secret: it is not shown again)"
         )
 
 
@@ -249,7 +253,8 @@ class Scored(Result):
 
     def show(self):
         print(
-            f"scored {self.summary['rows']} rows with {self.name} v{self.version} ({self.form}) -> {self.output} in {self.summary['seconds']} s"
+            f"scored {self.summary['rows']} rows with {self.name} v{self.version} ({self.form}) -> {self.output} "
+            f"in {self.summary['seconds']} s"
         )
 
 

@@ -20,7 +20,8 @@ from ..core.params import FlagsParams, ARMS, _describe
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path',
            'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec', 'write_spec',
-           'load_spec', 'init_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
+           'load_spec', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'change_flags', 'kill',
+           'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -125,7 +126,8 @@ def check_document(doc) -> list[str]:
             continue
         if f.get('defaultVariant') not in variants:
             problems.append(
-                f"flag {key!r}: key 'defaultVariant': {f.get('defaultVariant')!r} is not one of its variants {sorted(variants)}"
+                f"flag {key!r}: key 'defaultVariant': {f.get('defaultVariant')!r} is not one of its variants "
+                f"{sorted(variants)}"
             )
         unknown = sorted(_variant_names(f.get('targeting')) - set(variants)) if 'targeting' in f else []
         if unknown:
@@ -219,6 +221,29 @@ def load_spec(s: Settings) -> tuple[FlagsParams, str]:
         return FlagsParams.model_validate(d), name
     except Exception as e:
         raise FlagError(f"{p}: {e}") from None
+
+
+class FlagsTampered(FlagError):
+    "The flag file is not what the current spec compiles to: it was changed outside lifecycle."
+
+
+def content_revision(doc: dict) -> str:
+    "The revision a flag document's flags hash to: what `compile_flags` stamps in the metadata of what it writes."
+    return hashlib.sha256(json.dumps(doc['flags'], sort_keys=True).encode()).hexdigest()[:12]
+
+
+def check_live(s: Settings, doc: dict) -> str:
+    "The revision of `doc` when it is exactly what the current spec compiles to; `FlagsTampered` naming both if not."
+    spec, _ = load_spec(s)
+    expected = compile_flags(spec)['metadata']['revision']
+    found, stamped = content_revision(doc), (doc.get('metadata') or {}).get('revision')
+    if found != expected or stamped != expected:
+        raise FlagsTampered(
+            f"{flagd_path(s)}: does not match the flags spec {spec_path(s)}: its flags hash to revision {found} "
+            f"(stamped {stamped}), the spec compiles to {expected}, so it was changed outside lifecycle; the last "
+            "good flags stay active. Rewrite it with `lifecycle flags set ...` or `lifecycle flags init --force`"
+        )
+    return expected
 
 
 def init_flags(
@@ -334,7 +359,7 @@ class FlagClient:
         self.provider, self.client, self._ctx = provider, api.get_client(domain=domain), EvaluationContext
 
     def close(self, timeout: float = 5) -> None:
-        "Stop the provider, and wait for the file provider's watcher thread to end (its last look comes after shutdown)."
+        "Stop the provider, then wait for the file provider's watcher thread to end (its last look follows shutdown)."
         self.provider.shutdown()
         watcher = getattr(getattr(getattr(self.provider, 'resolver', None), 'connector', None), 'thread', None)
         if isinstance(watcher, threading.Thread) and watcher is not threading.current_thread():

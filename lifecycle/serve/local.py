@@ -101,8 +101,17 @@ def tiny_workspace(
 class LocalServer:
     "`lifecycle serve` in a child process on a free 127.0.0.1 port: ready on entry, stopped on exit (demos, tests)."
 
-    def __init__(self, root: str | Path, env: dict | None = None, workers: int = 1, log=None, timeout: float = 60):
+    def __init__(
+        self,
+        root: str | Path,
+        env: dict | None = None,
+        workers: int = 1,
+        log=None,
+        timeout: float = 180,  # a loaded machine can take a minute to start it
+        preexec_fn=None,
+    ):
         self.root, self.env, self.workers, self.log, self.timeout = Path(root), env, workers, log, timeout
+        self.preexec_fn = preexec_fn  # run in the child before `lifecycle serve` (e.g. to lower its limits)
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -131,6 +140,7 @@ class LocalServer:
             stdout=self.log,
             stderr=subprocess.STDOUT if self.log is not None else None,
             text=True,
+            preexec_fn=self.preexec_fn,
         )
         try:
             self.wait_ready()

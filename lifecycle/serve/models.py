@@ -50,7 +50,8 @@ def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
     for i, v in enumerate(values):
         if type(v) is not str:
             raise InputError(
-                f"column {name!r} row {offset + i}: expected a string, found {'null' if v is None else type(v).__name__}"
+                f"column {name!r} row {offset + i}: expected a string, "
+                f"found {'null' if v is None else type(v).__name__}"
             )
     return np.asarray(values, dtype=object)
 
@@ -124,7 +125,7 @@ def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_
 
 # %% ../../nbs/api/serve/02_models.ipynb #3cadf5d6
 def input_contract(columns: dict, names: list[str]) -> dict:
-    "The ingestion contract's rules (allowed categories, range) for the model inputs `names`; personal columns excluded."
+    "The ingestion contract's rules (allowed categories, range) for the model inputs `names`; personal ones excluded."
     return {
         n: columns[n]
         for n in names
@@ -135,7 +136,7 @@ def input_contract(columns: dict, names: list[str]) -> dict:
 
 
 def check_inputs(cols: dict[str, np.ndarray], contract: dict, where: str = '', offset: int = 0) -> None:
-    "Refuse inputs outside the contract (an unseen category, a number out of range), naming column and row, never the value."
+    "Refuse inputs outside the contract (unseen category, number out of range), naming column and row, never the value."
     for n, r in contract.items():
         v = cols.get(n)
         if v is None:

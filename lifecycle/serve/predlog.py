@@ -8,7 +8,6 @@ output, latency. Rows are queued by the request path and written in batches by o
 from __future__ import annotations
 import collections
 import json
-import queue
 import threading
 import time
 from pathlib import Path
@@ -16,11 +15,11 @@ import pandas as pd
 from ..core.settings import Settings
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'PredictionLog', 'add_feedback', 'read_log', 'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'add_feedback', 'read_log', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
-    "The prediction log's SQLAlchemy URL: settings' `prediction_log_url` (e.g. PostgreSQL), else SQLite in the state folder."
+    "The prediction log's SQLAlchemy URL: settings' `prediction_log_url` (PostgreSQL, ...), else SQLite in state_dir."
     return s.prediction_log_url or f"sqlite:///{s.state_dir / 'predictions.db'}"
 
 
@@ -93,76 +92,209 @@ def _tables(meta):
         Column('outcome', Text, nullable=False),
         Column('actor', String(100)),
     )
-    return preds, fb
+    probe = Table('prediction_log_probe', meta, Column('id', Integer, primary_key=True), Column('ts', Float))
+    return preds, fb, probe
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #9665a95b
-class PredictionLog:
-    "Batched prediction log and feedback store on SQLAlchemy."
+class LogFailed(Exception):
+    "A row the prediction log could not store: its request is refused (503) rather than answered unlogged."
 
-    def __init__(self, url: str, batch_rows: int = 500, interval_s: float = 0.1, mask=None, recent: int = 200_000):
+    status = 503
+
+
+def _reason(e: BaseException) -> str:
+    "What went wrong, without the statement or its parameters (SQLAlchemy quotes both: they hold request inputs)."
+    orig = getattr(e, 'orig', None) or e
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else 'no message'}"
+
+
+class _Batch:
+    "Rows committed together, and whoever waits for that commit."
+
+    __slots__ = ('rows', 'done', 'error', 'failed', '_waiters', '_lock')
+
+    def __init__(self):
+        self.rows, self.done, self.error, self.failed = [], threading.Event(), None, {}
+        self._waiters, self._lock = [], threading.Lock()
+
+    def settle(self, error: str | None, failed: dict) -> None:
+        "Record the outcome and wake every waiter: threads through the event, event loops once each."
+        with self._lock:
+            self.error, self.failed = error, failed
+            self.done.set()
+            waiters, self._waiters = self._waiters, []
+        loops = {}
+        for loop, fut in waiters:
+            loops.setdefault(loop, []).append(fut)
+        for loop, futs in loops.items():
+            try:
+                loop.call_soon_threadsafe(_wake, futs)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+
+
+def _wake(futs) -> None:
+    for f in futs:
+        if not f.done():
+            f.set_result(None)
+
+
+class Pending:
+    "One logged row: `wait()` (threads) or `await wait_async()` (event loop) returns once it is committed."
+
+    __slots__ = ('batch', 'index')
+
+    def __init__(self, batch: _Batch, index: int):
+        self.batch, self.index = batch, index
+
+    @property
+    def done(self) -> bool:
+        return self.batch.done.is_set()
+
+    def _outcome(self) -> None:
+        b = self.batch
+        problem = b.error or b.failed.get(self.index)
+        if problem:
+            raise LogFailed(f"prediction log: the row could not be written ({problem})")
+
+    def wait(self, timeout: float = 60) -> None:
+        "Block until the row's batch is committed; `LogFailed` if it was not written or not within `timeout` seconds."
+        if not self.batch.done.wait(timeout):
+            raise LogFailed(f"prediction log: the row was not committed within {timeout:g} s")
+        self._outcome()
+
+    async def wait_async(self, timeout: float = 60) -> None:
+        "`wait` without blocking the event loop: one wake-up per loop and batch, not per request."
+        import asyncio
+
+        b = self.batch
+        if not b.done.is_set():
+            loop = asyncio.get_running_loop()
+            fut = loop.create_future()
+            with b._lock:
+                if not b.done.is_set():
+                    b._waiters.append((loop, fut))
+                else:
+                    fut.set_result(None)
+            try:
+                await asyncio.wait_for(fut, timeout)
+            except asyncio.TimeoutError:
+                raise LogFailed(f"prediction log: the row was not committed within {timeout:g} s") from None
+        self._outcome()
+
+
+class PredictionLog:
+    "Prediction log and feedback store on SQLAlchemy: rows committed in groups by one writer thread."
+
+    def __init__(
+        self,
+        url: str,
+        batch_rows: int = 500,
+        interval_s: float = 0.1,
+        mask=None,
+        recent: int = 200_000,
+        durable: bool = True,
+        timeout_s: float = 5,
+        probe_s: float = 1,
+    ):
         from sqlalchemy import create_engine, event, MetaData
 
         self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
+        self.durable, self.probe_s = durable, probe_s
         if url.startswith('sqlite:///'):
             Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url, connect_args={'timeout': 30} if url.startswith('sqlite') else {})
+        self.engine = create_engine(url, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {})
         if url.startswith('sqlite'):
+            sync = 'FULL' if durable else 'NORMAL'  # FULL: the WAL is fsynced at each commit (power loss too)
 
             @event.listens_for(self.engine, 'connect')
             def _pragmas(conn, _):
                 cur = conn.cursor()
                 cur.execute('PRAGMA journal_mode=WAL')
-                cur.execute('PRAGMA synchronous=NORMAL')
+                cur.execute(f'PRAGMA synchronous={sync}')
                 cur.close()
 
         meta = MetaData()
-        self.predictions, self.feedback_table = _tables(meta)
+        self.predictions, self.feedback_table, self._probe_table = _tables(meta)
         meta.create_all(self.engine)
-        self._q, self._queued, self._written, self.errors = queue.SimpleQueue(), 0, 0, 0
+        self._cv = threading.Condition()
+        self._open, self._queued, self._written, self.errors = _Batch(), 0, 0, 0
+        self.problem = ''  # why the last write failed; empty while the log writes
         self.recent = collections.deque(maxlen=recent), set()  # request IDs logged lately: feedback needs no query
-        self._done = threading.Condition()
         self._stop = False
         self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
         self._thread.start()
 
-    def log(self, **row) -> None:
-        "Queue one row; JSON fields (inputs, output, decision: lists, dicts or numpy arrays) are encoded here, in C."
-        self._queued += 1
-        ids, known = self.recent
-        if len(ids) == ids.maxlen:
-            known.discard(ids[0])
-        ids.append(row['request_id'])
-        known.add(row['request_id'])
-        self._q.put(
-            tuple(_enc(row.get(c)) if c in _JSON else row.get(c, False if c == 'shadow' else None) for c in _COLS)
-        )
+    def log(self, **row) -> Pending:
+        "Queue one row (JSON fields encoded here, in C); the returned `Pending` says when it is committed."
+        enc = tuple(_enc(row.get(c)) if c in _JSON else row.get(c, False if c == 'shadow' else None) for c in _COLS)
+        with self._cv:
+            self._queued += 1
+            ids, known = self.recent
+            if len(ids) == ids.maxlen:
+                known.discard(ids[0])
+            ids.append(row['request_id'])
+            known.add(row['request_id'])
+            b = self._open
+            b.rows.append(enc)
+            n = len(b.rows)
+            if n == 1 or n == self.batch_rows:
+                self._cv.notify_all()  # the writer (and flush waiters, which look again)
+        return Pending(b, n - 1)
 
-    def _take(self) -> list[tuple]:
-        rows, deadline = [], time.monotonic() + self.interval_s
-        while len(rows) < self.batch_rows:
-            try:
-                rows.append(self._q.get(timeout=max(0.0, deadline - time.monotonic())))
-            except queue.Empty:
-                break
-        return rows
+    def _take(self) -> _Batch | None:
+        "The open batch, once it has rows (batched mode: after `interval_s` or `batch_rows`); None to stop."
+        with self._cv:
+            while not self._open.rows:
+                if self._stop:
+                    return None
+                if not self._cv.wait(self.probe_s if self.problem else None) and self.problem:
+                    self._cv.release()
+                    try:
+                        self._probe()
+                    finally:
+                        self._cv.acquire()
+            if not self.durable:  # linger: fewer, larger transactions; rows wait up to interval_s
+                deadline = time.monotonic() + self.interval_s
+                while len(self._open.rows) < self.batch_rows and not self._stop:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+            b, self._open = self._open, _Batch()
+            return b
 
-    def _write(self, rows: list[tuple]) -> None:
-        if self.mask is not None:
-            i = _COLS.index('inputs')
-            masked = self.mask([None if r[i] is None else json.loads(r[i]) for r in rows])
-            rows = [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
-        for attempt in range(5):
+    def _masked(self, rows: list[tuple]) -> list[tuple]:
+        if self.mask is None:
+            return rows
+        i = _COLS.index('inputs')
+        masked = self.mask([None if r[i] is None else json.loads(r[i]) for r in rows])
+        return [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
+
+    def _write(self, rows: list[tuple]) -> tuple[str | None, dict]:
+        "Insert `rows` in one transaction (retried); else one by one. (error for all rows, {index: error})."
+        try:
+            rows = self._masked(rows)
+        except Exception as e:  # never quote the inputs it failed on
+            return f"masking the inputs failed: {type(e).__name__}", {}
+        for attempt in range(2):
             try:
-                return self._insert(rows)
-            except Exception:
-                if attempt == 4:
-                    break
+                self._insert(rows)
+                return None, {}
+            except Exception as e:
+                last = _reason(e)
                 time.sleep(0.05 * (attempt + 1))
-        for r in rows:  # one bad row must not take its batch down with it
+        if len(rows) == 1:
+            return last, {}
+        failed = {}
+        for i, r in enumerate(rows):  # one bad row must not take its batch down with it ...
             try:
                 self._insert([r])
-            except Exception:
-                self.errors += 1
+            except Exception as e:
+                if i == 0:  # ... but when the first fails alone too, the database is the problem: stop there
+                    return _reason(e), {}
+                failed[i] = _reason(e)
+        return None, failed
 
     def _insert(self, rows: list[tuple]) -> None:
         if self.engine.dialect.name == 'sqlite':  # the DBAPI's executemany runs in C: the GIL stays free
@@ -176,32 +308,49 @@ class PredictionLog:
             with self.engine.begin() as c:
                 c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
 
+    def _probe(self) -> None:
+        "While writes fail and no row is waiting: try a one-row write; the log is healthy again when it commits."
+        from sqlalchemy import delete, insert
+
+        try:
+            with self.engine.begin() as c:
+                c.execute(delete(self._probe_table))
+                c.execute(insert(self._probe_table), [{'id': 1, 'ts': time.time()}])
+            self.problem = ''
+        except Exception as e:
+            self.problem = _reason(e)
+
     def _run(self) -> None:
-        while not (self._stop and self._q.empty()):
-            rows = self._take()
-            if not rows:
-                continue
+        while (b := self._take()) is not None:
             try:
-                self._write(rows)
-            except Exception:
-                self.errors += len(rows)  # masking failed: counted, reported by /metrics
-            with self._done:
-                self._written += len(rows)
-                self._done.notify_all()
+                error, failed = self._write(b.rows)
+            except Exception as e:  # a bug here must not leave requests waiting
+                error, failed = _reason(e), {}
+            lost = len(b.rows) if error else len(failed)
+            self.problem = error or ''
+            b.settle(error, failed)
+            with self._cv:
+                self.errors += lost
+                self._written += len(b.rows)
+                self._cv.notify_all()
 
     def flush(self, timeout: float = 30) -> bool:
-        "Wait until every row logged so far is written; False on timeout."
-        target = self._queued
-        with self._done:
-            return self._done.wait_for(lambda: self._written >= target, timeout)
+        "Wait until every row logged so far is committed (or failed, counted in `errors`); False on timeout."
+        with self._cv:
+            target = self._queued
+            return self._cv.wait_for(lambda: self._written >= target, timeout)
 
     def close(self) -> None:
+        "Commit what is queued, stop the writer, release the database."
         self.flush()
-        self._stop = True
+        with self._cv:
+            self._stop = True
+            self._cv.notify_all()
         self._thread.join(timeout=5)
         self.engine.dispose()
 
     def pending(self) -> int:
+        "Rows logged and not yet committed."
         return self._queued - self._written
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
@@ -217,7 +366,7 @@ def _known(log: PredictionLog, request_id: str) -> bool:
 
 def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None = None) -> dict:
     "Record the true outcome of an answered request; FeedbackError (404 unknown, 409 twice) otherwise."
-    from sqlalchemy.exc import IntegrityError
+    from sqlalchemy.exc import DBAPIError, IntegrityError
 
     if not isinstance(request_id, str) or not request_id:
         raise FeedbackError("field 'request_id': expected a non-empty string", 422)
@@ -233,11 +382,13 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
             c.execute(log.feedback_table.insert(), [row])
     except IntegrityError:
         raise FeedbackError(f"request_id {request_id!r}: feedback already recorded", 409) from None
+    except DBAPIError as e:  # disk full, database locked or gone: a refusal naming why, never a 500
+        raise FeedbackError(f"prediction log: feedback cannot be recorded ({_reason(e)})", 503) from None
     return {'request_id': request_id, 'recorded': True}
 
 
 def read_log(log_or_url, since: float | None = None, shadow: bool | None = None) -> pd.DataFrame:
-    "Prediction rows joined with their feedback (outcome None until it arrives); JSON columns decoded. Empty if no log yet."
+    "Prediction rows joined with their feedback (outcome None until it arrives), JSON decoded; empty if no log yet."
     from sqlalchemy import create_engine, text, inspect
 
     empty = pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
@@ -272,7 +423,7 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #73a3c50f
 def pii_masker(rules: dict, key: bytes | None):
-    "A function masking a list of input payloads (dicts of column -> values) with the PII rules; None when no rule applies."
+    "A function masking a list of input payloads (dicts of column -> values) by the PII rules; None if no rule applies."
     if not rules:
         return None
     from lifecycle.data.pii import mask_frame

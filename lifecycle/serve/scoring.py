@@ -37,6 +37,7 @@ class Scored:
     threshold: float
     seconds: float
     shadow: ServedModel | None = None  # the challenger to score the same inputs after the answer is sent
+    logged: object = None  # the prediction row's `Pending` commit: answer once it is done
 
 
 class ModelFailed(Exception):
@@ -87,7 +88,7 @@ def score(
     decisions = (scores >= threshold).astype(int) if m.task == 'classification' else scores
     shadow = live.shadow(m.version) if flags.shadow(ctx) else None
     seconds = time.perf_counter() - t0
-    plog.log(
+    logged = plog.log(
         request_id=request_id,
         ts=time.time(),
         route=route,
@@ -102,7 +103,7 @@ def score(
         latency_ms=seconds * 1000,
         status=200,
     )
-    return Scored(request_id, route, key, variant, m, cols, scores, decisions, threshold, seconds, shadow)
+    return Scored(request_id, route, key, variant, m, cols, scores, decisions, threshold, seconds, shadow, logged)
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #8ca326fd
 def shadow_score(r: Scored, plog) -> bool:
@@ -165,16 +166,38 @@ def predict_answer(r: Scored, positive_class) -> dict:
     }
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #fe47fa40
-def read_json(body: bytes):
-    "The JSON value of a request body; `InputError` 400 when it is empty or malformed."
+def _deeper(value, limit: int) -> bool:
+    "Whether `value` nests lists/objects more than `limit` levels (iterative: no recursion to exhaust)."
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if depth > limit:
+            return True
+        items = v.values() if isinstance(v, dict) else v
+        stack.extend((x, depth + 1) for x in items if isinstance(x, (dict, list)))
+    return False
+
+
+def read_json(body: bytes, max_depth: int = 32):
+    "The JSON value of a request body; `InputError` 400 when it is empty, malformed or nested deeper than `max_depth`."
     import orjson
 
     if not body:
         raise InputError("body: empty; expected a JSON object", 400)
+    deep = InputError(f"body: JSON nested deeper than {max_depth} levels (at most {max_depth})", 400)
     try:
-        return orjson.loads(body)
+        value = orjson.loads(body)
     except orjson.JSONDecodeError as e:
+        if 'depth limit' in str(e) or 'recursion' in str(e).lower():  # orjson's own limit (1,024)
+            raise deep from None
         raise InputError(f"body: malformed JSON: {e}", 400) from None
+    if (
+        isinstance(value, (dict, list))
+        and body.count(b'[') + body.count(b'{') > max_depth
+        and _deeper(value, max_depth)
+    ):
+        raise deep  # (fewer brackets than the limit cannot nest deeper: most bodies skip the walk)
+    return value
 
 
 def check_outcome(outcome, labels=None) -> None:

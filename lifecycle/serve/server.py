@@ -15,6 +15,7 @@ from .models import ServedModel, load_version, input_contract
 from .predlog import PredictionLog, default_url, pii_masker
 from .metrics import Metrics
 from .gate import Deployment, FlagGate
+from .tokens import RefusalTally, RoleFile
 from . import flags as fl
 
 log = logging.getLogger('lifecycle.serving')
@@ -26,19 +27,26 @@ __all__ = ['log', 'Server']
 class Server:
     "Everything one server process holds: settings, flags, deployed models, prediction log, metrics."
 
-    def __init__(self, s: Workspace, max_body_bytes: int = 1_000_000, max_records: int = 10_000):
+    def __init__(
+        self,
+        s: Workspace,
+        max_body_bytes: int = 1_000_000,
+        max_records: int = 10_000,
+        max_depth: int = 32,
+        log_timeout_s: float = 5,
+    ):
         params = s.params
         self.s, self.max_body, self.max_records, self.closing = s, max_body_bytes, max_records, False
+        self.max_depth = max_depth  # JSON nesting a body may have
         self.positive = params['features'].positive_class
         _, self.model_name = fl.load_spec(s)
         declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.admin_role = declared.admin_role
         target = params['features'].target
         self.labels = params['ingest'].columns[target].allowed if target in params['ingest'].columns else None
-        from lifecycle.release.governance import load_roles
-
-        self.roles = load_roles(s.root / 'settings.ini')
         self.metrics = Metrics()
+        self.role_file = RoleFile(s.root / 'settings.ini', self.alert)  # re-read when it changes, like tokens
+        self.refusals = RefusalTally(s.audit_path)  # refused admin requests: audited per client and minute
         self.columns = params['ingest'].columns  # the contract every model input is checked against
         rules = {c: r.pii for c, r in params['ingest'].columns.items() if r.pii}
         key = None
@@ -46,7 +54,13 @@ class Server:
             from lifecycle.data.pii import load_key
 
             key = load_key(s.pii_key_file)
-        self.log = PredictionLog(default_url(s), mask=pii_masker(rules, key))
+        self.log = PredictionLog(
+            default_url(s),
+            mask=pii_masker(rules, key),
+            durable=s.prediction_log_commit == 'durable',
+            timeout_s=log_timeout_s,  # how long a write waits for a locked database before it fails
+        )
+        self.on_log_failure = s.prediction_log_on_failure  # refuse: no answer without its logged row
         self.gate = FlagGate(s, self._load, self.alert, poll_s=declared.poll_ms / 1000)
         try:
             if not self.gate.check():
@@ -59,6 +73,21 @@ class Server:
             raise
         self.flags.on('error', self._provider_error)
         self.gate.start()
+        self.refusals.start()
+
+    @property
+    def roles(self) -> dict[str, set[str]]:
+        "Role -> users, as `settings.ini [roles]` says now."
+        return self.role_file.roles()
+
+    def log_refusal(self) -> str | None:
+        "Why scoring is refused now: the prediction log cannot be written and answering unlogged is off; else None."
+        if self.on_log_failure == 'refuse' and self.log.problem:
+            return (
+                f"prediction log: cannot be written ({self.log.problem}); refusing to answer unlogged "
+                "(prediction_log_on_failure = refuse)"
+            )
+        return None
 
     @property
     def live(self) -> Deployment:
@@ -87,7 +116,7 @@ class Server:
         "Readiness: models loaded and flags active, which flags (checked and applied), the prediction-log backlog."
         live = self.gate.live
         return {
-            'ready': bool(live.doc and live.models),
+            'ready': bool(live.doc and live.models) and self.log_refusal() is None,
             'flags_valid': self.gate.valid,
             'flags_problem': self.gate.problem,
             'flags_revision': (live.doc or {}).get('metadata', {}).get('revision'),
@@ -96,6 +125,7 @@ class Server:
             'models': {v: m.form for v, m in live.models.items()},
             'prediction_log_pending': self.log.pending(),
             'prediction_log_errors': self.log.errors,
+            'prediction_log_problem': self.log.problem,
         }
 
     def close(self) -> None:
@@ -104,3 +134,4 @@ class Server:
         self.flags.close()
         self.gate.stop()
         self.log.close()
+        self.refusals.close()

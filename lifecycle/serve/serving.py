@@ -17,9 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
 from ..core.settings import Settings, SettingsError
 from ..core.workspace import Workspace
-from ..core import audit
 from .models import InputError
-from .predlog import FeedbackError, add_feedback
+from .predlog import FeedbackError, LogFailed, add_feedback
 from lifecycle.serve.scoring import (
     Scored,
     ModelFailed,
@@ -38,9 +37,9 @@ log = logging.getLogger('lifecycle.serving')
 
 # %% auto #0
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'scoring_router', 'feedback_router',
-           'health_router', 'admin_router', 'answer', 'refuse', 'read_body', 'invocations', 'predict', 'feedback',
-           'health', 'ready', 'metrics', 'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill', 'create_app',
-           'app_factory', 'serve']
+           'health_router', 'admin_router', 'answer', 'refuse', 'read_body', 'committed', 'invocations', 'predict',
+           'feedback', 'health', 'ready', 'metrics', 'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill',
+           'create_app', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
@@ -141,14 +140,31 @@ def _served(srv: Server, r: Scored) -> BackgroundTask | None:
     return BackgroundTask(run)
 
 
+async def committed(srv: Server, r: Scored) -> LogFailed | None:
+    "Wait until the request's prediction row is committed (durable mode); the failure when the answer must not go."
+    if not srv.log.durable or r.logged is None:
+        return None
+    if srv.on_log_failure == 'answer' and srv.log.problem:  # known broken, and told to answer anyway: do not wait
+        return None
+    try:
+        await r.logged.wait_async()
+        return None
+    except LogFailed as e:
+        if srv.on_log_failure == 'refuse':
+            return LogFailed(f"{e}; refusing to answer unlogged (prediction_log_on_failure = refuse)")
+        return None
+
+
 @scoring_router.post(
     '/invocations', openapi_extra=_body(MLFLOW_BODY), summary='MLflow scoring protocol, served by the control version'
 )
 async def invocations(request: Request):
     srv: Server = request.app.state.server
+    if refused := srv.log_refusal():
+        return refuse(srv, 'invocations', refused, 503)
     try:
         r = score(
-            read_json(await read_body(request, srv.max_body)),
+            read_json(await read_body(request, srv.max_body), srv.max_depth),
             'invocations',
             srv.flags,
             srv.gate.live,
@@ -157,6 +173,8 @@ async def invocations(request: Request):
         )
     except InputError as e:
         return refuse(srv, 'invocations', e, e.status)
+    if failed := await committed(srv, r):
+        return refuse(srv, 'invocations', failed, 503)
     resp = answer({'predictions': r.decisions}, background=_served(srv, r))
     resp.headers['x-request-id'], resp.headers['x-model-version'] = r.request_id, r.model.version
     return resp
@@ -169,13 +187,17 @@ async def invocations(request: Request):
 )
 async def predict(request: Request):
     srv: Server = request.app.state.server
+    if refused := srv.log_refusal():
+        return refuse(srv, 'predict', refused, 503)
     try:
-        payload, key, attrs = predict_inputs(read_json(await read_body(request, srv.max_body)))
+        payload, key, attrs = predict_inputs(read_json(await read_body(request, srv.max_body), srv.max_depth))
         r = score(
             payload, 'predict', srv.flags, srv.gate.live, srv.log, key=key, attrs=attrs, max_records=srv.max_records
         )
     except InputError as e:
         return refuse(srv, 'predict', e, e.status)
+    if failed := await committed(srv, r):
+        return refuse(srv, 'predict', failed, 503)
     return answer(predict_answer(r, srv.positive), background=_served(srv, r))
 
 # %% ../../nbs/api/serve/08_serving.ipynb #630e7f30
@@ -188,7 +210,7 @@ feedback_router = APIRouter(tags=['feedback'])
 async def feedback(request: Request):
     srv: Server = request.app.state.server
     try:
-        p = read_json(await read_body(request, srv.max_body))
+        p = read_json(await read_body(request, srv.max_body), srv.max_depth)
         if not isinstance(p, dict):
             raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
         extra = sorted(set(p) - {'request_id', 'outcome'})
@@ -236,21 +258,15 @@ _bearer = HTTPBearer(auto_error=False, description='An API token from `lifecycle
 
 
 def admin_user(action: str):
-    "A dependency: the user of the request's bearer token, if they hold the flags' admin role; refusals audited."
+    "A dependency: the user of the request's bearer token, if they hold the flags' admin role; refusals tallied."
 
     def user(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
         srv: Server = request.app.state.server
         try:
             return authorise(srv.s, creds.credentials if creds else None, srv.roles, srv.admin_role)
         except Unauthorised as e:
-            audit.append(
-                srv.s.audit_path,
-                'api.refused',
-                action,
-                reason=str(e),
-                actor=e.user or 'anonymous',
-                client=request.client.host if request.client else '',
-            )
+            client = request.client.host if request.client else ''
+            srv.refusals.add(client, e.user or 'anonymous', action, e.status, str(e))  # per client and minute
             raise Refused('admin', str(e), e.status) from None
 
     return user
@@ -275,7 +291,7 @@ async def get_flags(request: Request, user: Annotated[str, Depends(admin_user('f
 async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user('flags.change'))]):
     srv: Server = request.app.state.server
     try:
-        p = read_json(await read_body(request, srv.max_body))
+        p = read_json(await read_body(request, srv.max_body), srv.max_depth)
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
         spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=str(p.get('reason') or ''), source='api')
@@ -354,10 +370,13 @@ def app_factory():
 def serve(
     s: Settings, host: str | None = None, port: int | None = None, workers: int = 1, log_level: str = 'warning'
 ) -> None:
-    "Run the server with uvicorn (blocking)."
+    "Run the server with uvicorn (blocking), within the settings' connection limits and timeouts."
     import uvicorn
+    from lifecycle.serve.limits import LIMITS_ENV, connection_limit
 
     os.environ['LIFECYCLE_ROOT'] = str(s.root)
+    limit = connection_limit(s.max_connections)  # below the file-descriptor limit
+    os.environ[LIMITS_ENV] = f'{limit},{s.header_timeout_s}'  # read by every worker's protocol
     uvicorn.run(
         'lifecycle.serve.serving:app_factory',
         factory=True,
@@ -366,6 +385,9 @@ def serve(
         workers=workers,
         log_level=log_level,
         access_log=False,
+        http='lifecycle.serve.limits:GuardedH11Protocol',  # header deadline, idle connections evicted at the limit
+        limit_concurrency=limit + 1,  # uvicorn's own 503: only for requests in flight beyond the limit
+        timeout_keep_alive=s.keep_alive_s,
     )
 
 

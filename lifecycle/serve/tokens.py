@@ -5,10 +5,12 @@ which roles that user holds, and the flags' `admin_role` says which role may cha
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #bcec6943
 from __future__ import annotations
+import collections
 import hashlib
 import json
 import os
 import secrets
+import threading
 import time
 from pathlib import Path
 from ..core.settings import Settings
@@ -16,7 +18,7 @@ from ..core.store import atomic_write
 from ..core import audit
 
 # %% auto #0
-__all__ = ['tokens_path', 'issue_token', 'token_user', 'Unauthorised', 'authorise']
+__all__ = ['tokens_path', 'issue_token', 'token_user', 'Unauthorised', 'authorise', 'RoleFile', 'RefusalTally']
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #2c87398c
 def tokens_path(s: Settings) -> Path:
@@ -64,3 +66,116 @@ def authorise(s: Settings, token: str | None, roles: dict[str, set[str]], role: 
     if user not in roles.get(role, set()):
         raise Unauthorised(f"user {user!r} does not hold role {role!r}", 403, user)
     return user
+
+# %% ../../nbs/api/serve/03_tokens.ipynb #5fe10405
+class RoleFile:
+    "The `[roles]` of a settings file (role -> users), re-read when the file changes; the last good roles if it breaks."
+
+    def __init__(self, path: str | Path, on_alert=None):
+        self.path, self.on_alert, self._seen, self._roles, self.problem = Path(path), on_alert, None, {}, ''
+        self._lock = threading.Lock()
+        self.roles()
+
+    def _stamp(self):
+        try:
+            st = self.path.stat()
+            return (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            return None
+
+    def roles(self) -> dict[str, set[str]]:
+        "Role -> users now."
+        stamp = self._stamp()
+        if stamp == self._seen:
+            return self._roles
+        from lifecycle.core.settings import SettingsError
+        from lifecycle.release.governance import load_roles
+
+        with self._lock:
+            if stamp != self._seen:
+                try:
+                    self._roles, self.problem = load_roles(self.path), ''
+                except SettingsError as e:
+                    if str(e) != self.problem and self.on_alert:
+                        self.on_alert('roles_refused', f"{e}; the last good roles stay in force")
+                    self.problem = str(e)
+                self._seen = stamp
+        return self._roles
+
+# %% ../../nbs/api/serve/03_tokens.ipynb #bbc8ce4f
+class RefusalTally:
+    "Refused requests, audited per client and minute: the first at once, the rest as one counted entry afterwards."
+
+    def __init__(self, audit_path: str | Path, clock=time.time, flush_s: float = 5):
+        self.audit_path, self.clock, self.flush_s = Path(audit_path), clock, flush_s
+        self._open, self._lock = {}, threading.Lock()  # (minute, client) -> Counter of (actor, action, status)
+        self._stop, self._thread = threading.Event(), None
+
+    def add(self, client: str, actor: str, action: str, status: int, reason: str) -> None:
+        "Count one refusal; audit it now if it is the client's first in this minute."
+        minute = int(self.clock() // 60) * 60
+        with self._lock:
+            first = (minute, client) not in self._open
+            tally = self._open.setdefault((minute, client), collections.Counter())
+            if not first:
+                tally[(actor, action, status)] += 1
+        if first:
+            audit.append(
+                self.audit_path,
+                'api.refused',
+                action,
+                reason=reason,
+                actor=actor,
+                client=client,
+                count=1,
+                minute=_iso(minute),
+                note='first refusal of this client this minute; the rest are counted in one entry',
+            )
+
+    def flush(self, everything: bool = False) -> int:
+        "Write one entry per client for each minute that is over (every minute when `everything`); how many written."
+        now = int(self.clock() // 60) * 60
+        with self._lock:
+            due = {k: v for k, v in self._open.items() if everything or k[0] < now}
+            for k in due:
+                del self._open[k]
+        written = 0
+        for (minute, client), tally in sorted(due.items()):
+            n = sum(tally.values())
+            if not n:
+                continue
+            audit.append(
+                self.audit_path,
+                'api.refused',
+                'admin',
+                actor='server',
+                client=client,
+                count=n,
+                minute=_iso(minute),
+                reason=f"{n} more refused request(s) from {client} in the minute from {_iso(minute)}",
+                requests=[dict(actor=a, action=x, status=s, count=c) for (a, x, s), c in tally.most_common()],
+            )
+            written += 1
+        return written
+
+    def start(self) -> RefusalTally:
+        "Flush the minutes that are over every `flush_s` seconds, in a thread."
+
+        def run():
+            while not self._stop.wait(self.flush_s):
+                self.flush()
+
+        self._thread = threading.Thread(target=run, name='refusal-tally', daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        "Stop the thread and write what is counted."
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+        self.flush(everything=True)
+
+
+def _iso(ts: float) -> str:
+    return time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime(ts))

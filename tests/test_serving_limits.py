@@ -1,0 +1,82 @@
+"""`lifecycle serve` as a process, under faults: killed with SIGKILL under load (no answered prediction may be missing
+from the log), and held open by hundreds of idle sockets against a small descriptor limit (normal requests must
+still be answered)."""
+
+from __future__ import annotations
+import resource
+from pathlib import Path
+import socket
+import subprocess
+import threading
+import time
+import httpx
+import pytest
+from conftest import ROOT, clean_env
+from lifecycle.serve.local import LocalServer, tiny_workspace
+from lifecycle.serve.predlog import read_log
+
+REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def ws(tmp_path_factory):
+    "Two signed versions of the default model (1: champion), flags initialised, built once for this module."
+    return tiny_workspace(tmp_path_factory.mktemp('limits') / 'ws', template=ROOT).root
+
+
+def test_kill_9_under_load_loses_no_answered_prediction(ws):
+    srv = LocalServer(ws, env=clean_env(), log=subprocess.DEVNULL, timeout=240).start()
+    answered, lock, stop = [], threading.Lock(), threading.Event()
+
+    def client(n: int):
+        with httpx.Client(base_url=srv.url, timeout=10) as http:
+            for i in range(n):
+                if stop.is_set():
+                    return
+                try:
+                    r = http.post('/predict', json={'records': [REC], 'context': {'targetingKey': f'k{i}'}})
+                except httpx.HTTPError:
+                    return  # the server is gone: this request was not answered
+                if r.status_code == 200:
+                    with lock:
+                        answered.append(r.json()['request_id'])
+
+    threads = [threading.Thread(target=client, args=(150,)) for _ in range(4)]  # at most 600 requests
+    for t in threads:
+        t.start()
+    end = time.monotonic() + 60
+    while len(answered) < 200 and time.monotonic() < end and any(t.is_alive() for t in threads):
+        time.sleep(0.01)
+    srv.proc.kill()  # SIGKILL mid-load: no flush, no shutdown
+    srv.proc.wait()
+    stop.set()
+    for t in threads:
+        t.join(30)
+    logged = set(read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}").request_id)
+    missing = set(answered) - logged
+    assert len(answered) >= 200 and not missing, f'{len(missing)} of {len(answered)} answered predictions not logged'
+
+
+def test_idle_sockets_cannot_starve_normal_requests(ws):
+    def few_descriptors():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, 256))
+
+    env = {**clean_env(), 'LIFECYCLE_MAX_CONNECTIONS': '100', 'LIFECYCLE_HEADER_TIMEOUT_S': '2'}
+    with LocalServer(ws, env=env, log=subprocess.DEVNULL, timeout=240, preexec_fn=few_descriptors) as srv:
+        idle = []
+        try:
+            for _ in range(400):  # more half-open connections than the server has descriptors
+                so = socket.create_connection(('127.0.0.1', srv.port), timeout=5)
+                idle.append(so)
+            slow = idle[-1]
+            slow.sendall(b'POST /predict HTTP/1.1\r\nHost: x\r\n')  # headers never finished
+            t0 = time.monotonic()
+            with httpx.Client(base_url=srv.url, timeout=10) as http:
+                codes = [http.post('/predict', json={'records': [REC]}).status_code for _ in range(20)]
+            assert codes == [200] * 20 and time.monotonic() - t0 < 10
+            open_fds = len(list(Path(f'/proc/{srv.proc.pid}/fd').iterdir()))
+            assert open_fds < 256
+        finally:
+            for so in idle:
+                so.close()
