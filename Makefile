@@ -26,10 +26,8 @@ test: setup lint check-sync test-parallel ## everything CI runs: lint, notebook/
 test-fast: setup ## the fast tier: unit tests, three-row frames, in-process server; no pipeline run (under two minutes)
 	$(BIN)/python -m pytest -m "not slow" -n 2
 
-# Lint what is clean today; lifecycle/ and nbs/ join once their long lines are reflowed. tests/test_serving.py's two
-# `l` names go with the serving work's rewrite of that file.
-lint: setup ## ruff (rules in pyproject.toml [tool.ruff]) on the tests, benchmarks and CI scripts
-	$(BIN)/ruff check tests benchmarks .ci --extend-per-file-ignores "tests/test_serving.py:E741"
+lint: setup ## ruff (rules in pyproject.toml [tool.ruff]) on the notebooks, library, tests, benchmarks and CI scripts
+	$(BIN)/ruff check .
 
 # The notebook asserts and the pytest suite side by side, each output kept together; either failing fails `make test`.
 test-parallel: setup

@@ -13,7 +13,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from ..core.store import append_jsonl, atomic_write, read_jsonl
+from ..core.store import append_jsonl, atomic_write
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0

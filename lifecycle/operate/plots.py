@@ -6,7 +6,6 @@ realised accuracy with the estimate's interval."""
 
 # %% ../../nbs/api/operate/07_plots.ipynb #99c52e9d
 from __future__ import annotations
-import numpy as np
 import pandas as pd
 from .schema import SEVERITIES, MonitorParams, parse_condition
 
