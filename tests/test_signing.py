@@ -57,6 +57,7 @@ def reg(tmp_path_factory):
     signed = sign_model_version(ml, store, NAME, 1, keys, audit_path=d / 'audit.log', actor='registrar')
     yield dict(
         ml=ml,
+        uri=f'sqlite:///{d}/mlflow.db',
         d=d,
         X=X,
         keys=keys,
@@ -66,6 +67,13 @@ def reg(tmp_path_factory):
     )
     _mlflow.set_tracking_uri(before)
     _mlflow.set_registry_uri(before)
+
+
+@pytest.fixture(autouse=True)
+def _tracking(reg):
+    "Each test talks to the module's tracking store (conftest puts MLflow's URIs back after every test)."
+    reg['ml'].set_tracking_uri(reg['uri'])
+    reg['ml'].set_registry_uri(reg['uri'])
 
 
 def stored_file(reg, name: str) -> Path:
