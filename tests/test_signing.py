@@ -151,7 +151,17 @@ def test_an_added_or_removed_artifact_file_is_refused(reg):
         (folder / 'req.bak').rename(folder / 'requirements.txt')
 
 
-def test_a_signature_made_with_another_key_is_refused(reg, tmp_path, spy_load):
+@pytest.fixture
+def keep_signature_tags(reg):
+    "Signing version 1 again (with another key, into another store) rewrites its signature tags: put them back."
+    client = reg['ml'].MlflowClient()
+    saved = {k: v for k, v in client.get_model_version(NAME, '1').tags.items() if k.startswith('signature.')}
+    yield
+    for k, v in saved.items():
+        client.set_model_version_tag(NAME, '1', k, v)
+
+
+def test_a_signature_made_with_another_key_is_refused(reg, tmp_path, spy_load, keep_signature_tags):
     other_keys = tmp_path / 'other-keys'
     ensure_keypair(other_keys)
     other_store = Store(tmp_path / 'store')
