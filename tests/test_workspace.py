@@ -76,18 +76,18 @@ def test_an_older_workspace_is_refused_then_migrated_then_accepted(old_ws):
     assert datasets(old_ws) == before and not (old_ws / 'reports/runs').exists()  # nothing ran
     r, out = cli_json(old_ws, 'migrate')
     assert r.returncode == 0 and out['ok'], r.stderr
-    assert (out['from_format'], out['to_format']) == (0, 1) and [s['format'] for s in out['steps']] == [1]
-    assert (old_ws / '.lifecycle/FORMAT').read_text() == '1\n'
+    assert (out['from_format'], out['to_format']) == (0, 2) and [s['format'] for s in out['steps']] == [1, 2]
+    assert (old_ws / '.lifecycle/FORMAT').read_text() == '2\n'
     r, st = cli_json(old_ws, 'status')
     assert r.returncode == 0 and len(st['datasets']) == 1  # the old state reads as before
     from lifecycle.core.audit import read
 
     log = read(old_ws / '.lifecycle/audit.log')
     mig = [e for e in log if e['action'] == 'workspace.migrate']
-    assert len(mig) == 1 and mig[0]['details']['from_format'] == 0 and mig[0]['details']['to_format'] == 1
+    assert [(e['details']['from_format'], e['details']['to_format']) for e in mig] == [(0, 1), (1, 2)]
     assert cli(old_ws, 'audit', 'verify').returncode == 0
     r, again = cli_json(old_ws, 'migrate')
-    assert r.returncode == 0 and again['steps'] == [] and again['from_format'] == again['to_format'] == 1
+    assert r.returncode == 0 and again['steps'] == [] and again['from_format'] == again['to_format'] == 2
     assert 'nothing to migrate' in cli(old_ws, 'migrate').stdout
 
 
