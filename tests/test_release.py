@@ -1,5 +1,6 @@
-"""An end-to-end release: train (as alice), check the policy, approvals with separation of duties, promotion from
-dev to staging to production; every step in the audit log with the hashes of the evidence a reviewer read."""
+"""An end-to-end release: people make their keys and an administrator registers them, alice trains (bound by her
+key), the policy is checked, signed approvals with separation of duties, promotion from dev to staging to production;
+every step in the audit log with the hashes of the evidence a reviewer read and the key that signed."""
 
 from __future__ import annotations
 import json
@@ -7,11 +8,23 @@ from conftest import cli, cli_json
 from lifecycle.core import audit
 
 
-def test_release_from_training_to_production_with_approvals(workspace):
-    alice = {'LIFECYCLE_ACTOR': 'alice'}
+def test_release_from_training_to_production_with_approvals(workspace, tmp_path):
+    keys = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    for who in ('ada', 'alice', 'carol', 'dave'):
+        r = cli(workspace, 'keys', 'new', '--as', who, env=keys)
+        assert r.returncode == 0, r.stderr
+    r, out = cli_json(workspace, 'approve', 'arrests-release', '1', '--as', 'carol', '--reason', 'r', env=keys)
+    assert r.returncode == 2 and 'no version' in out['error']  # nothing trained yet
+    assert cli(workspace, 'trust', 'init', '--as', 'ada', env=keys).returncode == 0
+    for who, role in (('alice', 'data_scientist'), ('carol', 'ml_engineer'), ('dave', 'compliance_officer')):
+        r = cli(workspace, 'trust', 'add', who, '--role', role, '--as', 'ada', env=keys)
+        assert r.returncode == 0, r.stderr
+    r = cli(workspace, 'trust', 'add', 'dave', '--role', 'ml_engineer', '--as', 'carol', env=keys)
+    assert r.returncode == 1 and 'not an administrator' in r.stderr
+    alice = {'LIFECYCLE_ACTOR': 'alice', **keys}
     r = cli(workspace, 'run', '--no-site', env=alice)
     assert r.returncode == 0, r.stderr
-    r, check = cli_json(workspace, 'govern', 'check', 'arrests-release', '1')
+    r, check = cli_json(workspace, 'govern', 'check', 'arrests-release', '1', env=keys)
     assert r.returncode == 0 and check['ok'], check
     rules = {x['rule']: x['verdict'] for x in check['results']}
     assert (
@@ -20,26 +33,28 @@ def test_release_from_training_to_production_with_approvals(workspace):
     report = (workspace / 'reports/governance/arrests-release-1.md').read_text()
     assert 'arrests-release' in report and 'sklego:arrests' in report  # lineage from the raw batch
 
-    approve = lambda user, step, reason='reviewed the validation report and model card': cli_json(
-        workspace, 'approve', 'arrests-release', '1', '--as', user, '--reason', reason, '--to', step
-    )
+    def approve(user, step, reason='reviewed the validation report and model card'):
+        return cli_json(
+            workspace, 'approve', 'arrests-release', '1', '--as', user, '--reason', reason, '--to', step, env=keys
+        )
+
     r, out = approve('alice', 'staging')  # the trainer: separation of duties
     assert r.returncode == 1 and 'alice' in out['error'] and 'trained' in out['error']
     r, out = approve('dave', 'staging')  # not an ml_engineer
     assert r.returncode == 1 and 'ml_engineer' in out['error']
     r, out = approve('dave', 'production')  # out of order
     assert r.returncode == 1 and 'staging' in out['error']
-    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging')
+    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging', env=keys)
     assert r.returncode == 1  # no approval yet
     r, out = approve('carol', 'staging')
     assert r.returncode == 0, out
-    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging')
+    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging', env=keys)
     assert r.returncode == 0, out
     r, out = approve('dave', 'production')
     assert r.returncode == 0, out
-    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'production')
+    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'production', env=keys)
     assert r.returncode == 0, out
-    r, st = cli_json(workspace, 'status')
+    r, st = cli_json(workspace, 'status', env=keys)
     assert st['models'][0]['aliases'] == {'challenger': '1', 'champion': '1', 'staging': '1', 'production': '1'}
     log = audit.read(workspace / '.lifecycle/audit.log')
     actions = [e['action'] for e in log]
@@ -49,4 +64,9 @@ def test_release_from_training_to_production_with_approvals(workspace):
     for e in granted:
         hashes = json.dumps(e['details'])
         assert all(k in hashes for k in ('validation_report', 'model_card', 'governance_report'))
-    assert cli(workspace, 'audit', 'verify').returncode == 0
+    assert all(e['details']['key_id'] for e in granted)  # each approval signed with its approver's key
+    assert [e['details']['approval_key_id'] for e in log if e['action'] == 'model.promote'] == [
+        e['details']['key_id'] for e in granted
+    ]
+    assert 'model.trained_by' in actions and actions.count('trust.add') == 3
+    assert cli(workspace, 'audit', 'verify', env=keys).returncode == 0
