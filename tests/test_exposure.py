@@ -1,0 +1,64 @@
+"""One release path: `exposure.check` decides whether a version may be exposed (dev, shadow, canary, production) from
+its validation gates and the signed approvals policy.yaml asks for, and the flags (behind `flags`, `rollout` and the
+admin API) ask it for every arm: an ungated or unapproved version is refused naming the missing gate or approval."""
+
+from __future__ import annotations
+from dataclasses import replace
+import pytest
+from test_trust import NAME, approve_as, base, ws  # noqa: F401 (fixtures)
+
+
+def test_dev_needs_the_gates_only(ws):  # noqa: F811
+    from lifecycle.release import exposure
+
+    assert exposure.check(ws['ws'], '1', 'dev').ok
+    d = exposure.check(ws['ws'], '2', 'dev')  # its validation record failed the accuracy gate
+    assert not d.ok and 'validation gates' in d.message() and 'accuracy' in d.message()
+    with pytest.raises(exposure.ExposureRefused) as e:
+        d.require()
+    assert e.value.missing == d.missing
+
+
+def test_canary_and_production_need_their_signed_approvals(ws):  # noqa: F811
+    from lifecycle.release import exposure
+
+    w = ws['ws']
+    d = exposure.check(w, '1', 'canary')
+    assert not d.ok and d.missing == [
+        f"a staging approval (by the role 'ml_engineer') is missing: "
+        f"`lifecycle approve {NAME} 1 --to staging --as NAME`"
+    ]
+    approve_as(ws, 'carol', 'staging')
+    assert exposure.check(w, '1', 'canary').ok and exposure.check(w, '1', 'shadow').ok
+    d = exposure.check(w, '1', 'production')
+    assert not d.ok and "a production approval (by the role 'compliance_officer') is missing" in d.message()
+    approve_as(ws, 'dave', 'production')
+    assert exposure.check(w, '1', 'production').ok
+
+
+def test_a_forged_approval_does_not_open_an_exposure(ws):  # noqa: F811
+    from lifecycle.release import exposure
+
+    approve_as(ws, 'carol', 'staging', key_of='mallory')
+    d = exposure.check(ws['ws'], '1', 'canary')
+    assert not d.ok and 'does not verify' in d.message() and 'not with the expected key' in d.message()
+
+
+def test_the_flags_refuse_an_arm_whose_exposure_is_not_met(ws):  # noqa: F811
+    "Every flags write (flags init/set, rollout start and steps, the admin API) goes through write_spec."
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    dev = ws['ws']
+    fl.write_spec(dev, FlagsParams(control='1', safe='1'), NAME)  # a local server: gates suffice
+    with pytest.raises(fl.FlagError, match=r"challenger: .*validation gates.*accuracy"):
+        fl.write_spec(dev, FlagsParams(control='1', safe='1', challenger='2', percentage=10), NAME)
+    prod = replace(dev, environment='production')
+    with pytest.raises(fl.FlagError, match=r"control: .*'production'.*production approval .* is missing"):
+        fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    approve_as(ws, 'carol', 'staging')
+    approve_as(ws, 'dave', 'production')
+    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    with pytest.raises(fl.FlagError, match=r"challenger: .*'canary'"):  # the canary of a version that failed its gates
+        fl.change_flags(prod, {'challenger': '2', 'percentage': 5}, actor='ops', reason='canary')
+    assert fl.load_spec(prod)[0].challenger is None  # nothing was written
