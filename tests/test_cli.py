@@ -45,7 +45,7 @@ def invoke(args, env, **kw):
 
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
-    assert len(names) == 35  # 33, plus migrate and audit erase
+    assert len(names) == 42  # 33, plus migrate and audit erase, keys new/rotate/revoke, trust init/add/revoke/show
     for n in (
         'run',
         'status',
@@ -69,6 +69,9 @@ def test_the_cli_has_every_documented_command():
         'experiment report',
         'audit verify',
         'audit show',
+        'keys new',
+        'trust init',
+        'trust add',
     ):
         assert n in names, n
 
