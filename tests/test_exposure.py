@@ -62,3 +62,49 @@ def test_the_flags_refuse_an_arm_whose_exposure_is_not_met(ws):  # noqa: F811
     with pytest.raises(fl.FlagError, match=r"challenger: .*'canary'"):  # the canary of a version that failed its gates
         fl.change_flags(prod, {'challenger': '2', 'percentage': 5}, actor='ops', reason='canary')
     assert fl.load_spec(prod)[0].challenger is None  # nothing was written
+
+
+def test_a_production_rollout_needs_staging_then_production_approval_and_moves_the_alias(ws):  # noqa: F811
+    from lifecycle.core.audit import read
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.deliver import rollout
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release.governance import PromotionRefused
+    from lifecycle.serve import flags as fl
+
+    prod = replace(ws['ws'], environment='production')
+    approve_as(ws, 'carol', 'staging')
+    approve_as(ws, 'dave', 'production')
+    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    rp = prod.params['rollout']
+    with pytest.raises(fl.FlagError, match=r"challenger: .*version 3 .*'shadow'.*staging approval .* is missing"):
+        rollout.start(prod, '3', rp, steps=[50, 100], actor='ops')
+    approve_as(ws, 'carol', 'staging', version='3')
+    st = rollout.start(prod, '3', rp, steps=[50, 100], actor='ops')
+    assert st['percentage'] == 50
+    with pytest.raises(fl.FlagError, match=r"control: .*version 3 .*'production'.*production approval .* is missing"):
+        rollout.advance(prod, actor='ops')  # 100%: version 3 would be the production control
+    assert fl.load_spec(prod)[0].control == '1'
+    approve_as(ws, 'dave', 'production', version='3')
+    out = rollout.advance(prod, actor='ops', reason='guard passed')
+    assert out['status'] == 'completed' and fl.load_spec(prod)[0].control == '3'
+    assert alias_version(prod.client, NAME, 'production') == '3'
+    moved = [e for e in read(prod.audit_path) if e['action'] == 'model.promote'][-1]
+    assert moved['subject'] == f'{NAME}/3' and moved['actor'] == 'ops' and moved['details']['approver'] == 'dave'
+    assert 'rollout completed' in moved['reason'] and moved['details']['approval_key_id']
+    with pytest.raises(PromotionRefused):  # and the alias cannot be moved to an unapproved version by hand
+        from lifecycle.release import governance as gov, trust
+        from lifecycle.release.commands import approval_check
+
+        pol = prod.params['policy']
+        gov.promote(
+            prod.mlflow,
+            prod,
+            prod.store,
+            NAME,
+            '2',
+            'production',
+            'ops',
+            policy=pol,
+            verify=approval_check(prod, trust.roster(prod), pol),
+        )

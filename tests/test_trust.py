@@ -15,7 +15,7 @@ from test_governance import CARD, GROUPS, LINEAGE, POLICY_FILE, NAME, REQUIRED_E
 
 @pytest.fixture(scope='module')
 def base(tmp_path_factory):
-    """A workspace: versions 1 and 2 of a toy model trained and registered by alice (bound by her key); people ada
+    """A workspace: versions 1, 2 and 3 of a toy model trained and registered by alice (bound by her key); people ada
     (administrator), carol (ml_engineer), dave (compliance_officer), mallory (no role)."""
     import pandas as pd
     from sklearn.linear_model import LogisticRegression
@@ -52,7 +52,7 @@ def base(tmp_path_factory):
     )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv('LIFECYCLE_ACTOR', 'alice')
-        for v, vid in (('1', passed), ('2', failed)):  # version 2's record failed a gate (as a demo candidate might)
+        for v, vid in (('1', passed), ('2', failed), ('3', passed)):  # 2 failed a gate (as a demo candidate might)
             w.mlflow.register_model(uri, NAME, tags={'validation_id': vid})
             signed = sign_model_version(w.mlflow, w.store, NAME, v, w.key_dir)
             attest_training(w, NAME, v, run.info.run_id, signed['manifest']['manifest_hash'])
