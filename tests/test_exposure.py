@@ -108,3 +108,27 @@ def test_a_production_rollout_needs_staging_then_production_approval_and_moves_t
             policy=pol,
             verify=approval_check(prod, trust.roster(prod), pol),
         )
+
+
+def test_govern_check_lists_what_serves_and_no_longer_meets_a_tightened_policy(ws):  # noqa: F811
+    import json
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release.commands import govern_check
+    from lifecycle.serve import flags as fl
+    from conftest import set_yaml
+
+    w = ws['ws']
+    fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
+    env = {'LIFECYCLE_WORKSPACE': str(w.root)}
+    r = invoke(govern_check, ['--json'], env=env)
+    assert r.exit_code == 0 and [a['ok'] for a in json.loads(r.stdout)['arms']] == [True, True]
+    set_yaml(w.params_dir / 'policy.yaml', exposure__dev=['gates', 'staging'])  # the policy tightens
+    from lifecycle.release.exposure import serving_check
+
+    rows = serving_check(Workspace.open(w.root))
+    assert [(r['arm'], r['ok']) for r in rows] == [('control', False), ('safe', False)]
+    assert "a staging approval (by the role 'ml_engineer') is missing" in rows[0]['missing'][0]
+    r = invoke(govern_check, [], env=env)
+    assert r.exit_code == 1 and 'control: version 1 as dev (dev): NO LONGER MEETS THE POLICY' in r.stdout

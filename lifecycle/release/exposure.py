@@ -49,7 +49,7 @@ def arm_exposure(environment: str, arm: str, shadow: bool = False, percentage: f
     "The exposure an arm of the flags has in a server of `environment`."
     if environment == 'dev':
         return 'dev'
-    if arm == 'challenger':
+    if arm == 'challenger' and percentage < 100:  # at 100% (a blue-green switch) it is the control in all but name
         return 'canary' if percentage else 'shadow'
     return 'production' if environment == 'production' else 'canary'
 
