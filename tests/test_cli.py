@@ -45,7 +45,7 @@ def invoke(args, env, **kw):
 
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
-    assert len(names) == 36  # 33, plus migrate, audit erase and init
+    assert len(names) == 43  # 33, plus migrate, audit erase, init, keys new/rotate/revoke, trust init/add/revoke/show
     for n in (
         'init',
         'run',
@@ -70,6 +70,9 @@ def test_the_cli_has_every_documented_command():
         'experiment report',
         'audit verify',
         'audit show',
+        'keys new',
+        'trust init',
+        'trust add',
     ):
         assert n in names, n
 

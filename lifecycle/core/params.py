@@ -437,6 +437,13 @@ class PolicyParams(BaseModel):
     require_bias_evaluation: bool = True
     protected_attributes: list[str] = []  # evaluated in addition to those the validate params name
     require_signature: bool = True
+    # exposure -> what it needs: 'gates' (a passing validation) and the promotion steps whose signed approval verifies
+    exposure: dict[str, list[str]] = {
+        'dev': ['gates'],
+        'shadow': ['gates', 'staging'],
+        'canary': ['gates', 'staging'],
+        'production': ['gates', 'production'],
+    }
 
     @model_validator(mode='after')
     def _path_is_signed_off(self):
@@ -462,6 +469,10 @@ class PolicyParams(BaseModel):
         for m, g in self.thresholds.items():
             if g.min is None and g.max is None:
                 raise ValueError(f"thresholds.{m}: set min, max or both")
+        for x, needs in self.exposure.items():
+            bad = [n for n in needs if n != 'gates' and n not in envs[1:]]
+            if bad:
+                raise ValueError(f"exposure.{x}: {bad} are neither 'gates' nor a promotion step of {envs[1:]}")
         return self
 
 # %% ../../nbs/api/core/04_params.ipynb #e8c0bf6b

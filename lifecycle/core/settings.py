@@ -9,10 +9,11 @@ import os
 import re
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
-from .store import create_once
+from .store import atomic_write, create_once
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'workspace_id']
+__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'workspace_id',
+           'read_trust', 'write_trust']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
 class SettingsError(Exception):
@@ -35,6 +36,7 @@ DEFAULTS = dict(
     keep_alive_s='5',
     header_timeout_s='10',
     keys_dir='',
+    environment='dev',
 )
 
 
@@ -86,6 +88,7 @@ class Settings:
     keep_alive_s: float = 5  # an idle keep-alive connection is closed after this
     header_timeout_s: float = 10  # a request's headers must arrive within this of the connection (or last answer)
     keys_dir: Path = field(default_factory=default_keys_dir)  # audit key and checkpoints, outside the workspace
+    environment: str = 'dev'  # what a server here serves: dev, staging or production (policy.yaml says what each needs)
 
     @property
     def runs_dir(self) -> Path:
@@ -177,6 +180,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
         prediction_log_on_failure=v['prediction_log_on_failure'],
         **limits,
         keys_dir=path('keys_dir') if v['keys_dir'] else default_keys_dir(),
+        environment=v['environment'].strip() or 'dev',
     )
 
 # %% ../../nbs/api/core/00_settings.ipynb #d54ae68d
@@ -195,3 +199,46 @@ def workspace_id(state_dir: str | Path, create: bool = True) -> str | None:
             "else; restore the file from a backup (it names the folder of the audit key and checkpoints)"
         )
     return wid
+
+# %% ../../nbs/api/core/00_settings.ipynb #9088d0c2
+def read_trust(root: str | Path) -> dict[str, list[str]]:
+    "The `[trust]` section of the workspace's `settings.ini`: each key's comma-separated values, as a list."
+    ini = Path(root) / 'settings.ini'
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        cp.read_string(ini.read_text(encoding='utf-8'))
+    except (OSError, configparser.Error) as e:
+        raise SettingsError(f"{ini}: cannot be read: {e}") from None
+    if not cp.has_section('trust'):
+        return {}
+    return {k: [x.strip() for x in v.replace('\n', ',').split(',') if x.strip()] for k, v in cp['trust'].items()}
+
+
+def write_trust(root: str | Path, key: str, values: list[str]) -> Path:
+    "Set `key` of the `[trust]` section of `settings.ini` to `values` (the section is added if absent), atomically."
+    ini = Path(root) / 'settings.ini'
+    lines = ini.read_text(encoding='utf-8').splitlines()
+    new = f"{key} = {', '.join(values)}"
+    start = next((i for i, x in enumerate(lines) if x.strip().lower() == '[trust]'), None)
+    if start is None:
+        lines += [
+            '',
+            '# Public keys this workspace trusts (written by `lifecycle keys` / `lifecycle trust`).',
+            '[trust]',
+            new,
+        ]
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].strip().startswith('[')), len(lines))
+        at = next(
+            (i for i in range(start + 1, end) if re.match(rf'\s*{re.escape(key)}\s*[=:]', lines[i], re.IGNORECASE)),
+            None,
+        )
+        if at is None:
+            lines.insert(end if end == len(lines) or lines[end - 1].strip() else end - 1, new)
+        else:
+            nxt = at + 1  # drop continuation lines of the old value
+            while nxt < end and lines[nxt][:1] in (' ', '\t') and lines[nxt].strip():
+                nxt += 1
+            lines[at:nxt] = [new]
+    atomic_write(ini, '\n'.join(lines) + '\n')
+    return ini

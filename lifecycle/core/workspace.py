@@ -10,14 +10,14 @@ from dataclasses import fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
-from .settings import Settings, SettingsError, load_settings
+from .settings import Settings, SettingsError, load_settings, workspace_id
 from .store import Store, atomic_write
 from .audit import append, default_actor
 
 # %% auto #0
 __all__ = ['FORMAT_FILE', 'MIGRATIONS', 'PARAMS_FILE', 'WorkspaceFormatError', 'migration', 'latest_format', 'record_format',
-           'seal_records', 'stored_format', 'write_format', 'check_format', 'remember_params', 'remembered_params',
-           'Workspace', 'migrate']
+           'seal_records', 'pin_text', 'move_signing_key', 'stored_format', 'write_format', 'check_format',
+           'remember_params', 'remembered_params', 'Workspace', 'migrate']
 
 # %% ../../nbs/api/core/10_workspace.ipynb #bbc4e76b
 class WorkspaceFormatError(SettingsError):
@@ -63,6 +63,49 @@ def seal_records(ws) -> str:
     done = ws.store.seal_unsealed()
     counts = ', '.join(f'{n} {kind}' for kind, n in done.items()) or 'none'
     return f'records sealed as they stood (checked on every read from now on): {counts}'
+
+# %% ../../nbs/api/core/10_workspace.ipynb #e24e9236
+def pin_text(public_pem: bytes) -> tuple[str, str]:
+    "The key id and the pin (`ed25519:<base64 of the raw public key>`) of a PEM Ed25519 public key."
+    import base64
+    import hashlib
+    from cryptography.hazmat.primitives import serialization as ser
+
+    raw = ser.load_pem_public_key(public_pem).public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16], 'ed25519:' + base64.b64encode(raw).decode('ascii')
+
+
+@migration(3)
+def move_signing_key(ws) -> str:
+    "Format 3 moves the model-signing key from the state folder to `keys_dir` and pins its public key in settings.ini."
+    import shutil
+    from lifecycle.core.settings import read_trust, write_trust
+
+    old, new = ws.state_dir / 'keys', ws.key_dir
+    priv, pub = old / 'signing_key.pem', old / 'signing_key.pub.pem'
+    if not pub.is_file():
+        return 'there was no signing key in the state folder to move'
+    kid, pin = pin_text(pub.read_bytes())
+    pins = read_trust(ws.root).get('model_signing', [])
+    if pin not in pins:
+        write_trust(ws.root, 'model_signing', [*pins, pin])
+    new.mkdir(parents=True, exist_ok=True, mode=0o700)
+    kept = ''
+    if priv.is_file() and not (new / 'signing_key.pem').exists():
+        for src in (priv, pub):
+            tmp = new / f'.{src.name}.moving'
+            shutil.copyfile(src, tmp)
+            tmp.chmod(0o600 if src == priv else 0o644)
+            tmp.replace(new / src.name)
+    elif (new / 'signing_key.pem').exists():
+        kept = f'; {new} already held a signing key, which stays the current one (both are pinned)'
+        retired = new / 'retired'
+        retired.mkdir(exist_ok=True)
+        if not (retired / f'{kid}.pub.pem').exists():
+            shutil.copyfile(pub, retired / f'{kid}.pub.pem')
+    priv.unlink(missing_ok=True)
+    pub.unlink()
+    return f'the model-signing key {kid} moved out of the state folder to {new}, pinned in settings.ini [trust]{kept}'
 
 # %% ../../nbs/api/core/10_workspace.ipynb #1b6b0aff
 _NOT_STATE = {FORMAT_FILE, 'keys', 'locks'}  # a key folder or a lock taken before any state was written is no old state
@@ -204,8 +247,8 @@ class Workspace(Settings):
 
     @property
     def key_dir(self) -> Path:
-        "The workspace's signing key folder: `<state_dir>/keys`."
-        return self.state_dir / 'keys'
+        "The workspace's model-signing key folder, outside the workspace: `<keys_dir>/<workspace id>/signing`."
+        return self.keys_dir / workspace_id(self.state_dir) / 'signing'
 
     @property
     def actor(self) -> str:

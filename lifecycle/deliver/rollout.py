@@ -183,9 +183,31 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
         source='rollout',
         reason=f"rollout: v{st['challenger']} takes all traffic",
     )
+    _promote_on_completion(s, st, actor)
     st.update(status='completed', percentage=100.0, step=len(st['steps']) - 1)
     return _event(
         s, st, 'complete', actor, reason or 'challenger at 100%: it is the control now', metrics=metrics or {}
+    )
+
+
+def _promote_on_completion(s: Workspace, st: dict, actor) -> None:
+    "Move the serving environment's alias to the new control through the audited, verified promotion."
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.commands import approval_check
+    from lifecycle.serve.flags import load_spec
+
+    policy, name = s.params['policy'], load_spec(s)[1]
+    gov.promote(
+        s.mlflow,
+        s,
+        s.store,
+        name,
+        st['challenger'],
+        s.environment,
+        actor,
+        policy=policy,
+        reason=f"rollout completed: v{st['challenger']} serves all traffic in {s.environment}",
+        verify=approval_check(s, trust.roster(s), policy),
     )
 
 

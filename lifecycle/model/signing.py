@@ -15,9 +15,12 @@ from ..core.store import Store, StoreError, canonical_json, hash_obj, file_sha25
 from ..core import audit
 
 # %% auto #0
-__all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'SigningKeyError', 'key_id', 'load_private_key',
-           'load_public_key', 'ensure_keypair', 'artifact_manifest', 'SignatureError', 'sign_manifest',
-           'verify_manifest', 'sign_model_version', 'is_signed', 'verified_path', 'verified_load', 'verified_sklearn']
+__all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'TRUST_SIGNING', 'TRUST_REVOKED',
+           'SigningKeyError', 'key_id', 'load_private_key', 'load_public_key', 'ensure_keypair', 'artifact_manifest',
+           'SignatureError', 'sign_manifest', 'verify_manifest', 'sign_model_version', 'public_pin', 'key_from_pin',
+           'workspace_of', 'trusted_keys', 'ensure_signing_key', 'rotate_signing_key', 'revoke_signing_key',
+           'person_name', 'person_key_path', 'new_person_key', 'load_person_key', 'sign_statement', 'verify_statement',
+           'attest_training', 'is_signed', 'verified_path', 'verified_load', 'verified_sklearn']
 
 # %% ../../nbs/api/model/03_signing.ipynb #8446b0ea
 PRIVATE_KEY_FILE, PUBLIC_KEY_FILE = 'signing_key.pem', 'signing_key.pub.pem'
@@ -287,6 +290,228 @@ def sign_model_version(
         )
     return signed
 
+# %% ../../nbs/api/model/03_signing.ipynb #fa7509f5
+TRUST_SIGNING, TRUST_REVOKED = 'model_signing', 'revoked'
+
+
+def public_pin(key) -> str:
+    "The pin of a key pair or public key: `ed25519:<base64 of the raw public key>`."
+    from cryptography.hazmat.primitives import serialization as ser
+
+    if hasattr(key, 'public_key'):
+        key = key.public_key()
+    return 'ed25519:' + base64.b64encode(key.public_bytes(ser.Encoding.Raw, ser.PublicFormat.Raw)).decode('ascii')
+
+
+def key_from_pin(pin: str):
+    "The Ed25519 public key a pin names; `SigningKeyError` naming the pin if it is malformed."
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    algo, _, b64 = str(pin).partition(':')
+    try:
+        if algo != ALGORITHM:
+            raise ValueError(f'algorithm {algo!r}')
+        return Ed25519PublicKey.from_public_bytes(base64.b64decode(b64, validate=True))
+    except (ValueError, TypeError) as e:
+        raise SigningKeyError(f"trusted key {str(pin)[:60]!r}: expected 'ed25519:<base64 of 32 bytes>' ({e})") from None
+
+
+def workspace_of(store: Store):
+    "The settings of the workspace whose state folder holds `store`, or None for a store outside any workspace."
+    from lifecycle.core.settings import SettingsError, find_workspace, load_settings
+
+    root = Path(store.root).resolve()
+    for start in (root.parent, None):
+        try:
+            s = load_settings(find_workspace(start))
+        except SettingsError:
+            continue
+        if s.store_dir.resolve() == root:
+            return s
+    return None
+
+
+def trusted_keys(store: Store, key_dir: str | Path) -> tuple[dict, dict[str, str]]:
+    "Key id -> public key loads trust, and key id -> why of revoked keys: the workspace's pins, else `key_dir`'s keys."
+    from lifecycle.core.settings import read_trust
+
+    s = workspace_of(store)
+    trust = read_trust(s.root) if s else {}
+    revoked = {k: 'listed in settings.ini [trust] revoked' for k in trust.get(TRUST_REVOKED, [])}
+    if trust.get(TRUST_SIGNING):
+        keys = [key_from_pin(p) for p in trust[TRUST_SIGNING]]
+    else:  # no pins (a store outside a workspace, or nothing signed yet): the key folder's public keys
+        folder = Path(key_dir)
+        files = [folder / PUBLIC_KEY_FILE] if (folder / PUBLIC_KEY_FILE).is_file() else []
+        keys = [load_public_key(p) for p in [*files, *sorted((folder / 'retired').glob('*.pub.pem'))]]
+    return {key_id(k): k for k in keys if key_id(k) not in revoked}, revoked
+
+
+def _signed_records(store: Store) -> bool:
+    d = store.root / 'records' / SIGNATURE_KIND
+    return d.is_dir() and any(d.iterdir())
+
+
+def ensure_signing_key(ws, actor: str | None = None) -> tuple[Path, Path]:
+    """The workspace's signing key pair in `ws.key_dir`, made on first use and pinned in settings.ini; refuses an
+    unpinned key."""
+    from lifecycle.core.settings import read_trust, write_trust
+
+    fresh = not (Path(ws.key_dir) / PRIVATE_KEY_FILE).exists()
+    priv, pub = ensure_keypair(ws.key_dir)
+    key = load_public_key(pub)
+    pin, pins = public_pin(key), read_trust(ws.root).get(TRUST_SIGNING, [])
+    if pin in pins:
+        return priv, pub
+    if pins and not (fresh and not _signed_records(ws.store)):
+        raise SigningKeyError(
+            f"the signing key {key_id(key)} in {ws.key_dir} is not one this workspace trusts (settings.ini [trust] "
+            f"{TRUST_SIGNING} pins {', '.join(key_id(key_from_pin(p)) for p in pins)}): restore the pinned key's "
+            "folder, or, if it is lost, run `lifecycle keys rotate` to make and pin a new one"
+        )
+    write_trust(ws.root, TRUST_SIGNING, [*pins, pin])
+    ws.audit(
+        'keys.pin',
+        f'signing key {key_id(key)}',
+        'model-signing key created and pinned in settings.ini',
+        actor=actor,
+        key_id=key_id(key),
+        key_dir=str(ws.key_dir),
+    )
+    return priv, pub
+
+
+def rotate_signing_key(ws, reason: str, actor: str | None = None) -> dict:
+    "Retire the current signing key (its pin stays, so what it signed still verifies), then make and pin a new one."
+    from lifecycle.core.settings import read_trust, write_trust
+
+    folder = Path(ws.key_dir)
+    old = None
+    if (folder / PUBLIC_KEY_FILE).is_file():
+        old = key_id(load_public_key(folder / PUBLIC_KEY_FILE))
+        (folder / 'retired').mkdir(parents=True, exist_ok=True)
+        os.replace(folder / PUBLIC_KEY_FILE, folder / 'retired' / f'{old}.pub.pem')
+    (folder / PRIVATE_KEY_FILE).unlink(missing_ok=True)
+    _, pub = ensure_keypair(folder)
+    new = load_public_key(pub)
+    pins = read_trust(ws.root).get(TRUST_SIGNING, [])
+    write_trust(ws.root, TRUST_SIGNING, [*pins, public_pin(new)])
+    ws.audit('keys.rotate', f'signing key {key_id(new)}', reason, actor=actor, retired=old, key_id=key_id(new))
+    return dict(retired=old, key_id=key_id(new), pinned=len(pins) + 1)
+
+
+def revoke_signing_key(ws, kid: str, reason: str, actor: str | None = None) -> dict:
+    "Revoke a signing key: versions it signed no longer load (re-register them from their runs); audited."
+    from lifecycle.core.settings import read_trust, write_trust
+
+    trust = read_trust(ws.root)
+    pins = trust.get(TRUST_SIGNING, [])
+    known = [key_id(key_from_pin(p)) for p in pins]
+    if kid not in known:
+        raise SigningKeyError(f"no pinned signing key {kid!r} in settings.ini [trust] {TRUST_SIGNING}; pinned: {known}")
+    write_trust(ws.root, TRUST_REVOKED, sorted({*trust.get(TRUST_REVOKED, []), kid}))
+    ws.audit('keys.revoke', f'signing key {kid}', reason, actor=actor, key_id=kid)
+    return dict(revoked=kid)
+
+# %% ../../nbs/api/model/03_signing.ipynb #5cbf4ce5
+_NAME_CHARS = set('abcdefghijklmnopqrstuvwxyz0123456789_.-')
+
+
+def person_name(name: str) -> str:
+    "A person's name as used for their key file: lower-case letters, digits, `_ . -`; else `SigningKeyError` naming it."
+    n = str(name or '').strip().lower()
+    if not n or not set(n) <= _NAME_CHARS or n.startswith('.'):
+        raise SigningKeyError(f"person name {name!r}: expected lower-case letters, digits, '_', '.' or '-'")
+    return n
+
+
+def person_key_path(keys_dir: str | Path, name: str) -> Path:
+    "Where NAME's private key lives: `<keys_dir>/people/NAME.pem` (the public key is `NAME.pub.pem` beside it)."
+    return Path(keys_dir) / 'people' / f'{person_name(name)}.pem'
+
+
+def new_person_key(keys_dir: str | Path, name: str) -> dict:
+    "Make NAME's Ed25519 key pair in `<keys_dir>/people/`; refuses to replace an existing key."
+    from cryptography.hazmat.primitives import serialization as ser
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    priv = person_key_path(keys_dir, name)
+    pub = priv.with_name(f'{priv.stem}.pub.pem')
+    priv.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    if not _write_new(priv, key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()), 0o600):
+        raise SigningKeyError(f"{priv} already holds a key for {name!r}; a person's key is never replaced silently")
+    pub.unlink(missing_ok=True)
+    _write_new(pub, _public_pem(key.public_key()), 0o644)
+    return dict(
+        name=person_name(name), key_id=key_id(key), pin=public_pin(key), private_key=str(priv), public_key=str(pub)
+    )
+
+
+def load_person_key(keys_dir: str | Path, name: str):
+    "NAME's private key from `keys_dir`; `SigningKeyError` naming the command that makes one if there is none."
+    p = person_key_path(keys_dir, name)
+    if not p.is_file():
+        raise SigningKeyError(f"no key for {name!r} at {p}: {name} makes one with `lifecycle keys new --as {name}`")
+    return load_private_key(p)
+
+
+def sign_statement(statement: dict, private_key) -> dict:
+    "A signed statement: the statement, the signer's key id and the Ed25519 signature over its canonical JSON."
+    sig = private_key.sign(canonical_json(statement).encode())
+    return dict(statement=statement, key_id=key_id(private_key), signature=base64.b64encode(sig).decode('ascii'))
+
+
+def verify_statement(signed: dict, public_key) -> dict:
+    "The statement of `signed` if its signature verifies with `public_key`; else `SignatureError` saying why."
+    from cryptography.exceptions import InvalidSignature
+
+    if not isinstance(signed, dict) or not signed.get('signature') or 'statement' not in signed:
+        raise SignatureError('the statement is unsigned', reason='unsigned')
+    if signed.get('key_id') != key_id(public_key):
+        raise SignatureError(
+            f"the statement was signed with key {signed.get('key_id')}, not with the expected key {key_id(public_key)}",
+            reason='key',
+        )
+    try:
+        public_key.verify(
+            base64.b64decode(signed['signature'], validate=True), canonical_json(signed['statement']).encode()
+        )
+    except (InvalidSignature, ValueError, TypeError):
+        raise SignatureError(
+            f"the statement does not match its signature by key {key_id(public_key)}: it was edited after signing",
+            reason='signature',
+        ) from None
+    return signed['statement']
+
+# %% ../../nbs/api/model/03_signing.ipynb #9a71a688
+def attest_training(ws, name: str, version, run_id: str | None, manifest_sha256: str) -> dict | None:
+    "Sign the `trained` statement binding a registered version to its trainer's key (`ws.actor`'s), if they hold one."
+    try:
+        trainer = person_name(ws.actor)
+        key = load_person_key(ws.keys_dir, trainer)
+    except SigningKeyError:
+        return None  # nobody's key: the version stays unapprovable until retrained by someone holding one
+    st = dict(
+        type='trained',
+        model=name,
+        version=str(version),
+        run_id=run_id,
+        manifest_sha256=manifest_sha256,
+        trainer=trainer,
+    )
+    signed = sign_statement(st, key)
+    ws.store.put_record('attestations', f'{name}-{version}-trained', signed)
+    ws.audit(
+        'model.trained_by',
+        f'{name}/{version}',
+        'the training run is bound to its trainer by their signature',
+        actor=trainer,
+        key_id=signed['key_id'],
+        run_id=run_id,
+    )
+    return signed
+
 # %% ../../nbs/api/model/03_signing.ipynb #4dee0e0b
 def is_signed(store: Store, name: str, version) -> bool:
     "Whether a registered version has a signature record (it is verified only when loaded)."
@@ -296,7 +521,7 @@ def is_signed(store: Store, name: str, version) -> bool:
 def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path, dst: str | Path | None = None) -> Path:
     "Download a registered version, verify its files against its signed manifest, and return the verified folder."
     version, subject = str(version), _subject(name, version)
-    public_key = load_public_key(key_dir)
+    trusted, revoked = trusted_keys(store, key_dir)
     try:
         signed = store.get_record(SIGNATURE_KIND, f'{name}-{version}')
     except StoreError:
@@ -305,6 +530,21 @@ def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path,
             "load it (versions are signed at registration with sign_model_version)",
             reason='unsigned',
         ) from None
+    kid = str((signed or {}).get('key_id'))
+    if kid in revoked:
+        raise SignatureError(
+            f"{subject} was signed with key {kid}, which was revoked ({revoked[kid]}); refusing to load it: "
+            "register it again from its run to sign it with a trusted key",
+            reason='revoked',
+        )
+    if kid not in trusted:
+        raise SignatureError(
+            f"{subject} is signed with key {kid}, which this workspace does not trust (trusted: "
+            f"{', '.join(sorted(trusted)) or 'none'}; pinned in settings.ini [trust] {TRUST_SIGNING}); its artifacts "
+            "or signature were rewritten with another key: refusing to load it",
+            reason='key',
+        )
+    public_key = trusted[kid]
     owned = dst is None
     target = Path(tempfile.mkdtemp(prefix='lifecycle-verified-')) if owned else Path(dst)
     try:

@@ -356,9 +356,12 @@ def register(
             **(tags or {}),
         ),
     )
-    signing.ensure_keypair(ws.key_dir)
+    signing.ensure_signing_key(ws)
     signed = signing.sign_model_version(
         ws.mlflow, ws.store, rp.model_name, reg['model_version'], ws.key_dir, audit_path=ws.audit_path, actor=ws.actor
+    )
+    signing.attest_training(
+        ws, rp.model_name, reg['model_version'], rec['mlflow_run_id'], signed['manifest']['manifest_hash']
     )
     reloaded = (
         None if known_inputs is None else loaded_back(ws, rp, fp, reg['model_version'], known_inputs, known_outputs)

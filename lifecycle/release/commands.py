@@ -6,17 +6,23 @@ step, and the alias move, from the command line."""
 # %% ../../nbs/api/release/03_commands.ipynb #529960c6
 from __future__ import annotations
 from dataclasses import dataclass
+from typing import Optional
 import typer
 from ..core.cli_support import command, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'govern_check', 'Approved', 'approve', 'Promoted', 'promote']
+__all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approve', 'approval_check',
+           'Promoted', 'promote', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'trust_init', 'trust_add',
+           'trust_revoke', 'trust_show']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
 GOVERNANCE_ERRORS = {
     'lifecycle.release.review.ContextError': EXIT_INPUT,
     'lifecycle.release.governance.GovernanceError': EXIT_STAGE,
+    'lifecycle.release.trust.TrustError': EXIT_STAGE,
+    'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
+    'lifecycle.model.signing.SignatureError': EXIT_STAGE,
 }
 
 # %% ../../nbs/api/release/03_commands.ipynb #7f36d479
@@ -60,15 +66,41 @@ class PolicyCheck(Result):
         return EXIT_OK if self.ok else EXIT_STAGE
 
 
+@dataclass
+class ServingCheck(Result):
+    "Each deployed arm checked against today's policy for its exposure; exit 1 if any no longer meets it."
+
+    ok: bool
+    environment: str
+    arms: list[dict]
+
+    def show(self):
+        if not self.arms:
+            print('nothing is deployed (no flags yet)')
+        for a in self.arms:
+            state = 'ok' if a['ok'] else 'NO LONGER MEETS THE POLICY: ' + '; '.join(a['missing'])
+            print(f"{a['arm']}: version {a['version']} as {a['exposure']} ({self.environment}): {state}")
+
+    @property
+    def exit_code(self):
+        return EXIT_OK if self.ok else EXIT_STAGE
+
+
 @command(errors=GOVERNANCE_ERRORS)
 def govern_check(
-    model: str = typer.Argument(..., help="Registered model name."),
-    version: str = typer.Argument(..., help="Fixed model version (a number, never 'latest')."),
+    model: Optional[str] = typer.Argument(None, help="Registered model name (none: check what serves now)."),
+    version: Optional[str] = typer.Argument(None, help="Fixed model version (a number, never 'latest')."),
     as_json: bool = typer.Option(False, '--json', help="Print the policy results as JSON."),
 ):
-    "Evaluate params/policy.yaml for one model version; write its governance report; exit 1 if any rule fails."
+    "Evaluate params/policy.yaml for one version (writing its governance report), or else every deployed arm."
     from lifecycle.release.review import governance_context, write_governance_report
 
+    if model is None or version is None:
+        from lifecycle.release.exposure import serving_check
+
+        ws = Workspace.open()
+        rows = serving_check(ws)
+        return ServingCheck(all(r['ok'] for r in rows), ws.environment, rows)
     s, ps, ml, store, facts, pipeline_run = governance_context(Workspace.open(), model, version)
     results, report = write_governance_report(s, ps, store, facts, model, version)
     failed = results[results.verdict == 'fail']
@@ -99,33 +131,69 @@ def approve(
     model: str = typer.Argument(..., help="Registered model name."),
     version: str = typer.Argument(..., help="Fixed model version."),
     user: str = typer.Option(
-        ..., '--as', help="The approving user (must hold the step's role in settings.ini [roles])."
+        ..., '--as', help="The approver: their key in keys_dir signs; it must be registered for the step's role."
     ),
     reason: str = typer.Option(..., '--reason', help="Why this version may go on."),
     step: str = typer.Option('staging', '--to', help="The environment being approved (a step of the promotion path)."),
     as_json: bool = typer.Option(False, '--json', help="Print the approval as JSON."),
 ):
-    "Sign off one promotion step; refused for the trainer, a user without the role, out of order, or a failing policy."
-    from lifecycle.release import governance as gov
+    """Sign off a promotion step with your key; refused for the trainer, a wrong key or role, out of order, a failed
+    policy."""
+    from lifecycle.model.signing import key_id, load_person_key, person_name
+    from lifecycle.release import governance as gov, trust
     from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
 
-    s, ps, ml, store, facts, pipeline_run = governance_context(Workspace.open(), model, version)
+    ws = Workspace.open()
+    s, ps, ml, store, facts, pipeline_run = governance_context(ws, model, version)
+    people = trust.require_roster(ws)
+    signer, me = load_person_key(ws.keys_dir, user), people.get(person_name(user))
+    if me is None or me.revoked or key_id(signer) != me.key_id:
+        raise trust.TrustError(
+            f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) is not a registered, unrevoked key of "
+            f"{user!r} ({me.key_id if me else 'none registered'}): an administrator registers it (trust add)"
+        )
+    try:
+        trainer = trust.trained_by(ws, people, model, version).name
+    except trust.TrustError:
+        trainer = None  # refused below, audited: separation of duties cannot be checked
     write_governance_report(s, ps, store, facts, model, version)  # the approver signs what this report says now
     rec = gov.approve(
         s,
         store,
-        gov.load_roles(s.root),
+        trust.roles_of(people),
         ps['policy'],
         model,
         version,
-        user,
+        person_name(user),
         reason,
         step,
-        facts['trained_by'],
+        trainer,
         evidence_paths(s, pipeline_run, model, version),
         facts=facts,
+        signer=signer,
     )
     return Approved(rec, model, version, step, user)
+
+# %% ../../nbs/api/release/03_commands.ipynb #61b5e4ed
+def approval_check(ws, people, policy):
+    "The `verify(rec) -> reasons` promotion runs on an approval, from the roster `people` (None: not initialised)."
+    from lifecycle.release import trust
+
+    def verify(rec: dict) -> list[str]:
+        if people is None:
+            return [
+                "this workspace's trust is not initialised, so no approval can be verified: the first administrator "
+                "runs `lifecycle trust init --as NAME`"
+            ]
+        name, version, step = rec['model_name'], rec['model_version'], rec['step']
+        try:
+            manifest = ws.store.get_record('signatures', f'{name}-{version}')['manifest']['manifest_hash']
+        except Exception:
+            return [f"{name}/{version} has no signature record: no manifest digest to check the approval against"]
+        role = policy.promotion[step].approver_role if step in policy.promotion else None
+        return trust.verify_approval(ws, people, rec, name, version, step, manifest, role)
+
+    return verify
 
 # %% ../../nbs/api/release/03_commands.ipynb #216707bb
 @dataclass
@@ -155,8 +223,136 @@ def promote(
     "Point the environment's alias at this fixed version, only if that step was approved."
     from lifecycle.release import governance as gov
 
+    from lifecycle.release import trust
+
     s = Workspace.open()
-    policy = s.params['policy']
-    ml = s.mlflow
-    out = gov.promote(ml, s, s.store, model, version, step, policy=policy, reason=reason)
+    policy, people = s.params['policy'], trust.roster(s)
+    out = gov.promote(
+        s.mlflow,
+        s,
+        s.store,
+        model,
+        version,
+        step,
+        policy=policy,
+        reason=reason,
+        verify=approval_check(s, people, policy),
+    )
     return Promoted(out, model, version, step)
+
+# %% ../../nbs/api/release/03_commands.ipynb #994142bc
+@dataclass
+class KeysDone(Result):
+    "What a keys or trust command did: one sentence, and its details."
+
+    message: str
+    details: dict
+
+    def data(self):
+        return dict(ok=True, message=self.message, **self.details)
+
+    def show(self):
+        print(self.message)
+
+
+@command(errors=GOVERNANCE_ERRORS)
+def keys_new(
+    user: str = typer.Option(..., '--as', help="Whose key: a person's name (lower-case)."),
+    as_json: bool = typer.Option(False, '--json', help="Print the key's id and files as JSON."),
+):
+    "Make a person's Ed25519 key pair in keys_dir (outside the workspace); an administrator then registers it."
+    from lifecycle.model.signing import new_person_key
+
+    ws = Workspace.open()
+    out = new_person_key(ws.keys_dir, user)
+    return KeysDone(
+        f"key {out['key_id']} made for {out['name']}: private key {out['private_key']} (keep it to yourself); "
+        f"public key {out['public_key']} (an administrator registers it with `lifecycle trust add`)",
+        out,
+    )
+
+
+@command(errors=GOVERNANCE_ERRORS)
+def keys_rotate(
+    reason: str = typer.Option(..., '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the result as JSON."),
+):
+    "Replace the model-signing key with a new pinned one; versions signed with the old key still verify."
+    from lifecycle.model.signing import rotate_signing_key
+
+    ws = Workspace.open()
+    out = rotate_signing_key(ws, reason)
+    return KeysDone(f"signing key {out['key_id']} made and pinned; {out['retired'] or 'no key'} retired", out)
+
+
+@command(errors=GOVERNANCE_ERRORS)
+def keys_revoke(
+    key: str = typer.Argument(..., help="The id of the model-signing key to revoke."),
+    reason: str = typer.Option(..., '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the result as JSON."),
+):
+    "Revoke a model-signing key: versions it signed no longer load."
+    from lifecycle.model.signing import revoke_signing_key
+
+    out = revoke_signing_key(Workspace.open(), key, reason)
+    return KeysDone(f"signing key {key} revoked", out)
+
+
+@command(errors=GOVERNANCE_ERRORS)
+def trust_init(
+    user: str = typer.Option(..., '--as', help="The first administrator (holding a key from `lifecycle keys new`)."),
+    as_json: bool = typer.Option(False, '--json', help="Print the statement as JSON."),
+):
+    "Make the first administrator of this workspace's trust (once; audited); their key is pinned in settings.ini."
+    from lifecycle.release.trust import trust_init as init
+
+    signed = init(Workspace.open(), user)
+    return KeysDone(f"{signed['statement']['name']} is the first administrator (key {signed['key_id']})", signed)
+
+
+@command(errors=GOVERNANCE_ERRORS)
+def trust_add(
+    name: str = typer.Argument(..., help="The person to register."),
+    role: str = typer.Option(..., '--role', help="Their role (a policy approver role, or administrator)."),
+    admin: str = typer.Option(..., '--as', help="The administrator whose key signs the registration."),
+    key: str = typer.Option('', '--key', help="Their public key file (default: keys_dir/people/NAME.pub.pem)."),
+    as_json: bool = typer.Option(False, '--json', help="Print the statement as JSON."),
+):
+    "Register a person's public key against a role, signed by an administrator; audited."
+    from lifecycle.release.trust import trust_add as add
+
+    signed = add(Workspace.open(), name, role, admin, key or None)
+    st = signed['statement']
+    return KeysDone(f"{st['name']} registered as {st['role']} (key {st['key_id']}) by {st['by']}", signed)
+
+
+@command(errors=GOVERNANCE_ERRORS)
+def trust_revoke(
+    name: str = typer.Argument(..., help="The person whose key is revoked."),
+    admin: str = typer.Option(..., '--as', help="The administrator whose key signs the revocation."),
+    reason: str = typer.Option(..., '--reason', help="Why, for the audit log."),
+    as_json: bool = typer.Option(False, '--json', help="Print the statement as JSON."),
+):
+    "Revoke a person's key: their later approvals are refused, earlier ones kept with the revocation shown; audited."
+    from lifecycle.release.trust import trust_revoke as revoke
+
+    signed = revoke(Workspace.open(), name, admin, reason)
+    return KeysDone(f"{name}'s key {signed['statement']['key_id']} revoked by {signed['statement']['by']}", signed)
+
+
+@command(errors=GOVERNANCE_ERRORS)
+def trust_show(as_json: bool = typer.Option(False, '--json', help="Print the roster as JSON.")):
+    "Who is registered, with which key and roles, and whose key is revoked."
+    from lifecycle.release.trust import require_roster
+
+    people = require_roster(Workspace.open())
+    rows = {
+        n: dict(key_id=p.key_id, roles=sorted(p.roles), revoked=p.revoked, revoked_reason=p.revoked_reason)
+        for n, p in sorted(people.items())
+    }
+    text = '\n'.join(
+        f"{n}: key {r['key_id']}, roles {', '.join(r['roles'])}"
+        + (f", revoked at {r['revoked']}" if r['revoked'] else '')
+        for n, r in rows.items()
+    )
+    return KeysDone(text, dict(people=rows))

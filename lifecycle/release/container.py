@@ -35,7 +35,8 @@ COPY signature.json /srv/signature.json
 RUN useradd --uid 10001 --no-create-home serve
 USER 10001
 EXPOSE 8080
-CMD ["mlflow", "models", "serve", "--model-uri", "/srv/model", "--host", "0.0.0.0", "--port", "8080", "--env-manager", "local", "--workers", "2"]
+CMD ["mlflow", "models", "serve", "--model-uri", "/srv/model", "--host", "0.0.0.0", "--port", "8080", \
+     "--env-manager", "local", "--workers", "2"]
 """
 
 

@@ -329,8 +329,11 @@ def approve(
     evidence: dict[str, str | Path],
     *,
     facts: dict,
+    signer=None,
+    experiment_report_sha256: str | None = None,
 ) -> dict:
-    "Record one sign-off of a version for a promotion step, or refuse it; either way the audit log says so."
+    """Record one sign-off (signed with `signer`'s key when given) of a version for a step, or refuse it; audited either
+    way."""
     envs, reasons = policy.environments, []
     try:
         version = _fixed(version)
@@ -397,6 +400,13 @@ def approve(
             policy_results=results.to_dict('records'),
             previous_approval_sha256=hash_obj(prev_rec) if prev_rec else None,
         )
+        if signer is not None:
+            from lifecycle.model.signing import sign_statement
+            from lifecycle.release.trust import approval_statement
+
+            manifest = (facts.get('signature') or {}).get('manifest_sha256')
+            rec['signed'] = sign_statement(approval_statement(rec, manifest, experiment_report_sha256), signer)
+            base['key_id'] = rec['signed']['key_id']
         try:
             _create_record(store, APPROVAL_KIND, _rid(name, version, step), rec)
             audit.append(
@@ -441,8 +451,10 @@ def promote(
     *,
     policy: PolicyParams | None = None,
     reason: str = '',
+    verify=None,
 ) -> dict:
-    "Move the alias named `step` to this fixed version if the step was approved for it; audit the move or the refusal."
+    """Move the alias named `step` to this fixed version if the step was approved (and `verify(rec)` finds nothing
+    wrong)."""
     from mlflow.exceptions import MlflowException
     from lifecycle.model.registry import alias_version
 
@@ -472,6 +484,8 @@ def promote(
             f"""the approval record for {step} describes {rec.get('model_name')}/{rec.get('model_version')}
             ({rec.get('step')})"""
         )
+    if needs and verify is not None and (why := verify(rec)):
+        refuse('; '.join(why))
     before = alias_version(client, name, step)
     client.set_registered_model_alias(name, step, version)
     details = dict(
@@ -479,6 +493,7 @@ def promote(
         previous_version=before,
         approver=(rec or {}).get('approver'),
         approval_sha256=hash_obj(rec) if rec else None,
+        approval_key_id=((rec or {}).get('signed') or {}).get('key_id'),
         evidence={k: e['sha256'] for k, e in (rec or {}).get('evidence', {}).items()},
     )
     audit.append(

@@ -183,6 +183,7 @@ def resolve_spec(spec: FlagsParams, lookup) -> FlagsParams:
 
 def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams) -> None:
     from lifecycle.model.signing import is_signed
+    from lifecycle.release import exposure
 
     store = ws.store
     for arm in ARMS:
@@ -192,6 +193,11 @@ def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams) -> None:
                 f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
                 "only versions signed at registration can be deployed"
             )
+        if v:  # the one release path: gates and the approvals this arm's exposure needs (policy.yaml exposure)
+            x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage)
+            decision = exposure.check(ws, v, x, name=model_name)
+            if not decision.ok:
+                raise FlagError(f"{arm}: {decision.message()}")
 
 
 def write_spec(s: Workspace, spec: FlagsParams, model_name: str) -> dict:

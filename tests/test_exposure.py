@@ -1,0 +1,134 @@
+"""One release path: `exposure.check` decides whether a version may be exposed (dev, shadow, canary, production) from
+its validation gates and the signed approvals policy.yaml asks for, and the flags (behind `flags`, `rollout` and the
+admin API) ask it for every arm: an ungated or unapproved version is refused naming the missing gate or approval."""
+
+from __future__ import annotations
+from dataclasses import replace
+import pytest
+from test_trust import NAME, approve_as, base, ws  # noqa: F401 (fixtures)
+
+
+def test_dev_needs_the_gates_only(ws):  # noqa: F811
+    from lifecycle.release import exposure
+
+    assert exposure.check(ws['ws'], '1', 'dev').ok
+    d = exposure.check(ws['ws'], '2', 'dev')  # its validation record failed the accuracy gate
+    assert not d.ok and 'validation gates' in d.message() and 'accuracy' in d.message()
+    with pytest.raises(exposure.ExposureRefused) as e:
+        d.require()
+    assert e.value.missing == d.missing
+
+
+def test_canary_and_production_need_their_signed_approvals(ws):  # noqa: F811
+    from lifecycle.release import exposure
+
+    w = ws['ws']
+    d = exposure.check(w, '1', 'canary')
+    assert not d.ok and d.missing == [
+        f"a staging approval (by the role 'ml_engineer') is missing: "
+        f"`lifecycle approve {NAME} 1 --to staging --as NAME`"
+    ]
+    approve_as(ws, 'carol', 'staging')
+    assert exposure.check(w, '1', 'canary').ok and exposure.check(w, '1', 'shadow').ok
+    d = exposure.check(w, '1', 'production')
+    assert not d.ok and "a production approval (by the role 'compliance_officer') is missing" in d.message()
+    approve_as(ws, 'dave', 'production')
+    assert exposure.check(w, '1', 'production').ok
+
+
+def test_a_forged_approval_does_not_open_an_exposure(ws):  # noqa: F811
+    from lifecycle.release import exposure
+
+    approve_as(ws, 'carol', 'staging', key_of='mallory')
+    d = exposure.check(ws['ws'], '1', 'canary')
+    assert not d.ok and 'does not verify' in d.message() and 'not with the expected key' in d.message()
+
+
+def test_the_flags_refuse_an_arm_whose_exposure_is_not_met(ws):  # noqa: F811
+    "Every flags write (flags init/set, rollout start and steps, the admin API) goes through write_spec."
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    dev = ws['ws']
+    fl.write_spec(dev, FlagsParams(control='1', safe='1'), NAME)  # a local server: gates suffice
+    with pytest.raises(fl.FlagError, match=r"challenger: .*validation gates.*accuracy"):
+        fl.write_spec(dev, FlagsParams(control='1', safe='1', challenger='2', percentage=10), NAME)
+    prod = replace(dev, environment='production')
+    with pytest.raises(fl.FlagError, match=r"control: .*'production'.*production approval .* is missing"):
+        fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    approve_as(ws, 'carol', 'staging')
+    approve_as(ws, 'dave', 'production')
+    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    with pytest.raises(fl.FlagError, match=r"challenger: .*'canary'"):  # the canary of a version that failed its gates
+        fl.change_flags(prod, {'challenger': '2', 'percentage': 5}, actor='ops', reason='canary')
+    assert fl.load_spec(prod)[0].challenger is None  # nothing was written
+
+
+def test_a_production_rollout_needs_staging_then_production_approval_and_moves_the_alias(ws):  # noqa: F811
+    from lifecycle.core.audit import read
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.deliver import rollout
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release.governance import PromotionRefused
+    from lifecycle.serve import flags as fl
+
+    prod = replace(ws['ws'], environment='production')
+    approve_as(ws, 'carol', 'staging')
+    approve_as(ws, 'dave', 'production')
+    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    rp = prod.params['rollout']
+    with pytest.raises(fl.FlagError, match=r"challenger: .*version 3 .*'shadow'.*staging approval .* is missing"):
+        rollout.start(prod, '3', rp, steps=[50, 100], actor='ops')
+    approve_as(ws, 'carol', 'staging', version='3')
+    st = rollout.start(prod, '3', rp, steps=[50, 100], actor='ops')
+    assert st['percentage'] == 50
+    with pytest.raises(fl.FlagError, match=r"control: .*version 3 .*'production'.*production approval .* is missing"):
+        rollout.advance(prod, actor='ops')  # 100%: version 3 would be the production control
+    assert fl.load_spec(prod)[0].control == '1'
+    approve_as(ws, 'dave', 'production', version='3')
+    out = rollout.advance(prod, actor='ops', reason='guard passed')
+    assert out['status'] == 'completed' and fl.load_spec(prod)[0].control == '3'
+    assert alias_version(prod.client, NAME, 'production') == '3'
+    moved = [e for e in read(prod.audit_path) if e['action'] == 'model.promote'][-1]
+    assert moved['subject'] == f'{NAME}/3' and moved['actor'] == 'ops' and moved['details']['approver'] == 'dave'
+    assert 'rollout completed' in moved['reason'] and moved['details']['approval_key_id']
+    with pytest.raises(PromotionRefused):  # and the alias cannot be moved to an unapproved version by hand
+        from lifecycle.release import governance as gov, trust
+        from lifecycle.release.commands import approval_check
+
+        pol = prod.params['policy']
+        gov.promote(
+            prod.mlflow,
+            prod,
+            prod.store,
+            NAME,
+            '2',
+            'production',
+            'ops',
+            policy=pol,
+            verify=approval_check(prod, trust.roster(prod), pol),
+        )
+
+
+def test_govern_check_lists_what_serves_and_no_longer_meets_a_tightened_policy(ws):  # noqa: F811
+    import json
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release.commands import govern_check
+    from lifecycle.serve import flags as fl
+    from conftest import set_yaml
+
+    w = ws['ws']
+    fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
+    env = {'LIFECYCLE_WORKSPACE': str(w.root)}
+    r = invoke(govern_check, ['--json'], env=env)
+    assert r.exit_code == 0 and [a['ok'] for a in json.loads(r.stdout)['arms']] == [True, True]
+    set_yaml(w.params_dir / 'policy.yaml', exposure__dev=['gates', 'staging'])  # the policy tightens
+    from lifecycle.release.exposure import serving_check
+
+    rows = serving_check(Workspace.open(w.root))
+    assert [(r['arm'], r['ok']) for r in rows] == [('control', False), ('safe', False)]
+    assert "a staging approval (by the role 'ml_engineer') is missing" in rows[0]['missing'][0]
+    r = invoke(govern_check, [], env=env)
+    assert r.exit_code == 1 and 'control: version 1 as dev (dev): NO LONGER MEETS THE POLICY' in r.stdout

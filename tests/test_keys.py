@@ -1,0 +1,179 @@
+"""Keys apart from what they protect: the model-signing key lives in `keys_dir` outside the workspace, the public keys
+loads trust are pinned in settings.ini, a workspace made before (key in the state folder) is migrated, and a model
+rewritten and re-signed with a fresh key is refused at load naming that key. Rotation keeps old signatures
+verifiable; revocation refuses them."""
+
+from __future__ import annotations
+import warnings
+from pathlib import Path
+import pytest
+
+NAME = 'toy'
+
+
+def toy_workspace(root: Path, keys: Path, *, versions: int = 1):
+    "A workspace (keys_dir = `keys`) with a tiny sklearn model logged and registered `versions` times."
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from lifecycle.core.workspace import Workspace
+
+    root.mkdir(parents=True)
+    (root / 'settings.ini').write_text(f'[workspace]\nkeys_dir = {keys}\n')
+    ws = Workspace.open(root)
+    X = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]})
+    with warnings.catch_warnings(), ws.mlflow.start_run(experiment_id=ws.experiment('toy')):
+        warnings.simplefilter('ignore')
+        uri = ws.mlflow.sklearn.log_model(
+            LogisticRegression().fit(X, [0, 0, 1, 1]), name='model', pip_requirements=['scikit-learn']
+        ).model_uri
+    for _ in range(versions):
+        ws.mlflow.register_model(uri, NAME)
+    return ws, X
+
+
+def sign(ws, version, key_dir=None):
+    from lifecycle.model.signing import sign_model_version
+
+    return sign_model_version(ws.mlflow, ws.store, NAME, version, key_dir or ws.key_dir, audit_path=ws.audit_path)
+
+
+def load(ws, version):
+    from lifecycle.model.signing import verified_load
+
+    return verified_load(ws.mlflow, ws.store, NAME, version, ws.key_dir)
+
+
+def stored_model_file(ws) -> Path:
+    "The stored `model.pkl`-like artifact of the registered model (the real file MLflow serves from)."
+    files = [p for p in ws.state_dir.rglob('*') if p.is_file() and p.suffix in ('.pkl', '.skops')]
+    assert files, 'no stored model file found'
+    return files[0]
+
+
+@pytest.fixture
+def signed_ws(tmp_path):
+    "A workspace at the current format whose version 1 is signed with its pinned key in keys_dir."
+    from lifecycle.model.signing import ensure_signing_key
+
+    ws, X = toy_workspace(tmp_path / 'ws', tmp_path / 'keys', versions=2)
+    ensure_signing_key(ws)
+    sign(ws, 1)
+    return ws, X
+
+
+def test_the_signing_key_lives_outside_the_workspace_and_is_pinned(signed_ws, tmp_path):
+    from lifecycle.core.settings import read_trust
+    from lifecycle.model.signing import key_id, load_public_key, public_pin
+
+    ws, X = signed_ws
+    assert ws.key_dir.is_relative_to(tmp_path / 'keys') and not ws.key_dir.is_relative_to(ws.root)
+    assert not (ws.state_dir / 'keys' / 'signing_key.pem').exists()
+    assert read_trust(ws.root)['model_signing'] == [public_pin(load_public_key(ws.key_dir))]
+    assert list(load(ws, 1).predict(X)) == [0, 0, 1, 1]
+    from lifecycle.core.audit import read
+
+    pins = [e for e in read(ws.audit_path) if e['action'] == 'keys.pin']
+    assert len(pins) == 1 and pins[0]['details']['key_id'] == key_id(load_public_key(ws.key_dir))
+
+
+def test_a_model_rewritten_and_resigned_with_a_fresh_key_in_the_state_folder_is_refused(signed_ws):
+    "The tamper test: artifacts AND signature record rewritten with a new key put in the state folder."
+    from lifecycle.model.signing import (
+        SignatureError,
+        artifact_manifest,
+        ensure_keypair,
+        key_id,
+        load_private_key,
+        sign_manifest,
+    )
+    from lifecycle.model.signing import _download
+
+    ws, _ = signed_ws
+    f = stored_model_file(ws)
+    f.write_bytes(f.read_bytes() + b'\n')  # the intruder's model
+    ensure_keypair(ws.state_dir / 'keys')  # a fresh key where main used to keep its key
+    fresh = load_private_key(ws.state_dir / 'keys')
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = {
+            **artifact_manifest(_download(ws.mlflow, NAME, '1', Path(tmp) / 'm')),
+            'subject': f'models:/{NAME}/1',
+        }
+    rec = ws.store.record_path('signatures', f'{NAME}-1')
+    rec.chmod(0o644)
+    import json
+
+    rec.write_text(json.dumps(sign_manifest(manifest, fresh)))
+    with pytest.raises(SignatureError) as e:
+        load(ws, 1)
+    assert e.value.reason == 'key' and key_id(fresh) in str(e.value) and 'does not trust' in str(e.value)
+    from lifecycle.core.settings import read_trust
+    from lifecycle.model.signing import key_from_pin
+
+    assert key_id(fresh) not in [key_id(key_from_pin(p)) for p in read_trust(ws.root)['model_signing']]
+
+
+def test_a_replaced_key_folder_does_not_make_its_key_trusted(signed_ws):
+    "Even an intruder who swaps the key pair in keys_dir is refused: loads trust the key pinned in settings.ini."
+    import shutil
+    from lifecycle.model.signing import SignatureError, SigningKeyError, ensure_signing_key, key_id, load_public_key
+
+    ws, _ = signed_ws
+    shutil.rmtree(ws.key_dir)
+    sign_with = ws.key_dir
+    from lifecycle.model.signing import ensure_keypair
+
+    ensure_keypair(sign_with)
+    ws.store.record_path('signatures', f'{NAME}-1').chmod(0o644)
+    ws.store.record_path('signatures', f'{NAME}-1').unlink()
+    sign(ws, 1)
+    with pytest.raises(SignatureError, match=key_id(load_public_key(ws.key_dir))):
+        load(ws, 1)
+    with pytest.raises(SigningKeyError, match='lifecycle keys rotate'):  # and it is not pinned behind our back
+        ensure_signing_key(ws)
+
+
+def test_rotation_keeps_old_signatures_verifiable_and_revocation_refuses_them(signed_ws):
+    from lifecycle.core.audit import read
+    from lifecycle.model.signing import SignatureError, rotate_signing_key, revoke_signing_key
+
+    ws, X = signed_ws
+    out = rotate_signing_key(ws, 'yearly rotation')
+    assert out['retired'] != out['key_id'] and out['pinned'] == 2
+    assert not (ws.key_dir / 'retired' / f"{out['retired']}.pem").exists()  # no old private key kept
+    sign(ws, 2)
+    assert list(load(ws, 1).predict(X)) == list(load(ws, 2).predict(X)) == [0, 0, 1, 1]  # old and new verify
+    revoke_signing_key(ws, out['retired'], 'laptop stolen')
+    with pytest.raises(SignatureError) as e:
+        load(ws, 1)
+    assert e.value.reason == 'revoked' and out['retired'] in str(e.value)
+    assert list(load(ws, 2).predict(X)) == [0, 0, 1, 1]
+    assert [e['action'] for e in read(ws.audit_path) if e['action'].startswith('keys.')] == [
+        'keys.pin',
+        'keys.rotate',
+        'keys.revoke',
+    ]
+
+
+def test_a_workspace_made_by_the_previous_version_is_migrated_and_its_models_still_load(tmp_path):
+    "Format 1 (today's main) kept the key pair in <state>/keys: migrate moves it to keys_dir and pins it."
+    from lifecycle.core.workspace import Workspace, WorkspaceFormatError, migrate, write_format
+    from lifecycle.core.settings import read_trust
+    from lifecycle.model.signing import ensure_keypair, key_id, load_public_key
+
+    ws, X = toy_workspace(tmp_path / 'ws', tmp_path / 'keys')
+    old = ws.state_dir / 'keys'
+    ensure_keypair(old)  # what main's register stage did
+    sign(ws, 1, key_dir=old)
+    kid = key_id(load_public_key(old))
+    write_format(ws.state_dir, 1)
+    with pytest.raises(WorkspaceFormatError, match='lifecycle migrate'):
+        Workspace.open(ws.root)
+    out = migrate(Workspace.open(ws.root, migrating=True))
+    assert [s['step'] for s in out['steps']] == ['move_signing_key'] and kid in out['steps'][0]['did']
+    ws = Workspace.open(ws.root)
+    assert not (old / 'signing_key.pem').exists() and not (old / 'signing_key.pub.pem').exists()
+    assert key_id(load_public_key(ws.key_dir)) == kid and len(read_trust(ws.root)['model_signing']) == 1
+    assert list(load(ws, 1).predict(X)) == [0, 0, 1, 1]
+    assert migrate(ws)['steps'] == []

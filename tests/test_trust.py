@@ -1,0 +1,242 @@
+"""Approvals people cannot forge: each person signs with their own key, registered against a role by an
+administrator; promotion verifies the signed statement (key, role, version, manifest digest, step) and that the
+signer did not train the version, bound by the trainer's own signature at registration. Wrong key, the trainer's
+key, an edited statement and an approval replayed for another version are each refused, naming why."""
+
+from __future__ import annotations
+import json
+import shutil
+import warnings
+from pathlib import Path
+import pytest
+from conftest import set_yaml
+from test_governance import CARD, GROUPS, LINEAGE, POLICY_FILE, NAME, REQUIRED_EVIDENCE
+
+
+@pytest.fixture(scope='module')
+def base(tmp_path_factory):
+    """A workspace: versions 1, 2 and 3 of a toy model trained and registered by alice (bound by her key); people ada
+    (administrator), carol (ml_engineer), dave (compliance_officer), mallory (no role)."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model.signing import attest_training, ensure_signing_key, new_person_key, sign_model_version
+    from lifecycle.release import trust
+
+    tmp_path = tmp_path_factory.mktemp('trust')
+    keys = tmp_path / 'keys'
+    root = tmp_path / 'ws'
+    root.mkdir()
+    (root / 'settings.ini').write_text(f'[workspace]\nkeys_dir = {keys}\n')
+    shutil.copytree(Path(__file__).resolve().parents[1] / 'params', root / 'params')
+    set_yaml(root / 'params' / 'register.yaml', model_name=NAME)
+    w = Workspace.open(root)
+    X = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]})
+    with warnings.catch_warnings(), w.mlflow.start_run(experiment_id=w.experiment('toy')) as run:
+        warnings.simplefilter('ignore')
+        uri = w.mlflow.sklearn.log_model(
+            LogisticRegression().fit(X, [0, 0, 1, 1]), name='model', pip_requirements=['scikit-learn']
+        ).model_uri
+        w.mlflow.log_metrics({'holdout_roc_auc': 0.74, 'holdout_accuracy': 0.78})
+        w.mlflow.set_tags({'trained_by': 'alice', **LINEAGE})
+    for n in ('ada', 'alice', 'carol', 'dave', 'mallory'):
+        new_person_key(keys, n)
+    ensure_signing_key(w)
+    from lifecycle.model.registry import record_validation
+
+    gate = dict(gate='accuracy', value=0.78, limit='>= 0.7', verdict='pass')
+    passed = record_validation(w.store, dict(model_uri=uri, mlflow_run_id=run.info.run_id, gates=[gate], passed=True))
+    failed = record_validation(
+        w.store,
+        dict(model_uri=uri, mlflow_run_id=run.info.run_id, gates=[{**gate, 'verdict': 'fail'}], passed=False),
+    )
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('LIFECYCLE_ACTOR', 'alice')
+        for v, vid in (('1', passed), ('2', failed), ('3', passed)):  # 2 failed a gate (as a demo candidate might)
+            w.mlflow.register_model(uri, NAME, tags={'validation_id': vid})
+            signed = sign_model_version(w.mlflow, w.store, NAME, v, w.key_dir)
+            attest_training(w, NAME, v, run.info.run_id, signed['manifest']['manifest_hash'])
+    trust.trust_init(w, 'ada')
+    for n, role in (('alice', 'data_scientist'), ('carol', 'ml_engineer'), ('dave', 'compliance_officer')):
+        trust.trust_add(w, n, role, by='ada')
+    evidence = {k: tmp_path / f'{k}.html' for k in REQUIRED_EVIDENCE}
+    for k, p in evidence.items():
+        p.write_text(f'<h1>{k}</h1>')
+    return tmp_path
+
+
+@pytest.fixture
+def ws(base, tmp_path):
+    "A private copy of the base workspace and its keys (the MLflow artifacts stay shared, read-only)."
+    import shutil
+    from lifecycle.core.workspace import Workspace
+
+    shutil.copytree(base, tmp_path / 'copy')
+    keys, root = tmp_path / 'copy' / 'keys', tmp_path / 'copy' / 'ws'
+    ini = root / 'settings.ini'
+    ini.write_text(ini.read_text().replace(f'keys_dir = {base / "keys"}', f'keys_dir = {keys}'))
+    evidence = {k: tmp_path / 'copy' / f'{k}.html' for k in REQUIRED_EVIDENCE}
+    return dict(ws=Workspace.open(root), keys=keys, evidence=evidence)
+
+
+def approve_as(t, user, step, version='1', key_of=None):
+    "gov.approve as `user`, signed with the key of `key_of` (default: the user's own), trainer from the attestation."
+    from lifecycle.model.signing import load_person_key
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.governance import gather_facts, load_policy
+
+    w = t['ws']
+    people = trust.roster(w)
+    facts = gather_facts(
+        w.mlflow, w.store, NAME, version, card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex']
+    )
+    return gov.approve(
+        w,
+        w.store,
+        trust.roles_of(people),
+        load_policy(POLICY_FILE),
+        NAME,
+        version,
+        user,
+        'read the evidence',
+        step,
+        trust.trained_by(w, people, NAME, version).name,
+        t['evidence'],
+        facts=facts,
+        signer=load_person_key(t['keys'], key_of or user),
+    )
+
+
+def promote(t, version='1', step='staging'):
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.commands import approval_check
+    from lifecycle.release.governance import load_policy
+
+    w, pol = t['ws'], load_policy(POLICY_FILE)
+    return gov.promote(
+        w.mlflow, w, w.store, NAME, version, step, 'ops', policy=pol, verify=approval_check(w, trust.roster(w), pol)
+    )
+
+
+def rewrite(t, rid: str, change) -> None:
+    "What an intruder with write access to the state folder does to a stored approval record."
+    p = t['ws'].store.record_path('approvals', rid)
+    p.chmod(0o644)
+    rec = json.loads(p.read_text())
+    change(rec)
+    p.write_text(json.dumps(rec))
+
+
+def test_a_signed_approval_promotes_and_the_audit_says_who_with_which_key(ws):
+    from lifecycle.core.audit import read
+    from lifecycle.model.signing import key_id, load_person_key
+
+    rec = approve_as(ws, 'carol', 'staging')
+    assert rec['signed']['key_id'] == key_id(load_person_key(ws['keys'], 'carol'))
+    assert (
+        rec['signed']['statement']['manifest_sha256']
+        == ws['ws'].store.get_record('signatures', f'{NAME}-1')['manifest']['manifest_hash']
+    )
+    out = promote(ws)
+    assert out['approver'] == 'carol' and out['approval_key_id'] == rec['signed']['key_id']
+    log = read(ws['ws'].audit_path)
+    actions = [e['action'] for e in log]
+    assert actions.count('trust.add') == 3 and 'trust.init' in actions and actions[-1] == 'model.promote'
+    assert log[-1]['details']['approval_key_id'] == rec['signed']['key_id']
+
+
+def test_an_approval_signed_with_the_wrong_key_is_refused(ws):
+    from lifecycle.release.governance import PromotionRefused
+
+    approve_as(ws, 'carol', 'staging', key_of='mallory')  # mallory signs in carol's name
+    with pytest.raises(PromotionRefused, match='not with the expected key'):
+        promote(ws)
+
+
+def test_an_approval_signed_with_the_trainers_key_is_refused(ws):
+    from lifecycle.release.governance import PromotionRefused
+
+    approve_as(ws, 'carol', 'staging', key_of='alice')
+    with pytest.raises(PromotionRefused, match='not with the expected key'):
+        promote(ws)
+
+
+def test_the_trainer_cannot_approve_even_by_writing_the_record_herself(ws):
+    "alice holds the ml_engineer role too, signs a statement in her own name and writes it into the store."
+    from lifecycle.model.signing import load_person_key, sign_statement
+    from lifecycle.release import trust
+    from lifecycle.release.governance import PromotionRefused
+
+    trust.trust_add(ws['ws'], 'alice', 'ml_engineer', by='ada')
+    approve_as(ws, 'carol', 'staging')
+
+    def as_alice(rec):
+        rec['approver'] = 'alice'
+        st = trust.approval_statement(rec, rec['signed']['statement']['manifest_sha256'])
+        rec['signed'] = sign_statement(st, load_person_key(ws['keys'], 'alice'))
+
+    rewrite(ws, f'{NAME}-1-staging', as_alice)
+    with pytest.raises(PromotionRefused, match='separation of duties: alice'):
+        promote(ws)
+
+
+def test_an_edited_statement_is_refused(ws):
+    from lifecycle.release.governance import PromotionRefused
+
+    approve_as(ws, 'carol', 'staging')
+
+    def edit(rec):
+        rec['signed']['statement']['evidence']['model_card'] = '0' * 64
+
+    rewrite(ws, f'{NAME}-1-staging', edit)
+    with pytest.raises(PromotionRefused, match='edited after signing'):
+        promote(ws)
+
+
+def test_an_approval_replayed_for_another_version_is_refused(ws):
+    from lifecycle.release.governance import PromotionRefused
+
+    rec = approve_as(ws, 'carol', 'staging', version='1')
+    p = ws['ws'].store.record_path('approvals', f'{NAME}-2-staging')
+    p.write_text(json.dumps({**rec, 'model_version': '2'}))  # version 1's signed statement, filed for version 2
+    with pytest.raises(PromotionRefused, match='not replayed for another version'):
+        promote(ws, version='2')
+
+
+def test_a_revoked_key_keeps_earlier_approvals_and_refuses_later_ones(ws):
+    from lifecycle.release import trust
+
+    approve_as(ws, 'carol', 'staging', version='1')
+    trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='left the team')
+    assert promote(ws, version='1')['approver'] == 'carol'  # signed before the revocation: kept
+    assert trust.roster(ws['ws'])['carol'].revoked  # and the revocation is shown
+    with pytest.raises(Exception, match="role 'ml_engineer' has no users"):  # carol's key no longer counts
+        approve_as(ws, 'carol', 'staging', version='2')
+
+
+def test_registrations_need_an_administrator_and_a_rewritten_chain_is_refused(ws, tmp_path):
+    from lifecycle.model.signing import new_person_key
+    from lifecycle.release import trust
+
+    with pytest.raises(trust.TrustError, match='not an administrator'):
+        trust.trust_add(ws['ws'], 'mallory', 'compliance_officer', by='carol')
+    # an intruder rewrites the whole chain with a fresh administrator of their own
+    w = ws['ws']
+    for p in (w.store.root / 'records' / 'trust').glob('*.json'):
+        p.chmod(0o644)
+        p.unlink()
+    new_person_key(ws['keys'], 'eve')
+    from lifecycle.release.trust import _append
+    from lifecycle.model.signing import load_person_key, public_pin, key_id
+
+    eve = load_person_key(ws['keys'], 'eve')
+    _append(
+        w,
+        dict(type='init', name='eve', role='administrator', pin=public_pin(eve), key_id=key_id(eve), by='eve'),
+        eve,
+        'trust.init',
+        'eve',
+        'intruder',
+    )
+    with pytest.raises(trust.TrustError, match='not the init of the administrator pinned in settings.ini'):
+        trust.roster(w)
