@@ -202,3 +202,11 @@ def test_a_mistyped_column_gives_its_type_finding_only_not_an_empty_value_findin
     v = e.value.result.violations
     assert v[['rule', 'column']].values.tolist() == [['dtype', column]] and (v['count'] >= 0).all()
     assert not e.value.result.examples  # no raw TypeError text kept as an 'example value'
+
+
+def test_a_header_less_files_first_row_is_never_quoted_as_a_column_name():
+    from lifecycle.data.checks import _header_hint
+
+    first_row = 'ann.lee@example.com;Ann Lee;Yes'
+    hint = _header_hint([first_row], P)
+    assert 'another delimiter' in hint and 'ann.lee' not in hint and 'Ann Lee' not in hint

@@ -111,3 +111,15 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
         last['details']['changes']['percentage'] == {'old': 0.0, 'new': 25.0}
         and 'challenger' in last['details']['changes']
     )
+
+
+def test_the_kill_switch_and_a_rollback_are_never_refused_by_the_release_policy(tmp_path):
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
+    for p in (s.state_dir / 'store' / 'records').rglob('*'):  # the deployed versions no longer meet the policy
+        if p.is_file() and 'validation' in str(p.parent.name):
+            p.unlink()
+    assert fl.kill(s, actor='carol', reason='incident').kill is True  # less exposure: applied at once
+    assert fl.change_flags(s, {'percentage': 0, 'challenger': None}, actor='carol').challenger is None
+    with pytest.raises(fl.FlagError, match='control'):  # more exposure for a version is still checked
+        fl.change_flags(s, {'control': '2'}, actor='carol')

@@ -101,13 +101,11 @@ with rollout.locked(ws):  # a guard look: read the flags, decide, write them bac
 
 def test_a_kill_switch_pulled_during_a_guard_look_is_applied_after_it_not_lost(tmp_path):
     from lifecycle.core.params import FlagsParams
-    from lifecycle.core.workspace import Workspace
     from lifecycle.serve import flags as fl
 
-    (tmp_path / 'settings.ini').write_text('[workspace]\n')
-    ws = Workspace.open(tmp_path)
-    for v in ('1', '2'):
-        ws.store.put_record('signatures', f'm-{v}', {'signed': True})
+    from test_flags import registered_workspace
+
+    ws = registered_workspace(tmp_path, 'm', versions=2)
     fl.init_flags(ws, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
     look = subprocess.Popen(
         [sys.executable, '-c', GUARD_LOOK, str(tmp_path)], env=clean_env(), text=True, stderr=subprocess.PIPE

@@ -306,3 +306,24 @@ def test_the_ingest_cut_off_can_be_a_date_and_later_rows_arrive_by_month():
         columns={'t': {'dtype': 'int', 'personal': False}, 'day': {'dtype': 'str', 'personal': False, 'kind': 'date'}},
     )
     assert p.train_until == '2024-01-31'
+
+
+def test_force_replaces_a_params_folder_never_a_workspace(tmp_path):
+    pr = propose_params(customers(), target='churned', source='c.csv')
+    ws = tmp_path / 'ws'
+    (ws / '.lifecycle').mkdir(parents=True)
+    (ws / 'settings.ini').write_text('[workspace]\n')
+    with pytest.raises(ProposalRefused, match='only a folder of params files'):
+        write_params(pr, ws, overwrite=True)  # `lifecycle init --out . --force` in a workspace
+    assert (ws / 'settings.ini').is_file() and (ws / '.lifecycle').is_dir()
+    write_params(pr, tmp_path / 'p')
+    write_params(pr, tmp_path / 'p', overwrite=True)  # a params folder is replaced
+    assert sorted(x.name for x in (tmp_path / 'p').iterdir()) == sorted(pr.files)
+
+
+def test_a_few_email_addresses_are_personal_not_categories():
+    from lifecycle.data.infer import column_rule
+
+    s = pd.Series(['ann.lee@example.com', 'bo.kim@example.org', 'ann.lee@example.com', 'cy.ng@example.net'] * 5)
+    rule, _ = column_rule(s, 'contact')
+    assert rule['personal'] is True and 'allowed' not in rule

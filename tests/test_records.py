@@ -125,7 +125,7 @@ def test_migrate_seals_the_records_of_a_workspace_written_before_seals(ws):
     with pytest.raises(WorkspaceFormatError, match='lifecycle migrate'):
         Workspace.open(ws.root)
     out = migrate(Workspace.open(ws.root, migrating=True))
-    assert out['from_format'] == 1 and [s['step'] for s in out['steps']] == ['seal_records']
+    assert out['from_format'] == 1 and [s['step'] for s in out['steps']] == ['seal_records', 'move_signing_key']
     assert '1 datasets, 1 profiles, 1 features' in out['steps'][0]['did']
     again = Workspace.open(ws.root)
     assert ing.load_snapshot(again.store, v).shape == (4, 2)

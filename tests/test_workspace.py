@@ -145,3 +145,16 @@ def test_a_workspace_being_stamped_by_another_process_is_not_old_state(tmp_path)
     assert stored_format(state) is None
     (state / 'store').mkdir()
     assert stored_format(state) == 0  # real state without a format is still old state
+
+
+def test_a_copied_workspace_reads_its_own_remembered_params(tmp_path):
+    import shutil
+    from lifecycle.core.workspace import Workspace, remember_params
+
+    a = tmp_path / 'a'
+    (a / 'params-b').mkdir(parents=True)
+    (a / 'settings.ini').write_text('[workspace]\n')
+    remember_params(Workspace.open(a, params_dir=a / 'params-b'))  # what `lifecycle run --params params-b` does
+    assert (a / '.lifecycle' / 'params_dir').read_text().strip() == 'params-b'  # relative to the workspace
+    shutil.copytree(a, tmp_path / 'copy')
+    assert Workspace.open(tmp_path / 'copy').params_dir == (tmp_path / 'copy' / 'params-b').resolve()

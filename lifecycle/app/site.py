@@ -718,7 +718,7 @@ def input_fingerprint(s: Settings) -> str:
         _stat_walk(s.reports_dir / 'monitoring', '*.ipynb'),
         _stat_walk(s.reports_dir / 'ingest', '*.html'),
         _stat_walk(Path(plan_pages.__code__.co_filename)),
-        _stat_walk(s.root / 'params' / 'policy.yaml'),
+        _stat_walk(Path(s.params_dir) / 'policy.yaml'),  # the folder the pages read the policy from
     ]
     return hash_obj(parts)
 

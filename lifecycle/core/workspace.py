@@ -167,18 +167,21 @@ PARAMS_FILE = 'params_dir'
 
 
 def remember_params(ws: Settings) -> Path:
-    "Record `ws.params_dir` as the folder the next command defaults to (atomically, in the state folder)."
+    """Record `ws.params_dir` as the folder the next command defaults to (atomically, in the state folder); relative to
+    the workspace when inside it, so a copied workspace reads its own params."""
     ws.state_dir.mkdir(parents=True, exist_ok=True)
-    return atomic_write(ws.state_dir / PARAMS_FILE, f'{Path(ws.params_dir).resolve()}\n')
+    d, root = Path(ws.params_dir).resolve(), Path(ws.root).resolve()
+    return atomic_write(ws.state_dir / PARAMS_FILE, f'{d.relative_to(root) if d.is_relative_to(root) else d}\n')
 
 
-def remembered_params(state_dir: str | Path) -> Path | None:
-    "The params folder the last run used, if one is recorded and still exists."
+def remembered_params(state_dir: str | Path, root: str | Path) -> Path | None:
+    "The params folder the last run used (a relative record is inside `root`), if one is recorded and still exists."
     p = Path(state_dir) / PARAMS_FILE
     if not p.is_file():
         return None
     d = Path(p.read_text(encoding='utf-8', errors='replace').strip())
-    return d if d.is_absolute() and d.is_dir() else None
+    d = d if d.is_absolute() else Path(root).resolve() / d
+    return d if d.is_dir() else None
 
 # %% ../../nbs/api/core/10_workspace.ipynb #a8a5e5d0
 class Workspace(Settings):
@@ -197,7 +200,7 @@ class Workspace(Settings):
         s = load_settings(root)
         ws = cls(**{f.name: getattr(s, f.name) for f in fields(Settings)})
         if params_dir is None and remembered and not os.environ.get('LIFECYCLE_PARAMS_DIR'):
-            params_dir = remembered_params(ws.state_dir)
+            params_dir = remembered_params(ws.state_dir, ws.root)
         if params_dir is not None:
             ws = ws.with_params(params_dir)
         check_format(ws, migrating)

@@ -262,8 +262,12 @@ def _header_hint(columns: list, p: IngestParams) -> str:
     "Why columns seem missing: another delimiter than ',', or columns renamed upstream."
     named = _undeclared(columns, p)
     if len(columns) == 1 and any(d in columns[0] for d in ';\t|'):
-        only = named.get(columns[0], columns[0])[:60]
-        return f"the file holds a single column {only!r}: it probably uses another delimiter than ','"
+        seps = {d: columns[0].count(d) for d in ';\t|' if d in columns[0]}
+        # never the name itself: a header-less file's "name" is its first data row
+        return (
+            f"the file holds a single column (a {len(columns[0])}-character header with {seps} other separators): "
+            "it probably uses another delimiter than ','"
+        )
     if _missing(columns, p) and named:
         return f"undeclared column(s) {list(named.values())} arrived instead: renamed upstream?"
     return ''

@@ -97,7 +97,8 @@ def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: 
     cats = sorted(v.astype(str).unique()) if dtype == 'str' and kind == 'value' else None
     if cats is not None and (len(cats) > max_categories or len(cats) > max(2, 0.5 * len(v))):
         cats = None  # free text, not a vocabulary
-    pii, why = personal_guess(s, name, dtype, kind, cats or ())
+    # no vocabulary: a handful of e-mail addresses must not pass as the column's allowed categories
+    pii, why = personal_guess(s, name, dtype, kind)
     rule = {'dtype': dtype, 'personal': pii is not None}
     if kind != 'value':
         rule['kind'] = kind
@@ -353,6 +354,12 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
     out = Path(out).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise ProposalRefused(f"{out}: exists and is not empty; choose another --out or pass --force to replace it")
+    if out.exists() and overwrite:  # --force replaces a params folder, never a workspace, a home or any other folder
+        if not out.is_dir() or any(not (c.is_file() and c.suffix in ('.yaml', '.yml')) for c in out.iterdir()):
+            raise ProposalRefused(
+                f"{out}: --force replaces only a folder of params files (*.yaml), and this one holds other files or "
+                "folders; choose another --out"
+            )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
     try:

@@ -181,7 +181,10 @@ def resolve_spec(spec: FlagsParams, lookup) -> FlagsParams:
     return spec.model_copy(update={a: _resolve(getattr(spec, a), lookup) for a in ARMS})
 
 
-def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams) -> None:
+_EXPOSURE_RANK = {'dev': 0, 'shadow': 1, 'canary': 2, 'production': 3}
+
+
+def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> None:
     from lifecycle.model.signing import is_signed
     from lifecycle.release import exposure
 
@@ -193,16 +196,22 @@ def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams) -> None:
                 f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
                 "only versions signed at registration can be deployed"
             )
-        if v:  # the one release path: gates and the approvals this arm's exposure needs (policy.yaml exposure)
-            x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage)
-            decision = exposure.check(ws, v, x, name=model_name)
-            if not decision.ok:
-                raise FlagError(f"{arm}: {decision.message()}")
+        if not v:
+            continue
+        x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage)
+        if before is not None and getattr(before, arm) == v:
+            was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage)
+            if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
+                continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
+        decision = exposure.check(ws, v, x, name=model_name)  # the one release path: gates and approvals
+        if not decision.ok:
+            raise FlagError(f"{arm}: {decision.message()}")
 
 
-def write_spec(s: Workspace, spec: FlagsParams, model_name: str) -> dict:
-    "Validate, compile and write the spec and its flagd document atomically; returns the document."
-    _check_signed(s, model_name, spec)
+def write_spec(s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None) -> dict:
+    """Validate, compile and write the spec and its flagd document atomically; returns the document. Each arm that gains
+    exposure over `before` (the spec it replaces) must meet the release policy."""
+    _check_signed(s, model_name, spec, before)
     doc = compile_flags(spec)
     problems = check_document(doc)
     if problems:
@@ -314,7 +323,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         v = getattr(new, a)
         if v is not None and not re.fullmatch(r'\d+', v):
             raise FlagError(f"{a}: expected a version number, found {v!r}")
-    write_spec(s, new, name)
+    write_spec(s, new, name, before=old)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     s.audit(

@@ -320,7 +320,8 @@ async def _model_failed(request: Request, exc: ModelFailed) -> Response:
     srv: Server = request.app.state.server  # logged by `score` as a 500 row; counted per variant
     srv.metrics.requests.labels(exc.route, exc.variant, exc.version, '500').inc()
     srv.metrics.errors.labels(request.url.path, '500').inc()
-    log.error('model failed on %s', request.url.path, exc_info=exc.__cause__)
+    cause = exc.__cause__  # its type only: a model's message may quote the input values
+    log.error('model failed on %s: %s', request.url.path, type(cause).__name__ if cause else 'unknown error')
     return answer({'error': str(exc), 'status': 500}, 500)
 
 
