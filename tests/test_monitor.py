@@ -304,3 +304,13 @@ def test_flipped_labels_on_stable_inputs_are_concept_drift(workspace):
     run = run_once(ws, load_monitor_params(ws.params_dir), baselines=base, now=t0 + 400)
     assert [(a['rule'], a['window'], a['severity']) for a in run.alerts] == [('concept', 1, 'high')]
     assert run.alerts[0]['value'] > 0.3
+
+
+def test_rules_written_over_a_file_are_refused_naming_it(workspace, monkeypatch):
+    from lifecycle.operate.commands import monitor_rules
+
+    monkeypatch.chdir(workspace)
+    (workspace / 'monitoring').write_text('not a folder')
+    r = invoke(monitor_rules, ['--out', 'monitoring', '--json'])
+    assert r.exit_code == EXIT_INPUT and 'Traceback' not in r.output
+    assert 'expected a folder' in json.loads(r.stdout)['error']

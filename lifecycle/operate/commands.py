@@ -159,6 +159,8 @@ def monitor_rules(
     from lifecycle.operate.schema import load_monitor_params
 
     mp = load_monitor_params(Workspace.open().params_dir)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out}: expected a folder for rules.yml and dashboard.json, found a file")
     r = atomic_write(out / 'rules.yml', yaml.safe_dump(prometheus_rules(mp), sort_keys=False))
     d = atomic_write(out / 'dashboard.json', json.dumps(grafana_dashboard(mp), indent=1))
     return RuleFiles(str(r), str(d))

@@ -65,7 +65,10 @@ def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -
     try:
         kept = ws.store.get_record(kind, rid)
     except Exception:
-        model = ws.mlflow.sklearn.load_model(rec['model_uri'])
+        from lifecycle.model.signing import verified_sklearn
+
+        # the registered version, from the folder verified against its signature, as every other load
+        model = verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
         X, y = xy(ws.store.get_frame(rec['holdout_id']), list(model.feature_names_in_), fp)
         s = predict_scores(model, X, fp.task)
         kept = ws.store.put_record(kind, rid, dict(scores=np.asarray(s, float).tolist(), labels=y.tolist()))
