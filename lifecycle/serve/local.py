@@ -5,6 +5,7 @@ and flags, built in seconds, and `lifecycle serve` in a child process on a free 
 
 # %% ../../nbs/api/serve/09_local.ipynb #49508cdd
 from __future__ import annotations
+import re
 import shutil
 import time
 from pathlib import Path
@@ -31,7 +32,9 @@ def tiny_workspace(
     if (dest / 'settings.ini').exists():
         raise FileExistsError(f"{dest}: already holds a workspace (settings.ini)")
     dest.mkdir(parents=True, exist_ok=True)
-    shutil.copy(src / 'settings.ini', dest / 'settings.ini')
+    # the template's [trust] pins name the template's keys, not the fresh ones made here
+    text = (src / 'settings.ini').read_text()
+    (dest / 'settings.ini').write_text(re.sub(r'(?ms)^\[trust\][^\[]*', '', text))
     shutil.copytree(src / 'params', dest / 'params')
     ws = Workspace.open(dest)
     ps = ws.params
@@ -41,7 +44,7 @@ def tiny_workspace(
         raise ValueError(f"versions x rows + holdout_rows: at most {len(data)} arrests records, asked for more")
     holdout = data.iloc[len(data) - holdout_rows :].reset_index(drop=True)  # one holdout every version is judged on
     holdout_id = ws.store.put_frame(holdout)
-    signing.ensure_keypair(ws.key_dir)
+    signing.ensure_signing_key(ws)  # made and pinned, as the register stage does
     inputs, experiment, champion = features.input_columns(fp), ws.experiment(tp.experiment), None
     for i in range(versions):
         out = train.train_and_log(
