@@ -144,6 +144,10 @@ def test_rotation_keeps_old_signatures_verifiable_and_revocation_refuses_them(si
     assert not (ws.key_dir / 'retired' / f"{out['retired']}.pem").exists()  # no old private key kept
     sign(ws, 2)
     assert list(load(ws, 1).predict(X)) == list(load(ws, 2).predict(X)) == [0, 0, 1, 1]  # old and new verify
+    from lifecycle.model.signing import SigningKeyError
+
+    with pytest.raises(SigningKeyError, match='keys rotate` first'):  # the key new versions are signed with
+        revoke_signing_key(ws, out['key_id'], 'not yet rotated')
     revoke_signing_key(ws, out['retired'], 'laptop stolen')
     with pytest.raises(SignatureError) as e:
         load(ws, 1)
