@@ -18,6 +18,7 @@ from ..core.workspace import Workspace
 from ..core.provenance import library_hash, notebook_code_hash, git_info
 from ..core import audit
 from ..core.locks import hold
+from .kernel import StageKernel
 
 # %% auto #0
 __all__ = ['STAGES', 'Stage', 'cache_key', 'cache_get', 'cache_put', 'StageFailed', 'StageResult', 'run_pipeline', 'run_report']
@@ -158,19 +159,9 @@ class StageResult:
 
 
 def _execute(src: Path, dst: Path, parameters: dict, cwd: Path) -> None:
-    import papermill as pm
-
-    pm.execute_notebook(
-        str(src),
-        str(dst),
-        parameters=parameters,
-        kernel_name='python3',
-        cwd=str(cwd),
-        progress_bar=False,
-        log_output=False,
-        request_save_on_cell_execute=False,
-        extra_arguments=['--IPKernelApp.log_level=CRITICAL'],
-    )
+    "Execute one notebook in a kernel of its own."
+    with StageKernel(cwd, fresh=True) as k:
+        k.execute(src, dst, parameters)
 
 
 def _error_message(e: Exception) -> str:
@@ -203,49 +194,53 @@ def _run_stages(
     ws.audit('run.start', m.run_id, 'lifecycle run', params_dir=str(ws.params_dir), force=force)
     os.environ['LIFECYCLE_WORKSPACE'] = str(ws.root)
     results, emit = [], on_event or (lambda *a: None)
-    for st in STAGES:
-        src = ws.stages_dir / st.notebook
-        inputs = {k: m.output(k) for k in st.inputs}
-        key = cache_key(st, src, lib, params, {**inputs, **(st.external(ws, params, inputs) if st.external else {})})
-        hit = None if force else cache_get(ws, st, key)
-        emit('start', st, None)
-        t0 = time.perf_counter()
-        if hit:
-            m.record_outputs(st.name, hit['outputs'])
-            r = StageResult(
-                st.name, 'cached', 0.0, hit['outputs'], f"../{hit['run_id']}/{hit['notebook']}", hit['run_id']
-            )
-            m.update_stage(
-                st.name, status='cached', cache_key=key, cached_from=hit['run_id'], notebook=r.notebook, duration=0.0
-            )
-        else:
-            m.update_stage(st.name, status='running', cache_key=key, started=now_iso(), notebook=st.notebook)
-            parameters = dict(run_id=m.run_id, params={sec: params[sec] for sec in st.sections}, **inputs)
-            try:
-                _execute(src, m.run_dir / st.notebook, parameters, ws.stages_dir)
-            except Exception as e:
-                m = RunManifest.load(m.run_dir)
-                dur = time.perf_counter() - t0
-                msg = _error_message(e)
-                m.update_stage(st.name, status='failed', duration=round(dur, 2), error=msg)
-                m.data.update(status='failed', finished=now_iso())
-                m.save()
-                results.append(StageResult(st.name, 'failed', dur, {}, st.notebook))
-                emit('end', st, results[-1])
-                ws.audit('run.fail', m.run_id, msg, stage=st.name)
-                raise StageFailed(st.name, msg, m.run_dir / st.notebook, m.run_id) from None
-            m = RunManifest.load(m.run_dir)
-            dur = time.perf_counter() - t0
-            outs = m.stage(st.name)['outputs']
-            m.update_stage(st.name, status='ok', duration=round(dur, 2))
-            cache_put(ws, st, key, m.run_id, st.notebook, outs)
-            r = StageResult(st.name, 'ok', dur, outs, st.notebook)
-        results.append(r)
-        emit('end', st, r)
+    with StageKernel(ws.stages_dir, fresh=ws.stage_kernel == 'fresh') as kernel:  # started on the first miss
+        for st in STAGES:
+            emit('start', st, None)
+            m, r, error = _run_stage(ws, st, m, params, lib, force, kernel)
+            results.append(r)
+            emit('end', st, r)
+            if error:
+                ws.audit('run.fail', m.run_id, error, stage=st.name)
+                raise StageFailed(st.name, error, m.run_dir / st.notebook, m.run_id)
     m.data.update(status='ok', finished=now_iso())
     m.save()
     ws.audit('run.finish', m.run_id, 'all stages passed', stages={r.name: r.status for r in results})
     return m, results
+
+
+def _run_stage(
+    ws: Workspace, st: Stage, m: RunManifest, params: dict, lib: str, force: bool, kernel: StageKernel
+) -> tuple[RunManifest, StageResult, str | None]:
+    """Reuse stage `st` from the cache or execute it in `kernel`; return the manifest as it now is, the stage's result
+    and, when it failed, the error (the manifest then records the run as failed)."""
+    src = ws.stages_dir / st.notebook
+    inputs = {k: m.output(k) for k in st.inputs}
+    key = cache_key(st, src, lib, params, {**inputs, **(st.external(ws, params, inputs) if st.external else {})})
+    hit = None if force else cache_get(ws, st, key)
+    if hit:
+        m.record_outputs(st.name, hit['outputs'])
+        r = StageResult(st.name, 'cached', 0.0, hit['outputs'], f"../{hit['run_id']}/{hit['notebook']}", hit['run_id'])
+        m.update_stage(
+            st.name, status='cached', cache_key=key, cached_from=hit['run_id'], notebook=r.notebook, duration=0.0
+        )
+        return m, r, None
+    t0 = time.perf_counter()
+    m.update_stage(st.name, status='running', cache_key=key, started=now_iso(), notebook=st.notebook)
+    parameters = dict(run_id=m.run_id, params={sec: params[sec] for sec in st.sections}, **inputs)
+    try:
+        kernel.execute(src, m.run_dir / st.notebook, parameters)
+    except Exception as e:
+        m, dur, msg = RunManifest.load(m.run_dir), time.perf_counter() - t0, _error_message(e)
+        m.update_stage(st.name, status='failed', duration=round(dur, 2), error=msg)
+        m.data.update(status='failed', finished=now_iso())
+        m.save()
+        return m, StageResult(st.name, 'failed', dur, {}, st.notebook), msg
+    m = RunManifest.load(m.run_dir)  # the stage recorded its outputs in it
+    dur, outs = time.perf_counter() - t0, m.stage(st.name)['outputs']
+    m.update_stage(st.name, status='ok', duration=round(dur, 2))
+    cache_put(ws, st, key, m.run_id, st.notebook, outs)
+    return m, StageResult(st.name, 'ok', dur, outs, st.notebook), None
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #6d3f3f88
 def run_report(s: Settings, name: str, out_dir: Path, parameters: dict) -> Path:

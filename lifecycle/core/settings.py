@@ -37,6 +37,7 @@ DEFAULTS = dict(
     header_timeout_s='10',
     keys_dir='',
     environment='dev',
+    stage_kernel='warm',
 )
 
 
@@ -89,6 +90,7 @@ class Settings:
     header_timeout_s: float = 10  # a request's headers must arrive within this of the connection (or last answer)
     keys_dir: Path = field(default_factory=default_keys_dir)  # audit key and checkpoints, outside the workspace
     environment: str = 'dev'  # what a server here serves: dev, staging or production (policy.yaml says what each needs)
+    stage_kernel: str = 'warm'  # warm: a run's stages share one kernel, put back between stages; fresh: one per stage
 
     @property
     def runs_dir(self) -> Path:
@@ -149,7 +151,11 @@ def load_settings(root: str | Path | None = None) -> Settings:
     except ValueError:
         raise SettingsError(f"{ini}: key 'port': expected an integer, found {v['port']!r}") from None
     uri = v['tracking_uri'] or f"sqlite:///{state / 'mlflow.db'}"
-    choices = {'prediction_log_commit': ('durable', 'batched'), 'prediction_log_on_failure': ('refuse', 'answer')}
+    choices = {
+        'prediction_log_commit': ('durable', 'batched'),
+        'prediction_log_on_failure': ('refuse', 'answer'),
+        'stage_kernel': ('warm', 'fresh'),
+    }
     for k, allowed in choices.items():
         if v[k] not in allowed:
             raise SettingsError(f"{ini}: key {k!r}: expected one of {list(allowed)}, found {v[k]!r}")
@@ -181,6 +187,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
         **limits,
         keys_dir=path('keys_dir') if v['keys_dir'] else default_keys_dir(),
         environment=v['environment'].strip() or 'dev',
+        stage_kernel=v['stage_kernel'],
     )
 
 # %% ../../nbs/api/core/00_settings.ipynb #d54ae68d
