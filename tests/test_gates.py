@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import cli, cli_json, make_workspace
+from conftest import cli, cli_json
 
 
 def features_with(ws: Path, name: str, keep: list[str] | None = None, add: dict | None = None) -> Path:
@@ -59,36 +59,55 @@ def test_a_model_worse_than_the_champion_is_not_promoted(champion_ws):
     assert versions(champion_ws) == [1]
 
 
-@pytest.mark.slow  # two cold runs of their own: determinism is what is tested
-def test_same_seed_same_snapshot_gives_identical_metrics_and_predictions(tmp_path):
-    ws = make_workspace(tmp_path / 'ws')
-    t = ws / 'params/train.yaml'
-    d = yaml.safe_load(t.read_text())
-    d['model'] = {'family': 'random_forest', 'params': {'n_estimators': 50, 'min_samples_leaf': 5}}
-    d['sweep'] = {'grid': {'max_depth': [4, 8]}, 'folds': 2}
-    t.write_text(yaml.safe_dump(d, sort_keys=False))
-    for args in (('run', '--no-site'), ('run', '--no-site', '--force')):
-        r = cli(ws, *args)
-        assert r.returncode == 0, r.stderr
-    from lifecycle.tracking import configure_mlflow
-    from lifecycle.store import Store
-    from lifecycle.signing import verified_path
-    from sklego.datasets import load_arrests
+TRAIN_ONCE = """
+import json, sys
+from lifecycle.core.params import TrainParams
+from lifecycle.core.workspace import Workspace
+from lifecycle.model import stages
 
-    ml = configure_mlflow(f"sqlite:///{ws / '.lifecycle/mlflow.db'}", ws / '.lifecycle')
-    client = ml.MlflowClient()
-    v1, v2 = (client.get_model_version('arrests-release', v) for v in ('1', '2'))
-    assert v1.run_id != v2.run_id  # two separate training runs
-    m1, m2 = (client.get_run(v.run_id).data.metrics for v in (v1, v2))
-    assert {k: v for k, v in m1.items() if k.startswith(('holdout_', 'train_'))} == {
-        k: v for k, v in m2.items() if k.startswith(('holdout_', 'train_'))
-    }
-    X = load_arrests(as_frame=True)
-    store, keys = Store(ws / '.lifecycle/store'), ws / '.lifecycle/keys'
-    p1, p2 = (
-        ml.sklearn.load_model(
-            str(verified_path(ml, store, 'arrests-release', v, keys, dst=tmp_path / f'v{v}'))
-        ).predict_proba(X[['age', 'checks', 'employed', 'citizen']])[:, 1]
-        for v in ('1', '2')
+ws = Workspace.open('.')
+spec = json.loads(sys.argv[1])
+tp = TrainParams.model_validate({**ws.params['train'].model_dump(), **spec['train']})
+r = stages.train(ws, tp, ws.params['features'], spec['dataset_version'], spec['feature_set_version'])
+print(json.dumps(dict(run=r.mlflow_run_id, uri=r.model_uri, holdout=r.holdout_id, metrics=r.metrics, trials=r.trials)))
+"""
+
+
+def test_same_seed_same_snapshot_gives_identical_metrics_and_predictions(trained_template, trained):
+    """A random forest with a swept grid, trained twice on the template's snapshot and feature set, in two processes
+    with different hash seeds (so set and dict ordering cannot hide behind one process): identical cross-validation
+    scores, training metrics, holdout split and predictions, in two separate tracked runs."""
+    import subprocess
+    import sys
+    from conftest import TRAINER, clean_env
+    from lifecycle.core.workspace import Workspace
+
+    out = {s['name']: s['outputs'] for s in trained_template[1]['stages']}
+    spec = dict(
+        dataset_version=out['ingest']['dataset_version'],
+        feature_set_version=out['features']['feature_set_version'],
+        train={
+            'model': {'family': 'random_forest', 'params': {'n_estimators': 50, 'min_samples_leaf': 5}},
+            'sweep': {'grid': {'max_depth': [4, 8]}, 'folds': 2},
+        },
     )
-    assert np.array_equal(p1, p2)
+    runs = []
+    for seed in ('1', '2'):
+        r = subprocess.run(
+            [sys.executable, '-c', TRAIN_ONCE, json.dumps(spec)],
+            cwd=trained,
+            env={**clean_env(), **TRAINER, 'PYTHONHASHSEED': seed},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert r.returncode == 0, r.stderr[-3000:]
+        runs.append(json.loads(r.stdout.splitlines()[-1]))
+    first, second = runs
+    assert first['run'] != second['run']  # two separate training runs
+    assert first['trials'] == second['trials'] and len(first['trials']) == 2
+    assert first['metrics'] == second['metrics'] and first['holdout'] == second['holdout']
+    ws = Workspace.open(trained)
+    holdout = ws.store.get_frame(first['holdout'])
+    p1, p2 = (ws.mlflow.sklearn.load_model(r['uri']).predict_proba(holdout)[:, 1] for r in runs)
+    assert np.array_equal(p1, p2) and len(p1) == len(holdout) > 500
