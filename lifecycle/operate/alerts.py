@@ -17,7 +17,7 @@ from ..core.store import append_jsonl, atomic_write
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0
-__all__ = ['Alert', 'judge', 'configured', 'route', 'send', 'Outbox', 'raise_alerts']
+__all__ = ['Alert', 'judge', 'still_breached', 'configured', 'route', 'send', 'Outbox', 'raise_alerts']
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #a21717fb
 @dataclass
@@ -109,6 +109,27 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
                 )
             )
     return out
+
+# %% ../../nbs/api/operate/03_alerts.ipynb #07063977
+def still_breached(observations: list[dict], rules: list[Rule]) -> set[str]:
+    "The `rule|series` pairs whose rule holds on the latest observation of their series that could judge it."
+    latest: dict[tuple[str, str], str | None] = {}
+    for obs in observations:
+        judged: dict[str, Rule | None] = {}
+        for rule in rules:
+            value, n = _number(obs.get(rule.metric)), _sample(obs, rule)
+            if value is None or (n is not None and n < rule.min_sample):
+                continue  # this observation cannot judge the rule: the earlier verdict stands
+            top = judged.get(rule.metric)
+            if breached(rule.condition, value) and (
+                top is None or SEVERITIES.index(rule.severity) > SEVERITIES.index(top.severity)
+            ):
+                judged[rule.metric] = rule
+            else:
+                judged.setdefault(rule.metric, None)
+        for metric, rule in judged.items():
+            latest[(obs['series'], metric)] = rule.name if rule else None
+    return {f'{name}|{series}' for (series, _), name in latest.items() if name}
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #f64e6f04
 def configured(mp: MonitorParams) -> set[str]:

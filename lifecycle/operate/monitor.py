@@ -17,13 +17,13 @@ import numpy as np
 import pandas as pd
 from ..core.store import append_jsonl, atomic_write, read_jsonl
 from ..core.workspace import Workspace
-from .alerts import Outbox, judge, raise_alerts
+from .alerts import Outbox, judge, raise_alerts, still_breached
 from .schema import SEVERITIES, MonitorParams, load_monitor_params
 from .windows import Baseline, assign_windows, records, window_metrics
 
 # %% auto #0
-__all__ = ['beat', 'heartbeats', 'baseline_for', 'process_sample', 'sample_server', 'MonitorRun', 'metrics_text', 'run_once',
-           'alert_log', 'status']
+__all__ = ['VERDICTS', 'beat', 'heartbeats', 'baseline_for', 'process_sample', 'sample_server', 'MonitorRun', 'metrics_text',
+           'run_once', 'alert_log', 'open_alerts', 'status', 'SeriesHealth', 'MonitorHealth', 'health', 'health_key']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -138,6 +138,15 @@ def _load_state(p: Path) -> dict:
     return json.loads(p.read_text()) if p.is_file() else {}
 
 
+def _write_if_changed(p: Path, data: bytes) -> None:
+    try:
+        if p.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    atomic_write(p, data)
+
+
 def _observations(m: pd.DataFrame, rec: pd.DataFrame, hb: dict, now: float) -> list[dict]:
     obs = []
     for r in m.to_dict('records'):
@@ -221,7 +230,9 @@ def run_once(
     known = set(state.get('windows_seen', []))
     keys = [f"{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
-    alerts = judge(_observations(m, rec, hb, now), mp.rules, state, now)
+    obs = _observations(m, rec, hb, now)
+    alerts = judge(obs, mp.rules, state, now)
+    _write_if_changed(out_dir / 'breaching.json', json.dumps(sorted(still_breached(obs, mp.rules))).encode())
     box = Outbox(ws.state_dir)
     raise_alerts(alerts, mp, box, audit=ws.audit)
     for a in alerts:
@@ -231,13 +242,10 @@ def run_once(
     if proc:
         append_jsonl(out_dir / 'process.jsonl', proc, fsync=False)
     heat = m.attrs.pop('drift', None)
-    if len(m):
-        tmp = out_dir / '.windows.parquet.tmp'
-        m.to_parquet(tmp)
-        os.replace(tmp, out_dir / 'windows.parquet')
+    if len(m):  # rewritten only when they changed: the site re-renders the landing page when they do
+        _write_if_changed(out_dir / 'windows.parquet', m.to_parquet())
         if heat is not None and len(heat):
-            heat.to_parquet(tmp)
-            os.replace(tmp, out_dir / 'drift.parquet')
+            _write_if_changed(out_dir / 'drift.parquet', heat.to_parquet())
     hb_ts = {n: now - a for n, a in heartbeats(ws.state_dir, mp.watchers, now).items() if np.isfinite(a)}
     atomic_write(out_dir / 'metrics.prom', metrics_text(m, hb_ts))
     run = MonitorRun(
@@ -272,8 +280,22 @@ def alert_log(state_dir: str | Path, severity: str | None = None, limit: int | N
     return out[::-1][:limit]
 
 
+def open_alerts(state_dir: str | Path, raised: list[dict] | None = None) -> list[dict]:
+    "The alerts still open, newest first: per rule and series the latest alert, while its rule still holds."
+    raised = alert_log(state_dir) if raised is None else raised
+    p = _monitor_dir(state_dir) / 'breaching.json'
+    holding = set(json.loads(p.read_text())) if p.is_file() else None  # None: no look judged it yet, all stay open
+    out, seen = [], set()
+    for a in raised:
+        key = f"{a['rule']}|{a['series']}"
+        if key not in seen and (holding is None or key in holding):
+            out.append(a)
+        seen.add(key)
+    return out
+
+
 def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None) -> dict:
-    "Heartbeats, the last look, each series' last closed window, alert counts by severity, the outbox."
+    "Heartbeats, the last look, each series' last closed window, alert counts by severity (all, open), the outbox."
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
     d = _monitor_dir(ws.state_dir)
@@ -294,5 +316,113 @@ def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
         last_run=_load_state(d / 'state.json').get('last_run'),
         series=series,
         alerts={s: sum(a['severity'] == s for a in raised) for s in SEVERITIES},
+        open={s: sum(a['severity'] == s for a in open_alerts(ws.state_dir, raised)) for s in SEVERITIES},
         outbox={s: len(box.pending(s)) for s in ('tickets', 'webhook', 'email')},
     )
+
+# %% ../../nbs/api/operate/04_monitor.ipynb #bca9de7a
+VERDICTS = ('ok', 'alerting', 'stale heartbeat', 'never monitored')
+
+
+@dataclass
+class SeriesHealth:
+    "One model version and flag variant as the monitor last saw it, and the verdict on it."
+
+    model_version: str
+    variant: str | None
+    verdict: str
+    last_window: int | None = None
+    last_window_end: float | None = None  # when its last closed window ended (seconds since the epoch)
+    open_alerts: dict = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    latest: list = field(default_factory=list)  # newest alerts: rule, metric, severity, ts, open
+
+
+@dataclass
+class MonitorHealth:
+    "Monitoring at a glance: each watcher alive or not (with its last beat), and each series' health."
+
+    watchers: dict
+    series: list
+
+    @property
+    def monitor_alive(self) -> bool:
+        return bool(self.watchers.get('monitor', {}).get('alive'))
+
+    def of_version(self, version) -> list[SeriesHealth]:
+        "The series of a version, or one 'never monitored' when the monitor never measured nor alerted on it."
+        rows = [s for s in self.series if s.model_version == str(version)]
+        return rows or [SeriesHealth(str(version), None, 'never monitored')]
+
+# %% ../../nbs/api/operate/04_monitor.ipynb #7ea89073
+def _watchers(st: dict, state_dir, mp: MonitorParams, now: float) -> dict:
+    ages = {n: w['age_s'] for n, w in st['watchers'].items()}
+    alive = {n: w['alive'] for n, w in st['watchers'].items()}
+    if 'monitor' not in ages:  # the monitor's own beat decides whether what it saw is current
+        age = heartbeats(state_dir, ['monitor'], now)['monitor']
+        ages['monitor'] = age if np.isfinite(age) else None
+        alive['monitor'] = bool(age <= mp.heartbeat_max_age_s)
+    return {n: dict(alive=alive[n], last_beat=None if a is None else round(now - a)) for n, a in ages.items()}
+
+
+def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, latest: int = 5) -> MonitorHealth:
+    "Each monitored series' last closed window, open alerts by severity, newest alerts and verdict; the watchers."
+    mp = mp or load_monitor_params(ws.params_dir)
+    now = time.time() if now is None else now
+    st = status(ws, mp, now)
+    watchers = _watchers(st, ws.state_dir, mp, now)
+    alive = watchers['monitor']['alive']
+    raised = alert_log(ws.state_dir)
+    still = {a['id'] for a in open_alerts(ws.state_dir, raised)}
+    keys = [(str(s['model_version']), str(s['variant'])) for s in st['series']]
+    keys += [tuple(a['series'].split('/', 1)) for a in raised if not a['series'].startswith('watcher/')]
+    windows = {(str(s['model_version']), str(s['variant'])): s for s in st['series']}
+    series = []
+    for v, var in dict.fromkeys(keys):
+        mine = [a for a in raised if a['series'] == f'{v}/{var}']
+        counts = {s: sum(a['severity'] == s and a['id'] in still for a in mine) for s in SEVERITIES}
+        w = windows.get((v, var))
+        verdict = 'stale heartbeat' if not alive else 'alerting' if any(counts.values()) else 'ok'
+        series.append(
+            SeriesHealth(
+                v,
+                var,
+                verdict,
+                None if w is None else int(w['window']),
+                None if w is None else float(w['window_end']),
+                counts,
+                [
+                    dict(rule=a['rule'], metric=a['metric'], severity=a['severity'], ts=a['ts'], open=a['id'] in still)
+                    for a in mine[:latest]
+                ],
+            )
+        )
+    return MonitorHealth(watchers, series)
+
+# %% ../../nbs/api/operate/04_monitor.ipynb #4c4e4da0
+_HEALTH_FILES = ('windows.parquet', 'alerts.jsonl', 'breaching.json')
+
+
+def health_key(s, now: float | None = None) -> list:
+    "What `health` of a workspace (or its settings) depends on: the monitor's files' sizes and times, watchers' beats."
+    now = time.time() if now is None else now
+    files = []
+    for name in _HEALTH_FILES:
+        p = _monitor_dir(s.state_dir) / name
+        st = p.stat() if p.is_file() else None
+        files.append((name, st and st.st_size, st and st.st_mtime_ns))
+    p = Path(s.params_dir) / 'monitor.yaml'
+    files.append(('monitor.yaml', *((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (None, None))))
+    try:
+        mp = load_monitor_params(s.params_dir) if p.is_file() else MonitorParams()
+    except Exception:
+        return files  # the site says the file is wrong; it changes when the file does
+    ages = heartbeats(s.state_dir, list(dict.fromkeys(['monitor', *mp.watchers])), now)
+    alive = [
+        (
+            n,
+            bool(a <= mp.heartbeat_max_age_s),
+            None if a <= mp.heartbeat_max_age_s or not np.isfinite(a) else round(now - a),
+        )
+        for n, a in ages.items()
+    ]
+    return files + alive
