@@ -1451,6 +1451,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows.input_drift': ( 'api/operate/windows.html#input_drift',
                                                                                       'lifecycle/operate/windows.py'),
+                                           'lifecycle.operate.windows.inputs': ( 'api/operate/windows.html#inputs',
+                                                                                 'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows.records': ( 'api/operate/windows.html#records',
                                                                                   'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows.wilson': ( 'api/operate/windows.html#wilson',

@@ -314,3 +314,37 @@ def test_rules_written_over_a_file_are_refused_naming_it(workspace, monkeypatch)
     r = invoke(monitor_rules, ['--out', 'monitoring', '--json'])
     assert r.exit_code == EXIT_INPUT and 'Traceback' not in r.output
     assert 'expected a folder' in json.loads(r.stdout)['error']
+
+
+def test_input_columns_named_like_the_logs_own_are_monitored_not_a_crash(workspace):
+    "Features called score, label, decision, ts, variant: the monitor keeps them apart from its own columns."
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    rng = np.random.default_rng(5)
+    clash = ['score', 'label', 'decision', 'ts', 'variant', 'model_version', 'status', 'first']
+    n = 3000
+    train = pd.DataFrame({c: rng.normal(50, 10, n).round(1) for c in clash})
+    s = rng.uniform(size=n)
+    base = {'1': Baseline.from_holdout(drift.profile(train), s, (rng.uniform(size=n) < s).astype(int))}
+    t0 = time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    for i in range(400):
+        shift = 30 if i >= 200 else 0  # the second window's input `score` moves; the model's scores do not
+        p = float(rng.uniform())
+        row = {c: [round(float(rng.normal(50 + (shift if c == 'score' else 0), 10)), 1)] for c in clash}
+        log.log(
+            request_id=f'r{i}', ts=t0 + i, route='predict', targeting_key=None, variant='control', model_version='1',
+            inputs=row, output=[p], decision=[int(p >= 0.5)], threshold=0.5, latency_ms=2.0, status=200,
+        )  # fmt: skip
+    assert log.flush()
+    log.close()
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines=base, sample=False)
+    assert run.windows == 2
+    m = pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet').set_index('window')
+    assert m.loc[0, 'drift_psi_max'] < 0.1 and m.loc[1, 'drift_psi_max'] > 1  # the input `score` drifted ...
+    assert m.loc[1, 'score_psi'] < 0.1 and m['variant'].eq('control').all()  # ... the served scores did not
+    heat = pd.read_parquet(ws.state_dir / 'monitor' / 'drift.parquet')
+    assert set(heat['column']) == set(clash)
+    moved = heat[(heat['window'] == 1) & heat['drifted']]
+    assert moved['column'].tolist() == ['score']
+    assert [(a['rule'], a['window']) for a in run.alerts] == [('input_drift', 1)]
