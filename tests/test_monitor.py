@@ -348,3 +348,43 @@ def test_input_columns_named_like_the_logs_own_are_monitored_not_a_crash(workspa
     moved = heat[(heat['window'] == 1) & heat['drifted']]
     assert moved['column'].tolist() == ['score']
     assert [(a['rule'], a['window']) for a in run.alerts] == [('input_drift', 1)]
+
+
+def test_the_servers_and_the_guards_alerts_go_through_the_rules_and_sinks(workspace, webhook, smtp):
+    "Read from the audit log at the next look: routed by the rules' severities, delivered once, then closed."
+    from types import SimpleNamespace
+    from lifecycle.operate.monitor import open_alerts
+    from lifecycle.serve.metrics import Metrics
+    from lifecycle.serve.server import Server
+
+    controller, mail = smtp
+    configure(workspace, webhook, controller.port)
+    ws = Workspace.open(workspace)
+    server = SimpleNamespace(metrics=Metrics(), s=ws)
+    Server.alert(server, 'flags_tampered', 'flags.json: the signature does not verify')  # the server's own alert()
+    Server.alert(server, 'roles_refused', 'settings.ini: unknown role; the last good roles stay in force')
+    Server.alert(server, 'roles_refused', 'settings.ini: unknown role; the last good roles stay in force')
+    ws.audit('alert', 'rollout.regression', 'challenger worse', actor='guard', rollout_id='r1')  # as the guard does
+    mp = load_monitor_params(ws.params_dir)
+    run = run_once(ws, mp, baselines={}, sample=False)
+    got = {(a['rule'], a['series'], a['severity'], a['value']) for a in run.alerts}
+    assert got == {
+        ('flags_tampered', 'server/flags_tampered', 'critical', 1),
+        ('server_alert', 'server/roles_refused', 'high', 2),
+        ('rollout_rolled_back', 'guard/rollout.regression', 'high', 1),
+    }
+    assert sorted(a['rule'] for a in webhook.got) == ['flags_tampered', 'rollout_rolled_back', 'server_alert']
+    deadline = time.time() + 5
+    while len(mail.got) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert sorted(m['Subject'] for m in mail.got) == [
+        '[lifecycle critical] flags_tampered on server/flags_tampered',
+        '[lifecycle high] rollout_rolled_back on guard/rollout.regression',
+        '[lifecycle high] server_alert on server/roles_refused',
+    ]
+    assert all('signature' not in json.dumps(a) for a in webhook.got)  # counts and kinds, not the messages
+    assert len(open_alerts(ws.state_dir)) == 3
+    again = run_once(ws, mp, baselines={}, sample=False)  # nothing new in the audit log: nothing again, all closed
+    assert again.alerts == [] and len(webhook.got) == 3 and open_alerts(ws.state_dir) == []
+    Server.alert(server, 'flags_tampered', 'flags.json: the signature does not verify')
+    assert [a['rule'] for a in run_once(ws, mp, baselines={}, sample=False).alerts] == ['flags_tampered']

@@ -6,6 +6,7 @@ cannot take yet stays in an outbox and is retried with backoff until it is deliv
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #8559915c
 from __future__ import annotations
+import fnmatch
 import json
 import math
 import smtplib
@@ -57,6 +58,10 @@ def _number(v) -> float | None:
     return v if math.isfinite(v) or v == math.inf else None
 
 
+def _applies(rule: Rule, series: str) -> bool:
+    return rule.series is None or fnmatch.fnmatchcase(series, rule.series)
+
+
 def judge(observations: list[dict], rules: list[Rule], state: dict, now: float | None = None) -> list[Alert]:
     "The alerts the rules raise on the observations (dicts with `series`, optional `window`, and metric values)."
     now = time.time() if now is None else now
@@ -67,7 +72,7 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
         hits = {}
         for rule in rules:
             value = _number(obs.get(rule.metric))
-            if value is None or not breached(rule.condition, value):
+            if value is None or not _applies(rule, obs['series']) or not breached(rule.condition, value):
                 continue
             n = _sample(obs, rule)
             if n is not None and n < rule.min_sample:
@@ -118,7 +123,7 @@ def still_breached(observations: list[dict], rules: list[Rule]) -> set[str]:
         judged: dict[str, Rule | None] = {}
         for rule in rules:
             value, n = _number(obs.get(rule.metric)), _sample(obs, rule)
-            if value is None or (n is not None and n < rule.min_sample):
+            if value is None or not _applies(rule, obs['series']) or (n is not None and n < rule.min_sample):
                 continue  # this observation cannot judge the rule: the earlier verdict stands
             top = judged.get(rule.metric)
             if breached(rule.condition, value) and (

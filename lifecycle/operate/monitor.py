@@ -22,8 +22,9 @@ from .schema import SEVERITIES, MonitorParams, load_monitor_params
 from .windows import Baseline, assign_windows, records, window_metrics
 
 # %% auto #0
-__all__ = ['VERDICTS', 'beat', 'heartbeats', 'baseline_for', 'process_sample', 'sample_server', 'MonitorRun', 'metrics_text',
-           'run_once', 'alert_log', 'open_alerts', 'status', 'SeriesHealth', 'MonitorHealth', 'health', 'health_key']
+__all__ = ['AUDIT_SOURCES', 'VERDICTS', 'beat', 'heartbeats', 'baseline_for', 'process_sample', 'sample_server',
+           'audit_observations', 'MonitorRun', 'metrics_text', 'run_once', 'alert_log', 'open_alerts', 'status',
+           'SeriesHealth', 'MonitorHealth', 'health', 'health_key']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -105,6 +106,26 @@ def sample_server(ws: Workspace, timeout: float = 1.0) -> dict | None:
     except httpx.HTTPError:
         return None
     return process_sample(r.text) if r.status_code == 200 else None
+
+# %% ../../nbs/api/operate/04_monitor.ipynb #303272bd
+AUDIT_SOURCES = {'server': 'server_alerts', 'guard': 'guard_alerts'}  # actor of an audit `alert` entry: its metric
+
+
+def audit_observations(audit_path: str | Path, state: dict) -> list[dict]:
+    "Per kind, how many alerts the server and the guard wrote to the audit log since the last look (moves the cursor)."
+    from lifecycle.core.audit import read
+
+    after, counts = int(state.get('audit_seq', 0)), dict.fromkeys(state.get('audit_series', []), 0)
+    last = after
+    for e in read(audit_path) if Path(audit_path).is_file() else []:
+        if (e.get('seq') or 0) <= after:
+            continue
+        last = max(last, e['seq'])
+        if e.get('action') == 'alert' and e.get('actor') in AUDIT_SOURCES:
+            series = f"{e['actor']}/{e.get('subject') or 'unknown'}"
+            counts[series] = counts.get(series, 0) + 1
+    state['audit_seq'], state['audit_series'] = last, sorted(counts)
+    return [{'series': s, AUDIT_SOURCES[s.split('/', 1)[0]]: n} for s, n in counts.items()]
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1103892f
 @dataclass
@@ -230,7 +251,7 @@ def run_once(
     known = set(state.get('windows_seen', []))
     keys = [f"{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
-    obs = _observations(m, rec, hb, now)
+    obs = _observations(m, rec, hb, now) + audit_observations(ws.audit_path, state)
     alerts = judge(obs, mp.rules, state, now)
     _write_if_changed(out_dir / 'breaching.json', json.dumps(sorted(still_breached(obs, mp.rules))).encode())
     box = Outbox(ws.state_dir)
