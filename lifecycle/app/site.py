@@ -822,7 +822,7 @@ def _monitor_key(s: Settings) -> list | None:
     "What the landing page's monitoring health depends on (nothing is imported when the monitor never ran here)."
     if not _monitored(s):
         return None
-    from lifecycle.operate.monitor import health_key
+    from lifecycle.operate.heartbeats import health_key
 
     return health_key(s)
 

@@ -8,8 +8,6 @@ seconds beside the server."""
 # %% ../../nbs/api/operate/04_monitor.ipynb #a6d76608
 from __future__ import annotations
 import json
-import os
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,38 +15,18 @@ import numpy as np
 import pandas as pd
 from ..core.store import append_jsonl, atomic_write, read_jsonl
 from ..core.workspace import Workspace
+from .heartbeats import beat, heartbeats
 from .alerts import Outbox, judge, raise_alerts, still_breached
 from .schema import SEVERITIES, MonitorParams, load_monitor_params
 from .windows import Baseline, assign_windows, records, window_metrics
 
 # %% auto #0
-__all__ = ['AUDIT_SOURCES', 'VERDICTS', 'beat', 'heartbeats', 'baseline_for', 'process_sample', 'sample_server',
-           'audit_observations', 'MonitorRun', 'metrics_text', 'run_once', 'alert_log', 'open_alerts', 'status',
-           'SeriesHealth', 'MonitorHealth', 'health', 'health_key']
+__all__ = ['AUDIT_SOURCES', 'VERDICTS', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'MonitorRun',
+           'metrics_text', 'run_once', 'alert_log', 'open_alerts', 'status', 'SeriesHealth', 'MonitorHealth', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
     return Path(state_dir) / 'monitor'
-
-
-def beat(state_dir: str | Path, name: str, now: float | None = None) -> dict:
-    "Record that watcher `name` is alive now (`<state>/heartbeats/<name>.json`, written atomically)."
-    hb = dict(name=name, ts=time.time() if now is None else now, pid=os.getpid(), host=socket.gethostname())
-    atomic_write(Path(state_dir) / 'heartbeats' / f'{name}.json', json.dumps(hb))
-    return hb
-
-
-def heartbeats(state_dir: str | Path, names: list[str], now: float | None = None) -> dict[str, float]:
-    "Seconds since each named watcher last beat (infinity if it never did)."
-    now = time.time() if now is None else now
-    out = {}
-    for n in names:
-        p = Path(state_dir) / 'heartbeats' / f'{n}.json'
-        try:
-            out[n] = max(now - float(json.loads(p.read_text())['ts']), 0.0)
-        except (OSError, ValueError, KeyError):
-            out[n] = float('inf')
-    return out
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #662e90e9
 def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -> Baseline | None:
@@ -418,32 +396,3 @@ def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
             )
         )
     return MonitorHealth(watchers, series)
-
-# %% ../../nbs/api/operate/04_monitor.ipynb #4c4e4da0
-_HEALTH_FILES = ('windows.parquet', 'alerts.jsonl', 'breaching.json')
-
-
-def health_key(s, now: float | None = None) -> list:
-    "What `health` of a workspace (or its settings) depends on: the monitor's files' sizes and times, watchers' beats."
-    now = time.time() if now is None else now
-    files = []
-    for name in _HEALTH_FILES:
-        p = _monitor_dir(s.state_dir) / name
-        st = p.stat() if p.is_file() else None
-        files.append((name, st and st.st_size, st and st.st_mtime_ns))
-    p = Path(s.params_dir) / 'monitor.yaml'
-    files.append(('monitor.yaml', *((p.stat().st_size, p.stat().st_mtime_ns) if p.is_file() else (None, None))))
-    try:
-        mp = load_monitor_params(s.params_dir) if p.is_file() else MonitorParams()
-    except Exception:
-        return files  # the site says the file is wrong; it changes when the file does
-    ages = heartbeats(s.state_dir, list(dict.fromkeys(['monitor', *mp.watchers])), now)
-    alive = [
-        (
-            n,
-            bool(a <= mp.heartbeat_max_age_s),
-            None if a <= mp.heartbeat_max_age_s or not np.isfinite(a) else round(now - a),
-        )
-        for n, a in ages.items()
-    ]
-    return files + alive
