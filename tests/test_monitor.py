@@ -353,7 +353,7 @@ def test_input_columns_named_like_the_logs_own_are_monitored_not_a_crash(workspa
 def test_the_servers_and_the_guards_alerts_go_through_the_rules_and_sinks(workspace, webhook, smtp):
     "Read from the audit log at the next look: routed by the rules' severities, delivered once, then closed."
     from types import SimpleNamespace
-    from lifecycle.operate.monitor import open_alerts
+    from lifecycle.operate.monitor import health, open_alerts
     from lifecycle.serve.metrics import Metrics
     from lifecycle.serve.server import Server
 
@@ -384,6 +384,11 @@ def test_the_servers_and_the_guards_alerts_go_through_the_rules_and_sinks(worksp
     ]
     assert all('signature' not in json.dumps(a) for a in webhook.got)  # counts and kinds, not the messages
     assert len(open_alerts(ws.state_dir)) == 3
+    assert {(o.model_version, o.variant, o.verdict) for o in health(ws, mp).others} == {
+        ('server', 'flags_tampered', 'alerting'),
+        ('server', 'roles_refused', 'alerting'),
+        ('guard', 'rollout.regression', 'alerting'),
+    } and health(ws, mp).series == []  # not taken for model versions
     again = run_once(ws, mp, baselines={}, sample=False)  # nothing new in the audit log: nothing again, all closed
     assert again.alerts == [] and len(webhook.got) == 3 and open_alerts(ws.state_dir) == []
     Server.alert(server, 'flags_tampered', 'flags.json: the signature does not verify')

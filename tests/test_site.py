@@ -264,6 +264,13 @@ def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_
     assert rows[V1].endswith('| ok | 0 | 0 | 0 | 0 |')
     assert sum(r.endswith('| closed |') for r in text.splitlines()) == 2
 
+    ws.audit('alert', 'flags_tampered', 'flags.json does not verify', actor='server')  # as the server raises it
+    assert [a['rule'] for a in run_once(ws, mp, baselines=base, sample=False).alerts] == ['flags_tampered']
+    text, rows = landing()
+    assert '## Alerts of the server, the rollout guard and the watchers' in text
+    assert rows['server'].startswith('| server | flags_tampered | alerting | 0 | 0 | 0 | 1 |')
+    assert rows[V1].endswith('| ok | 0 | 0 | 0 | 0 |')  # not a model version's alert
+
     before = index.stat().st_mtime_ns
     beat(ws.state_dir, 'monitor', now=time.time() - 10 * mp.heartbeat_max_age_s)  # the monitor died
     site.render_site(ws, 'mkdocs')

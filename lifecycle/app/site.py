@@ -465,6 +465,21 @@ def landing_page(facts: dict) -> Page:
     if not facts['models'] and health is not None and health.series:
         out.append('## Monitoring health\n')
         out += _health_section(health, {s.model_version: [] for s in health.series}, lambda v: None, '###')
+    if health is not None and health.others:
+        from lifecycle.operate.schema import SEVERITIES
+
+        out.append('## Alerts of the server, the rollout guard and the watchers\n')
+        rows = [
+            {
+                'source': s.model_version,
+                'kind': s.variant,
+                'health': s.verdict,
+                **s.open_alerts,
+                'last alert': _when(s.latest[0]['ts']) if s.latest else None,
+            }
+            for s in health.others
+        ]
+        out.append(md_table(rows, ['source', 'kind', 'health', *SEVERITIES, 'last alert']))
     out.append('## Flags\n')
     if flags:
         out.append(md_table([{k: flags[k] for k in flags}], list(flags)))

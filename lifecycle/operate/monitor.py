@@ -338,10 +338,11 @@ class SeriesHealth:
 
 @dataclass
 class MonitorHealth:
-    "Monitoring at a glance: each watcher alive or not (with its last beat), and each series' health."
+    "Monitoring at a glance: each watcher alive or not (with its last beat), each series' health, and the others'."
 
     watchers: dict
     series: list
+    others: list = field(default_factory=list)  # server, guard and watcher alerts: source as version, kind as variant
 
     @property
     def monitor_alive(self) -> bool:
@@ -363,6 +364,9 @@ def _watchers(st: dict, state_dir, mp: MonitorParams, now: float) -> dict:
     return {n: dict(alive=alive[n], last_beat=None if a is None else round(now - a)) for n, a in ages.items()}
 
 
+_NOT_VERSIONS = ('watcher', *AUDIT_SOURCES)  # series of the watchers, the server and the guard
+
+
 def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, latest: int = 5) -> MonitorHealth:
     "Each monitored series' last closed window, open alerts by severity, newest alerts and verdict; the watchers."
     mp = mp or load_monitor_params(ws.params_dir)
@@ -373,15 +377,15 @@ def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
     raised = alert_log(ws.state_dir)
     still = {a['id'] for a in open_alerts(ws.state_dir, raised)}
     keys = [(str(s['model_version']), str(s['variant'])) for s in st['series']]
-    keys += [tuple(a['series'].split('/', 1)) for a in raised if not a['series'].startswith('watcher/')]
+    keys += [tuple(a['series'].split('/', 1)) for a in raised]
     windows = {(str(s['model_version']), str(s['variant'])): s for s in st['series']}
-    series = []
+    series, others = [], []
     for v, var in dict.fromkeys(keys):
         mine = [a for a in raised if a['series'] == f'{v}/{var}']
         counts = {s: sum(a['severity'] == s and a['id'] in still for a in mine) for s in SEVERITIES}
         w = windows.get((v, var))
         verdict = 'stale heartbeat' if not alive else 'alerting' if any(counts.values()) else 'ok'
-        series.append(
+        (others if v in _NOT_VERSIONS else series).append(
             SeriesHealth(
                 v,
                 var,
@@ -395,4 +399,4 @@ def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
                 ],
             )
         )
-    return MonitorHealth(watchers, series)
+    return MonitorHealth(watchers, series, others)
