@@ -275,3 +275,21 @@ def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_
     beat(ws.state_dir, 'monitor', now=time.time() - 10 * mp.heartbeat_max_age_s)  # the monitor died
     site.render_site(ws, 'mkdocs')
     assert index.stat().st_mtime_ns != before and 'stale heartbeat' in index.read_text()
+
+
+def test_a_wrong_monitor_yaml_is_said_on_the_landing_page_and_the_site_still_renders(workspace):
+    from conftest import set_yaml
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.operate.heartbeats import beat
+
+    ws = Workspace.open(workspace)
+    beat(ws.state_dir, 'monitor')
+    set_yaml(workspace / 'params' / 'monitor.yaml', heartbeat_max_age_s=0)
+    index = site.render_site(ws, 'mkdocs')
+    text = index.read_text()
+    assert 'Monitoring health cannot be read: params/monitor.yaml: key' in text and 'heartbeat_max_age_s' in text
+    assert str(workspace) not in text  # the published page names the file relative to the workspace
+    set_yaml(workspace / 'params' / 'monitor.yaml', heartbeat_max_age_s=300)
+    site.render_site(ws, 'mkdocs')  # the file mended: the page says so without any other change
+    assert 'cannot be read' not in index.read_text() and 'No registered model yet' in index.read_text()

@@ -265,8 +265,8 @@ def _health(ws) -> tuple[object, str | None]:
 
     try:
         mp = load_monitor_params(ws.params_dir) if (Path(ws.params_dir) / 'monitor.yaml').is_file() else None
-    except ParamsError as e:
-        return None, str(e)
+    except ParamsError as e:  # said on the page, with the path relative to the workspace (the site is published)
+        return None, str(e).replace(f'{Path(ws.root).resolve()}/', '').replace(f'{ws.root}/', '')
     return health(ws, mp or MonitorParams()), None
 
 
@@ -462,6 +462,8 @@ def landing_page(facts: dict) -> Page:
             return _version_link('', name, v) if v in known else None
 
         out += _health_section(health, served, link, '####')
+    if not facts['models'] and health is None and health_error:
+        out.append(f'## Monitoring health\n\nMonitoring health cannot be read: {health_error}\n')
     if not facts['models'] and health is not None and health.series:
         out.append('## Monitoring health\n')
         out += _health_section(health, {s.model_version: [] for s in health.series}, lambda v: None, '###')
