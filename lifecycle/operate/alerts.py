@@ -116,25 +116,34 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
     return out
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #07063977
-def still_breached(observations: list[dict], rules: list[Rule]) -> set[str]:
-    "The `rule|series` pairs whose rule holds on the latest observation of their series that could judge it."
+def still_breached(observations: list[dict], rules: list[Rule], before: set[str] | None = None) -> set[str]:
+    """The `rule|series` pairs whose rule holds on the latest observation of their series that could judge it; a pair
+    in `before` that no observation could judge keeps its verdict."""
     latest: dict[tuple[str, str], str | None] = {}
+    judged: set[tuple[str, str]] = set()
     for obs in observations:
-        judged: dict[str, Rule | None] = {}
+        top: dict[str, Rule | None] = {}
         for rule in rules:
             value, n = _number(obs.get(rule.metric)), _sample(obs, rule)
             if value is None or not _applies(rule, obs['series']) or (n is not None and n < rule.min_sample):
                 continue  # this observation cannot judge the rule: the earlier verdict stands
-            top = judged.get(rule.metric)
+            judged.add((rule.name, obs['series']))
+            hit = top.get(rule.metric)
             if breached(rule.condition, value) and (
-                top is None or SEVERITIES.index(rule.severity) > SEVERITIES.index(top.severity)
+                hit is None or SEVERITIES.index(rule.severity) > SEVERITIES.index(hit.severity)
             ):
-                judged[rule.metric] = rule
+                top[rule.metric] = rule
             else:
-                judged.setdefault(rule.metric, None)
-        for metric, rule in judged.items():
+                top.setdefault(rule.metric, None)
+        for metric, rule in top.items():
             latest[(obs['series'], metric)] = rule.name if rule else None
-    return {f'{name}|{series}' for (series, _), name in latest.items() if name}
+    out = {f'{name}|{series}' for (series, _), name in latest.items() if name}
+    names = {r.name for r in rules}
+    for key in before or ():
+        rule, _, series = key.partition('|')
+        if rule in names and (rule, series) not in judged:
+            out.add(key)
+    return out
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #f64e6f04
 def configured(mp: MonitorParams) -> set[str]:

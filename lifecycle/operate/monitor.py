@@ -231,7 +231,9 @@ def run_once(
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
     obs = _observations(m, rec, hb, now) + audit_observations(ws.audit_path, state)
     alerts = judge(obs, mp.rules, state, now)
-    _write_if_changed(out_dir / 'breaching.json', json.dumps(sorted(still_breached(obs, mp.rules))).encode())
+    p = out_dir / 'breaching.json'
+    held = still_breached(obs, mp.rules, set(json.loads(p.read_text())) if p.is_file() else None)
+    _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
     raise_alerts(alerts, mp, box, audit=ws.audit)
     for a in alerts:
