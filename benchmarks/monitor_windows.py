@@ -52,7 +52,7 @@ def false_alerts(windows: int, size: int = 500) -> dict:
     from lifecycle.data import drift
     from lifecycle.operate.alerts import judge
     from lifecycle.operate.schema import Window, load_monitor_params
-    from lifecycle.operate.windows import Baseline, assign_windows, window_metrics
+    from lifecycle.operate.windows import INPUT, Baseline, assign_windows, window_metrics
 
     feats = ['age', 'checks', 'employed', 'citizen']
     df = load_arrests(as_frame=True)
@@ -80,13 +80,14 @@ def false_alerts(windows: int, size: int = 500) -> dict:
             feedback_ts=np.arange(n, dtype=float) + 60.0,
         )
     )
-    rec = pd.concat([rec, rows[feats]], axis=1)
+    rec = pd.concat([rec, rows[feats].add_prefix(INPUT)], axis=1)  # named as records() names inputs
     rec = assign_windows(rec, Window(rows=size))
     t0 = time.perf_counter()
     m = window_metrics(rec, {'1': base})
     seconds = time.perf_counter() - t0
     mp = load_monitor_params(ROOT / 'params')
-    rules = [r for r in mp.rules if r.metric not in ('silence_s', 'label_silence_s', 'heartbeat_age_s')]
+    clock = ('silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts')  # not windows'
+    rules = [r for r in mp.rules if r.metric not in clock]
     obs = [dict(r, series='1/control') for r in m.to_dict('records')]
     alerts = judge(obs, [r.model_copy(update={'cooldown_s': 0}) for r in rules], {}, now=0.0)
     by_rule = {}

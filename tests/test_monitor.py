@@ -314,3 +314,82 @@ def test_rules_written_over_a_file_are_refused_naming_it(workspace, monkeypatch)
     r = invoke(monitor_rules, ['--out', 'monitoring', '--json'])
     assert r.exit_code == EXIT_INPUT and 'Traceback' not in r.output
     assert 'expected a folder' in json.loads(r.stdout)['error']
+
+
+def test_input_columns_named_like_the_logs_own_are_monitored_not_a_crash(workspace):
+    "Features called score, label, decision, ts, variant: the monitor keeps them apart from its own columns."
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    rng = np.random.default_rng(5)
+    clash = ['score', 'label', 'decision', 'ts', 'variant', 'model_version', 'status', 'first']
+    n = 3000
+    train = pd.DataFrame({c: rng.normal(50, 10, n).round(1) for c in clash})
+    s = rng.uniform(size=n)
+    base = {'1': Baseline.from_holdout(drift.profile(train), s, (rng.uniform(size=n) < s).astype(int))}
+    t0 = time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    for i in range(400):
+        shift = 30 if i >= 200 else 0  # the second window's input `score` moves; the model's scores do not
+        p = float(rng.uniform())
+        row = {c: [round(float(rng.normal(50 + (shift if c == 'score' else 0), 10)), 1)] for c in clash}
+        log.log(
+            request_id=f'r{i}', ts=t0 + i, route='predict', targeting_key=None, variant='control', model_version='1',
+            inputs=row, output=[p], decision=[int(p >= 0.5)], threshold=0.5, latency_ms=2.0, status=200,
+        )  # fmt: skip
+    assert log.flush()
+    log.close()
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines=base, sample=False)
+    assert run.windows == 2
+    m = pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet').set_index('window')
+    assert m.loc[0, 'drift_psi_max'] < 0.1 and m.loc[1, 'drift_psi_max'] > 1  # the input `score` drifted ...
+    assert m.loc[1, 'score_psi'] < 0.1 and m['variant'].eq('control').all()  # ... the served scores did not
+    heat = pd.read_parquet(ws.state_dir / 'monitor' / 'drift.parquet')
+    assert set(heat['column']) == set(clash)
+    moved = heat[(heat['window'] == 1) & heat['drifted']]
+    assert moved['column'].tolist() == ['score']
+    assert [(a['rule'], a['window']) for a in run.alerts] == [('input_drift', 1)]
+
+
+def test_the_servers_and_the_guards_alerts_go_through_the_rules_and_sinks(workspace, webhook, smtp):
+    "Read from the audit log at the next look: routed by the rules' severities, delivered once, then closed."
+    from types import SimpleNamespace
+    from lifecycle.operate.monitor import health, open_alerts
+    from lifecycle.serve.metrics import Metrics
+    from lifecycle.serve.server import Server
+
+    controller, mail = smtp
+    configure(workspace, webhook, controller.port)
+    ws = Workspace.open(workspace)
+    server = SimpleNamespace(metrics=Metrics(), s=ws)
+    Server.alert(server, 'flags_tampered', 'flags.json: the signature does not verify')  # the server's own alert()
+    Server.alert(server, 'roles_refused', 'settings.ini: unknown role; the last good roles stay in force')
+    Server.alert(server, 'roles_refused', 'settings.ini: unknown role; the last good roles stay in force')
+    ws.audit('alert', 'rollout.regression', 'challenger worse', actor='guard', rollout_id='r1')  # as the guard does
+    mp = load_monitor_params(ws.params_dir)
+    run = run_once(ws, mp, baselines={}, sample=False)
+    got = {(a['rule'], a['series'], a['severity'], a['value']) for a in run.alerts}
+    assert got == {
+        ('flags_tampered', 'server/flags_tampered', 'critical', 1),
+        ('server_alert', 'server/roles_refused', 'high', 2),
+        ('rollout_rolled_back', 'guard/rollout.regression', 'high', 1),
+    }
+    assert sorted(a['rule'] for a in webhook.got) == ['flags_tampered', 'rollout_rolled_back', 'server_alert']
+    deadline = time.time() + 5
+    while len(mail.got) < 3 and time.time() < deadline:
+        time.sleep(0.05)
+    assert sorted(m['Subject'] for m in mail.got) == [
+        '[lifecycle critical] flags_tampered on server/flags_tampered',
+        '[lifecycle high] rollout_rolled_back on guard/rollout.regression',
+        '[lifecycle high] server_alert on server/roles_refused',
+    ]
+    assert all('signature' not in json.dumps(a) for a in webhook.got)  # counts and kinds, not the messages
+    assert len(open_alerts(ws.state_dir)) == 3
+    assert {(o.model_version, o.variant, o.verdict) for o in health(ws, mp).others} == {
+        ('server', 'flags_tampered', 'alerting'),
+        ('server', 'roles_refused', 'alerting'),
+        ('guard', 'rollout.regression', 'alerting'),
+    } and health(ws, mp).series == []  # not taken for model versions
+    again = run_once(ws, mp, baselines={}, sample=False)  # nothing new in the audit log: nothing again, all closed
+    assert again.alerts == [] and len(webhook.got) == 3 and open_alerts(ws.state_dir) == []
+    Server.alert(server, 'flags_tampered', 'flags.json: the signature does not verify')
+    assert [a['rule'] for a in run_once(ws, mp, baselines={}, sample=False).alerts] == ['flags_tampered']

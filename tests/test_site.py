@@ -159,3 +159,137 @@ def test_site_command_on_an_empty_workspace(workspace):
     assert r.returncode == 0 and 'mkdocs' in r.stdout, r.stderr
     assert 'No runs yet' in (workspace / 'reports/site/runs/index.html').read_text()
     assert 'No registered model yet' in (workspace / 'reports/site/index.html').read_text()
+
+
+def log_window(ws, rng, t0: float, start: int, n: int, shift: float = 0.0, flip: bool = False) -> None:
+    "Log n one-row requests of version 1 (ages shifted by `shift`) and their feedback (labels flipped if `flip`)."
+    from lifecycle.serve.predlog import PredictionLog, add_feedback, default_url
+
+    log, truth = PredictionLog(default_url(ws)), {}
+    for i in range(start, start + n):
+        s = float(rng.uniform())
+        log.log(
+            request_id=f'r{i}',
+            ts=t0 + i,
+            route='predict',
+            variant='control',
+            model_version='1',
+            inputs={'age': [round(float(rng.normal(30 + shift, 8)), 1)], 'employed': [str(rng.choice(['Yes', 'No']))]},
+            output=[s],
+            decision=[int(s >= 0.5)],
+            threshold=0.5,
+            latency_ms=2.0,
+            status=200,
+        )
+        truth[f'r{i}'] = 'Yes' if (rng.uniform() < s) != flip else 'No'
+    assert log.flush()
+    for rid, outcome in truth.items():
+        add_feedback(log, rid, outcome)
+    log.close()
+
+
+def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_on_a_new_alert(workspace):
+    "Monitor state written by the monitor itself (no server): never monitored, ok, alerting with counts, closed."
+    import time
+    import numpy as np
+    import pandas as pd
+    from conftest import set_yaml
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.data import drift
+    from lifecycle.operate.monitor import beat, run_once
+    from lifecycle.operate.schema import load_monitor_params
+    from lifecycle.operate.windows import Baseline
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    model = dict(
+        name='m', aliases={'champion': '1', 'challenger': '2'}, environments=['production'],
+        versions=[dict(version=v, approvals=[], gates=[], signed=True) for v in ('1', '2')],
+    )  # fmt: skip
+
+    def landing() -> tuple[str, dict[str, str]]:
+        "The landing page of the workspace's facts with model m registered: its table rows by their first cell."
+        text = site.landing_page(dict(site.site_facts(ws), models=[model])).text
+        return text, {r.split(' | ')[0].strip('| '): r for r in text.splitlines() if r.startswith('| ')}
+
+    V1, V2 = '[version 1](models/m/v1.md)', '[version 2](models/m/v2.md)'
+    text, rows = landing()
+    assert 'The monitor has never run here' in text and rows['champion'].endswith('| never monitored |')
+    assert '| never monitored | 0 | 0 | 0 | 0 |' in rows[V1] and 'never monitored' in rows[V2]
+
+    rng = np.random.default_rng(3)
+    n = 3000
+    prof = drift.profile(pd.DataFrame({'age': rng.normal(30, 8, n).round(1), 'employed': rng.choice(['Yes', 'No'], n)}))
+    s = rng.uniform(size=n)
+    base = {'1': Baseline.from_holdout(prof, s, (rng.uniform(size=n) < s).astype(int))}
+    t0 = time.time() - 1000
+    log_window(ws, rng, t0, 0, 200)  # a window as trained
+    assert run_once(ws, mp, baselines=base, sample=False).alerts == []
+    text, rows = landing()
+    assert rows['champion'].endswith('| ok |') and 'Watchers: monitor alive.' in text
+    assert '| champion, flags' not in text and '| champion | control |' in rows[V1]
+    assert rows[V1].endswith('| ok | 0 | 0 | 0 | 0 |')
+    assert rows[V2].endswith('| challenger | — | — | never monitored | 0 | 0 | 0 | 0 |')
+
+    index = site.render_site(ws, 'mkdocs')
+    runs = ws.site_dir / 'runs/index.html'
+    times = {p: p.stat().st_mtime_ns for p in (index, runs)}
+    assert site.render_site(ws, 'mkdocs') == index and {p: p.stat().st_mtime_ns for p in times} == times
+    assert run_once(ws, mp, baselines=base, sample=False).alerts == []  # another look, nothing new
+    site.render_site(ws, 'mkdocs')
+    assert {p: p.stat().st_mtime_ns for p in times} == times  # nothing changed: nothing rendered
+
+    log_window(ws, rng, t0, 200, 200, shift=15, flip=True)  # inputs shift, labels flip
+    raised = run_once(ws, mp, baselines=base, sample=False).alerts
+    assert {(a['rule'], a['severity']) for a in raised} == {('input_drift', 'high'), ('accuracy_drop', 'critical')}
+    text, rows = landing()
+    assert rows['champion'].endswith('| alerting (1 critical, 1 high open) |')
+    assert rows[V1].endswith('| alerting | 0 | 0 | 1 | 1 |')
+    latest = {r.split(' | ')[3]: r for r in text.splitlines() if '| control |' in r and r.endswith('| open |')}
+    assert (
+        set(latest) == {'input_drift', 'accuracy_drop'} and '| drift_psi_max | high | open |' in latest['input_drift']
+    )
+    assert not any(str(round(a['value'], 4)) in text for a in raised)  # the rule, metric, severity and time only
+
+    site.render_site(ws, 'mkdocs')  # the new alerts re-render the landing page, and only it
+    assert index.stat().st_mtime_ns != times[index] and runs.stat().st_mtime_ns == times[runs]
+    html = index.read_text()
+    assert 'alerting' in html and 'accuracy_drop' in html and 'Monitoring health' in html
+
+    log_window(ws, rng, t0, 400, 200)  # back to normal: the alerts close
+    assert run_once(ws, mp, baselines=base, sample=False).alerts == []
+    text, rows = landing()
+    assert rows[V1].endswith('| ok | 0 | 0 | 0 | 0 |')
+    assert sum(r.endswith('| closed |') for r in text.splitlines()) == 2
+
+    ws.audit('alert', 'flags_tampered', 'flags.json does not verify', actor='server')  # as the server raises it
+    assert [a['rule'] for a in run_once(ws, mp, baselines=base, sample=False).alerts] == ['flags_tampered']
+    text, rows = landing()
+    assert '## Alerts of the server, the rollout guard and the watchers' in text
+    assert rows['server'].startswith('| server | flags_tampered | alerting | 0 | 0 | 0 | 1 |')
+    assert rows[V1].endswith('| ok | 0 | 0 | 0 | 0 |')  # not a model version's alert
+
+    before = index.stat().st_mtime_ns
+    beat(ws.state_dir, 'monitor', now=time.time() - 10 * mp.heartbeat_max_age_s)  # the monitor died
+    site.render_site(ws, 'mkdocs')
+    assert index.stat().st_mtime_ns != before and 'stale heartbeat' in index.read_text()
+
+
+def test_a_wrong_monitor_yaml_is_said_on_the_landing_page_and_the_site_still_renders(workspace):
+    from conftest import set_yaml
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.operate.heartbeats import beat
+
+    ws = Workspace.open(workspace)
+    beat(ws.state_dir, 'monitor')
+    set_yaml(workspace / 'params' / 'monitor.yaml', heartbeat_max_age_s=0)
+    index = site.render_site(ws, 'mkdocs')
+    text = index.read_text()
+    assert 'Monitoring health cannot be read: params/monitor.yaml: key' in text and 'heartbeat_max_age_s' in text
+    assert str(workspace) not in text  # the published page names the file relative to the workspace
+    set_yaml(workspace / 'params' / 'monitor.yaml', heartbeat_max_age_s=300)
+    site.render_site(ws, 'mkdocs')  # the file mended: the page says so without any other change
+    assert 'cannot be read' not in index.read_text() and 'No registered model yet' in index.read_text()

@@ -1,7 +1,7 @@
 """The evidence site in a real browser: headless Chromium (Debian's `chromium`, driven by Playwright) opens every page
 of a site built from a real run. No broken link, no console error, nothing fetched from outside the site; the landing
-page shows the champion's version and gate verdicts; an evidence page shows no code until it is unfolded. Screenshots
-of the landing page and a model-version page land in reports/screenshots/ (ignored by git)."""
+page shows the champion's version, gate verdicts and monitoring health; an evidence page shows no code until it is
+unfolded. Screenshots of the landing page and a model-version page land in reports/screenshots/ (ignored by git)."""
 
 from __future__ import annotations
 import functools
@@ -125,6 +125,30 @@ def test_the_landing_page_shows_the_champion_and_its_gate_verdicts(site, browser
         assert g['verdict'] in row, row
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / 'landing.png'), full_page=True)
+    assert not page.problems
+
+
+def test_the_landing_page_shows_monitoring_health_per_served_version(site, browser):
+    "The monitor never ran in this workspace: the champion is honestly 'never monitored', with no alert counted."
+    ws = site['ws']
+    r, status = cli_json(ws, 'status')
+    (model,) = status['models']
+    champion = model['aliases']['champion']
+    page = open_page(browser, site['url'] + 'index.html')
+    heading = page.locator('h3', has_text=f"Monitoring health of {model['name']}")
+    assert heading.is_visible()
+    assert 'The monitor has never run here' in page.inner_text('article')
+    table = heading.locator('xpath=following::table[1]')
+    head = [t.strip() for t in table.locator('th').all_inner_texts()]
+    assert head == ['version', 'environments', 'variant', 'last window closed', 'health', 'low', 'medium', 'high',
+                    'critical']  # fmt: skip
+    row = table.locator('tr', has_text=f'version {champion}').first
+    cells = [t.strip() for t in row.locator('td').all_inner_texts()]
+    assert 'champion' in cells[1] and 'flags control' in cells[1], cells
+    assert cells[4:] == ['never monitored', '0', '0', '0', '0'], cells
+    assert row.locator('a').get_attribute('href') == f"models/{model['name']}/v{champion}.html"
+    environments = page.locator('tr', has_text='kill-switch target').first.inner_text()
+    assert 'never monitored' in environments, environments
     assert not page.problems
 
 

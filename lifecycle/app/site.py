@@ -248,13 +248,36 @@ def _batches(s: Settings) -> list[dict]:
     return out[::-1]
 
 
+def _monitored(s: Settings) -> bool:
+    "Whether the monitor (or a watcher) ever left state in the workspace."
+    return (s.state_dir / 'monitor').is_dir() or (s.state_dir / 'heartbeats').is_dir()
+
+
+def _health(ws) -> tuple[object, str | None]:
+    "The monitor's health (`lifecycle.operate.monitor.health`), or the reason it cannot be read."
+    from lifecycle.operate.monitor import MonitorHealth
+
+    if not _monitored(ws):
+        return MonitorHealth({}, []), None  # the monitor never ran here: every version is never monitored
+    from lifecycle.core.params import ParamsError
+    from lifecycle.operate.monitor import health
+    from lifecycle.operate.schema import MonitorParams, load_monitor_params
+
+    try:
+        mp = load_monitor_params(ws.params_dir) if (Path(ws.params_dir) / 'monitor.yaml').is_file() else None
+    except ParamsError as e:  # said on the page, with the path relative to the workspace (the site is published)
+        return None, str(e).replace(f'{Path(ws.root).resolve()}/', '').replace(f'{ws.root}/', '')
+    return health(ws, mp or MonitorParams()), None
+
+
 def site_facts(ws) -> dict:
-    "Runs, models with their versions and evidence, flags, rollout, batches and reports of a workspace, as plain data."
+    "Runs, models with their versions and evidence, flags, rollout, batches, reports and monitoring health, as data."
     rollout = None
     if (ws.state_dir / 'rollout.json').is_file():  # the rollout module (pandas, scipy) is imported only when needed
         from lifecycle.deliver.rollout import load_state
 
         rollout = load_state(ws)
+    health, health_error = _health(ws)
     return dict(
         runs=_runs(ws),
         models=_models(ws),
@@ -264,6 +287,8 @@ def site_facts(ws) -> dict:
         rollouts=_reports(ws, 'rollouts'),
         experiments=_reports(ws, 'experiments'),
         monitoring=_reports(ws, 'monitoring'),
+        health=health,
+        health_error=health_error,
     )
 
 # %% ../../nbs/api/app/01_site.ipynb #541b1297
@@ -305,12 +330,89 @@ def _serving(flags: dict | None, model: str, version: str) -> str:
     return ', '.join(arms)
 
 
+def _when(ts) -> str | None:
+    return None if ts is None else _iso(ts * 1000)
+
+
+_WORST = ('stale heartbeat', 'alerting', 'ok', 'never monitored')
+
+
+def _monitoring(health, version: str) -> str | None:
+    "One cell: the worst verdict over the version's variants, with its open alerts by severity (most severe first)."
+    if health is None:
+        return None
+    rows = health.of_version(version)
+    worst = min((s.verdict for s in rows), key=_WORST.index)
+    opened = {k: sum(s.open_alerts[k] for s in rows) for k in rows[0].open_alerts}
+    shown = ', '.join(f'{n} {k}' for k, n in reversed(opened.items()) if n)
+    return f'{worst} ({shown} open)' if shown else worst
+
+
+def _served(m: dict, flags: dict | None, names: list[str]) -> dict[str, list[str]]:
+    "Each version serving the model, with where: its environments (aliases) and flag arms, in the table's order."
+    out: dict[str, list[str]] = {}
+    for alias in names:
+        if m['aliases'].get(alias):
+            out.setdefault(str(m['aliases'][alias]), []).append(alias)
+    if flags and flags['model_name'] == m['name']:
+        for arm in ('control', 'challenger', 'safe'):
+            if flags.get(arm):
+                out.setdefault(str(flags[arm]), []).append(f'flags {arm}')
+    return out
+
+
+def _health_section(health, served: dict[str, list[str]], link, level: str) -> list[str]:
+    "The watchers, a row per served version and variant (last window, verdict, open alerts), and the newest alerts."
+    from lifecycle.operate.schema import SEVERITIES
+
+    if health.watchers.get('monitor', {}).get('last_beat') is None:
+        out = ['The monitor has never run here (`lifecycle monitor run` watches the prediction log).\n']
+    else:
+        out = [
+            'Watchers: '
+            + ', '.join(
+                f'{n} alive' if w['alive'] else f"{n}: stale heartbeat (last beat {_when(w['last_beat']) or 'never'})"
+                for n, w in health.watchers.items()
+            )
+            + '.\n'
+        ]
+    rows, alerts = [], []
+    for v, where in served.items():
+        for s in health.of_version(v):
+            where_ = ', '.join(where) or 'not serving now'
+            rows.append(
+                {
+                    'version': f'version {v}',
+                    'v': v,
+                    'environments': where_,
+                    'variant': s.variant,
+                    'last window closed': _when(s.last_window_end),
+                    'health': s.verdict,
+                    **s.open_alerts,
+                }
+            )
+            alerts += [dict(a, version=f'version {v}', variant=s.variant) for a in s.latest]
+    cols = ['version', 'environments', 'variant', 'last window closed', 'health', *SEVERITIES]
+    out.append(md_table(rows, cols, {'version': lambda r: link(r['v'])}))
+    if alerts:
+        out.append(f'{level} Latest alerts\n')
+        for a in alerts:
+            a.update(when=_when(a['ts']), state='open' if a['open'] else 'closed')
+        latest = sorted(alerts, key=lambda a: -a['ts'])[:5]
+        out.append(md_table(latest, ['when', 'version', 'variant', 'rule', 'metric', 'severity', 'state']))
+    return out
+
+
 def landing_page(facts: dict) -> Page:
-    "Each model's environments: which version serves where, its gates, approvals, the flags and the rollout state."
+    """Each model's environments: which version serves where, its gates, approvals, monitoring health and open
+    alerts; the flags and the rollout state."""
     out = ['# Environments\n', 'Which model version serves where, whether it passed its gates and who signed it off.\n']
     flags, rollout = facts['flags'], facts['rollout']
+    health, health_error = facts.get('health'), facts.get('health_error')
     if not facts['models']:
         out.append('No registered model yet: `lifecycle run` trains, validates and registers one.\n')
+    # the prediction log holds one model's versions: the one the flags serve, or the only one registered
+    logged = flags['model_name'] if flags else (facts['models'][0]['name'] if len(facts['models']) == 1 else None)
     for m in facts['models']:
         by_version = {v['version']: v for v in m['versions']}
         names = list(dict.fromkeys([*sorted(m['aliases'], key=lambda a: a != 'champion'), *m['environments']]))
@@ -326,6 +428,7 @@ def landing_page(facts: dict) -> Page:
                     gates=_gate_summary(rec) if rec else None,
                     approvals=', '.join(f"{a['step']} by {a['approver']}" for a in rec['approvals']) if rec else None,
                     serving=_serving(flags, m['name'], v) if v else None,
+                    monitoring=_monitoring(health, str(v)) if v else None,
                 )
             )
         champ = by_version.get(m['aliases'].get('champion'))
@@ -338,13 +441,47 @@ def landing_page(facts: dict) -> Page:
         out.append(
             md_table(
                 rows,
-                ['environment', 'version', 'gates', 'approvals', 'serving'],
+                ['environment', 'version', 'gates', 'approvals', 'serving', 'monitoring'],
                 {'version': lambda r: _version_link('', m['name'], r['v'])},
             )
         )
         if champ:
             out.append(f"### Gates of the champion (version {champ['version']})\n")
             out.append(md_table(_gate_rows(champ['gates']), ['gate', 'value', 'limit', 'verdict']))
+        if health is None:  # facts without monitoring, or a monitor.yaml that cannot be read
+            if health_error:
+                out.append(f"### Monitoring health of {m['name']}\n")
+                out.append(f'Monitoring health cannot be read: {health_error}\n')
+            continue
+        out.append(f"### Monitoring health of {m['name']}\n")
+        served = _served(m, flags, names)
+        if m['name'] == logged:  # versions the monitor saw that serve nowhere now keep their open alerts in sight
+            served.update({s.model_version: [] for s in health.series if s.model_version not in served})
+
+        def link(v, name=m['name'], known=by_version):
+            return _version_link('', name, v) if v in known else None
+
+        out += _health_section(health, served, link, '####')
+    if not facts['models'] and health is None and health_error:
+        out.append(f'## Monitoring health\n\nMonitoring health cannot be read: {health_error}\n')
+    if not facts['models'] and health is not None and health.series:
+        out.append('## Monitoring health\n')
+        out += _health_section(health, {s.model_version: [] for s in health.series}, lambda v: None, '###')
+    if health is not None and health.others:
+        from lifecycle.operate.schema import SEVERITIES
+
+        out.append('## Alerts of the server, the rollout guard and the watchers\n')
+        rows = [
+            {
+                'source': s.model_version,
+                'kind': s.variant,
+                'health': s.verdict,
+                **s.open_alerts,
+                'last alert': _when(s.latest[0]['ts']) if s.latest else None,
+            }
+            for s in health.others
+        ]
+        out.append(md_table(rows, ['source', 'kind', 'health', *SEVERITIES, 'last alert']))
     out.append('## Flags\n')
     if flags:
         out.append(md_table([{k: flags[k] for k in flags}], list(flags)))
@@ -698,6 +835,15 @@ def _stat_walk(root: Path, pattern: str = '*') -> list:
     return out
 
 
+def _monitor_key(s: Settings) -> list | None:
+    "What the landing page's monitoring health depends on (nothing is imported when the monitor never ran here)."
+    if not _monitored(s):
+        return None
+    from lifecycle.operate.heartbeats import health_key
+
+    return health_key(s)
+
+
 def input_fingerprint(s: Settings) -> str:
     "A hash of the sizes and times of every file the site is drawn from; equal when no input changed."
     parts = [
@@ -719,6 +865,7 @@ def input_fingerprint(s: Settings) -> str:
         _stat_walk(s.reports_dir / 'ingest', '*.html'),
         _stat_walk(Path(plan_pages.__code__.co_filename)),
         _stat_walk(Path(s.params_dir) / 'policy.yaml'),  # the folder the pages read the policy from
+        _monitor_key(s),  # a new window or alert, a watcher dying: the landing page changes
     ]
     return hash_obj(parts)
 

@@ -6,6 +6,7 @@ cannot take yet stays in an outbox and is retried with backoff until it is deliv
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #8559915c
 from __future__ import annotations
+import fnmatch
 import json
 import math
 import smtplib
@@ -17,7 +18,7 @@ from ..core.store import append_jsonl, atomic_write
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0
-__all__ = ['Alert', 'judge', 'configured', 'route', 'send', 'Outbox', 'raise_alerts']
+__all__ = ['Alert', 'judge', 'still_breached', 'configured', 'route', 'send', 'Outbox', 'raise_alerts']
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #a21717fb
 @dataclass
@@ -57,6 +58,10 @@ def _number(v) -> float | None:
     return v if math.isfinite(v) or v == math.inf else None
 
 
+def _applies(rule: Rule, series: str) -> bool:
+    return rule.series is None or fnmatch.fnmatchcase(series, rule.series)
+
+
 def judge(observations: list[dict], rules: list[Rule], state: dict, now: float | None = None) -> list[Alert]:
     "The alerts the rules raise on the observations (dicts with `series`, optional `window`, and metric values)."
     now = time.time() if now is None else now
@@ -67,7 +72,7 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
         hits = {}
         for rule in rules:
             value = _number(obs.get(rule.metric))
-            if value is None or not breached(rule.condition, value):
+            if value is None or not _applies(rule, obs['series']) or not breached(rule.condition, value):
                 continue
             n = _sample(obs, rule)
             if n is not None and n < rule.min_sample:
@@ -108,6 +113,36 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
                     + (f" ({n} {METRICS[rule.metric][0]})" if n is not None else ''),
                 )
             )
+    return out
+
+# %% ../../nbs/api/operate/03_alerts.ipynb #07063977
+def still_breached(observations: list[dict], rules: list[Rule], before: set[str] | None = None) -> set[str]:
+    """The `rule|series` pairs whose rule holds on the latest observation of their series that could judge it; a pair
+    in `before` that no observation could judge keeps its verdict."""
+    latest: dict[tuple[str, str], str | None] = {}
+    judged: set[tuple[str, str]] = set()
+    for obs in observations:
+        top: dict[str, Rule | None] = {}
+        for rule in rules:
+            value, n = _number(obs.get(rule.metric)), _sample(obs, rule)
+            if value is None or not _applies(rule, obs['series']) or (n is not None and n < rule.min_sample):
+                continue  # this observation cannot judge the rule: the earlier verdict stands
+            judged.add((rule.name, obs['series']))
+            hit = top.get(rule.metric)
+            if breached(rule.condition, value) and (
+                hit is None or SEVERITIES.index(rule.severity) > SEVERITIES.index(hit.severity)
+            ):
+                top[rule.metric] = rule
+            else:
+                top.setdefault(rule.metric, None)
+        for metric, rule in top.items():
+            latest[(obs['series'], metric)] = rule.name if rule else None
+    out = {f'{name}|{series}' for (series, _), name in latest.items() if name}
+    names = {r.name for r in rules}
+    for key in before or ():
+        rule, _, series = key.partition('|')
+        if rule in names and (rule, series) not in judged:
+            out.add(key)
     return out
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #f64e6f04

@@ -92,6 +92,8 @@ class MonitorStatus(Result):
         print(
             'alerts: '
             + ', '.join(f'{k} {v}' for k, v in st['alerts'].items())
+            + '; still open: '
+            + ', '.join(f'{k} {v}' for k, v in st['open'].items())
             + '; waiting in the outbox: '
             + ', '.join(f'{k} {v}' for k, v in st['outbox'].items())
         )

@@ -8,8 +8,6 @@ seconds beside the server."""
 # %% ../../nbs/api/operate/04_monitor.ipynb #a6d76608
 from __future__ import annotations
 import json
-import os
-import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,37 +15,18 @@ import numpy as np
 import pandas as pd
 from ..core.store import append_jsonl, atomic_write, read_jsonl
 from ..core.workspace import Workspace
-from .alerts import Outbox, judge, raise_alerts
+from .heartbeats import beat, heartbeats
+from .alerts import Outbox, judge, raise_alerts, still_breached
 from .schema import SEVERITIES, MonitorParams, load_monitor_params
 from .windows import Baseline, assign_windows, records, window_metrics
 
 # %% auto #0
-__all__ = ['beat', 'heartbeats', 'baseline_for', 'process_sample', 'sample_server', 'MonitorRun', 'metrics_text', 'run_once',
-           'alert_log', 'status']
+__all__ = ['AUDIT_SOURCES', 'VERDICTS', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'MonitorRun',
+           'metrics_text', 'run_once', 'alert_log', 'open_alerts', 'status', 'SeriesHealth', 'MonitorHealth', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
     return Path(state_dir) / 'monitor'
-
-
-def beat(state_dir: str | Path, name: str, now: float | None = None) -> dict:
-    "Record that watcher `name` is alive now (`<state>/heartbeats/<name>.json`, written atomically)."
-    hb = dict(name=name, ts=time.time() if now is None else now, pid=os.getpid(), host=socket.gethostname())
-    atomic_write(Path(state_dir) / 'heartbeats' / f'{name}.json', json.dumps(hb))
-    return hb
-
-
-def heartbeats(state_dir: str | Path, names: list[str], now: float | None = None) -> dict[str, float]:
-    "Seconds since each named watcher last beat (infinity if it never did)."
-    now = time.time() if now is None else now
-    out = {}
-    for n in names:
-        p = Path(state_dir) / 'heartbeats' / f'{n}.json'
-        try:
-            out[n] = max(now - float(json.loads(p.read_text())['ts']), 0.0)
-        except (OSError, ValueError, KeyError):
-            out[n] = float('inf')
-    return out
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #662e90e9
 def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -> Baseline | None:
@@ -106,6 +85,26 @@ def sample_server(ws: Workspace, timeout: float = 1.0) -> dict | None:
         return None
     return process_sample(r.text) if r.status_code == 200 else None
 
+# %% ../../nbs/api/operate/04_monitor.ipynb #303272bd
+AUDIT_SOURCES = {'server': 'server_alerts', 'guard': 'guard_alerts'}  # actor of an audit `alert` entry: its metric
+
+
+def audit_observations(audit_path: str | Path, state: dict) -> list[dict]:
+    "Per kind, how many alerts the server and the guard wrote to the audit log since the last look (moves the cursor)."
+    from lifecycle.core.audit import read
+
+    after, counts = int(state.get('audit_seq', 0)), dict.fromkeys(state.get('audit_series', []), 0)
+    last = after
+    for e in read(audit_path) if Path(audit_path).is_file() else []:
+        if (e.get('seq') or 0) <= after:
+            continue
+        last = max(last, e['seq'])
+        if e.get('action') == 'alert' and e.get('actor') in AUDIT_SOURCES:
+            series = f"{e['actor']}/{e.get('subject') or 'unknown'}"
+            counts[series] = counts.get(series, 0) + 1
+    state['audit_seq'], state['audit_series'] = last, sorted(counts)
+    return [{'series': s, AUDIT_SOURCES[s.split('/', 1)[0]]: n} for s, n in counts.items()]
+
 # %% ../../nbs/api/operate/04_monitor.ipynb #1103892f
 @dataclass
 class MonitorRun:
@@ -136,6 +135,15 @@ class MonitorRun:
 
 def _load_state(p: Path) -> dict:
     return json.loads(p.read_text()) if p.is_file() else {}
+
+
+def _write_if_changed(p: Path, data: bytes) -> None:
+    try:
+        if p.read_bytes() == data:
+            return
+    except OSError:
+        pass
+    atomic_write(p, data)
 
 
 def _observations(m: pd.DataFrame, rec: pd.DataFrame, hb: dict, now: float) -> list[dict]:
@@ -221,7 +229,11 @@ def run_once(
     known = set(state.get('windows_seen', []))
     keys = [f"{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
-    alerts = judge(_observations(m, rec, hb, now), mp.rules, state, now)
+    obs = _observations(m, rec, hb, now) + audit_observations(ws.audit_path, state)
+    alerts = judge(obs, mp.rules, state, now)
+    p = out_dir / 'breaching.json'
+    held = still_breached(obs, mp.rules, set(json.loads(p.read_text())) if p.is_file() else None)
+    _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
     raise_alerts(alerts, mp, box, audit=ws.audit)
     for a in alerts:
@@ -231,13 +243,10 @@ def run_once(
     if proc:
         append_jsonl(out_dir / 'process.jsonl', proc, fsync=False)
     heat = m.attrs.pop('drift', None)
-    if len(m):
-        tmp = out_dir / '.windows.parquet.tmp'
-        m.to_parquet(tmp)
-        os.replace(tmp, out_dir / 'windows.parquet')
+    if len(m):  # rewritten only when they changed: the site re-renders the landing page when they do
+        _write_if_changed(out_dir / 'windows.parquet', m.to_parquet())
         if heat is not None and len(heat):
-            heat.to_parquet(tmp)
-            os.replace(tmp, out_dir / 'drift.parquet')
+            _write_if_changed(out_dir / 'drift.parquet', heat.to_parquet())
     hb_ts = {n: now - a for n, a in heartbeats(ws.state_dir, mp.watchers, now).items() if np.isfinite(a)}
     atomic_write(out_dir / 'metrics.prom', metrics_text(m, hb_ts))
     run = MonitorRun(
@@ -272,8 +281,22 @@ def alert_log(state_dir: str | Path, severity: str | None = None, limit: int | N
     return out[::-1][:limit]
 
 
+def open_alerts(state_dir: str | Path, raised: list[dict] | None = None) -> list[dict]:
+    "The alerts still open, newest first: per rule and series the latest alert, while its rule still holds."
+    raised = alert_log(state_dir) if raised is None else raised
+    p = _monitor_dir(state_dir) / 'breaching.json'
+    holding = set(json.loads(p.read_text())) if p.is_file() else None  # None: no look judged it yet, all stay open
+    out, seen = [], set()
+    for a in raised:
+        key = f"{a['rule']}|{a['series']}"
+        if key not in seen and (holding is None or key in holding):
+            out.append(a)
+        seen.add(key)
+    return out
+
+
 def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None) -> dict:
-    "Heartbeats, the last look, each series' last closed window, alert counts by severity, the outbox."
+    "Heartbeats, the last look, each series' last closed window, alert counts by severity (all, open), the outbox."
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
     d = _monitor_dir(ws.state_dir)
@@ -294,5 +317,88 @@ def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
         last_run=_load_state(d / 'state.json').get('last_run'),
         series=series,
         alerts={s: sum(a['severity'] == s for a in raised) for s in SEVERITIES},
+        open={s: sum(a['severity'] == s for a in open_alerts(ws.state_dir, raised)) for s in SEVERITIES},
         outbox={s: len(box.pending(s)) for s in ('tickets', 'webhook', 'email')},
     )
+
+# %% ../../nbs/api/operate/04_monitor.ipynb #bca9de7a
+VERDICTS = ('ok', 'alerting', 'stale heartbeat', 'never monitored')
+
+
+@dataclass
+class SeriesHealth:
+    "One model version and flag variant as the monitor last saw it, and the verdict on it."
+
+    model_version: str
+    variant: str | None
+    verdict: str
+    last_window: int | None = None
+    last_window_end: float | None = None  # when its last closed window ended (seconds since the epoch)
+    open_alerts: dict = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    latest: list = field(default_factory=list)  # newest alerts: rule, metric, severity, ts, open
+
+
+@dataclass
+class MonitorHealth:
+    "Monitoring at a glance: each watcher alive or not (with its last beat), each series' health, and the others'."
+
+    watchers: dict
+    series: list
+    others: list = field(default_factory=list)  # server, guard and watcher alerts: source as version, kind as variant
+
+    @property
+    def monitor_alive(self) -> bool:
+        return bool(self.watchers.get('monitor', {}).get('alive'))
+
+    def of_version(self, version) -> list[SeriesHealth]:
+        "The series of a version, or one 'never monitored' when the monitor never measured nor alerted on it."
+        rows = [s for s in self.series if s.model_version == str(version)]
+        return rows or [SeriesHealth(str(version), None, 'never monitored')]
+
+# %% ../../nbs/api/operate/04_monitor.ipynb #7ea89073
+def _watchers(st: dict, state_dir, mp: MonitorParams, now: float) -> dict:
+    ages = {n: w['age_s'] for n, w in st['watchers'].items()}
+    alive = {n: w['alive'] for n, w in st['watchers'].items()}
+    if 'monitor' not in ages:  # the monitor's own beat decides whether what it saw is current
+        age = heartbeats(state_dir, ['monitor'], now)['monitor']
+        ages['monitor'] = age if np.isfinite(age) else None
+        alive['monitor'] = bool(age <= mp.heartbeat_max_age_s)
+    return {n: dict(alive=alive[n], last_beat=None if a is None else round(now - a)) for n, a in ages.items()}
+
+
+_NOT_VERSIONS = ('watcher', *AUDIT_SOURCES)  # series of the watchers, the server and the guard
+
+
+def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, latest: int = 5) -> MonitorHealth:
+    "Each monitored series' last closed window, open alerts by severity, newest alerts and verdict; the watchers."
+    mp = mp or load_monitor_params(ws.params_dir)
+    now = time.time() if now is None else now
+    st = status(ws, mp, now)
+    watchers = _watchers(st, ws.state_dir, mp, now)
+    alive = watchers['monitor']['alive']
+    raised = alert_log(ws.state_dir)
+    still = {a['id'] for a in open_alerts(ws.state_dir, raised)}
+    keys = [(str(s['model_version']), str(s['variant'])) for s in st['series']]
+    keys += [tuple(a['series'].split('/', 1)) for a in raised]
+    windows = {(str(s['model_version']), str(s['variant'])): s for s in st['series']}
+    series, others = [], []
+    for v, var in dict.fromkeys(keys):
+        mine = [a for a in raised if a['series'] == f'{v}/{var}']
+        counts = {s: sum(a['severity'] == s and a['id'] in still for a in mine) for s in SEVERITIES}
+        w = windows.get((v, var))
+        verdict = 'stale heartbeat' if not alive else 'alerting' if any(counts.values()) else 'ok'
+        (others if v in _NOT_VERSIONS else series).append(
+            SeriesHealth(
+                v,
+                var,
+                verdict,
+                None if w is None else int(w['window']),
+                None if w is None else float(w['window_end']),
+                counts,
+                [
+                    dict(rule=a['rule'], metric=a['metric'], severity=a['severity'], ts=a['ts'], open=a['id'] in still)
+                    for a in mine[:latest]
+                ],
+            )
+        )
+    return MonitorHealth(watchers, series, others)

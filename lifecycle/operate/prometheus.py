@@ -22,8 +22,15 @@ def _expr(rule, mp: MonitorParams) -> str | None:
     op, x = parse_condition(rule.condition)
     if rule.metric == 'silence_s':
         return f'sum by (version, variant) (increase(lifecycle_requests_total[{max(int(x), 60)}s])) == 0'
-    if rule.metric == 'label_silence_s':
+    if rule.metric in ('label_silence_s', 'guard_alerts'):
         return None
+    if rule.metric == 'server_alerts':  # the server's own counter of the alerts it raised, by kind
+        glob = rule.series or 'server/*'
+        if not glob.startswith('server/'):
+            return None
+        kind = ''.join('.*' if ch == '*' else '.' if ch == '?' else re.escape(ch) for ch in glob[len('server/') :])
+        kind = kind.replace('\\', '\\\\')  # a PromQL string escapes its backslashes
+        return f'sum by (kind) (increase(lifecycle_alerts_total{{kind=~"{kind}"}}[5m])) {op} {x:g}'
     if rule.metric == 'heartbeat_age_s':
         return f'(time() - lifecycle_monitor_heartbeat_timestamp_seconds) {op} {x:g}'
     e = f'lifecycle_monitor_metric{{metric="{rule.metric}"}} {op} {x:g}'
@@ -81,12 +88,15 @@ def prometheus_rules(mp: MonitorParams) -> dict:
     return dict(groups=[dict(name='lifecycle-recording', rules=rec), dict(name='lifecycle-alerts', rules=alerts)])
 
 # %% ../../nbs/api/operate/05_prometheus.ipynb #154fb3e9
+_NOT_GAUGES = ('silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts')
+
+
 def grafana_dashboard(mp: MonitorParams, datasource: str = 'Prometheus') -> dict:
     "A Grafana dashboard of the monitored metrics, thresholds from the rules."
     colours = dict(low='blue', medium='yellow', high='orange', critical='red')
     panels, metrics = [], []
     for r in mp.rules:
-        if r.metric not in metrics and r.metric not in ('silence_s', 'label_silence_s', 'heartbeat_age_s'):
+        if r.metric not in metrics and r.metric not in _NOT_GAUGES:
             metrics.append(r.metric)
     for i, m in enumerate(metrics):
         steps = [dict(color='green', value=None)] + [

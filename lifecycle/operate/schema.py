@@ -55,6 +55,11 @@ METRICS: dict[str, tuple[str, str]] = {  # name: (sample counted by min_sample, 
     'silence_s': ('none', 'seconds since the last request of a served version'),
     'label_silence_s': ('none', 'seconds since the last feedback of a served version'),
     'heartbeat_age_s': ('none', 'seconds since a watcher (monitor, guard, retraining loop) last beat'),
+    'server_alerts': (
+        'none',
+        "alerts the server raised since the monitor's last look, per kind (series server/<kind>)",
+    ),
+    'guard_alerts': ('none', "alerts the rollout guard raised since the last look (series guard/rollout.regression)"),
 }
 
 # %% ../../nbs/api/operate/00_schema.ipynb #de3d5808
@@ -87,6 +92,7 @@ class Rule(_Strict):
     cooldown_s: float = Field(3600, ge=0)
     severity: str
     description: str = ''
+    series: str | None = None  # only the series matching this glob, e.g. 'server/flags_tampered'; None: every one
 
     @field_validator('metric')
     @classmethod

@@ -16,7 +16,7 @@ from .cbpe import Calibrator, estimate, fit_calibrator
 from .schema import Window
 
 # %% auto #0
-__all__ = ['META', 'records', 'assign_windows', 'Baseline', 'input_drift', 'wilson', 'window_metrics']
+__all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'Baseline', 'input_drift', 'wilson', 'window_metrics']
 
 # %% ../../nbs/api/operate/02_windows.ipynb #49f6fc91
 META = [
@@ -34,6 +34,15 @@ META = [
 ]
 
 
+INPUT = 'input:'  # the prefix of a record's input columns
+
+
+def inputs(rec: pd.DataFrame) -> pd.DataFrame:
+    "The input columns of `records`' output, under the features' own names."
+    cols = [c for c in rec.columns if isinstance(c, str) and c.startswith(INPUT)]
+    return rec[cols].rename(columns=lambda c: c[len(INPUT) :])
+
+
 def _label(v, positive):
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return np.nan
@@ -49,7 +58,7 @@ def _per_record(v, n: int) -> list:
 
 
 def records(log: pd.DataFrame, positive=None) -> pd.DataFrame:
-    "One row per scored record of the log (non-shadow rows): identity, score, decision, label and inputs."
+    "One row per scored record of the log (non-shadow rows): identity, score, decision, label, inputs (`input:<name>`)."
     log = log[~log['shadow'].astype(bool)] if 'shadow' in log else log
     cols: dict[str, list] = {c: [] for c in META}
     inputs: dict[str, list] = {}
@@ -72,10 +81,8 @@ def records(log: pd.DataFrame, positive=None) -> pd.DataFrame:
             cols['decision'].append(np.nan if dec[i] is None else float(dec[i]))
             cols['label'].append(_label(lab[i], positive))
             cols['feedback_ts'].append(np.nan if fb is None or lab[i] is None else fb)
-        for k, v in x.items():
-            if k in cols:
-                raise ValueError(f"input column {k!r} clashes with a column the monitor adds; rename the feature")
-            inputs.setdefault(k, [None] * (len(cols['ts']) - n)).extend(v)
+        for k, v in x.items():  # namespaced: a feature may be called `score` or `label` like the log's own columns
+            inputs.setdefault(INPUT + k, [None] * (len(cols['ts']) - n)).extend(v)
         for k in inputs:  # a request without some input: pad
             inputs[k].extend([None] * (len(cols['ts']) - len(inputs[k])))
     out = pd.DataFrame(cols).astype({'ts': float, 'latency_ms': float, 'feedback_ts': float, 'first': bool})
@@ -251,7 +258,8 @@ def window_metrics(
         b = baselines.get(version)
         ok = g[g['score'].notna()]
         if b is not None and len(ok):
-            d = input_drift(b.profile, ok, drift_columns)
+            x = inputs(ok)
+            d = input_drift(b.profile, x, drift_columns)
             heat.append(d.assign(model_version=version, variant=variant, window=int(w)))
             row.update(
                 drift_share=float(d['drifted'].mean()) if len(d) else np.nan,
@@ -263,7 +271,7 @@ def window_metrics(
             sd = input_drift(b.score_profile, ok[['score']])
             row.update(score_psi=float(sd['psi'].iloc[0]), score_ks=float(sd['ks_statistic'].iloc[0]))
             if task == 'regression' and b.loss is not None:
-                e = b.loss.estimate(ok[b.loss.columns], ok['score'].to_numpy(float))
+                e = b.loss.estimate(x[b.loss.columns], ok['score'].to_numpy(float))
                 row.update(estimated_mae=float(e['mae'][0]), estimated_rmse=float(e['rmse'][0]))
             if task == 'classification':
                 e = estimate(
