@@ -45,16 +45,60 @@ def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if not k.startswith(('LIFECYCLE_', 'MLFLOW_'))}
 
 
-def cli(ws: Path, *args: str, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    "Run `lifecycle ARGS` inside workspace `ws` (with extra environment variables `env`)."
-    return subprocess.run(
-        [LIFECYCLE, *args], cwd=ws, env={**clean_env(), **(env or {})}, capture_output=True, text=True, timeout=timeout
-    )
+def cli(
+    ws: Path, *args: str, timeout: int = 600, env: dict | None = None, own_process: bool = False
+) -> subprocess.CompletedProcess:
+    """Run `lifecycle ARGS` inside workspace `ws` (with extra environment variables `env`), as the user would: in this
+    process through Click (the libraries each command imports are imported once per test process, not once per call),
+    or, with `own_process=True` (or `LIFECYCLE_TESTS_OWN_PROCESS=1` for the whole suite), as a `lifecycle`
+    subprocess. A test that holds a lock, kills the command or races two of them runs it in its own process."""
+    if own_process or os.environ.get('LIFECYCLE_TESTS_OWN_PROCESS') == '1':
+        return subprocess.run(
+            [LIFECYCLE, *args],
+            cwd=ws,
+            env={**clean_env(), **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    return _cli_here(ws, args, env or {})
 
 
-def cli_json(ws: Path, *args: str, env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+def _cli_here(ws: Path, args: tuple[str, ...], env: dict) -> subprocess.CompletedProcess:
+    """`lifecycle ARGS` in this process: the environment a subprocess would get (no inherited LIFECYCLE_*/MLFLOW_*
+    variables, plus `env`), the working folder `ws`, both put back afterwards with MLflow's URIs. An exception that
+    escaped the command is shown as the traceback a user would see (the tests assert there is none)."""
+    import traceback
+    from typer.testing import CliRunner
+    from lifecycle.app.cli import app
+
+    saved_env, cwd = dict(os.environ), os.getcwd()
+    mlflow = sys.modules.get('mlflow')
+    uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) if mlflow else None
+    os.environ.clear()
+    os.environ.update({**clean_env(), **env})
+    os.chdir(ws)
+    try:
+        r = CliRunner().invoke(app, list(args), prog_name='lifecycle')
+    finally:
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        mlflow = sys.modules.get('mlflow')
+        if mlflow and uris:
+            mlflow.set_tracking_uri(uris[0])
+            mlflow.set_registry_uri(uris[1])
+    stderr = r.stderr
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        stderr += ''.join(traceback.format_exception(r.exception))
+    return subprocess.CompletedProcess([LIFECYCLE, *args], r.exit_code, r.stdout, stderr)
+
+
+def cli_json(
+    ws: Path, *args: str, env: dict | None = None, own_process: bool = False
+) -> tuple[subprocess.CompletedProcess, dict]:
     "Run with --json and parse stdout."
-    r = cli(ws, *args, '--json', env=env)
+    r = cli(ws, *args, '--json', env=env, own_process=own_process)
     try:
         return r, json.loads(r.stdout)
     except json.JSONDecodeError:

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow  # cold pipeline runs racing each other
 
 def test_a_run_with_no_wait_refuses_naming_the_run_in_progress(workspace):
     with hold(workspace / '.lifecycle', 'pipeline', command='lifecycle run') as me:
-        r = cli(workspace, 'run', '--no-wait', '--no-site')
+        r = cli(workspace, 'run', '--no-wait', '--no-site', own_process=True)  # this process holds the lock
     assert r.returncode == 2, r.stderr
     assert (
         f"another run is in progress, no stage ran: the pipeline lock ({workspace / '.lifecycle/locks/pipeline.lock'}) "
