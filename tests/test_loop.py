@@ -163,6 +163,7 @@ def loop_params(ws: Path, **shadow) -> None:
     )
     set_yaml(ws / 'params' / 'rollout.yaml', guard__min_requests=30, guard__min_feedback=30)
     set_yaml(ws / 'params' / 'train.yaml', sweep=None)
+    set_yaml(ws / 'params' / 'validate.yaml', permutation_repeats=1, bootstrap_rounds=100)  # seconds, not tens
 
 
 def spec(ws: Workspace) -> dict:

@@ -45,7 +45,8 @@ class TriggerResult:
         "One sentence: what fired, or why nothing starts."
         if self.fire:
             return 'triggered by ' + '; '.join(f'{h.name}: {h.reason}' for h in self.hits if h.fired)
-        return 'no retraining: ' + ('; '.join(self.held) if self.held else 'no trigger fired')
+        why = '; '.join(self.held) if self.held else 'no trigger fired'
+        return f'no retraining: {why} (' + '; '.join(f'{h.name}: {h.reason}' for h in self.hits) + ')'
 
     def to_dict(self) -> dict:
         return dict(asdict(self), fired=self.fired, summary=self.summary())
