@@ -252,7 +252,11 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
         'registered',
         'shadow',
     ]
-    assert 'changes' in rec and 'params' in rec['changes']
+    assert 'changes' in rec and 'params' in rec['changes'] and rec['shadow']['verdict']['verdict'] == 'pass'
+    assert (
+        rec['artifacts']['model_version'] == 'arrests-release v3' and Path(rec['artifacts']['labelled_batch']).is_file()
+    )
+    assert load_state(ws.state_dir)['started'] == [rec['trigger']['ts']]  # one start counted against the daily cap
     from lifecycle.core import audit
 
     actions = {e['action'] for e in audit.read(ws.audit_path)}

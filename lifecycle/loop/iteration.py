@@ -21,7 +21,7 @@ from .schema import RetrainParams, load_retrain_params
 # %% auto #0
 __all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'RetrainError', 'iterations_dir', 'save', 'history',
            'active', 'champion_info', 'step_data', 'step_train', 'step_validate', 'step_register', 'step_shadow_start',
-           'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'waiting_for', 'status']
+           'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'artifacts', 'waiting_for', 'status']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -139,7 +139,7 @@ def step_data(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         requests=len(batch.lineage['requests']),
         model_versions=batch.lineage['model_versions'],
     )
-    triggers.fired(ws.state_dir, triggers.TriggerResult(True, it['trigger']['ts'], []), labels_until=cut)
+    triggers.cut_labels(ws.state_dir, cut)
     return 'data'
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #3809d680
@@ -502,12 +502,34 @@ def run(
             it.pop('registering', None) if nxt == 'registered' else None
             if nxt in TERMINAL:
                 it['finished'] = time.time()
+                it['artifacts'] = artifacts(ws, it)
             save(ws.state_dir, it)
             if on_step:
                 on_step(it)
             if nxt == WAITING:
                 break
         return it, verdict
+
+
+def artifacts(ws: Workspace, it: dict) -> dict:
+    "Where each artifact of an iteration is: batch and lineage files, records, runs, version, rollout, this record."
+    d, t, v = it.get('data') or {}, it.get('train') or {}, it.get('validation') or {}
+    reg, c = it.get('registration') or {}, it.get('canary') or {}
+    found = dict(
+        record=str(iterations_dir(ws.state_dir) / f"{it['id']}.json"),
+        labelled_batch=d.get('batch'),
+        lineage=d.get('lineage'),
+        feedback_dataset=d.get('feedback_dataset_version') and f"store record datasets/{d['feedback_dataset_version']}",
+        training_set=d.get('training_set') and f"store object {d['training_set']}",
+        holdout=d.get('holdout_id') and f"store object {d['holdout_id']}",
+        mlflow_run=t.get('mlflow_run_id') and f"{ws.tracking_uri} run {t['mlflow_run_id']}",
+        model_uri=t.get('model_uri'),
+        validation=v.get('validation_id') and f"store record validations/{v['validation_id']}",
+        model_version=reg.get('model_version') and f"{reg['model_name']} v{reg['model_version']}",
+        rollout=c.get('rollout_id') and f"{ws.state_dir / 'rollout.json'} ({c['rollout_id']}), audit log",
+        audit_log=str(ws.audit_path),
+    )
+    return {k: x for k, x in found.items() if x}
 
 
 def _note(it: dict, status: str) -> str:

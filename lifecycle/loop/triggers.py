@@ -15,7 +15,7 @@ from ..core.workspace import Workspace
 from .schema import SEVERITY_ORDER, RetrainParams
 
 # %% auto #0
-__all__ = ['TriggerHit', 'TriggerResult', 'evaluate', 'state_path', 'load_state', 'fired', 'facts', 'check']
+__all__ = ['TriggerHit', 'TriggerResult', 'evaluate', 'state_path', 'load_state', 'fired', 'cut_labels', 'facts', 'check']
 
 # %% ../../nbs/api/loop/02_triggers.ipynb #d1cbf7f9
 @dataclass
@@ -138,6 +138,14 @@ def fired(state_dir: str | Path, result: TriggerResult, labels_until: float | No
     st['started'] = [t for t in st.get('started', []) if result.ts - t < 7 * 86400] + [result.ts]
     if labels_until is not None:
         st['labels_until'] = labels_until
+    atomic_write(state_path(state_dir), json.dumps(st, indent=1))
+    return st
+
+
+def cut_labels(state_dir: str | Path, until: float) -> dict:
+    "Record that labels up to `until` went into a retraining: the new-labels trigger counts from there."
+    st = load_state(state_dir)
+    st['labels_until'] = until
     atomic_write(state_path(state_dir), json.dumps(st, indent=1))
     return st
 
