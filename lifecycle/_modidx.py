@@ -1059,6 +1059,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._exposure_wait': ( 'api/loop/iteration.html#_exposure_wait',
                                                                                        'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._failed': ( 'api/loop/iteration.html#_failed',
+                                                                                'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._note': ( 'api/loop/iteration.html#_note',
                                                                               'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._promote': ( 'api/loop/iteration.html#_promote',

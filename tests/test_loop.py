@@ -67,6 +67,42 @@ def log_traffic(url: str, rows: pd.DataFrame, labelled: float = 1.0, version: st
     return ids
 
 
+def log_shadow(url: str, rows: pd.DataFrame, challenger: str) -> None:
+    "Requests the champion (v1) answered right and `challenger` scored wrong in the shadow, with their outcomes."
+    plog = PredictionLog(url, interval_s=0.01)
+    try:
+        for i, r in enumerate(rows.to_dict('records')):
+            yes, rid = r['released'] == 'Yes', f's{i}'
+            common = dict(request_id=rid, ts=time.time(), targeting_key=rid, inputs={c: [r[c]] for c in INPUTS})
+            plog.log(
+                **common,
+                route='predict',
+                variant='control',
+                model_version='1',
+                shadow=False,
+                output=[0.9 if yes else 0.1],
+                decision=[int(yes)],
+                threshold=0.5,
+                latency_ms=1.0,
+                status=200,
+            )
+            plog.log(
+                **common,
+                route='shadow',
+                variant='challenger',
+                model_version=challenger,
+                shadow=True,
+                output=[0.1 if yes else 0.9],
+                latency_ms=1.0,
+                status=200,
+            )
+        assert plog.flush()
+        for i, r in enumerate(rows.to_dict('records')):
+            add_feedback(plog, f's{i}', r['released'])
+    finally:
+        plog.close()
+
+
 # -- feedback as labelled data ----------------------------------------------------------------------------------------
 
 
@@ -269,7 +305,7 @@ class Crash(Exception):
     pass
 
 
-def test_a_crash_between_steps_resumes_and_the_champion_keeps_serving(two_versions):
+def test_a_crash_between_steps_resumes_and_a_worse_shadow_reverts(two_versions):
     from lifecycle.serve.predlog import default_url
 
     loop_params(two_versions)
@@ -293,6 +329,11 @@ def test_a_crash_between_steps_resumes_and_the_champion_keeps_serving(two_versio
     assert it['status'] == 'shadow' and it['train']['mlflow_run_id'] == run_id  # not trained twice
     assert spec(ws)['challenger'] == it['registration']['model_version'] and spec(ws)['control'] == '1'
     assert [h['status'] for h in it['history']] == ['triggered', 'data', 'trained', 'validated', 'registered', 'shadow']
+    log_shadow(default_url(ws), later(50, seed=3), it['registration']['model_version'])  # worse on the same requests
+    it, _ = loop.run(ws)
+    assert it['status'] == 'reverted' and it['decision']['at'] == 'shadow', it.get('decision')
+    assert it['shadow']['verdict']['verdict'] == 'fail' and it['shadow']['verdict']['pairs'] == 50
+    assert spec(ws)['challenger'] is None and spec(ws)['control'] == '1' and not spec(ws)['shadow']
 
 
 def test_a_crash_inside_registration_never_routes_the_half_registered_version(two_versions, monkeypatch):
@@ -373,3 +414,28 @@ def test_a_kill_9_during_training_resumes_cleanly(two_versions):
     assert loop.active(ws.state_dir)['status'] == 'data' and spec(ws)['challenger'] is None
     it, verdict = loop.run(ws)  # the lock of the dead process is free again
     assert verdict is None and it['status'] == 'shadow' and spec(ws)['control'] == '1'
+
+
+def test_a_step_failing_three_times_in_a_row_reverts(two_versions, monkeypatch):
+    from lifecycle.serve.predlog import default_url
+
+    loop_params(two_versions)
+    ws = Workspace.open(two_versions)
+    log_traffic(default_url(ws), later(80))
+
+    def broken(ws, it, rp):
+        raise ValueError('the training data is not what the estimator expects')
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'data', broken)
+    for attempt in (1, 2):
+        with pytest.raises(ValueError):
+            loop.run(ws)
+        it = loop.active(ws.state_dir)
+        assert it['status'] == 'data' and len(it['failures']) == attempt  # on record, retried by the next pass
+    it, _ = loop.run(ws)
+    assert (
+        it['status'] == 'reverted'
+        and 'failed 3 times' in it['decision']['reason']
+        and 'ValueError' in it['decision']['reason']
+    )
+    assert spec(ws)['challenger'] is None and loop.active(ws.state_dir) is None

@@ -19,9 +19,10 @@ from . import feedback, shadow, triggers
 from .schema import RetrainParams, load_retrain_params
 
 # %% auto #0
-__all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'RetrainError', 'iterations_dir', 'save', 'history',
-           'active', 'champion_info', 'step_data', 'step_train', 'step_validate', 'step_register', 'step_shadow_start',
-           'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'artifacts', 'waiting_for', 'status']
+__all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'iterations_dir', 'save',
+           'history', 'active', 'champion_info', 'step_data', 'step_train', 'step_validate', 'step_register',
+           'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'artifacts',
+           'waiting_for', 'status']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -494,7 +495,12 @@ def run(
                 on_step(it)
         while it['status'] not in TERMINAL:
             before = it['status']
-            nxt = STEP_FUNCTIONS[before](ws, it, rp)
+            try:
+                nxt = STEP_FUNCTIONS[before](ws, it, rp)
+            except Exception as e:
+                nxt = _failed(ws, it, before, e)
+                if nxt is None:
+                    raise
             if nxt == before and before in ('shadow', 'canary', WAITING):
                 save(ws.state_dir, it)  # still waiting: the evidence so far is on record
                 break
@@ -509,6 +515,25 @@ def run(
             if nxt == WAITING:
                 break
         return it, verdict
+
+
+MAX_ATTEMPTS = 3  # a step that fails this many times in a row reverts the iteration instead of being retried
+
+
+def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
+    "Count a step's failure on the record (type and first line only); the third in a row reverts, else None (raise)."
+    from lifecycle.core.locks import LockBusy
+
+    if isinstance(e, (RetrainError, LockBusy)):
+        return None  # something in the way, not a failure of the step: the next pass tries again
+    text = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+    fails = it.setdefault('failures', [])
+    fails.append(dict(step=step, ts=time.time(), error=text))
+    n = sum(1 for f in fails if f['step'] == step)
+    if n < MAX_ATTEMPTS:
+        save(ws.state_dir, it)
+        return None
+    return _revert(ws, it, f"step after {step} failed {n} times; last: {text}")
 
 
 def artifacts(ws: Workspace, it: dict) -> dict:
