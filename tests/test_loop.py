@@ -375,6 +375,18 @@ def test_the_loop_waits_for_an_approval_where_the_policy_asks_for_one(two_versio
     assert r.exit_code == 0 and 'waits for a human approval' in r.stdout and 'lifecycle approve' in r.stdout
     it2, verdict = loop.run(ws)
     assert verdict is None and it2['id'] == it['id'] and it2['status'] == 'waiting_approval'
+    from lifecycle.release import exposure
+
+    real = exposure.check
+
+    def approved(ws, version, x, name=None):  # stands for the signed staging approval (tests/test_exposure.py)
+        d = real(ws, version, x, name)
+        return exposure.Exposure(d.model, d.version, d.exposure, d.needs, [m for m in d.missing if 'staging' not in m])
+
+    monkeypatch.setattr(exposure, 'check', approved)
+    it3, _ = loop.run(ws)  # the next pass continues where it waited
+    assert it3['id'] == it['id'] and it3['status'] == 'shadow' and spec(ws)['challenger'] == '3' and spec(ws)['shadow']
+    assert [h['status'] for h in it3['history']][-2:] == ['waiting_approval', 'shadow']
 
 
 def test_a_failed_gate_reverts_and_nothing_is_registered(two_versions):
