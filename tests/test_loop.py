@@ -6,6 +6,7 @@ a crash between steps, a crash inside registration and a kill -9 during training
 from __future__ import annotations
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -14,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import LIFECYCLE, clean_env, set_yaml
+from conftest import LIFECYCLE, _check_untouched, _shared_template, clean_env, copy_workspace, set_yaml
 from lifecycle.core.cli_support import EXIT_INPUT, invoke
 from lifecycle.core.params import ParamsError
 from lifecycle.core.workspace import Workspace
@@ -299,50 +300,89 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
     assert {'retrain.start', 'retrain.promote', 'rollout.complete', 'model.promote', 'model.register'} <= actions
     r = invoke(app, ['retrain', 'status', '--json'], env={'LIFECYCLE_WORKSPACE': str(two_versions)})
     assert json.loads(r.stdout)['last']['status'] == 'promoted'
+    # a second iteration builds on the loop's own champion: its training rows plus the rows labelled since its cut
+    from lifecycle.serve.predlog import default_url
+
+    log_traffic(default_url(ws), later(70, seed=5), version='3', prefix='second-')
+    it2, verdict = loop.run(ws)
+    n = verdict.hits[0].evidence['rows']  # labelled since the first cut: the shadow's and canary's traffic, and these
+    assert verdict.fired == ['new_labels'] and n >= 70 + 40
+    assert it2['champion']['version'] == '3' and it2['data']['labels_since'] == rec['data']['labels_until']
+    assert it2['data']['new_rows'] == n and it2['data']['training_rows'] == rec['data']['training_rows'] + n
+    assert it2['status'] == 'shadow' and spec(ws)['control'] == '3' and spec(ws)['challenger'] == '4'
 
 
 class Crash(Exception):
     pass
 
 
-def test_a_crash_between_steps_resumes_and_a_worse_shadow_reverts(two_versions):
+def crash_at(status: str):
+    "An `on_step` hook that crashes the loop right after the step to `status` was saved."
+
+    def hook(it):
+        if it['status'] == status:
+            raise Crash(status)
+
+    return hook
+
+
+@pytest.fixture(scope='session')
+def trained_iteration_template(tmp_path_factory, two_versions_template) -> Path:
+    """`two_versions` with the test params, 80 labelled predictions, and an iteration that crashed right after its
+    train step was saved (status `trained`, no version registered, flags untouched), built once per session."""
+
+    def build(ws):
+        import mlflow
+        from lifecycle.serve.predlog import default_url
+
+        shutil.rmtree(ws)
+        copy_workspace(two_versions_template, ws)
+        loop_params(ws)
+        before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        try:
+            w = Workspace.open(ws)
+            log_traffic(default_url(w), later(80))
+            with pytest.raises(Crash):
+                loop.run(w, on_step=crash_at('trained'))
+        finally:  # built in this process: no later test may find MLflow pointing at the template
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
+        return {}
+
+    ws, built = _shared_template(tmp_path_factory, 'loop-trained', build)
+    yield ws
+    _check_untouched(ws, built)
+
+
+@pytest.fixture
+def trained_iteration(trained_iteration_template, tmp_path) -> Path:
+    "A private copy of `trained_iteration_template`."
+    return copy_workspace(trained_iteration_template, tmp_path / 'ws')
+
+
+def test_a_crash_between_steps_resumes_and_a_worse_shadow_reverts(trained_iteration):
     from lifecycle.serve.predlog import default_url
 
-    loop_params(two_versions)
-    ws = Workspace.open(two_versions)
-    log_traffic(default_url(ws), later(80))
-
-    def crash_at(status):
-        def hook(it):
-            if it['status'] == status:
-                raise Crash(status)
-
-        return hook
-
-    with pytest.raises(Crash):
-        loop.run(ws, on_step=crash_at('trained'))
+    ws = Workspace.open(trained_iteration)
     it = loop.active(ws.state_dir)
     assert it['status'] == 'trained' and spec(ws)['challenger'] is None and spec(ws)['control'] == '1'
     run_id = it['train']['mlflow_run_id']
     it, verdict = loop.run(ws)
     assert verdict is None  # resumed, not triggered again
     assert it['status'] == 'shadow' and it['train']['mlflow_run_id'] == run_id  # not trained twice
-    assert spec(ws)['challenger'] == it['registration']['model_version'] and spec(ws)['control'] == '1'
+    assert spec(ws)['challenger'] == it['registration']['model_version'] == '3' and spec(ws)['control'] == '1'
     assert [h['status'] for h in it['history']] == ['triggered', 'data', 'trained', 'validated', 'registered', 'shadow']
-    log_shadow(default_url(ws), later(50, seed=3), it['registration']['model_version'])  # worse on the same requests
+    log_shadow(default_url(ws), later(50, seed=3), '3')  # the challenger worse on the same requests
     it, _ = loop.run(ws)
     assert it['status'] == 'reverted' and it['decision']['at'] == 'shadow', it.get('decision')
     assert it['shadow']['verdict']['verdict'] == 'fail' and it['shadow']['verdict']['pairs'] == 50
     assert spec(ws)['challenger'] is None and spec(ws)['control'] == '1' and not spec(ws)['shadow']
 
 
-def test_a_crash_inside_registration_never_routes_the_half_registered_version(two_versions, monkeypatch):
+def test_a_crash_inside_registration_never_routes_the_half_registered_version(trained_iteration, monkeypatch):
     from lifecycle.model import signing
-    from lifecycle.serve.predlog import default_url
 
-    loop_params(two_versions)
-    ws = Workspace.open(two_versions)
-    log_traffic(default_url(ws), later(80))
+    ws = Workspace.open(trained_iteration)
     real = signing.sign_model_version
 
     def dies(*a, **kw):
@@ -353,6 +393,7 @@ def test_a_crash_inside_registration_never_routes_the_half_registered_version(tw
         loop.run(ws)
     it = loop.active(ws.state_dir)
     assert it['status'] == 'validated' and it['registering'] and spec(ws)['challenger'] is None
+    assert it['failures'][0]['error'] == 'Crash: killed while signing'
     monkeypatch.setattr(signing, 'sign_model_version', real)
     it, _ = loop.run(ws)
     assert it['abandoned_versions'] == ['3'] and it['registration']['model_version'] == '4'
@@ -360,23 +401,20 @@ def test_a_crash_inside_registration_never_routes_the_half_registered_version(tw
     assert not signing.is_signed(ws.store, 'arrests-release', '3')
 
 
-def test_the_loop_waits_for_an_approval_where_the_policy_asks_for_one(two_versions, monkeypatch):
+def test_the_loop_waits_for_an_approval_where_the_policy_asks_for_one(trained_iteration, monkeypatch):
     from lifecycle.app.cli import app
-    from lifecycle.serve.predlog import default_url
+    from lifecycle.release import exposure
 
-    loop_params(two_versions)
     monkeypatch.setenv('LIFECYCLE_ENVIRONMENT', 'staging')  # a shadow in staging needs a signed staging approval
-    ws = Workspace.open(two_versions)
-    log_traffic(default_url(ws), later(80))
+    ws = Workspace.open(trained_iteration)
     it, _ = loop.run(ws)
     assert it['status'] == 'waiting_approval' and it['waiting']['step'] == 'registered'
     assert spec(ws)['challenger'] is None  # nothing deployed while it waits
-    r = invoke(app, ['retrain', 'status'], env={'LIFECYCLE_WORKSPACE': str(two_versions)})
-    assert r.exit_code == 0 and 'waits for a human approval' in r.stdout and 'lifecycle approve' in r.stdout
+    r = invoke(app, ['retrain', 'status'], env={'LIFECYCLE_WORKSPACE': str(trained_iteration)})
+    assert r.exit_code == 0 and 'waits for a human approval' in r.stdout
+    assert 'lifecycle approve arrests-release 3 --to staging' in r.stdout
     it2, verdict = loop.run(ws)
     assert verdict is None and it2['id'] == it['id'] and it2['status'] == 'waiting_approval'
-    from lifecycle.release import exposure
-
     real = exposure.check
 
     def approved(ws, version, x, name=None):  # stands for the signed staging approval (tests/test_exposure.py)
@@ -389,16 +427,30 @@ def test_the_loop_waits_for_an_approval_where_the_policy_asks_for_one(two_versio
     assert [h['status'] for h in it3['history']][-2:] == ['waiting_approval', 'shadow']
 
 
-def test_a_failed_gate_reverts_and_nothing_is_registered(two_versions):
-    from lifecycle.serve.predlog import default_url
-
-    loop_params(two_versions)
-    set_yaml(two_versions / 'params' / 'validate.yaml', gates__accuracy={'min': 0.99})
-    ws = Workspace.open(two_versions)
-    log_traffic(default_url(ws), later(80))
+def test_a_failed_gate_reverts_and_nothing_is_registered(trained_iteration):
+    set_yaml(trained_iteration / 'params' / 'validate.yaml', gates__accuracy={'min': 0.99})
+    ws = Workspace.open(trained_iteration)
     it, _ = loop.run(ws)
     assert it['status'] == 'reverted' and 'gates failed' in it['decision']['reason'] and 'registration' not in it
     assert spec(ws)['challenger'] is None and spec(ws)['control'] == '1'
+    assert loop._versions_of(ws, it) == []  # nothing registered for this iteration
+
+
+def test_a_step_failing_three_times_in_a_row_reverts(trained_iteration, monkeypatch):
+    ws = Workspace.open(trained_iteration)
+
+    def broken(ws, it, rp):
+        raise ValueError('the validation data is not what the model expects')
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', broken)
+    for attempt in (1, 2):
+        with pytest.raises(ValueError):
+            loop.run(ws)
+        it = loop.active(ws.state_dir)
+        assert it['status'] == 'trained' and len(it['failures']) == attempt  # on record, retried by the next pass
+    it, _ = loop.run(ws)
+    assert it['status'] == 'reverted' and 'failed 3 times' in it['decision']['reason']
+    assert 'ValueError' in it['decision']['reason'] and spec(ws)['challenger'] is None
 
 
 def test_a_kill_9_during_training_resumes_cleanly(two_versions):
@@ -426,28 +478,3 @@ def test_a_kill_9_during_training_resumes_cleanly(two_versions):
     assert loop.active(ws.state_dir)['status'] == 'data' and spec(ws)['challenger'] is None
     it, verdict = loop.run(ws)  # the lock of the dead process is free again
     assert verdict is None and it['status'] == 'shadow' and spec(ws)['control'] == '1'
-
-
-def test_a_step_failing_three_times_in_a_row_reverts(two_versions, monkeypatch):
-    from lifecycle.serve.predlog import default_url
-
-    loop_params(two_versions)
-    ws = Workspace.open(two_versions)
-    log_traffic(default_url(ws), later(80))
-
-    def broken(ws, it, rp):
-        raise ValueError('the training data is not what the estimator expects')
-
-    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'data', broken)
-    for attempt in (1, 2):
-        with pytest.raises(ValueError):
-            loop.run(ws)
-        it = loop.active(ws.state_dir)
-        assert it['status'] == 'data' and len(it['failures']) == attempt  # on record, retried by the next pass
-    it, _ = loop.run(ws)
-    assert (
-        it['status'] == 'reverted'
-        and 'failed 3 times' in it['decision']['reason']
-        and 'ValueError' in it['decision']['reason']
-    )
-    assert spec(ws)['challenger'] is None and loop.active(ws.state_dir) is None
