@@ -46,8 +46,8 @@ def invoke(args, env, **kw):
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
     # 33, plus migrate, audit erase, init, keys new/rotate/revoke, trust init/add/revoke/show and monitor
-    # run/status/alerts/rules/report, and retrain run/status/history
-    assert len(names) == 51
+    # run/status/alerts/rules/report, retrain run/status/history and trace
+    assert len(names) == 52
     for n in (
         'init',
         'run',
@@ -78,6 +78,7 @@ def test_the_cli_has_every_documented_command():
         'retrain run',
         'retrain status',
         'retrain history',
+        'trace',
     ):
         assert n in names, n
 

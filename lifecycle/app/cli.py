@@ -48,6 +48,7 @@ for _cmd in (
     serve_cmds.serve,
     serve_cmds.score,
     core_cmds.migrate,
+    loop_cmds.trace,
 ):
     app.command()(with_params_option(_cmd))
 
