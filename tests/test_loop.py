@@ -446,10 +446,16 @@ def test_the_loop_waits_for_an_approval_where_the_policy_asks_for_one(trained_it
 
 
 def test_a_failed_gate_reverts_and_nothing_is_registered(trained_iteration):
+    from lifecycle.app.cli import app
+
     set_yaml(trained_iteration / 'params' / 'validate.yaml', gates__accuracy={'min': 0.99})
+    r = invoke(app, ['retrain', 'run', '--json'], env={'LIFECYCLE_WORKSPACE': str(trained_iteration)})
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out['started'] and out['iteration']['status'] == 'reverted' and out['trigger'] is None
+    assert 'gates failed: accuracy' in out['iteration']['decision']['reason']
     ws = Workspace.open(trained_iteration)
-    it, _ = loop.run(ws)
-    assert it['status'] == 'reverted' and 'gates failed' in it['decision']['reason'] and 'registration' not in it
+    it = loop.history(ws.state_dir)[-1]
+    assert it['status'] == 'reverted' and it['decision']['at'] == 'trained' and 'registration' not in it
     assert spec(ws)['challenger'] is None and spec(ws)['control'] == '1'
     assert loop._versions_of(ws, it) == []  # nothing registered for this iteration
 
