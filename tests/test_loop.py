@@ -451,7 +451,7 @@ def test_a_failed_gate_reverts_and_nothing_is_registered(trained_iteration):
     set_yaml(trained_iteration / 'params' / 'validate.yaml', gates__accuracy={'min': 0.99})
     r = invoke(app, ['retrain', 'run', '--json'], env={'LIFECYCLE_WORKSPACE': str(trained_iteration)})
     out = json.loads(r.stdout)
-    assert r.exit_code == 0 and out['started'] and out['iteration']['status'] == 'reverted' and out['trigger'] is None
+    assert r.exit_code == 0 and out['iteration']['status'] == 'reverted' and out['trigger'] is None  # resumed
     assert 'gates failed: accuracy' in out['iteration']['decision']['reason']
     ws = Workspace.open(trained_iteration)
     it = loop.history(ws.state_dir)[-1]

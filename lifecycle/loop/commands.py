@@ -41,7 +41,6 @@ class RetrainPass(Result):
         it = self.iteration
         return dict(
             ok=True,
-            started=it is not None,
             iteration=None
             if it is None
             else dict(
