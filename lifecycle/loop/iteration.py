@@ -523,9 +523,11 @@ MAX_ATTEMPTS = 3  # a step that fails this many times in a row reverts the itera
 def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     "Count a step's failure on the record (type and first line only); the third in a row reverts, else None (raise)."
     from lifecycle.core.locks import LockBusy
+    from lifecycle.deliver.rollout import RolloutError
+    from lifecycle.serve.flags import FlagError
 
-    if isinstance(e, (RetrainError, LockBusy)):
-        return None  # something in the way, not a failure of the step: the next pass tries again
+    if isinstance(e, (RetrainError, LockBusy, FlagError, RolloutError)):
+        return None  # something in the way (a rollout, no flags yet), not a failure of the step: the next pass tries
     text = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
     fails = it.setdefault('failures', [])
     fails.append(dict(step=step, ts=time.time(), error=text))
