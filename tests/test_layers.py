@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1] / 'lifecycle'
-ORDER = ['core', 'data', 'model', 'release', 'serve', 'deliver', 'operate', 'app']
+ORDER = ['core', 'data', 'model', 'release', 'serve', 'deliver', 'operate', 'loop', 'app']
 
 
 def imports() -> dict[str, set[str]]:

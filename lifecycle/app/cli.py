@@ -15,10 +15,11 @@ from ..release import commands as release_cmds
 from ..serve import commands as serve_cmds
 from ..deliver import commands as deliver_cmds
 from ..operate import commands as operate_cmds
+from ..loop import commands as loop_cmds
 
 # %% auto #0
 __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_app', 'rollout_app', 'keys_app', 'trust_app',
-           'experiment_app', 'monitor_app']
+           'experiment_app', 'monitor_app', 'retrain_app']
 
 # %% ../../nbs/api/app/03_cli.ipynb #f485a5a8
 def _run_report(s, name, out_dir, parameters):
@@ -47,6 +48,7 @@ for _cmd in (
     serve_cmds.serve,
     serve_cmds.score,
     core_cmds.migrate,
+    loop_cmds.trace,
 ):
     app.command()(with_params_option(_cmd))
 
@@ -132,4 +134,9 @@ monitor_app = _group(
         'rules': operate_cmds.monitor_rules,
         'report': operate_cmds.monitor_report,
     },
+)
+retrain_app = _group(
+    'retrain',
+    "The closed loop: feedback becomes data, triggers retrain, a challenger earns production through shadow and canary.",
+    {'run': loop_cmds.retrain_run, 'status': loop_cmds.retrain_status, 'history': loop_cmds.retrain_history},
 )

@@ -595,8 +595,9 @@ STAGE_SCHEMAS: dict[str, type[BaseModel]] = dict(
 # Files read by commands and the server rather than by a stage (they never invalidate a stage's cache).
 RUNTIME_SCHEMAS: dict[str, type[BaseModel]] = dict(policy=PolicyParams, flags=FlagsParams, rollout=RolloutParams)
 # Files of a higher layer, validated by that layer's own schema when it reads them (monitor.yaml: `lifecycle monitor`,
-# lifecycle.operate.schema); known here so that a params folder holding them is not refused.
-LAYER_FILES: tuple[str, ...] = ('monitor',)
+# lifecycle.operate.schema; retrain.yaml: `lifecycle retrain`, lifecycle.loop.schema); known here so that a params
+# folder holding them is not refused.
+LAYER_FILES: tuple[str, ...] = ('monitor', 'retrain')
 
 # %% ../../nbs/api/core/04_params.ipynb #7dc67bac
 def _limit(g) -> str:

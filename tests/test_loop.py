@@ -1,0 +1,504 @@
+"""The closed retraining loop: feedback becomes labelled batches (never the model's own outputs), triggers judged
+with debounce and a daily cap, retrain.yaml refused naming the key, and one iteration walked end to end in-process
+(pipeline stages, shadow on the same requests through a real server app, guarded canary, promotion), resumed after
+a crash between steps, a crash inside registration and a kill -9 during training, and stopped for an approval."""
+
+from __future__ import annotations
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import LIFECYCLE, _check_untouched, _shared_template, clean_env, copy_workspace, set_yaml
+from lifecycle.core.cli_support import EXIT_INPUT, invoke
+from lifecycle.core.params import ParamsError
+from lifecycle.core.workspace import Workspace
+from lifecycle.loop import iteration as loop
+from lifecycle.loop.feedback import collect, labelled_rows
+from lifecycle.loop.schema import RetrainParams, load_retrain_params
+from lifecycle.loop.triggers import evaluate, fired, load_state
+from lifecycle.serve.predlog import PredictionLog, add_feedback, read_log
+
+INPUTS = ['age', 'checks', 'employed', 'citizen']
+
+
+def later(n: int, seed: int = 0) -> pd.DataFrame:
+    "Rows of the default dataset's later years (the traffic a retrained model meets)."
+    from sklego.datasets import load_arrests
+
+    df = load_arrests(as_frame=True)
+    return df[df.year > 2000].sample(n, replace=True, random_state=seed).reset_index(drop=True)
+
+
+def log_traffic(url: str, rows: pd.DataFrame, labelled: float = 1.0, version: str = '1', prefix: str = 'r') -> list:
+    "Write answered predictions of `rows` to the log through its API; feedback (the true outcome) for a share."
+    plog = PredictionLog(url, interval_s=0.01)
+    ids = []
+    try:
+        for i, r in enumerate(rows.to_dict('records')):
+            rid = f'{prefix}{i}'
+            plog.log(
+                request_id=rid,
+                ts=time.time(),
+                route='predict',
+                targeting_key=rid,
+                variant='control',
+                model_version=version,
+                shadow=False,
+                inputs={c: [r[c]] for c in INPUTS},
+                output=[0.9],
+                decision=[1],
+                threshold=0.5,
+                latency_ms=1.0,
+                status=200,
+            )
+            ids.append(rid)
+        assert plog.flush()
+        for i, rid in enumerate(ids):
+            if i < labelled * len(ids):
+                add_feedback(plog, rid, rows['released'][i])
+    finally:
+        plog.close()
+    return ids
+
+
+def log_shadow(url: str, rows: pd.DataFrame, challenger: str) -> None:
+    "Requests the champion (v1) answered right and `challenger` scored wrong in the shadow, with their outcomes."
+    plog = PredictionLog(url, interval_s=0.01)
+    try:
+        for i, r in enumerate(rows.to_dict('records')):
+            yes, rid = r['released'] == 'Yes', f's{i}'
+            common = dict(request_id=rid, ts=time.time(), targeting_key=rid, inputs={c: [r[c]] for c in INPUTS})
+            plog.log(
+                **common,
+                route='predict',
+                variant='control',
+                model_version='1',
+                shadow=False,
+                output=[0.9 if yes else 0.1],
+                decision=[int(yes)],
+                threshold=0.5,
+                latency_ms=1.0,
+                status=200,
+            )
+            plog.log(
+                **common,
+                route='shadow',
+                variant='challenger',
+                model_version=challenger,
+                shadow=True,
+                output=[0.1 if yes else 0.9],
+                latency_ms=1.0,
+                status=200,
+            )
+        assert plog.flush()
+        for i, r in enumerate(rows.to_dict('records')):
+            add_feedback(plog, f's{i}', r['released'])
+    finally:
+        plog.close()
+
+
+# -- feedback as labelled data ----------------------------------------------------------------------------------------
+
+
+def test_only_rows_with_feedback_become_labels_and_the_label_is_the_outcome(tmp_path):
+    url = f'sqlite:///{tmp_path}/p.db'
+    rows = later(40)
+    log_traffic(url, rows, labelled=0.5)  # every prediction says 'Yes' (decision 1); half get their true outcome
+    got = labelled_rows(read_log(url, shadow=False), INPUTS, 'released')
+    assert len(got) == 20 and got.request_id.tolist() == [f'r{i}' for i in range(20)]
+    assert got.released.tolist() == rows.released[:20].tolist()  # the feedback, never the logged decision
+    assert (got.released == 'No').any()  # ... which the model never output here
+    assert set(got.columns) >= {*INPUTS, 'released', 'record_id', 'model_version', 'feedback_ts'}
+
+
+@pytest.mark.slow
+def test_a_labelled_batch_goes_through_ingestion_with_its_lineage(two_versions):
+    from lifecycle.data.ingest import BatchRejected, load_snapshot
+    from lifecycle.loop.feedback import ingest_labelled, write_batch
+    from lifecycle.serve.predlog import default_url
+
+    ws = Workspace.open(two_versions)
+    log_traffic(default_url(ws), later(60), labelled=0.5)
+    b = collect(ws)
+    assert b.rows == 30 and b.lineage['unlabelled_left_out'] == 30 and b.lineage['model_versions'] == {'1': 30}
+    assert b.lineage['labels_from'] == 'feedback' and len(b.lineage['requests']) == 30
+    res = ingest_labelled(ws, b)
+    snap = load_snapshot(ws.store, res.snapshot['version'])
+    assert len(snap) == 30 and json.loads(b.lineage_path.read_text())['dataset_version'] == res.snapshot['version']
+    assert res.reference is not None  # drift measured against the champion's training snapshot
+    bad = labelled_rows(read_log(default_url(ws)), INPUTS, 'released').assign(age=500)  # breaks the contract
+    with pytest.raises(BatchRejected) as e:
+        ingest_labelled(ws, write_batch(ws.state_dir / 'retrain' / 'batches', bad, INPUTS, 'released'))
+    assert 'age' in str(e.value) and '500' not in str(e.value)
+
+
+# -- params and triggers -----------------------------------------------------------------------------------------------
+
+
+def test_retrain_params_refused_naming_the_key(workspace):
+    p = workspace / 'params' / 'retrain.yaml'
+    assert load_retrain_params(workspace / 'params').shadow.min_labelled >= 1
+    set_yaml(p, triggers__new_labels__min_row=10)
+    with pytest.raises(ParamsError, match=r"key 'triggers.new_labels.min_row': unknown key"):
+        load_retrain_params(workspace / 'params')
+    set_yaml(p, triggers__new_labels={'min_rows': 10}, triggers__drift_alert__rules=['no_such_rule'])
+    from lifecycle.app.cli import app
+
+    r = invoke(app, ['retrain', 'status', '--json'], env={'LIFECYCLE_WORKSPACE': str(workspace)})
+    assert r.exit_code == EXIT_INPUT and "triggers.drift_alert.rules" in r.stdout and 'no_such_rule' in r.stdout
+
+
+def test_triggers_debounce_cap_and_evidence(tmp_path):
+    rp = RetrainParams.model_validate(
+        dict(
+            triggers=dict(
+                schedule=dict(every_s=1000),
+                performance_alert=dict(rules=['accuracy_drop'], min_severity='high', debounce_s=500),
+                new_labels=dict(min_rows=100, debounce_s=0),
+            ),
+            max_per_day=2,
+        )
+    )
+    low = dict(rule='accuracy_drop', severity='medium', ts=10.0, value=0.2)
+    high = dict(rule='accuracy_drop', severity='critical', ts=20.0, value=0.3, series='1/control')
+    r = evaluate(rp, dict(alerts=[low], new_labels=5, last_retrain=900.0), {}, now=1000.0)
+    assert not r.fire and r.fired == []  # a medium alert is below the bar; schedule not due; too few labels
+    r = evaluate(rp, dict(alerts=[low, high], new_labels=5, last_retrain=900.0), {}, now=1000.0)
+    assert r.fire and r.fired == ['performance_alert'] and r.hits[1].evidence['alerts'][0]['value'] == 0.3
+    fired(tmp_path, r, labels_until=1000.0)
+    st = load_state(tmp_path)
+    assert st['last_fired'] == {'performance_alert': 1000.0} and st['labels_until'] == 1000.0
+    later_alert = dict(high, ts=1100.0)
+    r = evaluate(rp, dict(alerts=[low, high, later_alert], new_labels=0, last_retrain=1000.0), st, now=1200.0)
+    assert not r.fire and 'debounce 500' in r.held[0]  # a new alert 200 s after firing is held back ...
+    r = evaluate(rp, dict(alerts=[low, high, later_alert], new_labels=0, last_retrain=1000.0), st, now=1600.0)
+    assert r.fire and r.hits[1].evidence['count'] == 1  # ... until the debounce ends; the old alert counts no more
+    st['started'] = [1000.0, 1500.0]
+    r = evaluate(rp, dict(alerts=[], new_labels=500, last_retrain=0.0), st, now=2000.0)
+    assert not r.fire and set(r.fired) == {'schedule', 'new_labels'} and 'max_per_day 2' in r.held[-1]
+    assert evaluate(rp, dict(alerts=[], new_labels=500, last_retrain=0.0), st, now=1000.0 + 86400 + 1).fire
+
+
+# -- one iteration, end to end and interrupted ------------------------------------------------------------------------
+
+
+def loop_params(ws: Path, **shadow) -> None:
+    "Small numbers for tests: labels trigger at 60 rows, the shadow decides at 40 pairs, the canary is 50% -> 100%."
+    set_yaml(
+        ws / 'params' / 'retrain.yaml',
+        triggers={'new_labels': {'min_rows': 60, 'debounce_s': 0}},
+        data={'mode': 'append', 'min_rows': 20},
+        shadow={'min_labelled': 40, 'max_accuracy_drop': 0.0, 'confidence': 0.99, **shadow},
+        canary={'steps': [50, 100]},
+    )
+    set_yaml(  # in-process latencies of a few ms on a shared machine: the p95 rule is not what these tests are about
+        ws / 'params' / 'rollout.yaml', guard__min_requests=30, guard__min_feedback=30, guard__p95_margin_ms=1000
+    )
+    set_yaml(ws / 'params' / 'train.yaml', sweep=None)
+    set_yaml(ws / 'params' / 'validate.yaml', permutation_repeats=1, bootstrap_rounds=100)  # seconds, not tens
+
+
+def spec(ws: Workspace) -> dict:
+    return json.loads((ws.state_dir / 'flags' / 'spec.json').read_text())
+
+
+def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions):
+    from starlette.testclient import TestClient
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.server import Server
+    from lifecycle.serve.serving import create_app
+    from lifecycle.app.cli import app
+
+    loop_params(two_versions)
+    ws = Workspace.open(two_versions)
+    srv = Server(ws)
+    rows, sent = later(2000, seed=1), [0]
+
+    def traffic(n: int) -> None:
+        "n requests through /predict, each with its true outcome through /feedback."
+        for _ in range(n):
+            r = rows.iloc[sent[0] % len(rows)]
+            a = c.post(
+                '/predict',
+                json={
+                    'records': [{k: r[k].item() if hasattr(r[k], 'item') else r[k] for k in INPUTS}],
+                    'context': {'targetingKey': f'p{sent[0]}'},
+                },
+            )
+            assert a.status_code == 200, a.text
+            assert (
+                c.post('/feedback', json={'request_id': a.json()['request_id'], 'outcome': r['released']}).status_code
+                == 200
+            )
+            sent[0] += 1
+        assert srv.log.flush()
+
+    def flags_live() -> None:
+        "Wait until the server evaluates the flags the loop just wrote."
+        want = fl.compile_flags(fl.load_spec(ws)[0])['metadata']['revision']
+        deadline = time.monotonic() + 20
+        while srv.flags.revision() != want:
+            assert time.monotonic() < deadline, 'the server never picked up the new flags'
+            time.sleep(0.05)
+
+    with TestClient(create_app(srv)) as c:
+        it, verdict = loop.run(ws)
+        assert it is None and not verdict.fire and 'new_labels' in verdict.summary()  # nothing labelled yet
+        traffic(80)
+        it, verdict = loop.run(ws)
+        assert verdict.fired == ['new_labels'] and it['status'] == 'shadow', it.get('decision')
+        v = it['registration']['model_version']
+        assert v == '3' and spec(ws)['challenger'] == '3' and spec(ws)['shadow'] and spec(ws)['control'] == '1'
+        flags_live()
+        for _ in range(20):
+            traffic(25)
+            it, _ = loop.run(ws)
+            if it['status'] != 'shadow':
+                break
+        assert it['status'] == 'canary', it['shadow'].get('verdict')
+        assert it['shadow']['verdict']['verdict'] == 'pass' and it['shadow']['verdict']['pairs'] >= 40
+        flags_live()
+        for _ in range(40):
+            traffic(25)
+            it, _ = loop.run(ws)
+            if it['status'] != 'canary':
+                break
+            flags_live()
+        assert it['status'] == 'promoted', it['canary']
+    assert spec(ws)['control'] == '3' and spec(ws)['challenger'] is None
+    from lifecycle.model.registry import alias_version
+
+    assert alias_version(ws.client, 'arrests-release', 'champion') == '3'
+    assert alias_version(ws.client, 'arrests-release', 'dev') == '3'  # the rollout's completion promoted it
+    r = invoke(app, ['retrain', 'history', '--id', it['id'], '--json'], env={'LIFECYCLE_WORKSPACE': str(two_versions)})
+    rec = json.loads(r.stdout)['record']
+    assert rec['trigger']['fired'] == ['new_labels'] and rec['trigger']['hits'][0]['evidence']['rows'] >= 60
+    assert rec['data']['datasets_in'][0] == rec['champion']['dataset_version'] and rec['data']['new_rows'] >= 60
+    assert rec['metrics']['before'] and rec['metrics']['after'] and rec['validation']['passed']
+    assert rec['decision']['outcome'] == 'promoted' and rec['authorised']['environment'] == 'dev'
+    assert [h['status'] for h in rec['history']][:6] == [
+        'triggered',
+        'data',
+        'trained',
+        'validated',
+        'registered',
+        'shadow',
+    ]
+    assert 'changes' in rec and 'params' in rec['changes'] and rec['shadow']['verdict']['verdict'] == 'pass'
+    assert (
+        rec['artifacts']['model_version'] == 'arrests-release v3' and Path(rec['artifacts']['labelled_batch']).is_file()
+    )
+    assert load_state(ws.state_dir)['started'] == [rec['trigger']['ts']]  # one start counted against the daily cap
+    from lifecycle.core import audit
+
+    actions = {e['action'] for e in audit.read(ws.audit_path)}
+    assert {'retrain.start', 'retrain.promote', 'rollout.complete', 'model.promote', 'model.register'} <= actions
+    r = invoke(app, ['retrain', 'status', '--json'], env={'LIFECYCLE_WORKSPACE': str(two_versions)})
+    assert json.loads(r.stdout)['last']['status'] == 'promoted'
+    # every prediction traces back to raw data: one v3 answered in the canary, through its labelled batch to v1's
+    from lifecycle.serve.predlog import default_url
+
+    log = read_log(default_url(ws))
+    rid = log[~log.shadow & (log.model_version == '3')].request_id.iloc[0]
+    r = invoke(app, ['trace', rid, '--json'], env={'LIFECYCLE_WORKSPACE': str(two_versions)})
+    lin = json.loads(r.stdout)['lineage']
+    assert r.exit_code == 0 and lin['version'] == '3' and lin['signature']['manifest_sha256']
+    assert lin['training_run']['retrain_iteration'] == it['id'] and lin['features']['definition_hash']
+    assert (
+        lin['labelled_batch']['labels_from'] == 'feedback' and lin['labelled_batch']['rows'] == rec['data']['new_rows']
+    )
+    assert [s['version'] for s in lin['snapshots']] == rec['data']['datasets_in']
+    assert lin['built_on']['version'] == '1' and lin['built_on']['snapshots'][0]['source'].startswith('sklego:arrests')
+    r = invoke(app, ['trace', rid], env={'LIFECYCLE_WORKSPACE': str(two_versions)})
+    assert 'labelled batch' in r.stdout and 'built on:' in r.stdout and 'snapshot' in r.stdout
+
+    # a second iteration builds on the loop's own champion: its training rows plus the rows labelled since its cut
+
+    log_traffic(default_url(ws), later(70, seed=5), version='3', prefix='second-')
+    it2, verdict = loop.run(ws)
+    n = verdict.hits[0].evidence['rows']  # labelled since the first cut: the shadow's and canary's traffic, and these
+    assert verdict.fired == ['new_labels'] and n >= 70 + 40
+    assert it2['champion']['version'] == '3' and it2['data']['labels_since'] == rec['data']['labels_until']
+    assert it2['data']['new_rows'] == n and it2['data']['training_rows'] == rec['data']['training_rows'] + n
+    assert it2['status'] == 'shadow' and spec(ws)['control'] == '3' and spec(ws)['challenger'] == '4'
+
+
+class Crash(Exception):
+    pass
+
+
+def crash_at(status: str):
+    "An `on_step` hook that crashes the loop right after the step to `status` was saved."
+
+    def hook(it):
+        if it['status'] == status:
+            raise Crash(status)
+
+    return hook
+
+
+@pytest.fixture(scope='session')
+def trained_iteration_template(tmp_path_factory, two_versions_template) -> Path:
+    """`two_versions` with the test params, 80 labelled predictions, and an iteration that crashed right after its
+    train step was saved (status `trained`, no version registered, flags untouched), built once per session."""
+
+    def build(ws):
+        import mlflow
+        from lifecycle.serve.predlog import default_url
+
+        shutil.rmtree(ws)
+        copy_workspace(two_versions_template, ws)
+        loop_params(ws)
+        before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        try:
+            w = Workspace.open(ws)
+            log_traffic(default_url(w), later(80))
+            with pytest.raises(Crash):
+                loop.run(w, on_step=crash_at('trained'))
+        finally:  # built in this process: no later test may find MLflow pointing at the template
+            mlflow.set_tracking_uri(before[0])
+            mlflow.set_registry_uri(before[1])
+        return {}
+
+    ws, built = _shared_template(tmp_path_factory, 'loop-trained', build)
+    yield ws
+    _check_untouched(ws, built)
+
+
+@pytest.fixture
+def trained_iteration(trained_iteration_template, tmp_path) -> Path:
+    "A private copy of `trained_iteration_template`."
+    return copy_workspace(trained_iteration_template, tmp_path / 'ws')
+
+
+def test_a_crash_between_steps_resumes_and_a_worse_shadow_reverts(trained_iteration):
+    from lifecycle.serve.predlog import default_url
+
+    ws = Workspace.open(trained_iteration)
+    it = loop.active(ws.state_dir)
+    assert it['status'] == 'trained' and spec(ws)['challenger'] is None and spec(ws)['control'] == '1'
+    run_id = it['train']['mlflow_run_id']
+    it, verdict = loop.run(ws)
+    assert verdict is None  # resumed, not triggered again
+    assert it['status'] == 'shadow' and it['train']['mlflow_run_id'] == run_id  # not trained twice
+    assert spec(ws)['challenger'] == it['registration']['model_version'] == '3' and spec(ws)['control'] == '1'
+    assert [h['status'] for h in it['history']] == ['triggered', 'data', 'trained', 'validated', 'registered', 'shadow']
+    log_shadow(default_url(ws), later(50, seed=3), '3')  # the challenger worse on the same requests
+    it, _ = loop.run(ws)
+    assert it['status'] == 'reverted' and it['decision']['at'] == 'shadow', it.get('decision')
+    assert it['shadow']['verdict']['verdict'] == 'fail' and it['shadow']['verdict']['pairs'] == 50
+    assert spec(ws)['challenger'] is None and spec(ws)['control'] == '1' and not spec(ws)['shadow']
+
+
+def test_a_crash_inside_registration_never_routes_the_half_registered_version(trained_iteration, monkeypatch):
+    from lifecycle.model import signing
+
+    ws = Workspace.open(trained_iteration)
+    real = signing.sign_model_version
+
+    def dies(*a, **kw):
+        raise Crash('killed while signing')
+
+    monkeypatch.setattr(signing, 'sign_model_version', dies)
+    with pytest.raises(Crash):
+        loop.run(ws)
+    it = loop.active(ws.state_dir)
+    assert it['status'] == 'validated' and it['registering'] and spec(ws)['challenger'] is None
+    assert it['failures'][0]['error'] == 'Crash: killed while signing'
+    monkeypatch.setattr(signing, 'sign_model_version', real)
+    it, _ = loop.run(ws)
+    assert it['abandoned_versions'] == ['3'] and it['registration']['model_version'] == '4'
+    assert it['status'] == 'shadow' and spec(ws)['challenger'] == '4' and spec(ws)['control'] == '1'
+    assert not signing.is_signed(ws.store, 'arrests-release', '3')
+
+
+def test_the_loop_waits_for_an_approval_where_the_policy_asks_for_one(trained_iteration, monkeypatch):
+    from lifecycle.app.cli import app
+    from lifecycle.release import exposure
+
+    monkeypatch.setenv('LIFECYCLE_ENVIRONMENT', 'staging')  # a shadow in staging needs a signed staging approval
+    ws = Workspace.open(trained_iteration)
+    it, _ = loop.run(ws)
+    assert it['status'] == 'waiting_approval' and it['waiting']['step'] == 'registered'
+    assert spec(ws)['challenger'] is None  # nothing deployed while it waits
+    r = invoke(app, ['retrain', 'status'], env={'LIFECYCLE_WORKSPACE': str(trained_iteration)})
+    assert r.exit_code == 0 and 'waits for a human approval' in r.stdout
+    assert 'lifecycle approve arrests-release 3 --to staging' in r.stdout
+    it2, verdict = loop.run(ws)
+    assert verdict is None and it2['id'] == it['id'] and it2['status'] == 'waiting_approval'
+    real = exposure.check
+
+    def approved(ws, version, x, name=None):  # stands for the signed staging approval (tests/test_exposure.py)
+        d = real(ws, version, x, name)
+        return exposure.Exposure(d.model, d.version, d.exposure, d.needs, [m for m in d.missing if 'staging' not in m])
+
+    monkeypatch.setattr(exposure, 'check', approved)
+    it3, _ = loop.run(ws)  # the next pass continues where it waited
+    assert it3['id'] == it['id'] and it3['status'] == 'shadow' and spec(ws)['challenger'] == '3' and spec(ws)['shadow']
+    assert [h['status'] for h in it3['history']][-2:] == ['waiting_approval', 'shadow']
+
+
+def test_a_failed_gate_reverts_and_nothing_is_registered(trained_iteration):
+    from lifecycle.app.cli import app
+
+    set_yaml(trained_iteration / 'params' / 'validate.yaml', gates__accuracy={'min': 0.99})
+    r = invoke(app, ['retrain', 'run', '--json'], env={'LIFECYCLE_WORKSPACE': str(trained_iteration)})
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out['iteration']['status'] == 'reverted' and out['trigger'] is None  # resumed
+    assert 'gates failed: accuracy' in out['iteration']['decision']['reason']
+    ws = Workspace.open(trained_iteration)
+    it = loop.history(ws.state_dir)[-1]
+    assert it['status'] == 'reverted' and it['decision']['at'] == 'trained' and 'registration' not in it
+    assert spec(ws)['challenger'] is None and spec(ws)['control'] == '1'
+    assert loop._versions_of(ws, it) == []  # nothing registered for this iteration
+
+
+def test_a_step_failing_three_times_in_a_row_reverts(trained_iteration, monkeypatch):
+    ws = Workspace.open(trained_iteration)
+
+    def broken(ws, it, rp):
+        raise ValueError('the validation data is not what the model expects')
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', broken)
+    for attempt in (1, 2):
+        with pytest.raises(ValueError):
+            loop.run(ws)
+        it = loop.active(ws.state_dir)
+        assert it['status'] == 'trained' and len(it['failures']) == attempt  # on record, retried by the next pass
+    it, _ = loop.run(ws)
+    assert it['status'] == 'reverted' and 'failed 3 times' in it['decision']['reason']
+    assert 'ValueError' in it['decision']['reason'] and spec(ws)['challenger'] is None
+
+
+def test_a_kill_9_during_training_resumes_cleanly(two_versions):
+    from lifecycle.serve.predlog import default_url
+
+    loop_params(two_versions)
+    ws = Workspace.open(two_versions)
+    log_traffic(default_url(ws), later(80))
+    p = subprocess.Popen(
+        [LIFECYCLE, 'retrain', 'run', '--json'],
+        cwd=two_versions,
+        env=clean_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        it = loop.active(ws.state_dir)
+        if it and it['status'] == 'data':  # the train stage is running now
+            break
+        assert p.poll() is None, 'the loop ended before training'
+        time.sleep(0.05)
+    os.kill(p.pid, signal.SIGKILL)
+    p.wait(10)
+    assert loop.active(ws.state_dir)['status'] == 'data' and spec(ws)['challenger'] is None
+    it, verdict = loop.run(ws)  # the lock of the dead process is free again
+    assert verdict is None and it['status'] == 'shadow' and spec(ws)['control'] == '1'
