@@ -137,6 +137,6 @@ monitor_app = _group(
 )
 retrain_app = _group(
     'retrain',
-    "The closed loop: feedback becomes data, triggers retrain, a challenger earns production through shadow and canary.",
+    "The closed loop: feedback becomes data, triggers retrain, a challenger earns production via shadow and canary.",
     {'run': loop_cmds.retrain_run, 'status': loop_cmds.retrain_status, 'history': loop_cmds.retrain_history},
 )
