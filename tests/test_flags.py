@@ -88,6 +88,7 @@ def registered_workspace(tmp_path, name: str, versions: int):
     return s
 
 
+@pytest.mark.slow  # trains and signs a tiny model version
 def test_changes_are_validated_written_atomically_and_audited(tmp_path):
     from lifecycle import audit
 
@@ -113,6 +114,7 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
     )
 
 
+@pytest.mark.slow  # trains and signs two tiny versions
 def test_the_kill_switch_and_a_rollback_are_never_refused_by_the_release_policy(tmp_path):
     s = registered_workspace(tmp_path, 'm', versions=2)
     fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)

@@ -207,6 +207,7 @@ def test_a_five_row_group_shows_its_count_only_and_does_not_decide():
     assert evaluate_gates({}, vp, fairness=small_decides).verdict.tolist() == ['fail']
 
 
+@pytest.mark.slow  # trains two models
 def test_champion_comparison_on_a_small_holdout_uses_the_interval_of_the_difference():
     from lifecycle.core.params import ValidateParams
     from lifecycle.model.validate import evaluate_gates

@@ -3,6 +3,7 @@ with code folded and parameter cells dropped, and incremental rendering (nothing
 when a run is added). The browser checks are in test_site_browser.py."""
 
 from __future__ import annotations
+import pytest
 import json
 import re
 import shutil
@@ -154,6 +155,7 @@ def test_a_corrupt_executed_notebook_is_one_clear_error_naming_it(workspace):
     assert not (workspace / 'reports/site/index.html').exists()
 
 
+@pytest.mark.slow  # a full MkDocs build
 def test_site_command_on_an_empty_workspace(workspace):
     r = cli(workspace, 'site')
     assert r.returncode == 0 and 'mkdocs' in r.stdout, r.stderr
