@@ -75,8 +75,9 @@ def _cli_here(ws: Path, args: tuple[str, ...], env: dict) -> subprocess.Complete
     saved_env, cwd = dict(os.environ), os.getcwd()
     mlflow = sys.modules.get('mlflow')
     uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) if mlflow else None
+    wanted = {**clean_env(), **env}
     os.environ.clear()
-    os.environ.update({**clean_env(), **env})
+    os.environ.update(wanted)
     os.chdir(ws)
     try:
         r = CliRunner().invoke(app, list(args), prog_name='lifecycle')
