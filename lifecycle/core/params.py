@@ -11,12 +11,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'LAYER_FILES', 'ParamsError', 'load_file',
-           'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef',
-           'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params',
-           'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams',
-           'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'GuardParams', 'ExperimentParams',
-           'RolloutParams', 'looser_than_policy', 'load_params', 'stage_params']
+__all__ = ['FAMILIES', 'REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'LAYER_FILES', 'ParamsError',
+           'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams',
+           'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams',
+           'validate_model_params', 'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams',
+           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
+           'GuardParams', 'ExperimentParams', 'RolloutParams', 'looser_than_policy', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -307,41 +307,171 @@ class TrainParams(_Strict):
     split: SplitSpec = SplitSpec()  # how the holdout is set aside
 
 # %% ../../nbs/api/core/04_params.ipynb #2d2a191d
+# family: (scikit-learn module, class, its hyperparameters), so params are checked without importing scikit-learn
+# (a warm `lifecycle run` would spend most of its time importing it); the notebook checks the table against
+# scikit-learn's own `get_params()`
+FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    'logistic_regression': (
+        'sklearn.linear_model',
+        'LogisticRegression',
+        (
+            'C',
+            'class_weight',
+            'dual',
+            'fit_intercept',
+            'intercept_scaling',
+            'l1_ratio',
+            'max_iter',
+            'n_jobs',
+            'penalty',
+            'random_state',
+            'solver',
+            'tol',
+            'verbose',
+            'warm_start',
+        ),
+    ),
+    'random_forest': (
+        'sklearn.ensemble',
+        'RandomForestClassifier',
+        (
+            'bootstrap',
+            'ccp_alpha',
+            'class_weight',
+            'criterion',
+            'max_depth',
+            'max_features',
+            'max_leaf_nodes',
+            'max_samples',
+            'min_impurity_decrease',
+            'min_samples_leaf',
+            'min_samples_split',
+            'min_weight_fraction_leaf',
+            'monotonic_cst',
+            'n_estimators',
+            'n_jobs',
+            'oob_score',
+            'random_state',
+            'verbose',
+            'warm_start',
+        ),
+    ),
+    'hist_gradient_boosting': (
+        'sklearn.ensemble',
+        'HistGradientBoostingClassifier',
+        (
+            'categorical_features',
+            'class_weight',
+            'early_stopping',
+            'interaction_cst',
+            'l2_regularization',
+            'learning_rate',
+            'loss',
+            'max_bins',
+            'max_depth',
+            'max_features',
+            'max_iter',
+            'max_leaf_nodes',
+            'min_samples_leaf',
+            'monotonic_cst',
+            'n_iter_no_change',
+            'random_state',
+            'scoring',
+            'tol',
+            'validation_fraction',
+            'verbose',
+            'warm_start',
+        ),
+    ),
+    'ridge': (
+        'sklearn.linear_model',
+        'Ridge',
+        ('alpha', 'copy_X', 'fit_intercept', 'max_iter', 'positive', 'random_state', 'solver', 'tol'),
+    ),
+    'random_forest_regressor': (
+        'sklearn.ensemble',
+        'RandomForestRegressor',
+        (
+            'bootstrap',
+            'ccp_alpha',
+            'criterion',
+            'max_depth',
+            'max_features',
+            'max_leaf_nodes',
+            'max_samples',
+            'min_impurity_decrease',
+            'min_samples_leaf',
+            'min_samples_split',
+            'min_weight_fraction_leaf',
+            'monotonic_cst',
+            'n_estimators',
+            'n_jobs',
+            'oob_score',
+            'random_state',
+            'verbose',
+            'warm_start',
+        ),
+    ),
+    'hist_gradient_boosting_regressor': (
+        'sklearn.ensemble',
+        'HistGradientBoostingRegressor',
+        (
+            'categorical_features',
+            'early_stopping',
+            'interaction_cst',
+            'l2_regularization',
+            'learning_rate',
+            'loss',
+            'max_bins',
+            'max_depth',
+            'max_features',
+            'max_iter',
+            'max_leaf_nodes',
+            'min_samples_leaf',
+            'monotonic_cst',
+            'n_iter_no_change',
+            'quantile',
+            'random_state',
+            'scoring',
+            'tol',
+            'validation_fraction',
+            'verbose',
+            'warm_start',
+        ),
+    ),
+}
+
+
+def _family(family: str) -> tuple[str, str, tuple[str, ...]]:
+    if family not in FAMILIES:
+        raise ParamsError(f"unknown model family {family!r}; expected one of {sorted(FAMILIES)}")
+    return FAMILIES[family]
+
+
 def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
     "Refuse hyperparameters (fixed or swept) the chosen estimator does not have."
-    cls = estimator_class(p.model.family)
-    known = set(cls().get_params())
+    _, name, params = _family(p.model.family)
+    known = set(params)
     bad = sorted(set(p.model.params) - known)
     swept = sorted(set(p.sweep.grid) - known) if p.sweep else []
     if swept:
         raise ParamsError(
             f"{path}: key 'sweep.grid.{swept[0]}': not a hyperparameter of {p.model.family} "
-            f"({cls.__name__}); expected one of {sorted(known)}"
+            f"({name}); expected one of {sorted(known)}"
         )
     if bad:
         raise ParamsError(
             f"{path}: key 'model.params.{bad[0]}': not a hyperparameter of {p.model.family} "
-            f"({cls.__name__}); expected one of {sorted(known)}"
+            f"({name}); expected one of {sorted(known)}"
         )
 
 
 def estimator_class(family: str):
     "The scikit-learn estimator class behind a model family name."
-    if family == 'logistic_regression':
-        from sklearn.linear_model import LogisticRegression as c
-    elif family == 'random_forest':
-        from sklearn.ensemble import RandomForestClassifier as c
-    elif family == 'hist_gradient_boosting':
-        from sklearn.ensemble import HistGradientBoostingClassifier as c
-    elif family == 'ridge':
-        from sklearn.linear_model import Ridge as c
-    elif family == 'random_forest_regressor':
-        from sklearn.ensemble import RandomForestRegressor as c
-    elif family == 'hist_gradient_boosting_regressor':
-        from sklearn.ensemble import HistGradientBoostingRegressor as c
-    else:
-        raise ParamsError(f"unknown model family {family!r}")
-    return c
+    import importlib
+
+    module, name, _ = _family(family)
+    return getattr(importlib.import_module(module), name)
 
 
 REGRESSION_FAMILIES = ('ridge', 'random_forest_regressor', 'hist_gradient_boosting_regressor')
