@@ -7,9 +7,11 @@ and fingerprint what was read."""
 from __future__ import annotations
 import hashlib
 from pathlib import Path
-from typing import Iterator
-import pandas as pd
+from typing import TYPE_CHECKING, Iterator
 from ..core.store import file_sha256  # re-exported: the watcher and tests fingerprint files with it
+
+if TYPE_CHECKING:
+    import pandas as pd  # imported where a source is read: fingerprinting one (every `lifecycle run`) needs no pandas
 
 # %% auto #0
 __all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks']
@@ -125,6 +127,7 @@ def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
 
 def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFrame]:
     import codecs
+    import pandas as pd
 
     encoding = getattr(dialect, 'encoding', 'utf-8')
     shown = 'UTF-8' if codecs.lookup(encoding).name == 'utf-8' else encoding
@@ -186,6 +189,7 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
 
 def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+    import pandas as pd
     import sqlalchemy as sa
 
     try:
