@@ -46,8 +46,8 @@ def invoke(args, env, **kw):
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
     # 33, plus migrate, audit erase, init, keys new/rotate/revoke, trust init/add/revoke/show and monitor
-    # run/status/alerts/rules/report
-    assert len(names) == 48
+    # run/status/alerts/rules/report, and ui
+    assert len(names) == 49
     for n in (
         'init',
         'run',
@@ -75,6 +75,7 @@ def test_the_cli_has_every_documented_command():
         'keys new',
         'trust init',
         'trust add',
+        'ui',
     ):
         assert n in names, n
 

@@ -47,6 +47,7 @@ for _cmd in (
     serve_cmds.serve,
     serve_cmds.score,
     core_cmds.migrate,
+    core_cmds.ui,
 ):
     app.command()(with_params_option(_cmd))
 
