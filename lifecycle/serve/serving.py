@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
 from ..core.settings import Settings, SettingsError
@@ -232,18 +232,22 @@ async def health():
     return answer({'status': 'ok'})
 
 
-@health_router.get('/ping', summary="MLflow's health check: 200 when ready to score, 503 otherwise")
+@health_router.get(
+    '/ping', summary="MLflow's health check: 200 when ready to score, 503 otherwise", response_class=PlainTextResponse
+)
 async def ping(request: Request):
     ok = request.app.state.server.status()['ready']
-    return Response('\n', 200 if ok else 503, media_type='application/json')
+    return PlainTextResponse('\n', 200 if ok else 503)
 
 
-@health_router.get('/version', summary="The MLflow version, as MLflow's scoring server answers")
+@health_router.get(
+    '/version', summary="The MLflow version, as MLflow's scoring server answers", response_class=PlainTextResponse
+)
 async def version():
     from importlib.metadata import version as installed
     from lifecycle import __version__
 
-    return Response(installed('mlflow'), media_type='application/json', headers={'x-lifecycle-version': __version__})
+    return PlainTextResponse(installed('mlflow'), headers={'x-lifecycle-version': __version__})
 
 
 @health_router.get('/ready', summary='Readiness: models loaded and flags active')
