@@ -46,8 +46,8 @@ def invoke(args, env, **kw):
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
     # 33, plus migrate, audit erase, init, keys new/rotate/revoke, trust init/add/revoke/show and monitor
-    # run/status/alerts/rules/report, retrain run/status/history and trace
-    assert len(names) == 52
+    # run/status/alerts/rules/report, retrain run/status/history, trace and ui
+    assert len(names) == 53
     for n in (
         'init',
         'run',
@@ -79,6 +79,7 @@ def test_the_cli_has_every_documented_command():
         'retrain status',
         'retrain history',
         'trace',
+        'ui',
     ):
         assert n in names, n
 

@@ -130,9 +130,12 @@ def test_unreadable_files_are_counted_in_ingest_stats(arrests_ws, arrests):
     arrests.head(30).to_csv(arrests_ws / 'ok.csv', index=False)
     assert invoke(commands.ingest, ['empty.csv', '--dataset', 'arrests', '--no-report']).exit_code == 4
     assert invoke(commands.ingest, ['ok.csv', '--dataset', 'arrests', '--no-report']).exit_code == 0
+    (arrests_ws / 'packed.csv').write_bytes(gzip.compress(arrests.head(30).to_csv(index=False).encode()))
+    r = invoke(commands.ingest, ['packed.csv', '--dataset', 'arrests', '--no-report', '--json'])
+    assert r.exit_code == 4 and 'gzip-compressed file' in strict(r.stdout)['error'], r.output
     st = strict(invoke(commands.ingest, ['stats', '--json']).stdout)
-    assert (st['batches'], st['accepted'], st['rejected'], st['unreadable']) == (2, 1, 0, 1)
-    assert st['success_rate'] == 0.5 and st['log'][0]['status'] == 'unreadable'
+    assert (st['batches'], st['accepted'], st['rejected'], st['unreadable']) == (3, 1, 0, 2)
+    assert st['success_rate'] == 1 / 3 and st['log'][0]['status'] == 'unreadable'
 
 
 def test_drift_leaves_out_excluded_columns_and_identifiers_and_prints_strict_json(arrests_ws, arrests):

@@ -89,6 +89,11 @@ def test_strings_in_a_numeric_parquet_column_are_refused_and_the_drift_report_st
     rules = {(f['rule'], f['column']) for f in out['findings']}
     assert {('dtype', 'age'), ('dtype', 'checks')} <= rules and not any(rule == 'out_of_range' for rule, _ in rules)
     assert out['report'] and Path(out['report']).is_file()  # Evidently charts the columns that could be read
+    page = Path(out['report'])  # Evidently's 3.5 MB of scripts are linked from one shared copy, not embedded
+    shared = sorted((page.parent.parent / '_evidently').glob('evidently-*.js'))
+    assert (
+        page.stat().st_size < 1_000_000 and len(shared) == 1 and f'../_evidently/{shared[0].name}' in page.read_text()
+    )
 
 
 def cmds():

@@ -175,7 +175,11 @@ def test_a_workspace_made_by_the_previous_version_is_migrated_and_its_models_sti
     with pytest.raises(WorkspaceFormatError, match='lifecycle migrate'):
         Workspace.open(ws.root)
     out = migrate(Workspace.open(ws.root, migrating=True))
-    assert [s['step'] for s in out['steps']] == ['seal_records', 'move_signing_key'] and kid in out['steps'][1]['did']
+    assert [s['step'] for s in out['steps']] == [
+        'seal_records',
+        'move_signing_key',
+        'canonical_content',
+    ] and kid in out['steps'][1]['did']
     ws = Workspace.open(ws.root)
     assert not (old / 'signing_key.pem').exists() and not (old / 'signing_key.pub.pem').exists()
     assert key_id(load_public_key(ws.key_dir)) == kid and len(read_trust(ws.root)['model_signing']) == 1

@@ -125,9 +125,43 @@ def test_migrate_seals_the_records_of_a_workspace_written_before_seals(ws):
     with pytest.raises(WorkspaceFormatError, match='lifecycle migrate'):
         Workspace.open(ws.root)
     out = migrate(Workspace.open(ws.root, migrating=True))
-    assert out['from_format'] == 1 and [s['step'] for s in out['steps']] == ['seal_records', 'move_signing_key']
+    assert out['from_format'] == 1 and [s['step'] for s in out['steps']] == [
+        'seal_records',
+        'move_signing_key',
+        'canonical_content',
+    ]
     assert '1 datasets, 1 profiles, 1 features' in out['steps'][0]['did']
     again = Workspace.open(ws.root)
     assert ing.load_snapshot(again.store, v).shape == (4, 2)
     assert check_feature_set(again.store, FP, fs['version'])['version'] == fs['version']
     assert migrate(Workspace.open(ws.root, migrating=True))['steps'] == []  # safe to run again
+
+
+def test_the_same_data_in_another_column_order_is_the_same_version_and_older_versions_keep_their_ids(ws, monkeypatch):
+    from lifecycle.core.store import ContentHash
+
+    data = rows(6)
+    new_ws = ing.ingest_batch([data], P, ws, source='a.csv', fingerprint='a').snapshot['version']
+    swapped = ing.ingest_batch([data[['age', 'label']]], P, ws, source='b.csv', fingerprint='b')
+    assert swapped.snapshot['version'] == new_ws and 'replayed_batch' in set(swapped.violations.rule)
+    # a workspace made before format 4: its snapshots were named by their content with the columns as given
+    monkeypatch.setattr(ing, 'ContentHash', lambda: ContentHash(canonical=False))
+    old = [ing.ingest_batch([rows(8, s)], P, ws, source=f'o{s}.csv', fingerprint=f'o{s}') for s in (1, 2)]
+    ids = [r.snapshot['version'] for r in old]
+    monkeypatch.undo()
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(ws.root / 'keys'))
+    assert ing.ingest_batch([rows(8, 1)], P, ws, source='x.csv', fingerprint='x').snapshot['version'] != ids[0]
+    (ws.state_dir / FORMAT_FILE).write_text('3\n')
+    for f in ws.store.record_path('datasets', 'x').parent.glob('*.json'):  # forget the probe stored just now
+        if json.loads(f.read_text())['version'] not in (new_ws, *ids):
+            f.unlink()
+    out = migrate(Workspace.open(ws.root, migrating=True))
+    assert [s['step'] for s in out['steps']] == ['canonical_content']
+    assert '2 existing version(s) found again through an alias, 1 already the same' in out['steps'][0]['did']
+    again = Workspace.open(ws.root)
+    for s, vid in zip((1, 2), ids):
+        for order in (['label', 'age'], ['age', 'label']):
+            r = ing.ingest_batch([rows(8, s)[order]], P, again, source='r.csv', fingerprint=f'r{s}{order[0]}')
+            assert r.snapshot['version'] == vid and 'replayed_batch' in set(r.violations.rule), (order, r.snapshot)
+    assert ing.load_snapshot(again.store, ids[0]).shape == (8, 2)
+    assert migrate(Workspace.open(ws.root, migrating=True))['steps'] == []

@@ -114,7 +114,7 @@ def test_invocations_speaks_mlflow_protocol(server):
     'body, status, words',
     [
         ({'dataframe_records': [{k: v for k, v in REC.items() if k != 'age'}]}, 422, "missing column(s) ['age']"),
-        ({'dataframe_records': [{**REC, 'zip': '1234'}]}, 422, "unexpected column(s) ['zip']"),
+        ({'dataframe_split': {'columns': [*COLS, 'age'], 'data': [[*REC.values(), 1]]}}, 422, "duplicate column"),
         ({'dataframe_records': [{**REC, 'checks': 'many'}]}, 422, "column 'checks' row 0: expected a number"),
         ({'dataframe_records': [{**REC, 'citizen': 1}]}, 422, "column 'citizen' row 0: expected a string"),
         ({'dataframe_records': [{**REC, 'age': None}]}, 422, "column 'age' row 0: expected a number, found null"),

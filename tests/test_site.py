@@ -295,3 +295,26 @@ def test_a_wrong_monitor_yaml_is_said_on_the_landing_page_and_the_site_still_ren
     set_yaml(workspace / 'params' / 'monitor.yaml', heartbeat_max_age_s=300)
     site.render_site(ws, 'mkdocs')  # the file mended: the page says so without any other change
     assert 'cannot be read' not in index.read_text() and 'No registered model yet' in index.read_text()
+
+
+def test_drift_reports_bring_the_shared_evidently_scripts_they_link_to(tmp_path):
+    from lifecycle.app.site import batches_page
+
+    ingest = tmp_path / 'reports/ingest'
+    (ingest / '_evidently').mkdir(parents=True)
+    (ingest / '_evidently/evidently-0.7.js').write_text('lib')
+    (ingest / '_evidently/evidently-0.7-icons.woff2').write_bytes(b'font')
+    reports = []
+    for ds, b in (('arrests', 'b1'), ('arrests', 'b2'), ('loans', 'b3')):
+        (ingest / ds).mkdir(exist_ok=True)
+        (ingest / ds / f'{b}-drift.html').write_text('<script src="../_evidently/evidently-0.7.js"></script>')
+        reports.append(dict(batch_id=b, dataset=ds, drift_report=ingest / ds / f'{b}-drift.html'))
+    _, assets = batches_page({'batches': [*reports, dict(batch_id='b4', dataset='loans', drift_report=None)]})
+    rels = [rel for rel, _ in assets]
+    assert rels == [
+        'batches/arrests/b1-drift.html',
+        'batches/arrests/b2-drift.html',
+        'batches/loans/b3-drift.html',
+        'batches/_evidently/evidently-0.7-icons.woff2',
+        'batches/_evidently/evidently-0.7.js',
+    ]  # once each, at the relative path the pages link to

@@ -186,3 +186,22 @@ def test_search_works_offline(site, browser):
     page.locator('.md-search-result__item').first.wait_for(timeout=15_000)
     assert page.locator('.md-search-result__item').count() >= 1
     assert not page.problems
+
+
+def test_a_drift_report_draws_with_the_shared_evidently_scripts(tmp_path, browser, arrests):
+    from lifecycle.data.drift import evidently_report, save_report
+
+    snap = evidently_report(arrests.iloc[:1000], arrests.iloc[1000:1200])
+    for b in ('b1', 'b2'):
+        out = save_report(snap, tmp_path / 'arrests' / f'{b}-drift.html', tmp_path / '_evidently')
+        assert out['shared_lib'] and out['bytes'] < 1_000_000
+    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    server = QuietServer(('127.0.0.1', 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        page = open_page(browser, f'http://127.0.0.1:{server.server_port}/arrests/b2-drift.html')
+        page.wait_for_selector('text=Dataset Drift', timeout=30_000)  # drawn by the linked bundle, not embedded
+        assert page.problems == [] and 'Dataset drift detection threshold' in page.inner_text('body')
+        page.close()
+    finally:
+        server.shutdown()

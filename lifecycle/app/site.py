@@ -677,6 +677,13 @@ def batches_page(facts: dict) -> tuple[Page, list[tuple[str, Path]]]:
                 r=report,
             )
         )
+    shared = {
+        f
+        for b in facts['batches']
+        if b['drift_report']
+        for f in (b['drift_report'].parent.parent / '_evidently').glob('*')
+    }
+    assets += [(f'batches/_evidently/{f.name}', f) for f in sorted(shared)]  # the scripts the drift reports link to
     text = '# Ingestion batches\n\nEvery batch taken through the ingestion boundary, newest first.\n\n' + md_table(
         rows,
         ['batch', 'time', 'dataset', 'status', 'rows', 'accepted', 'violations', 'drift', 'drifted', 'report'],

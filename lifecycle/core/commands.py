@@ -10,7 +10,8 @@ from .cli_support import command, Result, CommandError, dumps, EXIT_OK, EXIT_AUD
 from .workspace import Workspace
 
 # %% auto #0
-__all__ = ['AuditVerdict', 'audit_verify', 'AuditEntries', 'audit_show', 'Erased', 'audit_erase', 'Migrated', 'migrate']
+__all__ = ['AuditVerdict', 'audit_verify', 'AuditEntries', 'audit_show', 'Erased', 'audit_erase', 'Migrated', 'migrate',
+           'ui_command', 'redacted', 'port_free', 'UiCommand', 'ui']
 
 # %% ../../nbs/api/core/12_commands.ipynb #c019ff96
 @dataclass
@@ -160,3 +161,102 @@ def migrate(as_json: bool = typer.Option(False, '--json', help="Print the steps 
             EXIT_STAGE,
         ) from None
     return Migrated(state_dir=str(s.state_dir), **out)
+
+# %% ../../nbs/api/core/12_commands.ipynb #943d08cf
+def ui_command(tracking_uri: str, port: int = 5000, host: str = '127.0.0.1') -> list[str]:
+    "The `mlflow ui` command line that serves MLflow's UI on the tracking store at `tracking_uri`."
+    import sys
+
+    return [
+        *(sys.executable, '-m', 'mlflow', 'ui', '--backend-store-uri', tracking_uri),
+        *('--host', host, '--port', str(port), '--workers', '1'),  # one person browsing: one worker starts fastest
+    ]
+
+
+def redacted(command: list[str]) -> list[str]:
+    "`command` with any password in a database URL replaced by `***` (for printing)."
+    import re
+
+    return [re.sub(r'(://[^/:@\s]*:)[^@/\s]*@', r'\1***@', c) for c in command]
+
+
+def port_free(port: int, host: str = '127.0.0.1') -> bool:
+    "Whether nothing listens on `host:port` now (a bind succeeds)."
+    import socket
+
+    with socket.socket() as so:
+        try:
+            so.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+# %% ../../nbs/api/core/12_commands.ipynb #4090065d
+@dataclass
+class UiCommand(Result):
+    "Where the MLflow UI is (or would be) served, and the command that serves it (passwords redacted)."
+
+    url: str
+    command: list[str]
+    tracking_uri: str
+
+    def show(self):
+        print(f"MLflow UI on the workspace's tracking store: {self.url}")
+        print(f"command: {' '.join(self.command)}")
+
+
+def _serve_ui(cmd: list[str], cwd) -> int:
+    "Run `cmd` in a process group of its own until it exits, or until Ctrl-C / SIGTERM stops the whole group."
+    import os
+    import signal
+    import subprocess
+
+    # mlflow ui starts uvicorn (and a job runner) as children: a group of their own, stopped as one. Browsing needs no
+    # job execution (GenAI evaluation jobs), whose consumers would double the start-up time
+    env = {'MLFLOW_SERVER_ENABLE_JOB_EXECUTION': 'false', **os.environ}
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, start_new_session=True)
+
+    def stop(*_):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@command()
+def ui(
+    port: int = typer.Option(5000, '--port', min=1, max=65535, help="Port on 127.0.0.1 to serve the UI on."),
+    dry_run: bool = typer.Option(False, '--dry-run', help="Print the URL and the command; start nothing."),
+    as_json: bool = typer.Option(False, '--json', help="Print the URL and the command as JSON (before serving)."),
+):
+    """Open MLflow's UI on the workspace's tracking store (runs, model versions, lineage tags, aliases) at
+    http://127.0.0.1:PORT; runs until Ctrl-C."""
+    s = Workspace.open()
+    cmd = ui_command(s.tracking_uri, port)
+    res = UiCommand(f'http://127.0.0.1:{port}', redacted(cmd), redacted([s.tracking_uri])[0])
+    if dry_run:
+        return res
+    if not port_free(port):
+        raise CommandError(
+            f"--port {port}: 127.0.0.1:{port} is taken (another program listens there); "
+            "expected a free port: choose one with --port N"
+        )
+    print(res.to_json() if as_json else f"MLflow UI on the workspace's tracking store: {res.url} (Ctrl-C stops it)")
+    import sys
+
+    sys.stdout.flush()
+    code = _serve_ui(cmd, s.state_dir)
+    if code:
+        raise CommandError(f"mlflow ui exited with code {code} (command: {' '.join(res.command)})", EXIT_STAGE)
+    return None

@@ -18,8 +18,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
-           'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'StoreError', 'RecordError',
-           'Store']
+           'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'ContentHash', 'StoreError',
+           'RecordError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 def atomic_write(path: str | Path, data: bytes | str) -> Path:
@@ -186,6 +186,27 @@ def read_jsonl(path: str | Path) -> list[dict]:
             ) from None
     return out
 
+# %% ../../nbs/api/core/01_store.ipynb #01222943
+class ContentHash:
+    "The sha256 of a table streamed in chunks: column types, then each row's values; columns in name order."
+
+    def __init__(self, canonical: bool = True):
+        self.sha, self.canonical, self.started = hashlib.sha256(), canonical, False
+
+    def update(self, df) -> None:
+        "Add the rows of the DataFrame `df` (the first chunk also gives the column types)."
+        import pandas as pd
+
+        if self.canonical:
+            df = df[sorted(df.columns, key=str)]
+        if not self.started:
+            self.sha.update(canonical_json([(c, str(t)) for c, t in df.dtypes.items()]).encode())
+            self.started = True
+        self.sha.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+
+    def hexdigest(self) -> str:
+        return self.sha.hexdigest()
+
 # %% ../../nbs/api/core/01_store.ipynb #196f956b
 class StoreError(Exception):
     "An object or record is missing, corrupted or would be overwritten."
@@ -195,7 +216,7 @@ class RecordError(StoreError):
     "A sealed record failed its check on read (edited, unsealed, or sealed with another key): it is not used."
 
 
-SEALED_KINDS = ('datasets', 'profiles', 'features', 'purges')  # records checked on every read
+SEALED_KINDS = ('datasets', 'profiles', 'features', 'purges', 'aliases')  # records checked on every read
 _SEAL = '_seal'
 
 

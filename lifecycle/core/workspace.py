@@ -16,8 +16,8 @@ from .audit import append, default_actor
 
 # %% auto #0
 __all__ = ['FORMAT_FILE', 'MIGRATIONS', 'PARAMS_FILE', 'WorkspaceFormatError', 'migration', 'latest_format', 'record_format',
-           'seal_records', 'pin_text', 'move_signing_key', 'stored_format', 'write_format', 'check_format',
-           'remember_params', 'remembered_params', 'Workspace', 'migrate']
+           'seal_records', 'pin_text', 'move_signing_key', 'canonical_content', 'stored_format', 'write_format',
+           'check_format', 'remember_params', 'remembered_params', 'Workspace', 'migrate']
 
 # %% ../../nbs/api/core/10_workspace.ipynb #bbc4e76b
 class WorkspaceFormatError(SettingsError):
@@ -106,6 +106,45 @@ def move_signing_key(ws) -> str:
     priv.unlink(missing_ok=True)
     pub.unlink()
     return f'the model-signing key {kid} moved out of the state folder to {new}, pinned in settings.ini [trust]{kept}'
+
+# %% ../../nbs/api/core/10_workspace.ipynb #8a4efb96
+def _snapshot_hashes(store, obj: str) -> tuple[str, str]:
+    "The content hash of a stored snapshot with its columns as stored and in name order."
+    import pyarrow.parquet as pq
+    from lifecycle.core.store import ContentHash
+
+    ordered, canonical = ContentHash(canonical=False), ContentHash()
+    for batch in pq.ParquetFile(store.object_path(obj)).iter_batches(batch_size=50_000):
+        df = batch.to_pandas()
+        ordered.update(df)
+        canonical.update(df)
+    return ordered.hexdigest(), canonical.hexdigest()
+
+
+@migration(4)
+def canonical_content(ws) -> str:
+    "Format 4 hashes snapshot content with columns in name order; older versions keep their IDs through alias records."
+    store, aliased, same, unverified = ws.store, 0, 0, []
+    for rec in store.records('datasets'):
+        version, obj = rec['version'], rec.get('object')
+        base = version.split('.r')[0]  # `.rN`: content that came back after a purge
+        if not rec.get('rows') or not obj or not store.has(obj):
+            same += 1  # no rows (order cannot matter) or its data purged (the same content comes back as new)
+            continue
+        ordered, canonical = _snapshot_hashes(store, obj)
+        if canonical[:16] == base[-16:]:
+            same += 1
+        elif ordered[:16] != base[-16:]:
+            unverified.append(version)  # read back, it does not hash to its own ID: no alias is made from a guess
+        else:
+            new_id = base[:-16] + canonical[:16]
+            store.put_record('aliases', new_id, {'version': version, 'dataset': rec.get('dataset')})
+            aliased += 1
+    left = f"; {len(unverified)} not re-hashable, left as they are: {unverified[:5]}" if unverified else ''
+    return (
+        f'snapshot content is now hashed with columns in name order; {aliased} existing version(s) found again '
+        f'through an alias, {same} already the same under both rules{left}'
+    )
 
 # %% ../../nbs/api/core/10_workspace.ipynb #1b6b0aff
 _NOT_STATE = {FORMAT_FILE, 'keys', 'locks'}  # a key folder or a lock taken before any state was written is no old state

@@ -24,9 +24,10 @@ def _drift_report(s, p, r) -> str | None:
     report = drift_report(s, p, r)
     if report is None:
         return None
+    from lifecycle.data.drift import save_report
+
     out = s.reports_dir / 'ingest' / p.dataset / f'{r.batch_id}-drift.html'
-    out.parent.mkdir(parents=True, exist_ok=True)
-    report.save_html(str(out))
+    save_report(report, out, s.reports_dir / 'ingest' / '_evidently')  # Evidently's scripts once, for every page
     return str(out)
 
 

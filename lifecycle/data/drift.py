@@ -12,7 +12,7 @@ from ..core.params import IngestParams
 
 # %% auto #0
 __all__ = ['default_method', 'is_drifted', 'profile', 'compare', 'summary', 'drift_columns', 'evidently_verdicts',
-           'evidently_report']
+           'evidently_report', 'save_report']
 
 # %% ../../nbs/api/data/02_drift.ipynb #0c8b54d0
 _METHODS = {  # name: (default threshold, how a score at the threshold is judged)
@@ -572,3 +572,40 @@ def evidently_report(
     """Evidently's DataDriftPreset snapshot (for its HTML report), on uniform samples of frames larger than
     `sample_rows`."""
     return _run_evidently(_sample(reference_df, sample_rows, seed), _sample(current_df, sample_rows, seed), kinds)
+
+# %% ../../nbs/api/data/02_drift.ipynb #6c10ff7b
+def _put_once(path, data: bytes) -> None:
+    "Write `data` to `path` (atomically) unless the file there already holds exactly these bytes."
+    from pathlib import Path
+    from lifecycle.core.store import atomic_write
+
+    path = Path(path)
+    if not (path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data):
+        atomic_write(path, data)
+
+
+def save_report(snapshot, out, lib_dir) -> dict:
+    """Write an Evidently snapshot's HTML page to `out`, with its script bundle and icon font written once into
+    `lib_dir` (shared by every page linking there) instead of embedded; returns the page's path and size."""
+    import base64
+    import os
+    from pathlib import Path
+    import evidently
+    from evidently.legacy.utils.dashboard import STATIC_PATH
+    from lifecycle.core.store import atomic_write
+
+    out, lib_dir, static = Path(out), Path(lib_dir), Path(STATIC_PATH)
+    page = snapshot.get_html_str(as_iframe=False)
+    js, font = (static / 'index.js').read_bytes(), (static / 'material-ui-icons.woff2').read_bytes()
+    inline_js = f"<script>{js.decode('utf-8')}</script>"
+    inline_font = f"url(data:font/ttf;base64,{base64.b64encode(font).decode()})"
+    shared = inline_js in page and inline_font in page  # else Evidently changed its template: keep it whole
+    if shared:
+        rel = Path(os.path.relpath(lib_dir, out.parent)).as_posix()
+        js_name, font_name = f'evidently-{evidently.__version__}.js', f'evidently-{evidently.__version__}-icons.woff2'
+        _put_once(lib_dir / js_name, js)
+        _put_once(lib_dir / font_name, font)
+        page = page.replace(inline_js, f'<script src="{rel}/{js_name}"></script>', 1)
+        page = page.replace(inline_font, f'url({rel}/{font_name})', 1)
+    atomic_write(out, page)
+    return {'path': str(out), 'bytes': out.stat().st_size, 'shared_lib': shared}

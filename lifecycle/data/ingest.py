@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
-from ..core.store import Store, hash_obj, canonical_json, append_jsonl, read_jsonl, file_sha256
+from ..core.store import ContentHash, Store, hash_obj, append_jsonl, read_jsonl, file_sha256
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
 from ..core import audit
 from .checks import CHECKS, VIOLATION_COLUMNS, Chunk, Totals, check_chunk, check_header, contract
-from .checks import judge, row_hashes, violation
+from .checks import judge, violation
 
 # %% auto #0
 __all__ = ['FAILED', 'IngestError', 'BatchRejected', 'BatchResult', 'decide', 'ingest_log_path', 'read_log', 'log_failure',
@@ -187,7 +187,7 @@ class _Writer:
     def __init__(self, store: Store, as_text: bool = False, types: dict | None = None):
         self.store, self.path, self.writer, self.rows, self.as_text = store, None, None, 0, as_text
         self.types = types or {}  # column -> its contract dtype (int, float, str, bool)
-        self.hash = hashlib.sha256()
+        self.hash = ContentHash()  # columns in name order: the same data in another column order, the same content
 
     def _schema(self, table):
         "The table's schema, a column with no values yet (all null) given its contract type."
@@ -215,7 +215,6 @@ class _Writer:
                 with _storing('a temporary snapshot file'):
                     self.path = _temp_parquet(self.store)
                     self.writer = pq.ParquetWriter(self.path, table.schema)
-                self.hash.update(canonical_json([(c, str(t)) for c, t in df.dtypes.items()]).encode())
             else:
                 table = pa.Table.from_pandas(df, schema=self.writer.schema, preserve_index=False)
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as e:
@@ -223,7 +222,7 @@ class _Writer:
         with _storing(f'the temporary snapshot file {self.path}'):
             self.writer.write_table(table)
         self.rows += len(df)
-        self.hash.update(row_hashes(df).tobytes())
+        self.hash.update(df)
 
     def close(self):
         if self.writer is not None:
@@ -513,6 +512,10 @@ def _store_snapshot(
 
     content = w.hash.hexdigest()
     version = _live_version(store, f"{p.dataset}-{'q' if role == 'quarantine' else ''}{content[:16]}")
+    if store.record_path('aliases', version).exists():  # stored before format 4, under its columns' order
+        old = store.get_record('aliases', version)['version']
+        if not store.record_path('purges', old).exists():
+            version = old
     created = [] if created is None else created
     if w.path is None:  # zero rows: still a valid, empty snapshot
         with _storing('an empty snapshot'):

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'parse_columns', 'input_contract', 'check_inputs', 'ServedModel',
-           'load_folder', 'load_version']
+__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'CsvBody', 'parse_csv', 'parse_columns', 'input_contract',
+           'check_inputs', 'ServedModel', 'load_folder', 'load_version']
 
 # %% ../../nbs/api/serve/02_models.ipynb #acbdc3a5
 NUMERIC = {'long', 'integer', 'double', 'float', 'boolean'}
@@ -63,23 +63,75 @@ def _from_records(records, schema, where: str) -> dict[str, np.ndarray]:
     for i, r in enumerate(records):
         if not isinstance(r, dict):
             raise InputError(f"field {where!r} record {i}: expected an object of column -> value")
-        if len(r) != len(names) or any(n not in r for n in names):
+        if any(n not in r for n in names):
             _columns_match(list(r), names, f"{where} record {i}")
     return {n: _typed(n, k, [r[n] for r in records]) for n, k in schema}
 
 
 def _columns_match(given: list, names: list, where: str) -> None:
-    missing, extra = [n for n in names if n not in given], [str(c) for c in given if c not in names]
+    "Refuse a missing or duplicated column the model reads; columns it does not read are ignored (as MLflow does)."
+    missing = [n for n in names if n not in given]
     if missing:
         raise InputError(f"{where}: missing column(s) {missing}; the model reads {names}")
-    if extra:
-        raise InputError(f"{where}: unexpected column(s) {extra}; the model reads {names}")
-    if len(given) != len(set(given)):
-        raise InputError(f"{where}: duplicate column names {given}")
+    twice = sorted({str(c) for c in given if c in names and given.count(c) > 1})
+    if twice:
+        raise InputError(f"{where}: duplicate column name(s) {twice}")
+
+
+@dataclass(frozen=True)
+class CsvBody:
+    "A `text/csv` request body (MLflow's CSV form: `DataFrame.to_csv(index=False)`, a header row then the records)."
+
+    data: bytes
+
+
+def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_000) -> dict[str, np.ndarray]:
+    "Typed columns the model reads from CSV bytes; other columns dropped unread; errors name column and row, no value."
+    import csv
+    import io
+
+    try:
+        text = body.decode('utf-8-sig')
+    except UnicodeDecodeError:
+        raise InputError("body: CSV is not UTF-8 text", 400) from None
+    rows = list(csv.reader(io.StringIO(text, newline='')))
+    if not rows or not any(rows[0]):
+        raise InputError("body: empty CSV; expected a header row naming the columns, then the records", 400)
+    header, data = [c.strip() for c in rows[0]], [r for r in rows[1:] if r]
+    names = [n for n, _ in schema]
+    _columns_match(header, names, 'CSV header')
+    if not data:
+        raise InputError("CSV body: expected at least one record after the header")
+    if len(data) > max_records:
+        raise InputError(f"CSV body: {len(data)} records, at most {max_records} per request", 413)
+    for i, r in enumerate(data):
+        if len(r) != len(header):
+            raise InputError(f"CSV body row {i}: expected {len(header)} fields, found {len(r)}")
+    pos, out = {c: j for j, c in enumerate(header)}, {}
+    for n, k in schema:
+        cells = [r[pos[n]] for r in data]
+        if k == 'number':
+            a = pd.to_numeric(pd.Series(cells, dtype=object).str.strip(), errors='coerce').to_numpy(
+                dtype=np.float64, na_value=np.nan
+            )
+            bad = ~np.isfinite(a)
+            if bad.any():
+                i = int(np.argmax(bad))
+                what = 'nothing' if not cells[i].strip() else 'text' if np.isnan(a[i]) else 'a non-finite number'
+                raise InputError(f"column {n!r} row {i}: expected a number, found {what}")
+            out[n] = a
+        else:
+            empty = [i for i, v in enumerate(cells) if v == '']
+            if empty:
+                raise InputError(f"column {n!r} row {empty[0]}: expected a string, found nothing")
+            out[n] = np.asarray(cells, dtype=object)
+    return out
 
 
 def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_000) -> dict[str, np.ndarray]:
-    "Typed columns from an MLflow scoring payload: dataframe_split, dataframe_records, instances or inputs."
+    "Typed columns the model reads from an MLflow scoring payload (JSON's four forms, or a `CsvBody`); others dropped."
+    if isinstance(payload, CsvBody):
+        return parse_csv(payload.data, schema, max_records)
     if not isinstance(payload, dict):
         raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
     keys = [k for k in ('dataframe_split', 'dataframe_records', 'instances', 'inputs') if k in payload]
@@ -108,7 +160,7 @@ def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_
                 raise InputError(f"field 'dataframe_split.data' row {i}: expected a list of {len(cols)} values")
         if len(data) > max_records:
             raise InputError(f"field 'dataframe_split.data': {len(data)} rows, at most {max_records} per request", 413)
-        pos = {c: j for j, c in enumerate(cols)}
+        pos = {c: j for j, c in enumerate(cols) if c in names}  # the columns it does not read are never read
         return {n: _typed(n, k, [row[pos[n]] for row in data]) for n, k in schema}
     if isinstance(body, dict) and key in ('inputs', 'instances'):  # columnar: {column: values}
         _columns_match(list(body), names, key)

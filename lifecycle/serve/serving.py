@@ -12,12 +12,12 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
 from ..core.settings import Settings, SettingsError
 from ..core.workspace import Workspace
-from .models import InputError
+from .models import CsvBody, InputError
 from .predlog import FeedbackError, LogFailed, add_feedback
 from lifecycle.serve.scoring import (
     Scored,
@@ -38,8 +38,8 @@ log = logging.getLogger('lifecycle.serving')
 # %% auto #0
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'scoring_router', 'feedback_router',
            'health_router', 'admin_router', 'answer', 'refuse', 'read_body', 'committed', 'invocations', 'predict',
-           'feedback', 'health', 'ready', 'metrics', 'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill',
-           'create_app', 'app_factory', 'serve']
+           'feedback', 'health', 'ping', 'version', 'ready', 'metrics', 'Refused', 'admin_user', 'get_flags',
+           'patch_flags', 'kill', 'create_app', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
@@ -163,8 +163,10 @@ async def invocations(request: Request):
     if refused := srv.log_refusal():
         return refuse(srv, 'invocations', refused, 503)
     try:
+        body = await read_body(request, srv.max_body)
+        mime = request.headers.get('content-type', '').split(';')[0].strip().lower()
         r = score(
-            read_json(await read_body(request, srv.max_body), srv.max_depth),
+            CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth),
             'invocations',
             srv.flags,
             srv.gate.live,
@@ -228,6 +230,24 @@ health_router = APIRouter(tags=['health'])
 @health_router.get('/health', summary='Liveness')
 async def health():
     return answer({'status': 'ok'})
+
+
+@health_router.get(
+    '/ping', summary="MLflow's health check: 200 when ready to score, 503 otherwise", response_class=PlainTextResponse
+)
+async def ping(request: Request):
+    ok = request.app.state.server.status()['ready']
+    return PlainTextResponse('\n', 200 if ok else 503)
+
+
+@health_router.get(
+    '/version', summary="The MLflow version, as MLflow's scoring server answers", response_class=PlainTextResponse
+)
+async def version():
+    from importlib.metadata import version as installed
+    from lifecycle import __version__
+
+    return PlainTextResponse(installed('mlflow'), headers={'x-lifecycle-version': __version__})
 
 
 @health_router.get('/ready', summary='Readiness: models loaded and flags active')
