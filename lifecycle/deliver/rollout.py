@@ -438,8 +438,11 @@ def guard(
     s: Workspace, g: GuardParams, positive, log_url: str, max_seconds: float | None = None, on_decision=None
 ) -> dict | None:
     "Look every `interval_s` until the rollout completes, rolls back, pauses or is killed (or `max_seconds` pass)."
+    from lifecycle.core.heartbeats import beat
+
     end = time.monotonic() + max_seconds if max_seconds else None
     while True:
+        beat(s.state_dir, 'guard')  # the monitor says when the guard stops looking (`watchers` in monitor.yaml)
         d = look(s, g, positive, log_url)
         if d is not None and on_decision:
             on_decision(d)
