@@ -48,7 +48,6 @@ def render_notebook(ipynb: Path, out: Path, engine: str | None = None) -> Path:
     atomic_write(out, body)
     return out
 
-
 # %% ../../nbs/api/app/01_site.ipynb #ec33f534
 HIDDEN_TAGS = ('parameters', 'injected-parameters')
 SECTIONS = {
@@ -76,11 +75,9 @@ class Page:
         top = self.path.split('/')[0]
         return next((p for p in SECTIONS if p.split('/')[0] in (top, top + '.md')), 'index.md')
 
-
 # %% ../../nbs/api/app/01_site.ipynb #8324d0fe
 class SiteError(Exception):
     "The site could not be rendered; the message names the file or project and what went wrong."
-
 
 # %% ../../nbs/api/app/01_site.ipynb #4391433d
 def clean_notebook(data: bytes) -> bytes:
@@ -88,7 +85,6 @@ def clean_notebook(data: bytes) -> bytes:
     nb = json.loads(data)
     nb['cells'] = [c for c in nb['cells'] if not set(c.get('metadata', {}).get('tags', [])) & set(HIDDEN_TAGS)]
     return json.dumps(nb, indent=1).encode()
-
 
 # %% ../../nbs/api/app/01_site.ipynb #350bcf4d
 def _cell(v) -> str:
@@ -112,7 +108,6 @@ def md_table(rows: list[dict], cols: list[str], links: dict | None = None) -> st
             cells.append(f'[{text}]({target})' if target and text != '—' else text)
         out.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(out) + '\n'
-
 
 # %% ../../nbs/api/app/01_site.ipynb #83d1d437
 def lineage_svg(nodes: list[tuple[str, str, str | None]]) -> str:
@@ -142,7 +137,6 @@ def lineage_svg(nodes: list[tuple[str, str, str | None]]) -> str:
                 "marker-end='url(#arrow)'/>"
             )
     return ''.join(parts) + '</svg>'
-
 
 # %% ../../nbs/api/app/01_site.ipynb #bae41bfc
 def _runs(s: Settings) -> list[dict]:
@@ -299,7 +293,6 @@ def site_facts(ws) -> dict:
         health_error=health_error,
         iterations=_iterations(ws),
     )
-
 
 # %% ../../nbs/api/app/01_site.ipynb #541b1297
 def _iso(ms) -> str:
@@ -505,7 +498,6 @@ def landing_page(facts: dict) -> Page:
         out.append('No rollout has been started.\n')
     return Page('index.md', 'Environments', text='\n'.join(out))
 
-
 # %% ../../nbs/api/app/01_site.ipynb #86ffc7b0
 def _stage_page(runs: dict, run_id: str | None, stage: str) -> str | None:
     st = (runs.get(run_id) or {}).get('stages', {}).get(stage)
@@ -581,7 +573,6 @@ def models_page(facts: dict) -> Page:
     if not facts['models']:
         out.append('No registered model yet.\n')
     return Page('models/index.md', 'Model versions', text='\n'.join(out))
-
 
 # %% ../../nbs/api/app/01_site.ipynb #ad117508
 def runs_pages(facts: dict, runs_dir: Path) -> list[Page]:
@@ -664,7 +655,6 @@ def runs_pages(facts: dict, runs_dir: Path) -> list[Page]:
         )
     )
     return [Page('runs/index.md', 'Runs', text=text), *pages]
-
 
 # %% ../../nbs/api/app/01_site.ipynb #37217145
 def batches_page(facts: dict) -> tuple[Page, list[tuple[str, Path]]]:
@@ -960,7 +950,6 @@ def retrain_pages(facts: dict) -> list[Page]:
     )
     return [Page('retrain/index.md', 'Retraining', text=text), *(iteration_page(it, model, versions) for it in its)]
 
-
 # %% ../../nbs/api/app/01_site.ipynb #205053fa
 def plan_pages(facts: dict, runs_dir: Path) -> tuple[list[Page], list[tuple[str, Path]]]:
     "Every page of the site (sections first) and the static files to copy, from `site_facts`."
@@ -971,7 +960,6 @@ def plan_pages(facts: dict, runs_dir: Path) -> tuple[list[Page], list[tuple[str,
     for m in facts['models']:
         pages += [version_page(m, v, runs) for v in m['versions']]
     return pages, assets
-
 
 # %% ../../nbs/api/app/01_site.ipynb #8da096c9
 _NAV = list(SECTIONS)
@@ -1069,7 +1057,6 @@ def quarto_config(pages: list[Page]) -> dict:
         },
     }
 
-
 # %% ../../nbs/api/app/01_site.ipynb #9a4e2f50
 def _stat_walk(root: Path, pattern: str = '*') -> list:
     if not root.exists():
@@ -1119,7 +1106,6 @@ def input_fingerprint(s: Settings) -> str:
         _monitor_key(s),  # a new window or alert, a watcher dying: the landing page changes
     ]
     return hash_obj(parts)
-
 
 # %% ../../nbs/api/app/01_site.ipynb #6d972eb1
 def _source_hash(page: Page, memo: dict) -> str:
@@ -1172,7 +1158,6 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
             (docs / rel).unlink(missing_ok=True)
             written.append(rel)
     return dict(pages=hashes, memo={k: v for k, v in memo.items()}), written
-
 
 # %% ../../nbs/api/app/01_site.ipynb #f3aca81e
 def _merge_search(index: Path, before: list[dict]) -> None:
@@ -1236,7 +1221,6 @@ def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> No
         site.rename(old)
     tmp.rename(site)
     shutil.rmtree(old, ignore_errors=True)
-
 
 # %% ../../nbs/api/app/01_site.ipynb #4556fd24
 def _last_render(mpath: Path) -> dict:

@@ -401,8 +401,10 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
 @_exclusive
 def look(s: Workspace, g: GuardParams, positive, log_url: str) -> Decision | None:
     "One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running."
+    from lifecycle.core.heartbeats import beat
     from lifecycle.serve.predlog import read_log
 
+    beat(s.state_dir, 'guard')  # each look, however started: the monitor says when the guard stops looking
     st = load_state(s)
     if not st or st['status'] != 'running':
         return None
@@ -438,11 +440,8 @@ def guard(
     s: Workspace, g: GuardParams, positive, log_url: str, max_seconds: float | None = None, on_decision=None
 ) -> dict | None:
     "Look every `interval_s` until the rollout completes, rolls back, pauses or is killed (or `max_seconds` pass)."
-    from lifecycle.core.heartbeats import beat
-
     end = time.monotonic() + max_seconds if max_seconds else None
     while True:
-        beat(s.state_dir, 'guard')  # the monitor says when the guard stops looking (`watchers` in monitor.yaml)
         d = look(s, g, positive, log_url)
         if d is not None and on_decision:
             on_decision(d)
