@@ -3,12 +3,12 @@ with code folded and parameter cells dropped, and incremental rendering (nothing
 when a run is added). The browser checks are in test_site_browser.py."""
 
 from __future__ import annotations
-import pytest
 import json
 import re
 import shutil
 import subprocess
 import nbformat
+import pytest
 import yaml
 from conftest import ROOT, cli
 
@@ -318,3 +318,109 @@ def test_drift_reports_bring_the_shared_evidently_scripts_they_link_to(tmp_path)
         'batches/_evidently/evidently-0.7-icons.woff2',
         'batches/_evidently/evidently-0.7.js',
     ]  # once each, at the relative path the pages link to
+
+
+def test_retraining_records_are_pages_and_rerender_only_when_a_record_changes(workspace):
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+    from lifecycle.loop import iteration, triggers
+
+    s = Workspace.open(workspace)
+    verdict = triggers.TriggerResult(
+        True,
+        1.7e9,
+        [
+            triggers.TriggerHit('new_labels', True, '412 labelled rows (min_rows 300)', dict(rows=412, min_rows=300)),
+            triggers.TriggerHit('schedule', False, 'champion 2 h old (every_s 86400)'),
+        ],
+    )
+    it = dict(
+        id='20260101T000000-abc123',
+        status='promoted',
+        started=1.7e9,
+        finished=1.7e9 + 600,
+        trigger=verdict.to_dict(),
+        champion=dict(version='1', dataset_version='ds1', feature_set_version='fs1', leaked='RAW-SECRET-9'),
+        data=dict(mode='append', new_rows=412, datasets_in=['ds1', 'ds2'], training_rows=1412, sample=['RAW-ROW-7']),
+        changes=dict(params=dict(max_depth=dict(champion='3', challenger='5')), code={}),
+        metrics=dict(before=dict(accuracy=0.81), after=dict(accuracy=0.84), on='champion holdout'),
+        validation=dict(
+            gates=[
+                dict(
+                    gate='accuracy vs champion',
+                    value=0.84,
+                    limit='-0.01',
+                    verdict='pass',
+                    note='advantage +0.0300, 95% interval [+0.0100, +0.0500] on 200 holdout rows',
+                )
+            ]
+        ),
+        registration=dict(model_name='m', model_version='2'),
+        shadow=dict(
+            version='2',
+            started=1.7e9 + 60,
+            verdict=dict(verdict='pass', pairs=320, difference=0.02, interval=[0.001, 0.04], reason='no worse'),
+        ),
+        canary=dict(rollout_id='ro-1', steps=[10, 50, 100], status='completed', percentage=100),
+        decision=dict(
+            outcome='promoted', reason='v2 passed every gate', at='canary', by='alice', champion='2', ts=1.7e9 + 600
+        ),
+        authorised=dict(
+            loop_actor='alice',
+            guard='guard',
+            environment='production',
+            policy_needs=['approve'],
+            approvals=[dict(step='approve', approver='bob', role='owner', time='t', reason='looks good')],
+        ),
+        history=[dict(ts=1.7e9, status='triggered', note=verdict.summary())],
+        artifacts=dict(record='x.json', model_version='m v2'),
+    )
+    iteration.save(s.state_dir, it)
+    site.render_site(s, 'mkdocs')
+    listing = (s.site_dir / 'retrain/index.html').read_text()
+    assert '20260101T000000-abc123.html' in listing and 'new_labels' in listing and 'promoted' in listing
+    page = s.site_dir / 'retrain/20260101T000000-abc123.html'
+    text = page.read_text()
+    for shown in (
+        '412 labelled rows',
+        'ds2',
+        'max_depth',
+        '0.84',
+        '[+0.0100, +0.0500]',
+        '[+0.0010, +0.0400]',
+        'ro-1',
+        'v2 passed every gate',
+        'bob',
+        'looks good',
+        'v1 → v2',
+        'm v2',
+    ):
+        assert shown in text, shown
+    assert 'RAW-SECRET-9' not in text and 'RAW-ROW-7' not in text  # only the record's known fields reach a page
+    pages = yaml.safe_load((s.reports_dir / 'site-src/pages/_quarto.yml').read_text())['project']['render']
+    assert {'retrain/index.md', 'retrain/20260101T000000-abc123.md'} <= set(pages)
+    times = {p: p.stat().st_mtime_ns for p in (page, s.site_dir / 'retrain/index.html', s.site_dir / 'index.html')}
+    site.render_site(s, 'mkdocs')
+    assert {p: p.stat().st_mtime_ns for p in times} == times  # nothing changed: nothing rendered
+    it2 = dict(
+        it,
+        id='20260102T000000-def456',
+        status='shadow',
+        started=1.7e9 + 86400,
+        finished=None,
+        decision=None,
+        authorised=None,
+        canary=None,
+    )
+    iteration.save(s.state_dir, it2)
+    site.render_site(s, 'mkdocs')
+    assert page.stat().st_mtime_ns == times[page]  # the unchanged record's page was not rendered again
+    listing = (s.site_dir / 'retrain/index.html').read_text()
+    assert listing.index('def456') < listing.index('abc123')  # newest first
+    assert 'Not decided yet' in (s.site_dir / 'retrain/20260102T000000-def456.html').read_text()
+    iteration.save(s.state_dir, dict(it2, status='reverted', decision=dict(outcome='reverted', reason='shadow: worse')))
+    site.render_site(s, 'mkdocs')
+    assert 'shadow: worse' in (s.site_dir / 'retrain/20260102T000000-def456.html').read_text()
+    (iteration.iterations_dir(s.state_dir) / 'broken.json').write_text('{')
+    with pytest.raises(site.SiteError, match=r'broken\.json: not a readable retraining record'):
+        site.render_site(s, 'mkdocs')

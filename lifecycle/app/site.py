@@ -21,10 +21,11 @@ from ..core.store import atomic_write, hash_obj, sha256_bytes
 from ..core.manifest import list_runs
 
 # %% auto #0
-__all__ = ['HIDDEN_TAGS', 'SECTIONS', 'FOLD_JS', 'FOLD_CSS', 'STATIC', 'HOOKS', 'renderer', 'render_notebook', 'Page',
-           'SiteError', 'clean_notebook', 'md_table', 'lineage_svg', 'site_facts', 'landing_page', 'version_page',
-           'models_page', 'runs_pages', 'batches_page', 'deliver_pages', 'plan_pages', 'publish', 'mkdocs_config',
-           'quarto_config', 'input_fingerprint', 'write_sources', 'offline_html', 'build_mkdocs', 'render_site']
+__all__ = ['HIDDEN_TAGS', 'SECTIONS', 'RETRAIN_DIR', 'FOLD_JS', 'FOLD_CSS', 'STATIC', 'HOOKS', 'renderer', 'render_notebook',
+           'Page', 'SiteError', 'clean_notebook', 'md_table', 'lineage_svg', 'site_facts', 'landing_page',
+           'version_page', 'models_page', 'runs_pages', 'batches_page', 'deliver_pages', 'iteration_page',
+           'retrain_pages', 'plan_pages', 'publish', 'mkdocs_config', 'quarto_config', 'input_fingerprint',
+           'write_sources', 'offline_html', 'build_mkdocs', 'render_site']
 
 # %% ../../nbs/api/app/01_site.ipynb #8dfa781c
 def renderer() -> str:
@@ -55,6 +56,7 @@ SECTIONS = {
     'runs/index.md': 'Runs',
     'batches.md': 'Ingestion batches',
     'deliver.md': 'Rollouts and experiments',
+    'retrain/index.md': 'Retraining',
 }
 
 
@@ -289,6 +291,7 @@ def site_facts(ws) -> dict:
         monitoring=_reports(ws, 'monitoring'),
         health=health,
         health_error=health_error,
+        iterations=_iterations(ws),
     )
 
 # %% ../../nbs/api/app/01_site.ipynb #541b1297
@@ -721,12 +724,246 @@ def deliver_pages(facts: dict) -> list[Page]:
         out.append(md_table(rows, ['report'], {'report': lambda x: x['p']}))
     return [Page('deliver.md', 'Rollouts and experiments', text='\n'.join(out)), *pages]
 
+
+RETRAIN_DIR = ('retrain', 'iterations')  # under the state folder: lifecycle.loop.iteration.iterations_dir
+
+
+def _iterations(s: Settings) -> list[dict]:
+    "Every retraining record, newest first; an unreadable one is a SiteError naming its file."
+    d = Path(s.state_dir).joinpath(*RETRAIN_DIR)
+    out = []
+    for p in sorted(d.glob('*.json')) if d.is_dir() else []:
+        try:
+            it = json.loads(p.read_text())
+            if not isinstance(it, dict) or not isinstance(it.get('id'), str) or not isinstance(it.get('status'), str):
+                raise ValueError('no id and status')
+        except (OSError, ValueError) as e:
+            raise SiteError(
+                f"{p}: not a readable retraining record ({type(e).__name__}: expected a JSON object with 'id' and "
+                "'status'); the site was not rendered"
+            ) from None
+        out.append(it)
+    return sorted(out, key=lambda it: it.get('started') or 0, reverse=True)
+
+
+def _scalars(d) -> dict:
+    "The plain values of a dict (nested ones as a count), the only form in which record fields reach a page."
+    if not isinstance(d, dict):
+        return {}
+    return {
+        k: (v if isinstance(v, (str, int, float, bool)) or v is None else f'{len(v)} items')
+        for k, v in d.items()
+        if isinstance(v, (str, int, float, bool, list, dict)) or v is None
+    }
+
+
+def _kv(d, keys: list[str] | None = None) -> str:
+    "A two-column table of `d`'s plain values (only `keys`, in that order, when given)."
+    d = _scalars(d)
+    rows = [dict(field=k, value=d[k]) for k in (keys or list(d)) if k in d]
+    return md_table(rows, ['field', 'value'])
+
+
+def _versions(it: dict) -> str:
+    ch = (it.get('champion') or {}).get('version')
+    new = (it.get('registration') or {}).get('model_version')
+    return f"v{ch or '?'} → v{new}" if new else f"v{ch or '?'}"
+
+
+def _trigger_names(it: dict) -> str:
+    hits = (it.get('trigger') or {}).get('hits') or []
+    return ', '.join(h.get('name', '?') for h in hits if isinstance(h, dict) and h.get('fired')) or '—'
+
+
+def iteration_page(it: dict, model: str | None, versions: dict) -> Page:
+    "One retraining record: trigger and evidence, data in and out, changes, metrics, shadow, canary, decision, links."
+    i = it['id']
+    dec = it.get('decision') or {}
+    out = [f'# Retraining {i}\n', f"**{it['status']}**" + (f": {dec['reason']}" if dec.get('reason') else '') + '\n']
+    out.append(
+        _kv(
+            dict(
+                started=_when(it.get('started')),
+                finished=_when(it.get('finished')),
+                environment=it.get('environment'),
+                versions=_versions(it),
+            )
+        )
+    )
+    trig = it.get('trigger') or {}
+    out.append('## Trigger\n')
+    out.append(f"{trig.get('summary', '')}\n")
+    hits = [h for h in trig.get('hits') or [] if isinstance(h, dict)]
+    out.append(md_table([_scalars(h) for h in hits], ['name', 'fired', 'reason']))
+    for h in hits:
+        if h.get('evidence'):
+            out.append(f"Evidence of {h.get('name')}:\n\n" + _kv(h['evidence']))
+    if trig.get('held'):
+        out.append('Held back: ' + '; '.join(map(str, trig['held'])) + '\n')
+    out.append('## Champion and data\n')
+    out.append(
+        _kv(
+            it.get('champion'),
+            ['version', 'mlflow_run_id', 'dataset_version', 'feature_set_version', 'validation_id', 'code_version'],
+        )
+    )
+    d = dict(it.get('data') or {})
+    if 'datasets_in' in d:
+        d['datasets_in'] = ', '.join(map(str, d['datasets_in']))
+    if 'model_versions' in d and isinstance(d['model_versions'], (list, dict)):
+        d['model_versions'] = ', '.join(map(str, d['model_versions']))
+    d['labels_since'], d['labels_until'] = _when(d.get('labels_since')), _when(d.get('labels_until'))
+    out.append(
+        'Data in and out:\n\n'
+        + _kv(
+            d,
+            [
+                'mode',
+                'labels_since',
+                'labels_until',
+                'new_rows',
+                'requests',
+                'model_versions',
+                'batch_status',
+                'feedback_dataset_version',
+                'datasets_in',
+                'training_set',
+                'training_rows',
+                'holdout_id',
+            ],
+        )
+    )
+    ch = it.get('changes') or {}
+    out.append('## Changes against the champion\n')
+    for kind in ('params', 'code'):
+        rows = [
+            dict(name=k, champion=v.get('champion'), challenger=v.get('challenger'))
+            for k, v in (ch.get(kind) or {}).items()
+        ]
+        out.append(f'{kind.capitalize()}:\n\n' + md_table(rows, ['name', 'champion', 'challenger']))
+    m = it.get('metrics') or {}
+    out.append('## Metrics before and after\n')
+    if m:
+        before, after = m.get('before') or {}, m.get('after') or {}
+        rows = []
+        for k in sorted(set(before) | set(after)):
+            b, a = before.get(k), after.get(k)
+            delta = a - b if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+            rows.append(dict(metric=k, champion=b, challenger=a, change=delta))
+        out.append(
+            f"On the {m.get('on', 'holdout')}:\n\n" + md_table(rows, ['metric', 'champion', 'challenger', 'change'])
+        )
+    else:
+        out.append('Not measured yet.\n')
+    gates = [g for g in (it.get('validation') or {}).get('gates') or [] if isinstance(g, dict)]
+    if gates:
+        out.append('Validation gates (intervals in the notes):\n\n')
+        out.append(md_table([_scalars(g) for g in gates], ['gate', 'value', 'limit', 'verdict', 'note']))
+    out.append('## Shadow\n')
+    sh = it.get('shadow') or {}
+    verdict = dict(sh.get('verdict') or {})
+    if isinstance(verdict.get('interval'), list):
+        verdict['interval'] = (
+            '[' + ', '.join(f'{x:+.4f}' for x in verdict['interval'] if isinstance(x, (int, float))) + ']'
+        )
+    out.append(
+        _kv({'version': sh.get('version'), 'started': _when(sh.get('started')), **verdict}) if sh else 'No shadow.\n'
+    )
+    out.append('## Canary\n')
+    c = it.get('canary') or {}
+    if c:
+        look = c.get('last_look') or {}
+        out.append(
+            _kv(
+                dict(
+                    rollout=c.get('rollout_id'),
+                    steps=', '.join(f'{x:g}%' for x in c.get('steps') or []),
+                    status=c.get('status'),
+                    percentage=c.get('percentage'),
+                    last_look=look.get('action'),
+                    reasons='; '.join(map(str, look.get('reasons') or [])),
+                )
+            )
+        )
+        hist = [h for h in c.get('history') or [] if isinstance(h, dict)]
+        out.append(md_table([_scalars(h) for h in hist], ['time', 'action', 'share', 'actor', 'reason']))
+    else:
+        out.append('No canary.\n')
+    out.append('## Decision\n')
+    if dec:
+        out.append(_kv({**dec, 'ts': _when(dec.get('ts'))}, ['outcome', 'reason', 'at', 'by', 'champion', 'ts']))
+    elif it.get('waiting'):
+        out.append(f"Waiting: {it['waiting'].get('message', 'for an approval')}\n")
+    else:
+        out.append(f"Not decided yet (at {it['status']}).\n")
+    auth = it.get('authorised') or {}
+    out.append('## Authorised by\n')
+    if auth:
+        a = {**auth, 'policy_needs': ', '.join(map(str, auth.get('policy_needs') or [])) or 'none'}
+        out.append(_kv(a, ['loop_actor', 'guard', 'environment', 'policy_needs']))
+        appr = [_scalars(x) for x in auth.get('approvals') or [] if isinstance(x, dict)]
+        out.append('Approvals:\n\n' + md_table(appr, ['step', 'approver', 'role', 'time', 'reason']))
+    else:
+        out.append(f"{dec.get('by') or 'nobody yet'} (no promotion)\n")
+    fails = [_scalars(f) for f in it.get('failures') or [] if isinstance(f, dict)]
+    if fails:
+        out.append(
+            '## Failed attempts\n\n'
+            + md_table([{**f, 'ts': _when(f.get('ts'))} for f in fails], ['step', 'ts', 'error'])
+        )
+    out.append('## Steps\n')
+    steps = [{**_scalars(h), 'ts': _when(h.get('ts'))} for h in it.get('history') or [] if isinstance(h, dict)]
+    out.append(md_table(steps, ['ts', 'status', 'note']))
+    out.append('## Artifacts\n')
+    arts = [dict(artifact=k, where=v) for k, v in _scalars(it.get('artifacts')).items()]
+    links = {}
+    model = (it.get('registration') or {}).get('model_name') or model
+    for k, v in (
+        ('champion', (it.get('champion') or {}).get('version')),
+        ('challenger', (it.get('registration') or {}).get('model_version')),
+    ):
+        if v is not None and str(v) in versions.get(model, ()):
+            arts.append(dict(artifact=f'{k} page', where=f'v{v}', link=f'../models/{model}/v{v}.md'))
+    links['where'] = lambda r: r.get('link')
+    out.append(md_table(arts, ['artifact', 'where'], links))
+    return Page(f'retrain/{i}.md', f'Retraining {i}', text='\n'.join(out))
+
+
+def retrain_pages(facts: dict) -> list[Page]:
+    "The Retraining section (every iteration, newest first) and one page per retraining record."
+    its = facts.get('iterations') or []
+    model = facts['models'][0]['name'] if len(facts.get('models') or []) == 1 else None
+    versions = {m['name']: {str(v['version']) for v in m['versions']} for m in facts.get('models') or []}
+    rows = [
+        dict(
+            iteration=it['id'],
+            trigger=_trigger_names(it),
+            status=it['status'],
+            decision=(it.get('decision') or {}).get('outcome'),
+            versions=_versions(it),
+            started=_when(it.get('started')),
+            finished=_when(it.get('finished')),
+        )
+        for it in its
+    ]
+    text = (
+        '# Retraining\n\nEvery iteration of the retraining loop, newest first: what triggered it, where it stands or '
+        'what was decided, and the versions it compared.\n\n'
+        + md_table(
+            rows,
+            ['iteration', 'trigger', 'status', 'decision', 'versions', 'started', 'finished'],
+            {'iteration': lambda r: f"{r['iteration']}.md"},
+        )
+    )
+    return [Page('retrain/index.md', 'Retraining', text=text), *(iteration_page(it, model, versions) for it in its)]
+
 # %% ../../nbs/api/app/01_site.ipynb #205053fa
 def plan_pages(facts: dict, runs_dir: Path) -> tuple[list[Page], list[tuple[str, Path]]]:
     "Every page of the site (sections first) and the static files to copy, from `site_facts`."
     runs = {r['run_id']: r for r in facts['runs']}
     batches, assets = batches_page(facts)
     pages = [landing_page(facts), models_page(facts), *runs_pages(facts, runs_dir), batches, *deliver_pages(facts)]
+    pages += retrain_pages(facts)
     for m in facts['models']:
         pages += [version_page(m, v, runs) for v in m['versions']]
     return pages, assets
@@ -858,6 +1095,7 @@ def input_fingerprint(s: Settings) -> str:
         _stat_walk(s.state_dir / 'store' / 'records'),
         _stat_walk(s.state_dir / 'flags'),
         _stat_walk(s.state_dir / 'rollout.json'),
+        _stat_walk(Path(s.state_dir).joinpath(*RETRAIN_DIR), '*.json'),  # the retraining records
         _stat_walk(s.state_dir / 'ingest', '*.jsonl'),
         _stat_walk(s.state_dir / 'mlflow.db'),
         [

@@ -401,8 +401,10 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
 @_exclusive
 def look(s: Workspace, g: GuardParams, positive, log_url: str) -> Decision | None:
     "One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running."
+    from lifecycle.core.heartbeats import beat
     from lifecycle.serve.predlog import read_log
 
+    beat(s.state_dir, 'guard')  # each look, however started: the monitor says when the guard stops looking
     st = load_state(s)
     if not st or st['status'] != 'running':
         return None

@@ -476,7 +476,7 @@ def run(
     on_step=None,
 ) -> tuple[dict | None, triggers.TriggerResult | None]:
     "One pass of the loop: resume or (when triggered) start an iteration and walk it as far as it can go now."
-    from lifecycle.operate.monitor import beat
+    from lifecycle.core.heartbeats import beat
 
     rp = rp or load_retrain_params(ws.params_dir)
     with hold(ws.state_dir, 'retrain', wait=False):

@@ -5,37 +5,14 @@ whether it is alive. Light on imports (no pandas, no pydantic): the evidence sit
 
 # %% ../../nbs/api/operate/09_heartbeats.ipynb #90819399
 from __future__ import annotations
-import json
 import math
-import os
-import socket
 import time
 from pathlib import Path
 import yaml
-from ..core.store import atomic_write
+from ..core.heartbeats import beat, heartbeats  # noqa: F401 (moved to core, where the guard can beat; old path kept)
 
 # %% auto #0
-__all__ = ['beat', 'heartbeats', 'health_key']
-
-# %% ../../nbs/api/operate/09_heartbeats.ipynb #35f22ae5
-def beat(state_dir: str | Path, name: str, now: float | None = None) -> dict:
-    "Record that watcher `name` is alive now (`<state>/heartbeats/<name>.json`, written atomically)."
-    hb = dict(name=name, ts=time.time() if now is None else now, pid=os.getpid(), host=socket.gethostname())
-    atomic_write(Path(state_dir) / 'heartbeats' / f'{name}.json', json.dumps(hb))
-    return hb
-
-
-def heartbeats(state_dir: str | Path, names: list[str], now: float | None = None) -> dict[str, float]:
-    "Seconds since each named watcher last beat (infinity if it never did)."
-    now = time.time() if now is None else now
-    out = {}
-    for n in names:
-        p = Path(state_dir) / 'heartbeats' / f'{n}.json'
-        try:
-            out[n] = max(now - float(json.loads(p.read_text())['ts']), 0.0)
-        except (OSError, ValueError, KeyError):
-            out[n] = float('inf')
-    return out
+__all__ = ['health_key']
 
 # %% ../../nbs/api/operate/09_heartbeats.ipynb #c7dc1873
 _HEALTH_FILES = ('windows.parquet', 'alerts.jsonl', 'breaching.json')
