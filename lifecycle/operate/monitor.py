@@ -54,10 +54,9 @@ def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -
     prof = reference_profile(ws.store, tags['dataset_version'])
     cols = (mp.drift_columns if mp and mp.drift_columns else None) or [f.name for f in fp.features]
     prof = dict(prof, order=[c for c in cols if c in prof['columns']])
-    inputs = None
-    if fp.task == 'regression':  # the loss estimator learns from the holdout's inputs
-        holdout = ws.store.get_frame(rec['holdout_id'])
-        inputs = holdout[[c for c in prof['order'] if c in holdout.columns]]
+    # the holdout's inputs: the features' correlations with the target, and the regression loss estimator's lessons
+    holdout = ws.store.get_frame(rec['holdout_id'])
+    inputs = holdout[[c for c in prof['order'] if c in holdout.columns]]
     threshold = ws.params['validate'].decision_threshold
     return Baseline.from_holdout(prof, kept['scores'], kept['labels'], fp.task, threshold, inputs=inputs)
 
