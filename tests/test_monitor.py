@@ -424,7 +424,9 @@ def _logged(ws: Workspace, n: int, timeout: float = 30) -> None:
 
 
 @pytest.mark.slow
-def test_replaying_the_later_years_through_a_running_server_raises_each_alert_to_its_sinks(trained, webhook, smtp):
+def test_replaying_the_later_years_through_a_running_server_raises_each_alert_to_its_sinks(
+    trained, webhook, smtp, monkeypatch
+):
     """The default dataset's years after the training cut, through `lifecycle serve`, with feedback one window late:
     as they are, nothing fires; with age shifted by 20 years, the high drift alert fires within two windows; with
     labels flipped, the critical performance alert and the concept drift one; then two quiet hours, the silence
@@ -497,3 +499,40 @@ def test_replaying_the_later_years_through_a_running_server_raises_each_alert_to
     assert sorted(t['id'] for t in read_jsonl(ws.state_dir / 'monitor' / 'tickets.jsonl')) == tickets
     audited = [e['details']['evidence']['id'] for e in read(ws.audit_path) if e['action'] == 'monitor.alert']
     assert sorted(audited) == sorted(a['id'] for a in alerts)
+    # investigation: the flipped window explained against the holdout, with scikit-learn's numbers
+    monkeypatch.chdir(trained)
+    _explained_as_sklearn_says(ws, window=4)
+
+
+def _explained_as_sklearn_says(ws: Workspace, window: int) -> None:
+    "`monitor explain` on a window: the holdout's permutation importance and the contributions are scikit-learn's."
+    from sklearn.inspection import permutation_importance
+
+    from lifecycle.model.signing import verified_sklearn
+    from lifecycle.model.train import xy
+    from lifecycle.operate.commands import monitor_explain
+    from lifecycle.operate.explain import window_rows
+    from lifecycle.operate.windows import inputs
+
+    r = invoke(monitor_explain, ['--version', '1', '--window', str(window), '--repeats', '3', '--json'])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert got['records'] == 200 and got['labelled'] == 200 and got['scoring'] == 'roc_auc'
+    fp, rp = ws.params['features'], ws.params['register']
+    model = verified_sklearn(ws.mlflow, ws.store, rp.model_name, '1', ws.key_dir)
+    val = ws.store.get_record('validations', ws.client.get_model_version(rp.model_name, '1').tags['validation_id'])
+    cols = list(model.feature_names_in_)
+    sk = permutation_importance(
+        model, *xy(ws.store.get_frame(val['holdout_id']), cols, fp), scoring='roc_auc', n_repeats=3, random_state=0
+    )
+    imp = {i['feature']: i for i in got['importance']}
+    assert list(imp) == cols and np.allclose([imp[c]['reference'] for c in cols], sk.importances_mean)
+    x = inputs(window_rows(ws, '1', 'control', window))[cols]
+    z = model[:-1].transform(x) * model[-1].coef_[0]  # coefficient x transformed value, per transformed column
+    groups = model[:-1].output_indices_
+    mean_abs = {c: float(np.abs(z[:, groups[c]].sum(axis=1)).mean()) for c in cols}
+    assert {c['feature']: round(c['mean_abs'], 9) for c in got['contributions']} == {
+        c: round(v, 9) for c, v in mean_abs.items()
+    }
+    r = invoke(monitor_explain, ['--version', '1', '--window', '99', '--json'])
+    assert r.exit_code == EXIT_INPUT and 'no window 99' in json.loads(r.stdout)['error']
