@@ -536,3 +536,32 @@ def _explained_as_sklearn_says(ws: Workspace, window: int) -> None:
     }
     r = invoke(monitor_explain, ['--version', '1', '--window', '99', '--json'])
     assert r.exit_code == EXIT_INPUT and 'no window 99' in json.loads(r.stdout)['error']
+
+
+def test_monitor_run_every_wakes_when_a_window_closes(workspace, monkeypatch):
+    "With --every 120, the look after a window closes comes within seconds, not two minutes later."
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 100, 'seconds': None})
+    ws = Workspace.open(workspace)
+    monkeypatch.chdir(workspace)
+    rng, t0 = np.random.default_rng(2), time.time() - 500
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 50)  # half a window: the first look finds none closed
+    looked = ws.state_dir / 'monitor' / 'state.json'
+
+    def second_half():
+        end = time.monotonic() + 60
+        while not looked.is_file() and time.monotonic() < end:  # after the first look
+            time.sleep(0.05)
+        time.sleep(0.5)
+        replay(log, rng, t0, 50, 50)
+
+    writer = threading.Thread(target=second_half)
+    writer.start()
+    start = time.monotonic()
+    r = invoke(monitor_run, ['--every', '120', '--times', '2', '--json'])
+    took = time.monotonic() - start
+    writer.join()
+    log.close()
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line)['windows'] for line in r.stdout.splitlines()] == [0, 1]
+    assert took < 60  # woken by the closed window, not by --every 120
