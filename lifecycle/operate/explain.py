@@ -108,7 +108,8 @@ def explain(ws: Workspace, version, variant: str, window: int, n_repeats: int = 
         out.update(scoring=scoring, importance=imp)
     try:
         c = linear_contributions(model, x[cols])
-        out['contributions'] = c.drop(columns='intercept').abs().mean().rename('mean_abs').reset_index(names='feature')
+        mean_abs = c.drop(columns='intercept').abs().mean()
+        out['contributions'] = pd.DataFrame({'feature': list(mean_abs.index), 'mean_abs': mean_abs.to_numpy()})
         out['intercept'] = float(c['intercept'].iloc[0]) if len(c) else None
     except ValueError as e:
         out['contributions_refused'] = str(e)
