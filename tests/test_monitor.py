@@ -529,7 +529,7 @@ def _explained_as_sklearn_says(ws: Workspace, window: int) -> None:
     assert list(imp) == cols and np.allclose([imp[c]['reference'] for c in cols], sk.importances_mean)
     x = inputs(window_rows(ws, '1', 'control', window))[cols]
     z = model[:-1].transform(x) * model[-1].coef_[0]  # coefficient x transformed value, per transformed column
-    groups = model[:-1].output_indices_
+    groups = model.steps[-2][1].output_indices_  # the ColumnTransformer: input feature -> its columns
     mean_abs = {c: float(np.abs(z[:, groups[c]].sum(axis=1)).mean()) for c in cols}
     assert {c['feature']: round(c['mean_abs'], 9) for c in got['contributions']} == {
         c: round(v, 9) for c, v in mean_abs.items()
