@@ -83,7 +83,9 @@ def records(log: pd.DataFrame, positive=None) -> pd.DataFrame:
             cols['label'].append(_label(lab[i], positive))
             cols['feedback_ts'].append(np.nan if fb is None or lab[i] is None else fb)
         for k, v in x.items():  # namespaced: a feature may be called `score` or `label` like the log's own columns
-            inputs.setdefault(INPUT + k, [None] * (len(cols['ts']) - n)).extend(v)
+            if INPUT + k not in inputs:  # (not setdefault: its padding list would be built for every request)
+                inputs[INPUT + k] = [None] * (len(cols['ts']) - n)
+            inputs[INPUT + k].extend(v)
         for k in inputs:  # a request without some input: pad
             inputs[k].extend([None] * (len(cols['ts']) - len(inputs[k])))
     out = pd.DataFrame(cols).astype({'ts': float, 'latency_ms': float, 'feedback_ts': float, 'first': bool})
