@@ -1421,6 +1421,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._load_state': ( 'api/operate/monitor.html#_load_state',
                                                                                       'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor._measure': ( 'api/operate/monitor.html#_measure',
+                                                                                   'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._monitor_dir': ( 'api/operate/monitor.html#_monitor_dir',
                                                                                        'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._observations': ( 'api/operate/monitor.html#_observations',

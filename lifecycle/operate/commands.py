@@ -53,12 +53,12 @@ def monitor_run(
         raise CommandError(f"--times: expected at least 1, found {times}", EXIT_INPUT)
     ws = Workspace.open()
     mp = load_monitor_params(ws.params_dir)
-    clock, cache, n = WindowClock(default_url(ws), mp.window), {}, 0
+    clock, cache, measured, n = WindowClock(default_url(ws), mp.window), {}, {}, 0
     try:
         while True:
             t0 = time.monotonic()
             mark = clock.position()  # before the look: a window closing during it wakes the next one
-            _show_look(run_once(ws, mp, baseline_cache=cache), as_json)
+            _show_look(run_once(ws, mp, baseline_cache=cache, window_cache=measured), as_json)
             n += 1
             if every is None or (times is not None and n >= times):
                 return None

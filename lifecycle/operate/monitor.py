@@ -199,6 +199,35 @@ def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+_KEYS = ['model_version', 'variant', 'window']
+
+
+def _measure(closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str, cache: dict | None) -> pd.DataFrame:
+    "`window_metrics` of the closed windows, reusing from `cache` each window whose records and labels did not change."
+    kw = dict(drift_columns=mp.drift_columns, drift_share=mp.drift_share, task=task)
+    if cache is None or not len(closed):
+        return window_metrics(closed, baselines, **kw)
+    sig = closed.groupby(_KEYS, sort=True).agg(n=('ts', 'size'), labels=('label', 'count'))
+    sig = {k: (int(n), int(lab), k[0] in baselines) for k, n, lab in zip(sig.index, sig['n'], sig['labels'])}
+    fresh = [k for k, s in sig.items() if cache.get(k, (None,))[0] != s]
+    if fresh:
+        want = pd.MultiIndex.from_frame(closed[_KEYS]).isin(pd.MultiIndex.from_tuples(fresh, names=_KEYS))
+        new = window_metrics(closed[want], baselines, **kw)
+        heat = new.attrs.get('drift')
+        for r in new.to_dict('records'):
+            k = (r['model_version'], r['variant'], r['window'])
+            h = pd.DataFrame()
+            if heat is not None and len(heat):
+                h = heat[(heat['model_version'] == k[0]) & (heat['variant'] == k[1]) & (heat['window'] == k[2])]
+            cache[k] = (sig[k], r, h)
+    for k in set(cache) - set(sig):  # windows out of the lookback
+        del cache[k]
+    out = pd.DataFrame([cache[k][1] for k in sig])
+    heats = [cache[k][2] for k in sig if len(cache[k][2])]
+    out.attrs['drift'] = pd.concat(heats, ignore_index=True) if heats else pd.DataFrame()
+    return out
+
+
 def run_once(
     ws: Workspace,
     mp: MonitorParams | None = None,
@@ -209,6 +238,7 @@ def run_once(
     sleep=time.sleep,
     sample: bool = True,
     baseline_cache: dict | None = None,
+    window_cache: dict | None = None,
 ) -> MonitorRun:
     "Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat."
     from lifecycle.serve.predlog import default_url, read_log
@@ -234,7 +264,7 @@ def run_once(
             if v not in cache and (b := baseline_for(ws, v, mp)) is not None:
                 cache[v] = b
         baselines = {v: cache[v] for v in closed['model_version'].unique() if v in cache}
-    m = window_metrics(closed, baselines, drift_columns=mp.drift_columns, drift_share=mp.drift_share, task=fp.task)
+    m = _measure(closed, baselines, mp, fp.task, window_cache)
     state_path = out_dir / 'state.json'
     state = _load_state(state_path)
     known = set(state.get('windows_seen', []))
