@@ -6,6 +6,7 @@ monitor params are refused naming the key; an unreachable webhook keeps its aler
 from __future__ import annotations
 import json
 import socket
+import subprocess
 import threading
 import time
 from email import message_from_bytes
@@ -393,3 +394,174 @@ def test_the_servers_and_the_guards_alerts_go_through_the_rules_and_sinks(worksp
     assert again.alerts == [] and len(webhook.got) == 3 and open_alerts(ws.state_dir) == []
     Server.alert(server, 'flags_tampered', 'flags.json: the signature does not verify')
     assert [a['rule'] for a in run_once(ws, mp, baselines={}, sample=False).alerts] == ['flags_tampered']
+
+
+def _serve_rows(http, rows, inputs: list[str], prefix: str) -> list[str]:
+    "POST each row alone to the running server's /predict; the request ids, in order."
+    ids = []
+    for i, rec in enumerate(rows[inputs].to_dict('records')):
+        r = http.post('/predict', json={'records': [rec], 'context': {'targetingKey': f'{prefix}-{i}'}})
+        assert r.status_code == 200, r.text
+        ids.append(r.json()['request_id'])
+    return ids
+
+
+def _give_feedback(http, ids: list[str], outcomes: list, flip: bool = False) -> None:
+    "POST the true outcomes of `ids` (the opposite one if `flip`) to /feedback."
+    for rid, y in zip(ids, outcomes):
+        r = http.post('/feedback', json={'request_id': rid, 'outcome': ({'Yes': 'No', 'No': 'Yes'}[y] if flip else y)})
+        assert r.status_code == 200, r.text
+
+
+def _logged(ws: Workspace, n: int, timeout: float = 30) -> None:
+    "Wait until the server's prediction log holds `n` rows (it writes in the background)."
+    from lifecycle.serve.predlog import read_log
+
+    end = time.monotonic() + timeout
+    while len(read_log(default_url(ws))) < n:
+        assert time.monotonic() < end, f'the prediction log did not reach {n} rows within {timeout} s'
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+def test_replaying_the_later_years_through_a_running_server_raises_each_alert_to_its_sinks(
+    trained, webhook, smtp, monkeypatch
+):
+    """The default dataset's years after the training cut, through `lifecycle serve`, with feedback one window late:
+    as they are, nothing fires; with age shifted by 20 years, the high drift alert fires within two windows; with
+    labels flipped, the critical performance alert and the concept drift one; then two quiet hours, the silence
+    alert. Each sink (webhook and SMTP on 127.0.0.1, ticket file) receives exactly the alerts routed to it, and every
+    one is in the audit log."""
+    import httpx
+
+    from conftest import cli, clean_env
+    from lifecycle.core.audit import read
+    from lifecycle.deliver.simulate import later_rows
+    from lifecycle.serve.local import LocalServer
+
+    assert cli(trained, 'flags', 'init').returncode == 0
+    controller, mail = smtp
+    rules = yaml.safe_load((trained / 'params' / 'monitor.yaml').read_text())['rules']
+    concept = dict(name='concept', metric='target_correlation_shift', condition='> 0.35', min_sample=150)
+    configure(trained, webhook, controller.port, rules=[*rules, dict(concept, cooldown_s=3600, severity='medium')])
+    ws = Workspace.open(trained)
+    mp = load_monitor_params(ws.params_dir)
+    rows = later_rows(ws).sample(frac=1, random_state=0).reset_index(drop=True)
+    inputs, target = [f.name for f in ws.params['features'].features], ws.params['features'].target
+    assert len(rows) >= 1200
+    phases = [  # two windows (rows: 200) each: as they are, inputs shifted, labels flipped
+        ('stable', rows.iloc[0:400], False),
+        ('shifted', rows.iloc[400:800].assign(age=rows['age'].iloc[400:800] + 20), False),
+        ('flipped', rows.iloc[800:1200], True),
+    ]
+    alerts, late, sent = [], None, 0
+    with (
+        LocalServer(trained, env=clean_env(), log=subprocess.DEVNULL) as srv,
+        httpx.Client(base_url=srv.url, timeout=10) as http,
+    ):
+        for name, part, flip in phases:
+            for half in (part.iloc[:200], part.iloc[200:]):  # one window at a time
+                ids = _serve_rows(http, half, inputs, name)
+                if late:  # the previous window's outcomes arrive now, one window late
+                    _give_feedback(http, *late)
+                late = (ids, half[target].tolist(), flip)
+                sent += len(ids)
+                _logged(ws, sent)
+                run = run_once(ws, mp, sample=False)  # a look after each window closes
+                alerts += [dict(a, phase=name) for a in run.alerts]
+        _give_feedback(http, *late)
+        alerts += [dict(a, phase='flipped') for a in run_once(ws, mp, sample=False).alerts]
+    print([(a['phase'], a['rule'], a['severity'], a['window']) for a in alerts])  # shown when an assert fails
+    by_phase = {p: {(a['rule'], a['severity']) for a in alerts if a['phase'] == p} for p, _, _ in phases}
+    assert by_phase['stable'] == set()  # the later years as they are: no alert
+    drift_alert = [a for a in alerts if a['rule'] == 'input_drift']
+    assert drift_alert and drift_alert[0]['severity'] == 'high' and drift_alert[0]['phase'] == 'shifted'
+    assert drift_alert[0]['window'] in (2, 3) and drift_alert[0]['series'] == '1/control'
+    flipped = [a for a in alerts if a['rule'] == 'accuracy_drop']
+    assert [(a['severity'], a['window'], a['phase']) for a in flipped][:1] == [('critical', 4, 'flipped')]
+    assert not {a['rule'] for a in alerts if a['window'] in (0, 1)}
+    # concept drift: the shifted ages keep their relationship with the outcome, the flipped labels do not
+    assert [(a['severity'], a['phase']) for a in alerts if a['rule'] == 'concept'] == [('medium', 'flipped')]
+    # two quiet hours: the silence alert, and nothing else
+    quiet = run_once(ws, mp, now=time.time() + 7200, sample=False)
+    assert [(a['rule'], a['severity'], a['series']) for a in quiet.alerts] == [('no_traffic', 'high', '1/control')]
+    alerts += quiet.alerts
+    # each sink has exactly the alerts routed to it
+    paging = sorted(a['id'] for a in alerts if a['severity'] in ('high', 'critical'))
+    tickets = sorted(a['id'] for a in alerts if a['severity'] in ('low', 'medium'))
+    assert sorted(a['id'] for a in webhook.got) == paging
+    deadline = time.time() + 5
+    while len(mail.got) < len(paging) and time.time() < deadline:
+        time.sleep(0.05)
+    assert sorted(m['Subject'] for m in mail.got) == sorted(
+        f"[lifecycle {a['severity']}] {a['rule']} on {a['series']}" for a in alerts if a['id'] in paging
+    )
+    assert sorted(t['id'] for t in read_jsonl(ws.state_dir / 'monitor' / 'tickets.jsonl')) == tickets
+    audited = [e['details']['evidence']['id'] for e in read(ws.audit_path) if e['action'] == 'monitor.alert']
+    assert sorted(audited) == sorted(a['id'] for a in alerts)
+    # investigation: the flipped window explained against the holdout, with scikit-learn's numbers
+    monkeypatch.chdir(trained)
+    _explained_as_sklearn_says(ws, window=4)
+
+
+def _explained_as_sklearn_says(ws: Workspace, window: int) -> None:
+    "`monitor explain` on a window: the holdout's permutation importance and the contributions are scikit-learn's."
+    from sklearn.inspection import permutation_importance
+
+    from lifecycle.model.signing import verified_sklearn
+    from lifecycle.model.train import xy
+    from lifecycle.operate.commands import monitor_explain
+    from lifecycle.operate.explain import window_rows
+    from lifecycle.operate.windows import inputs
+
+    r = invoke(monitor_explain, ['--version', '1', '--window', str(window), '--repeats', '3', '--json'])
+    assert r.exit_code == 0, r.output
+    got = json.loads(r.stdout)
+    assert got['records'] == 200 and got['labelled'] == 200 and got['scoring'] == 'roc_auc'
+    fp, rp = ws.params['features'], ws.params['register']
+    model = verified_sklearn(ws.mlflow, ws.store, rp.model_name, '1', ws.key_dir)
+    val = ws.store.get_record('validations', ws.client.get_model_version(rp.model_name, '1').tags['validation_id'])
+    cols = list(model.feature_names_in_)
+    sk = permutation_importance(
+        model, *xy(ws.store.get_frame(val['holdout_id']), cols, fp), scoring='roc_auc', n_repeats=3, random_state=0
+    )
+    imp = {i['feature']: i for i in got['importance']}
+    assert list(imp) == cols and np.allclose([imp[c]['reference'] for c in cols], sk.importances_mean)
+    x = inputs(window_rows(ws, '1', 'control', window))[cols]
+    z = model[:-1].transform(x) * model[-1].coef_[0]  # coefficient x transformed value, per transformed column
+    groups = model.steps[-2][1].output_indices_  # the ColumnTransformer: input feature -> its columns
+    mean_abs = {c: float(np.abs(z[:, groups[c]].sum(axis=1)).mean()) for c in cols}
+    assert {c['feature']: round(c['mean_abs'], 9) for c in got['contributions']} == {
+        c: round(v, 9) for c, v in mean_abs.items()
+    }
+    r = invoke(monitor_explain, ['--version', '1', '--window', '99', '--json'])
+    assert r.exit_code == EXIT_INPUT and 'no window 99' in json.loads(r.stdout)['error']
+
+
+def test_monitor_run_every_wakes_when_a_window_closes(workspace, monkeypatch):
+    "With --every 120, the look after a window closes comes within seconds, not two minutes later."
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 100, 'seconds': None})
+    ws = Workspace.open(workspace)
+    monkeypatch.chdir(workspace)
+    rng, t0 = np.random.default_rng(2), time.time() - 500
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 50)  # half a window: the first look finds none closed
+    looked = ws.state_dir / 'monitor' / 'state.json'
+
+    def second_half():
+        end = time.monotonic() + 60
+        while not looked.is_file() and time.monotonic() < end:  # after the first look
+            time.sleep(0.05)
+        time.sleep(0.5)
+        replay(log, rng, t0, 50, 50)
+
+    writer = threading.Thread(target=second_half)
+    writer.start()
+    start = time.monotonic()
+    r = invoke(monitor_run, ['--every', '120', '--times', '2', '--json'])
+    took = time.monotonic() - start
+    writer.join()
+    log.close()
+    assert r.exit_code == 0, r.output
+    assert [json.loads(line)['windows'] for line in r.stdout.splitlines()] == [0, 1]
+    assert took < 60  # woken by the closed window, not by --every 120

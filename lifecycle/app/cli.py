@@ -134,6 +134,7 @@ monitor_app = _group(
         'alerts': operate_cmds.monitor_alerts,
         'rules': operate_cmds.monitor_rules,
         'report': operate_cmds.monitor_report,
+        'explain': operate_cmds.monitor_explain,
     },
 )
 retrain_app = _group(

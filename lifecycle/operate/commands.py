@@ -15,8 +15,8 @@ from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, com
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['monitor_run', 'MonitorStatus', 'monitor_status', 'AlertList', 'monitor_alerts', 'RuleFiles', 'monitor_rules',
-           'MonitorReport', 'monitor_report']
+__all__ = ['TICK_S', 'monitor_run', 'MonitorStatus', 'monitor_status', 'AlertList', 'monitor_alerts', 'RuleFiles',
+           'monitor_rules', 'Explanation', 'monitor_explain', 'MonitorReport', 'monitor_report']
 
 # %% ../../nbs/api/operate/06_commands.ipynb #d4493b3b
 def _show_look(run, as_json: bool) -> None:
@@ -33,6 +33,9 @@ def _show_look(run, as_json: bool) -> None:
         print(f"  {a['message']} -> {', '.join(a['sinks'])}", flush=True)
 
 
+TICK_S = 0.25  # between looks, how often `monitor run --every` asks whether a window closed
+
+
 @command()
 def monitor_run(
     every: Optional[float] = typer.Option(None, '--every', help="Look again every this many seconds."),
@@ -40,8 +43,9 @@ def monitor_run(
     as_json: bool = typer.Option(False, '--json', help="Print each look as a JSON line."),
 ):
     "Measure the closed windows of the prediction log, judge the alert rules, raise and deliver alerts."
-    from lifecycle.operate.monitor import run_once
+    from lifecycle.operate.monitor import WindowClock, run_once
     from lifecycle.operate.schema import load_monitor_params
+    from lifecycle.serve.predlog import default_url
 
     if every is not None and not every > 0:
         raise CommandError(f"--every: expected a number of seconds above 0, found {every:g}", EXIT_INPUT)
@@ -49,15 +53,19 @@ def monitor_run(
         raise CommandError(f"--times: expected at least 1, found {times}", EXIT_INPUT)
     ws = Workspace.open()
     mp = load_monitor_params(ws.params_dir)
-    n = 0
+    clock, cache, measured, n = WindowClock(default_url(ws), mp.window), {}, {}, 0
     try:
         while True:
             t0 = time.monotonic()
-            _show_look(run_once(ws, mp), as_json)
+            mark = clock.position()  # before the look: a window closing during it wakes the next one
+            _show_look(run_once(ws, mp, baseline_cache=cache, window_cache=measured), as_json)
             n += 1
             if every is None or (times is not None and n >= times):
                 return None
-            time.sleep(max(0.0, every - (time.monotonic() - t0)))
+            while (left := every - (time.monotonic() - t0)) > 0:  # wake early when a window closes
+                time.sleep(min(TICK_S, left))
+                if clock.closed_since(mark, clock.position()):
+                    break
     except KeyboardInterrupt:
         return None
 
@@ -166,6 +174,53 @@ def monitor_rules(
     r = atomic_write(out / 'rules.yml', yaml.safe_dump(prometheus_rules(mp), sort_keys=False))
     d = atomic_write(out / 'dashboard.json', json.dumps(grafana_dashboard(mp), indent=1))
     return RuleFiles(str(r), str(d))
+
+# %% ../../nbs/api/operate/06_commands.ipynb #1105493e
+@dataclass
+class Explanation(Result):
+    found: dict
+
+    def data(self):
+        d = dict(self.found)
+        for k in ('importance', 'contributions'):
+            if k in d:
+                d[k] = d[k].to_dict('records')
+        return {'ok': True, **d}
+
+    def show(self):
+        f = self.found
+        print(f"v{f['version']} {f['variant']}, window {f['window']}: {f['records']} records, {f['labelled']} labelled")
+        if 'importance' in f:
+            print(f"permutation importance ({f['scoring']}), holdout -> window:")
+            for r in f['importance'].to_dict('records'):
+                print(f"  {r['feature']}: {r['reference']:.4f} -> {r['window']:.4f} ({r['change']:+.4f})")
+        else:
+            print('permutation importance: fewer than two labelled records in the window')
+        if 'contributions' in f:
+            print('mean absolute contribution to the log-odds (coefficient x standardized value):')
+            for r in f['contributions'].to_dict('records'):
+                print(f"  {r['feature']}: {r['mean_abs']:.4f}")
+        else:
+            print(f"contributions: {f['contributions_refused']}")
+
+
+@command()
+def monitor_explain(
+    version: str = typer.Option(..., '--version', help="The model version served."),
+    window: int = typer.Option(..., '--window', help="The window number (as `monitor status` and the alerts say)."),
+    variant: str = typer.Option('control', '--variant', help="The flag variant."),
+    repeats: int = typer.Option(5, '--repeats', help="Permutations per feature."),
+    as_json: bool = typer.Option(False, '--json', help="Print the explanation as JSON."),
+):
+    "Permutation importance of a window against the holdout, and a linear model's contributions."
+    from lifecycle.operate.explain import explain
+
+    if repeats < 1:
+        raise CommandError(f"--repeats: expected at least 1, found {repeats}", EXIT_INPUT)
+    try:
+        return Explanation(explain(Workspace.open(), version, variant, window, n_repeats=repeats))
+    except LookupError as e:
+        raise CommandError(str(e), EXIT_INPUT) from None
 
 # %% ../../nbs/api/operate/06_commands.ipynb #58b79553
 @dataclass

@@ -8,6 +8,7 @@ seconds beside the server."""
 # %% ../../nbs/api/operate/04_monitor.ipynb #a6d76608
 from __future__ import annotations
 import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,12 +18,13 @@ from ..core.store import append_jsonl, atomic_write, read_jsonl
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
 from .alerts import Outbox, judge, raise_alerts, still_breached
-from .schema import SEVERITIES, MonitorParams, load_monitor_params
+from .schema import SEVERITIES, MonitorParams, Window, load_monitor_params
 from .windows import Baseline, assign_windows, records, window_metrics
 
 # %% auto #0
 __all__ = ['AUDIT_SOURCES', 'VERDICTS', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'MonitorRun',
-           'metrics_text', 'run_once', 'alert_log', 'open_alerts', 'status', 'SeriesHealth', 'MonitorHealth', 'health']
+           'metrics_text', 'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'SeriesHealth',
+           'MonitorHealth', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -51,13 +53,17 @@ def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -
         X, y = xy(ws.store.get_frame(rec['holdout_id']), list(model.feature_names_in_), fp)
         s = predict_scores(model, X, fp.task)
         kept = ws.store.put_record(kind, rid, dict(scores=np.asarray(s, float).tolist(), labels=y.tolist()))
-    prof = reference_profile(ws.store, tags['dataset_version'])
     cols = (mp.drift_columns if mp and mp.drift_columns else None) or [f.name for f in fp.features]
+    holdout = ws.store.get_frame(rec['holdout_id'])
+    if tags.get('dataset_version'):
+        prof = reference_profile(ws.store, tags['dataset_version'])
+    else:  # registered without a training snapshot (a tiny workspace): its validation holdout is the reference
+        from lifecycle.data.drift import profile
+
+        prof = profile(holdout[[c for c in cols if c in holdout.columns]])
     prof = dict(prof, order=[c for c in cols if c in prof['columns']])
-    inputs = None
-    if fp.task == 'regression':  # the loss estimator learns from the holdout's inputs
-        holdout = ws.store.get_frame(rec['holdout_id'])
-        inputs = holdout[[c for c in prof['order'] if c in holdout.columns]]
+    # the holdout's inputs: the features' correlations with the target, and the regression loss estimator's lessons
+    inputs = holdout[[c for c in prof['order'] if c in holdout.columns]]
     threshold = ws.params['validate'].decision_threshold
     return Baseline.from_holdout(prof, kept['scores'], kept['labels'], fp.task, threshold, inputs=inputs)
 
@@ -193,6 +199,35 @@ def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
     return '\n'.join(lines) + '\n'
 
 
+_KEYS = ['model_version', 'variant', 'window']
+
+
+def _measure(closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str, cache: dict | None) -> pd.DataFrame:
+    "`window_metrics` of the closed windows, reusing from `cache` each window whose records and labels did not change."
+    kw = dict(drift_columns=mp.drift_columns, drift_share=mp.drift_share, task=task)
+    if cache is None or not len(closed):
+        return window_metrics(closed, baselines, **kw)
+    sig = closed.groupby(_KEYS, sort=True).agg(n=('ts', 'size'), labels=('label', 'count'))
+    sig = {k: (int(n), int(lab), k[0] in baselines) for k, n, lab in zip(sig.index, sig['n'], sig['labels'])}
+    fresh = [k for k, s in sig.items() if cache.get(k, (None,))[0] != s]
+    if fresh:
+        want = pd.MultiIndex.from_frame(closed[_KEYS]).isin(pd.MultiIndex.from_tuples(fresh, names=_KEYS))
+        new = window_metrics(closed[want], baselines, **kw)
+        heat = new.attrs.get('drift')
+        for r in new.to_dict('records'):
+            k = (r['model_version'], r['variant'], r['window'])
+            h = pd.DataFrame()
+            if heat is not None and len(heat):
+                h = heat[(heat['model_version'] == k[0]) & (heat['variant'] == k[1]) & (heat['window'] == k[2])]
+            cache[k] = (sig[k], r, h)
+    for k in set(cache) - set(sig):  # windows out of the lookback
+        del cache[k]
+    out = pd.DataFrame([cache[k][1] for k in sig])
+    heats = [cache[k][2] for k in sig if len(cache[k][2])]
+    out.attrs['drift'] = pd.concat(heats, ignore_index=True) if heats else pd.DataFrame()
+    return out
+
+
 def run_once(
     ws: Workspace,
     mp: MonitorParams | None = None,
@@ -202,6 +237,8 @@ def run_once(
     now: float | None = None,
     sleep=time.sleep,
     sample: bool = True,
+    baseline_cache: dict | None = None,
+    window_cache: dict | None = None,
 ) -> MonitorRun:
     "Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat."
     from lifecycle.serve.predlog import default_url, read_log
@@ -221,9 +258,13 @@ def run_once(
         closed = closed[closed['window'] > keep]
     else:
         closed = rec
-    if baselines is None:
-        baselines = {v: b for v in closed['model_version'].unique() if (b := baseline_for(ws, v, mp)) is not None}
-    m = window_metrics(closed, baselines, drift_columns=mp.drift_columns, drift_share=mp.drift_share, task=fp.task)
+    if baselines is None:  # from the registry, once per version when the caller keeps a cache across looks
+        cache = {} if baseline_cache is None else baseline_cache
+        for v in closed['model_version'].unique():
+            if v not in cache and (b := baseline_for(ws, v, mp)) is not None:
+                cache[v] = b
+        baselines = {v: cache[v] for v in closed['model_version'].unique() if v in cache}
+    m = _measure(closed, baselines, mp, fp.task, window_cache)
     state_path = out_dir / 'state.json'
     state = _load_state(state_path)
     known = set(state.get('windows_seen', []))
@@ -261,6 +302,52 @@ def run_once(
     state['last_run'] = run.summary()
     atomic_write(state_path, json.dumps(state, default=str))
     return run
+
+# %% ../../nbs/api/operate/04_monitor.ipynb #19749282
+class WindowClock:
+    "Which window each series of the prediction log is in, read incrementally; `closed_since` a mark, per series."
+
+    def __init__(self, log_url: str, window: Window, grace_s: float = 0.5):
+        self.url, self.window, self.grace_s = log_url, window, grace_s
+        self.after, self.counts = 0, {}  # last request id read; records so far per (version, variant)
+        self._engine = None
+
+    def _read(self) -> None:
+        from sqlalchemy import create_engine, inspect, text
+
+        if self._engine is None:
+            if self.url.startswith('sqlite:///') and not Path(self.url[len('sqlite:///') :]).exists():
+                return  # no log yet (and none made by looking)
+            self._engine = create_engine(self.url)
+        if not inspect(self._engine).has_table('predictions'):
+            return
+        with self._engine.connect() as c:
+            rows = c.execute(
+                text(
+                    'SELECT id, model_version, variant, inputs FROM predictions '
+                    'WHERE id > :after AND shadow = :f ORDER BY id'
+                ),
+                {'after': self.after, 'f': False},
+            ).all()
+        for rid, version, variant, x in rows:
+            x = json.loads(x) if x else {}
+            n = len(next(iter(x.values()))) if x else 1
+            key = (str(version), variant)
+            self.counts[key] = self.counts.get(key, 0) + n
+            self.after = max(self.after, rid)
+
+    def position(self, now: float | None = None) -> dict:
+        "Per series, how many of its windows have closed (rows), or the number of the last closed window (seconds)."
+        if self.window.seconds is not None:
+            now = time.time() if now is None else now
+            return {'clock': math.floor((now - self.grace_s) / self.window.seconds)}
+        self._read()
+        return {k: n // self.window.rows for k, n in self.counts.items()}
+
+    @staticmethod
+    def closed_since(mark: dict, now: dict) -> bool:
+        "Whether a window closed between two positions."
+        return any(v > mark.get(k, -math.inf) for k, v in now.items())
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #57d3cced
 _SHOWN = [

@@ -16,7 +16,8 @@ from .cbpe import Calibrator, estimate, fit_calibrator
 from .schema import Window
 
 # %% auto #0
-__all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'Baseline', 'input_drift', 'wilson', 'window_metrics']
+__all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'Baseline', 'input_drift', 'wilson', 'target_correlations',
+           'correlation_shift', 'window_metrics']
 
 # %% ../../nbs/api/operate/02_windows.ipynb #49f6fc91
 META = [
@@ -82,7 +83,9 @@ def records(log: pd.DataFrame, positive=None) -> pd.DataFrame:
             cols['label'].append(_label(lab[i], positive))
             cols['feedback_ts'].append(np.nan if fb is None or lab[i] is None else fb)
         for k, v in x.items():  # namespaced: a feature may be called `score` or `label` like the log's own columns
-            inputs.setdefault(INPUT + k, [None] * (len(cols['ts']) - n)).extend(v)
+            if INPUT + k not in inputs:  # (not setdefault: its padding list would be built for every request)
+                inputs[INPUT + k] = [None] * (len(cols['ts']) - n)
+            inputs[INPUT + k].extend(v)
         for k in inputs:  # a request without some input: pad
             inputs[k].extend([None] * (len(cols['ts']) - len(inputs[k])))
     out = pd.DataFrame(cols).astype({'ts': float, 'latency_ms': float, 'feedback_ts': float, 'first': bool})
@@ -122,6 +125,7 @@ class Baseline:
     calibrator: Calibrator = field(default=None, repr=False)
     accuracy: float = float('nan')
     loss: object = field(default=None, repr=False)  # regression: a `lifecycle.operate.dle.LossEstimator`
+    correlations: dict = field(default_factory=dict)  # numeric feature: its correlation with the target on the holdout
 
     @classmethod
     def from_holdout(
@@ -137,6 +141,8 @@ class Baseline:
             from lifecycle.operate.dle import LossEstimator
 
             b.loss = LossEstimator.fit(inputs, s, y)
+        if inputs is not None:  # the relationship each numeric feature had with the target (concept drift)
+            b.correlations = target_correlations(inputs, y)
         return b
 
 # %% ../../nbs/api/operate/02_windows.ipynb #2dc4ab04
@@ -183,6 +189,31 @@ def wilson(k, n, z: float = 1.96) -> tuple[float, float]:
     c = (p + z * z / (2 * n)) / d
     h = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / d
     return c - h, c + h
+
+# %% ../../nbs/api/operate/02_windows.ipynb #cc244ac1
+def target_correlations(x: pd.DataFrame, y) -> dict[str, float]:
+    "Per numeric column of `x`: its Pearson correlation with `y` on the rows where both are known (NaN if constant)."
+    y = np.asarray(y, float)
+    out = {}
+    for c in x.columns:
+        if x[c].dtype.kind not in 'biuf':
+            continue  # categorical: no correlation
+        v = x[c].to_numpy(float)
+        ok = np.isfinite(v) & np.isfinite(y)
+        out[c] = float('nan')
+        if ok.sum() > 1:
+            a, b = v[ok] - v[ok].mean(), y[ok] - y[ok].mean()
+            den = math.sqrt(float(a @ a) * float(b @ b))
+            out[c] = float(a @ b / den) if den > 0 else float('nan')
+    return out
+
+# %% ../../nbs/api/operate/02_windows.ipynb #527d03dc
+def correlation_shift(reference: dict[str, float], x: pd.DataFrame, y) -> pd.DataFrame:
+    """Per numeric feature in `reference` and `x`: the reference's and the current feature–target correlation, the
+    change."""
+    cur = target_correlations(x[[c for c in reference if c in x.columns]], y)
+    rows = [dict(column=c, reference=reference[c], current=v, change=v - reference[c]) for c, v in cur.items()]
+    return pd.DataFrame(rows, columns=['column', 'reference', 'current', 'change'])
 
 # %% ../../nbs/api/operate/02_windows.ipynb #a9de05ac
 def _live(g: pd.DataFrame, task: str) -> dict:
@@ -270,6 +301,11 @@ def window_metrics(
             )
             sd = input_drift(b.score_profile, ok[['score']])
             row.update(score_psi=float(sd['psi'].iloc[0]), score_ks=float(sd['ks_statistic'].iloc[0]))
+            lab = ok['label'].notna().to_numpy()
+            if b.correlations and lab.sum() > 1:  # concept drift: the features' relationship with the target moved
+                cs = correlation_shift(b.correlations, x[lab], ok['label'].to_numpy(float)[lab])
+                if cs['change'].notna().any():
+                    row['target_correlation_shift'] = float(cs['change'].abs().max())
             if task == 'regression' and b.loss is not None:
                 e = b.loss.estimate(x[b.loss.columns], ok['score'].to_numpy(float))
                 row.update(estimated_mae=float(e['mae'][0]), estimated_rmse=float(e['rmse'][0]))
