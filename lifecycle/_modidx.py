@@ -1461,6 +1461,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate.plot_roc': ( 'api/model/validate.html#plot_roc',
                                                                                  'lifecycle/model/validate.py'),
+                                          'lifecycle.model.validate.rank_roc_auc': ( 'api/model/validate.html#rank_roc_auc',
+                                                                                     'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate.regression_metrics': ( 'api/model/validate.html#regression_metrics',
                                                                                            'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate.wilson_interval': ( 'api/model/validate.html#wilson_interval',
