@@ -150,6 +150,8 @@ class StatusView(Result):
             c.print(f"params     {st['params_dir']}")
         for m in st['models']:
             c.print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")
+        for m in st.get('alias_mismatches', []):
+            c.print(f"UNAUDITED  {m['message']}", markup=False, soft_wrap=True)
         for d in st['datasets']:
             c.print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows)")
         for r in st['runs']:

@@ -14,11 +14,15 @@ __all__ = ['workspace_status']
 # %% ../../nbs/api/app/02_status.ipynb #1e15aae3
 def workspace_status(ws: Workspace, last: int = 5) -> dict:
     "State folder, tracking URI, registered models and aliases, dataset versions and the last runs."
-    models = []
+    models, mismatches = [], []
     if ws.has_tracking:  # never creates a tracking database just to report there is none
-        from lifecycle.model.registry import describe_models
+        from lifecycle.model.registry import alias_mismatches, describe_models, mismatch_text
 
         models = describe_models(ws)
+        for m in models:  # aliases moved outside an audited register or promotion
+            mismatches += [
+                dict(x, message=mismatch_text(x)) for x in alias_mismatches(ws.client, ws.audit_path, m['name'])
+            ]
     datasets = [
         {k: r[k] for k in ('version', 'dataset', 'role', 'rows', 'created')} for r in ws.store.records('datasets')
     ]
@@ -38,6 +42,7 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
         params_dir=str(ws.params_dir),  # --params, else the folder the last run used, else params/
         tracking_uri=ws.tracking_uri,
         models=models,
+        alias_mismatches=mismatches,
         datasets=datasets,
         runs=runs,
     )

@@ -20,7 +20,8 @@ from .manifest import now_iso
 
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'default_actor', 'payloads_path', 'checkpoint_path',
-           'payload_digest', 'append', 'read', 'Verdict', 'verify', 'erase', 'migrate_legacy']
+           'payload_digest', 'append', 'read', 'Verdict', 'verify', 'current_checkpoint', 'copy_problem', 'erase',
+           'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -462,6 +463,27 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
             "short before saving it); their MACs check out"
         )
     return Verdict(True, n, notes=notes)
+
+# %% ../../nbs/api/core/03_audit.ipynb #564b3b4d
+def current_checkpoint(path: str | Path, keys_dir: str | Path | None = None) -> dict | None:
+    "The signed checkpoint of the log kept outside the workspace, or None when there is none (or no key)."
+    log = Path(path).resolve()
+    folder = keys_folder(log, keys_dir, create=False)
+    key = folder and audit_key(folder, create=False)
+    if not key:
+        return None
+    return _load_checkpoint(folder, log, key)[0]
+
+
+def copy_problem(path: str | Path, cp: dict, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:
+    "Why the log disagrees with a copy of its checkpoint kept at `where` ('' when it agrees)."
+    log = Path(path).resolve()
+    folder = keys_folder(log, keys_dir, create=False)
+    key = folder and audit_key(folder, create=False)
+    if not key or not _mac_ok(key, cp):
+        return f"the checkpoint kept at {where} does not carry a valid MAC: it was altered, or written with another key"
+    problem = _head_problem(cp, read_jsonl(log) if log.is_file() else [])
+    return problem.replace('the checkpoint kept outside the workspace', f'the checkpoint kept at {where}')
 
 # %% ../../nbs/api/core/03_audit.ipynb #fc2e12d7
 def erase(

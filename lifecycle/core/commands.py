@@ -50,12 +50,20 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
 
     s = Workspace.open()
     v = verify(s.audit_path, keys_dir=s.keys_dir)
+    reason, ok = v.reason, v.ok
+    if ok and s.has_tracking:  # the copy of the checkpoint logged to the tracking server, when there is one
+        from lifecycle.core.audit import copy_problem
+        from lifecycle.core.tracking import tracked_audit_checkpoint
+
+        cp = tracked_audit_checkpoint(s.mlflow, s.state_dir)
+        if cp and (problem := copy_problem(s.audit_path, cp, s.keys_dir, where='the tracking server')):
+            reason, ok = problem, False
     return AuditVerdict(
-        ok=v.ok,
+        ok=ok,
         entries=v.entries,
         bad_seq=v.bad_seq,
         bad_line=v.bad_line,
-        reason=v.reason,
+        reason=reason,
         notes=list(v.notes),
         path=str(s.audit_path),
     )

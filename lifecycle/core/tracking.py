@@ -9,7 +9,7 @@ from pathlib import Path
 from .locks import hold
 
 # %% auto #0
-__all__ = ['configure_mlflow', 'ensure_experiment']
+__all__ = ['AUDIT_EXPERIMENT', 'configure_mlflow', 'ensure_experiment', 'log_audit_checkpoint', 'tracked_audit_checkpoint']
 
 # %% ../../nbs/api/core/05_tracking.ipynb #f2c0fbc5
 _READY: set[str] = set()  # database URIs whose tables this process has seen created
@@ -44,3 +44,32 @@ def ensure_experiment(mlflow, name: str, state_dir: str | Path) -> str:
     if exp:
         return exp.experiment_id
     return mlflow.create_experiment(name, artifact_location=(Path(state_dir) / 'mlartifacts' / name).resolve().as_uri())
+
+# %% ../../nbs/api/core/05_tracking.ipynb #14326e9e
+AUDIT_EXPERIMENT = 'lifecycle-audit-checkpoint'  # the experiment whose one run carries the audit checkpoint's tags
+
+
+def _checkpoint_run(mlflow, state_dir):
+    exp = ensure_experiment(mlflow, AUDIT_EXPERIMENT, state_dir)
+    runs = mlflow.MlflowClient().search_runs([exp], max_results=1, order_by=['attributes.start_time ASC'])
+    return exp, (runs[0] if runs else None)
+
+
+def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict) -> None:
+    "Log the signed checkpoint (entry count, head MAC, its MAC) as the tags of the audit experiment's run."
+    import json
+
+    exp, run = _checkpoint_run(mlflow, state_dir)
+    client = mlflow.MlflowClient()
+    run_id = run.info.run_id if run else client.create_run(exp, run_name='audit-checkpoint').info.run_id
+    client.set_tag(run_id, 'audit.checkpoint', json.dumps(cp, sort_keys=True))
+    client.set_tag(run_id, 'audit.entries', str(cp['entries']))
+
+
+def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | None:
+    "The checkpoint last logged to the tracking store, or None."
+    import json
+
+    run = _checkpoint_run(mlflow, state_dir)[1]
+    tag = run.data.tags.get('audit.checkpoint') if run else None
+    return json.loads(tag) if tag else None

@@ -299,7 +299,19 @@ class Workspace(Settings):
 
     def audit(self, action: str, subject: str = '', reason: str = '', *, actor: str | None = None, **details) -> dict:
         "Append an entry to the workspace's audit log, as `actor` (default: the workspace's actor)."
-        return append(self.audit_path, action, subject, reason, actor=actor or self.actor, **details)
+        entry = append(self.audit_path, action, subject, reason, actor=actor or self.actor, **details)
+        if self.has_tracking:  # a copy of the checkpoint on the tracking server, compared by `audit verify`
+            from .audit import current_checkpoint
+            from .tracking import log_audit_checkpoint
+
+            try:  # an unreachable server leaves its copy behind (still a valid lower bound), never the entry unwritten
+                if cp := current_checkpoint(self.audit_path, self.keys_dir):
+                    log_audit_checkpoint(self.mlflow, self.state_dir, cp)
+            except Exception as e:
+                import logging
+
+                logging.getLogger('lifecycle').warning('audit checkpoint not logged to the tracking server: %s', e)
+        return entry
 
 # %% ../../nbs/api/core/10_workspace.ipynb #20ea6f5e
 def migrate(ws: Workspace) -> dict:

@@ -399,29 +399,33 @@ def _promote(ws: Workspace, it: dict) -> str:
     ps = ws.params
     name, alias = ps['register'].model_name, ps['register'].champion_alias
     v, old = it['registration']['model_version'], it['champion']['version']
-    ws.client.set_registered_model_alias(name, alias, v)
-    approvals = [
-        dict(step=a['step'], approver=a['approver'], role=a.get('role'), time=a['time'], reason=a['reason'])
-        for a in gov.approvals(ws.store, name, v, ps['policy'])
-    ]
-    reason = f"retraining {it['id']}: v{v} passed every gate, the shadow and the guarded canary"
-    it['decision'] = dict(outcome='promoted', reason=reason, at='canary', by=ws.actor, champion=v, ts=time.time())
-    it['authorised'] = dict(
-        loop_actor=ws.actor,
-        guard='guard',
-        approvals=approvals,
-        environment=ws.environment,
-        policy_needs=list(ps['policy'].exposure.get('production', [])),
-    )
-    ws.audit(
-        'retrain.promote',
-        f'{name}/{v}',
-        reason,
-        actor=ws.actor,
-        iteration=it['id'],
-        previous_champion=old,
-        approvals=[a['approver'] for a in approvals],
-    )
+    from lifecycle.core.locks import held
+
+    with held(ws.state_dir, 'registry'):  # the move and its audit entry as one step among registry writers
+        ws.client.set_registered_model_alias(name, alias, v)
+        approvals = [
+            dict(step=a['step'], approver=a['approver'], role=a.get('role'), time=a['time'], reason=a['reason'])
+            for a in gov.approvals(ws.store, name, v, ps['policy'])
+        ]
+        reason = f"retraining {it['id']}: v{v} passed every gate, the shadow and the guarded canary"
+        it['decision'] = dict(outcome='promoted', reason=reason, at='canary', by=ws.actor, champion=v, ts=time.time())
+        it['authorised'] = dict(
+            loop_actor=ws.actor,
+            guard='guard',
+            approvals=approvals,
+            environment=ws.environment,
+            policy_needs=list(ps['policy'].exposure.get('production', [])),
+        )
+        ws.audit(
+            'retrain.promote',
+            f'{name}/{v}',
+            reason,
+            actor=ws.actor,
+            iteration=it['id'],
+            previous_champion=old,
+            alias=alias,
+            approvals=[a['approver'] for a in approvals],
+        )
     return 'promoted'
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #df7f05b7

@@ -11,8 +11,9 @@ from ..core.store import Store, StoreError, canonical_json, hash_obj
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['VALIDATION_KIND', 'RegistryError', 'NotValidated', 'record_validation', 'passed_validation', 'alias_version',
-           'register_version', 'load_by_alias', 'describe_models']
+__all__ = ['VALIDATION_KIND', 'ALIAS_MOVES', 'RegistryError', 'NotValidated', 'record_validation', 'passed_validation',
+           'alias_version', 'register_version', 'load_by_alias', 'describe_models', 'UnauditedAlias', 'audited_aliases',
+           'alias_mismatches', 'mismatch_text', 'check_version_aliases']
 
 # %% ../../nbs/api/model/04_registry.ipynb #8e6ca591
 VALIDATION_KIND = 'validations'
@@ -94,21 +95,24 @@ def register_version(
     none."""
     rec = passed_validation(ws.store, validation_id)
     tags = {**tags, 'mlflow_run_id': rec['mlflow_run_id'], 'validation_id': validation_id}
-    mv = ws.mlflow.register_model(rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
+    from lifecycle.core.locks import held
+
     client = ws.client
-    client.set_registered_model_alias(name, challenger_alias, mv.version)
-    aliases = [challenger_alias]
-    if alias_version(client, name, champion_alias) is None:
-        client.set_registered_model_alias(name, champion_alias, mv.version)
-        aliases.append(champion_alias)
-    ws.audit(
-        'model.register',
-        f'{name}/{mv.version}',
-        reason,
-        aliases=aliases,
-        model_uri=rec['model_uri'],
-        **{k: str(v) for k, v in tags.items()},
-    )
+    with held(ws.state_dir, 'registry'):  # a version and its alias moves, audited, as one step among writers
+        mv = ws.mlflow.register_model(rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
+        client.set_registered_model_alias(name, challenger_alias, mv.version)
+        aliases = [challenger_alias]
+        if alias_version(client, name, champion_alias) is None:
+            client.set_registered_model_alias(name, champion_alias, mv.version)
+            aliases.append(champion_alias)
+        ws.audit(
+            'model.register',
+            f'{name}/{mv.version}',
+            reason,
+            aliases=aliases,
+            model_uri=rec['model_uri'],
+            **{k: str(v) for k, v in tags.items()},
+        )
     return dict(
         model_name=name,
         model_version=str(mv.version),
@@ -140,3 +144,64 @@ def describe_models(ws: Workspace) -> list[dict]:
             )
         )
     return res
+
+# %% ../../nbs/api/model/04_registry.ipynb #5bda9e83
+ALIAS_MOVES = ('model.register', 'model.promote', 'retrain.promote')  # the audited actions that move an alias
+
+
+class UnauditedAlias(RegistryError):
+    "An alias in the registry points where no audited register or promotion put it."
+
+
+def audited_aliases(audit_path, name: str, champion_alias: str = 'champion') -> dict[str, str]:
+    """Alias -> version for model `name` as the audit log's register and promotion entries left them (a
+    `retrain.promote` entry written before it named its alias moved `champion_alias`)."""
+    from lifecycle.core import audit
+
+    out = {}
+    for e in audit.read(audit_path):
+        subject = str(e.get('subject') or '')
+        if e.get('action') not in ALIAS_MOVES or subject.rpartition('/')[0] != name:
+            continue
+        d, version = e.get('details') or {}, subject.rpartition('/')[2]
+        if e['action'] == 'model.register':
+            moved = d.get('aliases') or []
+        elif e['action'] == 'model.promote':
+            moved = [d.get('alias')] if d.get('alias') else []
+        else:
+            moved = [d.get('alias') or champion_alias]
+        out.update({a: version for a in moved})
+    return out
+
+
+def alias_mismatches(client, audit_path, name: str, champion_alias: str = 'champion') -> list[dict]:
+    """Every alias of model `name` whose registry version differs from the audited one: alias, registry version,
+    audited version (None when the audit never moved it, or the registry no longer has it). Empty when all agree."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        registry = {k: str(v) for k, v in (client.get_registered_model(name).aliases or {}).items()}
+    except MlflowException:
+        registry = {}
+    audited = audited_aliases(audit_path, name, champion_alias)
+    return [
+        dict(model=name, alias=a, registry_version=registry.get(a), audited_version=audited.get(a))
+        for a in sorted(set(registry) | set(audited))
+        if registry.get(a) != audited.get(a)
+    ]
+
+
+def mismatch_text(m: dict) -> str:
+    "One line naming an alias whose registry version is not the audited one."
+    where = f"points to version {m['registry_version']}" if m['registry_version'] else 'is gone from the registry'
+    was = f"version {m['audited_version']}" if m['audited_version'] else 'no version (never moved by an audited step)'
+    return f"alias {m['alias']!r} of {m['model']} {where} but the audit log puts it at {was}: moved outside lifecycle"
+
+
+def check_version_aliases(client, audit_path, name: str, version, champion_alias: str = 'champion') -> None:
+    "Raise `UnauditedAlias` if an alias that points to `version` in the registry got there by an unaudited move."
+    bad = [
+        m for m in alias_mismatches(client, audit_path, name, champion_alias) if m['registry_version'] == str(version)
+    ]
+    if bad:
+        raise UnauditedAlias('; '.join(mismatch_text(m) for m in bad))

@@ -486,25 +486,28 @@ def promote(
         )
     if needs and verify is not None and (why := verify(rec)):
         refuse('; '.join(why))
-    before = alias_version(client, name, step)
-    client.set_registered_model_alias(name, step, version)
-    details = dict(
-        alias=step,
-        previous_version=before,
-        approver=(rec or {}).get('approver'),
-        approval_sha256=hash_obj(rec) if rec else None,
-        approval_key_id=((rec or {}).get('signed') or {}).get('key_id'),
-        evidence={k: e['sha256'] for k, e in (rec or {}).get('evidence', {}).items()},
-    )
-    audit.append(
-        settings.audit_path,
-        'model.promote',
-        subject,
-        actor=actor,
-        reason=reason
-        or (f"approved for {step} by {rec['approver']}: {rec['reason']}" if rec else f'{step} needs no sign-off'),
-        **details,
-    )
+    from lifecycle.core.locks import held
+
+    with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer
+        before = alias_version(client, name, step)
+        client.set_registered_model_alias(name, step, version)
+        details = dict(
+            alias=step,
+            previous_version=before,
+            approver=(rec or {}).get('approver'),
+            approval_sha256=hash_obj(rec) if rec else None,
+            approval_key_id=((rec or {}).get('signed') or {}).get('key_id'),
+            evidence={k: e['sha256'] for k, e in (rec or {}).get('evidence', {}).items()},
+        )
+        audit.append(
+            settings.audit_path,
+            'model.promote',
+            subject,
+            actor=actor,
+            reason=reason
+            or (f"approved for {step} by {rec['approver']}: {rec['reason']}" if rec else f'{step} needs no sign-off'),
+            **details,
+        )
     return dict(model_name=name, model_version=version, **details)
 
 # %% ../../nbs/api/release/00_governance.ipynb #d16c1462

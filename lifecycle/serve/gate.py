@@ -84,6 +84,7 @@ class FlagGate:
             return False
         self._seen = stamp
         from lifecycle.model.signing import SignatureError
+        from lifecycle.model.registry import UnauditedAlias
 
         try:
             doc = fl.read_document(self.source)
@@ -99,7 +100,7 @@ class FlagGate:
                 if version not in self._loaded:
                     try:
                         self._loaded[version] = self.load(version)
-                    except SignatureError as e:  # tampered or unsigned: refused for good
+                    except (SignatureError, UnauditedAlias) as e:  # tampered, unsigned or moved unaudited: refused
                         raise fl.FlagError(f"variant {variant!r}: version {version} refused: {e}") from None
                     except Exception as e:  # e.g. the registry is busy: try again at the next look
                         self._seen = None

@@ -12,6 +12,7 @@ from ..core.workspace import Workspace
 from ..core.params import FlagsParams
 from ..core import audit
 from .models import ServedModel, load_version, input_contract
+from ..model.registry import check_version_aliases
 from .predlog import PredictionLog, default_url, pii_masker
 from .metrics import Metrics
 from .gate import Deployment, FlagGate
@@ -95,6 +96,7 @@ class Server:
         return self.gate.live
 
     def _load(self, version: str) -> ServedModel:
+        check_version_aliases(self.s.mlflow.MlflowClient(), self.s.audit_path, self.model_name, version)
         m = load_version(self.s.mlflow, self.s.store, self.model_name, version, self.s.key_dir)
         m.contract = input_contract(self.columns, m.columns)
         audit.append(

@@ -1,0 +1,59 @@
+"""Issue #13, item 4: an alias moved in MLflow's registry without an audited register or promotion (here a raw UPDATE
+on the SQLite registry) is flagged by `lifecycle status` and refused by the server, which keeps the version it had
+verified."""
+
+from __future__ import annotations
+import sqlite3
+from pathlib import Path
+import pytest
+from conftest import cli, cli_json
+from lifecycle.core.workspace import Workspace
+from lifecycle.model.registry import alias_mismatches, audited_aliases
+from lifecycle.serve import flags as fl
+from lifecycle.serve.server import Server
+
+NAME = 'arrests-release'
+
+
+def move_behind_the_back(ws: Path, alias: str, version: str) -> None:
+    "Move an alias as someone with write access to MLflow's database would: no audit entry."
+    with sqlite3.connect(ws / '.lifecycle' / 'mlflow.db') as db:
+        n = db.execute(
+            'UPDATE registered_model_aliases SET version = ? WHERE alias = ? AND name = ?', (int(version), alias, NAME)
+        ).rowcount
+    assert n == 1
+
+
+@pytest.mark.slow
+def test_unaudited_move_is_flagged_by_status(two_versions):
+    ws = Workspace.open(two_versions)
+    assert audited_aliases(ws.audit_path, NAME) == {'champion': '1', 'challenger': '2'}
+    assert alias_mismatches(ws.client, ws.audit_path, NAME) == []
+    _, before = cli_json(two_versions, 'status')
+    assert before['alias_mismatches'] == []
+    move_behind_the_back(two_versions, 'champion', '2')
+    want = dict(model=NAME, alias='champion', registry_version='2', audited_version='1')
+    assert alias_mismatches(ws.client, ws.audit_path, NAME) == [want]
+    r, after = cli_json(two_versions, 'status')
+    assert [{k: m[k] for k in want} for m in after['alias_mismatches']] == [want]
+    text = cli(two_versions, 'status').stdout
+    line = next(x for x in text.splitlines() if x.startswith('UNAUDITED'))
+    assert "alias 'champion'" in line and 'version 2' in line and 'version 1' in line, line
+
+
+@pytest.mark.slow
+def test_server_refuses_a_version_an_unaudited_alias_points_to(two_versions):
+    s = Workspace.open(two_versions)
+    srv = Server(s)
+    try:
+        assert srv.status()['ready'] and srv.status()['deployed'] == {'control': '1', 'safe': '1'}
+        move_behind_the_back(two_versions, 'champion', '2')
+        fl.change_flags(s, {'challenger': '2', 'percentage': 10}, actor='test', reason='route some traffic to v2')
+        assert not srv.gate.check()
+        st = srv.status()
+        assert "alias 'champion'" in st['flags_problem'] and 'version 2 refused' in st['flags_problem'], st
+        assert st['ready'] and st['deployed'] == {'control': '1', 'safe': '1'}  # the last verified one serves
+    finally:
+        srv.close()
+    with pytest.raises(fl.FlagError, match="alias 'champion'"):  # a fresh start refuses to route to it at all
+        Server(Workspace.open(two_versions)).close()

@@ -1,0 +1,31 @@
+"""Issue #13, item 3: with MLflow as the tracking store, the audit checkpoint is also logged there (count, head MAC,
+its MAC), and `audit verify` compares the log with it, naming a mismatch even when the checkpoint kept outside the
+workspace was rewritten along with the log."""
+
+from __future__ import annotations
+from conftest import cli
+from lifecycle.core.audit import checkpoint_path, keys_folder
+from lifecycle.core.tracking import tracked_audit_checkpoint
+from lifecycle.core.workspace import Workspace
+
+
+def test_audit_verify_compares_the_log_with_the_checkpoint_on_the_tracking_server(tmp_path):
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    ws.mlflow  # the local SQLite tracking store exists from here on
+    assert ws.has_tracking
+    for i in range(3):
+        ws.audit('test.step', f's{i}', 'a step')
+    cp = tracked_audit_checkpoint(ws.mlflow, ws.state_dir)
+    assert cp['entries'] == 3 and cp['mac']
+    assert cli(tmp_path, 'audit', 'verify').returncode == 0
+    local = checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=False), ws.audit_path.resolve())
+    before = local.read_text()
+    ws.audit('test.step', 's3', 'a fourth step')
+    # someone with the keys folder drops the last entry and restores the checkpoint that matches what is left
+    lines = ws.audit_path.read_text().splitlines(keepends=True)
+    ws.audit_path.write_text(''.join(lines[:3]))
+    local.write_text(before)
+    r = cli(tmp_path, 'audit', 'verify')
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert 'tracking server' in r.stderr and 'ends at entry 3' in r.stderr, r.stderr

@@ -1,0 +1,67 @@
+"""Issue #13, item 5: registering a version and moving aliases hold the named `registry` lock, so two writers never
+interleave; the kill switch and the guard's rollback take only the flags lock, not the pipeline's or registry's."""
+
+from __future__ import annotations
+import threading
+import time
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from conftest import ROOT
+from lifecycle.core import audit, locks
+from lifecycle.core.workspace import Workspace
+from lifecycle.model.registry import (
+    alias_mismatches,
+    audited_aliases,
+    record_validation,
+    register_version,
+)
+from lifecycle.serve.local import tiny_workspace
+from lifecycle.serve import flags as fl
+
+KW = dict(challenger_alias='challenger', champion_alias='champion', tags={}, reason='lock test')
+
+
+def toy_validation(ws: Workspace) -> str:
+    X, y = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
+    with ws.mlflow.start_run(experiment_id=ws.experiment('toy')) as run:
+        uri = ws.mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name='model').model_uri
+    gates = [dict(gate='accuracy', kind='threshold', value=1.0, limit='>= 0.7', verdict='pass')]
+    return record_validation(ws.store, dict(mlflow_run_id=run.info.run_id, model_uri=uri, passed=True, gates=gates))
+
+
+def test_register_waits_for_the_registry_lock_and_two_writers_never_interleave(tmp_path):
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    vid = toy_validation(ws)
+    done, errors = [], []
+
+    def writer():
+        try:
+            done.append(register_version(Workspace.open(tmp_path), vid, 'toy', **KW)['model_version'])
+        except Exception as e:  # surfaced by the assert below
+            errors.append(e)
+
+    with locks.hold(ws.state_dir, 'registry'):  # another writer holds the registry
+        threads = [threading.Thread(target=writer) for _ in range(2)]
+        for t in threads:
+            t.start()
+        time.sleep(1.5)
+        assert done == [] and ws.client.search_model_versions("name='toy'") == []  # both wait, nothing written
+    for t in threads:
+        t.join(60)
+    assert errors == [] and sorted(done) == ['1', '2']
+    assert [e['subject'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register'] == ['toy/1', 'toy/2']
+    assert audited_aliases(ws.audit_path, 'toy') == {'champion': '1', 'challenger': '2'}
+    assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []
+
+
+def test_kill_switch_and_rollback_never_wait_behind_a_pipeline_run_or_a_registry_writer(tmp_path):
+    ws = tiny_workspace(tmp_path / 'ws', template=ROOT)
+    fl.change_flags(ws, {'challenger': '2', 'percentage': 10}, actor='test', reason='a canary')
+    with locks.hold(ws.state_dir, 'pipeline'), locks.hold(ws.state_dir, 'registry'):
+        started = time.monotonic()
+        fl.kill(ws, actor='test', reason='kill while a pipeline run and a registry writer hold their locks')
+        fl.change_flags(ws, {'challenger': None, 'percentage': 0, 'shadow': False}, actor='guard', reason='rollback')
+        assert time.monotonic() - started < 5
+    spec, _ = fl.load_spec(ws)
+    assert spec.kill and spec.challenger is None
