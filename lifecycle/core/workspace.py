@@ -5,6 +5,7 @@ command, stage, server and test."""
 
 # %% ../../nbs/api/core/10_workspace.ipynb #d3ca9895
 from __future__ import annotations
+import sys
 import os
 from dataclasses import fields, replace
 from functools import cached_property
@@ -300,7 +301,10 @@ class Workspace(Settings):
     def audit(self, action: str, subject: str = '', reason: str = '', *, actor: str | None = None, **details) -> dict:
         "Append an entry to the workspace's audit log, as `actor` (default: the workspace's actor)."
         entry = append(self.audit_path, action, subject, reason, actor=actor or self.actor, **details)
-        if self.has_tracking:  # a copy of the checkpoint on the tracking server, compared by `audit verify`
+        # A copy of the checkpoint on the tracking server, compared by `audit verify`: written by the processes that
+        # already use MLflow (stages, registration, promotion, the loop), never by importing it for a light command
+        # such as the kill switch; the copy may lag the log, which `audit verify` allows (an earlier point of it).
+        if self.has_tracking and 'mlflow' in sys.modules:
             from .audit import current_checkpoint
             from .tracking import log_audit_checkpoint
 
