@@ -43,6 +43,40 @@ class StageKernelError(Exception):
     "The shared stage kernel could not be started or put back between two stages."
 
 
+def _shared_kernel_engine() -> str:
+    """The name of a papermill engine that runs a notebook in a kernel it was given and then closes the client it
+    opened on it (papermill's own engine leaves it open when it does not own the kernel: a heartbeat thread and its
+    sockets per notebook); registered on first use."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import remove_args
+
+    name = 'lifecycle-shared-kernel'
+    if name in papermill_engines._engines:
+        return name
+
+    class SharedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(
+            cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None, start_timeout=60,
+            execution_timeout=None, **kwargs,
+        ):  # fmt: skip
+            kwargs = remove_args(['input_path', 'timeout', 'startup_timeout'], **kwargs)
+            client = PapermillNotebookClient(
+                nb_man, timeout=execution_timeout, startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
+                log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file, **kwargs,
+            )  # fmt: skip
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register(name, SharedKernelEngine)
+    return name
+
+
 class StageKernel:
     """Executes notebooks with papermill, one after the other, in one kernel started in `cwd` on first use (with this
     process's environment) and put back after each notebook; `fresh=True` gives each notebook its own kernel."""
@@ -64,7 +98,7 @@ class StageKernel:
         "Execute notebook `src` into `dst` with `parameters` (papermill's errors propagate)."
         import papermill as pm
 
-        kwargs = {} if self.fresh else {'km': self._kernel()}
+        kwargs = {} if self.fresh else {'km': self._kernel(), 'engine_name': _shared_kernel_engine()}
         try:
             pm.execute_notebook(
                 str(src),
@@ -82,7 +116,10 @@ class StageKernel:
             if self.fresh:
                 self.started += 1
             elif self.km is not None:
-                self._put_back()
+                try:
+                    self._put_back()
+                except StageKernelError:  # the next notebook gets a new kernel; the notebook's own outcome stands
+                    self.close()
 
     def close(self) -> None:
         "Shut the kernel down (if one was started)."
