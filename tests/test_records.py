@@ -165,3 +165,30 @@ def test_the_same_data_in_another_column_order_is_the_same_version_and_older_ver
             assert r.snapshot['version'] == vid and 'replayed_batch' in set(r.violations.rule), (order, r.snapshot)
     assert ing.load_snapshot(again.store, ids[0]).shape == (8, 2)
     assert migrate(Workspace.open(ws.root, migrating=True))['steps'] == []
+
+
+def test_migrating_the_same_data_stored_in_two_column_orders_keeps_the_version_that_already_has_the_canonical_id(
+    ws, monkeypatch
+):
+    from lifecycle.core.store import ContentHash
+
+    monkeypatch.setattr(ing, 'ContentHash', lambda: ContentHash(canonical=False))  # stored before format 4
+    data = rows(8, 3)
+    named = {
+        tuple(order): ing.ingest_batch([data[order]], P, ws, source=f'{order[0]}.csv', fingerprint=order[0]).snapshot[
+            'version'
+        ]
+        for order in (['label', 'age'], ['age', 'label'])
+    }
+    assert len(set(named.values())) == 2  # two versions of the same data under the old rule
+    monkeypatch.undo()
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(ws.root / 'keys'))
+    (ws.state_dir / FORMAT_FILE).write_text('3\n')
+    out = migrate(Workspace.open(ws.root, migrating=True))
+    did = out['steps'][0]['did']
+    assert '0 existing version(s) found again through an alias' in did and '1 holding the same data' in did, did
+    again = Workspace.open(ws.root)
+    for order in (['label', 'age'], ['age', 'label']):  # either order finds the version whose ID is canonical
+        r = ing.ingest_batch([data[order]], P, again, source='r.csv', fingerprint=f'r{order[0]}')
+        assert r.snapshot['version'] == named[('age', 'label')], (order, r.snapshot['version'], named)
+    assert migrate(Workspace.open(ws.root, migrating=True))['steps'] == []

@@ -124,27 +124,39 @@ def _snapshot_hashes(store, obj: str) -> tuple[str, str]:
 
 @migration(4)
 def canonical_content(ws) -> str:
-    "Format 4 hashes snapshot content with columns in name order; older versions keep their IDs through alias records."
-    store, aliased, same, unverified = ws.store, 0, 0, []
-    for rec in store.records('datasets'):
+    """Format 4 hashes snapshot content with columns in name order; older versions keep their IDs through alias
+    records. When the same data was stored twice in two column orders, the oldest version gets the alias; when the
+    canonical ID already names a stored version, that version is found directly and no alias is made."""
+    import re
+
+    store, aliased, same, taken, unverified = ws.store, 0, 0, [], []
+    for rec in sorted(store.records('datasets'), key=lambda r: (str(r.get('created', '')), r['version'])):
         version, obj = rec['version'], rec.get('object')
-        base = version.split('.r')[0]  # `.rN`: content that came back after a purge
+        base = re.sub(r'\.r\d+$', '', version)  # `.rN`: content that came back after a purge
         if not rec.get('rows') or not obj or not store.has(obj):
             same += 1  # no rows (order cannot matter) or its data purged (the same content comes back as new)
             continue
         ordered, canonical = _snapshot_hashes(store, obj)
+        new_id = base[:-16] + canonical[:16]
         if canonical[:16] == base[-16:]:
             same += 1
         elif ordered[:16] != base[-16:]:
             unverified.append(version)  # read back, it does not hash to its own ID: no alias is made from a guess
+        elif store.record_path('datasets', new_id).is_file() or store.record_path('aliases', new_id).is_file():
+            taken.append(version)  # the same data in another column order is stored (or aliased) already
         else:
-            new_id = base[:-16] + canonical[:16]
             store.put_record('aliases', new_id, {'version': version, 'dataset': rec.get('dataset')})
             aliased += 1
     left = f"; {len(unverified)} not re-hashable, left as they are: {unverified[:5]}" if unverified else ''
+    dup = (
+        f"; {len(taken)} holding the same data as an earlier version in another column order, found through that "
+        f"one: {taken[:5]}"
+        if taken
+        else ''
+    )
     return (
         f'snapshot content is now hashed with columns in name order; {aliased} existing version(s) found again '
-        f'through an alias, {same} already the same under both rules{left}'
+        f'through an alias, {same} already the same under both rules{dup}{left}'
     )
 
 # %% ../../nbs/api/core/10_workspace.ipynb #1b6b0aff
