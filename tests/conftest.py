@@ -72,9 +72,7 @@ def _cli_here(ws: Path, args: tuple[str, ...], env: dict) -> subprocess.Complete
     from typer.testing import CliRunner
     from lifecycle.app.cli import app
 
-    saved_env, cwd = dict(os.environ), os.getcwd()
-    mlflow = sys.modules.get('mlflow')
-    uris = (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) if mlflow else None
+    saved_env, cwd, uris = dict(os.environ), os.getcwd(), _mlflow_uris()
     wanted = {**clean_env(), **env}
     os.environ.clear()
     os.environ.update(wanted)
@@ -82,13 +80,10 @@ def _cli_here(ws: Path, args: tuple[str, ...], env: dict) -> subprocess.Complete
     try:
         r = CliRunner().invoke(app, list(args), prog_name='lifecycle')
     finally:
+        _restore_mlflow_uris(uris)  # first: setting them writes MLFLOW_* variables, put back just after
         os.chdir(cwd)
         os.environ.clear()
         os.environ.update(saved_env)
-        mlflow = sys.modules.get('mlflow')
-        if mlflow and uris:
-            mlflow.set_tracking_uri(uris[0])
-            mlflow.set_registry_uri(uris[1])
     stderr = r.stderr
     if r.exception is not None and not isinstance(r.exception, SystemExit):
         stderr += ''.join(traceback.format_exception(r.exception))
@@ -164,16 +159,31 @@ def _process_state_restored():
     """What a test changes in this process for the next one is put back: MLflow's tracking and registry URIs (a test
     opening a workspace points them there) and the LIFECYCLE_*/MLFLOW_* environment variables (an in-process pipeline
     run sets LIFECYCLE_WORKSPACE)."""
-    mlflow = sys.modules.get('mlflow')
-    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) if mlflow else None
-    env = _workspace_env()
+    uris, env = _mlflow_uris(), _workspace_env()
     yield
+    _restore_mlflow_uris(uris)
     for k in set(_workspace_env()) - set(env):
         del os.environ[k]
     os.environ.update(env)
-    if before:
-        mlflow.set_tracking_uri(before[0])
-        mlflow.set_registry_uri(before[1])
+
+
+def _mlflow_uris() -> tuple[str | None, str | None]:
+    "MLflow's module-level tracking and registry URIs as `set_*_uri` left them (None: never set, or MLflow not loaded)."
+    if 'mlflow' not in sys.modules:
+        return None, None
+    from mlflow.tracking._model_registry import utils as registry
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    return tracking._tracking_uri, registry._registry_uri
+
+
+def _restore_mlflow_uris(uris: tuple[str | None, str | None]) -> None:
+    "Put MLflow's URIs back as `_mlflow_uris` found them (unset when MLflow was not loaded then)."
+    if 'mlflow' in sys.modules:
+        import mlflow
+
+        mlflow.set_tracking_uri(uris[0])
+        mlflow.set_registry_uri(uris[1])
 
 
 # -- trained workspaces: built once per session, copied per test ----------------------------------------------------
