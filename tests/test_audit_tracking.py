@@ -29,3 +29,25 @@ def test_audit_verify_compares_the_log_with_the_checkpoint_on_the_tracking_serve
     r = cli(tmp_path, 'audit', 'verify')
     assert r.returncode == 3, r.stdout + r.stderr
     assert 'tracking server' in r.stderr and 'ends at entry 3' in r.stderr, r.stderr
+
+
+def test_an_edited_or_unreadable_copy_on_the_tracking_server_is_named_not_a_traceback(tmp_path, monkeypatch):
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    ws.mlflow
+    ws.audit('test.step', 's0', 'a step')
+    client = ws.mlflow.MlflowClient()
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint')
+    (run,) = client.search_runs([exp.experiment_id])
+    client.set_tag(run.info.run_id, 'audit.checkpoint', 'entries=99')  # edited by hand in the MLflow UI: not JSON
+    r = cli(tmp_path, 'audit', 'verify')
+    assert r.returncode == 3 and 'Traceback' not in r.stderr, r.stderr
+    assert 'the checkpoint kept at the tracking server does not carry a valid MAC' in ' '.join(r.stderr.split())
+
+    def unreachable(*a, **k):
+        raise ConnectionError('tracking server down')
+
+    monkeypatch.setattr('lifecycle.core.tracking.tracked_audit_checkpoint', unreachable)
+    r = cli(tmp_path, 'audit', 'verify', '--json')
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+    assert "the tracking server's copy of the checkpoint could not be read (ConnectionError)" in r.stdout

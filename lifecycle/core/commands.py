@@ -50,13 +50,17 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
 
     s = Workspace.open()
     v = verify(s.audit_path, keys_dir=s.keys_dir)
-    reason, ok = v.reason, v.ok
+    reason, ok, notes = v.reason, v.ok, list(v.notes)
     if ok and s.has_tracking:  # the copy of the checkpoint logged to the tracking server, when there is one
         from lifecycle.core.audit import copy_problem
         from lifecycle.core.tracking import tracked_audit_checkpoint
 
-        cp = tracked_audit_checkpoint(s.mlflow, s.state_dir)
-        if cp and (problem := copy_problem(s.audit_path, cp, s.keys_dir, where='the tracking server')):
+        try:
+            cp = tracked_audit_checkpoint(s.mlflow, s.state_dir)
+        except Exception as e:  # an unreachable server is no evidence either way: said, not compared
+            cp = None
+            notes.append(f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})")
+        if cp is not None and (problem := copy_problem(s.audit_path, cp, s.keys_dir, where='the tracking server')):
             reason, ok = problem, False
     return AuditVerdict(
         ok=ok,
@@ -64,7 +68,7 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
         bad_seq=v.bad_seq,
         bad_line=v.bad_line,
         reason=reason,
-        notes=list(v.notes),
+        notes=notes,
         path=str(s.audit_path),
     )
 

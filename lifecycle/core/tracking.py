@@ -66,10 +66,20 @@ def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict) -> None:
     client.set_tag(run_id, 'audit.entries', str(cp['entries']))
 
 
-def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | None:
-    "The checkpoint last logged to the tracking store, or None."
+def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | str | None:
+    """The checkpoint last logged to the tracking store (its raw text when that is not JSON: an edited tag, which
+    `audit.copy_problem` names), or None when none was logged; reading never creates the experiment."""
     import json
 
-    run = _checkpoint_run(mlflow, state_dir)[1]
-    tag = run.data.tags.get('audit.checkpoint') if run else None
-    return json.loads(tag) if tag else None
+    client = mlflow.MlflowClient()
+    exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
+    if exp is None:
+        return None
+    runs = client.search_runs([exp.experiment_id], max_results=1, order_by=['attributes.start_time ASC'])
+    tag = runs[0].data.tags.get('audit.checkpoint') if runs else None
+    if tag is None:
+        return None
+    try:
+        return json.loads(tag)
+    except ValueError:
+        return tag
