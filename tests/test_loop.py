@@ -464,7 +464,7 @@ def test_a_step_failing_three_times_in_a_row_reverts(trained_iteration, monkeypa
     ws = Workspace.open(trained_iteration)
 
     def broken(ws, it, rp):
-        raise ValueError('the validation data is not what the model expects')
+        raise ValueError("could not convert string to float: 'Ada Testperson'")  # a library quoting a value
 
     monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', broken)
     for attempt in (1, 2):
@@ -475,6 +475,7 @@ def test_a_step_failing_three_times_in_a_row_reverts(trained_iteration, monkeypa
     it, _ = loop.run(ws)
     assert it['status'] == 'reverted' and 'failed 3 times' in it['decision']['reason']
     assert 'ValueError' in it['decision']['reason'] and spec(ws)['challenger'] is None
+    assert 'Testperson' not in json.dumps(it)  # a library's message is not copied into the record (or the site)
 
 
 def test_a_kill_9_during_training_resumes_cleanly(two_versions):

@@ -525,14 +525,21 @@ MAX_ATTEMPTS = 3  # a step that fails this many times in a row reverts the itera
 
 
 def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
-    "Count a step's failure on the record (type and first line only); the third in a row reverts, else None (raise)."
+    """Count a step's failure on the record (type, and the first line of this project's own errors: a library's message
+    may quote a data value); the third in a row reverts, else None (raise)."""
     from lifecycle.core.locks import LockBusy
     from lifecycle.deliver.rollout import RolloutError
     from lifecycle.serve.flags import FlagError
 
     if isinstance(e, (RetrainError, LockBusy, FlagError, RolloutError)):
         return None  # something in the way (a rollout, no flags yet), not a failure of the step: the next pass tries
-    text = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}"
+    ours = type(e).__module__.startswith('lifecycle.')  # our messages name columns and counts, never values
+    first = (str(e).splitlines() or [''])[0][:300]
+    text = (
+        f"{type(e).__name__}: {first}"
+        if ours
+        else f"{type(e).__name__} (raised by a library; its message may quote data)"
+    )
     fails = it.setdefault('failures', [])
     fails.append(dict(step=step, ts=time.time(), error=text))
     n = sum(1 for f in fails if f['step'] == step)
