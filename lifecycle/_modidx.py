@@ -2184,6 +2184,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.predlog._enc': ('api/serve/predlog.html#_enc', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._known': ('api/serve/predlog.html#_known', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._plain': ('api/serve/predlog.html#_plain', 'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._read_log': ( 'api/serve/predlog.html#_read_log',
+                                                                                'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._reason': ( 'api/serve/predlog.html#_reason',
                                                                               'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._tables': ( 'api/serve/predlog.html#_tables',

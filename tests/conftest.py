@@ -235,10 +235,13 @@ def rebase_sqlite(db: Path, old: str, new: str) -> int:
         with con:
             tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
             for t in tables:
+                # the audit checkpoint's copy (a tag) is signed evidence naming the original log, as the audit log
+                # itself: kept as written, like a moved workspace's
+                keep = " AND key != 'audit.checkpoint'" if t == 'tags' else ''
                 for col in [c[1] for c in con.execute(f'PRAGMA table_info("{t}")')]:
                     changed += con.execute(
                         f'UPDATE "{t}" SET "{col}" = replace("{col}", ?, ?) '
-                        f'WHERE typeof("{col}") = \'text\' AND instr("{col}", ?) > 0',
+                        f'WHERE typeof("{col}") = \'text\' AND instr("{col}", ?) > 0{keep}',
                         (old, new, old),
                     ).rowcount
         return changed

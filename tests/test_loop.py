@@ -411,7 +411,7 @@ def test_a_crash_inside_registration_never_routes_the_half_registered_version(tr
         loop.run(ws)
     it = loop.active(ws.state_dir)
     assert it['status'] == 'validated' and it['registering'] and spec(ws)['challenger'] is None
-    assert it['failures'][0]['error'] == 'Crash: killed while signing'
+    assert it['failures'][0]['error'].startswith('Crash (not one of this project')  # a foreign message is not kept
     monkeypatch.setattr(signing, 'sign_model_version', real)
     it, _ = loop.run(ws)
     assert it['abandoned_versions'] == ['3'] and it['registration']['model_version'] == '4'

@@ -192,6 +192,7 @@ def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]
     import pandas as pd
     import sqlalchemy as sa
 
+    engine = None
     try:
         engine = sa.create_engine(url)
         with engine.connect() as con:
@@ -199,6 +200,9 @@ def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]
                 yield chunk
     except sa.exc.SQLAlchemyError as e:
         raise SourceError(f"{_redact_url(url)}: query failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    finally:
+        if engine is not None:
+            engine.dispose()
 
 
 def read_chunks(

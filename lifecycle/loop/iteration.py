@@ -538,7 +538,7 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     text = (
         f"{type(e).__name__}: {first}"
         if ours
-        else f"{type(e).__name__} (raised by a library; its message may quote data)"
+        else f"{type(e).__name__} (not one of this project's errors: its message, which may quote data, is not kept)"
     )
     fails = it.setdefault('failures', [])
     fails.append(dict(step=step, ts=time.time(), error=text))

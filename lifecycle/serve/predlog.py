@@ -389,7 +389,7 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
 
 def read_log(log_or_url, since: float | None = None, shadow: bool | None = None) -> pd.DataFrame:
     "Prediction rows joined with their feedback (outcome None until it arrives), JSON decoded; empty if no log yet."
-    from sqlalchemy import create_engine, text, inspect
+    from sqlalchemy import create_engine
 
     empty = pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
     if (
@@ -398,7 +398,18 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
         and not Path(log_or_url[len('sqlite:///') :]).exists()
     ):
         return empty
-    engine = log_or_url.engine if isinstance(log_or_url, PredictionLog) else create_engine(log_or_url)
+    if isinstance(log_or_url, PredictionLog):
+        return _read_log(log_or_url.engine, empty, since, shadow)
+    engine = create_engine(log_or_url)
+    try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
+        return _read_log(engine, empty, since, shadow)
+    finally:
+        engine.dispose()
+
+
+def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | None) -> pd.DataFrame:
+    from sqlalchemy import inspect, text
+
     if not inspect(engine).has_table('predictions'):
         return empty
     where, args = [], {}
