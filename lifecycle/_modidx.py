@@ -1293,6 +1293,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.UnauditedAlias': ( 'api/model/registry.html#unauditedalias',
                                                                                        'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry._alias_history': ( 'api/model/registry.html#_alias_history',
+                                                                                       'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._gate_text': ( 'api/model/registry.html#_gate_text',
                                                                                    'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.alias_mismatches': ( 'api/model/registry.html#alias_mismatches',

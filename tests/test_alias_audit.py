@@ -57,3 +57,20 @@ def test_server_refuses_a_version_an_unaudited_alias_points_to(two_versions):
         srv.close()
     with pytest.raises(fl.FlagError, match="alias 'champion'"):  # a fresh start refuses to route to it at all
         Server(Workspace.open(two_versions)).close()
+
+
+def test_an_erased_promotion_entry_does_not_make_its_alias_look_unaudited(tmp_path):
+    from types import SimpleNamespace
+    from lifecycle.core import audit
+
+    log, keys = tmp_path / 'state' / 'audit.log', tmp_path / 'keys'
+    log.parent.mkdir()
+    audit.append(log, 'model.register', f'{NAME}/1', 'gates passed', actor='alice', keys_dir=keys, aliases=['champion'])
+    e = audit.append(log, 'model.promote', f'{NAME}/2', 'approved', actor='carol', keys_dir=keys, alias='champion')
+    registry = SimpleNamespace(get_registered_model=lambda name: SimpleNamespace(aliases={'champion': '2'}))
+    assert alias_mismatches(registry, log, NAME) == []
+    audit.erase(log, e['seq'], 'carol asked for her data to be erased', keys_dir=keys)
+    assert audited_aliases(log, NAME) == {'champion': '1'}  # the erased entry no longer says which alias moved
+    assert alias_mismatches(registry, log, NAME) == []  # ... so version 2 is not called unaudited
+    elsewhere = SimpleNamespace(get_registered_model=lambda name: SimpleNamespace(aliases={'champion': '3'}))
+    assert alias_mismatches(elsewhere, log, NAME)[0]['registry_version'] == '3'  # a version no entry moved still is

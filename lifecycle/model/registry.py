@@ -156,14 +156,22 @@ class UnauditedAlias(RegistryError):
 def audited_aliases(audit_path, name: str, champion_alias: str = 'champion') -> dict[str, str]:
     """Alias -> version for model `name` as the audit log's register and promotion entries left them (a
     `retrain.promote` entry written before it named its alias moved `champion_alias`)."""
+    return _alias_history(audit_path, name, champion_alias)[0]
+
+
+def _alias_history(audit_path, name: str, champion_alias: str) -> tuple[dict[str, str], set[str]]:
+    "The audited aliases, and the versions whose alias-move entries had their payload erased (which alias is unknown)."
     from lifecycle.core import audit
 
-    out = {}
+    out, erased = {}, set()
     for e in audit.read(audit_path):
         subject = str(e.get('subject') or '')
         if e.get('action') not in ALIAS_MOVES or subject.rpartition('/')[0] != name:
             continue
         d, version = e.get('details') or {}, subject.rpartition('/')[2]
+        if e.get('actor') == '(erased)':
+            erased.add(version)  # `audit erase` took the details: the entry moved some alias to this version
+            continue
         if e['action'] == 'model.register':
             moved = d.get('aliases') or []
         elif e['action'] == 'model.promote':
@@ -171,23 +179,24 @@ def audited_aliases(audit_path, name: str, champion_alias: str = 'champion') -> 
         else:
             moved = [d.get('alias') or champion_alias]
         out.update({a: version for a in moved})
-    return out
+    return out, erased
 
 
 def alias_mismatches(client, audit_path, name: str, champion_alias: str = 'champion') -> list[dict]:
     """Every alias of model `name` whose registry version differs from the audited one: alias, registry version,
-    audited version (None when the audit never moved it, or the registry no longer has it). Empty when all agree."""
+    audited version (None when the audit never moved it, or the registry no longer has it). Empty when all agree. An
+    alias pointing to a version whose move entry was erased (`audit erase`) is not counted: the log cannot say."""
     from mlflow.exceptions import MlflowException
 
     try:
         registry = {k: str(v) for k, v in (client.get_registered_model(name).aliases or {}).items()}
     except MlflowException:
         registry = {}
-    audited = audited_aliases(audit_path, name, champion_alias)
+    audited, erased = _alias_history(audit_path, name, champion_alias)
     return [
         dict(model=name, alias=a, registry_version=registry.get(a), audited_version=audited.get(a))
         for a in sorted(set(registry) | set(audited))
-        if registry.get(a) != audited.get(a)
+        if registry.get(a) != audited.get(a) and registry.get(a) not in erased
     ]
 
 
