@@ -11,9 +11,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['FAMILIES', 'REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'LAYER_FILES', 'ParamsError',
-           'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams',
-           'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams',
+__all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'LAYER_FILES',
+           'ParamsError', 'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect',
+           'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams',
            'validate_model_params', 'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams',
            'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
            'GuardParams', 'ExperimentParams', 'RolloutParams', 'looser_than_policy', 'load_params', 'stage_params']
@@ -448,10 +448,22 @@ def _family(family: str) -> tuple[str, str, tuple[str, ...]]:
     return FAMILIES[family]
 
 
+SKLEARN_SERIES = '1.9'  # the scikit-learn release series FAMILIES lists the hyperparameters of
+
+
+def _hyperparameters(family: str) -> set[str]:
+    "The family's hyperparameters: from FAMILIES on its scikit-learn series, else asked of the installed estimator."
+    from importlib.metadata import version
+
+    if version('scikit-learn').split('.')[:2] == SKLEARN_SERIES.split('.'):
+        return set(_family(family)[2])
+    return set(estimator_class(family)().get_params())
+
+
 def validate_model_params(p: TrainParams, path: str = 'train.yaml') -> None:
     "Refuse hyperparameters (fixed or swept) the chosen estimator does not have."
-    _, name, params = _family(p.model.family)
-    known = set(params)
+    name = _family(p.model.family)[1]
+    known = _hyperparameters(p.model.family)
     bad = sorted(set(p.model.params) - known)
     swept = sorted(set(p.sweep.grid) - known) if p.sweep else []
     if swept:
