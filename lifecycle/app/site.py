@@ -1252,7 +1252,15 @@ def _generate(engine: str, src: Path, site: Path, dirty: bool, notebooks: list[s
 
 def render_site(s: Settings, engine: str | None = None) -> Path:
     """Render the evidence site into `reports/site/` from its source project `reports/site-src/`, incrementally;
-    return the index page."""
+    return the index page. One render at a time per workspace (the `site` lock): a second one waits, then finds
+    nothing left to render."""
+    from lifecycle.core.locks import held
+
+    with held(s.state_dir, 'site'):
+        return _render_site(s, engine)
+
+
+def _render_site(s: Settings, engine: str | None) -> Path:
     from lifecycle.core.workspace import Workspace
 
     engine = engine or renderer()
