@@ -39,8 +39,8 @@ check-sync: setup ## fail if nbdev-export or nbdev-clean would change any file
 nbdev-test: setup ## run the asserts in the library notebooks
 	$(BIN)/nbdev-test --n-workers 2
 
-pytest: setup ## every pytest tier (end-to-end, servers, reliability) on two cores, in random order (seed in the header)
-	$(BIN)/python -m pytest -n 2 --dist loadfile -p randomly --durations=15
+pytest: setup ## every pytest tier (end-to-end, servers, reliability), three workers on two cores (many tests wait on a server or a subprocess), random order (seed in the header)
+	$(BIN)/python -m pytest -n 3 --dist loadfile -p randomly --durations=15
 
 lab: setup ## JupyterLab on the workspace; stage notebooks run there with the params/ defaults
 	$(BIN)/jupyter lab --notebook-dir=.
