@@ -15,7 +15,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import LIFECYCLE, _check_untouched, _shared_template, clean_env, copy_workspace, set_yaml
+from conftest import (
+    LIFECYCLE,
+    _check_untouched,
+    _mlflow_uris,
+    _restore_mlflow_uris,
+    _shared_template,
+    clean_env,
+    copy_workspace,
+    set_yaml,
+)
 from lifecycle.core.cli_support import EXIT_INPUT, invoke
 from lifecycle.core.params import ParamsError
 from lifecycle.core.workspace import Workspace
@@ -350,21 +359,19 @@ def trained_iteration_template(tmp_path_factory, two_versions_template) -> Path:
     train step was saved (status `trained`, no version registered, flags untouched), built once per session."""
 
     def build(ws):
-        import mlflow
         from lifecycle.serve.predlog import default_url
 
         shutil.rmtree(ws)
         copy_workspace(two_versions_template, ws)
         loop_params(ws)
-        before = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+        before = _mlflow_uris()
         try:
             w = Workspace.open(ws)
             log_traffic(default_url(w), later(80))
             with pytest.raises(Crash):
                 loop.run(w, on_step=crash_at('trained'))
         finally:  # built in this process: no later test may find MLflow pointing at the template
-            mlflow.set_tracking_uri(before[0])
-            mlflow.set_registry_uri(before[1])
+            _restore_mlflow_uris(before)
         return {}
 
     ws, built = _shared_template(tmp_path_factory, 'loop-trained', build)
