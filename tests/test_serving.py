@@ -97,7 +97,9 @@ BASE = (
 )
 
 
-def test_invocations_speaks_mlflow_protocol(server):
+def test_invocations_speaks_mlflow_protocol(ws, server):
+    flags(ws, *BASE)  # /invocations follows the flags too: no challenger share left on by another test
+    live(server, ws, control='1', safe='1', challenger='2')
     bodies = [
         {'dataframe_split': {'columns': COLS, 'data': [list(REC.values())] * 2}},
         {'dataframe_records': [REC, REC]},
@@ -384,6 +386,8 @@ def _version_of(ws: Path, onnx: Path) -> str:
 
 
 def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
+    flags(ws, *BASE)  # the server's /invocations answers from the champion, as batch scoring does
+    live(server, ws, control='1', safe='1', challenger='2')
     src = tmp_path / 'batch.csv'
     arrests.head(1000).to_csv(src, index=False)
     r, out = cli_json(
