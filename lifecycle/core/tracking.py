@@ -9,10 +9,80 @@ from pathlib import Path
 from .locks import hold
 
 # %% auto #0
-__all__ = ['AUDIT_EXPERIMENT', 'configure_mlflow', 'ensure_experiment', 'log_audit_checkpoint', 'tracked_audit_checkpoint']
+__all__ = ['AUDIT_EXPERIMENT', 'schema_cache_dir', 'seed_tracking_db', 'configure_mlflow', 'ensure_experiment',
+           'log_audit_checkpoint', 'tracked_audit_checkpoint']
 
-# %% ../../nbs/api/core/05_tracking.ipynb #f2c0fbc5
+# %% ../../nbs/api/core/05_tracking.ipynb #6f30f36b
 _READY: set[str] = set()  # database URIs whose tables this process has seen created
+
+
+def schema_cache_dir() -> Path:
+    """The per-user folder of empty, migrated tracking databases: `$LIFECYCLE_CACHE_DIR`, else
+    `$XDG_CACHE_HOME/lifecycle`, else `~/.cache/lifecycle`."""
+    env = os.environ.get('LIFECYCLE_CACHE_DIR')
+    base = Path(env) if env else Path(os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache') / 'lifecycle'
+    return base.expanduser()
+
+
+def _sqlite_file(tracking_uri: str) -> Path | None:
+    "The database file of a `sqlite:` URI, or None for another engine or an in-memory database."
+    if not tracking_uri.startswith('sqlite:'):
+        return None
+    from sqlalchemy.engine import make_url
+
+    db = make_url(tracking_uri).database
+    return Path(db) if db and db != ':memory:' else None
+
+
+def _default_artifact_location() -> str:
+    "Where MLflow's client store puts the default experiment (id 0) of a database it creates, as it computes it."
+    from mlflow.store.tracking import DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH
+    from mlflow.utils.uri import append_to_uri_path, resolve_uri_if_local
+
+    return append_to_uri_path(resolve_uri_if_local(DEFAULT_LOCAL_FILE_AND_ARTIFACT_PATH), '0')
+
+
+def _sqlite_copy(src: Path, dst: Path) -> None:
+    "Copy one SQLite database into a new file through SQLite's backup API, then rename it into place."
+    import sqlite3
+
+    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}.tmp')
+    with sqlite3.connect(src) as a, sqlite3.connect(tmp) as b:
+        a.backup(b)
+    a.close()
+    b.close()
+    os.replace(tmp, dst)
+
+
+def seed_tracking_db(tracking_uri: str, create) -> str:
+    """Give a new SQLite tracking database its tables: a copy of an empty one MLflow migrated before (cached per MLflow
+    and SQLite version), or `create()` (MLflow's own migrations, seconds of work) and then cache the result. Returns
+    'copied', 'created' or 'exists'; any other engine is always `create()`d. Call it under the `mlflow-db` lock."""
+    import sqlite3
+    import mlflow
+
+    db = _sqlite_file(tracking_uri)
+    if db is None or db.exists():
+        create()
+        return 'exists' if db is not None else 'created'
+    template = schema_cache_dir() / f'mlflow-{mlflow.__version__}-sqlite-{sqlite3.sqlite_version}.db'
+    if template.is_file():
+        db.parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_copy(template, db)
+        with sqlite3.connect(db) as con:  # the one row that names a place: the default experiment's artifacts
+            con.execute(
+                'UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0', (_default_artifact_location(),)
+            )
+        con.close()
+        create()  # a look through MLflow: its schema check passes on the copy
+        return 'copied'
+    create()
+    try:
+        template.parent.mkdir(parents=True, exist_ok=True)
+        _sqlite_copy(db, template)
+    except OSError:
+        pass  # no cache folder to write: every new database is migrated, as without the cache
+    return 'created'
 
 
 def configure_mlflow(tracking_uri: str, state_dir: str | Path):
@@ -31,9 +101,13 @@ def configure_mlflow(tracking_uri: str, state_dir: str | Path):
     mlflow.set_registry_uri(tracking_uri)
     engine = tracking_uri.split(':', 1)[0].split('+', 1)[0]
     if engine in ('sqlite', 'postgresql', 'mysql', 'mssql') and tracking_uri not in _READY:
-        with hold(state_dir, 'mlflow-db'):  # two cold processes would both run MLflow's schema migrations
+
+        def create():
             mlflow.search_experiments(max_results=1)
             mlflow.MlflowClient().search_registered_models(max_results=1)
+
+        with hold(state_dir, 'mlflow-db'):  # two cold processes would both run MLflow's schema migrations
+            seed_tracking_db(tracking_uri, create)
         _READY.add(tracking_uri)
     return mlflow
 
