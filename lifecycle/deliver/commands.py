@@ -23,6 +23,7 @@ DELIVER_ERRORS = {
     'lifecycle.serve.flags.FlagError': EXIT_INPUT,
     'lifecycle.deliver.demo.DemoFailed': EXIT_STAGE,
     'lifecycle.model.registry.NotValidated': EXIT_STAGE,
+    'lifecycle.release.trust.TrustError': EXIT_STAGE,
 }
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #d8f98c47

@@ -232,6 +232,15 @@ def demo_identities(ws, people: dict[str, str], admin: str = DEMO_ADMIN) -> dict
     if roster(ws) is None:
         trust_init(ws, admin, demo=True)
     current = require_roster(ws)
+    a = current.get(admin)
+    if a is None or a.revoked or ADMIN_ROLE not in a.roles:
+        missing = [n for n, r in people.items() if n not in current or r not in current[n].roles]
+        if missing:
+            raise TrustError(
+                f"this workspace's trust is run by its administrators, not by {admin!r}: an administrator registers the "
+                "demo identities first: "
+                + '; '.join(f"`lifecycle trust add {n} --role {people[n]} --as ADMIN`" for n in missing)
+            )
     for name, role in people.items():
         p, pin = current.get(name), public_pin(load_person_key(ws.keys_dir, name))
         if p is None or p.revoked or p.pin != pin or role not in p.roles:
