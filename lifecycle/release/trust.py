@@ -237,8 +237,8 @@ def demo_identities(ws, people: dict[str, str], admin: str = DEMO_ADMIN) -> dict
         missing = [n for n, r in people.items() if n not in current or r not in current[n].roles]
         if missing:
             raise TrustError(
-                f"this workspace's trust is run by its administrators, not by {admin!r}: an administrator registers the "
-                "demo identities first: "
+                f"this workspace's trust is run by its administrators, not by {admin!r}: an administrator "
+                "registers the demo identities first: "
                 + '; '.join(f"`lifecycle trust add {n} --role {people[n]} --as ADMIN`" for n in missing)
             )
     for name, role in people.items():
