@@ -410,6 +410,8 @@ def test_a_revoked_persons_token_is_refused_without_a_restart(client, ws):
         assert (
             r.status_code == 403 and "user 'carol': their key" in r.json()['error'] and 'revoked' in r.json()['error']
         )
+        r = cli(ws, 'token', 'issue', 'carol')  # and no new token for her
+        assert r.returncode == 2 and "no token for 'carol': their key" in r.stderr and 'revoked' in r.stderr, r.stderr
     finally:  # registered again with the same key, as the other tests of this module expect her
         trust.trust_add(s, 'carol', 'ml_engineer', by=trust.DEMO_ADMIN, demo=True)
     assert client.get('/admin/flags', headers=token).status_code == 200
