@@ -1,6 +1,7 @@
 """The container runs what we ship. No Docker engine here: the release bundle's image command is started as the
 generated Dockerfile says (WORKDIR, ENV, ENTRYPOINT/CMD parsed from it; the bundle's files where its COPY lines put
-them), bound to 127.0.0.1, and answers /predict with the verified model, its flags and a logged row. The same bundle
+them, /srv being the bundle), so `lifecycle serve` runs from the package shipped in the bundle, bound to 127.0.0.1,
+and answers /predict with the verified model, its flags and a logged row. The same bundle
 refuses a tampered model file at load. hadolint checks the Dockerfile (tests/test_release.py)."""
 
 from __future__ import annotations
@@ -62,13 +63,14 @@ def test_the_image_command_serves_the_verified_model_with_flags_and_prediction_l
     root = tmp_path / 'srv'  # the image's WORKDIR: a fresh copy, as every container starts from the image
     shutil.copytree(src, root)
     img = image(b['dockerfile'])
-    assert img['workdir'] == '/srv' and img['command'] == ['lifecycle', 'serve'], img
+    assert img['workdir'] == '/srv' and img['command'] == ['python', '-m', 'lifecycle', 'serve'], img
+    assert img['env']['PYTHONPATH'] == '/srv/lib'  # the lifecycle package shipped in the bundle, not an installed one
     assert all((root / c).exists() for c in img['copy']), img['copy']  # the bundle's layout is what COPY ships
     assert not (root / '.lifecycle').exists()  # nothing served yet: flags and logs are written at start
     port = free_port()
     env = {
         **clean_env(),
-        **img['env'],
+        **{k: v.replace('/srv', str(root)) if v.startswith('/srv') else v for k, v in img['env'].items()},
         'LIFECYCLE_HOST': '127.0.0.1',  # `docker run -e`: bound to this machine only, on a free port
         'LIFECYCLE_PORT': str(port),
         'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'),  # /var/lib/lifecycle/keys in the image
