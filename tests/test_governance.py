@@ -137,6 +137,7 @@ def do_approve(ws, user, step, version=1, **kw):
         f['trained_by'],
         kw.pop('evidence', ws['evidence']),
         facts=f,
+        experiment_report_sha256=kw.pop('ab', 'ab' * 32 if step == 'production' else None),  # the A/B report read
     )
 
 

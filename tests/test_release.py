@@ -52,15 +52,18 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     assert r.returncode == 0, out
     r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging', env=keys)
     assert r.returncode == 0, out
+    r, out = approve('dave', 'production')  # before any A/B evidence about version 1
+    assert r.returncode == 1 and 'no experiment report about arrests-release/1' in out['error'], out
+    ab = ab_evidence(workspace, keys)  # the report of an experiment in which version 1 served the challenger arm
     r, out = approve('dave', 'production')
-    assert r.returncode == 0, out
+    assert r.returncode == 0 and out['approval']['signed']['statement']['experiment_report_sha256'] == ab, out
     r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'production', env=keys)
     assert r.returncode == 0, out
     r, st = cli_json(workspace, 'status', env=keys)
     assert st['models'][0]['aliases'] == {'challenger': '1', 'champion': '1', 'staging': '1', 'production': '1'}
     log = audit.read(workspace / '.lifecycle/audit.log')
     actions = [e['action'] for e in log]
-    assert actions.count('approval.refused') == 3 and actions.count('approval.granted') == 2
+    assert actions.count('approval.refused') == 4 and actions.count('approval.granted') == 2
     assert actions.count('model.promote') == 2 and 'promotion.refused' in actions
     granted = [e for e in log if e['action'] == 'approval.granted']
     for e in granted:
@@ -72,6 +75,39 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     ]
     assert 'model.trained_by' in actions and actions.count('trust.add') == 3
     assert cli(workspace, 'audit', 'verify', env=keys).returncode == 0
+
+
+def ab_evidence(ws, env: dict) -> str:
+    "Write an experiment report (as `lifecycle experiment report` does) in which version 1 was the challenger."
+    import hashlib
+    import os
+    import pandas as pd
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import experiment
+
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        w = Workspace.open(ws)
+        rows = [
+            dict(
+                variant=arm,
+                route='predict',
+                shadow=False,
+                decision=[1],
+                outcome='Yes',
+                status=200,
+                latency_ms=2.0,
+                model_version=v,
+            )
+            for arm, v in (('control', '0'), ('challenger', '1'))
+            for _ in range(3)
+        ]
+        a = experiment.analyse(pd.DataFrame(rows), 'Yes', w.params['rollout'].experiment, draws=2000)
+        return hashlib.sha256(experiment.write_report(w, a).read_bytes()).hexdigest()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def test_the_release_dockerfile_passes_hadolint(tmp_path):

@@ -115,3 +115,10 @@ def test_the_rollout_demo_refuses_a_candidate_that_failed_a_gate(ws, tmp_path):
     assert r.returncode == 1 and not out['ok'] and 'Traceback' not in r.stderr
     assert 'candidate was not registered' in out['error'] and 'needs >= 0.999' in out['error']
     assert versions(ws) == before and not (ws / '.lifecycle/rollout.json').exists()
+    from lifecycle.core.audit import read
+
+    log = read(ws / '.lifecycle/audit.log')  # the demo acts as demo identities, registered (and said so) first
+    demo = {e['subject']: e for e in log if e['action'] in ('trust.init', 'trust.add')}
+    assert set(demo) == {'demo-admin', 'demo-trainer', 'demo-approver', 'demo-production-approver'}
+    assert all(e['details']['demo_identity'] and 'a demo identity' in e['reason'] for e in demo.values())
+    assert [e['actor'] for e in log if e['action'] == 'validation.fail'] == ['demo-trainer']

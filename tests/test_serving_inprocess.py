@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from starlette.testclient import TestClient
-from conftest import ROOT
+from conftest import ROOT, cli
 from lifecycle.core import audit
 from lifecycle.core.params import ColumnRule, FlagsParams
 from lifecycle.core.settings import load_settings
@@ -24,6 +24,7 @@ from lifecycle.serve.predlog import PredictionLog, read_log
 from lifecycle.serve.scoring import ModelFailed, score, shadow_score
 from lifecycle.serve.server import Server
 from lifecycle.serve.serving import create_app
+from lifecycle.release import trust
 from lifecycle.serve.tokens import issue_token
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
@@ -161,6 +162,11 @@ def client(ws):
         yield c
 
 
+def token_of(s, user: str) -> str:
+    "An admin API token for a person registered in the workspace's trust registry (tiny_workspace's demo identities)."
+    return issue_token(s, user, trust.roster(s)[user].key_id)
+
+
 def applied(client, timeout: float = 5) -> dict:
     "Wait until the server evaluates the flags now in the flag file."
     rev = json.loads(fl.flagd_path(client.app.state.server.s).read_text())['metadata']['revision']
@@ -219,7 +225,7 @@ def test_shutdown_raises_no_provider_alert_and_logs_no_traceback(ws, caplog):
 
 def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, ws):
     s = Workspace.open(ws)
-    carol, alice = issue_token(s, 'carol'), issue_token(s, 'alice')
+    carol, alice = token_of(s, 'carol'), token_of(s, 'alice')
     since = len(audit.read(s.audit_path))
     r = client.get('/admin/flags')
     assert r.status_code == 401 and r.json() == {'error': 'missing or unknown bearer token', 'status': 401}
@@ -252,7 +258,7 @@ def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, w
 
 def test_flags_route_predict_cohorts_and_kill_switch(client, ws):
     s = Workspace.open(ws)
-    token = {'Authorization': f'Bearer {issue_token(s, "carol")}'}
+    token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
 
     def predict(key, **attrs):
         return client.post('/predict', json={'records': [REC], 'context': {'targetingKey': key, **attrs}}).json()
@@ -393,19 +399,36 @@ def test_refused_requests_are_audited_per_client_and_minute_not_per_request(clie
     assert [e['details']['count'] for e in refused] == [1, 299] and len(audit.read(s.audit_path)) - since == 2
 
 
-def test_a_user_removed_from_the_admin_role_is_refused_without_a_restart(client, ws):
+def test_a_revoked_persons_token_is_refused_without_a_restart(client, ws):
+    "Tokens map to the trust registry's people: revoking carol's key refuses her token at the next request."
     s = Workspace.open(ws)
-    token = {'Authorization': f'Bearer {issue_token(s, "carol")}'}
-    ini = s.root / 'settings.ini'
-    before = ini.read_text()
+    token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
     assert client.get('/admin/flags', headers=token).status_code == 200
+    trust.trust_revoke(s, 'carol', by=trust.DEMO_ADMIN, reason='left the team')
     try:
-        ini.write_text(before.replace('ml_engineer = carol', 'ml_engineer = erin'))
         r = client.get('/admin/flags', headers=token)
-        assert r.status_code == 403 and "user 'carol' does not hold role 'ml_engineer'" in r.json()['error']
-    finally:
-        ini.write_text(before)
+        assert (
+            r.status_code == 403 and "user 'carol': their key" in r.json()['error'] and 'revoked' in r.json()['error']
+        )
+        r = cli(ws, 'token', 'issue', 'carol')  # and no new token for her
+        assert r.returncode == 2 and "no token for 'carol': their key" in r.stderr and 'revoked' in r.stderr, r.stderr
+    finally:  # registered again with the same key, as the other tests of this module expect her
+        trust.trust_add(s, 'carol', 'ml_engineer', by=trust.DEMO_ADMIN, demo=True)
     assert client.get('/admin/flags', headers=token).status_code == 200
+
+
+def test_a_token_for_someone_not_registered_is_refused(client, ws):
+    "Neither issued by the command nor accepted by the API: the roles are the trust registry's, not a list of names."
+    s = Workspace.open(ws)
+    r = cli(ws, 'token', 'issue', 'mallory')
+    assert r.returncode == 2 and "no token for 'mallory': they are not registered" in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+    forged = {'Authorization': f'Bearer {issue_token(s, "mallory", "0123456789abcdef")}'}  # a tokens.json entry
+    r = client.get('/admin/flags', headers=forged)
+    assert r.status_code == 403 and "user 'mallory' is not registered" in r.json()['error']
+    stale = {'Authorization': f'Bearer {issue_token(s, "carol", "0123456789abcdef")}'}  # for a key she does not hold
+    r = client.get('/admin/flags', headers=stale)
+    assert r.status_code == 403 and 'the token was issued for key 0123456789abcdef' in r.json()['error']
 
 
 def test_a_hand_edited_live_flag_file_is_refused_alerted_and_audited(client, ws):

@@ -79,13 +79,44 @@ def ws(base, tmp_path):
     return dict(ws=Workspace.open(root), keys=keys, evidence=evidence)
 
 
-def approve_as(t, user, step, version='1', key_of=None):
-    "gov.approve as `user`, signed with the key of `key_of` (default: the user's own), trainer from the attestation."
+def ab_report(t, version='1', control='0') -> str:
+    """A/B evidence about `version`: an experiment report, written as `lifecycle experiment report` writes it, in
+    which `version` served the challenger arm beside `control`; its sha256."""
+    import hashlib
+    import pandas as pd
+    from lifecycle.deliver import experiment
+
+    w = t['ws']
+    rows = [
+        dict(
+            variant=arm,
+            route='predict',
+            shadow=False,
+            decision=[1],
+            outcome='Yes',
+            status=200,
+            latency_ms=2.0,
+            model_version=v,
+        )
+        for arm, v in (('control', control), ('challenger', str(version)))
+        for _ in range(3)
+    ]
+    a = experiment.analyse(pd.DataFrame(rows), 'Yes', w.params['rollout'].experiment, draws=2000)
+    return hashlib.sha256(experiment.write_report(w, a).read_bytes()).hexdigest()
+
+
+def approve_as(t, user, step, version='1', key_of=None, ab='current', policy=None):
+    """gov.approve as `user`, signed with the key of `key_of` (default: the user's own), trainer from the attestation;
+    a production approval carries the hash `ab` of the A/B evidence (default: the current report, written if none)."""
     from lifecycle.model.signing import load_person_key
     from lifecycle.release import governance as gov, trust
     from lifecycle.release.governance import gather_facts, load_policy
 
     w = t['ws']
+    if ab == 'current':
+        ab = None
+        if step == 'production':
+            ab = (trust.experiment_evidence(w, version) or {}).get('sha256') or ab_report(t, version)
     people = trust.roster(w)
     facts = gather_facts(
         w.mlflow, w.store, NAME, version, card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex']
@@ -94,7 +125,7 @@ def approve_as(t, user, step, version='1', key_of=None):
         w,
         w.store,
         trust.roles_of(people),
-        load_policy(POLICY_FILE),
+        policy or load_policy(POLICY_FILE),
         NAME,
         version,
         user,
@@ -104,6 +135,7 @@ def approve_as(t, user, step, version='1', key_of=None):
         t['evidence'],
         facts=facts,
         signer=load_person_key(t['keys'], key_of or user),
+        experiment_report_sha256=ab,
     )
 
 
@@ -240,3 +272,38 @@ def test_registrations_need_an_administrator_and_a_rewritten_chain_is_refused(ws
     )
     with pytest.raises(trust.TrustError, match='not the init of the administrator pinned in settings.ini'):
         trust.roster(w)
+
+
+def test_a_production_approval_needs_the_current_ab_evidence(ws):
+    """Production is approved on the A/B evidence: refused without an experiment report; an approval given before
+    the evidence existed (under the policy of the time), or on a report since replaced, is refused at promote."""
+    import hashlib
+    from lifecycle.release import governance as gov
+    from lifecycle.release.governance import load_policy
+
+    w = ws['ws']
+    for v in ('1', '3'):
+        approve_as(ws, 'carol', 'staging', version=v)
+        promote(ws, version=v, step='staging')
+    with pytest.raises(gov.ApprovalRefused, match='approved on the A/B evidence, and there is no experiment report'):
+        approve_as(ws, 'dave', 'production', ab=None)
+    then = load_policy(POLICY_FILE)
+    then.promotion['production'].ab_evidence = False  # the policy before it asked for the A/B evidence
+    rec = approve_as(ws, 'dave', 'production', ab=None, policy=then)
+    assert rec['signed']['statement']['experiment_report_sha256'] is None
+    ab_report(ws, version='1')  # the evidence arrives after the approval
+    with pytest.raises(gov.PromotionRefused, match='given before the A/B evidence existed'):
+        promote(ws, step='production')
+    first = ab_report(ws, version='3')
+    rec = approve_as(ws, 'dave', 'production', version='3')
+    assert rec['signed']['statement']['experiment_report_sha256'] == first
+    newer = ab_report(ws, version='3')  # a new report about version 3 replaces the one dave read
+    with pytest.raises(gov.PromotionRefused, match=f"carries experiment report {first[:12]}.*hashes to {newer[:12]}"):
+        promote(ws, version='3', step='production')
+    from lifecycle.release import exposure
+
+    assert 'the evidence changed after the approval' in exposure.check(w, '3', 'production').message()
+    for p in (w.reports_dir / 'experiments').glob('*/analysis.json'):
+        if hashlib.sha256(p.read_bytes()).hexdigest() == newer:
+            p.unlink()  # the newer report withdrawn: the one dave signed over is current again
+    assert promote(ws, version='3', step='production')['approver'] == 'dave'

@@ -88,7 +88,9 @@ flags_app = _group(
     },
 )
 token_app = _group(
-    'token', "API tokens for the admin API (roles come from settings.ini [roles]).", {'issue': serve_cmds.token_issue}
+    'token',
+    "API tokens for the admin API (a registered person's roles, from the trust registry).",
+    {'issue': serve_cmds.token_issue},
 )
 rollout_app = _group(
     'rollout',

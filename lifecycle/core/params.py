@@ -565,7 +565,10 @@ class PromotionStep(BaseModel):
     "Who signs off one promotion step."
 
     model_config = ConfigDict(extra='forbid')
-    approver_role: str = Field(pattern=r'^[a-z][a-z0-9_]*$')  # a key of the settings' [roles] section
+    approver_role: str = Field(pattern=r'^[a-z][a-z0-9_]*$')  # a role of the trust registry (`lifecycle trust add`)
+    # the approval must carry the sha256 of the current A/B experiment report about the version (`lifecycle experiment
+    # report`): given before that evidence existed, or on a report since replaced, it does not verify
+    ab_evidence: bool = False
 
 
 class PolicyParams(BaseModel):

@@ -301,7 +301,7 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
             environments=['dev', 'staging', 'production'],
             promotion={
                 'staging': {'approver_role': 'ml_engineer'},
-                'production': {'approver_role': 'compliance_officer'},
+                'production': {'approver_role': 'compliance_officer', 'ab_evidence': True},
             },
             required_card_fields=['owners', 'intended_use', 'out_of_scope', 'limitations', 'ethical_considerations'],
             thresholds=floors,

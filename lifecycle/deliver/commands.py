@@ -5,7 +5,6 @@ demonstration of the whole loop, and the A/B analysis, from the command line."""
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #cefb4d05
 from __future__ import annotations
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -24,6 +23,7 @@ DELIVER_ERRORS = {
     'lifecycle.serve.flags.FlagError': EXIT_INPUT,
     'lifecycle.deliver.demo.DemoFailed': EXIT_STAGE,
     'lifecycle.model.registry.NotValidated': EXIT_STAGE,
+    'lifecycle.release.trust.TrustError': EXIT_STAGE,
 }
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #d8f98c47
@@ -295,11 +295,9 @@ def experiment_report(
 ):
     """Per variant: requests, accuracy from feedback, latency, errors; Bayesian and frequentist comparison; decision
     from params."""
-    import time
     from datetime import datetime
     from lifecycle.deliver import rollout as ro, experiment as ex
     from lifecycle.serve.predlog import read_log, default_url
-    from lifecycle.core.store import atomic_write
 
     s = Workspace.open()
     ps = s.params
@@ -324,10 +322,6 @@ def experiment_report(
         treatment,
     )
     a['since'] = t
-    out = s.reports_dir / 'experiments' / time.strftime('%Y%m%dT%H%M%S')
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write(out / 'analysis.json', json.dumps(a, indent=1, default=float))
-    html = (
-        _report(ctx, s, '08_experiment.ipynb', out, {'analysis_path': str(out / 'analysis.json')}) if render else None
-    )
+    path = ex.write_report(s, a)  # the A/B evidence a production approval signs over
+    html = _report(ctx, s, '08_experiment.ipynb', path.parent, {'analysis_path': str(path)}) if render else None
     return ExperimentReport(a, html)

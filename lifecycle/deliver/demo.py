@@ -5,15 +5,42 @@ a canary rollout under the guard, and traffic replayed from the years after the 
 
 # %% ../../nbs/api/deliver/04_demo.ipynb #c72b4521
 from __future__ import annotations
+import os
 import threading
+from contextlib import contextmanager
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['DemoFailed', 'play']
+__all__ = ['DEMO_TRAINER', 'DemoFailed', 'demo_people', 'acting_as', 'play']
 
 # %% ../../nbs/api/deliver/04_demo.ipynb #9b764389
 class DemoFailed(Exception):
     "The demonstration could not run: the server it starts never became ready."
+
+
+DEMO_TRAINER = 'demo-trainer'
+
+
+def demo_people(policy) -> dict[str, str]:
+    "The demo identities a demonstration acts as (name -> role): its trainer, and an approver for each promotion step."
+    steps = policy.environments[1:]
+    return {DEMO_TRAINER: 'data_scientist', 'demo-approver': policy.promotion[steps[0]].approver_role} | {
+        f'demo-{e}-approver': policy.promotion[e].approver_role for e in steps[1:]
+    }
+
+
+@contextmanager
+def acting_as(name: str):
+    "Act as `name` (`$LIFECYCLE_ACTOR`) for the block: who trains is then bound by that identity's key."
+    before = os.environ.get('LIFECYCLE_ACTOR')
+    os.environ['LIFECYCLE_ACTOR'] = name
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop('LIFECYCLE_ACTOR', None)
+        else:
+            os.environ['LIFECYCLE_ACTOR'] = before
 
 
 def play(
@@ -31,10 +58,18 @@ def play(
     st = ro.load_state(s)
     if st and st['status'] in ro.ACTIVE:
         raise ro.RolloutError(f"rollout {st['id']} is {st['status']}; finish or roll it back first")
-    say(f"training a {outcome} candidate beside the champion ...")
+    from lifecycle.release.trust import demo_identities
+
+    people = demo_identities(s, demo_people(ps['policy']))
+    say(
+        f"demo identities {', '.join(people)}: keys made in {s.keys_dir / 'people'}, registered in the trust chain as "
+        "demo identities (the audit log says so)"
+    )
+    say(f"training a {outcome} candidate beside the champion, as {DEMO_TRAINER} ...")
     params = {'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None
     try:
-        version = sim.train_candidate(s, degrade=outcome == 'degraded', params=params)
+        with acting_as(DEMO_TRAINER):  # the candidate's training is bound to the demo trainer's key
+            version = sim.train_candidate(s, degrade=outcome == 'degraded', params=params)
     except NotValidated as e:
         raise NotValidated(
             f"the {outcome} candidate was not registered, so there is nothing to roll out: {e}"

@@ -8,6 +8,7 @@ the frequentist one (Newcombe 95% interval of the difference, two-proportion z-t
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e1ec56e6
 from __future__ import annotations
 import time
+from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.params import ExperimentParams
@@ -15,7 +16,7 @@ from .abstats import beta_binomial, posterior_grid, diff_ci, two_proportion_z, d
 from .rollout import arm_stats
 
 # %% auto #0
-__all__ = ['variant_table', 'analyse', 'plot_analysis']
+__all__ = ['variant_table', 'analyse', 'write_report', 'plot_analysis']
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e2f1a852
 def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> pd.DataFrame:
@@ -70,6 +71,25 @@ def analyse(
         rule=dict(prob_best_min=ep.prob_best_min, expected_loss_max=ep.expected_loss_max, min_feedback=ep.min_feedback),
         decision=rule,
     )
+
+
+def write_report(ws, analysis: dict) -> Path:
+    """Write an analysis as `reports/experiments/<time>/analysis.json` (a new folder each time, written atomically):
+    the A/B evidence a production approval is signed over (by its sha256); returns the file."""
+    import json
+    from ..core.store import atomic_write
+
+    base = ws.reports_dir / 'experiments'
+    stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime(analysis.get('created') or time.time()))
+    out, n = base / stamp, 1
+    while True:
+        try:
+            out.mkdir(parents=True)
+            break
+        except FileExistsError:
+            n += 1
+            out = base / f'{stamp}-{n}'
+    return atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float))
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #477d8e8d
 def plot_analysis(a: dict, prior=(1.0, 1.0)):

@@ -20,7 +20,7 @@ __all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND',
            'SignatureError', 'sign_manifest', 'verify_manifest', 'sign_model_version', 'public_pin', 'key_from_pin',
            'workspace_of', 'trusted_keys', 'ensure_signing_key', 'rotate_signing_key', 'revoke_signing_key',
            'person_name', 'person_key_path', 'new_person_key', 'load_person_key', 'sign_statement', 'verify_statement',
-           'attest_training', 'is_signed', 'verified_path', 'verified_load', 'verified_sklearn']
+           'attest_training', 'is_signed', 'verified_path', 'trusted_signer', 'verified_load', 'verified_sklearn']
 
 # %% ../../nbs/api/model/03_signing.ipynb #8446b0ea
 PRIVATE_KEY_FILE, PUBLIC_KEY_FILE = 'signing_key.pem', 'signing_key.pub.pem'
@@ -527,7 +527,6 @@ def is_signed(store: Store, name: str, version) -> bool:
 def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path, dst: str | Path | None = None) -> Path:
     "Download a registered version, verify its files against its signed manifest, and return the verified folder."
     version, subject = str(version), _subject(name, version)
-    trusted, revoked = trusted_keys(store, key_dir)
     try:
         signed = store.get_record(SIGNATURE_KIND, f'{name}-{version}')
     except StoreError:
@@ -536,6 +535,22 @@ def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path,
             "load it (versions are signed at registration with sign_model_version)",
             reason='unsigned',
         ) from None
+    public_key = trusted_signer(store, key_dir, signed, subject)
+    owned = dst is None
+    target = Path(tempfile.mkdtemp(prefix='lifecycle-verified-')) if owned else Path(dst)
+    try:
+        path = _download(mlflow, name, version, target)
+        verify_manifest(path, signed, public_key, subject)
+    except BaseException:
+        if owned:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+    return path
+
+
+def trusted_signer(store: Store, key_dir: str | Path, signed: dict | None, subject: str):
+    "The trusted public key that made `signed`; `SignatureError` naming the key if it is revoked or not trusted."
+    trusted, revoked = trusted_keys(store, key_dir)
     kid = str((signed or {}).get('key_id'))
     if kid in revoked:
         raise SignatureError(
@@ -550,17 +565,7 @@ def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path,
             "or signature were rewritten with another key: refusing to load it",
             reason='key',
         )
-    public_key = trusted[kid]
-    owned = dst is None
-    target = Path(tempfile.mkdtemp(prefix='lifecycle-verified-')) if owned else Path(dst)
-    try:
-        path = _download(mlflow, name, version, target)
-        verify_manifest(path, signed, public_key, subject)
-    except BaseException:
-        if owned:
-            shutil.rmtree(target, ignore_errors=True)
-        raise
-    return path
+    return trusted[kid]
 
 
 def verified_load(mlflow, store: Store, name: str, version, key_dir: str | Path):

@@ -12,9 +12,9 @@ from ..core.cli_support import command, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approve', 'approval_check',
-           'Promoted', 'promote', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'trust_init', 'trust_add',
-           'trust_revoke', 'trust_show']
+__all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approve_version', 'approve',
+           'approval_check', 'Promoted', 'promote', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'trust_init',
+           'trust_add', 'trust_revoke', 'trust_show']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
 GOVERNANCE_ERRORS = {
@@ -126,24 +126,13 @@ class Approved(Result):
         print(f"approved {self.model} v{self.version} for {self.step} by {self.user}")
 
 
-@command(errors=GOVERNANCE_ERRORS)
-def approve(
-    model: str = typer.Argument(..., help="Registered model name."),
-    version: str = typer.Argument(..., help="Fixed model version."),
-    user: str = typer.Option(
-        ..., '--as', help="The approver: their key in keys_dir signs; it must be registered for the step's role."
-    ),
-    reason: str = typer.Option(..., '--reason', help="Why this version may go on."),
-    step: str = typer.Option('staging', '--to', help="The environment being approved (a step of the promotion path)."),
-    as_json: bool = typer.Option(False, '--json', help="Print the approval as JSON."),
-):
-    """Sign off a promotion step with your key; refused for the trainer, a wrong key or role, out of order, a failed
-    policy."""
+def approve_version(ws, model: str, version, user: str, reason: str, step: str, demo: bool = False) -> dict:
+    """Sign off `step` for a version as `user`, with their registered key from `keys_dir` (and, for a step on the A/B
+    evidence, the hash of the current experiment report); `demo`: a demo identity, said in the audit log."""
     from lifecycle.model.signing import key_id, load_person_key, person_name
     from lifecycle.release import governance as gov, trust
     from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
 
-    ws = Workspace.open()
     s, ps, ml, store, facts, pipeline_run = governance_context(ws, model, version)
     people = trust.require_roster(ws)
     signer, me = load_person_key(ws.keys_dir, user), people.get(person_name(user))
@@ -156,8 +145,10 @@ def approve(
         trainer = trust.trained_by(ws, people, model, version).name
     except trust.TrustError:
         trainer = None  # refused below, audited: separation of duties cannot be checked
+    rule = ps['policy'].promotion.get(step)
+    ab = trust.experiment_evidence(ws, version) if rule is not None and rule.ab_evidence else None
     write_governance_report(s, ps, store, facts, model, version)  # the approver signs what this report says now
-    rec = gov.approve(
+    return gov.approve(
         s,
         store,
         trust.roles_of(people),
@@ -171,7 +162,25 @@ def approve(
         evidence_paths(s, pipeline_run, model, version),
         facts=facts,
         signer=signer,
+        experiment_report_sha256=ab['sha256'] if ab else None,
+        demo=demo or me.demo,
     )
+
+
+@command(errors=GOVERNANCE_ERRORS)
+def approve(
+    model: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Fixed model version."),
+    user: str = typer.Option(
+        ..., '--as', help="The approver: their key in keys_dir signs; it must be registered for the step's role."
+    ),
+    reason: str = typer.Option(..., '--reason', help="Why this version may go on."),
+    step: str = typer.Option('staging', '--to', help="The environment being approved (a step of the promotion path)."),
+    as_json: bool = typer.Option(False, '--json', help="Print the approval as JSON."),
+):
+    """Sign off a promotion step with your key; refused for the trainer, a wrong key or role, out of order, a failed
+    policy, or production before the A/B evidence."""
+    rec = approve_version(Workspace.open(), model, version, user, reason, step)
     return Approved(rec, model, version, step, user)
 
 # %% ../../nbs/api/release/03_commands.ipynb #61b5e4ed
@@ -191,7 +200,8 @@ def approval_check(ws, people, policy):
         except Exception:
             return [f"{name}/{version} has no signature record: no manifest digest to check the approval against"]
         role = policy.promotion[step].approver_role if step in policy.promotion else None
-        return trust.verify_approval(ws, people, rec, name, version, step, manifest, role)
+        ab = bool(step in policy.promotion and policy.promotion[step].ab_evidence)
+        return trust.verify_approval(ws, people, rec, name, version, step, manifest, role, ab_evidence=ab)
 
     return verify
 

@@ -83,7 +83,8 @@ def _approval(ws, people, policy, name: str, version: str, step: str) -> list[st
         manifest = ws.store.get_record('signatures', f'{name}-{version}')['manifest']['manifest_hash']
     except Exception:
         return [f"{who} cannot be verified: {name}/{version} has no signature record"]
-    why = trust.verify_approval(ws, people, rec, name, version, step, manifest, role)
+    ab = bool(step in policy.promotion and policy.promotion[step].ab_evidence)
+    why = trust.verify_approval(ws, people, rec, name, version, step, manifest, role, ab_evidence=ab)
     return [f"{who} does not verify: " + '; '.join(why)] if why else []
 
 

@@ -331,9 +331,11 @@ def approve(
     facts: dict,
     signer=None,
     experiment_report_sha256: str | None = None,
+    demo: bool = False,
 ) -> dict:
     """Record one sign-off (signed with `signer`'s key when given) of a version for a step, or refuse it; audited either
-    way."""
+    way. A step whose policy asks for `ab_evidence` needs the sha256 of the A/B experiment report the approver read;
+    `demo`: the approver is a demo identity (said in the audit entry)."""
     envs, reasons = policy.environments, []
     try:
         version = _fixed(version)
@@ -363,6 +365,11 @@ def approve(
         reasons.append(f"separation of duties: {user!r} trained {subject} and cannot approve it")
     if not str(reason or '').strip():
         reasons.append('a reason is required')
+    if step in policy.promotion and policy.promotion[step].ab_evidence and not experiment_report_sha256:
+        reasons.append(
+            f"{step} is approved on the A/B evidence, and there is no experiment report about {subject} yet: serve it "
+            "beside the control (a canary or shadow), run `lifecycle experiment report`, then approve"
+        )
     prev_rec = None
     if step in envs[1:] and envs.index(step) > 1:
         prev = envs[envs.index(step) - 1]
@@ -385,6 +392,10 @@ def approve(
     except GovernanceError as e:
         reasons.append(str(e))
     base = dict(step=step, role=role, trained_by=trained_by, evidence=hashes)
+    if experiment_report_sha256:
+        base['experiment_report_sha256'] = experiment_report_sha256
+    if demo:
+        base['demo_identity'] = True
     if not reasons:
         rec = dict(
             model_name=name,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from ..core.manifest import now_iso
 from ..core.settings import read_trust, write_trust
-from ..core.store import hash_obj
+from ..core.store import hash_obj, sha256_bytes
 from lifecycle.model.signing import (
     SignatureError,
     key_from_pin,
@@ -25,8 +25,9 @@ from lifecycle.model.signing import (
 )
 
 # %% auto #0
-__all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'ATTESTATION_KIND', 'TrustError', 'Person', 'roster', 'require_roster',
-           'trust_init', 'trust_add', 'trust_revoke', 'roles_of', 'approval_statement', 'trained_by', 'verify_approval']
+__all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'TrustError', 'Person', 'roster',
+           'require_roster', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities', 'roles_of',
+           'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
 TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
@@ -46,6 +47,9 @@ class Person:
     roles: set = field(default_factory=set)
     revoked: str | None = None
     revoked_reason: str = ''
+    demo: bool = (
+        False  # a demo identity: its key was made by a demonstration (`rollout demo`, a tutorial), not a person
+    )
 
     @property
     def public_key(self):
@@ -96,7 +100,7 @@ def roster(ws) -> dict[str, Person] | None:
         if st['type'] in ('init', 'add'):
             p = people.get(name)
             if p is None or p.revoked:
-                people[name] = p = Person(name, key_id(key_from_pin(st['pin'])), st['pin'])
+                people[name] = p = Person(name, key_id(key_from_pin(st['pin'])), st['pin'], demo=bool(st.get('demo')))
             elif p.pin != st['pin']:
                 raise TrustError(f"{where}: {what} gives {name} a second key while the first is not revoked")
             p.roles.add(st['role'])
@@ -140,20 +144,35 @@ def _append(ws, st: dict, signer_key, action: str, actor: str, reason: str) -> d
         key_id=key_id(signer_key),
         subject_key_id=st.get('key_id'),
         statement_sha256=hash_obj(signed),
+        **({'demo_identity': True} if st.get('demo') else {}),
     )
     return signed
 
 
-def trust_init(ws, name: str) -> dict:
+def _demo(st: dict, demo: bool, reason: str) -> tuple[dict, str]:
+    "Mark a statement (signed) and its audit reason as a demo identity's."
+    if not demo:
+        return st, reason
+    return {
+        **st,
+        'demo': True,
+    }, f"{reason} (a demo identity: its key was made by a demonstration, not held by a person)"
+
+
+def trust_init(ws, name: str, demo: bool = False) -> dict:
     "Make NAME (who holds a key in `keys_dir`) the first administrator of the workspace; pin their key in settings.ini."
     name = person_name(name)
     if roster(ws) is not None:
         raise TrustError("this workspace's trust is already initialised; an administrator adds people with `trust add`")
     key = load_person_key(ws.keys_dir, name)
     pin = public_pin(key)
-    st = dict(type='init', name=name, role=ADMIN_ROLE, pin=pin, key_id=key_id(key), by=name)
+    st, why = _demo(
+        dict(type='init', name=name, role=ADMIN_ROLE, pin=pin, key_id=key_id(key), by=name),
+        demo,
+        f'{name} initialises trust as the first administrator',
+    )
     write_trust(ws.root, ADMIN_PIN, [pin])
-    return _append(ws, st, key, 'trust.init', name, f'{name} initialises trust as the first administrator')
+    return _append(ws, st, key, 'trust.init', name, why)
 
 
 def _admin(ws, people: dict, by: str):
@@ -167,7 +186,7 @@ def _admin(ws, people: dict, by: str):
     return by, key
 
 
-def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | None = None) -> dict:
+def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | None = None, demo: bool = False) -> dict:
     "Register NAME's public key against ROLE, signed by administrator BY; audited."
     name, people = person_name(name), require_roster(ws)
     by, key = _admin(ws, people, by)
@@ -178,8 +197,12 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
     p = people.get(name)
     if p and not p.revoked and p.pin != pin:
         raise TrustError(f"{name} already has key {p.key_id}; revoke it first to register another")
-    st = dict(type='add', name=name, role=role.strip(), pin=pin, key_id=key_id(key_from_pin(pin)), by=by)
-    return _append(ws, st, key, 'trust.add', by, f'{by} registers {name} as {role}')
+    st, why = _demo(
+        dict(type='add', name=name, role=role.strip(), pin=pin, key_id=key_id(key_from_pin(pin)), by=by),
+        demo,
+        f'{by} registers {name} as {role}',
+    )
+    return _append(ws, st, key, 'trust.add', by, why)
 
 
 def trust_revoke(ws, name: str, by: str, reason: str) -> dict:
@@ -192,6 +215,38 @@ def trust_revoke(ws, name: str, by: str, reason: str) -> dict:
         raise TrustError('a reason is required to revoke a key')
     st = dict(type='revoke', name=name, key_id=people[name].key_id, reason=reason, by=by)
     return _append(ws, st, key, 'trust.revoke', by, reason)
+
+
+DEMO_ADMIN = 'demo-admin'
+
+
+def demo_identities(ws, people: dict[str, str], admin: str = DEMO_ADMIN) -> dict[str, Person]:
+    """Demo identities (name -> role) for demonstrations (`rollout demo`, the tutorial, `tiny_workspace`): a key in
+    `keys_dir` for each, made if missing, registered through the trust chain by `admin` (the first administrator when
+    trust is not initialised yet); their statements and audit entries say they are demo identities."""
+    from lifecycle.model.signing import new_person_key
+
+    for name in (admin, *people):
+        if not person_key_path(ws.keys_dir, name).is_file():
+            new_person_key(ws.keys_dir, name)
+    if roster(ws) is None:
+        trust_init(ws, admin, demo=True)
+    current = require_roster(ws)
+    a = current.get(admin)
+    if a is None or a.revoked or ADMIN_ROLE not in a.roles:
+        missing = [n for n, r in people.items() if n not in current or r not in current[n].roles]
+        if missing:
+            raise TrustError(
+                f"this workspace's trust is run by its administrators, not by {admin!r}: an administrator "
+                "registers the demo identities first: "
+                + '; '.join(f"`lifecycle trust add {n} --role {people[n]} --as ADMIN`" for n in missing)
+            )
+    for name, role in people.items():
+        p, pin = current.get(name), public_pin(load_person_key(ws.keys_dir, name))
+        if p is None or p.revoked or p.pin != pin or role not in p.roles:
+            trust_add(ws, name, role, admin, demo=True)
+            current = require_roster(ws)
+    return {n: current[n] for n in people}
 
 
 def roles_of(people: dict[str, Person]) -> dict[str, set[str]]:
@@ -248,10 +303,54 @@ def trained_by(ws, people: dict[str, Person], name: str, version) -> Person:
     return p
 
 
+def experiment_evidence(ws, version) -> dict | None:
+    """The current A/B evidence about `version`: the newest experiment report (`reports/experiments/*/analysis.json`,
+    written by `lifecycle experiment report`) whose treatment arm served it, with its path and sha256; None if none."""
+    import json
+
+    version, found = str(version), None
+    for p in sorted((ws.reports_dir / 'experiments').glob('*/analysis.json')):
+        try:
+            a = json.loads(p.read_text(encoding='utf-8'))
+            served = str(a['variants'][a['treatment']].get('versions') or '').split(',')
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            continue  # not an analysis this can read: not evidence about anything
+        if version in served and (found is None or a.get('created', 0) >= found['created']):
+            found = dict(path=str(p), sha256=sha256_bytes(p.read_bytes()), created=a.get('created', 0))
+    return found
+
+
+def _evidence_problem(ws, st: dict, version: str, step: str) -> str | None:
+    "Why the A/B evidence an approval was signed over is not the current experiment report about the version."
+    signed, cur = st.get('experiment_report_sha256'), experiment_evidence(ws, version)
+    if not signed:
+        return (
+            f"the {step} approval was given before the A/B evidence existed (it carries no experiment report hash): "
+            f"run `lifecycle experiment report` on traffic version {version} served, then approve again"
+        )
+    if cur is None:
+        return f"the experiment report the {step} approval was signed over ({signed[:12]}…) is gone: no A/B evidence"
+    if cur['sha256'] != signed:
+        return (
+            f"the {step} approval carries experiment report {signed[:12]}…, but the current A/B evidence "
+            f"{cur['path']} hashes to {cur['sha256'][:12]}…: the evidence changed after the approval"
+        )
+    return None
+
+
 def verify_approval(
-    ws, people: dict[str, Person], rec: dict, name: str, version, step: str, manifest_sha256: str, role: str | None
+    ws,
+    people: dict[str, Person],
+    rec: dict,
+    name: str,
+    version,
+    step: str,
+    manifest_sha256: str,
+    role: str | None,
+    ab_evidence: bool = False,
 ) -> list[str]:
-    "Why a stored approval does not hold for promoting `name/version` to `step` (an empty list when it does)."
+    """Why a stored approval does not hold for promoting `name/version` to `step` (an empty list when it does);
+    `ab_evidence`: it must carry the hash of the current experiment report about the version."""
     version = str(version)
     signed = rec.get('signed')
     if not signed:
@@ -279,6 +378,8 @@ def verify_approval(
         why.append(f"the approval was signed over manifest {str(st.get('manifest_sha256'))[:12]}…, not this version's")
     if st != approval_statement(rec, st.get('manifest_sha256'), st.get('experiment_report_sha256')):
         why.append('the approval record differs from the statement its approver signed: it was edited')
+    if ab_evidence and (problem := _evidence_problem(ws, st, version, step)):
+        why.append(problem)
     try:
         trainer = trained_by(ws, people, name, version)
         if trainer.name == who.name or trainer.key_id == who.key_id:

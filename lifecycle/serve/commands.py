@@ -17,7 +17,13 @@ __all__ = ['SERVE_ERRORS', 'FlagsView', 'flags_init', 'flags_show', 'flags_set',
            'flags_threshold', 'TokenIssued', 'token_issue', 'serve', 'Scored', 'score']
 
 # %% ../../nbs/api/serve/05_commands.ipynb #96320050
-SERVE_ERRORS = {'lifecycle.serve.flags.FlagError': EXIT_INPUT, 'lifecycle.serve.models.InputError': EXIT_INPUT}
+SERVE_ERRORS = {
+    'lifecycle.serve.flags.FlagError': EXIT_INPUT,
+    'lifecycle.serve.models.InputError': EXIT_INPUT,
+    'lifecycle.release.container.BundleError': EXIT_INPUT,
+    'lifecycle.release.trust.TrustError': EXIT_STAGE,
+    'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
+}
 
 # %% ../../nbs/api/serve/05_commands.ipynb #1e07c428
 def _alias_lookup(s, model_name: str):
@@ -198,17 +204,29 @@ class TokenIssued(Result):
 
 @command(errors=SERVE_ERRORS)
 def token_issue(
-    user: str = typer.Argument(..., help="The user the token acts as (roles from settings.ini [roles])."),
+    user: str = typer.Argument(..., help="The person the token acts as (registered in the trust registry)."),
     as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
 ):
-    "Issue an API token for USER; it is printed once, only its hash is kept."
+    """Issue an API token for USER, a person registered in the trust registry (roles from there); printed once, only
+    its hash is kept. Refused for someone not registered or whose key is revoked."""
+    from lifecycle.model.signing import person_name
+    from lifecycle.release import trust
     from lifecycle.serve.tokens import issue_token
-    from lifecycle.release.governance import load_roles
 
     s = Workspace.open()
-    roles = sorted(r for r, users in load_roles(s.root / 'settings.ini').items() if user in users)
-    t = issue_token(s, user)
-    return TokenIssued(user, roles, t)
+    people, name = trust.require_roster(s), person_name(user)
+    p = people.get(name)
+    if p is None or p.revoked:
+        why = (
+            f"their key {p.key_id} was revoked at {p.revoked}" if p else "they are not registered in its trust registry"
+        )
+        raise CommandError(
+            f"no token for {name!r}: {why}; a token acts as a registered person (an administrator registers them: "
+            f"`lifecycle trust add {name} --role ROLE --as ADMIN`)",
+            EXIT_INPUT,
+        )
+    t = issue_token(s, p.name, p.key_id)
+    return TokenIssued(p.name, sorted(p.roles), t)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
 @command(errors=SERVE_ERRORS)
@@ -220,10 +238,14 @@ def serve(
 ):
     "Serve the deployed versions: /invocations (MLflow protocol), /predict (flag-routed), /feedback, /metrics, /docs."
     from lifecycle.serve import flags as fl
+    from lifecycle.release.container import read_bundle
 
     s = Workspace.open()
     ps = s.params
-    if not fl.spec_path(s).exists():
+    bundle = read_bundle(s.root)
+    if bundle and not fl.spec_path(s).exists():  # a release bundle (the serving image): its version, verified at load
+        fl.bundle_flags(s, ps['flags'], bundle)
+    elif not fl.spec_path(s).exists():
         name = ps['register'].model_name
         try:
             fl.init_flags(

@@ -20,8 +20,8 @@ from ..core.params import FlagsParams, ARMS, _describe
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path',
            'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec', 'write_spec',
-           'load_spec', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'change_flags', 'kill',
-           'make_provider', 'FlagClient']
+           'load_spec', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags',
+           'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -212,6 +212,11 @@ def write_spec(s: Workspace, spec: FlagsParams, model_name: str, before: FlagsPa
     """Validate, compile and write the spec and its flagd document atomically; returns the document. Each arm that gains
     exposure over `before` (the spec it replaces) must meet the release policy."""
     _check_signed(s, model_name, spec, before)
+    return _write(s, spec, model_name)
+
+
+def _write(s: Settings, spec: FlagsParams, model_name: str) -> dict:
+    "Compile and check the spec, then write it and its flagd document atomically; returns the document."
     doc = compile_flags(spec)
     problems = check_document(doc)
     if problems:
@@ -272,6 +277,25 @@ def init_flags(
         'flags.init',
         MODEL_FLAG,
         reason or 'flags initialised from params/flags.yaml',
+        actor=actor,
+        **{a: getattr(spec, a) for a in ARMS},
+    )
+    return spec
+
+
+def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | None = None) -> FlagsParams:
+    """The flags of a release bundle (`release.json`): its one version as control and safe, nothing else deployed;
+    written and audited. The version is the one the bundle was built for, verified at load against its signature."""
+    v = str(bundle['model_version'])
+    spec = params.model_copy(
+        update=dict(control=v, safe=v, challenger=None, percentage=0, cohorts=[], kill=False, shadow=False)
+    )
+    with held(s.state_dir, 'flags'):
+        _write(s, spec, bundle['model_name'])
+    s.audit(
+        'flags.init',
+        MODEL_FLAG,
+        f"release bundle: {bundle['model_name']} version {v} serves everyone",
         actor=actor,
         **{a: getattr(spec, a) for a in ARMS},
     )

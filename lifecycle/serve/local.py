@@ -19,7 +19,8 @@ __all__ = ['tiny_workspace', 'LocalServer']
 def tiny_workspace(
     dest: str | Path, versions: int = 2, rows: int = 300, template: str | Path | None = None, holdout_rows: int = 1000
 ) -> Workspace:
-    "A workspace in `dest` serving `versions` small validated, signed versions of the default model; flags initialised."
+    """A workspace in `dest` serving `versions` small validated, signed versions of the default model, flags initialised
+    and demo identities alice (data_scientist), carol (ml_engineer) and dave (compliance_officer) registered."""
     from sklego.datasets import load_arrests
     from lifecycle.core.manifest import now_iso
     from lifecycle.data import features
@@ -27,6 +28,7 @@ def tiny_workspace(
     from lifecycle.model.registry import record_validation, register_version, alias_version
     from lifecycle.model.validate import evaluate_gates, fairness_metrics, holdout_metrics
     from lifecycle.serve import flags as fl
+    from lifecycle.release.trust import demo_identities
 
     dest, src = Path(dest), Path(template) if template else find_workspace()
     if (dest / 'settings.ini').exists():
@@ -98,6 +100,8 @@ def tiny_workspace(
         lambda alias: alias_version(ws.client, rp.model_name, alias),
         reason='tiny workspace',
     )
+    # who may call the admin API: demo identities with keys made in keys_dir, registered through the trust chain
+    demo_identities(ws, {'alice': 'data_scientist', 'carol': 'ml_engineer', 'dave': 'compliance_officer'})
     return ws
 
 # %% ../../nbs/api/serve/09_local.ipynb #9dd8269d

@@ -17,7 +17,7 @@ import pandas as pd
 
 # %% auto #0
 __all__ = ['NUMERIC', 'InputError', 'signature_columns', 'CsvBody', 'parse_csv', 'parse_columns', 'input_contract',
-           'check_inputs', 'ServedModel', 'load_folder', 'load_version']
+           'check_inputs', 'ServedModel', 'load_folder', 'load_version', 'load_bundled']
 
 # %% ../../nbs/api/serve/02_models.ipynb #acbdc3a5
 NUMERIC = {'long', 'integer', 'double', 'float', 'boolean'}
@@ -283,3 +283,24 @@ def load_version(mlflow, store, name: str, version: str, key_dir, prefer_onnx: b
         )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_bundled(s, name: str, version: str, prefer_onnx: bool = True) -> ServedModel:
+    """Load the one version a release bundle (`s.root/release.json`) carries, from its `model/` folder verified against
+    its `signature.json` and the signing key its settings pin; any other version is refused (`SignatureError`)."""
+    from lifecycle.model.signing import SignatureError, trusted_signer, verify_manifest
+    from lifecycle.release.container import read_bundle
+
+    b, subject = read_bundle(s.root), f'models:/{name}/{version}'
+    if b is None or (b['model_name'], b['model_version']) != (name, str(version)):
+        carries = f"{b['model_name']} version {b['model_version']}" if b else 'no model (no release.json)'
+        raise SignatureError(f"{subject}: the release bundle {s.root} carries {carries} only", reason='bundle')
+    try:
+        signed = json.loads((Path(s.root) / 'signature.json').read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e:
+        raise SignatureError(
+            f"{subject}: {Path(s.root) / 'signature.json'} cannot be read: {e}", reason='unsigned'
+        ) from None
+    folder = Path(s.root) / 'model'
+    verify_manifest(folder, signed, trusted_signer(s.store, s.key_dir, signed, subject), subject)
+    return load_folder(folder, name, version, prefer_onnx)

@@ -11,12 +11,13 @@ import os
 from ..core.workspace import Workspace
 from ..core.params import FlagsParams
 from ..core import audit
-from .models import ServedModel, load_version, input_contract
+from .models import ServedModel, load_bundled, load_version, input_contract
+from ..release.container import read_bundle
 from ..model.registry import check_version_aliases
 from .predlog import PredictionLog, default_url, pii_masker
 from .metrics import Metrics
 from .gate import Deployment, FlagGate
-from .tokens import RefusalTally, RoleFile
+from .tokens import RefusalTally, RosterFile
 from . import flags as fl
 
 log = logging.getLogger('lifecycle.serving')
@@ -41,12 +42,13 @@ class Server:
         self.max_depth = max_depth  # JSON nesting a body may have
         self.positive = params['features'].positive_class
         _, self.model_name = fl.load_spec(s)
+        self.bundle = read_bundle(s.root)  # a release bundle serves the one version it carries
         declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.admin_role = declared.admin_role
         target = params['features'].target
         self.labels = params['ingest'].columns[target].allowed if target in params['ingest'].columns else None
         self.metrics = Metrics()
-        self.role_file = RoleFile(s.root / 'settings.ini', self.alert)  # re-read when it changes, like tokens
+        self.trust = RosterFile(s, self.alert)  # who holds which role: the trust registry, re-read when it changes
         self.refusals = RefusalTally(s.audit_path)  # refused admin requests: audited per client and minute
         self.columns = params['ingest'].columns  # the contract every model input is checked against
         rules = {c: r.pii for c, r in params['ingest'].columns.items() if r.pii}
@@ -77,9 +79,9 @@ class Server:
         self.refusals.start()
 
     @property
-    def roles(self) -> dict[str, set[str]]:
-        "Role -> users, as `settings.ini [roles]` says now."
-        return self.role_file.roles()
+    def people(self) -> dict | None:
+        "The trust registry's people now (name -> Person; None while trust is not initialised)."
+        return self.trust.people()
 
     def log_refusal(self) -> str | None:
         "Why scoring is refused now: the prediction log cannot be written and answering unlogged is off; else None."
@@ -96,8 +98,11 @@ class Server:
         return self.gate.live
 
     def _load(self, version: str) -> ServedModel:
-        check_version_aliases(self.s.mlflow.MlflowClient(), self.s.audit_path, self.model_name, version)
-        m = load_version(self.s.mlflow, self.s.store, self.model_name, version, self.s.key_dir)
+        if self.bundle:  # a release bundle: its one version, from its own verified folder (no registry there)
+            m = load_bundled(self.s, self.model_name, version)
+        else:
+            check_version_aliases(self.s.mlflow.MlflowClient(), self.s.audit_path, self.model_name, version)
+            m = load_version(self.s.mlflow, self.s.store, self.model_name, version, self.s.key_dir)
         m.contract = input_contract(self.columns, m.columns)
         audit.append(
             self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})'

@@ -283,7 +283,7 @@ def admin_user(action: str):
     def user(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
         srv: Server = request.app.state.server
         try:
-            return authorise(srv.s, creds.credentials if creds else None, srv.roles, srv.admin_role)
+            return authorise(srv.s, creds.credentials if creds else None, srv.people, srv.admin_role)
         except Unauthorised as e:
             client = request.client.host if request.client else ''
             srv.refusals.add(client, e.user or 'anonymous', action, e.status, str(e))  # per client and minute

@@ -1,0 +1,126 @@
+"""The container runs what we ship. No Docker engine here: the release bundle's image command is started as the
+generated Dockerfile says (WORKDIR, ENV, ENTRYPOINT/CMD parsed from it; the bundle's files where its COPY lines put
+them, /srv being the bundle), so `lifecycle serve` runs from the package shipped in the bundle, bound to 127.0.0.1,
+and answers /predict with the verified model, its flags and a logged row. The same bundle
+refuses a tampered model file at load. hadolint checks the Dockerfile (tests/test_release.py)."""
+
+from __future__ import annotations
+import json
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+import httpx
+import pytest
+from conftest import ROOT, clean_env
+from lifecycle.core import audit
+from lifecycle.core.workspace import Workspace
+from lifecycle.release.container import release_bundle
+from lifecycle.serve.local import tiny_workspace
+
+REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
+
+
+def image(dockerfile: str) -> dict:
+    "WORKDIR, ENV, the COPY sources and the command (ENTRYPOINT then CMD, exec form) of a Dockerfile."
+    out = dict(workdir='/', env={}, copy=[], entrypoint=[], cmd=[])
+    for line in dockerfile.replace('\\\n', ' ').splitlines():
+        word, _, rest = line.strip().partition(' ')
+        if word == 'WORKDIR':
+            out['workdir'] = rest.strip()
+        elif word == 'ENV':
+            out['env'].update(kv.split('=', 1) for kv in shlex.split(rest))
+        elif word == 'COPY':
+            out['copy'] += [a for a in shlex.split(rest)[:-1] if not a.startswith('--')]
+        elif word in ('ENTRYPOINT', 'CMD'):
+            out[word.lower()] = json.loads(rest)
+    out['command'] = out['entrypoint'] + out['cmd']
+    return out
+
+
+@pytest.fixture(scope='module')
+def bundle(tmp_path_factory) -> tuple[Path, dict]:
+    "A tiny workspace's version 1 (validated, signed) and its release bundle."
+    home = tmp_path_factory.mktemp('container')
+    ws = tiny_workspace(home / 'ws', versions=1, template=ROOT)
+    b = release_bundle(ws, ws.params['register'].model_name, '1', home / 'bundle')
+    return Path(b['path']), b
+
+
+def free_port() -> int:
+    with socket.socket() as so:
+        so.bind(('127.0.0.1', 0))
+        return so.getsockname()[1]
+
+
+@pytest.mark.slow  # a server process
+def test_the_image_command_serves_the_verified_model_with_flags_and_prediction_log(bundle, tmp_path):
+    src, b = bundle
+    root = tmp_path / 'srv'  # the image's WORKDIR: a fresh copy, as every container starts from the image
+    shutil.copytree(src, root)
+    img = image(b['dockerfile'])
+    assert img['workdir'] == '/srv' and img['command'] == ['python', '-m', 'lifecycle', 'serve'], img
+    assert img['env']['PYTHONPATH'] == '/srv/lib'  # the lifecycle package shipped in the bundle, not an installed one
+    assert all((root / c).exists() for c in img['copy']), img['copy']  # the bundle's layout is what COPY ships
+    assert not (root / '.lifecycle').exists()  # nothing served yet: flags and logs are written at start
+    port = free_port()
+    env = {
+        **clean_env(),
+        **{k: v.replace('/srv', str(root)) if v.startswith('/srv') else v for k, v in img['env'].items()},
+        'LIFECYCLE_HOST': '127.0.0.1',  # `docker run -e`: bound to this machine only, on a free port
+        'LIFECYCLE_PORT': str(port),
+        'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'),  # /var/lib/lifecycle/keys in the image
+        'PATH': f"{Path(sys.executable).parent}:{clean_env().get('PATH', '')}",
+    }
+    proc = subprocess.Popen(img['command'], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url, end = f'http://127.0.0.1:{port}', time.monotonic() + 180
+        with httpx.Client(base_url=url, timeout=10) as http:
+            while True:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                try:
+                    if http.get('/ready').json().get('ready'):
+                        break
+                except httpx.TransportError:
+                    pass
+                assert time.monotonic() < end, 'the image command never became ready'
+                time.sleep(0.3)
+            ready = http.get('/ready').json()
+            assert ready['deployed'] == {'control': '1', 'safe': '1'}, ready
+            r = http.post('/predict', json={'records': [REC], 'context': {'targetingKey': 'person-1'}})
+            assert r.status_code == 200, r.text
+            ans = r.json()
+            assert ans['model_version'] == '1' and ans['variant'] == 'control' and len(ans['predictions']) == 1
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0].decode()
+    # uvicorn drains, then re-raises SIGTERM (as `docker stop` sees it): a clean stop, no traceback
+    assert proc.returncode in (0, -signal.SIGTERM) and 'Traceback' not in out, out
+    log = audit.read(root / '.lifecycle/audit.log')
+    assert [e['subject'] for e in log if e['action'] == 'serve.load'] == [f"{b['release']['model_name']}/1"]
+    assert any(e['action'] == 'flags.init' and 'release bundle' in e['reason'] for e in log)
+    from lifecycle.serve.predlog import read_log
+
+    rows = read_log(f"sqlite:///{root / '.lifecycle/predictions.db'}")
+    assert len(rows) == 1 and rows.iloc[0]['request_id'] == ans['request_id']
+
+
+def test_a_bundle_loads_only_its_own_verified_version(bundle, tmp_path, monkeypatch):
+    from lifecycle.model.signing import SignatureError
+    from lifecycle.serve.models import load_bundled
+
+    src, b = bundle
+    root = shutil.copytree(src, tmp_path / 'srv')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    s, name = Workspace.open(root), b['release']['model_name']
+    assert load_bundled(s, name, '1').version == '1'
+    with pytest.raises(SignatureError, match='carries .* version 1 only'):
+        load_bundled(s, name, '2')
+    victim = next(p for p in sorted((root / 'model').rglob('*')) if p.is_file() and p.name != 'MLmodel')
+    victim.write_bytes(victim.read_bytes() + b'\n')
+    with pytest.raises(SignatureError, match=victim.name):
+        load_bundled(s, name, '1')
