@@ -81,8 +81,8 @@ def tiny_workspace(
             ws,
             vid,
             rp.model_name,
-            challenger_alias=rp.challenger_alias,
-            champion_alias=rp.champion_alias,
+            alias=ps['policy'].environments[0],
+            serving_alias=ws.environment,
             tags={'purpose': 'tiny workspace'},
             reason='tiny workspace',
         )
