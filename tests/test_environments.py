@@ -122,3 +122,19 @@ def test_a_hand_written_consistent_spec_exposing_an_ungated_version_is_refused_a
         assert [e['subject'] for e in got] == ['flags_refused'] and 'may not be exposed' in got[0]['reason']
         metrics = c.get('/metrics').text
         assert 'lifecycle_alerts_total{kind="flags_refused"} 1.0' in metrics
+
+
+def test_a_server_that_started_not_ready_serves_once_flags_meeting_the_policy_are_deployed(ws):
+    ws.client.delete_registered_model_alias(NAME, 'dev')  # nothing named for dev yet
+    with TestClient(create_app(Server(ws))) as c:
+        r = c.get('/ready')
+        assert r.status_code == 503 and "alias 'dev' names no registered version" in r.json()['not_ready'], r.text
+        assert c.post('/predict', json={'records': [REC]}).status_code == 503
+        fl.init_flags(ws, FlagsParams(control='1', safe='1'), NAME, lambda a: None, reason='deploy version 1')
+        end = time.monotonic() + 10
+        while (r := c.get('/ready')).status_code != 200:  # the gate activates them: no restart
+            assert time.monotonic() < end, r.text
+            time.sleep(0.05)
+        assert r.json()['flags_applied'] == r.json()['flags_revision'] and r.json()['not_ready'] is None, r.text
+        p = c.post('/predict', json={'records': [REC]})
+        assert p.status_code == 200 and p.json()['model_version'] == '1', p.text

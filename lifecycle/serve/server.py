@@ -85,7 +85,7 @@ class Server:
         self.declared, self._flags, self._flags_lock = declared, None, threading.Lock()
         self.gate = FlagGate(s, self._load, self.alert, poll_s=declared.poll_ms / 1000, vet=self._vet)
         try:
-            if self.gate.check():
+            if fl.spec_path(s).exists() and self.gate.check():  # with no flags at all, the gate watches for them
                 _ = self.flags  # the flag client, made now that flags are active
             else:
                 log.error('%s', self.not_ready())
@@ -189,7 +189,7 @@ class Server:
             'flags_valid': self.gate.valid,
             'flags_problem': self.gate.problem,
             'flags_revision': (live.doc or {}).get('metadata', {}).get('revision'),
-            'flags_applied': self._flags.revision() if self._flags else None,
+            'flags_applied': self.flags.revision() if self.flags else None,
             'deployed': dict(live.versions),
             'models': {v: m.form for v, m in live.models.items()},
             'prediction_log_pending': self.log.pending(),
