@@ -177,7 +177,6 @@ def _old_alias_names(params_dir: Path) -> tuple[str, str, str]:
 def _rewrite_params(params_dir: Path, champion: str) -> list[str]:
     "Drop register.yaml's alias keys; empty flags.yaml's control and safe where they named the champion alias."
     import re
-    from .store import atomic_write
 
     done = []
     edits = {
@@ -205,7 +204,7 @@ def one_alias_family(ws) -> str:
     champion, challenger, first = _old_alias_names(Path(ws.params_dir))
     moved = []
     if ws.has_tracking:
-        from .locks import held
+        from lifecycle.core.locks import held
 
         client = ws.client
         with held(ws.state_dir, 'registry'):

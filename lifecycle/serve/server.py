@@ -98,7 +98,7 @@ class Server:
 
     def _first_flags(self, declared: FlagsParams) -> str:
         "Deploy the flags params name (the environment's alias by default); '' when done, else why not."
-        from ..model.registry import alias_version
+        from lifecycle.model.registry import alias_version
 
         client = self.s.mlflow.MlflowClient()
         try:
