@@ -2054,6 +2054,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.serve.gate.FlagGate': ('api/serve/gate.html#flaggate', 'lifecycle/serve/gate.py'),
                                       'lifecycle.serve.gate.FlagGate.__init__': ( 'api/serve/gate.html#flaggate.__init__',
                                                                                   'lifecycle/serve/gate.py'),
+                                      'lifecycle.serve.gate.FlagGate._check': ( 'api/serve/gate.html#flaggate._check',
+                                                                                'lifecycle/serve/gate.py'),
                                       'lifecycle.serve.gate.FlagGate._settling': ( 'api/serve/gate.html#flaggate._settling',
                                                                                    'lifecycle/serve/gate.py'),
                                       'lifecycle.serve.gate.FlagGate._stamp': ( 'api/serve/gate.html#flaggate._stamp',

@@ -55,6 +55,7 @@ class FlagGate:
         self.live, self._loaded = Deployment(), {}
         self.valid, self.problem, self._seen = True, '', None
         self._stop, self._thread = threading.Event(), None
+        self._checking = threading.Lock()  # one look at a time: the watcher's, or a caller's (the server at start)
 
     @property
     def doc(self) -> dict | None:
@@ -82,6 +83,10 @@ class FlagGate:
 
     def check(self) -> bool:
         "Look at the flag file once; activate it if it changed and passes. True when a new document became active."
+        with self._checking:  # a look under way (vetting and loading take a while) finishes before the next
+            return self._check()
+
+    def _check(self) -> bool:
         stamp = self._stamp()
         if stamp == self._seen:
             return False
