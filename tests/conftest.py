@@ -293,8 +293,8 @@ def _check_untouched(ws: Path, built: dict) -> None:
 @pytest.fixture(scope='session')
 def trained_template(tmp_path_factory) -> tuple[Path, dict]:
     """One cold `lifecycle run --json` on the default dataset per session, trained by alice: version 1 of
-    arrests-release, champion and challenger, the report site rendered. Returns the template and the run's JSON
-    output. Never change it: take a copy (`trained`)."""
+    arrests-release with the dev alias (the champion of a dev workspace), the report site rendered. Returns the
+    template and the run's JSON output. Never change it: take a copy (`trained`)."""
 
     def build(ws):
         r, out = cli_json(ws, 'run', env=TRAINER)
@@ -309,7 +309,7 @@ def trained_template(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope='session')
 def two_versions_template(tmp_path_factory, trained_template) -> Path:
     """The trained template plus version 2, trained beside the champion on the same snapshot by the library's
-    `simulate.train_candidate` (validated, registered as challenger and signed, as the rollout demo does; cheaper than
+    `simulate.train_candidate` (validated, registered with no alias and signed, as the rollout demo does; cheaper than
     a second pipeline run), then `lifecycle flags init`: control and safe version 1, no challenger deployed yet."""
 
     def build(ws):
@@ -346,7 +346,7 @@ def trained(trained_template, tmp_path) -> Path:
 
 @pytest.fixture
 def two_versions(two_versions_template, tmp_path) -> Path:
-    "A private copy of the session's workspace with versions 1 (champion) and 2 (challenger), flags initialised."
+    "A private copy of the session's workspace: versions 1 (dev, the champion) and 2 (a candidate), flags initialised."
     return copy_workspace(two_versions_template, tmp_path / 'ws')
 
 

@@ -93,7 +93,7 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
     from lifecycle import audit
 
     s = registered_workspace(tmp_path, 'm', versions=2)  # deployable: signed, and their validation gates passed
-    fl.init_flags(s, FlagsParams(control='champion', safe='champion'), 'm', lambda alias: '1', actor='carol')
+    fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol')
     spec = fl.change_flags(
         s, {'challenger': '2', 'percentage': 25, 'threshold.default': 'default'}, actor='carol', reason='canary'
     )

@@ -179,6 +179,7 @@ def test_a_workspace_made_by_the_previous_version_is_migrated_and_its_models_sti
         'seal_records',
         'move_signing_key',
         'canonical_content',
+        'one_alias_family',
     ] and kid in out['steps'][1]['did']
     ws = Workspace.open(ws.root)
     assert not (old / 'signing_key.pem').exists() and not (old / 'signing_key.pub.pem').exists()

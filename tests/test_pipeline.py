@@ -34,7 +34,7 @@ def test_every_stage_runs_and_leaves_its_outputs(ran):
     assert obj.read_bytes()[:4] == b'PAR1'  # an actual Parquet snapshot
     assert len(outs['future_batches']) == 2  # 2001 and 2002 kept for later
     assert outs['validation_passed'] is True and 0.5 < outs['roc_auc'] <= 1
-    assert outs['model_version'] == '1' and outs['aliases'] == ['challenger', 'champion']
+    assert outs['model_version'] == '1' and outs['aliases'] == ['dev']  # the first environment's alias: gates passed
     assert len(outs['known_outputs']) == 20 and outs['release_bundle'].endswith(
         'arrests-release-1'
     )  # reloaded and re-checked
@@ -49,12 +49,12 @@ def test_the_model_loads_from_the_registry_by_alias_and_predicts(trained):
 
     w = Workspace.open(ws)
     mlflow = w.mlflow
-    version, model = load_by_alias(w, 'arrests-release', 'champion')
+    version, model = load_by_alias(w, 'arrests-release', 'dev')
     assert version == '1'
     X = load_arrests(as_frame=True).head(20)
     pred = model.predict(X)
     assert len(pred) == 20 and set(pd.Series(pred).unique()) <= {0, 1}
-    run = mlflow.get_run(mlflow.MlflowClient().get_model_version_by_alias('arrests-release', 'champion').run_id)
+    run = mlflow.get_run(mlflow.MlflowClient().get_model_version_by_alias('arrests-release', 'dev').run_id)
     for tag in ('dataset_version', 'feature_set_version', 'feature_definition_hash', 'code_version', 'git_commit'):
         assert tag in run.data.tags
     assert run.data.params['seed'] == '42' and 'holdout_roc_auc' in run.data.metrics
@@ -91,12 +91,10 @@ def test_changing_one_parameter_reruns_that_stage_and_those_after(trained):
     assert r.returncode == 0, r.stderr
     assert [s['status'] for s in out['stages']] == ['cached', 'cached', 'ok', 'ok', 'ok', 'ok']
     reg = out['stages'][4]['outputs']
-    assert reg['model_version'] == '2' and reg['aliases'] == ['challenger'] and reg['champion_version'] == '1'
+    assert reg['model_version'] == '2' and reg['aliases'] == [] and reg['champion_version'] == '1'  # dev stays at 1
     r, st = cli_json(ws, 'status')
     assert r.returncode == 0
-    assert st['models'] == [
-        {'name': 'arrests-release', 'aliases': {'challenger': '2', 'champion': '1'}, 'versions': [1, 2]}
-    ]
+    assert st['models'] == [{'name': 'arrests-release', 'aliases': {'dev': '1'}, 'versions': [1, 2]}]
     assert len(st['runs']) == 2 and st['tracking_uri'] == f"sqlite:///{ws.resolve() / '.lifecycle/mlflow.db'}"
 
 
@@ -104,7 +102,7 @@ def test_force_reruns_everything(trained):
     r, out = cli_json(trained, 'run', '--force', '--no-site')
     assert r.returncode == 0 and [s['status'] for s in out['stages']] == ['ok'] * 6
     reg = out['stages'][4]['outputs']
-    assert reg['model_version'] == '2' and reg['aliases'] == ['challenger']  # a new version, the champion kept
+    assert reg['model_version'] == '2' and reg['aliases'] == []  # a new version, the champion (dev) kept
 
 
 def test_the_audit_log_records_the_run_and_detects_tampering(trained):
@@ -149,4 +147,4 @@ def test_a_tampered_registered_model_is_refused(trained):
     data[len(data) // 2] ^= 0x01
     skops.write_bytes(bytes(data))  # in this test's own copy of the workspace
     with pytest.raises(SignatureError, match='model.skops'):
-        load_by_alias(w, 'arrests-release', 'champion')
+        load_by_alias(w, 'arrests-release', 'dev')

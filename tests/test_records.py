@@ -129,6 +129,7 @@ def test_migrate_seals_the_records_of_a_workspace_written_before_seals(ws):
         'seal_records',
         'move_signing_key',
         'canonical_content',
+        'one_alias_family',
     ]
     assert '1 datasets, 1 profiles, 1 features' in out['steps'][0]['did']
     again = Workspace.open(ws.root)
@@ -156,7 +157,7 @@ def test_the_same_data_in_another_column_order_is_the_same_version_and_older_ver
         if json.loads(f.read_text())['version'] not in (new_ws, *ids):
             f.unlink()
     out = migrate(Workspace.open(ws.root, migrating=True))
-    assert [s['step'] for s in out['steps']] == ['canonical_content']
+    assert [s['step'] for s in out['steps']] == ['canonical_content', 'one_alias_family']
     assert '2 existing version(s) found again through an alias, 1 already the same' in out['steps'][0]['did']
     again = Workspace.open(ws.root)
     for s, vid in zip((1, 2), ids):

@@ -18,7 +18,7 @@ from lifecycle.model.registry import (
 from lifecycle.serve.local import tiny_workspace
 from lifecycle.serve import flags as fl
 
-KW = dict(challenger_alias='challenger', champion_alias='champion', tags={}, reason='lock test')
+KW = dict(alias='dev', tags={}, reason='lock test')
 
 
 def toy_validation(ws: Workspace) -> str:
@@ -51,7 +51,7 @@ def test_register_waits_for_the_registry_lock_and_two_writers_never_interleave(t
         t.join(60)
     assert errors == [] and sorted(done) == ['1', '2']
     assert [e['subject'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register'] == ['toy/1', 'toy/2']
-    assert audited_aliases(ws.audit_path, 'toy') == {'champion': '1', 'challenger': '2'}
+    assert audited_aliases(ws.audit_path, 'toy') == {'dev': '1'}  # the second found dev taken
     assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []
 
 

@@ -60,7 +60,7 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'production', env=keys)
     assert r.returncode == 0, out
     r, st = cli_json(workspace, 'status', env=keys)
-    assert st['models'][0]['aliases'] == {'challenger': '1', 'champion': '1', 'staging': '1', 'production': '1'}
+    assert st['models'][0]['aliases'] == {'dev': '1', 'staging': '1', 'production': '1'}
     log = audit.read(workspace / '.lifecycle/audit.log')
     actions = [e['action'] for e in log]
     assert actions.count('approval.refused') == 4 and actions.count('approval.granted') == 2

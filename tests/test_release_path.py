@@ -65,9 +65,7 @@ def test_the_register_stage_refuses_a_model_that_failed_a_gate(ws, tmp_path):
         with pytest.raises(NotValidated, match=r'accuracy = 0\.\d{4}, needs >= 0\.999'):
             stages.register(w, rp, fp, given, known_inputs=t.known_inputs, known_outputs=t.known_outputs)
     with pytest.raises(NotValidated, match=r'accuracy = 0\.\d{4}, needs >= 0\.999'):  # nor by the registry's own door
-        register_version(
-            w, v.validation_id, NAME, challenger_alias='challenger', champion_alias='champion', tags={}, reason='bypass'
-        )
+        register_version(w, v.validation_id, NAME, alias='dev', tags={}, reason='bypass')
     with pytest.raises(NotValidated, match='the model was not validated'):
         stages.register(w, rp, fp, 'val-0123456789abcdef')
     with pytest.raises(NotValidated, match='validate it first'):

@@ -52,7 +52,7 @@ class Running(LocalServer):
 
 @pytest.fixture(scope='module')
 def ws(tmp_path_factory) -> Path:
-    "A tiny workspace: two validated, signed versions of arrests-release (1: champion, 2: challenger), flags set."
+    "A tiny workspace: two validated, signed versions of arrests-release (1: dev, the champion; 2), flags set."
     return tiny_workspace(tmp_path_factory.mktemp('serving') / 'ws', template=ROOT).root
 
 

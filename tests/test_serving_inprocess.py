@@ -149,7 +149,7 @@ BASE = {
 
 @pytest.fixture(scope='module')
 def ws(tmp_path_factory):
-    "Two signed versions of the default model (1: champion), built once for this module."
+    "Two signed versions of the default model (1: dev, the champion), built once for this module."
     return tiny_workspace(tmp_path_factory.mktemp('inprocess') / 'ws', template=ROOT).root
 
 

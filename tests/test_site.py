@@ -120,7 +120,7 @@ def test_the_landing_page_says_who_serves_where():
         models=[
             dict(
                 name='m',
-                aliases={'champion': '1', 'challenger': '2', 'staging': '2'},
+                aliases={'dev': '1', 'staging': '2'},
                 environments=['dev', 'staging', 'production'],
                 versions=[
                     dict(version='1', approvals=[], **version),
@@ -133,14 +133,14 @@ def test_the_landing_page_says_who_serves_where():
         runs=[],
     )
     text = landing_page(facts).text
-    assert 'Champion: **version 1** (1/1 passed, signed)' in text
+    assert 'Champion (the `dev` alias): **version 1** (1/1 passed, signed)' in text
     rows = {line.split('|')[1].strip(): line for line in text.splitlines() if line.startswith('| ')}
-    assert 'control (90% of keys), kill-switch target' in rows['champion']
-    assert 'challenger (10% of keys, shadow)' in rows['challenger'] and 'staging by bob' in rows['staging']
+    assert 'control (90% of keys), kill-switch target' in rows['dev']
+    assert 'challenger (10% of keys, shadow)' in rows['staging'] and 'staging by bob' in rows['staging']
     assert 'not set' in rows['production'] and '| running | 10 |' in text
     facts['flags'].update(kill=True)
     rows = {line.split('|')[1].strip(): line for line in landing_page(facts).text.splitlines() if line.startswith('| ')}
-    assert 'kill switch on' in rows['champion'] and 'killed' in rows['challenger']
+    assert 'kill switch on' in rows['dev'] and 'killed' in rows['staging']
 
 
 def test_a_corrupt_executed_notebook_is_one_clear_error_naming_it(workspace):
@@ -207,7 +207,7 @@ def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_
     ws = Workspace.open(workspace)
     mp = load_monitor_params(ws.params_dir)
     model = dict(
-        name='m', aliases={'champion': '1', 'challenger': '2'}, environments=['production'],
+        name='m', aliases={'production': '1', 'staging': '2'}, environments=['production'], serving_alias='production',
         versions=[dict(version=v, approvals=[], gates=[], signed=True) for v in ('1', '2')],
     )  # fmt: skip
 
@@ -218,7 +218,7 @@ def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_
 
     V1, V2 = '[version 1](models/m/v1.md)', '[version 2](models/m/v2.md)'
     text, rows = landing()
-    assert 'The monitor has never run here' in text and rows['champion'].endswith('| never monitored |')
+    assert 'The monitor has never run here' in text and rows['production'].endswith('| never monitored |')
     assert '| never monitored | 0 | 0 | 0 | 0 |' in rows[V1] and 'never monitored' in rows[V2]
 
     rng = np.random.default_rng(3)
@@ -230,10 +230,10 @@ def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_
     log_window(ws, rng, t0, 0, 200)  # a window as trained
     assert run_once(ws, mp, baselines=base, sample=False).alerts == []
     text, rows = landing()
-    assert rows['champion'].endswith('| ok |') and 'Watchers: monitor alive.' in text
-    assert '| champion, flags' not in text and '| champion | control |' in rows[V1]
+    assert rows['production'].endswith('| ok |') and 'Watchers: monitor alive.' in text
+    assert '| production, flags' not in text and '| production | control |' in rows[V1]
     assert rows[V1].endswith('| ok | 0 | 0 | 0 | 0 |')
-    assert rows[V2].endswith('| challenger | — | — | never monitored | 0 | 0 | 0 | 0 |')
+    assert rows[V2].endswith('| staging | — | — | never monitored | 0 | 0 | 0 | 0 |')
 
     index = site.render_site(ws, 'mkdocs')
     runs = ws.site_dir / 'runs/index.html'
@@ -247,7 +247,7 @@ def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_
     raised = run_once(ws, mp, baselines=base, sample=False).alerts
     assert {(a['rule'], a['severity']) for a in raised} == {('input_drift', 'high'), ('accuracy_drop', 'critical')}
     text, rows = landing()
-    assert rows['champion'].endswith('| alerting (1 critical, 1 high open) |')
+    assert rows['production'].endswith('| alerting (1 critical, 1 high open) |')
     assert rows[V1].endswith('| alerting | 0 | 0 | 1 | 1 |')
     latest = {r.split(' | ')[3]: r for r in text.splitlines() if '| control |' in r and r.endswith('| open |')}
     assert (

@@ -115,11 +115,11 @@ def test_the_landing_page_shows_the_champion_and_its_gate_verdicts(site, browser
     ws = site['ws']
     r, status = cli_json(ws, 'status')
     (model,) = status['models']
-    champion = model['aliases']['champion']
+    champion = model['aliases']['dev']  # a dev workspace: dev's alias names the champion
     (validation,) = [json.loads(p.read_text()) for p in (ws / '.lifecycle/store/records/validations').glob('*.json')]
     page = open_page(browser, site['url'] + 'index.html')
     text = page.inner_text('article')
-    assert f'Champion: version {champion}' in text
+    assert f'Champion (the dev alias): version {champion}' in text
     for g in validation['gates']:
         row = page.locator('tr', has_text=g['gate']).first.inner_text()
         assert g['verdict'] in row, row
@@ -133,7 +133,7 @@ def test_the_landing_page_shows_monitoring_health_per_served_version(site, brows
     ws = site['ws']
     r, status = cli_json(ws, 'status')
     (model,) = status['models']
-    champion = model['aliases']['champion']
+    champion = model['aliases']['dev']  # a dev workspace: dev's alias names the champion
     page = open_page(browser, site['url'] + 'index.html')
     heading = page.locator('h3', has_text=f"Monitoring health of {model['name']}")
     assert heading.is_visible()
@@ -144,7 +144,7 @@ def test_the_landing_page_shows_monitoring_health_per_served_version(site, brows
                     'critical']  # fmt: skip
     row = table.locator('tr', has_text=f'version {champion}').first
     cells = [t.strip() for t in row.locator('td').all_inner_texts()]
-    assert 'champion' in cells[1] and 'flags control' in cells[1], cells
+    assert 'dev' in cells[1] and 'flags control' in cells[1], cells
     assert cells[4:] == ['never monitored', '0', '0', '0', '0'], cells
     assert row.locator('a').get_attribute('href') == f"models/{model['name']}/v{champion}.html"
     environments = page.locator('tr', has_text='kill-switch target').first.inner_text()

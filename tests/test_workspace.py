@@ -158,3 +158,62 @@ def test_a_copied_workspace_reads_its_own_remembered_params(tmp_path):
     assert (a / '.lifecycle' / 'params_dir').read_text().strip() == 'params-b'  # relative to the workspace
     shutil.copytree(a, tmp_path / 'copy')
     assert Workspace.open(tmp_path / 'copy').params_dir == (tmp_path / 'copy' / 'params-b').resolve()
+
+
+def test_a_format_4_workspace_moves_to_one_alias_family(trained):
+    """Before format 5 the first registration made version 1 `champion` (and `challenger`) with no approval, and the
+    params named those aliases. `lifecycle migrate` gives the champion's version the first environment's alias (dev),
+    removes the old aliases from the registry (audited, so the audit log and the registry still agree) and from the
+    params; a server then serves dev's alias."""
+    import yaml
+    from lifecycle.core import audit
+    from lifecycle.core.params import ParamsError
+    from lifecycle.core.workspace import Workspace, WorkspaceFormatError, write_format
+    from lifecycle.model.registry import alias_mismatches, audited_aliases
+    from lifecycle.serve import flags as fl
+
+    name = 'arrests-release'
+    w = Workspace.open(trained)
+    assert {k: str(v) for k, v in w.client.get_registered_model(name).aliases.items()} == {'dev': '1'}
+    # what format 4 left: champion and challenger on version 1 (audited), no dev; params naming them
+    w.client.delete_registered_model_alias(name, 'dev')
+    for a in ('champion', 'challenger'):
+        w.client.set_registered_model_alias(name, a, '1')
+    w.audit('model.promote', f'{name}/1', 'the old family', alias='champion')
+    w.audit('model.promote', f'{name}/1', 'the old family', alias='challenger')
+    log = audit.read(w.audit_path)
+    assert [e for e in log if e['action'] == 'model.register'][0]['details']['aliases'] == ['dev']
+    reg, flags = trained / 'params/register.yaml', trained / 'params/flags.yaml'
+    reg.write_text(reg.read_text() + 'challenger_alias: challenger\nchampion_alias: champion\n')
+    old_flags = flags.read_text()
+    flags.write_text(old_flags.replace('control: null', 'control: champion').replace('safe: null', 'safe: champion'))
+    write_format(w.state_dir, 4)
+
+    with pytest.raises(WorkspaceFormatError, match='lifecycle migrate'):
+        Workspace.open(trained)
+    with pytest.raises(ParamsError, match=r"register.yaml.*champion_alias.*lifecycle migrate"):
+        Workspace.open(trained, migrating=True).params  # the old keys are named, with the way out
+    r, out = cli_json(trained, 'migrate')
+    assert r.returncode == 0 and [s['step'] for s in out['steps']] == ['one_alias_family'], r.stderr
+    did = out['steps'][0]['did']
+    assert 'challenger (v1), champion (v1) removed, dev -> v1' in did and 'register.yaml, flags.yaml' in did, did
+
+    w = Workspace.open(trained)
+    assert {k: str(v) for k, v in w.client.get_registered_model(name).aliases.items()} == {'dev': '1'}
+    assert audited_aliases(w.audit_path, name) == {'dev': '1'} and alias_mismatches(w.client, w.audit_path, name) == []
+    moved = [e for e in audit.read(w.audit_path) if e['action'] == 'model.alias_migrate']
+    assert len(moved) == 1 and moved[0]['details']['removed'] == ['challenger', 'champion']
+    assert yaml.safe_load(reg.read_text()) == {'model_name': name} and flags.read_text() == old_flags
+    assert w.params['register'].model_name == name  # the params load again
+    spec = fl.resolve_spec(
+        w.params['flags'], lambda a: str(w.client.get_model_version_by_alias(name, a).version), 'dev'
+    )
+    assert (spec.control, spec.safe) == ('1', '1')  # a dev server serves dev's alias
+    assert cli(trained, 'audit', 'verify').returncode == 0
+    assert migrate_again(trained) == []
+
+
+def migrate_again(ws: Path) -> list:
+    r, out = cli_json(ws, 'migrate')
+    assert r.returncode == 0, r.stderr
+    return out['steps']

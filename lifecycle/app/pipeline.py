@@ -45,13 +45,14 @@ def _ingest_source(s: Settings, params: dict, inputs: dict) -> dict:
 
 
 def _champion_run(s: Settings, params: dict, inputs: dict) -> dict:
-    "Validation compares with the champion: its training run is part of the key, unless it is the model under test."
-    alias, run = params['register']['champion_alias'], None
+    """Validation compares with the champion (the version the environment's alias names): its training run is part of
+    the key, unless it is the model under test."""
+    alias, run = s.environment, None
     for e in audit.read(s.audit_path):
         d = e.get('details', {})
         if e['action'] == 'model.register' and alias in (d.get('aliases') or []):
             run = d.get('mlflow_run_id')
-        if e['action'] == 'model.promote' and d.get('alias') == alias:
+        if e['action'] in ('model.promote', 'model.alias_migrate') and d.get('alias') == alias:
             run = d.get('mlflow_run_id')
     return {'champion_run': None if run in (None, inputs.get('mlflow_run_id')) else run}
 

@@ -214,6 +214,7 @@ def _models(ws) -> list[dict]:
                 name=rm.name,
                 aliases={k: str(v) for k, v in (rm.aliases or {}).items()},
                 environments=list(policy.environments) if policy else [],
+                serving_alias=ws.environment,  # this workspace's environment: its alias names the champion
                 versions=versions,
             )
         )
@@ -418,7 +419,8 @@ def landing_page(facts: dict) -> Page:
     logged = flags['model_name'] if flags else (facts['models'][0]['name'] if len(facts['models']) == 1 else None)
     for m in facts['models']:
         by_version = {v['version']: v for v in m['versions']}
-        names = list(dict.fromkeys([*sorted(m['aliases'], key=lambda a: a != 'champion'), *m['environments']]))
+        serving = m.get('serving_alias') or (m['environments'] or ['dev'])[0]
+        names = list(dict.fromkeys([*sorted(m['aliases'], key=lambda a: a != serving), *m['environments']]))
         rows = []
         for alias in names:
             v = m['aliases'].get(alias)
@@ -434,11 +436,11 @@ def landing_page(facts: dict) -> Page:
                     monitoring=_monitoring(health, str(v)) if v else None,
                 )
             )
-        champ = by_version.get(m['aliases'].get('champion'))
+        champ = by_version.get(m['aliases'].get(serving))
         out.append(f"## {m['name']}\n")
         if champ:
             out.append(
-                f"Champion: **version {champ['version']}** ({_gate_summary(champ)}, "
+                f"Champion (the `{serving}` alias): **version {champ['version']}** ({_gate_summary(champ)}, "
                 f"{'signed' if champ['signed'] else 'NOT signed'}).\n"
             )
         out.append(
@@ -489,7 +491,7 @@ def landing_page(facts: dict) -> Page:
     if flags:
         out.append(md_table([{k: flags[k] for k in flags}], list(flags)))
     else:
-        out.append('No flags yet: `lifecycle flags init` deploys the champion.\n')
+        out.append('No flags yet: `lifecycle flags init` deploys the version of the environment\'s alias.\n')
     out.append('## Rollout\n')
     if rollout:
         keep = {k: v for k, v in rollout.items() if isinstance(v, (str, int, float, bool)) or v is None}

@@ -11,12 +11,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS', 'LAYER_FILES',
-           'ParamsError', 'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect',
-           'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams',
-           'validate_model_params', 'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams',
-           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
-           'GuardParams', 'ExperimentParams', 'RolloutParams', 'looser_than_policy', 'load_params', 'stage_params']
+__all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS',
+           'LAYER_FILES', 'ParamsError', 'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules',
+           'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec',
+           'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'PolicyException', 'CostMatrix',
+           'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold',
+           'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams', 'looser_than_policy', 'load_params',
+           'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -540,12 +541,25 @@ class ValidateParams(_Strict):
         return self
 
 # %% ../../nbs/api/core/04_params.ipynb #e340e313
+OLD_ALIASES = ('challenger_alias', 'champion_alias')  # register.yaml keys of the alias family merged into policy.yaml
+
+
 class RegisterParams(_Strict):
-    "Registry name and aliases."
+    "The registered model's name; the aliases a version gets are the environments of policy.yaml."
 
     model_name: str
-    challenger_alias: str = 'challenger'
-    champion_alias: str = 'champion'
+
+    @model_validator(mode='before')
+    @classmethod
+    def _one_alias_family(cls, d):
+        old = [k for k in OLD_ALIASES if isinstance(d, dict) and k in d]
+        if old:
+            raise ValueError(
+                f"key(s) {old} belong to the old champion/challenger aliases, now merged into the environments of "
+                "policy.yaml (a server serves its environment's alias; a new version gets the first environment's "
+                "alias when it has none): remove them (`lifecycle migrate` does it, and moves the registry's aliases)"
+            )
+        return d
 
 # %% ../../nbs/api/core/04_params.ipynb #cc747356
 class CardParams(_Strict):
@@ -666,9 +680,9 @@ class FlagsParams(_Strict):
     provider_options: dict = {}  # keyword arguments of the provider (host, port, sdk_key, ...)
     poll_ms: int = Field(200, ge=50, le=1000)  # how often the server looks for a changed flag file
     admin_role: str = 'ml_engineer'  # the settings' [roles] entry whose users may change flags through the API
-    control: str = 'champion'  # alias or version number: the version everyone gets by default
+    control: str | None = None  # alias or version number everyone gets by default; none: the server's environment's
     challenger: str | None = None  # deployed beside it; serves no one until a cohort or percentage says so
-    safe: str = 'champion'  # the known-safe version the kill switch sends everyone to
+    safe: str | None = None  # the known-safe version the kill switch sends everyone to; none: as for control
     percentage: float = Field(0, ge=0, le=100)  # share of targeting keys (sticky) routed to the challenger
     cohorts: list[Cohort] = []  # checked in order before the percentage; dormant while no challenger is deployed
     kill: bool = False
@@ -820,12 +834,6 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
                 problems.append(
                     f"{d / 'policy.yaml'}: key 'protected_attributes': {a!r} is not a column declared in ingest.yaml"
                 )
-        rp = res['register']
-        clash = sorted(set(res['policy'].environments) & {rp.challenger_alias, rp.champion_alias})
-        if clash:
-            problems.append(
-                f"{d / 'policy.yaml'}: key 'environments': {clash} collide with the aliases in register.yaml"
-            )
     if problems:
         raise ParamsError('\n'.join(problems))
     return res

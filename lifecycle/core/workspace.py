@@ -17,8 +17,8 @@ from .audit import append, default_actor
 
 # %% auto #0
 __all__ = ['FORMAT_FILE', 'MIGRATIONS', 'PARAMS_FILE', 'WorkspaceFormatError', 'migration', 'latest_format', 'record_format',
-           'seal_records', 'pin_text', 'move_signing_key', 'canonical_content', 'stored_format', 'write_format',
-           'check_format', 'remember_params', 'remembered_params', 'Workspace', 'migrate']
+           'seal_records', 'pin_text', 'move_signing_key', 'canonical_content', 'one_alias_family', 'stored_format',
+           'write_format', 'check_format', 'remember_params', 'remembered_params', 'Workspace', 'migrate']
 
 # %% ../../nbs/api/core/10_workspace.ipynb #bbc4e76b
 class WorkspaceFormatError(SettingsError):
@@ -157,6 +157,87 @@ def canonical_content(ws) -> str:
     return (
         f'snapshot content is now hashed with columns in name order; {aliased} existing version(s) found again '
         f'through an alias, {same} already the same under both rules{dup}{left}'
+    )
+
+# %% ../../nbs/api/core/10_workspace.ipynb #5a1f0e77
+def _old_alias_names(params_dir: Path) -> tuple[str, str, str]:
+    "The champion and challenger alias names register.yaml declared, and policy.yaml's first environment."
+    import yaml
+
+    def read(name: str) -> dict:
+        p = params_dir / name
+        d = yaml.safe_load(p.read_text(encoding='utf-8')) if p.is_file() else None
+        return d if isinstance(d, dict) else {}
+
+    reg, policy = read('register.yaml'), read('policy.yaml')
+    envs = policy.get('environments') or ['dev']
+    return str(reg.get('champion_alias') or 'champion'), str(reg.get('challenger_alias') or 'challenger'), str(envs[0])
+
+
+def _rewrite_params(params_dir: Path, champion: str) -> list[str]:
+    "Drop register.yaml's alias keys; empty flags.yaml's control and safe where they named the champion alias."
+    import re
+
+    done = []
+    edits = {
+        'register.yaml': (r'^(challenger_alias|champion_alias)\s*:.*\n?', ''),
+        'flags.yaml': (rf'^(control|safe)(\s*):(\s*)[\'"]?{re.escape(champion)}[\'"]?(?=\s*(#|$))', r'\1\2:\3null'),
+    }
+    for name, (pattern, repl) in edits.items():
+        p = params_dir / name
+        if not p.is_file():
+            continue
+        text = p.read_text(encoding='utf-8')
+        new = re.sub(pattern, repl, text, flags=re.M)
+        if new != text:
+            atomic_write(p, new)
+            done.append(name)
+    return done
+
+
+@migration(5)
+def one_alias_family(ws) -> str:
+    """Format 5 merges the champion/challenger aliases into the environments of policy.yaml: the champion's version gets
+    the first environment's alias (dev: it passed the gates, which is all dev needs) unless a version has it already,
+    and the champion and challenger aliases leave the registry (their versions stay; flags name fixed versions), each
+    move audited; register.yaml loses its alias keys and flags.yaml's control and safe serve the environment's alias."""
+    champion, challenger, first = _old_alias_names(Path(ws.params_dir))
+    moved = []
+    if ws.has_tracking:
+        from lifecycle.core.locks import held
+
+        client = ws.client
+        with held(ws.state_dir, 'registry'):
+            for rm in client.search_registered_models():
+                aliases = {k: str(v) for k, v in (rm.aliases or {}).items()}
+                old = {a: aliases[a] for a in (champion, challenger) if a in aliases and a != first}
+                if not old:
+                    continue
+                version = old.get(champion)
+                gets = first if version and first not in aliases else None
+                if gets:
+                    client.set_registered_model_alias(rm.name, gets, version)
+                for a in old:
+                    client.delete_registered_model_alias(rm.name, a)
+                run = client.get_model_version(rm.name, version).run_id if version else None
+                ws.audit(
+                    'model.alias_migrate',
+                    f'{rm.name}/{version or old[challenger]}',
+                    f"one alias family: {champion!r} is {first!r} now"
+                    + (f" (already at version {aliases[first]}, kept)" if version and not gets else ''),
+                    alias=gets,
+                    removed=sorted(old),
+                    previous=old,
+                    mlflow_run_id=run,
+                )
+                moved.append(
+                    f"{rm.name}: {', '.join(f'{a} (v{v})' for a, v in sorted(old.items()))} removed"
+                    + (f", {gets} -> v{version}" if gets else '')
+                )
+    files = _rewrite_params(Path(ws.params_dir), champion)
+    return (
+        f"one alias family (the environments of policy.yaml): {'; '.join(moved) or 'no registry alias to move'}; "
+        f"params rewritten: {', '.join(files) or 'none needed'}"
     )
 
 # %% ../../nbs/api/core/10_workspace.ipynb #1b6b0aff

@@ -333,11 +333,12 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
         'features.yaml': features,
         'train.yaml': train,
         'validate.yaml': validate,
-        'register.yaml': _block(dict(model_name=dataset, challenger_alias='challenger', champion_alias='champion')),
+        'register.yaml': _block(dict(model_name=dataset)),
         'card.yaml': card,
         'policy.yaml': policy,
-        'flags.yaml': "# Runtime flags: who is served which deployed version (see the README).\n"
-        + _block(dict(control='champion', safe='champion')),
+        'flags.yaml': "# Runtime flags: who is served which deployed version (see the README). Control and safe\n"
+        "# are empty: a server serves its environment's alias (settings.ini environment, default dev).\n"
+        + _block(dict(control=None, safe=None)),
         'rollout.yaml': "# Progressive delivery: canary steps, the guard and the A/B decision rule.\n"
         + _block(dict(steps=[1, 5, 25, 50, 100], strategy='canary')),
     }

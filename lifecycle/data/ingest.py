@@ -643,14 +643,15 @@ def reference_profile(store: Store, version: str) -> dict:
     return store.put_record('profiles', version, profile(load_snapshot(store, version)))
 
 
-def champion_dataset(s: Workspace, model_name: str, alias: str = 'champion') -> str | None:
-    "The dataset version the model behind `alias` was trained on, or None when there is no such model yet."
+def champion_dataset(s: Workspace, model_name: str, alias: str | None = None) -> str | None:
+    """The dataset version the model behind `alias` (default: the champion, the version the workspace's environment's
+    alias names) was trained on, or None when there is no such model yet."""
     if not s.has_tracking:
         return None
     from mlflow.exceptions import MlflowException
 
     try:
-        mv = s.client.get_model_version_by_alias(model_name, alias)
+        mv = s.client.get_model_version_by_alias(model_name, alias or s.environment)
     except MlflowException:
         return None
     return s.client.get_run(mv.run_id).data.tags.get('dataset_version')

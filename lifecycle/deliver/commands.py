@@ -117,7 +117,10 @@ rollout_advance = _by_hand(
 rollout_pause = _by_hand('pause', "Hold the current share; the guard stops acting.", 'paused by hand')
 rollout_resume = _by_hand('resume', "Continue a paused rollout (the step's evidence starts afresh).", 'resumed by hand')
 rollout_rollback = _by_hand(
-    'rollback', "Everyone back to the control now; the challenger is undeployed.", 'rolled back by hand'
+    'rollback',
+    "Everyone back to the control now; the challenger is undeployed. A completed rollout comes back too, and the "
+    "environment's alias returns to the version it named before (audited promotion).",
+    'rolled back by hand',
 )
 rollout_switch = _by_hand(
     'switch', "Blue-green: move all traffic to the other version at once (again to switch back).", 'switched by hand'

@@ -137,11 +137,15 @@ def start(
         source='rollout',
         reason=f'rollout: deploy v{challenger} beside v{spec.control}',
     )
+    from lifecycle.model.registry import alias_version
+
     st = dict(
         id=uuid.uuid4().hex[:12],
         model_name=name,
         challenger=str(challenger),
         control=spec.control,
+        alias=s.environment,  # the serving environment's alias: completion moves it, a rollback moves it back
+        alias_before=alias_version(s.client, name, s.environment),
         strategy=strategy or rp.strategy,
         steps=steps,
         step=-1,
@@ -192,23 +196,55 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
 
 def _promote_on_completion(s: Workspace, st: dict, actor) -> None:
     "Move the serving environment's alias to the new control through the audited, verified promotion."
+    _move_alias(
+        s, st['model_name'], st['challenger'], actor, f"rollout completed: v{st['challenger']} serves all traffic"
+    )
+
+
+def _move_alias(s: Workspace, name: str, version: str, actor, reason: str) -> dict:
+    "The serving environment's alias to `version` through the audited, verified promotion (`governance.promote`)."
     from lifecycle.release import governance as gov, trust
     from lifecycle.release.commands import approval_check
-    from lifecycle.serve.flags import load_spec
 
-    policy, name = s.params['policy'], load_spec(s)[1]
-    gov.promote(
+    policy = s.params['policy']
+    return gov.promote(
         s.mlflow,
         s,
         s.store,
         name,
-        st['challenger'],
+        version,
         s.environment,
         actor,
         policy=policy,
-        reason=f"rollout completed: v{st['challenger']} serves all traffic in {s.environment}",
+        reason=f"{reason} in {s.environment}",
         verify=approval_check(s, trust.roster(s), policy),
     )
+
+
+def _alias_back(s: Workspace, st: dict, actor, reason: str) -> dict:
+    """After a rollback: the alias the rollout's completion (or anyone during it) moved goes back to the version it
+    named when the rollout started, through the same audited promotion; what happened, for the rollout's history."""
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release.governance import GovernanceError
+
+    alias, before = st.get('alias') or s.environment, st.get('alias_before')
+    now = alias_version(s.client, st['model_name'], alias)
+    if now == before:
+        return dict(alias=alias, version=now, moved=False)
+    if before is None:
+        return dict(
+            alias=alias,
+            version=now,
+            moved=False,
+            note=f"{alias} named no version before this rollout, so it stays at v{now}: promote another to move it",
+        )
+    if alias != s.environment:
+        return dict(alias=alias, version=now, moved=False, note=f"this process serves {s.environment}, not {alias}")
+    try:
+        _move_alias(s, st['model_name'], before, actor, f"rollout {st['id']} rolled back: {reason}")
+    except GovernanceError as e:  # refused and audited by the promotion; the flags are rolled back regardless
+        return dict(alias=alias, version=now, moved=False, note=str(e))
+    return dict(alias=alias, version=before, moved=True, previous_version=now)
 
 
 @_exclusive
@@ -247,17 +283,25 @@ def resume(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
 
 @_exclusive
 def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
-    "Everyone back to the control at once: the challenger is undeployed (its cohorts go dormant)."
-    st = _active(s)
-    fl.change_flags(
-        s,
-        {'challenger': None, 'percentage': 0, 'shadow': False},
-        actor=actor,
-        source='rollout',
-        reason=f'rollout rolled back: {reason}',
-    )
+    """Everyone back to the control at once: the challenger is undeployed (its cohorts go dormant). A rollout that
+    completed (the last one) is rolled back too: its old control serves again. Either way the environment's alias goes
+    back to the version it named before the rollout, through the audited promotion."""
+    st = load_state(s)
+    if st and st['status'] == 'completed':
+        spec, _ = fl.load_spec(s)
+        if spec.control != st['challenger']:
+            raise RolloutError(
+                f"rollout {st['id']} completed, but v{spec.control} is the control now, not its v{st['challenger']}: "
+                "the flags moved on since, so there is nothing of it to roll back"
+            )
+        changes = {'control': st['control'], 'challenger': None, 'percentage': 0, 'shadow': False}
+    else:
+        st = _active(s)
+        changes = {'challenger': None, 'percentage': 0, 'shadow': False}
+    fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
     st.update(status='rolled_back', percentage=0.0)
-    return _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {})
+    alias = _alias_back(s, st, actor, reason or 'rolled back')
+    return _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {}, alias=alias)
 
 
 @_exclusive

@@ -42,7 +42,7 @@ def train_candidate(
     its version."""
     ps = ws.params
     tp, fp, vp, rp = ps['train'], ps['features'], ps['validate'], ps['register']
-    base = base_version or alias_version(ws.client, rp.model_name, rp.champion_alias)
+    base = base_version or alias_version(ws.client, rp.model_name, ws.environment)
     if base is None:
         raise ValueError(f"{rp.model_name}: no champion to train a candidate beside; run the pipeline first")
     lineage = ws.client.get_run(ws.client.get_model_version(rp.model_name, base).run_id).data.tags

@@ -69,7 +69,7 @@ def champion_info(ws: Workspace) -> dict:
     from lifecycle.model.registry import alias_version
 
     rp = ws.params['register']
-    v = alias_version(ws.client, rp.model_name, rp.champion_alias)
+    v = alias_version(ws.client, rp.model_name, ws.environment)
     if v is None:
         raise RetrainError(f"{rp.model_name}: no champion to retrain beside; run the pipeline first")
     mv = ws.client.get_model_version(rp.model_name, v)
@@ -397,7 +397,7 @@ def _promote(ws: Workspace, it: dict) -> str:
     from lifecycle.release import governance as gov
 
     ps = ws.params
-    name, alias = ps['register'].model_name, ps['register'].champion_alias
+    name, alias = ps['register'].model_name, ws.environment
     v, old = it['registration']['model_version'], it['champion']['version']
     from lifecycle.core.locks import held
 

@@ -166,7 +166,7 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
         try:
             from lifecycle.model.registry import alias_version
 
-            v = alias_version(ws.client, rp.model_name, rp.champion_alias)
+            v = alias_version(ws.client, rp.model_name, ws.environment)
             last = ws.client.get_model_version(rp.model_name, v).creation_timestamp / 1000 if v else 0.0
         except Exception:
             last = 0.0

@@ -89,10 +89,18 @@ def alias_version(client, name: str, alias: str) -> str | None:
 
 
 def register_version(
-    ws: Workspace, validation_id: str, name: str, *, challenger_alias: str, champion_alias: str, tags: dict, reason: str
+    ws: Workspace,
+    validation_id: str,
+    name: str,
+    *,
+    alias: str,
+    tags: dict,
+    reason: str,
+    serving_alias: str | None = None,
 ) -> dict:
-    """Register the model a passing validation scored as a new version; alias it challenger, and champion when there is
-    none."""
+    """Register the model a passing validation scored as a new version; it gets `alias` (the first environment of
+    policy.yaml, whose exposure needs only the gates) when no version has it yet. `champion_version` in the answer is
+    the version `serving_alias` (default `alias`) names: the workspace's environment's champion."""
     rec = passed_validation(ws.store, validation_id)
     tags = {**tags, 'mlflow_run_id': rec['mlflow_run_id'], 'validation_id': validation_id}
     from lifecycle.core.locks import held
@@ -100,11 +108,10 @@ def register_version(
     client = ws.client
     with held(ws.state_dir, 'registry'):  # a version and its alias moves, audited, as one step among writers
         mv = ws.mlflow.register_model(rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
-        client.set_registered_model_alias(name, challenger_alias, mv.version)
-        aliases = [challenger_alias]
-        if alias_version(client, name, champion_alias) is None:
-            client.set_registered_model_alias(name, champion_alias, mv.version)
-            aliases.append(champion_alias)
+        aliases = []
+        if alias_version(client, name, alias) is None:
+            client.set_registered_model_alias(name, alias, mv.version)
+            aliases.append(alias)
         ws.audit(
             'model.register',
             f'{name}/{mv.version}',
@@ -117,7 +124,7 @@ def register_version(
         model_name=name,
         model_version=str(mv.version),
         aliases=aliases,
-        champion_version=alias_version(client, name, champion_alias),
+        champion_version=alias_version(client, name, serving_alias or alias),
     )
 
 
@@ -146,7 +153,7 @@ def describe_models(ws: Workspace) -> list[dict]:
     return res
 
 # %% ../../nbs/api/model/04_registry.ipynb #5bda9e83
-ALIAS_MOVES = ('model.register', 'model.promote', 'retrain.promote')  # the audited actions that move an alias
+ALIAS_MOVES = ('model.register', 'model.promote', 'retrain.promote', 'model.alias_migrate')  # audited alias moves
 
 
 class UnauditedAlias(RegistryError):
@@ -176,6 +183,10 @@ def _alias_history(audit_path, name: str, champion_alias: str) -> tuple[dict[str
             moved = d.get('aliases') or []
         elif e['action'] == 'model.promote':
             moved = [d.get('alias')] if d.get('alias') else []
+        elif e['action'] == 'model.alias_migrate':  # format 5: the old champion/challenger aliases left the registry
+            for a in d.get('removed') or []:
+                out.pop(a, None)
+            moved = [d['alias']] if d.get('alias') else []
         else:
             moved = [d.get('alias') or champion_alias]
         out.update({a: version for a in moved})

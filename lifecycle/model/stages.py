@@ -186,8 +186,9 @@ class ValidationResult:
 def champion_scores(
     ws: Workspace, rp: RegisterParams, fp: FeaturesParams, vp: ValidateParams, holdout: pd.DataFrame
 ) -> dict | None:
-    "The current champion, verified against its signature, scored on `holdout`; None when there is no champion."
-    version = registry.alias_version(ws.client, rp.model_name, rp.champion_alias)
+    """The current champion (the version the workspace's environment's alias names), verified against its signature,
+    scored on `holdout`; None when there is no champion."""
+    version = registry.alias_version(ws.client, rp.model_name, ws.environment)
     if version is None:
         return None
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
@@ -308,12 +309,9 @@ class Registration:
 def loaded_back(
     ws: Workspace, rp: RegisterParams, fp: FeaturesParams, version: str, known_inputs: str, known_outputs: list
 ) -> pd.DataFrame:
-    "Load `version` back by the challenger alias (verified) and check it reproduces the outputs recorded at training."
-    v, served = registry.load_by_alias(ws, rp.model_name, rp.challenger_alias)
-    if v != str(version):
-        raise ReleaseCheckFailed(
-            f"alias {rp.challenger_alias!r} of {rp.model_name} points to version {v}, expected {version}"
-        )
+    "Load the fixed `version` back from the registry (verified) and check it reproduces the outputs recorded at training."
+    v = str(version)
+    served = signing.verified_load(ws.mlflow, ws.store, rp.model_name, v, ws.key_dir)
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, v, ws.key_dir)
     known, expected = ws.store.get_frame(known_inputs), np.asarray(known_outputs, dtype=float)
     got = predict_scores(model, known[list(model.feature_names_in_)], fp.task)
@@ -346,8 +344,8 @@ def register(
         ws,
         vid,
         rp.model_name,
-        challenger_alias=rp.challenger_alias,
-        champion_alias=rp.champion_alias,
+        alias=ws.params['policy'].environments[0],  # dev: what a version that passed the gates may serve
+        serving_alias=ws.environment,
         reason=reason,
         tags=dict(
             dataset_version=lineage.get('dataset_version'),

@@ -5,6 +5,7 @@ control, the server and batch scoring, from the command line."""
 
 # %% ../../nbs/api/serve/05_commands.ipynb #402261bd
 from __future__ import annotations
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -235,28 +236,39 @@ def serve(
     port: Optional[int] = typer.Option(None, '--port', help="Port (default: settings port)."),
     workers: int = typer.Option(1, '--workers', min=1, help="Worker processes."),
     log_level: str = typer.Option('warning', '--log-level', help="uvicorn log level."),
+    environment: Optional[str] = typer.Option(
+        None,
+        '--environment',
+        help="The environment this server serves (default: settings environment, dev): its alias is deployed when no "
+        "flags exist, and only versions meeting policy.yaml's needs for it go live.",
+    ),
 ):
-    "Serve the deployed versions: /invocations (MLflow protocol), /predict (flag-routed), /feedback, /metrics, /docs."
+    """Serve the deployed versions: /invocations (MLflow protocol), /predict (flag-routed), /feedback, /metrics, /docs.
+    A server whose environment has no version meeting the release policy starts not ready, saying why in /ready."""
+    from dataclasses import replace
+
+    s = Workspace.open()
+    s = replace(s, environment=environment) if environment is not None else s
+    envs = s.params['policy'].environments
+    if s.environment not in envs:
+        raise CommandError(
+            f"environment {s.environment!r} (--environment, $LIFECYCLE_ENVIRONMENT or settings.ini) is not an "
+            f"environment of policy.yaml; expected one of {envs}",
+            EXIT_INPUT,
+        )
     from lifecycle.serve import flags as fl
     from lifecycle.release.container import read_bundle
 
-    s = Workspace.open()
-    ps = s.params
     bundle = read_bundle(s.root)
     if bundle and not fl.spec_path(s).exists():  # a release bundle (the serving image): its version, verified at load
-        fl.bundle_flags(s, ps['flags'], bundle)
-    elif not fl.spec_path(s).exists():
-        name = ps['register'].model_name
-        try:
-            fl.init_flags(
-                s, ps['flags'], name, _alias_lookup(s, name), reason='first serve: flags initialised from params'
-            )
-        except fl.FlagError as e:
-            raise CommandError(f"{e} (register a model first: `lifecycle run`)", EXIT_INPUT)
-    fl.read_document(fl.flagd_path(s))
+        fl.bundle_flags(s, s.params['flags'], bundle)
     from lifecycle.serve.serving import serve as run_server
 
-    typer.echo(f"serving on http://{host or s.host}:{port or s.port} (docs at /docs)", err=True)
+    os.environ['LIFECYCLE_ENVIRONMENT'] = s.environment  # what every worker's workspace reads
+
+    typer.echo(
+        f"serving the {s.environment} environment on http://{host or s.host}:{port or s.port} (docs at /docs)", err=True
+    )
     run_server(s, host, port, workers, log_level)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #88f03214
@@ -285,7 +297,7 @@ def score(
     input: Path = typer.Option(..., '--input', help="CSV or Parquet file of records."),
     output: Path = typer.Option(..., '--output', help="Where to write the scored file (.csv or .parquet)."),
     version: Optional[str] = typer.Option(
-        None, '--version', help="Model version (default: the flags' control, else the champion)."
+        None, '--version', help="Model version (default: the flags' control, else the environment's alias)."
     ),
     threshold: Optional[float] = typer.Option(
         None, '--threshold', help="Decision threshold (default: the flags' default variant)."
@@ -307,11 +319,10 @@ def score(
         spec, name = fl.load_spec(s)
     ml = s.mlflow
     if version is None:
-        version = spec.control if spec.control.isdigit() else _alias_lookup(s, name)(spec.control)
+        ref = spec.control or s.environment  # none in params: the alias of this workspace's environment
+        version = ref if ref.isdigit() else _alias_lookup(s, name)(ref)
         if version is None:
-            raise CommandError(
-                f"no version given and alias {spec.control!r} names none; register a model first", EXIT_INPUT
-            )
+            raise CommandError(f"no version given and alias {ref!r} names none; register a model first", EXIT_INPUT)
     thr = threshold if threshold is not None else spec.threshold.variants[spec.threshold.default]
     try:
         m = load_version(ml, s.store, name, str(version), s.key_dir)

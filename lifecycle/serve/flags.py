@@ -19,9 +19,9 @@ from ..core.params import FlagsParams, ARMS, _describe
 
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path',
-           'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec', 'write_spec',
-           'load_spec', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags',
-           'kill', 'make_provider', 'FlagClient']
+           'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec', 'policy_refusals',
+           'write_spec', 'load_spec', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
+           'change_flags', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -172,30 +172,45 @@ def _resolve(ref: str | None, lookup) -> str | None:
         return None if ref is None else str(ref)
     v = lookup(ref)
     if v is None:
-        raise FlagError(f"alias {ref!r} names no registered version (register one, or give a version number)")
+        old = (
+            "; 'champion' and 'challenger' are no aliases any more: leave control and safe empty to serve the "
+            "environment's alias (`lifecycle migrate` rewrites flags.yaml)"
+            if ref in ('champion', 'challenger')
+            else ''
+        )
+        raise FlagError(
+            f"alias {ref!r} names no registered version (register one, promote one to it, or give a version "
+            f"number){old}"
+        )
     return str(v)
 
 
-def resolve_spec(spec: FlagsParams, lookup) -> FlagsParams:
-    "The spec with every version reference fixed; `lookup(alias)` returns a version number or None."
-    return spec.model_copy(update={a: _resolve(getattr(spec, a), lookup) for a in ARMS})
+def resolve_spec(spec: FlagsParams, lookup, environment: str | None = None) -> FlagsParams:
+    """The spec with every version reference fixed; `lookup(alias)` returns a version number or None. An empty control
+    or safe version is the alias of `environment`: what a server of that environment serves."""
+    refs = {a: getattr(spec, a) for a in ARMS}
+    for a in ('control', 'safe'):
+        if refs[a] is None:
+            if environment is None:
+                raise FlagError(f"{a}: no version given, and no environment whose alias would name one")
+            refs[a] = environment
+    try:
+        return spec.model_copy(update={a: _resolve(r, lookup) for a, r in refs.items()})
+    except FlagError as e:
+        raise FlagError(f"{e} (this server's environment is {environment!r})" if environment else str(e)) from None
 
 
 _EXPOSURE_RANK = {'dev': 0, 'shadow': 1, 'canary': 2, 'production': 3}
 
 
-def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> None:
-    from lifecycle.model.signing import is_signed
+def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> list[str]:
+    """Each arm of `spec` that gains exposure over `before` (every arm when there is no `before`) in a server of
+    `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval."""
     from lifecycle.release import exposure
 
-    store = ws.store
+    out = []
     for arm in ARMS:
         v = getattr(spec, arm)
-        if v and not is_signed(store, model_name, v):
-            raise FlagError(
-                f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
-                "only versions signed at registration can be deployed"
-            )
         if not v:
             continue
         x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage)
@@ -205,7 +220,26 @@ def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: Fla
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
         decision = exposure.check(ws, v, x, name=model_name)  # the one release path: gates and approvals
         if not decision.ok:
-            raise FlagError(f"{arm}: {decision.message()}")
+            out.append(f"{arm}: {decision.message()} (environment {ws.environment!r})")
+    return out
+
+
+def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> None:
+    from lifecycle.model.signing import is_signed
+
+    store = ws.store
+    for arm in ('control', 'safe'):
+        if not getattr(spec, arm):
+            raise FlagError(f"{arm}: expected a version number, found none")
+    for arm in ARMS:
+        v = getattr(spec, arm)
+        if v and not is_signed(store, model_name, v):
+            raise FlagError(
+                f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
+                "only versions signed at registration can be deployed"
+            )
+    if refused := policy_refusals(ws, model_name, spec, before):
+        raise FlagError(refused[0])
 
 
 def write_spec(s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None) -> dict:
@@ -267,11 +301,20 @@ def check_live(s: Settings, doc: dict) -> str:
 
 
 def init_flags(
-    s: Workspace, params: FlagsParams, model_name: str, lookup, actor: str | None = None, reason: str = ''
+    s: Workspace,
+    params: FlagsParams,
+    model_name: str,
+    lookup,
+    actor: str | None = None,
+    reason: str = '',
+    if_absent: bool = False,
 ) -> FlagsParams:
-    "Start the runtime flags from params: resolve aliases, write, audit."
-    spec = resolve_spec(params, lookup)
+    """Start the runtime flags from params: resolve aliases (an empty control or safe: the environment's alias), write,
+    audit. With `if_absent`, flags another process wrote meanwhile are kept as they are."""
+    spec = resolve_spec(params, lookup, s.environment)
     with held(s.state_dir, 'flags'):
+        if if_absent and spec_path(s).exists():
+            return load_spec(s)[0]
         write_spec(s, spec, model_name)
     s.audit(
         'flags.init',
@@ -342,7 +385,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         errs = getattr(e, 'errors', lambda: [])()
         raise FlagError('; '.join(_describe(x) for x in errs) if errs else str(e)) from None
     if lookup is not None:
-        new = resolve_spec(new, lookup)
+        new = resolve_spec(new, lookup, s.environment)
     for a in ARMS:
         v = getattr(new, a)
         if v is not None and not re.fullmatch(r'\d+', v):

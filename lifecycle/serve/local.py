@@ -83,8 +83,8 @@ def tiny_workspace(
             ws,
             vid,
             rp.model_name,
-            challenger_alias=rp.challenger_alias,
-            champion_alias=rp.champion_alias,
+            alias=ps['policy'].environments[0],
+            serving_alias=ws.environment,
             tags={'purpose': 'tiny workspace'},
             reason='tiny workspace',
         )
@@ -160,13 +160,19 @@ class LocalServer:
         import httpx
 
         try:
-            return httpx.get(self.url + '/ready', timeout=5).status_code == 200
+            r = httpx.get(self.url + '/ready', timeout=5)
         except httpx.HTTPError:
             return False  # not listening yet
+        if r.status_code != 200:
+            try:
+                self.why = r.json().get('not_ready') or ''  # e.g. no version meets its environment's policy
+            except ValueError:
+                pass
+        return r.status_code == 200
 
     def wait_ready(self) -> None:
-        "Block until /ready answers 200; RuntimeError if the process exits first or `timeout` passes."
-        deadline = time.monotonic() + self.timeout
+        "Block until /ready answers 200; RuntimeError if the process exits first or `timeout` passes (saying why)."
+        deadline, self.why = time.monotonic() + self.timeout, ''
         while not self.is_ready():
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read() if self.proc.stdout else ''
@@ -174,7 +180,8 @@ class LocalServer:
                     f"lifecycle serve exited with code {self.proc.returncode} before it was ready {out}".strip()
                 )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"lifecycle serve was not ready within {self.timeout:g} s")
+                why = f": {self.why}" if self.why else ''
+                raise RuntimeError(f"lifecycle serve was not ready within {self.timeout:g} s{why}")
             time.sleep(0.2)
 
     def stop(self) -> None:

@@ -1,0 +1,140 @@
+"""A server declares its environment and serves that environment's alias: a dev server (a newcomer's `make run` +
+`lifecycle serve`) needs only the gates; a server whose environment has no version meeting the release policy starts
+not ready, saying why (the missing alias, gate or approval) in /ready and its log, and answers 503; a spec written by
+hand, even one consistent with its flag file, that exposes a version beyond the policy is refused by the running
+server, which keeps the last good flags and raises an alert."""
+
+from __future__ import annotations
+import json
+import logging
+import shutil
+import time
+from dataclasses import replace
+import pytest
+from starlette.testclient import TestClient
+from conftest import ROOT, cli, copy_workspace
+from lifecycle.core import audit
+from lifecycle.core.params import FlagsParams
+from lifecycle.core.store import atomic_write
+from lifecycle.core.workspace import Workspace
+from lifecycle.serve import flags as fl
+from lifecycle.serve.local import tiny_workspace
+from lifecycle.serve.server import Server
+from lifecycle.serve.serving import create_app
+
+NAME = 'arrests-release'
+REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
+
+
+@pytest.fixture(scope='module')
+def tiny(tmp_path_factory):
+    "Two signed versions of the default model, version 1 with the dev alias (no approval anywhere); built once."
+    return tiny_workspace(tmp_path_factory.mktemp('environments') / 'ws', template=ROOT).root
+
+
+@pytest.fixture
+def ws(tiny, tmp_path) -> Workspace:
+    "This test's copy of the module's workspace, with no flags deployed yet."
+    w = Workspace.open(copy_workspace(tiny, tmp_path / 'ws'))
+    shutil.rmtree(fl.flags_dir(w))
+    return w
+
+
+def alerts(w: Workspace, since: int) -> list[dict]:
+    return [e for e in audit.read(w.audit_path)[since:] if e['action'] == 'alert']
+
+
+def test_a_dev_server_with_no_flags_serves_the_dev_alias_with_no_approval(ws):
+    assert {k: str(v) for k, v in ws.client.get_registered_model(NAME).aliases.items()} == {'dev': '1'}
+    with TestClient(create_app(Server(ws))) as c:
+        r = c.get('/ready')
+        assert r.status_code == 200 and r.json()['environment'] == 'dev' and r.json()['not_ready'] is None, r.text
+        assert r.json()['deployed'] == {'control': '1', 'safe': '1'}
+        p = c.post('/predict', json={'records': [REC]})
+        assert p.status_code == 200 and p.json()['model_version'] == '1', p.text
+    init = [e for e in audit.read(ws.audit_path) if e['action'] == 'flags.init']
+    assert 'first serve (dev)' in init[-1]['reason'] and init[-1]['details']['control'] == '1'  # the template's first
+
+
+def test_a_production_server_without_an_approved_version_starts_not_ready_and_says_why(ws, caplog):
+    prod = replace(ws, environment='production')
+    with caplog.at_level(logging.ERROR, logger='lifecycle.serving'):
+        with TestClient(create_app(Server(prod))) as c:
+            r = c.get('/ready')
+            body = r.json()
+            assert r.status_code == 503 and not body['ready'] and body['environment'] == 'production', r.text
+            assert "alias 'production' names no registered version" in body['not_ready'], body
+            p = c.post('/predict', json={'records': [REC]})
+            assert p.status_code == 503 and "not ready in the 'production' environment" in p.json()['error'], p.text
+            assert c.post('/invocations', json={'dataframe_records': [REC]}).status_code == 503
+    assert any("alias 'production' names no registered version" in x.getMessage() for x in caplog.records)
+    assert not fl.spec_path(ws).exists()  # nothing was deployed
+
+    # flags a dev server deployed (version 1 passed its gates): production wants its signed approval
+    fl.init_flags(ws, ws.params['flags'], NAME, lambda a: {'dev': '1'}.get(a), reason='a dev deployment')
+    since = len(audit.read(ws.audit_path))
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger='lifecycle.serving'):
+        with TestClient(create_app(Server(prod))) as c:
+            r = c.get('/ready')
+            why = r.json()['not_ready']
+            assert r.status_code == 503 and r.json()['deployed'] == {}, r.text
+            assert "control: arrests-release version 1 may not be exposed as 'production'" in why, why
+            assert "a production approval (by the role 'compliance_officer') is missing" in why, why
+            assert c.post('/predict', json={'records': [REC]}).status_code == 503
+    assert any('production approval' in x.getMessage() for x in caplog.records)
+    assert [e['subject'] for e in alerts(ws, since)] == ['flags_refused']
+    with TestClient(create_app(Server(ws))) as c:  # the same flags in a dev server: gates suffice
+        assert c.get('/ready').status_code == 200
+
+
+def test_an_environment_the_policy_does_not_name_is_refused_before_serving(ws):
+    from lifecycle.core.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"'qa' is not an environment of policy.yaml"):
+        Server(replace(ws, environment='qa'))
+    r = cli(ws.root, 'serve', '--environment', 'qa', '--port', '1')
+    assert r.returncode == 2 and "environment 'qa'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_a_hand_written_consistent_spec_exposing_an_ungated_version_is_refused_and_alerted(ws):
+    "Only `flags`/the admin API checked the policy on a write; the server checks what it is about to activate."
+    ws.client.set_model_version_tag(NAME, '2', 'validation_id', 'val-0000000000000000')  # as if never validated
+    with TestClient(create_app(Server(ws))) as c:
+        srv = c.app.state.server
+        assert c.get('/ready').status_code == 200
+        since = len(audit.read(ws.audit_path))
+        spec = FlagsParams(control='1', safe='1', challenger='2', percentage=50)
+        body = {'model_name': NAME, **spec.model_dump(mode='json', by_alias=True)}
+        atomic_write(fl.spec_path(ws), json.dumps(body).encode())  # spec and flag file agree: only the policy objects
+        atomic_write(fl.flagd_path(ws), json.dumps(fl.compile_flags(spec)).encode())
+        end = time.monotonic() + 10
+        while srv.status()['flags_valid']:
+            assert time.monotonic() < end, srv.status()
+            time.sleep(0.05)
+        st = c.get('/ready').json()
+        assert st['ready'] and st['deployed'] == {'control': '1', 'safe': '1'}, st  # the last good flags serve
+        problem = st['flags_problem']
+        assert "challenger: arrests-release version 2 may not be exposed as 'dev'" in problem, problem
+        assert 'validation gates' in problem and 'val-0000000000000000' in problem, problem
+        assert c.post('/predict', json={'records': [REC], 'context': {'targetingKey': 'k'}}).status_code == 200
+        got = [e for e in alerts(ws, since)]
+        assert [e['subject'] for e in got] == ['flags_refused'] and 'may not be exposed' in got[0]['reason']
+        metrics = c.get('/metrics').text
+        assert 'lifecycle_alerts_total{kind="flags_refused"} 1.0' in metrics
+
+
+def test_a_server_that_started_not_ready_serves_once_flags_meeting_the_policy_are_deployed(ws):
+    ws.client.delete_registered_model_alias(NAME, 'dev')  # nothing named for dev yet
+    with TestClient(create_app(Server(ws))) as c:
+        r = c.get('/ready')
+        assert r.status_code == 503 and "alias 'dev' names no registered version" in r.json()['not_ready'], r.text
+        assert c.post('/predict', json={'records': [REC]}).status_code == 503
+        fl.init_flags(ws, FlagsParams(control='1', safe='1'), NAME, lambda a: None, reason='deploy version 1')
+        end = time.monotonic() + 10
+        while (r := c.get('/ready')).status_code != 200:  # the gate activates them: no restart
+            assert time.monotonic() < end, r.text
+            time.sleep(0.05)
+        assert r.json()['flags_applied'] == r.json()['flags_revision'] and r.json()['not_ready'] is None, r.text
+        p = c.post('/predict', json={'records': [REC]})
+        assert p.status_code == 200 and p.json()['model_version'] == '1', p.text
