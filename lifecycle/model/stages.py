@@ -309,7 +309,7 @@ class Registration:
 def loaded_back(
     ws: Workspace, rp: RegisterParams, fp: FeaturesParams, version: str, known_inputs: str, known_outputs: list
 ) -> pd.DataFrame:
-    "Load the fixed `version` back from the registry (verified) and check it reproduces the outputs recorded at training."
+    "Load the fixed `version` back from the registry (verified); check it reproduces the outputs recorded at training."
     v = str(version)
     served = signing.verified_load(ws.mlflow, ws.store, rp.model_name, v, ws.key_dir)
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, v, ws.key_dir)
