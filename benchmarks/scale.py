@@ -12,7 +12,8 @@ default model family, the drift sample of `drift.sample_rows`).
 Each size runs `lifecycle run --no-site` once in a fresh workspace. A sampler reads the resident memory of the
 `lifecycle` process and all its children (the stage kernels) every 0.2 s; each stage's peak is the largest sum
 sampled while it ran (its start and duration from the run manifest). Memory is the whole process tree's, so a stage's
-figure includes what earlier stages left in the shared kernel.
+figure includes what earlier stages left in the shared kernel. A run is stopped (and reported as such) when its
+processes exceed --max-rss-gib or it runs past --timeout: the machine is shared.
 """
 
 from __future__ import annotations
@@ -82,7 +83,23 @@ def tree_rss(pid: int) -> int:
     return total
 
 
-def run_once(rows: int, tmp: Path) -> dict:
+def stop_tree(pid: int) -> None:
+    "Kill a run we started and its kernels (a shared machine: no run may take all its memory)."
+    import psutil
+
+    try:
+        procs = [psutil.Process(pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def run_once(rows: int, tmp: Path, max_rss_gib: float, timeout_s: float) -> dict:
     ws = tmp / f'ws-{rows}'
     ws.mkdir()
     data = ws / f'arrests-{rows}.parquet'
@@ -105,9 +122,16 @@ def run_once(rows: int, tmp: Path) -> dict:
         text=True,
     )
 
+    stopped = []
+
     def sample():
         while proc.poll() is None:
             samples.append((time.time(), tree_rss(proc.pid)))
+            over = samples[-1][1] > max_rss_gib * 2**30
+            if over or time.time() - t_start > timeout_s:
+                stopped.append(f"over {max_rss_gib:g} GiB" if over else f"over {timeout_s:g} s")
+                stop_tree(proc.pid)
+                return
             time.sleep(0.2)
 
     th = threading.Thread(target=sample, daemon=True)
@@ -116,6 +140,15 @@ def run_once(rows: int, tmp: Path) -> dict:
     th.join()
     wall = time.time() - t_start
     manifests = sorted((ws / 'reports/runs').glob('*/manifest.json'))
+    if stopped:  # the run was stopped: what it reached, from the stage notebooks it wrote
+        done = sorted(p.stem for p in (ws / 'reports/runs').glob('*/*.ipynb'))
+        return dict(
+            rows=rows,
+            stopped=stopped[0],
+            wall_s=round(wall, 1),
+            stage_notebooks=done,
+            peak_rss_mib=round(max(r for _, r in samples) / 2**20) if samples else None,
+        )
     if proc.returncode or not manifests:
         sys.exit(f"lifecycle run on {rows:,} rows failed ({proc.returncode}):\n{out[-1500:]}\n{err[-2500:]}")
     m = json.loads(manifests[-1].read_text())
@@ -141,15 +174,26 @@ def run_once(rows: int, tmp: Path) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--rows', default='1000000,10000000', help='comma-separated sizes (default 1M and 10M)')
+    ap.add_argument('--max-rss-gib', type=float, default=8, help='stop a run whose processes exceed this (default 8)')
+    ap.add_argument('--timeout', type=float, default=3600, help='stop a run after this many seconds (default 3600)')
     ap.add_argument('--json', action='store_true', help='print the figures as JSON')
     a = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory(prefix='scale-') as d:
         for n in (int(x) for x in a.rows.split(',')):
-            results.append(run_once(n, Path(d)))
+            results.append(run_once(n, Path(d), a.max_rss_gib, a.timeout))
             print(json.dumps(results[-1]), file=sys.stderr)
     if a.json:
         print(json.dumps(results, indent=1))
+        return
+    for r in results:
+        if 'stopped' in r:
+            print(
+                f"{r['rows']:,} rows: stopped ({r['stopped']}) after {r['wall_s']} s, peak {r['peak_rss_mib']} MiB; "
+                f"stage notebooks written: {r['stage_notebooks']}"
+            )
+    results = [r for r in results if 'stopped' not in r]
+    if not results:
         return
     names = list(results[0]['stages'])
     heads = [f"{r['rows']:,} rows: s" for r in results]
