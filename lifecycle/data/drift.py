@@ -207,11 +207,13 @@ def profile(df: pd.DataFrame, kinds: dict | None = None) -> dict:
         if (kind := kinds.get(c) or _infer_kind(df[c])) not in ('numeric', 'categorical'):
             raise ValueError(f"column {c!r}: kind must be 'numeric' or 'categorical', not {kind!r}")
 
-    def one(c):
-        kind = kinds.get(c) or _infer_kind(df[c])
-        return _numeric_profile(df[c], c) if kind == 'numeric' else _categorical_profile(df[c])
+    def one(cs):
+        c, s = cs
+        kind = kinds.get(c) or _infer_kind(s)
+        return _numeric_profile(s, c) if kind == 'numeric' else _categorical_profile(s)
 
-    cols = dict(zip((str(c) for c in df.columns), _each(one, list(df.columns), len(df))))
+    series = [(c, df[c]) for c in df.columns]  # taken here: the threads only read them
+    cols = dict(zip((str(c) for c in df.columns), _each(one, series, len(df))))
     return {
         'format': 'lifecycle.drift.profile/1',
         'rows': len(df),
@@ -536,9 +538,11 @@ def compare(
     if missing := [c for c in cols if c not in by_name]:
         raise ValueError(f"the current batch lacks reference columns {missing}: drift cannot be measured for them")
 
+    series = {name: current_df[by_name[name]] for name in cols}  # taken here: the threads only read them
+
     def one(name):
         col = ref_profile['columns'][name]
-        s = current_df[by_name[name]]
+        s = series[name]
         if not col['valid'] or not _has_values(name, col, s):
             return _all_null_row(name, col, s)
         r = _numeric_row(name, col, s) if col['kind'] == 'numeric' else _categorical_row(name, col, s)
