@@ -369,3 +369,30 @@ def test_evidently_report_samples_large_frames():
     assert current.as_dataframe().shape == (1000, 7) and reference.as_dataframe().shape == (1000, 7)
     assert 'Drift' in snap.get_html_str(as_iframe=False)
     assert evidently_report(ref.head(500), cur.head(400)).context._input_data[0].as_dataframe().shape == (400, 7)
+
+
+@pytest.mark.slow
+def test_drift_command_on_large_files_imports_no_scipy(workspace):
+    "`lifecycle drift` on two large Parquet files computes everything in numpy (importing scipy.stats takes ~1.7 s)."
+    import subprocess
+    import sys
+
+    ref, cur = frames(220_000, 220_000, seed=3)  # n m / (n + m) > 100,000: no KS p-value falls back to scipy
+    ref.to_parquet(workspace / 'ref.parquet')
+    cur.to_parquet(workspace / 'cur.parquet')
+    probe = (
+        "import json, sys; from lifecycle.app.cli import app\n"
+        "try:\n"
+        "    app(['drift', '--reference', 'ref.parquet', '--current', 'cur.parquet', '--json'])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('scipy'))))"
+    )
+    r = subprocess.run([sys.executable, '-c', probe], cwd=workspace, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    out, loaded = r.stdout.strip().rsplit('\n', 1)
+    assert json.loads(loaded) == [], loaded
+    got = json.loads(out)
+    expected = ours(ref, cur)  # the same answers as the library's in-process path
+    assert [c['drifted'] for c in got['columns']] == expected.drifted.tolist()
+    assert np.allclose([c['ks_pvalue'] or 0 for c in got['columns']], expected.ks_pvalue.fillna(0), rtol=1e-9)

@@ -6,6 +6,7 @@ from a compact JSON profile of the reference computed once and stored with its s
 # %% ../../nbs/api/data/02_drift.ipynb #416f0e42
 from __future__ import annotations
 import math
+import os
 import numpy as np
 import pandas as pd
 from ..core.params import IngestParams
@@ -85,10 +86,29 @@ def _floats(s: pd.Series, name) -> np.ndarray:
         ) from None
 
 
+def _last_of_runs(x: np.ndarray) -> np.ndarray:
+    "Positions of the last element of each run of equal values in a sorted array."
+    d = np.empty(len(x), bool)
+    np.not_equal(x[1:], x[:-1], out=d[:-1])
+    d[-1:] = True
+    return np.flatnonzero(d)
+
+
 def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     "Distinct values of a sorted array and their counts."
-    last = np.flatnonzero(np.r_[x[1:] != x[:-1], True])
+    last = _last_of_runs(x)
     return x[last], np.diff(np.r_[0, last + 1])
+
+
+def _sorted_quantiles(x: np.ndarray, probs) -> np.ndarray:
+    "`np.quantile(x, probs)` (linear) for a sorted x, without numpy's partition of the whole array."
+    i = (len(x) - 1) * np.asarray(probs, float)
+    lo = np.floor(i).astype(np.intp)
+    g = i - lo
+    a, b = x[lo], x[np.minimum(lo + 1, len(x) - 1)]
+    d = b - a
+    out = a + d * g
+    return np.where(g >= 0.5, b - d * (1 - g), out)
 
 
 def _compact_cdf(x: np.ndarray) -> dict:
@@ -100,8 +120,8 @@ def _compact_cdf(x: np.ndarray) -> dict:
     cum = k * n / _GRID
     at = np.maximum(-(-(k * n) // _GRID) - 1, 0)  # x[ceil(k n / G) - 1]: on the CDF's graph at k / G
     inner = (cum > t) & (cum < n - t)
-    starts = np.flatnonzero(np.r_[True, x[1:] != x[:-1]])
-    ends = np.r_[starts[1:], n]
+    ends = _last_of_runs(x) + 1
+    starts = np.r_[0, ends[:-1]]
     heavy = (ends - starts) >= max(n // _GRID, 2)
     q = np.r_[np.repeat(x[tails], 2), x[at[inner]], np.repeat(x[starts[heavy]], 2)]
     c = np.r_[np.c_[tails, tails + 1].ravel(), cum[inner], np.c_[starts[heavy], ends[heavy]].ravel()].astype(float)
@@ -129,7 +149,7 @@ def _numeric_profile(s: pd.Series, name) -> dict:
         return out
     v, cnt = _runs(x)
     probs = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
-    qs = np.quantile(x, probs + [i / 10 for i in range(1, 10)])
+    qs = _sorted_quantiles(x, probs + [i / 10 for i in range(1, 10)])
     edges = np.histogram_bin_edges(x[[0, -1]], bins=20)  # = np.histogram(x, 20), from the sorted values
     hist = np.diff(np.r_[0, np.searchsorted(x, edges[1:-1], 'left'), n])
     psi_edges = np.unique(qs[len(probs) :])
@@ -167,17 +187,33 @@ def _categorical_profile(s: pd.Series) -> dict:
     )
 
 
+def _each(fn, items: list, rows: int) -> list:
+    "`[fn(x) for x in items]`, on a thread per core when columns are long (numpy sorts and searches release the GIL)."
+    workers = min(len(items), os.cpu_count() or 1, 4)
+    if rows < 200_000 or workers < 2:
+        return [fn(x) for x in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(workers) as ex:
+        return list(ex.map(fn, items))
+
+
 def profile(df: pd.DataFrame, kinds: dict | None = None) -> dict:
     "A JSON-serialisable drift profile of a reference frame: per column its kind, counts and compact distribution."
     kinds = dict(kinds or {})
     if unknown := [c for c in kinds if c not in df.columns]:
         raise ValueError(f"kinds names columns the frame does not have: {unknown}")
-    cols = {}
     for c in df.columns:
-        kind = kinds.get(c) or _infer_kind(df[c])
-        if kind not in ('numeric', 'categorical'):
+        if (kind := kinds.get(c) or _infer_kind(df[c])) not in ('numeric', 'categorical'):
             raise ValueError(f"column {c!r}: kind must be 'numeric' or 'categorical', not {kind!r}")
-        cols[str(c)] = _numeric_profile(df[c], c) if kind == 'numeric' else _categorical_profile(df[c])
+
+    def one(cs):
+        c, s = cs
+        kind = kinds.get(c) or _infer_kind(s)
+        return _numeric_profile(s, c) if kind == 'numeric' else _categorical_profile(s)
+
+    series = [(c, df[c]) for c in df.columns]  # taken here: the threads only read them
+    cols = dict(zip((str(c) for c in df.columns), _each(one, series, len(df))))
     return {
         'format': 'lifecycle.drift.profile/1',
         'rows': len(df),
@@ -302,10 +338,22 @@ def _chisquare_pvalue(ref: np.ndarray, cur: np.ndarray) -> float:
         return float(chisquare(cur, ref * (cur.sum() / ref.sum()))[1])
 
 
-def _jensenshannon(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
-    from scipy.spatial import distance
+def _rel_entr_sum(x: np.ndarray, m: np.ndarray) -> float:
+    "sum(scipy.special.rel_entr(x, m)) where m > 0 wherever x > 0 (as m = (p + q) / 2 is)."
+    pos = x > 0
+    out = np.zeros_like(x)
+    out[pos] = x[pos] * np.log(x[pos] / m[pos])
+    return np.sum(out)
 
-    return float(distance.jensenshannon(ref_share, cur_share))
+
+def _jensenshannon(ref_share: np.ndarray, cur_share: np.ndarray) -> float:
+    "`scipy.spatial.distance.jensenshannon(ref_share, cur_share)`, in numpy (importing scipy costs more than a column)."
+    p = np.asarray(ref_share, float)
+    q = np.asarray(cur_share, float)
+    p = p / np.sum(p)
+    q = q / np.sum(q)
+    m = (p + q) / 2.0
+    return float(np.sqrt((_rel_entr_sum(p, m) + _rel_entr_sum(q, m)) / 2.0))
 
 
 def _psi(ref_share, cur_share) -> float:
@@ -314,20 +362,72 @@ def _psi(ref_share, cur_share) -> float:
     return float(np.sum((c - r) * np.log(c / r)))
 
 
-def _ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
-    "scipy's `ks_2samp` p-value for samples too large for its exact method; the Kolmogorov limit where scipy is slow."
-    from scipy import stats
+def _kolmogorov_sf(y: float) -> float:
+    "The Kolmogorov limit distribution's survival function at y >= 1 (`scipy.stats.kstwobign.sf`): its series."
+    total, k, sign = 0.0, 1, 1.0
+    while True:
+        term = math.exp(-2.0 * k * k * y * y)
+        total += sign * term
+        if term < 1e-17 * total:
+            return min(max(2.0 * total, 0.0), 1.0)
+        k, sign = k + 1, -sign
 
+
+def _pelz_good_cdf(n: int, x: float) -> float:
+    "P(D_n <= x) by the Pelz-Good approximation, step for step as scipy's `_kolmogn_PelzGood` (n > 100,000 there)."
+    z = math.sqrt(n) * x
+    z2, z3, z4, z6 = z**2, z**3, z**4, z**6
+    pi2, pi4, pi6 = np.pi**2, np.pi**4, np.pi**6
+    qlog = -pi2 / 8 / z2
+    if qlog < -708:
+        return 0.0
+    q = np.exp(qlog)
+    k1a, k1b = -z2, pi2 / 4
+    k2a, k2b, k2c = 6 * z6 + 2 * z4, (2 * z4 - 5 * z2) * pi2 / 4, pi4 * (1 - 2 * z2) / 16
+    k3d, k3c = pi6 * (5 - 30 * z2) / 64, pi4 * (-60 * z2 + 212 * z4) / 16
+    k3b, k3a = pi2 * (135 * z4 - 96 * z6) / 4, -30 * z6 - 90 * z**8
+    K = np.zeros(4)
+    maxk = int(np.ceil(16 * z / np.pi))
+    for k in range(maxk, 0, -1):  # Horner's scheme over odd integers m
+        m = 2 * k - 1
+        m2, m4, m6 = m**2, m**4, m**6
+        K *= np.power(q, 8 * k)
+        K += np.array([1.0, k1a + k1b * m2, k2a + k2b * m2 + k2c * m4, k3a + k3b * m2 + k3c * m4 + k3d * m6])
+    K *= q
+    K *= np.sqrt(2 * np.pi)
+    K /= np.array([z, 6 * z4, 72 * z**7, 6480 * z**10])
+    q = np.exp(-pi2 / 2 / z2)
+    ks = np.arange(maxk, 0, -1)
+    ks2 = ks**2
+    s3z, kspi = np.sqrt(3) * z, np.pi * ks
+    qp = q**ks2
+    K[2] += np.sum(ks2 * qp) * (pi2 * np.sqrt(2 * np.pi) / (-36 * z3))
+    K[3] += np.sum((s3z + kspi) * (s3z - kspi) * ks2 * qp) * (pi2 * np.sqrt(2 * np.pi) / (216 * z6))
+    K /= np.power(n * 1.0, np.arange(4) / 2.0)
+    return float(sum(K))
+
+
+def _ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
+    """scipy's `ks_2samp` p-value for samples too large for its exact method, in numpy where the samples are large
+    (scipy is imported only for smaller ones); the Kolmogorov limit where scipy is slow."""
     big, small = sorted([float(n), float(m)], reverse=True)
     en = np.round(big * small / (big + small))
-    if en > 20_000 and 2.2 <= en * d * d < 370:  # scipy sums en terms here (0.4 s at en = 500,000)
-        return float(stats.kstwobign.sf(d * math.sqrt(en)))
+    t, nx2 = en * d, en * d * d
+    if en > 20_000:  # scipy's `kstwo.sf(d, en)`, branch for branch (d >= 0.5 has en d^2 >= 370 here)
+        if t <= 1.0:
+            return 1.0  # scipy: 1 - n! / n^n (2t - 1)^n at most, which is 1.0 in floats for n this large
+        if nx2 >= 370.0:
+            return 0.0
+        if nx2 >= 2.2:  # scipy sums en terms here (0.4 s at en = 500,000); the limit is within ~1/sqrt(en) relative
+            return _kolmogorov_sf(d * math.sqrt(en))
+        if en > 100_000 or en * d**1.5 > 1.4:
+            return min(max(1.0 - _pelz_good_cdf(en, d), 0.0), 1.0)
+    from scipy import stats
+
     return float(np.clip(stats.kstwo.sf(d, en), 0, 1))
 
 
 def _numeric_row(name: str, col: dict, s: pd.Series) -> dict:
-    from scipy import stats
-
     n = col['valid']
     a = _floats(s, name)
     c = np.sort(a[np.isfinite(a)])
@@ -343,6 +443,8 @@ def _numeric_row(name: str, col: dict, s: pd.Series) -> dict:
     cdf = _Cdf(*_knots(col))
     w1, ks = _w1_ks(cdf, cu, cc, steps=exact)
     if max(n, m) <= 10_000:  # scipy's exact KS p-value (exact profile: n <= 10,000)
+        from scipy import stats
+
         r = stats.ks_2samp(np.repeat(v, vc), c)
         ks, ks_p = float(r.statistic), float(r.pvalue)
     else:
@@ -435,26 +537,26 @@ def compare(
         raise ValueError(f"columns not in the reference profile: {missing}")
     if missing := [c for c in cols if c not in by_name]:
         raise ValueError(f"the current batch lacks reference columns {missing}: drift cannot be measured for them")
-    rows = []
-    for name in cols:
+
+    series = {name: current_df[by_name[name]] for name in cols}  # taken here: the threads only read them
+
+    def one(name):
         col = ref_profile['columns'][name]
-        s = current_df[by_name[name]]
+        s = series[name]
         if not col['valid'] or not _has_values(name, col, s):
-            rows.append(_all_null_row(name, col, s))
-            continue
+            return _all_null_row(name, col, s)
         r = _numeric_row(name, col, s) if col['kind'] == 'numeric' else _categorical_row(name, col, s)
         t = _threshold(name, r['method'], threshold, per_column_threshold)
-        rows.append(
-            {
-                **dict.fromkeys(_COLUMNS, np.nan),
-                **{k: r[k] for k in _COLUMNS if k in r},
-                'column': name,
-                'kind': col['kind'],
-                'threshold': t,
-                'drifted': is_drifted(r['method'], r['score'], t),
-            }
-        )
-    out = pd.DataFrame(rows, columns=_COLUMNS)
+        return {
+            **dict.fromkeys(_COLUMNS, np.nan),
+            **{k: r[k] for k in _COLUMNS if k in r},
+            'column': name,
+            'kind': col['kind'],
+            'threshold': t,
+            'drifted': is_drifted(r['method'], r['score'], t),
+        }
+
+    out = pd.DataFrame(_each(one, cols, len(current_df)), columns=_COLUMNS)
     return out.astype({'drifted': bool, 'score': float, 'threshold': float})
 
 # %% ../../nbs/api/data/02_drift.ipynb #04621e3b

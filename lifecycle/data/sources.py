@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd  # imported where a source is read: fingerprinting one (every `lifecycle run`) needs no pandas
 
 # %% auto #0
-__all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks']
+__all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks', 'read_frame']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -188,6 +188,18 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
 
 
+def _parquet_frame(path: Path) -> pd.DataFrame:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        schema = pq.read_schema(path)
+        text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
+        return pq.read_table(path, read_dictionary=text).to_pandas()
+    except (pa.ArrowInvalid, OSError) as e:
+        raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
+
+
 def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
     import pandas as pd
     import sqlalchemy as sa
@@ -241,3 +253,15 @@ def read_chunks(
             f"{path}: unsupported source type {suffix!r}; "
             "expected .csv (.tsv, .txt, optionally .gz), .parquet or a database URL"
         )
+
+
+def read_frame(source: str, root: str | Path = '.', query: str | None = None, dialect=None) -> pd.DataFrame:
+    """A whole source as one frame: a Parquet file at once (threaded, its text columns as categories), anything else
+    as `read_chunks` streams it, concatenated."""
+    import pandas as pd
+
+    if not is_sql(source) and source not in ('sklego:arrests', 'sklearn:diabetes'):
+        path = resolve(source, root)
+        if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
+            return _parquet_frame(path)
+    return pd.concat(list(read_chunks(source, root, query=query, dialect=dialect)), ignore_index=True)

@@ -10,6 +10,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from pathlib import Path
 from ..core.settings import Settings
 from ..core.workspace import Workspace
@@ -430,6 +431,85 @@ def make_provider(spec: FlagsParams, path: str | Path):
     return factory(**spec.provider_options)
 
 
+def _cbor_text(b: str) -> bytes:
+    "The canonical CBOR encoding of a text string (what flagd hashes for `fractional`)."
+    raw = b.encode()
+    n = len(raw)
+    if n < 24:
+        return bytes([0x60 | n]) + raw
+    for head, size in ((0x78, 1), (0x79, 2), (0x7A, 4), (0x7B, 8)):
+        if n < 1 << (8 * size):
+            return bytes([head]) + n.to_bytes(size, 'big') + raw
+
+
+def _compile_fractional(args, compile_):
+    "flagd's `fractional` over literal (variant, weight) buckets: the same CBOR + murmur3 bucket, without re-parsing."
+    from openfeature.contrib.tools.flagd.core.targeting.custom_ops import fractional, MAX_WEIGHT_SUM
+    import mmh3
+
+    key = compile_(args[0]) if args and not isinstance(args[0], list) else None
+    buckets = args[1:]
+    literal = all(isinstance(b, list) and len(b) == 2 and isinstance(b[0], str) and type(b[1]) is int for b in buckets)
+    weights = [max(0, b[1]) for b in buckets] if literal else []
+    if key is None or not literal or not 0 < sum(weights) <= MAX_WEIGHT_SUM:
+        rest = [compile_(a) for a in args]
+        return None if None in rest else (lambda d: fractional(d, *[f(d) for f in rest]))
+    total, ends, names = sum(weights), [sum(weights[: i + 1]) for i in range(len(weights))], [b[0] for b in buckets]
+
+    def run(d):
+        b = key(d)
+        if not isinstance(b, str):
+            return fractional(d, b, *buckets)  # anything but text: flagd's own operator
+        bucket = (mmh3.hash(_cbor_text(b), signed=False) * total) >> 32
+        for name, end in zip(names, ends):
+            if bucket < end:
+                return name
+        return None
+
+    return run
+
+
+def _compile_logic(node):
+    """A function of the evaluation data computing json-logic `node` as flagd does, for the operators the compiled
+    flags use (`if`, `==`, `in`, `var`, `cat`, `fractional`, literals; the same operator functions); None otherwise."""
+    from json_logic.builtins import BUILTINS, to_bool
+
+    if isinstance(node, list):
+        items = [_compile_logic(x) for x in node]
+        return None if None in items else (lambda d: [f(d) for f in items])
+    if not isinstance(node, dict) or len(node) != 1:
+        return lambda d: node
+    ((op, args),) = node.items()
+    args = args if isinstance(args, list) else [args]
+    if op == 'fractional':
+        return _compile_fractional(args, _compile_logic)
+    parts = [_compile_logic(a) for a in args]
+    if None in parts:
+        return None
+    if op == 'if':
+        last = len(parts) - 1
+
+        def branch(d):
+            i = 0
+            while i < last:
+                if to_bool(parts[i](d)):
+                    return parts[i + 1](d)
+                i += 2
+            return parts[i](d) if i <= last else None
+
+        return branch
+    if op not in ('==', 'in', 'var', 'cat'):
+        return None
+    fn = BUILTINS[op]
+    if len(parts) == 1:
+        (a,) = parts
+        return lambda d: fn(d, a(d))
+    if len(parts) == 2:
+        a, b = parts
+        return lambda d: fn(d, a(d), b(d))
+    return lambda d: fn(d, *[f(d) for f in parts])
+
+
 class FlagClient:
     "Flag evaluations for one request: which version and variant, which threshold, whether to shadow."
 
@@ -439,6 +519,53 @@ class FlagClient:
 
         api.set_provider_and_wait(provider, domain=domain)
         self.provider, self.client, self._ctx = provider, api.get_client(domain=domain), EvaluationContext
+        from openfeature.hook import get_hooks
+        from openfeature.transaction_context import get_transaction_context
+
+        core = getattr(getattr(provider, 'resolver', None), 'evaluator', None)  # flagd in-process: its flag store
+        self._store, self._compiled = getattr(core, '_flag_store', None), {}
+        self._outer = (get_hooks, api.get_evaluation_context, get_transaction_context)
+
+    def _plain(self) -> bool:
+        "Whether OpenFeature would evaluate the request's context alone: no hooks or other context to merge in."
+        hooks, api_ctx, tx_ctx = self._outer
+        return not (
+            hooks()
+            or self.client.hooks
+            or any(c.targeting_key or c.attributes for c in (api_ctx(), tx_ctx(), self.client.context))
+            or getattr(self.provider, 'enriched_context', None)
+            or any(type(h).__name__ != 'SyncMetadataHook' for h in self.provider.get_provider_hooks())
+        )
+
+    def _fast(self, key: str, ctx) -> tuple | None:
+        """(variant, value) of a flag straight from the flagd in-process store, evaluated as flagd does; None where
+        it cannot be (another provider, a disabled or unknown flag, an operator not compiled, an error): the caller
+        then asks the OpenFeature client, which handles every case. The hot path of every request."""
+        flag = self._store.flags.get(key) if self._store is not None else None
+        if flag is None or flag.state != 'ENABLED' or not self._plain():
+            return None
+        done = self._compiled.get(key)
+        if done is None or done[0] is not flag:  # the store swaps in new flag objects when the file changes
+            done = self._compiled[key] = (flag, _compile_logic(flag.targeting) if flag.targeting else False)
+        rule = done[1]
+        variant = flag.default_variant
+        if rule is None:
+            return None
+        if rule:
+            data = dict(ctx.attributes)
+            data['$flagd'] = {'flagKey': key, 'timestamp': int(time.time())}
+            data['targetingKey'] = ctx.targeting_key or None  # as OpenFeature merges contexts: '' is no key
+            try:
+                got = rule(data)
+            except Exception:
+                return None
+            if got is not None:
+                variant = str(got).lower() if isinstance(got, bool) else got if isinstance(got, str) else str(got)
+        if isinstance(variant, bool):
+            variant = str(variant).lower()
+        if not variant or variant not in flag.variants:
+            return None
+        return variant, flag.variants[variant]
 
     def close(self, timeout: float = 5) -> None:
         "Stop the provider, then wait for the file provider's watcher thread to end (its last look follows shutdown)."
@@ -456,13 +583,22 @@ class FlagClient:
 
     def route(self, ctx) -> tuple[str, str]:
         "(variant, version) of the model-version flag; ('error', '') when the flag cannot be evaluated."
+        got = self._fast(MODEL_FLAG, ctx)
+        if got is not None and isinstance(got[1], str):
+            return got
         d = self.client.get_string_details(MODEL_FLAG, '', ctx)
         return (d.variant, d.value) if d.variant else ('error', '')
 
     def threshold(self, ctx, default: float = 0.5) -> float:
+        got = self._fast(THRESHOLD_FLAG, ctx)
+        if got is not None and isinstance(got[1], (int, float)) and not isinstance(got[1], bool):
+            return float(got[1])
         return float(self.client.get_float_value(THRESHOLD_FLAG, default, ctx))
 
     def shadow(self, ctx) -> bool:
+        got = self._fast(SHADOW_FLAG, ctx)
+        if got is not None and isinstance(got[1], bool):
+            return got[1]
         return bool(self.client.get_boolean_value(SHADOW_FLAG, False, ctx))
 
     def on(self, event: str, handler) -> None:

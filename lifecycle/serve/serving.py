@@ -39,7 +39,7 @@ log = logging.getLogger('lifecycle.serving')
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'scoring_router', 'feedback_router',
            'health_router', 'admin_router', 'answer', 'refuse', 'read_body', 'committed', 'invocations', 'predict',
            'feedback', 'health', 'ping', 'version', 'ready', 'metrics', 'Refused', 'admin_user', 'get_flags',
-           'patch_flags', 'kill', 'create_app', 'app_factory', 'serve']
+           'patch_flags', 'kill', 'create_app', 'FastInvocations', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
@@ -376,13 +376,40 @@ def create_app(srv: Server) -> FastAPI:
     return app
 
 # %% ../../nbs/api/serve/08_serving.ipynb #93e97c29
+class FastInvocations:
+    """ASGI in front of the app: `POST /invocations`, the hot path, calls its handler directly, the same function with
+    the same exception handlers, without routing through the framework's middleware stack per request; every other
+    request goes to the app."""
+
+    def __init__(self, app: FastAPI):
+        self.app = app
+        self.state = app.state  # as the app: callers reach the server through `.state.server`
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] != 'http' or scope['method'] != 'POST' or scope['path'] != '/invocations':
+            return await self.app(scope, receive, send)
+        scope['app'] = self.app
+        request = Request(scope, receive)
+        try:
+            resp = await invocations(request)
+        except Refused as e:
+            resp = await _refused(request, e)
+        except ModelFailed as e:
+            resp = await _model_failed(request, e)
+        except Exception as e:
+            resp = await _crashed(request, e)
+        await resp(scope, receive, send)
+
+
 def app_factory():
     "Build the app for the workspace in the current directory (uvicorn `--factory`)."
     import sys
 
     try:
         s = Workspace.open(os.environ.get('LIFECYCLE_ROOT') or None)
-        return create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
+        return FastInvocations(
+            create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
+        )
     except (fl.FlagError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
@@ -393,7 +420,7 @@ def serve(
 ) -> None:
     "Run the server with uvicorn (blocking), within the settings' connection limits and timeouts."
     import uvicorn
-    from lifecycle.serve.limits import LIMITS_ENV, connection_limit
+    from lifecycle.serve.limits import LIMITS_ENV, connection_limit, protocol
 
     os.environ['LIFECYCLE_ROOT'] = str(s.root)
     limit = connection_limit(s.max_connections)  # below the file-descriptor limit
@@ -406,7 +433,7 @@ def serve(
         workers=workers,
         log_level=log_level,
         access_log=False,
-        http='lifecycle.serve.limits:GuardedH11Protocol',  # header deadline, idle connections evicted at the limit
+        http=protocol(),  # header deadline, idle connections evicted at the limit
         limit_concurrency=limit + 1,  # uvicorn's own 503: only for requests in flight beyond the limit
         timeout_keep_alive=s.keep_alive_s,
     )
