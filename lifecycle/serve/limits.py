@@ -129,4 +129,5 @@ if HttpToolsProtocol is not None:
 
 def protocol() -> str:
     "The guarded protocol `serve` runs, as uvicorn's import string: httptools' when installed, else h11's."
-    return f"lifecycle.serve.limits:{'GuardedHttpToolsProtocol' if HttpToolsProtocol is not None else 'GuardedH11Protocol'}"
+    name = 'GuardedHttpToolsProtocol' if HttpToolsProtocol is not None else 'GuardedH11Protocol'
+    return f'lifecycle.serve.limits:{name}'
