@@ -124,3 +124,24 @@ def test_a_bundle_loads_only_its_own_verified_version(bundle, tmp_path, monkeypa
     victim.write_bytes(victim.read_bytes() + b'\n')
     with pytest.raises(SignatureError, match=victim.name):
         load_bundled(s, name, '1')
+
+
+def test_a_bundle_is_made_only_for_a_version_its_environment_may_serve(tmp_path):
+    "The image serves its version to everyone: bundling checks the release policy first, as every exposure does."
+    from dataclasses import replace
+    from lifecycle.release.container import BundleError
+
+    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    name = ws.params['register'].model_name
+    with pytest.raises(BundleError, match="no release bundle: .*production.*approval") as e:
+        release_bundle(replace(ws, environment='production'), name, '1', tmp_path / 'prod')
+    assert "environment 'production'" in str(e.value) and not (tmp_path / 'prod').exists()
+    b = release_bundle(ws, name, '1', tmp_path / 'dev')  # dev needs the gates only
+    assert b['release']['policy'] == {'environment': 'dev', 'exposure': 'dev'}
+    from lifecycle.serve.server import Server
+    from lifecycle.core.params import FlagsParams
+
+    srv = Server.__new__(Server)  # the bundle's policy look, without starting a server
+    srv.bundle, srv.s = b['release'], Workspace.open(tmp_path / 'dev')
+    spec = FlagsParams(control='1', safe='1', challenger='2', percentage=10)
+    assert srv._vet(spec, name, None) == ['challenger: version 2 is not the version this release bundle carries (1)']

@@ -108,9 +108,15 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
     from lifecycle.core.settings import read_trust, write_trust
     from lifecycle.model.signing import TRUST_REVOKED, TRUST_SIGNING, public_pin, trusted_signer, verified_path
 
+    from lifecycle.release import exposure
+
     dest, version = Path(dest), str(version)
     if not Path(ws.params_dir).is_dir():
         raise BundleError(f"{ws.params_dir}: no params folder to ship with the bundle (the server reads it)")
+    served_as = exposure.arm_exposure(ws.environment, 'control')  # the image serves this version to everyone
+    decision = exposure.check(ws, version, served_as, name=name)  # the one release path, before anything is written
+    if not decision.ok:
+        raise BundleError(f"no release bundle: {decision.message()} (environment {ws.environment!r})")
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
@@ -136,7 +142,13 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
     if revoked := read_trust(ws.root).get(TRUST_REVOKED):
         write_trust(dest, TRUST_REVOKED, revoked)
     manifest = signed['manifest']['manifest_hash']
-    release = dict(model_name=name, model_version=version, manifest_sha256=manifest, key_id=signed['key_id'])
+    release = dict(
+        model_name=name,
+        model_version=version,
+        manifest_sha256=manifest,
+        key_id=signed['key_id'],
+        policy=dict(environment=ws.environment, exposure=served_as),  # checked when the bundle was made
+    )
     atomic_write(dest / BUNDLE_FILE, json.dumps(release, indent=1, sort_keys=True))
     text = DOCKERFILE.format(
         name=name, version=version, python=platform.python_version(), manifest=manifest, key_id=signed['key_id']

@@ -14,7 +14,7 @@ import os
 import threading
 from ..core.settings import SettingsError
 from ..core.workspace import Workspace
-from ..core.params import FlagsParams
+from ..core.params import ARMS, FlagsParams
 from ..core import audit
 from .models import ServedModel, load_bundled, load_version, input_contract
 from ..release.container import read_bundle
@@ -117,7 +117,15 @@ class Server:
         return ''
 
     def _vet(self, spec, name: str, before) -> list[str]:
-        "What keeps a spec from going live here: each arm it exposes beyond the release policy of this environment."
+        """What keeps a spec from going live here: each arm it exposes beyond the release policy of this environment
+        (a release bundle, whose one version was checked against the policy when it was made: any other version)."""
+        if self.bundle:
+            ours = str(self.bundle['model_version'])
+            return [
+                f"{arm}: version {v} is not the version this release bundle carries ({ours})"
+                for arm in ARMS
+                if (v := getattr(spec, arm)) and str(v) != ours
+            ]
         return fl.policy_refusals(self.s, name, spec, before)
 
     @property
