@@ -8,6 +8,7 @@ persists is the retraining record."""
 # %% ../../nbs/api/loop/04_iteration.ipynb #544b158a
 from __future__ import annotations
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -20,9 +21,9 @@ from .schema import RetrainParams, load_retrain_params
 
 # %% auto #0
 __all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'iterations_dir', 'save',
-           'history', 'active', 'champion_info', 'step_data', 'step_train', 'step_validate', 'step_register',
-           'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'artifacts',
-           'waiting_for', 'status']
+           'history', 'active', 'champion_info', 'step_data', 'champion_hyperparameters', 'step_train', 'step_validate',
+           'step_register', 'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start', 'run',
+           'artifacts', 'waiting_for', 'status']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -148,15 +149,43 @@ def _diff(a: dict, b: dict) -> dict:
     return {k: dict(champion=a.get(k), challenger=b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
+def _logged(v: str):
+    "A hyperparameter as MLflow logged it (a string) back to its value."
+    import yaml
+
+    return {'None': None, 'True': True, 'False': False}.get(v, yaml.safe_load(v) if isinstance(v, str) else v)
+
+
+def champion_hyperparameters(tp, champion: dict) -> tuple[object, dict]:
+    """train.yaml's params with the champion's tuned hyperparameters (its run's `model.*` values) and no sweep, and
+    where they came from; train.yaml unchanged when the champion is of another family or its values do not fit."""
+    from lifecycle.core.params import ParamsError, validate_model_params
+
+    logged = champion.get('params') or {}
+    if logged.get('family') != tp.model.family:
+        why = f"the champion is a {logged.get('family')}, train.yaml asks for a {tp.model.family}"
+        return tp, dict(source='train.yaml', reason=why)
+    tuned = {k[len('model.') :]: _logged(v) for k, v in logged.items() if k.startswith('model.')}
+    out = tp.model_copy(update={'model': tp.model.model_copy(update={'params': tuned}), 'sweep': None})
+    try:
+        validate_model_params(out, 'the champion run')
+    except (ParamsError, ValueError) as e:
+        return tp, dict(source='train.yaml', reason=f"the champion's values do not fit: {e}")
+    return out, dict(source=f"champion v{champion['version']} (run {champion['mlflow_run_id']})", params=tuned)
+
+
 def step_train(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     "The train stage on the iteration's training set, judged later on the champion's holdout."
     from lifecycle.model import stages
 
     ps, ch, d = ws.params, it['champion'], it['data']
     split = (ws.store.get_frame(d['training_set']), ws.store.get_frame(d['holdout_id']))
+    tp, hyper = ps['train'], dict(source='train.yaml', reason='retrain.yaml hyperparameters: params')
+    if rp.hyperparameters == 'champion':
+        tp, hyper = champion_hyperparameters(tp, ch)
     t = stages.train(
         ws,
-        ps['train'],
+        tp,
         ps['features'],
         ch['dataset_version'],
         ch['feature_set_version'],
@@ -171,7 +200,7 @@ def step_train(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         ),
     )
     params = dict(ws.client.get_run(t.mlflow_run_id).data.params)
-    it['train'] = dict(t.outputs(), params=params, best_params=t.best_params)
+    it['train'] = dict(t.outputs(), params=params, best_params=t.best_params, hyperparameters=hyper)
     it['changes'] = dict(
         params=_diff(ch['params'], params),
         code=_diff(
@@ -497,28 +526,48 @@ def run(
             it = start(ws, verdict)
             if on_step:
                 on_step(it)
-        while it['status'] not in TERMINAL:
-            before = it['status']
-            try:
-                nxt = STEP_FUNCTIONS[before](ws, it, rp)
-            except Exception as e:
-                nxt = _failed(ws, it, before, e)
-                if nxt is None:
-                    raise
-            if nxt == before and before in ('shadow', 'canary', WAITING):
-                save(ws.state_dir, it)  # still waiting: the evidence so far is on record
-                break
-            _step(it, nxt, _note(it, nxt))
-            it.pop('registering', None) if nxt == 'registered' else None
-            if nxt in TERMINAL:
-                it['finished'] = time.time()
-                it['artifacts'] = artifacts(ws, it)
+        _begin_pass(ws, it)
+        try:
+            while it['status'] not in TERMINAL:
+                before = it['status']
+                try:
+                    nxt = STEP_FUNCTIONS[before](ws, it, rp)
+                except Exception as e:
+                    nxt = _failed(ws, it, before, e)
+                    if nxt is None:
+                        raise
+                if nxt == before and before in ('shadow', 'canary', WAITING):
+                    save(ws.state_dir, it)  # still waiting: the evidence so far is on record
+                    break
+                _step(it, nxt, _note(it, nxt))
+                it.pop('registering', None) if nxt == 'registered' else None
+                if nxt in TERMINAL:
+                    it['finished'] = time.time()
+                    it['artifacts'] = artifacts(ws, it)
+                save(ws.state_dir, it)
+                if on_step:
+                    on_step(it)
+                if nxt == WAITING:
+                    break
+        finally:  # this pass ended, even with an error: the next one finds no mark of it (a kill -9 leaves it)
+            it.pop('pass', None)
             save(ws.state_dir, it)
-            if on_step:
-                on_step(it)
-            if nxt == WAITING:
-                break
         return it, verdict
+
+
+def _begin_pass(ws: Workspace, it: dict) -> None:
+    """Mark the record as being walked by this process; a mark left by an earlier pass means that pass never ended
+    (killed, or crashed): it goes on the record's `interruptions`, with the step it stopped at."""
+    left = it.pop('pass', None)
+    if left:
+        note = (
+            f"the pass of process {left['pid']} (started at {left['status']}) ended without finishing at "
+            f"{it['status']}: killed or crashed; resumed by process {os.getpid()}"
+        )
+        it.setdefault('interruptions', []).append(dict(left, at=it['status'], resumed=time.time(), note=note))
+        ws.audit('retrain.resume', it['id'], note, actor=ws.actor, at=it['status'])
+    it['pass'] = dict(pid=os.getpid(), since=time.time(), status=it['status'])
+    save(ws.state_dir, it)
 
 
 MAX_ATTEMPTS = 3  # a step that fails this many times in a row reverts the iteration instead of being retried
