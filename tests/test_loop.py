@@ -430,27 +430,41 @@ def test_a_crash_inside_registration_never_routes_the_half_registered_version(tr
     assert not signing.is_signed(ws.store, 'arrests-release', '3')
 
 
-def test_the_loop_waits_for_an_approval_where_the_policy_asks_for_one(trained_iteration, monkeypatch):
+def test_the_loop_waits_for_a_signed_approval_where_the_policy_asks_for_one(trained_iteration, tmp_path, monkeypatch):
+    from conftest import keys_folder_of
     from lifecycle.app.cli import app
-    from lifecycle.release import exposure
 
+    keys = tmp_path / 'keys'  # this test's own keys folder: the workspace's audit key, and the people's keys made here
+    shutil.copytree(keys_folder_of(trained_iteration), keys / keys_folder_of(trained_iteration).name)
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(keys))
+    monkeypatch.setenv('LIFECYCLE_ACTOR', 'bob')  # the loop runs as bob: his key binds the version it registers to him
+    env = {'LIFECYCLE_WORKSPACE': str(trained_iteration)}
+    for args in (
+        *(['keys', 'new', '--as', who] for who in ('ada', 'bob', 'carol')),
+        ['trust', 'init', '--as', 'ada'],
+        ['trust', 'add', 'bob', '--role', 'data_scientist', '--as', 'ada'],
+        ['trust', 'add', 'carol', '--role', 'ml_engineer', '--as', 'ada'],
+    ):
+        r = invoke(app, args, env=env)
+        assert r.exit_code == 0, (args, r.stdout, r.stderr)
     monkeypatch.setenv('LIFECYCLE_ENVIRONMENT', 'staging')  # a shadow in staging needs a signed staging approval
     ws = Workspace.open(trained_iteration)
     it, _ = loop.run(ws)
     assert it['status'] == 'waiting_approval' and it['waiting']['step'] == 'registered'
     assert spec(ws)['challenger'] is None  # nothing deployed while it waits
-    r = invoke(app, ['retrain', 'status'], env={'LIFECYCLE_WORKSPACE': str(trained_iteration)})
+    r = invoke(app, ['retrain', 'status'], env=env)
     assert r.exit_code == 0 and 'waits for a human approval' in r.stdout
     assert 'lifecycle approve arrests-release 3 --to staging' in r.stdout
     it2, verdict = loop.run(ws)
     assert verdict is None and it2['id'] == it['id'] and it2['status'] == 'waiting_approval'
-    real = exposure.check
-
-    def approved(ws, version, x, name=None):  # stands for the signed staging approval (tests/test_exposure.py)
-        d = real(ws, version, x, name)
-        return exposure.Exposure(d.model, d.version, d.exposure, d.needs, [m for m in d.missing if 'staging' not in m])
-
-    monkeypatch.setattr(exposure, 'check', approved)
+    approve = ['approve', 'arrests-release', '3', '--to', 'staging', '--reason', 'read the retraining evidence']
+    r = invoke(app, [*approve, '--as', 'bob'], env=env)
+    assert r.exit_code != 0 and 'bob' in r.stderr  # the loop's actor trained v3: he may not approve it
+    r = invoke(app, [*approve, '--as', 'carol', '--json'], env=env)
+    assert r.exit_code == 0, r.stdout + r.stderr
+    signed = json.loads(r.stdout)['approval']
+    assert signed['approver'] == 'carol' and signed['signed']['statement']['version'] == '3'
+    assert set(signed['evidence']) >= {'validation_report', 'model_card', 'governance_report'}  # the loop's evidence
     it3, _ = loop.run(ws)  # the next pass continues where it waited
     assert it3['id'] == it['id'] and it3['status'] == 'shadow' and spec(ws)['challenger'] == '3' and spec(ws)['shadow']
     assert [h['status'] for h in it3['history']][-2:] == ['waiting_approval', 'shadow']
