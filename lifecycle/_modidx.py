@@ -1255,6 +1255,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'lifecycle/loop/simulation.py'),
                                            'lifecycle.loop.simulation._iteration_summary': ( 'api/loop/simulation.html#_iteration_summary',
                                                                                              'lifecycle/loop/simulation.py'),
+                                           'lifecycle.loop.simulation._play': ( 'api/loop/simulation.html#_play',
+                                                                                'lifecycle/loop/simulation.py'),
                                            'lifecycle.loop.simulation._set': ( 'api/loop/simulation.html#_set',
                                                                                'lifecycle/loop/simulation.py'),
                                            'lifecycle.loop.simulation.plot_timeline': ( 'api/loop/simulation.html#plot_timeline',

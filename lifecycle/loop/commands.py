@@ -229,6 +229,8 @@ class Simulated(Result):
         if it and it.get('decision'):
             print(f"  {it['decision']['reason']}")
             print(f"  trigger -> decision: {s['trigger_to_decision_s']} s (whole simulation {s['seconds']} s)")
+        elif it and it.get('waiting'):
+            print(f"  {it['waiting']['message']}")
         for t in s['traces']:
             print(
                 f"  v{t['version']} served {t['requests']}; trace {t['request_id']}: {len(t['raw'])} raw batch link(s)"
