@@ -374,6 +374,7 @@ def test_retraining_records_are_pages_and_rerender_only_when_a_record_changes(wo
         ),
         history=[dict(ts=1.7e9, status='triggered', note=verdict.summary())],
         artifacts=dict(record='x.json', model_version='m v2'),
+        interruptions=[dict(pid=4242, at='shadow', resumed=1.7e9 + 300, note='killed or crashed; resumed')],
     )
     iteration.save(s.state_dir, it)
     site.render_site(s, 'mkdocs')
@@ -394,6 +395,8 @@ def test_retraining_records_are_pages_and_rerender_only_when_a_record_changes(wo
         'looks good',
         'v1 → v2',
         'm v2',
+        'Interrupted passes',
+        '4242',
     ):
         assert shown in text, shown
     assert 'RAW-SECRET-9' not in text and 'RAW-ROW-7' not in text  # only the record's known fields reach a page

@@ -49,6 +49,7 @@ for _cmd in (
     serve_cmds.score,
     core_cmds.migrate,
     loop_cmds.trace,
+    loop_cmds.simulate,
     core_cmds.ui,
 ):
     app.command()(with_params_option(_cmd))

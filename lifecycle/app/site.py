@@ -913,6 +913,12 @@ def iteration_page(it: dict, model: str | None, versions: dict) -> Page:
             '## Failed attempts\n\n'
             + md_table([{**f, 'ts': _when(f.get('ts'))} for f in fails], ['step', 'ts', 'error'])
         )
+    gaps = [_scalars(g) for g in it.get('interruptions') or [] if isinstance(g, dict)]
+    if gaps:  # passes killed (or crashed) mid-way: which process, where, when the next pass resumed
+        out.append(
+            '## Interrupted passes\n\n'
+            + md_table([{**g, 'resumed': _when(g.get('resumed'))} for g in gaps], ['pid', 'at', 'resumed', 'note'])
+        )
     out.append('## Steps\n')
     steps = [{**_scalars(h), 'ts': _when(h.get('ts'))} for h in it.get('history') or [] if isinstance(h, dict)]
     out.append(md_table(steps, ['ts', 'status', 'note']))

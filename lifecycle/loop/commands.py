@@ -8,6 +8,7 @@ chain of any served prediction back to the raw data."""
 from __future__ import annotations
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, command, dumps
@@ -15,7 +16,7 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['RETRAIN_ERRORS', 'RetrainPass', 'retrain_run', 'RetrainStatus', 'retrain_status', 'RetrainHistory', 'retrain_history',
-           'Traced', 'trace']
+           'Traced', 'trace', 'Simulated', 'simulate']
 
 # %% ../../nbs/api/loop/05_commands.ipynb #38a142d8
 RETRAIN_ERRORS = {
@@ -210,3 +211,72 @@ def trace(
 
     t = trace_request(Workspace.open(), request_id)
     return Traced(t.to_dict(), chain(t))
+
+# %% ../../nbs/api/loop/05_commands.ipynb #81d4abc7
+@dataclass
+class Simulated(Result):
+    "The simulation's story (timeline, decision, traces) and where its report is."
+
+    story: dict
+    report: str | None
+
+    def data(self):
+        return dict(ok=True, report=self.report, **self.story)
+
+    def show(self):
+        s, it = self.story, self.story['iteration']
+        print(f"simulation {s['run_id']} ({s['scenario']}): {s['outcome']} after {len(s['timeline'])} windows")
+        if it and it.get('decision'):
+            print(f"  {it['decision']['reason']}")
+            print(f"  trigger -> decision: {s['trigger_to_decision_s']} s (whole simulation {s['seconds']} s)")
+        elif it and it.get('waiting'):
+            print(f"  {it['waiting']['message']}")
+        for t in s['traces']:
+            print(
+                f"  v{t['version']} served {t['requests']}; trace {t['request_id']}: {len(t['raw'])} raw batch link(s)"
+            )
+        if self.report:
+            print(f"report: {self.report}")
+
+
+@command(
+    errors={
+        **RETRAIN_ERRORS,
+        'lifecycle.loop.simulation.SimulationError': EXIT_INPUT,
+        'lifecycle.loop.trace.TraceError': EXIT_STAGE,
+    }
+)
+def simulate(
+    ctx: typer.Context,
+    scenario: str = typer.Option(
+        'replay', '--scenario', help="replay (the later years as they were) or drift (an input shifts half way)."
+    ),
+    window: int = typer.Option(200, '--window', help="Requests per window (the monitor's window too)."),
+    max_windows: int = typer.Option(30, '--max-windows', help="Stop after this many windows whatever happened."),
+    rows: Optional[int] = typer.Option(
+        None, '--rows', help="Replay only the first this many rows (cycled when the loop needs more traffic)."
+    ),
+    report: bool = typer.Option(True, '--report/--no-report', help="Execute and render the report notebook."),
+    as_json: bool = typer.Option(False, '--json', help="Print the story as JSON."),
+):
+    """Replay the later years through serve → feedback → monitor → trigger → retrain → shadow → canary → promote or
+    revert, and report the story with its timeline."""
+    from lifecycle.loop.simulation import SCENARIOS, simulate as play
+
+    if scenario not in SCENARIOS:
+        raise CommandError(f"--scenario: expected one of {list(SCENARIOS)}, found {scenario!r}", EXIT_INPUT)
+    if rows is not None and rows < 1:
+        raise CommandError(f"--rows: expected at least 1, found {rows}", EXIT_INPUT)
+    runner = (ctx.obj or {}).get('run_report') if report else None
+    if report and runner is None:
+        raise CommandError(
+            "simulate: no report runner; run it through the `lifecycle` CLI or with --no-report", EXIT_INPUT
+        )
+    ws = Workspace.open()
+    say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
+    story = play(ws, scenario, window=window, max_windows=max_windows, max_rows=rows, say=say)
+    html = None
+    if runner is not None:
+        say('executing the report notebook ...')
+        html = str(runner(ws, '10_simulate.ipynb', Path(story.run_dir), {'run_id': story.run_id}))
+    return Simulated(story.to_dict(), html)

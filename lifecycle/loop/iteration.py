@@ -8,6 +8,7 @@ persists is the retraining record."""
 # %% ../../nbs/api/loop/04_iteration.ipynb #544b158a
 from __future__ import annotations
 import json
+import os
 import time
 import uuid
 from pathlib import Path
@@ -20,9 +21,9 @@ from .schema import RetrainParams, load_retrain_params
 
 # %% auto #0
 __all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'iterations_dir', 'save',
-           'history', 'active', 'champion_info', 'step_data', 'step_train', 'step_validate', 'step_register',
-           'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'artifacts',
-           'waiting_for', 'status']
+           'history', 'active', 'champion_info', 'step_data', 'champion_hyperparameters', 'step_train', 'step_validate',
+           'step_register', 'evidence_run', 'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start',
+           'run', 'artifacts', 'waiting_for', 'status']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -148,18 +149,48 @@ def _diff(a: dict, b: dict) -> dict:
     return {k: dict(champion=a.get(k), challenger=b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
+def _logged(v: str):
+    "A hyperparameter as MLflow logged it (a string) back to its value."
+    import yaml
+
+    return {'None': None, 'True': True, 'False': False}.get(v, yaml.safe_load(v) if isinstance(v, str) else v)
+
+
+def champion_hyperparameters(tp, champion: dict) -> tuple[object, dict]:
+    """train.yaml's params with the champion's tuned hyperparameters (its run's `model.*` values) and no sweep, and
+    where they came from; train.yaml unchanged when the champion is of another family or its values do not fit."""
+    from lifecycle.core.params import ParamsError, validate_model_params
+
+    logged = champion.get('params') or {}
+    if logged.get('family') != tp.model.family:
+        why = f"the champion is a {logged.get('family')}, train.yaml asks for a {tp.model.family}"
+        return tp, dict(source='train.yaml', reason=why)
+    tuned = {k[len('model.') :]: _logged(v) for k, v in logged.items() if k.startswith('model.')}
+    out = tp.model_copy(update={'model': tp.model.model_copy(update={'params': tuned}), 'sweep': None})
+    try:
+        validate_model_params(out, 'the champion run')
+    except (ParamsError, ValueError) as e:
+        return tp, dict(source='train.yaml', reason=f"the champion's values do not fit: {e}")
+    return out, dict(source=f"champion v{champion['version']} (run {champion['mlflow_run_id']})", params=tuned)
+
+
 def step_train(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     "The train stage on the iteration's training set, judged later on the champion's holdout."
     from lifecycle.model import stages
 
     ps, ch, d = ws.params, it['champion'], it['data']
     split = (ws.store.get_frame(d['training_set']), ws.store.get_frame(d['holdout_id']))
+    tp, hyper = ps['train'], dict(source='train.yaml', reason='retrain.yaml hyperparameters: params')
+    if rp.hyperparameters == 'champion':
+        tp, hyper = champion_hyperparameters(tp, ch)
+    m = evidence_run(ws, it)
     t = stages.train(
         ws,
-        ps['train'],
+        tp,
         ps['features'],
         ch['dataset_version'],
         ch['feature_set_version'],
+        run_id=m.run_id,
         experiment=f"{ps['train'].experiment}-retrain",
         split=split,
         tags=dict(
@@ -171,7 +202,8 @@ def step_train(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         ),
     )
     params = dict(ws.client.get_run(t.mlflow_run_id).data.params)
-    it['train'] = dict(t.outputs(), params=params, best_params=t.best_params)
+    it['train'] = dict(t.outputs(), params=params, best_params=t.best_params, hyperparameters=hyper)
+    m.update_stage('train', status='ok', outputs=json.loads(json.dumps(t.outputs(), default=str)))
     it['changes'] = dict(
         params=_diff(ch['params'], params),
         code=_diff(
@@ -198,6 +230,7 @@ def step_validate(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         t['holdout_id'],
         policy=ps['policy'],
     )
+    _evidence(ws, it, 'validate', v.outputs(), 'validation.ipynb', _validation_text(it, v))
     it['validation'] = dict(
         validation_id=v.validation_id,
         passed=v.passed,
@@ -245,7 +278,71 @@ def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         reason=f"retraining {it['id']}: all validation gates passed",
     )
     it['registration'] = reg.outputs()
+    _card(ws, it)
     return 'registered'
+
+
+def evidence_run(ws: Workspace, it: dict):
+    """The iteration's run folder, `reports/runs/retrain-<id>/`: its manifest is the training run's pipeline run, so
+    a retrained version has evidence an approver reads and signs (`lifecycle approve`) as a pipeline's version has."""
+    from lifecycle.core.manifest import ManifestError, RunManifest
+
+    rid = f"retrain-{it['id']}"
+    it['run_id'] = rid
+    try:
+        return RunManifest.load(ws.runs_dir / rid)
+    except ManifestError:
+        m = RunManifest.create(ws.runs_dir, rid, mode='retrain', iteration=it['id'])
+        m.data['status'] = 'ok'  # a record of evidence: each stage's own status says how far it got
+        m.save()
+        return m
+
+
+def _evidence(ws: Workspace, it: dict, stage: str, outputs: dict, name: str, text: str) -> None:
+    "Record a stage's outputs in the iteration's run, with its evidence as a one-cell notebook beside the manifest."
+    import nbformat
+
+    m = evidence_run(ws, it)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
+    atomic_write(m.run_dir / name, nbformat.writes(nb))
+    m.update_stage(stage, status='ok', notebook=name, outputs=json.loads(json.dumps(outputs, default=str)))
+
+
+def _validation_text(it: dict, v) -> str:
+    rows = '\n'.join(
+        f"| {r['gate']} | {r.get('value')} | {r.get('limit')} | {r['verdict']} |" for r in v.gates.to_dict('records')
+    )
+    return (
+        f"# Validation of retraining {it['id']}\n\nOn the champion's holdout ({it['data']['holdout_id']}), beside "
+        f"champion v{it['champion']['version']}; validation record {v.validation_id}: "
+        f"{'every gate passed' if v.passed else 'a gate failed'}.\n\n"
+        "| gate | value | limit | verdict |\n|---|---|---|---|\n" + rows
+    )
+
+
+def _card(ws: Workspace, it: dict) -> None:
+    "The model card stage for the registered challenger, recorded in the iteration's run like a pipeline's."
+    from lifecycle.core.manifest import RunManifest
+    from lifecycle.model import stages
+
+    ps, reg, ch = ws.params, it['registration'], it['champion']
+    val = RunManifest.load(ws.runs_dir / it['run_id']).stage('validate')['outputs']
+    c = stages.model_card(
+        ws,
+        ps['card'],
+        ps['validate'],
+        ps['ingest'],
+        model_name=reg['model_name'],
+        model_version=reg['model_version'],
+        mlflow_run_id=it['train']['mlflow_run_id'],
+        dataset_version=ch['dataset_version'],
+        feature_set_version=ch['feature_set_version'],
+        metrics=val['metrics'],
+        gates=val['gates'],
+        groups=val['groups'],
+        importance=val['importance'],
+    )
+    _evidence(ws, it, 'model_card', c.outputs(), 'model_card.ipynb', c.text)
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #b43a2105
 def _exposure_wait(ws: Workspace, it: dict, version: str, arm: str, shadow_on: bool, pct: float, step: str):
@@ -497,28 +594,48 @@ def run(
             it = start(ws, verdict)
             if on_step:
                 on_step(it)
-        while it['status'] not in TERMINAL:
-            before = it['status']
-            try:
-                nxt = STEP_FUNCTIONS[before](ws, it, rp)
-            except Exception as e:
-                nxt = _failed(ws, it, before, e)
-                if nxt is None:
-                    raise
-            if nxt == before and before in ('shadow', 'canary', WAITING):
-                save(ws.state_dir, it)  # still waiting: the evidence so far is on record
-                break
-            _step(it, nxt, _note(it, nxt))
-            it.pop('registering', None) if nxt == 'registered' else None
-            if nxt in TERMINAL:
-                it['finished'] = time.time()
-                it['artifacts'] = artifacts(ws, it)
+        _begin_pass(ws, it)
+        try:
+            while it['status'] not in TERMINAL:
+                before = it['status']
+                try:
+                    nxt = STEP_FUNCTIONS[before](ws, it, rp)
+                except Exception as e:
+                    nxt = _failed(ws, it, before, e)
+                    if nxt is None:
+                        raise
+                if nxt == before and before in ('shadow', 'canary', WAITING):
+                    save(ws.state_dir, it)  # still waiting: the evidence so far is on record
+                    break
+                _step(it, nxt, _note(it, nxt))
+                it.pop('registering', None) if nxt == 'registered' else None
+                if nxt in TERMINAL:
+                    it['finished'] = time.time()
+                    it['artifacts'] = artifacts(ws, it)
+                save(ws.state_dir, it)
+                if on_step:
+                    on_step(it)
+                if nxt == WAITING:
+                    break
+        finally:  # this pass ended, even with an error: the next one finds no mark of it (a kill -9 leaves it)
+            it.pop('pass', None)
             save(ws.state_dir, it)
-            if on_step:
-                on_step(it)
-            if nxt == WAITING:
-                break
         return it, verdict
+
+
+def _begin_pass(ws: Workspace, it: dict) -> None:
+    """Mark the record as being walked by this process; a mark left by an earlier pass means that pass never ended
+    (killed, or crashed): it goes on the record's `interruptions`, with the step it stopped at."""
+    left = it.pop('pass', None)
+    if left:
+        note = (
+            f"the pass of process {left['pid']} (started at {left['status']}) ended without finishing at "
+            f"{it['status']}: killed or crashed; resumed by process {os.getpid()}"
+        )
+        it.setdefault('interruptions', []).append(dict(left, at=it['status'], resumed=time.time(), note=note))
+        ws.audit('retrain.resume', it['id'], note, actor=ws.actor, at=it['status'])
+    it['pass'] = dict(pid=os.getpid(), since=time.time(), status=it['status'])
+    save(ws.state_dir, it)
 
 
 MAX_ATTEMPTS = 3  # a step that fails this many times in a row reverts the iteration instead of being retried

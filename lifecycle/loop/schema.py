@@ -86,11 +86,14 @@ class CanarySpec(_Strict):
 
 
 class RetrainParams(_Strict):
-    "params/retrain.yaml: triggers, cap per day, training data, shadow and canary."
+    "params/retrain.yaml: triggers, cap per day, training data, hyperparameters, shadow and canary."
 
     triggers: Triggers = Triggers()
     max_per_day: int = Field(2, ge=1)  # iterations started in any 24 hours
     data: DataSpec = DataSpec()
+    # champion: train with the champion's tuned hyperparameters (its run's values, no sweep);
+    # params: train.yaml as it stands (its defaults, and its sweep again if it has one)
+    hyperparameters: Literal['champion', 'params'] = 'champion'
     shadow: ShadowSpec = ShadowSpec()
     canary: CanarySpec = CanarySpec()
 

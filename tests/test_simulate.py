@@ -1,0 +1,50 @@
+"""`lifecycle simulate`: the later years replayed through the in-process server, monitor, triggers and loop until the
+retraining it started is promoted or reverted, with its report notebook; every prediction it served traces back to a
+raw batch. Refusals name what is wrong."""
+
+from __future__ import annotations
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import cli, cli_json
+from lifecycle.core.cli_support import EXIT_INPUT
+
+
+@pytest.mark.slow
+def test_simulate_walks_the_loop_to_a_decision_and_every_served_prediction_traces_to_raw_data(trained):
+    r, out = cli_json(trained, 'simulate', '--window', '100', '--rows', '400', '--max-windows', '20')
+    assert r.returncode == 0, r.stderr
+    it = out['iteration']
+    assert out['outcome'] in ('promoted', 'reverted') and it['status'] == out['outcome'], out['timeline'][-1]
+    assert it['trigger']['fired'] == ['new_labels'] and out['trigger_to_decision_s'] < 300
+    statuses = [h['status'] for h in it['history']]
+    assert statuses[:6] == ['triggered', 'data', 'trained', 'validated', 'registered', 'shadow']
+    assert out['served']['without_version'] == 0 and out['served']['shadow_scored'] > 0
+    assert {t['version'] for t in out['traces']} == set(out['served']['by_version'])
+    run = Path(out['run_dir'])
+    assert (run / 'story.json').is_file() and Path(out['report']).is_file() and (run / '10_simulate.ipynb').is_file()
+    manifest = json.loads((run / 'manifest.json').read_text())
+    assert manifest['mode'] == 'simulate' and manifest['stages']['simulate']['outputs']['outcome'] == out['outcome']
+    assert {c['key'] for c in out['params_changed']} >= {'shadow.min_labelled', 'canary.steps', 'window.rows'}
+    assert (run / 'params' / 'retrain.yaml').is_file()  # the params the simulation ran with, kept with the run
+    # a prediction the challenger served (in the canary) traces back through its labelled batch to the raw source
+    challenger = it['challenger']
+    t = next(t for t in out['traces'] if t['version'] == challenger)
+    r, tr = cli_json(trained, 'trace', t['request_id'])
+    lin = tr['lineage']
+    assert r.returncode == 0 and lin['version'] == challenger and lin['training_run']['retrain_iteration'] == it['id']
+    assert lin['labelled_batch']['sha256'] and lin['labelled_batch']['labels_from'] == 'feedback'
+    assert lin['built_on']['snapshots'][0]['source'].startswith('sklego:arrests')
+    kinds = {b['kind'] for b in t['raw']}
+    assert kinds == {'snapshot', 'labelled batch'}
+    r = cli(trained, 'retrain', 'status', '--json')
+    assert json.loads(r.stdout)['last']['id'] == it['id']
+
+
+def test_simulate_refuses_an_unknown_scenario_and_a_workspace_without_a_champion(workspace):
+    r = cli(workspace, 'simulate', '--scenario', 'storm', '--no-report')
+    assert r.returncode == EXIT_INPUT and "--scenario: expected one of ['replay', 'drift'], found 'storm'" in r.stderr
+    r = cli(workspace, 'simulate', '--no-report')
+    assert r.returncode == EXIT_INPUT and 'no champion' in r.stderr and 'Traceback' not in r.stderr
