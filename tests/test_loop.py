@@ -670,7 +670,7 @@ def test_a_kill_9_during_the_canary_resumes_the_same_rollout_and_promotes(traine
     s = spec(ws)
     assert s['control'] == '1' and s['challenger'] == '3' and s['percentage'] == 50 and not s['shadow']
     assert ro.load_state(ws)['status'] == 'running' and ro.load_state(ws)['id'] == rollout
-    assert alias_version(ws.client, 'arrests-release', 'champion') == '1'  # nothing promoted by the dead process
+    assert alias_version(ws.client, 'arrests-release', ws.environment) == '1'  # nothing promoted by the dead process
     no_half_registered_version_routed(ws, it)
     for n in range(10):
         log_arms(default_url(ws), later(40, seed=10 + n), '3', prefix=f'canary{n}')
@@ -680,4 +680,4 @@ def test_a_kill_9_during_the_canary_resumes_the_same_rollout_and_promotes(traine
             break
     assert it['status'] == 'promoted', it['canary']
     assert it['canary']['rollout_id'] == rollout and len(it['interruptions']) == 1  # the same rollout, not a second
-    assert alias_version(ws.client, 'arrests-release', 'champion') == '3' and spec(ws)['control'] == '3'
+    assert alias_version(ws.client, 'arrests-release', ws.environment) == '3' and spec(ws)['control'] == '3'
