@@ -140,7 +140,12 @@ def test_a_bundle_is_made_only_for_a_version_its_environment_may_serve(tmp_path)
     assert b['release']['policy'] == {'environment': 'dev', 'exposure': 'dev'}
     from lifecycle.serve.server import Server
     from lifecycle.core.params import FlagsParams
+    from lifecycle.core.settings import SettingsError
 
+    with pytest.raises(
+        SettingsError, match="checked against the release policy of the 'dev' environment, not 'production'"
+    ):
+        Server(replace(Workspace.open(tmp_path / 'dev'), environment='production'))  # `-e LIFECYCLE_ENVIRONMENT=...`
     srv = Server.__new__(Server)  # the bundle's policy look, without starting a server
     srv.bundle, srv.s = b['release'], Workspace.open(tmp_path / 'dev')
     spec = FlagsParams(control='1', safe='1', challenger='2', percentage=10)

@@ -65,22 +65,31 @@ def seed_tracking_db(tracking_uri: str, create) -> str:
     if db is None or db.exists():
         create()
         return 'exists' if db is not None else 'created'
-    template = schema_cache_dir() / f'mlflow-{mlflow.__version__}-sqlite-{sqlite3.sqlite_version}.db'
+    try:
+        template = schema_cache_dir() / f'mlflow-{mlflow.__version__}-sqlite-{sqlite3.sqlite_version}.db'
+    except RuntimeError:  # no home folder to find the cache in (a container user without one): no cache
+        create()
+        return 'created'
     if template.is_file():
         db.parent.mkdir(parents=True, exist_ok=True)
-        _sqlite_copy(template, db)
-        with sqlite3.connect(db) as con:  # the one row that names a place: the default experiment's artifacts
-            con.execute(
-                'UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0', (_default_artifact_location(),)
-            )
-        con.close()
-        create()  # a look through MLflow: its schema check passes on the copy
-        return 'copied'
+        try:
+            _sqlite_copy(template, db)
+            with sqlite3.connect(db) as con:  # the one row that names a place: the default experiment's artifacts
+                con.execute(
+                    'UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0',
+                    (_default_artifact_location(),),
+                )
+            con.close()
+        except sqlite3.Error:  # an unreadable cached copy: MLflow migrates this database itself, as without one
+            db.unlink(missing_ok=True)
+        else:
+            create()  # a look through MLflow: its schema check passes on the copy
+            return 'copied'
     create()
     try:
         template.parent.mkdir(parents=True, exist_ok=True)
         _sqlite_copy(db, template)
-    except OSError:
+    except (OSError, sqlite3.Error):
         pass  # no cache folder to write: every new database is migrated, as without the cache
     return 'created'
 

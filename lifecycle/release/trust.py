@@ -243,7 +243,12 @@ def demo_identities(ws, people: dict[str, str], admin: str = DEMO_ADMIN) -> dict
             )
     for name, role in people.items():
         p, pin = current.get(name), public_pin(load_person_key(ws.keys_dir, name))
-        if p is None or p.revoked or p.pin != pin or role not in p.roles:
+        if p is not None and p.revoked:  # re-adding the same key would undo the revocation
+            raise TrustError(
+                f"{name!r}'s key was revoked: a demo cannot register it again; an administrator registers a new "
+                f"key (`lifecycle keys new --as {name}`, then `lifecycle trust add {name} --role {role} --as ADMIN`)"
+            )
+        if p is None or p.pin != pin or role not in p.roles:
             trust_add(ws, name, role, admin, demo=True)
             current = require_roster(ws)
     return {n: current[n] for n in people}

@@ -54,6 +54,13 @@ class Server:
             )
         self.environment = s.environment
         self.bundle = read_bundle(s.root)  # a release bundle serves the one version it carries
+        made_for = ((self.bundle or {}).get('policy') or {}).get('environment')
+        if self.bundle and made_for != s.environment:  # its policy was checked for that environment only
+            raise SettingsError(
+                f"release.json: this release bundle was checked against the release policy of the {made_for!r} "
+                f"environment, not {s.environment!r} ($LIFECYCLE_ENVIRONMENT or settings.ini): make a bundle in a "
+                f"workspace of the {s.environment!r} environment"
+            )
         declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.unready = ''  # why no flags could be deployed at start, when none were
         self.model_name = params['register'].model_name
