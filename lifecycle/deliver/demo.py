@@ -112,7 +112,6 @@ def play(
         server.stop()
     return version, st
 
-
 # %% ../../nbs/api/deliver/04_demo.ipynb #e7325ed2
 class DemoNeedsApproval(Exception):
     "A demonstration cannot give an approval itself (real people run this workspace's trust): the commands to run."

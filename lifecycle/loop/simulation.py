@@ -47,7 +47,6 @@ def scenario_rows(
     drawn = late.sample(len(late), replace=True, weights=w / w.sum(), random_state=seed)
     return pd.concat([out.iloc[:half], drawn], ignore_index=True)
 
-
 # %% ../../nbs/api/loop/07_simulation.ipynb #7169c4fb
 def run_params(ws: Workspace, scenario: str, window: int, shadow_labelled: int, guard_min: int) -> dict[str, dict]:
     "The simulation's changes to the params, by file then dotted key: small numbers so the story fits in minutes."
@@ -108,7 +107,6 @@ def write_run_params(src: str | Path, dst: str | Path, changes: dict[str, dict])
         )
     return out
 
-
 # %% ../../nbs/api/loop/07_simulation.ipynb #c3039e2e
 def send_window(client, rows: pd.DataFrame, inputs: list[str], target: str, positive, prefix: str) -> dict:
     "Each row through /predict then its outcome through /feedback; requests, errors, answers by version, right ones."
@@ -131,7 +129,6 @@ def send_window(client, rows: pd.DataFrame, inputs: list[str], target: str, posi
             out['right'] += int(a['predictions'][0]['prediction'] == int(y == positive))
     return out
 
-
 # %% ../../nbs/api/loop/07_simulation.ipynb #8032e0e3
 def raw_batches(lineage: dict) -> list[dict]:
     "The raw batches a version's lineage (`trace.version_lineage`) reaches: snapshots and labelled batches."
@@ -146,7 +143,6 @@ def raw_batches(lineage: dict) -> list[dict]:
     if lineage.get('built_on'):
         out += raw_batches(lineage['built_on'])
     return out
-
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #57abc553
 @dataclass
@@ -307,7 +303,6 @@ def _iteration_summary(it: dict | None) -> dict | None:
     c = it.get('canary') or {}
     out['canary'] = {k: c.get(k) for k in ('rollout_id', 'steps', 'status', 'percentage', 'last_look')} if c else None
     return out
-
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #392bd22f
 def simulate(
@@ -503,7 +498,6 @@ def _play(
     m.save()
     ws.audit('simulate.finish', m.run_id, f'{outcome} after {len(story.timeline)} windows', iteration=mine)
     return story
-
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #f57d105c
 def timeline_events(story: dict) -> list[dict]:
