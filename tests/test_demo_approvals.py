@@ -62,3 +62,19 @@ def test_simulate_in_staging_stops_naming_the_approval_when_the_champion_cannot_
     err = out['error']
     assert 'staging has no champion' in err and 'who trained' in err, err
     assert '`lifecycle approve arrests-release 1 --to staging --as NAME' in err and '`lifecycle promote' in err
+
+
+def test_demo_approvals_are_refused_where_real_people_run_the_trust_naming_the_commands(trained):
+    from lifecycle.deliver.demo import DemoNeedsApproval, demo_approve
+    from lifecycle.model.signing import new_person_key
+    from lifecycle.release import trust
+
+    w = _open(trained)
+    new_person_key(w.keys_dir, 'root')
+    trust.trust_init(w, 'root')  # a real administrator: demo identities may not register themselves here
+    with pytest.raises(DemoNeedsApproval) as e:
+        demo_approve(w, '1', 'canary', 'a demonstration', say=lambda _: None)
+    msg = str(e.value)
+    assert "may not be exposed as 'canary'" in msg and 'lifecycle trust add' in msg, msg
+    assert '`lifecycle approve arrests-release 1 --to staging --as NAME --reason WHY`' in msg, msg
+    assert not w.store.record_path('approvals', 'arrests-release-1-staging').exists()
