@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['DEMO_TRAINER', 'DemoFailed', 'demo_people', 'acting_as', 'play']
+__all__ = ['DEMO_TRAINER', 'DemoFailed', 'demo_people', 'acting_as', 'play', 'DemoNeedsApproval', 'demo_approver',
+           'approval_commands', 'demo_approve', 'demo_approve_steps', 'demo_promote']
 
 # %% ../../nbs/api/deliver/04_demo.ipynb #9b764389
 class DemoFailed(Exception):
@@ -110,3 +111,89 @@ def play(
     finally:
         server.stop()
     return version, st
+
+# %% ../../nbs/api/deliver/04_demo.ipynb #e7325ed2
+class DemoNeedsApproval(Exception):
+    "A demonstration cannot give an approval itself (real people run this workspace's trust): the commands to run."
+
+
+def demo_approver(policy, step: str) -> str:
+    "The demo identity that approves `step` (see `demo_people`)."
+    steps = policy.environments[1:]
+    return 'demo-approver' if step == steps[0] else f'demo-{step}-approver'
+
+
+def approval_commands(ws, version, steps: list[str], name: str | None = None) -> str:
+    "The `lifecycle approve` commands a human runs to give `steps` for `version`."
+    name = name or ws.params['register'].model_name
+    return '; '.join(f"`lifecycle approve {name} {version} --to {s} --as NAME --reason WHY`" for s in steps)
+
+
+def demo_approve(ws: Workspace, version, exposure: str, reason: str, name: str | None = None, say=print) -> list[dict]:
+    """Give, as the demo identities, the approvals `version` lacks for `exposure` (in promotion order), then require
+    `exposure.check` to pass; the approvals given. `DemoNeedsApproval` when demo identities are refused here."""
+    from lifecycle.release import exposure as ex
+
+    policy = ws.params['policy']
+    name, version = name or ws.params['register'].model_name, str(version)
+    d = ex.check(ws, version, exposure, name=name)
+    if d.ok:
+        return []
+    needed = [s for s in policy.environments[1:] if s in policy.exposure.get(exposure, [])]
+    given = demo_approve_steps(ws, version, needed, reason, name, say, why=d.message())
+    ex.check(ws, version, exposure, name=name).require()
+    return given
+
+
+def demo_approve_steps(
+    ws: Workspace, version, steps: list[str], reason: str, name: str | None = None, say=print, why: str = ''
+) -> list[dict]:
+    """Sign, as the demo identities and through `lifecycle approve`'s path, each of `steps` not yet approved for
+    `version`; the approvals given. `DemoNeedsApproval` (naming the commands) when demo identities are refused here."""
+    from lifecycle.release import trust
+    from lifecycle.release.commands import approve_version
+
+    policy = ws.params['policy']
+    name, version = name or ws.params['register'].model_name, str(version)
+    todo = [s for s in steps if not ws.store.record_path('approvals', f'{name}-{version}-{s}').exists()]
+    if not todo:
+        return []
+    try:
+        trust.demo_identities(ws, demo_people(policy))
+    except trust.TrustError as e:
+        raise DemoNeedsApproval(
+            f"{why or f'{name} v{version} needs approvals'}; this demonstration cannot approve it with demo "
+            f"identities ({e}): a human approves it with {approval_commands(ws, version, todo, name)}"
+        ) from None
+    given = []
+    for step in todo:
+        who = demo_approver(policy, step)
+        given.append(approve_version(ws, name, version, who, reason, step, demo=True))
+        say(f"approved {name} v{version} for {step} as {who}, a demo identity (signed; the audit log says so)")
+    return given
+
+
+def demo_promote(ws: Workspace, version, step: str, reason: str, name: str | None = None, say=print) -> list[dict]:
+    """Walk `version` up to the `step` environment as the demo identities: each approval up to `step` it lacks
+    (`demo_approve_steps`), then `lifecycle promote`'s path moves the `step` alias (verified, audited); the approvals
+    given."""
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.commands import approval_check
+
+    policy = ws.params['policy']
+    name, envs = name or ws.params['register'].model_name, policy.environments
+    given = demo_approve_steps(ws, version, envs[1 : envs.index(step) + 1], reason, name, say)
+    gov.promote(
+        ws.mlflow,
+        ws,
+        ws.store,
+        name,
+        str(version),
+        step,
+        demo_approver(policy, step),
+        policy=policy,
+        reason=reason,
+        verify=approval_check(ws, trust.roster(ws), policy),
+    )
+    say(f"promoted {name} v{version} to {step} as {demo_approver(policy, step)}, a demo identity")
+    return given

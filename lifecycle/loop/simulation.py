@@ -6,6 +6,7 @@ guard and promotes or reverts, each on the one release path; the story is kept f
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #5a7afb14
 from __future__ import annotations
+import contextlib
 import json
 import shutil
 import time
@@ -160,6 +161,7 @@ class Story:
     trigger_to_decision_s: float | None = None
     served: dict = field(default_factory=dict)
     traces: list = field(default_factory=list)
+    approvals: list = field(default_factory=list)  # the approvals given as demo identities (environment policy)
     seconds: float = 0.0
 
     @property
@@ -169,6 +171,96 @@ class Story:
 
     def to_dict(self) -> dict:
         return dict(asdict(self), outcome=self.outcome)
+
+
+def _needs_approvals(ws: Workspace) -> bool:
+    "Whether what the loop exposes in this workspace's environment (shadow, canary, control) needs an approval."
+    from lifecycle.release.exposure import arm_exposure
+
+    policy, env = ws.params['policy'], ws.environment
+    xs = {
+        arm_exposure(env, 'challenger', True, 0),
+        arm_exposure(env, 'challenger', False, 50),
+        arm_exposure(env, 'control'),
+    }
+    return any(n != 'gates' for x in xs for n in policy.exposure.get(x, []))
+
+
+def _given(recs: list[dict]) -> list[dict]:
+    "The story's summary of approvals given as demo identities."
+    return [
+        dict(version=str(a['model_version']), step=a['step'], approver=a['approver'], demo_identity=True) for a in recs
+    ]
+
+
+_REFUSED = (
+    'lifecycle.deliver.demo.DemoNeedsApproval',
+    'lifecycle.release.governance.GovernanceError',
+    'lifecycle.release.trust.TrustError',
+    'lifecycle.release.review.ContextError',
+)
+
+
+def _refused(e: BaseException) -> bool:
+    "Whether `e` is a refusal of the release path (an approval or promotion it cannot give), not a fault."
+    return any(f'{c.__module__}.{c.__name__}' in _REFUSED for c in type(e).__mro__)
+
+
+def _demo_setup(ws: Workspace, say) -> tuple[bool, list[dict]]:
+    """In an environment whose policy demands approvals: whether the demo identities act here (False when real people
+    run the workspace's trust), and, when this environment has no champion yet, the one below walked up to it as them
+    (`SimulationError` naming the `lifecycle approve` commands when it cannot be); the approvals given."""
+    from lifecycle.deliver.demo import approval_commands, demo_people, demo_promote
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release import trust
+
+    try:
+        people = trust.demo_identities(ws, demo_people(ws.params['policy']))
+        say(
+            f"{ws.environment} needs approvals: acting as the demo identities {', '.join(people)} (keys in "
+            f"{ws.keys_dir / 'people'}; the audit log marks their approvals as demo identities)"
+        )
+        demo = True
+    except trust.TrustError:
+        demo = False
+    given, name, envs = [], ws.params['register'].model_name, ws.params['policy'].environments
+    if ws.environment in envs[1:] and alias_version(ws.client, name, ws.environment) is None:
+        below = envs[envs.index(ws.environment) - 1]
+        v = alias_version(ws.client, name, below)
+        if v is not None:  # the champion of the environment below walks up the release path to this one
+            try:
+                given += demo_promote(ws, v, ws.environment, f"lifecycle simulate: {ws.environment} champion", say=say)
+            except Exception as e:
+                if not _refused(e):
+                    raise
+                raise SimulationError(
+                    f"{ws.environment} has no champion, and v{v} ({below}) cannot be walked up to it: {e}; a human "
+                    f"approves it with {approval_commands(ws, v, [ws.environment], name)}, then "
+                    f"`lifecycle promote {name} {v} --to {ws.environment}`"
+                ) from None
+    return demo, given
+
+
+def _demo_serving(ws: Workspace, say) -> list[dict]:
+    "The approvals each deployed arm lacks for its exposure here, given as the demo identities (see `_demo_setup`)."
+    from lifecycle.deliver.demo import approval_commands, demo_approve
+    from lifecycle.release.exposure import serving_check
+
+    given = []
+    for row in serving_check(ws):
+        if row['ok']:
+            continue
+        try:
+            given += demo_approve(ws, row['version'], row['exposure'], f"lifecycle simulate: the {row['arm']}", say=say)
+        except Exception as e:
+            if not _refused(e):
+                raise
+            steps = [n for n in ws.params['policy'].exposure.get(row['exposure'], []) if n != 'gates']
+            raise SimulationError(
+                f"the {row['arm']} v{row['version']} cannot serve as {row['exposure']} in {ws.environment}: {e}; a "
+                f"human approves it with {approval_commands(ws, row['version'], steps)}"
+            ) from None
+    return given
 
 
 def _flags_live(srv, ws: Workspace, timeout: float = 20) -> None:
@@ -234,6 +326,7 @@ def simulate(
     if window < 10 or max_windows < 1:
         raise SimulationError(f"--window: expected at least 10 rows, found {window}; --max-windows at least 1")
     t0, start = time.monotonic(), time.time()
+    demo, given = _demo_setup(ws, say) if _needs_approvals(ws) else (False, [])
     champion = loop.champion_info(ws)  # RetrainError when there is none
     if (cur := loop.active(ws.state_dir)) is not None:
         raise SimulationError(f"retraining {cur['id']} is {cur['status']}: finish it first (`lifecycle retrain run`)")
@@ -248,10 +341,15 @@ def simulate(
         raise SimulationError(f"no rows after the training cut to replay (ingest.yaml train_until {ip.train_until})")
     if _ensure_flags(ws):
         say('no flags yet: deployed the champion from params/flags.yaml')
+    given = _given(given + (_demo_serving(ws, say) if _needs_approvals(ws) else []))
     m = RunManifest.create(ws.runs_dir, mode='simulate', scenario=scenario, champion=champion['version'])
     try:
         sizes = dict(window=window, max_windows=max_windows, shadow_labelled=shadow_labelled, guard_min=guard_min)
-        return _play(ws, m, scenario, rows, champion['version'], col, sizes, (t0, start), say)
+        from lifecycle.deliver.demo import DEMO_TRAINER, acting_as
+
+        # where approvals are needed, the demo trainer retrains: its version is bound to a registered key
+        with acting_as(DEMO_TRAINER) if demo else contextlib.nullcontext():
+            return _play(ws, m, scenario, rows, champion['version'], col, sizes, (t0, start), say, demo, given)
     except BaseException as e:  # the run folder says the simulation failed, and where (no data value: our errors only)
         m = RunManifest.load(m.run_dir)
         ours = type(e).__module__.startswith('lifecycle.')
@@ -262,7 +360,9 @@ def simulate(
         raise
 
 
-def _play(ws, m, scenario: str, rows: pd.DataFrame, champion: str, drift_column, sizes: dict, clock, say) -> Story:
+def _play(
+    ws, m, scenario: str, rows: pd.DataFrame, champion: str, drift_column, sizes: dict, clock, say, demo=False, given=()
+) -> Story:
     "The simulation's windows, in its run folder `m`; see `simulate`."
     from starlette.testclient import TestClient
     from lifecycle.core.manifest import RunManifest, now_iso
@@ -274,6 +374,8 @@ def _play(ws, m, scenario: str, rows: pd.DataFrame, champion: str, drift_column,
     from lifecycle.serve.server import Server
     from lifecycle.serve.serving import create_app
 
+    from lifecycle.deliver.demo import demo_approve
+
     (t0, start), window, max_windows = clock, sizes['window'], sizes['max_windows']
     fp, ip = ws.params['features'], ws.params['ingest']
     inputs = [f.name for f in fp.features]
@@ -282,6 +384,7 @@ def _play(ws, m, scenario: str, rows: pd.DataFrame, champion: str, drift_column,
     sw = ws.with_params(m.run_dir / 'params')
     rp, mp = load_retrain_params(sw.params_dir), load_monitor_params(sw.params_dir)
     story = Story(m.run_id, str(m.run_dir), scenario, len(rows), window, changed, drift_column)
+    story.approvals = list(given)
     ws.audit('simulate.start', m.run_id, f'lifecycle simulate --scenario {scenario}', rows=len(rows), window=window)
     m.update_stage('simulate', status='running', started=now_iso(), notebook='10_simulate.ipynb')
     say(
@@ -338,8 +441,23 @@ def _play(ws, m, scenario: str, rows: pd.DataFrame, champion: str, drift_column,
                 break
             decided = it is not None and it['id'] == mine and it['status'] in loop.TERMINAL
             if it is not None and it['status'] == loop.WAITING:
-                say(f"  the loop waits for a human approval: {loop.waiting_for(it)}")
-                break
+                if not demo:
+                    say(f"  the loop waits for a human approval: {loop.waiting_for(it)}")
+                    break
+                try:  # the demonstration gives the approval as a demo identity; the loop re-checks it next window
+                    recs = demo_approve(
+                        sw,
+                        it['registration']['model_version'],
+                        it['waiting']['exposure'],
+                        f"lifecycle simulate {m.run_id}: retraining {it['id']}",
+                        say=lambda t: say('  ' + t),
+                    )
+                except Exception as e:
+                    if not _refused(e):
+                        raise
+                    say(f"  the loop waits for a human approval: {e}")
+                    break
+                story.approvals += _given(recs)
             _flags_live(srv, sw)
     if mine is not None:
         it = json.loads((loop.iterations_dir(ws.state_dir) / f'{mine}.json').read_text())

@@ -1,0 +1,80 @@
+"""Where the workspace's environment demands approvals, `lifecycle simulate` gives them as demo identities (signed
+through `lifecycle approve`'s path, the audit log marking the approver as a demo identity) and walks the normal
+release path; where it cannot, it stops naming the `lifecycle approve` commands a human runs."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import cli_json
+from lifecycle.core import audit
+from lifecycle.core.cli_support import EXIT_INPUT
+
+STAGING = {'LIFECYCLE_ENVIRONMENT': 'staging'}
+SIM = ('simulate', '--window', '100', '--rows', '400', '--max-windows', '20', '--no-report')
+
+
+def _open(ws):
+    from lifecycle.core.workspace import Workspace
+
+    return Workspace.open(ws)
+
+
+def _bind_champion_to_the_demo_trainer(ws) -> None:
+    """The template's v1 was trained by alice, who holds no key, so nobody can approve it (who trained it is unknown).
+    Here it is as if the demo trainer had trained it (as `rollout demo` trains): its `trained` statement signed with the
+    demo trainer's registered key."""
+    from lifecycle.deliver.demo import DEMO_TRAINER, acting_as, demo_people
+    from lifecycle.model import signing
+    from lifecycle.release import trust
+
+    w = _open(ws)
+    trust.demo_identities(w, demo_people(w.params['policy']))
+    name = w.params['register'].model_name
+    rec = w.store.get_record('signatures', f'{name}-1')
+    run_id = w.client.get_model_version(name, '1').run_id
+    with acting_as(DEMO_TRAINER):
+        assert signing.attest_training(w, name, '1', run_id, rec['manifest']['manifest_hash']) is not None
+
+
+@pytest.mark.slow
+def test_simulate_in_staging_gives_its_approvals_as_demo_identities_and_reaches_a_decision(trained):
+    _bind_champion_to_the_demo_trainer(trained)
+    r, out = cli_json(trained, *SIM, env=STAGING)
+    assert r.returncode == 0, r.stderr + r.stdout
+    it = out['iteration']
+    assert out['outcome'] in ('promoted', 'reverted') and it['status'] == out['outcome'], out['timeline'][-1]
+    given = {(a['version'], a['step'], a['approver']) for a in out['approvals']}
+    # the dev champion walked up to staging, and the retrained challenger approved for its shadow in staging
+    assert given == {('1', 'staging', 'demo-approver'), (it['challenger'], 'staging', 'demo-approver')}
+    log = audit.read(_open(trained).audit_path)
+    granted = [e for e in log if e['action'] == 'approval.granted']
+    assert len(granted) == 2 and all(e['details']['demo_identity'] for e in granted), granted
+    assert {e['actor'] for e in granted} == {'demo-approver'} and all(e['details'].get('key_id') for e in granted)
+    assert any(e['action'] == 'model.trained_by' and e['actor'] == 'demo-trainer' for e in log)
+    assert not [e for e in log if e['action'] in ('approval.refused', 'promotion.refused')]
+
+
+def test_simulate_in_staging_stops_naming_the_approval_when_the_champion_cannot_be_approved(trained):
+    # v1 has no trainer bound by a key: no one, demo identity or not, may approve it; nothing is labelled exempt
+    r, out = cli_json(trained, *SIM, env=STAGING)
+    assert r.returncode == EXIT_INPUT and 'Traceback' not in r.stderr, r.stderr
+    err = out['error']
+    assert 'staging has no champion' in err and 'who trained' in err, err
+    assert '`lifecycle approve arrests-release 1 --to staging --as NAME' in err and '`lifecycle promote' in err
+
+
+def test_demo_approvals_are_refused_where_real_people_run_the_trust_naming_the_commands(trained):
+    from lifecycle.deliver.demo import DemoNeedsApproval, demo_approve
+    from lifecycle.model.signing import new_person_key
+    from lifecycle.release import trust
+
+    w = _open(trained)
+    new_person_key(w.keys_dir, 'root')
+    trust.trust_init(w, 'root')  # a real administrator: demo identities may not register themselves here
+    with pytest.raises(DemoNeedsApproval) as e:
+        demo_approve(w, '1', 'canary', 'a demonstration', say=lambda _: None)
+    msg = str(e.value)
+    assert "may not be exposed as 'canary'" in msg and 'lifecycle trust add' in msg, msg
+    assert '`lifecycle approve arrests-release 1 --to staging --as NAME --reason WHY`' in msg, msg
+    assert not w.store.record_path('approvals', 'arrests-release-1-staging').exists()
