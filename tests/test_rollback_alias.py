@@ -87,3 +87,25 @@ def test_a_rollback_leaves_an_alias_the_rollout_never_moved(ws):  # noqa: F811
     assert alias_version(prod.client, NAME, 'production') == '1'
     assert len([e for e in read(prod.audit_path) if e['action'] == 'model.promote']) == before  # nothing to move
     assert st['history'][-1]['alias'] == dict(alias='production', version='1', moved=False)
+
+
+def test_a_rollback_whose_alias_cannot_move_still_rolls_back_and_says_why(ws, monkeypatch):  # noqa: F811
+    """The alias move fails after the flags were rolled back (the trust chain broke in between: TrustError, not a
+    governance refusal): the rollout state is saved as rolled back anyway, and its history says why the alias stayed."""
+    from lifecycle.deliver import rollout
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release.trust import TrustError
+    from lifecycle.serve import flags as fl
+
+    prod = production_rollout(ws)
+    assert rollout.advance(prod, actor='ops', reason='guard passed')['status'] == 'completed'
+
+    def broken(*a, **k):
+        raise TrustError('the trust chain does not verify: statement 3 was edited')
+
+    monkeypatch.setattr(rollout, '_move_alias', broken)
+    st = rollout.rollback(prod, actor='erin', reason='complaints from the field')
+    assert st['status'] == 'rolled_back' and rollout.load_state(prod)['status'] == 'rolled_back'
+    assert fl.load_spec(prod)[0].control == '1' and alias_version(prod.client, NAME, 'production') == '3'
+    h = st['history'][-1]['alias']
+    assert h['moved'] is False and h['note'].startswith('the alias stays at v3') and 'statement 3' in h['note'], h

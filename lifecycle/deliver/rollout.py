@@ -226,6 +226,7 @@ def _alias_back(s: Workspace, st: dict, actor, reason: str) -> dict:
     named when the rollout started, through the same audited promotion; what happened, for the rollout's history."""
     from lifecycle.model.registry import alias_version
     from lifecycle.release.governance import GovernanceError
+    from lifecycle.release.trust import TrustError
 
     alias, before = st.get('alias') or s.environment, st.get('alias_before')
     now = alias_version(s.client, st['model_name'], alias)
@@ -242,8 +243,8 @@ def _alias_back(s: Workspace, st: dict, actor, reason: str) -> dict:
         return dict(alias=alias, version=now, moved=False, note=f"this process serves {s.environment}, not {alias}")
     try:
         _move_alias(s, st['model_name'], before, actor, f"rollout {st['id']} rolled back: {reason}")
-    except GovernanceError as e:  # refused and audited by the promotion; the flags are rolled back regardless
-        return dict(alias=alias, version=now, moved=False, note=str(e))
+    except (GovernanceError, TrustError) as e:  # refused (a broken trust chain too): the flags are rolled back anyway
+        return dict(alias=alias, version=now, moved=False, note=f"the alias stays at v{now}: {e}")
     return dict(alias=alias, version=before, moved=True, previous_version=now)
 
 
