@@ -217,3 +217,35 @@ def migrate_again(ws: Path) -> list:
     r, out = cli_json(ws, 'migrate')
     assert r.returncode == 0, r.stderr
     return out['steps']
+
+
+def test_a_migration_killed_before_its_registry_move_is_finished_by_the_next(trained, monkeypatch):
+    """The alias move is audited before the registry moves: a crash between setting dev and removing champion leaves
+    an alias the audit log already knows, and migrating again finishes the step."""
+    from mlflow.tracking import MlflowClient
+    from lifecycle.core.workspace import Workspace, migrate, write_format
+    from lifecycle.model.registry import alias_mismatches
+
+    name = 'arrests-release'
+    w = Workspace.open(trained)
+    w.client.delete_registered_model_alias(name, 'dev')
+    w.client.set_registered_model_alias(name, 'champion', '1')
+    w.audit('model.promote', f'{name}/1', 'the old family', alias='champion')
+    reg = trained / 'params/register.yaml'
+    reg.write_text(reg.read_text() + 'champion_alias: champion\n')
+    write_format(w.state_dir, 4)
+    real = MlflowClient.delete_registered_model_alias
+
+    def killed(self, *a, **k):
+        raise KeyboardInterrupt  # the process dies after dev was set, before champion is removed
+
+    monkeypatch.setattr(MlflowClient, 'delete_registered_model_alias', killed)
+    with pytest.raises(KeyboardInterrupt):
+        migrate(Workspace.open(trained, migrating=True))
+    assert str(Workspace.open(trained, migrating=True).client.get_model_version_by_alias(name, 'dev').version) == '1'
+    monkeypatch.setattr(MlflowClient, 'delete_registered_model_alias', real)
+    r, out = cli_json(trained, 'migrate')
+    assert r.returncode == 0 and [s['step'] for s in out['steps']] == ['one_alias_family'], r.stderr
+    w = Workspace.open(trained)
+    assert {k: str(v) for k, v in w.client.get_registered_model(name).aliases.items()} == {'dev': '1'}
+    assert alias_mismatches(w.client, w.audit_path, name) == []

@@ -215,11 +215,9 @@ def one_alias_family(ws) -> str:
                     continue
                 version = old.get(champion)
                 gets = first if version and first not in aliases else None
-                if gets:
-                    client.set_registered_model_alias(rm.name, gets, version)
-                for a in old:
-                    client.delete_registered_model_alias(rm.name, a)
                 run = client.get_model_version(rm.name, version).run_id if version else None
+                # audited before the registry moves: a crash between the two leaves the old aliases, so the next
+                # `lifecycle migrate` does both again (never a moved alias the audit log does not know)
                 ws.audit(
                     'model.alias_migrate',
                     f'{rm.name}/{version or old[challenger]}',
@@ -230,6 +228,10 @@ def one_alias_family(ws) -> str:
                     previous=old,
                     mlflow_run_id=run,
                 )
+                if gets:
+                    client.set_registered_model_alias(rm.name, gets, version)
+                for a in old:
+                    client.delete_registered_model_alias(rm.name, a)
                 moved.append(
                     f"{rm.name}: {', '.join(f'{a} (v{v})' for a, v in sorted(old.items()))} removed"
                     + (f", {gets} -> v{version}" if gets else '')
