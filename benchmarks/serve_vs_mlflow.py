@@ -169,6 +169,13 @@ class Server:
         self._log.close()
 
 
+def mlflow_server(ws: Path, uri: str, name: str, version, port: int, workers: int, tmp: Path) -> Server:
+    "`mlflow models serve` on a registered version of the workspace's tracking store (not started yet)."
+    cmd = [tool('mlflow'), 'models', 'serve', '-m', f'models:/{name}/{version}', '--env-manager', 'local']
+    cmd += ['--host', '127.0.0.1', '--port', str(port), '--workers', str(workers)]
+    return Server('mlflow', cmd, ws, clean_env(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri), port, '/ping', tmp)
+
+
 def post(url: str, body: bytes) -> tuple[int, dict, dict]:
     req = urllib.request.Request(url, data=body, headers=HEADERS, method='POST')
     try:
@@ -411,29 +418,7 @@ def main():
 
         port_ml = free_port()
         uri = s.tracking_uri
-        ml = Server(
-            'mlflow',
-            [
-                tool('mlflow'),
-                'models',
-                'serve',
-                '-m',
-                f'models:/{name}/{version}',
-                '--env-manager',
-                'local',
-                '--host',
-                '127.0.0.1',
-                '--port',
-                str(port_ml),
-                '--workers',
-                str(a.workers),
-            ],
-            ws,
-            clean_env(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri),
-            port_ml,
-            '/ping',
-            tmp,
-        )
+        ml = mlflow_server(ws, uri, name, version, port_ml, a.workers, tmp)
         servers.append(ml)
         say(f"mlflow models serve models:/{name}/{version} on :{port_ml} ({a.workers} worker(s)) ...")
         ready_ml = ml.wait_ready(180)

@@ -46,6 +46,7 @@ from serve_vs_mlflow import (  # noqa: E402  (the shared harness: servers, wrk, 
     Server,
     clean_env,
     free_port,
+    mlflow_server,
     post,
     prepare_workspace,
     run_wrk,
@@ -284,29 +285,7 @@ def main():
         if 'mlflow' in peers:
             mp_ = free_port()
             uri = s.tracking_uri
-            servers['mlflow'] = Server(
-                'mlflow',
-                [
-                    tool('mlflow'),
-                    'models',
-                    'serve',
-                    '-m',
-                    f'models:/{name}/{version}',
-                    '--env-manager',
-                    'local',
-                    '--host',
-                    '127.0.0.1',
-                    '--port',
-                    str(mp_),
-                    '--workers',
-                    '1',
-                ],
-                ws,
-                clean_env(MLFLOW_TRACKING_URI=uri, MLFLOW_REGISTRY_URI=uri),
-                mp_,
-                '/ping',
-                tmp,
-            )
+            servers['mlflow'] = mlflow_server(ws, uri, name, version, mp_, 1, tmp)
         for k, srv in servers.items():
             if k != 'lifecycle':
                 srv.wait_ready(300)
