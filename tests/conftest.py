@@ -358,3 +358,28 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())):
             item.add_marker(pytest.mark.slow)
+
+
+def write_ab_report(w, version='1', control='0') -> str:
+    """A/B evidence about `version` in workspace handle `w`: an experiment report, written as `lifecycle experiment
+    report` writes it, in which `version` served the challenger arm beside `control`; its sha256."""
+    import hashlib
+    import pandas as pd
+    from lifecycle.deliver import experiment
+
+    rows = [
+        dict(
+            variant=arm,
+            route='predict',
+            shadow=False,
+            decision=[1],
+            outcome='Yes',
+            status=200,
+            latency_ms=2.0,
+            model_version=v,
+        )
+        for arm, v in (('control', str(control)), ('challenger', str(version)))
+        for _ in range(3)
+    ]
+    a = experiment.analyse(pd.DataFrame(rows), 'Yes', w.params['rollout'].experiment, draws=2000)
+    return hashlib.sha256(experiment.write_report(w, a).read_bytes()).hexdigest()

@@ -5,7 +5,7 @@ every step in the audit log with the hashes of the evidence a reviewer read and 
 from __future__ import annotations
 import json
 import pytest
-from conftest import cli, cli_json
+from conftest import cli, cli_json, write_ab_report
 from lifecycle.core import audit
 
 
@@ -79,32 +79,13 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
 
 def ab_evidence(ws, env: dict) -> str:
     "Write an experiment report (as `lifecycle experiment report` does) in which version 1 was the challenger."
-    import hashlib
     import os
-    import pandas as pd
     from lifecycle.core.workspace import Workspace
-    from lifecycle.deliver import experiment
 
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        w = Workspace.open(ws)
-        rows = [
-            dict(
-                variant=arm,
-                route='predict',
-                shadow=False,
-                decision=[1],
-                outcome='Yes',
-                status=200,
-                latency_ms=2.0,
-                model_version=v,
-            )
-            for arm, v in (('control', '0'), ('challenger', '1'))
-            for _ in range(3)
-        ]
-        a = experiment.analyse(pd.DataFrame(rows), 'Yes', w.params['rollout'].experiment, draws=2000)
-        return hashlib.sha256(experiment.write_report(w, a).read_bytes()).hexdigest()
+        return write_ab_report(Workspace.open(ws), '1', '0')
     finally:
         os.environ.clear()
         os.environ.update(saved)

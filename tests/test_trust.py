@@ -9,7 +9,7 @@ import shutil
 import warnings
 from pathlib import Path
 import pytest
-from conftest import set_yaml
+from conftest import set_yaml, write_ab_report
 from test_governance import CARD, GROUPS, LINEAGE, POLICY_FILE, NAME, REQUIRED_EVIDENCE
 
 
@@ -80,29 +80,8 @@ def ws(base, tmp_path):
 
 
 def ab_report(t, version='1', control='0') -> str:
-    """A/B evidence about `version`: an experiment report, written as `lifecycle experiment report` writes it, in
-    which `version` served the challenger arm beside `control`; its sha256."""
-    import hashlib
-    import pandas as pd
-    from lifecycle.deliver import experiment
-
-    w = t['ws']
-    rows = [
-        dict(
-            variant=arm,
-            route='predict',
-            shadow=False,
-            decision=[1],
-            outcome='Yes',
-            status=200,
-            latency_ms=2.0,
-            model_version=v,
-        )
-        for arm, v in (('control', control), ('challenger', str(version)))
-        for _ in range(3)
-    ]
-    a = experiment.analyse(pd.DataFrame(rows), 'Yes', w.params['rollout'].experiment, draws=2000)
-    return hashlib.sha256(experiment.write_report(w, a).read_bytes()).hexdigest()
+    "A/B evidence about `version` (challenger beside `control`) in the test workspace: the report's sha256."
+    return write_ab_report(t['ws'], version, control)
 
 
 def approve_as(t, user, step, version='1', key_of=None, ab='current', policy=None):
