@@ -83,3 +83,49 @@ def test_demo_approvals_are_refused_where_real_people_run_the_trust_naming_the_c
     assert "may not be exposed as 'canary'" in msg and 'lifecycle trust add' in msg, msg
     assert '`lifecycle approve arrests-release 1 --to staging --as NAME --reason WHY`' in msg, msg
     assert not w.store.record_path('approvals', 'arrests-release-1-staging').exists()
+
+
+@pytest.mark.slow
+def test_rollout_demo_in_production_gives_each_approval_as_a_demo_identity_the_last_over_the_ab_evidence(trained):
+    """`rollout demo` of a sound challenger where the policy asks for approvals: the candidate gets its staging approval
+    before its canary and its production approval just before completion, signed over the experiment report of the
+    traffic it served; it reaches 100% under the guard, and completion moves the production alias through the verified
+    promotion. (The degraded challenger's rollback is played in dev: tests/test_rollout.py.)"""
+    from dataclasses import replace
+    from conftest import write_ab_report
+    from lifecycle.deliver.demo import demo_promote
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release import exposure, trust
+    from test_rollout import quick_guard
+
+    _bind_champion_to_the_demo_trainer(trained)
+    quick_guard(trained)
+    prod = replace(_open(trained), environment='production')
+    write_ab_report(prod, '1')  # v1's own A/B evidence (as if it had been a challenger once)
+    demo_promote(prod, '1', 'production', 'the production champion', say=print)
+    r, out = cli_json(
+        trained,
+        *('rollout', 'demo', '--challenger-kind', 'sound', '--steps', '10,100', '--max-seconds', '240'),
+        env={'LIFECYCLE_ENVIRONMENT': 'production'},
+    )
+    assert r.returncode == 0, r.stderr + r.stdout
+    assert out['status'] == 'completed' and out['challenger'] == '2', out['history']
+    assert [h['action'] for h in out['history']] == ['start', 'advance', 'complete'] and out['history'][-1][
+        'actor'
+    ] == 'guard'
+    _, flags = cli_json(trained, 'flags', 'show', env={'LIFECYCLE_ENVIRONMENT': 'production'})
+    assert flags['flags']['control'] == '2' and flags['flags']['challenger'] is None
+    given = {(a['version'], a['step'], a['approver']) for a in out['approvals']}
+    assert given == {('2', 'staging', 'demo-approver'), ('2', 'production', 'demo-production-approver')}, given
+    w = replace(_open(trained), environment='production')
+    name = w.params['register'].model_name
+    assert alias_version(w.client, name, 'production') == '2'
+    assert exposure.check(w, '2', 'production').ok  # the signed approval verifies over the current A/B evidence
+    evidence = trust.experiment_evidence(w, '2')
+    log = audit.read(w.audit_path)
+    granted = [e for e in log if e['action'] == 'approval.granted' and e['subject'].endswith('/2')]
+    assert len(granted) == 2 and all(e['details']['demo_identity'] for e in granted), granted
+    assert granted[-1]['details']['experiment_report_sha256'] == evidence['sha256']  # the report of its own traffic
+    moved = [e for e in log if e['action'] == 'model.promote'][-1]
+    assert moved['subject'] == f'{name}/2' and 'rollout completed' in moved['reason'], moved
+    assert not [e for e in log if e['action'] in ('approval.refused', 'promotion.refused')]

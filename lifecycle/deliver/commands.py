@@ -220,6 +220,7 @@ class DemoOutcome(Result):
     report: str
     history: list[dict]
     rollout: dict
+    approvals: list[dict]
 
     def data(self):
         return {
@@ -228,6 +229,10 @@ class DemoOutcome(Result):
             'status': self.status,
             'report': self.report,
             'history': self.history,
+            'approvals': [
+                dict(version=str(a['model_version']), step=a['step'], approver=a['approver'], demo_identity=True)
+                for a in self.approvals
+            ],
         }
 
     def show(self):
@@ -257,9 +262,17 @@ def rollout_demo(
     s = Workspace.open()
     ps = s.params
     say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
-    version, st = play(s, ps, outcome, _steps(steps), max_seconds, say)
+    p = play(s, ps, outcome, _steps(steps), max_seconds, say)
+    st = p.rollout
     html = _report(ctx, s, '07_rollout.ipynb', s.reports_dir / 'rollouts' / st['id'], {'rollout_id': st['id']})
-    return DemoOutcome(challenger=version, status=st['status'], report=str(html), history=st['history'], rollout=st)
+    return DemoOutcome(
+        challenger=p.version,
+        status=st['status'],
+        report=str(html),
+        history=st['history'],
+        rollout=st,
+        approvals=p.approvals,
+    )
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #7c8c7271
 @dataclass

@@ -8,11 +8,13 @@ from __future__ import annotations
 import os
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['DEMO_TRAINER', 'DemoFailed', 'demo_people', 'acting_as', 'play', 'DemoNeedsApproval', 'demo_approver',
-           'approval_commands', 'demo_approve', 'demo_approve_steps', 'demo_promote']
+__all__ = ['DEMO_TRAINER', 'REFUSALS', 'DemoFailed', 'demo_people', 'acting_as', 'Played', 'play', 'DemoNeedsApproval',
+           'demo_approver', 'approval_commands', 'demo_approve', 'demo_approve_steps', 'demo_promote', 'refused',
+           'needs_approvals', 'demo_champion', 'demo_serving', 'first_exposure', 'demo_completion']
 
 # %% ../../nbs/api/deliver/04_demo.ipynb #9b764389
 class DemoFailed(Exception):
@@ -44,11 +46,19 @@ def acting_as(name: str):
             os.environ['LIFECYCLE_ACTOR'] = before
 
 
-def play(
-    s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_seconds: float, say=print
-) -> tuple[str, dict]:
-    """Train a sound or degraded candidate, serve, roll it out under the guard with replayed traffic; return its version
-    and the final rollout."""
+@dataclass(frozen=True)
+class Played:
+    "How a demonstration ended: the candidate's version, the rollout's final state, the demo identities' approvals."
+
+    version: str
+    rollout: dict
+    approvals: list[dict]
+
+
+def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_seconds: float, say=print) -> Played:
+    """Train a sound or degraded candidate, serve, roll it out under the guard with replayed traffic; how it ended.
+    Where the environment's policy asks for approvals, the demo identities give them (each in
+    the audit log as a demo identity), the last before completion over the A/B evidence the traffic produced."""
     from lifecycle.deliver import rollout as ro, simulate as sim
     from lifecycle.serve.predlog import default_url
     from lifecycle.serve.local import LocalServer
@@ -66,6 +76,7 @@ def play(
         f"demo identities {', '.join(people)}: keys made in {s.keys_dir / 'people'}, registered in the trust chain as "
         "demo identities (the audit log says so)"
     )
+    approvals = demo_champion(s, f'rollout demo ({outcome})', say) if needs_approvals(s) else []
     say(f"training a {outcome} candidate beside the champion, as {DEMO_TRAINER} ...")
     params = {'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None
     try:
@@ -75,7 +86,11 @@ def play(
         raise NotValidated(
             f"the {outcome} candidate was not registered, so there is nothing to roll out: {e}"
         ) from None
-    server = LocalServer(s.root)
+    why = f'rollout demo: the {outcome} candidate v{version}'
+    approvals += demo_serving(s, why, say) + demo_approve(s, version, first_exposure(s, steps), why, say=say)
+    server = LocalServer(
+        s.root, env={**os.environ, 'LIFECYCLE_ENVIRONMENT': s.environment}
+    )  # serves where it rolls out
     try:
         server.start()
     except RuntimeError as e:
@@ -106,11 +121,12 @@ def play(
             default_url(s),
             max_seconds=max_seconds,
             on_decision=lambda d: d.action != 'wait' and say(f"  guard: {d.action}: {'; '.join(d.reasons)}"),
+            before_complete=lambda st: approvals.extend(demo_completion(s, st, why, say)),
         )
         traffic.join(30)
     finally:
         server.stop()
-    return version, st
+    return Played(version, st, approvals)
 
 # %% ../../nbs/api/deliver/04_demo.ipynb #e7325ed2
 class DemoNeedsApproval(Exception):
@@ -197,3 +213,119 @@ def demo_promote(ws: Workspace, version, step: str, reason: str, name: str | Non
     )
     say(f"promoted {name} v{version} to {step} as {demo_approver(policy, step)}, a demo identity")
     return given
+
+# %% ../../nbs/api/deliver/04_demo.ipynb #8f27bac4
+REFUSALS = (
+    'lifecycle.deliver.demo.DemoNeedsApproval',
+    'lifecycle.release.governance.GovernanceError',
+    'lifecycle.release.trust.TrustError',
+    'lifecycle.release.review.ContextError',
+    'lifecycle.release.exposure.ExposureRefused',
+)
+
+
+def refused(e: BaseException) -> bool:
+    "Whether `e` is a refusal of the release path (an approval or promotion it cannot give), not a fault."
+    return any(f'{c.__module__}.{c.__name__}' in REFUSALS for c in type(e).__mro__)
+
+
+def needs_approvals(ws: Workspace) -> bool:
+    "Whether what a demonstration exposes in this workspace's environment (shadow, canary, control) needs an approval."
+    from lifecycle.release.exposure import arm_exposure
+
+    policy, env = ws.params['policy'], ws.environment
+    xs = {
+        arm_exposure(env, 'challenger', True, 0),
+        arm_exposure(env, 'challenger', False, 50),
+        arm_exposure(env, 'control'),
+    }
+    return any(n != 'gates' for x in xs for n in policy.exposure.get(x, []))
+
+
+def demo_champion(ws: Workspace, why: str, say=print) -> list[dict]:
+    """When this environment (above dev) has no champion, the champion of the one below walked up to it as the demo
+    identities (`demo_promote`); the approvals given. `DemoNeedsApproval` naming the commands when it cannot be."""
+    from lifecycle.model.registry import alias_version
+
+    name, envs = ws.params['register'].model_name, ws.params['policy'].environments
+    if ws.environment not in envs[1:] or alias_version(ws.client, name, ws.environment) is not None:
+        return []
+    below = envs[envs.index(ws.environment) - 1]
+    v = alias_version(ws.client, name, below)
+    if v is None:
+        return []  # nothing to walk up: the flags then say what is missing
+    try:
+        return demo_promote(ws, v, ws.environment, f"{why}: {ws.environment} champion", say=say)
+    except Exception as e:
+        if not refused(e):
+            raise
+        raise DemoNeedsApproval(
+            f"{ws.environment} has no champion, and v{v} ({below}) cannot be walked up to it: {e}; a human approves "
+            f"it with {approval_commands(ws, v, [ws.environment], name)}, then "
+            f"`lifecycle promote {name} {v} --to {ws.environment}`"
+        ) from None
+
+
+def demo_serving(ws: Workspace, why: str, say=print) -> list[dict]:
+    "The approvals each arm the flags deploy lacks for its exposure here, given as the demo identities."
+    from lifecycle.release.exposure import serving_check
+
+    given = []
+    for row in serving_check(ws):
+        if not row['ok']:
+            given += _approve_or_explain(
+                ws, row['version'], row['exposure'], f"{why}: the {row['arm']}", say, row['arm']
+            )
+    return given
+
+
+def _approve_or_explain(ws: Workspace, version, exposure: str, why: str, say, what: str) -> list[dict]:
+    try:
+        return demo_approve(ws, version, exposure, why, say=say)
+    except Exception as e:
+        if not refused(e):
+            raise
+        steps = [n for n in ws.params['policy'].exposure.get(exposure, []) if n != 'gates']
+        raise DemoNeedsApproval(
+            f"the {what} v{version} cannot serve as {exposure} in {ws.environment}: {e}; a human approves it with "
+            f"{approval_commands(ws, version, steps)}"
+        ) from None
+
+
+def first_exposure(ws: Workspace, steps: list[float] | None) -> str:
+    "The exposure a rollout's candidate gets at its first step in this environment (canary: a share; else shadow)."
+    from lifecycle.release.exposure import arm_exposure
+
+    first = (steps or ws.params['rollout'].steps)[0]
+    return (
+        arm_exposure(ws.environment, 'challenger', False, first)
+        if first < 100
+        else arm_exposure(ws.environment, 'control')
+    )
+
+
+def demo_completion(ws: Workspace, st: dict, why: str, say=print) -> list[dict]:
+    """Before a rollout completes (the challenger becoming the control): the experiment report over the traffic it
+    served since it started (the A/B evidence), then the approvals the control's exposure needs, as demo identities."""
+    from lifecycle.deliver import experiment as ex
+    from lifecycle.release.exposure import arm_exposure
+    from lifecycle.serve.predlog import default_url, read_log
+
+    from lifecycle.release.exposure import check
+
+    ps, version = ws.params, st['challenger']
+    pol, exposure = ps['policy'], arm_exposure(ws.environment, 'control')
+    on_ab = any(n in pol.promotion and pol.promotion[n].ab_evidence for n in pol.exposure.get(exposure, []))
+    if not on_ab or check(ws, version, exposure).ok:  # a new report would change the evidence an approval signed
+        return _approve_or_explain(ws, version, exposure, f"{why}: completion", say, 'challenger')
+    a = ex.analyse(
+        read_log(default_url(ws), since=st['started'], shadow=False),
+        ps['features'].positive_class,
+        ps['rollout'].experiment,
+        'control',
+        'challenger',
+    )
+    a['since'] = st['started']
+    path = ex.write_report(ws, a)
+    say(f"A/B evidence for v{version}: {path} (decision {a['decision']['decision']})")
+    return _approve_or_explain(ws, version, exposure, f"{why}: completion over the A/B evidence", say, 'challenger')

@@ -24,8 +24,9 @@ from .abstats import SequentialTest
 from ..serve import flags as fl
 
 # %% auto #0
-__all__ = ['ACTIVE', 'RolloutError', 'state_path', 'load_state', 'locked', 'start', 'advance', 'switch', 'pause', 'resume',
-           'rollback', 'kill', 'arm_stats', 'Decision', 'judge', 'look', 'guard', 'timeline', 'plot_timeline']
+__all__ = ['ACTIVE', 'RolloutError', 'state_path', 'load_state', 'locked', 'start', 'advance', 'completes_next', 'switch',
+           'pause', 'resume', 'rollback', 'kill', 'arm_stats', 'Decision', 'judge', 'look', 'guard', 'timeline',
+           'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -172,11 +173,17 @@ def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: d
     "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
     st = _active(s)
     nxt = st['step'] + 1
-    if st['strategy'] == 'blue_green' or nxt >= len(st['steps']) or st['steps'][nxt] >= 100:
+    if completes_next(st):
         return _complete(s, st, actor, reason, metrics)
     st['step'] = nxt
     _set_share(s, st, st['steps'][nxt], actor, f"rollout: step {nxt + 1}/{len(st['steps'])}")
     return _event(s, st, 'advance', actor, reason or 'advanced', metrics=metrics or {})
+
+
+def completes_next(st: dict) -> bool:
+    "Whether the rollout's next advance completes it: the challenger becomes the control at 100%."
+    nxt = st['step'] + 1
+    return st['strategy'] == 'blue_green' or nxt >= len(st['steps']) or st['steps'][nxt] >= 100
 
 
 def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
@@ -444,8 +451,10 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #5c8a8c72
 @_exclusive
-def look(s: Workspace, g: GuardParams, positive, log_url: str) -> Decision | None:
-    "One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running."
+def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=None) -> Decision | None:
+    """One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running.
+    `before_complete(state)` runs before an advance that completes the rollout (the A/B evidence and the approval the
+    completion needs, say); if it raises, the rollout stays where it is."""
     from lifecycle.core.heartbeats import beat
     from lifecycle.serve.predlog import read_log
 
@@ -477,17 +486,26 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str) -> Decision | Non
     elif d.action == 'pause':
         pause(s, actor='guard', reason=why, metrics=d.metrics)
     elif d.action == 'advance':
+        if before_complete is not None and completes_next(st):
+            before_complete(st)
         advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)  # blue-green: completes
     return d
 
 
 def guard(
-    s: Workspace, g: GuardParams, positive, log_url: str, max_seconds: float | None = None, on_decision=None
+    s: Workspace,
+    g: GuardParams,
+    positive,
+    log_url: str,
+    max_seconds: float | None = None,
+    on_decision=None,
+    before_complete=None,
 ) -> dict | None:
-    "Look every `interval_s` until the rollout completes, rolls back, pauses or is killed (or `max_seconds` pass)."
+    """Look every `interval_s` until the rollout completes, rolls back, pauses or is killed (or `max_seconds` pass);
+    `before_complete` as in `look`."""
     end = time.monotonic() + max_seconds if max_seconds else None
     while True:
-        d = look(s, g, positive, log_url)
+        d = look(s, g, positive, log_url, before_complete)
         if d is not None and on_decision:
             on_decision(d)
         st = load_state(s)

@@ -8,6 +8,7 @@ later years through a running server, with the true outcome sent back as feedbac
 from __future__ import annotations
 import threading
 import time
+import uuid
 import pandas as pd
 from ..core.workspace import Workspace
 from ..core.params import ModelSpec, validate_model_params
@@ -39,7 +40,8 @@ def train_candidate(
     reason: str = '',
 ) -> str:
     """Train a candidate on the base version's data, validate it, and register and sign it only if every gate passes;
-    its version."""
+    its version. Its evidence (validation report, model card) is recorded in a run folder `candidate-<id>`, as a
+    pipeline's is, so approvers can read and sign it."""
     ps = ws.params
     tp, fp, vp, rp = ps['train'], ps['features'], ps['validate'], ps['register']
     base = base_version or alias_version(ws.client, rp.model_name, ws.environment)
@@ -70,17 +72,21 @@ def train_candidate(
         if degrade
         else 'candidate'
     )
+    m = stages.evidence_run(ws, f'candidate-{uuid.uuid4().hex[:12]}', 'candidate', base_version=base, purpose=purpose)
     t = stages.train(
         ws,
         tp2,
         fp,
         ds,
         fsv,
+        run_id=m.run_id,  # the run folder an approver reads this candidate's evidence in
         experiment=f'{tp.experiment}-candidates',
         split=split,
         tags=dict(base_version=base, purpose=purpose, trained_by='simulation'),
     )
+    stages.record_stage(m, 'train', t.outputs())
     v = stages.validate(ws, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id, policy=ps['policy'])
+    stages.record_validation(m, v, f'Validation of a candidate beside v{base}', f'On its holdout ({t.holdout_id})')
     reg = stages.register(
         ws,
         rp,
@@ -91,6 +97,7 @@ def train_candidate(
         tags=dict(base_version=base, purpose=purpose),
         reason=reason or purpose,
     )
+    stages.record_card(ws, m, reg.model_name, reg.model_version, t.mlflow_run_id, ds, fsv)
     return reg.model_version
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #507865db

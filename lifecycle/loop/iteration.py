@@ -203,7 +203,7 @@ def step_train(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     )
     params = dict(ws.client.get_run(t.mlflow_run_id).data.params)
     it['train'] = dict(t.outputs(), params=params, best_params=t.best_params, hyperparameters=hyper)
-    m.update_stage('train', status='ok', outputs=json.loads(json.dumps(t.outputs(), default=str)))
+    stages.record_stage(m, 'train', t.outputs())
     it['changes'] = dict(
         params=_diff(ch['params'], params),
         code=_diff(
@@ -218,6 +218,7 @@ def step_train(ws: Workspace, it: dict, rp: RetrainParams) -> str:
 def step_validate(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     "The validate stage with every gate and the policy's floors; reverted on any failed gate."
     from lifecycle.model import stages
+    from lifecycle.model.stages import record_validation
 
     ps, t = ws.params, it['train']
     v = stages.validate(
@@ -230,7 +231,12 @@ def step_validate(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         t['holdout_id'],
         policy=ps['policy'],
     )
-    _evidence(ws, it, 'validate', v.outputs(), 'validation.ipynb', _validation_text(it, v))
+    record_validation(
+        evidence_run(ws, it),
+        v,
+        f"Validation of retraining {it['id']}",
+        f"On the champion's holdout ({it['data']['holdout_id']}), beside champion v{it['champion']['version']}",
+    )
     it['validation'] = dict(
         validation_id=v.validation_id,
         passed=v.passed,
@@ -283,66 +289,28 @@ def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
 
 
 def evidence_run(ws: Workspace, it: dict):
-    """The iteration's run folder, `reports/runs/retrain-<id>/`: its manifest is the training run's pipeline run, so
-    a retrained version has evidence an approver reads and signs (`lifecycle approve`) as a pipeline's version has."""
-    from lifecycle.core.manifest import ManifestError, RunManifest
+    """The iteration's run folder, `reports/runs/retrain-<id>/` (`stages.evidence_run`): its manifest is the training
+    run's pipeline run, so a retrained version has evidence an approver reads and signs as a pipeline's version has."""
+    from lifecycle.model.stages import evidence_run as run_folder
 
-    rid = f"retrain-{it['id']}"
-    it['run_id'] = rid
-    try:
-        return RunManifest.load(ws.runs_dir / rid)
-    except ManifestError:
-        m = RunManifest.create(ws.runs_dir, rid, mode='retrain', iteration=it['id'])
-        m.data['status'] = 'ok'  # a record of evidence: each stage's own status says how far it got
-        m.save()
-        return m
-
-
-def _evidence(ws: Workspace, it: dict, stage: str, outputs: dict, name: str, text: str) -> None:
-    "Record a stage's outputs in the iteration's run, with its evidence as a one-cell notebook beside the manifest."
-    import nbformat
-
-    m = evidence_run(ws, it)
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)])
-    atomic_write(m.run_dir / name, nbformat.writes(nb))
-    m.update_stage(stage, status='ok', notebook=name, outputs=json.loads(json.dumps(outputs, default=str)))
-
-
-def _validation_text(it: dict, v) -> str:
-    rows = '\n'.join(
-        f"| {r['gate']} | {r.get('value')} | {r.get('limit')} | {r['verdict']} |" for r in v.gates.to_dict('records')
-    )
-    return (
-        f"# Validation of retraining {it['id']}\n\nOn the champion's holdout ({it['data']['holdout_id']}), beside "
-        f"champion v{it['champion']['version']}; validation record {v.validation_id}: "
-        f"{'every gate passed' if v.passed else 'a gate failed'}.\n\n"
-        "| gate | value | limit | verdict |\n|---|---|---|---|\n" + rows
-    )
+    it['run_id'] = f"retrain-{it['id']}"
+    return run_folder(ws, it['run_id'], 'retrain', iteration=it['id'])
 
 
 def _card(ws: Workspace, it: dict) -> None:
     "The model card stage for the registered challenger, recorded in the iteration's run like a pipeline's."
-    from lifecycle.core.manifest import RunManifest
-    from lifecycle.model import stages
+    from lifecycle.model.stages import record_card
 
-    ps, reg, ch = ws.params, it['registration'], it['champion']
-    val = RunManifest.load(ws.runs_dir / it['run_id']).stage('validate')['outputs']
-    c = stages.model_card(
+    reg, ch = it['registration'], it['champion']
+    record_card(
         ws,
-        ps['card'],
-        ps['validate'],
-        ps['ingest'],
-        model_name=reg['model_name'],
-        model_version=reg['model_version'],
-        mlflow_run_id=it['train']['mlflow_run_id'],
-        dataset_version=ch['dataset_version'],
-        feature_set_version=ch['feature_set_version'],
-        metrics=val['metrics'],
-        gates=val['gates'],
-        groups=val['groups'],
-        importance=val['importance'],
+        evidence_run(ws, it),
+        reg['model_name'],
+        reg['model_version'],
+        it['train']['mlflow_run_id'],
+        ch['dataset_version'],
+        ch['feature_set_version'],
     )
-    _evidence(ws, it, 'model_card', c.outputs(), 'model_card.ipynb', c.text)
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #b43a2105
 def _exposure_wait(ws: Workspace, it: dict, version: str, arm: str, shadow_on: bool, pct: float, step: str):

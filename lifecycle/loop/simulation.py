@@ -16,6 +16,7 @@ import pandas as pd
 import yaml
 from ..core.store import atomic_write
 from ..core.workspace import Workspace
+from ..deliver.demo import needs_approvals
 from . import iteration as loop
 
 # %% auto #0
@@ -173,19 +174,6 @@ class Story:
         return dict(asdict(self), outcome=self.outcome)
 
 
-def _needs_approvals(ws: Workspace) -> bool:
-    "Whether what the loop exposes in this workspace's environment (shadow, canary, control) needs an approval."
-    from lifecycle.release.exposure import arm_exposure
-
-    policy, env = ws.params['policy'], ws.environment
-    xs = {
-        arm_exposure(env, 'challenger', True, 0),
-        arm_exposure(env, 'challenger', False, 50),
-        arm_exposure(env, 'control'),
-    }
-    return any(n != 'gates' for x in xs for n in policy.exposure.get(x, []))
-
-
 def _given(recs: list[dict]) -> list[dict]:
     "The story's summary of approvals given as demo identities."
     return [
@@ -193,25 +181,11 @@ def _given(recs: list[dict]) -> list[dict]:
     ]
 
 
-_REFUSED = (
-    'lifecycle.deliver.demo.DemoNeedsApproval',
-    'lifecycle.release.governance.GovernanceError',
-    'lifecycle.release.trust.TrustError',
-    'lifecycle.release.review.ContextError',
-)
-
-
-def _refused(e: BaseException) -> bool:
-    "Whether `e` is a refusal of the release path (an approval or promotion it cannot give), not a fault."
-    return any(f'{c.__module__}.{c.__name__}' in _REFUSED for c in type(e).__mro__)
-
-
 def _demo_setup(ws: Workspace, say) -> tuple[bool, list[dict]]:
     """In an environment whose policy demands approvals: whether the demo identities act here (False when real people
     run the workspace's trust), and, when this environment has no champion yet, the one below walked up to it as them
-    (`SimulationError` naming the `lifecycle approve` commands when it cannot be); the approvals given."""
-    from lifecycle.deliver.demo import approval_commands, demo_people, demo_promote
-    from lifecycle.model.registry import alias_version
+    (`demo.demo_champion`; `SimulationError` naming what a human runs when it cannot be); the approvals given."""
+    from lifecycle.deliver.demo import DemoNeedsApproval, demo_champion, demo_people
     from lifecycle.release import trust
 
     try:
@@ -223,44 +197,20 @@ def _demo_setup(ws: Workspace, say) -> tuple[bool, list[dict]]:
         demo = True
     except trust.TrustError:
         demo = False
-    given, name, envs = [], ws.params['register'].model_name, ws.params['policy'].environments
-    if ws.environment in envs[1:] and alias_version(ws.client, name, ws.environment) is None:
-        below = envs[envs.index(ws.environment) - 1]
-        v = alias_version(ws.client, name, below)
-        if v is not None:  # the champion of the environment below walks up the release path to this one
-            try:
-                given += demo_promote(ws, v, ws.environment, f"lifecycle simulate: {ws.environment} champion", say=say)
-            except Exception as e:
-                if not _refused(e):
-                    raise
-                raise SimulationError(
-                    f"{ws.environment} has no champion, and v{v} ({below}) cannot be walked up to it: {e}; a human "
-                    f"approves it with {approval_commands(ws, v, [ws.environment], name)}, then "
-                    f"`lifecycle promote {name} {v} --to {ws.environment}`"
-                ) from None
-    return demo, given
+    try:
+        return demo, demo_champion(ws, 'lifecycle simulate', say)
+    except DemoNeedsApproval as e:
+        raise SimulationError(str(e)) from None
 
 
 def _demo_serving(ws: Workspace, say) -> list[dict]:
-    "The approvals each deployed arm lacks for its exposure here, given as the demo identities (see `_demo_setup`)."
-    from lifecycle.deliver.demo import approval_commands, demo_approve
-    from lifecycle.release.exposure import serving_check
+    "The approvals each deployed arm lacks for its exposure here, given as the demo identities (`demo.demo_serving`)."
+    from lifecycle.deliver.demo import DemoNeedsApproval, demo_serving
 
-    given = []
-    for row in serving_check(ws):
-        if row['ok']:
-            continue
-        try:
-            given += demo_approve(ws, row['version'], row['exposure'], f"lifecycle simulate: the {row['arm']}", say=say)
-        except Exception as e:
-            if not _refused(e):
-                raise
-            steps = [n for n in ws.params['policy'].exposure.get(row['exposure'], []) if n != 'gates']
-            raise SimulationError(
-                f"the {row['arm']} v{row['version']} cannot serve as {row['exposure']} in {ws.environment}: {e}; a "
-                f"human approves it with {approval_commands(ws, row['version'], steps)}"
-            ) from None
-    return given
+    try:
+        return demo_serving(ws, 'lifecycle simulate', say)
+    except DemoNeedsApproval as e:
+        raise SimulationError(str(e)) from None
 
 
 def _flags_live(srv, ws: Workspace, timeout: float = 20) -> None:
@@ -326,7 +276,7 @@ def simulate(
     if window < 10 or max_windows < 1:
         raise SimulationError(f"--window: expected at least 10 rows, found {window}; --max-windows at least 1")
     t0, start = time.monotonic(), time.time()
-    demo, given = _demo_setup(ws, say) if _needs_approvals(ws) else (False, [])
+    demo, given = _demo_setup(ws, say) if needs_approvals(ws) else (False, [])
     champion = loop.champion_info(ws)  # RetrainError when there is none
     if (cur := loop.active(ws.state_dir)) is not None:
         raise SimulationError(f"retraining {cur['id']} is {cur['status']}: finish it first (`lifecycle retrain run`)")
@@ -341,7 +291,7 @@ def simulate(
         raise SimulationError(f"no rows after the training cut to replay (ingest.yaml train_until {ip.train_until})")
     if _ensure_flags(ws):
         say('no flags yet: deployed the champion from params/flags.yaml')
-    given = _given(given + (_demo_serving(ws, say) if _needs_approvals(ws) else []))
+    given = _given(given + (_demo_serving(ws, say) if needs_approvals(ws) else []))
     m = RunManifest.create(ws.runs_dir, mode='simulate', scenario=scenario, champion=champion['version'])
     try:
         sizes = dict(window=window, max_windows=max_windows, shadow_labelled=shadow_labelled, guard_min=guard_min)
@@ -374,7 +324,7 @@ def _play(
     from lifecycle.serve.server import Server
     from lifecycle.serve.serving import create_app
 
-    from lifecycle.deliver.demo import demo_approve
+    from lifecycle.deliver.demo import demo_approve, refused
 
     (t0, start), window, max_windows = clock, sizes['window'], sizes['max_windows']
     fp, ip = ws.params['features'], ws.params['ingest']
@@ -453,7 +403,7 @@ def _play(
                         say=lambda t: say('  ' + t),
                     )
                 except Exception as e:
-                    if not _refused(e):
+                    if not refused(e):
                         raise
                     say(f"  the loop waits for a human approval: {e}")
                     break

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-from ..core.manifest import now_iso
+from ..core.manifest import ManifestError, RunManifest, now_iso
 from ..core.params import CardParams, FeaturesParams, IngestParams, RegisterParams, TrainParams, ValidateParams
 from ..core.provenance import git_info, library_hash
 from ..core.workspace import Workspace
@@ -29,7 +29,8 @@ from lifecycle.model.validate import (
 
 # %% auto #0
 __all__ = ['TrainResult', 'train', 'ValidationResult', 'champion_scores', 'validate', 'ReleaseCheckFailed', 'Registration',
-           'loaded_back', 'register', 'ModelCard', 'model_card']
+           'loaded_back', 'register', 'ModelCard', 'model_card', 'evidence_run', 'record_stage', 'record_validation',
+           'record_card']
 
 # %% ../../nbs/api/model/06_stages.ipynb #cb8ca808
 @dataclass(frozen=True, eq=False)
@@ -440,3 +441,73 @@ def model_card(
     )
     sheet = card.datasheet_markdown(snap, ip.model_dump(mode='json'), cp.intended_use)
     return ModelCard(text, sheet, ws.store.put_bytes(text.encode()), ws.store.put_bytes(sheet.encode()), facts)
+
+# %% ../../nbs/api/model/06_stages.ipynb #454213e1
+def evidence_run(ws: Workspace, run_id: str, mode: str, **meta) -> RunManifest:
+    """The run folder `reports/runs/<run_id>/` recording stages run outside a pipeline: loaded when it exists, else
+    started (a record of evidence: each stage's own status says how far it got). Pass its id as `train`'s `run_id`."""
+    try:
+        return RunManifest.load(ws.runs_dir / run_id)
+    except ManifestError:
+        m = RunManifest.create(ws.runs_dir, run_id, mode=mode, **meta)
+        m.data['status'] = 'ok'
+        m.save()
+        return m
+
+
+def record_stage(m: RunManifest, stage: str, outputs: dict, notebook: str | None = None, text: str = '') -> None:
+    "Record `stage`'s outputs in the run, with `text` as its evidence: a one-cell Markdown `notebook` in the run."
+    import json
+    import nbformat
+    from lifecycle.core.store import atomic_write
+
+    fields = {}
+    if notebook:
+        atomic_write(
+            m.run_dir / notebook, nbformat.writes(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(text)]))
+        )
+        fields['notebook'] = notebook
+    m.update_stage(stage, status='ok', **fields, outputs=json.loads(json.dumps(outputs, default=str)))
+
+
+def record_validation(m: RunManifest, v: ValidationResult, title: str, setting: str) -> None:
+    "Record the validate stage: its outputs, and a report of every gate's verdict (`setting`: on what, beside what)."
+    rows = '\n'.join(
+        f"| {r['gate']} | {r.get('value')} | {r.get('limit')} | {r['verdict']} |" for r in v.gates.to_dict('records')
+    )
+    text = (
+        f"# {title}\n\n{setting}; validation record {v.validation_id}: "
+        f"{'every gate passed' if v.passed else 'a gate failed'}.\n\n"
+        "| gate | value | limit | verdict |\n|---|---|---|---|\n" + rows
+    )
+    record_stage(m, 'validate', v.outputs(), 'validation.ipynb', text)
+
+
+def record_card(
+    ws: Workspace,
+    m: RunManifest,
+    model_name: str,
+    model_version: str,
+    mlflow_run_id: str,
+    dataset_version: str,
+    feature_set_version: str,
+) -> ModelCard:
+    "The model card stage for a registered version, from the validation the run recorded; recorded in the run."
+    ps, val = ws.params, m.stage('validate')['outputs']
+    c = model_card(
+        ws,
+        ps['card'],
+        ps['validate'],
+        ps['ingest'],
+        model_name=model_name,
+        model_version=str(model_version),
+        mlflow_run_id=mlflow_run_id,
+        dataset_version=dataset_version,
+        feature_set_version=feature_set_version,
+        metrics=val['metrics'],
+        gates=val['gates'],
+        groups=val['groups'],
+        importance=val['importance'],
+    )
+    record_stage(m, 'model_card', c.outputs(), 'model_card.ipynb', c.text)
+    return c
