@@ -62,7 +62,12 @@ def test_two_cold_runs_at_once_both_succeed_and_the_kill_switch_does_not_wait(tm
     ws = make_workspace(tmp_path / 'ws')
     procs = [
         subprocess.Popen(
-            [LIFECYCLE, 'run'], cwd=ws, env=clean_env(), text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            [LIFECYCLE, 'run', '--no-site'],
+            cwd=ws,
+            env=clean_env(),
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         for _ in range(2)
     ]

@@ -417,12 +417,13 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
 
 
 def test_bounded_load_answers_without_5xx_and_loses_no_log_rows(ws, server):
-    "A 60-second load (LIFECYCLE_TEST_LOAD_SECONDS) from 4 keep-alive clients: zero 5xx, one log row per answer."
+    """A 20-second load (LIFECYCLE_TEST_LOAD_SECONDS; the throughput goals are measured in benchmarks/) from 4
+    keep-alive clients: zero 5xx, one log row per answer."""
     from lifecycle.predlog import read_log
 
     flags(ws, *BASE, 'percentage=50')
     live(server, ws, control='1', safe='1', challenger='2')
-    seconds = float(os.environ.get('LIFECYCLE_TEST_LOAD_SECONDS', 60))
+    seconds = float(os.environ.get('LIFECYCLE_TEST_LOAD_SECONDS', 20))
     start, codes, lock = time.time(), Counter(), threading.Lock()
 
     def worker(n):
