@@ -681,3 +681,25 @@ def test_a_kill_9_during_the_canary_resumes_the_same_rollout_and_promotes(traine
     assert it['status'] == 'promoted', it['canary']
     assert it['canary']['rollout_id'] == rollout and len(it['interruptions']) == 1  # the same rollout, not a second
     assert alias_version(ws.client, 'arrests-release', ws.environment) == '3' and spec(ws)['control'] == '3'
+
+
+def test_the_loop_never_moves_an_alias_itself_only_the_rollouts_verified_promotion_does(two_versions):
+    """When the loop's canary has completed, the environment's alias was moved by the rollout's completion (the audited,
+    verified `governance.promote`); the loop records the promotion but writes no alias: if the alias does not name its
+    version, it stops, naming the command."""
+    from lifecycle.core import audit
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop import iteration
+    from lifecycle.model.registry import alias_version
+
+    ws = Workspace.open(two_versions)
+    name = ws.params['register'].model_name
+    it = dict(id='i-x', registration=dict(model_name=name, model_version='2'), champion=dict(version='1'))
+    with pytest.raises(iteration.RetrainError, match='the dev alias names v1.*`lifecycle promote`'):
+        iteration._promote(ws, it)
+    assert alias_version(ws.client, name, 'dev') == '1'  # untouched
+    assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote']
+    ws.client.set_registered_model_alias(name, 'dev', '2')  # as the completion's promotion would have
+    assert iteration._promote(ws, it) == 'promoted' and it['decision']['champion'] == '2'
+    (entry,) = [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote']
+    assert entry['subject'] == f'{name}/2' and 'verified promotion' in entry['reason']

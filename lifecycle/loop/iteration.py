@@ -466,13 +466,22 @@ def _promote(ws: Workspace, it: dict) -> str:
     v, old = it['registration']['model_version'], it['champion']['version']
     from lifecycle.core.locks import held
 
-    with held(ws.state_dir, 'registry'):  # the move and its audit entry as one step among registry writers
-        ws.client.set_registered_model_alias(name, alias, v)
+    from lifecycle.model.registry import alias_version
+
+    with held(ws.state_dir, 'registry'):  # the check and its audit entry as one step among registry writers
+        if alias_version(ws.client, name, alias) != v:  # the completion's verified promotion moved it, or nothing did
+            raise RetrainError(
+                f"the canary of v{v} completed, but the {alias} alias names v{alias_version(ws.client, name, alias)}: "
+                "the completion's promotion did not move it; promote it with `lifecycle promote`"
+            )
         approvals = [
             dict(step=a['step'], approver=a['approver'], role=a.get('role'), time=a['time'], reason=a['reason'])
             for a in gov.approvals(ws.store, name, v, ps['policy'])
         ]
-        reason = f"retraining {it['id']}: v{v} passed every gate, the shadow and the guarded canary"
+        reason = (
+            f"retraining {it['id']}: v{v} passed every gate, the shadow and the guarded canary; the rollout's "
+            f"completion moved the {alias} alias (verified promotion)"
+        )
         it['decision'] = dict(outcome='promoted', reason=reason, at='canary', by=ws.actor, champion=v, ts=time.time())
         it['authorised'] = dict(
             loop_actor=ws.actor,
