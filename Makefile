@@ -11,10 +11,12 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # uv installs the same tested set as pip in a fraction of the time (it downloads in parallel); pip is the fallback.
+# --compile-bytecode: like pip, write the .pyc files at install time. Without them, where PYTHONDONTWRITEBYTECODE is set
+# (as on the CI machines), every process compiles MLflow, scikit-learn and pandas from source at each import.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet uv \
-	  && $(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt -e ".[dev]" \
+	  && $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e ".[dev]" \
 	  || $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 

@@ -1121,6 +1121,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.arm_stats': ( 'api/deliver/rollout.html#arm_stats',
                                                                                     'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout.complete_if_unchanged': ( 'api/deliver/rollout.html#complete_if_unchanged',
+                                                                                                'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.completes_next': ( 'api/deliver/rollout.html#completes_next',
                                                                                          'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.guard': ( 'api/deliver/rollout.html#guard',

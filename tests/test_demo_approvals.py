@@ -129,3 +129,21 @@ def test_rollout_demo_in_production_gives_each_approval_as_a_demo_identity_the_l
     moved = [e for e in log if e['action'] == 'model.promote'][-1]
     assert moved['subject'] == f'{name}/2' and 'rollout completed' in moved['reason'], moved
     assert not [e for e in log if e['action'] in ('approval.refused', 'promotion.refused')]
+
+
+def test_rollout_demo_in_staging_stops_naming_the_commands_when_the_champion_cannot_be_approved(trained):
+    # v1's trainer is not bound by a registered key: no approval can be given for it, and the demo says what to run
+    r, out = cli_json(trained, 'rollout', 'demo', env=STAGING)
+    assert r.returncode == EXIT_INPUT and 'Traceback' not in r.stderr, r.stderr
+    err = out['error']
+    assert 'staging has no champion' in err and 'who trained' in err, err
+    assert '`lifecycle approve arrests-release 1 --to staging --as NAME' in err and '`lifecycle promote' in err
+    assert not list((trained / 'reports' / 'runs').glob('candidate-*'))  # it stopped before training anything
+
+
+def test_a_dev_completion_needs_no_approval_and_writes_no_ab_report(trained):
+    from lifecycle.deliver.demo import demo_completion
+
+    w = _open(trained)
+    assert demo_completion(w, {'challenger': '1', 'started': 0.0}, 'test', say=print) == []
+    assert not (w.reports_dir / 'experiments').exists()  # evidence is only written where an approval needs it

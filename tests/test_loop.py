@@ -695,7 +695,9 @@ def test_the_loop_never_moves_an_alias_itself_only_the_rollouts_verified_promoti
     ws = Workspace.open(two_versions)
     name = ws.params['register'].model_name
     it = dict(id='i-x', registration=dict(model_name=name, model_version='2'), champion=dict(version='1'))
-    with pytest.raises(iteration.RetrainError, match='the dev alias names v1.*`lifecycle promote`'):
+    with pytest.raises(
+        iteration.RetrainError, match='the dev alias names v1.*`lifecycle promote arrests-release 2 --to dev`'
+    ):
         iteration._promote(ws, it)
     assert alias_version(ws.client, name, 'dev') == '1'  # untouched
     assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote']

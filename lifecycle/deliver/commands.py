@@ -24,6 +24,10 @@ DELIVER_ERRORS = {
     'lifecycle.deliver.demo.DemoFailed': EXIT_STAGE,
     'lifecycle.model.registry.NotValidated': EXIT_STAGE,
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
+    'lifecycle.deliver.demo.DemoNeedsApproval': EXIT_INPUT,  # the release path refused: the commands a human runs
+    'lifecycle.release.governance.GovernanceError': EXIT_STAGE,
+    'lifecycle.release.exposure.ExposureRefused': EXIT_INPUT,
+    'lifecycle.release.review.ContextError': EXIT_INPUT,
 }
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #d8f98c47
@@ -237,6 +241,8 @@ class DemoOutcome(Result):
 
     def show(self):
         RolloutView(self.rollout).show()
+        for a in self.approvals:
+            print(f"approved v{a['model_version']} for {a['step']} as {a['approver']} (a demo identity)")
         print(f"report: {self.report}")
 
 

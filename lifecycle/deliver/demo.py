@@ -87,7 +87,8 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
             f"the {outcome} candidate was not registered, so there is nothing to roll out: {e}"
         ) from None
     why = f'rollout demo: the {outcome} candidate v{version}'
-    approvals += demo_serving(s, why, say) + demo_approve(s, version, first_exposure(s, steps), why, say=say)
+    approvals += demo_serving(s, why, say)
+    approvals += _approve_or_explain(s, version, first_exposure(s, steps), why, say, f'{outcome} candidate')
     server = LocalServer(
         s.root, env={**os.environ, 'LIFECYCLE_ENVIRONMENT': s.environment}
     )  # serves where it rolls out
@@ -104,8 +105,10 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
         rows, fp = sim.later_rows(s), ps['features']
         inputs = [f.name for f in fp.features]
 
+        stopped = threading.Event()
+
         def done():
-            return (ro.load_state(s) or {}).get('status') not in ('running',)
+            return stopped.is_set() or (ro.load_state(s) or {}).get('status') not in ('running',)
 
         traffic = threading.Thread(
             target=sim.send_traffic,
@@ -114,15 +117,24 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
             daemon=True,
         )
         traffic.start()
-        st = ro.guard(
-            s,
-            ps['rollout'].guard,
-            fp.positive_class,
-            default_url(s),
-            max_seconds=max_seconds,
-            on_decision=lambda d: d.action != 'wait' and say(f"  guard: {d.action}: {'; '.join(d.reasons)}"),
-            before_complete=lambda st: approvals.extend(demo_completion(s, st, why, say)),
-        )
+        try:
+            st = ro.guard(
+                s,
+                ps['rollout'].guard,
+                fp.positive_class,
+                default_url(s),
+                max_seconds=max_seconds,
+                on_decision=lambda d: d.action != 'wait' and say(f"  guard: {d.action}: {'; '.join(d.reasons)}"),
+                before_complete=lambda st: approvals.extend(demo_completion(s, st, why, say)),
+            )
+        except DemoNeedsApproval as e:
+            now = ro.load_state(s) or st
+            raise DemoNeedsApproval(
+                f"{e}. Rollout {now['id']} stays at {now['percentage']:g}%: once approved, `lifecycle rollout guard` "
+                "completes it; or `lifecycle rollout rollback`"
+            ) from None
+        finally:
+            stopped.set()
         traffic.join(30)
     finally:
         server.stop()
@@ -217,7 +229,8 @@ def demo_promote(ws: Workspace, version, step: str, reason: str, name: str | Non
 # %% ../../nbs/api/deliver/04_demo.ipynb #8f27bac4
 REFUSALS = (
     'lifecycle.deliver.demo.DemoNeedsApproval',
-    'lifecycle.release.governance.GovernanceError',
+    'lifecycle.release.governance.ApprovalRefused',
+    'lifecycle.release.governance.PromotionRefused',
     'lifecycle.release.trust.TrustError',
     'lifecycle.release.review.ContextError',
     'lifecycle.release.exposure.ExposureRefused',
@@ -259,9 +272,19 @@ def demo_champion(ws: Workspace, why: str, say=print) -> list[dict]:
     except Exception as e:
         if not refused(e):
             raise
+        pol = ws.params['policy']
+        steps = envs[1 : envs.index(ws.environment) + 1]
+        todo = [x for x in steps if not ws.store.record_path('approvals', f'{name}-{v}-{x}').exists()]
+        ab = [x for x in todo or [ws.environment] if x in pol.promotion and pol.promotion[x].ab_evidence]
+        first = (
+            f"`lifecycle experiment report` on traffic v{v} served as the challenger (the A/B evidence a {ab[0]} "
+            "approval is signed over), then "
+            if ab
+            else ''
+        )
         raise DemoNeedsApproval(
-            f"{ws.environment} has no champion, and v{v} ({below}) cannot be walked up to it: {e}; a human approves "
-            f"it with {approval_commands(ws, v, [ws.environment], name)}, then "
+            f"{ws.environment} has no champion, and v{v} ({below}) cannot be walked up to it: {e}; a human runs "
+            f"{first}{approval_commands(ws, v, todo or [ws.environment], name)}, then "
             f"`lifecycle promote {name} {v} --to {ws.environment}`"
         ) from None
 

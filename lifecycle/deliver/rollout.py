@@ -25,8 +25,8 @@ from ..serve import flags as fl
 
 # %% auto #0
 __all__ = ['ACTIVE', 'RolloutError', 'state_path', 'load_state', 'locked', 'start', 'advance', 'completes_next', 'switch',
-           'pause', 'resume', 'rollback', 'kill', 'arm_stats', 'Decision', 'judge', 'look', 'guard', 'timeline',
-           'plot_timeline']
+           'pause', 'resume', 'rollback', 'kill', 'arm_stats', 'Decision', 'judge', 'look', 'complete_if_unchanged',
+           'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -366,7 +366,7 @@ def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> di
 class Decision:
     "What the guard concluded at one look, and why."
 
-    action: str  # advance | wait | pause | rollback
+    action: str  # advance | wait | pause | rollback; complete: an advance left to `guard` (see `look`)
     reasons: list[str]
     metrics: dict = field(default_factory=dict)
 
@@ -453,8 +453,8 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
 @_exclusive
 def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=None) -> Decision | None:
     """One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running.
-    `before_complete(state)` runs before an advance that completes the rollout (the A/B evidence and the approval the
-    completion needs, say); if it raises, the rollout stays where it is."""
+    With `before_complete`, an advance that would complete the rollout is not taken here: the decision comes back as
+    `complete` for `guard` to run the hook outside the lock, then complete (`complete_if_unchanged`)."""
     from lifecycle.core.heartbeats import beat
     from lifecycle.serve.predlog import read_log
 
@@ -487,9 +487,18 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=N
         pause(s, actor='guard', reason=why, metrics=d.metrics)
     elif d.action == 'advance':
         if before_complete is not None and completes_next(st):
-            before_complete(st)
+            return Decision('complete', d.reasons, d.metrics)
         advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)  # blue-green: completes
     return d
+
+
+@_exclusive
+def complete_if_unchanged(s: Workspace, st: dict, reason: str, metrics: dict | None = None) -> dict | None:
+    "Take the guard's completing advance if the rollout is still as `st` (same id, step, running); else nothing."
+    cur = load_state(s)
+    if cur and cur['id'] == st['id'] and cur['step'] == st['step'] and cur['status'] == 'running':
+        return advance(s, actor='guard', reason=reason, metrics=metrics)
+    return None
 
 
 def guard(
@@ -501,11 +510,17 @@ def guard(
     on_decision=None,
     before_complete=None,
 ) -> dict | None:
-    """Look every `interval_s` until the rollout completes, rolls back, pauses or is killed (or `max_seconds` pass);
-    `before_complete` as in `look`."""
+    """Look every `interval_s` until the rollout completes, rolls back, pauses or is killed (or `max_seconds` pass).
+    `before_complete(state)` runs, outside the rollout lock (a kill switch never waits behind it), before the advance
+    that completes the rollout: the A/B evidence and the approval the completion needs, say. If it raises, the rollout
+    stays at its last step."""
     end = time.monotonic() + max_seconds if max_seconds else None
     while True:
         d = look(s, g, positive, log_url, before_complete)
+        if d is not None and d.action == 'complete':
+            st = load_state(s)
+            before_complete(st)
+            complete_if_unchanged(s, st, d.reasons[0], d.metrics)
         if d is not None and on_decision:
             on_decision(d)
         st = load_state(s)

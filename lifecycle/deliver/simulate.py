@@ -72,32 +72,41 @@ def train_candidate(
         if degrade
         else 'candidate'
     )
-    m = stages.evidence_run(ws, f'candidate-{uuid.uuid4().hex[:12]}', 'candidate', base_version=base, purpose=purpose)
-    t = stages.train(
-        ws,
-        tp2,
-        fp,
-        ds,
-        fsv,
-        run_id=m.run_id,  # the run folder an approver reads this candidate's evidence in
-        experiment=f'{tp.experiment}-candidates',
-        split=split,
-        tags=dict(base_version=base, purpose=purpose, trained_by='simulation'),
+    m = stages.evidence_run(
+        ws, f'candidate-{uuid.uuid4().hex[:12]}', 'candidate', 'running', base_version=base, purpose=purpose
     )
-    stages.record_stage(m, 'train', t.outputs())
-    v = stages.validate(ws, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id, policy=ps['policy'])
-    stages.record_validation(m, v, f'Validation of a candidate beside v{base}', f'On its holdout ({t.holdout_id})')
-    reg = stages.register(
-        ws,
-        rp,
-        fp,
-        v,
-        known_inputs=t.known_inputs,
-        known_outputs=t.known_outputs,
-        tags=dict(base_version=base, purpose=purpose),
-        reason=reason or purpose,
-    )
-    stages.record_card(ws, m, reg.model_name, reg.model_version, t.mlflow_run_id, ds, fsv)
+    try:
+        t = stages.train(
+            ws,
+            tp2,
+            fp,
+            ds,
+            fsv,
+            run_id=m.run_id,  # the run folder an approver reads this candidate's evidence in
+            experiment=f'{tp.experiment}-candidates',
+            split=split,
+            tags=dict(base_version=base, purpose=purpose, trained_by='simulation'),
+        )
+        stages.record_stage(m, 'train', t.outputs())
+        v = stages.validate(ws, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id, policy=ps['policy'])
+        stages.record_validation(m, v, f'Validation of a candidate beside v{base}', f'On its holdout ({t.holdout_id})')
+        reg = stages.register(
+            ws,
+            rp,
+            fp,
+            v,
+            known_inputs=t.known_inputs,
+            known_outputs=t.known_outputs,
+            tags=dict(base_version=base, purpose=purpose),
+            reason=reason or purpose,
+        )
+        stages.record_card(ws, m, reg.model_name, reg.model_version, t.mlflow_run_id, ds, fsv)
+    except BaseException:  # the run folder says the candidate went no further than its stages record
+        m.data['status'] = 'failed'
+        m.save()
+        raise
+    m.data['status'] = 'ok'
+    m.save()
     return reg.model_version
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #507865db

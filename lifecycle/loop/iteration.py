@@ -404,8 +404,7 @@ def step_canary(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     if not st or st['id'] != c['rollout_id']:
         return _revert(ws, it, f"canary: rollout {c['rollout_id']} is no longer the workspace's rollout")
     if st['status'] == 'running':
-        nxt = st['step'] + 1
-        if nxt >= len(st['steps']) - 1 or st['steps'][nxt] >= 100:  # the next advance completes: production needs
+        if ro.completes_next(st):  # the next advance completes: the control's exposure needs its approvals first
             wait = _exposure_wait(ws, it, v, 'control', False, 100, 'canary')
             if wait:
                 return wait
@@ -469,10 +468,11 @@ def _promote(ws: Workspace, it: dict) -> str:
     from lifecycle.model.registry import alias_version
 
     with held(ws.state_dir, 'registry'):  # the check and its audit entry as one step among registry writers
-        if alias_version(ws.client, name, alias) != v:  # the completion's verified promotion moved it, or nothing did
+        now = alias_version(ws.client, name, alias)
+        if now != v:  # the completion's verified promotion moved it, or nothing did
             raise RetrainError(
-                f"the canary of v{v} completed, but the {alias} alias names v{alias_version(ws.client, name, alias)}: "
-                "the completion's promotion did not move it; promote it with `lifecycle promote`"
+                f"the canary of v{v} completed, but the {alias} alias names {f'v{now}' if now else 'no version'}: "
+                f"the completion's promotion did not move it: `lifecycle promote {name} {v} --to {alias}`"
             )
         approvals = [
             dict(step=a['step'], approver=a['approver'], role=a.get('role'), time=a['time'], reason=a['reason'])

@@ -443,14 +443,15 @@ def model_card(
     return ModelCard(text, sheet, ws.store.put_bytes(text.encode()), ws.store.put_bytes(sheet.encode()), facts)
 
 # %% ../../nbs/api/model/06_stages.ipynb #454213e1
-def evidence_run(ws: Workspace, run_id: str, mode: str, **meta) -> RunManifest:
+def evidence_run(ws: Workspace, run_id: str, mode: str, status: str = 'ok', **meta) -> RunManifest:
     """The run folder `reports/runs/<run_id>/` recording stages run outside a pipeline: loaded when it exists, else
-    started (a record of evidence: each stage's own status says how far it got). Pass its id as `train`'s `run_id`."""
+    started with `status` (`ok`: a record of evidence whose stages each say how far they got; or `running`, finished
+    by the caller). Pass its id as `train`'s `run_id`."""
     try:
         return RunManifest.load(ws.runs_dir / run_id)
     except ManifestError:
         m = RunManifest.create(ws.runs_dir, run_id, mode=mode, **meta)
-        m.data['status'] = 'ok'
+        m.data['status'] = status
         m.save()
         return m
 
