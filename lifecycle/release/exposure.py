@@ -57,9 +57,13 @@ def arm_exposure(environment: str, arm: str, shadow: bool = False, percentage: f
 def _gates(ws, name: str, version: str) -> list[str]:
     from lifecycle.model.registry import NotValidated, passed_validation
 
+    from mlflow.exceptions import MlflowException
+
     try:
         vid = (ws.client.get_model_version(name, version).tags or {}).get('validation_id')
-    except Exception:
+    except MlflowException as e:
+        if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
+            raise  # the registry could not answer (busy, unreachable): not a verdict on the version
         return [f"{name} has no version {version} in the registry"]
     try:
         passed_validation(ws.store, vid)

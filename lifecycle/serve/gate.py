@@ -104,7 +104,12 @@ class FlagGate:
                     return False
                 raise
             spec, name = fl.load_spec(self.s)
-            if self.vet is not None and (refused := self.vet(spec, name, self.spec)):
+            try:
+                refused = self.vet(spec, name, self.spec) if self.vet is not None else []
+            except Exception as e:  # e.g. the registry is busy: not a verdict on the flags, so look again next time
+                self._seen = None
+                raise fl.FlagError(f"the release policy could not be checked (will retry): {e}") from None
+            if refused:
                 raise fl.FlagError('; '.join(refused))
             versions = fl.deployed_versions(doc)
             for variant, version in versions.items():
