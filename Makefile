@@ -46,12 +46,14 @@ nbdev-test: setup ## run the asserts in the library notebooks
 pytest: setup ## every pytest tier (end-to-end, servers, reliability), three workers on two cores (many tests wait on a server or a subprocess), random order (seed in the header)
 	$(BIN)/python -m pytest -n 3 --dist loadfile -p randomly --durations=15
 
-lab: setup ## JupyterLab on the workspace; stage notebooks run there with the params/ defaults
+lab: setup ## JupyterLab on the workspace (installed on first use: the `lab` extra); stage notebooks run there with the params/ defaults
+	@test -x $(BIN)/jupyter-lab || $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e ".[lab]" \
+	  || $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[lab]"
 	$(BIN)/jupyter lab --notebook-dir=.
 
 constraints: ## re-resolve pyproject.toml with pip in a throw-away venv and write the tested set to constraints.txt
 	@rm -rf .venv-resolve && $(PYTHON) -m venv .venv-resolve
-	.venv-resolve/bin/python -m pip install --quiet -e ".[dev]"
+	.venv-resolve/bin/python -m pip install --quiet -e ".[dev,lab]"
 	@{ sed -n 1,2p constraints.txt; .venv-resolve/bin/python -m pip freeze --exclude-editable \
 	  | grep -v -i -E '^(pip|setuptools|wheel)=='; } > constraints.txt.tmp \
 	  && mv constraints.txt.tmp constraints.txt && rm -rf .venv-resolve
