@@ -1979,6 +1979,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure.ExposureRefused.__init__': ( 'api/release/exposure.html#exposurerefused.__init__',
                                                                                                      'lifecycle/release/exposure.py'),
+                                            'lifecycle.release.exposure.RegistryUnavailable': ( 'api/release/exposure.html#registryunavailable',
+                                                                                                'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure._approval': ( 'api/release/exposure.html#_approval',
                                                                                       'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure._gates': ( 'api/release/exposure.html#_gates',

@@ -132,3 +132,38 @@ def test_govern_check_lists_what_serves_and_no_longer_meets_a_tightened_policy(w
     assert "a staging approval (by the role 'ml_engineer') is missing" in rows[0]['missing'][0]
     r = invoke(govern_check, [], env=env)
     assert r.exit_code == 1 and 'control: version 1 as dev (dev): NO LONGER MEETS THE POLICY' in r.stdout
+
+
+def test_a_registry_that_cannot_answer_is_no_verdict_and_every_flags_writer_says_so(ws, monkeypatch):  # noqa: F811
+    "Busy or unreachable is not 'no such version': check raises RegistryUnavailable, the flags refuse for now."
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.release import exposure
+    from lifecycle.serve import flags as fl
+
+    def busy(self, name, version):
+        raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+
+    monkeypatch.setattr(MlflowClient, 'get_model_version', busy)
+    with pytest.raises(exposure.RegistryUnavailable, match='could not answer about .* v1 .*try again'):
+        exposure.check(ws['ws'], '1', 'dev')
+    with pytest.raises(fl.FlagError, match=r'control: the release policy could not be checked'):
+        fl.write_spec(ws['ws'], FlagsParams(control='1', safe='1'), NAME)
+    monkeypatch.undo()
+    assert exposure.check(ws['ws'], '1', 'dev').ok  # answered again: the verdict is the gates'
+
+
+def test_the_guard_does_not_complete_a_rollout_that_changed_while_its_completion_was_prepared(tmp_path):
+    import json
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    w = Workspace.open(tmp_path)
+    judged = dict(id='r1', status='running', step=0, percentage=50.0, step_started=100.0, strategy='canary')
+    rollout.state_path(w).parent.mkdir(parents=True, exist_ok=True)
+    for now in ({**judged, 'step_started': 160.0}, {**judged, 'status': 'paused'}, {**judged, 'percentage': 0.0}):
+        rollout.state_path(w).write_text(json.dumps(now))  # resumed since, paused, switched back
+        assert rollout.complete_if_unchanged(w, judged, 'healthy') is None
+        assert json.loads(rollout.state_path(w).read_text()) == now  # nothing was advanced

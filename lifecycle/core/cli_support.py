@@ -72,6 +72,7 @@ class Result:
 COMMON_ERRORS = {
     'lifecycle.core.settings.SettingsError': EXIT_INPUT,
     'lifecycle.core.params.ParamsError': (EXIT_INPUT, 'params refused:\n'),
+    'lifecycle.release.exposure.RegistryUnavailable': EXIT_STAGE,  # by name: core imports no layer above it
 }
 
 

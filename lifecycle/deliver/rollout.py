@@ -369,6 +369,7 @@ class Decision:
     action: str  # advance | wait | pause | rollback; complete: an advance left to `guard` (see `look`)
     reasons: list[str]
     metrics: dict = field(default_factory=dict)
+    state: dict | None = None  # with `complete`: the rollout state the decision was taken on
 
 
 def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: float) -> Decision:
@@ -487,16 +488,18 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=N
         pause(s, actor='guard', reason=why, metrics=d.metrics)
     elif d.action == 'advance':
         if before_complete is not None and completes_next(st):
-            return Decision('complete', d.reasons, d.metrics)
+            return Decision('complete', d.reasons, d.metrics, state=st)
         advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)  # blue-green: completes
     return d
 
 
 @_exclusive
 def complete_if_unchanged(s: Workspace, st: dict, reason: str, metrics: dict | None = None) -> dict | None:
-    "Take the guard's completing advance if the rollout is still as `st` (same id, step, running); else nothing."
+    """Take the guard's completing advance if the rollout is still as `st` (same id, step, share and step start, and
+    running: no pause, resume, switch or rollback since); else nothing."""
     cur = load_state(s)
-    if cur and cur['id'] == st['id'] and cur['step'] == st['step'] and cur['status'] == 'running':
+    same = ('id', 'step', 'percentage', 'step_started')
+    if cur and cur['status'] == 'running' and all(cur.get(k) == st.get(k) for k in same):
         return advance(s, actor='guard', reason=reason, metrics=metrics)
     return None
 
@@ -518,9 +521,11 @@ def guard(
     while True:
         d = look(s, g, positive, log_url, before_complete)
         if d is not None and d.action == 'complete':
-            st = load_state(s)
-            before_complete(st)
-            complete_if_unchanged(s, st, d.reasons[0], d.metrics)
+            before_complete(d.state)
+            if complete_if_unchanged(s, d.state, d.reasons[0], d.metrics) is None:
+                d = Decision('wait', ['the rollout changed while its completion was prepared: looking again'])
+            else:
+                d = Decision('advance', d.reasons, d.metrics)
         if d is not None and on_decision:
             on_decision(d)
         st = load_state(s)

@@ -623,9 +623,10 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     may quote a data value); the third in a row reverts, else None (raise)."""
     from lifecycle.core.locks import LockBusy
     from lifecycle.deliver.rollout import RolloutError
+    from lifecycle.release.exposure import RegistryUnavailable
     from lifecycle.serve.flags import FlagError
 
-    if isinstance(e, (RetrainError, LockBusy, FlagError, RolloutError)):
+    if isinstance(e, (RetrainError, LockBusy, FlagError, RolloutError, RegistryUnavailable)):
         return None  # something in the way (a rollout, no flags yet), not a failure of the step: the next pass tries
     ours = type(e).__module__.startswith('lifecycle.')  # our messages name columns and counts, never values
     first = (str(e).splitlines() or [''])[0][:300]

@@ -9,9 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # %% auto #0
-__all__ = ['ARMS', 'ExposureRefused', 'Exposure', 'arm_exposure', 'check', 'deployed_spec', 'serving_check']
+__all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'check', 'deployed_spec',
+           'serving_check']
 
 # %% ../../nbs/api/release/05_exposure.ipynb #96e86419
+class RegistryUnavailable(Exception):
+    "The registry could not say whether a version passed its gates (busy, unreachable): no verdict, try again."
+
+
 class ExposureRefused(Exception):
     "A version may not be exposed this way: `missing` names each gate or approval it lacks."
 
@@ -63,7 +68,10 @@ def _gates(ws, name: str, version: str) -> list[str]:
         vid = (ws.client.get_model_version(name, version).tags or {}).get('validation_id')
     except MlflowException as e:
         if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
-            raise  # the registry could not answer (busy, unreachable): not a verdict on the version
+            # the registry could not answer (busy, unreachable): not a verdict on the version
+            raise RegistryUnavailable(
+                f"the model registry could not answer about {name} v{version} ({e.error_code}): try again"
+            ) from None
         return [f"{name} has no version {version} in the registry"]
     try:
         passed_validation(ws.store, vid)

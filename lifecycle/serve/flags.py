@@ -219,7 +219,10 @@ def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: F
             was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage)
             if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
-        decision = exposure.check(ws, v, x, name=model_name)  # the one release path: gates and approvals
+        try:
+            decision = exposure.check(ws, v, x, name=model_name)  # the one release path: gates and approvals
+        except exposure.RegistryUnavailable as e:  # no verdict: refused for now, as every flags writer handles
+            raise FlagError(f"{arm}: the release policy could not be checked: {e}") from None
         if not decision.ok:
             out.append(f"{arm}: {decision.message()} (environment {ws.environment!r})")
     return out
