@@ -705,3 +705,20 @@ def test_the_loop_never_moves_an_alias_itself_only_the_rollouts_verified_promoti
     assert iteration._promote(ws, it) == 'promoted' and it['decision']['champion'] == '2'
     (entry,) = [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote']
     assert entry['subject'] == f'{name}/2' and 'verified promotion' in entry['reason']
+
+
+def test_failures_count_in_a_row_a_step_that_went_through_in_between_starts_the_count_again(tmp_path):
+    "Two failed canary looks, a good one, two more failed: not three in a row, so the iteration is not reverted."
+    import time
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop import iteration
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    it = dict(id='i-1', status='canary', history=[])
+    for _ in range(2):
+        assert iteration._failed(ws, it, 'canary', ValueError('flaky')) is None
+    it.setdefault('last_ok', {})['canary'] = time.time()  # as `run` records when a look went through
+    for _ in range(2):
+        assert iteration._failed(ws, it, 'canary', ValueError('flaky')) is None
+    assert len(it['failures']) == 4 and it['status'] == 'canary'  # all kept on the record, none reverted it

@@ -577,6 +577,7 @@ def run(
                 before = it['status']
                 try:
                     nxt = STEP_FUNCTIONS[before](ws, it, rp)
+                    it.setdefault('last_ok', {})[before] = time.time()  # failures count again from here
                 except Exception as e:
                     nxt = _failed(ws, it, before, e)
                     if nxt is None:
@@ -637,7 +638,8 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     )
     fails = it.setdefault('failures', [])
     fails.append(dict(step=step, ts=time.time(), error=text))
-    n = sum(1 for f in fails if f['step'] == step)
+    since = (it.get('last_ok') or {}).get(step, 0)
+    n = sum(1 for f in fails if f['step'] == step and f['ts'] > since)  # in a row: since the step last went through
     if n < MAX_ATTEMPTS:
         save(ws.state_dir, it)
         return None
