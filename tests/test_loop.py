@@ -77,20 +77,22 @@ def log_traffic(url: str, rows: pd.DataFrame, labelled: float = 1.0, version: st
     return ids
 
 
-def log_shadow(url: str, rows: pd.DataFrame, challenger: str) -> None:
-    "Requests the champion (v1) answered right and `challenger` scored wrong in the shadow, with their outcomes."
-    plog = PredictionLog(url, interval_s=0.01)
+def log_shadow(url: str, rows: pd.DataFrame, challenger: str, agree: bool = False) -> None:
+    """Requests the champion (v1) answered right and `challenger` scored in the shadow, wrong (or, `agree`, right too),
+    with their outcomes."""
+    plog, prefix = PredictionLog(url, interval_s=0.01), 'agree' if agree else 's'
     try:
         for i, r in enumerate(rows.to_dict('records')):
-            yes, rid = r['released'] == 'Yes', f's{i}'
+            yes, rid = r['released'] == 'Yes', f'{prefix}{i}'
             common = dict(request_id=rid, ts=time.time(), targeting_key=rid, inputs={c: [r[c]] for c in INPUTS})
+            right, wrong = [0.9 if yes else 0.1], [0.1 if yes else 0.9]
             plog.log(
                 **common,
                 route='predict',
                 variant='control',
                 model_version='1',
                 shadow=False,
-                output=[0.9 if yes else 0.1],
+                output=right,
                 decision=[int(yes)],
                 threshold=0.5,
                 latency_ms=1.0,
@@ -102,13 +104,13 @@ def log_shadow(url: str, rows: pd.DataFrame, challenger: str) -> None:
                 variant='challenger',
                 model_version=challenger,
                 shadow=True,
-                output=[0.1 if yes else 0.9],
+                output=right if agree else wrong,
                 latency_ms=1.0,
                 status=200,
             )
         assert plog.flush()
         for i, r in enumerate(rows.to_dict('records')):
-            add_feedback(plog, f's{i}', r['released'])
+            add_feedback(plog, f'{prefix}{i}', r['released'])
     finally:
         plog.close()
 
@@ -562,32 +564,6 @@ def log_arms(url: str, rows: pd.DataFrame, challenger: str, prefix: str) -> None
         plog.close()
 
 
-def log_agreeing_shadow(url: str, rows: pd.DataFrame, challenger: str) -> None:
-    "Requests the champion (v1) and `challenger` (in the shadow) both answered right, with their outcomes."
-    plog = PredictionLog(url, interval_s=0.01)
-    try:
-        for i, r in enumerate(rows.to_dict('records')):
-            yes, rid = r['released'] == 'Yes', f'agree{i}'
-            common = dict(request_id=rid, ts=time.time(), targeting_key=rid, inputs={c: [r[c]] for c in INPUTS})
-            right = dict(output=[0.9 if yes else 0.1], latency_ms=1.0, status=200)
-            plog.log(
-                **common,
-                **right,
-                route='predict',
-                variant='control',
-                model_version='1',
-                shadow=False,
-                decision=[int(yes)],
-                threshold=0.5,
-            )
-            plog.log(**common, **right, route='shadow', variant='challenger', model_version=challenger, shadow=True)
-        assert plog.flush()
-        for i, r in enumerate(rows.to_dict('records')):
-            add_feedback(plog, f'agree{i}', r['released'])
-    finally:
-        plog.close()
-
-
 def kill_mid_pass(root: Path, ws: Workspace, status: str) -> int:
     """Start `lifecycle retrain run --every 0.05` as its own process and SIGKILL it in the middle of a pass while the
     iteration is at `status` (the record carries the pid of the pass walking it); the killed pid. A kill that lands
@@ -663,7 +639,7 @@ def test_a_kill_9_during_the_canary_resumes_the_same_rollout_and_promotes(traine
     ws = Workspace.open(trained_iteration)
     it, _ = loop.run(ws)
     assert it['status'] == 'shadow'
-    log_agreeing_shadow(default_url(ws), later(50, seed=4), '3')
+    log_shadow(default_url(ws), later(50, seed=4), '3', agree=True)
     pid = kill_mid_pass(trained_iteration, ws, 'canary')  # its first pass started the canary, a later one is killed
     it = loop.active(ws.state_dir)
     rollout = it['canary']['rollout_id']
