@@ -1089,6 +1089,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/deliver/experiment.py'),
                                               'lifecycle.deliver.experiment.plot_analysis': ( 'api/deliver/experiment.html#plot_analysis',
                                                                                               'lifecycle/deliver/experiment.py'),
+                                              'lifecycle.deliver.experiment.report_from_log': ( 'api/deliver/experiment.html#report_from_log',
+                                                                                                'lifecycle/deliver/experiment.py'),
                                               'lifecycle.deliver.experiment.variant_table': ( 'api/deliver/experiment.html#variant_table',
                                                                                               'lifecycle/deliver/experiment.py'),
                                               'lifecycle.deliver.experiment.write_report': ( 'api/deliver/experiment.html#write_report',

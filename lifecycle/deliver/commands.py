@@ -319,10 +319,8 @@ def experiment_report(
     from params."""
     from datetime import datetime
     from lifecycle.deliver import rollout as ro, experiment as ex
-    from lifecycle.serve.predlog import read_log, default_url
 
     s = Workspace.open()
-    ps = s.params
     if control == treatment:
         raise CommandError(f"--control and --treatment name the same variant {control!r}", EXIT_INPUT)
     if since is None:
@@ -336,14 +334,6 @@ def experiment_report(
                 t = datetime.fromisoformat(since).timestamp()
             except ValueError:
                 raise CommandError(f"--since {since!r}: expected an ISO time or epoch seconds", EXIT_INPUT) from None
-    a = ex.analyse(
-        read_log(default_url(s), since=t, shadow=False),
-        ps['features'].positive_class,
-        ps['rollout'].experiment,
-        control,
-        treatment,
-    )
-    a['since'] = t
-    path = ex.write_report(s, a)  # the A/B evidence a production approval signs over
+    a, path = ex.report_from_log(s, t, control, treatment)  # the A/B evidence a production approval signs over
     html = _report(ctx, s, '08_experiment.ipynb', path.parent, {'analysis_path': str(path)}) if render else None
     return ExperimentReport(a, html)

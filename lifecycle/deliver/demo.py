@@ -331,24 +331,13 @@ def demo_completion(ws: Workspace, st: dict, why: str, say=print) -> list[dict]:
     """Before a rollout completes (the challenger becoming the control): the experiment report over the traffic it
     served since it started (the A/B evidence), then the approvals the control's exposure needs, as demo identities."""
     from lifecycle.deliver import experiment as ex
-    from lifecycle.release.exposure import arm_exposure
-    from lifecycle.serve.predlog import default_url, read_log
-
-    from lifecycle.release.exposure import check
+    from lifecycle.release.exposure import arm_exposure, check
 
     ps, version = ws.params, st['challenger']
     pol, exposure = ps['policy'], arm_exposure(ws.environment, 'control')
     on_ab = any(n in pol.promotion and pol.promotion[n].ab_evidence for n in pol.exposure.get(exposure, []))
     if not on_ab or check(ws, version, exposure).ok:  # a new report would change the evidence an approval signed
         return _approve_or_explain(ws, version, exposure, f"{why}: completion", say, 'challenger')
-    a = ex.analyse(
-        read_log(default_url(ws), since=st['started'], shadow=False),
-        ps['features'].positive_class,
-        ps['rollout'].experiment,
-        'control',
-        'challenger',
-    )
-    a['since'] = st['started']
-    path = ex.write_report(ws, a)
+    a, path = ex.report_from_log(ws, st['started'])
     say(f"A/B evidence for v{version}: {path} (decision {a['decision']['decision']})")
     return _approve_or_explain(ws, version, exposure, f"{why}: completion over the A/B evidence", say, 'challenger')

@@ -16,7 +16,7 @@ from .abstats import beta_binomial, posterior_grid, diff_ci, two_proportion_z, d
 from .rollout import arm_stats
 
 # %% auto #0
-__all__ = ['variant_table', 'analyse', 'write_report', 'plot_analysis']
+__all__ = ['variant_table', 'analyse', 'write_report', 'report_from_log', 'plot_analysis']
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e2f1a852
 def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> pd.DataFrame:
@@ -90,6 +90,20 @@ def write_report(ws, analysis: dict) -> Path:
             n += 1
             out = base / f'{stamp}-{n}'
     return atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float))
+
+
+def report_from_log(
+    ws, since: float | None, control: str = 'control', treatment: str = 'challenger'
+) -> tuple[dict, Path]:
+    """Analyse the live prediction log since `since` (epoch seconds; None: all of it) and write it (`write_report`):
+    the analysis and its file. What `lifecycle experiment report` and a demonstration's completion both write."""
+    from ..serve.predlog import default_url, read_log
+
+    ps = ws.params
+    log = read_log(default_url(ws), since=since, shadow=False)
+    a = analyse(log, ps['features'].positive_class, ps['rollout'].experiment, control, treatment)
+    a['since'] = since
+    return a, write_report(ws, a)
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #477d8e8d
 def plot_analysis(a: dict, prior=(1.0, 1.0)):
