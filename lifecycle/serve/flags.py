@@ -540,12 +540,13 @@ class FlagClient:
             or any(type(h).__name__ != 'SyncMetadataHook' for h in self.provider.get_provider_hooks())
         )
 
-    def _fast(self, key: str, ctx) -> tuple | None:
+    def _fast(self, key: str, ctx, plain: bool | None = None) -> tuple | None:
         """(variant, value) of a flag straight from the flagd in-process store, evaluated as flagd does; None where
         it cannot be (another provider, a disabled or unknown flag, an operator not compiled, an error): the caller
-        then asks the OpenFeature client, which handles every case. The hot path of every request."""
+        then asks the OpenFeature client, which handles every case. The hot path of every request. `plain`: what
+        `_plain()` answered for this request already (one look for its three flags)."""
         flag = self._store.flags.get(key) if self._store is not None else None
-        if flag is None or flag.state != 'ENABLED' or not self._plain():
+        if flag is None or flag.state != 'ENABLED' or not (self._plain() if plain is None else plain):
             return None
         done = self._compiled.get(key)
         if done is None or done[0] is not flag:  # the store swaps in new flag objects when the file changes
@@ -584,25 +585,30 @@ class FlagClient:
         "The revision of the flags the provider evaluates right now (flag-set metadata)."
         return self.client.get_string_details(MODEL_FLAG, '', self.context('-')).flag_metadata.get('revision')
 
-    def route(self, ctx) -> tuple[str, str]:
+    def route(self, ctx, plain: bool | None = None) -> tuple[str, str]:
         "(variant, version) of the model-version flag; ('error', '') when the flag cannot be evaluated."
-        got = self._fast(MODEL_FLAG, ctx)
+        got = self._fast(MODEL_FLAG, ctx, plain)
         if got is not None and isinstance(got[1], str):
             return got
         d = self.client.get_string_details(MODEL_FLAG, '', ctx)
         return (d.variant, d.value) if d.variant else ('error', '')
 
-    def threshold(self, ctx, default: float = 0.5) -> float:
-        got = self._fast(THRESHOLD_FLAG, ctx)
+    def threshold(self, ctx, default: float = 0.5, plain: bool | None = None) -> float:
+        got = self._fast(THRESHOLD_FLAG, ctx, plain)
         if got is not None and isinstance(got[1], (int, float)) and not isinstance(got[1], bool):
             return float(got[1])
         return float(self.client.get_float_value(THRESHOLD_FLAG, default, ctx))
 
-    def shadow(self, ctx) -> bool:
-        got = self._fast(SHADOW_FLAG, ctx)
+    def shadow(self, ctx, plain: bool | None = None) -> bool:
+        got = self._fast(SHADOW_FLAG, ctx, plain)
         if got is not None and isinstance(got[1], bool):
             return got[1]
         return bool(self.client.get_boolean_value(SHADOW_FLAG, False, ctx))
+
+    def decide(self, ctx) -> tuple[str, str, float, bool]:
+        "A request's three evaluations, (variant, version, threshold, shadow), with one look at hooks and contexts."
+        plain = self._plain()
+        return (*self.route(ctx, plain), self.threshold(ctx, plain=plain), self.shadow(ctx, plain))
 
     def on(self, event: str, handler) -> None:
         "Subscribe to a provider event: 'error', 'ready' or 'changed'."

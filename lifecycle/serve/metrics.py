@@ -94,12 +94,19 @@ class Metrics:
         self.cpu = Gauge('lifecycle_process_cpu_percent', 'CPU use of the server process', registry=r)
         self.memory = Gauge('lifecycle_process_memory_bytes', 'Resident memory of the server process', registry=r)
         self._proc = psutil.Process()
+        self._served = {}
         self.flags_ok.set(1)
 
     def served(self, route: str, variant: str, version: str, seconds: float, scores) -> None:
         "Record one answered request: its latency, its count and every score it served."
-        self.latency.labels(route, variant, version).observe(seconds)
-        self.requests.labels(route, variant, version, '200').inc()
+        series = self._served.get((route, variant, version))
+        if series is None:  # the labelled children, looked up once per route, variant and version
+            series = self._served[route, variant, version] = (
+                self.latency.labels(route, variant, version),
+                self.requests.labels(route, variant, version, '200'),
+            )
+        series[0].observe(seconds)
+        series[1].inc()
         self.scores.observe(version, scores)
 
     def render(self, pending: int, log_errors: int, flags_valid: bool) -> bytes:

@@ -49,6 +49,19 @@ _COLS = (
 )
 _JSON = {'inputs', 'output', 'decision'}
 _INSERT = f"INSERT INTO predictions ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})"
+_ROW = f"({', '.join('?' * len(_COLS))})"
+_CHUNK = 64  # rows per multi-row INSERT: 64 x 14 parameters, well under SQLite's limit of 32,766
+
+
+def _inserts(rows: list[tuple]):
+    """(statement, parameters) inserting `rows` with one multi-row INSERT per chunk of `_CHUNK`. One statement binds
+    all its rows at once: the writer takes the GIL once per chunk, not once per row as `executemany` does."""
+    for i in range(0, len(rows), _CHUNK):
+        part = rows[i : i + _CHUNK]
+        yield (
+            f"INSERT INTO predictions ({', '.join(_COLS)}) VALUES {', '.join([_ROW] * len(part))}",
+            [v for r in part for v in r],
+        )
 
 
 def _plain(o):
@@ -115,28 +128,49 @@ class _Batch:
 
     def __init__(self):
         self.rows, self.done, self.error, self.failed = [], threading.Event(), None, {}
-        self._waiters, self._lock = [], threading.Lock()
+        self._waiters, self._lock = {}, threading.Lock()  # event loop -> [its futures, its deadline timer]
+
+    def wait_in(self, loop, timeout: float):
+        "A future of `loop` done once the batch settles (None if it has); the loop's futures share one deadline."
+        fut = loop.create_future()
+        with self._lock:
+            if self.done.is_set():
+                return None
+            w = self._waiters.get(loop)
+            if w is None:
+                w = self._waiters[loop] = [[], None]
+                w[1] = loop.call_later(timeout, _expire, self, loop, timeout)
+            w[0].append(fut)
+        return fut
 
     def settle(self, error: str | None, failed: dict) -> None:
         "Record the outcome and wake every waiter: threads through the event, event loops once each."
         with self._lock:
             self.error, self.failed = error, failed
             self.done.set()
-            waiters, self._waiters = self._waiters, []
-        loops = {}
-        for loop, fut in waiters:
-            loops.setdefault(loop, []).append(fut)
-        for loop, futs in loops.items():
+            waiters, self._waiters = self._waiters, {}
+        for loop, (futs, timer) in waiters.items():
             try:
-                loop.call_soon_threadsafe(_wake, futs)
+                loop.call_soon_threadsafe(_wake, futs, timer)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
 
 
-def _wake(futs) -> None:
+def _wake(futs, timer=None) -> None:
+    if timer is not None:
+        timer.cancel()
     for f in futs:
         if not f.done():
             f.set_result(None)
+
+
+def _expire(batch: _Batch, loop, timeout: float) -> None:
+    "The batch's deadline on `loop` passed: its waiters there fail (the batch may still commit later)."
+    with batch._lock:
+        futs = batch._waiters.pop(loop, [[]])[0]
+    for f in futs:
+        if not f.done():
+            f.set_exception(LogFailed(f"prediction log: the row was not committed within {timeout:g} s"))
 
 
 class Pending:
@@ -169,17 +203,9 @@ class Pending:
 
         b = self.batch
         if not b.done.is_set():
-            loop = asyncio.get_running_loop()
-            fut = loop.create_future()
-            with b._lock:
-                if not b.done.is_set():
-                    b._waiters.append((loop, fut))
-                else:
-                    fut.set_result(None)
-            try:
-                await asyncio.wait_for(fut, timeout)
-            except asyncio.TimeoutError:
-                raise LogFailed(f"prediction log: the row was not committed within {timeout:g} s") from None
+            fut = b.wait_in(asyncio.get_running_loop(), timeout)
+            if fut is not None:
+                await fut  # (no `wait_for` per request: the deadline is one timer per batch and loop)
         self._outcome()
 
 
@@ -196,11 +222,12 @@ class PredictionLog:
         durable: bool = True,
         timeout_s: float = 5,
         probe_s: float = 1,
+        commit_delay_s: float = 0.0005,
     ):
         from sqlalchemy import create_engine, event, MetaData
 
         self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
-        self.durable, self.probe_s = durable, probe_s
+        self.durable, self.probe_s, self.commit_delay_s, self._last = durable, probe_s, commit_delay_s, 0
         if url.startswith('sqlite:///'):
             Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {})
@@ -221,7 +248,7 @@ class PredictionLog:
         self._open, self._queued, self._written, self.errors = _Batch(), 0, 0, 0
         self.problem = ''  # why the last write failed; empty while the log writes
         self.recent = collections.deque(maxlen=recent), set()  # request IDs logged lately: feedback needs no query
-        self._stop = False
+        self._stop, self._conn = False, None
         self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
         self._thread.start()
 
@@ -254,14 +281,18 @@ class PredictionLog:
                         self._probe()
                     finally:
                         self._cv.acquire()
-            if not self.durable:  # linger: fewer, larger transactions; rows wait up to interval_s
-                deadline = time.monotonic() + self.interval_s
+            # batched mode lingers up to interval_s; durable mode, while requests come together (the last commit
+            # carried several rows), up to commit_delay_s: fewer, larger transactions, so fewer fsyncs per row
+            linger = self.interval_s if not self.durable else self.commit_delay_s if self._last > 1 else 0
+            if linger:
+                deadline = time.monotonic() + linger
                 while len(self._open.rows) < self.batch_rows and not self._stop:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._cv.wait(left)
             b, self._open = self._open, _Batch()
+            self._last = len(b.rows)
             return b
 
     def _masked(self, rows: list[tuple]) -> list[tuple]:
@@ -298,12 +329,21 @@ class PredictionLog:
 
     def _insert(self, rows: list[tuple]) -> None:
         if self.engine.dialect.name == 'sqlite':  # the DBAPI's executemany runs in C: the GIL stays free
-            conn = self.engine.raw_connection()
+            conn = self._conn  # the writer's own connection, kept (a pool checkout per batch costs more than it)
+            if conn is None:
+                conn = self._conn = self.engine.raw_connection()
             try:
-                conn.cursor().executemany(_INSERT, rows)
+                cur = conn.cursor()
+                for sql, params in _inserts(rows):
+                    cur.execute(sql, params)
                 conn.commit()
-            finally:
-                conn.close()
+            except BaseException:
+                self._conn = None  # the next batch starts on a fresh connection
+                try:
+                    conn.invalidate()
+                except Exception:
+                    pass
+                raise
         else:
             with self.engine.begin() as c:
                 c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
@@ -347,6 +387,9 @@ class PredictionLog:
             self._stop = True
             self._cv.notify_all()
         self._thread.join(timeout=5)
+        if self._conn is not None and not self._thread.is_alive():
+            self._conn.close()
+            self._conn = None
         self.engine.dispose()
 
     def pending(self) -> int:

@@ -6,6 +6,7 @@
 
 # %% ../../nbs/api/serve/08_serving.ipynb #2ebb3b7d
 from __future__ import annotations
+import gc
 import logging
 import os
 from contextlib import asynccontextmanager
@@ -95,11 +96,12 @@ def _body(schema: dict) -> dict:
     return {'requestBody': {'required': True, 'content': {'application/json': {'schema': schema}}}}
 
 
-def answer(obj, status: int = 200, background=None) -> Response:
+def answer(obj, status: int = 200, background=None, headers: dict | None = None) -> Response:
     "A JSON response, numpy arrays included (orjson)."
     return Response(
         orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY),
         status,
+        headers,
         media_type='application/json',
         background=background,
     )
@@ -177,9 +179,11 @@ async def invocations(request: Request):
         return refuse(srv, 'invocations', e, e.status)
     if failed := await committed(srv, r):
         return refuse(srv, 'invocations', failed, 503)
-    resp = answer({'predictions': r.decisions}, background=_served(srv, r))
-    resp.headers['x-request-id'], resp.headers['x-model-version'] = r.request_id, r.model.version
-    return resp
+    return answer(
+        {'predictions': r.decisions},
+        background=_served(srv, r),
+        headers={'x-request-id': r.request_id, 'x-model-version': r.model.version},
+    )
 
 
 @scoring_router.post(
@@ -407,9 +411,11 @@ def app_factory():
 
     try:
         s = Workspace.open(os.environ.get('LIFECYCLE_ROOT') or None)
-        return FastInvocations(
+        app = FastInvocations(
             create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
         )
+        gc.freeze()  # what start-up made (libraries, models) lives as long as the process: no collection walks it
+        return app
     except (fl.FlagError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
