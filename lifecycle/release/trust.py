@@ -224,11 +224,15 @@ def demo_identities(ws, people: dict[str, str], admin: str = DEMO_ADMIN) -> dict
     """Demo identities (name -> role) for demonstrations (`rollout demo`, the tutorial, `tiny_workspace`): a key in
     `keys_dir` for each, made if missing, registered through the trust chain by `admin` (the first administrator when
     trust is not initialised yet); their statements and audit entries say they are demo identities."""
-    from lifecycle.model.signing import new_person_key
+    from lifecycle.model.signing import SigningKeyError, new_person_key
 
     for name in (admin, *people):
         if not person_key_path(ws.keys_dir, name).is_file():
-            new_person_key(ws.keys_dir, name)
+            try:
+                new_person_key(ws.keys_dir, name)
+            except SigningKeyError:  # another process made this demo key meanwhile (it is never replaced): use it
+                if not person_key_path(ws.keys_dir, name).is_file():
+                    raise
     if roster(ws) is None:
         trust_init(ws, admin, demo=True)
     current = require_roster(ws)
