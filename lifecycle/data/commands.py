@@ -306,7 +306,7 @@ def drift(
 ):
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
     from lifecycle.data import sources
-    from lifecycle.data.drift import compare, profile, summary
+    from lifecycle.data.drift import compare_records, profile, summary
 
     _keep_freed_memory()
     s = Workspace.open(params_dir=params)
@@ -318,7 +318,7 @@ def drift(
 
             return ing.load_snapshot(store, x)
         try:
-            return sources.read_frame(x, Path.cwd(), **_dialect(p))
+            return sources.read_table(x, Path.cwd(), **_dialect(p))  # Parquet: a pyarrow Table, no pandas
         except sources.SourceError as e:
             raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
 
@@ -332,14 +332,14 @@ def drift(
     excluded = _excluded(p, ref['order'])
     cols = [c for c in ref['order'] if c not in excluded]
     try:
-        res = compare(ref, cur, columns=cols)
+        res = compare_records(ref, cur, columns=cols)
     except ValueError as e:
         raise CommandError(f"{current}: drift cannot be measured against {reference}: {e}", EXIT_INPUT) from None
     return DriftTable(
         reference=reference,
         current=current,
         summary=summary(res),
-        columns=res.to_dict('records'),
+        columns=res,
         excluded=excluded,
     )
 
