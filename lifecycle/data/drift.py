@@ -191,6 +191,16 @@ class _Column:
 
         return pa.types.is_integer(self.data.type) and self.data.null_count == 0
 
+    def finite(self, name) -> tuple[np.ndarray, bool]:
+        """Its finite values (`ValueError` naming the column if it holds text), and whether the array is drift's own
+        to sort in place (the column's float copy, read no more afterwards, or a filtered copy)."""
+        a = self.floats(name)
+        fin = np.isfinite(a)
+        if not fin.all():
+            return a[fin], True
+        own, self._f = self.arrow and self.kind == 'numeric', None
+        return a, own
+
     def floats(self, name) -> np.ndarray:
         "Its values as float64, nulls as NaN; `ValueError` naming the column if it holds text."
         if self._f is None:
@@ -307,16 +317,19 @@ def _compact_cdf(x: np.ndarray) -> dict:
 
 def _numeric_profile(s: _Column, name) -> dict:
     a = s.floats(name)
-    fin = np.isfinite(a)
-    n = int(np.count_nonzero(fin))
-    raw = a if n == len(a) else a[fin]
-    nulls = 0 if n == len(a) else int(np.isnan(a).sum())
-    x = np.sort(raw)
+    x, own = s.finite(name)
+    rows, n = len(a), len(x)
+    nulls = 0 if n == rows else int(np.isnan(a).sum())
+    std = float(np.std(x)) if n else 0.0  # as Evidently's np.std(series), in the column's order: before sorting
+    if own:
+        x.sort()
+    else:
+        x = np.sort(x)
     out = dict(
         kind='numeric',
-        rows=len(a),
+        rows=rows,
         nulls=nulls,
-        infinite=len(a) - nulls - n,
+        infinite=rows - nulls - n,
         valid=n,
         integer=s.integer,
         unique=0,
@@ -339,7 +352,7 @@ def _numeric_profile(s: _Column, name) -> dict:
     out.update(
         unique=unique,
         mean=float(x.mean()),
-        std=float(np.std(raw)),  # as Evidently's np.std(series)
+        std=std,
         min=float(x[0]),
         max=float(x[-1]),
         quantiles={f'p{int(round(p * 100)):02d}': float(q) for p, q in zip(probs, qs)},
@@ -623,9 +636,11 @@ def _ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
 
 def _numeric_row(name: str, col: dict, s: _Column) -> dict:
     n = col['valid']
-    a = s.floats(name)
-    fin = np.isfinite(a)
-    c = np.sort(a if fin.all() else a[fin])
+    c, own = s.finite(name)
+    if own:
+        c.sort()
+    else:
+        c = np.sort(c)
     m = len(c)
     if m == 0:
         raise ValueError(f"column {name!r} has no finite values in the current batch: drift cannot be measured")
