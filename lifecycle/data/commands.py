@@ -259,11 +259,6 @@ class DriftTable(Result):
             Console().print('not compared: ' + ', '.join(f'{c} ({why})' for c, why in self.excluded.items()))
 
 
-def _dialect(p) -> dict:
-    "How the dataset's files are read (its CSV dialect), as keyword arguments of `read_chunks`."
-    return {'dialect': p.csv}
-
-
 def _parquet(source: str) -> bool:
     "Whether a `lifecycle drift` argument names a Parquet file (by its name: `read_table` checks the file)."
     from lifecycle.data.sources import is_sql
@@ -317,34 +312,43 @@ def drift(
 
     _keep_freed_memory()
     s = Workspace.open(params_dir=params)
-    store = s.store
-    first = next((x for x in (reference, current) if not store.record_path('datasets', x).exists()), None)
+    store, cwd = s.store, Path.cwd()
+    stored = {x: store.record_path('datasets', x).exists() for x in (reference, current)}
+
+    def read(x, dialect=None):
+        try:  # Parquet: a pyarrow Table, no pandas
+            return sources.read_table(x, cwd, dialect=dialect)
+        except sources.SourceError as e:
+            raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
+
+    def profile_of(x, dialect=None):
+        from lifecycle.data.drift import profile
+
+        return profile(read(x, dialect))
+
     with ThreadPoolExecutor(1) as pool:
-        # The first file, if Parquet (no dialect to read it with), is read while the params load and numpy imports:
-        # pyarrow decodes it without holding the GIL.
-        early = {first: pool.submit(sources.read_table, first, Path.cwd())} if first and _parquet(first) else {}
+        # Parquet files (no dialect to read them with) are read, and the reference profiled, while the params load:
+        # pyarrow decodes and numpy sorts without holding the GIL. One after the other: one file in memory at a time.
+        early = {}
+        if not stored[reference] and _parquet(reference):
+            early['reference'] = pool.submit(profile_of, reference)
+        if not stored[current] and _parquet(current):
+            early['current'] = pool.submit(read, current)
         p = s.params['ingest']
-        from lifecycle.data.drift import compare_records, profile, summary
+        from lifecycle.data.drift import compare_records, summary
 
-        def frame(x):
-            if store.record_path('datasets', x).exists():
-                from lifecycle.data import ingest as ing  # only for a stored version: it costs a file's worth of time
-
-                return ing.load_snapshot(store, x)
-            try:  # Parquet: a pyarrow Table, no pandas
-                return early.pop(x).result() if x in early else sources.read_table(x, Path.cwd(), **_dialect(p))
-            except sources.SourceError as e:
-                raise CommandError(
-                    f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE
-                ) from None
-
-        if store.record_path('datasets', reference).exists():
+        if stored[reference]:
             from lifecycle.data import ingest as ing
 
             ref = ing.reference_profile(store, reference)
         else:
-            ref = profile(frame(reference))
-        cur = frame(current)
+            ref = early['reference'].result() if 'reference' in early else profile_of(reference, p.csv)
+        if stored[current]:
+            from lifecycle.data import ingest as ing  # only for a stored version: it costs a file's worth of time
+
+            cur = ing.load_snapshot(store, current)
+        else:
+            cur = early['current'].result() if 'current' in early else read(current, p.csv)
     excluded = _excluded(p, ref['order'])
     cols = [c for c in ref['order'] if c not in excluded]
     try:
