@@ -488,11 +488,10 @@ def _w1_ks(cdf: _Cdf, cu: np.ndarray, CC: np.ndarray, steps: bool) -> tuple[floa
     ref = cdf.right(X)
     a = ref - FC  # F_ref - F_cur at each point, constant up to the next
     a0 = a[:-1]
-    aa = np.abs(a0)
-    ks = max(float(aa.max()) if len(aa) else 0.0, abs(float(a[-1])))
-    dX = np.diff(X)
-    if steps:
-        return float(np.dot(aa, dX)), ks  # F_ref is a step function too: exact as in scipy
+    g = np.abs(a0)  # |F_ref - F_cur| at each point; then the mean over the interval to the next one
+    ks = max(float(g.max()) if len(g) else 0.0, abs(float(a[-1])))
+    if steps:  # F_ref is a step function too: exact as in scipy (FC's memory holds the intervals' widths)
+        return float(np.dot(g, np.subtract(X[1:], X[:-1], out=FC[:-1]))), ks
     b = ref[1:]  # F_ref just before the next point: F_ref there, as F_ref is linear between knots ...
     J = cdf.jumps()
     if len(J):  # ... except where it jumps: its left limit there
@@ -500,12 +499,14 @@ def _w1_ks(cdf: _Cdf, cu: np.ndarray, CC: np.ndarray, steps: bool) -> tuple[floa
         keep = i >= 1
         b[i[keep] - 1] = cdf.at(J[keep], 'left')
     b -= FC[:-1]
-    ab = np.abs(b)  # the mean |difference| over each interval, unless it changes sign inside it
-    g = aa + ab
+    dX = np.subtract(X[1:], X[:-1], out=FC[:-1])  # FC is read no more: its memory holds the widths
+    cross = np.flatnonzero((a0 > 0) != (b > 0))  # the difference may change sign inside these intervals
+    x0, x1 = a0[cross], b[cross]
+    ab = np.abs(b, out=b)
+    g += ab
     g *= 0.5
-    cross = np.flatnonzero((a0 > 0) != (b > 0))
     if len(cross):
-        x0, x1, s = a0[cross], b[cross], aa[cross] + ab[cross]
+        s = np.abs(x0) + np.abs(x1)
         g[cross] = np.where((x0 * x1 < 0) & (s > 0), (x0 * x0 + x1 * x1) / (2 * np.where(s > 0, s, 1)), g[cross])
     return float(np.dot(g, dX)), max(ks, float(ab.max()) if len(ab) else 0.0)
 
