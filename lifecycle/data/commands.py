@@ -307,6 +307,18 @@ def drift(
     as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON."),
 ):
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()  # its imports (numpy, pyarrow, the params' models) make tens of thousands of objects, no garbage
+    try:
+        return _drift(reference, current, params)
+    finally:
+        if was:
+            gc.enable()
+
+
+def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
     from concurrent.futures import ThreadPoolExecutor
     from lifecycle.data import sources
 
