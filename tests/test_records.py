@@ -88,6 +88,29 @@ def test_drift_command_refuses_an_edited_profile_with_exit_2(ws, tmp_path, monke
     assert r.exit_code == 2 and 'does not match its seal' in r.stderr and f'profiles/{a}.json' in r.stderr
 
 
+def test_drift_command_uses_a_stored_reference_profile_without_reading_its_data(ws, tmp_path, monkeypatch):
+    "`lifecycle drift --reference VERSION` reads the version's stored profile: its data is not read again."
+    from lifecycle.data import commands
+    from conftest import make_workspace
+
+    w = make_workspace(tmp_path / 'w')
+    monkeypatch.chdir(w)
+    s = Workspace.open(w)
+    a = ing.ingest_batch([rows(60)], P, s, source='a.csv', fingerprint='a').snapshot['version']
+    b = ing.ingest_batch([rows(60, 3)], P, s, source='b.csv', fingerprint='b').snapshot['version']
+    prof, load = ing.reference_profile(s.store, a), ing.load_snapshot
+
+    def only_current(store, version):
+        assert version != a, 'the reference data was read'
+        return load(store, version)
+
+    monkeypatch.setattr(ing, 'load_snapshot', only_current)
+    r = invoke(commands.drift, ['--reference', a, '--current', b, '--json'], env={'LIFECYCLE_WORKSPACE': str(w)})
+    assert r.exit_code == 0, r.output
+    got = {c['column']: c['score'] for c in json.loads(r.stdout)['columns']}
+    assert got == compare(prof, load(s.store, b)).set_index('column').score.to_dict() and 'age' in got
+
+
 def test_an_edited_feature_set_record_is_refused(ws):
     fs = register_feature_set(ws.store, FP)
     assert check_feature_set(ws.store, FP, fs['version'])['inputs'] == ['age']

@@ -259,9 +259,11 @@ class DriftTable(Result):
             Console().print('not compared: ' + ', '.join(f'{c} ({why})' for c, why in self.excluded.items()))
 
 
-def _dialect(p) -> dict:
-    "How the dataset's files are read (its CSV dialect), as keyword arguments of `read_chunks`."
-    return {'dialect': p.csv}
+def _parquet(source: str) -> bool:
+    "Whether a `lifecycle drift` argument names a Parquet file (by its name: `read_table` checks the file)."
+    from lifecycle.data.sources import is_sql
+
+    return not is_sql(source) and Path(source).suffix.lower() in ('.parquet', '.pq')
 
 
 def _keep_freed_memory() -> None:
@@ -305,41 +307,71 @@ def drift(
     as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON."),
 ):
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
+    import gc
+
+    was = gc.isenabled()
+    gc.disable()  # its imports (numpy, pyarrow, the params' models) make tens of thousands of objects, no garbage
+    try:
+        return _drift(reference, current, params)
+    finally:
+        if was:
+            gc.enable()
+
+
+def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
+    from concurrent.futures import ThreadPoolExecutor
     from lifecycle.data import sources
-    from lifecycle.data.drift import compare, profile, summary
 
     _keep_freed_memory()
     s = Workspace.open(params_dir=params)
-    store, p = s.store, s.params['ingest']
+    store, cwd = s.store, Path.cwd()
+    stored = {x: store.record_path('datasets', x).exists() for x in (reference, current)}
 
-    def frame(x):
-        if store.record_path('datasets', x).exists():
-            from lifecycle.data import ingest as ing  # only for a stored version: it costs a file's worth of time
-
-            return ing.load_snapshot(store, x)
-        try:
-            return sources.read_frame(x, Path.cwd(), **_dialect(p))
+    def read(x, dialect=None):
+        try:  # Parquet: a pyarrow Table, no pandas
+            return sources.read_table(x, cwd, dialect=dialect)
         except sources.SourceError as e:
             raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
 
-    if store.record_path('datasets', reference).exists():
-        from lifecycle.data import ingest as ing
+    def profile_of(x, dialect=None):
+        from lifecycle.data.drift import profile
 
-        ref = ing.reference_profile(store, reference)
-    else:
-        ref = profile(frame(reference))
-    cur = frame(current)
+        return profile(read(x, dialect))
+
+    with ThreadPoolExecutor(1) as pool:
+        # Parquet files (no dialect to read them with) are read, and the reference profiled, while the params load:
+        # pyarrow decodes and numpy sorts without holding the GIL. One after the other: one file in memory at a time.
+        early = {}
+        if not stored[reference] and _parquet(reference):
+            early['reference'] = pool.submit(profile_of, reference)
+        if not stored[current] and _parquet(current):
+            early['current'] = pool.submit(read, current)
+        p = s.params['ingest']
+        from lifecycle.data.drift import compare_records, summary
+
+        if stored[reference]:
+            from lifecycle.data import ingest as ing
+
+            ref = ing.reference_profile(store, reference)
+        else:
+            ref = early['reference'].result() if 'reference' in early else profile_of(reference, p.csv)
+        if stored[current]:
+            from lifecycle.data import ingest as ing  # only for a stored version: it costs a file's worth of time
+
+            cur = ing.load_snapshot(store, current)
+        else:
+            cur = early['current'].result() if 'current' in early else read(current, p.csv)
     excluded = _excluded(p, ref['order'])
     cols = [c for c in ref['order'] if c not in excluded]
     try:
-        res = compare(ref, cur, columns=cols)
+        res = compare_records(ref, cur, columns=cols)
     except ValueError as e:
         raise CommandError(f"{current}: drift cannot be measured against {reference}: {e}", EXIT_INPUT) from None
     return DriftTable(
         reference=reference,
         current=current,
         summary=summary(res),
-        columns=res.to_dict('records'),
+        columns=res,
         excluded=excluded,
     )
 

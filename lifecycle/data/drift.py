@@ -7,13 +7,16 @@ from a compact JSON profile of the reference computed once and stored with its s
 from __future__ import annotations
 import math
 import os
+from typing import TYPE_CHECKING
 import numpy as np
-import pandas as pd
-from ..core.params import IngestParams
+
+if TYPE_CHECKING:  # pandas is imported where a DataFrame is built or read: `lifecycle drift` on Parquet needs none
+    import pandas as pd
+    from ..core.params import IngestParams
 
 # %% auto #0
-__all__ = ['default_method', 'is_drifted', 'profile', 'compare', 'summary', 'drift_columns', 'evidently_verdicts',
-           'evidently_report', 'save_report']
+__all__ = ['default_method', 'is_drifted', 'profile', 'compare_records', 'compare', 'summary', 'drift_columns',
+           'evidently_verdicts', 'evidently_report', 'save_report']
 
 # %% ../../nbs/api/data/02_drift.ipynb #0c8b54d0
 _METHODS = {  # name: (default threshold, how a score at the threshold is judged)
@@ -66,6 +69,8 @@ def _jsonable(v):
 
 
 def _infer_kind(s: pd.Series) -> str:
+    import pandas as pd
+
     return (
         'numeric'
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
@@ -79,6 +84,8 @@ def _floats(s: pd.Series, name) -> np.ndarray:
     try:
         return np.asarray(s.to_numpy(dtype='float64', na_value=np.nan))
     except (TypeError, ValueError):
+        import pandas as pd
+
         bad = int((pd.to_numeric(s, errors='coerce').isna() & s.notna()).sum())
         raise ValueError(  # the values themselves are not quoted: they failed their contract
             f"column {name!r} is numeric in the reference but holds {bad} non-numeric value(s); "
@@ -86,12 +93,197 @@ def _floats(s: pd.Series, name) -> np.ndarray:
         ) from None
 
 
+def _category_counts(s: pd.Series) -> tuple[dict, int]:
+    "Counts of each value (as JSON scalars; no nulls or infinities), and the number of nulls."
+    counts, vc = {}, s.value_counts(dropna=True)
+    for k, c in vc.items():
+        if c <= 0 or (isinstance(k, (float, np.floating)) and not np.isfinite(k)):
+            continue
+        k = _jsonable(k)
+        counts[k] = counts.get(k, 0) + int(c)
+    return counts, len(s) - int(vc.sum())
+
+
+_PLAIN = {'bool', 'object', *(f'int{b}' for b in (8, 16, 32, 64)), *(f'uint{b}' for b in (8, 16, 32, 64))}
+_PLAIN |= {'float16', 'float32', 'float64'}
+
+
+def _arrow_direct(t) -> bool:
+    """Whether a pyarrow Table's columns read directly (numbers, booleans, dictionary-encoded text) are what
+    `t.to_pandas()` would give drift; else (an index stored as columns, pandas extension dtypes, dates ...) it goes
+    through pandas."""
+    import pyarrow as pa
+
+    ty = pa.types
+    if len(set(t.column_names)) != len(t.column_names):
+        return False
+    for f in t.schema:
+        d = f.type
+        if ty.is_dictionary(d):
+            if not (ty.is_string(d.value_type) or ty.is_large_string(d.value_type)):
+                return False
+        elif not (ty.is_integer(d) or ty.is_floating(d) or ty.is_boolean(d)):
+            return False
+    meta = t.schema.pandas_metadata
+    if not meta:
+        return True
+    if any(isinstance(i, str) for i in meta.get('index_columns', [])) or len(meta.get('column_indexes', [])) > 1:
+        return False
+    return all(
+        (c.get('numpy_type') in _PLAIN or c.get('pandas_type') == 'categorical')
+        and c.get('name') is not None
+        and str(c['name']) == c.get('field_name')
+        for c in meta.get('columns', [])
+    )
+
+
+_NUMPY = {'halffloat': 'float16', 'float': 'float32', 'double': 'float64'}  # Arrow's names that numpy's differ from
+
+
+def _bits(buf, offset: int, n: int) -> np.ndarray:
+    "Bits offset .. offset + n - 1 of an Arrow bitmap, as booleans."
+    return np.unpackbits(np.frombuffer(buf, np.uint8), count=offset + n, bitorder='little')[offset:].view(bool)
+
+
+def _valid(ch) -> np.ndarray | None:
+    "Which values of an Arrow array are not null; None when none is."
+    return _bits(ch.buffers()[0], ch.offset, len(ch)) if ch.null_count else None
+
+
+def _chunk_values(ch) -> np.ndarray:
+    "The values of a non-empty fixed-width Arrow array (a null's slot holds any value), as a numpy view: no pandas."
+    dt = np.dtype(_NUMPY.get(str(ch.type), str(ch.type)))
+    return np.frombuffer(ch.buffers()[1], dt, count=len(ch), offset=ch.offset * dt.itemsize)
+
+
+class _Column:
+    """One column as drift reads it: a pandas Series, or a pyarrow ChunkedArray read as `to_pandas` would give it
+    (numbers as float64 with NaN for nulls, text and booleans as category counts) without importing pandas."""
+
+    def __init__(self, data):
+        self.data, self.arrow, self._f, self._fin, self._c = data, hasattr(data, 'chunks'), None, None, None
+
+    def __len__(self):
+        return len(self.data)
+
+    def series(self) -> pd.Series:
+        "The column as pandas reads it (for the rare paths that need pandas)."
+        return self.data.to_pandas() if self.arrow else self.data
+
+    @property
+    def kind(self) -> str:
+        if not self.arrow:
+            return _infer_kind(self.data)
+        import pyarrow as pa
+
+        return (
+            'numeric' if pa.types.is_integer(self.data.type) or pa.types.is_floating(self.data.type) else 'categorical'
+        )
+
+    @property
+    def integer(self) -> bool:
+        "Whether pandas would hold it as integers (an integer column with a null is float in pandas)."
+        if not self.arrow:
+            import pandas as pd
+
+            return bool(pd.api.types.is_integer_dtype(self.data.dtype))
+        import pyarrow as pa
+
+        return pa.types.is_integer(self.data.type) and self.data.null_count == 0
+
+    def finite(self, name) -> tuple[np.ndarray, bool]:
+        """Its finite values (`ValueError` naming the column if it holds text), and whether the array is drift's own
+        to sort in place (the column's float copy, read no more afterwards, or a filtered copy)."""
+        if self._fin is None:
+            a = self.floats(name)
+            fin = np.isfinite(a)
+            self._fin = (a[fin], True) if not fin.all() else (a, self.arrow and self.kind == 'numeric')
+        return self._fin
+
+    def floats(self, name) -> np.ndarray:
+        "Its values as float64, nulls as NaN; `ValueError` naming the column if it holds text."
+        if self._f is None:
+            if self.arrow and self.kind == 'numeric':
+                self._f = out = np.empty(len(self.data))
+                i = 0
+                for ch in self.data.chunks:
+                    n = len(ch)
+                    if n:
+                        out[i : i + n] = _chunk_values(ch)
+                        if (v := _valid(ch)) is not None:
+                            out[i : i + n][~v] = np.nan
+                    i += n
+            else:
+                self._f = _floats(self.series(), name)
+        return self._f
+
+    def counts(self) -> tuple[dict, int]:
+        "`_category_counts`: each value's count (JSON scalars; no nulls or infinities), and the number of nulls."
+        if self._c is None:
+            self._c = (
+                _category_counts(self.series()) if not self.arrow or self.kind == 'numeric' else self._arrow_counts()
+            )
+        return self._c
+
+    def _arrow_counts(self) -> tuple[dict, int]:
+        import pyarrow as pa
+
+        counts = {}
+        for ch in self.data.chunks:
+            if not len(ch):
+                continue
+            if pa.types.is_boolean(ch.type):
+                bits = _bits(ch.buffers()[1], ch.offset, len(ch))
+                if (v := _valid(ch)) is not None:
+                    bits = bits[v]
+                t = int(np.count_nonzero(bits))
+                pairs = [(True, t), (False, len(bits) - t)]
+            else:
+                codes = _chunk_values(ch.indices)
+                if (v := _valid(ch.indices)) is not None:
+                    codes = codes[v]
+                n = np.bincount(codes, minlength=len(ch.dictionary))
+                pairs = zip(ch.dictionary.to_pylist(), n.tolist())
+            for k, c in pairs:
+                if c > 0:
+                    counts[k] = counts.get(k, 0) + c
+        order = sorted(counts, key=lambda k: -counts[k])  # as `value_counts` lists them: most frequent first
+        return {k: counts[k] for k in order}, self.data.null_count
+
+    def any_value(self) -> bool:
+        "Whether it holds a non-null value."
+        return self.data.null_count < len(self.data) if self.arrow else bool(self.data.notna().any())
+
+
+def _columns(data) -> list[tuple]:
+    "(label, `_Column`) for each column of a DataFrame or a pyarrow Table (through pandas where it must be)."
+    if hasattr(data, 'column_names'):
+        if _arrow_direct(data):
+            return [(name, _Column(data.column(i))) for i, name in enumerate(data.column_names)]
+        data = data.to_pandas()
+    return [(c, _Column(data[c])) for c in data.columns]
+
+
 def _last_of_runs(x: np.ndarray) -> np.ndarray:
     "Positions of the last element of each run of equal values in a sorted array."
+    return np.flatnonzero(_run_ends(x))
+
+
+def _distinct(a: np.ndarray) -> np.ndarray:
+    "`np.unique(a)` for numbers without NaN, without the import of `numpy.ma` that its first call makes (10 ms)."
+    a = np.sort(np.ravel(a))
+    first = np.empty(len(a), bool)
+    first[:1] = True
+    np.not_equal(a[1:], a[:-1], out=first[1:])
+    return a[first]
+
+
+def _run_ends(x: np.ndarray) -> np.ndarray:
+    "A mask of the last element of each run of equal values in a sorted array."
     d = np.empty(len(x), bool)
     np.not_equal(x[1:], x[:-1], out=d[:-1])
     d[-1:] = True
-    return np.flatnonzero(d)
+    return d
 
 
 def _runs(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,67 +312,67 @@ def _compact_cdf(x: np.ndarray) -> dict:
     cum = k * n / _GRID
     at = np.maximum(-(-(k * n) // _GRID) - 1, 0)  # x[ceil(k n / G) - 1]: on the CDF's graph at k / G
     inner = (cum > t) & (cum < n - t)
-    ends = _last_of_runs(x) + 1
-    starts = np.r_[0, ends[:-1]]
-    heavy = (ends - starts) >= max(n // _GRID, 2)
-    q = np.r_[np.repeat(x[tails], 2), x[at[inner]], np.repeat(x[starts[heavy]], 2)]
-    c = np.r_[np.c_[tails, tails + 1].ravel(), cum[inner], np.c_[starts[heavy], ends[heavy]].ravel()].astype(float)
+    L = max(n // _GRID, 2)  # a value repeated L times or more is kept exactly: x[i] == x[i + L - 1] finds them
+    hv = x[np.flatnonzero(x[L - 1 :] == x[: n - L + 1])]
+    if len(hv):
+        hv = hv[_run_ends(hv)]
+    starts, ends = np.searchsorted(x, hv, 'left'), np.searchsorted(x, hv, 'right')
+    q = np.r_[np.repeat(x[tails], 2), x[at[inner]], np.repeat(x[starts], 2)]
+    c = np.r_[np.c_[tails, tails + 1].ravel(), cum[inner], np.c_[starts, ends].ravel()].astype(float)
     o = np.lexsort((c, q))
     return {'values': q[o].tolist(), 'cum': (c[o] / n).tolist()}
 
 
-def _numeric_profile(s: pd.Series, name) -> dict:
-    a = _floats(s, name)
-    nulls = int(np.isnan(a).sum())
-    fin = np.isfinite(a)
-    raw = a[fin]
-    x = np.sort(raw)
-    n = len(x)
+def _numeric_profile(s: _Column, name) -> dict:
+    a = s.floats(name)
+    x, own = s.finite(name)
+    rows, n = len(a), len(x)
+    nulls = 0 if n == rows else int(np.isnan(a).sum())
+    std = float(np.std(x)) if n else 0.0  # as Evidently's np.std(series), in the column's order: before sorting
+    if own:
+        x.sort()
+    else:
+        x = np.sort(x)
     out = dict(
         kind='numeric',
-        rows=len(a),
+        rows=rows,
         nulls=nulls,
-        infinite=len(a) - nulls - n,
+        infinite=rows - nulls - n,
         valid=n,
-        integer=bool(pd.api.types.is_integer_dtype(s.dtype)),
+        integer=s.integer,
         unique=0,
     )
     if n == 0:
         return out
-    v, cnt = _runs(x)
+    ends = _run_ends(x)
+    unique = int(np.count_nonzero(ends))
     probs = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
     qs = _sorted_quantiles(x, probs + [i / 10 for i in range(1, 10)])
     edges = np.histogram_bin_edges(x[[0, -1]], bins=20)  # = np.histogram(x, 20), from the sorted values
     hist = np.diff(np.r_[0, np.searchsorted(x, edges[1:-1], 'left'), n])
-    psi_edges = np.unique(qs[len(probs) :])
+    psi_edges = _distinct(qs[len(probs) :])
     psi_counts = np.diff(np.r_[0, np.searchsorted(x, psi_edges, 'right'), n])
+    if unique <= _EXACT_MAX:
+        last = np.flatnonzero(ends)
+        cdf = {'values': x[last].tolist(), 'counts': np.diff(np.r_[0, last + 1]).tolist()}
+    else:
+        cdf = _compact_cdf(x)
     out.update(
-        unique=len(v),
+        unique=unique,
         mean=float(x.mean()),
-        std=float(pd.Series(raw).std(ddof=0)),  # as Evidently's np.std(series)
+        std=std,
         min=float(x[0]),
         max=float(x[-1]),
         quantiles={f'p{int(round(p * 100)):02d}': float(q) for p, q in zip(probs, qs)},
         histogram={'edges': edges.tolist(), 'counts': hist.tolist()},
         psi={'edges': psi_edges.tolist(), 'shares': (psi_counts / n).tolist()},
-        cdf={'values': v.tolist(), 'counts': cnt.tolist()} if len(v) <= _EXACT_MAX else _compact_cdf(x),
+        cdf=cdf,
     )
     return out
 
 
-def _category_counts(s: pd.Series) -> tuple[dict, int]:
-    "Counts of each value (as JSON scalars; no nulls or infinities), and the number of nulls."
-    counts, vc = {}, s.value_counts(dropna=True)
-    for k, c in vc.items():
-        if c <= 0 or (isinstance(k, (float, np.floating)) and not np.isfinite(k)):
-            continue
-        k = _jsonable(k)
-        counts[k] = counts.get(k, 0) + int(c)
-    return counts, len(s) - int(vc.sum())
-
-
-def _categorical_profile(s: pd.Series) -> dict:
-    counts, nulls = _category_counts(s)
+def _categorical_profile(s: _Column) -> dict:
+    counts, nulls = s.counts()
     pairs = sorted(([k, c] for k, c in counts.items()), key=lambda kc: (-kc[1], str(kc[0])))
     return dict(
         kind='categorical', rows=len(s), nulls=nulls, valid=sum(counts.values()), unique=len(pairs), counts=pairs
@@ -199,26 +391,26 @@ def _each(fn, items: list, rows: int) -> list:
 
 
 def profile(df: pd.DataFrame, kinds: dict | None = None) -> dict:
-    "A JSON-serialisable drift profile of a reference frame: per column its kind, counts and compact distribution."
+    """A JSON-serialisable drift profile of a reference frame (a DataFrame, or a pyarrow Table read without pandas):
+    per column its kind, counts and compact distribution."""
     kinds = dict(kinds or {})
-    if unknown := [c for c in kinds if c not in df.columns]:
+    cols = _columns(df)
+    if unknown := [c for c in kinds if c not in {label for label, _ in cols}]:
         raise ValueError(f"kinds names columns the frame does not have: {unknown}")
-    for c in df.columns:
-        if (kind := kinds.get(c) or _infer_kind(df[c])) not in ('numeric', 'categorical'):
+    for c, s in cols:
+        if (kind := kinds.get(c) or s.kind) not in ('numeric', 'categorical'):
             raise ValueError(f"column {c!r}: kind must be 'numeric' or 'categorical', not {kind!r}")
 
     def one(cs):
         c, s = cs
-        kind = kinds.get(c) or _infer_kind(s)
+        kind = kinds.get(c) or s.kind
         return _numeric_profile(s, c) if kind == 'numeric' else _categorical_profile(s)
 
-    series = [(c, df[c]) for c in df.columns]  # taken here: the threads only read them
-    cols = dict(zip((str(c) for c in df.columns), _each(one, series, len(df))))
     return {
         'format': 'lifecycle.drift.profile/1',
         'rows': len(df),
-        'order': [str(c) for c in df.columns],
-        'columns': cols,
+        'order': [str(c) for c, _ in cols],
+        'columns': dict(zip((str(c) for c, _ in cols), _each(one, cols, len(df)))),
     }
 
 # %% ../../nbs/api/data/02_drift.ipynb #cb3ab15a
@@ -253,7 +445,7 @@ class _Cdf:
         np.divide(du, dq, out=self.slope[1:L], where=dq > 0)
 
     def at(self, x: np.ndarray, side: str = 'right') -> np.ndarray:
-        "F(x) ('right') or F(x-) ('left') for sorted x, in O(len(x))."
+        "F(x) ('right') or F(x-) ('left') for sorted x, in O(len(x) + knots): for short x (`right` is for long ones)."
         p = np.searchsorted(x, self.q, 'left' if side == 'right' else 'right')
         j = np.repeat(np.arange(len(self.q) + 1), np.diff(np.r_[0, p, len(x)]))
         out = x - self.bq[j]
@@ -261,13 +453,30 @@ class _Cdf:
         out += self.bu[j]
         return out
 
+    def right(self, x: np.ndarray) -> np.ndarray:
+        "F(x) for sorted x, in one pass: numpy's linear interpolation (at a repeated knot it takes the last one)."
+        return np.interp(x, self.q, self.bu[1:], left=0.0, right=self.bu[-1])
 
-def _w1_ks(cdf: _Cdf, cu: np.ndarray, cc: np.ndarray, steps: bool) -> tuple[float, float]:
+    def jumps(self) -> np.ndarray:
+        "The values where F jumps (repeated knots)."
+        q = self.q
+        return _distinct(q[1:][(q[1:] == q[:-1]) & (self.bu[2:] != self.bu[1:-1])])
+
+
+def _current_cdf(c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "Distinct values of the sorted current sample and the number of values up to each (as floats)."
+    ends = _run_ends(c)
+    if ends.all():  # continuous data: every value distinct, no copy
+        return c, np.arange(1, len(c) + 1, dtype=float)
+    last = np.flatnonzero(ends)
+    return c[last], (last + 1).astype(float)
+
+
+def _w1_ks(cdf: _Cdf, cu: np.ndarray, CC: np.ndarray, steps: bool) -> tuple[float, float]:
     """Wasserstein-1 distance and KS statistic between the reference CDF and the current sample (distinct values,
-    counts)."""
-    m = cc.sum()
-    CC = np.cumsum(cc).astype(float)
-    qu = np.unique(cdf.q)
+    cumulative counts)."""
+    m = CC[-1]
+    qu = _distinct(cdf.q)
     pos = np.searchsorted(cu, qu)
     new = np.ones(len(qu), bool)
     inb = pos < len(cu)
@@ -276,23 +485,30 @@ def _w1_ks(cdf: _Cdf, cu: np.ndarray, cc: np.ndarray, steps: bool) -> tuple[floa
     X = np.insert(cu, pn, qu[new])  # every point where either CDF changes
     FC = np.insert(CC, pn, np.where(pn > 0, CC[np.maximum(pn - 1, 0)], 0.0))
     FC /= m
-    a = cdf.at(X, 'right')
-    a -= FC  # F_ref - F_cur at each point, constant up to the next
+    ref = cdf.right(X)
+    a = ref - FC  # F_ref - F_cur at each point, constant up to the next
     a0 = a[:-1]
-    aa = np.abs(a0)
-    ks = max(float(aa.max()) if len(aa) else 0.0, abs(float(a[-1])))
-    if steps:
-        return float(np.dot(aa, np.diff(X))), ks  # F_ref is a step function too: exact as in scipy
-    b = cdf.at(X[1:], 'left')
-    b -= FC[:-1]  # F_ref is linear between knots: the value just before
-    ab = np.abs(b)  # the next point, then the mean |difference| over each
-    g = aa + ab
-    g *= 0.5  # interval, unless it changes sign inside it
-    cross = np.flatnonzero((a0 > 0) != (b > 0))
+    g = np.abs(a0)  # |F_ref - F_cur| at each point; then the mean over the interval to the next one
+    ks = max(float(g.max()) if len(g) else 0.0, abs(float(a[-1])))
+    if steps:  # F_ref is a step function too: exact as in scipy (FC's memory holds the intervals' widths)
+        return float(np.dot(g, np.subtract(X[1:], X[:-1], out=FC[:-1]))), ks
+    b = ref[1:]  # F_ref just before the next point: F_ref there, as F_ref is linear between knots ...
+    J = cdf.jumps()
+    if len(J):  # ... except where it jumps: its left limit there
+        i = np.searchsorted(X, J)
+        keep = i >= 1
+        b[i[keep] - 1] = cdf.at(J[keep], 'left')
+    b -= FC[:-1]
+    dX = np.subtract(X[1:], X[:-1], out=FC[:-1])  # FC is read no more: its memory holds the widths
+    cross = np.flatnonzero((a0 > 0) != (b > 0))  # the difference may change sign inside these intervals
+    x0, x1 = a0[cross], b[cross]
+    ab = np.abs(b, out=b)
+    g += ab
+    g *= 0.5
     if len(cross):
-        x0, x1, s = a0[cross], b[cross], aa[cross] + ab[cross]
+        s = np.abs(x0) + np.abs(x1)
         g[cross] = np.where((x0 * x1 < 0) & (s > 0), (x0 * x0 + x1 * x1) / (2 * np.where(s > 0, s, 1)), g[cross])
-    return float(np.dot(g, np.diff(X))), max(ks, float(ab.max()) if len(ab) else 0.0)
+    return float(np.dot(g, dX)), max(ks, float(ab.max()) if len(ab) else 0.0)
 
 
 def _sturges_edges(lo, hi, size: int, integer: bool) -> np.ndarray:
@@ -427,21 +643,24 @@ def _ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
     return float(np.clip(stats.kstwo.sf(d, en), 0, 1))
 
 
-def _numeric_row(name: str, col: dict, s: pd.Series) -> dict:
+def _numeric_row(name: str, col: dict, s: _Column) -> dict:
     n = col['valid']
-    a = _floats(s, name)
-    c = np.sort(a[np.isfinite(a)])
+    c, own = s.finite(name)
+    if own:
+        c.sort()
+    else:
+        c = np.sort(c)
     m = len(c)
     if m == 0:
         raise ValueError(f"column {name!r} has no finite values in the current batch: drift cannot be measured")
-    cu, cc = _runs(c)
+    cu, CC = _current_cdf(c)
     exact = 'counts' in col['cdf']
     if exact:
         v, vc = np.asarray(col['cdf']['values'], float), np.asarray(col['cdf']['counts'])
-    n_values = col['unique'] if col['unique'] > 5 else len(np.union1d(v, cu))
+    n_values = col['unique'] if col['unique'] > 5 else len(_distinct(np.r_[v, cu]))
     method = default_method('numeric', n, n_values)
     cdf = _Cdf(*_knots(col))
-    w1, ks = _w1_ks(cdf, cu, cc, steps=exact)
+    w1, ks = _w1_ks(cdf, cu, CC, steps=exact)
     if max(n, m) <= 10_000:  # scipy's exact KS p-value (exact profile: n <= 10,000)
         from scipy import stats
 
@@ -455,14 +674,14 @@ def _numeric_row(name: str, col: dict, s: pd.Series) -> dict:
             min(col['min'], c[0]),
             max(col['max'], c[-1]),
             n + m,
-            col['integer'] and pd.api.types.is_integer_dtype(s.dtype),
+            col['integer'] and s.integer,
         )
         rb = np.r_[cdf.at(edges[:-1], 'left'), 1.0]
         cb = np.r_[np.searchsorted(c, edges[:-1], 'left'), m] / m
         res['jensenshannon'] = _jensenshannon(np.diff(rb), np.diff(cb))
     else:  # ... or the values themselves
-        keys = np.union1d(v, cu)
-        rk, ck = _counts_on(v, vc, keys), _counts_on(cu, cc, keys)
+        keys = _distinct(np.r_[v, cu])
+        rk, ck = _counts_on(v, vc, keys), _counts_on(cu, np.diff(np.r_[0.0, CC]).astype(int), keys)
         res['jensenshannon'] = _jensenshannon(rk / n, ck / m)
         if method == 'chisquare':
             res['chisquare'] = _chisquare_pvalue(rk.astype(float), ck.astype(float))
@@ -479,9 +698,9 @@ def _numeric_row(name: str, col: dict, s: pd.Series) -> dict:
     return dict(res, method=method)
 
 
-def _categorical_row(name: str, col: dict, s: pd.Series) -> dict:
+def _categorical_row(name: str, col: dict, s: _Column) -> dict:
     ref = {k: c for k, c in col['counts']}
-    cur = _category_counts(s)[0]
+    cur = s.counts()[0]
     if not cur:
         raise ValueError(f"column {name!r} has no values in the current batch: drift cannot be measured")
     keys = list(ref) + [k for k in cur if k not in ref]
@@ -498,16 +717,16 @@ def _categorical_row(name: str, col: dict, s: pd.Series) -> dict:
     return dict(res, method=method)
 
 
-def _has_values(name: str, col: dict, s: pd.Series) -> bool:
+def _has_values(name: str, col: dict, s: _Column) -> bool:
     "Whether the current column holds a value drift can be measured on (a finite number, or any category)."
     if col['kind'] == 'numeric':
-        return bool(np.isfinite(_floats(s, name)).any())
-    return bool(_category_counts(s)[0])
+        return len(s.finite(name)[0]) > 0
+    return bool(s.counts()[0])
 
 
-def _all_null_row(name: str, col: dict, s: pd.Series) -> dict:
+def _all_null_row(name: str, col: dict, s: _Column) -> dict:
     "A column with no values on one side is a finding (method `all_null`): drifted unless both sides are empty."
-    both = not col['valid'] and not (s.notna().any())
+    both = not col['valid'] and not s.any_value()
     return {
         **dict.fromkeys(_COLUMNS, np.nan),
         'column': name,
@@ -522,27 +741,26 @@ def _threshold(name: str, method: str, threshold, per_column_threshold) -> float
     return float(_METHODS[method][0] if t is None else t)
 
 
-def compare(
+def compare_records(
     ref_profile: dict,
     current_df: pd.DataFrame,
     *,
     columns: list | None = None,
     threshold: float | None = None,
     per_column_threshold: dict | None = None,
-) -> pd.DataFrame:
-    "Per-column drift of a batch against a reference profile: Evidently's default measure and verdict, plus PSI and KS."
-    by_name = {str(c): c for c in current_df.columns}
+) -> list[dict]:
+    """`compare`'s rows as plain dicts, for a DataFrame or a pyarrow Table: no pandas is imported for a Table of
+    numbers, booleans and dictionary-encoded text (`lifecycle drift` on Parquet files)."""
+    by_name = {str(c): s for c, s in _columns(current_df)}
     cols = [str(c) for c in (ref_profile['order'] if columns is None else columns)]
     if missing := [c for c in cols if c not in ref_profile['columns']]:
         raise ValueError(f"columns not in the reference profile: {missing}")
     if missing := [c for c in cols if c not in by_name]:
         raise ValueError(f"the current batch lacks reference columns {missing}: drift cannot be measured for them")
 
-    series = {name: current_df[by_name[name]] for name in cols}  # taken here: the threads only read them
-
     def one(name):
         col = ref_profile['columns'][name]
-        s = series[name]
+        s = by_name[name]
         if not col['valid'] or not _has_values(name, col, s):
             return _all_null_row(name, col, s)
         r = _numeric_row(name, col, s) if col['kind'] == 'numeric' else _categorical_row(name, col, s)
@@ -556,13 +774,31 @@ def compare(
             'drifted': is_drifted(r['method'], r['score'], t),
         }
 
-    out = pd.DataFrame(_each(one, cols, len(current_df)), columns=_COLUMNS)
-    return out.astype({'drifted': bool, 'score': float, 'threshold': float})
+    return _each(one, cols, len(current_df))
+
+
+def compare(
+    ref_profile: dict,
+    current_df: pd.DataFrame,
+    *,
+    columns: list | None = None,
+    threshold: float | None = None,
+    per_column_threshold: dict | None = None,
+) -> pd.DataFrame:
+    "Per-column drift of a batch against a reference profile: Evidently's default measure and verdict, plus PSI and KS."
+    import pandas as pd
+
+    rows = compare_records(
+        ref_profile, current_df, columns=columns, threshold=threshold, per_column_threshold=per_column_threshold
+    )
+    return pd.DataFrame(rows, columns=_COLUMNS).astype({'drifted': bool, 'score': float, 'threshold': float})
 
 # %% ../../nbs/api/data/02_drift.ipynb #04621e3b
 def summary(result: pd.DataFrame, drift_share: float = 0.5) -> dict:
-    "Dataset-level drift as Evidently decides it: drifted when at least `drift_share` of the columns drifted."
-    n, k = len(result), int(result['drifted'].sum())
+    """Dataset-level drift as Evidently decides it: drifted when at least `drift_share` of the columns drifted
+    (`result`: `compare`'s frame or `compare_records`' rows)."""
+    rows = result.to_dict('records') if hasattr(result, 'to_dict') else result
+    n, k = len(rows), sum(bool(r['drifted']) for r in rows)
     share = k / n if n else 0.0
     return dict(
         columns=n,
@@ -570,7 +806,7 @@ def summary(result: pd.DataFrame, drift_share: float = 0.5) -> dict:
         share=share,
         drift_share=drift_share,
         dataset_drift=bool(n and share >= drift_share),
-        drifted=result.loc[result['drifted'], 'column'].tolist(),
+        drifted=[r['column'] for r in rows if r['drifted']],
     )
 
 # %% ../../nbs/api/data/02_drift.ipynb #3c226921
@@ -650,6 +886,8 @@ def evidently_verdicts(
         for m in d['metrics']
         if m['config']['type'].endswith(':ValueDrift')
     ]
+    import pandas as pd
+
     order = {str(c): i for i, c in enumerate(reference_df.columns)}
     out = pd.DataFrame(rows, columns=['column', 'method', 'score', 'threshold', 'drifted'])
     out = out.sort_values('column', key=lambda s: s.map(lambda c: order.get(str(c), len(order)))).reset_index(drop=True)

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     import pandas as pd  # imported where a source is read: fingerprinting one (every `lifecycle run`) needs no pandas
 
 # %% auto #0
-__all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks', 'read_frame']
+__all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks', 'read_frame', 'read_table']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -188,16 +188,25 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
 
 
-def _parquet_frame(path: Path) -> pd.DataFrame:
+def _parquet_table(path: Path):
+    "A whole Parquet file as a pyarrow Table, its text columns dictionary-encoded (no pandas, no pyarrow.dataset)."
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         schema = pq.read_schema(path)
         text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-        return pq.read_table(path, read_dictionary=text).to_pandas()
+        f = pq.ParquetFile(path, read_dictionary=text)
+        try:
+            return f.read(use_threads=True)
+        finally:
+            f.close()
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
+
+
+def _parquet_frame(path: Path) -> pd.DataFrame:
+    return _parquet_table(path).to_pandas()
 
 
 def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -265,3 +274,13 @@ def read_frame(source: str, root: str | Path = '.', query: str | None = None, di
         if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
             return _parquet_frame(path)
     return pd.concat(list(read_chunks(source, root, query=query, dialect=dialect)), ignore_index=True)
+
+
+def read_table(source: str, root: str | Path = '.', query: str | None = None, dialect=None):
+    """A whole source for column-wise reading: a Parquet file as a pyarrow Table (text columns dictionary-encoded;
+    pandas is not imported), anything else as `read_frame`'s DataFrame. `lifecycle drift` reads its files so."""
+    if not is_sql(source) and source not in ('sklego:arrests', 'sklearn:diabetes'):
+        path = resolve(source, root)
+        if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
+            return _parquet_table(path)
+    return read_frame(source, root, query, dialect)
