@@ -2203,6 +2203,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags.FlagClient.threshold': ( 'api/serve/flags.html#flagclient.threshold',
                                                                                        'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.FlagError': ('api/serve/flags.html#flagerror', 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags.FlagError.__init__': ( 'api/serve/flags.html#flagerror.__init__',
+                                                                                     'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.FlagsTampered': ( 'api/serve/flags.html#flagstampered',
                                                                                 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._cbor_text': ('api/serve/flags.html#_cbor_text', 'lifecycle/serve/flags.py'),

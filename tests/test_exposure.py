@@ -148,8 +148,9 @@ def test_a_registry_that_cannot_answer_is_no_verdict_and_every_flags_writer_says
     monkeypatch.setattr(MlflowClient, 'get_model_version', busy)
     with pytest.raises(exposure.RegistryUnavailable, match='could not answer about .* v1 .*try again'):
         exposure.check(ws['ws'], '1', 'dev')
-    with pytest.raises(fl.FlagError, match=r'control: the release policy could not be checked'):
+    with pytest.raises(fl.FlagError, match=r'control: the release policy could not be checked') as refused:
         fl.write_spec(ws['ws'], FlagsParams(control='1', safe='1'), NAME)
+    assert refused.value.status == 503  # the admin API's answer: try again, not "refused"
     monkeypatch.undo()
     assert exposure.check(ws['ws'], '1', 'dev').ok  # answered again: the verdict is the gates'
 

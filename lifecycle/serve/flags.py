@@ -29,7 +29,11 @@ MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold',
 
 
 class FlagError(Exception):
-    "A flag change or flag file that cannot be accepted."
+    "A flag change or flag file that cannot be accepted; `status` 422 (refused) or 503 (cannot be checked right now)."
+
+    def __init__(self, message: str = '', status: int = 422):
+        super().__init__(message)
+        self.status = status
 
 
 def flags_dir(s: Settings) -> Path:
@@ -222,7 +226,7 @@ def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: F
         try:
             decision = exposure.check(ws, v, x, name=model_name)  # the one release path: gates and approvals
         except exposure.RegistryUnavailable as e:  # no verdict: refused for now, as every flags writer handles
-            raise FlagError(f"{arm}: the release policy could not be checked: {e}") from None
+            raise FlagError(f"{arm}: the release policy could not be checked: {e}", status=503) from None
         if not decision.ok:
             out.append(f"{arm}: {decision.message()} (environment {ws.environment!r})")
     return out

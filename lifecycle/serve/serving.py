@@ -321,8 +321,8 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=str(p.get('reason') or ''), source='api')
     except InputError as e:
         return refuse(srv, 'admin', e, e.status)
-    except fl.FlagError as e:
-        return refuse(srv, 'admin', e, 422)
+    except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
+        return refuse(srv, 'admin', e, e.status)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
 
@@ -331,8 +331,8 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
     srv: Server = request.app.state.server
     try:
         spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
-    except fl.FlagError as e:
-        return refuse(srv, 'admin', e, 422)
+    except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
+        return refuse(srv, 'admin', e, e.status)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
 # %% ../../nbs/api/serve/08_serving.ipynb #da2026bd
