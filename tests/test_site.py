@@ -506,3 +506,26 @@ def test_the_models_facts_are_read_again_only_when_what_they_are_read_from_chang
     assert len(reads) == len(changes) + 1  # nothing changed since: neither read nor rendered
     server = dataclasses.replace(s, tracking_uri='http://127.0.0.1:9')  # a tracking server can change unseen
     assert site._models_key(server) is None and site.input_fingerprint(server) != site.input_fingerprint(server)
+
+
+def test_notebooks_converted_while_the_stages_run_are_what_the_render_would_convert(workspace, monkeypatch):
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+    from mkdocs_jupyter import convert
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    pre = site.NotebookPrerender(s)
+    pre.submit(s.runs_dir / 'r1/01_ingest.ipynb')
+    pre.submit(s.runs_dir / 'r1/missing.ipynb')  # a notebook it cannot read is left to the render
+    assert pre.wait() == 1
+    calls, real = [], convert.nb2html
+    monkeypatch.setattr(convert, 'nb2html', lambda *a, **k: calls.append(a) or real(*a, **k))
+    site.render_site(s, 'mkdocs')
+    assert calls == []  # the render found the page converted
+    page = (s.site_dir / 'runs/r1/01_ingest.html').read_text()
+    assert '42' in page and 'alpha = 2' not in page
+    shutil.rmtree(s.site_dir)
+    shutil.rmtree(s.reports_dir / 'site-src')
+    site.render_site(s, 'mkdocs')
+    assert len(calls) == 1 and (s.site_dir / 'runs/r1/01_ingest.html').read_text() == page  # the same page

@@ -25,7 +25,7 @@ __all__ = ['HIDDEN_TAGS', 'SECTIONS', 'RETRAIN_DIR', 'FOLD_JS', 'FOLD_CSS', 'STA
            'render_notebook', 'Page', 'SiteError', 'clean_notebook', 'md_table', 'lineage_svg', 'site_facts',
            'landing_page', 'version_page', 'models_page', 'runs_pages', 'batches_page', 'deliver_pages',
            'iteration_page', 'retrain_pages', 'plan_pages', 'publish', 'mkdocs_config', 'quarto_config',
-           'input_fingerprint', 'write_sources', 'offline_html', 'build_mkdocs', 'render_site']
+           'input_fingerprint', 'write_sources', 'offline_html', 'build_mkdocs', 'NotebookPrerender', 'render_site']
 
 # %% ../../nbs/api/app/01_site.ipynb #8dfa781c
 def renderer() -> str:
@@ -1333,6 +1333,62 @@ def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> No
         site.rename(old)
     tmp.rename(site)
     shutil.rmtree(old, ignore_errors=True)
+
+# %% ../../nbs/api/app/01_site.ipynb #0e815850
+class NotebookPrerender:
+    """Converts executed notebooks, one after the other in a background thread, into the page cache of the site's
+    mkdocs-jupyter (in `s`'s `reports/site-src`); use it while something else keeps the process waiting."""
+
+    def __init__(self, s: Settings):
+        from concurrent.futures import ThreadPoolExecutor
+
+        self.cache_dir = s.reports_dir / 'site-src' / '.cache' / 'mkdocs-jupyter'
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix='lifecycle-prerender')
+        self.futures = []
+
+    def submit(self, notebook: Path) -> None:
+        "Convert executed notebook `notebook` in the background."
+        self.futures.append(self.pool.submit(self._convert, Path(notebook)))
+
+    def wait(self) -> int:
+        "Wait for every conversion; return how many pages were converted (one that failed is left to the render)."
+        done = 0
+        for f in self.futures:
+            try:
+                done += bool(f.result())
+            except Exception:  # the render converts it (and says what is wrong with it)
+                pass
+        self.pool.shutdown()
+        return done
+
+    def _convert(self, notebook: Path) -> bool:
+        import tempfile
+        from mkdocs_jupyter import convert
+        from mkdocs_jupyter.plugin import Plugin, _compute_cache_key, _get_cache_path, _get_nb_toc_tokens
+
+        plugin = Plugin()
+        options = next(p for p in mkdocs_config([], self.cache_dir)['plugins'] if isinstance(p, dict))
+        errors, _ = plugin.load_config(options['mkdocs-jupyter'])
+        c = plugin.config
+        if errors or not c['cache']:
+            return False
+        with tempfile.TemporaryDirectory() as d:
+            page = Path(d) / notebook.name  # the page the site will have: the notebook without its parameter cells
+            page.write_bytes(_notebook_page(notebook))
+            path = _get_cache_path(c['cache_dir'], _compute_cache_key(str(page), c, c['execute']))
+            if path.exists():
+                return False
+            body = convert.nb2html(
+                str(page), execute=c['execute'], kernel_name=c['kernel_name'], theme=c['theme'],
+                allow_errors=c['allow_errors'], show_input=c['show_input'], no_input=c['no_input'],
+                no_prompt=c['no_prompt'], remove_tag_config=c['remove_tag_config'],
+                highlight_extra_classes=c['highlight_extra_classes'], include_requirejs=c['include_requirejs'],
+                custom_mathjax_url=c['custom_mathjax_url'],
+            )  # fmt: skip
+            toc_tokens, title = _get_nb_toc_tokens(str(page), c['toc_depth'])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({'content': body, 'toc_tokens': toc_tokens, 'title': title}))
+        return True
 
 # %% ../../nbs/api/app/01_site.ipynb #4556fd24
 def _last_render(mpath: Path) -> dict:
