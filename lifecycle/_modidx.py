@@ -35,6 +35,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel.StageKernel._run': ( 'api/app/kernel.html#stagekernel._run',
                                                                                  'lifecycle/app/kernel.py'),
+                                      'lifecycle.app.kernel.StageKernel._start': ( 'api/app/kernel.html#stagekernel._start',
+                                                                                   'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel.StageKernel.close': ( 'api/app/kernel.html#stagekernel.close',
                                                                                   'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel.StageKernel.execute': ( 'api/app/kernel.html#stagekernel.execute',
