@@ -427,3 +427,105 @@ def test_retraining_records_are_pages_and_rerender_only_when_a_record_changes(wo
     (iteration.iterations_dir(s.state_dir) / 'broken.json').write_text('{')
     with pytest.raises(site.SiteError, match=r'broken\.json: not a readable retraining record'):
         site.render_site(s, 'mkdocs')
+
+
+def test_a_render_with_no_notebook_page_to_render_skips_mkdocs_jupyter_and_links_as_a_full_render(workspace):
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    light, real = [], site._build_light
+
+    def site_light(src, dst):
+        light.append(real(src, dst))
+        return light[-1]
+
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')  # a run whose stage came from the cache
+    import unittest.mock as mock
+
+    with mock.patch.object(site, '_build_light', site_light):
+        site.render_site(s, 'mkdocs')
+    assert light == [True]  # rendered without mkdocs-jupyter
+    pages = {p: (s.site_dir / p).read_text() for p in ('runs/r2/index.html', 'runs/index.html', 'index.html')}
+    assert 'href="../r1/01_ingest.html"' in pages['runs/r2/index.html']
+    shutil.rmtree(s.site_dir)  # a deleted site: rendered again, whole, with mkdocs-jupyter
+    site.render_site(s, 'mkdocs')
+    assert {p: (s.site_dir / p).read_text() for p in pages} == pages  # the light render gave the same pages
+    (s.site_dir / 'runs/r1/01_ingest.html').unlink()  # a damaged site: the notebook page is missing
+    add_run(s, 'r3', '2026-01-03T00:00:00+00:00', cached_from='r1')
+    with mock.patch.object(site, '_build_light', site_light):
+        site.render_site(s, 'mkdocs')
+    assert light == [True, False]  # the light build stopped before writing; mkdocs-jupyter rendered the page
+    page = (s.site_dir / 'runs/r1/01_ingest.html').read_text()
+    assert (
+        '42' in page
+        and 'cdnjs' not in page
+        and 'href="../r1/01_ingest.html"' in (s.site_dir / 'runs/r3/index.html').read_text()
+    )
+
+
+def test_the_models_facts_are_read_again_only_when_what_they_are_read_from_changed(workspace, monkeypatch):
+    import dataclasses
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    s = Workspace.open(workspace)
+    db = s.state_dir / 'mlflow.db'  # the default tracking store: SQLite in the state folder
+    assert s.tracking_uri == f'sqlite:///{db}'
+    db.parent.mkdir(parents=True, exist_ok=True)
+    db.write_bytes(b'registry v1')
+    reads = []
+
+    def models(ws):
+        reads.append(1)
+        return [dict(name='m', aliases={}, environments=(), serving_alias='dev', versions=[])]
+
+    monkeypatch.setattr(site, '_models', models)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
+    site.render_site(s, 'mkdocs')
+    assert len(reads) == 1  # a new run re-renders the site, but the registry's files did not change
+    assert 'r2/index.html' in (s.site_dir / 'runs/index.html').read_text()
+    changes = [
+        lambda: db.write_bytes(b'registry v2'),  # a promotion, a new version, a tag
+        lambda: (s.params_dir / 'policy.yaml').write_text((s.params_dir / 'policy.yaml').read_text() + '\n'),
+        lambda: (s.reports_dir / 'governance').mkdir() or (s.reports_dir / 'governance/m-1.md').write_text('# m'),
+        lambda: (
+            (s.store_dir / 'records/approvals').mkdir(parents=True)
+            or (s.state_dir / 'store/records/approvals/a.json').write_text('{}')
+        ),
+    ]
+    for i, change in enumerate(changes, 2):
+        change()
+        site.render_site(s, 'mkdocs')
+        assert len(reads) == i, i
+    site.render_site(s, 'mkdocs')
+    assert len(reads) == len(changes) + 1  # nothing changed since: neither read nor rendered
+    server = dataclasses.replace(s, tracking_uri='http://127.0.0.1:9')  # a tracking server can change unseen
+    assert site._models_key(server) is None and site.input_fingerprint(server) != site.input_fingerprint(server)
+
+
+def test_notebooks_converted_while_the_stages_run_are_what_the_render_would_convert(workspace, monkeypatch):
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+    from mkdocs_jupyter import convert
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    pre = site.NotebookPrerender(s)
+    pre.submit(s.runs_dir / 'r1/01_ingest.ipynb')
+    pre.submit(s.runs_dir / 'r1/missing.ipynb')  # a notebook it cannot read is left to the render
+    assert pre.wait() == 1
+    calls, real = [], convert.nb2html
+    monkeypatch.setattr(convert, 'nb2html', lambda *a, **k: calls.append(a) or real(*a, **k))
+    site.render_site(s, 'mkdocs')
+    assert calls == []  # the render found the page converted
+    page = (s.site_dir / 'runs/r1/01_ingest.html').read_text()
+    assert '42' in page and 'alpha = 2' not in page
+    shutil.rmtree(s.site_dir)
+    shutil.rmtree(s.reports_dir / 'site-src')
+    site.render_site(s, 'mkdocs')
+    assert len(calls) == 1 and (s.site_dir / 'runs/r1/01_ingest.html').read_text() == page  # the same page

@@ -35,3 +35,17 @@ def test_the_cap_applies_to_forests_and_linear_models(arrests):
     for family, key in (('random_forest', 'n_estimators'), ('logistic_regression', 'max_iter')):
         tp = TrainParams(experiment='t', max_iterations=7, model={'family': family, 'params': {key: 10_000}})
         assert make_pipeline(build_transformer(FP), tp).named_steps['model'].get_params()[key] == 7
+
+
+def test_logging_a_model_skips_only_mlflows_requirement_check_and_only_while_logging():
+    import mlflow.pyfunc
+    import mlflow.utils.environment as env
+    from lifecycle.model.train import _without_mismatch_check, pinned_requirements
+
+    before = (env.warn_dependency_requirement_mismatches, mlflow.pyfunc.warn_dependency_requirement_mismatches)
+    with _without_mismatch_check():
+        assert env.warn_dependency_requirement_mismatches(pinned_requirements()) is None
+        assert env.warn_dependency_requirement_mismatches is not before[0]
+        assert mlflow.pyfunc.warn_dependency_requirement_mismatches is not before[1]
+    assert (env.warn_dependency_requirement_mismatches, mlflow.pyfunc.warn_dependency_requirement_mismatches) == before
+    assert all('==' in r for r in pinned_requirements())  # pinned to this environment: the check could find nothing

@@ -85,12 +85,20 @@ def run(
     s = Workspace.open(params_dir=params, remembered=False)  # a run reads params/ unless --params says otherwise
     console = Console(stderr=True, quiet=as_json)
     status = console.status('starting')
+    prerender = []  # the site's notebook pages, converted while the next stages run (MkDocs only)
 
     def on_event(kind, st, res):
         i = STAGES.index(st) + 1
         if kind == 'start':
             status.update(f"[{i}/{len(STAGES)}] {st.name} ...")
         else:
+            if site and res.status == 'ok' and res.executed:
+                from lifecycle.app.site import NotebookPrerender, renderer
+
+                if not prerender and renderer() == 'mkdocs':
+                    prerender.append(NotebookPrerender(s))
+                if prerender:
+                    prerender[0].submit(res.executed)
             console.print(
                 f"""[{i}/{len(STAGES)}] {st.name}:
                 [{'green' if res.status == 'ok' else 'red' if res.status == 'failed' else 'cyan'}]"""
@@ -123,6 +131,8 @@ def run(
         from lifecycle.app.site import render_site, SiteError
 
         with console.status('rendering reports/site'):
+            if prerender:
+                prerender[0].wait()
             try:
                 index = render_site(s)
             except SiteError as e:

@@ -44,9 +44,10 @@ class StageKernelError(Exception):
 
 
 def _shared_kernel_engine() -> str:
-    """The name of a papermill engine that runs a notebook in a kernel it was given and then closes the client it
-    opened on it (papermill's own engine leaves it open when it does not own the kernel: a heartbeat thread and its
-    sockets per notebook); registered on first use."""
+    """The name of a papermill engine that runs a notebook in a kernel it was given, through the kernel client it was
+    given (`kc`, left open: its owner closes it) or else one it opens and then closes (papermill's own engine leaves
+    it open when it does not own the kernel: a heartbeat thread and its sockets per notebook); registered on first
+    use. A client given is ready: opening one waits for the kernel's answer and then 0.2 s for IOPub to fall silent."""
     from papermill.clientwrap import PapermillNotebookClient
     from papermill.engines import NBClientEngine, papermill_engines
     from papermill.log import logger
@@ -62,15 +63,18 @@ def _shared_kernel_engine() -> str:
             cls, nb_man, kernel_name, log_output=False, stdout_file=None, stderr_file=None, start_timeout=60,
             execution_timeout=None, **kwargs,
         ):  # fmt: skip
+            kc = kwargs.pop('kc', None)
             kwargs = remove_args(['input_path', 'timeout', 'startup_timeout'], **kwargs)
             client = PapermillNotebookClient(
                 nb_man, timeout=execution_timeout, startup_timeout=start_timeout, kernel_name=kernel_name, log=logger,
                 log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file, **kwargs,
             )  # fmt: skip
+            if kc is not None:
+                client.kc, kc.allow_stdin = kc, False
             try:
                 return client.execute()
             finally:
-                if client.kc is not None:
+                if client.kc is not None and client.kc is not kc:
                     client.kc.stop_channels()
 
     papermill_engines.register(name, SharedKernelEngine)
@@ -79,13 +83,14 @@ def _shared_kernel_engine() -> str:
 
 class StageKernel:
     """Executes notebooks with papermill, one after the other, in one kernel started in `cwd` on first use (with this
-    process's environment) and put back after each notebook; `fresh=True` gives each notebook its own kernel."""
+    process's environment) and put back after each notebook; `fresh=True` gives each notebook its own kernel. One
+    client, opened with the kernel, carries every notebook and put-back to it."""
 
     def __init__(
         self, cwd: Path, fresh: bool = False, extra_arguments: tuple[str, ...] = ('--IPKernelApp.log_level=CRITICAL',)
     ):
         self.cwd, self.fresh, self.extra_arguments = Path(cwd), fresh, list(extra_arguments)
-        self.km = None
+        self.km = self.kc = None
         self.started = 0  # kernels started so far
 
     def __enter__(self) -> StageKernel:
@@ -96,9 +101,11 @@ class StageKernel:
 
     def execute(self, src: Path, dst: Path, parameters: dict) -> None:
         "Execute notebook `src` into `dst` with `parameters` (papermill's errors propagate)."
+        if not self.fresh and self.km is None:
+            self._start()  # the kernel boots while papermill is imported
         import papermill as pm
 
-        kwargs = {} if self.fresh else {'km': self._kernel(), 'engine_name': _shared_kernel_engine()}
+        kwargs = {} if self.fresh else {'km': self._kernel(), 'kc': self.kc, 'engine_name': _shared_kernel_engine()}
         try:
             pm.execute_notebook(
                 str(src),
@@ -123,17 +130,33 @@ class StageKernel:
 
     def close(self) -> None:
         "Shut the kernel down (if one was started)."
+        if self.kc is not None:
+            kc, self.kc = self.kc, None
+            kc.stop_channels()
         if self.km is not None:
             km, self.km = self.km, None
             km.shutdown_kernel(now=True)
 
+    def _start(self) -> None:
+        from jupyter_client.manager import KernelManager
+
+        km = KernelManager(kernel_name='python3')
+        km.start_kernel(cwd=str(self.cwd), extra_arguments=self.extra_arguments)
+        self.km, self.kc, self.started = km, None, self.started + 1
+
     def _kernel(self):
         if self.km is None:
-            from jupyter_client.manager import KernelManager
-
-            km = KernelManager(kernel_name='python3')
-            km.start_kernel(cwd=str(self.cwd), extra_arguments=self.extra_arguments)
-            self.km, self.started = km, self.started + 1
+            self._start()
+        if self.kc is None:  # just started: open the client and wait for the kernel, then take its snapshot
+            kc = self.km.client()
+            kc.start_channels()
+            try:
+                kc.wait_for_ready(timeout=60)
+            except RuntimeError as e:
+                kc.stop_channels()
+                self.close()
+                raise StageKernelError(f"the stage kernel did not start: {e}") from None
+            self.kc = kc
             self._run(_SNAPSHOT)
         return self.km
 
@@ -141,16 +164,11 @@ class StageKernel:
         if not self.km.is_alive():  # a stage that killed its kernel: the next one gets a new kernel
             self.close()
             return
-        kc = self.km.client()
-        kc.start_channels()
         try:
-            kc.wait_for_ready(timeout=60)
-            reply = kc.execute_interactive(code, timeout=60, store_history=False, output_hook=lambda msg: None)
+            reply = self.kc.execute_interactive(code, timeout=60, store_history=False, output_hook=lambda msg: None)
         except (RuntimeError, TimeoutError) as e:
             self.close()
             raise StageKernelError(f"the stage kernel did not answer: {e}") from None
-        finally:
-            kc.stop_channels()
         if reply['content']['status'] != 'ok':
             c = reply['content']
             self.close()

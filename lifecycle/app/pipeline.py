@@ -157,6 +157,7 @@ class StageResult:
     outputs: dict = field(default_factory=dict)
     notebook: str = ''
     cached_from: str | None = None
+    executed: Path | None = None  # the notebook this run executed (None for a cached stage)
 
 
 def _execute(src: Path, dst: Path, parameters: dict, cwd: Path) -> None:
@@ -236,12 +237,12 @@ def _run_stage(
         m.update_stage(st.name, status='failed', duration=round(dur, 2), error=msg)
         m.data.update(status='failed', finished=now_iso())
         m.save()
-        return m, StageResult(st.name, 'failed', dur, {}, st.notebook), msg
+        return m, StageResult(st.name, 'failed', dur, {}, st.notebook, executed=m.run_dir / st.notebook), msg
     m = RunManifest.load(m.run_dir)  # the stage recorded its outputs in it
     dur, outs = time.perf_counter() - t0, m.stage(st.name)['outputs']
     m.update_stage(st.name, status='ok', duration=round(dur, 2))
     cache_put(ws, st, key, m.run_id, st.notebook, outs)
-    return m, StageResult(st.name, 'ok', dur, outs, st.notebook), None
+    return m, StageResult(st.name, 'ok', dur, outs, st.notebook, executed=m.run_dir / st.notebook), None
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #6d3f3f88
 def run_report(s: Settings, name: str, out_dir: Path, parameters: dict) -> Path:

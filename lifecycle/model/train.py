@@ -141,6 +141,23 @@ def pinned_requirements() -> list[str]:
     return [f"{p}=={version(p)}" for p in ('scikit-learn', 'pandas', 'numpy', 'scipy', 'skops', 'onnxruntime')]
 
 
+def _without_mismatch_check():
+    """A context in which MLflow's `log_model` (saving the model, then loading it to check its input example) does not
+    check the model's requirements against this environment: with `pinned_requirements` (read from this environment;
+    MLflow pinned by MLflow itself) the check can find nothing, and it costs over a second (it maps every installed
+    distribution's files to its modules). With an MLflow that has the check elsewhere, nothing is changed."""
+    import contextlib
+    from unittest import mock
+    import mlflow.pyfunc
+    import mlflow.utils.environment
+
+    stack = contextlib.ExitStack()
+    for module in (mlflow.utils.environment, mlflow.pyfunc):
+        if hasattr(module, 'warn_dependency_requirement_mismatches'):
+            stack.enter_context(mock.patch.object(module, 'warn_dependency_requirement_mismatches', lambda reqs: None))
+    return stack
+
+
 # Types a skops-serialised model of each family needs trusted to load: our own models, produced by this pipeline.
 SKOPS_TRUSTED = {
     'logistic_regression': [],
@@ -297,15 +314,16 @@ def train_and_log(
                     'onnx_max_abs_diff': str(onnx.get('max_abs_diff', '')),
                 }
             )
-            info = mlflow.sklearn.log_model(
-                pipe,
-                name='model',
-                signature=infer_signature(X, proba),
-                input_example=X.head(3),
-                pip_requirements=pinned_requirements(),
-                skops_trusted_types=SKOPS_TRUSTED[tp.model.family] or None,
-                extra_files=extra,
-            )
+            with _without_mismatch_check():
+                info = mlflow.sklearn.log_model(
+                    pipe,
+                    name='model',
+                    signature=infer_signature(X, proba),
+                    input_example=X.head(3),
+                    pip_requirements=pinned_requirements(),
+                    skops_trusted_types=SKOPS_TRUSTED[tp.model.family] or None,
+                    extra_files=extra,
+                )
     return dict(
         mlflow_run_id=run.info.run_id,
         model_uri=info.model_uri,
