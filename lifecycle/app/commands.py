@@ -99,6 +99,8 @@ def run(
                     prerender.append(NotebookPrerender(s))
                 if prerender:
                     prerender[0].submit(res.executed)
+            if prerender and st.name == 'train' and res.status in ('ok', 'cached'):
+                prerender[0].warm(s)  # the tracking database exists from here on
             console.print(
                 f"""[{i}/{len(STAGES)}] {st.name}:
                 [{'green' if res.status == 'ok' else 'red' if res.status == 'failed' else 'cyan'}]"""
@@ -126,6 +128,10 @@ def run(
             raise CommandError(str(e), EXIT_INPUT) from None
         except StageFailed as e:
             failure = e
+        except BaseException:  # interrupted or an unexpected error: no page waits to be converted
+            if prerender:
+                prerender[0].cancel()
+            raise
     index = None
     if site:
         from lifecycle.app.site import render_site, SiteError

@@ -34,7 +34,10 @@ def _lifecycle_reset():
     os.chdir(m.cwd)
     os.environ.clear()
     os.environ.update(m.env)
-    get_ipython().reset(new_session=True)
+    get_ipython().reset(new_session=True)  # its cyclic collection walks every object not frozen yet
+    import gc
+
+    gc.freeze()  # what lives on (modules and their caches) is not walked again by the next put-back's collection
 _lifecycle_reset()
 """
 
@@ -83,14 +86,15 @@ def _shared_kernel_engine() -> str:
 
 class StageKernel:
     """Executes notebooks with papermill, one after the other, in one kernel started in `cwd` on first use (with this
-    process's environment) and put back after each notebook; `fresh=True` gives each notebook its own kernel. One
-    client, opened with the kernel, carries every notebook and put-back to it."""
+    process's environment) and put back before the next notebook (at once after one that failed); `fresh=True` gives
+    each notebook its own kernel. One client, opened with the kernel, carries every notebook and put-back to it."""
 
     def __init__(
         self, cwd: Path, fresh: bool = False, extra_arguments: tuple[str, ...] = ('--IPKernelApp.log_level=CRITICAL',)
     ):
         self.cwd, self.fresh, self.extra_arguments = Path(cwd), fresh, list(extra_arguments)
         self.km = self.kc = None
+        self.dirty = False  # a notebook ran since the last put-back
         self.started = 0  # kernels started so far
 
     def __enter__(self) -> StageKernel:
@@ -105,7 +109,10 @@ class StageKernel:
             self._start()  # the kernel boots while papermill is imported
         import papermill as pm
 
+        if self.dirty:  # the last notebook's namespace, folder and environment: put back now, not after it ran
+            self._put_back()
         kwargs = {} if self.fresh else {'km': self._kernel(), 'kc': self.kc, 'engine_name': _shared_kernel_engine()}
+        ok = False
         try:
             pm.execute_notebook(
                 str(src),
@@ -119,17 +126,18 @@ class StageKernel:
                 extra_arguments=self.extra_arguments,
                 **kwargs,
             )
+            ok = True
         finally:
             if self.fresh:
                 self.started += 1
-            elif self.km is not None:
-                try:
-                    self._put_back()
-                except StageKernelError:  # the next notebook gets a new kernel; the notebook's own outcome stands
-                    self.close()
+            elif self.km is not None and ok:
+                self.dirty = True  # put back before the next notebook (a kernel closed after the last needs none)
+            elif self.km is not None:  # a failed notebook may leave an MLflow run open: end it now
+                self._put_back()
 
     def close(self) -> None:
         "Shut the kernel down (if one was started)."
+        self.dirty = False
         if self.kc is not None:
             kc, self.kc = self.kc, None
             kc.stop_channels()
@@ -175,4 +183,9 @@ class StageKernel:
             raise StageKernelError(f"the stage kernel could not be put back: {c.get('ename')}: {c.get('evalue')}")
 
     def _put_back(self) -> None:
-        self._run(_RESET)
+        "Put the kernel back as it was started; one that cannot be is shut down (the next notebook gets a new one)."
+        self.dirty = False
+        try:
+            self._run(_RESET)
+        except StageKernelError:  # a notebook's own outcome stands
+            self.close()
