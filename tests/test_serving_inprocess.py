@@ -256,6 +256,27 @@ def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, w
     assert r.status_code == 422 and 'not a runtime flag' in r.json()['error']
 
 
+def test_a_flags_change_the_policy_cannot_check_now_answers_503_one_it_refuses_422(client, ws, monkeypatch):
+    "No verdict from the registry is 'try again' (503) over HTTP, unless another arm of the change is refused anyway."
+    from types import SimpleNamespace
+    from lifecycle.release import exposure
+
+    token = {'Authorization': f'Bearer {token_of(Workspace.open(ws), "carol")}'}
+
+    def check(ws_, version, exposure_, name=None):
+        if version == '2':
+            raise exposure.RegistryUnavailable('the registry could not answer about v2: database is locked')
+        return SimpleNamespace(ok=False, message=lambda: f'v{version} lacks an approval')
+
+    monkeypatch.setattr(exposure, 'check', check)
+    r = client.patch('/admin/flags', json={'changes': {'control': '2'}}, headers=token)  # a new version is checked
+    assert r.status_code == 503 and 'control: the release policy could not be checked' in r.json()['error']
+    r = client.patch('/admin/flags', json={'changes': {'control': '2', 'challenger': '1'}}, headers=token)
+    assert r.status_code == 422 and 'v1 lacks an approval' in r.json()['error']  # refused: no retry would help
+    monkeypatch.undo()
+    assert client.patch('/admin/flags', json={'changes': {'control': '2'}}, headers=token).status_code == 200
+
+
 def test_flags_route_predict_cohorts_and_kill_switch(client, ws):
     s = Workspace.open(ws)
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}

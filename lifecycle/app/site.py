@@ -256,28 +256,12 @@ def _monitored(s: Settings) -> bool:
     return (s.state_dir / 'monitor').is_dir() or (s.state_dir / 'heartbeats').is_dir()
 
 
-class _NeverMonitored:
-    """The health of a workspace where the monitor never ran, as `MonitorHealth({}, [])` gives it (no watcher, every
-    version 'never monitored'), without importing the monitor (pandas and numpy: most of a warm render's time)."""
-
-    watchers, series, others, monitor_alive = {}, [], [], False
-
-    def of_version(self, version) -> list:
-        from types import SimpleNamespace
-        from lifecycle.operate.schema import SEVERITIES
-
-        return [
-            SimpleNamespace(
-                model_version=str(version), variant=None, verdict='never monitored', last_window=None,
-                last_window_end=None, open_alerts=dict.fromkeys(SEVERITIES, 0), latest=[],
-            )
-        ]  # fmt: skip
-
-
 def _health(ws) -> tuple[object, str | None]:
     "The monitor's health (`lifecycle.operate.monitor.health`), or the reason it cannot be read."
     if not _monitored(ws):
-        return _NeverMonitored(), None  # the monitor never ran here: every version is never monitored
+        from lifecycle.operate.schema import MonitorHealth  # (not the monitor: pandas and numpy, most of a warm render)
+
+        return MonitorHealth({}, []), None  # the monitor never ran here: every version is never monitored
     from lifecycle.core.params import ParamsError
     from lifecycle.operate.monitor import health
     from lifecycle.operate.schema import MonitorParams, load_monitor_params

@@ -18,13 +18,19 @@ from ..core.store import append_jsonl, atomic_write, read_jsonl
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
 from .alerts import Outbox, judge, raise_alerts, still_breached
-from .schema import SEVERITIES, MonitorParams, Window, load_monitor_params
+from lifecycle.operate.schema import (
+    SEVERITIES,
+    MonitorHealth,
+    MonitorParams,
+    SeriesHealth,
+    Window,
+    load_monitor_params,
+)
 from .windows import Baseline, assign_windows, records, window_metrics
 
 # %% auto #0
-__all__ = ['AUDIT_SOURCES', 'VERDICTS', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'MonitorRun',
-           'metrics_text', 'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'SeriesHealth',
-           'MonitorHealth', 'health']
+__all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'MonitorRun', 'metrics_text',
+           'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -407,40 +413,6 @@ def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
         open={s: sum(a['severity'] == s for a in open_alerts(ws.state_dir, raised)) for s in SEVERITIES},
         outbox={s: len(box.pending(s)) for s in ('tickets', 'webhook', 'email')},
     )
-
-# %% ../../nbs/api/operate/04_monitor.ipynb #bca9de7a
-VERDICTS = ('ok', 'alerting', 'stale heartbeat', 'never monitored')
-
-
-@dataclass
-class SeriesHealth:
-    "One model version and flag variant as the monitor last saw it, and the verdict on it."
-
-    model_version: str
-    variant: str | None
-    verdict: str
-    last_window: int | None = None
-    last_window_end: float | None = None  # when its last closed window ended (seconds since the epoch)
-    open_alerts: dict = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
-    latest: list = field(default_factory=list)  # newest alerts: rule, metric, severity, ts, open
-
-
-@dataclass
-class MonitorHealth:
-    "Monitoring at a glance: each watcher alive or not (with its last beat), each series' health, and the others'."
-
-    watchers: dict
-    series: list
-    others: list = field(default_factory=list)  # server, guard and watcher alerts: source as version, kind as variant
-
-    @property
-    def monitor_alive(self) -> bool:
-        return bool(self.watchers.get('monitor', {}).get('alive'))
-
-    def of_version(self, version) -> list[SeriesHealth]:
-        "The series of a version, or one 'never monitored' when the monitor never measured nor alerted on it."
-        rows = [s for s in self.series if s.model_version == str(version)]
-        return rows or [SeriesHealth(str(version), None, 'never monitored')]
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #7ea89073
 def _watchers(st: dict, state_dir, mp: MonitorParams, now: float) -> dict:

@@ -6,13 +6,14 @@ rules with their severities, and the sinks each severity is routed to. A wrong f
 # %% ../../nbs/api/operate/00_schema.ipynb #3bd1585c
 from __future__ import annotations
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ..core.params import load_file
 
 # %% auto #0
-__all__ = ['SEVERITIES', 'METRICS', 'SINKS', 'parse_condition', 'breached', 'Rule', 'Window', 'TicketSink', 'WebhookSink',
-           'EmailSink', 'Sinks', 'MonitorParams', 'load_monitor_params']
+__all__ = ['SEVERITIES', 'METRICS', 'SINKS', 'VERDICTS', 'parse_condition', 'breached', 'Rule', 'Window', 'TicketSink',
+           'WebhookSink', 'EmailSink', 'Sinks', 'MonitorParams', 'load_monitor_params', 'SeriesHealth', 'MonitorHealth']
 
 # %% ../../nbs/api/operate/00_schema.ipynb #7ae2826b
 class _Strict(BaseModel):
@@ -208,3 +209,37 @@ class MonitorParams(_Strict):
 def load_monitor_params(params_dir: str | Path) -> MonitorParams:
     "Read and validate `params_dir/monitor.yaml`."
     return load_file(Path(params_dir) / 'monitor.yaml', MonitorParams)
+
+# %% ../../nbs/api/operate/00_schema.ipynb #bca9de7a
+VERDICTS = ('ok', 'alerting', 'stale heartbeat', 'never monitored')
+
+
+@dataclass
+class SeriesHealth:
+    "One model version and flag variant as the monitor last saw it, and the verdict on it."
+
+    model_version: str
+    variant: str | None
+    verdict: str
+    last_window: int | None = None
+    last_window_end: float | None = None  # when its last closed window ended (seconds since the epoch)
+    open_alerts: dict = field(default_factory=lambda: dict.fromkeys(SEVERITIES, 0))
+    latest: list = field(default_factory=list)  # newest alerts: rule, metric, severity, ts, open
+
+
+@dataclass
+class MonitorHealth:
+    "Monitoring at a glance: each watcher alive or not (with its last beat), each series' health, and the others'."
+
+    watchers: dict
+    series: list
+    others: list = field(default_factory=list)  # server, guard and watcher alerts: source as version, kind as variant
+
+    @property
+    def monitor_alive(self) -> bool:
+        return bool(self.watchers.get('monitor', {}).get('alive'))
+
+    def of_version(self, version) -> list[SeriesHealth]:
+        "The series of a version, or one 'never monitored' when the monitor never measured nor alerted on it."
+        rows = [s for s in self.series if s.model_version == str(version)]
+        return rows or [SeriesHealth(str(version), None, 'never monitored')]

@@ -210,10 +210,11 @@ _EXPOSURE_RANK = {'dev': 0, 'shadow': 1, 'canary': 2, 'production': 3}
 
 def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> list[str]:
     """Each arm of `spec` that gains exposure over `before` (every arm when there is no `before`) in a server of
-    `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval."""
+    `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval. When the
+    registry cannot be asked about an arm and no other arm is refused, `FlagError` with status 503 (try again)."""
     from lifecycle.release import exposure
 
-    out = []
+    out, unchecked = [], []
     for arm in ARMS:
         v = getattr(spec, arm)
         if not v:
@@ -225,10 +226,13 @@ def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: F
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
         try:
             decision = exposure.check(ws, v, x, name=model_name)  # the one release path: gates and approvals
-        except exposure.RegistryUnavailable as e:  # no verdict: refused for now, as every flags writer handles
-            raise FlagError(f"{arm}: the release policy could not be checked: {e}", status=503) from None
+        except exposure.RegistryUnavailable as e:  # no verdict for this arm: refused for now, unless refused anyway
+            unchecked.append(f"{arm}: the release policy could not be checked: {e}")
+            continue
         if not decision.ok:
             out.append(f"{arm}: {decision.message()} (environment {ws.environment!r})")
+    if unchecked and not out:  # a definite refusal would stand after a retry: only then is "try again" the answer
+        raise FlagError('; '.join(unchecked), status=503)
     return out
 
 
@@ -610,7 +614,9 @@ class FlagClient:
         return bool(self.client.get_boolean_value(SHADOW_FLAG, False, ctx))
 
     def decide(self, ctx) -> tuple[str, str, float, bool]:
-        "A request's three evaluations, (variant, version, threshold, shadow), with one look at hooks and contexts."
+        """A request's three evaluations, (variant, version, threshold, shadow), with one look at hooks and contexts.
+        All three are evaluated up front, whatever becomes of the request: hooks and a provider's evaluation events
+        see them for a request later refused for its inputs too."""
         plain = self._plain()
         return (*self.route(ctx, plain), self.threshold(ctx, plain=plain), self.shadow(ctx, plain))
 

@@ -48,7 +48,6 @@ _COLS = (
     'error',
 )
 _JSON = {'inputs', 'output', 'decision'}
-_INSERT = f"INSERT INTO predictions ({', '.join(_COLS)}) VALUES ({', '.join('?' * len(_COLS))})"
 _ROW = f"({', '.join('?' * len(_COLS))})"
 _CHUNK = 64  # rows per multi-row INSERT: 64 x 14 parameters, well under SQLite's limit of 32,766
 
@@ -128,17 +127,18 @@ class _Batch:
 
     def __init__(self):
         self.rows, self.done, self.error, self.failed = [], threading.Event(), None, {}
-        self._waiters, self._lock = {}, threading.Lock()  # event loop -> [its futures, its deadline timer]
+        self._waiters, self._lock = {}, threading.Lock()  # (event loop, timeout) -> [futures, their deadline timer]
 
     def wait_in(self, loop, timeout: float):
-        "A future of `loop` done once the batch settles (None if it has); the loop's futures share one deadline."
+        """A future of `loop` done once the batch settles (None if it has). The loop's futures that asked for the same
+        `timeout` share one deadline, armed when the first of them came (a batch gathers rows for milliseconds)."""
         fut = loop.create_future()
         with self._lock:
             if self.done.is_set():
                 return None
-            w = self._waiters.get(loop)
+            w = self._waiters.get((loop, timeout))
             if w is None:
-                w = self._waiters[loop] = [[], None]
+                w = self._waiters[(loop, timeout)] = [[], None]
                 w[1] = loop.call_later(timeout, _expire, self, loop, timeout)
             w[0].append(fut)
         return fut
@@ -149,7 +149,7 @@ class _Batch:
             self.error, self.failed = error, failed
             self.done.set()
             waiters, self._waiters = self._waiters, {}
-        for loop, (futs, timer) in waiters.items():
+        for (loop, _), (futs, timer) in waiters.items():
             try:
                 loop.call_soon_threadsafe(_wake, futs, timer)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
@@ -165,9 +165,9 @@ def _wake(futs, timer=None) -> None:
 
 
 def _expire(batch: _Batch, loop, timeout: float) -> None:
-    "The batch's deadline on `loop` passed: its waiters there fail (the batch may still commit later)."
+    "The batch's deadline of `timeout` on `loop` passed: its waiters there fail (the batch may still commit later)."
     with batch._lock:
-        futs = batch._waiters.pop(loop, [[]])[0]
+        futs = batch._waiters.pop((loop, timeout), [[]])[0]
     for f in futs:
         if not f.done():
             f.set_exception(LogFailed(f"prediction log: the row was not committed within {timeout:g} s"))
@@ -328,7 +328,7 @@ class PredictionLog:
         return None, failed
 
     def _insert(self, rows: list[tuple]) -> None:
-        if self.engine.dialect.name == 'sqlite':  # the DBAPI's executemany runs in C: the GIL stays free
+        if self.engine.dialect.name == 'sqlite':  # sqlite3 directly: multi-row INSERTs on one kept connection
             conn = self._conn  # the writer's own connection, kept (a pool checkout per batch costs more than it)
             if conn is None:
                 conn = self._conn = self.engine.raw_connection()

@@ -414,6 +414,7 @@ def app_factory():
         app = FastInvocations(
             create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
         )
+        gc.collect()  # start-up's garbage first: what is frozen is never collected
         gc.freeze()  # what start-up made (libraries, models) lives as long as the process: no collection walks it
         return app
     except (fl.FlagError, SettingsError) as e:
