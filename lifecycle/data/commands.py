@@ -340,7 +340,8 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
 
     with ThreadPoolExecutor(1) as pool:
         # Parquet files (no dialect to read them with) are read, and the reference profiled, while the params load:
-        # pyarrow decodes and numpy sorts without holding the GIL. One after the other: one file in memory at a time.
+        # pyarrow decodes and numpy sorts without holding the GIL. Both Parquet: one after the other in the pool, the
+        # reference's raw columns freed once profiled; a CSV or stored reference is loaded here meanwhile.
         early = {}
         if not stored[reference] and _parquet(reference):
             early['reference'] = pool.submit(profile_of, reference)
