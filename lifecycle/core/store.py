@@ -388,6 +388,33 @@ class Store:
 
         return pd.read_parquet(io.BytesIO(self.get_bytes(digest)))
 
+    def sample_frame(self, digest: str, rows: int, seed: int = 0):
+        """A uniform sample of `rows` rows (in stored order, the same for the same `seed`) of a DataFrame stored as
+        Parquet, or all of it when it has no more; read a record batch at a time, so memory is the sample's, not the
+        frame's. The file is checked against its id first, streamed (an object is renamed into place whole, never
+        changed in place)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        p = self.object_path(digest)
+        if not p.is_file():
+            raise StoreError(f"object {digest} not found in {self.root}")
+        if file_sha256(p) != digest:
+            raise StoreError(f"object {digest} at {p} is corrupted: its sha256 changed")
+        with pq.ParquetFile(p) as f:
+            n = f.metadata.num_rows
+            if n <= rows:
+                return f.read().to_pandas()
+            keep = np.sort(np.random.default_rng(seed).choice(n, rows, replace=False))
+            parts, start = [], 0
+            for b in f.iter_batches(batch_size=65_536):
+                lo, hi = np.searchsorted(keep, [start, start + b.num_rows])
+                if hi > lo:
+                    parts.append(b.take(pa.array(keep[lo:hi] - start)))
+                start += b.num_rows
+            return pa.Table.from_batches(parts, schema=f.schema_arrow).to_pandas()
+
     def record_path(self, kind: str, rid: str) -> Path:
         return self.root / 'records' / kind / f'{rid}.json'
 

@@ -30,8 +30,8 @@ from .checks import judge, violation
 
 # %% auto #0
 __all__ = ['FAILED', 'IngestError', 'BatchRejected', 'BatchResult', 'decide', 'ingest_log_path', 'read_log', 'log_failure',
-           'ingest_batch', 'rules_hash', 'transform_hash', 'SnapshotPurged', 'load_snapshot', 'reference_profile',
-           'champion_dataset', 'resolve_reference', 'batch_stats']
+           'ingest_batch', 'rules_hash', 'transform_hash', 'SnapshotPurged', 'load_snapshot', 'sample_snapshot',
+           'reference_profile', 'champion_dataset', 'resolve_reference', 'batch_stats']
 
 # %% ../../nbs/api/data/04_ingest.ipynb #85d00204
 class IngestError(Exception):
@@ -621,15 +621,26 @@ class SnapshotPurged(Exception):
     "The snapshot's data was deleted by a retention purge; its lineage record remains."
 
 
-def load_snapshot(store: Store, version: str) -> pd.DataFrame:
-    "The frame of a dataset version (verified against its stored hash)."
+def _snapshot_object(store: Store, version: str) -> str:
+    "The object holding a dataset version's rows; `SnapshotPurged` when a retention purge deleted them."
     rec = store.get_record('datasets', version)
     if store.record_path('purges', version).exists():
         raise SnapshotPurged(
             f"""snapshot {version} was purged on {store.get_record('purges', version)['purged']}: its data is gone, its
             lineage record remains"""
         )
-    return store.get_frame(rec['object'])
+    return rec['object']
+
+
+def load_snapshot(store: Store, version: str) -> pd.DataFrame:
+    "The frame of a dataset version (verified against its stored hash)."
+    return store.get_frame(_snapshot_object(store, version))
+
+
+def sample_snapshot(store: Store, version: str, rows: int, seed: int = 0) -> pd.DataFrame:
+    """A uniform sample of `rows` rows of a dataset version (all of them when it has no more), verified against its
+    stored hash and read in bounded memory (`Store.sample_frame`): for evidence drawn on a sample of any size."""
+    return store.sample_frame(_snapshot_object(store, version), rows, seed)
 
 
 def reference_profile(store: Store, version: str) -> dict:

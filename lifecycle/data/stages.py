@@ -13,10 +13,18 @@ from ..core.workspace import Workspace
 from . import sources
 from .drift import drift_columns
 from .features import build_transformer, feature_summary, register_feature_set
-from .ingest import BatchRejected, BatchResult, ingest_batch, load_snapshot, resolve_reference
+from lifecycle.data.ingest import (
+    BatchRejected,
+    BatchResult,
+    ingest_batch,
+    load_snapshot,
+    resolve_reference,
+    sample_snapshot,
+)
 
 # %% auto #0
-__all__ = ['IngestResult', 'batch_key', 'in_training', 'later_values', 'ingest', 'drift_report', 'FeaturesResult', 'features']
+__all__ = ['REPORT_ROWS', 'IngestResult', 'batch_key', 'in_training', 'later_values', 'ingest', 'drift_report', 'FeaturesResult',
+           'features']
 
 # %% ../../nbs/api/data/08_stages.ipynb #d28d0689
 @dataclass(frozen=True, eq=False)
@@ -116,13 +124,17 @@ def ingest(
     return IngestResult(train, replayed, fingerprint, reference)
 
 # %% ../../nbs/api/data/08_stages.ipynb #d710f8c8
+REPORT_ROWS = 50_000  # rows of each side Evidently's drift report is drawn on: its charts cost time with every row
+
+
 def drift_report(ws: Workspace, p: IngestParams, r: BatchResult):
-    "Evidently's drift report of a batch (its sample) against its reference snapshot, on the drift columns; or None."
+    """Evidently's drift report of a batch (its sample) against a sample of its reference snapshot (`REPORT_ROWS` rows
+    each, the snapshot read in bounded memory), on the drift columns; or None."""
     if r.reference is None or r.sample is None or not len(r.sample):
         return None
     from lifecycle.data.drift import evidently_report
 
-    ref = load_snapshot(ws.store, r.reference)
+    ref = sample_snapshot(ws.store, r.reference, REPORT_ROWS)  # not the whole snapshot: the report draws on a sample
     cols = [  # a column with no values on either side is a finding of its own; Evidently cannot chart it
         c
         for c in drift_columns(p, [c for c in r.sample.columns if c in ref])
@@ -132,7 +144,7 @@ def drift_report(ws: Workspace, p: IngestParams, r: BatchResult):
         return None
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        return evidently_report(ref[cols], r.sample[cols])
+        return evidently_report(ref[cols], r.sample[cols], sample_rows=REPORT_ROWS)
 
 # %% ../../nbs/api/data/08_stages.ipynb #53fdb015
 @dataclass(frozen=True, eq=False)
