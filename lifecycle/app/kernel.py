@@ -34,9 +34,10 @@ def _lifecycle_reset():
     os.chdir(m.cwd)
     os.environ.clear()
     os.environ.update(m.env)
-    get_ipython().reset(new_session=True)  # its cyclic collection walks every object not frozen yet
+    get_ipython().reset(new_session=True)  # (it collects before it clears the namespace)
     import gc
 
+    gc.collect()  # the stage's garbage, cycles included: it walks only what is not frozen yet
     gc.freeze()  # what lives on (modules and their caches) is not walked again by the next put-back's collection
 _lifecycle_reset()
 """
@@ -112,7 +113,7 @@ class StageKernel:
         if self.dirty:  # the last notebook's namespace, folder and environment: put back now, not after it ran
             self._put_back()
         kwargs = {} if self.fresh else {'km': self._kernel(), 'kc': self.kc, 'engine_name': _shared_kernel_engine()}
-        ok = False
+        outcome = 'interrupted'
         try:
             pm.execute_notebook(
                 str(src),
@@ -126,14 +127,21 @@ class StageKernel:
                 extra_arguments=self.extra_arguments,
                 **kwargs,
             )
-            ok = True
+            outcome = 'ok'
+        except Exception:
+            outcome = 'failed'
+            raise
         finally:
             if self.fresh:
                 self.started += 1
-            elif self.km is not None and ok:
+            elif self.km is None:
+                pass
+            elif outcome == 'ok':
                 self.dirty = True  # put back before the next notebook (a kernel closed after the last needs none)
-            elif self.km is not None:  # a failed notebook may leave an MLflow run open: end it now
+            elif outcome == 'failed':  # a failed notebook may leave an MLflow run open: end it now
                 self._put_back()
+            else:  # interrupted (Ctrl-C): the kernel may still be busy with a cell; nothing waits on it
+                self.close()
 
     def close(self) -> None:
         "Shut the kernel down (if one was started)."

@@ -1322,23 +1322,26 @@ def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> No
 # %% ../../nbs/api/app/01_site.ipynb #0e815850
 class NotebookPrerender:
     """Converts executed notebooks, one after the other in a background thread, into the page cache of the site's
-    mkdocs-jupyter (in `s`'s `reports/site-src`); use it while something else keeps the process waiting."""
+    mkdocs-jupyter (in `s`'s `reports/site-src`), and `warm`s what the render will read the models with; use it while
+    something else keeps the process waiting. The thread is a daemon: an interrupted run does not wait for it (each
+    page is written whole, with an atomic rename, or not at all)."""
 
     def __init__(self, s: Settings):
-        from concurrent.futures import ThreadPoolExecutor
+        import queue
+        import threading
 
         self.cache_dir = s.reports_dir / 'site-src' / '.cache' / 'mkdocs-jupyter'
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix='lifecycle-prerender')
-        self.futures = []
+        self.jobs, self.futures = queue.SimpleQueue(), []
+        threading.Thread(target=self._work, name='lifecycle-prerender', daemon=True).start()
 
     def submit(self, notebook: Path) -> None:
         "Convert executed notebook `notebook` in the background."
-        self.futures.append(self.pool.submit(self._convert, Path(notebook)))
+        self._submit(self._convert, Path(notebook))
 
     def warm(self, ws) -> None:
         """Open, in the background, what the render reads the models with (MLflow's import and its registry store's
         schema check, seconds in a new process) and import MkDocs's build; once the tracking database exists."""
-        self.futures.append(self.pool.submit(self._warm, ws))
+        self._submit(self._warm, ws)
 
     def wait(self) -> int:
         "Wait for every conversion; return how many pages were converted (one that failed is left to the render)."
@@ -1348,12 +1351,30 @@ class NotebookPrerender:
                 done += f.result() is True
             except Exception:  # the render converts it (and says what is wrong with it)
                 pass
-        self.pool.shutdown()
+        self.jobs.put(None)
         return done
 
     def cancel(self) -> None:
-        "Drop the conversions not started yet, without waiting (a run that stopped on an error renders nothing)."
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        "Drop the jobs not started yet, without waiting (a run that stopped on an error renders nothing)."
+        for f in self.futures:
+            f.cancel()
+        self.jobs.put(None)
+
+    def _submit(self, fn, *args) -> None:
+        from concurrent.futures import Future
+
+        f = Future()
+        self.futures.append(f)
+        self.jobs.put((f, fn, args))
+
+    def _work(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            f, fn, args = job
+            if f.set_running_or_notify_cancel():
+                try:
+                    f.set_result(fn(*args))
+                except BaseException as e:
+                    f.set_exception(e)
 
     @staticmethod
     def _warm(ws) -> None:

@@ -388,21 +388,25 @@ class Store:
 
         return pd.read_parquet(io.BytesIO(self.get_bytes(digest)))
 
-    def sample_frame(self, digest: str, rows: int, seed: int = 0):
-        """A uniform sample of `rows` rows (in stored order, the same for the same `seed`) of a DataFrame stored as
-        Parquet, or all of it when it has no more; read a record batch at a time, so memory is the sample's, not the
-        frame's. The file is checked against its id first, streamed (an object is renamed into place whole, never
-        changed in place)."""
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.parquet as pq
-
+    def verified_path(self, digest: str) -> Path:
+        """The path of an object checked to still hash to its id, the file streamed (for a reader that reads it in
+        parts: an object is renamed into place whole, never changed in place)."""
         p = self.object_path(digest)
         if not p.is_file():
             raise StoreError(f"object {digest} not found in {self.root}")
         if file_sha256(p) != digest:
             raise StoreError(f"object {digest} at {p} is corrupted: its sha256 changed")
-        with pq.ParquetFile(p) as f:
+        return p
+
+    def sample_frame(self, digest: str, rows: int, seed: int = 0):
+        """A uniform sample of `rows` rows (in stored order, the same for the same `seed`) of a DataFrame stored as
+        Parquet, or all of it when it has no more; read a record batch at a time, so memory is the sample's, not the
+        frame's (and one row group's). The file is checked against its id first (`verified_path`)."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with pq.ParquetFile(self.verified_path(digest)) as f:
             n = f.metadata.num_rows
             if n <= rows:
                 return f.read().to_pandas()

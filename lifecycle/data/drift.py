@@ -15,7 +15,7 @@ if TYPE_CHECKING:  # pandas is imported where a DataFrame is built or read: `lif
     from ..core.params import IngestParams
 
 # %% auto #0
-__all__ = ['default_method', 'is_drifted', 'profile', 'compare_records', 'compare', 'summary', 'drift_columns',
+__all__ = ['default_method', 'is_drifted', 'profile', 'parquet_profile', 'compare_records', 'compare', 'summary', 'drift_columns',
            'evidently_verdicts', 'evidently_report', 'save_report']
 
 # %% ../../nbs/api/data/02_drift.ipynb #0c8b54d0
@@ -412,6 +412,33 @@ def profile(df: pd.DataFrame, kinds: dict | None = None) -> dict:
         'order': [str(c) for c, _ in cols],
         'columns': dict(zip((str(c) for c, _ in cols), _each(one, cols, len(df)))),
     }
+
+# %% ../../nbs/api/data/02_drift.ipynb #2cc5123c
+def parquet_profile(path, kinds: dict | None = None) -> dict:
+    """`profile` of a Parquet file read one column at a time: memory is one column's (as Arrow) and the profile, not
+    the whole frame's (a stored snapshot of millions of rows whose text columns pandas would hold as Python strings)."""
+    import pyarrow.parquet as pq
+
+    with pq.ParquetFile(path) as f:
+        names = [n for n in f.schema_arrow.names if n not in _pandas_index(f.schema_arrow)]
+        parts = [profile(f.read(columns=[n]), {n: kinds[n]} if kinds and n in kinds else None) for n in names]
+        rows = f.metadata.num_rows
+    if unknown := [c for c in kinds or {} if c not in names]:
+        raise ValueError(f"kinds names columns the frame does not have: {unknown}")
+    return {
+        'format': 'lifecycle.drift.profile/1',
+        'rows': rows,
+        'order': [c for part in parts for c in part['order']],
+        'columns': {c: v for part in parts for c, v in part['columns'].items()},
+    }
+
+
+def _pandas_index(schema) -> set[str]:
+    "Columns of a Parquet schema that pandas wrote for an index (not data)."
+    import json as _json
+
+    meta = (schema.metadata or {}).get(b'pandas')
+    return {c for c in _json.loads(meta).get('index_columns', []) if isinstance(c, str)} if meta else set()
 
 # %% ../../nbs/api/data/02_drift.ipynb #cb3ab15a
 def _step_knots(values, counts):

@@ -644,14 +644,15 @@ def sample_snapshot(store: Store, version: str, rows: int, seed: int = 0) -> pd.
 
 
 def reference_profile(store: Store, version: str) -> dict:
-    "The drift profile of a snapshot, computed on first use and stored beside it."
-    from lifecycle.data.drift import profile
+    """The drift profile of a snapshot, computed on first use (one column at a time: memory is a column's, not the
+    snapshot's) and stored beside it."""
+    from lifecycle.data.drift import parquet_profile
 
     store.get_record('datasets', version)  # a damaged or unknown dataset record is refused, profile or not
     p = store.record_path('profiles', version)
     if p.exists():
         return store.get_record('profiles', version)
-    return store.put_record('profiles', version, profile(load_snapshot(store, version)))
+    return store.put_record('profiles', version, parquet_profile(store.verified_path(_snapshot_object(store, version))))
 
 
 def champion_dataset(s: Workspace, model_name: str, alias: str | None = None) -> str | None:

@@ -211,7 +211,8 @@ _EXPOSURE_RANK = {'dev': 0, 'shadow': 1, 'canary': 2, 'production': 3}
 def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> list[str]:
     """Each arm of `spec` that gains exposure over `before` (every arm when there is no `before`) in a server of
     `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval. When the
-    registry cannot be asked about an arm and no other arm is refused, `FlagError` with status 503 (try again)."""
+    registry cannot be asked about an arm: `FlagError` with status 503 (try again) when no other arm is refused, else
+    that arm listed after the refusals."""
     from lifecycle.release import exposure
 
     out, unchecked = [], []
@@ -233,7 +234,7 @@ def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: F
             out.append(f"{arm}: {decision.message()} (environment {ws.environment!r})")
     if unchecked and not out:  # a definite refusal would stand after a retry: only then is "try again" the answer
         raise FlagError('; '.join(unchecked), status=503)
-    return out
+    return out + unchecked
 
 
 def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> None:
