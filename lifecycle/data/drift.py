@@ -421,10 +421,10 @@ def parquet_profile(path, kinds: dict | None = None) -> dict:
 
     with pq.ParquetFile(path) as f:
         names = [n for n in f.schema_arrow.names if n not in _pandas_index(f.schema_arrow)]
+        if unknown := [c for c in kinds or {} if c not in names]:
+            raise ValueError(f"kinds names columns the frame does not have: {unknown}")
         parts = [profile(f.read(columns=[n]), {n: kinds[n]} if kinds and n in kinds else None) for n in names]
         rows = f.metadata.num_rows
-    if unknown := [c for c in kinds or {} if c not in names]:
-        raise ValueError(f"kinds names columns the frame does not have: {unknown}")
     return {
         'format': 'lifecycle.drift.profile/1',
         'rows': rows,
