@@ -223,6 +223,7 @@ class PredictionLog:
         timeout_s: float = 5,
         probe_s: float = 1,
         commit_delay_s: float = 0.0005,
+        checkpoint_s: float = 0.25,
     ):
         from sqlalchemy import create_engine, event, MetaData
 
@@ -239,6 +240,7 @@ class PredictionLog:
                 cur = conn.cursor()
                 cur.execute('PRAGMA journal_mode=WAL')
                 cur.execute(f'PRAGMA synchronous={sync}')
+                cur.execute('PRAGMA wal_autocheckpoint=0')  # no commit copies the WAL back: `_checkpoints` does
                 cur.close()
 
         meta = MetaData()
@@ -251,23 +253,38 @@ class PredictionLog:
         self._stop, self._conn = False, None
         self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
         self._thread.start()
+        self.checkpoint_s, self._wrote, self._halt = checkpoint_s, threading.Event(), threading.Event()
+        self._checkpointer = None
+        if url.startswith('sqlite'):
+            self._checkpointer = threading.Thread(
+                target=self._checkpoints, name='prediction-log-checkpoint', daemon=True
+            )
+            self._checkpointer.start()
 
     def log(self, **row) -> Pending:
         "Queue one row (JSON fields encoded here, in C); the returned `Pending` says when it is committed."
-        enc = tuple(_enc(row.get(c)) if c in _JSON else row.get(c, False if c == 'shadow' else None) for c in _COLS)
+        return self.log_many([row])[0]
+
+    def log_many(self, rows: list[dict]) -> list[Pending]:
+        "`log` for rows that came together: one lock and at most one wake-up of the writer; their `Pending`s, in order."
+        enc = [
+            tuple(_enc(row.get(c)) if c in _JSON else row.get(c, False if c == 'shadow' else None) for c in _COLS)
+            for row in rows
+        ]
         with self._cv:
-            self._queued += 1
+            self._queued += len(enc)
             ids, known = self.recent
-            if len(ids) == ids.maxlen:
-                known.discard(ids[0])
-            ids.append(row['request_id'])
-            known.add(row['request_id'])
+            for row in rows:
+                if len(ids) == ids.maxlen:
+                    known.discard(ids[0])
+                ids.append(row['request_id'])
+                known.add(row['request_id'])
             b = self._open
-            b.rows.append(enc)
-            n = len(b.rows)
-            if n == 1 or n == self.batch_rows:
+            start = len(b.rows)
+            b.rows.extend(enc)
+            if enc and (start == 0 or start < self.batch_rows <= len(b.rows)):
                 self._cv.notify_all()  # the writer (and flush waiters, which look again)
-        return Pending(b, n - 1)
+        return [Pending(b, start + k) for k in range(len(enc))]
 
     def _take(self) -> _Batch | None:
         "The open batch, once it has rows (batched mode: after `interval_s` or `batch_rows`); None to stop."
@@ -337,6 +354,7 @@ class PredictionLog:
                 for sql, params in _inserts(rows):
                     cur.execute(sql, params)
                 conn.commit()
+                self._wrote.set()  # the WAL grew: a checkpoint is due
             except BaseException:
                 self._conn = None  # the next batch starts on a fresh connection
                 try:
@@ -359,6 +377,27 @@ class PredictionLog:
             self.problem = ''
         except Exception as e:
             self.problem = _reason(e)
+
+    def _checkpoints(self) -> None:
+        """Copy the WAL back into the database (a passive checkpoint) at most every `checkpoint_s` while rows are
+        written, on a connection of its own: a commit that did it itself (SQLite's default, every 1,000 pages) would
+        hold every request waiting on it for the copy and its fsync, a stall of ~10 ms several times a second."""
+        conn = None
+        while not self._halt.is_set():
+            self._wrote.wait()
+            self._wrote.clear()
+            if self._halt.is_set():
+                break
+            try:
+                conn = conn or self.engine.raw_connection()
+                conn.cursor().execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()
+            except Exception:  # the writer reports the database's trouble; the next checkpoint tries again
+                if conn is not None:
+                    conn.invalidate()
+                conn = None
+            self._halt.wait(self.checkpoint_s)
+        if conn is not None:
+            conn.close()
 
     def _run(self) -> None:
         while (b := self._take()) is not None:
@@ -390,6 +429,10 @@ class PredictionLog:
         if self._conn is not None and not self._thread.is_alive():
             self._conn.close()
             self._conn = None
+        if self._checkpointer is not None:
+            self._halt.set()
+            self._wrote.set()
+            self._checkpointer.join(timeout=5)
         self.engine.dispose()
 
     def pending(self) -> int:

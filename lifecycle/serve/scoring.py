@@ -19,8 +19,8 @@ from .gate import Deployment
 log = logging.getLogger('lifecycle.serving')
 
 # %% auto #0
-__all__ = ['log', 'Scored', 'ModelFailed', 'request_id', 'score', 'shadow_score', 'predict_inputs', 'predict_answer', 'read_json',
-           'check_outcome']
+__all__ = ['log', 'Scored', 'ModelFailed', 'request_id', 'score', 'score_many', 'shadow_score', 'predict_inputs',
+           'predict_answer', 'read_json', 'check_outcome']
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #a92c8d99
 @dataclass(slots=True)
@@ -79,48 +79,86 @@ def score(
     max_records: int = 10_000,
 ) -> Scored:
     "Route, parse, check, score, decide, log a request; `InputError` (4xx) on bad input, `ModelFailed` on model error."
+    r = score_many([payload], route, flags, live, plog, keys=[key], attrs=[attrs], max_records=max_records)[0]
+    if isinstance(r, Exception):
+        raise r
+    return r
+
+
+def score_many(
+    payloads: list,
+    route: str,
+    flags,
+    live: Deployment,
+    plog,
+    *,
+    keys: list[str | None] | None = None,
+    attrs: list[dict | None] | None = None,
+    max_records: int = 10_000,
+) -> list[Scored | InputError | ModelFailed]:
+    """`score` for requests that arrived together: each is routed, parsed and checked on its own, the ones routed to
+    the same version are scored in one model call (a model's cost per call, not per record, is most of a one-record
+    request's), and all their rows are queued at once. One answer per payload, in order: its `Scored`, or the
+    `InputError` or `ModelFailed` that request alone gets (one bad request never fails the others)."""
     t0 = time.perf_counter()
-    rid = request_id()
-    ctx = flags.context(key or rid, attrs, route)  # no key: this request alone is bucketed
-    routed, version, threshold, shadowed = flags.decide(ctx)
-    variant, m = live.pick(routed, version)
-    cols = parse_columns(payload, m.schema, max_records)
-    check_inputs(cols, m.contract)
-    try:
-        scores = m.score(cols)
-    except Exception as e:  # the model failed on valid input: logged per variant, then a 500
-        plog.log(
-            request_id=rid,
-            ts=time.time(),
-            route=route,
-            targeting_key=key,
-            variant=variant,
-            model_version=m.version,
-            inputs=cols,
-            latency_ms=(time.perf_counter() - t0) * 1000,
-            status=500,
-            error=f'{type(e).__name__} (message withheld: it may quote input values)',
+    out: list = [None] * len(payloads)
+    groups: dict[int, tuple[ServedModel, list]] = {}
+    for i, payload in enumerate(payloads):
+        key = keys[i] if keys else None
+        rid = request_id()
+        try:
+            ctx = flags.context(
+                key or rid, attrs[i] if attrs else None, route
+            )  # no key: this request alone is bucketed
+            routed, version, threshold, shadowed = flags.decide(ctx)
+            variant, m = live.pick(routed, version)
+            cols = parse_columns(payload, m.schema, max_records)
+            check_inputs(cols, m.contract)
+        except InputError as e:
+            out[i] = e
+            continue
+        groups.setdefault(id(m), (m, []))[1].append((i, rid, key, variant, threshold, shadowed, cols))
+    scored = [(m, item, res) for m, items in groups.values() for item, res in _model_calls(m, items)]
+    seconds, ts, rows = time.perf_counter() - t0, time.time(), []
+    for m, (i, rid, key, variant, threshold, shadowed, cols), res in scored:
+        row = dict(request_id=rid, ts=ts, route=route, targeting_key=key, variant=variant, model_version=m.version)
+        if isinstance(res, Exception):  # the model failed on valid input: logged per variant, then a 500
+            err = f'{type(res).__name__} (message withheld: it may quote input values)'
+            rows.append(dict(row, inputs=cols, latency_ms=seconds * 1000, status=500, error=err))
+            out[i] = ModelFailed(route, variant, m.version, type(res).__name__)
+            out[i].__cause__ = res
+            continue
+        decisions = (res >= threshold).astype(int) if m.task == 'classification' else res
+        shadow = live.shadow(m.version) if shadowed else None
+        rows.append(
+            dict(row, shadow=False, inputs=cols, output=res, decision=decisions, threshold=threshold, status=200)
         )
-        raise ModelFailed(route, variant, m.version, type(e).__name__) from e
-    decisions = (scores >= threshold).astype(int) if m.task == 'classification' else scores
-    shadow = live.shadow(m.version) if shadowed else None
-    seconds = time.perf_counter() - t0
-    logged = plog.log(
-        request_id=rid,
-        ts=time.time(),
-        route=route,
-        targeting_key=key,
-        variant=variant,
-        model_version=m.version,
-        shadow=False,
-        inputs=cols,
-        output=scores,
-        decision=decisions,
-        threshold=threshold,
-        latency_ms=seconds * 1000,
-        status=200,
-    )
-    return Scored(rid, route, key, variant, m, cols, scores, decisions, threshold, seconds, shadow, logged)
+        rows[-1]['latency_ms'] = seconds * 1000
+        out[i] = Scored(rid, route, key, variant, m, cols, res, decisions, threshold, seconds, shadow)
+    for (_, (i, *_), _), pending in zip(scored, plog.log_many(rows) if rows else []):
+        if isinstance(out[i], Scored):
+            out[i].logged = pending
+    return out
+
+
+def _model_calls(m: ServedModel, items: list) -> list[tuple[tuple, np.ndarray | Exception]]:
+    "Each item's scores from one call of `m` on all their records; when that call fails, each item alone (who failed)."
+    if len(items) > 1:
+        names = items[0][-1].keys()
+        try:
+            scores = m.score({n: np.concatenate([it[-1][n] for it in items]) for n in names})
+        except Exception:
+            pass
+        else:
+            ends = np.cumsum([len(next(iter(it[-1].values()))) for it in items])
+            return list(zip(items, np.split(scores, ends[:-1])))
+    out = []
+    for it in items:
+        try:
+            out.append((it, m.score(it[-1])))
+        except Exception as e:
+            out.append((it, e))
+    return out
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #8ca326fd
 def shadow_score(r: Scored, plog) -> bool:

@@ -6,6 +6,7 @@
 
 # %% ../../nbs/api/serve/08_serving.ipynb #2ebb3b7d
 from __future__ import annotations
+import asyncio
 import gc
 import logging
 import os
@@ -23,7 +24,7 @@ from .predlog import FeedbackError, LogFailed, add_feedback
 from lifecycle.serve.scoring import (
     Scored,
     ModelFailed,
-    score,
+    score_many,
     shadow_score,
     predict_inputs,
     predict_answer,
@@ -38,8 +39,8 @@ log = logging.getLogger('lifecycle.serving')
 
 # %% auto #0
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'scoring_router', 'feedback_router',
-           'health_router', 'admin_router', 'answer', 'refuse', 'read_body', 'committed', 'invocations', 'predict',
-           'feedback', 'health', 'ping', 'version', 'ready', 'metrics', 'Refused', 'admin_user', 'get_flags',
+           'health_router', 'admin_router', 'answer', 'refuse', 'read_body', 'TickBatcher', 'committed', 'invocations',
+           'predict', 'feedback', 'health', 'ping', 'version', 'ready', 'metrics', 'Refused', 'admin_user', 'get_flags',
            'patch_flags', 'kill', 'create_app', 'FastInvocations', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
@@ -127,6 +128,50 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b''.join(chunks)
 
 # %% ../../nbs/api/serve/08_serving.ipynb #1babc4a3
+class TickBatcher:
+    """Scoring requests that arrive in one turn of the event loop, scored together (`score_many`): the first request of
+    a turn schedules one call after the others the loop already has in hand, and each request awaits its own answer.
+    Nothing waits for a batch to fill: a lone request is scored in the very next turn, so batching adds no delay, and
+    under load the requests read together share one model call and one wake-up of the prediction-log writer."""
+
+    def __init__(self, srv: Server, route: str):
+        self.srv, self.route, self._waiting = srv, route, {}  # event loop -> [(payload, key, attrs, future)]
+
+    def submit(self, payload, key: str | None = None, attrs: dict | None = None):
+        "A future of this loop: the request's `Scored`, or its `InputError` / `ModelFailed`."
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        waiting = self._waiting.setdefault(loop, [])
+        waiting.append((payload, key, attrs, fut))
+        if len(waiting) == 1:
+            loop.call_soon(self._run, loop)
+        return fut
+
+    def _run(self, loop) -> None:
+        items = self._waiting.pop(loop, [])
+        srv = self.srv
+        try:
+            results = score_many(
+                [p for p, *_ in items],
+                self.route,
+                srv.flags,
+                srv.gate.live,
+                srv.log,
+                keys=[k for _, k, _, _ in items],
+                attrs=[a for _, _, a, _ in items],
+                max_records=srv.max_records,
+            )
+        except Exception as e:  # a bug: every request of the turn gets it (answered as a 500)
+            results = [e] * len(items)
+        for (*_, fut), r in zip(items, results):
+            if fut.done():  # its client went away (the request's task was cancelled)
+                continue
+            if isinstance(r, Exception):
+                fut.set_exception(r)
+            else:
+                fut.set_result(r)
+
+
 scoring_router = APIRouter(tags=['scoring'])
 
 
@@ -167,13 +212,8 @@ async def invocations(request: Request):
     try:
         body = await read_body(request, srv.max_body)
         mime = request.headers.get('content-type', '').split(';')[0].strip().lower()
-        r = score(
-            CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth),
-            'invocations',
-            srv.flags,
-            srv.gate.live,
-            srv.log,
-            max_records=srv.max_records,
+        r = await request.app.state.batchers['invocations'].submit(
+            CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth)
         )
     except InputError as e:
         return refuse(srv, 'invocations', e, e.status)
@@ -197,9 +237,7 @@ async def predict(request: Request):
         return refuse(srv, 'predict', refused, 503)
     try:
         payload, key, attrs = predict_inputs(read_json(await read_body(request, srv.max_body), srv.max_depth))
-        r = score(
-            payload, 'predict', srv.flags, srv.gate.live, srv.log, key=key, attrs=attrs, max_records=srv.max_records
-        )
+        r = await request.app.state.batchers['predict'].submit(payload, key, attrs)
     except InputError as e:
         return refuse(srv, 'predict', e, e.status)
     if failed := await committed(srv, r):
@@ -372,6 +410,7 @@ def create_app(srv: Server) -> FastAPI:
         description='Model serving routed by feature flags, with prediction logging and feedback.',
     )
     app.state.server = srv
+    app.state.batchers = {route: TickBatcher(srv, route) for route in ('invocations', 'predict')}
     for router in (scoring_router, feedback_router, health_router, admin_router):
         app.include_router(router)
     app.add_exception_handler(Refused, _refused)
