@@ -229,6 +229,7 @@ class PredictionLog:
 
         self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
         self.durable, self.probe_s, self.commit_delay_s, self._last = durable, probe_s, commit_delay_s, 0
+        self._want = 0  # rows the writer lingers for (0: it is not lingering)
         if url.startswith('sqlite:///'):
             Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {})
@@ -282,8 +283,8 @@ class PredictionLog:
             b = self._open
             start = len(b.rows)
             b.rows.extend(enc)
-            if enc and (start == 0 or start < self.batch_rows <= len(b.rows)):
-                self._cv.notify_all()  # the writer (and flush waiters, which look again)
+            if enc and (start == 0 or start < self._want <= len(b.rows)):
+                self._cv.notify_all()  # the writer (lingering for these rows) and flush waiters, which look again
         return [Pending(b, start + k) for k in range(len(enc))]
 
     def _take(self) -> _Batch | None:
@@ -298,17 +299,22 @@ class PredictionLog:
                         self._probe()
                     finally:
                         self._cv.acquire()
-            # batched mode lingers up to interval_s; durable mode, while requests come together (the last commit
-            # carried several rows), up to commit_delay_s: fewer, larger transactions, so fewer fsyncs per row
-            linger = self.interval_s if not self.durable else self.commit_delay_s if self._last > 1 else 0
-            if linger:
+            # batched mode lingers up to interval_s for batch_rows; durable mode, while fewer rows are in than the last
+            # commit carried (requests come together: more are on their way), up to commit_delay_s for that many:
+            # fewer fsyncs per row, and no wait once they are in (nor after a lone row)
+            if self.durable:
+                linger, self._want = self.commit_delay_s, min(self._last, self.batch_rows)
+            else:
+                linger, self._want = self.interval_s, self.batch_rows
+            if linger and len(self._open.rows) < self._want:
                 deadline = time.monotonic() + linger
-                while len(self._open.rows) < self.batch_rows and not self._stop:
+                while len(self._open.rows) < self._want and not self._stop:
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
                     self._cv.wait(left)
             b, self._open = self._open, _Batch()
+            self._want = 0
             self._last = len(b.rows)
             return b
 
