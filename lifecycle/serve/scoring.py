@@ -102,7 +102,8 @@ def score_many(
     """`score` for requests that arrived together: each is routed, parsed and checked on its own, the ones routed to
     the same version are scored in one model call (a model's cost per call, not per record, is most of a one-record
     request's), and all their rows are queued at once. One answer per payload, in order: its `Scored`, or the
-    `InputError` or `ModelFailed` that request alone gets (one bad request never fails the others)."""
+    `InputError` or `ModelFailed` (or, a bug, any other exception) that request alone gets: one bad request never
+    fails the others."""
     t0 = time.perf_counter()
     out: list = [None] * len(payloads)
     groups: dict[int, tuple[ServedModel, list]] = {}
@@ -117,7 +118,7 @@ def score_many(
             variant, m = live.pick(routed, version)
             cols = parse_columns(payload, m.schema, max_records)
             check_inputs(cols, m.contract)
-        except InputError as e:
+        except Exception as e:  # bad input (an `InputError`), or a bug: this request's answer alone
             out[i] = e
             continue
         groups.setdefault(id(m), (m, []))[1].append((i, rid, key, variant, threshold, shadowed, cols))
