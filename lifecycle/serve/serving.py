@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 from ..core.settings import Settings, SettingsError
 from ..core.workspace import Workspace
 from .models import CsvBody, InputError
@@ -39,9 +40,9 @@ log = logging.getLogger('lifecycle.serving')
 
 # %% auto #0
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'scoring_router', 'feedback_router',
-           'health_router', 'admin_router', 'answer', 'refuse', 'read_body', 'TickBatcher', 'committed', 'invocations',
-           'predict', 'feedback', 'health', 'ping', 'version', 'ready', 'metrics', 'Refused', 'admin_user', 'get_flags',
-           'patch_flags', 'kill', 'create_app', 'FastInvocations', 'app_factory', 'serve']
+           'health_router', 'admin_router', 'JsonAnswer', 'answer', 'refuse', 'read_body', 'TickBatcher', 'committed',
+           'invocations', 'predict', 'feedback', 'health', 'ping', 'version', 'ready', 'metrics', 'Refused',
+           'admin_user', 'get_flags', 'patch_flags', 'kill', 'create_app', 'FastInvocations', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
@@ -97,15 +98,20 @@ def _body(schema: dict) -> dict:
     return {'requestBody': {'required': True, 'content': {'application/json': {'schema': schema}}}}
 
 
+class JsonAnswer(Response):
+    "A JSON response whose headers are written straight (Starlette's `init_headers` is generic: this is every answer)."
+
+    media_type = 'application/json'
+
+    def __init__(self, body: bytes, status: int = 200, headers: dict | None = None, background=None):
+        self.body, self.status_code, self.background = body, status, background
+        own = [(k.lower().encode('latin-1'), v.encode('latin-1')) for k, v in headers.items()] if headers else []
+        self.raw_headers = [*own, (b'content-length', b'%d' % len(body)), (b'content-type', b'application/json')]
+
+
 def answer(obj, status: int = 200, background=None, headers: dict | None = None) -> Response:
     "A JSON response, numpy arrays included (orjson)."
-    return Response(
-        orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY),
-        status,
-        headers,
-        media_type='application/json',
-        background=background,
-    )
+    return JsonAnswer(orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), status, headers, background)
 
 
 def refuse(srv: Server, route: str, e: Exception, status: int) -> Response:
@@ -115,17 +121,23 @@ def refuse(srv: Server, route: str, e: Exception, status: int) -> Response:
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    "The request body, at most `limit` bytes (413 beyond, before reading it all when the length is declared)."
+    """The request body, at most `limit` bytes (413 beyond, before reading it all when the length is declared), read
+    from the ASGI messages directly (`ClientDisconnect` if the client goes away first)."""
     n = request.headers.get('content-length')
     if n is not None and n.isdigit() and int(n) > limit:
         raise InputError(f"body: {n} bytes, at most {limit}", 413)
-    chunks, size = [], 0
-    async for c in request.stream():
+    chunks, size, more = [], 0, True
+    while more:
+        msg = await request.receive()
+        if msg['type'] != 'http.request':
+            raise ClientDisconnect()
+        c, more = msg.get('body', b''), msg.get('more_body', False)
         size += len(c)
         if size > limit:
             raise InputError(f"body: more than {limit} bytes", 413)
         chunks.append(c)
-    return b''.join(chunks)
+    return chunks[0] if len(chunks) == 1 else b''.join(chunks)
+
 
 # %% ../../nbs/api/serve/08_serving.ipynb #1babc4a3
 class TickBatcher:
@@ -244,6 +256,7 @@ async def predict(request: Request):
         return refuse(srv, 'predict', failed, 503)
     return answer(predict_answer(r, srv.positive), background=_served(srv, r))
 
+
 # %% ../../nbs/api/serve/08_serving.ipynb #630e7f30
 feedback_router = APIRouter(tags=['feedback'])
 
@@ -306,6 +319,7 @@ async def metrics(request: Request):
     return Response(
         srv.metrics.render(srv.log.pending(), srv.log.errors, srv.gate.valid), media_type=CONTENT_TYPE_LATEST
     )
+
 
 # %% ../../nbs/api/serve/08_serving.ipynb #46fa560d
 class Refused(Exception):
@@ -373,6 +387,7 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
         return refuse(srv, 'admin', e, e.status)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
+
 # %% ../../nbs/api/serve/08_serving.ipynb #da2026bd
 async def _refused(request: Request, exc: Refused) -> Response:
     return refuse(request.app.state.server, exc.route, exc, exc.status)
@@ -417,6 +432,7 @@ def create_app(srv: Server) -> FastAPI:
     app.add_exception_handler(ModelFailed, _model_failed)
     app.add_exception_handler(Exception, _crashed)
     return app
+
 
 # %% ../../nbs/api/serve/08_serving.ipynb #93e97c29
 class FastInvocations:
