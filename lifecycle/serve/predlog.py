@@ -252,9 +252,10 @@ class PredictionLog:
         self.problem = ''  # why the last write failed; empty while the log writes
         self.recent = collections.deque(maxlen=recent), set()  # request IDs logged lately: feedback needs no query
         self._stop, self._conn = False, None
+        self.checkpoint_s, self._wrote, self._halt = checkpoint_s, threading.Event(), threading.Event()
+        self._commit_lock = threading.Lock()  # a commit, or the checkpoint's last catch-up: one at a time
         self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
         self._thread.start()
-        self.checkpoint_s, self._wrote, self._halt = checkpoint_s, threading.Event(), threading.Event()
         self._checkpointer = None
         if url.startswith('sqlite'):
             self._checkpointer = threading.Thread(
@@ -357,9 +358,10 @@ class PredictionLog:
                 conn = self._conn = self.engine.raw_connection()
             try:
                 cur = conn.cursor()
-                for sql, params in _inserts(rows):
-                    cur.execute(sql, params)
-                conn.commit()
+                with self._commit_lock:  # not while the checkpoint catches up (see `_checkpoints`)
+                    for sql, params in _inserts(rows):
+                        cur.execute(sql, params)
+                    conn.commit()
                 self._wrote.set()  # the WAL grew: a checkpoint is due
             except BaseException:
                 self._conn = None  # the next batch starts on a fresh connection
@@ -385,9 +387,12 @@ class PredictionLog:
             self.problem = _reason(e)
 
     def _checkpoints(self) -> None:
-        """Copy the WAL back into the database (a passive checkpoint) at most every `checkpoint_s` while rows are
-        written, on a connection of its own: a commit that did it itself (SQLite's default, every 1,000 pages) would
-        hold every request waiting on it for the copy and its fsync, a stall of ~10 ms several times a second."""
+        """Copy the WAL back into the database at most every `checkpoint_s` while rows are written, on a connection of
+        its own: a commit that did it itself (SQLite's default, every 1,000 pages) would hold every request waiting on
+        it for the copy and its fsync, a stall of ~10 ms several times a second. The bulk is copied beside the commits
+        (a passive checkpoint); then, between two commits (holding `_commit_lock`), the few frames committed meanwhile:
+        the WAL is then wholly in the database and the next commit starts it over from its beginning, so it stays as
+        small as one interval's rows (a checkpoint that always trails the commits would let it grow without end)."""
         conn = None
         while not self._halt.is_set():
             self._wrote.wait()
@@ -396,7 +401,10 @@ class PredictionLog:
                 break
             try:
                 conn = conn or self.engine.raw_connection()
-                conn.cursor().execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()
+                cur = conn.cursor()
+                cur.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()
+                with self._commit_lock:
+                    cur.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()
             except Exception:  # the writer reports the database's trouble; the next checkpoint tries again
                 if conn is not None:
                     conn.invalidate()

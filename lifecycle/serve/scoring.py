@@ -100,14 +100,15 @@ def score_many(
     max_records: int = 10_000,
 ) -> list[Scored | InputError | ModelFailed]:
     """`score` for requests that arrived together: each is routed, parsed and checked on its own, the ones routed to
-    the same version are scored in one model call (a model's cost per call, not per record, is most of a one-record
-    request's), and all their rows are queued at once. One answer per payload, in order: its `Scored`, or the
-    `InputError` or `ModelFailed` (or, a bug, any other exception) that request alone gets: one bad request never
-    fails the others."""
-    t0 = time.perf_counter()
+    the same version are scored in one model call of at most `max_records` records (a model's cost per call, not per
+    record, is most of a one-record request's), and all their rows are queued at once. One answer per payload, in
+    order: its `Scored`, or the `InputError` or `ModelFailed` (or, a bug, any other exception) that request alone gets:
+    one bad request never fails the others. A request's `seconds` (its row's latency) are its own: its routing,
+    parsing and check, the model call that scored it, and its decision."""
     out: list = [None] * len(payloads)
-    groups: dict[int, tuple[ServedModel, list]] = {}
+    groups: dict[int, tuple[ServedModel, list[_Item]]] = {}
     for i, payload in enumerate(payloads):
+        t = time.perf_counter()
         key = keys[i] if keys else None
         rid = request_id()
         try:
@@ -121,48 +122,98 @@ def score_many(
         except Exception as e:  # bad input (an `InputError`), or a bug: this request's answer alone
             out[i] = e
             continue
-        groups.setdefault(id(m), (m, []))[1].append((i, rid, key, variant, threshold, shadowed, cols))
-    scored = [(m, item, res) for m, items in groups.values() for item, res in _model_calls(m, items)]
-    seconds, ts, rows = time.perf_counter() - t0, time.time(), []
-    for m, (i, rid, key, variant, threshold, shadowed, cols), res in scored:
-        row = dict(request_id=rid, ts=ts, route=route, targeting_key=key, variant=variant, model_version=m.version)
-        if isinstance(res, Exception):  # the model failed on valid input: logged per variant, then a 500
-            err = f'{type(res).__name__} (message withheld: it may quote input values)'
-            rows.append(dict(row, inputs=cols, latency_ms=seconds * 1000, status=500, error=err))
-            out[i] = ModelFailed(route, variant, m.version, type(res).__name__)
-            out[i].__cause__ = res
-            continue
-        decisions = (res >= threshold).astype(int) if m.task == 'classification' else res
-        shadow = live.shadow(m.version) if shadowed else None
-        rows.append(
-            dict(row, shadow=False, inputs=cols, output=res, decision=decisions, threshold=threshold, status=200)
-        )
-        rows[-1]['latency_ms'] = seconds * 1000
-        out[i] = Scored(rid, route, key, variant, m, cols, res, decisions, threshold, seconds, shadow)
-    for (_, (i, *_), _), pending in zip(scored, plog.log_many(rows) if rows else []):
+        item = _Item(i, rid, key, variant, threshold, shadowed, cols, time.perf_counter() - t)
+        groups.setdefault(id(m), (m, []))[1].append(item)
+    ts, rows, owners = time.time(), [], []
+    for m, items in groups.values():
+        for it, res, took in _model_calls(m, items, max_records):
+            t = time.perf_counter()
+            row = dict(request_id=it.rid, ts=ts, route=route, targeting_key=it.key, variant=it.variant)
+            row['model_version'] = m.version
+            try:
+                if isinstance(res, Exception):  # the model failed on valid input: logged per variant, then a 500
+                    err = f'{type(res).__name__} (message withheld: it may quote input values)'
+                    row |= dict(inputs=it.cols, latency_ms=(it.seconds + took) * 1000, status=500, error=err)
+                    out[it.i] = ModelFailed(route, it.variant, m.version, type(res).__name__)
+                    out[it.i].__cause__ = res
+                else:
+                    decisions = (res >= it.threshold).astype(int) if m.task == 'classification' else res
+                    shadow = live.shadow(m.version) if it.shadowed else None
+                    sec = it.seconds + took + (time.perf_counter() - t)
+                    row |= dict(shadow=False, inputs=it.cols, output=res, decision=decisions, threshold=it.threshold)
+                    row |= dict(latency_ms=sec * 1000, status=200)
+                    out[it.i] = Scored(
+                        it.rid, route, it.key, it.variant, m, it.cols, res, decisions, it.threshold, sec, shadow
+                    )
+            except Exception as e:  # a bug: this request's answer alone
+                out[it.i] = e
+                continue
+            rows.append(row)
+            owners.append(it.i)
+    for i, pending in zip(owners, plog.log_many(rows) if rows else []):
         if isinstance(out[i], Scored):
             out[i].logged = pending
     return out
 
 
-def _model_calls(m: ServedModel, items: list) -> list[tuple[tuple, np.ndarray | Exception]]:
-    "Each item's scores from one call of `m` on all their records; when that call fails, each item alone (who failed)."
-    if len(items) > 1:
-        names = items[0][-1].keys()
-        try:
-            scores = m.score({n: np.concatenate([it[-1][n] for it in items]) for n in names})
-        except Exception:
-            pass
-        else:
-            ends = np.cumsum([len(next(iter(it[-1].values()))) for it in items])
-            return list(zip(items, np.split(scores, ends[:-1])))
+@dataclass(slots=True)
+class _Item:
+    "A request of `score_many`, routed, parsed and checked: waiting for its model call."
+
+    i: int  # its place among the payloads
+    rid: str
+    key: str | None
+    variant: str
+    threshold: float
+    shadowed: bool
+    cols: dict[str, np.ndarray]
+    seconds: float  # its own time so far
+
+    @property
+    def records(self) -> int:
+        return len(next(iter(self.cols.values())))
+
+
+def _model_calls(
+    m: ServedModel, items: list[_Item], max_records: int
+) -> list[tuple[_Item, np.ndarray | Exception, float]]:
+    """(item, its scores or the model's exception, the seconds of the call that scored it): one call of `m` per chunk of
+    items holding at most `max_records` records; when a shared call fails, each of its items alone (to find who)."""
     out = []
-    for it in items:
-        try:
-            out.append((it, m.score(it[-1])))
-        except Exception as e:
-            out.append((it, e))
+    for chunk in _chunks(items, max_records):
+        if len(chunk) > 1:
+            t = time.perf_counter()
+            try:
+                scores = m.score({n: np.concatenate([it.cols[n] for it in chunk]) for n in chunk[0].cols})
+            except Exception as e:
+                log.warning('a model call shared by %d requests failed (%s): each alone', len(chunk), type(e).__name__)
+            else:
+                took, start = time.perf_counter() - t, 0
+                for it in chunk:
+                    out.append((it, scores[start : start + it.records], took))
+                    start += it.records
+                continue
+        for it in chunk:
+            t = time.perf_counter()
+            try:
+                res = m.score(it.cols)
+            except Exception as e:
+                res = e
+            out.append((it, res, time.perf_counter() - t))
     return out
+
+
+def _chunks(items: list[_Item], max_records: int):
+    "Consecutive runs of `items` holding at most `max_records` records each (an item bigger than that, alone)."
+    chunk, n = [], 0
+    for it in items:
+        if chunk and n + it.records > max_records:
+            yield chunk
+            chunk, n = [], 0
+        chunk.append(it)
+        n += it.records
+    if chunk:
+        yield chunk
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #8ca326fd
 def shadow_score(r: Scored, plog) -> bool:

@@ -10,6 +10,7 @@ import asyncio
 import gc
 import logging
 import os
+import weakref
 from contextlib import asynccontextmanager
 from typing import Annotated
 import orjson
@@ -143,11 +144,12 @@ async def read_body(request: Request, limit: int) -> bytes:
 class TickBatcher:
     """Scoring requests that arrive in one turn of the event loop, scored together (`score_many`): the first request of
     a turn schedules one call after the others the loop already has in hand, and each request awaits its own answer.
-    Nothing waits for a batch to fill: a lone request is scored in the very next turn, so batching adds no delay, and
+    Nothing waits for a batch to fill (a lone request is scored as soon as the callbacks already due have run), and
     under load the requests read together share one model call and one wake-up of the prediction-log writer."""
 
     def __init__(self, srv: Server, route: str):
-        self.srv, self.route, self._waiting = srv, route, {}  # event loop -> [(payload, key, attrs, future)]
+        self.srv, self.route = srv, route
+        self._waiting = weakref.WeakKeyDictionary()  # event loop -> [(payload, key, attrs, future)]
 
     def submit(self, payload, key: str | None = None, attrs: dict | None = None):
         "A future of this loop: the request's `Scored`, or its `InputError` / `ModelFailed`."
@@ -173,8 +175,9 @@ class TickBatcher:
                 attrs=[a for _, _, a, _ in items],
                 max_records=srv.max_records,
             )
-        except Exception as e:  # a bug: every request of the turn gets it (answered as a 500)
-            results = [e] * len(items)
+        except Exception as e:  # a bug past each request's own steps (queueing the rows): each gets a 500 of its own
+            log.error('scoring %d request(s) together failed', len(items), exc_info=e)
+            results = [RuntimeError(f'scoring failed: {type(e).__name__}') for _ in items]
         for (*_, fut), r in zip(items, results):
             if fut.done():  # its client went away (the request's task was cancelled)
                 continue
