@@ -155,29 +155,30 @@ def test_the_prediction_logs_wal_starts_over_while_rows_keep_coming(tmp_path):
     from its beginning: at the end it holds fewer frames than there were commits (a checkpoint that always trailed the
     commits let it hold every frame ever committed, a WAL growing by tens of megabytes a second)."""
     plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', checkpoint_s=0.05)
-    batches, end = [], time.monotonic() + 4
+    batches, start = [], time.monotonic()
     row = dict(ts=time.time(), route='invocations', variant='control', model_version='1', inputs={'age': [30.0]})
 
     def client(k: int) -> None:
-        i = 0
-        while time.monotonic() < end:
+        i = 0  # at least 4 s, and until 4,800 rows (a slow disk) or 60 s
+        while (t := time.monotonic() - start) < 4 or (t < 60 and len(batches) < 4_800):
             p = plog.log(request_id=f'{k}-{i}', status=200, **row)
             p.wait()
             batches.append(p.batch)  # kept: one object per commit (an id could be reused once one is freed)
             i += 1
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
-    [t.start() for t in threads]
-    [t.join() for t in threads]
-    commits = len({id(b) for b in batches})
-    assert commits >= 300, commits  # each commit writes at least one WAL frame
-    probe, t = sqlite3.connect(tmp_path / 'p.db'), time.monotonic()
-    while (got := probe.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchone())[0]:  # busy: the thread's last round
-        assert time.monotonic() - t < 10
-        time.sleep(0.1)
-    frames = got[1]
-    assert frames < commits, (frames, commits)  # frames since the WAL last started over (each commit adds one or more)
-    plog.close()
+    try:
+        threads = [threading.Thread(target=client, args=(k,)) for k in range(8)]
+        [t.start() for t in threads]
+        [t.join() for t in threads]
+        commits = len({id(b) for b in batches})
+        assert commits >= 300, commits  # each commit writes at least one WAL frame
+        probe, t = sqlite3.connect(tmp_path / 'p.db'), time.monotonic()
+        while (got := probe.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchone())[0]:  # busy: the thread's last round
+            assert time.monotonic() - t < 10
+            time.sleep(0.1)
+        assert got[1] < commits, (got, commits)  # frames since the WAL last started over (each commit adds one or more)
+    finally:
+        plog.close()
 
 
 @pytest.fixture(scope='module')

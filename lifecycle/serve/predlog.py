@@ -242,6 +242,7 @@ class PredictionLog:
                 cur.execute('PRAGMA journal_mode=WAL')
                 cur.execute(f'PRAGMA synchronous={sync}')
                 cur.execute('PRAGMA wal_autocheckpoint=0')  # no commit copies the WAL back: `_checkpoints` does
+                cur.execute('PRAGMA journal_size_limit=67108864')  # a WAL that once grew is cut back to 64 MB
                 cur.close()
 
         meta = MetaData()
@@ -390,9 +391,12 @@ class PredictionLog:
         """Copy the WAL back into the database at most every `checkpoint_s` while rows are written, on a connection of
         its own: a commit that did it itself (SQLite's default, every 1,000 pages) would hold every request waiting on
         it for the copy and its fsync, a stall of ~10 ms several times a second. The bulk is copied beside the commits
-        (a passive checkpoint); then, between two commits (holding `_commit_lock`), the few frames committed meanwhile:
-        the WAL is then wholly in the database and the next commit starts it over from its beginning, so it stays as
-        small as one interval's rows (a checkpoint that always trails the commits would let it grow without end)."""
+        (a passive checkpoint). Once that has caught up, the few frames committed meanwhile are copied between two
+        commits (holding `_commit_lock`; a RESTART checkpoint, which also holds off other processes' writers and waits
+        at most 20 ms for readers): the WAL is then wholly in the database and the next commit starts it over from its
+        beginning, so it stays as small as one interval's rows (a checkpoint that always trails the commits would let
+        it grow without end). When the first copy cannot catch up (a reader holds an old snapshot, another process
+        checkpoints), nothing is held: the next interval tries again."""
         conn = None
         while not self._halt.is_set():
             self._wrote.wait()
@@ -400,11 +404,14 @@ class PredictionLog:
             if self._halt.is_set():
                 break
             try:
-                conn = conn or self.engine.raw_connection()
+                if conn is None:
+                    conn = self.engine.raw_connection()
+                    conn.cursor().execute('PRAGMA busy_timeout = 20')  # its own: the catch-up never waits long
                 cur = conn.cursor()
-                cur.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()
-                with self._commit_lock:
-                    cur.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchall()
+                busy, frames, copied = cur.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchone()
+                if not busy and frames == copied:
+                    with self._commit_lock:
+                        cur.execute('PRAGMA wal_checkpoint(RESTART)').fetchall()
             except Exception:  # the writer reports the database's trouble; the next checkpoint tries again
                 if conn is not None:
                     conn.invalidate()

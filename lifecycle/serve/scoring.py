@@ -181,12 +181,14 @@ def _model_calls(
     items holding at most `max_records` records; when a shared call fails, each of its items alone (to find who)."""
     out = []
     for chunk in _chunks(items, max_records):
+        shared = 0.0  # the seconds of a shared call that failed: its requests waited for it too
         if len(chunk) > 1:
             t = time.perf_counter()
             try:
                 scores = m.score({n: np.concatenate([it.cols[n] for it in chunk]) for n in chunk[0].cols})
             except Exception as e:
                 log.warning('a model call shared by %d requests failed (%s): each alone', len(chunk), type(e).__name__)
+                shared = time.perf_counter() - t
             else:
                 took, start = time.perf_counter() - t, 0
                 for it in chunk:
@@ -199,7 +201,7 @@ def _model_calls(
                 res = m.score(it.cols)
             except Exception as e:
                 res = e
-            out.append((it, res, time.perf_counter() - t))
+            out.append((it, res, shared + time.perf_counter() - t))
     return out
 
 
@@ -214,6 +216,7 @@ def _chunks(items: list[_Item], max_records: int):
         n += it.records
     if chunk:
         yield chunk
+
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #8ca326fd
 def shadow_score(r: Scored, plog) -> bool:
@@ -238,6 +241,7 @@ def shadow_score(r: Scored, plog) -> bool:
         status=200,
     )
     return True
+
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #93eaaf25
 def predict_inputs(payload) -> tuple[dict, str | None, dict]:
@@ -274,6 +278,7 @@ def predict_answer(r: Scored, positive_class) -> dict:
         'positive_class': positive_class,
         'predictions': preds,
     }
+
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #fe47fa40
 def _deeper(value, limit: int) -> bool:
