@@ -406,7 +406,8 @@ class PredictionLog:
             try:
                 if conn is None:
                     conn = self.engine.raw_connection()
-                    conn.cursor().execute('PRAGMA busy_timeout = 20')  # its own: the catch-up never waits long
+                    conn.detach()  # its own, never back in the pool: its busy timeout is not the other users'
+                    conn.cursor().execute('PRAGMA busy_timeout = 20')  # the catch-up never waits long
                 cur = conn.cursor()
                 busy, frames, copied = cur.execute('PRAGMA wal_checkpoint(PASSIVE)').fetchone()
                 if not busy and frames == copied:
