@@ -112,9 +112,8 @@ def score_many(
         key = keys[i] if keys else None
         rid = request_id()
         try:
-            ctx = flags.context(
-                key or rid, attrs[i] if attrs else None, route
-            )  # no key: this request alone is bucketed
+            # no key: this request alone is bucketed
+            ctx = flags.context(key or rid, attrs[i] if attrs else None, route)
             routed, version, threshold, shadowed = flags.decide(ctx)
             variant, m = live.pick(routed, version)
             cols = parse_columns(payload, m.schema, max_records)
@@ -128,8 +127,9 @@ def score_many(
     for m, items in groups.values():
         for it, res, took in _model_calls(m, items, max_records):
             t = time.perf_counter()
-            row = dict(request_id=it.rid, ts=ts, route=route, targeting_key=it.key, variant=it.variant)
-            row['model_version'] = m.version
+            row = dict(
+                request_id=it.rid, ts=ts, route=route, targeting_key=it.key, variant=it.variant, model_version=m.version
+            )
             try:
                 if isinstance(res, Exception):  # the model failed on valid input: logged per variant, then a 500
                     err = f'{type(res).__name__} (message withheld: it may quote input values)'
