@@ -2486,8 +2486,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring.Scored': ('api/serve/scoring.html#scored', 'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._Item': ('api/serve/scoring.html#_item', 'lifecycle/serve/scoring.py'),
-                                         'lifecycle.serve.scoring._Item.records': ( 'api/serve/scoring.html#_item.records',
-                                                                                    'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._chunks': ( 'api/serve/scoring.html#_chunks',
                                                                               'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._deeper': ( 'api/serve/scoring.html#_deeper',

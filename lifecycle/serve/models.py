@@ -70,6 +70,8 @@ def _from_records(records, schema, where: str) -> dict[str, np.ndarray]:
 
 def _columns_match(given: list, names: list, where: str) -> None:
     "Refuse a missing or duplicated column the model reads; columns it does not read are ignored (as MLflow does)."
+    if given == names:  # the model's own columns in its order: the usual request, nothing to look for
+        return
     missing = [n for n in names if n not in given]
     if missing:
         raise InputError(f"{where}: missing column(s) {missing}; the model reads {names}")
@@ -134,8 +136,11 @@ def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_
         return parse_csv(payload.data, schema, max_records)
     if not isinstance(payload, dict):
         raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
-    keys = [k for k in ('dataframe_split', 'dataframe_records', 'instances', 'inputs') if k in payload]
-    extra = sorted(set(payload) - {'dataframe_split', 'dataframe_records', 'instances', 'inputs', 'params'})
+    if len(payload) == 1 and 'dataframe_split' in payload:  # the usual body: no other field to look for
+        keys, extra = ['dataframe_split'], []
+    else:
+        keys = [k for k in ('dataframe_split', 'dataframe_records', 'instances', 'inputs') if k in payload]
+        extra = sorted(set(payload) - {'dataframe_split', 'dataframe_records', 'instances', 'inputs', 'params'})
     if len(keys) != 1 or extra:
         raise InputError(
             "body: expected exactly one of 'dataframe_split', 'dataframe_records', 'instances', 'inputs'"
@@ -160,6 +165,9 @@ def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_
                 raise InputError(f"field 'dataframe_split.data' row {i}: expected a list of {len(cols)} values")
         if len(data) > max_records:
             raise InputError(f"field 'dataframe_split.data': {len(data)} rows, at most {max_records} per request", 413)
+        if len(data) == 1:  # one record (most requests): its values by position, no column lists to build
+            row, at = data[0], range(len(names)) if cols == names else [cols.index(n) for n in names]
+            return {n: _typed(n, k, [row[j]]) for j, (n, k) in zip(at, schema)}
         pos = {c: j for j, c in enumerate(cols) if c in names}  # the columns it does not read are never read
         return {n: _typed(n, k, [row[pos[n]] for row in data]) for n, k in schema}
     if isinstance(body, dict) and key in ('inputs', 'instances'):  # columnar: {column: values}

@@ -121,7 +121,8 @@ def score_many(
         except Exception as e:  # bad input (an `InputError`), or a bug: this request's answer alone
             out[i] = e
             continue
-        item = _Item(i, rid, key, variant, threshold, shadowed, cols, time.perf_counter() - t)
+        n = len(next(iter(cols.values())))
+        item = _Item(i, rid, key, variant, threshold, shadowed, cols, n, time.perf_counter() - t)
         groups.setdefault(id(m), (m, []))[1].append(item)
     ts, rows, owners = time.time(), [], []
     for m, items in groups.values():
@@ -140,8 +141,8 @@ def score_many(
                     decisions = (res >= it.threshold).astype(int) if m.task == 'classification' else res
                     shadow = live.shadow(m.version) if it.shadowed else None
                     sec = it.seconds + took + (time.perf_counter() - t)
-                    row |= dict(shadow=False, inputs=it.cols, output=res, decision=decisions, threshold=it.threshold)
-                    row |= dict(latency_ms=sec * 1000, status=200)
+                    row.update(shadow=False, inputs=it.cols, output=res, decision=decisions, threshold=it.threshold)
+                    row.update(latency_ms=sec * 1000, status=200)
                     out[it.i] = Scored(
                         it.rid, route, it.key, it.variant, m, it.cols, res, decisions, it.threshold, sec, shadow
                     )
@@ -167,11 +168,8 @@ class _Item:
     threshold: float
     shadowed: bool
     cols: dict[str, np.ndarray]
+    records: int  # how many records it holds
     seconds: float  # its own time so far
-
-    @property
-    def records(self) -> int:
-        return len(next(iter(self.cols.values())))
 
 
 def _model_calls(
