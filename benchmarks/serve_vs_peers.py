@@ -24,11 +24,12 @@ Peers are installed in their own virtual environments under --venvs (default /tm
 peer that cannot be installed from PyPI is reported with the reason and the script exits non-zero.
 
 Goals against MLServer and BentoML: requests/s at least 3x, CPU per request at most 1/3, p99 at most 1/3. Exit status
-1 if a goal is missed or the answers disagree.
+1 if a goal is missed, the answers disagree, or ours, MLServer or BentoML answered anything but 2xx.
 
 `--peers ...,batched` adds, with no goal, `lifecycle serve` itself with `prediction_log_commit = batched` (each answer
 goes before its row is committed; rows are committed in groups, 100 ms or 500 rows): the ratio of ours to it is what
-durable prediction logging costs, measured in the same run.
+durable prediction logging costs, measured in the same run (ours always runs durable, whatever the workspace's
+settings.ini says; both write to the workspace's one prediction log, one at a time).
 """
 
 from __future__ import annotations
@@ -201,7 +202,8 @@ def main():
             'lifecycle',
             [tool('lifecycle'), 'serve', '--host', '127.0.0.1', '--port', str(port), '--workers', '1'],
             ws,
-            clean_env(),
+            clean_env(LIFECYCLE_PREDICTION_LOG_COMMIT='durable'),  # the goals hold with durable logging, whatever
+            # the workspace's settings.ini says
             port,
             '/ready',
             tmp,
@@ -362,6 +364,7 @@ def main():
                 and ratios[k]['p99'] <= GOALS['p99_ratio_max']
             )
     errors = {k: v['non_2xx'] for k, v in med.items() if v['non_2xx']}
+    failed = [k for k in errors if k == 'lifecycle' or k in PEERS]  # a server with no goal reports, never fails
     out = dict(
         model=f'models:/{name}/{version}',
         load=f"wrk -t1 -c{a.concurrency}, {a.warmup:g} s warm-up + {a.duration:g} s measured per server and round, "
@@ -401,7 +404,7 @@ def main():
                     f"ours vs {k:<9} req/s {r['rps']:5.2f}x         CPU/req {r['cpu']:5.2f}x           "
                     f"p99 {r['p99']:5.2f}x           (no goal)"
                 )
-    sys.exit(0 if all(passed.values()) and not errors else 1)
+    sys.exit(0 if all(passed.values()) and not failed else 1)
 
 
 if __name__ == '__main__':

@@ -2459,6 +2459,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.predlog._Batch.wait_in': ( 'api/serve/predlog.html#_batch.wait_in',
                                                                                      'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._enc': ('api/serve/predlog.html#_enc', 'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._encoded': ( 'api/serve/predlog.html#_encoded',
+                                                                               'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._expire': ( 'api/serve/predlog.html#_expire',
                                                                               'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._inserts': ( 'api/serve/predlog.html#_inserts',

@@ -70,7 +70,7 @@ def _from_records(records, schema, where: str) -> dict[str, np.ndarray]:
 
 def _columns_match(given: list, names: list, where: str) -> None:
     "Refuse a missing or duplicated column the model reads; columns it does not read are ignored (as MLflow does)."
-    if given == names:  # the model's own columns in its order: the usual request, nothing to look for
+    if given == names:  # the model's own columns in its order (a signature names each once): nothing to look for
         return
     missing = [n for n in names if n not in given]
     if missing:

@@ -11,6 +11,7 @@ import json
 import threading
 import time
 from pathlib import Path
+import orjson
 import pandas as pd
 from ..core.settings import Settings
 
@@ -48,6 +49,7 @@ _COLS = (
     'error',
 )
 _JSON = {'inputs', 'output', 'decision'}
+_PLAN = tuple((c, c in _JSON, False if c == 'shadow' else None) for c in _COLS)  # each column: JSON?, its default
 _ROW = f"({', '.join('?' * len(_COLS))})"
 _CHUNK = 64  # rows per multi-row INSERT: 64 x 14 parameters, well under SQLite's limit of 32,766
 
@@ -69,9 +71,13 @@ def _plain(o):
 
 def _enc(v) -> str | None:
     "JSON text of a value; numeric numpy arrays are encoded natively, others (text) through `tolist`."
-    import orjson
-
     return None if v is None else orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain).decode()
+
+
+def _encoded(row: dict) -> tuple:
+    "A row as the INSERT binds it: every column in `_COLS` order, the JSON ones encoded (called per row: kept flat)."
+    get = row.get
+    return tuple([_enc(get(c)) if js else get(c, default) for c, js, default in _PLAN])
 
 
 def _tables(meta):
@@ -270,10 +276,7 @@ class PredictionLog:
 
     def log_many(self, rows: list[dict]) -> list[Pending]:
         "`log` for rows that came together: one lock and at most one wake-up of the writer; their `Pending`s, in order."
-        enc = [
-            tuple(_enc(row.get(c)) if c in _JSON else row.get(c, False if c == 'shadow' else None) for c in _COLS)
-            for row in rows
-        ]
+        enc = [_encoded(row) for row in rows]
         with self._cv:
             self._queued += len(enc)
             ids, known = self.recent

@@ -118,10 +118,10 @@ def score_many(
             variant, m = live.pick(routed, version)
             cols = parse_columns(payload, m.schema, max_records)
             check_inputs(cols, m.contract)
+            n = len(next(iter(cols.values())))
         except Exception as e:  # bad input (an `InputError`), or a bug: this request's answer alone
             out[i] = e
             continue
-        n = len(next(iter(cols.values())))
         item = _Item(i, rid, key, variant, threshold, shadowed, cols, n, time.perf_counter() - t)
         groups.setdefault(id(m), (m, []))[1].append(item)
     ts, rows, owners = time.time(), [], []
