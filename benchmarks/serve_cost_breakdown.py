@@ -38,7 +38,7 @@ from serve_vs_peers import cpu_seconds  # noqa: E402
 LAYERS = ('uvicorn', 'http', 'scoring', 'batched', 'durable')
 WHAT = {
     'uvicorn': 'uvicorn + protocol, fixed answer',
-    'http': 'ours, scoring stubbed',
+    'http': 'ours, score precomputed',
     'scoring': 'ours, no prediction log',
     'batched': 'ours, batched log',
     'durable': 'ours as served (durable)',
@@ -90,12 +90,12 @@ if layer == 'uvicorn':
 elif layer == 'http':
     real, memo = serving.score_many, []
 
-    def stub(payloads, route, flags, live, plog, **kw):
+    def precomputed(payloads, route, flags, live, plog, **kw):
         if not memo:
             memo.append(real(payloads[:1], route, flags, live, NoLog())[0])
         return [memo[0]] * len(payloads)
 
-    serving.score_many = stub
+    serving.score_many = precomputed
 if layer in ('http', 'scoring'):
     made = server.Server.__init__
 
