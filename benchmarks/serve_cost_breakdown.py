@@ -32,10 +32,11 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from serve_vs_mlflow import PAYLOAD, Server, clean_env, free_port, post, prepare_workspace, run_wrk, say  # noqa: E402
-from serve_vs_peers import cpu_seconds  # noqa: E402
+from serve_vs_mlflow import PAYLOAD, Server, clean_env, free_port, post, prepare_workspace, say  # noqa: E402
+from serve_vs_peers import measure  # noqa: E402
 
 LAYERS = ('uvicorn', 'http', 'scoring', 'batched', 'durable')
+BELOW = {'http': 'uvicorn', 'scoring': 'http', 'batched': 'scoring', 'durable': 'scoring'}  # what each layer adds to
 WHAT = {
     'uvicorn': 'uvicorn + protocol, fixed answer',
     'http': 'ours, score precomputed',
@@ -140,11 +141,8 @@ def main():
                     status, _, out = post(url, body)
                     if status != 200:
                         sys.exit(f"{layer}: POST /invocations answered {status}: {out}")
-                    if a.warmup > 0:
-                        run_wrk(url, body, a.concurrency, a.warmup, tmp)
-                    c0 = cpu_seconds(srv.proc.pid)
-                    res = run_wrk(url, body, a.concurrency, a.duration, tmp)
-                    res['cpu_us_per_request'] = 1e6 * (cpu_seconds(srv.proc.pid) - c0) / max(res['requests'] or 1, 1)
+                    res = measure(srv, url, body, a, tmp)
+                    res['cpu_us_per_request'] = 1e3 * res.pop('cpu_ms_per_request')
                 finally:
                     srv.stop()
                 runs[layer].append(res)
@@ -161,9 +159,7 @@ def main():
         | {'non_2xx': sum(x['non_2xx'] for x in v)}
         for k, v in runs.items()
     }
-    adds = {k: med[k]['cpu_us_per_request'] - med[b]['cpu_us_per_request'] for b, k in zip(LAYERS, LAYERS[1:])}
-    adds['durable'] = med['durable']['cpu_us_per_request'] - med['scoring']['cpu_us_per_request']
-    adds['batched'] = med['batched']['cpu_us_per_request'] - med['scoring']['cpu_us_per_request']
+    adds = {k: med[k]['cpu_us_per_request'] - med[b]['cpu_us_per_request'] for k, b in BELOW.items()}
     out = dict(
         load=f"wrk -c{a.concurrency}, {a.warmup:g} s warm-up + {a.duration:g} s measured per layer and round, "
         f"{a.rounds} round(s), layers interleaved; one-record requests; 1 worker process",

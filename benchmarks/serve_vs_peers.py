@@ -175,6 +175,16 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def measure(srv, url: str, body: bytes, a, tmp: Path) -> dict:
+    "One measured wrk run against `srv` after its warm-up, with the server process tree's CPU per request (ms)."
+    if a.warmup > 0:
+        run_wrk(url, body, a.concurrency, a.warmup, tmp)
+    c0 = cpu_seconds(srv.proc.pid)
+    res = run_wrk(url, body, a.concurrency, a.duration, tmp)
+    res['cpu_ms_per_request'] = 1e3 * (cpu_seconds(srv.proc.pid) - c0) / max(res['requests'] or 1, 1)
+    return res
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--workspace', type=Path, help='reuse (or build and keep) this workspace instead of a temp one')
@@ -197,17 +207,14 @@ def main():
     servers: dict[str, Server] = {}
     try:
         ws = prepare_workspace((a.workspace or tmp / 'ws').resolve())
-        port = free_port()
-        servers['lifecycle'] = ours = Server(
-            'lifecycle',
-            [tool('lifecycle'), 'serve', '--host', '127.0.0.1', '--port', str(port), '--workers', '1'],
-            ws,
-            clean_env(LIFECYCLE_PREDICTION_LOG_COMMIT='durable'),  # the goals hold with durable logging, whatever
-            # the workspace's settings.ini says
-            port,
-            '/ready',
-            tmp,
-        )
+
+        def lifecycle(name: str, commit: str) -> Server:
+            "`lifecycle serve` with this prediction_log_commit, whatever the workspace's settings.ini says."
+            port = free_port()
+            cmd = [tool('lifecycle'), 'serve', '--host', '127.0.0.1', '--port', str(port), '--workers', '1']
+            return Server(name, cmd, ws, clean_env(LIFECYCLE_PREDICTION_LOG_COMMIT=commit), port, '/ready', tmp)
+
+        servers['lifecycle'] = ours = lifecycle('lifecycle', 'durable')  # the goals hold with durable logging
         ours.wait_ready(180)
         from lifecycle.core.settings import load_settings
 
@@ -289,16 +296,7 @@ def main():
                 tmp,
             )
         if 'batched' in peers:  # ours, answering before its rows are committed: what durable logging costs
-            bp_ = free_port()
-            servers['batched'] = Server(
-                'batched',
-                [tool('lifecycle'), 'serve', '--host', '127.0.0.1', '--port', str(bp_), '--workers', '1'],
-                ws,
-                clean_env(LIFECYCLE_PREDICTION_LOG_COMMIT='batched'),
-                bp_,
-                '/ready',
-                tmp,
-            )
+            servers['batched'] = lifecycle('batched', 'batched')
         if 'mlflow' in peers:
             mp_ = free_port()
             uri = s.tracking_uri
@@ -321,13 +319,7 @@ def main():
         runs = {k: [] for k in servers}
         for r in range(a.rounds):
             for k, srv in servers.items():
-                url = srv.url + paths[k]
-                if a.warmup > 0:
-                    run_wrk(url, bodies[k], a.concurrency, a.warmup, tmp)
-                c0 = cpu_seconds(srv.proc.pid)
-                res = run_wrk(url, bodies[k], a.concurrency, a.duration, tmp)
-                cpu = cpu_seconds(srv.proc.pid) - c0
-                res['cpu_ms_per_request'] = 1e3 * cpu / max(res['requests'] or 1, 1)
+                res = measure(srv, srv.url + paths[k], bodies[k], a, tmp)
                 res['load_average'] = os.getloadavg()[0]
                 runs[k].append(res)
                 say(

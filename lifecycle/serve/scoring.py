@@ -141,8 +141,8 @@ def score_many(
                     decisions = (res >= it.threshold).astype(int) if m.task == 'classification' else res
                     shadow = live.shadow(m.version) if it.shadowed else None
                     sec = it.seconds + took + (time.perf_counter() - t)
-                    row.update(shadow=False, inputs=it.cols, output=res, decision=decisions, threshold=it.threshold)
-                    row.update(latency_ms=sec * 1000, status=200)
+                    row.update(shadow=False, inputs=it.cols, output=res, decision=decisions, threshold=it.threshold,
+                               latency_ms=sec * 1000, status=200)
                     out[it.i] = Scored(
                         it.rid, route, it.key, it.variant, m, it.cols, res, decisions, it.threshold, sec, shadow
                     )
