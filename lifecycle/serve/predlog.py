@@ -8,15 +8,21 @@ output, latency. Rows are queued by the request path and written in batches by o
 from __future__ import annotations
 import collections
 import json
+import os
+import pickle
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 import orjson
-import pandas as pd
 from ..core.settings import Settings
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'add_feedback', 'read_log', 'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'writer_main', 'add_feedback', 'read_log',
+           'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -215,27 +221,14 @@ class Pending:
         self._outcome()
 
 
-class PredictionLog:
-    "Prediction log and feedback store on SQLAlchemy: rows committed in groups by one writer thread."
+class _Store:
+    """The log's database as its writer uses it: the engine (SQLite in WAL mode, fsynced at each commit when `durable`),
+    the tables, and batches of encoded rows written in one transaction: masked first, retried, else row by row."""
 
-    def __init__(
-        self,
-        url: str,
-        batch_rows: int = 500,
-        interval_s: float = 0.1,
-        mask=None,
-        recent: int = 200_000,
-        durable: bool = True,
-        timeout_s: float = 5,
-        probe_s: float = 1,
-        commit_delay_s: float = 0.0005,
-        checkpoint_s: float = 0.25,
-    ):
+    def __init__(self, url: str, mask=None, durable: bool = True, timeout_s: float = 5, checkpoint_s: float = 0.25):
         from sqlalchemy import create_engine, event, MetaData
 
-        self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
-        self.durable, self.probe_s, self.commit_delay_s, self._last = durable, probe_s, commit_delay_s, 0
-        self._want = 0  # rows the writer lingers for (0: it is not lingering)
+        self.url, self.mask, self.durable = url, mask, durable
         if url.startswith('sqlite:///'):
             Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
         self.engine = create_engine(url, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {})
@@ -254,74 +247,18 @@ class PredictionLog:
         meta = MetaData()
         self.predictions, self.feedback_table, self._probe_table = _tables(meta)
         meta.create_all(self.engine)
-        self._cv = threading.Condition()
-        self._open, self._queued, self._written, self.errors = _Batch(), 0, 0, 0
-        self.problem = ''  # why the last write failed; empty while the log writes
-        self.recent = collections.deque(maxlen=recent), set()  # request IDs logged lately: feedback needs no query
-        self._stop, self._conn = False, None
+        self._conn = None
         self.checkpoint_s, self._wrote, self._halt = checkpoint_s, threading.Event(), threading.Event()
         self._commit_lock = threading.Lock()  # a commit, or the checkpoint's last catch-up: one at a time
-        self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
-        self._thread.start()
         self._checkpointer = None
-        if url.startswith('sqlite'):
+
+    def start_checkpoints(self) -> None:
+        "Start the checkpoint thread (SQLite; in the process that writes the rows)."
+        if self.url.startswith('sqlite') and self._checkpointer is None:
             self._checkpointer = threading.Thread(
                 target=self._checkpoints, name='prediction-log-checkpoint', daemon=True
             )
             self._checkpointer.start()
-
-    def log(self, **row) -> Pending:
-        "Queue one row (JSON fields encoded here, in C); the returned `Pending` says when it is committed."
-        return self.log_many([row])[0]
-
-    def log_many(self, rows: list[dict]) -> list[Pending]:
-        "`log` for rows that came together: one lock and at most one wake-up of the writer; their `Pending`s, in order."
-        enc = [_encoded(row) for row in rows]
-        with self._cv:
-            self._queued += len(enc)
-            ids, known = self.recent
-            for row in rows:
-                if len(ids) == ids.maxlen:
-                    known.discard(ids[0])
-                ids.append(row['request_id'])
-                known.add(row['request_id'])
-            b = self._open
-            start = len(b.rows)
-            b.rows.extend(enc)
-            if enc and (start == 0 or start < self._want <= len(b.rows)):
-                self._cv.notify_all()  # the writer (lingering for these rows) and flush waiters, which look again
-        return [Pending(b, start + k) for k in range(len(enc))]
-
-    def _take(self) -> _Batch | None:
-        "The open batch, once it has rows (batched mode: after `interval_s` or `batch_rows`); None to stop."
-        with self._cv:
-            while not self._open.rows:
-                if self._stop:
-                    return None
-                if not self._cv.wait(self.probe_s if self.problem else None) and self.problem:
-                    self._cv.release()
-                    try:
-                        self._probe()
-                    finally:
-                        self._cv.acquire()
-            # batched mode lingers up to interval_s for batch_rows; durable mode, while fewer rows are in than the last
-            # commit carried (requests come together: more are on their way), up to commit_delay_s for that many:
-            # fewer fsyncs per row, and no wait once they are in (nor after a lone row)
-            if self.durable:
-                linger, self._want = self.commit_delay_s, min(self._last, self.batch_rows)
-            else:
-                linger, self._want = self.interval_s, self.batch_rows
-            if linger and len(self._open.rows) < self._want:
-                deadline = time.monotonic() + linger
-                while len(self._open.rows) < self._want and not self._stop:
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        break
-                    self._cv.wait(left)
-            b, self._open = self._open, _Batch()
-            self._want = 0
-            self._last = len(b.rows)
-            return b
 
     def _masked(self, rows: list[tuple]) -> list[tuple]:
         if self.mask is None:
@@ -330,7 +267,7 @@ class PredictionLog:
         masked = self.mask([None if r[i] is None else json.loads(r[i]) for r in rows])
         return [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
 
-    def _write(self, rows: list[tuple]) -> tuple[str | None, dict]:
+    def write(self, rows: list[tuple]) -> tuple[str | None, dict]:
         "Insert `rows` in one transaction (retried); else one by one. (error for all rows, {index: error})."
         try:
             rows = self._masked(rows)
@@ -378,17 +315,17 @@ class PredictionLog:
             with self.engine.begin() as c:
                 c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
 
-    def _probe(self) -> None:
-        "While writes fail and no row is waiting: try a one-row write; the log is healthy again when it commits."
+    def probe(self) -> str:
+        "A one-row write while writes fail and no row is waiting: '' once it commits, else why it failed."
         from sqlalchemy import delete, insert
 
         try:
             with self.engine.begin() as c:
                 c.execute(delete(self._probe_table))
                 c.execute(insert(self._probe_table), [{'id': 1, 'ts': time.time()}])
-            self.problem = ''
+            return ''
         except Exception as e:
-            self.problem = _reason(e)
+            return _reason(e)
 
     def _checkpoints(self) -> None:
         """Copy the WAL back into the database at most every `checkpoint_s` while rows are written, on a connection of
@@ -424,19 +361,125 @@ class PredictionLog:
         if conn is not None:
             conn.close()
 
+    def close(self, writer_done: bool = True) -> None:
+        "Stop the checkpoints and release the database (the writer's connection too, once `writer_done`)."
+        if self._conn is not None and writer_done:
+            self._conn.close()
+            self._conn = None
+        if self._checkpointer is not None:
+            self._halt.set()
+            self._wrote.set()
+            self._checkpointer.join(timeout=5)
+        self.engine.dispose()
+
+
+class PredictionLog:
+    """Prediction log and feedback store on SQLAlchemy: rows committed in groups by one writer, a thread of this process
+    or (`process=True`) a process of its own fed through a pipe, so that a server's event loop never shares its
+    interpreter lock with the writer."""
+
+    def __init__(
+        self,
+        url: str,
+        batch_rows: int = 500,
+        interval_s: float = 0.1,
+        mask=None,
+        recent: int = 200_000,
+        durable: bool = True,
+        timeout_s: float = 5,
+        probe_s: float = 1,
+        commit_delay_s: float = 0.0005,
+        checkpoint_s: float = 0.25,
+        process: bool = False,
+    ):
+        self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
+        self.durable, self.probe_s, self.commit_delay_s, self._last = durable, probe_s, commit_delay_s, 0
+        self._want = 0  # rows the writer lingers for (0: it is not lingering)
+        store = self.store = _Store(url, mask, durable, timeout_s, checkpoint_s)
+        self.engine, self.predictions, self.feedback_table = store.engine, store.predictions, store.feedback_table
+        self._cv = threading.Condition()
+        self._open, self._queued, self._written, self.errors = _Batch(), 0, 0, 0
+        self.problem = ''  # why the last write failed; empty while the log writes
+        self.recent = collections.deque(maxlen=recent), set()  # request IDs logged lately: feedback needs no query
+        self._stop = False
+        self._writer = _WriterProcess(self, timeout_s, checkpoint_s) if process else None
+        if self._writer is None:
+            self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
+            self._thread.start()
+            self.store.start_checkpoints()
+
+    def log(self, **row) -> Pending:
+        "Queue one row (JSON fields encoded here, in C); the returned `Pending` says when it is committed."
+        return self.log_many([row])[0]
+
+    def log_many(self, rows: list[dict]) -> list[Pending]:
+        "`log` for rows that came together: one lock and at most one wake-up of the writer; their `Pending`s, in order."
+        enc = [_encoded(row) for row in rows]
+        with self._cv:
+            self._queued += len(enc)
+            ids, known = self.recent
+            for row in rows:
+                if len(ids) == ids.maxlen:
+                    known.discard(ids[0])
+                ids.append(row['request_id'])
+                known.add(row['request_id'])
+            if self._writer is not None:
+                b = self._writer.send(enc)
+                return [Pending(b, k) for k in range(len(enc))]
+            b = self._open
+            start = len(b.rows)
+            b.rows.extend(enc)
+            if enc and (start == 0 or start < self._want <= len(b.rows)):
+                self._cv.notify_all()  # the writer (lingering for these rows) and flush waiters, which look again
+        return [Pending(b, start + k) for k in range(len(enc))]
+
+    def _take(self) -> _Batch | None:
+        "The open batch, once it has rows (batched mode: after `interval_s` or `batch_rows`); None to stop."
+        with self._cv:
+            while not self._open.rows:
+                if self._stop:
+                    return None
+                if not self._cv.wait(self.probe_s if self.problem else None) and self.problem:
+                    self._cv.release()
+                    try:
+                        self.problem = self.store.probe()
+                    finally:
+                        self._cv.acquire()
+            # batched mode lingers up to interval_s for batch_rows; durable mode, while fewer rows are in than the last
+            # commit carried (requests come together: more are on their way), up to commit_delay_s for that many:
+            # fewer fsyncs per row, and no wait once they are in (nor after a lone row)
+            if self.durable:
+                linger, self._want = self.commit_delay_s, min(self._last, self.batch_rows)
+            else:
+                linger, self._want = self.interval_s, self.batch_rows
+            if linger and len(self._open.rows) < self._want:
+                deadline = time.monotonic() + linger
+                while len(self._open.rows) < self._want and not self._stop:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        break
+                    self._cv.wait(left)
+            b, self._open = self._open, _Batch()
+            self._want = 0
+            self._last = len(b.rows)
+            return b
+
     def _run(self) -> None:
         while (b := self._take()) is not None:
             try:
-                error, failed = self._write(b.rows)
+                error, failed = self.store.write(b.rows)
             except Exception as e:  # a bug here must not leave requests waiting
                 error, failed = _reason(e), {}
-            lost = len(b.rows) if error else len(failed)
             self.problem = error or ''
-            b.settle(error, failed)
-            with self._cv:
-                self.errors += lost
-                self._written += len(b.rows)
-                self._cv.notify_all()
+            self._settled(b, len(b.rows), error, failed)
+
+    def _settled(self, b: _Batch, n: int, error: str | None, failed: dict) -> None:
+        "A batch of `n` rows is written (or failed): wake its waiters, count it."
+        b.settle(error, failed)
+        with self._cv:
+            self.errors += n if error else len(failed)
+            self._written += n
+            self._cv.notify_all()
 
     def flush(self, timeout: float = 30) -> bool:
         "Wait until every row logged so far is committed (or failed, counted in `errors`); False on timeout."
@@ -450,19 +493,202 @@ class PredictionLog:
         with self._cv:
             self._stop = True
             self._cv.notify_all()
+        if self._writer is not None:
+            self._writer.close()
+            self.store.close()
+            return
         self._thread.join(timeout=5)
-        if self._conn is not None and not self._thread.is_alive():
-            self._conn.close()
-            self._conn = None
-        if self._checkpointer is not None:
-            self._halt.set()
-            self._wrote.set()
-            self._checkpointer.join(timeout=5)
-        self.engine.dispose()
+        self.store.close(writer_done=not self._thread.is_alive())
 
     def pending(self) -> int:
         "Rows logged and not yet committed."
         return self._queued - self._written
+
+
+def _frame(data: bytes) -> bytes:
+    return len(data).to_bytes(4, 'little') + data
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _WriterProcess:
+    """The server's end of a writer process (`writer_main`): each `log_many` is one frame on its stdin (encoded rows,
+    length first), each commit one line back on its stdout naming the last frame it holds and the rows that failed; a
+    thread here reads those lines and settles the frames' batches. The writer commits what came while it committed the
+    last group (no linger: the pipe gathers them). It exits at the end of its input (this process closed the pipe, or
+    died: the frames already in the pipe are committed, and no answer waited for them); when it dies, the batches it
+    held fail, and the next frame starts another."""
+
+    def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float):
+        self.log, self.seq, self.proc = log, 0, None
+        self.config = pickle.dumps(
+            dict(
+                url=log.url,
+                mask=log.mask,
+                durable=log.durable,
+                timeout_s=timeout_s,
+                checkpoint_s=checkpoint_s,
+                probe_s=log.probe_s,
+            )
+        )
+        self._start()
+        if not self.ready.wait(60):  # its first line says the database is open: the first request does not wait for it
+            log.problem = "the prediction log's writer process did not start within 60 s"
+
+    def _start(self) -> None:
+        import subprocess
+        import sys
+        import lifecycle
+
+        root = str(Path(lifecycle.__file__).resolve().parents[1])  # the writer imports this same `lifecycle`
+        env = {**os.environ, 'PYTHONPATH': os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p)}
+        self.proc = subprocess.Popen(
+            [sys.executable, '-c', 'from lifecycle.serve.predlog import writer_main; writer_main()'],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            bufsize=0,
+        )
+        self.inflight = {}  # this writer's frames not yet acknowledged: sequence number -> batch
+        self.ready = threading.Event()
+        _write_all(self.proc.stdin.fileno(), _frame(self.config))
+        reader = threading.Thread(
+            target=self._acks, args=(self.proc, self.inflight, self.ready), name='prediction-log-acks', daemon=True
+        )
+        reader.start()
+        self.reader = reader
+
+    def send(self, enc: list[tuple]) -> _Batch:
+        "Send one frame (called holding the log's lock: frames go whole and in order); its batch."
+        b = _Batch()
+        b.rows = enc
+        if self.proc.poll() is not None:
+            self._start()
+        self.seq += 1
+        self.inflight[self.seq] = b
+        data = orjson.dumps([self.seq, enc], option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
+        try:
+            _write_all(self.proc.stdin.fileno(), _frame(data))
+        except OSError as e:  # the writer is gone (its reader fails what it held): this frame fails here
+            self.inflight.pop(self.seq, None)
+            self.log.problem = f"the prediction log's writer process is gone ({type(e).__name__})"
+            self.log._settled(b, len(enc), self.log.problem, {})
+        return b
+
+    def _acks(self, proc, inflight: dict, ready: threading.Event) -> None:
+        "Read the writer's lines: settle each frame it names; once it exits, fail the frames it held."
+        import io
+
+        log = self.log
+        try:
+            for line in io.BufferedReader(proc.stdout, 65536):
+                ack = orjson.loads(line)
+                log.problem = ack['problem']
+                ready.set()
+                if 'upto' not in ack:  # the database is open, or a probe's result
+                    continue
+                with log._cv:
+                    done = [(s, inflight.pop(s)) for s in [s for s in inflight if s <= ack['upto']]]
+                failed = ack['failed']
+                for s, b in done:
+                    log._settled(b, len(b.rows), ack['error'], {int(i): r for i, r in failed.get(str(s), {}).items()})
+        except (OSError, ValueError):  # a torn last line: the writer died writing it
+            pass
+        code = proc.wait()
+        ready.set()
+        with log._cv:
+            held = list(inflight.values())
+            inflight.clear()
+        if held:
+            log.problem = f"the prediction log's writer process exited (status {code}) before committing"
+            for b in held:
+                log._settled(b, len(b.rows), log.problem, {})
+
+    def close(self) -> None:
+        "End of input: the writer commits what it has, acknowledges it, and exits."
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except Exception:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=5)
+
+
+def writer_main() -> None:
+    """The writer process (`PredictionLog(process=True)` starts it): frames of encoded rows on stdin, written in groups,
+    one line per commit on stdout. Interrupts are the server's: this process ends at the end of its input."""
+    import select
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    out = os.dup(1)
+    os.dup2(2, 1)  # only acknowledgements on the pipe: anything else printed goes to stderr
+    src, buf, eof = 0, bytearray(), False
+
+    def ack(**msg) -> None:
+        try:
+            _write_all(out, orjson.dumps(msg) + b'\n')
+        except OSError:  # the server is gone; what it sent is still committed
+            pass
+
+    def frames() -> list[bytes]:
+        got, at = [], 0
+        while len(buf) - at >= 4:
+            n = int.from_bytes(buf[at : at + 4], 'little')
+            if len(buf) - at - 4 < n:
+                break
+            got.append(bytes(buf[at + 4 : at + 4 + n]))
+            at += 4 + n
+        del buf[:at]
+        return got
+
+    while not (cfg := frames()) and not eof:
+        data = os.read(src, 1 << 20)
+        eof = not data
+        buf += data
+    if not cfg:
+        return
+    cfg, pending = pickle.loads(cfg[0]), [orjson.loads(f) for f in cfg[1:]]
+    store, problem = _Store(cfg['url'], cfg['mask'], cfg['durable'], cfg['timeout_s'], cfg['checkpoint_s']), ''
+    store.start_checkpoints()
+    ack(problem=problem)  # ready
+    while not eof or pending:
+        if not pending:
+            if problem and not select.select([src], [], [], cfg['probe_s'])[0]:
+                problem = store.probe()  # failing, and no row waits: is the database back?
+                ack(problem=problem)
+                continue
+            data = os.read(src, 1 << 20)  # blocks until frames come; takes all that came while the last commit ran
+            eof = not data
+            buf += data
+            pending = [orjson.loads(f) for f in frames()]
+            continue
+        rows, owners = [], []
+        for seq, enc in pending:
+            owners.append((seq, len(rows), len(rows) + len(enc)))
+            rows.extend(enc)
+        pending = []
+        try:
+            error, failed = store.write(rows)
+        except Exception as e:  # a bug here must not leave requests waiting
+            error, failed = _reason(e), {}
+        problem = error or ''
+        by_frame = {}
+        for i, why in failed.items():
+            seq, start, _ = next(o for o in owners if o[1] <= i < o[2])
+            by_frame.setdefault(str(seq), {})[str(i - start)] = why
+        ack(upto=owners[-1][0], error=error, failed=by_frame, problem=problem)
+    store.close()
+
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
 def _known(log: PredictionLog, request_id: str) -> bool:
@@ -500,6 +726,7 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
 
 def read_log(log_or_url, since: float | None = None, shadow: bool | None = None) -> pd.DataFrame:
     "Prediction rows joined with their feedback (outcome None until it arrives), JSON decoded; empty if no log yet."
+    import pandas as pd
     from sqlalchemy import create_engine
 
     empty = pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
@@ -519,6 +746,7 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
 
 
 def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | None) -> pd.DataFrame:
+    import pandas as pd
     from sqlalchemy import inspect, text
 
     if not inspect(engine).has_table('predictions'):
@@ -546,17 +774,18 @@ def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | N
 # %% ../../nbs/api/serve/01_predlog.ipynb #73a3c50f
 def pii_masker(rules: dict, key: bytes | None):
     "A function masking a list of input payloads (dicts of column -> values) by the PII rules; None if no rule applies."
-    if not rules:
-        return None
-    from lifecycle.data.pii import mask_frame
+    return _PiiMask(rules, key) if rules else None
 
-    def mask(payloads: list) -> list:
-        out = []
-        for p in payloads:
-            if p is None:
-                out.append(None)
-                continue
-            out.append(mask_frame(pd.DataFrame(p), rules, key).to_dict('list'))
-        return out
 
-    return mask
+class _PiiMask:
+    "`pii_masker`'s function: an object, so that a writer process receives it (pickled) with the rest of its settings."
+
+    def __init__(self, rules: dict, key: bytes | None):
+        self.rules, self.key = rules, key
+
+    def __call__(self, payloads: list) -> list:
+        import pandas as pd
+        from lifecycle.data.pii import mask_frame
+
+        rules, key = self.rules, self.key
+        return [None if p is None else mask_frame(pd.DataFrame(p), rules, key).to_dict('list') for p in payloads]

@@ -88,6 +88,7 @@ class Server:
             default_url(s),
             mask=pii_masker(rules, key),
             durable=s.prediction_log_commit == 'durable',
+            process=s.prediction_log_commit == 'durable',  # answers wait for commits: no writer thread beside them
             timeout_s=log_timeout_s,  # how long a write waits for a locked database before it fails
         )
         self.on_log_failure = s.prediction_log_on_failure  # refuse: no answer without its logged row
