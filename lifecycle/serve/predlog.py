@@ -161,11 +161,21 @@ class _Batch:
             self.error, self.failed = error, failed
             self.done.set()
             waiters, self._waiters = self._waiters, {}
+        here = _running_loop()
         for (loop, _), (futs, timer) in waiters.items():
+            if loop is here:  # settled on the waiters' own loop (it reads the writer's acknowledgements): no wake-up
+                _wake(futs, timer)
+                continue
             try:
                 loop.call_soon_threadsafe(_wake, futs, timer)
             except RuntimeError:  # that loop is closed: nobody is waiting any more
                 pass
+
+
+def _running_loop():
+    from asyncio import _get_running_loop
+
+    return _get_running_loop()
 
 
 def _wake(futs, timer=None) -> None:
@@ -485,7 +495,20 @@ class PredictionLog:
         "Wait until every row logged so far is committed (or failed, counted in `errors`); False on timeout."
         with self._cv:
             target = self._queued
+        w = self._writer
+        if w is not None and w.loop is not None:  # a loop reads the acknowledgements, maybe this thread's: read here
+            deadline = time.monotonic() + timeout
+            while self._written < target and time.monotonic() < deadline and w.pump(deadline - time.monotonic()):
+                pass
+        with self._cv:
             return self._cv.wait_for(lambda: self._written >= target, timeout)
+
+    def attach(self, loop) -> None:
+        """A server's event loop reads the writer process's acknowledgements from now on (call it on the loop, before
+        it serves): settling a commit's waiters then takes no thread, and no wake-up of the loop. Other threads may
+        still `wait`; the loop itself only awaits (`wait_async`)."""
+        if self._writer is not None:
+            self._writer.attach(loop)
 
     def close(self) -> None:
         "Commit what is queued, stop the writer, release the database."
@@ -517,14 +540,15 @@ def _write_all(fd: int, data: bytes) -> None:
 
 class _WriterProcess:
     """The server's end of a writer process (`writer_main`): each `log_many` is one frame on its stdin (encoded rows,
-    length first), each commit one line back on its stdout naming the last frame it holds and the rows that failed; a
-    thread here reads those lines and settles the frames' batches. The writer commits what came while it committed the
-    last group (no linger: the pipe gathers them). It exits at the end of its input (this process closed the pipe, or
-    died: the frames already in the pipe are committed, and no answer waited for them); when it dies, the batches it
-    held fail, and the next frame starts another."""
+    length first), each commit one line back on its stdout naming the last frame it holds and the rows that failed.
+    Those lines are read by the event loop the log is `attach`ed to (a server's: no thread of this process takes the
+    interpreter lock for them), else by a thread. The writer commits what came while it committed the last group (no
+    linger: the pipe gathers them). It exits at the end of its input (this process closed the pipe, or died: the frames
+    already in the pipe are committed, and no answer waited for them); when it dies, the batches it held fail, and the
+    next frame starts another."""
 
     def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float):
-        self.log, self.seq, self.proc = log, 0, None
+        self.log, self.seq, self.proc, self.loop, self.thread = log, 0, None, None, None
         self.config = pickle.dumps(
             dict(
                 url=log.url,
@@ -535,9 +559,16 @@ class _WriterProcess:
                 probe_s=log.probe_s,
             )
         )
+        self._reading = threading.Lock()  # one reader of the acknowledgements at a time
         self._start()
-        if not self.ready.wait(60):  # its first line says the database is open: the first request does not wait for it
-            log.problem = "the prediction log's writer process did not start within 60 s"
+        deadline = time.monotonic() + 60  # its first line says the database is open: no request waits for that
+        while not self.ready and self.pump(deadline - time.monotonic()) and time.monotonic() < deadline:
+            pass
+        if not self.ready:
+            code = self.proc.returncode
+            log.problem = "the prediction log's writer process " + (
+                "did not start within 60 s" if code is None else f"exited (status {code}) as it started"
+            )
 
     def _start(self) -> None:
         import subprocess
@@ -553,21 +584,56 @@ class _WriterProcess:
             env=env,
             bufsize=0,
         )
-        self.inflight = {}  # this writer's frames not yet acknowledged: sequence number -> batch
-        self.ready = threading.Event()
+        self.fd, self.inflight, self.buf, self.ready = self.proc.stdout.fileno(), {}, bytearray(), False
+        self.started = time.monotonic()
+        os.set_blocking(self.fd, False)
         _write_all(self.proc.stdin.fileno(), _frame(self.config))
-        reader = threading.Thread(
-            target=self._acks, args=(self.proc, self.inflight, self.ready), name='prediction-log-acks', daemon=True
-        )
-        reader.start()
-        self.reader = reader
+        if self.loop is not None:
+            self._watch(self.loop)
+
+    def attach(self, loop) -> None:
+        "Read the acknowledgements on `loop` from now on (call it on that loop, before its first request)."
+        self.loop = loop
+        self._watch(loop)
+
+    def _watch(self, loop) -> None:
+        proc = self.proc
+        try:
+            loop.call_soon_threadsafe(loop.add_reader, self.fd, self._read, proc)
+        except RuntimeError:  # that loop is closed: a thread reads them
+            self.loop = None
+            self._thread()
+
+    def _thread(self) -> None:
+        if self.loop is None and (self.thread is None or not self.thread.is_alive()):
+            self.thread = threading.Thread(target=self._reader, name='prediction-log-acks', daemon=True)
+            self.thread.start()
+
+    def _reader(self) -> None:
+        while self.loop is None and self.pump(None):
+            pass
+
+    def pump(self, timeout: float | None) -> bool:
+        "Wait up to `timeout` seconds (None: no limit) for acknowledgements, apply them; False once the writer is gone."
+        import select
+
+        proc, wait = self.proc, None if timeout is None else max(timeout, 0)
+        if proc.returncode is None and select.select([self.fd], [], [], wait)[0]:
+            self._read(proc)
+        return proc.returncode is None or proc is not self.proc
 
     def send(self, enc: list[tuple]) -> _Batch:
         "Send one frame (called holding the log's lock: frames go whole and in order); its batch."
         b = _Batch()
         b.rows = enc
-        if self.proc.poll() is not None:
+        if self.proc.returncode is not None:  # it exited (its end of output was read): start another ...
+            if not self.ready and time.monotonic() - self.started < self.log.probe_s:  # ... unless it never started
+                why = self.log.problem or f"the prediction log's writer process exited (status {self.proc.returncode})"
+                self.log._settled(b, len(enc), why, {})
+                return b
             self._start()
+        if self.loop is None:
+            self._thread()
         self.seq += 1
         self.inflight[self.seq] = b
         data = orjson.dumps([self.seq, enc], option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
@@ -579,47 +645,70 @@ class _WriterProcess:
             self.log._settled(b, len(enc), self.log.problem, {})
         return b
 
-    def _acks(self, proc, inflight: dict, ready: threading.Event) -> None:
-        "Read the writer's lines: settle each frame it names; once it exits, fail the frames it held."
-        import io
-
+    def _read(self, proc) -> None:
+        "Apply the acknowledgements `proc` has written; once it is gone, fail the frames it held."
         log = self.log
-        try:
-            for line in io.BufferedReader(proc.stdout, 65536):
-                ack = orjson.loads(line)
-                log.problem = ack['problem']
-                ready.set()
-                if 'upto' not in ack:  # the database is open, or a probe's result
-                    continue
-                with log._cv:
-                    done = [(s, inflight.pop(s)) for s in [s for s in inflight if s <= ack['upto']]]
-                failed = ack['failed']
-                for s, b in done:
-                    log._settled(b, len(b.rows), ack['error'], {int(i): r for i, r in failed.get(str(s), {}).items()})
-        except (OSError, ValueError):  # a torn last line: the writer died writing it
-            pass
-        code = proc.wait()
-        ready.set()
+        with self._reading:
+            if proc is not self.proc or proc.returncode is not None:
+                return
+            try:
+                data = os.read(self.fd, 1 << 16)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b''
+            self.buf += data
+            *lines, rest = self.buf.split(b'\n')
+            self.buf = rest
+            for line in lines:
+                self._apply(orjson.loads(line))
+            if data:
+                return
+            code = proc.wait()  # end of its output: it exited
+            if self.loop is not None:
+                try:
+                    self.loop.call_soon_threadsafe(self.loop.remove_reader, self.fd)
+                except RuntimeError:
+                    pass
+            with log._cv:
+                held = list(self.inflight.values())
+                self.inflight.clear()
+            if held:
+                log.problem = f"the prediction log's writer process exited (status {code}) before committing"
+                for b in held:
+                    log._settled(b, len(b.rows), log.problem, {})
+
+    def _apply(self, ack: dict) -> None:
+        log = self.log
+        log.problem, self.ready = ack['problem'], True
+        if 'upto' not in ack:  # the database is open, or a probe's result
+            return
         with log._cv:
-            held = list(inflight.values())
-            inflight.clear()
-        if held:
-            log.problem = f"the prediction log's writer process exited (status {code}) before committing"
-            for b in held:
-                log._settled(b, len(b.rows), log.problem, {})
+            done = [(s, self.inflight.pop(s)) for s in [s for s in self.inflight if s <= ack['upto']]]
+        failed = ack['failed']
+        for s, b in done:
+            log._settled(b, len(b.rows), ack['error'], {int(i): r for i, r in failed.get(str(s), {}).items()})
 
     def close(self) -> None:
-        "End of input: the writer commits what it has, acknowledges it, and exits."
+        "End of input: the writer commits what it has, acknowledges it (read here), and exits."
+        proc = self.proc
         try:
-            self.proc.stdin.close()
+            proc.stdin.close()
         except OSError:
             pass
-        try:
-            self.proc.wait(timeout=30)
-        except Exception:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(timeout=5)
+        deadline = time.monotonic() + 30
+        while proc.returncode is None and time.monotonic() < deadline:
+            self.pump(deadline - time.monotonic())
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+        if self.loop is not None:
+            try:
+                self.loop.remove_reader(self.fd)
+            except Exception:  # closed, or another thread's loop: it goes with it
+                pass
+        if self.thread is not None:
+            self.thread.join(timeout=5)
 
 
 def writer_main() -> None:

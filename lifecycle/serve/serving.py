@@ -418,6 +418,7 @@ def create_app(srv: Server) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app):
+        srv.log.attach(asyncio.get_running_loop())  # the loop reads the log writer's acknowledgements: no thread does
         yield
         srv.close()
 
