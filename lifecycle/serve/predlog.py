@@ -548,7 +548,7 @@ class _WriterProcess:
     next frame starts another."""
 
     def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float):
-        self.log, self.seq, self.proc, self.loop, self.thread = log, 0, None, None, None
+        self.log, self.seq, self.proc, self.loop, self.thread, self.closed = log, 0, None, None, None, False
         self.config = pickle.dumps(
             dict(
                 url=log.url,
@@ -626,6 +626,9 @@ class _WriterProcess:
         "Send one frame (called holding the log's lock: frames go whole and in order); its batch."
         b = _Batch()
         b.rows = enc
+        if self.closed:
+            self.log._settled(b, len(enc), 'the prediction log is closed', {})
+            return b
         if self.proc.returncode is not None:  # it exited (its end of output was read): start another ...
             if not self.ready and time.monotonic() - self.started < self.log.probe_s:  # ... unless it never started
                 why = self.log.problem or f"the prediction log's writer process exited (status {self.proc.returncode})"
@@ -639,7 +642,7 @@ class _WriterProcess:
         data = orjson.dumps([self.seq, enc], option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
         try:
             _write_all(self.proc.stdin.fileno(), _frame(data))
-        except OSError as e:  # the writer is gone (its reader fails what it held): this frame fails here
+        except (OSError, ValueError) as e:  # the writer is gone (its reader fails what it held): this frame fails here
             self.inflight.pop(self.seq, None)
             self.log.problem = f"the prediction log's writer process is gone ({type(e).__name__})"
             self.log._settled(b, len(enc), self.log.problem, {})
@@ -651,8 +654,9 @@ class _WriterProcess:
         with self._reading:
             if proc is not self.proc or proc.returncode is not None:
                 return
+            fd = self.fd
             try:
-                data = os.read(self.fd, 1 << 16)
+                data = os.read(fd, 1 << 16)
             except BlockingIOError:
                 return
             except OSError:
@@ -661,13 +665,17 @@ class _WriterProcess:
             *lines, rest = self.buf.split(b'\n')
             self.buf = rest
             for line in lines:
-                self._apply(orjson.loads(line))
+                try:
+                    ack = orjson.loads(line)
+                except orjson.JSONDecodeError:  # torn as the writer died: the end of its output follows
+                    continue
+                self._apply(ack)
             if data:
                 return
             code = proc.wait()  # end of its output: it exited
             if self.loop is not None:
                 try:
-                    self.loop.call_soon_threadsafe(self.loop.remove_reader, self.fd)
+                    self.loop.call_soon_threadsafe(self.loop.remove_reader, fd)
                 except RuntimeError:
                     pass
             with log._cv:
@@ -691,7 +699,7 @@ class _WriterProcess:
 
     def close(self) -> None:
         "End of input: the writer commits what it has, acknowledges it (read here), and exits."
-        proc = self.proc
+        self.closed, proc = True, self.proc
         try:
             proc.stdin.close()
         except OSError:
