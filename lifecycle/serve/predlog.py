@@ -542,10 +542,11 @@ class _WriterProcess:
     """The server's end of a writer process (`writer_main`): each `log_many` is one frame on its stdin (encoded rows,
     length first), each commit one line back on its stdout naming the last frame it holds and the rows that failed.
     Those lines are read by the event loop the log is `attach`ed to (a server's: no thread of this process takes the
-    interpreter lock for them), else by a thread. The writer commits what came while it committed the last group (no
-    linger: the pipe gathers them). It exits at the end of its input (this process closed the pipe, or died: the frames
-    already in the pipe are committed, and no answer waited for them); when it dies, the batches it held fail, and the
-    next frame starts another."""
+    interpreter lock for them), else by a thread. The writer starts with the first frame, or when a loop attaches (a
+    server starting); the frames sent before it is ready wait in the pipe. It commits what came while it committed the
+    last group (no linger: the pipe gathers them). It exits at the end of its input (this process closed the pipe, or
+    died: the frames already in the pipe are committed, and no answer waited for them); when it dies, the batches it
+    held fail, and the next frame starts another."""
 
     def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float):
         self.log, self.seq, self.proc, self.loop, self.thread, self.closed = log, 0, None, None, None, False
@@ -560,15 +561,7 @@ class _WriterProcess:
             )
         )
         self._reading = threading.Lock()  # one reader of the acknowledgements at a time
-        self._start()
-        deadline = time.monotonic() + 60  # its first line says the database is open: no request waits for that
-        while not self.ready and self.pump(deadline - time.monotonic()) and time.monotonic() < deadline:
-            pass
-        if not self.ready:
-            code = self.proc.returncode
-            log.problem = "the prediction log's writer process " + (
-                "did not start within 60 s" if code is None else f"exited (status {code}) as it started"
-            )
+        self.ready, self.started = False, 0.0  # (started by the first frame, or by `attach`: a server's start-up)
 
     def _start(self) -> None:
         import subprocess
@@ -592,9 +585,12 @@ class _WriterProcess:
             self._watch(self.loop)
 
     def attach(self, loop) -> None:
-        "Read the acknowledgements on `loop` from now on (call it on that loop, before its first request)."
+        "Read the acknowledgements on `loop` from now on (call it on that loop, before its first request); start."
         self.loop = loop
-        self._watch(loop)
+        if self.proc is None:
+            self._start()
+        else:
+            self._watch(loop)
 
     def _watch(self, loop) -> None:
         proc = self.proc
@@ -618,6 +614,8 @@ class _WriterProcess:
         import select
 
         proc, wait = self.proc, None if timeout is None else max(timeout, 0)
+        if proc is None:
+            return False
         if proc.returncode is None and select.select([self.fd], [], [], wait)[0]:
             self._read(proc)
         return proc.returncode is None or proc is not self.proc
@@ -629,7 +627,9 @@ class _WriterProcess:
         if self.closed:
             self.log._settled(b, len(enc), 'the prediction log is closed', {})
             return b
-        if self.proc.returncode is not None:  # it exited (its end of output was read): start another ...
+        if self.proc is None:
+            self._start()
+        elif self.proc.returncode is not None:  # it exited (its end of output was read): start another ...
             if not self.ready and time.monotonic() - self.started < self.log.probe_s:  # ... unless it never started
                 why = self.log.problem or f"the prediction log's writer process exited (status {self.proc.returncode})"
                 self.log._settled(b, len(enc), why, {})
@@ -700,10 +700,15 @@ class _WriterProcess:
     def close(self) -> None:
         "End of input: the writer commits what it has, acknowledges it (read here), and exits."
         self.closed, proc = True, self.proc
+        if proc is None:
+            return
         try:
             proc.stdin.close()
         except OSError:
             pass
+        if not self.ready and not self.inflight and proc.returncode is None:  # still starting, and sent nothing
+            proc.kill()
+            proc.wait()
         deadline = time.monotonic() + 30
         while proc.returncode is None and time.monotonic() < deadline:
             self.pump(deadline - time.monotonic())
