@@ -14,7 +14,10 @@ limits) with one part replaced in the server process before it starts:
   routing to the batcher, the answer, metrics, but no flags, parsing, checks, model or log;
 - `scoring`: everything but the prediction log (rows go nowhere, nothing waits);
 - `batched`: as served with `prediction_log_commit = batched` (answers go before their rows are committed);
-- `durable`: as served by default (each answer waits until its row is committed, the WAL fsynced).
+- `durable`: as served by default (each answer waits until its row is committed, the WAL fsynced; the writer is a
+  process of its own, whose acknowledgements the server's event loop reads);
+- `thread`: `durable` with the writer as a thread of the server process (as served before the writer process), to
+  compare the two.
 
 The differences between consecutive layers are the costs of the part each adds. Medians over rounds; wrk as in
 `serve_vs_peers.py` (closed loop, C connections, default 8); CPU per request is the server process's user + system
@@ -35,14 +38,15 @@ sys.path.insert(0, str(HERE))
 from serve_vs_mlflow import PAYLOAD, Server, clean_env, free_port, post, prepare_workspace, say  # noqa: E402
 from serve_vs_peers import measure  # noqa: E402
 
-LAYERS = ('uvicorn', 'http', 'scoring', 'batched', 'durable')
-BELOW = {'http': 'uvicorn', 'scoring': 'http', 'batched': 'scoring', 'durable': 'scoring'}  # what each layer adds to
+LAYERS = ('uvicorn', 'http', 'scoring', 'batched', 'durable', 'thread')
+BELOW = {'http': 'uvicorn', 'scoring': 'http', 'batched': 'scoring', 'durable': 'scoring', 'thread': 'scoring'}
 WHAT = {
     'uvicorn': 'uvicorn + protocol, fixed answer',
     'http': 'ours, score precomputed',
     'scoring': 'ours, no prediction log',
     'batched': 'ours, batched log',
     'durable': 'ours as served (durable)',
+    'thread': 'durable, writer thread',
 }
 
 # The server process: `lifecycle serve`'s start-up with the layer's part replaced first (uvicorn imports the app
@@ -69,6 +73,9 @@ class NoLog:
 
     def flush(self, timeout=30):
         return True
+
+    def attach(self, loop):
+        pass
 
     def close(self):
         pass
@@ -106,6 +113,9 @@ if layer in ('http', 'scoring'):
         self.log = NoLog()
 
     server.Server.__init__ = init
+if layer == 'thread':
+    made_log = server.PredictionLog
+    server.PredictionLog = lambda *a, **k: made_log(*a, **{**k, 'process': False})
 serving.serve(Workspace.open(), '127.0.0.1', int(sys.argv[1]))
 '''
 
@@ -166,6 +176,11 @@ def main():
         layers={k: {m: round(v, 3) for m, v in d.items()} for k, d in med.items()},
         adds_us={k: round(v, 1) for k, v in adds.items()},
         durable_vs_batched_cpu=round(med['durable']['cpu_us_per_request'] / med['batched']['cpu_us_per_request'], 3),
+        process_vs_thread=dict(
+            rps=round(med['durable']['rps'] / med['thread']['rps'], 3),
+            cpu=round(med['durable']['cpu_us_per_request'] / med['thread']['cpu_us_per_request'], 3),
+            p99=round(med['durable']['p99_ms'] / med['thread']['p99_ms'], 3),
+        ),
         rounds=runs,
     )
     if a.json:
@@ -180,8 +195,13 @@ def main():
                 f"{v['cpu_us_per_request']:>12.0f}{add}{v['non_2xx']:>9}"
             )
         print(
-            "adds: over the layer above it (batched and durable: over 'scoring'); "
+            "adds: over the layer above it (batched, durable and thread: over 'scoring'); "
             f"durable / batched CPU per request: {out['durable_vs_batched_cpu']:.2f}x"
+        )
+        pt = out['process_vs_thread']
+        print(
+            f"writer process / writer thread: req/s {pt['rps']:.2f}x, CPU per request {pt['cpu']:.2f}x, "
+            f"p99 {pt['p99']:.2f}x"
         )
     sys.exit(1 if any(v['non_2xx'] for v in med.values()) else 0)
 
