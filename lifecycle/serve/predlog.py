@@ -499,8 +499,8 @@ class PredictionLog:
         w = self._writer
         if w is not None and w.loop is not None:  # a loop reads the acknowledgements, maybe this thread's: read here
             deadline = time.monotonic() + timeout
-            while self._written < target and time.monotonic() < deadline and w.pump(deadline - time.monotonic()):
-                pass
+            while self._written < target and time.monotonic() < deadline:
+                w.pump(deadline - time.monotonic())
         with self._cv:
             return self._cv.wait_for(lambda: self._written >= target, timeout)
 
@@ -539,18 +539,49 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+class _Child:
+    "One writer process and what it holds: frames sent and not yet acknowledged, bytes not yet sent, its reply so far."
+
+    def __init__(self, config: bytes):
+        import subprocess
+        import sys
+        import lifecycle
+
+        env = dict(os.environ)
+        root = Path(lifecycle.__file__).resolve().parents[1]  # the writer imports this same `lifecycle` ...
+        if root.name not in ('site-packages', 'dist-packages'):  # ... from a checkout (an installed one is on its path)
+            env['PYTHONPATH'] = os.pathsep.join(p for p in (str(root), os.environ.get('PYTHONPATH')) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, '-c', 'from lifecycle.serve.predlog import writer_main; writer_main()'],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            bufsize=0,
+        )
+        self.out, self.inp = self.proc.stdin.fileno(), self.proc.stdout.fileno()
+        os.set_blocking(self.out, False)
+        os.set_blocking(self.inp, False)
+        self.inflight, self.unsent, self.reply = {}, bytearray(_frame(config)), bytearray()
+        self.ready, self.dead, self.writing, self.started = False, False, False, time.monotonic()
+
+
 class _WriterProcess:
     """The server's end of a writer process (`writer_main`): each `log_many` is one frame on its stdin (encoded rows,
     length first), each commit one line back on its stdout naming the last frame it holds and the rows that failed.
-    Those lines are read by the event loop the log is `attach`ed to (a server's: no thread of this process takes the
-    interpreter lock for them), else by a thread. The writer starts with the first frame, or when a loop attaches (a
-    server starting); the frames sent before it is ready wait in the pipe. It commits what came while it committed the
-    last group (no linger: the pipe gathers them). It exits at the end of its input (this process closed the pipe, or
-    died: the frames already in the pipe are committed, and no answer waited for them); when it dies, the batches it
-    held fail, and the next frame starts another."""
+    Both pipes are non-blocking: a frame the pipe cannot take yet waits here (up to `max_unsent` bytes, then rows are
+    refused), so neither the event loop nor a caller ever blocks on the writer. Those lines are read by the event loop
+    the log is `attach`ed to (a server's: no thread of this process takes the interpreter lock for them), else by a
+    thread. The writer starts with the first frame, or when a loop attaches (a server starting). It commits what came
+    while it committed the last group (no linger: the pipe gathers them), and exits at the end of its input (this
+    process closed the pipe, or died: the frames already in the pipe are committed, and no answer waited for them).
+    When it dies, the rows it held fail and another starts (at once, or `probe_s` after the last start if it never
+    became ready); its first line clears the log's problem. Everything here runs under the log's lock."""
+
+    max_unsent = 8 << 20
 
     def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float):
-        self.log, self.seq, self.proc, self.loop, self.thread, self.closed = log, 0, None, None, None, False
+        self.log, self.lock, self.seq, self.child, self.loop, self.thread = log, log._cv, 0, None, None, None
+        self.closed, self.restart_at = False, None
         self.config = pickle.dumps(
             dict(
                 url=log.url,
@@ -561,166 +592,219 @@ class _WriterProcess:
                 probe_s=log.probe_s,
             )
         )
-        self._reading = threading.Lock()  # one reader of the acknowledgements at a time
-        self.ready, self.started = False, 0.0  # (started by the first frame, or by `attach`: a server's start-up)
 
-    def _start(self) -> None:
-        import subprocess
-        import sys
-        import lifecycle
-
-        root = str(Path(lifecycle.__file__).resolve().parents[1])  # the writer imports this same `lifecycle`
-        env = {**os.environ, 'PYTHONPATH': os.pathsep.join(p for p in (root, os.environ.get('PYTHONPATH')) if p)}
-        self.proc = subprocess.Popen(
-            [sys.executable, '-c', 'from lifecycle.serve.predlog import writer_main; writer_main()'],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            bufsize=0,
-        )
-        self.fd, self.inflight, self.buf, self.ready = self.proc.stdout.fileno(), {}, bytearray(), False
-        self.started = time.monotonic()
-        os.set_blocking(self.fd, False)
-        _write_all(self.proc.stdin.fileno(), _frame(self.config))
+    def _start(self) -> _Child | None:
+        "A new writer (None if it cannot start: the log's problem says why)."
+        self.restart_at = None
+        try:
+            child = self.child = _Child(self.config)
+        except Exception as e:  # no process (no memory, no descriptors): the next frame or restart tries again
+            self.child, self.restart_at = None, time.monotonic() + self.log.probe_s
+            self.log.problem = f"the prediction log's writer process cannot start ({type(e).__name__})"
+            return None
         if self.loop is not None:
-            self._watch(self.loop)
+            self._call(self.loop.add_reader, child.inp, self._read, child)
+        self._send_out(child)
+        self._reader()
+        return child
+
+    def _call(self, fn, *args) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # that loop is closed: a thread does its part from now on
+            self.loop = None
+            self._reader()
 
     def attach(self, loop) -> None:
         "Read the acknowledgements on `loop` from now on (call it on that loop, before its first request); start."
-        self.loop = loop
-        if self.proc is None:
-            self._start()
-        else:
-            self._watch(loop)
-
-    def _watch(self, loop) -> None:
-        proc = self.proc
-        try:
-            loop.call_soon_threadsafe(loop.add_reader, self.fd, self._read, proc)
-        except RuntimeError:  # that loop is closed: a thread reads them
-            self.loop = None
-            self._thread()
-
-    def _thread(self) -> None:
-        if self.loop is None and (self.thread is None or not self.thread.is_alive()):
-            self.thread = threading.Thread(target=self._reader, name='prediction-log-acks', daemon=True)
-            self.thread.start()
-
-    def _reader(self) -> None:
-        while self.loop is None and self.pump(None):
-            pass
-
-    def pump(self, timeout: float | None) -> bool:
-        "Wait up to `timeout` seconds (None: no limit) for acknowledgements, apply them; False once the writer is gone."
-        import select
-
-        proc, wait = self.proc, None if timeout is None else max(timeout, 0)
-        if proc is None:
-            return False
-        if proc.returncode is None and select.select([self.fd], [], [], wait)[0]:
-            self._read(proc)
-        return proc.returncode is None or proc is not self.proc
+        with self.lock:
+            if self.closed:
+                return
+            self.loop = loop
+            child = self.child
+            if child is None or child.dead:
+                self._start()
+            else:
+                self._call(loop.add_reader, child.inp, self._read, child)
+                if child.unsent:
+                    self._call(self._watch_out, child)
 
     def send(self, enc: list[tuple]) -> _Batch:
-        "Send one frame (called holding the log's lock: frames go whole and in order); its batch."
+        "Queue one frame (under the log's lock: frames go whole and in order) and send what the pipe takes; its batch."
         b = _Batch()
         b.rows = enc
+        log = self.log
         if self.closed:
-            self.log._settled(b, len(enc), 'the prediction log is closed', {})
+            log._settled(b, len(enc), 'the prediction log is closed', {})
             return b
-        if self.proc is None:
-            self._start()
-        elif self.proc.returncode is not None:  # it exited (its end of output was read): start another ...
-            if not self.ready and time.monotonic() - self.started < self.log.probe_s:  # ... unless it never started
-                why = self.log.problem or f"the prediction log's writer process exited (status {self.proc.returncode})"
-                self.log._settled(b, len(enc), why, {})
+        child = self.child
+        if child is None or child.dead:
+            if self.restart_at is not None and time.monotonic() < self.restart_at:
+                log._settled(b, len(enc), log.problem or "the prediction log's writer process is restarting", {})
                 return b
-            self._start()
-        if self.loop is None:
-            self._thread()
-        self.seq += 1
-        self.inflight[self.seq] = b
-        data = orjson.dumps([self.seq, enc], option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
+            child = self._start()
+            if child is None:
+                log._settled(b, len(enc), log.problem, {})
+                return b
+        if len(child.unsent) > self.max_unsent:
+            log.problem = f"the prediction log's writer is behind ({len(child.unsent) >> 20} MB not yet sent to it)"
+            log._settled(b, len(enc), log.problem, {})
+            return b
         try:
-            _write_all(self.proc.stdin.fileno(), _frame(data))
-        except (OSError, ValueError) as e:  # the writer is gone (its reader fails what it held): this frame fails here
-            self.inflight.pop(self.seq, None)
-            self.log.problem = f"the prediction log's writer process is gone ({type(e).__name__})"
-            self.log._settled(b, len(enc), self.log.problem, {})
+            data = _frame(orjson.dumps([self.seq + 1, enc], option=orjson.OPT_SERIALIZE_NUMPY, default=_plain))
+        except Exception as e:  # a value JSON cannot hold: these rows only
+            log._settled(b, len(enc), f"a row could not be encoded ({type(e).__name__})", {})
+            return b
+        self.seq += 1
+        child.inflight[self.seq] = b
+        child.unsent += data
+        self._send_out(child)
         return b
 
-    def _read(self, proc) -> None:
-        "Apply the acknowledgements `proc` has written; once it is gone, fail the frames it held."
-        log = self.log
-        with self._reading:
-            if proc is not self.proc or proc.returncode is not None:
+    def _send_out(self, child: _Child) -> None:
+        "Write what the pipe takes now; watch for room for the rest (the loop, or the reader thread)."
+        if child.dead or child.proc.stdin.closed:  # (its descriptor may be another file's by now)
+            child.unsent.clear()
+            return
+        try:
+            while child.unsent:
+                del child.unsent[: os.write(child.out, child.unsent)]
+        except BlockingIOError:
+            if self.loop is not None and not child.writing:
+                child.writing = True
+                self._call(self._watch_out, child)
+        except OSError:  # it is gone: its end of output (read next) fails what it held
+            child.unsent.clear()
+
+    def _watch_out(self, child: _Child) -> None:
+        if not child.dead and self.loop is not None:
+            self.loop.add_writer(child.out, self._writable, child)
+
+    def _writable(self, child: _Child) -> None:
+        with self.lock:
+            self._send_out(child)
+            if not child.unsent or child.dead:
+                child.writing = False
+                self.loop.remove_writer(child.out)
+
+    def _reader(self) -> None:
+        "Without a loop, one thread reads the acknowledgements (and restarts the writer) for the log's lifetime."
+        if self.loop is None and (self.thread is None or not self.thread.is_alive()):
+            self.thread = threading.Thread(target=self._reading, name='prediction-log-acks', daemon=True)
+            self.thread.start()
+
+    def _reading(self) -> None:
+        while not self.closed and self.loop is None:
+            self.pump(0.5)
+
+    def pump(self, timeout: float) -> None:
+        "Wait up to `timeout` seconds for the writer's lines (or room in its pipe) and act on them; restart it if due."
+        import select
+
+        with self.lock:
+            child = self.child
+            if (child is None or child.dead) and self.restart_at is not None and time.monotonic() >= self.restart_at:
+                child = self._start()
+        if child is None or child.dead:
+            time.sleep(min(max(timeout, 0), 0.05))
+            return
+        r, w, _ = select.select([child.inp], [child.out] if child.unsent else [], [], max(timeout, 0))
+        with self.lock:
+            if w:
+                self._send_out(child)
+        if r:
+            self._read(child)
+
+    def _read(self, child: _Child) -> None:
+        "Act on the lines `child` has written; at the end of its output, it is gone."
+        with self.lock:
+            if child.dead:
                 return
-            fd = self.fd
             try:
-                data = os.read(fd, 1 << 16)
+                data = os.read(child.inp, 1 << 16)
             except BlockingIOError:
                 return
             except OSError:
                 data = b''
-            self.buf += data
-            *lines, rest = self.buf.split(b'\n')
-            self.buf = rest
+            child.reply += data
+            *lines, rest = child.reply.split(b'\n')
+            child.reply = rest
             for line in lines:
                 try:
                     ack = orjson.loads(line)
-                except orjson.JSONDecodeError:  # torn as the writer died: the end of its output follows
+                except orjson.JSONDecodeError:  # torn as it died (the end of its output follows): acks are cumulative
                     continue
-                self._apply(ack)
-            if data:
-                return
-            code = proc.wait()  # end of its output: it exited
-            if self.loop is not None:
-                try:
-                    self.loop.call_soon_threadsafe(self.loop.remove_reader, fd)
-                except RuntimeError:
-                    pass
-            with log._cv:
-                held = list(self.inflight.values())
-                self.inflight.clear()
-            if held:
-                log.problem = f"the prediction log's writer process exited (status {code}) before committing"
-                for b in held:
-                    log._settled(b, len(b.rows), log.problem, {})
+                self._apply(child, ack)
+            if not data:
+                self._died(child)
 
-    def _apply(self, ack: dict) -> None:
+    def _apply(self, child: _Child, ack: dict) -> None:
         log = self.log
-        log.problem, self.ready = ack['problem'], True
+        log.problem, child.ready = ack['problem'], True
         if 'upto' not in ack:  # the database is open, or a probe's result
             return
-        with log._cv:
-            done = [(s, self.inflight.pop(s)) for s in [s for s in self.inflight if s <= ack['upto']]]
         failed = ack['failed']
-        for s, b in done:
+        for s in [s for s in child.inflight if s <= ack['upto']]:
+            b = child.inflight.pop(s)
             log._settled(b, len(b.rows), ack['error'], {int(i): r for i, r in failed.get(str(s), {}).items()})
+
+    def _died(self, child: _Child) -> None:
+        "`child` is gone: fail what it held, release its pipes, and have another start."
+        child.dead = True
+        try:
+            code = child.proc.wait(timeout=5)
+        except Exception:
+            child.proc.kill()
+            code = child.proc.wait()
+        log = self.log
+        if not self.closed or child.inflight:
+            log.problem = f"the prediction log's writer process exited (status {code})"
+        held, child.inflight = list(child.inflight.values()), {}
+        for b in held:
+            log._settled(b, len(b.rows), f"{log.problem} before committing this row", {})
+        if self.loop is not None:
+            self._call(self._forget, child)
+        else:
+            self._forget(child)
+        if not self.closed:
+            young = not child.ready and time.monotonic() - child.started < log.probe_s
+            self.restart_at = child.started + log.probe_s if young else time.monotonic()
+            if self.loop is not None:
+                self._call(self.loop.call_later, max(self.restart_at - time.monotonic(), 0), self._restart)
+
+    def _forget(self, child: _Child) -> None:
+        if self.loop is not None:
+            self.loop.remove_reader(child.inp)
+            self.loop.remove_writer(child.out)
+        for f in (child.proc.stdin, child.proc.stdout):
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def _restart(self) -> None:
+        with self.lock:
+            if not self.closed and (self.child is None or self.child.dead) and self.restart_at is not None:
+                self._start()
 
     def close(self) -> None:
         "End of input: the writer commits what it has, acknowledges it (read here), and exits."
-        self.closed, proc = True, self.proc
-        if proc is None:
-            return
-        try:
-            proc.stdin.close()
-        except OSError:
-            pass
-        if not self.ready and not self.inflight and proc.returncode is None:  # still starting, and sent nothing
-            proc.kill()
-            proc.wait()
+        with self.lock:
+            self.closed, child = True, self.child
+            if child is None or child.dead:
+                return
+            if not child.ready and not child.inflight:  # still starting, and sent nothing
+                child.proc.kill()
         deadline = time.monotonic() + 30
-        while proc.returncode is None and time.monotonic() < deadline:
+        while not child.dead and time.monotonic() < deadline:
+            with self.lock:
+                if not child.unsent and not child.proc.stdin.closed:
+                    child.proc.stdin.close()  # all sent: the end of its input
             self.pump(deadline - time.monotonic())
-        if proc.returncode is None:
-            proc.kill()
-            proc.wait()
-        if self.loop is not None:
-            try:
-                self.loop.remove_reader(self.fd)
-            except Exception:  # closed, or another thread's loop: it goes with it
-                pass
+        with self.lock:
+            if not child.dead:
+                child.proc.kill()
+                self._died(child)
         if self.thread is not None:
             self.thread.join(timeout=5)
 
