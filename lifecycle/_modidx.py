@@ -2502,6 +2502,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._WriterProcess._start': ( 'api/serve/predlog.html#_writerprocess._start',
                                                                                             'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._WriterProcess._unwatched': ( 'api/serve/predlog.html#_writerprocess._unwatched',
+                                                                                                'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._WriterProcess._watch_out': ( 'api/serve/predlog.html#_writerprocess._watch_out',
                                                                                                 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._WriterProcess._writable': ( 'api/serve/predlog.html#_writerprocess._writable',

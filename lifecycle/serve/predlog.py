@@ -497,8 +497,8 @@ class PredictionLog:
         with self._cv:
             target = self._queued
         w = self._writer
-        if w is not None and w.loop is not None:  # a loop reads the acknowledgements, maybe this thread's: read here
-            deadline = time.monotonic() + timeout
+        if w is not None and w.loop is not None and (w.loop is _running_loop() or not w.loop.is_running()):
+            deadline = time.monotonic() + timeout  # the loop that reads the acknowledgements is not reading: read here
             while self._written < target and time.monotonic() < deadline:
                 w.pump(deadline - time.monotonic())
         with self._cv:
@@ -539,6 +539,9 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+_WRITER = 'import sys; del sys.path[0]; from lifecycle.serve.predlog import writer_main; writer_main()'  # (no cwd)
+
+
 class _Child:
     "One writer process and what it holds: frames sent and not yet acknowledged, bytes not yet sent, its reply so far."
 
@@ -552,7 +555,7 @@ class _Child:
         if root.name not in ('site-packages', 'dist-packages'):  # ... from a checkout (an installed one is on its path)
             env['PYTHONPATH'] = os.pathsep.join(p for p in (str(root), os.environ.get('PYTHONPATH')) if p)
         self.proc = subprocess.Popen(
-            [sys.executable, '-c', 'from lifecycle.serve.predlog import writer_main; writer_main()'],
+            [sys.executable, '-c', _WRITER],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -598,9 +601,13 @@ class _WriterProcess:
         self.restart_at = None
         try:
             child = self.child = _Child(self.config)
-        except Exception as e:  # no process (no memory, no descriptors): the next frame or restart tries again
+        except Exception as e:  # no process (no memory, no descriptors): tried again after probe_s
             self.child, self.restart_at = None, time.monotonic() + self.log.probe_s
             self.log.problem = f"the prediction log's writer process cannot start ({type(e).__name__})"
+            if self.loop is not None:
+                self._call(self.loop.call_later, self.log.probe_s, self._restart)
+            else:
+                self._reader()
             return None
         if self.loop is not None:
             self._call(self.loop.add_reader, child.inp, self._read, child)
@@ -637,6 +644,9 @@ class _WriterProcess:
         if self.closed:
             log._settled(b, len(enc), 'the prediction log is closed', {})
             return b
+        if self.loop is not None and self.loop.is_closed():  # the loop that read its lines is gone: a thread does
+            self.loop = None
+            self._reader()
         child = self.child
         if child is None or child.dead:
             if self.restart_at is not None and time.monotonic() < self.restart_at:
@@ -682,6 +692,8 @@ class _WriterProcess:
 
     def _writable(self, child: _Child) -> None:
         with self.lock:
+            if not child.writing:  # no longer watched (`_unwatched`): its descriptor may be another file's
+                return
             self._send_out(child)
             if not child.unsent or child.dead:
                 child.writing = False
@@ -703,12 +715,16 @@ class _WriterProcess:
 
         with self.lock:
             child = self.child
-            if (child is None or child.dead) and self.restart_at is not None and time.monotonic() >= self.restart_at:
+            due = self.restart_at is not None and time.monotonic() >= self.restart_at
+            if (child is None or child.dead) and due and not self.closed:
                 child = self._start()
         if child is None or child.dead:
             time.sleep(min(max(timeout, 0), 0.05))
             return
-        r, w, _ = select.select([child.inp], [child.out] if child.unsent else [], [], max(timeout, 0))
+        try:
+            r, w, _ = select.select([child.inp], [child.out] if child.unsent else [], [], max(timeout, 0))
+        except (OSError, ValueError):  # its pipes were closed meanwhile: it is gone
+            return
         with self.lock:
             if w:
                 self._send_out(child)
@@ -755,7 +771,10 @@ class _WriterProcess:
             code = child.proc.wait(timeout=5)
         except Exception:
             child.proc.kill()
-            code = child.proc.wait()
+            try:
+                code = child.proc.wait(timeout=5)
+            except Exception:  # stuck (in fsync on hung storage?): left to exit on its own
+                code = 'unknown'
         log = self.log
         if not self.closed or child.inflight:
             log.problem = f"the prediction log's writer process exited (status {code})"
@@ -775,12 +794,23 @@ class _WriterProcess:
     def _forget(self, child: _Child) -> None:
         if self.loop is not None:
             self.loop.remove_reader(child.inp)
-            self.loop.remove_writer(child.out)
+            if not child.proc.stdin.closed:  # (once closed, `_unwatched` removed it: the number may be reused)
+                self.loop.remove_writer(child.out)
         for f in (child.proc.stdin, child.proc.stdout):
             try:
                 f.close()
             except OSError:
                 pass
+
+    def _unwatched(self, child: _Child) -> bool:
+        "No loop watches `child`'s stdin any more (removed here when this thread runs that loop, or it is not running)."
+        loop = self.loop
+        if child.writing and loop is not None and not loop.is_closed():
+            if loop.is_running() and loop is not _running_loop():
+                return False  # its next turn removes it (`_writable`)
+            loop.remove_writer(child.out)
+        child.writing = False
+        return True
 
     def _restart(self) -> None:
         with self.lock:
@@ -798,7 +828,7 @@ class _WriterProcess:
         deadline = time.monotonic() + 30
         while not child.dead and time.monotonic() < deadline:
             with self.lock:
-                if not child.unsent and not child.proc.stdin.closed:
+                if not child.unsent and not child.proc.stdin.closed and self._unwatched(child):
                     child.proc.stdin.close()  # all sent: the end of its input
             self.pump(deadline - time.monotonic())
         with self.lock:
