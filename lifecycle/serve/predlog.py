@@ -633,7 +633,8 @@ class _WriterProcess:
                 self._start()
             else:
                 self._call(loop.add_reader, child.inp, self._read, child)
-                if child.unsent:
+                if child.unsent:  # what the reader thread was draining, the loop drains now
+                    child.writing = True
                     self._call(self._watch_out, child)
 
     def send(self, enc: list[tuple]) -> _Batch:
