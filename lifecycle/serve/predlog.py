@@ -607,12 +607,12 @@ class _WriterProcess:
             if self.loop is not None:
                 self._call(self.loop.call_later, self.log.probe_s, self._restart)
             else:
-                self._reader()
+                self._ensure_reader()
             return None
         if self.loop is not None:
             self._call(self.loop.add_reader, child.inp, self._read, child)
         self._send_out(child)
-        self._reader()
+        self._ensure_reader()
         return child
 
     def _call(self, fn, *args) -> None:
@@ -620,7 +620,7 @@ class _WriterProcess:
             self.loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # that loop is closed: a thread does its part from now on
             self.loop = None
-            self._reader()
+            self._ensure_reader()
 
     def attach(self, loop) -> None:
         "Read the acknowledgements on `loop` from now on (call it on that loop, before its first request); start."
@@ -647,7 +647,7 @@ class _WriterProcess:
             return b
         if self.loop is not None and self.loop.is_closed():  # the loop that read its lines is gone: a thread does
             self.loop = None
-            self._reader()
+            self._ensure_reader()
         child = self.child
         if child is None or child.dead:
             if self.restart_at is not None and time.monotonic() < self.restart_at:
@@ -700,7 +700,7 @@ class _WriterProcess:
                 child.writing = False
                 self.loop.remove_writer(child.out)
 
-    def _reader(self) -> None:
+    def _ensure_reader(self) -> None:
         "Without a loop, one thread reads the acknowledgements (and restarts the writer) for the log's lifetime."
         if self.loop is None and (self.thread is None or not self.thread.is_alive()):
             self.thread = threading.Thread(target=self._reading, name='prediction-log-acks', daemon=True)
