@@ -22,7 +22,7 @@ from lifecycle.serve import flags as fl
 from lifecycle.serve.gate import Deployment
 from lifecycle.serve.local import tiny_workspace
 from lifecycle.serve.models import InputError, ServedModel
-from lifecycle.serve.predlog import PredictionLog, read_log
+from lifecycle.serve.predlog import PredictionLog, default_url, read_log
 from lifecycle.serve.scoring import ModelFailed, score, shadow_score
 from lifecycle.serve.server import Server
 from lifecycle.serve.serving import create_app
@@ -388,10 +388,12 @@ def test_an_answered_prediction_is_already_in_the_log(client):
         client.post('/predict', json={'records': [REC], 'context': {'targetingKey': f'k{i}'}}) for i in range(20)
     ]
     assert all(a.status_code == 200 for a in answered)
-    logged = set(read_log(srv.log).request_id)  # no flush: every answer waited for its row's commit
+    url = default_url(srv.s)  # (by URL: a reader waits for what live writers journaled to be in the database)
+    logged = set(read_log(url).request_id)
     assert {a.json()['request_id'] for a in answered} <= logged
     r = client.post('/invocations', json={'dataframe_records': [REC]})
-    assert r.headers['x-request-id'] in set(read_log(srv.log).request_id)
+    assert r.headers['x-request-id'] in set(read_log(url).request_id)
+    assert r.headers['x-request-id'] in set(read_log(srv.log).request_id)  # (the log itself: flushed first)
 
 
 def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws):
@@ -407,7 +409,12 @@ def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws)
         holder = sqlite3.connect(str(s.state_dir / 'predictions.db'), isolation_level=None)
         holder.execute('BEGIN EXCLUSIVE')  # another process holds the database: nothing can be written
         try:
-            r = c.post('/predict', json={'records': [REC]})
+            # answers go on while their rows are journaled; once the writer finds the database locked, none does
+            kept, end = [], time.monotonic() + 10
+            while (r := c.post('/predict', json={'records': [REC]})).status_code == 200:
+                kept.append(r.json()['request_id'])
+                assert time.monotonic() < end
+                time.sleep(0.02)
             assert r.status_code == 503, r.text
             assert (
                 'database is locked' in r.json()['error'] and 'prediction_log_on_failure = refuse' in r.json()['error']
@@ -419,7 +426,7 @@ def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws)
             assert r.status_code == 503 and 'refusing to answer unlogged' in r.json()['error']
             fb = c.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'})
             assert fb.status_code == 503 and 'feedback cannot be recorded' in fb.json()['error'], fb.text
-            assert srv.log.errors == errors + 1  # the one row that reached the writer, counted
+            assert srv.log.errors == errors  # refused before logging: no row reached the writer and failed
             srv.on_log_failure = 'answer'  # the documented alternative: answer, unlogged
             assert c.post('/predict', json={'records': [REC]}).status_code == 200 and c.get('/ready').status_code == 200
             srv.on_log_failure = 'refuse'
@@ -431,7 +438,9 @@ def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws)
             assert time.monotonic() < end
             time.sleep(0.05)
         r = c.post('/predict', json={'records': [REC]})
-        assert r.status_code == 200 and r.json()['request_id'] in set(read_log(srv.log).request_id)
+        logged = set(read_log(srv.log).request_id)
+        assert r.status_code == 200 and r.json()['request_id'] in logged
+        assert set(kept) <= logged  # answered while the database was locked: journaled, and in it once it was back
 
 
 def test_json_nested_deeper_than_the_limit_is_a_400_naming_it(client):

@@ -1,6 +1,6 @@
-"""`lifecycle serve` as a process, under faults: killed with SIGKILL under load (no answered prediction may be missing
-from the log), and held open by hundreds of idle sockets against a small descriptor limit (normal requests must
-still be answered)."""
+"""`lifecycle serve` as a process, under faults: killed with SIGKILL under load, alone or with its prediction log's
+writer (no answered prediction may be missing from the log, once a new server has replayed the journal), and held
+open by hundreds of idle sockets against a small descriptor limit (normal requests must still be answered)."""
 
 from __future__ import annotations
 import resource
@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 import httpx
+import psutil
 import pytest
 from conftest import ROOT, clean_env
 from lifecycle.serve.local import LocalServer, tiny_workspace
@@ -25,7 +26,8 @@ def ws(tmp_path_factory):
     return tiny_workspace(tmp_path_factory.mktemp('limits') / 'ws', template=ROOT).root
 
 
-def test_kill_9_under_load_loses_no_answered_prediction(ws):
+def _load_then_kill(ws: Path, kill) -> list[str]:
+    "Four clients load a new server; once 200 are answered, `kill(server)`; the request IDs answered."
     srv = LocalServer(ws, env=clean_env(), log=subprocess.DEVNULL, timeout=240).start()
     answered, lock, stop = [], threading.Lock(), threading.Event()
 
@@ -48,14 +50,46 @@ def test_kill_9_under_load_loses_no_answered_prediction(ws):
     end = time.monotonic() + 60
     while len(answered) < 200 and time.monotonic() < end and any(t.is_alive() for t in threads):
         time.sleep(0.01)
-    srv.proc.kill()  # SIGKILL mid-load: no flush, no shutdown
-    srv.proc.wait()
+    kill(srv)
     stop.set()
     for t in threads:
         t.join(30)
+    assert len(answered) >= 200
+    return answered
+
+
+def test_kill_9_under_load_loses_no_answered_prediction(ws):
+    writers = []
+
+    def kill(srv):
+        writers.extend(psutil.Process(srv.proc.pid).children())
+        srv.proc.kill()  # SIGKILL mid-load: no flush, no shutdown
+        srv.proc.wait()
+
+    answered = _load_then_kill(ws, kill)
+    psutil.wait_procs(writers, timeout=30)  # its writer puts what it journaled into the database, and exits
     logged = set(read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}").request_id)
     missing = set(answered) - logged
-    assert len(answered) >= 200 and not missing, f'{len(missing)} of {len(answered)} answered predictions not logged'
+    assert not missing, f'{len(missing)} of {len(answered)} answered predictions not logged'
+
+
+def test_kill_9_of_server_and_writer_loses_nothing_once_restarted(ws):
+    def kill(srv):
+        writers = psutil.Process(srv.proc.pid).children()
+        for p in writers:  # the writer first: what it journaled and had not inserted stays in its journal
+            p.kill()
+        srv.proc.kill()
+        srv.proc.wait()
+        psutil.wait_procs(writers, timeout=30)
+
+    answered = _load_then_kill(ws, kill)
+    url = f"sqlite:///{ws / '.lifecycle/predictions.db'}"
+    with LocalServer(ws, env=clean_env(), log=subprocess.DEVNULL, timeout=240):  # its writer replays the journal
+        end = time.monotonic() + 30
+        while missing := set(answered) - set(read_log(url).request_id):
+            assert time.monotonic() < end, f'{len(missing)} of {len(answered)} answered predictions not logged'
+            time.sleep(0.2)
+    assert not list((ws / '.lifecycle/predictions.db.journals').glob('*.journal'))  # replayed, then deleted
 
 
 def test_idle_sockets_cannot_starve_normal_requests(ws):

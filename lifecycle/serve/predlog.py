@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'writer_main', 'add_feedback', 'read_log',
-           'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'writer_main', 'add_feedback',
+           'read_log', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -118,7 +118,10 @@ def _tables(meta):
         Column('actor', String(100)),
     )
     probe = Table('prediction_log_probe', meta, Column('id', Integer, primary_key=True), Column('ts', Float))
-    return preds, fb, probe
+    journals = Table(  # how far each writer's journal is in the database (`_Store.apply`)
+        'prediction_log_journal', meta, Column('name', String(64), primary_key=True), Column('applied', Integer)
+    )
+    return preds, fb, probe, journals
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #9665a95b
 class LogFailed(Exception):
@@ -256,7 +259,7 @@ class _Store:
                 cur.close()
 
         meta = MetaData()
-        self.predictions, self.feedback_table, self._probe_table = _tables(meta)
+        self.predictions, self.feedback_table, self._probe_table, self.journals = _tables(meta)
         meta.create_all(self.engine)
         self._conn = None
         self.checkpoint_s, self._wrote, self._halt = checkpoint_s, threading.Event(), threading.Event()
@@ -303,7 +306,8 @@ class _Store:
                 failed[i] = _reason(e)
         return None, failed
 
-    def _insert(self, rows: list[tuple]) -> None:
+    def _insert(self, rows: list[tuple], also: tuple[str, tuple] | None = None) -> None:
+        "Insert `rows` in one transaction, with the statement `also` (SQL with `?` parameters, and its parameters)."
         if self.engine.dialect.name == 'sqlite':  # sqlite3 directly: multi-row INSERTs on one kept connection
             conn = self._conn  # the writer's own connection, kept (a pool checkout per batch costs more than it)
             if conn is None:
@@ -313,6 +317,8 @@ class _Store:
                 with self._commit_lock:  # not while the checkpoint catches up (see `_checkpoints`)
                     for sql, params in _inserts(rows):
                         cur.execute(sql, params)
+                    if also is not None:
+                        cur.execute(*also)
                     conn.commit()
                 self._wrote.set()  # the WAL grew: a checkpoint is due
             except BaseException:
@@ -324,7 +330,33 @@ class _Store:
                 raise
         else:
             with self.engine.begin() as c:
-                c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
+                if rows:
+                    c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
+                if also is not None:
+                    c.exec_driver_sql(also[0].replace('?', '%s'), also[1])
+
+    def apply(self, rows: list, journal: str, end: int) -> None:
+        "Journaled rows into the database, with how far `journal` is now in it (`end`), in one transaction."
+        upsert = (
+            'INSERT INTO prediction_log_journal (name, applied) VALUES (?, ?) '
+            'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
+        )
+        self._insert(rows, (upsert, (journal, end)))
+
+    def applied(self, journal: str) -> int:
+        "How far `journal` is in the database (0: none of it)."
+        from sqlalchemy import select
+
+        with self.engine.connect() as c:
+            t = self.journals
+            return c.execute(select(t.c.applied).where(t.c.name == journal)).scalar() or 0
+
+    def forget(self, keep: set[str]) -> None:
+        "Drop the positions of journals not in `keep` (their files are gone: wholly in the database)."
+        from sqlalchemy import delete
+
+        with self.engine.begin() as c:
+            c.execute(delete(self.journals).where(self.journals.c.name.not_in(keep)))
 
     def probe(self) -> str:
         "A one-row write while writes fail and no row is waiting: '' once it commits, else why it failed."
@@ -402,6 +434,7 @@ class PredictionLog:
         commit_delay_s: float = 0.0005,
         checkpoint_s: float = 0.25,
         process: bool = False,
+        journal_s: float = 0.05,
     ):
         self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
         self.durable, self.probe_s, self.commit_delay_s, self._last = durable, probe_s, commit_delay_s, 0
@@ -413,7 +446,7 @@ class PredictionLog:
         self.problem = ''  # why the last write failed; empty while the log writes
         self.recent = collections.deque(maxlen=recent), set()  # request IDs logged lately: feedback needs no query
         self._stop = False
-        self._writer = _WriterProcess(self, timeout_s, checkpoint_s) if process else None
+        self._writer = _WriterProcess(self, timeout_s, checkpoint_s, journal_s) if process else None
         if self._writer is None:
             self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
             self._thread.start()
@@ -494,15 +527,19 @@ class PredictionLog:
 
     def flush(self, timeout: float = 30) -> bool:
         "Wait until every row logged so far is committed (or failed, counted in `errors`); False on timeout."
-        with self._cv:
-            target = self._queued
         w = self._writer
+        with self._cv:
+            target, seq = self._queued, w.seq if w is not None else 0
+
+        def done() -> bool:  # committed, and (a writer process's journal) in the database too
+            return self._written >= target and (w is None or w.applied >= seq)
+
         if w is not None and w.loop is not None and (w.loop is _running_loop() or not w.loop.is_running()):
             deadline = time.monotonic() + timeout  # the loop that reads the acknowledgements is not reading: read here
-            while self._written < target and time.monotonic() < deadline:
+            while not done() and time.monotonic() < deadline:
                 w.pump(deadline - time.monotonic())
         with self._cv:
-            return self._cv.wait_for(lambda: self._written >= target, timeout)
+            return self._cv.wait_for(done, timeout)
 
     def attach(self, loop) -> None:
         """A server's event loop reads the writer process's acknowledgements from now on (call it on the loop, before
@@ -527,6 +564,12 @@ class PredictionLog:
     def pending(self) -> int:
         "Rows logged and not yet committed."
         return self._queued - self._written
+
+
+def journal_dir(url: str) -> Path | None:
+    "Where a durable writer process journals rows for the SQLite file at `url` (beside it); None for other databases."
+    path = url[len('sqlite:///') :] if url.startswith('sqlite:///') else ''
+    return Path(f"{path}.journals") if path and path != ':memory:' else None
 
 
 def _frame(data: bytes) -> bytes:
@@ -582,9 +625,9 @@ class _WriterProcess:
 
     max_unsent = 8 << 20
 
-    def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float):
+    def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float, journal_s: float):
         self.log, self.lock, self.seq, self.child, self.loop, self.thread = log, log._cv, 0, None, None, None
-        self.closed, self.restart_at = False, None
+        self.closed, self.restart_at, self.applied = False, None, 0  # (applied: frames wholly in the database)
         self.config = pickle.dumps(
             dict(
                 url=log.url,
@@ -593,6 +636,8 @@ class _WriterProcess:
                 timeout_s=timeout_s,
                 checkpoint_s=checkpoint_s,
                 probe_s=log.probe_s,
+                journal=str(journal_dir(log.url)) if log.durable and journal_dir(log.url) else None,
+                journal_s=journal_s,
             )
         )
 
@@ -758,7 +803,10 @@ class _WriterProcess:
     def _apply(self, child: _Child, ack: dict) -> None:
         log = self.log
         log.problem, child.ready = ack['problem'], True
-        if 'upto' not in ack:  # the database is open, or a probe's result
+        if 'applied' in ack:  # frames up to it are in the database (or failed): `flush` waits for that
+            self.applied = max(self.applied, ack['applied'])
+            log._cv.notify_all()
+        if 'upto' not in ack:  # the database is open, a probe's result, or rows in the database
             return
         failed = ack['failed']
         for s in [s for s in child.inflight if s <= ack['upto']]:
@@ -780,6 +828,8 @@ class _WriterProcess:
         if not self.closed or child.inflight:
             log.problem = f"the prediction log's writer process exited (status {code})"
         held, child.inflight = list(child.inflight.values()), {}
+        self.applied = self.seq  # (what it journaled and did not insert, the next writer replays first)
+        log._cv.notify_all()
         for b in held:
             log._settled(b, len(b.rows), f"{log.problem} before committing this row", {})
         if self.loop is not None:
@@ -840,9 +890,124 @@ class _WriterProcess:
             self.thread.join(timeout=5)
 
 
+_SCALAR = (str, int, float, bool, type(None))
+
+
+def _invalid(r) -> str:
+    "Why a decoded row cannot be inserted ('' if it can): checked before it is journaled, since that answers it."
+    if not isinstance(r, list) or len(r) != len(_COLS):
+        return f"a row of {len(r) if isinstance(r, list) else 'no'} columns, expected {len(_COLS)}"
+    if not isinstance(r[0], str) or not isinstance(r[1], (int, float)):
+        return 'request_id or ts missing'
+    bad = [c for c, v in zip(_COLS, r) if not isinstance(v, _SCALAR)]
+    return f"column {bad[0]!r}: not a single value" if bad else ''
+
+
+def _replay(store: _Store, directory: Path, own: str) -> str:
+    "The rows of journals whose writer died, into the database (then their files go); '' or why it failed."
+    from lifecycle.serve.journal import orphans, records
+
+    try:
+        for name, data in orphans(directory, own):
+            at, rows = store.applied(name), []
+            for end, payload in records(data, at):  # (a torn last record was never acknowledged)
+                rows.extend(orjson.loads(payload))
+                if len(rows) >= _REPLAY_ROWS:
+                    store.apply(rows, name, end)
+                    rows = []
+            if rows:
+                store.apply(rows, name, end)
+            (directory / name).unlink(missing_ok=True)  # (still locked: no one else replays it meanwhile)
+        store.forget({p.name for p in directory.glob('*.journal')})
+        return ''
+    except Exception as e:
+        return f"replaying the journals in {directory} failed: {_reason(e)}"
+
+
+_REPLAY_ROWS, _ROTATE_BYTES = 5000, 64 << 20
+
+
+class _Journaled:
+    """A durable writer's rows on their way (`writer_main` with a journal): each group masked, checked and appended to
+    the writer's journal (answered once it is synced), then inserted in larger groups: `journal_s` after the first of
+    them came, or at once when there are `_REPLAY_ROWS` (and at the end of input). A database that cannot take them is
+    tried again every `probe_s` (the rows wait in the journal) and is the log's problem meanwhile."""
+
+    def __init__(self, store: _Store, directory: Path, journal_s: float, probe_s: float):
+        from lifecycle.serve.journal import Journal
+
+        self.store, self.directory, self.journal_s, self.probe_s = store, directory, journal_s, probe_s
+        self.journal = Journal(directory)
+        self.rows, self.first, self.retry_at, self.problem = [], 0.0, 0.0, ''
+        self.replayed = _replay(store, directory, self.journal.name)
+
+    def append(self, rows: list) -> tuple[str | None, dict]:
+        "Journal `rows` (masked first; invalid ones left out): (error for all, {index: error})."
+        failed = {i: why for i, r in enumerate(rows) if (why := _invalid(r))}
+        good = [r for i, r in enumerate(rows) if i not in failed]
+        if not good:
+            return None, failed
+        try:
+            good = self.store._masked(good)
+        except Exception as e:  # never quote the inputs it failed on
+            return f"masking the inputs failed: {type(e).__name__}", {}
+        try:
+            self.journal.append([orjson.dumps(good)])
+        except OSError as e:
+            return f"the prediction journal cannot be written ({e.strerror or type(e).__name__})", {}
+        if not self.rows:
+            self.first = time.monotonic()
+        self.rows.extend(good)
+        return None, failed
+
+    def wait(self) -> float | None:
+        "Seconds until the rows are due in the database (0: now); None when none wait."
+        if not self.rows:
+            return None
+        if self.problem:
+            return max(self.retry_at - time.monotonic(), 0)
+        if len(self.rows) >= _REPLAY_ROWS:
+            return 0
+        return max(self.first + self.journal_s - time.monotonic(), 0)
+
+    def apply(self) -> bool:
+        "Insert the waiting rows (and, once a journal is large and wholly in, start a new one); False if that failed."
+        try:
+            self.store.apply(self.rows, self.journal.name, self.journal.end)
+        except Exception as e:
+            self.problem = f"journaled rows cannot be written to the database: {_reason(e)}"
+            self.retry_at = time.monotonic() + self.probe_s
+            return False
+        self.rows, self.problem = [], ''
+        if self.journal.end > _ROTATE_BYTES:
+            self._rotate()
+        return True
+
+    def _rotate(self) -> None:
+        from lifecycle.serve.journal import Journal
+
+        old, self.journal = self.journal, Journal(self.directory)
+        old.remove()
+        try:
+            self.store.forget({p.name for p in self.directory.glob('*.journal')})
+        except Exception:  # a stale position only: dropped at the next start
+            pass
+
+    def close(self) -> None:
+        "Everything is in the database: the journal goes. (Otherwise it stays, for the next writer to replay.)"
+        if not self.rows:
+            self.journal.remove()
+            try:
+                self.store.forget({p.name for p in self.directory.glob('*.journal')})
+            except Exception:
+                pass
+
+
 def writer_main() -> None:
     """The writer process (`PredictionLog(process=True)` starts it): frames of encoded rows on stdin, written in groups,
-    one line per commit on stdout. Interrupts are the server's: this process ends at the end of its input."""
+    one line per group on stdout once it is durable (`upto`: the last frame it holds), and one once groups are in the
+    database (`applied`). With a journal directory, a group is durable once journaled; without, once committed.
+    Interrupts are the server's: this process ends at the end of its input."""
     import select
     import signal
 
@@ -850,7 +1015,14 @@ def writer_main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     out = os.dup(1)
     os.dup2(2, 1)  # only acknowledgements on the pipe: anything else printed goes to stderr
-    src, buf, eof = 0, bytearray(), False
+    src, buf, eof, chunk = 0, bytearray(), False, bytearray(1 << 20)
+    view = memoryview(chunk)
+
+    def read() -> bool:
+        "Append what the pipe holds to `buf` (into one kept buffer: no allocation per read); False at its end."
+        n = os.readv(src, [chunk])
+        buf.extend(view[:n])
+        return n > 0
 
     def ack(**msg) -> None:
         try:
@@ -870,41 +1042,69 @@ def writer_main() -> None:
         return got
 
     while not (cfg := frames()) and not eof:
-        data = os.read(src, 1 << 20)
-        eof = not data
-        buf += data
+        eof = not read()
     if not cfg:
         return
     cfg, pending = pickle.loads(cfg[0]), [orjson.loads(f) for f in cfg[1:]]
-    store, problem = _Store(cfg['url'], cfg['mask'], cfg['durable'], cfg['timeout_s'], cfg['checkpoint_s']), ''
+    store = _Store(cfg['url'], cfg['mask'], cfg['durable'], cfg['timeout_s'], cfg['checkpoint_s'])
     store.start_checkpoints()
+    journaled = None
+    if cfg['journal']:
+        try:
+            journaled = _Journaled(store, Path(cfg['journal']), cfg['journal_s'], cfg['probe_s'])
+        except OSError as e:  # no journal here (a read-only directory, a full disk): each group is committed instead
+            print(f"prediction log: journal {cfg['journal']} unusable ({e.strerror}); committing each group", flush=True)
+    problem = journaled.replayed if journaled else ''
     ack(problem=problem)  # ready
-    while not eof or pending:
+    last, failures = 0, 0  # the last frame received; failed attempts to insert journaled rows since input ended
+    while not eof or pending or (journaled and journaled.rows and failures < 3):
         if not pending:
-            if problem and not select.select([src], [], [], cfg['probe_s'])[0]:
-                problem = store.probe()  # failing, and no row waits: is the database back?
-                ack(problem=problem)
+            due = journaled.wait() if journaled else None
+            if due == 0 or (eof and due is not None):
+                if journaled.apply():
+                    problem = journaled.replayed
+                    ack(applied=last, problem=problem)
+                else:
+                    failures += eof
+                    problem = journaled.problem
+                    ack(problem=problem)
+                    if eof:
+                        time.sleep(cfg['probe_s'])
                 continue
-            data = os.read(src, 1 << 20)  # blocks until frames come; takes all that came while the last commit ran
-            eof = not data
-            buf += data
+            if eof:
+                break
+            wait = due if due is not None else (cfg['probe_s'] if problem else None)
+            if not select.select([src], [], [], wait)[0]:
+                if problem and due is None:  # failing, and no row waits: is the database back?
+                    if journaled and journaled.replayed:
+                        journaled.replayed = _replay(store, journaled.directory, journaled.journal.name)
+                    problem = (journaled.replayed if journaled else '') or store.probe()
+                    ack(problem=problem)
+                continue
+            eof = not read()  # takes all that came while the last group was written
             pending = [orjson.loads(f) for f in frames()]
             continue
         rows, owners = [], []
         for seq, enc in pending:
             owners.append((seq, len(rows), len(rows) + len(enc)))
             rows.extend(enc)
-        pending = []
+        pending, last = [], owners[-1][0]
         try:
-            error, failed = store.write(rows)
+            error, failed = journaled.append(rows) if journaled else store.write(rows)
         except Exception as e:  # a bug here must not leave requests waiting
             error, failed = _reason(e), {}
-        problem = error or ''
+        if journaled:
+            problem = error or journaled.problem or journaled.replayed
+        else:
+            problem = error or ''
         by_frame = {}
         for i, why in failed.items():
             seq, start, _ = next(o for o in owners if o[1] <= i < o[2])
             by_frame.setdefault(str(seq), {})[str(i - start)] = why
-        ack(upto=owners[-1][0], error=error, failed=by_frame, problem=problem)
+        done = {} if journaled and journaled.rows else {'applied': last}  # (nothing of it waits for the database)
+        ack(upto=last, error=error, failed=by_frame, problem=problem, **done)
+    if journaled:
+        journaled.close()
     store.close()
 
 
@@ -955,12 +1155,34 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
     ):
         return empty
     if isinstance(log_or_url, PredictionLog):
+        log_or_url.flush()  # what it answered is journaled: in the database once flushed
         return _read_log(log_or_url.engine, empty, since, shadow)
     engine = create_engine(log_or_url)
     try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
+        _await_journals(engine, journal_dir(log_or_url))
         return _read_log(engine, empty, since, shadow)
     finally:
         engine.dispose()
+
+
+def _await_journals(engine, directory: Path | None, timeout: float = 2) -> None:
+    """Wait until what live writers had journaled when this was called is in the database (`journal_s` after it was
+    answered, normally): a reader sees every answer given before it asked. At most `timeout` seconds (a database that
+    cannot take rows: the reader reads what it holds)."""
+    from sqlalchemy import inspect, text
+    from lifecycle.serve.journal import live
+
+    ends = live(directory) if directory is not None else {}
+    if not ends or not inspect(engine).has_table('prediction_log_journal'):
+        return
+    deadline = time.monotonic() + timeout
+    while ends and time.monotonic() < deadline:
+        with engine.connect() as c:
+            at = dict(c.execute(text('SELECT name, applied FROM prediction_log_journal')).all())
+        now = live(directory)  # (gone: wholly in the database; smaller: an append failed and was cut off)
+        ends = {n: min(e, now[n]) for n, e in ends.items() if n in now and at.get(n, 0) < min(e, now[n])}
+        if ends:
+            time.sleep(0.005)
 
 
 def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | None) -> pd.DataFrame:
