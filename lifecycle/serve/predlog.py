@@ -1170,19 +1170,21 @@ def _await_journals(engine, directory: Path | None, timeout: float = 2) -> None:
     answered, normally): a reader sees every answer given before it asked. At most `timeout` seconds (a database that
     cannot take rows: the reader reads what it holds)."""
     from sqlalchemy import inspect, text
-    from lifecycle.serve.journal import live
+    from lifecycle.serve.journal import end_of, live
 
-    ends = live(directory) if directory is not None else {}
-    if not ends or not inspect(engine).has_table('prediction_log_journal'):
+    names = live(directory) if directory is not None else set()
+    if not names or not inspect(engine).has_table('prediction_log_journal'):
         return
-    deadline = time.monotonic() + timeout
-    while ends and time.monotonic() < deadline:
+    deadline, ends = time.monotonic() + timeout, None
+    while True:
         with engine.connect() as c:
             at = dict(c.execute(text('SELECT name, applied FROM prediction_log_journal')).all())
-        now = live(directory)  # (gone: wholly in the database; smaller: an append failed and was cut off)
-        ends = {n: min(e, now[n]) for n, e in ends.items() if n in now and at.get(n, 0) < min(e, now[n])}
-        if ends:
-            time.sleep(0.005)
+        if ends is None:  # where each journal ends now: the database must get that far
+            ends = {n: end_of(directory / n, at.get(n, 0)) for n in names}
+        ends = {n: e for n, e in ends.items() if at.get(n, 0) < e and (directory / n).exists()}  # (gone: all in)
+        if not ends or time.monotonic() >= deadline:
+            return
+        time.sleep(0.005)
 
 
 def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | None) -> pd.DataFrame:
