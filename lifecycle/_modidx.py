@@ -2563,6 +2563,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._expire': ( 'api/serve/predlog.html#_expire',
                                                                               'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._failing': ( 'api/serve/predlog.html#_failing',
+                                                                               'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._frame': ('api/serve/predlog.html#_frame', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._inserts': ( 'api/serve/predlog.html#_inserts',
                                                                                'lifecycle/serve/predlog.py'),

@@ -891,6 +891,18 @@ class _WriterProcess:
 
 
 _SCALAR = (str, int, float, bool, type(None))
+_SCALARS = frozenset(_SCALAR)
+
+
+def _failing(rows: list) -> dict[int, str]:
+    "The rows of a decoded group that cannot be inserted, and why: the common case (none) in one pass over its values."
+    n = len(_COLS)
+    if (
+        all(type(r) is list and len(r) == n and type(r[0]) is str and type(r[1]) in (int, float) for r in rows)
+        and {type(v) for r in rows for v in r} <= _SCALARS
+    ):
+        return {}
+    return {i: why for i, r in enumerate(rows) if (why := _invalid(r))}
 
 
 def _invalid(r) -> str:
@@ -943,7 +955,7 @@ class _Journaled:
 
     def append(self, rows: list) -> tuple[str | None, dict]:
         "Journal `rows` (masked first; invalid ones left out): (error for all, {index: error})."
-        failed = {i: why for i, r in enumerate(rows) if (why := _invalid(r))}
+        failed = _failing(rows)
         good = [r for i, r in enumerate(rows) if i not in failed]
         if not good:
             return None, failed
