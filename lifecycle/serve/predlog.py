@@ -335,13 +335,28 @@ class _Store:
                 if also is not None:
                     c.exec_driver_sql(also[0].replace('?', '%s'), also[1])
 
-    def apply(self, rows: list, journal: str, end: int) -> None:
-        "Journaled rows into the database, with how far `journal` is now in it (`end`), in one transaction."
+    def apply(self, rows: list, journal: str, end: int, sync: bool = False) -> None:
+        """Journaled rows into the database, with how far `journal` is now in it (`end`), in one transaction. `sync`:
+        this commit, and with it every one before, on disk whatever `durable` says (before a journal is deleted)."""
         upsert = (
             'INSERT INTO prediction_log_journal (name, applied) VALUES (?, ?) '
             'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
         )
-        self._insert(rows, (upsert, (journal, end)))
+        if not (sync and not self.durable and self.engine.dialect.name == 'sqlite'):
+            return self._insert(rows, (upsert, (journal, end)))
+        self._synchronous('FULL')  # (in WAL mode, syncing this commit syncs the WAL, all commits before it too)
+        try:
+            self._insert(rows, (upsert, (journal, end)))
+        finally:
+            self._synchronous('NORMAL')
+
+    def _synchronous(self, level: str) -> None:
+        try:
+            if self._conn is None:
+                self._conn = self.engine.raw_connection()
+            self._conn.cursor().execute(f'PRAGMA synchronous={level}')
+        except Exception:  # a connection that fails here fails the insert too; a new one starts from the pragmas
+            pass
 
     def applied(self, journal: str) -> int:
         "How far `journal` is in the database (0: none of it)."
@@ -922,13 +937,13 @@ def _replay(store: _Store, directory: Path, own: str) -> str:
     try:
         for name, data in orphans(directory, own):
             at, rows = store.applied(name), []
+            end = at
             for end, payload in records(data, at):  # (a torn last record was never acknowledged)
                 rows.extend(orjson.loads(payload))
                 if len(rows) >= _REPLAY_ROWS:
                     store.apply(rows, name, end)
                     rows = []
-            if rows:
-                store.apply(rows, name, end)
+            store.apply(rows, name, end, sync=True)  # all of it on disk before the journal goes
             (directory / name).unlink(missing_ok=True)  # (still locked: no one else replays it meanwhile)
         store.forget({p.name for p in directory.glob('*.journal')})
         return ''
@@ -945,13 +960,11 @@ class _Journaled:
     them came, or at once when there are `_REPLAY_ROWS` (and at the end of input). A database that cannot take them is
     tried again every `probe_s` (the rows wait in the journal) and is the log's problem meanwhile."""
 
-    def __init__(self, store: _Store, directory: Path, journal_s: float, probe_s: float):
-        from lifecycle.serve.journal import Journal
-
-        self.store, self.directory, self.journal_s, self.probe_s = store, directory, journal_s, probe_s
-        self.journal = Journal(directory)
+    def __init__(self, store: _Store, journal, journal_s: float, probe_s: float):
+        self.store, self.journal, self.journal_s, self.probe_s = store, journal, journal_s, probe_s
+        self.directory = journal.directory
         self.rows, self.first, self.retry_at, self.problem = [], 0.0, 0.0, ''
-        self.replayed = _replay(store, directory, self.journal.name)
+        self.replayed = _replay(store, self.directory, journal.name)
 
     def append(self, rows: list) -> tuple[str | None, dict]:
         "Journal `rows` (masked first; invalid ones left out): (error for all, {index: error})."
@@ -998,21 +1011,32 @@ class _Journaled:
     def _rotate(self) -> None:
         from lifecycle.serve.journal import Journal
 
-        old, self.journal = self.journal, Journal(self.directory)
-        old.remove()
+        try:
+            new = Journal(self.directory)
+        except OSError:  # no room for another: this one goes on
+            return
+        old, self.journal = self.journal, new
+        self._remove(old)
+
+    def _remove(self, journal) -> None:
+        "Delete `journal` once it is wholly in the database, on disk (else it stays, for the next writer to replay)."
+        try:
+            self.store.apply([], journal.name, journal.end, sync=True)
+        except Exception:
+            os.close(journal.fd)
+            return
+        journal.remove()
         try:
             self.store.forget({p.name for p in self.directory.glob('*.journal')})
         except Exception:  # a stale position only: dropped at the next start
             pass
 
     def close(self) -> None:
-        "Everything is in the database: the journal goes. (Otherwise it stays, for the next writer to replay.)"
-        if not self.rows:
-            self.journal.remove()
-            try:
-                self.store.forget({p.name for p in self.directory.glob('*.journal')})
-            except Exception:
-                pass
+        "At the end of input: the journal goes if all of it is in the database. (Else the next writer replays it.)"
+        if self.rows:
+            os.close(self.journal.fd)
+        else:
+            self._remove(self.journal)
 
 
 def writer_main() -> None:
@@ -1058,14 +1082,18 @@ def writer_main() -> None:
     if not cfg:
         return
     cfg, pending = pickle.loads(cfg[0]), [orjson.loads(f) for f in cfg[1:]]
-    store = _Store(cfg['url'], cfg['mask'], cfg['durable'], cfg['timeout_s'], cfg['checkpoint_s'])
-    store.start_checkpoints()
-    journaled = None
+    journal = None
     if cfg['journal']:
+        from lifecycle.serve.journal import Journal
+
         try:
-            journaled = _Journaled(store, Path(cfg['journal']), cfg['journal_s'], cfg['probe_s'])
+            journal = Journal(Path(cfg['journal']))
         except OSError as e:  # no journal here (a read-only directory, a full disk): each group is committed instead
             print(f"prediction log: journal {cfg['journal']} unusable ({e.strerror}); committing each group", flush=True)
+    # journaled rows are on disk already: their inserts are not synced, except the one before a journal is deleted
+    store = _Store(cfg['url'], cfg['mask'], cfg['durable'] and journal is None, cfg['timeout_s'], cfg['checkpoint_s'])
+    store.start_checkpoints()
+    journaled = _Journaled(store, journal, cfg['journal_s'], cfg['probe_s']) if journal else None
     problem = journaled.replayed if journaled else ''
     ack(problem=problem)  # ready
     last, failures = 0, 0  # the last frame received; failed attempts to insert journaled rows since input ended
