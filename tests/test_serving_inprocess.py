@@ -22,7 +22,8 @@ from lifecycle.serve import flags as fl
 from lifecycle.serve.gate import Deployment
 from lifecycle.serve.local import tiny_workspace
 from lifecycle.serve.models import InputError, ServedModel
-from lifecycle.serve.predlog import PredictionLog, default_url, read_log
+from lifecycle.serve.journal import records
+from lifecycle.serve.predlog import PredictionLog, default_url, journal_dir, read_log
 from lifecycle.serve.scoring import ModelFailed, score, shadow_score
 from lifecycle.serve.server import Server
 from lifecycle.serve.serving import create_app
@@ -379,15 +380,21 @@ def test_a_failing_model_answers_500_counted_per_variant(client):
     assert client.get('/health').json() == {'status': 'ok'}
 
 
-# -- the prediction log: answered only once committed; refused while it cannot be written ---------------------------
+# -- the prediction log: answered only once on disk; refused while it cannot be written -----------------------------
 
 
-def test_an_answered_prediction_is_already_in_the_log(client):
+def test_an_answered_prediction_is_on_disk_before_its_answer_and_in_the_log_for_any_reader(client):
     srv = client.app.state.server
     answered = [
         client.post('/predict', json={'records': [REC], 'context': {'targetingKey': f'k{i}'}}) for i in range(20)
     ]
     assert all(a.status_code == 200 for a in answered)
+    db = srv.s.state_dir / 'predictions.db'
+    with sqlite3.connect(db) as c:  # read directly (no reader's wait): each row is in the database or a journal
+        stored = {r for (r,) in c.execute('SELECT request_id FROM predictions')}
+    for p in journal_dir(f'sqlite:///{db}').glob('*.journal'):
+        stored |= {row[0] for _, payload in records(p.read_bytes()) for row in json.loads(payload)}
+    assert {a.json()['request_id'] for a in answered} <= stored
     url = default_url(srv.s)  # (by URL: a reader waits for what live writers journaled to be in the database)
     logged = set(read_log(url).request_id)
     assert {a.json()['request_id'] for a in answered} <= logged
@@ -405,6 +412,7 @@ def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws)
         srv = c.app.state.server
         srv.log.probe_s = 0.1
         rid = c.post('/predict', json={'records': [REC]}).json()['request_id']
+        assert srv.log.flush(10)  # in the database: what follows is journaled while the database is locked
         errors = srv.log.errors
         holder = sqlite3.connect(str(s.state_dir / 'predictions.db'), isolation_level=None)
         holder.execute('BEGIN EXCLUSIVE')  # another process holds the database: nothing can be written
@@ -415,7 +423,7 @@ def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws)
                 kept.append(r.json()['request_id'])
                 assert time.monotonic() < end
                 time.sleep(0.02)
-            assert r.status_code == 503, r.text
+            assert kept and r.status_code == 503, r.text
             assert (
                 'database is locked' in r.json()['error'] and 'prediction_log_on_failure = refuse' in r.json()['error']
             )

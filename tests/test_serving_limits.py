@@ -4,6 +4,7 @@ open by hundreds of idle sockets against a small descriptor limit (normal reques
 
 from __future__ import annotations
 import resource
+import signal
 from pathlib import Path
 import socket
 import subprocess
@@ -75,21 +76,24 @@ def test_kill_9_under_load_loses_no_answered_prediction(ws):
 
 def test_kill_9_of_server_and_writer_loses_nothing_once_restarted(ws):
     def kill(srv):
+        srv.proc.send_signal(signal.SIGSTOP)  # (stopped: it cannot start another writer between the two kills)
         writers = psutil.Process(srv.proc.pid).children()
         for p in writers:  # the writer first: what it journaled and had not inserted stays in its journal
             p.kill()
+        psutil.wait_procs(writers, timeout=30)
         srv.proc.kill()
         srv.proc.wait()
-        psutil.wait_procs(writers, timeout=30)
 
     answered = _load_then_kill(ws, kill)
+    orphaned = list((ws / '.lifecycle/predictions.db.journals').glob('*.journal'))
+    assert orphaned  # the dead writer's journal, not replayed yet
     url = f"sqlite:///{ws / '.lifecycle/predictions.db'}"
     with LocalServer(ws, env=clean_env(), log=subprocess.DEVNULL, timeout=240):  # its writer replays the journal
         end = time.monotonic() + 30
         while missing := set(answered) - set(read_log(url).request_id):
             assert time.monotonic() < end, f'{len(missing)} of {len(answered)} answered predictions not logged'
             time.sleep(0.2)
-    assert not list((ws / '.lifecycle/predictions.db.journals').glob('*.journal'))  # replayed, then deleted
+        assert not any(p.exists() for p in orphaned)  # replayed, then deleted
 
 
 def test_idle_sockets_cannot_starve_normal_requests(ws):

@@ -9,13 +9,14 @@ a journal file of its own, locked while it lives; the next writer replays any jo
 from __future__ import annotations
 import fcntl
 import os
+import time
 import uuid
 import zlib
 from pathlib import Path
 from typing import Iterator
 
 # %% auto #0
-__all__ = ['records', 'Journal', 'orphans', 'live', 'end_of']
+__all__ = ['records', 'Journal', 'delete', 'orphans', 'live', 'end_of']
 
 # %% ../../nbs/api/serve/01a_journal.ipynb #1f3eba5b
 _HEAD = 8  # each record: payload length, then its CRC-32 (4 bytes each, little-endian), then the payload
@@ -53,13 +54,23 @@ class Journal:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.name = f"{uuid.uuid4().hex}.journal"
         self.path = self.directory / self.name
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_DSYNC, 0o600)
-        fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: no one else holds it
-        _sync_dir(self.directory)  # the file itself survives a power loss too
+        new = self.directory / f"{self.name}.new"  # locked before it has its name: no one takes it for an orphan
+        self.fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_DSYNC, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            os.rename(new, self.path)
+            _sync_dir(self.directory)  # the file itself survives a power loss too
+        except OSError:
+            os.close(self.fd)
+            new.unlink(missing_ok=True)
+            self.path.unlink(missing_ok=True)
+            raise
         self.end = self.size = 0
 
     def append(self, payloads: list[bytes]) -> int:
-        "Write `payloads` as records, on disk when it returns; the offset after them. OSError (disk full, I/O): none."
+        """Write `payloads` (none empty) as records, on disk when it returns; the offset after them. OSError (disk full,
+        I/O): they are zeroed again, and if even that fails, `damaged` (the caller starts another journal)."""
+        assert all(payloads), 'an empty record would read as the zero-filled rest'
         data = b''.join(_record(p) for p in payloads)
         try:
             if self.end + len(data) > self.size:
@@ -70,19 +81,26 @@ class Journal:
         except OSError:
             try:
                 _pwrite_all(self.fd, bytes(len(data)), self.end)  # zeros again: no part of it is ever read
-            except OSError:
-                pass  # a torn record, or one whole and refused: `records` stops there, and the next append overwrites it
+            except OSError:  # what it wrote may read as records (refused rows): nothing more goes in this file
+                self.damaged = True
             raise
         self.end += len(data)
         return self.end
 
+    damaged = False
+
     def remove(self) -> None:
-        "Delete the file (all of it is in the database) and release it."
+        "Delete the file (all of it is in the database, on disk) and release it. OSError: it stays, for a replay."
         try:
-            self.path.unlink()
-        except FileNotFoundError:
-            pass
-        os.close(self.fd)
+            delete(self.path)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        "Release the file (its lock goes with it): the next writer replays what of it is not in the database."
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 def _pwrite_all(fd: int, data: bytes, at: int) -> None:
@@ -90,6 +108,12 @@ def _pwrite_all(fd: int, data: bytes, at: int) -> None:
     while view:
         n = os.pwrite(fd, view, at)
         view, at = view[n:], at + n
+
+
+def delete(path: Path) -> None:
+    "Delete a journal for good: unlinked, and the directory synced (it does not come back after a power loss)."
+    path.unlink(missing_ok=True)
+    _sync_dir(path.parent)
 
 
 def _sync_dir(directory: Path) -> None:
@@ -100,24 +124,23 @@ def _sync_dir(directory: Path) -> None:
         os.close(fd)
 
 # %% ../../nbs/api/serve/01a_journal.ipynb #3ca5035e
-def orphans(directory: Path, own: str = '') -> Iterator[tuple[str, bytes]]:
-    """Journals in `directory` whose writer is gone (no lock on them), other than `own`: (name, contents), locked
-    while the caller replays it (it deletes the file when done: `Path.unlink`). A journal replayed by someone else
-    meanwhile (deleted, or another file by that name) is skipped."""
+def orphans(directory: Path, skip: set[str] = frozenset()) -> Iterator[tuple[str, bytes]]:
+    """Journals in `directory` whose writer is gone (no lock on them), but those in `skip` (the caller's own):
+    (name, contents), each locked while the caller replays it (it deletes the file when done: `delete`). A journal
+    replayed by someone else meanwhile (deleted, or another file by that name) is skipped; so is one this process
+    cannot open."""
     directory = Path(directory)
     if not directory.is_dir():
         return
     for path in sorted(directory.glob('*.journal')):
-        if path.name == own:
+        if path.name in skip:
             continue
         try:
             fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+        except OSError:
             continue
         try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:  # its writer lives
+            if not _lock(fd):  # its writer lives
                 continue
             try:
                 same = os.stat(path).st_ino == os.fstat(fd).st_ino
@@ -132,13 +155,25 @@ def orphans(directory: Path, own: str = '') -> Iterator[tuple[str, bytes]]:
             os.close(fd)
 
 
+def _lock(fd: int, tries: int = 3) -> bool:
+    "Lock a journal for its replay; False while its writer holds it (a reader's brief look is waited out)."
+    for i in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if i + 1 < tries:
+                time.sleep(0.001)
+    return False
+
+
 def live(directory: Path) -> set[str]:
-    "The journals in `directory` whose writer lives (locked)."
+    "The journals in `directory` whose writer lives (locked); those this process cannot open are left out."
     found = set()
     for path in Path(directory).glob('*.journal') if Path(directory).is_dir() else []:
         try:
             fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
+        except OSError:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken: no writer holds it (released with the descriptor)

@@ -20,6 +20,7 @@ from ..core.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
+    from lifecycle.serve.journal import Journal
 
 # %% auto #0
 __all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'writer_main', 'add_feedback',
@@ -306,8 +307,8 @@ class _Store:
                 failed[i] = _reason(e)
         return None, failed
 
-    def _insert(self, rows: list[tuple], also: tuple[str, tuple] | None = None) -> None:
-        "Insert `rows` in one transaction, with the statement `also` (SQL with `?` parameters, and its parameters)."
+    def _insert(self, rows: list[tuple], also: list[tuple[str, tuple]] = ()) -> None:
+        "Insert `rows` in one transaction, with the statements `also` (SQLite: SQL with `?` parameters, parameters)."
         if self.engine.dialect.name == 'sqlite':  # sqlite3 directly: multi-row INSERTs on one kept connection
             conn = self._conn  # the writer's own connection, kept (a pool checkout per batch costs more than it)
             if conn is None:
@@ -317,8 +318,8 @@ class _Store:
                 with self._commit_lock:  # not while the checkpoint catches up (see `_checkpoints`)
                     for sql, params in _inserts(rows):
                         cur.execute(sql, params)
-                    if also is not None:
-                        cur.execute(*also)
+                    for sql, params in also:
+                        cur.execute(sql, params)
                     conn.commit()
                 self._wrote.set()  # the WAL grew: a checkpoint is due
             except BaseException:
@@ -328,35 +329,29 @@ class _Store:
                 except Exception:
                     pass
                 raise
-        else:
+        else:  # (journals are SQLite's only: `also` is not used here)
             with self.engine.begin() as c:
-                if rows:
-                    c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
-                if also is not None:
-                    c.exec_driver_sql(also[0].replace('?', '%s'), also[1])
+                c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
 
-    def apply(self, rows: list, journal: str, end: int, sync: bool = False) -> None:
-        """Journaled rows into the database, with how far `journal` is now in it (`end`), in one transaction. `sync`:
-        this commit, and with it every one before, on disk whatever `durable` says (before a journal is deleted)."""
+    def apply(self, rows: list, positions: list[tuple[str, int]], sync: bool = False) -> None:
+        """Journaled rows into the database (SQLite), with how far each journal is now in it (name, offset), in one
+        transaction. `sync`: this commit, and with it every one before, on disk whatever `durable` says (before a
+        journal is deleted); a failure to make it so fails the commit."""
         upsert = (
             'INSERT INTO prediction_log_journal (name, applied) VALUES (?, ?) '
             'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
         )
-        if not (sync and not self.durable and self.engine.dialect.name == 'sqlite'):
-            return self._insert(rows, (upsert, (journal, end)))
-        self._synchronous('FULL')  # (in WAL mode, syncing this commit syncs the WAL, all commits before it too)
+        also = [(upsert, p) for p in positions]
+        if not sync or self.durable:
+            return self._insert(rows, also)
+        if self._conn is None:
+            self._conn = self.engine.raw_connection()
+        self._conn.cursor().execute('PRAGMA synchronous=FULL')  # (in WAL mode: the WAL synced, every commit in it)
         try:
-            self._insert(rows, (upsert, (journal, end)))
+            self._insert(rows, also)
         finally:
-            self._synchronous('NORMAL')
-
-    def _synchronous(self, level: str) -> None:
-        try:
-            if self._conn is None:
-                self._conn = self.engine.raw_connection()
-            self._conn.cursor().execute(f'PRAGMA synchronous={level}')
-        except Exception:  # a connection that fails here fails the insert too; a new one starts from the pragmas
-            pass
+            if self._conn is not None:  # (a failed insert drops its connection: the next starts from the pragmas)
+                self._conn.cursor().execute('PRAGMA synchronous=NORMAL')
 
     def applied(self, journal: str) -> int:
         "How far `journal` is in the database (0: none of it)."
@@ -366,12 +361,15 @@ class _Store:
             t = self.journals
             return c.execute(select(t.c.applied).where(t.c.name == journal)).scalar() or 0
 
-    def forget(self, keep: set[str]) -> None:
-        "Drop the positions of journals not in `keep` (their files are gone: wholly in the database)."
+    def forget(self, journal: str) -> None:
+        "Drop the position of a journal deleted once wholly in the database (a failure leaves a harmless row)."
         from sqlalchemy import delete
 
-        with self.engine.begin() as c:
-            c.execute(delete(self.journals).where(self.journals.c.name.not_in(keep)))
+        try:
+            with self.engine.begin() as c:
+                c.execute(delete(self.journals).where(self.journals.c.name == journal))
+        except Exception:
+            pass
 
     def probe(self) -> str:
         "A one-row write while writes fail and no row is waiting: '' once it commits, else why it failed."
@@ -906,15 +904,20 @@ class _WriterProcess:
 
 
 _SCALAR = (str, int, float, bool, type(None))
-_SCALARS = frozenset(_SCALAR)
+_SCALARS, _SHADOW, _INT64 = frozenset(_SCALAR), _COLS.index('shadow'), 1 << 63
 
 
 def _failing(rows: list) -> dict[int, str]:
-    "The rows of a decoded group that cannot be inserted, and why: the common case (none) in one pass over its values."
+    "The rows of a decoded group that cannot be inserted, and why (the common case, none, without a per-row check)."
     n = len(_COLS)
     if (
-        all(type(r) is list and len(r) == n and type(r[0]) is str and type(r[1]) in (int, float) for r in rows)
+        all(
+            type(r) is list and len(r) == n and type(r[0]) is str and type(r[1]) in (int, float) and type(r[_SHADOW])
+            is bool
+            for r in rows
+        )
         and {type(v) for r in rows for v in r} <= _SCALARS
+        and all(-_INT64 <= v < _INT64 for r in rows for v in r if type(v) is int)
     ):
         return {}
     return {i: why for i, r in enumerate(rows) if (why := _invalid(r))}
@@ -926,45 +929,55 @@ def _invalid(r) -> str:
         return f"a row of {len(r) if isinstance(r, list) else 'no'} columns, expected {len(_COLS)}"
     if not isinstance(r[0], str) or not isinstance(r[1], (int, float)):
         return 'request_id or ts missing'
+    if not isinstance(r[_SHADOW], bool):
+        return "column 'shadow': expected true or false"
     bad = [c for c, v in zip(_COLS, r) if not isinstance(v, _SCALAR)]
-    return f"column {bad[0]!r}: not a single value" if bad else ''
+    if bad:
+        return f"column {bad[0]!r}: not a single value"
+    big = [c for c, v in zip(_COLS, r) if type(v) is int and not -_INT64 <= v < _INT64]
+    return f"column {big[0]!r}: an integer past 64 bits" if big else ''
 
 
-def _replay(store: _Store, directory: Path, own: str) -> str:
-    "The rows of journals whose writer died, into the database (then their files go); '' or why it failed."
-    from lifecycle.serve.journal import orphans, records
+def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str:
+    "The rows of journals whose writer died (not `skip`), into the database (then their files go); '' or why not."
+    from lifecycle.serve.journal import delete, orphans, records
 
-    try:
-        for name, data in orphans(directory, own):
-            at, rows = store.applied(name), []
-            end = at
+    problems = []
+    for name, data in orphans(directory, skip):  # (each locked while it is replayed: no one else replays it meanwhile)
+        try:
+            end = at = store.applied(name)
+            rows = []
             for end, payload in records(data, at):  # (a torn last record was never acknowledged)
                 rows.extend(orjson.loads(payload))
-                if len(rows) >= _REPLAY_ROWS:
-                    store.apply(rows, name, end)
+                if len(rows) >= _INSERT_ROWS:
+                    store.apply(rows, [(name, end)])
                     rows = []
-            store.apply(rows, name, end, sync=True)  # all of it on disk before the journal goes
-            (directory / name).unlink(missing_ok=True)  # (still locked: no one else replays it meanwhile)
-        store.forget({p.name for p in directory.glob('*.journal')})
-        return ''
-    except Exception as e:
-        return f"replaying the journals in {directory} failed: {_reason(e)}"
+            store.apply(rows, [(name, end)], sync=True)  # all of it on disk before the journal goes
+            delete(directory / name)
+            store.forget(name)
+        except Exception as e:  # the others are still replayed; this one is tried again later
+            problems.append(f"replaying journal {directory / name} failed: {_reason(e)}")
+    return '; '.join(problems)
 
 
-_REPLAY_ROWS, _ROTATE_BYTES = 5000, 64 << 20
+# rows per insert (and inserted at once when that many wait); a journal is replaced past this size; rows held at most
+_INSERT_ROWS, _ROTATE_BYTES, _MAX_WAITING = 5000, 64 << 20, 200_000
+_RESCAN_S = 10  # how often an idle writer looks for journals of dead writers (several workers, failed replays)
 
 
 class _Journaled:
     """A durable writer's rows on their way (`writer_main` with a journal): each group masked, checked and appended to
-    the writer's journal (answered once it is synced), then inserted in larger groups: `journal_s` after the first of
-    them came, or at once when there are `_REPLAY_ROWS` (and at the end of input). A database that cannot take them is
-    tried again every `probe_s` (the rows wait in the journal) and is the log's problem meanwhile."""
+    the writer's journal (answered once it is on disk), then inserted in larger groups: `journal_s` after the first of
+    them came, or at once when there are `_INSERT_ROWS` (and at the end of input). A database that cannot take them is
+    tried again every `probe_s` (the rows wait in the journal) and is the log's problem meanwhile; past `_MAX_WAITING`
+    waiting rows, new ones are refused. A journal past `_ROTATE_BYTES`, or damaged by a failed append, is replaced,
+    and deleted once what it holds is in the database and on disk."""
 
-    def __init__(self, store: _Store, journal, journal_s: float, probe_s: float):
+    def __init__(self, store: _Store, journal: Journal, journal_s: float, probe_s: float):
         self.store, self.journal, self.journal_s, self.probe_s = store, journal, journal_s, probe_s
-        self.directory = journal.directory
+        self.directory, self.retired = journal.directory, []  # (retired: journals no longer appended to)
         self.rows, self.first, self.retry_at, self.problem = [], 0.0, 0.0, ''
-        self.replayed = _replay(store, self.directory, journal.name)
+        self.replayed, self.scanned = _replay(store, self.directory, {journal.name}), time.monotonic()
 
     def append(self, rows: list) -> tuple[str | None, dict]:
         "Journal `rows` (masked first; invalid ones left out): (error for all, {index: error})."
@@ -972,6 +985,8 @@ class _Journaled:
         good = [r for i, r in enumerate(rows) if i not in failed]
         if not good:
             return None, failed
+        if len(self.rows) >= _MAX_WAITING:
+            return f"the prediction log is behind: {len(self.rows):,} rows wait for the database", {}
         try:
             good = self.store._masked(good)
         except Exception as e:  # never quote the inputs it failed on
@@ -979,6 +994,8 @@ class _Journaled:
         try:
             self.journal.append([orjson.dumps(good)])
         except OSError as e:
+            if self.journal.damaged:
+                self._replace()
             return f"the prediction journal cannot be written ({e.strerror or type(e).__name__})", {}
         if not self.rows:
             self.first = time.monotonic()
@@ -991,52 +1008,57 @@ class _Journaled:
             return None
         if self.problem:
             return max(self.retry_at - time.monotonic(), 0)
-        if len(self.rows) >= _REPLAY_ROWS:
+        if len(self.rows) >= _INSERT_ROWS:
             return 0
         return max(self.first + self.journal_s - time.monotonic(), 0)
 
     def apply(self) -> bool:
-        "Insert the waiting rows (and, once a journal is large and wholly in, start a new one); False if that failed."
+        "Insert the waiting rows (then delete the journals wholly in); False if that failed."
         try:
-            self.store.apply(self.rows, self.journal.name, self.journal.end)
+            self.store.apply(self.rows, [(j.name, j.end) for j in (*self.retired, self.journal)])
         except Exception as e:
             self.problem = f"journaled rows cannot be written to the database: {_reason(e)}"
             self.retry_at = time.monotonic() + self.probe_s
             return False
         self.rows, self.problem = [], ''
         if self.journal.end > _ROTATE_BYTES:
-            self._rotate()
+            self._replace()
+        self.retired = [j for j in self.retired if not self._remove(j)]
         return True
 
-    def _rotate(self) -> None:
+    def rescan_due(self) -> bool:
+        return self.scanned + _RESCAN_S <= time.monotonic()
+
+    def rescan(self) -> None:
+        "Replay journals whose writer died since this one started (another worker's), or whose replay failed."
+        own = {j.name for j in (*self.retired, self.journal)}
+        self.replayed, self.scanned = _replay(self.store, self.directory, own), time.monotonic()
+
+    def _replace(self) -> None:
         from lifecycle.serve.journal import Journal
 
         try:
             new = Journal(self.directory)
         except OSError:  # no room for another: this one goes on
             return
-        old, self.journal = self.journal, new
-        self._remove(old)
+        self.retired.append(self.journal)
+        self.journal = new
 
-    def _remove(self, journal) -> None:
-        "Delete `journal` once it is wholly in the database, on disk (else it stays, for the next writer to replay)."
+    def _remove(self, journal: Journal) -> bool:
+        "Delete `journal` (all of it in the database) once that is on disk; False if it must stay (replayed later)."
         try:
-            self.store.apply([], journal.name, journal.end, sync=True)
+            self.store.apply([], [(journal.name, journal.end)], sync=True)
+            journal.remove()
         except Exception:
-            os.close(journal.fd)
-            return
-        journal.remove()
-        try:
-            self.store.forget({p.name for p in self.directory.glob('*.journal')})
-        except Exception:  # a stale position only: dropped at the next start
-            pass
+            return False
+        self.store.forget(journal.name)
+        return True
 
     def close(self) -> None:
-        "At the end of input: the journal goes if all of it is in the database. (Else the next writer replays it.)"
-        if self.rows:
-            os.close(self.journal.fd)
-        else:
-            self._remove(self.journal)
+        "At the end of input: the journals go if all they hold is in the database. (Else the next writer replays them.)"
+        for j in (*self.retired, self.journal):
+            if self.rows or not self._remove(j):
+                j.close()
 
 
 def writer_main() -> None:
@@ -1089,7 +1111,7 @@ def writer_main() -> None:
         try:
             journal = Journal(Path(cfg['journal']))
         except OSError as e:  # no journal here (a read-only directory, a full disk): each group is committed instead
-            print(f"prediction log: journal {cfg['journal']} unusable ({e.strerror}); committing each group", flush=True)
+            print(f"prediction log: journal {cfg['journal']} unusable ({e.strerror}): groups committed", flush=True)
     # journaled rows are on disk already: their inserts are not synced, except the one before a journal is deleted
     store = _Store(cfg['url'], cfg['mask'], cfg['durable'] and journal is None, cfg['timeout_s'], cfg['checkpoint_s'])
     store.start_checkpoints()
@@ -1102,6 +1124,8 @@ def writer_main() -> None:
             due = journaled.wait() if journaled else None
             if due == 0 or (eof and due is not None):
                 if journaled.apply():
+                    if journaled.rescan_due():
+                        journaled.rescan()
                     problem = journaled.replayed
                     ack(applied=last, problem=problem)
                 else:
@@ -1113,12 +1137,15 @@ def writer_main() -> None:
                 continue
             if eof:
                 break
-            wait = due if due is not None else (cfg['probe_s'] if problem else None)
+            wait = due if due is not None else (cfg['probe_s'] if problem else _RESCAN_S if journaled else None)
             if not select.select([src], [], [], wait)[0]:
+                if due is None and journaled and (journaled.replayed or journaled.rescan_due()):
+                    journaled.rescan()
                 if problem and due is None:  # failing, and no row waits: is the database back?
-                    if journaled and journaled.replayed:
-                        journaled.replayed = _replay(store, journaled.directory, journaled.journal.name)
                     problem = (journaled.replayed if journaled else '') or store.probe()
+                    ack(problem=problem)
+                elif journaled and journaled.replayed != problem:
+                    problem = journaled.replayed
                     ack(problem=problem)
                 continue
             eof = not read()  # takes all that came while the last group was written
@@ -1150,13 +1177,18 @@ def writer_main() -> None:
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
 def _known(log: PredictionLog, request_id: str) -> bool:
+    "Is `request_id` in the log? (Not yet in the database: once what live writers journaled is, another look.)"
     from sqlalchemy import select
 
-    with log.engine.connect() as c:
-        return (
-            c.execute(select(log.predictions.c.id).where(log.predictions.c.request_id == request_id).limit(1)).first()
-            is not None
-        )
+    def found() -> bool:
+        with log.engine.connect() as c:
+            q = select(log.predictions.c.id).where(log.predictions.c.request_id == request_id).limit(1)
+            return c.execute(q).first() is not None
+
+    if found():
+        return True
+    _await_journals(log.engine, journal_dir(log.url))  # (answered by another worker's server a moment ago?)
+    return found()
 
 
 def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None = None) -> dict:
@@ -1195,7 +1227,7 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
     ):
         return empty
     if isinstance(log_or_url, PredictionLog):
-        log_or_url.flush()  # what it answered is journaled: in the database once flushed
+        log_or_url.flush(2)  # what it answered is journaled: in the database once flushed (a locked one: as it is)
         return _read_log(log_or_url.engine, empty, since, shadow)
     engine = create_engine(log_or_url)
     try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
@@ -1207,8 +1239,9 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
 
 def _await_journals(engine, directory: Path | None, timeout: float = 2) -> None:
     """Wait until what live writers had journaled when this was called is in the database (`journal_s` after it was
-    answered, normally): a reader sees every answer given before it asked. At most `timeout` seconds (a database that
-    cannot take rows: the reader reads what it holds)."""
+    answered, normally): a reader sees every answer given before it asked, but those in the journal of a writer that
+    died (in the database once the next writer replays it). At most `timeout` seconds (a database that cannot take
+    rows: the reader reads what it holds)."""
     from sqlalchemy import inspect, text
     from lifecycle.serve.journal import end_of, live
 
