@@ -430,6 +430,8 @@ def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws)
             ready = c.get('/ready')
             assert ready.status_code == 503 and not ready.json()['ready']
             assert 'locked' in ready.json()['prediction_log_problem']
+            time.sleep(1.5)  # past the writer's next try (probe_s): still locked, still not ready
+            assert c.get('/ready').status_code == 503
             r = c.post('/invocations', json={'dataframe_records': [REC]})  # refused at once, before any scoring
             assert r.status_code == 503 and 'refusing to answer unlogged' in r.json()['error']
             fb = c.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'})

@@ -71,14 +71,17 @@ class Journal:
         """Write `payloads` (none empty) as records, on disk when it returns; the offset after them. OSError (disk full,
         I/O): they are zeroed again, and if even that fails, `damaged` (the caller starts another journal)."""
         assert all(payloads), 'an empty record would read as the zero-filled rest'
-        data = b''.join(_record(p) for p in payloads)
+        data, started = b''.join(_record(p) for p in payloads), False
         try:
             if self.end + len(data) > self.size:
                 grow = max(_GROW, len(data))
-                _pwrite_all(self.fd, bytes(grow), self.size)
+                _pwrite_all(self.fd, bytes(grow), self.size)  # (failing here, nothing of `data` is in the file)
                 self.size += grow
+            started = True
             _pwrite_all(self.fd, data, self.end)
         except OSError:
+            if not started:
+                raise
             try:
                 _pwrite_all(self.fd, bytes(len(data)), self.end)  # zeros again: no part of it is ever read
             except OSError:  # what it wrote may read as records (refused rows): nothing more goes in this file
@@ -143,13 +146,12 @@ def orphans(directory: Path, skip: set[str] = frozenset()) -> Iterator[tuple[str
             if not _lock(fd):  # its writer lives
                 continue
             try:
-                same = os.stat(path).st_ino == os.fstat(fd).st_ino
-            except FileNotFoundError:
-                same = False
-            if not same:  # replayed and deleted while this waited
+                if os.stat(path).st_ino != os.fstat(fd).st_ino:  # replayed and deleted while this waited
+                    continue
+                with os.fdopen(os.dup(fd), 'rb') as f:
+                    data = f.read()
+            except OSError:  # gone meanwhile, or unreadable (a directory, a bad sector): not a journal to replay
                 continue
-            with os.fdopen(os.dup(fd), 'rb') as f:
-                data = f.read()
             yield path.name, data
         finally:
             os.close(fd)
@@ -157,6 +159,10 @@ def orphans(directory: Path, skip: set[str] = frozenset()) -> Iterator[tuple[str
 
 def _lock(fd: int, tries: int = 3) -> bool:
     "Lock a journal for its replay; False while its writer holds it (a reader's brief look is waited out)."
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:  # its writer holds it: no wait
+        return False
     for i in range(tries):
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -190,7 +196,7 @@ def end_of(path: Path, start: int = 0) -> int:
         with open(path, 'rb') as f:
             f.seek(start)
             data = f.read()
-    except FileNotFoundError:
+    except OSError:  # gone (wholly in the database), or unreadable
         return start
     end = 0
     for end, _ in records(data):

@@ -943,7 +943,11 @@ def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str
     from lifecycle.serve.journal import delete, orphans, records
 
     problems = []
-    for name, data in orphans(directory, skip):  # (each locked while it is replayed: no one else replays it meanwhile)
+    try:
+        found = orphans(directory, skip)  # (each locked while it is replayed: no one else replays it meanwhile)
+    except OSError as e:
+        return f"journals in {directory} cannot be read: {e.strerror or type(e).__name__}"
+    for name, data in found:
         try:
             end = at = store.applied(name)
             rows = []
@@ -1037,6 +1041,8 @@ class _Journaled:
     def _replace(self) -> None:
         from lifecycle.serve.journal import Journal
 
+        if len(self.retired) >= 4:  # (failing appends: the next good one overwrites what this one left)
+            return
         try:
             new = Journal(self.directory)
         except OSError:  # no room for another: this one goes on
@@ -1124,10 +1130,10 @@ def writer_main() -> None:
             due = journaled.wait() if journaled else None
             if due == 0 or (eof and due is not None):
                 if journaled.apply():
-                    if journaled.rescan_due():
-                        journaled.rescan()
                     problem = journaled.replayed
                     ack(applied=last, problem=problem)
+                    if journaled.rescan_due():  # (after the acknowledgement: a replay may take a while)
+                        journaled.rescan()
                 else:
                     failures += eof
                     problem = journaled.problem
@@ -1141,11 +1147,12 @@ def writer_main() -> None:
             if not select.select([src], [], [], wait)[0]:
                 if due is None and journaled and (journaled.replayed or journaled.rescan_due()):
                     journaled.rescan()
+                    if journaled.replayed and not problem:  # a dead writer's rows cannot go in: say so
+                        problem = journaled.replayed
+                        ack(problem=problem)
+                        continue
                 if problem and due is None:  # failing, and no row waits: is the database back?
                     problem = (journaled.replayed if journaled else '') or store.probe()
-                    ack(problem=problem)
-                elif journaled and journaled.replayed != problem:
-                    problem = journaled.replayed
                     ack(problem=problem)
                 continue
             eof = not read()  # takes all that came while the last group was written
@@ -1187,7 +1194,7 @@ def _known(log: PredictionLog, request_id: str) -> bool:
 
     if found():
         return True
-    _await_journals(log.engine, journal_dir(log.url))  # (answered by another worker's server a moment ago?)
+    _await_journals(log.engine, journal_dir(log.url), 0.25)  # (answered by another worker a moment ago?)
     return found()
 
 

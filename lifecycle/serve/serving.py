@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from ..core.settings import Settings, SettingsError
 from ..core.workspace import Workspace
@@ -277,7 +278,8 @@ async def feedback(request: Request):
         if extra:
             raise InputError(f"body: unknown field(s) {extra}")
         check_outcome(p.get('outcome'), srv.labels)
-        return answer(add_feedback(srv.log, p.get('request_id'), p.get('outcome')))
+        # (a thread: a request ID not in the database yet may wait for the writers' journals to be inserted)
+        return answer(await run_in_threadpool(add_feedback, srv.log, p.get('request_id'), p.get('outcome')))
     except (InputError, FeedbackError) as e:
         return refuse(srv, 'feedback', e, e.status)
 
