@@ -1,0 +1,121 @@
+"""The durable prediction log's journal, in the writer's own terms (`_Journaled` on a temporary SQLite file, no server):
+a journal replaced when it grows past its size or is damaged, and deleted once its rows are in; rows refused when too
+many wait for a locked database; another writer's dead journal replayed by a rescan; a writer whose journal directory
+is unusable committing each group instead."""
+
+from __future__ import annotations
+import sqlite3
+import time
+from pathlib import Path
+import pytest
+from lifecycle.serve import journal as jr
+from lifecycle.serve import predlog as P
+from lifecycle.serve.journal import Journal, records
+from lifecycle.serve.predlog import PredictionLog, journal_dir, read_log
+
+ROW = dict(ts=1.0, route='predict', variant='control', model_version='1', inputs={'age': [30]}, status=200)
+
+
+def rows(prefix: str, n: int) -> list[list]:
+    "`n` rows as the writer decodes them from a frame."
+    return [list(P._encoded(dict(ROW, request_id=f'{prefix}{i}'))) for i in range(n)]
+
+
+def stored(db: Path) -> list[str]:
+    with sqlite3.connect(db) as c:
+        return [r for (r,) in c.execute('SELECT request_id FROM predictions ORDER BY id')]
+
+
+@pytest.fixture
+def writer(tmp_path):
+    "A journaled writer's state on a fresh database (the store not durable: its inserts are unsynced, as the writer's)."
+    url = f'sqlite:///{tmp_path}/p.db'
+    store = P._Store(url, None, durable=False, timeout_s=0.2)
+    w = P._Journaled(store, Journal(journal_dir(url)), journal_s=0.05, probe_s=0.1)
+    yield w, tmp_path / 'p.db'
+    w.close()
+    store.close()
+
+
+def test_a_journal_past_its_size_is_replaced_and_deleted_once_its_rows_are_in(writer, monkeypatch):
+    w, db = writer
+    monkeypatch.setattr(P, '_ROTATE_BYTES', 400)
+    first = w.journal
+    assert w.append(rows('a', 5)) == (None, {}) and first.end > 400
+    assert w.apply() and w.journal is not first and not first.path.exists() and w.retired == []
+    assert w.append(rows('b', 2)) == (None, {}) and w.apply()
+    assert stored(db) == [f'a{i}' for i in range(5)] + ['b0', 'b1']  # each row once
+    with sqlite3.connect(db) as c:
+        assert dict(c.execute('SELECT name, applied FROM prediction_log_journal')) == {w.journal.name: w.journal.end}
+
+
+def test_a_damaged_journal_is_retired_and_its_refused_rows_never_reach_the_database(writer, monkeypatch):
+    w, db = writer
+    assert w.append(rows('ok', 1)) == (None, {})
+    damaged = w.journal
+    real, calls = jr._pwrite_all, []
+
+    def failing(fd, data, at):  # the group's bytes half written, then the disk fails (and zeroing them fails too)
+        calls.append(at)
+        if fd == damaged.fd and len(calls) <= 2:
+            real(fd, data[: len(data) // 2], at)
+            raise OSError(5, 'Input/output error')
+        return real(fd, data, at)
+
+    monkeypatch.setattr(jr, '_pwrite_all', failing)
+    error, _ = w.append(rows('refused', 3))
+    assert 'cannot be written' in error and 'Input/output error' in error
+    assert damaged.damaged and w.retired == [damaged] and w.journal is not damaged  # a new journal from here on
+    assert w.append(rows('next', 1)) == (None, {}) and w.apply()
+    assert stored(db) == ['ok0', 'next0'] and not damaged.path.exists() and w.retired == []
+
+
+def test_rows_are_refused_while_too_many_wait_for_a_locked_database(writer, monkeypatch):
+    w, db = writer
+    monkeypatch.setattr(P, '_MAX_WAITING', 4)
+    holder = sqlite3.connect(db, isolation_level=None, timeout=0.1)
+    holder.execute('BEGIN EXCLUSIVE')
+    try:
+        assert w.append(rows('w', 4)) == (None, {})
+        assert not w.apply() and 'locked' in w.problem  # the rows wait in the journal
+        error, _ = w.append(rows('x', 1))
+        assert error == 'the prediction log is behind: 4 rows wait for the database'
+    finally:
+        holder.execute('ROLLBACK')
+        holder.close()
+    assert w.apply() and w.problem == '' and stored(db) == [f'w{i}' for i in range(4)]
+
+
+def test_a_rescan_replays_another_writers_dead_journal(writer):
+    w, db = writer
+    other = Journal(w.directory)  # another worker's writer ...
+    other.append([P.orjson.dumps(rows('o', 3))])
+    other.close()  # ... killed: its lock released, its journal left
+    assert other.path.exists()
+    w.scanned = time.monotonic() - P._RESCAN_S
+    assert w.rescan_due()
+    w.rescan()
+    assert w.replayed == '' and not other.path.exists() and stored(db) == ['o0', 'o1', 'o2']
+    w.rescan()  # nothing twice
+    assert stored(db) == ['o0', 'o1', 'o2']
+
+
+def test_a_writer_whose_journal_directory_is_unusable_commits_each_group(tmp_path):
+    url = f'sqlite:///{tmp_path}/p.db'
+    journal_dir(url).write_text('a file where the journals would go')
+    log = PredictionLog(url, process=True)
+    try:
+        for p in log.log_many([dict(ROW, request_id=f'u{i}') for i in range(3)]):
+            p.wait(30)
+        assert stored(tmp_path / 'p.db') == ['u0', 'u1', 'u2'] and log.problem == ''  # committed before answered
+        assert list(read_log(log).request_id) == ['u0', 'u1', 'u2']
+    finally:
+        log.close()
+
+
+def test_records_never_read_past_the_zero_filled_rest(tmp_path):
+    j = Journal(tmp_path / 'j')
+    j.append([b'[1]'])
+    data = j.path.read_bytes()
+    assert len(data) == 1 << 20 and [p for _, p in records(data)] == [b'[1]']  # a megabyte ahead, zeros after it
+    j.remove()
