@@ -2324,6 +2324,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.journal.Journal.remove': ( 'api/serve/journal.html#journal.remove',
                                                                                      'lifecycle/serve/journal.py'),
                                          'lifecycle.serve.journal._lock': ('api/serve/journal.html#_lock', 'lifecycle/serve/journal.py'),
+                                         'lifecycle.serve.journal._opened': ( 'api/serve/journal.html#_opened',
+                                                                              'lifecycle/serve/journal.py'),
                                          'lifecycle.serve.journal._pwrite_all': ( 'api/serve/journal.html#_pwrite_all',
                                                                                   'lifecycle/serve/journal.py'),
                                          'lifecycle.serve.journal._record': ( 'api/serve/journal.html#_record',

@@ -132,27 +132,31 @@ def orphans(directory: Path, skip: set[str] = frozenset()) -> Iterator[tuple[str
     (name, contents), each locked while the caller replays it (it deletes the file when done: `delete`). A journal
     replayed by someone else meanwhile (deleted, or another file by that name) is skipped; so is one this process
     cannot open."""
+    for path, fd in _opened(directory, skip):
+        if not _lock(fd):  # its writer lives
+            continue
+        try:
+            if os.stat(path).st_ino != os.fstat(fd).st_ino:  # replayed and deleted while this waited
+                continue
+            with os.fdopen(os.dup(fd), 'rb') as f:
+                data = f.read()
+        except OSError:  # gone meanwhile, or unreadable (a directory, a bad sector): not a journal to replay
+            continue
+        yield path.name, data
+
+
+def _opened(directory: Path, skip: set[str] = frozenset()) -> Iterator[tuple[Path, int]]:
+    "Each journal in `directory` but those in `skip`, opened for reading (closed when the next is asked for)."
     directory = Path(directory)
-    if not directory.is_dir():
-        return
-    for path in sorted(directory.glob('*.journal')):
+    for path in sorted(directory.glob('*.journal')) if directory.is_dir() else []:
         if path.name in skip:
             continue
         try:
             fd = os.open(path, os.O_RDONLY)
-        except OSError:
+        except OSError:  # gone meanwhile, or not this process's to read
             continue
         try:
-            if not _lock(fd):  # its writer lives
-                continue
-            try:
-                if os.stat(path).st_ino != os.fstat(fd).st_ino:  # replayed and deleted while this waited
-                    continue
-                with os.fdopen(os.dup(fd), 'rb') as f:
-                    data = f.read()
-            except OSError:  # gone meanwhile, or unreadable (a directory, a bad sector): not a journal to replay
-                continue
-            yield path.name, data
+            yield path, fd
         finally:
             os.close(fd)
 
@@ -176,17 +180,11 @@ def _lock(fd: int, tries: int = 3) -> bool:
 def live(directory: Path) -> set[str]:
     "The journals in `directory` whose writer lives (locked); those this process cannot open are left out."
     found = set()
-    for path in Path(directory).glob('*.journal') if Path(directory).is_dir() else []:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except OSError:
-            continue
+    for path, fd in _opened(directory):
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken: no writer holds it (released with the descriptor)
         except BlockingIOError:
             found.add(path.name)
-        finally:
-            os.close(fd)
     return found
 
 

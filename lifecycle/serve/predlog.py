@@ -641,6 +641,7 @@ class _WriterProcess:
     def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float, journal_s: float):
         self.log, self.lock, self.seq, self.child, self.loop, self.thread = log, log._cv, 0, None, None, None
         self.closed, self.restart_at, self.applied = False, None, 0  # (applied: frames wholly in the database)
+        journal = journal_dir(log.url) if log.durable else None  # (SQLite only)
         self.config = pickle.dumps(
             dict(
                 url=log.url,
@@ -649,7 +650,7 @@ class _WriterProcess:
                 timeout_s=timeout_s,
                 checkpoint_s=checkpoint_s,
                 probe_s=log.probe_s,
-                journal=str(journal_dir(log.url)) if log.durable and journal_dir(log.url) else None,
+                journal=str(journal) if journal else None,
                 journal_s=journal_s,
             )
         )
