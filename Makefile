@@ -20,6 +20,11 @@ $(STAMP): pyproject.toml constraints.txt
 	  || $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	@touch $(STAMP)
 
+# Every recipe writes .pyc files (under __pycache__/, ignored by git) even where PYTHONDONTWRITEBYTECODE is set: the
+# tests start hundreds of Python processes (CLI calls, stage kernels, servers), and without them each compiles the
+# lifecycle package from source again and each pytest worker rewrites the asserts of every test module again.
+unexport PYTHONDONTWRITEBYTECODE
+
 setup: $(STAMP) ## create .venv and install the workspace (only when pyproject.toml changed)
 
 run: setup ## run the whole lifecycle on the default dataset
