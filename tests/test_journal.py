@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from lifecycle.serve import journal as jr
 from lifecycle.serve import predlog as P
+from lifecycle.serve import writer as W
 from lifecycle.serve.journal import Journal, records
 from lifecycle.serve.predlog import PredictionLog, journal_dir, read_log
 
@@ -31,7 +32,7 @@ def writer(tmp_path):
     "A journaled writer's state on a fresh database (the store not durable: its inserts are unsynced, as the writer's)."
     url = f'sqlite:///{tmp_path}/p.db'
     store = P._Store(url, None, durable=False, timeout_s=0.2)
-    w = P._Journaled(store, Journal(journal_dir(url)), journal_s=0.05, probe_s=0.1)
+    w = W._Journaled(store, Journal(journal_dir(url)), journal_s=0.05, probe_s=0.1)
     yield w, tmp_path / 'p.db'
     w.close()
     store.close()
@@ -39,7 +40,7 @@ def writer(tmp_path):
 
 def test_a_journal_past_its_size_is_replaced_and_deleted_once_its_rows_are_in(writer, monkeypatch):
     w, db = writer
-    monkeypatch.setattr(P, '_ROTATE_BYTES', 400)
+    monkeypatch.setattr(W, '_ROTATE_BYTES', 400)
     first = w.journal
     assert w.append(rows('a', 5)) == (None, {}) and first.end > 400
     assert w.apply() and w.journal is not first and not first.path.exists() and w.retired == []
@@ -72,7 +73,7 @@ def test_a_damaged_journal_is_retired_and_its_refused_rows_never_reach_the_datab
 
 def test_rows_are_refused_while_too_many_wait_for_a_locked_database(writer, monkeypatch):
     w, db = writer
-    monkeypatch.setattr(P, '_MAX_WAITING', 4)
+    monkeypatch.setattr(W, '_MAX_WAITING', 4)
     holder = sqlite3.connect(db, isolation_level=None, timeout=0.1)
     holder.execute('BEGIN EXCLUSIVE')
     try:
@@ -89,10 +90,10 @@ def test_rows_are_refused_while_too_many_wait_for_a_locked_database(writer, monk
 def test_a_rescan_replays_another_writers_dead_journal(writer):
     w, db = writer
     other = Journal(w.directory)  # another worker's writer ...
-    other.append([P.orjson.dumps(rows('o', 3))])
+    other.append([W.orjson.dumps(rows('o', 3))])
     other.close()  # ... killed: its lock released, its journal left
     assert other.path.exists()
-    w.scanned = time.monotonic() - P._RESCAN_S
+    w.scanned = time.monotonic() - W._RESCAN_S
     assert w.rescan_due()
     w.rescan()
     assert w.replayed == '' and not other.path.exists() and stored(db) == ['o0', 'o1', 'o2']

@@ -20,11 +20,10 @@ from ..core.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
-    from lifecycle.serve.journal import Journal
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'writer_main', 'add_feedback',
-           'read_log', 'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log',
+           'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -595,7 +594,7 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-_WRITER = 'import sys; del sys.path[0]; from lifecycle.serve.predlog import writer_main; writer_main()'  # (no cwd)
+_WRITER = 'import sys; del sys.path[0]; from lifecycle.serve.writer import writer_main; writer_main()'  # (no cwd)
 
 
 class _Child:
@@ -625,16 +624,16 @@ class _Child:
 
 
 class _WriterProcess:
-    """The server's end of a writer process (`writer_main`): each `log_many` is one frame on its stdin (encoded rows,
-    length first), each commit one line back on its stdout naming the last frame it holds and the rows that failed.
-    Both pipes are non-blocking: a frame the pipe cannot take yet waits here (up to `max_unsent` bytes, then rows are
-    refused), so neither the event loop nor a caller ever blocks on the writer. Those lines are read by the event loop
-    the log is `attach`ed to (a server's: no thread of this process takes the interpreter lock for them), else by a
-    thread. The writer starts with the first frame, or when a loop attaches (a server starting). It commits what came
-    while it committed the last group (no linger: the pipe gathers them), and exits at the end of its input (this
-    process closed the pipe, or died: the frames already in the pipe are committed, and no answer waited for them).
-    When it dies, the rows it held fail and another starts (at once, or `probe_s` after the last start if it never
-    became ready); its first line clears the log's problem. Everything here runs under the log's lock."""
+    """The server's end of a writer process (`writer.writer_main`): each `log_many` is one frame on its stdin (encoded
+    rows, length first), each commit one line back on its stdout naming the last frame it holds and the rows that
+    failed. Both pipes are non-blocking: a frame the pipe cannot take yet waits here (up to `max_unsent` bytes, then
+    rows are refused), so neither the event loop nor a caller ever blocks on the writer. Those lines are read by the
+    event loop the log is `attach`ed to (a server's: no thread of this process takes the interpreter lock for them),
+    else by a thread. The writer starts with the first frame, or when a loop attaches (a server starting). It commits
+    what came while it committed the last group (no linger: the pipe gathers them), and exits at the end of its input
+    (this process closed the pipe, or died: the frames already in the pipe are committed, and no answer waited for
+    them). When it dies, the rows it held fail and another starts (at once, or `probe_s` after the last start if it
+    never became ready); its first line clears the log's problem. Everything here runs under the log's lock."""
 
     max_unsent = 8 << 20
 
@@ -902,285 +901,6 @@ class _WriterProcess:
                 self._died(child)
         if self.thread is not None:
             self.thread.join(timeout=5)
-
-
-_SCALAR = (str, int, float, bool, type(None))
-_SCALARS, _SHADOW, _INT64 = frozenset(_SCALAR), _COLS.index('shadow'), 1 << 63
-
-
-def _failing(rows: list) -> dict[int, str]:
-    "The rows of a decoded group that cannot be inserted, and why (the common case, none, without a per-row check)."
-    n = len(_COLS)
-    if (
-        all(
-            type(r) is list and len(r) == n and type(r[0]) is str and type(r[1]) in (int, float) and type(r[_SHADOW])
-            is bool
-            for r in rows
-        )
-        and {type(v) for r in rows for v in r} <= _SCALARS
-        and all(-_INT64 <= v < _INT64 for r in rows for v in r if type(v) is int)
-    ):
-        return {}
-    return {i: why for i, r in enumerate(rows) if (why := _invalid(r))}
-
-
-def _invalid(r) -> str:
-    "Why a decoded row cannot be inserted ('' if it can): checked before it is journaled, since that answers it."
-    if not isinstance(r, list) or len(r) != len(_COLS):
-        return f"a row of {len(r) if isinstance(r, list) else 'no'} columns, expected {len(_COLS)}"
-    if not isinstance(r[0], str) or not isinstance(r[1], (int, float)):
-        return 'request_id or ts missing'
-    if not isinstance(r[_SHADOW], bool):
-        return "column 'shadow': expected true or false"
-    bad = [c for c, v in zip(_COLS, r) if not isinstance(v, _SCALAR)]
-    if bad:
-        return f"column {bad[0]!r}: not a single value"
-    big = [c for c, v in zip(_COLS, r) if type(v) is int and not -_INT64 <= v < _INT64]
-    return f"column {big[0]!r}: an integer past 64 bits" if big else ''
-
-
-def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str:
-    "The rows of journals whose writer died (not `skip`), into the database (then their files go); '' or why not."
-    from lifecycle.serve.journal import delete, orphans, records
-
-    problems = []
-    try:
-        found = orphans(directory, skip)  # (each locked while it is replayed: no one else replays it meanwhile)
-    except OSError as e:
-        return f"journals in {directory} cannot be read: {e.strerror or type(e).__name__}"
-    for name, data in found:
-        try:
-            end = at = store.applied(name)
-            rows = []
-            for end, payload in records(data, at):  # (a torn last record was never acknowledged)
-                rows.extend(orjson.loads(payload))
-                if len(rows) >= _INSERT_ROWS:
-                    store.apply(rows, [(name, end)])
-                    rows = []
-            store.apply(rows, [(name, end)], sync=True)  # all of it on disk before the journal goes
-            delete(directory / name)
-            store.forget(name)
-        except Exception as e:  # the others are still replayed; this one is tried again later
-            problems.append(f"replaying journal {directory / name} failed: {_reason(e)}")
-    return '; '.join(problems)
-
-
-# rows per insert (and inserted at once when that many wait); a journal is replaced past this size; rows held at most
-_INSERT_ROWS, _ROTATE_BYTES, _MAX_WAITING = 5000, 64 << 20, 200_000
-_RESCAN_S = 10  # how often an idle writer looks for journals of dead writers (several workers, failed replays)
-
-
-class _Journaled:
-    """A durable writer's rows on their way (`writer_main` with a journal): each group masked, checked and appended to
-    the writer's journal (answered once it is on disk), then inserted in larger groups: `journal_s` after the first of
-    them came, or at once when there are `_INSERT_ROWS` (and at the end of input). A database that cannot take them is
-    tried again every `probe_s` (the rows wait in the journal) and is the log's problem meanwhile; past `_MAX_WAITING`
-    waiting rows, new ones are refused. A journal past `_ROTATE_BYTES`, or damaged by a failed append, is replaced,
-    and deleted once what it holds is in the database and on disk."""
-
-    def __init__(self, store: _Store, journal: Journal, journal_s: float, probe_s: float):
-        self.store, self.journal, self.journal_s, self.probe_s = store, journal, journal_s, probe_s
-        self.directory, self.retired = journal.directory, []  # (retired: journals no longer appended to)
-        self.rows, self.first, self.retry_at, self.problem = [], 0.0, 0.0, ''
-        self.replayed, self.scanned = _replay(store, self.directory, {journal.name}), time.monotonic()
-
-    def append(self, rows: list) -> tuple[str | None, dict]:
-        "Journal `rows` (masked first; invalid ones left out): (error for all, {index: error})."
-        failed = _failing(rows)
-        good = [r for i, r in enumerate(rows) if i not in failed]
-        if not good:
-            return None, failed
-        if len(self.rows) >= _MAX_WAITING:
-            return f"the prediction log is behind: {len(self.rows):,} rows wait for the database", {}
-        try:
-            good = self.store._masked(good)
-        except Exception as e:  # never quote the inputs it failed on
-            return f"masking the inputs failed: {type(e).__name__}", {}
-        try:
-            self.journal.append([orjson.dumps(good)])
-        except OSError as e:
-            if self.journal.damaged:
-                self._replace()
-            return f"the prediction journal cannot be written ({e.strerror or type(e).__name__})", {}
-        if not self.rows:
-            self.first = time.monotonic()
-        self.rows.extend(good)
-        return None, failed
-
-    def wait(self) -> float | None:
-        "Seconds until the rows are due in the database (0: now); None when none wait."
-        if not self.rows:
-            return None
-        if self.problem:
-            return max(self.retry_at - time.monotonic(), 0)
-        if len(self.rows) >= _INSERT_ROWS:
-            return 0
-        return max(self.first + self.journal_s - time.monotonic(), 0)
-
-    def apply(self) -> bool:
-        "Insert the waiting rows (then delete the journals wholly in); False if that failed."
-        try:
-            self.store.apply(self.rows, [(j.name, j.end) for j in (*self.retired, self.journal)])
-        except Exception as e:
-            self.problem = f"journaled rows cannot be written to the database: {_reason(e)}"
-            self.retry_at = time.monotonic() + self.probe_s
-            return False
-        self.rows, self.problem = [], ''
-        if self.journal.end > _ROTATE_BYTES:
-            self._replace()
-        self.retired = [j for j in self.retired if not self._remove(j)]
-        return True
-
-    def rescan_due(self) -> bool:
-        return self.scanned + _RESCAN_S <= time.monotonic()
-
-    def rescan(self) -> None:
-        "Replay journals whose writer died since this one started (another worker's), or whose replay failed."
-        own = {j.name for j in (*self.retired, self.journal)}
-        self.replayed, self.scanned = _replay(self.store, self.directory, own), time.monotonic()
-
-    def _replace(self) -> None:
-        from lifecycle.serve.journal import Journal
-
-        if len(self.retired) >= 4:  # (failing appends: the next good one overwrites what this one left)
-            return
-        try:
-            new = Journal(self.directory)
-        except OSError:  # no room for another: this one goes on
-            return
-        self.retired.append(self.journal)
-        self.journal = new
-
-    def _remove(self, journal: Journal) -> bool:
-        "Delete `journal` (all of it in the database) once that is on disk; False if it must stay (replayed later)."
-        try:
-            self.store.apply([], [(journal.name, journal.end)], sync=True)
-            journal.remove()
-        except Exception:
-            return False
-        self.store.forget(journal.name)
-        return True
-
-    def close(self) -> None:
-        "At the end of input: the journals go if all they hold is in the database. (Else the next writer replays them.)"
-        for j in (*self.retired, self.journal):
-            if self.rows or not self._remove(j):
-                j.close()
-
-
-def writer_main() -> None:
-    """The writer process (`PredictionLog(process=True)` starts it): frames of encoded rows on stdin, written in groups,
-    one line per group on stdout once it is durable (`upto`: the last frame it holds), and one once groups are in the
-    database (`applied`). With a journal directory, a group is durable once journaled; without, once committed.
-    Interrupts are the server's: this process ends at the end of its input."""
-    import select
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    out = os.dup(1)
-    os.dup2(2, 1)  # only acknowledgements on the pipe: anything else printed goes to stderr
-    src, buf, eof, chunk = 0, bytearray(), False, bytearray(1 << 20)
-    view = memoryview(chunk)
-
-    def read() -> bool:
-        "Append what the pipe holds to `buf` (into one kept buffer: no allocation per read); False at its end."
-        n = os.readv(src, [chunk])
-        buf.extend(view[:n])
-        return n > 0
-
-    def ack(**msg) -> None:
-        try:
-            _write_all(out, orjson.dumps(msg) + b'\n')
-        except OSError:  # the server is gone; what it sent is still committed
-            pass
-
-    def frames() -> list[bytes]:
-        got, at = [], 0
-        while len(buf) - at >= 4:
-            n = int.from_bytes(buf[at : at + 4], 'little')
-            if len(buf) - at - 4 < n:
-                break
-            got.append(bytes(buf[at + 4 : at + 4 + n]))
-            at += 4 + n
-        del buf[:at]
-        return got
-
-    while not (cfg := frames()) and not eof:
-        eof = not read()
-    if not cfg:
-        return
-    cfg, pending = pickle.loads(cfg[0]), [orjson.loads(f) for f in cfg[1:]]
-    journal = None
-    if cfg['journal']:
-        from lifecycle.serve.journal import Journal
-
-        try:
-            journal = Journal(Path(cfg['journal']))
-        except OSError as e:  # no journal here (a read-only directory, a full disk): each group is committed instead
-            print(f"prediction log: journal {cfg['journal']} unusable ({e.strerror}): groups committed", flush=True)
-    # journaled rows are on disk already: their inserts are not synced, except the one before a journal is deleted
-    store = _Store(cfg['url'], cfg['mask'], cfg['durable'] and journal is None, cfg['timeout_s'], cfg['checkpoint_s'])
-    store.start_checkpoints()
-    journaled = _Journaled(store, journal, cfg['journal_s'], cfg['probe_s']) if journal else None
-    problem = journaled.replayed if journaled else ''
-    ack(problem=problem)  # ready
-    last, failures = 0, 0  # the last frame received; failed attempts to insert journaled rows since input ended
-    while not eof or pending or (journaled and journaled.rows and failures < 3):
-        if not pending:
-            due = journaled.wait() if journaled else None
-            if due == 0 or (eof and due is not None):
-                if journaled.apply():
-                    problem = journaled.replayed
-                    ack(applied=last, problem=problem)
-                    if journaled.rescan_due():  # (after the acknowledgement: a replay may take a while)
-                        journaled.rescan()
-                else:
-                    failures += eof
-                    problem = journaled.problem
-                    ack(problem=problem)
-                    if eof:
-                        time.sleep(cfg['probe_s'])
-                continue
-            if eof:
-                break
-            wait = due if due is not None else (cfg['probe_s'] if problem else _RESCAN_S if journaled else None)
-            if not select.select([src], [], [], wait)[0]:
-                if due is None and journaled and (journaled.replayed or journaled.rescan_due()):
-                    journaled.rescan()
-                    if journaled.replayed and not problem:  # a dead writer's rows cannot go in: say so
-                        problem = journaled.replayed
-                        ack(problem=problem)
-                        continue
-                if problem and due is None:  # failing, and no row waits: is the database back?
-                    problem = (journaled.replayed if journaled else '') or store.probe()
-                    ack(problem=problem)
-                continue
-            eof = not read()  # takes all that came while the last group was written
-            pending = [orjson.loads(f) for f in frames()]
-            continue
-        rows, owners = [], []
-        for seq, enc in pending:
-            owners.append((seq, len(rows), len(rows) + len(enc)))
-            rows.extend(enc)
-        pending, last = [], owners[-1][0]
-        try:
-            error, failed = journaled.append(rows) if journaled else store.write(rows)
-        except Exception as e:  # a bug here must not leave requests waiting
-            error, failed = _reason(e), {}
-        if journaled:
-            problem = error or journaled.problem or journaled.replayed
-        else:
-            problem = error or ''
-        by_frame = {}
-        for i, why in failed.items():
-            seq, start, _ = next(o for o in owners if o[1] <= i < o[2])
-            by_frame.setdefault(str(seq), {})[str(i - start)] = why
-        done = {} if journaled and journaled.rows else {'applied': last}  # (nothing of it waits for the database)
-        ack(upto=last, error=error, failed=by_frame, problem=problem, **done)
-    if journaled:
-        journaled.close()
-    store.close()
 
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
