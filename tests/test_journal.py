@@ -1,10 +1,14 @@
 """The durable prediction log's journal, in the writer's own terms (`_Journaled` on a temporary SQLite file, no server):
 a journal replaced when it grows past its size or is damaged, and deleted once its rows are in; rows refused when too
 many wait for a locked database; another writer's dead journal replayed by a rescan; a writer whose journal directory
-is unusable committing each group instead."""
+is unusable committing each group instead; two writers on one database (a server's two workers) under load, one of them
+killed."""
 
 from __future__ import annotations
+import os
+import signal
 import sqlite3
+import threading
 import time
 from pathlib import Path
 import pytest
@@ -12,7 +16,7 @@ from lifecycle.serve import journal as jr
 from lifecycle.serve import predlog as P
 from lifecycle.serve import writer as W
 from lifecycle.serve.journal import Journal, records
-from lifecycle.serve.predlog import PredictionLog, journal_dir, read_log
+from lifecycle.serve.predlog import LogFailed, PredictionLog, journal_dir, read_log
 
 ROW = dict(ts=1.0, route='predict', variant='control', model_version='1', inputs={'age': [30]}, status=200)
 
@@ -120,3 +124,44 @@ def test_records_never_read_past_the_zero_filled_rest(tmp_path):
     data = j.path.read_bytes()
     assert len(data) == 1 << 20 and [p for _, p in records(data)] == [b'[1]']  # a megabyte ahead, zeros after it
     j.remove()
+
+
+def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(tmp_path):
+    """A server's workers each have a writer process and a journal, in one directory. Both take rows in groups while
+    the first one's writer is killed: that log starts another, which replays the dead journal (while the second
+    writer may look at it too). Every acknowledged row is in the database once, and no journal is left."""
+    url = f'sqlite:///{tmp_path}/p.db'
+    logs = [PredictionLog(url, process=True, probe_s=0.1) for _ in range(2)]
+    acked, target = [[], []], 300
+
+    def send(k: int) -> None:
+        i = 0
+        while i < target:
+            ids = [f'w{k}-{i + j}' for j in range(1 + i % 3)]  # groups of 1 to 3 rows
+            i += len(ids)
+            for rid, p in zip(ids, logs[k].log_many([dict(ROW, request_id=r) for r in ids])):
+                try:
+                    p.wait(30)
+                    acked[k].append(rid)
+                except LogFailed:  # held by the killed writer: not answered, so not owed
+                    pass
+
+    threads = [threading.Thread(target=send, args=(k,)) for k in range(2)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(acked[0]) < 60 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        os.kill(logs[0]._writer.child.proc.pid, signal.SIGKILL)
+        for t in threads:
+            t.join(120)
+        assert not any(t.is_alive() for t in threads)
+    finally:
+        for log in logs:
+            log.close()
+    got = list(read_log(url).request_id)
+    assert len(got) == len(set(got))  # nothing twice
+    assert set(acked[0]) | set(acked[1]) <= set(got)  # nothing acknowledged lost
+    assert len(acked[0]) > 100 and len(acked[1]) >= target  # the first log went on with a new writer
+    assert list(journal_dir(url).glob('*.journal')) == []
