@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Iterator
 
 # %% auto #0
-__all__ = ['records', 'Journal', 'delete', 'orphans', 'live', 'end_of']
+__all__ = ['records', 'Journal', 'delete', 'orphans', 'live', 'end_of', 'sweep']
 
 # %% ../../nbs/api/serve/01a_journal.ipynb #1f3eba5b
 _HEAD = 8  # each record: payload length, then its CRC-32 (4 bytes each, little-endian), then the payload
@@ -200,3 +200,25 @@ def end_of(path: Path, start: int = 0) -> int:
     for end, _ in records(data):
         pass
     return start + end
+
+# %% ../../nbs/api/serve/01a_journal.ipynb #dedca161
+def sweep(directory: Path, older_than_s: float = 60) -> int:
+    """Delete what writers that died while creating their journal left (`*.journal.new`, never named: no record was
+    written to it, no one waits for it): each unlocked and older than `older_than_s`, so that none still being created
+    is taken. How many went."""
+    directory, gone = Path(directory), 0
+    for path in sorted(directory.glob('*.journal.new')) if directory.is_dir() else []:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:  # gone meanwhile
+            continue
+        try:
+            if time.time() - os.fstat(fd).st_mtime >= older_than_s:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (its creator holds it until it is named)
+                path.unlink()
+                gone += 1
+        except OSError:  # locked: being created; or gone meanwhile
+            pass
+        finally:
+            os.close(fd)
+    return gone

@@ -9,7 +9,7 @@ import signal
 import time
 from pathlib import Path
 import orjson
-from .journal import Journal, delete, orphans, records
+from .journal import Journal, delete, orphans, records, sweep
 from .predlog import _COLS, _Store, _reason, _write_all
 
 # %% auto #0
@@ -60,6 +60,7 @@ def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str
     "The rows of journals whose writer died (not `skip`), into the database (then their files go); '' or why not."
     problems = []
     try:
+        sweep(directory)  # (files of writers that died creating their journal)
         found = orphans(directory, skip)  # (each locked while it is replayed: no one else replays it meanwhile)
     except OSError as e:
         return f"journals in {directory} cannot be read: {e.strerror or type(e).__name__}"
