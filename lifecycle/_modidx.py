@@ -2549,6 +2549,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._WriterProcess.send': ( 'api/serve/predlog.html#_writerprocess.send',
                                                                                           'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog.__getattr__': ( 'api/serve/predlog.html#__getattr__',
+                                                                                  'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._await_journals': ( 'api/serve/predlog.html#_await_journals',
                                                                                       'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._enc': ('api/serve/predlog.html#_enc', 'lifecycle/serve/predlog.py'),
@@ -2784,5 +2786,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.writer._invalid': ('api/serve/writer.html#_invalid', 'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._open': ('api/serve/writer.html#_open', 'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._replay': ('api/serve/writer.html#_replay', 'lifecycle/serve/writer.py'),
+                                        'lifecycle.serve.writer._replay_one': ( 'api/serve/writer.html#_replay_one',
+                                                                                'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer.writer_main': ( 'api/serve/writer.html#writer_main',
                                                                                 'lifecycle/serve/writer.py')}}}

@@ -128,10 +128,11 @@ def test_records_never_read_past_the_zero_filled_rest(tmp_path):
 
 def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(tmp_path):
     """A server's workers each have a writer process and a journal, in one directory. Both take rows in groups while
-    the first one's writer is killed: that log starts another, which replays the dead journal (while the second
-    writer may look at it too). Every acknowledged row is in the database once, and no journal is left."""
+    the first one's writer is killed (it inserts its rows once a second: most acknowledged ones are in its journal
+    only); that log starts another writer, which replays the dead journal, racing a third log's writer starting at the
+    same time. Every acknowledged row is in the database once, and no journal is left."""
     url = f'sqlite:///{tmp_path}/p.db'
-    logs = [PredictionLog(url, process=True, probe_s=0.1) for _ in range(2)]
+    logs = [PredictionLog(url, process=True, probe_s=0.1, journal_s=s) for s in (1, 0.05)]
     acked, target = [[], []], 300
 
     def send(k: int) -> None:
@@ -154,6 +155,9 @@ def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(
         while len(acked[0]) < 60 and time.monotonic() < deadline:
             time.sleep(0.005)
         os.kill(logs[0]._writer.child.proc.pid, signal.SIGKILL)
+        logs.append(PredictionLog(url, process=True, probe_s=0.1))
+        logs[2].log(**ROW, request_id='third').wait(30)
+        acked.append(['third'])
         for t in threads:
             t.join(120)
         assert not any(t.is_alive() for t in threads)
@@ -162,6 +166,6 @@ def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(
             log.close()
     got = list(read_log(url).request_id)
     assert len(got) == len(set(got))  # nothing twice
-    assert set(acked[0]) | set(acked[1]) <= set(got)  # nothing acknowledged lost
-    assert len(acked[0]) > 100 and len(acked[1]) >= target  # the first log went on with a new writer
+    assert set().union(*acked) <= set(got)  # nothing acknowledged lost
+    assert len(acked[0]) >= target - 3 and len(acked[1]) >= target  # only the group the killed writer held failed
     assert list(journal_dir(url).glob('*.journal')) == []

@@ -204,8 +204,8 @@ def end_of(path: Path, start: int = 0) -> int:
 # %% ../../nbs/api/serve/01a_journal.ipynb #dedca161
 def sweep(directory: Path, older_than_s: float = 60) -> int:
     """Delete what writers that died while creating their journal left (`*.journal.new`, never named: no record was
-    written to it, no one waits for it): each unlocked and older than `older_than_s`, so that none still being created
-    is taken. How many went."""
+    written to it, no one waits for it): each empty, unlocked and older than `older_than_s`, so that none still being
+    created is taken. How many went."""
     directory, gone = Path(directory), 0
     for path in sorted(directory.glob('*.journal.new')) if directory.is_dir() else []:
         try:
@@ -213,7 +213,8 @@ def sweep(directory: Path, older_than_s: float = 60) -> int:
         except OSError:  # gone meanwhile
             continue
         try:
-            if time.time() - os.fstat(fd).st_mtime >= older_than_s:
+            st = os.fstat(fd)
+            if st.st_size == 0 and time.time() - st.st_mtime >= older_than_s:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # (its creator holds it until it is named)
                 path.unlink()
                 gone += 1

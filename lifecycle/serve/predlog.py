@@ -903,6 +903,17 @@ class _WriterProcess:
             self.thread.join(timeout=5)
 
 
+def __getattr__(name: str):
+    "`writer_main` moved to `lifecycle.serve.writer` (a server started before the move still starts its writer)."
+    if name != 'writer_main':
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
+
+    warnings.warn(f"lifecycle.serve.predlog.{name} moved to lifecycle.serve.writer", DeprecationWarning, stacklevel=2)
+    return importlib.import_module('lifecycle.serve.writer').writer_main
+
+
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
 def _known(log: PredictionLog, request_id: str) -> bool:
     "Is `request_id` in the log? (Not yet in the database: once what live writers journaled is, another look.)"
