@@ -169,3 +169,11 @@ def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(
     assert set().union(*acked) <= set(got)  # nothing acknowledged lost
     assert len(acked[0]) >= target - 3 and len(acked[1]) >= target  # only the group the killed writer held failed
     assert list(journal_dir(url).glob('*.journal')) == []
+
+
+def test_the_old_path_of_writer_main_resolves_to_the_writer_module_with_a_warning():
+    "A server started before the writer moved to its own module starts its writer by the old path."
+    with pytest.warns(DeprecationWarning, match='lifecycle.serve.writer'):
+        assert P.writer_main is W.writer_main
+    with pytest.raises(AttributeError):
+        P.no_such_name
