@@ -262,6 +262,8 @@ def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, w
     s = Workspace.open(ws)
     carol, alice = token_of(s, 'carol'), token_of(s, 'alice')
     since = len(audit.read(s.audit_path))
+    # one minute for the whole test: a refusal in the next minute would be that minute's first, audited at once
+    client.app.state.server.refusals.clock = lambda: 1_796_000_000.0
     r = client.get('/admin/flags')
     assert r.status_code == 401 and r.json() == {'error': 'missing or unknown bearer token', 'status': 401}
     r = client.post('/admin/flags/kill', headers={'Authorization': f'Bearer {alice}'})
