@@ -11,16 +11,13 @@ help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 # uv installs the same tested set as pip in a fraction of the time (it downloads in parallel); pip is the fallback.
-# Then the .pyc files of what the workspace imports are written (.ci/compile_imports.py: 5,200 files, 35 s here), not
-# those of all site-packages (uv's --compile-bytecode: 33,000 files, 70 s). Without them, where PYTHONDONTWRITEBYTECODE
-# is set (as on the CI machines), every process outside `make` would compile MLflow, scikit-learn and pandas from
-# source at each import.
+# --compile-bytecode: like pip, write the .pyc files at install time. Without them, where PYTHONDONTWRITEBYTECODE is set
+# (as on the CI machines), every process compiles MLflow, scikit-learn and pandas from source at each import.
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install --quiet uv \
-	  && $(BIN)/uv pip install --python $(BIN)/python --quiet -c constraints.txt -e ".[dev]" \
+	  && $(BIN)/uv pip install --python $(BIN)/python --quiet --compile-bytecode -c constraints.txt -e ".[dev]" \
 	  || $(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
-	@$(BIN)/python .ci/compile_imports.py
 	@touch $(STAMP)
 
 # Every recipe writes .pyc files (under __pycache__/, ignored by git) even where PYTHONDONTWRITEBYTECODE is set: the
