@@ -1,10 +1,13 @@
 """Fail when `nbdev-export` or `nbdev-clean` would change the library or the notebooks.
 
-Hashes every file under lifecycle/ and nbs/ before and after running both, so it works without git and
-is not fooled by uncommitted work; it names each file that changed.
+Hashes every file under lifecycle/ and nbs/ (and pyproject.toml, nbdev's settings) before and after running both, so
+it works without git and is not fooled by uncommitted work; it names each file that changed. A file they rewrote with
+the same contents gets its times back: nbdev-export rewrites pyproject.toml, which `make` would take for a changed
+project and install it again (`make test` runs this check before the tests' own `setup`).
 """
 
 import hashlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +17,7 @@ BIN = Path(sys.executable).parent
 
 
 def snapshot():
-    files = [
+    files = [ROOT / 'pyproject.toml'] + [
         p
         for d in ('lifecycle', 'nbs')
         for p in (ROOT / d).rglob('*')
@@ -24,11 +27,15 @@ def snapshot():
 
 
 before = snapshot()
+times = {k: os.stat(ROOT / k) for k in before}
 for cmd in ('nbdev-export', 'nbdev-clean'):
     r = subprocess.run([str(BIN / cmd)], cwd=ROOT, capture_output=True, text=True)
     if r.returncode:
         sys.exit(f"{cmd} failed (exit {r.returncode}):\n{r.stdout}{r.stderr}")
 after = snapshot()
+for k, st in times.items():
+    if after.get(k) == before[k]:
+        os.utime(ROOT / k, ns=(st.st_atime_ns, st.st_mtime_ns))
 changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
 if changed:
     sys.exit(
