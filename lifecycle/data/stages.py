@@ -23,8 +23,8 @@ from lifecycle.data.ingest import (
 )
 
 # %% auto #0
-__all__ = ['REPORT_ROWS', 'IngestResult', 'batch_key', 'in_training', 'later_values', 'ingest', 'drift_report', 'FeaturesResult',
-           'features']
+__all__ = ['REPORT_ROWS', 'IngestResult', 'batch_key', 'in_training', 'later_values', 'ingest', 'drift_report',
+           'drift_report_html', 'FeaturesResult', 'features']
 
 # %% ../../nbs/api/data/08_stages.ipynb #d28d0689
 @dataclass(frozen=True, eq=False)
@@ -127,24 +127,43 @@ def ingest(
 REPORT_ROWS = 50_000  # rows of each side Evidently's drift report is drawn on: its charts cost time with every row
 
 
-def drift_report(ws: Workspace, p: IngestParams, r: BatchResult):
-    """Evidently's drift report of a batch (its sample) against a sample of its reference snapshot (`REPORT_ROWS` rows
-    each, the snapshot read in bounded memory), on the drift columns; or None."""
+def _report_frames(ws: Workspace, p: IngestParams, r: BatchResult):
+    "The two samples a batch's drift report is drawn on (reference, batch), on the drift columns; or None."
     if r.reference is None or r.sample is None or not len(r.sample):
         return None
-    from lifecycle.data.drift import evidently_report
-
     ref = sample_snapshot(ws.store, r.reference, REPORT_ROWS)  # not the whole snapshot: the report draws on a sample
     cols = [  # a column with no values on either side is a finding of its own; Evidently cannot chart it
         c
         for c in drift_columns(p, [c for c in r.sample.columns if c in ref])
         if ref[c].notna().any() and r.sample[c].notna().any()
     ]
-    if not cols:
+    return (ref[cols], r.sample[cols]) if cols else None
+
+
+def drift_report(ws: Workspace, p: IngestParams, r: BatchResult):
+    """Evidently's drift report of a batch (its sample) against a sample of its reference snapshot (`REPORT_ROWS` rows
+    each, the snapshot read in bounded memory), on the drift columns; or None."""
+    frames = _report_frames(ws, p, r)
+    if frames is None:
         return None
+    from lifecycle.data.drift import evidently_report
+
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        return evidently_report(ref[cols], r.sample[cols], sample_rows=REPORT_ROWS)
+        return evidently_report(*frames, sample_rows=REPORT_ROWS)
+
+
+def drift_report_html(ws: Workspace, p: IngestParams, r: BatchResult) -> str | None:
+    """`drift_report` as the HTML a notebook shows (an iframe), drawn by this process's report worker when one was
+    started (`report_worker.start`: Evidently imported meanwhile, in a process of its own), else here; or None."""
+    frames = _report_frames(ws, p, r)
+    if frames is None:
+        return None
+    from lifecycle.data.report_worker import report_html
+
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        return report_html(*frames, sample_rows=REPORT_ROWS)
 
 # %% ../../nbs/api/data/08_stages.ipynb #53fdb015
 @dataclass(frozen=True, eq=False)

@@ -1,0 +1,59 @@
+"""The ingest stage's Evidently reports, drawn by a worker process started before the stage's own imports: the same
+report as drawn in-process, and whatever happens to the worker, the caller still gets the report, or Evidently's own
+error. (Slow tier: Evidently is imported, about 9 s of CPU, in a worker and here.)"""
+
+from __future__ import annotations
+import os
+import re
+import signal
+import numpy as np
+import pandas as pd
+import pytest
+from lifecycle.data import report_worker
+from lifecycle.data.drift import evidently_report
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def frames():
+    rng = np.random.default_rng(0)
+    ref = pd.DataFrame({'age': rng.normal(30, 5, 400), 'plan': rng.choice(['a', 'b'], 400)})
+    cur = pd.DataFrame({'age': rng.normal(36, 5, 300), 'plan': rng.choice(['a', 'b', 'c'], 300)})
+    return ref, cur
+
+
+@pytest.fixture(autouse=True)
+def no_worker_left():
+    yield
+    report_worker.stop()
+
+
+def _ids_out(html: str) -> str:
+    "The page without what Evidently makes new on every draw (element and snapshot IDs)."
+    html = re.sub(r'[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}', '<uuid>', html)
+    return re.sub(r'[0-9a-f]{32}', '<id>', html)
+
+
+def test_the_worker_draws_evidentlys_report_and_one_it_cannot_draw_fails_with_evidentlys_own_error(frames):
+    worker = report_worker.start()
+    drawn = report_worker.report_html(*frames, sample_rows=250)
+    assert report_worker._worker is worker and worker.alive()  # drawn there: a failure would have stopped it
+    here = evidently_report(*frames, sample_rows=250).get_html_str(as_iframe=True)
+    assert '&quot;column_name&quot;: &quot;plan&quot;' in drawn
+    assert _ids_out(drawn) == _ids_out(here)
+
+    ref, _ = frames
+    with pytest.raises(ValueError, match="empty column 'age'"):  # Evidently's message, raised where it is drawn here
+        report_worker.report_html(ref, ref.iloc[:0])
+    assert report_worker._worker is None and not worker.alive()  # a worker that failed is let go
+
+
+def test_a_worker_killed_while_it_imports_leaves_the_report_drawn_here(frames):
+    worker = report_worker.start()
+    os.kill(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait(timeout=10)
+    html = report_worker.report_html(*frames)
+    assert '&quot;column_name&quot;: &quot;age&quot;' in html
+    assert report_worker._worker is None  # the dead worker was let go: the next `start` starts another
+    assert report_worker.start() is not worker
