@@ -993,6 +993,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker._send': ( 'api/data/report_worker.html#_send',
                                                                                       'lifecycle/data/report_worker.py'),
+                                              'lifecycle.data.report_worker._wait': ( 'api/data/report_worker.html#_wait',
+                                                                                      'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker.report_html': ( 'api/data/report_worker.html#report_html',
                                                                                             'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker.start': ( 'api/data/report_worker.html#start',

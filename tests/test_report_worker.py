@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import time
 import numpy as np
 import pandas as pd
 import pytest
@@ -44,16 +45,47 @@ def test_the_worker_draws_evidentlys_report_and_one_it_cannot_draw_fails_with_ev
     assert _ids_out(drawn) == _ids_out(here)
 
     ref, _ = frames
+    with pytest.raises(RuntimeError, match=r'could not draw the report \(ValueError\)'):  # its type only
+        worker.draw(ref, ref.iloc[:0], 250, True)
+    assert not worker.alive()  # stopped: nothing of the exchange is left in its pipes
     with pytest.raises(ValueError, match="empty column 'age'"):  # Evidently's message, raised where it is drawn here
-        report_worker.report_html(ref, ref.iloc[:0])
-    assert report_worker._worker is None and not worker.alive()  # a worker that failed is let go
+        report_worker.report_html(ref, ref.iloc[:0], sample_rows=250)
+    assert report_worker._worker is None
+
+
+def test_an_interrupted_report_leaves_nothing_behind_for_the_next_one(frames, monkeypatch):
+    ref, cur = frames
+    report_worker.start()
+    assert 'age' in report_worker.report_html(ref[['age']], cur[['age']], sample_rows=250)
+    receive = report_worker._receive
+
+    def interrupted(*a, **k):  # Ctrl-C while the worker draws: its reply is never read
+        monkeypatch.setattr(report_worker, '_receive', receive)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(report_worker, '_receive', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        report_worker.report_html(ref[['plan']], cur[['plan']], sample_rows=250)
+    html = report_worker.report_html(ref[['plan']], cur[['plan']], sample_rows=250)  # not the reply left unread
+    names = re.findall(r'&quot;column_name&quot;: &quot;(\w+)&quot;', html)
+    assert 'plan' in names and 'age' not in names
 
 
 def test_a_worker_killed_while_it_imports_leaves_the_report_drawn_here(frames):
     worker = report_worker.start()
     os.kill(worker.proc.pid, signal.SIGKILL)
     worker.proc.wait(timeout=10)
-    html = report_worker.report_html(*frames)
+    html = report_worker.report_html(*frames, sample_rows=250)
     assert '&quot;column_name&quot;: &quot;age&quot;' in html
     assert report_worker._worker is None  # the dead worker was let go: the next `start` starts another
     assert report_worker.start() is not worker
+
+
+def test_a_stuck_worker_times_out_within_its_wait_even_while_the_frames_are_sent(frames):
+    worker = report_worker.ReportWorker()
+    os.kill(worker.proc.pid, signal.SIGSTOP)  # reads nothing: the frames are far more than a pipe holds
+    big = pd.concat([frames[0]] * 200, ignore_index=True)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        worker.draw(big, big, 250, True, wait_s=1)
+    assert time.monotonic() - started < 10 and not worker.alive()

@@ -31,6 +31,8 @@ def _lifecycle_reset():
     if 'mlflow' in sys.modules:
         while sys.modules['mlflow'].active_run():
             sys.modules['mlflow'].end_run()
+    if 'lifecycle.data.report_worker' in sys.modules:  # a stage that failed before its reports left it running
+        sys.modules['lifecycle.data.report_worker'].stop()
     os.chdir(m.cwd)
     os.environ.clear()
     os.environ.update(m.env)
