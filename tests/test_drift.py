@@ -397,3 +397,27 @@ def test_drift_command_on_large_files_imports_no_scipy(workspace):
     expected = ours(ref, cur)  # the same answers as the library's in-process path
     assert [c['drifted'] for c in got['columns']] == expected.drifted.tolist()
     assert np.allclose([c['ks_pvalue'] or 0 for c in got['columns']], expected.ks_pvalue.fillna(0), rtol=1e-9)
+
+
+def test_the_installed_command_prints_every_verdict_before_it_leaves_and_keeps_its_exit_status(workspace):
+    """The console script ends `lifecycle drift` without the interpreter's teardown (`Result.fast_exit`): what it
+    printed is whole (the verdicts of `ours`), through a pipe; a refusal still exits with its own status."""
+    import subprocess
+    from conftest import LIFECYCLE, clean_env
+
+    ref, cur = frames(3_000, 2_000, seed=5, shift=0.4)
+    ref.to_parquet(workspace / 'ref.parquet')
+    cur.to_parquet(workspace / 'cur.parquet')
+
+    env = {k: v for k, v in clean_env().items() if k != 'PYTHONUNBUFFERED'}  # stdout a pipe: flushed only at exit
+
+    def run(current):
+        args = [LIFECYCLE, 'drift', '--reference', 'ref.parquet', '--current', current, '--json']
+        return subprocess.run(args, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+
+    r = run('cur.parquet')
+    assert r.returncode == 0 and r.stderr == '', r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    assert [c['drifted'] for c in got['columns']] == ours(ref, cur).drifted.tolist()
+    r = run('gone.parquet')
+    assert r.returncode == 4 and 'gone.parquet' in json.loads(r.stdout)['error']

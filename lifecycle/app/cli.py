@@ -6,7 +6,7 @@ ones that report have `--json`; expected failures print one paragraph and exit n
 # %% ../../nbs/api/app/03_cli.ipynb #80674d09
 from __future__ import annotations
 import typer
-from ..core.cli_support import with_params_option
+from ..core.cli_support import leave, leaves_at_once, with_params_option
 from . import commands as app_cmds
 from ..core import commands as core_cmds
 from ..data import commands as data_cmds
@@ -19,7 +19,7 @@ from ..loop import commands as loop_cmds
 
 # %% auto #0
 __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_app', 'rollout_app', 'keys_app', 'trust_app',
-           'experiment_app', 'monitor_app', 'retrain_app']
+           'experiment_app', 'monitor_app', 'retrain_app', 'main']
 
 # %% ../../nbs/api/app/03_cli.ipynb #f485a5a8
 def _run_report(s, name, out_dir, parameters):
@@ -145,3 +145,16 @@ retrain_app = _group(
     "The closed loop: feedback becomes data, triggers retrain, a challenger earns production via shadow and canary.",
     {'run': loop_cmds.retrain_run, 'status': loop_cmds.retrain_status, 'history': loop_cmds.retrain_history},
 )
+
+# %% ../../nbs/api/app/03_cli.ipynb #522b99d4
+def main() -> None:
+    """The console script `lifecycle`: the app, as Click runs it (its exit status, its usage errors); after a command
+    whose printed result leaves nothing to finish (`Result.fast_exit`), the process ends without the interpreter's
+    teardown (`cli_support.leave`)."""
+    try:
+        app()
+    except SystemExit as e:
+        if not leaves_at_once():
+            raise
+        leave(e.code)
+
