@@ -148,17 +148,16 @@ def command(errors: dict | None = None):
 # %% ../../nbs/api/core/11_cli_support.ipynb #96115da3
 def leave(code=0):
     """End the process as `sys.exit(code)` would, but without the interpreter's teardown, which frees every module's
-    objects one by one (0.1-0.25 s after a command that imported pandas, pyarrow and pydantic): other threads are
-    waited for, atexit handlers run, and stdout and stderr are flushed first, as at any exit. What does not run are the
-    `__del__` methods of objects still alive, so use it only once the process's work is done and written."""
+    objects one by one (0.1-0.25 s after a command that imported pandas, pyarrow and pydantic). First, in the order of
+    Python's own exit, thread pools are told to stop and other threads waited for (`threading._shutdown`), atexit
+    handlers run, and stdout and stderr are flushed. What does not run are the `__del__` methods of objects still
+    alive, so use it only once the process's work is done and written."""
     import atexit
     import os
     import sys
     import threading
 
-    for t in threading.enumerate():  # as Python's own exit: first wait for the threads that are not daemons
-        if t is not threading.main_thread() and not t.daemon:
-            t.join()
+    threading._shutdown()  # as Python's own exit: executors told to stop, then every thread but daemons waited for
     atexit._run_exitfuncs()
     if code is None:
         code = 0
