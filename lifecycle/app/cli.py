@@ -148,8 +148,8 @@ retrain_app = _group(
 
 # %% ../../nbs/api/app/03_cli.ipynb #522b99d4
 def main() -> None:
-    """The console script `lifecycle`: the app, as Click runs it (its exit status, its usage errors); after a command
-    whose printed result leaves nothing to finish (`Result.fast_exit`), the process ends without the interpreter's
+    """The console script `lifecycle`: the app, as Click runs it (its exit status, its usage errors); once a command
+    has printed its result (one with `Result.fast_exit`, the default), the process ends without the interpreter's
     teardown (`cli_support.leave`)."""
     try:
         app()

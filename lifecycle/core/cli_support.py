@@ -57,7 +57,9 @@ def dumps(o, indent: int | None = None) -> str:
 class Result:
     "What a command returns: `data()` is what `--json` prints, `show()` what a person reads, `exit_code` how it ends."
 
-    fast_exit: ClassVar[bool] = False  # once printed, nothing is left to finish: the process may end at once (`leave`)
+    # once printed, nothing is left to finish: the console script ends the process without the interpreter's teardown
+    # (`leave`); a result whose command leaves work to `__del__` methods (objects freed at exit) sets it False
+    fast_exit: ClassVar[bool] = True
 
     def data(self):
         return asdict(self)
@@ -104,7 +106,7 @@ _leave_at_once = False  # a command printed a result with nothing left to finish
 
 
 def leaves_at_once() -> bool:
-    "Whether a command of this process printed a result with `fast_exit` set (the console script then calls `leave`)."
+    "Whether a command of this process printed a result that has `fast_exit` (the console script then calls `leave`)."
     return _leave_at_once
 
 

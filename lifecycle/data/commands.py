@@ -230,8 +230,6 @@ def ingest(
 class DriftTable(Result):
     "Per-column drift of one dataset against another, the dataset-level verdict, and the columns left out."
 
-    fast_exit = True  # it only reads: once the verdicts are printed, the process may end at once
-
     reference: str
     current: str
     summary: dict
