@@ -11,6 +11,7 @@ import os
 import pickle
 import select
 import signal
+import sys
 import time
 from pathlib import Path
 import orjson
@@ -348,3 +349,6 @@ def writer_main() -> None:
     cfg, pending = pickle.loads(first[0]), [orjson.loads(f) for f in first[1:]]
     store, journaled = _open(cfg)
     _Writer(pipe, store, journaled, cfg['probe_s']).run(pending)
+    sys.stdout.flush()  # (acknowledgements went out unbuffered; anything printed goes to stderr)
+    sys.stderr.flush()
+    os._exit(0)  # the store is closed, every row in or journaled: no time spent tearing SQLAlchemy and the rest down
