@@ -150,11 +150,14 @@ retrain_app = _group(
 def main() -> None:
     """The console script `lifecycle`: the app, as Click runs it (its exit status, its usage errors); once a command
     has printed its result (one with `Result.fast_exit`, the default), the process ends without the interpreter's
-    teardown (`cli_support.leave`)."""
+    teardown (`cli_support.leave`), unless a profiler or tracer watches it, which may write its findings
+    only once `main` returns."""
+    import sys
+
     try:
         app()
     except SystemExit as e:
-        if not leaves_at_once():
+        if not leaves_at_once() or sys.getprofile() or sys.gettrace():  # cProfile, coverage, a debugger: as usual
             raise
         leave(e.code)
 
