@@ -400,10 +400,14 @@ def test_drift_command_on_large_files_imports_no_scipy(workspace):
 
 
 def test_the_installed_command_prints_every_verdict_before_it_leaves_and_keeps_its_exit_status(workspace):
-    """The console script ends `lifecycle drift` without the interpreter's teardown (`Result.fast_exit`): what it
-    printed is whole (the verdicts of `ours`), through a pipe; a refusal still exits with its own status."""
+    """The console script (`lifecycle.app.cli:main`) ends `lifecycle drift` without the interpreter's teardown
+    (`Result.fast_exit`): what it printed is whole (the verdicts of `ours`), through a pipe; a refusal still exits with
+    its own status."""
     import subprocess
+    from importlib.metadata import entry_points
     from conftest import LIFECYCLE, clean_env
+
+    assert [e.value for e in entry_points(group='console_scripts', name='lifecycle')] == ['lifecycle.app.cli:main']
 
     ref, cur = frames(3_000, 2_000, seed=5, shift=0.4)
     ref.to_parquet(workspace / 'ref.parquet')

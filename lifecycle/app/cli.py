@@ -6,7 +6,7 @@ ones that report have `--json`; expected failures print one paragraph and exit n
 # %% ../../nbs/api/app/03_cli.ipynb #80674d09
 from __future__ import annotations
 import typer
-from ..core.cli_support import leave, leaves_at_once, with_params_option
+from ..core.cli_support import leave, leaves_at_once, set_leave_at_once, with_params_option
 from . import commands as app_cmds
 from ..core import commands as core_cmds
 from ..data import commands as data_cmds
@@ -150,14 +150,25 @@ retrain_app = _group(
 def main() -> None:
     """The console script `lifecycle`: the app, as Click runs it (its exit status, its usage errors); once a command
     has printed its result (one with `Result.fast_exit`, the default), the process ends without the interpreter's
-    teardown (`cli_support.leave`), unless a profiler or tracer watches it, which may write its findings
-    only once `main` returns."""
-    import sys
-
+    teardown (`cli_support.leave`), unless a profiler or tracer watches it (cProfile, coverage, a debugger with
+    breakpoints), which may write its findings only once `main` returns."""
+    set_leave_at_once(False)  # (an in-process run of a command before this one is not this one's)
     try:
         app()
     except SystemExit as e:
-        if not leaves_at_once() or sys.getprofile() or sys.gettrace():  # cProfile, coverage, a debugger: as usual
+        if not leaves_at_once() or _watched():
             raise
-        leave(e.code)
+        code = e.code
+    else:  # (Click's standalone mode always ends in SystemExit)
+        return
+    leave(code)  # (out of the `except`: the exception and the frames it holds are let go first)
+
+
+def _watched() -> bool:
+    "A profiler or tracer is set: `sys.setprofile`/`sys.settrace`, or (Python 3.12+) a `sys.monitoring` tool."
+    import sys
+
+    monitoring = getattr(sys, 'monitoring', None)
+    tools = any(monitoring.get_tool(i) for i in range(6)) if monitoring else False
+    return bool(sys.getprofile() or sys.gettrace() or tools)
 

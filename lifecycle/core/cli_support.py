@@ -12,13 +12,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass, asdict
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, NoReturn
 import typer
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'COMMON_ERRORS', 'CommandError', 'finite', 'dumps',
-           'Result', 'exit_code_for', 'fail', 'leaves_at_once', 'command', 'leave', 'invoke', 'scratch_workspace',
-           'with_params_option']
+           'Result', 'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke',
+           'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
@@ -58,7 +58,8 @@ class Result:
     "What a command returns: `data()` is what `--json` prints, `show()` what a person reads, `exit_code` how it ends."
 
     # once printed, nothing is left to finish: the console script ends the process without the interpreter's teardown
-    # (`leave`); a result whose command leaves work to `__del__` methods (objects freed at exit) sets it False
+    # (`leave`); a result whose command leaves work to `__del__` methods (objects freed at exit) opts out with
+    # `fast_exit: ClassVar[bool] = False` (not a plain `bool`: that would be a dataclass field, printed by `--json`)
     fast_exit: ClassVar[bool] = True
 
     def data(self):
@@ -110,6 +111,12 @@ def leaves_at_once() -> bool:
     return _leave_at_once
 
 
+def set_leave_at_once(on: bool) -> None:
+    "Say (`command`, after printing a result) or unsay (`main`, before a command runs) that the process may `leave`."
+    global _leave_at_once
+    _leave_at_once = on
+
+
 def command(errors: dict | None = None):
     """Make a function that returns a `Result` a command: print it, exit with its code, turn expected errors into one
     paragraph."""
@@ -137,8 +144,7 @@ def command(errors: dict | None = None):
             else:
                 res.show()
             if res.fast_exit:
-                global _leave_at_once
-                _leave_at_once = True
+                set_leave_at_once(True)
             if res.exit_code:
                 raise typer.Exit(res.exit_code)
             return res
@@ -148,30 +154,36 @@ def command(errors: dict | None = None):
     return deco
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #96115da3
-def leave(code=0):
+def leave(code: object = 0) -> NoReturn:
     """End the process as `sys.exit(code)` would, but without the interpreter's teardown, which frees every module's
-    objects one by one (0.1-0.25 s after a command that imported pandas, pyarrow and pydantic). First, in the order of
-    Python's own exit, thread pools are told to stop and other threads waited for (`threading._shutdown`), atexit
-    handlers run, and stdout and stderr are flushed. What does not run are the `__del__` methods of objects still
-    alive, so use it only once the process's work is done and written."""
+    objects one by one (0.1-0.25 s after `lifecycle drift`, which imports numpy, pyarrow and pydantic; 1.5-2 s after a
+    command that imported MLflow). In the order of Python's own exit: a message `code` goes to stderr, thread pools are
+    told to stop and other threads waited for (`threading._shutdown`), atexit handlers run, and stdout and stderr are
+    flushed (a failed flush of stdout exits 120). What does not run are the `__del__` methods of objects still alive,
+    so use it only once the process's work is done and written."""
     import atexit
     import os
     import sys
     import threading
 
-    threading._shutdown()  # as Python's own exit: executors told to stop, then every thread but daemons waited for
-    atexit._run_exitfuncs()
     if code is None:
-        code = 0
-    elif not isinstance(code, int):  # as `sys.exit('message')`: the message on stderr, exit status 1
+        status = 0
+    elif isinstance(code, int):
+        status = code & 0xFF  # (what the operating system keeps of it)
+    else:  # as `sys.exit('message')`: the message on stderr first, exit status 1
         print(code, file=sys.stderr)
-        code = 1
+        status = 1
+    threading._shutdown()
+    atexit._run_exitfuncs()
     for f in (sys.stdout, sys.stderr):
+        if f is None or f.closed:  # (Python's exit skips a closed stream too)
+            continue
         try:
             f.flush()
-        except (OSError, ValueError):  # a closed pipe: as Python's own exit, status 120 if nothing else went wrong
-            code = code or 120
-    os._exit(code)
+        except OSError:
+            if f is sys.stdout:
+                status = 120
+    os._exit(status)
 
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #035e15a4

@@ -351,4 +351,6 @@ def writer_main() -> None:
     _Writer(pipe, store, journaled, cfg['probe_s']).run(pending)
     sys.stdout.flush()  # (acknowledgements went out unbuffered; anything printed goes to stderr)
     sys.stderr.flush()
-    os._exit(0)  # the store is closed, every row in or journaled: no time spent tearing SQLAlchemy and the rest down
+    # the store is closed, every row in or journaled, and this process registers no atexit handler: no time is spent
+    # tearing SQLAlchemy and the rest down (closing the log took 0.2-0.3 s)
+    os._exit(0)
