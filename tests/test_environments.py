@@ -124,6 +124,30 @@ def test_a_hand_written_consistent_spec_exposing_an_ungated_version_is_refused_a
         assert 'lifecycle_alerts_total{kind="flags_refused"} 1.0' in metrics
 
 
+def test_the_first_flags_go_live_only_once_the_file_their_flag_client_reads_exists(ws, monkeypatch):
+    """A server that started without flags makes its flag client on the first request after they went live, on the
+    gate's active file: that file is written before they go live (a request in between found no file, once in CI)."""
+    from lifecycle.serve import gate
+
+    ws.client.delete_registered_model_alias(NAME, 'dev')
+    srv = Server(ws)
+    try:
+        live_at_write = []
+        real = gate.atomic_write
+
+        def write(path, data):
+            live_at_write.append(srv.gate.live.doc is not None)
+            real(path, data)
+
+        monkeypatch.setattr(gate, 'atomic_write', write)
+        srv.gate.stop()  # (its thread would race this test's own look)
+        fl.init_flags(ws, FlagsParams(control='1', safe='1'), NAME, lambda a: None, reason='deploy version 1')
+        assert srv.gate.check() and srv.gate.active.is_file() and srv.flags is not None
+        assert live_at_write == [False]  # the first flags: nothing was live while their file was written
+    finally:
+        srv.close()
+
+
 def test_a_server_that_started_not_ready_serves_once_flags_meeting_the_policy_are_deployed(ws):
     ws.client.delete_registered_model_alias(NAME, 'dev')  # nothing named for dev yet
     with TestClient(create_app(Server(ws))) as c:

@@ -129,13 +129,16 @@ class FlagGate:
             self.valid, self.problem = False, str(e)
             return False
         self._loaded = {v: self._loaded[v] for v in set(versions.values())}  # undeployed versions leave memory
-        self.live = Deployment(doc, versions, dict(self._loaded))  # models first, then the provider's file
+        live = Deployment(doc, versions, dict(self._loaded))
+        if self.live.doc is not None:  # a provider routes by the active file: the models it names go live first
+            self.live = live
         self.spec = spec
         try:
             atomic_write(self.active, json.dumps(doc).encode())
         except OSError:
             self._seen = None
             raise  # look again next time
+        self.live = live  # the first flags: only now, as the flag client is made once they are live, on this file
         self.valid, self.problem = True, ''
         return True
 
