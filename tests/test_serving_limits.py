@@ -28,24 +28,28 @@ def ws(tmp_path_factory):
 
 
 def _load_then_kill(ws: Path, kill) -> list[str]:
-    "Four clients load a new server; once 200 are answered, `kill(server)`; the request IDs answered."
+    "Four clients (two per scoring route) load a new server; once 200 are answered, `kill(server)`; the IDs answered."
     srv = LocalServer(ws, env=clean_env(), log=subprocess.DEVNULL, timeout=240).start()
     answered, lock, stop = [], threading.Lock(), threading.Event()
 
-    def client(n: int):
+    def client(n: int, route: str):
         with httpx.Client(base_url=srv.url, timeout=10) as http:
             for i in range(n):
                 if stop.is_set():
                     return
                 try:
-                    r = http.post('/predict', json={'records': [REC], 'context': {'targetingKey': f'k{i}'}})
+                    if route == '/predict':
+                        r = http.post(route, json={'records': [REC], 'context': {'targetingKey': f'k{i}'}})
+                    else:  # answered by the protocol itself (`lifecycle.serve.direct`)
+                        r = http.post(route, json={'dataframe_records': [REC]})
                 except httpx.HTTPError:
                     return  # the server is gone: this request was not answered
                 if r.status_code == 200:
                     with lock:
-                        answered.append(r.json()['request_id'])
+                        answered.append(r.headers.get('x-request-id') or r.json()['request_id'])
 
-    threads = [threading.Thread(target=client, args=(150,)) for _ in range(4)]  # at most 600 requests
+    routes = ['/predict', '/invocations'] * 2
+    threads = [threading.Thread(target=client, args=(150, r)) for r in routes]  # at most 600 requests
     for t in threads:
         t.start()
     end = time.monotonic() + 60

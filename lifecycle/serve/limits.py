@@ -128,6 +128,8 @@ if HttpToolsProtocol is not None:
 
 
 def protocol() -> str:
-    "The guarded protocol `serve` runs, as uvicorn's import string: httptools' when installed, else h11's."
-    name = 'GuardedHttpToolsProtocol' if HttpToolsProtocol is not None else 'GuardedH11Protocol'
-    return f'lifecycle.serve.limits:{name}'
+    """The guarded protocol `serve` runs, as uvicorn's import string: with httptools installed, its protocol answering
+    invocations directly (`lifecycle.serve.direct`); else h11's."""
+    if HttpToolsProtocol is not None:
+        return 'lifecycle.serve.direct:DirectHttpToolsProtocol'
+    return 'lifecycle.serve.limits:GuardedH11Protocol'

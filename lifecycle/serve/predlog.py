@@ -211,7 +211,8 @@ class Pending:
     def done(self) -> bool:
         return self.batch.done.is_set()
 
-    def _outcome(self) -> None:
+    def check(self) -> None:
+        "`LogFailed` if the row's batch, once done, did not store it; nothing if it did."
         b = self.batch
         problem = b.error or b.failed.get(self.index)
         if problem:
@@ -221,18 +222,21 @@ class Pending:
         "Block until the row's batch is committed; `LogFailed` if it was not written or not within `timeout` seconds."
         if not self.batch.done.wait(timeout):
             raise LogFailed(f"prediction log: the row was not committed within {timeout:g} s")
-        self._outcome()
+        self.check()
+
+    def settled_in(self, loop, timeout: float = 60):
+        """A future of `loop` done once the row's batch is (`LogFailed` as its exception after `timeout` seconds), or
+        None if it is done already; then `check`. For callbacks; coroutines `await wait_async()`."""
+        return None if self.batch.done.is_set() else self.batch.wait_in(loop, timeout)
 
     async def wait_async(self, timeout: float = 60) -> None:
         "`wait` without blocking the event loop: one wake-up per loop and batch, not per request."
         import asyncio
 
-        b = self.batch
-        if not b.done.is_set():
-            fut = b.wait_in(asyncio.get_running_loop(), timeout)
-            if fut is not None:
-                await fut  # (no `wait_for` per request: the deadline is one timer per batch and loop)
-        self._outcome()
+        fut = self.settled_in(asyncio.get_running_loop(), timeout)
+        if fut is not None:
+            await fut  # (no `wait_for` per request: the deadline is one timer per batch and loop)
+        self.check()
 
 
 class _Store:

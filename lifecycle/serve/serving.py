@@ -12,7 +12,7 @@ import logging
 import os
 import weakref
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Callable
 import orjson
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import PlainTextResponse, Response
@@ -43,8 +43,9 @@ log = logging.getLogger('lifecycle.serving')
 # %% auto #0
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'scoring_router', 'feedback_router',
            'health_router', 'admin_router', 'JsonAnswer', 'answer', 'refuse', 'read_body', 'TickBatcher', 'committed',
-           'invocations', 'predict', 'feedback', 'health', 'ping', 'version', 'ready', 'metrics', 'Refused',
-           'admin_user', 'get_flags', 'patch_flags', 'kill', 'create_app', 'FastInvocations', 'app_factory', 'serve']
+           'start_invocation', 'invocations', 'predict', 'feedback', 'health', 'ping', 'version', 'ready', 'metrics',
+           'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill', 'model_failed', 'crashed', 'create_app',
+           'FastInvocations', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
@@ -203,19 +204,82 @@ def _served(srv: Server, r: Scored) -> BackgroundTask | None:
     return BackgroundTask(run)
 
 
+def _waits_for_commit(srv: Server, r: Scored) -> bool:
+    "Whether the answer waits for its prediction row's commit: durable mode, unless told to answer a known-broken log."
+    return srv.log.durable and r.logged is not None and not (srv.on_log_failure == 'answer' and srv.log.problem)
+
+
+def _unlogged(srv: Server, e: LogFailed) -> LogFailed | None:
+    "The refusal for an answer whose row failed (`prediction_log_on_failure = refuse`); None: answer anyway."
+    if srv.on_log_failure == 'refuse':
+        return LogFailed(f"{e}; refusing to answer unlogged (prediction_log_on_failure = refuse)")
+    return None
+
+
 async def committed(srv: Server, r: Scored) -> LogFailed | None:
     "Wait until the request's prediction row is committed (durable mode); the failure when the answer must not go."
-    if not srv.log.durable or r.logged is None:
-        return None
-    if srv.on_log_failure == 'answer' and srv.log.problem:  # known broken, and told to answer anyway: do not wait
+    if not _waits_for_commit(srv, r):
         return None
     try:
         await r.logged.wait_async()
         return None
     except LogFailed as e:
-        if srv.on_log_failure == 'refuse':
-            return LogFailed(f"{e}; refusing to answer unlogged (prediction_log_on_failure = refuse)")
-        return None
+        return _unlogged(srv, e)
+
+
+def start_invocation(srv: Server, batcher: TickBatcher, body: bytes, mime: str, done: Callable[[Response], None]):
+    """`POST /invocations` once its body is read, with callbacks instead of a task: `done` gets the answer exactly once,
+    at once (a refusal) or from the event loop's callbacks when the request is scored and its row committed. The route
+    awaits it; the direct protocol (`lifecycle.serve.direct`) writes it to the connection itself, so an invocation
+    costs no ASGI cycle. Call it on the event loop; it does not raise (a bug is answered as a 500)."""
+    try:
+        if refused := srv.log_refusal():
+            return done(refuse(srv, 'invocations', refused, 503))
+        fut = batcher.submit(CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth))
+    except InputError as e:
+        return done(refuse(srv, 'invocations', e, e.status))
+    except Exception as e:
+        return done(crashed(srv, '/invocations', e))
+    fut.add_done_callback(lambda f: _invocation_scored(srv, f, done))
+
+
+def _invocation_scored(srv: Server, fut: asyncio.Future, done: Callable[[Response], None]) -> None:
+    "The request is scored (or refused): answer now, or once its row is committed."
+    try:
+        r = fut.result()
+        if not _waits_for_commit(srv, r):
+            return done(_invocation_answer(srv, r, False, None))
+        wait = r.logged.settled_in(fut.get_loop())
+    except InputError as e:
+        return done(refuse(srv, 'invocations', e, e.status))
+    except ModelFailed as e:
+        return done(model_failed(srv, '/invocations', e))
+    except Exception as e:
+        return done(crashed(srv, '/invocations', e))
+    if wait is None:  # its batch is done already
+        return done(_invocation_answer(srv, r, True, None))
+    wait.add_done_callback(lambda w: done(_invocation_answer(srv, r, True, w)))
+
+
+def _invocation_answer(srv: Server, r: Scored, waited: bool, wait: asyncio.Future | None) -> Response:
+    """The answer, or the refusal to answer unlogged, once the row is committed or failed (`waited`; `wait`: the future
+    that waited for it, whose exception is the timeout's), or at once when the answer does not wait for it."""
+    try:
+        if waited:
+            try:
+                if wait is not None and wait.exception() is not None:
+                    raise wait.exception()
+                r.logged.check()
+            except LogFailed as e:
+                if failed := _unlogged(srv, e):
+                    return refuse(srv, 'invocations', failed, 503)
+        return answer(
+            {'predictions': r.decisions},
+            background=_served(srv, r),
+            headers={'x-request-id': r.request_id, 'x-model-version': r.model.version},
+        )
+    except Exception as e:
+        return crashed(srv, '/invocations', e)
 
 
 @scoring_router.post(
@@ -223,23 +287,17 @@ async def committed(srv: Server, r: Scored) -> LogFailed | None:
 )
 async def invocations(request: Request):
     srv: Server = request.app.state.server
-    if refused := srv.log_refusal():
+    if refused := srv.log_refusal():  # before reading a body it would not score
         return refuse(srv, 'invocations', refused, 503)
     try:
         body = await read_body(request, srv.max_body)
-        mime = request.headers.get('content-type', '').split(';')[0].strip().lower()
-        r = await request.app.state.batchers['invocations'].submit(
-            CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth)
-        )
     except InputError as e:
         return refuse(srv, 'invocations', e, e.status)
-    if failed := await committed(srv, r):
-        return refuse(srv, 'invocations', failed, 503)
-    return answer(
-        {'predictions': r.decisions},
-        background=_served(srv, r),
-        headers={'x-request-id': r.request_id, 'x-model-version': r.model.version},
-    )
+    mime = request.headers.get('content-type', '').split(';')[0].strip().lower()
+    fut = asyncio.get_running_loop().create_future()
+    batcher = request.app.state.batchers['invocations']
+    start_invocation(srv, batcher, body, mime, lambda a: fut.done() or fut.set_result(a))
+    return await fut
 
 
 @scoring_router.post(
@@ -398,21 +456,28 @@ async def _refused(request: Request, exc: Refused) -> Response:
     return refuse(request.app.state.server, exc.route, exc, exc.status)
 
 
-async def _model_failed(request: Request, exc: ModelFailed) -> Response:
-    srv: Server = request.app.state.server  # logged by `score` as a 500 row; counted per variant
-    srv.metrics.requests.labels(exc.route, exc.variant, exc.version, '500').inc()
-    srv.metrics.errors.labels(request.url.path, '500').inc()
+def model_failed(srv: Server, path: str, exc: ModelFailed) -> Response:
+    "The 500 for a model that raised on valid input, counted per variant and route; logged naming its type only."
+    srv.metrics.requests.labels(exc.route, exc.variant, exc.version, '500').inc()  # (`score` logged its 500 row)
+    srv.metrics.errors.labels(path, '500').inc()
     cause = exc.__cause__  # its type only: a model's message may quote the input values
-    log.error('model failed on %s: %s', request.url.path, type(cause).__name__ if cause else 'unknown error')
+    log.error('model failed on %s: %s', path, type(cause).__name__ if cause else 'unknown error')
     return answer({'error': str(exc), 'status': 500}, 500)
 
 
-async def _crashed(
-    request: Request, exc: Exception
-) -> Response:  # a bug, not bad input: still answer, count and log it
-    log.error('unhandled error on %s', request.url.path, exc_info=exc)
-    request.app.state.server.metrics.errors.labels(request.url.path, '500').inc()
+def crashed(srv: Server, path: str, exc: Exception) -> Response:
+    "The 500 for a bug, not bad input: still answered, counted and logged."
+    log.error('unhandled error on %s', path, exc_info=exc)
+    srv.metrics.errors.labels(path, '500').inc()
     return answer({'error': f'internal error: {type(exc).__name__}', 'status': 500}, 500)
+
+
+async def _model_failed(request: Request, exc: ModelFailed) -> Response:
+    return model_failed(request.app.state.server, request.url.path, exc)
+
+
+async def _crashed(request: Request, exc: Exception) -> Response:
+    return crashed(request.app.state.server, request.url.path, exc)
 
 
 def create_app(srv: Server) -> FastAPI:
@@ -449,6 +514,11 @@ class FastInvocations:
     def __init__(self, app: FastAPI):
         self.app = app
         self.state = app.state  # as the app: callers reach the server through `.state.server`
+        self.max_body = app.state.server.max_body  # the largest body `start` may be given
+
+    def start(self, body: bytes, mime: str, done: Callable[[Response], None]) -> None:
+        "`POST /invocations` with its whole body (at most `max_body` bytes) in hand: `start_invocation` (`direct`)."
+        start_invocation(self.state.server, self.state.batchers['invocations'], body, mime, done)
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http' or scope['method'] != 'POST' or scope['path'] != '/invocations':

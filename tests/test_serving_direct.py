@@ -1,0 +1,204 @@
+"""`POST /invocations` answered by the protocol itself (`lifecycle.serve.direct`) against the same requests through the
+application (uvicorn's plain ASGI path): the same statuses, bodies and headers for good input, bad input, a failing
+model and a server that must refuse; the committed row behind every answer; the requests it leaves to the application;
+keep-alive, pipelining, `Connection: close`, and a client that leaves before its answer."""
+
+from __future__ import annotations
+import json
+import logging
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from types import SimpleNamespace
+import httpx
+import pytest
+import uvicorn
+from conftest import ROOT
+from lifecycle.core.workspace import Workspace
+from lifecycle.serve.direct import DirectHttpToolsProtocol
+from lifecycle.serve.limits import GuardedHttpToolsProtocol
+from lifecycle.serve.local import tiny_workspace
+from lifecycle.serve.predlog import default_url, read_log
+from lifecycle.serve.server import Server
+from lifecycle.serve.serving import FastInvocations, create_app
+
+REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope='module')
+def ws(tmp_path_factory):
+    "Two signed versions of the default model (1: champion), flags initialised, built once for this module."
+    return tiny_workspace(tmp_path_factory.mktemp('direct') / 'ws', template=ROOT).root
+
+
+class Counting(FastInvocations):
+    "`FastInvocations` noting the path of each request the application saw."
+
+    def __init__(self, app):
+        super().__init__(app)
+        self.seen: list[str] = []
+
+    async def __call__(self, scope, receive, send):
+        if scope['type'] == 'http':
+            self.seen.append(scope['path'])
+        await super().__call__(scope, receive, send)
+
+
+@contextmanager
+def serving(root, protocol, max_body: int = 1_000_000):
+    "A server of the workspace under uvicorn with `protocol`, in a thread on a free port of 127.0.0.1."
+    srv = Server(Workspace.open(root), max_body_bytes=max_body)
+    app = Counting(create_app(srv))
+    with socket.socket() as so:
+        so.bind(('127.0.0.1', 0))
+        port = so.getsockname()[1]
+    config = uvicorn.Config(app, host='127.0.0.1', port=port, http=protocol, log_level='warning', access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield SimpleNamespace(url=f'http://127.0.0.1:{port}', port=port, srv=srv, app=app)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+SPLIT = {'dataframe_split': {'columns': list(REC), 'data': [list(REC.values())] * 3}}
+CSV = ','.join(REC) + '\n' + ','.join(str(v) for v in REC.values()) + '\n'
+REQUESTS = [  # (body, content type)
+    (json.dumps(SPLIT), 'application/json'),
+    (json.dumps({'dataframe_records': [REC, {**REC, 'age': 61}]}), 'application/json; charset=utf-8'),
+    (CSV, 'text/csv'),
+    ('{"dataframe_split": ', 'application/json'),  # malformed: 400
+    ('', 'application/json'),  # empty: 400
+    (json.dumps({'dataframe_records': [{**REC, 'checks': 'many'}]}), 'application/json'),  # a string for a number: 422
+    (json.dumps({'dataframe_records': [{**REC, 'employed': 'Maybe'}]}), 'application/json'),  # outside the contract
+    (json.dumps({'dataframe_records': [REC], 'extra': 1}), 'application/json'),  # unknown field: 422
+    ('[' * 40 + ']' * 40, 'application/json'),  # nested too deep: 400
+]
+
+
+def _answers(url: str) -> list[tuple[int, dict, list[str]]]:
+    "(status, JSON body without the request ID, header names in order) of each of `REQUESTS`."
+    out = []
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for body, mime in REQUESTS:
+            r = c.post('/invocations', content=body.encode(), headers={'content-type': mime})
+            out.append((r.status_code, r.json(), [k for k, _ in r.headers.multi_items()]))
+    return out
+
+
+def test_the_direct_path_answers_every_invocation_as_the_application_does(ws):
+    with serving(ws, DirectHttpToolsProtocol) as d:
+        direct = _answers(d.url)
+        assert d.app.seen == []  # none of them went through the application
+    with serving(ws, GuardedHttpToolsProtocol) as a:
+        plain = _answers(a.url)
+        assert a.app.seen == ['/invocations'] * len(REQUESTS)
+    assert direct == plain
+    statuses = [s for s, _, _ in direct]
+    assert statuses == [200, 200, 200, 400, 400, 422, 422, 422, 400]
+    assert len(direct[0][1]['predictions']) == 3 and len(direct[1][1]['predictions']) == 2
+    assert direct[0][2] == ['date', 'server', 'x-request-id', 'x-model-version', 'content-length', 'content-type']
+
+
+def test_each_direct_answer_leaves_only_once_its_row_is_committed(ws):
+    with serving(ws, DirectHttpToolsProtocol) as d, httpx.Client(base_url=d.url, timeout=30) as c:
+        ids = []
+        for _ in range(5):
+            r = c.post('/invocations', json=SPLIT)
+            assert r.status_code == 200 and r.headers['x-model-version'] == '1'
+            ids.append(r.headers['x-request-id'])
+            logged = set(read_log(default_url(d.srv.s)).request_id)  # another reader: journaled rows
+            assert r.headers['x-request-id'] in logged  # read right after the answer: the row was committed first
+        assert d.app.seen == []
+
+
+def test_a_failing_model_and_a_refusing_server_answer_alike_on_both_paths(ws):
+    def broken(cols):
+        raise ValueError('a message that might quote 30')
+
+    got = {}
+    for protocol in (DirectHttpToolsProtocol, GuardedHttpToolsProtocol):
+        with serving(ws, protocol) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+            model = s.srv.gate.live.models['1']
+            model.score = broken
+            failed = c.post('/invocations', json=SPLIT)
+            errors = s.srv.metrics.errors.labels('/invocations', '500')._value.get()
+            s.srv.log_refusal = lambda: 'not ready: a test says so'
+            refused = c.post('/invocations', json=SPLIT)
+            got[protocol] = (failed.status_code, failed.json(), errors, refused.status_code, refused.json())
+    direct, plain = got.values()
+    assert direct == plain
+    assert direct[:3] == (500, {'error': 'internal error: ValueError', 'status': 500}, 1.0)
+    assert direct[3:] == (503, {'error': 'not ready: a test says so', 'status': 503})
+
+
+def test_invocations_the_direct_path_leaves_alone_are_answered_by_the_application(ws):
+    with serving(ws, DirectHttpToolsProtocol, max_body=2_000) as d, httpx.Client(base_url=d.url, timeout=30) as c:
+        body = json.dumps(SPLIT).encode()
+        chunked = c.post('/invocations', content=iter([body[:10], body[10:]]), headers={'content-type': 'text/json'})
+        assert chunked.status_code == 200 and len(chunked.json()['predictions']) == 3
+        big = json.dumps({'dataframe_records': [REC] * 40}).encode()
+        assert len(big) > 2_000 and c.post('/invocations', content=big).status_code == 413
+        assert c.post('/invocations?format=json', content=body).status_code == 200
+        expect = c.post('/invocations', content=body, headers={'expect': '100-continue'})
+        assert expect.status_code == 200
+        assert d.app.seen == ['/invocations'] * 4
+        assert c.post('/invocations', content=body).status_code == 200 and len(d.app.seen) == 4  # this one: direct
+
+
+def _read_answers(so: socket.socket, n: int) -> list[tuple[bytes, dict]]:
+    "The next `n` answers on a socket: (head, JSON body)."
+    data, out = b'', []
+    while len(out) < n:
+        head, sep, rest = data.partition(b'\r\n\r\n')
+        sizes = [int(x.split(b':')[1]) for x in head.split(b'\r\n') if x.lower().startswith(b'content-length:')]
+        length = sizes[0] if sizes else None
+        if sep and length is not None and len(rest) >= length:
+            out.append((head, json.loads(rest[:length])))
+            data = rest[length:]
+            continue
+        chunk = so.recv(65536)
+        assert chunk, f'connection closed after {len(out)} answer(s)'
+        data += chunk
+    return out
+
+
+def _post(rows: int, extra: str = '') -> bytes:
+    body = json.dumps({'dataframe_split': {'columns': list(REC), 'data': [list(REC.values())] * rows}}).encode()
+    head = f'POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra}'
+    return head.encode() + b'content-length: %d\r\n\r\n' % len(body) + body
+
+
+def test_kept_alive_and_pipelined_invocations_are_answered_in_order(ws):
+    with serving(ws, DirectHttpToolsProtocol) as d, socket.create_connection(('127.0.0.1', d.port)) as so:
+        so.settimeout(30)
+        for rows in (1, 2, 3):  # one after the other on one connection
+            so.sendall(_post(rows))
+            [(head, body)] = _read_answers(so, 1)
+            assert head.startswith(b'HTTP/1.1 200') and len(body['predictions']) == rows
+        so.sendall(_post(1) + _post(2) + _post(3))  # pipelined: the application answers those behind the first
+        assert [len(b['predictions']) for _, b in _read_answers(so, 3)] == [1, 2, 3]
+        so.sendall(_post(2, 'connection: close\r\n'))
+        [(head, body)] = _read_answers(so, 1)
+        assert b'connection: close' in head and len(body['predictions']) == 2
+        assert so.recv(10) == b''  # the server closed the connection
+        assert 1 <= len(d.app.seen) <= 2
+
+
+def test_a_client_that_leaves_before_its_answer_disturbs_nothing(ws, caplog):
+    with caplog.at_level(logging.WARNING), serving(ws, DirectHttpToolsProtocol) as d:
+        for _ in range(20):
+            with socket.create_connection(('127.0.0.1', d.port)) as so:
+                so.sendall(_post(3))  # and gone before the answer
+        with httpx.Client(base_url=d.url, timeout=30) as c:
+            assert c.post('/invocations', json=SPLIT).status_code == 200
+        time.sleep(0.2)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
