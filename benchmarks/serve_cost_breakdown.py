@@ -5,11 +5,12 @@ the same run compare).
     python benchmarks/serve_cost_breakdown.py [--workspace DIR] [--rounds R] [--duration S] [--warmup S]
                                               [--concurrency C] [--json]
 
-Layers, each `lifecycle serve`'s own start-up (`serving.serve`: uvicorn, the guarded httptools protocol, the same
-limits) with one part replaced in the server process before it starts:
+Layers, each `lifecycle serve`'s own start-up (`serving.serve`: uvicorn, the protocol answering invocations itself,
+the same limits) with one part replaced in the server process before it starts:
 
 - `uvicorn`: the application is a bare ASGI function answering a fixed JSON body: uvicorn, the protocol and the
-  kernel's loopback, no lifecycle code per request (the floor the others are compared with);
+  kernel's loopback, no lifecycle code per request. This app has no `FastInvocations`, so its requests take uvicorn's
+  ASGI path, which the other layers' invocations skip (`lifecycle.serve.direct`): since 2026-12-02 it is no floor;
 - `http`: the real application with `score_many` answering a precomputed result: reading the body, the JSON and
   routing to the batcher, the answer, metrics, but no flags, parsing, checks, model or log;
 - `scoring`: everything but the prediction log (rows go nowhere, nothing waits);
