@@ -7,13 +7,17 @@ application as before, and both paths answer alike."""
 
 # %% ../../nbs/api/serve/12_direct.ipynb #68a76b15
 from __future__ import annotations
+import logging
 from functools import partial
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from .limits import GuardedHttpToolsProtocol
-from .serving import FastInvocations
+from .serving import FastInvocations, mime_type
+from starlette.responses import Response
+
+log = logging.getLogger('lifecycle.serving')
 
 # %% auto #0
-__all__ = ['DirectHttpToolsProtocol']
+__all__ = ['log', 'DirectHttpToolsProtocol']
 
 # %% ../../nbs/api/serve/12_direct.ipynb #3c0113b8
 def _direct_app(app) -> FastInvocations | None:
@@ -25,13 +29,32 @@ def _direct_app(app) -> FastInvocations | None:
     return None
 
 
+def _body_type(headers: list[tuple[bytes, bytes]], max_body: int) -> str | None:
+    """The media type of a request whose body has one declared length of at most `max_body` bytes (the first
+    `content-type`, as Starlette reads it; '' without one); None for any other body (chunked, too big, ambiguous)."""
+    size, mime = None, None
+    for name, value in headers:
+        if name == b'content-length':
+            if size is not None:
+                return None
+            size = value
+        elif name == b'content-type' and mime is None:
+            mime = value
+        elif name == b'transfer-encoding':
+            return None
+    if size is None or not size.isdigit() or int(size) > max_body:
+        return None
+    return mime_type(mime.decode('latin-1')) if mime else ''
+
+
 class _Invocation:
     "What uvicorn's protocol keeps of a request in hand (its `cycle`), for one answered directly."
 
     __slots__ = ('body', 'mime', 'keep_alive', 'response_complete', 'disconnected', 'message_event')
 
     def __init__(self, mime: str, keep_alive: bool):
-        self.body, self.mime, self.keep_alive = bytearray(), mime, keep_alive
+        self.body: bytearray | None = bytearray()
+        self.mime, self.keep_alive = mime, keep_alive
         self.response_complete = self.disconnected = False
         self.message_event = self  # `connection_lost` sets it; nothing waits on it here
 
@@ -40,9 +63,19 @@ class _Invocation:
 
 
 class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
-    "The guarded httptools protocol, answering the invocations it can take itself (`FastInvocations.start`)."
+    """The guarded httptools protocol, answering the invocations it can take itself (`FastInvocations.start`). Written
+    against uvicorn 0.54's `HttpToolsProtocol` and `RequestResponseCycle`, whose state it keeps (`cycle`, `tasks`,
+    `on_response_complete`) and whose answer it writes as `send` would; it writes no access log line (`serve` runs
+    uvicorn without one)."""
 
-    _direct: FastInvocations | None | bool = False  # the app's `FastInvocations` (None: it has none); False: unknown
+    def connection_made(self, transport) -> None:
+        self.direct = _direct_app(self.app)  # (None: an app without `FastInvocations`: every request goes to it)
+        super().connection_made(transport)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        # an answer given while the parser was still in the packet holding this request armed the keep-alive timer
+        self._unset_keepalive_if_required()
 
     def on_headers_complete(self) -> None:
         c = self._take()
@@ -51,34 +84,31 @@ class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
         self._disarm()  # a whole request line and headers arrived
         self.cycle = c
 
-    def _take(self) -> _Invocation | None:
-        "A direct request's state when this one is an invocation to take directly; None for the application."
-        if self.url != b'/invocations' or self.expect_100_continue or self.parser.get_method() != b'POST':
-            return None
-        if self._direct is False:
-            self._direct = _direct_app(self.app)
+    def _direct_now(self) -> bool:
+        """Whether the request whose headers just arrived may be taken directly, its body aside: `POST` to exactly
+        `/invocations`, no `Expect`, no upgrade, no earlier request unanswered (pipelined: uvicorn queues it), a
+        client reading its answers (else uvicorn's `send` waits for it, and reading pauses), below uvicorn's
+        concurrency limit."""
         limit, cycle = self.limit_concurrency, self.cycle
-        if (
-            self._direct is None
-            or (cycle is not None and not cycle.response_complete)  # pipelined: uvicorn queues it
-            or (limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit))  # uvicorn's 503
+        return not (
+            self.direct is None
+            or self.url != b'/invocations'
+            or self.expect_100_continue
+            or self.parser.get_method() != b'POST'
+            or (cycle is not None and not cycle.response_complete)
+            or self.flow.write_paused
+            or (limit is not None and (len(self.connections) >= limit or len(self.tasks) >= limit))
             or self.parser.should_upgrade()
-        ):
+        )
+
+    def _take(self) -> _Invocation | None:
+        "The state of a request to answer directly; None for the application (uvicorn's own path)."
+        if not self._direct_now():
             return None
-        size, mime = None, b''
-        for name, value in self.headers:
-            if name == b'content-length':
-                if size is not None:
-                    return None
-                size = value
-            elif name == b'content-type':
-                mime = value
-            elif name == b'transfer-encoding':
-                return None
-        if size is None or not size.isdigit() or int(size) > self._direct.max_body:
+        mime = _body_type(self.headers, self.direct.max_body)
+        if mime is None:
             return None
-        keep = self.parser.get_http_version() != '1.0' and self.parser.should_keep_alive()
-        return _Invocation(mime.split(b';')[0].strip().lower().decode('latin-1'), keep)
+        return _Invocation(mime, self.parser.get_http_version() != '1.0' and self.parser.should_keep_alive())
 
     def on_body(self, body: bytes) -> None:
         if type(self.cycle) is _Invocation:
@@ -90,20 +120,25 @@ class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
         c = self.cycle
         if type(c) is not _Invocation:
             return super().on_message_complete()
-        self._direct.start(bytes(c.body), c.mime, partial(self._answer, c))
+        body, c.body = bytes(c.body), None  # (held no longer than the request)
+        self.direct.start(body, c.mime, partial(self._answer, c))
 
-    def _answer(self, c: _Invocation, resp) -> None:
-        """Write `resp` (a `JsonAnswer`: status, raw headers, body) as uvicorn's cycle would, with its default headers
-        (`date`, `server`) and `connection: close` when the connection ends; then what follows an answer: the next
-        request's turn, and the answer's background work as a task the server's shutdown waits for."""
+    def _answer(self, c: _Invocation, resp: Response) -> None:
+        """Write `resp` (a `JsonAnswer`: status, raw headers, body) as uvicorn's `send` would, with its default headers
+        (`date`, `server`) and `connection: close` when the connection ends; then the next request's turn. Its
+        background work (the shadow's scoring) runs as a task the server's shutdown waits for, client gone or not."""
         if c.response_complete:
             return
         c.response_complete = True
+        if resp.background is not None:
+            task = self.loop.create_task(resp.background())
+            task.add_done_callback(self._background_done)
+            self.tasks.add(task)
         if c.disconnected or self.transport.is_closing():  # the client went away: nobody to answer
             return
         out = [STATUS_LINE[resp.status_code]]
         for name, value in (*self.server_state.default_headers, *resp.raw_headers):
-            out += (name, b': ', value, b'\r\n')
+            out += (name, b': ', value, b'\r\n')  # (values the server made: a request ID, a version, a length, a type)
         if not c.keep_alive:  # (uvicorn's `shutdown` may have ended keep-alive since the request came)
             out.append(b'connection: close\r\n')
         out += (b'\r\n', resp.body)
@@ -111,7 +146,8 @@ class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
         if not c.keep_alive:
             self.transport.close()
         self.on_response_complete()
-        if resp.background is not None:
-            task = self.loop.create_task(resp.background())
-            task.add_done_callback(self.tasks.discard)
-            self.tasks.add(task)
+
+    def _background_done(self, task) -> None:
+        self.tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error('work after an answer failed', exc_info=task.exception())

@@ -43,9 +43,9 @@ log = logging.getLogger('lifecycle.serving')
 # %% auto #0
 __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'scoring_router', 'feedback_router',
            'health_router', 'admin_router', 'JsonAnswer', 'answer', 'refuse', 'read_body', 'TickBatcher', 'committed',
-           'start_invocation', 'invocations', 'predict', 'feedback', 'health', 'ping', 'version', 'ready', 'metrics',
-           'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill', 'model_failed', 'crashed', 'create_app',
-           'FastInvocations', 'app_factory', 'serve']
+           'mime_type', 'start_invocation', 'invocations', 'predict', 'feedback', 'health', 'ping', 'version', 'ready',
+           'metrics', 'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill', 'model_failed', 'crashed',
+           'create_app', 'FastInvocations', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
 _REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
@@ -227,52 +227,81 @@ async def committed(srv: Server, r: Scored) -> LogFailed | None:
         return _unlogged(srv, e)
 
 
-def start_invocation(srv: Server, batcher: TickBatcher, body: bytes, mime: str, done: Callable[[Response], None]):
+def mime_type(content_type: str) -> str:
+    "The media type of a `content-type` value, lower case, no parameters: 'text/csv; charset=utf-8' -> 'text/csv'."
+    return content_type.split(';')[0].strip().lower()
+
+
+def start_invocation(
+    srv: Server, batcher: TickBatcher, body: bytes, mime: str, done: Callable[[Response], None]
+) -> None:
     """`POST /invocations` once its body is read, with callbacks instead of a task: `done` gets the answer exactly once,
     at once (a refusal) or from the event loop's callbacks when the request is scored and its row committed. The route
     awaits it; the direct protocol (`lifecycle.serve.direct`) writes it to the connection itself, so an invocation
     costs no ASGI cycle. Call it on the event loop; it does not raise (a bug is answered as a 500)."""
+    got = _submitted(srv, batcher, body, mime)
+    if isinstance(got, Response):
+        done(got)
+    else:
+        got.add_done_callback(lambda f: _invocation_scored(srv, f, done))
+
+
+def _submitted(srv: Server, batcher: TickBatcher, body: bytes, mime: str) -> asyncio.Future | Response:
+    "The request handed to the batcher (a future of its `Scored`), or the answer refusing it at once."
     try:
         if refused := srv.log_refusal():
-            return done(refuse(srv, 'invocations', refused, 503))
-        fut = batcher.submit(CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth))
-    except InputError as e:
-        return done(refuse(srv, 'invocations', e, e.status))
+            return refuse(srv, 'invocations', refused, 503)
+        return batcher.submit(CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth))
     except Exception as e:
-        return done(crashed(srv, '/invocations', e))
-    fut.add_done_callback(lambda f: _invocation_scored(srv, f, done))
+        return _not_scored(srv, e)
+
+
+def _not_scored(srv: Server, e: BaseException) -> Response:
+    "The answer to an invocation that was not scored: 4xx for bad input, 500 for a failing model or a bug."
+    if isinstance(e, InputError):
+        return refuse(srv, 'invocations', e, e.status)
+    if isinstance(e, ModelFailed):
+        return model_failed(srv, '/invocations', e)
+    return crashed(srv, '/invocations', e)
 
 
 def _invocation_scored(srv: Server, fut: asyncio.Future, done: Callable[[Response], None]) -> None:
-    "The request is scored (or refused): answer now, or once its row is committed."
+    "The request is scored (or refused): its answer now, or once its row is committed."
     try:
-        r = fut.result()
-        if not _waits_for_commit(srv, r):
-            return done(_invocation_answer(srv, r, False, None))
-        wait = r.logged.settled_in(fut.get_loop())
-    except InputError as e:
-        return done(refuse(srv, 'invocations', e, e.status))
-    except ModelFailed as e:
-        return done(model_failed(srv, '/invocations', e))
+        if fut.cancelled():
+            raise RuntimeError('scoring was cancelled')
+        r: Scored = fut.result()
+        waits = _waits_for_commit(srv, r)
+        wait = r.logged.settled_in(fut.get_loop()) if waits else None
     except Exception as e:
-        return done(crashed(srv, '/invocations', e))
-    if wait is None:  # its batch is done already
-        return done(_invocation_answer(srv, r, True, None))
-    wait.add_done_callback(lambda w: done(_invocation_answer(srv, r, True, w)))
+        return done(_not_scored(srv, e))
+    if wait is not None:
+        wait.add_done_callback(lambda w: done(_invocation_answer(srv, r, _row_failure(srv, r, w))))
+    else:  # no wait, or its batch is done already
+        done(_invocation_answer(srv, r, _row_failure(srv, r, None) if waits else None))
 
 
-def _invocation_answer(srv: Server, r: Scored, waited: bool, wait: asyncio.Future | None) -> Response:
-    """The answer, or the refusal to answer unlogged, once the row is committed or failed (`waited`; `wait`: the future
-    that waited for it, whose exception is the timeout's), or at once when the answer does not wait for it."""
+def _row_failure(srv: Server, r: Scored, wait: asyncio.Future | None) -> LogFailed | None:
+    """Why a scored request must not be answered once its row was waited for: its batch did not store it, or `wait`
+    (the future that waited, if any) timed out; None when it was stored or the settings say to answer anyway."""
     try:
-        if waited:
-            try:
-                if wait is not None and wait.exception() is not None:
-                    raise wait.exception()
-                r.logged.check()
-            except LogFailed as e:
-                if failed := _unlogged(srv, e):
-                    return refuse(srv, 'invocations', failed, 503)
+        if wait is not None and wait.cancelled():
+            raise LogFailed('prediction log: the wait for the row was cancelled')
+        if wait is not None and wait.exception() is not None:
+            raise wait.exception()
+        r.logged.check()
+    except LogFailed as e:
+        return _unlogged(srv, e)
+    except Exception as e:  # (a bug: as a row that failed)
+        return _unlogged(srv, LogFailed(f"prediction log: waiting for the row failed ({type(e).__name__})"))
+    return None
+
+
+def _invocation_answer(srv: Server, r: Scored, unlogged: LogFailed | None) -> Response:
+    "The answer to a scored request: its decisions, or the refusal to answer it unlogged."
+    try:
+        if unlogged is not None:
+            return refuse(srv, 'invocations', unlogged, 503)
         return answer(
             {'predictions': r.decisions},
             background=_served(srv, r),
@@ -293,7 +322,7 @@ async def invocations(request: Request):
         body = await read_body(request, srv.max_body)
     except InputError as e:
         return refuse(srv, 'invocations', e, e.status)
-    mime = request.headers.get('content-type', '').split(';')[0].strip().lower()
+    mime = mime_type(request.headers.get('content-type', ''))
     fut = asyncio.get_running_loop().create_future()
     batcher = request.app.state.batchers['invocations']
     start_invocation(srv, batcher, body, mime, lambda a: fut.done() or fut.set_result(a))
