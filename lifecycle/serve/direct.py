@@ -47,8 +47,19 @@ def _body_type(headers: list[tuple[bytes, bytes]], max_body: int) -> str | None:
     return mime_type(mime.decode('latin-1')) if mime else ''
 
 
+class _Unawaited:
+    "The `message_event` of a direct request: `connection_lost` sets it, nothing waits on it."
+
+    def set(self) -> None:
+        pass
+
+
+_UNAWAITED = _Unawaited()
+
+
 class _Invocation:
-    "What uvicorn's protocol keeps of a request in hand (its `cycle`), for one answered directly."
+    """What uvicorn's protocol keeps of a request in hand (its `cycle`), for one answered directly. (It refers to no
+    object that refers back to it: freed by its reference count, never left to the garbage collector.)"""
 
     __slots__ = ('body', 'mime', 'keep_alive', 'response_complete', 'disconnected', 'message_event')
 
@@ -56,10 +67,7 @@ class _Invocation:
         self.body: bytearray | None = bytearray()
         self.mime, self.keep_alive = mime, keep_alive
         self.response_complete = self.disconnected = False
-        self.message_event = self  # `connection_lost` sets it; nothing waits on it here
-
-    def set(self) -> None:
-        pass
+        self.message_event = _UNAWAITED
 
 
 class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
