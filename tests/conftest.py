@@ -338,6 +338,29 @@ def two_versions_template(tmp_path_factory, trained_template) -> Path:
     _check_untouched(ws, built)
 
 
+@pytest.fixture(scope='session')
+def tiny_template(tmp_path_factory) -> Path:
+    """`tiny_workspace` once per session for every worker: two small validated, signed versions of the default model
+    (1 with the dev alias, the champion), flags initialised, the demo identities registered. Never change it: take a
+    copy (`tiny_ws` for a module, `copy_workspace` for a test)."""
+    from lifecycle.serve.local import tiny_workspace
+
+    def build(ws):
+        shutil.rmtree(ws)
+        tiny_workspace(ws, template=ROOT)
+        return {}
+
+    ws, built = _shared_template(tmp_path_factory, 'tiny', build)
+    yield ws
+    _check_untouched(ws, built)
+
+
+@pytest.fixture(scope='module')
+def tiny_ws(tiny_template, tmp_path_factory) -> Path:
+    "A copy of the session's tiny workspace (`tiny_template`) that the tests of one module share."
+    return copy_workspace(tiny_template, tmp_path_factory.mktemp('tiny') / 'ws')
+
+
 @pytest.fixture
 def trained(trained_template, tmp_path) -> Path:
     "A private copy of the session's trained workspace (see `trained_template`): change it at will."
@@ -383,3 +406,19 @@ def write_ab_report(w, version='1', control='0') -> str:
     ]
     a = experiment.analyse(pd.DataFrame(rows), 'Yes', w.params['rollout'].experiment, draws=2000)
     return hashlib.sha256(experiment.write_report(w, a).read_bytes()).hexdigest()
+
+
+def http_answers(so, n: int) -> list[tuple[bytes, dict]]:
+    "The next `n` HTTP answers read from socket `so`, each as (head, JSON body); fails if the server closes first."
+    data, out = b'', []
+    while len(out) < n:
+        head, sep, rest = data.partition(b'\r\n\r\n')
+        sizes = [int(x.split(b':')[1]) for x in head.split(b'\r\n') if x.lower().startswith(b'content-length:')]
+        if sep and sizes and len(rest) >= sizes[0]:
+            out.append((head, json.loads(rest[: sizes[0]])))
+            data = rest[sizes[0] :]
+            continue
+        chunk = so.recv(1 << 20)
+        assert chunk, f'connection closed after {len(out)} answer(s)'
+        data += chunk
+    return out

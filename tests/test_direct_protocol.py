@@ -4,7 +4,6 @@ shutdown with an invocation in flight, background work after a client left, and 
 
 from __future__ import annotations
 import asyncio
-import json
 import socket
 import threading
 import time
@@ -12,6 +11,7 @@ from contextlib import contextmanager
 from types import SimpleNamespace
 import uvicorn
 from fastapi import FastAPI
+from conftest import http_answers
 from starlette.background import BackgroundTask
 from lifecycle.serve.direct import DirectHttpToolsProtocol
 from lifecycle.serve.serving import FastInvocations, answer
@@ -83,22 +83,6 @@ def post(body: bytes, version: str = '1.1', extra: str = '') -> bytes:
     return head.encode() + b'content-length: %d\r\n\r\n' % len(body) + body
 
 
-def answers(so: socket.socket, n: int) -> list[tuple[bytes, dict]]:
-    "The next `n` answers on `so`: (head, JSON body)."
-    data, out = b'', []
-    while len(out) < n:
-        head, sep, rest = data.partition(b'\r\n\r\n')
-        sizes = [int(x.split(b':')[1]) for x in head.split(b'\r\n') if x.lower().startswith(b'content-length:')]
-        if sep and sizes and len(rest) >= sizes[0]:
-            out.append((head, json.loads(rest[: sizes[0]])))
-            data = rest[sizes[0] :]
-            continue
-        chunk = so.recv(1 << 20)
-        assert chunk, f'connection closed after {len(out)} answer(s)'
-        data += chunk
-    return out
-
-
 def test_a_client_that_never_reads_its_answers_cannot_make_the_server_buffer_them_all():
     app = stand_in(pad=60_000)
     with running(app) as (server, port), socket.socket() as so:
@@ -117,7 +101,7 @@ def test_an_answer_given_at_once_does_not_cut_off_the_next_request_of_its_packet
     with running(stand_in(), timeout_keep_alive=0.3) as (_, port), socket.create_connection(('127.0.0.1', port)) as so:
         so.settimeout(10)
         so.sendall(post(b'"now"') + slow)  # answered at once, then a request that takes 1 s, past the keep-alive
-        (_, first), (head, second) = answers(so, 2)
+        (_, first), (head, second) = http_answers(so, 2)
         assert first['bytes'] == 5 and head.startswith(b'HTTP/1.1 200') and second == {'slow': True}
 
 
@@ -127,7 +111,7 @@ def test_http_1_0_and_connection_close_end_the_connection_after_the_answer():
             with socket.create_connection(('127.0.0.1', port)) as so:
                 so.settimeout(10)
                 so.sendall(request)
-                [(head, got)] = answers(so, 1)
+                [(head, got)] = http_answers(so, 1)
                 assert b'connection: close' in head and got['bytes'] == 2
                 assert so.recv(10) == b''
         assert server.server_state.total_requests == 2
@@ -140,7 +124,7 @@ def test_shutdown_answers_the_invocation_in_flight_then_closes():
         so.sendall(post(b'{"a": 1}'))
         time.sleep(0.2)
         server.should_exit = True  # while the answer is a second away
-        [(head, got)] = answers(so, 1)
+        [(head, got)] = http_answers(so, 1)
         assert head.startswith(b'HTTP/1.1 200') and b'connection: close' in head and got['bytes'] == 8
         assert so.recv(10) == b''
 
@@ -161,7 +145,7 @@ def test_after_a_direct_answer_the_next_requests_headers_are_due_in_time(monkeyp
     with running(stand_in()) as (_, port), socket.create_connection(('127.0.0.1', port)) as so:
         so.settimeout(10)
         so.sendall(post(b'"now"'))
-        assert answers(so, 1)[0][1]['bytes'] == 5
+        assert http_answers(so, 1)[0][1]['bytes'] == 5
         t0 = time.monotonic()
         so.sendall(b'POST /invocations HTTP/1.1\r\n')  # never finishes its headers
         assert so.recv(10) == b'' and time.monotonic() - t0 < 5  # closed by the header deadline

@@ -12,13 +12,12 @@ import time
 from dataclasses import replace
 import pytest
 from starlette.testclient import TestClient
-from conftest import ROOT, cli, copy_workspace
+from conftest import cli, copy_workspace
 from lifecycle.core import audit
 from lifecycle.core.params import FlagsParams
 from lifecycle.core.store import atomic_write
 from lifecycle.core.workspace import Workspace
 from lifecycle.serve import flags as fl
-from lifecycle.serve.local import tiny_workspace
 from lifecycle.serve.server import Server
 from lifecycle.serve.serving import create_app
 
@@ -26,16 +25,10 @@ NAME = 'arrests-release'
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 
 
-@pytest.fixture(scope='module')
-def tiny(tmp_path_factory):
-    "Two signed versions of the default model, version 1 with the dev alias (no approval anywhere); built once."
-    return tiny_workspace(tmp_path_factory.mktemp('environments') / 'ws', template=ROOT).root
-
-
 @pytest.fixture
-def ws(tiny, tmp_path) -> Workspace:
-    "This test's copy of the module's workspace, with no flags deployed yet."
-    w = Workspace.open(copy_workspace(tiny, tmp_path / 'ws'))
+def ws(tiny_template, tmp_path) -> Workspace:
+    "This test's copy of the session's tiny workspace, with no flags deployed yet."
+    w = Workspace.open(copy_workspace(tiny_template, tmp_path / 'ws'))
     shutil.rmtree(fl.flags_dir(w))
     return w
 

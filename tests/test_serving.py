@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from conftest import LIFECYCLE, ROOT, clean_env, cli, cli_json
-from lifecycle.serve.local import LocalServer, tiny_workspace
+from conftest import LIFECYCLE, clean_env, cli, cli_json
+from lifecycle.serve.local import LocalServer
 
 pytestmark = pytest.mark.slow  # a server process per module, load tests, schemathesis
 
@@ -51,9 +51,9 @@ class Running(LocalServer):
 
 
 @pytest.fixture(scope='module')
-def ws(tmp_path_factory) -> Path:
+def ws(tiny_ws) -> Path:
     "A tiny workspace: two validated, signed versions of arrests-release (1: dev, the champion; 2), flags set."
-    return tiny_workspace(tmp_path_factory.mktemp('serving') / 'ws', template=ROOT).root
+    return tiny_ws
 
 
 @pytest.fixture(scope='module')

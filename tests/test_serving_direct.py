@@ -16,23 +16,16 @@ from types import SimpleNamespace
 import httpx
 import pytest
 import uvicorn
-from conftest import ROOT
+from conftest import http_answers
 from lifecycle.core.workspace import Workspace
 from lifecycle.serve.direct import DirectHttpToolsProtocol
 from lifecycle.serve.limits import GuardedHttpToolsProtocol
-from lifecycle.serve.local import tiny_workspace
 from lifecycle.serve.predlog import default_url, read_log
 from lifecycle.serve.server import Server
 from lifecycle.serve.serving import FastInvocations, create_app
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope='module')
-def ws(tmp_path_factory):
-    "Two signed versions of the default model (1: champion), flags initialised, built once for this module."
-    return tiny_workspace(tmp_path_factory.mktemp('direct') / 'ws', template=ROOT).root
 
 
 class Counting(FastInvocations):
@@ -96,11 +89,11 @@ def _answers(url: str) -> list[tuple[int, dict, list[str]]]:
     return out
 
 
-def test_the_direct_path_answers_every_invocation_as_the_application_does(ws):
-    with serving(ws, DirectHttpToolsProtocol) as d:
+def test_the_direct_path_answers_every_invocation_as_the_application_does(tiny_ws):
+    with serving(tiny_ws, DirectHttpToolsProtocol) as d:
         direct = _answers(d.url)
         assert d.app.seen == []  # none of them went through the application
-    with serving(ws, GuardedHttpToolsProtocol) as a:
+    with serving(tiny_ws, GuardedHttpToolsProtocol) as a:
         plain = _answers(a.url)
         assert a.app.seen == ['/invocations'] * len(REQUESTS)
     assert direct == plain
@@ -110,8 +103,8 @@ def test_the_direct_path_answers_every_invocation_as_the_application_does(ws):
     assert direct[0][2] == ['date', 'server', 'x-request-id', 'x-model-version', 'content-length', 'content-type']
 
 
-def test_each_direct_answer_leaves_only_once_its_row_is_committed(ws):
-    with serving(ws, DirectHttpToolsProtocol) as d, httpx.Client(base_url=d.url, timeout=30) as c:
+def test_each_direct_answer_leaves_only_once_its_row_is_committed(tiny_ws):
+    with serving(tiny_ws, DirectHttpToolsProtocol) as d, httpx.Client(base_url=d.url, timeout=30) as c:
         ids = []
         for _ in range(5):
             r = c.post('/invocations', json=SPLIT)
@@ -122,13 +115,13 @@ def test_each_direct_answer_leaves_only_once_its_row_is_committed(ws):
         assert d.app.seen == []
 
 
-def test_a_failing_model_and_a_refusing_server_answer_alike_on_both_paths(ws):
+def test_a_failing_model_and_a_refusing_server_answer_alike_on_both_paths(tiny_ws):
     def broken(cols):
         raise ValueError('a message that might quote 30')
 
     got = {}
     for protocol in (DirectHttpToolsProtocol, GuardedHttpToolsProtocol):
-        with serving(ws, protocol) as s, httpx.Client(base_url=s.url, timeout=30) as c:
+        with serving(tiny_ws, protocol) as s, httpx.Client(base_url=s.url, timeout=30) as c:
             model = s.srv.gate.live.models['1']
             model.score = broken
             failed = c.post('/invocations', json=SPLIT)
@@ -142,8 +135,8 @@ def test_a_failing_model_and_a_refusing_server_answer_alike_on_both_paths(ws):
     assert direct[3:] == (503, {'error': 'not ready: a test says so', 'status': 503})
 
 
-def test_invocations_the_direct_path_leaves_alone_are_answered_by_the_application(ws):
-    with serving(ws, DirectHttpToolsProtocol, max_body=2_000) as d, httpx.Client(base_url=d.url, timeout=30) as c:
+def test_invocations_the_direct_path_leaves_alone_are_answered_by_the_application(tiny_ws):
+    with serving(tiny_ws, DirectHttpToolsProtocol, max_body=2_000) as d, httpx.Client(base_url=d.url, timeout=30) as c:
         body = json.dumps(SPLIT).encode()
         chunked = c.post('/invocations', content=iter([body[:10], body[10:]]), headers={'content-type': 'text/json'})
         assert chunked.status_code == 200 and len(chunked.json()['predictions']) == 3
@@ -156,47 +149,30 @@ def test_invocations_the_direct_path_leaves_alone_are_answered_by_the_applicatio
         assert c.post('/invocations', content=body).status_code == 200 and len(d.app.seen) == 4  # this one: direct
 
 
-def _read_answers(so: socket.socket, n: int) -> list[tuple[bytes, dict]]:
-    "The next `n` answers on a socket: (head, JSON body)."
-    data, out = b'', []
-    while len(out) < n:
-        head, sep, rest = data.partition(b'\r\n\r\n')
-        sizes = [int(x.split(b':')[1]) for x in head.split(b'\r\n') if x.lower().startswith(b'content-length:')]
-        length = sizes[0] if sizes else None
-        if sep and length is not None and len(rest) >= length:
-            out.append((head, json.loads(rest[:length])))
-            data = rest[length:]
-            continue
-        chunk = so.recv(65536)
-        assert chunk, f'connection closed after {len(out)} answer(s)'
-        data += chunk
-    return out
-
-
 def _post(rows: int, extra: str = '') -> bytes:
     body = json.dumps({'dataframe_split': {'columns': list(REC), 'data': [list(REC.values())] * rows}}).encode()
     head = f'POST /invocations HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n{extra}'
     return head.encode() + b'content-length: %d\r\n\r\n' % len(body) + body
 
 
-def test_kept_alive_and_pipelined_invocations_are_answered_in_order(ws):
-    with serving(ws, DirectHttpToolsProtocol) as d, socket.create_connection(('127.0.0.1', d.port)) as so:
+def test_kept_alive_and_pipelined_invocations_are_answered_in_order(tiny_ws):
+    with serving(tiny_ws, DirectHttpToolsProtocol) as d, socket.create_connection(('127.0.0.1', d.port)) as so:
         so.settimeout(30)
         for rows in (1, 2, 3):  # one after the other on one connection
             so.sendall(_post(rows))
-            [(head, body)] = _read_answers(so, 1)
+            [(head, body)] = http_answers(so, 1)
             assert head.startswith(b'HTTP/1.1 200') and len(body['predictions']) == rows
         so.sendall(_post(1) + _post(2) + _post(3))  # pipelined: the application answers those behind the first
-        assert [len(b['predictions']) for _, b in _read_answers(so, 3)] == [1, 2, 3]
+        assert [len(b['predictions']) for _, b in http_answers(so, 3)] == [1, 2, 3]
         so.sendall(_post(2, 'connection: close\r\n'))
-        [(head, body)] = _read_answers(so, 1)
+        [(head, body)] = http_answers(so, 1)
         assert b'connection: close' in head and len(body['predictions']) == 2
         assert so.recv(10) == b''  # the server closed the connection
         assert len(d.app.seen) == 2  # the two pipelined behind a direct one (one write on loopback: one read)
 
 
-def test_a_client_that_leaves_before_its_answer_disturbs_nothing(ws, caplog):
-    with caplog.at_level(logging.WARNING), serving(ws, DirectHttpToolsProtocol) as d:
+def test_a_client_that_leaves_before_its_answer_disturbs_nothing(tiny_ws, caplog):
+    with caplog.at_level(logging.WARNING), serving(tiny_ws, DirectHttpToolsProtocol) as d:
         for _ in range(20):
             with socket.create_connection(('127.0.0.1', d.port)) as so:
                 so.sendall(_post(3))  # and gone before the answer
@@ -206,20 +182,20 @@ def test_a_client_that_leaves_before_its_answer_disturbs_nothing(ws, caplog):
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], [r.getMessage() for r in caplog.records]
 
 
-def test_a_direct_invocation_leaves_no_garbage_for_the_cycle_collector(ws):
+def test_a_direct_invocation_leaves_no_garbage_for_the_cycle_collector(tiny_ws):
     "Every object a request makes is freed by its reference count: the collector never pauses the loop for them."
-    with serving(ws, DirectHttpToolsProtocol) as d, socket.create_connection(('127.0.0.1', d.port)) as so:
+    with serving(tiny_ws, DirectHttpToolsProtocol) as d, socket.create_connection(('127.0.0.1', d.port)) as so:
         so.settimeout(30)
         for _ in range(50):  # (warm: the first requests make what lives on, caches and series)
             so.sendall(_post(1))
-            _read_answers(so, 1)
+            http_answers(so, 1)
         gc.collect()
         gc.disable()
         gc.set_debug(gc.DEBUG_SAVEALL)
         try:
             for _ in range(300):
                 so.sendall(_post(1))
-                _read_answers(so, 1)
+                http_answers(so, 1)
             gc.collect()
             kinds = collections.Counter(type(o).__name__ for o in gc.garbage)
         finally:

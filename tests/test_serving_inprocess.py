@@ -13,14 +13,13 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 from starlette.testclient import TestClient
-from conftest import ROOT, cli
+from conftest import cli
 from lifecycle.core import audit
 from lifecycle.core.params import ColumnRule, FlagsParams
 from lifecycle.core.settings import load_settings
 from lifecycle.core.workspace import Workspace
 from lifecycle.serve import flags as fl
 from lifecycle.serve.gate import Deployment
-from lifecycle.serve.local import tiny_workspace
 from lifecycle.serve.models import InputError, ServedModel
 from lifecycle.serve.journal import records
 from lifecycle.serve.predlog import PredictionLog, default_url, journal_dir, read_log
@@ -183,9 +182,9 @@ def test_the_prediction_logs_wal_starts_over_while_rows_keep_coming(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def ws(tmp_path_factory):
-    "Two signed versions of the default model (1: dev, the champion), built once for this module."
-    return tiny_workspace(tmp_path_factory.mktemp('inprocess') / 'ws', template=ROOT).root
+def ws(tiny_ws):
+    "Two signed versions of the default model (1: dev, the champion), this module's copy."
+    return tiny_ws
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import time
 import httpx
 import psutil
 import pytest
-from conftest import ROOT, clean_env
-from lifecycle.serve.local import LocalServer, tiny_workspace
+from conftest import clean_env
+from lifecycle.serve.local import LocalServer
 from lifecycle.serve.predlog import read_log
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope='module')
-def ws(tmp_path_factory):
-    "Two signed versions of the default model (1: champion), flags initialised, built once for this module."
-    return tiny_workspace(tmp_path_factory.mktemp('limits') / 'ws', template=ROOT).root
+def ws(tiny_ws):
+    "Two signed versions of the default model (1: champion), flags initialised: this module's copy."
+    return tiny_ws
 
 
 def _load_then_kill(ws: Path, kill) -> list[str]:
