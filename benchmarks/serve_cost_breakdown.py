@@ -8,9 +8,11 @@ the same run compare).
 Layers, each `lifecycle serve`'s own start-up (`serving.serve`: uvicorn, the protocol answering invocations itself,
 the same limits) with one part replaced in the server process before it starts:
 
-- `uvicorn`: the application is a bare ASGI function answering a fixed JSON body: uvicorn, the protocol and the
-  kernel's loopback, no lifecycle code per request. This app has no `FastInvocations`, so its requests take uvicorn's
-  ASGI path, which the other layers' invocations skip (`lifecycle.serve.direct`): since 2026-12-02 it is no floor;
+- `uvicorn`: invocations answered with a fixed JSON body by the protocol itself, as `lifecycle serve` answers them
+  (`lifecycle.serve.direct`, a `FastInvocations` whose `start` answers at once): uvicorn, the protocol and the kernel's
+  loopback, no lifecycle code per request (the floor the others are compared with);
+- `asgi`: the same fixed answer from a bare ASGI app, served by uvicorn's ASGI path (what every invocation took
+  before 2026-12-02, and what the requests the direct path leaves alone still take);
 - `http`: the real application with `score_many` answering a precomputed result: reading the body, the JSON and
   routing to the batcher, the answer, metrics, but no flags, parsing, checks, model or log;
 - `scoring`: everything but the prediction log (rows go nowhere, nothing waits);
@@ -20,9 +22,10 @@ the same limits) with one part replaced in the server process before it starts:
 - `thread`: `durable` with the writer as a thread of the server process (as served before the writer process), to
   compare the two.
 
-The differences between consecutive layers are the costs of the part each adds. Medians over rounds; wrk as in
-`serve_vs_peers.py` (closed loop, C connections, default 8); CPU per request is the server process's user + system
-CPU during the measured run over its requests. A diagnostic, with no goal: `serve_vs_peers.py` holds the goals.
+The differences between consecutive layers are the costs of the part each adds (`asgi` and `http` over `uvicorn`).
+Medians over rounds; wrk as in `serve_vs_peers.py` (closed loop, C connections, default 8); CPU per request is the
+server process's user + system CPU during the measured run over its requests. A diagnostic, with no goal:
+`serve_vs_peers.py` holds the goals.
 """
 
 from __future__ import annotations
@@ -39,10 +42,18 @@ sys.path.insert(0, str(HERE))
 from serve_vs_mlflow import PAYLOAD, Server, clean_env, free_port, post, prepare_workspace, say  # noqa: E402
 from serve_vs_peers import measure  # noqa: E402
 
-LAYERS = ('uvicorn', 'http', 'scoring', 'batched', 'durable', 'thread')
-BELOW = {'http': 'uvicorn', 'scoring': 'http', 'batched': 'scoring', 'durable': 'scoring', 'thread': 'scoring'}
+LAYERS = ('uvicorn', 'asgi', 'http', 'scoring', 'batched', 'durable', 'thread')
+BELOW = {
+    'asgi': 'uvicorn',
+    'http': 'uvicorn',
+    'scoring': 'http',
+    'batched': 'scoring',
+    'durable': 'scoring',
+    'thread': 'scoring',
+}
 WHAT = {
     'uvicorn': 'uvicorn + protocol, fixed answer',
+    'asgi': 'the same through ASGI',
     'http': 'ours, score precomputed',
     'scoring': 'ours, no prediction log',
     'batched': 'ours, batched log',
@@ -82,7 +93,8 @@ class NoLog:
         pass
 
 
-if layer == 'uvicorn':
+if layer in ('uvicorn', 'asgi'):
+    from types import SimpleNamespace
     BODY = b'{"predictions":[0]}'
 
     async def bare(scope, receive, send):
@@ -95,7 +107,17 @@ if layer == 'uvicorn':
         await send({'type': 'http.response.start', 'status': 200, 'headers': headers})
         await send({'type': 'http.response.body', 'body': BODY})
 
-    serving.app_factory = lambda: bare
+    class Fixed(serving.FastInvocations):
+        "Invocations answered by the protocol with the fixed body; any other request (`/health`) by `bare`."
+
+        def start(self, body, mime, done):
+            done(serving.JsonAnswer(BODY))
+
+        async def __call__(self, scope, receive, send):
+            await bare(scope, receive, send)
+
+    front = Fixed(SimpleNamespace(state=SimpleNamespace(server=SimpleNamespace(max_body=1_000_000))))
+    serving.app_factory = (lambda: front) if layer == 'uvicorn' else (lambda: bare)
 elif layer == 'http':
     real, memo = serving.score_many, []
 
@@ -196,7 +218,7 @@ def main():
                 f"{v['cpu_us_per_request']:>12.0f}{add}{v['non_2xx']:>9}"
             )
         print(
-            "adds: over the layer above it (batched, durable and thread: over 'scoring'); "
+            "adds: over the layer above it (asgi and http: over 'uvicorn'; batched, durable, thread: over 'scoring'); "
             f"durable / batched CPU per request: {out['durable_vs_batched_cpu']:.2f}x"
         )
         pt = out['process_vs_thread']

@@ -347,7 +347,14 @@ def tiny_template(tmp_path_factory) -> Path:
 
     def build(ws):
         shutil.rmtree(ws)
-        tiny_workspace(ws, template=ROOT)
+        uris, env = _mlflow_uris(), _workspace_env()
+        try:
+            tiny_workspace(ws, template=ROOT)  # (in this process: it points MLflow's URIs at the template)
+        finally:
+            _restore_mlflow_uris(uris)  # never left pointing at the template for the tests after it
+            for k in set(_workspace_env()) - set(env):
+                del os.environ[k]
+            os.environ.update(env)
         return {}
 
     ws, built = _shared_template(tmp_path_factory, 'tiny', build)

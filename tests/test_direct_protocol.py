@@ -9,12 +9,15 @@ import threading
 import time
 from contextlib import contextmanager
 from types import SimpleNamespace
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from conftest import http_answers
 from starlette.background import BackgroundTask
 from lifecycle.serve.direct import DirectHttpToolsProtocol
 from lifecycle.serve.serving import FastInvocations, answer
+
+pytestmark = pytest.mark.slow  # servers in threads, timers of a second
 
 
 class StandIn(FastInvocations):
@@ -138,6 +141,16 @@ def test_background_work_runs_even_when_the_client_left_before_its_answer():
         while not app.background and time.monotonic() < end:
             time.sleep(0.05)
         assert app.background == [8]  # (the shadow's scoring is such work: its row is logged all the same)
+
+
+def test_a_request_pipelined_behind_a_direct_one_is_not_cut_off_by_the_header_deadline(monkeypatch):
+    monkeypatch.setattr(DirectHttpToolsProtocol, '_limits', (64, 0.3))  # (0.3 s for a request's headers)
+    slow = b'GET /slow HTTP/1.1\r\nhost: x\r\n\r\n'
+    with running(stand_in()) as (_, port), socket.create_connection(('127.0.0.1', port)) as so:
+        so.settimeout(10)
+        so.sendall(post(b'{}') + slow)  # the first answered on a later turn; the second queued, then takes 1 s
+        (_, first), (head, second) = http_answers(so, 2)
+        assert first['bytes'] == 2 and head.startswith(b'HTTP/1.1 200') and second == {'slow': True}
 
 
 def test_after_a_direct_answer_the_next_requests_headers_are_due_in_time(monkeypatch):

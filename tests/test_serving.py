@@ -211,15 +211,18 @@ def test_shadow_scores_are_logged_never_returned(ws, server):
     answers = [server.predict(f'shadow-{i}') for i in range(30)]
     assert all(a['model_version'] == '1' and a['variant'] == 'control' for a in answers)
     ids = {a['request_id'] for a in answers}
+    invoked = [server.http.post('/invocations', json={'dataframe_records': [REC]}) for _ in range(10)]  # (direct path)
+    assert all(r.status_code == 200 and r.headers['x-model-version'] == '1' for r in invoked)
+    ids |= {r.headers['x-request-id'] for r in invoked}
 
     def logged():
         df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}")
         return df[df.request_id.isin(ids)]
 
-    wait_until(lambda: len(logged()) == 60, 5)
+    wait_until(lambda: len(logged()) == 80, 5)
     df = logged()
     sh = df[df.shadow]
-    assert len(sh) == 30 and set(sh.model_version) == {'2'} and set(sh.route) == {'shadow'}
+    assert len(sh) == 40 and set(sh.model_version) == {'2'} and set(sh.route) == {'shadow'}
     assert set(df[~df.shadow].model_version) == {'1'}
 
 

@@ -62,6 +62,7 @@ def serving(root, protocol, max_body: int = 1_000_000):
     finally:
         server.should_exit = True
         thread.join(30)
+        assert not thread.is_alive(), 'the server did not stop'
 
 
 SPLIT = {'dataframe_split': {'columns': list(REC), 'data': [list(REC.values())] * 3}}
@@ -80,7 +81,7 @@ REQUESTS = [  # (body, content type)
 
 
 def _answers(url: str) -> list[tuple[int, dict, list[str]]]:
-    "(status, JSON body without the request ID, header names in order) of each of `REQUESTS`."
+    "(status, JSON body, header names in order) of each of `REQUESTS` (the request ID is in a header, not compared)."
     out = []
     with httpx.Client(base_url=url, timeout=30) as c:
         for body, mime in REQUESTS:

@@ -11,7 +11,7 @@ import logging
 from functools import partial
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE
 from .limits import GuardedHttpToolsProtocol
-from .serving import FastInvocations, mime_type
+from .serving import FastInvocations, answer, mime_type
 from starlette.responses import Response
 
 log = logging.getLogger('lifecycle.serving')
@@ -129,7 +129,11 @@ class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
         if type(c) is not _Invocation:
             return super().on_message_complete()
         body, c.body = bytes(c.body), None  # (held no longer than the request)
-        self.direct.start(body, c.mime, partial(self._answer, c))
+        try:
+            self.direct.start(body, c.mime, partial(self._answer, c))
+        except Exception as e:  # a bug before `start_invocation` took the request (it answers its own as 500s)
+            log.error('direct invocation failed', exc_info=e)
+            self._answer(c, answer({'error': f'internal error: {type(e).__name__}', 'status': 500}, 500))
 
     def _answer(self, c: _Invocation, resp: Response) -> None:
         """Write `resp` (a `JsonAnswer`: status, raw headers, body) as uvicorn's `send` would, with its default headers
@@ -144,13 +148,18 @@ class DirectHttpToolsProtocol(GuardedHttpToolsProtocol):
             self.tasks.add(task)
         if c.disconnected or self.transport.is_closing():  # the client went away: nobody to answer
             return
-        out = [STATUS_LINE[resp.status_code]]
-        for name, value in (*self.server_state.default_headers, *resp.raw_headers):
-            out += (name, b': ', value, b'\r\n')  # (values the server made: a request ID, a version, a length, a type)
-        if not c.keep_alive:  # (uvicorn's `shutdown` may have ended keep-alive since the request came)
-            out.append(b'connection: close\r\n')
-        out += (b'\r\n', resp.body)
-        self.transport.write(b''.join(out))
+        try:
+            out = [STATUS_LINE[resp.status_code]]
+            for name, value in (*self.server_state.default_headers, *resp.raw_headers):
+                out += (name, b': ', value, b'\r\n')  # (values the server made: an ID, a version, a length, a type)
+            if not c.keep_alive:  # (uvicorn's `shutdown` may have ended keep-alive since the request came)
+                out.append(b'connection: close\r\n')
+            out += (b'\r\n', resp.body)
+            self.transport.write(b''.join(out))
+        except Exception as e:  # a bug: an answer that cannot be written ends its connection, never leaves it waiting
+            log.error('writing a direct answer failed', exc_info=e)
+            self.transport.close()
+            return
         if not c.keep_alive:
             self.transport.close()
         self.on_response_complete()

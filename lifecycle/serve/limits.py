@@ -122,8 +122,9 @@ if HttpToolsProtocol is not None:
             self._disarm()  # a whole request line and headers arrived
 
         def on_response_complete(self) -> None:
-            super().on_response_complete()
-            if not self.transport.is_closing() and not self.pipeline:
+            super().on_response_complete()  # (starts a pipelined request, if one waits)
+            idle = not self.pipeline and (self.cycle is None or self.cycle.response_complete)  # no request in hand
+            if not self.transport.is_closing() and idle:
                 self._arm()  # keep-alive: the next request's headers are due in time too
 
 

@@ -237,8 +237,9 @@ def start_invocation(
 ) -> None:
     """`POST /invocations` once its body is read, with callbacks instead of a task: `done` gets the answer exactly once,
     at once (a refusal) or from the event loop's callbacks when the request is scored and its row committed. The route
-    awaits it; the direct protocol (`lifecycle.serve.direct`) writes it to the connection itself, so an invocation
-    costs no ASGI cycle. Call it on the event loop; it does not raise (a bug is answered as a 500)."""
+    awaits a future that `done` sets; the direct protocol (`lifecycle.serve.direct`) writes the answer to the connection
+    itself, so an invocation costs no ASGI cycle. Whoever sends the answer runs its `background` (the shadow's scoring)
+    after it. Call it on the event loop; it does not raise (a bug is answered as a 500)."""
     got = _submitted(srv, batcher, body, mime)
     if isinstance(got, Response):
         done(got)
@@ -292,7 +293,8 @@ def _row_failure(srv: Server, r: Scored, wait: asyncio.Future | None) -> LogFail
         r.logged.check()
     except LogFailed as e:
         return _unlogged(srv, e)
-    except Exception as e:  # (a bug: as a row that failed)
+    except Exception as e:  # a bug: logged, and taken as a row that failed
+        log.error('waiting for a prediction row failed', exc_info=e)
         return _unlogged(srv, LogFailed(f"prediction log: waiting for the row failed ({type(e).__name__})"))
     return None
 
