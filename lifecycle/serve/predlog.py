@@ -19,6 +19,7 @@ import orjson
 from ..core.settings import Settings
 
 if TYPE_CHECKING:
+    import asyncio
     import pandas as pd
 
 # %% auto #0
@@ -224,7 +225,7 @@ class Pending:
             raise LogFailed(f"prediction log: the row was not committed within {timeout:g} s")
         self.check()
 
-    def settled_in(self, loop, timeout: float = 60):
+    def settled_in(self, loop: asyncio.AbstractEventLoop, timeout: float = 60) -> asyncio.Future | None:
         """A future of `loop` done once the row's batch is (`LogFailed` as its exception after `timeout` seconds), or
         None if it is done already; then `check`. For callbacks; coroutines `await wait_async()`."""
         return None if self.batch.done.is_set() else self.batch.wait_in(loop, timeout)
