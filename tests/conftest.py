@@ -154,17 +154,26 @@ def _workspace_env() -> dict:
     return {k: v for k, v in os.environ.items() if k.startswith(('LIFECYCLE_', 'MLFLOW_'))}
 
 
+@contextmanager
+def _process_state_kept():
+    """What the block changes in this process is put back afterwards: MLflow's tracking and registry URIs (opening a
+    workspace points them there) and the LIFECYCLE_*/MLFLOW_* environment variables (an in-process pipeline run sets
+    LIFECYCLE_WORKSPACE)."""
+    uris, env = _mlflow_uris(), _workspace_env()
+    try:
+        yield
+    finally:
+        _restore_mlflow_uris(uris)
+        for k in set(_workspace_env()) - set(env):
+            del os.environ[k]
+        os.environ.update(env)
+
+
 @pytest.fixture(autouse=True)
 def _process_state_restored():
-    """What a test changes in this process for the next one is put back: MLflow's tracking and registry URIs (a test
-    opening a workspace points them there) and the LIFECYCLE_*/MLFLOW_* environment variables (an in-process pipeline
-    run sets LIFECYCLE_WORKSPACE)."""
-    uris, env = _mlflow_uris(), _workspace_env()
-    yield
-    _restore_mlflow_uris(uris)
-    for k in set(_workspace_env()) - set(env):
-        del os.environ[k]
-    os.environ.update(env)
+    "What a test changes in this process for the next one is put back (`_process_state_kept`)."
+    with _process_state_kept():
+        yield
 
 
 def _mlflow_uris() -> tuple[str | None, str | None]:
@@ -347,14 +356,8 @@ def tiny_template(tmp_path_factory) -> Path:
 
     def build(ws):
         shutil.rmtree(ws)
-        uris, env = _mlflow_uris(), _workspace_env()
-        try:
-            tiny_workspace(ws, template=ROOT)  # (in this process: it points MLflow's URIs at the template)
-        finally:
-            _restore_mlflow_uris(uris)  # never left pointing at the template for the tests after it
-            for k in set(_workspace_env()) - set(env):
-                del os.environ[k]
-            os.environ.update(env)
+        with _process_state_kept():  # (built in this process: MLflow's URIs never left pointing at the template)
+            tiny_workspace(ws, template=ROOT)
         return {}
 
     ws, built = _shared_template(tmp_path_factory, 'tiny', build)
@@ -429,3 +432,30 @@ def http_answers(so, n: int) -> list[tuple[bytes, dict]]:
         assert chunk, f'connection closed after {len(out)} answer(s)'
         data += chunk
     return out
+
+
+@contextmanager
+def uvicorn_thread(app, **config):
+    """uvicorn serving `app` in a thread on a free port of 127.0.0.1 (`config`: more of `uvicorn.Config`): yields
+    (the server, its port); it must stop when told."""
+    import socket
+    import threading
+    import time
+    import uvicorn
+
+    with socket.socket() as so:
+        so.bind(('127.0.0.1', 0))
+        port = so.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host='127.0.0.1', port=port, **{'log_level': 'warning', **config}))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    end = time.monotonic() + 60
+    while not server.started and thread.is_alive() and time.monotonic() < end:
+        time.sleep(0.02)
+    assert server.started
+    try:
+        yield server, port
+    finally:
+        server.should_exit = True
+        thread.join(30)
+        assert not thread.is_alive(), 'the server did not stop'

@@ -5,14 +5,12 @@ shutdown with an invocation in flight, background work after a client left, and 
 from __future__ import annotations
 import asyncio
 import socket
-import threading
 import time
 from contextlib import contextmanager
 from types import SimpleNamespace
 import pytest
-import uvicorn
 from fastapi import FastAPI
-from conftest import http_answers
+from conftest import http_answers, uvicorn_thread
 from starlette.background import BackgroundTask
 from lifecycle.serve.direct import DirectHttpToolsProtocol
 from lifecycle.serve.serving import FastInvocations, answer
@@ -58,27 +56,9 @@ def stand_in(**kw) -> StandIn:
 
 @contextmanager
 def running(app, **config):
-    "uvicorn with the direct protocol on a free port of 127.0.0.1, in a thread; it must stop when told."
-    with socket.socket() as so:
-        so.bind(('127.0.0.1', 0))
-        port = so.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app, host='127.0.0.1', port=port, http=DirectHttpToolsProtocol, log_level='error', lifespan='off', **config
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 30
-    while not server.started and time.monotonic() < end:
-        time.sleep(0.02)
-    assert server.started
-    try:
-        yield server, port
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        assert not thread.is_alive(), 'the server did not stop'
+    "uvicorn with the direct protocol on a free port of 127.0.0.1, in a thread (`conftest.uvicorn_thread`)."
+    with uvicorn_thread(app, http=DirectHttpToolsProtocol, log_level='error', lifespan='off', **config) as running:
+        yield running
 
 
 def post(body: bytes, version: str = '1.1', extra: str = '') -> bytes:

@@ -9,14 +9,12 @@ import gc
 import json
 import logging
 import socket
-import threading
 import time
 from contextlib import contextmanager
 from types import SimpleNamespace
 import httpx
 import pytest
-import uvicorn
-from conftest import http_answers
+from conftest import http_answers, uvicorn_thread
 from lifecycle.core.workspace import Workspace
 from lifecycle.serve.direct import DirectHttpToolsProtocol
 from lifecycle.serve.limits import GuardedHttpToolsProtocol
@@ -46,23 +44,8 @@ def serving(root, protocol, max_body: int = 1_000_000):
     "A server of the workspace under uvicorn with `protocol`, in a thread on a free port of 127.0.0.1."
     srv = Server(Workspace.open(root), max_body_bytes=max_body)
     app = Counting(create_app(srv))
-    with socket.socket() as so:
-        so.bind(('127.0.0.1', 0))
-        port = so.getsockname()[1]
-    config = uvicorn.Config(app, host='127.0.0.1', port=port, http=protocol, log_level='warning', access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    end = time.monotonic() + 60
-    while not server.started and thread.is_alive() and time.monotonic() < end:
-        time.sleep(0.02)
-    assert server.started
-    try:
+    with uvicorn_thread(app, http=protocol, access_log=False) as (_, port):
         yield SimpleNamespace(url=f'http://127.0.0.1:{port}', port=port, srv=srv, app=app)
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        assert not thread.is_alive(), 'the server did not stop'
 
 
 SPLIT = {'dataframe_split': {'columns': list(REC), 'data': [list(REC.values())] * 3}}
