@@ -77,7 +77,9 @@ def registered_workspace(tmp_path, name: str, versions: int):
     with warnings.catch_warnings(), s.mlflow.start_run(experiment_id=s.experiment('toy')) as run:
         warnings.simplefilter('ignore')
         uri = s.mlflow.sklearn.log_model(
-            LogisticRegression().fit(pd.DataFrame({'a': [0.0, 1.0]}), [0, 1]), name='model'
+            LogisticRegression().fit(pd.DataFrame({'a': [0.0, 1.0]}), [0, 1]),
+            name='model',
+            pip_requirements=['scikit-learn'],
         ).model_uri
     gate = dict(gate='accuracy', value=0.8, limit='>= 0.7', verdict='pass')
     vid = record_validation(s.store, dict(model_uri=uri, mlflow_run_id=run.info.run_id, gates=[gate], passed=True))
