@@ -152,8 +152,8 @@ def test_a_labelled_batch_goes_through_ingestion_with_its_lineage(two_versions):
     # its path holds a time stamp (18:05:00 reads '500') and pytest's folder number, and the keyed hash it quotes
     # instead of the value is random hex (h:775005cefb once): only the rest must not quote it
     said = str(e.value).replace(str(bad_batch.path), '<batch>').replace(str(bad_batch.path.parent), '<folder>')
-    said = re.sub(r'\bh:[0-9a-f]+', 'h:<hash>', said)
-    assert 'age' in said and '500' not in said
+    said = re.sub(r'\bh:[0-9a-f]{10}\b', 'h:<hash>', said)
+    assert 'age' in said and 'h:<hash>' in said and '500' not in said
 
 
 # -- params and triggers -----------------------------------------------------------------------------------------------

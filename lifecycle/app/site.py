@@ -1274,9 +1274,8 @@ def _build_light(src: Path, site: Path) -> bool:
     False, with nothing written, when a notebook page needs rendering after all."""
     from mkdocs.commands.build import build
     from mkdocs.config import load_config
-    from lifecycle.core.params import parse_yaml
 
-    cfg = parse_yaml((src / 'mkdocs.yml').read_text())
+    cfg = yaml.safe_load((src / 'mkdocs.yml').read_text())
     plugins = [p for p in cfg['plugins'] if not (isinstance(p, dict) and 'mkdocs-jupyter' in p)]
     config = load_config(
         str(src / 'mkdocs.yml'), site_dir=str(site), plugins=plugins, hooks=[*cfg['hooks'], 'notebook_hooks.py']
