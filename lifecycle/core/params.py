@@ -4,6 +4,7 @@
 
 # %% ../../nbs/api/core/04_params.ipynb #c067b88e
 from __future__ import annotations
+import contextlib
 import re
 from pathlib import Path
 from typing import Literal
@@ -45,10 +46,8 @@ def parse_yaml(text: str) -> object:
     answers, same refusals: a document with a tab, which libyaml takes as white space where PyYAML refuses it, and a
     document libyaml refuses are both read by PyYAML's own parser, so an error still quotes the offending line."""
     if '\t' not in text and hasattr(yaml, 'CSafeLoader'):
-        try:
+        with contextlib.suppress(yaml.YAMLError):  # refused: PyYAML's own error below, not chained to libyaml's
             return yaml.load(text, Loader=yaml.CSafeLoader)
-        except yaml.YAMLError:
-            pass  # PyYAML's error below, not chained to libyaml's
     return yaml.safe_load(text)
 
 
