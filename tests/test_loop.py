@@ -6,7 +6,6 @@ a crash between steps, a crash inside registration and a kill -9 during training
 from __future__ import annotations
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -19,11 +18,11 @@ import pytest
 from conftest import (
     LIFECYCLE,
     _check_untouched,
-    _mlflow_uris,
-    _restore_mlflow_uris,
+    _process_state_kept,
     _shared_template,
     clean_env,
     copy_workspace,
+    digests_masked,
     set_yaml,
 )
 from lifecycle.core.cli_support import EXIT_INPUT, invoke
@@ -152,7 +151,7 @@ def test_a_labelled_batch_goes_through_ingestion_with_its_lineage(two_versions):
     # its path holds a time stamp (18:05:00 reads '500') and pytest's folder number, and the keyed hash it quotes
     # instead of the value is random hex (h:775005cefb once): only the rest must not quote it
     said = str(e.value).replace(str(bad_batch.path), '<batch>').replace(str(bad_batch.path.parent), '<folder>')
-    said = re.sub(r'\bh:[0-9a-f]{10}\b', 'h:<hash>', said)
+    said = digests_masked(said)
     assert 'age' in said and 'h:<hash>' in said and '500' not in said
 
 
@@ -375,14 +374,11 @@ def trained_iteration_template(tmp_path_factory, two_versions_template) -> Path:
         shutil.rmtree(ws)
         copy_workspace(two_versions_template, ws)
         loop_params(ws)
-        before = _mlflow_uris()
-        try:
+        with _process_state_kept():  # built in this process: no later test may find MLflow pointing at the template
             w = Workspace.open(ws)
             log_traffic(default_url(w), later(80))
             with pytest.raises(Crash):
                 loop.run(w, on_step=crash_at('trained'))
-        finally:  # built in this process: no later test may find MLflow pointing at the template
-            _restore_mlflow_uris(before)
         return {}
 
     ws, built = _shared_template(tmp_path_factory, 'loop-trained', build)
