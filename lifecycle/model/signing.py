@@ -568,11 +568,14 @@ def trusted_signer(store: Store, key_dir: str | Path, signed: dict | None, subje
     return trusted[kid]
 
 
-def verified_load(mlflow, store: Store, name: str, version, key_dir: str | Path):
-    "Load a registered version as a pyfunc model from the very folder whose files were verified against its signature."
+def verified_load(mlflow, store: Store, name: str, version, key_dir: str | Path, check_environment: bool = True):
+    """Load a registered version as a pyfunc model from the very folder whose files were verified against its signature.
+    `check_environment=False` skips MLflow's warnings that this environment does not match the model's (its pinned
+    requirements, its Python version), for a caller that checks the loaded model itself: the requirements check costs
+    about a second per process (it maps every installed distribution's files to modules)."""
     with tempfile.TemporaryDirectory(prefix='lifecycle-load-') as tmp:
         path = verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
-        return mlflow.pyfunc.load_model(str(path))
+        return mlflow.pyfunc.load_model(str(path), suppress_warnings=not check_environment)
 
 
 def verified_sklearn(mlflow, store: Store, name: str, version, key_dir: str | Path):
