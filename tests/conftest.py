@@ -468,3 +468,18 @@ def uvicorn_thread(app, **config):
         server.should_exit = True
         thread.join(30)
         assert not thread.is_alive(), 'the server did not stop'
+
+
+# -- the cycle collector in the pytest processes ---------------------------------------------------------------------
+
+
+def pytest_collection_finish(session):
+    """The cycle collector, in each pytest process once its tests are collected: what collection imported is frozen
+    (modules live as long as the process: no collection walks them again), and a young-generation collection waits
+    for 10,000 new objects instead of 700. In the fast tier the two xdist workers spent 13.2 s of their 110 s of CPU
+    collecting; 7.2 s with this (timed with `gc.callbacks`)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, *gc.get_threshold()[1:])
