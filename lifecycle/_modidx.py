@@ -998,6 +998,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                   'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker._import_evidently': ( 'api/data/report_worker.html#_import_evidently',
                                                                                                   'lifecycle/data/report_worker.py'),
+                                              'lifecycle.data.report_worker._paused_collector': ( 'api/data/report_worker.html#_paused_collector',
+                                                                                                  'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker._read': ( 'api/data/report_worker.html#_read',
                                                                                       'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker._receive': ( 'api/data/report_worker.html#_receive',

@@ -312,7 +312,8 @@ def loaded_back(
 ) -> pd.DataFrame:
     "Load the fixed `version` back from the registry (verified); check it reproduces the outputs recorded at training."
     v = str(version)
-    # (without MLflow's environment warnings: whether the version works here is checked below, on recorded outputs)
+    # (without MLflow's environment warnings: the scikit-learn model loaded from the same verified files is checked
+    # below on the outputs recorded at training)
     served = signing.verified_load(ws.mlflow, ws.store, rp.model_name, v, ws.key_dir, check_environment=False)
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, v, ws.key_dir)
     known, expected = ws.store.get_frame(known_inputs), np.asarray(known_outputs, dtype=float)
