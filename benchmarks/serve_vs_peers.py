@@ -14,7 +14,7 @@ process, its fastest single-process setting). `lifecycle serve` runs as configur
 logging (a prediction is answered once its row is committed to the SQLite log) and every input checked against the
 column contract; the peers log nothing and check only what their codecs check. Every server first answers one
 record and the answers must agree (the same label). Then, in each of R rounds (default 2), each server in turn gets a
-warm-up (default 2 s) and a measured run (default 10 s) of one-record requests from wrk (`wrk -t1 -cC`, C connections,
+warm-up (default 2 s) and a measured run (default 10 s) of one-record requests from wrk (`wrk -t2 -cC`, C connections,
 default 8: a closed loop, so the load is bounded by C requests in flight) while the others idle. CPU per request is
 the server's process tree's user + system CPU seconds during the measured run over its requests. Per server the
 median over rounds is reported: requests/s, p50/p99 latency, CPU per request, and the ratios of ours to each peer.
@@ -359,8 +359,9 @@ def main():
     failed = [k for k in errors if k == 'lifecycle' or k in PEERS]  # a server with no goal reports, never fails
     out = dict(
         model=f'models:/{name}/{version}',
-        load=f"wrk -t1 -c{a.concurrency}, {a.warmup:g} s warm-up + {a.duration:g} s measured per server and round, "
-        f"{a.rounds} round(s); one-record requests; 1 worker process per server; {os.cpu_count()} shared CPUs",
+        load=f"wrk -t{min(2, a.concurrency)} -c{a.concurrency}, {a.warmup:g} s warm-up + {a.duration:g} s measured "
+        f"per server and round, {a.rounds} round(s); one-record requests; 1 worker process per server; "
+        f"{os.cpu_count()} shared CPUs",
         servers={k: {m: round(v, 4) for m, v in d.items()} for k, d in med.items()},
         rounds={k: v for k, v in runs.items()},
         ratios={k: {m: round(v, 3) for m, v in d.items()} for k, d in ratios.items()},
