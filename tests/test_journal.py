@@ -1,8 +1,9 @@
-"""The durable prediction log's journal, in the writer's own terms (`_Journaled` on a temporary SQLite file, no server):
-a journal replaced when it grows past its size or is damaged, and deleted once its rows are in; rows refused when too
-many wait for a locked database; another writer's dead journal replayed by a rescan; a writer whose journal directory
-is unusable committing each group instead; two writers on one database (a server's two workers) under load, one of them
-killed."""
+"""The durable prediction log's journals, in the server's and the writer's own terms (`Journals` and `_Tail` on a
+temporary SQLite file, no process): a journal replaced when it grows past its size or is damaged, and deleted once its
+rows are in; rows waiting for a locked database, refused past the limit; another server's dead journal replayed by a
+rescan, and a dead server's journal going in once whether its own writer or another gets there first; a log whose
+journal directory is unusable committing each group instead; two servers on one database (a server's two workers)
+under load, one's writer killed."""
 
 from __future__ import annotations
 import os
@@ -11,11 +12,12 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
+import orjson
 import pytest
 from lifecycle.serve import journal as jr
 from lifecycle.serve import predlog as P
 from lifecycle.serve import writer as W
-from lifecycle.serve.journal import Journal, records
+from lifecycle.serve.journal import Journal, Journals, records
 from lifecycle.serve.predlog import LogFailed, PredictionLog, journal_dir, read_log
 
 ROW = dict(ts=1.0, route='predict', variant='control', model_version='1', inputs={'age': [30]}, status=200)
@@ -32,32 +34,56 @@ def stored(db: Path) -> list[str]:
 
 
 @pytest.fixture
-def writer(tmp_path):
-    "A journaled writer's state on a fresh database (the store not durable: its inserts are unsynced, as the writer's)."
+def pair(tmp_path):
+    """A server's journals (`Journals`) and its writer's end of them (`_Tail`) on a fresh database (the store not
+    durable: the writer's inserts are unsynced)."""
     url = f'sqlite:///{tmp_path}/p.db'
     store = P._Store(url, None, durable=False, timeout_s=0.2)
-    w = W._Journaled(store, Journal(journal_dir(url)), journal_s=0.05, probe_s=0.1)
-    yield w, tmp_path / 'p.db'
-    w.close()
+    a, t = Journals(journal_dir(url)), W._Tail(store, journal_dir(url), journal_s=0.05, probe_s=0.1)
+    yield a, t, tmp_path / 'p.db'
+    a.close()
     store.close()
 
 
-def test_a_journal_past_its_size_is_replaced_and_deleted_once_its_rows_are_in(writer, monkeypatch):
-    w, db = writer
-    monkeypatch.setattr(W, '_ROTATE_BYTES', 400)
-    first = w.journal
-    assert w.append(rows('a', 5)) == (None, {}) and first.end > 400
-    assert w.apply() and w.journal is not first and not first.path.exists() and w.retired == []
-    assert w.append(rows('b', 2)) == (None, {}) and w.apply()
+def group(prefix: str, n: int) -> bytes:
+    "One journal record: a group of `n` rows, as the server appends it."
+    return orjson.dumps(rows(prefix, n))
+
+
+def sent(a: Journals, t: W._Tail) -> None:
+    "What the server's frames would tell the writer: how far each journal is."
+    for name, end, replaced in a.positions():
+        t.note(name, end, 1, replaced)
+
+
+def synced(a: Journals, t: W._Tail) -> bool:
+    "The writer puts what it was told into the database; the server releases the journals it deleted."
+    sent(a, t)
+    ok = t.apply()
+    a.done(t.deleted)
+    t.deleted = []
+    return ok
+
+
+def test_a_journal_past_its_size_is_replaced_and_deleted_once_its_rows_are_in(pair, monkeypatch):
+    a, t, db = pair
+    monkeypatch.setattr(jr, '_ROTATE_BYTES', 400)
+    first = a.current
+    assert a.append(group('a', 5)) == first.end > 400 and a.current is not first
+    assert [r for _, _, r in a.positions()] == [True, False]  # the first replaced, held until deleted
+    assert synced(a, t) and not first.path.exists() and list(a.held) == [a.current.name]
+    a.append(group('b', 2))
+    assert synced(a, t)
     assert stored(db) == [f'a{i}' for i in range(5)] + ['b0', 'b1']  # each row once
     with sqlite3.connect(db) as c:
-        assert dict(c.execute('SELECT name, applied FROM prediction_log_journal')) == {w.journal.name: w.journal.end}
+        positions = dict(c.execute('SELECT name, applied FROM prediction_log_journal'))
+    assert positions[a.current.name] == a.current.end and positions[first.name] < 0  # (deleted: marked so)
 
 
-def test_a_damaged_journal_is_retired_and_its_refused_rows_never_reach_the_database(writer, monkeypatch):
-    w, db = writer
-    assert w.append(rows('ok', 1)) == (None, {})
-    damaged = w.journal
+def test_a_damaged_journal_is_replaced_and_its_refused_rows_never_reach_the_database(pair, monkeypatch):
+    a, t, db = pair
+    a.append(group('ok', 1))
+    damaged = a.current
     real, calls = jr._pwrite_all, []
 
     def failing(fd, data, at):  # the group's bytes half written, then the disk fails (and zeroing them fails too)
@@ -68,41 +94,86 @@ def test_a_damaged_journal_is_retired_and_its_refused_rows_never_reach_the_datab
         return real(fd, data, at)
 
     monkeypatch.setattr(jr, '_pwrite_all', failing)
-    error, _ = w.append(rows('refused', 3))
-    assert 'cannot be written' in error and 'Input/output error' in error
-    assert damaged.damaged and w.retired == [damaged] and w.journal is not damaged  # a new journal from here on
-    assert w.append(rows('next', 1)) == (None, {}) and w.apply()
-    assert stored(db) == ['ok0', 'next0'] and not damaged.path.exists() and w.retired == []
+    with pytest.raises(OSError, match='Input/output error'):
+        a.append(group('refused', 3))
+    assert damaged.damaged and a.current is not damaged and damaged.name in a.held  # a new journal from here on
+    a.append(group('next', 1))
+    assert synced(a, t)
+    assert stored(db) == ['ok0', 'next0'] and not damaged.path.exists() and list(a.held) == [a.current.name]
 
 
-def test_rows_are_refused_while_too_many_wait_for_a_locked_database(writer, monkeypatch):
-    w, db = writer
-    monkeypatch.setattr(W, '_MAX_WAITING', 4)
-    holder = sqlite3.connect(db, isolation_level=None, timeout=0.1)
-    holder.execute('BEGIN EXCLUSIVE')
+def test_rows_wait_in_the_journal_for_a_locked_database_and_are_refused_past_the_limit(tmp_path, monkeypatch):
+    monkeypatch.setattr(P, '_MAX_WAITING', 4)
+    url = f'sqlite:///{tmp_path}/p.db'
+    log = PredictionLog(url, process=True, timeout_s=0.1, probe_s=0.1, journal_s=0.01)
     try:
-        assert w.append(rows('w', 4)) == (None, {})
-        assert not w.apply() and 'locked' in w.problem  # the rows wait in the journal
-        error, _ = w.append(rows('x', 1))
-        assert error == 'the prediction log is behind: 4 rows wait for the database'
+        log.log(**ROW, request_id='first').wait(30)
+        assert log.flush(30)  # (the database exists, with its tables)
+        holder = sqlite3.connect(tmp_path / 'p.db', isolation_level=None, timeout=0.1)
+        holder.execute('BEGIN EXCLUSIVE')
+        try:
+            for p in log.log_many([dict(ROW, request_id=f'w{i}') for i in range(4)]):
+                p.wait(30)  # answered: in the journal
+            end = time.monotonic() + 30
+            while 'locked' not in log.problem:  # the writer cannot put them in, and says so
+                assert time.monotonic() < end
+                time.sleep(0.01)
+            with pytest.raises(LogFailed, match='the prediction log is behind: 4 rows wait for the database'):
+                log.log(**ROW, request_id='x').wait(30)
+        finally:
+            holder.execute('ROLLBACK')
+            holder.close()
+        assert log.flush(30) and log.problem == ''
+        log.log(**ROW, request_id='after').wait(30)  # none waits any more: taken again
     finally:
-        holder.execute('ROLLBACK')
-        holder.close()
-    assert w.apply() and w.problem == '' and stored(db) == [f'w{i}' for i in range(4)]
+        log.close()
+    assert stored(tmp_path / 'p.db') == ['first', 'w0', 'w1', 'w2', 'w3', 'after']
 
 
-def test_a_rescan_replays_another_writers_dead_journal(writer):
-    w, db = writer
-    other = Journal(w.directory)  # another worker's writer ...
+def test_a_rescan_replays_another_servers_dead_journal(pair):
+    a, t, db = pair
+    other = Journal(t.directory)  # another worker ...
     other.append([W.orjson.dumps(rows('o', 3))])
     other.close()  # ... killed: its lock released, its journal left
     assert other.path.exists()
-    w.scanned = time.monotonic() - W._RESCAN_S
-    assert w.rescan_due()
-    w.rescan()
-    assert w.replayed == '' and not other.path.exists() and stored(db) == ['o0', 'o1', 'o2']
-    w.rescan()  # nothing twice
+    t.scanned = time.monotonic() - W._RESCAN_S
+    assert t.rescan_due()
+    t.rescan()
+    assert t.replayed == '' and not other.path.exists() and stored(db) == ['o0', 'o1', 'o2']
+    t.rescan()  # nothing twice
     assert stored(db) == ['o0', 'o1', 'o2']
+
+
+@pytest.mark.parametrize('first', ['tail', 'replay'])
+def test_a_dead_servers_journal_goes_in_once_whether_its_writer_or_another_gets_there_first(pair, first):
+    """A server dies: its writer still holds positions of its journal while another worker's writer replays it. Each
+    insert takes the journal on from where the database has it, so whichever comes second inserts nothing twice."""
+    a, t, db = pair
+    a.append(group('d', 3))
+    sent(a, t)  # told, not yet inserted
+    a.append(group('e', 2))  # journaled and answered; its frame never sent
+    a.close()  # the server dies
+    if first == 'tail':
+        assert t.apply() and stored(db) == ['d0', 'd1', 'd2']
+    other = W._Tail(t.store, t.directory, journal_s=0.05, probe_s=0.1)  # a writer starting replays it
+    assert other.replayed == '' and stored(db) == ['d0', 'd1', 'd2', 'e0', 'e1']
+    if first == 'replay':
+        assert t.apply()  # deleted meanwhile: nothing of it goes in again
+    t.drain(wait_s=0)
+    assert stored(db) == ['d0', 'd1', 'd2', 'e0', 'e1'] and list(t.directory.glob('*.journal')) == []
+
+
+def test_an_insert_expecting_another_position_changes_nothing(tmp_path):
+    store = P._Store(f'sqlite:///{tmp_path}/p.db', None, durable=False)
+    try:
+        store.apply(rows('a', 2), [('j', 10)], expect=0)
+        with pytest.raises(P.Conflict, match='journal j is not at offset 0'):
+            store.apply(rows('b', 2), [('j', 20)], expect=0)
+        assert store.applied('j') == 10 and stored(tmp_path / 'p.db') == ['a0', 'a1']
+        store.apply(rows('c', 1), [('j', 20)], expect=10)  # the connection is fine after a conflict
+        assert store.applied('j') == 20 and stored(tmp_path / 'p.db') == ['a0', 'a1', 'c0']
+    finally:
+        store.close()
 
 
 def test_a_writer_whose_journal_directory_is_unusable_commits_each_group(tmp_path):
