@@ -2412,6 +2412,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/serve/journal.py'),
                                          'lifecycle.serve.journal.Journals.positions': ( 'api/serve/journal.html#journals.positions',
                                                                                          'lifecycle/serve/journal.py'),
+                                         'lifecycle.serve.journal._forget_in_child': ( 'api/serve/journal.html#_forget_in_child',
+                                                                                       'lifecycle/serve/journal.py'),
                                          'lifecycle.serve.journal._lock': ('api/serve/journal.html#_lock', 'lifecycle/serve/journal.py'),
                                          'lifecycle.serve.journal._opened': ( 'api/serve/journal.html#_opened',
                                                                               'lifecycle/serve/journal.py'),

@@ -102,6 +102,36 @@ def test_a_damaged_journal_is_replaced_and_its_refused_rows_never_reach_the_data
     assert stored(db) == ['ok0', 'next0'] and not damaged.path.exists() and list(a.held) == [a.current.name]
 
 
+def test_a_damaged_journal_released_by_a_dying_server_is_replayed_without_its_refused_rows(pair, monkeypatch):
+    a, t, db = pair
+    a.append(group('ok', 1))
+    damaged, real = a.current, jr._pwrite_all
+
+    def failing(fd, data, at):  # the whole group written, then the disk fails (and zeroing it fails too)
+        real(fd, data, at)
+        if fd == damaged.fd and at == damaged.end:
+            raise OSError(5, 'Input/output error')
+
+    monkeypatch.setattr(jr, '_pwrite_all', failing)
+    with pytest.raises(OSError):
+        a.append(group('refused', 2))
+    monkeypatch.setattr(jr, '_pwrite_all', real)
+    assert damaged.damaged and damaged.path.stat().st_size == damaged.end  # the file ends before the refused rows
+    a.close()  # the server dies before its writer heard of any of it
+    t.drain(wait_s=0)
+    assert stored(db) == ['ok0'] and list(t.directory.glob('*.journal')) == []
+
+
+def test_a_journal_replaced_before_its_first_record_is_deleted_and_released(pair):
+    a, t, _ = pair
+    empty = a.current
+    a._replace()  # (as when its first append failed)
+    sent(a, t)
+    assert t.apply() and t.deleted == [empty.name] and not empty.path.exists()
+    a.done(t.deleted)
+    assert empty.fd == -1 and list(a.held) == [a.current.name]
+
+
 def test_rows_wait_in_the_journal_for_a_locked_database_and_are_refused_past_the_limit(tmp_path, monkeypatch):
     monkeypatch.setattr(P, '_MAX_WAITING', 4)
     url = f'sqlite:///{tmp_path}/p.db'
@@ -163,6 +193,49 @@ def test_a_dead_servers_journal_goes_in_once_whether_its_writer_or_another_gets_
     assert stored(db) == ['d0', 'd1', 'd2', 'e0', 'e1'] and list(t.directory.glob('*.journal')) == []
 
 
+def test_a_writer_whose_position_moved_under_it_inserts_nothing_twice(pair):
+    "Another writer put some of the journal in after this one last looked: it goes on from where the database is."
+    a, t, db = pair
+    a.append(group('f', 2))
+    assert synced(a, t)  # (it holds the journal's position now)
+    end = a.append(group('g', 2))
+    data = a.current.path.read_bytes()
+    [(upto, rows_g)] = list(W._groups(data, t.at[a.current.name]))
+    t.store.apply(rows_g, [(a.current.name, upto)], expect=t.at[a.current.name])  # another writer got there first
+    assert upto == end and synced(a, t) and stored(db) == ['f0', 'f1', 'g0', 'g1']
+
+
+def test_a_replay_that_finds_the_journal_moving_leaves_it_to_its_writer_without_a_problem(pair, monkeypatch):
+    a, t, db = pair
+    a.append(group('h', 1))
+    assert synced(a, t)
+    a.append(group('i', 1))
+    a.close()  # the server died; its writer is still putting the journal in ...
+    stale = t.store.applied
+    monkeypatch.setattr(t.store, 'applied', lambda name: 0)  # ... as this replay read where the database had it
+    assert W._replay(t.store, t.directory) == '' and a.current.path.exists()  # a conflict: not a problem, left
+    monkeypatch.setattr(t.store, 'applied', stale)
+    assert W._replay(t.store, t.directory) == '' and not a.current.path.exists()
+    assert stored(db) == ['h0', 'i0']
+
+
+def test_a_writer_of_this_version_commits_the_row_frames_of_a_server_started_before_it(tmp_path):
+    "A server started before its journals moved into it sends rows (its config has no `positions`): each is committed."
+    import pickle
+    import subprocess
+    import sys
+
+    url = f'sqlite:///{tmp_path}/p.db'
+    cfg = dict(url=url, mask=None, durable=True, timeout_s=5, checkpoint_s=0.25, probe_s=0.1,
+               journal=str(journal_dir(url)), journal_s=0.05)  # fmt: skip
+    frames = P._frame(pickle.dumps(cfg)) + P._frame(orjson.dumps([1, rows('old', 2)]))
+    done = subprocess.run([sys.executable, '-c', P._WRITER], input=frames, capture_output=True, timeout=60)
+    acks = [orjson.loads(line) for line in done.stdout.splitlines()]
+    assert done.returncode == 0, done.stderr
+    assert acks[1] == {'upto': 1, 'error': None, 'failed': {}, 'problem': '', 'applied': 1}  # committed, then acked
+    assert stored(tmp_path / 'p.db') == ['old0', 'old1']
+
+
 def test_an_insert_expecting_another_position_changes_nothing(tmp_path):
     store = P._Store(f'sqlite:///{tmp_path}/p.db', None, durable=False)
     try:
@@ -199,9 +272,10 @@ def test_records_never_read_past_the_zero_filled_rest(tmp_path):
 
 def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(tmp_path):
     """A server's workers each have a writer process and a journal, in one directory. Both take rows in groups while
-    the first one's writer is killed (it inserts its rows once a second: most acknowledged ones are in its journal
-    only); that log starts another writer, which replays the dead journal, racing a third log's writer starting at the
-    same time. Every acknowledged row is in the database once, and no journal is left."""
+    the first one's writer is killed (it inserts its rows once a second: most answered ones are in the journal only);
+    that log goes on journaling and starts another writer, which is told how far the journal is and puts in what the
+    dead one had not, while a third log's writer starts and looks for dead servers' journals. Every row is answered
+    and in the database once, and no journal is left."""
     url = f'sqlite:///{tmp_path}/p.db'
     logs = [PredictionLog(url, process=True, probe_s=0.1, journal_s=s) for s in (1, 0.05)]
     acked, target = [[], []], 300
@@ -215,7 +289,7 @@ def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(
                 try:
                     p.wait(30)
                     acked[k].append(rid)
-                except LogFailed:  # held by the killed writer: not answered, so not owed
+                except LogFailed:  # (none: journaling needs no writer)
                     pass
 
     threads = [threading.Thread(target=send, args=(k,)) for k in range(2)]
@@ -238,7 +312,7 @@ def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(
     got = list(read_log(url).request_id)
     assert len(got) == len(set(got))  # nothing twice
     assert set().union(*acked) <= set(got)  # nothing acknowledged lost
-    assert len(acked[0]) >= target - 3 and len(acked[1]) >= target  # only the group the killed writer held failed
+    assert len(acked[0]) >= target and len(acked[1]) >= target and logs[0].errors == 0  # nothing refused
     assert list(journal_dir(url).glob('*.journal')) == []
 
 

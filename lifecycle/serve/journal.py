@@ -11,6 +11,7 @@ import fcntl
 import os
 import time
 import uuid
+import weakref
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -43,7 +44,7 @@ def records(data: bytes, start: int = 0) -> Iterator[tuple[int, bytes]]:
 
 # %% ../../nbs/api/serve/01a_journal.ipynb #556c231e
 class Journal:
-    """One writer's journal in `directory`: a new file named for no one else, locked (`flock`) while its writer lives.
+    """One server's journal in `directory`: a new file named for no one else, locked (`flock`) while its server lives.
     `append` returns once the records are on disk (written `O_DSYNC`). The file is zero-filled ahead of them, a
     megabyte at a time, so that an append changes no file size: the disk syncs the records' blocks, and no metadata
     (a third less time per append here). A failed append is zeroed again; the file holds whole records, then at most
@@ -84,8 +85,12 @@ class Journal:
                 raise
             try:
                 _pwrite_all(self.fd, bytes(len(data)), self.end)  # zeros again: no part of it is ever read
-            except OSError:  # what it wrote may read as records (refused rows): nothing more goes in this file
+            except OSError:  # what it wrote may read as records (refused rows): nothing more goes in this file ...
                 self.damaged = True
+                try:
+                    os.ftruncate(self.fd, self.end)  # ... and, if it can be, the file ends before it (a replay too)
+                except OSError:
+                    pass
             raise
         self.end += len(data)
         return self.end
@@ -100,7 +105,7 @@ class Journal:
             self.close()
 
     def close(self) -> None:
-        "Release the file (its lock goes with it): the next writer replays what of it is not in the database."
+        "Release the file (its lock goes with it): a writer replays what of it is not in the database."
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -120,6 +125,7 @@ class Journals:
         self.directory = Path(directory)
         self.current = Journal(self.directory)  # OSError: the directory is unusable
         self.held = {self.current.name: self.current}  # the current journal, and those replaced but not yet deleted
+        _OPEN.add(self)
 
     def append(self, payload: bytes) -> int:
         "Append one record (on disk when this returns); the offset after it. OSError as `Journal.append`."
@@ -154,9 +160,28 @@ class Journals:
         self.current = self.held[new.name] = new
 
     def close(self) -> None:
-        "Release every held journal (their locks go with them)."
+        "Release every held journal (their locks go with them); one that never held a record goes at once."
         for j in self.held.values():
+            if j.end == 0 and not j.damaged:
+                try:
+                    j.remove()
+                    continue
+                except OSError:  # (left for a writer to replay: there is nothing in it)
+                    pass
             j.close()
+
+
+def _forget_in_child() -> None:
+    "A forked child of a server does not hold its journals (their locks stay the server's, as they were)."
+    for js in list(_OPEN):
+        for j in js.held.values():
+            if j.fd >= 0:
+                os.close(j.fd)  # (no LOCK_UN: the server's lock holds while its own descriptor is open)
+                j.fd = -1
+
+
+_OPEN = weakref.WeakSet()  # the Journals of this process
+os.register_at_fork(after_in_child=_forget_in_child)
 
 
 def _pwrite_all(fd: int, data: bytes, at: int) -> None:
@@ -181,12 +206,12 @@ def _sync_dir(directory: Path) -> None:
 
 # %% ../../nbs/api/serve/01a_journal.ipynb #3ca5035e
 def orphans(directory: Path, skip: set[str] = frozenset()) -> Iterator[tuple[str, bytes]]:
-    """Journals in `directory` whose writer is gone (no lock on them), but those in `skip` (the caller's own):
+    """Journals in `directory` whose server is gone (no lock on them), but those in `skip` (the caller's own):
     (name, contents), each locked while the caller replays it (it deletes the file when done: `delete`). A journal
     replayed by someone else meanwhile (deleted, or another file by that name) is skipped; so is one this process
     cannot open."""
     for path, fd in _opened(directory, skip):
-        if not _lock(fd):  # its writer lives
+        if not _lock(fd):  # its server lives
             continue
         try:
             if os.stat(path).st_ino != os.fstat(fd).st_ino:  # replayed and deleted while this waited
@@ -215,10 +240,10 @@ def _opened(directory: Path, skip: set[str] = frozenset()) -> Iterator[tuple[Pat
 
 
 def _lock(fd: int, tries: int = 3) -> bool:
-    "Lock a journal for its replay; False while its writer holds it (a reader's brief look is waited out)."
+    "Lock a journal for its replay; False while its server holds it (a reader's brief look is waited out)."
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:  # its writer holds it: no wait
+    except BlockingIOError:  # its server holds it: no wait
         return False
     for i in range(tries):
         try:
@@ -231,11 +256,11 @@ def _lock(fd: int, tries: int = 3) -> bool:
 
 
 def live(directory: Path) -> set[str]:
-    "The journals in `directory` whose writer lives (locked); those this process cannot open are left out."
+    "The journals in `directory` whose server lives (locked); those this process cannot open are left out."
     found = set()
     for path, fd in _opened(directory):
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken: no writer holds it (released with the descriptor)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken: no server holds it (released with the descriptor)
         except BlockingIOError:
             found.add(path.name)
     return found
@@ -256,7 +281,7 @@ def end_of(path: Path, start: int = 0) -> int:
 
 # %% ../../nbs/api/serve/01a_journal.ipynb #dedca161
 def sweep(directory: Path, older_than_s: float = 60) -> int:
-    """Delete what writers that died while creating their journal left (`*.journal.new`, never named: no record was
+    """Delete what servers that died while creating their journal left (`*.journal.new`, never named: no record was
     written to it, no one waits for it): each empty, unlocked and older than `older_than_s`, so that none still being
     created is taken. How many went."""
     directory, gone = Path(directory), 0

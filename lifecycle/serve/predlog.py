@@ -156,7 +156,7 @@ def _tables(meta):
         Column('actor', String(100)),
     )
     probe = Table('prediction_log_probe', meta, Column('id', Integer, primary_key=True), Column('ts', Float))
-    journals = Table(  # how far each writer's journal is in the database (`_Store.apply`)
+    journals = Table(  # how far each server's journal is in the database (`_Store.apply`; below 0: deleted)
         'prediction_log_journal', meta, Column('name', String(64), primary_key=True), Column('applied', Integer)
     )
     return preds, fb, probe, journals
@@ -642,7 +642,7 @@ _MAX_WAITING = 200_000  # rows journaled and not yet in the database, past which
 
 
 def journal_dir(url: str) -> Path | None:
-    "Where a durable writer process journals rows for the SQLite file at `url` (beside it); None for other databases."
+    "Where durable servers journal rows for the SQLite file at `url` (beside it); None for other databases."
     path = url[len('sqlite:///') :] if url.startswith('sqlite:///') else ''
     return Path(f"{path}.journals") if path and path != ':memory:' else None
 
@@ -683,6 +683,7 @@ class _Child:
         os.set_blocking(self.out, False)
         os.set_blocking(self.inp, False)
         self.inflight, self.unsent, self.reply = {}, bytearray(_frame(config)), bytearray()
+        self.told = set()  # the replaced journals it was told of
         self.ready, self.dead, self.writing, self.started = False, False, False, time.monotonic()
 
 
@@ -724,6 +725,7 @@ class _WriterProcess:
                 checkpoint_s=checkpoint_s,
                 probe_s=log.probe_s,
                 journal=str(journal) if journal else None,
+                positions=True,  # (frames say how far this server's journals are; a writer of before took rows)
                 journal_s=journal_s,
             )
         )
@@ -848,9 +850,15 @@ class _WriterProcess:
         return None, failed, n
 
     def _positions(self, child: _Child, rows: int) -> None:
-        "One frame per journal held: how far it is (`rows` more rows in the current one), whether it was replaced."
+        """A frame saying how far the current journal is (`rows` more rows in it), and one for each replaced journal
+        not yet announced to this writer (how far it ends: no more rows come to it). Bytes not yet sent are so at most
+        one frame per group, and groups at most `_MAX_WAITING` while the writer does not read."""
         self.seq += 1
         for name, end, replaced in self.journals.positions():
+            if replaced and name in child.told:
+                continue
+            if replaced:
+                child.told.add(name)
             child.unsent += _frame(orjson.dumps([self.seq, name, end, 0 if replaced else rows, replaced]))
 
     def _send_out(self, child: _Child) -> None:
@@ -965,7 +973,7 @@ class _WriterProcess:
             except Exception:  # stuck (in fsync on hung storage?): left to exit on its own
                 code = 'unknown'
         log = self.log
-        if not self.closed or child.inflight:
+        if (not self.closed or child.inflight) and self.journals is None:  # (journaled: nothing waits for a writer)
             log.problem = f"the prediction log's writer process exited (status {code})"
         held, child.inflight = list(child.inflight.values()), {}
         if self.journals is None:  # (journaled rows: the next writer is told how far the journals are, and `flush`
@@ -1017,7 +1025,7 @@ class _WriterProcess:
                 self.journals.close()
             if child is None or child.dead:
                 return
-            if not child.ready and not child.inflight:  # still starting, and sent nothing
+            if not child.ready and not child.inflight:  # still starting, and holds nothing (journaled rows wait)
                 child.proc.kill()
         deadline = time.monotonic() + 30
         while not child.dead and time.monotonic() < deadline:

@@ -24,7 +24,7 @@ __all__ = ['writer_main']
 
 # %% ../../nbs/api/serve/01b_writer.ipynb #8c29e37a
 _INSERT_ROWS = 5000  # rows per insert (and inserted at once when that many wait)
-_RESCAN_S = 10  # how often an idle writer looks for journals of dead writers (several workers, failed replays)
+_RESCAN_S = 10  # how often an idle writer looks for journals of dead servers (several workers, failed replays)
 
 
 def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str:
@@ -35,6 +35,8 @@ def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str
         for name, data in orphans(directory, skip):  # (each locked while it is replayed: no one else replays it)
             try:
                 _replay_one(store, directory / name, data)
+            except Conflict:  # its own writer is putting it in meanwhile: theirs to finish (or the next rescan's)
+                continue
             except Exception as e:  # the others are still replayed; this one is tried again later
                 problems.append(f"replaying journal {directory / name} failed: {_reason(e)}")
     except OSError as e:  # (the directory itself)
@@ -48,7 +50,7 @@ def _replay_one(store: _Store, path: Path, data: bytes) -> None:
     where the database has it, or fails (`Conflict`; tried again on the next rescan)."""
     name = path.name
     end = at = store.applied(name)
-    if at >= 0:  # (below 0: replayed and deleted before, by someone who died before the file went)
+    if at >= 0:  # (below 0: replayed and deleted before; the file is gone already, or going: `delete` is idempotent)
         for end, rows in _groups(data, at):  # (a torn last record was never acknowledged)
             store.apply(rows, [(name, end)], expect=at)
             at = end
@@ -88,7 +90,8 @@ class _Tail:
         "The server wrote journal `name` up to `end` (`rows` more rows; `replaced`: no more come to it)."
         if end > self.ends.get(name, 0):
             self.ends[name] = end
-        if replaced:
+        if replaced:  # (even one that never held a record: it is deleted, and its server releases it)
+            self.ends.setdefault(name, 0)
             self.replaced.add(name)
         if rows and not self.rows:
             self.first = time.monotonic()
@@ -106,14 +109,18 @@ class _Tail:
         return max(self.first + self.journal_s - time.monotonic(), 0)
 
     def apply(self) -> bool:
-        "Insert the rows the server journaled (then delete the replaced journals wholly in); False if that failed."
-        try:
-            for name in list(self.ends):
+        """Insert the rows the server journaled (then delete the replaced journals wholly in), each journal on its own
+        (one that cannot be read holds up no other); False if any failed (tried again `probe_s` later)."""
+        problems = []
+        for name in list(self.ends):
+            try:
                 self._catch_up(name, self.ends[name])
                 if name in self.replaced or self.at[name] < 0:  # (below 0: another writer replayed and deleted it)
                     self._delete(name)
-        except Exception as e:
-            self.problem = f"journaled rows cannot be written to the database: {_reason(e)}"
+            except Exception as e:
+                problems.append(_reason(e))
+        if problems:
+            self.problem = f"journaled rows cannot be written to the database: {'; '.join(problems)}"
             self.retry_at = time.monotonic() + self.probe_s
             return False
         self.rows, self.problem = 0, ''
@@ -215,7 +222,9 @@ class _Pipe:
 def _open(cfg: dict) -> tuple[_Store, _Tail | None]:
     """The writer's database, and its server's journals (None: each group of rows comes here and is committed, as
     asked, or because the server could not journal: another database than SQLite, an unusable directory)."""
-    journal = cfg['journal']
+    # a server started before its journals moved into it sends rows, not positions (`positions` not in its config): its
+    # groups are committed here, each on disk before it is acknowledged
+    journal = cfg['journal'] if cfg.get('positions') else None
     # journaled rows are on disk already: their inserts are not synced, except the one before a journal is deleted
     store = _Store(cfg['url'], cfg['mask'], cfg['durable'] and not journal, cfg['timeout_s'], cfg['checkpoint_s'])
     store.start_checkpoints()
@@ -300,6 +309,7 @@ class _Writer:
         "Insert the journaled rows that are due and acknowledge them (`applied`); else say why, and try again later."
         t, pipe = self.tail, self.pipe
         if t.apply():
+            self.failures = 0
             self.problem = t.replayed
             deleted, t.deleted = t.deleted, []
             pipe.ack(applied=self.last, deleted=deleted, problem=self.problem)
