@@ -1064,6 +1064,7 @@ def _known(log: PredictionLog, request_id: str) -> bool:
 
     if found():
         return True
+    log.flush(2)  # (answered here a moment ago: in once this server's writer has it; it may still be starting)
     _await_journals(log.engine, journal_dir(log.url), 0.25)  # (answered by another worker a moment ago?)
     return found()
 
