@@ -17,8 +17,8 @@ the same limits) with one part replaced in the server process before it starts:
   routing to the batcher, the answer, metrics, but no flags, parsing, checks, model or log;
 - `scoring`: everything but the prediction log (rows go nowhere, nothing waits);
 - `batched`: as served with `prediction_log_commit = batched` (answers go before their rows are committed);
-- `durable`: as served by default (each answer waits until its row is on disk: the server appends each group to its
-  journal, one synced write, and its writer process puts the rows into the database);
+- `durable`: as served by default (each answer waits until its row is committed, the WAL fsynced; the writer is a
+  process of its own, whose acknowledgements the server's event loop reads);
 - `thread`: `durable` with the writer as a thread of the server process (as served before the writer process), to
   compare the two.
 

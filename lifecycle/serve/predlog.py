@@ -11,22 +11,20 @@ import collections
 import json
 import os
 import pickle
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 import orjson
 from ..core.settings import Settings
-from .journal import Journals
 
 if TYPE_CHECKING:
     import asyncio
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'Conflict', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'add_feedback',
-           'read_log', 'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log',
+           'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -90,41 +88,6 @@ def _encoded(row: dict) -> tuple:
     return tuple([_enc(get(c)) if js else get(c, default) for c, js, default in _PLAN])
 
 
-_SCALAR = (str, int, float, bool, type(None))
-_SCALARS, _SHADOW, _INT64 = frozenset(_SCALAR), _COLS.index('shadow'), 1 << 63
-
-
-def _failing(rows: list) -> dict[int, str]:
-    "The rows of a decoded group that cannot be inserted, and why (the common case, none, without a per-row check)."
-    n = len(_COLS)
-    if (
-        all(
-            type(r) is list and len(r) == n and type(r[0]) is str and type(r[1]) in (int, float) and type(r[_SHADOW])
-            is bool
-            for r in rows
-        )
-        and {type(v) for r in rows for v in r} <= _SCALARS
-        and all(-_INT64 <= v < _INT64 for r in rows for v in r if type(v) is int)
-    ):
-        return {}
-    return {i: why for i, r in enumerate(rows) if (why := _invalid(r))}
-
-
-def _invalid(r) -> str:
-    "Why a decoded row cannot be inserted ('' if it can): checked before it is journaled, since that answers it."
-    if not isinstance(r, list) or len(r) != len(_COLS):
-        return f"a row of {len(r) if isinstance(r, list) else 'no'} columns, expected {len(_COLS)}"
-    if not isinstance(r[0], str) or not isinstance(r[1], (int, float)):
-        return 'request_id or ts missing'
-    if not isinstance(r[_SHADOW], bool):
-        return "column 'shadow': expected true or false"
-    bad = [c for c, v in zip(_COLS, r) if not isinstance(v, _SCALAR)]
-    if bad:
-        return f"column {bad[0]!r}: not a single value"
-    big = [c for c, v in zip(_COLS, r) if type(v) is int and not -_INT64 <= v < _INT64]
-    return f"column {big[0]!r}: an integer past 64 bits" if big else ''
-
-
 def _tables(meta):
     from sqlalchemy import Table, Column, Integer, String, Float, Boolean, Text
 
@@ -156,16 +119,12 @@ def _tables(meta):
         Column('actor', String(100)),
     )
     probe = Table('prediction_log_probe', meta, Column('id', Integer, primary_key=True), Column('ts', Float))
-    journals = Table(  # how far each server's journal is in the database (`_Store.apply`; below 0: deleted)
+    journals = Table(  # how far each writer's journal is in the database (`_Store.apply`)
         'prediction_log_journal', meta, Column('name', String(64), primary_key=True), Column('applied', Integer)
     )
     return preds, fb, probe, journals
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #9665a95b
-class Conflict(Exception):
-    "A journal's rows were put into the database by someone else meanwhile (`_Store.apply` with `expect`)."
-
-
 class LogFailed(Exception):
     "A row the prediction log could not store: its request is refused (503) rather than answered unlogged."
 
@@ -364,13 +323,9 @@ class _Store:
                     for sql, params in _inserts(rows):
                         cur.execute(sql, params)
                     for sql, params in also:
-                        if cur.execute(sql, params).rowcount == 0:  # (only an expected position changes nothing)
-                            conn.rollback()
-                            raise Conflict(f"journal {params[0]} is not at offset {params[-1]} in the database")
+                        cur.execute(sql, params)
                     conn.commit()
                 self._wrote.set()  # the WAL grew: a checkpoint is due
-            except Conflict:  # (rolled back: the connection is fine)
-                raise
             except BaseException:
                 self._conn = None  # the next batch starts on a fresh connection
                 try:
@@ -382,22 +337,15 @@ class _Store:
             with self.engine.begin() as c:
                 c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
 
-    def apply(
-        self, rows: list, positions: list[tuple[str, int]], sync: bool = False, expect: int | None = None
-    ) -> None:
+    def apply(self, rows: list, positions: list[tuple[str, int]], sync: bool = False) -> None:
         """Journaled rows into the database (SQLite), with how far each journal is now in it (name, offset), in one
-        transaction. `expect`: only if the (one) journal is in it exactly that far now, else `Conflict` and nothing
-        changes (someone else put these rows in). `sync`: this commit, and with it every one before, on disk whatever
-        `durable` says (before a journal is deleted); a failure to make it so fails the commit."""
+        transaction. `sync`: this commit, and with it every one before, on disk whatever `durable` says (before a
+        journal is deleted); a failure to make it so fails the commit."""
         upsert = (
             'INSERT INTO prediction_log_journal (name, applied) VALUES (?, ?) '
             'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
         )
-        if expect is None:
-            also = [(upsert, p) for p in positions]
-        else:
-            assert len(positions) == 1, 'one journal at a time when its position is expected'
-            also = [(upsert + ' WHERE prediction_log_journal.applied = ?', (*positions[0], expect))]
+        also = [(upsert, p) for p in positions]
         if not sync or self.durable:
             return self._insert(rows, also)
         if self._conn is None:
@@ -410,7 +358,7 @@ class _Store:
                 self._conn.cursor().execute('PRAGMA synchronous=NORMAL')
 
     def applied(self, journal: str) -> int:
-        "How far `journal` is in the database (0: none of it; below 0: wholly, and the journal deleted: `forget`)."
+        "How far `journal` is in the database (0: none of it)."
         from sqlalchemy import select
 
         with self.engine.connect() as c:
@@ -418,15 +366,12 @@ class _Store:
             return c.execute(select(t.c.applied).where(t.c.name == journal)).scalar() or 0
 
     def forget(self, journal: str) -> None:
-        """Mark a journal deleted once wholly in the database (its position: minus the time, so that a writer still
-        holding positions of it inserts nothing); marks older than a day go (a failure leaves harmless rows)."""
-        from sqlalchemy import delete, update
+        "Drop the position of a journal deleted once wholly in the database (a failure leaves a harmless row)."
+        from sqlalchemy import delete
 
-        now, t = int(time.time()), self.journals
         try:
             with self.engine.begin() as c:
-                c.execute(update(t).where(t.c.name == journal).values(applied=-now))
-                c.execute(delete(t).where(t.c.applied < 0, t.c.applied > -(now - 86400)))
+                c.execute(delete(self.journals).where(self.journals.c.name == journal))
         except Exception:
             pass
 
@@ -638,11 +583,8 @@ class PredictionLog:
         return self._queued - self._written
 
 
-_MAX_WAITING = 200_000  # rows journaled and not yet in the database, past which a durable log refuses new ones
-
-
 def journal_dir(url: str) -> Path | None:
-    "Where durable servers journal rows for the SQLite file at `url` (beside it); None for other databases."
+    "Where a durable writer process journals rows for the SQLite file at `url` (beside it); None for other databases."
     path = url[len('sqlite:///') :] if url.startswith('sqlite:///') else ''
     return Path(f"{path}.journals") if path and path != ':memory:' else None
 
@@ -683,24 +625,20 @@ class _Child:
         os.set_blocking(self.out, False)
         os.set_blocking(self.inp, False)
         self.inflight, self.unsent, self.reply = {}, bytearray(_frame(config)), bytearray()
-        self.told = set()  # the replaced journals it was told of
         self.ready, self.dead, self.writing, self.started = False, False, False, time.monotonic()
 
 
 class _WriterProcess:
-    """The server's end of a writer process (`writer.writer_main`). A durable log on SQLite journals each `log_many`
-    here (`_journal`: its rows are settled once on disk) and sends one frame saying how far the journal is; the
-    writer acknowledges the frames whose rows are in the database (`applied`). Else each `log_many` is one frame of
-    encoded rows on its stdin (length first), each commit one line back on its stdout naming the last frame it holds
-    and the rows that failed. Both pipes are non-blocking: a frame the pipe cannot take yet waits here (up to
-    `max_unsent` bytes, then rows are refused), so neither the event loop nor a caller ever blocks on the writer.
-    Those lines are read by the event loop the log is `attach`ed to (a server's: no thread of this process takes the
-    interpreter lock for them), else by a thread. The writer starts with the first frame, or when a loop attaches (a
-    server starting). It commits what came while it committed the last group (no linger: the pipe gathers them), and
-    exits at the end of its input (this process closed the pipe, or died: the frames already in the pipe are
-    committed, and no answer waited for them). When it dies, the rows it held fail (journaled rows wait in the
-    journal) and another starts (at once, or `probe_s` after the last start if it never became ready), told first how
-    far each journal is; its first line clears the log's problem. Everything here runs under the log's lock."""
+    """The server's end of a writer process (`writer.writer_main`): each `log_many` is one frame on its stdin (encoded
+    rows, length first), each commit one line back on its stdout naming the last frame it holds and the rows that
+    failed. Both pipes are non-blocking: a frame the pipe cannot take yet waits here (up to `max_unsent` bytes, then
+    rows are refused), so neither the event loop nor a caller ever blocks on the writer. Those lines are read by the
+    event loop the log is `attach`ed to (a server's: no thread of this process takes the interpreter lock for them),
+    else by a thread. The writer starts with the first frame, or when a loop attaches (a server starting). It commits
+    what came while it committed the last group (no linger: the pipe gathers them), and exits at the end of its input
+    (this process closed the pipe, or died: the frames already in the pipe are committed, and no answer waited for
+    them). When it dies, the rows it held fail and another starts (at once, or `probe_s` after the last start if it
+    never became ready); its first line clears the log's problem. Everything here runs under the log's lock."""
 
     max_unsent = 8 << 20
 
@@ -708,14 +646,6 @@ class _WriterProcess:
         self.log, self.lock, self.seq, self.child, self.loop, self.thread = log, log._cv, 0, None, None, None
         self.closed, self.restart_at, self.applied = False, None, 0  # (applied: frames wholly in the database)
         journal = journal_dir(log.url) if log.durable else None  # (SQLite only)
-        self.sent = collections.deque()  # (frame, rows journaled with it) not yet in the database
-        self.journals, self.waiting = None, 0  # (waiting: rows journaled, not yet in the database)
-        if journal is not None:  # this server's journals (None: groups of rows go to the writer, which commits each)
-            try:
-                self.journals = Journals(journal)
-            except OSError as e:  # a read-only directory, a full disk
-                print(f"prediction log: journal {journal} unusable ({e.strerror}): groups committed", file=sys.stderr)
-                journal = None
         self.config = pickle.dumps(
             dict(
                 url=log.url,
@@ -725,7 +655,6 @@ class _WriterProcess:
                 checkpoint_s=checkpoint_s,
                 probe_s=log.probe_s,
                 journal=str(journal) if journal else None,
-                positions=True,  # (frames say how far this server's journals are; a writer of before took rows)
                 journal_s=journal_s,
             )
         )
@@ -745,8 +674,6 @@ class _WriterProcess:
             return None
         if self.loop is not None:
             self._call(self.loop.add_reader, child.inp, self._read, child)
-        if self.journals is not None:  # how far each journal is (a writer that died may not have put all of it in)
-            self._positions(child, 0)
         self._send_out(child)
         self._ensure_reader()
         return child
@@ -786,13 +713,13 @@ class _WriterProcess:
             self._ensure_reader()
         child = self.child
         if child is None or child.dead:
-            restarting = self.restart_at is not None and time.monotonic() < self.restart_at
-            child = None if restarting else self._start()
-            if child is None and self.journals is None:
+            if self.restart_at is not None and time.monotonic() < self.restart_at:
                 log._settled(b, len(enc), log.problem or "the prediction log's writer process is restarting", {})
                 return b
-        if self.journals is not None:  # (without a writer too: the next one is told how far the journals are)
-            return self._journaled(b, child, enc)
+            child = self._start()
+            if child is None:
+                log._settled(b, len(enc), log.problem, {})
+                return b
         if len(child.unsent) > self.max_unsent:
             log.problem = f"the prediction log's writer is behind ({len(child.unsent) >> 20} MB not yet sent to it)"
             log._settled(b, len(enc), log.problem, {})
@@ -807,59 +734,6 @@ class _WriterProcess:
         child.unsent += data
         self._send_out(child)
         return b
-
-    def _journaled(self, b: _Batch, child: _Child | None, enc: list[tuple]) -> _Batch:
-        "Journal the rows of `b` here, settle it, and tell the writer (if one runs) how far the journal is."
-        error, failed, n = self._journal(enc)
-        self.log._settled(b, len(enc), error, failed)
-        if n and child is not None:
-            self._positions(child, n)
-            self._send_out(child)
-        elif n:  # (`flush` waits for the next writer to put them in)
-            self.seq += 1
-        if n:
-            self.sent.append((self.seq, n))
-        return b
-
-    def _journal(self, enc: list[tuple]) -> tuple[str | None, dict, int]:
-        """Append `enc` to this server's journal, masked, in one synced write (the calling thread waits for the disk,
-        ~0.3 ms here: no other process has to run before the answers go); rows SQLite could not bind are left out.
-        (error for all, {index: error}, rows journaled)."""
-        if self.waiting >= _MAX_WAITING:
-            return f"the prediction log is behind: {self.waiting:,} rows wait for the database", {}, 0
-        try:
-            rows = self.log.store._masked(enc)
-        except Exception as e:  # never quote the inputs it failed on
-            return f"masking the inputs failed: {type(e).__name__}", {}, 0
-        try:
-            data = orjson.dumps(rows, option=orjson.OPT_SERIALIZE_NUMPY, default=_plain)
-        except Exception as e:  # a value JSON cannot hold
-            return f"a row could not be encoded ({type(e).__name__})", {}, 0
-        failed = _failing(orjson.loads(data))  # (as the writer will read them)
-        if failed:
-            good = [r for i, r in enumerate(orjson.loads(data)) if i not in failed]
-            if not good:
-                return None, failed, 0
-            data = orjson.dumps(good)
-        try:
-            self.journals.append(data)
-        except OSError as e:
-            return f"the prediction journal cannot be written ({e.strerror or type(e).__name__})", {}, 0
-        n = len(rows) - len(failed)
-        self.waiting += n
-        return None, failed, n
-
-    def _positions(self, child: _Child, rows: int) -> None:
-        """A frame saying how far the current journal is (`rows` more rows in it), and one for each replaced journal
-        not yet announced to this writer (how far it ends: no more rows come to it). Bytes not yet sent are so at most
-        one frame per group, and groups at most `_MAX_WAITING` while the writer does not read."""
-        self.seq += 1
-        for name, end, replaced in self.journals.positions():
-            if replaced and name in child.told:
-                continue
-            if replaced:
-                child.told.add(name)
-            child.unsent += _frame(orjson.dumps([self.seq, name, end, 0 if replaced else rows, replaced]))
 
     def _send_out(self, child: _Child) -> None:
         "Write what the pipe takes now; watch for room for the rest (the loop, or the reader thread)."
@@ -949,10 +823,6 @@ class _WriterProcess:
         log.problem, child.ready = ack['problem'], True
         if 'applied' in ack:  # frames up to it are in the database (or failed): `flush` waits for that
             self.applied = max(self.applied, ack['applied'])
-            while self.sent and self.sent[0][0] <= self.applied:  # (their rows no longer wait)
-                self.waiting -= self.sent.popleft()[1]
-            if self.journals is not None:
-                self.journals.done(ack.get('deleted', ()))
             log._cv.notify_all()
         if 'upto' not in ack:  # the database is open, a probe's result, or rows in the database
             return
@@ -973,11 +843,10 @@ class _WriterProcess:
             except Exception:  # stuck (in fsync on hung storage?): left to exit on its own
                 code = 'unknown'
         log = self.log
-        if (not self.closed or child.inflight) and self.journals is None:  # (journaled: nothing waits for a writer)
+        if not self.closed or child.inflight:
             log.problem = f"the prediction log's writer process exited (status {code})"
         held, child.inflight = list(child.inflight.values()), {}
-        if self.journals is None:  # (journaled rows: the next writer is told how far the journals are, and `flush`
-            self.applied = self.seq  # waits for it to put them in)
+        self.applied = self.seq  # (what it journaled and did not insert, the next writer replays first)
         log._cv.notify_all()
         for b in held:
             log._settled(b, len(b.rows), f"{log.problem} before committing this row", {})
@@ -1021,11 +890,9 @@ class _WriterProcess:
         "End of input: the writer commits what it has, acknowledges it (read here), and exits."
         with self.lock:
             self.closed, child = True, self.child
-            if self.journals is not None:  # released: the writer, at its end of input, replays and deletes them
-                self.journals.close()
             if child is None or child.dead:
                 return
-            if not child.ready and not child.inflight:  # still starting, and holds nothing (journaled rows wait)
+            if not child.ready and not child.inflight:  # still starting, and sent nothing
                 child.proc.kill()
         deadline = time.monotonic() + 30
         while not child.dead and time.monotonic() < deadline:
@@ -1054,7 +921,7 @@ def __getattr__(name: str):
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
 def _known(log: PredictionLog, request_id: str) -> bool:
-    "Is `request_id` in the log? (Not yet in the database: once what live servers journaled is, another look.)"
+    "Is `request_id` in the log? (Not yet in the database: once what live writers journaled is, another look.)"
     from sqlalchemy import select
 
     def found() -> bool:
@@ -1064,7 +931,6 @@ def _known(log: PredictionLog, request_id: str) -> bool:
 
     if found():
         return True
-    log.flush(2)  # (answered here a moment ago: in once this server's writer has it; it may still be starting)
     _await_journals(log.engine, journal_dir(log.url), 0.25)  # (answered by another worker a moment ago?)
     return found()
 
@@ -1116,9 +982,9 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
 
 
 def _await_journals(engine, directory: Path | None, timeout: float = 2) -> None:
-    """Wait until what live servers had journaled when this was called is in the database (`journal_s` after it was
-    answered, normally): a reader sees every answer given before it asked, but those in the journal of a server that
-    died (in the database once a writer replays it). At most `timeout` seconds (a database that cannot take
+    """Wait until what live writers had journaled when this was called is in the database (`journal_s` after it was
+    answered, normally): a reader sees every answer given before it asked, but those in the journal of a writer that
+    died (in the database once the next writer replays it). At most `timeout` seconds (a database that cannot take
     rows: the reader reads what it holds)."""
     from sqlalchemy import inspect, text
     from lifecycle.serve.journal import end_of, live
