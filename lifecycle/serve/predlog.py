@@ -565,6 +565,20 @@ class PredictionLog:
         if self._writer is not None:
             self._writer.attach(loop)
 
+    async def started(self, timeout: float = 10) -> bool:
+        """Wait, on the loop the log is attached to, until its writer process has said it is ready (its database and
+        journal open): a server then opens its port, and its first requests wait for a commit only, not for a process
+        to start (0.4-0.6 s here). False if it still starts after `timeout` s; a writer that died or could not start
+        ends the wait (the log's problem says why)."""
+        import asyncio
+
+        w, deadline = self._writer, time.monotonic() + timeout
+        while w is not None and w.starting():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
     def close(self) -> None:
         "Commit what is queued, stop the writer, release the database."
         self.flush()
@@ -677,6 +691,11 @@ class _WriterProcess:
         self._send_out(child)
         self._ensure_reader()
         return child
+
+    def starting(self) -> bool:
+        "A writer was started and has not said it is ready yet (rows sent now wait for it to start)."
+        child = self.child
+        return child is not None and not child.dead and not child.ready
 
     def _call(self, fn, *args) -> None:
         try:

@@ -517,6 +517,7 @@ def create_app(srv: Server) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app):
         srv.log.attach(asyncio.get_running_loop())  # the loop reads the log writer's acknowledgements: no thread does
+        await srv.log.started()  # the port opens once the writer is up: the first requests would wait for its start
         yield
         srv.close()
 
