@@ -3,13 +3,14 @@ server is started N times on one workspace, and each time, as soon as `/ready` a
 (the first second), then for S seconds more (steady). Medians over the starts. A diagnostic, with no goal: a server
 that says it is ready should answer at its steady latency. Until 2026-12-02 it did not: the durable prediction log's
 writer process was still starting then, and every row waited for it (4 starts, a noisy machine: a first-second p99
-of 305 ms, 14.3x the steady 21 ms; since the port opens once the writer is up, 24 ms, 1.34x the steady 18 ms).
+of 305 ms, 14.3x the steady 21 ms; since a server serves once its writer is up, 24 ms, 1.34x the steady 18 ms).
 
     python benchmarks/serve_startup.py [--workspace DIR] [--starts N] [--steady S] [--concurrency C]
                                        [--commit durable|batched] [--json]
 
 wrk as in `serve_vs_peers.py` (closed loop, C connections, default 8, one-record requests to /invocations). The
-server's readiness is polled every 50 ms.
+server's readiness is asked every 50 ms. Answers other than 2xx and socket errors are reported (a fast first second
+of refusals is not a fast first second).
 """
 
 from __future__ import annotations
@@ -19,9 +20,6 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,42 +27,32 @@ sys.path.insert(0, str(HERE))
 from serve_vs_mlflow import PAYLOAD, Server, clean_env, free_port, prepare_workspace, run_wrk, say, tool  # noqa: E402
 
 
-def ready_now(srv: Server, timeout: float = 180) -> float:
-    "Seconds until `/ready` answers 200, polled every 50 ms (the harness's `wait_ready` polls every 250 ms)."
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < timeout:
-        if srv.proc.poll() is not None:
-            sys.exit(f"{srv.name} exited ({srv.proc.returncode}) before it was ready:\n{srv.tail()}")
-        try:
-            with urllib.request.urlopen(srv.url + '/ready', timeout=2) as r:
-                if r.status == 200:
-                    return time.perf_counter() - t0
-        except (urllib.error.URLError, ConnectionError, OSError):
-            pass
-        time.sleep(0.05)
-    sys.exit(f"{srv.name}: not ready after {timeout:.0f} s:\n{srv.tail()}")
-
-
-def one_start(ws: Path, a, tmp: Path, body: bytes) -> dict:
-    "Start the server, wait for /ready, then the first second and the steady seconds under wrk; stop it."
+def one_start(ws: Path, commit: str, concurrency: int, steady_s: int, tmp: Path, body: bytes) -> dict:
+    "Start the server, wait for /ready (asked every 50 ms), then the first second and `steady_s` more under wrk."
     port = free_port()
     cmd = [tool('lifecycle'), 'serve', '--host', '127.0.0.1', '--port', str(port), '--workers', '1']
-    srv = Server('lifecycle', cmd, ws, clean_env(LIFECYCLE_PREDICTION_LOG_COMMIT=a.commit), port, '/ready', tmp)
+    srv = Server('lifecycle', cmd, ws, clean_env(LIFECYCLE_PREDICTION_LOG_COMMIT=commit), port, '/ready', tmp)
     try:
-        ready_s = ready_now(srv)
+        ready_s = srv.wait_ready(180, poll_s=0.05)
         url = f'http://127.0.0.1:{port}/invocations'
-        first = run_wrk(url, body, a.concurrency, 1, tmp)
-        steady = run_wrk(url, body, a.concurrency, a.steady, tmp)
+        first = run_wrk(url, body, concurrency, 1, tmp)
+        steady = run_wrk(url, body, concurrency, steady_s, tmp)
     finally:
         srv.stop()
     return {'ready_s': ready_s, 'first': first, 'steady': steady}
+
+
+def refused(r: dict) -> str:
+    "What wrk saw go wrong in one run ('' if nothing): answers other than 2xx, socket errors."
+    errors = sum(r['socket_errors'].values())
+    return f" ({r['non_2xx']} non-2xx, {errors} socket errors)" if r['non_2xx'] or errors else ''
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--workspace', type=Path, help='reuse (or build and keep) this workspace instead of a temp one')
     ap.add_argument('--starts', type=int, default=4, help='server starts (median reported; default 4)')
-    ap.add_argument('--steady', type=float, default=4, help='seconds measured after the first one (default 4)')
+    ap.add_argument('--steady', type=int, default=4, help='seconds measured after the first one (default 4)')
     ap.add_argument('--concurrency', type=int, default=8, help='wrk connections (default 8)')
     ap.add_argument('--commit', choices=('durable', 'batched'), default='durable', help='prediction_log_commit')
     ap.add_argument('--json', action='store_true', help='print the figures as JSON')
@@ -79,12 +67,12 @@ def main():
         body = json.dumps(PAYLOAD).encode()
         runs = []
         for i in range(a.starts):
-            r = one_start(ws, a, tmp, body)
+            r = one_start(ws, a.commit, a.concurrency, a.steady, tmp, body)
             runs.append(r)
             say(
                 f"start {i + 1}/{a.starts}: ready in {r['ready_s']:.2f} s; first second {r['first']['rps']:,.0f} "
-                f"req/s, p99 {r['first']['p99_ms']:.1f} ms; then {r['steady']['rps']:,.0f} req/s, "
-                f"p99 {r['steady']['p99_ms']:.1f} ms"
+                f"req/s, p99 {r['first']['p99_ms']:.1f} ms{refused(r['first'])}; then {r['steady']['rps']:,.0f} "
+                f"req/s, p99 {r['steady']['p99_ms']:.1f} ms{refused(r['steady'])}"
             )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -94,10 +82,12 @@ def main():
 
     out = {
         'commit': a.commit,
-        'load': f'wrk -c{a.concurrency}, 1 s right after /ready, then {a.steady:g} s; {a.starts} start(s)',
+        'load': f'wrk -c{a.concurrency}, 1 s right after /ready, then {a.steady} s; {a.starts} start(s)',
         'ready_s': round(statistics.median(r['ready_s'] for r in runs), 2),
         'first_second': {k: med('first', k) for k in ('rps', 'p50_ms', 'p99_ms')},
         'steady': {k: med('steady', k) for k in ('rps', 'p50_ms', 'p99_ms')},
+        'non_2xx': sum(r[part]['non_2xx'] for r in runs for part in ('first', 'steady')),
+        'socket_errors': sum(sum(r[part]['socket_errors'].values()) for r in runs for part in ('first', 'steady')),
         'runs': runs,
     }
     out['first_vs_steady_p99'] = round(out['first_second']['p99_ms'] / out['steady']['p99_ms'], 2)
@@ -107,8 +97,10 @@ def main():
     f, s = out['first_second'], out['steady']
     print(f"ready in {out['ready_s']} s (median of {a.starts} starts, prediction_log_commit = {a.commit})")
     print(f"first second after ready: {f['rps']:,.0f} req/s, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms")
-    print(f"after it ({a.steady:g} s):       {s['rps']:,.0f} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms")
+    print(f"after it ({a.steady} s):       {s['rps']:,.0f} req/s, p50 {s['p50_ms']} ms, p99 {s['p99_ms']} ms")
     print(f"first second's p99 / steady p99: {out['first_vs_steady_p99']}x")
+    if out['non_2xx'] or out['socket_errors']:
+        print(f"refused or failed: {out['non_2xx']} non-2xx answers, {out['socket_errors']} socket errors")
 
 
 if __name__ == '__main__':

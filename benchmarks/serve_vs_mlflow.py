@@ -135,8 +135,9 @@ class Server:
         except OSError:
             return ''
 
-    def wait_ready(self, timeout: float) -> float:
-        "Seconds until GET ready_path answers 200; exits with the log tail if the process dies or time runs out."
+    def wait_ready(self, timeout: float, poll_s: float = 0.25) -> float:
+        """Seconds until GET ready_path answers 200 (asked every `poll_s`); exits with the log tail if the process dies
+        or time runs out."""
         t0 = time.perf_counter()
         while time.perf_counter() - t0 < timeout:
             if self.proc.poll() is not None:
@@ -147,7 +148,7 @@ class Server:
                         return time.perf_counter() - t0
             except (urllib.error.URLError, ConnectionError, OSError):
                 pass
-            time.sleep(0.25)
+            time.sleep(poll_s)
         sys.exit(f"{self.name}: not ready after {timeout:.0f} s:\n{self.tail()}")
 
     def stop(self) -> None:

@@ -2628,8 +2628,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._WriterProcess.send': ( 'api/serve/predlog.html#_writerprocess.send',
                                                                                           'lifecycle/serve/predlog.py'),
-                                         'lifecycle.serve.predlog._WriterProcess.starting': ( 'api/serve/predlog.html#_writerprocess.starting',
-                                                                                              'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.__getattr__': ( 'api/serve/predlog.html#__getattr__',
                                                                                   'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._await_journals': ( 'api/serve/predlog.html#_await_journals',

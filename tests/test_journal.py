@@ -2,9 +2,10 @@
 a journal replaced when it grows past its size or is damaged, and deleted once its rows are in; rows refused when too
 many wait for a locked database; another writer's dead journal replayed by a rescan; a writer whose journal directory
 is unusable committing each group instead; two writers on one database (a server's two workers) under load, one of them
-killed."""
+killed; and how long a server's startup waits for its writer."""
 
 from __future__ import annotations
+import asyncio
 import os
 import signal
 import sqlite3
@@ -177,3 +178,26 @@ def test_the_old_path_of_writer_main_resolves_to_the_writer_module_with_a_warnin
         assert P.writer_main is W.writer_main
     with pytest.raises(AttributeError):
         P.no_such_name
+
+
+def test_started_ends_at_its_timeout_or_when_the_writer_it_waits_for_dies(tmp_path, monkeypatch):
+    "What a server's startup waits on (`PredictionLog.started`): the writer started now, at most `timeout` s."
+    monkeypatch.setattr(P, '_WRITER', 'import time; time.sleep(2); ' + P._WRITER)  # a writer that starts slowly
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)
+
+    async def run() -> float:
+        log.attach(asyncio.get_running_loop())
+        child = log._writer.child
+        assert await log.started(timeout=0.2) is False and not child.ready  # still starting: the timeout ends it
+        waiting = asyncio.create_task(log.started(timeout=30))
+        await asyncio.sleep(0.05)
+        t0 = time.monotonic()
+        os.kill(child.proc.pid, signal.SIGKILL)
+        assert await waiting is True  # its death ends the wait, not the writer started after it
+        return time.monotonic() - t0
+
+    try:
+        assert asyncio.run(run()) < 5
+        assert 'exited' in log.problem
+    finally:
+        log.close()

@@ -15,8 +15,9 @@ __all__ = ['StageKernelError', 'StageKernel']
 _NAME = '_lifecycle_stage_kernel'  # a module in the kernel's sys.modules: it survives IPython's namespace reset
 
 _SNAPSHOT = f"""
-try:  # first: skops (MLflow's scikit-learn format) names each scipy ufunc by the first module holding it
-    import scipy.special  # in import order, so it scans every module before this one (train: 0.5 s less here)
+try:  # before any stage: skops (MLflow's scikit-learn format) names each scipy ufunc by the first module holding it,
+    import scipy.special as _sp  # in import order: it scans every module before this one (train: 0.5 s less here)
+    del _sp
 except ImportError:
     pass
 import os as _os, sys as _sys, types as _types

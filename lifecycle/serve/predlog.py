@@ -566,14 +566,16 @@ class PredictionLog:
             self._writer.attach(loop)
 
     async def started(self, timeout: float = 10) -> bool:
-        """Wait, on the loop the log is attached to, until its writer process has said it is ready (its database and
-        journal open): a server then opens its port, and its first requests wait for a commit only, not for a process
-        to start (0.4-0.6 s here). False if it still starts after `timeout` s; a writer that died or could not start
-        ends the wait (the log's problem says why)."""
+        """Wait, on the loop the log is attached to, until the writer process started now has said it is ready (its
+        database and journal open, the journals of dead writers replayed): until then every row waits for it (0.4-0.6 s
+        here, longer with big journals to replay), so a server serves once it is up. False if it is not after
+        `timeout` s. A writer that dies or cannot start ends the wait (the log's problem says why); one started after
+        it is not waited for. (`ready` and `dead` are read without the log's lock: a stale one costs one more poll.)"""
         import asyncio
 
-        w, deadline = self._writer, time.monotonic() + timeout
-        while w is not None and w.starting():
+        child = self._writer.child if self._writer is not None else None
+        deadline = time.monotonic() + timeout
+        while child is not None and not (child.ready or child.dead):
             if time.monotonic() >= deadline:
                 return False
             await asyncio.sleep(0.005)
@@ -691,11 +693,6 @@ class _WriterProcess:
         self._send_out(child)
         self._ensure_reader()
         return child
-
-    def starting(self) -> bool:
-        "A writer was started and has not said it is ready yet (rows sent now wait for it to start)."
-        child = self.child
-        return child is not None and not child.dead and not child.ready
 
     def _call(self, fn, *args) -> None:
         try:
