@@ -2,8 +2,8 @@
 server is started N times on one workspace, and each time, as soon as `/ready` answers 200, wrk runs for one second
 (the first second), then for S seconds more (steady). Medians over the starts. A diagnostic, with no goal: a server
 that says it is ready should answer at its steady latency. Until 2026-12-02 it did not: the durable prediction log's
-writer process was still starting then, and every row waited for it (4 starts, a noisy machine: a first-second p99
-of 305 ms, 14.3x the steady 21 ms; since a server serves once its writer is up, 24 ms, 1.34x the steady 18 ms).
+writer process was still starting then, and every row waited for it (4 starts: a first-second p99 of 281.4 ms, 27x
+the steady 10.3 ms; since a server serves once its writer is up, 11.9 ms against 12.1 ms).
 
     python benchmarks/serve_startup.py [--workspace DIR] [--starts N] [--steady S] [--concurrency C]
                                        [--commit durable|batched] [--json]
