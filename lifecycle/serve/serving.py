@@ -517,8 +517,9 @@ def create_app(srv: Server) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app):
         srv.log.attach(asyncio.get_running_loop())  # the loop reads the log writer's acknowledgements: no thread does
-        if not await srv.log.started():  # serve once the writer is up: the first requests would wait for its start
-            log.warning("the prediction log's writer is not up after 10 s: serving anyway, its rows wait for it")
+        wait_s = 10  # serve once the writer is up: the first requests would wait for its start
+        if not await srv.log.started(wait_s):
+            log.warning("the prediction log's writer is not up after %s s: serving anyway, rows wait for it", wait_s)
         yield
         srv.close()
 
