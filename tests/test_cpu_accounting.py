@@ -1,0 +1,69 @@
+"""`pytest --cpu-report FILE` (tests/cpu_accounting.py) charges each test the CPU of its pytest process and of the
+processes it started, and survives a torn line in the file."""
+
+from __future__ import annotations
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cpu_accounting import read_report
+
+TESTS = Path(__file__).resolve().parent
+
+BURN = '''
+import subprocess, sys, time
+
+def spin(seconds):
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+def test_here():
+    spin(0.4)
+
+def test_in_a_child():
+    subprocess.run([sys.executable, '-c', 'import test_burn; test_burn.spin(0.4)'], check=True)
+
+def test_idle():
+    time.sleep(0.3)
+'''
+
+
+def test_each_test_is_charged_its_own_cpu_and_its_childrens(tmp_path):
+    (tmp_path / 'test_burn.py').write_text(BURN)
+    report = tmp_path / 'cpu.jsonl'
+    report.write_text('{"left over from an earlier run"\n')  # started over, not appended to
+    r = subprocess.run(
+        [
+            sys.executable,
+            '-m',
+            'pytest',
+            '-p',
+            'cpu_accounting',
+            '-p',
+            'no:cacheprovider',
+            f'--cpu-report={report}',
+            'test_burn.py',
+        ],
+        cwd=tmp_path,
+        env={**os.environ, 'PYTHONPATH': str(TESTS), 'PYTEST_DISABLE_PLUGIN_AUTOLOAD': '1'},  # only this plugin
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = {row['test'].split('::')[1]: row for row in read_report(report)}
+    assert set(rows) == {'test_here', 'test_in_a_child', 'test_idle'}, rows
+    assert rows['test_here']['self'] >= 0.35 and rows['test_here']['children'] < 0.1, rows
+    assert rows['test_in_a_child']['children'] >= 0.35 and rows['test_in_a_child']['self'] < 0.35, rows
+    assert rows['test_idle']['self'] + rows['test_idle']['children'] < 0.2 <= rows['test_idle']['wall'], rows
+    assert 'CPU seconds per test' in r.stdout and 'test_burn.py::test_here' in r.stdout, r.stdout
+
+
+def test_a_torn_last_line_is_skipped(tmp_path):
+    report = tmp_path / 'cpu.jsonl'
+    good = {'test': 't.py::a', 'self': 1.0, 'children': 2.0, 'wall': 3.0, 'worker': 'gw0'}
+    report.write_text(json.dumps(good) + '\n' + json.dumps(good)[:20])
+    assert read_report(report) == [good]
