@@ -1,14 +1,15 @@
-"""`pytest --cpu-report=FILE`: the CPU each test used, so that the suite's budget (ten minutes of CI on two cores, where
-it keeps both cores busy from start to end) can be spent where it goes. Wall times (`--durations`) cannot say that:
-on a saturated machine a test's duration is mostly its neighbours' work, and a test that waits for a session template
-another worker builds looks costly without using any CPU.
+"""`pytest --cpu-report=FILE`: the CPU each test used, to see where the suite's budget goes (ten minutes of CI on two
+cores, both busy from start to end). Wall times (`--durations`) cannot say that: on a saturated machine a test's
+duration is mostly its neighbours' work, and a test waiting for a session template another worker builds looks costly
+without using any CPU.
 
-Per test, one JSON line appended to FILE (xdist workers append to the same file, one short line per write):
-`self`, the CPU seconds (user + system) of the pytest process running it, and `children`, those of the processes it
-started and reaped (stage kernels, servers, CLI subprocesses, a browser). A process started by a module or session
-fixture counts for the test during whose teardown it is reaped, and one never reaped (killed by a grandparent, or
-left running) counts nowhere; the first test in a process to import a library pays for the import. At the end, the
-costliest tests and files are printed."""
+Per test, one JSON line appended to FILE (xdist workers append to the same file, one short line per write). `self`:
+the CPU seconds (user + system, every thread) of the pytest process while the test ran, setup and teardown included.
+`children`: those of the child processes it reaped (waited for) in that time, with their descendants that they in
+turn reaped (stage kernels, servers, CLI calls, a browser). So a process counts for the test during which it is
+reaped, wherever it was started (a module fixture's server for the module's last test); one reaped by another process
+counts nowhere; a session template is charged to the first test on that worker that uses it; and what test modules
+import at collection is charged to no test. At the end, the costliest tests and files are printed."""
 
 from __future__ import annotations
 import json
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 TOP = 15
+_PATH = pytest.StashKey[Path]()
 
 
 def pytest_addoption(parser):
@@ -27,23 +29,25 @@ def pytest_addoption(parser):
         '--cpu-report',
         metavar='FILE',
         default=None,
-        help='append the CPU seconds each test used (its pytest process, and the processes it started) to FILE as '
-        'JSON lines, and print the costliest tests at the end',
+        help='append the CPU seconds each test used (its pytest process, and the child processes reaped while it ran) '
+        'to FILE as JSON lines, and print the costliest tests at the end',
     )
 
 
 def pytest_configure(config):
     path = config.getoption('cpu_report')
-    if path and not hasattr(
-        config, 'workerinput'
-    ):  # the first process (plain run, or xdist's controller) starts it over
-        Path(path).write_text('')
+    if not path:
+        return
+    config.stash[_PATH] = Path(path).resolve()  # (tests change the working folder: every write goes to one file)
+    # the first process (a plain run, or xdist's controller) starts it over; its workers only append
+    if not hasattr(config, 'workerinput'):
+        config.stash[_PATH].write_text('')
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    path = item.config.getoption('cpu_report')
-    if not path:
+    path = item.config.stash.get(_PATH, None)
+    if path is None:
         yield
         return
     before, start = os.times(), time.monotonic()
@@ -76,27 +80,25 @@ def read_report(path: Path) -> list[dict]:
 
 
 def pytest_terminal_summary(terminalreporter, config):
-    path = config.getoption('cpu_report')
-    if not path or hasattr(config, 'workerinput') or not Path(path).is_file():
+    path = config.stash.get(_PATH, None)
+    if path is None or hasattr(config, 'workerinput') or not path.is_file():
         return
-    rows = read_report(Path(path))
+    rows = read_report(path)
     if not rows:
         return
-    cpu = {r['test']: r['self'] + r['children'] for r in rows}
+    cost = lambda r: r['self'] + r['children']  # noqa: E731
     files = Counter()
     for r in rows:
-        files[r['test'].split('::')[0]] += r['self'] + r['children']
+        files[r['test'].split('::')[0]] += cost(r)
     tr = terminalreporter
     tr.write_sep('=', f'CPU seconds per test (--cpu-report {path})')
     own, kids = sum(r['self'] for r in rows), sum(r['children'] for r in rows)
     tr.write_line(
-        f'{len(rows)} tests, {own + kids:.1f} s: {own:.1f} s in pytest processes, {kids:.1f} s in the processes they '
-        'started'
+        f'{own + kids:.1f} s charged to {len(rows)} tests: {own:.1f} s in pytest processes, {kids:.1f} s in child '
+        'processes (collection, start-up and processes reaped between tests not included)'
     )
-    by_test = {r['test']: r for r in rows}
-    for test, total in sorted(cpu.items(), key=lambda kv: -kv[1])[:TOP]:
-        r = by_test[test]
-        tr.write_line(f'{total:7.1f} s  ({r["self"]:.1f} + {r["children"]:.1f})  {test}')
+    for r in sorted(rows, key=cost, reverse=True)[:TOP]:
+        tr.write_line(f'{cost(r):7.1f} s  ({r["self"]:.1f} + {r["children"]:.1f})  {r["test"]}')
     tr.write_line('files:')
     for file, total in files.most_common(TOP):
         tr.write_line(f'{total:7.1f} s  {file}')

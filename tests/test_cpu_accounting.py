@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from cpu_accounting import read_report
 
 TESTS = Path(__file__).resolve().parent
@@ -31,10 +33,12 @@ def test_idle():
 '''
 
 
-def test_each_test_is_charged_its_own_cpu_and_its_childrens(tmp_path):
+@pytest.mark.parametrize('workers', [[], ['-p', 'xdist.plugin', '-n', '2']], ids=['one process', 'xdist'])
+def test_each_test_is_charged_its_own_cpu_and_its_childrens(tmp_path, workers):
     (tmp_path / 'test_burn.py').write_text(BURN)
     report = tmp_path / 'cpu.jsonl'
-    report.write_text('{"left over from an earlier run"\n')  # started over, not appended to
+    old = {'test': 'test_gone.py::test_gone', 'self': 9.0, 'children': 0.0, 'wall': 9.0, 'worker': 'main'}
+    report.write_text(json.dumps(old) + '\n')  # an earlier run's report: started over, not appended to
     r = subprocess.run(
         [
             sys.executable,
@@ -45,21 +49,27 @@ def test_each_test_is_charged_its_own_cpu_and_its_childrens(tmp_path):
             '-p',
             'no:cacheprovider',
             f'--cpu-report={report}',
+            *workers,
             'test_burn.py',
         ],
         cwd=tmp_path,
-        env={**os.environ, 'PYTHONPATH': str(TESTS), 'PYTEST_DISABLE_PLUGIN_AUTOLOAD': '1'},  # only this plugin
+        env={  # only this plugin, and none of the caller's pytest options
+            **{k: v for k, v in os.environ.items() if k != 'PYTEST_ADDOPTS'},
+            'PYTHONPATH': str(TESTS),
+            'PYTEST_DISABLE_PLUGIN_AUTOLOAD': '1',
+        },
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert r.returncode == 0, r.stdout + r.stderr
-    rows = {row['test'].split('::')[1]: row for row in read_report(report)}
-    assert set(rows) == {'test_here', 'test_in_a_child', 'test_idle'}, rows
+    lines = read_report(report)
+    rows = {row['test'].split('::')[1]: row for row in lines}
+    assert len(lines) == 3 and set(rows) == {'test_here', 'test_in_a_child', 'test_idle'}, lines
     assert rows['test_here']['self'] >= 0.35 and rows['test_here']['children'] < 0.1, rows
     assert rows['test_in_a_child']['children'] >= 0.35 and rows['test_in_a_child']['self'] < 0.35, rows
     assert rows['test_idle']['self'] + rows['test_idle']['children'] < 0.2 <= rows['test_idle']['wall'], rows
-    assert 'CPU seconds per test' in r.stdout and 'test_burn.py::test_here' in r.stdout, r.stdout
+    assert r.stdout.count('CPU seconds per test') == 1 and 'test_burn.py::test_here' in r.stdout, r.stdout  # once
 
 
 def test_a_torn_last_line_is_skipped(tmp_path):
