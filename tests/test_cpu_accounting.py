@@ -1,5 +1,5 @@
 """`pytest --cpu-report FILE` (tests/cpu_accounting.py) charges each test the CPU of its pytest process and of the
-processes it started, and survives a torn line in the file."""
+child processes reaped while it ran, in one process or under xdist, and its reader survives a torn line."""
 
 from __future__ import annotations
 import json
