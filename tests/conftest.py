@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 import pytest
 
-pytest_plugins = ['cpu_accounting']  # `--cpu-report FILE`: the CPU each test used (tests/cpu_accounting.py)
+pytest_plugins = ['cpu_accounting']  # `--cpu-report=FILE`: the CPU each test used (tests/cpu_accounting.py)
 
 # One OpenMP thread per process (scikit-learn's boosting, numpy): the suite runs on two xdist workers beside nbdev-test
 # on two cores, where every process spinning two threads more than doubles the time. Set before anything imports them;

@@ -9,7 +9,11 @@ the CPU seconds (user + system, every thread) of the pytest process while the te
 turn reaped (stage kernels, servers, CLI calls, a browser). So a process counts for the test during which it is
 reaped, wherever it was started (a module fixture's server for the module's last test); one reaped by another process
 counts nowhere; a session template is charged to the first test on that worker that uses it; and what test modules
-import at collection is charged to no test. At the end, the costliest tests and files are printed."""
+import at collection is charged to no test. At the end, the costliest tests and files are printed.
+
+Write it with `=`. pytest sets its root folder before this conftest plugin is loaded, and takes the words of options it
+does not know yet for paths: `--cpu-report /tmp/f.jsonl` gives xdist workers /tmp as their root, no pyproject.toml, and
+so no such option."""
 
 from __future__ import annotations
 import json
@@ -27,7 +31,7 @@ _PATH = pytest.StashKey[Path]()
 def pytest_addoption(parser):
     parser.addoption(
         '--cpu-report',
-        metavar='FILE',
+        metavar='FILE',  # --cpu-report=FILE: see the module's docstring
         default=None,
         help='append the CPU seconds each test used (its pytest process, and the child processes reaped while it ran) '
         'to FILE as JSON lines, and print the costliest tests at the end',
@@ -91,7 +95,7 @@ def pytest_terminal_summary(terminalreporter, config):
     for r in rows:
         files[r['test'].split('::')[0]] += cost(r)
     tr = terminalreporter
-    tr.write_sep('=', f'CPU seconds per test (--cpu-report {path})')
+    tr.write_sep('=', f'CPU seconds per test (--cpu-report={path})')
     own, kids = sum(r['self'] for r in rows), sum(r['children'] for r in rows)
     tr.write_line(
         f'{own + kids:.1f} s charged to {len(rows)} tests: {own:.1f} s in pytest processes, {kids:.1f} s in child '

@@ -1,4 +1,4 @@
-"""`pytest --cpu-report FILE` (tests/cpu_accounting.py) charges each test the CPU of its pytest process and of the
+"""`pytest --cpu-report=FILE` (tests/cpu_accounting.py) charges each test the CPU of its pytest process and of the
 child processes reaped while it ran, in one process or under xdist, and its reader survives a torn line."""
 
 from __future__ import annotations
