@@ -59,6 +59,7 @@ def test_the_quarto_project_lists_every_page_and_folds_code(workspace):
     cfg = yaml.safe_load((src / 'pages/_quarto.yml').read_text())
     assert cfg['project']['type'] == 'website' and cfg['execute']['enabled'] is False
     assert cfg['format']['html']['code-fold'] is True
+    assert 'assets/evidently/*' in cfg['project']['resources']  # what Evidently's reports load, linking nothing
     listed = {c['href'] for c in cfg['website']['sidebar']['contents']}
     listed |= {p for c in cfg['website']['sidebar']['contents'] for p in c['contents']}
     on_disk = {
@@ -506,6 +507,55 @@ def test_the_models_facts_are_read_again_only_when_what_they_are_read_from_chang
     assert len(reads) == len(changes) + 1  # nothing changed since: neither read nor rendered
     server = dataclasses.replace(s, tracking_uri='http://127.0.0.1:9')  # a tracking server can change unseen
     assert site._models_key(server) is None and site.input_fingerprint(server) != site.input_fingerprint(server)
+
+
+def test_an_inline_evidently_report_links_the_sites_one_copy_of_the_bundle_and_the_prerender_still_matches(
+    workspace, monkeypatch
+):
+    """A stage notebook's inline Evidently report embeds the 3.5 MB bundle and its icon font in its iframe; the site's
+    page of it links one copy under assets/evidently instead (the evidence notebook keeps its own), and the page the
+    stages' prerender converted is still the page the render writes."""
+    import html
+    import base64
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+    from mkdocs_jupyter import convert
+
+    bundle = site.evidently_bundle()
+    assert bundle is not None and len(bundle.js) > 1_000_000  # read from the installed Evidently, not imported
+    font = f"url(data:font/ttf;base64,{base64.b64encode(bundle.font).decode()}) format('woff2')"
+    inline = (
+        f"<html><head><style>@font-face {{src: {font};}}</style></head><body><div id='root_r'></div>"
+        f'<script>{bundle.js}</script><script>window.drawDashboard(d, new Map(), "root_r");</script></body></html>'
+    )
+    report = f'<iframe class="evidently-ui-iframe" srcdoc="{html.escape(inline)}"></iframe>'
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    nb_path = s.runs_dir / 'r1/01_ingest.ipynb'
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell('display(HTML(report))', outputs=[
+        nbformat.v4.new_output('display_data', {'text/html': report, 'text/plain': '<IPython.core.display.HTML>'})
+    ]))  # fmt: skip
+    nbformat.write(nb, nb_path)
+    evidence = nb_path.read_bytes()
+    pre = site.NotebookPrerender(s)
+    pre.submit(nb_path)
+    assert pre.wait() == 1
+    calls, real = [], convert.nb2html
+    monkeypatch.setattr(convert, 'nb2html', lambda *a, **k: calls.append(a) or real(*a, **k))
+    site.render_site(s, 'mkdocs')
+    assert calls == []  # the render found the page converted: the prerender linked the bundle the same way
+    assert nb_path.read_bytes() == evidence  # the evidence keeps its report whole
+    for folder in (s.reports_dir / 'site-src/pages', s.site_dir):
+        assert sorted(p.name for p in (folder / 'assets/evidently').iterdir()) == sorted(bundle.files())
+        assert (folder / 'assets/evidently' / bundle.js_name).read_text() == bundle.js
+    source = (s.reports_dir / 'site-src/pages/runs/r1/01_ingest.ipynb').read_text()
+    assert len(source) < 100_000 and bundle.js[:2000] not in source
+    page = (s.site_dir / 'runs/r1/01_ingest.html').read_text()
+    assert len(page) < 1_000_000 and html.escape(bundle.js[:2000]) not in page
+    assert html.escape(f'<script src="../../assets/evidently/{bundle.js_name}"></script>') in page
+    assert f'url(../../assets/evidently/{bundle.font_name})' in page
+    assert 'window.drawDashboard(d, new Map(), &quot;root_r&quot;)' in page  # the rest of the report is kept
 
 
 def test_notebooks_converted_while_the_stages_run_are_what_the_render_would_convert(workspace, monkeypatch):

@@ -111,6 +111,19 @@ def test_every_page_opens_with_no_broken_link_no_console_error_and_nothing_from_
     assert len(opened) >= 12  # sections, a run, its six notebooks, a model version
 
 
+def test_the_ingest_page_draws_evidentlys_reports_with_the_sites_one_copy_of_the_bundle(site, browser):
+    "The run's ingest page links Evidently's script bundle (one copy under assets/evidently), and its reports draw."
+    root, page_path = site['root'], f"runs/{site['run_id']}/01_ingest.html"
+    (bundle,) = (root / 'assets' / 'evidently').glob('*.js')
+    assert bundle.stat().st_size > 1_000_000 and (root / page_path).stat().st_size < 3_000_000  # (9.9 MB embedded)
+    page = open_page(browser, site['url'] + page_path)
+    reports = page.locator('iframe.evidently-ui-iframe')
+    assert reports.count() >= 1
+    for i in range(reports.count()):  # drawn by the linked bundle: the page holds no copy of it
+        reports.nth(i).content_frame.get_by_text('Dataset Drift').first.wait_for(timeout=30_000)
+    assert not page.problems
+
+
 def test_the_landing_page_shows_the_champion_and_its_gate_verdicts(site, browser):
     ws = site['ws']
     r, status = cli_json(ws, 'status')

@@ -7,6 +7,7 @@ pages form a Quarto website project, rendered with `quarto` when it is on PATH."
 
 # %% ../../nbs/api/app/01_site.ipynb #decbb54c
 from __future__ import annotations
+import functools
 import html
 import json
 import os
@@ -21,11 +22,12 @@ from ..core.store import atomic_write, hash_obj, sha256_bytes
 from ..core.manifest import list_runs
 
 # %% auto #0
-__all__ = ['HIDDEN_TAGS', 'SECTIONS', 'RETRAIN_DIR', 'FOLD_JS', 'FOLD_CSS', 'STATIC', 'HOOKS', 'NOTEBOOK_HOOKS', 'renderer',
-           'render_notebook', 'Page', 'SiteError', 'clean_notebook', 'md_table', 'lineage_svg', 'site_facts',
-           'landing_page', 'version_page', 'models_page', 'runs_pages', 'batches_page', 'deliver_pages',
+__all__ = ['HIDDEN_TAGS', 'SECTIONS', 'RETRAIN_DIR', 'FOLD_JS', 'FOLD_CSS', 'STATIC', 'HOOKS', 'NOTEBOOK_HOOKS', 'EVIDENTLY_DIR',
+           'renderer', 'render_notebook', 'Page', 'SiteError', 'clean_notebook', 'md_table', 'lineage_svg',
+           'site_facts', 'landing_page', 'version_page', 'models_page', 'runs_pages', 'batches_page', 'deliver_pages',
            'iteration_page', 'retrain_pages', 'plan_pages', 'publish', 'mkdocs_config', 'quarto_config',
-           'input_fingerprint', 'write_sources', 'offline_html', 'build_mkdocs', 'NotebookPrerender', 'render_site']
+           'input_fingerprint', 'EvidentlyBundle', 'evidently_bundle', 'shared_page', 'write_sources', 'offline_html',
+           'build_mkdocs', 'NotebookPrerender', 'render_site']
 
 # %% ../../nbs/api/app/01_site.ipynb #8dfa781c
 def renderer() -> str:
@@ -1091,7 +1093,13 @@ def quarto_config(pages: list[Page]) -> dict:
         members = sorted(p.path for p in pages if p.section == sec and p.path != sec)
         contents.append({'section': SECTIONS[sec], 'href': sec, 'contents': members})
     return {
-        'project': {'type': 'website', 'output-dir': '_site', 'render': [p.path for p in pages]},
+        'project': {
+            'type': 'website',
+            'output-dir': '_site',
+            'render': [p.path for p in pages],
+            # what pages load without linking it (Evidently's bundle, from inside a report): copied as it is
+            'resources': [f'{EVIDENTLY_DIR}/*', 'batches/_evidently/*'],
+        },
         'execute': {'enabled': False},
         'format': {'html': {'theme': 'cosmo', 'toc': True, 'code-fold': True, 'code-tools': True}},
         'website': {
@@ -1179,7 +1187,80 @@ def input_fingerprint(s: Settings) -> str:
     ]
     return hash_obj(parts)
 
+# %% ../../nbs/api/app/01_site.ipynb #8a59d49f
+EVIDENTLY_DIR = 'assets/evidently'  # the site's one copy of Evidently's script bundle and icon font
+
+
+@dataclass(frozen=True)
+class EvidentlyBundle:
+    """Evidently's script bundle and icon font as its reports embed them (3.6 MB; 4.1 MB escaped in an inline report),
+    and the names the site keeps one copy of each under (by content: two Evidently versions' bundles live side by
+    side)."""
+
+    js: str
+    font: bytes
+
+    @property
+    def js_name(self) -> str:
+        return f'evidently-{sha256_bytes(self.js.encode())[:16]}.js'
+
+    @property
+    def font_name(self) -> str:
+        return f'evidently-{sha256_bytes(self.font)[:16]}-icons.woff2'
+
+    def files(self) -> dict[str, bytes]:
+        "The files the linked reports read, by name."
+        return {self.js_name: self.js.encode(), self.font_name: self.font}
+
+    def share(self, text: str, prefix: str) -> str:
+        """HTML output `text` with each embedded copy of this bundle and font, in an inline report (escaped in the
+        iframe's `srcdoc`) or a standalone page, replaced by a link to the copy in folder `prefix` (relative to the
+        page); unchanged when it embeds neither."""
+        import base64
+
+        js, link = f'<script>{self.js}</script>', f'<script src="{prefix}/{self.js_name}"></script>'
+        text = text.replace(html.escape(js), html.escape(link)).replace(js, link)
+        font = f'url(data:font/ttf;base64,{base64.b64encode(self.font).decode()})'
+        return text.replace(font, f'url({prefix}/{self.font_name})')
+
+
+@functools.cache
+def evidently_bundle() -> EvidentlyBundle | None:
+    "The installed Evidently's bundle, read without importing Evidently (seconds); None when it is not installed."
+    import importlib.util
+
+    spec = importlib.util.find_spec('evidently')
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    static = Path(list(spec.submodule_search_locations)[0]) / 'nbextension' / 'static'
+    try:
+        js, font = (static / 'index.js').read_text('utf-8'), (static / 'material-ui-icons.woff2').read_bytes()
+    except OSError:  # an Evidently without them: its reports are left whole
+        return None
+    return EvidentlyBundle(js, font)
+
+
+def shared_page(nb: dict, rel: str, bundle: EvidentlyBundle | None) -> bool:
+    """Link the HTML outputs of notebook `nb`, the site's page `rel` (e.g. `runs/<id>/01_ingest.ipynb`), to the site's
+    copy of `bundle` (in `EVIDENTLY_DIR`) instead of embedding it; whether any output embedded it."""
+    if bundle is None:
+        return False
+    prefix = Path(os.path.relpath(EVIDENTLY_DIR, Path(rel).parent.as_posix() or '.')).as_posix()
+    shared = False
+    for cell in nb.get('cells', []):
+        for out in cell.get('outputs', []):
+            data = out.get('data') or {}
+            if 'text/html' in data:
+                text = ''.join(data['text/html']) if isinstance(data['text/html'], list) else data['text/html']
+                linked = bundle.share(text, prefix)
+                if linked != text:
+                    data['text/html'], shared = linked, True
+    return shared
+
 # %% ../../nbs/api/app/01_site.ipynb #6d972eb1
+_PAGE_FORMAT = 'evidently-shared'  # in a notebook page's hash: pages written before the bundle was shared are redone
+
+
 def _source_hash(page: Page, memo: dict) -> str:
     if page.text is not None:
         return sha256_bytes(page.text.encode())
@@ -1187,16 +1268,25 @@ def _source_hash(page: Page, memo: dict) -> str:
     key = f'{page.notebook}:{st.st_size}:{st.st_mtime_ns}'
     if key not in memo:
         memo[key] = sha256_bytes(page.notebook.read_bytes())
-    return memo[key]
+    return f'{memo[key]}:{_PAGE_FORMAT}'
 
 
-def _notebook_page(path: Path) -> bytes:
+def _notebook_page(path: Path, rel: str, docs: Path | None = None) -> bytes:
+    """The site's page `rel` of executed notebook `path`: without its parameter cells, Evidently's bundle linked (and
+    written once under `docs`, the pages folder, when given)."""
     try:
-        return clean_notebook(path.read_bytes())
+        nb = json.loads(clean_notebook(path.read_bytes()))
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise SiteError(
             f"{path}: not a readable executed notebook ({type(e).__name__}); the site was not rendered"
         ) from None
+    bundle = evidently_bundle()
+    if shared_page(nb, rel, bundle) and docs is not None:
+        for name, data in bundle.files().items():
+            target = docs / EVIDENTLY_DIR / name
+            if not (target.is_file() and target.stat().st_size == len(data)):
+                publish(target, data)
+    return json.dumps(nb, indent=1).encode()
 
 
 def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], old: dict) -> tuple[dict, list[str]]:
@@ -1213,7 +1303,7 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
         if p.text is not None:
             put(p.path, _source_hash(p, memo), lambda p=p: p.text)
         else:
-            put(p.path, _source_hash(p, memo), lambda p=p: _notebook_page(p.notebook))
+            put(p.path, _source_hash(p, memo), lambda p=p: _notebook_page(p.notebook, p.path, docs))
     for rel, path in assets:
         st = path.stat()
         put(rel, f'{st.st_size}:{st.st_mtime_ns}', lambda path=path: path.read_bytes())
@@ -1330,7 +1420,7 @@ class NotebookPrerender:
         import queue
         import threading
 
-        self.cache_dir = s.reports_dir / 'site-src' / '.cache' / 'mkdocs-jupyter'
+        self.reports_dir, self.cache_dir = s.reports_dir, s.reports_dir / 'site-src' / '.cache' / 'mkdocs-jupyter'
         self.jobs, self.futures = queue.SimpleQueue(), []
         threading.Thread(target=self._work, name='lifecycle-prerender', daemon=True).start()
 
@@ -1397,7 +1487,8 @@ class NotebookPrerender:
             return False
         with tempfile.TemporaryDirectory() as d:
             page = Path(d) / notebook.name  # the page the site will have: the notebook without its parameter cells
-            page.write_bytes(_notebook_page(notebook))
+            rel = notebook.relative_to(self.reports_dir).as_posix()  # reports/runs/<id>/x.ipynb is the page runs/<id>/x
+            page.write_bytes(_notebook_page(notebook, rel))
             path = _get_cache_path(c['cache_dir'], _compute_cache_key(str(page), c, c['execute']))
             if path.exists():
                 return False
