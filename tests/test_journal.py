@@ -6,7 +6,10 @@ killed; and how long a server's startup waits for its writer."""
 
 from __future__ import annotations
 import asyncio
+import errno
+import fcntl
 import os
+import random
 import signal
 import sqlite3
 import threading
@@ -64,7 +67,7 @@ def test_a_damaged_journal_is_retired_and_its_refused_rows_never_reach_the_datab
     def failing(fd, data, at):  # the group's bytes half written, then the disk fails (and zeroing them fails too)
         calls.append(at)
         if fd == damaged.fd and len(calls) <= 2:
-            real(fd, data[: len(data) // 2], at)
+            real(fd, data[: len(data) // 2 // damaged.align * damaged.align], at)  # (whole blocks: direct I/O)
             raise OSError(5, 'Input/output error')
         return real(fd, data, at)
 
@@ -201,3 +204,90 @@ def test_started_ends_at_its_timeout_or_when_the_writer_it_waits_for_dies(tmp_pa
         assert 'exited' in log.problem
     finally:
         log.close()
+
+
+def test_direct_appends_keep_every_earlier_byte_and_read_back_as_buffered_ones_do(tmp_path):
+    """On a file system that takes direct I/O (this machine's ext4), a journal writes whole blocks: each append rewrites
+    the part of the last block that earlier records fill. Records of every size, across block and megabyte bounds,
+    read back as written, no earlier byte ever changes, and the file holds what a buffered journal's holds."""
+    direct, buffered = Journal(tmp_path / 'd'), Journal(tmp_path / 'b', direct=False)
+    assert direct.align in (512, 4096) and buffered.align == 1
+    rng, written = random.Random(7), []
+    for i in range(300):
+        payload = rng.randbytes(rng.choice([1, 7, 500, 511, 513, 4095, 9000, 20000]))
+        before = direct.path.read_bytes()[: direct.end]
+        assert direct.append([payload]) == buffered.append([payload])
+        assert direct.path.read_bytes()[: len(before)] == before  # (the rewritten block: the same bytes)
+        written.append(payload)
+    assert direct.size > 1 << 20  # (it grew past its first megabyte)
+    assert [p for _, p in records(direct.path.read_bytes())] == written
+    assert direct.path.read_bytes() == buffered.path.read_bytes()
+    direct.remove()
+    buffered.remove()
+
+
+def test_a_file_system_without_direct_io_gets_buffered_appends(tmp_path, monkeypatch):
+    "Direct I/O refused (a write of any block size fails with EINVAL, as on a file system without it): buffered."
+    real = os.pwrite
+
+    def refusing(fd, data, at):
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, 'Invalid argument')
+        return real(fd, data, at)
+
+    monkeypatch.setattr(os, 'pwrite', refusing)
+    j = Journal(tmp_path / 'j')
+    assert j.align == 1 and not fcntl.fcntl(j.fd, fcntl.F_GETFL) & os.O_DIRECT
+    assert j.append([b'[1]']) == 11 and [p for _, p in records(j.path.read_bytes())] == [b'[1]']
+    j.remove()
+
+
+def test_rows_journaled_during_an_insert_wait_for_the_next_and_their_journal_is_kept_until_then(writer):
+    """The writer journals what comes while it inserts (`between` the insert's statements). Those rows are not in that
+    insert: they go in with the next; a journal retired meanwhile (here: replaced as if damaged) is deleted only
+    once all it holds is in. An insert that fails keeps its rows, first, ahead of those that came during it."""
+    w, db = writer
+    assert w.append(rows('a', 200)) == (None, {})  # (more than one statement: `between` is called)
+    first, calls = w.journal, []
+
+    def between():
+        calls.append(len(calls))
+        if len(calls) == 1:
+            assert w.inserting and w.rows == []  # (the batch is out of `rows`)
+            assert w.append(rows('b', 2)) == (None, {})
+            w._replace()
+
+    assert w.apply(between) and calls
+    assert stored(db) == [f'a{i}' for i in range(200)]
+    assert w.retired == [first] and first.path.exists()  # its 'b' rows are in it only
+    assert [r[P._COLS.index('request_id')] for r in w.rows] == ['b0', 'b1'] and w.inserting == []
+    assert w.apply() and stored(db)[-2:] == ['b0', 'b1'] and w.retired == [] and not first.path.exists()
+
+    assert w.append(rows('c', 100)) == (None, {})
+
+    def failing():
+        w.append(rows('d', 1))
+        raise sqlite3.OperationalError('disk I/O error')
+
+    assert not w.apply(failing) and 'disk I/O error' in w.problem
+    assert [r[P._COLS.index('request_id')] for r in w.rows] == [f'c{i}' for i in range(100)] + ['d0']
+    assert w.apply() and stored(db)[-101:] == [f'c{i}' for i in range(100)] + ['d0']  # each once, in order
+
+
+def test_frames_that_come_during_an_insert_are_acknowledged_before_it_ends_and_not_as_applied(writer):
+    """The writer's loop: a frame that comes while journaled rows are inserted is journaled and acknowledged
+    (`upto`) before the insert's own acknowledgement, which says `applied` only up to the frames the insert held."""
+    w, db = writer
+    src_r, src_w = os.pipe()
+    out_r, out_w = os.pipe()
+    loop = W._Writer(W._Pipe(src_r, out_w), w.store, w, probe_s=0.1)
+    try:
+        loop.group([[1, rows('a', 150)]])
+        os.write(src_w, P._frame(W.orjson.dumps([2, rows('b', 1)])))  # (waits in the pipe: read `between`)
+        loop.insert()
+        acks = [W.orjson.loads(line) for line in os.read(out_r, 1 << 16).splitlines()]
+    finally:
+        for fd in (src_r, src_w, out_r, out_w):
+            os.close(fd)
+    assert [(a.get('upto'), a.get('applied')) for a in acks] == [(1, None), (2, None), (None, 1)]
+    assert stored(db) == [f'a{i}' for i in range(150)] and len(w.rows) == 1

@@ -7,7 +7,9 @@ a journal file of its own, locked while it lives; the next writer replays any jo
 
 # %% ../../nbs/api/serve/01a_journal.ipynb #8b4e2a75
 from __future__ import annotations
+import errno
 import fcntl
+import mmap
 import os
 import time
 import uuid
@@ -46,26 +48,34 @@ class Journal:
     """One writer's journal in `directory`: a new file named for no one else, locked (`flock`) while its writer lives.
     `append` returns once the records are on disk (written `O_DSYNC`). The file is zero-filled ahead of them, a
     megabyte at a time, so that an append changes no file size: the disk syncs the records' blocks, and no metadata
-    (a third less time per append here). A failed append is zeroed again; the file holds whole records, then at most
-    one torn one (a crash mid-write), then zeros."""
+    (a third less time per append here). Where the file system takes it, the file is written with direct I/O
+    (`O_DIRECT`): an append goes to the disk from the writer itself, not through the page cache and a kernel flusher
+    that must wait for a core (under load, a buffered synced append's p99 was 1-2.5 ms here, a direct one's
+    0.15-0.2 ms). Direct writes cover whole blocks (`align` bytes, the device's logical block), so an append rewrites
+    the part of the last block that earlier records fill, with the same bytes. A failed append is zeroed again; the
+    file holds whole records, then at most one torn one (a crash mid-write), then zeros."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, direct: bool = True):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
         self.name = f"{uuid.uuid4().hex}.journal"
         self.path = self.directory / self.name
         new = self.directory / f"{self.name}.new"  # locked before it has its name: no one takes it for an orphan
         self.fd = os.open(new, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_DSYNC, 0o600)
+        self.end = self.size = 0
+        self.tail = b''  # the bytes of the last block that records fill, before `end` (rewritten by the next append)
+        self._buf = mmap.mmap(-1, _GROW)  # page-aligned memory, as direct I/O needs; grown for a larger group
         try:
             fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.rename(new, self.path)
             _sync_dir(self.directory)  # the file itself survives a power loss too
+            self._grow(_GROW)  # (here, not in the first append: a server's first answer does not wait for it)
+            self.align = _direct(self.fd) if direct else 1
         except OSError:
             os.close(self.fd)
             new.unlink(missing_ok=True)
             self.path.unlink(missing_ok=True)
             raise
-        self.end = self.size = 0
 
     def append(self, payloads: list[bytes]) -> int:
         """Write `payloads` (none empty) as records, on disk when it returns; the offset after them. OSError (disk full,
@@ -74,23 +84,44 @@ class Journal:
         data, started = b''.join(_record(p) for p in payloads), False
         try:
             if self.end + len(data) > self.size:
-                grow = max(_GROW, len(data))
-                _pwrite_all(self.fd, bytes(grow), self.size)  # (failing here, nothing of `data` is in the file)
-                self.size += grow
+                self._grow(-(-(self.end + len(data) - self.size) // _GROW) * _GROW)  # (nothing of `data` written)
             started = True
-            _pwrite_all(self.fd, data, self.end)
+            self._write(data)
         except OSError:
             if not started:
                 raise
             try:
-                _pwrite_all(self.fd, bytes(len(data)), self.end)  # zeros again: no part of it is ever read
+                self._write(bytes(len(data)))  # zeros again: no part of it is ever read
             except OSError:  # what it wrote may read as records (refused rows): nothing more goes in this file
                 self.damaged = True
             raise
         self.end += len(data)
+        keep = self.end % self.align
+        self.tail = (self.tail + data)[-keep:] if keep else b''
         return self.end
 
     damaged = False
+    align = 1  # bytes a write covers a whole number of (1: buffered writes, the file system not taking direct I/O)
+
+    def _write(self, data: bytes) -> None:
+        "Write `data` at `end` in whole blocks: the last block's earlier bytes before it, zeros after it."
+        start, n = self.end - len(self.tail), len(self.tail) + len(data)
+        size = -(-n // self.align) * self.align
+        if size > len(self._buf):
+            self._buf.close()
+            self._buf = mmap.mmap(-1, -(-size // _GROW) * _GROW)
+        self._buf[: len(self.tail)] = self.tail
+        self._buf[len(self.tail) : n] = data
+        self._buf[n:size] = bytes(size - n)  # (the zero-filled rest, as on disk)
+        with memoryview(self._buf) as view:
+            _pwrite_all(self.fd, view[:size], start)
+
+    def _grow(self, size: int) -> None:
+        "Zero-fill `size` more bytes (a whole number of megabytes) after the file's zero-filled part."
+        with mmap.mmap(-1, _GROW) as zeros, memoryview(zeros) as view:  # (aligned, as direct I/O needs)
+            for at in range(self.size, self.size + size, _GROW):
+                _pwrite_all(self.fd, view, at)
+        self.size += size
 
     def remove(self) -> None:
         "Delete the file (all of it is in the database, on disk) and release it. OSError: it stays, for a replay."
@@ -104,9 +135,32 @@ class Journal:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+            self._buf.close()
 
 
-def _pwrite_all(fd: int, data: bytes, at: int) -> None:
+def _direct(fd: int) -> int:
+    """Switch `fd` to direct I/O if its file system takes it: the block size its writes then need (the smallest of
+    512 and 4096 bytes that a write of zeros over the zero-filled start takes), else 1 (left buffered)."""
+    if not hasattr(os, 'O_DIRECT'):  # (not Linux)
+        return 1
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_DIRECT)
+    except OSError:  # a file system without direct I/O
+        return 1
+    with mmap.mmap(-1, 4096) as zeros, memoryview(zeros) as view:
+        for align in (512, 4096):
+            try:
+                if os.pwrite(fd, view[:align], 0) == align:
+                    return align
+            except OSError as e:
+                if e.errno != errno.EINVAL:  # (the disk failing: the journal cannot be used)
+                    raise
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags)
+    return 1
+
+
+def _pwrite_all(fd: int, data, at: int) -> None:
     view = memoryview(data)
     while view:
         n = os.pwrite(fd, view, at)

@@ -311,8 +311,9 @@ class _Store:
                 failed[i] = _reason(e)
         return None, failed
 
-    def _insert(self, rows: list[tuple], also: list[tuple[str, tuple]] = ()) -> None:
-        "Insert `rows` in one transaction, with the statements `also` (SQLite: SQL with `?` parameters, parameters)."
+    def _insert(self, rows: list[tuple], also: list[tuple[str, tuple]] = (), between=None) -> None:
+        """Insert `rows` in one transaction, with the statements `also` (SQLite: SQL with `?` parameters, parameters).
+        `between()` is called between two of its statements (SQLite): the writer journals what came meanwhile."""
         if self.engine.dialect.name == 'sqlite':  # sqlite3 directly: multi-row INSERTs on one kept connection
             conn = self._conn  # the writer's own connection, kept (a pool checkout per batch costs more than it)
             if conn is None:
@@ -320,7 +321,9 @@ class _Store:
             try:
                 cur = conn.cursor()
                 with self._commit_lock:  # not while the checkpoint catches up (see `_checkpoints`)
-                    for sql, params in _inserts(rows):
+                    for i, (sql, params) in enumerate(_inserts(rows)):
+                        if i and between is not None:
+                            between()
                         cur.execute(sql, params)
                     for sql, params in also:
                         cur.execute(sql, params)
@@ -337,22 +340,22 @@ class _Store:
             with self.engine.begin() as c:
                 c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
 
-    def apply(self, rows: list, positions: list[tuple[str, int]], sync: bool = False) -> None:
+    def apply(self, rows: list, positions: list[tuple[str, int]], sync: bool = False, between=None) -> None:
         """Journaled rows into the database (SQLite), with how far each journal is now in it (name, offset), in one
         transaction. `sync`: this commit, and with it every one before, on disk whatever `durable` says (before a
-        journal is deleted); a failure to make it so fails the commit."""
+        journal is deleted); a failure to make it so fails the commit. `between`: see `_insert`."""
         upsert = (
             'INSERT INTO prediction_log_journal (name, applied) VALUES (?, ?) '
             'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
         )
         also = [(upsert, p) for p in positions]
         if not sync or self.durable:
-            return self._insert(rows, also)
+            return self._insert(rows, also, between)
         if self._conn is None:
             self._conn = self.engine.raw_connection()
         self._conn.cursor().execute('PRAGMA synchronous=FULL')  # (in WAL mode: the WAL synced, every commit in it)
         try:
-            self._insert(rows, also)
+            self._insert(rows, also, between)
         finally:
             if self._conn is not None:  # (a failed insert drops its connection: the next starts from the pragmas)
                 self._conn.cursor().execute('PRAGMA synchronous=NORMAL')
