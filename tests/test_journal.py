@@ -206,17 +206,23 @@ def test_started_ends_at_its_timeout_or_when_the_writer_it_waits_for_dies(tmp_pa
         log.close()
 
 
-def _takes_direct_io(folder: Path) -> bool:
-    "Whether files in `folder` take a direct write of one 512-byte block (this machine's ext4 does; tmpfs may not)."
+def _direct_block(folder: Path) -> int:
+    "The block a direct write takes in `folder` (512 on this machine's ext4; 4096 on some disks), 1 if none (tmpfs?)."
     import mmap
 
     fd = os.open(folder / 'probe', os.O_RDWR | os.O_CREAT)
     try:
         fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_DIRECT)
-        with mmap.mmap(-1, 512) as block:
-            return os.pwrite(fd, block, 0) == 512
+        with mmap.mmap(-1, 4096) as block:
+            for size in (512, 4096):
+                try:
+                    if os.pwrite(fd, memoryview(block)[:size], 0) == size:
+                        return size
+                except OSError:
+                    pass
+        return 1
     except OSError:
-        return False
+        return 1
     finally:
         os.close(fd)
         (folder / 'probe').unlink()
@@ -227,19 +233,46 @@ def test_direct_appends_keep_every_earlier_byte_and_read_back_as_buffered_ones_d
     the part of the last block that earlier records fill. Records of every size, across block and megabyte bounds,
     read back as written, no earlier byte ever changes, and the file holds what a buffered journal's holds."""
     direct, buffered = Journal(tmp_path / 'd'), Journal(tmp_path / 'b', direct=False)
-    assert direct.align == (512 if _takes_direct_io(tmp_path) else 1) and buffered.align == 1
+    blocks = Journal(tmp_path / 'k', direct=False)
+    blocks.align = 512  # whole blocks through the page cache: the same bookkeeping, on any file system
+    assert direct.align == _direct_block(tmp_path) and buffered.align == 1
     rng, written = random.Random(7), []
     for i in range(300):
         payload = rng.randbytes(rng.choice([1, 7, 500, 511, 513, 4095, 9000, 20000]))
         before = direct.path.read_bytes()[: direct.end]
-        assert direct.append([payload]) == buffered.append([payload])
+        assert direct.append([payload]) == buffered.append([payload]) == blocks.append([payload])
         assert direct.path.read_bytes()[: len(before)] == before  # (the rewritten block: the same bytes)
         written.append(payload)
     assert direct.size > 1 << 20  # (it grew past its first megabyte)
     assert [p for _, p in records(direct.path.read_bytes())] == written
-    assert direct.path.read_bytes() == buffered.path.read_bytes()
-    direct.remove()
-    buffered.remove()
+    assert direct.path.read_bytes() == buffered.path.read_bytes() == blocks.path.read_bytes()
+    for j in (direct, buffered, blocks):
+        j.remove()
+
+
+def test_a_failed_direct_append_is_zeroed_in_whole_blocks_and_the_next_one_reads_back(tmp_path, monkeypatch):
+    "The disk fails halfway through an append, and zeroing it again works: earlier records kept, the next one read."
+    j = Journal(tmp_path / 'j')
+    j.append([b'[1]' * 100])
+    before, real, calls = j.path.read_bytes()[: j.end], jr._pwrite_all, []
+
+    def failing(fd, data, at):
+        calls.append(len(data))
+        if len(calls) == 1:  # the append's write: half of it (whole blocks), then an I/O error
+            real(fd, data[: len(data) // 2 // j.align * j.align], at)
+            raise OSError(5, 'Input/output error')
+        return real(fd, data, at)
+
+    monkeypatch.setattr(jr, '_pwrite_all', failing)
+    with pytest.raises(OSError, match='Input/output'):
+        j.append([b'[2]' * 2000])
+    assert len(calls) == 2 and not j.damaged  # zeroed again
+    data = j.path.read_bytes()
+    assert data[: len(before)] == before and data[len(before) : len(before) + 8000] == bytes(8000)
+    monkeypatch.setattr(jr, '_pwrite_all', real)
+    j.append([b'[3]'])
+    assert [p for _, p in records(j.path.read_bytes())] == [b'[1]' * 100, b'[3]']
+    j.remove()
 
 
 def test_a_file_system_without_direct_io_gets_buffered_appends(tmp_path, monkeypatch):
@@ -307,3 +340,45 @@ def test_frames_that_come_during_an_insert_are_acknowledged_before_it_ends_and_n
             os.close(fd)
     assert [(a.get('upto'), a.get('applied')) for a in acks] == [(1, None), (2, None), (None, 1)]
     assert stored(db) == [f'a{i}' for i in range(150)] and len(w.rows) == 1
+
+
+def _loop_acks(w, frames: list) -> tuple[list, Exception | None]:
+    "`frames` come while the writer inserts the rows of frame 1 (150 rows): its acknowledgements, and what it raised."
+    src_r, src_w = os.pipe()
+    out_r, out_w = os.pipe()
+    loop, raised = W._Writer(W._Pipe(src_r, out_w), w.store, w, probe_s=0.1), None
+    try:
+        loop.group([[1, rows('a', 150)]])
+        os.write(src_w, b''.join(P._frame(f) for f in frames))
+        try:
+            loop.insert()
+        except BaseException as e:
+            raised = e
+        return [W.orjson.loads(line) for line in os.read(out_r, 1 << 16).splitlines()], raised
+    finally:
+        for fd in (src_r, src_w, out_r, out_w):
+            os.close(fd)
+
+
+def test_a_frame_whose_rows_all_fail_during_an_insert_is_not_said_applied_before_the_insert_is(writer):
+    bad = [*rows('x', 1)[0][:6], None, *rows('x', 1)[0][7:]]  # (no shadow flag: refused, never journaled)
+    acks, raised = _loop_acks(writer[0], [W.orjson.dumps([2, [bad]])])
+    assert raised is None and [(a.get('upto'), a.get('applied')) for a in acks] == [(1, None), (2, None), (None, 2)]
+    assert acks[1]['failed'] == {'2': {'0': "column 'shadow': expected true or false"}}
+
+
+def test_a_frame_the_writer_cannot_read_during_an_insert_ends_it_instead_of_failing_the_insert(writer):
+    "As outside an insert: the writer ends (the server refuses what it held), not taken for the database failing."
+    w, db = writer
+    acks, raised = _loop_acks(w, [b'not json'])
+    assert isinstance(raised, W._Broken) and not isinstance(raised, Exception)
+    assert w.problem == '' and [(a.get('upto'), a.get('applied')) for a in acks] == [(1, None)]
+
+
+def test_rows_being_inserted_count_toward_the_rows_a_writer_may_hold(writer, monkeypatch):
+    w, db = writer
+    monkeypatch.setattr(W, '_MAX_WAITING', 201)
+    assert w.append(rows('a', 200)) == (None, {})
+    got = []
+    assert w.apply(lambda: got.append((w.append(rows('b', 2)), w.append(rows('c', 1)))) if not got else None)
+    assert got == [((None, {}), ('the prediction log is behind: 202 rows wait for the database', {}))]

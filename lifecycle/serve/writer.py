@@ -112,8 +112,8 @@ class _Journaled:
         good = [r for i, r in enumerate(rows) if i not in failed]
         if not good:
             return None, failed
-        if len(self.rows) >= _MAX_WAITING:
-            return f"the prediction log is behind: {len(self.rows):,} rows wait for the database", {}
+        if (waiting := len(self.rows) + len(self.inserting)) >= _MAX_WAITING:
+            return f"the prediction log is behind: {waiting:,} rows wait for the database", {}
         try:
             good = self.store._masked(good)
         except Exception as e:  # never quote the inputs it failed on
@@ -252,6 +252,10 @@ def _open(cfg: dict) -> tuple[_Store, _Journaled | None]:
     return store, (_Journaled(store, journal, cfg['journal_s'], cfg['probe_s']) if journal else None)
 
 
+class _Broken(BaseException):
+    "The writer's loop failed while an insert ran (`_Writer.between`): not the database's failure, so not caught as one."
+
+
 class _Writer:
     """The writer process's loop: each group of frames journaled (or committed) and acknowledged (`upto`: the last
     frame it holds, with the rows that failed), journaled rows inserted when due and acknowledged (`applied`), and,
@@ -333,14 +337,18 @@ class _Writer:
 
     def between(self) -> None:
         """During an insert (between two of its statements): journal and acknowledge the frames that came meanwhile,
-        so that no answer waits for the insert (inserting 50 ms of rows at once held the requests behind it for a few
-        milliseconds, the log's p99)."""
+        so that an answer waits for one statement of the insert (64 rows) or its commit at most, not all of it
+        (inserting 50 ms of rows at once held the requests behind it for a few milliseconds, the log's p99). What fails here ends the writer, as in `run` (the server then refuses what it
+        held): the insert must not take it for the database's failure, with frames taken out of the pipe unjournaled."""
         pipe = self.pipe
-        if pipe.eof or not pipe.wait(0):
-            return
-        pipe.read()
-        if pending := [orjson.loads(f) for f in pipe.frames()]:
-            self.group(pending)
+        try:
+            if pipe.eof or not pipe.wait(0):
+                return
+            pipe.read()
+            if pending := [orjson.loads(f) for f in pipe.frames()]:
+                self.group(pending)
+        except Exception as e:
+            raise _Broken(f"the writer failed during an insert: {_reason(e)}") from e
 
     def idle(self, due: float | None) -> None:
         "Nothing came: replay dead writers' journals now and then; failing with no row waiting, probe the database."
