@@ -51,9 +51,10 @@ class Journal:
     (a third less time per append here). Where the file system takes it, the file is written with direct I/O
     (`O_DIRECT`): an append goes to the disk without the page cache. With three busy loops on this machine's two
     cores, a buffered synced 1.4 KB append's p99 ranged over 0.2-2.5 ms from run to run, a direct one's 0.13-0.2 ms
-    (why, this machine does not show; a flusher thread waiting for a core would fit). Direct writes cover whole blocks (`align` bytes, the device's logical block), so an append rewrites
-    the part of the last block that earlier records fill, with the same bytes. A failed append is zeroed again; the
-    file holds whole records, then at most one torn one (a crash mid-write), then zeros."""
+    (why, this machine does not show; a flusher thread waiting for a core would fit). Direct writes cover whole
+    blocks (`align` bytes, the device's logical block), so an append rewrites the part of the last block that earlier
+    records fill, with the same bytes. A failed append is zeroed again; the file holds whole records, then at most one
+    torn one (a crash mid-write), then zeros."""
 
     def __init__(self, directory: Path, direct: bool = True):
         self.directory = Path(directory)

@@ -253,7 +253,7 @@ def _open(cfg: dict) -> tuple[_Store, _Journaled | None]:
 
 
 class _Broken(BaseException):
-    "The writer's loop failed while an insert ran (`_Writer.between`): not the database's failure, so not caught as one."
+    "The writer's loop failed while an insert ran (`_Writer.between`): not the database's failure, nor caught as one."
 
 
 class _Writer:
@@ -338,8 +338,9 @@ class _Writer:
     def between(self) -> None:
         """During an insert (between two of its statements): journal and acknowledge the frames that came meanwhile,
         so that an answer waits for one statement of the insert (64 rows) or its commit at most, not all of it
-        (inserting 50 ms of rows at once held the requests behind it for a few milliseconds, the log's p99). What fails here ends the writer, as in `run` (the server then refuses what it
-        held): the insert must not take it for the database's failure, with frames taken out of the pipe unjournaled."""
+        (inserting 50 ms of rows at once held the requests behind it for a few milliseconds, the log's p99). What
+        fails here ends the writer, as in `run` (the server then refuses what it held): the insert must not take it
+        for the database's failure, with frames taken out of the pipe unjournaled."""
         pipe = self.pipe
         try:
             if pipe.eof or not pipe.wait(0):
