@@ -380,5 +380,10 @@ def test_rows_being_inserted_count_toward_the_rows_a_writer_may_hold(writer, mon
     monkeypatch.setattr(W, '_MAX_WAITING', 201)
     assert w.append(rows('a', 200)) == (None, {})
     got = []
-    assert w.apply(lambda: got.append((w.append(rows('b', 2)), w.append(rows('c', 1)))) if not got else None)
-    assert got == [((None, {}), ('the prediction log is behind: 202 rows wait for the database', {}))]
+
+    def between():  # (called before the 2nd, 3rd and 4th of the insert's statements of 64 rows; acts once)
+        if not got:  # 200 rows being inserted, none waiting: two more fit, a third does not
+            got.extend([w.append(rows('b', 2)), w.append(rows('c', 1))])
+
+    assert w.apply(between)
+    assert got == [(None, {}), ('the prediction log is behind: 202 rows wait for the database', {})]
