@@ -327,17 +327,8 @@ def test_frames_that_come_during_an_insert_are_acknowledged_before_it_ends_and_n
     """The writer's loop: a frame that comes while journaled rows are inserted is journaled and acknowledged
     (`upto`) before the insert's own acknowledgement, which says `applied` only up to the frames the insert held."""
     w, db = writer
-    src_r, src_w = os.pipe()
-    out_r, out_w = os.pipe()
-    loop = W._Writer(W._Pipe(src_r, out_w), w.store, w, probe_s=0.1)
-    try:
-        loop.group([[1, rows('a', 150)]])
-        os.write(src_w, P._frame(W.orjson.dumps([2, rows('b', 1)])))  # (waits in the pipe: read `between`)
-        loop.insert()
-        acks = [W.orjson.loads(line) for line in os.read(out_r, 1 << 16).splitlines()]
-    finally:
-        for fd in (src_r, src_w, out_r, out_w):
-            os.close(fd)
+    acks, raised = _loop_acks(w, [W.orjson.dumps([2, rows('b', 1)])])  # (frame 2 waits in the pipe: read `between`)
+    assert raised is None
     assert [(a.get('upto'), a.get('applied')) for a in acks] == [(1, None), (2, None), (None, 1)]
     assert stored(db) == [f'a{i}' for i in range(150)] and len(w.rows) == 1
 
