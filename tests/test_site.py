@@ -560,6 +560,75 @@ def test_an_inline_evidently_report_links_the_sites_one_copy_of_the_bundle_and_t
     assert 'window.drawDashboard(d, new Map(), "root_r")' in srcdoc  # the rest of the report is kept
 
 
+def _with_inline_report(nb_path, bundle) -> None:
+    "Append to the notebook at `nb_path` a cell whose output is an inline Evidently report embedding `bundle`."
+    import html
+
+    inline = f'<html><body><div id="root_r"></div><script>{bundle.js}</script></body></html>'
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell('display(HTML(report))', outputs=[nbformat.v4.new_output(
+        'display_data', {'text/html': f'<iframe srcdoc="{html.escape(inline)}"></iframe>', 'text/plain': 'HTML'}
+    )]))  # fmt: skip
+    nbformat.write(nb, nb_path)
+
+
+def test_the_sites_copy_of_the_evidently_bundle_comes_back_when_deleted_and_goes_when_no_page_links_it(workspace):
+    """The bundle the pages link is one of the site's files: deleted by hand, the next render writes it again (in the
+    pages folder and the site) though no page that links it changed; once no page links it, it goes."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    bundle = site.evidently_bundle()
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    nb_path = s.runs_dir / 'r1/01_ingest.ipynb'
+    _with_inline_report(nb_path, bundle)
+    site.render_site(s, 'mkdocs')
+    rel = f'assets/evidently/{bundle.name}'
+    copies = [s.reports_dir / 'site-src/pages' / rel, s.site_dir / rel]
+    manifest = lambda: json.loads((s.reports_dir / 'site-src/manifest.json').read_text())  # noqa: E731
+    assert all(c.read_text() == bundle.js for c in copies)
+    assert manifest()['shared'] == ['runs/r1/01_ingest.ipynb'] and rel in manifest()['pages']
+    for c in copies:
+        c.unlink()
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00')  # a change elsewhere: r1's page is not written again
+    site.render_site(s, 'mkdocs')
+    assert all(c.read_text() == bundle.js for c in copies)
+    assert manifest()['shared'] == ['runs/r1/01_ingest.ipynb']
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells.pop()  # r1's page no longer holds the report
+    nbformat.write(nb, nb_path)
+    site.render_site(s, 'mkdocs')
+    assert not copies[0].exists() and manifest()['shared'] == [] and rel not in manifest()['pages']
+    _with_inline_report(s.runs_dir / 'r2/01_ingest.ipynb', bundle)
+    site.render_site(s, 'mkdocs')
+    assert copies[0].read_text() == bundle.js and manifest()['shared'] == ['runs/r2/01_ingest.ipynb']
+    shutil.rmtree(s.runs_dir / 'r2')  # the run, and the page that linked the bundle, gone
+    site.render_site(s, 'mkdocs')
+    assert not copies[0].exists() and manifest()['shared'] == []
+
+
+def test_another_evidently_redoes_the_pages_so_none_links_a_bundle_the_site_no_longer_has(workspace, monkeypatch):
+    """Evidently upgraded (another bundle, under another name): the pages are redone against it, so that no page links
+    the old bundle, which goes."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    old = site.evidently_bundle()
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    _with_inline_report(s.runs_dir / 'r1/01_ingest.ipynb', old)
+    site.render_site(s, 'mkdocs')
+    pages, page = s.reports_dir / 'site-src/pages', s.reports_dir / 'site-src/pages/runs/r1/01_ingest.ipynb'
+    assert old.name in page.read_text() and (pages / 'assets/evidently' / old.name).is_file()
+    new = site.EvidentlyBundle(old.js + '\n// another version')
+    monkeypatch.setattr(site, 'evidently_bundle', lambda: new)
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00')  # (a render is due)
+    site.render_site(s, 'mkdocs')
+    assert old.name not in page.read_text() and not (pages / 'assets/evidently' / old.name).exists()
+    assert page.stat().st_size > len(old.js)  # the report embeds what the new bundle is not: kept whole
+
+
 def test_notebooks_converted_while_the_stages_run_are_what_the_render_would_convert(workspace, monkeypatch):
     from lifecycle.core.workspace import Workspace
     from lifecycle.app import site

@@ -1257,36 +1257,37 @@ _PAGE_FORMAT = 'evidently-shared'  # in a notebook page's hash: pages written be
 
 
 def _source_hash(page: Page, memo: dict) -> str:
+    """What a page is made from: its text, or its notebook's bytes, the page format and the name of the Evidently bundle
+    it would link (another Evidently: the page is redone to link its bundle)."""
     if page.text is not None:
         return sha256_bytes(page.text.encode())
     st = page.notebook.stat()
     key = f'{page.notebook}:{st.st_size}:{st.st_mtime_ns}'
     if key not in memo:
         memo[key] = sha256_bytes(page.notebook.read_bytes())
-    return f'{memo[key]}:{_PAGE_FORMAT}'
-
-
-def _notebook_page(path: Path, rel: str, docs: Path | None = None) -> bytes:
-    """The site's page `rel` of executed notebook `path`: without its parameter cells, Evidently's bundle linked (and
-    written once under `docs`, the pages folder, when given)."""
     bundle = evidently_bundle()
+    return f'{memo[key]}:{_PAGE_FORMAT}:{bundle.name if bundle else ""}'
+
+
+def _notebook_page(path: Path, rel: str) -> tuple[bytes, bool]:
+    """The site's page `rel` of executed notebook `path` (without its parameter cells, Evidently's bundle linked), and
+    whether it links the site's copy of the bundle (`EVIDENTLY_DIR`)."""
     try:
         nb = json.loads(clean_notebook(path.read_bytes()))
-        shared = shared_page(nb, rel, bundle)
+        shared = shared_page(nb, rel, evidently_bundle())
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise SiteError(
             f"{path}: not a readable executed notebook ({type(e).__name__}); the site was not rendered"
         ) from None
-    if shared and docs is not None:
-        target = docs / EVIDENTLY_DIR / bundle.name
-        if not (target.is_file() and target.stat().st_size == len(bundle.js.encode())):
-            publish(target, bundle.js)
-    return json.dumps(nb, indent=1).encode()
+    return json.dumps(nb, indent=1).encode(), shared
 
 
 def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], old: dict) -> tuple[dict, list[str]]:
-    "Write changed pages, static files and configurations under `src`; return (new hashes, paths written)."
+    """Write changed pages, static files and configurations under `src`; return (new hashes, paths written). The site's
+    copy of Evidently's bundle is one of its files while a notebook page links it (`shared`: written again if it went
+    missing, removed once no page links it)."""
     docs, memo, hashes, written = src / 'pages', old.get('memo', {}), {}, []
+    bundle, shared = evidently_bundle(), set(old.get('shared', ()))  # (shared: the notebook pages linking the bundle)
 
     def put(rel: str, digest: str, make, base: Path = docs):
         hashes[rel] = digest
@@ -1294,11 +1295,19 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
             publish(base / rel, make())
             written.append(rel)
 
+    def notebook_page(p: Page) -> bytes:
+        data, linked = _notebook_page(p.notebook, p.path)
+        (shared.add if linked else shared.discard)(p.path)
+        return data
+
     for p in pages:
         if p.text is not None:
             put(p.path, _source_hash(p, memo), lambda p=p: p.text)
         else:
-            put(p.path, _source_hash(p, memo), lambda p=p: _notebook_page(p.notebook, p.path, docs))
+            put(p.path, _source_hash(p, memo), lambda p=p: notebook_page(p))
+    shared &= {p.path for p in pages if p.text is None}  # (pages gone)
+    if bundle is not None and shared:
+        put(f'{EVIDENTLY_DIR}/{bundle.name}', bundle.name, lambda: bundle.js)
     for rel, path in assets:
         st = path.stat()
         put(rel, f'{st.st_size}:{st.st_mtime_ns}', lambda path=path: path.read_bytes())
@@ -1315,7 +1324,7 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
         if rel not in keep:
             (docs / rel).unlink(missing_ok=True)
             written.append(rel)
-    return dict(pages=hashes, memo={k: v for k, v in memo.items()}), written
+    return dict(pages=hashes, memo={k: v for k, v in memo.items()}, shared=sorted(shared)), written
 
 # %% ../../nbs/api/app/01_site.ipynb #f3aca81e
 def _merge_search(index: Path, before: list[dict]) -> None:
@@ -1482,7 +1491,7 @@ class NotebookPrerender:
             return False
         with tempfile.TemporaryDirectory() as d:
             page = Path(d) / notebook.name  # the page the site will have: the notebook without its parameter cells
-            page.write_bytes(_notebook_page(notebook, run_page(notebook.parent.name, notebook.name)))
+            page.write_bytes(_notebook_page(notebook, run_page(notebook.parent.name, notebook.name))[0])
             path = _get_cache_path(c['cache_dir'], _compute_cache_key(str(page), c, c['execute']))
             if path.exists():
                 return False
