@@ -110,6 +110,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._batches': ('api/app/site.html#_batches', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._build_light': ('api/app/site.html#_build_light', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._cell': ('api/app/site.html#_cell', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._drop_removed': ('api/app/site.html#_drop_removed', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._flags': ('api/app/site.html#_flags', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._gate_rows': ('api/app/site.html#_gate_rows', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._gate_summary': ('api/app/site.html#_gate_summary', 'lifecycle/app/site.py'),

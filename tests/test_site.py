@@ -574,11 +574,12 @@ def _with_inline_report(nb_path, bundle) -> None:
 
 def test_the_sites_copy_of_the_evidently_bundle_comes_back_when_deleted_and_goes_when_no_page_links_it(workspace):
     """The bundle the pages link is one of the site's files: deleted by hand, the next render writes it again (in the
-    pages folder and the site) though no page that links it changed; once no page links it, it goes."""
+    pages folder and the site) though no page that links it changed; once no page links it, it goes from both."""
     from lifecycle.core.workspace import Workspace
     from lifecycle.app import site
 
     bundle = site.evidently_bundle()
+    assert bundle is not None  # (Evidently is installed: its bundle is read from the package)
     s = Workspace.open(workspace)
     add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
     nb_path = s.runs_dir / 'r1/01_ingest.ipynb'
@@ -594,18 +595,22 @@ def test_the_sites_copy_of_the_evidently_bundle_comes_back_when_deleted_and_goes
     add_run(s, 'r2', '2026-01-02T00:00:00+00:00')  # a change elsewhere: r1's page is not written again
     site.render_site(s, 'mkdocs')
     assert all(c.read_text() == bundle.js for c in copies)
+    copies[0].write_text('cut short')  # a copy that is not the bundle (its size tells)
+    add_run(s, 'r3', '2026-01-03T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    assert all(c.read_text() == bundle.js for c in copies)
     assert manifest()['shared'] == ['runs/r1/01_ingest.ipynb']
     nb = nbformat.read(nb_path, as_version=4)
     nb.cells.pop()  # r1's page no longer holds the report
     nbformat.write(nb, nb_path)
     site.render_site(s, 'mkdocs')
-    assert not copies[0].exists() and manifest()['shared'] == [] and rel not in manifest()['pages']
+    assert not any(c.exists() for c in copies) and manifest()['shared'] == [] and rel not in manifest()['pages']
     _with_inline_report(s.runs_dir / 'r2/01_ingest.ipynb', bundle)
     site.render_site(s, 'mkdocs')
-    assert copies[0].read_text() == bundle.js and manifest()['shared'] == ['runs/r2/01_ingest.ipynb']
+    assert all(c.read_text() == bundle.js for c in copies) and manifest()['shared'] == ['runs/r2/01_ingest.ipynb']
     shutil.rmtree(s.runs_dir / 'r2')  # the run, and the page that linked the bundle, gone
     site.render_site(s, 'mkdocs')
-    assert not copies[0].exists() and manifest()['shared'] == []
+    assert not any(c.exists() for c in copies) and manifest()['shared'] == []
 
 
 def test_another_evidently_redoes_the_pages_so_none_links_a_bundle_the_site_no_longer_has(workspace, monkeypatch):
@@ -615,6 +620,7 @@ def test_another_evidently_redoes_the_pages_so_none_links_a_bundle_the_site_no_l
     from lifecycle.app import site
 
     old = site.evidently_bundle()
+    assert old is not None
     s = Workspace.open(workspace)
     add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
     _with_inline_report(s.runs_dir / 'r1/01_ingest.ipynb', old)
@@ -626,6 +632,7 @@ def test_another_evidently_redoes_the_pages_so_none_links_a_bundle_the_site_no_l
     add_run(s, 'r2', '2026-01-02T00:00:00+00:00')  # (a render is due)
     site.render_site(s, 'mkdocs')
     assert old.name not in page.read_text() and not (pages / 'assets/evidently' / old.name).exists()
+    assert not (s.site_dir / 'assets/evidently' / old.name).exists()
     assert page.stat().st_size > len(old.js)  # the report embeds what the new bundle is not: kept whole
 
 

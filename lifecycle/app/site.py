@@ -1258,7 +1258,7 @@ _PAGE_FORMAT = 'evidently-shared'  # in a notebook page's hash: pages written be
 
 def _source_hash(page: Page, memo: dict) -> str:
     """What a page is made from: its text, or its notebook's bytes, the page format and the name of the Evidently bundle
-    it would link (another Evidently: the page is redone to link its bundle)."""
+    it would link (another Evidently: the page is redone against its bundle)."""
     if page.text is not None:
         return sha256_bytes(page.text.encode())
     st = page.notebook.stat()
@@ -1283,9 +1283,9 @@ def _notebook_page(path: Path, rel: str) -> tuple[bytes, bool]:
 
 
 def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], old: dict) -> tuple[dict, list[str]]:
-    """Write changed pages, static files and configurations under `src`; return (new hashes, paths written). The site's
-    copy of Evidently's bundle is one of its files while a notebook page links it (`shared`: written again if it went
-    missing, removed once no page links it)."""
+    """Write changed pages, static files and configurations under `src`; return (new hashes, paths written or removed).
+    The site's copy of Evidently's bundle is one of its files while a notebook page links it (`shared`: written again
+    if it went missing, removed from the sources once no page links it)."""
     docs, memo, hashes, written = src / 'pages', old.get('memo', {}), {}, []
     bundle, shared = evidently_bundle(), set(old.get('shared', ()))  # (shared: the notebook pages linking the bundle)
 
@@ -1307,6 +1307,9 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
             put(p.path, _source_hash(p, memo), lambda p=p: notebook_page(p))
     shared &= {p.path for p in pages if p.text is None}  # (pages gone)
     if bundle is not None and shared:
+        target = docs / EVIDENTLY_DIR / bundle.name
+        if target.is_file() and target.stat().st_size != len(bundle.js.encode()):
+            target.unlink()  # (not the bundle: written again)
         put(f'{EVIDENTLY_DIR}/{bundle.name}', bundle.name, lambda: bundle.js)
     for rel, path in assets:
         st = path.stat()
@@ -1515,6 +1518,13 @@ def _last_render(mpath: Path) -> dict:
         return {}  # no manifest, or an unreadable one: render everything again
 
 
+def _drop_removed(docs: Path, site: Path, written: list[str]) -> None:
+    "Delete from `site` the static files (not pages) among `written` that the sources `docs` no longer hold."
+    for rel in written:
+        if not rel.startswith('../') and Path(rel).suffix not in ('.md', '.ipynb') and not (docs / rel).exists():
+            (site / rel).unlink(missing_ok=True)
+
+
 def _generate(engine: str, src: Path, site: Path, dirty: bool, notebooks: list[str]) -> None:
     try:
         if engine == 'quarto':
@@ -1565,6 +1575,8 @@ def _render_site(s: Settings, engine: str | None) -> Path:
         full = config_changed or old.get('building') or old.get('engine') != engine or not index.is_file()
         nbs = [p.path for p in pages if p.notebook is not None and (full or p.path in written)]
         _generate(engine, src, site, dirty=not full, notebooks=nbs)
+        if not full:  # an incremental build removes nothing: the files the sources no longer hold go (not pages)
+            _drop_removed(src / 'pages', site, written)
     models = dict(models_key=models_key, models=facts['models']) if models_key else {}
     atomic_write(mpath, json.dumps({**new, 'fingerprint': fingerprint, 'engine': engine, **models}))
     return index
