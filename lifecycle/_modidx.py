@@ -84,6 +84,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/app/site.py'),
                                     'lifecycle.app.site.EvidentlyBundle.share': ( 'api/app/site.html#evidentlybundle.share',
                                                                                   'lifecycle/app/site.py'),
+                                    'lifecycle.app.site.EvidentlyBundle.size': ( 'api/app/site.html#evidentlybundle.size',
+                                                                                 'lifecycle/app/site.py'),
                                     'lifecycle.app.site.NotebookPrerender': ( 'api/app/site.html#notebookprerender',
                                                                               'lifecycle/app/site.py'),
                                     'lifecycle.app.site.NotebookPrerender.__init__': ( 'api/app/site.html#notebookprerender.__init__',

@@ -509,6 +509,21 @@ def test_the_models_facts_are_read_again_only_when_what_they_are_read_from_chang
     assert site._models_key(server) is None and site.input_fingerprint(server) != site.input_fingerprint(server)
 
 
+def _with_inline_report(nb_path, report) -> None:
+    """Append to the notebook at `nb_path` a cell whose output is an inline Evidently report, in its iframe as Evidently
+    displays one: `report`, its HTML, or an `EvidentlyBundle`, for a report embedding that bundle and nothing else."""
+    import html
+
+    if not isinstance(report, str):
+        report = f'<html><body><div id="root_r"></div><script>{report.js}</script></body></html>'
+    out = f'<iframe class="evidently-ui-iframe" srcdoc="{html.escape(report)}"></iframe>'
+    nb = nbformat.read(nb_path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell('display(HTML(report))', outputs=[
+        nbformat.v4.new_output('display_data', {'text/html': out, 'text/plain': '<IPython.core.display.HTML>'})
+    ]))  # fmt: skip
+    nbformat.write(nb, nb_path)
+
+
 def test_an_inline_evidently_report_links_the_sites_one_copy_of_the_bundle_and_the_prerender_still_matches(
     workspace, monkeypatch
 ):
@@ -527,15 +542,10 @@ def test_an_inline_evidently_report_links_the_sites_one_copy_of_the_bundle_and_t
         f'<div id="root_r"></div><script>{bundle.js}</script>'
         '<script>window.drawDashboard(d, new Map(), "root_r");</script></body></html>'
     )
-    report = f'<iframe class="evidently-ui-iframe" srcdoc="{html.escape(inline)}"></iframe>'
     s = Workspace.open(workspace)
     add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
     nb_path = s.runs_dir / 'r1/01_ingest.ipynb'
-    nb = nbformat.read(nb_path, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell('display(HTML(report))', outputs=[
-        nbformat.v4.new_output('display_data', {'text/html': report, 'text/plain': '<IPython.core.display.HTML>'})
-    ]))  # fmt: skip
-    nbformat.write(nb, nb_path)
+    _with_inline_report(nb_path, inline)
     evidence = nb_path.read_bytes()
     pre = site.NotebookPrerender(s)
     pre.submit(nb_path)
@@ -558,18 +568,6 @@ def test_an_inline_evidently_report_links_the_sites_one_copy_of_the_bundle_and_t
     assert bundle.js[:2000] not in srcdoc and f'<script src="../../assets/evidently/{bundle.name}"></script>' in srcdoc
     assert 'base64,aWNvbnM=' in page  # the icon font stays embedded (a font from another file is refused from disk)
     assert 'window.drawDashboard(d, new Map(), "root_r")' in srcdoc  # the rest of the report is kept
-
-
-def _with_inline_report(nb_path, bundle) -> None:
-    "Append to the notebook at `nb_path` a cell whose output is an inline Evidently report embedding `bundle`."
-    import html
-
-    inline = f'<html><body><div id="root_r"></div><script>{bundle.js}</script></body></html>'
-    nb = nbformat.read(nb_path, as_version=4)
-    nb.cells.append(nbformat.v4.new_code_cell('display(HTML(report))', outputs=[nbformat.v4.new_output(
-        'display_data', {'text/html': f'<iframe srcdoc="{html.escape(inline)}"></iframe>', 'text/plain': 'HTML'}
-    )]))  # fmt: skip
-    nbformat.write(nb, nb_path)
 
 
 def test_the_sites_copy_of_the_evidently_bundle_comes_back_when_deleted_and_goes_when_no_page_links_it(workspace):

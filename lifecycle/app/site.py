@@ -1207,6 +1207,11 @@ class EvidentlyBundle:
         return f'evidently-{sha256_bytes(self.js.encode())[:16]}.js'
 
     @functools.cached_property
+    def size(self) -> int:
+        "Its size in bytes, as a file holds it (UTF-8)."
+        return len(self.js.encode())
+
+    @functools.cached_property
     def _embedded(self) -> tuple[str, str]:
         "The bundle as a report embeds it: escaped (in an inline report's `srcdoc`), and as it is (a standalone page)."
         js = f'<script>{self.js}</script>'
@@ -1308,7 +1313,7 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
     shared &= {p.path for p in pages if p.text is None}  # (pages gone)
     if bundle is not None and shared:
         target = docs / EVIDENTLY_DIR / bundle.name
-        if target.is_file() and target.stat().st_size != len(bundle.js.encode()):
+        if target.is_file() and target.stat().st_size != bundle.size:
             target.unlink()  # (not the bundle: written again)
         put(f'{EVIDENTLY_DIR}/{bundle.name}', bundle.name, lambda: bundle.js)
     for rel, path in assets:
