@@ -611,6 +611,75 @@ def test_the_sites_copy_of_the_evidently_bundle_comes_back_when_deleted_and_goes
     assert not any(c.exists() for c in copies) and manifest()['shared'] == []
 
 
+def test_drift_reports_link_the_sites_one_copy_of_the_bundle_instead_of_bringing_their_own(workspace, monkeypatch):
+    """The drift reports' own copy of Evidently's bundle is the one the notebook pages link: the site keeps one copy,
+    under assets/evidently, and the reports link it; it stays while a report links it (no notebook page does here)
+    and goes with the last one. A report's copy that is another bundle (an older Evidently's) is kept and linked, and
+    so is theirs once Evidently is upgraded."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    bundle = site.evidently_bundle()
+    assert bundle is not None
+    s = Workspace.open(workspace)
+    ingest = s.reports_dir / 'ingest'
+    (ingest / '_evidently').mkdir(parents=True)
+    (ingest / '_evidently/evidently-0.7.js').write_bytes(bundle.data[:-1])  # cut short: not the bundle (yet)
+    (ingest / '_evidently/evidently-0.6.js').write_text('an older bundle')
+    (ingest / '_evidently/evidently-0.7-icons.woff2').write_bytes(b'font')
+    (ingest / 'arrests').mkdir()
+    for b, lib in (('b1', 'evidently-0.7.js'), ('b2', 'evidently-0.6.js'), ('b3', 'evidently-0.7.js')):
+        (ingest / f'arrests/{b}-drift.html').write_text(
+            f'<script src="../_evidently/{lib}"></script><style>src: url(../_evidently/evidently-0.7-icons.woff2)'
+        )
+    batches = [dict(batch_id=b, dataset='arrests', status='accepted', rows=10) for b in ('b1', 'b2', 'b3')]
+    s.ingest_dir.mkdir(parents=True, exist_ok=True)
+    (s.ingest_dir / 'batches.jsonl').write_text(''.join(json.dumps(b) + '\n' for b in batches))
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')  # (its ingest page holds no report)
+    site.render_site(s, 'mkdocs')
+    pages = s.reports_dir / 'site-src/pages'
+    manifest = lambda: json.loads((s.reports_dir / 'site-src/manifest.json').read_text())  # noqa: E731
+    assert (s.site_dir / 'batches/arrests/b1-drift.html').read_text().startswith('<script src="../_evidently/')
+    assert (s.site_dir / 'batches/_evidently/evidently-0.7.js').is_file() and manifest()['shared'] == []
+    (ingest / '_evidently/evidently-0.7.js').write_bytes(bundle.data)  # mended (as the next drift report would)
+    add_run(s, 'r0', '2025-12-31T00:00:00+00:00')  # (a render is due)
+    site.render_site(s, 'mkdocs')
+    linked = f'<script src="../../assets/evidently/{bundle.name}"></script>'
+    for root in (pages, s.site_dir):
+        for b in ('b1', 'b3'):
+            text = (root / f'batches/arrests/{b}-drift.html').read_text()
+            assert text.startswith(linked) and 'url(../_evidently/evidently-0.7-icons.woff2)' in text
+        assert (
+            (root / 'batches/arrests/b2-drift.html').read_text().startswith('<script src="../_evidently/evidently-0.6')
+        )
+        assert sorted(f.name for f in (root / 'batches/_evidently').iterdir()) == [
+            'evidently-0.6.js',
+            'evidently-0.7-icons.woff2',
+        ]  # no second copy of the bundle
+        assert (root / 'assets/evidently' / bundle.name).read_bytes() == bundle.data
+    assert manifest()['shared'] == ['batches/arrests/b1-drift.html', 'batches/arrests/b3-drift.html']
+    with monkeypatch.context() as m:  # another Evidently: the reports' copy is no longer its bundle
+        m.setattr(site, 'evidently_bundle', lambda: site.EvidentlyBundle(bundle.js + '\n// another version'))
+        add_run(s, 'r2', '2026-01-02T00:00:00+00:00')  # (a render is due)
+        site.render_site(s, 'mkdocs')
+        assert (s.site_dir / 'batches/arrests/b1-drift.html').read_text().startswith('<script src="../_evidently/')
+        assert (s.site_dir / 'batches/_evidently/evidently-0.7.js').read_bytes() == bundle.data
+        assert manifest()['shared'] == [] and not (s.site_dir / 'assets/evidently' / bundle.name).exists()
+    add_run(s, 'r3', '2026-01-03T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')  # back to this Evidently
+    assert manifest()['shared'] == ['batches/arrests/b1-drift.html', 'batches/arrests/b3-drift.html']
+    assert not (s.site_dir / 'batches/_evidently/evidently-0.7.js').exists()
+    (ingest / 'arrests/b1-drift.html').unlink()
+    site.render_site(s, 'mkdocs')
+    assert (s.site_dir / 'assets/evidently' / bundle.name).is_file()  # b3's report still links it
+    assert manifest()['shared'] == ['batches/arrests/b3-drift.html']
+    (ingest / 'arrests/b3-drift.html').unlink()
+    site.render_site(s, 'mkdocs')
+    assert not (pages / 'assets/evidently' / bundle.name).exists()
+    assert not (s.site_dir / 'assets/evidently' / bundle.name).exists() and manifest()['shared'] == []
+    assert (s.site_dir / 'batches/arrests/b2-drift.html').is_file()
+
+
 def test_another_evidently_redoes_the_pages_so_none_links_a_bundle_the_site_no_longer_has(workspace, monkeypatch):
     """Evidently upgraded (another bundle, under another name): the pages are redone against it, so that no page links
     the old bundle, which goes."""

@@ -201,20 +201,37 @@ def test_search_works_offline(site, browser):
     assert not page.problems
 
 
-def test_a_drift_report_draws_with_the_shared_evidently_scripts(tmp_path, browser, arrests):
+def test_a_drift_report_draws_with_the_shared_evidently_scripts_and_in_the_site_with_its_one_copy(
+    workspace, browser, arrests
+):
+    "Evidently's drift reports draw with the scripts they link: theirs beside them, and in the site the site's copy."
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
     from lifecycle.data.drift import evidently_report, save_report
 
+    s = Workspace.open(workspace)
     snap = evidently_report(arrests.iloc[:1000], arrests.iloc[1000:1200])
+    ingest = s.reports_dir / 'ingest'
     for b in ('b1', 'b2'):
-        out = save_report(snap, tmp_path / 'arrests' / f'{b}-drift.html', tmp_path / '_evidently')
+        out = save_report(snap, ingest / 'arrests' / f'{b}-drift.html', ingest / '_evidently')
         assert out['shared_lib'] and out['bytes'] < 1_000_000
-    handler = functools.partial(QuietHandler, directory=str(tmp_path))
+    s.ingest_dir.mkdir(parents=True, exist_ok=True)
+    (s.ingest_dir / 'batches.jsonl').write_text(
+        ''.join(json.dumps(dict(batch_id=b, dataset='arrests', status='accepted')) + '\n' for b in ('b1', 'b2'))
+    )
+    site.render_site(s, 'mkdocs')
+    bundle = site.evidently_bundle()
+    in_site = s.site_dir / 'batches/arrests/b2-drift.html'
+    assert f'src="../../assets/evidently/{bundle.name}"' in in_site.read_text()
+    assert not list((s.site_dir / 'batches/_evidently').glob('*.js'))  # one copy of the bundle in the site
+    handler = functools.partial(QuietHandler, directory=str(s.root))
     server = QuietServer(('127.0.0.1', 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        page = open_page(browser, f'http://127.0.0.1:{server.server_port}/arrests/b2-drift.html')
-        page.wait_for_selector('text=Dataset Drift', timeout=30_000)  # drawn by the linked bundle, not embedded
-        assert page.problems == [] and 'Dataset drift detection threshold' in page.inner_text('body')
-        page.close()
+        for path in (ingest / 'arrests/b2-drift.html', in_site):
+            page = open_page(browser, f'http://127.0.0.1:{server.server_port}/{path.relative_to(s.root).as_posix()}')
+            page.wait_for_selector('text=Dataset Drift', timeout=30_000)  # drawn by the linked bundle, not embedded
+            assert page.problems == [] and 'Dataset drift detection threshold' in page.inner_text('body')
+            page.close()
     finally:
         server.shutdown()

@@ -668,6 +668,9 @@ def runs_pages(facts: dict, runs_dir: Path) -> list[Page]:
     return [Page('runs/index.md', 'Runs', text=text), *pages]
 
 # %% ../../nbs/api/app/01_site.ipynb #37217145
+_REPORT_LIBS = 'batches/_evidently/'  # where the site keeps the scripts and font the drift reports link
+
+
 def batches_page(facts: dict) -> tuple[Page, list[tuple[str, Path]]]:
     "The ingestion log, newest first, with drift scores and links to the drift reports; and the reports to copy."
     rows, assets = [], []
@@ -697,7 +700,7 @@ def batches_page(facts: dict) -> tuple[Page, list[tuple[str, Path]]]:
         if b['drift_report']
         for f in (b['drift_report'].parent.parent / '_evidently').glob('*')
     }
-    assets += [(f'batches/_evidently/{f.name}', f) for f in sorted(shared)]  # the scripts the drift reports link to
+    assets += [(f'{_REPORT_LIBS}{f.name}', f) for f in sorted(shared)]  # the scripts the drift reports link to
     text = '# Ingestion batches\n\nEvery batch taken through the ingestion boundary, newest first.\n\n' + md_table(
         rows,
         ['batch', 'time', 'dataset', 'status', 'rows', 'accepted', 'violations', 'drift', 'drifted', 'report'],
@@ -1104,7 +1107,7 @@ def quarto_config(pages: list[Page]) -> dict:
             'output-dir': '_site',
             'render': [p.path for p in pages],
             # what pages load without linking it (Evidently's bundle, from inside a report): copied as it is
-            'resources': [f'{EVIDENTLY_DIR}/*', 'batches/_evidently/*'],
+            'resources': [f'{EVIDENTLY_DIR}/*', f'{_REPORT_LIBS}*'],
         },
         'execute': {'enabled': False},
         'format': {'html': {'theme': 'cosmo', 'toc': True, 'code-fold': True, 'code-tools': True}},
@@ -1207,9 +1210,20 @@ class EvidentlyBundle:
         return f'evidently-{sha256_bytes(self.js.encode())[:16]}.js'
 
     @functools.cached_property
+    def data(self) -> bytes:
+        "The bundle as a file holds it (UTF-8)."
+        return self.js.encode()
+
+    @functools.cached_property
     def size(self) -> int:
-        "Its size in bytes, as a file holds it (UTF-8)."
-        return len(self.js.encode())
+        return len(self.data)
+
+    def held_by(self, path: Path) -> bool:
+        "Whether the file at `path` is this bundle (its size first: another file is told apart without reading it)."
+        try:
+            return path.stat().st_size == self.size and path.read_bytes() == self.data
+        except OSError:
+            return False
 
     @functools.cached_property
     def _embedded(self) -> tuple[str, str]:
@@ -1287,12 +1301,25 @@ def _notebook_page(path: Path, rel: str) -> tuple[bytes, bool]:
     return json.dumps(nb, indent=1).encode(), shared
 
 
+def _drift_page(path: Path, rel: str, copies: list[Path], bundle: EvidentlyBundle) -> tuple[bytes, bool]:
+    """The site's page `rel` of the drift report at `path`, its links to `copies` of Evidently's bundle (the reports'
+    own, beside them) pointed at the site's one copy (`EVIDENTLY_DIR`) instead; and whether it links that."""
+    data, linked = path.read_bytes(), False
+    prefix = Path(os.path.relpath(EVIDENTLY_DIR, Path(rel).parent.as_posix())).as_posix()
+    for copy in copies:
+        link = f'"{Path(os.path.relpath(copy, path.parent)).as_posix()}"'.encode()
+        if link in data:
+            data, linked = data.replace(link, f'"{prefix}/{bundle.name}"'.encode()), True
+    return data, linked
+
+
 def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], old: dict) -> tuple[dict, list[str]]:
     """Write changed pages, static files and configurations under `src`; return (new hashes, paths written or removed).
-    The site's copy of Evidently's bundle is one of its files while a notebook page links it (`shared`: written again
-    if it went missing, removed from the sources once no page links it)."""
+    The site's copy of Evidently's bundle is one of its files while a notebook page or a drift report links it
+    (`shared`: written again if it went missing, removed from the sources once none links it). The drift reports'
+    own copy of the bundle is not copied: they link the site's."""
     docs, memo, hashes, written = src / 'pages', old.get('memo', {}), {}, []
-    bundle, shared = evidently_bundle(), set(old.get('shared', ()))  # (shared: the notebook pages linking the bundle)
+    bundle, shared = evidently_bundle(), set(old.get('shared', ()))  # (shared: the pages and reports linking it)
 
     def put(rel: str, digest: str, make, base: Path = docs):
         hashes[rel] = digest
@@ -1305,20 +1332,33 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
         (shared.add if linked else shared.discard)(p.path)
         return data
 
+    def drift_page(rel: str, path: Path, copies: list[Path]) -> bytes:
+        data, linked = _drift_page(path, rel, copies, bundle)
+        (shared.add if linked else shared.discard)(rel)
+        return data
+
     for p in pages:
         if p.text is not None:
             put(p.path, _source_hash(p, memo), lambda p=p: p.text)
         else:
             put(p.path, _source_hash(p, memo), lambda p=p: notebook_page(p))
-    shared &= {p.path for p in pages if p.text is None}  # (pages gone)
+    held = bundle.held_by if bundle is not None else lambda path: False
+    copies = [path for rel, path in assets if rel.startswith(_REPORT_LIBS) and held(path)]  # (the reports' own bundle)
+    for rel, path in assets:
+        st = path.stat()
+        if path in copies:
+            continue  # (the reports link the site's copy)
+        if rel.endswith('.html') and bundle is not None:  # a drift report
+            digest = f"{st.st_size}:{st.st_mtime_ns}:{bundle.name}:{','.join(c.name for c in copies)}"
+            put(rel, digest, lambda rel=rel, path=path: drift_page(rel, path, copies))
+        else:
+            put(rel, f'{st.st_size}:{st.st_mtime_ns}', lambda path=path: path.read_bytes())
+    shared &= {p.path for p in pages if p.text is None} | {rel for rel, _ in assets}  # (pages and reports gone)
     if bundle is not None and shared:
         target = docs / EVIDENTLY_DIR / bundle.name
         if target.is_file() and target.stat().st_size != bundle.size:
             target.unlink()  # (not the bundle: written again)
         put(f'{EVIDENTLY_DIR}/{bundle.name}', bundle.name, lambda: bundle.js)
-    for rel, path in assets:
-        st = path.stat()
-        put(rel, f'{st.st_size}:{st.st_mtime_ns}', lambda path=path: path.read_bytes())
     for rel, text in STATIC.items():
         put(rel, sha256_bytes(text.encode()), lambda text=text: text)
     cache = src / '.cache' / 'mkdocs-jupyter'
