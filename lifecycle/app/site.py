@@ -668,7 +668,7 @@ def runs_pages(facts: dict, runs_dir: Path) -> list[Page]:
     return [Page('runs/index.md', 'Runs', text=text), *pages]
 
 # %% ../../nbs/api/app/01_site.ipynb #37217145
-_REPORT_LIBS = 'batches/_evidently/'  # where the site keeps the scripts and font the drift reports link
+_REPORT_LIBS = 'batches/_evidently/'  # what the drift reports link beside them (their bundle: unless the site's own)
 
 
 def batches_page(facts: dict) -> tuple[Page, list[tuple[str, Path]]]:
