@@ -642,7 +642,6 @@ def test_drift_reports_link_the_sites_one_copy_of_the_bundle_instead_of_bringing
     assert (s.site_dir / 'batches/arrests/b1-drift.html').read_text().startswith('<script src="../_evidently/')
     assert (s.site_dir / 'batches/_evidently/evidently-0.7.js').is_file() and manifest()['shared'] == []
     (ingest / '_evidently/evidently-0.7.js').write_bytes(bundle.data)  # mended (as the next drift report would)
-    add_run(s, 'r0', '2025-12-31T00:00:00+00:00')  # (a render is due)
     site.render_site(s, 'mkdocs')
     linked = f'<script src="../../assets/evidently/{bundle.name}"></script>'
     for root in (pages, s.site_dir):
@@ -658,13 +657,28 @@ def test_drift_reports_link_the_sites_one_copy_of_the_bundle_instead_of_bringing
         ]  # no second copy of the bundle
         assert (root / 'assets/evidently' / bundle.name).read_bytes() == bundle.data
     assert manifest()['shared'] == ['batches/arrests/b1-drift.html', 'batches/arrests/b3-drift.html']
-    with monkeypatch.context() as m:  # another Evidently: the reports' copy is no longer its bundle
-        m.setattr(site, 'evidently_bundle', lambda: site.EvidentlyBundle(bundle.js + '\n// another version'))
+    with monkeypatch.context() as m:
+        new = site.EvidentlyBundle(bundle.js + '\n// another version')
+        m.setattr(site, 'evidently_bundle', lambda: new)  # another Evidently, whose reports' copy has the same name
+        (ingest / '_evidently/evidently-0.7.js').write_bytes(new.data)
+        site.render_site(s, 'mkdocs')
+        assert (
+            (s.site_dir / 'batches/arrests/b1-drift.html').read_text().startswith(linked.replace(bundle.name, new.name))
+        )
+        assert (s.site_dir / 'assets/evidently' / new.name).read_bytes() == new.data
+        assert not (s.site_dir / 'assets/evidently' / bundle.name).exists()
+        assert not (s.site_dir / 'batches/_evidently/evidently-0.7.js').exists()
+        (ingest / '_evidently/evidently-0.7.js').write_bytes(bundle.data)  # the reports' copy no longer its bundle
+        site.render_site(s, 'mkdocs')
+        assert (s.site_dir / 'batches/arrests/b1-drift.html').read_text().startswith('<script src="../_evidently/')
+        assert (s.site_dir / 'batches/_evidently/evidently-0.7.js').read_bytes() == bundle.data
+        assert manifest()['shared'] == [] and not list((s.site_dir / 'assets/evidently').glob('*.js'))
+        m.setattr(site, 'evidently_bundle', lambda: None)  # no Evidently: the reports as they are, with their copy
         add_run(s, 'r2', '2026-01-02T00:00:00+00:00')  # (a render is due)
         site.render_site(s, 'mkdocs')
         assert (s.site_dir / 'batches/arrests/b1-drift.html').read_text().startswith('<script src="../_evidently/')
         assert (s.site_dir / 'batches/_evidently/evidently-0.7.js').read_bytes() == bundle.data
-        assert manifest()['shared'] == [] and not (s.site_dir / 'assets/evidently' / bundle.name).exists()
+        assert manifest()['shared'] == []
     add_run(s, 'r3', '2026-01-03T00:00:00+00:00')
     site.render_site(s, 'mkdocs')  # back to this Evidently
     assert manifest()['shared'] == ['batches/arrests/b1-drift.html', 'batches/arrests/b3-drift.html']

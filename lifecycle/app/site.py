@@ -668,7 +668,7 @@ def runs_pages(facts: dict, runs_dir: Path) -> list[Page]:
     return [Page('runs/index.md', 'Runs', text=text), *pages]
 
 # %% ../../nbs/api/app/01_site.ipynb #37217145
-_REPORT_LIBS = 'batches/_evidently/'  # what the drift reports link beside them (their bundle: unless the site's own)
+_REPORT_LIBS = 'batches/_evidently/'  # the drift reports' scripts and font (their bundle not, when it is the site's)
 
 
 def batches_page(facts: dict) -> tuple[Page, list[tuple[str, Path]]]:
@@ -1189,6 +1189,7 @@ def input_fingerprint(s: Settings) -> str:
         _stat_walk(s.reports_dir / 'experiments', '*.ipynb'),
         _stat_walk(s.reports_dir / 'monitoring', '*.ipynb'),
         _stat_walk(s.reports_dir / 'ingest', '*.html'),
+        _stat_walk(s.reports_dir / 'ingest' / '_evidently'),  # (whether the reports' bundle is the site's)
         _stat_walk(Path(plan_pages.__code__.co_filename)),
         _stat_walk(Path(s.params_dir) / 'policy.yaml'),  # the folder the pages read the policy from
         _monitor_key(s),  # a new window or alert, a watcher dying: the landing page changes
@@ -1207,7 +1208,7 @@ class EvidentlyBundle:
 
     @functools.cached_property
     def name(self) -> str:
-        return f'evidently-{sha256_bytes(self.js.encode())[:16]}.js'
+        return f'evidently-{sha256_bytes(self.data)[:16]}.js'
 
     @functools.cached_property
     def data(self) -> bytes:
@@ -1216,6 +1217,7 @@ class EvidentlyBundle:
 
     @functools.cached_property
     def size(self) -> int:
+        "Its size in bytes, as a file holds it."
         return len(self.data)
 
     def held_by(self, path: Path) -> bool:
@@ -1301,9 +1303,9 @@ def _notebook_page(path: Path, rel: str) -> tuple[bytes, bool]:
     return json.dumps(nb, indent=1).encode(), shared
 
 
-def _drift_page(path: Path, rel: str, copies: list[Path], bundle: EvidentlyBundle) -> tuple[bytes, bool]:
-    """The site's page `rel` of the drift report at `path`, its links to `copies` of Evidently's bundle (the reports'
-    own, beside them) pointed at the site's one copy (`EVIDENTLY_DIR`) instead; and whether it links that."""
+def _drift_page(path: Path, rel: str, copies: list[Path], bundle: EvidentlyBundle | None) -> tuple[bytes, bool]:
+    """The site's page `rel` of the drift report at `path`, its links to `copies` of Evidently's installed `bundle` (the
+    reports' own, beside them) pointed at the site's one copy (`EVIDENTLY_DIR`) instead; and whether it links that."""
     data, linked = path.read_bytes(), False
     prefix = Path(os.path.relpath(EVIDENTLY_DIR, Path(rel).parent.as_posix())).as_posix()
     for copy in copies:
@@ -1348,8 +1350,8 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
         st = path.stat()
         if path in copies:
             continue  # (the reports link the site's copy)
-        if rel.endswith('.html') and bundle is not None:  # a drift report
-            digest = f"{st.st_size}:{st.st_mtime_ns}:{bundle.name}:{','.join(c.name for c in copies)}"
+        if rel.endswith('.html'):  # a drift report
+            digest = f"{st.st_size}:{st.st_mtime_ns}:{bundle.name if bundle else ''}:{','.join(c.name for c in copies)}"
             put(rel, digest, lambda rel=rel, path=path: drift_page(rel, path, copies))
         else:
             put(rel, f'{st.st_size}:{st.st_mtime_ns}', lambda path=path: path.read_bytes())
