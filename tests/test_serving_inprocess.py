@@ -557,3 +557,72 @@ def test_a_hand_edited_live_flag_file_is_refused_alerted_and_audited(client, ws)
     while not srv.status()['flags_valid']:
         assert time.monotonic() < end
         time.sleep(0.05)
+
+
+def test_a_model_the_params_contract_does_not_cover_is_refused_not_served(ws, tmp_path):
+    """Served with the params of another model (the flags still route this one), or with a contract that leaves one
+    of the model's inputs undeclared, the server does not serve: those inputs would be neither checked nor masked, and
+    their values would reach the prediction log as they came. It says which model and which columns, and how to mend
+    it; served with its own params again, it serves."""
+    import re
+    import shutil
+
+    s = Workspace.open(ws)
+    fl.change_flags(s, BASE, actor='test', reason='test baseline')
+    other = tmp_path / 'params-other'
+    shutil.copytree(ws / 'params', other)
+    text = (other / 'register.yaml').read_text()
+    (other / 'register.yaml').write_text(re.sub(r'(?m)^model_name: .*$', 'model_name: another-model', text))
+    undeclared = tmp_path / 'params-undeclared'
+    shutil.copytree(ws / 'params', undeclared)
+    for name in ('ingest.yaml', 'features.yaml'):  # the column goes from the contract, and so from the features
+        lines = (undeclared / name).read_text().splitlines(keepends=True)
+        (undeclared / name).write_text(''.join(line for line in lines if 'citizen' not in line))
+    for params, words in (
+        (other, ['the flags', "route model 'arrests-release'", "register 'another-model'", 'flags init --params']),
+        (undeclared, ["input column(s) ['citizen'] are not declared", 'ingest.yaml']),
+    ):
+        srv = Server(Workspace.open(ws, params_dir=params))
+        try:
+            with TestClient(create_app(srv)) as c:
+                ready = c.get('/ready').json()
+                assert not ready['ready'] and all(w in ready['not_ready'] for w in words), ready['not_ready']
+                r = c.post('/invocations', json={'dataframe_records': [{**REC, 'citizen': 'x@example.com'}]})
+                assert r.status_code == 503 and 'x@example.com' not in r.text
+        finally:
+            srv.close()
+    assert 'x@example.com'.encode() not in (ws / '.lifecycle' / 'predictions.db').read_bytes()
+    with TestClient(create_app(Server(Workspace.open(ws, params_dir=ws / 'params')))) as c:
+        assert c.get('/ready').json()['ready']
+
+
+def test_serve_refuses_a_taken_port_an_impossible_one_and_a_missing_pii_key_before_starting(ws, tmp_path):
+    """What would stop the server is refused before anything starts (no flags deployed, no model loaded, nothing
+    audited), with one line and exit 2: a port another program listens on, a port past 65535, and a contract that
+    pseudonymises a column with no PII key to do it with."""
+    import shutil
+    import socket
+    from conftest import set_yaml
+
+    s = Workspace.open(ws)
+    entries = len(audit.read(s.audit_path))
+    with socket.socket() as taken:
+        taken.bind(('127.0.0.1', 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        r = cli(ws, 'serve', '--port', str(port))
+    assert r.returncode == 2 and f'127.0.0.1:{port} cannot be listened on' in r.stderr, r.stderr
+    r = cli(ws, 'serve', '--port', '99999')
+    assert r.returncode == 2 and "'--port'" in r.stderr and '65535' in r.stderr, r.stderr
+    keyed = tmp_path / 'params-keyed'
+    shutil.copytree(ws / 'params', keyed)
+    set_yaml(
+        keyed / 'ingest.yaml', columns__email={'dtype': 'str', 'personal': True, 'pii': {'method': 'pseudonymise'}}
+    )
+    with socket.socket() as free:
+        free.bind(('127.0.0.1', 0))
+        port = free.getsockname()[1]
+    r = cli(ws, 'serve', '--params', str(keyed), '--port', str(port))
+    assert r.returncode == 2 and 'pseudonymisation needs a key' in r.stderr and 'serving the' not in r.stderr, r.stderr
+    assert all('Traceback' not in x for x in (r.stderr, r.stdout))
+    assert len(audit.read(s.audit_path)) == entries  # nothing was deployed, loaded or refused meanwhile

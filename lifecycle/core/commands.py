@@ -193,10 +193,12 @@ def redacted(command: list[str]) -> list[str]:
 
 
 def port_free(port: int, host: str = '127.0.0.1') -> bool:
-    "Whether nothing listens on `host:port` now (a bind succeeds)."
+    """Whether nothing listens on `host:port` now: a bind succeeds with `SO_REUSEADDR`, as servers bind (a port whose
+    last server just stopped, its connections in TIME_WAIT, is free)."""
     import socket
 
     with socket.socket() as so:
+        so.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             so.bind((host, port))
         except OSError:

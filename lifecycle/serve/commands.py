@@ -24,6 +24,7 @@ SERVE_ERRORS = {
     'lifecycle.release.container.BundleError': EXIT_INPUT,
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
+    'lifecycle.data.pii.PiiError': EXIT_INPUT,
 }
 
 # %% ../../nbs/api/serve/05_commands.ipynb #1e07c428
@@ -230,10 +231,28 @@ def token_issue(
     return TokenIssued(p.name, sorted(p.roles), t)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
+def _can_serve(s, host: str, port: int) -> None:
+    """Refuse, before anything starts (no flags deployed, no model loaded), what would stop the server: a port outside
+    1-65535 or one another program listens on, and a pseudonymising contract with no PII key."""
+    from lifecycle.core.commands import port_free
+
+    if not 0 < port < 65536:
+        raise CommandError(f"port {port} (--port or settings port): expected a port from 1 to 65535")
+    if not port_free(port, host):
+        raise CommandError(
+            f"{host}:{port} cannot be listened on: another program listens there, or {host!r} is not an address of "
+            "this machine; expected a free port (--port N) on an address of this machine (--host)"
+        )
+    if any(r.pii and r.pii.method == 'pseudonymise' for r in s.params['ingest'].columns.values()):
+        from lifecycle.data.pii import load_key
+
+        load_key(s.pii_key_file)  # (the prediction log pseudonymises those inputs: PiiError, exit 2, without it)
+
+
 @command(errors=SERVE_ERRORS)
 def serve(
     host: Optional[str] = typer.Option(None, '--host', help="Bind address (default: settings host, 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, '--port', help="Port (default: settings port)."),
+    port: Optional[int] = typer.Option(None, '--port', min=1, max=65535, help="Port (default: settings port)."),
     workers: int = typer.Option(1, '--workers', min=1, help="Worker processes."),
     log_level: str = typer.Option('warning', '--log-level', help="uvicorn log level."),
     environment: Optional[str] = typer.Option(
@@ -256,6 +275,7 @@ def serve(
             f"environment of policy.yaml; expected one of {envs}",
             EXIT_INPUT,
         )
+    _can_serve(s, host or s.host, port or s.port)
     from lifecycle.serve import flags as fl
     from lifecycle.release.container import read_bundle
 

@@ -17,7 +17,7 @@ import time
 from typing import NamedTuple
 from ..core.settings import Settings
 from ..core.store import atomic_write
-from .models import ServedModel
+from .models import ServedModel, UndeclaredInputs
 from . import flags as fl
 
 # %% auto #0
@@ -116,7 +116,7 @@ class FlagGate:
                 if version not in self._loaded:
                     try:
                         self._loaded[version] = self.load(version)
-                    except (SignatureError, UnauditedAlias) as e:  # tampered, unsigned or moved unaudited: refused
+                    except (SignatureError, UnauditedAlias, UndeclaredInputs) as e:  # refused, not tried again
                         raise fl.FlagError(f"variant {variant!r}: version {version} refused: {e}") from None
                     except Exception as e:  # e.g. the registry is busy: try again at the next look
                         self._seen = None

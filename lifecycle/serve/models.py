@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'CsvBody', 'parse_csv', 'parse_columns', 'input_contract',
-           'check_inputs', 'ServedModel', 'load_folder', 'load_version', 'load_bundled']
+__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'CsvBody', 'parse_csv', 'parse_columns', 'UndeclaredInputs',
+           'input_contract', 'check_inputs', 'ServedModel', 'load_folder', 'load_version', 'load_bundled']
 
 # %% ../../nbs/api/serve/02_models.ipynb #acbdc3a5
 NUMERIC = {'long', 'integer', 'double', 'float', 'boolean'}
@@ -184,6 +184,10 @@ def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_
     return _from_records(body, schema, key)
 
 # %% ../../nbs/api/serve/02_models.ipynb #3cadf5d6
+class UndeclaredInputs(Exception):
+    "A model's input columns are not all declared in the ingestion contract of the params it is served with."
+
+
 def input_contract(columns: dict, names: list[str]) -> dict:
     "The ingestion contract's rules (allowed categories, range) for the model inputs `names`; personal ones excluded."
     return {

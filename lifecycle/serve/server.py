@@ -16,7 +16,7 @@ from ..core.settings import SettingsError
 from ..core.workspace import Workspace
 from ..core.params import ARMS, FlagsParams
 from ..core import audit
-from .models import ServedModel, load_bundled, load_version, input_contract
+from .models import ServedModel, UndeclaredInputs, load_bundled, load_version, input_contract
 from ..release.container import read_bundle
 from ..model.registry import check_version_aliases
 from .predlog import PredictionLog, default_url, pii_masker
@@ -63,7 +63,7 @@ class Server:
             )
         declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.unready = ''  # why no flags could be deployed at start, when none were
-        self.model_name = params['register'].model_name
+        self.model_name = self.registers = params['register'].model_name  # (the flags may name another: refused)
         if not fl.spec_path(s).exists():
             self.unready = self._first_flags(declared)
         if fl.spec_path(s).exists():
@@ -125,8 +125,17 @@ class Server:
         return ''
 
     def _vet(self, spec, name: str, before) -> list[str]:
-        """What keeps a spec from going live here: each arm it exposes beyond the release policy of this environment
-        (a release bundle, whose one version was checked against the policy when it was made: any other version)."""
+        """What keeps a spec from going live here: a model other than the one the params register (their ingestion
+        contract would neither check its inputs nor mask its personal columns), and each arm it exposes beyond the
+        release policy of this environment (a release bundle, whose one version was checked against the policy when
+        it was made: any other version)."""
+        if name != self.registers:
+            return [
+                f"the flags ({fl.spec_path(self.s)}) route model {name!r}, but the params ({self.s.params_dir}) "
+                f"register {self.registers!r}, whose ingestion contract cannot check that model's inputs: serve with "
+                f"the params of {name!r} (--params), or route {self.registers!r} with `lifecycle flags init --params "
+                f"{self.s.params_dir} --force`"
+            ]
         if self.bundle:
             ours = str(self.bundle['model_version'])
             return [
@@ -184,6 +193,12 @@ class Server:
         else:
             check_version_aliases(self.s.mlflow.MlflowClient(), self.s.audit_path, self.model_name, version)
             m = load_version(self.s.mlflow, self.s.store, self.model_name, version, self.s.key_dir)
+        undeclared = [c for c in m.columns if c not in self.columns]
+        if undeclared:  # (its values would be neither checked nor masked, and logged as they came)
+            raise UndeclaredInputs(
+                f"{self.model_name} version {version}: input column(s) {undeclared} are not declared in "
+                f"{self.s.params_dir}/ingest.yaml, the contract requests are checked and logged by"
+            )
         m.contract = input_contract(self.columns, m.columns)
         audit.append(
             self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})'

@@ -585,6 +585,13 @@ def app_factory():
     except (fl.FlagError, SettingsError) as e:
         print(f"error: {e}", file=sys.stderr)
         raise SystemExit(2) from None
+    except Exception as e:
+        from lifecycle.data.pii import PiiError  # (no PII key: `lifecycle serve` refuses it before a worker starts)
+
+        if not isinstance(e, PiiError):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def serve(
