@@ -896,6 +896,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer.ProposalRefused': ( 'api/data/infer.html#proposalrefused',
                                                                                 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._block': ('api/data/infer.html#_block', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._check_target': ( 'api/data/infer.html#_check_target',
+                                                                              'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._files': ('api/data/infer.html#_files', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._flow': ('api/data/infer.html#_flow', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._number': ('api/data/infer.html#_number', 'lifecycle/data/infer.py'),

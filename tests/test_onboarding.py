@@ -52,7 +52,7 @@ def test_proposal_declares_every_column_and_passes_the_schemas(tmp_path):
     assert ps['ingest'].drift.exclude == ['customer_id', 'signup']
     # the reasons name counts, never a value of a personal column
     why = ' '.join(pr.columns.why)
-    assert 'client0' not in why and '400 of 400 values look like a e-mail address' in why
+    assert 'client0' not in why and '400 of 400 values look like an e-mail address' in why
 
 
 def test_an_all_null_column_is_declared_and_left_out(tmp_path):
@@ -91,6 +91,14 @@ def test_init_command_refusals_name_what_is_wrong(tmp_path):
     assert r.exit_code == 2 and "--target 'nope'" in r.output and 'education-num' in r.output
     r = invoke(init, ['--from', str(ws / 'missing.csv')], env=env)
     assert r.exit_code == 4 and 'missing.csv' in r.output
+    for target, what in (
+        ('email', 'personal data (400 of 400 values look like an e-mail'),
+        ('customer_id', 'personal data (identifier'),
+        ('signup', 'dates'),
+    ):
+        r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', target], env=env)
+        assert r.exit_code == 2 and f"target {target!r} holds {what}" in ' '.join(r.output.split()), r.output
+        assert 'client' not in r.output and '5000' not in r.output and not (ws / 'params-c').exists()  # no value
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--json'], env=env)
     assert r.exit_code == 0, r.output
     out = json.loads(r.stdout)

@@ -76,7 +76,8 @@ def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()
     f = looks_personal(s, vocabulary)
     if f is None:
         return None, ''
-    return {'method': _METHOD.get(f.kind, 'redact')}, f'{f.matched} of {f.read} values look like a {f.kind}'
+    article = 'an' if f.kind[0] in 'aeiou' else 'a'
+    return {'method': _METHOD.get(f.kind, 'redact')}, f'{f.matched} of {f.read} values look like {article} {f.kind}'
 
 # %% ../../nbs/api/data/10_infer.ipynb #4fa0f057
 def _round_up(x: float, step: float = 0.01) -> float:
@@ -162,6 +163,24 @@ def _block(d) -> str:
     return yaml.safe_dump(d, sort_keys=False, width=110, allow_unicode=True)
 
 # %% ../../nbs/api/data/10_infer.ipynb #5376084b
+def _check_target(s: pd.Series, name: str) -> None:
+    """Refuse a target that cannot be a label: personal data, an identifier, dates, or free text (more distinct texts
+    than classes). Its classes would be written into the params and printed; the reason is given in counts."""
+    rule, why = column_rule(s, name)
+    kind = rule.get('kind', 'value')
+    if rule['personal']:
+        what = f"personal data ({why})"
+    elif kind in ('identifier', 'date'):
+        what = 'an identifier' if kind == 'identifier' else 'dates'
+    elif rule['dtype'] == 'str' and not rule.get('allowed'):
+        what = f"free text ({s.nunique():,} distinct values in {s.notna().sum():,} rows: too many to be classes)"
+    else:
+        return
+    raise ValueError(
+        f"target {name!r} holds {what}, so it cannot be the label; expected a column of a few classes, or of numbers"
+    )
+
+
 def propose_params(
     df: pd.DataFrame, *, target: str, source: str, dataset: str | None = None, actor: str = 'the data owner'
 ) -> Proposal:
@@ -169,6 +188,7 @@ def propose_params(
     if target not in df.columns:
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {list(df.columns)}")
     dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-') or 'dataset'
+    _check_target(df[target], target)
     task, positive, task_why = infer_task(df[target])
     rows, rules = [], {}
     for c in df.columns:
