@@ -336,3 +336,17 @@ def test_a_few_email_addresses_are_personal_not_categories():
     s = pd.Series(['ann.lee@example.com', 'bo.kim@example.org', 'ann.lee@example.com', 'cy.ng@example.net'] * 5)
     rule, _ = column_rule(s, 'contact')
     assert rule['personal'] is True and 'allowed' not in rule
+
+
+def test_a_run_that_fails_leaves_the_remembered_params_folder_as_it_was(workspace):
+    """The next command defaults to the params folder of the last run that went through: one whose stage failed (here,
+    a source file that is not there) does not make `serve`, `flags` or `score` use its folder."""
+    import shutil
+    from conftest import cli, set_yaml
+
+    shutil.copytree(workspace / 'params', workspace / 'params-b')
+    set_yaml(workspace / 'params-b' / 'ingest.yaml', source='data/missing.csv')
+    r = cli(workspace, 'run', '--params', str(workspace / 'params-b'), '--no-site')
+    assert r.returncode != 0 and 'missing.csv' in r.stderr, r.stderr
+    r = cli(workspace, 'status', '--json')
+    assert json.loads(r.stdout)['params_dir'] == str((workspace / 'params').resolve())

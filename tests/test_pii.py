@@ -81,7 +81,8 @@ def test_without_the_key_pseudonymisation_refuses_to_run(workspace, arrests):
     with_people(arrests).to_csv(workspace / 'data/people.csv', index=False)
     declare_pii(workspace)
     r = cli(workspace, 'run', '--no-site')
-    assert r.returncode == 1 and 'LIFECYCLE_PII_KEY' in ' '.join(r.stderr.split())
+    assert r.returncode == 2 and 'LIFECYCLE_PII_KEY' in ' '.join(r.stderr.split()), r.stderr
+    assert 'no stage ran' in ' '.join(r.stderr.split()) and not list((workspace / 'reports/runs').glob('*'))
     assert leaks(workspace) == []
 
 

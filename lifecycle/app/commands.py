@@ -62,6 +62,17 @@ class RunOutcome(Result):
             Console().print(f"reports: {self.index}")
 
 
+def _key_or_refuse(s: Workspace) -> None:
+    "Refuse, before any stage runs, a contract that pseudonymises a column with no PII key to do it with."
+    if any(r.pii for r in s.params['ingest'].columns.values()):
+        from lifecycle.data.pii import PiiError, key_needed
+
+        try:
+            key_needed(s.params['ingest'].columns, s.pii_key_file)
+        except PiiError as e:
+            raise CommandError(f"{s.params_dir}/ingest.yaml: {e}; no stage ran", EXIT_INPUT) from None
+
+
 @command()
 def run(
     params: Optional[Path] = typer.Option(
@@ -116,8 +127,9 @@ def run(
 
         try:
             s.params  # validated before anything is remembered or run
-            remember_params(s)  # the next command defaults to this run's params folder
+            _key_or_refuse(s)
             manifest, results = run_pipeline(s, force=force, on_event=on_event, wait=wait, on_wait=on_wait)
+            remember_params(s)  # a run that went through: the next command defaults to its params folder
         except LockBusy as e:
             raise CommandError(
                 f"another run is in progress, no stage ran: {e}; wait for it, or leave out --no-wait", EXIT_INPUT

@@ -15,7 +15,7 @@ import pandas as pd
 from ..core.params import PiiRule
 
 # %% auto #0
-__all__ = ['REDACTED', 'PiiError', 'load_key', 'pseudonymise', 'generalise', 'mask_frame', 'finding_salt', 'digest',
+__all__ = ['REDACTED', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'generalise', 'mask_frame', 'finding_salt', 'digest',
            'PersonalFinding', 'looks_personal']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
@@ -37,6 +37,14 @@ def load_key(key_file: str | Path | None = None) -> bytes:
         "pseudonymisation needs a key: set LIFECYCLE_PII_KEY, or name a key file with pii_key_file in "
         "settings.ini" + (f" (the file {key_file} does not exist)" if key_file else '')
     )
+
+
+def key_needed(columns: dict, key_file: str | Path | None = None) -> bytes | None:
+    """The key the contract `columns` (ingest.yaml's column rules) needs: `load_key`'s when a rule pseudonymises
+    (`PiiError` when there is none), else None. For checking before work starts, not halfway through it."""
+    if any(r.pii is not None and r.pii.method == 'pseudonymise' for r in columns.values()):
+        return load_key(key_file)
+    return None
 
 
 def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:

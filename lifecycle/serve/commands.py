@@ -243,10 +243,10 @@ def _can_serve(s, host: str, port: int) -> None:
             f"{host}:{port} cannot be listened on: another program listens there, or {host!r} is not an address of "
             "this machine; expected a free port (--port N) on an address of this machine (--host)"
         )
-    if any(r.pii and r.pii.method == 'pseudonymise' for r in s.params['ingest'].columns.values()):
-        from lifecycle.data.pii import load_key
+    if any(r.pii for r in s.params['ingest'].columns.values()):
+        from lifecycle.data.pii import key_needed
 
-        load_key(s.pii_key_file)  # (the prediction log pseudonymises those inputs: PiiError, exit 2, without it)
+        key_needed(s.params['ingest'].columns, s.pii_key_file)  # (the prediction log pseudonymises: PiiError, exit 2)
 
 
 @command(errors=SERVE_ERRORS)

@@ -80,10 +80,10 @@ class Server:
         self.columns = params['ingest'].columns  # the contract every model input is checked against
         rules = {c: r.pii for c, r in params['ingest'].columns.items() if r.pii}
         key = None
-        if any(r.method == 'pseudonymise' for r in rules.values()):
-            from lifecycle.data.pii import load_key
+        if rules:
+            from lifecycle.data.pii import key_needed
 
-            key = load_key(s.pii_key_file)
+            key = key_needed(params['ingest'].columns, s.pii_key_file)
         self.log = PredictionLog(
             default_url(s),
             mask=pii_masker(rules, key),
