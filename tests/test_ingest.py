@@ -335,3 +335,23 @@ def test_a_batch_is_checked_for_drift_against_a_named_reference_with_an_evidentl
     arrests[arrests.year == 2002].assign(age=lambda d: d.age + 20).to_csv(cur2, index=False)
     r, out = ingest(workspace, cur2)
     assert r.returncode == 1 and findings(out)[('drift', 'age')]['severity'] == 'critical'  # drift blocking switched on
+
+
+def test_drift_between_stored_versions_refuses_the_params_of_another_dataset(workspace, arrests):
+    """A stored version names its dataset: drift measured with the params of another dataset (the folder the last
+    run used, say) would apply its exclusions to these columns; it is refused, naming both, and --params mends it."""
+    import shutil
+
+    versions = []
+    for part in (arrests[arrests.year <= 2000], arrests[arrests.year == 2001]):
+        part.to_csv(workspace / 'part.csv', index=False)
+        r, out = ingest(workspace, workspace / 'part.csv', '--no-report')
+        assert r.returncode == 0, r.stderr
+        versions.append(out['snapshot'])
+    shutil.copytree(workspace / 'params', workspace / 'params-customers')
+    set_yaml(workspace / 'params-customers/ingest.yaml', dataset='customers')
+    r = cli(workspace, 'drift', '--reference', versions[0], '--current', versions[1], '--params', 'params-customers')
+    words = [f"{versions[0]}: a version of dataset 'arrests'", "describe 'customers'", "--params with the folder of"]
+    assert r.returncode == 2 and all(w in ' '.join(r.stderr.split()) for w in words), r.stderr
+    r, out = cli_json(workspace, 'drift', '--reference', versions[0], '--current', versions[1], '--params', 'params')
+    assert r.returncode == 0 and out['columns'], r.stderr

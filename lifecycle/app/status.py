@@ -39,7 +39,7 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
     return dict(
         workspace=str(ws.root),
         state_dir=str(ws.state_dir),
-        params_dir=str(ws.params_dir),  # --params, else the folder the last run used, else params/
+        params_dir=str(ws.params_dir),  # --params, else the last run's that went through, else params/
         tracking_uri=ws.tracking_uri,
         models=models,
         alias_mismatches=mismatches,

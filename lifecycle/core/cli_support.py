@@ -245,7 +245,9 @@ def with_params_option(fn):
         'params',
         inspect.Parameter.KEYWORD_ONLY,
         default=typer.Option(
-            None, '--params', help="Folder of params YAML files (default: the folder the last run used, else params/)."
+            None,
+            '--params',
+            help="Folder of params YAML files (default: the folder of the last run that went through, else params/).",
         ),
         annotation=Optional[Path],
     )

@@ -176,7 +176,9 @@ def ingest(
     max_batches: Optional[int] = typer.Option(
         None, '--max-batches', help="With --watch: stop after this many batches."
     ),
-    params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/)."),
+    params: Optional[Path] = typer.Option(
+        None, '--params', help="Folder of params YAML files (default: the folder of the last run that went through)."
+    ),
     report: bool = typer.Option(
         True, '--report/--no-report', help="Write Evidently's drift report per batch under reports/ingest/."
     ),
@@ -303,7 +305,9 @@ def _excluded(p, columns) -> dict:
 def drift(
     reference: str = typer.Option(..., '--reference', help="Dataset version, or a CSV/Parquet file."),
     current: str = typer.Option(..., '--current', help="Dataset version, or a CSV/Parquet file."),
-    params: Optional[Path] = typer.Option(None, '--params', help="Folder of params YAML files (default: params/)."),
+    params: Optional[Path] = typer.Option(
+        None, '--params', help="Folder of params YAML files (default: the folder of the last run that went through)."
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print per-column scores and verdicts as JSON."),
 ):
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
@@ -348,6 +352,13 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
         if not stored[current] and _parquet(current):
             early['current'] = pool.submit(read, current)
         p = s.params['ingest']
+        for x in (reference, current):
+            if stored[x] and (d := store.get_record('datasets', x).get('dataset')) != p.dataset:
+                raise CommandError(
+                    f"{x}: a version of dataset {d!r}, but the params ({s.params_dir}) describe {p.dataset!r}, whose "
+                    f"exclusions and CSV dialect drift would use; expected --params with the folder of {d!r}",
+                    EXIT_INPUT,
+                )
         from lifecycle.data.drift import compare_records, summary
 
         if stored[reference]:
