@@ -355,3 +355,6 @@ def test_drift_between_stored_versions_refuses_the_params_of_another_dataset(wor
     assert r.returncode == 2 and all(w in ' '.join(r.stderr.split()) for w in words), r.stderr
     r, out = cli_json(workspace, 'drift', '--reference', versions[0], '--current', versions[1], '--params', 'params')
     assert r.returncode == 0 and out['columns'], r.stderr
+    r = cli(workspace, 'drift', '--reference', versions[0], '--current', versions[1], '--params', 'params')
+    n = out['summary']['columns']
+    assert f"{out['summary']['drifted_columns']} of {n} columns drifted" in r.stdout and "{'columns'" not in r.stdout

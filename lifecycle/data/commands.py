@@ -256,7 +256,14 @@ class DriftTable(Result):
                 '' if r.get('psi') is None or r['psi'] != r['psi'] else f"{r['psi']:.3f}",
             )
         Console().print(t)
-        Console().print(self.summary)
+        sm = self.summary
+        verdict = 'drifts' if sm['dataset_drift'] else 'does not drift'
+        Console().print(
+            f"{sm['drifted_columns']} of {sm['columns']} columns drifted ({sm['share']:.0%}): the dataset {verdict} "
+            f"(it does from {sm['drift_share']:.0%})"
+            + (f"; drifted: {', '.join(sm['drifted'])}" if sm['drifted'] else ''),
+            markup=False,
+        )
         if self.excluded:
             Console().print('not compared: ' + ', '.join(f'{c} ({why})' for c, why in self.excluded.items()))
 
