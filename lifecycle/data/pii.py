@@ -27,6 +27,8 @@ def load_key(key_file: str | Path | None = None) -> bytes:
     "The pseudonymisation key: `$LIFECYCLE_PII_KEY`, else the contents of `key_file`."
     env = os.environ.get('LIFECYCLE_PII_KEY')
     if env:
+        if len(env.encode()) < 16:  # (a short key makes pseudonyms one can find by trying keys)
+            raise PiiError(f"LIFECYCLE_PII_KEY is too short ({len(env.encode())} bytes; at least 16 expected)")
         return env.encode()
     if key_file and Path(key_file).is_file():
         key = Path(key_file).read_bytes().strip()
