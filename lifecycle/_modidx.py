@@ -993,6 +993,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command.InitProposal.show': ( 'api/data/init_command.html#initproposal.show',
                                                                                                 'lifecycle/data/init_command.py'),
+                                             'lifecycle.data.init_command._dialect': ( 'api/data/init_command.html#_dialect',
+                                                                                       'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command.guess_target': ( 'api/data/init_command.html#guess_target',
                                                                                            'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command.init': ( 'api/data/init_command.html#init',

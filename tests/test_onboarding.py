@@ -350,3 +350,21 @@ def test_a_run_that_fails_leaves_the_remembered_params_folder_as_it_was(workspac
     assert r.returncode != 0 and 'missing.csv' in r.stderr, r.stderr
     r = cli(workspace, 'status', '--json')
     assert json.loads(r.stdout)['params_dir'] == str((workspace / 'params').resolve())
+
+
+def test_init_reads_a_latin_1_semicolon_file_with_encoding_and_delimiter_and_writes_them_into_the_contract(tmp_path):
+    "An export from another system (Latin-1, ';'): init says how to read it, and its proposal reads it the same way."
+    ws = scratch_workspace(tmp_path / 'ws')
+    df = customers().assign(city=lambda d: np.where(d.index % 2, 'Zürich', 'Genève'))
+    df.drop(columns=['email']).to_csv(ws / 'c.csv', index=False, sep=';', encoding='latin-1')
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned'], env=env)
+    assert r.exit_code == 4 and '`lifecycle init --encoding`' in ' '.join(r.output.split()), r.output
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'nope'], env=env)
+    assert r.exit_code == 2 and "--encoding 'nope'" in r.output
+    args = ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'latin-1', '--delimiter', ';']
+    r = invoke(init, args, env=env)
+    assert r.exit_code == 0, r.output
+    p = load_params(ws / 'params-c')
+    assert p['ingest'].csv.encoding == 'latin-1' and p['ingest'].csv.delimiter == ';'
+    assert sorted(p['ingest'].columns['city'].allowed) == ['Genève', 'Zürich']

@@ -182,9 +182,15 @@ def _check_target(s: pd.Series, name: str) -> None:
 
 
 def propose_params(
-    df: pd.DataFrame, *, target: str, source: str, dataset: str | None = None, actor: str = 'the data owner'
+    df: pd.DataFrame,
+    *,
+    target: str,
+    source: str,
+    dataset: str | None = None,
+    actor: str = 'the data owner',
+    csv: dict | None = None,
 ) -> Proposal:
-    "Propose every params file for `df` (read from `source`) with `target` as the label."
+    "Propose every params file for `df` (read from `source`, with the `csv` dialect given) to predict `target`."
     if target not in df.columns:
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {list(df.columns)}")
     dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-') or 'dataset'
@@ -238,11 +244,11 @@ def propose_params(
         notes.append(
             f"holdout: the latest 25% of rows by {dates[0]!r} (train.yaml split); set split.cutoff to fix the date"
         )
-    files = _files(df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor)
+    files = _files(df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv)
     return Proposal(files, table, task, target, positive, notes, dataset)
 
 # %% ../../nbs/api/data/10_infer.ipynb #9ee54317
-def _files(df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor) -> dict:
+def _files(df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv=None) -> dict:
     "The text of each params file."
     cls = task == 'classification'
     why = dict(zip(table.column, table.why))
@@ -260,6 +266,7 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
             dict(
                 dataset=dataset,
                 source=str(source),
+                **({'csv': csv} if csv else {}),
                 target=target,
                 policy='fail_closed',
                 min_rows=1,

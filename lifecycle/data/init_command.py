@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, CommandError, Result, EXIT_INPUT, EXIT_SOURCE
+from ..core.params import CsvDialect
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -27,13 +28,13 @@ def guess_target(columns: list[str]) -> tuple[str, str]:
     return columns[-1], f"--target not given: the last column, {columns[-1]!r}"
 
 
-def read_frame(source: str, root: Path, max_rows: int = 1_000_000):
-    "The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses."
+def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None):
+    "The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses (CSV: with `dialect`)."
     import pandas as pd
     from lifecycle.data.sources import read_chunks
 
     parts, n = [], 0
-    for chunk in read_chunks(source, root, 100_000):
+    for chunk in read_chunks(source, root, 100_000, dialect=dialect):
         parts.append(chunk)
         n += len(chunk)
         if n >= max_rows:
@@ -80,6 +81,31 @@ class InitProposal(Result):
         )
 
 # %% ../../nbs/api/data/11_init_command.ipynb #c910ad38
+def _dialect(encoding: str | None, delimiter: str | None) -> dict:
+    "The `csv` block of ingest.yaml for `--encoding` and `--delimiter` (empty: the defaults); exit 2 naming a bad one."
+    import codecs
+
+    csv = {}
+    if encoding is not None:
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise CommandError(
+                f"--encoding {encoding!r}: not a codec Python knows; expected e.g. utf-8, latin-1, cp1252"
+            ) from None
+        csv['encoding'] = encoding
+    if delimiter is not None:
+        delimiter = '\t' if delimiter.lower() in ('tab', '\\t') else delimiter
+        if len(delimiter) != 1:
+            raise CommandError(f"--delimiter {delimiter!r}: expected one character, or 'tab'")
+        csv['delimiter'] = delimiter
+    try:
+        CsvDialect(**csv)
+    except ValueError as e:
+        raise CommandError(f"--encoding/--delimiter: {e}") from None
+    return csv
+
+
 @command(
     errors={
         'lifecycle.data.sources.SourceError': EXIT_SOURCE,
@@ -94,6 +120,12 @@ def init(
     out: Optional[Path] = typer.Option(None, '--out', help="Folder to write (default: params-<file name>/)."),
     dataset: Optional[str] = typer.Option(None, '--dataset', help="Dataset and model name (default: the file name)."),
     force: bool = typer.Option(False, '--force', help="Replace the --out folder if it exists."),
+    encoding: Optional[str] = typer.Option(
+        None, '--encoding', help="A CSV file's encoding (default utf-8): latin-1, cp1252, utf-16 ... (ingest.yaml csv)."
+    ),
+    delimiter: Optional[str] = typer.Option(
+        None, '--delimiter', help="A CSV file's delimiter (default ','): ';', '|', or 'tab' (ingest.yaml csv)."
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print the proposal as JSON."),
 ):
     "Propose a params folder from a data file: column contract, personal columns, task, features, split and gates."
@@ -107,7 +139,8 @@ def init(
         shown = str(path.relative_to(ws.root))  # ingest.yaml names sources relative to the workspace
     except ValueError:
         shown = str(path)
-    df = read_frame(str(path), ws.root)
+    csv = _dialect(encoding, delimiter)
+    df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv) if csv else None)
     notes = []
     if target is None:
         target, why = guess_target(list(df.columns))
@@ -117,7 +150,7 @@ def init(
             f"--target {target!r}: not a column of {source}; its columns are {list(map(str, df.columns))}", EXIT_INPUT
         )
     try:
-        pr = propose_params(df, target=target, source=shown, dataset=dataset, actor=ws.actor)
+        pr = propose_params(df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv)
     except ValueError as e:
         raise CommandError(f"{source}: {e}", EXIT_INPUT) from None
     stem = pr.dataset

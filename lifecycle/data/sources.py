@@ -139,7 +139,7 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFr
         if e.start < len(head) - 4:  # not just a character cut at the end of the block read
             raise SourceError(
                 f"{path}: not valid {shown} (byte 0x{head[e.start]:02x} at offset {e.start}); re-export the "
-                f"file as {shown}, or set 'csv.encoding' in ingest.yaml to the file's encoding"
+                f"file as {shown}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
             ) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
@@ -165,8 +165,8 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFr
             n += len(chunk)
     except UnicodeDecodeError as e:
         raise SourceError(
-            f"{path}: not valid {shown} after row {n} (byte offset {e.start} in the block being read); "
-            f"re-export the file as {shown}, or set 'csv.encoding' in ingest.yaml to the file's encoding"
+            f"{path}: not valid {shown} after row {n} (byte offset {e.start} in the block being read); re-export "
+            f"the file as {shown}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
         ) from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
