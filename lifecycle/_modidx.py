@@ -904,6 +904,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._flow': ('api/data/infer.html#_flow', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._number': ('api/data/infer.html#_number', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._round_up': ('api/data/infer.html#_round_up', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._widened': ('api/data/infer.html#_widened', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.column_dtype': ('api/data/infer.html#column_dtype', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.column_kind': ('api/data/infer.html#column_kind', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.column_rule': ('api/data/infer.html#column_rule', 'lifecycle/data/infer.py'),

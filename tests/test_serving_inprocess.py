@@ -626,3 +626,12 @@ def test_serve_refuses_a_taken_port_an_impossible_one_and_a_missing_pii_key_befo
     assert r.returncode == 2 and 'pseudonymisation needs a key' in r.stderr and 'serving the' not in r.stderr, r.stderr
     assert all('Traceback' not in x for x in (r.stderr, r.stdout))
     assert len(audit.read(s.audit_path)) == entries  # nothing was deployed, loaded or refused meanwhile
+
+
+def test_a_range_refusal_quotes_the_declared_limits_as_written_not_rounded():
+    import numpy as np
+    from lifecycle.serve.models import check_inputs
+
+    rule = ColumnRule(dtype='float', personal=False, min=4189.83, max=96035.08)
+    with pytest.raises(InputError, match=r"column 'income' row 0: .*\[4189\.83, 96035\.08\]"):
+        check_inputs({'income': np.array([1e6])}, {'income': rule})

@@ -90,6 +90,18 @@ def _number(x):
     return int(x) if float(x).is_integer() and abs(x) < 2**53 else float(x)
 
 
+def _widened(lo, hi, dtype: str, share: float = 0.1) -> tuple:
+    """The range seen, `share` of its span wider on each side (not below 0 when nothing seen was negative; whole
+    numbers for an int column): a later batch's values are rarely all within the first file's, and a contract that
+    is exactly that file's range refuses the next batch and ordinary requests."""
+    lo, hi = float(lo), float(hi)
+    pad = (hi - lo) * share
+    a, b = (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad
+    if dtype == 'int':
+        a, b = round(a), round(b)
+    return _number(a), _number(b)
+
+
 def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: float = 0.05) -> tuple[dict, str]:
     "One column's proposed contract (`ingest.yaml` keys) and the reasons behind its privacy and kind guesses."
     dtype = column_dtype(s)
@@ -109,7 +121,7 @@ def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: 
     if pii is None and cats:
         rule['allowed'] = cats
     if pii is None and kind == 'value' and dtype in ('int', 'float') and len(v):
-        rule['min'], rule['max'] = _number(v.min()), _number(v.max())
+        rule['min'], rule['max'] = _widened(v.min(), v.max(), dtype)
     if pii is not None:
         rule['pii'] = pii
     return rule, why
@@ -261,7 +273,8 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
     ingest = (
         "# Ingestion contract proposed by `lifecycle init` from the data: review every column.\n"
         "# personal: does the column hold personal data (true needs a pii masking rule, applied before any write);\n"
-        "# kind: identifier | date columns skip the personal-data detector; allowed / min / max: what was seen.\n"
+        "# kind: identifier | date columns skip the personal-data detector; allowed: what was seen; min / max: the\n"
+        "# range seen, a tenth of it wider on each side.\n"
         + _block(
             dict(
                 dataset=dataset,

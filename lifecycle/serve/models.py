@@ -237,7 +237,7 @@ def check_inputs(cols: dict[str, np.ndarray], contract: dict, where: str = '', o
             if not np.any(mask):
                 continue
             first, count = int(np.argmax(mask)), int(np.sum(mask))
-        lo, hi = ('-inf' if r.min is None else f'{r.min:g}'), ('inf' if r.max is None else f'{r.max:g}')
+        lo, hi = ('-inf' if r.min is None else f'{r.min:.15g}'), ('inf' if r.max is None else f'{r.max:.15g}')
         what = (
             f"one of the declared categories {r.allowed}"
             if r.allowed is not None
