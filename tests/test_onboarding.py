@@ -362,6 +362,8 @@ def test_init_reads_a_latin_1_semicolon_file_with_encoding_and_delimiter_and_wri
     assert r.exit_code == 4 and '`lifecycle init --encoding`' in ' '.join(r.output.split()), r.output
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'nope'], env=env)
     assert r.exit_code == 2 and "--encoding 'nope'" in r.output
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'latin-1'], env=env)
+    assert r.exit_code == 2 and "pass --delimiter ';'" in ' '.join(r.output.split()), r.output  # one column read
     args = ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'latin-1', '--delimiter', ';']
     r = invoke(init, args, env=env)
     assert r.exit_code == 0, r.output

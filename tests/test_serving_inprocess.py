@@ -592,6 +592,11 @@ def test_a_model_the_params_contract_does_not_cover_is_refused_not_served(ws, tm
         finally:
             srv.close()
     assert 'x@example.com'.encode() not in (ws / '.lifecycle' / 'predictions.db').read_bytes()
+    r = cli(ws, 'flags', 'init', '--params', str(other))  # the way out, refused without --force: it says which model
+    said = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and "routing model 'arrests-release'; these params" in said and "'another-model'" in said
+    r = cli(ws, 'flags', 'show')
+    assert r.returncode == 0 and r.stdout.startswith('model arrests-release: control=v'), r.stdout
     with TestClient(create_app(Server(Workspace.open(ws, params_dir=ws / 'params')))) as c:
         assert c.get('/ready').json()['ready']
 

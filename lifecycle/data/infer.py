@@ -99,6 +99,8 @@ def _widened(lo, hi, dtype: str, share: float = 0.1) -> tuple:
     a, b = (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad
     if dtype == 'int':
         a, b = round(a), round(b)
+    else:  # 12 significant digits (no float noise in the file), never narrower than the range
+        a, b = min(float(f'{a:.12g}'), a), max(float(f'{b:.12g}'), b)
     return _number(a), _number(b)
 
 

@@ -141,6 +141,14 @@ def init(
         shown = str(path)
     csv = _dialect(encoding, delimiter)
     df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv) if csv else None)
+    seps = [d for d in (';', '\t', '|', ',') if len(df.columns) == 1 and d in str(df.columns[0])]
+    if seps and 'delimiter' not in csv:  # (the header read as one name: another delimiter)
+        shown_sep = 'tab' if seps[0] == '\t' else seps[0]
+        raise CommandError(
+            f"--from {source}: read as a single column; its header looks {shown_sep!r}-separated: pass --delimiter "
+            f"{shown_sep!r}",
+            EXIT_INPUT,
+        )
     notes = []
     if target is None:
         target, why = guess_target(list(df.columns))

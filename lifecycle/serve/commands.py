@@ -41,15 +41,16 @@ class FlagsView(Result):
 
     flags: dict
     extra: dict = field(default_factory=dict)
+    model: str = ''  # the registered model the flags route
 
     def data(self):
-        return {'ok': True, 'flags': self.flags, **self.extra}
+        return {'ok': True, 'model': self.model, 'flags': self.flags, **self.extra}
 
     def show(self):
         d = self.flags
         arms = ', '.join(f"{a}=v{d[a]}" for a in ('control', 'challenger', 'safe') if d[a])
         print(
-            f"{arms}; challenger share {d['percentage']:g}%; kill {'ON' if d['kill'] else 'off'}; "
+            f"model {self.model}: {arms}; challenger share {d['percentage']:g}%; kill {'ON' if d['kill'] else 'off'}; "
             f"shadow {'on' if d['shadow'] else 'off'}; "
             f"threshold {d['threshold']['default']} ({d['threshold']['variants'][d['threshold']['default']]})"
         )
@@ -60,8 +61,8 @@ class FlagsView(Result):
             )
 
 
-def _show_spec(spec, extra: dict | None = None) -> FlagsView:
-    return FlagsView(spec.model_dump(mode='json', by_alias=True), extra or {})
+def _show_spec(spec, name: str, extra: dict | None = None) -> FlagsView:
+    return FlagsView(spec.model_dump(mode='json', by_alias=True), extra or {}, name)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #18d3ec3b
 @command(errors=SERVE_ERRORS)
@@ -75,13 +76,17 @@ def flags_init(
 
     s = Workspace.open()
     ps = s.params
-    if fl.spec_path(s).exists() and not force:
-        raise CommandError(
-            f"{fl.spec_path(s)}: flags already initialised; use --force to start again from params", EXIT_INPUT
-        )
     name = ps['register'].model_name
+    if fl.spec_path(s).exists() and not force:
+        routed = fl.load_spec(s)[1]
+        other = '' if routed == name else f"; these params ({s.params_dir}) register {name!r}"
+        raise CommandError(
+            f"{fl.spec_path(s)}: flags already initialised, routing model {routed!r}{other}; use --force to start "
+            "again from params",
+            EXIT_INPUT,
+        )
     spec = fl.init_flags(s, ps['flags'], name, _alias_lookup(s, name), reason=reason)
-    return _show_spec(spec, {'file': str(fl.flagd_path(s))})
+    return _show_spec(spec, name, {'file': str(fl.flagd_path(s))})
 
 
 @command(errors=SERVE_ERRORS)
@@ -92,10 +97,10 @@ def flags_show(
     from lifecycle.serve import flags as fl
 
     s = Workspace.open()
-    spec, _ = fl.load_spec(s)
+    spec, name = fl.load_spec(s)
     doc = fl.read_document(fl.flagd_path(s))
     fl.check_live(s, doc)  # never report a value the live flag file does not have
-    return _show_spec(spec, {'flagd': doc} if as_json else None)
+    return _show_spec(spec, name, {'flagd': doc} if as_json else None)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #59713a60
 def _change(changes: dict, reason: str) -> FlagsView:
@@ -112,7 +117,7 @@ def _change(changes: dict, reason: str) -> FlagsView:
         else None
     )
     spec = fl.change_flags(s, changes, reason=reason, lookup=lookup)
-    return _show_spec(spec)
+    return _show_spec(spec, name)
 
 
 def _value(text: str):
