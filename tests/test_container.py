@@ -147,6 +147,6 @@ def test_a_bundle_is_made_only_for_a_version_its_environment_may_serve(tmp_path)
     ):
         Server(replace(Workspace.open(tmp_path / 'dev'), environment='production'))  # `-e LIFECYCLE_ENVIRONMENT=...`
     srv = Server.__new__(Server)  # the bundle's policy look, without starting a server
-    srv.bundle, srv.s, srv.registers = b['release'], Workspace.open(tmp_path / 'dev'), name
+    srv.bundle, srv.s, srv.model_name = b['release'], Workspace.open(tmp_path / 'dev'), name
     spec = FlagsParams(control='1', safe='1', challenger='2', percentage=10)
     assert srv._vet(spec, name, None) == ['challenger: version 2 is not the version this release bundle carries (1)']

@@ -189,6 +189,10 @@ def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
     v = stages['validate']['outputs']
     assert v['validation_passed'] and {g['kind'] for g in v['gates']} >= {'threshold', 'fairness'}
     assert stages['train']['outputs']['serving_form'] == 'onnx'
+    bundled = [yaml.safe_load(p.read_text()) for p in (ws / '.lifecycle/releases').glob('*/params/register.yaml')]
+    assert bundled and all(b['model_name'] == 'customers' for b in bundled)  # the stages read this run's params
+    r = cli(ws, 'status', '--json', env=env)
+    assert json.loads(r.stdout)['params_dir'] == str((ws / 'params-customers').resolve())  # remembered: it went through
 
 
 def test_a_five_row_group_shows_its_count_only_and_does_not_decide():
@@ -364,6 +368,8 @@ def test_init_reads_a_latin_1_semicolon_file_with_encoding_and_delimiter_and_wri
     assert r.exit_code == 2 and "--encoding 'nope'" in r.output
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'latin-1'], env=env)
     assert r.exit_code == 2 and "pass --delimiter ';'" in ' '.join(r.output.split()), r.output  # one column read
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--delimiter', '"'], env=env)
+    assert r.exit_code == 2 and 'expected one character' in r.output and len(r.output.strip().splitlines()) == 1
     args = ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'latin-1', '--delimiter', ';']
     r = invoke(init, args, env=env)
     assert r.exit_code == 0, r.output

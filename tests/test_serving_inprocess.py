@@ -640,3 +640,34 @@ def test_a_range_refusal_quotes_the_declared_limits_as_written_not_rounded():
     rule = ColumnRule(dtype='float', personal=False, min=4189.83, max=96035.08)
     with pytest.raises(InputError, match=r"column 'income' row 0: .*\[4189\.83, 96035\.08\]"):
         check_inputs({'income': np.array([1e6])}, {'income': rule})
+
+
+def test_a_server_refused_for_another_models_flags_serves_its_own_model_once_they_route_it(tiny_template, tmp_path):
+    """The refusal's way out (route the params' model) makes the running server load the params' model, not the
+    one the flags named when it started."""
+    import re
+    import shutil
+    from conftest import copy_workspace
+    from lifecycle.model.registry import alias_version, register_version
+    from lifecycle.model.signing import sign_model_version
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    s = Workspace.open(ws)
+    vid = s.client.get_model_version('arrests-release', '2').tags['validation_id']
+    reg = register_version(s, vid, 'arrests-renamed', alias='dev', tags={}, reason='the model renamed')
+    sign_model_version(s.mlflow, s.store, 'arrests-renamed', reg['model_version'], s.key_dir, audit_path=s.audit_path)
+    renamed = tmp_path / 'params-renamed'
+    shutil.copytree(ws / 'params', renamed)
+    text = (renamed / 'register.yaml').read_text()
+    (renamed / 'register.yaml').write_text(re.sub(r'(?m)^model_name: .*$', 'model_name: arrests-renamed', text))
+    sr = Workspace.open(ws, params_dir=renamed)
+    srv = Server(sr)  # the flags still route arrests-release
+    try:
+        assert not srv.status()['ready'] and "route model 'arrests-release'" in srv.status()['not_ready']
+        lookup = lambda alias: alias_version(sr.client, 'arrests-renamed', alias)  # noqa: E731
+        fl.init_flags(sr, sr.params['flags'], 'arrests-renamed', lookup, reason='as the refusal says')
+        assert srv.gate.check() and srv.status()['ready']
+        loads = [e['subject'] for e in audit.read(s.audit_path) if e['action'] == 'serve.load']
+        assert loads[-1] == f"arrests-renamed/{reg['model_version']}", loads
+    finally:
+        srv.close()

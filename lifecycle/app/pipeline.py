@@ -195,6 +195,7 @@ def _run_stages(
     m = RunManifest.create(ws.runs_dir, mode='pipeline', params_dir=str(ws.params_dir), code_version=lib, **git)
     ws.audit('run.start', m.run_id, 'lifecycle run', params_dir=str(ws.params_dir), force=force)
     os.environ['LIFECYCLE_WORKSPACE'] = str(ws.root)
+    os.environ['LIFECYCLE_PARAMS_DIR'] = str(ws.params_dir)  # the stage kernels open this run's params, not the last's
     results, emit = [], on_event or (lambda *a: None)
     with StageKernel(ws.stages_dir, fresh=ws.stage_kernel == 'fresh') as kernel:  # started on the first miss
         for st in STAGES:

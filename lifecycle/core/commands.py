@@ -197,7 +197,7 @@ def port_free(port: int, host: str = '127.0.0.1') -> bool:
     last server just stopped, its connections in TIME_WAIT, is free)."""
     import socket
 
-    with socket.socket() as so:
+    with socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET) as so:  # (the family uvicorn binds with)
         so.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             so.bind((host, port))

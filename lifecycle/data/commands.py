@@ -259,8 +259,8 @@ class DriftTable(Result):
         sm = self.summary
         verdict = 'drifts' if sm['dataset_drift'] else 'does not drift'
         Console().print(
-            f"{sm['drifted_columns']} of {sm['columns']} columns drifted ({sm['share']:.0%}): the dataset {verdict} "
-            f"(it does from {sm['drift_share']:.0%})"
+            f"{sm['drifted_columns']} of {sm['columns']} columns drifted ({sm['share']:.1%}): the dataset {verdict} "
+            f"(it does from {sm['drift_share']:.1%})"
             + (f"; drifted: {', '.join(sm['drifted'])}" if sm['drifted'] else ''),
             markup=False,
         )

@@ -5,6 +5,7 @@ contract of every column, the personal columns with a masking method, the task, 
 
 # %% ../../nbs/api/data/10_infer.ipynb #82710268
 from __future__ import annotations
+import math
 import re
 import shutil
 import tempfile
@@ -97,8 +98,8 @@ def _widened(lo, hi, dtype: str, share: float = 0.1) -> tuple:
     lo, hi = float(lo), float(hi)
     pad = (hi - lo) * share
     a, b = (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad
-    if dtype == 'int':
-        a, b = round(a), round(b)
+    if dtype == 'int':  # (halves rounded outward: 1-16 and 0-15 both grow by 2)
+        a, b = math.ceil(a - 0.5), math.floor(b + 0.5)
     else:  # 12 significant digits (no float noise in the file), never narrower than the range
         a, b = min(float(f'{a:.12g}'), a), max(float(f'{b:.12g}'), b)
     return _number(a), _number(b)

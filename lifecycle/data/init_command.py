@@ -101,8 +101,9 @@ def _dialect(encoding: str | None, delimiter: str | None) -> dict:
         csv['delimiter'] = delimiter
     try:
         CsvDialect(**csv)
-    except ValueError as e:
-        raise CommandError(f"--encoding/--delimiter: {e}") from None
+    except ValueError as e:  # (pydantic's: the first problem, in one line)
+        why = e.errors()[0]['msg'] if hasattr(e, 'errors') else str(e)
+        raise CommandError(f"--encoding/--delimiter: {why}") from None
     return csv
 
 

@@ -63,12 +63,12 @@ class Server:
             )
         declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.unready = ''  # why no flags could be deployed at start, when none were
-        self.model_name = self.registers = params['register'].model_name  # (the flags may name another: refused)
+        self.model_name = params['register'].model_name  # what it serves (flags routing another one are refused)
         if not fl.spec_path(s).exists():
             self.unready = self._first_flags(declared)
         if fl.spec_path(s).exists():
             try:
-                _, self.model_name = fl.load_spec(s)
+                fl.load_spec(s)
             except fl.FlagError as e:
                 self.unready = str(e)
         self.admin_role = declared.admin_role
@@ -129,11 +129,11 @@ class Server:
         contract would neither check its inputs nor mask its personal columns), and each arm it exposes beyond the
         release policy of this environment (a release bundle, whose one version was checked against the policy when
         it was made: any other version)."""
-        if name != self.registers:
+        if name != self.model_name:
             return [
                 f"the flags ({fl.spec_path(self.s)}) route model {name!r}, but the params ({self.s.params_dir}) "
-                f"register {self.registers!r}, whose ingestion contract cannot check that model's inputs: serve with "
-                f"the params of {name!r} (--params), or route {self.registers!r} with `lifecycle flags init --params "
+                f"register {self.model_name!r}, whose ingestion contract cannot check that model's inputs: serve with "
+                f"the params of {name!r} (--params), or route {self.model_name!r} with `lifecycle flags init --params "
                 f"{self.s.params_dir} --force`"
             ]
         if self.bundle:
