@@ -75,9 +75,10 @@ def test_an_edited_drift_profile_is_refused_before_it_changes_a_verdict(ws):
 
 def test_drift_command_refuses_an_edited_profile_with_exit_2(ws, tmp_path, monkeypatch):
     from lifecycle.data import commands
-    from conftest import make_workspace
+    from conftest import make_workspace, set_yaml
 
     w = make_workspace(tmp_path / 'w')
+    set_yaml(w / 'params/ingest.yaml', dataset=P.dataset)  # (drift refuses the params of another dataset)
     monkeypatch.chdir(w)
     s = Workspace.open(w)
     a = ing.ingest_batch([rows(60)], P, s, source='a.csv', fingerprint='a').snapshot['version']
@@ -91,9 +92,10 @@ def test_drift_command_refuses_an_edited_profile_with_exit_2(ws, tmp_path, monke
 def test_drift_command_uses_a_stored_reference_profile_without_reading_its_data(ws, tmp_path, monkeypatch):
     "`lifecycle drift --reference VERSION` reads the version's stored profile: its data is not read again."
     from lifecycle.data import commands
-    from conftest import make_workspace
+    from conftest import make_workspace, set_yaml
 
     w = make_workspace(tmp_path / 'w')
+    set_yaml(w / 'params/ingest.yaml', dataset=P.dataset)  # (drift refuses the params of another dataset)
     monkeypatch.chdir(w)
     s = Workspace.open(w)
     a = ing.ingest_batch([rows(60)], P, s, source='a.csv', fingerprint='a').snapshot['version']
