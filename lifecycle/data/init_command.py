@@ -142,7 +142,7 @@ def init(
         shown = str(path)
     csv = _dialect(encoding, delimiter)
     df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv) if csv else None)
-    seps = [d for d in (';', '\t', '|', ',') if len(df.columns) == 1 and d in str(df.columns[0])]
+    seps = [d for d in (';', '\t', '|', ',') if d in str(df.columns[0])] if len(df.columns) == 1 else []
     if seps and 'delimiter' not in csv:  # (the header read as one name: another delimiter)
         shown_sep = 'tab' if seps[0] == '\t' else seps[0]
         raise CommandError(
