@@ -257,3 +257,22 @@ def test_the_assembled_cli_hands_report_commands_the_app_report_runner(workspace
         and a['report'].endswith('report.html')
         and a['variants']['control']['requests'] == 0
     )
+
+
+def test_port_free_sees_a_listener_on_ipv4_and_ipv6_hosts():
+    "`serve` and `ui` check their port as uvicorn binds it: an IPv6 host with an IPv6 socket."
+    import socket
+    from lifecycle.core.commands import port_free
+
+    for family, host in ((socket.AF_INET, '127.0.0.1'), (socket.AF_INET6, '::1')):
+        so = socket.socket(family)
+        try:
+            so.bind((host, 0))
+        except OSError:
+            so.close()
+            pytest.skip(f'{host} cannot be bound on this machine')
+        so.listen()
+        port = so.getsockname()[1]
+        assert not port_free(port, host)
+        so.close()
+        assert port_free(port, host)
