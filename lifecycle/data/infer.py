@@ -178,9 +178,10 @@ def _block(d) -> str:
     return yaml.safe_dump(d, sort_keys=False, width=110, allow_unicode=True)
 
 # %% ../../nbs/api/data/10_infer.ipynb #5376084b
-def _check_target(s: pd.Series, name: str) -> None:
-    """Refuse a target that cannot be a label: personal data, an identifier, dates, or free text (more distinct texts
-    than classes). Its classes would be written into the params and printed; the reason is given in counts."""
+def _check_target(s: pd.Series, name: str) -> dict:
+    """The target's rule (`column_rule`); refused if it cannot be a label: personal data, an identifier, dates, or
+    free text (more distinct texts than classes). Its classes would be written into the params and printed; the
+    reason is given in counts."""
     rule, why = column_rule(s, name)
     kind = rule.get('kind', 'value')
     if rule['personal']:
@@ -190,7 +191,7 @@ def _check_target(s: pd.Series, name: str) -> None:
     elif rule['dtype'] == 'str' and not rule.get('allowed'):
         what = f"free text ({s.nunique():,} distinct values in {s.notna().sum():,} rows: too many to be classes)"
     else:
-        return
+        return rule
     raise ValueError(
         f"target {name!r} holds {what}, so it cannot be the label; expected a column of a few classes, or of numbers"
     )
@@ -209,11 +210,11 @@ def propose_params(
     if target not in df.columns:
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {list(df.columns)}")
     dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-') or 'dataset'
-    _check_target(df[target], target)
+    target_rule = _check_target(df[target], target)
     task, positive, task_why = infer_task(df[target])
     rows, rules = [], {}
     for c in df.columns:
-        rule, why = column_rule(df[c], c)
+        rule, why = (target_rule, '') if c == target else column_rule(df[c], c)
         if c == target:
             rule['critical'] = True
             rule.pop('pii', None)
