@@ -2406,6 +2406,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/serve/gate.py'),
                                       'lifecycle.serve.gate.FlagGate._stamp': ( 'api/serve/gate.html#flaggate._stamp',
                                                                                 'lifecycle/serve/gate.py'),
+                                      'lifecycle.serve.gate.FlagGate._torn': ( 'api/serve/gate.html#flaggate._torn',
+                                                                               'lifecycle/serve/gate.py'),
                                       'lifecycle.serve.gate.FlagGate.check': ( 'api/serve/gate.html#flaggate.check',
                                                                                'lifecycle/serve/gate.py'),
                                       'lifecycle.serve.gate.FlagGate.doc': ('api/serve/gate.html#flaggate.doc', 'lifecycle/serve/gate.py'),

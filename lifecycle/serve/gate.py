@@ -81,6 +81,11 @@ class FlagGate:
         flagd, spec = self._stamp() or (None, None)
         return bool(spec and flagd and spec[0] > flagd[0] and time.time_ns() - spec[0] < within_s * 1e9)
 
+    def _torn(self, within_s: float = 0.5) -> bool:
+        "Whether the flag file was written so lately that the read may have caught it half written (a hand save)."
+        flagd = (self._stamp() or (None,))[0]
+        return bool(flagd and time.time_ns() - flagd[0] < within_s * 1e9)
+
     def check(self) -> bool:
         "Look at the flag file once; activate it if it changed and passes. True when a new document became active."
         with self._checking:  # a look under way (vetting and loading take a while) finishes before the next
@@ -95,7 +100,13 @@ class FlagGate:
         from lifecycle.model.registry import UnauditedAlias
 
         try:
-            doc = fl.read_document(self.source)
+            try:
+                doc = fl.read_document(self.source)
+            except fl.FlagError:
+                if self._torn():  # e.g. an editor truncated the file and is writing it: judge it once it is whole
+                    self._seen = None
+                    return False
+                raise
             try:
                 fl.check_live(self.s, doc)  # the file is what the spec compiles to, or it was edited by hand
             except fl.FlagsTampered:
