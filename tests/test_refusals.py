@@ -54,8 +54,14 @@ def test_a_batch_missing_a_required_column_stops_the_run_at_ingest(workspace):
             ),
             ["ingest.yaml: key 'columns.age.dtype'", "'integer'"],
         ),
+        (
+            lambda p: (p / 'ingest.yaml').write_text(
+                (p / 'ingest.yaml').read_text().replace('source: "sklego:arrests"', 'source: data/nowhere.csv')
+            ),
+            ["ingest.yaml: key 'source': no file at", "data/nowhere.csv"],
+        ),
     ],
-    ids=['unknown-key', 'wrong-type', 'missing-file', 'unknown-hyperparameter', 'bad-dtype'],
+    ids=['unknown-key', 'wrong-type', 'missing-file', 'unknown-hyperparameter', 'bad-dtype', 'missing-source'],
 )
 def test_bad_params_are_refused_before_any_stage_runs(workspace, edit, expected):
     edit(workspace / 'params')

@@ -62,8 +62,19 @@ class RunOutcome(Result):
             Console().print(f"reports: {self.index}")
 
 
-def _key_or_refuse(s: Workspace) -> None:
-    "Refuse, before any stage runs, a contract that pseudonymises a column with no PII key to do it with."
+def _inputs_or_refuse(s: Workspace) -> None:
+    """Refuse, before any stage runs, what the ingest stage would stop on a kernel start later: a source file that is
+    not there, or a contract that pseudonymises a column with no PII key to do it with."""
+    from lifecycle.data.sources import missing_file
+
+    source = s.params['ingest'].source
+    missing = missing_file(source, s.root)
+    if missing is not None:
+        raise CommandError(
+            f"{s.params_dir}/ingest.yaml: key 'source': no file at {missing} (from {source!r}; a relative path is "
+            "read from the workspace root); no stage ran",
+            EXIT_INPUT,
+        )
     if any(r.pii for r in s.params['ingest'].columns.values()):
         from lifecycle.data.pii import PiiError, key_needed
 
@@ -127,7 +138,7 @@ def run(
 
         try:
             s.params  # validated before anything is remembered or run
-            _key_or_refuse(s)
+            _inputs_or_refuse(s)
             manifest, results = run_pipeline(s, force=force, on_event=on_event, wait=wait, on_wait=on_wait)
             remember_params(s)  # a run that went through: the next command defaults to its params folder
         except LockBusy as e:

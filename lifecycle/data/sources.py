@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     import pandas as pd  # imported where a source is read: fingerprinting one (every `lifecycle run`) needs no pandas
 
 # %% auto #0
-__all__ = ['SourceError', 'is_sql', 'resolve', 'fingerprint', 'read_chunks', 'read_frame', 'read_table']
+__all__ = ['PACKAGED', 'SourceError', 'is_sql', 'is_file_source', 'resolve', 'missing_file', 'fingerprint', 'read_chunks',
+           'read_frame', 'read_table']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -26,9 +27,25 @@ def is_sql(source: str) -> bool:
     return '://' in source
 
 
+PACKAGED = ('sklego:arrests', 'sklearn:diabetes')  # datasets shipped inside installed packages
+
+
+def is_file_source(source: str) -> bool:
+    "True for a source read from a file: neither a database URL nor a packaged dataset."
+    return not is_sql(source) and source not in PACKAGED
+
+
 def resolve(source: str, root: str | Path = '.') -> Path:
     "A file source as an absolute path (relative paths are relative to the workspace root)."
     return Path(source) if Path(source).is_absolute() else Path(root) / source
+
+
+def missing_file(source: str, root: str | Path = '.') -> Path | None:
+    "The path a file source names when no file is there; None for a file that is there, a database or a package."
+    if not is_file_source(source):
+        return None
+    path = resolve(source, root)
+    return None if path.is_file() else path
 
 
 def fingerprint(source: str, root: str | Path = '.', query: str | None = None) -> str:
@@ -230,7 +247,7 @@ def read_chunks(
     source: str, root: str | Path = '.', chunk_rows: int = 100_000, query: str | None = None, dialect=None
 ) -> Iterator[pd.DataFrame]:
     "Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says); `SourceError` names a failure."
-    if source in ('sklego:arrests', 'sklearn:diabetes'):  # datasets shipped inside installed packages
+    if source in PACKAGED:
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests
 
@@ -269,7 +286,7 @@ def read_frame(source: str, root: str | Path = '.', query: str | None = None, di
     as `read_chunks` streams it, concatenated."""
     import pandas as pd
 
-    if not is_sql(source) and source not in ('sklego:arrests', 'sklearn:diabetes'):
+    if is_file_source(source):
         path = resolve(source, root)
         if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
             return _parquet_frame(path)
@@ -279,7 +296,7 @@ def read_frame(source: str, root: str | Path = '.', query: str | None = None, di
 def read_table(source: str, root: str | Path = '.', query: str | None = None, dialect=None):
     """A whole source for column-wise reading: a Parquet file as a pyarrow Table (text columns dictionary-encoded;
     pandas is not imported), anything else as `read_frame`'s DataFrame. `lifecycle drift` reads its files so."""
-    if not is_sql(source) and source not in ('sklego:arrests', 'sklearn:diabetes'):
+    if is_file_source(source):
         path = resolve(source, root)
         if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
             return _parquet_table(path)
