@@ -237,6 +237,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.command': ( 'api/core/cli_support.html#command',
                                                                                     'lifecycle/core/cli_support.py'),
+                                            'lifecycle.core.cli_support.console': ( 'api/core/cli_support.html#console',
+                                                                                    'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.dumps': ( 'api/core/cli_support.html#dumps',
                                                                                   'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.exit_code_for': ( 'api/core/cli_support.html#exit_code_for',

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
-from ..core.cli_support import command, CommandError, Result, dumps, EXIT_STAGE, EXIT_INPUT
+from ..core.cli_support import command, console, CommandError, Result, dumps, EXIT_STAGE, EXIT_INPUT
 from ..core.workspace import Workspace, remember_params
 
 # %% auto #0
@@ -42,7 +42,6 @@ class RunOutcome(Result):
         )
 
     def show(self):
-        from rich.console import Console
         from rich.table import Table
         from lifecycle.app.pipeline import STAGES
 
@@ -57,9 +56,10 @@ class RunOutcome(Result):
                 if k in r.outputs
             )
             t.add_row(r.name, r.status, f"{r.duration:.1f}", r.cached_from or '', outs)
-        Console().print(t)
+        c = console()
+        c.print(t)
         if self.index:
-            Console().print(f"reports: {self.index}")
+            c.print(f"reports: {self.index}")
 
 
 def _inputs_or_refuse(s: Workspace) -> None:

@@ -16,9 +16,9 @@ from typing import ClassVar, NoReturn
 import typer
 
 # %% auto #0
-__all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'COMMON_ERRORS', 'CommandError', 'finite', 'dumps',
-           'Result', 'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke',
-           'scratch_workspace', 'with_params_option']
+__all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
+           'finite', 'dumps', 'Result', 'console', 'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once',
+           'command', 'leave', 'invoke', 'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
@@ -74,6 +74,18 @@ class Result:
     @property
     def exit_code(self) -> int:
         return EXIT_OK
+
+# %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8ec
+PIPED_WIDTH = 160  # columns a table gets when no terminal says how wide it is
+
+
+def console():
+    """A rich Console for a result's table: the terminal's width at a terminal; piped or logged, `PIPED_WIDTH` columns
+    (or `COLUMNS`, when wider), so cells are not cut at rich's default of 80."""
+    from rich.console import Console
+
+    c = Console()
+    return c if c.is_terminal else Console(width=max(c.width, PIPED_WIDTH))
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ac5495e1
 COMMON_ERRORS = {

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
-from ..core.cli_support import command, CommandError, Result, dumps, EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
+from ..core.cli_support import command, console, CommandError, Result, dumps
+from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -239,11 +240,11 @@ class DriftTable(Result):
     excluded: dict
 
     def show(self):
-        from rich.console import Console
         from rich.table import Table
 
         t = Table(title=f"drift of {self.current} against {self.reference}")
-        for c in ('column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi'):
+        t.add_column('column', overflow='fold')
+        for c in ('kind', 'method', 'score', 'threshold', 'drifted', 'psi'):
             t.add_column(c)
         for r in self.columns:
             t.add_row(
@@ -255,17 +256,18 @@ class DriftTable(Result):
                 '[red]yes[/]' if r['drifted'] else 'no',
                 '' if r.get('psi') is None or r['psi'] != r['psi'] else f"{r['psi']:.3f}",
             )
-        Console().print(t)
+        out = console()
+        out.print(t)
         sm = self.summary
         verdict = 'drifts' if sm['dataset_drift'] else 'does not drift'
-        Console().print(
+        out.print(
             f"{sm['drifted_columns']} of {sm['columns']} columns drifted ({sm['share']:.1%}): the dataset {verdict} "
             f"(it does from {sm['drift_share']:.1%})"
             + (f"; drifted: {', '.join(sm['drifted'])}" if sm['drifted'] else ''),
             markup=False,
         )
         if self.excluded:
-            Console().print('not compared: ' + ', '.join(f'{c} ({why})' for c, why in self.excluded.items()))
+            out.print('not compared: ' + ', '.join(f'{c} ({why})' for c, why in self.excluded.items()))
 
 
 def _parquet(source: str) -> bool:

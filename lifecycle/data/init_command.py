@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
-from ..core.cli_support import command, CommandError, Result, EXIT_INPUT, EXIT_SOURCE
+from ..core.cli_support import command, console, CommandError, Result, EXIT_INPUT, EXIT_SOURCE
 from ..core.params import CsvDialect
 from ..core.workspace import Workspace
 
@@ -61,17 +61,15 @@ class InitProposal(Result):
     notes: list
 
     def show(self):
-        from rich.console import Console
         from rich.table import Table
 
         t = Table(title=f"{self.source}: {self.rows} rows, {self.task} of {self.target!r}")
-        for c in ('column', 'dtype', 'kind', 'personal', 'pii', 'role', 'why'):
+        t.add_column('column', overflow='fold')
+        for c in ('dtype', 'kind', 'personal', 'pii', 'role', 'why'):
             t.add_column(c)
         for r in self.columns:
             t.add_row(*(str(r[c]) for c in ('column', 'dtype', 'kind', 'personal', 'pii', 'role', 'why')))
-        c = Console()
-        if not c.is_terminal:
-            c = Console(width=160)  # piped or logged: one line per column
+        c = console()
         c.print(t)
         for n in self.notes:
             c.print(f"note: {n}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 import typer
-from ..core.cli_support import command, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
+from ..core.cli_support import command, console, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -37,11 +37,11 @@ class PolicyCheck(Result):
     results: list[dict]
 
     def show(self):
-        from rich.console import Console
         from rich.table import Table
 
         t = Table(title=f"policy check: {self.model} v{self.version}")
-        for c in ('rule', 'value', 'limit', 'verdict'):
+        t.add_column('rule', overflow='fold')
+        for c in ('value', 'limit', 'verdict'):
             t.add_column(c)
         for r in self.results:
             t.add_row(
@@ -50,7 +50,7 @@ class PolicyCheck(Result):
                 str(r['limit']),
                 f"[{ {'pass': 'green', 'fail': 'red'}.get(r['verdict'], 'white') }]{r['verdict']}[/]",
             )
-        Console().print(t)
+        console().print(t)
         print(f"governance report: {self.report}")
         failed = [r for r in self.results if r['verdict'] == 'fail']
         if failed:
