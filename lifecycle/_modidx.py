@@ -2706,6 +2706,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.journal_dir': ( 'api/serve/predlog.html#journal_dir',
                                                                                   'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog.key_pseudonym': ( 'api/serve/predlog.html#key_pseudonym',
+                                                                                    'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.pii_masker': ( 'api/serve/predlog.html#pii_masker',
                                                                                  'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.read_log': ( 'api/serve/predlog.html#read_log',

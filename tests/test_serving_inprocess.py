@@ -404,6 +404,27 @@ def test_an_answered_prediction_is_on_disk_before_its_answer_and_in_the_log_for_
     assert r.headers['x-request-id'] in set(read_log(srv.log).request_id)  # (the log itself: flushed first)
 
 
+def test_the_targeting_key_is_logged_as_a_pseudonym_never_as_sent(client):
+    """A targeting key is whatever identifies the user to the flags, often an e-mail address: it buckets the request
+    as sent, and the log (database, write-ahead file, journals) keeps only its keyed pseudonym, one per key."""
+    from lifecycle.data.pii import finding_salt
+    from lifecycle.serve.predlog import key_pseudonym
+
+    srv = client.app.state.server
+    sent = 'jane.doe@example.com'
+    ids = [
+        client.post('/predict', json={'records': [REC], 'context': {'targetingKey': sent}}).json()['request_id']
+        for _ in range(2)
+    ]
+    assert srv.log.flush()
+    db = srv.s.state_dir / 'predictions.db'
+    files = [f for f in db.parent.iterdir() if f.name.startswith('predictions.db') and f.is_file()]
+    files += list(journal_dir(f'sqlite:///{db}').glob('*.journal'))
+    assert files and not [f.name for f in files if sent.encode() in f.read_bytes()]
+    keys = read_log(srv.log).set_index('request_id').loc[ids, 'targeting_key']
+    assert set(keys) == {key_pseudonym(finding_salt(srv.s.digest_salt_path))(sent)}
+
+
 def test_the_app_serves_once_the_prediction_logs_writer_is_up(ws, monkeypatch, caplog):
     """Until its writer process is up (its database and journal open), a durable log's rows wait for it: the first
     requests after a start would each wait for a process to start (a p99 of 0.2-0.4 s in the first second here). The

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log',
-           'pii_masker']
+           'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -455,8 +455,10 @@ class PredictionLog:
         checkpoint_s: float = 0.25,
         process: bool = False,
         journal_s: float = 0.05,
+        pseudonym=None,
     ):
         self.url, self.batch_rows, self.interval_s, self.mask = url, batch_rows, interval_s, mask
+        self.pseudonym = pseudonym  # targeting key -> what the row keeps of it (`key_pseudonym`); None: the key itself
         self.durable, self.probe_s, self.commit_delay_s, self._last = durable, probe_s, commit_delay_s, 0
         self._want = 0  # rows the writer lingers for (0: it is not lingering)
         store = self.store = _Store(url, mask, durable, timeout_s, checkpoint_s)
@@ -478,6 +480,9 @@ class PredictionLog:
 
     def log_many(self, rows: list[dict]) -> list[Pending]:
         "`log` for rows that came together: one lock and at most one wake-up of the writer; their `Pending`s, in order."
+        if self.pseudonym is not None:  # here, in the caller's process: the raw key reaches no journal and no pipe
+            hide = self.pseudonym
+            rows = [{**r, 'targeting_key': hide(r['targeting_key'])} if r.get('targeting_key') else r for r in rows]
         enc = [_encoded(row) for row in rows]
         with self._cv:
             self._queued += len(enc)
@@ -1050,6 +1055,18 @@ def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | N
     return df
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #73a3c50f
+def key_pseudonym(salt: bytes):
+    """What a server logs for a targeting key (a user ID, often an e-mail address): `k:` and 16 hex digits of its
+    HMAC-SHA256 under the workspace's secret `salt`. One key keeps one pseudonym, so one user's rows still group."""
+    import hashlib
+    import hmac
+
+    def pseudonym(key: str) -> str:
+        return 'k:' + hmac.new(salt, key.encode(), hashlib.sha256).hexdigest()[:16]
+
+    return pseudonym
+
+
 def pii_masker(rules: dict, key: bytes | None):
     "A function masking a list of input payloads (dicts of column -> values) by the PII rules; None if no rule applies."
     return _PiiMask(rules, key) if rules else None

@@ -19,7 +19,7 @@ from ..core import audit
 from .models import ServedModel, UndeclaredInputs, load_bundled, load_version, input_contract
 from ..release.container import read_bundle
 from ..model.registry import check_version_aliases
-from .predlog import PredictionLog, default_url, pii_masker
+from .predlog import PredictionLog, default_url, key_pseudonym, pii_masker
 from .metrics import Metrics
 from .gate import Deployment, FlagGate
 from .tokens import RefusalTally, RosterFile
@@ -84,12 +84,15 @@ class Server:
             from lifecycle.data.pii import key_needed
 
             key = key_needed(params['ingest'].columns, s.pii_key_file)
+        from lifecycle.data.pii import finding_salt
+
         self.log = PredictionLog(
             default_url(s),
             mask=pii_masker(rules, key),
             durable=s.prediction_log_commit == 'durable',
             process=s.prediction_log_commit == 'durable',  # answers wait for commits: no writer thread beside them
             timeout_s=log_timeout_s,  # how long a write waits for a locked database before it fails
+            pseudonym=key_pseudonym(finding_salt(s.digest_salt_path)),  # the targeting key is logged as a pseudonym
         )
         self.on_log_failure = s.prediction_log_on_failure  # refuse: no answer without its logged row
         self.declared, self._flags, self._flags_lock = declared, None, threading.Lock()
