@@ -2688,6 +2688,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.predlog._inserts': ( 'api/serve/predlog.html#_inserts',
                                                                                'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._known': ('api/serve/predlog.html#_known', 'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._named': ('api/serve/predlog.html#_named', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._plain': ('api/serve/predlog.html#_plain', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._read_log': ( 'api/serve/predlog.html#_read_log',
                                                                                 'lifecycle/serve/predlog.py'),

@@ -323,10 +323,13 @@ def test_feedback_joins_the_log_by_request_id(ws, server):
     rid = server.predict('fb')['request_id']
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'}).status_code == 200
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': 'No'}).status_code == 409
-    assert server.http.post('/feedback', json={'request_id': 'nope', 'outcome': 'No'}).status_code == 404
+    r = server.http.post('/feedback', json={'request_id': 'eve@example.org', 'outcome': 'No'})
+    assert r.status_code == 404 and 'eve' not in r.json()['error']  # not an ID a server issues: not repeated
+    r = server.http.post('/feedback', json={'request_id': 'f' * 32, 'outcome': 'No'})
+    assert r.status_code == 404 and 'f' * 32 in r.json()['error']  # shaped like one: named
     assert server.http.post('/feedback', json={'request_id': rid}).status_code == 422
-    r = server.http.post('/feedback', json={'request_id': rid, 'outcome': 'maybe'})
-    assert r.status_code == 422 and "'maybe' is not a label" in r.json()['error']
+    r = server.http.post('/feedback', json={'request_id': rid, 'outcome': 'eve@example.org'})
+    assert r.status_code == 422 and 'not a label' in r.json()['error'] and 'eve' not in r.json()['error']
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': {'x': 1}}).status_code == 422
     wait_until(lambda: server.ready()['prediction_log_pending'] == 0, 5)  # the prediction row is written in a batch
     df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}")

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from re import fullmatch
 import orjson
 from ..core.settings import Settings
 
@@ -959,6 +960,11 @@ def _known(log: PredictionLog, request_id: str) -> bool:
     return found()
 
 
+def _named(request_id: str) -> str:
+    "A request ID as a message may quote it: one shaped like the IDs servers issue (hex), else not repeated."
+    return f"request_id {request_id!r}" if fullmatch(r'[0-9a-f]{8,64}', request_id) else 'the request_id (not repeated)'
+
+
 def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None = None) -> dict:
     "Record the true outcome of an answered request; FeedbackError (404 unknown, 409 twice) otherwise."
     from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -970,13 +976,13 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
     if request_id not in log.recent[1] and not _known(
         log, request_id
     ):  # recent IDs need no query (the join is at read time)
-        raise FeedbackError(f"request_id {request_id!r}: no such request in the prediction log", 404)
+        raise FeedbackError(f"{_named(request_id)}: no such request in the prediction log", 404)
     row = dict(request_id=request_id, ts=time.time(), outcome=json.dumps(outcome), actor=actor)
     try:
         with log.engine.begin() as c:
             c.execute(log.feedback_table.insert(), [row])
     except IntegrityError:
-        raise FeedbackError(f"request_id {request_id!r}: feedback already recorded", 409) from None
+        raise FeedbackError(f"{_named(request_id)}: feedback already recorded", 409) from None
     except DBAPIError as e:  # disk full, database locked or gone: a refusal naming why, never a 500
         raise FeedbackError(f"prediction log: feedback cannot be recorded ({_reason(e)})", 503) from None
     return {'request_id': request_id, 'recorded': True}

@@ -318,7 +318,9 @@ def check_outcome(outcome, labels=None) -> None:
     for v in outcome if isinstance(outcome, list) and outcome else [outcome]:
         if isinstance(v, str):
             if labels and v not in labels:
-                raise InputError(f"field 'outcome': {v!r} is not a label; expected one of {labels}")
+                raise InputError(
+                    f"field 'outcome': a text that is not a label (values are not repeated); expected one of {labels}"
+                )
         elif v is None or not isinstance(v, (bool, int, float)):
             raise InputError(
                 "field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; "
