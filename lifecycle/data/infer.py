@@ -18,8 +18,8 @@ from ..core.params import load_params
 from .pii import looks_personal
 
 # %% auto #0
-__all__ = ['column_dtype', 'column_kind', 'personal_guess', 'column_rule', 'infer_task', 'Proposal', 'propose_params',
-           'ProposalRefused', 'write_params']
+__all__ = ['column_dtype', 'column_kind', 'names_people', 'personal_guess', 'column_rule', 'infer_task', 'Proposal',
+           'propose_params', 'ProposalRefused', 'write_params']
 
 # %% ../../nbs/api/data/10_infer.ipynb #ffa3e3b5
 def column_dtype(s: pd.Series) -> str:
@@ -64,6 +64,23 @@ _BIRTH = r'(?i)birth|\bdob\b|born'
 _METHOD = {'e-mail address': 'pseudonymise', 'identifier': 'pseudonymise', 'phone number': 'redact'}
 
 
+_PEOPLE = {  # words of a column name that say its values are people: then a few names repeated are still names
+    'name', 'names', 'fullname', 'firstname', 'lastname', 'surname', 'forename', 'manager', 'employee', 'customer',
+    'client', 'contact', 'owner', 'agent', 'person', 'patient', 'assignee', 'reviewer', 'author', 'salesperson', 'rep',
+}  # fmt: skip
+_THINGS = {  # ... unless another word says the name is a thing's
+    'product', 'company', 'city', 'country', 'state', 'region', 'brand', 'item', 'file', 'host', 'model', 'plan',
+    'team', 'store', 'street', 'project', 'department', 'branch', 'business', 'organisation', 'organization', 'site',
+    'segment', 'type', 'tier', 'status', 'category', 'class', 'level', 'group',
+}  # fmt: skip
+
+
+def names_people(name: str) -> bool:
+    "Whether a column's name says it holds people (`account_manager`, `Full Name`; not `product_name`)."
+    words = set(re.split(r'[\W_]+', re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()))
+    return bool(words & _PEOPLE) and not words & _THINGS
+
+
 def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()) -> tuple[dict | None, str]:
     "The suggested `pii` rule for a column (None: not personal) and why, in counts only."
     if kind == 'identifier':
@@ -74,11 +91,15 @@ def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()
         return None, 'date'
     if dtype != 'str':
         return None, ''
-    f = looks_personal(s, vocabulary)
+    people = names_people(name)
+    f = looks_personal(s, vocabulary, people=people)
     if f is None:
         return None, ''
     article = 'an' if f.kind[0] in 'aeiou' else 'a'
-    return {'method': _METHOD.get(f.kind, 'redact')}, f'{f.matched} of {f.read} values look like {article} {f.kind}'
+    why = f'{f.matched} of {f.read} values look like {article} {f.kind}'
+    if people and f.kind in ('personal name', 'identifier'):
+        why += ', and the column name says it holds people'
+    return {'method': _METHOD.get(f.kind, 'redact')}, why
 
 # %% ../../nbs/api/data/10_infer.ipynb #4fa0f057
 def _round_up(x: float, step: float = 0.01) -> float:
