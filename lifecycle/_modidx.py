@@ -567,6 +567,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.store._mtime': ('api/core/store.html#_mtime', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store._set_aside_torn': ( 'api/core/store.html#_set_aside_torn',
                                                                                 'lifecycle/core/store.py'),
+                                      'lifecycle.core.store._umask': ('api/core/store.html#_umask', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.append_jsonl': ('api/core/store.html#append_jsonl', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.atomic_write': ('api/core/store.html#atomic_write', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.canonical_json': ( 'api/core/store.html#canonical_json',

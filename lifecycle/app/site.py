@@ -1057,9 +1057,7 @@ def on_files(files, config):
 
 def publish(path: Path, data: bytes | str) -> Path:
     "Write a site file atomically, readable by a web server (the store's files are private, the site's are not)."
-    atomic_write(path, data)
-    os.chmod(path, 0o644)
-    return path
+    return atomic_write(path, data, mode=0o644)
 
 
 def mkdocs_config(pages: list[Page], cache_dir: Path) -> dict:

@@ -17,19 +17,41 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
+__all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
            'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'ContentHash', 'StoreError',
            'RecordError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
-def atomic_write(path: str | Path, data: bytes | str) -> Path:
-    "Write `data` to `path` via a temporary file in the same folder and an atomic rename."
+PRIVATE = 0o600  # the store's objects and records, keys, tokens: for the workspace's owner alone
+
+
+def _umask() -> int:
+    "The process's umask, read without changing it (`os.umask` sets it: for a moment, other threads' files differ)."
+    try:
+        with open('/proc/self/status') as f:
+            return next(int(line.split()[1], 8) for line in f if line.startswith('Umask:'))
+    except (OSError, StopIteration, ValueError):  # not Linux: set and put back
+        old = os.umask(0o022)
+        os.umask(old)
+        return old
+
+
+def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -> Path:
+    """Write `data` to `path` via a temporary file in the same folder and an atomic rename. The file gets `mode`; by
+    default the mode of the file it replaces, else what `open` would give a new file (0666 less the umask: the
+    temporary file's own 0600 would make reports and records unreadable to the rest of a team)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(data, str):
         data = data.encode('utf-8')
+    if mode is None:
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
+        os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as f:
             f.write(data)
             f.flush()
@@ -297,7 +319,7 @@ class Store:
                 seal = self.seal(kind, p.stem, body)
                 if rec.get(_SEAL) == seal:
                     continue
-                atomic_write(p, json.dumps({**body, _SEAL: seal}, sort_keys=True, indent=1, default=str))
+                atomic_write(p, json.dumps({**body, _SEAL: seal}, sort_keys=True, indent=1, default=str), mode=PRIVATE)
                 done[kind] = done.get(kind, 0) + 1
         return done
 
@@ -310,7 +332,7 @@ class Store:
         digest = sha256_bytes(data)
         p = self.object_path(digest)
         if not p.exists():
-            atomic_write(p, data)
+            atomic_write(p, data, mode=PRIVATE)
         return digest
 
     def get_bytes(self, digest: str) -> bytes:
@@ -434,7 +456,7 @@ class Store:
             if json.loads(p.read_text()) != json.loads(text):
                 raise StoreError(f"record {kind}/{rid} already exists with different content; records are immutable")
             return record
-        atomic_write(p, text)
+        atomic_write(p, text, mode=PRIVATE)
         return record
 
     def get_record(self, kind: str, rid: str) -> dict:

@@ -37,8 +37,7 @@ def issue_token(s: Settings, user: str, key_id: str, actor: str | None = None) -
     known = json.loads(p.read_text()) if p.exists() else {}
     known[_digest(token)] = {'user': user, 'key_id': key_id, 'issued': time.time()}
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(p, json.dumps(known, indent=1).encode())
-    os.chmod(p, 0o600)
+    atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
     audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=key_id)
     return token
 
