@@ -235,6 +235,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.Result.to_json': ( 'api/core/cli_support.html#result.to_json',
                                                                                            'lifecycle/core/cli_support.py'),
+                                            'lifecycle.core.cli_support.check_repeats': ( 'api/core/cli_support.html#check_repeats',
+                                                                                          'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.command': ( 'api/core/cli_support.html#command',
                                                                                     'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.console': ( 'api/core/cli_support.html#console',

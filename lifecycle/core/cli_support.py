@@ -17,8 +17,8 @@ import typer
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
-           'finite', 'dumps', 'Result', 'console', 'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once',
-           'command', 'leave', 'invoke', 'scratch_workspace', 'with_params_option']
+           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'exit_code_for', 'fail', 'leaves_at_once',
+           'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
@@ -86,6 +86,16 @@ def console():
 
     c = Console()
     return c if c.is_terminal else Console(width=max(c.width, PIPED_WIDTH))
+
+# %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f0
+def check_repeats(every: float | None, times: int | None) -> None:
+    "Refuse `--every` and `--times` of a command that repeats (`monitor run`, `retrain run`) unless they fit together."
+    if every is not None and not every > 0:
+        raise CommandError(f"--every: expected a number of seconds above 0, found {every:g}", EXIT_INPUT)
+    if times is not None and times < 1:
+        raise CommandError(f"--times: expected at least 1, found {times}", EXIT_INPUT)
+    if times is not None and every is None:
+        raise CommandError(f"--times {times}: needs --every (the seconds between runs)", EXIT_INPUT)
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ac5495e1
 COMMON_ERRORS = {

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
-from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, command, dumps
+from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, check_repeats, command, dumps
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -47,10 +47,7 @@ def monitor_run(
     from lifecycle.operate.schema import load_monitor_params
     from lifecycle.serve.predlog import default_url
 
-    if every is not None and not every > 0:
-        raise CommandError(f"--every: expected a number of seconds above 0, found {every:g}", EXIT_INPUT)
-    if times is not None and times < 1:
-        raise CommandError(f"--times: expected at least 1, found {times}", EXIT_INPUT)
+    check_repeats(every, times)
     ws = Workspace.open()
     mp = load_monitor_params(ws.params_dir)
     clock, cache, measured, n = WindowClock(default_url(ws), mp.window), {}, {}, 0

@@ -134,7 +134,7 @@ def flags_set(
     assignments: list[str] = typer.Argument(
         ...,
         help="KEY=VALUE pairs, e.g. percentage=5 challenger=3 threshold.default=strict "
-        "'cohorts=[{attribute: region, in: [eu-west], variant: challenger}]'.",
+        "'cohorts=[{attribute: region, in: \\[eu-west], variant: challenger}]'.",
     ),
     reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
     as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
