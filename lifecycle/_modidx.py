@@ -2091,6 +2091,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                    'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.ServingCheck.show': ( 'api/release/commands.html#servingcheck.show',
                                                                                               'lifecycle/release/commands.py'),
+                                            'lifecycle.release.commands._known_role_or_refuse': ( 'api/release/commands.html#_known_role_or_refuse',
+                                                                                                  'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.approval_check': ( 'api/release/commands.html#approval_check',
                                                                                            'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.approve': ( 'api/release/commands.html#approve',

@@ -21,6 +21,8 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     for who, role in (('alice', 'data_scientist'), ('carol', 'ml_engineer'), ('dave', 'compliance_officer')):
         r = cli(workspace, 'trust', 'add', who, '--role', role, '--as', 'ada', env=keys)
         assert r.returncode == 0, r.stderr
+    r = cli(workspace, 'trust', 'add', 'dave', '--role', 'ml_enginer', '--as', 'ada', env=keys)
+    assert r.returncode == 2 and "did you mean 'ml_engineer'" in ' '.join(r.stderr.split())  # a misspelt role
     r = cli(workspace, 'trust', 'add', 'dave', '--role', 'ml_engineer', '--as', 'carol', env=keys)
     assert r.returncode == 1 and 'not an administrator' in r.stderr
     alice = {'LIFECYCLE_ACTOR': 'alice', **keys}

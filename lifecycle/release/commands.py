@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 import typer
-from ..core.cli_support import command, console, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
+from ..core.cli_support import command, console, CommandError, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -320,18 +320,45 @@ def trust_init(
     return KeysDone(f"{signed['statement']['name']} is the first administrator (key {signed['key_id']})", signed)
 
 
+def _known_role_or_refuse(ws: Workspace, role: str) -> None:
+    """Refuse a role nothing names: not a promotion step's approver, the flags' admin role, an administrator nor a
+    registered person's role. A misspelt role would register a person who can approve nothing, and say so nowhere."""
+    import difflib
+    from lifecycle.release.trust import roster
+
+    p = ws.params
+    known = {'administrator', 'data_scientist', p['flags'].admin_role}  # (data_scientist: the role trainers hold)
+    known |= {st.approver_role for st in p['policy'].promotion.values()}
+    known |= {r for person in (roster(ws) or {}).values() for r in person.roles}
+    if role and role not in known:
+        close = difflib.get_close_matches(role, sorted(known), n=1)
+        raise CommandError(
+            f"--role {role!r}: no promotion step in {ws.params_dir}/policy.yaml, no admin_role in flags.yaml and no "
+            f"registered person has this role; known roles: {', '.join(sorted(known))}"
+            + (f"; did you mean {close[0]!r}?" if close else '')
+            + "; to register a role nothing names yet, add --new-role",
+            EXIT_INPUT,
+        )
+
+
 @command(errors=GOVERNANCE_ERRORS)
 def trust_add(
     name: str = typer.Argument(..., help="The person to register."),
     role: str = typer.Option(..., '--role', help="Their role (a policy approver role, or administrator)."),
     admin: str = typer.Option(..., '--as', help="The administrator whose key signs the registration."),
     key: str = typer.Option('', '--key', help="Their public key file (default: keys_dir/people/NAME.pub.pem)."),
+    new_role: bool = typer.Option(
+        False, '--new-role', help="Register a role that no policy step, flag setting or registered person names yet."
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print the statement as JSON."),
 ):
     "Register a person's public key against a role, signed by an administrator; audited."
     from lifecycle.release.trust import trust_add as add
 
-    signed = add(Workspace.open(), name, role, admin, key or None)
+    ws = Workspace.open()
+    if not new_role:
+        _known_role_or_refuse(ws, role.strip())
+    signed = add(ws, name, role, admin, key or None)
     st = signed['statement']
     return KeysDone(f"{st['name']} registered as {st['role']} (key {st['key_id']}) by {st['by']}", signed)
 
