@@ -690,7 +690,7 @@ class FlagsParams(_Strict):
     provider: str = 'flagd-file'  # flagd-file | flagd (a flagd service) | module:factory (any OpenFeature provider)
     provider_options: dict = {}  # keyword arguments of the provider (host, port, sdk_key, ...)
     poll_ms: int = Field(200, ge=50, le=1000)  # how often the server looks for a changed flag file
-    admin_role: str = 'ml_engineer'  # the settings' [roles] entry whose users may change flags through the API
+    admin_role: str = 'ml_engineer'  # the trust registry's role whose people may change flags through the API
     control: str | None = None  # alias or version number everyone gets by default; none: the server's environment's
     challenger: str | None = None  # deployed beside it; serves no one until a cohort or percentage says so
     safe: str | None = None  # the known-safe version the kill switch sends everyone to; none: as for control

@@ -360,7 +360,7 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
             champion_metrics=[metric],
         )
     )
-    policy = "# Release policy proposed by `lifecycle init`; roles and their users are in settings.ini [roles].\n"
+    policy = "# Release policy proposed by `lifecycle init`; roles are held in the trust registry (`trust add`).\n"
     policy += _block(
         dict(
             environments=['dev', 'staging', 'production'],
