@@ -1000,6 +1000,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command.InitProposal.show': ( 'api/data/init_command.html#initproposal.show',
                                                                                                 'lifecycle/data/init_command.py'),
+                                             'lifecycle.data.init_command._dataset_free_params': ( 'api/data/init_command.html#_dataset_free_params',
+                                                                                                   'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command._dialect': ( 'api/data/init_command.html#_dialect',
                                                                                        'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command.guess_target': ( 'api/data/init_command.html#guess_target',

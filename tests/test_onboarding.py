@@ -193,6 +193,10 @@ def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
     assert bundled and all(b['model_name'] == 'customers' for b in bundled)  # the stages read this run's params
     r = cli(ws, 'status', '--json', env=env)
     assert json.loads(r.stdout)['params_dir'] == str((ws / 'params-customers').resolve())  # remembered: it went through
+    r = cli(ws, 'monitor', 'status', '--json', env=env)  # init copied the workspace's monitor and retrain params
+    assert 'watchers' in json.loads(r.stdout), r.stdout + r.stderr  # (exit 1: no monitor has run yet)
+    r = cli(ws, 'retrain', 'status', '--json', env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
 
 
 def test_a_five_row_group_shows_its_count_only_and_does_not_decide():

@@ -105,6 +105,22 @@ def _dialect(encoding: str | None, delimiter: str | None) -> dict:
     return csv
 
 
+_DATASET_FREE = ('monitor.yaml', 'retrain.yaml')  # windows, alert rules, sinks, triggers: no column named
+
+
+def _dataset_free_params(ws: Workspace) -> dict[str, str]:
+    """The workspace's own monitor.yaml and retrain.yaml (from its current params folder, else params/), which name no
+    column: without them `monitor` and `retrain` refuse the new folder. The proposal's other files are the data's."""
+    out = {}
+    for name in _DATASET_FREE:
+        for folder in (Path(ws.params_dir), ws.root / 'params'):
+            if (folder / name).is_file():
+                head = f"# Copied by `lifecycle init` from {folder.name}/{name} (it names no column): review it.\n"
+                out[name] = head + (folder / name).read_text(encoding='utf-8')
+                break
+    return out
+
+
 @command(
     errors={
         'lifecycle.data.sources.SourceError': EXIT_SOURCE,
@@ -160,6 +176,7 @@ def init(
         pr = propose_params(df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv)
     except ValueError as e:
         raise CommandError(f"{source}: {e}", EXIT_INPUT) from None
+    pr.files |= _dataset_free_params(ws)
     stem = pr.dataset
     dest = (out or ws.root / f'params-{stem}').expanduser().resolve()
     write_params(pr, dest, overwrite=force)
