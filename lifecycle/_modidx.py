@@ -2398,6 +2398,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags.load_spec': ('api/serve/flags.html#load_spec', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.make_provider': ( 'api/serve/flags.html#make_provider',
                                                                                 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags.other_model_routed': ( 'api/serve/flags.html#other_model_routed',
+                                                                                     'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.policy_refusals': ( 'api/serve/flags.html#policy_refusals',
                                                                                   'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.read_document': ( 'api/serve/flags.html#read_document',

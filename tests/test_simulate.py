@@ -48,3 +48,31 @@ def test_simulate_refuses_an_unknown_scenario_and_a_workspace_without_a_champion
     assert r.returncode == EXIT_INPUT and "--scenario: expected one of ['replay', 'drift'], found 'storm'" in r.stderr
     r = cli(workspace, 'simulate', '--no-report')
     assert r.returncode == EXIT_INPUT and 'no champion' in r.stderr and 'Traceback' not in r.stderr
+
+
+@pytest.mark.slow  # a trained workspace
+def test_simulate_and_retraining_refuse_flags_that_route_another_model_and_a_source_with_no_cut(trained):
+    """One workspace's flags route one model. Flags routing another model (another dataset's params were served last)
+    are refused before anything is trained: the new version's number would be deployed under the other model's name.
+    A source with no training cut has no later rows: simulate refuses to replay the training rows as new traffic."""
+    from conftest import set_yaml
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop.iteration import iterations_dir
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(trained)
+    assert cli(trained, 'flags', 'init').returncode == 0
+    spec = json.loads(fl.spec_path(s).read_text())
+    fl.spec_path(s).write_text(json.dumps({**spec, 'model_name': 'customers'}))
+    for args, words in ((['simulate', '--no-report'], 'nothing simulated'), (['retrain', 'run', '--force'], 'no retr')):
+        r = cli(trained, *args)
+        msg = ' '.join(r.stderr.split())
+        assert r.returncode == EXIT_INPUT and words in msg and "route model 'customers'" in msg, r.stderr
+        assert 'flags init --params' in msg and 'Traceback' not in msg
+    assert not list(iterations_dir(s.state_dir).glob('*.json'))  # nothing started
+    runs = [json.loads(p.read_text()) for p in (trained / 'reports/runs').glob('*/manifest.json')]
+    assert not [m for m in runs if m.get('mode') == 'simulate']  # no simulation run either
+    fl.spec_path(s).write_text(json.dumps(spec))  # the flags route this model again
+    set_yaml(trained / 'params/ingest.yaml', split_column=None, train_until=None)
+    r = cli(trained, 'simulate', '--no-report')
+    assert r.returncode == EXIT_INPUT and 'sets no split_column and train_until' in ' '.join(r.stderr.split()), r.stderr

@@ -568,6 +568,10 @@ def run(
                 )
             if not verdict.fire:
                 return None, verdict
+            from lifecycle.serve.flags import other_model_routed
+
+            if why := other_model_routed(ws, ws.params['register'].model_name, ws.params_dir):
+                raise RetrainError(f"no retraining started: {why}")  # its version would deploy under their model
             it = start(ws, verdict)
             if on_step:
                 on_step(it)

@@ -272,9 +272,12 @@ def simulate(
     from lifecycle.core.manifest import RunManifest, now_iso
     from lifecycle.deliver import rollout as ro
     from lifecycle.deliver.simulate import later_rows
+    from lifecycle.serve.flags import other_model_routed
 
     if window < 10 or max_windows < 1:
         raise SimulationError(f"--window: expected at least 10 rows, found {window}; --max-windows at least 1")
+    if why := other_model_routed(ws, ws.params['register'].model_name, ws.params_dir):
+        raise SimulationError(f"nothing simulated: {why}")
     t0, start = time.monotonic(), time.time()
     demo, given = _demo_setup(ws, say) if needs_approvals(ws) else (False, [])
     champion = loop.champion_info(ws)  # RetrainError when there is none
@@ -284,6 +287,12 @@ def simulate(
     if st and st['status'] in ro.ACTIVE:
         raise SimulationError(f"rollout {st['id']} is {st['status']}: finish or roll it back first")
     fp, ip = ws.params['features'], ws.params['ingest']
+    if not ip.split_column:  # every row of the source trained the champion: replaying them would retrain on them again
+        raise SimulationError(
+            f"{ws.params_dir}/ingest.yaml sets no split_column and train_until, so every row of its source trained the "
+            "champion and none is left to replay as new traffic; cut the source (e.g. split_column: year, "
+            "train_until: 2000) and run again"
+        )
     col = drift_column or next((f.name for f in fp.features if f.kind == 'numeric'), None)
     rows = scenario_rows(later_rows(ws), scenario, ip.split_column, col, seed)
     rows = rows.head(max_rows) if max_rows else rows

@@ -21,8 +21,8 @@ from ..core.params import FlagsParams, ARMS, _describe
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path',
            'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec', 'policy_refusals',
-           'write_spec', 'load_spec', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
-           'change_flags', 'kill', 'make_provider', 'FlagClient']
+           'write_spec', 'load_spec', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live',
+           'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -288,6 +288,20 @@ def load_spec(s: Settings) -> tuple[FlagsParams, str]:
         return FlagsParams.model_validate(d), name
     except Exception as e:
         raise FlagError(f"{p}: {e}") from None
+
+
+def other_model_routed(s: Settings, name: str, params_dir) -> str:
+    """Why the flags cannot deploy versions of model `name`: they route another model (one workspace's flags route one
+    model); '' when they route `name` or there are none yet."""
+    if not spec_path(s).exists():
+        return ''
+    routed = load_spec(s)[1]
+    if routed == name:
+        return ''
+    return (
+        f"the flags ({spec_path(s)}) route model {routed!r}, but the params ({params_dir}) register {name!r}: route "
+        f"{name!r} with `lifecycle flags init --params {params_dir} --force`, or use {routed!r}'s params (--params)"
+    )
 
 
 class FlagsTampered(FlagError):
