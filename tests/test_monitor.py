@@ -307,6 +307,18 @@ def test_flipped_labels_on_stable_inputs_are_concept_drift(workspace):
     assert run.alerts[0]['value'] > 0.3
 
 
+def test_rules_go_to_the_workspaces_monitoring_folder_from_a_subfolder_too(workspace, monkeypatch):
+    from lifecycle.operate.commands import monitor_rules
+
+    (workspace / 'sub' / 'deeper').mkdir(parents=True)
+    monkeypatch.chdir(workspace / 'sub' / 'deeper')
+    r = invoke(monitor_rules, ['--json'])
+    assert r.exit_code == 0, r.output
+    assert (workspace / 'monitoring' / 'rules.yml').is_file() and not (
+        workspace / 'sub' / 'deeper' / 'monitoring'
+    ).exists()
+
+
 def test_rules_written_over_a_file_are_refused_naming_it(workspace, monkeypatch):
     from lifecycle.operate.commands import monitor_rules
 
@@ -535,7 +547,10 @@ def _explained_as_sklearn_says(ws: Workspace, window: int) -> None:
         c: round(v, 9) for c, v in mean_abs.items()
     }
     r = invoke(monitor_explain, ['--version', '1', '--window', '99', '--json'])
-    assert r.exit_code == EXIT_INPUT and 'no window 99' in json.loads(r.stdout)['error']
+    err = json.loads(r.stdout)['error']
+    assert r.exit_code == EXIT_INPUT and 'no window 99' in err and 'found windows [0, 1, 2' in err and 'np.' not in err
+    r = invoke(monitor_explain, ['--version', '1', '--variant', 'challengr', '--window', '1', '--json'])
+    assert r.exit_code == EXIT_INPUT and "it holds version 1 variant 'control'" in json.loads(r.stdout)['error']
 
 
 def test_monitor_run_every_wakes_when_a_window_closes(workspace, monkeypatch):

@@ -148,3 +148,31 @@ def test_a_tampered_registered_model_is_refused(trained):
     skops.write_bytes(bytes(data))  # in this test's own copy of the workspace
     with pytest.raises(SignatureError, match='model.skops'):
         load_by_alias(w, 'arrests-release', 'dev')
+
+
+def test_an_interrupted_report_leaves_no_folder_behind_and_a_failed_one_keeps_its_evidence(tmp_path, monkeypatch):
+    "A report folder the runner made is removed when interrupted (Ctrl-C) or left empty; a failed notebook stays."
+    from lifecycle.app import pipeline
+
+    s = type('S', (), {'stages_dir': tmp_path / 'stages', 'root': tmp_path})()
+
+    def interrupted(src, dst, parameters, cwd):
+        dst.write_text('{"cells": [')  # half written when the interrupt came
+        raise KeyboardInterrupt
+
+    def failing(src, dst, parameters, cwd):
+        dst.write_text('{}')  # the executed notebook, up to its failing cell
+        raise RuntimeError('cell 3 failed')
+
+    for execute, error, kept in ((interrupted, KeyboardInterrupt, False), (failing, RuntimeError, True)):
+        monkeypatch.setattr(pipeline, '_execute', execute)
+        out = tmp_path / 'reports' / execute.__name__
+        with pytest.raises(error):
+            pipeline.run_report(s, '09_monitor.ipynb', out, {})
+        assert out.exists() is kept
+    existing = tmp_path / 'reports' / 'run-1'  # a folder that was there before (a simulation's run folder) stays
+    existing.mkdir()
+    monkeypatch.setattr(pipeline, '_execute', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_report(s, '10_simulate.ipynb', existing, {})
+    assert existing.is_dir()

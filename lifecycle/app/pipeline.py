@@ -7,6 +7,7 @@ the IDs its upstream stages recorded; reuses a stage from the cache when nothing
 from __future__ import annotations
 import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -251,7 +252,13 @@ def run_report(s: Settings, name: str, out_dir: Path, parameters: dict) -> Path:
     path."""
     from lifecycle.app.site import render_notebook
 
+    made = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / name
-    _execute(s.stages_dir / name, dst, parameters, s.root)
-    return render_notebook(dst, dst.with_suffix('.html'))
+    try:
+        _execute(s.stages_dir / name, dst, parameters, s.root)
+        return render_notebook(dst, dst.with_suffix('.html'))
+    except BaseException as e:  # a folder this call made goes when interrupted, or when it holds nothing to show
+        if made and (not isinstance(e, Exception) or not any(out_dir.iterdir())):
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise

@@ -156,7 +156,9 @@ class RuleFiles(Result):
 
 @command()
 def monitor_rules(
-    out: Path = typer.Option(Path('monitoring'), '--out', help="Folder to write rules.yml and dashboard.json into."),
+    out: Optional[Path] = typer.Option(
+        None, '--out', help="Folder to write rules.yml and dashboard.json into (default: monitoring/ of the workspace)."
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print the paths as JSON."),
 ):
     "Write Prometheus recording/alerting rules and a Grafana dashboard from params/monitor.yaml."
@@ -165,7 +167,9 @@ def monitor_rules(
     from lifecycle.operate.prometheus import grafana_dashboard, prometheus_rules
     from lifecycle.operate.schema import load_monitor_params
 
-    mp = load_monitor_params(Workspace.open().params_dir)
+    ws = Workspace.open()
+    mp = load_monitor_params(ws.params_dir)
+    out = out if out is not None else ws.root / 'monitoring'
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out}: expected a folder for rules.yml and dashboard.json, found a file")
     r = atomic_write(out / 'rules.yml', yaml.safe_dump(prometheus_rules(mp), sort_keys=False))

@@ -76,7 +76,15 @@ def window_rows(ws: Workspace, version, variant: str, window: int, mp: MonitorPa
     rec = assign_windows(rec, mp.window)
     g = rec[(rec['model_version'] == str(version)) & (rec['variant'] == variant) & (rec['window'] == int(window))]
     if not len(g):
-        have = sorted(rec.loc[(rec['model_version'] == str(version)) & (rec['variant'] == variant), 'window'].unique())
+        mine = (rec['model_version'] == str(version)) & (rec['variant'] == variant)
+        if not mine.any():
+            pairs = sorted(set(zip(rec['model_version'].astype(str), rec['variant'].astype(str))))
+            raise LookupError(
+                f"version {version}, variant {variant!r}: no records in the prediction log; it holds "
+                + ', '.join(f"version {v} variant {x!r}" for v, x in pairs[:10])
+                + (' ...' if len(pairs) > 10 else '')
+            )
+        have = [int(w) for w in sorted(rec.loc[mine, 'window'].unique())]
         raise LookupError(
             f"version {version}, variant {variant!r}: no window {window} in the prediction log; "
             f"found windows {have[:3] + ['...'] + have[-3:] if len(have) > 6 else have}"
