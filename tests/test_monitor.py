@@ -103,8 +103,8 @@ def baseline(rng) -> Baseline:
     return Baseline.from_holdout(prof, s, (rng.uniform(size=n) < s).astype(int))
 
 
-def replay(log: PredictionLog, rng, t0: float, start: int, n: int, shift: float = 0.0, flip: bool = False):
-    "Log n one-row requests (ages shifted by `shift`), then their feedback (flipped labels if `flip`)."
+def replay(log: PredictionLog, rng, t0: float, start: int, n: int, shift: float = 0.0, flip: bool = False, model=None):
+    "Log n one-row requests (ages shifted by `shift`) answered by `model`, then their feedback (flipped if `flip`)."
     truth = {}
     for i in range(start, start + n):
         s = float(rng.uniform())
@@ -117,6 +117,7 @@ def replay(log: PredictionLog, rng, t0: float, start: int, n: int, shift: float 
             targeting_key=None,
             variant='control',
             model_version='1',
+            model=model,
             inputs={'age': [round(float(rng.normal(30 + shift, 8)), 1)], 'employed': [str(rng.choice(['Yes', 'No']))]},
             output=[s],
             decision=[int(s >= 0.5)],
@@ -289,6 +290,28 @@ def test_the_monitoring_report_executes_into_the_site(workspace, monkeypatch):
     html = Path(json.loads(r.stdout)['html'])
     assert html.is_file() and 'Monitoring report' in html.read_text()
     assert html.with_suffix('.ipynb').is_file()
+
+
+def test_another_models_rows_in_the_log_are_not_this_models_windows(workspace):
+    """A workspace serves one dataset's model at a time, and its log keeps every model's rows, whose version numbers
+    overlap: the monitor reads the rows of the model its params register (and rows from before the log named models)."""
+    from lifecycle.operate.monitor import WindowClock
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    name = ws.params['register'].model_name
+    rng = np.random.default_rng(7)
+    t0 = time.time() - 3000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 200, model=name)  # one window as trained, this model's
+    replay(log, rng, t0, 200, 200)  # one more, logged before rows named their model
+    replay(log, rng, t0, 400, 600, shift=15, flip=True, model='customers')  # another model's v1: far off
+    run = run_once(ws, mp, baselines={'1': baseline(rng)}, now=t0 + 1000)
+    assert run.windows == 2 and run.alerts == [], run.alerts
+    assert WindowClock(default_url(ws), mp.window, model=name).position() == {('1', 'control'): 2}
+    assert WindowClock(default_url(ws), mp.window).position() == {('1', 'control'): 5}  # (all of them)
+    log.close()
 
 
 def test_flipped_labels_on_stable_inputs_are_concept_drift(workspace):

@@ -100,7 +100,7 @@ def report_from_log(
     from ..serve.predlog import default_url, read_log
 
     ps = ws.params
-    log = read_log(default_url(ws), since=since, shadow=False)
+    log = read_log(default_url(ws), since=since, shadow=False, model=ps['register'].model_name)
     a = analyse(log, ps['features'].positive_class, ps['rollout'].experiment, control, treatment)
     a['since'] = since
     return a, write_report(ws, a)

@@ -467,7 +467,7 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=N
         if st['percentage'] < 100:
             return Decision('wait', ['blue-green: waiting for the switch'])
         b0, b1 = st['baseline']  # all traffic is on the challenger: compare with the control before it
-        df = read_log(log_url, since=b0, shadow=False)
+        df = read_log(log_url, since=b0, shadow=False, model=st.get('model_name'))
         before, after = df[df.ts < b1], df[df.ts >= st['step_started']]
         stats = {
             'control': arm_stats(before, positive)['control'],
@@ -475,7 +475,8 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=N
         }
         steps = 1
     else:
-        stats, steps = arm_stats(read_log(log_url, since=st['step_started'], shadow=False), positive), len(st['steps'])
+        log = read_log(log_url, since=st['step_started'], shadow=False, model=st.get('model_name'))
+        stats, steps = arm_stats(log, positive), len(st['steps'])
     d = judge(stats, st['tests'], g, steps, time.time() - st['step_started'])
     if d.action == 'wait':
         st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)

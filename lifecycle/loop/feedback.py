@@ -137,7 +137,7 @@ def collect(ws: Workspace, since: float | None = None, until: float | None = Non
 
     fp = ws.params['features']
     inputs = [f.name for f in fp.features]
-    df = read_log(log or default_url(ws), shadow=False)
+    df = read_log(log or default_url(ws), shadow=False, model=ws.params['register'].model_name)
     rows = labelled_rows(df, inputs, fp.target, since, until)
     if not len(rows):
         return None

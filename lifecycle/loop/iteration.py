@@ -362,7 +362,8 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     from lifecycle.serve.predlog import default_url, read_log
 
     v, sh = it['registration']['model_version'], it['shadow']
-    pairs = shadow.shadow_pairs(read_log(default_url(ws), since=sh['started']), v, ws.params['features'].positive_class)
+    log = read_log(default_url(ws), since=sh['started'], model=ws.params['register'].model_name)
+    pairs = shadow.shadow_pairs(log, v, ws.params['features'].positive_class)
     verdict = shadow.compare(pairs, rp.shadow)
     sh['verdict'] = verdict.to_dict()
     if verdict.verdict == 'fail':

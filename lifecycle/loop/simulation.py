@@ -423,7 +423,7 @@ def _play(
         story.iteration = _iteration_summary(it)
         if it['status'] in loop.TERMINAL:
             story.trigger_to_decision_s = round(it['decision']['ts'] - triggered, 1)
-    log = read_log(default_url(sw), since=start)
+    log = read_log(default_url(sw), since=start, model=sw.params['register'].model_name)
     answered = log[~log['shadow'].astype(bool)] if len(log) else log
     ok = answered[answered['status'] == 200] if len(answered) else answered
     story.served = dict(

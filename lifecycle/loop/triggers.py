@@ -158,9 +158,8 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
 
     fp, rp = ws.params['features'], ws.params['register']
     since = state.get('labels_until')
-    rows = labelled_rows(
-        read_log(log or default_url(ws), shadow=False), [f.name for f in fp.features], fp.target, since
-    )
+    log = read_log(log or default_url(ws), shadow=False, model=rp.model_name)
+    rows = labelled_rows(log, [f.name for f in fp.features], fp.target, since)
     last = max(state.get('started') or [0.0])
     if not last:
         try:

@@ -50,7 +50,8 @@ def monitor_run(
     check_repeats(every, times)
     ws = Workspace.open()
     mp = load_monitor_params(ws.params_dir)
-    clock, cache, measured, n = WindowClock(default_url(ws), mp.window), {}, {}, 0
+    clock = WindowClock(default_url(ws), mp.window, model=ws.params['register'].model_name)
+    cache, measured, n = {}, {}, 0
     try:
         while True:
             t0 = time.monotonic()

@@ -70,7 +70,8 @@ def window_rows(ws: Workspace, version, variant: str, window: int, mp: MonitorPa
 
     mp = mp or load_monitor_params(ws.params_dir)
     fp = ws.params['features']
-    rec = records(read_log(default_url(ws), shadow=False), fp.positive_class if fp.task == 'classification' else None)
+    log = read_log(default_url(ws), shadow=False, model=ws.params['register'].model_name)
+    rec = records(log, fp.positive_class if fp.task == 'classification' else None)
     if not len(rec):
         raise LookupError("the prediction log holds no records yet")
     rec = assign_windows(rec, mp.window)

@@ -256,7 +256,7 @@ def run_once(
     beat(ws.state_dir, 'monitor', now)
     fp = ws.params['features']
     positive = fp.positive_class if fp.task == 'classification' else None
-    rec = records(read_log(log or default_url(ws), shadow=False), positive)
+    rec = records(read_log(log or default_url(ws), shadow=False, model=ws.params['register'].model_name), positive)
     if len(rec):
         rec = assign_windows(rec, mp.window, now)
         closed = rec[rec['closed']]
@@ -313,8 +313,8 @@ def run_once(
 class WindowClock:
     "Which window each series of the prediction log is in, read incrementally; `closed_since` a mark, per series."
 
-    def __init__(self, log_url: str, window: Window, grace_s: float = 0.5):
-        self.url, self.window, self.grace_s = log_url, window, grace_s
+    def __init__(self, log_url: str, window: Window, grace_s: float = 0.5, model: str | None = None):
+        self.url, self.window, self.grace_s, self.model = log_url, window, grace_s, model  # model: its rows only
         self.after, self.counts = 0, {}  # last request id read; records so far per (version, variant)
         self._engine = None
 
@@ -327,15 +327,19 @@ class WindowClock:
             self._engine = create_engine(self.url)
         if not inspect(self._engine).has_table('predictions'):
             return
+        named = any(c['name'] == 'model' for c in inspect(self._engine).get_columns('predictions'))
         with self._engine.connect() as c:
             rows = c.execute(
                 text(
-                    'SELECT id, model_version, variant, inputs FROM predictions '
+                    f"SELECT id, model_version, variant, inputs, {'model' if named else 'NULL'} FROM predictions "
                     'WHERE id > :after AND shadow = :f ORDER BY id'
                 ),
                 {'after': self.after, 'f': False},
             ).all()
-        for rid, version, variant, x in rows:
+        for rid, version, variant, x, model in rows:
+            if self.model is not None and model is not None and model != self.model:  # another model's row
+                self.after = max(self.after, rid)
+                continue
             x = json.loads(x) if x else {}
             n = len(next(iter(x.values()))) if x else 1
             key = (str(version), variant)

@@ -153,6 +153,7 @@ def score_file(
             route='batch',
             variant='batch',
             model_version=m.version,
+            model=m.name,
             shadow=False,
             inputs=None,
             output={'rows': rows, 'output': str(dst), 'input_sha256': summary['input_sha256']},

@@ -337,6 +337,8 @@ def score(
     from lifecycle.model.signing import SignatureError
     from lifecycle.serve.batch import score_file
 
+    if not input.is_file():  # before a model is loaded or a progress bar drawn
+        raise CommandError(f"--input {input}: no such file", EXIT_INPUT)
     s = Workspace.open()
     ps = s.params
     name, spec = ps['register'].model_name, ps['flags']

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log',
-           'key_pseudonym', 'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'add_feedback',
+           'read_log', 'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -56,11 +56,17 @@ _COLS = (
     'latency_ms',
     'status',
     'error',
+    'model',  # the registered model that answered (one workspace may serve several datasets' models, one at a time)
 )
 _JSON = {'inputs', 'output', 'decision'}
 _PLAN = tuple((c, c in _JSON, False if c == 'shadow' else None) for c in _COLS)  # each column: JSON?, its default
 _ROW = f"({', '.join('?' * len(_COLS))})"
-_CHUNK = 64  # rows per multi-row INSERT: 64 x 14 parameters, well under SQLite's limit of 32,766
+_CHUNK = 64  # rows per multi-row INSERT: 64 x 15 parameters, well under SQLite's limit of 32,766
+
+
+def current_row(r: list) -> list:
+    "A journaled row as this version inserts it: a row journaled before the `model` column (one fewer) gets None."
+    return r + [None] if type(r) is list and len(r) == len(_COLS) - 1 else r
 
 
 def _inserts(rows: list[tuple]):
@@ -110,6 +116,7 @@ def _tables(meta):
         Column('latency_ms', Float),
         Column('status', Integer),
         Column('error', Text),
+        Column('model', String(200)),
     )
     fb = Table(
         'feedback',
@@ -241,6 +248,20 @@ class Pending:
         self.check()
 
 
+def _add_model_column(engine) -> None:
+    "Give a prediction log made before the `model` column that column (its rows' model: unknown, NULL)."
+    from sqlalchemy import inspect, text
+
+    if 'model' in {c['name'] for c in inspect(engine).get_columns('predictions')}:
+        return
+    try:
+        with engine.begin() as c:
+            c.execute(text('ALTER TABLE predictions ADD COLUMN model VARCHAR(200)'))
+    except Exception:  # another process added it meanwhile; anything else is still missing, and said so
+        if 'model' not in {c['name'] for c in inspect(engine).get_columns('predictions')}:
+            raise
+
+
 class _Store:
     """The log's database as its writer uses it: the engine (SQLite in WAL mode, fsynced at each commit when `durable`),
     the tables, and batches of encoded rows written in one transaction: masked first, retried, else row by row."""
@@ -267,6 +288,7 @@ class _Store:
         meta = MetaData()
         self.predictions, self.feedback_table, self._probe_table, self.journals = _tables(meta)
         meta.create_all(self.engine)
+        _add_model_column(self.engine)
         self._conn = None
         self.checkpoint_s, self._wrote, self._halt = checkpoint_s, threading.Event(), threading.Event()
         self._commit_lock = threading.Lock()  # a commit, or the checkpoint's last catch-up: one at a time
@@ -988,8 +1010,11 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
     return {'request_id': request_id, 'recorded': True}
 
 
-def read_log(log_or_url, since: float | None = None, shadow: bool | None = None) -> pd.DataFrame:
-    "Prediction rows joined with their feedback (outcome None until it arrives), JSON decoded; empty if no log yet."
+def read_log(
+    log_or_url, since: float | None = None, shadow: bool | None = None, model: str | None = None
+) -> pd.DataFrame:
+    """Prediction rows joined with their feedback (outcome None until it arrives), JSON decoded; empty if no log yet.
+    With `model`, that model's rows only (and rows logged before the log named models, whose model is unknown)."""
     import pandas as pd
     from sqlalchemy import create_engine
 
@@ -1002,11 +1027,11 @@ def read_log(log_or_url, since: float | None = None, shadow: bool | None = None)
         return empty
     if isinstance(log_or_url, PredictionLog):
         log_or_url.flush(2)  # what it answered is journaled: in the database once flushed (a locked one: as it is)
-        return _read_log(log_or_url.engine, empty, since, shadow)
+        return _read_log(log_or_url.engine, empty, since, shadow, model)
     engine = create_engine(log_or_url)
     try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
         _await_journals(engine, journal_dir(log_or_url))
-        return _read_log(engine, empty, since, shadow)
+        return _read_log(engine, empty, since, shadow, model)
     finally:
         engine.dispose()
 
@@ -1034,13 +1059,16 @@ def _await_journals(engine, directory: Path | None, timeout: float = 2) -> None:
         time.sleep(0.005)
 
 
-def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | None) -> pd.DataFrame:
+def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | None, model=None) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import inspect, text
 
     if not inspect(engine).has_table('predictions'):
         return empty
     where, args = [], {}
+    if model is not None and 'model' in {c['name'] for c in inspect(engine).get_columns('predictions')}:
+        where.append('(p.model = :model OR p.model IS NULL)')
+        args['model'] = model
     if since is not None:
         where.append('p.ts >= :since')
         args['since'] = since

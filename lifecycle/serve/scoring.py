@@ -129,7 +129,13 @@ def score_many(
         for it, res, took in _model_calls(m, items, max_records):
             t = time.perf_counter()
             row = dict(
-                request_id=it.rid, ts=ts, route=route, targeting_key=it.key, variant=it.variant, model_version=m.version
+                request_id=it.rid,
+                ts=ts,
+                route=route,
+                targeting_key=it.key,
+                variant=it.variant,
+                model_version=m.version,
+                model=m.name,
             )
             try:
                 if isinstance(res, Exception):  # the model failed on valid input: logged per variant, then a 500
@@ -232,6 +238,7 @@ def shadow_score(r: Scored, plog) -> bool:
         targeting_key=r.key,
         variant='challenger',
         model_version=r.shadow.version,
+        model=r.shadow.name,
         shadow=True,
         inputs=r.inputs,
         output=out,

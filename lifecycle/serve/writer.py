@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 import orjson
 from .journal import Journal, delete, orphans, records, sweep
-from .predlog import _COLS, _Store, _reason, _write_all
+from .predlog import _COLS, _Store, _reason, _write_all, current_row
 
 # %% auto #0
 __all__ = ['writer_main']
@@ -83,7 +83,7 @@ def _replay_one(store: _Store, path: Path, data: bytes) -> None:
     end = at = store.applied(name)
     rows = []
     for end, payload in records(data, at):  # (a torn last record was never acknowledged)
-        rows.extend(orjson.loads(payload))
+        rows.extend(current_row(r) for r in orjson.loads(payload))
         if len(rows) >= _INSERT_ROWS:
             store.apply(rows, [(name, end)])
             rows = []
