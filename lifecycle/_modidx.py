@@ -1824,6 +1824,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.judge': ( 'api/operate/alerts.html#judge',
                                                                               'lifecycle/operate/alerts.py'),
+                                          'lifecycle.operate.alerts.key_by_model': ( 'api/operate/alerts.html#key_by_model',
+                                                                                     'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.raise_alerts': ( 'api/operate/alerts.html#raise_alerts',
                                                                                      'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.route': ( 'api/operate/alerts.html#route',

@@ -380,3 +380,18 @@ def test_init_reads_a_latin_1_semicolon_file_with_encoding_and_delimiter_and_wri
     p = load_params(ws / 'params-c')
     assert p['ingest'].csv.encoding == 'latin-1' and p['ingest'].csv.delimiter == ';'
     assert sorted(p['ingest'].columns['city'].allowed) == ['Genève', 'Zürich']
+
+
+def test_init_copies_the_workspaces_monitor_and_retrain_params_with_drift_columns_reset(tmp_path):
+    "The proposal carries monitor.yaml and retrain.yaml, whose one key naming columns (drift_columns) names all inputs."
+    ws = scratch_workspace(tmp_path / 'ws')
+    mon = ws / 'params' / 'monitor.yaml'
+    mon.write_text(mon.read_text().replace('drift_columns: null', 'drift_columns: [age, priors]'))
+    customers().to_csv(ws / 'c.csv', index=False)
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned'], env={'LIFECYCLE_WORKSPACE': str(ws)})
+    assert r.exit_code == 0, r.output
+    got, mine = (yaml.safe_load(p.read_text()) for p in (ws / 'params-c' / 'monitor.yaml', mon))
+    assert mine['drift_columns'] == ['age', 'priors'] and got['drift_columns'] is None  # the other data's columns
+    assert got['rules'] == mine['rules'] and got['sinks'] == mine['sinks']
+    retrain = ws / 'params' / 'retrain.yaml'
+    assert yaml.safe_load((ws / 'params-c' / 'retrain.yaml').read_text()) == yaml.safe_load(retrain.read_text())

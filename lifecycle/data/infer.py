@@ -76,9 +76,10 @@ _THINGS = {  # ... unless another word says the name is a thing's
 
 
 def names_people(name: str) -> bool:
-    "Whether a column's name says it holds people (`account_manager`, `Full Name`; not `product_name`)."
-    words = set(re.split(r'[\W_]+', re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()))
-    return bool(words & _PEOPLE) and not words & _THINGS
+    """Whether a column's name says it holds people: its last word is one (`account_manager`, `Full Name`, `contact`;
+    not `product_name`, `customer_location`)."""
+    words = [w for w in re.split(r'[\W_]+', re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()) if w]
+    return bool(words) and words[-1] in _PEOPLE and not set(words) & _THINGS
 
 
 def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()) -> tuple[dict | None, str]:
@@ -97,7 +98,7 @@ def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()
         return None, ''
     article = 'an' if f.kind[0] in 'aeiou' else 'a'
     why = f'{f.matched} of {f.read} values look like {article} {f.kind}'
-    if people and f.kind in ('personal name', 'identifier'):
+    if people and f.kind == 'personal name':
         why += ', and the column name says it holds people'
     return {'method': _METHOD.get(f.kind, 'redact')}, why
 

@@ -109,14 +109,21 @@ _DATASET_FREE = ('monitor.yaml', 'retrain.yaml')  # windows, alert rules, sinks,
 
 
 def _dataset_free_params(ws: Workspace) -> dict[str, str]:
-    """The workspace's own monitor.yaml and retrain.yaml (from its current params folder, else params/), which name no
-    column: without them `monitor` and `retrain` refuse the new folder. The proposal's other files are the data's."""
+    """The workspace's own monitor.yaml and retrain.yaml (from its current params folder, else params/), with
+    monitor.yaml's `drift_columns` reset to all inputs (the only key that names columns): without them `monitor` and
+    `retrain` refuse the new folder. The proposal's other files are the data's."""
+    import re
+
     out = {}
     for name in _DATASET_FREE:
         for folder in (Path(ws.params_dir), ws.root / 'params'):
             if (folder / name).is_file():
-                head = f"# Copied by `lifecycle init` from {folder.name}/{name} (it names no column): review it.\n"
-                out[name] = head + (folder / name).read_text(encoding='utf-8')
+                text = re.sub(
+                    r'(?m)^drift_columns:.*$',
+                    "drift_columns: null       # all the model's inputs (lifecycle init: name some to narrow it)",
+                    (folder / name).read_text(encoding='utf-8'),
+                )
+                out[name] = f"# Copied by `lifecycle init` from {folder.name}/{name}: review it.\n" + text
                 break
     return out
 

@@ -135,8 +135,8 @@ def looks_personal(
     values: pd.Series, vocabulary=(), max_distinct: int = 20_000, people: bool = False
 ) -> PersonalFinding | None:
     """The kind of personal value a text column seems to hold (counts only), or None. Identifiers and names count only
-    when mostly distinct (a handful of city names is a category), unless `people`: the column's name says it holds
-    people, so a few names repeated are still names."""
+    when mostly distinct (a handful of city names is a category); names need not be when `people`: the column's name
+    says it holds people, so a few names repeated are still names."""
     counts = values.dropna().astype(str).str.strip().value_counts()
     counts = counts[~counts.index.isin(list(vocabulary)) & (counts.index != '')]
     if counts.empty:
@@ -159,7 +159,7 @@ def looks_personal(
             return PersonalFinding(kind, matched, total)
         if matched < 3 or matched < total / 2:
             continue
-        if not people and kind in _DISTINCT and hit.sum() < 0.3 * matched:
+        if kind in _DISTINCT and not (people and kind == 'personal name') and hit.sum() < 0.3 * matched:
             continue
         return PersonalFinding(kind, matched, total)
     return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 from ..core.params import FeaturesParams, IngestParams
-from ..core.store import atomic_write, file_sha256
+from ..core.store import PRIVATE, atomic_write, file_sha256
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -111,7 +111,7 @@ def write_batch(
     folder = Path(folder)
     name = name or time.strftime('%Y%m%dT%H%M%S') + '-' + uuid.uuid4().hex[:6]
     path = folder / f'{name}.csv'
-    atomic_write(path, rows[[*inputs, target, 'record_id']].to_csv(index=False))
+    atomic_write(path, rows[[*inputs, target, 'record_id']].to_csv(index=False), mode=PRIVATE)  # (as snapshots)
     lineage = dict(
         batch=name,
         file=path.name,
@@ -127,7 +127,7 @@ def write_batch(
         dataset_version=None,
     )
     lp = path.with_suffix('.lineage.json')
-    atomic_write(lp, json.dumps(lineage, indent=1))
+    atomic_write(lp, json.dumps(lineage, indent=1), mode=PRIVATE)
     return LabelledBatch(path, lp, len(rows), lineage)
 
 # %% ../../nbs/api/loop/01_feedback.ipynb #21d976c8

@@ -30,9 +30,11 @@ def request_rows(url: str, request_id: str) -> list[dict]:
     try:
         if not inspect(engine).has_table('predictions'):
             return []
+        named = any(c['name'] == 'model' for c in inspect(engine).get_columns('predictions'))
         sql = (
             'SELECT p.request_id, p.ts, p.route, p.variant, p.model_version, p.shadow, p.threshold, p.status, '
-            'f.ts AS feedback_ts FROM predictions p LEFT JOIN feedback f ON f.request_id = p.request_id '
+            + ('p.model, ' if named else 'NULL AS model, ')
+            + 'f.ts AS feedback_ts FROM predictions p LEFT JOIN feedback f ON f.request_id = p.request_id '
             'AND p.shadow = :f WHERE p.request_id = :r ORDER BY p.id'
         )
         with engine.connect() as c:
@@ -159,16 +161,16 @@ def trace(ws: Workspace, request_id: str) -> Trace:
     answer = [r for r in rows if not r['shadow']]
     if not answer:
         raise TraceError(f"request_id {request_id!r}: no such request in the prediction log")
-    name = ws.params['register'].model_name
+    name = ws.params['register'].model_name  # (a row logged before rows named their model: this one's)
     a = answer[0]
     if a['status'] != 200 or not a['model_version']:
         raise TraceError(f"request_id {request_id!r}: answered with status {a['status']}, no model version served it")
-    t = Trace(request_id, rows, version_lineage(ws, name, a['model_version']))
+    t = Trace(request_id, rows, version_lineage(ws, a['model'] or name, a['model_version']))
     sh = [r for r in rows if r['shadow']]
     if sh:
         t.shadow = dict(
             version=sh[0]['model_version'],
-            signed=version_lineage(ws, name, sh[0]['model_version'], 0)['signature'] is not None,
+            signed=version_lineage(ws, sh[0]['model'] or name, sh[0]['model_version'], 0)['signature'] is not None,
         )
     if t.lineage['signature'] is None:
         t.notes.append(f"version {a['model_version']} has no signature record")

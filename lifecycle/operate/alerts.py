@@ -18,7 +18,7 @@ from ..core.store import append_jsonl, atomic_write
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0
-__all__ = ['Alert', 'judge', 'still_breached', 'configured', 'route', 'send', 'Outbox', 'raise_alerts']
+__all__ = ['Alert', 'key_by_model', 'judge', 'still_breached', 'configured', 'route', 'send', 'Outbox', 'raise_alerts']
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #a21717fb
 @dataclass
@@ -62,6 +62,18 @@ def _applies(rule: Rule, series: str) -> bool:
     return rule.series is None or fnmatch.fnmatchcase(series, rule.series)
 
 
+def key_by_model(state: dict, model: str) -> None:
+    """Scope a state from before alerts were judged per model to `model` (once): its windows' judged and last-fired
+    keys were the one model's then. Watcher and server series stay the workspace's."""
+    if state.get('keyed_by_model'):
+        return
+    for part in ('seen', 'last_fired'):  # keys are rule|series[|window]; a model's series is version/variant
+        old = state.get(part, {})
+        state[part] = {(f'{model}|{k}' if k.split('|')[1].split('/')[0].isdigit() else k): v for k, v in old.items()}
+    state['windows_seen'] = [f'{model}/{k}' for k in state.get('windows_seen', [])]
+    state['keyed_by_model'] = True
+
+
 def judge(observations: list[dict], rules: list[Rule], state: dict, now: float | None = None) -> list[Alert]:
     "The alerts the rules raise on the observations (dicts with `series`, optional `window`, and metric values)."
     now = time.time() if now is None else now
@@ -82,7 +94,8 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
                 hits[rule.metric] = (rule, value, n)
         for rule, value, n in hits.values():
             win = obs.get('window')
-            key, once = f"{rule.name}|{obs['series']}", f"{rule.name}|{obs['series']}|{win}"
+            scope = f"{obs['model']}|" if obs.get('model') else ''  # one model's series: another's v1 is not its v1
+            key, once = f"{scope}{rule.name}|{obs['series']}", f"{scope}{rule.name}|{obs['series']}|{win}"
             if win is not None and once in seen:
                 continue  # this window was judged for this rule already
             if key in last and now - last[key] < rule.cooldown_s:

@@ -17,7 +17,7 @@ import pandas as pd
 from ..core.store import append_jsonl, atomic_write, read_jsonl
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
-from .alerts import Outbox, judge, raise_alerts, still_breached
+from .alerts import Outbox, judge, key_by_model, raise_alerts, still_breached
 from lifecycle.operate.schema import (
     SEVERITIES,
     MonitorHealth,
@@ -158,15 +158,16 @@ def _write_if_changed(p: Path, data: bytes) -> None:
     atomic_write(p, data)
 
 
-def _observations(m: pd.DataFrame, rec: pd.DataFrame, hb: dict, now: float) -> list[dict]:
+def _observations(m: pd.DataFrame, rec: pd.DataFrame, hb: dict, now: float, model: str | None = None) -> list[dict]:
     obs = []
     for r in m.to_dict('records'):
-        obs.append(dict(r, series=f"{r['model_version']}/{r['variant']}"))
+        obs.append(dict(r, series=f"{r['model_version']}/{r['variant']}", model=model))
     for (v, var), g in rec.groupby(['model_version', 'variant']):
         fb = g['feedback_ts'].max()
         obs.append(
             dict(
                 series=f'{v}/{var}',
+                model=model,
                 silence_s=now - float(g['ts'].max()),
                 label_silence_s=now - float(fb if fb == fb else g['ts'].min()),
             )
@@ -256,7 +257,8 @@ def run_once(
     beat(ws.state_dir, 'monitor', now)
     fp = ws.params['features']
     positive = fp.positive_class if fp.task == 'classification' else None
-    rec = records(read_log(log or default_url(ws), shadow=False, model=ws.params['register'].model_name), positive)
+    name = ws.params['register'].model_name
+    rec = records(read_log(log or default_url(ws), shadow=False, model=name), positive)
     if len(rec):
         rec = assign_windows(rec, mp.window, now)
         closed = rec[rec['closed']]
@@ -273,10 +275,11 @@ def run_once(
     m = _measure(closed, baselines, mp, fp.task, window_cache)
     state_path = out_dir / 'state.json'
     state = _load_state(state_path)
+    key_by_model(state, name)
     known = set(state.get('windows_seen', []))
-    keys = [f"{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
+    keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
-    obs = _observations(m, rec, hb, now) + audit_observations(ws.audit_path, state)
+    obs = _observations(m, rec, hb, now, name) + audit_observations(ws.audit_path, state)
     alerts = judge(obs, mp.rules, state, now)
     p = out_dir / 'breaching.json'
     held = still_breached(obs, mp.rules, set(json.loads(p.read_text())) if p.is_file() else None)

@@ -84,7 +84,7 @@ class FlagGate:
     def _torn(self, within_s: float = 0.5) -> bool:
         "Whether the flag file was written so lately that the read may have caught it half written (a hand save)."
         flagd = (self._stamp() or (None,))[0]
-        return bool(flagd and time.time_ns() - flagd[0] < within_s * 1e9)
+        return bool(flagd and 0 <= time.time_ns() - flagd[0] < within_s * 1e9)  # (a future mtime: a skewed clock)
 
     def check(self) -> bool:
         "Look at the flag file once; activate it if it changed and passes. True when a new document became active."

@@ -257,9 +257,12 @@ def _add_model_column(engine) -> None:
     try:
         with engine.begin() as c:
             c.execute(text('ALTER TABLE predictions ADD COLUMN model VARCHAR(200)'))
-    except Exception:  # another process added it meanwhile; anything else is still missing, and said so
+    except Exception as e:  # another process added it meanwhile; else, say what to run
         if 'model' not in {c['name'] for c in inspect(engine).get_columns('predictions')}:
-            raise
+            raise RuntimeError(
+                f"the prediction log's predictions table has no 'model' column and it could not be added "
+                f"({_reason(e)}); as the database's owner, run: ALTER TABLE predictions ADD COLUMN model VARCHAR(200)"
+            ) from None
 
 
 class _Store:
@@ -983,8 +986,8 @@ def _known(log: PredictionLog, request_id: str) -> bool:
 
 
 def _named(request_id: str) -> str:
-    "A request ID as a message may quote it: one shaped like the IDs servers issue (hex), else not repeated."
-    return f"request_id {request_id!r}" if fullmatch(r'[0-9a-f]{8,64}', request_id) else 'the request_id (not repeated)'
+    "A request ID as a message may quote it: one shaped like the IDs servers issue (32 hex digits), else not repeated."
+    return f"request_id {request_id!r}" if fullmatch(r'[0-9a-f]{32}', request_id) else 'the request_id (not repeated)'
 
 
 def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None = None) -> dict:
@@ -1091,12 +1094,13 @@ def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | N
 # %% ../../nbs/api/serve/01_predlog.ipynb #73a3c50f
 def key_pseudonym(salt: bytes):
     """What a server logs for a targeting key (a user ID, often an e-mail address): `k:` and 16 hex digits of its
-    HMAC-SHA256 under the workspace's secret `salt`. One key keeps one pseudonym, so one user's rows still group."""
+    HMAC-SHA256 under the workspace's secret `salt`. One key keeps one pseudonym, so one user's rows still group; the
+    HMAC covers a prefix of its own, so a pseudonym never matches the digest a message quotes for the same text."""
     import hashlib
     import hmac
 
     def pseudonym(key: str) -> str:
-        return 'k:' + hmac.new(salt, key.encode(), hashlib.sha256).hexdigest()[:16]
+        return 'k:' + hmac.new(salt, b'targeting-key\0' + key.encode(), hashlib.sha256).hexdigest()[:16]
 
     return pseudonym
 

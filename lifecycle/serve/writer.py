@@ -109,6 +109,9 @@ class _Journaled:
     def append(self, rows: list) -> tuple[str | None, dict]:
         "Journal `rows` (masked first; invalid ones left out): (error for all, {index: error})."
         failed = _failing(rows)
+        if failed:  # rows of a server of the last version (this writer was started after an upgrade): made current
+            rows = [current_row(r) for r in rows]
+            failed = _failing(rows)
         good = [r for i, r in enumerate(rows) if i not in failed]
         if not good:
             return None, failed
