@@ -140,6 +140,7 @@ def test_shadow_score_logs_the_challenger_never_the_answer(toys):
 # -- the routers, in process, on a tiny signed workspace ---------------------------------------------------------------
 
 BASE = {
+    'control': '1',
     'challenger': '2',
     'percentage': 0,
     'kill': False,
@@ -305,12 +306,15 @@ def test_a_flags_change_the_policy_cannot_check_now_answers_503_one_it_refuses_4
         return SimpleNamespace(ok=False, message=lambda: f'v{version} lacks an approval')
 
     monkeypatch.setattr(exposure, 'check', check)
-    r = client.patch('/admin/flags', json={'changes': {'control': '2'}}, headers=token)  # a new version is checked
+    r = client.patch('/admin/flags', json={'changes': {'control': '2', 'challenger': None}}, headers=token)  # checked
     assert r.status_code == 503 and 'control: the release policy could not be checked' in r.json()['error']
     r = client.patch('/admin/flags', json={'changes': {'control': '2', 'challenger': '1'}}, headers=token)
     assert r.status_code == 422 and 'v1 lacks an approval' in r.json()['error']  # refused: no retry would help
-    monkeypatch.undo()  # the registry answers again: v1 passes (challenger is in BASE, which the next test restores)
-    assert client.patch('/admin/flags', json={'changes': {'challenger': '1'}}, headers=token).status_code == 200
+    monkeypatch.undo()  # the registry answers again: v1 passes (control and challenger: the next test restores BASE)
+    r = client.patch('/admin/flags', json={'changes': {'control': '2', 'challenger': '1'}}, headers=token)
+    assert r.status_code == 200, r.json()
+    r = client.patch('/admin/flags', json={'changes': {'challenger': '2'}}, headers=token)  # against itself: refused
+    assert r.status_code == 422 and 'challenger: version 2 is the control' in r.json()['error']
 
 
 def test_flags_route_predict_cohorts_and_kill_switch(client, ws):
@@ -692,3 +696,15 @@ def test_a_server_refused_for_another_models_flags_serves_its_own_model_once_the
         assert loads[-1] == f"arrests-renamed/{reg['model_version']}", loads
     finally:
         srv.close()
+
+
+def test_flags_set_with_an_empty_safe_version_deploys_the_environments_alias(ws):
+    "params/flags.yaml documents an empty control or safe as the environment's alias: `flags set safe=null` is that."
+    s = Workspace.open(ws)
+    fl.change_flags(s, {**BASE, 'safe': '2'}, actor='test', reason='test: safe is version 2')
+    try:
+        r = cli(ws, 'flags', 'set', 'safe=null', '--json')
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert fl.load_spec(s)[0].safe == '1'  # dev's version, where this workspace serves
+    finally:
+        fl.change_flags(s, {**BASE, 'safe': '1'}, actor='test', reason='test baseline')

@@ -108,10 +108,11 @@ def _change(changes: dict, reason: str) -> FlagsView:
 
     s = Workspace.open()
     spec, name = fl.load_spec(s)
-    lookup = (
+    lookup = (  # an alias to resolve; or control or safe emptied: the environment's alias, as in params/flags.yaml
         _alias_lookup(s, name)
         if any(
-            k in ('control', 'challenger', 'safe') and isinstance(v, str) and not v.isdigit()
+            (k in ('control', 'challenger', 'safe') and isinstance(v, str) and not v.isdigit())
+            or (k in ('control', 'safe') and v is None)
             for k, v in changes.items()
         )
         else None

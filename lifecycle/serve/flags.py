@@ -417,6 +417,8 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         v = getattr(new, a)
         if v is not None and not re.fullmatch(r'\d+', v):
             raise FlagError(f"{a}: expected a version number, found {v!r}")
+    if new.challenger is not None and new.challenger == new.control:  # an A/B test of a version against itself
+        raise FlagError(f"challenger: version {new.challenger} is the control; give another version, or null for none")
     write_spec(s, new, name, before=old)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}

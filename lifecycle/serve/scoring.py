@@ -266,9 +266,10 @@ def predict_inputs(payload) -> tuple[dict, str | None, dict]:
     bad = [k for k, v in attrs.items() if not isinstance(v, (str, bool, int, float)) or k == 'route']
     if bad:
         raise InputError(f"field 'context.{bad[0]}': expected a string, number or boolean (and 'route' is reserved)")
-    if 'records' not in payload:
-        raise InputError("field 'records': required")
-    return {'dataframe_records': payload['records']}, key or None, attrs
+    recs = payload.get('records')
+    if not isinstance(recs, list) or not recs:  # (named here: the scoring below knows the field by MLflow's name)
+        raise InputError("field 'records': " + ('required' if recs is None else 'expected a non-empty list of records'))
+    return {'dataframe_records': recs}, key or None, attrs
 
 
 def predict_answer(r: Scored, positive_class) -> dict:
