@@ -231,6 +231,8 @@ def test_registrations_need_an_administrator_and_a_rewritten_chain_is_refused(ws
 
     with pytest.raises(trust.TrustError, match='not an administrator'):
         trust.trust_add(ws['ws'], 'mallory', 'compliance_officer', by='carol')
+    with pytest.raises(trust.TrustError, match='makes one with `lifecycle keys new --as erin`'):
+        trust.trust_add(ws['ws'], 'erin', 'ml_engineer', by='ada')  # erin has made no key yet
     # an intruder rewrites the whole chain with a fresh administrator of their own
     w = ws['ws']
     for p in (w.store.root / 'records' / 'trust').glob('*.json'):

@@ -191,6 +191,11 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
     name, people = person_name(name), require_roster(ws)
     by, key = _admin(ws, people, by)
     pub = Path(public_key_file) if public_key_file else person_key_path(ws.keys_dir, name).with_suffix('.pub.pem')
+    if not pub.is_file():  # (the usual case: the person has made no key yet)
+        raise TrustError(
+            f"no public key for {name} at {pub}: {name} makes one with `lifecycle keys new --as {name}` (on their "
+            "machine: then give its .pub.pem file here with --key)"
+        )
     pin = public_pin(load_public_key(pub))
     if not str(role or '').strip():
         raise TrustError('a role is required (e.g. ml_engineer, compliance_officer, data_scientist, administrator)')
