@@ -64,7 +64,11 @@ def test_simulate_and_retraining_refuse_flags_that_route_another_model_and_a_sou
     assert cli(trained, 'flags', 'init').returncode == 0
     spec = json.loads(fl.spec_path(s).read_text())
     fl.spec_path(s).write_text(json.dumps({**spec, 'model_name': 'customers'}))
-    for args, words in ((['simulate', '--no-report'], 'nothing simulated'), (['retrain', 'run', '--force'], 'no retr')):
+    for args, words in (
+        (['simulate', '--no-report'], 'nothing simulated'),
+        (['retrain', 'run', '--force'], 'no retraining started'),
+        (['rollout', 'start', '--challenger', '2'], 'no rollout started'),
+    ):
         r = cli(trained, *args)
         msg = ' '.join(r.stderr.split())
         assert r.returncode == EXIT_INPUT and words in msg and "route model 'customers'" in msg, r.stderr

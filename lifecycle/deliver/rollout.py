@@ -126,6 +126,8 @@ def start(
         )
     steps = list(steps or rp.steps)
     RolloutParams(steps=steps, strategy=strategy or rp.strategy)  # validates the steps
+    if why := fl.other_model_routed(s, s.params['register'].model_name, s.params_dir):
+        raise RolloutError(f"no rollout started: {why}")  # its evidence (the experiment report) reads the params' model
     spec, name = fl.load_spec(s)
     if str(challenger) == spec.control:
         raise RolloutError(f"version {challenger} is already the control")
