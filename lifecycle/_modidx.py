@@ -69,6 +69,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'lifecycle/app/pipeline.py'),
                                         'lifecycle.app.pipeline._run_stages': ( 'api/app/pipeline.html#_run_stages',
                                                                                 'lifecycle/app/pipeline.py'),
+                                        'lifecycle.app.pipeline._stopped': ('api/app/pipeline.html#_stopped', 'lifecycle/app/pipeline.py'),
                                         'lifecycle.app.pipeline.cache_get': ( 'api/app/pipeline.html#cache_get',
                                                                               'lifecycle/app/pipeline.py'),
                                         'lifecycle.app.pipeline.cache_key': ( 'api/app/pipeline.html#cache_key',

@@ -176,3 +176,26 @@ def test_an_interrupted_report_leaves_no_folder_behind_and_a_failed_one_keeps_it
     with pytest.raises(KeyboardInterrupt):
         pipeline.run_report(s, '10_simulate.ipynb', existing, {})
     assert existing.is_dir()
+
+
+def test_an_interrupted_run_is_recorded_as_failed_interrupted_not_left_running(workspace, monkeypatch):
+    "Ctrl-C during a stage: the run's record says it failed, interrupted, and names the stage; the audit log too."
+    from lifecycle.app import pipeline
+    from lifecycle.core import audit
+    from lifecycle.core.manifest import RunManifest
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+
+    def interrupted(ws_, st, m, *args):
+        m.update_stage(st.name, status='running')
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline, '_run_stage', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_pipeline(ws)
+    (run_dir,) = ws.runs_dir.iterdir()
+    m = RunManifest.load(run_dir)
+    assert m.data['status'] == 'failed' and m.data['error'] == 'interrupted'
+    assert m.data['stages']['ingest']['status'] == 'failed' and m.data['stages']['ingest']['error'] == 'interrupted'
+    assert [e['reason'] for e in audit.read(ws.audit_path) if e['action'] == 'run.fail'] == ['interrupted']

@@ -124,8 +124,8 @@ def run(
             if prerender and st.name == 'train' and res.status in ('ok', 'cached'):
                 prerender[0].warm(s)  # the tracking database exists from here on
             console.print(
-                f"""[{i}/{len(STAGES)}] {st.name}:
-                [{'green' if res.status == 'ok' else 'red' if res.status == 'failed' else 'cyan'}]"""
+                f"[{i}/{len(STAGES)}] {st.name}: "
+                f"[{'green' if res.status == 'ok' else 'red' if res.status == 'failed' else 'cyan'}]"
                 f"{res.status}[/] ({res.duration:.1f}s)"
             )
 
@@ -151,9 +151,11 @@ def run(
             raise CommandError(str(e), EXIT_INPUT) from None
         except StageFailed as e:
             failure = e
-        except BaseException:  # interrupted or an unexpected error: no page waits to be converted
+        except BaseException as e:  # interrupted or an unexpected error: no page waits to be converted
             if prerender:
                 prerender[0].cancel()
+            if isinstance(e, KeyboardInterrupt):  # (the run's record says it failed, interrupted: `lifecycle status`)
+                raise CommandError('interrupted: the run stopped where it was; no later stage ran', 130) from None
             raise
     index = None
     if site:

@@ -198,19 +198,36 @@ def _run_stages(
     os.environ['LIFECYCLE_WORKSPACE'] = str(ws.root)
     os.environ['LIFECYCLE_PARAMS_DIR'] = str(ws.params_dir)  # the stage kernels open this run's params, not the last's
     results, emit = [], on_event or (lambda *a: None)
-    with StageKernel(ws.stages_dir, fresh=ws.stage_kernel == 'fresh') as kernel:  # started on the first miss
-        for st in STAGES:
-            emit('start', st, None)
-            m, r, error = _run_stage(ws, st, m, params, lib, force, kernel)
-            results.append(r)
-            emit('end', st, r)
-            if error:
-                ws.audit('run.fail', m.run_id, error, stage=st.name)
-                raise StageFailed(st.name, error, m.run_dir / st.notebook, m.run_id)
+    try:
+        with StageKernel(ws.stages_dir, fresh=ws.stage_kernel == 'fresh') as kernel:  # started on the first miss
+            for st in STAGES:
+                emit('start', st, None)
+                m, r, error = _run_stage(ws, st, m, params, lib, force, kernel)
+                results.append(r)
+                emit('end', st, r)
+                if error:
+                    ws.audit('run.fail', m.run_id, error, stage=st.name)
+                    raise StageFailed(st.name, error, m.run_dir / st.notebook, m.run_id)
+    except BaseException as e:
+        if not isinstance(e, StageFailed):  # interrupted (Ctrl-C) or an unexpected error: the run says it stopped
+            _stopped(ws, m.run_dir, e)
+        raise
     m.data.update(status='ok', finished=now_iso())
     m.save()
     ws.audit('run.finish', m.run_id, 'all stages passed', stages={r.name: r.status for r in results})
     return m, results
+
+
+def _stopped(ws: Workspace, run_dir: Path, e: BaseException) -> None:
+    "Record a run that stopped without a stage failing (interrupted, or an error of ours) as failed, and why."
+    why = 'interrupted' if isinstance(e, KeyboardInterrupt) else f'stopped: {type(e).__name__}'
+    m = RunManifest.load(run_dir)
+    for name, stage in m.data.get('stages', {}).items():
+        if stage.get('status') == 'running':
+            m.update_stage(name, status='failed', error=why)
+    m.data.update(status='failed', finished=now_iso(), error=why)
+    m.save()
+    ws.audit('run.fail', m.run_id, why)
 
 
 def _run_stage(

@@ -115,8 +115,8 @@ class Erased(Result):
 
     def show(self):
         print(
-            f"""entry {self.erased}'s payload erased; tombstone: entry {self.tombstone['seq']} by
-            {self.tombstone['actor']} ({self.path})"""
+            f"entry {self.erased}'s payload erased; tombstone: entry {self.tombstone['seq']} by "
+            f"{self.tombstone['actor']} ({self.path})"
         )
 
 

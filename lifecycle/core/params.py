@@ -822,8 +822,8 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
         task, fam = res['features'].task, res['train'].model.family
         if (fam in REGRESSION_FAMILIES) != (task == 'regression'):
             problems.append(
-                f"""{d / 'train.yaml'}: key 'model.family': {fam!r} does not fit the {task} task declared in
-                features.yaml"""
+                f"{d / 'train.yaml'}: key 'model.family': {fam!r} does not fit the {task} task declared in "
+                f"features.yaml"
             )
         cols = res['ingest'].columns
         for f in res['features'].features:

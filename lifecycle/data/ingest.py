@@ -626,8 +626,8 @@ def _snapshot_object(store: Store, version: str) -> str:
     rec = store.get_record('datasets', version)
     if store.record_path('purges', version).exists():
         raise SnapshotPurged(
-            f"""snapshot {version} was purged on {store.get_record('purges', version)['purged']}: its data is gone, its
-            lineage record remains"""
+            f"snapshot {version} was purged on {store.get_record('purges', version)['purged']}: its data is gone, its "
+            f"lineage record remains"
         )
     return rec['object']
 

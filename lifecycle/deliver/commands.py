@@ -54,14 +54,23 @@ class RolloutView(Result):
 
 
 def _steps(text: str | None) -> list[float] | None:
+    "`--steps` as percentages, checked as params/rollout.yaml's are (before anything is trained, deployed or moved)."
+    from lifecycle.core.params import RolloutParams
+
     if text is None:
         return None
     try:
-        return [float(x) for x in text.split(',') if x.strip()]
+        steps = [float(x) for x in text.split(',') if x.strip()]
     except ValueError:
         raise CommandError(
             f"--steps {text!r}: expected comma-separated percentages such as 1,5,25,50,100", EXIT_INPUT
         ) from None
+    try:
+        RolloutParams(steps=steps)
+    except ValueError as e:  # (pydantic's: its first problem's message, in one line)
+        why = e.errors()[0]['msg'].removeprefix('Value error, ') if hasattr(e, 'errors') else str(e)
+        raise CommandError(f"--steps {text!r}: {why}", EXIT_INPUT) from None
+    return steps
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #a1208bf3
 @command(errors=DELIVER_ERRORS)
@@ -265,6 +274,8 @@ def rollout_demo(
 
     if outcome not in ('sound', 'degraded'):
         raise CommandError(f"--challenger-kind: expected sound or degraded, found {outcome!r}", EXIT_INPUT)
+    if not max_seconds > 0:
+        raise CommandError(f"--max-seconds: expected a number of seconds above 0, found {max_seconds:g}", EXIT_INPUT)
     s = Workspace.open()
     ps = s.params
     say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
@@ -320,6 +331,11 @@ def experiment_report(
     from datetime import datetime
     from lifecycle.deliver import rollout as ro, experiment as ex
 
+    from lifecycle.core.params import ARMS
+
+    for option, v in (('--control', control), ('--treatment', treatment)):
+        if v not in ARMS:  # a misspelt variant would report an empty arm, and write that report
+            raise CommandError(f"{option}: expected one of the flag variants {list(ARMS)}, found {v!r}", EXIT_INPUT)
     s = Workspace.open()
     if control == treatment:
         raise CommandError(f"--control and --treatment name the same variant {control!r}", EXIT_INPUT)

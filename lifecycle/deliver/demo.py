@@ -99,8 +99,8 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
     try:
         st = ro.start(s, version, ps['rollout'], steps, 'canary', reason=f'demonstration: {outcome} challenger')
         say(
-            f"""rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from
-            later years"""
+            f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from "
+            f"later years"
         )
         rows, fp = sim.later_rows(s), ps['features']
         inputs = [f.name for f in fp.features]

@@ -148,8 +148,8 @@ def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
             "## Uses\nSee the model card's intended and out-of-scope uses.",
             f"## Maintenance\nImmutable snapshot, content-addressed (schema hash `{record['schema_hash'][:16]}`). "
             + (
-                f"""Retained until {record['retention_until']}; `lifecycle store purge --expired` then deletes its data
-                and keeps this record."""
+                f"Retained until {record['retention_until']}; `lifecycle store purge --expired` then deletes its data "
+                f"and keeps this record."
                 if record.get('retention_until')
                 else 'No retention limit is declared for this dataset.'
             ),

@@ -412,8 +412,8 @@ def revoke_signing_key(ws, kid: str, reason: str, actor: str | None = None) -> d
     current = Path(ws.key_dir) / PUBLIC_KEY_FILE
     if current.is_file() and key_id(load_public_key(ws.key_dir)) == kid:
         raise SigningKeyError(
-            f"""signing key {kid} is the one new versions are signed with: run `lifecycle keys rotate` first, then
-            revoke it"""
+            f"signing key {kid} is the one new versions are signed with: run `lifecycle keys rotate` first, then "
+            f"revoke it"
         )
     write_trust(ws.root, TRUST_REVOKED, sorted({*trust.get(TRUST_REVOKED, []), kid}))
     ws.audit('keys.revoke', f'signing key {kid}', reason, actor=actor, key_id=kid)

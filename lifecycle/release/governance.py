@@ -356,8 +356,8 @@ def approve(
             )
         elif user.casefold() not in {m.casefold() for m in members}:
             reasons.append(
-                f"""{user!r} does not hold the role {role!r} that approves {step} (its users:
-                {', '.join(sorted(members))})"""
+                f"{user!r} does not hold the role {role!r} that approves {step} (its users: "
+                f"{', '.join(sorted(members))})"
             )
     if not trained_by:
         reasons.append(f"who trained {subject} is unknown, so separation of duties cannot be checked")
@@ -492,8 +492,8 @@ def promote(
         refuse(f"there is no approval of {subject} for {step}; run `lifecycle approve` first")
     if rec and (rec.get('model_name'), rec.get('model_version'), rec.get('step')) != (name, version, step):
         refuse(
-            f"""the approval record for {step} describes {rec.get('model_name')}/{rec.get('model_version')}
-            ({rec.get('step')})"""
+            f"the approval record for {step} describes {rec.get('model_name')}/{rec.get('model_version')} "
+            f"({rec.get('step')})"
         )
     if needs and verify is not None and (why := verify(rec)):
         refuse('; '.join(why))
