@@ -2726,6 +2726,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.key_pseudonym': ( 'api/serve/predlog.html#key_pseudonym',
                                                                                     'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog.names_models': ( 'api/serve/predlog.html#names_models',
+                                                                                   'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.pii_masker': ( 'api/serve/predlog.html#pii_masker',
                                                                                  'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.read_log': ( 'api/serve/predlog.html#read_log',

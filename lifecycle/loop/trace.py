@@ -23,6 +23,7 @@ def request_rows(url: str, request_id: str) -> list[dict]:
     "The prediction-log rows of one request (answer and shadow), with its feedback time; inputs left out."
     from pathlib import Path
     from sqlalchemy import create_engine, inspect, text
+    from lifecycle.serve.predlog import names_models
 
     if url.startswith('sqlite:///') and not Path(url[len('sqlite:///') :]).exists():
         return []
@@ -30,7 +31,7 @@ def request_rows(url: str, request_id: str) -> list[dict]:
     try:
         if not inspect(engine).has_table('predictions'):
             return []
-        named = any(c['name'] == 'model' for c in inspect(engine).get_columns('predictions'))
+        named = names_models(engine)
         sql = (
             'SELECT p.request_id, p.ts, p.route, p.variant, p.model_version, p.shadow, p.threshold, p.status, '
             + ('p.model, ' if named else 'NULL AS model, ')

@@ -323,6 +323,7 @@ class WindowClock:
 
     def _read(self) -> None:
         from sqlalchemy import create_engine, inspect, text
+        from lifecycle.serve.predlog import names_models
 
         if self._engine is None:
             if self.url.startswith('sqlite:///') and not Path(self.url[len('sqlite:///') :]).exists():
@@ -330,7 +331,7 @@ class WindowClock:
             self._engine = create_engine(self.url)
         if not inspect(self._engine).has_table('predictions'):
             return
-        named = any(c['name'] == 'model' for c in inspect(self._engine).get_columns('predictions'))
+        named = names_models(self._engine)
         with self._engine.connect() as c:
             rows = c.execute(
                 text(

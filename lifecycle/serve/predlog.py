@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'Pending', 'PredictionLog', 'journal_dir', 'add_feedback',
-           'read_log', 'key_pseudonym', 'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'Pending', 'names_models', 'PredictionLog', 'journal_dir',
+           'add_feedback', 'read_log', 'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -248,17 +248,24 @@ class Pending:
         self.check()
 
 
+def names_models(engine) -> bool:
+    "Whether the log's predictions table has the `model` column (a log no writer opened since it came may not)."
+    from sqlalchemy import inspect
+
+    return any(c['name'] == 'model' for c in inspect(engine).get_columns('predictions'))
+
+
 def _add_model_column(engine) -> None:
     "Give a prediction log made before the `model` column that column (its rows' model: unknown, NULL)."
-    from sqlalchemy import inspect, text
+    from sqlalchemy import text
 
-    if 'model' in {c['name'] for c in inspect(engine).get_columns('predictions')}:
+    if names_models(engine):
         return
     try:
         with engine.begin() as c:
             c.execute(text('ALTER TABLE predictions ADD COLUMN model VARCHAR(200)'))
     except Exception as e:  # another process added it meanwhile; else, say what to run
-        if 'model' not in {c['name'] for c in inspect(engine).get_columns('predictions')}:
+        if not names_models(engine):
             raise RuntimeError(
                 f"the prediction log's predictions table has no 'model' column and it could not be added "
                 f"({_reason(e)}); as the database's owner, run: ALTER TABLE predictions ADD COLUMN model VARCHAR(200)"
@@ -1069,7 +1076,7 @@ def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | N
     if not inspect(engine).has_table('predictions'):
         return empty
     where, args = [], {}
-    if model is not None and 'model' in {c['name'] for c in inspect(engine).get_columns('predictions')}:
+    if model is not None and names_models(engine):
         where.append('(p.model = :model OR p.model IS NULL)')
         args['model'] = model
     if since is not None:
