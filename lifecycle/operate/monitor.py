@@ -319,7 +319,7 @@ class WindowClock:
     def __init__(self, log_url: str, window: Window, grace_s: float = 0.5, model: str | None = None):
         self.url, self.window, self.grace_s, self.model = log_url, window, grace_s, model  # model: its rows only
         self.after, self.counts = 0, {}  # last request id read; records so far per (version, variant)
-        self._engine = None
+        self._engine, self._named = None, False  # (_named: the log has the model column, once seen to have it)
 
     def _read(self) -> None:
         from sqlalchemy import create_engine, inspect, text
@@ -329,9 +329,11 @@ class WindowClock:
             if self.url.startswith('sqlite:///') and not Path(self.url[len('sqlite:///') :]).exists():
                 return  # no log yet (and none made by looking)
             self._engine = create_engine(self.url)
-        if not inspect(self._engine).has_table('predictions'):
-            return
-        named = names_models(self._engine)
+        if not self._named:  # (looked up until a writer has made the table with its model column: then it stays)
+            if not inspect(self._engine).has_table('predictions'):
+                return
+            self._named = names_models(self._engine)
+        named = self._named
         with self._engine.connect() as c:
             rows = c.execute(
                 text(
