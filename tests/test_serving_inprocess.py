@@ -709,3 +709,38 @@ def test_flags_set_with_an_empty_safe_version_deploys_the_environments_alias(ws)
         assert fl.load_spec(s)[0].safe == '1'  # dev's version, where this workspace serves
     finally:
         fl.change_flags(s, {**BASE, 'safe': '1'}, actor='test', reason='test baseline')
+
+
+def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_until_it_ends(tiny_template, tmp_path):
+    """While a rollout runs, only it sets the control, the challenger, the share and the cohorts (it judges and
+    completes what it set): the admin API answers 409 and the CLI exits 2, naming the rollout; the kill switch and the
+    shadow stay anyone's. Its end (here a rollback) releases them."""
+    from conftest import copy_workspace
+    from lifecycle.deliver import rollout as ro
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')  # its own copy: a hold left behind would refuse other tests
+    s = Workspace.open(ws)
+    fl.change_flags(s, {**BASE, 'challenger': None, 'cohorts': []}, actor='test', reason='nothing deployed beside v1')
+    st = ro.start(
+        s, '2', s.params['rollout'], steps=[10, 50, 100], strategy='canary', actor='test', reason='test rollout'
+    )
+    assert fl.load_hold(s) == dict(by='rollout', id=st['id'], version='2', since=st['started'])
+    token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
+    with TestClient(create_app(Server(s))) as client:
+        for changes in ({'challenger': None}, {'percentage': 100}, {'cohorts': [], 'shadow': True}):
+            r = client.patch('/admin/flags', json={'changes': changes}, headers=token)
+            assert r.status_code == 409 and f"held by rollout {st['id']} of version 2" in r.json()['error'], r.text
+        assert client.patch('/admin/flags', json={'changes': {'shadow': True}}, headers=token).status_code == 200
+        assert client.post('/admin/flags/kill', headers=token).status_code == 200
+    r = cli(ws, 'flags', 'set', 'percentage=0', 'kill=false')
+    assert r.returncode == 2 and f"percentage: held by rollout {st['id']}" in r.stderr, r.stderr
+    with pytest.raises(fl.FlagError, match='held by rollout'):  # `flags init --force` would pull the arms away too
+        fl.init_flags(s, s.params['flags'], 'arrests-release', lambda a: '1', reason='start again')
+    assert fl.load_spec(s)[0].percentage == 10 and fl.load_spec(s)[0].kill  # the refused changes changed nothing
+    ro.advance(s, actor='test', reason='the rollout itself moves the share')
+    assert fl.load_spec(s)[0].percentage == 50 and fl.load_hold(s)['id'] == st['id']
+    ro.rollback(s, actor='test', reason='test over')
+    assert fl.load_hold(s) is None and fl.load_spec(s)[0].challenger is None
+    fl.change_flags(s, {'challenger': '2', 'percentage': 5}, actor='test', reason='no rollout: anyone may deploy')
+    holds = [e['details'].get('hold', '-') for e in audit.read(s.audit_path) if e['action'] == 'flags.change']
+    assert [h for h in holds if h != '-'] == [dict(by='rollout', id=st['id'], version='2'), None], holds

@@ -102,6 +102,14 @@ def _active(s: Settings) -> dict:
     return st
 
 
+def _restore(s: Settings, st: dict | None) -> None:
+    "Put back the state a refused start replaced (or none)."
+    if st is None:
+        state_path(s).unlink(missing_ok=True)
+    else:
+        _save(s, st)
+
+
 def _set_share(s: Workspace, st: dict, pct: float, actor, reason) -> None:
     fl.change_flags(s, {'percentage': pct}, actor=actor, reason=reason, source='rollout')
     st['percentage'], st['step_started'] = pct, time.time()
@@ -133,13 +141,6 @@ def start(
         raise RolloutError(f"version {challenger} is already the control")
     if spec.kill:
         raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
-    fl.change_flags(
-        s,
-        {'challenger': str(challenger), 'percentage': 0, 'kill': False},
-        actor=actor,
-        source='rollout',
-        reason=f'rollout: deploy v{challenger} beside v{spec.control}',
-    )
     from lifecycle.model.registry import alias_version
 
     st = dict(
@@ -159,6 +160,19 @@ def start(
         tests={},
         history=[],
     )
+    _save(s, st)  # the rollout's state first: a crash before the flags change leaves one to roll back, never a hold
+    try:  # that no rollout ends. The arms and the share are the rollout's from here: held by it until it ends
+        fl.change_flags(
+            s,
+            {'challenger': str(challenger), 'percentage': 0, 'kill': False},
+            actor=actor,
+            source='rollout',
+            reason=f'rollout: deploy v{challenger} beside v{spec.control}',
+            hold=dict(by='rollout', id=st['id'], version=st['challenger'], since=st['started']),
+        )
+    except BaseException:
+        _restore(s, cur)
+        raise
     _event(
         s,
         st,
@@ -195,6 +209,7 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
         actor=actor,
         source='rollout',
         reason=f"rollout: v{st['challenger']} takes all traffic",
+        hold=None,
     )
     _promote_on_completion(s, st, actor)
     st.update(status='completed', percentage=100.0, step=len(st['steps']) - 1)
@@ -308,7 +323,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     else:
         st = _active(s)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False}
-    fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
+    fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', hold=None)
     st.update(status='rolled_back', percentage=0.0)
     alias = _alias_back(s, st, actor, reason or 'rolled back')
     return _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {}, alias=alias)
@@ -318,7 +333,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
 def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "The kill switch: everyone to the known-safe version; the rollout ends."
     st = _active(s)
-    fl.kill(s, actor=actor, reason=f'rollout killed: {reason}', source='rollout')
+    fl.change_flags(s, {'kill': True}, actor, f'rollout killed: {reason}', 'rollout', hold=None)
     st.update(status='killed', percentage=0.0)
     return _event(s, st, 'kill', actor, reason or 'killed')
 

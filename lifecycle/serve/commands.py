@@ -59,6 +59,10 @@ class FlagsView(Result):
                 f"  cohort: {c['attribute']} "
                 f"{'in ' + str(c['in']) if c.get('in') is not None else '== ' + repr(c['equals'])} -> {c['variant']}"
             )
+        if h := self.extra.get('hold'):
+            from lifecycle.serve.flags import HELD_KEYS
+
+            print(f"  held by {h['by']} {h['id']} of v{h['version']}: {', '.join(HELD_KEYS)} change only through it")
 
 
 def _show_spec(spec, name: str, extra: dict | None = None) -> FlagsView:
@@ -100,7 +104,7 @@ def flags_show(
     spec, name = fl.load_spec(s)
     doc = fl.read_document(fl.flagd_path(s))
     fl.check_live(s, doc)  # never report a value the live flag file does not have
-    return _show_spec(spec, name, {'flagd': doc} if as_json else None)
+    return _show_spec(spec, name, {'hold': fl.load_hold(s), **({'flagd': doc} if as_json else {})})
 
 # %% ../../nbs/api/serve/05_commands.ipynb #59713a60
 def _change(changes: dict, reason: str) -> FlagsView:

@@ -19,17 +19,19 @@ from ..core.locks import held
 from ..core.params import FlagsParams, ARMS, _describe
 
 # %% auto #0
-__all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path', 'flagd_path',
-           'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec', 'policy_refusals',
-           'write_spec', 'load_spec', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live',
-           'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
+__all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path',
+           'flagd_path', 'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec',
+           'policy_refusals', 'write_spec', 'load_spec', 'load_hold', 'other_model_routed', 'FlagsTampered',
+           'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider',
+           'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
 
 
 class FlagError(Exception):
-    "A flag change or flag file that cannot be accepted; `status` 422 (refused) or 503 (cannot be checked right now)."
+    """A flag change or flag file that cannot be accepted; `status` 422 (refused), 409 (held by a rollout under way) or 503
+    (cannot be checked right now)."""
 
     def __init__(self, message: str = '', status: int = 422):
         super().__init__(message)
@@ -255,39 +257,69 @@ def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: Fla
         raise FlagError(refused[0])
 
 
-def write_spec(s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None) -> dict:
+def write_spec(
+    s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None, hold: dict | None = None
+) -> dict:
     """Validate, compile and write the spec and its flagd document atomically; returns the document. Each arm that gains
     exposure over `before` (the spec it replaces) must meet the release policy."""
     _check_signed(s, model_name, spec, before)
-    return _write(s, spec, model_name)
+    return _write(s, spec, model_name, hold)
 
 
-def _write(s: Settings, spec: FlagsParams, model_name: str) -> dict:
-    "Compile and check the spec, then write it and its flagd document atomically; returns the document."
+def _write(s: Settings, spec: FlagsParams, model_name: str, hold: dict | None = None) -> dict:
+    """Compile and check the spec, then write it (with its `hold`, if any) and its flagd document atomically; returns the
+    document."""
     doc = compile_flags(spec)
     problems = check_document(doc)
     if problems:
         raise FlagError('; '.join(problems))
     flags_dir(s).mkdir(parents=True, exist_ok=True)
-    atomic_write(
-        spec_path(s),
-        json.dumps({'model_name': model_name, **spec.model_dump(mode='json', by_alias=True)}, indent=1).encode(),
-    )
+    d = {'model_name': model_name, **spec.model_dump(mode='json', by_alias=True), **({'hold': hold} if hold else {})}
+    atomic_write(spec_path(s), json.dumps(d, indent=1).encode())
     atomic_write(flagd_path(s), json.dumps(doc, indent=1).encode())
     return doc
 
 
 def load_spec(s: Settings) -> tuple[FlagsParams, str]:
     "The current spec and the registered model it routes."
+    return _read(s)[:2]
+
+
+def _read(s: Settings) -> tuple[FlagsParams, str, dict | None]:
+    "The current spec, the registered model it routes, and its hold (None when nothing holds it)."
     p = spec_path(s)
     if not p.exists():
         raise FlagError(f"{p}: no flags yet; run `lifecycle flags init` (after a model is registered)")
     d = json.loads(p.read_text())
-    name = d.pop('model_name')
+    name, hold = d.pop('model_name'), d.pop('hold', None)
     try:
-        return FlagsParams.model_validate(d), name
+        return FlagsParams.model_validate(d), name, hold
     except Exception as e:
         raise FlagError(f"{p}: {e}") from None
+
+
+# What a hold keeps to its holder (a rollout sets the arms and the challenger's share step by step, and judges what it
+# set): the kill switch, the safe version, the shadow and the threshold stay anyone's to change.
+HELD_KEYS = ('control', 'challenger', 'percentage', 'cohorts')
+
+
+def load_hold(s: Settings) -> dict | None:
+    "Who holds the flags' arms and share (`by`, `id`, `version`, `since`), or None: see `change_flags(hold=)`."
+    return _read(s)[2] if spec_path(s).exists() else None
+
+
+def _refuse_held(hold: dict | None, keys, source: str) -> None:
+    "Refuse a change of held keys from anyone but the holder, saying who holds them and how the hold ends."
+    touched = list(dict.fromkeys(k for k in keys if k in HELD_KEYS))
+    if not hold or source == hold.get('by') or not touched:
+        return
+    raise FlagError(
+        f"{', '.join(touched)}: held by {hold.get('by')} {hold.get('id')} of version {hold.get('version')} (since "
+        f"{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(hold.get('since') or 0))}), which sets them itself; "
+        f"finish it, roll it back or kill it (`lifecycle {hold.get('by')} status`). The kill switch, safe, shadow and "
+        "threshold may change meanwhile",
+        409,
+    )
 
 
 def other_model_routed(s: Settings, name: str, params_dir) -> str:
@@ -342,6 +374,7 @@ def init_flags(
     with held(s.state_dir, 'flags'):
         if if_absent and spec_path(s).exists():
             return load_spec(s)[0]
+        _refuse_held(load_hold(s), HELD_KEYS, 'init')  # starting again would pull the arms from under their holder
         write_spec(s, spec, model_name)
     s.audit(
         'flags.init',
@@ -391,19 +424,31 @@ def _dotted(d: dict, key: str, value) -> None:
     d[parts[-1]] = value
 
 
+_KEEP = object()
+
+
 def change_flags(
-    s: Workspace, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli', lookup=None
+    s: Workspace,
+    changes: dict,
+    actor: str | None = None,
+    reason: str = '',
+    source: str = 'cli',
+    lookup=None,
+    hold=_KEEP,
 ) -> FlagsParams:
-    "Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited."
+    """Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited. A `hold` (a dict
+    with `by`, the holder's source, and its `id`, `version` and `since`) keeps `HELD_KEYS` to changes from that source
+    until a change passes `hold=None`; by default the hold stays as it is."""
     with held(s.state_dir, 'flags'):  # read, change and write as one step: a concurrent kill switch is never lost
-        return _change_flags(s, changes, actor, reason, source, lookup)
+        return _change_flags(s, changes, actor, reason, source, lookup, hold)
 
 
-def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
-    old, name = load_spec(s)
+def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup, hold=_KEEP) -> FlagsParams:
+    old, name, was = _read(s)
     d = old.model_dump(mode='json', by_alias=True)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
+    _refuse_held(was, [str(k).split('.')[0] for k in changes], source)  # named at all, even to its present value
     for k, v in changes.items():
         _dotted(d, str(k), v)
     try:
@@ -419,11 +464,19 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
             raise FlagError(f"{a}: expected a version number, found {v!r}")
     if new.challenger is not None and new.challenger == new.control:  # an A/B test of a version against itself
         raise FlagError(f"challenger: version {new.challenger} is the control; give another version, or null for none")
-    write_spec(s, new, name, before=old)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
+    hold = was if hold is _KEEP else hold
+    write_spec(s, new, name, before=old, hold=hold)
+    facts = {} if hold == was else {'hold': hold and {k: hold[k] for k in ('by', 'id', 'version') if k in hold}}
     s.audit(
-        'flags.change', MODEL_FLAG, reason or ', '.join(diff) or 'no change', actor=actor, source=source, changes=diff
+        'flags.change',
+        MODEL_FLAG,
+        reason or ', '.join(diff) or 'no change',
+        actor=actor,
+        source=source,
+        changes=diff,
+        **facts,
     )
     return new
 
