@@ -237,6 +237,8 @@ def test_blue_green_guard_compares_the_switched_version_with_the_control_before_
     rng = np.random.default_rng(3)
     log_traffic(ws, {'control': ('1', 0.83)}, rng)
     _, out = cli_json(ws, 'rollout', 'switch')
+    r = cli(ws, 'rollout', 'guard', '--once')  # no traffic since the switch: one look says so (it printed nothing)
+    assert r.returncode == 0 and r.stdout.startswith('wait: '), r.stdout + r.stderr
     log_traffic(ws, {'challenger': ('2', 0.30)}, rng)
     r = cli(ws, 'rollout', 'guard', '--once')
     assert r.returncode == 0 and r.stdout.startswith('rollback: live accuracy down'), r.stdout + r.stderr

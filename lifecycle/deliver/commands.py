@@ -169,17 +169,17 @@ def rollout_guard(
     ps = s.params
     g, positive, url = ps['rollout'].guard, ps['features'].positive_class, default_url(s)
 
-    def show(d):
+    def show(d, waits: bool = False):  # (a watching guard's waits would print a line a second)
         if as_json:
-            print(dumps({'action': d.action, 'reasons': d.reasons, 'metrics': d.metrics}), flush=True)
-        elif d.action != 'wait':
+            print(dumps({'ok': True, 'action': d.action, 'reasons': d.reasons, 'metrics': d.metrics}), flush=True)
+        elif d.action != 'wait' or waits:
             print(f"{d.action}: {'; '.join(d.reasons)}", flush=True)
 
     if once:
         d = ro.look(s, g, positive, url)
         if d is None:
             raise CommandError("no running rollout to guard", EXIT_INPUT)
-        show(d)
+        show(d, waits=True)  # one look: what it found, whatever it was
         return None
     return GuardStopped(ro.guard(s, g, positive, url, max_seconds=max_seconds, on_decision=show))
 
