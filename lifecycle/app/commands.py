@@ -180,23 +180,21 @@ class StatusView(Result):
     status: dict
 
     def to_json(self):
-        return dumps(self.status, indent=1)
+        return dumps({'ok': True, **self.status}, indent=1)
 
-    def show(self):
-        from rich.console import Console
-
-        st, c = self.status, Console()
-        c.print(f"workspace  {st['workspace']}\nstate      {st['state_dir']}\ntracking   {st['tracking_uri']}")
+    def show(self):  # plain lines: rich would fold them at 80 columns when piped and read brackets as markup
+        st = self.status
+        print(f"workspace  {st['workspace']}\nstate      {st['state_dir']}\ntracking   {st['tracking_uri']}")
         if st.get('params_dir'):
-            c.print(f"params     {st['params_dir']}")
+            print(f"params     {st['params_dir']}")
         for m in st['models']:
-            c.print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")
+            print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")
         for m in st.get('alias_mismatches', []):
-            c.print(f"UNAUDITED  {m['message']}", markup=False, soft_wrap=True)
+            print(f"UNAUDITED  {m['message']}")
         for d in st['datasets']:
-            c.print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows)")
+            print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows)")
         for r in st['runs']:
-            c.print(f"run        {r['run_id']} {r['status']} {r['stages']}")
+            print(f"run        {r['run_id']} {r['status']} {r['stages']}")
 
 
 @command()

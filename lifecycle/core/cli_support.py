@@ -63,7 +63,7 @@ class Result:
     fast_exit: ClassVar[bool] = True
 
     def data(self):
-        return asdict(self)
+        return {'ok': self.exit_code == EXIT_OK, **asdict(self)}  # (a field named `ok` says it itself)
 
     def to_json(self) -> str:
         return dumps(self.data())
