@@ -1610,6 +1610,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.mismatch_text': ( 'api/model/registry.html#mismatch_text',
                                                                                       'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry.missing_version': ( 'api/model/registry.html#missing_version',
+                                                                                        'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.passed_validation': ( 'api/model/registry.html#passed_validation',
                                                                                           'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.record_validation': ( 'api/model/registry.html#record_validation',

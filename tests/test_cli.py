@@ -218,11 +218,14 @@ def test_a_missing_model_version_is_refused_and_an_unapproved_promotion_fails(wo
     refused(
         invoke(['govern', 'check', 'toy', '1', '--json'], env),
         2,
-        "model 'toy' has no version '1' in the registry",
+        "model 'toy' is not in the registry, which holds no model yet (`lifecycle run` registers one)",
         True,
     )
     refused(
-        invoke(['approve', 'toy', 'latest', '--as', 'carol', '--reason', 'r'], env), 2, "has no version 'latest'", False
+        invoke(['approve', 'toy', 'latest', '--as', 'carol', '--reason', 'r'], env),
+        2,
+        "model 'toy' is not in the registry",
+        False,
     )
     refused(invoke(['promote', 'toy', '1', '--to', 'staging'], env), 1, 'promotion of toy/1 to staging refused', False)
     entries = [json.loads(line) for line in invoke(['audit', 'show', '-n', '1', '--json'], env).stdout.splitlines()]

@@ -16,7 +16,7 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
         r = cli(workspace, 'keys', 'new', '--as', who, env=keys)
         assert r.returncode == 0, r.stderr
     r, out = cli_json(workspace, 'approve', 'arrests-release', '1', '--as', 'carol', '--reason', 'r', env=keys)
-    assert r.returncode == 2 and 'no version' in out['error']  # nothing trained yet
+    assert r.returncode == 2 and 'holds no model yet' in out['error']  # nothing trained yet
     assert cli(workspace, 'trust', 'init', '--as', 'ada', env=keys).returncode == 0
     for who, role in (('alice', 'data_scientist'), ('carol', 'ml_engineer'), ('dave', 'compliance_officer')):
         r = cli(workspace, 'trust', 'add', who, '--role', role, '--as', 'ada', env=keys)

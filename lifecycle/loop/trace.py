@@ -83,7 +83,9 @@ def version_lineage(ws: Workspace, name: str, version: str, depth: int = 5) -> d
     try:
         mv = ws.client.get_model_version(name, str(version))
     except Exception:
-        raise TraceError(f"{name} has no version {version} in the registry") from None
+        from lifecycle.model.registry import missing_version
+
+        raise TraceError(missing_version(ws.client, name, version)) from None
     tags = dict(mv.tags or {})
     run = ws.client.get_run(mv.run_id)
     rt = run.data.tags

@@ -12,8 +12,8 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['VALIDATION_KIND', 'ALIAS_MOVES', 'RegistryError', 'NotValidated', 'record_validation', 'passed_validation',
-           'alias_version', 'register_version', 'load_by_alias', 'describe_models', 'UnauditedAlias', 'audited_aliases',
-           'alias_mismatches', 'mismatch_text', 'check_version_aliases']
+           'alias_version', 'missing_version', 'register_version', 'load_by_alias', 'describe_models', 'UnauditedAlias',
+           'audited_aliases', 'alias_mismatches', 'mismatch_text', 'check_version_aliases']
 
 # %% ../../nbs/api/model/04_registry.ipynb #8e6ca591
 VALIDATION_KIND = 'validations'
@@ -86,6 +86,29 @@ def alias_version(client, name: str, alias: str) -> str | None:
         return str(client.get_model_version_by_alias(name, alias).version)
     except MlflowException:
         return None
+
+
+def missing_version(client, name: str, version) -> str:
+    """Why `name` version `version` is not in the registry, naming what is: the model's versions, or (a misspelt name)
+    the registered models."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            names = sorted(m.name for m in client.search_registered_models(max_results=100))
+        except MlflowException:
+            names = []
+        if not names:
+            return f"model {name!r} is not in the registry, which holds no model yet (`lifecycle run` registers one)"
+        return f"model {name!r} is not in the registry (registered models: {', '.join(names)})"
+    try:  # (a quote cannot be in a search filter's string)
+        found = [] if "'" in name else sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
+    except MlflowException:
+        found = []
+    v, have = version if str(version).isdigit() else repr(version), ', '.join(map(str, found)) or 'none'
+    return f"model {name!r} has no version {v} in the registry (its versions: {have})"
 
 
 def register_version(

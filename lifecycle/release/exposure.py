@@ -72,7 +72,9 @@ def _gates(ws, name: str, version: str) -> list[str]:
             raise RegistryUnavailable(
                 f"the model registry could not answer about {name} v{version} ({e.error_code}): try again"
             ) from None
-        return [f"{name} has no version {version} in the registry"]
+        from lifecycle.model.registry import missing_version
+
+        return [missing_version(ws.client, name, version)]
     try:
         passed_validation(ws.store, vid)
     except NotValidated as e:

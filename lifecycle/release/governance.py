@@ -203,7 +203,9 @@ def gather_facts(
     try:
         mv = client.get_model_version(name, version)
     except MlflowException:
-        raise GovernanceError(f"model {name!r} has no version {version} in the registry") from None
+        from lifecycle.model.registry import missing_version
+
+        raise GovernanceError(missing_version(client, name, version)) from None
     run_id = mv.run_id or (mv.tags or {}).get('mlflow_run_id')
     run = client.get_run(run_id) if run_id else None
     rtags = dict(run.data.tags) if run else {}
@@ -485,7 +487,9 @@ def promote(
     try:
         client.get_model_version(name, version)
     except MlflowException:
-        refuse(f"model {name!r} has no version {version} in the registry")
+        from lifecycle.model.registry import missing_version
+
+        refuse(missing_version(client, name, version))
     rec = _record(store, APPROVAL_KIND, _rid(name, version, step))
     needs = not (policy and step == policy.environments[0])
     if needs and rec is None:

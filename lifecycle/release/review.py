@@ -44,7 +44,9 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
     except MlflowException as e:
         if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
             raise
-        raise ContextError(f"model {model!r} has no version {version!r} in the registry") from None
+        from lifecycle.model.registry import missing_version
+
+        raise ContextError(missing_version(ml.MlflowClient(), model, version)) from None
     run = ml.get_run(mv.run_id)
     pipeline_run = run.data.tags.get('pipeline_run_id')
     try:

@@ -30,8 +30,8 @@ MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold',
 
 
 class FlagError(Exception):
-    """A flag change or flag file that cannot be accepted; `status` 422 (refused), 409 (held by a rollout under way) or 503
-    (cannot be checked right now)."""
+    """A flag change or flag file that cannot be accepted; `status` 422 (refused), 409 (held by a rollout under way) or
+    503 (cannot be checked right now)."""
 
     def __init__(self, message: str = '', status: int = 422):
         super().__init__(message)
@@ -267,8 +267,8 @@ def write_spec(
 
 
 def _write(s: Settings, spec: FlagsParams, model_name: str, hold: dict | None = None) -> dict:
-    """Compile and check the spec, then write it (with its `hold`, if any) and its flagd document atomically; returns the
-    document."""
+    """Compile and check the spec, then write it (with its `hold`, if any) and its flagd document atomically; returns
+    the document."""
     doc = compile_flags(spec)
     problems = check_document(doc)
     if problems:
