@@ -1244,6 +1244,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.deliver.demo.refused': ('api/deliver/demo.html#refused', 'lifecycle/deliver/demo.py')},
             'lifecycle.deliver.experiment': { 'lifecycle.deliver.experiment.analyse': ( 'api/deliver/experiment.html#analyse',
                                                                                         'lifecycle/deliver/experiment.py'),
+                                              'lifecycle.deliver.experiment.latest_versions': ( 'api/deliver/experiment.html#latest_versions',
+                                                                                                'lifecycle/deliver/experiment.py'),
                                               'lifecycle.deliver.experiment.plot_analysis': ( 'api/deliver/experiment.html#plot_analysis',
                                                                                               'lifecycle/deliver/experiment.py'),
                                               'lifecycle.deliver.experiment.report_from_log': ( 'api/deliver/experiment.html#report_from_log',

@@ -310,6 +310,9 @@ class ExperimentReport(Result):
                 f"{arm:<11} requests {v['requests']:>7}  labelled {v['labelled']:>6}  accuracy {acc}  "
                 f"p50 {v['p50_ms'] or 0:.2f} ms  p95 {v['p95_ms'] or 0:.2f} ms  errors {v['error_rate'] or 0:.3%}"
             )
+        for arm, rows in (a.get('set_aside') or {}).items():
+            was = ', '.join(f"{n} of v{v}" for v, n in rows.items())
+            print(f"set aside: {arm}'s rows of an earlier version ({was}); judged on v{a['variants'][arm]['versions']}")
         print(f"decision: {a['decision']['decision']} — " + ' '.join(a['decision']['reasons']))
         if self.report:
             print(f"report: {self.report}")

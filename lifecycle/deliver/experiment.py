@@ -16,7 +16,7 @@ from .abstats import beta_binomial, posterior_grid, diff_ci, two_proportion_z, d
 from .rollout import arm_stats
 
 # %% auto #0
-__all__ = ['variant_table', 'analyse', 'write_report', 'report_from_log', 'plot_analysis']
+__all__ = ['variant_table', 'latest_versions', 'analyse', 'write_report', 'report_from_log', 'plot_analysis']
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e2f1a852
 def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> pd.DataFrame:
@@ -30,6 +30,23 @@ def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -
     )
 
 
+def latest_versions(log: pd.DataFrame, arms) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
+    """The log with each arm's rows of the version it served last, and per arm the rows set aside by version: an arm
+    whose version changed within the window (a challenger replaced outside a rollout) would pool two models' evidence
+    in one posterior."""
+    aside, drop = {}, pd.Series(False, index=log.index)
+    for arm in arms:
+        mine = log.variant == arm
+        versions = log.model_version[mine]
+        if versions.nunique() < 2:
+            continue
+        last = versions.loc[log.ts[mine].idxmax()] if 'ts' in log else versions.iloc[-1]
+        other = mine & (log.model_version != last)
+        aside[arm] = {str(v): int(n) for v, n in log.model_version[other].value_counts().sort_index().items()}
+        drop |= other
+    return log[~drop], aside
+
+
 def analyse(
     log: pd.DataFrame,
     positive,
@@ -39,7 +56,10 @@ def analyse(
     draws: int = 100_000,
     seed: int = 0,
 ) -> dict:
-    "The whole A/B analysis as a JSON-able dict: table, Bayesian and frequentist results, and the decision."
+    """The whole A/B analysis as a JSON-able dict: table, Bayesian and frequentist results, and the decision. Each arm
+    is judged on the version it served last (`latest_versions`); rows of its earlier versions are counted in
+    `set_aside`."""
+    log, aside = latest_versions(log, (control, treatment))
     table = variant_table(log, positive, (control, treatment))
     x = {a: (int(table.loc[a, 'correct']), int(table.loc[a, 'labelled'])) for a in (control, treatment)}
     bayes = beta_binomial(x, prior=tuple(ep.prior), draws=draws, seed=seed, control=control)
@@ -62,6 +82,7 @@ def analyse(
         treatment=treatment,
         metric='accuracy from feedback',
         variants={a: {k: clean(v) for k, v in r.items()} for a, r in table.to_dict('index').items()},
+        set_aside=aside,
         bayes=bayes,
         frequentist=dict(
             difference=(xt / nt - xc / nc) if min(nc, nt) else None,
