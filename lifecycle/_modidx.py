@@ -2835,6 +2835,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._refused': ( 'api/serve/serving.html#_refused',
                                                                                'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving._refused_change': ( 'api/serve/serving.html#_refused_change',
+                                                                                      'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._row_failure': ( 'api/serve/serving.html#_row_failure',
                                                                                    'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._served': ( 'api/serve/serving.html#_served',

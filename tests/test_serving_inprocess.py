@@ -727,11 +727,19 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     assert fl.load_hold(s) == dict(by='rollout', id=st['id'], version='2', since=st['started'])
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
     with TestClient(create_app(Server(s))) as client:
+        client.app.state.server.refusals.clock = lambda: 1_796_000_000.0  # one minute: no boundary splits the count
         for changes in ({'challenger': None}, {'percentage': 100}, {'cohorts': [], 'shadow': True}):
             r = client.patch('/admin/flags', json={'changes': changes}, headers=token)
             assert r.status_code == 409 and f"held by rollout {st['id']} of version 2" in r.json()['error'], r.text
         assert client.patch('/admin/flags', json={'changes': {'shadow': True}}, headers=token).status_code == 200
         assert client.post('/admin/flags/kill', headers=token).status_code == 200
+    refused = [e for e in audit.read(s.audit_path) if e['action'] == 'api.refused']  # the server closed: all written
+    assert [(e['actor'], e['subject'], e['details']['count']) for e in refused] == [
+        ('carol', 'flags.change', 1),  # the first at once, with its reason
+        ('server', 'admin', 2),  # the rest of the minute counted
+    ]
+    assert 'held by rollout' in refused[0]['reason']
+    assert refused[1]['details']['requests'] == [dict(actor='carol', action='flags.change', status=409, count=2)]
     r = cli(ws, 'flags', 'set', 'percentage=0', 'kill=false')
     assert r.returncode == 2 and f"percentage: held by rollout {st['id']}" in r.stderr, r.stderr
     with pytest.raises(fl.FlagError, match='held by rollout'):  # `flags init --force` would pull the arms away too

@@ -445,6 +445,13 @@ def admin_user(action: str):
 admin_router = APIRouter(prefix='/admin', tags=['admin'])
 
 
+def _refused_change(request: Request, srv: Server, user: str, action: str, e: Exception) -> Response:
+    "An admin's refused change (bad body, policy, a rollout's hold): audited per client and minute, as refused tokens."
+    client = request.client.host if request.client else ''
+    srv.refusals.add(client, user, action, e.status, str(e))
+    return refuse(srv, 'admin', e, e.status)
+
+
 @admin_router.get('/flags', summary='Current flags (admin)')
 async def get_flags(request: Request, user: Annotated[str, Depends(admin_user('flags.read'))]):
     srv: Server = request.app.state.server
@@ -465,10 +472,8 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
         spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=str(p.get('reason') or ''), source='api')
-    except InputError as e:
-        return refuse(srv, 'admin', e, e.status)
-    except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
-        return refuse(srv, 'admin', e, e.status)
+    except (InputError, fl.FlagError) as e:  # (FlagError: 503 when the policy could not be checked: try again)
+        return _refused_change(request, srv, user, 'flags.change', e)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
 
@@ -478,7 +483,7 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
     try:
         spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
     except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
-        return refuse(srv, 'admin', e, e.status)
+        return _refused_change(request, srv, user, 'flags.kill', e)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
 
