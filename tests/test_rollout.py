@@ -229,9 +229,11 @@ def test_blue_green_switches_all_traffic_and_back_at_once(ws):
         _, out = cli_json(ws, 'rollout', 'switch')
         assert out['rollout']['percentage'] == expect == cli_json(ws, 'flags', 'show')[1]['flags']['percentage']
     _, out = cli_json(ws, 'rollout', 'kill', '--reason', 'drill')
-    assert out['rollout']['status'] == 'killed' and cli_json(ws, 'flags', 'show')[1]['flags']['kill'] is True
-    assert cli(ws, 'flags', 'unkill').returncode == 0
-    assert cli_json(ws, 'flags', 'show')[1]['flags']['kill'] is False
+    flags = cli_json(ws, 'flags', 'show')[1]['flags']
+    assert out['rollout']['status'] == 'killed' and flags['kill'] is True and flags['challenger'] is None
+    assert cli(ws, 'flags', 'unkill').returncode == 0  # the control alone serves again: no suspect comes back
+    flags = cli_json(ws, 'flags', 'show')[1]['flags']
+    assert flags['kill'] is False and flags['challenger'] is None and flags['percentage'] == 0
 
 
 def test_blue_green_guard_compares_the_switched_version_with_the_control_before_the_switch(ws):

@@ -102,6 +102,13 @@ def _active(s: Settings) -> dict:
     return st
 
 
+def _ended(s: Settings, st: dict) -> dict:
+    """The rollout's state is saved as ended, so its hold on the flags holds nothing from here: remove the file too. The
+    hold lasts until that save whatever fails on the way (a refused promotion leaves the rollout running, and held)."""
+    fl.clear_hold(s, st['id'])
+    return st
+
+
 def _restore(s: Settings, st: dict | None) -> None:
     "Put back the state a refused start replaced (or none)."
     if st is None:
@@ -160,19 +167,21 @@ def start(
         tests={},
         history=[],
     )
-    _save(s, st)  # the rollout's state first: a crash before the flags change leaves one to roll back, never a hold
-    try:  # that no rollout ends. The arms and the share are the rollout's from here: held by it until it ends
+    _save(s, st)  # the arms and the share are the rollout's from here, held while its state says it runs or pauses
+    fl.set_hold(s, 'rollout', st['id'], st['challenger'], state_path(s), ACTIVE)
+    try:
         fl.change_flags(
             s,
             {'challenger': str(challenger), 'percentage': 0, 'kill': False},
             actor=actor,
             source='rollout',
             reason=f'rollout: deploy v{challenger} beside v{spec.control}',
-            hold=dict(by='rollout', id=st['id'], version=st['challenger'], since=st['started']),
         )
     except BaseException:
-        _restore(s, cur)
-        raise
+        if fl.load_spec(s)[0].challenger != str(challenger):  # refused: as before the start, with no hold
+            _restore(s, cur)
+            fl.clear_hold(s, st['id'])
+        raise  # (else deployed, then a failure: the rollout stands, held, for a rollback)
     _event(
         s,
         st,
@@ -209,12 +218,12 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
         actor=actor,
         source='rollout',
         reason=f"rollout: v{st['challenger']} takes all traffic",
-        hold=None,
     )
     _promote_on_completion(s, st, actor)
     st.update(status='completed', percentage=100.0, step=len(st['steps']) - 1)
-    return _event(
-        s, st, 'complete', actor, reason or 'challenger at 100%: it is the control now', metrics=metrics or {}
+    return _ended(
+        s,
+        _event(s, st, 'complete', actor, reason or 'challenger at 100%: it is the control now', metrics=metrics or {}),
     )
 
 
@@ -323,19 +332,20 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     else:
         st = _active(s)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False}
-    fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', hold=None)
+    fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
     st.update(status='rolled_back', percentage=0.0)
     alias = _alias_back(s, st, actor, reason or 'rolled back')
-    return _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {}, alias=alias)
+    return _ended(s, _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {}, alias=alias))
 
 
 @_exclusive
 def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "The kill switch: everyone to the known-safe version; the rollout ends."
     st = _active(s)
-    fl.change_flags(s, {'kill': True}, actor, f'rollout killed: {reason}', 'rollout', hold=None)
+    changes = {'kill': True, 'challenger': None, 'percentage': 0, 'shadow': False}  # an unkill brings no suspect back
+    fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout')
     st.update(status='killed', percentage=0.0)
-    return _event(s, st, 'kill', actor, reason or 'killed')
+    return _ended(s, _event(s, st, 'kill', actor, reason or 'killed'))
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #2730a3fa
 def _outcome(v, positive) -> int | None:

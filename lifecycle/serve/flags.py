@@ -21,9 +21,9 @@ from ..core.params import FlagsParams, ARMS, _describe
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path',
            'flagd_path', 'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec',
-           'policy_refusals', 'write_spec', 'load_spec', 'load_hold', 'other_model_routed', 'FlagsTampered',
-           'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider',
-           'FlagClient']
+           'policy_refusals', 'write_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold',
+           'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
+           'change_flags', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -257,24 +257,21 @@ def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: Fla
         raise FlagError(refused[0])
 
 
-def write_spec(
-    s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None, hold: dict | None = None
-) -> dict:
+def write_spec(s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None) -> dict:
     """Validate, compile and write the spec and its flagd document atomically; returns the document. Each arm that gains
     exposure over `before` (the spec it replaces) must meet the release policy."""
     _check_signed(s, model_name, spec, before)
-    return _write(s, spec, model_name, hold)
+    return _write(s, spec, model_name)
 
 
-def _write(s: Settings, spec: FlagsParams, model_name: str, hold: dict | None = None) -> dict:
-    """Compile and check the spec, then write it (with its `hold`, if any) and its flagd document atomically; returns
-    the document."""
+def _write(s: Settings, spec: FlagsParams, model_name: str) -> dict:
+    "Compile and check the spec, then write it and its flagd document atomically; returns the document."
     doc = compile_flags(spec)
     problems = check_document(doc)
     if problems:
         raise FlagError('; '.join(problems))
     flags_dir(s).mkdir(parents=True, exist_ok=True)
-    d = {'model_name': model_name, **spec.model_dump(mode='json', by_alias=True), **({'hold': hold} if hold else {})}
+    d = {'model_name': model_name, **spec.model_dump(mode='json', by_alias=True)}
     atomic_write(spec_path(s), json.dumps(d, indent=1).encode())
     atomic_write(flagd_path(s), json.dumps(doc, indent=1).encode())
     return doc
@@ -282,18 +279,13 @@ def _write(s: Settings, spec: FlagsParams, model_name: str, hold: dict | None = 
 
 def load_spec(s: Settings) -> tuple[FlagsParams, str]:
     "The current spec and the registered model it routes."
-    return _read(s)[:2]
-
-
-def _read(s: Settings) -> tuple[FlagsParams, str, dict | None]:
-    "The current spec, the registered model it routes, and its hold (None when nothing holds it)."
     p = spec_path(s)
     if not p.exists():
         raise FlagError(f"{p}: no flags yet; run `lifecycle flags init` (after a model is registered)")
     d = json.loads(p.read_text())
-    name, hold = d.pop('model_name'), d.pop('hold', None)
+    name = d.pop('model_name')
     try:
-        return FlagsParams.model_validate(d), name, hold
+        return FlagsParams.model_validate(d), name
     except Exception as e:
         raise FlagError(f"{p}: {e}") from None
 
@@ -303,9 +295,41 @@ def _read(s: Settings) -> tuple[FlagsParams, str, dict | None]:
 HELD_KEYS = ('control', 'challenger', 'percentage', 'cohorts')
 
 
+def hold_path(s: Settings) -> Path:
+    return flags_dir(s) / 'hold.json'
+
+
+def set_hold(
+    s: Settings, by: str, holder: str, version: str, state: str | Path, live: tuple = ('running', 'paused')
+) -> dict:
+    """Keep `HELD_KEYS` to changes from source `by` while the holder's state file (JSON at `state`) has `id` `holder`
+    and a `status` in `live`: the hold ends with the holder's own state, so a holder that crashed, or ended without
+    saying so here, holds nothing. Write it under the `flags` lock, before the holder's first change."""
+    hold = dict(by=by, id=holder, version=str(version), since=time.time(), state=str(state), live=list(live))
+    flags_dir(s).mkdir(parents=True, exist_ok=True)
+    atomic_write(hold_path(s), json.dumps(hold, indent=1).encode())
+    return hold
+
+
+def clear_hold(s: Settings, holder: str) -> None:
+    "Remove the hold of `holder` if it is the one on file (tidiness: an ended holder's hold holds nothing anyway)."
+    try:
+        if json.loads(hold_path(s).read_text()).get('id') == holder:
+            hold_path(s).unlink(missing_ok=True)
+    except (OSError, ValueError):
+        pass
+
+
 def load_hold(s: Settings) -> dict | None:
-    "Who holds the flags' arms and share (`by`, `id`, `version`, `since`), or None: see `change_flags(hold=)`."
-    return _read(s)[2] if spec_path(s).exists() else None
+    """The hold in force (`by`, `id`, `version`, `since`, ...), or None: none on file, an unreadable one, or one whose
+    holder's state no longer names it as live."""
+    try:
+        hold = json.loads(hold_path(s).read_text())
+        state = json.loads(Path(hold['state']).read_text())
+        live = state.get('id') == hold['id'] and state.get('status') in hold.get('live', ())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return hold if live else None
 
 
 def _refuse_held(hold: dict | None, keys, source: str) -> None:
@@ -424,31 +448,21 @@ def _dotted(d: dict, key: str, value) -> None:
     d[parts[-1]] = value
 
 
-_KEEP = object()
-
-
 def change_flags(
-    s: Workspace,
-    changes: dict,
-    actor: str | None = None,
-    reason: str = '',
-    source: str = 'cli',
-    lookup=None,
-    hold=_KEEP,
+    s: Workspace, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli', lookup=None
 ) -> FlagsParams:
-    """Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited. A `hold` (a dict
-    with `by`, the holder's source, and its `id`, `version` and `since`) keeps `HELD_KEYS` to changes from that source
-    until a change passes `hold=None`; by default the hold stays as it is."""
+    """Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited. While a hold is in
+    force (`set_hold`), a change naming one of `HELD_KEYS` from another source than the holder's is refused (409)."""
     with held(s.state_dir, 'flags'):  # read, change and write as one step: a concurrent kill switch is never lost
-        return _change_flags(s, changes, actor, reason, source, lookup, hold)
+        return _change_flags(s, changes, actor, reason, source, lookup)
 
 
-def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup, hold=_KEEP) -> FlagsParams:
-    old, name, was = _read(s)
+def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
+    old, name = load_spec(s)
     d = old.model_dump(mode='json', by_alias=True)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
-    _refuse_held(was, [str(k).split('.')[0] for k in changes], source)  # named at all, even to its present value
+    _refuse_held(load_hold(s), [str(k).split('.')[0] for k in changes], source)  # named at all, even unchanged
     for k, v in changes.items():
         _dotted(d, str(k), v)
     try:
@@ -466,17 +480,9 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         raise FlagError(f"challenger: version {new.challenger} is the control; give another version, or null for none")
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
-    hold = was if hold is _KEEP else hold
-    write_spec(s, new, name, before=old, hold=hold)
-    facts = {} if hold == was else {'hold': hold and {k: hold[k] for k in ('by', 'id', 'version') if k in hold}}
+    write_spec(s, new, name, before=old)
     s.audit(
-        'flags.change',
-        MODEL_FLAG,
-        reason or ', '.join(diff) or 'no change',
-        actor=actor,
-        source=source,
-        changes=diff,
-        **facts,
+        'flags.change', MODEL_FLAG, reason or ', '.join(diff) or 'no change', actor=actor, source=source, changes=diff
     )
     return new
 
