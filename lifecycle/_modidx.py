@@ -2849,6 +2849,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._unlogged': ( 'api/serve/serving.html#_unlogged',
                                                                                 'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving._unquoted': ( 'api/serve/serving.html#_unquoted',
+                                                                                'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._waits_for_commit': ( 'api/serve/serving.html#_waits_for_commit',
                                                                                         'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving.admin_user': ( 'api/serve/serving.html#admin_user',

@@ -118,7 +118,7 @@ class BatchOutcome(Result):
     outcome: dict
 
     def data(self):
-        return _public(self.outcome)
+        return {'ok': self.exit_code == 0, **_public(self.outcome)}
 
     def show(self):
         _print_outcome(self.outcome)
@@ -137,7 +137,7 @@ class BatchStats(Result):
     stats: dict
 
     def data(self):
-        return self.stats
+        return {'ok': True, **self.stats}
 
     def show(self):
         print(json.dumps({k: v for k, v in self.stats.items() if k != 'log'}, indent=1, default=str))

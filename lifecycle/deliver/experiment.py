@@ -31,20 +31,25 @@ def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -
 
 
 def latest_versions(log: pd.DataFrame, arms) -> tuple[pd.DataFrame, dict[str, dict[str, int]]]:
-    """The log with each arm's rows of the version it served last, and per arm the rows set aside by version: an arm
-    whose version changed within the window (a challenger replaced outside a rollout) would pool two models' evidence
-    in one posterior."""
-    aside, drop = {}, pd.Series(False, index=log.index)
+    """The log with each arm's rows of the version it served last (by `ts`, else by order), and per arm the rows set
+    aside by version: an arm whose version changed within the window (a challenger replaced outside a rollout) would
+    pool two models' evidence in one posterior. Versions compare as text; rows with no version are kept."""
+    aside, keep = {}, np.ones(len(log), dtype=bool)
+    if not len(log):
+        return log, aside
+    variant = log['variant'].to_numpy()
+    version = np.array([str(v) if pd.notna(v) else None for v in log['model_version']], dtype=object)
+    order = log['ts'].to_numpy() if 'ts' in log else np.arange(len(log))
     for arm in arms:
-        mine = log.variant == arm
-        versions = log.model_version[mine]
-        if versions.nunique() < 2:
+        mine = (variant == arm) & pd.notna(version)
+        if len(set(version[mine])) < 2:
             continue
-        last = versions.loc[log.ts[mine].idxmax()] if 'ts' in log else versions.iloc[-1]
-        other = mine & (log.model_version != last)
-        aside[arm] = {str(v): int(n) for v, n in log.model_version[other].value_counts().sort_index().items()}
-        drop |= other
-    return log[~drop], aside
+        rows = np.flatnonzero(mine)
+        other = mine & (version != version[rows[np.argmax(order[rows])]])
+        names, counts = np.unique(version[other].astype(str), return_counts=True)
+        aside[arm] = {str(v): int(n) for v, n in zip(names, counts)}
+        keep &= ~other
+    return log[keep], aside
 
 
 def analyse(

@@ -89,26 +89,32 @@ def alias_version(client, name: str, alias: str) -> str | None:
 
 
 def missing_version(client, name: str, version) -> str:
-    """Why `name` version `version` is not in the registry, naming what is: the model's versions, or (a misspelt name)
-    the registered models."""
-    from mlflow.exceptions import MlflowException
+    """Why `name` version `version` is not in the registry, naming what is: the model's versions or, for a name it does
+    not hold, the closest registered names. Never raises: what cannot be looked up is left unsaid."""
+    import difflib
 
+    v = version if str(version).isdigit() else repr(version)
     try:
         client.get_registered_model(name)
-    except MlflowException:
+    except Exception as e:
+        if getattr(e, 'error_code', None) != 'RESOURCE_DOES_NOT_EXIST':  # busy or unreachable: no verdict on the name
+            return f"model {name!r} has no version {v} that the registry could return now ({type(e).__name__})"
         try:
-            names = sorted(m.name for m in client.search_registered_models(max_results=100))
-        except MlflowException:
-            names = []
+            names = [m.name for m in client.search_registered_models(max_results=1000)]
+        except Exception:
+            return f"model {name!r} is not in the registry"
         if not names:
             return f"model {name!r} is not in the registry, which holds no model yet (`lifecycle run` registers one)"
-        return f"model {name!r} is not in the registry (registered models: {', '.join(names)})"
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"it holds {len(names)} other model(s)"
+        return f"model {name!r} is not in the registry ({hint})"
     try:  # (a quote cannot be in a search filter's string)
-        found = [] if "'" in name else sorted(int(v.version) for v in client.search_model_versions(f"name = '{name}'"))
-    except MlflowException:
-        found = []
-    v, have = version if str(version).isdigit() else repr(version), ', '.join(map(str, found)) or 'none'
-    return f"model {name!r} has no version {v} in the registry (its versions: {have})"
+        hits = [] if "'" in name else client.search_model_versions(f"name = '{name}'")
+        found = sorted(int(x.version) for x in hits) if hits or "'" not in name else None
+    except Exception:
+        found = None
+    have = '' if found is None else f" (its versions: {', '.join(map(str, found)) or 'none'})"
+    return f"model {name!r} has no version {v} in the registry{have}"
 
 
 def register_version(
