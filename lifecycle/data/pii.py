@@ -122,6 +122,15 @@ _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; th
 _DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
 
 
+def _numeric_band(values: pd.Series) -> pd.Series:
+    """Which values are a band of numbers, `lo-hi` with round ends (`25000-50000`, `100000-149999`: what `generalise`
+    writes, or an income band), which the phone pattern would match: lo below hi, no leading zero, each end a multiple
+    of 100 (hi may be one short of one)."""
+    ends = values.str.extract(r'^([1-9]\d*|0)\s*[-–]\s*([1-9]\d*)$')
+    lo, hi = pd.to_numeric(ends[0], errors='coerce'), pd.to_numeric(ends[1], errors='coerce')
+    return ((lo < hi) & (lo % 100 == 0) & ((hi % 100 == 0) | ((hi + 1) % 100 == 0))).fillna(False).astype(bool)
+
+
 @dataclass(frozen=True)
 class PersonalFinding:
     "What a column seems to hold: the kind of personal value, how many values matched, how many were read."
@@ -150,6 +159,8 @@ def looks_personal(
     is_phone = kinds == 'phone number'
     digits = distinct[is_phone].str.count(r'\d')
     kinds[is_phone & ~digits.between(7, 15).reindex(kinds.index, fill_value=False)] = None
+    is_phone = kinds == 'phone number'
+    kinds[is_phone & _numeric_band(distinct.where(is_phone, ''))] = None
     for kind in _PATTERNS:
         hit = (kinds == kind).to_numpy()
         matched = int(counts.to_numpy()[hit].sum())

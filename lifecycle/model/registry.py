@@ -117,6 +117,19 @@ def missing_version(client, name: str, version) -> str:
     return f"model {name!r} has no version {v} in the registry{have}"
 
 
+def _quietly(fn, *args, **kwargs):
+    """`fn` without MLflow's own progress lines on stderr ("Registered model ... already exists. Creating a new
+    version..."): the caller says what it registered, once, in its own words and its audit entry."""
+    from mlflow.utils import logging_utils
+
+    stream = logging_utils.MLFLOW_LOGGING_STREAM
+    was, stream.enabled = stream.enabled, False
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        stream.enabled = was
+
+
 def register_version(
     ws: Workspace,
     validation_id: str,
@@ -136,7 +149,7 @@ def register_version(
 
     client = ws.client
     with held(ws.state_dir, 'registry'):  # a version and its alias moves, audited, as one step among writers
-        mv = ws.mlflow.register_model(rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
+        mv = _quietly(ws.mlflow.register_model, rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
         aliases = []
         if alias_version(client, name, alias) is None:
             client.set_registered_model_alias(name, alias, mv.version)
