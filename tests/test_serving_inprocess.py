@@ -711,10 +711,13 @@ def test_flags_set_with_an_empty_safe_version_deploys_the_environments_alias(ws)
         fl.change_flags(s, {**BASE, 'safe': '1'}, actor='test', reason='test baseline')
 
 
-def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_until_it_ends(tiny_template, tmp_path):
+def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_until_it_ends(
+    tiny_template, tmp_path, monkeypatch
+):
     """While a rollout runs, only it sets the control, the challenger, the share and the cohorts (it judges and
     completes what it set): the admin API answers 409 and the CLI exits 2, naming the rollout; the kill switch and the
-    shadow stay anyone's. Its end (here a rollback) releases them."""
+    shadow stay anyone's. Its end (here a rollback) releases them; a start that fails after its flags changed leaves a
+    rollout to roll back, never a hold nothing ends."""
     from conftest import copy_workspace
     from lifecycle.deliver import rollout as ro
 
@@ -754,4 +757,19 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     ro.rollback(s, actor='test', reason='test over')
     assert fl.load_hold(s) is None and not fl.hold_path(s).exists() and fl.load_spec(s)[0].challenger is None
     fl.hold_path(s).write_text(held)  # as if the rollback had crashed after saving its state: an ended rollout's hold
-    fl.change_flags(s, {'challenger': '2', 'percentage': 5}, actor='test', reason='no rollout: anyone may deploy')
+    changes = {'challenger': '2', 'percentage': 5, 'kill': False}
+    fl.change_flags(s, changes, actor='test', reason='no rollout: anyone may deploy')
+    real = Workspace.audit
+
+    def full_disk(self, action, *a, **kw):
+        if action == 'flags.change':
+            raise OSError(28, 'No space left on device')
+        return real(self, action, *a, **kw)
+
+    monkeypatch.setattr(Workspace, 'audit', full_disk)
+    with pytest.raises(OSError):  # the flags were written (share 5 -> 0), then their audit entry failed
+        ro.start(s, '2', s.params['rollout'], steps=[10, 100], actor='test', reason='a full disk')
+    monkeypatch.undo()
+    assert ro.load_state(s)['status'] == 'running' and fl.load_hold(s)['id'] == ro.load_state(s)['id']
+    ro.rollback(s, actor='test', reason='after the disk was freed')
+    assert fl.load_hold(s) is None and fl.load_spec(s)[0].challenger is None

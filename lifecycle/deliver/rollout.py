@@ -178,10 +178,14 @@ def start(
             reason=f'rollout: deploy v{challenger} beside v{spec.control}',
         )
     except BaseException:
-        if fl.load_spec(s)[0].challenger != str(challenger):  # refused: as before the start, with no hold
+        try:
+            unchanged = fl.load_spec(s)[0] == spec
+        except Exception:  # (what the flags say cannot be read: the rollout stands, held, for a rollback)
+            unchanged = False
+        if unchanged:  # refused: as before the start, with no hold
             _restore(s, cur)
             fl.clear_hold(s, st['id'])
-        raise  # (else deployed, then a failure: the rollout stands, held, for a rollback)
+        raise  # (else the flags changed, then a failure: the rollout stands, held, for a rollback)
     _event(
         s,
         st,
