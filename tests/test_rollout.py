@@ -225,6 +225,8 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
     assert r.returncode == 0 and out['rollout']['percentage'] == 0, r.stderr
+    r = cli(ws, 'rollout', 'advance')  # before any switch it completed the rollout on no traffic at all
+    assert r.returncode == 2 and 'rollout switch' in r.stderr, r.stdout + r.stderr
     for expect in (100, 0, 100):
         _, out = cli_json(ws, 'rollout', 'switch')
         assert out['rollout']['percentage'] == expect == cli_json(ws, 'flags', 'show')[1]['flags']['percentage']

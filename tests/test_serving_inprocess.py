@@ -731,6 +731,14 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
         s, '2', s.params['rollout'], steps=[10, 50, 100], strategy='canary', actor='test', reason='test rollout'
     )
     assert {k: fl.load_hold(s)[k] for k in ('by', 'id', 'version')} == dict(by='rollout', id=st['id'], version='2')
+    good = ro.state_path(s).read_text()
+    ro.state_path(s).write_text(good[:40])  # damaged: still held (nothing says it ended), and said so, no traceback
+    assert fl.load_hold(s)['id'] == st['id']
+    r = cli(ws, 'rollout', 'status')
+    assert r.returncode == 2 and "the rollout's state cannot be read" in r.stderr and 'Traceback' not in r.stderr, (
+        r.stderr
+    )
+    ro.state_path(s).write_text(good)
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
     with TestClient(create_app(Server(s))) as client:
         client.app.state.server.refusals.clock = lambda: 1_796_000_000.0  # one minute: no boundary splits the count

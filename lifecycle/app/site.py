@@ -281,9 +281,12 @@ def site_facts(ws, models: list[dict] | None = None) -> dict:
     them again (importing MLflow) is skipped. The models are always as JSON gives them back, cached or not."""
     rollout = None
     if (ws.state_dir / 'rollout.json').is_file():  # the rollout module (pandas, scipy) is imported only when needed
-        from lifecycle.deliver.rollout import load_state
+        from lifecycle.deliver.rollout import RolloutError, load_state
 
-        rollout = load_state(ws)
+        try:
+            rollout = load_state(ws)
+        except RolloutError as e:  # damaged: the site says so, and renders the rest
+            rollout = {'id': '?', 'status': 'unreadable', 'error': str(e)}
     health, health_error = _health(ws)
     return dict(
         runs=_runs(ws),

@@ -41,9 +41,21 @@ def state_path(s: Settings) -> Path:
 
 
 def load_state(s: Settings) -> dict | None:
-    "The current (or last) rollout, or None."
+    "The current (or last) rollout, or None; `RolloutError` naming the file when it cannot be read."
     p = state_path(s)
-    return json.loads(p.read_text()) if p.exists() else None
+    if not p.exists():
+        return None
+    try:
+        st = json.loads(p.read_text())
+        if not isinstance(st, dict) or not isinstance(st.get('id'), str) or 'status' not in st:
+            raise ValueError(f"expected a rollout's state (an object with id and status), found {type(st).__name__}")
+    except (OSError, ValueError) as e:
+        raise RolloutError(
+            f"{p}: the rollout's state cannot be read ({e}); while it is damaged the flags stay held against changes "
+            "of the arms and the share. Put back a good copy, or remove the file to end the rollout as it stands "
+            "(`lifecycle flags show` says what serves)"
+        ) from None
+    return st
 
 
 def _save(s: Settings, st: dict) -> dict:
@@ -201,6 +213,11 @@ def start(
 def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
     st = _active(s)
+    if st['strategy'] == 'blue_green' and st['percentage'] < 100:  # it would complete on no traffic at all
+        raise RolloutError(
+            "blue-green: `lifecycle rollout switch` moves the traffic to the challenger first; advance completes the "
+            "rollout once the challenger has served everyone"
+        )
     nxt = st['step'] + 1
     if completes_next(st):
         return _complete(s, st, actor, reason, metrics)

@@ -322,13 +322,20 @@ def clear_hold(s: Settings, holder: str) -> None:
 
 def load_hold(s: Settings) -> dict | None:
     """The hold in force (`by`, `id`, `version`, `since`, ...), or None: none on file, an unreadable one, or one whose
-    holder's state no longer names it as live."""
+    holder's state no longer names it as live (or is gone). A holder's state that is there but cannot be read holds:
+    nothing says the holder ended (its own commands say the state is damaged and how to end it)."""
     try:
         hold = json.loads(hold_path(s).read_text())
-        state = json.loads(Path(hold['state']).read_text())
-        live = state.get('id') == hold['id'] and state.get('status') in hold.get('live', ())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        where = Path(hold['state'])
+    except (OSError, ValueError, KeyError, TypeError):
         return None
+    try:
+        state = json.loads(where.read_text())
+        live = state.get('id') == hold['id'] and state.get('status') in hold.get('live', ())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        live = True
     return hold if live else None
 
 
