@@ -2390,6 +2390,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._resolve': ('api/serve/flags.html#_resolve', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._rule': ('api/serve/flags.html#_rule', 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._rule_values_digested': ( 'api/serve/flags.html#_rule_values_digested',
+                                                                                        'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._targeting': ('api/serve/flags.html#_targeting', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._variant_names': ( 'api/serve/flags.html#_variant_names',
                                                                                  'lifecycle/serve/flags.py'),

@@ -756,6 +756,8 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     assert refused[1]['details']['requests'] == [dict(actor='carol', action='flags.change', status=409, count=2)]
     r = cli(ws, 'flags', 'set', 'percentage=0', 'kill=false')
     assert r.returncode == 2 and f"percentage: held by rollout {st['id']}" in r.stderr, r.stderr
+    with pytest.raises(fl.FlagError, match='safe: version 2 is the version rollout'):  # the kill switch's target
+        fl.change_flags(s, {'safe': '2'}, actor='test', reason='safe to the version under test')
     with pytest.raises(fl.FlagError, match='held by rollout'):  # `flags init --force` would pull the arms away too
         fl.init_flags(s, s.params['flags'], 'arrests-release', lambda a: '1', reason='start again')
     assert fl.load_spec(s)[0].percentage == 10 and fl.load_spec(s)[0].kill  # the refused changes changed nothing
@@ -765,8 +767,10 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     ro.rollback(s, actor='test', reason='test over')
     assert fl.load_hold(s) is None and not fl.hold_path(s).exists() and fl.load_spec(s)[0].challenger is None
     fl.hold_path(s).write_text(held)  # as if the rollback had crashed after saving its state: an ended rollout's hold
-    changes = {'challenger': '2', 'percentage': 5, 'kill': False}
+    email = {'attribute': 'email', 'equals': 'ann@example.org', 'variant': 'challenger'}  # a cohort of one person
+    changes = {'challenger': '2', 'percentage': 5, 'kill': False, 'cohorts': [email]}
     fl.change_flags(s, changes, actor='test', reason='no rollout: anyone may deploy')
+    assert b'ann@example.org' not in audit.payloads_path(s.audit_path).read_bytes() + s.audit_path.read_bytes()
     real = Workspace.audit
 
     def full_disk(self, action, *a, **kw):

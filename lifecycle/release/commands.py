@@ -95,7 +95,13 @@ def govern_check(
     "Evaluate params/policy.yaml for one version (writing its governance report), or else every deployed arm."
     from lifecycle.release.review import governance_context, write_governance_report
 
-    if model is None or version is None:
+    if model is not None and version is None:  # a model and no version: it checked what serves, whatever the name
+        raise CommandError(
+            f"govern check {model}: expected a version too (`govern check MODEL VERSION`), or nothing at all to check "
+            "every deployed arm",
+            EXIT_INPUT,
+        )
+    if model is None:
         from lifecycle.release.exposure import serving_check
 
         ws = Workspace.open()

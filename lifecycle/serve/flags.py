@@ -469,7 +469,8 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     d = old.model_dump(mode='json', by_alias=True)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
-    _refuse_held(load_hold(s), [str(k).split('.')[0] for k in changes], source)  # named at all, even unchanged
+    hold = load_hold(s)
+    _refuse_held(hold, [str(k).split('.')[0] for k in changes], source)  # named at all, even unchanged
     for k, v in changes.items():
         _dotted(d, str(k), v)
     try:
@@ -485,13 +486,47 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
             raise FlagError(f"{a}: expected a version number, found {v!r}")
     if new.challenger is not None and new.challenger == new.control:  # an A/B test of a version against itself
         raise FlagError(f"challenger: version {new.challenger} is the control; give another version, or null for none")
+    if hold and source != hold.get('by') and new.safe != old.safe and new.safe == hold.get('version'):
+        raise FlagError(
+            f"safe: version {new.safe} is the version {hold.get('by')} {hold.get('id')} is testing; the kill switch "
+            "would send everyone to it. Give a version that serves already, or finish the rollout first",
+            409,
+        )
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     write_spec(s, new, name, before=old)
+    from lifecycle.data.pii import finding_salt
+
+    salt = finding_salt(s.digest_salt_path)
     s.audit(
-        'flags.change', MODEL_FLAG, reason or ', '.join(diff) or 'no change', actor=actor, source=source, changes=diff
+        'flags.change',
+        MODEL_FLAG,
+        reason or ', '.join(diff) or 'no change',
+        actor=actor,
+        source=source,
+        changes=_rule_values_digested(diff, salt),
     )
     return new
+
+
+def _rule_values_digested(v, salt: bytes):
+    """`v` with each value a cohort rule compares with (`equals`, `in`) as a salted digest: an attribute's value (an
+    e-mail address, an account) may be a person's, and the audit log keeps no value; attributes and variants stay."""
+    from lifecycle.data.pii import digest
+
+    if isinstance(v, list):
+        return [_rule_values_digested(x, salt) for x in v]
+    if not isinstance(v, dict):
+        return v
+    out = {}
+    for k, x in v.items():
+        if k == 'equals':
+            out[k] = digest(x, salt)
+        elif k == 'in' and isinstance(x, list):
+            out[k] = [digest(y, salt) for y in x]
+        else:
+            out[k] = _rule_values_digested(x, salt)
+    return out
 
 
 def kill(s: Workspace, actor: str | None = None, reason: str = '', source: str = 'cli') -> FlagsParams:
