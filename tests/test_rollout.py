@@ -176,6 +176,10 @@ def test_experiment_report_compares_the_variants(ws):
     assert lo < a['frequentist']['difference'] < hi < 0  # the challenger is worse
     page = Path(a['report']).read_text()
     assert 'Bayesian and frequentist comparison' in page and 'image/png' in page and 'probability to be best' in page
+    saved = sorted((ws / 'reports' / 'experiments').glob('*/analysis.json'))
+    r, look = cli_json(ws, 'experiment', 'report', '--no-save')  # a look writes no new evidence
+    assert r.returncode == 0 and look['report'] is None and look['decision'] == a['decision'], r.stderr
+    assert sorted((ws / 'reports' / 'experiments').glob('*/analysis.json')) == saved
 
 
 @pytest.mark.slow

@@ -306,9 +306,10 @@ class ExperimentReport(Result):
         a = self.analysis
         for arm, v in a['variants'].items():
             acc = f"{v['accuracy']:.3f}" if v['accuracy'] is not None else 'n/a'
+            p50, p95 = (f"{v[k]:.2f} ms" if v[k] is not None else 'n/a' for k in ('p50_ms', 'p95_ms'))
             print(
                 f"{arm:<11} requests {v['requests']:>7}  labelled {v['labelled']:>6}  accuracy {acc}  "
-                f"p50 {v['p50_ms'] or 0:.2f} ms  p95 {v['p95_ms'] or 0:.2f} ms  errors {v['error_rate'] or 0:.3%}"
+                f"p50 {p50}  p95 {p95}  errors {v['error_rate'] or 0:.3%}"
             )
         for arm, rows in (a.get('set_aside') or {}).items():
             was = ', '.join(f"{n} of v{v}" for v, n in rows.items())
@@ -327,6 +328,12 @@ def experiment_report(
     control: str = typer.Option('control', '--control', help="Control variant."),
     treatment: str = typer.Option('challenger', '--treatment', help="Treatment variant."),
     render: bool = typer.Option(True, '--render/--no-render', help="Execute and render the report notebook."),
+    save: bool = typer.Option(
+        True,
+        '--save/--no-save',
+        help="Write the analysis as new A/B evidence (reports/experiments/). --no-save: only look (implies "
+        "--no-render); a saved report replaces the evidence a production approval was signed over.",
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print the analysis as JSON."),
 ):
     """Per variant: requests, accuracy from feedback, latency, errors; Bayesian and frequentist comparison; decision
@@ -353,6 +360,8 @@ def experiment_report(
                 t = datetime.fromisoformat(since).timestamp()
             except ValueError:
                 raise CommandError(f"--since {since!r}: expected an ISO time or epoch seconds", EXIT_INPUT) from None
-    a, path = ex.report_from_log(s, t, control, treatment)  # the A/B evidence a production approval signs over
+    a, path = ex.report_from_log(s, t, control, treatment, save)  # the A/B evidence a production approval signs over
+    if path is None:
+        return ExperimentReport(a, None)
     html = _report(ctx, s, '08_experiment.ipynb', path.parent, {'analysis_path': str(path)}) if render else None
     return ExperimentReport(a, html)

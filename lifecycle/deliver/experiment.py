@@ -119,17 +119,19 @@ def write_report(ws, analysis: dict) -> Path:
 
 
 def report_from_log(
-    ws, since: float | None, control: str = 'control', treatment: str = 'challenger'
-) -> tuple[dict, Path]:
+    ws, since: float | None, control: str = 'control', treatment: str = 'challenger', save: bool = True
+) -> tuple[dict, Path | None]:
     """Analyse the live prediction log since `since` (epoch seconds; None: all of it) and write it (`write_report`):
-    the analysis and its file. What `lifecycle experiment report` and a demonstration's completion both write."""
+    the analysis and its file. What `lifecycle experiment report` and a demonstration's completion both write. With
+    `save` False nothing is written (a look: a new report is new A/B evidence, which a production approval signed over
+    older evidence would no longer match)."""
     from ..serve.predlog import default_url, read_log
 
     ps = ws.params
     log = read_log(default_url(ws), since=since, shadow=False, model=ps['register'].model_name)
     a = analyse(log, ps['features'].positive_class, ps['rollout'].experiment, control, treatment)
     a['since'] = since
-    return a, write_report(ws, a)
+    return a, write_report(ws, a) if save else None
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #477d8e8d
 def plot_analysis(a: dict, prior=(1.0, 1.0)):

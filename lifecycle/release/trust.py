@@ -347,7 +347,9 @@ def _evidence_problem(ws, st: dict, version: str, step: str) -> str | None:
     if cur['sha256'] != signed:
         return (
             f"the {step} approval carries experiment report {signed[:12]}…, but the current A/B evidence "
-            f"{cur['path']} hashes to {cur['sha256'][:12]}…: the evidence changed after the approval"
+            f"{cur['path']} hashes to {cur['sha256'][:12]}…: the evidence changed after the approval. If that report "
+            f"was only a look, remove its folder ({Path(cur['path']).parent}) and promote again "
+            "(`experiment report --no-save` looks without writing evidence)"
         )
     return None
 
