@@ -96,8 +96,10 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
         server.start()
     except RuntimeError as e:
         raise DemoFailed(str(e)) from None
+    started = None
     try:
-        st = ro.start(s, version, ps['rollout'], steps, 'canary', reason=f'demonstration: {outcome} challenger')
+        why_start = f'demonstration: {outcome} challenger'
+        st = started = ro.start(s, version, ps['rollout'], steps, 'canary', reason=why_start)
         say(
             f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from "
             f"later years"
@@ -136,6 +138,12 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
         finally:
             stopped.set()
         traffic.join(30)
+    except KeyboardInterrupt:  # its server and traffic stop too: a rollout left running would hold flags unguarded
+        now = ro.load_state(s) if started else None
+        if now and now['id'] == started['id'] and now['status'] in ro.ACTIVE:
+            ro.rollback(s, reason='rollout demo interrupted (Ctrl-C): its server and traffic stopped')
+            say(f"interrupted: rollout {now['id']} of v{version} rolled back")
+        raise
     finally:
         server.stop()
     return Played(version, st, approvals)
