@@ -2393,6 +2393,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags._rule_values_digested': ( 'api/serve/flags.html#_rule_values_digested',
                                                                                         'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._targeting': ('api/serve/flags.html#_targeting', 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._unsigned': ('api/serve/flags.html#_unsigned', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._variant_names': ( 'api/serve/flags.html#_variant_names',
                                                                                  'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._write': ('api/serve/flags.html#_write', 'lifecycle/serve/flags.py'),

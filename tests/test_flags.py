@@ -105,7 +105,11 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
     )
     with pytest.raises(fl.FlagError, match='percentage'):
         fl.change_flags(s, {'percentage': 250}, actor='carol')
-    with pytest.raises(fl.FlagError, match="version 9 of 'm' is not a signed registered version"):
+    with pytest.raises(fl.FlagError, match='threshold.default=NAME'):  # not pydantic's "a valid dictionary"
+        fl.change_flags(s, {'threshold': 'strict'}, actor='carol')
+    with pytest.raises(
+        fl.FlagError, match=r"challenger: model 'm' has no version 9 in the registry \(its versions: 1, 2\)"
+    ):
         fl.change_flags(s, {'challenger': '9'}, actor='carol')
     assert fl.load_spec(s)[0].percentage == 25  # refused changes leave the flags as they were
     last = audit.read(s.audit_path)[-1]

@@ -239,6 +239,17 @@ def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: F
     return out + unchecked
 
 
+def _unsigned(ws: Workspace, model_name: str, v: str) -> str:
+    "Why version `v` cannot be deployed: not in the registry at all (naming what is), or registered but not signed."
+    from lifecycle.model.registry import missing_version
+
+    try:
+        ws.client.get_model_version(model_name, v)
+    except Exception:
+        return missing_version(ws.client, model_name, v)
+    return f"version {v} of {model_name!r} is not signed; only versions signed at registration can be deployed"
+
+
 def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> None:
     from lifecycle.model.signing import is_signed
 
@@ -249,10 +260,7 @@ def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: Fla
     for arm in ARMS:
         v = getattr(spec, arm)
         if v and not is_signed(store, model_name, v):
-            raise FlagError(
-                f"{arm}: version {v} of {model_name!r} is not a signed registered version; "
-                "only versions signed at registration can be deployed"
-            )
+            raise FlagError(f"{arm}: {_unsigned(ws, model_name, v)}")
     if refused := policy_refusals(ws, model_name, spec, before):
         raise FlagError(refused[0])
 
@@ -472,6 +480,11 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     hold = load_hold(s)
     _refuse_held(hold, [str(k).split('.')[0] for k in changes], source)  # named at all, even unchanged
     for k, v in changes.items():
+        if str(k) == 'threshold' and not isinstance(v, dict):  # (pydantic's answer: "a valid dictionary")
+            raise FlagError(
+                f"threshold: a group of keys (variants, default), found {type(v).__name__}; to switch the decision "
+                f"threshold to a declared variant: threshold.default=NAME (or `lifecycle flags threshold NAME`)"
+            )
         _dotted(d, str(k), v)
     try:
         new = FlagsParams.model_validate(d)
