@@ -163,6 +163,7 @@ def test_the_guard_does_not_complete_a_rollout_that_changed_while_its_completion
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     w = Workspace.open(tmp_path)
     judged = dict(id='r1', status='running', step=0, percentage=50.0, step_started=100.0, strategy='canary')
+    judged.update(model_name='m', challenger='2', control='1', steps=[50, 100], started=90.0, history=[])
     rollout.state_path(w).parent.mkdir(parents=True, exist_ok=True)
     for now in ({**judged, 'step_started': 160.0}, {**judged, 'status': 'paused'}, {**judged, 'percentage': 0.0}):
         rollout.state_path(w).write_text(json.dumps(now))  # resumed since, paused, switched back

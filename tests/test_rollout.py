@@ -180,6 +180,13 @@ def test_experiment_report_compares_the_variants(ws):
     r, look = cli_json(ws, 'experiment', 'report', '--no-save')  # a look writes no new evidence
     assert r.returncode == 0 and look['report'] is None and look['decision'] == a['decision'], r.stderr
     assert sorted((ws / 'reports' / 'experiments').glob('*/analysis.json')) == saved
+    from lifecycle.core import audit
+    from lifecycle.core.settings import load_settings
+
+    on_record = [
+        e['details']['report'] for e in audit.read(load_settings(ws).audit_path) if e['action'] == 'experiment.report'
+    ]
+    assert on_record == [str(p) for p in saved]  # each saved report is on record (its removal would show)
 
 
 @pytest.mark.slow

@@ -724,6 +724,10 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     ws = copy_workspace(tiny_template, tmp_path / 'ws')  # its own copy: a hold left behind would refuse other tests
     s = Workspace.open(ws)
     fl.change_flags(s, {**BASE, 'challenger': None, 'cohorts': []}, actor='test', reason='nothing deployed beside v1')
+    fl.change_flags(s, {'safe': '2'}, actor='test', reason='safe is v2, the version about to be tested')
+    with pytest.raises(ro.RolloutError, match='version 2 is the safe version'):  # a kill would send all to it
+        ro.start(s, '2', s.params['rollout'], steps=[10, 100], actor='test', reason='refused')
+    fl.change_flags(s, {'safe': '1'}, actor='test', reason='safe back to v1')
     with pytest.raises(fl.FlagError):  # a start the flags refuse (no such version) leaves no rollout and no hold
         ro.start(s, '9', s.params['rollout'], steps=[10, 100], actor='test', reason='refused')
     assert ro.load_state(s) is None and not fl.hold_path(s).exists()

@@ -96,10 +96,10 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
         server.start()
     except RuntimeError as e:
         raise DemoFailed(str(e)) from None
-    started = None
+    before = (ro.load_state(s) or {}).get('id')  # an interrupt inside `start`: a new rollout of `version` is ours
     try:
         why_start = f'demonstration: {outcome} challenger'
-        st = started = ro.start(s, version, ps['rollout'], steps, 'canary', reason=why_start)
+        st = ro.start(s, version, ps['rollout'], steps, 'canary', reason=why_start)
         say(
             f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from "
             f"later years"
@@ -139,14 +139,23 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
             stopped.set()
         traffic.join(30)
     except KeyboardInterrupt:  # its server and traffic stop too: a rollout left running would hold flags unguarded
-        now = ro.load_state(s) if started else None
-        if now and now['id'] == started['id'] and now['status'] in ro.ACTIVE:
-            ro.rollback(s, reason='rollout demo interrupted (Ctrl-C): its server and traffic stopped')
-            say(f"interrupted: rollout {now['id']} of v{version} rolled back")
+        _roll_back_interrupted(s, before, str(version), say)
         raise
     finally:
         server.stop()
     return Played(version, st, approvals)
+
+def _roll_back_interrupted(s: Workspace, before: str | None, version: str, say) -> None:
+    "Roll back the demo's own rollout (new since `before`, of `version`) when it is still under way; say what stands."
+    from lifecycle.deliver import rollout as ro
+
+    try:
+        now = ro.load_state(s)
+        if now and now['id'] != before and now['challenger'] == version and now['status'] in ro.ACTIVE:
+            ro.rollback(s, reason='rollout demo interrupted (Ctrl-C): its server and traffic stopped')
+            say(f"interrupted: rollout {now['id']} of v{version} rolled back")
+    except BaseException as e:  # (a second Ctrl-C, a refusal): the rollout may still run; say how to end it
+        say(f"interrupted: the demo's rollout may still be running ({type(e).__name__}): `lifecycle rollout rollback`")
 
 # %% ../../nbs/api/deliver/04_demo.ipynb #e7325ed2
 class DemoNeedsApproval(Exception):

@@ -131,7 +131,21 @@ def report_from_log(
     log = read_log(default_url(ws), since=since, shadow=False, model=ps['register'].model_name)
     a = analyse(log, ps['features'].positive_class, ps['rollout'].experiment, control, treatment)
     a['since'] = since
-    return a, write_report(ws, a) if save else None
+    if not save:
+        return a, None
+    path = write_report(ws, a)
+    from ..core.store import sha256_bytes
+
+    ws.audit(  # new A/B evidence, on record: a production approval is signed over one report's hash
+        'experiment.report',
+        ps['register'].model_name,
+        'A/B evidence saved',
+        report=str(path),
+        sha256=sha256_bytes(path.read_bytes()),
+        control=control,
+        treatment=treatment,
+    )
+    return a, path
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #477d8e8d
 def plot_analysis(a: dict, prior=(1.0, 1.0)):

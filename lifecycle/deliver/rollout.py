@@ -40,6 +40,10 @@ def state_path(s: Settings) -> Path:
     return s.state_dir / 'rollout.json'
 
 
+_STATE_KEYS = ('id', 'status', 'model_name', 'challenger', 'control', 'strategy', 'steps', 'step', 'percentage')
+_STATE_KEYS += ('started', 'step_started', 'history')  # what every action reads
+
+
 def load_state(s: Settings) -> dict | None:
     "The current (or last) rollout, or None; `RolloutError` naming the file when it cannot be read."
     p = state_path(s)
@@ -47,13 +51,16 @@ def load_state(s: Settings) -> dict | None:
         return None
     try:
         st = json.loads(p.read_text())
-        if not isinstance(st, dict) or not isinstance(st.get('id'), str) or 'status' not in st:
-            raise ValueError(f"expected a rollout's state (an object with id and status), found {type(st).__name__}")
+        if not isinstance(st, dict):
+            raise ValueError(f"expected a rollout's state (an object), found {type(st).__name__}")
+        if missing := [k for k in _STATE_KEYS if k not in st]:
+            raise ValueError(f"keys missing: {', '.join(missing)}")
     except (OSError, ValueError) as e:
         raise RolloutError(
             f"{p}: the rollout's state cannot be read ({e}); while it is damaged the flags stay held against changes "
-            "of the arms and the share. Put back a good copy, or remove the file to end the rollout as it stands "
-            "(`lifecycle flags show` says what serves)"
+            "of the arms and the share (the kill switch is never held: `lifecycle flags kill`). Put back a good copy, "
+            "or remove the file to end the rollout as it stands, then `lifecycle flags set challenger=null "
+            "percentage=0` undeploys its challenger"
         ) from None
     return st
 
@@ -160,6 +167,11 @@ def start(
         raise RolloutError(f"version {challenger} is already the control")
     if spec.kill:
         raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
+    if str(challenger) == spec.safe:  # the kill switch would send everyone to the version under test
+        raise RolloutError(
+            f"version {challenger} is the safe version, where the kill switch sends everyone: set safe to a version "
+            "that serves already (`lifecycle flags set safe=V`), then start the rollout"
+        )
     from lifecycle.model.registry import alias_version
 
     st = dict(

@@ -533,9 +533,9 @@ def _rule_values_digested(v, salt: bytes):
         return v
     out = {}
     for k, x in v.items():
-        if k == 'equals':
+        if k == 'equals' and x is not None:
             out[k] = digest(x, salt)
-        elif k == 'in' and isinstance(x, list):
+        elif k in ('in', 'in_') and isinstance(x, list):  # (`in_`: the field's name in a dump without its alias)
             out[k] = [digest(y, salt) for y in x]
         else:
             out[k] = _rule_values_digested(x, salt)
