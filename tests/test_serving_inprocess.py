@@ -772,9 +772,11 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     assert fl.load_hold(s) is None and not fl.hold_path(s).exists() and fl.load_spec(s)[0].challenger is None
     fl.hold_path(s).write_text(held)  # as if the rollback had crashed after saving its state: an ended rollout's hold
     email = {'attribute': 'email', 'equals': 'ann@example.org', 'variant': 'challenger'}  # a cohort of one person
-    changes = {'challenger': '2', 'percentage': 5, 'kill': False, 'cohorts': [email]}
+    accounts = {'attribute': 'account', 'in': ['ACC-7731'], 'variant': 'challenger'}
+    changes = {'challenger': '2', 'percentage': 5, 'kill': False, 'cohorts': [email, accounts]}
     fl.change_flags(s, changes, actor='test', reason='no rollout: anyone may deploy')
-    assert b'ann@example.org' not in audit.payloads_path(s.audit_path).read_bytes() + s.audit_path.read_bytes()
+    logged = audit.payloads_path(s.audit_path).read_bytes() + s.audit_path.read_bytes()
+    assert b'ann@example.org' not in logged and b'ACC-7731' not in logged and b'"attribute":"account"' in logged
     real = Workspace.audit
 
     def full_disk(self, action, *a, **kw):
