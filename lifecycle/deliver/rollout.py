@@ -40,8 +40,11 @@ def state_path(s: Settings) -> Path:
     return s.state_dir / 'rollout.json'
 
 
-_STATE_KEYS = ('id', 'status', 'model_name', 'challenger', 'control', 'strategy', 'steps', 'step', 'percentage')
-_STATE_KEYS += ('started', 'step_started', 'history')  # what every action reads
+# what every action reads of a rollout's state
+_STATE_KEYS = (
+    'id', 'status', 'model_name', 'challenger', 'control', 'strategy', 'steps', 'step', 'percentage', 'started',
+    'step_started', 'history',
+)
 
 
 def load_state(s: Settings) -> dict | None:

@@ -427,6 +427,11 @@ class Refused(Exception):
 _bearer = HTTPBearer(auto_error=False, description='An API token from `lifecycle token issue USER`')
 
 
+def _client(request: Request) -> str:
+    "The client's address, as refusals are tallied by it ('' when the transport does not say)."
+    return request.client.host if request.client else ''
+
+
 def admin_user(action: str):
     "A dependency: the user of the request's bearer token, if they hold the flags' admin role; refusals tallied."
 
@@ -435,8 +440,7 @@ def admin_user(action: str):
         try:
             return authorise(srv.s, creds.credentials if creds else None, srv.people, srv.admin_role)
         except Unauthorised as e:
-            client = request.client.host if request.client else ''
-            srv.refusals.add(client, e.user or 'anonymous', action, e.status, str(e))  # per client and minute
+            srv.refusals.add(_client(request), e.user or 'anonymous', action, e.status, str(e))  # per client, minute
             raise Refused('admin', str(e), e.status) from None
 
     return user
@@ -454,9 +458,8 @@ def _unquoted(message: str) -> str:
 
 def _refused_change(request: Request, srv: Server, user: str, action: str, e: Exception) -> Response:
     "An admin's refused change (bad body, policy, a rollout's hold): audited per client and minute, as refused tokens."
-    client = request.client.host if request.client else ''
     try:
-        srv.refusals.add(client, user, action, e.status, _unquoted(str(e)))
+        srv.refusals.add(_client(request), user, action, e.status, _unquoted(str(e)))
     except OSError as err:  # the audit log could not take it: the refusal stands, said in the server's log
         log.error('a refused admin change could not be audited: %s', err)
     return refuse(srv, 'admin', e, e.status)
