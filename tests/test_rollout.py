@@ -177,6 +177,8 @@ def test_experiment_report_compares_the_variants(ws):
     page = Path(a['report']).read_text()
     assert 'Bayesian and frequentist comparison' in page and 'image/png' in page and 'probability to be best' in page
     saved = sorted((ws / 'reports' / 'experiments').glob('*/analysis.json'))
+    r = cli(ws, 'experiment', 'report', '--since', '2099-01-01')  # no traffic there yet: refused, nothing saved
+    assert r.returncode == 2 and 'expected a time in the past' in r.stderr, r.stderr
     r, look = cli_json(ws, 'experiment', 'report', '--no-save')  # a look writes no new evidence
     assert r.returncode == 0 and look['report'] is None and look['decision'] == a['decision'], r.stderr
     assert sorted((ws / 'reports' / 'experiments').glob('*/analysis.json')) == saved

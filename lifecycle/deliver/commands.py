@@ -338,6 +338,7 @@ def experiment_report(
 ):
     """Per variant: requests, accuracy from feedback, latency, errors; Bayesian and frequentist comparison; decision
     from params."""
+    import time
     from datetime import datetime
     from lifecycle.deliver import rollout as ro, experiment as ex
 
@@ -360,6 +361,8 @@ def experiment_report(
                 t = datetime.fromisoformat(since).timestamp()
             except ValueError:
                 raise CommandError(f"--since {since!r}: expected an ISO time or epoch seconds", EXIT_INPUT) from None
+        if t > time.time():  # no traffic can be there yet: the report would be empty evidence, saved
+            raise CommandError(f"--since {since!r}: expected a time in the past, found one in the future", EXIT_INPUT)
     a, path = ex.report_from_log(s, t, control, treatment, save)  # the A/B evidence a production approval signs over
     if path is None:
         return ExperimentReport(a, None)
