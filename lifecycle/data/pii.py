@@ -156,11 +156,9 @@ def looks_personal(
     for kind, pattern in _PATTERNS.items():
         free = kinds.isna()
         kinds[free & distinct.str.fullmatch(pattern)] = kind
-    is_phone = kinds == 'phone number'
-    digits = distinct[is_phone].str.count(r'\d')
-    kinds[is_phone & ~digits.between(7, 15).reindex(kinds.index, fill_value=False)] = None
-    is_phone = kinds == 'phone number'
-    kinds[is_phone & _numeric_band(distinct.where(is_phone, ''))] = None
+    phones = distinct[kinds == 'phone number']  # too few or many digits, or a band of numbers: not a phone number
+    no_phone = ~phones.str.count(r'\d').between(7, 15) | _numeric_band(phones)
+    kinds[no_phone.reindex(kinds.index, fill_value=False)] = None
     for kind in _PATTERNS:
         hit = (kinds == kind).to_numpy()
         matched = int(counts.to_numpy()[hit].sum())
