@@ -213,8 +213,10 @@ def test_a_broken_audit_chain_exits_3(workspace, env):
     assert 'FAILED verification' in invoke(['audit', 'verify'], env).stderr
 
 
-def test_a_missing_model_version_is_refused_and_an_unapproved_promotion_fails(workspace, env):
-    "The registry's own 'not found' answer is a refusal (exit 2); a governance refusal is a failure (exit 1), audited."
+def test_a_missing_model_a_misspelt_step_and_no_trust_are_refused_before_anything_ran(workspace, env):
+    """A model the registry lacks, a step no environment is called and a workspace whose trust is not initialised are
+    refusals before anything ran (exit 2, as the README's exit codes say, whichever command meets them), the misspelt
+    step with the name it was probably meant to be; a promotion refused on such a name is audited all the same."""
     refused(
         invoke(['govern', 'check', 'toy', '1', '--json'], env),
         2,
@@ -227,9 +229,21 @@ def test_a_missing_model_version_is_refused_and_an_unapproved_promotion_fails(wo
         "model 'toy' is not in the registry",
         False,
     )
-    refused(invoke(['promote', 'toy', '1', '--to', 'staging'], env), 1, 'promotion of toy/1 to staging refused', False)
+    refused(
+        invoke(['promote', 'toy', '1', '--to', 'staging'], env),
+        2,
+        "promotion of toy/1 to staging refused: model 'toy' is not in the registry",
+        False,
+    )
     entries = [json.loads(line) for line in invoke(['audit', 'show', '-n', '1', '--json'], env).stdout.splitlines()]
     assert entries[-1]['action'] == 'promotion.refused'
+    refused(
+        invoke(['promote', 'toy', '1', '--to', 'stagin', '--json'], env),
+        2,
+        "'stagin' is not an environment of the policy ['dev', 'staging', 'production']; did you mean 'staging'?",
+        True,
+    )
+    refused(invoke(['token', 'issue', 'alice'], env), 2, "this workspace's trust is not initialised", False)
 
 
 def test_an_unexpected_error_is_not_dressed_up_as_a_refusal():

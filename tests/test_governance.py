@@ -27,6 +27,7 @@ from lifecycle.governance import (
     promote,
 )
 from lifecycle.params import Gate, ParamsError
+from lifecycle.release.governance import ApprovalMisnamed, PromotionMisnamed
 from lifecycle.registry import alias_version
 from lifecycle.settings import load_settings
 from lifecycle.signing import ensure_keypair, sign_model_version
@@ -427,6 +428,31 @@ def test_evidence_and_a_reason_are_required(ws):
 
 
 # --- the full path ---
+
+
+def test_a_step_or_version_that_does_not_exist_is_refused_as_misnamed_and_a_refusal_on_the_merits_is_not(ws):
+    "The CLI exits 2 for the misnamed (refused before anything ran) and 1 on the merits; both are audited."
+    ml, s, store, pol = ws['ml'], ws['s'], ws['store'], ws['policy']
+    with pytest.raises(ApprovalMisnamed, match="'stagin' is not a promotion step .*; did you mean 'staging'"):
+        do_approve(ws, 'carol', 'stagin')
+    assert last(ws)['action'] == 'approval.refused'
+    with pytest.raises(ApprovalMisnamed, match="'dev' is not a promotion step") as e:
+        do_approve(ws, 'carol', 'dev')  # an environment, but one that takes no sign-off: nothing to suggest
+    assert 'did you mean' not in str(e.value)
+    with pytest.raises(ApprovalRefused) as e:
+        do_approve(ws, 'bob', 'staging')
+    assert type(e.value) is ApprovalRefused
+    for version, step, words in (
+        (1, 'stagin', "not an environment of the policy .*; did you mean 'staging'"),
+        (7, 'staging', "model 'toy' has no version 7 in the registry \\(its versions: 1"),
+        ('latest', 'staging', "never 'latest'"),
+    ):
+        with pytest.raises(PromotionMisnamed, match=words):
+            promote(ml, s, store, NAME, version, step, 'carol', policy=pol)
+        assert last(ws)['action'] == 'promotion.refused'
+    with pytest.raises(PromotionRefused, match='no approval of toy/1 for staging') as e:
+        promote(ml, s, store, NAME, 1, 'staging', 'carol', policy=pol)
+    assert type(e.value) is PromotionRefused
 
 
 def test_staging_then_production_with_promotion_to_fixed_versions(ws, tmp_path):

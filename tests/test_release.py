@@ -48,6 +48,10 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     assert r.returncode == 1 and 'ml_engineer' in out['error']
     r, out = approve('dave', 'production')  # out of order
     assert r.returncode == 1 and 'staging' in out['error']
+    r, out = approve('carl', 'staging')  # a misspelt approver: no key by that name
+    assert r.returncode == 2 and "no key for 'carl'" in out['error'] and "did you mean 'carol'?" in out['error'], out
+    r, out = approve('carol', 'stagin')  # a misspelt step: refused before anything ran, audited
+    assert r.returncode == 2 and "did you mean 'staging'?" in out['error'], out
     r, out = cli_json(workspace, 'promote', 'arrests-release', '1', '--to', 'staging', env=keys)
     assert r.returncode == 1  # no approval yet
     r, out = approve('carol', 'staging')
@@ -65,7 +69,7 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     assert st['models'][0]['aliases'] == {'dev': '1', 'staging': '1', 'production': '1'}
     log = audit.read(workspace / '.lifecycle/audit.log')
     actions = [e['action'] for e in log]
-    assert actions.count('approval.refused') == 4 and actions.count('approval.granted') == 2
+    assert actions.count('approval.refused') == 5 and actions.count('approval.granted') == 2  # (one: the misspelt step)
     assert actions.count('model.promote') == 2 and 'promotion.refused' in actions
     granted = [e for e in log if e['action'] == 'approval.granted']
     for e in granted:

@@ -24,6 +24,7 @@ DELIVER_ERRORS = {
     'lifecycle.deliver.demo.DemoFailed': EXIT_STAGE,
     'lifecycle.model.registry.NotValidated': EXIT_STAGE,
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
+    'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
     'lifecycle.deliver.demo.DemoNeedsApproval': EXIT_INPUT,  # the release path refused: the commands a human runs
     'lifecycle.release.governance.GovernanceError': EXIT_STAGE,
     'lifecycle.release.exposure.ExposureRefused': EXIT_INPUT,

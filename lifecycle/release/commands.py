@@ -20,7 +20,10 @@ __all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', '
 GOVERNANCE_ERRORS = {
     'lifecycle.release.review.ContextError': EXIT_INPUT,
     'lifecycle.release.governance.GovernanceError': EXIT_STAGE,
+    'lifecycle.release.governance.ApprovalMisnamed': EXIT_INPUT,  # a step or version that does not exist
+    'lifecycle.release.governance.PromotionMisnamed': EXIT_INPUT,
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
+    'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.model.signing.SignatureError': EXIT_STAGE,
 }
@@ -135,13 +138,18 @@ class Approved(Result):
 def approve_version(ws, model: str, version, user: str, reason: str, step: str, demo: bool = False) -> dict:
     """Sign off `step` for a version as `user`, with their registered key from `keys_dir` (and, for a step on the A/B
     evidence, the hash of the current experiment report); `demo`: a demo identity, said in the audit log."""
-    from lifecycle.model.signing import key_id, load_person_key, person_name
+    from lifecycle.model.signing import SigningKeyError, key_id, load_person_key, person_name
     from lifecycle.release import governance as gov, trust
     from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
 
     s, ps, ml, store, facts, pipeline_run = governance_context(ws, model, version)
     people = trust.require_roster(ws)
-    signer, me = load_person_key(ws.keys_dir, user), people.get(person_name(user))
+    try:
+        signer = load_person_key(ws.keys_dir, user)
+    except SigningKeyError as e:  # no key of that name: perhaps a registered person's name misspelt
+        others = sorted(set(people) - {person_name(user)})
+        raise SigningKeyError(f"{e}{gov.did_you_mean(person_name(user), others)}") from None
+    me = people.get(person_name(user))
     if me is None or me.revoked or key_id(signer) != me.key_id:
         raise trust.TrustError(
             f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) is not a registered, unrevoked key of "

@@ -19,8 +19,9 @@ from ..core import audit
 
 # %% auto #0
 __all__ = ['APPROVAL_KIND', 'REQUIRED_EVIDENCE', 'load_policy', 'load_roles', 'GovernanceError', 'PolicyFailed',
-           'evaluate_policy', 'enforce_policy', 'gather_facts', 'ApprovalRefused', 'evidence_hashes', 'approvals',
-           'approve', 'PromotionRefused', 'promote', 'governance_report_markdown']
+           'evaluate_policy', 'enforce_policy', 'gather_facts', 'ApprovalRefused', 'ApprovalMisnamed', 'did_you_mean',
+           'evidence_hashes', 'approvals', 'approve', 'PromotionRefused', 'PromotionMisnamed', 'promote',
+           'governance_report_markdown']
 
 # %% ../../nbs/api/release/00_governance.ipynb #1f260889
 def load_policy(path: str | Path) -> PolicyParams:
@@ -277,6 +278,19 @@ class ApprovalRefused(GovernanceError):
         super().__init__(f"approval of {subject} for {step} by {user!r} refused: " + '; '.join(reasons))
 
 
+class ApprovalMisnamed(ApprovalRefused):
+    """An approval refused for what it names: a step that takes no sign-off, or a version that is not a fixed number
+    (audited like any refusal; the CLI exits 2, refused before anything ran, as for a model the registry lacks)."""
+
+
+def did_you_mean(word: str, options) -> str:
+    "'; did you mean X?' for the option closest to a misspelt `word`, else ''."
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ''
+
+
 def evidence_hashes(evidence: dict[str, str | Path]) -> dict[str, str]:
     "sha256 of each evidence file's bytes, by evidence name; refuses a missing file, naming it."
     res = {}
@@ -338,15 +352,19 @@ def approve(
     """Record one sign-off (signed with `signer`'s key when given) of a version for a step, or refuse it; audited either
     way. A step whose policy asks for `ab_evidence` needs the sha256 of the A/B experiment report the approver read;
     `demo`: the approver is a demo identity (said in the audit entry)."""
-    envs, reasons = policy.environments, []
+    envs, reasons, misnamed = policy.environments, [], False
     try:
         version = _fixed(version)
     except GovernanceError as e:
-        version = str(version)
+        version, misnamed = str(version), True
         reasons.append(str(e))
     subject = f'{name}/{version}'
     if step not in envs[1:]:
-        reasons.append(f"{step!r} is not a promotion step that needs sign-off; expected one of {envs[1:]}")
+        misnamed = True
+        reasons.append(
+            f"{step!r} is not a promotion step that needs sign-off; expected one of {envs[1:]}"
+            + ('' if step in envs else did_you_mean(step, envs[1:]))
+        )
     if (facts.get('model_name'), str(facts.get('model_version'))) != (name, version):
         reasons.append(f"the facts describe {facts.get('model_name')}/{facts.get('model_version')}, not {subject}")
     role = policy.promotion[step].approver_role if step in policy.promotion else None
@@ -446,11 +464,16 @@ def approve(
         failed_rules=list(failed.rule),
         requested_reason=reason,
     )
-    raise ApprovalRefused(subject, step, user, reasons)
+    raise (ApprovalMisnamed if misnamed else ApprovalRefused)(subject, step, user, reasons)
 
 # %% ../../nbs/api/release/00_governance.ipynb #2bbb4f54
 class PromotionRefused(GovernanceError):
     "A promotion was refused: no approval for the step, or an unknown version or step."
+
+
+class PromotionMisnamed(PromotionRefused):
+    """A promotion refused for what it names: a version the registry lacks or that is not a fixed number, or a step
+    that is not an environment (audited; the CLI exits 2, refused before anything ran)."""
 
 
 def promote(
@@ -473,23 +496,27 @@ def promote(
 
     subject, client = f'{name}/{version}', mlflow.MlflowClient()
 
-    def refuse(why: str):
+    def refuse(why: str, misnamed: bool = False):
         audit.append(settings.audit_path, 'promotion.refused', subject, reason=why, actor=actor, step=step)
-        raise PromotionRefused(f"promotion of {subject} to {step} refused: {why}")
+        raise (PromotionMisnamed if misnamed else PromotionRefused)(f"promotion of {subject} to {step} refused: {why}")
 
     try:
         version = _fixed(version)
     except GovernanceError as e:
-        refuse(str(e))
+        refuse(str(e), misnamed=True)
     subject = f'{name}/{version}'
     if policy and step not in policy.environments:
-        refuse(f"{step!r} is not an environment of the policy {policy.environments}")
+        refuse(
+            f"{step!r} is not an environment of the policy {policy.environments}"
+            + did_you_mean(step, policy.environments),
+            misnamed=True,
+        )
     try:
         client.get_model_version(name, version)
-    except MlflowException:
+    except MlflowException as e:
         from lifecycle.model.registry import missing_version
 
-        refuse(missing_version(client, name, version))
+        refuse(missing_version(client, name, version), misnamed=e.error_code == 'RESOURCE_DOES_NOT_EXIST')
     rec = _record(store, APPROVAL_KIND, _rid(name, version, step))
     needs = not (policy and step == policy.environments[0])
     if needs and rec is None:

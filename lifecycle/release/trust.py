@@ -25,9 +25,9 @@ from lifecycle.model.signing import (
 )
 
 # %% auto #0
-__all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'TrustError', 'Person', 'roster',
-           'require_roster', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities', 'roles_of',
-           'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
+__all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'TrustError', 'TrustNotInitialised',
+           'Person', 'roster', 'require_roster', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities',
+           'roles_of', 'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
 TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
@@ -35,6 +35,10 @@ TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
 
 class TrustError(Exception):
     "The trust registry is missing, broken, or does not allow an action (unknown person, no admin signature, ...)."
+
+
+class TrustNotInitialised(TrustError):
+    "The workspace has no trust registry yet: nobody holds a role until its first administrator runs `trust init`."
 
 
 @dataclass
@@ -118,7 +122,7 @@ def require_roster(ws) -> dict[str, Person]:
     "The roster, or `TrustError` naming the command that initialises it."
     r = roster(ws)
     if r is None:
-        raise TrustError(
+        raise TrustNotInitialised(
             "this workspace's trust is not initialised: the first administrator runs "
             "`lifecycle keys new --as NAME` then `lifecycle trust init --as NAME`"
         )

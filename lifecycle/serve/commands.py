@@ -23,6 +23,7 @@ SERVE_ERRORS = {
     'lifecycle.serve.models.InputError': EXIT_INPUT,
     'lifecycle.release.container.BundleError': EXIT_INPUT,
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
+    'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.data.pii.PiiError': EXIT_INPUT,
 }
