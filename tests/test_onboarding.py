@@ -199,6 +199,44 @@ def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_fairness_gates_are_proposed_only_where_sampling_noise_alone_rarely_fails_them():
+    """Judged by fairlearn itself: predictions that ignore the protected attribute, on holdout groups of the sizes init
+    expects from the file (a quarter of each group's rows), fail a left-out limit in a good share of draws and a
+    proposed one in hardly any; the notes and validate.yaml say why, in counts."""
+    from fairlearn.metrics import demographic_parity_difference, equalized_odds_difference
+    from lifecycle.data.infer import FAIRNESS_LIMITS, propose_fairness_gates
+
+    rng = np.random.default_rng(5)
+    judge = {'demographic_parity_difference': demographic_parity_difference}
+    judge['equalized_odds_difference'] = equalized_odds_difference
+
+    def failing(df: pd.DataFrame, metric: str, draws: int = 60) -> float:
+        sizes = (df['sex'].value_counts() * 0.25).round().astype(int)
+        sf = np.repeat(sizes.index.to_numpy(), sizes.to_numpy())
+        rate = (df.churned == 1).mean()
+        fails = 0
+        for _ in range(draws):
+            y, pred = (rng.random(len(sf)) < rate).astype(int), rng.integers(0, 2, len(sf))
+            fails += judge[metric](y, pred, sensitive_features=sf) > FAIRNESS_LIMITS[metric]
+        return fails / draws
+
+    small, large = customers(400), customers(4000)
+    gates, notes = propose_fairness_gates(small, 'churned', 1, ['sex'])
+    assert gates == {} and len(notes) == 2 and all('holdout rows' in n and 'not proposed' in n for n in notes)
+    assert all(failing(small, m) > 0.15 for m in FAIRNESS_LIMITS)  # noise alone: about 3 first runs in 10
+    gates, notes = propose_fairness_gates(large, 'churned', 1, ['sex'])
+    assert gates == {m: {'max': v} for m, v in FAIRNESS_LIMITS.items()} and notes == []
+    assert all(failing(large, m) <= 0.05 for m in FAIRNESS_LIMITS)
+    pr = propose_params(small, target='churned', source='data/customers.csv')
+    assert load_params_text(pr, 'validate.yaml')['fairness_gates'] == {} and set(notes) <= set(pr.notes)
+    assert 'no fairness gate: too few rows' in load_params_text(pr, 'card.yaml')['ethical_considerations']
+    assert not any(v in ' '.join(pr.notes) for v in ('Female', 'Male', '@'))  # counts, never a value
+
+
+def load_params_text(pr, name: str) -> dict:
+    return yaml.safe_load(pr.files[name])
+
+
 def test_a_five_row_group_shows_its_count_only_and_does_not_decide():
     from lifecycle.core.params import ValidateParams
     from lifecycle.model.validate import evaluate_gates, fairness_metrics, group_metrics

@@ -9,6 +9,7 @@ import math
 import re
 import shutil
 import tempfile
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
@@ -18,8 +19,8 @@ from ..core.params import load_params
 from .pii import looks_personal
 
 # %% auto #0
-__all__ = ['column_dtype', 'column_kind', 'names_people', 'personal_guess', 'column_rule', 'infer_task', 'Proposal',
-           'propose_params', 'ProposalRefused', 'write_params']
+__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'column_kind', 'names_people', 'personal_guess', 'column_rule', 'infer_task',
+           'Proposal', 'propose_params', 'propose_fairness_gates', 'ProposalRefused', 'write_params']
 
 # %% ../../nbs/api/data/10_infer.ipynb #ffa3e3b5
 def column_dtype(s: pd.Series) -> str:
@@ -282,12 +283,76 @@ def propose_params(
         notes.append(
             f"holdout: the latest 25% of rows by {dates[0]!r} (train.yaml split); set split.cutoff to fix the date"
         )
-    files = _files(df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv)
+    fairness = None
+    if task == 'classification' and protected:
+        fairness = propose_fairness_gates(df, target, positive, protected)
+        notes += fairness[1]
+    files = _files(
+        df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv, fairness
+    )
     return Proposal(files, table, task, target, positive, notes, dataset)
 
 # %% ../../nbs/api/data/10_infer.ipynb #9ee54317
-def _files(df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv=None) -> dict:
-    "The text of each params file."
+FAIRNESS_LIMITS = {'demographic_parity_difference': 0.1, 'equalized_odds_difference': 0.2}  # proposed maxima
+_HOLDOUT = 0.25  # the holdout_fraction proposed in train.yaml
+
+
+def _noise(a: float, b: float) -> float:
+    "Twice the standard error of a difference of two rates over `a` and `b` rows at a rate of 1/2 (the largest)."
+    return 2 * math.sqrt(0.25 / a + 0.25 / b) if a > 0 and b > 0 else math.inf
+
+
+def propose_fairness_gates(
+    df: pd.DataFrame, target: str, positive, protected: list[str], holdout: float = _HOLDOUT
+) -> tuple[dict, list[str]]:
+    """The fairness gates to propose (`FAIRNESS_LIMITS`) and, for each left out, why, in counts. A limit is proposed
+    where, for every protected attribute, the holdout's two largest groups are large enough that sampling noise alone
+    would exceed it in about one holdout in twenty at most (twice the standard error of a difference of two rates, at
+    the largest, within the limit): demographic parity compares the groups' selection rates over their rows,
+    equalised odds their rates over their positives and over their negatives. A gate that noise alone fails stops a
+    first run for nothing; the validation report shows each group's rates whether gated or not."""
+    gates, notes = {}, []
+    y = (df[target] == positive).to_numpy()
+    for metric, limit in FAIRNESS_LIMITS.items():
+        worst = (0.0, '', '')
+        for a in protected:
+            sizes = df[a].value_counts(dropna=True)
+            top = list(sizes.index[:2])
+            if len(top) < 2:
+                continue
+            rows = [float(sizes[g]) * holdout for g in top]
+            if metric == 'demographic_parity_difference':
+                noise, what = _noise(*rows), f"about {rows[0]:,.0f} and {rows[1]:,.0f} holdout rows"
+            else:
+                pos = [float(y[(df[a] == g).to_numpy()].sum()) * holdout for g in top]
+                neg = [r - p for r, p in zip(rows, pos)]
+                noise = max(_noise(*pos), _noise(*neg))
+                what = (
+                    f"about {pos[0]:,.0f} and {pos[1]:,.0f} positive and {neg[0]:,.0f} and {neg[1]:,.0f} negative "
+                    "holdout rows"
+                )
+            if noise > worst[0]:
+                worst = (noise, a, what)
+        noise, a, what = worst
+        if noise <= limit:
+            gates[metric] = {'max': limit}
+            continue
+        need = math.ceil(2 / limit**2)  # rows per group that bring twice the standard error down to the limit
+        notes.append(
+            f"fairness gate {metric} (max {limit:g}) not proposed: the two largest {a!r} groups would hold {what}, so "
+            f"sampling noise alone would reach {min(noise, 9.99):.2f} (twice its standard error) and fail the gate "
+            f"in more than one first run in twenty; add it to validate.yaml's fairness_gates once each group has "
+            + (f"about {need:,} holdout rows" if metric == 'demographic_parity_difference' else f"about {need:,} "
+            f"positive and {need:,} negative holdout rows")
+            + "; the validation report shows every group's rates meanwhile"
+        )
+    return gates, notes
+
+
+def _files(
+    df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv=None, fairness=None
+) -> dict:
+    "The text of each params file (`fairness`: the fairness gates proposed, and the notes on any left out)."
     cls = task == 'classification'
     why = dict(zip(table.column, table.why))
     col_lines = []
@@ -343,19 +408,17 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
     metric = 'roc_auc' if cls else 'r2'
     gates = {'roc_auc': {'min': 0.6}, 'accuracy': {'min_over_baseline': 0.0}} if cls else {'r2': {'min': 0.1}}
     floors = {'roc_auc': {'min': 0.6}} if cls else {'r2': {'min': 0.1}}
+    fair_gates, fair_notes = fairness or ({}, [])
     validate = (
         "# Gates proposed by `lifecycle init`: any failed gate stops the run before registration. accuracy must\n"
         "# beat the majority-class baseline; groups under min_group_size holdout rows show their count only.\n"
+        + ''.join(f"# {line}\n" for n in fair_notes for line in textwrap.wrap(n, 110))
     )
     validate += _block(
         dict(
             gates=gates,
             protected_attributes=protected if cls else [],
-            fairness_gates=(
-                {'demographic_parity_difference': {'max': 0.1}, 'equalized_odds_difference': {'max': 0.2}}
-                if cls and protected
-                else {}
-            ),
+            fairness_gates=fair_gates if cls and protected else {},
             min_group_size=30,
             champion_tolerance=0.01,
             champion_metrics=[metric],
@@ -387,8 +450,9 @@ def _files(df, dataset, source, target, task, positive, rules, table, feats, pro
             limitations=f"Trained on {len(df)} rows of one file; the column contract, features and gates were "
             "inferred from that file by lifecycle init.",
             ethical_considerations=(
-                f"Per-group results and fairness gates cover {', '.join(protected)}; proxies of them may remain "
-                "among the inputs."
+                f"Per-group results {'and fairness gates ' if fair_gates else ''}cover {', '.join(protected)}"
+                f"{'' if fair_gates else ' (no fairness gate: too few rows to judge one, see validate.yaml)'}; "
+                "proxies of them may remain among the inputs."
                 if protected and cls
                 else "No protected attribute was recognised by name: name any in validate.yaml and policy.yaml."
             ),
