@@ -768,7 +768,14 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     ro.advance(s, actor='test', reason='the rollout itself moves the share')
     assert fl.load_spec(s)[0].percentage == 50 and fl.load_hold(s)['id'] == st['id']
     held = fl.hold_path(s).read_text()
-    ro.rollback(s, actor='test', reason='test over')
+    fl.hold_path(s).write_text(held[:30])  # damaged: whose hold it is is unknown, so it holds against all but a rollout
+    with pytest.raises(fl.FlagError, match=r'hold.json cannot be read, so whether a rollout holds them is unknown'):
+        fl.change_flags(s, {'percentage': 0}, actor='test', reason='under a damaged hold')
+    r = cli(ws, 'flags', 'show')
+    assert r.returncode == 0 and 'hold.json cannot be read' in ' '.join(r.stdout.split()), r.stdout + r.stderr
+    fl.change_flags(s, {'shadow': True}, actor='test', reason='the shadow and the kill switch stay anyone\'s')
+    assert fl.load_spec(s)[0].percentage == 50 and fl.load_spec(s)[0].shadow
+    ro.rollback(s, actor='test', reason='test over')  # the rollout passes, and its end removes the damaged file
     assert fl.load_hold(s) is None and not fl.hold_path(s).exists() and fl.load_spec(s)[0].challenger is None
     fl.hold_path(s).write_text(held)  # as if the rollback had crashed after saving its state: an ended rollout's hold
     email = {'attribute': 'email', 'equals': 'ann@example.org', 'variant': 'challenger'}  # a cohort of one person

@@ -63,7 +63,11 @@ class FlagsView(Result):
         if h := self.extra.get('hold'):
             from lifecycle.serve.flags import HELD_KEYS
 
-            print(f"  held by {h['by']} {h['id']} of v{h['version']}: {', '.join(HELD_KEYS)} change only through it")
+            keys = ', '.join(HELD_KEYS)
+            if h.get('damaged'):
+                print(f"  held: {h['damaged']} cannot be read, so {keys} are held against all but a rollout")
+            else:
+                print(f"  held by {h['by']} {h['id']} of v{h['version']}: {keys} change only through it")
 
 
 def _show_spec(spec, name: str, extra: dict | None = None) -> FlagsView:

@@ -19,11 +19,11 @@ from ..core.locks import held
 from ..core.params import FlagsParams, ARMS, _describe
 
 # %% auto #0
-__all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'RUNTIME_KEYS', 'FlagError', 'flags_dir', 'spec_path',
-           'flagd_path', 'compile_flags', 'check_document', 'read_document', 'deployed_versions', 'resolve_spec',
-           'policy_refusals', 'write_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold',
-           'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
-           'change_flags', 'kill', 'make_provider', 'FlagClient']
+__all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'flags_dir',
+           'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document', 'deployed_versions',
+           'resolve_spec', 'policy_refusals', 'write_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold',
+           'load_hold', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags',
+           'bundle_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -301,6 +301,7 @@ def load_spec(s: Settings) -> tuple[FlagsParams, str]:
 # What a hold keeps to its holder (a rollout sets the arms and the challenger's share step by step, and judges what it
 # set): the kill switch, the safe version, the shadow and the threshold stay anyone's to change.
 HELD_KEYS = ('control', 'challenger', 'percentage', 'cohorts')
+HOLDERS = ('rollout',)  # the sources that hold flags (`set_hold`'s `by`): a damaged hold was one of theirs
 
 
 def hold_path(s: Settings) -> Path:
@@ -313,6 +314,7 @@ def set_hold(
     """Keep `HELD_KEYS` to changes from source `by` while the holder's state file (JSON at `state`) has `id` `holder`
     and a `status` in `live`: the hold ends with the holder's own state, so a holder that crashed, or ended without
     saying so here, holds nothing. Write it under the `flags` lock, before the holder's first change."""
+    assert by in HOLDERS, f"{by!r} is not one of the sources that hold flags {HOLDERS}"
     hold = dict(by=by, id=holder, version=str(version), since=time.time(), state=str(state), live=list(live))
     flags_dir(s).mkdir(parents=True, exist_ok=True)
     atomic_write(hold_path(s), json.dumps(hold, indent=1).encode())
@@ -320,23 +322,31 @@ def set_hold(
 
 
 def clear_hold(s: Settings, holder: str) -> None:
-    "Remove the hold of `holder` if it is the one on file (tidiness: an ended holder's hold holds nothing anyway)."
+    """Remove the hold of `holder` if it is the one on file, or a damaged one (only a holder writes it, and one holds
+    at a time: it was this holder's). Tidiness for a readable hold: an ended holder's holds nothing anyway."""
     try:
-        if json.loads(hold_path(s).read_text()).get('id') == holder:
+        hold = json.loads(hold_path(s).read_text())
+        if not isinstance(hold, dict) or hold.get('id') == holder:
             hold_path(s).unlink(missing_ok=True)
-    except (OSError, ValueError):
+    except ValueError:
+        hold_path(s).unlink(missing_ok=True)
+    except OSError:
         pass
 
 
 def load_hold(s: Settings) -> dict | None:
-    """The hold in force (`by`, `id`, `version`, `since`, ...), or None: none on file, an unreadable one, or one whose
-    holder's state no longer names it as live (or is gone). A holder's state that is there but cannot be read holds:
-    nothing says the holder ended (its own commands say the state is damaged and how to end it)."""
+    """The hold in force (`by`, `id`, `version`, `since`, ...), or None: none on file, or one whose holder's state no
+    longer names it as live (or is gone). A holder's state that is there but cannot be read holds: nothing says the
+    holder ended (its own commands say the state is damaged and how to end it). So does a hold file that cannot be
+    read (`damaged`: its path): whose it is and what it holds are unknown, so it holds against everyone."""
+    path = hold_path(s)
     try:
-        hold = json.loads(hold_path(s).read_text())
+        hold = json.loads(path.read_text())
         where = Path(hold['state'])
-    except (OSError, ValueError, KeyError, TypeError):
+    except FileNotFoundError:
         return None
+    except (OSError, ValueError, KeyError, TypeError):
+        return dict(by=None, id=None, version=None, since=None, damaged=str(path))
     try:
         state = json.loads(where.read_text())
         live = state.get('id') == hold['id'] and state.get('status') in hold.get('live', ())
@@ -350,7 +360,15 @@ def load_hold(s: Settings) -> dict | None:
 def _refuse_held(hold: dict | None, keys, source: str) -> None:
     "Refuse a change of held keys from anyone but the holder, saying who holds them and how the hold ends."
     touched = list(dict.fromkeys(k for k in keys if k in HELD_KEYS))
-    if not hold or source == hold.get('by') or not touched:
+    if not hold or not touched:
+        return
+    if hold.get('damaged') and source not in HOLDERS:  # (a holder passes: the hold was its own, if anyone's)
+        raise FlagError(
+            f"{', '.join(touched)}: {hold['damaged']} cannot be read, so whether a rollout holds them is unknown; if "
+            "`lifecycle rollout status` shows none running, remove that file (a rollout's start writes it again)",
+            409,
+        )
+    if source == hold.get('by') or hold.get('damaged'):
         return
     raise FlagError(
         f"{', '.join(touched)}: held by {hold.get('by')} {hold.get('id')} of version {hold.get('version')} (since "
@@ -499,7 +517,8 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
             raise FlagError(f"{a}: expected a version number, found {v!r}")
     if new.challenger is not None and new.challenger == new.control:  # an A/B test of a version against itself
         raise FlagError(f"challenger: version {new.challenger} is the control; give another version, or null for none")
-    if hold and source != hold.get('by') and new.safe != old.safe and new.safe == hold.get('version'):
+    tested = hold.get('version') if hold and not hold.get('damaged') and source != hold.get('by') else None
+    if tested is not None and new.safe != old.safe and new.safe == tested:
         raise FlagError(
             f"safe: version {new.safe} is the version {hold.get('by')} {hold.get('id')} is testing; the kill switch "
             "would send everyone to it. Give a version that serves already, or finish the rollout first",
