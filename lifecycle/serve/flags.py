@@ -492,38 +492,14 @@ def change_flags(
 
 def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
     old, name = load_spec(s)
-    d = old.model_dump(mode='json', by_alias=True)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
     hold = load_hold(s)
     _refuse_held(hold, [str(k).split('.')[0] for k in changes], source)  # named at all, even unchanged
-    for k, v in changes.items():
-        if str(k) == 'threshold' and not isinstance(v, dict):  # (pydantic's answer: "a valid dictionary")
-            raise FlagError(
-                f"threshold: a group of keys (variants, default), found {type(v).__name__}; to switch the decision "
-                f"threshold to a declared variant: threshold.default=NAME (or `lifecycle flags threshold NAME`)"
-            )
-        _dotted(d, str(k), v)
-    try:
-        new = FlagsParams.model_validate(d)
-    except Exception as e:
-        errs = getattr(e, 'errors', lambda: [])()
-        raise FlagError('; '.join(_describe(x) for x in errs) if errs else str(e)) from None
+    new = _changed(old, changes)
     if lookup is not None:
         new = resolve_spec(new, lookup, s.environment)
-    for a in ARMS:
-        v = getattr(new, a)
-        if v is not None and not re.fullmatch(r'\d+', v):
-            raise FlagError(f"{a}: expected a version number, found {v!r}")
-    if new.challenger is not None and new.challenger == new.control:  # an A/B test of a version against itself
-        raise FlagError(f"challenger: version {new.challenger} is the control; give another version, or null for none")
-    tested = hold.get('version') if hold and not hold.get('damaged') and source != hold.get('by') else None
-    if tested is not None and new.safe != old.safe and new.safe == tested:
-        raise FlagError(
-            f"safe: version {new.safe} is the version {hold.get('by')} {hold.get('id')} is testing; the kill switch "
-            "would send everyone to it. Give a version that serves already, or finish the rollout first",
-            409,
-        )
+    _check_arms(old, new, hold, source)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     write_spec(s, new, name, before=old)
@@ -539,6 +515,41 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         changes=_rule_values_digested(diff, salt),
     )
     return new
+
+
+def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
+    "`old` with `changes` (dotted keys) applied and validated; `FlagError` naming what does not fit."
+    d = old.model_dump(mode='json', by_alias=True)
+    for k, v in changes.items():
+        if str(k) == 'threshold' and not isinstance(v, dict):  # (pydantic's answer: "a valid dictionary")
+            raise FlagError(
+                f"threshold: a group of keys (variants, default), found {type(v).__name__}; to switch the decision "
+                f"threshold to a declared variant: threshold.default=NAME (or `lifecycle flags threshold NAME`)"
+            )
+        _dotted(d, str(k), v)
+    try:
+        return FlagsParams.model_validate(d)
+    except Exception as e:
+        errs = getattr(e, 'errors', lambda: [])()
+        raise FlagError('; '.join(_describe(x) for x in errs) if errs else str(e)) from None
+
+
+def _check_arms(old: FlagsParams, new: FlagsParams, hold: dict | None, source: str) -> None:
+    """Refuse arms that are not version numbers, a challenger that is the control, and (from anyone but a hold's
+    holder) a safe version that is the version the holder is testing: the kill switch would send everyone to it."""
+    for a in ARMS:
+        v = getattr(new, a)
+        if v is not None and not re.fullmatch(r'\d+', v):
+            raise FlagError(f"{a}: expected a version number, found {v!r}")
+    if new.challenger is not None and new.challenger == new.control:  # an A/B test of a version against itself
+        raise FlagError(f"challenger: version {new.challenger} is the control; give another version, or null for none")
+    tested = hold.get('version') if hold and not hold.get('damaged') and source != hold.get('by') else None
+    if tested is not None and new.safe != old.safe and new.safe == tested:
+        raise FlagError(
+            f"safe: version {new.safe} is the version {hold.get('by')} {hold.get('id')} is testing; the kill switch "
+            "would send everyone to it. Give a version that serves already, or finish the rollout first",
+            409,
+        )
 
 
 def _rule_values_digested(v, salt: bytes):
