@@ -420,6 +420,30 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
         assert r.returncode == 2 and f"column {col!r} row 0: expected a finite number" in r.stderr, r.stderr
     r = cli(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'no/such/dir/out.csv'))
     assert r.returncode == 2 and 'Traceback' not in r.stderr
+    refusals = [
+        ((src, tmp_path / 'batch.csv/out.csv'), [], 2, 'its folder'),  # a file where the folder should be
+        ((tmp_path / 'head.csv', tmp_path / 'o.csv'), [], 2, 'no rows to score'),  # a header alone
+        ((tmp_path / 'empty.csv', tmp_path / 'o.csv'), [], 4, 'the file is empty'),  # as ingest and drift say
+        ((tmp_path / 'gone.csv', tmp_path / 'o.csv'), [], 4, 'no such file'),
+        ((src, tmp_path / 'o.csv'), ['--threshold', '2'], 2, '--threshold: expected a number from 0 to 1'),
+        ((src, tmp_path / 'o.csv'), ['--threshold', 'nan'], 2, 'found nan'),
+        ((src, tmp_path / 'o.csv'), ['--version', '99'], 2, 'has no version 99 in the registry (its versions: 1, 2'),
+        ((src, tmp_path / 'o.csv'), ['--version', 'dve'], 2, "neither a version number nor an alias"),
+    ]
+    (tmp_path / 'head.csv').write_text(','.join(COLS) + '\n')
+    (tmp_path / 'empty.csv').write_text('')
+    for (i, o), more, code, words in refusals:
+        r = cli(ws, 'score', '--input', str(i), '--output', str(o), *more)
+        assert r.returncode == code and words in r.stderr and 'Traceback' not in r.stderr, (more, r.stderr)
+        assert not o.exists()
+    from lifecycle.operate.windows import records
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.serve.predlog import default_url, read_log
+
+    s = Workspace.open(ws)
+    assert not (read_log(default_url(s)).route == 'batch').any()  # readers of answers never see a batch's summary
+    assert (read_log(default_url(s), batches=True).route == 'batch').any()
+    assert records(read_log(default_url(s), shadow=False)).score.notna().all()  # (the monitor failed on it)
 
 
 def test_bounded_load_answers_without_5xx_and_loses_no_log_rows(ws, server):

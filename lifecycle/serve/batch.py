@@ -68,6 +68,14 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int) -> d
     return out
 
 # %% ../../nbs/api/serve/10_batch.ipynb #57d594a7
+def _discard(tmp: Path) -> None:
+    "Remove the partial output, if any was made (a failure to remove it leaves a hidden temporary file, no error)."
+    try:
+        tmp.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 def score_file(
     m: ServedModel,
     src: str | Path,
@@ -90,11 +98,15 @@ def score_file(
         raise InputError(f"{dst}: output must end in .csv or .parquet")
     if dst.resolve() == src.resolve():
         raise InputError(f"{dst}: output would overwrite the input")
+    if not dst.parent.is_dir():
+        raise InputError(f"{dst}: its folder {dst.parent} does not exist or is not a folder")
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     try:
         total = _count_rows(src)
         for chunk in _chunks(src, chunk_rows):
+            if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
+                continue
             cols = _typed_frame(chunk, m, src, rows)
             if contract:
                 check_inputs(cols, contract, f"{src}: ", rows)
@@ -125,13 +137,13 @@ def score_file(
     except (OSError, ValueError, UnicodeDecodeError) as e:  # unreadable input, unwritable output, malformed CSV/Parquet
         if writer:
             writer.close()
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         why = str(e) if isinstance(e, OSError) else 'the message is withheld, it may quote input values'
         raise InputError(f"{src} -> {dst}: {type(e).__name__} ({why})") from None
     except BaseException:
         if writer:
             writer.close()
-        tmp.unlink(missing_ok=True)
+        _discard(tmp)
         raise
     summary = dict(
         batch_id=batch_id,

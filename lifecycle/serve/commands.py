@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 import typer
-from ..core.cli_support import command, CommandError, Result, EXIT_STAGE, EXIT_INPUT
+from ..core.cli_support import command, CommandError, Result, EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -327,6 +327,29 @@ class Scored(Result):
         )
 
 
+def _registered(s, name: str, version: str) -> str:
+    """`version` of `name` as a registered version number (an alias such as `dev` resolved); else exit 2 naming the
+    model's versions, before anything is loaded."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.model.registry import missing_version
+
+    v = str(version).strip()
+    if not v.isdigit():
+        found = _alias_lookup(s, name)(v)
+        if found is None:
+            raise CommandError(f"--version {v}: neither a version number nor an alias of {name!r}", EXIT_INPUT)
+        v = str(found)
+    client = s.mlflow.MlflowClient()
+    try:
+        client.get_model_version(name, v)
+    except MlflowException as e:
+        if e.error_code != 'RESOURCE_DOES_NOT_EXIST':
+            why = f"{name} version {v}: the registry cannot answer now ({e.error_code})"
+            raise CommandError(why, EXIT_STAGE) from None
+        raise CommandError(f"--version {v}: {missing_version(client, name, v)}", EXIT_INPUT) from None
+    return v
+
+
 @command(errors=SERVE_ERRORS)
 def score(
     input: Path = typer.Option(..., '--input', help="CSV or Parquet file of records."),
@@ -348,7 +371,11 @@ def score(
     from lifecycle.serve.batch import score_file
 
     if not input.is_file():  # before a model is loaded or a progress bar drawn
-        raise CommandError(f"--input {input}: no such file", EXIT_INPUT)
+        raise CommandError(f"--input {input}: no such file", EXIT_SOURCE)
+    if input.stat().st_size == 0:
+        raise CommandError(f"--input {input}: the file is empty (no header, no rows)", EXIT_SOURCE)
+    if threshold is not None and not 0 <= threshold <= 1:
+        raise CommandError(f"--threshold: expected a number from 0 to 1, found {threshold}", EXIT_INPUT)
     s = Workspace.open()
     ps = s.params
     name, spec = ps['register'].model_name, ps['flags']
@@ -360,6 +387,7 @@ def score(
         version = ref if ref.isdigit() else _alias_lookup(s, name)(ref)
         if version is None:
             raise CommandError(f"no version given and alias {ref!r} names none; register a model first", EXIT_INPUT)
+    version = _registered(s, name, version)
     thr = threshold if threshold is not None else spec.threshold.variants[spec.threshold.default]
     try:
         m = load_version(ml, s.store, name, str(version), s.key_dir)

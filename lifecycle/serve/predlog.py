@@ -1021,10 +1021,16 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
 
 
 def read_log(
-    log_or_url, since: float | None = None, shadow: bool | None = None, model: str | None = None
+    log_or_url,
+    since: float | None = None,
+    shadow: bool | None = None,
+    model: str | None = None,
+    batches: bool = False,
 ) -> pd.DataFrame:
     """Prediction rows joined with their feedback (outcome None until it arrives), JSON decoded; empty if no log yet.
-    With `model`, that model's rows only (and rows logged before the log named models, whose model is unknown)."""
+    With `model`, that model's rows only (and rows logged before the log named models, whose model is unknown). The
+    one row a `lifecycle score` batch leaves (route `batch`: its output a summary, not a score) only with `batches`:
+    every reader of answers (the monitor, the guard, the experiment, feedback) reads scores."""
     import pandas as pd
     from sqlalchemy import create_engine
 
@@ -1037,11 +1043,11 @@ def read_log(
         return empty
     if isinstance(log_or_url, PredictionLog):
         log_or_url.flush(2)  # what it answered is journaled: in the database once flushed (a locked one: as it is)
-        return _read_log(log_or_url.engine, empty, since, shadow, model)
+        return _read_log(log_or_url.engine, empty, since, shadow, model, batches)
     engine = create_engine(log_or_url)
     try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
         _await_journals(engine, journal_dir(log_or_url))
-        return _read_log(engine, empty, since, shadow, model)
+        return _read_log(engine, empty, since, shadow, model, batches)
     finally:
         engine.dispose()
 
@@ -1069,13 +1075,15 @@ def _await_journals(engine, directory: Path | None, timeout: float = 2) -> None:
         time.sleep(0.005)
 
 
-def _read_log(engine, empty: pd.DataFrame, since: float | None, shadow: bool | None, model=None) -> pd.DataFrame:
+def _read_log(
+    engine, empty: pd.DataFrame, since: float | None, shadow: bool | None, model=None, batches: bool = False
+) -> pd.DataFrame:
     import pandas as pd
     from sqlalchemy import inspect, text
 
     if not inspect(engine).has_table('predictions'):
         return empty
-    where, args = [], {}
+    where, args = [] if batches else ["(p.route IS NULL OR p.route <> 'batch')"], {}
     if model is not None and names_models(engine):
         where.append('(p.model = :model OR p.model IS NULL)')
         args['model'] = model
