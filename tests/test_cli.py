@@ -162,6 +162,7 @@ CASES = [
         4,
         'neither a dataset version in the store nor a readable file',
     ),
+    (['drift', '--reference', '{ws}/good.csv', '--current', '{ws}/head.csv'], 4, 'holds no rows (a header alone)'),
     (['store', 'purge'], 2, 'say --expired to confirm'),
     (['flags', 'show'], 2, 'no flags yet'),
     (['flags', 'set', 'percentage'], 2, "'percentage': expected KEY=VALUE"),
@@ -181,6 +182,7 @@ CASES = [
 def test_refusals_map_to_the_documented_exit_codes(workspace, env, args, code, words, as_json):
     (workspace / 'good.csv').write_text(HEADER + 'Yes,White,2001,30,Male,Yes,Yes,0\n')
     (workspace / 'child.csv').write_text(HEADER + 'Yes,White,2001,7,Male,Yes,Yes,0\n')
+    (workspace / 'head.csv').write_text(HEADER)  # drift would call every column all-null: total drift of nothing
     args = [a.replace('{ws}', str(workspace)) for a in args] + (['--json'] if as_json else [])
     refused(invoke(args, env), code, words, as_json)
 

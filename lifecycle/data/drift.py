@@ -88,8 +88,8 @@ def _floats(s: pd.Series, name) -> np.ndarray:
 
         bad = int((pd.to_numeric(s, errors='coerce').isna() & s.notna()).sum())
         raise ValueError(  # the values themselves are not quoted: they failed their contract
-            f"column {name!r} is numeric in the reference but holds {bad} non-numeric value(s); "
-            f"declare it categorical with kinds={{{name!r}: 'categorical'}}"
+            f"column {name!r} is numeric in the reference but holds {bad} non-numeric value(s) here; correct "
+            f"them (ingest refuses such a batch), or compare the column as categorical (`kinds` in the Python API)"
         ) from None
 
 
