@@ -601,5 +601,6 @@ def test_monitor_run_every_wakes_when_a_window_closes(workspace, monkeypatch):
     writer.join()
     log.close()
     assert r.exit_code == 0, r.output
-    assert [json.loads(line)['windows'] for line in r.stdout.splitlines()] == [0, 1]
+    looks = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [x['windows'] for x in looks] == [0, 1] and all(x['ok'] is True for x in looks)
     assert took < 60  # woken by the closed window, not by --every 120

@@ -20,7 +20,7 @@ from lifecycle.core.settings import load_settings
 from lifecycle.core.workspace import Workspace
 from lifecycle.serve import flags as fl
 from lifecycle.serve.gate import Deployment
-from lifecycle.serve.models import InputError, ServedModel
+from lifecycle.serve.models import InputError, NamedRecords, ServedModel
 from lifecycle.serve.journal import records
 from lifecycle.serve.predlog import PredictionLog, default_url, journal_dir, read_log
 from lifecycle.serve.scoring import ModelFailed, score, shadow_score
@@ -97,6 +97,8 @@ def test_score_refuses_bad_input_naming_the_field_and_logs_nothing(toys):
             "column 'age' row 1: expected a number within the declared range [10, 100]",
         ),
         ({'instances': {'age': [30] * 3, 'checks': [1] * 3}}, 413, 'more than 2 records'),
+        (NamedRecords([{'age': 30, 'checks': 1}, 'x'], 'records'), 422, "field 'records' record 1"),  # /predict's name
+        (NamedRecords([{'age': 30}] * 3, 'records'), 413, "field 'records': 3 records, at most 2"),
     ):
         with pytest.raises(InputError) as e:
             score(bad, 'invocations', flags, live, plog, max_records=2)

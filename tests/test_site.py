@@ -130,10 +130,11 @@ def test_the_landing_page_says_who_serves_where():
             )
         ],
         flags=dict(model_name='m', control='1', challenger='2', safe='1', percentage=10, kill=False, shadow=True),
-        rollout={'status': 'running', 'share': 10},
+        rollout={'status': 'running', 'share': 10, 'started': 1_796_000_000.0},
         runs=[],
     )
     text = landing_page(facts).text
+    assert '| running | 10 | 2026-11-30T' in text and '1.796e+09' not in text  # its times as dates
     assert 'Champion (the `dev` alias): **version 1** (1/1 passed, signed)' in text
     rows = {line.split('|')[1].strip(): line for line in text.splitlines() if line.startswith('| ')}
     assert 'control (90% of keys), kill-switch target' in rows['dev']

@@ -345,6 +345,15 @@ def _when(ts) -> str | None:
     return None if ts is None else _iso(ts * 1000)
 
 
+def _rollout_table(rollout: dict) -> str:
+    "The rollout state's plain fields in one row, its times (epoch seconds in the state) as dates."
+    keep = {k: v for k, v in rollout.items() if isinstance(v, (str, int, float, bool)) or v is None}
+    for k in ('started', 'step_started'):
+        if isinstance(keep.get(k), (int, float)) and not isinstance(keep[k], bool):
+            keep[k] = _when(keep[k])
+    return md_table([keep], list(keep))
+
+
 _WORST = ('stale heartbeat', 'alerting', 'ok', 'never monitored')
 
 
@@ -501,8 +510,7 @@ def landing_page(facts: dict) -> Page:
         out.append('No flags yet: `lifecycle flags init` deploys the version of the environment\'s alias.\n')
     out.append('## Rollout\n')
     if rollout:
-        keep = {k: v for k, v in rollout.items() if isinstance(v, (str, int, float, bool)) or v is None}
-        out.append(md_table([keep], list(keep)))
+        out.append(_rollout_table(rollout))
     else:
         out.append('No rollout has been started.\n')
     return Page('index.md', 'Environments', text='\n'.join(out))
@@ -718,8 +726,7 @@ def deliver_pages(facts: dict) -> list[Page]:
     rollout = facts['rollout']
     out.append('## Current rollout\n')
     if rollout:
-        keep = {k: v for k, v in rollout.items() if isinstance(v, (str, int, float, bool)) or v is None}
-        out.append(md_table([keep], list(keep)))
+        out.append(_rollout_table(rollout))
         hist = [h for h in rollout.get('history') or [] if isinstance(h, dict)]
         if hist:
             cols = [c for c in ('time', 'action', 'share', 'actor', 'reason') if any(c in h for h in hist)]

@@ -274,8 +274,10 @@ def simulate(
     from lifecycle.deliver.simulate import later_rows
     from lifecycle.serve.flags import other_model_routed
 
-    if window < 10 or max_windows < 1:
-        raise SimulationError(f"--window: expected at least 10 rows, found {window}; --max-windows at least 1")
+    if window < 10:
+        raise SimulationError(f"--window: expected at least 10 rows, found {window}")
+    if max_windows < 1:
+        raise SimulationError(f"--max-windows: expected at least 1, found {max_windows}")
     if why := other_model_routed(ws, ws.params['register'].model_name, ws.params_dir):
         raise SimulationError(f"nothing simulated: {why}")
     t0, start = time.monotonic(), time.time()

@@ -21,8 +21,8 @@ __all__ = ['TICK_S', 'monitor_run', 'MonitorStatus', 'monitor_status', 'AlertLis
 # %% ../../nbs/api/operate/06_commands.ipynb #d4493b3b
 def _show_look(run, as_json: bool) -> None:
     s = run.summary()
-    if as_json:
-        print(dumps(s), flush=True)
+    if as_json:  # one JSON object per look, each with `ok` as every command's result has
+        print(dumps({'ok': True, **s}), flush=True)
         return
     print(
         f"looked at {s['windows']} closed windows ({s['new_windows']} new); {len(s['alerts'])} alert(s); "

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'CsvBody', 'parse_csv', 'parse_columns', 'UndeclaredInputs',
-           'input_contract', 'check_inputs', 'ServedModel', 'load_folder', 'load_version', 'load_bundled']
+__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'CsvBody', 'parse_csv', 'parse_columns', 'NamedRecords',
+           'UndeclaredInputs', 'input_contract', 'check_inputs', 'ServedModel', 'load_folder', 'load_version',
+           'load_bundled']
 
 # %% ../../nbs/api/serve/02_models.ipynb #acbdc3a5
 NUMERIC = {'long', 'integer', 'double', 'float', 'boolean'}
@@ -179,9 +180,18 @@ def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_
         if lengths.pop() > max_records:
             raise InputError(f"field {key!r}: more than {max_records} records per request", 413)
         return {n: _typed(n, k, cols[n]) for n, k in schema}
+    key = getattr(payload, 'field', key)  # (a route's own name for the records field: /predict's `records`)
     if isinstance(body, list) and len(body) > max_records:
         raise InputError(f"field {key!r}: {len(body)} records, at most {max_records} per request", 413)
     return _from_records(body, schema, key)
+
+
+class NamedRecords(dict):
+    "`{'dataframe_records': records}` from a route whose body calls the field `field`: messages name it so."
+
+    def __init__(self, records, field: str):
+        super().__init__(dataframe_records=records)
+        self.field = field
 
 # %% ../../nbs/api/serve/02_models.ipynb #3cadf5d6
 class UndeclaredInputs(Exception):

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 import numpy as np
-from .models import InputError, ServedModel, parse_columns, check_inputs
+from .models import InputError, NamedRecords, ServedModel, parse_columns, check_inputs
 from .gate import Deployment
 
 log = logging.getLogger('lifecycle.serving')
@@ -269,7 +269,7 @@ def predict_inputs(payload) -> tuple[dict, str | None, dict]:
     recs = payload.get('records')
     if not isinstance(recs, list) or not recs:  # (named here: the scoring below knows the field by MLflow's name)
         raise InputError("field 'records': " + ('required' if recs is None else 'expected a non-empty list of records'))
-    return {'dataframe_records': recs}, key or None, attrs
+    return NamedRecords(recs, 'records'), key or None, attrs
 
 
 def predict_answer(r: Scored, positive_class) -> dict:
