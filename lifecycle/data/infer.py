@@ -294,59 +294,86 @@ def propose_params(
 
 # %% ../../nbs/api/data/10_infer.ipynb #9ee54317
 FAIRNESS_LIMITS = {'demographic_parity_difference': 0.1, 'equalized_odds_difference': 0.2}  # proposed maxima
-_HOLDOUT = 0.25  # the holdout_fraction proposed in train.yaml
+_HOLDOUT, _MIN_GROUP = 0.25, 30  # the holdout_fraction and min_group_size proposed in train.yaml and validate.yaml
+_DRAWS, _FAIL = 4000, 0.05  # simulated first runs; the share of them noise alone may fail a gate that is proposed
 
 
-def _noise(a: float, b: float) -> float:
-    "Twice the standard error of a difference of two rates over `a` and `b` rows at a rate of 1/2 (the largest)."
-    return 2 * math.sqrt(0.25 / a + 0.25 / b) if a > 0 and b > 0 else math.inf
+def _spread(sizes, rng) -> np.ndarray:
+    """Per simulated holdout, the largest difference between groups' rates when each of their `sizes` rows is a coin
+    flip (a rate of 1/2: the widest spread a rate can have); infinite when a group has no row."""
+    n = np.maximum(np.round(np.asarray(sizes, float)), 0).astype(np.int64)
+    if (n == 0).any():
+        return np.full(_DRAWS, np.inf)
+    rates = rng.binomial(n[None, :], 0.5, size=(_DRAWS, len(n))) / n
+    return rates.max(axis=1) - rates.min(axis=1)
+
+
+def _rows_needed(k: int, limit: float, rng) -> int:
+    "Rows per group, for `k` groups of one size, at which noise alone exceeds `limit` in `_FAIL` of holdouts at most."
+    z = rng.standard_normal((_DRAWS, max(k, 2)))
+    q = np.quantile(z.max(axis=1) - z.min(axis=1), 1 - _FAIL)  # the spread of k rates, in standard errors
+    return math.ceil((q * 0.5 / limit) ** 2)
 
 
 def propose_fairness_gates(
-    df: pd.DataFrame, target: str, positive, protected: list[str], holdout: float = _HOLDOUT
+    df: pd.DataFrame, target: str, positive, protected: list[str], holdout: float = _HOLDOUT, min_group=_MIN_GROUP
 ) -> tuple[dict, list[str]]:
-    """The fairness gates to propose (`FAIRNESS_LIMITS`) and, for each left out, why, in counts. A limit is proposed
-    where, for every protected attribute, the holdout's two largest groups are large enough that sampling noise alone
-    would exceed it in about one holdout in twenty at most (twice the standard error of a difference of two rates, at
-    the largest, within the limit): demographic parity compares the groups' selection rates over their rows,
-    equalised odds their rates over their positives and over their negatives. A gate that noise alone fails stops a
-    first run for nothing; the validation report shows each group's rates whether gated or not."""
-    gates, notes = {}, []
-    y = (df[target] == positive).to_numpy()
+    """The fairness gates to propose (`FAIRNESS_LIMITS`) and, for each left out, why, in counts. Validation gates the
+    groups of every protected attribute that have at least `min_group` holdout rows (blanks are a group of their
+    own): a limit is proposed where, on holdouts of the expected sizes (a `holdout` share of each group's rows),
+    sampling noise alone would fail it in at most one first run in twenty, simulated with every rate at 1/2 (its
+    widest spread): demographic parity compares the groups' selection rates over their rows, equalised odds their
+    rates over their positives and over their negatives (the larger difference), and the gate fails if any attribute
+    does. A gate that noise alone fails stops a first run for nothing; the validation report shows each group's
+    rates whether gated or not."""
+    gates, notes, rng = {}, [], np.random.default_rng(0)
+    y = pd.Series((df[target] == positive).to_numpy())
     for metric, limit in FAIRNESS_LIMITS.items():
-        worst = (0.0, '', '')
+        worst, shown, k = np.zeros(_DRAWS), [], 2
         for a in protected:
-            sizes = df[a].value_counts(dropna=True)
-            top = list(sizes.index[:2])
-            if len(top) < 2:
+            g = pd.Series(df[a].astype(str).to_numpy())  # (as validation reads the column: blanks read 'nan')
+            rows = g.value_counts() * holdout
+            counted = rows[rows >= min_group]
+            if len(counted) < 2:  # validation gates nothing on it either
                 continue
-            rows = [float(sizes[g]) * holdout for g in top]
+            k = max(k, len(counted))
             if metric == 'demographic_parity_difference':
-                noise, what = _noise(*rows), f"about {rows[0]:,.0f} and {rows[1]:,.0f} holdout rows"
+                worst = np.maximum(worst, _spread(counted, rng))
+                shown.append(f"{a!r}: {len(counted)} groups of {_sizes(counted)} holdout rows")
             else:
-                pos = [float(y[(df[a] == g).to_numpy()].sum()) * holdout for g in top]
-                neg = [r - p for r, p in zip(rows, pos)]
-                noise = max(_noise(*pos), _noise(*neg))
-                what = (
-                    f"about {pos[0]:,.0f} and {pos[1]:,.0f} positive and {neg[0]:,.0f} and {neg[1]:,.0f} negative "
+                pos = y.groupby(g).sum().reindex(counted.index) * holdout
+                worst = np.maximum(worst, np.maximum(_spread(pos, rng), _spread(counted - pos, rng)))
+                shown.append(
+                    f"{a!r}: {len(counted)} groups of {_sizes(pos)} positive and {_sizes(counted - pos)} negative "
                     "holdout rows"
                 )
-            if noise > worst[0]:
-                worst = (noise, a, what)
-        noise, a, what = worst
-        if noise <= limit:
+        failing = float((worst > limit).mean())
+        if shown and failing <= _FAIL:
             gates[metric] = {'max': limit}
             continue
-        need = math.ceil(2 / limit**2)  # rows per group that bring twice the standard error down to the limit
+        need = _rows_needed(k, limit, rng)
+        rows = f"{need:,} positive and {need:,} negative holdout rows"
+        if metric == 'demographic_parity_difference':
+            rows = f"{need:,} holdout rows"
+        why = (
+            f"on holdouts of the expected sizes ({'; '.join(shown)}), a model that ignores the protected attributes "
+            f"would fail it on sampling noise alone in about {failing:.0%} of first runs (at most {_FAIL:.0%} is "
+            "proposed)"
+            if shown
+            else f"no protected attribute would have two groups of {min_group} holdout rows, the fewest validation "
+            "gates (min_group_size), so it would judge nothing"
+        )
         notes.append(
-            f"fairness gate {metric} (max {limit:g}) not proposed: the two largest {a!r} groups would hold {what}, so "
-            f"sampling noise alone would reach {min(noise, 9.99):.2f} (twice its standard error) and fail the gate "
-            f"in more than one first run in twenty; add it to validate.yaml's fairness_gates once each group has "
-            + (f"about {need:,} holdout rows" if metric == 'demographic_parity_difference' else f"about {need:,} "
-            f"positive and {need:,} negative holdout rows")
-            + "; the validation report shows every group's rates meanwhile"
+            f"fairness gate {metric} (max {limit:g}) not proposed: {why}; add it to validate.yaml's fairness_gates "
+            f"once each group has about {rows}; the validation report shows every group's rates meanwhile"
         )
     return gates, notes
+
+
+def _sizes(s: pd.Series) -> str:
+    "'about N' or 'about N to M' (rounded counts) for a few group sizes."
+    lo, hi = round(float(s.min())), round(float(s.max()))
+    return f"about {lo:,}" if lo == hi else f"about {lo:,} to {hi:,}"
 
 
 def _files(
@@ -404,7 +431,7 @@ def _files(
         else {'family': 'ridge', 'params': {'alpha': 1.0}}
     )
     train = "# Training proposed by `lifecycle init`; add a sweep (see the README) once the first run is green.\n"
-    train += _block(dict(experiment=dataset, seed=42, holdout_fraction=0.25, model=model, split=split))
+    train += _block(dict(experiment=dataset, seed=42, holdout_fraction=_HOLDOUT, model=model, split=split))
     metric = 'roc_auc' if cls else 'r2'
     gates = {'roc_auc': {'min': 0.6}, 'accuracy': {'min_over_baseline': 0.0}} if cls else {'r2': {'min': 0.1}}
     floors = {'roc_auc': {'min': 0.6}} if cls else {'r2': {'min': 0.1}}
@@ -419,7 +446,7 @@ def _files(
             gates=gates,
             protected_attributes=protected if cls else [],
             fairness_gates=fair_gates if cls and protected else {},
-            min_group_size=30,
+            min_group_size=_MIN_GROUP,
             champion_tolerance=0.01,
             champion_metrics=[metric],
         )
