@@ -307,6 +307,11 @@ def test_another_models_rows_in_the_log_are_not_this_models_windows(workspace):
     replay(log, rng, t0, 0, 200, model=name)  # one window as trained, this model's
     replay(log, rng, t0, 200, 200)  # one more, logged before rows named their model
     replay(log, rng, t0, 400, 600, shift=15, flip=True, model='customers')  # another model's v1: far off
+    summary = {'rows': 5000, 'output': 'scored.csv', 'input_sha256': '0' * 64}  # `lifecycle score`'s row: no answer
+    log.log(
+        request_id='b' * 32, ts=t0 + 900, route='batch', variant='batch', model_version='1', model=name,
+        shadow=False, inputs=None, output=summary, threshold=0.5, latency_ms=9.0, status=200,
+    )  # fmt: skip
     run = run_once(ws, mp, baselines={'1': baseline(rng)}, now=t0 + 1000)
     assert run.windows == 2 and run.alerts == [], run.alerts
     assert WindowClock(default_url(ws), mp.window, model=name).position() == {('1', 'control'): 2}

@@ -436,6 +436,8 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
         r = cli(ws, 'score', '--input', str(i), '--output', str(o), *more)
         assert r.returncode == code and words in r.stderr and 'Traceback' not in r.stderr, (more, r.stderr)
         assert not o.exists()
+    r, out = cli_json(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'v.csv'), '--version', '001')
+    assert r.returncode == 0 and out['model_version'] == '1', r.stderr  # as the registry numbers it (signed as 1)
     from lifecycle.operate.windows import records
     from lifecycle.core.workspace import Workspace
     from lifecycle.serve.predlog import default_url, read_log

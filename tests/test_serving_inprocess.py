@@ -338,6 +338,8 @@ def test_flags_route_predict_cohorts_and_kill_switch(client, ws):
     assert client.post('/invocations', json={'dataframe_records': [REC]}).headers['x-model-version'] == '1'
     r = client.post('/predict', json={'records': [REC], 'context': {'route': 'invocations'}})
     assert r.status_code == 422 and "'route' is reserved" in r.json()['error']
+    r = client.post('/predict', json={'records': [REC, {k: v for k, v in REC.items() if k != 'age'}]})
+    assert r.status_code == 422 and r.json()['error'].startswith("records record 1: missing column(s) ['age']"), r.text
 
 
 def test_feedback_and_shadow_rows(client, ws):

@@ -384,7 +384,7 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
             cur = early['current'].result() if 'current' in early else read(current, p.csv)
     for x, n in ((reference, ref.get('rows')), (current, cur.num_rows if hasattr(cur, 'num_rows') else len(cur))):
         if n == 0:  # every column would read as all null: total drift, of nothing
-            raise CommandError(f"{x}: holds no rows (a header alone): there is nothing to compare", EXIT_SOURCE)
+            raise CommandError(f"{x}: holds no rows (a header alone): there is nothing to compare", EXIT_INPUT)
     excluded = _excluded(p, ref['order'])
     cols = [c for c in ref['order'] if c not in excluded]
     try:

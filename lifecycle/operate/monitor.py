@@ -338,7 +338,7 @@ class WindowClock:
             rows = c.execute(
                 text(
                     f"SELECT id, model_version, variant, inputs, {'model' if named else 'NULL'} FROM predictions "
-                    'WHERE id > :after AND shadow = :f ORDER BY id'
+                    "WHERE id > :after AND shadow = :f AND (route IS NULL OR route <> 'batch') ORDER BY id"
                 ),
                 {'after': self.after, 'f': False},
             ).all()

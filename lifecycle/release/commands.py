@@ -138,7 +138,7 @@ class Approved(Result):
 def approve_version(ws, model: str, version, user: str, reason: str, step: str, demo: bool = False) -> dict:
     """Sign off `step` for a version as `user`, with their registered key from `keys_dir` (and, for a step on the A/B
     evidence, the hash of the current experiment report); `demo`: a demo identity, said in the audit log."""
-    from lifecycle.model.signing import SigningKeyError, key_id, load_person_key, person_name
+    from lifecycle.model.signing import SigningKeyError, key_id, load_person_key, person_key_path, person_name
     from lifecycle.release import governance as gov, trust
     from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
 
@@ -146,7 +146,9 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
     people = trust.require_roster(ws)
     try:
         signer = load_person_key(ws.keys_dir, user)
-    except SigningKeyError as e:  # no key of that name: perhaps a registered person's name misspelt
+    except SigningKeyError as e:  # no key by that name (not one that cannot be read): perhaps a name misspelt
+        if person_key_path(ws.keys_dir, user).exists():
+            raise
         others = sorted(set(people) - {person_name(user)})
         raise SigningKeyError(f"{e}{gov.did_you_mean(person_name(user), others)}") from None
     me = people.get(person_name(user))

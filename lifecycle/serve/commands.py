@@ -333,21 +333,18 @@ def _registered(s, name: str, version: str) -> str:
     from mlflow.exceptions import MlflowException
     from lifecycle.model.registry import missing_version
 
-    v = str(version).strip()
-    if not v.isdigit():
-        found = _alias_lookup(s, name)(v)
-        if found is None:
-            raise CommandError(f"--version {v}: neither a version number nor an alias of {name!r}", EXIT_INPUT)
-        v = str(found)
-    client = s.mlflow.MlflowClient()
+    v, client = str(version).strip(), s.mlflow.MlflowClient()
     try:
-        client.get_model_version(name, v)
-    except MlflowException as e:
-        if e.error_code != 'RESOURCE_DOES_NOT_EXIST':
+        found = client.get_model_version(name, v) if v.isdigit() else client.get_model_version_by_alias(name, v)
+    except MlflowException as e:  # (an alias it does not know: MLflow says the parameter is invalid)
+        if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
             why = f"{name} version {v}: the registry cannot answer now ({e.error_code})"
             raise CommandError(why, EXIT_STAGE) from None
+        if not v.isdigit():
+            why = f"--version {v}: neither a version number nor an alias of {name!r}"
+            raise CommandError(why, EXIT_INPUT) from None
         raise CommandError(f"--version {v}: {missing_version(client, name, v)}", EXIT_INPUT) from None
-    return v
+    return str(found.version)  # (as the registry numbers it: '007' is version 7, whose signature record is `...-7`)
 
 
 @command(errors=SERVE_ERRORS)

@@ -321,17 +321,31 @@ def set_hold(
     return hold
 
 
+_DAMAGED = 'damaged'  # (what `_read_hold` gives for a hold file that is there but no hold)
+
+
+def _read_hold(s: Settings) -> dict | str | None:
+    "The hold on file (an object naming its holder's `id` and `state`); None when there is none; `_DAMAGED` else."
+    try:
+        hold = json.loads(hold_path(s).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError):
+        return _DAMAGED
+    if not isinstance(hold, dict) or not isinstance(hold.get('id'), str) or not isinstance(hold.get('state'), str):
+        return _DAMAGED
+    return hold
+
+
 def clear_hold(s: Settings, holder: str) -> None:
     """Remove the hold of `holder` if it is the one on file, or a damaged one (only a holder writes it, and one holds
     at a time: it was this holder's). Tidiness for a readable hold: an ended holder's holds nothing anyway."""
-    try:
-        hold = json.loads(hold_path(s).read_text())
-        if not isinstance(hold, dict) or hold.get('id') == holder:
+    hold = _read_hold(s)
+    if hold == _DAMAGED or (isinstance(hold, dict) and hold['id'] == holder):
+        try:
             hold_path(s).unlink(missing_ok=True)
-    except ValueError:
-        hold_path(s).unlink(missing_ok=True)
-    except OSError:
-        pass
+        except OSError:  # (the next start overwrites it; meanwhile it holds against all but a rollout)
+            pass
 
 
 def load_hold(s: Settings) -> dict | None:
@@ -339,14 +353,12 @@ def load_hold(s: Settings) -> dict | None:
     longer names it as live (or is gone). A holder's state that is there but cannot be read holds: nothing says the
     holder ended (its own commands say the state is damaged and how to end it). So does a hold file that cannot be
     read (`damaged`: its path): whose it is and what it holds are unknown, so it holds against everyone."""
-    path = hold_path(s)
-    try:
-        hold = json.loads(path.read_text())
-        where = Path(hold['state'])
-    except FileNotFoundError:
+    hold = _read_hold(s)
+    if hold is None:
         return None
-    except (OSError, ValueError, KeyError, TypeError):
-        return dict(by=None, id=None, version=None, since=None, damaged=str(path))
+    if hold == _DAMAGED:
+        return dict(by=None, id=None, version=None, since=None, damaged=str(hold_path(s)))
+    where = Path(hold['state'])
     try:
         state = json.loads(where.read_text())
         live = state.get('id') == hold['id'] and state.get('status') in hold.get('live', ())
