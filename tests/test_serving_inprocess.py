@@ -433,6 +433,34 @@ def test_the_targeting_key_is_logged_as_a_pseudonym_never_as_sent(client):
     assert set(keys) == {key_pseudonym(finding_salt(srv.s.digest_salt_path))(sent)}
 
 
+def test_rows_logged_before_keys_were_pseudonymised_get_their_pseudonyms_once(tmp_path, caplog):
+    """A log that servers of an earlier version wrote holds their targeting keys raw: the first server of this one
+    replaces each by its pseudonym (once: a marker row), and the files keep no trace of them."""
+    from sqlalchemy import create_engine
+    from lifecycle.serve.predlog import PredictionLog, key_pseudonym, pseudonymise_old_keys
+
+    url = f'sqlite:///{tmp_path}/p.db'
+    old = PredictionLog(url, interval_s=0.01)
+    sent = ['ann@example.org', 'ann@example.org', 'k:0123456789abcdef', None, 'ACC-7731']
+    for i, key in enumerate(sent):
+        old.log(
+            request_id=f'{i:032x}', ts=time.time(), route='predict', variant='control', model_version='1',
+            model='m', shadow=False, inputs={'age': [30]}, output=[0.5], decision=[1], threshold=0.5,
+            latency_ms=1.0, status=200, targeting_key=key,
+        )  # fmt: skip
+    assert old.flush()
+    old.close()
+    hide = key_pseudonym(b'salt' * 8)
+    new = PredictionLog(url, pseudonym=hide)
+    keys = read_log(new).targeting_key.tolist()
+    new.close()
+    assert keys == [hide('ann@example.org')] * 2 + ['k:0123456789abcdef', None, hide('ACC-7731')]
+    kept = b''.join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith('p.db'))
+    assert b'ann@example.org' not in kept and b'ACC-7731' not in kept  # (zeroed, and the write-ahead log cut)
+    assert '3 rows logged before targeting keys were pseudonymised' in caplog.text
+    assert pseudonymise_old_keys(create_engine(url), hide) is None  # once per log: a marker row says it was done
+
+
 def test_the_app_serves_once_the_prediction_logs_writer_is_up(ws, monkeypatch, caplog):
     """Until its writer process is up (its database and journal open), a durable log's rows wait for it: the first
     requests after a start would each wait for a process to start (a p99 of 0.2-0.4 s in the first second here). The

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'Pending', 'names_models', 'PredictionLog', 'journal_dir',
-           'add_feedback', 'read_log', 'key_pseudonym', 'pii_masker']
+           'add_feedback', 'read_log', 'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -496,6 +496,8 @@ class PredictionLog:
         self._want = 0  # rows the writer lingers for (0: it is not lingering)
         store = self.store = _Store(url, mask, durable, timeout_s, checkpoint_s)
         self.engine, self.predictions, self.feedback_table = store.engine, store.predictions, store.feedback_table
+        if pseudonym is not None:  # rows of servers from before keys were pseudonymised: their keys too, once
+            _pseudonymised(store.engine, pseudonym)
         self._cv = threading.Condition()
         self._open, self._queued, self._written, self.errors = _Batch(), 0, 0, 0
         self.problem = ''  # why the last write failed; empty while the log writes
@@ -1107,6 +1109,60 @@ def _read_log(
     return df
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #73a3c50f
+def _pseudonymised(engine, pseudonym) -> None:
+    "`pseudonymise_old_keys`, saying what it changed; a failure (another worker holds the log): a later start's."
+    import logging
+
+    try:
+        n = pseudonymise_old_keys(engine, pseudonym)
+    except Exception as e:
+        logging.getLogger('lifecycle.serving').warning(
+            "old rows' raw targeting keys are not pseudonymised yet (%s): tried again at the next start", _reason(e)
+        )
+        return
+    if n:
+        logging.getLogger('lifecycle.serving').warning(
+            "prediction log: %d rows logged before targeting keys were pseudonymised now hold their pseudonyms", n
+        )
+
+
+_KEYS_DONE = '#targeting-keys-pseudonymised'  # its row in prediction_log_journal: no journal is named so
+
+
+def pseudonymise_old_keys(engine, pseudonym) -> int | None:
+    """Replace the targeting keys that rows logged before servers pseudonymised them (`key_pseudonym`) hold raw by
+    their pseudonyms, once per log, in one transaction: the rows changed (0: none held a raw key), or None when it was
+    done before (a marker row in `prediction_log_journal` says so). A key shaped like a pseudonym (`k:` and 16 hex
+    digits) is one already."""
+    from sqlalchemy import text
+
+    sqlite = engine.dialect.name == 'sqlite'
+    with engine.begin() as c:
+        if c.execute(text('SELECT 1 FROM prediction_log_journal WHERE name = :n'), {'n': _KEYS_DONE}).first():
+            return None
+        if sqlite:  # the space the raw keys leave is zeroed, not left in the file's free space
+            c.exec_driver_sql('PRAGMA secure_delete = ON')
+        keys = c.execute(text('SELECT DISTINCT targeting_key FROM predictions WHERE targeting_key IS NOT NULL'))
+        raw = [k for (k,) in keys if not fullmatch(r'k:[0-9a-f]{16}', k)]
+        changed = 0
+        if raw:
+            c.execute(text('CREATE TEMPORARY TABLE key_map (raw VARCHAR(200) PRIMARY KEY, pseudo VARCHAR(32))'))
+            c.execute(text('INSERT INTO key_map VALUES (:r, :p)'), [dict(r=k, p=pseudonym(k)) for k in raw])
+            changed = c.execute(
+                text(
+                    'UPDATE predictions SET targeting_key = (SELECT pseudo FROM key_map WHERE raw = '
+                    'predictions.targeting_key) WHERE targeting_key IN (SELECT raw FROM key_map)'
+                )
+            ).rowcount
+            c.execute(text('DROP TABLE key_map'))
+        done = text('INSERT INTO prediction_log_journal (name, applied) VALUES (:n, :a)')
+        c.execute(done, dict(n=_KEYS_DONE, a=changed))  # (`applied`: how many rows it changed)
+    if sqlite and changed:  # the old pages, kept in the write-ahead log until a checkpoint: copied back and cut
+        with engine.connect() as c:
+            c.exec_driver_sql('PRAGMA wal_checkpoint(TRUNCATE)')
+    return changed
+
+
 def key_pseudonym(salt: bytes):
     """What a server logs for a targeting key (a user ID, often an e-mail address): `k:` and 16 hex digits of its
     HMAC-SHA256 under the workspace's secret `salt`. One key keeps one pseudonym, so one user's rows still group; the
