@@ -2409,6 +2409,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._dotted': ('api/serve/flags.html#_dotted', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._read_hold': ('api/serve/flags.html#_read_hold', 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._refuse_edited_spec': ( 'api/serve/flags.html#_refuse_edited_spec',
+                                                                                      'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._refuse_held': ( 'api/serve/flags.html#_refuse_held',
                                                                                'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._resolve': ('api/serve/flags.html#_resolve', 'lifecycle/serve/flags.py'),

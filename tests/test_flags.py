@@ -120,6 +120,36 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
     )
 
 
+def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damaged_one_is_named(tmp_path):
+    """Editing spec.json outside lifecycle and then changing any flag made the edit live with an audit entry naming
+    only the change: the change is refused (the kill switch too: it would send everyone to an edited safe) until
+    `flags init --force` rewrites the spec. A flag file edited by hand is what a change rewrites from the spec."""
+    import json
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol')
+    spec = json.loads(fl.spec_path(s).read_text())
+    fl.spec_path(s).write_text(json.dumps({**spec, 'safe': '2'}))  # the kill switch's target, edited
+    for changes in ({'kill': True}, {'shadow': False}):
+        with pytest.raises(fl.FlagsTampered, match='spec.json: changed outside lifecycle') as e:
+            fl.change_flags(s, changes, actor='carol')
+        assert e.value.status == 409
+    assert fl.deployed_versions(fl.read_document(fl.flagd_path(s)))['safe'] == '1'  # the live flags as they were
+    fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol', reason='repair')
+    assert fl.kill(s, actor='carol').kill and fl.load_spec(s)[0].safe == '1'
+    doc = json.loads(fl.flagd_path(s).read_text())
+    doc['flags']['shadow']['defaultVariant'] = 'on'  # the flag file edited by hand: its stamp no longer fits it
+    fl.flagd_path(s).write_text(json.dumps(doc))
+    fl.change_flags(s, {'kill': False}, actor='carol', reason='rewrites the flag file from the spec')
+    assert fl.check_live(s, fl.read_document(fl.flagd_path(s)))
+    fl.spec_path(s).write_text(json.dumps({**spec, 'percentage': 'abc', 'cohorts': [{'attribute': 'email',
+        'equals': 'ann@example.org', 'variant': 'challenger'}]}))  # fmt: skip
+    with pytest.raises(fl.FlagError) as e:  # one line naming the file and key, quoting no value
+        fl.load_spec(s)
+    assert "key 'percentage'" in str(e.value) and 'flags init --force' in str(e.value) and '\n' not in str(e.value)
+    assert 'abc' not in str(e.value) and 'ann@' not in str(e.value)
+
+
 @pytest.mark.slow  # trains and signs two tiny versions
 def test_the_kill_switch_and_a_rollback_are_never_refused_by_the_release_policy(tmp_path):
     s = registered_workspace(tmp_path, 'm', versions=2)

@@ -22,6 +22,7 @@ GOVERNANCE_ERRORS = {
     'lifecycle.release.governance.GovernanceError': EXIT_STAGE,
     'lifecycle.release.governance.ApprovalMisnamed': EXIT_INPUT,  # a step or version that does not exist
     'lifecycle.release.governance.PromotionMisnamed': EXIT_INPUT,
+    'lifecycle.release.exposure.ExposureRefused': EXIT_INPUT,  # (a flags spec changed by hand: nothing to check)
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
     'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,

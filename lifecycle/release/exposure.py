@@ -136,7 +136,18 @@ def deployed_spec(ws) -> dict | None:
     import json
 
     p = ws.state_dir / 'flags' / 'spec.json'
-    return json.loads(p.read_text(encoding='utf-8')) if p.is_file() else None
+    if not p.is_file():
+        return None
+    try:
+        spec = json.loads(p.read_text(encoding='utf-8'))
+        float(spec.get('percentage') or 0)  # (the one number the checks read)
+    except (OSError, ValueError, TypeError, AttributeError) as e:
+        raise ExposureRefused(
+            f"{p}: not a flags spec as lifecycle writes it ({type(e).__name__}): it was changed outside lifecycle; "
+            "rewrite it from the params with `lifecycle flags init --force`",
+            ['a readable flags spec'],
+        ) from None
+    return spec
 
 
 def serving_check(ws, spec: dict | None = None) -> list[dict]:

@@ -290,12 +290,25 @@ def load_spec(s: Settings) -> tuple[FlagsParams, str]:
     p = spec_path(s)
     if not p.exists():
         raise FlagError(f"{p}: no flags yet; run `lifecycle flags init` (after a model is registered)")
-    d = json.loads(p.read_text())
-    name = d.pop('model_name')
+    try:
+        d = json.loads(p.read_text())
+        name = d.pop('model_name')
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        why = 'no model_name' if isinstance(e, KeyError) else f"not a flags spec ({type(e).__name__})"
+        raise FlagError(f"{p}: {why}; {_REPAIR}") from None
     try:
         return FlagsParams.model_validate(d), name
     except Exception as e:
-        raise FlagError(f"{p}: {e}") from None
+        errs = getattr(e, 'errors', lambda: [])()  # (its values unquoted: a cohort's may be a person's)
+        why = '; '.join(
+            f"key '{'.'.join(map(str, x['loc'])) or '(top level)'}': {x['msg'].removeprefix('Value error, ')}"
+            for x in errs
+        )
+        why = why or type(e).__name__
+        raise FlagError(f"{p}: {why}; {_REPAIR}") from None
+
+
+_REPAIR = "it was changed outside lifecycle: rewrite it from the params with `lifecycle flags init --force`"
 
 
 # What a hold keeps to its holder (a rollout sets the arms and the challenger's share step by step, and judges what it
@@ -504,6 +517,7 @@ def change_flags(
 
 def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
     old, name = load_spec(s)
+    _refuse_edited_spec(s)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
     hold = load_hold(s)
@@ -527,6 +541,28 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         changes=_rule_values_digested(diff, salt),
     )
     return new
+
+
+def _refuse_edited_spec(s: Settings) -> None:
+    """Refuse to change flags whose spec was edited outside lifecycle: the live flag file is as lifecycle wrote it (its
+    flags hash to the revision it is stamped with) but the spec compiles to another, so a change would make the edit
+    live, unaudited (a kill would send everyone to an edited `safe`). A flag file edited by hand (its stamp and flags
+    disagree) is what a change rewrites from the spec; none, or one that cannot be read, too."""
+    try:
+        doc = read_document(flagd_path(s))
+        check_live(s, doc)
+    except FlagsTampered:
+        found, stamped = content_revision(doc), (doc.get('metadata') or {}).get('revision')
+        if found == stamped:
+            raise FlagsTampered(
+                f"{spec_path(s)}: changed outside lifecycle: it compiles to another revision than the live flag file "
+                f"{flagd_path(s)} (revision {found}, as lifecycle wrote it), so a change would make the edit live "
+                "unaudited; rewrite the spec from the params with `lifecycle flags init --force` (audited), then "
+                "change the flags (the kill switch too)",
+                409,
+            ) from None
+    except FlagError:  # no flag file, or one that cannot be read: the change writes it from the spec
+        pass
 
 
 def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
