@@ -774,6 +774,10 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     assert r.returncode == 2 and "the rollout's state cannot be read" in r.stderr and 'Traceback' not in r.stderr, (
         r.stderr
     )
+    ro.state_path(s).write_text(json.dumps({**json.loads(good), 'percentage': 'abc', 'status': 'bogus'}))
+    for cmd in (['rollout', 'status'], ['rollout', 'advance'], ['rollout', 'guard', '--once']):
+        r = cli(ws, *cmd)  # whole JSON, values of the wrong kind: named as damaged too, not a TypeError
+        assert r.returncode == 2 and 'keys of the wrong kind: status, percentage' in r.stderr, (cmd, r.stderr)
     ro.state_path(s).write_text(good)
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
     with TestClient(create_app(Server(s))) as client:

@@ -429,6 +429,11 @@ def test_retraining_records_are_pages_and_rerender_only_when_a_record_changes(wo
     (iteration.iterations_dir(s.state_dir) / 'broken.json').write_text('{')
     with pytest.raises(site.SiteError, match=r'broken\.json: not a readable retraining record'):
         site.render_site(s, 'mkdocs')
+    (iteration.iterations_dir(s.state_dir) / 'broken.json').write_text(json.dumps(dict(it2, started='soon')))
+    with pytest.raises(site.SiteError, match=r'broken\.json: .*keys missing or of the wrong kind: started'):
+        site.render_site(s, 'mkdocs')  # whole JSON, a value of the wrong kind: named, not a TypeError
+    with pytest.raises(iteration.RetrainError, match=r'broken\.json: not a readable retraining record \(keys'):
+        iteration.history(s.state_dir)  # (what retrain run, status and history read)
 
 
 def test_a_render_with_no_notebook_page_to_render_skips_mkdocs_jupyter_and_links_as_a_full_render(workspace):

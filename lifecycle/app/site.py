@@ -757,15 +757,15 @@ def _iterations(s: Settings) -> list[dict]:
     d = Path(s.state_dir).joinpath(*RETRAIN_DIR)
     out = []
     for p in sorted(d.glob('*.json')) if d.is_dir() else []:
+        from lifecycle.loop.schema import record_problem
+
         try:
             it = json.loads(p.read_text())
-            if not isinstance(it, dict) or not isinstance(it.get('id'), str) or not isinstance(it.get('status'), str):
-                raise ValueError('no id and status')
+            if why := record_problem(it):
+                raise ValueError(why)
         except (OSError, ValueError) as e:
-            raise SiteError(
-                f"{p}: not a readable retraining record ({type(e).__name__}: expected a JSON object with 'id' and "
-                "'status'); the site was not rendered"
-            ) from None
+            why = str(e) if type(e) is ValueError else f"{type(e).__name__}: expected a JSON object"
+            raise SiteError(f"{p}: not a readable retraining record ({why}); the site was not rendered") from None
         out.append(it)
     return sorted(out, key=lambda it: it.get('started') or 0, reverse=True)
 

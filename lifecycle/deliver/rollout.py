@@ -58,6 +58,8 @@ def load_state(s: Settings) -> dict | None:
             raise ValueError(f"expected a rollout's state (an object), found {type(st).__name__}")
         if missing := [k for k in _STATE_KEYS if k not in st]:
             raise ValueError(f"keys missing: {', '.join(missing)}")
+        if wrong := _wrong_types(st):
+            raise ValueError(f"keys of the wrong kind: {', '.join(wrong)}")
     except (OSError, ValueError) as e:
         raise RolloutError(
             f"{p}: the rollout's state cannot be read ({e}); while it is damaged the flags stay held against changes "
@@ -66,6 +68,27 @@ def load_state(s: Settings) -> dict | None:
             "percentage=0` undeploys its challenger"
         ) from None
     return st
+
+
+_STATUSES = (*ACTIVE, 'completed', 'rolled_back', 'killed')
+_NUMBER = (int, float)
+
+
+def _wrong_types(st: dict) -> list[str]:
+    "The keys of a rollout's state whose value is not of the kind its actions read (its values unquoted)."
+    number = lambda v: isinstance(v, _NUMBER) and not isinstance(v, bool)  # noqa: E731
+    want = {
+        'id': lambda v: isinstance(v, str),
+        'status': lambda v: v in _STATUSES,
+        'strategy': lambda v: v in ('canary', 'blue_green'),
+        'steps': lambda v: isinstance(v, list) and bool(v) and all(number(x) for x in v),
+        'step': lambda v: isinstance(v, int) and not isinstance(v, bool),
+        'percentage': number,
+        'started': number,
+        'step_started': number,
+        'history': lambda v: isinstance(v, list),
+    }
+    return [k for k, ok in want.items() if not ok(st[k])]
 
 
 def _save(s: Settings, st: dict) -> dict:

@@ -17,7 +17,7 @@ from ..core.locks import hold
 from ..core.store import atomic_write
 from ..core.workspace import Workspace
 from . import feedback, shadow, triggers
-from .schema import RetrainParams, load_retrain_params
+from .schema import RetrainParams, load_retrain_params, record_problem
 
 # %% auto #0
 __all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'iterations_dir', 'save',
@@ -48,10 +48,23 @@ def save(state_dir: str | Path, it: dict) -> dict:
 
 
 def history(state_dir: str | Path) -> list[dict]:
-    "Every iteration's record, oldest first."
+    "Every iteration's record, oldest first; `RetrainError` naming a record that cannot be read."
     d = iterations_dir(state_dir)
-    its = [json.loads(p.read_text()) for p in d.glob('*.json')] if d.is_dir() else []
-    return sorted(its, key=lambda it: it['started'])
+    return sorted((_record(p) for p in sorted(d.glob('*.json'))) if d.is_dir() else [], key=lambda it: it['started'])
+
+
+def _record(p: Path) -> dict:
+    try:
+        it = json.loads(p.read_text())
+        why = record_problem(it)
+    except (OSError, ValueError) as e:
+        why = f"not JSON ({type(e).__name__})" if isinstance(e, ValueError) else (e.strerror or type(e).__name__)
+    if why:
+        raise RetrainError(
+            f"{p}: not a readable retraining record ({why}); put back a good copy, or move it out of {p.parent} "
+            "(the loop then knows nothing of that iteration)"
+        )
+    return it
 
 
 def active(state_dir: str | Path) -> dict | None:

@@ -13,7 +13,7 @@ from ..core.params import ParamsError, load_file
 
 # %% auto #0
 __all__ = ['SEVERITY_ORDER', 'ScheduleTrigger', 'AlertTrigger', 'LabelsTrigger', 'Triggers', 'DataSpec', 'ShadowSpec',
-           'CanarySpec', 'RetrainParams', 'load_retrain_params']
+           'CanarySpec', 'RetrainParams', 'load_retrain_params', 'record_problem']
 
 # %% ../../nbs/api/loop/00_schema.ipynb #364b81ec
 class _Strict(BaseModel):
@@ -115,3 +115,13 @@ def load_retrain_params(params_dir: str | Path) -> RetrainParams:
                     f"(its rules: {sorted(known)})"
                 )
     return rp
+
+
+def record_problem(it) -> str:
+    """Why a retraining record read from its file cannot be used ('' when it can): the keys every reader takes (its
+    values unquoted). The loop's commands and the site refuse such a record naming its file, never a traceback."""
+    if not isinstance(it, dict):
+        return f"expected a JSON object, found {type(it).__name__}"
+    kinds = (('id', str), ('status', str), ('started', (int, float)), ('history', list))
+    wrong = [k for k, kind in kinds if not isinstance(it.get(k), kind) or isinstance(it.get(k), bool)]
+    return f"keys missing or of the wrong kind: {', '.join(wrong)}" if wrong else ''
