@@ -2260,6 +2260,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.release.trust._append': ( 'api/release/trust.html#_append',
                                                                               'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust._chain': ('api/release/trust.html#_chain', 'lifecycle/release/trust.py'),
+                                         'lifecycle.release.trust._changed_evidence': ( 'api/release/trust.html#_changed_evidence',
+                                                                                        'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust._demo': ('api/release/trust.html#_demo', 'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust._evidence_problem': ( 'api/release/trust.html#_evidence_problem',
                                                                                         'lifecycle/release/trust.py'),

@@ -156,6 +156,25 @@ def test_a_signed_approval_promotes_and_the_audit_says_who_with_which_key(ws):
     assert log[-1]['details']['approval_key_id'] == rec['signed']['key_id']
 
 
+def test_evidence_changed_after_the_sign_off_refuses_the_promotion_until_it_is_put_back(ws):
+    """An approver signs the hashes of what they read: an executed validation report edited afterwards (a metric
+    rewritten) refused nothing at promotion. Now the promotion names the file and both hashes; put back, it goes."""
+    from lifecycle.release.governance import PromotionRefused
+
+    approve_as(ws, 'carol', 'staging')
+    report = ws['evidence']['validation_report']
+    was = report.read_bytes()
+    report.write_bytes(was.replace(b'<', b'< ', 1) if b'<' in was else was + b' ')
+    with pytest.raises(PromotionRefused, match="the validation_report carol read for staging .* changed since"):
+        promote(ws)
+    report.unlink()
+    with pytest.raises(PromotionRefused, match="the validation_report carol read for staging .* is gone"):
+        promote(ws)
+    report.write_bytes(was)
+    ws['evidence']['governance_report'].write_text('re-written at each sign-off: not checked')
+    assert promote(ws)['approver'] == 'carol'
+
+
 def test_an_approval_signed_with_the_wrong_key_is_refused(ws):
     from lifecycle.release.governance import PromotionRefused
 

@@ -25,9 +25,9 @@ from lifecycle.model.signing import (
 )
 
 # %% auto #0
-__all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'TrustError', 'TrustNotInitialised',
-           'Person', 'roster', 'require_roster', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities',
-           'roles_of', 'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
+__all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'RUN_EVIDENCE', 'TrustError',
+           'TrustNotInitialised', 'Person', 'roster', 'require_roster', 'trust_init', 'trust_add', 'trust_revoke',
+           'demo_identities', 'roles_of', 'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
 TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
@@ -358,6 +358,32 @@ def _evidence_problem(ws, st: dict, version: str, step: str) -> str | None:
     return None
 
 
+RUN_EVIDENCE = ('validation_report', 'model_card')  # what a run wrote once (the governance report is re-written)
+
+
+def _changed_evidence(ws, rec: dict, step: str, approver: str) -> list[str]:
+    """The run's evidence an approver read (its executed validation report and model card) that no longer hashes as
+    it did then, or is gone. A workspace moved since: looked for under its runs folder by run and notebook."""
+    out = []
+    for k, e in sorted((rec.get('evidence') or {}).items()):
+        if k not in RUN_EVIDENCE or not isinstance(e, dict):
+            continue
+        p = Path(str(e.get('path', '')))
+        if not p.is_file():
+            p = Path(ws.runs_dir) / p.parent.name / p.name
+        try:
+            now = sha256_bytes(p.read_bytes())
+        except OSError:
+            out.append(f"the {k} {approver} read for {step} ({e.get('path')}) is gone")
+            continue
+        if now != e.get('sha256'):
+            out.append(
+                f"the {k} {approver} read for {step} ({p}) changed since: sha256 {str(e.get('sha256'))[:12]}… then, "
+                f"{now[:12]}… now: put back what was read (approvals are immutable)"
+            )
+    return out
+
+
 def verify_approval(
     ws,
     people: dict[str, Person],
@@ -400,6 +426,7 @@ def verify_approval(
         why.append('the approval record differs from the statement its approver signed: it was edited')
     if ab_evidence and (problem := _evidence_problem(ws, st, version, step)):
         why.append(problem)
+    why += _changed_evidence(ws, rec, step, who.name)
     try:
         trainer = trained_by(ws, people, name, version)
         if trainer.name == who.name or trainer.key_id == who.key_id:
