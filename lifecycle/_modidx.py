@@ -127,6 +127,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._generate': ('api/app/site.html#_generate', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._health': ('api/app/site.html#_health', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._health_section': ('api/app/site.html#_health_section', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._history_table': ('api/app/site.html#_history_table', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._iso': ('api/app/site.html#_iso', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._iterations': ('api/app/site.html#_iterations', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._kv': ('api/app/site.html#_kv', 'lifecycle/app/site.py'),

@@ -109,6 +109,7 @@ def test_the_site_renders_offline_and_only_what_changed(workspace):
 
 
 def test_the_landing_page_says_who_serves_where():
+    from lifecycle.app import site
     from lifecycle.app.site import landing_page
 
     version = dict(
@@ -135,6 +136,9 @@ def test_the_landing_page_says_who_serves_where():
     )
     text = landing_page(facts).text
     assert '| running | 10 | 2026-11-30T' in text and '1.796e+09' not in text  # its times as dates
+    history = [dict(time=1_796_000_000.0, action='start', percentage=5.0, actor='ops', reason='canary')]
+    deliver = site.deliver_pages(dict(rollout={**facts['rollout'], 'history': history}))[0].text
+    assert '| 2026-11-30T00:53:20Z | start | 5% | ops | canary |' in deliver and '1.796e+09' not in deliver
     assert 'Champion (the `dev` alias): **version 1** (1/1 passed, signed)' in text
     rows = {line.split('|')[1].strip(): line for line in text.splitlines() if line.startswith('| ')}
     assert 'control (90% of keys), kill-switch target' in rows['dev']

@@ -345,6 +345,19 @@ def _when(ts) -> str | None:
     return None if ts is None else _iso(ts * 1000)
 
 
+def _history_table(history) -> str:
+    "A rollout's history (its own, or a retraining record's canary): each action's time as a date, its share in %."
+    rows = []
+    for h in history if isinstance(history, list) else []:
+        if isinstance(h, dict):
+            h = _scalars(h)
+            share, when = h.get('percentage', h.get('share')), h.get('time')
+            number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+            h['time'], h['share'] = _when(when) if number(when) else when, f'{share:g}%' if number(share) else share
+            rows.append(h)
+    return md_table(rows, ['time', 'action', 'share', 'actor', 'reason'])
+
+
 def _rollout_table(rollout: dict) -> str:
     "The rollout state's plain fields in one row, its times (epoch seconds in the state) as dates."
     keep = {k: v for k, v in rollout.items() if isinstance(v, (str, int, float, bool)) or v is None}
@@ -727,10 +740,8 @@ def deliver_pages(facts: dict) -> list[Page]:
     out.append('## Current rollout\n')
     if rollout:
         out.append(_rollout_table(rollout))
-        hist = [h for h in rollout.get('history') or [] if isinstance(h, dict)]
-        if hist:
-            cols = [c for c in ('time', 'action', 'share', 'actor', 'reason') if any(c in h for h in hist)]
-            out.append(md_table(hist, cols))
+        if rollout.get('history'):
+            out.append(_history_table(rollout['history']))
     else:
         out.append('No rollout has been started.\n')
     kinds = (
@@ -909,8 +920,7 @@ def iteration_page(it: dict, model: str | None, versions: dict) -> Page:
                 )
             )
         )
-        hist = [h for h in c.get('history') or [] if isinstance(h, dict)]
-        out.append(md_table([_scalars(h) for h in hist], ['time', 'action', 'share', 'actor', 'reason']))
+        out.append(_history_table(c.get('history')))
     else:
         out.append('No canary.\n')
     out.append('## Decision\n')
