@@ -144,12 +144,13 @@ def test_drift_leaves_out_excluded_columns_and_identifiers_and_prints_strict_jso
         columns__checks={'dtype': 'int', 'personal': False, 'kind': 'identifier'},
     )
     arrests.head(300).to_csv(arrests_ws / 'a.csv', index=False)
-    arrests.iloc[300:600].assign(employed=None).to_csv(arrests_ws / 'b.csv', index=False)
+    arrests.iloc[300:600].assign(employed=None, nickname='Ann').to_csv(arrests_ws / 'b.csv', index=False)
     r = invoke(commands.drift, ['--reference', 'a.csv', '--current', 'b.csv', '--json'])
     assert r.exit_code == 0, (r.exception, r.stderr)
     out = strict(r.stdout)  # the all-null column's score is null, not NaN
     cols = {c['column']: c for c in out['columns']}
-    assert out['excluded'] == {'year': 'drift.exclude', 'checks': 'kind: identifier'}
+    excluded = {'year': 'drift.exclude', 'checks': 'kind: identifier', 'nickname': 'not in the reference'}
+    assert out['excluded'] == excluded and 'Ann' not in r.stdout  # a column the reference lacks: named, never read
     assert 'year' not in cols and 'checks' not in cols and set(cols) >= {'age', 'sex', 'employed'}
     assert (
         cols['employed']['method'] == 'all_null' and cols['employed']['score'] is None and cols['employed']['drifted']

@@ -387,6 +387,8 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
             raise CommandError(f"{x}: holds no rows (a header alone): there is nothing to compare", EXIT_INPUT)
     excluded = _excluded(p, ref['order'])
     cols = [c for c in ref['order'] if c not in excluded]
+    names = cur.column_names if hasattr(cur, 'column_names') else list(cur.columns)
+    excluded.update({str(c): 'not in the reference' for c in names if str(c) not in ref['order']})  # (named, unread)
     try:
         res = compare_records(ref, cur, columns=cols)
     except ValueError as e:
