@@ -131,7 +131,7 @@ def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damag
     spec = json.loads(fl.spec_path(s).read_text())
     fl.spec_path(s).write_text(json.dumps({**spec, 'safe': '2'}))  # the kill switch's target, edited
     for changes in ({'kill': True}, {'shadow': False}):
-        with pytest.raises(fl.FlagsTampered, match='spec.json: changed outside lifecycle') as e:
+        with pytest.raises(fl.FlagsTampered, match='spec.json: edited outside lifecycle') as e:
             fl.change_flags(s, changes, actor='carol')
         assert e.value.status == 409
     assert fl.deployed_versions(fl.read_document(fl.flagd_path(s)))['safe'] == '1'  # the live flags as they were
@@ -142,6 +142,12 @@ def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damag
     fl.flagd_path(s).write_text(json.dumps(doc))
     fl.change_flags(s, {'kill': False}, actor='carol', reason='rewrites the flag file from the spec')
     assert fl.check_live(s, fl.read_document(fl.flagd_path(s)))
+    live = fl.flagd_path(s).read_bytes()
+    fl.change_flags(s, {'kill': True}, actor='carol', reason='the spec, then its flag file')
+    fl.flagd_path(s).write_bytes(live)  # as if the write stopped between the spec and its flag file (a full disk)
+    assert fl.read_document(fl.flagd_path(s))['flags']['model-version']['defaultVariant'] == 'control'  # not live
+    fl.change_flags(s, {'shadow': False}, actor='carol', reason='lifecycle wrote that spec: the change goes on')
+    assert fl.check_live(s, fl.read_document(fl.flagd_path(s))) and fl.load_spec(s)[0].kill
     fl.spec_path(s).write_text(json.dumps({**spec, 'percentage': 'abc', 'cohorts': [{'attribute': 'email',
         'equals': 'ann@example.org', 'variant': 'challenger'}]}))  # fmt: skip
     with pytest.raises(fl.FlagError) as e:  # one line naming the file and key, quoting no value

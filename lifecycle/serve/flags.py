@@ -279,7 +279,8 @@ def _write(s: Settings, spec: FlagsParams, model_name: str) -> dict:
     if problems:
         raise FlagError('; '.join(problems))
     flags_dir(s).mkdir(parents=True, exist_ok=True)
-    d = {'model_name': model_name, **spec.model_dump(mode='json', by_alias=True)}
+    revision = doc['metadata']['revision']  # (what this spec compiles to: a spec edited by hand no longer does)
+    d = {'model_name': model_name, 'revision': revision, **spec.model_dump(mode='json', by_alias=True)}
     atomic_write(spec_path(s), json.dumps(d, indent=1).encode())
     atomic_write(flagd_path(s), json.dumps(doc, indent=1).encode())
     return doc
@@ -293,6 +294,7 @@ def load_spec(s: Settings) -> tuple[FlagsParams, str]:
     try:
         d = json.loads(p.read_text())
         name = d.pop('model_name')
+        d.pop('revision', None)  # (`_refuse_edited_spec` reads it; a spec of an earlier version has none)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         why = 'no model_name' if isinstance(e, KeyError) else f"not a flags spec ({type(e).__name__})"
         raise FlagError(f"{p}: {why}; {_REPAIR}") from None
@@ -517,7 +519,7 @@ def change_flags(
 
 def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
     old, name = load_spec(s)
-    _refuse_edited_spec(s)
+    _refuse_edited_spec(s, old)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
     hold = load_hold(s)
@@ -543,26 +545,23 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     return new
 
 
-def _refuse_edited_spec(s: Settings) -> None:
-    """Refuse to change flags whose spec was edited outside lifecycle: the live flag file is as lifecycle wrote it (its
-    flags hash to the revision it is stamped with) but the spec compiles to another, so a change would make the edit
-    live, unaudited (a kill would send everyone to an edited `safe`). A flag file edited by hand (its stamp and flags
-    disagree) is what a change rewrites from the spec; none, or one that cannot be read, too."""
+def _refuse_edited_spec(s: Settings, spec: FlagsParams) -> None:
+    """Refuse to change flags whose spec was edited by hand: it no longer compiles to the revision lifecycle stamped
+    in it when it wrote it, so a change would make the edit live, unaudited (a kill would send everyone to an edited
+    `safe`). A spec written by lifecycle whose flag file was not (a write cut short between the two) is rewritten by
+    the change; so is a flag file edited by hand. A spec of an earlier version, with no stamp, is taken as it is."""
     try:
-        doc = read_document(flagd_path(s))
-        check_live(s, doc)
-    except FlagsTampered:
-        found, stamped = content_revision(doc), (doc.get('metadata') or {}).get('revision')
-        if found == stamped:
-            raise FlagsTampered(
-                f"{spec_path(s)}: changed outside lifecycle: it compiles to another revision than the live flag file "
-                f"{flagd_path(s)} (revision {found}, as lifecycle wrote it), so a change would make the edit live "
-                "unaudited; rewrite the spec from the params with `lifecycle flags init --force` (audited), then "
-                "change the flags (the kill switch too)",
-                409,
-            ) from None
-    except FlagError:  # no flag file, or one that cannot be read: the change writes it from the spec
-        pass
+        stamped = json.loads(spec_path(s).read_text()).get('revision')
+    except (OSError, ValueError, AttributeError):
+        return  # (`load_spec` read it just before: a race with another writer, whose change wins)
+    found = compile_flags(spec)['metadata']['revision']
+    if stamped is not None and stamped != found:
+        raise FlagsTampered(
+            f"{spec_path(s)}: edited outside lifecycle: it compiles to revision {found}, not to the {stamped} "
+            "lifecycle wrote, so a change would make the edit live unaudited; rewrite it from the params with "
+            "`lifecycle flags init --force` (audited), then change the flags (the kill switch too)",
+            409,
+        )
 
 
 def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
