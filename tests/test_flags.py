@@ -135,7 +135,13 @@ def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damag
             fl.change_flags(s, changes, actor='carol')
         assert e.value.status == 409
     assert fl.deployed_versions(fl.read_document(fl.flagd_path(s)))['safe'] == '1'  # the live flags as they were
+    state = tmp_path / 'rollout.json'  # a rollout under way holds the arms: it cannot act on the edited spec either
+    state.write_text(json.dumps({'id': 'r1', 'status': 'running'}))
+    fl.set_hold(s, 'rollout', 'r1', '2', state)
     fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol', reason='repair')
+    with pytest.raises(fl.FlagError, match='held by rollout r1'):  # the spec repaired: the hold holds again
+        fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol')
+    state.unlink()
     assert fl.kill(s, actor='carol').kill and fl.load_spec(s)[0].safe == '1'
     doc = json.loads(fl.flagd_path(s).read_text())
     doc['flags']['shadow']['defaultVariant'] = 'on'  # the flag file edited by hand: its stamp no longer fits it

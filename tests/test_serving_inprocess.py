@@ -457,8 +457,18 @@ def test_rows_logged_before_keys_were_pseudonymised_get_their_pseudonyms_once(tm
     assert keys == [hide('ann@example.org')] * 2 + ['k:0123456789abcdef', None, hide('ACC-7731')]
     kept = b''.join(f.read_bytes() for f in tmp_path.iterdir() if f.name.startswith('p.db'))
     assert b'ann@example.org' not in kept and b'ACC-7731' not in kept  # (zeroed, and the write-ahead log cut)
-    assert '3 rows logged before targeting keys were pseudonymised' in caplog.text
-    assert pseudonymise_old_keys(create_engine(url), hide) is None  # once per log: a marker row says it was done
+    assert '3 rows logged with their raw targeting key now hold its pseudonym' in caplog.text
+    assert pseudonymise_old_keys(create_engine(url), hide) == (0, '')  # a marker row: the rows looked at are not again
+    late = PredictionLog(url, interval_s=0.01)  # a server of the earlier version still writing (a rolling upgrade)
+    late.log(
+        request_id='f' * 32, ts=time.time(), route='predict', variant='control', model_version='1', model='m',
+        shadow=False, inputs={'age': [30]}, output=[0.5], decision=[1], threshold=0.5, latency_ms=1.0, status=200,
+        targeting_key='bo@example.org',
+    )  # fmt: skip
+    assert late.flush()
+    late.close()
+    PredictionLog(url, pseudonym=hide).close()  # the next server's log: from the row after the last looked at
+    assert read_log(url).targeting_key.tolist()[-1] == hide('bo@example.org')
 
 
 def test_the_app_serves_once_the_prediction_logs_writer_is_up(ws, monkeypatch, caplog):

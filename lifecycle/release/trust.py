@@ -363,14 +363,15 @@ RUN_EVIDENCE = ('validation_report', 'model_card')  # what a run wrote once (the
 
 def _changed_evidence(ws, rec: dict, step: str, approver: str) -> list[str]:
     """The run's evidence an approver read (its executed validation report and model card) that no longer hashes as
-    it did then, or is gone. A workspace moved since: looked for under its runs folder by run and notebook."""
+    it did then, or is gone. Looked for under this workspace's runs folder (by run and notebook) first: a workspace
+    copied or moved checks its own files; else at the path recorded."""
     out = []
     for k, e in sorted((rec.get('evidence') or {}).items()):
         if k not in RUN_EVIDENCE or not isinstance(e, dict):
             continue
         p = Path(str(e.get('path', '')))
-        if not p.is_file():
-            p = Path(ws.runs_dir) / p.parent.name / p.name
+        mine = Path(ws.runs_dir) / p.parent.name / p.name  # (this workspace's copy of the run, moved or copied)
+        p = mine if mine.is_file() else p
         try:
             now = sha256_bytes(p.read_bytes())
         except OSError:

@@ -458,7 +458,8 @@ def init_flags(
     with held(s.state_dir, 'flags'):
         if if_absent and spec_path(s).exists():
             return load_spec(s)[0]
-        _refuse_held(load_hold(s), HELD_KEYS, 'init')  # starting again would pull the arms from under their holder
+        if not _needs_repair(s):  # (a spec edited or damaged: its holder cannot act on it either, so init repairs it)
+            _refuse_held(load_hold(s), HELD_KEYS, 'init')  # starting again would pull the arms from under their holder
         write_spec(s, spec, model_name)
     s.audit(
         'flags.init',
@@ -562,6 +563,17 @@ def _refuse_edited_spec(s: Settings, spec: FlagsParams) -> None:
             "`lifecycle flags init --force` (audited), then change the flags (the kill switch too)",
             409,
         )
+
+
+def _needs_repair(s: Settings) -> bool:
+    "Whether the spec on file is one no change can build on: damaged, or edited by hand (`_refuse_edited_spec`)."
+    if not spec_path(s).exists():
+        return False
+    try:
+        _refuse_edited_spec(s, load_spec(s)[0])
+    except FlagError:
+        return True
+    return False
 
 
 def _changed(old: FlagsParams, changes: dict) -> FlagsParams:

@@ -496,8 +496,7 @@ class PredictionLog:
         self._want = 0  # rows the writer lingers for (0: it is not lingering)
         store = self.store = _Store(url, mask, durable, timeout_s, checkpoint_s)
         self.engine, self.predictions, self.feedback_table = store.engine, store.predictions, store.feedback_table
-        if pseudonym is not None:  # rows of servers from before keys were pseudonymised: their keys too, once
-            _pseudonymised(store.engine, pseudonym)
+        self.pseudonymise()  # rows of servers from before keys were pseudonymised: their keys too
         self._cv = threading.Condition()
         self._open, self._queued, self._written, self.errors = _Batch(), 0, 0, 0
         self.problem = ''  # why the last write failed; empty while the log writes
@@ -607,6 +606,13 @@ class PredictionLog:
         still `wait`; the loop itself only awaits (`wait_async`)."""
         if self._writer is not None:
             self._writer.attach(loop)
+
+    def pseudonymise(self) -> None:
+        """With a `pseudonym`: the raw targeting keys of rows logged since the last look, by servers of an earlier
+        version or replayed from their journals, replaced by their pseudonyms (`pseudonymise_old_keys`). A log does
+        it when it opens, and a server again once its writer has replayed the journals of dead writers."""
+        if self.pseudonym is not None:
+            _pseudonymised(self.engine, self.pseudonym)
 
     async def started(self, timeout: float = 10) -> bool:
         """Wait, on the loop the log is attached to, until the writer process started now has said it is ready (its
@@ -1113,54 +1119,63 @@ def _pseudonymised(engine, pseudonym) -> None:
     "`pseudonymise_old_keys`, saying what it changed; a failure (another worker holds the log): a later start's."
     import logging
 
+    say = logging.getLogger('lifecycle.serving').warning
     try:
-        n = pseudonymise_old_keys(engine, pseudonym)
+        n, kept = pseudonymise_old_keys(engine, pseudonym)
     except Exception as e:
-        logging.getLogger('lifecycle.serving').warning(
-            "old rows' raw targeting keys are not pseudonymised yet (%s): tried again at the next start", _reason(e)
-        )
+        say("old rows' raw targeting keys are not pseudonymised yet (%s): tried again at the next start", _reason(e))
         return
     if n:
-        logging.getLogger('lifecycle.serving').warning(
-            "prediction log: %d rows logged before targeting keys were pseudonymised now hold their pseudonyms", n
-        )
+        say("prediction log: %d rows logged with their raw targeting key now hold its pseudonym%s", n, kept)
 
 
-_KEYS_DONE = '#targeting-keys-pseudonymised'  # its row in prediction_log_journal: no journal is named so
+_KEYS_DONE = '#targeting-keys-pseudonymised'  # its row in prediction_log_journal (`applied`: the last row looked at)
+_PSEUDONYM_GLOB = 'k:' + '[0-9a-f]' * 16
 
 
-def pseudonymise_old_keys(engine, pseudonym) -> int | None:
-    """Replace the targeting keys that rows logged before servers pseudonymised them (`key_pseudonym`) hold raw by
-    their pseudonyms, once per log, in one transaction: the rows changed (0: none held a raw key), or None when it was
-    done before (a marker row in `prediction_log_journal` says so). A key shaped like a pseudonym (`k:` and 16 hex
-    digits) is one already."""
+def pseudonymise_old_keys(engine, pseudonym) -> tuple[int, str]:
+    """Replace the targeting keys that rows hold raw (logged by servers of an earlier version, or replayed from their
+    journals) by their pseudonyms (`key_pseudonym`; an empty key: none, as servers log it), in one transaction, from
+    the row after the last one a run looked at (a marker row in `prediction_log_journal`): the rows changed, and '' or
+    why the raw keys may linger on disk a while. On SQLite, in one statement (the pseudonym as a function of the
+    connection), the space they leave zeroed and the write-ahead log cut."""
     from sqlalchemy import text
 
     sqlite = engine.dialect.name == 'sqlite'
     with engine.begin() as c:
-        if c.execute(text('SELECT 1 FROM prediction_log_journal WHERE name = :n'), {'n': _KEYS_DONE}).first():
-            return None
-        if sqlite:  # the space the raw keys leave is zeroed, not left in the file's free space
-            c.exec_driver_sql('PRAGMA secure_delete = ON')
-        keys = c.execute(text('SELECT DISTINCT targeting_key FROM predictions WHERE targeting_key IS NOT NULL'))
-        raw = [k for (k,) in keys if not fullmatch(r'k:[0-9a-f]{16}', k)]
-        changed = 0
-        if raw:
-            c.execute(text('CREATE TEMPORARY TABLE key_map (raw VARCHAR(200) PRIMARY KEY, pseudo VARCHAR(32))'))
-            c.execute(text('INSERT INTO key_map VALUES (:r, :p)'), [dict(r=k, p=pseudonym(k)) for k in raw])
+        mark = c.execute(text('SELECT applied FROM prediction_log_journal WHERE name = :n'), {'n': _KEYS_DONE}).first()
+        after, top = (mark[0] if mark else 0), c.execute(text('SELECT MAX(id) FROM predictions')).scalar() or 0
+        if top <= after:
+            return 0, ''
+        span, rows = dict(a=after, t=top), 'id > :a AND id <= :t AND targeting_key IS NOT NULL'
+        if sqlite:
+            c.connection.dbapi_connection.create_function('lifecycle_pseudonym', 1, pseudonym, deterministic=True)
+            c.exec_driver_sql('PRAGMA secure_delete = ON')  # (the space the raw keys leave: zeroed)
             changed = c.execute(
                 text(
-                    'UPDATE predictions SET targeting_key = (SELECT pseudo FROM key_map WHERE raw = '
-                    'predictions.targeting_key) WHERE targeting_key IN (SELECT raw FROM key_map)'
-                )
+                    "UPDATE predictions SET targeting_key = CASE WHEN targeting_key = '' THEN NULL "
+                    f"ELSE lifecycle_pseudonym(targeting_key) END WHERE {rows} "
+                    f"AND NOT targeting_key GLOB '{_PSEUDONYM_GLOB}'"
+                ),
+                span,
             ).rowcount
-            c.execute(text('DROP TABLE key_map'))
-        done = text('INSERT INTO prediction_log_journal (name, applied) VALUES (:n, :a)')
-        c.execute(done, dict(n=_KEYS_DONE, a=changed))  # (`applied`: how many rows it changed)
+        else:  # (no function of the connection: one statement per raw key, within the rows not looked at yet)
+            keys = c.execute(text(f'SELECT DISTINCT targeting_key FROM predictions WHERE {rows}'), span)
+            found = [k for (k,) in keys if not fullmatch(r'k:[0-9a-f]{16}', k)]
+            update = text('UPDATE predictions SET targeting_key = :p WHERE id > :a AND id <= :t AND targeting_key = :k')
+            changed = sum(c.execute(update, dict(span, k=k, p=pseudonym(k) if k else None)).rowcount for k in found)
+        marked = dict(t=top, n=_KEYS_DONE)
+        if not c.execute(text('UPDATE prediction_log_journal SET applied = :t WHERE name = :n'), marked).rowcount:
+            c.execute(text('INSERT INTO prediction_log_journal (name, applied) VALUES (:n, :t)'), marked)
+        if sqlite:
+            c.exec_driver_sql('PRAGMA secure_delete = OFF')
+    kept = ''
     if sqlite and changed:  # the old pages, kept in the write-ahead log until a checkpoint: copied back and cut
         with engine.connect() as c:
-            c.exec_driver_sql('PRAGMA wal_checkpoint(TRUNCATE)')
-    return changed
+            busy = c.exec_driver_sql('PRAGMA wal_checkpoint(TRUNCATE)').first()
+        if busy and busy[0]:
+            kept = " (a reader held the log: the old pages stay in its write-ahead log until the next checkpoint)"
+    return changed, kept
 
 
 def key_pseudonym(salt: bytes):

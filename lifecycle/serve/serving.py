@@ -538,6 +538,7 @@ def create_app(srv: Server) -> FastAPI:
         wait_s = 10  # serve once the writer is up: the first requests would wait for its start
         if not await srv.log.started(wait_s):
             log.warning("the prediction log's writer is not up after %s s: serving anyway, rows wait for it", wait_s)
+        srv.log.pseudonymise()  # (rows its writer replayed from the journals of dead writers of an earlier version)
         yield
         srv.close()
 
