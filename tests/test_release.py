@@ -24,7 +24,15 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     r = cli(workspace, 'trust', 'add', 'dave', '--role', 'ml_enginer', '--as', 'ada', env=keys)
     assert r.returncode == 2 and "did you mean 'ml_engineer'" in ' '.join(r.stderr.split())  # a misspelt role
     r = cli(workspace, 'trust', 'add', 'dave', '--role', 'ml_engineer', '--as', 'carol', env=keys)
-    assert r.returncode == 1 and 'not an administrator' in r.stderr
+    assert r.returncode == 1 and 'not an administrator' in r.stderr  # on the merits: 1
+    for args, words in (  # names that do not exist: refused before anything ran (2), with the likely one
+        (['add', 'carl', '--role', 'ml_engineer', '--as', 'ada'], "no public key for carl"),
+        (['add', 'dave', '--role', 'ml_engineer', '--as', 'adaa'], "'adaa' is not registered"),
+        (['revoke', 'dav', '--as', 'ada', '--reason', 'r'], "'dav' is not registered"),
+    ):
+        r = cli(workspace, 'trust', *args, env=keys)
+        said = ' '.join(r.stderr.split())
+        assert r.returncode == 2 and words in said and 'did you mean' in said, (args, r.stderr)
     alice = {'LIFECYCLE_ACTOR': 'alice', **keys}
     r = cli(workspace, 'run', '--no-site', env=alice)
     assert r.returncode == 0, r.stderr
@@ -48,6 +56,9 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     assert r.returncode == 1 and 'ml_engineer' in out['error']
     r, out = approve('dave', 'production')  # out of order
     assert r.returncode == 1 and 'staging' in out['error']
+    assert cli(workspace, 'keys', 'new', '--as', 'eve', env=keys).returncode == 0  # a key, never registered
+    r, out = approve('eve', 'staging')
+    assert r.returncode == 2 and "'eve' is not registered in this workspace's trust" in out['error'], out
     r, out = approve('carl', 'staging')  # a misspelt approver: no key by that name
     assert r.returncode == 2 and "no key for 'carl'" in out['error'] and "did you mean 'carol'?" in out['error'], out
     r, out = approve('carol', 'stagin')  # a misspelt step: refused before anything ran, audited

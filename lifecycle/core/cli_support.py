@@ -17,8 +17,9 @@ import typer
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
-           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'exit_code_for', 'fail', 'leaves_at_once',
-           'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace', 'with_params_option']
+           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'did_you_mean', 'exit_code_for', 'fail',
+           'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace',
+           'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
@@ -96,6 +97,14 @@ def check_repeats(every: float | None, times: int | None) -> None:
         raise CommandError(f"--times: expected at least 1, found {times}", EXIT_INPUT)
     if times is not None and every is None:
         raise CommandError(f"--times {times}: needs --every (the seconds between runs)", EXIT_INPUT)
+
+
+def did_you_mean(word: str, options) -> str:
+    "'; did you mean X?' for the option closest to a misspelt `word` (a step, a person), else ''."
+    import difflib
+
+    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ''
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ac5495e1
 COMMON_ERRORS = {

@@ -25,6 +25,7 @@ DELIVER_ERRORS = {
     'lifecycle.model.registry.NotValidated': EXIT_STAGE,
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
     'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
+    'lifecycle.release.trust.UnknownPerson': EXIT_INPUT,
     'lifecycle.deliver.demo.DemoNeedsApproval': EXIT_INPUT,  # the release path refused: the commands a human runs
     'lifecycle.release.governance.GovernanceError': EXIT_STAGE,
     'lifecycle.release.exposure.ExposureRefused': EXIT_INPUT,

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
+from ..core.cli_support import did_you_mean
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -25,6 +26,7 @@ GOVERNANCE_ERRORS = {
     'lifecycle.release.exposure.ExposureRefused': EXIT_INPUT,  # (a flags spec changed by hand: nothing to check)
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
     'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
+    'lifecycle.release.trust.UnknownPerson': EXIT_INPUT,
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.model.signing.SignatureError': EXIT_STAGE,
 }
@@ -151,9 +153,15 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
         if person_key_path(ws.keys_dir, user).exists():
             raise
         others = sorted(set(people) - {person_name(user)})
-        raise SigningKeyError(f"{e}{gov.did_you_mean(person_name(user), others)}") from None
+        raise SigningKeyError(f"{e}{did_you_mean(person_name(user), others)}") from None
     me = people.get(person_name(user))
-    if me is None or me.revoked or key_id(signer) != me.key_id:
+    if me is None:  # a key, but no registration: refused before anything ran, as for a name misspelt
+        raise trust.UnknownPerson(
+            f"{user!r} is not registered in this workspace's trust (their key {key_id(signer)} is in {ws.keys_dir}): "
+            "an administrator registers it (trust add)"
+            + did_you_mean(person_name(user), sorted(set(people) - {person_name(user)}))
+        )
+    if me.revoked or key_id(signer) != me.key_id:
         raise trust.TrustError(
             f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) is not a registered, unrevoked key of "
             f"{user!r} ({me.key_id if me else 'none registered'}): an administrator registers it (trust add)"

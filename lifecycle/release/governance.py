@@ -16,10 +16,11 @@ from ..core.store import Store, StoreError, hash_obj, sha256_bytes
 from ..core.manifest import now_iso
 from ..core.params import Gate, load_file, PolicyParams
 from ..core import audit
+from ..core.cli_support import did_you_mean
 
 # %% auto #0
 __all__ = ['APPROVAL_KIND', 'REQUIRED_EVIDENCE', 'load_policy', 'load_roles', 'GovernanceError', 'PolicyFailed',
-           'evaluate_policy', 'enforce_policy', 'gather_facts', 'ApprovalRefused', 'ApprovalMisnamed', 'did_you_mean',
+           'evaluate_policy', 'enforce_policy', 'gather_facts', 'ApprovalRefused', 'ApprovalMisnamed',
            'evidence_hashes', 'approvals', 'approve', 'PromotionRefused', 'PromotionMisnamed', 'promote',
            'governance_report_markdown']
 
@@ -283,12 +284,6 @@ class ApprovalMisnamed(ApprovalRefused):
     (audited like any refusal; the CLI exits 2, refused before anything ran, as for a model the registry lacks)."""
 
 
-def did_you_mean(word: str, options) -> str:
-    "'; did you mean X?' for the option closest to a misspelt `word`, else ''."
-    import difflib
-
-    close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ''
 
 
 def evidence_hashes(evidence: dict[str, str | Path]) -> dict[str, str]:

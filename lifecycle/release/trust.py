@@ -26,8 +26,9 @@ from lifecycle.model.signing import (
 
 # %% auto #0
 __all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'RUN_EVIDENCE', 'TrustError',
-           'TrustNotInitialised', 'Person', 'roster', 'require_roster', 'trust_init', 'trust_add', 'trust_revoke',
-           'demo_identities', 'roles_of', 'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
+           'UnknownPerson', 'TrustNotInitialised', 'Person', 'roster', 'require_roster', 'trust_init', 'trust_add',
+           'trust_revoke', 'demo_identities', 'roles_of', 'approval_statement', 'trained_by', 'experiment_evidence',
+           'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
 TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
@@ -35,6 +36,16 @@ TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
 
 class TrustError(Exception):
     "The trust registry is missing, broken, or does not allow an action (unknown person, no admin signature, ...)."
+
+
+class UnknownPerson(TrustError):
+    "A person by a name no key or registration knows (a misspelling, most often): refused before anything ran."
+
+
+def _unknown(name: str, names, what: str) -> UnknownPerson:
+    from lifecycle.core.cli_support import did_you_mean
+
+    return UnknownPerson(f"{what}{did_you_mean(name, sorted(set(names) - {name}))}")
 
 
 class TrustNotInitialised(TrustError):
@@ -182,7 +193,9 @@ def trust_init(ws, name: str, demo: bool = False) -> dict:
 def _admin(ws, people: dict, by: str):
     by = person_name(by)
     p = people.get(by)
-    if p is None or ADMIN_ROLE not in p.roles or p.revoked:
+    if p is None:
+        raise _unknown(by, people, f"{by!r} is not registered in this workspace's trust")
+    if ADMIN_ROLE not in p.roles or p.revoked:
         raise TrustError(f"{by!r} is not an administrator of this workspace; only an administrator's signature counts")
     key = load_person_key(ws.keys_dir, by)
     if key_id(key) != p.key_id:
@@ -195,10 +208,13 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
     name, people = person_name(name), require_roster(ws)
     by, key = _admin(ws, people, by)
     pub = Path(public_key_file) if public_key_file else person_key_path(ws.keys_dir, name).with_suffix('.pub.pem')
-    if not pub.is_file():  # (the usual case: the person has made no key yet)
-        raise TrustError(
+    if not pub.is_file():  # (the usual case: the person has made no key yet; or a name misspelt)
+        made = [k.name.removesuffix('.pub.pem') for k in pub.parent.glob('*.pub.pem')] if not public_key_file else []
+        raise _unknown(
+            name,
+            [*people, *made],
             f"no public key for {name} at {pub}: {name} makes one with `lifecycle keys new --as {name}` (on their "
-            "machine: then give its .pub.pem file here with --key)"
+            "machine: then give its .pub.pem file here with --key)",
         )
     pin = public_pin(load_public_key(pub))
     if not str(role or '').strip():
@@ -218,8 +234,10 @@ def trust_revoke(ws, name: str, by: str, reason: str) -> dict:
     "Revoke NAME's key, signed by administrator BY: their later approvals are refused, earlier ones kept; audited."
     name, people = person_name(name), require_roster(ws)
     by, key = _admin(ws, people, by)
-    if name not in people or people[name].revoked:
-        raise TrustError(f"{name!r} holds no registered key to revoke")
+    if name not in people:
+        raise _unknown(name, people, f"{name!r} is not registered in this workspace's trust: no key to revoke")
+    if people[name].revoked:
+        raise TrustError(f"{name!r} holds no registered key to revoke: theirs was revoked at {people[name].revoked}")
     if not str(reason or '').strip():
         raise TrustError('a reason is required to revoke a key')
     st = dict(type='revoke', name=name, key_id=people[name].key_id, reason=reason, by=by)

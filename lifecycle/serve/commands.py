@@ -24,6 +24,7 @@ SERVE_ERRORS = {
     'lifecycle.release.container.BundleError': EXIT_INPUT,
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
     'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
+    'lifecycle.release.trust.UnknownPerson': EXIT_INPUT,
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.data.pii.PiiError': EXIT_INPUT,
 }
