@@ -139,6 +139,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._monitored': ('api/app/site.html#_monitored', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._monitoring': ('api/app/site.html#_monitoring', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._notebook_page': ('api/app/site.html#_notebook_page', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._number': ('api/app/site.html#_number', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._offline_pages': ('api/app/site.html#_offline_pages', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._render_site': ('api/app/site.html#_render_site', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._reports': ('api/app/site.html#_reports', 'lifecycle/app/site.py'),

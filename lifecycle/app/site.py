@@ -345,6 +345,11 @@ def _when(ts) -> str | None:
     return None if ts is None else _iso(ts * 1000)
 
 
+def _number(v) -> bool:
+    "A JSON number (not a boolean, which Python counts as one)."
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _history_table(history) -> str:
     "A rollout's history (its own, or a retraining record's canary): each action's time as a date, its share in %."
     rows = []
@@ -352,8 +357,7 @@ def _history_table(history) -> str:
         if isinstance(h, dict):
             h = _scalars(h)
             share, when = h.get('percentage', h.get('share')), h.get('time')
-            number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-            h['time'], h['share'] = _when(when) if number(when) else when, f'{share:g}%' if number(share) else share
+            h['time'], h['share'] = _when(when) if _number(when) else when, f'{share:g}%' if _number(share) else share
             rows.append(h)
     return md_table(rows, ['time', 'action', 'share', 'actor', 'reason'])
 
@@ -362,7 +366,7 @@ def _rollout_table(rollout: dict) -> str:
     "The rollout state's plain fields in one row, its times (epoch seconds in the state) as dates."
     keep = {k: v for k, v in rollout.items() if isinstance(v, (str, int, float, bool)) or v is None}
     for k in ('started', 'step_started'):
-        if isinstance(keep.get(k), (int, float)) and not isinstance(keep[k], bool):
+        if _number(keep.get(k)):
             keep[k] = _when(keep[k])
     return md_table([keep], list(keep))
 

@@ -156,10 +156,11 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
         raise SigningKeyError(f"{e}{did_you_mean(person_name(user), others)}") from None
     me = people.get(person_name(user))
     if me is None:  # a key, but no registration: refused before anything ran, as for a name misspelt
-        raise trust.UnknownPerson(
+        raise trust._unknown(
+            person_name(user),
+            people,
             f"{user!r} is not registered in this workspace's trust (their key {key_id(signer)} is in {ws.keys_dir}): "
-            "an administrator registers it (trust add)"
-            + did_you_mean(person_name(user), sorted(set(people) - {person_name(user)}))
+            "an administrator registers it (trust add)",
         )
     if me.revoked or key_id(signer) != me.key_id:
         raise trust.TrustError(

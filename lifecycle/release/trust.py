@@ -43,7 +43,8 @@ class UnknownPerson(TrustError):
 
 
 def _unknown(name: str, names, what: str) -> UnknownPerson:
-    from lifecycle.core.cli_support import did_you_mean
+    "`UnknownPerson` saying `what`, and which of `names` (other than `name` itself) was likely meant."
+    from lifecycle.core.cli_support import did_you_mean  # (on the refusal only: it imports typer, trust stays light)
 
     return UnknownPerson(f"{what}{did_you_mean(name, sorted(set(names) - {name}))}")
 
