@@ -243,6 +243,13 @@ def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     for expect in (100, 0, 100):
         _, out = cli_json(ws, 'rollout', 'switch')
         assert out['rollout']['percentage'] == expect == cli_json(ws, 'flags', 'show')[1]['flags']['percentage']
+    assert cli(ws, 'rollout', 'pause', '--reason', 'night').returncode == 0
+    _, out = cli_json(ws, 'rollout', 'switch')  # back to the control: allowed while paused
+    assert out['rollout']['percentage'] == 0 and out['rollout']['status'] == 'paused'
+    r = cli(ws, 'rollout', 'switch')  # to the challenger again: not while no guard looks
+    assert r.returncode == 2 and 'paused (night)' in r.stderr, r.stderr
+    assert cli_json(ws, 'flags', 'show')[1]['flags']['percentage'] == 0
+    assert cli(ws, 'rollout', 'resume').returncode == 0 and cli_json(ws, 'rollout', 'switch')[0].returncode == 0
     _, out = cli_json(ws, 'rollout', 'kill', '--reason', 'drill')
     flags = cli_json(ws, 'flags', 'show')[1]['flags']
     assert out['rollout']['status'] == 'killed' and flags['kill'] is True and flags['challenger'] is None
@@ -274,4 +281,10 @@ def test_a_step_without_enough_data_pauses(ws):
     r = cli(ws, 'rollout', 'guard', '--once')
     assert r.returncode == 0 and r.stdout.startswith('pause: not enough data'), r.stdout + r.stderr
     assert cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'paused'
-    assert cli(ws, 'rollout', 'rollback').returncode == 0
+    r = cli(ws, 'rollout', 'advance')  # it moved the share and stayed paused: more traffic, and no guard looking
+    assert r.returncode == 2 and 'paused (not enough data' in r.stderr and 'rollout resume' in r.stderr, r.stderr
+    assert cli_json(ws, 'flags', 'show')[1]['flags']['percentage'] == 10
+    assert [e['action'] for e in audit_entries(ws) if e['action'].startswith('rollout.')][-1] == 'rollout.pause'
+    assert cli(ws, 'rollout', 'resume').returncode == 0
+    _, out = cli_json(ws, 'rollout', 'advance')  # resumed, a person may take the step the guard did not
+    assert out['rollout']['status'] == 'completed' and cli_json(ws, 'flags', 'show')[1]['flags']['control'] == '2'

@@ -251,6 +251,7 @@ def start(
 def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
     st = _active(s)
+    _refuse_paused(st, 'advance')
     if st['strategy'] == 'blue_green' and st['percentage'] < 100:  # it would complete on no traffic at all
         raise RolloutError(
             "blue-green: `lifecycle rollout switch` moves the traffic to the challenger first; advance completes the "
@@ -262,6 +263,19 @@ def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: d
     st['step'] = nxt
     _set_share(s, st, st['steps'][nxt], actor, f"rollout: step {nxt + 1}/{len(st['steps'])}")
     return _event(s, st, 'advance', actor, reason or 'advanced', metrics=metrics or {})
+
+
+def _refuse_paused(st: dict, what: str) -> None:
+    """A paused rollout's share stays where it is: the guard does not look at a paused rollout, so a share moved up
+    meanwhile would serve more people with no one judging it. `resume` first (the step's evidence starts afresh)."""
+    if st['status'] != 'paused':
+        return
+    pauses = [e for e in st.get('history') or [] if isinstance(e, dict) and e.get('action') == 'pause']
+    why = pauses[-1].get('reason') if pauses else None
+    raise RolloutError(
+        f"rollout {st['id']} is paused ({why or 'no reason recorded'}), and the guard does not watch a paused "
+        f"rollout: `lifecycle rollout resume` first, then {what} (or `lifecycle rollout rollback`)"
+    )
 
 
 def completes_next(st: dict) -> bool:
@@ -348,6 +362,7 @@ def switch(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
         raise RolloutError("switch is for blue-green rollouts; canary rollouts advance step by step")
     to = 0.0 if st['percentage'] >= 100 else 100.0
     if to:
+        _refuse_paused(st, 'switch')  # (back to the control is always allowed)
         st['baseline'] = [
             st['step_started'],
             time.time(),
