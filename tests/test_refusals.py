@@ -102,3 +102,16 @@ def test_every_command_has_help(workspace, args):
 def test_outside_a_workspace_the_cli_says_so(tmp_path):
     r = cli(tmp_path, 'status')
     assert r.returncode == 2 and 'no settings.ini found' in r.stderr
+
+
+def test_a_damaged_prediction_log_is_named_by_its_readers_not_a_traceback(workspace):
+    "A prediction log that is not a database (a disk fault, a file copied over it): exit 4, one line naming it."
+    from lifecycle.core.workspace import Workspace
+
+    Workspace.open(workspace)  # (its state folder, of this version's format)
+    (workspace / '.lifecycle/predictions.db').write_bytes(b'not a database, ' * 400)
+    for args in (['monitor', 'run', '--json'], ['retrain', 'status', '--json']):
+        r = cli(workspace, *args)
+        assert r.returncode == 4 and 'Traceback' not in r.stdout + r.stderr, (args, r.stdout, r.stderr)
+        error = json.loads(r.stdout)['error']
+        assert 'prediction log at sqlite:///' in error and 'predictions.db cannot be read' in error, error

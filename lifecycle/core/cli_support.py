@@ -111,6 +111,7 @@ COMMON_ERRORS = {
     'lifecycle.core.settings.SettingsError': EXIT_INPUT,
     'lifecycle.core.params.ParamsError': (EXIT_INPUT, 'params refused:\n'),
     'lifecycle.release.exposure.RegistryUnavailable': EXIT_STAGE,  # by name: core imports no layer above it
+    'lifecycle.serve.predlog.LogUnreadable': EXIT_SOURCE,  # (a prediction log that cannot be read)
 }
 
 

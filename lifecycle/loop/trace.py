@@ -22,12 +22,20 @@ class TraceError(Exception):
 def request_rows(url: str, request_id: str) -> list[dict]:
     "The prediction-log rows of one request (answer and shadow), with its feedback time; inputs left out."
     from pathlib import Path
-    from sqlalchemy import create_engine, inspect, text
-    from lifecycle.serve.predlog import names_models
+    from sqlalchemy import create_engine
+    from lifecycle.serve.predlog import log_errors
 
     if url.startswith('sqlite:///') and not Path(url[len('sqlite:///') :]).exists():
         return []
-    engine = create_engine(url)
+    with log_errors(url):
+        return _request_rows(create_engine(url), request_id)
+
+
+def _request_rows(engine, request_id: str) -> list[dict]:
+    "`request_rows` read through `engine` (disposed of after)."
+    from sqlalchemy import inspect, text
+    from lifecycle.serve.predlog import names_models
+
     try:
         if not inspect(engine).has_table('predictions'):
             return []

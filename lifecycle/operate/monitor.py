@@ -322,6 +322,12 @@ class WindowClock:
         self._engine, self._named = None, False  # (_named: the log has the model column, once seen to have it)
 
     def _read(self) -> None:
+        from lifecycle.serve.predlog import log_errors
+
+        with log_errors(self.url):
+            self._read_new()
+
+    def _read_new(self) -> None:
         from sqlalchemy import create_engine, inspect, text
         from lifecycle.serve.predlog import names_models
 

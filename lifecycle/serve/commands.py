@@ -249,7 +249,8 @@ def token_issue(
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
 def _can_serve(s, host: str, port: int) -> None:
     """Refuse, before anything starts (no flags deployed, no model loaded), what would stop the server: a port outside
-    1-65535 or one another program listens on, and a pseudonymising contract with no PII key."""
+    1-65535 or one another program listens on, a pseudonymising contract with no PII key, and a prediction log whose
+    database cannot be reached (`LogUnreadable`, exit 4)."""
     from lifecycle.core.commands import port_free
 
     if not 0 < port < 65536:
@@ -263,6 +264,25 @@ def _can_serve(s, host: str, port: int) -> None:
         from lifecycle.data.pii import key_needed
 
         key_needed(s.params['ingest'].columns, s.pii_key_file)  # (the prediction log pseudonymises: PiiError, exit 2)
+    _log_reachable(s)
+
+
+def _log_reachable(s) -> None:
+    "`LogUnreadable` if the prediction log's database takes no connection (SQLite: made when first written)."
+    from lifecycle.serve.predlog import default_url, log_errors
+
+    url = default_url(s)
+    if url.startswith('sqlite'):
+        return
+    from sqlalchemy import create_engine, text
+
+    with log_errors(url, 'reached'):
+        engine = create_engine(url)
+        try:
+            with engine.connect() as c:
+                c.execute(text('SELECT 1'))
+        finally:
+            engine.dispose()
 
 
 @command(errors=SERVE_ERRORS)

@@ -13,6 +13,7 @@ import os
 import pickle
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 from re import fullmatch
@@ -24,8 +25,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'Pending', 'names_models', 'PredictionLog', 'journal_dir',
-           'add_feedback', 'read_log', 'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'LogUnreadable', 'log_errors', 'shown_url', 'Pending',
+           'names_models', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log', 'pseudonymise_old_keys',
+           'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -143,6 +145,33 @@ def _reason(e: BaseException) -> str:
     "What went wrong, without the statement or its parameters (SQLAlchemy quotes both: they hold request inputs)."
     orig = getattr(e, 'orig', None) or e
     return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else 'no message'}"
+
+
+class LogUnreadable(Exception):
+    "The prediction log's database cannot be read (unreachable, damaged, no driver): its URL (no password) and why."
+
+
+@contextmanager
+def log_errors(url: str, doing: str = 'read'):
+    """Turn a failure of the database at `url` into `LogUnreadable`, one line naming it (password hidden) and why
+    (`_reason`: no statement, no parameters), for the commands that read the log and a server opening it: not a
+    traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        yield
+    except SQLAlchemyError as e:
+        raise LogUnreadable(f"the prediction log at {shown_url(url)} cannot be {doing}: {_reason(e)}") from None
+
+
+def shown_url(url: str) -> str:
+    "A database URL as it may be shown: its password replaced by `***`."
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: nothing of it that might hold a password
+        return '(a URL that cannot be parsed)'
 
 
 class _Batch:
@@ -297,8 +326,9 @@ class _Store:
 
         meta = MetaData()
         self.predictions, self.feedback_table, self._probe_table, self.journals = _tables(meta)
-        meta.create_all(self.engine)
-        _add_model_column(self.engine)
+        with log_errors(url, 'opened'):  # (unreachable, refused, damaged: named, with no traceback)
+            meta.create_all(self.engine)
+            _add_model_column(self.engine)
         self._conn = None
         self.checkpoint_s, self._wrote, self._halt = checkpoint_s, threading.Event(), threading.Event()
         self._commit_lock = threading.Lock()  # a commit, or the checkpoint's last catch-up: one at a time
@@ -1051,13 +1081,15 @@ def read_log(
         return empty
     if isinstance(log_or_url, PredictionLog):
         log_or_url.flush(2)  # what it answered is journaled: in the database once flushed (a locked one: as it is)
-        return _read_log(log_or_url.engine, empty, since, shadow, model, batches)
-    engine = create_engine(log_or_url)
-    try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
-        _await_journals(engine, journal_dir(log_or_url))
-        return _read_log(engine, empty, since, shadow, model, batches)
-    finally:
-        engine.dispose()
+        with log_errors(log_or_url.url):
+            return _read_log(log_or_url.engine, empty, since, shadow, model, batches)
+    with log_errors(log_or_url):
+        engine = create_engine(log_or_url)
+        try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
+            _await_journals(engine, journal_dir(log_or_url))
+            return _read_log(engine, empty, since, shadow, model, batches)
+        finally:
+            engine.dispose()
 
 
 def _await_journals(engine, directory: Path | None, timeout: float = 2) -> None:
@@ -1126,9 +1158,10 @@ def _pseudonymised(engine, pseudonym) -> None:
         say("old rows' raw targeting keys are not pseudonymised yet (%s): tried again at the next start", _reason(e))
         return
     if n:
-        say("prediction log: %d rows logged with their raw targeting key now hold its pseudonym%s", n, kept)
+        say("prediction log: %d rows logged with their targeting key as sent hold its pseudonym%s%s", n, _EMPTY, kept)
 
 
+_EMPTY = ' (an empty key: none)'
 _KEYS_DONE = '#targeting-keys-pseudonymised'  # its row in prediction_log_journal (`applied`: the last row looked at)
 _PSEUDONYM_GLOB = 'k:' + '[0-9a-f]' * 16
 

@@ -606,11 +606,12 @@ def app_factory():
         raise SystemExit(2) from None
     except Exception as e:
         from lifecycle.data.pii import PiiError  # (no PII key: `lifecycle serve` refuses it before a worker starts)
+        from lifecycle.serve.predlog import LogUnreadable  # (nor a log it cannot open, unless it went since)
 
-        if not isinstance(e, PiiError):
+        if not isinstance(e, (PiiError, LogUnreadable)):
             raise
         print(f"error: {e}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(2 if isinstance(e, PiiError) else 4) from None
 
 
 def serve(

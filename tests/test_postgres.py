@@ -1,0 +1,144 @@
+"""The prediction log on PostgreSQL (`prediction_log_url = postgresql+psycopg://...`), against a real server
+(`tests/postgres.py`: a private cluster on a Unix socket): rows committed before their answer goes, from a writer
+thread and from a writer process, read back and joined with feedback; old raw targeting keys replaced by their
+pseudonyms once; a server answering, logging and taking feedback with its log there; a database that cannot be
+reached refused by name, with no traceback and no password."""
+
+from __future__ import annotations
+import time
+import pytest
+from sqlalchemy import create_engine, text
+from postgres import Cluster, missing
+
+pytestmark = pytest.mark.skipif(bool(missing()), reason=missing() or 'runs')
+
+REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
+
+
+@pytest.fixture(scope='module')
+def cluster():
+    c = Cluster().start()
+    yield c
+    c.stop()
+
+
+def row(i: int, key: str | None = None) -> dict:
+    return dict(
+        request_id=f'{i:032x}', ts=time.time(), route='predict', variant='control', model_version='1', model='m',
+        shadow=False, inputs={'age': [30]}, output=[0.5], decision=[1], threshold=0.5, latency_ms=1.0, status=200,
+        targeting_key=key,
+    )  # fmt: skip
+
+
+def stored(url: str) -> dict[str, str | None]:
+    "request_id -> targeting_key, read with the driver itself (no reader of ours in between)."
+    with create_engine(url).connect() as c:
+        return dict(c.execute(text('SELECT request_id, targeting_key FROM predictions')).all())
+
+
+@pytest.mark.parametrize('process', [False, True], ids=['writer-thread', 'writer-process'])
+def test_each_row_is_committed_before_it_settles_and_reads_back_with_its_feedback(cluster, process):
+    from lifecycle.serve.predlog import PredictionLog, add_feedback, read_log
+
+    url = cluster.database()
+    log = PredictionLog(url, process=process)
+    try:
+        pending = log.log_many([row(i) for i in range(5)]) + [log.log(**row(5))]
+        for p in pending:
+            p.wait(10)  # settled: committed (durable), else it raises
+        assert set(stored(url)) == {f'{i:032x}' for i in range(6)}  # another connection sees them: committed
+        assert add_feedback(log, f'{3:032x}', 1, actor='t') == {'request_id': f'{3:032x}', 'recorded': True}
+        assert log.errors == 0 and log.problem == ''
+    finally:
+        log.close()
+    df = read_log(url).set_index('request_id')
+    assert len(df) == 6 and df.loc[f'{3:032x}', 'outcome'] == 1 and df.drop(f'{3:032x}').outcome.isna().all()
+
+
+def test_raw_targeting_keys_of_an_earlier_version_get_their_pseudonyms_once(cluster, caplog):
+    "The PostgreSQL branch of `pseudonymise_old_keys`: each raw key replaced, once (the marker row), later rows too."
+    from lifecycle.serve.predlog import PredictionLog, key_pseudonym, pseudonymise_old_keys
+
+    url, hide = cluster.database(), key_pseudonym(b'salt' * 8)
+    old = PredictionLog(url)  # a server of an earlier version: keys as sent
+    keys = ['ann@example.org', 'ann@example.org', 'k:0123456789abcdef', None, 'ACC-7731', '']
+    old.log_many([row(i, k) for i, k in enumerate(keys)])
+    assert old.flush()
+    old.close()
+    PredictionLog(url, pseudonym=hide).close()
+    got = stored(url)
+    assert [got[f'{i:032x}'] for i in range(6)] == [
+        hide('ann@example.org'), hide('ann@example.org'), 'k:0123456789abcdef', None, hide('ACC-7731'), None
+    ]  # fmt: skip
+    assert '4 rows logged with their targeting key as sent hold its pseudonym (an empty key: none)' in caplog.text
+    assert pseudonymise_old_keys(create_engine(url), hide) == (0, '')  # nothing new since the marker
+    late = PredictionLog(url)  # an earlier version's server still writing (a rolling upgrade)
+    late.log(**row(9, 'bo@example.org'))
+    assert late.flush()
+    late.close()
+    assert pseudonymise_old_keys(create_engine(url), hide) == (1, '')
+    assert stored(url)[f'{9:032x}'] == hide('bo@example.org')
+
+
+@pytest.fixture
+def pg_ws(tiny_template, tmp_path, cluster, monkeypatch):
+    "The tiny workspace, copied, its prediction log a new PostgreSQL database (by `LIFECYCLE_PREDICTION_LOG_URL`)."
+    from conftest import copy_workspace
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    url = cluster.database()
+    monkeypatch.setenv('LIFECYCLE_PREDICTION_LOG_URL', url)
+    return ws, url
+
+
+def test_a_server_with_its_log_on_postgresql_answers_logs_and_takes_feedback(pg_ws):
+    from starlette.testclient import TestClient
+    from conftest import cli_json
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.serve.predlog import read_log
+    from lifecycle.serve.server import Server
+    from lifecycle.serve.serving import create_app
+
+    ws, url = pg_ws
+    s = Workspace.open(ws)
+    sent = 'jane.doe@example.com'
+    with TestClient(create_app(Server(s))) as client:
+        assert client.get('/ready').json()['ready'] is True
+        inv = client.post('/invocations', json={'dataframe_records': [REC]})
+        pred = client.post('/predict', json={'records': [REC], 'context': {'targetingKey': sent}})
+        assert inv.status_code == pred.status_code == 200, (inv.text, pred.text)
+        ids = [inv.headers['x-request-id'], pred.json()['request_id']]
+        assert set(ids) <= set(stored(url))  # answered: committed there, not only queued
+        fb = client.post('/feedback', json={'request_id': ids[1], 'outcome': 1})
+        assert fb.status_code == 200, fb.text
+    keys = stored(url)
+    assert keys[ids[1]] and keys[ids[1]] != sent and sent not in str(keys)  # its pseudonym, never as sent
+    df = read_log(url).set_index('request_id')
+    assert df.loc[ids[1], 'outcome'] == 1 and (ws / '.lifecycle' / 'predictions.db').exists() is False
+    env = {'LIFECYCLE_PREDICTION_LOG_URL': url}  # the commands that read the log, on PostgreSQL
+    r, out = cli_json(ws, 'trace', ids[1], env=env)
+    assert r.returncode == 0 and [x['request_id'] for x in out['rows']] == [ids[1]], (r.stdout, r.stderr)
+    for args in (['monitor', 'run'], ['retrain', 'status']):
+        r, out = cli_json(ws, *args, env=env)
+        assert r.returncode == 0 and out['ok'] is True, (args, r.stdout, r.stderr)
+
+
+def test_a_database_that_cannot_be_reached_is_named_without_its_password(tiny_template, tmp_path, cluster):
+    "Readers (the monitor) and a server starting refuse with one line naming the database, exit 4, no traceback."
+    import json
+    import socket
+    from conftest import cli, copy_workspace
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    env = {'LIFECYCLE_PREDICTION_LOG_URL': cluster.url('no_such_database').replace('lifecycle@', 'lifecycle:s3cret@')}
+    r = cli(ws, 'monitor', 'run', '--json', env=env)
+    out = json.loads(r.stdout)
+    assert r.returncode == 4 and out['ok'] is False and 'Traceback' not in r.stderr, r.stdout + r.stderr
+    assert 'the prediction log at postgresql+psycopg://lifecycle:***@/no_such_database' in out['error'], out
+    assert 'does not exist' in out['error'] and 's3cret' not in r.stdout + r.stderr
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        port = str(s.getsockname()[1])
+    r = cli(ws, 'serve', '--port', port, env=env, own_process=True, timeout=120)  # refused before it listens
+    assert r.returncode == 4 and 'cannot be reached' in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    assert 's3cret' not in r.stdout + r.stderr
