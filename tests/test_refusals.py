@@ -115,3 +115,16 @@ def test_a_damaged_prediction_log_is_named_by_its_readers_not_a_traceback(worksp
         assert r.returncode == 4 and 'Traceback' not in r.stdout + r.stderr, (args, r.stdout, r.stderr)
         error = json.loads(r.stdout)['error']
         assert 'prediction log at sqlite:///' in error and 'predictions.db cannot be read' in error, error
+
+
+def test_a_damaged_tracking_database_is_named_not_a_traceback(workspace):
+    "MLflow's database damaged (a disk fault, a file copied over it): every command that opens it exits 4, naming it."
+    from lifecycle.core.workspace import Workspace
+
+    Workspace.open(workspace)
+    (workspace / '.lifecycle/mlflow.db').write_bytes(b'not a database, ' * 400)
+    for args in (['status', '--json'], ['promote', 'm', '1', '--to', 'staging', '--reason', 'r', '--json']):
+        r = cli(workspace, *args)
+        assert r.returncode == 4 and 'Traceback' not in r.stdout + r.stderr, (args, r.stdout, r.stderr)
+        error = json.loads(r.stdout)['error']
+        assert 'the MLflow tracking database at sqlite:///' in error and 'file is not a database' in error, error

@@ -112,6 +112,7 @@ COMMON_ERRORS = {
     'lifecycle.core.params.ParamsError': (EXIT_INPUT, 'params refused:\n'),
     'lifecycle.release.exposure.RegistryUnavailable': EXIT_STAGE,  # by name: core imports no layer above it
     'lifecycle.serve.predlog.LogUnreadable': EXIT_SOURCE,  # (a prediction log that cannot be read)
+    'lifecycle.core.tracking.TrackingUnavailable': EXIT_SOURCE,  # (MLflow's database cannot be opened)
 }
 
 

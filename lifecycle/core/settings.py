@@ -12,8 +12,8 @@ from pathlib import Path
 from .store import atomic_write, create_once
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'workspace_id',
-           'read_trust', 'write_trust']
+__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'shown_url',
+           'workspace_id', 'read_trust', 'write_trust']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
 class SettingsError(Exception):
@@ -189,6 +189,16 @@ def load_settings(root: str | Path | None = None) -> Settings:
         environment=v['environment'].strip() or 'dev',
         stage_kernel=v['stage_kernel'],
     )
+
+
+def shown_url(url: str) -> str:
+    "A database URL (`tracking_uri`, `prediction_log_url`) as it may be shown: its password replaced by `***`."
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: nothing of it that might hold a password
+        return '(a URL that cannot be parsed)'
 
 # %% ../../nbs/api/core/00_settings.ipynb #d54ae68d
 def workspace_id(state_dir: str | Path, create: bool = True) -> str | None:

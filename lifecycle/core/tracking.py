@@ -5,15 +5,20 @@
 # %% ../../nbs/api/core/05_tracking.ipynb #921d1111
 from __future__ import annotations
 import os
+from contextlib import contextmanager
 from pathlib import Path
 from .locks import hold
 
 # %% auto #0
-__all__ = ['AUDIT_EXPERIMENT', 'schema_cache_dir', 'seed_tracking_db', 'configure_mlflow', 'ensure_experiment',
-           'log_audit_checkpoint', 'tracked_audit_checkpoint']
+__all__ = ['AUDIT_EXPERIMENT', 'TrackingUnavailable', 'schema_cache_dir', 'seed_tracking_db', 'configure_mlflow',
+           'ensure_experiment', 'log_audit_checkpoint', 'tracked_audit_checkpoint']
 
 # %% ../../nbs/api/core/05_tracking.ipynb #6f30f36b
 _READY: set[str] = set()  # database URIs whose tables this process has seen created
+
+
+class TrackingUnavailable(Exception):
+    "MLflow's tracking and registry database cannot be opened (damaged, unreachable, no driver): named, and why."
 
 
 def schema_cache_dir() -> Path:
@@ -115,10 +120,28 @@ def configure_mlflow(tracking_uri: str, state_dir: str | Path):
             mlflow.search_experiments(max_results=1)
             mlflow.MlflowClient().search_registered_models(max_results=1)
 
-        with hold(state_dir, 'mlflow-db'):  # two cold processes would both run MLflow's schema migrations
+        with hold(state_dir, 'mlflow-db'), _unavailable(tracking_uri):  # two cold processes would both migrate it
             seed_tracking_db(tracking_uri, create)
         _READY.add(tracking_uri)
     return mlflow
+
+
+@contextmanager
+def _unavailable(tracking_uri: str):
+    """A database error opening the tracking store as `TrackingUnavailable`: one line naming the database (password
+    hidden) and the driver's first line (never the statement), where MLflow's own is a traceback."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from lifecycle.core.settings import shown_url
+
+    try:
+        yield
+    except (SQLAlchemyError, ImportError) as e:
+        orig = getattr(e, 'orig', None) or e
+        why = str(orig).splitlines()[0][:200] if str(orig) else 'no message'
+        raise TrackingUnavailable(
+            f"the MLflow tracking database at {shown_url(tracking_uri)} cannot be opened: {type(orig).__name__}: "
+            f"{why} (tracking_uri in settings.ini; restore the file from a backup if it is damaged)"
+        ) from None
 
 
 def ensure_experiment(mlflow, name: str, state_dir: str | Path) -> str:

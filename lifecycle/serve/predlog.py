@@ -18,16 +18,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from re import fullmatch
 import orjson
-from ..core.settings import Settings
+from ..core.settings import Settings, shown_url
 
 if TYPE_CHECKING:
     import asyncio
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'LogUnreadable', 'log_errors', 'shown_url', 'Pending',
-           'names_models', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log', 'pseudonymise_old_keys',
-           'key_pseudonym', 'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'LogUnreadable', 'log_errors', 'Pending', 'names_models',
+           'PredictionLog', 'journal_dir', 'add_feedback', 'read_log', 'pseudonymise_old_keys', 'key_pseudonym',
+           'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -163,15 +163,6 @@ def log_errors(url: str, doing: str = 'read'):
     except SQLAlchemyError as e:
         raise LogUnreadable(f"the prediction log at {shown_url(url)} cannot be {doing}: {_reason(e)}") from None
 
-
-def shown_url(url: str) -> str:
-    "A database URL as it may be shown: its password replaced by `***`."
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: nothing of it that might hold a password
-        return '(a URL that cannot be parsed)'
 
 
 class _Batch:
