@@ -596,6 +596,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/core/tracking.py'),
                                          'lifecycle.core.tracking._default_artifact_location': ( 'api/core/tracking.html#_default_artifact_location',
                                                                                                  'lifecycle/core/tracking.py'),
+                                         'lifecycle.core.tracking._server_answers': ( 'api/core/tracking.html#_server_answers',
+                                                                                      'lifecycle/core/tracking.py'),
                                          'lifecycle.core.tracking._sqlite_copy': ( 'api/core/tracking.html#_sqlite_copy',
                                                                                    'lifecycle/core/tracking.py'),
                                          'lifecycle.core.tracking._sqlite_file': ( 'api/core/tracking.html#_sqlite_file',

@@ -128,3 +128,52 @@ def test_a_damaged_tracking_database_is_named_not_a_traceback(workspace):
         assert r.returncode == 4 and 'Traceback' not in r.stdout + r.stderr, (args, r.stdout, r.stderr)
         error = json.loads(r.stdout)['error']
         assert 'the MLflow tracking database at sqlite:///' in error and 'file is not a database' in error, error
+
+
+def test_a_tracking_server_that_does_not_answer_is_named_in_seconds(workspace):
+    "A tracking server that is down: exit 4 after one retry, its password hidden (MLflow's retries took minutes)."
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(('127.0.0.1', 0))
+        port = s.getsockname()[1]
+    t = time.monotonic()
+    r = cli(workspace, 'status', '--json', env={'LIFECYCLE_TRACKING_URI': f'http://bob:s3cret@127.0.0.1:{port}/'})
+    assert r.returncode == 4 and time.monotonic() - t < 30, (r.stdout, r.stderr)
+    error = json.loads(r.stdout)['error']
+    assert f'the MLflow tracking server at http://bob:***@127.0.0.1:{port}/ does not answer' in error, error
+    assert 's3cret' not in r.stdout + r.stderr
+
+
+def test_a_tracking_server_that_answers_is_asked_once_per_process(tmp_path, monkeypatch):
+    "The probe is one request MLflow's own client makes; a server that answers it is not asked again by this process."
+    import http.server
+    import threading
+    from lifecycle.core import tracking
+
+    asked = []
+
+    class Tracking(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            body = b'{"experiments": []}'
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/json')
+            self.send_header('Content-Length', str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_POST = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    with http.server.ThreadingHTTPServer(('127.0.0.1', 0), Tracking) as srv:
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        uri = f'http://127.0.0.1:{srv.server_address[1]}'
+        monkeypatch.setattr(tracking, '_READY', set())
+        for _ in range(2):
+            tracking.configure_mlflow(uri, tmp_path)
+        srv.shutdown()
+    assert len(asked) == 1 and 'experiments/search' in asked[0], asked

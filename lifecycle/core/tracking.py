@@ -123,7 +123,35 @@ def configure_mlflow(tracking_uri: str, state_dir: str | Path):
         with hold(state_dir, 'mlflow-db'), _unavailable(tracking_uri):  # two cold processes would both migrate it
             seed_tracking_db(tracking_uri, create)
         _READY.add(tracking_uri)
+    elif engine in ('http', 'https') and tracking_uri not in _READY:
+        _server_answers(mlflow, tracking_uri)
+        _READY.add(tracking_uri)
     return mlflow
+
+
+def _server_answers(mlflow, tracking_uri: str) -> None:
+    """One request to a tracking server before a command relies on it: one that does not answer is `TrackingUnavailable`
+    in about two seconds (one retry), where MLflow's own retries (7, with back-off) held a command for minutes and then
+    ended it with a traceback. Later requests keep MLflow's retries."""
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
+    from mlflow.exceptions import MlflowException
+    from lifecycle.core.settings import shown_url
+
+    name, before = MLFLOW_HTTP_REQUEST_MAX_RETRIES.name, os.environ.get(MLFLOW_HTTP_REQUEST_MAX_RETRIES.name)
+    os.environ[name] = '1'
+    try:
+        mlflow.MlflowClient().search_experiments(max_results=1)
+    except MlflowException as e:  # (its message quotes the request's URL: not shown)
+        why = type(e.__context__).__name__ if e.__context__ is not None else e.error_code
+        raise TrackingUnavailable(
+            f"the MLflow tracking server at {shown_url(tracking_uri)} does not answer ({why}): is it up, and is "
+            "tracking_uri in settings.ini (or LIFECYCLE_TRACKING_URI) its address?"
+        ) from None
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 @contextmanager
@@ -138,9 +166,10 @@ def _unavailable(tracking_uri: str):
     except (SQLAlchemyError, ImportError) as e:
         orig = getattr(e, 'orig', None) or e
         why = str(orig).splitlines()[0][:200] if str(orig) else 'no message'
+        hint = 'restore the file from a backup if it is damaged' if tracking_uri.startswith('sqlite') else 'is it up?'
         raise TrackingUnavailable(
             f"the MLflow tracking database at {shown_url(tracking_uri)} cannot be opened: {type(orig).__name__}: "
-            f"{why} (tracking_uri in settings.ini; restore the file from a backup if it is damaged)"
+            f"{why} (tracking_uri in settings.ini; {hint})"
         ) from None
 
 
