@@ -118,6 +118,22 @@ def log_shadow(url: str, rows: pd.DataFrame, challenger: str, agree: bool = Fals
 # -- feedback as labelled data ----------------------------------------------------------------------------------------
 
 
+def test_an_old_list_of_outcomes_of_another_length_labels_none_of_its_records(tmp_path):
+    "Servers before the check took any list: its records are left out, not each labelled with the whole list."
+    import json
+    from sqlalchemy import create_engine, text
+
+    url = f'sqlite:///{tmp_path}/p.db'
+    log_traffic(url, later(3), labelled=0)
+    with create_engine(url).begin() as c:
+        c.execute(
+            text('INSERT INTO feedback (request_id, ts, outcome) VALUES (:r, :ts, :o)'),
+            [dict(r='r0', ts=1.0, o=json.dumps(['Yes', 'No'])), dict(r='r1', ts=1.0, o=json.dumps(['No']))],
+        )
+    got = labelled_rows(read_log(url, shadow=False), INPUTS, 'released')
+    assert got.request_id.tolist() == ['r1'] and got.released.tolist() == ['No']  # (r0: one record, two outcomes)
+
+
 def test_only_rows_with_feedback_become_labels_and_the_label_is_the_outcome(tmp_path):
     url = f'sqlite:///{tmp_path}/p.db'
     rows = later(40)

@@ -343,6 +343,24 @@ def test_flags_route_predict_cohorts_and_kill_switch(client, ws):
     assert r.status_code == 422 and r.json()['error'].startswith("records record 1: missing column(s) ['age']"), r.text
 
 
+def test_feedback_gives_one_outcome_per_record_or_one_for_all(client):
+    """A list of outcomes must match the request's records (one of another length was taken, and each of its records
+    got the whole list as its label: every later retraining's labelled batch was refused); a single one is for all."""
+    two = {'records': [REC, {**REC, 'age': 61}]}
+    rid, other = (client.post('/predict', json=two).json()['request_id'] for _ in range(2))
+    for outcome, expected in (
+        (['Yes', 'No', 'Yes'], '3 outcome(s) for a request of 2 record(s)'),
+        (['Yes'], '1 outcome(s) for a request of 2 record(s)'),
+        ([], 'an empty list'),
+    ):
+        r = client.post('/feedback', json={'request_id': rid, 'outcome': outcome})
+        assert r.status_code == 422 and expected in r.json()['error'], (outcome, r.text)
+    assert client.post('/feedback', json={'request_id': rid, 'outcome': ['Yes', 'No']}).status_code == 200
+    assert client.post('/feedback', json={'request_id': other, 'outcome': 'No'}).status_code == 200
+    log = read_log(client.app.state.server.log).set_index('request_id')
+    assert log.loc[rid, 'outcome'] == ['Yes', 'No'] and log.loc[other, 'outcome'] == 'No'
+
+
 def test_feedback_and_shadow_rows(client, ws):
     s = Workspace.open(ws)
     fl.change_flags(s, {'shadow': True}, actor='test')

@@ -25,9 +25,12 @@ LINEAGE_COLUMNS = ['record_id', 'request_id', 'model_version', 'ts', 'feedback_t
 
 
 def _per_record(v, n: int) -> list:
-    if isinstance(v, list) and len(v) == n:
-        return v
-    return [v[0] if isinstance(v, list) and len(v) == 1 else v] * n
+    """The outcome of each of a request's `n` records: a list of `n` as given, one outcome (or a list of one) for all;
+    none for a list of another length (a server before it refused them took any list, and repeating a list as one
+    record's label put a label no contract has into the batch: each later retraining's batch was then refused)."""
+    if isinstance(v, list):
+        return v if len(v) == n else [v[0]] * n if len(v) == 1 else [None] * n
+    return [v] * n
 
 
 def labelled_rows(

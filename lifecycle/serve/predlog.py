@@ -1006,19 +1006,39 @@ def __getattr__(name: str):
 
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
-def _known(log: PredictionLog, request_id: str) -> bool:
-    "Is `request_id` in the log? (Not yet in the database: once what live writers journaled is, another look.)"
+def _answered(log: PredictionLog, request_id: str) -> tuple[str | None, object] | None:
+    """The route and decoded output of the answer to `request_id` (not its shadow's), or None if the log has no such
+    request. (Not yet in the database: once what live writers journaled is, another look.)"""
     from sqlalchemy import select
 
-    def found() -> bool:
-        with log.engine.connect() as c:
-            q = select(log.predictions.c.id).where(log.predictions.c.request_id == request_id).limit(1)
-            return c.execute(q).first() is not None
+    p = log.predictions.c
 
-    if found():
-        return True
-    _await_journals(log.engine, journal_dir(log.url), 0.25)  # (answered by another worker a moment ago?)
-    return found()
+    def found():
+        with log.engine.connect() as c:
+            q = select(p.route, p.output).where(p.request_id == request_id, p.shadow.is_(False)).limit(1)
+            return c.execute(q).first()
+
+    row = found()
+    if row is None:
+        _await_journals(log.engine, journal_dir(log.url), 0.25)  # (answered by another worker a moment ago?)
+        row = found()
+    return None if row is None else (row[0], None if row[1] is None else json.loads(row[1]))
+
+
+def _outcome_problem(answered: tuple[str | None, object], outcome) -> str:
+    "Why `outcome` cannot be the feedback of a request answered so ('' if it can): one per record, or one for all."
+    route, output = answered
+    if route == 'batch':
+        return "a `lifecycle score` batch takes no feedback (its rows' outcomes go into a labelled batch)"
+    if not isinstance(outcome, list):
+        return ''
+    n = len(output) if isinstance(output, list) else 1
+    if len(outcome) != n:
+        return (
+            f"field 'outcome': {len(outcome)} outcome(s) for a request of {n} record(s); expected one per record, "
+            "in their order, or a single outcome (not a list) for all of them"
+        )
+    return ''
 
 
 def _named(request_id: str) -> str:
@@ -1034,10 +1054,12 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
         raise FeedbackError("field 'request_id': expected a non-empty string", 422)
     if outcome is None:
         raise FeedbackError("field 'outcome': required", 422)
-    if request_id not in log.recent[1] and not _known(
-        log, request_id
-    ):  # recent IDs need no query (the join is at read time)
-        raise FeedbackError(f"{_named(request_id)}: no such request in the prediction log", 404)
+    if request_id not in log.recent[1] or isinstance(outcome, list):  # (a single outcome for a recent ID: no query)
+        answered = _answered(log, request_id)
+        if answered is None and request_id not in log.recent[1]:
+            raise FeedbackError(f"{_named(request_id)}: no such request in the prediction log", 404)
+        if answered is not None and (why := _outcome_problem(answered, outcome)):
+            raise FeedbackError(why, 422)
     row = dict(request_id=request_id, ts=time.time(), outcome=json.dumps(outcome), actor=actor)
     try:
         with log.engine.begin() as c:
