@@ -324,7 +324,7 @@ def read_json(body: bytes, max_depth: int = 32):
 def check_outcome(outcome, labels=None) -> None:
     "A true outcome: a class label (one of `labels` when declared), 0/1, a boolean or a number; or a list of them."
     if isinstance(outcome, list) and not outcome:
-        raise InputError("field 'outcome': an empty list; expected one outcome per record of the request, or one for all")
+        raise InputError("field 'outcome': an empty list; expected one outcome per record of the request, or one")
     for v in outcome if isinstance(outcome, list) else [outcome]:
         if isinstance(v, str):
             if labels and v not in labels:
