@@ -21,7 +21,11 @@ def binaries() -> Path | None:
     found = shutil.which('pg_ctl')
     if found and shutil.which('initdb'):
         return Path(os.path.realpath(found)).parent
-    versions = sorted(glob.glob('/usr/lib/postgresql/*/bin/pg_ctl'), key=lambda p: int(Path(p).parts[-3]))
+
+    def version(path: str) -> tuple:
+        return tuple(int(n) if n.isdigit() else 0 for n in Path(path).parts[-3].split('.'))
+
+    versions = sorted(glob.glob('/usr/lib/postgresql/*/bin/pg_ctl'), key=version)
     return Path(versions[-1]).parent if versions else None
 
 
@@ -62,9 +66,18 @@ class Cluster:
 
     def start(self) -> Cluster:
         self._run('initdb', '-D', str(self.data), '-U', ROLE, '--auth=trust', '--no-sync', '-E', 'UTF8')
+        self._up()
+        return self
+
+    def _up(self) -> None:
         opts = f"-c listen_addresses='' -c unix_socket_directories={self.socket} -c fsync=on -c max_connections=50"
         self._run('pg_ctl', '-D', str(self.data), '-o', opts, '-l', str(self.dir / 'server.log'), '-w', 'start')
-        return self
+
+    def restart(self) -> None:
+        """Stop and start the server: every connection to it ends. (Not `pg_ctl restart`: given no log file, its server
+        would keep the pipes this process reads `pg_ctl` through.)"""
+        self._run('pg_ctl', '-D', str(self.data), '-m', 'fast', '-w', 'stop')
+        self._up()
 
     def url(self, database: str = 'postgres') -> str:
         return f'postgresql+psycopg://{ROLE}@/{database}?host={self.socket}'

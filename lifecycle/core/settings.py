@@ -13,7 +13,7 @@ from .store import atomic_write, create_once
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'shown_url',
-           'workspace_id', 'read_trust', 'write_trust']
+           'url_problem', 'without_secrets', 'workspace_id', 'read_trust', 'write_trust']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
 class SettingsError(Exception):
@@ -191,14 +191,54 @@ def load_settings(root: str | Path | None = None) -> Settings:
     )
 
 
+_SECRET_PARAMS = re.compile(
+    r'(?i)([?&;](?:password|passwd|pwd|pass|sslpassword|secret|token|access_token|api_?key)=)[^&;]*'
+)
+
+
+def _userinfo(url: str) -> str:
+    "What a URL holds before its host (user, password), up to the last `@` (a password may hold one); '' if none."
+    rest = str(url).partition('://')[2]
+    return rest[: rest.rfind('@')] if '@' in rest else ''
+
+
 def shown_url(url: str) -> str:
-    "A database URL (`tracking_uri`, `prediction_log_url`) as it may be shown: its password replaced by `***`."
+    """A database or server URL (`tracking_uri`, `prediction_log_url`) as it may be shown: what it holds before its
+    host (a user, often a person's name, and a password, which may hold `@` or `:` unescaped) and the values of its
+    password-like parameters (`?password=`) replaced by `***`."""
+    url = str(url)
+    scheme, sep, rest = url.partition('://')
+    if not sep:
+        return '(a URL that cannot be parsed)' if '@' in url or '=' in url else url
+    user = _userinfo(url)
+    if user:
+        rest = '***' + rest[len(user) :]
+    return _SECRET_PARAMS.sub(r'\1***', f"{scheme}://{rest}")
+
+
+def url_problem(url: str) -> str:
+    """Why a database URL cannot be used as written ('' if it can be parsed): a user part with an unescaped `@` or `:`
+    (read as the host: the driver's errors would quote the password's end), a port that is not a number."""
     from sqlalchemy.engine import make_url
 
+    user = _userinfo(url)
+    if '@' in user or user.count(':') > 1:
+        return "its user or password holds an unescaped '@' or ':' (write them %40 and %3A)"
     try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: nothing of it that might hold a password
-        return '(a URL that cannot be parsed)'
+        make_url(str(url)).port  # (a port that is not a number)
+    except Exception:
+        return 'it is not a URL SQLAlchemy can parse (dialect+driver://user:password@host:port/database)'
+    return ''
+
+
+def without_secrets(text: str, url: str) -> str:
+    "`text` (a driver's message about `url`) with every piece of the URL's user part and secret parameters as `***`."
+    pieces = [p for p in re.split(r'[:@]', _userinfo(url)) if len(p) >= 3]
+    pieces += [m.group(0).split('=', 1)[1] for m in _SECRET_PARAMS.finditer(str(url))]
+    for p in sorted(set(pieces), key=len, reverse=True):
+        if len(p) >= 3:
+            text = text.replace(p, '***')
+    return text
 
 # %% ../../nbs/api/core/00_settings.ipynb #d54ae68d
 def workspace_id(state_dir: str | Path, create: bool = True) -> str | None:

@@ -156,20 +156,24 @@ def _server_answers(mlflow, tracking_uri: str) -> None:
 
 @contextmanager
 def _unavailable(tracking_uri: str):
-    """A database error opening the tracking store as `TrackingUnavailable`: one line naming the database (password
-    hidden) and the driver's first line (never the statement), where MLflow's own is a traceback."""
+    """A database error opening the tracking store as `TrackingUnavailable`: one line naming the database (user and
+    password hidden) and the driver's first line (never the statement, no piece of the URL's secrets), where MLflow's
+    own is a traceback. A URL that cannot be parsed is refused first."""
     from sqlalchemy.exc import SQLAlchemyError
-    from lifecycle.core.settings import shown_url
+    from lifecycle.core.settings import shown_url, url_problem, without_secrets
 
+    where = shown_url(tracking_uri)
+    if why := url_problem(tracking_uri):
+        raise TrackingUnavailable(f"the MLflow tracking URI {where} cannot be used: {why} (tracking_uri, settings.ini)")
     try:
         yield
     except (SQLAlchemyError, ImportError) as e:
         orig = getattr(e, 'orig', None) or e
-        why = str(orig).splitlines()[0][:200] if str(orig) else 'no message'
+        why = without_secrets(str(orig).splitlines()[0][:200] if str(orig) else 'no message', tracking_uri)
         hint = 'restore the file from a backup if it is damaged' if tracking_uri.startswith('sqlite') else 'is it up?'
         raise TrackingUnavailable(
-            f"the MLflow tracking database at {shown_url(tracking_uri)} cannot be opened: {type(orig).__name__}: "
-            f"{why} (tracking_uri in settings.ini; {hint})"
+            f"the MLflow tracking database at {where} cannot be opened: {type(orig).__name__}: {why} (tracking_uri in "
+            f"settings.ini; {hint})"
         ) from None
 
 

@@ -251,7 +251,7 @@ def start(
 def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
     st = _active(s)
-    _refuse_paused(st, 'advance')
+    _refuse_paused(st, 'switch' if st['strategy'] == 'blue_green' and st['percentage'] < 100 else 'advance')
     if st['strategy'] == 'blue_green' and st['percentage'] < 100:  # it would complete on no traffic at all
         raise RolloutError(
             "blue-green: `lifecycle rollout switch` moves the traffic to the challenger first; advance completes the "
@@ -273,8 +273,9 @@ def _refuse_paused(st: dict, what: str) -> None:
     pauses = [e for e in st.get('history') or [] if isinstance(e, dict) and e.get('action') == 'pause']
     why = pauses[-1].get('reason') if pauses else None
     raise RolloutError(
-        f"rollout {st['id']} is paused ({why or 'no reason recorded'}), and the guard does not watch a paused "
-        f"rollout: `lifecycle rollout resume` first, then {what} (or `lifecycle rollout rollback`)"
+        f"rollout {st['id']} is paused ({why or 'no reason recorded'}), and no guard watches a paused rollout (a "
+        "running `lifecycle rollout guard` stops when it pauses): `lifecycle rollout resume` first and start the guard "
+        f"again, then {what}; or `lifecycle rollout rollback`"
     )
 
 
@@ -619,9 +620,14 @@ def guard(
     `before_complete(state)` runs, outside the rollout lock (a kill switch never waits behind it), before the advance
     that completes the rollout: the A/B evidence and the approval the completion needs, say. If it raises, the rollout
     stays at its last step."""
+    from lifecycle.serve.predlog import LogUnreadable
+
     end = time.monotonic() + max_seconds if max_seconds else None
     while True:
-        d = look(s, g, positive, log_url, before_complete)
+        try:
+            d = look(s, g, positive, log_url, before_complete)
+        except LogUnreadable as e:  # (a database restarting): no verdict now, and a guard that stopped guards nothing
+            d = Decision('wait', [f"{e}: looking again in {g.interval_s:g} s"])
         if d is not None and d.action == 'complete':
             before_complete(d.state)
             if complete_if_unchanged(s, d.state, d.reasons[0], d.metrics) is None:

@@ -79,6 +79,7 @@ def retrain_run(
     "Resume the unfinished retraining, or start one when a trigger fires, and take it as far as it can go now."
     from lifecycle.loop.iteration import run
     from lifecycle.loop.schema import load_retrain_params
+    from lifecycle.serve.predlog import LogUnreadable
 
     check_repeats(every, times)
     ws = Workspace.open()
@@ -86,14 +87,23 @@ def retrain_run(
     n = 0
     while True:
         t0 = time.monotonic()
-        it, verdict = run(ws, rp, force=force and n == 0)
-        res = RetrainPass(it, verdict.to_dict() if verdict else None)
+        try:
+            it, verdict = run(ws, rp, force=force and n == 0)
+            res = RetrainPass(it, verdict.to_dict() if verdict else None)
+        except LogUnreadable as e:  # once: the command's error; every N seconds, a pass missed (a database restarting)
+            if every is None:
+                raise
+            res = None
+            if as_json:
+                print(dumps({'ok': False, 'error': str(e)}), flush=True)
+            else:
+                typer.secho(f"warning: {e}; another pass in {every:g} s", fg='yellow', err=True)
         n += 1
         if every is None or (times is not None and n >= times):
             return res
-        if as_json:
+        if res is not None and as_json:
             print(res.to_json(), flush=True)
-        else:
+        elif res is not None:
             res.show()
         try:
             time.sleep(max(0.0, every - (time.monotonic() - t0)))

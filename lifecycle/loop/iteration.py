@@ -644,8 +644,9 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     from lifecycle.deliver.rollout import RolloutError
     from lifecycle.release.exposure import RegistryUnavailable
     from lifecycle.serve.flags import FlagError
+    from lifecycle.serve.predlog import LogUnreadable
 
-    if isinstance(e, (RetrainError, LockBusy, FlagError, RolloutError, RegistryUnavailable)):
+    if isinstance(e, (RetrainError, LockBusy, FlagError, RolloutError, RegistryUnavailable, LogUnreadable)):
         return None  # something in the way (a rollout, no flags yet), not a failure of the step: the next pass tries
     ours = type(e).__module__.startswith('lifecycle.')  # our messages name columns and counts, never values
     first = (str(e).splitlines() or [''])[0][:300]
@@ -709,8 +710,9 @@ def waiting_for(it: dict) -> str:
     if s == 'shadow':
         return 'shadow: ' + ((it['shadow'].get('verdict') or {}).get('reason') or 'waiting for labelled requests')
     if s == 'canary':
-        last = it['canary'].get('last_look') or {}
-        return f"canary {it['canary'].get('status', 'running')}: " + '; '.join(last.get('reasons') or ['first look'])
+        last, state = it['canary'].get('last_look') or {}, it['canary'].get('status', 'running')
+        then = ' (`lifecycle rollout resume` lets it go on, `rollout rollback` ends it)' if state == 'paused' else ''
+        return f"canary {state}: " + '; '.join(last.get('reasons') or ['first look']) + then
     return f'resumes at {s} on the next run'
 
 

@@ -22,13 +22,12 @@ class TraceError(Exception):
 def request_rows(url: str, request_id: str) -> list[dict]:
     "The prediction-log rows of one request (answer and shadow), with its feedback time; inputs left out."
     from pathlib import Path
-    from sqlalchemy import create_engine
-    from lifecycle.serve.predlog import log_errors
+    from lifecycle.serve.predlog import log_engine, log_errors
 
     if url.startswith('sqlite:///') and not Path(url[len('sqlite:///') :]).exists():
         return []
     with log_errors(url):
-        return _request_rows(create_engine(url), request_id)
+        return _request_rows(log_engine(url), request_id)
 
 
 def _request_rows(engine, request_id: str) -> list[dict]:

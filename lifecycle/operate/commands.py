@@ -45,7 +45,7 @@ def monitor_run(
     "Measure the closed windows of the prediction log, judge the alert rules, raise and deliver alerts."
     from lifecycle.operate.monitor import WindowClock, run_once
     from lifecycle.operate.schema import load_monitor_params
-    from lifecycle.serve.predlog import default_url
+    from lifecycle.serve.predlog import LogUnreadable, default_url
 
     check_repeats(every, times)
     ws = Workspace.open()
@@ -55,17 +55,41 @@ def monitor_run(
     try:
         while True:
             t0 = time.monotonic()
-            mark = clock.position()  # before the look: a window closing during it wakes the next one
-            _show_look(run_once(ws, mp, baseline_cache=cache, window_cache=measured), as_json)
+            try:
+                mark = clock.position()  # before the look: a window closing during it wakes the next one
+                _show_look(run_once(ws, mp, baseline_cache=cache, window_cache=measured), as_json)
+            except LogUnreadable as e:  # once: the command's error; a watcher says so and looks again
+                if every is None:
+                    raise
+                _missed_look(e, every, as_json)
+                mark = {}
             n += 1
             if every is None or (times is not None and n >= times):
                 return None
             while (left := every - (time.monotonic() - t0)) > 0:  # wake early when a window closes
                 time.sleep(min(TICK_S, left))
-                if clock.closed_since(mark, clock.position()):
+                if _closed_since(clock, mark):
                     break
     except KeyboardInterrupt:
         return None
+
+
+def _missed_look(e: Exception, every: float, as_json: bool) -> None:
+    "A look `monitor run --every` could not take (the prediction log unreadable a while): said, on stderr or as JSON."
+    if as_json:
+        print(dumps({'ok': False, 'error': str(e)}), flush=True)
+    else:
+        typer.secho(f"warning: {e}; looking again in {every:g} s", fg='yellow', err=True)
+
+
+def _closed_since(clock, mark: dict) -> bool:
+    "Whether a window closed since `mark` (no: the log cannot be read now; the next look says so)."
+    from lifecycle.serve.predlog import LogUnreadable
+
+    try:
+        return bool(mark) and clock.closed_since(mark, clock.position())
+    except LogUnreadable:
+        return False
 
 # %% ../../nbs/api/operate/06_commands.ipynb #73e109d1
 @dataclass

@@ -328,13 +328,13 @@ class WindowClock:
             self._read_new()
 
     def _read_new(self) -> None:
-        from sqlalchemy import create_engine, inspect, text
-        from lifecycle.serve.predlog import names_models
+        from sqlalchemy import inspect, text
+        from lifecycle.serve.predlog import log_engine, names_models
 
         if self._engine is None:
             if self.url.startswith('sqlite:///') and not Path(self.url[len('sqlite:///') :]).exists():
                 return  # no log yet (and none made by looking)
-            self._engine = create_engine(self.url)
+            self._engine = log_engine(self.url)
         if not self._named:  # (looked up until a writer has made the table with its model column: then it stays)
             if not inspect(self._engine).has_table('predictions'):
                 return

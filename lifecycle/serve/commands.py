@@ -268,21 +268,12 @@ def _can_serve(s, host: str, port: int) -> None:
 
 
 def _log_reachable(s) -> None:
-    "`LogUnreadable` if the prediction log's database takes no connection (SQLite: made when first written)."
-    from lifecycle.serve.predlog import default_url, log_errors
+    """`LogUnreadable` (exit 4) if the prediction log cannot be opened as the server opens it: its database unreachable
+    or damaged, no driver, a role that may not create its tables. (Else each worker would fail as it starts, and the
+    workers of `--workers N` be started again and again.)"""
+    from lifecycle.serve.predlog import _Store, default_url
 
-    url = default_url(s)
-    if url.startswith('sqlite'):
-        return
-    from sqlalchemy import create_engine, text
-
-    with log_errors(url, 'reached'):
-        engine = create_engine(url)
-        try:
-            with engine.connect() as c:
-                c.execute(text('SELECT 1'))
-        finally:
-            engine.dispose()
+    _Store(default_url(s), timeout_s=2).close()
 
 
 @command(errors=SERVE_ERRORS)

@@ -25,9 +25,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'LogUnreadable', 'log_errors', 'Pending', 'names_models',
-           'PredictionLog', 'journal_dir', 'add_feedback', 'read_log', 'pseudonymise_old_keys', 'key_pseudonym',
-           'pii_masker']
+__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'LogUnreadable', 'log_errors', 'log_engine', 'Pending',
+           'names_models', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log', 'pseudonymise_old_keys',
+           'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -151,18 +151,47 @@ class LogUnreadable(Exception):
     "The prediction log's database cannot be read (unreachable, damaged, no driver): its URL (no password) and why."
 
 
+_SOURCE = 'prediction_log_url in settings.ini, or LIFECYCLE_PREDICTION_LOG_URL'
+
+
 @contextmanager
 def log_errors(url: str, doing: str = 'read'):
-    """Turn a failure of the database at `url` into `LogUnreadable`, one line naming it (password hidden) and why
-    (`_reason`: no statement, no parameters), for the commands that read the log and a server opening it: not a
-    traceback."""
-    from sqlalchemy.exc import SQLAlchemyError
+    """Turn a failure of the database at `url` into `LogUnreadable`, one line naming it (user and password hidden:
+    `shown_url`) and why (`_reason`, with no piece of the URL's secrets: no statement, no parameters), for the commands
+    that read the log and a server opening it: not a traceback. A URL that cannot be parsed is refused first."""
+    from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
+    from lifecycle.core.settings import url_problem, without_secrets
 
+    where = shown_url(url)
+    if why := url_problem(url):
+        raise LogUnreadable(f"the prediction log's URL {where} cannot be used: {why} ({_SOURCE})")
     try:
         yield
+    except NoSuchModuleError:  # (`postgres://`, a dialect SQLAlchemy does not know)
+        raise LogUnreadable(
+            f"the prediction log's URL {where} names no database SQLAlchemy knows ({_SOURCE}); expected e.g. "
+            "postgresql+psycopg://user:password@host/database"
+        ) from None
     except SQLAlchemyError as e:
-        raise LogUnreadable(f"the prediction log at {shown_url(url)} cannot be {doing}: {_reason(e)}") from None
+        why = without_secrets(_reason(e), url)
+        raise LogUnreadable(f"the prediction log at {where} cannot be {doing}: {why}") from None
+    except ImportError as e:  # the URL's driver is not installed
+        raise LogUnreadable(
+            f"the prediction log at {where} cannot be {doing}: no driver for it, {e.name} is not installed "
+            "(PostgreSQL: pip install 'lifecycle[postgres]', and a URL postgresql+psycopg://...)"
+        ) from None
 
+
+def log_engine(url: str, **kw):
+    """The SQLAlchemy engine of the log at `url`. On a database server, each pooled connection is checked before use
+    (one a restart of the database ended is replaced, not failed once) and PostgreSQL gives up connecting after 10 s
+    (libpq would wait as long as the network does)."""
+    from sqlalchemy import create_engine
+
+    if url.startswith('sqlite'):
+        return create_engine(url, **kw)
+    args = {'connect_timeout': 10} if url.startswith('postgresql') else {}
+    return create_engine(url, pool_pre_ping=True, connect_args={**args, **kw.pop('connect_args', {})}, **kw)
 
 
 class _Batch:
@@ -297,12 +326,13 @@ class _Store:
     the tables, and batches of encoded rows written in one transaction: masked first, retried, else row by row."""
 
     def __init__(self, url: str, mask=None, durable: bool = True, timeout_s: float = 5, checkpoint_s: float = 0.25):
-        from sqlalchemy import create_engine, event, MetaData
+        from sqlalchemy import event, MetaData
 
         self.url, self.mask, self.durable = url, mask, durable
         if url.startswith('sqlite:///'):
             Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_engine(url, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {})
+        with log_errors(url, 'opened'):
+            self.engine = log_engine(url, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {})
         if url.startswith('sqlite'):
             sync = 'FULL' if durable else 'NORMAL'  # FULL: the WAL is fsynced at each commit (power loss too)
 
@@ -1083,7 +1113,6 @@ def read_log(
     one row a `lifecycle score` batch leaves (route `batch`: its output a summary, not a score) only with `batches`:
     every reader of answers (the monitor, the guard, the experiment, feedback) reads scores."""
     import pandas as pd
-    from sqlalchemy import create_engine
 
     empty = pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
     if (
@@ -1097,7 +1126,7 @@ def read_log(
         with log_errors(log_or_url.url):
             return _read_log(log_or_url.engine, empty, since, shadow, model, batches)
     with log_errors(log_or_url):
-        engine = create_engine(log_or_url)
+        engine = log_engine(log_or_url)
         try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
             _await_journals(engine, journal_dir(log_or_url))
             return _read_log(engine, empty, since, shadow, model, batches)
