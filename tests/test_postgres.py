@@ -130,8 +130,9 @@ def test_a_server_with_its_log_on_postgresql_answers_logs_and_takes_feedback(pg_
 def test_a_database_that_cannot_be_reached_is_named_without_its_password(tiny_template, tmp_path, cluster):
     "Readers (the monitor) and a server starting refuse with one line naming the database, exit 4, no traceback."
     import json
+    import shutil
     import socket
-    from conftest import cli, copy_workspace
+    from conftest import ROOT, cli, copy_workspace
 
     ws = copy_workspace(tiny_template, tmp_path / 'ws')
     env = {'LIFECYCLE_PREDICTION_LOG_URL': cluster.url('no_such_database').replace('lifecycle@', 'lifecycle:s3cret@')}
@@ -143,6 +144,12 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(tiny_te
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
         port = str(s.getsockname()[1])
+    r = cli(ws, 'monitor', 'report', env=env)
+    assert r.returncode == 2 and 'report notebook not found' in r.stderr, r.stderr  # (the tiny workspace has none)
+    shutil.copytree(ROOT / 'nbs/stages', ws / 'nbs/stages')
+    r = cli(ws, 'monitor', 'report', env=env)  # its notebook reads the log: the same line, not papermill's traceback
+    assert r.returncode == 4 and r.stderr.startswith('error: report 09_monitor.ipynb failed: LogUnreadable:'), r.stderr
+    assert 'Traceback' not in r.stderr and 's3cret' not in r.stdout + r.stderr
     r = cli(ws, 'serve', '--port', port, env=env, own_process=True, timeout=120)  # refused before it listens
     assert r.returncode == 4 and 'cannot be opened' in r.stderr and 'Traceback' not in r.stderr, r.stderr
     assert 's3cret' not in r.stdout + r.stderr

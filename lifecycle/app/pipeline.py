@@ -269,6 +269,10 @@ def run_report(s: Settings, name: str, out_dir: Path, parameters: dict) -> Path:
     path."""
     from lifecycle.app.site import render_notebook
 
+    if not (s.stages_dir / name).is_file():
+        from lifecycle.core.cli_support import EXIT_INPUT, CommandError
+
+        raise CommandError(f"{s.stages_dir / name}: report notebook not found (stages_dir in settings.ini)", EXIT_INPUT)
     made = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
     dst = out_dir / name
@@ -278,4 +282,18 @@ def run_report(s: Settings, name: str, out_dir: Path, parameters: dict) -> Path:
     except BaseException as e:  # a folder this call made goes when interrupted, or when it holds nothing to show
         if made and (not isinstance(e, Exception) or not any(out_dir.iterdir())):
             shutil.rmtree(out_dir, ignore_errors=True)
+        if getattr(e, 'ename', None):  # a cell failed: one line, as a failed stage says it (not papermill's traceback)
+            raise _report_failed(name, e, dst) from None
         raise
+
+
+_UNREADABLE = ('LogUnreadable', 'TrackingUnavailable')  # a database the report reads: exit 4, as its readers give
+
+
+def _report_failed(name: str, e: Exception, executed: Path):
+    "The error a command gives for a report notebook whose cell failed: its error in one line, and where it stopped."
+    from lifecycle.core.cli_support import EXIT_SOURCE, EXIT_STAGE, CommandError
+
+    where = f" (executed notebook: {executed})" if executed.exists() else ''
+    code = EXIT_SOURCE if e.ename in _UNREADABLE else EXIT_STAGE
+    return CommandError(f"report {name} failed: {_error_message(e)}{where}", code)
