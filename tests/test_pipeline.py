@@ -150,11 +150,19 @@ def test_a_tampered_registered_model_is_refused(trained):
         load_by_alias(w, 'arrests-release', 'dev')
 
 
+def _raise(e: BaseException):
+    raise e
+
+
 def test_an_interrupted_report_leaves_no_folder_behind_and_a_failed_one_keeps_its_evidence(tmp_path, monkeypatch):
     "A report folder the runner made is removed when interrupted (Ctrl-C) or left empty; a failed notebook stays."
     from lifecycle.app import pipeline
+    from lifecycle.core.cli_support import CommandError
 
     s = type('S', (), {'stages_dir': tmp_path / 'stages', 'root': tmp_path})()
+    s.stages_dir.mkdir()
+    for name in ('09_monitor.ipynb', '10_simulate.ipynb'):
+        (s.stages_dir / name).write_text('{}')
 
     def interrupted(src, dst, parameters, cwd):
         dst.write_text('{"cells": [')  # half written when the interrupt came
@@ -170,6 +178,16 @@ def test_an_interrupted_report_leaves_no_folder_behind_and_a_failed_one_keeps_it
         with pytest.raises(error):
             pipeline.run_report(s, '09_monitor.ipynb', out, {})
         assert out.exists() is kept
+    cell = RuntimeError('cell 3 failed')  # as papermill raises it: the failing cell's error by name and value
+    cell.ename, cell.evalue = 'LogUnreadable', 'the prediction log at sqlite:///p.db cannot be read: DatabaseError: x'
+    monkeypatch.setattr(pipeline, '_execute', lambda src, dst, parameters, cwd: (dst.write_text('{}'), _raise(cell)))
+    with pytest.raises(CommandError) as e:  # one line, the exit code the log's readers give
+        pipeline.run_report(s, '09_monitor.ipynb', tmp_path / 'reports' / 'cell', {})
+    assert e.value.code == 4 and str(e.value).startswith('report 09_monitor.ipynb failed: LogUnreadable: the predic')
+    (s.stages_dir / '10_simulate.ipynb').unlink()
+    with pytest.raises(CommandError, match='10_simulate.ipynb: report notebook not found'):
+        pipeline.run_report(s, '10_simulate.ipynb', tmp_path / 'reports' / 'none', {})
+    (s.stages_dir / '10_simulate.ipynb').write_text('{}')
     existing = tmp_path / 'reports' / 'run-1'  # a folder that was there before (a simulation's run folder) stays
     existing.mkdir()
     monkeypatch.setattr(pipeline, '_execute', interrupted)
