@@ -2704,6 +2704,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.PredictionLog.pending': ( 'api/serve/predlog.html#predictionlog.pending',
                                                                                             'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog.PredictionLog.problem': ( 'api/serve/predlog.html#predictionlog.problem',
+                                                                                            'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.PredictionLog.pseudonymise': ( 'api/serve/predlog.html#predictionlog.pseudonymise',
                                                                                                  'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.PredictionLog.started': ( 'api/serve/predlog.html#predictionlog.started',

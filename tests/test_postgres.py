@@ -206,3 +206,28 @@ def test_a_connection_a_database_restart_ended_is_replaced_not_failed(cluster):
         assert add_feedback(log, f'{2:032x}', 1)['recorded']  # the pool's first use since
     finally:
         log.close()
+
+
+def test_writers_probing_at_once_each_write_a_row_of_their_own(cluster):
+    "Workers probing a database that came back at once (one row each: a shared row made one fail the other)."
+    from concurrent.futures import ThreadPoolExecutor
+    import psycopg
+    from sqlalchemy.engine import make_url
+    from lifecycle.serve.predlog import _Store
+
+    url = cluster.database()
+    stores = [_Store(url) for _ in range(2)]
+    try:
+        with psycopg.connect(host=str(cluster.socket), user='lifecycle', dbname=make_url(url).database) as c:
+            c.execute('BEGIN')
+            c.execute('LOCK TABLE prediction_log_probe IN SHARE ROW EXCLUSIVE MODE')  # both probes wait here ...
+            with ThreadPoolExecutor(2) as pool:
+                got = [pool.submit(s.probe) for s in stores]
+                time.sleep(0.3)
+                c.execute('COMMIT')  # ... then go at once
+                assert [g.result(10) for g in got] == ['', '']
+        with create_engine(url).connect() as c:
+            assert c.execute(text('SELECT COUNT(DISTINCT id) FROM prediction_log_probe')).scalar() == 2
+    finally:
+        for s in stores:
+            s.close()

@@ -177,3 +177,12 @@ def test_a_tracking_server_that_answers_is_asked_once_per_process(tmp_path, monk
             tracking.configure_mlflow(uri, tmp_path)
         srv.shutdown()
     assert len(asked) == 1 and 'experiments/search' in asked[0], asked
+
+
+def test_trace_does_not_repeat_what_is_not_a_request_id(workspace):
+    "Something pasted in place of a request ID (an e-mail address): refused without quoting it; an ID is quoted."
+    r = cli(workspace, 'trace', 'jane.doe@example.com')
+    assert r.returncode == 2 and 'the request_id (not repeated): no such request' in r.stderr, r.stderr
+    assert 'jane' not in r.stdout + r.stderr
+    r = cli(workspace, 'trace', 'a' * 32)
+    assert r.returncode == 2 and f"request_id '{'a' * 32}': no such request" in r.stderr, r.stderr

@@ -514,7 +514,7 @@ def test_the_app_serves_once_the_prediction_logs_writer_is_up(ws, monkeypatch, c
         assert r.status_code == 200 and srv.log._writer.child is child  # the same writer: none was started again
 
 
-def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws):
+def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws, caplog):
     import sqlite3
 
     s = Workspace.open(ws)
@@ -562,6 +562,9 @@ def test_an_unwritable_prediction_log_refuses_requests_and_turns_ready_false(ws)
         logged = set(read_log(srv.log).request_id)
         assert r.status_code == 200 and r.json()['request_id'] in logged
         assert set(kept) <= logged  # answered while the database was locked: journaled, and in it once it was back
+    said = [m for m in caplog.messages if m.startswith('prediction log: ')]  # the server's output: when, and when not
+    assert len(said) == 2 and 'cannot be written' in said[0] and 'locked' in said[0], said
+    assert said[1] == 'prediction log: writing again'
 
 
 def test_json_nested_deeper_than_the_limit_is_a_400_naming_it(client):

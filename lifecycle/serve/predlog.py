@@ -350,7 +350,7 @@ class _Store:
         with log_errors(url, 'opened'):  # (unreachable, refused, damaged: named, with no traceback)
             meta.create_all(self.engine)
             _add_model_column(self.engine)
-        self._conn = None
+        self._conn, self._probe_id = None, int.from_bytes(os.urandom(4), 'little') >> 1  # (a positive 32-bit id)
         self.checkpoint_s, self._wrote, self._halt = checkpoint_s, threading.Event(), threading.Event()
         self._commit_lock = threading.Lock()  # a commit, or the checkpoint's last catch-up: one at a time
         self._checkpointer = None
@@ -463,13 +463,16 @@ class _Store:
             pass
 
     def probe(self) -> str:
-        "A one-row write while writes fail and no row is waiting: '' once it commits, else why it failed."
+        """A one-row write while writes fail and no row is waiting: '' once it commits, else why it failed. Each writer
+        writes a row of its own (workers probing at once, as after a restart of the database, took each other's for a
+        failure)."""
         from sqlalchemy import delete, insert
 
+        mine = self._probe_table.c.id == self._probe_id
         try:
             with self.engine.begin() as c:
-                c.execute(delete(self._probe_table))
-                c.execute(insert(self._probe_table), [{'id': 1, 'ts': time.time()}])
+                c.execute(delete(self._probe_table).where(mine))
+                c.execute(insert(self._probe_table), [{'id': self._probe_id, 'ts': time.time()}])
             return ''
         except Exception as e:
             return _reason(e)
@@ -558,6 +561,26 @@ class PredictionLog:
             self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
             self._thread.start()
             self.store.start_checkpoints()
+
+    _problem = ''
+
+    @property
+    def problem(self) -> str:
+        "Why the last write failed; '' while the log writes."
+        return self._problem
+
+    @problem.setter
+    def problem(self, why: str) -> None:
+        "Set it; when the log starts failing and when it writes again, the server's output says so (once each)."
+        was, self._problem = self._problem, why or ''
+        if bool(was) != bool(self._problem):
+            import logging
+
+            say = logging.getLogger('lifecycle.serving').warning
+            if self._problem:
+                say('prediction log: cannot be written (%s)', self._problem)
+            else:
+                say('prediction log: writing again')
 
     def log(self, **row) -> Pending:
         "Queue one row (JSON fields encoded here, in C); the returned `Pending` says when it is committed."
