@@ -104,30 +104,25 @@ def test_outside_a_workspace_the_cli_says_so(tmp_path):
     assert r.returncode == 2 and 'no settings.ini found' in r.stderr
 
 
-def test_a_damaged_prediction_log_is_named_by_its_readers_not_a_traceback(workspace):
-    "A prediction log that is not a database (a disk fault, a file copied over it): exit 4, one line naming it."
+@pytest.mark.parametrize(
+    'db, commands, said',
+    [
+        ('predictions.db', [['monitor', 'run'], ['retrain', 'status']], 'the prediction log at sqlite:///'),
+        ('mlflow.db', [['status'], ['promote', 'm', '1', '--to', 'staging', '--reason', 'r']], 'the MLflow tracking'),
+    ],
+    ids=['prediction-log', 'tracking-database'],
+)
+def test_a_damaged_database_is_named_by_the_commands_that_open_it_not_a_traceback(workspace, db, commands, said):
+    "A database file that is not one (a disk fault, a file copied over it): exit 4, one line naming it."
     from lifecycle.core.workspace import Workspace
 
     Workspace.open(workspace)  # (its state folder, of this version's format)
-    (workspace / '.lifecycle/predictions.db').write_bytes(b'not a database, ' * 400)
-    for args in (['monitor', 'run', '--json'], ['retrain', 'status', '--json']):
-        r = cli(workspace, *args)
+    (workspace / '.lifecycle' / db).write_bytes(b'not a database, ' * 400)
+    for args in commands:
+        r = cli(workspace, *args, '--json')
         assert r.returncode == 4 and 'Traceback' not in r.stdout + r.stderr, (args, r.stdout, r.stderr)
         error = json.loads(r.stdout)['error']
-        assert 'prediction log at sqlite:///' in error and 'predictions.db cannot be read' in error, error
-
-
-def test_a_damaged_tracking_database_is_named_not_a_traceback(workspace):
-    "MLflow's database damaged (a disk fault, a file copied over it): every command that opens it exits 4, naming it."
-    from lifecycle.core.workspace import Workspace
-
-    Workspace.open(workspace)
-    (workspace / '.lifecycle/mlflow.db').write_bytes(b'not a database, ' * 400)
-    for args in (['status', '--json'], ['promote', 'm', '1', '--to', 'staging', '--reason', 'r', '--json']):
-        r = cli(workspace, *args)
-        assert r.returncode == 4 and 'Traceback' not in r.stdout + r.stderr, (args, r.stdout, r.stderr)
-        error = json.loads(r.stdout)['error']
-        assert 'the MLflow tracking database at sqlite:///' in error and 'file is not a database' in error, error
+        assert error.startswith(said) and f'{db} cannot be' in error and 'not a database' in error, error
 
 
 def test_a_tracking_server_that_does_not_answer_is_named_in_seconds(workspace):
