@@ -231,3 +231,20 @@ def test_writers_probing_at_once_each_write_a_row_of_their_own(cluster):
     finally:
         for s in stores:
             s.close()
+
+
+def test_what_ready_and_a_refusal_quote_holds_no_piece_of_the_urls_user_or_password(cluster):
+    "A driver's message may name the role (often a person's name) or echo the URL: /ready and 503s show neither."
+    from lifecycle.serve.predlog import PredictionLog, _Batch
+
+    url = cluster.database().replace('lifecycle@', 'lifecycle:s3cret-pw@')  # (trust: any password is taken)
+    log = PredictionLog(url)
+    try:
+        log.problem = 'FATAL: password authentication failed for user "lifecycle" (s3cret-pw)'
+        assert log.problem == 'FATAL: password authentication failed for user "***" (***)', log.problem
+        b = _Batch()
+        log._settled(b, 2, None, {1: 'role "lifecycle" is not permitted to log in'})
+        assert b.failed == {1: 'role "***" is not permitted to log in'}
+        log.problem = ''
+    finally:
+        log.close()

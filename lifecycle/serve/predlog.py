@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from re import fullmatch
 import orjson
-from ..core.settings import Settings, shown_url
+from ..core.settings import Settings, shown_url, without_secrets
 
 if TYPE_CHECKING:
     import asyncio
@@ -160,7 +160,7 @@ def log_errors(url: str, doing: str = 'read'):
     `shown_url`) and why (`_reason`, with no piece of the URL's secrets: no statement, no parameters), for the commands
     that read the log and a server opening it: not a traceback. A URL that cannot be parsed is refused first."""
     from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
-    from lifecycle.core.settings import url_problem, without_secrets
+    from lifecycle.core.settings import url_problem
 
     where = shown_url(url)
     if why := url_problem(url):
@@ -571,8 +571,9 @@ class PredictionLog:
 
     @problem.setter
     def problem(self, why: str) -> None:
-        "Set it; when the log starts failing and when it writes again, the server's output says so (once each)."
-        was, self._problem = self._problem, why or ''
+        """Set it (with no piece of the URL's user or password: /ready shows it); when the log starts failing and when
+        it writes again, the server's output says so (once each)."""
+        was, self._problem = self._problem, without_secrets(why, self.url) if why else ''
         if bool(was) != bool(self._problem):
             import logging
 
@@ -652,6 +653,9 @@ class PredictionLog:
 
     def _settled(self, b: _Batch, n: int, error: str | None, failed: dict) -> None:
         "A batch of `n` rows is written (or failed): wake its waiters, count it."
+        if error or failed:  # (what a 503 quotes: no piece of the URL's user or password)
+            error = error and without_secrets(error, self.url)
+            failed = {i: without_secrets(why, self.url) for i, why in failed.items()}
         b.settle(error, failed)
         with self._cv:
             self.errors += n if error else len(failed)
@@ -1120,7 +1124,8 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
     except IntegrityError:
         raise FeedbackError(f"{_named(request_id)}: feedback already recorded", 409) from None
     except DBAPIError as e:  # disk full, database locked or gone: a refusal naming why, never a 500
-        raise FeedbackError(f"prediction log: feedback cannot be recorded ({_reason(e)})", 503) from None
+        why = without_secrets(_reason(e), log.url)
+        raise FeedbackError(f"prediction log: feedback cannot be recorded ({why})", 503) from None
     return {'request_id': request_id, 'recorded': True}
 
 
