@@ -139,7 +139,7 @@ def test_a_database_that_cannot_be_reached_is_named_without_its_password(tiny_te
     r = cli(ws, 'monitor', 'run', '--json', env=env)
     out = json.loads(r.stdout)
     assert r.returncode == 4 and out['ok'] is False and 'Traceback' not in r.stderr, r.stdout + r.stderr
-    assert 'the prediction log at postgresql+psycopg://***@/no_such_database' in out['error'], out
+    assert 'the prediction log at postgresql+psycopg://***:***@/no_such_database' in out['error'], out
     assert 'does not exist' in out['error'] and 's3cret' not in r.stdout + r.stderr
     with socket.socket() as s:
         s.bind(('127.0.0.1', 0))
@@ -164,8 +164,10 @@ def test_a_watcher_says_each_look_it_could_not_take_and_looks_again(tiny_templat
     env = {'LIFECYCLE_PREDICTION_LOG_URL': cluster.url('no_such_database')}
     r = cli(ws, 'monitor', 'run', '--every', '0.1', '--times', '3', '--json', env=env)
     looks = [json.loads(line) for line in r.stdout.splitlines()]
-    assert r.returncode == 0 and len(looks) == 3 and 'Traceback' not in r.stderr, (r.stdout, r.stderr)
-    assert all(x['ok'] is False and 'does not exist' in x['error'] for x in looks), looks
+    assert r.returncode == 4 and len(looks) == 4 and 'Traceback' not in r.stderr, (r.stdout, r.stderr)  # (its last
+    assert all(x['ok'] is False and 'does not exist' in x['error'] for x in looks), looks  # look failed: so did it)
+    r = cli(ws, 'monitor', 'run', '--every', '0.1', '--json', env={'LIFECYCLE_PREDICTION_LOG_URL': 'postgres://x/y'})
+    assert r.returncode == 2 and 'names no database' in r.stdout, r.stdout  # settings: no watcher waits for them
 
 
 def test_urls_a_driver_would_quote_or_cannot_use_are_refused_by_name(tiny_template, tmp_path, cluster):
@@ -176,15 +178,16 @@ def test_urls_a_driver_would_quote_or_cannot_use_are_refused_by_name(tiny_templa
 
     ws = copy_workspace(tiny_template, tmp_path / 'ws')
     sock = cluster.socket
-    for url, said in (
-        (f'postgresql+psycopg://lifecycle@/nodb?host={sock}&password=s3cret', 'password=***'),
-        ('postgresql+psycopg://lifecycle:p@s3cret@127.0.0.1:1/db', "unescaped '@' or ':'"),
-        (f'postgresql+psycopg2://lifecycle:s3cret@/db?host={sock}', 'psycopg2 is not installed'),
-        ('postgres://lifecycle:s3cret@localhost/db', 'names no database SQLAlchemy knows'),
+    for url, said, code in (
+        (f'postgresql+psycopg://lifecycle@/nodb?host={sock}&password=s3@cret', 'password=***', 4),
+        ('postgresql+psycopg://lifecycle:p@s3cret@127.0.0.1:1/db', "unescaped '@'", 2),
+        (f'postgresql+psycopg2://lifecycle:s3cret@/db?host={sock}', 'psycopg2 is not installed', 2),
+        ('postgres://lifecycle:s3cret@localhost/db', 'names no database SQLAlchemy knows', 2),
     ):
         r = cli(ws, 'monitor', 'run', '--json', env={'LIFECYCLE_PREDICTION_LOG_URL': url})
         error = json.loads(r.stdout)['error']
-        assert r.returncode == 4 and said in error and 's3cret' not in r.stdout + r.stderr, (url, r.stdout, r.stderr)
+        assert r.returncode == code and said in error, (url, r.stdout, r.stderr)
+        assert 's3cret' not in r.stdout + r.stderr and 'lifecycle:' not in error, (url, error)
     url = cluster.database()  # owned by the cluster's superuser: a reader role may connect, not create tables
     with psycopg.connect(host=str(sock), user='lifecycle', dbname='postgres', autocommit=True) as c:
         c.execute('CREATE ROLE reader LOGIN')

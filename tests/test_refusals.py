@@ -137,7 +137,7 @@ def test_a_tracking_server_that_does_not_answer_is_named_in_seconds(workspace):
     r = cli(workspace, 'status', '--json', env={'LIFECYCLE_TRACKING_URI': f'http://bob:s3cret@127.0.0.1:{port}/'})
     assert r.returncode == 4 and time.monotonic() - t < 30, (r.stdout, r.stderr)
     error = json.loads(r.stdout)['error']
-    assert f'the MLflow tracking server at http://***@127.0.0.1:{port}/ does not answer' in error, error
+    assert f'the MLflow tracking server at http://***:***@127.0.0.1:{port}/ cannot be used' in error, error
     assert 's3cret' not in r.stdout + r.stderr
 
 

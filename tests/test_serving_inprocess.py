@@ -361,6 +361,24 @@ def test_feedback_gives_one_outcome_per_record_or_one_for_all(client):
     assert log.loc[rid, 'outcome'] == ['Yes', 'No'] and log.loc[other, 'outcome'] == 'No'
 
 
+def test_feedback_on_a_row_not_written_yet_is_checked_against_its_records(tmp_path):
+    "A batched log answers before its rows are written: the check needs no row in the database (the IDs it holds)."
+    from lifecycle.serve.predlog import FeedbackError, add_feedback
+
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, interval_s=5)
+    try:
+        log.log(
+            request_id='a' * 32, ts=time.time(), route='predict', variant='control', model_version='1', model='m',
+            shadow=False, inputs={'age': [30, 61]}, output=[0.2, 0.7], decision=[0, 1], threshold=0.5,
+            latency_ms=1.0, status=200,
+        )  # fmt: skip
+        with pytest.raises(FeedbackError, match=r'3 outcome\(s\) for a request of 2 record\(s\)'):
+            add_feedback(log, 'a' * 32, ['Yes', 'No', 'Yes'])
+        assert log.pending() == 1  # (checked before its row was written)
+    finally:
+        log.close()
+
+
 def test_feedback_and_shadow_rows(client, ws):
     s = Workspace.open(ws)
     fl.change_flags(s, {'shadow': True}, actor='test')

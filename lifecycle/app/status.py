@@ -5,6 +5,7 @@ last runs."""
 
 # %% ../../nbs/api/app/02_status.ipynb #2ef9f1f1
 from __future__ import annotations
+from ..core.settings import shown_url
 from ..core.workspace import Workspace
 from ..core.manifest import list_runs
 
@@ -40,7 +41,7 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
         workspace=str(ws.root),
         state_dir=str(ws.state_dir),
         params_dir=str(ws.params_dir),  # --params, else the last run's that went through, else params/
-        tracking_uri=ws.tracking_uri,
+        tracking_uri=shown_url(ws.tracking_uri),
         models=models,
         alias_mismatches=mismatches,
         datasets=datasets,

@@ -186,10 +186,10 @@ def ui_command(tracking_uri: str, port: int = 5000, host: str = '127.0.0.1') -> 
 
 
 def redacted(command: list[str]) -> list[str]:
-    "`command` with any password in a database URL replaced by `***` (for printing)."
-    import re
+    "`command` with the user and password of any URL in it as `***` (`shown_url`, for printing)."
+    from lifecycle.core.settings import shown_url
 
-    return [re.sub(r'(://[^/:@\s]*:)[^@/\s]*@', r'\1***@', c) for c in command]
+    return [shown_url(c) if '://' in c else c for c in command]
 
 
 def port_free(port: int, host: str = '127.0.0.1') -> bool:

@@ -191,53 +191,68 @@ def load_settings(root: str | Path | None = None) -> Settings:
     )
 
 
-_SECRET_PARAMS = re.compile(
-    r'(?i)([?&;](?:password|passwd|pwd|pass|sslpassword|secret|token|access_token|api_?key)=)[^&;]*'
-)
+_SECRET_KEYS = re.compile(
+    r'(?i)^(user|username|password|passwd|pwd|pass|sslpassword|secret|token|access_token|api_?key)$'
+)  # (query parameters whose values name someone or let them in)
 
 
-def _userinfo(url: str) -> str:
-    "What a URL holds before its host (user, password), up to the last `@` (a password may hold one); '' if none."
-    rest = str(url).partition('://')[2]
-    return rest[: rest.rfind('@')] if '@' in rest else ''
+def _parsed(url: str):
+    "`url` as SQLAlchemy reads it (None for a SQLite URL, which names a file and no one, or one it cannot read)."
+    from sqlalchemy.engine import make_url
+
+    if str(url).startswith('sqlite'):
+        return None
+    try:
+        return make_url(str(url))
+    except Exception:
+        return None
 
 
 def shown_url(url: str) -> str:
-    """A database or server URL (`tracking_uri`, `prediction_log_url`) as it may be shown: what it holds before its
-    host (a user, often a person's name, and a password, which may hold `@` or `:` unescaped) and the values of its
-    password-like parameters (`?password=`) replaced by `***`."""
+    """A database or server URL (`tracking_uri`, `prediction_log_url`) as it may be shown: its user (often a person's
+    name), its password, and the values of its user- and password-like parameters (`?password=`) as `***`; the end of
+    a password whose unescaped `@` made it read as the host, left out. A SQLite URL is shown as it is (a path)."""
     url = str(url)
-    scheme, sep, rest = url.partition('://')
-    if not sep:
+    if url.startswith('sqlite'):
+        return url
+    u = _parsed(url)
+    if u is None:
         return '(a URL that cannot be parsed)' if '@' in url or '=' in url else url
-    user = _userinfo(url)
-    if user:
-        rest = '***' + rest[len(user) :]
-    return _SECRET_PARAMS.sub(r'\1***', f"{scheme}://{rest}")
+    u = u.set(username='***' if u.username else None)
+    if u.host and '@' in u.host:
+        u = u.set(host=u.host.rsplit('@', 1)[1])
+    u = u.update_query_dict({k: '***' for k in u.query if _SECRET_KEYS.match(k)})
+    return u.render_as_string(hide_password=True).replace('%2A%2A%2A', '***')
 
 
 def url_problem(url: str) -> str:
-    """Why a database URL cannot be used as written ('' if it can be parsed): a user part with an unescaped `@` or `:`
-    (read as the host: the driver's errors would quote the password's end), a port that is not a number."""
-    from sqlalchemy.engine import make_url
-
-    user = _userinfo(url)
-    if '@' in user or user.count(':') > 1:
-        return "its user or password holds an unescaped '@' or ':' (write them %40 and %3A)"
-    try:
-        make_url(str(url)).port  # (a port that is not a number)
-    except Exception:
+    """Why a database URL cannot be used as written ('' if it can): one SQLAlchemy cannot parse, a port that is not a
+    number, a password with an unescaped `@` (its end read as the host: a driver's errors would quote it)."""
+    if str(url).startswith('sqlite'):
+        return ''
+    u = _parsed(url)
+    if u is None:
         return 'it is not a URL SQLAlchemy can parse (dialect+driver://user:password@host:port/database)'
+    if u.host and '@' in u.host:
+        return "its password holds an unescaped '@' (write it %40)"
+    try:
+        u.port  # (a port that is not a number)
+    except ValueError:
+        return 'its port is not a number'
     return ''
 
 
 def without_secrets(text: str, url: str) -> str:
-    "`text` (a driver's message about `url`) with every piece of the URL's user part and secret parameters as `***`."
-    pieces = [p for p in re.split(r'[:@]', _userinfo(url)) if len(p) >= 3]
-    pieces += [m.group(0).split('=', 1)[1] for m in _SECRET_PARAMS.finditer(str(url))]
-    for p in sorted(set(pieces), key=len, reverse=True):
-        if len(p) >= 3:
-            text = text.replace(p, '***')
+    """`text` (a driver's message about `url`) with the URL's user, password and user- or password-like parameter
+    values as `***` (decoded, as a driver quotes them; a short one only where it stands alone)."""
+    u = _parsed(url)
+    if u is None:
+        return text
+    pieces = [u.username, u.password, *(v for k, v in u.query.items() if _SECRET_KEYS.match(k))]
+    if u.host and '@' in u.host:
+        pieces.append(u.host.rsplit('@', 1)[0])
+    for p in sorted({str(p) for p in pieces if p and isinstance(p, str)}, key=len, reverse=True):
+        text = text.replace(p, '***') if len(p) >= 3 else re.sub(rf'(?<![\w.-]){re.escape(p)}(?![\w.-])', '***', text)
     return text
 
 # %% ../../nbs/api/core/00_settings.ipynb #d54ae68d

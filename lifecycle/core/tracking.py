@@ -131,43 +131,48 @@ def configure_mlflow(tracking_uri: str, state_dir: str | Path):
 
 def _server_answers(mlflow, tracking_uri: str) -> None:
     """One request to a tracking server before a command relies on it: one that does not answer is `TrackingUnavailable`
-    in about two seconds (one retry), where MLflow's own retries (7, with back-off) held a command for minutes and then
-    ended it with a traceback. Later requests keep MLflow's retries."""
-    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES
+    in seconds (one retry, 5 s each), where MLflow's own retries (7, with back-off, 120 s each) held a command for
+    minutes and then ended it with a traceback. Later requests keep MLflow's retries and timeout."""
+    from mlflow.environment_variables import MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT
     from mlflow.exceptions import MlflowException
     from lifecycle.core.settings import shown_url
 
-    name, before = MLFLOW_HTTP_REQUEST_MAX_RETRIES.name, os.environ.get(MLFLOW_HTTP_REQUEST_MAX_RETRIES.name)
-    os.environ[name] = '1'
+    kept = {v.name: os.environ.get(v.name) for v in (MLFLOW_HTTP_REQUEST_MAX_RETRIES, MLFLOW_HTTP_REQUEST_TIMEOUT)}
+    os.environ.update({MLFLOW_HTTP_REQUEST_MAX_RETRIES.name: '1', MLFLOW_HTTP_REQUEST_TIMEOUT.name: '5'})
     try:
         mlflow.MlflowClient().search_experiments(max_results=1)
     except MlflowException as e:  # (its message quotes the request's URL: not shown)
         why = type(e.__context__).__name__ if e.__context__ is not None else e.error_code
         raise TrackingUnavailable(
-            f"the MLflow tracking server at {shown_url(tracking_uri)} does not answer ({why}): is it up, and is "
+            f"the MLflow tracking server at {shown_url(tracking_uri)} cannot be used ({why}): is it up, and is "
             "tracking_uri in settings.ini (or LIFECYCLE_TRACKING_URI) its address?"
         ) from None
     finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+        for name, value in kept.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextmanager
 def _unavailable(tracking_uri: str):
     """A database error opening the tracking store as `TrackingUnavailable`: one line naming the database (user and
     password hidden) and the driver's first line (never the statement, no piece of the URL's secrets), where MLflow's
-    own is a traceback. A URL that cannot be parsed is refused first."""
+    own is a traceback. A URL that cannot be used as written (unparsable, no driver) is a `SettingsError` (exit 2)."""
     from sqlalchemy.exc import SQLAlchemyError
-    from lifecycle.core.settings import shown_url, url_problem, without_secrets
+    from lifecycle.core.settings import SettingsError, shown_url, url_problem, without_secrets
 
     where = shown_url(tracking_uri)
     if why := url_problem(tracking_uri):
-        raise TrackingUnavailable(f"the MLflow tracking URI {where} cannot be used: {why} (tracking_uri, settings.ini)")
+        raise SettingsError(f"the MLflow tracking URI {where} cannot be used: {why} (tracking_uri, settings.ini)")
     try:
         yield
-    except (SQLAlchemyError, ImportError) as e:
+    except ImportError as e:
+        raise SettingsError(
+            f"the MLflow tracking URI {where} cannot be used: no driver for it, {e.name} is not installed"
+        ) from None
+    except SQLAlchemyError as e:
         orig = getattr(e, 'orig', None) or e
         why = without_secrets(str(orig).splitlines()[0][:200] if str(orig) else 'no message', tracking_uri)
         hint = 'restore the file from a backup if it is damaged' if tracking_uri.startswith('sqlite') else 'is it up?'

@@ -91,7 +91,7 @@ def retrain_run(
             it, verdict = run(ws, rp, force=force and n == 0)
             res = RetrainPass(it, verdict.to_dict() if verdict else None)
         except LogUnreadable as e:  # once: the command's error; every N seconds, a pass missed (a database restarting)
-            if every is None:
+            if every is None or (times is not None and n + 1 >= times):  # (the last pass failed: so does the command)
                 raise
             res = None
             if as_json:

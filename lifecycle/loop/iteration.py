@@ -14,6 +14,7 @@ import uuid
 from pathlib import Path
 import pandas as pd
 from ..core.locks import hold
+from ..core.settings import shown_url
 from ..core.store import atomic_write
 from ..core.workspace import Workspace
 from . import feedback, shadow, triggers
@@ -676,7 +677,7 @@ def artifacts(ws: Workspace, it: dict) -> dict:
         feedback_dataset=d.get('feedback_dataset_version') and f"store record datasets/{d['feedback_dataset_version']}",
         training_set=d.get('training_set') and f"store object {d['training_set']}",
         holdout=d.get('holdout_id') and f"store object {d['holdout_id']}",
-        mlflow_run=t.get('mlflow_run_id') and f"{ws.tracking_uri} run {t['mlflow_run_id']}",
+        mlflow_run=t.get('mlflow_run_id') and f"{shown_url(ws.tracking_uri)} run {t['mlflow_run_id']}",
         model_uri=t.get('model_uri'),
         validation=v.get('validation_id') and f"store record validations/{v['validation_id']}",
         model_version=reg.get('model_version') and f"{reg['model_name']} v{reg['model_version']}",

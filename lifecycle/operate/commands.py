@@ -62,9 +62,13 @@ def monitor_run(
                 if every is None:
                     raise
                 _missed_look(e, every, as_json)
-                mark = {}
+                mark, missed = None, e
+            else:
+                missed = None
             n += 1
             if every is None or (times is not None and n >= times):
+                if missed is not None:  # (its last look failed: so does the command)
+                    raise missed
                 return None
             while (left := every - (time.monotonic() - t0)) > 0:  # wake early when a window closes
                 time.sleep(min(TICK_S, left))
@@ -82,12 +86,12 @@ def _missed_look(e: Exception, every: float, as_json: bool) -> None:
         typer.secho(f"warning: {e}; looking again in {every:g} s", fg='yellow', err=True)
 
 
-def _closed_since(clock, mark: dict) -> bool:
-    "Whether a window closed since `mark` (no: the log cannot be read now; the next look says so)."
+def _closed_since(clock, mark: dict | None) -> bool:
+    "Whether a window closed since `mark` (None: the last look missed; no: the log cannot be read now)."
     from lifecycle.serve.predlog import LogUnreadable
 
     try:
-        return bool(mark) and clock.closed_since(mark, clock.position())
+        return mark is not None and clock.closed_since(mark, clock.position())
     except LogUnreadable:
         return False
 

@@ -158,17 +158,18 @@ _SOURCE = 'prediction_log_url in settings.ini, or LIFECYCLE_PREDICTION_LOG_URL'
 def log_errors(url: str, doing: str = 'read'):
     """Turn a failure of the database at `url` into `LogUnreadable`, one line naming it (user and password hidden:
     `shown_url`) and why (`_reason`, with no piece of the URL's secrets: no statement, no parameters), for the commands
-    that read the log and a server opening it: not a traceback. A URL that cannot be parsed is refused first."""
+    that read the log and a server opening it: not a traceback. A URL that cannot be used as written (unparsable, no
+    database SQLAlchemy knows, no driver installed) is a `SettingsError` (exit 2): no watcher waits for it to pass."""
     from sqlalchemy.exc import NoSuchModuleError, SQLAlchemyError
-    from lifecycle.core.settings import url_problem
+    from lifecycle.core.settings import SettingsError, url_problem
 
     where = shown_url(url)
     if why := url_problem(url):
-        raise LogUnreadable(f"the prediction log's URL {where} cannot be used: {why} ({_SOURCE})")
+        raise SettingsError(f"the prediction log's URL {where} cannot be used: {why} ({_SOURCE})")
     try:
         yield
     except NoSuchModuleError:  # (`postgres://`, a dialect SQLAlchemy does not know)
-        raise LogUnreadable(
+        raise SettingsError(
             f"the prediction log's URL {where} names no database SQLAlchemy knows ({_SOURCE}); expected e.g. "
             "postgresql+psycopg://user:password@host/database"
         ) from None
@@ -176,22 +177,26 @@ def log_errors(url: str, doing: str = 'read'):
         why = without_secrets(_reason(e), url)
         raise LogUnreadable(f"the prediction log at {where} cannot be {doing}: {why}") from None
     except ImportError as e:  # the URL's driver is not installed
-        raise LogUnreadable(
+        raise SettingsError(
             f"the prediction log at {where} cannot be {doing}: no driver for it, {e.name} is not installed "
             "(PostgreSQL: pip install 'lifecycle[postgres]', and a URL postgresql+psycopg://...)"
         ) from None
 
 
-def log_engine(url: str, **kw):
-    """The SQLAlchemy engine of the log at `url`. On a database server, each pooled connection is checked before use
-    (one a restart of the database ended is replaced, not failed once) and PostgreSQL gives up connecting after 10 s
-    (libpq would wait as long as the network does)."""
+def log_engine(url: str, pre_ping: bool = True, **kw):
+    """The SQLAlchemy engine of the log at `url`. On a database server, with `pre_ping` each pooled connection is
+    checked before use (one a restart of the database ended is replaced, not failed once: for feedback and readers; a
+    writer's commits retry instead, and a check would add a round trip to each), and psycopg gives up connecting after
+    10 s unless the URL says otherwise (libpq would wait as long as the network does)."""
     from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
 
     if url.startswith('sqlite'):
         return create_engine(url, **kw)
-    args = {'connect_timeout': 10} if url.startswith('postgresql') else {}
-    return create_engine(url, pool_pre_ping=True, connect_args={**args, **kw.pop('connect_args', {})}, **kw)
+    u = make_url(url)
+    psycopg = u.get_backend_name() == 'postgresql' and u.get_driver_name() in ('psycopg', 'psycopg2')
+    args = {'connect_timeout': 10} if psycopg and 'connect_timeout' not in u.query else {}
+    return create_engine(url, pool_pre_ping=pre_ping, connect_args={**args, **kw.pop('connect_args', {})}, **kw)
 
 
 class _Batch:
@@ -325,14 +330,24 @@ class _Store:
     """The log's database as its writer uses it: the engine (SQLite in WAL mode, fsynced at each commit when `durable`),
     the tables, and batches of encoded rows written in one transaction: masked first, retried, else row by row."""
 
-    def __init__(self, url: str, mask=None, durable: bool = True, timeout_s: float = 5, checkpoint_s: float = 0.25):
+    def __init__(
+        self,
+        url: str,
+        mask=None,
+        durable: bool = True,
+        timeout_s: float = 5,
+        checkpoint_s: float = 0.25,
+        pre_ping: bool = True,
+    ):
         from sqlalchemy import event, MetaData
 
         self.url, self.mask, self.durable = url, mask, durable
         if url.startswith('sqlite:///'):
             Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
         with log_errors(url, 'opened'):
-            self.engine = log_engine(url, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {})
+            self.engine = log_engine(
+                url, pre_ping, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {}
+            )
         if url.startswith('sqlite'):
             sync = 'FULL' if durable else 'NORMAL'  # FULL: the WAL is fsynced at each commit (power loss too)
 
@@ -468,10 +483,11 @@ class _Store:
         failure)."""
         from sqlalchemy import delete, insert
 
-        mine = self._probe_table.c.id == self._probe_id
+        probes = self._probe_table.c
+        mine_or_old = (probes.id == self._probe_id) | (probes.ts < time.time() - 86400)  # (others': gone a day after)
         try:
             with self.engine.begin() as c:
-                c.execute(delete(self._probe_table).where(mine))
+                c.execute(delete(self._probe_table).where(mine_or_old))
                 c.execute(insert(self._probe_table), [{'id': self._probe_id, 'ts': time.time()}])
             return ''
         except Exception as e:
@@ -554,7 +570,8 @@ class PredictionLog:
         self._cv = threading.Condition()
         self._open, self._queued, self._written, self.errors = _Batch(), 0, 0, 0
         self.problem = ''  # why the last write failed; empty while the log writes
-        self.recent = collections.deque(maxlen=recent), set()  # request IDs logged lately: feedback needs no query
+        # request IDs logged lately, and each one's records (answers only): feedback needs no query
+        self.recent = collections.deque(maxlen=recent), {}
         self._stop = False
         self._writer = _WriterProcess(self, timeout_s, checkpoint_s, journal_s) if process else None
         if self._writer is None:
@@ -597,10 +614,12 @@ class PredictionLog:
             self._queued += len(enc)
             ids, known = self.recent
             for row in rows:
+                if row.get('shadow'):  # (its answer's row holds the ID: feedback is about that)
+                    continue
                 if len(ids) == ids.maxlen:
-                    known.discard(ids[0])
+                    known.pop(ids[0], None)
                 ids.append(row['request_id'])
-                known.add(row['request_id'])
+                known[row['request_id']] = _records_in(row.get('inputs'))
             if self._writer is not None:
                 b = self._writer.send(enc)
                 return [Pending(b, k) for k in range(len(enc))]
@@ -1063,33 +1082,40 @@ def __getattr__(name: str):
 
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
-def _answered(log: PredictionLog, request_id: str) -> tuple[str | None, object] | None:
-    """The route and decoded output of the answer to `request_id` (not its shadow's), or None if the log has no such
-    request. (Not yet in the database: once what live writers journaled is, another look.)"""
+def _records_in(inputs) -> int:
+    "How many records a logged row's inputs hold (values per column: a list, or an array as scoring logs them; else 1)."
+    if isinstance(inputs, str):
+        inputs = json.loads(inputs)
+    first = next(iter(inputs.values()), None) if isinstance(inputs, dict) else None
+    return len(first) if hasattr(first, '__len__') and not isinstance(first, (str, bytes)) else 1
+
+
+def _answered(log: PredictionLog, request_id: str) -> tuple[str | None, int] | None:
+    """The route and number of records of the answer to `request_id` (not its shadow's), or None if the log has no
+    such request. (Not yet in the database: once what live writers journaled is, another look.)"""
     from sqlalchemy import select
 
     p = log.predictions.c
 
     def found():
         with log.engine.connect() as c:
-            q = select(p.route, p.output).where(p.request_id == request_id, p.shadow.is_(False)).limit(1)
+            q = select(p.route, p.inputs).where(p.request_id == request_id, p.shadow.is_(False)).limit(1)
             return c.execute(q).first()
 
     row = found()
     if row is None:
         _await_journals(log.engine, journal_dir(log.url), 0.25)  # (answered by another worker a moment ago?)
         row = found()
-    return None if row is None else (row[0], None if row[1] is None else json.loads(row[1]))
+    return None if row is None else (row[0], _records_in(row[1]))
 
 
-def _outcome_problem(answered: tuple[str | None, object], outcome) -> str:
+def _outcome_problem(answered: tuple[str | None, int], outcome) -> str:
     "Why `outcome` cannot be the feedback of a request answered so ('' if it can): one per record, or one for all."
-    route, output = answered
+    route, n = answered
     if route == 'batch':
         return "a `lifecycle score` batch takes no feedback (its rows' outcomes go into a labelled batch)"
     if not isinstance(outcome, list):
         return ''
-    n = len(output) if isinstance(output, list) else 1
     if len(outcome) != n:
         return (
             f"field 'outcome': {len(outcome)} outcome(s) for a request of {n} record(s); expected one per record, "
@@ -1111,14 +1137,14 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
         raise FeedbackError("field 'request_id': expected a non-empty string", 422)
     if outcome is None:
         raise FeedbackError("field 'outcome': required", 422)
-    if request_id not in log.recent[1] or isinstance(outcome, list):  # (a single outcome for a recent ID: no query)
-        answered = _answered(log, request_id)
-        if answered is None and request_id not in log.recent[1]:
-            raise FeedbackError(f"{_named(request_id)}: no such request in the prediction log", 404)
-        if answered is not None and (why := _outcome_problem(answered, outcome)):
-            raise FeedbackError(why, 422)
-    row = dict(request_id=request_id, ts=time.time(), outcome=json.dumps(outcome), actor=actor)
+    n = log.recent[1].get(request_id)  # (a recent ID: its records known, no query)
     try:
+        answered = ('', n) if n is not None else _answered(log, request_id)
+        if answered is None:
+            raise FeedbackError(f"{_named(request_id)}: no such request in the prediction log", 404)
+        if why := _outcome_problem(answered, outcome):
+            raise FeedbackError(why, 422)
+        row = dict(request_id=request_id, ts=time.time(), outcome=json.dumps(outcome), actor=actor)
         with log.engine.begin() as c:
             c.execute(log.feedback_table.insert(), [row])
     except IntegrityError:

@@ -250,7 +250,8 @@ def _open(cfg: dict) -> tuple[_Store, _Journaled | None]:
         except OSError as e:
             print(f"prediction log: journal {cfg['journal']} unusable ({e.strerror}): groups committed", flush=True)
     # journaled rows are on disk already: their inserts are not synced, except the one before a journal is deleted
-    store = _Store(cfg['url'], cfg['mask'], cfg['durable'] and journal is None, cfg['timeout_s'], cfg['checkpoint_s'])
+    durable = cfg['durable'] and journal is None
+    store = _Store(cfg['url'], cfg['mask'], durable, cfg['timeout_s'], cfg['checkpoint_s'], pre_ping=False)
     store.start_checkpoints()
     return store, (_Journaled(store, journal, cfg['journal_s'], cfg['probe_s']) if journal else None)
 
