@@ -18,7 +18,7 @@ _READY: set[str] = set()  # database URIs whose tables this process has seen cre
 
 
 class TrackingUnavailable(Exception):
-    "MLflow's tracking and registry database cannot be opened (damaged, unreachable, no driver): named, and why."
+    "MLflow's tracking database cannot be opened, or its server does not answer (damaged, down): named, and why."
 
 
 def schema_cache_dir() -> Path:

@@ -249,8 +249,8 @@ def token_issue(
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
 def _can_serve(s, host: str, port: int) -> None:
     """Refuse, before anything starts (no flags deployed, no model loaded), what would stop the server: a port outside
-    1-65535 or one another program listens on, a pseudonymising contract with no PII key, and a prediction log whose
-    database cannot be reached (`LogUnreadable`, exit 4)."""
+    1-65535 or one another program listens on, a pseudonymising contract with no PII key, and a prediction log that
+    cannot be opened (`_log_reachable`)."""
     from lifecycle.core.commands import port_free
 
     if not 0 < port < 65536:
@@ -268,9 +268,9 @@ def _can_serve(s, host: str, port: int) -> None:
 
 
 def _log_reachable(s) -> None:
-    """`LogUnreadable` (exit 4) if the prediction log cannot be opened as the server opens it: its database unreachable
-    or damaged, no driver, a role that may not create its tables. (Else each worker would fail as it starts, and the
-    workers of `--workers N` be started again and again.)"""
+    """Open the prediction log as the server will, and close it: `LogUnreadable` (exit 4) for a database unreachable
+    or damaged or a role that may not create its tables, `SettingsError` (exit 2) for a URL that cannot be used (no
+    driver, unparsable). (Else each worker would fail as it starts, and those of `--workers N` again and again.)"""
     from lifecycle.serve.predlog import _Store, default_url
 
     _Store(default_url(s), timeout_s=2).close()

@@ -148,7 +148,7 @@ def _reason(e: BaseException) -> str:
 
 
 class LogUnreadable(Exception):
-    "The prediction log's database cannot be read (unreachable, damaged, no driver): its URL (no password) and why."
+    "The prediction log's database cannot be reached or read (down, refused, damaged): its URL (no password) and why."
 
 
 _SOURCE = 'prediction_log_url in settings.ini, or LIFECYCLE_PREDICTION_LOG_URL'
@@ -344,25 +344,24 @@ class _Store:
         self.url, self.mask, self.durable = url, mask, durable
         if url.startswith('sqlite:///'):
             Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
-        with log_errors(url, 'opened'):
+        with log_errors(url, 'opened'):  # (unreachable, refused, damaged: named, with no traceback)
             self.engine = log_engine(
                 url, pre_ping, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {}
             )
-        if url.startswith('sqlite'):
-            sync = 'FULL' if durable else 'NORMAL'  # FULL: the WAL is fsynced at each commit (power loss too)
+            if url.startswith('sqlite'):
+                sync = 'FULL' if durable else 'NORMAL'  # FULL: the WAL is fsynced at each commit (power loss too)
 
-            @event.listens_for(self.engine, 'connect')
-            def _pragmas(conn, _):
-                cur = conn.cursor()
-                cur.execute('PRAGMA journal_mode=WAL')
-                cur.execute(f'PRAGMA synchronous={sync}')
-                cur.execute('PRAGMA wal_autocheckpoint=0')  # no commit copies the WAL back: `_checkpoints` does
-                cur.execute('PRAGMA journal_size_limit=67108864')  # a WAL that once grew is cut back to 64 MB
-                cur.close()
+                @event.listens_for(self.engine, 'connect')
+                def _pragmas(conn, _):
+                    cur = conn.cursor()
+                    cur.execute('PRAGMA journal_mode=WAL')
+                    cur.execute(f'PRAGMA synchronous={sync}')
+                    cur.execute('PRAGMA wal_autocheckpoint=0')  # no commit copies the WAL back: `_checkpoints` does
+                    cur.execute('PRAGMA journal_size_limit=67108864')  # a WAL that once grew is cut back to 64 MB
+                    cur.close()
 
-        meta = MetaData()
-        self.predictions, self.feedback_table, self._probe_table, self.journals = _tables(meta)
-        with log_errors(url, 'opened'):  # (unreachable, refused, damaged: named, with no traceback)
+            meta = MetaData()
+            self.predictions, self.feedback_table, self._probe_table, self.journals = _tables(meta)
             meta.create_all(self.engine)
             _add_model_column(self.engine)
         self._conn, self._probe_id = None, int.from_bytes(os.urandom(4), 'little') >> 1  # (a positive 32-bit id)
