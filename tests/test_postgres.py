@@ -251,3 +251,18 @@ def test_what_ready_and_a_refusal_quote_holds_no_piece_of_the_urls_user_or_passw
         log.problem = ''
     finally:
         log.close()
+
+
+def test_a_tracking_database_server_that_is_down_is_named_in_seconds(tiny_template, tmp_path, cluster):
+    "MLflow's own ten connection attempts took about 100 s: one connection first (psycopg: 5 s at most)."
+    import json
+    from conftest import cli, copy_workspace
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    url = cluster.url('no_such_database').replace('lifecycle@', 'lifecycle:s3cret@')
+    t = time.monotonic()
+    r = cli(ws, 'status', '--json', env={'LIFECYCLE_TRACKING_URI': url})
+    error = json.loads(r.stdout)['error']
+    assert r.returncode == 4 and time.monotonic() - t < 30, (r.stdout, r.stderr)
+    assert error.startswith('the MLflow tracking database at postgresql+psycopg://***:***@/no_such_database'), error
+    assert 'does not exist' in error and 's3cret' not in r.stdout + r.stderr
