@@ -511,6 +511,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._parsed': ( 'api/core/settings.html#_parsed',
                                                                               'lifecycle/core/settings.py'),
+                                         'lifecycle.core.settings.connect_timeout': ( 'api/core/settings.html#connect_timeout',
+                                                                                      'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings.default_keys_dir': ( 'api/core/settings.html#default_keys_dir',
                                                                                        'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings.find_workspace': ( 'api/core/settings.html#find_workspace',

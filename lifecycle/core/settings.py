@@ -13,7 +13,7 @@ from .store import atomic_write, create_once
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'shown_url',
-           'url_problem', 'without_secrets', 'workspace_id', 'read_trust', 'write_trust']
+           'url_problem', 'connect_timeout', 'without_secrets', 'workspace_id', 'read_trust', 'write_trust']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
 class SettingsError(Exception):
@@ -240,6 +240,15 @@ def url_problem(url: str) -> str:
     except ValueError:
         return 'its port is not a number'
     return ''
+
+
+def connect_timeout(url: str, seconds: int) -> dict:
+    """The `connect_args` that make a connection to the database at `url` give up after `seconds`: for psycopg (libpq
+    would wait as long as the network does), unless the URL sets its own `connect_timeout`; {} otherwise."""
+    u = _parsed(url)
+    if u is None or u.get_backend_name() != 'postgresql' or u.get_driver_name() not in ('psycopg', 'psycopg2'):
+        return {}
+    return {} if 'connect_timeout' in u.query else {'connect_timeout': seconds}
 
 
 def without_secrets(text: str, url: str) -> str:

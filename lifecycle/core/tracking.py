@@ -137,11 +137,9 @@ def _connects(tracking_uri: str) -> None:
     if tracking_uri.startswith('sqlite'):
         return
     from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
+    from lifecycle.core.settings import connect_timeout
 
-    u = make_url(tracking_uri)
-    psycopg = u.get_backend_name() == 'postgresql' and u.get_driver_name() in ('psycopg', 'psycopg2')
-    engine = create_engine(tracking_uri, connect_args={'connect_timeout': 5} if psycopg else {})
+    engine = create_engine(tracking_uri, connect_args=connect_timeout(tracking_uri, 5))
     try:
         engine.connect().close()
     finally:

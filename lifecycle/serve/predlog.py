@@ -189,14 +189,12 @@ def log_engine(url: str, pre_ping: bool = True, **kw):
     writer's commits retry instead, and a check would add a round trip to each), and psycopg gives up connecting after
     10 s unless the URL says otherwise (libpq would wait as long as the network does)."""
     from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
+    from lifecycle.core.settings import connect_timeout
 
     if url.startswith('sqlite'):
         return create_engine(url, **kw)
-    u = make_url(url)
-    psycopg = u.get_backend_name() == 'postgresql' and u.get_driver_name() in ('psycopg', 'psycopg2')
-    args = {'connect_timeout': 10} if psycopg and 'connect_timeout' not in u.query else {}
-    return create_engine(url, pool_pre_ping=pre_ping, connect_args={**args, **kw.pop('connect_args', {})}, **kw)
+    args = {**connect_timeout(url, 10), **kw.pop('connect_args', {})}
+    return create_engine(url, pool_pre_ping=pre_ping, connect_args=args, **kw)
 
 
 class _Batch:
