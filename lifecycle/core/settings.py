@@ -13,7 +13,8 @@ from .store import atomic_write, create_once
 
 # %% auto #0
 __all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'shown_url',
-           'url_problem', 'connect_timeout', 'without_secrets', 'workspace_id', 'read_trust', 'write_trust']
+           'url_problem', 'connect_timeout', 'db_reason', 'without_secrets', 'workspace_id', 'read_trust',
+           'write_trust']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
 class SettingsError(Exception):
@@ -249,6 +250,13 @@ def connect_timeout(url: str, seconds: int) -> dict:
     if u is None or u.get_backend_name() != 'postgresql' or u.get_driver_name() not in ('psycopg', 'psycopg2'):
         return {}
     return {} if 'connect_timeout' in u.query else {'connect_timeout': seconds}
+
+
+def db_reason(e: BaseException) -> str:
+    """What went wrong with a database, without the statement or its parameters (SQLAlchemy quotes both: they may hold
+    request inputs): the driver's error type and the first line of its message."""
+    orig = getattr(e, 'orig', None) or e
+    return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else 'no message'}"
 
 
 def without_secrets(text: str, url: str) -> str:

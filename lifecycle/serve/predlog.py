@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from re import fullmatch
 import orjson
 from ..core.settings import Settings, shown_url, without_secrets
+from ..core.settings import db_reason as _reason
 
 if TYPE_CHECKING:
     import asyncio
@@ -139,12 +140,6 @@ class LogFailed(Exception):
     "A row the prediction log could not store: its request is refused (503) rather than answered unlogged."
 
     status = 503
-
-
-def _reason(e: BaseException) -> str:
-    "What went wrong, without the statement or its parameters (SQLAlchemy quotes both: they hold request inputs)."
-    orig = getattr(e, 'orig', None) or e
-    return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else 'no message'}"
 
 
 class LogUnreadable(Exception):
