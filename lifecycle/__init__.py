@@ -3,6 +3,7 @@
 Modules:
 
 - `lifecycle.app.site`: The evidence site under `reports/site/`: each model's environments, a page per model version, runs, ingestion batches, rollouts and experiments, and the executed stage notebooks with their code folded. One page structure feeds two static-site generators: MkDocs Material (with mkdocs-jupyter, fully offline) renders it here, and the same pages form a Quarto website project, rendered with `quarto` when it is on PATH.
+- `lifecycle.core.vendors`: Libraries the workspace runs report their use to their vendors unless told not to. onnxruntime (1.29 and later, on Linux too) records a device ID, the Python executable's path, the host's OS and every model it loads (its graph name and producer) and how many predictions each session made, in a database under `~/.cache/Microsoft`, and uploads them; MLflow 3 sends an installation ID and the calls made to it. A workspace phones no one home: importing `lifecycle` turns each of these off, in its own process and every process it starts (stage kernels, the log's writer, report workers), unless the environment already says otherwise.
 - `lifecycle.data.report_worker`: Evidently's drift reports drawn by a process of their own. Importing Evidently costs about 9 s of CPU here (it builds some 900 pydantic models at import): a stage that will draw reports starts the worker before its own imports, and Evidently is imported on the other core while the stage checks its batches. A report asked of a worker that is not there, has gone, is stuck or fails is drawn in this process instead, as it would be without one.
 - `lifecycle.deliver.experiment`: Per variant of the model-version flag: requests, live accuracy from feedback, latency p50/p95, error rate. Then the Bayesian view (Beta-Binomial posterior of accuracy: probability to be best, expected loss, 95% credible intervals), the frequentist one (Newcombe 95% interval of the difference, two-proportion z-test), and the decision rule from `params/rollout.yaml`. JSON for scripts; plots for the report.
 - `lifecycle.deliver.rollout`: Progressive delivery on the model-version flag. Canary: the challenger's share moves through the steps. Blue-green: one switch moves all traffic, and the switch back is instant. A guard compares challenger and control at each step on error rate, p95 latency and live accuracy from feedback, and advances, pauses or rolls back on its own. Every action, automatic or manual, is audited with actor and reason.
@@ -22,5 +23,8 @@ Modules:
 
 __version__ = "0.1.0"
 
+from .core.vendors import no_telemetry as _no_telemetry
 from .core.moved import install as _install_moved
+
+_no_telemetry()  # before anything here imports onnxruntime or MLflow: no usage reports to their vendors
 _install_moved()

@@ -630,6 +630,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/core/tracking.py'),
                                          'lifecycle.core.tracking.tracked_audit_checkpoint': ( 'api/core/tracking.html#tracked_audit_checkpoint',
                                                                                                'lifecycle/core/tracking.py')},
+            'lifecycle.core.vendors': { 'lifecycle.core.vendors.no_telemetry': ( 'api/core/vendors.html#no_telemetry',
+                                                                                 'lifecycle/core/vendors.py')},
             'lifecycle.core.workspace': { 'lifecycle.core.workspace.Workspace': ( 'api/core/workspace.html#workspace',
                                                                                   'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace.Workspace.actor': ( 'api/core/workspace.html#workspace.actor',
