@@ -95,7 +95,7 @@ def ws(two_versions) -> Path:
 
 
 def audit_entries(ws: Path, n: int = 200) -> list[dict]:
-    return [json.loads(line) for line in cli(ws, 'audit', 'show', '-n', str(n), '--json').stdout.splitlines()]
+    return json.loads(cli(ws, 'audit', 'show', '-n', str(n), '--json').stdout)
 
 
 @pytest.mark.slow

@@ -75,12 +75,12 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
 # %% ../../nbs/api/core/12_commands.ipynb #e0c7bc85
 @dataclass
 class AuditEntries(Result):
-    "The latest audit entries: one JSON object per line for scripts, one aligned line each for people."
+    "The latest audit entries: one JSON array for scripts (strict JSON, as every `--json`), a line each for people."
 
     entries: list[dict]
 
     def to_json(self):
-        return '\n'.join(dumps(e) for e in self.entries)
+        return dumps(self.entries)
 
     def show(self):
         for e in self.entries:
@@ -90,7 +90,7 @@ class AuditEntries(Result):
 @command()
 def audit_show(
     n: int = typer.Option(20, '-n', help="How many of the latest entries."),
-    as_json: bool = typer.Option(False, '--json', help="Print entries as JSON lines."),
+    as_json: bool = typer.Option(False, '--json', help="Print the entries as one JSON array."),
 ):
     "Show the latest audit entries (an erased payload shows as `(erased)`); `audit verify` checks them."
     from lifecycle.core.audit import read
