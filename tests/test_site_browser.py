@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import urldefrag, urljoin, urlparse
+import httpx
 import pytest
 from conftest import ROOT, cli, cli_json, copy_workspace
 
@@ -235,3 +236,23 @@ def test_a_drift_report_draws_with_the_shared_evidently_scripts_and_in_the_site_
             page.close()
     finally:
         server.shutdown()
+
+
+@pytest.fixture(scope='module')
+def api_server(tiny_ws):
+    "A `lifecycle serve` process on the session's tiny workspace (two served versions)."
+    from conftest import clean_env
+    from lifecycle.serve.local import LocalServer
+
+    with LocalServer(tiny_ws, env=clean_env(), timeout=240) as srv:
+        yield srv
+
+
+def test_the_servers_api_docs_draw_with_nothing_from_outside(api_server, browser):
+    "Swagger UI comes from the server itself (FastAPI's default loads it from a CDN: a blank page offline)."
+    page = open_page(browser, api_server.url + '/docs')
+    page.wait_for_selector('.opblock-summary-path >> text=/invocations', timeout=30_000)  # drawn from /openapi.json
+    assert 'MLflow scoring protocol' in page.inner_text('body')
+    assert page.problems == [], page.problems
+    page.close()
+    assert httpx.get(api_server.url + '/redoc').status_code == 404  # (ReDoc fetches its maker's logo from the web)

@@ -529,6 +529,9 @@ async def _crashed(request: Request, exc: Exception) -> Response:
     return crashed(request.app.state.server, request.url.path, exc)
 
 
+_FAVICON = 'data:,'  # the docs pages' icon: none (FastAPI's default is fetched from its web site)
+
+
 def create_app(srv: Server) -> FastAPI:
     "The FastAPI application around a `Server`; the server is closed when the application shuts down."
 
@@ -542,11 +545,19 @@ def create_app(srv: Server) -> FastAPI:
         yield
         srv.close()
 
-    app = FastAPI(
+    from fastapi_offline import FastAPIOffline
+
+    # /docs loads Swagger UI from the package, not from a CDN: it works where only this server is reachable (an offline
+    # host, a locked-down network). No /redoc: ReDoc always fetches its maker's logo from the web
+    app = FastAPIOffline(
         title='lifecycle serving',
         version='1',
         lifespan=lifespan,
         description='Model serving routed by feature flags, with prediction logging and feedback.',
+        docs_url='/docs',
+        redoc_url=None,
+        static_url='/docs/static',
+        favicon_url=_FAVICON,
     )
     app.state.server = srv
     app.state.batchers = {route: TickBatcher(srv, route) for route in ('invocations', 'predict')}
