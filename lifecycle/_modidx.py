@@ -273,8 +273,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/core/commands.py'),
                                          'lifecycle.core.commands.AuditEntries.show': ( 'api/core/commands.html#auditentries.show',
                                                                                         'lifecycle/core/commands.py'),
-                                         'lifecycle.core.commands.AuditEntries.to_json': ( 'api/core/commands.html#auditentries.to_json',
-                                                                                           'lifecycle/core/commands.py'),
                                          'lifecycle.core.commands.AuditVerdict': ( 'api/core/commands.html#auditverdict',
                                                                                    'lifecycle/core/commands.py'),
                                          'lifecycle.core.commands.AuditVerdict.exit_code': ( 'api/core/commands.html#auditverdict.exit_code',

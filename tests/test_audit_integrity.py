@@ -153,7 +153,7 @@ def test_a_torn_last_line_is_ignored_then_set_aside_and_the_log_goes_on(ws):
     assert r.returncode == 0 and 'audit log ok: 3 entries' in r.stdout
     assert "note: a torn last line (18 bytes, from an interrupted write) was ignored" in r.stderr.replace("\n", " ")
     r = cli(ws.root, 'audit', 'show', '--json', env=ws.env)
-    assert r.returncode == 0 and [e['seq'] for e in json.loads(r.stdout)] == [1, 2, 3]
+    assert r.returncode == 0 and [e['seq'] for e in json.loads(r.stdout)['entries']] == [1, 2, 3]
     e = audit.append(ws.log, 'run.finish', 'r1', actor='alice', stages=6)
     assert e['seq'] == 4 and audit.read(ws.log)[-1] == e
     torn = [json.loads(line) for line in (ws.log.parent / 'audit.log.torn').read_text().splitlines()]

@@ -239,7 +239,7 @@ def test_a_missing_model_a_misspelt_step_and_no_trust_are_refused_before_anythin
         "promotion of toy/1 to staging refused: model 'toy' is not in the registry",
         False,
     )
-    entries = json.loads(invoke(['audit', 'show', '-n', '1', '--json'], env).stdout)
+    entries = json.loads(invoke(['audit', 'show', '-n', '1', '--json'], env).stdout)['entries']
     assert entries[-1]['action'] == 'promotion.refused'
     refused(
         invoke(['promote', 'toy', '1', '--to', 'stagin', '--json'], env),

@@ -95,7 +95,7 @@ def ws(two_versions) -> Path:
 
 
 def audit_entries(ws: Path, n: int = 200) -> list[dict]:
-    return json.loads(cli(ws, 'audit', 'show', '-n', str(n), '--json').stdout)
+    return json.loads(cli(ws, 'audit', 'show', '-n', str(n), '--json').stdout)['entries']
 
 
 @pytest.mark.slow

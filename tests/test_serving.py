@@ -197,7 +197,7 @@ def test_kill_switch_sends_everyone_to_the_safe_version_within_a_second(ws, serv
 
     assert wait_until(all_safe_since, 5, 0.01) - t0 < 1.0
     assert all(server.predict(f'u{i}')['model_version'] == '1' for i in range(100))
-    entries = json.loads(cli(ws, 'audit', 'show', '-n', '5', '--json').stdout)
+    entries = json.loads(cli(ws, 'audit', 'show', '-n', '5', '--json').stdout)['entries']
     assert any(e['action'] == 'flags.change' and e['reason'] == 'test: bad answers' for e in entries)
 
 
@@ -302,7 +302,7 @@ def test_admin_api_needs_a_token_with_the_role(ws, server):
         assert r.status_code == 422 and (
             'not a runtime flag' in r.json()['error'] or 'not a group of keys' in r.json()['error']
         ), r.text
-    log = json.loads(cli(ws, 'audit', 'show', '-n', '60', '--json').stdout)
+    log = json.loads(cli(ws, 'audit', 'show', '-n', '60', '--json').stdout)['entries']
     refused = [e for e in log if e['action'] == 'api.refused' and e['details'].get('client') == own]
     # per client and minute: the first refusal at once (anonymous); alice's joins that minute's counted entry, or is
     # the first of the next minute when the token commands took that long
@@ -408,7 +408,8 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     arrests.head(10).drop(columns=['checks']).to_csv(tmp_path / 'bad.csv', index=False)
     r = cli(ws, 'score', '--input', str(tmp_path / 'bad.csv'), '--output', str(tmp_path / 'bad_out.csv'))
     assert r.returncode == 2 and "missing column(s) ['checks']" in r.stderr and not (tmp_path / 'bad_out.csv').exists()
-    assert any(e['action'] == 'score.batch' for e in json.loads(cli(ws, 'audit', 'show', '-n', '30', '--json').stdout))
+    entries = json.loads(cli(ws, 'audit', 'show', '-n', '30', '--json').stdout)['entries']
+    assert any(e['action'] == 'score.batch' for e in entries)
     for col, value in (('age', 'inf'), ('checks', True)):
         arrests.head(5).assign(**{col: value}).to_csv(tmp_path / 'odd.csv', index=False)
         r = cli(ws, 'score', '--input', str(tmp_path / 'odd.csv'), '--output', str(tmp_path / 'odd_out.csv'))

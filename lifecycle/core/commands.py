@@ -6,7 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, asdict
 import typer
-from .cli_support import command, Result, CommandError, dumps, EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT
+from .cli_support import command, Result, CommandError, EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT
 from .workspace import Workspace
 
 # %% auto #0
@@ -75,12 +75,9 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
 # %% ../../nbs/api/core/12_commands.ipynb #e0c7bc85
 @dataclass
 class AuditEntries(Result):
-    "The latest audit entries: one JSON array for scripts (strict JSON, as every `--json`), a line each for people."
+    "The latest audit entries: one JSON object for scripts (`ok`, `entries`), one aligned line each for people."
 
     entries: list[dict]
-
-    def to_json(self):
-        return dumps(self.entries)
 
     def show(self):
         for e in self.entries:
@@ -89,8 +86,8 @@ class AuditEntries(Result):
 
 @command()
 def audit_show(
-    n: int = typer.Option(20, '-n', help="How many of the latest entries."),
-    as_json: bool = typer.Option(False, '--json', help="Print the entries as one JSON array."),
+    n: int = typer.Option(20, '-n', min=1, help="How many of the latest entries."),
+    as_json: bool = typer.Option(False, '--json', help="Print the entries as JSON (one object, `entries` in it)."),
 ):
     "Show the latest audit entries (an erased payload shows as `(erased)`); `audit verify` checks them."
     from lifecycle.core.audit import read
