@@ -1,6 +1,9 @@
 # Two commands for a newcomer: `make run` and `make test`. Both create .venv when missing and install the
 # package with its dependencies first.
 PYTHON ?= python3
+# no usage reports to vendors from the notebook tests either (they import onnxruntime and MLflow without `lifecycle`)
+export ORT_DISABLE_TELEMETRY ?= 1
+export MLFLOW_DISABLE_TELEMETRY ?= true
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp

@@ -68,10 +68,13 @@ def tool(name: str) -> str:
 
 
 def clean_env(**extra) -> dict:
-    "The caller's environment without LIFECYCLE_*/MLFLOW_* overrides, the venv first on PATH (MLflow execs `uvicorn`)."
+    """The caller's environment without LIFECYCLE_*/MLFLOW_* overrides, the venv first on PATH (MLflow execs `uvicorn`),
+    and every server's vendor telemetry off, ours and the peers' alike (onnxruntime's and MLflow's: `NO_TELEMETRY`)."""
+    from lifecycle.core.vendors import NO_TELEMETRY
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(('LIFECYCLE_', 'MLFLOW_'))}
     env['PATH'] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    return {**env, **extra}
+    return {**env, **NO_TELEMETRY, **extra}
 
 
 def free_port() -> int:
