@@ -1,7 +1,8 @@
 # Two commands for a newcomer: `make run` and `make test`. Both create .venv when missing and install the
 # package with its dependencies first.
 PYTHON ?= python3
-# no usage reports to vendors from the notebook tests either (they import onnxruntime and MLflow without `lifecycle`)
+# no usage reports to vendors from any target (the notebook tests import onnxruntime and MLflow without `lifecycle`);
+# the values of lifecycle.core.vendors.NO_TELEMETRY
 export ORT_DISABLE_TELEMETRY ?= 1
 export MLFLOW_DISABLE_TELEMETRY ?= true
 VENV   ?= .venv

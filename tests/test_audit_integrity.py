@@ -308,3 +308,14 @@ def test_a_broken_log_of_the_old_format_is_not_migrated(ws, tmp_path):
         'was removed, inserted or reordered; nothing was changed'
     ) in str(e.value)
     assert ws.log.read_bytes() == before and not ws.payloads.exists()
+
+
+def test_audit_show_on_a_damaged_log_refuses_in_the_shape_of_every_json_refusal(ws):
+    "A line in the middle that is not JSON: `audit show --json` says so as `{ok: false, error}`, exit 3, no traceback."
+    fill(ws, 3)
+    lines = ws.log.read_text().splitlines(keepends=True)
+    ws.log.write_text(lines[0] + '{not json\n' + lines[2])
+    r = cli(ws.root, 'audit', 'show', '--json', env=ws.env)
+    out = json.loads(r.stdout)
+    assert r.returncode == 3 and out['ok'] is False and 'audit verify' in out['error'], (r.stdout, r.stderr)
+    assert 'Traceback' not in r.stderr

@@ -165,6 +165,7 @@ CASES = [
     (['drift', '--reference', '{ws}/good.csv', '--current', '{ws}/head.csv'], 2, 'holds no rows (a header alone)'),
     (['store', 'purge'], 2, 'say --expired to confirm'),
     (['simulate', '--max-windows', '0'], 2, '--max-windows: expected at least 1, found 0'),
+    (['audit', 'show', '-n', '0'], 2, '-n: expected at least 1, found 0'),
     (['simulate', '--window', '5'], 2, '--window: expected at least 10 rows, found 5'),
     (['flags', 'show'], 2, 'no flags yet'),
     (['flags', 'set', 'percentage'], 2, "'percentage': expected KEY=VALUE"),

@@ -86,13 +86,15 @@ class AuditEntries(Result):
 
 @command()
 def audit_show(
-    n: int = typer.Option(20, '-n', min=1, help="How many of the latest entries."),
+    n: int = typer.Option(20, '-n', help="How many of the latest entries (at least 1)."),
     as_json: bool = typer.Option(False, '--json', help="Print the entries as JSON (one object, `entries` in it)."),
 ):
     "Show the latest audit entries (an erased payload shows as `(erased)`); `audit verify` checks them."
     from lifecycle.core.audit import read
     from lifecycle.core.store import JournalError
 
+    if n < 1:  # (refused as a command's error: `--json` prints {"ok": false, ...} as for every refusal)
+        raise CommandError(f"-n: expected at least 1, found {n}", EXIT_INPUT)
     try:
         return AuditEntries(read(Workspace.open().audit_path)[-n:])
     except JournalError as e:
