@@ -1,6 +1,7 @@
 """`start_invocation`, the `/invocations` route as callbacks (what the direct protocol calls), against stand-ins whose
-futures the test settles: the answer waits for its row's commit and is given once; refusals come at once; a row that
-failed, a wait that timed out, a failing model, a bug and a cancelled scoring each get their answer, never a hang."""
+futures and callbacks the test settles: the answer waits for its row's commit and is given once; refusals come at
+once; a row that failed, a wait that timed out, a failing model, a bug and a cancelled scoring each get their answer,
+never a hang."""
 
 from __future__ import annotations
 import asyncio
@@ -41,16 +42,15 @@ class Batcher:
 
 
 class Row:
-    "A prediction row's `Pending`: `settled_in` hands out a future the test settles; `check` raises `failed`."
+    "A prediction row's `Pending`: `when_settled` keeps the callbacks the test calls; `check` raises `failed`."
 
     def __init__(self, done: bool = False, failed: str = ''):
         self.done, self.failed, self.waits = done, failed, []
 
-    def settled_in(self, loop, timeout: float = 60):
-        if self.done:
-            return None
-        self.waits.append(loop.create_future())
-        return self.waits[-1]
+    def when_settled(self, loop, fn, timeout: float = 60) -> bool:
+        if not self.done:
+            self.waits.append(fn)
+        return not self.done
 
     def check(self):
         if self.failed:
@@ -84,8 +84,7 @@ def test_the_answer_waits_for_its_rows_commit_and_is_given_once():
         batcher.futures[0].set_result(scored(row))
         await ticks()
         assert answers == [] and len(row.waits) == 1  # scored, waiting for the commit
-        row.waits[0].set_result(None)
-        await ticks()
+        row.waits[0](None)  # (the answer is given in the call itself: no turn of the loop after it)
         assert len(answers) == 1 and answers[0].status_code == 200 and body(answers[0]) == {'predictions': [1]}
         assert dict(answers[0].raw_headers)[b'x-request-id'] == b'r1'
         assert dict(answers[0].raw_headers)[b'x-model-version'] == b'3'
@@ -112,8 +111,7 @@ def test_a_row_the_log_could_not_store_is_refused_or_answered_as_the_setting_say
         start_invocation(srv, batcher, BODY, 'application/json', answers.append)
         batcher.futures[0].set_result(scored(row))
         await ticks()
-        row.waits[0].set_result(None)
-        await ticks()
+        row.waits[0](None)
         assert [a.status_code for a in answers] == [status]
         if status == 503:
             why = body(answers[0])['error']
@@ -122,16 +120,15 @@ def test_a_row_the_log_could_not_store_is_refused_or_answered_as_the_setting_say
     run(go())
 
 
-def test_a_wait_that_timed_out_or_was_cancelled_is_refused():
+def test_a_wait_that_timed_out_is_refused():
     async def go():
-        for settle in (lambda f: f.set_exception(LogFailed('not committed within 60 s')), lambda f: f.cancel()):
-            srv, batcher, answers, row = Srv(), Batcher(), [], Row()
-            start_invocation(srv, batcher, BODY, 'application/json', answers.append)
-            batcher.futures[0].set_result(scored(row))
-            await ticks()
-            settle(row.waits[0])
-            await ticks()
-            assert [a.status_code for a in answers] == [503], answers
+        srv, batcher, answers, row = Srv(), Batcher(), [], Row()
+        start_invocation(srv, batcher, BODY, 'application/json', answers.append)
+        batcher.futures[0].set_result(scored(row))
+        await ticks()
+        row.waits[0](LogFailed('prediction log: the row was not committed within 60 s'))
+        assert [a.status_code for a in answers] == [503], answers
+        assert 'within 60 s' in body(answers[0])['error']
 
     run(go())
 

@@ -201,10 +201,11 @@ class _Batch:
         self.rows, self.done, self.error, self.failed = [], threading.Event(), None, {}
         self._waiters, self._lock = {}, threading.Lock()  # (event loop, timeout) -> [futures, their deadline timer]
 
-    def wait_in(self, loop, timeout: float):
+    def wait_in(self, loop, timeout: float, fn=None):
         """A future of `loop` done once the batch settles (None if it has). The loop's futures that asked for the same
-        `timeout` share one deadline, armed when the first of them came (a batch gathers rows for milliseconds)."""
-        fut = loop.create_future()
+        `timeout` share one deadline, armed when the first of them came (a batch gathers rows for milliseconds). With
+        `fn`, a `_Call` of it instead of a future: `fn` is called in the loop's turn that settles the batch."""
+        fut = loop.create_future() if fn is None else _Call(fn)
         with self._lock:
             if self.done.is_set():
                 return None
@@ -236,6 +237,36 @@ def _running_loop():
     from asyncio import _get_running_loop
 
     return _get_running_loop()
+
+
+class _Call:
+    """A waiter that is a function, not a future: `fn(None)` once the batch settles, `fn(LogFailed)` at its deadline,
+    called at once by whoever settles it on its loop (a future's callbacks wait for the loop's next turn, behind what
+    that turn already holds). It has the methods of a future that `_wake` and `_expire` call. What `fn` raises is
+    logged: it never stops the other waiters of its batch."""
+
+    __slots__ = ('fn', 'called')
+
+    def __init__(self, fn):
+        self.fn, self.called = fn, False
+
+    def done(self) -> bool:
+        return self.called
+
+    def set_result(self, _) -> None:
+        self._call(None)
+
+    def set_exception(self, e: BaseException) -> None:
+        self._call(e)
+
+    def _call(self, e: BaseException | None) -> None:
+        self.called = True
+        try:
+            self.fn(e)
+        except Exception as x:
+            import logging
+
+            logging.getLogger('lifecycle.serving').error('a prediction row\'s waiter failed', exc_info=x)
 
 
 def _wake(futs, timer=None) -> None:
@@ -284,6 +315,13 @@ class Pending:
         """A future of `loop` done once the row's batch is (`LogFailed` as its exception after `timeout` seconds), or
         None if it is done already; then `check`. For callbacks; coroutines `await wait_async()`."""
         return None if self.batch.done.is_set() else self.batch.wait_in(loop, timeout)
+
+    def when_settled(self, loop: asyncio.AbstractEventLoop, fn, timeout: float = 60) -> bool:
+        """Call `fn(None)` on `loop` once the row's batch is done (then `check` says whether the row was stored), or
+        `fn(LogFailed)` after `timeout` seconds; False, and no call, if it is done already. `fn` is called in the turn
+        of the loop that learns of the commit (a server's: the one reading the writer's acknowledgement), with no future
+        and no turn after it: a server answers there."""
+        return not self.batch.done.is_set() and self.batch.wait_in(loop, timeout, fn) is not None
 
     async def wait_async(self, timeout: float = 60) -> None:
         "`wait` without blocking the event loop: one wake-up per loop and batch, not per request."

@@ -273,23 +273,23 @@ def _invocation_scored(srv: Server, fut: asyncio.Future, done: Callable[[Respons
             raise RuntimeError('scoring was cancelled')
         r: Scored = fut.result()
         waits = _waits_for_commit(srv, r)
-        wait = r.logged.settled_in(fut.get_loop()) if waits else None
+        # answered in the loop's turn that reads the row's commit (a callback, not a future: no turn after it)
+        if waits and r.logged.when_settled(
+            fut.get_loop(), lambda failed: done(_invocation_answer(srv, r, _row_failure(srv, r, failed)))
+        ):
+            return
     except Exception as e:
         return done(_not_scored(srv, e))
-    if wait is not None:
-        wait.add_done_callback(lambda w: done(_invocation_answer(srv, r, _row_failure(srv, r, w))))
-    else:  # no wait, or its batch is done already
-        done(_invocation_answer(srv, r, _row_failure(srv, r, None) if waits else None))
+    # no wait, or its batch is done already
+    done(_invocation_answer(srv, r, _row_failure(srv, r, None) if waits else None))
 
 
-def _row_failure(srv: Server, r: Scored, wait: asyncio.Future | None) -> LogFailed | None:
-    """Why a scored request must not be answered once its row was waited for: its batch did not store it, or `wait`
-    (the future that waited, if any) timed out; None when it was stored or the settings say to answer anyway."""
+def _row_failure(srv: Server, r: Scored, failed: BaseException | None) -> LogFailed | None:
+    """Why a scored request must not be answered once its row was waited for: its batch did not store it, or the wait
+    failed (`failed`: it timed out); None when it was stored or the settings say to answer anyway."""
     try:
-        if wait is not None and wait.cancelled():
-            raise LogFailed('prediction log: the wait for the row was cancelled')
-        if wait is not None and wait.exception() is not None:
-            raise wait.exception()
+        if failed is not None:
+            raise failed
         r.logged.check()
     except LogFailed as e:
         return _unlogged(srv, e)
