@@ -134,6 +134,39 @@ def test_govern_check_lists_what_serves_and_no_longer_meets_a_tightened_policy(w
     assert r.exit_code == 1 and 'control: version 1 as dev (dev): NO LONGER MEETS THE POLICY' in r.stdout
 
 
+def test_govern_check_reads_the_spec_by_the_flags_schema_and_refuses_one_edited_out_of_it(ws):  # noqa: F811
+    """The release check read spec.json by hand (only the percentage was checked): a value the flags refuse was taken
+    as something (a percentage of 150 as a canary), and a cohort's value could reach the message. Both read it now by
+    one schema: the same refusal, the key named, the value not quoted, and exit 2 (a file refused as input)."""
+    import json
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.release.commands import govern_check
+    from lifecycle.serve import flags as fl
+
+    w = ws['ws']
+    fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
+    path, env = fl.spec_path(w), {'LIFECYCLE_WORKSPACE': str(w.root)}
+    good = json.loads(path.read_text())
+    secret = 'alice@example.com'
+    for edit, key in (
+        ({'challenger': '1', 'percentage': 150}, "key 'percentage': Input should be less than or equal to 100"),
+        (
+            {'cohorts': [{'attribute': 'email', 'equals': {'to': secret}, 'variant': 'control'}]},
+            "key 'cohorts.0.equals",
+        ),
+        ({'model_name': None}, "key 'model_name': expected the registered model's name"),
+    ):
+        path.write_text(json.dumps({**good, **edit}))
+        r = invoke(govern_check, ['--json'], env=env)
+        out = json.loads(r.stdout)
+        assert r.exit_code == 2 and not out['ok'] and key in out['error'] and str(path) in out['error'], r.stdout
+        assert secret not in r.stdout + r.stderr
+        with pytest.raises(fl.FlagError) as e:
+            fl.load_spec(w)
+        assert key in str(e.value) and secret not in str(e.value)
+
+
 def test_a_registry_that_cannot_answer_is_no_verdict_and_every_flags_writer_says_so(ws, monkeypatch):  # noqa: F811
     "Busy or unreachable is not 'no such version': check raises RegistryUnavailable, the flags refuse for now."
     from mlflow.exceptions import MlflowException

@@ -17,8 +17,8 @@ __all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', '
            'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec',
            'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'PolicyException',
            'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort',
-           'Threshold', 'FlagsParams', 'GuardParams', 'ExperimentParams', 'RolloutParams', 'looser_than_policy',
-           'load_params', 'stage_params']
+           'Threshold', 'FlagsParams', 'read_flags_spec', 'GuardParams', 'ExperimentParams', 'RolloutParams',
+           'looser_than_policy', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -712,6 +712,27 @@ class FlagsParams(_Strict):
         if self.shadow and not self.challenger:
             raise ValueError("shadow: on, but no challenger is deployed to score in the shadow")
         return self
+
+# %% ../../nbs/api/core/04_params.ipynb #3d9a61f2
+def read_flags_spec(doc) -> tuple[FlagsParams, str]:
+    """A flags spec as `lifecycle flags` writes it (`flags/spec.json`, decoded): its `FlagsParams` and the registered
+    model it routes (`model_name`); its `revision` stamp is left to the flags to check. ValueError naming each key
+    that is wrong and what was expected, never a value found (a cohort's may be a person's)."""
+    if not isinstance(doc, dict):
+        raise ValueError(f"expected a mapping of keys, found {type(doc).__name__}")
+    body = {k: v for k, v in doc.items() if k not in ('model_name', 'revision')}
+    name = doc.get('model_name')
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"key 'model_name': expected the registered model's name, found {type(name).__name__}")
+    try:
+        return FlagsParams.model_validate(body), name
+    except ValidationError as e:
+        raise ValueError(
+            '; '.join(
+                f"key '{'.'.join(map(str, x['loc'])) or '(top level)'}': {x['msg'].removeprefix('Value error, ')}"
+                for x in e.errors()
+            )
+        ) from None
 
 # %% ../../nbs/api/core/04_params.ipynb #c82b84dd
 class GuardParams(_Strict):

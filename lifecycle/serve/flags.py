@@ -16,7 +16,7 @@ from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write
 from ..core.locks import held
-from ..core.params import FlagsParams, ARMS, _describe
+from ..core.params import FlagsParams, ARMS, _describe, read_flags_spec
 
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'flags_dir',
@@ -292,21 +292,9 @@ def load_spec(s: Settings) -> tuple[FlagsParams, str]:
     if not p.exists():
         raise FlagError(f"{p}: no flags yet; run `lifecycle flags init` (after a model is registered)")
     try:
-        d = json.loads(p.read_text())
-        name = d.pop('model_name')
-        d.pop('revision', None)  # (`_refuse_edited_spec` reads it; a spec of an earlier version has none)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
-        why = 'no model_name' if isinstance(e, KeyError) else f"not a flags spec ({type(e).__name__})"
-        raise FlagError(f"{p}: {why}; {_REPAIR}") from None
-    try:
-        return FlagsParams.model_validate(d), name
-    except Exception as e:
-        errs = getattr(e, 'errors', lambda: [])()  # (its values unquoted: a cohort's may be a person's)
-        why = '; '.join(
-            f"key '{'.'.join(map(str, x['loc'])) or '(top level)'}': {x['msg'].removeprefix('Value error, ')}"
-            for x in errs
-        )
-        why = why or type(e).__name__
+        return read_flags_spec(json.loads(p.read_text()))  # (`_refuse_edited_spec` reads its revision stamp)
+    except (OSError, ValueError) as e:  # (its values unquoted: a cohort's may be a person's)
+        why = str(e) if type(e) is ValueError else f"not a flags spec ({type(e).__name__})"
         raise FlagError(f"{p}: {why}; {_REPAIR}") from None
 
 
