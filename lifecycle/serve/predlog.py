@@ -599,6 +599,8 @@ class PredictionLog:
         self.pseudonymise()  # rows of servers from before keys were pseudonymised: their keys too
         self._cv = threading.Condition()
         self._open, self._queued, self._written, self.errors = _Batch(), 0, 0, 0
+        # batched mode: batches the database failed, oldest first, written again once it is back (`_keep`)
+        self._kept, self._kept_rows, self._retry_at = collections.deque(), 0, 0.0
         self.problem = ''  # why the last write failed; empty while the log writes
         # request IDs logged lately, and each one's records (answers only): feedback needs no query
         self.recent = collections.deque(maxlen=recent), {}
@@ -660,10 +662,13 @@ class PredictionLog:
                 self._cv.notify_all()  # the writer (lingering for these rows) and flush waiters, which look again
         return [Pending(b, start + k) for k in range(len(enc))]
 
+    max_kept = 100_000  # rows of failed batches a batched log keeps for its database's return (then the oldest go)
+
     def _take(self) -> _Batch | None:
-        "The open batch, once it has rows (batched mode: after `interval_s` or `batch_rows`); None to stop."
+        """The open batch, once it has rows (batched mode: after `interval_s` or `batch_rows`), or the oldest kept one
+        when it is due again (`_retry`); None to stop."""
         with self._cv:
-            while not self._open.rows:
+            while not self._open.rows and not self._kept:
                 if self._stop:
                     return None
                 if not self._cv.wait(self.probe_s if self.problem else None) and self.problem:
@@ -672,6 +677,8 @@ class PredictionLog:
                         self.problem = self.store.probe()
                     finally:
                         self._cv.acquire()
+            if self._kept:
+                return self._retry()
             # batched mode lingers up to interval_s for batch_rows; durable mode, while fewer rows are in than the last
             # commit carried (requests come together: more are on their way), up to commit_delay_s for that many:
             # fewer fsyncs per row, and no wait once they are in (nor after a lone row)
@@ -691,14 +698,60 @@ class PredictionLog:
             self._last = len(b.rows)
             return b
 
+    def _retry(self) -> _Batch | None:
+        """Batched mode, while its database fails (called holding the lock): wait until `probe_s` after the last
+        failure, then the oldest kept batch (its write is the probe); the rows that came meanwhile are kept behind it,
+        in order. None to stop."""
+        while not self._stop and (left := self._retry_at - time.monotonic()) > 0:
+            self._cv.wait(left)
+        if self._stop:
+            return None
+        if self._open.rows:
+            self._keep(self._open)
+            self._open = _Batch()
+        b = self._kept.popleft()
+        self._kept_rows -= len(b.rows)
+        return b
+
+    def _keep(self, b: _Batch, first: bool = False) -> None:
+        """Keep a batch for the database's return (holding the lock): behind the others, or `first` (the one that just
+        failed again). Past `max_kept` rows, the oldest batches fail for good (counted in `errors`)."""
+        (self._kept.appendleft if first else self._kept.append)(b)
+        self._kept_rows += len(b.rows)
+        while self._kept_rows > self.max_kept and len(self._kept) > 1:
+            old = self._kept.popleft()
+            self._kept_rows -= len(old.rows)
+            why = f"{self.problem or 'the database failed'}; {self._kept_rows:,} more rows wait for it, and no more fit"
+            self._settled(old, len(old.rows), why, {})
+
+    def _write(self, b: _Batch) -> tuple[str | None, dict]:
+        try:
+            error, failed = self.store.write(b.rows)
+        except Exception as e:  # a bug here must not leave requests waiting
+            error, failed = _reason(e), {}
+        self.problem = error or ''
+        return error, failed
+
     def _run(self) -> None:
         while (b := self._take()) is not None:
-            try:
-                error, failed = self.store.write(b.rows)
-            except Exception as e:  # a bug here must not leave requests waiting
-                error, failed = _reason(e), {}
-            self.problem = error or ''
+            error, failed = self._write(b)
+            # batched mode: nobody waits for these rows, so while the database fails (a one-row probe fails too) they
+            # are kept, and written once it is back, in order, instead of lost; if it answers the probe, it may have
+            # come back meanwhile: one more try, and failing that, the rows themselves are the problem
+            if error and not self.durable:
+                if self.store.probe():
+                    with self._cv:
+                        self._keep(b, first=True)
+                        self._retry_at = time.monotonic() + self.probe_s
+                    continue
+                error, failed = self._write(b)
             self._settled(b, len(b.rows), error, failed)
+        with self._cv:  # stopped while the database failed: what was kept (and came after it) is lost, and counted
+            left, self._kept, self._kept_rows = [*self._kept, self._open], collections.deque(), 0
+            self._open = _Batch()
+        for b in left:
+            if b.rows:
+                self._settled(b, len(b.rows), f"{self.problem or 'the database failed'}; the log was closed first", {})
 
     def _settled(self, b: _Batch, n: int, error: str | None, failed: dict) -> None:
         "A batch of `n` rows is written (or failed): wake its waiters, count it."
@@ -758,8 +811,9 @@ class PredictionLog:
         return True
 
     def close(self) -> None:
-        "Commit what is queued, stop the writer, release the database."
-        self.flush()
+        """Commit what is queued, stop the writer, release the database. Rows a batched log keeps for a database that
+        still fails are waited for `2 * probe_s` at most (a server stopping does not wait the default 30 s for it)."""
+        self.flush(max(2 * self.probe_s, 1) if self._kept or (self.problem and not self.durable) else 30)
         with self._cv:
             self._stop = True
             self._cv.notify_all()
