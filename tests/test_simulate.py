@@ -80,3 +80,21 @@ def test_simulate_and_retraining_refuse_flags_that_route_another_model_and_a_sou
     set_yaml(trained / 'params/ingest.yaml', split_column=None, train_until=None)
     r = cli(trained, 'simulate', '--no-report')
     assert r.returncode == EXIT_INPUT and 'sets no split_column and train_until' in ' '.join(r.stderr.split()), r.stderr
+
+
+@pytest.mark.slow  # a trained workspace
+def test_simulate_refuses_a_prediction_log_it_cannot_open_before_any_setup(trained):
+    """The in-process server writes every prediction to the log: one that cannot be opened is refused first (exit 4,
+    naming it), not after the flags, approvals and a run folder were set up (it failed there, 8 s in, leaving a
+    failed run behind)."""
+    from lifecycle.core.cli_support import EXIT_SOURCE
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(trained)
+    db = ws.state_dir / 'predictions.db'
+    db.write_bytes(b'not a database' * 100)
+    runs = sorted(p.name for p in ws.runs_dir.iterdir()) if ws.runs_dir.is_dir() else []
+    r = cli(trained, 'simulate', '--no-report')
+    assert r.returncode == EXIT_SOURCE and 'predictions.db cannot be opened' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+    assert (sorted(p.name for p in ws.runs_dir.iterdir()) if ws.runs_dir.is_dir() else []) == runs

@@ -273,6 +273,7 @@ def simulate(
     from lifecycle.deliver import rollout as ro
     from lifecycle.deliver.simulate import later_rows
     from lifecycle.serve.flags import other_model_routed
+    from lifecycle.serve.predlog import log_reachable
 
     if window < 10:
         raise SimulationError(f"--window: expected at least 10 rows, found {window}")
@@ -280,6 +281,7 @@ def simulate(
         raise SimulationError(f"--max-windows: expected at least 1, found {max_windows}")
     if why := other_model_routed(ws, ws.params['register'].model_name, ws.params_dir):
         raise SimulationError(f"nothing simulated: {why}")
+    log_reachable(ws)  # before any setup or run folder: the in-process server writes every prediction there
     t0, start = time.monotonic(), time.time()
     demo, given = _demo_setup(ws, say) if needs_approvals(ws) else (False, [])
     champion = loop.champion_info(ws)  # RetrainError when there is none

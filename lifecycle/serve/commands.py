@@ -250,7 +250,7 @@ def token_issue(
 def _can_serve(s, host: str, port: int) -> None:
     """Refuse, before anything starts (no flags deployed, no model loaded), what would stop the server: a port outside
     1-65535 or one another program listens on, a pseudonymising contract with no PII key, and a prediction log that
-    cannot be opened (`_log_reachable`)."""
+    cannot be opened (`log_reachable`)."""
     from lifecycle.core.commands import port_free
 
     if not 0 < port < 65536:
@@ -264,16 +264,9 @@ def _can_serve(s, host: str, port: int) -> None:
         from lifecycle.data.pii import key_needed
 
         key_needed(s.params['ingest'].columns, s.pii_key_file)  # (the prediction log pseudonymises: PiiError, exit 2)
-    _log_reachable(s)
+    from lifecycle.serve.predlog import log_reachable
 
-
-def _log_reachable(s) -> None:
-    """Open the prediction log as the server will, and close it: `LogUnreadable` (exit 4) for a database unreachable
-    or damaged or a role that may not create its tables, `SettingsError` (exit 2) for a URL that cannot be used (no
-    driver, unparsable). (Else each worker would fail as it starts, and those of `--workers N` again and again.)"""
-    from lifecycle.serve.predlog import _Store, default_url
-
-    _Store(default_url(s), timeout_s=2).close()
+    log_reachable(s)
 
 
 @command(errors=SERVE_ERRORS)

@@ -26,14 +26,22 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'FeedbackError', 'current_row', 'LogFailed', 'LogUnreadable', 'log_errors', 'log_engine', 'Pending',
-           'names_models', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log', 'pseudonymise_old_keys',
-           'key_pseudonym', 'pii_masker']
+__all__ = ['default_url', 'log_reachable', 'FeedbackError', 'current_row', 'LogFailed', 'LogUnreadable', 'log_errors',
+           'log_engine', 'Pending', 'names_models', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log',
+           'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
     "The prediction log's SQLAlchemy URL: settings' `prediction_log_url` (PostgreSQL, ...), else SQLite in state_dir."
     return s.prediction_log_url or f"sqlite:///{s.state_dir / 'predictions.db'}"
+
+
+def log_reachable(s: Settings) -> None:
+    """Open the prediction log as a server will, and close it: `LogUnreadable` (exit 4) for a database unreachable or
+    damaged or a role that may not create its tables, `SettingsError` (exit 2) for a URL that cannot be used (no driver,
+    unparsable). For commands that would otherwise find out only once they have done other work (`serve`, whose workers
+    of `--workers N` would each fail as they start, again and again; `simulate`, after its setup)."""
+    _Store(default_url(s), timeout_s=2).close()
 
 
 class FeedbackError(Exception):
