@@ -151,9 +151,9 @@ def test_govern_check_reads_the_spec_by_the_flags_schema_and_refuses_one_edited_
     secret = 'alice@example.com'
     for edit, key in (
         ({'challenger': '1', 'percentage': 150}, "key 'percentage': Input should be less than or equal to 100"),
-        (
-            {'cohorts': [{'attribute': 'email', 'equals': {'to': secret}, 'variant': 'control'}]},
-            "key 'cohorts.0.equals",
+        (  # a person's address where a list belongs: named by its key, never quoted
+            {'cohorts': [{'attribute': 'email', 'in': secret, 'variant': 'control'}]},
+            "key 'cohorts.0.in': Input should be a valid list",
         ),
         ({'model_name': None}, "key 'model_name': expected the registered model's name"),
     ):

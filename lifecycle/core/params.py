@@ -5,6 +5,7 @@
 # %% ../../nbs/api/core/04_params.ipynb #c067b88e
 from __future__ import annotations
 import contextlib
+import json
 import re
 from pathlib import Path
 from typing import Literal
@@ -29,14 +30,15 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
 # %% ../../nbs/api/core/04_params.ipynb #80f07225
-def _describe(err: dict) -> str:
+def _describe(err: dict, quote: bool = True) -> str:
+    "One validation error: the key, what is wrong, and (`quote`) the value found (not for a file of personal values)."
     loc = '.'.join(str(x) for x in err['loc']) or '(top level)'
     if err['type'] == 'extra_forbidden':
         return f"key '{loc}': unknown key (not part of the schema)"
     if err['type'] == 'missing':
         return f"key '{loc}': required but missing"
     found, msg = err.get('input'), err['msg'].removeprefix('Value error, ')
-    if isinstance(found, (dict, list)):
+    if isinstance(found, (dict, list)) or not quote:
         return f"key '{loc}': {msg}"  # a whole section: the message says what is wrong
     return f"key '{loc}': {msg}; found {found!r} ({type(found).__name__})"
 
@@ -714,25 +716,24 @@ class FlagsParams(_Strict):
         return self
 
 # %% ../../nbs/api/core/04_params.ipynb #3d9a61f2
-def read_flags_spec(doc) -> tuple[FlagsParams, str]:
-    """A flags spec as `lifecycle flags` writes it (`flags/spec.json`, decoded): its `FlagsParams` and the registered
-    model it routes (`model_name`); its `revision` stamp is left to the flags to check. ValueError naming each key
-    that is wrong and what was expected, never a value found (a cohort's may be a person's)."""
+def read_flags_spec(path: Path) -> tuple[FlagsParams, str]:
+    """The flags spec `lifecycle flags` wrote at `path` (`flags/spec.json`): its `FlagsParams` and the registered model
+    it routes (`model_name`); its `revision` stamp is left to the flags to check. `ParamsError` naming the file and each
+    key that is wrong with what was expected, never a value found (a cohort's may be a person's)."""
+    try:
+        doc = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e:  # (unreadable, not UTF-8, not JSON: the kind only, no piece of it)
+        raise ParamsError(f"{path}: not a flags spec as lifecycle writes it ({type(e).__name__})") from None
     if not isinstance(doc, dict):
-        raise ValueError(f"expected a mapping of keys, found {type(doc).__name__}")
-    body = {k: v for k, v in doc.items() if k not in ('model_name', 'revision')}
+        raise ParamsError(f"{path}: expected a mapping of keys, found {type(doc).__name__}")
     name = doc.get('model_name')
     if not isinstance(name, str) or not name:
-        raise ValueError(f"key 'model_name': expected the registered model's name, found {type(name).__name__}")
+        found = type(name).__name__
+        raise ParamsError(f"{path}: key 'model_name': expected the registered model's name, found {found}")
     try:
-        return FlagsParams.model_validate(body), name
+        return FlagsParams.model_validate({k: v for k, v in doc.items() if k not in ('model_name', 'revision')}), name
     except ValidationError as e:
-        raise ValueError(
-            '; '.join(
-                f"key '{'.'.join(map(str, x['loc'])) or '(top level)'}': {x['msg'].removeprefix('Value error, ')}"
-                for x in e.errors()
-            )
-        ) from None
+        raise ParamsError(f"{path}: " + '; '.join(_describe(x, quote=False) for x in e.errors())) from None
 
 # %% ../../nbs/api/core/04_params.ipynb #c82b84dd
 class GuardParams(_Strict):

@@ -134,19 +134,16 @@ ARMS = ('control', 'challenger', 'safe')
 def deployed_spec(ws) -> dict | None:
     """The flags' current spec (`<state_dir>/flags/spec.json`, written by `lifecycle flags`), read by the flags' own
     schema (`read_flags_spec`), or None before any. One edited so that it no longer reads is refused, naming the key."""
-    import json
-    from lifecycle.core.params import read_flags_spec
+    from lifecycle.core.params import ParamsError, read_flags_spec
 
     p = ws.state_dir / 'flags' / 'spec.json'
     if not p.is_file():
         return None
     try:
-        spec, name = read_flags_spec(json.loads(p.read_text(encoding='utf-8')))
-    except (OSError, ValueError) as e:  # (JSON's and the schema's errors are ValueErrors; no value is quoted)
-        why = str(e) if type(e) is ValueError else f"not a flags spec as lifecycle writes it ({type(e).__name__})"
+        spec, name = read_flags_spec(p)
+    except ParamsError as e:
         raise ExposureRefused(
-            f"{p}: {why}: it was changed outside lifecycle; rewrite it from the params with "
-            "`lifecycle flags init --force`",
+            f"{e}: it was changed outside lifecycle; rewrite it from the params with `lifecycle flags init --force`",
             ['a readable flags spec'],
         ) from None
     return {'model_name': name, **spec.model_dump(mode='json', by_alias=True)}

@@ -16,7 +16,7 @@ from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write
 from ..core.locks import held
-from ..core.params import FlagsParams, ARMS, _describe, read_flags_spec
+from ..core.params import FlagsParams, ARMS, ParamsError, _describe, read_flags_spec
 
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'flags_dir',
@@ -287,15 +287,14 @@ def _write(s: Settings, spec: FlagsParams, model_name: str) -> dict:
 
 
 def load_spec(s: Settings) -> tuple[FlagsParams, str]:
-    "The current spec and the registered model it routes."
+    "The current spec and the registered model it routes (`read_flags_spec`; `_refuse_edited_spec` checks its stamp)."
     p = spec_path(s)
     if not p.exists():
         raise FlagError(f"{p}: no flags yet; run `lifecycle flags init` (after a model is registered)")
     try:
-        return read_flags_spec(json.loads(p.read_text()))  # (`_refuse_edited_spec` reads its revision stamp)
-    except (OSError, ValueError) as e:  # (its values unquoted: a cohort's may be a person's)
-        why = str(e) if type(e) is ValueError else f"not a flags spec ({type(e).__name__})"
-        raise FlagError(f"{p}: {why}; {_REPAIR}") from None
+        return read_flags_spec(p)
+    except ParamsError as e:
+        raise FlagError(f"{e}; {_REPAIR}") from None
 
 
 _REPAIR = "it was changed outside lifecycle: rewrite it from the params with `lifecycle flags init --force`"

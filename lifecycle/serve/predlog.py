@@ -203,10 +203,11 @@ def log_engine(url: str, pre_ping: bool = True, **kw):
 class _Batch:
     "Rows committed together, and whoever waits for that commit."
 
-    __slots__ = ('rows', 'done', 'error', 'failed', '_waiters', '_lock')
+    __slots__ = ('rows', 'done', 'error', 'failed', '_waiters', '_lock', 'retried')
 
     def __init__(self):
         self.rows, self.done, self.error, self.failed = [], threading.Event(), None, {}
+        self.retried = False  # (a batched log's batch kept while its database failed: probed for before it is written)
         self._waiters, self._lock = {}, threading.Lock()  # (event loop, timeout) -> [futures, their deadline timer]
 
     def wait_in(self, loop, timeout: float, fn=None):
@@ -280,18 +281,26 @@ class _Call:
 def _wake(futs, timer=None) -> None:
     if timer is not None:
         timer.cancel()
-    for f in futs:
+    _each(futs, lambda f: f.set_result(None))
+
+
+def _each(futs, call) -> None:
+    "`call` each waiter not done yet; one that raises (a `_Call`'s BaseException) does so once the others had theirs."
+    for i, f in enumerate(futs):
         if not f.done():
-            f.set_result(None)
+            try:
+                call(f)
+            except BaseException:
+                _each(futs[i + 1 :], call)
+                raise
 
 
 def _expire(batch: _Batch, loop, timeout: float) -> None:
     "The batch's deadline of `timeout` on `loop` passed: its waiters there fail (the batch may still commit later)."
     with batch._lock:
         futs = batch._waiters.pop((loop, timeout), [[]])[0]
-    for f in futs:
-        if not f.done():
-            f.set_exception(LogFailed(f"prediction log: the row was not committed within {timeout:g} s"))
+    why = f"prediction log: the row was not committed within {timeout:g} s"
+    _each(futs, lambda f: f.set_exception(LogFailed(why)))
 
 
 class Pending:
@@ -423,8 +432,10 @@ class _Store:
         masked = self.mask([None if r[i] is None else json.loads(r[i]) for r in rows])
         return [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
 
-    def write(self, rows: list[tuple]) -> tuple[str | None, dict]:
-        "Insert `rows` in one transaction (retried); else one by one. (error for all rows, {index: error})."
+    def write(self, rows: list[tuple], db_ok: bool = False) -> tuple[str | None, dict]:
+        """Insert `rows` in one transaction (retried); else one by one. (error for all rows, {index: error}). A first
+        row failing alone too is taken for the database failing, unless `db_ok` (it answered a probe just now): then
+        each row that fails alone is that row's failure."""
         try:
             rows = self._masked(rows)
         except Exception as e:  # never quote the inputs it failed on
@@ -436,14 +447,14 @@ class _Store:
             except Exception as e:
                 last = _reason(e)
                 time.sleep(0.05 * (attempt + 1))
-        if len(rows) == 1:
+        if len(rows) == 1 and not db_ok:
             return last, {}
         failed = {}
         for i, r in enumerate(rows):  # one bad row must not take its batch down with it ...
             try:
                 self._insert([r])
             except Exception as e:
-                if i == 0:  # ... but when the first fails alone too, the database is the problem: stop there
+                if i == 0 and not db_ok:  # ... but when the first fails alone too, the database is the problem: stop
                     return _reason(e), {}
                 failed[i] = _reason(e)
         return None, failed
@@ -666,6 +677,9 @@ class PredictionLog:
             b = self._open
             start = len(b.rows)
             b.rows.extend(enc)
+            if self._kept and len(b.rows) >= self.batch_rows:  # (batched, the database failing: kept as it fills)
+                self._keep(b)
+                self._open = _Batch()
             if enc and (start == 0 or start < self._want <= len(b.rows)):
                 self._cv.notify_all()  # the writer (lingering for these rows) and flush waiters, which look again
         return [Pending(b, start + k) for k in range(len(enc))]
@@ -719,6 +733,7 @@ class PredictionLog:
             self._open = _Batch()
         b = self._kept.popleft()
         self._kept_rows -= len(b.rows)
+        b.retried = True
         return b
 
     def _keep(self, b: _Batch, first: bool = False) -> None:
@@ -732,9 +747,9 @@ class PredictionLog:
             why = f"{self.problem or 'the database failed'}; {self._kept_rows:,} more rows wait for it, and no more fit"
             self._settled(old, len(old.rows), why, {})
 
-    def _write(self, b: _Batch) -> tuple[str | None, dict]:
+    def _write(self, b: _Batch, db_ok: bool = False) -> tuple[str | None, dict]:
         try:
-            error, failed = self.store.write(b.rows)
+            error, failed = self.store.write(b.rows, db_ok)
         except Exception as e:  # a bug here must not leave requests waiting
             error, failed = _reason(e), {}
         self.problem = error or ''
@@ -742,35 +757,56 @@ class PredictionLog:
 
     def _run(self) -> None:
         while (b := self._take()) is not None:
-            error, failed = self._write(b)
+            if b.retried and (why := self.store.probe()):  # a kept batch: written once the database answers a probe
+                self.problem = why
+                self._kept_again(b)
+                continue
+            error, failed = self._write(b, db_ok=b.retried)
             # batched mode: nobody waits for these rows, so while the database fails (a one-row probe fails too) they
             # are kept, and written once it is back, in order, instead of lost; if it answers the probe, it may have
-            # come back meanwhile: one more try, and failing that, the rows themselves are the problem
-            if error and not self.durable:
+            # come back meanwhile: one more try, each row alone if need be, and a row failing then is that row's fault
+            if error and not self.durable and not b.retried:
                 if self.store.probe():
-                    with self._cv:
-                        self._keep(b, first=True)
-                        self._retry_at = time.monotonic() + self.probe_s
+                    self._kept_again(b)
                     continue
-                error, failed = self._write(b)
+                error, failed = self._write(b, db_ok=True)
             self._settled(b, len(b.rows), error, failed)
-        with self._cv:  # stopped while the database failed: what was kept (and came after it) is lost, and counted
-            left, self._kept, self._kept_rows = [*self._kept, self._open], collections.deque(), 0
+        self._closed()
+
+    def _kept_again(self, b: _Batch) -> None:
+        "Keep `b` first, to be tried again `probe_s` from now."
+        with self._cv:
+            self._keep(b, first=True)
+            self._retry_at = time.monotonic() + self.probe_s
+
+    def _closed(self) -> None:
+        "The writer stopped: rows still kept for a failing database (and any logged after it) are lost, and said so."
+        with self._cv:
+            left, self._kept, self._kept_rows = [b for b in (*self._kept, self._open) if b.rows], collections.deque(), 0
             self._open = _Batch()
+        if not left:
+            return
+        why = f"{self.problem}; the log was closed first" if self.problem else 'the log was closed before its write'
         for b in left:
-            if b.rows:
-                self._settled(b, len(b.rows), f"{self.problem or 'the database failed'}; the log was closed first", {})
+            self._settled(b, len(b.rows), why, {})
+        import logging
+
+        logging.getLogger('lifecycle.serving').warning(
+            'prediction log: %d row(s) were not written (%s)', sum(len(b.rows) for b in left), self.problem or 'closed'
+        )
 
     def _settled(self, b: _Batch, n: int, error: str | None, failed: dict) -> None:
         "A batch of `n` rows is written (or failed): wake its waiters, count it."
         if error or failed:  # (what a 503 quotes: no piece of the URL's user or password)
             error = error and without_secrets(error, self.url)
             failed = {i: without_secrets(why, self.url) for i, why in failed.items()}
-        b.settle(error, failed)
-        with self._cv:
-            self.errors += n if error else len(failed)
-            self._written += n
-            self._cv.notify_all()
+        try:
+            b.settle(error, failed)
+        finally:  # (a waiter's BaseException must not leave `flush` waiting for rows that are settled)
+            with self._cv:
+                self.errors += n if error else len(failed)
+                self._written += n
+                self._cv.notify_all()
 
     def flush(self, timeout: float = 30) -> bool:
         "Wait until every row logged so far is committed (or failed, counted in `errors`); False on timeout."
@@ -820,8 +856,13 @@ class PredictionLog:
 
     def close(self) -> None:
         """Commit what is queued, stop the writer, release the database. Rows a batched log keeps for a database that
-        still fails are waited for `2 * probe_s` at most (a server stopping does not wait the default 30 s for it)."""
-        self.flush(max(2 * self.probe_s, 1) if self._kept or (self.problem and not self.durable) else 30)
+        fails are waited for `2 * probe_s` (at least a second) once it is seen failing, then lost and counted (a server
+        stopping does not wait 30 s for them); a write or probe under way finishes first (its `timeout_s`)."""
+        start = time.monotonic()
+        while not self.flush(0.05):
+            failing = not self.durable and (self._kept or self.problem)
+            if time.monotonic() - start >= (max(2 * self.probe_s, 1) if failing else 30):
+                break
         with self._cv:
             self._stop = True
             self._cv.notify_all()
