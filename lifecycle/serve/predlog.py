@@ -232,14 +232,19 @@ class _Batch:
             self.done.set()
             waiters, self._waiters = self._waiters, {}
         here = _running_loop()
-        for (loop, _), (futs, timer) in waiters.items():
-            if loop is here:  # settled on the waiters' own loop (it reads the writer's acknowledgements): no wake-up
-                _wake(futs, timer)
-                continue
-            try:
-                loop.call_soon_threadsafe(_wake, futs, timer)
-            except RuntimeError:  # that loop is closed: nobody is waiting any more
-                pass
+        _each(list(waiters.items()), lambda w: _wake_group(here, *w), done=lambda w: False)
+
+
+def _wake_group(here, key, group) -> None:
+    "One (loop, timeout) group of a settled batch's waiters: at once on the loop settling it, else on its own loop."
+    (loop, _), (futs, timer) = key, group
+    if loop is here:  # settled on the waiters' own loop (it reads the writer's acknowledgements): no wake-up
+        _wake(futs, timer)
+        return
+    try:
+        loop.call_soon_threadsafe(_wake, futs, timer)
+    except RuntimeError:  # that loop is closed: nobody is waiting any more
+        pass
 
 
 def _running_loop():
@@ -284,14 +289,14 @@ def _wake(futs, timer=None) -> None:
     _each(futs, lambda f: f.set_result(None))
 
 
-def _each(futs, call) -> None:
-    "`call` each waiter not done yet; one that raises (a `_Call`'s BaseException) does so once the others had theirs."
-    for i, f in enumerate(futs):
-        if not f.done():
+def _each(items, call, done=lambda f: f.done()) -> None:
+    "`call` each item not `done`; one that raises (a `_Call`'s BaseException) does so once the others had theirs."
+    for i, f in enumerate(items):
+        if not done(f):
             try:
                 call(f)
             except BaseException:
-                _each(futs[i + 1 :], call)
+                _each(items[i + 1 :], call, done)
                 raise
 
 
@@ -432,10 +437,8 @@ class _Store:
         masked = self.mask([None if r[i] is None else json.loads(r[i]) for r in rows])
         return [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
 
-    def write(self, rows: list[tuple], db_ok: bool = False) -> tuple[str | None, dict]:
-        """Insert `rows` in one transaction (retried); else one by one. (error for all rows, {index: error}). A first
-        row failing alone too is taken for the database failing, unless `db_ok` (it answered a probe just now): then
-        each row that fails alone is that row's failure."""
+    def write(self, rows: list[tuple]) -> tuple[str | None, dict]:
+        "Insert `rows` in one transaction (retried); else one by one. (error for all rows, {index: error})."
         try:
             rows = self._masked(rows)
         except Exception as e:  # never quote the inputs it failed on
@@ -447,14 +450,14 @@ class _Store:
             except Exception as e:
                 last = _reason(e)
                 time.sleep(0.05 * (attempt + 1))
-        if len(rows) == 1 and not db_ok:
+        if len(rows) == 1:
             return last, {}
         failed = {}
         for i, r in enumerate(rows):  # one bad row must not take its batch down with it ...
             try:
                 self._insert([r])
             except Exception as e:
-                if i == 0 and not db_ok:  # ... but when the first fails alone too, the database is the problem: stop
+                if i == 0:  # ... but when the first fails alone too, the database is the problem: stop there
                     return _reason(e), {}
                 failed[i] = _reason(e)
         return None, failed
@@ -678,8 +681,8 @@ class PredictionLog:
             start = len(b.rows)
             b.rows.extend(enc)
             if self._kept and len(b.rows) >= self.batch_rows:  # (batched, the database failing: kept as it fills)
-                self._keep(b)
                 self._open = _Batch()
+                self._keep(b)
             if enc and (start == 0 or start < self._want <= len(b.rows)):
                 self._cv.notify_all()  # the writer (lingering for these rows) and flush waiters, which look again
         return [Pending(b, start + k) for k in range(len(enc))]
@@ -747,31 +750,39 @@ class PredictionLog:
             why = f"{self.problem or 'the database failed'}; {self._kept_rows:,} more rows wait for it, and no more fit"
             self._settled(old, len(old.rows), why, {})
 
-    def _write(self, b: _Batch, db_ok: bool = False) -> tuple[str | None, dict]:
+    def _write(self, b: _Batch) -> tuple[str | None, dict]:
         try:
-            error, failed = self.store.write(b.rows, db_ok)
+            error, failed = self.store.write(b.rows)
         except Exception as e:  # a bug here must not leave requests waiting
             error, failed = _reason(e), {}
         self.problem = error or ''
         return error, failed
 
     def _run(self) -> None:
-        while (b := self._take()) is not None:
-            if b.retried and (why := self.store.probe()):  # a kept batch: written once the database answers a probe
-                self.problem = why
-                self._kept_again(b)
-                continue
-            error, failed = self._write(b, db_ok=b.retried)
-            # batched mode: nobody waits for these rows, so while the database fails (a one-row probe fails too) they
-            # are kept, and written once it is back, in order, instead of lost; if it answers the probe, it may have
-            # come back meanwhile: one more try, each row alone if need be, and a row failing then is that row's fault
-            if error and not self.durable and not b.retried:
-                if self.store.probe():
-                    self._kept_again(b)
-                    continue
-                error, failed = self._write(b, db_ok=True)
-            self._settled(b, len(b.rows), error, failed)
-        self._closed()
+        try:
+            while (b := self._take()) is not None:
+                self._commit(b)
+        finally:  # (stopped, or a bug: no row is left unsettled)
+            self._closed()
+
+    def _commit(self, b: _Batch) -> None:
+        """Write one batch and settle it; or, batched mode, keep it: nobody waits for its rows, so while the database
+        fails (a one-row probe fails too) they are kept, and written once it is back, in order, instead of lost. A
+        kept batch is probed for first while the log fails; one whose probe answers is written once more (the
+        database may have come back just then), and failing again with the database answering, fails. (A batch that
+        fails whole committed none of its rows: `_Store.write` gives up on its first row alone, so one kept and
+        written again is written once.)"""
+        if b.retried and self.problem and (why := self.store.probe()):
+            self.problem = why
+            return self._kept_again(b)
+        error, failed = self._write(b)
+        if error and not self.durable:
+            if self.store.probe():
+                return self._kept_again(b)
+            error, failed = self._write(b)  # the database answers: it may have come back just now, so once more
+            if error and self.store.probe():
+                return self._kept_again(b)
+        self._settled(b, len(b.rows), error, failed)
 
     def _kept_again(self, b: _Batch) -> None:
         "Keep `b` first, to be tried again `probe_s` from now."
@@ -858,10 +869,11 @@ class PredictionLog:
         """Commit what is queued, stop the writer, release the database. Rows a batched log keeps for a database that
         fails are waited for `2 * probe_s` (at least a second) once it is seen failing, then lost and counted (a server
         stopping does not wait 30 s for them); a write or probe under way finishes first (its `timeout_s`)."""
-        start = time.monotonic()
+        start, since = time.monotonic(), None  # (since: when a batched log was first seen failing, through now)
         while not self.flush(0.05):
-            failing = not self.durable and (self._kept or self.problem)
-            if time.monotonic() - start >= (max(2 * self.probe_s, 1) if failing else 30):
+            now = time.monotonic()
+            since = (since or now) if not self.durable and self.problem else None
+            if now - (since or start) >= (max(2 * self.probe_s, 1) if since else 30):
                 break
         with self._cv:
             self._stop = True

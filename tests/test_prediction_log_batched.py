@@ -1,0 +1,93 @@
+"""A batched prediction log (`durable=False`: answers do not wait for their rows) keeps the batches its database
+refuses while a one-row probe fails too, and writes them once it is back, in order, each row once; a database that
+fails again right after answering a probe has them kept still; the open batch is kept as it fills, and `max_kept` bounds
+what waits; closing writes what is kept once the database is back. The database is a stand-in whose state the test
+sets (the notebook `01_predlog` shows the same with a real SQLite lock)."""
+
+from __future__ import annotations
+import time
+
+import pytest
+
+from lifecycle.serve.predlog import PredictionLog
+
+ROW = dict(ts=1.0, route='invocations', variant='control', model_version='1', inputs={'age': [30]}, status=200)
+
+
+class Db:
+    """`write` and `probe` of the log's store: 'down' refuses both, 'up' takes both. `refused` writes are refused
+    even while probes answer (a database failing again just after it answered), then it is `then`."""
+
+    def __init__(self):
+        self.state, self.written, self.refused, self.then = 'down', [], 0, 'down'
+        self.seconds = 0.0  # what a write takes once up
+
+    def write(self, rows):
+        if self.state == 'down' or self.refused:
+            if self.refused:
+                self.refused -= 1
+                self.state = self.state if self.refused else self.then
+            return 'OperationalError: database is locked', {}
+        time.sleep(self.seconds)
+        self.written += [r[0] for r in rows]
+        return None, {}
+
+    def probe(self) -> str:
+        return '' if self.state == 'up' else 'OperationalError: database is locked'
+
+
+@pytest.fixture
+def log(tmp_path):
+    plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, interval_s=0.01, probe_s=0.05)
+    db = Db()
+    plog.store.write, plog.store.probe = db.write, db.probe
+    yield plog, db
+    db.state = 'up'
+    plog.close()
+
+
+def until(done, seconds: float = 10) -> None:
+    deadline = time.monotonic() + seconds
+    while not done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert done()
+
+
+def test_kept_rows_are_written_once_in_order_even_when_the_database_fails_again_after_a_probe(log):
+    plog, db = log
+    plog.log_many([dict(ROW, request_id=f'a{i}') for i in range(3)])
+    until(lambda: plog.problem and plog._kept)
+    plog.log_many([dict(ROW, request_id=f'b{i}') for i in range(2)])
+    # it answers the probes, refuses the next two writes (the kept batch's, and its one more try), then is down
+    db.state, db.refused, db.then = 'up', 2, 'down'
+    until(lambda: db.state == 'down')
+    time.sleep(0.2)  # (several retries while it is down)
+    assert plog.errors == 0 and plog.pending() == 5 and db.written == []
+    db.state = 'up'
+    assert plog.flush(5) and plog.errors == 0 and plog.problem == ''
+    assert db.written == ['a0', 'a1', 'a2', 'b0', 'b1']
+
+
+def test_the_open_batch_is_kept_as_it_fills_and_max_kept_bounds_what_waits(log):
+    plog, db = log
+    plog.batch_rows, plog.max_kept = 10, 25
+    plog.log(request_id='first', **ROW)
+    until(lambda: plog._kept)
+    for i in range(60):
+        plog.log(request_id=f'r{i}', **ROW)
+        assert plog.pending() <= plog.max_kept + plog.batch_rows
+    assert plog.errors >= 61 - plog.max_kept - plog.batch_rows and plog.errors + plog.pending() == 61
+    lost = plog.errors
+    db.state = 'up'
+    assert plog.flush(5) and plog.errors == lost
+    assert db.written == [f'r{i}' for i in range(60)][-len(db.written) :]  # the newest, in order
+
+
+def test_close_writes_what_is_kept_once_the_database_is_back(log):
+    plog, db = log
+    for i in range(5):
+        plog.log_many([dict(ROW, request_id=f'c{i}-{j}') for j in range(400)])
+        until(lambda: plog.pending() == 400 * (i + 1) and not plog._open.rows)
+    db.state, db.seconds = 'up', 0.3  # 1.5 s to write them all: longer than the wait for a failing database
+    plog.close()  # (not cut short: the database writes)
+    assert plog.errors == 0 and plog.pending() == 0 and len(db.written) == 2000
