@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from lifecycle.serve.predlog import PredictionLog
+from lifecycle.serve.predlog import LogFailed, PredictionLog
 
 ROW = dict(ts=1.0, route='invocations', variant='control', model_version='1', inputs={'age': [30]}, status=200)
 
@@ -59,7 +59,8 @@ def test_kept_rows_are_written_once_in_order_even_when_the_database_fails_again_
     until(lambda: plog.problem and plog._kept)
     plog.log_many([dict(ROW, request_id=f'b{i}') for i in range(2)])
     # it answers the probes, refuses the next two writes (the kept batch's, and its one more try), then is down
-    db.state, db.refused, db.then = 'up', 2, 'down'
+    db.refused, db.then = 2, 'down'
+    db.state = 'up'  # (last: the writer may look at any moment)
     until(lambda: db.state == 'down')
     time.sleep(0.2)  # (several retries while it is down)
     assert plog.errors == 0 and plog.pending() == 5 and db.written == []
@@ -91,3 +92,20 @@ def test_close_writes_what_is_kept_once_the_database_is_back(log):
     db.state, db.seconds = 'up', 0.3  # 1.5 s to write them all: longer than the wait for a failing database
     plog.close()  # (not cut short: the database writes)
     assert plog.errors == 0 and plog.pending() == 0 and len(db.written) == 2000
+
+
+@pytest.mark.filterwarnings('ignore::pytest.PytestUnhandledThreadExceptionWarning')  # (the bug, on purpose)
+def test_a_writer_that_dies_leaves_no_row_waiting(log):
+    "A bug that ends the writer thread (here, in the probe) fails the rows it held, and those logged after it at once."
+    plog, db = log
+
+    def broken():
+        raise RuntimeError('a bug')
+
+    plog.store.probe = broken
+    plog.log(request_id='a', **ROW)
+    until(lambda: not plog._thread.is_alive())
+    p = plog.log(request_id='b', **ROW)
+    assert p.done and plog.flush(1) and plog.errors == 2 and plog.pending() == 0
+    with pytest.raises(LogFailed, match='closed'):
+        p.check()

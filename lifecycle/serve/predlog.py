@@ -678,10 +678,15 @@ class PredictionLog:
                 b = self._writer.send(enc)
                 return [Pending(b, k) for k in range(len(enc))]
             b = self._open
+            if self._gone:  # the writer stopped (closed, or a bug ended it): nothing would write these rows
+                b = _Batch()
+                b.rows = enc
+                self._settled(b, len(enc), 'the prediction log is closed', {})
+                return [Pending(b, k) for k in range(len(enc))]
             start = len(b.rows)
             b.rows.extend(enc)
-            if self._kept and len(b.rows) >= self.batch_rows:  # (batched, the database failing: kept as it fills)
-                self._open = _Batch()
+            if (self._kept or (self.problem and not self.durable)) and len(b.rows) >= self.batch_rows:
+                self._open = _Batch()  # (batched, the database failing: kept as it fills, `max_kept` bounding it)
                 self._keep(b)
             if enc and (start == 0 or start < self._want <= len(b.rows)):
                 self._cv.notify_all()  # the writer (lingering for these rows) and flush waiters, which look again
@@ -732,8 +737,8 @@ class PredictionLog:
         if self._stop:
             return None
         if self._open.rows:
-            self._keep(self._open)
-            self._open = _Batch()
+            b, self._open = self._open, _Batch()
+            self._keep(b)
         b = self._kept.popleft()
         self._kept_rows -= len(b.rows)
         b.retried = True
@@ -759,11 +764,19 @@ class PredictionLog:
         return error, failed
 
     def _run(self) -> None:
+        b = None
         try:
             while (b := self._take()) is not None:
                 self._commit(b)
-        finally:  # (stopped, or a bug: no row is left unsettled)
+        finally:  # (stopped, or a bug: no row is left unsettled, and none logged later waits for a writer)
+            with self._cv:
+                self._gone = True
+                held = b is not None and not b.done.is_set() and b not in self._kept
+            if held:
+                self._settled(b, len(b.rows), f"the prediction log's writer failed ({self.problem or 'a bug'})", {})
             self._closed()
+
+    _gone = False  # the writer thread has ended
 
     def _commit(self, b: _Batch) -> None:
         """Write one batch and settle it; or, batched mode, keep it: nobody waits for its rows, so while the database
