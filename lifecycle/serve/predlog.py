@@ -257,7 +257,7 @@ class _Call:
     """A waiter that is a function, not a future: `fn(None)` once the batch settles, `fn(LogFailed)` at its deadline,
     called at once by whoever settles it on its loop (a future's callbacks wait for the loop's next turn, behind what
     that turn already holds). It has the methods of a future that `_wake` and `_expire` call. What `fn` raises is
-    logged: it never stops the other waiters of its batch."""
+    logged; a BaseException goes on once the batch's other waiters had their call (`_each`)."""
 
     __slots__ = ('fn', 'called')
 
@@ -730,8 +730,8 @@ class PredictionLog:
 
     def _retry(self) -> _Batch | None:
         """Batched mode, while its database fails (called holding the lock): wait until `probe_s` after the last
-        failure, then the oldest kept batch (its write is the probe); the rows that came meanwhile are kept behind it,
-        in order. None to stop."""
+        failure, then the oldest kept batch (probed for before it is written, `_commit`); the rows that came meanwhile
+        are kept behind it, in order. None to stop."""
         while not self._stop and (left := self._retry_at - time.monotonic()) > 0:
             self._cv.wait(left)
         if self._stop:
