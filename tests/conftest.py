@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 import pytest
@@ -102,6 +103,17 @@ def cli_json(
         return r, json.loads(r.stdout)
     except json.JSONDecodeError:
         raise AssertionError(f"not JSON (exit {r.returncode}):\n{r.stdout}\n{r.stderr}")
+
+
+def wait_until(pred, timeout: float = 10, step: float = 0.02):
+    "Poll `pred` until it is true (its value), or fail after `timeout` seconds."
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError(f'condition not met within {timeout}s')
 
 
 @pytest.fixture
@@ -451,7 +463,6 @@ def uvicorn_thread(app, **config):
     (the server, its port); it must stop when told."""
     import socket
     import threading
-    import time
     import uvicorn
 
     with socket.socket() as so:

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from conftest import wait_until
 from lifecycle.serve.predlog import LogFailed, PredictionLog
 
 ROW = dict(ts=1.0, route='invocations', variant='control', model_version='1', inputs={'age': [30]}, status=200)
@@ -46,22 +47,15 @@ def log(tmp_path):
     plog.close()
 
 
-def until(done, seconds: float = 10) -> None:
-    deadline = time.monotonic() + seconds
-    while not done() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert done()
-
-
 def test_kept_rows_are_written_once_in_order_even_when_the_database_fails_again_after_a_probe(log):
     plog, db = log
     plog.log_many([dict(ROW, request_id=f'a{i}') for i in range(3)])
-    until(lambda: plog.problem and plog._kept)
+    wait_until(lambda: plog.problem and plog._kept)
     plog.log_many([dict(ROW, request_id=f'b{i}') for i in range(2)])
     # it answers the probes, refuses the next two writes (the kept batch's, and its one more try), then is down
     db.refused, db.then = 2, 'down'
     db.state = 'up'  # (last: the writer may look at any moment)
-    until(lambda: db.state == 'down')
+    wait_until(lambda: db.state == 'down')
     time.sleep(0.2)  # (several retries while it is down)
     assert plog.errors == 0 and plog.pending() == 5 and db.written == []
     db.state = 'up'
@@ -73,7 +67,7 @@ def test_the_open_batch_is_kept_as_it_fills_and_max_kept_bounds_what_waits(log):
     plog, db = log
     plog.batch_rows, plog.max_kept = 10, 25
     plog.log(request_id='first', **ROW)
-    until(lambda: plog._kept)
+    wait_until(lambda: plog._kept)
     for i in range(60):
         plog.log(request_id=f'r{i}', **ROW)
         assert plog.pending() <= plog.max_kept + plog.batch_rows
@@ -88,7 +82,7 @@ def test_close_writes_what_is_kept_once_the_database_is_back(log):
     plog, db = log
     for i in range(5):
         plog.log_many([dict(ROW, request_id=f'c{i}-{j}') for j in range(400)])
-        until(lambda: plog.pending() == 400 * (i + 1) and not plog._open.rows)
+        wait_until(lambda: plog.pending() == 400 * (i + 1) and not plog._open.rows)
     db.state, db.seconds = 'up', 0.3  # 1.5 s to write them all: longer than the wait for a failing database
     plog.close()  # (not cut short: the database writes)
     assert plog.errors == 0 and plog.pending() == 0 and len(db.written) == 2000
@@ -104,7 +98,7 @@ def test_a_writer_that_dies_leaves_no_row_waiting(log):
 
     plog.store.probe = broken
     plog.log(request_id='a', **ROW)
-    until(lambda: not plog._thread.is_alive())
+    wait_until(lambda: not plog._thread.is_alive())
     p = plog.log(request_id='b', **ROW)
     assert p.done and plog.flush(1) and plog.errors == 2 and plog.pending() == 0
     with pytest.raises(LogFailed, match='closed'):

@@ -13,23 +13,13 @@ from pathlib import Path
 import httpx
 import pandas as pd
 import pytest
-from conftest import LIFECYCLE, clean_env, cli, cli_json
+from conftest import LIFECYCLE, clean_env, cli, cli_json, wait_until
 from lifecycle.serve.local import LocalServer
 
 pytestmark = pytest.mark.slow  # a server process per module, load tests, schemathesis
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 COLS = list(REC)
-
-
-def wait_until(pred, timeout: float = 10, step: float = 0.02):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        v = pred()
-        if v:
-            return v
-        time.sleep(step)
-    raise AssertionError(f'condition not met within {timeout}s')
 
 
 class Running(LocalServer):
