@@ -174,6 +174,7 @@ def test_a_model_version_page_draws_the_lineage_and_links_the_evidence(site, bro
     assert evidence.count() == 1
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / 'model-version.png'), full_page=True)
+    page.wait_for_load_state('networkidle')  # the favicon too: a click while it loads cancels it (a failed request)
     evidence.click()
     page.wait_for_load_state('load')
     assert page.url.endswith(f"runs/{site['run_id']}/04_validate.html")
