@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import wait_until
-from lifecycle.serve.predlog import LogFailed, PredictionLog
+from lifecycle.serve.predlog import LogFailed, PredictionLog, read_log
 
 ROW = dict(ts=1.0, route='invocations', variant='control', model_version='1', inputs={'age': [30]}, status=200)
 
@@ -103,3 +103,18 @@ def test_a_writer_that_dies_leaves_no_row_waiting(log):
     assert p.done and plog.flush(1) and plog.errors == 2 and plog.pending() == 0
     with pytest.raises(LogFailed, match='closed'):
         p.check()
+
+
+def test_a_first_row_the_database_refuses_fails_alone_and_the_rows_behind_it_are_written(tmp_path):
+    "A real SQLite log: the batch's first row breaks a constraint (no request ID); the probe answers, so it is the row."
+    plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, interval_s=0.01)
+    try:
+        first, *rest = plog.log_many([dict(ROW, request_id=None)] + [dict(ROW, request_id=f'g{i}') for i in range(3)])
+        assert plog.flush(5) and plog.errors == 1 and plog.problem == ''
+        with pytest.raises(LogFailed, match='IntegrityError'):
+            first.check()
+        for p in rest:
+            p.check()
+        assert read_log(plog).request_id.tolist() == ['g0', 'g1', 'g2']
+    finally:
+        plog.close()

@@ -438,7 +438,8 @@ class _Store:
         return [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
 
     def write(self, rows: list[tuple]) -> tuple[str | None, dict]:
-        "Insert `rows` in one transaction (retried); else one by one. (error for all rows, {index: error})."
+        """Insert `rows` in one transaction (retried); else one by one, a bad row failing alone (the first as well, when
+        a probe shows the database answering). (error for all rows, {index: error})."""
         try:
             rows = self._masked(rows)
         except Exception as e:  # never quote the inputs it failed on
@@ -456,10 +457,13 @@ class _Store:
         for i, r in enumerate(rows):  # one bad row must not take its batch down with it ...
             try:
                 self._insert([r])
+                continue
             except Exception as e:
-                if i == 0:  # ... but when the first fails alone too, the database is the problem: stop there
-                    return _reason(e), {}
                 failed[i] = _reason(e)
+            # ... but when the first fails alone too and so does a probe, the database is the problem: stop there
+            # (probed outside the handler: its traceback holds the failed statement, and with it SQLite's lock)
+            if i == 0 and self.probe():
+                return failed[0], {}
         return None, failed
 
     def _insert(self, rows: list[tuple], also: list[tuple[str, tuple]] = (), between=None) -> None:
@@ -783,8 +787,8 @@ class PredictionLog:
         fails (a one-row probe fails too) they are kept, and written once it is back, in order, instead of lost. A
         kept batch is probed for first while the log fails; one whose probe answers is written once more (the
         database may have come back just then), and failing again with the database answering, fails. (A batch that
-        fails whole committed none of its rows: `_Store.write` gives up on its first row alone, so one kept and
-        written again is written once.)"""
+        fails whole committed none of its rows: `_Store.write` gives up on its first row alone only when a probe
+        fails too, so one kept and written again is written once.)"""
         if b.retried and self.problem and (why := self.store.probe()):
             self.problem = why
             return self._kept_again(b)
