@@ -89,6 +89,12 @@ class NoLog:
     def attach(self, loop):
         pass
 
+    async def started(self, timeout=10):
+        return True
+
+    def pseudonymise(self):
+        pass
+
     def close(self):
         pass
 
