@@ -2,15 +2,17 @@
 refuses while a one-row probe fails too, and writes them once it is back, in order, each row once; a database that
 fails again right after answering a probe has them kept still; the open batch is kept as it fills, and `max_kept` bounds
 what waits; closing writes what is kept once the database is back. The database is a stand-in whose state the test
-sets (the notebook `01_predlog` shows the same with a real SQLite lock)."""
+sets (the notebook `01_predlog` shows the same with a real SQLite lock). On a real SQLite database: a batch's first row
+that the database refuses fails alone, and a locked database fails a batch at once, with no probe."""
 
 from __future__ import annotations
+import sqlite3
 import time
 
 import pytest
 
 from conftest import wait_until
-from lifecycle.serve.predlog import LogFailed, PredictionLog, read_log
+from lifecycle.serve.predlog import LogFailed, PredictionLog, _encoded, read_log
 
 ROW = dict(ts=1.0, route='invocations', variant='control', model_version='1', inputs={'age': [30]}, status=200)
 
@@ -116,5 +118,21 @@ def test_a_first_row_the_database_refuses_fails_alone_and_the_rows_behind_it_are
         for p in rest:
             p.check()
         assert read_log(plog).request_id.tolist() == ['g0', 'g1', 'g2']
+    finally:
+        plog.close()
+
+
+def test_a_locked_database_fails_the_batch_on_its_own_error_with_no_probe(tmp_path):
+    "The first row failing alone with the database's own error (locked): the batch fails whole at once, unprobed."
+    plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, timeout_s=0.1)
+    try:
+        store, probes = plog.store, []
+        store.probe = lambda: probes.append(1) or 'probed'
+        rows = [_encoded(dict(ROW, request_id=f'r{i}')) for i in range(3)]
+        with sqlite3.connect(tmp_path / 'p.db') as other:
+            other.execute('BEGIN IMMEDIATE')  # another writer holds the database
+            error, failed = store.write(rows)
+            other.rollback()
+        assert error.startswith('OperationalError') and 'locked' in error and failed == {} and probes == []
     finally:
         plog.close()

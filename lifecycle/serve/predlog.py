@@ -438,8 +438,8 @@ class _Store:
         return [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
 
     def write(self, rows: list[tuple]) -> tuple[str | None, dict]:
-        """Insert `rows` in one transaction (retried); else one by one, a bad row failing alone (the first as well, when
-        a probe shows the database answering). (error for all rows, {index: error})."""
+        """Insert `rows` in one transaction (retried); else one by one, a bad row failing alone (the first too, unless
+        its error is the database's own or a probe fails as well). (error for all rows, {index: error})."""
         try:
             rows = self._masked(rows)
         except Exception as e:  # never quote the inputs it failed on
@@ -460,9 +460,12 @@ class _Store:
                 continue
             except Exception as e:
                 failed[i] = _reason(e)
-            # ... but when the first fails alone too and so does a probe, the database is the problem: stop there
-            # (probed outside the handler: its traceback holds the failed statement, and with it SQLite's lock)
-            if i == 0 and self.probe():
+                # (the driver's or SQLAlchemy's: the database's own state, locked or unreachable, not the row's)
+                operational = type(e).__name__ == 'OperationalError'
+            # ... but when the first fails alone too, the database is the problem when its error says so or a probe
+            # fails as well: stop there (probed outside the handler: its traceback holds the failed statement, and
+            # with it SQLite's lock)
+            if i == 0 and (operational or self.probe()):
                 return failed[0], {}
         return None, failed
 
@@ -787,8 +790,9 @@ class PredictionLog:
         fails (a one-row probe fails too) they are kept, and written once it is back, in order, instead of lost. A
         kept batch is probed for first while the log fails; one whose probe answers is written once more (the
         database may have come back just then), and failing again with the database answering, fails. (A batch that
-        fails whole committed none of its rows: `_Store.write` gives up on its first row alone only when a probe
-        fails too, so one kept and written again is written once.)"""
+        fails whole committed none of its rows: `_Store.write` gives up on its first row alone only when the
+        database's own error or a failing probe says it is the database, so one kept and written again is written
+        once.)"""
         if b.retried and self.problem and (why := self.store.probe()):
             self.problem = why
             return self._kept_again(b)
