@@ -3,10 +3,12 @@ refuses while a one-row probe fails too, and writes them once it is back, in ord
 fails again right after answering a probe has them kept still; the open batch is kept as it fills, and `max_kept` bounds
 what waits; closing writes what is kept once the database is back. The database is a stand-in whose state the test
 sets (the notebook `01_predlog` shows the same with a real SQLite lock). On a real SQLite database: a batch's first row
-that the database refuses fails alone, and a locked database fails a batch at once, with no probe."""
+that the database refuses fails alone, a locked database fails a batch at once with no probe, and a table that refuses
+every row fails the batch whole."""
 
 from __future__ import annotations
 import sqlite3
+from contextlib import closing
 import time
 
 import pytest
@@ -129,10 +131,27 @@ def test_a_locked_database_fails_the_batch_on_its_own_error_with_no_probe(tmp_pa
         store, probes = plog.store, []
         store.probe = lambda: probes.append(1) or 'probed'
         rows = [_encoded(dict(ROW, request_id=f'r{i}')) for i in range(3)]
-        with sqlite3.connect(tmp_path / 'p.db') as other:
+        with closing(sqlite3.connect(tmp_path / 'p.db')) as other:
             other.execute('BEGIN IMMEDIATE')  # another writer holds the database
             error, failed = store.write(rows)
             other.rollback()
         assert error.startswith('OperationalError') and 'locked' in error and failed == {} and probes == []
+    finally:
+        plog.close()
+
+
+def test_a_table_that_refuses_every_row_fails_the_batch_whole_and_says_so(tmp_path):
+    "Every row refused (a trigger) while the database answers probes: the table's fault, the log's problem."
+    plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, interval_s=0.01)
+    try:
+        with closing(sqlite3.connect(tmp_path / 'p.db')) as db, db:
+            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON predictions BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        inserts, insert = [], plog.store._insert
+        plog.store._insert = lambda rows, *a, **k: inserts.append(len(rows)) or insert(rows, *a, **k)
+        rows = [_encoded(dict(ROW, request_id=f'r{i}')) for i in range(50)]
+        assert plog.store.write(rows) == ('IntegrityError: refused', {})
+        assert inserts == [50, 50, 1, 49, 1]  # the batch twice, its first row, the rest, the second row: then it stops
+        plog.log_many([dict(ROW, request_id=f'r{i}') for i in range(3)])
+        wait_until(lambda: plog.problem == 'IntegrityError: refused')
     finally:
         plog.close()

@@ -438,8 +438,8 @@ class _Store:
         return [(*r[:i], _enc(m), *r[i + 1 :]) for r, m in zip(rows, masked)]
 
     def write(self, rows: list[tuple]) -> tuple[str | None, dict]:
-        """Insert `rows` in one transaction (retried); else one by one, a bad row failing alone (the first too, unless
-        its error is the database's own or a probe fails as well). (error for all rows, {index: error})."""
+        """Insert `rows` in one transaction (retried); else split (`_split`): a bad row fails alone. (error for all
+        rows, {index: error}); an error for all rows means none was committed."""
         try:
             rows = self._masked(rows)
         except Exception as e:  # never quote the inputs it failed on
@@ -451,23 +451,39 @@ class _Store:
             except Exception as e:
                 last = _reason(e)
                 time.sleep(0.05 * (attempt + 1))
-        if len(rows) == 1:
-            return last, {}
+        return (last, {}) if len(rows) == 1 else self._split(rows)
+
+    def _split(self, rows: list[tuple]) -> tuple[str | None, dict]:
+        """A batch that failed whole, so that one bad row does not take it down: its first row alone, then (that row
+        refused) the rest at once, else each row alone. The batch fails, none of it committed, when the database is
+        the problem: the first row fails alone with the database's own error or a probe fails too, or the second
+        fails as the first did, or every row fails (a table that refuses every row: a constraint, a trigger, a
+        missing column). (A database that fails for a moment just as its probe answers fails the first row alone.)"""
         failed = {}
-        for i, r in enumerate(rows):  # one bad row must not take its batch down with it ...
-            try:
-                self._insert([r])
+        for i in range(len(rows)):
+            got = self._refusal(rows[i : i + 1])  # (returned, not raised: see `_refusal`)
+            if got is None:
                 continue
-            except Exception as e:
-                failed[i] = _reason(e)
-                # (the driver's or SQLAlchemy's: the database's own state, locked or unreachable, not the row's)
-                operational = type(e).__name__ == 'OperationalError'
-            # ... but when the first fails alone too, the database is the problem when its error says so or a probe
-            # fails as well: stop there (probed outside the handler: its traceback holds the failed statement, and
-            # with it SQLite's lock)
-            if i == 0 and (operational or self.probe()):
+            failed[i], operational = got
+            if i == 0:
+                if operational or self.probe():
+                    return failed[0], {}
+                if self._refusal(rows[1:]) is None:  # (a bad first row, the usual case: one more transaction)
+                    return None, failed
+            elif i == 1 and failed.get(0) == failed[1]:
                 return failed[0], {}
-        return None, failed
+        return (failed[0], {}) if len(failed) == len(rows) else (None, failed)
+
+    def _refusal(self, rows: list[tuple]) -> tuple[str, bool] | None:
+        """None once `rows` are inserted in one transaction; else why not, and whether the error is the database's
+        state (the driver's or SQLAlchemy's `OperationalError`: locked, unreachable, read-only, full) rather than the
+        rows'. Returned, not raised: a probe made while the traceback lives would find SQLite locked by the failed
+        statement it holds."""
+        try:
+            self._insert(rows)
+            return None
+        except Exception as e:
+            return _reason(e), type(e).__name__ == 'OperationalError'
 
     def _insert(self, rows: list[tuple], also: list[tuple[str, tuple]] = (), between=None) -> None:
         """Insert `rows` in one transaction, with the statements `also` (SQLite: SQL with `?` parameters, parameters).
@@ -537,9 +553,9 @@ class _Store:
             pass
 
     def probe(self) -> str:
-        """A one-row write while writes fail and no row is waiting: '' once it commits, else why it failed. Each writer
-        writes a row of its own (workers probing at once, as after a restart of the database, took each other's for a
-        failure)."""
+        """A one-row write while writes fail (or a batch's first row failed alone): '' once it commits, else why it
+        failed. Each writer writes a row of its own (workers probing at once, as after a restart of the database, took
+        each other's for a failure)."""
         from sqlalchemy import delete, insert
 
         probes = self._probe_table.c
@@ -790,9 +806,7 @@ class PredictionLog:
         fails (a one-row probe fails too) they are kept, and written once it is back, in order, instead of lost. A
         kept batch is probed for first while the log fails; one whose probe answers is written once more (the
         database may have come back just then), and failing again with the database answering, fails. (A batch that
-        fails whole committed none of its rows: `_Store.write` gives up on its first row alone only when the
-        database's own error or a failing probe says it is the database, so one kept and written again is written
-        once.)"""
+        fails whole committed none of its rows (`_Store.write`), so one kept and written again is written once.)"""
         if b.retried and self.problem and (why := self.store.probe()):
             self.problem = why
             return self._kept_again(b)
