@@ -197,14 +197,14 @@ def main():
         return
     names = list(results[0]['stages'])
     heads = [f"{r['rows']:,} rows: s" for r in results]
-    print(f"{'stage':<14}" + ''.join(f"{h:>18}{'peak MiB':>10}" for h in heads))
+    print(f"{'stage':<14}" + ''.join(f"{h:>22}{'peak MiB':>10}" for h in heads))
     for s in names:
         cells = ''
         for r in results:
             st = r['stages'].get(s, {})
-            cells += f"{st.get('seconds', ''):>18}{st.get('peak_rss_mib') or '':>10}"
+            cells += f"{st.get('seconds', ''):>22}{st.get('peak_rss_mib') or '':>10}"
         print(f"{s:<14}{cells}")
-    print(f"{'whole run':<14}" + ''.join(f"{r['wall_s']:>18}{r['peak_rss_mib']:>10}" for r in results))
+    print(f"{'whole run':<14}" + ''.join(f"{r['wall_s']:>22}{r['peak_rss_mib']:>10}" for r in results))
 
 
 if __name__ == '__main__':
