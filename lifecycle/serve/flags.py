@@ -744,8 +744,9 @@ class FlagClient:
         self._store, self._compiled = getattr(core, '_flag_store', None), {}
         self._outer = (get_hooks, api.get_evaluation_context, get_transaction_context)
 
-    def _plain(self) -> bool:
-        "Whether OpenFeature would evaluate the request's context alone: no hooks or other context to merge in."
+    def plain(self) -> bool:
+        """Whether OpenFeature would evaluate a request's context alone: no hooks or other context to merge in (then the
+        flags are evaluated straight from flagd's store, `_fast`)."""
         hooks, api_ctx, tx_ctx = self._outer
         return not (
             hooks()
@@ -759,9 +760,9 @@ class FlagClient:
         """(variant, value) of a flag straight from the flagd in-process store, evaluated as flagd does; None where
         it cannot be (another provider, a disabled or unknown flag, an operator not compiled, an error): the caller
         then asks the OpenFeature client, which handles every case. The hot path of every request. `plain`: what
-        `_plain()` answered for this request already (one look for its three flags)."""
+        `plain()` answered for this request already (one look for its three flags)."""
         flag = self._store.flags.get(key) if self._store is not None else None
-        if flag is None or flag.state != 'ENABLED' or not (self._plain() if plain is None else plain):
+        if flag is None or flag.state != 'ENABLED' or not (self.plain() if plain is None else plain):
             return None
         done = self._compiled.get(key)
         if done is None or done[0] is not flag:  # the store swaps in new flag objects when the file changes
@@ -820,11 +821,12 @@ class FlagClient:
             return got[1]
         return bool(self.client.get_boolean_value(SHADOW_FLAG, False, ctx))
 
-    def decide(self, ctx) -> tuple[str, str, float, bool]:
-        """A request's three evaluations, (variant, version, threshold, shadow), with one look at hooks and contexts.
-        All three are evaluated up front, whatever becomes of the request: hooks and a provider's evaluation events
-        see them for a request later refused for its inputs too."""
-        plain = self._plain()
+    def decide(self, ctx, plain: bool | None = None) -> tuple[str, str, float, bool]:
+        """A request's three evaluations, (variant, version, threshold, shadow), with one look at hooks and contexts
+        (`plain`: what `plain()` answered for requests scored together). All three are evaluated up front, whatever
+        becomes of the request: hooks and a provider's evaluation events see them for a request later refused for its
+        inputs too."""
+        plain = self.plain() if plain is None else plain
         return (*self.route(ctx, plain), self.threshold(ctx, plain=plain), self.shadow(ctx, plain))
 
     def on(self, event: str, handler) -> None:

@@ -107,6 +107,7 @@ def score_many(
     parsing and check, the model call that scored it, and its decision."""
     out: list = [None] * len(payloads)
     groups: dict[int, tuple[ServedModel, list[_Item]]] = {}
+    plain = flags.plain()  # (one look at hooks and contexts for requests that came together)
     for i, payload in enumerate(payloads):
         t = time.perf_counter()
         key = keys[i] if keys else None
@@ -114,7 +115,7 @@ def score_many(
         try:
             # no key: this request alone is bucketed
             ctx = flags.context(key or rid, attrs[i] if attrs else None, route)
-            routed, version, threshold, shadowed = flags.decide(ctx)
+            routed, version, threshold, shadowed = flags.decide(ctx, plain)
             variant, m = live.pick(routed, version)
             cols = parse_columns(payload, m.schema, max_records)
             check_inputs(cols, m.contract)
@@ -299,25 +300,28 @@ def _deeper(value, limit: int) -> bool:
     return False
 
 
+def _too_deep(max_depth: int) -> InputError:
+    return InputError(f"body: JSON nested deeper than {max_depth} levels (at most {max_depth})", 400)
+
+
 def read_json(body: bytes, max_depth: int = 32):
     "The JSON value of a request body; `InputError` 400 when it is empty, malformed or nested deeper than `max_depth`."
     import orjson
 
     if not body:
         raise InputError("body: empty; expected a JSON object", 400)
-    deep = InputError(f"body: JSON nested deeper than {max_depth} levels (at most {max_depth})", 400)
     try:
         value = orjson.loads(body)
     except orjson.JSONDecodeError as e:
         if 'depth limit' in str(e) or 'recursion' in str(e).lower():  # orjson's own limit (1,024)
-            raise deep from None
+            raise _too_deep(max_depth) from None
         raise InputError(f"body: malformed JSON: {e}", 400) from None
     if (
         isinstance(value, (dict, list))
         and body.count(b'[') + body.count(b'{') > max_depth
         and _deeper(value, max_depth)
     ):
-        raise deep  # (fewer brackets than the limit cannot nest deeper: most bodies skip the walk)
+        raise _too_deep(max_depth)  # (fewer brackets than the limit cannot nest deeper: most bodies skip the walk)
     return value
 
 
