@@ -64,18 +64,34 @@ class _Guard:
             if idle:
                 min(idle, key=lambda c: c._waiting_since)._drop()
             else:
-                self._disarm()
+                self._stop()
                 head = f'HTTP/1.1 503 Service Unavailable\r\ncontent-length: {len(_FULL)}\r\n'
                 transport.write(head.encode() + b'content-type: application/json\r\nconnection: close\r\n\r\n' + _FULL)
                 transport.close()
 
     def _arm(self) -> None:
-        "Start waiting for a request's headers."
-        self._disarm()
+        """Start waiting for a request's headers. One timer per connection, not one per request (a timer made and
+        cancelled per request cost each about 1.3 µs): it is moved on only when it fires (`_due`)."""
         self._waiting_since = time.monotonic()
-        self._timer = self.loop.call_later(self.limits()[1], self._drop)
+        if self._timer is None:
+            self._timer = self.loop.call_later(self.limits()[1], self._due)
 
     def _disarm(self) -> None:
+        "A request's headers came: none are due (the timer, if one runs, finds so when it fires)."
+        self._waiting_since = None
+
+    def _due(self) -> None:
+        "The timer fired: drop the connection if its headers are late; else wait again, until they would be."
+        self._timer = None
+        if self._waiting_since is None:  # a request in hand: the next `_arm` starts the clock again
+            return
+        left = self._waiting_since + self.limits()[1] - time.monotonic()
+        if left > 0:  # (waiting again since the timer was set)
+            self._timer = self.loop.call_later(left, self._due)
+        else:
+            self._drop()
+
+    def _stop(self) -> None:
         self._waiting_since = None
         if getattr(self, '_timer', None) is not None:
             self._timer.cancel()
@@ -83,13 +99,13 @@ class _Guard:
 
     def _drop(self) -> None:
         "Close a connection that sent no complete request in time (or that gave its place to a new one)."
-        self._disarm()
+        self._stop()
         self.connections.discard(self)  # its place is free now, not when the loop gets to connection_lost
         if not self.transport.is_closing():
             self.transport.close()
 
     def connection_lost(self, exc) -> None:
-        self._disarm()
+        self._stop()
         super().connection_lost(exc)
 
 
