@@ -109,49 +109,53 @@ def test_a_writer_that_dies_leaves_no_row_waiting(log):
         p.check()
 
 
-def test_a_first_row_the_database_refuses_fails_alone_and_the_rows_behind_it_are_written(tmp_path):
+@pytest.fixture
+def sqlite_log(tmp_path):
+    "Makes a batched log on a real SQLite database in `tmp_path` (the tests below); closed after the test."
+    made = []
+
+    def make(**kw) -> PredictionLog:
+        made.append(PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, **kw))
+        return made[-1]
+
+    yield make
+    for plog in made:
+        plog.close()
+
+
+def test_a_first_row_the_database_refuses_fails_alone_and_the_rows_behind_it_are_written(sqlite_log):
     "A real SQLite log: the batch's first row breaks a constraint (no request ID); the probe answers, so it is the row."
-    plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, interval_s=0.01)
-    try:
-        first, *rest = plog.log_many([dict(ROW, request_id=None)] + [dict(ROW, request_id=f'g{i}') for i in range(3)])
-        assert plog.flush(5) and plog.errors == 1 and plog.problem == ''
-        with pytest.raises(LogFailed, match='IntegrityError'):
-            first.check()
-        for p in rest:
-            p.check()
-        assert read_log(plog).request_id.tolist() == ['g0', 'g1', 'g2']
-    finally:
-        plog.close()
+    plog = sqlite_log(interval_s=0.01)
+    first, *rest = plog.log_many([dict(ROW, request_id=None)] + [dict(ROW, request_id=f'g{i}') for i in range(3)])
+    assert plog.flush(5) and plog.errors == 1 and plog.problem == ''
+    with pytest.raises(LogFailed, match='IntegrityError'):
+        first.check()
+    for p in rest:
+        p.check()
+    assert read_log(plog).request_id.tolist() == ['g0', 'g1', 'g2']
 
 
-def test_a_locked_database_fails_the_batch_on_its_own_error_with_no_probe(tmp_path):
+def test_a_locked_database_fails_the_batch_on_its_own_error_with_no_probe(sqlite_log, tmp_path):
     "The first row failing alone with the database's own error (locked): the batch fails whole at once, unprobed."
-    plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, timeout_s=0.1)
-    try:
-        store, probes = plog.store, []
-        store.probe = lambda: probes.append(1) or 'probed'
-        rows = [_encoded(dict(ROW, request_id=f'r{i}')) for i in range(3)]
-        with closing(sqlite3.connect(tmp_path / 'p.db')) as other:
-            other.execute('BEGIN IMMEDIATE')  # another writer holds the database
-            error, failed = store.write(rows)
-            other.rollback()
-        assert error.startswith('OperationalError') and 'locked' in error and failed == {} and probes == []
-    finally:
-        plog.close()
+    store, probes = sqlite_log(timeout_s=0.1).store, []
+    store.probe = lambda: probes.append(1) or 'probed'
+    rows = [_encoded(dict(ROW, request_id=f'r{i}')) for i in range(3)]
+    with closing(sqlite3.connect(tmp_path / 'p.db')) as other:
+        other.execute('BEGIN IMMEDIATE')  # another writer holds the database
+        error, failed = store.write(rows)
+        other.rollback()
+    assert error.startswith('OperationalError') and 'locked' in error and failed == {} and probes == []
 
 
-def test_a_table_that_refuses_every_row_fails_the_batch_whole_and_says_so(tmp_path):
+def test_a_table_that_refuses_every_row_fails_the_batch_whole_and_says_so(sqlite_log, tmp_path):
     "Every row refused (a trigger) while the database answers probes: the table's fault, the log's problem."
-    plog = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False, interval_s=0.01)
-    try:
-        with closing(sqlite3.connect(tmp_path / 'p.db')) as db, db:
-            db.execute("CREATE TRIGGER refuse BEFORE INSERT ON predictions BEGIN SELECT RAISE(ABORT, 'refused'); END")
-        inserts, insert = [], plog.store._insert
-        plog.store._insert = lambda rows, *a, **k: inserts.append(len(rows)) or insert(rows, *a, **k)
-        rows = [_encoded(dict(ROW, request_id=f'r{i}')) for i in range(50)]
-        assert plog.store.write(rows) == ('IntegrityError: refused', {})
-        assert inserts == [50, 50, 1, 49, 1]  # the batch twice, its first row, the rest, the second row: then it stops
-        plog.log_many([dict(ROW, request_id=f'r{i}') for i in range(3)])
-        wait_until(lambda: plog.problem == 'IntegrityError: refused')
-    finally:
-        plog.close()
+    plog = sqlite_log(interval_s=0.01)
+    with closing(sqlite3.connect(tmp_path / 'p.db')) as db, db:
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON predictions BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    inserts, insert = [], plog.store._insert
+    plog.store._insert = lambda rows, *a, **k: inserts.append(len(rows)) or insert(rows, *a, **k)
+    rows = [_encoded(dict(ROW, request_id=f'r{i}')) for i in range(50)]
+    assert plog.store.write(rows) == ('IntegrityError: refused', {})
+    assert inserts == [50, 50, 1, 49, 1]  # the batch twice, its first row, the rest, the second row: then it stops
+    plog.log_many([dict(ROW, request_id=f'r{i}') for i in range(3)])
+    wait_until(lambda: plog.problem == 'IntegrityError: refused')
