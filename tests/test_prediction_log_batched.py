@@ -3,8 +3,9 @@ refuses while a one-row probe fails too, and writes them once it is back, in ord
 fails again right after answering a probe has them kept still; the open batch is kept as it fills, and `max_kept` bounds
 what waits; closing writes what is kept once the database is back. The database is a stand-in whose state the test
 sets (the notebook `01_predlog` shows the same with a real SQLite lock). On a real SQLite database: a batch's first row
-that the database refuses fails alone, a locked database fails a batch at once with no probe, and a table that refuses
-every row fails the batch whole."""
+that the database refuses fails alone, as do bad rows side by side, a locked database fails a batch at once with no
+probe, and a table that refuses every row fails the batch whole; with a stand-in insert, a database failing during the
+split fails the rows not yet in, or the batch when none is."""
 
 from __future__ import annotations
 import sqlite3
@@ -156,6 +157,66 @@ def test_a_table_that_refuses_every_row_fails_the_batch_whole_and_says_so(sqlite
     plog.store._insert = lambda rows, *a, **k: inserts.append(len(rows)) or insert(rows, *a, **k)
     rows = [_encoded(dict(ROW, request_id=f'r{i}')) for i in range(50)]
     assert plog.store.write(rows) == ('IntegrityError: refused', {})
-    assert inserts == [50, 50, 1, 49, 1]  # the batch twice, its first row, the rest, the second row: then it stops
+    assert inserts[:4] == [50, 50, 1, 49] and len(inserts) == 3 + 2 * 49 - 1  # the batch twice, row 0, the rest halved
     plog.log_many([dict(ROW, request_id=f'r{i}') for i in range(3)])
     wait_until(lambda: plog.problem == 'IntegrityError: refused')
+
+
+def test_bad_rows_side_by_side_fail_alone_and_the_good_ones_are_written(sqlite_log, tmp_path):
+    "Two rows refused the same way at the batch's head (a 'bad' key) do not take the good rows behind them down."
+    plog = sqlite_log(interval_s=0.01)
+    with closing(sqlite3.connect(tmp_path / 'p.db')) as db, db:
+        db.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON predictions WHEN NEW.request_id LIKE 'bad%' "
+            "BEGIN SELECT RAISE(ABORT, 'refused'); END"
+        )
+    ids = ['bad0', 'bad1', *(f'g{i}' for i in range(6)), 'bad2', 'g6']
+    error, failed = plog.store.write([_encoded(dict(ROW, request_id=i)) for i in ids])
+    assert error is None and failed == {
+        0: 'IntegrityError: refused',
+        1: 'IntegrityError: refused',
+        8: 'IntegrityError: refused',
+    }
+    assert read_log(plog).request_id.tolist() == [i for i in ids if not i.startswith('bad')]
+
+
+class OperationalError(Exception):
+    "Named as the drivers name the database's own errors (locked, unreachable)."
+
+
+class IntegrityError(Exception):
+    "Named as the drivers name a row's."
+
+
+def test_the_database_failing_during_a_split_fails_what_is_not_in_or_the_batch_when_nothing_is(sqlite_log):
+    "A stand-in insert: a part with a bad row is refused; else the database is locked once `locks_after` rows are in."
+    store = sqlite_log().store
+    store.probe = lambda: ''
+
+    def run(locks_after: int, bad: set) -> tuple:
+        done = []
+
+        def insert(rows, *a, **k):
+            if bad & {r[0] for r in rows}:
+                raise IntegrityError('refused')
+            if len(done) >= locks_after:
+                raise OperationalError('database is locked')
+            done.extend(r[0] for r in rows)
+
+        store._insert = insert
+        return store.write([(f'r{i}',) for i in range(6)]), done
+
+    # row 0 in, then the lock: the rows not in fail with it, none is said failed that went in
+    (error, failed), done = run(locks_after=2, bad={'r2'})
+    assert (
+        error is None
+        and done == ['r0', 'r1']
+        and failed
+        == {
+            2: 'IntegrityError: refused',
+            **{i: 'OperationalError: database is locked' for i in (3, 4, 5)},
+        }
+    )
+    # a bad first row (the probe answers), then the lock before anything is in: the batch fails whole
+    (error, failed), done = run(locks_after=0, bad={'r0'})
+    assert (error, failed, done) == ('OperationalError: database is locked', {}, [])

@@ -454,25 +454,37 @@ class _Store:
         return (last, {}) if len(rows) == 1 else self._split(rows)
 
     def _split(self, rows: list[tuple]) -> tuple[str | None, dict]:
-        """A batch that failed whole, so that one bad row does not take it down: its first row alone, then (that row
-        refused) the rest at once, else each row alone. The batch fails, none of it committed, when the database is
-        the problem: the first row fails alone with the database's own error or a probe fails too, or the second
-        fails as the first did, or every row fails (a table that refuses every row: a constraint, a trigger, a
-        missing column). (A database that fails for a moment just as its probe answers fails the first row alone.)"""
-        failed = {}
-        for i in range(len(rows)):
-            got = self._refusal(rows[i : i + 1])  # (returned, not raised: see `_refusal`)
+        """A batch that failed whole, split so that a bad row fails alone: its first row alone, then the rest at once,
+        halved while a part fails (a part of one row that fails is a bad row). The batch fails, none of it committed,
+        when the database is the problem: the first row fails alone with the database's own error or a probe fails
+        too, or every row fails (a table that refuses every row: a constraint, a trigger, a missing column), or the
+        database's own error comes before any part is in. One that comes later fails the rows not yet in. (A database
+        that fails for a moment just as its probe answers fails the first row alone.)"""
+        first = self._refusal(rows[:1])  # (returned, not raised: see `_refusal`)
+        if first is not None and (first[1] or self.probe()):
+            return first[0], {}
+        failed, committed, parts = ({} if first is None else {0: first[0]}), first is None, [(1, len(rows))]
+        while parts:
+            lo, hi = parts.pop()
+            got = self._refusal(rows[lo:hi])
             if got is None:
+                committed = True
                 continue
-            failed[i], operational = got
-            if i == 0:
-                if operational or self.probe():
-                    return failed[0], {}
-                if self._refusal(rows[1:]) is None:  # (a bad first row, the usual case: one more transaction)
-                    return None, failed
-            elif i == 1 and failed.get(0) == failed[1]:
-                return failed[0], {}
-        return (failed[0], {}) if len(failed) == len(rows) else (None, failed)
+            why, operational = got
+            if operational:  # the database failed meanwhile: nothing more is tried
+                if not committed:
+                    return why, {}
+                for a, b in [(lo, hi), *parts]:
+                    failed.update((i, why) for i in range(a, b))
+                break
+            if hi - lo == 1:
+                failed[lo] = why
+            else:
+                mid = (lo + hi) // 2
+                parts += [(mid, hi), (lo, mid)]  # (the first half next: rows in order)
+        if len(failed) == len(rows):
+            return failed[0], {}
+        return None, dict(sorted(failed.items()))
 
     def _refusal(self, rows: list[tuple]) -> tuple[str, bool] | None:
         """None once `rows` are inserted in one transaction; else why not, and whether the error is the database's
