@@ -192,31 +192,26 @@ def test_the_database_failing_during_a_split_fails_what_is_not_in_or_the_batch_w
     "A stand-in insert: a part with a bad row is refused; else the database is locked once `locks_after` rows are in."
     store = sqlite_log().store
     store.probe = lambda: ''
+    bad_row, lock = 'IntegrityError: refused', 'OperationalError: database is locked'
 
     def run(locks_after: int, bad: set) -> tuple:
-        done = []
+        done, locked = [], []
 
         def insert(rows, *a, **k):
             if bad & {r[0] for r in rows}:
                 raise IntegrityError('refused')
             if len(done) >= locks_after:
+                locked.append(len(rows))
                 raise OperationalError('database is locked')
             done.extend(r[0] for r in rows)
 
         store._insert = insert
-        return store.write([(f'r{i}',) for i in range(6)]), done
+        return store.write([(f'r{i}',) for i in range(6)]), done, len(locked)
 
-    # row 0 in, then the lock: the rows not in fail with it, none is said failed that went in
-    (error, failed), done = run(locks_after=2, bad={'r2'})
-    assert (
-        error is None
-        and done == ['r0', 'r1']
-        and failed
-        == {
-            2: 'IntegrityError: refused',
-            **{i: 'OperationalError: database is locked' for i in (3, 4, 5)},
-        }
-    )
+    # rows in, then the lock: the rows not in fail with it (those in a part still to try too), and nothing more is tried
+    assert run(locks_after=2, bad={'r2'}) == ((None, {2: bad_row, 3: lock, 4: lock, 5: lock}), ['r0', 'r1'], 1)
+    assert run(locks_after=1, bad={'r1'}) == ((None, {1: bad_row, 2: lock, 3: lock, 4: lock, 5: lock}), ['r0'], 1)
+    # a bad first row, then a part in, then the lock: what went in is not failed
+    assert run(locks_after=2, bad={'r0', 'r3'}) == ((None, {0: bad_row, 3: bad_row, 4: lock, 5: lock}), ['r1', 'r2'], 1)
     # a bad first row (the probe answers), then the lock before anything is in: the batch fails whole
-    (error, failed), done = run(locks_after=0, bad={'r0'})
-    assert (error, failed, done) == ('OperationalError: database is locked', {}, [])
+    assert run(locks_after=0, bad={'r0'}) == ((lock, {}), [], 1)
