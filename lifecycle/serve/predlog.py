@@ -463,7 +463,9 @@ class _Store:
         first = self._refusal(rows[:1])  # (returned, not raised: see `_refusal`)
         if first is not None and (first[1] or self.probe()):
             return first[0], {}
-        failed, committed, parts = ({} if first is None else {0: first[0]}), first is None, [(1, len(rows))]
+        failed = {} if first is None else {0: first[0]}
+        committed = first is None  # (some row is in: from here on, the batch can no longer fail whole)
+        parts = [(1, len(rows))]  # (the rows still to try, as ranges)
         while parts:
             lo, hi = parts.pop()
             got = self._refusal(rows[lo:hi])
