@@ -89,6 +89,9 @@ class NoLog:
     def attach(self, loop):
         pass
 
+    def poll(self):
+        pass
+
     async def started(self, timeout=10):
         return True
 

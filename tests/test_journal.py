@@ -206,6 +206,39 @@ def test_started_ends_at_its_timeout_or_when_the_writer_it_waits_for_dies(tmp_pa
         log.close()
 
 
+def test_poll_settles_on_the_loop_what_the_writer_acknowledged_before_the_loop_turns(tmp_path):
+    "A server's batch reads the acknowledgements that came meanwhile (`poll`): answers go before the loop's next turn."
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)
+
+    def acknowledged(child, timeout: float = 10) -> bool:  # the writer's line is in the pipe, not yet read
+        import select
+
+        return bool(select.select([child.inp], [], [], timeout)[0])
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        log.attach(loop)
+        assert await log.started()
+        pending = log.log(**dict(ROW, request_id='r1'))
+        child = log._writer.child
+        assert acknowledged(child)  # (this coroutine holds the loop: its reader of the pipe cannot run)
+        assert not pending.done
+        other = threading.Thread(target=log.poll)  # on another thread: nothing is read
+        other.start()
+        other.join()
+        assert not pending.done
+        log.poll()
+        assert pending.done
+        pending.check()
+        log.poll()  # nothing more came: returns at once
+        assert child.inflight == {}
+
+    try:
+        asyncio.run(run())
+    finally:
+        log.close()
+
+
 def _direct_block(folder: Path) -> int:
     "The block a direct write takes in `folder` (512 on this machine's ext4; 4096 on some disks), 1 if none (tmpfs?)."
     import mmap

@@ -166,6 +166,10 @@ class TickBatcher:
     def _run(self, loop) -> None:
         items = self._waiting.pop(loop, [])
         srv = self.srv
+        try:  # answers whose rows the log's writer acknowledged meanwhile go out before this batch is scored
+            srv.log.poll()
+        except Exception as e:  # a bug: the loop's own reader of the acknowledgements still has them
+            log.error("reading the prediction log's acknowledgements failed", exc_info=e)
         try:
             results = score_many(
                 [p for p, *_ in items],
