@@ -186,3 +186,43 @@ def test_the_media_type_of_a_content_type():
     assert mime_type('text/csv; charset=utf-8') == 'text/csv'
     assert mime_type(' Application/JSON ') == 'application/json'
     assert mime_type('') == ''
+
+
+def batcher_with(monkeypatch, poll):
+    "A `TickBatcher` whose server's log polls with `poll` and whose `score_many` records each batch; the calls made."
+    import lifecycle.serve.serving as S
+
+    calls = []
+
+    def score_many(payloads, route, flags, live, plog, keys, attrs, max_records):
+        calls.append(('score', list(payloads)))
+        return [f'scored {p}' for p in payloads]
+
+    monkeypatch.setattr(S, 'score_many', score_many)
+    srv = SimpleNamespace(log=SimpleNamespace(poll=lambda: poll(calls)), flags=None, gate=SimpleNamespace(live=None))
+    srv.max_records = 10
+    return S.TickBatcher(srv, 'invocations'), calls
+
+
+def test_the_batcher_reads_the_logs_acknowledgements_before_it_scores(monkeypatch):
+    "Answers whose rows were acknowledged meanwhile go before the batch's work (`PredictionLog.poll`), once a batch."
+    batcher, calls = batcher_with(monkeypatch, lambda calls: calls.append('poll'))
+
+    async def go():
+        return await asyncio.wait_for(asyncio.gather(batcher.submit('a'), batcher.submit('b')), 5)
+
+    assert run(go()) == ['scored a', 'scored b']
+    assert calls == ['poll', ('score', ['a', 'b'])]
+
+
+def test_a_poll_that_fails_is_logged_and_the_batch_still_scored(monkeypatch, caplog):
+    def broken(calls):
+        raise RuntimeError('a bug')
+
+    batcher, calls = batcher_with(monkeypatch, broken)
+
+    async def go():
+        return await asyncio.wait_for(batcher.submit('a'), 5)  # (a poll that raises out of the batch: never scored)
+
+    assert run(go()) == 'scored a' and calls == [('score', ['a'])]
+    assert "reading the prediction log's acknowledgements failed" in caplog.text

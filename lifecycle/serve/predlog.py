@@ -893,10 +893,11 @@ class PredictionLog:
 
     def poll(self) -> None:
         """On the loop the log is attached to: act now on what the writer process has acknowledged since the loop last
-        looked, instead of in the loop's next turn. A server calls it before each batch it scores: the answers whose
-        rows are on disk go out first, their clients' next requests come sooner and are scored together (about a tenth
-        less CPU per request here, and a tenth more requests a second). Nothing on any other thread, or for a log
-        without a writer process."""
+        looked, instead of in the loop's next turn. A server calls it before each batch it scores: the answers given by
+        callbacks (`Pending.when_settled`: the direct `/invocations` path) whose rows are on disk go out before that
+        batch's work, their clients' next requests come sooner and are scored together (about a tenth less CPU per
+        request here, and a tenth more requests a second); waiters on futures resume when they would have. Nothing on
+        any other thread, or for a log without a writer process."""
         if self._writer is not None:
             self._writer.poll()
 

@@ -166,9 +166,9 @@ class TickBatcher:
     def _run(self, loop) -> None:
         items = self._waiting.pop(loop, [])
         srv = self.srv
-        try:  # answers whose rows the log's writer acknowledged meanwhile go out before this batch is scored
+        try:  # direct answers whose rows the log's writer acknowledged meanwhile go out before this batch is scored
             srv.log.poll()
-        except Exception as e:  # a bug: the loop's own reader of the acknowledgements still has them
+        except Exception as e:  # a bug: logged; the batch is still scored, the writer's next (cumulative) line settles
             log.error("reading the prediction log's acknowledgements failed", exc_info=e)
         try:
             results = score_many(
