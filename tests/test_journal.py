@@ -238,6 +238,33 @@ def test_poll_settles_on_the_loop_what_the_writer_acknowledged_before_the_loop_t
         log.close()
 
 
+def test_poll_finds_a_dead_writer_fails_what_it_held_and_the_next_row_starts_another(tmp_path):
+    "Seen by `poll` (the loop's reader not run): the writer's death fails its rows; the next row goes to a new one."
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)
+
+    async def run() -> None:
+        log.attach(asyncio.get_running_loop())
+        assert await log.started()
+        child = log._writer.child
+        os.kill(child.proc.pid, signal.SIGSTOP)  # (stopped: the row waits in the pipe, then it dies with it)
+        held = log.log(**dict(ROW, request_id='held'))
+        os.kill(child.proc.pid, signal.SIGKILL)
+        child.proc.wait(10)
+        log.poll()
+        assert child.dead and held.done
+        with pytest.raises(LogFailed, match='writer process exited'):
+            held.check()
+        after = log.log(**dict(ROW, request_id='after'))
+        assert log._writer.child is not child
+        await after.wait_async(10)
+
+    try:
+        asyncio.run(run())
+        assert set(read_log(log).request_id) == {'after'}
+    finally:
+        log.close()
+
+
 def _direct_block(folder: Path) -> int:
     "The block a direct write takes in `folder` (512 on this machine's ext4; 4096 on some disks), 1 if none (tmpfs?)."
     import mmap
