@@ -92,7 +92,8 @@ class _Guard:
             self._drop()
 
     def _stop(self) -> None:
-        self._waiting_since = None
+        "No headers are due any more, and the timer goes (the connection is closing)."
+        self._disarm()
         if getattr(self, '_timer', None) is not None:
             self._timer.cancel()
             self._timer = None
