@@ -2741,6 +2741,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._Batch.settle': ( 'api/serve/predlog.html#_batch.settle',
                                                                                     'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._Batch.wait': ( 'api/serve/predlog.html#_batch.wait',
+                                                                                  'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._Batch.wait_in': ( 'api/serve/predlog.html#_batch.wait_in',
                                                                                      'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._Call': ('api/serve/predlog.html#_call', 'lifecycle/serve/predlog.py'),

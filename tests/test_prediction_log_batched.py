@@ -10,6 +10,7 @@ split fails the rows not yet in, or the batch when none is."""
 from __future__ import annotations
 import sqlite3
 from contextlib import closing
+import threading
 import time
 
 import pytest
@@ -215,3 +216,31 @@ def test_the_database_failing_during_a_split_fails_what_is_not_in_or_the_batch_w
     assert run(locks_after=2, bad={'r0', 'r3'}) == ((None, {0: bad_row, 3: bad_row, 4: lock, 5: lock}), ['r1', 'r2'], 1)
     # a bad first row (the probe answers), then the lock before anything is in: the batch fails whole
     assert run(locks_after=0, bad={'r0'}) == ((lock, {}), [], 1)
+
+
+def test_threads_wait_for_their_batch_and_one_settled_already_makes_no_event():
+    "A batch holds no event until a thread waits (a server makes thousands a second): waiting threads still wake."
+    from lifecycle.serve.predlog import Pending, _Batch
+
+    b = _Batch()
+    woke = []
+    waiters = [threading.Thread(target=lambda: woke.append(b.wait(10))) for _ in range(3)]
+    for t in waiters:
+        t.start()
+    wait_until(lambda: b._event is not None, timeout=5)
+    b.settle(None, {})
+    for t in waiters:
+        t.join(timeout=5)
+    assert woke == [True, True, True] and Pending(b, 0).done
+    Pending(b, 0).wait(timeout=0)  # stored: no error
+
+    gone = _Batch()
+    gone.settle('the database is locked', {1: 'a bad row'})
+    assert gone.wait(0) and gone._event is None
+    with pytest.raises(LogFailed, match='the database is locked'):
+        Pending(gone, 0).wait(timeout=1)
+
+    open_ = _Batch()
+    assert not open_.wait(0.05) and not Pending(open_, 0).done
+    with pytest.raises(LogFailed, match='not committed within 0.05 s'):
+        Pending(open_, 0).wait(timeout=0.05)

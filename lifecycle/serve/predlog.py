@@ -201,14 +201,27 @@ def log_engine(url: str, pre_ping: bool = True, **kw):
 
 
 class _Batch:
-    "Rows committed together, and whoever waits for that commit."
+    """Rows committed together, and whoever waits for that commit. A server makes one for each frame it sends (a few
+    thousand a second), so it holds no lock or event of its own: `_lock` is every batch's (held for a few lines), and
+    an event is made only when a thread `wait`s."""
 
-    __slots__ = ('rows', 'done', 'error', 'failed', '_waiters', '_lock', 'retried')
+    __slots__ = ('rows', 'settled', 'error', 'failed', '_waiters', '_event', 'retried')
+    _lock = threading.Lock()
 
     def __init__(self):
-        self.rows, self.done, self.error, self.failed = [], threading.Event(), None, {}
+        self.rows, self.settled, self.error, self.failed = [], False, None, {}
         self.retried = False  # (a batched log's batch kept while its database failed: probed for before it is written)
-        self._waiters, self._lock = {}, threading.Lock()  # (event loop, timeout) -> [futures, their deadline timer]
+        self._waiters, self._event = {}, None  # (event loop, timeout) -> [futures, their deadline timer]; a thread's
+
+    def wait(self, timeout: float) -> bool:
+        "Block this thread until the batch settles, at most `timeout` seconds; whether it has."
+        with self._lock:
+            if self.settled:
+                return True
+            if self._event is None:
+                self._event = threading.Event()
+            event = self._event
+        return event.wait(timeout)
 
     def wait_in(self, loop, timeout: float, fn=None):
         """A future of `loop` done once the batch settles (None if it has). The loop's futures that asked for the same
@@ -216,7 +229,7 @@ class _Batch:
         `fn`, a `_Call` of it instead of a future: `fn` is called in the loop's turn that settles the batch."""
         fut = loop.create_future() if fn is None else _Call(fn)
         with self._lock:
-            if self.done.is_set():
+            if self.settled:
                 return None
             w = self._waiters.get((loop, timeout))
             if w is None:
@@ -228,9 +241,10 @@ class _Batch:
     def settle(self, error: str | None, failed: dict) -> None:
         "Record the outcome and wake every waiter: threads through the event, event loops once each."
         with self._lock:
-            self.error, self.failed = error, failed
-            self.done.set()
-            waiters, self._waiters = self._waiters, {}
+            self.error, self.failed, self.settled = error, failed, True
+            waiters, self._waiters, event = self._waiters, {}, self._event
+        if event is not None:
+            event.set()
         here = _running_loop()
         _each(list(waiters.items()), lambda w: _wake_group(here, *w), done=lambda w: False)
 
@@ -318,7 +332,7 @@ class Pending:
 
     @property
     def done(self) -> bool:
-        return self.batch.done.is_set()
+        return self.batch.settled
 
     def check(self) -> None:
         "`LogFailed` if the row's batch, once done, did not store it; nothing if it did."
@@ -329,21 +343,21 @@ class Pending:
 
     def wait(self, timeout: float = 60) -> None:
         "Block until the row's batch is committed; `LogFailed` if it was not written or not within `timeout` seconds."
-        if not self.batch.done.wait(timeout):
+        if not self.batch.wait(timeout):
             raise LogFailed(f"prediction log: the row was not committed within {timeout:g} s")
         self.check()
 
     def settled_in(self, loop: asyncio.AbstractEventLoop, timeout: float = 60) -> asyncio.Future | None:
         """A future of `loop` done once the row's batch is (`LogFailed` as its exception after `timeout` seconds), or
         None if it is done already; then `check`. For callbacks; coroutines `await wait_async()`."""
-        return None if self.batch.done.is_set() else self.batch.wait_in(loop, timeout)
+        return None if self.batch.settled else self.batch.wait_in(loop, timeout)
 
     def when_settled(self, loop: asyncio.AbstractEventLoop, fn, timeout: float = 60) -> bool:
         """Call `fn(None)` on `loop` once the row's batch is done (then `check` says whether the row was stored), or
         `fn(LogFailed)` after `timeout` seconds; False, and no call, if it is done already. `fn` is called in the turn
         of the loop that learns of the commit (a server's: the one reading the writer's acknowledgement), with no future
         and no turn after it: a server answers there."""
-        return not self.batch.done.is_set() and self.batch.wait_in(loop, timeout, fn) is not None
+        return not self.batch.settled and self.batch.wait_in(loop, timeout, fn) is not None
 
     async def wait_async(self, timeout: float = 60) -> None:
         "`wait` without blocking the event loop: one wake-up per loop and batch, not per request."
@@ -808,7 +822,7 @@ class PredictionLog:
         finally:  # (stopped, or a bug: no row is left unsettled, and none logged later waits for a writer)
             with self._cv:
                 self._gone = True
-                held = b is not None and not b.done.is_set() and b not in self._kept
+                held = b is not None and not b.settled and b not in self._kept
             if held:
                 self._settled(b, len(b.rows), f"the prediction log's writer failed ({self.problem or 'a bug'})", {})
             self._closed()
