@@ -265,6 +265,64 @@ def test_poll_finds_a_dead_writer_fails_what_it_held_and_the_next_row_starts_ano
         log.close()
 
 
+class Stop(BaseException):
+    "What a waiter raises that `except Exception` does not catch (an interrupt, say)."
+
+
+def test_a_waiter_that_raises_leaves_no_other_frame_or_acknowledgement_unapplied(tmp_path):
+    """The writer's acknowledgements read together, the first frame's waiter raising as it is settled: the frames and
+    lines after it are still applied, then the exception goes on (a row waiting for a line dropped with it would wait
+    for its deadline, and its request be refused)."""
+    import termios
+
+    # (no insert for a second, then at close: until then the only lines are the groups' acknowledgements)
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1, journal_s=1)
+
+    def in_pipe(child) -> int:  # bytes of acknowledgements waiting to be read
+        n = bytearray(4)
+        fcntl.ioctl(child.inp, termios.FIONREAD, n)
+        return int.from_bytes(n, 'little')
+
+    def grows(child, past: int) -> int:
+        deadline = time.monotonic() + 10
+        while (n := in_pipe(child)) <= past and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return n
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        log.attach(loop)
+        assert await log.started()
+        child = log._writer.child
+        first = log.log(**dict(ROW, request_id='first'))  # (this coroutine holds the loop: nothing reads the pipe)
+        assert first.when_settled(loop, lambda e: (_ for _ in ()).throw(Stop()))
+        one = grows(child, 0)
+        second, third = log.log_many([dict(ROW, request_id='second'), dict(ROW, request_id='third')])
+        assert grows(child, one) > one  # its acknowledgement is a line of its own, after the first's
+        with pytest.raises(Stop):
+            log.poll()
+        assert first.done and second.done and third.done and child.inflight == {}
+        first.check(), second.check(), third.check()
+
+        os.kill(child.proc.pid, signal.SIGSTOP)  # two frames in the pipe at once: one group, one acknowledgement
+        try:
+            fourth = log.log(**dict(ROW, request_id='fourth'))
+            assert fourth.when_settled(loop, lambda e: (_ for _ in ()).throw(Stop()))
+            fifth = log.log(**dict(ROW, request_id='fifth'))
+        finally:
+            os.kill(child.proc.pid, signal.SIGCONT)
+        grows(child, 0)
+        with pytest.raises(Stop):
+            log.poll()
+        assert fourth.done and fifth.done and child.inflight == {}
+        fifth.check()
+
+    try:
+        asyncio.run(run())
+    finally:
+        log.close()
+
+
 def _direct_block(folder: Path) -> int:
     "The block a direct write takes in `folder` (512 on this machine's ext4; 4096 on some disks), 1 if none (tmpfs?)."
     import mmap

@@ -1195,14 +1195,17 @@ class _WriterProcess:
             child.reply += data
             *lines, rest = child.reply.split(b'\n')
             child.reply = rest
+            acks = []
             for line in lines:
                 try:
-                    ack = orjson.loads(line)
+                    acks.append(orjson.loads(line))
                 except orjson.JSONDecodeError:  # torn as it died (the end of its output follows): acks are cumulative
                     continue
-                self._apply(child, ack)
-            if not data:
-                self._died(child)
+            try:  # (a waiter that raises does so once every line is applied: none is lost with it)
+                _each(acks, lambda ack: self._apply(child, ack), done=lambda ack: False)
+            finally:
+                if not data:
+                    self._died(child)
 
     def _apply(self, child: _Child, ack: dict) -> None:
         log = self.log
@@ -1212,10 +1215,14 @@ class _WriterProcess:
             log._cv.notify_all()
         if 'upto' not in ack:  # the database is open, a probe's result, or rows in the database
             return
-        failed = ack['failed']
-        for s in [s for s in child.inflight if s <= ack['upto']]:
-            b = child.inflight.pop(s)
-            log._settled(b, len(b.rows), ack['error'], {int(i): r for i, r in failed.get(str(s), {}).items()})
+        failed, error = ack['failed'], ack['error']
+        held = [(s, child.inflight.pop(s)) for s in [s for s in child.inflight if s <= ack['upto']]]
+
+        def settle(frame):
+            s, b = frame
+            log._settled(b, len(b.rows), error, {int(i): r for i, r in failed.get(str(s), {}).items()})
+
+        _each(held, settle, done=lambda frame: False)  # (all of them, even if a waiter raises)
 
     def _died(self, child: _Child) -> None:
         "`child` is gone: fail what it held, release its pipes, and have another start."
