@@ -155,3 +155,43 @@ def test_a_server_that_started_not_ready_serves_once_flags_meeting_the_policy_ar
         assert r.json()['flags_applied'] == r.json()['flags_revision'] and r.json()['not_ready'] is None, r.text
         p = c.post('/predict', json={'records': [REC]})
         assert p.status_code == 200 and p.json()['model_version'] == '1', p.text
+
+
+def test_a_starting_server_removes_the_active_flag_files_that_killed_servers_left(ws):
+    """A server killed before its gate's `stop` (SIGKILL) leaves the gate's active file behind; the next server started
+    where its PIDs count removes it. The files of another origin (a machine or container sharing the flags folder: its
+    PIDs are not ours to judge), of a live process, of this one, and those named before origins were, stay."""
+    import os
+    import subprocess
+    import sys
+    from lifecycle.serve import gate
+
+    origin = gate._origin()
+    if not origin:
+        pytest.skip("no /proc here: other processes' PIDs cannot be judged, so nothing is removed")
+    folder = fl.flags_dir(ws)
+    folder.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.Popen([sys.executable, '-c', 'pass'])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])
+    names = {
+        'dead': f'active-{origin}-{dead.pid}-7f0a.flagd.json',
+        'live': f'active-{origin}-{live.pid}-7f0a.flagd.json',
+        'this process': f'active-{origin}-{os.getpid()}-7f0a.flagd.json',
+        'another origin': f'active-0123456789ab-{dead.pid}-7f0a.flagd.json',
+        'named before origins': f'active-{dead.pid}-7f0a.flagd.json',
+    }
+    try:
+        for name in names.values():
+            (folder / name).write_text('{}')
+        srv = Server(ws)
+        try:
+            left = {p.name for p in folder.glob('active-*')}
+            assert names['dead'] not in left
+            assert {n for k, n in names.items() if k != 'dead'} <= left
+            assert srv.gate.active.name.startswith(f'active-{origin}-{os.getpid()}-')
+        finally:
+            srv.close()
+    finally:
+        live.kill()
+        live.wait()

@@ -44,14 +44,52 @@ class Deployment(NamedTuple):
         return None if not ch or ch == served_version else self.models.get(ch)
 
 # %% ../../nbs/api/serve/05_gate.ipynb #32fc721e
+def _origin() -> str:
+    """What this process's PIDs are counted in: its kernel's boot and its PID namespace, hashed ('' where unknown: not
+    Linux). Two processes of one origin see each other's PIDs, whatever host or container shares the flags folder."""
+    import hashlib
+    from pathlib import Path
+
+    try:
+        boot = Path('/proc/sys/kernel/random/boot_id').read_text().strip()
+        ns = os.readlink('/proc/self/ns/pid')  # ('pid:[4026531836]')
+    except OSError:
+        return ''
+    return hashlib.sha256(f'{boot} {ns}'.encode()).hexdigest()[:12]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # (another user's process)
+        return True
+    return True
+
+
+def _sweep_active(folder, origin: str) -> list[str]:
+    """Remove the active files of dead servers of `origin` in `folder` (a server killed before its `stop`); the names
+    removed. Another origin's are left: their PIDs mean nothing here. A PID taken again since keeps its file."""
+    gone = []
+    for f in folder.glob(f'active-{origin}-*.flagd.json') if origin else ():
+        pid = f.name.split('-')[2]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            f.unlink(missing_ok=True)
+            gone.append(f.name)
+    return gone
+
+
 class FlagGate:
-    "Watches the flag file; activates only documents whose flags are valid and whose versions loaded verified."
+    """Watches the flag file; activates only documents whose flags are valid and whose versions loaded verified. Its
+    active file is named for its process (`_origin`, PID), so that a server starting removes those of dead servers."""
 
     def __init__(self, s: Settings, load, on_alert, poll_s: float = 0.2, vet=None):
         self.s, self.load, self.on_alert, self.poll_s = s, load, on_alert, poll_s
         self.vet, self.spec = vet, None  # vet(spec, name, last good spec) -> refusals; the spec of the live flags
         self.source = fl.flagd_path(s)
-        self.active = fl.flags_dir(s) / f'active-{os.getpid()}-{id(self):x}.flagd.json'
+        origin = _origin()
+        self.active = fl.flags_dir(s) / f"active-{origin + '-' if origin else ''}{os.getpid()}-{id(self):x}.flagd.json"
         self.live, self._loaded = Deployment(), {}
         self.valid, self.problem, self._seen = True, '', None
         self._stop, self._thread = threading.Event(), None
@@ -161,6 +199,11 @@ class FlagGate:
                 self.on_alert('flags_gate', repr(e))
 
     def start(self) -> None:
+        "Watch the flag file (a thread); first remove the active files that dead servers of this origin left."
+        try:
+            _sweep_active(self.active.parent, _origin())
+        except OSError:  # (the folder unreadable: the first check says so)
+            pass
         self._thread = threading.Thread(target=self.run, name='flag-gate', daemon=True)
         self._thread.start()
 
