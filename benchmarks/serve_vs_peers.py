@@ -18,6 +18,9 @@ warm-up (default 2 s) and a measured run (default 10 s) of one-record requests f
 default 8: a closed loop, so the load is bounded by C requests in flight) while the others idle. CPU per request is
 the server's process tree's user + system CPU seconds during the measured run over its requests. Per server the
 median over rounds is reported: requests/s, p50/p99 latency, CPU per request, and the ratios of ours to each peer.
+Each round of ours also says, from its /metrics (`lifecycle_prediction_log_sync_seconds`), how long its durable log's
+writer took to put the run's groups of rows on disk: the bound of the bucket holding their p99, and the share over 1
+and 2 ms. Each of those holds every request in flight (C), so a round whose disk was slow has a slow p99.
 
 Peers are installed in their own virtual environments under --venvs (default /tmp/lifecycle-bench-venvs):
 `mlserver==1.7.*` with `uvloop==0.21.*` (MLServer 1.7 needs it), and `bentoml`, each with onnxruntime and numpy; a
@@ -42,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -175,13 +179,48 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
-def measure(srv, url: str, body: bytes, a, tmp: Path) -> dict:
-    "One measured wrk run against `srv` after its warm-up, with the server process tree's CPU per request (ms)."
+def sync_buckets(base: str) -> tuple[list[float], list[float]] | None:
+    """A `lifecycle serve`'s `lifecycle_prediction_log_sync_seconds` from its /metrics: (bucket bounds, cumulative
+    counts) of how long its log's writer took to put each group of rows on disk; None if it shows none (no writer)."""
+    import urllib.request
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(base + '/metrics', timeout=10) as r:
+        text = r.read().decode()
+    for f in text_string_to_metric_families(text):
+        if f.name == 'lifecycle_prediction_log_sync_seconds':
+            got = [(float(x.labels['le']), x.value) for x in f.samples if x.name.endswith('_bucket')]
+            return [b for b, _ in got], [c for _, c in got]
+    return None
+
+
+def sync_summary(before, after) -> dict:
+    """The groups the writer put on disk between two `sync_buckets`: how many, the bound of the bucket holding their
+    99th percentile (no interpolation: p99 at most that), and the share that took over 1 and over 2 ms."""
+    if after is None:
+        return {}
+    bounds, counts = after
+    n = [c - b for c, b in zip(counts, before[1] if before else [0] * len(counts))]
+    total = n[-1]
+    if total <= 0:
+        return {}
+    over = {f'sync_over_{ms}ms': round(1 - n[bounds.index(ms / 1e3)] / total, 5) for ms in (1, 2)}
+    p99 = next(b for b, c in zip(bounds, n) if c >= 0.99 * total)
+    return {'sync_groups': int(total), 'sync_p99_le_ms': p99 * 1e3 if p99 != float('inf') else None} | over
+
+
+def measure(srv, url: str, body: bytes, a, tmp: Path, ours: bool = False) -> dict:
+    """One measured wrk run against `srv` after its warm-up, with the server process tree's CPU per request (ms); for
+    `ours`, how long its prediction log's writer took to put the groups of the run on disk (`sync_summary`)."""
     if a.warmup > 0:
         run_wrk(url, body, a.concurrency, a.warmup, tmp)
+    synced = sync_buckets(srv.url) if ours else None
     c0 = cpu_seconds(srv.proc.pid)
     res = run_wrk(url, body, a.concurrency, a.duration, tmp)
     res['cpu_ms_per_request'] = 1e3 * (cpu_seconds(srv.proc.pid) - c0) / max(res['requests'] or 1, 1)
+    if ours:
+        time.sleep(0.2)  # (the writer reports with each insert's acknowledgement: every 50 ms while rows come)
+        res |= sync_summary(synced, sync_buckets(srv.url))
     return res
 
 
@@ -319,12 +358,18 @@ def main():
         runs = {k: [] for k in servers}
         for r in range(a.rounds):
             for k, srv in servers.items():
-                res = measure(srv, srv.url + paths[k], bodies[k], a, tmp)
+                res = measure(srv, srv.url + paths[k], bodies[k], a, tmp, ours=k in ('lifecycle', 'batched'))
                 res['load_average'] = os.getloadavg()[0]
                 runs[k].append(res)
+                disk = (
+                    f"; its log's groups to disk: p99 <= {res['sync_p99_le_ms'] or 1000:g} ms, "
+                    f"{100 * res['sync_over_1ms']:.2f}% over 1 ms, {100 * res['sync_over_2ms']:.2f}% over 2 ms"
+                    if 'sync_groups' in res
+                    else ''
+                )
                 say(
                     f"round {r + 1} {k}: {res['rps']:,.0f} req/s, p99 {res['p99_ms']:.2f} ms, "
-                    f"{res['cpu_ms_per_request']:.3f} ms CPU/request, non-2xx {res['non_2xx']}"
+                    f"{res['cpu_ms_per_request']:.3f} ms CPU/request, non-2xx {res['non_2xx']}{disk}"
                 )
     except KeyboardInterrupt:
         sys.exit(130)

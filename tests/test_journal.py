@@ -16,6 +16,7 @@ import threading
 import time
 from pathlib import Path
 import pytest
+from conftest import wait_until
 from lifecycle.serve import journal as jr
 from lifecycle.serve import predlog as P
 from lifecycle.serve import writer as W
@@ -495,3 +496,37 @@ def test_rows_being_inserted_count_toward_the_rows_a_writer_may_hold(writer, mon
 
     assert w.apply(between)
     assert got == [(None, {}), ('the prediction log is behind: 202 rows wait for the database', {})]
+
+
+def test_the_writer_counts_how_long_each_group_took_to_reach_the_disk_and_reports_it_when_due():
+    "Each group in the bucket its time falls in (a bound is its bucket's: Prometheus's `le`); sent when due, once."
+    t = W._Timings()
+    for seconds in (0.0001, 0.00012, 0.004, 5):
+        t.observe(seconds)
+    bucket = {b: i for i, b in enumerate(P._SYNC_BOUNDS)}
+    assert t.counts[bucket[0.0001]] == t.counts[bucket[0.00015]] == t.counts[bucket[0.005]] == t.counts[-1] == 1
+    assert sum(t.counts) == 4 and t.seconds == pytest.approx(5.00422)
+    assert t.due(1) == {'synced': [*t.counts, t.seconds]}  # (the first report: at once)
+    t.observe(0.0002)
+    assert t.due(1) == {}  # (less than a second since the last)
+    assert t.due(0)['synced'][bucket[0.0002]] == 1  # (an insert's acknowledgement: whenever some are new)
+    assert t.due(0) == {}  # (none new)
+
+
+def test_sync_times_add_up_every_group_across_a_writer_s_death(tmp_path):
+    "What the server shows at /metrics: every group its writers put on disk, the dead writers' too."
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)
+    try:
+        assert log.sync_times() is None
+        for i in range(3):
+            log.log(**dict(ROW, request_id=f'r{i}')).wait(10)  # (each waited for: a group each)
+        wait_until(lambda: (t := log.sync_times()) is not None and sum(t.counts) == 3)  # (the inserts' reports)
+        before = log.sync_times()
+        child = log._writer.child
+        os.kill(child.proc.pid, signal.SIGKILL)
+        wait_until(lambda: child.dead)
+        log.log(**dict(ROW, request_id='after')).wait(30)
+        wait_until(lambda: sum(log.sync_times().counts) == 4)
+        assert log.sync_times().seconds > before.seconds > 0
+    finally:
+        log.close()

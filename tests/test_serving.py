@@ -337,6 +337,16 @@ def test_metrics_per_variant_and_version(server):
         'lifecycle_errors_total',
     ):
         assert needle in text, needle
+    from prometheus_client.parser import text_string_to_metric_families
+
+    synced = {f.name: f for f in text_string_to_metric_families(text)}['lifecycle_prediction_log_sync_seconds']
+    got = {(s.name, s.labels.get('le')): s.value for s in synced.samples}  # the writer's groups, by time to disk
+    assert got['lifecycle_prediction_log_sync_seconds_count', None] >= 1
+    assert (
+        got['lifecycle_prediction_log_sync_seconds_bucket', '+Inf']
+        == got['lifecycle_prediction_log_sync_seconds_count', None]
+    )
+    assert 0 < got['lifecycle_prediction_log_sync_seconds_sum', None] < 60
 
 
 def test_tampered_model_is_refused_while_the_verified_version_keeps_serving(ws, server):

@@ -15,7 +15,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from re import fullmatch
 import orjson
 from ..core.settings import Settings, shown_url, without_secrets
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['default_url', 'log_reachable', 'FeedbackError', 'current_row', 'LogFailed', 'LogUnreadable', 'log_errors',
-           'log_engine', 'Pending', 'names_models', 'PredictionLog', 'journal_dir', 'add_feedback', 'read_log',
-           'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
+__all__ = ['default_url', 'log_reachable', 'FeedbackError', 'SyncTimes', 'current_row', 'LogFailed', 'LogUnreadable',
+           'log_errors', 'log_engine', 'Pending', 'names_models', 'PredictionLog', 'journal_dir', 'add_feedback',
+           'read_log', 'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -71,6 +71,21 @@ _COLS = (
 )
 _JSON = {'inputs', 'output', 'decision'}
 _PLAN = tuple((c, c in _JSON, False if c == 'shadow' else None) for c in _COLS)  # each column: JSON?, its default
+# the bounds (seconds) of the buckets a writer process counts how long each group took to be put on disk in
+_SYNC_BOUNDS = (1e-4, 1.5e-4, 2e-4, 3e-4, 5e-4, 7.5e-4, 1e-3, 1.5e-3, 2e-3, 3e-3, 5e-3, 0.01, 0.025, 0.1, 1)
+
+
+class SyncTimes(NamedTuple):
+    "How long a writer process took to put each group of rows on disk: counts per bucket (the last past `bounds`)."
+
+    bounds: tuple[float, ...]
+    counts: list[int]
+    seconds: float  # (their sum)
+
+
+def _plus(a: list | None, b: list | None) -> list | None:
+    "Two writers' reports (`[counts..., seconds]`) added up."
+    return b if a is None else a if b is None else [x + y for x, y in zip(a, b)]
 _ROW = f"({', '.join('?' * len(_COLS))})"
 _CHUNK = 64  # rows per multi-row INSERT: 64 x 15 parameters, well under SQLite's limit of 32,766
 
@@ -905,6 +920,13 @@ class PredictionLog:
         if self._writer is not None:
             self._writer.attach(loop)
 
+    def sync_times(self) -> SyncTimes | None:
+        """How long the writer process took to put each group of rows on disk (its journal's synced append, or its
+        commit), as it last reported (at most a second old while rows come; `/metrics` shows it); None without one. It
+        is what an answer of a durable log waits for beyond its own work: a slow disk shows here first."""
+        got = self._writer.synced() if self._writer is not None else None
+        return None if got is None else SyncTimes(_SYNC_BOUNDS, got[:-1], got[-1])
+
     def poll(self) -> None:
         """On the loop the log is attached to: act now on what the writer process has acknowledged since the loop last
         looked, instead of in the loop's next turn. A server calls it before each batch it scores: the answers given by
@@ -1006,6 +1028,7 @@ class _Child:
         os.set_blocking(self.inp, False)
         self.inflight, self.unsent, self.reply = {}, bytearray(_frame(config)), bytearray()
         self.ready, self.dead, self.writing, self.started = False, False, False, time.monotonic()
+        self.synced = None  # its last report of how long its groups took to be put on disk (`SyncTimes`)
 
 
 class _WriterProcess:
@@ -1025,6 +1048,7 @@ class _WriterProcess:
     def __init__(self, log: PredictionLog, timeout_s: float, checkpoint_s: float, journal_s: float):
         self.log, self.lock, self.seq, self.child, self.loop, self.thread = log, log._cv, 0, None, None, None
         self.closed, self.restart_at, self.applied = False, None, 0  # (applied: frames wholly in the database)
+        self.synced_before = None  # (the reports of the writers that died, added up)
         journal = journal_dir(log.url) if log.durable else None  # (SQLite only)
         self.config = pickle.dumps(
             dict(
@@ -1149,6 +1173,11 @@ class _WriterProcess:
         if child is not None and child.inflight and loop is not None and loop is _running_loop():
             self._read(child)  # (nothing there: `_read` returns at once; read later, the loop's reader finds none)
 
+    def synced(self) -> list | None:
+        "What every writer so far reported of how long its groups took to be put on disk (`[counts..., seconds]`)."
+        child = self.child
+        return _plus(self.synced_before, child.synced if child is not None else None)
+
     def _ensure_reader(self) -> None:
         "Without a loop, one thread reads the acknowledgements (and restarts the writer) for the log's lifetime."
         if self.loop is None and (self.thread is None or not self.thread.is_alive()):
@@ -1210,6 +1239,8 @@ class _WriterProcess:
     def _apply(self, child: _Child, ack: dict) -> None:
         log = self.log
         log.problem, child.ready = ack['problem'], True
+        if 'synced' in ack:  # (cumulative: the latest replaces the last)
+            child.synced = ack['synced']
         if 'applied' in ack:  # frames up to it are in the database (or failed): `flush` waits for that
             self.applied = max(self.applied, ack['applied'])
             log._cv.notify_all()
@@ -1239,6 +1270,7 @@ class _WriterProcess:
         if not self.closed or child.inflight:
             log.problem = f"the prediction log's writer process exited (status {code})"
         held, child.inflight = list(child.inflight.values()), {}
+        self.synced_before, child.synced = _plus(self.synced_before, child.synced), None
         self.applied = self.seq  # (what it journaled and did not insert, the next writer replays first)
         log._cv.notify_all()
         for b in held:

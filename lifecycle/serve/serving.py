@@ -414,9 +414,8 @@ async def metrics(request: Request):
     from prometheus_client import CONTENT_TYPE_LATEST
 
     srv: Server = request.app.state.server
-    return Response(
-        srv.metrics.render(srv.log.pending(), srv.log.errors, srv.gate.valid), media_type=CONTENT_TYPE_LATEST
-    )
+    text = srv.metrics.render(srv.log.pending(), srv.log.errors, srv.gate.valid, srv.log.sync_times())
+    return Response(text, media_type=CONTENT_TYPE_LATEST)
 
 
 # %% ../../nbs/api/serve/08_serving.ipynb #46fa560d

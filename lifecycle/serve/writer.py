@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 import orjson
 from .journal import Journal, delete, orphans, records, sweep
-from .predlog import _COLS, _Store, _reason, _write_all, current_row
+import bisect
+from .predlog import _COLS, _SYNC_BOUNDS, _Store, _reason, _write_all, current_row
 
 # %% auto #0
 __all__ = ['writer_main']
@@ -256,6 +257,27 @@ def _open(cfg: dict) -> tuple[_Store, _Journaled | None]:
     return store, (_Journaled(store, journal, cfg['journal_s'], cfg['probe_s']) if journal else None)
 
 
+class _Timings:
+    """How long each group took to be put on disk (its synced append, or its commit), counted per bucket of
+    `_SYNC_BOUNDS` (the last: past them all) with their sum; sent with an acknowledgement (`synced`) when `due`."""
+
+    def __init__(self):
+        self.counts, self.seconds, self.n, self.sent_n, self.sent_at = [0] * (len(_SYNC_BOUNDS) + 1), 0.0, 0, 0, 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(_SYNC_BOUNDS, seconds)] += 1
+        self.seconds += seconds
+        self.n += 1
+
+    def due(self, every_s: float) -> dict:
+        "`{'synced': [counts..., seconds]}` if some are new and the last went `every_s` ago, else {}."
+        now = time.monotonic()
+        if self.n == self.sent_n or now - self.sent_at < every_s:
+            return {}
+        self.sent_n, self.sent_at = self.n, now
+        return {'synced': [*self.counts, self.seconds]}
+
+
 class _Broken(BaseException):
     "The writer's loop failed while an insert ran (`_Writer.between`): not the database's failure, nor caught as one."
 
@@ -271,6 +293,7 @@ class _Writer:
         self.problem = journaled.replayed if journaled else ''
         self.last = 0  # the last frame received
         self.failures = 0  # failed attempts to insert journaled rows since input ended
+        self.timings = _Timings()  # (reported with a group's acknowledgement once a second, and with each insert's)
 
     def run(self, pending: list) -> None:
         "Say it is ready, then write `pending` and what comes until the end of input (journaled rows in, or 3 tries)."
@@ -310,17 +333,19 @@ class _Writer:
             owners.append((seq, len(rows), len(rows) + len(enc)))
             rows.extend(enc)
         self.last, j = owners[-1][0], self.journaled
+        began = time.monotonic()
         try:
             error, failed = j.append(rows) if j else self.store.write(rows)
         except Exception as e:  # a bug here must not leave requests waiting
             error, failed = _reason(e), {}
+        self.timings.observe(time.monotonic() - began)
         self.problem = (error or j.problem or j.replayed) if j else (error or '')
         by_frame = {}
         for i, why in failed.items():
             seq, start, _ = next(o for o in owners if o[1] <= i < o[2])
             by_frame.setdefault(str(seq), {})[str(i - start)] = why
         done = {} if j and (j.rows or j.inserting) else {'applied': self.last}  # (none waits for the database)
-        self.pipe.ack(upto=self.last, error=error, failed=by_frame, problem=self.problem, **done)
+        self.pipe.ack(upto=self.last, error=error, failed=by_frame, problem=self.problem, **done, **self.timings.due(1))
 
     def insert(self) -> None:
         "Insert the journaled rows that are due and acknowledge them (`applied`); else say why, and try again later."
@@ -329,7 +354,7 @@ class _Writer:
             self.problem = j.replayed
             if not j.rows:  # (else frames that came during the insert wait: those before them are in)
                 last = self.last
-            pipe.ack(applied=last, problem=self.problem)
+            pipe.ack(applied=last, problem=self.problem, **self.timings.due(0))
             if j.rescan_due():  # (after the acknowledgement: a replay may take a while)
                 j.rescan()
             return
