@@ -160,7 +160,8 @@ def test_a_server_that_started_not_ready_serves_once_flags_meeting_the_policy_ar
 def test_a_starting_server_removes_the_active_flag_files_that_killed_servers_left(ws):
     """A server killed before its gate's `stop` (SIGKILL) leaves the gate's active file behind; the next server started
     where its PIDs count removes it. The files of another origin (a machine or container sharing the flags folder: its
-    PIDs are not ours to judge), of a live process, of this one, and those named before origins were, stay."""
+    PIDs are not ours to judge), of a live process, of this one, those named before origins were, and odd names (a
+    server starts whatever the folder holds), stay."""
     import os
     import subprocess
     import sys
@@ -180,11 +181,15 @@ def test_a_starting_server_removes_the_active_flag_files_that_killed_servers_lef
         'this process': f'active-{origin}-{os.getpid()}-7f0a.flagd.json',
         'another origin': f'active-0123456789ab-{dead.pid}-7f0a.flagd.json',
         'named before origins': f'active-{dead.pid}-7f0a.flagd.json',
+        'no process could have': f'active-{origin}-99999999999999999999-7f0a.flagd.json',  # (past any PID)
+        'not a number': f'active-{origin}-\u00b2-7f0a.flagd.json',  # (a digit to str.isdigit, not to int)
     }
     try:
         for name in names.values():
             (folder / name).write_text('{}')
-        srv = Server(ws)
+        assert gate._sweep_active(folder, origin) == [names['dead']]  # (the odd names judged, not tripped on)
+        (folder / names['dead']).write_text('{}')
+        srv = Server(ws)  # ... as a server starts
         try:
             left = {p.name for p in folder.glob('active-*')}
             assert names['dead'] not in left

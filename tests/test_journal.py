@@ -276,8 +276,8 @@ def test_a_waiter_that_raises_leaves_no_other_frame_or_acknowledgement_unapplied
     for its deadline, and its request be refused)."""
     import termios
 
-    # (no insert for a second, then at close: until then the only lines are the groups' acknowledgements)
-    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1, journal_s=1)
+    # (no insert for 3 s, then at close: until then the only lines are the groups' acknowledgements)
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1, journal_s=3)
 
     def in_pipe(child) -> int:  # bytes of acknowledgements waiting to be read
         n = bytearray(4)
@@ -320,6 +320,41 @@ def test_a_waiter_that_raises_leaves_no_other_frame_or_acknowledgement_unapplied
 
     try:
         asyncio.run(run())
+    finally:
+        log.close()
+
+
+def test_a_dead_writer_s_rows_all_fail_and_its_pipes_go_even_when_a_waiter_raises(tmp_path):
+    """The writer killed with two frames in its pipe, the first's waiter raising as it is failed: the second fails too,
+    the dead writer's pipes are released (else the loop would find its end of output readable at every turn) and the
+    next row goes to another writer; then the exception goes on."""
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        log.attach(loop)
+        assert await log.started()
+        child = log._writer.child
+        os.kill(child.proc.pid, signal.SIGSTOP)  # (the rows wait in its pipe, then die with it)
+        first = log.log(**dict(ROW, request_id='first'))
+        assert first.when_settled(loop, lambda e: (_ for _ in ()).throw(Stop()))
+        second = log.log(**dict(ROW, request_id='second'))
+        os.kill(child.proc.pid, signal.SIGKILL)
+        child.proc.wait(10)
+        with pytest.raises(Stop):
+            log.poll()
+        assert child.dead and first.done and second.done
+        with pytest.raises(LogFailed, match='writer process exited'):
+            second.check()
+        await asyncio.sleep(0.05)  # (its pipes are released on the loop's next turn)
+        assert child.proc.stdout.closed and child.proc.stdin.closed
+        after = log.log(**dict(ROW, request_id='after'))
+        assert log._writer.child is not child
+        await after.wait_async(10)
+
+    try:
+        asyncio.run(run())
+        assert set(read_log(log).request_id) == {'after'}
     finally:
         log.close()
 
@@ -500,7 +535,8 @@ def test_rows_being_inserted_count_toward_the_rows_a_writer_may_hold(writer, mon
 
 def test_the_writer_counts_how_long_each_group_took_to_reach_the_disk_and_reports_it_when_due():
     "Each group in the bucket its time falls in (a bound is its bucket's: Prometheus's `le`); sent when due, once."
-    t = W._Timings()
+    now = [100.0]
+    t = W._Timings(clock=lambda: now[0])
     for seconds in (0.0001, 0.00012, 0.004, 5):
         t.observe(seconds)
     bucket = {b: i for i, b in enumerate(P._SYNC_BOUNDS)}
@@ -508,13 +544,41 @@ def test_the_writer_counts_how_long_each_group_took_to_reach_the_disk_and_report
     assert sum(t.counts) == 4 and t.seconds == pytest.approx(5.00422)
     assert t.due(1) == {'synced': [*t.counts, t.seconds]}  # (the first report: at once)
     t.observe(0.0002)
-    assert t.due(1) == {}  # (less than a second since the last)
-    assert t.due(0)['synced'][bucket[0.0002]] == 1  # (an insert's acknowledgement: whenever some are new)
+    now[0] += 0.5
+    assert t.due(1) == {} and t.unsent  # (less than a second since the last)
+    now[0] += 0.5
+    assert t.due(1)['synced'][bucket[0.0002]] == 1 and not t.unsent
+    t.observe(0.0003)
+    assert t.due(0)['synced'][bucket[0.0003]] == 1  # (an insert's acknowledgement: whenever some are new)
     assert t.due(0) == {}  # (none new)
 
 
+class Acks:
+    "The writer's end of its pipe, keeping what it acknowledges."
+
+    def __init__(self):
+        self.sent = []
+
+    def ack(self, **msg):
+        self.sent.append(msg)
+
+
+def test_an_idle_writer_reports_its_timings_within_a_second_and_at_the_end():
+    "Groups timed and not yet sent keep the writer's wait for input to a second; its report then, or at the end."
+    pipe = Acks()
+    w = W._Writer(pipe, store=None, journaled=None, probe_s=5)
+    assert w.timeout(None) is None and w.timeout(0.25) == 0.25  # (nothing to report: as long as it likes)
+    w.timings.observe(0.0004)
+    assert w.timeout(None) == 1 and w.timeout(0.25) == 0.25 and w.timeout(30) == 1
+    w.report()
+    assert pipe.sent[-1]['synced'][P._SYNC_BOUNDS.index(5e-4)] == 1 and pipe.sent[-1]['problem'] == ''
+    assert w.timeout(None) is None
+    w.report()
+    assert len(pipe.sent) == 1  # (nothing new: nothing sent)
+
+
 def test_sync_times_add_up_every_group_across_a_writer_s_death(tmp_path):
-    "What the server shows at /metrics: every group its writers put on disk, the dead writers' too."
+    "What the server shows at /metrics: every group its writers reported putting on disk, the dead writers' too."
     log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)
     try:
         assert log.sync_times() is None

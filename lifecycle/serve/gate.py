@@ -11,9 +11,11 @@ policy allows in the server's environment, is refused: the last good flags keep 
 # %% ../../nbs/api/serve/05_gate.ipynb #503cb177
 from __future__ import annotations
 import json
+import logging
 import os
 import threading
 import time
+from re import fullmatch
 from typing import NamedTuple
 from ..core.settings import Settings
 from ..core.store import atomic_write
@@ -63,7 +65,7 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except OSError:  # (another user's process)
+    except (OSError, ValueError, OverflowError):  # (another user's process; a number no process has: not judged)
         return True
     return True
 
@@ -74,7 +76,7 @@ def _sweep_active(folder, origin: str) -> list[str]:
     gone = []
     for f in folder.glob(f'active-{origin}-*.flagd.json') if origin else ():
         pid = f.name.split('-')[2]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+        if fullmatch('[0-9]{1,10}', pid) and int(pid) != os.getpid() and not _alive(int(pid)):
             f.unlink(missing_ok=True)
             gone.append(f.name)
     return gone
@@ -202,8 +204,9 @@ class FlagGate:
         "Watch the flag file (a thread); first remove the active files that dead servers of this origin left."
         try:
             _sweep_active(self.active.parent, _origin())
-        except OSError:  # (the folder unreadable: the first check says so)
-            pass
+        except Exception as e:  # (the folder unreadable, say: the server serves all the same)
+            why = type(e).__name__
+            logging.getLogger('lifecycle.serving').warning('flag gate: dead servers\' active files stay (%s)', why)
         self._thread = threading.Thread(target=self.run, name='flag-gate', daemon=True)
         self._thread.start()
 

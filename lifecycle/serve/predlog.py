@@ -922,8 +922,9 @@ class PredictionLog:
 
     def sync_times(self) -> SyncTimes | None:
         """How long the writer process took to put each group of rows on disk (its journal's synced append, or its
-        commit), as it last reported (at most a second old while rows come; `/metrics` shows it); None without one. It
-        is what an answer of a durable log waits for beyond its own work: a slow disk shows here first."""
+        commit), as its writers reported it: with their acknowledgements, at most a second apart while rows come and
+        within a second of a pause (a writer killed loses what it had not yet sent; `/metrics` shows it); None without
+        one. It is what an answer of a durable log waits for beyond its own work: a slow disk shows here first."""
         got = self._writer.synced() if self._writer is not None else None
         return None if got is None else SyncTimes(_SYNC_BOUNDS, got[:-1], got[-1])
 
@@ -1175,8 +1176,9 @@ class _WriterProcess:
 
     def synced(self) -> list | None:
         "What every writer so far reported of how long its groups took to be put on disk (`[counts..., seconds]`)."
-        child = self.child
-        return _plus(self.synced_before, child.synced if child is not None else None)
+        with self.lock:
+            child = self.child
+            return _plus(self.synced_before, child.synced if child is not None else None)
 
     def _ensure_reader(self) -> None:
         "Without a loop, one thread reads the acknowledgements (and restarts the writer) for the log's lifetime."
@@ -1239,7 +1241,7 @@ class _WriterProcess:
     def _apply(self, child: _Child, ack: dict) -> None:
         log = self.log
         log.problem, child.ready = ack['problem'], True
-        if 'synced' in ack:  # (cumulative: the latest replaces the last)
+        if len(ack.get('synced', ())) == len(_SYNC_BOUNDS) + 2:  # (cumulative: the latest replaces the last)
             child.synced = ack['synced']
         if 'applied' in ack:  # frames up to it are in the database (or failed): `flush` waits for that
             self.applied = max(self.applied, ack['applied'])
@@ -1273,17 +1275,19 @@ class _WriterProcess:
         self.synced_before, child.synced = _plus(self.synced_before, child.synced), None
         self.applied = self.seq  # (what it journaled and did not insert, the next writer replays first)
         log._cv.notify_all()
-        for b in held:
-            log._settled(b, len(b.rows), f"{log.problem} before committing this row", {})
-        if self.loop is not None:
-            self._call(self._forget, child)
-        else:
-            self._forget(child)
-        if not self.closed:
-            young = not child.ready and time.monotonic() - child.started < log.probe_s
-            self.restart_at = child.started + log.probe_s if young else time.monotonic()
+        why = f"{log.problem} before committing this row"
+        try:  # (a waiter that raises does so once every row is failed, its pipes released and the next writer due)
+            _each(held, lambda b: log._settled(b, len(b.rows), why, {}), done=lambda b: False)
+        finally:
             if self.loop is not None:
-                self._call(self.loop.call_later, max(self.restart_at - time.monotonic(), 0), self._restart)
+                self._call(self._forget, child)
+            else:
+                self._forget(child)
+            if not self.closed:
+                young = not child.ready and time.monotonic() - child.started < log.probe_s
+                self.restart_at = child.started + log.probe_s if young else time.monotonic()
+                if self.loop is not None:
+                    self._call(self.loop.call_later, max(self.restart_at - time.monotonic(), 0), self._restart)
 
     def _forget(self, child: _Child) -> None:
         if self.loop is not None:

@@ -107,8 +107,9 @@ class _Journaled:
         self.rows, self.first, self.retry_at, self.problem = [], 0.0, 0.0, ''
         self.replayed, self.scanned = _replay(store, self.directory, {journal.name}), time.monotonic()
 
-    def append(self, rows: list) -> tuple[str | None, dict]:
-        "Journal `rows` (masked first; invalid ones left out): (error for all, {index: error})."
+    def append(self, rows: list, timed=None) -> tuple[str | None, dict]:
+        """Journal `rows` (masked first; invalid ones left out): (error for all, {index: error}). `timed(seconds)`: how
+        long the synced append took, when one was made."""
         failed = _failing(rows)
         if failed:  # rows of a server of the last version (this writer was started after an upgrade): made current
             rows = [current_row(r) for r in rows]
@@ -122,8 +123,12 @@ class _Journaled:
             good = self.store._masked(good)
         except Exception as e:  # never quote the inputs it failed on
             return f"masking the inputs failed: {type(e).__name__}", {}
+        data = orjson.dumps(good)
         try:
-            self.journal.append([orjson.dumps(good)])
+            began = time.monotonic()
+            self.journal.append([data])
+            if timed is not None:
+                timed(time.monotonic() - began)
         except OSError as e:
             if self.journal.damaged:
                 self._replace()
@@ -261,8 +266,13 @@ class _Timings:
     """How long each group took to be put on disk (its synced append, or its commit), counted per bucket of
     `_SYNC_BOUNDS` (the last: past them all) with their sum; sent with an acknowledgement (`synced`) when `due`."""
 
-    def __init__(self):
+    def __init__(self, clock=time.monotonic):
         self.counts, self.seconds, self.n, self.sent_n, self.sent_at = [0] * (len(_SYNC_BOUNDS) + 1), 0.0, 0, 0, 0.0
+        self.clock = clock
+
+    @property
+    def unsent(self) -> bool:
+        return self.n != self.sent_n
 
     def observe(self, seconds: float) -> None:
         self.counts[bisect.bisect_left(_SYNC_BOUNDS, seconds)] += 1
@@ -271,7 +281,7 @@ class _Timings:
 
     def due(self, every_s: float) -> dict:
         "`{'synced': [counts..., seconds]}` if some are new and the last went `every_s` ago, else {}."
-        now = time.monotonic()
+        now = self.clock()
         if self.n == self.sent_n or now - self.sent_at < every_s:
             return {}
         self.sent_n, self.sent_at = self.n, now
@@ -293,7 +303,9 @@ class _Writer:
         self.problem = journaled.replayed if journaled else ''
         self.last = 0  # the last frame received
         self.failures = 0  # failed attempts to insert journaled rows since input ended
-        self.timings = _Timings()  # (reported with a group's acknowledgement once a second, and with each insert's)
+        # how long groups took to be put on disk: reported with a group's acknowledgement once a second, with each
+        # insert's, within a second of falling idle, and at the end
+        self.timings = _Timings()
 
     def run(self, pending: list) -> None:
         "Say it is ready, then write `pending` and what comes until the end of input (journaled rows in, or 3 tries)."
@@ -313,18 +325,23 @@ class _Writer:
                 pipe.read()  # takes all that came while the last group was written
                 pending = [orjson.loads(f) for f in pipe.frames()]
             else:
+                self.report()
                 self.idle(due)
+        self.report()
         if j:
             j.close()
         self.store.close()
 
+    def report(self) -> None:
+        "Acknowledge the groups' timings not yet sent (`_Timings`), if any."
+        if synced := self.timings.due(0):
+            self.pipe.ack(problem=self.problem, **synced)
+
     def timeout(self, due: float | None) -> float | None:
-        "How long to wait for input: until rows are due, else a probe or a rescan later (None: for ever)."
-        if due is not None:
-            return due
-        if self.problem:
-            return self.probe_s
-        return _RESCAN_S if self.journaled else None
+        """How long to wait for input: until rows are due, else a probe or a rescan later (None: for ever); a second at
+        most while timings wait to be reported."""
+        wait = due if due is not None else self.probe_s if self.problem else _RESCAN_S if self.journaled else None
+        return (1 if wait is None else min(wait, 1)) if self.timings.unsent else wait
 
     def group(self, pending: list) -> None:
         "Journal (or commit) the rows of `pending` frames as one group; acknowledge them, with the rows that failed."
@@ -333,12 +350,16 @@ class _Writer:
             owners.append((seq, len(rows), len(rows) + len(enc)))
             rows.extend(enc)
         self.last, j = owners[-1][0], self.journaled
-        began = time.monotonic()
         try:
-            error, failed = j.append(rows) if j else self.store.write(rows)
+            if j:
+                error, failed = j.append(rows, self.timings.observe)
+            else:  # (timed when some rows were committed: masking included)
+                began = time.monotonic()
+                error, failed = self.store.write(rows)
+                if error is None and len(failed) < len(rows):
+                    self.timings.observe(time.monotonic() - began)
         except Exception as e:  # a bug here must not leave requests waiting
             error, failed = _reason(e), {}
-        self.timings.observe(time.monotonic() - began)
         self.problem = (error or j.problem or j.replayed) if j else (error or '')
         by_frame = {}
         for i, why in failed.items():
@@ -360,7 +381,7 @@ class _Writer:
             return
         self.failures += pipe.eof
         self.problem = j.problem
-        pipe.ack(problem=self.problem)
+        pipe.ack(problem=self.problem, **self.timings.due(0))
         if pipe.eof:
             time.sleep(self.probe_s)
 
