@@ -2720,6 +2720,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.PredictionLog._run': ( 'api/serve/predlog.html#predictionlog._run',
                                                                                          'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog.PredictionLog._say_flip': ( 'api/serve/predlog.html#predictionlog._say_flip',
+                                                                                              'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.PredictionLog._settled': ( 'api/serve/predlog.html#predictionlog._settled',
                                                                                              'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog.PredictionLog._take': ( 'api/serve/predlog.html#predictionlog._take',

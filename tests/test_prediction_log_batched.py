@@ -244,3 +244,30 @@ def test_threads_wait_for_their_batch_and_one_settled_already_makes_no_event():
     assert not open_.wait(0.05) and not Pending(open_, 0).done
     with pytest.raises(LogFailed, match='not committed within 0.05 s'):
         Pending(open_, 0).wait(timeout=0.05)
+
+
+def test_a_database_failing_on_and_off_is_said_six_times_a_minute_then_with_how_many_changes_were_not(tmp_path, caplog):
+    "The server's output says when the log starts failing and writes again; a flapping database does not flood it."
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', durable=False)
+    now = [1000.0]
+    log._clock = lambda: now[0]
+    try:
+        with caplog.at_level('WARNING', logger='lifecycle.serving'):
+            for i in range(20):  # 20 changes within a minute
+                log.problem = 'OperationalError: database is locked' if i % 2 == 0 else ''
+                now[0] += 1
+            said = [m for m in caplog.messages if m.startswith('prediction log: ')]
+            assert len(said) == 6 and 'cannot be written' in said[0] and said[1] == 'prediction log: writing again'
+            log.problem = ''  # (the same state again: not a change; the minute is not over)
+            assert len([m for m in caplog.messages if m.startswith('prediction log: ')]) == 6
+            now[0] += 60
+            log.problem = ''  # the minute is over: the state now, and how many changes were not said
+            said = [m for m in caplog.messages if m.startswith('prediction log: ')]
+            assert len(said) == 7
+            assert said[-1] == (
+                'prediction log: writing again (14 changes between failing and writing before this were not shown)'
+            )
+            log.problem = 'OperationalError: database is locked'  # an ordinary change again: said as it comes
+            assert caplog.messages[-1] == 'prediction log: cannot be written (OperationalError: database is locked)'
+    finally:
+        log.close()

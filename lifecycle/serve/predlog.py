@@ -699,7 +699,8 @@ class PredictionLog:
             self._thread.start()
             self.store.start_checkpoints()
 
-    _problem = ''
+    _problem, _said, _unsaid, _clock = '', (), 0, staticmethod(time.monotonic)
+    flips_said = 6  # changes between failing and writing the server's output says in a minute (then: how many more)
 
     @property
     def problem(self) -> str:
@@ -709,16 +710,30 @@ class PredictionLog:
     @problem.setter
     def problem(self, why: str) -> None:
         """Set it (with no piece of the URL's user or password: /ready shows it); when the log starts failing and when
-        it writes again, the server's output says so (once each)."""
+        it writes again, the server's output says so (once each), `flips_said` times a minute at most: a database
+        failing on and off is then said once the minute is over, with how many changes were not."""
         was, self._problem = self._problem, without_secrets(why, self.url) if why else ''
         if bool(was) != bool(self._problem):
-            import logging
+            self._say_flip()
+        elif self._unsaid and (not self._said or self._clock() - self._said[0] >= 60):  # (only after a flapping minute)
+            self._say_flip()
 
-            say = logging.getLogger('lifecycle.serving').warning
-            if self._problem:
-                say('prediction log: cannot be written (%s)', self._problem)
-            else:
-                say('prediction log: writing again')
+    def _say_flip(self) -> None:
+        "The server's line on the log's state now, unless `flips_said` were said in the last minute (then counted)."
+        import logging
+
+        now = self._clock()
+        said = [t for t in self._said if now - t < 60]
+        if len(said) >= self.flips_said:
+            self._said, self._unsaid = said, self._unsaid + 1
+            return
+        more = f" ({self._unsaid} changes between failing and writing before this were not shown)" if self._unsaid else ''
+        self._said, self._unsaid = [*said, now], 0
+        say = logging.getLogger('lifecycle.serving').warning
+        if self._problem:
+            say('prediction log: cannot be written (%s)%s', self._problem, more)
+        else:
+            say('prediction log: writing again%s', more)
 
     def log(self, **row) -> Pending:
         "Queue one row (JSON fields encoded here, in C); the returned `Pending` says when it is committed."
