@@ -727,7 +727,8 @@ class PredictionLog:
         if len(said) >= self.flips_said:
             self._said, self._unsaid = said, self._unsaid + 1
             return
-        more = f" ({self._unsaid} changes between failing and writing before this were not shown)" if self._unsaid else ''
+        more = f' ({self._unsaid} changes between failing and writing before this were not shown)'
+        more = more if self._unsaid else ''
         self._said, self._unsaid = [*said, now], 0
         say = logging.getLogger('lifecycle.serving').warning
         if self._problem:
