@@ -6,6 +6,7 @@ killed; and how long a server's startup waits for its writer."""
 
 from __future__ import annotations
 import asyncio
+import contextlib
 import errno
 import fcntl
 import os
@@ -239,22 +240,32 @@ def test_poll_settles_on_the_loop_what_the_writer_acknowledged_before_the_loop_t
         log.close()
 
 
-def test_poll_finds_a_dead_writer_fails_what_it_held_and_the_next_row_starts_another(tmp_path):
-    "Seen by `poll` (the loop's reader not run): the writer's death fails its rows; the next row goes to a new one."
+@pytest.mark.parametrize('raising', [False, True], ids=['plain', 'a-waiter-raises'])
+def test_poll_finds_a_dead_writer_fails_what_it_held_and_the_next_row_starts_another(tmp_path, raising):
+    """Seen by `poll` (the loop's reader not run): the writer's death fails its rows, its pipes are released (else the
+    loop would find its end of output readable at every turn) and the next row goes to a new one; all of that too when
+    the first row's waiter raises as it is failed, the exception going on after."""
     log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)
 
     async def run() -> None:
-        log.attach(asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        log.attach(loop)
         assert await log.started()
         child = log._writer.child
-        os.kill(child.proc.pid, signal.SIGSTOP)  # (stopped: the row waits in the pipe, then it dies with it)
+        os.kill(child.proc.pid, signal.SIGSTOP)  # (stopped: the rows wait in the pipe, then they die with it)
+        first = log.log(**dict(ROW, request_id='first'))
+        if raising:
+            assert first.when_settled(loop, lambda e: (_ for _ in ()).throw(Stop()))
         held = log.log(**dict(ROW, request_id='held'))
         os.kill(child.proc.pid, signal.SIGKILL)
         child.proc.wait(10)
-        log.poll()
-        assert child.dead and held.done
+        with pytest.raises(Stop) if raising else contextlib.nullcontext():
+            log.poll()
+        assert child.dead and first.done and held.done
         with pytest.raises(LogFailed, match='writer process exited'):
             held.check()
+        await asyncio.sleep(0.05)  # (its pipes are released on the loop's next turn)
+        assert child.proc.stdout.closed and child.proc.stdin.closed
         after = log.log(**dict(ROW, request_id='after'))
         assert log._writer.child is not child
         await after.wait_async(10)
@@ -320,41 +331,6 @@ def test_a_waiter_that_raises_leaves_no_other_frame_or_acknowledgement_unapplied
 
     try:
         asyncio.run(run())
-    finally:
-        log.close()
-
-
-def test_a_dead_writer_s_rows_all_fail_and_its_pipes_go_even_when_a_waiter_raises(tmp_path):
-    """The writer killed with two frames in its pipe, the first's waiter raising as it is failed: the second fails too,
-    the dead writer's pipes are released (else the loop would find its end of output readable at every turn) and the
-    next row goes to another writer; then the exception goes on."""
-    log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)
-
-    async def run() -> None:
-        loop = asyncio.get_running_loop()
-        log.attach(loop)
-        assert await log.started()
-        child = log._writer.child
-        os.kill(child.proc.pid, signal.SIGSTOP)  # (the rows wait in its pipe, then die with it)
-        first = log.log(**dict(ROW, request_id='first'))
-        assert first.when_settled(loop, lambda e: (_ for _ in ()).throw(Stop()))
-        second = log.log(**dict(ROW, request_id='second'))
-        os.kill(child.proc.pid, signal.SIGKILL)
-        child.proc.wait(10)
-        with pytest.raises(Stop):
-            log.poll()
-        assert child.dead and first.done and second.done
-        with pytest.raises(LogFailed, match='writer process exited'):
-            second.check()
-        await asyncio.sleep(0.05)  # (its pipes are released on the loop's next turn)
-        assert child.proc.stdout.closed and child.proc.stdin.closed
-        after = log.log(**dict(ROW, request_id='after'))
-        assert log._writer.child is not child
-        await after.wait_async(10)
-
-    try:
-        asyncio.run(run())
-        assert set(read_log(log).request_id) == {'after'}
     finally:
         log.close()
 
