@@ -1045,7 +1045,7 @@ class _Child:
         os.set_blocking(self.inp, False)
         self.inflight, self.unsent, self.reply = {}, bytearray(_frame(config)), bytearray()
         self.ready, self.dead, self.writing, self.started = False, False, False, time.monotonic()
-        self.synced = None  # its last report of how long its groups took to be put on disk (`SyncTimes`)
+        self.synced = None  # its last report of how long its groups took to be put on disk ([counts..., seconds])
 
 
 class _WriterProcess:
