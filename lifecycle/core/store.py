@@ -255,6 +255,8 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True  # it exists, run by another user
+    except (ValueError, OverflowError):  # a number no process has (a file named by hand?): not judged
+        return True
 
 
 def _mtime(p: Path) -> float:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
-from ..core.store import ContentHash, Store, hash_obj, append_jsonl, read_jsonl, file_sha256
+from ..core.store import ContentHash, Store, _alive, hash_obj, append_jsonl, read_jsonl, file_sha256
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
 from ..core import audit
@@ -134,16 +134,6 @@ def _host() -> str:
 def _temp_parquet(store: Store) -> Path:
     "A temporary Parquet file in the store, named after this host and process."
     return store.temp_path(f'.ingest-{_host()}-{os.getpid()}.parquet')
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 def _sweep_orphans(store: Store) -> list[Path]:

@@ -18,7 +18,7 @@ import time
 from re import fullmatch
 from typing import NamedTuple
 from ..core.settings import Settings
-from ..core.store import atomic_write
+from ..core.store import _alive, atomic_write
 from .models import ServedModel, UndeclaredInputs
 from . import flags as fl
 
@@ -58,16 +58,6 @@ def _origin() -> str:
     except OSError:
         return ''
     return hashlib.sha256(f'{boot} {ns}'.encode()).hexdigest()[:12]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (OSError, ValueError, OverflowError):  # (another user's process; a number no process has: not judged)
-        return True
-    return True
 
 
 def _sweep_active(folder, origin: str) -> list[str]:

@@ -282,7 +282,7 @@ class _Timings:
     def due(self, every_s: float) -> dict:
         "`{'synced': [counts..., seconds]}` if some are new and the last went `every_s` ago, else {}."
         now = self.clock()
-        if self.n == self.sent_n or now - self.sent_at < every_s:
+        if not self.unsent or now - self.sent_at < every_s:
             return {}
         self.sent_n, self.sent_at = self.n, now
         return {'synced': [*self.counts, self.seconds]}
