@@ -63,6 +63,24 @@ def _record(fd: int) -> dict | None:
         return None
 
 
+def _taken_or_named(fd: int, patience: float = 1.0) -> tuple[bool, dict | None]:
+    """After a refused `flock`: (True, None) if the lock came free and is now ours, else (False, the holder's record).
+    A holder writes its record just after taking the lock, so an empty file is read again for up to `patience`
+    seconds: a waiter that looked in between would otherwise never say who it waits for."""
+    deadline = time.monotonic() + patience
+    while True:
+        rec = _record(fd)
+        if rec is not None:
+            return False, rec
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True, None
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False, None
+            time.sleep(0.01)
+
+
 def holder(state_dir: str | Path, name: str) -> dict | None:
     """Who holds the named lock now (`{pid, command, since}`), or None if it is free, even if a holder that died left
     its record."""
@@ -79,6 +97,23 @@ def holder(state_dir: str | Path, name: str) -> dict | None:
         return None
     finally:
         os.close(fd)
+
+
+def _wait(fd: int, name: str, h: dict | None, p: Path, wait: bool, timeout: float | None, on_wait) -> None:
+    "Take the lock `h` holds once it is free, telling `on_wait(h)` first; or raise `LockBusy` (no `wait`, or too long)."
+    if not wait:
+        raise LockBusy(name, h, p) from None
+    if on_wait:
+        on_wait(h)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+            return
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise LockBusy(name, _record(fd), p, timeout) from None
+            time.sleep(0.1)
 
 
 @contextmanager
@@ -99,20 +134,9 @@ def hold(
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            h = _record(fd)
-            if not wait:
-                raise LockBusy(name, h, p) from None
-            if on_wait:
-                on_wait(h)
-            deadline = None if timeout is None else time.monotonic() + timeout
-            while True:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
-                    break
-                except BlockingIOError:
-                    if time.monotonic() > deadline:
-                        raise LockBusy(name, _record(fd), p, timeout) from None
-                    time.sleep(0.1)
+            taken, h = _taken_or_named(fd)
+            if not taken:
+                _wait(fd, name, h, p, wait, timeout, on_wait)
         rec = dict(pid=os.getpid(), command=command or _command(), since=now_iso())
         stale = _record(fd)  # a clean release empties the file: a record left here is a dead holder's
         if stale:
