@@ -331,6 +331,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.locks.LockBusy.__init__': ( 'api/core/locks.html#lockbusy.__init__',
                                                                                   'lifecycle/core/locks.py'),
                                       'lifecycle.core.locks._command': ('api/core/locks.html#_command', 'lifecycle/core/locks.py'),
+                                      'lifecycle.core.locks._live_record': ('api/core/locks.html#_live_record', 'lifecycle/core/locks.py'),
                                       'lifecycle.core.locks._record': ('api/core/locks.html#_record', 'lifecycle/core/locks.py'),
                                       'lifecycle.core.locks._taken_or_named': ( 'api/core/locks.html#_taken_or_named',
                                                                                 'lifecycle/core/locks.py'),

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from .manifest import now_iso
+from .store import _alive
 
 # %% auto #0
 __all__ = ['lock_path', 'describe', 'LockBusy', 'holder', 'hold', 'held']
@@ -63,13 +64,24 @@ def _record(fd: int) -> dict | None:
         return None
 
 
-def _taken_or_named(fd: int, patience: float = 1.0) -> tuple[bool, dict | None]:
+_PATIENCE_S = 1.0  # how long a waiter reads an empty (or a dead holder's) record again before saying it has none
+
+
+def _live_record(fd: int) -> dict | None:
+    "The holder's record, unless the file is empty, torn, or left by a holder that died (its process is gone)."
+    rec = _record(fd)
+    pid = rec.get('pid') if isinstance(rec, dict) else None
+    return rec if type(pid) is int and _alive(pid) else None
+
+
+def _taken_or_named(fd: int, patience: float) -> tuple[bool, dict | None]:
     """After a refused `flock`: (True, None) if the lock came free and is now ours, else (False, the holder's record).
-    A holder writes its record just after taking the lock, so an empty file is read again for up to `patience`
-    seconds: a waiter that looked in between would otherwise never say who it waits for."""
+    A holder writes its record just after taking the lock (over a dead holder's, if one was left), so a record that is
+    not yet there is read again for up to `patience` seconds: a waiter that looked in between would otherwise never
+    say who it waits for, or name a process that no longer exists."""
     deadline = time.monotonic() + patience
     while True:
-        rec = _record(fd)
+        rec = _live_record(fd)
         if rec is not None:
             return False, rec
         try:
@@ -99,20 +111,21 @@ def holder(state_dir: str | Path, name: str) -> dict | None:
         os.close(fd)
 
 
-def _wait(fd: int, name: str, h: dict | None, p: Path, wait: bool, timeout: float | None, on_wait) -> None:
-    "Take the lock `h` holds once it is free, telling `on_wait(h)` first; or raise `LockBusy` (no `wait`, or too long)."
+def _wait(fd: int, name: str, h: dict | None, p: Path, wait: bool, timeout: float | None, began: float, on_wait):
+    """Take the lock `h` holds once it is free, telling `on_wait(h)` first; or raise `LockBusy` (no `wait`, or still
+    held `timeout` seconds after `began`)."""
     if not wait:
         raise LockBusy(name, h, p) from None
     if on_wait:
         on_wait(h)
-    deadline = None if timeout is None else time.monotonic() + timeout
+    deadline = None if timeout is None else began + timeout
     while True:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
             return
         except BlockingIOError:
             if time.monotonic() > deadline:
-                raise LockBusy(name, _record(fd), p, timeout) from None
+                raise LockBusy(name, _live_record(fd), p, timeout) from None
             time.sleep(0.1)
 
 
@@ -126,7 +139,7 @@ def hold(
     command: str | None = None,
 ):
     """Hold the named lock for the block: wait for a live holder (telling `on_wait(holder)` who it is), or raise
-    `LockBusy` naming it."""
+    `LockBusy` naming it. A holder that has only just taken the lock is given up to a second to record itself first."""
     p = lock_path(state_dir, name)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
@@ -134,9 +147,10 @@ def hold(
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            taken, h = _taken_or_named(fd)
+            began = time.monotonic()
+            taken, h = _taken_or_named(fd, _PATIENCE_S if timeout is None else max(min(_PATIENCE_S, timeout), 0))
             if not taken:
-                _wait(fd, name, h, p, wait, timeout, on_wait)
+                _wait(fd, name, h, p, wait, timeout, began, on_wait)
         rec = dict(pid=os.getpid(), command=command or _command(), since=now_iso())
         stale = _record(fd)  # a clean release empties the file: a record left here is a dead holder's
         if stale:
