@@ -570,3 +570,86 @@ def test_sync_times_add_up_every_group_across_a_writer_s_death(tmp_path):
         assert log.sync_times().seconds > before.seconds > 0
     finally:
         log.close()
+
+
+NO_BAD = (
+    "CREATE TRIGGER no_bad BEFORE INSERT ON predictions WHEN NEW.request_id LIKE 'bad%' "
+    "BEGIN SELECT RAISE(ABORT, 'no bad rows'); END"
+)
+
+
+def sql(db: Path, *statements: str) -> None:
+    "The database's owner changing it (a trigger of theirs, say) from another connection."
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        for s in statements:
+            c.execute(s)
+        c.commit()
+
+
+def set_aside(w) -> list[dict]:
+    path = W.set_aside_path(w.directory)
+    return [W.orjson.loads(line) for line in path.read_bytes().splitlines()] if path.exists() else []
+
+
+def test_journaled_rows_the_table_refuses_are_set_aside_and_the_others_go_in_with_their_journal(writer):
+    w, db = writer
+    assert w.append(rows('ok', 1)) == (None, {}) and w.apply()  # the table exists and takes rows
+    sql(db, NO_BAD)  # then its owner adds a trigger refusing some
+    batch = rows('ok', 4)[1:]
+    batch[1:1] = rows('bad', 2)  # ok1, bad0, bad1, ok2, ok3
+    assert w.append(batch) == (None, {})
+    journal = w.journal
+    assert w.apply() and w.problem == '' and w.set_aside == 2  # not retried for ever: the log goes on
+    assert stored(db) == ['ok0', 'ok1', 'ok2', 'ok3']  # each other row once, in order
+    kept = set_aside(w)
+    assert [r['request_id'] for r in kept] == ['bad0', 'bad1'] and all('no bad rows' in r['why'] for r in kept)
+    assert kept[0]['inputs'] == '{"age":[30]}' and kept[0]['route'] == 'predict'  # the row as the table would hold it
+    assert os.stat(W.set_aside_path(w.directory)).st_mode & 0o777 == 0o600
+    with sqlite3.connect(db) as c:  # the journal's position is in: a replay would not set them aside again
+        assert dict(c.execute('SELECT name, applied FROM prediction_log_journal'))[journal.name] == journal.end
+    assert w.append(rows('bad', 3)[2:]) == (None, {}) and w.apply()  # a batch of refused rows only: set aside too
+    assert stored(db) == ['ok0', 'ok1', 'ok2', 'ok3'] and [r['request_id'] for r in set_aside(w)][-1] == 'bad2'
+
+
+def test_a_table_that_refuses_every_row_keeps_the_rows_in_the_journal_and_says_so(writer):
+    w, db = writer
+    assert w.append(rows('ok', 1)) == (None, {}) and w.apply()
+    sql(db, "CREATE TRIGGER none BEFORE INSERT ON predictions BEGIN SELECT RAISE(ABORT, 'closed for now'); END")
+    assert w.append(rows('a', 3)) == (None, {})
+    assert not w.apply() and 'closed for now' in w.problem  # a row like one it took before is refused too
+    assert set_aside(w) == [] and len(w.rows) == 3 and stored(db) == ['ok0']
+    sql(db, 'DROP TRIGGER none')
+    assert w.apply() and w.problem == '' and stored(db) == ['ok0', 'a0', 'a1', 'a2']
+
+
+def test_a_dead_writers_journal_with_refused_rows_is_replayed_and_deleted(writer):
+    w, db = writer
+    sql(db, NO_BAD)
+    other = Journal(w.directory)  # another worker's writer, killed with rows the table refuses
+    other.append([W.orjson.dumps(rows('o', 2) + rows('bad', 1))])
+    other.close()
+    w.rescan()
+    assert w.replayed == '' and not other.path.exists() and stored(db) == ['o0', 'o1']
+    assert [r['request_id'] for r in set_aside(w)] == ['bad0']
+
+
+def test_a_server_whose_database_refuses_some_rows_keeps_answering_and_counts_them(tmp_path):
+    db = tmp_path / 'p.db'
+    log = PredictionLog(f'sqlite:///{db}', process=True, probe_s=0.1)
+    try:
+        log.log(**dict(ROW, request_id='ok0')).wait(10)
+        assert log.flush(30)
+        sql(db, NO_BAD)
+        for rid in ['bad0', 'ok1', 'bad1', 'ok2']:
+            log.log(**dict(ROW, request_id=rid)).wait(10)  # answered: each is journaled
+        assert log.flush(30)
+        assert log.errors == 2 and log.problem == ''  # (a problem would have the server refuse requests)
+        assert list(read_log(f'sqlite:///{db}')['request_id']) == ['ok0', 'ok1', 'ok2']
+    finally:
+        log.close()
+    assert [r['request_id'] for r in set_aside_rows(db)] == ['bad0', 'bad1']
+
+
+def set_aside_rows(db: Path) -> list[dict]:
+    path = W.set_aside_path(journal_dir(f'sqlite:///{db}'))
+    return [W.orjson.loads(line) for line in path.read_bytes().splitlines()]

@@ -11,6 +11,7 @@ import collections
 import json
 import os
 import pickle
+import sqlite3
 import threading
 import time
 from contextlib import contextmanager
@@ -545,6 +546,8 @@ class _Store:
                     for sql, params in also:
                         cur.execute(sql, params)
                     conn.commit()
+                if rows:
+                    self._last_row = rows[-1]
                 self._wrote.set()  # the WAL grew: a checkpoint is due
             except BaseException:
                 self._conn = None  # the next batch starts on a fresh connection
@@ -557,10 +560,86 @@ class _Store:
             with self.engine.begin() as c:
                 c.execute(self.predictions.insert(), [dict(zip(_COLS, r)) for r in rows])
 
-    def apply(self, rows: list, positions: list[tuple[str, int]], sync: bool = False, between=None) -> None:
+    def apply(
+        self, rows: list, positions: list[tuple[str, int]], sync: bool = False, between=None, set_aside=None
+    ) -> int:
         """Journaled rows into the database (SQLite), with how far each journal is now in it (name, offset), in one
         transaction. `sync`: this commit, and with it every one before, on disk whatever `durable` says (before a
-        journal is deleted); a failure to make it so fails the commit. `between`: see `_insert`."""
+        journal is deleted); a failure to make it so fails the commit. `between`: see `_insert`.
+
+        Rows the table refuses (a constraint or trigger of its owner's: `IntegrityError`) would otherwise be retried
+        for ever, the log failing meanwhile. With `set_aside`, they are found (`_refused`), handed to
+        `set_aside([(row, why), ...])` (which must put them on disk, or raise: then nothing is committed), and the
+        others committed with the positions: how many were set aside. A table that refuses every row and a row like
+        one it stored before is the table's failure, raised as before."""
+        try:
+            self._apply(rows, positions, sync, between)
+            return 0
+        except Exception as e:
+            if set_aside is None or not rows or not isinstance(e, sqlite3.IntegrityError):
+                raise
+            first = e.with_traceback(None)  # (its traceback holds the failed connection, and with it SQLite's lock)
+        refused = self._refused(rows)
+        if refused is None:
+            raise first
+        set_aside([(rows[i], why) for i, why in refused])
+        out = {i for i, _ in refused}
+        self._apply([r for i, r in enumerate(rows) if i not in out], positions, sync, None)
+        return len(refused)
+
+    def _refused(self, rows: list) -> list[tuple[int, str]] | None:
+        """Which of `rows` the table refuses, and why, found in one transaction that is rolled back: each part inserted
+        under a savepoint, a refused part halved until its refused rows stand alone (in order, each after the rows
+        before it that the table took). None when it refuses them all and also a row like one it stored before (with
+        an ID of its own): the table's failure, not the rows'."""
+        conn = self.engine.raw_connection()
+        try:
+            cur, refused, parts = conn.cursor(), [], [(0, len(rows))]
+            with self._commit_lock:
+                cur.execute('BEGIN IMMEDIATE')
+                try:
+                    while parts:
+                        lo, hi = parts.pop()
+                        why = self._refusal_of(cur, rows[lo:hi])
+                        if why is None:
+                            continue
+                        if hi - lo == 1:
+                            refused.append((lo, why))
+                        else:
+                            mid = (lo + hi) // 2
+                            parts += [(mid, hi), (lo, mid)]  # (the first half next: rows in order)
+                    if len(refused) == len(rows) and self._refusal_of(cur, [self._canary(rows[0])]) is not None:
+                        return None
+                    return refused
+                finally:
+                    conn.rollback()
+        finally:
+            conn.close()
+
+    @staticmethod
+    def _refusal_of(cur, rows: list) -> str | None:
+        "Insert `rows` under a savepoint, kept if the table takes them all; else rolled back, and why."
+        cur.execute('SAVEPOINT part')
+        try:
+            for sql, params in _inserts(rows):
+                cur.execute(sql, params)
+        except sqlite3.IntegrityError as e:  # (any other error is the database's: raised, the transaction dropped)
+            why = _reason(e)
+            cur.execute('ROLLBACK TO part')
+            cur.execute('RELEASE part')
+            return why
+        cur.execute('RELEASE part')
+        return None
+
+    def _canary(self, row) -> list:
+        "A row like the last one this store inserted (else like `row`), with an ID and a time of its own."
+        canary = list(self._last_row or row)
+        canary[0], canary[1] = f'canary-{os.urandom(8).hex()}', time.time()
+        return canary
+
+    _last_row = None  # the last row `_insert` stored (`_canary`)
+
+    def _apply(self, rows: list, positions: list[tuple[str, int]], sync: bool, between) -> None:
         upsert = (
             'INSERT INTO prediction_log_journal (name, applied) VALUES (?, ?) '
             'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
@@ -1260,6 +1339,7 @@ class _WriterProcess:
         if len(ack.get('synced', ())) == len(_SYNC_BOUNDS) + 2:  # (cumulative: the latest replaces the last)
             child.synced = ack['synced']
         if 'applied' in ack:  # frames up to it are in the database (or failed): `flush` waits for that
+            log.errors += ack.get('set_aside', 0)  # (journaled rows the database refused, set aside; `lock` held)
             self.applied = max(self.applied, ack['applied'])
             log._cv.notify_all()
         if 'upto' not in ack:  # the database is open, a probe's result, or rows in the database

@@ -18,9 +18,10 @@ import orjson
 from .journal import Journal, delete, orphans, records, sweep
 import bisect
 from .predlog import _COLS, _SYNC_BOUNDS, _Store, _reason, _write_all, current_row
+from ..core.store import locked_append, write_line
 
 # %% auto #0
-__all__ = ['writer_main']
+__all__ = ['set_aside_path', 'writer_main']
 
 # %% ../../nbs/api/serve/01b_writer.ipynb #fca8c031
 _SCALAR = (str, int, float, bool, type(None))
@@ -63,6 +64,40 @@ _INSERT_ROWS, _ROTATE_BYTES, _MAX_WAITING = 5000, 64 << 20, 200_000
 _RESCAN_S = 10  # how often an idle writer looks for journals of dead writers (several workers, failed replays)
 
 
+def set_aside_path(directory: Path) -> Path:
+    "Where the rows that a journal directory's database refused are kept: beside it, `<database>.refused.jsonl`."
+    return directory.with_name(directory.name.removesuffix('.journals') + '.refused.jsonl')
+
+
+def _set_aside(directory: Path, refused: list) -> None:
+    """Append journaled rows the database refused (`[(row, why), ...]`, masked as the table would hold them) to
+    `set_aside_path(directory)`, synced (and the folder's entry for a new file) before the insert that leaves them out
+    commits (`_Store.apply`). A crash in between sets them aside again when the journal is replayed: a row's
+    `request_id` may then appear twice. Raises if they cannot be kept: then nothing is committed."""
+    path, now = set_aside_path(directory), time.time()
+    new = not path.exists()
+    lines = [orjson.dumps({'set_aside_at': now, 'why': why, **dict(zip(_COLS, row))}) + b'\n' for row, why in refused]
+    with locked_append(path) as fd:
+        if new:
+            os.fchmod(fd, 0o600)  # (the inputs as the table holds them: for the log's owner)
+        write_line(fd, b''.join(lines))
+    if new:
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+
+
+def _said_aside(n: int, directory: Path) -> None:
+    if n:
+        print(
+            f"prediction log: {n} journaled row(s) that the database refused were set aside in "
+            f"{set_aside_path(directory)} (why, with each row); the others are in",
+            flush=True,
+        )
+
+
 def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str:
     "The rows of journals whose writer died (not `skip`), into the database (then their files go); '' or why not."
     problems = []
@@ -70,7 +105,7 @@ def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str
         sweep(directory)  # (files of writers that died creating their journal)
         for name, data in orphans(directory, skip):  # (each locked while it is replayed: no one else replays it)
             try:
-                _replay_one(store, directory / name, data)
+                _said_aside(_replay_one(store, directory / name, data), directory)
             except Exception as e:  # the others are still replayed; this one is tried again later
                 problems.append(f"replaying journal {directory / name} failed: {_reason(e)}")
     except OSError as e:  # (the directory itself)
@@ -78,19 +113,21 @@ def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str
     return '; '.join(problems)
 
 
-def _replay_one(store: _Store, path: Path, data: bytes) -> None:
-    "One dead writer's journal (its contents `data`) into the database from where it was, on disk; then it goes."
-    name = path.name
+def _replay_one(store: _Store, path: Path, data: bytes) -> int:
+    """One dead writer's journal (its contents `data`) into the database from where it was, on disk; then it goes.
+    How many of its rows the database refused (set aside)."""
+    name, aside = path.name, (lambda refused: _set_aside(path.parent, refused))
     end = at = store.applied(name)
-    rows = []
+    rows, n = [], 0
     for end, payload in records(data, at):  # (a torn last record was never acknowledged)
         rows.extend(current_row(r) for r in orjson.loads(payload))
         if len(rows) >= _INSERT_ROWS:
-            store.apply(rows, [(name, end)])
+            n += store.apply(rows, [(name, end)], set_aside=aside)
             rows = []
-    store.apply(rows, [(name, end)], sync=True)  # all of it on disk before the journal goes
+    n += store.apply(rows, [(name, end)], sync=True, set_aside=aside)  # all of it on disk before the journal goes
     delete(path)
     store.forget(name)
+    return n
 
 # %% ../../nbs/api/serve/01b_writer.ipynb #16da3b4d
 class _Journaled:
@@ -98,8 +135,9 @@ class _Journaled:
     the writer's journal (answered once it is on disk), then inserted in larger groups: `journal_s` after the first of
     them came, or at once when there are `_INSERT_ROWS` (and at the end of input). A database that cannot take them is
     tried again every `probe_s` (the rows wait in the journal) and is the log's problem meanwhile; past `_MAX_WAITING`
-    waiting rows, new ones are refused. A journal past `_ROTATE_BYTES`, or damaged by a failed append, is replaced,
-    and deleted once what it holds is in the database and on disk."""
+    waiting rows, new ones are refused. Rows the table itself refuses (its owner's constraint or trigger) are set
+    aside in `<database>.refused.jsonl` (`_set_aside`), the others inserted. A journal past `_ROTATE_BYTES`, or
+    damaged by a failed append, is replaced, and deleted once what it holds is in the database and on disk."""
 
     def __init__(self, store: _Store, journal: Journal, journal_s: float, probe_s: float):
         self.store, self.journal, self.journal_s, self.probe_s = store, journal, journal_s, probe_s
@@ -155,7 +193,7 @@ class _Journaled:
         ends = {j.name: j.end for j in (*self.retired, self.journal)}  # (what `batch` holds of each journal)
         self.inserting = batch
         try:
-            self.store.apply(batch, list(ends.items()), between=between)
+            aside = self.store.apply(batch, list(ends.items()), between=between, set_aside=self._set_aside)
         except Exception as e:
             self.rows = batch + self.rows
             self.problem = f"journaled rows cannot be written to the database: {_reason(e)}"
@@ -163,7 +201,8 @@ class _Journaled:
             return False
         finally:
             self.inserting = []
-        self.problem = ''
+        self.problem, self.set_aside = '', self.set_aside + aside
+        _said_aside(aside, self.directory)
         if self.journal.end > _ROTATE_BYTES:
             self._replace()
         # a journal goes once all it holds is in: not one appended to (then retired) during the insert
@@ -171,6 +210,10 @@ class _Journaled:
         return True
 
     inserting: list = []  # the rows being inserted (by `apply`), none waiting meanwhile
+    set_aside = 0  # rows the database refused, set aside since the last acknowledgement said so (`_Writer.insert`)
+
+    def _set_aside(self, refused: list) -> None:
+        _set_aside(self.directory, refused)
 
     def rescan_due(self) -> bool:
         return self.scanned + _RESCAN_S <= time.monotonic()
@@ -375,7 +418,9 @@ class _Writer:
             self.problem = j.replayed
             if not j.rows:  # (else frames that came during the insert wait: those before them are in)
                 last = self.last
-            pipe.ack(applied=last, problem=self.problem, **self.timings.due(0))
+            aside, j.set_aside = j.set_aside, 0  # (counted by the server as rows not written)
+            more = {'set_aside': aside} if aside else {}
+            pipe.ack(applied=last, problem=self.problem, **more, **self.timings.due(0))
             if j.rescan_due():  # (after the acknowledgement: a replay may take a while)
                 j.rescan()
             return
