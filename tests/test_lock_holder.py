@@ -125,3 +125,15 @@ def test_a_holder_that_never_records_itself_is_reported_as_such(tmp_path, timeou
         assert 0.9 <= took < 10
     else:  # the patience comes out of the timeout, not on top of it
         assert 0.25 <= took < 0.9 and 'gave up after waiting 0.3s' in str(e.value)
+
+
+def test_holder_does_not_name_a_dead_holder_for_a_new_one_not_yet_recorded(tmp_path):
+    gone = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'], capture_output=True, text=True)
+    fd = bare_holder(tmp_path, 'pipeline', left={'pid': int(gone.stdout), 'command': 'lifecycle run', 'since': 'T'})
+    try:
+        assert locks.holder(tmp_path, 'pipeline') == {'pid': None}
+        os.pwrite(fd, json.dumps(me()).encode(), 0)
+        assert locks.holder(tmp_path, 'pipeline') == me()
+    finally:
+        os.close(fd)
+    assert locks.holder(tmp_path, 'pipeline') is None

@@ -94,8 +94,8 @@ def _taken_or_named(fd: int, patience: float) -> tuple[bool, dict | None]:
 
 
 def holder(state_dir: str | Path, name: str) -> dict | None:
-    """Who holds the named lock now (`{pid, command, since}`), or None if it is free, even if a holder that died left
-    its record."""
+    """Who holds the named lock now (`{pid, command, since}`; `{'pid': None}` while its holder has not recorded itself),
+    or None if it is free, even if a holder that died left its record."""
     p = lock_path(state_dir, name)
     if not p.is_file():
         return None
@@ -104,7 +104,7 @@ def holder(state_dir: str | Path, name: str) -> dict | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
-            return _record(fd) or {'pid': None}
+            return _live_record(fd) or {'pid': None}  # (not yet recorded, or over a dead holder's record)
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None
     finally:
