@@ -162,6 +162,21 @@ def test_a_torn_last_line_is_ignored_then_set_aside_and_the_log_goes_on(ws):
     assert r.returncode == 0 and v['ok'] and v['entries'] == 4 and v['notes'] == []
 
 
+def test_a_torn_line_set_aside_is_readable_by_no_one_its_log_is_not_readable_by(tmp_path):
+    from lifecycle.core.store import append_jsonl
+
+    log = tmp_path / 'private.jsonl'
+    log.write_bytes(b'{"a": 1}\n{"b": "a value of thei')  # a crash mid-write
+    os.chmod(log, 0o600)
+    old = os.umask(0o022)  # (as a user's shell has it: new files readable by all)
+    try:
+        append_jsonl(log, {'c': 3})
+    finally:
+        os.umask(old)
+    assert log.read_text() == '{"a": 1}\n{"c": 3}\n'
+    assert os.stat(tmp_path / 'private.jsonl.torn').st_mode & 0o777 == 0o600
+
+
 def test_erasing_a_payload_with_a_tombstone_still_verifies(ws):
     audit.append(
         ws.log, 'token.issue', 'user-7', reason='issued to Jane Example', actor='carol', email='jane@example.org'

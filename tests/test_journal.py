@@ -622,6 +622,26 @@ def test_a_table_that_refuses_every_row_keeps_the_rows_in_the_journal_and_says_s
     assert w.apply() and w.problem == '' and stored(db) == ['ok0', 'a0', 'a1', 'a2']
 
 
+def test_a_table_refusing_a_whole_batch_is_told_from_its_rows_in_two_statements_not_one_per_row(writer, monkeypatch):
+    w, db = writer
+    assert w.append(rows('ok', 1)) == (None, {}) and w.apply()
+    sql(db, "CREATE TRIGGER none BEFORE INSERT ON predictions BEGIN SELECT RAISE(ABORT, 'closed for now'); END")
+    tried, real = [], P._Store._refusal_of
+    monkeypatch.setattr(
+        P._Store, '_refusal_of', staticmethod(lambda cur, rs, keep=True: tried.append(len(rs)) or real(cur, rs, keep))
+    )
+    assert w.append(rows('a', 1000)) == (None, {}) and not w.apply()
+    assert tried == [1000, 1] and 'closed for now' in w.problem  # the batch, then a row like one it took
+
+
+def test_a_trigger_that_rolls_the_whole_transaction_back_is_reported_as_its_own_failure(writer):
+    w, db = writer
+    sql(db, NO_BAD.replace("RAISE(ABORT, 'no bad rows')", "RAISE(ROLLBACK, 'rolled back')"))
+    assert w.append(rows('ok', 1) + rows('bad', 1)) == (None, {})
+    assert not w.apply() and 'rolled back' in w.problem and 'savepoint' not in w.problem  # (no row can be told apart)
+    assert set_aside(w) == [] and len(w.rows) == 2 and stored(db) == []
+
+
 def test_a_dead_writers_journal_with_refused_rows_is_replayed_and_deleted(writer):
     w, db = writer
     sql(db, NO_BAD)
@@ -630,7 +650,7 @@ def test_a_dead_writers_journal_with_refused_rows_is_replayed_and_deleted(writer
     other.close()
     w.rescan()
     assert w.replayed == '' and not other.path.exists() and stored(db) == ['o0', 'o1']
-    assert [r['request_id'] for r in set_aside(w)] == ['bad0']
+    assert [r['request_id'] for r in set_aside(w)] == ['bad0'] and w.set_aside == 1  # (for the server to count)
 
 
 def test_a_server_whose_database_refuses_some_rows_keeps_answering_and_counts_them(tmp_path):

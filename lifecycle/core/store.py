@@ -136,7 +136,9 @@ def _set_aside_torn(fd: int, path: Path) -> int:
         )
         + '\n'
     )
-    with open(path.with_name(path.name + '.torn'), 'a') as f:
+    mode = os.fstat(fd).st_mode & 0o777  # (the torn bytes are the log's: readable by whom the log is, no one else)
+    aside = os.open(path.with_name(path.name + '.torn'), os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    with os.fdopen(aside, 'a') as f:
         f.write(note)
         f.flush()
         os.fsync(f.fileno())

@@ -107,6 +107,15 @@ def _inserts(rows: list[tuple]):
         )
 
 
+def _positions(positions: list[tuple[str, int]]) -> list[tuple[str, tuple]]:
+    "The statements recording how far each journal is in the database (name, offset), as `_insert`'s `also`."
+    upsert = (
+        'INSERT INTO prediction_log_journal (name, applied) VALUES (?, ?) '
+        'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
+    )
+    return [(upsert, p) for p in positions]
+
+
 def _plain(o):
     return o.tolist() if hasattr(o, 'tolist') else str(o)
 
@@ -570,8 +579,8 @@ class _Store:
         Rows the table refuses (a constraint or trigger of its owner's: `IntegrityError`) would otherwise be retried
         for ever, the log failing meanwhile. With `set_aside`, they are found (`_refused`), handed to
         `set_aside([(row, why), ...])` (which must put them on disk, or raise: then nothing is committed), and the
-        others committed with the positions: how many were set aside. A table that refuses every row and a row like
-        one it stored before is the table's failure, raised as before."""
+        others committed with the positions: how many were set aside. A table that refuses the whole batch and a row
+        like one it stored before is the table's failure, raised as before."""
         try:
             self._apply(rows, positions, sync, between)
             return 0
@@ -579,55 +588,84 @@ class _Store:
             if set_aside is None or not rows or not isinstance(e, sqlite3.IntegrityError):
                 raise
             first = e.with_traceback(None)  # (its traceback holds the failed connection, and with it SQLite's lock)
-        refused = self._refused(rows)
-        if refused is None:
+        n = self._apply_refusing(rows, positions, sync, set_aside)
+        if n is None:
             raise first
-        set_aside([(rows[i], why) for i, why in refused])
-        out = {i for i, _ in refused}
-        self._apply([r for i, r in enumerate(rows) if i not in out], positions, sync, None)
-        return len(refused)
+        return n
 
-    def _refused(self, rows: list) -> list[tuple[int, str]] | None:
-        """Which of `rows` the table refuses, and why, found in one transaction that is rolled back: each part inserted
-        under a savepoint, a refused part halved until its refused rows stand alone (in order, each after the rows
-        before it that the table took). None when it refuses them all and also a row like one it stored before (with
-        an ID of its own): the table's failure, not the rows'."""
-        conn = self.engine.raw_connection()
+    def _apply_refusing(self, rows: list, positions: list[tuple[str, int]], sync: bool, set_aside) -> int | None:
+        """`apply` for a batch the table refused: in one transaction, each part inserted under a savepoint (kept if the
+        table takes it all) and a refused part halved until its refused rows stand alone (`_refused`); those handed to
+        `set_aside` (on disk before anything commits), then the positions and the commit. How many were set aside; None,
+        nothing committed, when no row is refused now (the table changed meanwhile) or the table refuses the whole
+        batch and also a row like one it stored before: its failure, not the rows'. (Rare: statements are not
+        interleaved with the writer's journaling here, as `between` has them in `_insert`.)"""
+        conn, committed, full = self.engine.raw_connection(), False, sync and not self.durable
         try:
-            cur, refused, parts = conn.cursor(), [], [(0, len(rows))]
+            cur = conn.cursor()
+            if full:
+                cur.execute('PRAGMA synchronous=FULL')
             with self._commit_lock:
                 cur.execute('BEGIN IMMEDIATE')
                 try:
-                    while parts:
-                        lo, hi = parts.pop()
-                        why = self._refusal_of(cur, rows[lo:hi])
-                        if why is None:
-                            continue
-                        if hi - lo == 1:
-                            refused.append((lo, why))
-                        else:
-                            mid = (lo + hi) // 2
-                            parts += [(mid, hi), (lo, mid)]  # (the first half next: rows in order)
-                    if len(refused) == len(rows) and self._refusal_of(cur, [self._canary(rows[0])]) is not None:
+                    refused = self._refused(cur, rows)
+                    if not refused:
                         return None
-                    return refused
+                    set_aside([(rows[i], why) for i, why in refused])
+                    for sql, params in _positions(positions):
+                        cur.execute(sql, params)
+                    conn.commit()
+                    committed = True
                 finally:
-                    conn.rollback()
+                    if not committed:
+                        conn.rollback()
         finally:
-            conn.close()
+            try:
+                if full:  # (back in the pool as the others are)
+                    cur.execute('PRAGMA synchronous=NORMAL')
+            finally:
+                conn.close()
+        self._wrote.set()
+        out = {i for i, _ in refused}
+        self._last_row = next((r for i, r in reversed(list(enumerate(rows))) if i not in out), self._last_row)
+        return len(refused)
+
+    def _refused(self, cur, rows: list) -> list[tuple[int, str]] | None:
+        """The rows the table refuses and why, in order (each tried after the rows before it that the table took, and
+        those kept in the transaction); None when it refuses them all at once and a row like one it stored before."""
+        refused, parts = [], [(0, len(rows))]
+        while parts:
+            lo, hi = parts.pop()
+            why = self._refusal_of(cur, rows[lo:hi])
+            if why is None:
+                continue
+            if (lo, hi) == (0, len(rows)) and self._refusal_of(cur, [self._canary(rows[0])], keep=False):
+                return None  # (before any split: a table refusing every row costs two statements, not 2n)
+            if hi - lo == 1:
+                refused.append((lo, why))
+            else:
+                mid = (lo + hi) // 2
+                parts += [(mid, hi), (lo, mid)]  # (the first half next: rows in order)
+        return refused
 
     @staticmethod
-    def _refusal_of(cur, rows: list) -> str | None:
-        "Insert `rows` under a savepoint, kept if the table takes them all; else rolled back, and why."
+    def _refusal_of(cur, rows: list, keep: bool = True) -> str | None:
+        """Insert `rows` under a savepoint: kept if the table takes them all (unless not `keep`), else rolled back and
+        why. A refusal that ended the whole transaction (a trigger's `RAISE(ROLLBACK)`) is raised: no row can be told
+        from another then."""
         cur.execute('SAVEPOINT part')
         try:
             for sql, params in _inserts(rows):
                 cur.execute(sql, params)
         except sqlite3.IntegrityError as e:  # (any other error is the database's: raised, the transaction dropped)
+            if not cur.connection.in_transaction:
+                raise
             why = _reason(e)
             cur.execute('ROLLBACK TO part')
             cur.execute('RELEASE part')
             return why
+        if not keep:
+            cur.execute('ROLLBACK TO part')
         cur.execute('RELEASE part')
         return None
 
@@ -640,11 +678,7 @@ class _Store:
     _last_row = None  # the last row `_insert` stored (`_canary`)
 
     def _apply(self, rows: list, positions: list[tuple[str, int]], sync: bool, between) -> None:
-        upsert = (
-            'INSERT INTO prediction_log_journal (name, applied) VALUES (?, ?) '
-            'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
-        )
-        also = [(upsert, p) for p in positions]
+        also = _positions(positions)
         if not sync or self.durable:
             return self._insert(rows, also, between)
         if self._conn is None:

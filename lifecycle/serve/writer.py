@@ -78,8 +78,10 @@ def _set_aside(directory: Path, refused: list) -> None:
     new = not path.exists()
     lines = [orjson.dumps({'set_aside_at': now, 'why': why, **dict(zip(_COLS, row))}) + b'\n' for row, why in refused]
     with locked_append(path) as fd:
-        if new:
-            os.fchmod(fd, 0o600)  # (the inputs as the table holds them: for the log's owner)
+        try:
+            os.fchmod(fd, 0o600)  # (the inputs as the table holds them: for the log's owner; each time, if it can)
+        except PermissionError:  # (another user's file: its mode is theirs)
+            pass
         write_line(fd, b''.join(lines))
     if new:
         folder = os.open(path.parent, os.O_RDONLY)
@@ -89,28 +91,34 @@ def _set_aside(directory: Path, refused: list) -> None:
             os.close(folder)
 
 
-def _said_aside(n: int, directory: Path) -> None:
+def _said_aside(n: int, directory: Path) -> int:
+    "Say (on the server's standard error) that `n` rows were set aside, if any: `n`."
     if n:
-        print(
-            f"prediction log: {n} journaled row(s) that the database refused were set aside in "
-            f"{set_aside_path(directory)} (why, with each row); the others are in",
-            flush=True,
-        )
+        try:
+            print(
+                f"prediction log: {n} journaled row(s) that the database refused were set aside in "
+                f"{set_aside_path(directory)} (why, with each row); the others are in",
+                flush=True,
+            )
+        except Exception:  # (nowhere to say it: they are counted all the same)
+            pass
+    return n
 
 
-def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> str:
-    "The rows of journals whose writer died (not `skip`), into the database (then their files go); '' or why not."
-    problems = []
+def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> tuple[str, int]:
+    """The rows of journals whose writer died (not `skip`), into the database (then their files go): '' or why not,
+    and how many rows the database refused (set aside)."""
+    problems, aside = [], 0
     try:
         sweep(directory)  # (files of writers that died creating their journal)
         for name, data in orphans(directory, skip):  # (each locked while it is replayed: no one else replays it)
             try:
-                _said_aside(_replay_one(store, directory / name, data), directory)
+                aside += _said_aside(_replay_one(store, directory / name, data), directory)
             except Exception as e:  # the others are still replayed; this one is tried again later
                 problems.append(f"replaying journal {directory / name} failed: {_reason(e)}")
     except OSError as e:  # (the directory itself)
         problems.append(f"journals in {directory} cannot be read: {e.strerror or type(e).__name__}")
-    return '; '.join(problems)
+    return '; '.join(problems), aside
 
 
 def _replay_one(store: _Store, path: Path, data: bytes) -> int:
@@ -143,7 +151,7 @@ class _Journaled:
         self.store, self.journal, self.journal_s, self.probe_s = store, journal, journal_s, probe_s
         self.directory, self.retired = journal.directory, []  # (retired: journals no longer appended to)
         self.rows, self.first, self.retry_at, self.problem = [], 0.0, 0.0, ''
-        self.replayed, self.scanned = _replay(store, self.directory, {journal.name}), time.monotonic()
+        (self.replayed, self.set_aside), self.scanned = _replay(store, self.directory, {journal.name}), time.monotonic()
 
     def append(self, rows: list, timed=None) -> tuple[str | None, dict]:
         """Journal `rows` (masked first; invalid ones left out): (error for all, {index: error}). `timed(seconds)`: how
@@ -221,7 +229,8 @@ class _Journaled:
     def rescan(self) -> None:
         "Replay journals whose writer died since this one started (another worker's), or whose replay failed."
         own = {j.name for j in (*self.retired, self.journal)}
-        self.replayed, self.scanned = _replay(self.store, self.directory, own), time.monotonic()
+        self.replayed, aside = _replay(self.store, self.directory, own)
+        self.set_aside, self.scanned = self.set_aside + aside, time.monotonic()
 
     def _replace(self) -> None:
         if len(self.retired) >= 4:  # (failing appends: the next good one overwrites what this one left)
