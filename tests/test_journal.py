@@ -611,15 +611,32 @@ def test_journaled_rows_the_table_refuses_are_set_aside_and_the_others_go_in_wit
     assert stored(db) == ['ok0', 'ok1', 'ok2', 'ok3'] and [r['request_id'] for r in set_aside(w)][-1] == 'bad2'
 
 
-def test_a_table_that_refuses_every_row_keeps_the_rows_in_the_journal_and_says_so(writer):
+@pytest.mark.parametrize('before', [['ok0'], []], ids=['a-row-stored-before', 'an-empty-table'])
+def test_a_table_that_refuses_every_row_keeps_the_rows_in_the_journal_and_says_so(writer, before):
     w, db = writer
-    assert w.append(rows('ok', 1)) == (None, {}) and w.apply()
+    assert w.append(rows('ok', len(before))) == (None, {}) and w.apply()
     sql(db, "CREATE TRIGGER none BEFORE INSERT ON predictions BEGIN SELECT RAISE(ABORT, 'closed for now'); END")
     assert w.append(rows('a', 3)) == (None, {})
-    assert not w.apply() and 'closed for now' in w.problem  # a row like one it took before is refused too
-    assert set_aside(w) == [] and len(w.rows) == 3 and stored(db) == ['ok0']
+    assert not w.apply() and 'closed for now' in w.problem  # (a copy of the row it holds refused too, or every row)
+    assert set_aside(w) == [] and len(w.rows) == 3 and stored(db) == before
     sql(db, 'DROP TRIGGER none')
-    assert w.apply() and w.problem == '' and stored(db) == ['ok0', 'a0', 'a1', 'a2']
+    assert w.apply() and w.problem == '' and stored(db) == [*before, 'a0', 'a1', 'a2']
+
+
+def test_a_fresh_writer_sets_aside_rows_refused_for_their_values_not_the_whole_batch(writer):
+    "Refused by its inputs, the first row is no model of what the table takes: the canary copies a row the table holds."
+    w, db = writer
+    sql(
+        db,
+        "CREATE TRIGGER no_negative BEFORE INSERT ON predictions WHEN NEW.inputs LIKE '%-1%' "
+        "BEGIN SELECT RAISE(ABORT, 'no negative ages'); END",
+    )
+    negative = list(P._encoded(dict(ROW, request_id='neg', inputs={'age': [-1]})))
+    assert w.append([negative, *rows('ok', 3)]) == (None, {})
+    assert w.apply() and w.problem == '' and stored(db) == ['ok0', 'ok1', 'ok2']
+    assert [r['request_id'] for r in set_aside(w)] == ['neg']
+    assert w.append([negative, negative]) == (None, {}) and w.apply()  # a batch refused whole: its rows, not the table
+    assert stored(db) == ['ok0', 'ok1', 'ok2'] and [r['request_id'] for r in set_aside(w)] == ['neg'] * 3
 
 
 def test_a_table_refusing_a_whole_batch_is_told_from_its_rows_in_two_statements_not_one_per_row(writer, monkeypatch):

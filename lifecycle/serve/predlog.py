@@ -8,6 +8,7 @@ URL (PostgreSQL). Feedback joins by request ID."""
 # %% ../../nbs/api/serve/01_predlog.ipynb #7e79e929
 from __future__ import annotations
 import collections
+import contextlib
 import json
 import os
 import pickle
@@ -114,6 +115,11 @@ def _positions(positions: list[tuple[str, int]]) -> list[tuple[str, tuple]]:
         'ON CONFLICT (name) DO UPDATE SET applied = excluded.applied'
     )
     return [(upsert, p) for p in positions]
+
+
+def _last_stored(cur) -> tuple | None:
+    "The last row the predictions table holds (`_COLS`), or None."
+    return cur.execute(f"SELECT {', '.join(_COLS)} FROM predictions ORDER BY id DESC LIMIT 1").fetchone()
 
 
 def _plain(o):
@@ -555,8 +561,6 @@ class _Store:
                     for sql, params in also:
                         cur.execute(sql, params)
                     conn.commit()
-                if rows:
-                    self._last_row = rows[-1]
                 self._wrote.set()  # the WAL grew: a checkpoint is due
             except BaseException:
                 self._conn = None  # the next batch starts on a fresh connection
@@ -579,8 +583,8 @@ class _Store:
         Rows the table refuses (a constraint or trigger of its owner's: `IntegrityError`) would otherwise be retried
         for ever, the log failing meanwhile. With `set_aside`, they are found (`_refused`), handed to
         `set_aside([(row, why), ...])` (which must put them on disk, or raise: then nothing is committed), and the
-        others committed with the positions: how many were set aside. A table that refuses the whole batch and a row
-        like one it stored before is the table's failure, raised as before."""
+        others committed with the positions: how many were set aside. A table that refuses the whole batch and a copy
+        of the last row it holds (or, holding none, every row alone) is failing, not its rows: raised as before."""
         try:
             self._apply(rows, positions, sync, between)
             return 0
@@ -597,10 +601,10 @@ class _Store:
         """`apply` for a batch the table refused: in one transaction, each part inserted under a savepoint (kept if the
         table takes it all) and a refused part halved until its refused rows stand alone (`_refused`); those handed to
         `set_aside` (on disk before anything commits), then the positions and the commit. How many were set aside; None,
-        nothing committed, when no row is refused now (the table changed meanwhile) or the table refuses the whole
-        batch and also a row like one it stored before: its failure, not the rows'. (Rare: statements are not
-        interleaved with the writer's journaling here, as `between` has them in `_insert`.)"""
-        conn, committed, full = self.engine.raw_connection(), False, sync and not self.durable
+        nothing committed, when it is the table's failure, not the rows'. (Rare: statements are not interleaved with
+        the writer's journaling here, as `between` has them in `_insert`. A commit that fails once the rows are set
+        aside has them set aside again at the next try.)"""
+        conn, cur, committed, full = self.engine.raw_connection(), None, False, sync and not self.durable
         try:
             cur = conn.cursor()
             if full:
@@ -609,9 +613,10 @@ class _Store:
                 cur.execute('BEGIN IMMEDIATE')
                 try:
                     refused = self._refused(cur, rows)
-                    if not refused:
+                    if refused is None:
                         return None
-                    set_aside([(rows[i], why) for i, why in refused])
+                    if refused:  # (none: the table changed since; every row is in this transaction now)
+                        set_aside([(rows[i], why) for i, why in refused])
                     for sql, params in _positions(positions):
                         cur.execute(sql, params)
                     conn.commit()
@@ -620,33 +625,34 @@ class _Store:
                     if not committed:
                         conn.rollback()
         finally:
-            try:
-                if full:  # (back in the pool as the others are)
+            with contextlib.suppress(Exception):  # (back in the pool as the others are; a failure here hides none)
+                if full and cur is not None:
                     cur.execute('PRAGMA synchronous=NORMAL')
-            finally:
-                conn.close()
+            conn.close()
         self._wrote.set()
-        out = {i for i, _ in refused}
-        self._last_row = next((r for i, r in reversed(list(enumerate(rows))) if i not in out), self._last_row)
         return len(refused)
 
     def _refused(self, cur, rows: list) -> list[tuple[int, str]] | None:
         """The rows the table refuses and why, in order (each tried after the rows before it that the table took, and
-        those kept in the transaction); None when it refuses them all at once and a row like one it stored before."""
-        refused, parts = [], [(0, len(rows))]
+        those kept in the transaction). None, the table's failure: it refuses the whole batch and also a copy of the
+        last row it holds (with an ID and a time of its own), found before any split (two statements, not 2n); or,
+        holding no row to copy, it refuses every row alone."""
+        refused, parts, template = [], [(0, len(rows))], None
         while parts:
             lo, hi = parts.pop()
             why = self._refusal_of(cur, rows[lo:hi])
             if why is None:
                 continue
-            if (lo, hi) == (0, len(rows)) and self._refusal_of(cur, [self._canary(rows[0])], keep=False):
-                return None  # (before any split: a table refusing every row costs two statements, not 2n)
+            if (lo, hi) == (0, len(rows)) and (template := _last_stored(cur)) is not None:
+                canary = [f'canary-{os.urandom(8).hex()}', time.time(), *template[2:]]
+                if self._refusal_of(cur, [canary], keep=False):
+                    return None
             if hi - lo == 1:
                 refused.append((lo, why))
             else:
                 mid = (lo + hi) // 2
                 parts += [(mid, hi), (lo, mid)]  # (the first half next: rows in order)
-        return refused
+        return None if template is None and len(refused) == len(rows) else refused
 
     @staticmethod
     def _refusal_of(cur, rows: list, keep: bool = True) -> str | None:
@@ -668,14 +674,6 @@ class _Store:
             cur.execute('ROLLBACK TO part')
         cur.execute('RELEASE part')
         return None
-
-    def _canary(self, row) -> list:
-        "A row like the last one this store inserted (else like `row`), with an ID and a time of its own."
-        canary = list(self._last_row or row)
-        canary[0], canary[1] = f'canary-{os.urandom(8).hex()}', time.time()
-        return canary
-
-    _last_row = None  # the last row `_insert` stored (`_canary`)
 
     def _apply(self, rows: list, positions: list[tuple[str, int]], sync: bool, between) -> None:
         also = _positions(positions)

@@ -72,16 +72,16 @@ def set_aside_path(directory: Path) -> Path:
 def _set_aside(directory: Path, refused: list) -> None:
     """Append journaled rows the database refused (`[(row, why), ...]`, masked as the table would hold them) to
     `set_aside_path(directory)`, synced (and the folder's entry for a new file) before the insert that leaves them out
-    commits (`_Store.apply`). A crash in between sets them aside again when the journal is replayed: a row's
+    commits (`_Store.apply`). A crash or a failed commit in between sets them aside again at the next try: a row's
     `request_id` may then appear twice. Raises if they cannot be kept: then nothing is committed."""
     path, now = set_aside_path(directory), time.time()
-    new = not path.exists()
     lines = [orjson.dumps({'set_aside_at': now, 'why': why, **dict(zip(_COLS, row))}) + b'\n' for row, why in refused]
+    try:  # created for the log's owner alone (the inputs as the table holds them); an existing file keeps its mode
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        new = True
+    except FileExistsError:
+        new = False
     with locked_append(path) as fd:
-        try:
-            os.fchmod(fd, 0o600)  # (the inputs as the table holds them: for the log's owner; each time, if it can)
-        except PermissionError:  # (another user's file: its mode is theirs)
-            pass
         write_line(fd, b''.join(lines))
     if new:
         folder = os.open(path.parent, os.O_RDONLY)
