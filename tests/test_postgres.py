@@ -266,37 +266,3 @@ def test_a_tracking_database_server_that_is_down_is_named_in_seconds(tiny_templa
     assert r.returncode == 4 and time.monotonic() - t < 30, (r.stdout, r.stderr)
     assert error.startswith('the MLflow tracking database at postgresql+psycopg://***:***@/no_such_database'), error
     assert 'does not exist' in error and 's3cret' not in r.stdout + r.stderr
-
-
-def refusing(url: str, when: str) -> None:
-    "The table's owner has it refuse the rows `when` holds for (PostgreSQL's own refusal: a check_violation)."
-    with create_engine(url).begin() as c:
-        c.execute(text(
-            f"CREATE OR REPLACE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF {when} THEN "
-            "RAISE EXCEPTION 'refused' USING ERRCODE = 'check_violation'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql"
-        ))  # fmt: skip
-        c.execute(
-            text('CREATE OR REPLACE TRIGGER refuse BEFORE INSERT ON predictions FOR EACH ROW EXECUTE FUNCTION refuse()')
-        )
-
-
-def test_a_table_refusing_every_row_is_told_from_refused_rows_by_a_copy_of_a_row_it_holds(cluster):
-    "A row refused for its values fails alone; a table refusing every row fails the batch in a few statements."
-    from lifecycle.serve.predlog import _Store, _encoded
-
-    url = cluster.database()
-    store = _Store(url)
-    try:
-        assert store.write([_encoded(row(0))]) == (None, {})
-        refusing(url, "NEW.route = 'closed'")
-        error, failed = store.write([_encoded(dict(row(1), route='closed')), *(_encoded(row(i)) for i in range(2, 5))])
-        assert error is None and list(failed) == [0] and 'refused' in failed[0]
-        assert set(stored(url)) == {f'{i:032x}' for i in (0, 2, 3, 4)}
-        refusing(url, 'true')
-        inserts, insert = [], store._insert
-        store._insert = lambda rows, *a, **k: inserts.append(len(rows)) or insert(rows, *a, **k)
-        error, failed = store.write([_encoded(row(i)) for i in range(5, 45)])
-        assert 'refused' in error and failed == {} and inserts == [40, 40, 1]  # not one statement per row
-        assert len(stored(url)) == 4
-    finally:
-        store.close()

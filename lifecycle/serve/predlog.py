@@ -122,11 +122,6 @@ def _last_stored(cur) -> tuple | None:
     return cur.execute(f"SELECT {', '.join(_COLS)} FROM predictions ORDER BY id DESC LIMIT 1").fetchone()
 
 
-def _canary(template) -> list:
-    "A copy of a stored row (`_COLS`) with an ID and a time of its own: what the table took, to tell if it still does."
-    return [f'canary-{os.urandom(8).hex()}', time.time(), *template[2:]]
-
-
 def _plain(o):
     return o.tolist() if hasattr(o, 'tolist') else str(o)
 
@@ -507,13 +502,11 @@ class _Store:
         """A batch that failed whole, split so that a bad row fails alone: its first row alone, then the rest at once,
         halved while a part fails (a part of one row that fails is a bad row). The batch fails, none of it committed,
         when the database is the problem: the first row fails alone with the database's own error or a probe fails
-        too, or the table also refuses a copy of the last row it holds (`_canary_refused`: before any split, so that a
-        table refusing every row costs a few statements, not one per row), or every row fails (a table holding none
-        that refuses every row: a constraint, a trigger, a missing column), or the database's own error comes before
-        any part is in. One that comes later fails the rows not yet in. (A database that fails for a moment just as its
-        probe answers fails the first row alone.)"""
+        too, or every row fails (a table that refuses every row: a constraint, a trigger, a missing column), or the
+        database's own error comes before any part is in. One that comes later fails the rows not yet in. (A database
+        that fails for a moment just as its probe answers fails the first row alone.)"""
         first = self._refusal(rows[:1])  # (returned, not raised: see `_refusal`)
-        if first is not None and (first[1] or self.probe() or self._canary_refused()):
+        if first is not None and (first[1] or self.probe()):
             return first[0], {}
         failed = {} if first is None else {0: first[0]}
         committed = first is None  # (some row is in: from here on, the batch can no longer fail whole)
@@ -539,24 +532,6 @@ class _Store:
         if len(failed) == len(rows):
             return failed[0], {}
         return None, dict(sorted(failed.items()))
-
-    def _canary_refused(self) -> bool:
-        """Whether the table refuses a copy of the last row it holds (with an ID and a time of its own), inserted in a
-        transaction that is rolled back: then a refused row is the table's failure, not the row's. False when it holds
-        no row; True when the database fails meanwhile (its failure too)."""
-        from sqlalchemy import select
-
-        t = self.predictions
-        try:
-            with self.engine.connect() as c:
-                last = c.execute(select(*[t.c[k] for k in _COLS]).order_by(t.c.id.desc()).limit(1)).first()
-                if last is None:
-                    return False
-                c.execute(t.insert(), [dict(zip(_COLS, _canary(last)))])
-                c.rollback()
-        except Exception:
-            return True
-        return False
 
     def _refusal(self, rows: list[tuple]) -> tuple[str, bool] | None:
         """None once `rows` are inserted in one transaction; else why not, and whether the error is the database's
@@ -669,7 +644,8 @@ class _Store:
             if why is None:
                 continue
             if (lo, hi) == (0, len(rows)) and (template := _last_stored(cur)) is not None:
-                if self._refusal_of(cur, [_canary(template)], keep=False):
+                canary = [f'canary-{os.urandom(8).hex()}', time.time(), *template[2:]]
+                if self._refusal_of(cur, [canary], keep=False):
                     return None
             if hi - lo == 1:
                 refused.append((lo, why))
