@@ -2868,6 +2868,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._await_journals': ( 'api/serve/predlog.html#_await_journals',
                                                                                       'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._canary': ( 'api/serve/predlog.html#_canary',
+                                                                              'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._each': ('api/serve/predlog.html#_each', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._enc': ('api/serve/predlog.html#_enc', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._encoded': ( 'api/serve/predlog.html#_encoded',

@@ -122,6 +122,11 @@ def _last_stored(cur) -> tuple | None:
     return cur.execute(f"SELECT {', '.join(_COLS)} FROM predictions ORDER BY id DESC LIMIT 1").fetchone()
 
 
+def _canary(template) -> list:
+    "A copy of a stored row (`_COLS`) with an ID and a time of its own: what the table took, to tell if it still does."
+    return [f'canary-{os.urandom(8).hex()}', time.time(), *template[2:]]
+
+
 def _plain(o):
     return o.tolist() if hasattr(o, 'tolist') else str(o)
 
@@ -583,8 +588,8 @@ class _Store:
         Rows the table refuses (a constraint or trigger of its owner's: `IntegrityError`) would otherwise be retried
         for ever, the log failing meanwhile. With `set_aside`, they are found (`_refused`), handed to
         `set_aside([(row, why), ...])` (which must put them on disk, or raise: then nothing is committed), and the
-        others committed with the positions: how many were set aside. A table that refuses the whole batch and a copy
-        of the last row it holds (or, holding none, every row alone) is failing, not its rows: raised as before."""
+        others committed with the positions: how many were set aside. A table that refuses every row alone and a copy
+        of the last row it holds (or holds none) is failing, not its rows: raised as before."""
         try:
             self._apply(rows, positions, sync, between)
             return 0
@@ -592,18 +597,19 @@ class _Store:
             if set_aside is None or not rows or not isinstance(e, sqlite3.IntegrityError):
                 raise
             first = e.with_traceback(None)  # (its traceback holds the failed connection, and with it SQLite's lock)
-        n = self._apply_refusing(rows, positions, sync, set_aside)
+        n = self._apply_refusing(rows, positions, sync, set_aside, between)
         if n is None:
             raise first
         return n
 
-    def _apply_refusing(self, rows: list, positions: list[tuple[str, int]], sync: bool, set_aside) -> int | None:
+    def _apply_refusing(
+        self, rows: list, positions: list[tuple[str, int]], sync: bool, set_aside, between=None
+    ) -> int | None:
         """`apply` for a batch the table refused: in one transaction, each part inserted under a savepoint (kept if the
         table takes it all) and a refused part halved until its refused rows stand alone (`_refused`); those handed to
         `set_aside` (on disk before anything commits), then the positions and the commit. How many were set aside; None,
-        nothing committed, when it is the table's failure, not the rows'. (Rare: statements are not interleaved with
-        the writer's journaling here, as `between` has them in `_insert`. A commit that fails once the rows are set
-        aside has them set aside again at the next try.)"""
+        nothing committed, when it is the table's failure, not the rows'. `between`: see `_insert`. (A commit that
+        fails once the rows are set aside has them set aside again at the next try.)"""
         conn, cur, committed, full = self.engine.raw_connection(), None, False, sync and not self.durable
         try:
             cur = conn.cursor()
@@ -612,7 +618,7 @@ class _Store:
             with self._commit_lock:
                 cur.execute('BEGIN IMMEDIATE')
                 try:
-                    refused = self._refused(cur, rows)
+                    refused = self._refused(cur, rows, between)
                     if refused is None:
                         return None
                     if refused:  # (none: the table changed since; every row is in this transaction now)
@@ -632,27 +638,31 @@ class _Store:
         self._wrote.set()
         return len(refused)
 
-    def _refused(self, cur, rows: list) -> list[tuple[int, str]] | None:
+    def _refused(self, cur, rows: list, between=None) -> list[tuple[int, str]] | None:
         """The rows the table refuses and why, in order (each tried after the rows before it that the table took, and
-        those kept in the transaction). None, the table's failure: it refuses the whole batch and also a copy of the
-        last row it holds (with an ID and a time of its own), found before any split (two statements, not 2n); or,
-        holding no row to copy, it refuses every row alone."""
-        refused, parts, template = [], [(0, len(rows))], None
+        those kept in the transaction); `between()` between two tries, as in `_insert`. None, the table's failure: it
+        refuses every row alone and also a copy of the last row it holds (with an ID and a time of its own), or holds
+        none. (Asked only when every row is refused: a copy can be refused where the table is not failing, by a rule
+        added since against that row's values or a unique index over copied columns. Rows that keep coming go into the
+        next try, so a batch refused whole for its rows' values waits until a row the table takes comes.)"""
+        refused, parts = [], [(0, len(rows))]
         while parts:
             lo, hi = parts.pop()
+            if between is not None:  # (what came meanwhile journaled and answered: it waits for one statement at most)
+                between()
             why = self._refusal_of(cur, rows[lo:hi])
             if why is None:
                 continue
-            if (lo, hi) == (0, len(rows)) and (template := _last_stored(cur)) is not None:
-                canary = [f'canary-{os.urandom(8).hex()}', time.time(), *template[2:]]
-                if self._refusal_of(cur, [canary], keep=False):
-                    return None
             if hi - lo == 1:
                 refused.append((lo, why))
             else:
                 mid = (lo + hi) // 2
                 parts += [(mid, hi), (lo, mid)]  # (the first half next: rows in order)
-        return None if template is None and len(refused) == len(rows) else refused
+        if len(refused) == len(rows):
+            template = _last_stored(cur)
+            if template is None or self._refusal_of(cur, [_canary(template)], keep=False):
+                return None
+        return refused
 
     @staticmethod
     def _refusal_of(cur, rows: list, keep: bool = True) -> str | None:
