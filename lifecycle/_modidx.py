@@ -2879,8 +2879,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.predlog._frame': ('api/serve/predlog.html#_frame', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._inserts': ( 'api/serve/predlog.html#_inserts',
                                                                                'lifecycle/serve/predlog.py'),
-                                         'lifecycle.serve.predlog._last_stored': ( 'api/serve/predlog.html#_last_stored',
-                                                                                   'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._named': ('api/serve/predlog.html#_named', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._outcome_problem': ( 'api/serve/predlog.html#_outcome_problem',
                                                                                        'lifecycle/serve/predlog.py'),

@@ -46,7 +46,7 @@ def after_first_look(monkeypatch):
             looked.set()
 
     monkeypatch.setattr(locks, '_record', record)
-    monkeypatch.setattr(locks, '_PATIENCE_S', 10.0, raising=False)  # (absent before it: the tests still run there)
+    monkeypatch.setattr(locks, '_PATIENCE_S', 10.0)
 
     def start(*steps):
         def run():
@@ -110,7 +110,7 @@ def test_a_lock_freed_before_its_holder_recorded_itself_is_taken_not_waited_for(
     assert seen == []  # (taken where it looked: no wait to tell of)
 
 
-@pytest.mark.parametrize('timeout', [None, 0.3])
+@pytest.mark.parametrize('timeout', [None, 0.3], ids=['no-wait', 'timeout-0.3'])
 def test_a_holder_that_never_records_itself_is_reported_as_such(tmp_path, timeout):
     fd = bare_holder(tmp_path, 'pipeline')
     t0 = time.monotonic()

@@ -94,8 +94,8 @@ def _taken_or_named(fd: int, patience: float) -> tuple[bool, dict | None]:
 
 
 def holder(state_dir: str | Path, name: str) -> dict | None:
-    """Who holds the named lock now (`{pid, command, since}`; `{'pid': None}` while its holder has not recorded itself),
-    or None if it is free, even if a holder that died left its record."""
+    """Who holds the named lock now (`{pid, command, since}`; `{'pid': None}` while its holder has not recorded itself,
+    or is a process this host cannot see), or None if it is free, even if a holder that died left its record."""
     p = lock_path(state_dir, name)
     if not p.is_file():
         return None
@@ -139,7 +139,8 @@ def hold(
     command: str | None = None,
 ):
     """Hold the named lock for the block: wait for a live holder (telling `on_wait(holder)` who it is), or raise
-    `LockBusy` naming it. A holder that has only just taken the lock is given up to a second to record itself first."""
+    `LockBusy` naming it. A holder that has only just taken the lock is given `_PATIENCE_S` (within `timeout`) to
+    record itself first."""
     p = lock_path(state_dir, name)
     p.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)

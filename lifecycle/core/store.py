@@ -148,13 +148,14 @@ def _set_aside_torn(fd: int, path: Path) -> int:
 
 
 @contextmanager
-def locked_append(path: str | Path):
-    "An append-only file descriptor held under an exclusive lock, with any torn last line already set aside."
+def locked_append(path: str | Path, mode: int = 0o644):
+    """An append-only file descriptor held under an exclusive lock, with any torn last line already set aside (`mode`:
+    a new file's, before the umask)."""
     import fcntl
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, mode)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         _set_aside_torn(fd, path)

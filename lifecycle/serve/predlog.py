@@ -117,14 +117,11 @@ def _positions(positions: list[tuple[str, int]]) -> list[tuple[str, tuple]]:
     return [(upsert, p) for p in positions]
 
 
-def _last_stored(cur) -> tuple | None:
-    "The last row the predictions table holds (`_COLS`), or None."
-    return cur.execute(f"SELECT {', '.join(_COLS)} FROM predictions ORDER BY id DESC LIMIT 1").fetchone()
-
-
-def _canary(template) -> list:
-    "A copy of a stored row (`_COLS`) with an ID and a time of its own: what the table took, to tell if it still does."
-    return [f'canary-{os.urandom(8).hex()}', time.time(), *template[2:]]
+def _canary() -> list:
+    "A row (`_COLS`) of only what the table requires: an ID of its own, the time, `shadow` false; the rest empty."
+    row = [None] * len(_COLS)
+    row[0], row[1], row[_COLS.index('shadow')] = f'canary-{os.urandom(8).hex()}', time.time(), False
+    return row
 
 
 def _plain(o):
@@ -588,8 +585,8 @@ class _Store:
         Rows the table refuses (a constraint or trigger of its owner's: `IntegrityError`) would otherwise be retried
         for ever, the log failing meanwhile. With `set_aside`, they are found (`_refused`), handed to
         `set_aside([(row, why), ...])` (which must put them on disk, or raise: then nothing is committed), and the
-        others committed with the positions: how many were set aside. A table that refuses every row alone and a copy
-        of the last row it holds (or holds none) is failing, not its rows: raised as before."""
+        others committed with the positions: how many were set aside. A table that refuses every row alone and also a
+        row of only what it requires (`_canary`) is failing, not its rows: raised as before."""
         try:
             self._apply(rows, positions, sync, between)
             return 0
@@ -640,15 +637,16 @@ class _Store:
 
     def _refused(self, cur, rows: list, between=None) -> list[tuple[int, str]] | None:
         """The rows the table refuses and why, in order (each tried after the rows before it that the table took, and
-        those kept in the transaction); `between()` between two tries, as in `_insert`. None, the table's failure: it
-        refuses every row alone and also a copy of the last row it holds (with an ID and a time of its own), or holds
-        none. (Asked only when every row is refused: a copy can be refused where the table is not failing, by a rule
-        added since against that row's values or a unique index over copied columns. Rows that keep coming go into the
-        next try, so a batch refused whole for its rows' values waits until a row the table takes comes.)"""
-        refused, parts = [], [(0, len(rows))]
+        those kept in the transaction), the batch halved (it was refused whole) and a refused part halved again until
+        its refused rows stand alone; `between()` before each part, as in `_insert`. None, the table's failure, when it
+        refuses every row alone and also `_canary()`: a row of only an ID, a time and `shadow`, that no rule on the
+        rows' values or uniqueness refuses, only one on the table itself (a trigger refusing every row, a column it
+        requires that the log does not write)."""
+        refused, n = [], len(rows)
+        parts = [(n // 2, n), (0, n // 2)] if n > 1 else [(0, n)]  # (the first half next: rows in order)
         while parts:
             lo, hi = parts.pop()
-            if between is not None:  # (what came meanwhile journaled and answered: it waits for one statement at most)
+            if between is not None:  # (what came meanwhile journaled and answered: it waits for one part at most)
                 between()
             why = self._refusal_of(cur, rows[lo:hi])
             if why is None:
@@ -657,11 +655,9 @@ class _Store:
                 refused.append((lo, why))
             else:
                 mid = (lo + hi) // 2
-                parts += [(mid, hi), (lo, mid)]  # (the first half next: rows in order)
-        if len(refused) == len(rows):
-            template = _last_stored(cur)
-            if template is None or self._refusal_of(cur, [_canary(template)], keep=False):
-                return None
+                parts += [(mid, hi), (lo, mid)]
+        if len(refused) == n and self._refusal_of(cur, [_canary()], keep=False):
+            return None
         return refused
 
     @staticmethod
@@ -1380,8 +1376,8 @@ class _WriterProcess:
         log.problem, child.ready = ack['problem'], True
         if len(ack.get('synced', ())) == len(_SYNC_BOUNDS) + 2:  # (cumulative: the latest replaces the last)
             child.synced = ack['synced']
+        log.errors += ack.get('set_aside', 0)  # (journaled rows the database refused, set aside; `lock` held)
         if 'applied' in ack:  # frames up to it are in the database (or failed): `flush` waits for that
-            log.errors += ack.get('set_aside', 0)  # (journaled rows the database refused, set aside; `lock` held)
             self.applied = max(self.applied, ack['applied'])
             log._cv.notify_all()
         if 'upto' not in ack:  # the database is open, a probe's result, or rows in the database

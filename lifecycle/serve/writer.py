@@ -15,10 +15,10 @@ import sys
 import time
 from pathlib import Path
 import orjson
-from .journal import Journal, delete, orphans, records, sweep
+from .journal import Journal, _sync_dir, delete, orphans, records, sweep
 import bisect
 from .predlog import _COLS, _SYNC_BOUNDS, _Store, _reason, _write_all, current_row
-from ..core.store import locked_append, write_line
+from ..core.store import PRIVATE, locked_append, write_line
 
 # %% auto #0
 __all__ = ['set_aside_path', 'writer_main']
@@ -76,19 +76,9 @@ def _set_aside(directory: Path, refused: list) -> None:
     `request_id` may then appear twice. Raises if they cannot be kept: then nothing is committed."""
     path, now = set_aside_path(directory), time.time()
     lines = [orjson.dumps({'set_aside_at': now, 'why': why, **dict(zip(_COLS, row))}) + b'\n' for row, why in refused]
-    try:  # created for the log's owner alone (the inputs as the table holds them); an existing file keeps its mode
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        new = True
-    except FileExistsError:
-        new = False
-    with locked_append(path) as fd:
+    with locked_append(path, PRIVATE) as fd:  # (new: for the log's owner alone, the inputs as the table holds them)
         write_line(fd, b''.join(lines))
-    if new:
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    _sync_dir(path.parent)  # (its entry, were it new: rare enough to sync each time)
 
 
 def _said_aside(n: int, directory: Path) -> int:
@@ -460,6 +450,9 @@ class _Writer:
         j = self.journaled
         if due is None and j and (j.replayed or j.rescan_due()):
             j.rescan()
+            if j.set_aside:  # (a dead writer's rows the database refused: counted by the server now, not at an insert)
+                aside, j.set_aside = j.set_aside, 0
+                self.pipe.ack(problem=self.problem, set_aside=aside)
             if j.replayed and not self.problem:  # a dead writer's rows cannot go in: say so
                 self.problem = j.replayed
                 self.pipe.ack(problem=self.problem)
