@@ -3157,6 +3157,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.writer._Writer': ('api/serve/writer.html#_writer', 'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._Writer.__init__': ( 'api/serve/writer.html#_writer.__init__',
                                                                                      'lifecycle/serve/writer.py'),
+                                        'lifecycle.serve.writer._Writer.aside': ( 'api/serve/writer.html#_writer.aside',
+                                                                                  'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._Writer.between': ( 'api/serve/writer.html#_writer.between',
                                                                                     'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._Writer.group': ( 'api/serve/writer.html#_writer.group',

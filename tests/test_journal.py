@@ -674,10 +674,18 @@ def test_a_rule_against_a_stored_rows_values_or_a_unique_index_does_not_fail_the
     assert [r['request_id'] for r in set_aside(w)] == ['ok0', 'ok0', 'ok1']
 
 
-def test_a_lone_refused_row_on_an_empty_table_is_set_aside_not_taken_for_the_tables_failure(writer):
-    "Under the default policy the server refuses requests while the log fails: no good row would come to tell."
+NEEDS_INPUTS = (
+    "CREATE TRIGGER needs_inputs BEFORE INSERT ON predictions WHEN NEW.inputs IS NULL "
+    "BEGIN SELECT RAISE(ABORT, 'inputs required'); END"
+)
+
+
+@pytest.mark.parametrize('rules', [[NO_BAD], [NO_BAD, NEEDS_INPUTS]], ids=['a-rule', 'and-one-the-empty-row-breaks'])
+def test_a_lone_refused_row_on_an_empty_table_is_set_aside_not_taken_for_the_tables_failure(writer, rules):
+    """Under the default policy the server refuses requests while the log fails: no good row would come to tell. The
+    empty row asked then is refused too by a rule of its own, but not for the row's reason."""
     w, db = writer
-    sql(db, NO_BAD)
+    sql(db, *rules)
     assert w.append(rows('bad', 1)) == (None, {}) and w.apply() and w.problem == ''
     assert stored(db) == [] and [r['request_id'] for r in set_aside(w)] == ['bad0']
 
@@ -688,6 +696,24 @@ def test_a_trigger_that_rolls_the_whole_transaction_back_is_reported_as_its_own_
     assert w.append(rows('ok', 1) + rows('bad', 1)) == (None, {})
     assert not w.apply() and 'rolled back' in w.problem and 'savepoint' not in w.problem  # (no row can be told apart)
     assert set_aside(w) == [] and len(w.rows) == 2 and stored(db) == []
+
+
+def test_a_starting_writer_tells_the_server_of_the_rows_its_replays_set_aside_when_it_says_it_is_ready(tmp_path):
+    url = f'sqlite:///{tmp_path}/p.db'
+    store = P._Store(url, None, durable=False)
+    sql(tmp_path / 'p.db', NO_BAD)
+    dead = Journal(journal_dir(url))  # a writer killed with a row the table refuses
+    dead.append([W.orjson.dumps(rows('bad', 1))])
+    dead.close()
+    j = W._Journaled(store, Journal(journal_dir(url)), journal_s=0.05, probe_s=0.1)  # (it replays the dead journal)
+    src, feed = os.pipe()
+    os.close(feed)  # no input: the server is gone at once
+    out, sent = os.pipe()
+    W._Writer(W._Pipe(src, sent), store, j, probe_s=0.1).run([])  # (it closes the journal and the store)
+    os.close(sent)
+    with os.fdopen(out, 'rb') as f:
+        acks = [W.orjson.loads(line) for line in f.read().splitlines()]
+    assert acks[0] == {'problem': '', 'set_aside': 1}
 
 
 def test_a_dead_writers_journal_with_refused_rows_is_replayed_and_deleted_and_an_idle_writer_says_so(writer):

@@ -118,7 +118,7 @@ def _positions(positions: list[tuple[str, int]]) -> list[tuple[str, tuple]]:
 
 
 def _canary() -> list:
-    "A row (`_COLS`) of only what the table requires: an ID of its own, the time, `shadow` false; the rest empty."
+    "A row (`_COLS`) of only what the log's table requires: an ID of its own, the time, `shadow` false; the rest empty."
     row = [None] * len(_COLS)
     row[0], row[1], row[_COLS.index('shadow')] = f'canary-{os.urandom(8).hex()}', time.time(), False
     return row
@@ -585,8 +585,8 @@ class _Store:
         Rows the table refuses (a constraint or trigger of its owner's: `IntegrityError`) would otherwise be retried
         for ever, the log failing meanwhile. With `set_aside`, they are found (`_refused`), handed to
         `set_aside([(row, why), ...])` (which must put them on disk, or raise: then nothing is committed), and the
-        others committed with the positions: how many were set aside. A table that refuses every row alone and also a
-        row of only what it requires (`_canary`) is failing, not its rows: raised as before."""
+        others committed with the positions: how many were set aside. A table that refuses every row alone and an
+        empty row (`_canary`), all for one reason, is failing, not its rows: raised as before."""
         try:
             self._apply(rows, positions, sync, between)
             return 0
@@ -639,9 +639,9 @@ class _Store:
         """The rows the table refuses and why, in order (each tried after the rows before it that the table took, and
         those kept in the transaction), the batch halved (it was refused whole) and a refused part halved again until
         its refused rows stand alone; `between()` before each part, as in `_insert`. None, the table's failure, when it
-        refuses every row alone and also `_canary()`: a row of only an ID, a time and `shadow`, that no rule on the
-        rows' values or uniqueness refuses, only one on the table itself (a trigger refusing every row, a column it
-        requires that the log does not write)."""
+        refuses every row alone, and `_canary()` too, all for one reason: a trigger refusing every row, a column the log
+        does not write made required. (Rows refused for another reason than the empty row are the rows' failure: set
+        aside. A rule that lets the empty row through and refuses every real one sends them all aside, each said.)"""
         refused, n = [], len(rows)
         parts = [(n // 2, n), (0, n // 2)] if n > 1 else [(0, n)]  # (the first half next: rows in order)
         while parts:
@@ -656,8 +656,9 @@ class _Store:
             else:
                 mid = (lo + hi) // 2
                 parts += [(mid, hi), (lo, mid)]
-        if len(refused) == n and self._refusal_of(cur, [_canary()], keep=False):
-            return None
+        if len(refused) == n and (why := self._refusal_of(cur, [_canary()], keep=False)) is not None:
+            if all(w == why for _, w in refused):
+                return None
         return refused
 
     @staticmethod

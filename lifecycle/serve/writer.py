@@ -352,7 +352,7 @@ class _Writer:
     def run(self, pending: list) -> None:
         "Say it is ready, then write `pending` and what comes until the end of input (journaled rows in, or 3 tries)."
         pipe, j = self.pipe, self.journaled
-        pipe.ack(problem=self.problem)  # ready
+        pipe.ack(problem=self.problem, **self.aside())  # ready (with the rows its start's replays set aside)
         while not pipe.eof or pending or (j and j.rows and self.failures < 3):
             if pending:
                 self.group(pending)
@@ -375,9 +375,17 @@ class _Writer:
         self.store.close()
 
     def report(self) -> None:
-        "Acknowledge the groups' timings not yet sent (`_Timings`), if any."
-        if synced := self.timings.due(0):
-            self.pipe.ack(problem=self.problem, **synced)
+        "Acknowledge the groups' timings not yet sent (`_Timings`) and the rows set aside not yet told, if any."
+        if more := {**self.timings.due(0), **self.aside()}:
+            self.pipe.ack(problem=self.problem, **more)
+
+    def aside(self) -> dict:
+        "`{'set_aside': n}` for the rows the database refused since the server was last told (`n` then 0); else {}."
+        j = self.journaled
+        if not (j and j.set_aside):
+            return {}
+        n, j.set_aside = j.set_aside, 0
+        return {'set_aside': n}
 
     def timeout(self, due: float | None) -> float | None:
         """How long to wait for input: until rows are due, else a probe or a rescan later (None: for ever); a second at
@@ -417,9 +425,7 @@ class _Writer:
             self.problem = j.replayed
             if not j.rows:  # (else frames that came during the insert wait: those before them are in)
                 last = self.last
-            aside, j.set_aside = j.set_aside, 0  # (counted by the server as rows not written)
-            more = {'set_aside': aside} if aside else {}
-            pipe.ack(applied=last, problem=self.problem, **more, **self.timings.due(0))
+            pipe.ack(applied=last, problem=self.problem, **self.aside(), **self.timings.due(0))
             if j.rescan_due():  # (after the acknowledgement: a replay may take a while)
                 j.rescan()
             return
@@ -450,9 +456,8 @@ class _Writer:
         j = self.journaled
         if due is None and j and (j.replayed or j.rescan_due()):
             j.rescan()
-            if j.set_aside:  # (a dead writer's rows the database refused: counted by the server now, not at an insert)
-                aside, j.set_aside = j.set_aside, 0
-                self.pipe.ack(problem=self.problem, set_aside=aside)
+            if more := self.aside():  # (a dead writer's rows the database refused: told now, not at an insert)
+                self.pipe.ack(problem=self.problem, **more)
             if j.replayed and not self.problem:  # a dead writer's rows cannot go in: say so
                 self.problem = j.replayed
                 self.pipe.ack(problem=self.problem)
