@@ -298,3 +298,17 @@ def test_port_free_sees_a_listener_on_ipv4_and_ipv6_hosts():
         assert not port_free(port, host)
         so.close()
         assert port_free(port, host)
+
+
+def test_status_says_how_many_prediction_rows_the_database_refused_and_where_they_are(tmp_path):
+    from conftest import cli, cli_json, make_workspace
+
+    ws = make_workspace(tmp_path / 'ws')
+    r, out = cli_json(ws, 'status')
+    assert r.returncode == 0 and out['prediction_log_set_aside'] is None and 'SET ASIDE' not in cli(ws, 'status').stdout
+    aside = ws / '.lifecycle' / 'predictions.db.refused.jsonl'  # (what the log's writer keeps: `serve.writer`)
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    aside.write_text('{"request_id": "a", "why": "IntegrityError: no"}\n' * 2)
+    r, out = cli_json(ws, 'status')
+    assert out['prediction_log_set_aside'] == {'path': str(aside), 'rows': 2}
+    assert f"SET ASIDE  2 prediction row(s) the log's database refused, with why: {aside}" in cli(ws, 'status').stdout

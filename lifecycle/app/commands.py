@@ -195,6 +195,8 @@ class StatusView(Result):
             print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows)")
         for r in st['runs']:
             print(f"run        {r['run_id']} {r['status']} {r['stages']}")
+        if aside := st.get('prediction_log_set_aside'):
+            print(f"SET ASIDE  {aside['rows']} prediction row(s) the log's database refused, with why: {aside['path']}")
 
 
 @command()
@@ -202,7 +204,7 @@ def status(
     as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
     last: int = typer.Option(5, help="How many recent runs to show."),
 ):
-    "Show the state folder, tracking URI, registered models and aliases, dataset versions and recent runs."
+    "Show the state folder, tracking URI, models and aliases, datasets, recent runs and prediction rows set aside."
     from lifecycle.app.status import workspace_status
 
     return StatusView(workspace_status(Workspace.open(), last))
