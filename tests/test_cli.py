@@ -312,3 +312,33 @@ def test_status_says_how_many_prediction_rows_the_database_refused_and_where_the
     r, out = cli_json(ws, 'status')
     assert out['prediction_log_set_aside'] == {'path': str(aside), 'rows': 2}
     assert f"SET ASIDE  2 prediction row(s) the log's database refused, with why: {aside}" in cli(ws, 'status').stdout
+    aside.write_text('{"request_id": "a", "why": "Integ')  # (only a torn line: none kept)
+    assert cli_json(ws, 'status')[1]['prediction_log_set_aside'] is None
+
+
+def test_status_says_when_the_set_aside_rows_cannot_be_read(tmp_path, monkeypatch, capsys):
+    "The server's user's file, private to it: said, not a traceback."
+    from conftest import make_workspace
+    from lifecycle.app.commands import StatusView
+    from lifecycle.app.status import set_aside_rows, workspace_status
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(make_workspace(tmp_path / 'ws'))
+    aside = ws.state_dir / 'predictions.db.refused.jsonl'
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    aside.write_text('{"request_id": "a", "why": "IntegrityError: no"}\n')
+
+    real = Path.open
+
+    def refused(self, *a, **k):
+        if self == aside:
+            raise PermissionError(13, 'Permission denied')
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, 'open', refused)
+    assert set_aside_rows(ws) == {'path': str(aside), 'rows': None, 'error': 'Permission denied'}
+    StatusView(workspace_status(ws)).show()
+    assert (
+        f"SET ASIDE  rows the log's database refused: {aside} cannot be read (Permission denied)"
+        in capsys.readouterr().out
+    )

@@ -195,7 +195,9 @@ class StatusView(Result):
             print(f"dataset    {d['version']} ({d['role']}, {d['rows']} rows)")
         for r in st['runs']:
             print(f"run        {r['run_id']} {r['status']} {r['stages']}")
-        if aside := st.get('prediction_log_set_aside'):
+        if (aside := st.get('prediction_log_set_aside')) and aside['rows'] is None:
+            print(f"SET ASIDE  rows the log's database refused: {aside['path']} cannot be read ({aside['error']})")
+        elif aside:
             print(f"SET ASIDE  {aside['rows']} prediction row(s) the log's database refused, with why: {aside['path']}")
 
 

@@ -53,14 +53,19 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
 
 def set_aside_rows(ws: Workspace) -> dict | None:
     """The prediction log's rows that its database refused, set aside beside it by its writer (`serve.writer`): the
-    file and how many lines it holds; None when there are none."""
+    file and how many lines it holds (a crash may have listed a row twice), or why it cannot be read; None if none."""
     from lifecycle.serve.predlog import default_url, journal_dir
     from lifecycle.serve.writer import set_aside_path
 
     journals = journal_dir(default_url(ws))
-    path = set_aside_path(journals) if journals is not None else None
-    if path is None or not path.is_file() or path.stat().st_size == 0:
+    if journals is None:  # (a server database: its writer commits each group, nothing is set aside)
         return None
-    with path.open('rb') as f:
-        rows = sum(block.count(b'\n') for block in iter(lambda: f.read(1 << 20), b''))
-    return dict(path=str(path), rows=rows)
+    path = set_aside_path(journals).absolute()
+    try:
+        if not path.is_file():
+            return None
+        with path.open('rb') as f:  # (whole lines: a torn last one was never kept)
+            rows = sum(block.count(b'\n') for block in iter(lambda: f.read(1 << 20), b''))
+    except OSError as e:  # (the server's user's file, private to it)
+        return dict(path=str(path), rows=None, error=e.strerror or type(e).__name__)
+    return dict(path=str(path), rows=rows) if rows else None
