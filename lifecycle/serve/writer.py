@@ -456,8 +456,7 @@ class _Writer:
         j = self.journaled
         if due is None and j and (j.replayed or j.rescan_due()):
             j.rescan()
-            if more := self.aside():  # (a dead writer's rows the database refused: told now, not at an insert)
-                self.pipe.ack(problem=self.problem, **more)
+            self.report()  # (a dead writer's rows the database refused: told now, not at the next insert)
             if j.replayed and not self.problem:  # a dead writer's rows cannot go in: say so
                 self.problem = j.replayed
                 self.pipe.ack(problem=self.problem)
