@@ -698,6 +698,52 @@ def test_a_trigger_that_rolls_the_whole_transaction_back_is_reported_as_its_own_
     assert set_aside(w) == [] and len(w.rows) == 2 and stored(db) == []
 
 
+@pytest.fixture
+def commit_fails_once(monkeypatch):
+    "`arm()`: the next commit of journaled rows fails (the disk, say), after any refused ones were set aside."
+    real, fails = P._positions, []
+
+    def failing(positions):  # (once the rows are in: the positions are the transaction's last statements)
+        for statement in real(positions):
+            if fails:
+                fails.pop()
+                raise sqlite3.OperationalError('disk I/O error')
+            yield statement
+
+    monkeypatch.setattr(P, '_positions', failing)
+    return lambda: fails.append(1)
+
+
+def test_rows_set_aside_by_an_insert_whose_commit_failed_are_not_set_aside_again_by_its_retry(
+    writer, commit_fails_once
+):
+    w, db = writer
+    assert w.append(rows('ok', 1)) == (None, {}) and w.apply()
+    sql(db, NO_BAD)
+    commit_fails_once()
+    assert w.append(rows('ok', 2)[1:] + rows('bad', 2)) == (None, {})
+    assert not w.apply() and 'disk I/O error' in w.problem and w.set_aside == 0 and len(w.rows) == 3
+    assert [r['request_id'] for r in set_aside(w)] == ['bad0', 'bad1']  # (on disk before the commit)
+    assert w.apply() and w.problem == '' and w.set_aside == 2 and stored(db) == ['ok0', 'ok1']
+    assert [r['request_id'] for r in set_aside(w)] == ['bad0', 'bad1']  # once each
+    assert w.append(rows('bad', 1)) == (None, {}) and w.apply()  # (committed: a row alike later is another)
+    assert [r['request_id'] for r in set_aside(w)] == ['bad0', 'bad1', 'bad0']
+
+
+def test_a_dead_writers_refused_rows_whose_replay_failed_are_set_aside_once_by_the_next(writer, commit_fails_once):
+    w, db = writer
+    sql(db, NO_BAD)
+    other = Journal(w.directory)  # another worker's writer, killed with rows the table refuses
+    other.append([W.orjson.dumps(rows('o', 1) + rows('bad', 2))])
+    other.close()
+    commit_fails_once()
+    w.rescan()
+    assert 'disk I/O error' in w.replayed and other.path.exists() and stored(db) == []
+    w.rescan()
+    assert w.replayed == '' and not other.path.exists() and stored(db) == ['o0'] and w.set_aside == 2
+    assert [r['request_id'] for r in set_aside(w)] == ['bad0', 'bad1']
+
+
 def test_a_starting_writer_tells_the_server_of_the_rows_its_replays_set_aside_when_it_says_it_is_ready(tmp_path):
     url = f'sqlite:///{tmp_path}/p.db'
     store = P._Store(url, None, durable=False)

@@ -606,7 +606,8 @@ class _Store:
         table takes it all) and a refused part halved until its refused rows stand alone (`_refused`); those handed to
         `set_aside` (on disk before anything commits), then the positions and the commit. How many were set aside; None,
         nothing committed, when it is the table's failure, not the rows'. `between`: see `_insert`. (A commit that
-        fails once the rows are set aside has them set aside again at the next try.)"""
+        fails once the rows are set aside hands them to `set_aside` again at the next try: `writer._Aside` keeps them
+        once.)"""
         conn, cur, committed, full = self.engine.raw_connection(), None, False, sync and not self.durable
         try:
             cur = conn.cursor()

@@ -33,8 +33,11 @@ def _failing(rows: list) -> dict[int, str]:
     n = len(_COLS)
     if (
         all(
-            type(r) is list and len(r) == n and type(r[0]) is str and type(r[1]) in (int, float) and type(r[_SHADOW])
-            is bool
+            type(r) is list
+            and len(r) == n
+            and type(r[0]) is str
+            and type(r[1]) in (int, float)
+            and type(r[_SHADOW]) is bool
             for r in rows
         )
         and {type(v) for r in rows for v in r} <= _SCALARS
@@ -58,6 +61,7 @@ def _invalid(r) -> str:
     big = [c for c, v in zip(_COLS, r) if type(v) is int and not -_INT64 <= v < _INT64]
     return f"column {big[0]!r}: an integer past 64 bits" if big else ''
 
+
 # %% ../../nbs/api/serve/01b_writer.ipynb #8c29e37a
 # rows per insert (and inserted at once when that many wait); a journal is replaced past this size; rows held at most
 _INSERT_ROWS, _ROTATE_BYTES, _MAX_WAITING = 5000, 64 << 20, 200_000
@@ -72,13 +76,32 @@ def set_aside_path(directory: Path) -> Path:
 def _set_aside(directory: Path, refused: list) -> None:
     """Append journaled rows the database refused (`[(row, why), ...]`, masked as the table would hold them) to
     `set_aside_path(directory)`, synced (and the folder's entry for a new file) before the insert that leaves them out
-    commits (`_Store.apply`). A crash or a failed commit in between sets them aside again at the next try: a row's
-    `request_id` may then appear twice. Raises if they cannot be kept: then nothing is committed."""
+    commits (`_Store.apply`). Raises if they cannot be kept: then nothing is committed. (`_Aside` calls it once per
+    row: a crash between the append and the commit sets them aside again, a row's `request_id` then twice.)"""
     path, now = set_aside_path(directory), time.time()
     lines = [orjson.dumps({'set_aside_at': now, 'why': why, **dict(zip(_COLS, row))}) + b'\n' for row, why in refused]
     with locked_append(path, PRIVATE) as fd:  # (new: for the log's owner alone, the inputs as the table holds them)
         write_line(fd, b''.join(lines))
     _sync_dir(path.parent)  # (its entry, were it new: rare enough to sync each time)
+
+
+class _Aside:
+    """A writer's `set_aside` for `_Store.apply` (`_set_aside` into `directory`), each row once: a row set aside by an
+    insert whose commit then failed is not set aside again when that insert is tried again. `committed(rows)` after
+    each insert that commits forgets its rows."""
+
+    def __init__(self, directory: Path):
+        self.directory, self.uncommitted = directory, set()  # (the rows set aside, their insert not committed yet)
+
+    def __call__(self, refused: list) -> None:
+        new = [(row, why) for row, why in refused if orjson.dumps(row) not in self.uncommitted]
+        if new:
+            _set_aside(self.directory, new)
+            self.uncommitted.update(orjson.dumps(row) for row, _ in new)
+
+    def committed(self, rows: list) -> None:
+        if self.uncommitted:  # (some insert's commit failed: rare)
+            self.uncommitted.difference_update(orjson.dumps(r) for r in rows)
 
 
 def _said_aside(n: int, directory: Path) -> int:
@@ -95,37 +118,40 @@ def _said_aside(n: int, directory: Path) -> int:
     return n
 
 
-def _replay(store: _Store, directory: Path, skip: set[str] = frozenset()) -> tuple[str, int]:
-    """The rows of journals whose writer died (not `skip`), into the database (then their files go): '' or why not,
-    and how many rows the database refused (set aside)."""
-    problems, aside = [], 0
+def _replay(store: _Store, aside: _Aside, skip: set[str] = frozenset()) -> tuple[str, int]:
+    """The rows of journals whose writer died (not `skip`, in `aside.directory`), into the database (then their files
+    go): '' or why not, and how many rows the database refused (set aside by `aside`)."""
+    directory, problems, n = aside.directory, [], 0
     try:
         sweep(directory)  # (files of writers that died creating their journal)
         for name, data in orphans(directory, skip):  # (each locked while it is replayed: no one else replays it)
             try:
-                aside += _said_aside(_replay_one(store, directory / name, data), directory)
+                n += _said_aside(_replay_one(store, directory / name, data, aside), directory)
             except Exception as e:  # the others are still replayed; this one is tried again later
                 problems.append(f"replaying journal {directory / name} failed: {_reason(e)}")
     except OSError as e:  # (the directory itself)
         problems.append(f"journals in {directory} cannot be read: {e.strerror or type(e).__name__}")
-    return '; '.join(problems), aside
+    return '; '.join(problems), n
 
 
-def _replay_one(store: _Store, path: Path, data: bytes) -> int:
+def _replay_one(store: _Store, path: Path, data: bytes, aside: _Aside) -> int:
     """One dead writer's journal (its contents `data`) into the database from where it was, on disk; then it goes.
-    How many of its rows the database refused (set aside)."""
-    name, aside = path.name, (lambda refused: _set_aside(path.parent, refused))
+    How many of its rows the database refused (set aside by `aside`)."""
+    name = path.name
     end = at = store.applied(name)
     rows, n = [], 0
     for end, payload in records(data, at):  # (a torn last record was never acknowledged)
         rows.extend(current_row(r) for r in orjson.loads(payload))
         if len(rows) >= _INSERT_ROWS:
             n += store.apply(rows, [(name, end)], set_aside=aside)
+            aside.committed(rows)
             rows = []
     n += store.apply(rows, [(name, end)], sync=True, set_aside=aside)  # all of it on disk before the journal goes
+    aside.committed(rows)
     delete(path)
     store.forget(name)
     return n
+
 
 # %% ../../nbs/api/serve/01b_writer.ipynb #16da3b4d
 class _Journaled:
@@ -141,7 +167,8 @@ class _Journaled:
         self.store, self.journal, self.journal_s, self.probe_s = store, journal, journal_s, probe_s
         self.directory, self.retired = journal.directory, []  # (retired: journals no longer appended to)
         self.rows, self.first, self.retry_at, self.problem = [], 0.0, 0.0, ''
-        (self.replayed, self.set_aside), self.scanned = _replay(store, self.directory, {journal.name}), time.monotonic()
+        self.aside = _Aside(self.directory)  # (the database's refused rows, set aside: once each, replays included)
+        (self.replayed, self.set_aside), self.scanned = _replay(store, self.aside, {journal.name}), time.monotonic()
 
     def append(self, rows: list, timed=None) -> tuple[str | None, dict]:
         """Journal `rows` (masked first; invalid ones left out): (error for all, {index: error}). `timed(seconds)`: how
@@ -191,7 +218,7 @@ class _Journaled:
         ends = {j.name: j.end for j in (*self.retired, self.journal)}  # (what `batch` holds of each journal)
         self.inserting = batch
         try:
-            aside = self.store.apply(batch, list(ends.items()), between=between, set_aside=self._set_aside)
+            aside = self.store.apply(batch, list(ends.items()), between=between, set_aside=self.aside)
         except Exception as e:
             self.rows = batch + self.rows
             self.problem = f"journaled rows cannot be written to the database: {_reason(e)}"
@@ -199,6 +226,7 @@ class _Journaled:
             return False
         finally:
             self.inserting = []
+        self.aside.committed(batch)
         self.problem, self.set_aside = '', self.set_aside + aside
         _said_aside(aside, self.directory)
         if self.journal.end > _ROTATE_BYTES:
@@ -210,16 +238,13 @@ class _Journaled:
     inserting: list = []  # the rows being inserted (by `apply`), none waiting meanwhile
     set_aside = 0  # rows the database refused, set aside since the last acknowledgement said so (`_Writer.insert`)
 
-    def _set_aside(self, refused: list) -> None:
-        _set_aside(self.directory, refused)
-
     def rescan_due(self) -> bool:
         return self.scanned + _RESCAN_S <= time.monotonic()
 
     def rescan(self) -> None:
         "Replay journals whose writer died since this one started (another worker's), or whose replay failed."
         own = {j.name for j in (*self.retired, self.journal)}
-        self.replayed, aside = _replay(self.store, self.directory, own)
+        self.replayed, aside = _replay(self.store, self.aside, own)
         self.set_aside, self.scanned = self.set_aside + aside, time.monotonic()
 
     def _replace(self) -> None:
@@ -247,6 +272,7 @@ class _Journaled:
         for j in (*self.retired, self.journal):
             if self.rows or not self._remove(j):
                 j.close()
+
 
 # %% ../../nbs/api/serve/01b_writer.ipynb #226bc382
 class _Pipe:
@@ -286,6 +312,7 @@ class _Pipe:
             _write_all(self.out, orjson.dumps(msg) + b'\n')
         except OSError:
             pass
+
 
 # %% ../../nbs/api/serve/01b_writer.ipynb #bc43bd8e
 def _open(cfg: dict) -> tuple[_Store, _Journaled | None]:
