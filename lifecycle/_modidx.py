@@ -2045,6 +2045,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor.sample_server': ( 'api/operate/monitor.html#sample_server',
                                                                                         'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor.set_aside_observations': ( 'api/operate/monitor.html#set_aside_observations',
+                                                                                                 'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor.status': ( 'api/operate/monitor.html#status',
                                                                                  'lifecycle/operate/monitor.py')},
             'lifecycle.operate.plots': { 'lifecycle.operate.plots.plot_alert_counts': ( 'api/operate/plots.html#plot_alert_counts',

@@ -609,3 +609,38 @@ def test_monitor_run_every_wakes_when_a_window_closes(workspace, monkeypatch):
     looks = [json.loads(line) for line in r.stdout.splitlines()]
     assert [x['windows'] for x in looks] == [0, 1] and all(x['ok'] is True for x in looks)
     assert took < 60  # woken by the closed window, not by --every 120
+
+
+def test_rows_the_logs_database_refused_raise_a_high_alert_once_with_counts_not_values(workspace, webhook, smtp):
+    "Rows the log's writer set aside are missing from every window: the next look says how many, to the sinks."
+    import sqlite3
+    from lifecycle.operate.monitor import health, open_alerts
+
+    controller, _ = smtp
+    configure(workspace, webhook, controller.port)
+    ws = Workspace.open(workspace)
+    mp, url = load_monitor_params(ws.params_dir), default_url(ws)
+    row = dict(ts=time.time(), route='predict', variant='control', model_version='1', inputs={'age': [30]}, status=200)
+    log = PredictionLog(url, process=True, probe_s=0.1)  # durable: journaled by its writer process
+    try:
+        log.log(**dict(row, request_id='ok0')).wait(10)
+        assert log.flush(30)
+        assert run_once(ws, mp, baselines={}, sample=False).alerts == []  # nothing set aside
+        with sqlite3.connect(url[len('sqlite:///') :]) as c:  # the table's owner adds a rule against some rows
+            c.execute(
+                "CREATE TRIGGER no_secret BEFORE INSERT ON predictions WHEN NEW.inputs LIKE '%4242%' "
+                "BEGIN SELECT RAISE(ABORT, 'no such ages'); END"
+            )
+        for rid, age in [('s1', 4242), ('ok1', 31), ('s2', 4242)]:
+            log.log(**dict(row, request_id=rid, inputs={'age': [age]})).wait(10)
+        assert log.flush(30) and log.errors == 2
+    finally:
+        log.close()
+    (got,) = run_once(ws, mp, baselines={}, sample=False).alerts
+    assert (got['rule'], got['series'], got['severity'], got['value']) == ('rows_set_aside', 'log/set_aside', 'high', 2)
+    assert [a['rule'] for a in webhook.got] == ['rows_set_aside']
+    assert '4242' not in json.dumps(webhook.got) and '4242' not in json.dumps(got)  # a count, never a row's value
+    assert [(o.model_version, o.variant, o.verdict) for o in health(ws, mp).others] == [
+        ('log', 'set_aside', 'alerting')
+    ] and health(ws, mp).series == []  # not taken for a model version
+    assert run_once(ws, mp, baselines={}, sample=False).alerts == [] and open_alerts(ws.state_dir) == []  # told once

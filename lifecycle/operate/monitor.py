@@ -9,6 +9,7 @@ seconds beside the server."""
 from __future__ import annotations
 import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,8 +30,8 @@ from lifecycle.operate.schema import (
 from .windows import Baseline, assign_windows, records, window_metrics
 
 # %% auto #0
-__all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'MonitorRun', 'metrics_text',
-           'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'health']
+__all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'set_aside_observations',
+           'MonitorRun', 'metrics_text', 'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -116,6 +117,34 @@ def audit_observations(audit_path: str | Path, state: dict) -> list[dict]:
             counts[series] = counts.get(series, 0) + 1
     state['audit_seq'], state['audit_series'] = last, sorted(counts)
     return [{'series': s, AUDIT_SOURCES[s.split('/', 1)[0]]: n} for s, n in counts.items()]
+
+# %% ../../nbs/api/operate/04_monitor.ipynb #7255b532
+def set_aside_observations(log_url: str, state: dict) -> list[dict]:
+    """How many prediction rows the log's database refused and its writer set aside since the last look (moves the
+    cursor kept in `state`): `[{'series': 'log/set_aside', 'rows_set_aside': n}]`, or [] when there is nothing to read
+    (a log without journals, a file this process may not read)."""
+    from lifecycle.serve.predlog import journal_dir
+    from lifecycle.serve.writer import set_aside_path
+
+    journals = journal_dir(log_url)
+    if journals is None:
+        return []
+    seen, n = state.get('set_aside') or {}, 0
+    try:
+        with set_aside_path(journals).open('rb') as f:
+            st = os.fstat(f.fileno())
+            same = seen.get('file') == [st.st_dev, st.st_ino] and seen.get('offset', 0) <= st.st_size
+            at = end = f.seek(seen['offset'] if same else 0)
+            for block in iter(lambda: f.read(1 << 20), b''):
+                if (last := block.rfind(b'\n')) >= 0:  # (whole lines: one being written counts at the next look)
+                    n, end = n + block.count(b'\n'), at + last + 1
+                at += len(block)
+        state['set_aside'] = dict(file=[st.st_dev, st.st_ino], offset=end)
+    except FileNotFoundError:
+        state['set_aside'] = {}
+    except OSError:  # (not ours to read: `lifecycle status` says so)
+        return []
+    return [{'series': 'log/set_aside', 'rows_set_aside': n}]
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1103892f
 @dataclass
@@ -258,7 +287,8 @@ def run_once(
     fp = ws.params['features']
     positive = fp.positive_class if fp.task == 'classification' else None
     name = ws.params['register'].model_name
-    rec = records(read_log(log or default_url(ws), shadow=False, model=name), positive)
+    url = default_url(ws) if log is None else getattr(log, 'url', log)
+    rec = records(read_log(log or url, shadow=False, model=name), positive)
     if len(rec):
         rec = assign_windows(rec, mp.window, now)
         closed = rec[rec['closed']]
@@ -280,6 +310,7 @@ def run_once(
     keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
     obs = _observations(m, rec, hb, now, name) + audit_observations(ws.audit_path, state)
+    obs += set_aside_observations(url, state)
     alerts = judge(obs, mp.rules, state, now)
     p = out_dir / 'breaching.json'
     held = still_breached(obs, mp.rules, set(json.loads(p.read_text())) if p.is_file() else None)
@@ -441,7 +472,7 @@ def _watchers(st: dict, state_dir, mp: MonitorParams, now: float) -> dict:
     return {n: dict(alive=alive[n], last_beat=None if a is None else round(now - a)) for n, a in ages.items()}
 
 
-_NOT_VERSIONS = ('watcher', *AUDIT_SOURCES)  # series of the watchers, the server and the guard
+_NOT_VERSIONS = ('watcher', *AUDIT_SOURCES, 'log')  # series of the watchers, the server, the guard and the log
 
 
 def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, latest: int = 5) -> MonitorHealth:

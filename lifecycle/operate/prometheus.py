@@ -22,7 +22,7 @@ def _expr(rule, mp: MonitorParams) -> str | None:
     op, x = parse_condition(rule.condition)
     if rule.metric == 'silence_s':
         return f'sum by (version, variant) (increase(lifecycle_requests_total[{max(int(x), 60)}s])) == 0'
-    if rule.metric in ('label_silence_s', 'guard_alerts'):
+    if rule.metric in ('label_silence_s', 'guard_alerts', 'rows_set_aside'):  # (judged by the monitor alone)
         return None
     if rule.metric == 'server_alerts':  # the server's own counter of the alerts it raised, by kind
         glob = rule.series or 'server/*'
@@ -88,7 +88,7 @@ def prometheus_rules(mp: MonitorParams) -> dict:
     return dict(groups=[dict(name='lifecycle-recording', rules=rec), dict(name='lifecycle-alerts', rules=alerts)])
 
 # %% ../../nbs/api/operate/05_prometheus.ipynb #154fb3e9
-_NOT_GAUGES = ('silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts')
+_NOT_GAUGES = ('silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts', 'rows_set_aside')
 
 
 def grafana_dashboard(mp: MonitorParams, datasource: str = 'Prometheus') -> dict:

@@ -65,6 +65,10 @@ METRICS: dict[str, tuple[str, str]] = {  # name: (sample counted by min_sample, 
         "alerts the server raised since the monitor's last look, per kind (series server/<kind>)",
     ),
     'guard_alerts': ('none', "alerts the rollout guard raised since the last look (series guard/rollout.regression)"),
+    'rows_set_aside': (
+        'none',
+        "prediction rows the log's database refused, set aside since the monitor's last look (series log/set_aside)",
+    ),
 }
 
 # %% ../../nbs/api/operate/00_schema.ipynb #de3d5808
