@@ -175,6 +175,12 @@ def test_a_torn_line_set_aside_is_readable_by_no_one_its_log_is_not_readable_by(
         os.umask(old)
     assert log.read_text() == '{"a": 1}\n{"c": 3}\n'
     assert os.stat(tmp_path / 'private.jsonl.torn').st_mode & 0o777 == 0o600
+    (tmp_path / 'private.jsonl.torn').chmod(0o644)  # as older versions made it, whatever the log's mode
+    with log.open('ab') as f:
+        f.write(b'{"d": "another tor')
+    append_jsonl(log, {'e': 5})
+    assert os.stat(tmp_path / 'private.jsonl.torn').st_mode & 0o777 == 0o600  # narrowed to the log's
+    assert len((tmp_path / 'private.jsonl.torn').read_text().splitlines()) == 2
 
 
 def test_erasing_a_payload_with_a_tombstone_still_verifies(ws):

@@ -138,6 +138,11 @@ def _set_aside_torn(fd: int, path: Path) -> int:
     )
     mode = os.fstat(fd).st_mode & 0o777  # (the torn bytes are the log's: readable by whom the log is, no one else)
     aside = os.open(path.with_name(path.name + '.torn'), os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    if (had := os.fstat(aside).st_mode & 0o777) & ~mode:  # (one made by older code, wider than its log: narrowed)
+        try:
+            os.fchmod(aside, had & mode)
+        except OSError:  # (another user's file: left as it is)
+            pass
     with os.fdopen(aside, 'a') as f:
         f.write(note)
         f.flush()
