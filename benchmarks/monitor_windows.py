@@ -86,7 +86,7 @@ def false_alerts(windows: int, size: int = 500) -> dict:
     m = window_metrics(rec, {'1': base})
     seconds = time.perf_counter() - t0
     mp = load_monitor_params(ROOT / 'params')
-    clock = ('silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts')  # not windows'
+    clock = ('silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts', 'rows_set_aside')
     rules = [r for r in mp.rules if r.metric not in clock]
     obs = [dict(r, series='1/control') for r in m.to_dict('records')]
     alerts = judge(obs, [r.model_copy(update={'cooldown_s': 0}) for r in rules], {}, now=0.0)

@@ -700,18 +700,21 @@ def test_a_trigger_that_rolls_the_whole_transaction_back_is_reported_as_its_own_
 
 @pytest.fixture
 def commit_fails_once(monkeypatch):
-    "`arm()`: the next commit of journaled rows fails (the disk, say), after any refused ones were set aside."
+    """`arm(after=0)`: the next commit of journaled rows but `after` (of one journal each) fails (the disk, say), after
+    any refused ones were set aside."""
     real, fails = P._positions, []
 
     def failing(positions):  # (once the rows are in: the positions are the transaction's last statements)
         for statement in real(positions):
-            if fails:
+            if fails and fails[0] == 0:
                 fails.pop()
                 raise sqlite3.OperationalError('disk I/O error')
+            if fails:
+                fails[0] -= 1
             yield statement
 
     monkeypatch.setattr(P, '_positions', failing)
-    return lambda: fails.append(1)
+    return lambda after=0: fails.append(after)
 
 
 def test_rows_set_aside_by_an_insert_whose_commit_failed_are_not_set_aside_again_by_its_retry(
@@ -741,6 +744,25 @@ def test_a_dead_writers_refused_rows_whose_replay_failed_are_set_aside_once_by_t
     assert 'disk I/O error' in w.replayed and other.path.exists() and stored(db) == []
     w.rescan()
     assert w.replayed == '' and not other.path.exists() and stored(db) == ['o0'] and w.set_aside == 2
+    assert w.aside.uncommitted == set()  # (committed: a row alike later is set aside again)
+    assert [r['request_id'] for r in set_aside(w)] == ['bad0', 'bad1']
+
+
+def test_a_replay_that_fails_part_way_counts_the_rows_its_committed_inserts_set_aside(
+    writer, commit_fails_once, monkeypatch
+):
+    w, db = writer
+    sql(db, NO_BAD)
+    monkeypatch.setattr(W, '_INSERT_ROWS', 2)  # (a dead writer's journal is inserted 2 rows at a time)
+    other = Journal(w.directory)
+    other.append([W.orjson.dumps(rows('bad', 1) + rows('o', 1))])
+    other.append([W.orjson.dumps([rows('bad', 2)[1], rows('o', 2)[1]])])
+    other.close()
+    commit_fails_once(after=1)  # the first insert commits, the second fails
+    w.rescan()
+    assert 'disk I/O error' in w.replayed and stored(db) == ['o0'] and w.set_aside == 1  # (told, not lost)
+    w.rescan()
+    assert w.replayed == '' and stored(db) == ['o0', 'o1'] and w.set_aside == 2
     assert [r['request_id'] for r in set_aside(w)] == ['bad0', 'bad1']
 
 

@@ -639,7 +639,8 @@ def test_rows_the_logs_database_refused_raise_a_high_alert_once_with_counts_not_
     (got,) = run_once(ws, mp, baselines={}, sample=False).alerts
     assert (got['rule'], got['series'], got['severity'], got['value']) == ('rows_set_aside', 'log/set_aside', 'high', 2)
     assert [a['rule'] for a in webhook.got] == ['rows_set_aside']
-    assert '4242' not in json.dumps(webhook.got) and '4242' not in json.dumps(got)  # a count, never a row's value
+    told = [{k: v for k, v in a.items() if k not in ('id', 'ts')} for a in [*webhook.got, got]]  # (digits of their own)
+    assert told and '4242' not in json.dumps(told)  # a count, never a row's value
     assert [(o.model_version, o.variant, o.verdict) for o in health(ws, mp).others] == [
         ('log', 'set_aside', 'alerting')
     ] and health(ws, mp).series == []  # not taken for a model version

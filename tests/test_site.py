@@ -275,7 +275,7 @@ def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_
     ws.audit('alert', 'flags_tampered', 'flags.json does not verify', actor='server')  # as the server raises it
     assert [a['rule'] for a in run_once(ws, mp, baselines=base, sample=False).alerts] == ['flags_tampered']
     text, rows = landing()
-    assert '## Alerts of the server, the rollout guard and the watchers' in text
+    assert '## Alerts of the server, the rollout guard, the prediction log and the watchers' in text
     assert rows['server'].startswith('| server | flags_tampered | alerting | 0 | 0 | 0 | 1 |')
     assert rows[V1].endswith('| ok | 0 | 0 | 0 | 0 |')  # not a model version's alert
 

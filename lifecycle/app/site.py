@@ -508,7 +508,7 @@ def landing_page(facts: dict) -> Page:
     if health is not None and health.others:
         from lifecycle.operate.schema import SEVERITIES
 
-        out.append('## Alerts of the server, the rollout guard and the watchers\n')
+        out.append('## Alerts of the server, the rollout guard, the prediction log and the watchers\n')
         rows = [
             {
                 'source': s.model_version,

@@ -7,6 +7,7 @@ seconds beside the server."""
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #a6d76608
 from __future__ import annotations
+import hashlib
 import json
 import math
 import os
@@ -121,8 +122,8 @@ def audit_observations(audit_path: str | Path, state: dict) -> list[dict]:
 # %% ../../nbs/api/operate/04_monitor.ipynb #7255b532
 def set_aside_observations(log_url: str, state: dict) -> list[dict]:
     """How many prediction rows the log's database refused and its writer set aside since the last look (moves the
-    cursor kept in `state`): `[{'series': 'log/set_aside', 'rows_set_aside': n}]`, or [] when there is nothing to read
-    (a log without journals, a file this process may not read)."""
+    cursor kept in `state`): `[{'series': 'log/set_aside', 'rows_set_aside': n}]`, 0 when there is no such file; []
+    for a log without journals or a file this process may not read."""
     from lifecycle.serve.predlog import journal_dir
     from lifecycle.serve.writer import set_aside_path
 
@@ -132,14 +133,15 @@ def set_aside_observations(log_url: str, state: dict) -> list[dict]:
     seen, n = state.get('set_aside') or {}, 0
     try:
         with set_aside_path(journals).open('rb') as f:
-            st = os.fstat(f.fileno())
-            same = seen.get('file') == [st.st_dev, st.st_ino] and seen.get('offset', 0) <= st.st_size
+            first = f.readline()  # (the file's identity: its first row, stamped with when it was set aside)
+            mark = hashlib.sha256(first).hexdigest()[:16] if first.endswith(b'\n') else None
+            same = mark is not None and seen.get('first') == mark and seen['offset'] <= os.fstat(f.fileno()).st_size
             at = end = f.seek(seen['offset'] if same else 0)
             for block in iter(lambda: f.read(1 << 20), b''):
                 if (last := block.rfind(b'\n')) >= 0:  # (whole lines: one being written counts at the next look)
                     n, end = n + block.count(b'\n'), at + last + 1
                 at += len(block)
-        state['set_aside'] = dict(file=[st.st_dev, st.st_ino], offset=end)
+        state['set_aside'] = dict(first=mark, offset=end)
     except FileNotFoundError:
         state['set_aside'] = {}
     except OSError:  # (not ours to read: `lifecycle status` says so)
@@ -287,7 +289,7 @@ def run_once(
     fp = ws.params['features']
     positive = fp.positive_class if fp.task == 'classification' else None
     name = ws.params['register'].model_name
-    url = default_url(ws) if log is None else getattr(log, 'url', log)
+    url = getattr(log, 'url', log) or default_url(ws)
     rec = records(read_log(log or url, shadow=False, model=name), positive)
     if len(rec):
         rec = assign_windows(rec, mp.window, now)

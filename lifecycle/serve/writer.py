@@ -125,32 +125,33 @@ def _replay(store: _Store, aside: _Aside, skip: set[str] = frozenset()) -> tuple
     try:
         sweep(directory)  # (files of writers that died creating their journal)
         for name, data in orphans(directory, skip):  # (each locked while it is replayed: no one else replays it)
+            counts = []  # (rows set aside by each insert that committed, those before a failure too)
             try:
-                n += _said_aside(_replay_one(store, directory / name, data, aside), directory)
+                _replay_one(store, directory / name, data, aside, counts)
             except Exception as e:  # the others are still replayed; this one is tried again later
                 problems.append(f"replaying journal {directory / name} failed: {_reason(e)}")
+            n += _said_aside(sum(counts), directory)
     except OSError as e:  # (the directory itself)
         problems.append(f"journals in {directory} cannot be read: {e.strerror or type(e).__name__}")
     return '; '.join(problems), n
 
 
-def _replay_one(store: _Store, path: Path, data: bytes, aside: _Aside) -> int:
+def _replay_one(store: _Store, path: Path, data: bytes, aside: _Aside, counts: list[int]) -> None:
     """One dead writer's journal (its contents `data`) into the database from where it was, on disk; then it goes.
-    How many of its rows the database refused (set aside by `aside`)."""
+    Appends to `counts` how many rows the database refused (set aside by `aside`) as each insert commits."""
     name = path.name
     end = at = store.applied(name)
-    rows, n = [], 0
+    rows = []
     for end, payload in records(data, at):  # (a torn last record was never acknowledged)
         rows.extend(current_row(r) for r in orjson.loads(payload))
         if len(rows) >= _INSERT_ROWS:
-            n += store.apply(rows, [(name, end)], set_aside=aside)
+            counts.append(store.apply(rows, [(name, end)], set_aside=aside))
             aside.committed(rows)
             rows = []
-    n += store.apply(rows, [(name, end)], sync=True, set_aside=aside)  # all of it on disk before the journal goes
+    counts.append(store.apply(rows, [(name, end)], sync=True, set_aside=aside))  # all on disk before the journal goes
     aside.committed(rows)
     delete(path)
     store.forget(name)
-    return n
 
 
 # %% ../../nbs/api/serve/01b_writer.ipynb #16da3b4d
