@@ -162,6 +162,26 @@ def test_a_torn_last_line_is_ignored_then_set_aside_and_the_log_goes_on(ws):
     assert r.returncode == 0 and v['ok'] and v['entries'] == 4 and v['notes'] == []
 
 
+def test_an_action_after_damaged_lines_at_the_end_is_recorded_after_the_last_good_entry_and_the_damage_kept(ws, caplog):
+    "What was done (a kill switch, a promotion) is never left unaudited because the log's end was damaged."
+    fill(ws, 2)
+    with open(ws.log, 'ab') as f:
+        f.write(b'\x00\xff{not json\n[1, 2, 3]\n')  # whole lines, not entries: damage, not a torn write
+    e = audit.append(ws.log, 'flags.kill', 'model-1', reason='incident', actor='alice')
+    assert e['seq'] == 3 and chain_good(ws)[2]['prev_mac'] == chain_good(ws)[1]['mac']  # after the last good entry
+    assert '2 line(s) at its end after entry 2 are not entries' in caplog.text and 'flags.kill' in caplog.text
+    cp = json.loads(audit.checkpoint_path(audit.keys_folder(ws.log), ws.log).read_text())
+    assert cp['entries'] == 3 and '2 line(s) at its end after entry 2' in cp['breaks'][-1]['reason']
+    assert ws.log.read_bytes().count(b'\x00\xff{not json\n[1, 2, 3]\n') == 1  # kept for `audit verify` to name
+    r = verify_cli(ws)
+    assert r.returncode == 3 and 'Traceback' not in r.stderr, r.stderr
+
+
+def chain_good(ws) -> list[dict]:
+    "The chain's entries, damaged lines left out."
+    return [e for e in map(audit._entry, ws.log.read_bytes().splitlines()) if e is not None]
+
+
 def test_a_torn_line_set_aside_is_readable_by_no_one_its_log_is_not_readable_by(tmp_path):
     from lifecycle.core.store import append_jsonl
 

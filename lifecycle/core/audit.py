@@ -156,21 +156,33 @@ def _locked_chain(log: Path):
                 return
 
 
-def _tail(fd: int, log: Path, n: int = 2) -> list[dict]:
-    "The last `n` entries of the locked chain, read from its end."
+def _entry(line: bytes) -> dict | None:
+    "A chain line's entry; None for a damaged one (not JSON, or not an entry)."
+    try:
+        e = json.loads(line)
+    except ValueError:
+        return None
+    return e if isinstance(e, dict) and isinstance(e.get('seq'), int) and not isinstance(e['seq'], bool) else None
+
+
+def _tail(fd: int, log: Path, n: int = 2) -> tuple[list[dict], str]:
+    """The last `n` good entries of the locked chain, read from its end, and '' or what lies damaged after them (whole
+    lines that are not entries: an append goes on after the last good entry, and that break is kept)."""
     pos, buf = os.fstat(fd).st_size, b''
-    while pos > 0 and buf.count(b'\n') <= n:
+    while True:
+        lines = [ln for ln in buf.split(b'\n')[1 if pos > 0 else 0 :] if ln.strip()]
+        entries = [_entry(ln) for ln in lines]
+        good = [e for e in entries if e is not None]
+        if len(good) >= n or pos == 0:
+            break
         step = min(1 << 16, pos)
         pos -= step
         buf = os.pread(fd, step, pos) + buf
-    lines = [ln for ln in buf.split(b'\n')[1 if pos > 0 else 0 :] if ln.strip()]
-    try:
-        return [json.loads(ln) for ln in lines[-n:]]
-    except ValueError:
-        raise AuditError(
-            f"{log}: its last entries are not valid JSON (damaged, not a torn line); run "
-            "`lifecycle audit verify` and restore the log from a backup"
-        ) from None
+    damaged = next((i for i, e in enumerate(reversed(entries)) if e is not None), len(entries))
+    if not damaged:
+        return good[-n:], ''
+    after = f"entry {good[-1]['seq']}" if good else 'its start'
+    return good[-n:], f"{damaged} line(s) at its end after {after} are not entries (damaged, not a torn line)"
 
 
 def _load_checkpoint(folder: Path, log: Path, key: bytes) -> tuple[dict | None, str]:
@@ -224,12 +236,22 @@ def _append_locked(
     actor: str | None,
     details: dict,
 ) -> dict:
-    "Append under the chain lock: check the end against the checkpoint, write payload, chain line, checkpoint."
-    tail = _tail(fd, log)
+    """Append under the chain lock: check the end against the checkpoint, write payload, chain line, checkpoint. Damage
+    found (lines at the end that are not entries, a checkpoint that does not match) is kept as a break in the checkpoint
+    and said on the `lifecycle` logger; the entry is written all the same, after the last good one: what was done is
+    recorded, and `lifecycle audit verify` names the damage."""
+    tail, damaged = _tail(fd, log)
     if tail and 'mac' not in tail[-1]:
         raise AuditError(_LEGACY.format(log=log))
     seq = tail[-1]['seq'] + 1 if tail else 1
     cp, problem = _load_checkpoint(folder, log, key)
+    if damaged:
+        import logging
+
+        problem = damaged + (f'; {problem}' if problem else '')
+        logging.getLogger('lifecycle').warning(
+            '%s: %s; this entry (%s) is written after them: run `lifecycle audit verify`', log, damaged, action
+        )
     breaks = list(cp.get('breaks', [])) if cp else []
     if not problem:
         if cp:
