@@ -155,3 +155,29 @@ def test_drift_leaves_out_excluded_columns_and_identifiers_and_prints_strict_jso
     assert (
         cols['employed']['method'] == 'all_null' and cols['employed']['score'] is None and cols['employed']['drifted']
     )
+
+
+@pytest.mark.parametrize(
+    'text, encoding',
+    [
+        ('region,amount,email\nNorth,1,ann.example@mail.org\nSouth,2,bob.example@mail.org\n', 'utf-16-le'),  # misread
+        ('North;1;ann.example@mail.org;' * 3 + '\n' + 'South;2;bob.example@mail.org\n', 'utf-8'),  # no header
+    ],
+    ids=['utf-8-read-as-utf-16', 'a-data-row-as-header'],
+)
+def test_a_file_read_with_the_wrong_dialect_is_refused_without_quoting_its_data_as_column_names(
+    tmp_path, text, encoding
+):
+    "A misread file's whole text can arrive as one column's name: the refusal and the batch log say what was withheld."
+    import re
+
+    (tmp_path / 'settings.ini').write_text(f"[workspace]\nkeys_dir = {tmp_path / 'keys'}\n")
+    ws = Workspace.open(tmp_path)
+    f = tmp_path / 's.csv'
+    f.write_bytes(text.encode('utf-8'))
+    p = P.model_copy(update={'csv': CsvDialect(encoding=encoding)})
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch(read_chunks(str(f), dialect=p.csv), p, ws, source='s.csv', fingerprint='fp')
+    told = str(e.value) + (ws.state_dir / 'ingest' / 'batches.jsonl').read_text()
+    assert 'name withheld' in told and 'North' not in told
+    assert not re.search('ann|example|mail', told + told.encode('utf-8').decode('utf-16-le', errors='ignore'))

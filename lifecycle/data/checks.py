@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from ..core.params import IngestParams
-from .pii import looks_personal, digest
+from .pii import looks_personal, digest, shown_column_name
 
 # %% auto #0
 __all__ = ['CHECKS', 'VIOLATION_COLUMNS', 'missing_column', 'extra_column', 'pii_unmasked', 'personal_data', 'dtype',
@@ -237,16 +237,6 @@ class Totals:
         return self.duplicates / self.rows if self.rows else 0.0
 
 # %% ../../nbs/api/data/03_checks.ipynb #1a89a2a0
-def _safe_name(name: str, i: int) -> str:
-    """An undeclared column's name as it may be quoted: withheld when it looks like a personal value (a header-less
-    file)."""
-    return (
-        f'<column {i + 1}: name withheld, it looks like personal data>'
-        if looks_personal(pd.Series([name] * 3))
-        else name
-    )
-
-
 def _missing(columns: list, p: IngestParams) -> list[str]:
     return [
         c for c, r in p.columns.items() if r.required and c not in columns and not (r.pii and r.pii.method == 'drop')
@@ -255,7 +245,7 @@ def _missing(columns: list, p: IngestParams) -> list[str]:
 
 def _undeclared(columns: list, p: IngestParams) -> dict:
     "Each undeclared column, and its name as it may be quoted."
-    return {c: _safe_name(str(c), columns.index(c)) for c in columns if c not in p.columns}
+    return {c: shown_column_name(c, columns.index(c)) for c in columns if c not in p.columns}
 
 
 def _header_hint(columns: list, p: IngestParams) -> str:
@@ -275,9 +265,10 @@ def _header_hint(columns: list, p: IngestParams) -> str:
 
 def _missing_columns(columns: list, p: IngestParams) -> list[dict]:
     "A finding for each required column the batch lacks (a dropped PII column may be absent)."
-    hint = _header_hint(columns, p)
+    hint = _header_hint(columns, p)  # (said once, with the first: the batch's reason joins every finding)
     return [
-        violation('missing_column', c, expected='present', found='absent', detail=hint) for c in _missing(columns, p)
+        violation('missing_column', c, expected='present', found='absent', detail='' if i else hint)
+        for i, c in enumerate(_missing(columns, p))
     ]
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from ..core.params import load_params
-from .pii import looks_personal
+from .pii import looks_personal, shown_column_name
 
 # %% auto #0
 __all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'column_kind', 'names_people', 'personal_guess', 'column_rule', 'infer_task',
@@ -231,7 +231,8 @@ def propose_params(
 ) -> Proposal:
     "Propose every params file for `df` (read from `source`, with the `csv` dialect given) to predict `target`."
     if target not in df.columns:
-        raise ValueError(f"target {target!r} is not a column of {source}; its columns are {list(df.columns)}")
+        shown_columns = [shown_column_name(c, i) for i, c in enumerate(df.columns)]
+        raise ValueError(f"target {target!r} is not a column of {source}; its columns are {shown_columns}")
     dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-') or 'dataset'
     target_rule = _check_target(df[target], target)
     task, positive, task_why = infer_task(df[target])

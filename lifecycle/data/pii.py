@@ -15,8 +15,8 @@ import pandas as pd
 from ..core.params import PiiRule
 
 # %% auto #0
-__all__ = ['REDACTED', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'generalise', 'mask_frame', 'finding_salt', 'digest',
-           'PersonalFinding', 'looks_personal']
+__all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'generalise', 'mask_frame',
+           'finding_salt', 'digest', 'PersonalFinding', 'looks_personal', 'shown_column_name']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -172,3 +172,27 @@ def looks_personal(
             continue
         return PersonalFinding(kind, matched, total)
     return None
+
+# %% ../../nbs/api/data/01_pii.ipynb #3e9fe3bf
+NAME_MAX = 64  # characters: a longer column "name" is data read as a header, never quoted
+
+
+def _read_as_utf16(name: str) -> bool:
+    "Whether `name` is 8-bit text decoded as UTF-16 (nearly every character two printable ASCII bytes)."
+    for enc in ('utf-16-le', 'utf-16-be'):
+        raw = name.encode(enc, errors='surrogatepass')
+        if len(name) > 1 and sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) >= 0.9 * len(raw):
+            return True
+    return False
+
+
+def shown_column_name(name, i: int) -> str:
+    "Column `i`'s (from 0) `name` as a message may quote it, or what was withheld and why."
+    name = str(name)
+    if len(name) > NAME_MAX or not name.isprintable():
+        return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
+    if _read_as_utf16(name):
+        return f'<column {i + 1}: name withheld, it reads as text decoded with the wrong encoding (UTF-16?)>'
+    if looks_personal(pd.Series([name] * 3)):
+        return f'<column {i + 1}: name withheld, it looks like personal data>'
+    return name
