@@ -181,3 +181,14 @@ def test_a_file_read_with_the_wrong_dialect_is_refused_without_quoting_its_data_
     told = str(e.value) + (ws.state_dir / 'ingest' / 'batches.jsonl').read_text()
     assert 'name withheld' in told and 'North' not in told
     assert not re.search('ann|example|mail', told + told.encode('utf-8').decode('utf-16-le', errors='ignore'))
+
+
+def test_a_database_sources_password_is_never_shown_or_recorded(arrests_ws):
+    url = 'postgresql://ann:s3cret-pw@127.0.0.1:1/db'  # (nothing listens on port 1: unreadable)
+    r = invoke(commands.ingest, [url, '--dataset', 'arrests', '--query', 'select 1', '--no-report', '--json'])
+    out = strict(r.stdout)
+    assert r.exit_code == 4 and out['source'] == 'postgresql://ann:***@127.0.0.1:1/db', r.output
+    st = invoke(commands.ingest, ['stats', '--json'])
+    assert st.exit_code == 0 and strict(st.stdout)['log'][0]['source'] == out['source']
+    logs = ''.join(p.read_text() for p in (arrests_ws / '.lifecycle').rglob('*.jsonl'))
+    assert 's3cret' not in r.output + st.output + logs and '127.0.0.1:1/db' in logs

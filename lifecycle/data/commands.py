@@ -40,9 +40,10 @@ def _ingest_one(
 
     fp = sources.fingerprint(source, Path.cwd(), query)
     ref = ingest.resolve_reference(s, p, rp.model_name)
+    read, source = source, sources.shown_source(source)  # (recorded and shown: a database URL without its password)
     try:
         r = ingest.ingest_batch(
-            sources.read_chunks(source, Path.cwd(), p.chunk_rows, query, p.csv),
+            sources.read_chunks(read, Path.cwd(), p.chunk_rows, query, p.csv),
             p,
             s,
             source=source,

@@ -14,8 +14,8 @@ if TYPE_CHECKING:
     import pandas as pd  # imported where a source is read: fingerprinting one (every `lifecycle run`) needs no pandas
 
 # %% auto #0
-__all__ = ['PACKAGED', 'SourceError', 'is_sql', 'is_file_source', 'resolve', 'missing_file', 'fingerprint', 'read_chunks',
-           'read_frame', 'read_table']
+__all__ = ['PACKAGED', 'SourceError', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file', 'fingerprint',
+           'read_chunks', 'read_frame', 'read_table']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -28,6 +28,11 @@ def is_sql(source: str) -> bool:
 
 
 PACKAGED = ('sklego:arrests', 'sklearn:diabetes')  # datasets shipped inside installed packages
+
+
+def shown_source(source: str) -> str:
+    "`source` as it may be shown and recorded (output, the batch log, messages): a database URL without its password."
+    return _redact_url(source) if is_sql(source) else source
 
 
 def is_file_source(source: str) -> bool:

@@ -93,8 +93,9 @@ def ingest(
     fingerprint = sources.fingerprint(p.source, ws.root, p.query)
     reference = resolve_reference(ws, p, model_name)
     cut = (lambda c: in_training(c[p.split_column], p.train_until)) if p.split_column else None
+    shown = sources.shown_source(p.source)  # (recorded and shown: a database URL without its password)
     train = ingest_batch(
-        _chunks(ws, p, cut), p, ws, source=p.source, fingerprint=fingerprint, role='train', reference=reference
+        _chunks(ws, p, cut), p, ws, source=shown, fingerprint=fingerprint, role='train', reference=reference
     )
     replayed = {}
     for v in later_values(ws, p) if replay else []:
@@ -103,7 +104,7 @@ def ingest(
                 _chunks(ws, p, lambda c, v=v: batch_key(c[p.split_column], p.train_until) == v),
                 p,
                 ws,
-                source=f'{p.source} ({p.split_column}={v})',
+                source=f'{shown} ({p.split_column}={v})',
                 fingerprint=fingerprint,
                 role=f'batch:{v}',
                 reference=reference or train.snapshot['version'],
