@@ -473,6 +473,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.core.params._family': ('api/core/params.html#_family', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params._hyperparameters': ( 'api/core/params.html#_hyperparameters',
                                                                                    'lifecycle/core/params.py'),
+                                       'lifecycle.core.params._input_problems': ( 'api/core/params.html#_input_problems',
+                                                                                  'lifecycle/core/params.py'),
                                        'lifecycle.core.params._limit': ('api/core/params.html#_limit', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params.estimator_class': ( 'api/core/params.html#estimator_class',
                                                                                   'lifecycle/core/params.py'),

@@ -310,6 +310,50 @@ def test_a_gate_looser_than_the_policy_is_refused_unless_approved(tmp_path):
     assert g.loc['roc_auc', 'verdict'] == 'pass' and 'approved by dave' in g.loc['roc_auc', 'note']
 
 
+def test_a_missing_gate_the_policy_holds_a_floor_on_is_refused_unless_approved(tmp_path):
+    out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')
+    v = yaml.safe_load((out / 'validate.yaml').read_text())
+    floors = yaml.safe_load((out / 'policy.yaml').read_text())['thresholds']
+    gone = next(iter(floors))
+    del v['gates'][gone]  # (no gate: looser than any limit)
+    (out / 'validate.yaml').write_text(yaml.safe_dump(v))
+    with pytest.raises(ParamsError, match=rf"key 'gates': no gate on '{gone}', which policy.yaml holds to >= "):
+        load_params(out)
+    v['policy_exceptions'] = {gone: {'approved_by': 'dave', 'reason': 'pilot on a new region'}}
+    (out / 'validate.yaml').write_text(yaml.safe_dump(v))
+    assert gone not in load_params(out)['validate'].gates
+
+
+@pytest.mark.parametrize(
+    'feature, says',
+    [
+        ({'name': 'churned', 'kind': 'categorical', 'transform': 'onehot'}, 'is the target'),
+        ({'name': 'sex', 'kind': 'categorical', 'transform': 'onehot'}, 'is a protected attribute'),
+        ({'name': 'email', 'kind': 'categorical', 'transform': 'onehot'}, "is personal, masked by 'pseudonymise'"),
+        ({'name': 'plan', 'kind': 'categorical', 'transform': 'onehot'}, 'is named twice'),
+        ({'name': 'nosuch', 'kind': 'numeric', 'transform': 'standardize'}, 'is not a column declared'),
+    ],
+    ids=['the-target', 'a-protected-attribute', 'a-personal-column', 'twice', 'undeclared'],
+)
+def test_a_model_input_that_may_not_be_one_is_refused_naming_it_and_why(tmp_path, feature, says):
+    out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')
+    f = yaml.safe_load((out / 'features.yaml').read_text())
+    assert 'plan' in [x['name'] for x in f['features']]
+    f['features'].append(feature)
+    (out / 'features.yaml').write_text(yaml.safe_dump(f))
+    with pytest.raises(ParamsError) as e:
+        load_params(out)
+    assert f"key 'features': feature {feature['name']!r} {says}" in str(e.value) and 'features.yaml' in str(e.value)
+
+
+def test_a_target_that_is_not_a_declared_column_is_refused_naming_the_key(tmp_path):
+    out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')
+    f = yaml.safe_load((out / 'features.yaml').read_text())
+    (out / 'features.yaml').write_text(yaml.safe_dump({**f, 'target': 'nosuch'}))
+    with pytest.raises(ParamsError, match=r"features.yaml: key 'target': 'nosuch' is not a column declared in ingest"):
+        load_params(out)
+
+
 def test_accuracy_gate_against_the_majority_class_baseline():
     from lifecycle.core.params import ValidateParams
     from lifecycle.model.validate import classification_metrics, evaluate_gates

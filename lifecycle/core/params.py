@@ -801,11 +801,17 @@ def _limit(g) -> str:
 
 
 def looser_than_policy(vp: ValidateParams, policy: PolicyParams, path) -> list[str]:
-    "The gates of `vp` looser than the policy's thresholds without an approved exception, as refusals."
+    "The gates of `vp` looser than the policy's thresholds, or missing, without an approved exception, as refusals."
     out = []
     for m, floor in policy.thresholds.items():
         g = vp.gates.get(m)
-        if g is None or m in vp.policy_exceptions:
+        if m in vp.policy_exceptions:
+            continue
+        if g is None:  # (no gate at all: the loosest)
+            out.append(
+                f"{path}: key 'gates': no gate on {m!r}, which policy.yaml holds to {_limit(floor)}; add one at least "
+                f"as tight, or record who approved the exception under 'policy_exceptions.{m}' (approved_by, reason)"
+            )
             continue
         low = floor.min is not None and g.min is not None and g.min < floor.min
         high = floor.max is not None and (g.max is None or g.max > floor.max)
@@ -848,11 +854,7 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
                 f"features.yaml"
             )
         cols = res['ingest'].columns
-        for f in res['features'].features:
-            if f.name not in cols:
-                problems.append(
-                    f"{d / 'features.yaml'}: key 'features': feature {f.name!r} is not a column declared in ingest.yaml"
-                )
+        problems += _input_problems(res, d / 'features.yaml')
         sc = res['train'].split.column
         if sc is not None and sc not in cols:
             problems.append(f"{d / 'train.yaml'}: key 'split.column': {sc!r} is not a column declared in ingest.yaml")
@@ -870,6 +872,32 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     if problems:
         raise ParamsError('\n'.join(problems))
     return res
+
+
+def _input_problems(res: dict, where: Path) -> list[str]:
+    """What is wrong with the model's inputs (`features.yaml`) given the other params: each a column declared in
+    ingest.yaml, once; never the target (a leak), a protected attribute (reported on per group, never an input) or a
+    personal column masked into an identifier (pseudonymised, redacted or dropped; generalised bands may be inputs)."""
+    fp, cols, out, seen = res['features'], res['ingest'].columns, [], set()
+    protected = {*res['validate'].protected_attributes, *res['policy'].protected_attributes}
+    if fp.target not in cols:
+        out.append(f"{where}: key 'target': {fp.target!r} is not a column declared in ingest.yaml")
+    for f in fp.features:
+        why = ''
+        if f.name in seen:
+            why = 'is named twice'
+        elif f.name not in cols:
+            why = 'is not a column declared in ingest.yaml'
+        elif f.name == fp.target:
+            why = 'is the target: a model cannot take what it predicts as an input'
+        elif f.name in protected:
+            why = 'is a protected attribute (validate.yaml or policy.yaml): reported on per group, never a model input'
+        elif (rule := cols[f.name]).personal and rule.pii is not None and rule.pii.method != 'generalise':
+            why = f"is personal, masked by '{rule.pii.method}' in ingest.yaml (only generalised bands may be inputs)"
+        if why:
+            out.append(f"{where}: key 'features': feature {f.name!r} {why}")
+        seen.add(f.name)
+    return out
 
 
 def stage_params(stage: str, given: dict | None = None, params_dir: str | Path | None = None) -> BaseModel:
