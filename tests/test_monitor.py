@@ -645,3 +645,35 @@ def test_rows_the_logs_database_refused_raise_a_high_alert_once_with_counts_not_
         ('log', 'set_aside', 'alerting')
     ] and health(ws, mp).series == []  # not taken for a model version
     assert run_once(ws, mp, baselines={}, sample=False).alerts == [] and open_alerts(ws.state_dir) == []  # told once
+
+
+@pytest.mark.parametrize(
+    'file, bad, says',
+    [
+        ('monitor/state.json', b'{"windows_seen": [', 'expected an object of state, found damaged JSON'),
+        ('monitor/breaching.json', b'{"a": 1}', 'expected a list of state, found a JSON dict'),
+        ('monitor/outbox/tickets.json', b'', 'expected a list of state, found an empty file'),
+        ('monitor/alerts.jsonl', b'{"rule": "x"}\n[1, 2, 3]\n', 'line 2 is not an entry (a JSON object)'),
+    ],
+    ids=['state-torn', 'breaching-wrong-shape', 'outbox-emptied', 'alerts-line-not-an-entry'],
+)
+def test_a_damaged_monitor_file_is_named_with_exit_4_and_strict_json_never_a_traceback(workspace, file, bad, says):
+    from conftest import cli_json
+
+    ws = Workspace.open(workspace)
+    assert run_once(ws, load_monitor_params(ws.params_dir), baselines={}, sample=False).windows == 0
+    p = ws.state_dir / file
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(bad)
+    r, out = cli_json(workspace, 'monitor', 'status')
+    assert r.returncode == 4 and out['ok'] is False and 'Traceback' not in r.stderr, r.stderr
+    assert out['error'].startswith(str(p)) and says in out['error'], out['error']
+
+
+def test_a_damaged_heartbeat_is_a_watcher_that_never_beat(workspace):
+    from lifecycle.operate.monitor import status
+
+    ws = Workspace.open(workspace)
+    beat(ws.state_dir, 'monitor')
+    (ws.state_dir / 'heartbeats' / 'monitor.json').write_text('[1, 2, 3]')
+    assert status(ws)['watchers']['monitor'] == {'age_s': None, 'alive': False}

@@ -268,11 +268,13 @@ def _health(ws) -> tuple[object, str | None]:
     from lifecycle.operate.monitor import health
     from lifecycle.operate.schema import MonitorParams, load_monitor_params
 
+    from lifecycle.core.store import JournalError, StateError
+
     try:
         mp = load_monitor_params(ws.params_dir) if (Path(ws.params_dir) / 'monitor.yaml').is_file() else None
-    except ParamsError as e:  # said on the page, with the path relative to the workspace (the site is published)
+        return health(ws, mp or MonitorParams()), None
+    except (ParamsError, StateError, JournalError) as e:  # said on the page, the path relative to the workspace
         return None, str(e).replace(f'{Path(ws.root).resolve()}/', '').replace(f'{ws.root}/', '')
-    return health(ws, mp or MonitorParams()), None
 
 
 def site_facts(ws, models: list[dict] | None = None) -> dict:

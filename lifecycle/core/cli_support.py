@@ -113,7 +113,8 @@ COMMON_ERRORS = {
     'lifecycle.release.exposure.RegistryUnavailable': EXIT_STAGE,  # by name: core imports no layer above it
     'lifecycle.serve.predlog.LogUnreadable': EXIT_SOURCE,  # (a prediction log that cannot be read)
     'lifecycle.core.tracking.TrackingUnavailable': EXIT_SOURCE,  # (MLflow's database cannot be opened)
-    'lifecycle.core.store.JournalError': EXIT_SOURCE,  # (a state file damaged mid-way: named with its line)
+    'lifecycle.core.store.JournalError': EXIT_SOURCE,  # (a log damaged mid-way: named with its line)
+    'lifecycle.core.store.StateError': EXIT_SOURCE,  # (a state file damaged or of the wrong shape: named)
     'lifecycle.core.audit.AuditError': EXIT_AUDIT,  # (the audit log cannot be written as asked: says why)
 }
 

@@ -32,6 +32,6 @@ def heartbeats(state_dir: str | Path, names: list[str], now: float | None = None
         p = Path(state_dir) / 'heartbeats' / f'{n}.json'
         try:
             out[n] = max(now - float(json.loads(p.read_text())['ts']), 0.0)
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):  # (none, or damaged: not a beat)
             out[n] = float('inf')
     return out

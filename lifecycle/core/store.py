@@ -18,8 +18,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
-           'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'ContentHash', 'StoreError',
-           'RecordError', 'Store']
+           'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'StateError', 'read_state',
+           'ContentHash', 'StoreError', 'RecordError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 PRIVATE = 0o600  # the store's objects and records, keys, tokens: for the workspace's owner alone
@@ -208,13 +208,44 @@ def read_jsonl(path: str | Path) -> list[dict]:
         if not line.strip():
             continue
         try:
-            out.append(json.loads(line))
+            entry = json.loads(line)
         except ValueError:
+            entry = None
+        if not isinstance(entry, dict):
             raise JournalError(
-                f"{p}: line {i} is not valid JSON (damaged in the middle of the log, not a torn last "
-                f"line); move the file aside and restore it from a backup"
-            ) from None
+                f"{p}: line {i} is not {'an entry (a JSON object)' if entry is not None else 'valid JSON'} (damaged "
+                f"in the middle of the log, not a torn last line); move the file aside and restore it from a backup"
+            )
+        out.append(entry)
     return out
+
+# %% ../../nbs/api/core/01_store.ipynb #144014a7
+class StateError(Exception):
+    "A state file cannot be read: damaged, or not of the shape its reader expects; named with the fix."
+
+
+def read_state(path: str | Path, default, expected: type = dict):
+    "The JSON document in `path` (a `dict` or a `list`, as `expected`), `default` when there is no such file."
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except FileNotFoundError:
+        return default
+    except OSError as e:
+        raise StateError(f"{p}: cannot be read ({e.strerror or type(e).__name__})") from None
+    try:
+        value = json.loads(data)
+    except ValueError as e:
+        found = 'an empty file' if not data.strip() else f'damaged JSON ({e.msg} at byte {e.pos})'
+        value, why = None, found
+    else:
+        why = f"a JSON {type(value).__name__}" if not isinstance(value, expected) else ''
+    if why:
+        kind = 'an object' if expected is dict else 'a list'
+        raise StateError(
+            f"{p}: expected {kind} of state, found {why}; put back a good copy, or remove the file to start it afresh"
+        )
+    return value
 
 # %% ../../nbs/api/core/01_store.ipynb #01222943
 class ContentHash:

@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from ..core.store import atomic_write
+from ..core.store import atomic_write, read_state
 from ..core.workspace import Workspace
 from .schema import SEVERITY_ORDER, RetrainParams
 
@@ -127,7 +127,7 @@ def state_path(state_dir: str | Path) -> Path:
 def load_state(state_dir: str | Path) -> dict:
     "The trigger state: last_fired, started, labels_until."
     p = state_path(state_dir)
-    return json.loads(p.read_text()) if p.is_file() else {'last_fired': {}, 'started': []}
+    return read_state(p, {'last_fired': {}, 'started': []})
 
 
 def fired(state_dir: str | Path, result: TriggerResult, labels_until: float | None = None) -> dict:

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from ..core.store import append_jsonl, atomic_write
+from ..core.store import append_jsonl, atomic_write, read_state
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0
@@ -206,7 +206,7 @@ class Outbox:
 
     def pending(self, sink: str) -> list[dict]:
         p = self.dir / f'{sink}.json'
-        return json.loads(p.read_text()) if p.is_file() else []
+        return read_state(p, [], list)
 
     def _save(self, sink: str, items: list[dict]) -> None:
         atomic_write(self.dir / f'{sink}.json', json.dumps(items, default=str))

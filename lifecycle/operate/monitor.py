@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core.store import append_jsonl, atomic_write, read_jsonl
+from ..core.store import append_jsonl, atomic_write, read_jsonl, read_state
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
 from .alerts import Outbox, judge, key_by_model, raise_alerts, still_breached
@@ -177,7 +177,7 @@ class MonitorRun:
 
 
 def _load_state(p: Path) -> dict:
-    return json.loads(p.read_text()) if p.is_file() else {}
+    return read_state(p, {})
 
 
 def _write_if_changed(p: Path, data: bytes) -> None:
@@ -315,7 +315,7 @@ def run_once(
     obs += set_aside_observations(url, state)
     alerts = judge(obs, mp.rules, state, now)
     p = out_dir / 'breaching.json'
-    held = still_breached(obs, mp.rules, set(json.loads(p.read_text())) if p.is_file() else None)
+    held = still_breached(obs, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
     _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
     raise_alerts(alerts, mp, box, audit=ws.audit)
@@ -427,7 +427,7 @@ def open_alerts(state_dir: str | Path, raised: list[dict] | None = None) -> list
     "The alerts still open, newest first: per rule and series the latest alert, while its rule still holds."
     raised = alert_log(state_dir) if raised is None else raised
     p = _monitor_dir(state_dir) / 'breaching.json'
-    holding = set(json.loads(p.read_text())) if p.is_file() else None  # None: no look judged it yet, all stay open
+    holding = None if (was := read_state(p, None, list)) is None else set(was)  # None: no look judged it yet
     out, seen = [], set()
     for a in raised:
         key = f"{a['rule']}|{a['series']}"
