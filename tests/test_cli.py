@@ -203,6 +203,38 @@ def test_settings_and_params_errors_are_refused_for_every_command(workspace, env
     refused(invoke(['run', '--no-site'], env), 2, 'params refused, no stage ran', as_json=False)
 
 
+@pytest.mark.parametrize(
+    'key, value, words',
+    [
+        ('state_dir', '', "key 'state_dir': expected a folder, found an empty value"),
+        ('state_dir', '.', "key 'state_dir': expected a folder of its own, found the workspace itself"),
+        ('reports_dir', ' ', "key 'reports_dir': expected a folder, found an empty value"),
+    ],
+    ids=['state-empty', 'state-the-workspace', 'reports-blank'],
+)
+def test_a_folder_setting_that_would_write_into_the_workspaces_own_files_is_refused(workspace, env, key, value, words):
+    import configparser
+
+    ini, cp = workspace / 'settings.ini', configparser.ConfigParser()
+    cp.read(ini)
+    cp['workspace'][key] = value
+    with ini.open('w') as f:
+        cp.write(f)
+    before = sorted(p.name for p in workspace.iterdir())
+    for args in (['status', '--json'], ['migrate']):
+        refused(invoke(args, env), 2, words, as_json='--json' in args)
+    assert sorted(p.name for p in workspace.iterdir()) == before  # nothing written among the user's files
+
+
+def test_a_model_name_that_could_not_name_its_files_is_refused_naming_the_key(workspace, env):
+    import yaml
+
+    p = workspace / 'params' / 'register.yaml'
+    for bad in ['m' * 101, 'a/b', '', '-lead']:
+        p.write_text(yaml.safe_dump({**yaml.safe_load(p.read_text()), 'model_name': bad}))
+        refused(invoke(['run', '--no-site', '--json'], env), 2, "register.yaml: key 'model_name'", as_json=True)
+
+
 def test_a_broken_audit_chain_exits_3(workspace, env):
     from lifecycle.core import audit
     from lifecycle.core.workspace import Workspace

@@ -560,7 +560,7 @@ OLD_ALIASES = ('challenger_alias', 'champion_alias')  # register.yaml keys of th
 class RegisterParams(_Strict):
     "The registered model's name; the aliases a version gets are the environments of policy.yaml."
 
-    model_name: str
+    model_name: str = Field(pattern=r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$')  # (names files: letters, digits, _ . -)
 
     @model_validator(mode='before')
     @classmethod

@@ -144,9 +144,16 @@ def load_settings(root: str | Path | None = None) -> Settings:
     v = {k: os.environ.get(f'LIFECYCLE_{k.upper()}', section.get(k, d)) for k, d in DEFAULTS.items()}
 
     def path(k):
+        if not v[k].strip():  # (an empty value would be the workspace's root itself)
+            raise SettingsError(f"{ini}: key {k!r}: expected a folder, found an empty value (default {DEFAULTS[k]!r})")
         return (root / Path(v[k]).expanduser()).resolve()
 
     state = path('state_dir')
+    if state == root:
+        raise SettingsError(
+            f"{ini}: key 'state_dir': expected a folder of its own, found the workspace itself ({v['state_dir']!r}): "
+            f"state would be written among your files (default {DEFAULTS['state_dir']!r})"
+        )
     try:
         port = int(v['port'])
     except ValueError:
