@@ -372,7 +372,14 @@ def test_only_the_approving_role_can_approve(ws):
     with pytest.raises(ApprovalRefused) as e:
         do_approve(ws, 'carol', 'staging')
     assert_refused(
-        ws, e.value, 'carol', 'staging', reasons_with=["role 'ml_engineer' has no users: add `ml_engineer = <user>"]
+        ws,
+        e.value,
+        'carol',
+        'staging',
+        reasons_with=[
+            "role 'ml_engineer' has no one in the trust registry: an administrator registers its people with "
+            "`lifecycle trust add <user> --role ml_engineer"
+        ],
     )
 
 

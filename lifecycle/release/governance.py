@@ -367,7 +367,8 @@ def approve(
         members = roles.get(role) or set()
         if not members:
             reasons.append(
-                f"role {role!r} has no users: add `{role} = <user>, ...` to the [roles] section of settings.ini"
+                f"role {role!r} has no one in the trust registry: an administrator registers its people with "
+                f"`lifecycle trust add <user> --role {role} --as <administrator>`"
             )
         elif user.casefold() not in {m.casefold() for m in members}:
             reasons.append(
