@@ -374,3 +374,31 @@ def test_status_says_when_the_set_aside_rows_cannot_be_read(tmp_path, monkeypatc
         f"SET ASIDE  rows the log's database refused: {aside} cannot be read (Permission denied)"
         in capsys.readouterr().out
     )
+
+
+def test_a_run_killed_outright_shows_as_interrupted_not_running_for_ever(workspace, env):
+    from lifecycle.core.locks import hold
+    from lifecycle.core.manifest import RunManifest
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    killed = RunManifest.create(ws.runs_dir, 'r1-killed')  # what `kill -9` during a stage leaves
+    killed.update_stage('ingest', status='running')
+    live = RunManifest.create(ws.runs_dir, 'r2-live')
+    live.data['started'] = '9' + live.data['started'][1:]  # (the newer)
+    live.update_stage('ingest', status='running')
+
+    def runs() -> dict:
+        r = invoke(['status', '--json'], env)
+        assert r.exit_code == 0, r.output
+        return {x['run_id']: (x['status'], x['stages']) for x in json.loads(r.stdout)['runs']}
+
+    with hold(ws.state_dir, 'pipeline'):  # a run in progress holds the pipeline lock
+        assert runs() == {
+            'r2-live': ('running', {'ingest': 'running'}),
+            'r1-killed': ('interrupted', {'ingest': 'interrupted'}),
+        }
+    assert runs() == {
+        'r2-live': ('interrupted', {'ingest': 'interrupted'}),
+        'r1-killed': ('interrupted', {'ingest': 'interrupted'}),
+    }

@@ -38,6 +38,7 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
         )
         for m in list_runs(ws.runs_dir)[:last]
     ]
+    _interrupted(ws, runs)
     return dict(
         workspace=str(ws.root),
         state_dir=str(ws.state_dir),
@@ -49,6 +50,23 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
         runs=runs,
         prediction_log_set_aside=set_aside_rows(ws),  # (rows its database refused: none, or where and how many)
     )
+
+
+def _interrupted(ws: Workspace, runs: list[dict]) -> None:
+    """Say 'interrupted' of the runs (newest first) and stages recorded as running that no process runs: a run killed
+    outright (SIGKILL, a power cut) could not record its end. Only the newest running run can be live, and only while
+    some process holds the pipeline lock."""
+    from lifecycle.core.locks import holder
+
+    live = holder(ws.state_dir, 'pipeline') is not None
+    for r in runs:
+        if r['status'] != 'running':
+            continue
+        if live:  # (the newest: the one that holds the lock)
+            live = False
+            continue
+        r['status'] = 'interrupted'
+        r['stages'] = {k: 'interrupted' if v == 'running' else v for k, v in r['stages'].items()}
 
 
 def set_aside_rows(ws: Workspace) -> dict | None:
