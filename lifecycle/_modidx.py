@@ -2,6 +2,7 @@
 
 d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_url': '', 'lib_path': 'lifecycle'},
   'syms': { 'lifecycle.app.cli': { 'lifecycle.app.cli._group': ('api/app/cli.html#_group', 'lifecycle/app/cli.py'),
+                                   'lifecycle.app.cli._run_for_json': ('api/app/cli.html#_run_for_json', 'lifecycle/app/cli.py'),
                                    'lifecycle.app.cli._run_report': ('api/app/cli.html#_run_report', 'lifecycle/app/cli.py'),
                                    'lifecycle.app.cli._watched': ('api/app/cli.html#_watched', 'lifecycle/app/cli.py'),
                                    'lifecycle.app.cli.main': ('api/app/cli.html#main', 'lifecycle/app/cli.py')},

@@ -402,3 +402,21 @@ def test_a_run_killed_outright_shows_as_interrupted_not_running_for_ever(workspa
         'r2-live': ('interrupted', {'ingest': 'interrupted'}),
         'r1-killed': ('interrupted', {'ingest': 'interrupted'}),
     }
+
+
+@pytest.mark.parametrize(
+    'args, words',
+    [
+        (['score', '--json'], "Missing option '--input'"),
+        (['audit', 'show', '-n', 'abc', '--json'], "Invalid value for '-n'"),
+        (['status', '--json', '--bogus'], 'No such option: --bogus'),
+    ],
+    ids=['missing-option', 'wrong-kind', 'unknown-option'],
+)
+def test_a_usage_error_with_json_asked_is_a_json_refusal_on_stdout(workspace, args, words):
+    from conftest import cli
+
+    r = cli(workspace, *args, own_process=True)  # (the console script: Click's usage errors are its own)
+    out = json.loads(r.stdout, **STRICT)
+    assert r.returncode == 2 and out == {'ok': False, 'error': out['error']} and words in out['error'], r.stdout
+    assert r.stderr == ''

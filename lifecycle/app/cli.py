@@ -152,8 +152,12 @@ def main() -> None:
     has printed its result (one with `Result.fast_exit`, the default), the process ends without the interpreter's
     teardown (`cli_support.leave`), unless a profiler or tracer watches it (cProfile, coverage, a debugger with
     breakpoints), which may write its findings only once `main` returns."""
+    import sys
+
     set_leave_at_once(False)  # (an in-process run of a command before this one is not this one's)
     try:
+        if '--json' in sys.argv[1:]:
+            raise SystemExit(_run_for_json())
         app()
     except SystemExit as e:
         if not leaves_at_once() or _watched():
@@ -162,6 +166,24 @@ def main() -> None:
     else:  # (Click's standalone mode always ends in SystemExit)
         return
     leave(code)  # (out of the `except`: the exception and the frames it holds are let go first)
+
+
+def _run_for_json() -> int:
+    """The app for a command line asking for `--json`: a usage error (an unknown option, a value of the wrong kind, a
+    missing argument) is a refusal in JSON on stdout with exit 2, as every other refusal is, not Click's usage text
+    alone on stderr. Its exit status."""
+    from lifecycle.core.cli_support import dumps
+
+    click_error = next(c for c in typer.BadParameter.__mro__ if c.__name__ == 'ClickException')  # (Click's or typer's)
+    try:
+        code = app(standalone_mode=False)
+    except click_error as e:  # (usage errors above all)
+        print(dumps({'ok': False, 'error': e.format_message()}))
+        return e.exit_code
+    except typer.Abort:  # (Ctrl-C or end of input at a prompt)
+        print(dumps({'ok': False, 'error': 'aborted'}))
+        return 1
+    return code if isinstance(code, int) else 0  # (a command's own exit status, else it returned its result)
 
 
 def _watched() -> bool:
