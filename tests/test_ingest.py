@@ -240,24 +240,23 @@ def test_watch_takes_each_file_exactly_once_across_restarts(workspace, arrests):
     for i, y in enumerate((1997, 1998, 1999)):
         arrests[arrests.year == y].to_csv(inbox / f'{i}-{y}.csv', index=False)
 
-    def run():
-        return cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+    def run() -> list[dict]:
+        r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+        out = json.loads(r.stdout)  # (one document)
+        assert r.returncode == 0 and out['ok'] and out['folder'] == str(inbox), r.stdout
+        return out['batches']
 
-    r = run()
-    outs = [json.loads(line) for line in r.stdout.splitlines()]
-    assert r.returncode == 0 and [o['status'] for o in outs] == ['accepted'] * 3
-    assert run().stdout.strip() == ''  # nothing taken twice
+    assert [o['status'] for o in run()] == ['accepted'] * 3
+    assert run() == []  # nothing taken twice
     arrests[arrests.year == 2000].to_csv(inbox / '3-2000.tmp', index=False)  # being written: ignored
-    assert run().stdout.strip() == ''
+    assert run() == []
     (inbox / '3-2000.tmp').rename(inbox / '3-2000.csv')
     from lifecycle.watch import ledger_for
     from lifecycle.sources import file_sha256
 
     led = ledger_for(workspace / '.lifecycle', inbox)
     led.mark(f"3-2000.csv:{file_sha256(inbox / '3-2000.csv')}", '3-2000.csv', 'claimed')  # crashed after claiming
-    r = run()
-    outs = [json.loads(line) for line in r.stdout.splitlines()]
-    assert [o['rows'] for o in outs] == [1270]  # processed on restart, once
+    assert [o['rows'] for o in run()] == [1270]  # processed on restart, once
     done = [e['name'] for e in led.entries() if e['state'] == 'done']
     assert sorted(done) == ['0-1997.csv', '1-1998.csv', '2-1999.csv', '3-2000.csv']
     r, st = cli_json(workspace, 'ingest', 'stats')
@@ -358,3 +357,16 @@ def test_drift_between_stored_versions_refuses_the_params_of_another_dataset(wor
     r = cli(workspace, 'drift', '--reference', versions[0], '--current', versions[1], '--params', 'params')
     n = out['summary']['columns']
     assert f"{out['summary']['drifted_columns']} of {n} columns drifted" in r.stdout and "{'columns'" not in r.stdout
+
+
+def test_a_watch_taken_once_with_json_is_one_document_and_exits_as_its_first_failed_batch(workspace, arrests):
+    inbox = workspace / 'inbox'
+    inbox.mkdir()
+    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+    assert r.returncode == 0 and json.loads(r.stdout) == {'ok': True, 'folder': str(inbox), 'batches': []}
+    arrests.head(50).to_csv(inbox / '0-good.csv', index=False)
+    arrests.head(50).drop(columns=['sex']).to_csv(inbox / '1-bad.csv', index=False)  # a required column gone
+    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+    out = json.loads(r.stdout)
+    assert r.returncode == 1 and out['ok'] is False
+    assert [o['status'] for o in out['batches']] == ['accepted', 'rejected']

@@ -204,7 +204,7 @@ def test_an_all_null_column_in_a_batch_is_a_drift_finding_under_watch(tmp_path, 
     arrests.iloc[60:120].assign(employed=None).to_csv(w / 'in' / 'b.csv', index=False)
     r = invoke(cmds().ingest, ['--watch', 'in', '--once', '--json'], env=env)
     assert r.exit_code == 0, (r.exception, r.stderr)
-    out = json.loads(r.stdout.splitlines()[0])
+    (out,) = json.loads(r.stdout)['batches']
     drift = {f['column']: f for f in out['findings'] if f['rule'] == 'drift'}
     assert out['status'] == 'accepted' and drift['employed']['found'].startswith('no values')
     assert out['report'] and Path(out['report']).is_file()

@@ -151,16 +151,27 @@ class BatchStats(Result):
 
 @dataclass
 class Watched(Result):
-    "How many batches a watch took; each outcome was printed as it happened."
+    """How many batches a watch took; each outcome was printed as it happened (JSON lines with `--json`), except with
+    `--once --json`, where `outcomes` are the one JSON document printed at the end. Its exit code is the first failed
+    batch's (1 rejected, 2 refused, 4 unreadable), else 0."""
 
     folder: Path
     batches: int
+    outcomes: list | None = None  # (kept for `--once --json` only)
+    failed: int = 0
+
+    def data(self):
+        return {'ok': not self.failed, 'folder': str(self.folder), 'batches': [_public(o) for o in self.outcomes or []]}
 
     def to_json(self):
-        return ''
+        return '' if self.outcomes is None else super().to_json()
 
     def show(self):
         typer.echo(f"{self.batches} batch(es) processed from {self.folder}", err=True)
+
+    @property
+    def exit_code(self):
+        return self.failed
 
 # %% ../../nbs/api/data/09_commands.ipynb #c5a9a367
 @command({'lifecycle.core.store.StoreError': EXIT_INPUT})
@@ -184,7 +195,9 @@ def ingest(
     report: bool = typer.Option(
         True, '--report/--no-report', help="Write Evidently's drift report per batch under reports/ingest/."
     ),
-    as_json: bool = typer.Option(False, '--json', help="Print outcomes as JSON."),
+    as_json: bool = typer.Option(
+        False, '--json', help="Print outcomes as JSON (with --watch, one line per batch; with --once, one document)."
+    ),
 ):
     "Take a batch through the ingestion boundary: mask, check, compare for drift, then snapshot or refuse."
     from lifecycle.core.params import ParamsError
@@ -202,7 +215,7 @@ def ingest(
     if watch:
         from lifecycle.data.watch import watch as watch_folder, ledger_for
 
-        current = {'p': p, 'rp': rp}
+        current, kept, failed = {'p': p, 'rp': rp}, [] if as_json and once else None, []
 
         def handle(path):
             try:  # params are re-read per batch: a flag change applies to the next batch
@@ -211,7 +224,11 @@ def ingest(
             except ParamsError as e:
                 typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
             o = _ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report)
-            print(dumps(_public(o))) if as_json else _print_outcome(o)
+            if kept is not None:  # (--once --json: one document at the end)
+                kept.append(o)
+            else:
+                print(dumps(_public(o)), flush=True) if as_json else _print_outcome(o)
+            failed.extend([o['exit']] if o['exit'] else [])
             return {k: o.get(k) for k in ('status', 'snapshot', 'batch_id')}
 
         try:
@@ -222,7 +239,7 @@ def ingest(
             raise CommandError(str(e), EXIT_INPUT)
         except KeyboardInterrupt:
             return None
-        return Watched(watch, len(outs))
+        return Watched(watch, len(outs), kept, failed[0] if failed else 0)  # (the first failed batch says)
     if not source:
         raise CommandError("give a SOURCE (file or database URL), --watch DIR, or 'stats'", EXIT_INPUT)
     if dataset is None:
