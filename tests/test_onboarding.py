@@ -482,3 +482,36 @@ def test_init_copies_the_workspaces_monitor_and_retrain_params_with_drift_column
     assert got['rules'] == mine['rules'] and got['sinks'] == mine['sinks']
     retrain = ws / 'params' / 'retrain.yaml'
     assert yaml.safe_load((ws / 'params-c' / 'retrain.yaml').read_text()) == yaml.safe_load(retrain.read_text())
+
+
+@pytest.mark.parametrize(
+    'file, change, says',
+    [
+        ('train.yaml', {'seed': -1}, "train.yaml: key 'seed'"),
+        ('train.yaml', {'split': {'method': 'date', 'column': 'signup', 'cutoff': 'notadate'}}, "expected a date"),
+        ('train.yaml', {'sweep': {'grid': {'C': []}}}, "train.yaml: key 'sweep.grid.C'"),
+        ('validate.yaml', {'champion_metrics': ['nosuch']}, "key 'champion_metrics': 'nosuch' is no holdout metric"),
+        ('policy.yaml', {'thresholds': {'r2': {'min': 0.1}}}, "key 'thresholds.r2': 'r2' is no holdout metric of a"),
+    ],
+    ids=['seed-negative', 'cutoff-not-a-date', 'grid-empty', 'champion-metric-unknown', 'floor-of-another-task'],
+)
+def test_params_a_stage_would_fail_on_are_refused_when_read_naming_the_key(tmp_path, file, change, says):
+    out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')
+    doc = yaml.safe_load((out / file).read_text())
+    (out / file).write_text(yaml.safe_dump({**doc, **change}))
+    with pytest.raises(ParamsError) as e:
+        load_params(out)
+    assert says in str(e.value), str(e.value)
+
+
+def test_a_hyperparameter_value_the_estimator_refuses_is_a_params_refusal_before_any_fit():
+    from lifecycle.model.train import make_estimator
+
+    tp = TrainParams.model_validate({'experiment': 'e', 'model': {'family': 'logistic_regression'}})
+    with pytest.raises(ParamsError, match=r"train.yaml: key 'sweep.grid.C': The 'C' parameter of LogisticRegression"):
+        make_estimator(tp, {'C': 'abc'})
+    bad = TrainParams.model_validate(
+        {'experiment': 'e', 'model': {'family': 'logistic_regression', 'params': {'C': -1.0}}}
+    )
+    with pytest.raises(ParamsError, match=r"train.yaml: key 'model.params': The 'C' parameter"):
+        make_estimator(bad)

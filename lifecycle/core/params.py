@@ -8,18 +8,18 @@ import contextlib
 import json
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
 __all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS',
-           'LAYER_FILES', 'ParamsError', 'parse_yaml', 'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags',
-           'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec',
-           'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'PolicyException',
-           'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort',
-           'Threshold', 'FlagsParams', 'read_flags_spec', 'GuardParams', 'ExperimentParams', 'RolloutParams',
-           'looser_than_policy', 'load_params', 'stage_params']
+           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'load_file', 'PiiRule', 'ColumnRule',
+           'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec',
+           'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
+           'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
+           'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'read_flags_spec', 'GuardParams', 'ExperimentParams',
+           'RolloutParams', 'looser_than_policy', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -185,10 +185,18 @@ class CsvDialect(_Strict):
 
 
 def _date_text(v):
-    "YAML reads an unquoted 2021-06-30 as a date: keep it as its ISO text."
+    """YAML reads an unquoted 2021-06-30 as a date: keep it as its ISO text. Other text must be a date (YYYY-MM-DD, a
+    time after it allowed): what pandas would fail on later, mid-stage, is refused naming the key."""
     import datetime as dt
 
-    return v.isoformat() if isinstance(v, (dt.date, dt.datetime)) else v
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    if isinstance(v, str):
+        try:
+            dt.datetime.fromisoformat(v.strip())
+        except ValueError:
+            raise ValueError(f"expected a date (YYYY-MM-DD), found {v!r}") from None
+    return v
 
 
 class IngestParams(_Strict):
@@ -278,7 +286,7 @@ class ModelSpec(_Strict):
 class SweepSpec(_Strict):
     "A grid of hyperparameters tried by cross-validation on the training part; each trial is an MLflow child run."
 
-    grid: dict[str, list[float | int | str | bool | None]] = Field(min_length=1)
+    grid: dict[str, Annotated[list[float | int | str | bool | None], Field(min_length=1)]] = Field(min_length=1)
     metric: Literal['roc_auc', 'accuracy', 'f1', 'r2', 'neg_root_mean_squared_error'] = 'roc_auc'
     folds: int = Field(3, ge=2)
     max_trials: int = Field(20, ge=1)
@@ -311,7 +319,7 @@ class TrainParams(_Strict):
     "How a model is trained and tracked."
 
     experiment: str
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # (numpy's and scikit-learn's range)
     holdout_fraction: float = Field(0.25, gt=0, lt=1)
     onnx_parity_tolerance: float = Field(1e-5, ge=0)  # max |p_onnx - p_sklearn| on the holdout for ONNX to be served
     max_iterations: int = Field(1000, ge=1)  # hard cap on iterations / boosting rounds / trees, whatever params say
@@ -855,6 +863,7 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
             )
         cols = res['ingest'].columns
         problems += _input_problems(res, d / 'features.yaml')
+        problems += _metric_problems(res, d)
         sc = res['train'].split.column
         if sc is not None and sc not in cols:
             problems.append(f"{d / 'train.yaml'}: key 'split.column': {sc!r} is not a column declared in ingest.yaml")
@@ -897,6 +906,25 @@ def _input_problems(res: dict, where: Path) -> list[str]:
         if why:
             out.append(f"{where}: key 'features': feature {f.name!r} {why}")
         seen.add(f.name)
+    return out
+
+
+HOLDOUT_METRICS = {  # what validation measures on the holdout, per task: what gates and floors may name
+    'classification': ('accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost'),
+    'regression': ('rmse', 'mae', 'r2'),
+}
+
+
+def _metric_problems(res: dict, d: Path) -> list[str]:
+    "Gates, champion metrics and policy floors that name no holdout metric of the task (they would never pass)."
+    task = res['features'].task
+    known, out = HOLDOUT_METRICS[task], []
+    named = [('validate.yaml', f'gates.{m}', m) for m in res['validate'].gates]
+    named += [('validate.yaml', 'champion_metrics', m) for m in res['validate'].champion_metrics]
+    named += [('policy.yaml', f'thresholds.{m}', m) for m in res['policy'].thresholds]
+    for file, key, m in named:
+        if m not in known:
+            out.append(f"{d / file}: key {key!r}: {m!r} is no holdout metric of a {task} task; expected one of {known}")
     return out
 
 

@@ -9,7 +9,7 @@ import warnings
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core.params import TrainParams, FeaturesParams, estimator_class, REGRESSION_FAMILIES
+from ..core.params import ParamsError, TrainParams, FeaturesParams, estimator_class, REGRESSION_FAMILIES
 
 # %% auto #0
 __all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'positive_mask', 'describe_split', 'xy',
@@ -32,6 +32,13 @@ def make_estimator(p: TrainParams, overrides: dict | None = None):
     "The estimator from params (plus `overrides`, e.g. a sweep trial), seeded, iteration-capped, early-stopping."
     cls = estimator_class(p.model.family)
     est = cls(**{**p.model.params, **(overrides or {})})
+    if hasattr(est, '_validate_params'):  # scikit-learn's own checks of each value, before any fit (1.2 and later)
+        try:
+            est._validate_params()
+        except ValueError as e:
+            swept = [k for k in overrides or {} if f"'{k}' parameter" in str(e)]
+            key = f'sweep.grid.{swept[0]}' if swept else 'model.params'
+            raise ParamsError(f"train.yaml: key {key!r}: {e}") from None
     params = est.get_params()
     if 'random_state' in params:
         est.set_params(random_state=p.seed)
