@@ -420,3 +420,18 @@ def test_a_usage_error_with_json_asked_is_a_json_refusal_on_stdout(workspace, ar
     out = json.loads(r.stdout, **STRICT)
     assert r.returncode == 2 and out == {'ok': False, 'error': out['error']} and words in out['error'], r.stdout
     assert r.stderr == ''
+
+
+def test_a_file_a_command_cannot_write_is_named_with_the_systems_reason_not_a_traceback(workspace, env, monkeypatch):
+    import errno
+    from lifecycle.app import status
+
+    lock = str(workspace / '.lifecycle' / 'locks' / 'pipeline.lock')
+
+    def read_only(*a, **k):  # (as a workspace mounted read-only answers; root ignores permissions, so simulated)
+        raise OSError(errno.EROFS, 'Read-only file system', lock)
+
+    monkeypatch.setattr(status, 'workspace_status', read_only)
+    for as_json in (True, False):
+        r = invoke(['status', *(['--json'] if as_json else [])], env)
+        refused(r, 1, f"Read-only file system: '{lock}'", as_json)
