@@ -192,3 +192,16 @@ def test_a_database_sources_password_is_never_shown_or_recorded(arrests_ws):
     assert st.exit_code == 0 and strict(st.stdout)['log'][0]['source'] == out['source']
     logs = ''.join(p.read_text() for p in (arrests_ws / '.lifecycle').rglob('*.jsonl'))
     assert 's3cret' not in r.output + st.output + logs and '127.0.0.1:1/db' in logs
+
+
+def test_a_parquet_column_of_lists_is_refused_naming_it_not_a_crash(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.data.sources import read_table
+
+    f = tmp_path / 'b.parquet'
+    pq.write_table(pa.table({'region': ['North', 'South'], 'checks': [[1, 2], [3]]}), f)
+    with pytest.raises(SourceError, match=r"column\(s\) \['checks \(list<element: int64>\)'\] hold lists"):
+        list(read_chunks(str(f)))
+    with pytest.raises(SourceError, match='hold lists, maps or structs'):
+        read_table(str(f))

@@ -204,10 +204,23 @@ def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
 
     try:
         f = pq.ParquetFile(path)
+        _flat_columns(path, f.schema_arrow)
         for batch in f.iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
+
+
+def _flat_columns(path: Path, schema) -> None:
+    "Refuse a Parquet file whose columns hold lists, maps or structs: a batch is a table of single values."
+    import pyarrow as pa
+
+    nested = [f"{f.name} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
+    if nested:
+        raise SourceError(
+            f"{path}: column(s) {nested} hold lists, maps or structs; expected one value per cell (flatten them, or "
+            "leave them out of the export)"
+        )
 
 
 def _parquet_table(path: Path):
@@ -217,6 +230,7 @@ def _parquet_table(path: Path):
 
     try:
         schema = pq.read_schema(path)
+        _flat_columns(path, schema)
         text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         f = pq.ParquetFile(path, read_dictionary=text)
         try:
