@@ -205,3 +205,24 @@ def test_a_parquet_column_of_lists_is_refused_naming_it_not_a_crash(tmp_path):
         list(read_chunks(str(f)))
     with pytest.raises(SourceError, match='hold lists, maps or structs'):
         read_table(str(f))
+
+
+@pytest.mark.parametrize('encoding', ['rot13', 'base64', 'idna'])
+def test_an_encoding_that_is_not_one_of_files_is_refused_naming_the_key(encoding):
+    with pytest.raises(ValueError, match='not a text encoding of files'):
+        CsvDialect(encoding=encoding)
+
+
+def test_a_file_its_declared_codec_refuses_outright_is_named_not_a_crash(tmp_path):
+    f = tmp_path / 'u.csv'
+    f.write_bytes('region,amount\nNorth,1\n'.encode('utf-8'))  # UTF-8, declared UTF-16: no byte-order mark
+    with pytest.raises(SourceError, match=r"u.csv: (cannot be read as|not valid) utf-16"):
+        list(read_chunks(str(f), dialect=CsvDialect(encoding='utf-16')))
+
+
+def test_a_settings_file_that_is_not_utf8_is_named(tmp_path):
+    from lifecycle.core.settings import SettingsError, load_settings
+
+    (tmp_path / 'settings.ini').write_bytes('[workspace]\n# caf\xe9\n'.encode('latin-1'))
+    with pytest.raises(SettingsError, match=r'settings.ini: not valid UTF-8 \(byte 0xe9 at offset 17\)'):
+        load_settings(tmp_path)

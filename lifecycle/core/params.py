@@ -136,6 +136,9 @@ class DriftRules(_Strict):
     exclude: list[str] = []  # columns not compared, e.g. a time column that drifts by construction
 
 
+_NOT_FILE_CODECS = ('idna', 'punycode')  # text codecs of host names, not of files
+
+
 class CsvDialect(_Strict):
     "How a CSV source is read, so a file exported by another system need not be rewritten first."
 
@@ -160,9 +163,14 @@ class CsvDialect(_Strict):
         import codecs
 
         try:
-            codecs.lookup(v)
+            text = codecs.lookup(v)._is_text_encoding and codecs.lookup(v).name not in _NOT_FILE_CODECS
         except LookupError:
-            raise ValueError("not an encoding Python knows (such as utf-8, latin-1, cp1252, utf-16)") from None
+            text = None
+        if not text:
+            raise ValueError(
+                "not a text encoding of files (such as utf-8, latin-1, cp1252, utf-16)"
+                + (': a codec Python knows for something else' if text is False else '')
+            )
         return v
 
     @field_validator('names')

@@ -133,6 +133,8 @@ def load_settings(root: str | Path | None = None) -> Settings:
     cp = configparser.ConfigParser()
     try:
         cp.read_string(ini.read_text(encoding='utf-8'))
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"{ini}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     except (OSError, configparser.Error) as e:
         raise SettingsError(f"{ini}: cannot be read: {e}") from e
     section = cp['workspace'] if cp.has_section('workspace') else {}

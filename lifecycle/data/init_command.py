@@ -81,15 +81,13 @@ class InitProposal(Result):
 # %% ../../nbs/api/data/11_init_command.ipynb #c910ad38
 def _dialect(encoding: str | None, delimiter: str | None) -> dict:
     "The `csv` block of ingest.yaml for `--encoding` and `--delimiter` (empty: the defaults); exit 2 naming a bad one."
-    import codecs
-
     csv = {}
     if encoding is not None:
         try:
-            codecs.lookup(encoding)
-        except LookupError:
+            CsvDialect(encoding=encoding)
+        except ValueError:
             raise CommandError(
-                f"--encoding {encoding!r}: not a codec Python knows; expected e.g. utf-8, latin-1, cp1252"
+                f"--encoding {encoding!r}: not a text encoding of files; expected e.g. utf-8, latin-1, cp1252, utf-16"
             ) from None
         csv['encoding'] = encoding
     if delimiter is not None:

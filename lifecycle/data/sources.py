@@ -163,6 +163,11 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFr
                 f"{path}: not valid {shown} (byte 0x{head[e.start]:02x} at offset {e.start}); re-export the "
                 f"file as {shown}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
             ) from None
+    except UnicodeError as e:  # (a codec's own refusal: UTF-16 without its byte-order mark, say)
+        raise SourceError(
+            f"{path}: cannot be read as {shown} ({e}); give its encoding: 'csv.encoding' in ingest.yaml "
+            "(`lifecycle init --encoding`)"
+        ) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
     _check_header(path, head, dialect, encoding)
@@ -189,6 +194,11 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFr
         raise SourceError(
             f"{path}: not valid {shown} after row {n} (byte offset {e.start} in the block being read); re-export "
             f"the file as {shown}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
+        ) from None
+    except UnicodeError as e:  # (a codec's own refusal: UTF-16 without its byte-order mark, say)
+        raise SourceError(
+            f"{path}: cannot be read as {shown} ({e}); give its encoding: 'csv.encoding' in ingest.yaml "
+            "(`lifecycle init --encoding`)"
         ) from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
