@@ -30,7 +30,7 @@ def strict(text: str):
     'csv, key, says',
     [
         ({'delimiter': ';;'}, 'csv.delimiter', 'one character'),
-        ({'encoding': 'klingon-8'}, 'csv.encoding', 'not an encoding'),
+        ({'encoding': 'klingon-8'}, 'csv.encoding', 'not a text encoding of files'),
         ({'header': False}, 'csv.names', 'required'),
         ({'header': False, 'names': ['a', 'b', 'a']}, 'csv.names', "['a'] given more than once"),
         ({'thousands': ','}, 'csv.thousands', 'also the delimiter'),
