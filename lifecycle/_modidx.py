@@ -268,6 +268,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.leaves_at_once': ( 'api/core/cli_support.html#leaves_at_once',
                                                                                            'lifecycle/core/cli_support.py'),
+                                            'lifecycle.core.cli_support.printable': ( 'api/core/cli_support.html#printable',
+                                                                                      'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.scratch_workspace': ( 'api/core/cli_support.html#scratch_workspace',
                                                                                               'lifecycle/core/cli_support.py'),
                                             'lifecycle.core.cli_support.set_leave_at_once': ( 'api/core/cli_support.html#set_leave_at_once',

@@ -360,3 +360,12 @@ def test_audit_show_on_a_damaged_log_refuses_in_the_shape_of_every_json_refusal(
     out = json.loads(r.stdout)
     assert r.returncode == 3 and out['ok'] is False and 'audit verify' in out['error'], (r.stdout, r.stderr)
     assert 'Traceback' not in r.stderr
+
+
+def test_audit_show_prints_what_people_typed_as_escapes_where_it_would_act_on_the_terminal(ws):
+    audit.append(ws.log, 'flags.kill', 'model', reason='\x1b[2J\x1b[32mall fine\u202eevil', actor='mallory\x1b[0m')
+    r = cli(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 0 and '\x1b' not in r.stdout and '\u202e' not in r.stdout, repr(r.stdout)
+    assert '\\x1b[2J\\x1b[32mall fine\\u202eevil' in r.stdout and 'mallory\\x1b[0m' in r.stdout
+    r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
+    assert out['entries'][-1]['reason'] == '\x1b[2J\x1b[32mall fine\u202eevil'  # (JSON escapes them itself)

@@ -17,8 +17,8 @@ import typer
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
-           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'did_you_mean', 'exit_code_for', 'fail',
-           'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace',
+           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'did_you_mean', 'printable', 'exit_code_for',
+           'fail', 'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace',
            'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
@@ -105,6 +105,19 @@ def did_you_mean(word: str, options) -> str:
 
     close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ''
+
+# %% ../../nbs/api/core/11_cli_support.ipynb #ea6aaa59
+_NOT_SHOWN = ('Cc', 'Cf', 'Zl', 'Zp')  # Unicode categories that act on a terminal rather than show
+
+
+def printable(text) -> str:
+    "`text` for a terminal: control and format characters (ANSI escapes, bidirectional overrides) as `\\x..`/`\\u....`."
+    import unicodedata
+
+    return ''.join(
+        ch.encode('unicode_escape').decode() if ch != ' ' and unicodedata.category(ch) in _NOT_SHOWN else ch
+        for ch in str(text)
+    )
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ac5495e1
 COMMON_ERRORS = {

@@ -6,7 +6,8 @@
 from __future__ import annotations
 from dataclasses import dataclass, asdict
 import typer
-from .cli_support import command, Result, CommandError, EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT
+from .cli_support import command, printable, Result, CommandError
+from .cli_support import EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT
 from .workspace import Workspace
 
 # %% auto #0
@@ -80,8 +81,9 @@ class AuditEntries(Result):
     entries: list[dict]
 
     def show(self):
-        for e in self.entries:
-            print(f"{e['seq']:>5} {e['time']} {e['actor']:<10} {e['action']:<16} {e['subject']} {e['reason']}")
+        for e in self.entries:  # (what people typed, as escapes where it would act on the terminal)
+            actor, action, subject, reason = (printable(e[k]) for k in ('actor', 'action', 'subject', 'reason'))
+            print(f"{e['seq']:>5} {e['time']} {actor:<10} {action:<16} {subject} {reason}")
 
 
 @command()
