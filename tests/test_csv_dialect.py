@@ -226,3 +226,10 @@ def test_a_settings_file_that_is_not_utf8_is_named(tmp_path):
     (tmp_path / 'settings.ini').write_bytes('[workspace]\n# caf\xe9\n'.encode('latin-1'))
     with pytest.raises(SettingsError, match=r'settings.ini: not valid UTF-8 \(byte 0xe9 at offset 17\)'):
         load_settings(tmp_path)
+
+
+def test_a_sqlite_source_that_does_not_exist_is_named_and_not_created(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SourceError, match=r'sqlite:///gone.db: no SQLite database at .*gone.db'):
+        list(read_chunks('sqlite:///gone.db', query='select 1'))
+    assert not (tmp_path / 'gone.db').exists()

@@ -261,6 +261,10 @@ def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]
 
     engine = None
     try:
+        u = sa.engine.make_url(url)
+        db = u.database if u.get_backend_name() == 'sqlite' else None
+        if db and db != ':memory:' and not db.startswith('file:') and not Path(db).is_file():
+            raise SourceError(f"{_redact_url(url)}: no SQLite database at {Path(db).absolute()}")  # (never one made)
         engine = sa.create_engine(url)
         with engine.connect() as con:
             for chunk in pd.read_sql_query(sa.text(query), con, chunksize=chunk_rows):
