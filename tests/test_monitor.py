@@ -242,6 +242,7 @@ def test_an_unreachable_webhook_keeps_its_alerts_until_delivered(workspace, smtp
         (dict(rules=[dict(name='x', metric='drift', condition='> 1', severity='high')]), "rules.0.metric"),
         (dict(window={'rows': 0}), 'window.rows'),
         (dict(rules=[dict(name='x', metric='drift_psi_max', condition='> 1', severity='urgent')]), 'rules.0.severity'),
+        (dict(watchers=['monitor', 'gaurd']), 'watchers.1'),  # (no such watcher beats: it would be dead at once)
     ],
 )
 def test_bad_monitor_params_are_refused_naming_the_key(workspace, monkeypatch, change, key):

@@ -204,7 +204,7 @@ class StatusView(Result):
 @command()
 def status(
     as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
-    last: int = typer.Option(5, help="How many recent runs to show."),
+    last: int = typer.Option(5, min=0, help="How many recent runs to show."),
 ):
     "Show the state folder, tracking URI, models and aliases, datasets, recent runs and prediction rows set aside."
     from lifecycle.app.status import workspace_status

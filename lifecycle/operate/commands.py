@@ -159,7 +159,7 @@ class AlertList(Result):
 @command()
 def monitor_alerts(
     severity: Optional[str] = typer.Option(None, '--severity', help="Only this severity: low, medium, high, critical."),
-    limit: int = typer.Option(50, '--limit', help="At most this many, newest first."),
+    limit: int = typer.Option(50, '--limit', min=1, help="At most this many, newest first."),
     as_json: bool = typer.Option(False, '--json', help="Print the alerts as JSON."),
 ):
     "The alerts the monitor raised, newest first."

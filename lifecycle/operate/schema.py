@@ -7,6 +7,7 @@ rules with their severities, and the sinks each severity is routed to. A wrong f
 from __future__ import annotations
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from ..core.params import load_file
@@ -182,7 +183,7 @@ class MonitorParams(_Strict):
     lookback_windows: int = Field(200, gt=0)  # closed windows kept per version and variant
     interval_s: float = Field(60, gt=0)  # `lifecycle monitor run --every` default
     heartbeat_max_age_s: float = Field(300, gt=0)  # a watcher silent for longer is dead
-    watchers: list[str] = ['monitor']  # whose heartbeats are watched (the guard and retraining loop publish too)
+    watchers: list[Literal['monitor', 'guard', 'retrain']] = ['monitor']  # whose heartbeats are watched (those beat)
     rules: list[Rule] = []
     sinks: Sinks = Sinks()
     routes: dict[str, list[str]] = {
