@@ -435,3 +435,11 @@ def test_a_file_a_command_cannot_write_is_named_with_the_systems_reason_not_a_tr
     for as_json in (True, False):
         r = invoke(['status', *(['--json'] if as_json else [])], env)
         refused(r, 1, f"Read-only file system: '{lock}'", as_json)
+
+
+def test_a_packaged_dataset_that_does_not_exist_is_named_as_such_not_as_a_missing_file(workspace, env):
+    from conftest import set_yaml
+
+    set_yaml(workspace / 'params' / 'ingest.yaml', source='sklego:nosuch')
+    r = invoke(['run', '--no-site', '--json'], env)
+    refused(r, 2, "key 'source': 'sklego:nosuch' is no packaged dataset; expected one of ['sklego:arrests'", True)

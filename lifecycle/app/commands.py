@@ -65,10 +65,16 @@ class RunOutcome(Result):
 def _inputs_or_refuse(s: Workspace) -> None:
     """Refuse, before any stage runs, what the ingest stage would stop on a kernel start later: a source file that is
     not there, or a contract that pseudonymises a column with no PII key to do it with."""
-    from lifecycle.data.sources import missing_file
+    from lifecycle.data.sources import PACKAGED, missing_file
 
     source = s.params['ingest'].source
     missing = missing_file(source, s.root)
+    if missing is not None and source.split(':', 1)[0] in {p.split(':', 1)[0] for p in PACKAGED}:
+        raise CommandError(
+            f"{s.params_dir}/ingest.yaml: key 'source': {source!r} is no packaged dataset; expected one of "
+            f"{list(PACKAGED)}, a file or a database URL; no stage ran",
+            EXIT_INPUT,
+        )
     if missing is not None:
         raise CommandError(
             f"{s.params_dir}/ingest.yaml: key 'source': no file at {missing} (from {source!r}; a relative path is "

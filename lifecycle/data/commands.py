@@ -131,6 +131,10 @@ class BatchOutcome(Result):
         return self.outcome['exit']
 
 
+def _seconds(s) -> str:
+    return '-' if s is None else f'{s}s'
+
+
 @dataclass
 class BatchStats(Result):
     "Ingestion metrics across batches (success rate, latency, rejections) and the log of every batch."
@@ -144,7 +148,7 @@ class BatchStats(Result):
         print(json.dumps({k: v for k, v in self.stats.items() if k != 'log'}, indent=1, default=str))
         for e in self.stats['log'][-20:]:
             print(
-                f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={e['latency_s']}s "
+                f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={_seconds(e['latency_s'])} "
                 f"drift={e.get('drift_score')} {e['source']}"
             )
 
