@@ -443,3 +443,7 @@ def test_a_packaged_dataset_that_does_not_exist_is_named_as_such_not_as_a_missin
     set_yaml(workspace / 'params' / 'ingest.yaml', source='sklego:nosuch')
     r = invoke(['run', '--no-site', '--json'], env)
     refused(r, 2, "key 'source': 'sklego:nosuch' is no packaged dataset; expected one of ['sklego:arrests'", True)
+
+
+def test_serve_refuses_a_log_level_uvicorn_does_not_have_before_starting(workspace, env):
+    refused(invoke(['serve', '--log-level', 'loud'], env), 2, "--log-level 'loud': expected one of ['critical'", False)

@@ -286,6 +286,9 @@ def serve(
     A server whose environment has no version meeting the release policy starts not ready, saying why in /ready."""
     from dataclasses import replace
 
+    levels = ('critical', 'error', 'warning', 'info', 'debug', 'trace')  # (uvicorn's)
+    if log_level not in levels:
+        raise CommandError(f"--log-level {log_level!r}: expected one of {list(levels)}", EXIT_INPUT)
     s = Workspace.open()
     s = replace(s, environment=environment) if environment is not None else s
     envs = s.params['policy'].environments
