@@ -332,8 +332,9 @@ def test_a_missing_gate_the_policy_holds_a_floor_on_is_refused_unless_approved(t
         ({'name': 'email', 'kind': 'categorical', 'transform': 'onehot'}, "is personal, masked by 'pseudonymise'"),
         ({'name': 'plan', 'kind': 'categorical', 'transform': 'onehot'}, 'is named twice'),
         ({'name': 'nosuch', 'kind': 'numeric', 'transform': 'standardize'}, 'is not a column declared'),
+        ({'name': 'signup', 'kind': 'numeric', 'transform': 'standardize'}, "is numeric, but ingest.yaml declares it"),
     ],
-    ids=['the-target', 'a-protected-attribute', 'a-personal-column', 'twice', 'undeclared'],
+    ids=['the-target', 'a-protected-attribute', 'a-personal-column', 'twice', 'undeclared', 'numeric-over-text'],
 )
 def test_a_model_input_that_may_not_be_one_is_refused_naming_it_and_why(tmp_path, feature, says):
     out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')

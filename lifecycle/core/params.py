@@ -911,6 +911,8 @@ def _input_problems(res: dict, where: Path) -> list[str]:
             why = 'is a protected attribute (validate.yaml or policy.yaml): reported on per group, never a model input'
         elif (rule := cols[f.name]).personal and rule.pii is not None and rule.pii.method != 'generalise':
             why = f"is personal, masked by '{rule.pii.method}' in ingest.yaml (only generalised bands may be inputs)"
+        elif f.kind == 'numeric' and (rule.dtype == 'str' or rule.pii is not None):
+            why = "is numeric, but ingest.yaml declares it text (dtype 'str', or masked): make it categorical"
         if why:
             out.append(f"{where}: key 'features': feature {f.name!r} {why}")
         seen.add(f.name)
