@@ -369,3 +369,16 @@ def test_audit_show_prints_what_people_typed_as_escapes_where_it_would_act_on_th
     assert '\\x1b[2J\\x1b[32mall fine\\u202eevil' in r.stdout and 'mallory\\x1b[0m' in r.stdout
     r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
     assert out['entries'][-1]['reason'] == '\x1b[2J\x1b[32mall fine\u202eevil'  # (JSON escapes them itself)
+
+
+@pytest.mark.parametrize('junk', [b'garbage\n', b'{"seq": 9, "note": "not an entry"}\n'], ids=['not-json', 'no-mac'])
+def test_damage_at_the_end_never_hides_entries_deleted_before_it(ws, junk):
+    "Entries cut from the end and a damaged line added: the next append records both, so neither launders the other."
+    fill(ws, 5)
+    lines = ws.log.read_bytes().splitlines(keepends=True)
+    ws.log.write_bytes(b''.join(lines[:3]) + junk)
+    e = audit.append(ws.log, 'flags.kill', 'model-1', reason='incident', actor='alice')
+    assert e['seq'] == 4
+    cp = json.loads(audit.checkpoint_path(audit.keys_folder(ws.log), ws.log).read_text())
+    why = cp['breaks'][-1]['reason']
+    assert '1 line(s) at its end after entry 3 are not entries' in why and 'records 5 entries' in why, why

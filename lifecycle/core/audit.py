@@ -157,32 +157,37 @@ def _locked_chain(log: Path):
 
 
 def _entry(line: bytes) -> dict | None:
-    "A chain line's entry; None for a damaged one (not JSON, or not an entry)."
+    "A chain line's entry (keyed: with its `mac`; old format: with its `hash`); None for a damaged line."
     try:
         e = json.loads(line)
     except ValueError:
         return None
-    return e if isinstance(e, dict) and isinstance(e.get('seq'), int) and not isinstance(e['seq'], bool) else None
+    ok = isinstance(e, dict) and type(e.get('seq')) is int and isinstance(e.get('mac', e.get('hash')), str)
+    return e if ok else None
 
 
 def _tail(fd: int, log: Path, n: int = 2) -> tuple[list[dict], str]:
-    """The last `n` good entries of the locked chain, read from its end, and '' or what lies damaged after them (whole
-    lines that are not entries: an append goes on after the last good entry, and that break is kept)."""
-    pos, buf = os.fstat(fd).st_size, b''
-    while True:
-        lines = [ln for ln in buf.split(b'\n')[1 if pos > 0 else 0 :] if ln.strip()]
-        entries = [_entry(ln) for ln in lines]
-        good = [e for e in entries if e is not None]
-        if len(good) >= n or pos == 0:
-            break
+    """The last `n` good entries of the locked chain, read from its end block by block, and '' or what lies damaged
+    after them (whole lines that are not entries: an append goes on after the last good entry, and that break is
+    kept)."""
+    pos, carry, good, damaged = os.fstat(fd).st_size, b'', [], 0
+    while pos > 0 and len(good) < n:
         step = min(1 << 16, pos)
         pos -= step
-        buf = os.pread(fd, step, pos) + buf
-    damaged = next((i for i, e in enumerate(reversed(entries)) if e is not None), len(entries))
+        lines = (os.pread(fd, step, pos) + carry).split(b'\n')
+        carry = lines.pop(0) if pos > 0 else b''  # (a line cut by the block: read whole with the next block)
+        for ln in reversed(lines):
+            if len(good) == n or not ln.strip():
+                continue
+            e = _entry(ln)
+            if e is not None:
+                good.insert(0, e)
+            elif not good:
+                damaged += 1
     if not damaged:
-        return good[-n:], ''
+        return good, ''
     after = f"entry {good[-1]['seq']}" if good else 'its start'
-    return good[-n:], f"{damaged} line(s) at its end after {after} are not entries (damaged, not a torn line)"
+    return good, f"{damaged} line(s) at its end after {after} are not entries (damaged, not a torn line)"
 
 
 def _load_checkpoint(folder: Path, log: Path, key: bytes) -> tuple[dict | None, str]:
@@ -245,13 +250,6 @@ def _append_locked(
         raise AuditError(_LEGACY.format(log=log))
     seq = tail[-1]['seq'] + 1 if tail else 1
     cp, problem = _load_checkpoint(folder, log, key)
-    if damaged:
-        import logging
-
-        problem = damaged + (f'; {problem}' if problem else '')
-        logging.getLogger('lifecycle').warning(
-            '%s: %s; this entry (%s) is written after them: run `lifecycle audit verify`', log, damaged, action
-        )
     breaks = list(cp.get('breaks', [])) if cp else []
     if not problem:
         if cp:
@@ -260,8 +258,16 @@ def _append_locked(
             problem = f"no checkpoint of the log's {tail[-1]['seq']} entries was kept outside the workspace"
         else:
             _save_checkpoint(folder, log, key, 0, GENESIS, [])  # an append cut short still leaves a record
-    if not problem and tail and not _mac_ok(key, tail[-1]):
-        problem = f"entry {tail[-1]['seq']} does not carry a valid MAC under this workspace's audit key"
+    if tail and not _mac_ok(key, tail[-1]):
+        mac = f"entry {tail[-1]['seq']} does not carry a valid MAC under this workspace's audit key"
+        problem = f'{problem}; {mac}' if problem else mac
+    if damaged:  # (said beside, never instead of, what the checkpoint finds: damage must not hide a truncation)
+        import logging
+
+        problem = f'{damaged}; {problem}' if problem else damaged
+        logging.getLogger('lifecycle').warning(
+            '%s: %s; this entry (%s) is written after them: run `lifecycle audit verify`', log, damaged, action
+        )
     if problem:
         breaks.append(dict(time=now_iso(), at=seq, reason=problem))  # never laundered by this append
     payload = json.loads(
