@@ -382,9 +382,10 @@ def test_a_run_killed_outright_shows_as_interrupted_not_running_for_ever(workspa
     from lifecycle.core.workspace import Workspace
 
     ws = Workspace.open(workspace)
-    killed = RunManifest.create(ws.runs_dir, 'r1-killed')  # what `kill -9` during a stage leaves
+    killed = RunManifest.create(ws.runs_dir, 'r1-killed', mode='pipeline')  # what `kill -9` during a stage leaves
     killed.update_stage('ingest', status='running')
-    live = RunManifest.create(ws.runs_dir, 'r2-live')
+    RunManifest.create(ws.runs_dir, 'r0-simulating', mode='simulate')  # (holds no pipeline lock: left as recorded)
+    live = RunManifest.create(ws.runs_dir, 'r2-live', mode='pipeline')
     live.data['started'] = '9' + live.data['started'][1:]  # (the newer)
     live.update_stage('ingest', status='running')
 
@@ -397,10 +398,12 @@ def test_a_run_killed_outright_shows_as_interrupted_not_running_for_ever(workspa
         assert runs() == {
             'r2-live': ('running', {'ingest': 'running'}),
             'r1-killed': ('interrupted', {'ingest': 'interrupted'}),
+            'r0-simulating': ('running', {}),
         }
     assert runs() == {
         'r2-live': ('interrupted', {'ingest': 'interrupted'}),
         'r1-killed': ('interrupted', {'ingest': 'interrupted'}),
+        'r0-simulating': ('running', {}),
     }
 
 

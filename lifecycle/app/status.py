@@ -53,14 +53,15 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
 
 
 def _interrupted(ws: Workspace, runs: list[dict]) -> None:
-    """Say 'interrupted' of the runs (newest first) and stages recorded as running that no process runs: a run killed
-    outright (SIGKILL, a power cut) could not record its end. Only the newest running run can be live, and only while
-    some process holds the pipeline lock."""
+    """Say 'interrupted' of the pipeline runs (newest first) and stages recorded as running that no process runs: a run
+    killed outright (SIGKILL, a power cut) could not record its end. Only the newest running pipeline run can be live,
+    and only while some process holds the pipeline lock. (Other runs, a simulation's say, hold no such lock: left as
+    recorded.)"""
     from lifecycle.core.locks import holder
 
     live = holder(ws.state_dir, 'pipeline') is not None
     for r in runs:
-        if r['status'] != 'running':
+        if r['status'] != 'running' or r['mode'] != 'pipeline':
             continue
         if live:  # (the newest: the one that holds the lock)
             live = False
