@@ -450,6 +450,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/core/params.py'),
                                        'lifecycle.core.params.RegisterParams': ( 'api/core/params.html#registerparams',
                                                                                  'lifecycle/core/params.py'),
+                                       'lifecycle.core.params.RegisterParams._not_a_folder': ( 'api/core/params.html#registerparams._not_a_folder',
+                                                                                               'lifecycle/core/params.py'),
                                        'lifecycle.core.params.RegisterParams._one_alias_family': ( 'api/core/params.html#registerparams._one_alias_family',
                                                                                                    'lifecycle/core/params.py'),
                                        'lifecycle.core.params.RolloutParams': ( 'api/core/params.html#rolloutparams',

@@ -576,7 +576,14 @@ OLD_ALIASES = ('challenger_alias', 'champion_alias')  # register.yaml keys of th
 class RegisterParams(_Strict):
     "The registered model's name; the aliases a version gets are the environments of policy.yaml."
 
-    model_name: str = Field(pattern=r'^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$')  # (names files: letters, digits, _ . -)
+    model_name: str = Field(min_length=1, max_length=100, pattern=r'^[^/\\\x00-\x1f]+$')  # (it names files: no path)
+
+    @field_validator('model_name')
+    @classmethod
+    def _not_a_folder(cls, v):
+        if v.strip('.') == '':
+            raise ValueError("expected a name, found only dots (a folder's name)")
+        return v
 
     @model_validator(mode='before')
     @classmethod

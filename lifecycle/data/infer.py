@@ -233,7 +233,7 @@ def propose_params(
     if target not in df.columns:
         shown_columns = [shown_column_name(c, i) for i, c in enumerate(df.columns)]
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {shown_columns}")
-    dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-') or 'dataset'
+    dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-._')[:100] or 'dataset'
     target_rule = _check_target(df[target], target)
     task, positive, task_why = infer_task(df[target])
     rows, rules = [], {}
