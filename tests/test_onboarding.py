@@ -505,6 +505,16 @@ def test_params_a_stage_would_fail_on_are_refused_when_read_naming_the_key(tmp_p
     assert says in str(e.value), str(e.value)
 
 
+@pytest.mark.parametrize('until', ['2021', '2021-06', '2021/06/30', '2021-6-30', '2021-06-30T12:00:00'])
+def test_the_dates_a_stage_reads_are_taken_and_the_others_refused(until):
+    from lifecycle.core.params import _date_text
+
+    assert _date_text(until) == until
+    for bad in ('2021-W26', '2021-13', 'abc', '2021-02-30'):
+        with pytest.raises(ValueError, match='expected a date'):
+            _date_text(bad)
+
+
 def test_a_hyperparameter_value_the_estimator_refuses_is_a_params_refusal_before_any_fit():
     from lifecycle.model.train import make_estimator
 

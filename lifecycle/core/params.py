@@ -136,7 +136,7 @@ class DriftRules(_Strict):
     exclude: list[str] = []  # columns not compared, e.g. a time column that drifts by construction
 
 
-_NOT_FILE_CODECS = ('idna', 'punycode')  # text codecs of host names, not of files
+_NOT_FILE_CODECS = ('idna', 'punycode', 'undefined')  # text codecs of host names (or of nothing), not of files
 
 
 class CsvDialect(_Strict):
@@ -200,11 +200,20 @@ def _date_text(v):
     if isinstance(v, (dt.date, dt.datetime)):
         return v.isoformat()
     if isinstance(v, str):
-        try:
-            dt.datetime.fromisoformat(v.strip())
+        m = _DATE.match(v.strip())
+        try:  # (a real year, month and day, as a date reader would make of it)
+            if m is None:
+                raise ValueError(v)
+            dt.date(int(m['y']), int(m['m'] or 1), int(m['d'] or 1))
         except ValueError:
-            raise ValueError(f"expected a date (YYYY-MM-DD), found {v!r}") from None
+            raise ValueError(f"expected a date (YYYY, YYYY-MM or YYYY-MM-DD, a time after it), found {v!r}") from None
     return v
+
+
+_DATE = re.compile(  # YYYY, YYYY-MM or YYYY-MM-DD ('-' or '/'), then a time and a zone if any
+    r'(?P<y>\d{4})(?:[-/](?P<m>\d{1,2})(?:[-/](?P<d>\d{1,2}))?)?'
+    r'(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$'
+)
 
 
 class IngestParams(_Strict):
@@ -927,8 +936,11 @@ def _input_problems(res: dict, where: Path) -> list[str]:
 
 
 HOLDOUT_METRICS = {  # what validation measures on the holdout, per task: what gates and floors may name
-    'classification': ('accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost'),
-    'regression': ('rmse', 'mae', 'r2'),
+    'classification': (
+        'accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost', 'baseline_accuracy', 'tn', 'fp', 'fn', 'tp',
+        'rows',
+    ),
+    'regression': ('rmse', 'mae', 'r2', 'rows'),
 }
 
 
