@@ -936,10 +936,8 @@ def _input_problems(res: dict, where: Path) -> list[str]:
 
 
 HOLDOUT_METRICS = {  # what validation measures on the holdout, per task: what gates and floors may name
-    'classification': (
-        'accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost', 'baseline_accuracy', 'tn', 'fp', 'fn', 'tp',
-        'rows',
-    ),
+    'classification': ('accuracy', 'precision', 'recall', 'f1', 'roc_auc', 'business_cost', 'baseline_accuracy')
+    + ('tn', 'fp', 'fn', 'tp', 'rows'),
     'regression': ('rmse', 'mae', 'r2', 'rows'),
 }
 
