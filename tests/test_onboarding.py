@@ -526,3 +526,14 @@ def test_a_hyperparameter_value_the_estimator_refuses_is_a_params_refusal_before
     )
     with pytest.raises(ParamsError, match=r"train.yaml: key 'model.params': The 'C' parameter"):
         make_estimator(bad)
+
+
+def test_init_on_a_file_whose_first_row_is_data_refuses_without_quoting_it(tmp_path):
+    (tmp_path / 'settings.ini').write_text(f"[workspace]\nkeys_dir = {tmp_path / 'keys'}\n")
+    rows = ''.join(f'{40 + i},b,{"Yes" if i % 2 else "No"},person{i}@example.com\n' for i in range(60))
+    (tmp_path / 'nohdr.csv').write_text(rows)  # (no header: its first row would be the names)
+    r = invoke(init, ['--from', str(tmp_path / 'nohdr.csv'), '--json'], env={'LIFECYCLE_WORKSPACE': str(tmp_path)})
+    out = json.loads(r.stdout)
+    assert r.exit_code == 2 and 'its first row does not read as column names' in out['error'], r.output
+    assert 'person0' not in r.output and 'example.com' not in r.output
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith('params')]  # nothing proposed

@@ -169,6 +169,15 @@ def init(
             f"{shown_sep!r}",
             EXIT_INPUT,
         )
+    from lifecycle.data.pii import shown_column_name
+
+    withheld = [w for i, c in enumerate(df.columns) if (w := shown_column_name(c, i)) != str(c)]
+    if withheld:  # (names that read as data: a file with no header row, or misread; never proposed, never quoted)
+        raise CommandError(
+            f"--from {source}: its first row does not read as column names ({withheld[0]}); give the file a header "
+            "row, or pass the --encoding or --delimiter it was written with",
+            EXIT_INPUT,
+        )
     notes = []
     if target is None:
         target, why = guess_target(list(df.columns))

@@ -178,10 +178,11 @@ NAME_MAX = 64  # characters: a longer column "name" is data read as a header, ne
 
 
 def _read_as_utf16(name: str) -> bool:
-    "Whether `name` is 8-bit text decoded as UTF-16 (nearly every character two printable ASCII bytes)."
+    """Whether `name` is 8-bit text decoded as UTF-16 (nearly every character two printable ASCII bytes; 8 characters at
+    least: a misread header is a whole line, and short names in any script pass)."""
     for enc in ('utf-16-le', 'utf-16-be'):
         raw = name.encode(enc, errors='surrogatepass')
-        if len(name) > 1 and sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) >= 0.9 * len(raw):
+        if len(name) >= 8 and sum(32 <= b < 127 or b in (9, 10, 13) for b in raw) >= 0.9 * len(raw):
             return True
     return False
 
