@@ -26,19 +26,25 @@ def features_with(ws: Path, name: str, keep: list[str] | None = None, add: dict 
     return dst
 
 
-def candidate(ws_path: Path, params_dir: Path, dataset_version: str):
+def candidate(ws_path: Path, params_dir: Path, dataset_version: str, add: dict | None = None):
     """A candidate trained on the champion's snapshot with the params in `params_dir`, through the same stage functions
-    the stage notebooks call (features, train, validate), in this process: the validation result."""
+    the stage notebooks call (features, train, validate), in this process: the validation result. `add`: a model input
+    given to the stage functions directly, past the params check (which refuses a protected attribute as an input),
+    as another entry point might: the fairness gates must still stop what it does."""
+    from lifecycle.core.params import FeaturesParams
     from lifecycle.core.workspace import Workspace
     from lifecycle.data import stages as data_stages
     from lifecycle.model import stages
 
     ws = Workspace.open(ws_path, params_dir=params_dir)
     p = ws.params
-    f = data_stages.features(ws, p['features'], dataset_version)
-    t = stages.train(ws, p['train'], p['features'], dataset_version, f.feature_set_version)
+    fp = p['features']
+    if add:
+        fp = FeaturesParams.model_validate({**fp.model_dump(), 'features': [*fp.model_dump()['features'], add]})
+    f = data_stages.features(ws, fp, dataset_version)
+    t = stages.train(ws, p['train'], fp, dataset_version, f.feature_set_version)
     return stages.validate(
-        ws, p['validate'], p['features'], p['register'], t.mlflow_run_id, t.model_uri, t.holdout_id, policy=p['policy']
+        ws, p['validate'], fp, p['register'], t.mlflow_run_id, t.model_uri, t.holdout_id, policy=p['policy']
     )
 
 
@@ -57,8 +63,12 @@ def versions(ws: Path) -> list[int]:
 
 def test_a_biased_model_is_stopped_by_the_fairness_gates(trained_template, trained):
     dv = {s['name']: s['outputs'] for s in trained_template[1]['stages']}['ingest']['dataset_version']
-    p = features_with(trained, 'biased', add={'name': 'colour', 'kind': 'categorical', 'transform': 'onehot'})
-    result = candidate(trained, p, dv)
+    with pytest.raises(Exception, match="feature 'colour' is a protected attribute"):  # refused as params ...
+        features_with(trained, 'refused', add={'name': 'colour', 'kind': 'categorical', 'transform': 'onehot'})
+        candidate(trained, trained / 'refused', dv)
+    result = candidate(  # ... and, given to the stage functions past that check, stopped by the fairness gates
+        trained, trained / 'params', dv, add={'name': 'colour', 'kind': 'categorical', 'transform': 'onehot'}
+    )
     msg = failed_gates(result)
     assert not result.passed
     assert 'demographic_parity_difference[colour]' in msg and 'equalized_odds_difference[colour]' in msg
