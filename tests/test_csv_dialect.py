@@ -4,6 +4,7 @@ a workbook named .csv is refused for what it is; `lifecycle drift` leaves out wh
 and `ingest stats` counts unreadable files."""
 
 from __future__ import annotations
+import contextlib
 import gzip
 import json
 import zipfile
@@ -228,8 +229,19 @@ def test_a_settings_file_that_is_not_utf8_is_named(tmp_path):
         load_settings(tmp_path)
 
 
-def test_a_sqlite_source_that_does_not_exist_is_named_and_not_created(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(SourceError, match=r'sqlite:///gone.db: no SQLite database at .*gone.db'):
-        list(read_chunks('sqlite:///gone.db', query='select 1'))
-    assert not (tmp_path / 'gone.db').exists()
+def test_a_sqlite_source_is_read_from_the_workspace_root_and_one_that_does_not_exist_is_named_not_made(
+    tmp_path, monkeypatch
+):
+    import sqlite3
+
+    (tmp_path / 'data').mkdir()
+    with contextlib.closing(sqlite3.connect(tmp_path / 'data' / 'b.db')) as c:
+        c.execute('create table t (x int)')
+        c.execute('insert into t values (7)')
+        c.commit()
+    (tmp_path / 'nbs').mkdir()
+    monkeypatch.chdir(tmp_path / 'nbs')  # (as a stage's kernel runs: the URL is still the workspace's)
+    assert pd.concat(read_chunks('sqlite:///data/b.db', tmp_path, query='select x from t')).x.tolist() == [7]
+    with pytest.raises(SourceError, match=rf'sqlite:///gone.db: no SQLite database at {tmp_path}/gone.db'):
+        list(read_chunks('sqlite:///gone.db', tmp_path, query='select 1'))
+    assert not (tmp_path / 'gone.db').exists() and not (tmp_path / 'nbs' / 'gone.db').exists()

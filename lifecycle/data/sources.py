@@ -255,7 +255,7 @@ def _parquet_frame(path: Path) -> pd.DataFrame:
     return _parquet_table(path).to_pandas()
 
 
-def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -> Iterator[pd.DataFrame]:
     import pandas as pd
     import sqlalchemy as sa
 
@@ -263,9 +263,12 @@ def _sql_chunks(url: str, query: str, chunk_rows: int) -> Iterator[pd.DataFrame]
     try:
         u = sa.engine.make_url(url)
         db = u.database if u.get_backend_name() == 'sqlite' else None
-        if db and db != ':memory:' and not db.startswith('file:') and not Path(db).is_file():
-            raise SourceError(f"{_redact_url(url)}: no SQLite database at {Path(db).absolute()}")  # (never one made)
-        engine = sa.create_engine(url)
+        if db and db != ':memory:' and not db.startswith('file:'):  # (a file: relative to the workspace, as files are)
+            path = resolve(db, root)
+            if not path.is_file():
+                raise SourceError(f"{_redact_url(url)}: no SQLite database at {path}")  # (none is made)
+            u = u.set(database=str(path))
+        engine = sa.create_engine(u)
         with engine.connect() as con:
             for chunk in pd.read_sql_query(sa.text(query), con, chunksize=chunk_rows):
                 yield chunk
@@ -295,7 +298,7 @@ def read_chunks(
     if is_sql(source):
         if not query:
             raise SourceError(f"{_redact_url(source)}: a database source needs a query")
-        yield from _sql_chunks(source, query, chunk_rows)
+        yield from _sql_chunks(source, query, chunk_rows, root)
         return
     path = resolve(source, root)
     if not path.is_file():
