@@ -521,6 +521,15 @@ def test_a_hyperparameter_value_the_estimator_refuses_is_a_params_refusal_before
     tp = TrainParams.model_validate({'experiment': 'e', 'model': {'family': 'logistic_regression'}})
     with pytest.raises(ParamsError, match=r"train.yaml: key 'sweep.grid.C': The 'C' parameter of LogisticRegression"):
         make_estimator(tp, {'C': 'abc'})
+    from lifecycle.model import train
+
+    swept = TrainParams.model_validate(
+        {'experiment': 'e', 'model': {'family': 'logistic_regression'}, 'sweep': {'grid': {'C': [1.0, -1.0]}}}
+    )
+    with pytest.raises(
+        ParamsError, match=r"key 'sweep.grid.C': The 'C' parameter"
+    ):  # (before any trial, MLflow unused)
+        train.sweep(None, None, None, None, swept)
     bad = TrainParams.model_validate(
         {'experiment': 'e', 'model': {'family': 'logistic_regression', 'params': {'C': -1.0}}}
     )

@@ -233,6 +233,8 @@ def sweep(mlflow, transformer, X: pd.DataFrame, y: np.ndarray, tp: TrainParams) 
     from sklearn.model_selection import ParameterGrid, KFold, StratifiedKFold, cross_val_score
 
     trials = list(ParameterGrid(tp.sweep.grid))[: tp.sweep.max_trials]
+    for combo in trials:  # every value scikit-learn would refuse, refused before the first fit (`make_estimator`)
+        make_estimator(tp, combo)
     splitter = StratifiedKFold if tp.model.family not in REGRESSION_FAMILIES else KFold
     folds = splitter(tp.sweep.folds, shuffle=True, random_state=tp.seed)
     rows, experiment_id = [], mlflow.active_run().info.experiment_id
