@@ -370,3 +370,26 @@ def test_a_watch_taken_once_with_json_is_one_document_and_exits_as_its_first_fai
     out = json.loads(r.stdout)
     assert r.returncode == 1 and out['ok'] is False
     assert [o['status'] for o in out['batches']] == ['accepted', 'rejected']
+
+
+def test_a_watch_stopped_by_an_error_still_reports_the_batches_it_took(workspace, arrests, monkeypatch):
+    from lifecycle.core.store import StoreError
+    from lifecycle.data import commands
+
+    inbox = workspace / 'inbox'
+    inbox.mkdir()
+    for i in range(2):
+        arrests.head(50).to_csv(inbox / f'{i}.csv', index=False)
+    real, calls = commands._ingest_one, []
+
+    def second_fails(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise StoreError('the store is full')  # (as a full disk would stop the second)
+        return real(*a, **k)
+
+    monkeypatch.setattr(commands, '_ingest_one', second_fails)
+    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+    out = json.loads(r.stdout)
+    assert r.returncode == 2 and out['ok'] is False and out['error'] == 'the store is full', r.stdout
+    assert [o['status'] for o in out['batches']] == ['accepted']  # taken (and in the ledger): said, not lost

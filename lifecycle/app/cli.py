@@ -180,7 +180,7 @@ def _run_for_json() -> int:
     except click_error as e:  # (usage errors above all)
         print(dumps({'ok': False, 'error': e.format_message()}))
         return e.exit_code
-    except typer.Abort:  # (Ctrl-C or end of input at a prompt)
+    except typer.Abort:  # (end of input at a prompt; Ctrl-C is typer's exit 130)
         print(dumps({'ok': False, 'error': 'aborted'}))
         return 1
     return code if isinstance(code, int) else 0  # (a command's own exit status, else it returned its result)

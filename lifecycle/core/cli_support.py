@@ -129,7 +129,7 @@ COMMON_ERRORS = {
     'lifecycle.core.store.JournalError': EXIT_SOURCE,  # (a log damaged mid-way: named with its line)
     'lifecycle.core.store.StateError': EXIT_SOURCE,  # (a state file damaged or of the wrong shape: named)
     'lifecycle.core.audit.AuditError': EXIT_AUDIT,  # (the audit log cannot be written as asked: says why)
-    'builtins.OSError': EXIT_STAGE,  # (a file the command must write cannot be: read-only, no permission, no space)
+    'builtins.OSError': EXIT_STAGE,  # (a file read or written past the checks: read-only, no permission, no space)
 }
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
-from ..core.cli_support import command, console, CommandError, Result, dumps
+from ..core.cli_support import command, console, CommandError, Result, dumps, exit_code_for, COMMON_ERRORS
 from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
 from ..core.workspace import Workspace
 
@@ -157,15 +157,18 @@ class BatchStats(Result):
 class Watched(Result):
     """How many batches a watch took; each outcome was printed as it happened (JSON lines with `--json`), except with
     `--once --json`, where `outcomes` are the one JSON document printed at the end. Its exit code is the first failed
-    batch's (1 rejected, 2 refused, 4 unreadable), else 0."""
+    batch's (1 rejected, 2 refused, 4 unreadable), else 0; a watch that stopped on an error says it, after the batches
+    it took (`error`, and that error's exit code)."""
 
     folder: Path
     batches: int
     outcomes: list | None = None  # (kept for `--once --json` only)
     failed: int = 0
+    error: str | None = None
 
     def data(self):
-        return {'ok': not self.failed, 'folder': str(self.folder), 'batches': [_public(o) for o in self.outcomes or []]}
+        done = {'ok': not self.failed, 'folder': str(self.folder), 'batches': [_public(o) for o in self.outcomes or []]}
+        return {**done, 'error': self.error} if self.error else done
 
     def to_json(self):
         return '' if self.outcomes is None else super().to_json()
@@ -178,7 +181,10 @@ class Watched(Result):
         return self.failed
 
 # %% ../../nbs/api/data/09_commands.ipynb #c5a9a367
-@command({'lifecycle.core.store.StoreError': EXIT_INPUT})
+_INGEST_ERRORS = {'lifecycle.core.store.StoreError': EXIT_INPUT}
+
+
+@command(_INGEST_ERRORS)
 def ingest(
     source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
     dataset: Optional[str] = typer.Option(
@@ -242,7 +248,12 @@ def ingest(
         except FileNotFoundError as e:
             raise CommandError(str(e), EXIT_INPUT)
         except KeyboardInterrupt:
-            return None
+            return Watched(watch, len(kept), kept, failed[0] if failed else 0) if kept else None
+        except Exception as e:
+            if not kept:  # (nothing taken yet: the error alone, as any command's)
+                raise
+            code, prefix = exit_code_for(e, {**COMMON_ERRORS, **_INGEST_ERRORS}) or (EXIT_STAGE, '')  # (as `command`)
+            return Watched(watch, len(kept), kept, code, f'{prefix}{e}')
         return Watched(watch, len(outs), kept, failed[0] if failed else 0)  # (the first failed batch says)
     if not source:
         raise CommandError("give a SOURCE (file or database URL), --watch DIR, or 'stats'", EXIT_INPUT)
