@@ -484,6 +484,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.core.params._limit': ('api/core/params.html#_limit', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params._metric_problems': ( 'api/core/params.html#_metric_problems',
                                                                                    'lifecycle/core/params.py'),
+                                       'lifecycle.core.params._real_date': ('api/core/params.html#_real_date', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params.estimator_class': ( 'api/core/params.html#estimator_class',
                                                                                   'lifecycle/core/params.py'),
                                        'lifecycle.core.params.load_file': ('api/core/params.html#load_file', 'lifecycle/core/params.py'),

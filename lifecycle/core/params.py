@@ -163,13 +163,13 @@ class CsvDialect(_Strict):
         import codecs
 
         try:
-            text = codecs.lookup(v)._is_text_encoding and codecs.lookup(v).name not in _NOT_FILE_CODECS
+            info = codecs.lookup(v)
         except LookupError:
-            text = None
-        if not text:
+            info = None
+        if info is None or not info._is_text_encoding or info.name in _NOT_FILE_CODECS:
             raise ValueError(
                 "not a text encoding of files (such as utf-8, latin-1, cp1252, utf-16)"
-                + (': a codec Python knows for something else' if text is False else '')
+                + ('' if info is None else ': a codec Python knows for something else')
             )
         return v
 
@@ -193,21 +193,25 @@ class CsvDialect(_Strict):
 
 
 def _date_text(v):
-    """YAML reads an unquoted 2021-06-30 as a date: keep it as its ISO text. Other text must be a date (YYYY-MM-DD, a
-    time after it allowed): what pandas would fail on later, mid-stage, is refused naming the key."""
+    """YAML reads an unquoted 2021-06-30 as a date: keep it as its ISO text. Other text must be a date the stage's
+    reader takes (`_DATE`): what it would fail on later, mid-stage, is refused naming the key."""
     import datetime as dt
 
     if isinstance(v, (dt.date, dt.datetime)):
         return v.isoformat()
-    if isinstance(v, str):
-        m = _DATE.match(v.strip())
-        try:  # (a real year, month and day, as a date reader would make of it)
-            if m is None:
-                raise ValueError(v)
-            dt.date(int(m['y']), int(m['m'] or 1), int(m['d'] or 1))
-        except ValueError:
-            raise ValueError(f"expected a date (YYYY, YYYY-MM or YYYY-MM-DD, a time after it), found {v!r}") from None
+    if isinstance(v, str) and not _real_date(_DATE.match(v.strip())):
+        raise ValueError(f"expected a date (YYYY, YYYY-MM or YYYY-MM-DD, a time after it), found {v!r}")
     return v
+
+
+def _real_date(m) -> bool:
+    "Whether a `_DATE` match names a real day (no 13th month, no 30 February)."
+    import datetime as dt
+
+    try:
+        return m is not None and bool(dt.date(int(m['y']), int(m['m'] or 1), int(m['d'] or 1)))
+    except ValueError:
+        return False
 
 
 _DATE = re.compile(  # YYYY, YYYY-MM or YYYY-MM-DD ('-' or '/'), then a time and a zone if any

@@ -236,8 +236,7 @@ def read_state(path: str | Path, default, expected: type = dict):
     try:
         value = json.loads(data)
     except ValueError as e:
-        found = 'an empty file' if not data.strip() else f'damaged JSON ({e.msg} at byte {e.pos})'
-        value, why = None, found
+        why = 'an empty file' if not data.strip() else f'damaged JSON ({e.msg} at byte {e.pos})'
     else:
         why = f"a JSON {type(value).__name__}" if not isinstance(value, expected) else ''
     if why:
