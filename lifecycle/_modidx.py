@@ -1123,6 +1123,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._check_header': ( 'api/data/sources.html#_check_header',
                                                                                   'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._codec_refused': ( 'api/data/sources.html#_codec_refused',
+                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._compression': ( 'api/data/sources.html#_compression',
                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._csv_chunks': ( 'api/data/sources.html#_csv_chunks',

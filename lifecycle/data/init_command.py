@@ -183,11 +183,8 @@ def init(
         target, why = guess_target(list(df.columns))
         notes.append(why)
     elif target not in df.columns:
-        from lifecycle.data.pii import shown_column_name
-
-        shown_columns = [shown_column_name(c, i) for i, c in enumerate(df.columns)]  # (a misread file's are data)
-        raise CommandError(
-            f"--target {target!r}: not a column of {source}; its columns are {shown_columns}", EXIT_INPUT
+        raise CommandError(  # (every name read as a name: see above)
+            f"--target {target!r}: not a column of {source}; its columns are {list(map(str, df.columns))}", EXIT_INPUT
         )
     try:
         pr = propose_params(df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv)

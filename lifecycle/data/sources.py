@@ -147,6 +147,13 @@ def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
+def _codec_refused(path: Path, shown: str, e: UnicodeError) -> SourceError:
+    return SourceError(
+        f"{path}: cannot be read as {shown} ({e}); give its encoding: 'csv.encoding' in ingest.yaml "
+        "(`lifecycle init --encoding`)"
+    )
+
+
 def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFrame]:
     import codecs
     import pandas as pd
@@ -164,10 +171,7 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFr
                 f"file as {shown}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
             ) from None
     except UnicodeError as e:  # (a codec's own refusal: UTF-16 without its byte-order mark, say)
-        raise SourceError(
-            f"{path}: cannot be read as {shown} ({e}); give its encoding: 'csv.encoding' in ingest.yaml "
-            "(`lifecycle init --encoding`)"
-        ) from None
+        raise _codec_refused(path, shown, e) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
     _check_header(path, head, dialect, encoding)
@@ -196,10 +200,7 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFr
             f"the file as {shown}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
         ) from None
     except UnicodeError as e:  # (a codec's own refusal: UTF-16 without its byte-order mark, say)
-        raise SourceError(
-            f"{path}: cannot be read as {shown} ({e}); give its encoding: 'csv.encoding' in ingest.yaml "
-            "(`lifecycle init --encoding`)"
-        ) from None
+        raise _codec_refused(path, shown, e) from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
     except pd.errors.ParserError as e:
