@@ -450,3 +450,12 @@ def test_a_packaged_dataset_that_does_not_exist_is_named_as_such_not_as_a_missin
 
 def test_serve_refuses_a_log_level_uvicorn_does_not_have_before_starting(workspace, env):
     refused(invoke(['serve', '--log-level', 'loud'], env), 2, "--log-level 'loud': expected one of ['critical'", False)
+
+
+def test_a_key_rotation_needs_a_reason_for_the_audit_log(workspace, env):
+    refused(
+        invoke(['keys', 'rotate', '--reason', '  ', '--json'], env),
+        2,
+        '--reason: expected why the key is rotated',
+        True,
+    )

@@ -546,3 +546,27 @@ def test_init_on_a_file_whose_first_row_is_data_refuses_without_quoting_it(tmp_p
     assert r.exit_code == 2 and 'its first row does not read as column names' in out['error'], r.output
     assert 'person0' not in r.output and 'example.com' not in r.output
     assert not [p for p in tmp_path.iterdir() if p.name.startswith('params')]  # nothing proposed
+
+
+def _impossible_rules() -> dict:
+    "A rule no value could meet, or a setting that leaves its place, each as the schema is asked to read it."
+    from lifecycle.core.params import ColumnRule, ExperimentParams
+    from lifecycle.loop.schema import CanarySpec
+    from lifecycle.operate.schema import TicketSink
+
+    return {
+        'min-above-max': (lambda: ColumnRule(dtype='int', personal=False, min=9, max=1), 'min 9 is above max 1'),
+        'allowed-empty': (lambda: ColumnRule(dtype='str', personal=False, allowed=[]), 'allowed: an empty list'),
+        'prior-not-positive': (lambda: ExperimentParams(prior=(0, -1)), 'greater than 0'),
+        'canary-steps-unordered': (lambda: CanarySpec(steps=[50, 10]), 'expected increasing percentages'),
+        'tickets-outside-state': (lambda: TicketSink(path='../../x.jsonl'), "'..' leaves"),
+    }
+
+
+@pytest.mark.parametrize(
+    'case', ['min-above-max', 'allowed-empty', 'prior-not-positive', 'canary-steps-unordered', 'tickets-outside-state']
+)
+def test_rules_no_value_could_meet_are_refused_when_read(case):
+    make, says = _impossible_rules()[case]
+    with pytest.raises(ValueError, match=says):
+        make()

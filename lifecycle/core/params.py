@@ -19,7 +19,7 @@ __all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', '
            'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
            'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
            'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'read_flags_spec', 'GuardParams', 'ExperimentParams',
-           'RolloutParams', 'looser_than_policy', 'load_params', 'stage_params']
+           'RolloutParams', 'check_steps', 'looser_than_policy', 'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -116,6 +116,14 @@ class ColumnRule(_Strict):
             )
         if self.pii is not None and not self.personal:
             raise ValueError("a column with a 'pii' masking rule holds personal data: set 'personal: true'")
+        return self
+
+    @model_validator(mode='after')
+    def _bounds_can_hold(self):  # (a rule no value can meet would reject every batch, each time)
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}: no value could pass")
+        if self.allowed is not None and not self.allowed:
+            raise ValueError("allowed: an empty list lets no value pass; list the values, or leave the key out")
         return self
 
 
@@ -793,7 +801,7 @@ class ExperimentParams(_Strict):
     prob_best_min: float = Field(0.95, gt=0.5, lt=1)
     expected_loss_max: float = Field(0.005, gt=0)
     min_feedback: int = Field(200, ge=1)
-    prior: tuple[float, float] = (1.0, 1.0)
+    prior: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (1.0, 1.0)  # (a Beta's: above 0)
 
 
 class RolloutParams(_Strict):
@@ -806,10 +814,14 @@ class RolloutParams(_Strict):
 
     @model_validator(mode='after')
     def _steps(self):
-        s = self.steps
-        if not s or any(not 0 < x <= 100 for x in s) or s != sorted(set(s)) or s[-1] != 100:
-            raise ValueError(f"steps: expected increasing percentages in (0, 100] ending at 100, found {s}")
+        check_steps(self.steps)
         return self
+
+
+def check_steps(s: list[float]) -> None:
+    "Canary steps: increasing percentages in (0, 100] ending at 100 (rollout.yaml, and retrain.yaml's canary)."
+    if not s or any(not 0 < x <= 100 for x in s) or s != sorted(set(s)) or s[-1] != 100:
+        raise ValueError(f"steps: expected increasing percentages in (0, 100] ending at 100, found {s}")
 
 # %% ../../nbs/api/core/04_params.ipynb #30def6ab
 STAGE_SCHEMAS: dict[str, type[BaseModel]] = dict(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from ..core.params import ParamsError, load_file
+from ..core.params import ParamsError, check_steps, load_file
 
 # %% auto #0
 __all__ = ['SEVERITY_ORDER', 'ScheduleTrigger', 'AlertTrigger', 'LabelsTrigger', 'Triggers', 'DataSpec', 'ShadowSpec',
@@ -83,6 +83,12 @@ class CanarySpec(_Strict):
     "The canary after the shadow: steps (default: params/rollout.yaml), under the rollout guard."
 
     steps: list[float] | None = None
+
+    @model_validator(mode='after')
+    def _steps(self):
+        if self.steps is not None:
+            check_steps(self.steps)
+        return self
 
 
 class RetrainParams(_Strict):

@@ -139,9 +139,16 @@ class Window(_Strict):
 
 # %% ../../nbs/api/operate/00_schema.ipynb #fe615223
 class TicketSink(_Strict):
-    "A JSON-lines file of tickets (relative paths are under the state folder)."
+    "A JSON-lines file of tickets (relative paths are under the state folder; an absolute one is where it says)."
 
     path: str = 'monitor/tickets.jsonl'
+
+    @field_validator('path')
+    @classmethod
+    def _under_the_state_folder(cls, v):
+        if not Path(v).is_absolute() and '..' in Path(v).parts:
+            raise ValueError(f"expected a path under the state folder (or an absolute one), found {v!r}: '..' leaves")
+        return v
 
 
 class WebhookSink(_Strict):

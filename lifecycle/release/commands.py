@@ -316,6 +316,9 @@ def keys_rotate(
     "Replace the model-signing key with a new pinned one; versions signed with the old key still verify."
     from lifecycle.model.signing import rotate_signing_key
 
+    if not reason.strip():
+        raise CommandError("--reason: expected why the key is rotated (it goes to the audit log), found nothing")
+
     ws = Workspace.open()
     out = rotate_signing_key(ws, reason)
     return KeysDone(f"signing key {out['key_id']} made and pinned; {out['retired'] or 'no key'} retired", out)
