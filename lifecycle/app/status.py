@@ -73,6 +73,7 @@ def _interrupted(ws: Workspace, runs: list[dict]) -> None:
 def set_aside_rows(ws: Workspace) -> dict | None:
     """The prediction log's rows that its database refused, set aside beside it by its writer (`serve.writer`): the
     file and how many lines it holds (a crash may have listed a row twice), or why it cannot be read; None if none."""
+    from lifecycle.core.store import whole_lines
     from lifecycle.serve.predlog import default_url, journal_dir
     from lifecycle.serve.writer import set_aside_path
 
@@ -84,7 +85,7 @@ def set_aside_rows(ws: Workspace) -> dict | None:
         if not path.is_file():
             return None
         with path.open('rb') as f:  # (whole lines: a torn last one was never kept)
-            rows = sum(block.count(b'\n') for block in iter(lambda: f.read(1 << 20), b''))
+            rows, _ = whole_lines(f)
     except OSError as e:  # (the server's user's file, private to it)
         return dict(path=str(path), rows=None, error=e.strerror or type(e).__name__)
     return dict(path=str(path), rows=rows) if rows else None

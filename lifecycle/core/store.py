@@ -18,8 +18,8 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
-           'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'StateError', 'read_state',
-           'ContentHash', 'StoreError', 'RecordError', 'Store']
+           'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'whole_lines', 'StateError',
+           'read_state', 'ContentHash', 'StoreError', 'RecordError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 PRIVATE = 0o600  # the store's objects and records, keys, tokens: for the workspace's owner alone
@@ -218,6 +218,17 @@ def read_jsonl(path: str | Path) -> list[dict]:
             )
         out.append(entry)
     return out
+
+
+def whole_lines(f, at: int = 0) -> tuple[int, int]:
+    """How many whole lines the binary file `f` holds from byte `at` to its end, and the offset just past the last one
+    (a line still being written is left for the next reader); read in 1 MiB blocks."""
+    n, end = 0, f.seek(at)
+    for block in iter(lambda: f.read(1 << 20), b''):
+        if (last := block.rfind(b'\n')) >= 0:
+            n, end = n + block.count(b'\n'), at + last + 1
+        at += len(block)
+    return n, end
 
 # %% ../../nbs/api/core/01_store.ipynb #144014a7
 class StateError(Exception):

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core.store import append_jsonl, atomic_write, read_jsonl, read_state
+from ..core.store import append_jsonl, atomic_write, read_jsonl, read_state, whole_lines
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
 from .alerts import Outbox, judge, key_by_model, raise_alerts, still_breached
@@ -130,17 +130,13 @@ def set_aside_observations(log_url: str, state: dict) -> list[dict]:
     journals = journal_dir(log_url)
     if journals is None:
         return []
-    seen, n = state.get('set_aside') or {}, 0
+    seen, n = state.get('set_aside') or {}, 0  # (n: none when there is no file)
     try:
         with set_aside_path(journals).open('rb') as f:
             first = f.readline()  # (the file's identity: its first row, stamped with when it was set aside)
             mark = hashlib.sha256(first).hexdigest()[:16] if first.endswith(b'\n') else None
             same = mark is not None and seen.get('first') == mark and seen['offset'] <= os.fstat(f.fileno()).st_size
-            at = end = f.seek(seen['offset'] if same else 0)
-            for block in iter(lambda: f.read(1 << 20), b''):
-                if (last := block.rfind(b'\n')) >= 0:  # (whole lines: one being written counts at the next look)
-                    n, end = n + block.count(b'\n'), at + last + 1
-                at += len(block)
+            n, end = whole_lines(f, seen['offset'] if same else 0)  # (one being written counts at the next look)
         state['set_aside'] = dict(first=mark, offset=end)
     except FileNotFoundError:
         state['set_aside'] = {}
