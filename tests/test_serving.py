@@ -410,10 +410,18 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     assert r.returncode == 2 and "missing column(s) ['checks']" in r.stderr and not (tmp_path / 'bad_out.csv').exists()
     entries = json.loads(cli(ws, 'audit', 'show', '-n', '30', '--json').stdout)['entries']
     assert any(e['action'] == 'score.batch' for e in entries)
-    for col, value in (('age', 'inf'), ('checks', True)):
+    for col, value, words in (
+        ('age', 'inf', "column 'age' row 0: expected a finite number"),
+        ('checks', True, "column 'checks' row 0: expected a finite number"),
+        ('age', 30.5, "column 'age' row 0: expected a whole number within the declared range [10, 100]"),  # dtype int
+    ):
         arrests.head(5).assign(**{col: value}).to_csv(tmp_path / 'odd.csv', index=False)
         r = cli(ws, 'score', '--input', str(tmp_path / 'odd.csv'), '--output', str(tmp_path / 'odd_out.csv'))
-        assert r.returncode == 2 and f"column {col!r} row 0: expected a finite number" in r.stderr, r.stderr
+        assert r.returncode == 2 and words in r.stderr and '30.5' not in r.stderr, r.stderr
+    # read as ingest and drift read a source: a header naming a column twice (pandas would score `age.1` unseen),
+    # and a file not in UTF-8, are refused naming the file (exit 4, a source problem), never scored
+    arrests.head(5)[[*COLS, 'age']].to_csv(tmp_path / 'twice.csv', index=False)
+    arrests.head(5).assign(sex='Fémale').to_csv(tmp_path / 'latin.csv', index=False, encoding='latin-1')
     r = cli(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'no/such/dir/out.csv'))
     assert r.returncode == 2 and 'Traceback' not in r.stderr
     refusals = [
@@ -421,6 +429,8 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
         ((tmp_path / 'head.csv', tmp_path / 'o.csv'), [], 2, 'no rows to score'),  # a header alone
         ((tmp_path / 'empty.csv', tmp_path / 'o.csv'), [], 4, 'the file is empty'),  # as ingest and drift say
         ((tmp_path / 'gone.csv', tmp_path / 'o.csv'), [], 4, 'no such file'),
+        ((tmp_path / 'twice.csv', tmp_path / 'o.csv'), [], 4, "the header names column(s) ['age'] more than once"),
+        ((tmp_path / 'latin.csv', tmp_path / 'o.csv'), [], 4, 'not valid UTF-8 (byte 0xe9 at offset'),
         ((src, tmp_path / 'o.csv'), ['--threshold', '2'], 2, '--threshold: expected a number from 0 to 1'),
         ((src, tmp_path / 'o.csv'), ['--threshold', 'nan'], 2, 'found nan'),
         ((src, tmp_path / 'o.csv'), ['--version', '99'], 2, 'has no version 99 in the registry (its versions: 1, 2'),

@@ -97,7 +97,12 @@ def test_score_refuses_bad_input_naming_the_field_and_logs_nothing(toys):
         (
             {'dataframe_records': [{'age': 30, 'checks': 1}, {'age': 163, 'checks': 1}]},
             422,
-            "column 'age' row 1: expected a number within the declared range [10, 100]",
+            "column 'age' row 1: expected a whole number within the declared range [10, 100]",
+        ),
+        (  # the contract's dtype int: a fraction is refused as MLflow's schema refuses it for a long column
+            {'dataframe_records': [{'age': 31.0, 'checks': 1}, {'age': 30.5, 'checks': 1}]},
+            422,
+            "column 'age' row 1: expected a whole number within the declared range [10, 100]; found another value (1 ",
         ),
         ({'instances': {'age': [30] * 3, 'checks': [1] * 3}}, 413, 'more than 2 records'),
         (NamedRecords([{'age': 30, 'checks': 1}, 'x'], 'records'), 422, "field 'records' record 1"),  # /predict's name
@@ -106,6 +111,7 @@ def test_score_refuses_bad_input_naming_the_field_and_logs_nothing(toys):
         with pytest.raises(InputError) as e:
             score(bad, 'invocations', flags, live, plog, max_records=2)
         assert e.value.status == status and words in str(e.value) and '163' not in str(e.value)
+        assert '30.5' not in str(e.value)
     assert plog.flush() and read_log(plog).empty
 
 

@@ -132,6 +132,9 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str) -> None:
     if getattr(dialect, 'trim_whitespace', False):
         names = [n.strip() for n in names]
     if dup := sorted({n for n in names if names.count(n) > 1}):
+        from .pii import shown_column_name
+
+        dup = [shown_column_name(n, names.index(n)) for n in dup]
         raise SourceError(
             f"{path}: the header names column(s) {dup} more than once; each column needs its own name "
             "(rename the duplicate upstream, or give 'csv.names' with 'header: false')"
@@ -226,8 +229,11 @@ def _flat_columns(path: Path, schema) -> None:
     "Refuse a Parquet file whose columns hold lists, maps or structs: a batch is a table of single values."
     import pyarrow as pa
 
-    nested = [f"{f.name} ({f.type})" for f in schema if pa.types.is_nested(f.type)]
+    nested = [(i, f) for i, f in enumerate(schema) if pa.types.is_nested(f.type)]
     if nested:
+        from .pii import shown_column_name  # (on the refusal only: drift reads Parquet without pandas)
+
+        nested = [f"{shown_column_name(f.name, i)} ({f.type})" for i, f in nested]
         raise SourceError(
             f"{path}: column(s) {nested} hold lists, maps or structs; expected one value per cell (flatten them, or "
             "leave them out of the export)"

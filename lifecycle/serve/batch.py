@@ -20,26 +20,32 @@ from ..core import audit
 __all__ = ['score_file']
 
 # %% ../../nbs/api/serve/10_batch.ipynb #e390c00b
-def _chunks(path: Path, rows: int):
-    if path.suffix.lower() in ('.parquet', '.pq'):
-        import pyarrow.parquet as pq
-
-        f = pq.ParquetFile(path)
-        for b in f.iter_batches(batch_size=rows):
-            yield b.to_pandas()
-    elif path.suffix.lower() == '.csv':
-        yield from pd.read_csv(path, chunksize=rows)
-    else:
-        raise InputError(f"{path}: expected a .csv or .parquet file, found {path.suffix or 'no extension'!r}")
+_READS = ('.csv', '.tsv', '.txt', '.csv.gz', '.tsv.gz', '.txt.gz', '.parquet', '.pq')
 
 
-def _count_rows(path: Path) -> int | None:
+def _chunks(path: Path, rows: int, dialect=None):
+    """The input's chunks as ingestion reads a source (`sources.read_chunks`, CSV as `dialect` says): a header naming
+    a column twice, a file not in its encoding or a Parquet column of lists is `SourceError` naming the file."""
+    from ..data import sources
+
+    if not path.name.lower().endswith(_READS) or not sources.is_file_source(str(path)):
+        raise InputError(
+            f"{path}: expected a .csv (.tsv, .txt, optionally .gz) or .parquet file, found "
+            f"{path.suffix or 'no extension'!r}"
+        )
+    yield from sources.read_chunks(str(path), '.', rows, dialect=dialect)
+
+
+def _count_rows(path: Path, dialect=None) -> int | None:
+    "The input's rows for the progress bar (None for a compressed CSV, whose lines are not counted)."
     if path.suffix.lower() in ('.parquet', '.pq'):
         import pyarrow.parquet as pq
 
         return pq.ParquetFile(path).metadata.num_rows
+    if path.suffix.lower() == '.gz':
+        return None
     with open(path, 'rb') as f:
-        return max(sum(1 for _ in f) - 1, 0)
+        return max(sum(1 for _ in f) - bool(getattr(dialect, 'header', True)), 0)
 
 # %% ../../nbs/api/serve/10_batch.ipynb #9323e50c
 def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int) -> dict[str, np.ndarray]:
@@ -89,8 +95,10 @@ def score_file(
     actor=None,
     progress=None,
     contract: dict | None = None,
+    dialect=None,
 ) -> dict:
-    "Score `src` into `dst` (CSV or Parquet by extension); returns the batch summary."
+    """Score `src` into `dst` (CSV or Parquet by extension; a CSV input read as the `CsvDialect` `dialect` says);
+    returns the batch summary."""
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise InputError(f"{src}: input file not found")
@@ -103,8 +111,8 @@ def score_file(
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     try:
-        total = _count_rows(src)
-        for chunk in _chunks(src, chunk_rows):
+        total = _count_rows(src, dialect)
+        for chunk in _chunks(src, chunk_rows, dialect):
             if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                 continue
             cols = _typed_frame(chunk, m, src, rows)

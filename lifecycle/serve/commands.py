@@ -27,6 +27,7 @@ SERVE_ERRORS = {
     'lifecycle.release.trust.UnknownPerson': EXIT_INPUT,
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.data.pii.PiiError': EXIT_INPUT,
+    'lifecycle.data.sources.SourceError': EXIT_SOURCE,  # `score`'s input read as ingest reads a source
 }
 
 # %% ../../nbs/api/serve/05_commands.ipynb #1e07c428
@@ -422,6 +423,7 @@ def score(
             audit_path=s.audit_path,
             progress=progress,
             contract=contract,
+            dialect=ps['ingest'].csv,
         )
     finally:
         bar.close()

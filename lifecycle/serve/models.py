@@ -199,13 +199,19 @@ class UndeclaredInputs(Exception):
 
 
 def input_contract(columns: dict, names: list[str]) -> dict:
-    "The ingestion contract's rules (allowed categories, range) for the model inputs `names`; personal ones excluded."
+    """The ingestion contract's rules (allowed categories, range, whole numbers) for the model inputs `names`; personal
+    ones excluded."""
     return {
         n: columns[n]
         for n in names
         if n in columns
         and not columns[n].personal
-        and (columns[n].allowed is not None or columns[n].min is not None or columns[n].max is not None)
+        and (
+            columns[n].allowed is not None
+            or columns[n].min is not None
+            or columns[n].max is not None
+            or columns[n].dtype == 'int'
+        )
     }
 
 
@@ -216,7 +222,8 @@ def _outside(v: np.ndarray, allowed: list) -> np.ndarray:
 
 def _bad_rows(v: np.ndarray, r) -> list[int]:
     """The rows of a few records (a request's usual size) outside rule `r`, by plain comparisons: numpy's per-call cost
-    is most of the time there. NaN is outside a category list and inside a range, as with numpy."""
+    is most of the time there. NaN is outside a category list and inside a range, as with numpy (and not a whole
+    number: `nan % 1` is NaN, true)."""
     xs = v.tolist()
     if r.allowed is not None:
         try:
@@ -224,8 +231,10 @@ def _bad_rows(v: np.ndarray, r) -> list[int]:
             return [i for i, x in enumerate(xs) if x not in ok]
         except TypeError:  # an unhashable value: numpy's answer
             return np.flatnonzero(_outside(v, r.allowed)).tolist()
-    lo, hi = r.min, r.max
-    return [i for i, x in enumerate(xs) if (lo is not None and x < lo) or (hi is not None and x > hi)]
+    lo, hi, whole = r.min, r.max, r.dtype == 'int'
+    return [
+        i for i, x in enumerate(xs) if (lo is not None and x < lo) or (hi is not None and x > hi) or (whole and x % 1)
+    ]
 
 
 def check_inputs(cols: dict[str, np.ndarray], contract: dict, where: str = '', offset: int = 0) -> None:
@@ -244,14 +253,19 @@ def check_inputs(cols: dict[str, np.ndarray], contract: dict, where: str = '', o
                 mask = _outside(v, r.allowed)
             else:
                 mask = (v < r.min if r.min is not None else False) | (v > r.max if r.max is not None else False)
+                if r.dtype == 'int':
+                    mask = mask | (v % 1 != 0)
             if not np.any(mask):
                 continue
             first, count = int(np.argmax(mask)), int(np.sum(mask))
         lo, hi = ('-inf' if r.min is None else f'{r.min:.15g}'), ('inf' if r.max is None else f'{r.max:.15g}')
+        number = 'a whole number' if r.dtype == 'int' else 'a number'
         what = (
             f"one of the declared categories {r.allowed}"
             if r.allowed is not None
-            else f"a number within the declared range [{lo}, {hi}]"
+            else number
+            if r.min is None and r.max is None
+            else f"{number} within the declared range [{lo}, {hi}]"
         )
         raise InputError(
             f"{where}column {n!r} row {offset + first}: expected {what}; found another value "
