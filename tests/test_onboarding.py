@@ -355,6 +355,18 @@ def test_a_target_that_is_not_a_declared_column_is_refused_naming_the_key(tmp_pa
         load_params(out)
 
 
+def test_a_target_masked_away_by_its_pii_rule_is_refused_before_training(tmp_path):
+    out = write_params(propose_params(customers(), target='churned', source='c.csv'), tmp_path / 'p')
+    f = yaml.safe_load((out / 'features.yaml').read_text())
+    f['features'] = [x for x in f['features'] if x['name'] != 'plan']
+    (out / 'features.yaml').write_text(yaml.safe_dump({**f, 'target': 'plan'}))
+    i = yaml.safe_load((out / 'ingest.yaml').read_text())
+    i['columns']['plan'].update(personal=True, pii={'method': 'pseudonymise'})
+    (out / 'ingest.yaml').write_text(yaml.safe_dump(i))
+    with pytest.raises(ParamsError, match=r"key 'target': 'plan' is personal, masked by 'pseudonymise' in ingest.yaml"):
+        load_params(out)
+
+
 def test_accuracy_gate_against_the_majority_class_baseline():
     from lifecycle.core.params import ValidateParams
     from lifecycle.model.validate import classification_metrics, evaluate_gates

@@ -250,6 +250,13 @@ def test_registrations_need_an_administrator_and_a_rewritten_chain_is_refused(ws
     from lifecycle.model.signing import new_person_key
     from lifecycle.release import trust
 
+    before = len(list((ws['ws'].store.root / 'records' / 'trust').glob('*.json')))
+    for role in ('Risk Officer', 'risk-officer', 'ml_engineer;', '\u202eadmin', ' '):  # none a role policy could name
+        with pytest.raises(trust.InvalidRole, match='expected lower-case letters|a role is required'):
+            trust.trust_add(ws['ws'], 'mallory', role, by='ada')
+    with pytest.raises(trust.TrustError, match="carol already holds role 'ml_engineer'"):  # nothing to register
+        trust.trust_add(ws['ws'], 'carol', ' ml_engineer ', by='ada')
+    assert len(list((ws['ws'].store.root / 'records' / 'trust').glob('*.json'))) == before
     with pytest.raises(trust.TrustError, match='not an administrator'):
         trust.trust_add(ws['ws'], 'mallory', 'compliance_officer', by='carol')
     with pytest.raises(trust.TrustError, match='makes one with `lifecycle keys new --as erin`'):

@@ -26,9 +26,9 @@ from lifecycle.model.signing import (
 
 # %% auto #0
 __all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'RUN_EVIDENCE', 'TrustError',
-           'UnknownPerson', 'TrustNotInitialised', 'Person', 'roster', 'require_roster', 'trust_init', 'trust_add',
-           'trust_revoke', 'demo_identities', 'roles_of', 'approval_statement', 'trained_by', 'experiment_evidence',
-           'verify_approval']
+           'UnknownPerson', 'InvalidRole', 'TrustNotInitialised', 'Person', 'roster', 'require_roster', 'trust_init',
+           'trust_add', 'trust_revoke', 'demo_identities', 'roles_of', 'approval_statement', 'trained_by',
+           'experiment_evidence', 'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
 TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
@@ -40,6 +40,10 @@ class TrustError(Exception):
 
 class UnknownPerson(TrustError):
     "A person by a name no key or registration knows (a misspelling, most often): refused before anything ran."
+
+
+class InvalidRole(TrustError):
+    "A role name policy.yaml could not name (spaces, capitals, punctuation): refused before anything ran."
 
 
 def _unknown(name: str, names, what: str) -> UnknownPerson:
@@ -204,9 +208,26 @@ def _admin(ws, people: dict, by: str):
     return by, key
 
 
+def _role_name(role: str) -> str:
+    """ROLE without surrounding spaces, if it reads as a role policy.yaml could name (`ROLE_NAME`: lower-case letters,
+    digits and `_`, a letter first); else `InvalidRole` saying what a role looks like."""
+    import re
+    from ..core.params import ROLE_NAME
+
+    r = str(role or '').strip()
+    if not r:
+        raise InvalidRole('a role is required (e.g. ml_engineer, compliance_officer, data_scientist, administrator)')
+    if not re.fullmatch(ROLE_NAME, r):
+        raise InvalidRole(
+            f"role {r!r}: expected lower-case letters, digits and '_', a letter first (as policy.yaml's approver "
+            "roles are written), e.g. ml_engineer"
+        )
+    return r
+
+
 def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | None = None, demo: bool = False) -> dict:
     "Register NAME's public key against ROLE, signed by administrator BY; audited."
-    name, people = person_name(name), require_roster(ws)
+    name, people, role = person_name(name), require_roster(ws), _role_name(role)
     by, key = _admin(ws, people, by)
     pub = Path(public_key_file) if public_key_file else person_key_path(ws.keys_dir, name).with_suffix('.pub.pem')
     if not pub.is_file():  # (the usual case: the person has made no key yet; or a name misspelt)
@@ -218,13 +239,13 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
             "machine: then give its .pub.pem file here with --key)",
         )
     pin = public_pin(load_public_key(pub))
-    if not str(role or '').strip():
-        raise TrustError('a role is required (e.g. ml_engineer, compliance_officer, data_scientist, administrator)')
     p = people.get(name)
     if p and not p.revoked and p.pin != pin:
         raise TrustError(f"{name} already has key {p.key_id}; revoke it first to register another")
+    if p and not p.revoked and role in p.roles:  # (a second statement would add nothing but noise to the chain)
+        raise TrustError(f"{name} already holds role {role!r} with key {p.key_id}; nothing to register")
     st, why = _demo(
-        dict(type='add', name=name, role=role.strip(), pin=pin, key_id=key_id(key_from_pin(pin)), by=by),
+        dict(type='add', name=name, role=role, pin=pin, key_id=key_id(key_from_pin(pin)), by=by),
         demo,
         f'{by} registers {name} as {role}',
     )
