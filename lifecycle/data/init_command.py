@@ -39,10 +39,10 @@ def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None)
         n += len(chunk)
         if n >= max_rows:
             break
-    if not parts:
+    if not n:  # (a CSV of a header alone reads as one empty chunk)
         from lifecycle.data.sources import SourceError
 
-        raise SourceError(f"{source}: holds no rows")
+        raise SourceError(f"{source}: holds no rows (a header alone?); params are proposed from the data's rows")
     return pd.concat(parts, ignore_index=True).head(max_rows)
 
 # %% ../../nbs/api/data/11_init_command.ipynb #cf470d73
