@@ -31,8 +31,11 @@ PACKAGED = ('sklego:arrests', 'sklearn:diabetes')  # datasets shipped inside ins
 
 
 def shown_source(source: str) -> str:
-    "`source` as it may be shown and recorded (output, the batch log, messages): a database URL without its password."
-    return _redact_url(source) if is_sql(source) else source
+    """`source` as it may be shown and recorded (output, the batch log, messages): a database URL as `shown_url` shows
+    the workspace's own URLs (its user, password and password-like parameters as `***`)."""
+    from ..core.settings import shown_url
+
+    return shown_url(source) if is_sql(source) else source
 
 
 def is_file_source(source: str) -> bool:
@@ -70,7 +73,8 @@ def fingerprint(source: str, root: str | Path = '.', query: str | None = None) -
 
 
 def _redact_url(url: str) -> str:
-    "A URL without its password, for messages and fingerprints."
+    """A URL without its password, for fingerprints (which batches a ledger has taken: unchanged, so that none is taken
+    again); messages show `shown_source`."""
     try:
         from sqlalchemy.engine import make_url
 
@@ -273,14 +277,14 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
         if db and db != ':memory:' and not db.startswith('file:'):  # (a file: relative to the workspace, as files are)
             path = resolve(db, root)
             if not path.is_file():
-                raise SourceError(f"{_redact_url(url)}: no SQLite database at {path}")  # (none is made)
+                raise SourceError(f"{shown_source(url)}: no SQLite database at {path}")  # (none is made)
             u = u.set(database=str(path))
         engine = sa.create_engine(u)
         with engine.connect() as con:
             for chunk in pd.read_sql_query(sa.text(query), con, chunksize=chunk_rows):
                 yield chunk
     except sa.exc.SQLAlchemyError as e:
-        raise SourceError(f"{_redact_url(url)}: query failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+        raise SourceError(f"{shown_source(url)}: query failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
     finally:
         if engine is not None:
             engine.dispose()
@@ -304,7 +308,7 @@ def read_chunks(
         return
     if is_sql(source):
         if not query:
-            raise SourceError(f"{_redact_url(source)}: a database source needs a query")
+            raise SourceError(f"{shown_source(source)}: a database source needs a query")
         yield from _sql_chunks(source, query, chunk_rows, root)
         return
     path = resolve(source, root)
