@@ -195,6 +195,11 @@ def test_a_database_sources_password_is_never_shown_or_recorded(arrests_ws):
     assert st.exit_code == 0 and strict(st.stdout)['log'][0]['source'] == out['source']
     logs = ''.join(p.read_text() for p in (arrests_ws / '.lifecycle').rglob('*.jsonl'))
     assert not re.search('s3cret|//ann', r.output + st.output + logs) and '127.0.0.1:1/db' in logs
+    url = 'sqlite+pysqlcipher://:s3cret-phrase@/nosuch.db'  # (SQLCipher: a SQLite URL with a passphrase)
+    r = invoke(commands.ingest, [url, '--dataset', 'arrests', '--query', 'select 1', '--no-report', '--json'])
+    assert r.exit_code == 4 and strict(r.stdout)['source'] == 'sqlite+pysqlcipher://:***@/nosuch.db', r.output
+    logs = ''.join(p.read_text() for p in (arrests_ws / '.lifecycle').rglob('*.jsonl'))
+    assert 's3cret' not in r.output + logs and 'nosuch.db' in r.output
 
 
 def test_a_parquet_column_of_lists_is_refused_naming_it_not_a_crash(tmp_path):

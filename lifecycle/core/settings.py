@@ -221,10 +221,19 @@ def _parsed(url: str):
 def shown_url(url: str) -> str:
     """A database or server URL (`tracking_uri`, `prediction_log_url`) as it may be shown: its user (often a person's
     name), its password, and the values of its user- and password-like parameters (`?password=`) as `***`; the end of
-    a password whose unescaped `@` made it read as the host, left out. A SQLite URL is shown as it is (a path)."""
+    a password whose unescaped `@` made it read as the host, left out. A SQLite URL is shown as it is (a path), but for
+    a SQLCipher passphrase."""
     url = str(url)
-    if url.startswith('sqlite'):
-        return url
+    if url.startswith('sqlite'):  # (a passphrase only with SQLCipher: `sqlite+pysqlcipher://:passphrase@/x.db`)
+        if '@' not in url:
+            return url
+        from sqlalchemy.engine import make_url
+
+        try:
+            u = make_url(url)
+        except Exception:
+            return '(a URL that cannot be parsed)'
+        return url if u.password is None else u.render_as_string(hide_password=True)
     u = _parsed(url)
     if u is None:
         return '(a URL that cannot be parsed)' if '@' in url or '=' in url else url
