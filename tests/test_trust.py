@@ -251,8 +251,8 @@ def test_registrations_need_an_administrator_and_a_rewritten_chain_is_refused(ws
     from lifecycle.release import trust
 
     before = len(list((ws['ws'].store.root / 'records' / 'trust').glob('*.json')))
-    for role in ('Risk Officer', 'risk-officer', 'ml_engineer;', '\u202eadmin', ' '):  # none a role policy could name
-        with pytest.raises(trust.InvalidRole, match='expected lower-case letters|a role is required'):
+    for role in ('Risk Officer', 'ml\tengineer', '\u202eadmin', 'r' * 65, ' '):  # none a role params could name
+        with pytest.raises(trust.InvalidRole, match='without spaces or control characters|a role is required'):
             trust.trust_add(ws['ws'], 'mallory', role, by='ada')
     with pytest.raises(trust.TrustError, match="carol already holds role 'ml_engineer'"):  # nothing to register
         trust.trust_add(ws['ws'], 'carol', ' ml_engineer ', by='ada')

@@ -13,10 +13,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
-__all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', 'ROLE_NAME', 'ARMS', 'STAGE_SCHEMAS',
-           'RUNTIME_SCHEMAS', 'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'load_file', 'PiiRule',
-           'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams',
-           'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
+__all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS',
+           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'load_file', 'PiiRule', 'ColumnRule',
+           'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec',
+           'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
            'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
            'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'read_flags_spec', 'GuardParams', 'ExperimentParams',
            'RolloutParams', 'check_steps', 'looser_than_policy', 'load_params', 'stage_params']
@@ -630,14 +630,13 @@ class CardParams(_Strict):
 
 # %% ../../nbs/api/core/04_params.ipynb #16af681e
 _NAME = r'^[A-Za-z][A-Za-z0-9_-]*$'
-ROLE_NAME = r'^[a-z][a-z0-9_]*$'  # a trust registry role: policy's approver roles, flags' admin role, `trust add`
 
 
 class PromotionStep(BaseModel):
     "Who signs off one promotion step."
 
     model_config = ConfigDict(extra='forbid')
-    approver_role: str = Field(pattern=ROLE_NAME)  # a role of the trust registry (`lifecycle trust add`)
+    approver_role: str = Field(pattern=r'^[a-z][a-z0-9_]*$')  # a role of the trust registry (`lifecycle trust add`)
     # the approval must carry the sha256 of the current A/B experiment report about the version (`lifecycle experiment
     # report`): given before that evidence existed, or on a report since replaced, it does not verify
     ab_evidence: bool = False
@@ -737,7 +736,7 @@ class FlagsParams(_Strict):
     provider: str = 'flagd-file'  # flagd-file | flagd (a flagd service) | module:factory (any OpenFeature provider)
     provider_options: dict = {}  # keyword arguments of the provider (host, port, sdk_key, ...)
     poll_ms: int = Field(200, ge=50, le=1000)  # how often the server looks for a changed flag file
-    admin_role: str = Field('ml_engineer', pattern=ROLE_NAME)  # the trust registry's role whose people may change flags
+    admin_role: str = 'ml_engineer'  # the trust registry's role whose people may change flags through the API
     control: str | None = None  # alias or version number everyone gets by default; none: the server's environment's
     challenger: str | None = None  # deployed beside it; serves no one until a cohort or percentage says so
     safe: str | None = None  # the known-safe version the kill switch sends everyone to; none: as for control

@@ -27,7 +27,7 @@ GOVERNANCE_ERRORS = {
     'lifecycle.release.trust.TrustError': EXIT_STAGE,
     'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
     'lifecycle.release.trust.UnknownPerson': EXIT_INPUT,
-    'lifecycle.release.trust.InvalidRole': EXIT_INPUT,  # a role name policy.yaml could not name
+    'lifecycle.release.trust.InvalidRole': EXIT_INPUT,  # a role name params could not name
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.model.signing.SignatureError': EXIT_STAGE,
 }

@@ -43,7 +43,7 @@ class UnknownPerson(TrustError):
 
 
 class InvalidRole(TrustError):
-    "A role name policy.yaml could not name (spaces, capitals, punctuation): refused before anything ran."
+    "A role name params could not name (spaces, control characters): refused before anything ran."
 
 
 def _unknown(name: str, names, what: str) -> UnknownPerson:
@@ -209,18 +209,16 @@ def _admin(ws, people: dict, by: str):
 
 
 def _role_name(role: str) -> str:
-    """ROLE without surrounding spaces, if it reads as a role policy.yaml could name (`ROLE_NAME`: lower-case letters,
-    digits and `_`, a letter first); else `InvalidRole` saying what a role looks like."""
-    import re
-    from ..core.params import ROLE_NAME
-
+    """ROLE without surrounding spaces, if it reads as a role params can name (printable, no spaces, at most 64
+    characters); else `InvalidRole` saying what a role looks like."""
     r = str(role or '').strip()
     if not r:
         raise InvalidRole('a role is required (e.g. ml_engineer, compliance_officer, data_scientist, administrator)')
-    if not re.fullmatch(ROLE_NAME, r):
+    if len(r) > 64 or not r.isprintable() or any(c.isspace() for c in r):
+        shown = repr(r) if len(r) <= 64 else f'of {len(r)} characters'
         raise InvalidRole(
-            f"role {r!r}: expected lower-case letters, digits and '_', a letter first (as policy.yaml's approver "
-            "roles are written), e.g. ml_engineer"
+            f"role {shown}: expected a name of at most 64 characters without spaces or control characters, as "
+            "policy.yaml and flags.yaml name roles (e.g. ml_engineer)"
         )
     return r
 
@@ -229,6 +227,9 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
     "Register NAME's public key against ROLE, signed by administrator BY; audited."
     name, people, role = person_name(name), require_roster(ws), _role_name(role)
     by, key = _admin(ws, people, by)
+    p = people.get(name)
+    if p and not p.revoked and role in p.roles:  # (a second statement would add nothing but noise to the chain)
+        raise TrustError(f"{name} already holds role {role!r} with key {p.key_id}; nothing to register")
     pub = Path(public_key_file) if public_key_file else person_key_path(ws.keys_dir, name).with_suffix('.pub.pem')
     if not pub.is_file():  # (the usual case: the person has made no key yet; or a name misspelt)
         made = [k.name.removesuffix('.pub.pem') for k in pub.parent.glob('*.pub.pem')] if not public_key_file else []
@@ -239,11 +240,8 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
             "machine: then give its .pub.pem file here with --key)",
         )
     pin = public_pin(load_public_key(pub))
-    p = people.get(name)
     if p and not p.revoked and p.pin != pin:
         raise TrustError(f"{name} already has key {p.key_id}; revoke it first to register another")
-    if p and not p.revoked and role in p.roles:  # (a second statement would add nothing but noise to the chain)
-        raise TrustError(f"{name} already holds role {role!r} with key {p.key_id}; nothing to register")
     st, why = _demo(
         dict(type='add', name=name, role=role, pin=pin, key_id=key_id(key_from_pin(pin)), by=by),
         demo,
