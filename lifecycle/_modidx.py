@@ -1134,6 +1134,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._csv_chunks': ( 'api/data/sources.html#_csv_chunks',
                                                                                 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._encoding_fix': ( 'api/data/sources.html#_encoding_fix',
+                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._flat_columns': ( 'api/data/sources.html#_flat_columns',
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._head': ('api/data/sources.html#_head', 'lifecycle/data/sources.py'),

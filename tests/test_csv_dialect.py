@@ -106,7 +106,9 @@ def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):
     gz = tmp_path / 'a.csv'
     gz.write_bytes(gzip.compress(b'region,amount\nNorth,1\n'))
     with pytest.raises(SourceError, match="gzip-compressed file.*name it .csv.gz or set 'csv.compression: gzip'"):
-        list(read_chunks(str(gz)))
+        list(read_chunks(str(gz), dialect=CsvDialect()))  # (a dataset's file: ingest.yaml can say so)
+    with pytest.raises(SourceError, match=r"gzip-compressed file, not text; name it .csv.gz$"):
+        list(read_chunks(str(gz)))  # (no dialect: `score`'s file, nothing in ingest.yaml to change)
     assert len(pd.concat(read_chunks(str(gz), dialect=CsvDialect(compression='gzip')))) == 1
     xlsx = tmp_path / 'b.csv'
     with zipfile.ZipFile(xlsx, 'w') as z:
@@ -213,6 +215,15 @@ def test_a_parquet_column_of_lists_is_refused_naming_it_not_a_crash(tmp_path):
         list(read_chunks(str(f)))
     with pytest.raises(SourceError, match='hold lists, maps or structs'):
         read_table(str(f))
+    # a reader of some columns (`score`: the model's) takes a file whose other columns hold lists, as they come
+    assert list(read_chunks(str(f), only={'region'}))[0]['checks'].map(list).tolist() == [[1, 2], [3]]
+    with pytest.raises(SourceError, match=r"\['checks \(list<element: int64>\)'\] hold lists"):
+        list(read_chunks(str(f), only={'region', 'checks'}))
+    c = tmp_path / 'twice.csv'
+    c.write_text('region,note,note\nNorth,a,b\n')
+    assert list(read_chunks(str(c), only={'region'}))[0].columns.tolist() == ['region', 'note', 'note.1']
+    with pytest.raises(SourceError, match=r"names column\(s\) \['note'\] more than once"):
+        list(read_chunks(str(c), only={'note'}))
 
 
 @pytest.mark.parametrize('encoding', ['rot13', 'base64', 'idna'])

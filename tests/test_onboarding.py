@@ -93,7 +93,7 @@ def test_init_command_refusals_name_what_is_wrong(tmp_path):
     assert r.exit_code == 4 and 'missing.csv' in r.output
     (ws / 'head.csv').write_text('age,plan,churned\n')  # a header alone: nothing to propose from
     r = invoke(init, ['--from', str(ws / 'head.csv'), '--target', 'churned'], env=env)
-    assert r.exit_code == 4 and 'holds no rows (a header alone?)' in r.output and 'free text' not in r.output
+    assert r.exit_code == 2 and 'holds no rows (a header alone)' in r.output and 'free text' not in r.output
     for target, what in (
         ('email', 'personal data (400 of 400 values look like an e-mail'),
         ('customer_id', 'personal data (identifier'),

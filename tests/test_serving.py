@@ -422,6 +422,11 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     # and a file not in UTF-8, are refused naming the file (exit 4, a source problem), never scored
     arrests.head(5)[[*COLS, 'age']].to_csv(tmp_path / 'twice.csv', index=False)
     arrests.head(5).assign(sex='Fémale').to_csv(tmp_path / 'latin.csv', index=False, encoding='latin-1')
+    r = cli(ws, 'score', '--input', str(tmp_path / 'latin.csv'), '--output', str(tmp_path / 'latin_out.csv'))
+    assert 're-export the file as UTF-8' in r.stderr and 'ingest.yaml' not in r.stderr  # (score has no dialect)
+    arrests.head(5)[[*COLS, 'sex', 'sex']].to_csv(tmp_path / 'unread.csv', index=False)  # as the server: ignored
+    r = cli(ws, 'score', '--input', str(tmp_path / 'unread.csv'), '--output', str(tmp_path / 'unread_out.csv'))
+    assert r.returncode == 0 and (tmp_path / 'unread_out.csv').exists(), r.stderr
     r = cli(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'no/such/dir/out.csv'))
     assert r.returncode == 2 and 'Traceback' not in r.stderr
     refusals = [

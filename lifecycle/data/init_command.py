@@ -39,10 +39,10 @@ def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None)
         n += len(chunk)
         if n >= max_rows:
             break
-    if not n:  # (a CSV of a header alone reads as one empty chunk)
+    if not parts:
         from lifecycle.data.sources import SourceError
 
-        raise SourceError(f"{source}: holds no rows (a header alone?); params are proposed from the data's rows")
+        raise SourceError(f"{source}: holds no rows")
     return pd.concat(parts, ignore_index=True).head(max_rows)
 
 # %% ../../nbs/api/data/11_init_command.ipynb #cf470d73
@@ -160,7 +160,9 @@ def init(
     except ValueError:
         shown = str(path)
     csv = _dialect(encoding, delimiter)
-    df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv) if csv else None)
+    df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (a dataset's file: its refusals say --encoding)
+    if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
+        raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")
     seps = [d for d in (';', '\t', '|', ',') if d in str(df.columns[0])] if len(df.columns) == 1 else []
     if seps and 'delimiter' not in csv:  # (the header read as one name: another delimiter)
         shown_sep = 'tab' if seps[0] == '\t' else seps[0]

@@ -33,7 +33,7 @@ PACKAGED = ('sklego:arrests', 'sklearn:diabetes')  # datasets shipped inside ins
 def shown_source(source: str) -> str:
     """`source` as it may be shown and recorded (output, the batch log, messages): a database URL as `shown_url` shows
     the workspace's own URLs (its user, password and password-like parameters as `***`)."""
-    from ..core.settings import shown_url
+    from lifecycle.core.settings import shown_url
 
     return shown_url(source) if is_sql(source) else source
 
@@ -97,7 +97,7 @@ def _compression(path: Path, dialect) -> str | None:
     return 'gzip' if how == 'gzip' or (how == 'infer' and path.suffix.lower() == '.gz') else None
 
 
-def _head(path: Path, compression: str | None) -> bytes:
+def _head(path: Path, compression: str | None, dialect=None) -> bytes:
     "The first 64 KiB of the file's text, decompressed; a file whose bytes say it is not text is named for what it is."
     import gzip
 
@@ -107,7 +107,7 @@ def _head(path: Path, compression: str | None) -> bytes:
         for sig, what in _MAGIC.items():
             if magic.startswith(sig):
                 hint = (
-                    "; name it .csv.gz or set 'csv.compression: gzip' in ingest.yaml"
+                    "; name it .csv.gz" + ('' if dialect is None else " or set 'csv.compression: gzip' in ingest.yaml")
                     if sig == b'\x1f\x8b'
                     else '; export it as CSV (or use .parquet for a Parquet file)'
                 )
@@ -122,8 +122,8 @@ def _head(path: Path, compression: str | None) -> bytes:
         raise SourceError(f"{path}: not a readable gzip file ({e})") from None
 
 
-def _check_header(path: Path, head: bytes, dialect, encoding: str) -> None:
-    "Refuse a header row naming a column twice (pandas would quietly rename the second `x.1`)."
+def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None) -> None:
+    "Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`)."
     import csv
     import io
 
@@ -135,8 +135,8 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str) -> None:
     names = next(csv.reader(io.StringIO(first[0]), delimiter=getattr(dialect, 'delimiter', ',')), [])
     if getattr(dialect, 'trim_whitespace', False):
         names = [n.strip() for n in names]
-    if dup := sorted({n for n in names if names.count(n) > 1}):
-        from .pii import shown_column_name
+    if dup := sorted({n for n in names if names.count(n) > 1 and (only is None or n in only)}):
+        from lifecycle.data.pii import shown_column_name
 
         dup = [shown_column_name(n, names.index(n)) for n in dup]
         raise SourceError(
@@ -154,34 +154,40 @@ def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
-def _codec_refused(path: Path, shown: str, e: UnicodeError) -> SourceError:
-    return SourceError(
-        f"{path}: cannot be read as {shown} ({e}); give its encoding: 'csv.encoding' in ingest.yaml "
-        "(`lifecycle init --encoding`)"
-    )
+def _encoding_fix(shown: str, dialect) -> str:
+    """What to do about a file not in encoding `shown`: re-export it, or, for a dataset's file (read with its dialect),
+    say which encoding it is in."""
+    again = f"re-export the file as {shown}"
+    if dialect is None:
+        return again
+    return f"{again}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
 
 
-def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFrame]:
+def _codec_refused(path: Path, shown: str, e: UnicodeError, dialect) -> SourceError:
+    return SourceError(f"{path}: cannot be read as {shown} ({e}); {_encoding_fix(shown, dialect)}")
+
+
+def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None) -> Iterator[pd.DataFrame]:
     import codecs
     import pandas as pd
 
     encoding = getattr(dialect, 'encoding', 'utf-8')
     shown = 'UTF-8' if codecs.lookup(encoding).name == 'utf-8' else encoding
     compression = _compression(path, dialect)
-    head = _head(path, compression)
+    head = _head(path, compression, dialect)
     try:
         head.decode(encoding)
     except UnicodeDecodeError as e:
         if e.start < len(head) - 4:  # not just a character cut at the end of the block read
             raise SourceError(
-                f"{path}: not valid {shown} (byte 0x{head[e.start]:02x} at offset {e.start}); re-export the "
-                f"file as {shown}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
+                f"{path}: not valid {shown} (byte 0x{head[e.start]:02x} at offset {e.start}); "
+                + _encoding_fix(shown, dialect)
             ) from None
     except UnicodeError as e:  # (a codec's own refusal: UTF-16 without its byte-order mark, say)
-        raise _codec_refused(path, shown, e) from None
+        raise _codec_refused(path, shown, e, dialect) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
-    _check_header(path, head, dialect, encoding)
+    _check_header(path, head, dialect, encoding, only)
     header = getattr(dialect, 'header', True)
     trim = getattr(dialect, 'trim_whitespace', False)
     n = 0
@@ -203,11 +209,11 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFr
             n += len(chunk)
     except UnicodeDecodeError as e:
         raise SourceError(
-            f"{path}: not valid {shown} after row {n} (byte offset {e.start} in the block being read); re-export "
-            f"the file as {shown}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
+            f"{path}: not valid {shown} after row {n} (byte offset {e.start} in the block being read); "
+            + _encoding_fix(shown, dialect)
         ) from None
     except UnicodeError as e:  # (a codec's own refusal: UTF-16 without its byte-order mark, say)
-        raise _codec_refused(path, shown, e) from None
+        raise _codec_refused(path, shown, e, dialect) from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
     except pd.errors.ParserError as e:
@@ -216,26 +222,28 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None) -> Iterator[pd.DataFr
         raise SourceError(f"{path}: the source became unreadable while reading: {e}") from None
 
 
-def _parquet_chunks(path: Path, chunk_rows: int) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(path: Path, chunk_rows: int, only=None) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         f = pq.ParquetFile(path)
-        _flat_columns(path, f.schema_arrow)
+        _flat_columns(path, f.schema_arrow, only)
         for batch in f.iter_batches(batch_size=chunk_rows):
             yield batch.to_pandas()
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
 
 
-def _flat_columns(path: Path, schema) -> None:
-    "Refuse a Parquet file whose columns hold lists, maps or structs: a batch is a table of single values."
+def _flat_columns(path: Path, schema, only=None) -> None:
+    """Refuse a Parquet file whose columns (of `only`, if given) hold lists, maps or structs: a batch is a table of
+    single values."""
     import pyarrow as pa
 
     nested = [(i, f) for i, f in enumerate(schema) if pa.types.is_nested(f.type)]
+    nested = [(i, f) for i, f in nested if only is None or f.name in only]
     if nested:
-        from .pii import shown_column_name  # (on the refusal only: drift reads Parquet without pandas)
+        from lifecycle.data.pii import shown_column_name  # (on the refusal only: drift reads Parquet without pandas)
 
         nested = [f"{shown_column_name(f.name, i)} ({f.type})" for i, f in nested]
         raise SourceError(
@@ -291,9 +299,16 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
 
 
 def read_chunks(
-    source: str, root: str | Path = '.', chunk_rows: int = 100_000, query: str | None = None, dialect=None
+    source: str,
+    root: str | Path = '.',
+    chunk_rows: int = 100_000,
+    query: str | None = None,
+    dialect=None,
+    only=None,
 ) -> Iterator[pd.DataFrame]:
-    "Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says); `SourceError` names a failure."
+    """Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says: a dataset's file; None, the
+    defaults, and no advice to change ingest.yaml); `SourceError` names a failure. `only`: the columns a reader takes
+    (`score`: the model's), the only ones that must be named once and hold single values; others pass as they come."""
     if source in PACKAGED:
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests
@@ -316,11 +331,11 @@ def read_chunks(
         raise SourceError(f"{path}: source file not found")
     suffix = path.suffix.lower()
     if suffix == '.gz' and path.name.lower().endswith(('.csv.gz', '.tsv.gz', '.txt.gz')):
-        yield from _csv_chunks(path, chunk_rows, dialect)
+        yield from _csv_chunks(path, chunk_rows, dialect, only)
     elif suffix in ('.csv', '.tsv', '.txt'):
-        yield from _csv_chunks(path, chunk_rows, dialect)
+        yield from _csv_chunks(path, chunk_rows, dialect, only)
     elif suffix in ('.parquet', '.pq'):
-        yield from _parquet_chunks(path, chunk_rows)
+        yield from _parquet_chunks(path, chunk_rows, only)
     else:
         raise SourceError(
             f"{path}: unsupported source type {suffix!r}; "

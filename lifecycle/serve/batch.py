@@ -20,23 +20,22 @@ from ..core import audit
 __all__ = ['score_file']
 
 # %% ../../nbs/api/serve/10_batch.ipynb #e390c00b
-_READS = ('.csv', '.tsv', '.txt', '.csv.gz', '.tsv.gz', '.txt.gz', '.parquet', '.pq')
+_READS = ('.csv', '.csv.gz', '.parquet', '.pq')
 
 
-def _chunks(path: Path, rows: int, dialect=None):
-    """The input's chunks as ingestion reads a source (`sources.read_chunks`, CSV as `dialect` says): a header naming
-    a column twice, a file not in its encoding or a Parquet column of lists is `SourceError` naming the file."""
-    from ..data import sources
+def _chunks(path: Path, rows: int, columns: list[str]):
+    """The input's chunks as ingestion reads a source (`sources.read_chunks`, a CSV with the defaults: comma, UTF-8, a
+    header): a header naming one of the model's `columns` twice, a file not in UTF-8 or a column of lists the model
+    reads is `SourceError` naming the file; the columns it does not read pass as they come."""
+    from lifecycle.data import sources
 
     if not path.name.lower().endswith(_READS) or not sources.is_file_source(str(path)):
-        raise InputError(
-            f"{path}: expected a .csv (.tsv, .txt, optionally .gz) or .parquet file, found "
-            f"{path.suffix or 'no extension'!r}"
-        )
-    yield from sources.read_chunks(str(path), '.', rows, dialect=dialect)
+        found = path.suffix or 'no extension'
+        raise InputError(f"{path}: expected a .csv (or .csv.gz) or .parquet file, found {found!r}")
+    yield from sources.read_chunks(str(path), '.', rows, only=set(columns))
 
 
-def _count_rows(path: Path, dialect=None) -> int | None:
+def _count_rows(path: Path) -> int | None:
     "The input's rows for the progress bar (None for a compressed CSV, whose lines are not counted)."
     if path.suffix.lower() in ('.parquet', '.pq'):
         import pyarrow.parquet as pq
@@ -45,7 +44,7 @@ def _count_rows(path: Path, dialect=None) -> int | None:
     if path.suffix.lower() == '.gz':
         return None
     with open(path, 'rb') as f:
-        return max(sum(1 for _ in f) - bool(getattr(dialect, 'header', True)), 0)
+        return max(sum(1 for _ in f) - 1, 0)
 
 # %% ../../nbs/api/serve/10_batch.ipynb #9323e50c
 def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int) -> dict[str, np.ndarray]:
@@ -95,10 +94,8 @@ def score_file(
     actor=None,
     progress=None,
     contract: dict | None = None,
-    dialect=None,
 ) -> dict:
-    """Score `src` into `dst` (CSV or Parquet by extension; a CSV input read as the `CsvDialect` `dialect` says);
-    returns the batch summary."""
+    "Score `src` into `dst` (CSV or Parquet by extension); returns the batch summary."
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise InputError(f"{src}: input file not found")
@@ -111,8 +108,8 @@ def score_file(
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     try:
-        total = _count_rows(src, dialect)
-        for chunk in _chunks(src, chunk_rows, dialect):
+        total = _count_rows(src)
+        for chunk in _chunks(src, chunk_rows, m.columns):
             if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                 continue
             cols = _typed_frame(chunk, m, src, rows)

@@ -423,7 +423,6 @@ def score(
             audit_path=s.audit_path,
             progress=progress,
             contract=contract,
-            dialect=ps['ingest'].csv,
         )
     finally:
         bar.close()
