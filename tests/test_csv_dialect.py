@@ -105,7 +105,7 @@ def test_a_duplicated_header_name_is_refused_naming_it(tmp_path):
 def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):
     gz = tmp_path / 'a.csv'
     gz.write_bytes(gzip.compress(b'region,amount\nNorth,1\n'))
-    with pytest.raises(SourceError, match="gzip-compressed file.*name it .csv.gz or set 'csv.compression: gzip'"):
+    with pytest.raises(SourceError, match="gzip-compressed file.*name it .csv.gz .or, for a dataset's files, set 'csv"):
         list(read_chunks(str(gz), dialect=CsvDialect()))  # (a dataset's file: ingest.yaml can say so)
     with pytest.raises(SourceError, match=r"gzip-compressed file, not text; name it .csv.gz$"):
         list(read_chunks(str(gz)))  # (no dialect: `score`'s file, nothing in ingest.yaml to change)

@@ -470,7 +470,7 @@ def test_init_reads_a_latin_1_semicolon_file_with_encoding_and_delimiter_and_wri
     df.drop(columns=['email']).to_csv(ws / 'c.csv', index=False, sep=';', encoding='latin-1')
     env = {'LIFECYCLE_WORKSPACE': str(ws)}
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned'], env=env)
-    assert r.exit_code == 4 and '`lifecycle init --encoding`' in ' '.join(r.output.split()), r.output
+    assert r.exit_code == 4 and '`--encoding` of `lifecycle init`' in ' '.join(r.output.split()), r.output
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'nope'], env=env)
     assert r.exit_code == 2 and "--encoding 'nope'" in r.output
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--encoding', 'latin-1'], env=env)

@@ -423,7 +423,20 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     arrests.head(5)[[*COLS, 'age']].to_csv(tmp_path / 'twice.csv', index=False)
     arrests.head(5).assign(sex='Fémale').to_csv(tmp_path / 'latin.csv', index=False, encoding='latin-1')
     r = cli(ws, 'score', '--input', str(tmp_path / 'latin.csv'), '--output', str(tmp_path / 'latin_out.csv'))
-    assert 're-export the file as UTF-8' in r.stderr and 'ingest.yaml' not in r.stderr  # (score has no dialect)
+    assert 're-export the file as UTF-8' in r.stderr and '`--encoding` of `lifecycle init` or `score`' in r.stderr
+    arrests.head(5).assign(sex='Fémale').to_csv(tmp_path / 'semi.csv', index=False, encoding='latin-1', sep=';')
+    r, out = cli_json(  # read as said (the output is comma-separated UTF-8, the value as it was)
+        ws, 'score', '--input', str(tmp_path / 'semi.csv'), '--output', str(tmp_path / 'semi_out.csv'),
+        '--encoding', 'latin-1', '--delimiter', ';',
+    )  # fmt: skip
+    assert r.returncode == 0 and out['rows'] == 5, r.stderr
+    assert set(pd.read_csv(tmp_path / 'semi_out.csv', encoding='utf-8').sex) == {'Fémale'}
+    r = cli(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'o.csv'), '--encoding', 'rot13')
+    assert (
+        r.returncode == 2
+        and "--encoding 'rot13': not a text encoding" in r.stderr
+        and not (tmp_path / 'o.csv').exists()
+    )
     arrests.head(5)[[*COLS, 'sex', 'sex']].to_csv(tmp_path / 'unread.csv', index=False)  # as the server: ignored
     r = cli(ws, 'score', '--input', str(tmp_path / 'unread.csv'), '--output', str(tmp_path / 'unread_out.csv'))
     assert r.returncode == 0 and (tmp_path / 'unread_out.csv').exists(), r.stderr

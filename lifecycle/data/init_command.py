@@ -14,7 +14,7 @@ from ..core.params import CsvDialect
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['guess_target', 'read_frame', 'InitProposal', 'init']
+__all__ = ['guess_target', 'read_frame', 'InitProposal', 'csv_options', 'init']
 
 # %% ../../nbs/api/data/11_init_command.ipynb #3cb5efd6
 _TARGET_NAMES = ('target', 'label', 'y', 'class', 'outcome')
@@ -79,8 +79,9 @@ class InitProposal(Result):
         )
 
 # %% ../../nbs/api/data/11_init_command.ipynb #c910ad38
-def _dialect(encoding: str | None, delimiter: str | None) -> dict:
-    "The `csv` block of ingest.yaml for `--encoding` and `--delimiter` (empty: the defaults); exit 2 naming a bad one."
+def csv_options(encoding: str | None, delimiter: str | None) -> dict:
+    """The `csv` block of ingest.yaml for a command's `--encoding` and `--delimiter` (empty: the defaults); exit 2
+    naming a bad one."""
     csv = {}
     if encoding is not None:
         try:
@@ -102,7 +103,7 @@ def _dialect(encoding: str | None, delimiter: str | None) -> dict:
         raise CommandError(f"--encoding/--delimiter: {why}") from None
     return csv
 
-
+# %% ../../nbs/api/data/11_init_command.ipynb #6014e729
 _DATASET_FREE = ('monitor.yaml', 'retrain.yaml')  # windows, alert rules, sinks, triggers: no column named
 
 
@@ -159,7 +160,7 @@ def init(
         shown = str(path.relative_to(ws.root))  # ingest.yaml names sources relative to the workspace
     except ValueError:
         shown = str(path)
-    csv = _dialect(encoding, delimiter)
+    csv = csv_options(encoding, delimiter)
     df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (a dataset's file: its refusals say --encoding)
     if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
         raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")

@@ -106,8 +106,9 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
     if compression is None:
         for sig, what in _MAGIC.items():
             if magic.startswith(sig):
+                gz = " (or, for a dataset's files, set 'csv.compression: gzip' in ingest.yaml)"
                 hint = (
-                    "; name it .csv.gz" + ('' if dialect is None else " or set 'csv.compression: gzip' in ingest.yaml")
+                    "; name it .csv.gz" + ('' if dialect is None else gz)
                     if sig == b'\x1f\x8b'
                     else '; export it as CSV (or use .parquet for a Parquet file)'
                 )
@@ -160,7 +161,7 @@ def _encoding_fix(shown: str, dialect) -> str:
     again = f"re-export the file as {shown}"
     if dialect is None:
         return again
-    return f"{again}, or give its encoding: 'csv.encoding' in ingest.yaml (`lifecycle init --encoding`)"
+    return f"{again}, or give its encoding: 'csv.encoding' in ingest.yaml, `--encoding` of `lifecycle init` or `score`"
 
 
 def _codec_refused(path: Path, shown: str, e: UnicodeError, dialect) -> SourceError:

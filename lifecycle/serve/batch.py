@@ -23,16 +23,16 @@ __all__ = ['score_file']
 _READS = ('.csv', '.csv.gz', '.parquet', '.pq')
 
 
-def _chunks(path: Path, rows: int, columns: list[str]):
-    """The input's chunks as ingestion reads a source (`sources.read_chunks`, a CSV with the defaults: comma, UTF-8, a
-    header): a header naming one of the model's `columns` twice, a file not in UTF-8 or a column of lists the model
-    reads is `SourceError` naming the file; the columns it does not read pass as they come."""
+def _chunks(path: Path, rows: int, columns: list[str], dialect=None):
+    """The input's chunks as ingestion reads a source (`sources.read_chunks`, a CSV with a header as `dialect` says,
+    else comma-separated UTF-8): a header naming one of the model's `columns` twice, a file not in its encoding or a
+    column of lists the model reads is `SourceError` naming the file; the columns it does not read pass as they come."""
     from lifecycle.data import sources
 
     if not path.name.lower().endswith(_READS) or not sources.is_file_source(str(path)):
         found = path.suffix or 'no extension'
         raise InputError(f"{path}: expected a .csv (or .csv.gz) or .parquet file, found {found!r}")
-    yield from sources.read_chunks(str(path), '.', rows, only=set(columns))
+    yield from sources.read_chunks(str(path), '.', rows, dialect=dialect, only=set(columns))
 
 
 def _count_rows(path: Path) -> int | None:
@@ -94,8 +94,10 @@ def score_file(
     actor=None,
     progress=None,
     contract: dict | None = None,
+    dialect=None,
 ) -> dict:
-    "Score `src` into `dst` (CSV or Parquet by extension); returns the batch summary."
+    """Score `src` into `dst` (CSV or Parquet by extension; a CSV input read with the `CsvDialect` `dialect`'s encoding
+    and delimiter, the output written as comma-separated UTF-8); returns the batch summary."""
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise InputError(f"{src}: input file not found")
@@ -109,7 +111,7 @@ def score_file(
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     try:
         total = _count_rows(src)
-        for chunk in _chunks(src, chunk_rows, m.columns):
+        for chunk in _chunks(src, chunk_rows, m.columns, dialect):
             if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                 continue
             cols = _typed_frame(chunk, m, src, rows)

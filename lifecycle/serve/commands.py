@@ -367,14 +367,23 @@ def score(
         None, '--threshold', help="Decision threshold (default: the flags' default variant)."
     ),
     chunk_rows: int = typer.Option(50_000, '--chunk-rows', min=1, help="Rows per chunk."),
+    encoding: Optional[str] = typer.Option(
+        None, '--encoding', help="A CSV input's encoding (default utf-8): latin-1, cp1252, utf-16 ..."
+    ),
+    delimiter: Optional[str] = typer.Option(
+        None, '--delimiter', help="A CSV input's delimiter (default ','): ';', '|', or 'tab'."
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print the batch summary as JSON."),
 ):
-    "Score a file in chunks through the same verified, packaged model the server uses; logged."
+    """Score a file in chunks through the same verified, packaged model the server uses; logged. The output is written
+    as comma-separated UTF-8 (or Parquet)."""
     from lifecycle.serve import flags as fl
     from lifecycle.serve.models import load_version, input_contract
     from lifecycle.serve.predlog import PredictionLog, default_url
     from lifecycle.model.signing import SignatureError
     from lifecycle.serve.batch import score_file
+    from lifecycle.core.params import CsvDialect
+    from lifecycle.data.init_command import csv_options
 
     if not input.is_file():  # before a model is loaded or a progress bar drawn
         raise CommandError(f"--input {input}: no such file", EXIT_SOURCE)
@@ -382,6 +391,7 @@ def score(
         raise CommandError(f"--input {input}: the file is empty (no header, no rows)", EXIT_SOURCE)
     if threshold is not None and not 0 <= threshold <= 1:
         raise CommandError(f"--threshold: expected a number from 0 to 1, found {threshold}", EXIT_INPUT)
+    dialect = CsvDialect(**csv_options(encoding, delimiter))  # (always one: a refusal may then say --encoding)
     s = Workspace.open()
     ps = s.params
     name, spec = ps['register'].model_name, ps['flags']
@@ -423,6 +433,7 @@ def score(
             audit_path=s.audit_path,
             progress=progress,
             contract=contract,
+            dialect=dialect,
         )
     finally:
         bar.close()
