@@ -173,3 +173,48 @@ def test_the_kill_switch_and_a_rollback_are_never_refused_by_the_release_policy(
     assert fl.change_flags(s, {'percentage': 0, 'challenger': None}, actor='carol').challenger is None
     with pytest.raises(fl.FlagError, match='control'):  # more exposure for a version is still checked
         fl.change_flags(s, {'control': '2'}, actor='carol')
+
+
+def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stays_pulled(tmp_path, monkeypatch):
+    "Audit log unwritable (read-only, immutable, full): a change is not left live unrecorded; the kill switch is."
+    from contextlib import contextmanager
+    from lifecycle.core import audit
+    from lifecycle.core.store import read_state
+    from lifecycle.serve import tokens
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
+    entries = len(audit.read(s.audit_path))
+
+    @contextmanager
+    def immutable(log):
+        raise PermissionError(1, 'Operation not permitted', str(log))
+        yield
+
+    monkeypatch.setattr(audit, '_locked_chain', immutable)
+    with pytest.raises(audit.AuditError, match=r"nothing changed: the audit log .* cannot be written \(Operation not"):
+        fl.change_flags(s, {'percentage': 50}, actor='carol')
+    live = fl.read_document(fl.flagd_path(s))['metadata']['revision']  # (the flag file the server reads, too)
+    assert fl.load_spec(s)[0].percentage == 10 and fl.compile_flags(fl.load_spec(s)[0])['metadata']['revision'] == live
+    with pytest.raises(audit.AuditError, match='the kill switch is ON, unrecorded'):
+        fl.kill(s, actor='carol', reason='incident')
+    assert fl.load_spec(s)[0].kill is True  # (an emergency is not undone for want of a record)
+    with pytest.raises(audit.AuditError, match='no token issued'):
+        tokens.issue_token(s, 'carol', 'k1')
+    assert read_state(tokens.tokens_path(s), {}, dict) == {}
+    monkeypatch.undo()
+    assert len(audit.read(s.audit_path)) == entries
+
+
+@pytest.mark.parametrize('text, found', [('{bad', 'damaged JSON'), ('[]', 'a JSON list')])
+def test_a_damaged_token_file_is_named_not_a_traceback(tmp_path, text, found):
+    from lifecycle.core.store import StateError
+    from lifecycle.serve import tokens
+
+    s = registered_workspace(tmp_path, 'm', versions=1)
+    tokens.tokens_path(s).parent.mkdir(parents=True, exist_ok=True)
+    tokens.tokens_path(s).write_text(text)
+    for call in (lambda: tokens.issue_token(s, 'carol', 'k1'), lambda: tokens.token_record(s, 'lc_x')):
+        with pytest.raises(StateError, match=rf"tokens.json: expected an object of state, found {found}"):
+            call()
+    assert tokens.tokens_path(s).read_text() == text  # (nothing issued over it)

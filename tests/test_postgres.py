@@ -118,7 +118,9 @@ def test_a_server_with_its_log_on_postgresql_answers_logs_and_takes_feedback(pg_
     keys = stored(url)
     assert keys[ids[1]] and keys[ids[1]] != sent and sent not in str(keys)  # its pseudonym, never as sent
     df = read_log(url).set_index('request_id')
-    assert df.loc[ids[1], 'outcome'] == 1 and (ws / '.lifecycle' / 'predictions.db').exists() is False
+    assert (
+        df.loc[ids[1], 'outcome'] == 'Yes' and (ws / '.lifecycle' / 'predictions.db').exists() is False
+    )  # 1: the positive label
     env = {'LIFECYCLE_PREDICTION_LOG_URL': url}  # the commands that read the log, on PostgreSQL
     r, out = cli_json(ws, 'trace', ids[1], env=env)
     assert r.returncode == 0 and [x['request_id'] for x in out['rows']] == [ids[1]], (r.stdout, r.stderr)

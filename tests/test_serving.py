@@ -319,9 +319,15 @@ def test_feedback_joins_the_log_by_request_id(ws, server):
     r = server.http.post('/feedback', json={'request_id': rid, 'outcome': 'eve@example.org'})
     assert r.status_code == 422 and 'not a label' in r.json()['error'] and 'eve' not in r.json()['error']
     assert server.http.post('/feedback', json={'request_id': rid, 'outcome': {'x': 1}}).status_code == 422
+    for odd in (2, 0.5, -1, 1e308, ['Yes', 2]):  # numbers that are no label (the retraining's ingestion refuses them)
+        r = server.http.post('/feedback', json={'request_id': rid, 'outcome': odd})
+        assert r.status_code == 422 and "expected one of ['Yes', 'No'], or 0/1 or a boolean" in r.json()['error']
+    both = server.predict('fb2')['request_id'], server.predict('fb3')['request_id']
+    for r_id, said in zip(both, (True, 0)):  # 0/1 and booleans stand for the labels (positive_class: 'Yes')
+        assert server.http.post('/feedback', json={'request_id': r_id, 'outcome': said}).status_code == 200
     wait_until(lambda: server.ready()['prediction_log_pending'] == 0, 5)  # the prediction row is written in a batch
-    df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}")
-    assert df.set_index('request_id').loc[rid, 'outcome'] == 'Yes'
+    df = read_log(f"sqlite:///{ws / '.lifecycle/predictions.db'}").set_index('request_id')
+    assert df.loc[rid, 'outcome'] == 'Yes' and [df.loc[r_id, 'outcome'] for r_id in both] == ['Yes', 'No']
 
 
 def test_metrics_per_variant_and_version(server):

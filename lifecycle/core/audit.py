@@ -305,8 +305,13 @@ def append(
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir)
     key = audit_key(folder)
-    with _locked_chain(log) as fd:
-        return _append_locked(fd, log, folder, key, action, subject, reason, actor, details)
+    try:
+        with _locked_chain(log) as fd:
+            return _append_locked(fd, log, folder, key, action, subject, reason, actor, details)
+    except OSError as e:  # (read-only, immutable, a full disk: the caller undoes what it cannot record, or says so)
+        raise AuditError(
+            f"the audit log {log} cannot be written ({e.strerror or e}): its {action!r} entry was not recorded"
+        ) from None
 
 # %% ../../nbs/api/core/03_audit.ipynb #628c9e93
 def read(path: str | Path) -> list[dict]:

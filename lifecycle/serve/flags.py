@@ -520,16 +520,23 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     write_spec(s, new, name, before=old)
     from lifecycle.data.pii import finding_salt
+    from lifecycle.core.audit import AuditError
 
     salt = finding_salt(s.digest_salt_path)
-    s.audit(
-        'flags.change',
-        MODEL_FLAG,
-        reason or ', '.join(diff) or 'no change',
-        actor=actor,
-        source=source,
-        changes=_rule_values_digested(diff, salt),
-    )
+    try:
+        s.audit(
+            'flags.change',
+            MODEL_FLAG,
+            reason or ', '.join(diff) or 'no change',
+            actor=actor,
+            source=source,
+            changes=_rule_values_digested(diff, salt),
+        )
+    except AuditError as e:  # a change no entry records is undone; the kill switch, an emergency, stays pulled
+        if new.kill and not old.kill:
+            raise AuditError(f"the kill switch is ON, unrecorded: {e}; make the audit log writable") from None
+        _write(s, old, name)
+        raise AuditError(f"nothing changed: {e}; make the audit log writable, then change the flags again") from None
     return new
 
 

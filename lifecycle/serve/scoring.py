@@ -325,18 +325,33 @@ def read_json(body: bytes, max_depth: int = 32):
     return value
 
 
-def check_outcome(outcome, labels=None) -> None:
-    "A true outcome: a class label (one of `labels` when declared), 0/1, a boolean or a number; or a list of them."
+def check_outcome(outcome, labels=None, positive=None):
+    """A true outcome (or a list of them) as the log keeps it: a class label, one of `labels` when declared, for which
+    0/1 and booleans stand when the target has two labels (1 and true for `positive`); else a label, 0/1, a boolean or
+    a number. `InputError` (422) naming the field otherwise, never quoting the value: a label the retraining's
+    ingestion would refuse is refused here, where it is given."""
     if isinstance(outcome, list) and not outcome:
         raise InputError("field 'outcome': an empty list; expected one outcome per record of the request, or one")
-    for v in outcome if isinstance(outcome, list) else [outcome]:
-        if isinstance(v, str):
-            if labels and v not in labels:
-                raise InputError(
-                    f"field 'outcome': a text that is not a label (values are not repeated); expected one of {labels}"
-                )
-        elif v is None or not isinstance(v, (bool, int, float)):
+    out = [_outcome(v, labels, positive) for v in (outcome if isinstance(outcome, list) else [outcome])]
+    return out if isinstance(outcome, list) else out[0]
+
+
+def _outcome(v, labels, positive):
+    if isinstance(v, str):
+        if labels and v not in labels:
             raise InputError(
-                "field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; "
-                f"found {type(v).__name__}"
+                f"field 'outcome': a text that is not a label (values are not repeated); expected one of {labels}"
             )
+        return v
+    if v is None or not isinstance(v, (bool, int, float)):
+        raise InputError(
+            f"field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; found {type(v).__name__}"
+        )
+    if not labels:
+        return v
+    if len(labels) != 2 or positive not in labels or v not in (0, 1):
+        raise InputError(
+            f"field 'outcome': a {'boolean' if isinstance(v, bool) else 'number'} where a label is expected (values "
+            f"are not repeated); expected one of {labels}" + (", or 0/1 or a boolean" if len(labels) == 2 else '')
+        )
+    return positive if v == 1 else next(x for x in labels if x != positive)

@@ -74,6 +74,7 @@ class Server:
         self.admin_role = declared.admin_role
         target = params['features'].target
         self.labels = params['ingest'].columns[target].allowed if target in params['ingest'].columns else None
+        self.positive = params['features'].positive_class  # (what 1 and true stand for in feedback)
         self.metrics = Metrics()
         self.trust = RosterFile(s, self.alert)  # who holds which role: the trust registry, re-read when it changes
         self.refusals = RefusalTally(s.audit_path)  # refused admin requests: audited per client and minute

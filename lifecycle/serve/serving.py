@@ -20,6 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.background import BackgroundTask
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
+from ..core.audit import AuditError
 from ..core.settings import Settings, SettingsError
 from ..core.workspace import Workspace
 from .models import CsvBody, InputError
@@ -370,9 +371,9 @@ async def feedback(request: Request):
         extra = sorted(set(p) - {'request_id', 'outcome'})
         if extra:
             raise InputError(f"body: unknown field(s) {extra}")
-        check_outcome(p.get('outcome'), srv.labels)
+        outcome = check_outcome(p.get('outcome'), srv.labels, srv.positive)  # (0/1 and booleans as the labels)
         # (a thread: a request ID not in the database yet may wait for the writers' journals to be inserted)
-        return answer(await run_in_threadpool(add_feedback, srv.log, p.get('request_id'), p.get('outcome')))
+        return answer(await run_in_threadpool(add_feedback, srv.log, p.get('request_id'), outcome))
     except (InputError, FeedbackError) as e:
         return refuse(srv, 'feedback', e, e.status)
 
@@ -439,12 +440,20 @@ def admin_user(action: str):
     "A dependency: the user of the request's bearer token, if they hold the flags' admin role; refusals tallied."
 
     def user(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
+        from lifecycle.core.store import StateError
+
         srv: Server = request.app.state.server
         try:
             return authorise(srv.s, creds.credentials if creds else None, srv.people, srv.admin_role)
         except Unauthorised as e:
-            srv.refusals.add(_client(request), e.user or 'anonymous', action, e.status, str(e))  # per client, minute
+            try:
+                srv.refusals.add(_client(request), e.user or 'anonymous', action, e.status, str(e))  # per client+minute
+            except (AuditError, OSError) as err:  # the refusal stands, said in the server's log
+                log.error('a refused admin request could not be audited: %s', err)
             raise Refused('admin', str(e), e.status) from None
+        except StateError as e:  # (the token file is damaged: no token can be checked until it is mended)
+            log.error('admin request refused: %s', e)
+            raise Refused('admin', f"the server cannot check tokens now: {e}", 503) from None
 
     return user
 
@@ -463,7 +472,7 @@ def _refused_change(request: Request, srv: Server, user: str, action: str, e: Ex
     "An admin's refused change (bad body, policy, a rollout's hold): audited per client and minute, as refused tokens."
     try:
         srv.refusals.add(_client(request), user, action, e.status, _unquoted(str(e)))
-    except OSError as err:  # the audit log could not take it: the refusal stands, said in the server's log
+    except (AuditError, OSError) as err:  # the audit log could not take it: the refusal stands, said in the log
         log.error('a refused admin change could not be audited: %s', err)
     return refuse(srv, 'admin', e, e.status)
 
@@ -490,6 +499,9 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=str(p.get('reason') or ''), source='api')
     except (InputError, fl.FlagError) as e:  # (FlagError: 503 when the policy could not be checked: try again)
         return _refused_change(request, srv, user, 'flags.change', e)
+    except AuditError as e:  # nothing changed: no entry could record it
+        log.error('flags change refused: %s', e)
+        return refuse(srv, 'admin', e, 503)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
 
@@ -500,6 +512,9 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
         spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
     except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
         return _refused_change(request, srv, user, 'flags.kill', e)
+    except AuditError as e:  # the kill switch is on, unrecorded: said as a 503 naming the audit log
+        log.error('kill switch: %s', e)
+        return refuse(srv, 'admin', e, 503)
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
 

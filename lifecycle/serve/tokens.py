@@ -34,12 +34,24 @@ def issue_token(s: Settings, user: str, key_id: str, actor: str | None = None) -
     "A new API token for `user`, bound to their registered key `key_id` (shown once; its sha256 is stored)."
     token = 'lc_' + secrets.token_urlsafe(24)
     p = tokens_path(s)
-    known = json.loads(p.read_text()) if p.exists() else {}
+    known = _tokens(p)
+    before = json.dumps(known, indent=1).encode()
     known[_digest(token)] = {'user': user, 'key_id': key_id, 'issued': time.time()}
     s.state_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
-    audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=key_id)
+    try:
+        audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=key_id)
+    except audit.AuditError as e:  # a token no entry records does not stand
+        atomic_write(p, before, mode=0o600)
+        raise audit.AuditError(f"no token issued: {e}") from None
     return token
+
+
+def _tokens(p: Path) -> dict:
+    "The issued tokens' records by digest; `StateError` (exit 4) naming a damaged file."
+    from lifecycle.core.store import read_state
+
+    return read_state(p, {}, dict)
 
 
 def token_record(s: Settings, token: str | None) -> dict | None:
@@ -47,7 +59,8 @@ def token_record(s: Settings, token: str | None) -> dict | None:
     p = tokens_path(s)
     if not token or not p.exists():
         return None
-    return json.loads(p.read_text()).get(_digest(token))
+    rec = _tokens(p).get(_digest(token))
+    return rec if isinstance(rec, dict) else None
 
 
 def token_user(s: Settings, token: str | None) -> str | None:
