@@ -174,6 +174,9 @@ CASES = [
     (['rollout', 'advance'], 2, 'no rollout in progress'),
     (['rollout', 'start', '--challenger', '2', '--steps', '5,x'], 2, 'expected comma-separated percentages'),
     (['rollout', 'guard', '--once'], 2, 'no running rollout to guard'),
+    (['rollout', 'guard'], 2, 'no running rollout to guard'),  # (watching nothing: said, not an empty exit 0)
+    (['rollout', 'guard', '--max-seconds', 'nan'], 2, '--max-seconds: expected a number of seconds above 0, found nan'),
+    (['rollout', 'guard', '--max-seconds', '0'], 2, '--max-seconds: expected a number of seconds above 0, found 0'),
     (['rollout', 'report'], 2, 'no rollout to report on'),
     (['rollout', 'demo', '--challenger-kind', 'shiny'], 2, 'expected sound or degraded'),
     (['experiment', 'report', '--since', 'yesterday'], 2, 'expected an ISO time or epoch seconds'),

@@ -167,9 +167,13 @@ def rollout_guard(
     from lifecycle.deliver import rollout as ro
     from lifecycle.serve.predlog import default_url
 
+    if max_seconds is not None and not 0 < max_seconds < float('inf'):  # (nan, 0 or inf watched for ever)
+        raise CommandError(f"--max-seconds: expected a number of seconds above 0, found {max_seconds:g}", EXIT_INPUT)
     s = Workspace.open()
     ps = s.params
     g, positive, url = ps['rollout'].guard, ps['features'].positive_class, default_url(s)
+    if not once and ((st := ro.load_state(s)) is None or st['status'] != 'running'):  # (it would return at once)
+        raise CommandError("no running rollout to guard", EXIT_INPUT)
 
     def show(d, waits: bool = False):  # (a watching guard's waits would print a line a second)
         if as_json:
