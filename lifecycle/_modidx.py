@@ -2062,6 +2062,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._watchers': ( 'api/operate/monitor.html#_watchers',
                                                                                     'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor._windows': ( 'api/operate/monitor.html#_windows',
+                                                                                   'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._write_if_changed': ( 'api/operate/monitor.html#_write_if_changed',
                                                                                             'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor.alert_log': ( 'api/operate/monitor.html#alert_log',

@@ -140,6 +140,13 @@ def test_unreadable_files_are_counted_in_ingest_stats(arrests_ws, arrests):
     st = strict(invoke(commands.ingest, ['stats', '--json']).stdout)
     assert (st['batches'], st['accepted'], st['rejected'], st['unreadable']) == (3, 1, 0, 2)
     assert st['success_rate'] == 1 / 3 and st['log'][0]['status'] == 'unreadable'
+    log = next((arrests_ws / '.lifecycle').rglob('batches.jsonl'))
+    with log.open('a') as f:  # a line that is JSON but no batch of this log: named, exit 4, never a KeyError
+        f.write('{"x": 1}\n')
+    r = invoke(commands.ingest, ['stats', '--json'])
+    assert (
+        r.exit_code == 4 and "line 4 is not an entry of this log (no 'dataset', 'status')" in strict(r.stdout)['error']
+    )
 
 
 def test_drift_leaves_out_excluded_columns_and_identifiers_and_prints_strict_json(arrests_ws, arrests):

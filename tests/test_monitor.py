@@ -654,9 +654,18 @@ def test_rows_the_logs_database_refused_raise_a_high_alert_once_with_counts_not_
         ('monitor/state.json', b'{"windows_seen": [', 'expected an object of state, found damaged JSON'),
         ('monitor/breaching.json', b'{"a": 1}', 'expected a list of state, found a JSON dict'),
         ('monitor/outbox/tickets.json', b'', 'expected a list of state, found an empty file'),
-        ('monitor/alerts.jsonl', b'{"rule": "x"}\n[1, 2, 3]\n', 'line 2 is not an entry (a JSON object)'),
+        ('monitor/alerts.jsonl', b'{"rule": "x", "series": "s", "severity": "high"}\n[1]\n', 'line 2 is not an entry'),
+        ('monitor/alerts.jsonl', b'{"x": 1}\n', "line 1 is not an entry of this log (no 'rule', 'series', 'severity')"),
+        ('monitor/windows.parquet', b'PAR1 not a table', 'not a readable table of windows (ArrowInvalid); remove it'),
     ],
-    ids=['state-torn', 'breaching-wrong-shape', 'outbox-emptied', 'alerts-line-not-an-entry'],
+    ids=[
+        'state-torn',
+        'breaching-wrong-shape',
+        'outbox-emptied',
+        'alerts-line-not-an-entry',
+        'alerts-line-of-another-shape',
+        'windows-damaged',
+    ],
 )
 def test_a_damaged_monitor_file_is_named_with_exit_4_and_strict_json_never_a_traceback(workspace, file, bad, says):
     from conftest import cli_json

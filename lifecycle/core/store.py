@@ -192,8 +192,9 @@ def append_jsonl(path: str | Path, entry: dict, fsync: bool = True) -> None:
         write_line(fd, (json.dumps(entry, default=str) + '\n').encode(), fsync)
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    "Every whole entry of a JSON-lines log; a torn last line is ignored, a damaged middle line raises `JournalError`."
+def read_jsonl(path: str | Path, keys: tuple[str, ...] = ()) -> list[dict]:
+    """Every whole entry of a JSON-lines log; a torn last line is ignored, a damaged middle line (or, given `keys`, an
+    entry without one of them) raises `JournalError`."""
     p = Path(path)
     if not p.is_file():
         return []
@@ -215,6 +216,11 @@ def read_jsonl(path: str | Path) -> list[dict]:
             raise JournalError(
                 f"{p}: line {i} is not {'an entry (a JSON object)' if entry is not None else 'valid JSON'} (damaged "
                 f"in the middle of the log, not a torn last line); move the file aside and restore it from a backup"
+            )
+        if missing := [k for k in keys if k not in entry]:
+            raise JournalError(
+                f"{p}: line {i} is not an entry of this log (no {', '.join(map(repr, missing))}); move the file aside "
+                "and restore it from a backup"
             )
         out.append(entry)
     return out

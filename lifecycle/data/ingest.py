@@ -239,7 +239,7 @@ def ingest_log_path(s: Settings) -> Path:
 def read_log(s: Settings) -> list[dict]:
     "Every logged batch, oldest first."
     p = ingest_log_path(s)
-    return read_jsonl(p)
+    return read_jsonl(p, keys=('dataset', 'status'))
 
 
 FAILED = ('unreadable', 'not stored')  # batches that never reached the checks, or could not be stored

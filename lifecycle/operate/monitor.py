@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from ..core.store import append_jsonl, atomic_write, read_jsonl, read_state, whole_lines
+from ..core.store import StateError, append_jsonl, atomic_write, read_jsonl, read_state, whole_lines
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
 from .alerts import Outbox, judge, key_by_model, raise_alerts, still_breached
@@ -415,7 +415,8 @@ _SHOWN = [
 
 def alert_log(state_dir: str | Path, severity: str | None = None, limit: int | None = None) -> list[dict]:
     "Alerts raised so far (newest first), of one severity or all."
-    out = [a for a in read_jsonl(_monitor_dir(state_dir) / 'alerts.jsonl') if severity in (None, a['severity'])]
+    raised = read_jsonl(_monitor_dir(state_dir) / 'alerts.jsonl', keys=('rule', 'series', 'severity'))
+    out = [a for a in raised if severity in (None, a['severity'])]
     return out[::-1][:limit]
 
 
@@ -433,6 +434,21 @@ def open_alerts(state_dir: str | Path, raised: list[dict] | None = None) -> list
     return out
 
 
+def _windows(path: Path) -> pd.DataFrame:
+    "The last look's windows (`windows.parquet`); `StateError` (exit 4) naming a damaged file (a look rewrites it)."
+    import pyarrow as pa
+
+    try:
+        m = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException) as e:
+        raise StateError(
+            f"{path}: not a readable table of windows ({type(e).__name__}); remove it: the next look writes it"
+        ) from None
+    if missing := [c for c in ('closed', 'window', 'model_version', 'variant') if c not in m.columns]:
+        raise StateError(f"{path}: not a table of windows (no column(s) {missing}); remove it: the next look writes it")
+    return m
+
+
 def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None) -> dict:
     "Heartbeats, the last look, each series' last closed window, alert counts by severity (all, open), the outbox."
     mp = mp or load_monitor_params(ws.params_dir)
@@ -441,7 +457,7 @@ def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
     ages = heartbeats(ws.state_dir, mp.watchers, now)
     series = []
     if (d / 'windows.parquet').is_file():
-        m = pd.read_parquet(d / 'windows.parquet')
+        m = _windows(d / 'windows.parquet')
         last = m[m['closed']].sort_values('window').groupby(['model_version', 'variant']).tail(1)
         for r in last.to_dict('records'):
             series.append({k: r.get(k) for k in ['model_version', 'variant', 'window', 'window_end', *_SHOWN]})
