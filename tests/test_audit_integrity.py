@@ -382,3 +382,31 @@ def test_damage_at_the_end_never_hides_entries_deleted_before_it(ws, junk):
     cp = json.loads(audit.checkpoint_path(audit.keys_folder(ws.log), ws.log).read_text())
     why = cp['breaks'][-1]['reason']
     assert '1 line(s) at its end after entry 3 are not entries' in why and 'records 5 entries' in why, why
+
+
+def test_an_append_that_cannot_be_written_is_an_audit_error_and_a_recorded_one_never_is(ws, monkeypatch, caplog):
+    """Nothing written (the log read-only, immutable, on a full disk): `AuditError` naming the log, and the caller
+    undoes what it cannot record. Written, but its checkpoint kept elsewhere cannot follow: the entry stands (a caller
+    must not undo what the log records), said as a warning, and the next append keeps the lag as a break."""
+    fill(ws, 2)
+    real = audit._save_checkpoint
+
+    def unwritable(*a, **k):
+        raise PermissionError(13, 'Permission denied')
+
+    monkeypatch.setattr(audit, '_save_checkpoint', unwritable)
+    with caplog.at_level('WARNING', logger='lifecycle'):
+        e = audit.append(ws.log, 'flags.change', 'm', reason='r', actor='ada')
+    assert (
+        e['seq'] == 3
+        and len(chain(ws)) == 3
+        and 'entry 3 (flags.change) is recorded, but its checkpoint' in caplog.text
+    )
+    monkeypatch.setattr(audit, '_save_checkpoint', real)
+    assert audit.append(ws.log, 'flags.change', 'm', reason='r', actor='ada')['seq'] == 4  # (the lag kept as a break)
+    monkeypatch.setattr(audit, 'write_line', lambda *a, **k: unwritable())
+    with pytest.raises(
+        audit.AuditError, match=r"audit log .*audit.log cannot be written \(Permission denied\): its 'x'"
+    ):
+        audit.append(ws.log, 'x', 'm', reason='r', actor='ada')
+    assert len(chain(ws)) == 4

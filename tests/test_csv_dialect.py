@@ -108,7 +108,7 @@ def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):
     with pytest.raises(SourceError, match="gzip-compressed file.*name it .csv.gz .or, for a dataset's files, set 'csv"):
         list(read_chunks(str(gz), dialect=CsvDialect()))  # (a dataset's file: ingest.yaml can say so)
     with pytest.raises(SourceError, match=r"gzip-compressed file, not text; name it .csv.gz$"):
-        list(read_chunks(str(gz)))  # (no dialect: `score`'s file, nothing in ingest.yaml to change)
+        list(read_chunks(str(gz)))  # (no dialect: a caller reading a file of no dataset, no ingest.yaml to change)
     assert len(pd.concat(read_chunks(str(gz), dialect=CsvDialect(compression='gzip')))) == 1
     xlsx = tmp_path / 'b.csv'
     with zipfile.ZipFile(xlsx, 'w') as z:
@@ -147,6 +147,27 @@ def test_unreadable_files_are_counted_in_ingest_stats(arrests_ws, arrests):
     assert (
         r.exit_code == 4 and "line 4 is not an entry of this log (no 'dataset', 'status')" in strict(r.stdout)['error']
     )
+
+
+def test_a_batch_whose_audit_entry_cannot_be_written_is_not_kept(arrests_ws, arrests, monkeypatch):
+    "The flags in ingest.yaml changed and the audit log cannot record it: the batch is undone, exit 3, never half kept."
+    from lifecycle.core import audit
+
+    arrests.head(30).to_csv(arrests_ws / 'ok.csv', index=False)
+    assert invoke(commands.ingest, ['ok.csv', '--dataset', 'arrests', '--no-report']).exit_code == 0
+    records = lambda: sorted((arrests_ws / '.lifecycle').rglob('records/datasets/*'))  # noqa: E731
+    log = next((arrests_ws / '.lifecycle').rglob('batches.jsonl'))
+    before = (records(), log.read_bytes())
+    set_yaml(arrests_ws / 'params' / 'ingest.yaml', flags__drift_blocking=True)
+
+    def unwritable(*a, **k):
+        raise audit.AuditError('the audit log .lifecycle/audit.log cannot be written (Read-only file system)')
+
+    monkeypatch.setattr(ing.audit, 'append', unwritable)
+    arrests.iloc[30:60].to_csv(arrests_ws / 'next.csv', index=False)
+    r = invoke(commands.ingest, ['next.csv', '--dataset', 'arrests', '--no-report', '--json'])
+    assert r.exit_code == 3 and 'nothing of the batch was kept' in strict(r.stdout)['error'], r.output
+    assert (records(), log.read_bytes()) == before
 
 
 def test_drift_leaves_out_excluded_columns_and_identifiers_and_prints_strict_json(arrests_ws, arrests):

@@ -196,9 +196,15 @@ def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stay
         fl.change_flags(s, {'percentage': 50}, actor='carol')
     live = fl.read_document(fl.flagd_path(s))['metadata']['revision']  # (the flag file the server reads, too)
     assert fl.load_spec(s)[0].percentage == 10 and fl.compile_flags(fl.load_spec(s)[0])['metadata']['revision'] == live
-    with pytest.raises(audit.AuditError, match='the kill switch is ON, unrecorded'):
-        fl.kill(s, actor='carol', reason='incident')
-    assert fl.load_spec(s)[0].kill is True  # (an emergency is not undone for want of a record)
+    with pytest.raises(audit.AuditError, match='the kill switch is ON, unrecorded, the rest undone'):
+        fl.change_flags(s, {'kill': True, 'percentage': 100}, actor='carol')  # (no more share rides along with it)
+    assert (fl.load_spec(s)[0].kill, fl.load_spec(s)[0].percentage) == (True, 10)
+    with pytest.raises(audit.AuditError, match='nothing changed'):
+        fl.change_flags(s, {'kill': False}, actor='carol')  # (releasing it gives exposure back: undone)
+    with pytest.raises(audit.AuditError, match=r'the change is live, unrecorded \(challenger, percentage\)'):
+        fl.change_flags(s, {'challenger': None, 'percentage': 0}, actor='carol')  # a rollback only takes exposure away
+    spec = fl.load_spec(s)[0]
+    assert (spec.kill, spec.challenger, spec.percentage) == (True, None, 0)  # (an emergency is not undone for a record)
     with pytest.raises(audit.AuditError, match='no token issued'):
         tokens.issue_token(s, 'carol', 'k1')
     assert read_state(tokens.tokens_path(s), {}, dict) == {}

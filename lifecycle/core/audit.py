@@ -287,7 +287,20 @@ def _append_locked(
     with locked_append(payloads_path(log)) as pfd:
         write_line(pfd, (canonical_json(payload) + '\n').encode())
     write_line(fd, (canonical_json(line) + '\n').encode())
-    _save_checkpoint(folder, log, key, seq, line['mac'], breaks)
+    try:  # recorded: a checkpoint that cannot follow (its folder read-only) is a break the next append keeps
+        _save_checkpoint(folder, log, key, seq, line['mac'], breaks)
+    except OSError as e:
+        import logging
+
+        logging.getLogger('lifecycle').warning(
+            '%s: entry %s (%s) is recorded, but its checkpoint in %s could not be saved (%s): run `lifecycle audit '
+            'verify`',
+            log,
+            seq,
+            action,
+            folder,
+            e.strerror or e,
+        )
     return _joined(line, payload)
 
 

@@ -453,6 +453,9 @@ def ingest_batch(
     except IngestError as e:
         _undo(created)
         raise IngestError(f"{source}: {e}") from None
+    except audit.AuditError as e:  # (an entry the batch needs cannot be recorded: the batch is not kept; exit 3)
+        _undo(created)
+        raise audit.AuditError(f"{source}: {e}; nothing of the batch was kept") from None
     finally:
         clean.discard()
         quarantine.discard()  # an exception or a refusal: no temporary file survives
@@ -572,7 +575,6 @@ def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None
         findings=res.violations[['rule', 'column', 'severity', 'blocking']].to_dict('records'),
         **res.metrics,
     )
-    append_jsonl(ingest_log_path(s), entry)
     if prev_flags is not None and prev_flags != flags:
         audit.append(
             s.audit_path,
@@ -605,6 +607,7 @@ def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None
             quarantine=entry['quarantine'],
             policy=p.policy,
         )
+    append_jsonl(ingest_log_path(s), entry)  # (after its audit entries: a batch the audit log cannot take is undone)
 
 # %% ../../nbs/api/data/04_ingest.ipynb #61d975a4
 class SnapshotPurged(Exception):

@@ -532,12 +532,31 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
             source=source,
             changes=_rule_values_digested(diff, salt),
         )
-    except AuditError as e:  # a change no entry records is undone; the kill switch, an emergency, stays pulled
-        if new.kill and not old.kill:
-            raise AuditError(f"the kill switch is ON, unrecorded: {e}; make the audit log writable") from None
+    except AuditError as e:  # a change no entry records is undone, but for what only takes exposure away
+        if _takes_exposure_only(old, new):  # (the kill switch, a rollback: an emergency is not undone for a record)
+            raise AuditError(f"the change is live, unrecorded ({', '.join(diff)}): {e}; make it writable") from None
+        if new.kill and not old.kill:  # the kill switch stays pulled; the rest of the change is undone
+            _write(s, old.model_copy(update={'kill': True}), name)
+            raise AuditError(f"the kill switch is ON, unrecorded, the rest undone: {e}; make it writable") from None
         _write(s, old, name)
-        raise AuditError(f"nothing changed: {e}; make the audit log writable, then change the flags again") from None
+        raise AuditError(f"nothing changed: {e}; make the audit log writable, then try again") from None
     return new
+
+
+def _takes_exposure_only(old: FlagsParams, new: FlagsParams) -> bool:
+    """Whether `new` differs from `old` only by taking exposure away: the kill switch pulled, the challenger removed or
+    its share, cohorts or shadow cut; nothing else changed."""
+    a, b = old.model_dump(), new.model_dump()
+    if any(a[k] != b[k] for k in a if k not in ('challenger', 'percentage', 'cohorts', 'kill', 'shadow')):
+        return False
+    gone = new.challenger is None
+    return (
+        (new.kill or not old.kill)
+        and (gone or new.challenger == old.challenger)
+        and (gone or new.percentage <= old.percentage)
+        and (gone or b['cohorts'] == a['cohorts'] or not b['cohorts'])
+        and (gone or not new.shadow or old.shadow)
+    )
 
 
 def _refuse_edited_spec(s: Settings, spec: FlagsParams) -> None:

@@ -349,9 +349,16 @@ def _outcome(v, labels, positive):
         )
     if not labels:
         return v
-    if len(labels) != 2 or positive not in labels or v not in (0, 1):
+    pos = _positive_label(labels, positive)
+    if len(labels) != 2 or pos is None or v not in (0, 1):
         raise InputError(
             f"field 'outcome': a {'boolean' if isinstance(v, bool) else 'number'} where a label is expected (values "
             f"are not repeated); expected one of {labels}" + (", or 0/1 or a boolean" if len(labels) == 2 else '')
         )
-    return positive if v == 1 else next(x for x in labels if x != positive)
+    return pos if v == 1 else next(x for x in labels if x != pos)
+
+
+def _positive_label(labels: list, positive):
+    "The label `positive` names, compared as the training compares text (`1` names '1' and '1.0' none; true 'True')."
+    alts = {str(positive)} | ({f'{positive:g}'} if type(positive) in (int, float) else set())
+    return next((x for x in labels if str(x) in alts), None)

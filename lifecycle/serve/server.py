@@ -74,7 +74,6 @@ class Server:
         self.admin_role = declared.admin_role
         target = params['features'].target
         self.labels = params['ingest'].columns[target].allowed if target in params['ingest'].columns else None
-        self.positive = params['features'].positive_class  # (what 1 and true stand for in feedback)
         self.metrics = Metrics()
         self.trust = RosterFile(s, self.alert)  # who holds which role: the trust registry, re-read when it changes
         self.refusals = RefusalTally(s.audit_path)  # refused admin requests: audited per client and minute
@@ -217,7 +216,10 @@ class Server:
         "Raise an alert: metric, log line, audit entry."
         self.metrics.alerts.labels(kind).inc()
         log.error('ALERT %s: %s', kind, message)
-        audit.append(self.s.audit_path, 'alert', kind, reason=message[:2000], actor='server')
+        try:
+            audit.append(self.s.audit_path, 'alert', kind, reason=message[:2000], actor='server')
+        except (audit.AuditError, OSError) as e:  # (the caller, the flag gate's thread say, must go on watching)
+            log.error('ALERT %s could not be audited: %s', kind, e)
 
     def status(self) -> dict:
         "Readiness: models loaded and flags active, which flags (checked and applied), the prediction-log backlog."

@@ -452,8 +452,8 @@ def admin_user(action: str):
                 log.error('a refused admin request could not be audited: %s', err)
             raise Refused('admin', str(e), e.status) from None
         except StateError as e:  # (the token file is damaged: no token can be checked until it is mended)
-            log.error('admin request refused: %s', e)
-            raise Refused('admin', f"the server cannot check tokens now: {e}", 503) from None
+            log.error('admin request refused: %s', e)  # (where and why: in the server's log, not to the caller)
+            raise Refused('admin', "the server cannot check tokens now: see its log", 503) from None
 
     return user
 
