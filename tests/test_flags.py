@@ -205,6 +205,10 @@ def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stay
         fl.change_flags(s, {'challenger': None, 'percentage': 0}, actor='carol')  # a rollback only takes exposure away
     spec = fl.load_spec(s)[0]
     assert (spec.kill, spec.challenger, spec.percentage) == (True, None, 0)  # (an emergency is not undone for a record)
+    files = {p: p.read_bytes() for p in (fl.spec_path(s), fl.flagd_path(s))}
+    with pytest.raises(audit.AuditError, match='nothing changed'):  # starting the flags again would release the kill
+        fl.init_flags(s, FlagsParams(control='1', safe='1'), 'm', lambda a: a)
+    assert {p: p.read_bytes() for p in files} == files
     with pytest.raises(audit.AuditError, match='no token issued'):
         tokens.issue_token(s, 'carol', 'k1')
     assert read_state(tokens.tokens_path(s), {}, dict) == {}

@@ -447,15 +447,37 @@ def init_flags(
             return load_spec(s)[0]
         if not _needs_repair(s):  # (a spec edited or damaged: its holder cannot act on it either, so init repairs it)
             _refuse_held(load_hold(s), HELD_KEYS, 'init')  # starting again would pull the arms from under their holder
+        was = _files(s)
         write_spec(s, spec, model_name)
-    s.audit(
-        'flags.init',
-        MODEL_FLAG,
-        reason or 'flags initialised from params/flags.yaml',
-        actor=actor,
-        **{a: getattr(spec, a) for a in ARMS},
-    )
+        _audited_or_undone(
+            s,
+            was,
+            'flags.init',
+            reason or 'flags initialised from params/flags.yaml',
+            actor,
+            **{a: getattr(spec, a) for a in ARMS},
+        )
     return spec
+
+
+def _files(s: Settings) -> dict:
+    "The flags' two files as they are (None: absent), to put back."
+    return {p: p.read_bytes() if p.exists() else None for p in (spec_path(s), flagd_path(s))}
+
+
+def _audited_or_undone(s: Workspace, was: dict, action: str, reason: str, actor, **details) -> None:
+    "Audit the flags just written; if the audit log cannot record it, put the files back as `was` and say so."
+    from lifecycle.core.audit import AuditError
+
+    try:
+        s.audit(action, MODEL_FLAG, reason, actor=actor, **details)
+    except AuditError as e:
+        for p, data in was.items():
+            if data is None:
+                p.unlink(missing_ok=True)
+            else:
+                atomic_write(p, data)
+        raise AuditError(f"nothing changed: {e}; make the audit log writable, then try again") from None
 
 
 def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | None = None) -> FlagsParams:
@@ -466,14 +488,10 @@ def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | N
         update=dict(control=v, safe=v, challenger=None, percentage=0, cohorts=[], kill=False, shadow=False)
     )
     with held(s.state_dir, 'flags'):
+        was = _files(s)
         _write(s, spec, bundle['model_name'])
-    s.audit(
-        'flags.init',
-        MODEL_FLAG,
-        f"release bundle: {bundle['model_name']} version {v} serves everyone",
-        actor=actor,
-        **{a: getattr(spec, a) for a in ARMS},
-    )
+        why = f"release bundle: {bundle['model_name']} version {v} serves everyone"
+        _audited_or_undone(s, was, 'flags.init', why, actor, **{a: getattr(spec, a) for a in ARMS})
     return spec
 
 # %% ../../nbs/api/serve/00_flags.ipynb #6931bd36
