@@ -2513,6 +2513,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags._files': ('api/serve/flags.html#_files', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._needs_repair': ( 'api/serve/flags.html#_needs_repair',
                                                                                 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._put_back': ('api/serve/flags.html#_put_back', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._read_hold': ('api/serve/flags.html#_read_hold', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._refuse_edited_spec': ( 'api/serve/flags.html#_refuse_edited_spec',
                                                                                       'lifecycle/serve/flags.py'),

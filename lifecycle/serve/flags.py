@@ -472,12 +472,17 @@ def _audited_or_undone(s: Workspace, was: dict, action: str, reason: str, actor,
     try:
         s.audit(action, MODEL_FLAG, reason, actor=actor, **details)
     except AuditError as e:
-        for p, data in was.items():
-            if data is None:
-                p.unlink(missing_ok=True)
-            else:
-                atomic_write(p, data)
+        _put_back(was)
         raise AuditError(f"nothing changed: {e}; make the audit log writable, then try again") from None
+
+
+def _put_back(was: dict) -> None:
+    "The flags' files as `_files` found them."
+    for p, data in was.items():
+        if data is None:
+            p.unlink(missing_ok=True)
+        else:
+            atomic_write(p, data)
 
 
 def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | None = None) -> FlagsParams:
@@ -536,6 +541,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     _check_arms(old, new, hold, source)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
+    was = _files(s)
     write_spec(s, new, name, before=old)
     from lifecycle.data.pii import finding_salt
     from lifecycle.core.audit import AuditError
@@ -552,11 +558,12 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         )
     except AuditError as e:  # a change no entry records is undone, but for what only takes exposure away
         if _takes_exposure_only(old, new):  # (the kill switch, a rollback: an emergency is not undone for a record)
-            raise AuditError(f"the change is live, unrecorded ({', '.join(diff)}): {e}; make it writable") from None
+            what = ', '.join(diff) or 'no change'
+            raise AuditError(f"the change is live, unrecorded ({what}): {e}; make it writable") from None
         if new.kill and not old.kill:  # the kill switch stays pulled; the rest of the change is undone
             _write(s, old.model_copy(update={'kill': True}), name)
             raise AuditError(f"the kill switch is ON, unrecorded, the rest undone: {e}; make it writable") from None
-        _write(s, old, name)
+        _put_back(was)
         raise AuditError(f"nothing changed: {e}; make the audit log writable, then try again") from None
     return new
 
