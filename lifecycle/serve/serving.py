@@ -22,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from ..core.audit import AuditError
 from ..core.settings import Settings, SettingsError
+from ..core.store import StateError
 from ..core.workspace import Workspace
 from .models import CsvBody, InputError
 from .predlog import FeedbackError, LogFailed, add_feedback
@@ -440,8 +441,6 @@ def admin_user(action: str):
     "A dependency: the user of the request's bearer token, if they hold the flags' admin role; refusals tallied."
 
     def user(request: Request, creds: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> str:
-        from lifecycle.core.store import StateError
-
         srv: Server = request.app.state.server
         try:
             return authorise(srv.s, creds.credentials if creds else None, srv.people, srv.admin_role)

@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 from ..core.settings import Settings
-from ..core.store import atomic_write
+from ..core.store import atomic_write, read_state
 from ..core import audit
 
 # %% auto #0
@@ -49,8 +49,6 @@ def issue_token(s: Settings, user: str, key_id: str, actor: str | None = None) -
 
 def _tokens(p: Path) -> dict:
     "The issued tokens' records by digest; `StateError` (exit 4) naming a damaged file."
-    from lifecycle.core.store import read_state
-
     return read_state(p, {}, dict)
 
 
