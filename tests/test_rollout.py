@@ -235,6 +235,39 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
     assert r.returncode == 2 and 'steps' in r.stderr
 
 
+@pytest.mark.parametrize('action, status', [('kill', 'killed'), ('rollback', 'rolled_back')])
+def test_a_kill_or_rollback_the_audit_log_cannot_record_still_ends_the_rollout(ws, monkeypatch, action, status):
+    """The flags change of a kill or a rollback stays live when the audit log cannot record it (it only takes exposure
+    away): the rollout ends with it, saying it went unrecorded, so no guard judges and no hold keeps an arm gone."""
+    from contextlib import contextmanager
+    from lifecycle.core import audit
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    st = ro.start(s, '2', s.params['rollout'], steps=[10, 100], actor='carol', reason='canary')
+    entries = len(audit.read(s.audit_path))
+
+    @contextmanager
+    def immutable(log):
+        raise PermissionError(1, 'Operation not permitted', str(log))
+        yield
+
+    monkeypatch.setattr(audit, '_locked_chain', immutable)
+    said = rf"rollout {st['id']} {status.replace('_', ' ')}, its flags change unrecorded: the change is live"
+    with pytest.raises(audit.AuditError, match=said):
+        getattr(ro, action)(s, actor='carol', reason='pager went off')
+    monkeypatch.undo()
+    after = ro.load_state(s)
+    assert (after['status'], after['percentage'], after['history'][-1]['unrecorded']) == (status, 0.0, True)
+    assert fl.load_hold(s) is None and len(audit.read(s.audit_path)) == entries
+    spec = fl.load_spec(s)[0]
+    assert (spec.challenger, spec.percentage, spec.kill) == (None, 0, action == 'kill')
+    r = cli(ws, 'rollout', 'status', '--json')
+    assert r.returncode == 0 and json.loads(r.stdout)['rollout']['status'] == status, r.stdout + r.stderr
+
+
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
     assert r.returncode == 0 and out['rollout']['percentage'] == 0, r.stderr

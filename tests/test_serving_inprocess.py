@@ -328,6 +328,28 @@ def test_a_flags_change_the_policy_cannot_check_now_answers_503_one_it_refuses_4
     assert r.status_code == 422 and 'challenger: version 2 is the control' in r.json()['error']
 
 
+def test_a_damaged_flags_spec_is_a_damaged_state_file_exit_4_and_503(client, ws):
+    "As every damaged state file (README, exit codes): named with the fix, exit 4; the admin API answers 503, not 422."
+    s = Workspace.open(ws)
+    token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
+    good = fl.spec_path(s).read_bytes()
+    try:
+        fl.spec_path(s).write_text('{"model_name": "arrests-release", "percentage": ')
+        for args in (('flags', 'show'), ('flags', 'set', 'shadow=false')):
+            r = cli(ws, *args)
+            assert r.returncode == 4 and 'spec.json: not a flags spec' in r.stderr and 'init --force' in r.stderr, (
+                args,
+                r.stderr,
+            )
+        r = client.get('/admin/flags', headers=token)
+        assert r.status_code == 503 and 'spec.json: not a flags spec' in r.json()['error'], r.text
+        r = client.patch('/admin/flags', json={'changes': {'shadow': False}}, headers=token)
+        assert r.status_code == 503 and 'spec.json: not a flags spec' in r.json()['error'], r.text
+    finally:
+        fl.spec_path(s).write_bytes(good)
+    assert client.get('/admin/flags', headers=token).status_code == 200
+
+
 def test_flags_route_predict_cohorts_and_kill_switch(client, ws):
     s = Workspace.open(ws)
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
@@ -838,13 +860,13 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     ro.state_path(s).write_text(good[:40])  # damaged: still held (nothing says it ended), and said so, no traceback
     assert fl.load_hold(s)['id'] == st['id']
     r = cli(ws, 'rollout', 'status')
-    assert r.returncode == 2 and "the rollout's state cannot be read" in r.stderr and 'Traceback' not in r.stderr, (
+    assert r.returncode == 4 and "the rollout's state cannot be read" in r.stderr and 'Traceback' not in r.stderr, (
         r.stderr
     )
     ro.state_path(s).write_text(json.dumps({**json.loads(good), 'percentage': 'abc', 'status': 'bogus'}))
     for cmd in (['rollout', 'status'], ['rollout', 'advance'], ['rollout', 'guard', '--once']):
         r = cli(ws, *cmd)  # whole JSON, values of the wrong kind: named as damaged too, not a TypeError
-        assert r.returncode == 2 and 'keys of the wrong kind: status, percentage' in r.stderr, (cmd, r.stderr)
+        assert r.returncode == 4 and 'keys of the wrong kind: status, percentage' in r.stderr, (cmd, r.stderr)
     ro.state_path(s).write_text(good)
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
     with TestClient(create_app(Server(s))) as client:
@@ -876,6 +898,8 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
         fl.change_flags(s, {'percentage': 0}, actor='test', reason='under a damaged hold')
     r = cli(ws, 'flags', 'show')
     assert r.returncode == 0 and 'hold.json cannot be read' in ' '.join(r.stdout.split()), r.stdout + r.stderr
+    r = cli(ws, 'flags', 'set', 'percentage=0')  # a damaged state file: exit 4, as the README says of every one
+    assert r.returncode == 4 and 'hold.json cannot be read' in r.stderr, r.stderr
     fl.change_flags(s, {'shadow': True}, actor='test', reason='the shadow and the kill switch stay anyone\'s')
     assert fl.load_spec(s)[0].percentage == 50 and fl.load_spec(s)[0].shadow
     ro.rollback(s, actor='test', reason='test over')  # the rollout passes, and its end removes the damaged file

@@ -11,26 +11,32 @@ import json
 import time
 import uuid
 from contextlib import contextmanager
+from typing import NoReturn
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
-from ..core.store import atomic_write
+from ..core.store import atomic_write, StateError
+from ..core.audit import AuditError
 from ..core.locks import held
 from ..core.params import RolloutParams, GuardParams
 from .abstats import SequentialTest
 from ..serve import flags as fl
 
 # %% auto #0
-__all__ = ['ACTIVE', 'RolloutError', 'state_path', 'load_state', 'locked', 'start', 'advance', 'completes_next', 'switch',
-           'pause', 'resume', 'rollback', 'kill', 'arm_stats', 'Decision', 'judge', 'look', 'complete_if_unchanged',
-           'guard', 'timeline', 'plot_timeline']
+__all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'start', 'advance', 'completes_next',
+           'switch', 'pause', 'resume', 'rollback', 'kill', 'arm_stats', 'Decision', 'judge', 'look',
+           'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
     "A rollout action that does not apply in the current state."
+
+
+class RolloutDamaged(StateError, RolloutError):
+    "The rollout's state file cannot be read: a `RolloutError`, and to the CLI a damaged state file (exit 4)."
 
 
 ACTIVE = ('running', 'paused')
@@ -61,7 +67,7 @@ def load_state(s: Settings) -> dict | None:
         if wrong := _wrong_types(st):
             raise ValueError(f"keys of the wrong kind: {', '.join(wrong)}")
     except (OSError, ValueError) as e:
-        raise RolloutError(
+        raise RolloutDamaged(
             f"{p}: the rollout's state cannot be read ({e}); while it is damaged the flags stay held against changes "
             "of the arms and the share (the kill switch is never held: `lifecycle flags kill`). Put back a good copy, "
             "or remove the file to end the rollout as it stands, then `lifecycle flags set challenger=null "
@@ -152,6 +158,21 @@ def _ended(s: Settings, st: dict) -> dict:
     hold lasts until that save whatever fails on the way (a refused promotion leaves the rollout running, and held)."""
     fl.clear_hold(s, st['id'])
     return st
+
+
+def _ended_unrecorded(s: Workspace, st: dict, status: str, action: str, actor, reason: str, e: Exception) -> NoReturn:
+    """A kill or a rollback whose flags change the audit log could not record: when the change stayed live (it only
+    takes exposure away, `flags.change_flags`), the rollout is saved as ended, its history saying it went unrecorded,
+    and its hold released, so that no guard judges, and no hold keeps, an arm that serves no one. `AuditError` either
+    way, saying which."""
+    spec, _ = fl.load_spec(s)
+    if spec.challenger is not None or (action == 'kill' and not spec.kill):  # undone: the rollout stands as it was
+        raise e
+    st.update(status=status, percentage=0.0)
+    entry = dict(time=time.time(), action=action, actor=actor or s.actor, reason=reason, step=st['step'])
+    st['history'].append({**entry, 'percentage': 0.0, 'unrecorded': True})
+    _ended(s, _save(s, st))
+    raise AuditError(f"rollout {st['id']} {status.replace('_', ' ')}, its flags change unrecorded: {e}") from None
 
 
 def _restore(s: Settings, st: dict | None) -> None:
@@ -407,7 +428,10 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     else:
         st = _active(s)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False}
-    fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
+    try:
+        fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
+    except AuditError as e:
+        _ended_unrecorded(s, st, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
     st.update(status='rolled_back', percentage=0.0)
     alias = _alias_back(s, st, actor, reason or 'rolled back')
     return _ended(s, _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {}, alias=alias))
@@ -418,7 +442,10 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "The kill switch: everyone to the known-safe version; the rollout ends."
     st = _active(s)
     changes = {'kill': True, 'challenger': None, 'percentage': 0, 'shadow': False}  # an unkill brings no suspect back
-    fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout')
+    try:
+        fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout')
+    except AuditError as e:
+        _ended_unrecorded(s, st, 'killed', 'kill', actor, reason or 'killed', e)
     st.update(status='killed', percentage=0.0)
     return _ended(s, _event(s, st, 'kill', actor, reason or 'killed'))
 

@@ -14,16 +14,16 @@ import time
 from pathlib import Path
 from ..core.settings import Settings
 from ..core.workspace import Workspace
-from ..core.store import atomic_write
+from ..core.store import atomic_write, StateError
 from ..core.locks import held
 from ..core.params import FlagsParams, ARMS, ParamsError, _describe, read_flags_spec
 
 # %% auto #0
-__all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'flags_dir',
-           'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document', 'deployed_versions',
-           'resolve_spec', 'policy_refusals', 'write_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold',
-           'load_hold', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags',
-           'bundle_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
+__all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'FlagsDamaged',
+           'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
+           'deployed_versions', 'resolve_spec', 'policy_refusals', 'write_spec', 'load_spec', 'hold_path', 'set_hold',
+           'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live',
+           'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -36,6 +36,11 @@ class FlagError(Exception):
     def __init__(self, message: str = '', status: int = 422):
         super().__init__(message)
         self.status = status
+
+
+class FlagsDamaged(StateError, FlagError):
+    """A flags state file (the spec, a rollout's hold) that cannot be read: a `FlagError` to the server (`status` as
+    there), and to the CLI a damaged state file, exit 4, as other state files."""
 
 
 def flags_dir(s: Settings) -> Path:
@@ -294,7 +299,7 @@ def load_spec(s: Settings) -> tuple[FlagsParams, str]:
     try:
         return read_flags_spec(p)
     except ParamsError as e:
-        raise FlagError(f"{e}; {_REPAIR}") from None
+        raise FlagsDamaged(f"{e}; {_REPAIR}", 503) from None
 
 
 _REPAIR = "it was changed outside lifecycle: rewrite it from the params with `lifecycle flags init --force`"
@@ -377,7 +382,7 @@ def _refuse_held(hold: dict | None, keys, source: str) -> None:
     if not hold or not touched:
         return
     if hold.get('damaged') and source not in HOLDERS:  # (a holder passes: the hold was its own, if anyone's)
-        raise FlagError(
+        raise FlagsDamaged(
             f"{', '.join(touched)}: {hold['damaged']} cannot be read, so whether a rollout holds them is unknown; if "
             "`lifecycle rollout status` shows none running, remove that file (a rollout's start writes it again)",
             409,

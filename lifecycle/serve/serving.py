@@ -481,8 +481,8 @@ async def get_flags(request: Request, user: Annotated[str, Depends(admin_user('f
     srv: Server = request.app.state.server
     try:
         spec, _ = fl.load_spec(srv.s)
-    except fl.FlagError as e:
-        return refuse(srv, 'admin', e, 422)
+    except fl.FlagError as e:  # (422: no flags yet; 503: the spec on file is damaged)
+        return refuse(srv, 'admin', e, e.status)
     return answer(
         {'spec': spec.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid}
     )
