@@ -3072,6 +3072,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving.__getattr__': ( 'api/serve/serving.html#__getattr__',
                                                                                   'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving._admin_reason': ( 'api/serve/serving.html#_admin_reason',
+                                                                                    'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._body': ('api/serve/serving.html#_body', 'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._client': ( 'api/serve/serving.html#_client',
                                                                               'lifecycle/serve/serving.py'),

@@ -629,8 +629,8 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
                 f"threshold to a declared variant: threshold.default=NAME (or `lifecycle flags threshold NAME`)"
             )
         _dotted(d, str(k), v)
-    try:
-        return FlagsParams.model_validate(d)
+    try:  # strict, as JSON: "true" is no boolean and "5" no share (the admin API's body; the CLI's values are YAML)
+        return FlagsParams.model_validate_json(json.dumps(d), strict=True)
     except Exception as e:
         errs = getattr(e, 'errors', lambda: [])()
         raise FlagError('; '.join(_describe(x) for x in errs) if errs else str(e)) from None

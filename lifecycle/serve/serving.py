@@ -43,7 +43,7 @@ from . import flags as fl
 log = logging.getLogger('lifecycle.serving')
 
 # %% auto #0
-__all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'scoring_router', 'feedback_router',
+__all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 'KILL_BODY', 'scoring_router', 'feedback_router',
            'health_router', 'admin_router', 'JsonAnswer', 'answer', 'refuse', 'read_body', 'TickBatcher', 'committed',
            'mime_type', 'start_invocation', 'invocations', 'predict', 'feedback', 'health', 'ping', 'version', 'ready',
            'metrics', 'Refused', 'admin_user', 'get_flags', 'patch_flags', 'kill', 'model_failed', 'crashed',
@@ -92,10 +92,16 @@ FEEDBACK_BODY = {
 FLAGS_BODY = {
     'type': 'object',
     'required': ['changes'],
+    'additionalProperties': False,
     'properties': {
         'changes': {'type': 'object', 'description': 'flag keys (dotted for nested) -> new value'},
         'reason': {'type': 'string'},
     },
+}
+KILL_BODY = {
+    'type': 'object',
+    'additionalProperties': False,
+    'properties': {'reason': {'type': 'string', 'description': 'why, for the audit log'}},
 }
 
 
@@ -476,6 +482,16 @@ def _refused_change(request: Request, srv: Server, user: str, action: str, e: Ex
     return refuse(srv, 'admin', e, e.status)
 
 
+def _admin_reason(body: dict, keys: tuple, default: str) -> str:
+    "An admin change's `reason` (a string, else `default`); `InputError` for a key not in `keys` or a reason not text."
+    if extra := [k for k in body if k not in keys]:  # (counted, not named: a name sent is not quoted back or audited)
+        raise InputError(f"body: {len(extra)} unknown field(s); expected only {' and '.join(map(repr, keys))}")
+    reason = body.get('reason')
+    if reason is not None and not isinstance(reason, str):
+        raise InputError(f"field 'reason': expected a string, found {type(reason).__name__}")
+    return reason or default
+
+
 @admin_router.get('/flags', summary='Current flags (admin)')
 async def get_flags(request: Request, user: Annotated[str, Depends(admin_user('flags.read'))]):
     srv: Server = request.app.state.server
@@ -495,7 +511,8 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         p = read_json(await read_body(request, srv.max_body), srv.max_depth)
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
-        spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=str(p.get('reason') or ''), source='api')
+        reason = _admin_reason(p, ('changes', 'reason'), '')
+        spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=reason, source='api')
     except (InputError, fl.FlagError) as e:  # (FlagError: 503 when the policy could not be checked: try again)
         return _refused_change(request, srv, user, 'flags.change', e)
     except AuditError as e:  # nothing changed: no entry could record it
@@ -504,12 +521,20 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
     return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
 
 
-@admin_router.post('/flags/kill', summary='Kill switch: everyone to the known-safe version (admin); audited')
+@admin_router.post(
+    '/flags/kill',
+    openapi_extra={'requestBody': {'required': False, 'content': {'application/json': {'schema': KILL_BODY}}}},
+    summary='Kill switch: everyone to the known-safe version (admin); audited',
+)
 async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.kill'))]):
     srv: Server = request.app.state.server
     try:
-        spec = fl.kill(srv.s, actor=user, reason='kill switch (admin API)', source='api')
-    except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
+        body = await read_body(request, srv.max_body)
+        p = read_json(body, srv.max_depth) if body.strip() else {}  # (no body: the kill switch needs no more)
+        if not isinstance(p, dict):
+            raise InputError(f"body: expected nothing or an object with a 'reason', found a JSON {type(p).__name__}")
+        spec = fl.kill(srv.s, actor=user, reason=_admin_reason(p, ('reason',), 'kill switch (admin API)'), source='api')
+    except (InputError, fl.FlagError) as e:  # (FlagError: 503 when the policy could not be checked: try again)
         return _refused_change(request, srv, user, 'flags.kill', e)
     except AuditError as e:  # the kill switch is on, unrecorded: said as a 503 naming the audit log
         log.error('kill switch: %s', e)
