@@ -99,6 +99,33 @@ def test_every_command_has_help(workspace, args):
     assert r.returncode == 0 and 'Usage' in r.stdout
 
 
+@pytest.mark.parametrize(
+    'args, said',
+    [
+        (['trust', 'revoke', 'bob', '--as', 'carol', '--reason', ' '], '--reason: expected some text'),
+        (['audit', 'erase', '1', '--reason', ''], '--reason: expected some text'),
+        (['keys', 'new', '--as', 'a' * 300], 'person name of 300 characters: expected at most 64'),
+        (['store', 'purge', '--expired', '--as-of', ''], "--as-of '': expected an ISO date"),
+        (['monitor', 'explain', '--version', '1', '--window', '1', '--repeats', '101'], '--repeats: expected 1 to 100'),
+    ],
+)
+def test_an_empty_or_unbounded_option_is_a_usage_error_before_anything_runs(workspace, args, said):
+    "Exit 2 naming the option (an empty --as-of was read as now; a 300-character name failed as an errno, exit 1)."
+    r = cli(workspace, *args)
+    assert r.returncode == 2 and said in r.stderr and 'Errno' not in r.stderr, r.stderr
+
+
+def test_an_audit_log_that_is_a_folder_is_not_an_empty_log(trained):
+    "`audit show` said ok with no entries; the folder is named, exit 3 as for a damaged log (`audit verify` too)."
+    log = trained / '.lifecycle' / 'audit.log'
+    log.unlink(missing_ok=True)
+    log.mkdir(parents=True)
+    for args in (['audit', 'show'], ['audit', 'verify']):
+        r = cli(trained, *args)
+        assert r.returncode == 3 and 'audit.log' in r.stderr + r.stdout, (args, r.stdout, r.stderr)
+    assert 'expected a JSON-lines log, found a folder' in cli(trained, 'audit', 'show').stderr
+
+
 def test_outside_a_workspace_the_cli_says_so(tmp_path):
     r = cli(tmp_path, 'status')
     assert r.returncode == 2 and 'no settings.ini found' in r.stderr

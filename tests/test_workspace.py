@@ -249,3 +249,19 @@ def test_a_migration_killed_before_its_registry_move_is_finished_by_the_next(tra
     w = Workspace.open(trained)
     assert {k: str(v) for k, v in w.client.get_registered_model(name).aliases.items()} == {'dev': '1'}
     assert alias_mismatches(w.client, w.audit_path, name) == []
+
+
+def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path, monkeypatch):
+    "An error making the temporary file (no permission, a folder that takes no files) names the file being written."
+    import tempfile
+    from lifecycle.core.store import atomic_write, create_once
+
+    def refused(**kw):
+        raise PermissionError(13, 'Permission denied', str(Path(kw['dir']) / f"{kw['prefix']}abc{kw['suffix']}"))
+
+    monkeypatch.setattr(tempfile, 'mkstemp', refused)
+    for write in (atomic_write, create_once):
+        with pytest.raises(PermissionError) as e:
+            write(tmp_path / 'rules.yml', 'x')
+        assert str(e.value) == f"[Errno 13] Permission denied: '{tmp_path / 'rules.yml'}'"
+    assert list(tmp_path.iterdir()) == []

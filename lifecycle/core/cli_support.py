@@ -17,9 +17,9 @@ import typer
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
-           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'did_you_mean', 'printable', 'exit_code_for',
-           'fail', 'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace',
-           'with_params_option']
+           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'did_you_mean', 'needs_text', 'printable',
+           'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke',
+           'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
@@ -105,6 +105,13 @@ def did_you_mean(word: str, options) -> str:
 
     close = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
     return f"; did you mean {close[0]!r}?" if close else ''
+
+# %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f3
+def needs_text(value: str, option: str) -> str:
+    "`value` of a required text option (`--reason`), stripped; `CommandError` (exit 2) when it is empty or only spaces."
+    if not str(value).strip():
+        raise CommandError(f"{option}: expected some text, found an empty value", EXIT_INPUT)
+    return str(value).strip()
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ea6aaa59
 _NOT_SHOWN = ('Cc', 'Cf', 'Zl', 'Zp')  # Unicode categories that act on a terminal rather than show

@@ -6,7 +6,7 @@
 from __future__ import annotations
 from dataclasses import dataclass, asdict
 import typer
-from .cli_support import command, printable, Result, CommandError
+from .cli_support import command, printable, Result, CommandError, needs_text
 from .cli_support import EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT
 from .workspace import Workspace
 
@@ -133,7 +133,7 @@ def audit_erase(
     verify` still passes."""
     from lifecycle.core.audit import erase
 
-    s = Workspace.open()
+    reason, s = needs_text(reason, '--reason'), Workspace.open()
     return Erased(seq, erase(s.audit_path, seq, reason, keys_dir=s.keys_dir), str(s.audit_path))
 
 # %% ../../nbs/api/core/12_commands.ipynb #6882301a

@@ -36,6 +36,14 @@ def _umask() -> int:
         return old
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    "A new temporary file in `path`'s folder; an `OSError` names `path`, the file being written, not the temporary one."
+    try:
+        return tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    except OSError as e:
+        raise type(e)(e.errno, e.strerror, str(path)) from None
+
+
 def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -> Path:
     """Write `data` to `path` via a temporary file in the same folder and an atomic rename. The file gets `mode`; by
     default the mode of the file it replaces, else what `open` would give a new file (0666 less the umask: the
@@ -49,7 +57,7 @@ def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -
             mode = path.stat().st_mode & 0o7777
         except FileNotFoundError:
             mode = 0o666 & ~_umask()
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = _temp_beside(path)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as f:
@@ -72,7 +80,7 @@ def create_once(path: str | Path, data: bytes | str, mode: int = 0o600) -> bool:
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     if isinstance(data, str):
         data = data.encode('utf-8')
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    fd, tmp = _temp_beside(path)
     try:
         os.fchmod(fd, mode)
         with os.fdopen(fd, 'wb') as f:
@@ -196,8 +204,10 @@ def read_jsonl(path: str | Path, keys: tuple[str, ...] = ()) -> list[dict]:
     """Every whole entry of a JSON-lines log; a torn last line is ignored, a damaged middle line (or, given `keys`, an
     entry without one of them) raises `JournalError`."""
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         return []
+    if not p.is_file():  # (a folder where the log should be: nothing was read, which is not "no entries")
+        raise JournalError(f"{p}: expected a JSON-lines log, found a folder or other non-file; move it aside")
     data = p.read_bytes()
     lines = data.split(b'\n')
     if lines and lines[-1] == b'':

@@ -467,8 +467,9 @@ def store_purge(
     if not expired_only:
         raise CommandError("only --expired purges are supported: say --expired to confirm", EXIT_INPUT)
     s = Workspace.open()
-    try:
-        when = datetime.fromisoformat(as_of).replace(tzinfo=timezone.utc) if as_of else None
+    try:  # (an empty --as-of is no date, not now; a time with an offset keeps it, one without is UTC)
+        when = None if as_of is None else datetime.fromisoformat(as_of)
+        when = when.replace(tzinfo=timezone.utc) if when and when.tzinfo is None else when
     except ValueError:
         raise CommandError(f"--as-of {as_of!r}: expected an ISO date such as 2027-01-31", EXIT_INPUT)
     return Purged(dry_run=dry_run, purged=purge_expired(s, when, dry_run))

@@ -239,14 +239,14 @@ def monitor_explain(
     version: str = typer.Option(..., '--version', help="The model version served."),
     window: int = typer.Option(..., '--window', help="The window number (as `monitor status` and the alerts say)."),
     variant: str = typer.Option('control', '--variant', help="The flag variant."),
-    repeats: int = typer.Option(5, '--repeats', help="Permutations per feature."),
+    repeats: int = typer.Option(5, '--repeats', help="Permutations per feature (1 to 100)."),
     as_json: bool = typer.Option(False, '--json', help="Print the explanation as JSON."),
 ):
     "Permutation importance of a window against the holdout, and a linear model's contributions."
     from lifecycle.operate.explain import explain
 
-    if repeats < 1:
-        raise CommandError(f"--repeats: expected at least 1, found {repeats}", EXIT_INPUT)
+    if not 1 <= repeats <= 100:  # (each repeat scores the window once per feature: 100 settles any ranking)
+        raise CommandError(f"--repeats: expected 1 to 100, found {repeats}", EXIT_INPUT)
     try:
         return Explanation(explain(Workspace.open(), version, variant, window, n_repeats=repeats))
     except LookupError as e:

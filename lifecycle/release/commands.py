@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
-from ..core.cli_support import did_you_mean
+from ..core.cli_support import did_you_mean, needs_text
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -403,7 +403,7 @@ def trust_revoke(
     "Revoke a person's key: their later approvals are refused, earlier ones kept with the revocation shown; audited."
     from lifecycle.release.trust import trust_revoke as revoke
 
-    signed = revoke(Workspace.open(), name, admin, reason)
+    signed = revoke(Workspace.open(), name, admin, needs_text(reason, '--reason'))
     return KeysDone(f"{name}'s key {signed['statement']['key_id']} revoked by {signed['statement']['by']}", signed)
 
 
