@@ -71,6 +71,22 @@ def test_keys_and_checkpoint_live_outside_the_workspace(ws):
     assert r.returncode == 0 and v['ok'] and v['entries'] == 2 and v['notes'] == []
 
 
+def test_another_keys_folder_makes_no_new_key_for_a_log_with_entries(ws, tmp_path):
+    """Run with another keys_dir (another XDG_DATA_HOME or user), an append made a new key and wrote under it: the chain
+    broke for good at that entry. Now it is refused (exit 2, as a missing PII key), nothing written, the folder named.
+    """
+    fill(ws, 2)
+    before = ws.log.read_bytes()
+    other = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'elsewhere')}
+    with pytest.raises(audit.AuditError, match=r"holds entries, but this workspace's audit key is not in .*elsewhere"):
+        audit.append(ws.log, 'flags.change', 'm', keys_dir=tmp_path / 'elsewhere')
+    r = cli(ws.root, 'audit', 'erase', '1', '--reason', 'request 7', env=other)
+    assert r.returncode == 2 and 'Run with the keys_dir that holds it' in r.stderr, r.stderr
+    assert ws.log.read_bytes() == before and not (tmp_path / 'elsewhere').exists()
+    assert verify_cli(ws).returncode == 0
+    fill(ws, 1)  # with its own keys folder, the log goes on
+
+
 def test_deleting_the_last_entry_is_detected_and_a_later_append_does_not_hide_it(ws):
     fill(ws, 5)
     head = chain(ws)[-1]['mac']

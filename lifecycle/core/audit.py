@@ -19,9 +19,9 @@ from .store import locked_append, read_jsonl, write_line
 from .manifest import now_iso
 
 # %% auto #0
-__all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'default_actor', 'payloads_path', 'checkpoint_path',
-           'payload_digest', 'append', 'read', 'Verdict', 'verify', 'current_checkpoint', 'copy_problem', 'erase',
-           'migrate_legacy']
+__all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
+           'payloads_path', 'checkpoint_path', 'payload_digest', 'append', 'read', 'Verdict', 'verify',
+           'current_checkpoint', 'copy_problem', 'erase', 'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -68,6 +68,33 @@ def audit_key(folder: Path, create: bool = True) -> bytes | None:
         raise AuditError(
             f"{p}: expected the audit key (64 hex digits), found something else; restore it from a backup"
         ) from None
+
+
+class AuditKeyMissing(AuditError):
+    "A log with entries whose key is not in the keys folder looked in: refused before anything ran (exit 2)."
+
+
+def workspace_key(log: Path, folder: Path) -> bytes:
+    """The audit key of the workspace whose log is `log`, from its keys `folder`; made there only while the log holds
+    no entry. A log with entries and no key is another keys folder than the one its entries were written under (another
+    `XDG_DATA_HOME`, `LIFECYCLE_KEYS_DIR` or `keys_dir`, another user): `AuditError`, as a new key would break the chain
+    at the next entry and leave every record sealed before unverifiable."""
+    key = audit_key(folder, create=False)
+    if key is not None:
+        return key
+    try:  # (a log of the old, unkeyed format had no key: migrating it makes one)
+        with open(log, 'rb') as f:
+            keyed = b'"mac"' in f.readline(1 << 16)
+    except OSError:  # (none yet; or one that cannot be read: the append says why)
+        keyed = False
+    if keyed:
+        raise AuditKeyMissing(
+            f"{log} holds entries, but this workspace's audit key is not in {folder}: the key is kept outside the "
+            f"workspace, in keys_dir ({folder.parent}: settings.ini's keys_dir, else $LIFECYCLE_KEYS_DIR, else "
+            "$XDG_DATA_HOME/lifecycle/keys), and this process looks in another one. Run with the keys_dir that holds "
+            "it, or restore it from a backup; nothing was written (a new key would break the chain here)"
+        )
+    return audit_key(folder)
 
 # %% ../../nbs/api/core/03_audit.ipynb #6e2e4eb1
 GENESIS = '0' * 64
@@ -317,7 +344,7 @@ def append(
     shows it."""
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir)
-    key = audit_key(folder)
+    key = workspace_key(log, folder)
     try:
         with _locked_chain(log) as fd:
             return _append_locked(fd, log, folder, key, action, subject, reason, actor, details)
@@ -541,7 +568,7 @@ def erase(
         raise AuditError("an erasure needs a reason (--reason TEXT); it is kept in the tombstone entry")
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir)
-    key = audit_key(folder)
+    key = workspace_key(log, folder)
     with _locked_chain(log) as fd:
         chain = read_jsonl(log)
         if chain and 'mac' not in chain[0]:

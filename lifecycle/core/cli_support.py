@@ -136,6 +136,7 @@ COMMON_ERRORS = {
     'lifecycle.core.store.JournalError': EXIT_SOURCE,  # (a log damaged mid-way: named with its line)
     'lifecycle.core.store.StateError': EXIT_SOURCE,  # (a state file damaged or of the wrong shape: named)
     'lifecycle.core.audit.AuditError': EXIT_AUDIT,  # (the audit log cannot be written as asked: says why)
+    'lifecycle.core.audit.AuditKeyMissing': EXIT_INPUT,  # (another keys_dir than the log's: as no PII key)
     'builtins.OSError': EXIT_STAGE,  # (a file read or written past the checks: read-only, no permission, no space)
 }
 

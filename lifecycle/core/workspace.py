@@ -355,9 +355,9 @@ class Workspace(Settings):
     @cached_property
     def store(self) -> Store:
         "The content-addressed store in the state folder; its records sealed with the workspace's key (in `keys_dir`)."
-        from lifecycle.core.audit import audit_key, keys_folder
+        from lifecycle.core.audit import keys_folder, workspace_key
 
-        return Store(self.store_dir, key=audit_key(keys_folder(self.audit_path, self.keys_dir)))
+        return Store(self.store_dir, key=workspace_key(self.audit_path, keys_folder(self.audit_path, self.keys_dir)))
 
     @property
     def mlflow(self):
