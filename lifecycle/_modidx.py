@@ -1162,6 +1162,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources.is_file_source': ( 'api/data/sources.html#is_file_source',
                                                                                    'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.is_sql': ('api/data/sources.html#is_sql', 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources.likely_delimiter': ( 'api/data/sources.html#likely_delimiter',
+                                                                                     'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.missing_file': ( 'api/data/sources.html#missing_file',
                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.read_chunks': ( 'api/data/sources.html#read_chunks',

@@ -437,6 +437,10 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     )  # fmt: skip
     assert r.returncode == 0 and out['rows'] == 5, r.stderr
     assert set(pd.read_csv(tmp_path / 'semi_out.csv', encoding='utf-8').sex) == {'Fémale'}
+    r = cli(  # without --delimiter: the columns it lacks are named, and so is the delimiter its header is written with
+        ws, 'score', '--input', str(tmp_path / 'semi.csv'), '--output', str(tmp_path / 'o.csv'), '--encoding', 'latin-1'
+    )
+    assert r.returncode == 2 and "is that its delimiter? (--delimiter ';')" in ' '.join(r.stderr.split()), r.stderr
     r = cli(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'o.csv'), '--encoding', 'rot13')
     assert (
         r.returncode == 2

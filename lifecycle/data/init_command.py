@@ -164,9 +164,11 @@ def init(
     df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (a dataset's file: its refusals say --encoding)
     if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
         raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")
-    seps = [d for d in (';', '\t', '|', ',') if d in str(df.columns[0])] if len(df.columns) == 1 else []
-    if seps and 'delimiter' not in csv:  # (the header read as one name: another delimiter)
-        shown_sep = 'tab' if seps[0] == '\t' else seps[0]
+    from lifecycle.data.sources import likely_delimiter
+
+    sep = likely_delimiter(list(df.columns)) if 'delimiter' not in csv else None
+    if sep:  # (the header read as one name: another delimiter)
+        shown_sep = 'tab' if sep == '\t' else sep
         raise CommandError(
             f"--from {source}: read as a single column; its header looks {shown_sep!r}-separated: pass --delimiter "
             f"{shown_sep!r}",

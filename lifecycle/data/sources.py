@@ -7,7 +7,7 @@ and fingerprint what was read."""
 from __future__ import annotations
 import hashlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 from ..core.store import file_sha256  # re-exported: the watcher and tests fingerprint files with it
 
 if TYPE_CHECKING:
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file', 'fingerprint',
-           'read_chunks', 'read_frame', 'read_table']
+           'read_chunks', 'read_frame', 'read_table', 'likely_delimiter']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -364,3 +364,18 @@ def read_table(source: str, root: str | Path = '.', query: str | None = None, di
         if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
             return _parquet_table(path)
     return read_frame(source, root, query, dialect)
+
+# %% ../../nbs/api/data/00_sources.ipynb #917800d7
+def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None = None) -> str | None:
+    """The delimiter a CSV read with `used` was more likely written with, for a refusal's hint: one of `; tab | ,` (not
+    `used`) that splits its header into names holding every one of `needs`, or, without `needs`, that a header read
+    as a single name holds; else None."""
+    for d in (';', '\t', '|', ','):
+        if d == used:
+            continue
+        if needs is None:
+            if len(header) == 1 and d in str(header[0]):
+                return d
+        elif set(needs) <= {n.strip() for h in header if isinstance(h, str) for n in h.split(d)}:
+            return d
+    return None

@@ -47,10 +47,15 @@ def _count_rows(path: Path) -> int | None:
         return max(sum(1 for _ in f) - 1, 0)
 
 # %% ../../nbs/api/serve/10_batch.ipynb #9323e50c
-def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int) -> dict[str, np.ndarray]:
+def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, delimiter: str = ',') -> dict:
     missing = [c for c in m.columns if c not in df.columns]
     if missing:
-        raise InputError(f"{path}: missing column(s) {missing}; the model reads {m.columns}")
+        from lifecycle.data.sources import likely_delimiter
+
+        csv = path.suffix.lower() not in ('.parquet', '.pq')
+        d = likely_delimiter(list(df.columns), delimiter, needs=missing) if csv else None
+        hint = f"; split at {d!r}, its header names them all: is that its delimiter? (--delimiter {d!r})" if d else ''
+        raise InputError(f"{path}: missing column(s) {missing}; the model reads {m.columns}{hint}")
     out = {}
     for n, k in m.schema:
         s = df[n]
@@ -114,7 +119,7 @@ def score_file(
         for chunk in _chunks(src, chunk_rows, m.columns, dialect):
             if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                 continue
-            cols = _typed_frame(chunk, m, src, rows)
+            cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')
             if contract:
                 check_inputs(cols, contract, f"{src}: ", rows)
             scores = m.score(cols)
