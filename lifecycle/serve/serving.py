@@ -483,7 +483,10 @@ def _refused_change(request: Request, srv: Server, user: str, action: str, e: Ex
 
 
 def _admin_reason(body: dict, keys: tuple, default: str) -> str:
-    "An admin change's `reason` (a string, else `default`); `InputError` for a key not in `keys` or a reason not text."
+    """An admin change's `reason` (a string, else `default`); `InputError` for a body that is not an object, a key not
+    in `keys` or a reason not text."""
+    if not isinstance(body, dict):
+        raise InputError(f"body: expected a JSON object, found a JSON {type(body).__name__}")
     if extra := [k for k in body if k not in keys]:  # (counted, not named: a name sent is not quoted back or audited)
         raise InputError(f"body: {len(extra)} unknown field(s); expected only {' and '.join(map(repr, keys))}")
     reason = body.get('reason')
@@ -528,18 +531,26 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
 )
 async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.kill'))]):
     srv: Server = request.app.state.server
+    reason, note = await _kill_reason(request, srv)
     try:
-        body = await read_body(request, srv.max_body)
-        p = read_json(body, srv.max_depth) if body.strip() else {}  # (no body: the kill switch needs no more)
-        if not isinstance(p, dict):
-            raise InputError(f"body: expected nothing or an object with a 'reason', found a JSON {type(p).__name__}")
-        spec = fl.kill(srv.s, actor=user, reason=_admin_reason(p, ('reason',), 'kill switch (admin API)'), source='api')
-    except (InputError, fl.FlagError) as e:  # (FlagError: 503 when the policy could not be checked: try again)
+        spec = fl.kill(srv.s, actor=user, reason=reason, source='api')
+    except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
         return _refused_change(request, srv, user, 'flags.kill', e)
     except AuditError as e:  # the kill switch is on, unrecorded: said as a 503 naming the audit log
         log.error('kill switch: %s', e)
         return refuse(srv, 'admin', e, 503)
-    return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
+    return answer({'spec': spec.model_dump(mode='json', by_alias=True), **({'note': note} if note else {})})
+
+
+async def _kill_reason(request: Request, srv: Server) -> tuple[str, str | None]:
+    """The kill's reason from its optional body `{"reason": TEXT}`, and a note when the body was there but not that: an
+    emergency switch is never refused for its body, so the kill goes ahead with the default reason, and says so."""
+    default = 'kill switch (admin API)'
+    try:
+        body = await read_body(request, srv.max_body)
+        return _admin_reason(read_json(body, srv.max_depth) if body.strip() else {}, ('reason',), default), None
+    except InputError as e:
+        return default, f"the body was not read ({e}); the kill switch is on all the same, with the default reason"
 
 
 # %% ../../nbs/api/serve/08_serving.ipynb #da2026bd
