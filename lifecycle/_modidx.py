@@ -2541,6 +2541,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags._takes_exposure_only': ( 'api/serve/flags.html#_takes_exposure_only',
                                                                                        'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._targeting': ('api/serve/flags.html#_targeting', 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._unrecorded': ( 'api/serve/flags.html#_unrecorded',
+                                                                              'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._unsigned': ('api/serve/flags.html#_unsigned', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._variant_names': ( 'api/serve/flags.html#_variant_names',
                                                                                  'lifecycle/serve/flags.py'),

@@ -216,6 +216,42 @@ def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stay
     assert len(audit.read(s.audit_path)) == entries
 
 
+def test_with_the_audit_key_in_another_keys_folder_the_kill_switch_still_pulls_and_nothing_else_changes(
+    tmp_path, monkeypatch
+):
+    """Run as another user (another XDG_DATA_HOME or LIFECYCLE_KEYS_DIR), no new key is made for a log with entries:
+    a change is refused (exit 2), but the kill switch, which only takes exposure away, is not held back by the store's
+    seal: it goes live and says it is unrecorded."""
+    from lifecycle.core import audit
+    from lifecycle.core.workspace import Workspace
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
+    entries = len(audit.read(s.audit_path))
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'other-keys'))
+    other = Workspace.open(s.root)
+    with pytest.raises(audit.AuditKeyMissing, match=r"^nothing changed: .* holds entries, but this workspace's audit"):
+        fl.change_flags(other, {'percentage': 50}, actor='carol')
+    assert fl.load_spec(s)[0].percentage == 10
+    with pytest.raises(audit.AuditError, match=r'^the change is live, unrecorded \(kill\): .* Run with the keys_dir'):
+        fl.kill(other, actor='carol', reason='incident')
+    assert fl.load_spec(s)[0].kill and not (tmp_path / 'other-keys').exists()
+    monkeypatch.undo()
+    assert len(audit.read(s.audit_path)) == entries and audit.verify(s.audit_path).ok
+
+
+def test_values_are_taken_as_typed_and_a_yaml_date_as_its_text():
+    "Validated strictly as JSON (\"true\" is no boolean, \"5\" no share); a YAML date (`flags set`) is its ISO text."
+    import datetime
+
+    old = FlagsParams(control='1', challenger='2', safe='1', percentage=10)
+    cohort = {'attribute': 'signup', 'equals': datetime.date(2024, 1, 1), 'variant': 'challenger'}
+    assert fl._changed(old, {'cohorts': [cohort]}).cohorts[0].equals == '2024-01-01'
+    for changes, key in (({'kill': 'true'}, 'kill'), ({'percentage': '5'}, 'percentage')):
+        with pytest.raises(fl.FlagError, match=f"key '{key}': Input should be a valid"):
+            fl._changed(old, changes)
+
+
 @pytest.mark.parametrize('text, found', [('{bad', 'damaged JSON'), ('[]', 'a JSON list')])
 def test_a_damaged_token_file_is_named_not_a_traceback(tmp_path, text, found):
     from lifecycle.core.store import StateError

@@ -268,6 +268,35 @@ def test_a_kill_or_rollback_the_audit_log_cannot_record_still_ends_the_rollout(w
     assert r.returncode == 0 and json.loads(r.stdout)['rollout']['status'] == status, r.stdout + r.stderr
 
 
+def test_the_rollback_of_a_completed_rollout_the_audit_log_cannot_record_is_undone_and_can_be_tried_again(
+    ws, monkeypatch
+):
+    """Rolling back a completed rollout brings its old control back (more exposure): unrecorded, it is undone, and the
+    rollout stays completed, to be rolled back once the log takes it (it was saved as rolled back, and could not be)."""
+    from contextlib import contextmanager
+    from lifecycle.core import audit
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed' and fl.load_spec(s)[0].control == '2'
+
+    @contextmanager
+    def immutable(log):
+        raise PermissionError(1, 'Operation not permitted', str(log))
+        yield
+
+    monkeypatch.setattr(audit, '_locked_chain', immutable)
+    with pytest.raises(audit.AuditError, match='^nothing changed: the audit log'):
+        ro.rollback(s, actor='carol', reason='pager went off')
+    monkeypatch.undo()
+    assert ro.load_state(s)['status'] == 'completed' and fl.load_spec(s)[0].control == '2'
+    assert ro.rollback(s, actor='carol', reason='pager went off')['status'] == 'rolled_back'
+    assert fl.load_spec(s)[0].control == '1'
+
+
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
     assert r.returncode == 0 and out['rollout']['percentage'] == 0, r.stderr

@@ -781,8 +781,8 @@ def test_a_model_the_params_contract_does_not_cover_is_refused_not_served(ws, tm
 
 def test_serve_refuses_a_taken_port_an_impossible_one_and_a_missing_pii_key_before_starting(ws, tmp_path):
     """What would stop the server is refused before anything starts (no flags deployed, no model loaded, nothing
-    audited), with one line and exit 2: a port another program listens on, a port past 65535, and a contract that
-    pseudonymises a column with no PII key to do it with."""
+    audited), with one line and exit 2: a port another program listens on, a port past 65535, a contract that
+    pseudonymises a column with no PII key to do it with, and an audit key looked for in another keys folder."""
     import shutil
     import socket
     from conftest import set_yaml
@@ -808,6 +808,11 @@ def test_serve_refuses_a_taken_port_an_impossible_one_and_a_missing_pii_key_befo
     r = cli(ws, 'serve', '--params', str(keyed), '--port', str(port))
     assert r.returncode == 2 and 'pseudonymisation needs a key' in r.stderr and 'serving the' not in r.stderr, r.stderr
     assert all('Traceback' not in x for x in (r.stderr, r.stdout))
+    r = cli(ws, 'serve', '--port', str(port), env={'LIFECYCLE_KEYS_DIR': str(tmp_path / 'other-keys')})  # another user
+    assert r.returncode == 2 and "this workspace's audit key is not in" in r.stderr and 'serving the' not in r.stderr, (
+        r.stderr  # (it started, never ready: "the release policy could not be checked (will retry)", for ever)
+    )
+    assert not (tmp_path / 'other-keys').exists()
     assert len(audit.read(s.audit_path)) == entries  # nothing was deployed, loaded or refused meanwhile
 
 

@@ -612,7 +612,7 @@ def migrate_legacy(path: str | Path, keys_dir: str | Path | None = None, actor: 
     if not log.is_file():
         return result
     folder = keys_folder(log, keys_dir)
-    key = audit_key(folder)
+    key = workspace_key(log, folder)  # (an old log gets its first key; a keyed one, resumed, never a new one)
     with _locked_chain(log):
         old = read_jsonl(log)  # a torn last line was set aside by the lock
         if not old or 'mac' in old[0]:

@@ -455,7 +455,7 @@ def ingest_batch(
         raise IngestError(f"{source}: {e}") from None
     except audit.AuditError as e:  # (an entry the batch needs cannot be recorded: the batch is not kept; exit 3)
         _undo(created)
-        raise audit.AuditError(f"{source}: {e}; nothing of the batch was kept") from None
+        raise type(e)(f"{source}: {e}; nothing of the batch was kept") from None  # (AuditKeyMissing: exit 2)
     finally:
         clean.discard()
         quarantine.discard()  # an exception or a refusal: no temporary file survives

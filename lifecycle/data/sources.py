@@ -376,6 +376,6 @@ def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None 
         if needs is None:
             if len(header) == 1 and d in str(header[0]):
                 return d
-        elif set(needs) <= {n.strip() for h in header if isinstance(h, str) for n in h.split(d)}:
+        elif set(needs) <= {n.strip().strip('"') for h in header if isinstance(h, str) for n in h.split(d)}:
             return d
     return None

@@ -160,13 +160,14 @@ def _ended(s: Settings, st: dict) -> dict:
     return st
 
 
-def _ended_unrecorded(s: Workspace, st: dict, status: str, action: str, actor, reason: str, e: Exception) -> NoReturn:
-    """A kill or a rollback whose flags change the audit log could not record: when the change stayed live (it only
-    takes exposure away, `flags.change_flags`), the rollout is saved as ended, its history saying it went unrecorded,
-    and its hold released, so that no guard judges, and no hold keeps, an arm that serves no one. `AuditError` either
-    way, saying which."""
-    spec, _ = fl.load_spec(s)
-    if spec.challenger is not None or (action == 'kill' and not spec.kill):  # undone: the rollout stands as it was
+def _ended_unrecorded(s: Workspace, st: dict, changes: dict, status: str, action: str, actor, reason, e) -> NoReturn:
+    """A kill or a rollback whose flags `changes` the audit log could not record: when they stayed live (they only take
+    exposure away, `flags.change_flags`), the rollout is saved as ended, its history saying it went unrecorded, and
+    its hold released, so that no guard judges, and no hold keeps, an arm that serves no one. When they were undone
+    (the rollback of a completed rollout brings its old control back: more exposure), the rollout stands as it was,
+    to be rolled back again. `AuditError` either way, saying which."""
+    now = fl.load_spec(s)[0].model_dump(mode='json')
+    if any(now[k] != v for k, v in changes.items()):  # undone: nothing of it serves
         raise e
     st.update(status=status, percentage=0.0)
     entry = dict(time=time.time(), action=action, actor=actor or s.actor, reason=reason, step=st['step'])
@@ -431,7 +432,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     try:
         fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
     except AuditError as e:
-        _ended_unrecorded(s, st, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
+        _ended_unrecorded(s, st, changes, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
     st.update(status='rolled_back', percentage=0.0)
     alias = _alias_back(s, st, actor, reason or 'rolled back')
     return _ended(s, _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {}, alias=alias))
@@ -445,7 +446,7 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     try:
         fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout')
     except AuditError as e:
-        _ended_unrecorded(s, st, 'killed', 'kill', actor, reason or 'killed', e)
+        _ended_unrecorded(s, st, changes, 'killed', 'kill', actor, reason or 'killed', e)
     st.update(status='killed', percentage=0.0)
     return _ended(s, _event(s, st, 'kill', actor, reason or 'killed'))
 

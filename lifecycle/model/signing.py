@@ -424,11 +424,12 @@ _NAME_CHARS = set('abcdefghijklmnopqrstuvwxyz0123456789_.-')
 
 
 def person_name(name: str) -> str:
-    """A person's name as used for their key file: at most 64 lower-case letters, digits, `_ . -`; else
-    `SigningKeyError` naming it (a long one by its length: no file system takes it as a file's name)."""
+    """A person's name as used for their key file: at most 200 lower-case letters, digits, `_ . -`; else
+    `SigningKeyError` naming it (a longer one by its length: its key file's temporary name would pass the file
+    system's 255 bytes, so no key was ever made for one)."""
     n = str(name or '').strip().lower()
-    if len(n) > 64:
-        raise SigningKeyError(f"person name of {len(n)} characters: expected at most 64")
+    if len(n) > 200:
+        raise SigningKeyError(f"person name of {len(n)} characters: expected at most 200")
     if not n or not set(n) <= _NAME_CHARS or n.startswith('.'):
         raise SigningKeyError(f"person name {name!r}: expected lower-case letters, digits, '_', '.' or '-'")
     return n

@@ -250,8 +250,8 @@ def token_issue(
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
 def _can_serve(s, host: str, port: int) -> None:
     """Refuse, before anything starts (no flags deployed, no model loaded), what would stop the server: a port outside
-    1-65535 or one another program listens on, a pseudonymising contract with no PII key, and a prediction log that
-    cannot be opened (`log_reachable`)."""
+    1-65535 or one another program listens on, a pseudonymising contract with no PII key, an audit log whose key is
+    in another keys folder, and a prediction log that cannot be opened (`log_reachable`)."""
     from lifecycle.core.commands import port_free
 
     if not 0 < port < 65536:
@@ -265,8 +265,10 @@ def _can_serve(s, host: str, port: int) -> None:
         from lifecycle.data.pii import key_needed
 
         key_needed(s.params['ingest'].columns, s.pii_key_file)  # (the prediction log pseudonymises: PiiError, exit 2)
+    from lifecycle.core.audit import keys_folder, workspace_key
     from lifecycle.serve.predlog import log_reachable
 
+    workspace_key(s.audit_path, keys_folder(s.audit_path, s.keys_dir))  # (AuditKeyMissing: exit 2, as no PII key)
     log_reachable(s)
 
 

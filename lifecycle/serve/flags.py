@@ -258,13 +258,12 @@ def _unsigned(ws: Workspace, model_name: str, v: str) -> str:
 def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> None:
     from lifecycle.model.signing import is_signed
 
-    store = ws.store
     for arm in ('control', 'safe'):
         if not getattr(spec, arm):
             raise FlagError(f"{arm}: expected a version number, found none")
-    for arm in ARMS:
-        v = getattr(spec, arm)
-        if v and not is_signed(store, model_name, v):
+    for arm in ARMS:  # (an arm unchanged was checked when it was set, and the server verifies each before serving it:
+        v = getattr(spec, arm)  # a kill switch or a rollback opens no store, so no missing key can hold it back)
+        if v and (before is None or getattr(before, arm) != v) and not is_signed(ws.store, model_name, v):
             raise FlagError(f"{arm}: {_unsigned(ws, model_name, v)}")
     if refused := policy_refusals(ws, model_name, spec, before):
         raise FlagError(refused[0])
@@ -478,7 +477,19 @@ def _audited_or_undone(s: Workspace, was: dict, action: str, reason: str, actor,
         s.audit(action, MODEL_FLAG, reason, actor=actor, **details)
     except AuditError as e:
         _put_back(was)
-        raise AuditError(f"nothing changed: {e}; make the audit log writable, then try again") from None
+        raise _unrecorded(e, 'nothing changed', live=False) from None
+
+
+def _unrecorded(e: Exception, said: str, live: bool) -> Exception:
+    """The error for flags written that the audit log could not record, saying what stands (`said`) and why. Nothing
+    live (the change undone) and the audit key in another keys folder: `AuditKeyMissing` again (exit 2: nothing ran
+    that stays), whose message says what to do; else `AuditError` (exit 3)."""
+    from lifecycle.core.audit import AuditError, AuditKeyMissing
+
+    if isinstance(e, AuditKeyMissing):
+        return (AuditError if live else AuditKeyMissing)(f"{said}: {e}")
+    fix = 'make it writable' if live else 'make the audit log writable, then try again'
+    return AuditError(f"{said}: {e}; {fix}")
 
 
 def _put_back(was: dict) -> None:
@@ -564,12 +575,12 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     except AuditError as e:  # a change no entry records is undone, but for what only takes exposure away
         if _takes_exposure_only(old, new):  # (the kill switch, a rollback: an emergency is not undone for a record)
             what = ', '.join(diff) or 'no change'
-            raise AuditError(f"the change is live, unrecorded ({what}): {e}; make it writable") from None
+            raise _unrecorded(e, f"the change is live, unrecorded ({what})", live=True) from None
         if new.kill and not old.kill:  # the kill switch stays pulled; the rest of the change is undone
             _write(s, old.model_copy(update={'kill': True}), name)
-            raise AuditError(f"the kill switch is ON, unrecorded, the rest undone: {e}; make it writable") from None
+            raise _unrecorded(e, "the kill switch is ON, unrecorded, the rest undone", live=True) from None
         _put_back(was)
-        raise AuditError(f"nothing changed: {e}; make the audit log writable, then try again") from None
+        raise _unrecorded(e, 'nothing changed', live=False) from None
     return new
 
 
@@ -630,7 +641,7 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
             )
         _dotted(d, str(k), v)
     try:  # strict, as JSON: "true" is no boolean and "5" no share (the admin API's body; the CLI's values are YAML)
-        return FlagsParams.model_validate_json(json.dumps(d), strict=True)
+        return FlagsParams.model_validate_json(json.dumps(d, default=str), strict=True)  # (a YAML date: its text)
     except Exception as e:
         errs = getattr(e, 'errors', lambda: [])()
         raise FlagError('; '.join(_describe(x) for x in errs) if errs else str(e)) from None

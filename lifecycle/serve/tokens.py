@@ -43,7 +43,7 @@ def issue_token(s: Settings, user: str, key_id: str, actor: str | None = None) -
         audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=key_id)
     except audit.AuditError as e:  # a token no entry records does not stand
         atomic_write(p, before, mode=0o600)
-        raise audit.AuditError(f"no token issued: {e}") from None
+        raise type(e)(f"no token issued: {e}") from None  # (AuditKeyMissing stays itself: exit 2)
     return token
 
 
