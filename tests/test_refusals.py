@@ -107,12 +107,64 @@ def test_every_command_has_help(workspace, args):
         (['keys', 'new', '--as', 'a' * 300], 'person name of 300 characters: expected at most 200'),
         (['store', 'purge', '--expired', '--as-of', ''], "--as-of '': expected an ISO date"),
         (['monitor', 'explain', '--version', '1', '--window', '1', '--repeats', '101'], '--repeats: expected 1 to 100'),
+        (['retrain', 'run', '--every', 'inf', '--times', '2'], '--every: expected a number of seconds above 0'),
+        (['experiment', 'report', '--since', 'nan'], "--since 'nan': expected an ISO time or epoch seconds"),
+        # a version past what the registry's database holds: its driver's overflow was a traceback, or exit 1
+        (['approve', 'm', '9' * 23, '--as', 'carol', '--reason', 'x'], 'VERSION: a number of 23 digits'),
+        (['govern', 'check', 'm', '9' * 23], 'VERSION: a number of 23 digits'),
+        (['promote', 'm', '9' * 23, '--to', 'staging'], 'VERSION: a number of 23 digits'),
+        (['rollout', 'start', '--challenger', '9' * 23], '--challenger: a number of 23 digits'),
+        (['monitor', 'explain', '--version', '9' * 23, '--window', '1'], '--version: a number of 23 digits'),
     ],
 )
 def test_an_empty_or_unbounded_option_is_a_usage_error_before_anything_runs(workspace, args, said):
     "Exit 2 naming the option (an empty --as-of was read as now; a 300-character name failed as an errno, exit 1)."
     r = cli(workspace, *args)
     assert r.returncode == 2 and said in r.stderr and 'Errno' not in r.stderr, r.stderr
+
+
+def test_damaged_state_a_status_reads_is_named_exit_4_never_a_traceback(trained):
+    """A run's manifest, a sealed dataset record, the remembered params folder and a retraining record, each damaged:
+    `status` (and the commands that read them) named the file with exit 4 where they raised JSONDecodeError,
+    AttributeError, a raw RecordError, a file-name errno, or took the workspace root for the params folder."""
+    (run,) = (trained / 'reports/runs').iterdir()
+    manifest = run / 'manifest.json'
+    good = manifest.read_text()
+    for text, said in (
+        (good[:200], 'expected an object of state, found damaged JSON'),
+        (json.dumps({**json.loads(good), 'stages': [1]}), "expected a run's manifest"),
+    ):
+        manifest.write_text(text)
+        r = cli(trained, 'status', '--json')
+        assert r.returncode == 4 and said in json.loads(r.stdout)['error'] and str(manifest) in r.stdout, r.stdout
+    manifest.write_text(good)
+    record = sorted((trained / '.lifecycle/store/records/datasets').glob('*.json'))[0]
+    sealed = record.read_text()
+    record.write_text(sealed.replace('"rows": ', '"rows": 1'))
+    r = cli(trained, 'status')
+    assert r.returncode == 4 and 'does not match its seal' in r.stderr and record.name in r.stderr, r.stderr
+    from lifecycle.core.store import RecordError
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop.trace import _snapshot
+
+    with pytest.raises(RecordError, match='does not match its seal'):  # (trace said the snapshot was missing, exit 0)
+        _snapshot(Workspace.open(trained), record.stem)
+    record.write_text(sealed)
+    remembered = trained / '.lifecycle' / 'params_dir'
+    for text in ('', 'x' * 300):
+        remembered.write_text(text)
+        r = cli(trained, 'status')
+        assert r.returncode == 4 and 'params_dir: expected the params folder the last run used' in r.stderr, r.stderr
+    remembered.unlink()
+    it = trained / '.lifecycle/retrain/iterations/x1.json'
+    it.parent.mkdir(parents=True, exist_ok=True)
+    it.write_text(json.dumps(dict(id='x1', status='promoted', started=1.0, history=[], decision='oops')))
+    for args in (['retrain', 'status'], ['retrain', 'history']):
+        r = cli(trained, *args)
+        assert r.returncode == 4 and 'x1.json: not a readable retraining record' in r.stderr, (args, r.stderr)
+        assert 'wrong kind: decision' in r.stderr
+    it.unlink()
+    assert cli(trained, 'status').returncode == 0
 
 
 def test_an_audit_log_that_is_a_folder_is_not_an_empty_log(trained):

@@ -17,8 +17,8 @@ import typer
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
-           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'did_you_mean', 'needs_text', 'printable',
-           'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke',
+           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'did_you_mean', 'needs_text', 'registry_version',
+           'printable', 'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke',
            'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
@@ -91,7 +91,7 @@ def console():
 # %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f0
 def check_repeats(every: float | None, times: int | None) -> None:
     "Refuse `--every` and `--times` of a command that repeats (`monitor run`, `retrain run`) unless they fit together."
-    if every is not None and not every > 0:
+    if every is not None and not 0 < every < float('inf'):  # (NaN and infinity too: no sleep takes them)
         raise CommandError(f"--every: expected a number of seconds above 0, found {every:g}", EXIT_INPUT)
     if times is not None and times < 1:
         raise CommandError(f"--times: expected at least 1, found {times}", EXIT_INPUT)
@@ -112,6 +112,17 @@ def needs_text(value: str, option: str) -> str:
     if not str(value).strip():
         raise CommandError(f"{option}: expected some text, found an empty value", EXIT_INPUT)
     return str(value).strip()
+
+# %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f6
+def registry_version(value: str, option: str) -> str:
+    """A model version given on the command line, as given; `CommandError` (exit 2) for a number the registry cannot
+    hold (past 2**63 - 1: its database's integer), which it would answer with an overflow, not "no such version"."""
+    v = str(value).strip()
+    if v.isascii() and v.isdigit() and int(v) >= 2**63:
+        raise CommandError(
+            f"{option}: a number of {len(v)} digits; expected a version number of the registry", EXIT_INPUT
+        )
+    return value
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ea6aaa59
 _NOT_SHOWN = ('Cc', 'Cf', 'Zl', 'Zp')  # Unicode categories that act on a terminal rather than show
@@ -135,6 +146,7 @@ COMMON_ERRORS = {
     'lifecycle.core.tracking.TrackingUnavailable': EXIT_SOURCE,  # (MLflow's database cannot be opened)
     'lifecycle.core.store.JournalError': EXIT_SOURCE,  # (a log damaged mid-way: named with its line)
     'lifecycle.core.store.StateError': EXIT_SOURCE,  # (a state file damaged or of the wrong shape: named)
+    'lifecycle.core.store.StoreError': EXIT_SOURCE,  # (a stored record or object missing, or failing its seal: named)
     'lifecycle.core.audit.AuditError': EXIT_AUDIT,  # (the audit log cannot be written as asked: says why)
     'lifecycle.core.audit.AuditKeyMissing': EXIT_INPUT,  # (another keys_dir than the log's: as no PII key)
     'builtins.OSError': EXIT_STAGE,  # (a file read or written past the checks: read-only, no permission, no space)

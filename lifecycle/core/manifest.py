@@ -8,7 +8,7 @@ import json
 import secrets
 from datetime import datetime, timezone
 from pathlib import Path
-from .store import atomic_write
+from .store import atomic_write, read_state, StateError
 
 # %% auto #0
 __all__ = ['ManifestError', 'new_run_id', 'now_iso', 'RunManifest', 'list_runs']
@@ -52,11 +52,20 @@ class RunManifest:
 
     @classmethod
     def load(cls, run_dir: str | Path) -> 'RunManifest':
-        "Read an existing run's manifest."
+        "Read an existing run's manifest; `StateError` (exit 4) naming one damaged or not of a manifest's shape."
         p = Path(run_dir) / 'manifest.json'
         if not p.is_file():
             raise ManifestError(f"no run manifest at {p}")
-        return cls(p.parent, json.loads(p.read_text()))
+        data = read_state(p, None, dict)
+        stages = data.get('stages')
+        if not isinstance(data.get('run_id'), str) or not (
+            isinstance(stages, dict) and all(isinstance(v, dict) for v in stages.values())
+        ):
+            raise StateError(
+                f"{p}: expected a run's manifest (a 'run_id', and 'stages' by name), found keys of another kind; "
+                "restore it from a backup, or move the run's folder aside"
+            )
+        return cls(p.parent, data)
 
     @classmethod
     def open(cls, runs_dir: str | Path, run_id: str) -> 'RunManifest':

@@ -311,12 +311,23 @@ def remember_params(ws: Settings) -> Path:
 
 def remembered_params(state_dir: str | Path, root: str | Path) -> Path | None:
     "The params folder the last run used (a relative record is inside `root`), if one is recorded and still exists."
+    from lifecycle.core.store import StateError
+
     p = Path(state_dir) / PARAMS_FILE
     if not p.is_file():
         return None
-    d = Path(p.read_text(encoding='utf-8', errors='replace').strip())
-    d = d if d.is_absolute() else Path(root).resolve() / d
-    return d if d.is_dir() else None
+    text = p.read_text(encoding='utf-8', errors='replace').strip()
+    d = Path(text) if text.isprintable() else None
+    try:
+        d = d if d is None or d.is_absolute() else Path(root).resolve() / d
+        if text and d is not None:
+            return d if d.is_dir() else None
+    except OSError:  # (a name the file system cannot take: too long)
+        pass
+    raise StateError(
+        f"{p}: expected the params folder the last run used, found {'nothing' if not text else 'no folder name'}; "
+        "remove the file (the next run writes it again) or pass --params"
+    )
 
 # %% ../../nbs/api/core/10_workspace.ipynb #a8a5e5d0
 class Workspace(Settings):

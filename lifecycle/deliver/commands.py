@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
-from ..core.cli_support import command, CommandError, Result, dumps, EXIT_STAGE, EXIT_INPUT
+from ..core.cli_support import command, CommandError, Result, dumps, EXIT_STAGE, EXIT_INPUT, registry_version
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -93,6 +93,7 @@ def rollout_start(
     if strategy not in (None, 'canary', 'blue_green'):
         raise CommandError(f"--strategy: expected canary or blue_green, found {strategy!r}", EXIT_INPUT)
     try:
+        challenger = registry_version(challenger, '--challenger')
         st = ro.start(s, challenger, ps['rollout'], _steps(steps), strategy, reason=reason)
     except ValueError as e:
         raise CommandError(f"--steps: {e}", EXIT_INPUT) from None
@@ -362,6 +363,8 @@ def experiment_report(
     else:
         try:
             t = float(since)
+            if t != t or t in (float('inf'), float('-inf')):  # (NaN compares as no row, yet reads as "everything")
+                raise CommandError(f"--since {since!r}: expected an ISO time or epoch seconds", EXIT_INPUT)
         except ValueError:
             try:
                 t = datetime.fromisoformat(since).timestamp()

@@ -185,7 +185,7 @@ def retrain_history(
             id=it['id'],
             started=it['started'],
             status=it['status'],
-            trigger=it['trigger']['summary'],
+            trigger=(it.get('trigger') or {}).get('summary', ''),
             challenger=(it.get('registration') or {}).get('model_version'),
             decision=(it.get('decision') or {}).get('reason'),
         )

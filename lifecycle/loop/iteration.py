@@ -15,16 +15,16 @@ from pathlib import Path
 import pandas as pd
 from ..core.locks import hold
 from ..core.settings import shown_url
-from ..core.store import atomic_write
+from ..core.store import atomic_write, StateError
 from ..core.workspace import Workspace
 from . import feedback, shadow, triggers
 from .schema import RetrainParams, load_retrain_params, record_problem
 
 # %% auto #0
-__all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'iterations_dir', 'save',
-           'history', 'active', 'champion_info', 'step_data', 'champion_hyperparameters', 'step_train', 'step_validate',
-           'step_register', 'evidence_run', 'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start',
-           'run', 'artifacts', 'waiting_for', 'status']
+__all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'RecordDamaged',
+           'iterations_dir', 'save', 'history', 'active', 'champion_info', 'step_data', 'champion_hyperparameters',
+           'step_train', 'step_validate', 'step_register', 'evidence_run', 'step_shadow_start', 'step_shadow',
+           'step_canary', 'step_waiting', 'start', 'run', 'artifacts', 'waiting_for', 'status']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -35,6 +35,10 @@ ACTOR = 'retrain'  # the actor of the loop's own actions in the audit log (a per
 
 class RetrainError(Exception):
     "A retraining that cannot proceed: another iteration or rollout in the way, or a broken record."
+
+
+class RecordDamaged(StateError, RetrainError):
+    "A retraining record that cannot be read: to the CLI a damaged state file (exit 4), as other state files."
 
 
 def iterations_dir(state_dir: str | Path) -> Path:
@@ -61,7 +65,7 @@ def _record(p: Path) -> dict:
     except (OSError, ValueError) as e:
         why = f"not JSON ({type(e).__name__})" if isinstance(e, ValueError) else (e.strerror or type(e).__name__)
     if why:
-        raise RetrainError(
+        raise RecordDamaged(
             f"{p}: not a readable retraining record ({why}); put back a good copy, or move it out of {p.parent} "
             "(the loop then knows nothing of that iteration)"
         )

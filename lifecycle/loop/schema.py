@@ -123,11 +123,21 @@ def load_retrain_params(params_dir: str | Path) -> RetrainParams:
     return rp
 
 
+def _of_kind(v, kind) -> bool:
+    "Whether `v` is of `kind` (a boolean is no number here)."
+    return isinstance(v, kind) and not isinstance(v, bool)
+
+
 def record_problem(it) -> str:
     """Why a retraining record read from its file cannot be used ('' when it can): the keys every reader takes (its
     values unquoted). The loop's commands and the site refuse such a record naming its file, never a traceback."""
     if not isinstance(it, dict):
         return f"expected a JSON object, found {type(it).__name__}"
     kinds = (('id', str), ('status', str), ('started', (int, float)), ('history', list))
-    wrong = [k for k, kind in kinds if not isinstance(it.get(k), kind) or isinstance(it.get(k), bool)]
+    wrong = [k for k, kind in kinds if not _of_kind(it.get(k), kind)]
+    maybe = (('finished', (int, float)), ('trigger', dict), ('decision', dict), ('registration', dict))
+    maybe += (('champion', dict),)  # (each may be None: not yet)
+    wrong += [k for k, kind in maybe if it.get(k) is not None and not _of_kind(it[k], kind)]
+    if isinstance(it.get('trigger'), dict) and not isinstance(it['trigger'].get('summary'), str):
+        wrong.append('trigger.summary')
     return f"keys missing or of the wrong kind: {', '.join(wrong)}" if wrong else ''

@@ -7,9 +7,9 @@ version, the champion it was built on."""
 
 # %% ../../nbs/api/loop/06_trace.ipynb #e8b84f55
 from __future__ import annotations
-import json
 from dataclasses import asdict, dataclass, field
 from ..core.workspace import Workspace
+from ..core.store import read_state
 
 # %% auto #0
 __all__ = ['TraceError', 'request_rows', 'version_lineage', 'Trace', 'trace', 'chain']
@@ -54,10 +54,9 @@ def _request_rows(engine, request_id: str) -> list[dict]:
 def _snapshot(ws: Workspace, version: str | None) -> dict | None:
     if not version:
         return None
-    try:
-        r = ws.store.get_record('datasets', version)
-    except Exception:
+    if not ws.store.record_path('datasets', version).is_file():  # (gone; one that fails its seal is refused: named)
         return dict(version=version, missing=True)
+    r = ws.store.get_record('datasets', version)
     keep = ('version', 'dataset', 'role', 'rows', 'created', 'source', 'schema_hash', 'rules_hash', 'parent')
     return {k: r.get(k) for k in keep}
 
@@ -68,7 +67,7 @@ def _batch_lineage(ws: Workspace, feedback_version: str | None) -> dict | None:
 
     d = batches_dir(ws)
     for p in sorted(d.glob('*.lineage.json')) if feedback_version and d.is_dir() else []:
-        lin = json.loads(p.read_text())
+        lin = read_state(p, {}, dict)  # (damaged: `StateError` naming it, exit 4)
         if lin.get('dataset_version') == feedback_version:
             return dict(
                 file=str(p.with_name(lin['file'])),

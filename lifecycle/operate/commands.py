@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, check_repeats, command, dumps
+from ..core.cli_support import registry_version
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -247,6 +248,7 @@ def monitor_explain(
 
     if not 1 <= repeats <= 100:  # (each repeat scores the window once per feature: 100 settles any ranking)
         raise CommandError(f"--repeats: expected 1 to 100, found {repeats}", EXIT_INPUT)
+    version = registry_version(version, '--version')
     try:
         return Explanation(explain(Workspace.open(), version, variant, window, n_repeats=repeats))
     except LookupError as e:

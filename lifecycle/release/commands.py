@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, EXIT_OK, EXIT_STAGE, EXIT_INPUT
-from ..core.cli_support import did_you_mean, needs_text
+from ..core.cli_support import did_you_mean, needs_text, registry_version
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -114,6 +114,7 @@ def govern_check(
         ws = Workspace.open()
         rows = serving_check(ws)
         return ServingCheck(all(r['ok'] for r in rows), ws.environment, rows)
+    version = registry_version(version, 'VERSION')
     s, ps, ml, store, facts, pipeline_run = governance_context(Workspace.open(), model, version)
     results, report = write_governance_report(s, ps, store, facts, model, version)
     failed = results[results.verdict == 'fail']
@@ -207,7 +208,7 @@ def approve(
 ):
     """Sign off a promotion step with your key; refused for the trainer, a wrong key or role, out of order, a failed
     policy, or production before the A/B evidence."""
-    rec = approve_version(Workspace.open(), model, version, user, reason, step)
+    rec = approve_version(Workspace.open(), model, registry_version(version, 'VERSION'), user, reason, step)
     return Approved(rec, model, version, step, user)
 
 # %% ../../nbs/api/release/03_commands.ipynb #61b5e4ed
@@ -262,7 +263,7 @@ def promote(
 
     from lifecycle.release import trust
 
-    s = Workspace.open()
+    version, s = registry_version(version, 'VERSION'), Workspace.open()
     policy, people = s.params['policy'], trust.roster(s)
     out = gov.promote(
         s.mlflow,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, CommandError, Result, EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
+from ..core.cli_support import registry_version
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -405,7 +406,7 @@ def score(
         version = ref if ref.isdigit() else _alias_lookup(s, name)(ref)
         if version is None:
             raise CommandError(f"no version given and alias {ref!r} names none; register a model first", EXIT_INPUT)
-    version = _registered(s, name, version)
+    version = _registered(s, name, registry_version(version, '--version'))
     thr = threshold if threshold is not None else spec.threshold.variants[spec.threshold.default]
     try:
         m = load_version(ml, s.store, name, str(version), s.key_dir)
