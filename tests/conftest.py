@@ -222,6 +222,20 @@ def keys_folder_of(ws: Path) -> Path:
     return default_keys_dir() / (ws / '.lifecycle' / 'workspace.id').read_text().strip()
 
 
+def make_audit_unwritable(monkeypatch) -> None:
+    """Make every audit append fail as an immutable (`chattr +i`) log does, with `PermissionError` on taking its lock;
+    `monkeypatch.undo()` makes it writable again."""
+    from contextlib import contextmanager
+    from lifecycle.core import audit
+
+    @contextmanager
+    def immutable(log):
+        raise PermissionError(1, 'Operation not permitted', str(log))
+        yield
+
+    monkeypatch.setattr(audit, '_locked_chain', immutable)
+
+
 def copy_workspace(src: Path, dest: Path) -> Path:
     """Copy a workspace with all its state to `dest`, self-contained: its own workspace id, its own copy of the audit
     key and checkpoint (outside the workspace, under that id), MLflow and the records it reads back pointing at it.

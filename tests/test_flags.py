@@ -177,7 +177,7 @@ def test_the_kill_switch_and_a_rollback_are_never_refused_by_the_release_policy(
 
 def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stays_pulled(tmp_path, monkeypatch):
     "Audit log unwritable (read-only, immutable, full): a change is not left live unrecorded; the kill switch is."
-    from contextlib import contextmanager
+    from conftest import make_audit_unwritable
     from lifecycle.core import audit
     from lifecycle.core.store import read_state
     from lifecycle.serve import tokens
@@ -185,13 +185,7 @@ def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stay
     s = registered_workspace(tmp_path, 'm', versions=2)
     fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
     entries = len(audit.read(s.audit_path))
-
-    @contextmanager
-    def immutable(log):
-        raise PermissionError(1, 'Operation not permitted', str(log))
-        yield
-
-    monkeypatch.setattr(audit, '_locked_chain', immutable)
+    make_audit_unwritable(monkeypatch)
     with pytest.raises(audit.AuditError, match=r"nothing changed: the audit log .* cannot be written \(Operation not"):
         fl.change_flags(s, {'percentage': 50}, actor='carol')
     live = fl.read_document(fl.flagd_path(s))['metadata']['revision']  # (the flag file the server reads, too)

@@ -239,7 +239,7 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
 def test_a_kill_or_rollback_the_audit_log_cannot_record_still_ends_the_rollout(ws, monkeypatch, action, status):
     """The flags change of a kill or a rollback stays live when the audit log cannot record it (it only takes exposure
     away): the rollout ends with it, saying it went unrecorded, so no guard judges and no hold keeps an arm gone."""
-    from contextlib import contextmanager
+    from conftest import make_audit_unwritable
     from lifecycle.core import audit
     from lifecycle.core.workspace import Workspace
     from lifecycle.deliver import rollout as ro
@@ -248,13 +248,7 @@ def test_a_kill_or_rollback_the_audit_log_cannot_record_still_ends_the_rollout(w
     s = Workspace.open(ws)
     st = ro.start(s, '2', s.params['rollout'], steps=[10, 100], actor='carol', reason='canary')
     entries = len(audit.read(s.audit_path))
-
-    @contextmanager
-    def immutable(log):
-        raise PermissionError(1, 'Operation not permitted', str(log))
-        yield
-
-    monkeypatch.setattr(audit, '_locked_chain', immutable)
+    make_audit_unwritable(monkeypatch)
     said = rf"rollout {st['id']} {status.replace('_', ' ')}, its flags change unrecorded: the change is live"
     with pytest.raises(audit.AuditError, match=said):
         getattr(ro, action)(s, actor='carol', reason='pager went off')
@@ -273,7 +267,7 @@ def test_the_rollback_of_a_completed_rollout_the_audit_log_cannot_record_is_undo
 ):
     """Rolling back a completed rollout brings its old control back (more exposure): unrecorded, it is undone, and the
     rollout stays completed, to be rolled back once the log takes it (it was saved as rolled back, and could not be)."""
-    from contextlib import contextmanager
+    from conftest import make_audit_unwritable
     from lifecycle.core import audit
     from lifecycle.core.workspace import Workspace
     from lifecycle.deliver import rollout as ro
@@ -282,13 +276,7 @@ def test_the_rollback_of_a_completed_rollout_the_audit_log_cannot_record_is_undo
     s = Workspace.open(ws)
     ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
     assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed' and fl.load_spec(s)[0].control == '2'
-
-    @contextmanager
-    def immutable(log):
-        raise PermissionError(1, 'Operation not permitted', str(log))
-        yield
-
-    monkeypatch.setattr(audit, '_locked_chain', immutable)
+    make_audit_unwritable(monkeypatch)
     with pytest.raises(audit.AuditError, match='^nothing changed: the audit log'):
         ro.rollback(s, actor='carol', reason='pager went off')
     monkeypatch.undo()
