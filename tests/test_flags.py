@@ -2,6 +2,7 @@
 its old and new value, and another OpenFeature provider can be swapped in by configuration."""
 
 from __future__ import annotations
+import json
 import pytest
 from lifecycle.params import FlagsParams
 from lifecycle import flags as fl
@@ -232,15 +233,24 @@ def test_with_the_audit_key_in_another_keys_folder_the_kill_switch_still_pulls_a
     assert fl.load_spec(s)[0].kill and not (tmp_path / 'other-keys').exists()
     monkeypatch.undo()
     assert len(audit.read(s.audit_path)) == entries and audit.verify(s.audit_path).ok
+    spec = json.loads(fl.spec_path(s).read_text())  # an unstamped spec (an earlier version's) naming an unsigned safe:
+    fl.spec_path(s).write_text(json.dumps({k: v for k, v in spec.items() if k != 'revision'} | {'safe': '7'}))
+    with pytest.raises(fl.FlagError, match="safe: .*no version 7"):  # every arm is checked, changed or not
+        fl.change_flags(s, {'shadow': False}, actor='carol')
 
 
 def test_values_are_taken_as_typed_and_a_yaml_date_as_its_text():
-    "Validated strictly as JSON (\"true\" is no boolean, \"5\" no share); a YAML date (`flags set`) is its ISO text."
+    """Validated strictly as JSON ("true" is no boolean, "5" no share); `flags set` reads a date or time as the text
+    typed (a cohort compares text), and a value JSON has no type for is refused naming its type."""
     import datetime
+    from lifecycle.serve.commands import _value
 
     old = FlagsParams(control='1', challenger='2', safe='1', percentage=10)
-    cohort = {'attribute': 'signup', 'equals': datetime.date(2024, 1, 1), 'variant': 'challenger'}
-    assert fl._changed(old, {'cohorts': [cohort]}).cohorts[0].equals == '2024-01-01'
+    cohorts = _value('[{attribute: signup, equals: 2024-01-01T10:00:00Z, variant: challenger}]')
+    assert fl._changed(old, {'cohorts': cohorts}).cohorts[0].equals == '2024-01-01T10:00:00Z'
+    assert _value('2024-01-01') == '2024-01-01' and _value('5') == 5 and _value('true') is True
+    with pytest.raises(fl.FlagError, match='a value of type date: expected text, a number'):
+        fl._changed(old, {'cohorts': [{'attribute': 'x', 'equals': datetime.date(2024, 1, 1), 'variant': 'safe'}]})
     for changes, key in (({'kill': 'true'}, 'kill'), ({'percentage': '5'}, 'percentage')):
         with pytest.raises(fl.FlagError, match=f"key '{key}': Input should be a valid"):
             fl._changed(old, changes)

@@ -92,7 +92,7 @@ def workspace_key(log: Path, folder: Path) -> bytes:
             f"{log} holds entries, but this workspace's audit key is not in {folder}: the key is kept outside the "
             f"workspace, in keys_dir ({folder.parent}: settings.ini's keys_dir, else $LIFECYCLE_KEYS_DIR, else "
             "$XDG_DATA_HOME/lifecycle/keys), and this process looks in another one. Run with the keys_dir that holds "
-            "it, or restore it from a backup; nothing was written (a new key would break the chain here)"
+            "it, or restore it from a backup; the log was left as it was (a new key would break its chain here)"
         )
     return audit_key(folder)
 

@@ -115,12 +115,18 @@ def needs_text(value: str, option: str) -> str:
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f6
 def registry_version(value: str, option: str) -> str:
-    """A model version given on the command line, as given; `CommandError` (exit 2) for a number the registry cannot
-    hold (past 2**63 - 1: its database's integer), which it would answer with an overflow, not "no such version"."""
-    v = str(value).strip()
-    if v.isascii() and v.isdigit() and int(v) >= 2**63:
+    """A model version given on the command line, as given; `CommandError` (exit 2) for a number (as `int` reads one:
+    signs, underscores and any script's digits too) the registry cannot hold: past a 32-bit integer, its column's type
+    on PostgreSQL and MySQL (SQLite's driver overflows past 2**63), which it would answer with an overflow, not "no
+    such version"."""
+    try:
+        n = int(str(value).strip())
+    except ValueError:
+        return value  # (not a number: the registry's own "no such version" says so, with its "did you mean")
+    if not -(2**31) <= n < 2**31:
         raise CommandError(
-            f"{option}: a number of {len(v)} digits; expected a version number of the registry", EXIT_INPUT
+            f"{option}: a number out of the registry's range (up to {2**31 - 1}); expected a version number",
+            EXIT_INPUT,
         )
     return value
 

@@ -181,7 +181,7 @@ class Watched(Result):
         return self.failed
 
 # %% ../../nbs/api/data/09_commands.ipynb #c5a9a367
-_INGEST_ERRORS = {'lifecycle.core.store.StoreError': EXIT_INPUT}
+_INGEST_ERRORS = {'lifecycle.core.store.StoreError': EXIT_INPUT, 'lifecycle.core.store.RecordError': EXIT_SOURCE}
 
 
 @command(_INGEST_ERRORS)
@@ -340,7 +340,7 @@ def _excluded(p, columns) -> dict:
 @command(
     {
         'lifecycle.core.store.StoreError': EXIT_SOURCE,
-        'lifecycle.core.store.RecordError': EXIT_INPUT,
+        'lifecycle.core.store.RecordError': EXIT_SOURCE,  # (a record failing its seal: damaged state, as everywhere)
         'lifecycle.data.ingest.SnapshotPurged': EXIT_SOURCE,
     }
 )
@@ -451,7 +451,7 @@ class Purged(Result):
             print("nothing has expired")
 
 
-@command({'lifecycle.core.store.StoreError': EXIT_INPUT})
+@command({'lifecycle.core.store.StoreError': EXIT_INPUT, 'lifecycle.core.store.RecordError': EXIT_SOURCE})
 def store_purge(
     expired_only: bool = typer.Option(
         False, '--expired', help="Purge the data of snapshots past their retention date (required)."

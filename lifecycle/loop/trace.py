@@ -51,12 +51,20 @@ def _request_rows(engine, request_id: str) -> list[dict]:
         engine.dispose()
 
 # %% ../../nbs/api/loop/06_trace.ipynb #9a6bd730
+def _stored(ws: Workspace, kind: str, rid: str | None) -> dict | None:
+    """A store record, None when there is none; one there that fails its seal or cannot be read is refused
+    (`StoreError`, exit 4, naming its file), never shown as missing."""
+    if not rid or not ws.store.record_path(kind, rid).is_file():
+        return None
+    return ws.store.get_record(kind, rid)
+
+
 def _snapshot(ws: Workspace, version: str | None) -> dict | None:
     if not version:
         return None
-    if not ws.store.record_path('datasets', version).is_file():  # (gone; one that fails its seal is refused: named)
+    r = _stored(ws, 'datasets', version)
+    if r is None:
         return dict(version=version, missing=True)
-    r = ws.store.get_record('datasets', version)
     keep = ('version', 'dataset', 'role', 'rows', 'created', 'source', 'schema_hash', 'rules_hash', 'parent')
     return {k: r.get(k) for k in keep}
 
@@ -95,25 +103,20 @@ def version_lineage(ws: Workspace, name: str, version: str, depth: int = 5) -> d
     tags = dict(mv.tags or {})
     run = ws.client.get_run(mv.run_id)
     rt = run.data.tags
-    try:
-        sig = ws.store.get_record('signatures', f'{name}-{version}')
-        signature = dict(
-            key_id=sig['key_id'], algorithm=sig['algorithm'], manifest_sha256=sig['manifest']['manifest_hash']
-        )
-    except Exception:
-        signature = None  # never signed: such a version is never routed
-    try:
-        val = ws.store.get_record('validations', tags.get('validation_id', ''))
-        validation = dict(
-            id=tags['validation_id'], passed=val['passed'], validated=val.get('validated'), by=val.get('validated_by')
-        )
-    except Exception:
-        validation = None
-    try:
-        fs = ws.store.get_record('features', rt.get('feature_set_version', ''))
-        features = dict(version=fs['version'], definition_hash=fs['definition_hash'], inputs=fs['inputs'])
-    except Exception:
-        features = dict(version=rt.get('feature_set_version'), missing=True)
+    sig = _stored(ws, 'signatures', f'{name}-{version}')  # (none: never signed, and such a version is never routed)
+    signature = sig and dict(
+        key_id=sig['key_id'], algorithm=sig['algorithm'], manifest_sha256=sig['manifest']['manifest_hash']
+    )
+    val = _stored(ws, 'validations', tags.get('validation_id'))
+    validation = val and dict(
+        id=tags['validation_id'], passed=val['passed'], validated=val.get('validated'), by=val.get('validated_by')
+    )
+    fs = _stored(ws, 'features', rt.get('feature_set_version'))
+    features = (
+        dict(version=fs['version'], definition_hash=fs['definition_hash'], inputs=fs['inputs'])
+        if fs
+        else dict(version=rt.get('feature_set_version'), missing=True)
+    )
     out = dict(
         model=name,
         version=str(version),

@@ -134,10 +134,17 @@ def _change(changes: dict, reason: str) -> FlagsView:
 
 
 def _value(text: str):
+    "A `flags set` value as YAML reads it, but for dates and times, which stay the text typed (a cohort compares text)."
     import yaml
 
+    class NoTimes(yaml.SafeLoader):
+        yaml_implicit_resolvers = {
+            k: [r for r in v if r[0] != 'tag:yaml.org,2002:timestamp']
+            for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
+        }
+
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=NoTimes)
     except yaml.YAMLError:
         return text
 

@@ -256,14 +256,16 @@ def _unsigned(ws: Workspace, model_name: str, v: str) -> str:
 
 
 def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> None:
+    from lifecycle.core.store import Store
     from lifecycle.model.signing import is_signed
 
     for arm in ('control', 'safe'):
         if not getattr(spec, arm):
             raise FlagError(f"{arm}: expected a version number, found none")
-    for arm in ARMS:  # (an arm unchanged was checked when it was set, and the server verifies each before serving it:
-        v = getattr(spec, arm)  # a kill switch or a rollback opens no store, so no missing key can hold it back)
-        if v and (before is None or getattr(before, arm) != v) and not is_signed(ws.store, model_name, v):
+    store = Store(ws.store_dir)  # (whether a signature is on file needs no key: a kill switch is never held back by one
+    for arm in ARMS:  # missing; the signature itself is verified, with the key, when the server loads the version)
+        v = getattr(spec, arm)
+        if v and not is_signed(store, model_name, v):
             raise FlagError(f"{arm}: {_unsigned(ws, model_name, v)}")
     if refused := policy_refusals(ws, model_name, spec, before):
         raise FlagError(refused[0])
@@ -630,6 +632,11 @@ def _needs_repair(s: Settings) -> bool:
     return False
 
 
+def _not_json(o):
+    "Refuse a value JSON has no type for (a YAML set or binary), naming its type."
+    raise FlagError(f"a value of type {type(o).__name__}: expected text, a number, true/false, null, a list or a map")
+
+
 def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
     "`old` with `changes` (dotted keys) applied and validated; `FlagError` naming what does not fit."
     d = old.model_dump(mode='json', by_alias=True)
@@ -641,7 +648,7 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
             )
         _dotted(d, str(k), v)
     try:  # strict, as JSON: "true" is no boolean and "5" no share (the admin API's body; the CLI's values are YAML)
-        return FlagsParams.model_validate_json(json.dumps(d, default=str), strict=True)  # (a YAML date: its text)
+        return FlagsParams.model_validate_json(json.dumps(d, default=_not_json), strict=True)
     except Exception as e:
         errs = getattr(e, 'errors', lambda: [])()
         raise FlagError('; '.join(_describe(x) for x in errs) if errs else str(e)) from None
