@@ -73,7 +73,8 @@ def test_an_edited_drift_profile_is_refused_before_it_changes_a_verdict(ws):
     assert str(path) in str(e.value)
 
 
-def test_drift_command_refuses_an_edited_profile_with_exit_2(ws, tmp_path, monkeypatch):
+def test_drift_command_refuses_an_edited_profile_with_exit_4(ws, tmp_path, monkeypatch):
+    "A record failing its seal is damaged state: exit 4, as every command says it (drift said 2, status a traceback)."
     from lifecycle.data import commands
     from conftest import make_workspace, set_yaml
 
@@ -86,7 +87,7 @@ def test_drift_command_refuses_an_edited_profile_with_exit_2(ws, tmp_path, monke
     ing.reference_profile(s.store, a)
     edit(s.store.record_path('profiles', a), lambda r: r['columns']['age'].update(mean=0.0))
     r = invoke(commands.drift, ['--reference', a, '--current', b], env={'LIFECYCLE_WORKSPACE': str(w)})
-    assert r.exit_code == 2 and 'does not match its seal' in r.stderr and f'profiles/{a}.json' in r.stderr
+    assert r.exit_code == 4 and 'does not match its seal' in r.stderr and f'profiles/{a}.json' in r.stderr
 
 
 def test_drift_command_uses_a_stored_reference_profile_without_reading_its_data(ws, tmp_path, monkeypatch):
