@@ -384,6 +384,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/core/manifest.py'),
                                          'lifecycle.core.manifest.RunManifest.update_stage': ( 'api/core/manifest.html#runmanifest.update_stage',
                                                                                                'lifecycle/core/manifest.py'),
+                                         'lifecycle.core.manifest._manifest_problems': ( 'api/core/manifest.html#_manifest_problems',
+                                                                                         'lifecycle/core/manifest.py'),
                                          'lifecycle.core.manifest.list_runs': ( 'api/core/manifest.html#list_runs',
                                                                                 'lifecycle/core/manifest.py'),
                                          'lifecycle.core.manifest.new_run_id': ( 'api/core/manifest.html#new_run_id',

@@ -136,6 +136,8 @@ def test_damaged_state_a_status_reads_is_named_exit_4_never_a_traceback(trained)
     for text, said in (
         (good[:200], 'expected an object of state, found damaged JSON'),
         (json.dumps({**json.loads(good), 'stages': [1]}), "expected a run's manifest"),
+        (json.dumps({**json.loads(good), 'started': 7}), "found keys of another kind (started)"),
+        (json.dumps({**json.loads(good), 'stages': {'train': {'outputs': []}}}), 'another kind (stages.train)'),
     ):
         manifest.write_text(text)
         r = cli(trained, 'status', '--json')

@@ -28,6 +28,19 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec='seconds')
 
 # %% ../../nbs/api/core/02_manifest.ipynb #94526310
+def _manifest_problems(data: dict) -> list[str]:
+    "The keys of a manifest read from its file that its readers (status, the site) cannot take, by name."
+    stages = data.get('stages')
+    wrong = ['run_id'] if not isinstance(data.get('run_id'), str) else []
+    wrong += ['started'] if not isinstance(data.get('started', ''), str) else []  # (the runs' order)
+    if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
+        return [*wrong, 'stages']
+    for name, st in stages.items():  # (each stage: its outputs by name, its executed notebook's file name)
+        if not isinstance(st.get('outputs', {}), dict) or not isinstance(st.get('notebook') or '', str):
+            wrong.append(f'stages.{name}')
+    return wrong
+
+
 class RunManifest:
     "The manifest of one pipeline run."
 
@@ -57,13 +70,10 @@ class RunManifest:
         if not p.is_file():
             raise ManifestError(f"no run manifest at {p}")
         data = read_state(p, None, dict)
-        stages = data.get('stages')
-        if not isinstance(data.get('run_id'), str) or not (
-            isinstance(stages, dict) and all(isinstance(v, dict) for v in stages.values())
-        ):
+        if wrong := _manifest_problems(data):
             raise StateError(
-                f"{p}: expected a run's manifest (a 'run_id', and 'stages' by name), found keys of another kind; "
-                "restore it from a backup, or move the run's folder aside"
+                f"{p}: expected a run's manifest, found keys of another kind ({', '.join(wrong)}); restore it from a "
+                "backup, or move the run's folder aside"
             )
         return cls(p.parent, data)
 
