@@ -423,6 +423,24 @@ def test_feedback_gives_one_outcome_per_record_or_one_for_all(client):
     assert log.loc[rid, 'outcome'] == ['Yes', 'No'] and log.loc[other, 'outcome'] == 'No'
 
 
+def test_feedback_for_a_target_with_no_declared_labels_is_typed_as_its_dtype(client):
+    """With no `allowed` labels, an outcome was logged as sent: 1 or true for a text target, then refused with the
+    whole labelled batch by the retraining's ingestion. Now the target's declared dtype says what an outcome is."""
+    srv = client.app.state.server
+    assert (srv.labels, srv.target_dtype) == (['Yes', 'No'], 'str')  # (read from the contract: the default dataset's)
+    rid = client.post('/predict', json={'records': [REC]}).json()['request_id']
+    srv.labels = None  # as a contract that declares the target's dtype and no labels
+    for outcome in (1, True):
+        r = client.post('/feedback', json={'request_id': rid, 'outcome': outcome})
+        assert r.status_code == 422 and 'declare its labels' in r.json()['error'], r.text
+    srv.target_dtype = 'int'
+    for outcome, said in (('Yes', "a text where the target's int"), (0.5, 'a fraction')):
+        r = client.post('/feedback', json={'request_id': rid, 'outcome': outcome})
+        assert r.status_code == 422 and said in r.json()['error'], r.text
+    assert client.post('/feedback', json={'request_id': rid, 'outcome': 1.0}).status_code == 200
+    assert read_log(srv.log).set_index('request_id').loc[rid, 'outcome'] == 1  # (stored as the int it is)
+
+
 def test_feedback_on_a_row_not_written_yet_is_checked_against_its_records(tmp_path):
     "A batched log answers before its rows are written: the check needs no row in the database (the IDs it holds)."
     from lifecycle.serve.predlog import FeedbackError, add_feedback

@@ -325,30 +325,33 @@ def read_json(body: bytes, max_depth: int = 32):
     return value
 
 
-def check_outcome(outcome, labels=None, positive=None):
+def check_outcome(outcome, labels=None, positive=None, dtype=None):
     """A true outcome (or a list of them) as the log keeps it: a class label, one of `labels` when declared, for which
-    0/1 and booleans stand when the target has two labels (1 and true for `positive`); else a label, 0/1, a boolean or
-    a number. `InputError` (422) naming the field otherwise, never quoting the value: a label the retraining's
-    ingestion would refuse is refused here, where it is given."""
+    0/1 and booleans stand when the target has two labels (1 and true for `positive`); else a value of the target's
+    declared `dtype` (`int`: a whole number, a boolean as 0/1; `float`: a number; `bool`: a boolean or 0/1; `str`:
+    text), or, with no dtype, a label, 0/1, a boolean or a number. `InputError` (422) naming the field otherwise,
+    never quoting the value: a label the retraining's ingestion would refuse is refused here, where it is given."""
     if isinstance(outcome, list) and not outcome:
         raise InputError("field 'outcome': an empty list; expected one outcome per record of the request, or one")
-    out = [_outcome(v, labels, positive) for v in (outcome if isinstance(outcome, list) else [outcome])]
+    out = [_outcome(v, labels, positive, dtype) for v in (outcome if isinstance(outcome, list) else [outcome])]
     return out if isinstance(outcome, list) else out[0]
 
 
-def _outcome(v, labels, positive):
+def _outcome(v, labels, positive, dtype=None):
     if isinstance(v, str):
         if labels and v not in labels:
             raise InputError(
                 f"field 'outcome': a text that is not a label (values are not repeated); expected one of {labels}"
             )
+        if not labels and dtype in ('int', 'float', 'bool'):
+            raise InputError(f"field 'outcome': a text where the target's {dtype} is expected (not repeated here)")
         return v
     if v is None or not isinstance(v, (bool, int, float)):
         raise InputError(
             f"field 'outcome': expected a label, 0/1, a boolean, a number, or a list of them; found {type(v).__name__}"
         )
     if not labels:
-        return v
+        return _of_dtype(v, dtype)
     pos = _positive_label(labels, positive)
     if len(labels) != 2 or pos is None or v not in (0, 1):
         raise InputError(
@@ -356,6 +359,23 @@ def _outcome(v, labels, positive):
             f"are not repeated); expected one of {labels}" + (", or 0/1 or a boolean" if len(labels) == 2 else '')
         )
     return pos if v == 1 else next(x for x in labels if x != pos)
+
+
+def _of_dtype(v: bool | int | float, dtype: str | None):
+    "A number or boolean outcome as the target's declared dtype stores it (none declared: as given); else `InputError`."
+    kind = 'a boolean' if isinstance(v, bool) else 'a number'
+    if dtype == 'str':  # (no labels declared: what 0/1 or true would stand for is unknown)
+        raise InputError(
+            f"field 'outcome': {kind} where the target's text label is expected (values are not repeated); declare "
+            "its labels (`allowed` in ingest.yaml) for 0/1 and booleans to stand for them"
+        )
+    if dtype == 'int' and not float(v).is_integer():
+        raise InputError("field 'outcome': a fraction where the target's whole number is expected")
+    if dtype == 'bool' and v not in (0, 1):
+        raise InputError("field 'outcome': a number where the target's boolean is expected (true/false, or 0/1)")
+    if dtype == 'float' and isinstance(v, bool):
+        raise InputError("field 'outcome': a boolean where the target's number is expected")
+    return {'int': int, 'bool': bool, 'float': float}.get(dtype, lambda x: x)(v)
 
 
 def _positive_label(labels: list, positive):

@@ -73,7 +73,8 @@ class Server:
                 self.unready = str(e)
         self.admin_role = declared.admin_role
         target = params['features'].target
-        self.labels = params['ingest'].columns[target].allowed if target in params['ingest'].columns else None
+        rule = params['ingest'].columns.get(target)  # (the target's contract: its labels, its dtype)
+        self.labels, self.target_dtype = (rule.allowed, rule.dtype) if rule else (None, None)
         self.metrics = Metrics()
         self.trust = RosterFile(s, self.alert)  # who holds which role: the trust registry, re-read when it changes
         self.refusals = RefusalTally(s.audit_path)  # refused admin requests: audited per client and minute
