@@ -138,6 +138,7 @@ def test_damaged_state_a_status_reads_is_named_exit_4_never_a_traceback(trained)
         (json.dumps({**json.loads(good), 'stages': [1]}), "expected a run's manifest"),
         (json.dumps({**json.loads(good), 'started': 7}), "found keys of another kind (started)"),
         (json.dumps({**json.loads(good), 'stages': {'train': {'outputs': []}}}), 'another kind (stages.train)'),
+        (json.dumps({**json.loads(good), 'stages': {'train': {'status': 7}}}), 'another kind (stages.train)'),
     ):
         manifest.write_text(text)
         r = cli(trained, 'status', '--json')

@@ -434,11 +434,16 @@ def test_feedback_for_a_target_with_no_declared_labels_is_typed_as_its_dtype(cli
         r = client.post('/feedback', json={'request_id': rid, 'outcome': outcome})
         assert r.status_code == 422 and 'declare its labels' in r.json()['error'], r.text
     srv.target_dtype = 'int'
-    for outcome, said in (('Yes', "a text where the target's int"), (0.5, 'a fraction')):
+    for outcome, said in (('Yes', "a text where the target's whole number"), (0.5, 'a fraction'), (1e300, 'too large')):
         r = client.post('/feedback', json={'request_id': rid, 'outcome': outcome})
         assert r.status_code == 422 and said in r.json()['error'], r.text
     assert client.post('/feedback', json={'request_id': rid, 'outcome': 1.0}).status_code == 200
-    assert read_log(srv.log).set_index('request_id').loc[rid, 'outcome'] == 1  # (stored as the int it is)
+    stored = read_log(srv.log).set_index('request_id').loc[rid, 'outcome']
+    assert type(stored) is int and stored == 1  # (stored as the int it is, as ingestion will type it: not 1.0)
+    srv.target_dtype = 'bool'
+    other = client.post('/predict', json={'records': [REC]}).json()['request_id']
+    assert client.post('/feedback', json={'request_id': other, 'outcome': 0}).status_code == 200
+    assert read_log(srv.log).set_index('request_id').loc[other, 'outcome'] is False
 
 
 def test_feedback_on_a_row_not_written_yet_is_checked_against_its_records(tmp_path):

@@ -35,8 +35,9 @@ def _manifest_problems(data: dict) -> list[str]:
     wrong += ['started'] if not isinstance(data.get('started', ''), str) else []  # (the runs' order)
     if not isinstance(stages, dict) or not all(isinstance(v, dict) for v in stages.values()):
         return [*wrong, 'stages']
-    for name, st in stages.items():  # (each stage: its outputs by name, its executed notebook's file name)
-        if not isinstance(st.get('outputs', {}), dict) or not isinstance(st.get('notebook') or '', str):
+    for name, st in stages.items():  # (each stage: its status, outputs by name, notebook's file name, run it reused)
+        texts = (st.get('status', ''), st.get('notebook') or '', st.get('cached_from') or '')
+        if not isinstance(st.get('outputs', {}), dict) or not all(isinstance(x, str) for x in texts):
             wrong.append(f'stages.{name}')
     return wrong
 

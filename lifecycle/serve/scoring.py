@@ -344,7 +344,8 @@ def _outcome(v, labels, positive, dtype=None):
                 f"field 'outcome': a text that is not a label (values are not repeated); expected one of {labels}"
             )
         if not labels and dtype in ('int', 'float', 'bool'):
-            raise InputError(f"field 'outcome': a text where the target's {dtype} is expected (not repeated here)")
+            kind = {'int': 'whole number', 'float': 'number', 'bool': 'boolean'}[dtype]
+            raise InputError(f"field 'outcome': a text where the target's {kind} is expected (values are not repeated)")
         return v
     if v is None or not isinstance(v, (bool, int, float)):
         raise InputError(
@@ -369,8 +370,10 @@ def _of_dtype(v: bool | int | float, dtype: str | None):
             f"field 'outcome': {kind} where the target's text label is expected (values are not repeated); declare "
             "its labels (`allowed` in ingest.yaml) for 0/1 and booleans to stand for them"
         )
-    if dtype == 'int' and not float(v).is_integer():
-        raise InputError("field 'outcome': a fraction where the target's whole number is expected")
+    if dtype == 'int' and not (float(v).is_integer() and -(2**63) <= v < 2**63):  # (a 64-bit integer, as ingested)
+        raise InputError(
+            "field 'outcome': a fraction or too large a number where the target's whole number is expected"
+        )
     if dtype == 'bool' and v not in (0, 1):
         raise InputError("field 'outcome': a number where the target's boolean is expected (true/false, or 0/1)")
     if dtype == 'float' and isinstance(v, bool):
