@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 from .settings import Settings, SettingsError, load_settings, workspace_id
-from .store import Store, atomic_write
+from .store import Store, StateError, atomic_write
 from .audit import append, default_actor
 
 # %% auto #0
@@ -311,16 +311,13 @@ def remember_params(ws: Settings) -> Path:
 
 def remembered_params(state_dir: str | Path, root: str | Path) -> Path | None:
     "The params folder the last run used (a relative record is inside `root`), if one is recorded and still exists."
-    from lifecycle.core.store import StateError
-
     p = Path(state_dir) / PARAMS_FILE
     if not p.is_file():
         return None
     text = p.read_text(encoding='utf-8', errors='replace').strip()
-    d = Path(text) if text.isprintable() else None
     try:
-        d = d if d is None or d.is_absolute() else Path(root).resolve() / d
-        if text and d is not None:
+        if text and text.isprintable():
+            d = Path(text) if Path(text).is_absolute() else Path(root).resolve() / text
             return d if d.is_dir() else None
     except OSError:  # (a name the file system cannot take: too long)
         pass
