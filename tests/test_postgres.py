@@ -268,3 +268,13 @@ def test_a_tracking_database_server_that_is_down_is_named_in_seconds(tiny_templa
     assert r.returncode == 4 and time.monotonic() - t < 30, (r.stdout, r.stderr)
     assert error.startswith('the MLflow tracking database at postgresql+psycopg://***:***@/no_such_database'), error
     assert 'does not exist' in error and 's3cret' not in r.stdout + r.stderr
+
+
+def test_the_monitor_reads_the_end_of_a_log_on_postgresql_as_every_row_says(cluster):
+    from tail_logs import T0, WINDOWS, fill, same
+
+    url = cluster.database()
+    fill(url, n=300)
+    for window in WINDOWS:
+        for lookback in (1, 10_000):
+            same(url, window, lookback, now=T0 + 2_000)

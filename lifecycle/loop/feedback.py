@@ -136,18 +136,15 @@ def write_batch(
 # %% ../../nbs/api/loop/01_feedback.ipynb #21d976c8
 def collect(ws: Workspace, since: float | None = None, until: float | None = None, log=None) -> LabelledBatch | None:
     "The batch of the rows labelled in `[since, until)` in the workspace's prediction log; None when there is none."
-    from lifecycle.serve.predlog import default_url, read_log
+    from lifecycle.serve.predlog import count_unlabelled, default_url, read_log
 
-    fp = ws.params['features']
+    fp, model, log = ws.params['features'], ws.params['register'].model_name, log or default_url(ws)
     inputs = [f.name for f in fp.features]
-    df = read_log(log or default_url(ws), shadow=False, model=ws.params['register'].model_name)
+    df = read_log(log, shadow=False, model=model, labelled=(since, until))  # (only rows labelled then)
     rows = labelled_rows(df, inputs, fp.target, since, until)
     if not len(rows):
         return None
-    answered = df[(df['status'] == 200)] if len(df) else df
-    if since is not None and len(answered):
-        answered = answered[answered['ts'] >= rows['ts'].min()]
-    unlabelled = int(answered['outcome'].isna().sum()) if len(answered) else 0
+    unlabelled = count_unlabelled(log, model, None if since is None else float(rows['ts'].min()))
     return write_batch(batches_dir(ws), rows, inputs, fp.target, unlabelled)
 
 

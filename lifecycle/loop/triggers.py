@@ -158,7 +158,7 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
 
     fp, rp = ws.params['features'], ws.params['register']
     since = state.get('labels_until')
-    log = read_log(log or default_url(ws), shadow=False, model=rp.model_name)
+    log = read_log(log or default_url(ws), shadow=False, model=rp.model_name, labelled=(since, None))
     rows = labelled_rows(log, [f.name for f in fp.features], fp.target, since)
     last = max(state.get('started') or [0.0])
     if not last:

@@ -57,7 +57,8 @@ def monitor_run(
         while True:
             t0 = time.monotonic()
             try:
-                mark = clock.position()  # before the look: a window closing during it wakes the next one
+                # (before the look: a window closing during it wakes the next one; one look waits for none)
+                mark = clock.position() if every is not None else None
                 _show_look(run_once(ws, mp, baseline_cache=cache, window_cache=measured), as_json)
             except LogUnreadable as e:  # once: the command's error; a watcher says so and looks again
                 if every is None:

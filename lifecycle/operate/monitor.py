@@ -28,7 +28,7 @@ from lifecycle.operate.schema import (
     Window,
     load_monitor_params,
 )
-from .windows import Baseline, assign_windows, records, window_metrics
+from .windows import Baseline, SeriesTimes, kept_records, window_metrics
 
 # %% auto #0
 __all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'set_aside_observations',
@@ -185,18 +185,17 @@ def _write_if_changed(p: Path, data: bytes) -> None:
     atomic_write(p, data)
 
 
-def _observations(m: pd.DataFrame, rec: pd.DataFrame, hb: dict, now: float, model: str | None = None) -> list[dict]:
+def _observations(m: pd.DataFrame, times: list[SeriesTimes], hb: dict, now: float, model: str | None = None) -> list:
     obs = []
     for r in m.to_dict('records'):
         obs.append(dict(r, series=f"{r['model_version']}/{r['variant']}", model=model))
-    for (v, var), g in rec.groupby(['model_version', 'variant']):
-        fb = g['feedback_ts'].max()
+    for t in times:
         obs.append(
             dict(
-                series=f'{v}/{var}',
+                series=f'{t.model_version}/{t.variant}',
                 model=model,
-                silence_s=now - float(g['ts'].max()),
-                label_silence_s=now - float(fb if fb == fb else g['ts'].min()),
+                silence_s=now - float(t.last_ts),
+                label_silence_s=now - float(t.labelled_ts if t.labelled_ts is not None else t.first_ts),
             )
         )
     for name, age in hb.items():
@@ -275,7 +274,7 @@ def run_once(
     window_cache: dict | None = None,
 ) -> MonitorRun:
     "Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat."
-    from lifecycle.serve.predlog import default_url, read_log
+    from lifecycle.serve.predlog import default_url
 
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
@@ -286,14 +285,7 @@ def run_once(
     positive = fp.positive_class if fp.task == 'classification' else None
     name = ws.params['register'].model_name
     url = getattr(log, 'url', log) or default_url(ws)
-    rec = records(read_log(log or url, shadow=False, model=name), positive)
-    if len(rec):
-        rec = assign_windows(rec, mp.window, now)
-        closed = rec[rec['closed']]
-        keep = closed.groupby(['model_version', 'variant'])['window'].transform('max') - mp.lookback_windows
-        closed = closed[closed['window'] > keep]
-    else:
-        closed = rec
+    closed, times = kept_records(log or url, name, positive, mp.window, mp.lookback_windows, now)
     if baselines is None:  # from the registry, once per version when the caller keeps a cache across looks
         cache = {} if baseline_cache is None else baseline_cache
         for v in closed['model_version'].unique():
@@ -307,7 +299,7 @@ def run_once(
     known = set(state.get('windows_seen', []))
     keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
-    obs = _observations(m, rec, hb, now, name) + audit_observations(ws.audit_path, state)
+    obs = _observations(m, times, hb, now, name) + audit_observations(ws.audit_path, state)
     obs += set_aside_observations(url, state)
     alerts = judge(obs, mp.rules, state, now)
     p = out_dir / 'breaching.json'
@@ -369,6 +361,8 @@ class WindowClock:
                 return
             self._named = names_models(self._engine)
         named = self._named
+        if not self.after:  # the first read: each series' records so far from the database's tallies, if it can
+            self._tally()
         with self._engine.connect() as c:
             rows = c.execute(
                 text(
@@ -386,6 +380,16 @@ class WindowClock:
             key = (str(version), variant)
             self.counts[key] = self.counts.get(key, 0) + n
             self.after = max(self.after, rid)
+
+    def _tally(self) -> None:
+        from lifecycle.serve.logtail import LogTail
+
+        with LogTail(self.url, self.model) as t:
+            if t.readable:
+                for s in t.series():
+                    key = (str(s.model_version), s.variant)
+                    self.counts[key] = self.counts.get(key, 0) + s.records
+                self.after = t.upto
 
     def position(self, now: float | None = None) -> dict:
         "Per series, how many of its windows have closed (rows), or the number of the last closed window (seconds)."

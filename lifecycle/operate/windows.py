@@ -9,6 +9,7 @@ labels arrive."""
 from __future__ import annotations
 import math
 from dataclasses import dataclass, field
+from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from ..data import drift
@@ -16,8 +17,8 @@ from .cbpe import Calibrator, estimate, fit_calibrator
 from .schema import Window
 
 # %% auto #0
-__all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'Baseline', 'input_drift', 'wilson', 'target_correlations',
-           'correlation_shift', 'window_metrics']
+__all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'SeriesTimes', 'kept_records', 'Baseline', 'input_drift',
+           'wilson', 'target_correlations', 'correlation_shift', 'window_metrics']
 
 # %% ../../nbs/api/operate/02_windows.ipynb #49f6fc91
 META = [
@@ -92,12 +93,18 @@ def records(log: pd.DataFrame, positive=None) -> pd.DataFrame:
     return pd.concat([out, pd.DataFrame(inputs)], axis=1) if inputs else out
 
 # %% ../../nbs/api/operate/02_windows.ipynb #1711bd70
-def assign_windows(rec: pd.DataFrame, window: Window, now: float | None = None) -> pd.DataFrame:
-    "`rec` with `window` (per version and variant), `window_start`, `window_end` and `closed`, sorted by time."
+def assign_windows(
+    rec: pd.DataFrame, window: Window, now: float | None = None, first: dict | None = None
+) -> pd.DataFrame:
+    """`rec` with `window` (per version and variant), `window_start`, `window_end` and `closed`, sorted by time. Counted
+    in rows, a series' records are numbered from its position `first[(version, variant)]` in the whole log (0 if not
+    given: `rec` holds the series from its first record)."""
     rec = rec.sort_values('ts', kind='stable').reset_index(drop=True)
     keys = [rec['model_version'], rec['variant']]
     if window.rows is not None:
         pos = rec.groupby(keys, sort=False).cumcount()
+        if first:
+            pos = pos + np.array([first.get(k, 0) for k in zip(*keys)], dtype=np.int64)
         rec['window'] = (pos // window.rows).astype(np.int64)
         size = rec.groupby([*keys, rec['window']], sort=False)['ts'].transform('size')
         rec['closed'] = size == window.rows
@@ -110,6 +117,89 @@ def assign_windows(rec: pd.DataFrame, window: Window, now: float | None = None) 
         rec['window_end'] = rec['window_start'] + window.seconds
         rec['closed'] = rec['window_end'] <= now
     return rec
+
+
+class SeriesTimes(NamedTuple):
+    "A series' times: its last record's, the feedback time of its last labelled one (None: none), its first record's."
+
+    model_version: str
+    variant: str
+    last_ts: float
+    labelled_ts: float | None
+    first_ts: float
+
+
+def kept_records(
+    log_or_url, model: str | None, positive, window: Window, lookback: int, now: float
+) -> tuple[pd.DataFrame, list[SeriesTimes]]:
+    """The records of each series' last `lookback` closed windows in the prediction log, windowed (`assign_windows`),
+    and each series' times: what a monitor measures and judges. On SQLite and PostgreSQL only the rows of those windows
+    are read (`LogTail`): what a look costs follows the windows kept, not the log's length."""
+    from lifecycle.serve.logtail import LogTail
+    from lifecycle.serve.predlog import read_log
+
+    with LogTail(log_or_url, model) as t:
+        got = _read_kept(t, window, lookback, now) if t.readable else None
+    if got is None:  # (a database whose SQL reads no JSON: every record)
+        return _all_kept(records(read_log(log_or_url, shadow=False, model=model), positive), window, lookback, now)
+    rows, first, times = got
+    rec = records(rows, positive)
+    return (_closed_kept(assign_windows(rec, window, now, first), lookback) if len(rec) else rec), times
+
+
+def _closed_kept(rec: pd.DataFrame, lookback: int) -> pd.DataFrame:
+    "The records of each series' last `lookback` closed windows."
+    closed = rec[rec['closed']]
+    return closed[closed['window'] > closed.groupby(['model_version', 'variant'])['window'].transform('max') - lookback]
+
+
+def _read_kept(t, window: Window, lookback: int, now: float) -> tuple[pd.DataFrame, dict, list[SeriesTimes]]:
+    "`kept_records`' rows from a `LogTail`, the log position of each series' first record read, each series' times."
+    from lifecycle.serve.predlog import empty_log
+
+    edge = None if window.rows is not None else (math.floor(now / window.seconds) - 1) * window.seconds
+    series = [s for s in t.series(edge) if s.records and s.variant is not None]
+    parts, first = [], {}
+    for s in series:
+        if window.rows is not None:  # the records from the first kept window's start to the end, and their place
+            keep = max(0, (s.records // window.rows - lookback) * window.rows)
+            rows, held = t.tail(s, records=s.records - keep)
+            first[(str(s.model_version), s.variant)] = s.records - held
+        else:  # from a window before the first one kept (one more: `floor` of times near a boundary)
+            last = s.last_before if s.last_before is not None else edge
+            rows, _ = t.tail(s, since=(math.floor(last / window.seconds) - lookback - 1) * window.seconds)
+        parts.append(rows)
+    labelled = _labelled_times(t, {(s.model_version, s.variant) for s in series})
+    times = [
+        SeriesTimes(str(s.model_version), s.variant, s.last_ts, labelled.get((s.model_version, s.variant)), s.first_ts)
+        for s in series
+    ]
+    if not parts:
+        return empty_log(), first, []
+    rows = pd.concat([p.astype(object) for p in parts], ignore_index=True)  # (object: no dtype a part's NAs decide)
+    return rows.sort_values(['ts', 'id'], kind='stable'), first, sorted(times)
+
+
+def _labelled_times(t, wanted: set) -> dict:
+    "Each wanted series' last feedback time that labels one of its records (`records`' rule: an outcome not None)."
+    found = {}
+    for v, var, ts, outcome, n in t.feedback() if wanted else ():
+        if (v, var) in wanted and (v, var) not in found and any(y is not None for y in _per_record(outcome, n)):
+            found[(v, var)] = ts
+            if len(found) == len(wanted):
+                break
+    return found
+
+
+def _all_kept(
+    rec: pd.DataFrame, window: Window, lookback: int, now: float
+) -> tuple[pd.DataFrame, list[SeriesTimes]]:
+    "`kept_records` from every record of the log (a database whose SQL reads no JSON)."
+    times = []
+    for (v, var), g in rec.groupby(['model_version', 'variant']) if len(rec) else ():
+        fb = g['feedback_ts'].max()
+        times.append(SeriesTimes(v, var, float(g['ts'].max()), float(fb) if fb == fb else None, float(g['ts'].min())))
+    return (_closed_kept(assign_windows(rec, window, now), lookback) if len(rec) else rec), times
 
 # %% ../../nbs/api/operate/02_windows.ipynb #18d35c85
 @dataclass

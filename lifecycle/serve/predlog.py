@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['default_url', 'log_reachable', 'FeedbackError', 'SyncTimes', 'current_row', 'LogFailed', 'LogUnreadable',
            'log_errors', 'log_engine', 'Pending', 'names_models', 'PredictionLog', 'journal_dir', 'add_feedback',
-           'read_log', 'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
+           'read_log', 'count_unlabelled', 'empty_log', 'reading', 'row_filters', 'decoded', 'pseudonymise_old_keys',
+           'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -1564,29 +1565,65 @@ def read_log(
     shadow: bool | None = None,
     model: str | None = None,
     batches: bool = False,
+    labelled: tuple[float | None, float | None] | None = None,
 ) -> pd.DataFrame:
     """Prediction rows joined with their feedback (outcome None until it arrives), JSON decoded; empty if no log yet.
     With `model`, that model's rows only (and rows logged before the log named models, whose model is unknown). The
     one row a `lifecycle score` batch leaves (route `batch`: its output a summary, not a score) only with `batches`:
-    every reader of answers (the monitor, the guard, the experiment, feedback) reads scores."""
+    every reader of answers (the monitor, the guard, the experiment, feedback) reads scores. With `labelled`, a
+    `(since, until)` of feedback times (either None: open), only the rows whose feedback came then: what the
+    retraining loop counts and collects, without reading the rows that have none."""
+    with reading(log_or_url) as engine:
+        if engine is None:
+            return empty_log()
+        return _read_log(engine, since, shadow, model, batches, labelled)
+
+
+def count_unlabelled(log_or_url, model: str | None = None, since: float | None = None) -> int:
+    "How many answered (status 200), non-shadow rows of `model` (as `read_log` reads) have no feedback yet."
+    from sqlalchemy import inspect, text
+
+    with reading(log_or_url) as engine:
+        if engine is None or not inspect(engine).has_table('predictions'):
+            return 0
+        where, args = row_filters(engine, since, False, model)
+        sql = (
+            'SELECT COUNT(*) FROM predictions p WHERE p.status = 200 AND NOT EXISTS (SELECT 1 FROM feedback f '
+            f"WHERE f.request_id = p.request_id) AND {' AND '.join(where)}"
+        )
+        with engine.connect() as c:
+            return int(c.execute(text(sql), args).scalar() or 0)
+
+
+def empty_log() -> pd.DataFrame:
+    "`read_log`'s answer for a log with no rows: its columns, none filled."
     import pandas as pd
 
-    empty = pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
+    return pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
+
+
+@contextmanager
+def reading(log_or_url):
+    """The engine to read the log at `log_or_url` (a URL or a `PredictionLog`) with, once what its live writers had
+    journaled is in the database (a `PredictionLog`: flushed); None if it is an SQLite file not made yet. A failure of
+    the database is a `LogUnreadable` naming it (`log_errors`); an engine made here is closed on leaving."""
     if (
         isinstance(log_or_url, str)
         and log_or_url.startswith('sqlite:///')
         and not Path(log_or_url[len('sqlite:///') :]).exists()
     ):
-        return empty
+        yield None
+        return
     if isinstance(log_or_url, PredictionLog):
         log_or_url.flush(2)  # what it answered is journaled: in the database once flushed (a locked one: as it is)
         with log_errors(log_or_url.url):
-            return _read_log(log_or_url.engine, empty, since, shadow, model, batches)
+            yield log_or_url.engine
+        return
     with log_errors(log_or_url):
         engine = log_engine(log_or_url)
         try:  # an engine made here is closed here: a pooled SQLite connection keeps its -wal and -shm files open
             _await_journals(engine, journal_dir(log_or_url))
-            return _read_log(engine, empty, since, shadow, model, batches)
+            yield engine
         finally:
             engine.dispose()
 
@@ -1614,14 +1651,10 @@ def _await_journals(engine, directory: Path | None, timeout: float = 2) -> None:
         time.sleep(0.005)
 
 
-def _read_log(
-    engine, empty: pd.DataFrame, since: float | None, shadow: bool | None, model=None, batches: bool = False
-) -> pd.DataFrame:
-    import pandas as pd
-    from sqlalchemy import inspect, text
-
-    if not inspect(engine).has_table('predictions'):
-        return empty
+def row_filters(
+    engine, since: float | None = None, shadow: bool | None = None, model=None, batches: bool = False
+) -> tuple[list[str], dict]:
+    "The WHERE terms (on `predictions p`) and their parameters of a `read_log` with these arguments."
     where, args = [] if batches else ["(p.route IS NULL OR p.route <> 'batch')"], {}
     if model is not None and names_models(engine):
         where.append('(p.model = :model OR p.model IS NULL)')
@@ -1632,18 +1665,43 @@ def _read_log(
     if shadow is not None:
         where.append('p.shadow = :shadow')
         args['shadow'] = shadow
+    return where, args
+
+
+def decoded(df: pd.DataFrame) -> pd.DataFrame:
+    "Rows of `predictions` joined with `outcome` as `read_log` returns them: the JSON columns decoded, `shadow` a bool."
+    for col in ('inputs', 'output', 'decision', 'outcome'):
+        df[col] = [None if v is None else json.loads(v) for v in df[col]]
+    df['shadow'] = df['shadow'].astype(bool)
+    return df
+
+
+def _read_log(
+    engine, since: float | None, shadow: bool | None, model=None, batches: bool = False,
+    labelled: tuple[float | None, float | None] | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    import pandas as pd
+    from sqlalchemy import inspect, text
+
+    if not inspect(engine).has_table('predictions'):
+        return empty_log()
+    where, args = row_filters(engine, since, shadow, model, batches)
+    join = 'LEFT JOIN'
+    if labelled is not None:  # (only rows with feedback, and of those only the feedback of that span)
+        join = 'JOIN'
+        for op, (name, t) in zip(('>=', '<'), (('fsince', labelled[0]), ('funtil', labelled[1]))):
+            if t is not None:
+                where.append(f'f.ts {op} :{name}')
+                args[name] = t
     sql = (
-        'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts FROM predictions p LEFT JOIN feedback f '
+        f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts FROM predictions p {join} feedback f '
         'ON f.request_id = p.request_id AND p.shadow = :f'
         + (' WHERE ' + ' AND '.join(where) if where else '')
         + ' ORDER BY p.id'
     )
     with engine.connect() as c:
         df = pd.read_sql(text(sql), c, params={**args, 'f': False})
-    for col in ('inputs', 'output', 'decision', 'outcome'):
-        df[col] = [None if v is None else json.loads(v) for v in df[col]]
-    df['shadow'] = df['shadow'].astype(bool)
-    return df
+    return decoded(df)
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #73a3c50f
 def _pseudonymised(engine, pseudonym) -> None:

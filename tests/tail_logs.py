@@ -1,0 +1,69 @@
+"""A prediction log with what the monitor's reading from the end must get right, and the monitor's answer from every
+row (`records` of `read_log`) to check it against: two versions and variants, requests of one and of several records,
+shadow, batch and error rows, another model's rows and rows of no named model, rows logged late (an earlier time,
+a later ID) and at equal times, feedback for one record or all, an outcome that labels no record."""
+
+from __future__ import annotations
+import numpy as np
+import pandas as pd
+from lifecycle.operate.schema import Window
+from lifecycle.operate.windows import _all_kept, kept_records, records
+from lifecycle.serve.predlog import PredictionLog, add_feedback, read_log
+
+T0 = 1_000_000.0
+
+
+def fill(url: str, n: int = 900, seed: int = 0) -> None:
+    "Log `n` requests and their feedback at `url`, times from T0 over about `n` seconds."
+    rng = np.random.default_rng(seed)
+    log = PredictionLog(url, interval_s=0.01)
+    try:
+        rows = []
+        for i in range(n):
+            k = int(rng.choice([1, 1, 1, 3]))  # records in this request
+            ts = T0 + i + (0.0 if i % 7 else -40.0)  # every seventh: logged late
+            if i % 11 == 0:
+                ts = T0 + (i // 11)  # times that tie with another request's
+            row = dict(
+                request_id=f'{i:032x}',
+                ts=ts,
+                route='predict' if i % 13 else 'batch',
+                variant='control' if rng.random() < 0.7 else 'treatment',
+                model_version=str(rng.choice(['1', '2'])),
+                model='m' if i % 17 else ('other' if i % 2 else None),
+                shadow=i % 19 == 0,
+                inputs={'age': [float(rng.integers(18, 90)) for _ in range(k)], 'employed': ['Yes'] * k},
+                output=[float(rng.random()) for _ in range(k)],
+                decision=[1] * k,
+                status=200 if i % 23 else 422,
+            )
+            rows.append(row)
+        for p in log.log_many(rows):
+            p.wait()
+        for i, r in enumerate(rows):
+            if r['shadow'] or r['route'] == 'batch' or r['status'] != 200 or i % 3:
+                continue
+            k = len(r['inputs']['age'])
+            outcome = 'Yes' if i % 2 else ['No'] * k
+            add_feedback(log, r['request_id'], outcome)
+        for i, r in enumerate(rows):  # the newest feedback: outcomes that label no record
+            if i >= n - 60 and i % 3 and not (r['shadow'] or r['route'] == 'batch' or r['status'] != 200):
+                add_feedback(log, r['request_id'], [None] * len(r['inputs']['age']))
+    finally:
+        log.close()
+
+
+def from_every_row(url: str, window: Window, lookback: int, now: float):
+    "What `kept_records` must answer, from every row of the log."
+    return _all_kept(records(read_log(url, shadow=False, model='m'), 'Yes'), window, lookback, now)
+
+
+def same(url: str, window: Window, lookback: int, now: float) -> None:
+    "`kept_records` answers as reading every row does (and has records to answer with)."
+    got, times = kept_records(url, 'm', 'Yes', window, lookback, now)
+    want, want_times = from_every_row(url, window, lookback, now)
+    assert len(want) and times == want_times
+    pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
+
+
+WINDOWS = [Window(rows=50), Window(rows=7), Window(rows=None, seconds=60.0), Window(rows=None, seconds=7.5)]

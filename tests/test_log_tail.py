@@ -1,0 +1,71 @@
+"""The monitor reads only the end of the prediction log (`kept_records` through `LogTail`), and gets what reading
+every row gets: the same records in the same windows, and each series' times; the monitor's windows and the loop's
+counts from a look, not the log's length; a database whose SQL reads no JSON still read whole."""
+
+from __future__ import annotations
+import pytest
+from tail_logs import T0, WINDOWS, fill, same
+from lifecycle.operate.windows import kept_records
+
+
+@pytest.fixture(scope='module')
+def url(tmp_path_factory) -> str:
+    u = f"sqlite:///{tmp_path_factory.mktemp('log')}/p.db"
+    fill(u)
+    return u
+
+
+@pytest.mark.parametrize('window', WINDOWS, ids=str)
+@pytest.mark.parametrize('lookback', [1, 3, 10_000])
+def test_the_windows_kept_from_the_end_are_those_from_every_row(url, window, lookback):
+    same(url, window, lookback, now=T0 + 2_000)
+
+
+def test_windows_closed_by_time_count_from_the_last_closed_one_however_old(url):
+    same(url, WINDOWS[2], 2, now=T0 + 10**6)  # every window closed long ago
+    same(url, WINDOWS[2], 2, now=T0 + 450)  # the log's later rows in windows still open
+
+
+def test_no_log_yet_is_no_records(tmp_path):
+    rec, times = kept_records(f'sqlite:///{tmp_path}/none.db', 'm', 'Yes', WINDOWS[0], 3, T0)
+    assert len(rec) == 0 and times == []
+
+
+def test_the_window_clock_starts_from_the_databases_tallies_and_reads_on_from_there(tmp_path):
+    from lifecycle.operate.monitor import WindowClock
+    from lifecycle.operate.schema import Window
+    from lifecycle.operate.windows import records
+    from lifecycle.serve.predlog import PredictionLog, read_log
+
+    url = f'sqlite:///{tmp_path}/p.db'
+    fill(url, n=200)
+
+    def counted() -> dict:
+        rec = records(read_log(url, shadow=False, model='m'), 'Yes')
+        return {k: len(g) // 7 for k, g in rec.groupby(['model_version', 'variant'])}
+
+    clock = WindowClock(url, Window(rows=7), model='m')
+    assert clock.position() == counted() and clock.after > 0
+    log = PredictionLog(url)
+    row = dict(ts=T0, route='predict', variant='control', model_version='1', model='m', status=200)
+    log.log_many([dict(row, request_id=f'late{i}', inputs={'age': [1.0] * 5}) for i in range(3)])[-1].wait()
+    log.close()
+    assert clock.position() == counted()
+
+
+def test_the_loop_reads_only_labelled_rows_and_counts_the_rest_as_reading_every_row_does(url):
+    from lifecycle.loop.feedback import labelled_rows
+    from lifecycle.serve.predlog import count_unlabelled, read_log
+
+    every = read_log(url, shadow=False, model='m')
+    times = sorted(every['feedback_ts'].dropna())
+    for since, until in [(None, None), (times[len(times) // 3], None), (times[5], times[-8])]:
+        want = labelled_rows(every, ['age', 'employed'], 'y', since, until)
+        got = labelled_rows(
+            read_log(url, shadow=False, model='m', labelled=(since, until)), ['age', 'employed'], 'y', since, until
+        )
+        assert len(want) and got.equals(want)
+    for since in (None, T0 + 300):
+        answered = every[every['status'] == 200]
+        answered = answered if since is None else answered[answered['ts'] >= since]
+        assert count_unlabelled(url, 'm', since) == int(answered['outcome'].isna().sum()) > 0
