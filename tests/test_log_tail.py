@@ -69,3 +69,26 @@ def test_the_loop_reads_only_labelled_rows_and_counts_the_rest_as_reading_every_
         answered = every[every['status'] == 200]
         answered = answered if since is None else answered[answered['ts'] >= since]
         assert count_unlabelled(url, 'm', since) == int(answered['outcome'].isna().sum()) > 0
+
+
+@pytest.mark.parametrize('window', WINDOWS, ids=str)
+def test_one_window_read_from_the_nearer_end_is_that_window_of_every_row(url, window):
+    from lifecycle.operate.windows import _window_from_all, assign_windows, records, window_records
+    from lifecycle.serve.predlog import read_log
+
+    every = records(read_log(url, shadow=False, model='m'), 'Yes')
+    cut = assign_windows(every, window)
+    for (version, variant), g in cut.groupby(['model_version', 'variant']):
+        have = sorted(g['window'].unique())
+        for number in [have[0], have[1], have[len(have) // 2], have[-2], have[-1], have[-1] + 1, -1, have[0] - 2]:
+            try:
+                want = _window_from_all(every, window, version, variant, number)
+            except LookupError as e:
+                with pytest.raises(LookupError) as got:
+                    window_records(url, 'm', 'Yes', window, version, variant, number)
+                assert str(got.value) == str(e) and 'found windows' in str(e)
+                continue
+            got = window_records(url, 'm', 'Yes', window, version, variant, number)
+            assert len(want) and got.equals(want)
+    with pytest.raises(LookupError, match=r"no records in the prediction log; it holds version 1 variant 'control'"):
+        window_records(url, 'm', 'Yes', window, '7', 'control', 0)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from ..core.workspace import Workspace
 from .schema import MonitorParams, load_monitor_params
-from .windows import assign_windows, inputs, records
+from .windows import inputs, window_records
 
 # %% auto #0
 __all__ = ['importance_drift', 'linear_contributions', 'window_rows', 'explain']
@@ -66,31 +66,12 @@ def linear_contributions(model, X: pd.DataFrame) -> pd.DataFrame:
 # %% ../../nbs/api/operate/10_explain.ipynb #4b8aa4fb
 def window_rows(ws: Workspace, version, variant: str, window: int, mp: MonitorParams | None = None) -> pd.DataFrame:
     "The records of one window of a series (version and variant), as the monitor cuts the prediction log."
-    from lifecycle.serve.predlog import default_url, read_log
+    from lifecycle.serve.predlog import default_url
 
     mp = mp or load_monitor_params(ws.params_dir)
-    fp = ws.params['features']
-    log = read_log(default_url(ws), shadow=False, model=ws.params['register'].model_name)
-    rec = records(log, fp.positive_class if fp.task == 'classification' else None)
-    if not len(rec):
-        raise LookupError("the prediction log holds no records yet")
-    rec = assign_windows(rec, mp.window)
-    g = rec[(rec['model_version'] == str(version)) & (rec['variant'] == variant) & (rec['window'] == int(window))]
-    if not len(g):
-        mine = (rec['model_version'] == str(version)) & (rec['variant'] == variant)
-        if not mine.any():
-            pairs = sorted(set(zip(rec['model_version'].astype(str), rec['variant'].astype(str))))
-            raise LookupError(
-                f"version {version}, variant {variant!r}: no records in the prediction log; it holds "
-                + ', '.join(f"version {v} variant {x!r}" for v, x in pairs[:10])
-                + (' ...' if len(pairs) > 10 else '')
-            )
-        have = [int(w) for w in sorted(rec.loc[mine, 'window'].unique())]
-        raise LookupError(
-            f"version {version}, variant {variant!r}: no window {window} in the prediction log; "
-            f"found windows {have[:3] + ['...'] + have[-3:] if len(have) > 6 else have}"
-        )
-    return g.reset_index(drop=True)
+    fp, model = ws.params['features'], ws.params['register'].model_name
+    positive = fp.positive_class if fp.task == 'classification' else None
+    return window_records(default_url(ws), model, positive, mp.window, version, variant, window)
 
 
 def explain(ws: Workspace, version, variant: str, window: int, n_repeats: int = 5, mp=None) -> dict:

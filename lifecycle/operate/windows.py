@@ -17,8 +17,8 @@ from .cbpe import Calibrator, estimate, fit_calibrator
 from .schema import Window
 
 # %% auto #0
-__all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'SeriesTimes', 'kept_records', 'Baseline', 'input_drift',
-           'wilson', 'target_correlations', 'correlation_shift', 'window_metrics']
+__all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'SeriesTimes', 'kept_records', 'window_records', 'Baseline',
+           'input_drift', 'wilson', 'target_correlations', 'correlation_shift', 'window_metrics']
 
 # %% ../../nbs/api/operate/02_windows.ipynb #49f6fc91
 META = [
@@ -200,6 +200,79 @@ def _all_kept(
         fb = g['feedback_ts'].max()
         times.append(SeriesTimes(v, var, float(g['ts'].max()), float(fb) if fb == fb else None, float(g['ts'].min())))
     return (_closed_kept(assign_windows(rec, window, now), lookback) if len(rec) else rec), times
+
+def window_records(
+    log_or_url, model: str | None, positive, window: Window, version, variant: str, number: int
+) -> pd.DataFrame:
+    """The records of window `number` of one series (version and variant) of the prediction log, as the monitor cuts
+    it; a `LookupError` naming the series or windows the log holds if it has no such window. On SQLite and PostgreSQL
+    only the rows from that window to the nearer end of the series are read (`LogTail`)."""
+    from lifecycle.serve.logtail import LogTail
+    from lifecycle.serve.predlog import read_log
+
+    with LogTail(log_or_url, model) as t:
+        if t.readable:
+            return _window_from_end(t, positive, window, str(version), variant, int(number))
+    rec = records(read_log(log_or_url, shadow=False, model=model), positive)
+    return _window_from_all(rec, window, version, variant, number)
+
+
+def _window_from_all(rec: pd.DataFrame, window: Window, version, variant: str, number: int) -> pd.DataFrame:
+    "`window_records` from every record of the log (a database whose SQL reads no JSON)."
+    if not len(rec):
+        raise LookupError("the prediction log holds no records yet")
+    rec = assign_windows(rec, window)
+    mine = rec[(rec['model_version'] == str(version)) & (rec['variant'] == variant)]
+    if not len(mine):
+        raise LookupError(_no_series(version, variant, set(zip(rec['model_version'], rec['variant'].astype(str)))))
+    g = mine[mine['window'] == int(number)]
+    if not len(g):
+        raise LookupError(_no_window(version, variant, number, sorted(mine['window'].unique())))
+    return g.reset_index(drop=True)
+
+
+def _window_from_end(t, positive, window: Window, version: str, variant: str, number: int) -> pd.DataFrame:
+    "`window_records` from a `LogTail`: the series' rows of that window, read from the nearer end."
+    series = [s for s in t.series() if s.records and s.variant is not None]
+    if not series:
+        raise LookupError("the prediction log holds no records yet")
+    s = next((s for s in series if (str(s.model_version), s.variant) == (version, variant)), None)
+    if s is None:
+        raise LookupError(_no_series(version, variant, {(str(s.model_version), s.variant) for s in series}))
+    if window.rows is not None:  # read from the nearer end of the series
+        if number < 0 or number * window.rows >= s.records:
+            raise LookupError(_no_window(version, variant, number, range(-(-s.records // window.rows))))
+        if (number + 1) * window.rows <= s.records - number * window.rows:
+            rows, first = t.head(s, records=(number + 1) * window.rows)[0], 0
+        else:
+            rows, held = t.tail(s, records=s.records - number * window.rows)
+            first = s.records - held
+        rec = assign_windows(records(rows, positive), window, first={(version, variant): first})
+    else:  # (a window more on each side: `floor` of times near a boundary)
+        rows = t.tail(s, since=(number - 1) * window.seconds, until=(number + 2) * window.seconds)[0]
+        rec = assign_windows(records(rows, positive), window)
+    g = rec[rec['window'] == number]
+    if not len(g):
+        have = np.unique(np.floor(t.times(s) / window.seconds).astype(np.int64))
+        raise LookupError(_no_window(version, variant, number, have))
+    return g.reset_index(drop=True)
+
+
+def _no_series(version, variant: str, pairs: set) -> str:
+    shown = sorted(pairs)
+    return (
+        f"version {version}, variant {variant!r}: no records in the prediction log; it holds "
+        + ', '.join(f"version {v} variant {x!r}" for v, x in shown[:10])
+        + (' ...' if len(shown) > 10 else '')
+    )
+
+
+def _no_window(version, variant: str, number: int, windows) -> str:
+    have = [int(w) for w in windows]
+    return (
+        f"version {version}, variant {variant!r}: no window {number} in the prediction log; "
+        f"found windows {have[:3] + ['...'] + have[-3:] if len(have) > 6 else have}"
+    )
 
 # %% ../../nbs/api/operate/02_windows.ipynb #18d35c85
 @dataclass

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Iterator
 from .predlog import decoded, empty_log, reading, row_filters
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 # %% auto #0
@@ -109,26 +110,34 @@ class LogTail:
                         s.last_before = before if s.last_before is None else max(s.last_before, before)
         return list(out.values())
 
-    def tail(self, s: LogSeries, records: int | None = None, since: float | None = None) -> tuple[pd.DataFrame, int]:
+    def tail(
+        self, s: LogSeries, records: int | None = None, since: float | None = None, until: float | None = None
+    ) -> tuple[pd.DataFrame, int]:
         """The rows of series `s` as `read_log` returns them, in time order (then ID's: the monitor's order): the last
-        ones that hold at least `records` records (all, if it has fewer), or those logged at or after `since`; and the
+        ones that hold at least `records` records (all, if it has fewer), or those logged in `[since, until)`; and the
         records they hold."""
+        return self._read(s, records, since, until, newest=True)
+
+    def head(self, s: LogSeries, records: int) -> tuple[pd.DataFrame, int]:
+        "`tail`'s counterpart from the series' start: its first rows that hold at least `records` records."
+        return self._read(s, records, None, None, newest=False)
+
+    def _read(self, s: LogSeries, records, since, until, newest: bool) -> tuple[pd.DataFrame, int]:
         import pandas as pd
 
-        terms, args = [self.where], {'f': False}
-        for col, v in (('model_version', s.model_version), ('variant', s.variant)):
-            terms.append(f'p.{col} IS NULL' if v is None else f'p.{col} = :{col}')
-            args[col] = v
-        if since is not None:
-            terms.append('p.ts >= :tail_since')
-            args['tail_since'] = since
+        terms, args = self._of(s)
+        for op, name, t in (('>=', 'tail_since', since), ('<', 'tail_until', until)):
+            if t is not None:
+                terms.append(f'p.ts {op} :{name}')
+                args[name] = t
+        way = 'DESC' if newest else 'ASC'
         sql = (
             f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts, {self.n} AS n_records FROM predictions p '
             f"LEFT JOIN feedback f ON f.request_id = p.request_id AND p.shadow = :f WHERE {' AND '.join(terms)} "
-            'ORDER BY p.ts DESC, p.id DESC'
+            f'ORDER BY p.ts {way}, p.id {way}'
         )
         got, held, keys = [], 0, None
-        with closing(self._rows(sql, args)) as parts:
+        with closing(self._rows(sql, {**args, 'f': False})) as parts:
             for keys, part in parts:
                 for r in part:
                     if records is not None and held >= records:
@@ -140,7 +149,24 @@ class LogTail:
                 break
         if not got:
             return empty_log(), 0
-        return decoded(pd.DataFrame.from_records(got[::-1], columns=keys).drop(columns='n_records')), held
+        rows = pd.DataFrame.from_records(got[::-1] if newest else got, columns=keys)
+        return decoded(rows.drop(columns='n_records')), held
+
+    def _of(self, s: LogSeries) -> tuple[list[str], dict]:
+        "The WHERE terms and parameters of series `s`'s rows."
+        terms, args = [self.where], {}
+        for col, v in (('model_version', s.model_version), ('variant', s.variant)):
+            terms.append(f'p.{col} IS NULL' if v is None else f'p.{col} = :{col}')
+            args[col] = v
+        return terms, args
+
+    def times(self, s: LogSeries) -> np.ndarray:
+        "The times of series `s`'s rows that hold records."
+        import numpy as np
+
+        terms, args = self._of(s)
+        sql = f"SELECT p.ts FROM predictions p WHERE {' AND '.join(terms)} AND {self.n} > 0"
+        return np.array([r[0] for _, part in self._rows(sql, args) for r in part], dtype=float)
 
     def feedback(self) -> Iterator[tuple[str | None, str | None, float, object, int]]:
         "The rows' feedback, newest first: its row's version and variant, its time, the outcome, the row's records."

@@ -1669,9 +1669,12 @@ def row_filters(
 
 
 def decoded(df: pd.DataFrame) -> pd.DataFrame:
-    "Rows of `predictions` joined with `outcome` as `read_log` returns them: the JSON columns decoded, `shadow` a bool."
+    """Rows of `predictions` joined with `outcome` as `read_log` returns them: the JSON columns decoded, each value as
+    JSON has it (object columns: an outcome of 1 stays the int 1 whatever the other rows hold), `shadow` a bool."""
+    import pandas as pd
+
     for col in ('inputs', 'output', 'decision', 'outcome'):
-        df[col] = [None if v is None else json.loads(v) for v in df[col]]
+        df[col] = pd.Series([None if v is None else json.loads(v) for v in df[col]], index=df.index, dtype=object)
     df['shadow'] = df['shadow'].astype(bool)
     return df
 
