@@ -1,7 +1,9 @@
 """A prediction log with what the monitor's reading from the end must get right, and the monitor's answer from every
 row (`records` of `read_log`) to check it against: two versions and variants, requests of one and of several records,
 shadow, batch and error rows, another model's rows and rows of no named model, rows logged late (an earlier time,
-a later ID) and at equal times, feedback for one record or all, an outcome that labels no record."""
+a later ID) and at equal times, rows of no records and of no version (and of version 'None'), an input sent no more,
+a series never labelled and one shorter than a window, feedback for one record or all, outcomes that label no
+record."""
 
 from __future__ import annotations
 import numpy as np
@@ -20,7 +22,7 @@ def fill(url: str, n: int = 900, seed: int = 0) -> None:
     try:
         rows = []
         for i in range(n):
-            k = int(rng.choice([1, 1, 1, 3]))  # records in this request
+            k = int(rng.choice([1, 1, 1, 3])) if i % 29 else 0  # records in this request (none: some)
             ts = T0 + i + (0.0 if i % 7 else -40.0)  # every seventh: logged late
             if i % 11 == 0:
                 ts = T0 + (i // 11)  # times that tie with another request's
@@ -28,11 +30,12 @@ def fill(url: str, n: int = 900, seed: int = 0) -> None:
                 request_id=f'{i:032x}',
                 ts=ts,
                 route='predict' if i % 13 else 'batch',
-                variant='control' if rng.random() < 0.7 else 'treatment',
-                model_version=str(rng.choice(['1', '2'])),
+                variant='control' if rng.random() < 0.7 else ('treatment' if i % 31 else 'rare'),
+                model_version=str(rng.choice(['1', '2'])) if i % 37 else (None if i % 2 else 'None'),
                 model='m' if i % 17 else ('other' if i % 2 else None),
                 shadow=i % 19 == 0,
-                inputs={'age': [float(rng.integers(18, 90)) for _ in range(k)], 'employed': ['Yes'] * k},
+                inputs={'age': [float(rng.integers(18, 90)) for _ in range(k)], 'employed': ['Yes'] * k}
+                | ({'dropped': [1.0] * k} if i < 60 else {}),  # (an input sent no more)
                 output=[float(rng.random()) for _ in range(k)],
                 decision=[1] * k,
                 status=200 if i % 23 else 422,
@@ -41,8 +44,8 @@ def fill(url: str, n: int = 900, seed: int = 0) -> None:
         for p in log.log_many(rows):
             p.wait()
         for i, r in enumerate(rows):
-            if r['shadow'] or r['route'] == 'batch' or r['status'] != 200 or i % 3:
-                continue
+            if r['shadow'] or r['route'] == 'batch' or r['status'] != 200 or i % 3 or r['variant'] == 'rare':
+                continue  # (the rare variant: never labelled)
             k = len(r['inputs']['age'])
             outcome = 'Yes' if i % 2 else ['No'] * k
             add_feedback(log, r['request_id'], outcome)

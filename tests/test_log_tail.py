@@ -80,7 +80,7 @@ def test_one_window_read_from_the_nearer_end_is_that_window_of_every_row(url, wi
     cut = assign_windows(every, window)
     for (version, variant), g in cut.groupby(['model_version', 'variant']):
         have = sorted(g['window'].unique())
-        for number in [have[0], have[1], have[len(have) // 2], have[-2], have[-1], have[-1] + 1, -1, have[0] - 2]:
+        for number in sorted({*have[:2], have[len(have) // 2], *have[-2:], have[-1] + 1, -1, have[0] - 2}):
             try:
                 want = _window_from_all(every, window, version, variant, number)
             except LookupError as e:
@@ -92,3 +92,39 @@ def test_one_window_read_from_the_nearer_end_is_that_window_of_every_row(url, wi
             assert len(want) and got.equals(want)
     with pytest.raises(LookupError, match=r"no records in the prediction log; it holds version 1 variant 'control'"):
         window_records(url, 'm', 'Yes', window, '7', 'control', 0)
+
+
+def test_a_look_reads_the_end_of_each_series_not_the_whole_log(url, monkeypatch):
+    from lifecycle.operate.schema import Window
+    from lifecycle.serve import logtail, predlog
+
+    read, real = [], logtail.LogTail._read
+
+    def spy(self, *a, **kw):
+        rows, held = real(self, *a, **kw)
+        read.append(len(rows))
+        return rows, held
+
+    monkeypatch.setattr(logtail.LogTail, '_read', spy)
+    monkeypatch.setattr(predlog, 'read_log', lambda *a, **kw: pytest.fail('the whole log was read'))
+    rec, _ = kept_records(url, 'm', 'Yes', Window(rows=7), 2, T0 + 2_000)
+    assert len(rec) and len(read) >= 4 and max(read) <= 3 * 7 + 2  # (3 windows' records, a request more, none-rows)
+
+
+def test_a_look_is_one_snapshot_feedback_given_during_it_is_the_next_looks(tmp_path):
+    from lifecycle.serve.logtail import LogTail
+    from lifecycle.serve.predlog import PredictionLog, add_feedback
+
+    url = f'sqlite:///{tmp_path}/p.db'
+    log = PredictionLog(url)
+    row = dict(ts=T0, route='predict', variant='control', model_version='1', model='m', status=200)
+    log.log(request_id='r', inputs={'age': [1.0]}, **row).wait()
+    try:
+        with LogTail(url, 'm') as t:
+            add_feedback(log, 'r', 'Yes')  # (committed while the look reads)
+            (s,) = t.series()
+            assert t.tail(s)[0].outcome.isna().all() and t.last_feedback() == {}
+        with LogTail(url, 'm') as t:
+            assert list(t.last_feedback()) == [('1', 'control')]
+    finally:
+        log.close()

@@ -278,3 +278,35 @@ def test_the_monitor_reads_the_end_of_a_log_on_postgresql_as_every_row_says(clus
     for window in WINDOWS:
         for lookback in (1, 10_000):
             same(url, window, lookback, now=T0 + 2_000)
+
+
+def test_a_look_at_the_logs_end_is_one_snapshot_though_ids_commit_out_of_order(cluster):
+    """A row whose ID was taken before another's but committed after it, during a look: in none of its reads (the
+    tallies said N records; a tail of them all must hold N, or the windows' numbers shift)."""
+    import json
+    from tail_logs import fill
+    from lifecycle.serve.logtail import LogTail
+    from lifecycle.serve.predlog import PredictionLog
+
+    url = cluster.database()
+    fill(url, n=40)
+    slow = create_engine(url).connect()
+    tx = slow.begin()
+    r = row(10_000)
+    slow.execute(
+        text(
+            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
+            'VALUES (:request_id, :ts, :route, :variant, :model_version, :model, false, :inputs, 200)'
+        ),
+        dict(r, inputs=json.dumps(r['inputs'])),
+    )  # (its ID taken, not committed)
+    fast = PredictionLog(url)
+    fast.log(**row(10_001)).wait()  # a later ID, committed first
+    fast.close()
+    try:
+        with LogTail(url, 'm') as t:
+            series = t.series()
+            tx.commit()
+            assert series and all(t.tail(s)[1] == s.records for s in series)
+    finally:
+        slow.close()

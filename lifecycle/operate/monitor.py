@@ -341,6 +341,7 @@ class WindowClock:
         self.url, self.window, self.grace_s, self.model = log_url, window, grace_s, model  # model: its rows only
         self.after, self.counts = 0, {}  # last request id read; records so far per (version, variant)
         self._engine, self._named = None, False  # (_named: the log has the model column, once seen to have it)
+        self._tallied = False  # (the first read's tallies taken)
 
     def _read(self) -> None:
         from lifecycle.serve.predlog import log_errors
@@ -361,8 +362,9 @@ class WindowClock:
                 return
             self._named = names_models(self._engine)
         named = self._named
-        if not self.after:  # the first read: each series' records so far from the database's tallies, if it can
+        if not self._tallied:  # the first read: each series' records so far from the database's tallies, if it can
             self._tally()
+            self._tallied = True
         with self._engine.connect() as c:
             rows = c.execute(
                 text(
@@ -387,8 +389,7 @@ class WindowClock:
         with LogTail(self.url, self.model) as t:
             if t.readable:
                 for s in t.series():
-                    key = (str(s.model_version), s.variant)
-                    self.counts[key] = self.counts.get(key, 0) + s.records
+                    self.counts[(s.model_version, s.variant)] = s.records
                 self.after = t.upto
 
     def position(self, now: float | None = None) -> dict:

@@ -133,8 +133,9 @@ def kept_records(
     log_or_url, model: str | None, positive, window: Window, lookback: int, now: float
 ) -> tuple[pd.DataFrame, list[SeriesTimes]]:
     """The records of each series' last `lookback` closed windows in the prediction log, windowed (`assign_windows`),
-    and each series' times: what a monitor measures and judges. On SQLite and PostgreSQL only the rows of those windows
-    are read (`LogTail`): what a look costs follows the windows kept, not the log's length."""
+    and each series' times: what a monitor measures and judges. On SQLite and PostgreSQL (`LogTail`), each series'
+    records are counted by the database (a pass over the table in SQL, no row decoded) and only the rows of those
+    windows are read and decoded: a look's memory follows the windows kept, not the log's length."""
     from lifecycle.serve.logtail import LogTail
     from lifecycle.serve.predlog import read_log
 
@@ -148,9 +149,16 @@ def kept_records(
 
 
 def _closed_kept(rec: pd.DataFrame, lookback: int) -> pd.DataFrame:
-    "The records of each series' last `lookback` closed windows."
+    """The records of each series' last `lookback` closed windows, with the inputs they hold: an input none of them
+    has (one only older rows were sent with) is no column, whichever rows were read."""
     closed = rec[rec['closed']]
-    return closed[closed['window'] > closed.groupby(['model_version', 'variant'])['window'].transform('max') - lookback]
+    last = closed.groupby(['model_version', 'variant'])['window'].transform('max')
+    return _held_inputs(closed[closed['window'] > last - lookback])
+
+
+def _held_inputs(rec: pd.DataFrame) -> pd.DataFrame:
+    "`rec` without the input columns none of its records has a value in."
+    return rec.drop(columns=[c for c in rec.columns if str(c).startswith(INPUT) and rec[c].isna().all()])
 
 
 def _read_kept(t, window: Window, lookback: int, now: float) -> tuple[pd.DataFrame, dict, list[SeriesTimes]]:
@@ -164,14 +172,15 @@ def _read_kept(t, window: Window, lookback: int, now: float) -> tuple[pd.DataFra
         if window.rows is not None:  # the records from the first kept window's start to the end, and their place
             keep = max(0, (s.records // window.rows - lookback) * window.rows)
             rows, held = t.tail(s, records=s.records - keep)
-            first[(str(s.model_version), s.variant)] = s.records - held
-        else:  # from a window before the first one kept (one more: `floor` of times near a boundary)
+            first[(s.model_version, s.variant)] = s.records - held
+        else:  # from the window of the last record before `edge` (closed for sure, however `floor` rounds: the last
+            # closed window is that one or later), back `lookback` windows and one more (a boundary's rounding)
             last = s.last_before if s.last_before is not None else edge
             rows, _ = t.tail(s, since=(math.floor(last / window.seconds) - lookback - 1) * window.seconds)
         parts.append(rows)
-    labelled = _labelled_times(t, {(s.model_version, s.variant) for s in series})
+    labelled = _labelled_times(t, series)
     times = [
-        SeriesTimes(str(s.model_version), s.variant, s.last_ts, labelled.get((s.model_version, s.variant)), s.first_ts)
+        SeriesTimes(s.model_version, s.variant, s.last_ts, labelled.get((s.model_version, s.variant)), s.first_ts)
         for s in series
     ]
     if not parts:
@@ -180,14 +189,16 @@ def _read_kept(t, window: Window, lookback: int, now: float) -> tuple[pd.DataFra
     return rows.sort_values(['ts', 'id'], kind='stable'), first, sorted(times)
 
 
-def _labelled_times(t, wanted: set) -> dict:
-    "Each wanted series' last feedback time that labels one of its records (`records`' rule: an outcome not None)."
-    found = {}
-    for v, var, ts, outcome, n in t.feedback() if wanted else ():
-        if (v, var) in wanted and (v, var) not in found and any(y is not None for y in _per_record(outcome, n)):
-            found[(v, var)] = ts
-            if len(found) == len(wanted):
-                break
+def _labelled_times(t, series: list) -> dict:
+    """Each series' last feedback time that labels one of its records (`records`' rule: an outcome not None): its
+    newest feedback's, unless that labels none (then the walk goes back through the series' feedback)."""
+    newest, found = t.last_feedback(), {}
+    for s in series:
+        if (key := (s.model_version, s.variant)) in newest:
+            for ts, outcome, n in t.feedback(s, newest[key]):
+                if any(y is not None for y in _per_record(outcome, n)):
+                    found[key] = ts
+                    break
     return found
 
 
@@ -228,7 +239,7 @@ def _window_from_all(rec: pd.DataFrame, window: Window, version, variant: str, n
     g = mine[mine['window'] == int(number)]
     if not len(g):
         raise LookupError(_no_window(version, variant, number, sorted(mine['window'].unique())))
-    return g.reset_index(drop=True)
+    return _held_inputs(g).reset_index(drop=True)
 
 
 def _window_from_end(t, positive, window: Window, version: str, variant: str, number: int) -> pd.DataFrame:
@@ -236,9 +247,9 @@ def _window_from_end(t, positive, window: Window, version: str, variant: str, nu
     series = [s for s in t.series() if s.records and s.variant is not None]
     if not series:
         raise LookupError("the prediction log holds no records yet")
-    s = next((s for s in series if (str(s.model_version), s.variant) == (version, variant)), None)
+    s = next((s for s in series if (s.model_version, s.variant) == (version, variant)), None)
     if s is None:
-        raise LookupError(_no_series(version, variant, {(str(s.model_version), s.variant) for s in series}))
+        raise LookupError(_no_series(version, variant, {(s.model_version, s.variant) for s in series}))
     if window.rows is not None:  # read from the nearer end of the series
         if number < 0 or number * window.rows >= s.records:
             raise LookupError(_no_window(version, variant, number, range(-(-s.records // window.rows))))
@@ -255,7 +266,7 @@ def _window_from_end(t, positive, window: Window, version: str, variant: str, nu
     if not len(g):
         have = np.unique(np.floor(t.times(s) / window.seconds).astype(np.int64))
         raise LookupError(_no_window(version, variant, number, have))
-    return g.reset_index(drop=True)
+    return _held_inputs(g).reset_index(drop=True)
 
 
 def _no_series(version, variant: str, pairs: set) -> str:
