@@ -1,15 +1,15 @@
 """A prediction log with what the monitor's reading from the end must get right, and the monitor's answer from every
 row (`records` of `read_log`) to check it against: two versions and variants, requests of one and of several records,
 shadow, batch and error rows, another model's rows and rows of no named model, rows logged late (an earlier time,
-a later ID) and at equal times, rows of no records and of no version (and of version 'None'), an input sent no more,
-a series never labelled and one shorter than a window, feedback for one record or all, outcomes that label no
-record."""
+a later ID) and at equal times, rows of no records and of no version (and of version 'None'), an input sent no more
+and one sent null, a series never labelled and one shorter than a window, feedback for one record or all, outcomes
+that label no record."""
 
 from __future__ import annotations
 import numpy as np
 import pandas as pd
 from lifecycle.operate.schema import Window
-from lifecycle.operate.windows import _all_kept, kept_records, records
+from lifecycle.operate.windows import _all_kept, kept_records
 from lifecycle.serve.predlog import PredictionLog, add_feedback, read_log
 
 T0 = 1_000_000.0
@@ -35,7 +35,8 @@ def fill(url: str, n: int = 900, seed: int = 0) -> None:
                 model='m' if i % 17 else ('other' if i % 2 else None),
                 shadow=i % 19 == 0,
                 inputs={'age': [float(rng.integers(18, 90)) for _ in range(k)], 'employed': ['Yes'] * k}
-                | ({'dropped': [1.0] * k} if i < 60 else {}),  # (an input sent no more)
+                | ({'dropped': [1.0] * k} if i < 60 else {})  # (an input sent no more)
+                | ({'note': [None] * k} if i > n - 200 else {}),  # (one sent, and sent null)
                 output=[float(rng.random()) for _ in range(k)],
                 decision=[1] * k,
                 status=200 if i % 23 else 422,
@@ -58,7 +59,7 @@ def fill(url: str, n: int = 900, seed: int = 0) -> None:
 
 def from_every_row(url: str, window: Window, lookback: int, now: float):
     "What `kept_records` must answer, from every row of the log."
-    return _all_kept(records(read_log(url, shadow=False, model='m'), 'Yes'), window, lookback, now)
+    return _all_kept(read_log(url, shadow=False, model='m'), 'Yes', window, lookback, now)
 
 
 def same(url: str, window: Window, lookback: int, now: float) -> None:

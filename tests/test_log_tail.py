@@ -15,6 +15,13 @@ def url(tmp_path_factory) -> str:
     return u
 
 
+def test_a_windows_inputs_are_those_its_requests_were_sent_with_null_ones_too(url):
+    rec, _ = kept_records(url, 'm', 'Yes', WINDOWS[1], 1, T0 + 2_000)  # (each series' last 7 records)
+    assert 'input:note' in rec and rec['input:note'].isna().all() and 'input:dropped' not in rec
+    old, _ = kept_records(url, 'm', 'Yes', WINDOWS[1], 10_000, T0 + 2_000)  # (windows far back: sent then)
+    assert old['input:dropped'].notna().any()
+
+
 @pytest.mark.parametrize('window', WINDOWS, ids=str)
 @pytest.mark.parametrize('lookback', [1, 3, 10_000])
 def test_the_windows_kept_from_the_end_are_those_from_every_row(url, window, lookback):
@@ -69,6 +76,7 @@ def test_the_loop_reads_only_labelled_rows_and_counts_the_rest_as_reading_every_
         answered = every[every['status'] == 200]
         answered = answered if since is None else answered[answered['ts'] >= since]
         assert count_unlabelled(url, 'm', since) == int(answered['outcome'].isna().sum()) > 0
+        assert count_unlabelled(url, 'm', since, before=T0) == len(answered)  # (no feedback was given before T0)
 
 
 @pytest.mark.parametrize('window', WINDOWS, ids=str)
@@ -76,13 +84,13 @@ def test_one_window_read_from_the_nearer_end_is_that_window_of_every_row(url, wi
     from lifecycle.operate.windows import _window_from_all, assign_windows, records, window_records
     from lifecycle.serve.predlog import read_log
 
-    every = records(read_log(url, shadow=False, model='m'), 'Yes')
-    cut = assign_windows(every, window)
+    rows = read_log(url, shadow=False, model='m')
+    cut = assign_windows(records(rows, 'Yes'), window)
     for (version, variant), g in cut.groupby(['model_version', 'variant']):
         have = sorted(g['window'].unique())
         for number in sorted({*have[:2], have[len(have) // 2], *have[-2:], have[-1] + 1, -1, have[0] - 2}):
             try:
-                want = _window_from_all(every, window, version, variant, number)
+                want = _window_from_all(rows, 'Yes', window, version, variant, number)
             except LookupError as e:
                 with pytest.raises(LookupError) as got:
                     window_records(url, 'm', 'Yes', window, version, variant, number)
@@ -128,3 +136,50 @@ def test_a_look_is_one_snapshot_feedback_given_during_it_is_the_next_looks(tmp_p
             assert list(t.last_feedback()) == [('1', 'control')]
     finally:
         log.close()
+
+
+@pytest.mark.parametrize('sent', [False, True], ids=['input-not-sent', 'input-sent-null'])
+def test_a_regression_window_without_an_inputs_values_is_still_measured(tmp_path, sent):
+    import numpy as np
+    import pandas as pd
+    from lifecycle.data import drift
+    from lifecycle.operate.schema import Window
+    from lifecycle.operate.windows import Baseline, window_metrics
+    from lifecycle.serve.predlog import PredictionLog
+
+    rng = np.random.default_rng(0)
+    url = f'sqlite:///{tmp_path}/p.db'
+    log = PredictionLog(url)
+    row = dict(route='predict', variant='control', model_version='1', model='m', status=200, decision=[None])
+    for p in log.log_many(
+        [
+            dict(row, request_id=f'r{i}', ts=1_000.0 + i, output=[float(rng.random())],
+                 inputs={'age': [float(rng.integers(20, 60))]} | ({'checks': [None]} if sent else {}))
+            for i in range(40)
+        ]
+    ):  # fmt: skip
+        p.wait()
+    log.close()
+    rec, _ = kept_records(url, 'm', None, Window(rows=10), 2, 2_000.0)
+    assert ('input:checks' in rec) is sent
+    x = pd.DataFrame({'age': rng.integers(20, 60, 500).astype(float), 'checks': rng.integers(0, 6, 500).astype(float)})
+    s = rng.random(500)
+    b = Baseline.from_holdout(drift.profile(x), s, s + rng.normal(0, 0.1, 500), task='regression', inputs=x)
+    m = window_metrics(rec, {'1': b}, task='regression')  # (KeyError on the loss estimator's columns, before)
+    assert len(m) == 2 and np.isfinite(m['estimated_mae']).all()
+    heat = m.attrs['drift']
+    checks = heat[heat['column'] == 'checks']
+    assert len(checks) == (2 if sent else 0) and (checks['method'] == 'all_null').all()  # (not sent: not measured)
+
+
+def test_an_sqlite_without_its_json_functions_is_read_whole_with_the_same_answer(url, monkeypatch):
+    import pandas as pd
+    from lifecycle.serve import logtail, predlog
+
+    want = kept_records(url, 'm', 'Yes', WINDOWS[0], 3, T0 + 2_000)
+    whole, real = [], predlog.read_log
+    monkeypatch.setattr(logtail, '_reads_json', lambda c: False)
+    monkeypatch.setattr(predlog, 'read_log', lambda *a, **kw: whole.append(1) or real(*a, **kw))
+    got = kept_records(url, 'm', 'Yes', WINDOWS[0], 3, T0 + 2_000)
+    assert whole and got[1] == want[1]
+    pd.testing.assert_frame_equal(got[0].reset_index(drop=True), want[0].reset_index(drop=True), check_dtype=False)

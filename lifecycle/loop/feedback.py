@@ -140,11 +140,13 @@ def collect(ws: Workspace, since: float | None = None, until: float | None = Non
 
     fp, model, log = ws.params['features'], ws.params['register'].model_name, log or default_url(ws)
     inputs = [f.name for f in fp.features]
-    df = read_log(log, shadow=False, model=model, labelled=(since, until))  # (only rows labelled then)
-    rows = labelled_rows(df, inputs, fp.target, since, until)
+    now = time.time()  # (both reads as of now: feedback given while they run is in neither the batch nor the count)
+    end = now if until is None else min(until, now)
+    df = read_log(log, shadow=False, model=model, labelled=(since, end))  # (only rows labelled then)
+    rows = labelled_rows(df, inputs, fp.target, since, end)
     if not len(rows):
         return None
-    unlabelled = count_unlabelled(log, model, None if since is None else float(rows['ts'].min()))
+    unlabelled = count_unlabelled(log, model, None if since is None else float(rows['ts'].min()), before=now)
     return write_batch(batches_dir(ws), rows, inputs, fp.target, unlabelled)
 
 

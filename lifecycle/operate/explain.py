@@ -95,10 +95,11 @@ def explain(ws: Workspace, version, variant: str, window: int, n_repeats: int = 
         yw = g.loc[known, 'label'].to_numpy(float if fp.task == 'regression' else int)
         both = fp.task == 'classification' and len(set(yw)) == 2
         scoring = 'roc_auc' if both else ('neg_mean_absolute_error' if fp.task == 'regression' else 'accuracy')
-        imp = importance_drift(model, (xr, yr), (x.loc[known, cols], yw), scoring=scoring, n_repeats=n_repeats)
+        xw = x.reindex(columns=cols).loc[known]  # (an input the window's requests were not sent with: null)
+        imp = importance_drift(model, (xr, yr), (xw, yw), scoring=scoring, n_repeats=n_repeats)
         out.update(scoring=scoring, importance=imp)
     try:
-        c = linear_contributions(model, x[cols])
+        c = linear_contributions(model, x.reindex(columns=cols))
         mean_abs = c.drop(columns='intercept').abs().mean()
         out['contributions'] = pd.DataFrame({'feature': list(mean_abs.index), 'mean_abs': mean_abs.to_numpy()})
         out['intercept'] = float(c['intercept'].iloc[0]) if len(c) else None

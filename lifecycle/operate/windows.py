@@ -142,23 +142,27 @@ def kept_records(
     with LogTail(log_or_url, model) as t:
         got = _read_kept(t, window, lookback, now) if t.readable else None
     if got is None:  # (a database whose SQL reads no JSON: every record)
-        return _all_kept(records(read_log(log_or_url, shadow=False, model=model), positive), window, lookback, now)
+        return _all_kept(read_log(log_or_url, shadow=False, model=model), positive, window, lookback, now)
     rows, first, times = got
     rec = records(rows, positive)
-    return (_closed_kept(assign_windows(rec, window, now, first), lookback) if len(rec) else rec), times
+    return (_closed_kept(assign_windows(rec, window, now, first), lookback, rows) if len(rec) else rec), times
 
 
-def _closed_kept(rec: pd.DataFrame, lookback: int) -> pd.DataFrame:
-    """The records of each series' last `lookback` closed windows, with the inputs they hold: an input none of them
-    has (one only older rows were sent with) is no column, whichever rows were read."""
+def _closed_kept(rec: pd.DataFrame, lookback: int, rows: pd.DataFrame) -> pd.DataFrame:
+    "The records of each series' last `lookback` closed windows (`rows`: the log's rows they came from, and others)."
     closed = rec[rec['closed']]
     last = closed.groupby(['model_version', 'variant'])['window'].transform('max')
-    return _held_inputs(closed[closed['window'] > last - lookback])
+    return _sent_inputs(closed[closed['window'] > last - lookback], rows)
 
 
-def _held_inputs(rec: pd.DataFrame) -> pd.DataFrame:
-    "`rec` without the input columns none of its records has a value in."
-    return rec.drop(columns=[c for c in rec.columns if str(c).startswith(INPUT) and rec[c].isna().all()])
+def _sent_inputs(rec: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
+    """`rec` with the input columns its records' requests were sent with (null values too), and no other: a column
+    that only other requests of `rows` make (an input older ones were sent with) is none, whichever rows were read."""
+    ids, sent = set(rec['request_id']), set()
+    for rid, x in zip(rows['request_id'], rows['inputs']):
+        if x and rid in ids:
+            sent.update(x)
+    return rec.drop(columns=[c for c in rec.columns if str(c).startswith(INPUT) and c[len(INPUT) :] not in sent])
 
 
 def _read_kept(t, window: Window, lookback: int, now: float) -> tuple[pd.DataFrame, dict, list[SeriesTimes]]:
@@ -203,14 +207,14 @@ def _labelled_times(t, series: list) -> dict:
 
 
 def _all_kept(
-    rec: pd.DataFrame, window: Window, lookback: int, now: float
+    rows: pd.DataFrame, positive, window: Window, lookback: int, now: float
 ) -> tuple[pd.DataFrame, list[SeriesTimes]]:
-    "`kept_records` from every record of the log (a database whose SQL reads no JSON)."
-    times = []
+    "`kept_records` from every row of the log (`read_log`'s; a database whose SQL reads no JSON)."
+    rec, times = records(rows, positive), []
     for (v, var), g in rec.groupby(['model_version', 'variant']) if len(rec) else ():
         fb = g['feedback_ts'].max()
         times.append(SeriesTimes(v, var, float(g['ts'].max()), float(fb) if fb == fb else None, float(g['ts'].min())))
-    return (_closed_kept(assign_windows(rec, window, now), lookback) if len(rec) else rec), times
+    return (_closed_kept(assign_windows(rec, window, now), lookback, rows) if len(rec) else rec), times
 
 def window_records(
     log_or_url, model: str | None, positive, window: Window, version, variant: str, number: int
@@ -224,12 +228,13 @@ def window_records(
     with LogTail(log_or_url, model) as t:
         if t.readable:
             return _window_from_end(t, positive, window, str(version), variant, int(number))
-    rec = records(read_log(log_or_url, shadow=False, model=model), positive)
-    return _window_from_all(rec, window, version, variant, number)
+    rows = read_log(log_or_url, shadow=False, model=model)
+    return _window_from_all(rows, positive, window, version, variant, number)
 
 
-def _window_from_all(rec: pd.DataFrame, window: Window, version, variant: str, number: int) -> pd.DataFrame:
-    "`window_records` from every record of the log (a database whose SQL reads no JSON)."
+def _window_from_all(rows: pd.DataFrame, positive, window: Window, version, variant: str, number: int) -> pd.DataFrame:
+    "`window_records` from every row of the log (`read_log`'s; a database whose SQL reads no JSON)."
+    rec = records(rows, positive)
     if not len(rec):
         raise LookupError("the prediction log holds no records yet")
     rec = assign_windows(rec, window)
@@ -239,7 +244,7 @@ def _window_from_all(rec: pd.DataFrame, window: Window, version, variant: str, n
     g = mine[mine['window'] == int(number)]
     if not len(g):
         raise LookupError(_no_window(version, variant, number, sorted(mine['window'].unique())))
-    return _held_inputs(g).reset_index(drop=True)
+    return _sent_inputs(g, rows).reset_index(drop=True)
 
 
 def _window_from_end(t, positive, window: Window, version: str, variant: str, number: int) -> pd.DataFrame:
@@ -266,7 +271,7 @@ def _window_from_end(t, positive, window: Window, version: str, variant: str, nu
     if not len(g):
         have = np.unique(np.floor(t.times(s) / window.seconds).astype(np.int64))
         raise LookupError(_no_window(version, variant, number, have))
-    return _held_inputs(g).reset_index(drop=True)
+    return _sent_inputs(g, rows).reset_index(drop=True)
 
 
 def _no_series(version, variant: str, pairs: set) -> str:
@@ -481,7 +486,8 @@ def window_metrics(
                 if cs['change'].notna().any():
                     row['target_correlation_shift'] = float(cs['change'].abs().max())
             if task == 'regression' and b.loss is not None:
-                e = b.loss.estimate(x[b.loss.columns], ok['score'].to_numpy(float))
+                x_loss = x.reindex(columns=b.loss.columns)  # (an input the window's requests were not sent with: null)
+                e = b.loss.estimate(x_loss, ok['score'].to_numpy(float))
                 row.update(estimated_mae=float(e['mae'][0]), estimated_rmse=float(e['rmse'][0]))
             if task == 'classification':
                 e = estimate(

@@ -67,10 +67,14 @@ class LogTail:
             self.readable = self.engine is None or self.engine.dialect.name in _RECORDS
             if self.empty or not self.readable:
                 return self
-            self.n = _RECORDS[self.engine.dialect.name]
+            self.records_sql = _RECORDS[self.engine.dialect.name]
             self._c = self._stack.enter_context(self.engine.connect())
-            if self.engine.dialect.name == 'sqlite':  # (pysqlite begins no transaction for a SELECT: one read one)
-                self._c.exec_driver_sql('BEGIN')
+            if self.engine.dialect.name == 'sqlite':
+                if not _reads_json(self._c):  # (an SQLite built without its JSON functions: readers read it all)
+                    self.readable = False
+                    return self
+                if not self._c.connection.dbapi_connection.in_transaction:  # (pysqlite begins none for a SELECT)
+                    self._c.exec_driver_sql('BEGIN')
             else:  # (every statement then sees the rows committed when the first began)
                 self._c.execution_options(isolation_level='REPEATABLE READ')
             where, self.args = row_filters(self.engine, shadow=False, model=self.model)
@@ -98,10 +102,10 @@ class LogTail:
         "Each series' records and the times of its first and last (with `edge`, of its last before `edge` too)."
         if self.empty:
             return []
-        before = 'MAX(CASE WHEN t.ts < :edge THEN t.ts END)' if edge is not None else 'NULL'
-        sql = (  # (grouped by records a row too: SQLite counts each row's once, not once per aggregate naming them)
-            f'SELECT t.v, t.var, t.n, COUNT(*), MIN(t.ts), MAX(t.ts), {before} FROM (SELECT {_VERSION} AS v, '
-            f'p.variant AS var, p.ts AS ts, {self.n} AS n FROM predictions p WHERE {self.where}) t '
+        last_before = 'MAX(CASE WHEN t.ts < :edge THEN t.ts END)' if edge is not None else 'NULL'
+        sql = (  # (grouped by a row's records too: SQLite then works them out once a row, not once an aggregate)
+            f'SELECT t.v, t.var, t.n, COUNT(*), MIN(t.ts), MAX(t.ts), {last_before} FROM (SELECT {_VERSION} AS v, '
+            f'p.variant AS var, p.ts AS ts, {self.records_sql} AS n FROM predictions p WHERE {self.where}) t '
             'GROUP BY t.v, t.var, t.n'
         )
         out: dict[tuple, LogSeries] = {}
@@ -138,8 +142,9 @@ class LogTail:
                 args[name] = t
         way = 'DESC' if newest else 'ASC'
         sql = (
-            f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts, {self.n} AS n_records FROM predictions p '
-            f"LEFT JOIN feedback f ON f.request_id = p.request_id AND p.shadow = :f WHERE {' AND '.join(terms)} "
+            f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts, {self.records_sql} AS n_records '
+            'FROM predictions p LEFT JOIN feedback f ON f.request_id = p.request_id AND p.shadow = :f '
+            f"WHERE {' AND '.join(terms)} "
             f'ORDER BY p.ts {way}, p.id {way}'
         )
         keys, got, held = None, [], 0
@@ -164,7 +169,7 @@ class LogTail:
         import numpy as np
 
         terms, args = self._of(s)
-        sql = f"SELECT p.ts FROM predictions p WHERE {' AND '.join(terms)} AND {self.n} > 0"
+        sql = f"SELECT p.ts FROM predictions p WHERE {' AND '.join(terms)} AND {self.records_sql} > 0"
         return np.array([r[0] for _, part in self._rows(sql, args) for r in part], dtype=float)
 
     def last_feedback(self) -> dict[tuple[str, str | None], float]:
@@ -181,13 +186,25 @@ class LogTail:
         "Series `s`'s feedback of times up to `upto`, newest first: its time, the outcome, its row's records."
         terms, args = self._of(s)
         sql = (
-            f'SELECT f.ts, f.outcome, {self.n} FROM feedback f JOIN predictions p ON p.request_id = f.request_id '
-            f"AND p.shadow = :f WHERE {' AND '.join(terms)} AND f.ts <= :fb_upto ORDER BY f.ts DESC"
+            f'SELECT f.ts, f.outcome, {self.records_sql} FROM feedback f JOIN predictions p '
+            f"ON p.request_id = f.request_id AND p.shadow = :f WHERE {' AND '.join(terms)} AND f.ts <= :fb_upto "
+            'ORDER BY f.ts DESC'
         )
         with closing(self._rows(sql, {**args, 'f': False, 'fb_upto': upto}, 500)) as parts:
             for _, part in parts:
                 for ts, outcome, n in part:
                     yield ts, json.loads(outcome), n
+
+
+def _reads_json(c) -> bool:
+    "Whether the SQLite behind connection `c` has its JSON functions (built in since 3.38)."
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return c.exec_driver_sql("SELECT json_array_length('[1]')").scalar() == 1
+    except OperationalError:
+        c.rollback()
+        return False
 
 
 def _take(part: list[tuple], got: list, held: int, records: int | None) -> int:

@@ -1579,17 +1579,22 @@ def read_log(
         return _read_log(engine, since, shadow, model, batches, labelled)
 
 
-def count_unlabelled(log_or_url, model: str | None = None, since: float | None = None) -> int:
-    "How many answered (status 200), non-shadow rows of `model` (as `read_log` reads) have no feedback yet."
+def count_unlabelled(
+    log_or_url, model: str | None = None, since: float | None = None, before: float | None = None
+) -> int:
+    """How many answered (status 200), non-shadow rows of `model` (as `read_log` reads; logged at or after `since`)
+    have no feedback yet (with `before`: none given before that time)."""
     from sqlalchemy import inspect, text
 
     with reading(log_or_url) as engine:
         if engine is None or not inspect(engine).has_table('predictions'):
             return 0
         where, args = row_filters(engine, since, False, model)
+        given = 'f.request_id = p.request_id' + (' AND f.ts < :before' if before is not None else '')
+        args.update({} if before is None else {'before': before})
         sql = (
-            'SELECT COUNT(*) FROM predictions p WHERE p.status = 200 AND NOT EXISTS (SELECT 1 FROM feedback f '
-            f"WHERE f.request_id = p.request_id) AND {' AND '.join(where)}"
+            f'SELECT COUNT(*) FROM predictions p WHERE p.status = 200 AND NOT EXISTS (SELECT 1 FROM feedback f '
+            f"WHERE {given}) AND {' AND '.join(where)}"
         )
         with engine.connect() as c:
             return int(c.execute(text(sql), args).scalar() or 0)
