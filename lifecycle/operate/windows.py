@@ -216,6 +216,7 @@ def _all_kept(
         times.append(SeriesTimes(v, var, float(g['ts'].max()), float(fb) if fb == fb else None, float(g['ts'].min())))
     return (_closed_kept(assign_windows(rec, window, now), lookback, rows) if len(rec) else rec), times
 
+
 def window_records(
     log_or_url, model: str | None, positive, window: Window, version, variant: str, number: int
 ) -> pd.DataFrame:
