@@ -185,7 +185,9 @@ def _write_if_changed(p: Path, data: bytes) -> None:
     atomic_write(p, data)
 
 
-def _observations(m: pd.DataFrame, times: list[SeriesTimes], hb: dict, now: float, model: str | None = None) -> list:
+def _observations(
+    m: pd.DataFrame, times: list[SeriesTimes], hb: dict, now: float, model: str | None = None
+) -> list[dict]:
     obs = []
     for r in m.to_dict('records'):
         obs.append(dict(r, series=f"{r['model_version']}/{r['variant']}", model=model))
