@@ -2,8 +2,8 @@
 row (`records` of `read_log`) to check it against: two versions and variants, requests of one and of several records,
 shadow, batch and error rows, another model's rows and rows of no named model, rows logged late (an earlier time,
 a later ID) and at equal times, rows of no records and of no version (and of version 'None'), an input sent no more
-and one sent null, a series never labelled and one shorter than a window, feedback for one record or all, outcomes
-that label no record."""
+and one sent null, inputs sent in either order, a request ID logged twice, a series never labelled and one shorter
+than a window, feedback for one record or all, outcomes that label no record."""
 
 from __future__ import annotations
 import numpy as np
@@ -34,7 +34,11 @@ def fill(url: str, n: int = 900, seed: int = 0) -> None:
                 model_version=str(rng.choice(['1', '2'])) if i % 37 else (None if i % 2 else 'None'),
                 model='m' if i % 17 else ('other' if i % 2 else None),
                 shadow=i % 19 == 0,
-                inputs={'age': [float(rng.integers(18, 90)) for _ in range(k)], 'employed': ['Yes'] * k}
+                inputs=(
+                    {'age': [float(rng.integers(18, 90)) for _ in range(k)], 'employed': ['Yes'] * k}
+                    if i % 5
+                    else {'employed': ['Yes'] * k, 'age': [float(rng.integers(18, 90)) for _ in range(k)]}
+                )  # (sent in either order)
                 | ({'dropped': [1.0] * k} if i < 60 else {})  # (an input sent no more)
                 | ({'note': [None] * k} if i > n - 200 else {}),  # (one sent, and sent null)
                 output=[float(rng.random()) for _ in range(k)],
@@ -42,7 +46,8 @@ def fill(url: str, n: int = 900, seed: int = 0) -> None:
                 status=200 if i % 23 else 422,
             )
             rows.append(row)
-        for p in log.log_many(rows):
+        ghost = dict(rows[-5], ts=T0 + 1.0, inputs={'age': [50.0], 'employed': ['No'], 'ghost': [1.0]})
+        for p in log.log_many([*rows, ghost]):  # (a request ID logged twice, the other copy long before)
             p.wait()
         for i, r in enumerate(rows):
             if r['shadow'] or r['route'] == 'batch' or r['status'] != 200 or i % 3 or r['variant'] == 'rare':

@@ -141,7 +141,7 @@ def collect(ws: Workspace, since: float | None = None, until: float | None = Non
     fp, model, log = ws.params['features'], ws.params['register'].model_name, log or default_url(ws)
     inputs = [f.name for f in fp.features]
     now = time.time()  # (both reads as of now: feedback given while they run is the next batch's, unlabelled here)
-    end = now if until is None else min(until, now)
+    end = now if until is None else until
     df = read_log(log, shadow=False, model=model, labelled=(since, end))  # (only rows labelled then)
     rows = labelled_rows(df, inputs, fp.target, since, end)
     if not len(rows):

@@ -82,6 +82,7 @@ def explain(ws: Workspace, version, variant: str, window: int, n_repeats: int = 
     fp, rp = ws.params['features'], ws.params['register']
     g = window_rows(ws, version, variant, window, mp)
     x, known = inputs(g), g['label'].notna().to_numpy()
+    where = f"version {version}, variant {variant!r}, window {window}"
     try:
         tags = ws.client.get_model_version(rp.model_name, str(version)).tags
         holdout = ws.store.get_frame(ws.store.get_record('validations', tags['validation_id'])['holdout_id'])
@@ -89,17 +90,25 @@ def explain(ws: Workspace, version, variant: str, window: int, n_repeats: int = 
         raise LookupError(f"version {version} of {rp.model_name}: no validation holdout ({type(e).__name__})") from None
     model = verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
     cols = list(model.feature_names_in_)
+    if missing := [c for c in cols if c not in x.columns]:
+        raise LookupError(f"{where}: its requests were not sent the model's input(s) {', '.join(missing)}")
     xr, yr = xy(holdout, cols, fp)
     out = dict(version=str(version), variant=variant, window=int(window), records=len(g), labelled=int(known.sum()))
     if known.sum() >= 2:
         yw = g.loc[known, 'label'].to_numpy(float if fp.task == 'regression' else int)
         both = fp.task == 'classification' and len(set(yw)) == 2
         scoring = 'roc_auc' if both else ('neg_mean_absolute_error' if fp.task == 'regression' else 'accuracy')
-        xw = x.reindex(columns=cols).loc[known]  # (an input the window's requests were not sent with: null)
-        imp = importance_drift(model, (xr, yr), (xw, yw), scoring=scoring, n_repeats=n_repeats)
+        xw = x.loc[known, cols]
+        try:
+            imp = importance_drift(model, (xr, yr), (xw, yw), scoring=scoring, n_repeats=n_repeats)
+        except ValueError:  # (the model refuses its inputs: one sent null, most often; counts, never a value)
+            nulls = {c: int(n) for c, n in xw.isna().sum().items() if n}
+            said = ', '.join(f'{c} ({n} of {len(xw)})' for c, n in nulls.items()) or 'none'
+            why = f"{where}: the model cannot score its labelled records; inputs with no value: {said}"
+            raise LookupError(why) from None
         out.update(scoring=scoring, importance=imp)
     try:
-        c = linear_contributions(model, x.reindex(columns=cols))
+        c = linear_contributions(model, x[cols])
         mean_abs = c.drop(columns='intercept').abs().mean()
         out['contributions'] = pd.DataFrame({'feature': list(mean_abs.index), 'mean_abs': mean_abs.to_numpy()})
         out['intercept'] = float(c['intercept'].iloc[0]) if len(c) else None

@@ -156,13 +156,18 @@ def _closed_kept(rec: pd.DataFrame, lookback: int, rows: pd.DataFrame) -> pd.Dat
 
 
 def _sent_inputs(rec: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
-    """`rec` with the input columns its records' requests were sent with (null values too), and no other: a column
-    that only other requests of `rows` make (an input older ones were sent with) is none, whichever rows were read."""
-    ids, sent = set(rec['request_id']), set()
-    for rid, x in zip(rows['request_id'], rows['inputs']):
-        if x and rid in ids:
-            sent.update(x)
-    return rec.drop(columns=[c for c in rec.columns if str(c).startswith(INPUT) and c[len(INPUT) :] not in sent])
+    """`rec` with the input columns its records' requests were sent with (null values too), in the order they were
+    first sent, and no other: a column that only other requests of `rows` make (an input older ones were sent with)
+    is none, whichever rows were read."""
+    mine = set(zip(rec['request_id'], rec['ts']))  # (a row: its request and time, as a replayed duplicate is too)
+    sent: dict[str, None] = {}  # (an ordered set)
+    for *_, x in sorted(
+        (float(ts), i, x) for rid, ts, i, x in zip(rows['request_id'], rows['ts'], rows['id'], rows['inputs'])
+        if x and (rid, float(ts)) in mine
+    ):  # fmt: skip
+        sent.update(dict.fromkeys(x))
+    own = [c for c in rec.columns if not str(c).startswith(INPUT)]
+    return rec[own + [INPUT + k for k in sent if INPUT + k in rec.columns]]
 
 
 def _read_kept(t, window: Window, lookback: int, now: float) -> tuple[pd.DataFrame, dict, list[SeriesTimes]]:
