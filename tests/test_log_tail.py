@@ -1,8 +1,10 @@
 """The monitor reads only the end of the prediction log (`kept_records` through `LogTail`), and gets what reading
 every row gets: the same records in the same windows, and each series' times; the monitor's windows and the loop's
-counts from a look, not the log's length; a database whose SQL reads no JSON still read whole."""
+counts from a look, not the log's length; a database whose SQL reads no JSON still read whole; `monitor explain`
+names the inputs a window lacks instead of raising."""
 
 from __future__ import annotations
+import json
 import pytest
 from tail_logs import T0, WINDOWS, fill, same
 from lifecycle.operate.windows import kept_records
@@ -185,3 +187,39 @@ def test_an_sqlite_without_its_json_functions_is_read_whole_with_the_same_answer
     got = kept_records(url, 'm', 'Yes', WINDOWS[0], 3, T0 + 2_000)
     assert whole and got[1] == want[1]
     pd.testing.assert_frame_equal(got[0].reset_index(drop=True), want[0].reset_index(drop=True), check_dtype=False)
+
+
+@pytest.mark.parametrize('how', ['not-sent', 'sent-null'])
+def test_monitor_explain_names_inputs_a_window_lacks_and_never_raises(tiny_template, tmp_path, monkeypatch, how):
+    from conftest import copy_workspace
+    from lifecycle.core.cli_support import EXIT_INPUT, invoke
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model.signing import verified_sklearn
+    from lifecycle.operate.commands import monitor_explain
+    from lifecycle.serve.predlog import PredictionLog, add_feedback, default_url
+
+    ws_dir = copy_workspace(tiny_template, tmp_path / 'ws')
+    monkeypatch.chdir(ws_dir)
+    ws = Workspace.open(ws_dir)
+    rp = ws.params['register']
+    cols = list(verified_sklearn(ws.mlflow, ws.store, rp.model_name, '1', ws.key_dir).feature_names_in_)
+    val = ws.store.get_record('validations', ws.client.get_model_version(rp.model_name, '1').tags['validation_id'])
+    holdout = ws.store.get_frame(val['holdout_id']).head(20).reset_index(drop=True)
+    gone = cols[0]
+    log = PredictionLog(default_url(ws))
+    row = dict(route='predict', variant='control', model_version='1', model=rp.model_name, status=200)
+    sent = []
+    for i, r in holdout.iterrows():
+        x = {c: [None if c == gone else r[c].item() if hasattr(r[c], 'item') else r[c]] for c in cols}
+        if how == 'not-sent':
+            del x[gone]
+        sent.append(dict(row, request_id=f'{i:032x}', ts=1_000.0 + i, inputs=x, output=[0.5], decision=[1]))
+    for p in log.log_many(sent):
+        p.wait()
+    for i in range(len(sent)):
+        add_feedback(log, f'{i:032x}', ['Yes', 'No'][i % 2])
+    log.close()
+    r = invoke(monitor_explain, ['--version', '1', '--window', '0', '--json'])
+    err = json.loads(r.stdout)['error']
+    assert r.exit_code == EXIT_INPUT and gone in err, r.output
+    assert ("were not sent the model's input(s)" if how == 'not-sent' else f'{gone} (20 of 20)') in err
