@@ -13,7 +13,7 @@ import sys
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
-from .predlog import decoded, empty_log, reading, row_filters
+from .predlog import decoded, empty_log, reading, row_filters, span_terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -136,10 +136,8 @@ class LogTail:
         import pandas as pd
 
         terms, args = self._of(s)
-        for op, name, t in (('>=', 'tail_since', since), ('<', 'tail_until', until)):
-            if t is not None:
-                terms.append(f'p.ts {op} :{name}')
-                args[name] = t
+        span, more = span_terms('p.ts', since, until, 'tail')
+        terms, args = terms + span, {**args, **more}
         way = 'DESC' if newest else 'ASC'
         sql = (
             f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts, {self.records_sql} AS n_records '

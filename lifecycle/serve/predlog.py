@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['default_url', 'log_reachable', 'FeedbackError', 'SyncTimes', 'current_row', 'LogFailed', 'LogUnreadable',
            'log_errors', 'log_engine', 'Pending', 'names_models', 'PredictionLog', 'journal_dir', 'add_feedback',
-           'read_log', 'count_unlabelled', 'empty_log', 'reading', 'row_filters', 'decoded', 'pseudonymise_old_keys',
-           'key_pseudonym', 'pii_masker']
+           'read_log', 'count_unlabelled', 'empty_log', 'reading', 'row_filters', 'span_terms', 'decoded',
+           'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -1590,12 +1590,12 @@ def count_unlabelled(
         if engine is None or not inspect(engine).has_table('predictions'):
             return 0
         where, args = row_filters(engine, since, False, model)
-        given = 'f.request_id = p.request_id' + (' AND f.ts < :before' if before is not None else '')
-        args.update({} if before is None else {'before': before})
+        given, more = span_terms('f.ts', None, before, 'given')
         sql = (
             f'SELECT COUNT(*) FROM predictions p WHERE p.status = 200 AND NOT EXISTS (SELECT 1 FROM feedback f '
-            f"WHERE {given}) AND {' AND '.join(where)}"
+            f"WHERE {' AND '.join(['f.request_id = p.request_id', *given])}) AND {' AND '.join(where)}"
         )
+        args.update(more)
         with engine.connect() as c:
             return int(c.execute(text(sql), args).scalar() or 0)
 
@@ -1673,6 +1673,13 @@ def row_filters(
     return where, args
 
 
+def span_terms(column: str, since: float | None, until: float | None, name: str) -> tuple[list[str], dict]:
+    "WHERE terms keeping `column` in `[since, until)` (either None: open), and their parameters, named after `name`."
+    bounds = [(op, f'{name}_{end}', t) for op, end, t in (('>=', 'since', since), ('<', 'until', until))]
+    kept = [(op, key, t) for op, key, t in bounds if t is not None]
+    return [f'{column} {op} :{key}' for op, key, _ in kept], {key: t for _, key, t in kept}
+
+
 def decoded(df: pd.DataFrame) -> pd.DataFrame:
     """Rows of `predictions` joined with `outcome` as `read_log` returns them: the JSON columns decoded, each value as
     JSON has it (object columns: an outcome of 1 stays the int 1 whatever the other rows hold), `shadow` a bool."""
@@ -1697,10 +1704,8 @@ def _read_log(
     join = 'LEFT JOIN'
     if labelled is not None:  # (only rows with feedback, and of those only the feedback of that span)
         join = 'JOIN'
-        for op, (name, t) in zip(('>=', '<'), (('fsince', labelled[0]), ('funtil', labelled[1]))):
-            if t is not None:
-                where.append(f'f.ts {op} :{name}')
-                args[name] = t
+        terms, more = span_terms('f.ts', *labelled, 'feedback')
+        where, args = where + terms, {**args, **more}
     sql = (
         f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts FROM predictions p {join} feedback f '
         'ON f.request_id = p.request_id AND p.shadow = :f'
