@@ -648,6 +648,52 @@ def test_rows_the_logs_database_refused_raise_a_high_alert_once_with_counts_not_
     assert run_once(ws, mp, baselines={}, sample=False).alerts == [] and open_alerts(ws.state_dir) == []  # told once
 
 
+def test_a_set_aside_file_the_monitor_cannot_read_raises_a_high_alert_and_its_rows_are_counted_once_it_can(
+    workspace, webhook, smtp, monkeypatch
+):
+    "Rows set aside that the monitor cannot count (the file not readable to it) are not silence: a rule says so."
+    from lifecycle.app.status import set_aside_rows
+    from lifecycle.operate.monitor import health
+    from lifecycle.serve.predlog import journal_dir
+    from lifecycle.serve.writer import set_aside_path
+
+    controller, _ = smtp
+    configure(workspace, webhook, controller.port)
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    path = set_aside_path(journal_dir(default_url(ws)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b'{"set_aside_at": 1, "why": "refused", "request_id": "a"}\n')
+    (got,) = run_once(ws, mp, baselines={}, sample=False).alerts
+    assert (got['rule'], got['value']) == ('rows_set_aside', 1)
+
+    opened = Path.open
+
+    def denied(self, *a, **k):  # (as the server's user's private file is to another user; root reads any file)
+        if self == path or Path(self).absolute() == path.absolute():
+            raise PermissionError(13, 'Permission denied', str(self))
+        return opened(self, *a, **k)
+
+    monkeypatch.setattr(Path, 'open', denied)
+    with opened(path, "ab") as f:  # a row set aside meanwhile
+        f.write(b'{"set_aside_at": 2, "why": "refused", "request_id": "b"}\n')
+    (got,) = run_once(ws, mp, baselines={}, sample=False).alerts
+    assert (got['rule'], got['series'], got['severity'], got['value']) == (
+        'set_aside_unreadable',
+        'log/set_aside',
+        'high',
+        1,
+    )
+    assert [a['rule'] for a in webhook.got][-1] == 'set_aside_unreadable'
+    assert set_aside_rows(ws)['error'] == 'Permission denied'  # status says why
+    assert ('log', 'set_aside', 'alerting') in [(o.model_version, o.variant, o.verdict) for o in health(ws, mp).others]
+    assert run_once(ws, mp, baselines={}, sample=False).alerts == []  # told once an hour, not each look
+    monkeypatch.setattr(Path, 'open', opened)
+    (got,) = run_once(ws, mp, baselines={}, sample=False).alerts  # readable again: the row set aside meanwhile
+    assert (got['rule'], got['value']) == ('rows_set_aside', 1)
+    assert run_once(ws, mp, baselines={}, sample=False).alerts == []
+
+
 @pytest.mark.parametrize(
     'file, bad, says',
     [

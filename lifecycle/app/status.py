@@ -82,7 +82,7 @@ def set_aside_rows(ws: Workspace) -> dict | None:
         return None
     path = set_aside_path(journals).absolute()
     try:
-        if not path.is_file():
+        if not path.exists():  # (a folder in its place is not none: it cannot be read, as the monitor says)
             return None
         with path.open('rb') as f:  # (whole lines: a torn last one was never kept)
             rows, _ = whole_lines(f)

@@ -122,8 +122,9 @@ def audit_observations(audit_path: str | Path, state: dict) -> list[dict]:
 # %% ../../nbs/api/operate/04_monitor.ipynb #7255b532
 def set_aside_observations(log_url: str, state: dict) -> list[dict]:
     """How many prediction rows the log's database refused and its writer set aside since the last look (moves the
-    cursor kept in `state`): `[{'series': 'log/set_aside', 'rows_set_aside': n}]`, 0 when there is no such file; []
-    for a log without journals or a file this process may not read."""
+    cursor kept in `state`): `[{'series': 'log/set_aside', 'rows_set_aside': n, 'unreadable': 0}]`, 0 rows when there
+    is no such file; [] for a log without journals. A file this process cannot read (permissions, an I/O error) is
+    `unreadable: 1` and no count: its rows are counted once it can read it again (the cursor stays)."""
     from lifecycle.serve.predlog import journal_dir
     from lifecycle.serve.writer import set_aside_path
 
@@ -140,9 +141,9 @@ def set_aside_observations(log_url: str, state: dict) -> list[dict]:
         state['set_aside'] = dict(first=mark, offset=end)
     except FileNotFoundError:
         state['set_aside'] = {}
-    except OSError:  # (not ours to read: `lifecycle status` says so)
-        return []
-    return [{'series': 'log/set_aside', 'rows_set_aside': n}]
+    except OSError:  # (not ours to read: the rule `set_aside_unreadable` says so; `lifecycle status` says why)
+        return [{'series': 'log/set_aside', 'unreadable': 1}]
+    return [{'series': 'log/set_aside', 'rows_set_aside': n, 'unreadable': 0}]
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1103892f
 @dataclass

@@ -14,6 +14,9 @@ from .schema import METRICS, MonitorParams, parse_condition
 __all__ = ['prometheus_rules', 'grafana_dashboard']
 
 # %% ../../nbs/api/operate/05_prometheus.ipynb #3b587b75
+_MONITOR_ALONE = ('label_silence_s', 'guard_alerts', 'rows_set_aside', 'unreadable')  # (no gauge to alert on)
+
+
 def _alert_name(rule: str) -> str:
     return 'Lifecycle' + ''.join(p.capitalize() for p in re.split(r'[^0-9A-Za-z]+', rule) if p)
 
@@ -22,7 +25,7 @@ def _expr(rule, mp: MonitorParams) -> str | None:
     op, x = parse_condition(rule.condition)
     if rule.metric == 'silence_s':
         return f'sum by (version, variant) (increase(lifecycle_requests_total[{max(int(x), 60)}s])) == 0'
-    if rule.metric in ('label_silence_s', 'guard_alerts', 'rows_set_aside'):  # (judged by the monitor alone)
+    if rule.metric in _MONITOR_ALONE:  # (judged by the monitor alone)
         return None
     if rule.metric == 'server_alerts':  # the server's own counter of the alerts it raised, by kind
         glob = rule.series or 'server/*'
@@ -88,7 +91,7 @@ def prometheus_rules(mp: MonitorParams) -> dict:
     return dict(groups=[dict(name='lifecycle-recording', rules=rec), dict(name='lifecycle-alerts', rules=alerts)])
 
 # %% ../../nbs/api/operate/05_prometheus.ipynb #154fb3e9
-_NOT_GAUGES = ('silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts', 'rows_set_aside')
+_NOT_GAUGES = ('silence_s', 'heartbeat_age_s', 'server_alerts', *_MONITOR_ALONE)
 
 
 def grafana_dashboard(mp: MonitorParams, datasource: str = 'Prometheus') -> dict:

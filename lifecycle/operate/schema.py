@@ -70,6 +70,10 @@ METRICS: dict[str, tuple[str, str]] = {  # name: (sample counted by min_sample, 
         'none',
         "prediction rows the log's database refused, set aside since the monitor's last look (series log/set_aside)",
     ),
+    'unreadable': (
+        'none',
+        "1 while a file the monitor reads cannot be read (permissions, an I/O error), else 0 (series log/set_aside)",
+    ),
 }
 
 # %% ../../nbs/api/operate/00_schema.ipynb #de3d5808
