@@ -1,7 +1,8 @@
 """One monitor look at a large prediction log: the windows the monitor keeps read from the log's end
 (`lifecycle.operate.windows.kept_records`, what `lifecycle monitor run` does since stop 54) against reading every row
 (`read_log` and `records`, what it did before, kept as the fallback for databases whose SQL reads no JSON), in the
-same run, on the same log.
+same run, on the same log; and a look that follows another (`monitor run --every`), which keeps the first look's
+tally of each series and counts only the rows logged since (none here: the log does not grow during the run).
 
     python benchmarks/monitor_look.py [--rows 1000000] [--lookback 200] [--window-rows 500] [--json]
 
@@ -29,12 +30,16 @@ import hashlib, json, resource, sys, time
 import pandas as pd
 from lifecycle.operate.schema import Window
 from lifecycle.operate.windows import _all_kept, kept_records
+from lifecycle.serve.logtail import Tally
 from lifecycle.serve.predlog import read_log
 
 url, way, lookback, rows, now = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+tally = Tally() if way == 'next' else None
+if tally is not None:  # the look before (untimed): it counts every series' records and keeps the tally
+    kept_records(url, 'm', 'Yes', Window(rows=rows), lookback, now, tally)
 t0 = time.perf_counter()
-if way == 'end':
-    rec, times = kept_records(url, 'm', 'Yes', Window(rows=rows), lookback, now)
+if way in ('end', 'next'):
+    rec, times = kept_records(url, 'm', 'Yes', Window(rows=rows), lookback, now, tally)
 else:
     rec, times = _all_kept(read_log(url, shadow=False, model='m'), 'Yes', Window(rows=rows), lookback, now)
 s = time.perf_counter() - t0
@@ -131,9 +136,12 @@ def main() -> None:
         url = f'sqlite:///{path}'
         end = look(url, 'end', a.lookback, a.window_rows, now)
         every = look(url, 'every', a.lookback, a.window_rows, now)
+        after = look(url, 'next', a.lookback, a.window_rows, now)
         size = path.stat().st_size
     if (end['digest'], end['times']) != (every['digest'], every['times']):
         sys.exit('error: the look from the end and the look at every row answered differently')
+    if (after['digest'], after['times']) != (end['digest'], end['times']):
+        sys.exit('error: the look that followed another answered differently from a first look')
     res = dict(
         rows=a.rows,
         log_mib=round(size / 2**20),
@@ -143,8 +151,10 @@ def main() -> None:
         records_kept=end['records'],
         end=dict(seconds=round(end['seconds'], 2), peak_mib=round(end['peak_mib'])),
         every_row=dict(seconds=round(every['seconds'], 2), peak_mib=round(every['peak_mib'])),
+        next_look=dict(seconds=round(after['seconds'], 2), peak_mib=round(after['peak_mib'])),
         time_ratio=round(end['seconds'] / every['seconds'], 4),
         memory_ratio=round(end['peak_mib'] / every['peak_mib'], 4),
+        next_time_ratio=round(after['seconds'] / every['seconds'], 4),
         same_answer=True,
     )
     if a.json:
@@ -154,9 +164,12 @@ def main() -> None:
         f"log: {a.rows:,} requests ({res['log_mib']:,} MiB), {res['records_kept']:,} records kept "
         f"({a.lookback} windows of {a.window_rows} a series)"
     )
-    for name, r in (('from the end', res['end']), ('every row', res['every_row'])):
-        print(f"  {name:>12}: {r['seconds']:8.2f} s  peak {r['peak_mib']:7,} MiB")
+    shown = [('from the end', res['end'], ''), ('every row', res['every_row'], '')]
+    shown.append(('a next look', res['next_look'], " (the process's: both looks)"))
+    for name, r, note in shown:
+        print(f"  {name:>12}: {r['seconds']:8.2f} s  peak {r['peak_mib']:7,} MiB{note}")
     print(f"  ratio (end / every row): time {res['time_ratio']:.3f}x, memory {res['memory_ratio']:.3f}x; same answer")
+    print(f"  a next look (its tally kept) / every row: time {res['next_time_ratio']:.3f}x; same answer")
 
 
 if __name__ == '__main__':

@@ -76,3 +76,32 @@ def same(url: str, window: Window, lookback: int, now: float) -> None:
 
 
 WINDOWS = [Window(rows=50), Window(rows=7), Window(rows=None, seconds=60.0), Window(rows=None, seconds=7.5)]
+
+
+def more(url: str, start: int, n: int, seed: int = 0) -> None:
+    """Log `n` more requests at `url` (IDs from `start`): versions, variants and models of every kind, shadow and batch
+    rows, requests of no, one and three records, every fifth logged late (an earlier time than those before)."""
+    rng = np.random.default_rng(seed + start)
+    log = PredictionLog(url, interval_s=0.01)
+    try:
+        rows = []
+        for i in range(start, start + n):
+            k = [0, 1, 1, 3][i % 4]
+            rows.append(
+                dict(
+                    request_id=f'more{i}',
+                    ts=T0 + 10 * i - (300.0 if i % 5 == 0 else 0.0),
+                    route='batch' if i % 13 == 0 else 'predict',
+                    variant=['control', 'treatment', 'rare'][int(rng.integers(3))],
+                    model_version=[None, 'None', '1', '2', '2'][i % 5],
+                    model=['m', 'm', 'other', None][i % 4 if i % 3 else 0],
+                    shadow=i % 11 == 0,
+                    inputs={'age': [30.0] * k},
+                    output=[0.5] * k,
+                    status=200,
+                )
+            )
+        for p in log.log_many(rows):
+            p.wait()
+    finally:
+        log.close()

@@ -223,3 +223,100 @@ def test_monitor_explain_names_inputs_a_window_lacks_and_never_raises(tiny_templ
     err = json.loads(r.stdout)['error']
     assert r.exit_code == EXIT_INPUT and gone in err, r.output
     assert ("were not sent the model's input(s)" if how == 'not-sent' else f'{gone} (20 of 20)') in err
+
+
+@pytest.mark.parametrize('moving', [False, True], ids=['no-edge', 'edge-moving-on'])
+def test_a_tally_kept_across_looks_counts_only_new_rows_and_answers_as_a_fresh_count(tmp_path, moving):
+    "`monitor run --every` keeps a `Tally`: each look then counts the rows logged since the last, not the whole log."
+    import sqlite3
+    from tail_logs import more
+    from lifecycle.serve.logtail import LogTail, Tally
+
+    url, tally = f'sqlite:///{tmp_path}/p.db', Tally()
+
+    def look(edge, t=None):
+        with LogTail(url, 'm') as tail:
+            return sorted(tail.series(edge, t), key=lambda s: (s.model_version, s.variant))
+
+    for step in range(5):
+        more(url, 60 * step, 60)
+        edge = T0 + 10 * (45 * step + 20) if moving else None
+        got, upto = look(edge, tally), tally.upto
+        assert got == look(edge) and len(got) >= 6 and tally.edge == edge
+    assert tally.rows == 300 and tally.model == 'm' and any(s.last_before for s in got) == moving
+    with sqlite3.connect(f'{tmp_path}/p.db') as c:  # an old row changed in place: a tally reads old rows no more
+        c.execute("UPDATE predictions SET inputs = ? WHERE request_id = 'more1'", (json.dumps({'age': [1.0] * 5}),))
+    edge = None if edge is None else edge + 100
+    assert tally.upto == upto and look(edge, tally) != look(edge)  # (its count stands; a fresh one reads the row)
+    with sqlite3.connect(f'{tmp_path}/p.db') as c:  # a row gone (nothing here deletes one: its owner might)
+        c.execute("DELETE FROM predictions WHERE request_id = 'more7'")
+    assert look(edge, tally) == look(edge) and tally.rows == 299  # counted afresh
+    back = None if edge is None else edge - 200  # an edge before the last look's: counted afresh too
+    assert look(back, tally) == look(back) and tally.edge == back
+
+
+def test_a_tally_of_another_model_or_without_an_edge_is_not_carried_on(tmp_path):
+    from tail_logs import more
+    from lifecycle.serve.logtail import LogTail, Tally
+
+    url, tally = f'sqlite:///{tmp_path}/p.db', Tally()
+    more(url, 0, 120)
+
+    def look(model, edge, t=None):
+        with LogTail(url, model) as tail:
+            return sorted(tail.series(edge, t), key=lambda s: (s.model_version, s.variant))
+
+    assert look('m', None, tally) == look('m', None) and tally.model == 'm'
+    assert look('other', None, tally) == look('other', None) != look('m', None) and tally.model == 'other'
+    edge = T0 + 600
+    assert look('other', edge, tally) == look('other', edge) and any(s.last_before for s in look('other', edge))
+
+
+@pytest.mark.parametrize('window', WINDOWS, ids=str)
+def test_looks_that_keep_a_tally_keep_the_windows_a_whole_read_keeps(tmp_path, window):
+    "`monitor run --every`'s looks: its window clock's first read and each look share one tally; the windows stand."
+    import pandas as pd
+    from tail_logs import from_every_row, more
+    from lifecycle.operate.monitor import WindowClock
+    from lifecycle.serve.logtail import LogTail, Tally
+
+    url, tally = f'sqlite:///{tmp_path}/p.db', Tally()
+    fill(url, n=300)
+    clock = WindowClock(url, window, model='m', tally=tally)
+    clock.position()
+    with LogTail(url, 'm') as t:
+        first = t.upto
+    assert tally.upto == (first if window.rows else 0)  # (the clock's first read; one of time windows reads none)
+    for step in range(3):
+        more(url, 1000 + 40 * step, 40)
+        now = T0 + 10 * (1000 + 40 * step + 30)
+        got, times = kept_records(url, 'm', 'Yes', window, 3, now, tally)
+        want, want_times = from_every_row(url, window, 3, now)
+        assert len(want) and times == want_times and tally.upto == first + 40 * (step + 1)
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), want.reset_index(drop=True), check_dtype=False)
+
+
+def test_monitor_run_every_counts_the_whole_log_once_then_only_what_each_look_adds(
+    tiny_template, tmp_path, monkeypatch
+):
+    from conftest import copy_workspace
+    from tail_logs import more
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.operate.commands import monitor_run
+    from lifecycle.serve import logtail
+    from lifecycle.serve.predlog import default_url
+
+    ws_dir = copy_workspace(tiny_template, tmp_path / 'ws')
+    monkeypatch.chdir(ws_dir)
+    more(default_url(Workspace.open(ws_dir)), 0, 50)
+    counted, real = [], logtail.LogTail._count
+
+    def spy(self, out, edge, after):
+        counted.append(after)
+        return real(self, out, edge, after)
+
+    monkeypatch.setattr(logtail.LogTail, '_count', spy)
+    r = invoke(monitor_run, ['--every', '0.05', '--times', '3', '--json'])
+    assert r.exit_code == 0, r.output
+    assert len(counted) >= 3 and counted[0] is None and None not in counted[1:], counted  # (the whole log once)

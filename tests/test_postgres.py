@@ -310,3 +310,41 @@ def test_a_look_at_the_logs_end_is_one_snapshot_though_ids_commit_out_of_order(c
             assert series and all(t.tail(s)[1] == s.records for s in series)
     finally:
         slow.close()
+
+
+def test_a_tally_kept_across_looks_sees_a_row_whose_id_committed_after_the_look_that_passed_it(cluster):
+    """On PostgreSQL an ID taken before another's can commit after it: a tally that counted up to the later ID must
+    not pass the earlier one by for ever. It sees that the log holds a row more below its mark and counts afresh."""
+    import json
+    from tail_logs import fill, more
+    from lifecycle.serve.logtail import LogTail, Tally
+    from lifecycle.serve.predlog import PredictionLog
+
+    url, tally = cluster.database(), Tally()
+    fill(url, n=40)
+
+    def look(t=None):
+        with LogTail(url, 'm') as tail:
+            return sorted(tail.series(None, t), key=lambda s: (s.model_version, s.variant))
+
+    assert look(tally) == look()
+    slow = create_engine(url).connect()
+    tx = slow.begin()
+    r = row(10_000)
+    slow.execute(
+        text(
+            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
+            'VALUES (:request_id, :ts, :route, :variant, :model_version, :model, false, :inputs, 200)'
+        ),
+        dict(r, inputs=json.dumps({'age': [30] * 4})),
+    )  # (its ID taken, not committed)
+    fast = PredictionLog(url)
+    fast.log(**row(10_001)).wait()  # a later ID, committed first
+    fast.close()
+    try:
+        assert look(tally) == look()  # (counted up to the later ID)
+        tx.commit()
+    finally:
+        slow.close()
+    more(url, 0, 30)
+    assert look(tally) == look() and tally.rows == 41 + 2 + 30  # (fill's 40 requests and one logged twice, 2, 30)

@@ -46,12 +46,14 @@ def monitor_run(
     "Measure the closed windows of the prediction log, judge the alert rules, raise and deliver alerts."
     from lifecycle.operate.monitor import WindowClock, run_once
     from lifecycle.operate.schema import load_monitor_params
+    from lifecycle.serve.logtail import Tally
     from lifecycle.serve.predlog import LogUnreadable, default_url
 
     check_repeats(every, times)
     ws = Workspace.open()
     mp = load_monitor_params(ws.params_dir)
-    clock = WindowClock(default_url(ws), mp.window, model=ws.params['register'].model_name)
+    tally = Tally()  # (each series' records as of the last look: the next counts only the rows logged since)
+    clock = WindowClock(default_url(ws), mp.window, model=ws.params['register'].model_name, tally=tally)
     cache, measured, n = {}, {}, 0
     try:
         while True:
@@ -59,7 +61,7 @@ def monitor_run(
             try:
                 # (before the look: a window closing during it wakes the next one; one look waits for none)
                 mark = clock.position() if every is not None else None
-                _show_look(run_once(ws, mp, baseline_cache=cache, window_cache=measured), as_json)
+                _show_look(run_once(ws, mp, baseline_cache=cache, window_cache=measured, tally=tally), as_json)
             except LogUnreadable as e:  # once: the command's error; a watcher says so and looks again
                 if every is None:
                     raise

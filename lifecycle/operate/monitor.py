@@ -275,8 +275,10 @@ def run_once(
     sample: bool = True,
     baseline_cache: dict | None = None,
     window_cache: dict | None = None,
+    tally=None,
 ) -> MonitorRun:
-    "Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat."
+    """Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat. A caller that
+    looks again keeps `baseline_cache`, `window_cache` and a `Tally` (`lifecycle.serve.logtail`) across looks."""
     from lifecycle.serve.predlog import default_url
 
     mp = mp or load_monitor_params(ws.params_dir)
@@ -288,7 +290,7 @@ def run_once(
     positive = fp.positive_class if fp.task == 'classification' else None
     name = ws.params['register'].model_name
     url = getattr(log, 'url', log) or default_url(ws)
-    closed, times = kept_records(log or url, name, positive, mp.window, mp.lookback_windows, now)
+    closed, times = kept_records(log or url, name, positive, mp.window, mp.lookback_windows, now, tally)
     if baselines is None:  # from the registry, once per version when the caller keeps a cache across looks
         cache = {} if baseline_cache is None else baseline_cache
         for v in closed['model_version'].unique():
@@ -340,8 +342,9 @@ def run_once(
 class WindowClock:
     "Which window each series of the prediction log is in, read incrementally; `closed_since` a mark, per series."
 
-    def __init__(self, log_url: str, window: Window, grace_s: float = 0.5, model: str | None = None):
+    def __init__(self, log_url: str, window: Window, grace_s: float = 0.5, model: str | None = None, tally=None):
         self.url, self.window, self.grace_s, self.model = log_url, window, grace_s, model  # model: its rows only
+        self.tally = tally  # (a `Tally` the looks share: the first read's tallies are theirs too)
         self.after, self.counts = 0, {}  # last request id read; records so far per (version, variant)
         self._engine, self._named = None, False  # (_named: the log has the model column, once seen to have it)
         self._tallied = False  # (the first read's tallies taken)
@@ -391,7 +394,7 @@ class WindowClock:
 
         with LogTail(self.url, self.model) as t:
             if t.readable:
-                for s in t.series():
+                for s in t.series(tally=self.tally):
                     self.counts[(s.model_version, s.variant)] = s.records
                 self.after = t.upto
 

@@ -130,17 +130,18 @@ class SeriesTimes(NamedTuple):
 
 
 def kept_records(
-    log_or_url, model: str | None, positive, window: Window, lookback: int, now: float
+    log_or_url, model: str | None, positive, window: Window, lookback: int, now: float, tally=None
 ) -> tuple[pd.DataFrame, list[SeriesTimes]]:
     """The records of each series' last `lookback` closed windows in the prediction log, windowed (`assign_windows`),
     and each series' times: what a monitor measures and judges. On SQLite and PostgreSQL (`LogTail`), each series'
-    records are counted by the database (a pass over the table in SQL, no row decoded) and only the rows of those
-    windows are read and decoded: a look's memory follows the windows kept, not the log's length."""
+    records are counted by the database (a pass over the table in SQL, no row decoded; with the `Tally` of the last
+    look, only the rows logged since) and only the rows of those windows are read and decoded: a look's memory follows
+    the windows kept, not the log's length."""
     from lifecycle.serve.logtail import LogTail
     from lifecycle.serve.predlog import read_log
 
     with LogTail(log_or_url, model) as t:
-        got = _read_kept(t, window, lookback, now) if t.readable else None
+        got = _read_kept(t, window, lookback, now, tally) if t.readable else None
     if got is None:  # (a database whose SQL reads no JSON: every record)
         return _all_kept(read_log(log_or_url, shadow=False, model=model), positive, window, lookback, now)
     rows, first, times = got
@@ -170,12 +171,14 @@ def _sent_inputs(rec: pd.DataFrame, rows: pd.DataFrame) -> pd.DataFrame:
     return rec[own + [INPUT + k for k in sent if INPUT + k in rec.columns]]
 
 
-def _read_kept(t, window: Window, lookback: int, now: float) -> tuple[pd.DataFrame, dict, list[SeriesTimes]]:
+def _read_kept(
+    t, window: Window, lookback: int, now: float, tally=None
+) -> tuple[pd.DataFrame, dict, list[SeriesTimes]]:
     "`kept_records`' rows from a `LogTail`, the log position of each series' first record read, each series' times."
     from lifecycle.serve.predlog import empty_log
 
     edge = None if window.rows is not None else (math.floor(now / window.seconds) - 1) * window.seconds
-    series = [s for s in t.series(edge) if s.records and s.variant is not None]
+    series = [s for s in t.series(edge, tally) if s.records and s.variant is not None]
     parts, first = [], {}
     for s in series:
         if window.rows is not None:  # the records from the first kept window's start to the end, and their place

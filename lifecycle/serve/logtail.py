@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from contextlib import ExitStack, closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Iterator
 from .predlog import decoded, empty_log, reading, row_filters, span_terms
 
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['LogSeries', 'LogTail']
+__all__ = ['LogSeries', 'Tally', 'LogTail']
 
 # %% ../../nbs/api/serve/01c_logtail.ipynb #cacd8bce
 _RECORDS = {  # a row's records in SQL: the number of values of its first input (a list, as servers log them), else 1
@@ -46,6 +46,19 @@ class LogSeries:
     first_ts: float | None
     last_ts: float | None
     last_before: float | None = None  # its last record's time before `edge` (`LogTail.series`), when asked
+
+
+@dataclass
+class Tally:
+    """Each series as of one look (`LogTail.series(edge, tally)`), for the next look to count only the rows logged
+    since: the last row's ID counted, the log's rows then (every kind: how the next look tells that rows went, or that
+    one of a lower ID came late), the `edge` it was taken at and the series."""
+
+    model: str | None = None
+    upto: int = 0
+    rows: int = 0
+    edge: float | None = None
+    series: dict = field(default_factory=dict)  # (version, variant) -> LogSeries
 
 
 class LogTail:
@@ -98,18 +111,47 @@ class LogTail:
             while part := res.fetchmany(size):
                 yield keys, [tuple(r) for r in part]
 
-    def series(self, edge: float | None = None) -> list[LogSeries]:
-        "Each series' records and the times of its first and last (with `edge`, of its last before `edge` too)."
+    def series(self, edge: float | None = None, tally: Tally | None = None) -> list[LogSeries]:
+        """Each series' records and the times of its first and last (with `edge`, of its last before `edge` too). With
+        a `tally` of an earlier look (which this one then updates), only the rows logged since are counted, unless the
+        log changed otherwise since (rows gone, a row of a lower ID committed late, another model or edge): then all."""
         if self.empty:
             return []
+        rows = self._scalar('SELECT COUNT(*) FROM predictions') if tally is not None else 0
+        on = tally is not None and self._continues(tally, edge, rows)
+        out = {k: replace(s) for k, s in tally.series.items()} if on else {}
+        self._count(out, edge, after=tally.upto if on else None)
+        if on and edge is not None and edge > tally.edge:  # (rows counted before, between the two edges)
+            self._last_before(out, tally.edge, edge)
+        if tally is not None:
+            tally.model, tally.upto, tally.rows, tally.edge = self.model, self.upto, rows, edge
+            tally.series = {k: replace(s) for k, s in out.items()}
+        return list(out.values())
+
+    def _continues(self, tally: Tally, edge: float | None, rows: int) -> bool:
+        "Whether this look's rows are `tally`'s and those of higher IDs: none gone, none of a lower ID come since."
+        if tally.upto <= 0 or tally.model != self.model or self.upto < tally.upto:
+            return False
+        if (edge is None) != (tally.edge is None) or (edge is not None and edge < tally.edge):
+            return False
+        return rows - self._scalar('SELECT COUNT(*) FROM predictions WHERE id > :after', after=tally.upto) == tally.rows
+
+    def _scalar(self, sql: str, **args) -> int:
+        from sqlalchemy import text
+
+        return int(self._c.execute(text(sql), args).scalar() or 0)
+
+    def _count(self, out: dict, edge: float | None, after: int | None) -> None:
+        "Add to `out` each series' records and times of the rows (of IDs after `after`, if given)."
         last_before = 'MAX(CASE WHEN t.ts < :edge THEN t.ts END)' if edge is not None else 'NULL'
+        since = '' if after is None else ' AND p.id > :after'
         sql = (  # (grouped by a row's records too: SQLite then works them out once a row, not once an aggregate)
             f'SELECT t.v, t.var, t.n, COUNT(*), MIN(t.ts), MAX(t.ts), {last_before} FROM (SELECT {_VERSION} AS v, '
-            f'p.variant AS var, p.ts AS ts, {self.records_sql} AS n FROM predictions p WHERE {self.where}) t '
+            f'p.variant AS var, p.ts AS ts, {self.records_sql} AS n FROM predictions p WHERE {self.where}{since}) t '
             'GROUP BY t.v, t.var, t.n'
         )
-        out: dict[tuple, LogSeries] = {}
-        for _, part in self._rows(sql, {} if edge is None else {'edge': edge}):
+        args = ({} if edge is None else {'edge': edge}) | ({} if after is None else {'after': after})
+        for _, part in self._rows(sql, args):
             for v, var, n, rows, first, last, before in part:
                 s = out.setdefault((v, var), LogSeries(v, var, 0, None, None))
                 s.records += int(n) * int(rows)
@@ -118,7 +160,18 @@ class LogTail:
                     s.last_ts = last if s.last_ts is None else max(s.last_ts, last)
                     if before is not None:
                         s.last_before = before if s.last_before is None else max(s.last_before, before)
-        return list(out.values())
+
+    def _last_before(self, out: dict, since: float, edge: float) -> None:
+        "Each series' last record's time in `[since, edge)`, into `out`'s `last_before` (a read of the time index)."
+        sql = (
+            f'SELECT t.v, t.var, MAX(t.ts) FROM (SELECT {_VERSION} AS v, p.variant AS var, p.ts AS ts '
+            f'FROM predictions p WHERE {self.where} AND p.ts >= :since AND p.ts < :edge AND {self.records_sql} > 0'
+            ') t GROUP BY t.v, t.var'
+        )
+        for _, part in self._rows(sql, {'since': since, 'edge': edge}):
+            for v, var, ts in part:
+                s = out[(v, var)]  # (counted already: its rows are)
+                s.last_before = ts if s.last_before is None else max(s.last_before, ts)
 
     def tail(
         self, s: LogSeries, records: int | None = None, since: float | None = None, until: float | None = None
