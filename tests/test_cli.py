@@ -377,6 +377,10 @@ def test_status_says_when_the_set_aside_rows_cannot_be_read(tmp_path, monkeypatc
         f"SET ASIDE  rows the log's database refused: {aside} cannot be read (Permission denied)"
         in capsys.readouterr().out
     )
+    monkeypatch.setattr(Path, 'open', real)
+    aside.unlink()
+    aside.mkdir()  # a folder in the file's place: not none (the monitor cannot read it either)
+    assert set_aside_rows(ws)['rows'] is None and set_aside_rows(ws)['error']
 
 
 def test_a_run_killed_outright_shows_as_interrupted_not_running_for_ever(workspace, env):

@@ -320,3 +320,39 @@ def test_monitor_run_every_counts_the_whole_log_once_then_only_what_each_look_ad
     r = invoke(monitor_run, ['--every', '0.05', '--times', '3', '--json'])
     assert r.exit_code == 0, r.output
     assert len(counted) >= 3 and counted[0] is None and None not in counted[1:], counted  # (the whole log once)
+
+
+@pytest.mark.parametrize('change', ['ids-given-again', 'log-begun-again', 'series-changed-in-place'])
+def test_a_tally_is_not_carried_on_to_another_log_or_to_ids_given_again(tmp_path, change):
+    """SQLite gives the IDs of the newest rows deleted to the next rows; a log removed and begun again (or a backup put
+    back) can grow past the mark with other rows: the tally's last row is then not the same row, and all is counted.
+    A series met only among rows counted before (an edge moving on) means the log changed: counted afresh too."""
+    import copy
+    import sqlite3
+    from tail_logs import more
+    from lifecycle.serve.logtail import LogTail, Tally
+
+    db, tally = tmp_path / 'p.db', Tally()
+    url = f'sqlite:///{db}'
+    more(url, 0, 60)
+    edge = T0 + 300
+
+    def look(edge, t=None):
+        with LogTail(url, 'm') as tail:
+            return sorted(tail.series(edge, t), key=lambda s: (s.model_version, s.variant))
+
+    before = look(edge, tally)
+    if change == 'ids-given-again':
+        with sqlite3.connect(db) as c:
+            c.execute('DELETE FROM predictions WHERE id > 50')
+        more(url, 500, 10)  # (10 rows of IDs 51-60, as the deleted ones)
+    elif change == 'log-begun-again':
+        db.unlink()
+        between = copy.deepcopy(tally)
+        assert look(edge, between) == [] and between.upto == 0  # (a look at no log: the next counts from its start)
+        more(url, 700, 60)  # (IDs 1-60 again)
+    else:
+        with sqlite3.connect(db) as c:  # an old row's variant changed in place, to one no row had
+            c.execute("UPDATE predictions SET variant = 'new' WHERE request_id = 'more31'")  # (logged at T0 + 310)
+        edge = T0 + 590
+    assert look(edge, tally) == look(edge) != before

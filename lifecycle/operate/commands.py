@@ -52,7 +52,7 @@ def monitor_run(
     check_repeats(every, times)
     ws = Workspace.open()
     mp = load_monitor_params(ws.params_dir)
-    tally = Tally()  # (each series' records as of the last look: the next counts only the rows logged since)
+    tally = Tally() if every is not None else None  # (each series as of the last look: the next adds the rows since)
     clock = WindowClock(default_url(ws), mp.window, model=ws.params['register'].model_name, tally=tally)
     cache, measured, n = {}, {}, 0
     try:

@@ -51,11 +51,12 @@ class LogSeries:
 @dataclass
 class Tally:
     """Each series as of one look (`LogTail.series(edge, tally)`), for the next look to count only the rows logged
-    since: the last row's ID counted, the log's rows then (every kind: how the next look tells that rows went, or that
-    one of a lower ID came late), the `edge` it was taken at and the series."""
+    since: the last row's ID counted and that row's request and time, the log's rows then (every kind: how the next
+    look tells that rows went, or that one of a lower ID came late), the `edge` it was taken at and the series."""
 
     model: str | None = None
     upto: int = 0
+    mark: tuple | None = None  # (the request ID and time of row `upto`: an ID given again, or another log, is not it)
     rows: int = 0
     edge: float | None = None
     series: dict = field(default_factory=dict)  # (version, variant) -> LogSeries
@@ -114,27 +115,48 @@ class LogTail:
     def series(self, edge: float | None = None, tally: Tally | None = None) -> list[LogSeries]:
         """Each series' records and the times of its first and last (with `edge`, of its last before `edge` too). With
         a `tally` of an earlier look (which this one then updates), only the rows logged since are counted, unless the
-        log changed otherwise since (rows gone, a row of a lower ID committed late, another model or edge): then all."""
+        log changed otherwise since (rows gone, its last row counted gone or another, a row of a lower ID committed
+        late, another model or edge): then all. Rows changed in place are not looked at again."""
         if self.empty:
+            if tally is not None:  # (a log begun again: counted from its start)
+                tally.upto, tally.series = 0, {}
             return []
         rows = self._scalar('SELECT COUNT(*) FROM predictions') if tally is not None else 0
-        on = tally is not None and self._continues(tally, edge, rows)
-        out = {k: replace(s) for k, s in tally.series.items()} if on else {}
-        self._count(out, edge, after=tally.upto if on else None)
-        if on and edge is not None and edge > tally.edge:  # (rows counted before, between the two edges)
-            self._last_before(out, tally.edge, edge)
+        out = self._carried(tally, edge, rows) if tally is not None else None
+        if out is None:
+            out = {}
+            self._count(out, edge, after=None)
         if tally is not None:
-            tally.model, tally.upto, tally.rows, tally.edge = self.model, self.upto, rows, edge
+            tally.model, tally.upto, tally.mark = self.model, self.upto, self._mark()
+            tally.rows, tally.edge = rows, edge
             tally.series = {k: replace(s) for k, s in out.items()}
         return list(out.values())
 
+    def _carried(self, tally: Tally, edge: float | None, rows: int) -> dict | None:
+        "`tally`'s series with the rows logged since added, if the log is `tally`'s and those rows; else None."
+        if not self._continues(tally, edge, rows):
+            return None
+        out = {k: replace(s) for k, s in tally.series.items()}
+        self._count(out, edge, after=tally.upto)
+        if edge is not None and edge > tally.edge and not self._last_before(out, tally.edge, edge):
+            return None  # (rows counted before of a series it never counted: the log changed)
+        return out
+
     def _continues(self, tally: Tally, edge: float | None, rows: int) -> bool:
         "Whether this look's rows are `tally`'s and those of higher IDs: none gone, none of a lower ID come since."
-        if tally.upto <= 0 or tally.model != self.model or self.upto < tally.upto:
+        if tally.upto <= 0 or tally.model != self.model or self._mark(tally.upto) != tally.mark:
             return False
         if (edge is None) != (tally.edge is None) or (edge is not None and edge < tally.edge):
             return False
         return rows - self._scalar('SELECT COUNT(*) FROM predictions WHERE id > :after', after=tally.upto) == tally.rows
+
+    def _mark(self, upto: int | None = None) -> tuple | None:
+        "The request ID and time of the row of ID `upto` (this look's last: None), as a tally remembers it."
+        from sqlalchemy import text
+
+        got = self._c.execute(text('SELECT request_id, ts FROM predictions WHERE id = :id'), {'id': upto or self.upto})
+        row = got.first()
+        return None if row is None else (row[0], float(row[1]))
 
     def _scalar(self, sql: str, **args) -> int:
         from sqlalchemy import text
@@ -161,8 +183,9 @@ class LogTail:
                     if before is not None:
                         s.last_before = before if s.last_before is None else max(s.last_before, before)
 
-    def _last_before(self, out: dict, since: float, edge: float) -> None:
-        "Each series' last record's time in `[since, edge)`, into `out`'s `last_before` (a read of the time index)."
+    def _last_before(self, out: dict, since: float, edge: float) -> bool:
+        """Each series' last record's time in `[since, edge)`, into `out`'s `last_before` (a read of the time index);
+        False if a series has rows there that `out` has not counted."""
         sql = (
             f'SELECT t.v, t.var, MAX(t.ts) FROM (SELECT {_VERSION} AS v, p.variant AS var, p.ts AS ts '
             f'FROM predictions p WHERE {self.where} AND p.ts >= :since AND p.ts < :edge AND {self.records_sql} > 0'
@@ -170,8 +193,10 @@ class LogTail:
         )
         for _, part in self._rows(sql, {'since': since, 'edge': edge}):
             for v, var, ts in part:
-                s = out[(v, var)]  # (counted already: its rows are)
+                if (s := out.get((v, var))) is None:
+                    return False
                 s.last_before = ts if s.last_before is None else max(s.last_before, ts)
+        return True
 
     def tail(
         self, s: LogSeries, records: int | None = None, since: float | None = None, until: float | None = None
