@@ -356,3 +356,55 @@ def test_a_tally_is_not_carried_on_to_another_log_or_to_ids_given_again(tmp_path
             c.execute("UPDATE predictions SET variant = 'new' WHERE request_id = 'more31'")  # (logged at T0 + 310)
         edge = T0 + 590
     assert look(edge, tally) == look(edge) != before
+
+
+def test_a_monitor_run_takes_the_tally_the_last_kept_and_a_damaged_or_another_logs_is_counted_afresh(
+    tiny_template, tmp_path, monkeypatch
+):
+    "Looks run one process each (cron): the last look's tally is kept in the monitor's folder for the next."
+    import pandas as pd
+    from conftest import copy_workspace
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.operate.commands import monitor_run
+    from lifecycle.operate.monitor import load_tally
+    from lifecycle.serve import logtail
+    from lifecycle.serve.predlog import PredictionLog, default_url
+
+    ws_dir = copy_workspace(tiny_template, tmp_path / 'ws')
+    monkeypatch.chdir(ws_dir)
+    ws = Workspace.open(ws_dir)
+    url, kept = default_url(ws), ws.state_dir / 'monitor' / 'tally.json'
+    counted, real = [], logtail.LogTail._count
+
+    def spy(self, out, edge, after):
+        counted.append(after)
+        return real(self, out, edge, after)
+
+    def look() -> pd.DataFrame:
+        assert (r := invoke(monitor_run, ['--json'])).exit_code == 0, r.output
+        return pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet')
+
+    def served(start: int, n: int) -> None:  # requests of the workspace's model: 500 records close a window
+        log, model = PredictionLog(url), ws.params['register'].model_name
+        row = dict(route='predict', variant='control', model_version='1', model=model, status=200, output=[0.5])
+        for p in log.log_many(
+            [
+                dict(row, request_id=f'req{i}', ts=T0 + i, inputs={'age': [30.0 + i % 7]})
+                for i in range(start, start + n)
+            ]
+        ):
+            p.wait()
+        log.close()
+
+    monkeypatch.setattr(logtail.LogTail, '_count', spy)
+    served(0, 2000)
+    look()
+    assert counted == [None] and load_tally(ws, url).upto == 2000 and 'req' not in kept.read_text()  # (a digest)
+    served(2000, 1000)
+    windows = look()
+    assert counted == [None, 2000] and load_tally(ws, url).upto == 3000  # only the rows logged since
+    assert len(windows) and load_tally(ws, url + '?other').upto == 0  # (another log's: none)
+    kept.write_text('{"log": ')  # damaged: counted afresh, and kept anew
+    pd.testing.assert_frame_equal(look(), windows)
+    assert counted[-1] is None and load_tally(ws, url).upto == 3000

@@ -32,7 +32,8 @@ from .windows import Baseline, SeriesTimes, kept_records, window_metrics
 
 # %% auto #0
 __all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'set_aside_observations',
-           'MonitorRun', 'metrics_text', 'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'health']
+           'MonitorRun', 'load_tally', 'save_tally', 'metrics_text', 'run_once', 'WindowClock', 'alert_log',
+           'open_alerts', 'status', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -177,6 +178,34 @@ def _load_state(p: Path) -> dict:
     return read_state(p, {})
 
 
+def load_tally(ws: Workspace, url: str):
+    """The `Tally` (`lifecycle.serve.logtail`) the monitor's last look kept of the log at `url`, for this one to count
+    only the rows logged since; a new one when there is none, or it is of another log, damaged or unreadable (a cache:
+    the look then counts every row, and keeps its own)."""
+    from lifecycle.serve.logtail import Tally
+
+    try:
+        d = read_state(_monitor_dir(ws.state_dir) / 'tally.json', None)
+        if d is not None and d.get('log') == _log_digest(url):
+            return Tally.from_data(d)
+    except (StateError, ValueError, AttributeError):
+        pass
+    return Tally()
+
+
+def save_tally(ws: Workspace, url: str, tally) -> None:
+    "Keep `tally` for the monitor's next look (`load_tally`), if a look took it."
+    if tally.upto:
+        _write_if_changed(
+            _monitor_dir(ws.state_dir) / 'tally.json', json.dumps(dict(tally.data(), log=_log_digest(url))).encode()
+        )
+
+
+def _log_digest(url: str) -> str:
+    "The log a tally is of, as a digest (its URL may hold a password)."
+    return hashlib.sha256(url.encode()).hexdigest()[:32]
+
+
 def _write_if_changed(p: Path, data: bytes) -> None:
     try:
         if p.read_bytes() == data:
@@ -278,7 +307,9 @@ def run_once(
     tally=None,
 ) -> MonitorRun:
     """Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat. A caller that
-    looks again keeps `baseline_cache`, `window_cache` and a `Tally` (`lifecycle.serve.logtail`) across looks."""
+    looks again keeps `baseline_cache`, `window_cache` and a `Tally` (`lifecycle.serve.logtail`) across looks; without
+    one, the look takes the tally the last look kept in the monitor's folder (`load_tally`). Either way it keeps its
+    own there for the next."""
     from lifecycle.serve.predlog import default_url
 
     mp = mp or load_monitor_params(ws.params_dir)
@@ -290,7 +321,9 @@ def run_once(
     positive = fp.positive_class if fp.task == 'classification' else None
     name = ws.params['register'].model_name
     url = getattr(log, 'url', log) or default_url(ws)
+    tally = load_tally(ws, url) if tally is None else tally
     closed, times = kept_records(log or url, name, positive, mp.window, mp.lookback_windows, now, tally)
+    save_tally(ws, url, tally)
     if baselines is None:  # from the registry, once per version when the caller keeps a cache across looks
         cache = {} if baseline_cache is None else baseline_cache
         for v in closed['model_version'].unique():

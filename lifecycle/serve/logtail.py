@@ -8,10 +8,11 @@ they keep."""
 
 # %% ../../nbs/api/serve/01c_logtail.ipynb #49d29b4f
 from __future__ import annotations
+import hashlib
 import json
 import sys
 from contextlib import ExitStack, closing
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Iterator
 from .predlog import decoded, empty_log, reading, row_filters, span_terms
 
@@ -56,10 +57,28 @@ class Tally:
 
     model: str | None = None
     upto: int = 0
-    mark: tuple | None = None  # (the request ID and time of row `upto`: an ID given again, or another log, is not it)
+    mark: str | None = None  # (a digest of row `upto`'s request and time: an ID given again, another log's, is not it)
     rows: int = 0
     edge: float | None = None
     series: dict = field(default_factory=dict)  # (version, variant) -> LogSeries
+
+    def data(self) -> dict:
+        "The tally as JSON data (`from_data` reads it back): what a monitor keeps between runs."
+        return dict(
+            model=self.model, upto=self.upto, mark=self.mark, rows=self.rows, edge=self.edge,
+            series=[asdict(s) for s in self.series.values()],
+        )  # fmt: skip
+
+    @classmethod
+    def from_data(cls, d: dict) -> Tally:
+        "A tally from `data()`'s JSON; ValueError if it is not one."
+        try:
+            series = [LogSeries(**s) for s in d['series']]
+            t = cls(d['model'], int(d['upto']), d['mark'], int(d['rows']), d['edge'])
+        except (KeyError, TypeError, ValueError) as e:
+            raise ValueError(f'not a tally ({type(e).__name__}: {e})') from None
+        t.series = {(s.model_version, s.variant): s for s in series}
+        return t
 
 
 class LogTail:
@@ -150,13 +169,13 @@ class LogTail:
             return False
         return rows - self._scalar('SELECT COUNT(*) FROM predictions WHERE id > :after', after=tally.upto) == tally.rows
 
-    def _mark(self, upto: int | None = None) -> tuple | None:
-        "The request ID and time of the row of ID `upto` (this look's last: None), as a tally remembers it."
+    def _mark(self, upto: int | None = None) -> str | None:
+        "A digest of the request ID and time of the row of ID `upto` (this look's last: None), as a tally keeps it."
         from sqlalchemy import text
 
         got = self._c.execute(text('SELECT request_id, ts FROM predictions WHERE id = :id'), {'id': upto or self.upto})
         row = got.first()
-        return None if row is None else (row[0], float(row[1]))
+        return None if row is None else hashlib.sha256(f'{row[0]}\x00{float(row[1])!r}'.encode()).hexdigest()[:32]
 
     def _scalar(self, sql: str, **args) -> int:
         from sqlalchemy import text
