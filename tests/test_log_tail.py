@@ -408,3 +408,93 @@ def test_a_monitor_run_takes_the_tally_the_last_kept_and_a_damaged_or_another_lo
     kept.write_text('{"log": ')  # damaged: counted afresh, and kept anew
     pd.testing.assert_frame_equal(look(), windows)
     assert counted[-1] is None and load_tally(ws, url).upto == 3000
+
+
+BAD_TALLIES = [
+    {'format': 1, 'model': None, 'upto': 1e400, 'mark': None, 'rows': 1, 'edge': None, 'series': []},
+    {'format': 1, 'model': None, 'upto': True, 'mark': None, 'rows': 1, 'edge': None, 'series': []},
+    {'format': 1, 'model': None, 'upto': 5, 'mark': None, 'rows': 5, 'edge': 'soon', 'series': []},
+    {'format': 1, 'model': None, 'upto': 5, 'mark': None, 'rows': 5, 'edge': float('nan'), 'series': []},
+    {'format': 1, 'model': None, 'upto': 5, 'mark': None, 'rows': 5, 'edge': None, 'series': {}},
+    {'format': 1, 'model': None, 'upto': 5, 'mark': None, 'rows': 5, 'edge': None, 'series': ''},
+    {'format': 1, 'model': [1], 'upto': 5, 'mark': None, 'rows': 5, 'edge': None, 'series': []},
+    {'format': 2, 'model': None, 'upto': 5, 'mark': None, 'rows': 5, 'edge': None, 'series': []},
+    {'format': 1, 'model': None, 'upto': 5, 'mark': None, 'rows': 5, 'edge': None, 'series': [
+        {'model_version': ['1'], 'variant': 'a', 'records': 1, 'first_ts': 1, 'last_ts': 1, 'last_before': None}]},
+    {'format': 1, 'model': None, 'upto': 5, 'mark': None, 'rows': 5, 'edge': None, 'series': [
+        {'model_version': '1', 'variant': 'a', 'records': '1', 'first_ts': 1, 'last_ts': 1, 'last_before': None}]},
+    {'format': 1, 'model': None, 'upto': 5, 'mark': None, 'rows': 5, 'edge': None, 'series': [
+        {'model_version': '1', 'variant': 'a', 'records': 1, 'first_ts': 1, 'last_ts': 1}]},
+    [1, 2],
+]  # fmt: skip
+
+
+@pytest.mark.parametrize('bad', BAD_TALLIES, ids=range(len(BAD_TALLIES)))
+def test_a_kept_tally_of_another_shape_is_refused_by_name_and_taken_for_none(tmp_path, bad):
+    from lifecycle.core.workspace import Workspace
+    from conftest import make_workspace
+    from lifecycle.operate.monitor import _log_digest, _tally_key, _tally_path, load_tally
+    from lifecycle.serve.logtail import Tally
+
+    with pytest.raises(ValueError, match='not a tally'):
+        Tally.from_data(bad)
+    ws = Workspace.open(make_workspace(tmp_path / 'ws'))
+    _tally_path(ws).parent.mkdir(parents=True, exist_ok=True)
+    log = 'sqlite:///x.db'
+    _tally_path(ws).write_text(
+        json.dumps(dict(bad, log=_log_digest(log, _tally_key(ws))) if isinstance(bad, dict) else bad)
+    )
+    assert load_tally(ws, log) == Tally()  # (a cache: none, and the look counts every row)
+
+
+def test_a_kept_tally_holds_a_keyed_digest_of_its_last_row_and_follows_the_log_begun_again(tmp_path):
+    """No request ID in the file, nor one a guess could find without the workspace's secret salt; a log begun again
+    with the same requests at the same times but another version is not the one counted."""
+    import hashlib
+    import hmac
+    import sqlite3
+    from conftest import make_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.operate.monitor import _tally_key, _tally_path, load_tally, save_tally
+    from lifecycle.serve.logtail import LogTail
+    from lifecycle.serve.predlog import PredictionLog
+
+    ws = Workspace.open(make_workspace(tmp_path / 'ws'))
+    db = tmp_path / 'p.db'
+    url = f'sqlite:///{db}'
+
+    def served(version: str) -> None:
+        log = PredictionLog(url)
+        row = dict(route='predict', variant='control', model_version=version, model='m', status=200, output=[0.5])
+        for p in log.log_many([dict(row, request_id=f'r{i}', ts=T0 + i, inputs={'age': [1.0]}) for i in range(40)]):
+            p.wait()
+        log.close()
+
+    def look(t=None):
+        with LogTail(url, 'm') as tail:
+            return [(s.model_version, s.records) for s in tail.series(None, t)]
+
+    served('1')
+    tally = load_tally(ws, url)
+    assert look(tally) == [('1', 40)]
+    save_tally(ws, url, tally)
+    kept = _tally_path(ws).read_text()
+    with sqlite3.connect(db) as c:
+        row = c.execute(
+            "SELECT request_id, ts, model_version, variant, model, LENGTH(inputs) FROM predictions "
+            "WHERE request_id = 'r39'"
+        ).fetchone()
+    said = json.dumps(list(row)).encode()
+    assert row[0] == 'r39' and 'r39' not in kept  # (counts and times; the mark a digest)
+    assert json.loads(kept)['mark'] == hmac.new(_tally_key(ws), said, hashlib.sha256).hexdigest()[:32]
+    assert json.loads(kept)['mark'] != hmac.new(b'', said, hashlib.sha256).hexdigest()[:32]
+    db.unlink()
+    served('2')  # (the same IDs and times: another version)
+    assert look(load_tally(ws, url)) == look() == [('2', 40)]
+    db.unlink()
+    empty = load_tally(ws, url)
+    assert look(empty) == [] and empty.upto == 0
+    save_tally(ws, url, empty)
+    assert not _tally_path(ws).exists()  # (a log begun again: none kept)
+    _tally_path(ws).mkdir()  # a folder in its place: a cache that cannot be kept, never a failed look
+    save_tally(ws, url, load_tally(ws, url))

@@ -8,6 +8,7 @@ seconds beside the server."""
 # %% ../../nbs/api/operate/04_monitor.ipynb #a6d76608
 from __future__ import annotations
 import hashlib
+import hmac
 import json
 import math
 import os
@@ -179,31 +180,49 @@ def _load_state(p: Path) -> dict:
 
 
 def load_tally(ws: Workspace, url: str):
-    """The `Tally` (`lifecycle.serve.logtail`) the monitor's last look kept of the log at `url`, for this one to count
-    only the rows logged since; a new one when there is none, or it is of another log, damaged or unreadable (a cache:
-    the look then counts every row, and keeps its own)."""
+    """The `Tally` (`lifecycle.serve.logtail`) the monitor's last look kept of the log at `url`, keyed with the
+    workspace's secret salt, for this look to count only the rows logged since; a new one when there is none, or it is
+    of another log or format, damaged or unreadable (a cache: the look then counts every row and keeps its own)."""
     from lifecycle.serve.logtail import Tally
 
+    key = _tally_key(ws)
     try:
-        d = read_state(_monitor_dir(ws.state_dir) / 'tally.json', None)
-        if d is not None and d.get('log') == _log_digest(url):
-            return Tally.from_data(d)
-    except (StateError, ValueError, AttributeError):
+        d = json.loads(_tally_path(ws).read_bytes())
+        if isinstance(d, dict) and d.get('log') == _log_digest(url, key):
+            return Tally.from_data({k: v for k, v in d.items() if k != 'log'}, key)
+    except (OSError, ValueError):  # (none, damaged, another format: none)
         pass
-    return Tally()
+    return Tally(key=key)
 
 
 def save_tally(ws: Workspace, url: str, tally) -> None:
-    "Keep `tally` for the monitor's next look (`load_tally`), if a look took it."
-    if tally.upto:
-        _write_if_changed(
-            _monitor_dir(ws.state_dir) / 'tally.json', json.dumps(dict(tally.data(), log=_log_digest(url))).encode()
-        )
+    """Keep `tally` (one `load_tally` gave: its key the workspace's) for the monitor's next look; a tally of no rows
+    removes the one kept (a log begun again). A cache: a file that cannot be written is left (the next look counts)."""
+    key = _tally_key(ws)
+    if tally.key != key:
+        return
+    try:
+        if not tally.upto:
+            _tally_path(ws).unlink(missing_ok=True)
+            return
+        atomic_write(_tally_path(ws), json.dumps(dict(tally.data(), log=_log_digest(url, key))), mode=0o600)
+    except OSError:
+        pass
 
 
-def _log_digest(url: str) -> str:
-    "The log a tally is of, as a digest (its URL may hold a password)."
-    return hashlib.sha256(url.encode()).hexdigest()[:32]
+def _tally_path(ws: Workspace) -> Path:
+    return _monitor_dir(ws.state_dir) / 'tally.json'
+
+
+def _tally_key(ws: Workspace) -> bytes:
+    from lifecycle.data.pii import finding_salt
+
+    return finding_salt(ws.digest_salt_path)
+
+
+def _log_digest(url: str, key: bytes) -> str:
+    "The log a tally is of, as a keyed digest (its URL may hold a password)."
+    return hmac.new(key, url.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def _write_if_changed(p: Path, data: bytes) -> None:
@@ -323,7 +342,6 @@ def run_once(
     url = getattr(log, 'url', log) or default_url(ws)
     tally = load_tally(ws, url) if tally is None else tally
     closed, times = kept_records(log or url, name, positive, mp.window, mp.lookback_windows, now, tally)
-    save_tally(ws, url, tally)
     if baselines is None:  # from the registry, once per version when the caller keeps a cache across looks
         cache = {} if baseline_cache is None else baseline_cache
         for v in closed['model_version'].unique():
@@ -369,6 +387,7 @@ def run_once(
     state['windows_seen'] = sorted(known | set(keys))[-50_000:]
     state['last_run'] = run.summary()
     atomic_write(state_path, json.dumps(state, default=str))
+    save_tally(ws, url, tally)  # (once the look is done: for the next)
     return run
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #19749282

@@ -9,7 +9,9 @@ they keep."""
 # %% ../../nbs/api/serve/01c_logtail.ipynb #49d29b4f
 from __future__ import annotations
 import hashlib
+import hmac
 import json
+import math
 import sys
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field, replace
@@ -49,36 +51,65 @@ class LogSeries:
     last_before: float | None = None  # its last record's time before `edge` (`LogTail.series`), when asked
 
 
+_TALLY_FORMAT = 1  # (of `Tally.data`: a tally of another format is none)
+
+
 @dataclass
 class Tally:
     """Each series as of one look (`LogTail.series(edge, tally)`), for the next look to count only the rows logged
-    since: the last row's ID counted and that row's request and time, the log's rows then (every kind: how the next
-    look tells that rows went, or that one of a lower ID came late), the `edge` it was taken at and the series."""
+    since: the last row's ID counted and a keyed digest of that row (its request, time, version, variant, model and
+    the length of its inputs, under `key`), the log's rows then (every kind: how the next look tells that rows went,
+    or that one of a lower ID came late), the `edge` it was taken at and the series."""
 
     model: str | None = None
     upto: int = 0
-    mark: str | None = None  # (a digest of row `upto`'s request and time: an ID given again, another log's, is not it)
+    mark: str | None = None  # (row `upto`'s digest: an ID given again, or another log's row, is not it)
     rows: int = 0
     edge: float | None = None
     series: dict = field(default_factory=dict)  # (version, variant) -> LogSeries
+    key: bytes = field(default=b'', repr=False, compare=False)  # (the mark's HMAC key: a request ID is not kept)
 
     def data(self) -> dict:
-        "The tally as JSON data (`from_data` reads it back): what a monitor keeps between runs."
+        "The tally as JSON data (`from_data` reads it back; not its key): what a monitor keeps between runs."
         return dict(
-            model=self.model, upto=self.upto, mark=self.mark, rows=self.rows, edge=self.edge,
+            format=_TALLY_FORMAT, model=self.model, upto=self.upto, mark=self.mark, rows=self.rows, edge=self.edge,
             series=[asdict(s) for s in self.series.values()],
         )  # fmt: skip
 
     @classmethod
-    def from_data(cls, d: dict) -> Tally:
-        "A tally from `data()`'s JSON; ValueError if it is not one."
-        try:
-            series = [LogSeries(**s) for s in d['series']]
-            t = cls(d['model'], int(d['upto']), d['mark'], int(d['rows']), d['edge'])
-        except (KeyError, TypeError, ValueError) as e:
-            raise ValueError(f'not a tally ({type(e).__name__}: {e})') from None
-        t.series = {(s.model_version, s.variant): s for s in series}
+    def from_data(cls, d, key: bytes = b'') -> Tally:
+        "A tally from `data()`'s JSON, with `key`; ValueError naming what is wrong if it is not one of this format."
+        if not isinstance(d, dict) or d.get('format') != _TALLY_FORMAT:
+            raise ValueError(f'not a tally of format {_TALLY_FORMAT}')
+        if not isinstance(d.get('series'), list) or not all(isinstance(x, dict) for x in d['series']):
+            raise ValueError("not a tally: 'series' is not a list of series")
+        t = cls(_text(d, 'model'), _count(d, 'upto'), _text(d, 'mark'), _count(d, 'rows'), _time(d, 'edge'), key=key)
+        for x in d['series']:
+            if set(x) != set(LogSeries.__dataclass_fields__) or not isinstance(x['model_version'], str):
+                raise ValueError("not a tally: a series of other fields")
+            s = LogSeries(x['model_version'], _text(x, 'variant'), _count(x, 'records'), _time(x, 'first_ts'),
+                          _time(x, 'last_ts'), _time(x, 'last_before'))  # fmt: skip
+            t.series[(s.model_version, s.variant)] = s
         return t
+
+
+def _text(d: dict, k: str) -> str | None:
+    if d.get(k) is not None and not isinstance(d[k], str):
+        raise ValueError(f"not a tally: {k!r} is not text")
+    return d.get(k)
+
+
+def _count(d: dict, k: str) -> int:
+    if type(d.get(k)) is not int or d[k] < 0:
+        raise ValueError(f"not a tally: {k!r} is not a count")
+    return d[k]
+
+
+def _time(d: dict, k: str) -> float | None:
+    v = d.get(k)
+    if v is not None and (type(v) not in (int, float) or not math.isfinite(v)):
+        raise ValueError(f"not a tally: {k!r} is not a time")
+    return None if v is None else float(v)
 
 
 class LogTail:
@@ -146,7 +177,7 @@ class LogTail:
             out = {}
             self._count(out, edge, after=None)
         if tally is not None:
-            tally.model, tally.upto, tally.mark = self.model, self.upto, self._mark()
+            tally.model, tally.upto, tally.mark = self.model, self.upto, self._mark(tally.key)
             tally.rows, tally.edge = rows, edge
             tally.series = {k: replace(s) for k, s in out.items()}
         return list(out.values())
@@ -163,19 +194,22 @@ class LogTail:
 
     def _continues(self, tally: Tally, edge: float | None, rows: int) -> bool:
         "Whether this look's rows are `tally`'s and those of higher IDs: none gone, none of a lower ID come since."
-        if tally.upto <= 0 or tally.model != self.model or self._mark(tally.upto) != tally.mark:
+        if tally.upto <= 0 or tally.model != self.model or self._mark(tally.key, tally.upto) != tally.mark:
             return False
         if (edge is None) != (tally.edge is None) or (edge is not None and edge < tally.edge):
             return False
         return rows - self._scalar('SELECT COUNT(*) FROM predictions WHERE id > :after', after=tally.upto) == tally.rows
 
-    def _mark(self, upto: int | None = None) -> str | None:
-        "A digest of the request ID and time of the row of ID `upto` (this look's last: None), as a tally keeps it."
+    def _mark(self, key: bytes, upto: int | None = None) -> str | None:
+        "The keyed digest of the row of ID `upto` (this look's last: None) a tally keeps (`Tally.mark`)."
         from sqlalchemy import text
 
-        got = self._c.execute(text('SELECT request_id, ts FROM predictions WHERE id = :id'), {'id': upto or self.upto})
-        row = got.first()
-        return None if row is None else hashlib.sha256(f'{row[0]}\x00{float(row[1])!r}'.encode()).hexdigest()[:32]
+        sql = 'SELECT request_id, ts, model_version, variant, model, LENGTH(inputs) FROM predictions WHERE id = :id'
+        row = self._c.execute(text(sql), {'id': upto or self.upto}).first()
+        if row is None:
+            return None
+        said = json.dumps([row[0], float(row[1]), *row[2:5], row[5]]).encode()
+        return hmac.new(key, said, hashlib.sha256).hexdigest()[:32]
 
     def _scalar(self, sql: str, **args) -> int:
         from sqlalchemy import text
