@@ -312,9 +312,9 @@ def test_monitor_run_every_counts_the_whole_log_once_then_only_what_each_look_ad
     more(default_url(Workspace.open(ws_dir)), 0, 50)
     counted, real = [], logtail.LogTail._count
 
-    def spy(self, out, edge, after):
+    def spy(self, out, edge, after=None, upto=None):
         counted.append(after)
-        return real(self, out, edge, after)
+        return real(self, out, edge, after, upto)
 
     monkeypatch.setattr(logtail.LogTail, '_count', spy)
     r = invoke(monitor_run, ['--every', '0.05', '--times', '3', '--json'])
@@ -377,9 +377,9 @@ def test_a_monitor_run_takes_the_tally_the_last_kept_and_a_damaged_or_another_lo
     url, kept = default_url(ws), ws.state_dir / 'monitor' / 'tally.json'
     counted, real = [], logtail.LogTail._count
 
-    def spy(self, out, edge, after):
+    def spy(self, out, edge, after=None, upto=None):
         counted.append(after)
-        return real(self, out, edge, after)
+        return real(self, out, edge, after, upto)
 
     def look() -> pd.DataFrame:
         assert (r := invoke(monitor_run, ['--json'])).exit_code == 0, r.output

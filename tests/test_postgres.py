@@ -348,3 +348,64 @@ def test_a_tally_kept_across_looks_sees_a_row_whose_id_committed_after_the_look_
         slow.close()
     more(url, 0, 30)
     assert look(tally) == look() and tally.rows == 41 + 2 + 30  # (fill's 40 requests and one logged twice, 2, 30)
+
+
+def test_a_tally_stops_short_of_rows_whose_ids_may_yet_commit_out_of_order_and_carries_on_past_them(
+    cluster, monkeypatch
+):
+    """Under load, some writer's ID is always taken and not yet committed: a tally up to the newest ID would be passed
+    by it at nearly every look and count afresh. It stops at the rows logged a minute before the newest; those after
+    are counted each look; a lower ID committed late among them is counted, and the tally carries on."""
+    import json
+    from lifecycle.serve import logtail
+    from lifecycle.serve.logtail import LogTail, Tally
+    from lifecycle.serve.predlog import PredictionLog
+
+    url, tally, now = cluster.database(), Tally(), time.time()
+    log = PredictionLog(url)
+    for p in log.log_many([dict(row(i), ts=now - 300 + i) for i in range(40)] + [row(100 + i) for i in range(5)]):
+        p.wait()
+    log.close()
+    counted, real = [], logtail.LogTail._count
+
+    def spy(self, out, edge, after=None, upto=None):
+        counted.append(after)
+        return real(self, out, edge, after, upto)
+
+    monkeypatch.setattr(logtail.LogTail, '_count', spy)
+
+    def look(t=None, edge=None):
+        with LogTail(url, 'm') as tail:
+            return sorted((s.model_version, s.variant, s.records, s.last_before) for s in tail.series(edge, t))
+
+    assert look(tally) == look() == [('1', 'control', 45, None)] and tally.upto == 40  # (the 40 rows of 5 minutes ago)
+    slow = create_engine(url).connect()
+    tx = slow.begin()
+    slow.execute(
+        text(
+            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
+            "VALUES ('slow', :ts, 'predict', 'control', '1', 'm', false, :inputs, 200)"
+        ),
+        dict(ts=time.time(), inputs=json.dumps({'age': [30] * 4})),
+    )  # (its ID taken, not committed)
+    fast = PredictionLog(url)
+    fast.log(**row(200)).wait()  # a later ID, committed first
+    fast.close()
+    try:
+        counted.clear()
+        assert look(tally) == look() == [('1', 'control', 46, None)] and None not in counted[:2]  # (carried on)
+        tx.commit()
+    finally:
+        slow.close()
+    counted.clear()
+    assert (
+        look(tally) == look() == [('1', 'control', 50, None)] and None not in counted[:2]
+    )  # the late one in, carried on
+    edge = time.time() - 100  # windows by time: an edge between the old rows and the new
+    assert look(tally, edge) == look(None, edge)
+    late = PredictionLog(url)
+    late.log(**dict(row(300), variant='treatment')).wait()  # a series first met among the rows not settled
+    late.close()
+    counted.clear()
+    edge = time.time() + 1  # the edge moves on past them
+    assert look(tally, edge) == look(None, edge) and None not in counted[:2] and len(look(None, edge)) == 2

@@ -52,6 +52,7 @@ class LogSeries:
 
 
 _TALLY_FORMAT = 1  # (of `Tally.data`: a tally of another format is none)
+_SETTLE_S = 60.0  # (on PostgreSQL a tally counts the rows logged this long before the newest: `LogTail._settled`)
 
 
 @dataclass
@@ -171,34 +172,56 @@ class LogTail:
             if tally is not None:  # (a log begun again: counted from its start)
                 tally.upto, tally.series = 0, {}
             return []
-        rows = self._scalar('SELECT COUNT(*) FROM predictions') if tally is not None else 0
-        out = self._carried(tally, edge, rows) if tally is not None else None
-        if out is None:
-            out = {}
-            self._count(out, edge, after=None)
-        if tally is not None:
-            tally.model, tally.upto, tally.mark = self.model, self.upto, self._mark(tally.key)
-            tally.rows, tally.edge = rows, edge
-            tally.series = {k: replace(s) for k, s in out.items()}
+        if tally is None:
+            out: dict = {}
+            self._count(out, edge)
+            return list(out.values())
+        rows, settled = self._scalar('SELECT COUNT(*) FROM predictions'), self._settled()
+        kept = self._carried(tally, edge, rows, settled)
+        if kept is None:
+            kept = {}
+            self._count(kept, edge, upto=settled)
+        out = {k: replace(s) for k, s in kept.items()}
+        if settled < self.upto:  # (the rows not settled yet: counted each look, kept by none)
+            self._count(out, edge, after=settled)
+        tally.model, tally.upto, tally.mark, tally.edge = self.model, settled, self._mark(tally.key, settled), edge
+        tally.rows, tally.series = rows - self._newer(settled), kept
         return list(out.values())
 
-    def _carried(self, tally: Tally, edge: float | None, rows: int) -> dict | None:
-        "`tally`'s series with the rows logged since added, if the log is `tally`'s and those rows; else None."
-        if not self._continues(tally, edge, rows):
+    def _settled(self) -> int:
+        """The ID up to which a tally counts: the last row's on SQLite (its IDs commit in order); on PostgreSQL, where
+        an ID taken before another's can commit after it, the last of the rows logged `_SETTLE_S` before the newest,
+        so that a look does not pass by rows whose writer has yet to commit them (a later look would count afresh)."""
+        if self.engine.dialect.name == 'sqlite':
+            return self.upto
+        return self._scalar(
+            'SELECT MAX(id) FROM predictions WHERE id <= :upto AND ts < (SELECT MAX(ts) FROM predictions '
+            'WHERE id <= :upto) - :settle',
+            upto=self.upto,
+            settle=_SETTLE_S,
+        )
+
+    def _newer(self, upto: int) -> int:
+        "How many rows (of every kind) have IDs after `upto`."
+        return self._scalar('SELECT COUNT(*) FROM predictions WHERE id > :after', after=upto)
+
+    def _carried(self, tally: Tally, edge: float | None, rows: int, settled: int) -> dict | None:
+        "`tally`'s series with the rows up to `settled` logged since added, if the log is `tally`'s; else None."
+        if not self._continues(tally, edge, rows, settled):
             return None
         out = {k: replace(s) for k, s in tally.series.items()}
-        self._count(out, edge, after=tally.upto)
-        if edge is not None and edge > tally.edge and not self._last_before(out, tally.edge, edge):
+        self._count(out, edge, after=tally.upto, upto=settled)
+        if edge is not None and edge > tally.edge and not self._last_before(out, tally.edge, edge, settled):
             return None  # (rows counted before of a series it never counted: the log changed)
         return out
 
-    def _continues(self, tally: Tally, edge: float | None, rows: int) -> bool:
+    def _continues(self, tally: Tally, edge: float | None, rows: int, settled: int) -> bool:
         "Whether this look's rows are `tally`'s and those of higher IDs: none gone, none of a lower ID come since."
-        if tally.upto <= 0 or tally.model != self.model or self._mark(tally.key, tally.upto) != tally.mark:
+        if tally.upto <= 0 or tally.upto > settled or tally.model != self.model:
             return False
         if (edge is None) != (tally.edge is None) or (edge is not None and edge < tally.edge):
             return False
-        return rows - self._scalar('SELECT COUNT(*) FROM predictions WHERE id > :after', after=tally.upto) == tally.rows
+        return self._mark(tally.key, tally.upto) == tally.mark and rows - self._newer(tally.upto) == tally.rows
 
     def _mark(self, key: bytes, upto: int | None = None) -> str | None:
         "The keyed digest of the row of ID `upto` (this look's last: None) a tally keeps (`Tally.mark`)."
@@ -216,16 +239,17 @@ class LogTail:
 
         return int(self._c.execute(text(sql), args).scalar() or 0)
 
-    def _count(self, out: dict, edge: float | None, after: int | None) -> None:
-        "Add to `out` each series' records and times of the rows (of IDs after `after`, if given)."
+    def _count(self, out: dict, edge: float | None, after: int | None = None, upto: int | None = None) -> None:
+        "Add to `out` each series' records and times of the rows (of IDs after `after` and up to `upto`, if given)."
         last_before = 'MAX(CASE WHEN t.ts < :edge THEN t.ts END)' if edge is not None else 'NULL'
-        since = '' if after is None else ' AND p.id > :after'
+        since = ('' if after is None else ' AND p.id > :after') + ('' if upto is None else ' AND p.id <= :below')
         sql = (  # (grouped by a row's records too: SQLite then works them out once a row, not once an aggregate)
             f'SELECT t.v, t.var, t.n, COUNT(*), MIN(t.ts), MAX(t.ts), {last_before} FROM (SELECT {_VERSION} AS v, '
             f'p.variant AS var, p.ts AS ts, {self.records_sql} AS n FROM predictions p WHERE {self.where}{since}) t '
             'GROUP BY t.v, t.var, t.n'
         )
         args = ({} if edge is None else {'edge': edge}) | ({} if after is None else {'after': after})
+        args |= {} if upto is None else {'below': upto}
         for _, part in self._rows(sql, args):
             for v, var, n, rows, first, last, before in part:
                 s = out.setdefault((v, var), LogSeries(v, var, 0, None, None))
@@ -236,15 +260,15 @@ class LogTail:
                     if before is not None:
                         s.last_before = before if s.last_before is None else max(s.last_before, before)
 
-    def _last_before(self, out: dict, since: float, edge: float) -> bool:
-        """Each series' last record's time in `[since, edge)`, into `out`'s `last_before` (a read of the time index);
-        False if a series has rows there that `out` has not counted."""
+    def _last_before(self, out: dict, since: float, edge: float, upto: int) -> bool:
+        """Each series' last record's time in `[since, edge)` among rows of IDs up to `upto`, into `out`'s
+        `last_before` (a read of the time index); False if a series has rows there that `out` has not counted."""
         sql = (
             f'SELECT t.v, t.var, MAX(t.ts) FROM (SELECT {_VERSION} AS v, p.variant AS var, p.ts AS ts '
-            f'FROM predictions p WHERE {self.where} AND p.ts >= :since AND p.ts < :edge AND {self.records_sql} > 0'
-            ') t GROUP BY t.v, t.var'
+            f'FROM predictions p WHERE {self.where} AND p.id <= :below AND p.ts >= :since AND p.ts < :edge '
+            f'AND {self.records_sql} > 0) t GROUP BY t.v, t.var'
         )
-        for _, part in self._rows(sql, {'since': since, 'edge': edge}):
+        for _, part in self._rows(sql, {'since': since, 'edge': edge, 'below': upto}):
             for v, var, ts in part:
                 if (s := out.get((v, var))) is None:
                     return False
