@@ -5,6 +5,7 @@ names the inputs a window lacks instead of raising."""
 
 from __future__ import annotations
 import json
+from pathlib import Path
 import pytest
 from tail_logs import T0, WINDOWS, fill, same
 from lifecycle.operate.windows import kept_records
@@ -366,6 +367,7 @@ def test_a_monitor_run_takes_the_tally_the_last_kept_and_a_damaged_or_another_lo
     from conftest import copy_workspace
     from lifecycle.core.cli_support import invoke
     from lifecycle.core.workspace import Workspace
+    from lifecycle.data.pii import finding_salt
     from lifecycle.operate.commands import monitor_run
     from lifecycle.operate.monitor import load_tally
     from lifecycle.serve import logtail
@@ -374,6 +376,7 @@ def test_a_monitor_run_takes_the_tally_the_last_kept_and_a_damaged_or_another_lo
     ws_dir = copy_workspace(tiny_template, tmp_path / 'ws')
     monkeypatch.chdir(ws_dir)
     ws = Workspace.open(ws_dir)
+    finding_salt(ws.digest_salt_path)  # (as the server makes it)
     url, kept = default_url(ws), ws.state_dir / 'monitor' / 'tally.json'
     counted, real = [], logtail.LogTail._count
 
@@ -433,12 +436,14 @@ BAD_TALLIES = [
 def test_a_kept_tally_of_another_shape_is_refused_by_name_and_taken_for_none(tmp_path, bad):
     from lifecycle.core.workspace import Workspace
     from conftest import make_workspace
+    from lifecycle.data.pii import finding_salt
     from lifecycle.operate.monitor import _log_digest, _tally_key, _tally_path, load_tally
     from lifecycle.serve.logtail import Tally
 
     with pytest.raises(ValueError, match='not a tally'):
         Tally.from_data(bad)
     ws = Workspace.open(make_workspace(tmp_path / 'ws'))
+    finding_salt(ws.digest_salt_path)  # (as the server makes it)
     _tally_path(ws).parent.mkdir(parents=True, exist_ok=True)
     log = 'sqlite:///x.db'
     _tally_path(ws).write_text(
@@ -455,11 +460,13 @@ def test_a_kept_tally_holds_a_keyed_digest_of_its_last_row_and_follows_the_log_b
     import sqlite3
     from conftest import make_workspace
     from lifecycle.core.workspace import Workspace
+    from lifecycle.data.pii import finding_salt
     from lifecycle.operate.monitor import _tally_key, _tally_path, load_tally, save_tally
     from lifecycle.serve.logtail import LogTail
     from lifecycle.serve.predlog import PredictionLog
 
     ws = Workspace.open(make_workspace(tmp_path / 'ws'))
+    finding_salt(ws.digest_salt_path)  # (as the server makes it)
     db = tmp_path / 'p.db'
     url = f'sqlite:///{db}'
 
@@ -497,4 +504,77 @@ def test_a_kept_tally_holds_a_keyed_digest_of_its_last_row_and_follows_the_log_b
     save_tally(ws, url, empty)
     assert not _tally_path(ws).exists()  # (a log begun again: none kept)
     _tally_path(ws).mkdir()  # a folder in its place: a cache that cannot be kept, never a failed look
-    save_tally(ws, url, load_tally(ws, url))
+    assert load_tally(ws, url).upto == 0 and tally.upto == 40
+    save_tally(ws, url, tally)
+    assert _tally_path(ws).is_dir()
+
+
+@pytest.mark.parametrize('salt', ['none', 'unreadable'])
+def test_without_a_salt_it_can_read_the_monitor_makes_none_and_keeps_no_tally_but_looks(
+    tiny_template, tmp_path, monkeypatch, salt
+):
+    """The monitor may run as another user than the server: it never makes the workspace's salt (which would then be
+    its own, not the server's), and with none it can read it keeps no tally and looks all the same."""
+    from conftest import copy_workspace
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.operate.commands import monitor_run
+
+    ws_dir = copy_workspace(tiny_template, tmp_path / 'ws')
+    monkeypatch.chdir(ws_dir)
+    ws = Workspace.open(ws_dir)
+    path = Path(ws.digest_salt_path)
+    path.unlink(missing_ok=True)
+    if salt == 'unreadable':
+        path.mkdir(parents=True)  # (a folder in its place: as a file private to another user)
+    for args in (['--json'], ['--every', '0.05', '--times', '2', '--json']):
+        assert (r := invoke(monitor_run, args)).exit_code == 0, r.output
+    assert path.is_dir() if salt == 'unreadable' else not path.exists()
+    assert not (ws.state_dir / 'monitor' / 'tally.json').exists()
+
+
+def test_a_tally_of_a_log_without_the_model_column_counts_as_a_fresh_look(tmp_path):
+    "A log no writer opened since it came may lack the `model` column: a tally's mark does without it."
+    import sqlite3
+    from tail_logs import more
+    from lifecycle.serve.logtail import LogTail, Tally
+
+    db, tally = tmp_path / 'p.db', Tally()
+    url = f'sqlite:///{db}'
+    more(url, 0, 60)
+    with sqlite3.connect(db) as c:
+        c.execute('ALTER TABLE predictions DROP COLUMN model')
+    for _ in range(2):
+        with LogTail(url, 'm') as t:
+            assert t.series(None, tally) == t.series() and tally.upto == 60
+
+
+def test_a_look_that_fails_part_way_leaves_the_tally_as_it_was(tmp_path, monkeypatch):
+    "`monitor run --every` looks again with the same tally after a look the database failed: none half-updated."
+    import copy
+    from tail_logs import more
+    from lifecycle.serve import logtail
+    from lifecycle.serve.logtail import LogTail, Tally
+
+    url, tally = f'sqlite:///{tmp_path}/p.db', Tally()
+    more(url, 0, 60)
+    with LogTail(url, 'm') as t:
+        t.series(T0 + 200, tally)
+    before, real = copy.deepcopy(tally), logtail.LogTail._newer
+    more(url, 60, 30)
+
+    calls = []
+
+    def fails(self, upto):  # (the look's last query: once the rows are counted)
+        calls.append(upto)
+        if len(calls) == 2:
+            raise RuntimeError('the database went away')
+        return real(self, upto)
+
+    monkeypatch.setattr(logtail.LogTail, '_newer', fails)
+    with LogTail(url, 'm') as t, pytest.raises(RuntimeError):
+        t.series(T0 + 600, tally)
+    assert tally == before and len(calls) == 2
+    monkeypatch.setattr(logtail.LogTail, '_newer', real)
+    with LogTail(url, 'm') as t:
+        assert t.series(T0 + 600, tally) == t.series(T0 + 600)

@@ -312,9 +312,10 @@ def test_a_look_at_the_logs_end_is_one_snapshot_though_ids_commit_out_of_order(c
         slow.close()
 
 
-def test_a_tally_kept_across_looks_sees_a_row_whose_id_committed_after_the_look_that_passed_it(cluster):
-    """On PostgreSQL an ID taken before another's can commit after it: a tally that counted up to the later ID must
-    not pass the earlier one by for ever. It sees that the log holds a row more below its mark and counts afresh."""
+def test_a_tally_kept_across_looks_sees_a_row_whose_id_committed_after_a_later_ones(cluster):
+    """On PostgreSQL an ID taken before another's can commit after it: a look sees the later row, and the next the
+    earlier one too (among the rows of the last minute, which each look counts; below the tally's mark, the next test's
+    case, it counts afresh), never passing it by for ever."""
     import json
     from tail_logs import fill, more
     from lifecycle.serve.logtail import LogTail, Tally
@@ -342,7 +343,7 @@ def test_a_tally_kept_across_looks_sees_a_row_whose_id_committed_after_the_look_
     fast.log(**row(10_001)).wait()  # a later ID, committed first
     fast.close()
     try:
-        assert look(tally) == look()  # (counted up to the later ID)
+        assert look(tally) == look()  # (the later ID's row in, the earlier's not yet)
         tx.commit()
     finally:
         slow.close()
@@ -409,3 +410,43 @@ def test_a_tally_stops_short_of_rows_whose_ids_may_yet_commit_out_of_order_and_c
     counted.clear()
     edge = time.time() + 1  # the edge moves on past them
     assert look(tally, edge) == look(None, edge) and None not in counted[:2] and len(look(None, edge)) == 2
+
+
+def test_a_tally_counts_afresh_when_an_id_below_its_mark_commits_late_and_a_row_stamped_ahead_moves_it_no_further(
+    cluster,
+):
+    """A writer holding an ID while rows of higher IDs and older times are committed (a minute old, so settled): the
+    tally's mark passes the held ID, and when it commits the next look sees a row more below the mark and counts
+    afresh. A row stamped ahead of this clock does not stop the tally from settling."""
+    import json
+    from lifecycle.serve.logtail import LogTail, Tally
+    from lifecycle.serve.predlog import PredictionLog
+
+    url, tally, now = cluster.database(), Tally(), time.time()
+    slow = create_engine(url).connect()
+    PredictionLog(url).close()  # (its tables)
+    tx = slow.begin()
+    slow.execute(
+        text(
+            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
+            "VALUES ('slow', :ts, 'predict', 'control', '1', 'm', false, :inputs, 200)"
+        ),
+        dict(ts=now - 400, inputs=json.dumps({'age': [30] * 4})),
+    )  # (its ID taken, not committed)
+    log = PredictionLog(url)
+    for p in log.log_many([dict(row(i), ts=now - 300 + i) for i in range(10)] + [dict(row(50), ts=now + 3600)]):
+        p.wait()  # ten rows of five minutes ago, and one stamped an hour ahead
+    log.log(**row(60)).wait()  # and one of now
+    log.close()
+
+    def look(t=None):
+        with LogTail(url, 'm') as tail:
+            return sorted((s.model_version, s.variant, s.records) for s in tail.series(None, t))
+
+    try:
+        assert look(tally) == look() == [('1', 'control', 12)]
+        assert tally.upto > 0 and tally.rows == 10  # (settled at the ten: the row ahead makes the row of now none)
+        tx.commit()
+    finally:
+        slow.close()
+    assert look(tally) == look() == [('1', 'control', 16)] and tally.rows == 11

@@ -182,10 +182,13 @@ def _load_state(p: Path) -> dict:
 def load_tally(ws: Workspace, url: str):
     """The `Tally` (`lifecycle.serve.logtail`) the monitor's last look kept of the log at `url`, keyed with the
     workspace's secret salt, for this look to count only the rows logged since; a new one when there is none, or it is
-    of another log or format, damaged or unreadable (a cache: the look then counts every row and keeps its own)."""
+    of another log or format, damaged or unreadable (a cache: the look then counts every row and keeps its own), or
+    the salt cannot be read (then none is kept)."""
     from lifecycle.serve.logtail import Tally
 
     key = _tally_key(ws)
+    if key is None:
+        return Tally()
     try:
         d = json.loads(_tally_path(ws).read_bytes())
         if isinstance(d, dict) and d.get('log') == _log_digest(url, key):
@@ -199,7 +202,7 @@ def save_tally(ws: Workspace, url: str, tally) -> None:
     """Keep `tally` (one `load_tally` gave: its key the workspace's) for the monitor's next look; a tally of no rows
     removes the one kept (a log begun again). A cache: a file that cannot be written is left (the next look counts)."""
     key = _tally_key(ws)
-    if tally.key != key:
+    if key is None or tally.key != key:
         return
     try:
         if not tally.upto:
@@ -214,10 +217,15 @@ def _tally_path(ws: Workspace) -> Path:
     return _monitor_dir(ws.state_dir) / 'tally.json'
 
 
-def _tally_key(ws: Workspace) -> bytes:
+def _tally_key(ws: Workspace) -> bytes | None:
+    """The workspace's secret salt, if there is one this process can read (never made here: the monitor may run as
+    another user than the server, whose salt it would then be)."""
     from lifecycle.data.pii import finding_salt
 
-    return finding_salt(ws.digest_salt_path)
+    try:
+        return finding_salt(ws.digest_salt_path) if Path(ws.digest_salt_path).is_file() else None
+    except OSError:
+        return None
 
 
 def _log_digest(url: str, key: bytes) -> str:

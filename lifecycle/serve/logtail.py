@@ -13,6 +13,7 @@ import hmac
 import json
 import math
 import sys
+import time
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Iterator
@@ -184,8 +185,9 @@ class LogTail:
         out = {k: replace(s) for k, s in kept.items()}
         if settled < self.upto:  # (the rows not settled yet: counted each look, kept by none)
             self._count(out, edge, after=settled)
-        tally.model, tally.upto, tally.mark, tally.edge = self.model, settled, self._mark(tally.key, settled), edge
-        tally.rows, tally.series = rows - self._newer(settled), kept
+        mark, below = self._mark(tally.key, settled), rows - self._newer(settled)  # (then all at once: a failure
+        tally.model, tally.upto, tally.mark, tally.rows, tally.edge = self.model, settled, mark, below, edge  # leaves
+        tally.series = kept  # the tally as it was)
         return list(out.values())
 
     def _settled(self) -> int:
@@ -194,10 +196,11 @@ class LogTail:
         so that a look does not pass by rows whose writer has yet to commit them (a later look would count afresh)."""
         if self.engine.dialect.name == 'sqlite':
             return self.upto
-        return self._scalar(
-            'SELECT MAX(id) FROM predictions WHERE id <= :upto AND ts < (SELECT MAX(ts) FROM predictions '
-            'WHERE id <= :upto) - :settle',
+        return self._scalar(  # (a row stamped ahead of this clock moves it no further than now)
+            'SELECT MAX(id) FROM predictions WHERE id <= :upto AND ts < LEAST((SELECT MAX(ts) FROM predictions '
+            'WHERE id <= :upto), :now) - :settle',
             upto=self.upto,
+            now=time.time(),
             settle=_SETTLE_S,
         )
 
@@ -223,12 +226,14 @@ class LogTail:
             return False
         return self._mark(tally.key, tally.upto) == tally.mark and rows - self._newer(tally.upto) == tally.rows
 
-    def _mark(self, key: bytes, upto: int | None = None) -> str | None:
-        "The keyed digest of the row of ID `upto` (this look's last: None) a tally keeps (`Tally.mark`)."
+    def _mark(self, key: bytes, upto: int) -> str | None:
+        "The keyed digest of the row of ID `upto` a tally keeps (`Tally.mark`); None if there is none."
         from sqlalchemy import text
+        from lifecycle.serve.predlog import names_models
 
-        sql = 'SELECT request_id, ts, model_version, variant, model, LENGTH(inputs) FROM predictions WHERE id = :id'
-        row = self._c.execute(text(sql), {'id': upto or self.upto}).first()
+        model = 'model' if names_models(self.engine) else 'NULL'  # (a log no writer opened since it came may lack it)
+        sql = f'SELECT request_id, ts, model_version, variant, {model}, LENGTH(inputs) FROM predictions WHERE id = :id'
+        row = self._c.execute(text(sql), {'id': upto}).first() if upto else None
         if row is None:
             return None
         said = json.dumps([row[0], float(row[1]), *row[2:5], row[5]]).encode()
