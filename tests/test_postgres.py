@@ -34,6 +34,22 @@ def row(i: int, key: str | None = None) -> dict:
     )  # fmt: skip
 
 
+def held(url: str, r: dict, records: int = 1):
+    "Insert row `r` (of `records` records) in a transaction left open, its ID taken: the connection, the transaction."
+    import json
+
+    c = create_engine(url).connect()
+    tx = c.begin()
+    c.execute(
+        text(
+            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
+            'VALUES (:request_id, :ts, :route, :variant, :model_version, :model, false, :inputs, 200)'
+        ),
+        dict(r, inputs=json.dumps({'age': [30] * records})),
+    )
+    return c, tx
+
+
 def stored(url: str) -> dict[str, str | None]:
     "request_id -> targeting_key, read with the driver itself (no reader of ours in between)."
     with create_engine(url).connect() as c:
@@ -283,23 +299,13 @@ def test_the_monitor_reads_the_end_of_a_log_on_postgresql_as_every_row_says(clus
 def test_a_look_at_the_logs_end_is_one_snapshot_though_ids_commit_out_of_order(cluster):
     """A row whose ID was taken before another's but committed after it, during a look: in none of its reads (the
     tallies said N records; a tail of them all must hold N, or the windows' numbers shift)."""
-    import json
     from tail_logs import fill
     from lifecycle.serve.logtail import LogTail
     from lifecycle.serve.predlog import PredictionLog
 
     url = cluster.database()
     fill(url, n=40)
-    slow = create_engine(url).connect()
-    tx = slow.begin()
-    r = row(10_000)
-    slow.execute(
-        text(
-            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
-            'VALUES (:request_id, :ts, :route, :variant, :model_version, :model, false, :inputs, 200)'
-        ),
-        dict(r, inputs=json.dumps(r['inputs'])),
-    )  # (its ID taken, not committed)
+    slow, tx = held(url, row(10_000))  # (its ID taken, not committed)
     fast = PredictionLog(url)
     fast.log(**row(10_001)).wait()  # a later ID, committed first
     fast.close()
@@ -316,7 +322,6 @@ def test_a_tally_kept_across_looks_sees_a_row_whose_id_committed_after_a_later_o
     """On PostgreSQL an ID taken before another's can commit after it: a look sees the later row, and the next the
     earlier one too (among the rows of the last minute, which each look counts; below the tally's mark, the next test's
     case, it counts afresh), never passing it by for ever."""
-    import json
     from tail_logs import fill, more
     from lifecycle.serve.logtail import LogTail, Tally
     from lifecycle.serve.predlog import PredictionLog
@@ -329,16 +334,7 @@ def test_a_tally_kept_across_looks_sees_a_row_whose_id_committed_after_a_later_o
             return sorted(tail.series(None, t), key=lambda s: (s.model_version, s.variant))
 
     assert look(tally) == look()
-    slow = create_engine(url).connect()
-    tx = slow.begin()
-    r = row(10_000)
-    slow.execute(
-        text(
-            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
-            'VALUES (:request_id, :ts, :route, :variant, :model_version, :model, false, :inputs, 200)'
-        ),
-        dict(r, inputs=json.dumps({'age': [30] * 4})),
-    )  # (its ID taken, not committed)
+    slow, tx = held(url, row(10_000), records=4)  # (its ID taken, not committed)
     fast = PredictionLog(url)
     fast.log(**row(10_001)).wait()  # a later ID, committed first
     fast.close()
@@ -357,7 +353,6 @@ def test_a_tally_stops_short_of_rows_whose_ids_may_yet_commit_out_of_order_and_c
     """Under load, some writer's ID is always taken and not yet committed: a tally up to the newest ID would be passed
     by it at nearly every look and count afresh. It stops at the rows logged a minute before the newest; those after
     are counted each look; a lower ID committed late among them is counted, and the tally carries on."""
-    import json
     from lifecycle.serve import logtail
     from lifecycle.serve.logtail import LogTail, Tally
     from lifecycle.serve.predlog import PredictionLog
@@ -380,15 +375,7 @@ def test_a_tally_stops_short_of_rows_whose_ids_may_yet_commit_out_of_order_and_c
             return sorted((s.model_version, s.variant, s.records, s.last_before) for s in tail.series(edge, t))
 
     assert look(tally) == look() == [('1', 'control', 45, None)] and tally.upto == 40  # (the 40 rows of 5 minutes ago)
-    slow = create_engine(url).connect()
-    tx = slow.begin()
-    slow.execute(
-        text(
-            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
-            "VALUES ('slow', :ts, 'predict', 'control', '1', 'm', false, :inputs, 200)"
-        ),
-        dict(ts=time.time(), inputs=json.dumps({'age': [30] * 4})),
-    )  # (its ID taken, not committed)
+    slow, tx = held(url, dict(row(0), request_id='slow'), records=4)  # (its ID taken, not committed)
     fast = PredictionLog(url)
     fast.log(**row(200)).wait()  # a later ID, committed first
     fast.close()
@@ -418,21 +405,12 @@ def test_a_tally_counts_afresh_when_an_id_below_its_mark_commits_late_and_a_row_
     """A writer holding an ID while rows of higher IDs and older times are committed (a minute old, so settled): the
     tally's mark passes the held ID, and when it commits the next look sees a row more below the mark and counts
     afresh. A row stamped ahead of this clock does not stop the tally from settling."""
-    import json
     from lifecycle.serve.logtail import LogTail, Tally
     from lifecycle.serve.predlog import PredictionLog
 
     url, tally, now = cluster.database(), Tally(), time.time()
-    slow = create_engine(url).connect()
     PredictionLog(url).close()  # (its tables)
-    tx = slow.begin()
-    slow.execute(
-        text(
-            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, inputs, status) '
-            "VALUES ('slow', :ts, 'predict', 'control', '1', 'm', false, :inputs, 200)"
-        ),
-        dict(ts=now - 400, inputs=json.dumps({'age': [30] * 4})),
-    )  # (its ID taken, not committed)
+    slow, tx = held(url, dict(row(0), request_id='slow', ts=now - 400), records=4)  # (its ID taken, not committed)
     log = PredictionLog(url)
     for p in log.log_many([dict(row(i), ts=now - 300 + i) for i in range(10)] + [dict(row(50), ts=now + 3600)]):
         p.wait()  # ten rows of five minutes ago, and one stamped an hour ahead
