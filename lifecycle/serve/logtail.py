@@ -166,9 +166,10 @@ class LogTail:
 
     def series(self, edge: float | None = None, tally: Tally | None = None) -> list[LogSeries]:
         """Each series' records and the times of its first and last (with `edge`, of its last before `edge` too). With
-        a `tally` of an earlier look (which this one then updates), only the rows logged since are counted, unless the
-        log changed otherwise since (rows gone, its last row counted gone or another, a row of a lower ID committed
-        late, another model or edge): then all. Rows changed in place are not looked at again."""
+        a `tally` of an earlier look (which this one then updates), only the rows logged since are counted (on
+        PostgreSQL, those of the last minute too: `_settled`), unless the log changed otherwise since (rows gone, its
+        last row counted gone or another, a row of a lower ID committed late, another model or edge): then all. Rows
+        changed in place are not looked at again."""
         if self.empty:
             if tally is not None:  # (a log begun again: counted from its start)
                 tally.upto, tally.series = 0, {}
@@ -185,9 +186,10 @@ class LogTail:
         out = {k: replace(s) for k, s in kept.items()}
         if settled < self.upto:  # (the rows not settled yet: counted each look, kept by none)
             self._count(out, edge, after=settled)
-        mark, below = self._mark(tally.key, settled), rows - self._newer(settled)  # (then all at once: a failure
-        tally.model, tally.upto, tally.mark, tally.rows, tally.edge = self.model, settled, mark, below, edge  # leaves
-        tally.series = kept  # the tally as it was)
+        mark, below = self._mark(tally.key, settled), rows - self._newer(settled)
+        # (the tally changed all at once, once nothing can fail: a look that fails leaves it as it was)
+        tally.model, tally.upto, tally.mark, tally.rows, tally.edge = self.model, settled, mark, below, edge
+        tally.series = kept
         return list(out.values())
 
     def _settled(self) -> int:
