@@ -7,21 +7,26 @@ the frequentist one (Newcombe 95% interval of the difference, two-proportion z-t
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e1ec56e6
 from __future__ import annotations
+import json
 import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.params import ExperimentParams
 from .abstats import beta_binomial, posterior_grid, diff_ci, two_proportion_z, decide
-from .rollout import arm_stats
+from .rollout import arm_stats, scored
 
 # %% auto #0
-__all__ = ['variant_table', 'latest_versions', 'analyse', 'write_report', 'report_from_log', 'plot_analysis']
+__all__ = ['variant_table', 'latest_versions', 'analyse', 'analyse_stats', 'arm_stats_in_log', 'write_report', 'report_from_log',
+           'plot_analysis']
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e2f1a852
 def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> pd.DataFrame:
     "One row per variant: requests, labelled outcomes, accuracy, error rate, latency p50/p95 (ms), model versions."
-    stats = arm_stats(log, positive, arms)
+    return _table(arm_stats(log, positive, arms), arms)
+
+
+def _table(stats: dict, arms) -> pd.DataFrame:
     cols = ['versions', 'requests', 'feedback', 'correct', 'accuracy', 'error_rate', 'p50_ms', 'p95_ms']
     return (
         pd.DataFrame([{'variant': a, **{c: stats[a][c] for c in cols}} for a in arms])
@@ -65,7 +70,21 @@ def analyse(
     is judged on the version it served last (`latest_versions`); rows of its earlier versions are counted in
     `set_aside`."""
     log, aside = latest_versions(log, (control, treatment))
-    table = variant_table(log, positive, (control, treatment))
+    stats = arm_stats(log, positive, (control, treatment))
+    return analyse_stats(stats, aside, ep, control, treatment, draws, seed)
+
+
+def analyse_stats(
+    stats: dict,
+    aside: dict,
+    ep: ExperimentParams,
+    control: str = 'control',
+    treatment: str = 'challenger',
+    draws: int = 100_000,
+    seed: int = 0,
+) -> dict:
+    "`analyse` from each arm's `arm_stats` (of its last version's rows) and the rows set aside (`arm_stats_in_log`)."
+    table = _table(stats, (control, treatment))
     x = {a: (int(table.loc[a, 'correct']), int(table.loc[a, 'labelled'])) for a in (control, treatment)}
     bayes = beta_binomial(x, prior=tuple(ep.prior), draws=draws, seed=seed, control=control)
     (xc, nc), (xt, nt) = x[control], x[treatment]
@@ -99,6 +118,79 @@ def analyse(
     )
 
 
+def arm_stats_in_log(
+    log_or_url, positive, arms=('control', 'challenger'), since: float | None = None, model: str | None = None
+) -> tuple[dict, dict]:
+    """`arm_stats` of each arm's rows of the version it served last (`latest_versions`) in the prediction log
+    (`read_log(log_or_url, since, shadow=False, model=model)`), and the rows set aside: what `analyse` takes from the
+    whole log, worked out by the database. Only each arm's latencies and its labelled rows' decisions and outcomes are
+    read (never a request's inputs): an A/B report's memory follows the requests answered, not the log's size."""
+    from sqlalchemy import inspect
+    from lifecycle.serve.predlog import empty_log, reading
+
+    with reading(log_or_url) as engine:
+        if engine is None or not inspect(engine).has_table('predictions'):
+            return arm_stats(empty_log(), positive, arms), {}
+        with engine.connect() as c:
+            aside, stats = {}, {}
+            for arm in arms:
+                q = _ArmQuery(c, engine, since, model, arm)
+                stats[arm] = q.stats(positive, q.last_version(aside))
+            return stats, aside
+
+
+class _ArmQuery:
+    "The SQL of one arm's rows for `arm_stats_in_log`: `read_log`'s filters, and the arm's variant."
+
+    def __init__(self, c, engine, since, model, arm: str):
+        from lifecycle.serve.predlog import row_filters
+
+        where, self.args = row_filters(engine, since, False, model)
+        self.c, self.arm, self.where = c, arm, ' AND '.join([*where, 'p.variant = :arm'])
+        self.args['arm'] = arm
+
+    def rows(self, select: str, terms: str = '', tail: str = '', join: str = '', **more) -> list:
+        from sqlalchemy import text
+
+        sql = f'SELECT {select} FROM predictions p {join}WHERE {self.where}{terms} {tail}'
+        return self.c.execute(text(sql), {**self.args, **more}).all()
+
+    def last_version(self, aside: dict) -> str | None:
+        "The version the arm served last when it served two or more (its others' rows counted into `aside`); else None."
+        named = ' AND p.model_version IS NOT NULL'
+        versions = dict(self.rows('p.model_version, COUNT(*)', named, 'GROUP BY p.model_version'))
+        if len(versions) < 2:
+            return None
+        ((last,),) = self.rows('p.model_version', named, 'ORDER BY p.ts DESC, p.id LIMIT 1')  # (`read_log`'s order)
+        aside[self.arm] = {str(v): int(n) for v, n in sorted(versions.items()) if v != last}
+        return last
+
+    def stats(self, positive, last: str | None) -> dict:
+        "`arm_stats` of the arm's answered requests (of version `last` or none, when given)."
+        terms = " AND p.route = 'predict'"
+        if last is not None:
+            terms += ' AND (p.model_version IS NULL OR p.model_version = :last)'
+        more = {} if last is None else {'last': last}
+        ((n, errors),) = self.rows('COUNT(*), SUM(CASE WHEN p.status = 200 THEN 0 ELSE 1 END)', terms, **more)
+        lat = np.array([v for (v,) in self.rows('p.latency_ms', terms + ' AND p.status = 200', **more)], dtype=float)
+        versions = sorted({str(v) for (v,) in self.rows('DISTINCT p.model_version', terms, **more)})
+        feedback = 'JOIN feedback f ON f.request_id = p.request_id '
+        pairs = self.rows('p.decision, f.outcome', terms, join=feedback, **more)
+        labelled, correct = scored(((json.loads(d) if d else None, json.loads(y)) for d, y in pairs), positive)
+        n, errors = int(n), int(errors or 0)
+        return dict(
+            requests=n,
+            errors=errors,
+            feedback=labelled,
+            correct=correct,
+            error_rate=errors / n if n else None,
+            accuracy=correct / labelled if labelled else None,
+            p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
+            p95_ms=float(np.percentile(lat, 95)) if len(lat) else None,
+            versions=','.join(versions),
+        )
+
+
 def write_report(ws, analysis: dict) -> Path:
     """Write an analysis as `reports/experiments/<time>/analysis.json` (a new folder each time, written atomically):
     the A/B evidence a production approval is signed over (by its sha256); returns the file."""
@@ -125,11 +217,12 @@ def report_from_log(
     the analysis and its file. What `lifecycle experiment report` and a demonstration's completion both write. With
     `save` False nothing is written (a look: a new report is new A/B evidence, which a production approval signed over
     older evidence would no longer match)."""
-    from ..serve.predlog import default_url, read_log
+    from ..serve.predlog import default_url
 
     ps = ws.params
-    log = read_log(default_url(ws), since=since, shadow=False, model=ps['register'].model_name)
-    a = analyse(log, ps['features'].positive_class, ps['rollout'].experiment, control, treatment)
+    arms, positive = (control, treatment), ps['features'].positive_class
+    stats, aside = arm_stats_in_log(default_url(ws), positive, arms, since, ps['register'].model_name)
+    a = analyse_stats(stats, aside, ps['rollout'].experiment, control, treatment)
     a['since'] = since
     if not save:
         return a, None

@@ -27,7 +27,7 @@ from ..serve import flags as fl
 
 # %% auto #0
 __all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'start', 'advance', 'completes_next',
-           'switch', 'pause', 'resume', 'rollback', 'kill', 'arm_stats', 'Decision', 'judge', 'look',
+           'switch', 'pause', 'resume', 'rollback', 'kill', 'scored', 'arm_stats', 'Decision', 'judge', 'look',
            'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
@@ -461,21 +461,28 @@ def _outcome(v, positive) -> int | None:
     return int(str(v) == str(positive))
 
 
+def scored(pairs, positive) -> tuple[int, int]:
+    """How many records of `(decision, outcome)` pairs (a request's decisions, its feedback: one outcome or one per
+    record; None when none came) are labelled, and how many of those decisions were right."""
+    correct = labelled = 0
+    for dec, y in pairs:
+        if y is None or dec is None:
+            continue
+        ys = y if isinstance(y, list) else [y] * len(dec)
+        for a, b in zip(dec, ys):
+            t = _outcome(b, positive)
+            if t is not None:
+                labelled += 1
+                correct += int(int(a) == t)
+    return labelled, correct
+
+
 def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> dict[str, dict]:
     "Per variant (control, challenger): requests, errors, p50/p95 latency, labelled records and correct ones, versions."
     out = {}
     for arm in arms:
         d = log[(log.variant == arm) & (log.route == 'predict') & ~log.shadow]
-        correct = labelled = 0
-        for dec, y in zip(d.decision, d.outcome):
-            if y is None or dec is None:
-                continue
-            ys = y if isinstance(y, list) else [y] * len(dec)
-            for a, b in zip(dec, ys):
-                t = _outcome(b, positive)
-                if t is not None:
-                    labelled += 1
-                    correct += int(int(a) == t)
+        labelled, correct = scored(zip(d.decision, d.outcome), positive)
         ok = d.status == 200
         lat = d.latency_ms[ok]
         out[arm] = dict(
