@@ -428,3 +428,18 @@ def test_a_tally_counts_afresh_when_an_id_below_its_mark_commits_late_and_a_row_
     finally:
         slow.close()
     assert look(tally) == look() == [('1', 'control', 16)] and tally.rows == 11
+
+
+def test_an_ab_report_from_postgresql_is_the_analysis_of_every_row(cluster):
+    from tail_logs import irregular_ab_log
+    from lifecycle.core.params import ExperimentParams
+    from lifecycle.deliver.experiment import analyse, analyse_stats, arm_stats_in_log
+    from lifecycle.serve.predlog import read_log
+
+    url, ep = cluster.database(), ExperimentParams()
+    irregular_ab_log(url)
+    want = analyse(read_log(url, shadow=False, model='m'), 'Yes', ep)
+    got = analyse_stats(*arm_stats_in_log(url, 'Yes', ('control', 'challenger'), None, 'm'), ep)
+    assert want['set_aside'] and {k: v for k, v in got.items() if k != 'created'} == {
+        k: v for k, v in want.items() if k != 'created'
+    }

@@ -340,59 +340,12 @@ def test_a_step_without_enough_data_pauses(ws):
     assert out['rollout']['status'] == 'completed' and cli_json(ws, 'flags', 'show')[1]['flags']['control'] == '2'
 
 
-def irregular_ab_log(url: str, seed: int = 0) -> None:
-    """Both arms and a third variant; versions changed within an arm, rows of no version and of version 'None'; other
-    routes, shadow and batch rows; errors and a missing latency; other models' rows and rows of no model; feedback of
-    one outcome or one per record, some labelling nothing; tied times; errors with no latency."""
-    from lifecycle.serve.predlog import PredictionLog, add_feedback
-
-    rng = np.random.default_rng(seed)
-    log = PredictionLog(url)
-    try:
-        rows = []
-        for i in range(1500):
-            k = [1, 1, 3][i % 3]
-            rows.append(
-                dict(
-                    request_id=f'ab{i}',
-                    ts=1_000.0 + i // 2,  # (pairs of equal times)
-                    route='predict' if i % 7 else ['invocations', 'batch'][i % 2],
-                    variant=['control', 'challenger', 'other'][int(rng.integers(3))],
-                    model_version=['1', '2', '3', None, 'None'][int(rng.integers(5))] if i % 11 else '9',
-                    model=['m', 'm', 'm', 'other', None][i % 5],
-                    shadow=i % 13 == 0,
-                    inputs={'age': [30.0] * k},
-                    output=[0.5] * k,
-                    decision=[int(rng.integers(2)) for _ in range(k)],
-                    latency_ms=float(rng.uniform(0.5, 5)),
-                    status=int(rng.choice([200, 200, 200, 422, 500])),
-                )
-            )
-        last = dict(rows[1], route='predict', shadow=False, model='m', status=200, latency_ms=1.0)
-        for j, (arm, version) in enumerate(
-            [('control', '1'), ('control', '2'), ('challenger', '3'), ('challenger', '2')]
-        ):
-            rows.append(dict(last, request_id=f'last{j}', ts=9_000.0, variant=arm, model_version=version))  # (a tie)
-        for r in rows[::4]:
-            if r['status'] != 200:
-                r['latency_ms'] = None  # (an error answered before it was timed)
-        for p in log.log_many(rows):
-            p.wait()
-        for i, r in enumerate(rows):
-            if r['status'] == 200 and not r['shadow'] and r['route'] != 'batch' and i % 3:
-                k = len(r['decision'])
-                add_feedback(
-                    log, r['request_id'], ['Yes', 'No', True, 1, 0][i % 5] if i % 2 else [None, 'Yes', 'No'][:k]
-                )
-    finally:
-        log.close()
-
-
 @pytest.mark.parametrize('since', [None, 1_100.0])
 def test_an_ab_report_from_the_database_is_the_analysis_of_every_row(tmp_path, since):
     "`experiment report` reads each arm's latencies and labelled rows, not the whole log: the same analysis."
     from lifecycle.core.params import ExperimentParams
     from lifecycle.deliver.experiment import analyse, analyse_stats, arm_stats_in_log
+    from tail_logs import irregular_ab_log
     from lifecycle.serve.predlog import read_log
 
     url = f'sqlite:///{tmp_path}/p.db'
