@@ -110,7 +110,8 @@ def more(url: str, start: int, n: int, seed: int = 0) -> None:
 def irregular_ab_log(url: str, seed: int = 0) -> None:
     """Both arms and a third variant; versions changed within an arm, rows of no version and of version 'None'; other
     routes, shadow and batch rows; errors and a missing latency; other models' rows and rows of no model; feedback of
-    one outcome or one per record, some labelling nothing; tied times; errors with no latency."""
+    one outcome or one per record, some labelling nothing; tied times; errors with no latency, an answered request with
+    none; rows of no status or no route."""
     rng = np.random.default_rng(seed)
     log = PredictionLog(url)
     try:
@@ -138,6 +139,11 @@ def irregular_ab_log(url: str, seed: int = 0) -> None:
             [('control', '1'), ('control', '2'), ('challenger', '3'), ('challenger', '2')]
         ):
             rows.append(dict(last, request_id=f'last{j}', ts=9_000.0, variant=arm, model_version=version))  # (a tie)
+        for r in rows[5::50]:
+            r['status'] = None  # (no status: an error, as `arm_stats` counts it)
+        for r in rows[7::60]:
+            r['route'] = None  # (no route: a row of its arm's versions, not an answered request)
+        rows[-4]['latency_ms'] = None  # (the control's last version: an answered request not timed)
         for r in rows[::4]:
             if r['status'] != 200:
                 r['latency_ms'] = None  # (an error answered before it was timed)
@@ -151,3 +157,35 @@ def irregular_ab_log(url: str, seed: int = 0) -> None:
                 )
     finally:
         log.close()
+
+
+def ab_rows_logged_meanwhile(url: str, monkeypatch) -> tuple:
+    """Log 30 control requests of version 1, and make the A/B report's first query be followed by two of version 3
+    (committed by another connection): what the report must answer, as of its first query."""
+    from sqlalchemy import create_engine, text
+    from lifecycle.deliver import experiment
+
+    log = PredictionLog(url)
+    row = dict(route='predict', variant='control', model='m', status=200, inputs={'age': [1.0]}, decision=[1])
+    for p in log.log_many([dict(row, request_id=f'v1-{i}', ts=T0 + i, model_version='1') for i in range(30)]):
+        p.wait()
+    log.close()
+    real, done = experiment._ArmQuery.rows, []
+
+    def then_more(self, *a, **kw):
+        got = real(self, *a, **kw)
+        if not done:
+            done.append(True)
+            with create_engine(url).begin() as c:  # (a writer's commit, while the report reads)
+                for i in range(2):
+                    c.execute(
+                        text(
+                            'INSERT INTO predictions (request_id, ts, route, variant, model_version, model, shadow, '
+                            "inputs, status) VALUES (:r, :ts, 'predict', 'control', '3', 'm', :f, '{}', 200)"
+                        ),
+                        dict(r=f'v3-{i}', ts=T0 + 100 + i, f=False),
+                    )
+        return got
+
+    monkeypatch.setattr(experiment._ArmQuery, 'rows', then_more)
+    return ('1', 30, {})

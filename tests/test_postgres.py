@@ -443,3 +443,13 @@ def test_an_ab_report_from_postgresql_is_the_analysis_of_every_row(cluster):
     assert want['set_aside'] and {k: v for k, v in got.items() if k != 'created'} == {
         k: v for k, v in want.items() if k != 'created'
     }
+
+
+def test_an_ab_report_from_postgresql_is_of_one_moment_while_the_server_logs_on(cluster, monkeypatch):
+    from tail_logs import ab_rows_logged_meanwhile
+    from lifecycle.deliver.experiment import arm_stats_in_log
+
+    url = cluster.database()
+    before = ab_rows_logged_meanwhile(url, monkeypatch)
+    stats, aside = arm_stats_in_log(url, 'Yes', model='m')
+    assert (stats['control']['versions'], stats['control']['requests'], aside) == before

@@ -360,3 +360,14 @@ def test_an_ab_report_from_the_database_is_the_analysis_of_every_row(tmp_path, s
     }
     none, aside = arm_stats_in_log(f'sqlite:///{tmp_path}/none.db', 'Yes')  # no log yet: empty arms
     assert aside == {} and none['control']['requests'] == 0 and not (tmp_path / 'none.db').exists()
+
+
+def test_an_ab_report_from_the_database_is_of_one_moment_while_the_server_logs_on(tmp_path, monkeypatch):
+    "A version served while the report's queries run is the next report's: never pooled with the one before it."
+    from tail_logs import ab_rows_logged_meanwhile
+    from lifecycle.deliver.experiment import arm_stats_in_log
+
+    url = f'sqlite:///{tmp_path}/p.db'
+    before = ab_rows_logged_meanwhile(url, monkeypatch)
+    stats, aside = arm_stats_in_log(url, 'Yes', model='m')
+    assert (stats['control']['versions'], stats['control']['requests'], aside) == before

@@ -126,12 +126,14 @@ def arm_stats_in_log(
     whole log, worked out by the database. Only each arm's latencies and its labelled rows' decisions and outcomes are
     read (never a request's inputs): an A/B report's memory follows the requests answered, not the log's size."""
     from sqlalchemy import inspect
+    from lifecycle.serve.logtail import one_snapshot
     from lifecycle.serve.predlog import empty_log, reading
 
     with reading(log_or_url) as engine:
         if engine is None or not inspect(engine).has_table('predictions'):
             return arm_stats(empty_log(), positive, arms), {}
         with engine.connect() as c:
+            one_snapshot(c)  # (every query of one moment: a version changing meanwhile is not pooled with the last)
             aside, stats = {}, {}
             for arm in arms:
                 q = _ArmQuery(c, engine, since, model, arm)

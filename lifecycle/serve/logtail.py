@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
 # %% auto #0
-__all__ = ['LogSeries', 'Tally', 'LogTail']
+__all__ = ['LogSeries', 'Tally', 'LogTail', 'one_snapshot']
 
 # %% ../../nbs/api/serve/01c_logtail.ipynb #cacd8bce
 _RECORDS = {  # a row's records in SQL: the number of values of its first input (a list, as servers log them), else 1
@@ -139,10 +139,7 @@ class LogTail:
                 if not _reads_json(self._c):  # (an SQLite built without its JSON functions: readers read it all)
                     self.readable = False
                     return self
-                if not self._c.connection.dbapi_connection.in_transaction:  # (pysqlite begins none for a SELECT)
-                    self._c.exec_driver_sql('BEGIN')
-            else:  # (every statement then sees the rows committed when the first began)
-                self._c.execution_options(isolation_level='REPEATABLE READ')
+            one_snapshot(self._c)
             where, self.args = row_filters(self.engine, shadow=False, model=self.model)
             self.upto = self.args['upto'] = self._c.execute(text('SELECT MAX(id) FROM predictions')).scalar() or 0
             self.where = ' AND '.join([*where, 'p.id <= :upto'])
@@ -354,6 +351,17 @@ class LogTail:
             for _, part in parts:
                 for ts, outcome, n in part:
                     yield ts, json.loads(outcome), n
+
+
+def one_snapshot(c) -> None:
+    """Make every statement on connection `c` from now on read the database as the first of them finds it, so that
+    several queries answer of one moment while writers go on: a read transaction on SQLite (pysqlite begins none for
+    a SELECT), `REPEATABLE READ` on PostgreSQL (each statement sees its own snapshot otherwise)."""
+    if c.engine.dialect.name == 'sqlite':
+        if not c.connection.dbapi_connection.in_transaction:
+            c.exec_driver_sql('BEGIN')
+    else:
+        c.execution_options(isolation_level='REPEATABLE READ')
 
 
 def _reads_json(c) -> bool:
