@@ -1398,6 +1398,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.advance': ( 'api/deliver/rollout.html#advance',
                                                                                   'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout.arm_figures': ( 'api/deliver/rollout.html#arm_figures',
+                                                                                      'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.arm_stats': ( 'api/deliver/rollout.html#arm_stats',
                                                                                     'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.complete_if_unchanged': ( 'api/deliver/rollout.html#complete_if_unchanged',

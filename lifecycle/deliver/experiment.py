@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from ..core.params import ExperimentParams
 from .abstats import beta_binomial, posterior_grid, diff_ci, two_proportion_z, decide
-from .rollout import arm_stats, scored
+from .rollout import arm_figures, arm_stats, scored
 
 # %% auto #0
 __all__ = ['variant_table', 'latest_versions', 'analyse', 'analyse_stats', 'arm_stats_in_log', 'write_report', 'report_from_log',
@@ -174,23 +174,12 @@ class _ArmQuery:
             terms += ' AND (p.model_version IS NULL OR p.model_version = :last)'
         more = {} if last is None else {'last': last}
         ((n, errors),) = self.rows('COUNT(*), SUM(CASE WHEN p.status = 200 THEN 0 ELSE 1 END)', terms, **more)
-        lat = np.array([v for (v,) in self.rows('p.latency_ms', terms + ' AND p.status = 200', **more)], dtype=float)
-        versions = sorted({str(v) for (v,) in self.rows('DISTINCT p.model_version', terms, **more)})
+        lat = [v for (v,) in self.rows('p.latency_ms', terms + ' AND p.status = 200', **more)]
+        versions = [v for (v,) in self.rows('DISTINCT p.model_version', terms, **more)]
         feedback = 'JOIN feedback f ON f.request_id = p.request_id '
         pairs = self.rows('p.decision, f.outcome', terms, join=feedback, **more)
         labelled, correct = scored(((json.loads(d) if d else None, json.loads(y)) for d, y in pairs), positive)
-        n, errors = int(n), int(errors or 0)
-        return dict(
-            requests=n,
-            errors=errors,
-            feedback=labelled,
-            correct=correct,
-            error_rate=errors / n if n else None,
-            accuracy=correct / labelled if labelled else None,
-            p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
-            p95_ms=float(np.percentile(lat, 95)) if len(lat) else None,
-            versions=','.join(versions),
-        )
+        return arm_figures(n, errors or 0, labelled, correct, lat, versions)
 
 
 def write_report(ws, analysis: dict) -> Path:

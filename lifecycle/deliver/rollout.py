@@ -27,8 +27,8 @@ from ..serve import flags as fl
 
 # %% auto #0
 __all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'start', 'advance', 'completes_next',
-           'switch', 'pause', 'resume', 'rollback', 'kill', 'scored', 'arm_stats', 'Decision', 'judge', 'look',
-           'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
+           'switch', 'pause', 'resume', 'rollback', 'kill', 'scored', 'arm_stats', 'arm_figures', 'Decision', 'judge',
+           'look', 'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -484,19 +484,25 @@ def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> di
         d = log[(log.variant == arm) & (log.route == 'predict') & ~log.shadow]
         labelled, correct = scored(zip(d.decision, d.outcome), positive)
         ok = d.status == 200
-        lat = d.latency_ms[ok]
-        out[arm] = dict(
-            requests=int(len(d)),
-            errors=int((~ok).sum()),
-            feedback=labelled,
-            correct=correct,
-            error_rate=float((~ok).mean()) if len(d) else None,
-            accuracy=correct / labelled if labelled else None,
-            p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
-            p95_ms=float(np.percentile(lat, 95)) if len(lat) else None,
-            versions=','.join(sorted(set(map(str, d.model_version)))),
-        )
+        out[arm] = arm_figures(len(d), int((~ok).sum()), labelled, correct, d.latency_ms[ok], set(d.model_version))
     return out
+
+
+def arm_figures(requests: int, errors: int, labelled: int, correct: int, latencies, versions) -> dict:
+    """One arm's figures as `arm_stats` gives them, from its counts, its answered requests' latencies (ms; a missing
+    one makes the percentiles NaN) and the versions its rows name."""
+    lat = np.asarray(latencies, dtype=float)
+    return dict(
+        requests=int(requests),
+        errors=int(errors),
+        feedback=labelled,
+        correct=correct,
+        error_rate=errors / requests if requests else None,
+        accuracy=correct / labelled if labelled else None,
+        p50_ms=float(np.percentile(lat, 50)) if len(lat) else None,
+        p95_ms=float(np.percentile(lat, 95)) if len(lat) else None,
+        versions=','.join(sorted(set(map(str, versions)))),
+    )
 
 
 @dataclass
