@@ -17,7 +17,7 @@ import time
 from contextlib import ExitStack, closing
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Iterator
-from .predlog import decoded, empty_log, reading, row_filters, span_terms
+from .predlog import decoded, empty_log, names_models, reading, row_filters, span_terms
 
 if TYPE_CHECKING:
     import numpy as np
@@ -228,7 +228,6 @@ class LogTail:
     def _mark(self, key: bytes, upto: int) -> str | None:
         "The keyed digest of the row of ID `upto` a tally keeps (`Tally.mark`); None if there is none."
         from sqlalchemy import text
-        from lifecycle.serve.predlog import names_models
 
         model = 'model' if names_models(self.engine) else 'NULL'  # (a log no writer opened since it came may lack it)
         sql = f'SELECT request_id, ts, model_version, variant, {model}, LENGTH(inputs) FROM predictions WHERE id = :id'
