@@ -733,3 +733,90 @@ def test_a_damaged_heartbeat_is_a_watcher_that_never_beat(workspace):
     beat(ws.state_dir, 'monitor')
     (ws.state_dir / 'heartbeats' / 'monitor.json').write_text('[1, 2, 3]')
     assert status(ws)['watchers']['monitor'] == {'age_s': None, 'alive': False}
+
+
+def _flip_feedback(log: PredictionLog, ids: list[str]) -> None:
+    "Correct the recorded outcome of `ids` in the log's database (an operator's fix: as many labels, other values)."
+    t = log.feedback_table
+    with log.engine.begin() as c:
+        for rid, outcome in c.execute(t.select().with_only_columns(t.c.request_id, t.c.outcome)).all():
+            if rid in ids:
+                flipped = json.dumps('No' if json.loads(outcome) == 'Yes' else 'Yes')
+                c.execute(t.update().where(t.c.request_id == rid).values(outcome=flipped))
+
+
+def test_a_look_from_cron_measures_only_what_changed_since_the_last_and_finds_what_measuring_all_finds(
+    workspace, monkeypatch
+):
+    """Each look keeps the windows it measured (`measured.json`), so that a look in another process (cron) measures
+    only the windows closed since, those whose labels changed and those of a version whose baseline is another; with
+    other monitor params, or a damaged file, it measures all. What it finds is what a look that measures every window
+    finds."""
+    from lifecycle.operate import monitor
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    rng = np.random.default_rng(3)
+    base = {'1': baseline(rng)}
+    t0 = time.time() - 5000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 400)
+    out, measured, real = ws.state_dir / 'monitor', [], monitor.window_metrics
+    monkeypatch.setattr(monitor, 'window_metrics', lambda rec, *a, **k: measured.append(len(rec)) or real(rec, *a, **k))
+
+    def found():
+        return pd.read_parquet(out / 'windows.parquet'), pd.read_parquet(out / 'drift.parquet')
+
+    def look(now, b=base, params=mp) -> tuple[int, pd.DataFrame]:
+        "Records measured by a look with no cache of its own, after checking it found what measuring every window does."
+        measured.clear()
+        run_once(ws, params, baselines=b, now=now, sample=False)
+        n, kept = sum(measured), found()
+        (out / 'measured.json').unlink()
+        run_once(ws, params, baselines=b, now=now, sample=False)
+        for a, b_ in zip(kept, found()):
+            pd.testing.assert_frame_equal(a, b_, check_like=True)
+        return n, kept[0]
+
+    assert look(t0 + 400)[0] == 400  # none kept: both windows
+    replay(log, rng, t0, 400, 200)
+    assert look(t0 + 600)[0] == 200  # the window closed since
+    n, before = look(t0 + 600)
+    assert n == 0
+    _flip_feedback(log, [f'r{i}' for i in range(100)])  # half of window 0's labels corrected
+    n, after = look(t0 + 600)
+    assert n == 200 and after['accuracy'][0] < before['accuracy'][0] - 0.1 and after['labels'][0] == 200
+    assert look(t0 + 600, b={'1': baseline(np.random.default_rng(4))})[0] == 600  # another baseline
+    assert look(t0 + 600, params=mp.model_copy(update={'drift_share': 0.9}))[0] == 600  # other params
+    assert look(t0 + 600)[0] == 600  # (and back)
+    kept = json.loads((out / 'measured.json').read_text())
+    kept['windows'][1]['row']['window'] = 0  # measurements of another window
+    damaged = [json.dumps(kept), '{"format": 1, "key": ', '[]', json.dumps(dict(kept, windows=[{}]))]
+    for text in damaged:
+        (out / 'measured.json').write_text(text)
+        assert look(t0 + 600)[0] == 600, text[:40]  # a cache: none, every window measured
+    log.close()
+
+
+def test_monitor_run_every_starts_from_the_windows_a_look_from_cron_kept(workspace, monkeypatch):
+    "`monitor run --every` takes the windows the last look kept, then keeps its own in memory and on disk."
+    from lifecycle.operate import monitor
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 100, 'seconds': None})
+    ws = Workspace.open(workspace)
+    monkeypatch.chdir(workspace)
+    log = PredictionLog(default_url(ws))
+    replay(log, np.random.default_rng(5), time.time() - 500, 0, 300)
+    log.close()
+    measured, real = [], monitor.window_metrics
+    monkeypatch.setattr(monitor, 'window_metrics', lambda rec, *a, **k: measured.append(len(rec)) or real(rec, *a, **k))
+    for args, want in ([], [300]), (['--every', '0.01', '--times', '2'], []), ([], []):
+        measured.clear()
+        r = invoke(monitor_run, args + ['--json'])
+        assert r.exit_code == 0, r.output
+        assert measured == want and all(json.loads(x)['windows'] == 3 for x in r.stdout.splitlines()), args
+    (ws.state_dir / 'monitor' / 'measured.json').unlink()
+    measured.clear()
+    assert invoke(monitor_run, ['--every', '0.01', '--times', '2', '--json']).exit_code == 0
+    assert measured == [300]  # none kept: measured by its first look, its second reused them

@@ -33,8 +33,8 @@ from .windows import Baseline, SeriesTimes, kept_records, window_metrics
 
 # %% auto #0
 __all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'set_aside_observations',
-           'MonitorRun', 'load_tally', 'save_tally', 'metrics_text', 'run_once', 'WindowClock', 'alert_log',
-           'open_alerts', 'status', 'health']
+           'MonitorRun', 'load_tally', 'save_tally', 'metrics_text', 'measured_key', 'load_measured', 'save_measured',
+           'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -294,13 +294,25 @@ def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
 _KEYS = ['model_version', 'variant', 'window']
 
 
+def _signatures(closed: pd.DataFrame, baselines: dict) -> dict:
+    """Each closed window's signature: its records' count, a digest of their times and labels (of a closed window's
+    records only the labels change, as feedback arrives) and its version's baseline's digest (None: no baseline).
+    Windows of the same signature measure the same."""
+    digests = {v: b.digest() for v, b in baselines.items()}
+    h = pd.Series(pd.util.hash_pandas_object(closed[['ts', 'label']], index=False).to_numpy(), index=closed.index)
+    g = h.groupby([closed[k] for k in _KEYS], sort=True)
+    sums = g.agg(lambda x: int(np.add.reduce(x.to_numpy(), dtype=np.uint64)))  # (a sum: whatever the rows' order)
+    return {k: (int(n), int(sums[k]), digests.get(k[0])) for k, n in g.size().items()}
+
+
 def _measure(closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str, cache: dict | None) -> pd.DataFrame:
-    "`window_metrics` of the closed windows, reusing from `cache` each window whose records and labels did not change."
+    "`window_metrics` of the closed windows, reusing from `cache` each window of the same signature (`_signatures`)."
     kw = dict(drift_columns=mp.drift_columns, drift_share=mp.drift_share, task=task)
     if cache is None or not len(closed):
+        if cache is not None:
+            cache.clear()
         return window_metrics(closed, baselines, **kw)
-    sig = closed.groupby(_KEYS, sort=True).agg(n=('ts', 'size'), labels=('label', 'count'))
-    sig = {k: (int(n), int(lab), k[0] in baselines) for k, n, lab in zip(sig.index, sig['n'], sig['labels'])}
+    sig = _signatures(closed, baselines)
     fresh = [k for k, s in sig.items() if cache.get(k, (None,))[0] != s]
     if fresh:
         want = pd.MultiIndex.from_frame(closed[_KEYS]).isin(pd.MultiIndex.from_tuples(fresh, names=_KEYS))
@@ -320,6 +332,74 @@ def _measure(closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str
     return out
 
 
+_MEASURED_FORMAT = 1  # (of the kept measurements: bump it when a window is measured otherwise)
+
+
+def measured_key(mp: MonitorParams, task: str, positive, model: str) -> str:
+    """What the kept measurements (`load_measured`) were measured with besides the windows' signatures: the monitor's
+    window, drift columns and share, the task, positive class and model, and this version of lifecycle."""
+    from lifecycle import __version__
+
+    what = dict(
+        format=_MEASURED_FORMAT, lifecycle=__version__, model=model, task=task, positive=positive,
+        window=[mp.window.rows, mp.window.seconds], drift_columns=mp.drift_columns, drift_share=mp.drift_share,
+    )  # fmt: skip
+    return hashlib.sha256(json.dumps(what, sort_keys=True, default=repr).encode()).hexdigest()
+
+
+def load_measured(ws: Workspace, key: str) -> dict:
+    """The windows the monitor's last look measured with `key` (`measured_key`), each with its signature, for this
+    look to measure only the others: a cron look then measures the windows closed since. A cache: none when it was
+    measured otherwise, damaged or unreadable (the look measures every window)."""
+    try:
+        d = json.loads(_measured_path(ws).read_bytes())
+        if not isinstance(d, dict) or d.get('format') != _MEASURED_FORMAT or d.get('key') != key:
+            return {}
+        return dict(_kept_window(w) for w in d['windows'])
+    except (OSError, ValueError, KeyError, TypeError):  # (none, damaged: none)
+        return {}
+
+
+def save_measured(ws: Workspace, key: str, cache: dict) -> None:
+    "Keep the windows `cache` holds (`_measure`'s) for the next look; a file that cannot be written is left."
+    windows = [
+        dict(window=list(k), sig=list(s), row=r, heat=dict(
+            columns=[str(c) for c in h.columns], dtypes=[str(t) for t in h.dtypes], rows=h.to_numpy(object).tolist()
+        ))  # fmt: skip
+        for k, (s, r, h) in cache.items()
+    ]
+    try:
+        data = json.dumps(dict(format=_MEASURED_FORMAT, key=key, windows=windows), default=_native).encode()
+        _write_if_changed(_measured_path(ws), data)
+    except (OSError, TypeError, ValueError):
+        pass
+
+
+def _measured_path(ws: Workspace) -> Path:
+    return _monitor_dir(ws.state_dir) / 'measured.json'
+
+
+def _native(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    raise TypeError(f'{type(o).__name__} is not kept')
+
+
+def _kept_window(w: dict) -> tuple:
+    "One kept window as `_measure`'s cache holds it; a ValueError if it is not one."
+    (version, variant, number), (n, digest, base), row, heat = w['window'], w['sig'], w['row'], w['heat']
+    kinds = [(version, str), (variant, str), (number, int), (n, int), (digest, int), (row, dict), (heat, dict)]
+    if not all(isinstance(v, t) and not isinstance(v, bool) for v, t in kinds) or not isinstance(base, str | None):
+        raise ValueError('not a kept window')
+    if [row.get(k) for k in _KEYS] != [version, variant, number]:
+        raise ValueError("a kept window's measurements are of another window")
+    cols, dtypes, rows = heat['columns'], heat['dtypes'], heat['rows']
+    if not (isinstance(cols, list) and isinstance(dtypes, list) and len(cols) == len(dtypes)):
+        raise ValueError("not a kept window's drift")
+    h = pd.DataFrame(rows, columns=cols).astype(dict(zip(cols, dtypes))) if cols else pd.DataFrame()
+    return (version, variant, number), ((n, digest, base), row, h)
+
+
 def run_once(
     ws: Workspace,
     mp: MonitorParams | None = None,
@@ -335,8 +415,8 @@ def run_once(
 ) -> MonitorRun:
     """Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat. A caller that
     looks again keeps `baseline_cache`, `window_cache` and a `Tally` (`lifecycle.serve.logtail`) across looks; without
-    one, the look takes the tally the last look kept in the monitor's folder (`load_tally`). Either way it keeps its
-    own there for the next."""
+    them (or with an empty `window_cache`), the look takes the tally and the measured windows the last look kept in
+    the monitor's folder (`load_tally`, `load_measured`). Either way it keeps its own there for the next."""
     from lifecycle.serve.predlog import default_url
 
     mp = mp or load_monitor_params(ws.params_dir)
@@ -356,6 +436,10 @@ def run_once(
             if v not in cache and (b := baseline_for(ws, v, mp)) is not None:
                 cache[v] = b
         baselines = {v: cache[v] for v in closed['model_version'].unique() if v in cache}
+    key = measured_key(mp, fp.task, positive, name)
+    window_cache = {} if window_cache is None else window_cache
+    if not window_cache:  # (the last look's, when this process has measured none)
+        window_cache.update(load_measured(ws, key))
     m = _measure(closed, baselines, mp, fp.task, window_cache)
     state_path = out_dir / 'state.json'
     state = _load_state(state_path)
@@ -396,6 +480,7 @@ def run_once(
     state['last_run'] = run.summary()
     atomic_write(state_path, json.dumps(state, default=str))
     save_tally(ws, url, tally)  # (once the look is done: for the next)
+    save_measured(ws, key, window_cache)
     return run
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #19749282

@@ -7,6 +7,8 @@ labels arrive."""
 
 # %% ../../nbs/api/operate/02_windows.ipynb #4436bc52
 from __future__ import annotations
+import hashlib
+import json
 import math
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -332,6 +334,19 @@ class Baseline:
         if inputs is not None:  # the relationship each numeric feature had with the target (concept drift)
             b.correlations = target_correlations(inputs, y)
         return b
+
+    def digest(self) -> str:
+        """A sha256 of what the baseline was made from: its profile, holdout scores and labels, task, threshold,
+        correlations and loss estimator's inputs (its calibrator, score profile and accuracy follow from them). The
+        monitor reuses a window measured against a baseline only against one of the same digest."""
+        h = hashlib.sha256()
+        loss = None if self.loss is None else [self.loss.columns, self.loss.categories]
+        made = [self.profile, self.task, self.threshold, self.correlations, loss]
+        h.update(json.dumps(made, sort_keys=True, default=repr).encode())
+        for a in (self.holdout_scores, self.holdout_labels):
+            a = np.ascontiguousarray(a, float)
+            h.update(len(a).to_bytes(8, 'little') + a.tobytes())
+        return h.hexdigest()
 
 # %% ../../nbs/api/operate/02_windows.ipynb #2dc4ab04
 def _shares(col: dict, s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
