@@ -163,14 +163,14 @@ def ab_rows_logged_meanwhile(url: str, monkeypatch) -> tuple:
     """Log 30 control requests of version 1, and make the A/B report's first query be followed by two of version 3
     (committed by another connection): what the report must answer, as of its first query."""
     from sqlalchemy import create_engine, text
-    from lifecycle.deliver import experiment
+    from lifecycle.deliver import rollout
 
     log = PredictionLog(url)
     row = dict(route='predict', variant='control', model='m', status=200, inputs={'age': [1.0]}, decision=[1])
     for p in log.log_many([dict(row, request_id=f'v1-{i}', ts=T0 + i, model_version='1') for i in range(30)]):
         p.wait()
     log.close()
-    real, done = experiment._ArmQuery.rows, []
+    real, done = rollout._ArmQuery.rows, []
 
     def then_more(self, *a, **kw):
         got = real(self, *a, **kw)
@@ -187,5 +187,5 @@ def ab_rows_logged_meanwhile(url: str, monkeypatch) -> tuple:
                     )
         return got
 
-    monkeypatch.setattr(experiment._ArmQuery, 'rows', then_more)
+    monkeypatch.setattr(rollout._ArmQuery, 'rows', then_more)
     return ('1', 30, {})

@@ -433,7 +433,8 @@ def test_a_tally_counts_afresh_when_an_id_below_its_mark_commits_late_and_a_row_
 def test_an_ab_report_from_postgresql_is_the_analysis_of_every_row(cluster):
     from tail_logs import irregular_ab_log
     from lifecycle.core.params import ExperimentParams
-    from lifecycle.deliver.experiment import analyse, analyse_stats, arm_stats_in_log
+    from lifecycle.deliver.experiment import analyse, analyse_stats
+    from lifecycle.deliver.rollout import arm_stats_in_log
     from lifecycle.serve.predlog import read_log
 
     url, ep = cluster.database(), ExperimentParams()
@@ -447,7 +448,7 @@ def test_an_ab_report_from_postgresql_is_the_analysis_of_every_row(cluster):
 
 def test_an_ab_report_from_postgresql_is_of_one_moment_while_the_server_logs_on(cluster, monkeypatch):
     from tail_logs import ab_rows_logged_meanwhile
-    from lifecycle.deliver.experiment import arm_stats_in_log
+    from lifecycle.deliver.rollout import arm_stats_in_log
 
     url = cluster.database()
     before = ab_rows_logged_meanwhile(url, monkeypatch)

@@ -315,6 +315,7 @@ def test_blue_green_guard_compares_the_switched_version_with_the_control_before_
     rng = np.random.default_rng(3)
     log_traffic(ws, {'control': ('1', 0.83)}, rng)
     _, out = cli_json(ws, 'rollout', 'switch')
+    log_traffic(ws, {'control': ('1', 0.0)}, rng, n=1200)  # answered after the switch (in flight): no yardstick
     r = cli(ws, 'rollout', 'guard', '--once')  # no traffic since the switch: one look says so (it printed nothing)
     assert r.returncode == 0 and r.stdout.startswith('wait: '), r.stdout + r.stderr
     log_traffic(ws, {'challenger': ('2', 0.30)}, rng)
@@ -344,7 +345,8 @@ def test_a_step_without_enough_data_pauses(ws):
 def test_an_ab_report_from_the_database_is_the_analysis_of_every_row(tmp_path, since):
     "`experiment report` reads each arm's latencies and labelled rows, not the whole log: the same analysis."
     from lifecycle.core.params import ExperimentParams
-    from lifecycle.deliver.experiment import analyse, analyse_stats, arm_stats_in_log
+    from lifecycle.deliver.experiment import analyse, analyse_stats
+    from lifecycle.deliver.rollout import arm_stats_in_log
     from tail_logs import irregular_ab_log
     from lifecycle.serve.predlog import read_log
 
@@ -362,10 +364,27 @@ def test_an_ab_report_from_the_database_is_the_analysis_of_every_row(tmp_path, s
     assert aside == {} and none['control']['requests'] == 0 and not (tmp_path / 'none.db').exists()
 
 
+@pytest.mark.parametrize('since, until', [(None, None), (1_100.0, None), (1_100.0, 1_500.0), (None, 1_300.0)])
+def test_the_guards_arm_figures_from_the_database_are_those_of_every_row_of_the_step(tmp_path, since, until):
+    """The guard judges a step on what the database counts of the rows logged since it began (and, blue-green, of
+    the control's before the switch), every version's: what `arm_stats` finds in `read_log`'s frame of them."""
+    from lifecycle.deliver.rollout import arm_stats, arm_stats_in_log
+    from tail_logs import irregular_ab_log
+    from lifecycle.serve.predlog import read_log
+
+    url = f'sqlite:///{tmp_path}/p.db'
+    irregular_ab_log(url)
+    frame = read_log(url, since=since, shadow=False, model='m')
+    want = arm_stats(frame if until is None else frame[frame.ts < until], 'Yes')
+    got, aside = arm_stats_in_log(url, 'Yes', ('control', 'challenger'), since, 'm', until=until, latest=False)
+    assert json.dumps(got, sort_keys=True) == json.dumps(want, sort_keys=True) and aside == {}  # (NaN as NaN)
+    assert want['control']['requests'] > 20 and ',' in want['challenger']['versions']  # (every version's)
+
+
 def test_an_ab_report_from_the_database_is_of_one_moment_while_the_server_logs_on(tmp_path, monkeypatch):
     "A version served while the report's queries run is the next report's: never pooled with the one before it."
     from tail_logs import ab_rows_logged_meanwhile
-    from lifecycle.deliver.experiment import arm_stats_in_log
+    from lifecycle.deliver.rollout import arm_stats_in_log
 
     url = f'sqlite:///{tmp_path}/p.db'
     before = ab_rows_logged_meanwhile(url, monkeypatch)

@@ -7,18 +7,16 @@ the frequentist one (Newcombe 95% interval of the difference, two-proportion z-t
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e1ec56e6
 from __future__ import annotations
-import json
 import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.params import ExperimentParams
 from .abstats import beta_binomial, posterior_grid, diff_ci, two_proportion_z, decide
-from .rollout import arm_figures, arm_stats, scored
+from .rollout import arm_stats, arm_stats_in_log
 
 # %% auto #0
-__all__ = ['variant_table', 'latest_versions', 'analyse', 'analyse_stats', 'arm_stats_in_log', 'write_report', 'report_from_log',
-           'plot_analysis']
+__all__ = ['variant_table', 'latest_versions', 'analyse', 'analyse_stats', 'write_report', 'report_from_log', 'plot_analysis']
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e2f1a852
 def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> pd.DataFrame:
@@ -116,70 +114,6 @@ def analyse_stats(
         rule=dict(prob_best_min=ep.prob_best_min, expected_loss_max=ep.expected_loss_max, min_feedback=ep.min_feedback),
         decision=rule,
     )
-
-
-def arm_stats_in_log(
-    log_or_url, positive, arms=('control', 'challenger'), since: float | None = None, model: str | None = None
-) -> tuple[dict, dict]:
-    """`arm_stats` of each arm's rows of the version it served last (`latest_versions`) in the prediction log
-    (`read_log(log_or_url, since, shadow=False, model=model)`), and the rows set aside: what `analyse` takes from the
-    whole log, worked out by the database. Only each arm's latencies and its labelled rows' decisions and outcomes are
-    read (never a request's inputs): an A/B report's memory follows the requests answered, not the log's size."""
-    from sqlalchemy import inspect
-    from lifecycle.serve.logtail import one_snapshot
-    from lifecycle.serve.predlog import empty_log, reading
-
-    with reading(log_or_url) as engine:
-        if engine is None or not inspect(engine).has_table('predictions'):
-            return arm_stats(empty_log(), positive, arms), {}
-        with engine.connect() as c:
-            one_snapshot(c)  # (every query of one moment: a version changing meanwhile is not pooled with the last)
-            aside, stats = {}, {}
-            for arm in arms:
-                q = _ArmQuery(c, engine, since, model, arm)
-                stats[arm] = q.stats(positive, q.last_version(aside))
-            return stats, aside
-
-
-class _ArmQuery:
-    "The SQL of one arm's rows for `arm_stats_in_log`: `read_log`'s filters, and the arm's variant."
-
-    def __init__(self, c, engine, since, model, arm: str):
-        from lifecycle.serve.predlog import row_filters
-
-        where, self.args = row_filters(engine, since, False, model)
-        self.c, self.arm, self.where = c, arm, ' AND '.join([*where, 'p.variant = :arm'])
-        self.args['arm'] = arm
-
-    def rows(self, select: str, terms: str = '', tail: str = '', join: str = '', **more) -> list:
-        from sqlalchemy import text
-
-        sql = f'SELECT {select} FROM predictions p {join}WHERE {self.where}{terms} {tail}'
-        return self.c.execute(text(sql), {**self.args, **more}).all()
-
-    def last_version(self, aside: dict) -> str | None:
-        "The version the arm served last when it served two or more (its others' rows counted into `aside`); else None."
-        named = ' AND p.model_version IS NOT NULL'
-        versions = dict(self.rows('p.model_version, COUNT(*)', named, 'GROUP BY p.model_version'))
-        if len(versions) < 2:
-            return None
-        ((last,),) = self.rows('p.model_version', named, 'ORDER BY p.ts DESC, p.id LIMIT 1')  # (`read_log`'s order)
-        aside[self.arm] = {str(v): int(n) for v, n in sorted(versions.items()) if v != last}
-        return last
-
-    def stats(self, positive, last: str | None) -> dict:
-        "`arm_stats` of the arm's answered requests (of version `last` or none, when given)."
-        terms = " AND p.route = 'predict'"
-        if last is not None:
-            terms += ' AND (p.model_version IS NULL OR p.model_version = :last)'
-        more = {} if last is None else {'last': last}
-        ((n, errors),) = self.rows('COUNT(*), SUM(CASE WHEN p.status = 200 THEN 0 ELSE 1 END)', terms, **more)
-        lat = [v for (v,) in self.rows('p.latency_ms', terms + ' AND p.status = 200', **more)]
-        versions = [v for (v,) in self.rows('DISTINCT p.model_version', terms, **more)]
-        feedback = 'JOIN feedback f ON f.request_id = p.request_id '
-        pairs = self.rows('p.decision, f.outcome', terms, join=feedback, **more)
-        labelled, correct = scored(((json.loads(d) if d else None, json.loads(y)) for d, y in pairs), positive)
-        return arm_figures(n, errors or 0, labelled, correct, lat, versions)
 
 
 def write_report(ws, analysis: dict) -> Path:

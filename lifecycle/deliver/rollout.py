@@ -28,7 +28,7 @@ from ..serve import flags as fl
 # %% auto #0
 __all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'start', 'advance', 'completes_next',
            'switch', 'pause', 'resume', 'rollback', 'kill', 'scored', 'arm_stats', 'arm_figures', 'Decision', 'judge',
-           'look', 'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
+           'arm_stats_in_log', 'look', 'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -593,6 +593,80 @@ def judge(stats: dict, tests: dict, g: GuardParams, n_steps: int, waited_s: floa
         m,
     )
 
+# %% ../../nbs/api/deliver/01_rollout.ipynb #c48c3f2b
+def arm_stats_in_log(
+    log_or_url,
+    positive,
+    arms=('control', 'challenger'),
+    since: float | None = None,
+    model: str | None = None,
+    *,
+    until: float | None = None,
+    latest: bool = True,
+) -> tuple[dict, dict]:
+    """`arm_stats` of each arm's rows in the prediction log (`read_log(log_or_url, since, shadow=False, model=model)`,
+    logged before `until` if given), worked out by the database, and the rows set aside. With `latest`, each arm's
+    rows of the version it served last (`lifecycle.deliver.experiment.latest_versions`), its others' set aside: what
+    an A/B analysis takes; without, all of them: what the guard judges a step on. Only each arm's latencies and its
+    labelled rows' decisions and outcomes are read (never a request's inputs): the memory follows the requests
+    answered, not the log's size."""
+    from sqlalchemy import inspect
+    from lifecycle.serve.logtail import one_snapshot
+    from lifecycle.serve.predlog import empty_log, reading
+
+    with reading(log_or_url) as engine:
+        if engine is None or not inspect(engine).has_table('predictions'):
+            return arm_stats(empty_log(), positive, arms), {}
+        with engine.connect() as c:
+            one_snapshot(c)  # (every query of one moment: a version changing meanwhile is not pooled with the last)
+            aside, stats = {}, {}
+            for arm in arms:
+                q = _ArmQuery(c, engine, since, until, model, arm)
+                stats[arm] = q.stats(positive, q.last_version(aside) if latest else None)
+            return stats, aside
+
+
+class _ArmQuery:
+    "The SQL of one arm's rows for `arm_stats_in_log`: `read_log`'s filters, and the arm's variant."
+
+    def __init__(self, c, engine, since, until, model, arm: str):
+        from lifecycle.serve.predlog import row_filters, span_terms
+
+        where, self.args = row_filters(engine, since, False, model)
+        before, more = span_terms('p.ts', None, until, 'logged')
+        self.c, self.arm, self.where = c, arm, ' AND '.join([*where, *before, 'p.variant = :arm'])
+        self.args.update(more, arm=arm)
+
+    def rows(self, select: str, terms: str = '', tail: str = '', join: str = '', **more) -> list:
+        from sqlalchemy import text
+
+        sql = f'SELECT {select} FROM predictions p {join}WHERE {self.where}{terms} {tail}'
+        return self.c.execute(text(sql), {**self.args, **more}).all()
+
+    def last_version(self, aside: dict) -> str | None:
+        "The version the arm served last when it served two or more (its others' rows counted into `aside`); else None."
+        named = ' AND p.model_version IS NOT NULL'
+        versions = dict(self.rows('p.model_version, COUNT(*)', named, 'GROUP BY p.model_version'))
+        if len(versions) < 2:
+            return None
+        ((last,),) = self.rows('p.model_version', named, 'ORDER BY p.ts DESC, p.id LIMIT 1')  # (`read_log`'s order)
+        aside[self.arm] = {str(v): int(n) for v, n in sorted(versions.items()) if v != last}
+        return last
+
+    def stats(self, positive, last: str | None) -> dict:
+        "`arm_stats` of the arm's answered requests (of version `last` or none, when given)."
+        terms = " AND p.route = 'predict'"
+        if last is not None:
+            terms += ' AND (p.model_version IS NULL OR p.model_version = :last)'
+        more = {} if last is None else {'last': last}
+        ((n, errors),) = self.rows('COUNT(*), SUM(CASE WHEN p.status = 200 THEN 0 ELSE 1 END)', terms, **more)
+        lat = [v for (v,) in self.rows('p.latency_ms', terms + ' AND p.status = 200', **more)]
+        versions = [v for (v,) in self.rows('DISTINCT p.model_version', terms, **more)]
+        feedback = 'JOIN feedback f ON f.request_id = p.request_id '
+        pairs = self.rows('p.decision, f.outcome', terms, join=feedback, **more)
+        labelled, correct = scored(((json.loads(d) if d else None, json.loads(y)) for d, y in pairs), positive)
+        return arm_figures(n, errors or 0, labelled, correct, lat, versions)
+
 # %% ../../nbs/api/deliver/01_rollout.ipynb #5c8a8c72
 @_exclusive
 def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=None) -> Decision | None:
@@ -600,7 +674,6 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=N
     With `before_complete`, an advance that would complete the rollout is not taken here: the decision comes back as
     `complete` for `guard` to run the hook outside the lock, then complete (`complete_if_unchanged`)."""
     from lifecycle.core.heartbeats import beat
-    from lifecycle.serve.predlog import read_log
 
     beat(s.state_dir, 'guard')  # each look, however started: the monitor says when the guard stops looking
     st = load_state(s)
@@ -610,16 +683,14 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=N
         if st['percentage'] < 100:
             return Decision('wait', ['blue-green: waiting for the switch'])
         b0, b1 = st['baseline']  # all traffic is on the challenger: compare with the control before it
-        df = read_log(log_url, since=b0, shadow=False, model=st.get('model_name'))
-        before, after = df[df.ts < b1], df[df.ts >= st['step_started']]
         stats = {
-            'control': arm_stats(before, positive)['control'],
-            'challenger': arm_stats(after, positive)['challenger'],
+            'control': _arms(log_url, positive, ('control',), b0, b1, st)['control'],
+            'challenger': _arms(log_url, positive, ('challenger',), st['step_started'], None, st)['challenger'],
         }
         steps = 1
     else:
-        log = read_log(log_url, since=st['step_started'], shadow=False, model=st.get('model_name'))
-        stats, steps = arm_stats(log, positive), len(st['steps'])
+        stats = _arms(log_url, positive, ('control', 'challenger'), st['step_started'], None, st)
+        steps = len(st['steps'])
     d = judge(stats, st['tests'], g, steps, time.time() - st['step_started'])
     if d.action == 'wait':
         st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)
@@ -636,6 +707,11 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=N
         advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)  # blue-green: completes
     return d
 
+
+
+def _arms(log_url: str, positive, arms: tuple, since: float, until: float | None, st: dict) -> dict:
+    "Each arm's `arm_stats` of every version's rows of the rollout's model logged in `[since, until)`, by the database."
+    return arm_stats_in_log(log_url, positive, arms, since, st.get('model_name'), until=until, latest=False)[0]
 
 @_exclusive
 def complete_if_unchanged(s: Workspace, st: dict, reason: str, metrics: dict | None = None) -> dict | None:
