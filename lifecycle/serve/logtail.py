@@ -332,9 +332,9 @@ class LogTail:
         "Each series' newest feedback time (of the series with feedback)."
         if self.empty:
             return {}
-        sql = (
-            f'SELECT {_VERSION}, p.variant, MAX(f.ts) FROM feedback f JOIN predictions p ON p.request_id = '
-            f'f.request_id AND p.shadow = :f WHERE {self.where} GROUP BY {_VERSION}, p.variant'
+        sql = (  # (CROSS JOIN: SQLite walks the feedback, never more rows than the log's, and looks each row up)
+            f'SELECT {_VERSION}, p.variant, MAX(f.ts) FROM feedback f CROSS JOIN predictions p WHERE p.request_id = '
+            f'f.request_id AND p.shadow = :f AND {self.where} GROUP BY {_VERSION}, p.variant'
         )
         return {(v, var): ts for _, part in self._rows(sql, {'f': False}) for v, var, ts in part}
 
