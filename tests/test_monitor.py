@@ -745,39 +745,69 @@ def _flip_feedback(log: PredictionLog, ids: list[str]) -> None:
                 c.execute(t.update().where(t.c.request_id == rid).values(outcome=flipped))
 
 
+def _measuring(monkeypatch) -> list:
+    "The records each look's `window_rows` calls measure, as the monitor calls it."
+    from lifecycle.operate import monitor
+
+    measured, real = [], monitor.window_rows
+    monkeypatch.setattr(monitor, 'window_rows', lambda rec, *a, **k: measured.append(len(rec)) or real(rec, *a, **k))
+    return measured
+
+
+def _found(ws: Workspace) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    out = ws.state_dir / 'monitor'
+    return pd.read_parquet(out / 'windows.parquet'), (
+        pd.read_parquet(out / 'drift.parquet') if (out / 'drift.parquet').exists() else None
+    )
+
+
+def _as_measured_afresh(ws: Workspace, look, afresh=None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """What `look()` found (its windows and drift), checked against what `afresh()` (a look with no cache of its own;
+    by default `look`) finds when nothing was kept."""
+    look()
+    kept = _found(ws)
+    (ws.state_dir / 'monitor' / 'measured.json').unlink()
+    (afresh or look)()
+    for a, b in zip(kept, _found(ws)):
+        pd.testing.assert_frame_equal(a, b)
+    return kept
+
+
+def _signed(ws: Workspace, body: bytes) -> bytes:
+    import hashlib
+    import hmac
+    from lifecycle.data.pii import finding_salt
+
+    return hmac.new(finding_salt(ws.digest_salt_path), body, hashlib.sha256).hexdigest().encode() + b'\n' + body
+
+
 def test_a_look_from_cron_measures_only_what_changed_since_the_last_and_finds_what_measuring_all_finds(
     workspace, monkeypatch
 ):
-    """Each look keeps the windows it measured (`measured.json`), so that a look in another process (cron) measures
-    only the windows closed since, those whose labels changed and those of a version whose baseline is another; with
-    other monitor params, or a damaged file, it measures all. What it finds is what a look that measures every window
-    finds."""
-    from lifecycle.operate import monitor
+    """Each look keeps the windows it measured (`measured.json`, signed with the workspace's salt), so that a look in
+    another process (cron) measures only the windows closed since, those whose labels changed and those of a version
+    whose baseline is another; with other monitor params, or a damaged or unsigned file, it measures all. What it
+    finds is what a look that measures every window finds."""
+    from lifecycle.data.pii import finding_salt
 
     set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
     ws = Workspace.open(workspace)
+    finding_salt(ws.digest_salt_path)  # (the server makes it as it starts; the monitor keeps nothing without it)
     mp = load_monitor_params(ws.params_dir)
     rng = np.random.default_rng(3)
     base = {'1': baseline(rng)}
     t0 = time.time() - 5000
     log = PredictionLog(default_url(ws))
     replay(log, rng, t0, 0, 400)
-    out, measured, real = ws.state_dir / 'monitor', [], monitor.window_metrics
-    monkeypatch.setattr(monitor, 'window_metrics', lambda rec, *a, **k: measured.append(len(rec)) or real(rec, *a, **k))
-
-    def found():
-        return pd.read_parquet(out / 'windows.parquet'), pd.read_parquet(out / 'drift.parquet')
+    measured = _measuring(monkeypatch)
 
     def look(now, b=base, params=mp) -> tuple[int, pd.DataFrame]:
         "Records measured by a look with no cache of its own, after checking it found what measuring every window does."
         measured.clear()
         run_once(ws, params, baselines=b, now=now, sample=False)
-        n, kept = sum(measured), found()
-        (out / 'measured.json').unlink()
-        run_once(ws, params, baselines=b, now=now, sample=False)
-        for a, b_ in zip(kept, found()):
-            pd.testing.assert_frame_equal(a, b_, check_like=True)
-        return n, kept[0]
+        n = sum(measured)
+        windows, _ = _as_measured_afresh(ws, lambda: run_once(ws, params, baselines=b, now=now, sample=False))
+        return n, windows
 
     assert look(t0 + 400)[0] == 400  # none kept: both windows
     replay(log, rng, t0, 400, 200)
@@ -790,27 +820,103 @@ def test_a_look_from_cron_measures_only_what_changed_since_the_last_and_finds_wh
     assert look(t0 + 600, b={'1': baseline(np.random.default_rng(4))})[0] == 600  # another baseline
     assert look(t0 + 600, params=mp.model_copy(update={'drift_share': 0.9}))[0] == 600  # other params
     assert look(t0 + 600)[0] == 600  # (and back)
-    kept = json.loads((out / 'measured.json').read_text())
+    p = ws.state_dir / 'monitor' / 'measured.json'
+    mac, _, body = p.read_bytes().partition(b'\n')
+    kept = json.loads(body)
     kept['windows'][1]['row']['window'] = 0  # measurements of another window
-    damaged = [json.dumps(kept), '{"format": 1, "key": ', '[]', json.dumps(dict(kept, windows=[{}]))]
-    for text in damaged:
-        (out / 'measured.json').write_text(text)
-        assert look(t0 + 600)[0] == 600, text[:40]  # a cache: none, every window measured
+    other = json.dumps(kept).encode()
+    edited = json.loads(body)
+    edited['windows'][0]['row']['requests'] += 1  # (well formed, not as signed)
+    damaged = [mac + b'\n' + other, _signed(ws, other), body, b'[' * 200_000, _signed(ws, b'[' * 200_000), b'']
+    damaged.append(mac + b'\n' + json.dumps(edited).encode())
+    for data in damaged:
+        p.write_bytes(data)
+        assert look(t0 + 600)[0] == 600, data[:40]  # a cache: none, every window measured
+    log.close()
+
+
+def _request(log: PredictionLog, i: int, t0: float, inputs: dict, scores: list) -> None:
+    log.log(
+        request_id=f'q{i}', ts=t0 + i, route='predict', targeting_key=None, variant='control', model_version='1',
+        inputs=inputs, output=scores, decision=[int(s >= 0.5) for s in scores], threshold=0.5, latency_ms=2.0,
+        status=200,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize('change', ['batch_labels_swapped', 'input_sent_later', 'labelled_window_left', 'params'])
+def test_windows_kept_between_looks_are_those_measured_afresh_whatever_changed(workspace, monkeypatch, change):
+    """A batch request's labels corrected in place; an input column first sent in a later window (the earlier windows
+    are measured with it, null); the one labelled window leaving the lookback (its metrics' columns with it); a caller
+    keeping its cache across looks with other params: each look finds what measuring every window finds."""
+    from lifecycle.data.pii import finding_salt
+    from lifecycle.operate.monitor import MeasuredWindows
+
+    rows = 4 if change == 'batch_labels_swapped' else 50
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': rows, 'seconds': None}, lookback_windows=2)
+    ws = Workspace.open(workspace)
+    finding_salt(ws.digest_salt_path)
+    mp = load_monitor_params(ws.params_dir)
+    base = {'1': baseline(np.random.default_rng(1))}
+    rng, t0 = np.random.default_rng(2), time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    cache = MeasuredWindows()
+
+    def look(params=mp, kept=True):
+        return run_once(ws, params, baselines=base, now=t0 + 500, sample=False, window_cache=cache if kept else None)
+
+    def requests(start, n, **more):
+        for i in range(start, start + n):
+            _request(log, i, t0, {'age': [round(float(rng.normal(30, 8)), 1)], **more}, [float(rng.uniform())])
+        assert log.flush()
+
+    if change == 'batch_labels_swapped':
+        for i in range(2):
+            _request(log, i, t0, {'age': [30.0, 31.0], 'employed': ['Yes', 'No']}, [0.9, 0.1])
+        assert log.flush()
+        for i in range(2):
+            add_feedback(log, f'q{i}', ['Yes', 'No'])
+        look()
+        with log.engine.begin() as c:
+            c.execute(log.feedback_table.update().values(outcome=json.dumps(['No', 'Yes'])))
+        cache = MeasuredWindows()  # (a look from cron)
+        windows, _ = _as_measured_afresh(ws, look, lambda: look(kept=False))
+        assert windows['accuracy'].tolist() == [0.0]
+    elif change == 'input_sent_later':
+        requests(0, 50)
+        look()
+        requests(50, 50, employed=['Yes'])
+        windows, drift = _as_measured_afresh(ws, look, lambda: look(kept=False))
+        assert set(drift[drift['window'] == 0]['column']) == {'age', 'employed'}
+    elif change == 'labelled_window_left':
+        requests(0, 100, employed=['Yes'])
+        for i in range(50):
+            add_feedback(log, f'q{i}', 'Yes')
+        look()  # windows 0 (labelled) and 1, measured together
+        requests(100, 50, employed=['Yes'])
+        windows, _ = _as_measured_afresh(ws, look, lambda: look(kept=False))  # windows 1 and 2
+        assert windows['window'].tolist() == [1, 2] and 'accuracy' not in windows
+    else:
+        requests(0, 100, employed=['Yes'])
+        look()
+        assert pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet')['dataset_drift'].all()  # (share 0.5)
+        other = mp.model_copy(update={'drift_share': 0.99})
+        windows, _ = _as_measured_afresh(ws, lambda: look(other), lambda: look(other, kept=False))
+        assert not windows['dataset_drift'].any()
     log.close()
 
 
 def test_monitor_run_every_starts_from_the_windows_a_look_from_cron_kept(workspace, monkeypatch):
     "`monitor run --every` takes the windows the last look kept, then keeps its own in memory and on disk."
-    from lifecycle.operate import monitor
+    from lifecycle.data.pii import finding_salt
 
     set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 100, 'seconds': None})
     ws = Workspace.open(workspace)
+    finding_salt(ws.digest_salt_path)
     monkeypatch.chdir(workspace)
     log = PredictionLog(default_url(ws))
     replay(log, np.random.default_rng(5), time.time() - 500, 0, 300)
     log.close()
-    measured, real = [], monitor.window_metrics
-    monkeypatch.setattr(monitor, 'window_metrics', lambda rec, *a, **k: measured.append(len(rec)) or real(rec, *a, **k))
+    measured = _measuring(monkeypatch)
     for args, want in ([], [300]), (['--every', '0.01', '--times', '2'], []), ([], []):
         measured.clear()
         r = invoke(monitor_run, args + ['--json'])
@@ -820,3 +926,8 @@ def test_monitor_run_every_starts_from_the_windows_a_look_from_cron_kept(workspa
     measured.clear()
     assert invoke(monitor_run, ['--every', '0.01', '--times', '2', '--json']).exit_code == 0
     assert measured == [300]  # none kept: measured by its first look, its second reused them
+    kept = (ws.state_dir / 'monitor' / 'measured.json').read_bytes()
+    ws.digest_salt_path.unlink()  # no salt (a monitor running as another user than the server): none kept
+    measured.clear()
+    assert invoke(monitor_run, ['--json']).exit_code == 0 and measured == [300]
+    assert (ws.state_dir / 'monitor' / 'measured.json').read_bytes() == kept  # (neither read nor written)

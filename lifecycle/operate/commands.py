@@ -44,7 +44,7 @@ def monitor_run(
     as_json: bool = typer.Option(False, '--json', help="Print each look as a JSON line."),
 ):
     "Measure the closed windows of the prediction log, judge the alert rules, raise and deliver alerts."
-    from lifecycle.operate.monitor import WindowClock, load_tally, run_once
+    from lifecycle.operate.monitor import MeasuredWindows, WindowClock, load_tally, run_once
     from lifecycle.operate.schema import load_monitor_params
     from lifecycle.serve.predlog import LogUnreadable, default_url
 
@@ -53,7 +53,7 @@ def monitor_run(
     mp = load_monitor_params(ws.params_dir)
     tally = load_tally(ws, default_url(ws)) if every is not None else None  # (each series as the last look counted)
     clock = WindowClock(default_url(ws), mp.window, model=ws.params['register'].model_name, tally=tally)
-    cache, measured, n = {}, {}, 0
+    cache, measured, n = {}, MeasuredWindows(), 0
     try:
         while True:
             t0 = time.monotonic()

@@ -29,12 +29,12 @@ from lifecycle.operate.schema import (
     Window,
     load_monitor_params,
 )
-from .windows import Baseline, SeriesTimes, kept_records, window_metrics
+from .windows import INPUT, Baseline, SeriesTimes, kept_records, window_rows
 
 # %% auto #0
 __all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'set_aside_observations',
-           'MonitorRun', 'load_tally', 'save_tally', 'metrics_text', 'measured_key', 'load_measured', 'save_measured',
-           'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'health']
+           'MonitorRun', 'load_tally', 'save_tally', 'metrics_text', 'MeasuredWindows', 'measured_key', 'load_measured',
+           'save_measured', 'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -292,38 +292,49 @@ def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
 
 
 _KEYS = ['model_version', 'variant', 'window']
+_SIGNED = ['request_id', 'ts', 'score', 'decision', 'label', 'feedback_ts']  # (of a window's records, in order)
 
 
-def _signatures(closed: pd.DataFrame, baselines: dict) -> dict:
-    """Each closed window's signature: its records' count, a digest of their times and labels (of a closed window's
-    records only the labels change, as feedback arrives) and its version's baseline's digest (None: no baseline).
-    Windows of the same signature measure the same."""
+def _signatures(closed: pd.DataFrame, baselines: dict, key: bytes) -> dict:
+    """Each closed window's signature: its records' count; an HMAC under `key` (the workspace's salt: labels cannot
+    be guessed from it) of its records in order (request, time, score, decision, label and feedback time: of a closed
+    window's records only the labels change, as feedback arrives), and of the input columns the kept windows' frame
+    has and their types (a window is measured on those of the frame, whichever windows sent them); and its version's
+    baseline's digest (None: no baseline). Windows of the same signature measure the same."""
     digests = {v: b.digest() for v, b in baselines.items()}
-    h = pd.Series(pd.util.hash_pandas_object(closed[['ts', 'label']], index=False).to_numpy(), index=closed.index)
-    g = h.groupby([closed[k] for k in _KEYS], sort=True)
-    sums = g.agg(lambda x: int(np.add.reduce(x.to_numpy(), dtype=np.uint64)))  # (a sum: whatever the rows' order)
-    return {k: (int(n), int(sums[k]), digests.get(k[0])) for k, n in g.size().items()}
+    cols = [c for c in _SIGNED if c in closed.columns]
+    h = pd.util.hash_pandas_object(closed[cols], index=False).to_numpy()
+    frame = json.dumps([[str(c), str(t)] for c, t in closed.dtypes.items() if str(c).startswith(INPUT)]).encode()
+    g = closed.groupby(_KEYS, sort=True)
+    out, at = {}, g.indices  # (each window's rows' positions)
+    for k in g.size().index:  # (`window_metrics`' order)
+        rows = np.sort(at[k])
+        mac = hmac.new(key, frame + h[rows].tobytes(), hashlib.sha256).hexdigest()[:32]
+        out[k] = (len(rows), mac, digests.get(k[0]))
+    return out
 
 
-def _measure(closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str, cache: dict | None) -> pd.DataFrame:
-    "`window_metrics` of the closed windows, reusing from `cache` each window of the same signature (`_signatures`)."
+@dataclass
+class MeasuredWindows:
+    "The windows a monitor measured (`_measure`'s cache, window -> signature, metrics, drift), and what `key` with."
+
+    key: str = ''
+    windows: dict = field(default_factory=dict)
+
+
+def _measure(
+    closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str, cache: dict, key: bytes
+) -> pd.DataFrame:
+    """`window_metrics` of the closed windows, reusing from `cache` each window of the same signature (`_signatures`,
+    keyed with `key`) and keeping the others there."""
     kw = dict(drift_columns=mp.drift_columns, drift_share=mp.drift_share, task=task)
-    if cache is None or not len(closed):
-        if cache is not None:
-            cache.clear()
-        return window_metrics(closed, baselines, **kw)
-    sig = _signatures(closed, baselines)
+    sig = _signatures(closed, baselines, key) if len(closed) else {}
     fresh = [k for k, s in sig.items() if cache.get(k, (None,))[0] != s]
     if fresh:
         want = pd.MultiIndex.from_frame(closed[_KEYS]).isin(pd.MultiIndex.from_tuples(fresh, names=_KEYS))
-        new = window_metrics(closed[want], baselines, **kw)
-        heat = new.attrs.get('drift')
-        for r in new.to_dict('records'):
-            k = (r['model_version'], r['variant'], r['window'])
-            h = pd.DataFrame()
-            if heat is not None and len(heat):
-                h = heat[(heat['model_version'] == k[0]) & (heat['variant'] == k[1]) & (heat['window'] == k[2])]
-            cache[k] = (sig[k], r, h)
+        for row, heat in window_rows(closed[want], baselines, **kw):
+            k = (row['model_version'], row['variant'], row['window'])
+            cache[k] = (sig[k], row, heat)
     for k in set(cache) - set(sig):  # windows out of the lookback
         del cache[k]
     out = pd.DataFrame([cache[k][1] for k in sig])
@@ -332,45 +343,56 @@ def _measure(closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str
     return out
 
 
-_MEASURED_FORMAT = 1  # (of the kept measurements: bump it when a window is measured otherwise)
+_MEASURED_FORMAT = 2  # (of the kept measurements: bump it when a window is measured otherwise)
 
 
-def measured_key(mp: MonitorParams, task: str, positive, model: str) -> str:
-    """What the kept measurements (`load_measured`) were measured with besides the windows' signatures: the monitor's
-    window, drift columns and share, the task, positive class and model, and this version of lifecycle."""
+def measured_key(mp: MonitorParams, task: str, positive, model: str, log: str) -> str:
+    """What measurements kept (`load_measured`) were measured with besides the windows' signatures: the monitor's
+    window, drift columns and share, the task, positive class and model, the log (a digest of `log`: its URL may
+    hold a password) and this version of lifecycle."""
     from lifecycle import __version__
 
     what = dict(
-        format=_MEASURED_FORMAT, lifecycle=__version__, model=model, task=task, positive=positive,
+        format=_MEASURED_FORMAT, lifecycle=__version__, model=model, task=task, positive=positive, log=log,
         window=[mp.window.rows, mp.window.seconds], drift_columns=mp.drift_columns, drift_share=mp.drift_share,
     )  # fmt: skip
     return hashlib.sha256(json.dumps(what, sort_keys=True, default=repr).encode()).hexdigest()
 
 
-def load_measured(ws: Workspace, key: str) -> dict:
+def load_measured(ws: Workspace, key: str) -> MeasuredWindows:
     """The windows the monitor's last look measured with `key` (`measured_key`), each with its signature, for this
-    look to measure only the others: a cron look then measures the windows closed since. A cache: none when it was
-    measured otherwise, damaged or unreadable (the look measures every window)."""
+    look to measure only the others: a look from cron then measures the windows closed or labelled since. A cache:
+    none when measured otherwise, damaged, unreadable, or not written by a monitor of this workspace (the file is
+    signed with the workspace's secret salt; with no salt this process can read, none is kept)."""
+    salt = _tally_key(ws)
     try:
-        d = json.loads(_measured_path(ws).read_bytes())
+        if salt is None:
+            raise ValueError('no salt')
+        mac, _, body = _measured_path(ws).read_bytes().partition(b'\n')
+        if not hmac.compare_digest(mac, hmac.new(salt, body, hashlib.sha256).hexdigest().encode()):
+            raise ValueError('not signed with this workspace\'s salt')
+        d = json.loads(body)
         if not isinstance(d, dict) or d.get('format') != _MEASURED_FORMAT or d.get('key') != key:
-            return {}
-        return dict(_kept_window(w) for w in d['windows'])
-    except (OSError, ValueError, KeyError, TypeError):  # (none, damaged: none)
-        return {}
+            raise ValueError('measured otherwise')
+        return MeasuredWindows(key, dict(_kept_window(w) for w in d['windows']))
+    except (OSError, ValueError, KeyError, TypeError, RecursionError):  # (none, damaged: none)
+        return MeasuredWindows(key)
 
 
-def save_measured(ws: Workspace, key: str, cache: dict) -> None:
-    "Keep the windows `cache` holds (`_measure`'s) for the next look; a file that cannot be written is left."
+def save_measured(ws: Workspace, measured: MeasuredWindows) -> None:
+    "Keep `measured` for the next look, signed with the workspace's salt; a file that cannot be written is left."
+    salt = _tally_key(ws)
+    if salt is None:
+        return
     windows = [
         dict(window=list(k), sig=list(s), row=r, heat=dict(
             columns=[str(c) for c in h.columns], dtypes=[str(t) for t in h.dtypes], rows=h.to_numpy(object).tolist()
         ))  # fmt: skip
-        for k, (s, r, h) in cache.items()
+        for k, (s, r, h) in measured.windows.items()
     ]
     try:
-        data = json.dumps(dict(format=_MEASURED_FORMAT, key=key, windows=windows), default=_native).encode()
-        _write_if_changed(_measured_path(ws), data)
+        body = json.dumps(dict(format=_MEASURED_FORMAT, key=measured.key, windows=windows), default=_native).encode()
+        _write_if_changed(_measured_path(ws), hmac.new(salt, body, hashlib.sha256).hexdigest().encode() + b'\n' + body)
     except (OSError, TypeError, ValueError):
         pass
 
@@ -387,8 +409,8 @@ def _native(o):
 
 def _kept_window(w: dict) -> tuple:
     "One kept window as `_measure`'s cache holds it; a ValueError if it is not one."
-    (version, variant, number), (n, digest, base), row, heat = w['window'], w['sig'], w['row'], w['heat']
-    kinds = [(version, str), (variant, str), (number, int), (n, int), (digest, int), (row, dict), (heat, dict)]
+    (version, variant, number), (n, mac, base), row, heat = w['window'], w['sig'], w['row'], w['heat']
+    kinds = [(version, str), (variant, str), (number, int), (n, int), (mac, str), (row, dict), (heat, dict)]
     if not all(isinstance(v, t) and not isinstance(v, bool) for v, t in kinds) or not isinstance(base, str | None):
         raise ValueError('not a kept window')
     if [row.get(k) for k in _KEYS] != [version, variant, number]:
@@ -397,7 +419,7 @@ def _kept_window(w: dict) -> tuple:
     if not (isinstance(cols, list) and isinstance(dtypes, list) and len(cols) == len(dtypes)):
         raise ValueError("not a kept window's drift")
     h = pd.DataFrame(rows, columns=cols).astype(dict(zip(cols, dtypes))) if cols else pd.DataFrame()
-    return (version, variant, number), ((n, digest, base), row, h)
+    return (version, variant, number), ((n, mac, base), row, h)
 
 
 def run_once(
@@ -410,7 +432,7 @@ def run_once(
     sleep=time.sleep,
     sample: bool = True,
     baseline_cache: dict | None = None,
-    window_cache: dict | None = None,
+    window_cache: MeasuredWindows | None = None,
     tally=None,
 ) -> MonitorRun:
     """Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat. A caller that
@@ -436,11 +458,13 @@ def run_once(
             if v not in cache and (b := baseline_for(ws, v, mp)) is not None:
                 cache[v] = b
         baselines = {v: cache[v] for v in closed['model_version'].unique() if v in cache}
-    key = measured_key(mp, fp.task, positive, name)
-    window_cache = {} if window_cache is None else window_cache
-    if not window_cache:  # (the last look's, when this process has measured none)
-        window_cache.update(load_measured(ws, key))
-    m = _measure(closed, baselines, mp, fp.task, window_cache)
+    salt = _tally_key(ws) or b''  # (none: nothing is kept between processes)
+    key = measured_key(mp, fp.task, positive, name, _log_digest(url, salt))
+    measured = MeasuredWindows() if window_cache is None else window_cache
+    if measured.key != key:  # (the last look's, when this process has measured none with these params)
+        loaded = load_measured(ws, key)
+        measured.key, measured.windows = key, loaded.windows
+    m = _measure(closed, baselines, mp, fp.task, measured.windows, salt)
     state_path = out_dir / 'state.json'
     state = _load_state(state_path)
     key_by_model(state, name)
@@ -480,7 +504,7 @@ def run_once(
     state['last_run'] = run.summary()
     atomic_write(state_path, json.dumps(state, default=str))
     save_tally(ws, url, tally)  # (once the look is done: for the next)
-    save_measured(ws, key, window_cache)
+    save_measured(ws, measured)
     return run
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #19749282

@@ -20,7 +20,7 @@ from .schema import Window
 
 # %% auto #0
 __all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'SeriesTimes', 'kept_records', 'window_records', 'Baseline',
-           'input_drift', 'wilson', 'target_correlations', 'correlation_shift', 'window_metrics']
+           'input_drift', 'wilson', 'target_correlations', 'correlation_shift', 'window_metrics', 'window_rows']
 
 # %% ../../nbs/api/operate/02_windows.ipynb #49f6fc91
 META = [
@@ -316,6 +316,7 @@ class Baseline:
     accuracy: float = float('nan')
     loss: object = field(default=None, repr=False)  # regression: a `lifecycle.operate.dle.LossEstimator`
     correlations: dict = field(default_factory=dict)  # numeric feature: its correlation with the target on the holdout
+    inputs_digest: str = ''  # (of the holdout's inputs `from_holdout` learnt the loss and correlations from)
 
     @classmethod
     def from_holdout(
@@ -333,15 +334,19 @@ class Baseline:
             b.loss = LossEstimator.fit(inputs, s, y)
         if inputs is not None:  # the relationship each numeric feature had with the target (concept drift)
             b.correlations = target_correlations(inputs, y)
+            hashed = pd.util.hash_pandas_object(inputs, index=False).to_numpy()
+            names = json.dumps(list(map(str, inputs.columns))).encode()
+            b.inputs_digest = hashlib.sha256(names + hashed.tobytes()).hexdigest()
         return b
 
     def digest(self) -> str:
         """A sha256 of what the baseline was made from: its profile, holdout scores and labels, task, threshold,
-        correlations and loss estimator's inputs (its calibrator, score profile and accuracy follow from them). The
-        monitor reuses a window measured against a baseline only against one of the same digest."""
+        correlations and the holdout inputs (`from_holdout`'s: its calibrator, score profile, accuracy and loss
+        estimator follow from them). The monitor reuses a window measured against a baseline only against one of the
+        same digest."""
         h = hashlib.sha256()
         loss = None if self.loss is None else [self.loss.columns, self.loss.categories]
-        made = [self.profile, self.task, self.threshold, self.correlations, loss]
+        made = [self.profile, self.task, self.threshold, self.correlations, loss, self.inputs_digest]
         h.update(json.dumps(made, sort_keys=True, default=repr).encode())
         for a in (self.holdout_scores, self.holdout_labels):
             a = np.ascontiguousarray(a, float)
@@ -480,21 +485,38 @@ def window_metrics(
     drift_share: float = 0.5,
     task: str = 'classification',
 ) -> pd.DataFrame:
-    "Per (model_version, variant, window) of `assign_windows`' output: every metric, with interval bounds."
+    """Per (model_version, variant, window) of `assign_windows`' output: every metric, with interval bounds; the
+    per-feature drift of each window in `attrs['drift']`."""
+    measured = window_rows(rec, baselines, drift_columns=drift_columns, drift_share=drift_share, task=task)
+    out = pd.DataFrame([row for row, _ in measured])
+    heat = [d for _, d in measured if len(d)]
+    out.attrs['drift'] = pd.concat(heat, ignore_index=True) if heat else pd.DataFrame()
+    return out
+
+
+def window_rows(
+    rec: pd.DataFrame,
+    baselines: dict | None = None,
+    *,
+    drift_columns: list | None = None,
+    drift_share: float = 0.5,
+    task: str = 'classification',
+) -> list[tuple[dict, pd.DataFrame]]:
+    """`window_metrics` one window at a time: each window's metrics (those it has) and its per-feature drift (empty
+    without a baseline), in `window_metrics`' order: what the monitor keeps of each window it measured."""
     baselines = baselines or {}
-    rows, heat = [], []
+    out = []
     if not len(rec):
-        out = pd.DataFrame()
-        out.attrs['drift'] = pd.DataFrame()
         return out
     for (version, variant, w), g in rec.groupby(['model_version', 'variant', 'window'], sort=True):
         row = dict(model_version=version, variant=variant, window=int(w), **_traffic(g), **_live(g, task))
         b = baselines.get(version)
         ok = g[g['score'].notna()]
+        heat = pd.DataFrame()
         if b is not None and len(ok):
             x = inputs(ok)
             d = input_drift(b.profile, x, drift_columns)
-            heat.append(d.assign(model_version=version, variant=variant, window=int(w)))
+            heat = d.assign(model_version=version, variant=variant, window=int(w))
             row.update(
                 drift_share=float(d['drifted'].mean()) if len(d) else np.nan,
                 dataset_drift=bool(len(d) and d['drifted'].mean() >= drift_share),
@@ -529,7 +551,5 @@ def window_metrics(
                     row['accuracy_drop'] = b.accuracy - row['accuracy']
                     # concept drift: performance falls while the inputs stay as trained
                     row['concept_drift'] = row['accuracy_drop'] if row['drift_psi_max'] <= 0.1 else 0.0
-        rows.append(row)
-    out = pd.DataFrame(rows)
-    out.attrs['drift'] = pd.concat(heat, ignore_index=True) if heat else pd.DataFrame()
+        out.append((row, heat))
     return out
