@@ -766,7 +766,8 @@ def _as_measured_afresh(ws: Workspace, look, afresh=None) -> tuple[pd.DataFrame,
     by default `look`) finds when nothing was kept."""
     look()
     kept = _found(ws)
-    (ws.state_dir / 'monitor' / 'measured.json').unlink()
+    for name in ('measured.json', 'windows.parquet', 'drift.parquet'):  # (a look finding no drift writes none)
+        (ws.state_dir / 'monitor' / name).unlink(missing_ok=True)
     (afresh or look)()
     for a, b in zip(kept, _found(ws)):
         pd.testing.assert_frame_equal(a, b)
@@ -778,7 +779,8 @@ def _signed(ws: Workspace, body: bytes) -> bytes:
     import hmac
     from lifecycle.data.pii import finding_salt
 
-    return hmac.new(finding_salt(ws.digest_salt_path), body, hashlib.sha256).hexdigest().encode() + b'\n' + body
+    mac = hmac.new(finding_salt(ws.digest_salt_path), b'measured\0' + body, hashlib.sha256).hexdigest().encode()
+    return mac + b'\n' + body
 
 
 def test_a_look_from_cron_measures_only_what_changed_since_the_last_and_finds_what_measuring_all_finds(
@@ -843,7 +845,9 @@ def _request(log: PredictionLog, i: int, t0: float, inputs: dict, scores: list) 
     )  # fmt: skip
 
 
-@pytest.mark.parametrize('change', ['batch_labels_swapped', 'input_sent_later', 'labelled_window_left', 'params'])
+@pytest.mark.parametrize(
+    'change', ['batch_labels_swapped', 'input_sent_later', 'labelled_window_left', 'params', 'time_windows']
+)
 def test_windows_kept_between_looks_are_those_measured_afresh_whatever_changed(workspace, monkeypatch, change):
     """A batch request's labels corrected in place; an input column first sent in a later window (the earlier windows
     are measured with it, null); the one labelled window leaving the lookback (its metrics' columns with it); a caller
@@ -852,7 +856,8 @@ def test_windows_kept_between_looks_are_those_measured_afresh_whatever_changed(w
     from lifecycle.operate.monitor import MeasuredWindows
 
     rows = 4 if change == 'batch_labels_swapped' else 50
-    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': rows, 'seconds': None}, lookback_windows=2)
+    window = {'rows': None, 'seconds': 30} if change == 'time_windows' else {'rows': rows, 'seconds': None}
+    set_yaml(workspace / 'params' / 'monitor.yaml', window=window, lookback_windows=2)
     ws = Workspace.open(workspace)
     finding_salt(ws.digest_salt_path)
     mp = load_monitor_params(ws.params_dir)
@@ -861,8 +866,8 @@ def test_windows_kept_between_looks_are_those_measured_afresh_whatever_changed(w
     log = PredictionLog(default_url(ws))
     cache = MeasuredWindows()
 
-    def look(params=mp, kept=True):
-        return run_once(ws, params, baselines=base, now=t0 + 500, sample=False, window_cache=cache if kept else None)
+    def look(params=mp, kept=True, now=t0 + 500):
+        return run_once(ws, params, baselines=base, now=now, sample=False, window_cache=cache if kept else None)
 
     def requests(start, n, **more):
         for i in range(start, start + n):
@@ -895,6 +900,11 @@ def test_windows_kept_between_looks_are_those_measured_afresh_whatever_changed(w
         requests(100, 50, employed=['Yes'])
         windows, _ = _as_measured_afresh(ws, look, lambda: look(kept=False))  # windows 1 and 2
         assert windows['window'].tolist() == [1, 2] and 'accuracy' not in windows
+    elif change == 'time_windows':  # (windows of 30 s, one request a second: looks as they close)
+        requests(0, 100, employed=['Yes'])
+        for now in (t0 + 61, t0 + 95, t0 + 125):
+            windows, _ = _as_measured_afresh(ws, lambda: look(now=now), lambda: look(kept=False, now=now))
+        assert len(windows) == 2 and windows['closed'].all() and windows['records'].max() == 30
     else:
         requests(0, 100, employed=['Yes'])
         look()
@@ -931,3 +941,24 @@ def test_monitor_run_every_starts_from_the_windows_a_look_from_cron_kept(workspa
     measured.clear()
     assert invoke(monitor_run, ['--json']).exit_code == 0 and measured == [300]
     assert (ws.state_dir / 'monitor' / 'measured.json').read_bytes() == kept  # (neither read nor written)
+
+
+def test_a_null_input_in_the_open_window_does_not_make_the_kept_windows_measured_again(workspace, monkeypatch):
+    "A null makes a column of whole numbers floats: the same numbers to every metric, so nothing is measured again."
+    from lifecycle.data.pii import finding_salt
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 50, 'seconds': None})
+    ws = Workspace.open(workspace)
+    finding_salt(ws.digest_salt_path)
+    mp, base, t0 = load_monitor_params(ws.params_dir), {'1': baseline(np.random.default_rng(1))}, time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    for i in range(160):
+        _request(log, i, t0, {'age': [20 + i % 30], 'employed': ['Yes']}, [0.5])
+    assert log.flush()
+    measured = _measuring(monkeypatch)
+    run_once(ws, mp, baselines=base, now=t0 + 500, sample=False)
+    _request(log, 160, t0, {'age': [None], 'employed': ['Yes']}, [0.5])  # (in the window still open)
+    assert log.flush()
+    run_once(ws, mp, baselines=base, now=t0 + 500, sample=False)
+    log.close()
+    assert measured == [150]  # the three closed windows, by the first look only

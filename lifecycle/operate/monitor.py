@@ -304,7 +304,8 @@ def _signatures(closed: pd.DataFrame, baselines: dict, key: bytes) -> dict:
     digests = {v: b.digest() for v, b in baselines.items()}
     cols = [c for c in _SIGNED if c in closed.columns]
     h = pd.util.hash_pandas_object(closed[cols], index=False).to_numpy()
-    frame = json.dumps([[str(c), str(t)] for c, t in closed.dtypes.items() if str(c).startswith(INPUT)]).encode()
+    typed = [[str(c), _kind(t)] for c, t in closed.dtypes.items() if str(c).startswith(INPUT)]
+    frame = b'window\0' + json.dumps(typed).encode()
     g = closed.groupby(_KEYS, sort=True)
     out, at = {}, g.indices  # (each window's rows' positions)
     for k in g.size().index:  # (`window_metrics`' order)
@@ -312,6 +313,11 @@ def _signatures(closed: pd.DataFrame, baselines: dict, key: bytes) -> dict:
         mac = hmac.new(key, frame + h[rows].tobytes(), hashlib.sha256).hexdigest()[:32]
         out[k] = (len(rows), mac, digests.get(k[0]))
     return out
+
+
+def _kind(dtype) -> str:
+    "An input column's type as the metrics tell apart: a number (int or float: a null makes ints floats), or its dtype."
+    return 'number' if pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) else str(dtype)
 
 
 @dataclass
@@ -369,7 +375,7 @@ def load_measured(ws: Workspace, key: str) -> MeasuredWindows:
         if salt is None:
             raise ValueError('no salt')
         mac, _, body = _measured_path(ws).read_bytes().partition(b'\n')
-        if not hmac.compare_digest(mac, hmac.new(salt, body, hashlib.sha256).hexdigest().encode()):
+        if not hmac.compare_digest(mac, hmac.new(salt, b'measured\0' + body, hashlib.sha256).hexdigest().encode()):
             raise ValueError('not signed with this workspace\'s salt')
         d = json.loads(body)
         if not isinstance(d, dict) or d.get('format') != _MEASURED_FORMAT or d.get('key') != key:
@@ -392,7 +398,8 @@ def save_measured(ws: Workspace, measured: MeasuredWindows) -> None:
     ]
     try:
         body = json.dumps(dict(format=_MEASURED_FORMAT, key=measured.key, windows=windows), default=_native).encode()
-        _write_if_changed(_measured_path(ws), hmac.new(salt, body, hashlib.sha256).hexdigest().encode() + b'\n' + body)
+        mac = hmac.new(salt, b'measured\0' + body, hashlib.sha256).hexdigest().encode()
+        _write_if_changed(_measured_path(ws), mac + b'\n' + body)
     except (OSError, TypeError, ValueError):
         pass
 

@@ -332,7 +332,9 @@ class LogTail:
         "Each series' newest feedback time (of the series with feedback)."
         if self.empty:
             return {}
-        sql = (  # (CROSS JOIN: SQLite walks the feedback, never more rows than the log's, and looks each row up)
+        # (CROSS JOIN: SQLite walks the feedback, never more rows than the log's, and looks each one's prediction up;
+        # PostgreSQL plans the join its own way)
+        sql = (
             f'SELECT {_VERSION}, p.variant, MAX(f.ts) FROM feedback f CROSS JOIN predictions p WHERE p.request_id = '
             f'f.request_id AND p.shadow = :f AND {self.where} GROUP BY {_VERSION}, p.variant'
         )
