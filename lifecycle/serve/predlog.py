@@ -1701,14 +1701,15 @@ def _read_log(
     if not inspect(engine).has_table('predictions'):
         return empty_log()
     where, args = row_filters(engine, since, shadow, model, batches)
-    join = 'LEFT JOIN'
+    tables = 'predictions p LEFT JOIN feedback f ON f.request_id = p.request_id AND p.shadow = :f'
     if labelled is not None:  # (only rows with feedback, and of those only the feedback of that span)
-        join = 'JOIN'
         terms, more = span_terms('f.ts', *labelled, 'feedback')
-        where, args = where + terms, {**args, **more}
+        # (CROSS JOIN: SQLite walks the feedback and looks each one's prediction up, not every prediction for its
+        # feedback: a log of few labels, or a span of few, is read in the time its labels take)
+        tables = 'feedback f CROSS JOIN predictions p'
+        where, args = ['f.request_id = p.request_id', 'p.shadow = :f', *where, *terms], {**args, **more}
     sql = (
-        f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts FROM predictions p {join} feedback f '
-        'ON f.request_id = p.request_id AND p.shadow = :f'
+        f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts FROM {tables}'
         + (' WHERE ' + ' AND '.join(where) if where else '')
         + ' ORDER BY p.id'
     )
