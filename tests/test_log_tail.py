@@ -107,6 +107,25 @@ def test_one_window_read_from_the_nearer_end_is_that_window_of_every_row(url, wi
         window_records(url, 'm', 'Yes', window, '7', 'control', 0)
 
 
+def test_a_window_in_the_middle_of_a_series_is_read_alone(url, monkeypatch):
+    """`monitor explain` of an old window: its first record's row is found by counting in SQL, and only the rows from
+    there to the window's end are decoded, not half the series."""
+    from lifecycle.operate.schema import Window
+    from lifecycle.operate.windows import _window_from_all, window_records
+    from lifecycle.serve import logtail
+    from lifecycle.serve.predlog import read_log
+
+    decoded, real = [], logtail.decoded
+    monkeypatch.setattr(logtail, 'decoded', lambda rows: decoded.append(len(rows)) or real(rows))
+    window, whole = Window(rows=7), read_log(url, shadow=False, model='m')
+    with logtail.LogTail(url, 'm') as t:
+        s = max((s for s in t.series() if s.variant is not None), key=lambda s: s.records)
+    middle = s.records // 7 // 2
+    got = window_records(url, 'm', 'Yes', window, s.model_version, s.variant, middle)
+    assert got.equals(_window_from_all(whole, 'Yes', window, s.model_version, s.variant, middle))
+    assert s.records > 200 and sum(decoded) <= 2 * 7  # (its rows, and any of no records among them)
+
+
 def test_a_look_reads_the_end_of_each_series_not_the_whole_log(url, monkeypatch):
     from lifecycle.operate.schema import Window
     from lifecycle.serve import logtail, predlog

@@ -746,11 +746,13 @@ def _flip_feedback(log: PredictionLog, ids: list[str]) -> None:
 
 
 def _measuring(monkeypatch) -> list:
-    "The records each look's `window_rows` calls measure, as the monitor calls it."
+    "The records each look's `each_window_metrics` calls measure, as the monitor calls it."
     from lifecycle.operate import monitor
 
-    measured, real = [], monitor.window_rows
-    monkeypatch.setattr(monitor, 'window_rows', lambda rec, *a, **k: measured.append(len(rec)) or real(rec, *a, **k))
+    measured, real = [], monitor.each_window_metrics
+    monkeypatch.setattr(
+        monitor, 'each_window_metrics', lambda rec, *a, **k: measured.append(len(rec)) or real(rec, *a, **k)
+    )
     return measured
 
 

@@ -296,6 +296,24 @@ def test_the_monitor_reads_the_end_of_a_log_on_postgresql_as_every_row_says(clus
             same(url, window, lookback, now=T0 + 2_000)
 
 
+def test_each_window_read_alone_on_postgresql_is_that_window_of_every_row(cluster):
+    "`monitor explain`'s read of one window (its first record's row found by counting in SQL) on PostgreSQL."
+    from tail_logs import WINDOWS, fill
+    from lifecycle.operate.windows import _window_from_all, assign_windows, records, window_records
+    from lifecycle.serve.predlog import read_log
+
+    url = cluster.database()
+    fill(url, n=300)
+    rows = read_log(url, shadow=False, model='m')
+    for window in WINDOWS:
+        cut = assign_windows(records(rows, 'Yes'), window)
+        for (version, variant), g in cut.groupby(['model_version', 'variant']):
+            have = sorted(g['window'].unique())
+            for number in {have[0], have[len(have) // 3], have[2 * len(have) // 3], have[-1]}:
+                want = _window_from_all(rows, 'Yes', window, version, variant, number)
+                assert window_records(url, 'm', 'Yes', window, version, variant, number).equals(want), (window, number)
+
+
 def test_a_look_at_the_logs_end_is_one_snapshot_though_ids_commit_out_of_order(cluster):
     """A row whose ID was taken before another's but committed after it, during a look: in none of its reads (the
     tallies said N records; a tail of them all must hold N, or the windows' numbers shift)."""

@@ -65,13 +65,16 @@ def linear_contributions(model, X: pd.DataFrame) -> pd.DataFrame:
 
 # %% ../../nbs/api/operate/10_explain.ipynb #4b8aa4fb
 def window_rows(ws: Workspace, version, variant: str, window: int, mp: MonitorParams | None = None) -> pd.DataFrame:
-    "The records of one window of a series (version and variant), as the monitor cuts the prediction log."
+    """The records of one window of a series (version and variant), as the monitor cuts the prediction log (counting
+    the series' records from the monitor's last look on, `load_tally`)."""
+    from lifecycle.operate.monitor import load_tally
     from lifecycle.serve.predlog import default_url
 
     mp = mp or load_monitor_params(ws.params_dir)
     fp, model = ws.params['features'], ws.params['register'].model_name
     positive = fp.positive_class if fp.task == 'classification' else None
-    return window_records(default_url(ws), model, positive, mp.window, version, variant, window)
+    url = default_url(ws)
+    return window_records(url, model, positive, mp.window, version, variant, window, load_tally(ws, url))
 
 
 def explain(ws: Workspace, version, variant: str, window: int, n_repeats: int = 5, mp=None) -> dict:

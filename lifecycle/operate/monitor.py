@@ -29,7 +29,7 @@ from lifecycle.operate.schema import (
     Window,
     load_monitor_params,
 )
-from .windows import INPUT, Baseline, SeriesTimes, kept_records, window_rows
+from .windows import INPUT, Baseline, SeriesTimes, kept_records, each_window_metrics
 
 # %% auto #0
 __all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'set_aside_observations',
@@ -338,7 +338,7 @@ def _measure(
     fresh = [k for k, s in sig.items() if cache.get(k, (None,))[0] != s]
     if fresh:
         want = pd.MultiIndex.from_frame(closed[_KEYS]).isin(pd.MultiIndex.from_tuples(fresh, names=_KEYS))
-        for row, heat in window_rows(closed[want], baselines, **kw):
+        for row, heat in each_window_metrics(closed[want], baselines, **kw):
             k = (row['model_version'], row['variant'], row['window'])
             cache[k] = (sig[k], row, heat)
     for k in set(cache) - set(sig):  # windows out of the lookback

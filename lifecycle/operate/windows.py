@@ -20,7 +20,7 @@ from .schema import Window
 
 # %% auto #0
 __all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'SeriesTimes', 'kept_records', 'window_records', 'Baseline',
-           'input_drift', 'wilson', 'target_correlations', 'correlation_shift', 'window_metrics', 'window_rows']
+           'input_drift', 'wilson', 'target_correlations', 'correlation_shift', 'window_metrics', 'each_window_metrics']
 
 # %% ../../nbs/api/operate/02_windows.ipynb #49f6fc91
 META = [
@@ -228,17 +228,19 @@ def _all_kept(
 
 
 def window_records(
-    log_or_url, model: str | None, positive, window: Window, version, variant: str, number: int
+    log_or_url, model: str | None, positive, window: Window, version, variant: str, number: int, tally=None
 ) -> pd.DataFrame:
     """The records of window `number` of one series (version and variant) of the prediction log, as the monitor cuts
     it; a `LookupError` naming the series or windows the log holds if it has no such window. On SQLite and PostgreSQL
-    only the rows from that window to the nearer end of the series are read (`LogTail`)."""
+    only that window's rows are read and decoded (`LogTail`: windows of so many records are found by counting each
+    row's records in SQL from the nearer end of the series; windows of time by their times). With a `Tally` (the
+    monitor's last look's, `lifecycle.operate.monitor.load_tally`), the series' records are counted from it on."""
     from lifecycle.serve.logtail import LogTail
     from lifecycle.serve.predlog import read_log
 
     with LogTail(log_or_url, model) as t:
         if t.readable:
-            return _window_from_end(t, positive, window, str(version), variant, int(number))
+            return _window_from_end(t, positive, window, str(version), variant, int(number), tally)
     rows = read_log(log_or_url, shadow=False, model=model)
     return _window_from_all(rows, positive, window, version, variant, number)
 
@@ -258,23 +260,22 @@ def _window_from_all(rows: pd.DataFrame, positive, window: Window, version, vari
     return _sent_inputs(g, rows).reset_index(drop=True)
 
 
-def _window_from_end(t, positive, window: Window, version: str, variant: str, number: int) -> pd.DataFrame:
-    "`window_records` from a `LogTail`: the series' rows of that window, read from the nearer end."
-    series = [s for s in t.series() if s.records and s.variant is not None]
+def _window_from_end(
+    t, positive, window: Window, version: str, variant: str, number: int, tally=None
+) -> pd.DataFrame:
+    "`window_records` from a `LogTail`: the series' rows of that window alone."
+    series = [s for s in t.series(None, tally) if s.records and s.variant is not None]
     if not series:
         raise LookupError("the prediction log holds no records yet")
     s = next((s for s in series if (s.model_version, s.variant) == (version, variant)), None)
     if s is None:
         raise LookupError(_no_series(version, variant, {(s.model_version, s.variant) for s in series}))
-    if window.rows is not None:  # read from the nearer end of the series
-        if number < 0 or number * window.rows >= s.records:
+    if window.rows is not None:  # from the row of the window's first record, found by counting from the nearer end
+        at = t.position(s, number * window.rows) if number >= 0 else None
+        if at is None:
             raise LookupError(_no_window(version, variant, number, range(-(-s.records // window.rows))))
-        if (number + 1) * window.rows <= s.records - number * window.rows:
-            rows, first = t.head(s, records=(number + 1) * window.rows)[0], 0
-        else:
-            rows, held = t.tail(s, records=s.records - number * window.rows)
-            first = s.records - held
-        rec = assign_windows(records(rows, positive), window, first={(version, variant): first})
+        rows = t.head(s, records=(number + 1) * window.rows - at[2], at=at[:2])[0]
+        rec = assign_windows(records(rows, positive), window, first={(version, variant): at[2]})
     else:  # (a window more on each side: `floor` of times near a boundary)
         rows = t.tail(s, since=(number - 1) * window.seconds, until=(number + 2) * window.seconds)[0]
         rec = assign_windows(records(rows, positive), window)
@@ -487,14 +488,14 @@ def window_metrics(
 ) -> pd.DataFrame:
     """Per (model_version, variant, window) of `assign_windows`' output: every metric, with interval bounds; the
     per-feature drift of each window in `attrs['drift']`."""
-    measured = window_rows(rec, baselines, drift_columns=drift_columns, drift_share=drift_share, task=task)
+    measured = each_window_metrics(rec, baselines, drift_columns=drift_columns, drift_share=drift_share, task=task)
     out = pd.DataFrame([row for row, _ in measured])
     heat = [d for _, d in measured if len(d)]
     out.attrs['drift'] = pd.concat(heat, ignore_index=True) if heat else pd.DataFrame()
     return out
 
 
-def window_rows(
+def each_window_metrics(
     rec: pd.DataFrame,
     baselines: dict | None = None,
     *,

@@ -286,16 +286,48 @@ class LogTail:
         records they hold."""
         return self._read(s, records, since, until, newest=True)
 
-    def head(self, s: LogSeries, records: int) -> tuple[pd.DataFrame, int]:
-        "`tail`'s counterpart from the series' start: its first rows that hold at least `records` records."
-        return self._read(s, records, None, None, newest=False)
+    def head(self, s: LogSeries, records: int, at: tuple[float, int] | None = None) -> tuple[pd.DataFrame, int]:
+        """`tail`'s counterpart from the series' start (or from its row `at`, a time and ID `position` gives, on): its
+        first rows that hold at least `records` records."""
+        return self._read(s, records, None, None, newest=False, at=at)
 
-    def _read(self, s: LogSeries, records, since, until, newest: bool) -> tuple[pd.DataFrame, int]:
+    def position(self, s: LogSeries, record: int) -> tuple[float, int, int] | None:
+        """Where record number `record` (from 0, in the monitor's order) of series `s` is: its row's time and ID, and
+        the number of that row's first record; None if the series holds fewer. The rows' records are counted from the
+        nearer end of the series, by the database (each row's time, ID and count read, nothing decoded)."""
+        import numpy as np
+
+        if not 0 <= record < s.records:
+            return None
+        newest = record >= s.records / 2
+        want = s.records - record if newest else record + 1  # (records counted from that end up to its row's)
+        terms, args = self._of(s)
+        way = 'DESC' if newest else 'ASC'
+        sql = (
+            f"SELECT p.ts, p.id, {self.records_sql} FROM predictions p WHERE {' AND '.join(terms)} "
+            f'ORDER BY p.ts {way}, p.id {way}'
+        )
+        held = 0
+        with closing(self._rows(sql, args, 20_000)) as parts:
+            for _, part in parts:
+                n = np.fromiter((r[2] for r in part), dtype=np.int64, count=len(part))
+                upto = np.cumsum(n) + held
+                i = int(np.searchsorted(upto, want))  # (its row: the first whose records reach it)
+                if i < len(part):
+                    first = s.records - int(upto[i]) if newest else int(upto[i] - n[i])
+                    return float(part[i][0]), int(part[i][1]), first
+                held = int(upto[-1])
+        return None
+
+    def _read(self, s: LogSeries, records, since, until, newest: bool, at=None) -> tuple[pd.DataFrame, int]:
         import pandas as pd
 
         terms, args = self._of(s)
         span, more = span_terms('p.ts', since, until, 'tail')
         terms, args = terms + span, {**args, **more}
+        if at is not None:  # (from row `at` on, in the monitor's order)
+            terms.append('(p.ts > :at_ts OR (p.ts = :at_ts AND p.id >= :at_id))')
+            args.update(at_ts=at[0], at_id=at[1])
         way = 'DESC' if newest else 'ASC'
         sql = (
             f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts, {self.records_sql} AS n_records '
