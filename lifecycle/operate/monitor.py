@@ -444,8 +444,9 @@ def run_once(
 ) -> MonitorRun:
     """Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat. A caller that
     looks again keeps `baseline_cache`, `window_cache` and a `Tally` (`lifecycle.serve.logtail`) across looks; without
-    them (or with an empty `window_cache`), the look takes the tally and the measured windows the last look kept in
-    the monitor's folder (`load_tally`, `load_measured`). Either way it keeps its own there for the next."""
+    them (or with a `window_cache` measured with other params), the look takes the tally and the measured windows the
+    last look kept in the monitor's folder (`load_tally`, `load_measured`). Either way it keeps its own there for the
+    next."""
     from lifecycle.serve.predlog import default_url
 
     mp = mp or load_monitor_params(ws.params_dir)
