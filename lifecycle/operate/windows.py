@@ -281,7 +281,11 @@ def _window_from_end(
         rec = assign_windows(records(rows, positive), window)
     g = rec[rec['window'] == number]
     if not len(g):
-        have = np.unique(np.floor(t.times(s) / window.seconds).astype(np.int64))
+        have = (
+            range(-(-s.records // window.rows))
+            if window.rows is not None
+            else np.unique(np.floor(t.times(s) / window.seconds).astype(np.int64))
+        )
         raise LookupError(_no_window(version, variant, number, have))
     return _sent_inputs(g, rows).reset_index(drop=True)
 

@@ -325,9 +325,11 @@ class LogTail:
         terms, args = self._of(s)
         span, more = span_terms('p.ts', since, until, 'tail')
         terms, args = terms + span, {**args, **more}
-        if at is not None:  # (from row `at` on, in the monitor's order)
-            terms.append('(p.ts > :at_ts OR (p.ts = :at_ts AND p.id >= :at_id))')
-            args.update(at_ts=at[0], at_id=at[1])
+        if at is not None:  # (from row `at` on, in the monitor's order: by its time as stored, which a float sent
+            # back from Python need not equal: a `real` column, or a server rounding the floats it sends)
+            at_ts = '(SELECT a.ts FROM predictions a WHERE a.id = :at_id)'
+            terms.append(f'p.ts >= {at_ts} AND (p.ts > {at_ts} OR p.id >= :at_id)')
+            args.update(at_id=at[1])
         way = 'DESC' if newest else 'ASC'
         sql = (
             f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts, {self.records_sql} AS n_records '
