@@ -295,8 +295,8 @@ _KEYS = ['model_version', 'variant', 'window']
 _SIGNED = ['request_id', 'ts', 'score', 'decision', 'label', 'feedback_ts']  # (of a window's records, in order)
 
 
-def _signatures(closed: pd.DataFrame, baselines: dict, key: bytes) -> dict:
-    """Each closed window's signature: its records' count; an HMAC under `key` (the workspace's salt: labels cannot
+def _signatures(closed: pd.DataFrame, baselines: dict, salt: bytes) -> dict:
+    """Each closed window's signature: its records' count; an HMAC under `salt` (the workspace's: labels cannot
     be guessed from it) of its records in order (request, time, score, decision, label and feedback time: of a closed
     window's records only the labels change, as feedback arrives), and of the input columns the kept windows' frame
     has and their types (a window is measured on those of the frame, whichever windows sent them); and its version's
@@ -310,7 +310,7 @@ def _signatures(closed: pd.DataFrame, baselines: dict, key: bytes) -> dict:
     out, at = {}, g.indices  # (each window's rows' positions)
     for k in g.size().index:  # (`window_metrics`' order)
         rows = np.sort(at[k])
-        mac = hmac.new(key, frame + h[rows].tobytes(), hashlib.sha256).hexdigest()[:32]
+        mac = hmac.new(salt, frame + h[rows].tobytes(), hashlib.sha256).hexdigest()[:32]
         out[k] = (len(rows), mac, digests.get(k[0]))
     return out
 
@@ -329,12 +329,12 @@ class MeasuredWindows:
 
 
 def _measure(
-    closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str, cache: dict, key: bytes
+    closed: pd.DataFrame, baselines: dict, mp: MonitorParams, task: str, cache: dict, salt: bytes
 ) -> pd.DataFrame:
     """`window_metrics` of the closed windows, reusing from `cache` each window of the same signature (`_signatures`,
-    keyed with `key`) and keeping the others there."""
+    keyed with `salt`) and keeping the others there."""
     kw = dict(drift_columns=mp.drift_columns, drift_share=mp.drift_share, task=task)
-    sig = _signatures(closed, baselines, key) if len(closed) else {}
+    sig = _signatures(closed, baselines, salt) if len(closed) else {}
     fresh = [k for k, s in sig.items() if cache.get(k, (None,))[0] != s]
     if fresh:
         want = pd.MultiIndex.from_frame(closed[_KEYS]).isin(pd.MultiIndex.from_tuples(fresh, names=_KEYS))
