@@ -2103,6 +2103,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._kind': ( 'api/operate/monitor.html#_kind',
                                                                                 'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor._lineage': ( 'api/operate/monitor.html#_lineage',
+                                                                                   'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._load_state': ( 'api/operate/monitor.html#_load_state',
                                                                                       'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._log_digest': ( 'api/operate/monitor.html#_log_digest',

@@ -964,3 +964,30 @@ def test_a_null_input_in_the_open_window_does_not_make_the_kept_windows_measured
     run_once(ws, mp, baselines=base, now=t0 + 500, sample=False)
     log.close()
     assert measured == [150]  # the three closed windows, by the first look only
+
+
+def test_a_versions_baseline_asks_the_registry_once_and_a_damaged_record_of_it_is_not_trusted(trained, monkeypatch):
+    """A look from cron imports no MLflow once a version's lineage (its validation and dataset) is in the store's
+    sealed record: the same baseline comes with the registry out of reach. An edited record is not used (the registry
+    answers), and a version the registry does not know has no baseline and leaves no record."""
+    from lifecycle.operate.monitor import baseline_for
+
+    ws, mp = Workspace.open(trained), None
+    lineage = ws.store.record_path('monitor-lineage', 'arrests-release-1')
+    lineage.unlink(missing_ok=True)
+    first = baseline_for(ws, '1', mp)
+    assert first is not None and lineage.is_file()
+    assert (
+        baseline_for(ws, '99', mp) is None
+        and not ws.store.record_path('monitor-lineage', 'arrests-release-99').exists()
+    )
+
+    def no_registry(self):
+        raise AssertionError('the registry was asked')
+
+    monkeypatch.setattr(Workspace, 'client', property(no_registry))
+    assert baseline_for(Workspace.open(trained), '1', mp).digest() == first.digest()
+    monkeypatch.undo()
+    rec = json.loads(lineage.read_text())
+    lineage.write_text(json.dumps({**rec, 'validation_id': 'val-0000000000000000'}))  # its seal left as it was
+    assert baseline_for(Workspace.open(trained), '1', mp).digest() == first.digest()  # (the record: no baseline)

@@ -303,7 +303,8 @@ class RecordError(StoreError):
     "A sealed record failed its check on read (edited, unsealed, or sealed with another key): it is not used."
 
 
-SEALED_KINDS = ('datasets', 'profiles', 'features', 'purges', 'aliases')  # records checked on every read
+# records checked on every read
+SEALED_KINDS = ('datasets', 'profiles', 'features', 'purges', 'aliases', 'monitor-lineage')
 _SEAL = '_seal'
 
 

@@ -41,14 +41,38 @@ def _monitor_dir(state_dir) -> Path:
     return Path(state_dir) / 'monitor'
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #662e90e9
+def _lineage(ws: Workspace, name: str, version: str) -> dict:
+    """The registry's `validation_id` and `dataset_version` tags of a version ({} when it is unknown), kept in the
+    store's sealed `monitor-lineage` records once read: a look from cron then imports no MLflow (most of its start).
+    A registered version's lineage never changes: its files are signed once and cannot be signed again."""
+    from lifecycle.core.store import StoreError
+
+    kind, rid = 'monitor-lineage', f'{name}-{version}'
+    try:
+        return ws.store.get_record(kind, rid)
+    except StoreError:  # none yet; or damaged, edited or unsealed: the registry's answer, not that file's
+        pass
+    try:
+        tags = ws.client.get_model_version(name, version).tags
+    except Exception:
+        return {}
+    lineage = {k: tags[k] for k in ('validation_id', 'dataset_version') if tags.get(k)}
+    if 'validation_id' in lineage and not ws.store.record_path(kind, rid).exists():
+        try:
+            ws.store.put_record(kind, rid, lineage)
+        except OSError:  # a store this process may not write: it asks the registry again next time
+            pass
+    return lineage
+
+
 def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -> Baseline | None:
     "The baseline of a registered version; None when the version or its lineage is unknown."
     from lifecycle.data.ingest import reference_profile
     from lifecycle.model.train import predict_scores, xy
 
     fp, rp = ws.params['features'], ws.params['register']
+    tags = _lineage(ws, rp.model_name, str(version))
     try:
-        tags = ws.client.get_model_version(rp.model_name, str(version)).tags
         rec = ws.store.get_record('validations', tags['validation_id'])
     except Exception:
         return None
