@@ -426,3 +426,22 @@ def test_an_append_that_cannot_be_written_is_an_audit_error_and_a_recorded_one_n
     ):
         audit.append(ws.log, 'x', 'm', reason='r', actor='ada')
     assert len(chain(ws)) == 4
+
+
+def test_a_torn_line_longer_than_a_block_is_set_aside_whole(tmp_path):
+    "A crash can tear a line of any length (a batch of thousands of undeclared columns logs megabytes): all goes."
+    from lifecycle.core.store import append_jsonl, read_jsonl
+
+    log = tmp_path / 'batches.jsonl'
+    append_jsonl(log, {'batch': 1})
+    torn = b'{"batch": 2, "columns": "' + b'x' * 2_500_000  # 2.4 blocks of the set-aside's reading, no newline
+    with open(log, 'ab') as f:
+        f.write(torn)
+    append_jsonl(log, {'batch': 3})
+    assert read_jsonl(log) == [{'batch': 1}, {'batch': 3}]
+    (note,) = [json.loads(line) for line in (tmp_path / 'batches.jsonl.torn').read_text().splitlines()]
+    assert note['bytes'] == len(torn) and note['offset'] == len(b'{"batch": 1}\n')
+    assert bytes.fromhex(note['hex']) == torn[:4096]
+    log.write_bytes(torn)  # a log that is one torn line
+    append_jsonl(log, {'batch': 4})
+    assert read_jsonl(log) == [{'batch': 4}]

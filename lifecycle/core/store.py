@@ -129,17 +129,22 @@ def _set_aside_torn(fd: int, path: Path) -> int:
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b'\n':
         return 0
-    start = max(0, size - (1 << 20))
-    tail = os.pread(fd, size - start, start)
-    keep = start + tail.rfind(b'\n') + 1 if b'\n' in tail else start
-    torn = os.pread(fd, size - keep, keep)
+    keep, end = 0, size  # (the last newline, looked for back a block at a time: a torn line may be any length)
+    while end > 0:
+        start = max(0, end - (1 << 20))
+        at = os.pread(fd, end - start, start).rfind(b'\n')
+        if at >= 0:
+            keep = start + at + 1
+            break
+        end = start
+    torn = os.pread(fd, min(size - keep, 4096), keep)
     note = (
         json.dumps(
             {
                 'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
                 'offset': keep,
-                'bytes': len(torn),
-                'hex': torn[:4096].hex(),
+                'bytes': size - keep,
+                'hex': torn.hex(),
             }
         )
         + '\n'
@@ -157,7 +162,7 @@ def _set_aside_torn(fd: int, path: Path) -> int:
         os.fsync(f.fileno())
     os.ftruncate(fd, keep)
     os.fsync(fd)
-    return len(torn)
+    return size - keep
 
 
 @contextmanager
