@@ -2600,6 +2600,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.FlagsTampered': ( 'api/serve/flags.html#flagstampered',
                                                                                 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._audited_changes': ( 'api/serve/flags.html#_audited_changes',
+                                                                                   'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._audited_or_undone': ( 'api/serve/flags.html#_audited_or_undone',
                                                                                      'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._cbor_text': ('api/serve/flags.html#_cbor_text', 'lifecycle/serve/flags.py'),

@@ -87,6 +87,20 @@ def test_another_keys_folder_makes_no_new_key_for_a_log_with_entries(ws, tmp_pat
     fill(ws, 1)  # with its own keys folder, the log goes on
 
 
+@pytest.mark.parametrize('text', ['', '\n', 'abcd\n', 'not hex at all\n'])
+def test_an_audit_key_emptied_or_cut_short_is_refused_and_nothing_is_written(ws, text):
+    "A MAC under an empty or short key would prove nothing: such a key is named, never used."
+    fill(ws, 1)
+    key, before = (
+        ws.keys / (ws.root / '.lifecycle' / 'workspace.id').read_text().strip() / 'audit.key',
+        ws.log.read_bytes(),
+    )
+    key.write_text(text)
+    with pytest.raises(audit.AuditError, match=r"audit.key: expected the audit key \(64 hex digits\), found something"):
+        audit.append(ws.log, 'flags.change', 'm', keys_dir=ws.keys)
+    assert ws.log.read_bytes() == before and key.read_text() == text
+
+
 def test_deleting_the_last_entry_is_detected_and_a_later_append_does_not_hide_it(ws):
     fill(ws, 5)
     head = chain(ws)[-1]['mac']

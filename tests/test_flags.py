@@ -268,3 +268,28 @@ def test_a_damaged_token_file_is_named_not_a_traceback(tmp_path, text, found):
         with pytest.raises(StateError, match=rf"tokens.json: expected an object of state, found {found}"):
             call()
     assert tokens.tokens_path(s).read_text() == text  # (nothing issued over it)
+
+
+@pytest.mark.slow  # trains and signs a tiny model version
+def test_with_the_digest_salt_cut_short_the_kill_switch_pulls_and_a_cohort_change_is_refused_before_it_is_live(
+    tmp_path,
+):
+    """A cohort's values reach the audit log only as digests under the workspace's salt: with the salt emptied (a
+    crash as it was written), a change naming one is refused, naming the file, before anything is written; the kill
+    switch, which digests nothing, pulls and is recorded."""
+    from lifecycle.core import audit
+    from lifecycle.core.store import StateError
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
+    s.digest_salt_path.parent.mkdir(parents=True, exist_ok=True)
+    s.digest_salt_path.write_bytes(b'')  # as a crash could leave it
+    before, entries = fl.spec_path(s).read_bytes(), len(audit.read(s.audit_path))
+    cohort = [{'attribute': 'email', 'equals': 'jane.roe@example.com', 'variant': 'challenger'}]
+    with pytest.raises(StateError, match=r"digest.salt: expected the workspace's digest salt .* found 0 byte"):
+        fl.change_flags(s, {'cohorts': cohort}, actor='carol')
+    assert fl.spec_path(s).read_bytes() == before and len(audit.read(s.audit_path)) == entries
+    assert fl.kill(s, actor='carol', reason='incident').kill
+    last = audit.read(s.audit_path)[-1]
+    assert last['action'] == 'flags.change' and last['details']['changes']['kill'] == {'old': False, 'new': True}
+    assert 'jane.roe' not in s.audit_path.read_text()

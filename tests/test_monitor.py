@@ -943,6 +943,10 @@ def test_monitor_run_every_starts_from_the_windows_a_look_from_cron_kept(workspa
     measured.clear()
     assert invoke(monitor_run, ['--json']).exit_code == 0 and measured == [300]
     assert (ws.state_dir / 'monitor' / 'measured.json').read_bytes() == kept  # (neither read nor written)
+    ws.digest_salt_path.write_bytes(b'')  # a salt cut short (a crash as it was made): as none, and the look goes on
+    measured.clear()
+    assert invoke(monitor_run, ['--json']).exit_code == 0 and measured == [300]
+    assert (ws.state_dir / 'monitor' / 'measured.json').read_bytes() == kept
 
 
 def test_a_null_input_in_the_open_window_does_not_make_the_kept_windows_measured_again(workspace, monkeypatch):

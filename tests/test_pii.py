@@ -228,3 +228,25 @@ def test_a_personal_value_sent_to_the_server_is_refused_and_never_logged(trained
         k: [v] for k, v in good.items()
     }  # the model inputs, as monitoring needs
     assert leaks(workspace, [b'Testperson']) == []
+
+
+def test_a_digest_salt_cut_short_is_refused_by_ingestion_naming_it_and_one_is_made_whole(workspace, arrests):
+    "A salt emptied or cut short (a crash as it was written) would make every digest and pseudonym easy to reverse."
+    from lifecycle.core.store import StateError
+    from lifecycle.data.pii import finding_salt
+
+    made = workspace / 'salt' / 'digest.salt'
+    assert len(finding_salt(made)) == 64 and made.stat().st_mode & 0o777 == 0o600
+    assert finding_salt(made) == made.read_bytes()  # made once
+    made.write_bytes(made.read_bytes()[:20])
+    with pytest.raises(StateError, match=r"digest.salt: expected .* \(64 hex digits\), found 20 byte\(s\)"):
+        finding_salt(made)
+    (workspace / 'data').mkdir()
+    arrests.head(50).to_csv(workspace / 'data/a.csv', index=False)
+    salt = workspace / '.lifecycle' / 'keys' / 'digest.salt'
+    salt.parent.mkdir(parents=True, exist_ok=True)
+    salt.write_bytes(b'\n')
+    r = cli(workspace, 'ingest', 'data/a.csv', '--dataset', 'arrests', '--no-report')
+    said = ' '.join(r.stderr.split())
+    assert r.returncode == 4 and 'Traceback' not in r.stderr and f'{salt}: expected the workspace' in said, r.stderr
+    assert salt.read_bytes() == b'\n'  # left for its owner to restore, never replaced

@@ -93,11 +93,13 @@ def move_signing_key(ws) -> str:
     new.mkdir(parents=True, exist_ok=True, mode=0o700)
     kept = ''
     if priv.is_file() and not (new / 'signing_key.pem').exists():
-        for src in (priv, pub):
-            tmp = new / f'.{src.name}.moving'
-            shutil.copyfile(src, tmp)
-            tmp.chmod(0o600 if src == priv else 0o644)
-            tmp.replace(new / src.name)
+        for src in (priv, pub):  # each on disk under its new name before the old one goes
+            atomic_write(new / src.name, src.read_bytes(), mode=0o600 if src == priv else 0o644)
+        fd = os.open(new, os.O_RDONLY)
+        try:
+            os.fsync(fd)  # (the folder's new names, too)
+        finally:
+            os.close(fd)
     elif (new / 'signing_key.pem').exists():
         kept = f'; {new} already held a signing key, which stays the current one (both are pinned)'
         retired = new / 'retired'

@@ -90,21 +90,22 @@ def mask_frame(df: pd.DataFrame, rules: dict[str, PiiRule], key: bytes | None = 
 
 # %% ../../nbs/api/data/01_pii.ipynb #bfacf984
 def finding_salt(path: str | Path) -> bytes:
-    "The workspace's secret salt for finding digests, created (mode 0600, atomically) on first use."
+    """The workspace's secret salt for finding digests, created (mode 0600, on disk before it has its name, never over
+    one another process made meanwhile) on first use. A salt cut short or emptied is refused (`StateError` naming the
+    file): digests and pseudonyms keyed with a short one could be reversed by guessing the values."""
+    from lifecycle.core.store import StateError, create_once
+
     path = Path(path)
     if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f'.{path.name}.{os.getpid()}.tmp')
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as f:
-            f.write(os.urandom(32).hex().encode())
-        try:
-            os.link(tmp, path)  # never replaces a salt another process created meanwhile
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink(missing_ok=True)
-    return path.read_bytes().strip()
+        create_once(path, os.urandom(32).hex())
+    salt = path.read_bytes().strip()
+    if len(salt) < 32:
+        raise StateError(
+            f"{path}: expected the workspace's digest salt (64 hex digits), found {len(salt)} byte(s): it was cut "
+            "short or emptied; restore it from a backup (a new salt, made by removing it, changes every digest and "
+            "pseudonym quoted before)"
+        )
+    return salt
 
 
 def digest(value, salt: bytes) -> str:

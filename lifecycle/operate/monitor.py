@@ -243,12 +243,14 @@ def _tally_path(ws: Workspace) -> Path:
 
 def _tally_key(ws: Workspace) -> bytes | None:
     """The workspace's secret salt, if there is one this process can read (never made here: the monitor may run as
-    another user than the server, whose salt it would then be)."""
+    another user than the server, whose salt it would then be). A salt cut short is none here: the look goes on,
+    keeping nothing (the server and ingestion refuse it, naming the file)."""
+    from lifecycle.core.store import StateError
     from lifecycle.data.pii import finding_salt
 
     try:
         return finding_salt(ws.digest_salt_path) if Path(ws.digest_salt_path).is_file() else None
-    except OSError:
+    except (OSError, StateError):
         return None
 
 

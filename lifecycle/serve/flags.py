@@ -560,11 +560,10 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     was = _files(s)
+    recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
     write_spec(s, new, name, before=old)
-    from lifecycle.data.pii import finding_salt
     from lifecycle.core.audit import AuditError
 
-    salt = finding_salt(s.digest_salt_path)
     try:
         s.audit(
             'flags.change',
@@ -572,7 +571,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
             reason or ', '.join(diff) or 'no change',
             actor=actor,
             source=source,
-            changes=_rule_values_digested(diff, salt),
+            changes=recorded,
         )
     except AuditError as e:  # a change no entry records is undone, but for what only takes exposure away
         if _takes_exposure_only(old, new):  # (the kill switch, a rollback: an emergency is not undone for a record)
@@ -670,6 +669,21 @@ def _check_arms(old: FlagsParams, new: FlagsParams, hold: dict | None, source: s
             "would send everyone to it. Give a version that serves already, or finish the rollout first",
             409,
         )
+
+
+def _audited_changes(s: Workspace, diff: dict) -> dict:
+    """`diff` as the audit log keeps it (`_rule_values_digested`). A change with no cohort value to digest, such as the
+    kill switch, needs no salt: a damaged salt (`StateError` naming it) refuses only the others."""
+    from lifecycle.core.store import StateError
+    from lifecycle.data.pii import finding_salt
+
+    try:
+        salt = finding_salt(s.digest_salt_path)
+    except StateError:
+        if _rule_values_digested(diff, b'-') != diff:  # (some value would be digested)
+            raise
+        return diff
+    return _rule_values_digested(diff, salt)
 
 
 def _rule_values_digested(v, salt: bytes):
