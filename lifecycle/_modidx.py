@@ -767,6 +767,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._header_hint': ( 'api/data/checks.html#_header_hint',
                                                                                'lifecycle/data/checks.py'),
+                                       'lifecycle.data.checks._header_is_data': ( 'api/data/checks.html#_header_is_data',
+                                                                                  'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._judge_failures': ( 'api/data/checks.html#_judge_failures',
                                                                                   'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._mark_failures': ( 'api/data/checks.html#_mark_failures',

@@ -2,6 +2,7 @@
 of every file the run wrote for any raw value."""
 
 from __future__ import annotations
+import json
 import time
 from pathlib import Path
 import pandas as pd
@@ -250,3 +251,26 @@ def test_a_digest_salt_cut_short_is_refused_by_ingestion_naming_it_and_one_is_ma
     said = ' '.join(r.stderr.split())
     assert r.returncode == 4 and 'Traceback' not in r.stderr and f'{salt}: expected the workspace' in said, r.stderr
     assert salt.read_bytes() == b'\n'  # left for its owner to restore, never replaced
+
+
+@pytest.mark.parametrize('repeats', [True, False])
+def test_a_file_without_its_header_row_is_refused_without_quoting_its_first_row(workspace, arrests, repeats):
+    """Read with a header, a file that has none names its columns after its first row's values: a one-word name or a
+    postcode, which look like nothing personal alone, were quoted as undeclared (or repeated) columns in the terminal,
+    the ingest log and the audit log. A header naming no declared column reads as data: no name of it is quoted."""
+    (workspace / 'data').mkdir()
+    batch = arrests[arrests.year > 2000].head(50).copy()
+    batch['name'] = [person(i) for i in range(len(batch))]
+    batch.iloc[0, batch.columns.get_loc('name')] = 'Testperson'  # one word: not a personal name by its look alone
+    if not repeats:  # (the first row's values all distinct: the contract's check, not the reader's, refuses it)
+        batch = batch[['released', 'colour', 'year', 'age', 'name']]
+        batch.iloc[0, :4] = ['Yes', 'White', 2002, 21]
+    batch.to_csv(workspace / 'data/noheader.csv', index=False, header=False)
+    declare_name(workspace, 'data/noheader.csv')
+    r = cli(workspace, 'ingest', 'data/noheader.csv', '--dataset', 'arrests', '--no-report')
+    said = ' '.join((r.stdout + r.stderr).split())
+    assert r.returncode == (4 if repeats else 1) and 'reads as data' in said and 'Testperson' not in said, said
+    r = cli(workspace, 'ingest', 'data/noheader.csv', '--dataset', 'arrests', '--no-report', '--json')
+    assert r.returncode == (4 if repeats else 1) and 'Testperson' not in r.stdout + r.stderr
+    json.loads(r.stdout)
+    assert leaks(workspace, [b'Testperson']) == []

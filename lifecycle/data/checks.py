@@ -243,9 +243,16 @@ def _missing(columns: list, p: IngestParams) -> list[str]:
     ]
 
 
+def _header_is_data(columns: list, p: IngestParams) -> bool:
+    """Whether the batch's header names none of the declared columns: its first line is then most likely a row of
+    values (a file without a header row), whose 'names' are values, a person's name or postcode among them."""
+    return bool(columns) and not any(c in p.columns for c in columns)
+
+
 def _undeclared(columns: list, p: IngestParams) -> dict:
-    "Each undeclared column, and its name as it may be quoted."
-    return {c: shown_column_name(c, columns.index(c)) for c in columns if c not in p.columns}
+    "Each undeclared column, and its name as it may be quoted (none, when the header reads as data)."
+    data = _header_is_data(columns, p)
+    return {c: shown_column_name(c, columns.index(c), data) for c in columns if c not in p.columns}
 
 
 def _header_hint(columns: list, p: IngestParams) -> str:
@@ -257,6 +264,11 @@ def _header_hint(columns: list, p: IngestParams) -> str:
         return (
             f"the file holds a single column (a {len(columns[0])}-character header with {seps} other separators): "
             "it probably uses another delimiter than ','"
+        )
+    if _missing(columns, p) and _header_is_data(columns, p):
+        return (
+            f"none of its {len(columns)} column name(s) is a declared column: its first line reads as data (a file "
+            "without a header row? give 'csv.header: false' and 'csv.names' in ingest.yaml)"
         )
     if _missing(columns, p) and named:
         return f"undeclared column(s) {list(named.values())} arrived instead: renamed upstream?"

@@ -188,9 +188,12 @@ def _read_as_utf16(name: str) -> bool:
     return False
 
 
-def shown_column_name(name, i: int) -> str:
-    "Column `i`'s (from 0) `name` as a message may quote it, or what was withheld and why."
+def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
+    """Column `i`'s (from 0) `name` as a message may quote it, or what was withheld and why (`header_is_data`: the
+    header row reads as a row of values, a file without one, so no name of it is quoted)."""
     name = str(name)
+    if header_is_data:
+        return f'<column {i + 1}: name withheld, the first line reads as data (a file without a header row?)>'
     if len(name) > NAME_MAX or not name.isprintable():
         return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
     if _read_as_utf16(name):

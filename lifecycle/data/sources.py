@@ -123,8 +123,9 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
         raise SourceError(f"{path}: not a readable gzip file ({e})") from None
 
 
-def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None) -> None:
-    "Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`)."
+def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> None:
+    """Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`);
+    a header naming none of the `declared` columns reads as data (a file without one): no name of it is quoted."""
     import csv
     import io
 
@@ -139,6 +140,12 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None) ->
     if dup := sorted({n for n in names if names.count(n) > 1 and (only is None or n in only)}):
         from lifecycle.data.pii import shown_column_name
 
+        if declared is not None and not any(n in declared for n in names):  # (a row of values: none quoted)
+            raise SourceError(
+                f"{path}: its first line names none of the dataset's declared columns and repeats {len(dup)} of its "
+                "values: it reads as data, not a header (a file without a header row? give 'csv.header: false' and "
+                "'csv.names' in ingest.yaml)"
+            )
         dup = [shown_column_name(n, names.index(n)) for n in dup]
         raise SourceError(
             f"{path}: the header names column(s) {dup} more than once; each column needs its own name "
@@ -168,7 +175,7 @@ def _codec_refused(path: Path, shown: str, e: UnicodeError, dialect) -> SourceEr
     return SourceError(f"{path}: cannot be read as {shown} ({e}); {_encoding_fix(shown, dialect)}")
 
 
-def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None) -> Iterator[pd.DataFrame]:
+def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None, declared=None) -> Iterator[pd.DataFrame]:
     import codecs
     import pandas as pd
 
@@ -188,7 +195,7 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None) -> Iterato
         raise _codec_refused(path, shown, e, dialect) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
-    _check_header(path, head, dialect, encoding, only)
+    _check_header(path, head, dialect, encoding, only, declared)
     header = getattr(dialect, 'header', True)
     trim = getattr(dialect, 'trim_whitespace', False)
     n = 0
@@ -306,10 +313,12 @@ def read_chunks(
     query: str | None = None,
     dialect=None,
     only=None,
+    declared=None,
 ) -> Iterator[pd.DataFrame]:
     """Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says: a dataset's file; None, the
     defaults, and no advice to change ingest.yaml); `SourceError` names a failure. `only`: the columns a reader takes
-    (`score`: the model's), the only ones that must be named once and hold single values; others pass as they come."""
+    (`score`: the model's), the only ones that must be named once and hold single values; others pass as they come.
+    `declared`: a dataset's contract's columns (a header naming none of them is a file's first row of values)."""
     if source in PACKAGED:
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests
@@ -332,9 +341,9 @@ def read_chunks(
         raise SourceError(f"{path}: source file not found")
     suffix = path.suffix.lower()
     if suffix == '.gz' and path.name.lower().endswith(('.csv.gz', '.tsv.gz', '.txt.gz')):
-        yield from _csv_chunks(path, chunk_rows, dialect, only)
+        yield from _csv_chunks(path, chunk_rows, dialect, only, declared)
     elif suffix in ('.csv', '.tsv', '.txt'):
-        yield from _csv_chunks(path, chunk_rows, dialect, only)
+        yield from _csv_chunks(path, chunk_rows, dialect, only, declared)
     elif suffix in ('.parquet', '.pq'):
         yield from _parquet_chunks(path, chunk_rows, only)
     else:
