@@ -117,6 +117,66 @@ def test_a_hand_written_consistent_spec_exposing_an_ungated_version_is_refused_a
         assert 'lifecycle_alerts_total{kind="flags_refused"} 1.0' in metrics
 
 
+def _spec_live(ws: Workspace, spec: FlagsParams) -> None:
+    "Write `spec` and its flag file as `flags` does (agreeing), for a running server's gate to judge."
+    body = {'model_name': NAME, **spec.model_dump(mode='json', by_alias=True)}
+    atomic_write(fl.spec_path(ws), json.dumps(body).encode())
+    atomic_write(fl.flagd_path(ws), json.dumps(fl.compile_flags(spec)).encode())
+
+
+def _until(srv, valid: bool) -> dict:
+    end = time.monotonic() + 10
+    while srv.status()['flags_valid'] != valid:
+        assert time.monotonic() < end, srv.status()
+        time.sleep(0.05)
+    return srv.status()
+
+
+@pytest.mark.parametrize('why', ['policy', 'signature'])
+def test_the_kill_switch_goes_live_though_the_flags_it_is_pulled_on_name_a_version_the_server_refused(ws, why):
+    """A server refusing a challenger (the release policy, a signature that fails) kept its last good flags, and then
+    refused the kill switch pulled on the same flags too, as they still named that challenger: everyone stayed on the
+    control (found by review). Killed, every answer is the safe version's, so only the safe version is judged."""
+    if why == 'policy':
+        ws.client.set_model_version_tag(NAME, '2', 'validation_id', 'val-0000000000000000')  # as if never validated
+    with TestClient(create_app(Server(ws))) as c:
+        srv = c.app.state.server
+        assert c.get('/ready').status_code == 200
+        if why == 'signature':  # as its files changed after signing: refused at load
+
+            def load(version, loaded=srv.gate.load):
+                from lifecycle.model.signing import SignatureError
+
+                if version == '2':
+                    raise SignatureError('its artifact files do not match the signed manifest')
+                return loaded(version)
+
+            srv.gate.load = load
+        canary = FlagsParams(control='1', safe='1', challenger='2', percentage=50)
+        _spec_live(ws, canary)
+        assert 'version 2' in _until(srv, False)['flags_problem']
+        _spec_live(ws, canary.model_copy(update={'kill': True}))
+        st = _until(srv, True)
+        assert c.get('/ready').json()['deployed'] == {'safe': '1'}, st
+
+        def answers():
+            return {
+                (g['variant'], g['model_version'])
+                for g in (
+                    c.post('/predict', json={'records': [REC], 'context': {'targetingKey': f'k{i}'}}).json()
+                    for i in range(20)
+                )
+            }
+
+        end = time.monotonic() + 5  # (the flag client reads the gate's active file as the provider polls it)
+        while (got := answers()) != {('safe', '1')}:
+            assert time.monotonic() < end, got
+            time.sleep(0.05)
+        _spec_live(ws, canary)  # the kill lifted, the challenger still named: judged afresh, refused again
+        assert 'version 2' in _until(srv, False)['flags_problem']
+        assert answers() == {('safe', '1')} and c.get('/ready').json()['deployed'] == {'safe': '1'}
+
+
 def test_the_first_flags_go_live_only_once_the_file_their_flag_client_reads_exists(ws, monkeypatch):
     """A server that started without flags makes its flag client on the first request after they went live, on the
     gate's active file: that file is written before they go live (a request in between found no file, once in CI)."""

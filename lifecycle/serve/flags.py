@@ -21,9 +21,10 @@ from ..core.params import FlagsParams, ARMS, ParamsError, _describe, read_flags_
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'FlagsDamaged',
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
-           'deployed_versions', 'resolve_spec', 'policy_refusals', 'write_spec', 'load_spec', 'hold_path', 'set_hold',
-           'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live',
-           'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider', 'FlagClient']
+           'deployed_versions', 'routed_versions', 'resolve_spec', 'policy_refusals', 'write_spec', 'load_spec',
+           'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered',
+           'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider',
+           'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -178,6 +179,15 @@ def deployed_versions(doc: dict) -> dict[str, str]:
     "Variant -> version of the model-version flag: the versions the flags can route to."
     return dict(doc['flags'][MODEL_FLAG]['variants'])
 
+
+def routed_versions(doc: dict) -> dict[str, str]:
+    """The `deployed_versions` a server must load to answer by `doc`: with the kill switch pulled (every evaluation
+    the safe variant, no rule), the safe version's alone, so that no other version's refusal holds the kill back."""
+    model, versions = doc['flags'][MODEL_FLAG], deployed_versions(doc)
+    if model.get('defaultVariant') == 'safe' and 'targeting' not in model and 'safe' in versions:
+        return {'safe': versions['safe']}
+    return versions
+
 # %% ../../nbs/api/serve/00_flags.ipynb #3084e893
 def _resolve(ref: str | None, lookup) -> str | None:
     if ref is None or re.fullmatch(r'\d+', str(ref)):
@@ -215,20 +225,30 @@ def resolve_spec(spec: FlagsParams, lookup, environment: str | None = None) -> F
 _EXPOSURE_RANK = {'dev': 0, 'shadow': 1, 'canary': 2, 'production': 3}
 
 
-def policy_refusals(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> list[str]:
+def _answers(spec: FlagsParams, arm: str, routed: bool) -> bool:
+    "Whether `arm` of `spec` answers anyone, as a server routes (`routed`: killed, only the safe one does)."
+    return bool(getattr(spec, arm)) and not (routed and spec.kill and arm != 'safe')
+
+
+def policy_refusals(
+    ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None, routed: bool = False
+) -> list[str]:
     """Each arm of `spec` that gains exposure over `before` (every arm when there is no `before`) in a server of
     `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval. When the
     registry cannot be asked about an arm: `FlagError` with status 503 (try again) when no other arm is refused, else
-    that arm listed after the refusals."""
+    that arm listed after the refusals. `routed` (a server about to route by `spec`): with the kill switch pulled
+    only the safe arm answers, so only it is judged (a refused challenger never holds a kill back), and an arm that
+    answered no one under a kill is judged afresh when the kill is lifted. A change written by `flags` judges every
+    arm, killed or not, so that what a kill hides is refused when it is written, not when the kill is lifted."""
     from lifecycle.release import exposure
 
     out, unchecked = [], []
     for arm in ARMS:
         v = getattr(spec, arm)
-        if not v:
+        if not _answers(spec, arm, routed):
             continue
         x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage)
-        if before is not None and getattr(before, arm) == v:
+        if before is not None and getattr(before, arm) == v and _answers(before, arm, routed):
             was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage)
             if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy

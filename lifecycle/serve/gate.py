@@ -152,7 +152,7 @@ class FlagGate:
                 raise fl.FlagError(f"the release policy could not be checked (will retry): {e}") from None
             if refused:
                 raise fl.FlagError('; '.join(refused))
-            versions = fl.deployed_versions(doc)
+            versions = fl.routed_versions(doc)  # (killed: the safe version's alone)
             for variant, version in versions.items():
                 if version not in self._loaded:
                     try:

@@ -145,9 +145,9 @@ class Server:
             return [
                 f"{arm}: version {v} is not the version this release bundle carries ({ours})"
                 for arm in ARMS
-                if (v := getattr(spec, arm)) and str(v) != ours
+                if (v := getattr(spec, arm)) and str(v) != ours and not (spec.kill and arm != 'safe')
             ]
-        return fl.policy_refusals(self.s, name, spec, before)
+        return fl.policy_refusals(self.s, name, spec, before, routed=True)  # (killed: the safe arm alone answers)
 
     @property
     def flags(self) -> fl.FlagClient | None:
