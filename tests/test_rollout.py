@@ -390,3 +390,41 @@ def test_an_ab_report_from_the_database_is_of_one_moment_while_the_server_logs_o
     before = ab_rows_logged_meanwhile(url, monkeypatch)
     stats, aside = arm_stats_in_log(url, 'Yes', model='m')
     assert (stats['control']['versions'], stats['control']['requests'], aside) == before
+
+
+@pytest.mark.parametrize('why', ['refused', 'held'])
+def test_a_completion_not_allowed_yet_leaves_the_step_judged_and_a_regression_rolled_back(ws, monkeypatch, why):
+    """In staging and production the last canary step completes only with the new control's approval. Refused (by
+    the release policy, as a standalone guard finds it) or held (the retraining loop, which asks first), the guard
+    stopped there, and the step's share served on with no one judging it (found by review). Now the look says why it
+    waits, and the next look judges the step again: a regression is still rolled back."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.predlog import default_url
+
+    r, _ = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--steps', '50,100')
+    assert r.returncode == 0, r.stderr
+    rng = np.random.default_rng(7)
+    log_traffic(ws, {'control': ('1', 0.83), 'challenger': ('2', 0.85)}, rng)  # a healthy step: it would complete
+    missing = "control: arrests-release version 2 may not be exposed as 'production': a production approval is missing"
+    real = fl.change_flags
+
+    def refusing(s, changes, *a, **kw):
+        if changes.get('control') == '2':
+            raise fl.FlagError(missing)
+        return real(s, changes, *a, **kw)
+
+    monkeypatch.setattr(fl, 'change_flags', refusing)
+    s = Workspace.open(ws)
+    g, positive, url = s.params['rollout'].guard, s.params['features'].positive_class, default_url(s)
+    hold = missing if why == 'held' else None
+    d = ro.look(s, g, positive, url, hold=hold)
+    assert d.action == 'wait' and d.reasons[0] == f'ready to complete, but {missing}; the step stays judged', d
+    st = ro.load_state(s)
+    assert st['status'] == 'running' and st['percentage'] == 50 and st['last_look']['reasons'] == d.reasons
+    assert fl.load_spec(s)[0].control == '1'
+    log_traffic(ws, {'challenger': ('2', 0.05)}, rng, n=1200)  # then the challenger goes bad
+    d = ro.look(s, g, positive, url, hold=hold)
+    assert d.action == 'rollback' and ro.load_state(s)['status'] == 'rolled_back', d
+    assert fl.load_spec(s)[0].challenger is None

@@ -176,11 +176,15 @@ def rollout_guard(
     if not once and ((st := ro.load_state(s)) is None or st['status'] != 'running'):  # (it would return at once)
         raise CommandError("no running rollout to guard", EXIT_INPUT)
 
+    said = []  # (the last completion held back that was printed: said again only when it changes)
+
     def show(d, waits: bool = False):  # (a watching guard's waits would print a line a second)
+        held = d.action == 'wait' and d.reasons[0].startswith('ready to complete, but ')
         if as_json:
             print(dumps({'ok': True, 'action': d.action, 'reasons': d.reasons, 'metrics': d.metrics}), flush=True)
-        elif d.action != 'wait' or waits:
+        elif d.action != 'wait' or waits or (held and said != d.reasons[:1]):
             print(f"{d.action}: {'; '.join(d.reasons)}", flush=True)
+        said[:] = d.reasons[:1] if held else said
 
     if once:
         d = ro.look(s, g, positive, url)

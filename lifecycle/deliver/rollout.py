@@ -669,10 +669,14 @@ class _ArmQuery:
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #5c8a8c72
 @_exclusive
-def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=None) -> Decision | None:
+def look(
+    s: Workspace, g: GuardParams, positive, log_url: str, before_complete=None, hold: str | None = None
+) -> Decision | None:
     """One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running.
     With `before_complete`, an advance that would complete the rollout is not taken here: the decision comes back as
-    `complete` for `guard` to run the hook outside the lock, then complete (`complete_if_unchanged`)."""
+    `complete` for `guard` to run the hook outside the lock, then complete (`complete_if_unchanged`). A completion the
+    release policy refuses (the new control's approval missing), or held by the caller (`hold`: why), is a `wait`
+    saying so: the step goes on being judged, and rolled back on a regression, until it may complete."""
     from lifecycle.core.heartbeats import beat
 
     beat(s.state_dir, 'guard')  # each look, however started: the monitor says when the guard stops looking
@@ -702,9 +706,20 @@ def look(s: Workspace, g: GuardParams, positive, log_url: str, before_complete=N
     elif d.action == 'pause':
         pause(s, actor='guard', reason=why, metrics=d.metrics)
     elif d.action == 'advance':
-        if before_complete is not None and completes_next(st):
+        if before_complete is not None and completes_next(st) and hold is None:
             return Decision('complete', d.reasons, d.metrics, state=st)
-        advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)  # blue-green: completes
+        held_by = hold if completes_next(st) else None
+        if held_by is None:
+            try:
+                advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)  # blue-green: completes
+            except fl.FlagError as e:  # (refused before anything changed: the step stays, and so does the guard)
+                if not completes_next(st):
+                    raise
+                held_by = str(e)
+        if held_by is not None:
+            d = Decision('wait', [f"ready to complete, but {held_by}; the step stays judged", *d.reasons], d.metrics)
+            st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)
+            _save(s, st)
     return d
 
 

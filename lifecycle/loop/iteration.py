@@ -422,17 +422,19 @@ def step_canary(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     st = ro.load_state(ws)
     if not st or st['id'] != c['rollout_id']:
         return _revert(ws, it, f"canary: rollout {c['rollout_id']} is no longer the workspace's rollout")
+    wait = None
     if st['status'] == 'running':
         if ro.completes_next(st):  # the next advance completes: the control's exposure needs its approvals first
             wait = _exposure_wait(ws, it, v, 'control', False, 100, 'canary')
-            if wait:
-                return wait
         fp = ws.params['features']
-        d = ro.look(ws, ws.params['rollout'].guard, fp.positive_class, default_url(ws))
+        held = it['waiting']['message'] if wait else None  # (the guard judges the step all the same: no waiting blind)
+        d = ro.look(ws, ws.params['rollout'].guard, fp.positive_class, default_url(ws), hold=held)
         st = ro.load_state(ws)
         if d is not None:
             c['last_look'] = dict(action=d.action, reasons=d.reasons, ts=time.time())
     c.update(status=st['status'], percentage=st['percentage'], history=st['history'][-10:])
+    if wait and st['status'] == 'running':
+        return wait
     if st['status'] == 'completed':
         return _promote(ws, it)
     if st['status'] in ('rolled_back', 'killed'):
