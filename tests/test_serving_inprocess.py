@@ -446,6 +446,23 @@ def test_feedback_for_a_target_with_no_declared_labels_is_typed_as_its_dtype(cli
     assert read_log(srv.log).set_index('request_id').loc[other, 'outcome'] is False
 
 
+def test_feedback_for_a_personal_target_is_kept_as_its_band_never_as_the_value(client):
+    """A personal target generalised into bands (its `pii` rule) is predicted as bands; its feedback was refused as
+    the band and stored as the raw number given, then copied into the retraining's batches (found by review). Now a
+    band is taken as given and a number is kept as the band it falls in."""
+    srv = client.app.state.server
+    assert srv.target_bins is None  # (the default dataset's target is no one's personal data)
+    srv.labels, srv.target_dtype, srv.target_bins = None, 'int', [0, 1, 7]  # as `checks` generalised [0, 1, 7)
+    rid = [client.post('/predict', json={'records': [REC]}).json()['request_id'] for _ in range(2)]
+    for outcome, said in ((9, 'outside the target'), ('five', 'kept as its band'), (True, 'kept as its band')):
+        r = client.post('/feedback', json={'request_id': rid[0], 'outcome': outcome})
+        assert r.status_code == 422 and said in r.json()['error'] and 'five' not in r.text, r.text
+    assert client.post('/feedback', json={'request_id': rid[0], 'outcome': 5}).status_code == 200
+    assert client.post('/feedback', json={'request_id': rid[1], 'outcome': '0-1'}).status_code == 200
+    stored = read_log(srv.log).set_index('request_id')['outcome']
+    assert stored[rid[0]] == '1-7' and stored[rid[1]] == '0-1'
+
+
 def test_feedback_on_a_row_not_written_yet_is_checked_against_its_records(tmp_path):
     "A batched log answers before its rows are written: the check needs no row in the database (the IDs it holds)."
     from lifecycle.serve.predlog import FeedbackError, add_feedback

@@ -15,8 +15,8 @@ import pandas as pd
 from ..core.params import PiiRule
 
 # %% auto #0
-__all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'generalise', 'mask_frame',
-           'finding_salt', 'digest', 'PersonalFinding', 'looks_personal', 'shown_column_name']
+__all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
+           'mask_frame', 'finding_salt', 'digest', 'PersonalFinding', 'looks_personal', 'shown_column_name']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -60,11 +60,20 @@ def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
     return values.map(one).astype(object)
 
 
+def band_labels(bins: list[float]) -> list[str]:
+    "The labels `generalise` gives the bands of `bins`: `lo-hi`, each right-open."
+    return [f"{bins[i]:g}-{bins[i + 1]:g}" for i in range(len(bins) - 1)]
+
+
 def generalise(values: pd.Series, bins: list[float]) -> pd.Series:
-    "Replace numbers with the band they fall in, labelled `lo-hi` (right-open)."
-    labels = [f"{bins[i]:g}-{bins[i + 1]:g}" for i in range(len(bins) - 1)]
+    """Replace numbers with the band they fall in, labelled `lo-hi` (right-open); a band's label stays itself, so
+    that a value masked already (a label given as feedback, ingested again for retraining) is masked once."""
+    labels = band_labels(bins)
     out = pd.cut(pd.to_numeric(values, errors='coerce'), bins=bins, labels=labels, right=False)
-    return out.astype(object).where(out.notna(), None)
+    out = out.astype(object).where(out.notna(), None)
+    banded = values.isin(labels).to_numpy()
+    out[banded] = values[banded].to_numpy()
+    return out
 
 # %% ../../nbs/api/data/01_pii.ipynb #34b0ba37
 REDACTED = '[redacted]'

@@ -325,16 +325,37 @@ def read_json(body: bytes, max_depth: int = 32):
     return value
 
 
-def check_outcome(outcome, labels=None, positive=None, dtype=None):
+def check_outcome(outcome, labels=None, positive=None, dtype=None, bins=None):
     """A true outcome (or a list of them) as the log keeps it: a class label, one of `labels` when declared, for which
     0/1 and booleans stand when the target has two labels (1 and true for `positive`); else a value of the target's
     declared `dtype` (`int`: a whole number, a boolean as 0/1; `float`: a number; `bool`: a boolean or 0/1; `str`:
-    text), or, with no dtype, a label, 0/1, a boolean or a number. `InputError` (422) naming the field otherwise,
-    never quoting the value: a label the retraining's ingestion would refuse is refused here, where it is given."""
+    text), or, with no dtype, a label, 0/1, a boolean or a number. A personal target generalised into `bins` (its
+    `pii` rule) is kept as its band: a band's label as given, a number as the band it falls in, never the number.
+    `InputError` (422) naming the field otherwise, never quoting the value: a label the retraining's ingestion would
+    refuse is refused here, where it is given."""
     if isinstance(outcome, list) and not outcome:
         raise InputError("field 'outcome': an empty list; expected one outcome per record of the request, or one")
-    out = [_outcome(v, labels, positive, dtype) for v in (outcome if isinstance(outcome, list) else [outcome])]
+    one = _outcome if bins is None else (lambda v, *_: _banded(v, bins))
+    out = [one(v, labels, positive, dtype) for v in (outcome if isinstance(outcome, list) else [outcome])]
     return out if isinstance(outcome, list) else out[0]
+
+
+def _banded(v, bins: list[float]) -> str:
+    "A personal target's outcome as its band (`lifecycle.data.pii.generalise`'s label), never the value given."
+    from lifecycle.data.pii import band_labels
+
+    labels = band_labels(bins)
+    if isinstance(v, str) and v in labels:
+        return v
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise InputError(
+            f"field 'outcome': the target holds personal data, kept as its band: expected one of {labels}, or a "
+            "number to be kept as its band (values are not repeated)"
+        )
+    for i, label in enumerate(labels):  # (right-open, as `generalise` cuts)
+        if bins[i] <= v < bins[i + 1]:
+            return label
+    raise InputError(f"field 'outcome': a number outside the target's bands {labels} (values are not repeated)")
 
 
 def _outcome(v, labels, positive, dtype=None):

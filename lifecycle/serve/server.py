@@ -75,6 +75,8 @@ class Server:
         target = params['features'].target
         rule = params['ingest'].columns.get(target)  # (the target's contract: its labels, its dtype)
         self.labels, self.target_dtype = (rule.allowed, rule.dtype) if rule else (None, None)
+        generalised = rule is not None and rule.pii is not None and rule.pii.method == 'generalise'
+        self.target_bins = rule.pii.bins if generalised else None  # (a personal target: its outcomes kept as bands)
         self.metrics = Metrics()
         self.trust = RosterFile(s, self.alert)  # who holds which role: the trust registry, re-read when it changes
         self.refusals = RefusalTally(s.audit_path)  # refused admin requests: audited per client and minute

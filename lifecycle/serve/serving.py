@@ -378,7 +378,9 @@ async def feedback(request: Request):
         extra = sorted(set(p) - {'request_id', 'outcome'})
         if extra:
             raise InputError(f"body: unknown field(s) {extra}")
-        outcome = check_outcome(p.get('outcome'), srv.labels, srv.positive, srv.target_dtype)  # (as ingest types it)
+        outcome = check_outcome(  # (as ingest types and masks it)
+            p.get('outcome'), srv.labels, srv.positive, srv.target_dtype, srv.target_bins
+        )
         # (a thread: a request ID not in the database yet may wait for the writers' journals to be inserted)
         return answer(await run_in_threadpool(add_feedback, srv.log, p.get('request_id'), outcome))
     except (InputError, FeedbackError) as e:
