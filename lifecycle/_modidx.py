@@ -997,6 +997,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.propose_params': ( 'api/data/infer.html#propose_params',
                                                                                'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer.says_number_of_a_person': ( 'api/data/infer.html#says_number_of_a_person',
+                                                                                        'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.write_params': ('api/data/infer.html#write_params', 'lifecycle/data/infer.py')},
             'lifecycle.data.ingest': { 'lifecycle.data.ingest.BatchRejected': ( 'api/data/ingest.html#batchrejected',
                                                                                 'lifecycle/data/ingest.py'),

@@ -585,3 +585,33 @@ def test_rules_no_value_could_meet_are_refused_when_read(case):
     make, says = _impossible_rules()[case]
     with pytest.raises(ValueError, match=says):
         make()
+
+
+def test_first_and_last_names_and_phone_numbers_are_personal_and_a_birth_date_is_no_split(tmp_path):
+    """A column whose name says it holds people is personal when it holds single first or last names (only "First
+    Last" values were caught: the names became a feature's categories, in the params, the reports and the server's
+    refusals); a phone number stored as a number is personal by its column's name; and a birth date, which is dropped,
+    is never the holdout's split column (the first run failed in train with a KeyError). Found by review."""
+    rng = np.random.default_rng(3)
+    first = ['James', 'Mary', 'John', 'Patricia', 'Robert', 'Jennifer', 'Michael', 'Linda', 'Astrid', 'Haruto']
+    df = (
+        customers(300)
+        .drop(columns=['signup'])
+        .assign(
+            first_name=rng.choice(first, 300),
+            surname=rng.choice(['Smith', 'Jones', 'Kowalski', 'Nguyen', 'Okafor', 'Garcia', 'Müller', 'Rossi'], 300),
+            phone=rng.integers(4_165_550_000, 4_165_559_999, 300),
+            dob=pd.date_range('1950-01-01', periods=300, freq='40D').strftime('%Y-%m-%d'),
+            contact=rng.choice(['cellular', 'telephone', 'unknown'], 300),  # a channel, though its name is a person's
+        )
+    )
+    pr = propose_params(df, target='churned', source='data/people.csv')
+    cols = load_params(write_params(pr, tmp_path / 'p'))['ingest'].columns
+    for c in ('first_name', 'surname', 'phone', 'dob'):
+        assert cols[c].personal and cols[c].pii and not cols[c].allowed, c
+    assert not cols['contact'].personal and cols['contact'].allowed == ['cellular', 'telephone', 'unknown']
+    ps = load_params(tmp_path / 'p')
+    assert not {'first_name', 'surname', 'phone', 'dob'} & {f.name for f in ps['features'].features}
+    assert ps['train'].split == SplitSpec(method='random')
+    text = ''.join(p.read_text() for p in (tmp_path / 'p').iterdir()) + ' '.join(pr.columns.why)
+    assert not any(name in text for name in [*first, 'Kowalski', 'Müller', '416555'])

@@ -19,8 +19,9 @@ from ..core.params import load_params
 from .pii import looks_personal, shown_column_name
 
 # %% auto #0
-__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'column_kind', 'names_people', 'personal_guess', 'column_rule', 'infer_task',
-           'Proposal', 'propose_params', 'propose_fairness_gates', 'ProposalRefused', 'write_params']
+__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'column_kind', 'names_people', 'says_number_of_a_person', 'personal_guess',
+           'column_rule', 'infer_task', 'Proposal', 'propose_params', 'propose_fairness_gates', 'ProposalRefused',
+           'write_params']
 
 # %% ../../nbs/api/data/10_infer.ipynb #ffa3e3b5
 def column_dtype(s: pd.Series) -> str:
@@ -83,6 +84,16 @@ def names_people(name: str) -> bool:
     return bool(words) and words[-1] in _PEOPLE and not set(words) & _THINGS
 
 
+_NUMBERS = {'phone', 'telephone', 'mobile', 'cellphone', 'fax', 'ssn', 'passport', 'iban'}  # a person's numbers
+
+
+def says_number_of_a_person(name: str) -> bool:
+    """Whether a column's name says it holds a person's phone or personal number (`phone`, `mobile_no`, `ssn`; not
+    `phone_type`, `mobile_plan`): its values are then personal whether stored as text or as numbers."""
+    words = [w for w in re.split(r'[\W_]+', re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()) if w]
+    return bool(set(words) & _NUMBERS) and not set(words) & _THINGS
+
+
 def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()) -> tuple[dict | None, str]:
     "The suggested `pii` rule for a column (None: not personal) and why, in counts only."
     if kind == 'identifier':
@@ -91,6 +102,8 @@ def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()
         if re.search(_BIRTH, name):
             return {'method': 'drop'}, 'a birth date by its name'
         return None, 'date'
+    if dtype in ('str', 'int') and says_number_of_a_person(name):  # (a phone number stored as a number too)
+        return {'method': 'redact'}, 'a phone or personal number by its name'
     if dtype != 'str':
         return None, ''
     people = names_people(name)

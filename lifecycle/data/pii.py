@@ -130,6 +130,8 @@ _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; th
     'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
 }
 _DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
+_ONE_NAME = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"  # one word of letters in any script: `Müller`, `O'Neil`, `Ana-Lu`
+_ONE_NAMES_MIN = 8  # distinct ones, for a people column's single words to be names (`contact`: cellular, telephone)
 
 
 def _numeric_band(values: pd.Series) -> pd.Series:
@@ -181,6 +183,11 @@ def looks_personal(
         if kind in _DISTINCT and not (people and kind == 'personal name') and hit.sum() < 0.3 * matched:
             continue
         return PersonalFinding(kind, matched, total)
+    if people:  # first or last names alone, in a column whose name says it holds people (a few: a category)
+        one = (kinds.isna() & distinct.str.fullmatch(_ONE_NAME)).to_numpy()
+        matched = int(counts.to_numpy()[one].sum())
+        if one.sum() >= _ONE_NAMES_MIN and matched >= total / 2:
+            return PersonalFinding('personal name', matched, total)
     return None
 
 # %% ../../nbs/api/data/01_pii.ipynb #3e9fe3bf
