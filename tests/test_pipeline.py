@@ -217,3 +217,21 @@ def test_an_interrupted_run_is_recorded_as_failed_interrupted_not_left_running(w
     assert m.data['status'] == 'failed' and m.data['error'] == 'interrupted'
     assert m.data['stages']['ingest']['status'] == 'failed' and m.data['stages']['ingest']['error'] == 'interrupted'
     assert [e['reason'] for e in audit.read(ws.audit_path) if e['action'] == 'run.fail'] == ['interrupted']
+
+
+@pytest.mark.parametrize('damage', ['{"x', '[1, 2]', '{"run_id": 7, "notebook": "01_ingest.ipynb", "outputs": {}}'])
+def test_a_damaged_stage_cache_record_is_a_miss_and_the_stages_result_replaces_it(tmp_path, damage):
+    "A cache record cut short (or edited) made `lifecycle run` end in a JSONDecodeError traceback (found by review)."
+    from lifecycle.app.pipeline import STAGES, cache_get, cache_put
+    from lifecycle.core.settings import load_settings
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    s = load_settings(tmp_path)
+    (s.runs_dir / 'r1').mkdir(parents=True)
+    (s.runs_dir / 'r1' / '01_ingest.ipynb').write_text('{}')
+    cache_put(s, STAGES[0], 'k', 'r1', '01_ingest.ipynb', {'rows': 3})
+    assert cache_get(s, STAGES[0], 'k')['outputs'] == {'rows': 3}
+    (s.cache_dir / f'{STAGES[0].name}-k.json').write_text(damage)
+    assert cache_get(s, STAGES[0], 'k') is None
+    cache_put(s, STAGES[0], 'k', 'r1', '01_ingest.ipynb', {'rows': 4})
+    assert cache_get(s, STAGES[0], 'k')['outputs'] == {'rows': 4}

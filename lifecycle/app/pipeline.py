@@ -125,11 +125,21 @@ def _cache_path(s: Settings, stage: Stage, key: str) -> Path:
 
 
 def cache_get(s: Settings, stage: Stage, key: str) -> dict | None:
-    "The recorded result for this key, if its executed notebook is still there."
+    """The recorded result for this key, if its executed notebook is still there. A damaged record (a file cut short
+    or edited) is no result: the stage runs again and its result replaces it."""
     p = _cache_path(s, stage, key)
     if not p.is_file():
         return None
-    hit = json.loads(p.read_text())
+    try:
+        hit = json.loads(p.read_text(encoding='utf-8'))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    if not (
+        isinstance(hit, dict)
+        and all(isinstance(hit.get(k), str) and hit[k] for k in ('run_id', 'notebook'))
+        and isinstance(hit.get('outputs'), dict)
+    ):
+        return None
     return hit if (s.runs_dir / hit['run_id'] / hit['notebook']).is_file() else None
 
 
