@@ -900,6 +900,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.drift._each': ('api/data/drift.html#_each', 'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._floats': ('api/data/drift.html#_floats', 'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._has_values': ('api/data/drift.html#_has_values', 'lifecycle/data/drift.py'),
+                                      'lifecycle.data.drift._histogram_edges': ( 'api/data/drift.html#_histogram_edges',
+                                                                                 'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._infer_kind': ('api/data/drift.html#_infer_kind', 'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._jensenshannon': ( 'api/data/drift.html#_jensenshannon',
                                                                                'lifecycle/data/drift.py'),

@@ -425,3 +425,18 @@ def test_the_installed_command_prints_every_verdict_before_it_leaves_and_keeps_i
     assert [c['drifted'] for c in got['columns']] == ours(ref, cur).drifted.tolist()
     r = run('gone.parquet')
     assert r.returncode == 4 and 'gone.parquet' in json.loads(r.stdout)['error']
+
+
+@pytest.mark.parametrize('values', [[1e17] * 50, [-1e308, 1e308] * 25], ids=['large-constant', 'beyond-a-float'])
+def test_a_column_numpy_cannot_cut_into_bins_is_profiled_and_compared_not_a_traceback(values):
+    """A constant too large for numpy's half-unit margin to change it, or values spanning more than a float, made
+    `np.histogram_bin_edges` raise, and `lifecycle drift` end in a traceback (found by review)."""
+    ref, cur = pd.DataFrame({'x': values}), pd.DataFrame({'x': [30.0] * 50})
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore', RuntimeWarning)
+        p = profile(ref)
+        assert sum(p['columns']['x']['histogram']['counts']) == 50
+        if values[0] == values[-1]:  # (beyond a float, its mean and median overflow: not a stored profile's JSON)
+            json.dumps(p, allow_nan=False)
+        out = compare(p, cur)
+    assert bool(out.set_index('column').loc['x', 'drifted'])

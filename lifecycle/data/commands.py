@@ -355,10 +355,14 @@ def drift(
     "Per-column drift of CURRENT against REFERENCE, with the verdict Evidently's default test would give."
     import gc
 
+    import warnings
+
     was = gc.isenabled()
     gc.disable()  # its imports (numpy, pyarrow, the params' models) make tens of thousands of objects, no garbage
     try:
-        return _drift(reference, current, params)
+        with warnings.catch_warnings():  # (numpy's overflow on values near a float's limits: their scores say it)
+            warnings.simplefilter('ignore', RuntimeWarning)
+            return _drift(reference, current, params)
     finally:
         if was:
             gc.enable()

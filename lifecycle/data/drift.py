@@ -348,7 +348,7 @@ def _numeric_profile(s: _Column, name) -> dict:
     unique = int(np.count_nonzero(ends))
     probs = [0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99]
     qs = _sorted_quantiles(x, probs + [i / 10 for i in range(1, 10)])
-    edges = np.histogram_bin_edges(x[[0, -1]], bins=20)  # = np.histogram(x, 20), from the sorted values
+    edges = _histogram_edges(x[0], x[-1])
     hist = np.diff(np.r_[0, np.searchsorted(x, edges[1:-1], 'left'), n])
     psi_edges = _distinct(qs[len(probs) :])
     psi_counts = np.diff(np.r_[0, np.searchsorted(x, psi_edges, 'right'), n])
@@ -538,11 +538,25 @@ def _w1_ks(cdf: _Cdf, cu: np.ndarray, CC: np.ndarray, steps: bool) -> tuple[floa
     return float(np.dot(g, dX)), max(ks, float(ab.max()) if len(ab) else 0.0)
 
 
+def _histogram_edges(lo: float, hi: float, bins: int = 20) -> np.ndarray:
+    """`np.histogram(x, 20)`'s edges from the sorted values' ends; where numpy cannot cut the range (a constant too
+    large for its half-unit margin to change it, or a span beyond a float), edges of equal or evenly spread values,
+    so that a column of such values is profiled, not a traceback."""
+    try:
+        return np.histogram_bin_edges(np.array([lo, hi]), bins=bins)
+    except ValueError:
+        if lo == hi or not np.isfinite(hi - lo):
+            return np.r_[np.full(bins, lo, dtype=float), hi]
+        return np.linspace(lo, hi, bins + 1)
+
+
 def _sturges_edges(lo, hi, size: int, integer: bool) -> np.ndarray:
     "`np.histogram_bin_edges(both, 'sturges')` from the minimum, maximum, size and integer-ness of both samples."
     lo, hi = (np.int64(lo), np.int64(hi)) if integer else (np.float64(lo), np.float64(hi))
     ptp = np.subtract(hi, lo, dtype=np.uint64, casting='unsafe') if integer else hi - lo
     width = ptp / (np.log2(size) + 1.0)
+    if not np.isfinite(width):  # (a span beyond a float: one bin, from end to end)
+        return np.array([lo, hi], dtype=float)
     if width:
         if integer and width < 1:
             width = 1
