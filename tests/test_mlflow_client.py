@@ -58,3 +58,17 @@ def test_mlflow_scoring_client_works_unchanged(tmp_path):
     assert len(rows) >= 3 and all(set(i) == set(REC) for i in rows['inputs'])  # the model's inputs, nothing else
     leaked = [f for f in ws.rglob('*') if f.is_file() and MARK.encode() in f.read_bytes()]
     assert leaked == [] and MARK not in (tmp_path / 'server.log').read_text()
+
+
+@pytest.mark.parametrize(
+    'uri, found', [('ftp://x', "scheme 'ftp:'"), ('file:///tmp/m', "scheme 'file:'"), ('databricks', 'no scheme')]
+)
+def test_a_tracking_uri_of_no_store_this_workspace_can_use_is_refused_naming_it_not_a_traceback(tmp_path, uri, found):
+    "MLflow refused these with a traceback (a registry of no such scheme, its file store in maintenance) or a login."
+    from conftest import cli
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    r = cli(tmp_path, 'status', env={'LIFECYCLE_TRACKING_URI': uri})
+    said = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and f'tracking URI {uri} cannot be used' in said, said
+    assert found in said and 'LIFECYCLE_TRACKING_URI' in said

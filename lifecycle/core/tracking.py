@@ -99,6 +99,9 @@ def seed_tracking_db(tracking_uri: str, create) -> str:
     return 'created'
 
 
+_ENGINES = ('sqlite', 'postgresql', 'mysql', 'mssql', 'http', 'https')  # tracking stores with a registry, served
+
+
 def configure_mlflow(tracking_uri: str, state_dir: str | Path):
     """Point MLflow's tracking and registry at the workspace, its database created under the `mlflow-db` lock; return
     the `mlflow` module."""
@@ -110,10 +113,19 @@ def configure_mlflow(tracking_uri: str, state_dir: str | Path):
 
     for name in ('mlflow', 'alembic'):
         logging.getLogger(name).setLevel(logging.ERROR)
+    engine = tracking_uri.split(':', 1)[0].split('+', 1)[0] if ':' in tracking_uri else ''
+    if engine not in _ENGINES:  # (MLflow's own refusal of another comes later, as a traceback, or asks for a login)
+        from lifecycle.core.settings import SettingsError, shown_url
+
+        found = f"the scheme {engine + ':'!r}" if engine else 'no scheme'
+        raise SettingsError(
+            f"the MLflow tracking URI {shown_url(tracking_uri)} cannot be used: expected a database (sqlite:///PATH, "
+            f"postgresql://, mysql://, mssql://) or a tracking server (http://, https://), found {found} "
+            "(tracking_uri in settings.ini, or LIFECYCLE_TRACKING_URI)"
+        )
     Path(state_dir).mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(tracking_uri)
-    engine = tracking_uri.split(':', 1)[0].split('+', 1)[0]
     if engine in ('sqlite', 'postgresql', 'mysql', 'mssql') and tracking_uri not in _READY:
 
         def create():
