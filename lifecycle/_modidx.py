@@ -830,6 +830,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands.Watched.to_json': ( 'api/data/commands.html#watched.to_json',
                                                                                       'lifecycle/data/commands.py'),
+                                         'lifecycle.data.commands._check_watch_options': ( 'api/data/commands.html#_check_watch_options',
+                                                                                           'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._drift': ('api/data/commands.html#_drift', 'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._drift_report': ( 'api/data/commands.html#_drift_report',
                                                                                     'lifecycle/data/commands.py'),

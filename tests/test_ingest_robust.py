@@ -221,3 +221,24 @@ def test_a_word_in_a_numeric_column_read_by_drift_is_refused_naming_the_column_n
     r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'b.csv'], env=env)
     assert isinstance(r.exception, SystemExit) and r.exit_code == 2
     assert "column 'age'" in r.stderr and '1 non-numeric value(s)' in r.stderr and 'twenty' not in r.stderr
+
+
+@pytest.mark.parametrize(
+    'args, says',
+    [
+        (['--watch', 'inbox', '--interval', '-1'], '--interval: expected a number of seconds above 0, found -1'),
+        (['--watch', 'inbox', '--interval', '0'], '--interval: expected a number of seconds above 0, found 0'),
+        (['--watch', 'inbox', '--max-batches', '0'], '--max-batches: expected at least 1, found 0'),
+        (['a.csv', '--watch', 'inbox', '--dataset', 'arrests'], 'give SOURCE (a.csv) or --watch DIR (inbox), not both'),
+        (['--watch', 'inbox', '--query', 'SELECT 1'], "--query: a watched folder's files are read whole"),
+        (['a.csv', '--query', 'SELECT 1', '--dataset', 'arrests'], '--query: for a database URL; a.csv is a file'),
+        (['a.csv', '--once', '--dataset', 'arrests'], '--once: only with --watch DIR'),
+    ],
+)
+def test_watch_options_that_contradict_or_hold_no_sane_value_are_refused_before_anything_is_read(workspace, args, says):
+    "A negative interval was a traceback, 0 a busy loop, 0 batches a watch for ever; a source or query was ignored."
+    from conftest import cli
+
+    (workspace / 'inbox').mkdir()
+    r = cli(workspace, 'ingest', *args)
+    assert r.returncode == 2 and says in ' '.join(r.stderr.split()) and 'Traceback' not in r.stderr, r.stderr

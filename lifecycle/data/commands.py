@@ -184,6 +184,27 @@ class Watched(Result):
 _INGEST_ERRORS = {'lifecycle.core.store.StoreError': EXIT_INPUT, 'lifecycle.core.store.RecordError': EXIT_SOURCE}
 
 
+def _check_watch_options(source, query, watch, once: bool, interval: float, max_batches) -> None:
+    "Options that contradict each other or hold no sane value: refused before anything is read (exit 2)."
+    if watch is not None:
+        if source is not None:
+            raise CommandError(f"give SOURCE ({source}) or --watch DIR ({watch}), not both", EXIT_INPUT)
+        if query is not None:
+            raise CommandError("--query: a watched folder's files are read whole; it is for a database URL", EXIT_INPUT)
+        if not 0 < interval < float('inf'):  # (0 would poll without pause; nan or inf never again)
+            raise CommandError(f"--interval: expected a number of seconds above 0, found {interval:g}", EXIT_INPUT)
+        if max_batches is not None and max_batches < 1:
+            raise CommandError(f"--max-batches: expected at least 1, found {max_batches}", EXIT_INPUT)
+        return
+    given = [o for o, on in (('--once', once), ('--max-batches', max_batches is not None)) if on]
+    if given:
+        raise CommandError(f"{', '.join(given)}: only with --watch DIR", EXIT_INPUT)
+    from lifecycle.data.sources import is_sql
+
+    if query is not None and source is not None and source != 'stats' and not is_sql(source):
+        raise CommandError(f"--query: for a database URL; {source} is a file, read whole", EXIT_INPUT)
+
+
 @command(_INGEST_ERRORS)
 def ingest(
     source: Optional[str] = typer.Argument(None, help="CSV or Parquet file, a SQLAlchemy URL, or 'stats'."),
@@ -222,6 +243,7 @@ def ingest(
         raise CommandError(
             f"--dataset {dataset!r}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT
         )
+    _check_watch_options(source, query, watch, once, interval, max_batches)
     if watch:
         from lifecycle.data.watch import watch as watch_folder, ledger_for
 
