@@ -2521,6 +2521,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._change': ( 'api/serve/commands.html#_change',
                                                                                 'lifecycle/serve/commands.py'),
+                                          'lifecycle.serve.commands._may_score': ( 'api/serve/commands.html#_may_score',
+                                                                                   'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._registered': ( 'api/serve/commands.html#_registered',
                                                                                     'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._show_spec': ( 'api/serve/commands.html#_show_spec',

@@ -260,3 +260,28 @@ def test_a_starting_server_removes_the_active_flag_files_that_killed_servers_lef
     finally:
         live.kill()
         live.wait()
+
+
+def test_batch_scoring_takes_the_release_policy_and_the_kill_switch_as_the_server_does(ws, tmp_path):
+    """`lifecycle score` loaded any registered version it was given, in any environment, and scored with the control
+    while the kill switch sent the server's answers to the safe version (found by review): its scores become decisions
+    as the server's answers do."""
+    src = tmp_path / 'in.csv'
+    src.write_text('age,checks,employed,citizen\n' + '30,2,Yes,No\n' * 5)
+
+    def score(*args, env=None):
+        from conftest import cli_json
+
+        return cli_json(ws.root, 'score', '--input', str(src), '--output', str(tmp_path / 'out.csv'), *args, env=env)
+
+    _spec_live(ws, FlagsParams(control='2', safe='1', kill=True))
+    r, out = score()
+    assert r.returncode == 0 and out['model_version'] == '1', r.stderr  # killed: the safe version's scores
+    r, out = score('--version', '1', env={'LIFECYCLE_ENVIRONMENT': 'production'})
+    said = ' '.join((r.stdout + r.stderr).split())  # (--json: the error as JSON)
+    assert r.returncode == 2 and "version 1 may not be exposed as 'production'" in said and 'refusing' in said, said
+    ws.client.set_model_version_tag(NAME, '2', 'validation_id', 'val-0000000000000000')  # as if never validated
+    (tmp_path / 'out.csv').unlink()
+    r, _ = score('--version', '2')
+    assert r.returncode == 2 and "version 2 may not be exposed as 'dev'" in ' '.join(r.stdout.split()), r.stdout
+    assert not (tmp_path / 'out.csv').exists()

@@ -366,6 +366,17 @@ def _registered(s, name: str, version: str) -> str:
     return str(found.version)  # (as the registry numbers it: '007' is version 7, whose signature record is `...-7`)
 
 
+def _may_score(s: Workspace, name: str, version: str) -> None:
+    """Refuse a version the release policy would not let answer everyone in this workspace's environment (the control's
+    exposure): a file's scores become decisions as the server's answers do, so batch scoring passes the same gates and
+    approvals (`lifecycle.release.exposure`, the one release path)."""
+    from lifecycle.release import exposure
+
+    d = exposure.check(s, version, exposure.arm_exposure(s.environment, 'control'), name=name)
+    if not d.ok:
+        raise CommandError(f"{d.message()} (environment {s.environment!r}); refusing to score with it", EXIT_INPUT)
+
+
 @command(errors=SERVE_ERRORS)
 def score(
     input: Path = typer.Option(..., '--input', help="CSV or Parquet file of records."),
@@ -408,12 +419,13 @@ def score(
     if fl.spec_path(s).exists():
         spec, name = fl.load_spec(s)
     ml = s.mlflow
-    if version is None:
-        ref = spec.control or s.environment  # none in params: the alias of this workspace's environment
+    if version is None:  # the version the server would answer everyone with: the safe one while the kill switch is on
+        ref = (spec.safe if spec.kill else spec.control) or s.environment  # none: the environment's alias
         version = ref if ref.isdigit() else _alias_lookup(s, name)(ref)
         if version is None:
             raise CommandError(f"no version given and alias {ref!r} names none; register a model first", EXIT_INPUT)
     version = _registered(s, name, registry_version(version, '--version'))
+    _may_score(s, name, version)
     thr = threshold if threshold is not None else spec.threshold.variants[spec.threshold.default]
     try:
         m = load_version(ml, s.store, name, str(version), s.key_dir)
