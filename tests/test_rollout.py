@@ -285,6 +285,24 @@ def test_the_rollback_of_a_completed_rollout_the_audit_log_cannot_record_is_undo
     assert fl.load_spec(s)[0].control == '1'
 
 
+def test_the_rollback_of_a_completed_rollout_takes_the_safe_version_back_too_when_it_was_made_the_new_one(ws):
+    """Once a rollout has completed, the README has the new control made the safe version too; rolling the rollout
+    back left the safe version on the version rolled back, so the next kill switch sent everyone to it (found by
+    review)."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed'
+    fl.change_flags(s, {'safe': '2'}, actor='carol', reason='the new version is the known-good one now')
+    assert ro.rollback(s, actor='carol', reason='pager went off')['status'] == 'rolled_back'
+    spec = fl.load_spec(s)[0]
+    assert (spec.control, spec.safe) == ('1', '1')
+    assert fl.kill(s, actor='carol', reason='incident').safe == '1'
+
+
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
     assert r.returncode == 0 and out['rollout']['percentage'] == 0, r.stderr

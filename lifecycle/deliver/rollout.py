@@ -426,6 +426,8 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
                 "the flags moved on since, so there is nothing of it to roll back"
             )
         changes = {'control': st['control'], 'challenger': None, 'percentage': 0, 'shadow': False}
+        if spec.safe == st['challenger']:  # (made the safe version once it served all: a kill would bring it back)
+            changes['safe'] = st['control']
     else:
         st = _active(s)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False}
