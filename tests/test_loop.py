@@ -288,7 +288,12 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
         assert verdict.fired == ['new_labels'] and it['status'] == 'shadow', it.get('decision')
         v = it['registration']['model_version']
         assert v == '3' and spec(ws)['challenger'] == '3' and spec(ws)['shadow'] and spec(ws)['control'] == '1'
+        assert spec(ws)['cohorts'] == []  # flags.yaml's `internal` cohort would have the shadow answer live traffic
         flags_live()
+        r = rows.iloc[0]
+        record = {k: r[k].item() if hasattr(r[k], 'item') else r[k] for k in INPUTS}
+        a = c.post('/predict', json={'records': [record], 'context': {'targetingKey': 'i0', 'internal': True}})
+        assert a.status_code == 200 and a.json()['variant'] == 'control', a.text
         for _ in range(20):
             traffic(25)
             it, _ = loop.run(ws)

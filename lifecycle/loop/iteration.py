@@ -364,10 +364,10 @@ def step_shadow_start(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         raise RetrainError(f"rollout {st['id']} of version {st['challenger']} is {st['status']}; finish it first")
     fl.change_flags(
         ws,
-        {'challenger': v, 'percentage': 0, 'shadow': True},
+        {'challenger': v, 'percentage': 0, 'shadow': True, 'cohorts': []},  # (a cohort's answers: no shadow)
         actor=ACTOR,
         source='retrain',
-        reason=f"retraining {it['id']}: v{v} in the shadow of v{it['champion']['version']}",
+        reason=f"retraining {it['id']}: v{v} in the shadow of v{it['champion']['version']}, answering no one",
     )
     it['shadow'] = dict(started=time.time(), version=v)
     return 'shadow'

@@ -50,12 +50,15 @@ class Exposure:
         return self
 
 
-def arm_exposure(environment: str, arm: str, shadow: bool = False, percentage: float = 0) -> str:
-    "The exposure an arm of the flags has in a server of `environment`."
+def arm_exposure(
+    environment: str, arm: str, shadow: bool = False, percentage: float = 0, cohorts: bool = False
+) -> str:
+    """The exposure an arm of the flags has in a server of `environment` (`cohorts`: the flags route cohorts to the
+    challenger, which then answers them whatever its share: a canary, not a shadow)."""
     if environment == 'dev':
         return 'dev'
     if arm == 'challenger' and percentage < 100:  # at 100% (a blue-green switch) it is the control in all but name
-        return 'canary' if percentage else 'shadow'
+        return 'canary' if percentage or cohorts else 'shadow'
     return 'production' if environment == 'production' else 'canary'
 
 
@@ -159,7 +162,8 @@ def serving_check(ws, spec: dict | None = None) -> list[dict]:
         v = spec.get(arm)
         if not v:
             continue
-        x = arm_exposure(ws.environment, arm, bool(spec.get('shadow')), float(spec.get('percentage') or 0))
+        cohorts = any(isinstance(c, dict) and c.get('variant') == 'challenger' for c in spec.get('cohorts') or [])
+        x = arm_exposure(ws.environment, arm, bool(spec.get('shadow')), float(spec.get('percentage') or 0), cohorts)
         d = check(ws, v, x, name=spec.get('model_name'))
         rows.append(dict(arm=arm, version=str(v), exposure=x, ok=d.ok, missing=d.missing))
     return rows

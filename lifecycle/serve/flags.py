@@ -225,6 +225,11 @@ def resolve_spec(spec: FlagsParams, lookup, environment: str | None = None) -> F
 _EXPOSURE_RANK = {'dev': 0, 'shadow': 1, 'canary': 2, 'production': 3}
 
 
+def _cohorts(spec: FlagsParams) -> bool:
+    "Whether the flags route a cohort to the challenger (which then answers it, whatever its share)."
+    return any(c.variant == 'challenger' for c in spec.cohorts)
+
+
 def _answers(spec: FlagsParams, arm: str, routed: bool) -> bool:
     "Whether `arm` of `spec` answers anyone, as a server routes (`routed`: killed, only the safe one does)."
     return bool(getattr(spec, arm)) and not (routed and spec.kill and arm != 'safe')
@@ -247,9 +252,9 @@ def policy_refusals(
         v = getattr(spec, arm)
         if not _answers(spec, arm, routed):
             continue
-        x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage)
+        x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage, _cohorts(spec))
         if before is not None and getattr(before, arm) == v and _answers(before, arm, routed):
-            was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage)
+            was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage, _cohorts(before))
             if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
         try:
