@@ -995,3 +995,46 @@ def test_a_versions_baseline_asks_the_registry_once_and_a_damaged_record_of_it_i
     rec = json.loads(lineage.read_text())
     lineage.write_text(json.dumps({**rec, 'validation_id': 'val-0000000000000000'}))  # its seal left as it was
     assert baseline_for(Workspace.open(trained), '1', mp).digest() == first.digest()  # (the record: no baseline)
+
+
+def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(workspace):
+    """A version retired by a promotion or a rollback is silent for good: `no_traffic` (and `no_labels`) fired for
+    each one ever logged, once an hour for ever (found by review). Only the series the flags route to are judged; with
+    no flags to read, every series, as before."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    ws, now = Workspace.open(workspace), time.time()
+    log = PredictionLog(default_url(ws))
+    for i, (version, variant, ts) in enumerate([('1', 'control', now - 9000), ('2', 'control', now - 7200)]):
+        log.log(
+            request_id=f'q{i}',
+            ts=ts,
+            route='predict',
+            variant=variant,
+            model_version=version,
+            inputs={'age': [30.0]},
+            output=[0.4],
+            decision=[0],
+            threshold=0.5,
+            latency_ms=1.0,
+            status=200,
+        )
+    assert log.flush()
+    log.close()
+    mp = load_monitor_params(ws.params_dir)
+
+    def silent():
+        run = run_once(ws, mp, baselines={}, sample=False, now=now)
+        return sorted(a['series'] for a in run.alerts if a['rule'] == 'no_traffic')
+
+    assert silent() == ['1/control', '2/control']  # no flags yet: every series
+    (ws.state_dir / 'monitor' / 'state.json').unlink()  # (the cooldown: judged afresh)
+    spec = FlagsParams(control='2', safe='1')
+    body = {'model_name': ws.params['register'].model_name, **spec.model_dump(mode='json', by_alias=True)}
+    fl.spec_path(ws).parent.mkdir(parents=True, exist_ok=True)
+    fl.spec_path(ws).write_text(json.dumps(body))
+    assert silent() == ['2/control']
+    (ws.state_dir / 'monitor' / 'state.json').unlink()
+    fl.spec_path(ws).write_text(json.dumps({**body, 'kill': True}))  # killed: the safe version answers everyone
+    assert silent() == []  # (no series of the safe version's logged yet: none silent)

@@ -268,6 +268,38 @@ def _write_if_changed(p: Path, data: bytes) -> None:
     atomic_write(p, data)
 
 
+def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTimes]:
+    """The series the flags route traffic to now, whose silence means something (`no_traffic`, `no_labels`): the
+    control's version (the safe one's while the kill switch is on), the challenger's with a share or a cohort, the safe
+    one's with a cohort. A retired version's series is silent for good, and said so once an hour for ever. With no
+    flags of this model to read (none yet, damaged, another model's), every series, as before; with the control named
+    by an alias, the control's latest series."""
+    from lifecycle.serve import flags as fl
+
+    try:
+        spec, routed = fl.load_spec(ws)
+    except Exception:  # (none, or damaged: `flags` and the server say so; the monitor judges every series)
+        return times
+    if routed != name:
+        return times
+    cohort = {c.variant for c in spec.cohorts}
+    want = {('safe', spec.safe)} if spec.kill else {('control', spec.control)}
+    if not spec.kill and spec.challenger and (spec.percentage > 0 or 'challenger' in cohort):
+        want.add(('challenger', spec.challenger))
+    if not spec.kill and 'safe' in cohort:
+        want.add(('safe', spec.safe))
+    latest = {}  # variant -> its series logged last (for an arm its alias names)
+    for t in times:
+        if t.variant not in latest or t.last_ts > latest[t.variant].last_ts:
+            latest[t.variant] = t
+    return [
+        t
+        for t in times
+        if (t.variant, str(t.model_version)) in {(a, str(v)) for a, v in want if v}
+        or ((t.variant, None) in want and latest.get(t.variant) is t)
+    ]
+
+
 def _observations(
     m: pd.DataFrame, times: list[SeriesTimes], hb: dict, now: float, model: str | None = None
 ) -> list[dict]:
@@ -505,7 +537,7 @@ def run_once(
     known = set(state.get('windows_seen', []))
     keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
-    obs = _observations(m, times, hb, now, name) + audit_observations(ws.audit_path, state)
+    obs = _observations(m, _routed(ws, name, times), hb, now, name) + audit_observations(ws.audit_path, state)
     obs += set_aside_observations(url, state)
     alerts = judge(obs, mp.rules, state, now)
     p = out_dir / 'breaching.json'
