@@ -615,3 +615,28 @@ def test_first_and_last_names_and_phone_numbers_are_personal_and_a_birth_date_is
     assert ps['train'].split == SplitSpec(method='random')
     text = ''.join(p.read_text() for p in (tmp_path / 'p').iterdir()) + ' '.join(pr.columns.why)
     assert not any(name in text for name in [*first, 'Kowalski', 'Müller', '416555'])
+
+
+@pytest.mark.parametrize(
+    'file, change, says',
+    [
+        ('monitor.yaml', {'bogus_key': 1}, 'monitor.yaml'),
+        ('monitor.yaml', {'window': {'rows': -5}}, 'window'),
+        ('retrain.yaml', {'mode': 'sometimes'}, 'retrain.yaml'),
+    ],
+)
+def test_a_run_refuses_monitor_or_retrain_params_those_commands_would_refuse(workspace, file, change, says):
+    """No stage reads monitor.yaml or retrain.yaml, so `lifecycle run` went through on a folder whose monitor or
+    retraining params were refused, made it the workspace's default, and every monitor and retrain command then
+    stopped on it (found by review): refused before any stage runs, the remembered folder left as it was."""
+    import shutil
+    from conftest import cli, set_yaml
+
+    shutil.copytree(workspace / 'params', workspace / 'params-b')
+    set_yaml(workspace / 'params-b' / file, **change)
+    r = cli(workspace, 'run', '--params', str(workspace / 'params-b'), '--no-site')
+    said = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and 'params refused, no stage ran' in said and says in said, said
+    assert not list((workspace / 'reports' / 'runs').glob('*'))
+    r = cli(workspace, 'status', '--json')
+    assert json.loads(r.stdout)['params_dir'] == str((workspace / 'params').resolve())

@@ -62,6 +62,25 @@ class RunOutcome(Result):
             c.print(f"reports: {self.index}")
 
 
+def _layer_params_or_refuse(params_dir) -> None:
+    """monitor.yaml and retrain.yaml, which no stage reads, checked as `lifecycle monitor` and `lifecycle retrain` will
+    read them: a run that goes through makes its params folder the workspace's default, and a folder whose monitor or
+    retraining params are refused would then stop those commands (`ParamsError`, all problems at once)."""
+    from lifecycle.core.params import ParamsError
+    from lifecycle.loop.schema import load_retrain_params
+    from lifecycle.operate.schema import load_monitor_params
+
+    problems = []
+    for name, load in (('monitor', load_monitor_params), ('retrain', load_retrain_params)):
+        if (Path(params_dir) / f'{name}.yaml').is_file():  # (a folder without them: those commands say so)
+            try:
+                load(params_dir)
+            except ParamsError as e:
+                problems.append(str(e))
+    if problems:
+        raise ParamsError('\n'.join(problems))
+
+
 def _inputs_or_refuse(s: Workspace) -> None:
     """Refuse, before any stage runs, what the ingest stage would stop on a kernel start later: a source file that is
     not there, or a contract that pseudonymises a column with no PII key to do it with."""
@@ -144,6 +163,7 @@ def run(
 
         try:
             s.params  # validated before anything is remembered or run
+            _layer_params_or_refuse(s.params_dir)
             _inputs_or_refuse(s)
             manifest, results = run_pipeline(s, force=force, on_event=on_event, wait=wait, on_wait=on_wait)
             remember_params(s)  # a run that went through: the next command defaults to its params folder
