@@ -640,3 +640,22 @@ def test_a_run_refuses_monitor_or_retrain_params_those_commands_would_refuse(wor
     assert not list((workspace / 'reports' / 'runs').glob('*'))
     r = cli(workspace, 'status', '--json')
     assert json.loads(r.stdout)['params_dir'] == str((workspace / 'params').resolve())
+
+
+def test_the_duplicate_limit_is_proposed_from_the_rows_as_ingestion_counts_them_masked(tmp_path):
+    """A birth date made every row distinct, so init proposed no duplicates allowed; ingestion drops it first and
+    counts the rows left alike, and refused the very file init was given (found by review)."""
+    from lifecycle.data.checks import row_hashes
+
+    rng = np.random.default_rng(5)
+    df = pd.DataFrame(
+        {
+            'dob': pd.date_range('1950-01-01', periods=400, freq='40D').strftime('%Y-%m-%d'),
+            'plan': rng.choice(['basic', 'pro'], 400),
+            'visits': rng.integers(0, 10, 400),
+            'churned': rng.choice(['Yes', 'No'], 400),
+        }
+    )
+    p = load_params(write_params(propose_params(df, target='churned', source='m.csv'), tmp_path / 'p'))
+    alike = 1 - len(np.unique(row_hashes(df.drop(columns=['dob'])))) / len(df)
+    assert alike > 0.5 and p['ingest'].max_duplicate_rate >= alike

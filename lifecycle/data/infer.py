@@ -390,6 +390,20 @@ def _sizes(s: pd.Series) -> str:
     return f"about {lo:,}" if lo == hi else f"about {lo:,} to {hi:,}"
 
 
+def _masked_duplicate_rate(df: pd.DataFrame, rules: dict) -> float:
+    """The share of rows repeating an earlier one as ingestion counts them: after each personal column is masked by its
+    proposed rule (a dropped birth date can leave rows that were distinct by it alike). Pseudonymised here under a
+    throw-away key, which keeps values apart as the workspace's does."""
+    from lifecycle.core.params import PiiRule
+    from lifecycle.data.pii import mask_frame
+
+    if not len(df):
+        return 0.0
+    pii = {c: PiiRule(**r['pii']) for c, r in rules.items() if r.get('pii')}
+    masked = mask_frame(df[[c for c in df.columns if c in rules]], pii, key=b'lifecycle-init-counts-only')
+    return float(masked.duplicated().mean()) if len(masked.columns) else 0.0
+
+
 def _files(
     df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv=None, fairness=None
 ) -> dict:
@@ -401,7 +415,7 @@ def _files(
         line = f"  {_flow({c: r})[1:-1]}"
         col_lines.append(line + (f"   # {why[c]}" if why[c] else ''))
     excluded = [c for c, k in zip(table.column, table.kind) if k in ('identifier', 'date')]
-    dup = float(df.duplicated().mean()) if len(df) else 0.0
+    dup = _masked_duplicate_rate(df, rules)
     ingest = (
         "# Ingestion contract proposed by `lifecycle init` from the data: review every column.\n"
         "# personal: does the column hold personal data (true needs a pii masking rule, applied before any write);\n"
