@@ -289,7 +289,7 @@ def propose_params(
             "an identifier, a date, protected, free text or constant)"
         )
     protected = list(table[table.role == 'protected'].column)
-    dates = list(table[table.kind == 'date'].column)
+    dates = list(table[(table.kind == 'date') & ~table.personal.astype(bool)].column)  # (a birth date is dropped)
     notes = []
     split = {'method': 'random'}
     if dates:
