@@ -376,7 +376,12 @@ def approve(
                 f"{', '.join(sorted(members))})"
             )
     if not trained_by:
-        reasons.append(f"who trained {subject} is unknown, so separation of duties cannot be checked")
+        reasons.append(
+            f"who trained {subject} is unknown, so separation of duties cannot be checked: no trainer's key signed it "
+            "at registration (the trainer makes one with `lifecycle keys new --as NAME`, an administrator registers "
+            "it with `lifecycle trust add NAME --role data_scientist --as ADMIN`, and NAME trains a new version with "
+            "LIFECYCLE_ACTOR=NAME lifecycle run --force)"
+        )
     elif user.casefold() == str(trained_by).casefold():
         reasons.append(f"separation of duties: {user!r} trained {subject} and cannot approve it")
     if not str(reason or '').strip():
