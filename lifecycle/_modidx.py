@@ -2263,6 +2263,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._read_kept': ( 'api/operate/windows.html#_read_kept',
                                                                                      'lifecycle/operate/windows.py'),
+                                           'lifecycle.operate.windows._runs': ( 'api/operate/windows.html#_runs',
+                                                                                'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._sent_inputs': ( 'api/operate/windows.html#_sent_inputs',
                                                                                        'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._shares': ( 'api/operate/windows.html#_shares',

@@ -300,11 +300,21 @@ def _no_series(version, variant: str, pairs: set) -> str:
 
 
 def _no_window(version, variant: str, number: int, windows) -> str:
-    have = [int(w) for w in windows]
     return (
         f"version {version}, variant {variant!r}: no window {number} in the prediction log; "
-        f"found windows {have[:3] + ['...'] + have[-3:] if len(have) > 6 else have}"
+        f"found windows {_runs(sorted({int(w) for w in windows}))}"
     )
+
+
+def _runs(numbers: list[int]) -> str:
+    "Sorted numbers as runs, `0-2, 4, 6-9` (the first and last three runs of more than six)."
+    runs, start = [], None
+    for i, n in enumerate(numbers):
+        start = n if start is None else start
+        if i + 1 == len(numbers) or numbers[i + 1] != n + 1:
+            runs.append(f'{start}-{n}' if n > start else f'{n}')
+            start = None
+    return ', '.join(runs if len(runs) <= 6 else [*runs[:3], '…', *runs[-3:]]) or 'none'
 
 # %% ../../nbs/api/operate/02_windows.ipynb #18d35c85
 @dataclass
