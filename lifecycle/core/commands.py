@@ -32,8 +32,8 @@ class AuditVerdict(Result):
             typer.secho(f"note: {note}", fg='yellow', err=True)
         if self.ok:
             print(
-                f"audit log ok: {self.entries} entries, keyed chain and payloads intact, its end matches the "
-                f"checkpoint kept outside the workspace ({self.path})"
+                f"audit log {self.path} ok: {self.entries} entries, keyed chain and payloads intact, its end "
+                "matches the checkpoint kept outside the workspace"
             )
         else:
             typer.secho(f"audit log FAILED verification: {self.reason} ({self.path})", fg='red', err=True)
