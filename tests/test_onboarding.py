@@ -139,6 +139,10 @@ def test_split_column_must_be_declared(tmp_path):
     (out / 'train.yaml').write_text(yaml.safe_dump(t))
     with pytest.raises(ParamsError, match="key 'split.column': 'region' is not a column declared in ingest.yaml"):
         load_params(out)
+    t['split'] = {'method': 'date', 'column': 'hours per week'}  # a number: its values read as nanoseconds
+    (out / 'train.yaml').write_text(yaml.safe_dump(t))
+    with pytest.raises(ParamsError, match="a date split needs a column of dates .* declared 'int'"):
+        load_params(out)
 
 
 def test_hyphenated_names_keep_onnx_and_a_failed_parity_check_falls_back(tmp_path, monkeypatch):

@@ -907,6 +907,11 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
         sc = res['train'].split.column
         if sc is not None and sc not in cols:
             problems.append(f"{d / 'train.yaml'}: key 'split.column': {sc!r} is not a column declared in ingest.yaml")
+        elif res['train'].split.method == 'date' and cols[sc].dtype != 'str':  # (numbers read as nanoseconds)
+            problems.append(
+                f"{d / 'train.yaml'}: key 'split.column': a date split needs a column of dates (text, 'kind: date' in "
+                f"ingest.yaml); {sc!r} is declared {cols[sc].dtype!r}; split by 'random' or 'group' instead"
+            )
         problems += looser_than_policy(res['validate'], res['policy'], d / 'validate.yaml')
         for a in res['validate'].protected_attributes:
             if a not in cols:
