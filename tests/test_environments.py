@@ -177,6 +177,38 @@ def test_the_kill_switch_goes_live_though_the_flags_it_is_pulled_on_name_a_versi
         assert answers() == {('safe', '1')} and c.get('/ready').json()['deployed'] == {'safe': '1'}
 
 
+def test_a_spec_swapped_for_a_killed_one_while_the_gate_looks_never_lets_a_refused_challenger_answer(ws, monkeypatch):
+    """A killed spec is judged by its safe arm alone; the gate read the spec twice, once to check the flag file against
+    it and once to judge it, so a spec swapped between the two had a canary file judged as killed, and an unvalidated
+    challenger answered (found by review). The file and the spec it is judged by are now one pair, or none."""
+    ws.client.set_model_version_tag(NAME, '2', 'validation_id', 'val-0000000000000000')  # as if never validated
+    canary = FlagsParams(control='1', safe='1', challenger='2', percentage=50)
+    real = fl.check_live
+
+    def racing(s, doc):  # another writer replaces spec.json alone just after the gate compared the file with it
+        checked = real(s, doc)
+        if 'challenger' in doc['flags'][fl.MODEL_FLAG]['variants']:
+            body = {
+                'model_name': NAME,
+                **canary.model_copy(update={'kill': True}).model_dump(mode='json', by_alias=True),
+            }
+            atomic_write(fl.spec_path(s), json.dumps(body).encode())
+        return checked
+
+    with TestClient(create_app(Server(ws))) as c:
+        assert c.get('/ready').status_code == 200
+        monkeypatch.setattr(fl, 'check_live', racing)
+        _spec_live(ws, canary)
+        time.sleep(1.5)  # (several looks of the gate)
+        monkeypatch.undo()
+        assert 'challenger' not in c.get('/ready').json()['deployed']
+        got = {
+            c.post('/predict', json={'records': [REC], 'context': {'targetingKey': f'k{i}'}}).json()['variant']
+            for i in range(40)
+        }
+        assert 'challenger' not in got, got
+
+
 def test_the_first_flags_go_live_only_once_the_file_their_flag_client_reads_exists(ws, monkeypatch):
     """A server that started without flags makes its flag client on the first request after they went live, on the
     gate's active file: that file is written before they go live (a request in between found no file, once in CI)."""

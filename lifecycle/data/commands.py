@@ -188,7 +188,9 @@ def _check_watch_options(source, query, watch, once: bool, interval: float, max_
     "Options that contradict each other or hold no sane value: refused before anything is read (exit 2)."
     if watch is not None:
         if source is not None:
-            raise CommandError(f"give SOURCE ({source}) or --watch DIR ({watch}), not both", EXIT_INPUT)
+            from lifecycle.data.sources import shown_source
+
+            raise CommandError(f"give SOURCE ({shown_source(source)}) or --watch DIR ({watch}), not both", EXIT_INPUT)
         if query is not None:
             raise CommandError("--query: a watched folder's files are read whole; it is for a database URL", EXIT_INPUT)
         if not 0 < interval < float('inf'):  # (0 would poll without pause; nan or inf never again)

@@ -145,6 +145,9 @@ class FlagGate:
                     return False
                 raise
             spec, name = fl.load_spec(self.s)
+            if fl.compile_flags(spec)['metadata']['revision'] != fl.content_revision(doc):
+                self._seen = None  # (the spec changed since `check_live` read it: the pair is judged at the next look,
+                return False  # so that the arms vetted, killed or not, are the arms the file routes to)
             try:
                 refused = self.vet(spec, name, self.spec) if self.vet is not None else []
             except Exception as e:  # e.g. the registry is busy: not a verdict on the flags, so look again next time
