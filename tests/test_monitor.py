@@ -5,6 +5,7 @@ monitor params are refused naming the key; an unreachable webhook keeps its aler
 
 from __future__ import annotations
 import json
+import os
 import socket
 import subprocess
 import threading
@@ -1037,7 +1038,14 @@ def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(work
     assert silent() == ['2/control']
     (ws.state_dir / 'monitor' / 'state.json').unlink()
     fl.spec_path(ws).write_text(json.dumps({**body, 'kill': True}))  # killed: the safe version answers everyone
-    assert silent() == []  # (no series of the safe version's logged yet: none silent)
+    assert silent() == []  # no answer of the safe version's yet, and killed a moment ago: not silent yet
+    (ws.state_dir / 'monitor' / 'state.json').unlink()
+    os.utime(fl.spec_path(ws), (now - 7200, now - 7200))  # killed two hours ago, and still no answer logged
+    assert silent() == ['1/safe']  # (a server answering no one is told, though its arm has no series)
+    (ws.state_dir / 'monitor' / 'state.json').unlink()
+    at_full = {**body, 'challenger': '3', 'percentage': 100.0}  # blue-green switched: the control answers no one
+    fl.spec_path(ws).write_text(json.dumps(at_full))
+    assert silent() == []  # (3/challenger routed a moment ago; 2/control is not routed to)
 
 
 def test_a_window_not_in_the_log_is_refused_naming_the_windows_there_as_runs():

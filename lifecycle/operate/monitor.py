@@ -270,34 +270,34 @@ def _write_if_changed(p: Path, data: bytes) -> None:
 
 def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTimes]:
     """The series the flags route traffic to now, whose silence means something (`no_traffic`, `no_labels`): the
-    control's version (the safe one's while the kill switch is on), the challenger's with a share or a cohort, the safe
-    one's with a cohort. A retired version's series is silent for good, and said so once an hour for ever. With no
-    flags of this model to read (none yet, damaged, another model's), every series, as before; with the control named
-    by an alias, the control's latest series."""
+    control's version (none at a challenger's 100%; the safe one's while the kill switch is on), the challenger's with
+    a share or a cohort, the safe one's with a cohort (cohorts route only beside a challenger). A retired version's
+    series is silent for good, and was said so once an hour for ever. An arm routed to with no series logged yet is
+    silent since the flags routed it (the spec's time), so that a server answering no one is still told. With no
+    flags of this model to read (none yet, damaged, another model's), every series, as before."""
     from lifecycle.serve import flags as fl
 
     try:
         spec, routed = fl.load_spec(ws)
+        since = fl.spec_path(ws).stat().st_mtime
     except Exception:  # (none, or damaged: `flags` and the server say so; the monitor judges every series)
         return times
     if routed != name:
         return times
-    cohort = {c.variant for c in spec.cohorts}
-    want = {('safe', spec.safe)} if spec.kill else {('control', spec.control)}
-    if not spec.kill and spec.challenger and (spec.percentage > 0 or 'challenger' in cohort):
-        want.add(('challenger', spec.challenger))
-    if not spec.kill and 'safe' in cohort:
-        want.add(('safe', spec.safe))
-    latest = {}  # variant -> its series logged last (for an arm its alias names)
-    for t in times:
-        if t.variant not in latest or t.last_ts > latest[t.variant].last_ts:
-            latest[t.variant] = t
-    return [
-        t
-        for t in times
-        if (t.variant, str(t.model_version)) in {(a, str(v)) for a, v in want if v}
-        or ((t.variant, None) in want and latest.get(t.variant) is t)
-    ]
+    cohort = {c.variant for c in spec.cohorts} if spec.challenger else set()
+    if spec.kill:
+        want = {('safe', spec.safe or spec.control)}
+    else:
+        full = bool(spec.challenger) and spec.percentage >= 100
+        want = set() if full else {('control', spec.control)}
+        if spec.challenger and (spec.percentage > 0 or 'challenger' in cohort):
+            want.add(('challenger', spec.challenger))
+        if 'safe' in cohort:
+            want.add(('safe', spec.safe or spec.control))
+    want = {(a, str(v)) for a, v in want if v}
+    kept = [t for t in times if (t.variant, str(t.model_version)) in want]
+    have = {(t.variant, str(t.model_version)) for t in kept}
+    return kept + [SeriesTimes(v, a, since, None, since) for a, v in sorted(want - have)]
 
 
 def _observations(
