@@ -280,6 +280,9 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
             assert time.monotonic() < deadline, 'the server never picked up the new flags'
             time.sleep(0.05)
 
+    internal = {'attribute': 'internal', 'equals': True, 'in': None, 'variant': 'challenger'}
+    eu = {'attribute': 'region', 'equals': 'EU', 'in': None, 'variant': 'control'}  # kept out of experiments
+    fl.change_flags(ws, {'cohorts': [internal, eu]}, actor='carol', reason='EU users stay on the champion')
     with TestClient(create_app(srv)) as c:
         it, verdict = loop.run(ws)
         assert it is None and not verdict.fire and 'new_labels' in verdict.summary()  # nothing labelled yet
@@ -288,7 +291,7 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
         assert verdict.fired == ['new_labels'] and it['status'] == 'shadow', it.get('decision')
         v = it['registration']['model_version']
         assert v == '3' and spec(ws)['challenger'] == '3' and spec(ws)['shadow'] and spec(ws)['control'] == '1'
-        assert spec(ws)['cohorts'] == []  # flags.yaml's `internal` cohort would have the shadow answer live traffic
+        assert spec(ws)['cohorts'] == [eu]  # the `internal` cohort would have the shadow answer live traffic
         flags_live()
         r = rows.iloc[0]
         record = {k: r[k].item() if hasattr(r[k], 'item') else r[k] for k in INPUTS}
@@ -300,6 +303,7 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
             if it['status'] != 'shadow':
                 break
         assert it['status'] == 'canary', it['shadow'].get('verdict')
+        assert spec(ws)['cohorts'] == [eu, internal] and 'cohorts_aside' not in it['shadow']  # (given back)
         assert it['shadow']['verdict']['verdict'] == 'pass' and it['shadow']['verdict']['pairs'] >= 40
         flags_live()
         for _ in range(40):

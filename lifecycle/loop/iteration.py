@@ -362,15 +362,31 @@ def step_shadow_start(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     st = ro.load_state(ws)
     if st and st['status'] in ro.ACTIVE:
         raise RetrainError(f"rollout {st['id']} of version {st['challenger']} is {st['status']}; finish it first")
+    cohorts = [c.model_dump(mode='json', by_alias=True) for c in _deployed(ws).cohorts]
+    aside = [c for c in cohorts if c['variant'] == 'challenger']  # (its answers to them: no shadow)
     fl.change_flags(
         ws,
-        {'challenger': v, 'percentage': 0, 'shadow': True, 'cohorts': []},  # (a cohort's answers: no shadow)
+        {'challenger': v, 'percentage': 0, 'shadow': True, 'cohorts': [c for c in cohorts if c not in aside]},
         actor=ACTOR,
         source='retrain',
         reason=f"retraining {it['id']}: v{v} in the shadow of v{it['champion']['version']}, answering no one",
     )
-    it['shadow'] = dict(started=time.time(), version=v)
+    it['shadow'] = dict(started=time.time(), version=v, cohorts_aside=aside)  # (back at the canary, or the revert)
     return 'shadow'
+
+
+def _cohorts_back(ws: Workspace, it: dict) -> dict:
+    """The flags change that gives back the challenger's cohorts the shadow set aside (none: no change); the caller
+    forgets them once the change is made (`_cohorts_given_back`)."""
+    aside = (it.get('shadow') or {}).get('cohorts_aside') or []
+    if not aside:
+        return {}
+    now = [c.model_dump(mode='json', by_alias=True) for c in _deployed(ws).cohorts]
+    return {'cohorts': now + [c for c in aside if c not in now]}
+
+
+def _cohorts_given_back(it: dict) -> None:
+    (it.get('shadow') or {}).pop('cohorts_aside', None)
 
 
 def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
@@ -398,8 +414,13 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     st = ro.load_state(ws)
     if not (st and st['status'] in ro.ACTIVE and st['challenger'] == v):  # else: started before a kill, adopt it
         fl.change_flags(
-            ws, {'shadow': False}, actor=ACTOR, source='retrain', reason=f"retraining {it['id']}: shadow done"
+            ws,
+            {'shadow': False, **_cohorts_back(ws, it)},
+            actor=ACTOR,
+            source='retrain',
+            reason=f"retraining {it['id']}: shadow done",
         )
+        _cohorts_given_back(it)
         st = ro.start(
             ws,
             v,
@@ -459,11 +480,12 @@ def _revert(ws: Workspace, it: dict, reason: str) -> str:
             if spec is not None and spec.challenger == v:
                 fl.change_flags(
                     ws,
-                    {'challenger': None, 'percentage': 0, 'shadow': False},
+                    {'challenger': None, 'percentage': 0, 'shadow': False, **_cohorts_back(ws, it)},
                     actor=ACTOR,
                     source='retrain',
                     reason=f"retraining {it['id']} reverted: {reason}",
                 )
+                _cohorts_given_back(it)
     it['decision'] = dict(
         outcome='reverted',
         reason=reason,
