@@ -265,3 +265,14 @@ def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path,
             write(tmp_path / 'rules.yml', 'x')
         assert str(e.value) == f"[Errno 13] Permission denied: '{tmp_path / 'rules.yml'}'"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_misspelt_settings_section_is_refused_naming_it_not_read_as_defaults(tmp_path):
+    "A misspelt [workspace] made every setting silently its default (state elsewhere, another tracking store)."
+    from lifecycle.core.settings import SettingsError, load_settings
+
+    (tmp_path / 'settings.ini').write_text('[workspce]\nstate_dir = state\n\n[trust]\n')
+    with pytest.raises(SettingsError, match=r"unknown section\(s\) \[workspce\] \(did you mean \[workspace\]\?\)"):
+        load_settings(tmp_path)
+    (tmp_path / 'settings.ini').write_text('[workspace]\nstate_dir = state\n\n[roles]\n\n[trust]\n')
+    assert load_settings(tmp_path).state_dir == tmp_path / 'state'

@@ -12,8 +12,8 @@ from pathlib import Path
 from .store import atomic_write, create_once
 
 # %% auto #0
-__all__ = ['DEFAULTS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings', 'shown_url',
-           'url_problem', 'connect_timeout', 'db_reason', 'without_secrets', 'workspace_id', 'read_trust',
+__all__ = ['DEFAULTS', 'SECTIONS', 'SettingsError', 'find_workspace', 'default_keys_dir', 'Settings', 'load_settings',
+           'shown_url', 'url_problem', 'connect_timeout', 'db_reason', 'without_secrets', 'workspace_id', 'read_trust',
            'write_trust']
 
 # %% ../../nbs/api/core/00_settings.ipynb #f81a27f0
@@ -126,6 +126,9 @@ class Settings:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
+SECTIONS = ('workspace', 'roles', 'trust')  # settings.ini's: the workspace's settings, the admin roles, the pins
+
+
 def load_settings(root: str | Path | None = None) -> Settings:
     "Read `settings.ini` from the workspace `root` (found if omitted), then apply `LIFECYCLE_*` overrides."
     root = Path(root).resolve() if root else find_workspace()
@@ -137,6 +140,12 @@ def load_settings(root: str | Path | None = None) -> Settings:
         raise SettingsError(f"{ini}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     except (OSError, configparser.Error) as e:
         raise SettingsError(f"{ini}: cannot be read: {e}") from e
+    if stray := [x for x in cp.sections() if x not in SECTIONS]:  # ([workspce]: every setting silently its default)
+        import difflib
+
+        near = {x: difflib.get_close_matches(x, SECTIONS, 1) for x in stray}
+        said = '; '.join(f"[{x}]" + (f" (did you mean [{m[0]}]?)" if m else '') for x, m in near.items())
+        raise SettingsError(f"{ini}: unknown section(s) {said}; expected some of {['[' + x + ']' for x in SECTIONS]}")
     section = cp['workspace'] if cp.has_section('workspace') else {}
     unknown = set(section) - set(DEFAULTS)
     if unknown:
