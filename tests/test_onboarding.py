@@ -94,6 +94,9 @@ def test_init_command_refusals_name_what_is_wrong(tmp_path):
     (ws / 'head.csv').write_text('age,plan,churned\n')  # a header alone: nothing to propose from
     r = invoke(init, ['--from', str(ws / 'head.csv'), '--target', 'churned'], env=env)
     assert r.exit_code == 2 and 'holds no rows (a header alone)' in r.output and 'free text' not in r.output
+    customers().head(5).to_csv(ws / 'five.csv', index=False)  # a run then failed in validation with fairlearn's error
+    r = invoke(init, ['--from', str(ws / 'five.csv'), '--target', 'churned'], env=env)
+    assert r.exit_code == 2 and 'holds 5 row(s); at least 50 are needed' in ' '.join(r.output.split()), r.output
     for target, what in (
         ('email', 'personal data (400 of 400 values look like an e-mail'),
         ('customer_id', 'personal data (identifier'),

@@ -105,6 +105,7 @@ def csv_options(encoding: str | None, delimiter: str | None) -> dict:
 
 # %% ../../nbs/api/data/11_init_command.ipynb #6014e729
 _DATASET_FREE = ('monitor.yaml', 'retrain.yaml')  # windows, alert rules, sinks, triggers: no column named
+_MIN_ROWS = 50  # rows of a file init proposes params for: a holdout of a quarter holds a dozen or more
 
 
 def _dataset_free_params(ws: Workspace) -> dict[str, str]:
@@ -164,6 +165,12 @@ def init(
     df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (a dataset's file: its refusals say --encoding)
     if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
         raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")
+    if len(df) < _MIN_ROWS:  # (a first run would fail in validation, on a holdout of a row or two, with no guidance)
+        raise CommandError(
+            f"--from {source}: holds {len(df)} row(s); at least {_MIN_ROWS} are needed to propose params a first run "
+            "can go through (a quarter of them held out to validate the model, its gates and its fairness checks)",
+            EXIT_INPUT,
+        )
     from lifecycle.data.sources import likely_delimiter
 
     sep = likely_delimiter(list(df.columns)) if 'delimiter' not in csv else None
