@@ -157,6 +157,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._stage_page': ('api/app/site.html#_stage_page', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._stat_walk': ('api/app/site.html#_stat_walk', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._trigger_names': ('api/app/site.html#_trigger_names', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._unreadable_page': ('api/app/site.html#_unreadable_page', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._version_link': ('api/app/site.html#_version_link', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._versions': ('api/app/site.html#_versions', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._when': ('api/app/site.html#_when', 'lifecycle/app/site.py'),

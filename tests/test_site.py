@@ -149,16 +149,24 @@ def test_the_landing_page_says_who_serves_where():
     assert 'kill switch on' in rows['dev'] and 'killed' in rows['staging']
 
 
-def test_a_corrupt_executed_notebook_is_one_clear_error_naming_it(workspace):
+@pytest.mark.slow  # a full MkDocs build
+def test_a_corrupt_executed_notebook_is_named_and_its_page_says_so_while_the_others_render(workspace):
+    """Papermill writes an executed notebook in place, so a run killed meanwhile leaves it cut short; that one file
+    stopped every later `lifecycle site` and made `lifecycle run` fail after its stages went through (found by
+    review). It is named in a warning, its page says it could not be read, and the site renders."""
     from lifecycle.core.workspace import Workspace
 
     s = Workspace.open(workspace)
     add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
     (s.runs_dir / 'r1/01_ingest.ipynb').write_text('{"cells": [')
     r = cli(workspace, 'site')
-    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
     assert 'r1/01_ingest.ipynb: not a readable executed notebook' in ' '.join(r.stderr.split())
-    assert not (workspace / 'reports/site/index.html').exists()
+    assert (workspace / 'reports/site/index.html').exists()
+    page = next((workspace / 'reports/site').rglob('01_ingest*/index.html'), None) or next(
+        p for p in (workspace / 'reports/site').rglob('*.html') if '01_ingest' in str(p)
+    )
+    assert 'This executed notebook could not be read' in page.read_text()
 
 
 @pytest.mark.slow  # a full MkDocs build

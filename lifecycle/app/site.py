@@ -1327,6 +1327,22 @@ def _notebook_page(path: Path, rel: str) -> tuple[bytes, bool]:
     return json.dumps(nb, indent=1).encode(), shared
 
 
+def _unreadable_page(path: Path, e: SiteError) -> bytes:
+    """The page of an executed notebook that cannot be read (cut short, as a run killed while papermill wrote it leaves
+    it): a notebook saying so, and a warning on stderr: one damaged file stops none of the site's other pages."""
+    import sys
+
+    why = str(e).replace('; the site was not rendered', '')
+    print(f"warning: {why}; its page says so, the other pages are rendered", file=sys.stderr, flush=True)
+    text = (
+        f"# {path.name}\n\n**This executed notebook could not be read**: `{why}`. A run stopped while the notebook was "
+        "being written leaves it cut short; the run's record (`lifecycle status`) says how its stage ended."
+    )
+    cell = {'cell_type': 'markdown', 'id': 'unreadable', 'metadata': {}, 'source': text}
+    nb = {'cells': [cell], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
+    return json.dumps(nb, indent=1).encode()
+
+
 def _drift_page(path: Path, rel: str, copies: list[Path], bundle: EvidentlyBundle | None) -> tuple[bytes, bool]:
     """The site's page `rel` of the drift report at `path`, its links to `copies` of Evidently's installed `bundle` (the
     reports' own, beside them) pointed at the site's one copy (`EVIDENTLY_DIR`) instead; and whether it links that."""
@@ -1354,7 +1370,10 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
             written.append(rel)
 
     def notebook_page(p: Page) -> bytes:
-        data, linked = _notebook_page(p.notebook, p.path)
+        try:
+            data, linked = _notebook_page(p.notebook, p.path)
+        except SiteError as e:  # (one notebook cut short, as a run killed while writing it leaves it: the rest render)
+            data, linked = _unreadable_page(p.notebook, e), False
         (shared.add if linked else shared.discard)(p.path)
         return data
 
