@@ -303,7 +303,7 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
             if it['status'] != 'shadow':
                 break
         assert it['status'] == 'canary', it['shadow'].get('verdict')
-        assert spec(ws)['cohorts'] == [eu, internal] and 'cohorts_aside' not in it['shadow']  # (given back)
+        assert spec(ws)['cohorts'] == [internal, eu] and 'cohorts_before' not in it['shadow']  # (back, in order)
         assert it['shadow']['verdict']['verdict'] == 'pass' and it['shadow']['verdict']['pairs'] >= 40
         flags_live()
         for _ in range(40):
@@ -722,3 +722,29 @@ def test_failures_count_in_a_row_a_step_that_went_through_in_between_starts_the_
     for _ in range(2):
         assert iteration._failed(ws, it, 'canary', ValueError('flaky')) is None
     assert len(it['failures']) == 4 and it['status'] == 'canary'  # all kept on the record, none reverted it
+
+
+def test_the_shadow_gives_the_challengers_cohorts_back_in_place_after_a_crash_or_a_hand_undeploy(
+    workspace, monkeypatch
+):
+    """The shadow sets aside the cohorts routed to the challenger (its answers to them would be live traffic). A
+    crash between the flags change and the record lost them for good; a challenger undeployed by hand lost them at
+    the revert; and giving them back put them after the others, changing who is routed where (found by review)."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    ws = Workspace.open(workspace)
+    monkeypatch.setattr(fl, '_check_signed', lambda *a, **k: None)  # (no registry in this workspace: not the point)
+    monkeypatch.setattr(loop, '_exposure_wait', lambda *a, **k: None)
+    internal = {'attribute': 'internal', 'equals': True, 'in': None, 'variant': 'challenger'}
+    eu = {'attribute': 'region', 'equals': 'EU', 'in': None, 'variant': 'control'}
+    fl.flags_dir(ws).mkdir(parents=True, exist_ok=True)
+    fl.write_spec(ws, FlagsParams(control='1', safe='1', cohorts=[internal, eu]), ws.params['register'].model_name)
+    it = dict(id='it1', registration=dict(model_version='2'), champion=dict(version='1'), status='registered')
+    loop.step_shadow_start(ws, it, None)
+    assert spec(ws)['cohorts'] == [eu]
+    on_disk = json.loads((loop.iterations_dir(ws.state_dir) / 'it1.json').read_text())  # what a crash leaves
+    loop.step_shadow_start(ws, on_disk, None)  # the resumed pass: the step again, the flags already changed
+    fl.change_flags(ws, {'challenger': None, 'shadow': False}, actor='carol', reason='shadow off by hand')
+    loop._revert(ws, on_disk, 'shadow: still waiting')
+    assert spec(ws)['cohorts'] == [internal, eu]  # back, and in their order

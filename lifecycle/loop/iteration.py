@@ -362,31 +362,36 @@ def step_shadow_start(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     st = ro.load_state(ws)
     if st and st['status'] in ro.ACTIVE:
         raise RetrainError(f"rollout {st['id']} of version {st['challenger']} is {st['status']}; finish it first")
-    cohorts = [c.model_dump(mode='json', by_alias=True) for c in _deployed(ws).cohorts]
-    aside = [c for c in cohorts if c['variant'] == 'challenger']  # (its answers to them: no shadow)
+    if (it.get('shadow') or {}).get('version') != v:  # (a retry after a crash keeps what the first try set aside)
+        cohorts = [c.model_dump(mode='json', by_alias=True) for c in _deployed(ws).cohorts]
+        it['shadow'] = dict(started=time.time(), version=v, cohorts_before=cohorts)
+        save(ws.state_dir, it)  # on record before the flags lose them (given back at the canary, or the revert)
+    kept = [c for c in it['shadow']['cohorts_before'] if c['variant'] != 'challenger']
     fl.change_flags(
         ws,
-        {'challenger': v, 'percentage': 0, 'shadow': True, 'cohorts': [c for c in cohorts if c not in aside]},
+        {'challenger': v, 'percentage': 0, 'shadow': True, 'cohorts': kept},
         actor=ACTOR,
         source='retrain',
         reason=f"retraining {it['id']}: v{v} in the shadow of v{it['champion']['version']}, answering no one",
     )
-    it['shadow'] = dict(started=time.time(), version=v, cohorts_aside=aside)  # (back at the canary, or the revert)
+    it['shadow']['started'] = time.time()
     return 'shadow'
 
 
 def _cohorts_back(ws: Workspace, it: dict) -> dict:
-    """The flags change that gives back the challenger's cohorts the shadow set aside (none: no change); the caller
-    forgets them once the change is made (`_cohorts_given_back`)."""
-    aside = (it.get('shadow') or {}).get('cohorts_aside') or []
-    if not aside:
+    """The flags change that gives back the challenger's cohorts the shadow set aside, each in its place among the
+    cohorts as they were (one added since comes after them; one removed since stays removed); none: no change. The
+    caller forgets them once the change is made (`_cohorts_given_back`)."""
+    before = (it.get('shadow') or {}).get('cohorts_before')
+    if not before or not any(c['variant'] == 'challenger' for c in before):
         return {}
     now = [c.model_dump(mode='json', by_alias=True) for c in _deployed(ws).cohorts]
-    return {'cohorts': now + [c for c in aside if c not in now]}
+    back = [c for c in before if c in now or c['variant'] == 'challenger'] + [c for c in now if c not in before]
+    return {} if back == now else {'cohorts': back}
 
 
 def _cohorts_given_back(it: dict) -> None:
-    (it.get('shadow') or {}).pop('cohorts_aside', None)
+    (it.get('shadow') or {}).pop('cohorts_before', None)
 
 
 def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
@@ -477,10 +482,12 @@ def _revert(ws: Workspace, it: dict, reason: str) -> str:
                 spec = _deployed(ws)
             except fl.FlagError:
                 spec = None
-            if spec is not None and spec.challenger == v:
+            ours = spec is not None and spec.challenger == v
+            back = _cohorts_back(ws, it) if spec is not None else {}  # (without a challenger, dormant: harmless)
+            if ours or back:
                 fl.change_flags(
                     ws,
-                    {'challenger': None, 'percentage': 0, 'shadow': False, **_cohorts_back(ws, it)},
+                    {**({'challenger': None, 'percentage': 0, 'shadow': False} if ours else {}), **back},
                     actor=ACTOR,
                     source='retrain',
                     reason=f"retraining {it['id']} reverted: {reason}",
