@@ -1046,6 +1046,16 @@ def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(work
     at_full = {**body, 'challenger': '3', 'percentage': 100.0}  # blue-green switched: the control answers no one
     fl.spec_path(ws).write_text(json.dumps(at_full))
     assert silent() == []  # (3/challenger routed a moment ago; 2/control is not routed to)
+    eu = {'attribute': 'region', 'equals': 'EU', 'in': None, 'variant': 'control'}
+    internal = {'attribute': 'internal', 'equals': True, 'in': None, 'variant': 'challenger'}
+    for spec_now, want in (
+        ({**at_full, 'cohorts': [eu]}, ['2/control', '3/challenger']),  # the control still answers the EU cohort
+        ({**body, 'challenger': '3', 'percentage': 0.0, 'cohorts': [internal]}, ['2/control']),  # a cohort alone
+    ):  # (may rightly hear nothing: no series of its own is made up for it)
+        (ws.state_dir / 'monitor' / 'state.json').unlink()
+        fl.spec_path(ws).write_text(json.dumps(spec_now))
+        os.utime(fl.spec_path(ws), (now - 7200, now - 7200))
+        assert silent() == want, spec_now
 
 
 def test_a_window_not_in_the_log_is_refused_naming_the_windows_there_as_runs():

@@ -270,11 +270,12 @@ def _write_if_changed(p: Path, data: bytes) -> None:
 
 def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTimes]:
     """The series the flags route traffic to now, whose silence means something (`no_traffic`, `no_labels`): the
-    control's version (none at a challenger's 100%; the safe one's while the kill switch is on), the challenger's with
-    a share or a cohort, the safe one's with a cohort (cohorts route only beside a challenger). A retired version's
-    series is silent for good, and was said so once an hour for ever. An arm routed to with no series logged yet is
-    silent since the flags routed it (the spec's time), so that a server answering no one is still told. With no
-    flags of this model to read (none yet, damaged, another model's), every series, as before."""
+    control's version (the safe one's while the kill switch is on), the challenger's with a share, and an arm a cohort
+    is routed to (cohorts route only beside a challenger, before the share: the control at a challenger's 100% too).
+    A retired version's series is silent for good, and was said so once an hour for ever. An arm routed a share of
+    everyone with no series logged yet is silent since the flags routed it (the spec's time), so that a server
+    answering no one is still told (an arm only a cohort reaches may rightly hear nothing). With no flags of this
+    model to read (none yet, damaged, another model's), every series, as before."""
     from lifecycle.serve import flags as fl
 
     try:
@@ -285,19 +286,18 @@ def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTi
     if routed != name:
         return times
     cohort = {c.variant for c in spec.cohorts} if spec.challenger else set()
+    arms = {'safe': spec.safe or spec.control, 'control': spec.control, 'challenger': spec.challenger}
     if spec.kill:
-        want = {('safe', spec.safe or spec.control)}
-    else:
+        shared, by_cohort = {'safe'}, set()
+    else:  # (shared: routed a share of everyone, so silent when no one is answered; by_cohort: only if its cohort came)
         full = bool(spec.challenger) and spec.percentage >= 100
-        want = set() if full else {('control', spec.control)}
-        if spec.challenger and (spec.percentage > 0 or 'challenger' in cohort):
-            want.add(('challenger', spec.challenger))
-        if 'safe' in cohort:
-            want.add(('safe', spec.safe or spec.control))
-    want = {(a, str(v)) for a, v in want if v}
-    kept = [t for t in times if (t.variant, str(t.model_version)) in want]
+        shared = ({'challenger'} if full else {'control'}) | ({'challenger'} if spec.percentage > 0 else set())
+        by_cohort = cohort - shared
+    shared = {(a, str(arms[a])) for a in shared if arms[a]}
+    routed = shared | {(a, str(arms[a])) for a in by_cohort if arms[a]}
+    kept = [t for t in times if (t.variant, str(t.model_version)) in routed]
     have = {(t.variant, str(t.model_version)) for t in kept}
-    return kept + [SeriesTimes(v, a, since, None, since) for a, v in sorted(want - have)]
+    return kept + [SeriesTimes(v, a, since, None, since) for a, v in sorted(shared - have)]
 
 
 def _observations(
