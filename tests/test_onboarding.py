@@ -630,6 +630,7 @@ def test_first_and_last_names_and_phone_numbers_are_personal_and_a_birth_date_is
         ('monitor.yaml', {'bogus_key': 1}, 'monitor.yaml'),
         ('monitor.yaml', {'window': {'rows': -5}}, 'window'),
         ('retrain.yaml', {'mode': 'sometimes'}, 'retrain.yaml'),
+        ('monitor.yaml', None, 'monitor.yaml: params file is missing'),
     ],
 )
 def test_a_run_refuses_monitor_or_retrain_params_those_commands_would_refuse(workspace, file, change, says):
@@ -640,10 +641,14 @@ def test_a_run_refuses_monitor_or_retrain_params_those_commands_would_refuse(wor
     from conftest import cli, set_yaml
 
     shutil.copytree(workspace / 'params', workspace / 'params-b')
-    set_yaml(workspace / 'params-b' / file, **change)
+    if change is None:
+        (workspace / 'params-b' / file).unlink()
+    else:
+        set_yaml(workspace / 'params-b' / file, **change)
     r = cli(workspace, 'run', '--params', str(workspace / 'params-b'), '--no-site')
     said = ' '.join(r.stderr.split())
     assert r.returncode == 2 and 'params refused, no stage ran' in said and says in said, said
+    assert said.count(says) == 1  # (retrain.yaml's triggers read monitor.yaml too: said once)
     assert not list((workspace / 'reports' / 'runs').glob('*'))
     r = cli(workspace, 'status', '--json')
     assert json.loads(r.stdout)['params_dir'] == str((workspace / 'params').resolve())

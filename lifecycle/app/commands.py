@@ -65,20 +65,20 @@ class RunOutcome(Result):
 def _layer_params_or_refuse(params_dir) -> None:
     """monitor.yaml and retrain.yaml, which no stage reads, checked as `lifecycle monitor` and `lifecycle retrain` will
     read them: a run that goes through makes its params folder the workspace's default, and a folder whose monitor or
-    retraining params are refused would then stop those commands (`ParamsError`, all problems at once)."""
+    retraining params are refused, or missing, would then stop those commands (`ParamsError`, all problems at once;
+    `lifecycle init` copies the workspace's into a new folder)."""
     from lifecycle.core.params import ParamsError
     from lifecycle.loop.schema import load_retrain_params
     from lifecycle.operate.schema import load_monitor_params
 
     problems = []
-    for name, load in (('monitor', load_monitor_params), ('retrain', load_retrain_params)):
-        if (Path(params_dir) / f'{name}.yaml').is_file():  # (a folder without them: those commands say so)
-            try:
-                load(params_dir)
-            except ParamsError as e:
-                problems.append(str(e))
-    if problems:
-        raise ParamsError('\n'.join(problems))
+    for load in (load_monitor_params, load_retrain_params):  # (missing, too: those commands refuse it so)
+        try:
+            load(params_dir)
+        except ParamsError as e:
+            problems += str(e).splitlines()
+    if problems:  # (retrain.yaml's alert triggers read monitor.yaml again: its problems once)
+        raise ParamsError('\n'.join(dict.fromkeys(problems)))
 
 
 def _inputs_or_refuse(s: Workspace) -> None:
