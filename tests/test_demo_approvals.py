@@ -147,3 +147,30 @@ def test_a_dev_completion_needs_no_approval_and_writes_no_ab_report(trained):
     w = _open(trained)
     assert demo_completion(w, {'challenger': '1', 'started': 0.0}, 'test', say=print) == []
     assert not (w.reports_dir / 'experiments').exists()  # evidence is only written where an approval needs it
+
+
+def test_an_approval_refused_for_its_trainer_says_why_the_trained_statement_is_not_trusted(trained):
+    """A version whose trained statement was edited was told it had never been signed, and how to train one that
+    could be: the edit went unsaid (found by review). A statement there that fails is named as it fails; a version
+    with none is told how to train one that can be approved."""
+    import json
+
+    from lifecycle.release import trust
+    from lifecycle.release.commands import approve_version
+
+    _bind_champion_to_the_demo_trainer(trained)
+    w = _open(trained)
+    trust.demo_identities(w, {'carol': 'ml_engineer'})
+    name = w.params['register'].model_name
+    p = w.store.record_path('attestations', f'{name}-1-trained')
+    rec = json.loads(p.read_text())
+    p.chmod(0o644)
+    p.write_text(json.dumps({**rec, 'statement': {**rec['statement'], 'trainer': 'carol'}}))
+    with pytest.raises(Exception) as e:
+        approve_version(w, name, '1', 'carol', 'read the reports', 'staging')
+    said = ' '.join(str(e.value).split())
+    assert 'who trained' in said and "no trainer's key signed it" not in said, said
+    p.unlink()
+    with pytest.raises(Exception) as e:
+        approve_version(_open(trained), name, '1', 'carol', 'read the reports', 'staging')
+    assert "no trainer's key signed it at registration" in ' '.join(str(e.value).split()), str(e.value)

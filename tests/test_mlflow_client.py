@@ -61,7 +61,13 @@ def test_mlflow_scoring_client_works_unchanged(tmp_path):
 
 
 @pytest.mark.parametrize(
-    'uri, found', [('ftp://x', "scheme 'ftp:'"), ('file:///tmp/m', "scheme 'file:'"), ('databricks', 'no scheme')]
+    'uri, found',
+    [
+        ('ftp://x', "scheme 'ftp:'"),
+        ('file:///tmp/m', "scheme 'file:'"),
+        ('databricks', 'no scheme'),
+        ('SQLITE:///x.db', "scheme 'SQLITE:'"),
+    ],
 )
 def test_a_tracking_uri_of_no_store_this_workspace_can_use_is_refused_naming_it_not_a_traceback(tmp_path, uri, found):
     "MLflow refused these with a traceback (a registry of no such scheme, its file store in maintenance) or a login."

@@ -274,5 +274,8 @@ def test_a_misspelt_settings_section_is_refused_naming_it_not_read_as_defaults(t
     (tmp_path / 'settings.ini').write_text('[workspce]\nstate_dir = state\n\n[trust]\n')
     with pytest.raises(SettingsError, match=r"unknown section\(s\) \[workspce\] \(did you mean \[workspace\]\?\)"):
         load_settings(tmp_path)
+    (tmp_path / 'settings.ini').write_text('[DEFAULT]\nstate_dir = elsewhere\n\n[workspace]\n')
+    with pytest.raises(SettingsError, match=r"keys \['state_dir'\] under \[DEFAULT\], which lifecycle does not read"):
+        load_settings(tmp_path)
     (tmp_path / 'settings.ini').write_text('[workspace]\nstate_dir = state\n\n[roles]\n\n[trust]\n')
     assert load_settings(tmp_path).state_dir == tmp_path / 'state'

@@ -140,6 +140,11 @@ def load_settings(root: str | Path | None = None) -> Settings:
         raise SettingsError(f"{ini}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
     except (OSError, configparser.Error) as e:
         raise SettingsError(f"{ini}: cannot be read: {e}") from e
+    if cp.defaults():  # (configparser's [DEFAULT] is no section: its keys would be read into every other one)
+        raise SettingsError(
+            f"{ini}: keys {sorted(cp.defaults())} under [DEFAULT], which lifecycle does not read; put the workspace's "
+            "under [workspace] (nbdev reads [tool.nbdev] in pyproject.toml)"
+        )
     if stray := [x for x in cp.sections() if x not in SECTIONS]:  # ([workspce]: every setting silently its default)
         import difflib
 

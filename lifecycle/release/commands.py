@@ -169,10 +169,12 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
             f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) is not a registered, unrevoked key of "
             f"{user!r} ({me.key_id if me else 'none registered'}): an administrator registers it (trust add)"
         )
+    trainer, unknown = None, None
     try:
         trainer = trust.trained_by(ws, people, model, version).name
-    except trust.TrustError:
-        trainer = None  # refused below, audited: separation of duties cannot be checked
+    except trust.TrustError as e:  # refused below, audited: separation of duties cannot be checked
+        attested = ws.store.record_path(trust.ATTESTATION_KIND, f'{model}-{version}-trained').exists()
+        unknown = str(e) if attested else None  # (a statement there that fails: said as it is, not "never signed")
     rule = ps['policy'].promotion.get(step)
     ab = trust.experiment_evidence(ws, version) if rule is not None and rule.ab_evidence else None
     write_governance_report(s, ps, store, facts, model, version)  # the approver signs what this report says now
@@ -188,6 +190,7 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
         step,
         trainer,
         evidence_paths(s, pipeline_run, model, version),
+        trainer_unknown=unknown,
         facts=facts,
         signer=signer,
         experiment_report_sha256=ab['sha256'] if ab else None,

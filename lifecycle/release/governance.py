@@ -343,10 +343,12 @@ def approve(
     signer=None,
     experiment_report_sha256: str | None = None,
     demo: bool = False,
+    trainer_unknown: str | None = None,
 ) -> dict:
     """Record one sign-off (signed with `signer`'s key when given) of a version for a step, or refuse it; audited either
     way. A step whose policy asks for `ab_evidence` needs the sha256 of the A/B experiment report the approver read;
-    `demo`: the approver is a demo identity (said in the audit entry)."""
+    `demo`: the approver is a demo identity (said in the audit entry); `trainer_unknown`: why the trained statement
+    there is not trusted (a version with none is told how to train one that can be approved)."""
     envs, reasons, misnamed = policy.environments, [], False
     try:
         version = _fixed(version)
@@ -377,10 +379,13 @@ def approve(
             )
     if not trained_by:
         reasons.append(
-            f"who trained {subject} is unknown, so separation of duties cannot be checked: no trainer's key signed it "
-            "at registration (the trainer makes one with `lifecycle keys new --as NAME`, an administrator registers "
-            "it with `lifecycle trust add NAME --role data_scientist --as ADMIN`, and NAME trains a new version with "
-            "LIFECYCLE_ACTOR=NAME lifecycle run --force)"
+            f"who trained {subject} is unknown, so separation of duties cannot be checked: "
+            + (
+                trainer_unknown
+                or "no trainer's key signed it at registration (the trainer makes one with `lifecycle keys new "
+                "--as NAME`, an administrator registers it with `lifecycle trust add NAME --role data_scientist --as "
+                "ADMIN`, and NAME trains a new version with LIFECYCLE_ACTOR=NAME lifecycle run --force)"
+            )
         )
     elif user.casefold() == str(trained_by).casefold():
         reasons.append(f"separation of duties: {user!r} trained {subject} and cannot approve it")
