@@ -160,6 +160,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._unreadable_page': ('api/app/site.html#_unreadable_page', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._version_link': ('api/app/site.html#_version_link', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._versions': ('api/app/site.html#_versions', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._warn_unreadable': ('api/app/site.html#_warn_unreadable', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._when': ('api/app/site.html#_when', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site.batches_page': ('api/app/site.html#batches_page', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site.build_mkdocs': ('api/app/site.html#build_mkdocs', 'lifecycle/app/site.py'),

@@ -1329,14 +1329,13 @@ def _notebook_page(path: Path, rel: str) -> tuple[bytes, bool]:
 
 def _unreadable_page(path: Path, e: SiteError) -> bytes:
     """The page of an executed notebook that cannot be read (cut short, as a run killed while papermill wrote it leaves
-    it): a notebook saying so, and a warning on stderr: one damaged file stops none of the site's other pages."""
-    import sys
-
-    why = str(e).replace('; the site was not rendered', '')
-    print(f"warning: {why}; its page says so, the other pages are rendered", file=sys.stderr, flush=True)
+    it): a notebook saying so, naming it by its run (no folder of the machine's), so that one damaged file stops none
+    of the site's other pages (`_warn_unreadable` says which, at each render)."""
+    why = str(e).replace(f'{path}: ', '').replace('; the site was not rendered', '')
     text = (
-        f"# {path.name}\n\n**This executed notebook could not be read**: `{why}`. A run stopped while the notebook was "
-        "being written leaves it cut short; the run's record (`lifecycle status`) says how its stage ended."
+        f"# {path.name}\n\n**This executed notebook could not be read** (`{path.parent.name}/{path.name}`: {why}). A "
+        "run stopped while the notebook was being written leaves it cut short; the run's record (`lifecycle status`) "
+        "says how its stage ended."
     )
     cell = {'cell_type': 'markdown', 'id': 'unreadable', 'metadata': {}, 'source': text}
     nb = {'cells': [cell], 'metadata': {}, 'nbformat': 4, 'nbformat_minor': 5}
@@ -1369,11 +1368,15 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
             publish(base / rel, make())
             written.append(rel)
 
+    unreadable = set(old.get('unreadable', ())) & {p.path for p in pages if p.text is None}  # (pages kept as they are)
+
     def notebook_page(p: Page) -> bytes:
         try:
             data, linked = _notebook_page(p.notebook, p.path)
+            unreadable.discard(p.path)
         except SiteError as e:  # (one notebook cut short, as a run killed while writing it leaves it: the rest render)
             data, linked = _unreadable_page(p.notebook, e), False
+            unreadable.add(p.path)
         (shared.add if linked else shared.discard)(p.path)
         return data
 
@@ -1417,7 +1420,21 @@ def write_sources(src: Path, pages: list[Page], assets: list[tuple[str, Path]], 
         if rel not in keep:
             (docs / rel).unlink(missing_ok=True)
             written.append(rel)
-    return dict(pages=hashes, memo={k: v for k, v in memo.items()}, shared=sorted(shared)), written
+    memo = {k: v for k, v in memo.items()}
+    return dict(pages=hashes, memo=memo, shared=sorted(shared), unreadable=sorted(unreadable)), written
+
+
+def _warn_unreadable(s: Settings, manifest: dict) -> None:
+    "On stderr, at every render, the executed notebooks whose pages say they could not be read."
+    import sys
+
+    for rel in manifest.get('unreadable', ()):
+        print(
+            f"warning: {rel}: its executed notebook could not be read (cut short?); its page in {s.site_dir} says "
+            "so, the other pages are rendered",
+            file=sys.stderr,
+            flush=True,
+        )
 
 # %% ../../nbs/api/app/01_site.ipynb #f3aca81e
 def _merge_search(index: Path, before: list[dict]) -> None:
@@ -1653,12 +1670,14 @@ def _render_site(s: Settings, engine: str | None) -> Path:
         and index.is_file()
         and not old.get('building')
     ):
+        _warn_unreadable(s, old)
         return index
     ws = s if isinstance(s, Workspace) else Workspace.open(s.root)
     cached = old.get('models') if models_key is not None and old.get('models_key') == models_key else None
     facts = site_facts(ws, models=cached)
     pages, assets = plan_pages(facts, s.runs_dir)
     new, written = write_sources(src, pages, assets, old)
+    _warn_unreadable(s, new)
     if written or not index.is_file() or old.get('engine') != engine or old.get('building'):
         config_changed = '../mkdocs.yml' in written  # _quarto.yml lists every page: it changes with them
         atomic_write(mpath, json.dumps({**old, 'building': True}))  # a crash mid-render forces a full render next

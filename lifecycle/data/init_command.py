@@ -165,12 +165,6 @@ def init(
     df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (a dataset's file: its refusals say --encoding)
     if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
         raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")
-    if len(df) < _MIN_ROWS:  # (a first run would fail in validation, on a holdout of a row or two, with no guidance)
-        raise CommandError(
-            f"--from {source}: holds {len(df)} row(s); at least {_MIN_ROWS} are needed to propose params a first run "
-            "can go through (a quarter of them held out to validate the model, its gates and its fairness checks)",
-            EXIT_INPUT,
-        )
     from lifecycle.data.sources import likely_delimiter
 
     sep = likely_delimiter(list(df.columns)) if 'delimiter' not in csv else None
@@ -188,6 +182,12 @@ def init(
         raise CommandError(
             f"--from {source}: its first row does not read as column names ({withheld[0]}); give the file a header "
             "row, or pass the --encoding or --delimiter it was written with",
+            EXIT_INPUT,
+        )
+    if len(df) < _MIN_ROWS:  # (after the reading's own refusals; a first run would fail in validation, no guidance)
+        raise CommandError(
+            f"--from {source}: holds {len(df)} row(s); at least {_MIN_ROWS} are needed to propose params a first run "
+            "can go through (a quarter of them held out to validate the model, its gates and its fairness checks)",
             EXIT_INPUT,
         )
     notes = []
