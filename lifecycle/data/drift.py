@@ -323,6 +323,18 @@ def _compact_cdf(x: np.ndarray) -> dict:
     return {'values': q[o].tolist(), 'cum': (c[o] / n).tolist()}
 
 
+def _histogram_edges(lo: float, hi: float, bins: int = 20) -> np.ndarray:
+    """`np.histogram(x, 20)`'s edges from the sorted values' ends; where numpy cannot cut the range (a constant too
+    large for its half-unit margin to change it, or a span beyond a float), edges of equal or evenly spread values,
+    so that a column of such values is profiled, not a traceback."""
+    try:
+        return np.histogram_bin_edges(np.array([lo, hi]), bins=bins)
+    except ValueError:
+        if lo == hi or not np.isfinite(hi - lo):
+            return np.r_[np.full(bins, lo, dtype=float), hi]
+        return np.linspace(lo, hi, bins + 1)
+
+
 def _numeric_profile(s: _Column, name) -> dict:
     a = s.floats(name)
     x, own = s.finite(name)
@@ -536,18 +548,6 @@ def _w1_ks(cdf: _Cdf, cu: np.ndarray, CC: np.ndarray, steps: bool) -> tuple[floa
         s = np.abs(x0) + np.abs(x1)
         g[cross] = np.where((x0 * x1 < 0) & (s > 0), (x0 * x0 + x1 * x1) / (2 * np.where(s > 0, s, 1)), g[cross])
     return float(np.dot(g, dX)), max(ks, float(ab.max()) if len(ab) else 0.0)
-
-
-def _histogram_edges(lo: float, hi: float, bins: int = 20) -> np.ndarray:
-    """`np.histogram(x, 20)`'s edges from the sorted values' ends; where numpy cannot cut the range (a constant too
-    large for its half-unit margin to change it, or a span beyond a float), edges of equal or evenly spread values,
-    so that a column of such values is profiled, not a traceback."""
-    try:
-        return np.histogram_bin_edges(np.array([lo, hi]), bins=bins)
-    except ValueError:
-        if lo == hi or not np.isfinite(hi - lo):
-            return np.r_[np.full(bins, lo, dtype=float), hi]
-        return np.linspace(lo, hi, bins + 1)
 
 
 def _sturges_edges(lo, hi, size: int, integer: bool) -> np.ndarray:
