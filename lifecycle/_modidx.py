@@ -990,6 +990,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._flow': ('api/data/infer.html#_flow', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._masked_duplicate_rate': ( 'api/data/infer.html#_masked_duplicate_rate',
                                                                                        'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._name_words': ('api/data/infer.html#_name_words', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._number': ('api/data/infer.html#_number', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._round_up': ('api/data/infer.html#_round_up', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._rows_needed': ('api/data/infer.html#_rows_needed', 'lifecycle/data/infer.py'),

@@ -77,10 +77,15 @@ _THINGS = {  # ... unless another word says the name is a thing's
 }  # fmt: skip
 
 
+def _name_words(name: str) -> list[str]:
+    "A column name's words, lower case: `account_manager`, `Full Name` and `MobileNo` split alike."
+    return [w for w in re.split(r'[\W_]+', re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()) if w]
+
+
 def names_people(name: str) -> bool:
     """Whether a column's name says it holds people: its last word is one (`account_manager`, `Full Name`, `contact`;
     not `product_name`, `customer_location`)."""
-    words = [w for w in re.split(r'[\W_]+', re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()) if w]
+    words = _name_words(name)
     return bool(words) and words[-1] in _PEOPLE and not set(words) & _THINGS
 
 
@@ -90,7 +95,7 @@ _NUMBERS = {'phone', 'telephone', 'mobile', 'cellphone', 'fax', 'ssn', 'passport
 def says_number_of_a_person(name: str) -> bool:
     """Whether a column's name says it holds a person's phone or personal number (`phone`, `mobile_no`, `ssn`; not
     `phone_type`, `mobile_plan`): its values are then personal whether stored as text or as numbers."""
-    words = [w for w in re.split(r'[\W_]+', re.sub(r'([a-z])([A-Z])', r'\1 \2', name).lower()) if w]
+    words = _name_words(name)
     return bool(set(words) & _NUMBERS) and not set(words) & _THINGS
 
 

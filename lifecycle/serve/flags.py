@@ -447,9 +447,10 @@ def content_revision(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc['flags'], sort_keys=True).encode()).hexdigest()[:12]
 
 
-def check_live(s: Settings, doc: dict) -> str:
-    "The revision of `doc` when it is exactly what the current spec compiles to; `FlagsTampered` naming both if not."
-    spec, _ = load_spec(s)
+def check_live(s: Settings, doc: dict, spec: FlagsParams | None = None) -> str:
+    """The revision of `doc` when it is exactly what the current spec (`spec`, as the caller read it) compiles to;
+    `FlagsTampered` naming both if not."""
+    spec = load_spec(s)[0] if spec is None else spec
     expected = compile_flags(spec)['metadata']['revision']
     found, stamped = content_revision(doc), (doc.get('metadata') or {}).get('revision')
     if found != expected or stamped != expected:

@@ -137,17 +137,14 @@ class FlagGate:
                     self._seen = None
                     return False
                 raise
+            spec, name = fl.load_spec(self.s)  # read once: the arms vetted, killed or not, are those the file routes
             try:
-                fl.check_live(self.s, doc)  # the file is what the spec compiles to, or it was edited by hand
+                fl.check_live(self.s, doc, spec)  # the file is what the spec compiles to, or it was edited by hand
             except fl.FlagsTampered:
                 if self._settling():  # the spec is new and its flag file is on its way: look again shortly
                     self._seen = None
                     return False
                 raise
-            spec, name = fl.load_spec(self.s)
-            if fl.compile_flags(spec)['metadata']['revision'] != fl.content_revision(doc):
-                self._seen = None  # (the spec changed since `check_live` read it: the pair is judged at the next look,
-                return False  # so that the arms vetted, killed or not, are the arms the file routes to)
             try:
                 refused = self.vet(spec, name, self.spec) if self.vet is not None else []
             except Exception as e:  # e.g. the registry is busy: not a verdict on the flags, so look again next time
