@@ -681,6 +681,24 @@ def test_a_kill_9_during_the_canary_resumes_the_same_rollout_and_promotes(traine
     assert it['status'] == 'promoted', it['canary']
     assert it['canary']['rollout_id'] == rollout and len(it['interruptions']) == 1  # the same rollout, not a second
     assert alias_version(ws.client, 'arrests-release', ws.environment) == '3' and spec(ws)['control'] == '3'
+    # rolled back by hand later: history and status no longer say only "promoted"
+    from lifecycle.app.cli import app
+
+    env = {'LIFECYCLE_WORKSPACE': str(trained_iteration)}
+    r = invoke(app, ['retrain', 'history', '--json'], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)['iterations'][-1]['then'] is None
+    ro.rollback(ws, actor='alice', reason='complaints from the field')
+    r = invoke(app, ['retrain', 'history', '--json'], env=env)
+    assert r.exit_code == 0, r.output
+    then = json.loads(r.stdout)['iterations'][-1]['then']
+    assert then['actor'] == 'alice' and then['reason'] == 'complaints from the field'
+    r = invoke(app, ['retrain', 'history'], env=env)
+    assert r.exit_code == 0 and 'then rolled back at' in r.stdout and 'by alice: complaints from the field' in r.stdout
+    r = invoke(app, ['retrain', 'status'], env=env)
+    assert r.exit_code == 0 and 'then rolled back at' in r.stdout
+    r = invoke(app, ['retrain', 'history', '--id', it['id'], '--json'], env=env)
+    assert json.loads(r.stdout)['record']['then_rolled_back']['actor'] == 'alice'
 
 
 def test_the_loop_never_moves_an_alias_itself_only_the_rollouts_verified_promotion_does(two_versions):

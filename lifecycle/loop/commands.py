@@ -130,6 +130,8 @@ class RetrainStatus(Result):
         if last:
             d = last['decision'] or {}
             print(f"last: {last['id']} {last['status']} at {_when(last['finished'])}: {d.get('reason', '')}")
+            if then := last.get('then'):
+                print(f"  then rolled back at {then['time']} by {then['actor']}: {then['reason']}")
         if st['triggers']:
             print(f"triggers now: {st['triggers']['summary']}")
 
@@ -160,9 +162,11 @@ class RetrainHistory(Result):
             print('no retraining yet')
         for i in self.iterations:
             v = f" v{i['challenger']}" if i['challenger'] else ''
+            then = i.get('then')
             print(
                 f"{i['id']} {_when(i['started'])} {i['status']}{v}: {i['trigger']}"
                 + (f" -> {i['decision']}" if i['decision'] else '')
+                + (f" (then rolled back at {then['time']} by {then['actor']}: {then['reason']})" if then else '')
             )
 
 
@@ -172,14 +176,17 @@ def retrain_history(
     as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
 ):
     "Every retraining iteration: trigger, challenger, decision; `--id` prints one iteration's record."
-    from lifecycle.loop.iteration import history
+    from lifecycle.loop.iteration import history, undone_since
 
-    its = history(Workspace.open().state_dir)
+    ws = Workspace.open()
+    its = history(ws.state_dir)
     if id is not None:
         found = [it for it in its if it['id'] == id]
         if not found:
             raise CommandError(f"--id {id}: no such retraining iteration (see `lifecycle retrain history`)", EXIT_INPUT)
-        return RetrainHistory([], found[0])
+        then = undone_since(ws, found).get(id)
+        return RetrainHistory([], {**found[0], 'then_rolled_back': then} if then else found[0])
+    undone = undone_since(ws, its)
     rows = [
         dict(
             id=it['id'],
@@ -188,6 +195,7 @@ def retrain_history(
             trigger=(it.get('trigger') or {}).get('summary', ''),
             challenger=(it.get('registration') or {}).get('model_version'),
             decision=(it.get('decision') or {}).get('reason'),
+            then=undone.get(it['id']),
         )
         for it in its
     ]

@@ -24,7 +24,8 @@ from .schema import RetrainParams, load_retrain_params, record_problem
 __all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'RecordDamaged',
            'iterations_dir', 'save', 'history', 'active', 'champion_info', 'step_data', 'champion_hyperparameters',
            'step_train', 'step_validate', 'step_register', 'evidence_run', 'step_shadow_start', 'step_shadow',
-           'step_canary', 'step_waiting', 'start', 'run', 'artifacts', 'waiting_for', 'status']
+           'step_canary', 'step_waiting', 'start', 'run', 'artifacts', 'waiting_for', 'status', 'rolled_back_after',
+           'undone_since']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -765,6 +766,37 @@ def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
     if done:
         d = done[-1]
         out['last'] = dict(id=d['id'], status=d['status'], decision=d.get('decision'), finished=d.get('finished'))
+        out['last']['then'] = undone_since(ws, [d]).get(d['id'])
     if cur is None:
         out['triggers'] = triggers.check(ws, rp).to_dict()
     return out
+
+
+def rolled_back_after(entries: list[dict], its: list[dict]) -> dict[str, dict]:
+    """Iteration id -> the audited rollback (`actor`, `reason`, `time`) of the rollout that promoted it, for each
+    promoted iteration of `its` whose rollout was rolled back after it completed (by hand, or by a later command);
+    `entries` are the audit log's, oldest first, as `audit.read` gives them."""
+    by_rollout = {
+        it['canary']['rollout_id']: it['id']
+        for it in its
+        if it['status'] == 'promoted' and (it.get('canary') or {}).get('rollout_id')
+    }
+    completed, out = set(), {}
+    for e in entries:
+        r = (e.get('details') or {}).get('rollout_id')
+        if r not in by_rollout:
+            continue
+        if e.get('action') == 'rollout.complete':
+            completed.add(r)
+        elif e.get('action') == 'rollout.rollback' and r in completed:
+            out[by_rollout[r]] = dict(actor=e['actor'], reason=e['reason'], time=e['time'])
+    return out
+
+
+def undone_since(ws: Workspace, its: list[dict]) -> dict[str, dict]:
+    "`rolled_back_after` on the workspace's audit log (read only when one of `its` was promoted)."
+    from lifecycle.core import audit
+
+    if not any(it['status'] == 'promoted' for it in its) or not ws.audit_path.exists():
+        return {}
+    return rolled_back_after(audit.read(ws.audit_path), its)
