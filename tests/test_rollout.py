@@ -382,6 +382,32 @@ def test_an_ab_report_from_the_database_is_the_analysis_of_every_row(tmp_path, s
     assert aside == {} and none['control']['requests'] == 0 and not (tmp_path / 'none.db').exists()
 
 
+def test_an_arm_without_labelled_outcomes_reports_no_figures_of_the_prior_as_evidence(tmp_path):
+    "An arm with no feedback yet: its posterior is the prior's, so no P(best), loss or relative difference is quoted."
+    from lifecycle.core.params import ExperimentParams
+    from lifecycle.deliver.experiment import analyse_stats
+    from lifecycle.deliver.rollout import arm_stats_in_log
+    from tail_logs import irregular_ab_log
+
+    empty, _ = arm_stats_in_log(f'sqlite:///{tmp_path}/none.db', 'Yes')
+    a = analyse_stats(empty, {}, ExperimentParams())
+    for arm in ('control', 'challenger'):
+        b = a['bayes']['arms'][arm]
+        assert b['prior_only'] and b['rel_diff_mean'] is None and b['rel_diff_ci'] is None
+        assert f"{arm}: no labelled outcome yet, so no P(best) or expected loss" in ' '.join(a['decision']['reasons'])
+    assert 'P(best) =' not in ' '.join(a['decision']['reasons']) and a['decision']['decision'] == 'continue'
+    url = f'sqlite:///{tmp_path}/p.db'
+    irregular_ab_log(url)
+    stats, _ = arm_stats_in_log(url, 'Yes', ('control', 'challenger'), None, 'm')
+    half = analyse_stats({'control': stats['control'], 'challenger': empty['challenger']}, {}, ExperimentParams())
+    c, t = half['bayes']['arms']['control'], half['bayes']['arms']['challenger']
+    assert not c['prior_only'] and c['rel_diff_mean'] == 0.0 and t['prior_only'] and t['rel_diff_mean'] is None
+    reasons = ' '.join(half['decision']['reasons'])
+    assert 'control: P(best) = ' in reasons and 'challenger: no labelled outcome yet' in reasons
+    both = analyse_stats(stats, {}, ExperimentParams())['bayes']['arms']['challenger']
+    assert not both['prior_only'] and isinstance(both['rel_diff_mean'], float) and len(both['rel_diff_ci']) == 2
+
+
 @pytest.mark.parametrize('since, until', [(None, None), (1_100.0, None), (1_100.0, 1_500.0), (None, 1_300.0)])
 def test_the_guards_arm_figures_from_the_database_are_those_of_every_row_of_the_step(tmp_path, since, until):
     """The guard judges a step on what the database counts of the rows logged since it began (and, blue-green, of

@@ -200,6 +200,8 @@ def decide(
     few = [k for k, v in arms.items() if v['trials'] < min_trials]
 
     def say(k):
+        if not arms[k]['trials']:  # (its figures would be the prior's alone: no evidence to quote)
+            return f"{k}: no labelled outcome yet, so no P(best) or expected loss beyond the prior's."
         return (
             f"{k}: P(best) = {arms[k]['prob_best']:.3f} (need >= {prob_best_min}), expected loss = "
             f"{arms[k]['expected_loss']:.5f} (need < {expected_loss_max})."

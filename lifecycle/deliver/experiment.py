@@ -85,6 +85,10 @@ def analyse_stats(
     table = _table(stats, (control, treatment))
     x = {a: (int(table.loc[a, 'correct']), int(table.loc[a, 'labelled'])) for a in (control, treatment)}
     bayes = beta_binomial(x, prior=tuple(ep.prior), draws=draws, seed=seed, control=control)
+    for a, b in bayes['arms'].items():  # an arm with no labelled outcome: its posterior is the prior, not evidence
+        b['prior_only'] = not x[a][1]
+        if not x[a][1] or not x[control][1]:  # (a ratio of the prior's draws: 12.9 "relative difference" for 0/0)
+            b['rel_diff_mean'] = b['rel_diff_ci'] = None
     (xc, nc), (xt, nt) = x[control], x[treatment]
     lo, hi = diff_ci(xc, nc, xt, nt) if min(nc, nt) > 0 else (None, None)
     rule = decide(
@@ -179,8 +183,11 @@ def plot_analysis(a: dict, prior=(1.0, 1.0)):
     ax[0].legend()
     b = beta_binomial(arms, prior, draws=50_000, seed=1, control=a['control'], return_draws=True)
     names, c, t = list(arms), b['draws'][a['control']], b['draws'][a['treatment']]
-    ax[1].hist((t - c) / c, bins=80, color='tab:purple', alpha=0.8)
-    ax[1].axvline(0, color='k', lw=1)
+    if empty := [k for k in (a['control'], a['treatment']) if not arms[k][1]]:  # nothing to compare: no prior's ratio
+        ax[1].text(0.5, 0.5, f"no labelled outcome yet for {' and '.join(empty)}", ha='center', va='center')
+    else:
+        ax[1].hist((t - c) / c, bins=80, color='tab:purple', alpha=0.8)
+        ax[1].axvline(0, color='k', lw=1)
     ax[1].set(title=f"Relative difference {a['treatment']} vs {a['control']}", xlabel='(treatment − control) / control')
     means = [a['bayes']['arms'][k]['mean'] for k in names]
     err = np.array(
