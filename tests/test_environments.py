@@ -7,13 +7,16 @@ server, which keeps the last good flags and raises an alert."""
 from __future__ import annotations
 import json
 import logging
+import os
 import shutil
 import time
 from dataclasses import replace
 import pytest
 from starlette.testclient import TestClient
 from conftest import cli, copy_workspace
+from lifecycle.app.cli import app
 from lifecycle.core import audit
+from lifecycle.core.cli_support import invoke
 from lifecycle.core.params import FlagsParams
 from lifecycle.core.store import atomic_write
 from lifecycle.core.workspace import Workspace
@@ -115,6 +118,23 @@ def test_a_hand_written_consistent_spec_exposing_an_ungated_version_is_refused_a
         assert [e['subject'] for e in got] == ['flags_refused'] and 'may not be exposed' in got[0]['reason']
         metrics = c.get('/metrics').text
         assert 'lifecycle_alerts_total{kind="flags_refused"} 1.0' in metrics
+        # `flags show` shows the file's flags, and says that this server serves others, and why
+        r = invoke(app, ['flags', 'show', '--json'], env={'LIFECYCLE_WORKSPACE': str(ws.root)})
+        (elsewhere,) = json.loads(r.stdout)['servers_elsewhere']
+        assert elsewhere['pid'] == os.getpid() and 'may not be exposed' in elsewhere['refused'], elsewhere
+        assert (
+            elsewhere['revision'] == st['flags_revision'] != fl.read_document(fl.flagd_path(ws))['metadata']['revision']
+        )
+        r = invoke(app, ['flags', 'show'], env={'LIFECYCLE_WORKSPACE': str(ws.root)})
+        assert f"server PID {os.getpid()} serves other flags (revision {st['flags_revision']}) than these: " in r.stdout
+        assert 'it refused them: ' in r.stdout and 'may not be exposed' in r.stdout, r.stdout
+        _spec_live(ws, FlagsParams(control='1', safe='1'))  # flags it takes: no server serves others
+        _until(srv, True)
+        r = invoke(app, ['flags', 'show', '--json'], env={'LIFECYCLE_WORKSPACE': str(ws.root)})
+        assert (
+            json.loads(r.stdout)['servers_elsewhere'] == []
+            and 'server PID' not in invoke(app, ['flags', 'show'], env={'LIFECYCLE_WORKSPACE': str(ws.root)}).stdout
+        )
 
 
 def _spec_live(ws: Workspace, spec: FlagsParams) -> None:

@@ -63,6 +63,13 @@ class FlagsView(Result):
                 f"  cohort: {c['attribute']} "
                 f"{'in ' + str(c['in']) if c.get('in') is not None else '== ' + repr(c['equals'])} -> {c['variant']}"
             )
+        for srv in self.extra.get('servers_elsewhere') or ():
+            why = (
+                f"it refused them: {srv['refused']}"
+                if srv['refused']
+                else "it has not taken them up yet, or could not (its /ready says why)"
+            )
+            print(f"  server PID {srv['pid']} serves other flags (revision {srv['revision']}) than these: {why}")
         if h := self.extra.get('hold'):
             from lifecycle.serve.flags import HELD_KEYS
 
@@ -112,7 +119,32 @@ def flags_show(
     spec, name = fl.load_spec(s)
     doc = fl.read_document(fl.flagd_path(s))
     fl.check_live(s, doc)  # never report a value the live flag file does not have
-    return _show_spec(spec, name, {'hold': fl.load_hold(s), **({'flagd': doc} if as_json else {})})
+    extra = {'hold': fl.load_hold(s), 'servers_elsewhere': _servers_elsewhere(s, doc)}
+    return _show_spec(spec, name, {**extra, **({'flagd': doc} if as_json else {})})
+
+
+def _servers_elsewhere(s, doc: dict) -> list[dict]:
+    """The running servers (of this machine) that serve other flags than `doc`: each one's PID, the revision it serves,
+    and the last refusal of flags the audit log holds since the flag file was written (None: not taken up yet)."""
+    from datetime import datetime
+    from lifecycle.core import audit
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.gate import served_documents
+
+    behind = [(pid, d) for pid, d in served_documents(fl.flags_dir(s)) if d != doc]
+    if not behind:
+        return []
+    since, refusal = fl.flagd_path(s).stat().st_mtime - 1, None
+    for e in audit.read(s.audit_path) if s.audit_path.exists() else ():
+        if e['action'] == 'alert' and e['subject'] in ('flags_refused', 'flags_tampered'):
+            try:
+                if datetime.fromisoformat(e['time']).timestamp() >= since:
+                    refusal = e['reason']
+            except (TypeError, ValueError):
+                continue
+    return [
+        dict(pid=pid, revision=((d or {}).get('metadata') or {}).get('revision'), refused=refusal) for pid, d in behind
+    ]
 
 # %% ../../nbs/api/serve/05_commands.ipynb #59713a60
 def _change(changes: dict, reason: str) -> FlagsView:

@@ -23,7 +23,7 @@ from .models import ServedModel, UndeclaredInputs
 from . import flags as fl
 
 # %% auto #0
-__all__ = ['Deployment', 'FlagGate']
+__all__ = ['Deployment', 'served_documents', 'FlagGate']
 
 # %% ../../nbs/api/serve/05_gate.ipynb #f3550a0d
 class Deployment(NamedTuple):
@@ -70,6 +70,20 @@ def _sweep_active(folder, origin: str) -> list[str]:
             f.unlink(missing_ok=True)
             gone.append(f.name)
     return gone
+
+
+def served_documents(folder) -> list[tuple[int, dict | None]]:
+    """(PID, the flag document it serves) for each running server of this origin whose active file is in `folder`
+    (None where that file cannot be read): `flags show` names those that do not serve the flags it shows."""
+    out = []
+    for f in sorted(folder.glob(f'active-{_origin()}-*.flagd.json')) if _origin() else ():
+        pid = f.name.split('-')[2]
+        if fullmatch('[0-9]{1,10}', pid) and _alive(int(pid)):
+            try:
+                out.append((int(pid), json.loads(f.read_bytes())))
+            except (OSError, ValueError):
+                out.append((int(pid), None))
+    return out
 
 
 class FlagGate:
