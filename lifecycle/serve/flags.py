@@ -21,8 +21,8 @@ from ..core.params import FlagsParams, ARMS, ParamsError, _describe, read_flags_
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'FlagsDamaged',
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
-           'deployed_versions', 'routed_versions', 'resolve_spec', 'policy_refusals', 'write_spec', 'load_spec',
-           'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered',
+           'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'policy_refusals', 'write_spec',
+           'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered',
            'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider',
            'FlagClient']
 
@@ -230,7 +230,7 @@ def _cohorts(spec: FlagsParams) -> bool:
     return any(c.variant == 'challenger' for c in spec.cohorts)
 
 
-def _answers(spec: FlagsParams, arm: str, routed: bool) -> bool:
+def answers(spec: FlagsParams, arm: str, routed: bool) -> bool:
     "Whether `arm` of `spec` answers anyone, as a server routes (`routed`: killed, only the safe one does)."
     return bool(getattr(spec, arm)) and not (routed and spec.kill and arm != 'safe')
 
@@ -250,10 +250,10 @@ def policy_refusals(
     out, unchecked = [], []
     for arm in ARMS:
         v = getattr(spec, arm)
-        if not _answers(spec, arm, routed):
+        if not answers(spec, arm, routed):
             continue
         x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage, _cohorts(spec))
-        if before is not None and getattr(before, arm) == v and _answers(before, arm, routed):
+        if before is not None and getattr(before, arm) == v and answers(before, arm, routed):
             was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage, _cohorts(before))
             if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy

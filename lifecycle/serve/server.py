@@ -147,7 +147,7 @@ class Server:
             return [
                 f"{arm}: version {v} is not the version this release bundle carries ({ours})"
                 for arm in ARMS
-                if (v := getattr(spec, arm)) and str(v) != ours and not (spec.kill and arm != 'safe')
+                if fl.answers(spec, arm, routed=True) and (v := str(getattr(spec, arm))) != ours
             ]
         return fl.policy_refusals(self.s, name, spec, before, routed=True)  # (killed: the safe arm alone answers)
 
