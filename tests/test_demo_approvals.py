@@ -174,3 +174,29 @@ def test_an_approval_refused_for_its_trainer_says_why_the_trained_statement_is_n
     with pytest.raises(Exception) as e:
         approve_version(_open(trained), name, '1', 'carol', 'read the reports', 'staging')
     assert "no trainer's key signed it at registration" in ' '.join(str(e.value).split()), str(e.value)
+
+
+@pytest.mark.slow
+def test_a_production_approval_is_refused_over_a_staging_record_no_one_signed(trained):
+    "`lifecycle approve --to production` checked only that a staging record existed (found by review)."
+    import json
+
+    from lifecycle.release import trust
+    from lifecycle.release.commands import approve_version
+
+    _bind_champion_to_the_demo_trainer(trained)
+    w = _open(trained)
+    trust.demo_identities(w, {'dave': 'compliance_officer'})
+    name = w.params['register'].model_name
+    p = w.store.record_path('approvals', f'{name}-1-staging')
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps(dict(model_name=name, model_version='1', step='staging', approver='nobody', reason='x')))
+    with pytest.raises(Exception) as e:
+        approve_version(w, name, '1', 'dave', 'read the reports', 'production')
+    said = ' '.join(str(e.value).split())
+    assert 'a staging approval' in said and 'does not verify' in said and 'not signed' in said, said
+    refused = [x for x in audit.read(w.audit_path) if x['action'] == 'approval.refused']
+    assert 'not signed' in refused[-1]['reason']
+    report = (w.reports_dir / 'governance').rglob('*.md')
+    said = ' '.join(p.read_text() for p in report)
+    assert 'nobody (unsigned)' in said and 'staging: awaits approval' in said, said

@@ -154,6 +154,13 @@ def test_a_signed_approval_promotes_and_the_audit_says_who_with_which_key(ws):
     actions = [e['action'] for e in log]
     assert actions.count('trust.add') == 3 and 'trust.init' in actions and actions[-1] == 'model.promote'
     assert log[-1]['details']['approval_key_id'] == rec['signed']['key_id']
+    from lifecycle.release.governance import approvals, evaluate_policy, gather_facts, governance_report_markdown
+    from lifecycle.release.governance import load_policy
+
+    w, pol = ws['ws'], load_policy(POLICY_FILE)
+    f = gather_facts(w.mlflow, w.store, NAME, '1', card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex'])
+    text = governance_report_markdown(f, evaluate_policy(pol, f), approvals(w.store, NAME, '1', pol), pol)
+    assert '| staging | carol | ml_engineer |' in text and 'staging: awaits' not in text  # signed: an approval
 
 
 def test_evidence_changed_after_the_sign_off_refuses_the_promotion_until_it_is_put_back(ws):
@@ -246,6 +253,89 @@ def test_a_revoked_key_keeps_earlier_approvals_and_refuses_later_ones(ws):
         approve_as(ws, 'carol', 'staging', version='2')
 
 
+def test_a_revocation_removed_from_the_end_of_the_chain_is_refused(ws):
+    "The chain verifies as a prefix: its length and head, kept beside the audit log's checkpoint, tell it was cut."
+    from lifecycle.release import trust
+
+    trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='key leaked')
+    last = sorted((ws['ws'].store.root / 'records' / 'trust').glob('*.json'))[-1]
+    last.chmod(0o644)
+    last.unlink()  # carol's revocation, gone: the rest of the chain still verifies
+    for act in (lambda: trust.roster(ws['ws']), lambda: trust.trust_add(ws['ws'], 'erin', 'ml_engineer', by='ada')):
+        with pytest.raises(trust.TrustError, match=r'holds 4 statements, but its checkpoint .* records 5: statements'):
+            act()
+    with pytest.raises(Exception, match='records 5: statements were removed'):
+        approve_as(ws, 'carol', 'staging', version='1')
+
+
+def test_an_approval_back_dated_with_a_revoked_key_is_refused_by_the_audit_logs_order(ws, monkeypatch):
+    "The statement's time is its signer's choice; the audit log orders the approval after the revocation."
+    from lifecycle.model.signing import load_person_key
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.governance import PromotionRefused, gather_facts, load_policy
+
+    trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='key leaked')
+    w, people = ws['ws'], trust.roster(ws['ws'])
+    monkeypatch.setattr(gov, 'now_iso', lambda: '2020-01-01T08:00:00+00:00')  # before carol was even registered
+    facts = gather_facts(w.mlflow, w.store, NAME, '1', card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex'])
+    rec = gov.approve(  # what a holder of the leaked key can do with the library: roles of their own choosing
+        w, w.store, {'ml_engineer': {'carol'}}, load_policy(POLICY_FILE), NAME, '1', 'carol', 'r', 'staging',
+        trust.trained_by(w, people, NAME, '1').name, ws['evidence'], facts=facts,
+        signer=load_person_key(ws['keys'], 'carol'),
+    )  # fmt: skip
+    assert rec['time'] < people['carol'].revoked
+    with pytest.raises(PromotionRefused, match=r"revoked at .* \(key leaked\), and the audit log records it at entry"):
+        promote(ws, version='1')
+
+
+def test_a_key_registered_again_after_a_revocation_keeps_the_earlier_keys_approvals(ws):
+    "Rotating a key (revoke, then register a new one): what the old key signed before its revocation still counts."
+    from lifecycle.model.signing import key_id, load_person_key, new_person_key
+    from lifecycle.release import trust
+    from lifecycle.release.governance import PromotionRefused
+
+    approve_as(ws, 'carol', 'staging', version='1')
+    old = key_id(load_person_key(ws['keys'], 'carol'))
+    trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='new laptop')
+    new_person_key(ws['keys'], 'carol2')
+    trust.trust_add(
+        ws['ws'], 'carol', 'ml_engineer', by='ada', public_key_file=ws['keys'] / 'people' / 'carol2.pub.pem'
+    )
+    carol = trust.roster(ws['ws'])['carol']
+    assert not carol.revoked and [(f.key_id, f.revoked_reason) for f in carol.former] == [(old, 'new laptop')]
+    assert promote(ws, version='1')['approver'] == 'carol'  # signed with the earlier key before its revocation
+    approve_as(ws, 'carol', 'staging', version='3', key_of='carol')  # the old key, after its revocation
+    with pytest.raises(PromotionRefused, match=f"signed with carol's key {old}, revoked at .* after the revocation"):
+        promote(ws, version='3')
+    approve_as(ws, 'carol', 'staging', version='2', key_of='carol2')  # the new key: counts
+    assert promote(ws, version='2')['approver'] == 'carol'
+    from lifecycle.app.cli import app
+    from lifecycle.core.cli_support import invoke
+
+    env = {'LIFECYCLE_WORKSPACE': str(ws['ws'].root)}
+    shown = json.loads(invoke(app, ['trust', 'show', '--json'], env=env).stdout)['people']['carol']
+    assert shown['key_id'] == carol.key_id and shown['earlier_keys'][0]['key_id'] == old
+    assert f"earlier: key {old}, roles ml_engineer, revoked at " in invoke(app, ['trust', 'show'], env=env).stdout
+
+
+def test_a_later_step_never_stands_on_an_earlier_record_no_one_signed(ws):
+    "A hand-written staging record (unsigned) under a signed production approval: promotion and exposure refuse it."
+    from lifecycle.release import exposure
+    from lifecycle.release.governance import PromotionRefused
+
+    p = ws['ws'].store.record_path('approvals', f'{NAME}-1-staging')
+    fake = dict(model_name=NAME, model_version='1', step='staging', approver='nobody', time='2026-01-01T00:00:00+00:00')
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(json.dumps({**fake, 'reason': 'fake'}))
+    approve_as(ws, 'dave', 'production')  # (the library call; `lifecycle approve` refuses it: test_demo_approvals)
+    with pytest.raises(
+        PromotionRefused, match="a staging approval .* does not verify: the staging approval .* not signed"
+    ):
+        promote(ws, step='production')
+    missing = exposure.check(ws['ws'], '1', 'production').missing
+    assert any('staging approval' in m and 'not signed' in m for m in missing), missing
+
+
 def test_registrations_need_an_administrator_and_a_rewritten_chain_is_refused(ws, tmp_path):
     from lifecycle.model.signing import new_person_key
     from lifecycle.release import trust
@@ -271,14 +361,11 @@ def test_registrations_need_an_administrator_and_a_rewritten_chain_is_refused(ws
     from lifecycle.model.signing import load_person_key, public_pin, key_id
 
     eve = load_person_key(ws['keys'], 'eve')
-    _append(
-        w,
-        dict(type='init', name='eve', role='administrator', pin=public_pin(eve), key_id=key_id(eve), by='eve'),
-        eve,
-        'trust.init',
-        'eve',
-        'intruder',
-    )
+    init = dict(type='init', name='eve', role='administrator', pin=public_pin(eve), key_id=key_id(eve), by='eve')
+    with pytest.raises(trust.TrustError, match='holds 0 statements, but its checkpoint .* records 4'):
+        _append(w, init, eve, 'trust.init', 'eve', 'intruder')  # the checkpoint kept outside says what was there
+    trust._checkpoint(w)[0].unlink()  # (an intruder who reaches the keys folder too)
+    _append(w, init, eve, 'trust.init', 'eve', 'intruder')
     with pytest.raises(trust.TrustError, match='not the init of the administrator pinned in settings.ini'):
         trust.roster(w)
 

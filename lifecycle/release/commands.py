@@ -145,6 +145,7 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
     evidence, the hash of the current experiment report); `demo`: a demo identity, said in the audit log."""
     from lifecycle.model.signing import SigningKeyError, key_id, load_person_key, person_key_path, person_name
     from lifecycle.release import governance as gov, trust
+    from lifecycle.release.exposure import earlier_approvals
     from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
 
     s, ps, ml, store, facts, pipeline_run = governance_context(ws, model, version)
@@ -165,9 +166,15 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
             "an administrator registers it (trust add)",
         )
     if me.revoked or key_id(signer) != me.key_id:
+        k = me.key(key_id(signer))
         raise trust.TrustError(
-            f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) is not a registered, unrevoked key of "
-            f"{user!r} ({me.key_id if me else 'none registered'}): an administrator registers it (trust add)"
+            f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) was revoked at {k.revoked} ({k.revoked_reason}): "
+            f"an administrator registers a new key of theirs (`lifecycle keys new --as {me.name}`, then `lifecycle "
+            f"trust add {me.name} --role ROLE --as ADMIN --key ...`)"
+            if k is not None and k.revoked
+            else f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) is not their registered key "
+            f"({me.key_id}): approve with the key registered for them, or an administrator revokes that one and "
+            "registers this one (trust revoke, then trust add)"
         )
     trainer, unknown = None, None
     try:
@@ -177,6 +184,7 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
         unknown = str(e) if attested else None  # (a statement there that fails: said as it is, not "never signed")
     rule = ps['policy'].promotion.get(step)
     ab = trust.experiment_evidence(ws, version) if rule is not None and rule.ab_evidence else None
+    earlier = earlier_approvals(ws, people, ps['policy'], model, str(version), step)
     write_governance_report(s, ps, store, facts, model, version)  # the approver signs what this report says now
     return gov.approve(
         s,
@@ -195,6 +203,7 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
         signer=signer,
         experiment_report_sha256=ab['sha256'] if ab else None,
         demo=demo or me.demo,
+        earlier=earlier,
     )
 
 
@@ -216,8 +225,10 @@ def approve(
 
 # %% ../../nbs/api/release/03_commands.ipynb #61b5e4ed
 def approval_check(ws, people, policy):
-    "The `verify(rec) -> reasons` promotion runs on an approval, from the roster `people` (None: not initialised)."
+    """The `verify(rec) -> reasons` promotion runs on an approval, from the roster `people` (None: not initialised):
+    the approval, and those of the steps before it."""
     from lifecycle.release import trust
+    from lifecycle.release.exposure import earlier_approvals
 
     def verify(rec: dict) -> list[str]:
         if people is None:
@@ -232,7 +243,8 @@ def approval_check(ws, people, policy):
             return [f"{name}/{version} has no signature record: no manifest digest to check the approval against"]
         role = policy.promotion[step].approver_role if step in policy.promotion else None
         ab = bool(step in policy.promotion and policy.promotion[step].ab_evidence)
-        return trust.verify_approval(ws, people, rec, name, version, step, manifest, role, ab_evidence=ab)
+        why = trust.verify_approval(ws, people, rec, name, version, step, manifest, role, ab_evidence=ab)
+        return why + earlier_approvals(ws, people, policy, name, version, step)
 
     return verify
 
@@ -417,13 +429,16 @@ def trust_show(as_json: bool = typer.Option(False, '--json', help="Print the ros
     from lifecycle.release.trust import require_roster
 
     people = require_roster(Workspace.open())
-    rows = {
-        n: dict(key_id=p.key_id, roles=sorted(p.roles), revoked=p.revoked, revoked_reason=p.revoked_reason)
-        for n, p in sorted(people.items())
-    }
+
+    def row(p) -> dict:
+        return dict(key_id=p.key_id, roles=sorted(p.roles), revoked=p.revoked, revoked_reason=p.revoked_reason)
+
+    def line(r: dict) -> str:
+        revoked = f", revoked at {r['revoked']} ({r['revoked_reason']})" if r['revoked'] else ''
+        return f"key {r['key_id']}, roles {', '.join(r['roles'])}{revoked}"
+
+    rows = {n: {**row(p), 'earlier_keys': [row(f) for f in p.former]} for n, p in sorted(people.items())}
     text = '\n'.join(
-        f"{n}: key {r['key_id']}, roles {', '.join(r['roles'])}"
-        + (f", revoked at {r['revoked']}" if r['revoked'] else '')
-        for n, r in rows.items()
+        f"{n}: {line(r)}" + ''.join(f"\n  earlier: {line(f)}" for f in r['earlier_keys']) for n, r in rows.items()
     )
     return KeysDone(text, dict(people=rows))

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # %% auto #0
-__all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'check', 'deployed_spec',
-           'serving_check']
+__all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals', 'check',
+           'deployed_spec', 'serving_check']
 
 # %% ../../nbs/api/release/05_exposure.ipynb #96e86419
 class RegistryUnavailable(Exception):
@@ -105,6 +105,15 @@ def _approval(ws, people, policy, name: str, version: str, step: str) -> list[st
     return [f"{who} does not verify: " + '; '.join(why)] if why else []
 
 
+def earlier_approvals(ws, people, policy, name: str, version: str, step: str) -> list[str]:
+    """What keeps the approvals of the promotion steps before `step` from verifying: each is given in order and must
+    hold, so a later step never stands on a record of an earlier one that no approver signed."""
+    envs = policy.environments
+    if step not in envs[1:]:
+        return []
+    return [why for prev in envs[1 : envs.index(step)] for why in _approval(ws, people, policy, name, version, prev)]
+
+
 def check(ws, version, exposure: str, name: str | None = None) -> Exposure:
     "Whether `version` (of `name`, default the registered model of register.yaml) may be exposed as `exposure`."
     from lifecycle.release import trust
@@ -126,7 +135,9 @@ def check(ws, version, exposure: str, name: str | None = None) -> Exposure:
         except trust.TrustError as e:
             missing.append(f"the trust registry does not verify: {e}")
             steps = []
-    for step in steps:
+    envs = policy.environments
+    upto = max((envs.index(x) for x in steps if x in envs), default=0)  # (each step's earlier ones too, in order)
+    for step in dict.fromkeys([*envs[1 : upto + 1], *steps]):
         missing += _approval(ws, people, policy, name, version, step)
     return Exposure(name, version, exposure, needs, missing)
 

@@ -323,7 +323,7 @@ def approvals(store: Store, name: str, version, policy: PolicyParams | None = No
         r for r in store.records(APPROVAL_KIND) if r.get('model_name') == name and r.get('model_version') == version
     ]
     order = {e: i for i, e in enumerate(policy.environments)} if policy else {}
-    return sorted(recs, key=lambda r: (order.get(r['step'], len(order)), r['time']))
+    return sorted(recs, key=lambda r: (order.get(r.get('step'), len(order)), str(r.get('time') or '')))
 
 
 def approve(
@@ -344,11 +344,13 @@ def approve(
     experiment_report_sha256: str | None = None,
     demo: bool = False,
     trainer_unknown: str | None = None,
+    earlier: list[str] = (),
 ) -> dict:
     """Record one sign-off (signed with `signer`'s key when given) of a version for a step, or refuse it; audited either
     way. A step whose policy asks for `ab_evidence` needs the sha256 of the A/B experiment report the approver read;
     `demo`: the approver is a demo identity (said in the audit entry); `trainer_unknown`: why the trained statement
-    there is not trusted (a version with none is told how to train one that can be approved)."""
+    there is not trusted (a version with none is told how to train one that can be approved); `earlier`: why the
+    approvals of the steps before this one do not verify (`exposure.earlier_approvals`: a record no one signed)."""
     envs, reasons, misnamed = policy.environments, [], False
     try:
         version = _fixed(version)
@@ -402,6 +404,8 @@ def approve(
         prev_rec = _record(store, APPROVAL_KIND, _rid(name, version, prev))
         if prev_rec is None:
             reasons.append(f"{prev} has not been approved for {subject} yet; {step} comes after it")
+        else:
+            reasons += earlier
     if step in envs[1:] and (old := _record(store, APPROVAL_KIND, _rid(name, version, step))):
         reasons.append(
             f"{step} was already approved for {subject} by {old['approver']} at {old['time']}; approvals are immutable"
@@ -583,7 +587,7 @@ def governance_report_markdown(
         if failed
         else f"**pass**: all {len(results)} rules hold"
     )
-    done = {a['step'] for a in approvals}
+    done = {a.get('step') for a in approvals if a.get('signed')}  # (a record no one signed approves nothing)
     pending = (
         [
             f"- {e}: awaits approval by role `{policy.promotion[e].approver_role}`"
@@ -594,7 +598,13 @@ def governance_report_markdown(
         else []
     )
     appr = [
-        dict(a, evidence=', '.join(f"{k} `{e['sha256'][:12]}`" for k, e in sorted(a.get('evidence', {}).items())))
+        dict(
+            a,
+            approver=a.get('approver') if a.get('signed') else f"{a.get('approver')} (unsigned)",
+            evidence=', '.join(
+                f"{k} `{str((e or {}).get('sha256'))[:12]}`" for k, e in sorted((a.get('evidence') or {}).items())
+            ),
+        )
         for a in approvals
     ]
     chain = ' → '.join(

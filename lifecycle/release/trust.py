@@ -70,6 +70,12 @@ class Person:
     demo: bool = (
         False  # a demo identity: its key was made by a demonstration (`rollout demo`, a tutorial), not a person
     )
+    revocation: str | None = None  # the sha256 of the signed revocation (its audit entry orders what came before)
+    former: list = field(default_factory=list)  # their earlier keys (each a revoked `Person`), oldest first
+
+    def key(self, kid: str) -> Person | None:
+        "This person's registration of key `kid`: the current one or an earlier (revoked) one; None if neither."
+        return self if kid == self.key_id else next((f for f in self.former if f.key_id == kid), None)
 
     @property
     def public_key(self):
@@ -119,19 +125,67 @@ def roster(ws) -> dict[str, Person] | None:
         name = st.get('name')
         if st['type'] in ('init', 'add'):
             p = people.get(name)
-            if p is None or p.revoked:
-                people[name] = p = Person(name, key_id(key_from_pin(st['pin'])), st['pin'], demo=bool(st.get('demo')))
+            if p is None or p.revoked:  # (a key registered again after a revocation: the earlier one is kept)
+                former = [*p.former, p] if p else []
+                p = Person(name, key_id(key_from_pin(st['pin'])), st['pin'], demo=bool(st.get('demo')), former=former)
+                people[name] = p
             elif p.pin != st['pin']:
                 raise TrustError(f"{where}: {what} gives {name} a second key while the first is not revoked")
             p.roles.add(st['role'])
         elif st['type'] == 'revoke':
             if name not in people:
                 raise TrustError(f"{where}: {what} revokes someone never registered")
-            people[name].revoked, people[name].revoked_reason = st['time'], st.get('reason', '')
+            p = people[name]
+            p.revoked, p.revoked_reason, p.revocation = st['time'], st.get('reason', ''), hash_obj(signed)
         else:
             raise TrustError(f"{where}: {what}: unknown statement type {st.get('type')!r}")
         prev = hash_obj(signed)
+    if problem := _checkpoint_problem(ws, chain):
+        raise TrustError(f"{where}: {problem}")
     return people
+
+
+def _checkpoint(ws):
+    "The trust chain's checkpoint file (kept outside the workspace, beside the audit log's) and the key MACing it."
+    from lifecycle.core import audit
+
+    folder = audit.keys_folder(ws.audit_path, ws.keys_dir)
+    return folder / 'trust.checkpoint.json', audit.workspace_key(ws.audit_path, folder)
+
+
+def _checkpoint_problem(ws, chain: list[dict]) -> str:
+    """Why the chain disagrees with its checkpoint ('' when it agrees, or there is none yet): a chain cut short (a
+    revocation removed from its end) verifies as a prefix, so its length and head are kept where the workspace's files
+    cannot reach."""
+    import json
+    from lifecycle.core.audit import _mac_ok
+
+    path, key = _checkpoint(ws)
+    try:
+        cp = json.loads(path.read_text())
+    except FileNotFoundError:
+        return ''
+    except (OSError, ValueError) as e:
+        return f"its checkpoint {path} cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
+    if not isinstance(cp, dict) or not _mac_ok(key, cp) or not isinstance(cp.get('seq'), int):
+        return f"its checkpoint {path} does not carry a valid MAC: it was altered, or written with another key"
+    if cp['seq'] > len(chain):
+        return (
+            f"the chain holds {len(chain)} statements, but its checkpoint ({path}) records {cp['seq']}: statements "
+            "were removed from its end (a revocation undone, say); put back the missing records"
+        )
+    if cp['seq'] and hash_obj(chain[cp['seq'] - 1]) != cp.get('head'):
+        return f"statement {cp['seq']} is not the one its checkpoint ({path}) records: the chain was rewritten"
+    return ''
+
+
+def _save_checkpoint(ws, seq: int, signed: dict) -> None:
+    from lifecycle.core.audit import _mac
+    from lifecycle.core.store import atomic_write, canonical_json
+
+    path, key = _checkpoint(ws)
+    cp = dict(seq=seq, head=hash_obj(signed))
+    atomic_write(path, canonical_json({**cp, 'mac': _mac(key, cp)}) + '\n')
 
 
 def require_roster(ws) -> dict[str, Person]:
@@ -151,10 +205,13 @@ def _append(ws, st: dict, signer_key, action: str, actor: str, reason: str) -> d
     chain = _chain(ws)
     st = {**st, 'seq': len(chain) + 1, 'previous': hash_obj(chain[-1]) if chain else None, 'time': now_iso()}
     signed = sign_statement(st, signer_key)
+    if problem := _checkpoint_problem(ws, chain):  # (never written after a chain cut short: it would hide that)
+        raise TrustError(f"{ws.store.root / 'records' / TRUST_KIND}: {problem}")
     try:
         ws.store.put_record(TRUST_KIND, f"trust-{st['seq']:05d}", signed)  # a different statement there is refused
     except StoreError:
         raise TrustError('another trust statement was written meanwhile; run the command again') from None
+    _save_checkpoint(ws, st['seq'], signed)
     ws.audit(
         action,
         st['name'],
@@ -346,17 +403,20 @@ def trained_by(ws, people: dict[str, Person], name: str, version) -> Person:
         ) from None
     st = signed.get('statement') or {}
     p = people.get(st.get('trainer'))
-    if p is None or p.key_id != signed.get('key_id'):
+    k = p and p.key(signed.get('key_id'))
+    if k is None:
         raise TrustError(f"the trained statement of {name}/{version} is signed by a key no registered person holds")
     try:
-        verify_statement(signed, p.public_key)
+        verify_statement(signed, k.public_key)
     except SignatureError as e:
         raise TrustError(f"the trained statement of {name}/{version}: {e}") from None
     if (st.get('model'), str(st.get('version'))) != (name, str(version)):
         raise TrustError(
             f"the trained statement stored for {name}/{version} is about {st.get('model')}/{st.get('version')}"
         )
-    return p
+    if k.revoked and (late := _after_revocation(ws, k, ('model.trained_by', f'{name}/{version}', k.key_id))):
+        raise TrustError(f"the trained statement of {name}/{version}: {late}")
+    return k
 
 
 def experiment_evidence(ws, version) -> dict | None:
@@ -423,6 +483,41 @@ def _changed_evidence(ws, rec: dict, step: str, approver: str) -> list[str]:
     return out
 
 
+def _audit_order(ws) -> dict[tuple, int]:
+    """The audit log's entry number of each signed act: ('trust', statement sha256), ('approval.granted', record
+    sha256), ('model.trained_by', subject, key id). The log is keyed and checkpointed: what it orders, no signer's
+    clock can move."""
+    from lifecycle.core import audit
+
+    out = {}
+    for e in audit.read(ws.audit_path) if ws.audit_path.exists() else ():
+        d, a = e.get('details') or {}, e.get('action')
+        if str(a).startswith('trust.') and d.get('statement_sha256'):
+            out[('trust', d['statement_sha256'])] = e['seq']
+        elif a == 'approval.granted' and d.get('record_sha256'):
+            out[(a, d['record_sha256'])] = e['seq']
+        elif a == 'model.trained_by' and d.get('key_id'):
+            out.setdefault((a, e['subject'], d['key_id']), e['seq'])
+    return out
+
+
+def _after_revocation(ws, k: Person, act: tuple) -> str:
+    """Why an act signed with the revoked key `k` does not count ('' when the audit log records it before the
+    revocation). The order is the audit log's, not the statement's own time, which its signer chose."""
+    order = _audit_order(ws)
+    done, revoked = order.get(act), order.get(('trust', k.revocation))
+    if done is not None and revoked is not None and done < revoked:
+        return ''
+    said = (
+        f"the audit log records it at entry {done}, after the revocation (entry {revoked})"
+        if done is not None and revoked is not None
+        else "the audit log holds no entry of it"
+        if done is None
+        else "the audit log holds no entry of the revocation"
+    )
+    return f"signed with {k.name}'s key {k.key_id}, revoked at {k.revoked} ({k.revoked_reason}), and {said}"
+
+
 def verify_approval(
     ws,
     people: dict[str, Person],
@@ -441,17 +536,18 @@ def verify_approval(
     if not signed:
         return [f"the {step} approval of {name}/{version} by {rec.get('approver')!r} is not signed"]
     st = signed.get('statement') or {}
-    who = people.get(st.get('approver'))
-    if who is None:
+    person = people.get(st.get('approver'))
+    if person is None:
         return [f"the {step} approval is signed for {st.get('approver')!r}, who holds no registered key"]
+    who = person.key(signed.get('key_id')) or person  # (an earlier key of theirs: its approvals before its revocation)
     why = []
     try:
         verify_statement(signed, who.public_key)
     except SignatureError as e:
-        why.append(f"the {step} approval by {who.name}: {e} (their registered key is {who.key_id})")
+        why.append(f"the {step} approval by {who.name}: {e} (their registered key is {person.key_id})")
         return why
-    if who.revoked and st.get('time', '') > who.revoked:
-        why.append(f"{who.name}'s key {who.key_id} was revoked at {who.revoked}, before this approval was signed")
+    if who.revoked and (late := _after_revocation(ws, who, ('approval.granted', hash_obj(rec)))):
+        why.append(f"the {step} approval by {who.name}: {late}")
     if role and role not in who.roles:
         why.append(f"{who.name} does not hold the role {role!r} that approves {step}")
     if (st.get('model'), st.get('version'), st.get('step')) != (name, version, step):
