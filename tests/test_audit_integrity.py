@@ -87,7 +87,7 @@ def test_another_keys_folder_makes_no_new_key_for_a_log_with_entries(ws, tmp_pat
     fill(ws, 1)  # with its own keys folder, the log goes on
 
 
-@pytest.mark.parametrize('text', ['', '\n', 'abcd\n', 'not hex at all\n'])
+@pytest.mark.parametrize('text', ['', '\n', 'abcd\n', 'not hex at all\n', 'ab' * 20 + '\n', 'ab' * 33 + '\n'])
 def test_an_audit_key_emptied_or_cut_short_is_refused_and_nothing_is_written(ws, text):
     "A MAC under an empty or short key would prove nothing: such a key is named, never used."
     fill(ws, 1)
@@ -101,7 +101,24 @@ def test_an_audit_key_emptied_or_cut_short_is_refused_and_nothing_is_written(ws,
     assert ws.log.read_bytes() == before and key.read_text() == text
 
 
-def test_deleting_the_last_entry_is_detected_and_a_later_append_does_not_hide_it(ws):
+def test_another_key_in_place_of_the_logs_is_refused_and_nothing_is_written(ws):
+    "A key that verifies neither the last entry nor the checkpoint: an entry under it would break the log for good."
+    import secrets
+
+    fill(ws, 3)
+    key = ws.keys / (ws.root / '.lifecycle' / 'workspace.id').read_text().strip() / 'audit.key'
+    good, before = key.read_text(), ws.log.read_bytes()
+    cp = key.parent / 'audit.log.checkpoint.json'
+    was = cp.read_bytes()
+    key.write_text(secrets.token_hex(32) + '\n')
+    with pytest.raises(audit.AuditError, match='this key verifies neither the last entry .* nor its checkpoint'):
+        audit.append(ws.log, 'approval.granted', 'm/2', keys_dir=ws.keys)
+    assert ws.log.read_bytes() == before and cp.read_bytes() == was  # (the checkpoint not rewritten under it)
+    key.write_text(good)
+    assert audit.verify(ws.log).ok
+
+
+def test_deleting_the_last_entry_is_detected_and_a_later_append_does_not_hide_it(ws, caplog):
     fill(ws, 5)
     head = chain(ws)[-1]['mac']
     ws.log.write_text(''.join(ws.log.read_text().splitlines(keepends=True)[:4]))
@@ -111,8 +128,9 @@ def test_deleting_the_last_entry_is_detected_and_a_later_append_does_not_hide_it
     )
     failed_with(ws, message)
     assert audit.verify(ws.log).bad_seq == 5
-    e = audit.append(ws.log, 'run.start', 'r9', actor='mallory')  # the log goes on, the break is kept
-    assert e['seq'] == 5
+    with caplog.at_level('WARNING', logger='lifecycle'):
+        e = audit.append(ws.log, 'run.start', 'r9', actor='mallory')  # the log goes on, the break is kept
+    assert e['seq'] == 5 and 'entries were deleted from its end' in caplog.text and 'audit verify' in caplog.text
     v = audit.verify(ws.log)
     assert not v.ok and v.reason.startswith(message + " (found when entry 5 was appended at ")
 

@@ -66,7 +66,7 @@ def audit_key(folder: Path, create: bool = True) -> bytes | None:
         key = bytes.fromhex(p.read_text().strip())
     except ValueError:
         key = b''
-    if len(key) < 16:  # (not hex, or cut short or emptied: a MAC under it would prove nothing)
+    if len(key) != 32:  # (not hex, cut short, emptied or another length: not the key this module makes)
         raise AuditError(
             f"{p}: expected the audit key (64 hex digits), found something else; restore it from a backup"
         )
@@ -280,6 +280,12 @@ def _append_locked(
         raise AuditError(_LEGACY.format(log=log))
     seq = tail[-1]['seq'] + 1 if tail else 1
     cp, problem = _load_checkpoint(folder, log, key)
+    if tail and problem.endswith('written with another key') and not _mac_ok(key, tail[-1]):
+        raise AuditError(  # (neither the last entry nor the checkpoint verifies: the key, not the log, is wrong)
+            f"{folder / 'audit.key'}: this key verifies neither the last entry of {log} nor its checkpoint: it is not "
+            "the key the log was written under (replaced or changed). Restore that key from a backup; nothing was "
+            "written (an entry under this key would break the log for good)"
+        )
     breaks = list(cp.get('breaks', [])) if cp else []
     if not problem:
         if cp:
@@ -300,6 +306,12 @@ def _append_locked(
         )
     if problem:
         breaks.append(dict(time=now_iso(), at=seq, reason=problem))  # never laundered by this append
+        if not damaged:  # (damage was said above, with what else was found)
+            import logging
+
+            logging.getLogger('lifecycle').warning(
+                '%s: %s; this entry (%s) is written after it: run `lifecycle audit verify`', log, problem, action
+            )
     payload = json.loads(
         canonical_json(
             dict(seq=seq, salt=secrets.token_hex(16), actor=actor or default_actor(), reason=reason, details=details)
