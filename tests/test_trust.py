@@ -336,6 +336,23 @@ def test_a_later_step_never_stands_on_an_earlier_record_no_one_signed(ws):
     assert any('staging approval' in m and 'not signed' in m for m in missing), missing
 
 
+def test_a_hand_written_experiment_report_is_no_ab_evidence(ws):
+    "Only a report whose hash the audit log recorded as written (`experiment report`) is A/B evidence."
+    from lifecycle.release import trust
+
+    w = ws['ws']
+    d = w.reports_dir / 'experiments' / 'by-hand'
+    d.mkdir(parents=True)
+    made = dict(treatment='challenger', created=1.0, variants={'challenger': {'versions': '1'}, 'control': {}})
+    (d / 'analysis.json').write_text(json.dumps(made))
+    assert trust.experiment_evidence(w, '1') is None
+    real = ab_report(ws, version='1')  # written as `lifecycle experiment report` writes it: recorded
+    assert trust.experiment_evidence(w, '1')['sha256'] == real
+    p = Path(trust.experiment_evidence(w, '1')['path'])
+    p.write_text(p.read_text().replace('"created"', '"created" ', 1))  # edited since: no longer what was recorded
+    assert trust.experiment_evidence(w, '1') is None
+
+
 def test_registrations_need_an_administrator_and_a_rewritten_chain_is_refused(ws, tmp_path):
     from lifecycle.model.signing import new_person_key
     from lifecycle.release import trust

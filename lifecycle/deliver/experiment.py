@@ -122,9 +122,10 @@ def analyse_stats(
 
 def write_report(ws, analysis: dict) -> Path:
     """Write an analysis as `reports/experiments/<time>/analysis.json` (a new folder each time, written atomically):
-    the A/B evidence a production approval is signed over (by its sha256); returns the file."""
+    the A/B evidence a production approval is signed over (by its sha256), audited with that hash (only a report so
+    recorded is evidence: `trust.experiment_evidence`); returns the file."""
     import json
-    from ..core.store import atomic_write
+    from ..core.store import atomic_write, sha256_bytes
 
     base = ws.reports_dir / 'experiments'
     stamp = time.strftime('%Y%m%dT%H%M%S', time.gmtime(analysis.get('created') or time.time()))
@@ -136,7 +137,17 @@ def write_report(ws, analysis: dict) -> Path:
         except FileExistsError:
             n += 1
             out = base / f'{stamp}-{n}'
-    return atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float))
+    path = atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float))
+    ws.audit(  # new A/B evidence, on record: a production approval is signed over one report's hash
+        'experiment.report',
+        ws.params['register'].model_name,
+        'A/B evidence saved',
+        report=str(path),
+        sha256=sha256_bytes(path.read_bytes()),
+        control=analysis.get('control'),
+        treatment=analysis.get('treatment'),
+    )
+    return path
 
 
 def report_from_log(
@@ -155,19 +166,7 @@ def report_from_log(
     a['since'] = since
     if not save:
         return a, None
-    path = write_report(ws, a)
-    from ..core.store import sha256_bytes
-
-    ws.audit(  # new A/B evidence, on record: a production approval is signed over one report's hash
-        'experiment.report',
-        ps['register'].model_name,
-        'A/B evidence saved',
-        report=str(path),
-        sha256=sha256_bytes(path.read_bytes()),
-        control=control,
-        treatment=treatment,
-    )
-    return a, path
+    return a, write_report(ws, a)
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #477d8e8d
 def plot_analysis(a: dict, prior=(1.0, 1.0)):

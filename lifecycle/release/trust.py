@@ -421,18 +421,29 @@ def trained_by(ws, people: dict[str, Person], name: str, version) -> Person:
 
 def experiment_evidence(ws, version) -> dict | None:
     """The current A/B evidence about `version`: the newest experiment report (`reports/experiments/*/analysis.json`,
-    written by `lifecycle experiment report`) whose treatment arm served it, with its path and sha256; None if none."""
+    written by `lifecycle experiment report`, its sha256 in the audit log) whose treatment arm served it, with its path
+    and sha256; None if none. A report the audit log never recorded (written by hand) is no evidence."""
     import json
+    from lifecycle.core import audit
 
+    reports = sorted((ws.reports_dir / 'experiments').glob('*/analysis.json'))
+    recorded = {
+        (e.get('details') or {}).get('sha256')
+        for e in (audit.read(ws.audit_path) if reports and ws.audit_path.exists() else ())
+        if e.get('action') == 'experiment.report'
+    }
     version, found = str(version), None
-    for p in sorted((ws.reports_dir / 'experiments').glob('*/analysis.json')):
+    for p in reports:
         try:
-            a = json.loads(p.read_text(encoding='utf-8'))
+            raw = p.read_bytes()
+            a = json.loads(raw.decode('utf-8'))
             served = str(a['variants'][a['treatment']].get('versions') or '').split(',')
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # not an analysis this can read: not evidence about anything
+        if sha256_bytes(raw) not in recorded:
+            continue
         if version in served and (found is None or a.get('created', 0) >= found['created']):
-            found = dict(path=str(p), sha256=sha256_bytes(p.read_bytes()), created=a.get('created', 0))
+            found = dict(path=str(p), sha256=sha256_bytes(raw), created=a.get('created', 0))
     return found
 
 
