@@ -1923,6 +1923,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate.GateFailed.__init__': ( 'api/model/validate.html#gatefailed.__init__',
                                                                                             'lifecycle/model/validate.py'),
+                                          'lifecycle.model.validate.GateFailed._said': ( 'api/model/validate.html#gatefailed._said',
+                                                                                         'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate._champion_row': ( 'api/model/validate.html#_champion_row',
                                                                                       'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate._gate_row': ( 'api/model/validate.html#_gate_row',

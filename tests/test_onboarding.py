@@ -276,6 +276,26 @@ def test_a_five_row_group_shows_its_count_only_and_does_not_decide():
     assert evaluate_gates({}, vp, fairness=small_decides).verdict.tolist() == ['fail']
 
 
+def test_a_fairness_gate_with_one_group_to_compare_fails_as_not_evaluated():
+    "Found by review: a protected attribute masked to one value, or of groups all under the size, read `pass`."
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import GateFailed, enforce_gates, evaluate_gates, fairness_metrics
+
+    rng = np.random.default_rng(5)
+    y, p = rng.integers(0, 2, 300), rng.random(300)
+    vp = ValidateParams(
+        gates={}, protected_attributes=['sex'], fairness_gates={'demographic_parity_difference': {'max': 0.1}}
+    )
+    for attr in (
+        pd.DataFrame({'sex': ['h:0123456789'] * 300}),
+        pd.DataFrame({'sex': [f'g{i % 20}' for i in range(300)]}),
+    ):
+        g = evaluate_gates({}, vp, fairness=fairness_metrics(attr, y, p, min_size=vp.min_group_size))
+        assert g.verdict.tolist() == ['fail: not evaluated'] and "min_group_size is 30: lower it" in g.note[0]
+        with pytest.raises(GateFailed, match=r'demographic_parity_difference\[sex\]: not evaluated \(fewer than two'):
+            enforce_gates(g)
+
+
 @pytest.mark.slow  # trains two models
 def test_champion_comparison_on_a_small_holdout_uses_the_interval_of_the_difference():
     from lifecycle.core.params import ValidateParams

@@ -20,10 +20,13 @@ class GateFailed(Exception):
 
     def __init__(self, failed: pd.DataFrame):
         self.failed = failed
-        super().__init__(
-            'validation gate(s) failed: '
-            + '; '.join(f"{r.gate} = {r.value:.4f}, needs {r.limit}" for r in failed.itertuples())
-        )
+        super().__init__('validation gate(s) failed: ' + '; '.join(map(self._said, failed.itertuples())))
+
+    @staticmethod
+    def _said(r) -> str:
+        if r.value == r.value:  # (a value: compared with its limit)
+            return f"{r.gate} = {r.value:.4f}, needs {r.limit}"
+        return f"{r.gate}: {str(r.verdict).removeprefix('fail: ')}" + (f" ({r.note})" if getattr(r, 'note', '') else '')
 
 
 def classification_metrics(y: np.ndarray, proba: np.ndarray, threshold: float = 0.5, costs=None) -> dict:
@@ -127,15 +130,17 @@ def evaluate_gates(
         for attr in vp.protected_attributes:
             key = f'{metric}[{attr}]'
             v = (fairness or {}).get(key)
-            if v is None and f'{key}.note' in (fairness or {}):  # too few large groups: nothing to compare
+            if v is None and f'{key}.note' in (fairness or {}):  # too few large groups: nothing was compared
                 rows.append(
                     dict(
                         gate=key,
                         kind='fairness',
                         value=float('nan'),
                         limit=_gate_row(key, 0, g, '')['limit'],
-                        verdict='pass',
-                        note=f"not gated: {fairness[f'{key}.note']}",
+                        verdict='fail: not evaluated',  # (a gate that could not look never reads as passed)
+                        note=f"{fairness[f'{key}.note']}; validate.yaml's min_group_size is "
+                        f"{vp.min_group_size}: lower it, or hold out more rows, or leave {attr!r} out of "
+                        "protected_attributes (its per-group counts are still shown)",
                     )
                 )
                 continue

@@ -130,8 +130,10 @@ def evaluate_policy(policy: PolicyParams, facts: dict) -> pd.DataFrame:
                 'fail',
                 'no protected attribute is named (policy or validate params), so no bias evaluation was done',
             )
-        for a in attrs:
-            found = sorted({str(r.get('group')) for r in groups if r.get('attribute') == a})
+        for a in attrs:  # (a group too small to publish has its count only, no rates: no evaluation of it)
+            found = sorted(
+                {str(r.get('group')) for r in groups if r.get('attribute') == a and bool(r.get('published', True))}
+            )
             add(
                 f'bias_evaluation.{a}',
                 len(found),
