@@ -1101,6 +1101,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                              'lifecycle.data.init_command.read_frame': ( 'api/data/init_command.html#read_frame',
                                                                                          'lifecycle/data/init_command.py')},
             'lifecycle.data.pii': { 'lifecycle.data.pii.PersonalFinding': ('api/data/pii.html#personalfinding', 'lifecycle/data/pii.py'),
+                                    'lifecycle.data.pii.PersonalFinding.kinds': ( 'api/data/pii.html#personalfinding.kinds',
+                                                                                  'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.PiiError': ('api/data/pii.html#piierror', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._numeric_band': ('api/data/pii.html#_numeric_band', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._read_as_utf16': ('api/data/pii.html#_read_as_utf16', 'lifecycle/data/pii.py'),

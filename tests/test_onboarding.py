@@ -476,6 +476,27 @@ def test_a_few_email_addresses_are_personal_not_categories():
     assert rule['personal'] is True and 'allowed' not in rule
 
 
+def test_e_mail_addresses_and_phone_numbers_written_into_free_text_are_personal():
+    "Found by review: a notes column quoting an address or a phone number was proposed as a plain text feature."
+    from lifecycle.core.params import IngestParams
+    from lifecycle.data.checks import Chunk, Totals, _personal_data
+    from lifecycle.data.infer import column_rule
+
+    plain = [f'ticket {i} resolved, customer happy' for i in range(200)]
+    mail = [f'please email zed.quux@example.org re ticket {i}' if i % 25 == 0 else t for i, t in enumerate(plain)]
+    phone = [f'spoke with them on +31 6 1234 {5600 + i}' if i % 40 == 0 else t for i, t in enumerate(plain)]
+    for values, kind in ((mail, 'an e-mail address'), (phone, 'a phone number')):
+        rule, why = column_rule(pd.Series(values), 'notes')
+        assert rule['personal'] and rule['pii'] == {'method': 'redact'} and f'look like a text holding {kind}' in why
+        assert 'zed' not in why and '1234' not in why
+    assert column_rule(pd.Series(plain), 'notes')[0]['personal'] is False  # numbers alone in text: not a phone
+    cols = {'notes': {'dtype': 'str', 'personal': False}, 'y': {'dtype': 'int', 'personal': False}}
+    p = IngestParams(source='x.csv', dataset='d', target='y', columns=cols)
+    raw = pd.DataFrame({'notes': mail, 'y': 0})
+    (f,) = _personal_data(Chunk(raw, p), p, Totals.of(p))  # ingestion: a column declared not personal is refused
+    assert f['count'] == 8 and f['found'] == '8 of 200 value(s) look like texts holding an e-mail address'
+
+
 def test_a_run_that_fails_leaves_the_remembered_params_folder_as_it_was(workspace):
     """The next command defaults to the params folder of the last run that went through: one whose stage failed (here,
     a source file that is not there) does not make `serve`, `flags` or `score` use its folder."""

@@ -371,8 +371,7 @@ def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
                     'personal_data',
                     col,
                     expected='no personal values (the column is declared personal: false)',
-                    found=f"{hit.matched} of {hit.read} value(s) look like "
-                    f"{hit.kind}{'es' if hit.kind.endswith('s') else 's'}",
+                    found=f"{hit.matched} of {hit.read} value(s) look like {hit.kinds}",
                     count=hit.matched,
                     detail="declare it 'personal: true' with a pii rule if it is personal, 'kind: identifier' "
                     "or 'kind: date' if it is one; else check the upstream column order",

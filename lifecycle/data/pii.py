@@ -130,6 +130,15 @@ _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; th
     'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
 }
 _DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
+_INSIDE = (  # (kind, pattern found within a value, values needed): personal data written into free text
+    ('text holding an e-mail address', r'[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}', 1),
+    (
+        'text holding a phone number',
+        r'(?<![\w.+])(?:\+\d{1,3}[ .-]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}'  # +31 6 1234 5678, +44 (20) ...
+        r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])',  # (555) 123-4567, 555-123-4567
+        3,
+    ),
+)
 _ONE_NAME = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"  # one word of letters in any script: `Müller`, `O'Neil`, `Ana-Lu`
 _ONE_NAMES_MIN = 8  # distinct ones, for a people column's single words to be names (`contact`: cellular, telephone)
 
@@ -150,6 +159,13 @@ class PersonalFinding:
     kind: str
     matched: int
     read: int
+
+    @property
+    def kinds(self) -> str:
+        "The kind in the plural: `3 of 40 values look like {kinds}`."
+        if self.kind.startswith('text '):
+            return 'texts ' + self.kind.removeprefix('text ')
+        return self.kind + ('es' if self.kind.endswith('s') else 's')
 
 
 def looks_personal(
@@ -183,6 +199,11 @@ def looks_personal(
         if kind in _DISTINCT and not (people and kind == 'personal name') and hit.sum() < 0.3 * matched:
             continue
         return PersonalFinding(kind, matched, total)
+    for kind, pattern, least in _INSIDE:  # (within a sentence: "please email x@y.org", "call +31 6 1234 5678")
+        hit = (kinds.isna() & distinct.str.contains(pattern)).to_numpy()
+        matched = int(counts.to_numpy()[hit].sum())
+        if matched >= least:
+            return PersonalFinding(kind, matched, total)
     if people:  # first or last names alone, in a column whose name says it holds people (a few: a category)
         one = (kinds.isna() & distinct.str.fullmatch(_ONE_NAME)).to_numpy()
         matched = int(counts.to_numpy()[one].sum())
