@@ -242,3 +242,23 @@ def test_watch_options_that_contradict_or_hold_no_sane_value_are_refused_before_
     (workspace / 'inbox').mkdir()
     r = cli(workspace, 'ingest', *args)
     assert r.returncode == 2 and says in ' '.join(r.stderr.split()) and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_infinite_numbers_are_refused_by_the_contract_and_by_init_naming_the_column(ws, tmp_path):
+    "Found by review: +-inf passed a float column with no range (or init's infinite bounds); training then failed."
+    from lifecycle.data.infer import propose_params
+
+    spend = ColumnRule(dtype='float', personal=False, max_null_rate=0.5)
+    p = P.model_copy(update={'columns': {**P.columns, 'spend': spend}})
+    src = tmp_path / 'people.csv'
+    frame(6, spend=[1.5, np.inf, 2.0, -np.inf, 3.0, np.nan]).to_csv(src, index=False)
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch(sources.read_chunks(str(src)), p, ws, source=str(src), fingerprint='fp')
+    f = findings(e.value.result)
+    assert list(f) == [('out_of_range', 'spend')] and f[('out_of_range', 'spend')].count == 2
+    assert 'expected a finite number, found 2 distinct value(s)' in f[('out_of_range', 'spend')].message
+    frame(6, spend=[1.5, 2.5, 2.0, 0.5, 3.0, np.nan]).to_csv(src, index=False)  # finite, and a blank: accepted
+    assert ing.ingest_batch(sources.read_chunks(str(src)), p, ws, source=str(src), fingerprint='fp2').status
+    df = frame(60, spend=[np.inf] + [1.0] * 59)
+    with pytest.raises(ValueError, match=r"column 'spend' holds 1 infinite value\(s\): a contract takes finite"):
+        propose_params(df, target='label', source='people.csv')

@@ -116,6 +116,8 @@ def contract(p: IngestParams):
             checks.append(pa.Check.ge(r.min))
         if r.max is not None:
             checks.append(pa.Check.le(r.max))
+        if r.dtype == 'float':  # (+-inf passes every bound it is not beyond: training then fails on it, unnamed)
+            checks.append(pa.Check.between(-np.inf, np.inf, include_min=False, include_max=False))
         declared = 'str' if r.pii else r.dtype
         cols[name] = pa.Column(_PANDERA_DTYPES[declared], checks=[] if r.pii else checks, nullable=True, required=False)
     return pa.DataFrameSchema(cols, strict=False, coerce=False)
@@ -550,10 +552,13 @@ def _judge_failures(rule: str, expected: Callable) -> Callable:
 
 
 def _range(r) -> str:
-    "A column rule's [min, max] in words."
+    "A column rule's [min, max] in words (a float's: a finite number, infinities failing every contract)."
+    finite = 'a finite number ' if r.dtype == 'float' else ''
     if r.min is not None and r.max is not None:
-        return f"within [{r.min}, {r.max}]"
-    return f">= {r.min}" if r.min is not None else f"<= {r.max}"
+        return f"{finite}within [{r.min}, {r.max}]"
+    if r.min is None and r.max is None:
+        return finite.strip()
+    return f"{finite}>= {r.min}" if r.min is not None else f"{finite}<= {r.max}"
 
 
 _out_of_range = _judge_failures('out_of_range', _range)

@@ -256,6 +256,11 @@ def propose_params(
     task, positive, task_why = infer_task(df[target])
     rows, rules = [], {}
     for c in df.columns:
+        if pd.api.types.is_float_dtype(df[c]) and (inf := int(np.isinf(df[c]).sum())):
+            raise ValueError(  # (a contract of infinite bounds would pass them, and training fails on them)
+                f"{source}: column {c!r} holds {inf} infinite value(s): a contract takes finite numbers only; "
+                "blank or fix them in the file first"
+            )
         rule, why = (target_rule, '') if c == target else column_rule(df[c], c)
         if c == target:
             rule['critical'] = True
