@@ -1001,6 +1001,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer.column_kind': ('api/data/infer.html#column_kind', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.column_rule': ('api/data/infer.html#column_rule', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.infer_task': ('api/data/infer.html#infer_task', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer.is_row_number': ( 'api/data/infer.html#is_row_number',
+                                                                              'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.names_people': ('api/data/infer.html#names_people', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.personal_guess': ( 'api/data/infer.html#personal_guess',
                                                                                'lifecycle/data/infer.py'),

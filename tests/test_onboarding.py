@@ -497,6 +497,23 @@ def test_e_mail_addresses_and_phone_numbers_written_into_free_text_are_personal(
     assert f['count'] == 8 and f['found'] == '8 of 200 value(s) look like texts holding an e-mail address'
 
 
+def test_a_row_number_written_out_with_the_file_is_no_model_input(tmp_path):
+    "Found by review: a data frame's index (`Unnamed: 0`) of a file sorted by its target was proposed as a feature."
+    from lifecycle.data.infer import is_row_number, propose_params
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({'a': rng.normal(size=200), 'b': rng.integers(0, 5, 200), 'y': rng.integers(0, 2, 200)})
+    df.sort_values('y').reset_index(drop=True).to_csv(tmp_path / 'f.csv')  # (the index written, its header empty)
+    pr = propose_params(pd.read_csv(tmp_path / 'f.csv'), target='y', source='f.csv')
+    row = pr.columns.set_index('column').loc['Unnamed: 0']
+    assert row.role == 'excluded: identifier' and not row.personal and 'a row number' in row.why
+    assert is_row_number(pd.Series(range(5, 105)), 'n')  # counting up by one in file order, whatever its name
+    assert is_row_number(pd.Series(rng.permutation(100)), 'index')  # shuffled, under an index's name
+    assert not is_row_number(pd.Series(rng.permutation(100)), 'score')  # distinct numbers, not in order: a value
+    assert not is_row_number(pd.Series(range(0, 200, 2)), 'n') and not is_row_number(pd.Series(range(10)), 'index')
+    assert not is_row_number(pd.Series(range(100)), 'customer_id')  # counting up, but someone's identifier
+
+
 def test_a_run_that_fails_leaves_the_remembered_params_folder_as_it_was(workspace):
     """The next command defaults to the params folder of the last run that went through: one whose stage failed (here,
     a source file that is not there) does not make `serve`, `flags` or `score` use its folder."""

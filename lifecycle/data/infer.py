@@ -19,9 +19,9 @@ from ..core.params import load_params
 from .pii import looks_personal, shown_column_name
 
 # %% auto #0
-__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'column_kind', 'names_people', 'says_number_of_a_person', 'personal_guess',
-           'column_rule', 'infer_task', 'Proposal', 'propose_params', 'propose_fairness_gates', 'ProposalRefused',
-           'write_params']
+__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'is_row_number', 'column_kind', 'names_people', 'says_number_of_a_person',
+           'personal_guess', 'column_rule', 'infer_task', 'Proposal', 'propose_params', 'propose_fairness_gates',
+           'ProposalRefused', 'write_params']
 
 # %% ../../nbs/api/data/10_infer.ipynb #ffa3e3b5
 def column_dtype(s: pd.Series) -> str:
@@ -44,11 +44,29 @@ _DATE = r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\
 _ID_NAME = r'(?i)(?:^|[\W_])(?:id|key|uuid|guid|code|number|no|nr|ref)$|^(?:id|key|uuid|guid)(?:[\W_]|$)'
 
 
+_INDEX_NAME = r'(?i)unnamed: ?\d+|index|idx|row|rownum|row_?(?:id|no|nr|number)|#|'
+
+
+def is_row_number(s: pd.Series, name: str) -> bool:
+    """Whether a column is a row number (a data frame's index written out: `Unnamed: 0`): distinct whole numbers under
+    an index's name, or counting up by one in file order under a name that says no identifier (`customer_id` counting
+    up is someone's). As a model input it would learn the file's order (a file sorted by its target: a perfect,
+    useless model)."""
+    v, name = s.dropna(), str(name).strip()
+    if len(v) < 20 or not pd.api.types.is_integer_dtype(v) or v.nunique() != len(v):
+        return False
+    if re.fullmatch(_INDEX_NAME, name):
+        return True
+    return not re.search(_ID_NAME, name) and bool((np.diff(v.to_numpy()) == 1).all())
+
+
 def column_kind(s: pd.Series, name: str, dtype: str) -> str:
     "'date', 'identifier' or 'value' for a column, from its values (and, for numeric identifiers, its name)."
     v = s.dropna()
     if not len(v):
         return 'value'
+    if dtype == 'int' and is_row_number(s, name):
+        return 'identifier'
     if dtype == 'str':
         text = v.astype(str).str.strip()
         if text.str.fullmatch(_DATE).mean() >= 0.9:
@@ -102,6 +120,8 @@ def says_number_of_a_person(name: str) -> bool:
 def personal_guess(s: pd.Series, name: str, dtype: str, kind: str, vocabulary=()) -> tuple[dict | None, str]:
     "The suggested `pii` rule for a column (None: not personal) and why, in counts only."
     if kind == 'identifier':
+        if is_row_number(s, name):  # (the file's own row numbers: no one's)
+            return None, "a row number (the file's index): not a model input"
         return {'method': 'pseudonymise'}, 'identifier: links rows to a person or account'
     if kind == 'date':
         if re.search(_BIRTH, name):
