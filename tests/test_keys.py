@@ -134,6 +134,31 @@ def test_a_replaced_key_folder_does_not_make_its_key_trusted(signed_ws):
         ensure_signing_key(ws)
 
 
+def test_a_missing_signing_key_is_named_and_no_new_one_is_made(signed_ws):
+    "Found by review: a new, untrusted pair was made in keys_dir and blamed as 'not one this workspace trusts'."
+    import shutil
+    from lifecycle.model.signing import SigningKeyError, ensure_signing_key
+
+    ws, _ = signed_ws
+    shutil.rmtree(ws.key_dir)
+    with pytest.raises(SigningKeyError, match=r"signing key is missing from .* restore that folder .* keys rotate"):
+        ensure_signing_key(ws)
+    assert not Path(ws.key_dir).exists()  # nothing made: the pinned key's folder is what to restore
+    from lifecycle.model import registry, stages
+
+    registered = []
+    monkey = pytest.MonkeyPatch()
+    monkey.setattr(registry, 'passed_validation', lambda store, vid: {'mlflow_run_id': 'r'})
+    monkey.setattr(ws.client, 'get_run', lambda run_id: type('Run', (), {'data': type('D', (), {'tags': {}})})())
+    monkey.setattr(registry, 'register_version', lambda *a, **kw: registered.append(a))
+    try:
+        with pytest.raises(SigningKeyError, match='signing key is missing'):
+            stages.register(ws, type('RP', (), {'model_name': 'toy'})(), None, 'val-1')
+    finally:
+        monkey.undo()
+    assert registered == []  # refused before the registry held a version it could not sign
+
+
 def test_rotation_keeps_old_signatures_verifiable_and_revocation_refuses_them(signed_ws):
     from lifecycle.core.audit import read
     from lifecycle.model.signing import SignatureError, rotate_signing_key, revoke_signing_key

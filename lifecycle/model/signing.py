@@ -358,9 +358,16 @@ def ensure_signing_key(ws, actor: str | None = None) -> tuple[Path, Path]:
     from lifecycle.core.settings import read_trust, write_trust
 
     fresh = not (Path(ws.key_dir) / PRIVATE_KEY_FILE).exists()
+    pins = read_trust(ws.root).get(TRUST_SIGNING, [])
+    if fresh and pins and _signed_records(ws.store):  # (a key made here would be one no pin trusts: none is made)
+        raise SigningKeyError(
+            f"the workspace's signing key is missing from {ws.key_dir} (settings.ini [trust] {TRUST_SIGNING} pins "
+            f"{', '.join(key_id(key_from_pin(p)) for p in pins)}): restore that folder from a backup, or, if the key "
+            "is lost, run `lifecycle keys rotate` to make and pin a new one"
+        )
     priv, pub = ensure_keypair(ws.key_dir)
     key = load_public_key(pub)
-    pin, pins = public_pin(key), read_trust(ws.root).get(TRUST_SIGNING, [])
+    pin = public_pin(key)
     if pin in pins:
         return priv, pub
     if pins and not (fresh and not _signed_records(ws.store)):

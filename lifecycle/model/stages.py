@@ -343,6 +343,7 @@ def register(
     vid = getattr(validation, 'validation_id', validation)
     rec = registry.passed_validation(ws.store, vid)  # refuses, naming the failed gates, before anything is written
     lineage = ws.client.get_run(rec['mlflow_run_id']).data.tags
+    signing.ensure_signing_key(ws)  # (before registering: a version is never left in the registry unsigned)
     reg = registry.register_version(
         ws,
         vid,
@@ -357,7 +358,6 @@ def register(
             **(tags or {}),
         ),
     )
-    signing.ensure_signing_key(ws)
     signed = signing.sign_model_version(
         ws.mlflow, ws.store, rp.model_name, reg['model_version'], ws.key_dir, audit_path=ws.audit_path, actor=ws.actor
     )
