@@ -497,6 +497,20 @@ def test_e_mail_addresses_and_phone_numbers_written_into_free_text_are_personal(
     assert f['count'] == 8 and f['found'] == '8 of 200 value(s) look like texts holding an e-mail address'
 
 
+def test_the_baseline_gate_gives_one_verdict_at_equality_whatever_the_rounding():
+    "Found by review: the limit was rounded to 6 places, up for 206/300 (failed at equality), down for 298/300."
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import evaluate_gates
+
+    for margin in (0.0, 0.01, 0.05):
+        vp = ValidateParams(gates={'accuracy': {'min_over_baseline': margin}})
+        for k, n in ((206, 300), (298, 300), (2, 3), (180, 300)):
+            base, hit = k / n, k / n + margin
+            assert evaluate_gates({'accuracy': hit, 'baseline_accuracy': base}, vp).verdict[0] == 'pass', (k, margin)
+            worse = hit - 1 / n
+            assert evaluate_gates({'accuracy': worse, 'baseline_accuracy': base}, vp).verdict[0] == 'fail', (k, margin)
+
+
 def test_a_row_number_written_out_with_the_file_is_no_model_input(tmp_path):
     "Found by review: a data frame's index (`Unnamed: 0`) of a file sorted by its target was proposed as a feature."
     from lifecycle.data.infer import is_row_number, propose_params

@@ -113,7 +113,7 @@ def datasheet_markdown(record: dict, ingest: dict, intended_use: str) -> str:
                 'rule': ', '.join(
                     f"{k}={v}"
                     for k, v in ingest['columns'].get(c, {}).items()
-                    if v not in (None, False, 0.0, []) and k != 'pii'
+                    if k != 'pii' and (v not in (None, False, 0.0, []) or k in ('min', 'max') and v is not None)
                 ),
                 'masking': (ingest['columns'].get(c, {}).get('pii') or {}).get('method', ''),
             }

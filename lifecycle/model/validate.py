@@ -96,7 +96,7 @@ def _threshold_row(name: str, g, metrics: dict, vp: ValidateParams, policy) -> d
     lo, hi, note = g.min, g.max, []
     if g.min_over_baseline is not None and metrics.get('baseline_accuracy') is not None:
         base = metrics['baseline_accuracy']
-        lo = max(x for x in (lo, round(base + g.min_over_baseline, 6)) if x is not None)
+        lo = max(x for x in (lo, base + g.min_over_baseline - 1e-12) if x is not None)  # (at equality: passes)
         note.append(f"majority-class baseline {base:.4f} + {g.min_over_baseline:g}")
     if floor is not None and excepted is None:
         lo = lo if floor.min is None else max(floor.min, lo if lo is not None else floor.min)
