@@ -140,6 +140,7 @@ def rewrite(t, rid: str, change) -> None:
 
 def test_a_signed_approval_promotes_and_the_audit_says_who_with_which_key(ws):
     from lifecycle.core.audit import read
+    from lifecycle.release import trust
     from lifecycle.model.signing import key_id, load_person_key
 
     rec = approve_as(ws, 'carol', 'staging')
@@ -161,6 +162,11 @@ def test_a_signed_approval_promotes_and_the_audit_says_who_with_which_key(ws):
     f = gather_facts(w.mlflow, w.store, NAME, '1', card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex'])
     text = governance_report_markdown(f, evaluate_policy(pol, f), approvals(w.store, NAME, '1', pol), pol)
     assert '| staging | carol | ml_engineer |' in text and 'staging: awaits' not in text  # signed: an approval
+    trainer = trust.trained_by(w, trust.roster(w), NAME, '1').name
+    w.client.set_tag(f['run_id'], 'trained_by', 'bob')  # what `lifecycle ui` lets anyone do (found by review)
+    f = gather_facts(w.mlflow, w.store, NAME, '1', card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex'])
+    text = governance_report_markdown(f, evaluate_policy(pol, f), approvals(w.store, NAME, '1', pol), pol)
+    assert f['trained_by'] == trainer != 'bob' and f"Trained by `{trainer}`. Policy" in text
 
 
 def test_evidence_changed_after_the_sign_off_refuses_the_promotion_until_it_is_put_back(ws):

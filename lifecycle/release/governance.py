@@ -234,6 +234,8 @@ def gather_facts(
                 verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
             except (SignatureError, SigningKeyError) as e:
                 subject_ok, problem = False, f'the signature does not verify: {e}'
+    trained = (_record(store, 'attestations', f'{name}-{version}-trained') or {}).get('statement') or {}
+    tagged = rtags.get('trained_by') or rtags.get('mlflow.user') or (run.info.user_id if run else None) or None
     snap = _record(store, 'datasets', tags.get('dataset_version')) or {}
     lineage = dict(
         source_fingerprint=snap.get('source') or tags.get('dataset_source'),
@@ -252,7 +254,8 @@ def gather_facts(
         model_name=name,
         model_version=version,
         run_id=run_id,
-        trained_by=rtags.get('trained_by') or rtags.get('mlflow.user') or (run.info.user_id if run else None) or None,
+        trained_by=trained.get('trainer') or tagged,  # the signed statement's, not a tag anyone may edit
+        trained_by_signed=bool(trained.get('trainer')),
         metrics=metrics,
         tags=tags,
         validation_passed=tags.get('validation_passed'),
@@ -622,7 +625,9 @@ def governance_report_markdown(
     return '\n\n'.join(
         [
             f"# Governance report: {name} version {version}",
-            f"Trained by `{facts.get('trained_by') or 'unknown'}`. Policy verdict: {verdict}."
+            f"Trained by `{facts.get('trained_by') or 'unknown'}`"
+            + ('' if facts.get('trained_by_signed', True) else " (the run's tag: no trained statement was signed)")
+            + f". Policy verdict: {verdict}."
             + (f" Promotion path: {' → '.join(policy.environments)}." if policy else ''),
             "## Policy results\n" + _table(results.to_dict('records'), ['rule', 'value', 'limit', 'verdict', 'reason']),
             "## Approvals\n"
