@@ -279,3 +279,19 @@ def test_a_misspelt_settings_section_is_refused_naming_it_not_read_as_defaults(t
         load_settings(tmp_path)
     (tmp_path / 'settings.ini').write_text('[workspace]\nstate_dir = state\n\n[roles]\n\n[trust]\n')
     assert load_settings(tmp_path).state_dir == tmp_path / 'state'
+
+
+def test_a_malformed_trusted_key_in_settings_is_refused_naming_the_setting(tmp_path):
+    "Found by review: `trusted key 'ed25519:AAAA': expected ...` named neither settings.ini nor its [trust] key."
+    from lifecycle.core.settings import SettingsError, read_trust
+
+    good = 'ed25519:9AFtQH5oA9kF0+gE1wsrEpnx3PuuvYvqsnIEXK2AK/U='
+    (tmp_path / 'settings.ini').write_text(
+        f'[workspace]\n[trust]\nmodel_signing = {good}, ed25519:AAAA\nrevoked = ab12\n'
+    )
+    with pytest.raises(
+        SettingsError, match=r"settings.ini: \[trust\] model_signing: key 2 is not a public key .* 12 char"
+    ):
+        read_trust(tmp_path)
+    (tmp_path / 'settings.ini').write_text(f'[workspace]\n[trust]\nmodel_signing = {good}\nrevoked = ab12\n')
+    assert read_trust(tmp_path) == {'model_signing': [good], 'revoked': ['ab12']}  # (revoked: key ids, not keys)

@@ -332,7 +332,19 @@ def read_trust(root: str | Path) -> dict[str, list[str]]:
         raise SettingsError(f"{ini}: cannot be read: {e}") from None
     if not cp.has_section('trust'):
         return {}
-    return {k: [x.strip() for x in v.replace('\n', ',').split(',') if x.strip()] for k, v in cp['trust'].items()}
+    out = {k: [x.strip() for x in v.replace('\n', ',').split(',') if x.strip()] for k, v in cp['trust'].items()}
+    for k in _PIN_KEYS:
+        for i, pin in enumerate(out.get(k, ()), start=1):
+            if not re.fullmatch(r'ed25519:[A-Za-z0-9+/]{43}=', pin):
+                raise SettingsError(
+                    f"{ini}: [trust] {k}: key {i} is not a public key as `lifecycle keys` writes one (expected "
+                    f"'ed25519:' and 44 characters of base64, found {len(pin)} characters): restore the line from a "
+                    "backup or from version control"
+                )
+    return out
+
+
+_PIN_KEYS = ('model_signing', 'administrator')  # [trust] keys whose values are public keys (pins); `revoked`: key ids
 
 
 def write_trust(root: str | Path, key: str, values: list[str]) -> Path:
