@@ -258,6 +258,9 @@ def _check_target(s: pd.Series, name: str) -> dict:
     )
 
 
+_MIN_CLASS_ROWS = 10  # rows of the rarest class: fewer, and the holdout (or the training rows) may miss it
+
+
 def propose_params(
     df: pd.DataFrame,
     *,
@@ -274,6 +277,17 @@ def propose_params(
     dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-._')[:100] or 'dataset'
     target_rule = _check_target(df[target], target)
     task, positive, task_why = infer_task(df[target])
+    if blank := int(df[target].isna().sum()):  # (a row without its label can neither train nor validate)
+        raise ValueError(
+            f"target {target!r} is blank in {blank} of {len(df)} rows: a row without its label can neither train nor "
+            "be held out; drop those rows (or fill in their labels) first"
+        )
+    pos = int((df[target] == positive).sum()) if task == 'classification' else 0
+    if task == 'classification' and (few := min(pos, len(df) - pos)) < _MIN_CLASS_ROWS:
+        raise ValueError(
+            f"target {target!r}: {few} row(s) {'are' if few == pos else 'are not'} its positive class {positive!r}; "
+            f"at least {_MIN_CLASS_ROWS} of each are needed for the training rows and the holdout to hold both"
+        )
     rows, rules = [], {}
     for c in df.columns:
         if pd.api.types.is_float_dtype(df[c]) and (inf := int(np.isinf(df[c]).sum())):
@@ -297,6 +311,8 @@ def propose_params(
             role = 'excluded: free text'
         elif df[c].nunique(dropna=True) < 2:
             role = 'excluded: constant'
+        elif rule['dtype'] in ('int', 'float') and (blank := int(df[c].isna().sum())):
+            role, why = 'excluded: blanks', f"{blank} blank value(s): the models take no missing number (fill them)"
         else:
             role = 'feature'
         rules[c] = rule

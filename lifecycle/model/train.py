@@ -268,6 +268,14 @@ def train_and_log(
     from mlflow.models import infer_signature
 
     X, y = xy(train_df, inputs, fp)
+    nums = [f.name for f in fp.features if f.kind == 'numeric' and f.name in X]
+    blank = {c: int(n) for c, n in X[nums].isna().sum().items() if n}
+    if blank:  # (scikit-learn's own error names no column)
+        raise ValueError(
+            "features.yaml: numeric feature(s) blank in training rows: "
+            + ', '.join(f"{c!r} ({n} of {len(X)})" for c, n in blank.items())
+            + "; the models take no missing number: fill them upstream, or leave the feature out"
+        )
     if fp.task == 'classification' and len(set(y.tolist())) < 2:
         seen = sorted(map(str, train_df[fp.target].dropna().unique()))[:10]
         raise ValueError(
