@@ -1192,6 +1192,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.read_chunks': ( 'api/data/sources.html#read_chunks',
                                                                                 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources.read_dates': ( 'api/data/sources.html#read_dates',
+                                                                               'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.read_frame': ( 'api/data/sources.html#read_frame',
                                                                                'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.read_table': ( 'api/data/sources.html#read_table',

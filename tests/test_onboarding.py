@@ -777,3 +777,17 @@ def test_the_duplicate_limit_is_proposed_from_the_rows_as_ingestion_counts_them_
     p = load_params(write_params(propose_params(df, target='churned', source='m.csv'), tmp_path / 'p'))
     alike = 1 - len(np.unique(row_hashes(df.drop(columns=['dob'])))) / len(df)
     assert alike > 0.5 and p['ingest'].max_duplicate_rate >= alike
+
+
+def test_a_date_split_reads_day_first_dates_as_the_file_writes_them():
+    "Found by review: 31/01/2024-style dates were read month first where they could be: the holdout took older rows."
+    from lifecycle.core.params import SplitSpec
+    from lifecycle.data.stages import in_training
+    from lifecycle.model.train import split_holdout
+
+    days = pd.date_range('2024-01-01', periods=360, freq='D')
+    df = pd.DataFrame({'signup': days.strftime('%d/%m/%Y'), 'x': range(360), 'y': [0, 1] * 180})
+    tr, ho = split_holdout(df, 'y', 0.25, 0, how=SplitSpec(method='date', column='signup'))
+    cut = pd.to_datetime(ho.signup, format='%d/%m/%Y').min()
+    assert len(ho) == 90 and (pd.to_datetime(tr.signup, format='%d/%m/%Y') < cut).all()  # every older row trains
+    assert in_training(df.signup, '2024-07-01').sum() == 183  # (the batches after a training cut, likewise)

@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file', 'fingerprint',
-           'read_chunks', 'read_frame', 'read_table', 'likely_delimiter']
+           'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'read_dates']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -388,3 +388,15 @@ def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None 
         elif set(needs) <= {n.strip().strip('"') for h in header if isinstance(h, str) for n in h.split(d)}:
             return d
     return None
+
+# %% ../../nbs/api/data/00_sources.ipynb #da7e0002
+def read_dates(values: pd.Series) -> pd.Series:
+    "Timestamps of `values` (NaT where unreadable), day first when the column's `d/m/Y` values say so."
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values
+    parts = values.dropna().astype(str).str.strip().str.extract(r'^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b')
+    first, second = (pd.to_numeric(parts[i], errors='coerce') for i in (0, 1))
+    dayfirst = bool((first > 12).any()) and not bool((second > 12).any())  # (both: a column of mixed orders)
+    return pd.to_datetime(values, errors='coerce', format='mixed', dayfirst=dayfirst)

@@ -63,14 +63,14 @@ def _chunks(ws: Workspace, p: IngestParams, keep=None):
 def batch_key(values: pd.Series, cut) -> pd.Series:
     "The batch each row belongs to: its split value, or its month (`YYYY-MM`) when the cut-off is a date."
     if isinstance(cut, str):
-        return pd.to_datetime(values, errors='coerce', format='mixed').dt.strftime('%Y-%m')
+        return sources.read_dates(values).dt.strftime('%Y-%m')
     return values
 
 
 def in_training(values: pd.Series, cut) -> pd.Series:
     "Whether each row is on or before the training cut-off: numbers compared as numbers, a date cut-off as dates."
     if isinstance(cut, str):
-        return pd.to_datetime(values, errors='coerce', format='mixed') <= pd.Timestamp(cut)
+        return sources.read_dates(values) <= pd.Timestamp(cut)
     return values <= cut
 
 
