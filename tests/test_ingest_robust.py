@@ -262,3 +262,27 @@ def test_infinite_numbers_are_refused_by_the_contract_and_by_init_naming_the_col
     df = frame(60, spend=[np.inf] + [1.0] * 59)
     with pytest.raises(ValueError, match=r"column 'spend' holds 1 infinite value\(s\): a contract takes finite"):
         propose_params(df, target='label', source='people.csv')
+
+
+def test_category_columns_are_read_as_written_codes_with_zeros_and_na_as_a_category(ws, tmp_path):
+    "Found by review: `010` was read as 10 and North America's `NA` as missing, so their own contract refused them."
+    cols = {
+        **P.columns,
+        'region': ColumnRule(dtype='str', personal=False, allowed=['EU', 'NA', 'APAC'], max_null_rate=0.5),
+        'code': ColumnRule(dtype='str', personal=False, allowed=['010', '020', '030']),
+        'spend': ColumnRule(dtype='float', personal=False, max_null_rate=0.5),
+    }
+    p = P.model_copy(update={'columns': cols})
+    src = tmp_path / 'people.csv'
+    df = frame(6)
+    df['region'], df['code'], df['spend'] = (
+        ['EU', 'NA', 'APAC', 'NA', '', 'EU'],
+        '010',
+        ['1.5', 'NA', '2', '', '3', '4'],
+    )
+    df.to_csv(src, index=False)
+    r = ing.ingest_batch(sources.read_chunks(str(src), declared=p.columns), p, ws, source=str(src), fingerprint='fp')
+    assert r.status == 'accepted', r.violations
+    got = ing.load_snapshot(ws.store, r.snapshot['version'])
+    assert got.region.tolist()[:4] == ['EU', 'NA', 'APAC', 'NA'] and got.region.isna().tolist()[4]
+    assert set(got.code) == {'010'} and got.spend.isna().tolist() == [False, True, False, True, False, False]

@@ -43,7 +43,7 @@ def _ingest_one(
     read, source = source, sources.shown_source(source)  # (recorded and shown: a database URL without its password)
     try:
         r = ingest.ingest_batch(
-            sources.read_chunks(read, Path.cwd(), p.chunk_rows, query, p.csv, declared=set(p.columns)),
+            sources.read_chunks(read, Path.cwd(), p.chunk_rows, query, p.csv, declared=p.columns),
             p,
             s,
             source=source,

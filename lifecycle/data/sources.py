@@ -123,17 +123,18 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
         raise SourceError(f"{path}: not a readable gzip file ({e})") from None
 
 
-def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> None:
+def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> list[str]:
     """Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`);
-    a header naming none of the `declared` columns reads as data (a file without one): no name of it is quoted."""
+    a header naming none of the `declared` columns reads as data (a file without one): no name of it is quoted. The
+    column names the file gives (`csv.names` without a header)."""
     import csv
     import io
 
     if not getattr(dialect, 'header', True):
-        return
+        return list(getattr(dialect, 'names', None) or [])
     first = head.decode(encoding, errors='replace').splitlines()[:1]
     if not first:
-        return
+        return []
     names = next(csv.reader(io.StringIO(first[0]), delimiter=getattr(dialect, 'delimiter', ',')), [])
     if getattr(dialect, 'trim_whitespace', False):
         names = [n.strip() for n in names]
@@ -151,6 +152,27 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, de
             f"{path}: the header names column(s) {dup} more than once; each column needs its own name "
             "(rename the duplicate upstream, or give 'csv.names' with 'header: false')"
         )
+    return names
+
+
+def _as_declared(names: list[str], declared) -> dict:
+    """`read_csv` arguments for the contract's category columns (`declared`: column -> rule): read as the text the
+    file writes (a code `010` keeps its zero, where pandas would read 10), and a token pandas reads as missing that a
+    column allows (`NA`, North America) read as that category, in that column only."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    rules = declared if isinstance(declared, dict) else {}
+    cats = {
+        c: {str(a) for a in r.allowed}
+        for c, r in rules.items()
+        if c in names and getattr(r, 'dtype', None) == 'str' and getattr(r, 'allowed', None)
+    }
+    if not cats:
+        return {}
+    kw = {'dtype': {c: str for c in cats}}
+    if any(a & STR_NA_VALUES for a in cats.values()):
+        kw.update(keep_default_na=False, na_values={c: sorted(STR_NA_VALUES - cats.get(c, set())) for c in names})
+    return kw
 
 
 def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -195,7 +217,7 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None, declared=N
         raise _codec_refused(path, shown, e, dialect) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
-    _check_header(path, head, dialect, encoding, only, declared)
+    names = _check_header(path, head, dialect, encoding, only, declared)
     header = getattr(dialect, 'header', True)
     trim = getattr(dialect, 'trim_whitespace', False)
     n = 0
@@ -211,6 +233,7 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None, declared=N
             thousands=getattr(dialect, 'thousands', None),
             skipinitialspace=trim,
             compression=compression,
+            **_as_declared(names, declared),
         )
         for chunk in reader:
             yield _trimmed(chunk) if trim else chunk
@@ -318,7 +341,8 @@ def read_chunks(
     """Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says: a dataset's file; None, the
     defaults, and no advice to change ingest.yaml); `SourceError` names a failure. `only`: the columns a reader takes
     (`score`: the model's), the only ones that must be named once and hold single values; others pass as they come.
-    `declared`: a dataset's contract's columns (a header naming none of them is a file's first row of values)."""
+    `declared`: a dataset's contract's columns, name -> rule (a header naming none of them is a file's first row of
+    values; its category columns are read as the text written, `_as_declared`)."""
     if source in PACKAGED:
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests

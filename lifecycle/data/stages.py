@@ -56,7 +56,7 @@ class IngestResult:
 
 def _chunks(ws: Workspace, p: IngestParams, keep=None):
     "The source's chunks, each cut to the rows `keep(chunk)` selects."
-    chunks = sources.read_chunks(p.source, ws.root, p.chunk_rows, p.query, p.csv, declared=set(p.columns))
+    chunks = sources.read_chunks(p.source, ws.root, p.chunk_rows, p.query, p.csv, declared=p.columns)
     return chunks if keep is None else (c[keep(c)] for c in chunks)
 
 
