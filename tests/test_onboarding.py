@@ -555,6 +555,7 @@ def test_a_row_number_written_out_with_the_file_is_no_model_input(tmp_path):
     pr = propose_params(pd.read_csv(tmp_path / 'f.csv'), target='y', source='f.csv')
     row = pr.columns.set_index('column').loc['Unnamed: 0']
     assert row.role == 'excluded: identifier' and not row.personal and 'a row number' in row.why
+    assert 'Trained on about 150 of the 200 rows of one file (the other 25% held out' in pr.files['card.yaml']
     assert is_row_number(pd.Series(range(5, 105)), 'n')  # counting up by one in file order, whatever its name
     assert is_row_number(pd.Series(rng.permutation(100)), 'index')  # shuffled, under an index's name
     assert not is_row_number(pd.Series(rng.permutation(100)), 'score')  # distinct numbers, not in order: a value
@@ -791,3 +792,17 @@ def test_a_date_split_reads_day_first_dates_as_the_file_writes_them():
     cut = pd.to_datetime(ho.signup, format='%d/%m/%Y').min()
     assert len(ho) == 90 and (pd.to_datetime(tr.signup, format='%d/%m/%Y') < cut).all()  # every older row trains
     assert in_training(df.signup, '2024-07-01').sum() == 183  # (the batches after a training cut, likewise)
+
+
+def test_a_fairness_gate_left_out_asks_for_more_rows_than_its_groups_have():
+    "Found by review: '46 positive and 46 negative' asked of groups of 47 and 100: equalised odds judges two spreads."
+    import re
+    from lifecycle.data.infer import propose_fairness_gates
+
+    for seed, n, rate in ((1, 950, 0.5), (1, 1000, 0.45), (2, 950, 0.5), (0, 1000, 0.45)):
+        rng = np.random.default_rng(seed)
+        df = pd.DataFrame({'sex': np.array(['F', 'M'])[np.arange(n) % 2], 'y': (rng.random(n) < rate).astype(int)})
+        (note,) = [t for t in propose_fairness_gates(df, 'y', 1, ['sex'])[1] if 'equalized' in t]
+        have = int(re.search(r'groups of about ([\d,]+)(?: to [\d,]+)? positive', note)[1].replace(',', ''))
+        need = int(re.search(r'once each group has about ([\d,]+) positive', note)[1].replace(',', ''))
+        assert have < need, note

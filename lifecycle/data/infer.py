@@ -368,10 +368,11 @@ def _spread(sizes, rng) -> np.ndarray:
     return rates.max(axis=1) - rates.min(axis=1)
 
 
-def _rows_needed(k: int, limit: float, rng) -> int:
-    "Rows per group, for `k` groups of one size, at which noise alone exceeds `limit` in `_FAIL` of holdouts at most."
-    z = rng.standard_normal((_DRAWS, max(k, 2)))
-    q = np.quantile(z.max(axis=1) - z.min(axis=1), 1 - _FAIL)  # the spread of k rates, in standard errors
+def _rows_needed(k: int, limit: float, rng, tests: int = 1) -> int:
+    """Rows per group, for `k` groups of one size, at which noise alone exceeds `limit` in `_FAIL` of holdouts at most;
+    `tests`: spreads judged at once, the largest deciding (equalised odds: over positives and over negatives)."""
+    z = rng.standard_normal((_DRAWS, tests, max(k, 2)))
+    q = np.quantile((z.max(axis=2) - z.min(axis=2)).max(axis=1), 1 - _FAIL)  # the spread of k rates, in std errors
     return math.ceil((q * 0.5 / limit) ** 2)
 
 
@@ -411,7 +412,7 @@ def propose_fairness_gates(
         if shown and failing <= _FAIL:
             gates[metric] = {'max': limit}
             continue
-        need = _rows_needed(k, limit, rng)
+        need = _rows_needed(k, limit, rng, tests=1 if metric == 'demographic_parity_difference' else 2)
         rows = f"{need:,} positive and {need:,} negative holdout rows"
         if metric == 'demographic_parity_difference':
             rows = f"{need:,} holdout rows"
@@ -548,7 +549,8 @@ def _files(
             intended_use=f"Estimate {what} for new rows shaped like {Path(str(source)).name}.",
             out_of_scope="Rows from other sources, periods or populations than the training data; any decision "
             "about a person without human review.",
-            limitations=f"Trained on {len(df)} rows of one file; the column contract, features and gates were "
+            limitations=f"Trained on about {round(len(df) * (1 - _HOLDOUT)):,} of the {len(df):,} rows of one file "
+            f"(the other {_HOLDOUT:.0%} held out to validate it); the column contract, features and gates were "
             "inferred from that file by lifecycle init.",
             ethical_considerations=(
                 f"Per-group results {'and fairness gates ' if fair_gates else ''}cover {', '.join(protected)}"
