@@ -996,6 +996,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._rows_needed': ('api/data/infer.html#_rows_needed', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._sizes': ('api/data/infer.html#_sizes', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._spread': ('api/data/infer.html#_spread', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._stray_text': ('api/data/infer.html#_stray_text', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._widened': ('api/data/infer.html#_widened', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.column_dtype': ('api/data/infer.html#column_dtype', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.column_kind': ('api/data/infer.html#column_kind', 'lifecycle/data/infer.py'),

@@ -780,6 +780,20 @@ def test_the_duplicate_limit_is_proposed_from_the_rows_as_ingestion_counts_them_
     assert alike > 0.5 and p['ingest'].max_duplicate_rate >= alike
 
 
+def test_one_word_among_numbers_is_refused_by_init_not_taken_for_an_identifier():
+    "Found by review: one `twelve` among 1,200 numbers made the column text, hence an identifier, pseudonymised."
+    from lifecycle.data.infer import propose_params
+
+    rng = np.random.default_rng(0)
+    x = [f'{v:.3f}' for v in rng.normal(size=1200)]
+    x[5] = 'twelve'
+    df = pd.DataFrame({'spend': x, 'age': rng.integers(18, 80, 1200), 'y': rng.integers(0, 2, 1200)})
+    with pytest.raises(ValueError, match=r"column 'spend': 1 of 1200 values are not numbers while the rest are"):
+        propose_params(df, target='y', source='f.csv')
+    codes = df.assign(spend=[f'C{i}' if i % 2 else str(i) for i in range(1200)])  # half codes: text, as it is
+    assert propose_params(codes, target='y', source='f.csv').columns.set_index('column').loc['spend', 'dtype'] == 'str'
+
+
 def test_a_date_split_reads_day_first_dates_as_the_file_writes_them():
     "Found by review: 31/01/2024-style dates were read month first where they could be: the holdout took older rows."
     from lifecycle.core.params import SplitSpec

@@ -261,6 +261,15 @@ def _check_target(s: pd.Series, name: str) -> dict:
 _MIN_CLASS_ROWS = 10  # rows of the rarest class: fewer, and the holdout (or the training rows) may miss it
 
 
+def _stray_text(s: pd.Series, share: float = 0.99) -> int:
+    "How many values of a text column are not numbers when at least `share` of the others are (0 otherwise)."
+    if s.dtype != object:
+        return 0
+    v = s.dropna()
+    bad = int(pd.to_numeric(v, errors='coerce').isna().sum())
+    return bad if 0 < bad <= (1 - share) * len(v) else 0
+
+
 def propose_params(
     df: pd.DataFrame,
     *,
@@ -294,6 +303,11 @@ def propose_params(
             raise ValueError(  # (a contract of infinite bounds would pass them, and training fails on them)
                 f"{source}: column {c!r} holds {inf} infinite value(s): a contract takes finite numbers only; "
                 "blank or fix them in the file first"
+            )
+        if stray := _stray_text(df[c]):  # (read as text, a column of numbers is taken for codes: an identifier)
+            raise ValueError(
+                f"{source}: column {c!r}: {stray} of {int(df[c].notna().sum())} values are not numbers while the "
+                "rest are: fix or blank them in the file first"
             )
         rule, why = (target_rule, '') if c == target else column_rule(df[c], c)
         if c == target:
