@@ -170,6 +170,8 @@ def test_an_approval_refused_for_its_trainer_says_why_the_trained_statement_is_n
         approve_version(w, name, '1', 'carol', 'read the reports', 'staging')
     said = ' '.join(str(e.value).split())
     assert 'who trained' in said and "no trainer's key signed it" not in said, said
+    report = (w.reports_dir / 'governance' / f'{name}-1.md').read_text()  # (an edited statement names no trainer)
+    assert "Trained by `carol`" not in report and "(the run's tag: no verified trained statement)" in report
     p.unlink()
     with pytest.raises(Exception) as e:
         approve_version(_open(trained), name, '1', 'carol', 'read the reports', 'staging')

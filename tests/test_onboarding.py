@@ -515,7 +515,6 @@ def test_init_refuses_unlabelled_rows_and_a_class_too_rare_and_leaves_out_number
 @pytest.mark.slow  # trains
 def test_a_numeric_feature_with_blanks_is_named_before_training(workspace):
     "Params written by hand: the blank numbers are named with their counts, not scikit-learn's `Input X contains NaN`."
-    import mlflow
     from lifecycle.core.workspace import Workspace
     from lifecycle.data.features import build_transformer, input_columns
     from lifecycle.model.train import train_and_log
@@ -528,7 +527,7 @@ def test_a_numeric_feature_with_blanks_is_named_before_training(workspace):
     df[num] = [np.nan] * 7 + [1.0] * (rows - 7)
     df[fp.target] = ([fp.positive_class] * 30) + (['other'] * 30)
     with pytest.raises(ValueError, match=rf"numeric feature\(s\) blank in training rows: {num!r} \(7 of 60\)"):
-        train_and_log(mlflow, '0', df, build_transformer(fp), input_columns(fp), tp, fp, {})
+        train_and_log(w.mlflow, '0', df, build_transformer(fp), input_columns(fp), tp, fp, {})  # (the workspace's)
 
 
 def test_the_baseline_gate_gives_one_verdict_at_equality_whatever_the_rounding():

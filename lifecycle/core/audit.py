@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -142,10 +143,11 @@ def _mac_ok(key: bytes, obj) -> bool:
     return isinstance(obj, dict) and hmac.compare_digest(str(obj.get('mac', '')), _mac(key, obj))
 
 
-def _joined(line: dict, payload: dict | None, erased_by: int | None = None) -> dict:
-    "An entry as callers read it: the chain line joined with its payload."
+def _joined(line: dict, payload: dict | None, erased_by: int | None = None, kept: dict | None = None) -> dict:
+    """An entry as callers read it: the chain line joined with its payload (an erased one: the content digests its
+    erasure kept, `kept`)."""
     p = (
-        dict(actor='(erased)', reason=f'(erased by entry {erased_by})', details={})
+        dict(actor='(erased)', reason=f'(erased by entry {erased_by})', details=dict(kept or {}))
         if erased_by
         else dict(actor='(missing)', reason='(payload missing)', details={})
         if payload is None
@@ -280,11 +282,12 @@ def _append_locked(
         raise AuditError(_LEGACY.format(log=log))
     seq = tail[-1]['seq'] + 1 if tail else 1
     cp, problem = _load_checkpoint(folder, log, key)
-    if tail and problem.endswith('written with another key') and not _mac_ok(key, tail[-1]):
-        raise AuditError(  # (neither the last entry nor the checkpoint verifies: the key, not the log, is wrong)
-            f"{folder / 'audit.key'}: this key verifies neither the last entry of {log} nor its checkpoint: it is not "
-            "the key the log was written under (replaced or changed). Restore that key from a backup; nothing was "
-            "written (an entry under this key would break the log for good)"
+    if tail and cp is None and not _mac_ok(key, tail[-1]):
+        raise AuditError(  # (the last entry fails and no checkpoint verifies: the key, not the log, may be wrong)
+            f"{folder / 'audit.key'}: this key verifies neither the last entry of {log} nor a checkpoint of it "
+            f"({problem or 'none is kept'}): it is not the key the log was written under (replaced or changed), or "
+            "both were altered. Restore the key from a backup, and run `lifecycle audit verify`; nothing was written "
+            "(an entry under another key would break the log for good)"
         )
     breaks = list(cp.get('breaks', [])) if cp else []
     if not problem:
@@ -376,8 +379,19 @@ def read(path: str | Path) -> list[dict]:
     if chain and 'mac' not in chain[0]:
         return [{k: e.get(k) for k in _FIELDS} for e in chain]  # the old format
     payloads = {payload_digest(p): p for p in read_jsonl(payloads_path(log))}
-    erased = _tombstones(chain)
-    return [_joined(e, payloads.get(e['digest']), erased.get(e['seq'])) for e in chain]
+    erased, lines = _tombstones(chain), {e['seq']: e for e in chain}
+    kept = {s: ((payloads.get(lines[t]['digest']) or {}).get('details') or {}).get('kept') for s, t in erased.items()}
+    return [_joined(e, payloads.get(e['digest']), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
+
+
+def _digests(details: dict) -> dict:
+    """The content digests among an entry's details (`statement_sha256`, `record_sha256`, a report's `sha256`): what
+    an erasure keeps, as they name no one and order the signed acts the release path verifies."""
+    return {
+        k: v
+        for k, v in (details or {}).items()
+        if (k == 'sha256' or k.endswith('_sha256')) and isinstance(v, str) and re.fullmatch('[0-9a-f]{64}', v)
+    }
 
 # %% ../../nbs/api/core/03_audit.ipynb #6248e544
 @dataclass
@@ -595,9 +609,10 @@ def erase(
             raise AuditError(f"entry {seq} is an {target['action']} record, which is never erased")
         done = _tombstones(chain).get(seq)
         if not done:
-            done = _append_locked(fd, log, folder, key, 'audit.erase', str(seq), reason, actor, {'erased_seq': seq})[
-                'seq'
-            ]
+            was = next((p for p in read_jsonl(payloads_path(log)) if payload_digest(p) == target['digest']), None)
+            kept = _digests((was or {}).get('details') or {})  # (a digest names no one; the release path orders by it)
+            facts = {'erased_seq': seq, **({'kept': kept} if kept else {})}
+            done = _append_locked(fd, log, folder, key, 'audit.erase', str(seq), reason, actor, facts)['seq']
         pp = payloads_path(log)
         with locked_append(pp):  # sets a torn line aside; payloads change only under the chain lock
             kept = [ln for ln in pp.read_bytes().split(b'\n') if ln.strip()]

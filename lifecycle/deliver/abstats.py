@@ -198,10 +198,12 @@ def decide(
     if treatment == c or treatment not in arms:
         raise ValueError(f'treatment must be a non-control arm, not {treatment!r}')
     few = [k for k, v in arms.items() if v['trials'] < min_trials]
+    if empty := [k for k, v in arms.items() if not v['trials']]:  # (every arm's figures: a comparison with a prior)
+        said = f"{' and '.join(empty)} {'has' if len(empty) == 1 else 'have'} no labelled outcome yet"
+        reasons = [f"{k} has {arms[k]['trials']} trials, fewer than {min_trials}." for k in few]
+        return dict(decision='continue', reasons=[*reasons, f"No P(best) or expected loss: {said}."])
 
     def say(k):
-        if not arms[k]['trials']:  # (its figures would be the prior's alone: no evidence to quote)
-            return f"{k}: no labelled outcome yet, so no P(best) or expected loss beyond the prior's."
         return (
             f"{k}: P(best) = {arms[k]['prob_best']:.3f} (need >= {prob_best_min}), expected loss = "
             f"{arms[k]['expected_loss']:.5f} (need < {expected_loss_max})."

@@ -85,10 +85,11 @@ def analyse_stats(
     table = _table(stats, (control, treatment))
     x = {a: (int(table.loc[a, 'correct']), int(table.loc[a, 'labelled'])) for a in (control, treatment)}
     bayes = beta_binomial(x, prior=tuple(ep.prior), draws=draws, seed=seed, control=control)
+    empty = [a for a in (control, treatment) if not x[a][1]]
     for a, b in bayes['arms'].items():  # an arm with no labelled outcome: its posterior is the prior, not evidence
-        b['prior_only'] = not x[a][1]
-        if not x[a][1] or not x[control][1]:  # (a ratio of the prior's draws: 12.9 "relative difference" for 0/0)
-            b['rel_diff_mean'] = b['rel_diff_ci'] = None
+        b['prior_only'] = a in empty
+        if empty:  # (every comparison is then with a prior: 12.9 "relative difference" for 0/0 against 0/0)
+            b.update(prob_best=None, expected_loss=None, rel_diff_mean=None, rel_diff_ci=None)
     (xc, nc), (xt, nt) = x[control], x[treatment]
     lo, hi = diff_ci(xc, nc, xt, nt) if min(nc, nt) > 0 else (None, None)
     rule = decide(
@@ -177,7 +178,8 @@ def plot_analysis(a: dict, prior=(1.0, 1.0)):
     fig, ax = plt.subplots(1, 3, figsize=(15, 3.8))
     x, pdf = posterior_grid(arms, prior)
     for k, y in pdf.items():
-        ax[0].plot(x, y, label=f"{k} (P best {a['bayes']['arms'][k]['prob_best']:.2f})")
+        best = a['bayes']['arms'][k]['prob_best']
+        ax[0].plot(x, y, label=k if best is None else f"{k} (P best {best:.2f})")
     ax[0].set(title='Posterior of accuracy', xlabel='accuracy')
     ax[0].legend()
     b = beta_binomial(arms, prior, draws=50_000, seed=1, control=a['control'], return_draws=True)
@@ -192,7 +194,8 @@ def plot_analysis(a: dict, prior=(1.0, 1.0)):
     err = np.array(
         [[m - a['bayes']['arms'][k]['ci'][0], a['bayes']['arms'][k]['ci'][1] - m] for k, m in zip(names, means)]
     ).T
-    ax[2].bar(names, means, yerr=err, capsize=8, color=['tab:blue', 'tab:orange'][: len(names)])
+    shown = [f"{k} (prior: no outcome)" if a['bayes']['arms'][k].get('prior_only') else k for k in names]
+    ax[2].bar(shown, means, yerr=err, capsize=8, color=['tab:blue', 'tab:orange'][: len(names)])
     ax[2].set(
         title='Arm averages (95% credible interval)',
         ylabel='accuracy',

@@ -13,9 +13,9 @@ from ..core.cli_support import did_you_mean, needs_text, registry_version
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approve_version', 'approve',
-           'approval_check', 'Promoted', 'promote', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'trust_init',
-           'trust_add', 'trust_revoke', 'trust_show']
+__all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approver_key', 'approve_version',
+           'approve', 'approval_check', 'Promoted', 'promote', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke',
+           'trust_init', 'trust_add', 'trust_revoke', 'trust_show']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
 GOVERNANCE_ERRORS = {
@@ -140,16 +140,12 @@ class Approved(Result):
         print(f"approved {self.model} v{self.version} for {self.step} by {self.user}")
 
 
-def approve_version(ws, model: str, version, user: str, reason: str, step: str, demo: bool = False) -> dict:
-    """Sign off `step` for a version as `user`, with their registered key from `keys_dir` (and, for a step on the A/B
-    evidence, the hash of the current experiment report); `demo`: a demo identity, said in the audit log."""
+def approver_key(ws, people: dict, user: str):
+    """`user`'s private key from `keys_dir` and their registration, or the refusal saying which key is wrong and what
+    to do (a name misspelt, a key not registered, a revoked key, an earlier key of someone registered again)."""
     from lifecycle.model.signing import SigningKeyError, key_id, load_person_key, person_key_path, person_name
-    from lifecycle.release import governance as gov, trust
-    from lifecycle.release.exposure import earlier_approvals
-    from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
+    from lifecycle.release import trust
 
-    s, ps, ml, store, facts, pipeline_run = governance_context(ws, model, version)
-    people = trust.require_roster(ws)
     try:
         signer = load_person_key(ws.keys_dir, user)
     except SigningKeyError as e:  # no key by that name (not one that cannot be read): perhaps a name misspelt
@@ -168,14 +164,33 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
     if me.revoked or key_id(signer) != me.key_id:
         k = me.key(key_id(signer))
         raise trust.TrustError(
-            f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) was revoked at {k.revoked} ({k.revoked_reason}): "
-            f"an administrator registers a new key of theirs (`lifecycle keys new --as {me.name}`, then `lifecycle "
-            f"trust add {me.name} --role ROLE --as ADMIN --key ...`)"
+            f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) was revoked at {k.revoked}: "
+            + (
+                f"their registered key is now {me.key_id}: put its file in {ws.keys_dir / 'people'} as "
+                f"{me.name}.pem (in place of the revoked one)"
+                if not me.revoked
+                else f"an administrator registers a new key of theirs (`lifecycle keys new --as {me.name}` on their "
+                f"machine, then `lifecycle trust add {me.name} --role ROLE --as ADMIN --key ...`)"
+            )
             if k is not None and k.revoked
             else f"the key of {user!r} in {ws.keys_dir} ({key_id(signer)}) is not their registered key "
             f"({me.key_id}): approve with the key registered for them, or an administrator revokes that one and "
             "registers this one (trust revoke, then trust add)"
         )
+    return signer, me
+
+
+def approve_version(ws, model: str, version, user: str, reason: str, step: str, demo: bool = False) -> dict:
+    """Sign off `step` for a version as `user`, with their registered key from `keys_dir` (and, for a step on the A/B
+    evidence, the hash of the current experiment report); `demo`: a demo identity, said in the audit log."""
+    from lifecycle.model.signing import person_name
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.exposure import earlier_approvals
+    from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
+
+    s, ps, ml, store, facts, pipeline_run = governance_context(ws, model, version)
+    people = trust.require_roster(ws)
+    signer, me = approver_key(ws, people, user)
     trainer, unknown = None, None
     try:
         trainer = trust.trained_by(ws, people, model, version).name

@@ -254,8 +254,9 @@ def gather_facts(
         model_name=name,
         model_version=version,
         run_id=run_id,
-        trained_by=trained.get('trainer') or tagged,  # the signed statement's, not a tag anyone may edit
+        trained_by=trained.get('trainer') or tagged,  # the statement's, not a tag anyone may edit (verified: review)
         trained_by_signed=bool(trained.get('trainer')),
+        trained_by_tag=tagged,
         metrics=metrics,
         tags=tags,
         validation_passed=tags.get('validation_passed'),
@@ -626,7 +627,7 @@ def governance_report_markdown(
         [
             f"# Governance report: {name} version {version}",
             f"Trained by `{facts.get('trained_by') or 'unknown'}`"
-            + ('' if facts.get('trained_by_signed', True) else " (the run's tag: no trained statement was signed)")
+            + ('' if facts.get('trained_by_signed', True) else " (the run's tag: no verified trained statement)")
             + f". Policy verdict: {verdict}."
             + (f" Promotion path: {' → '.join(policy.environments)}." if policy else ''),
             "## Policy results\n" + _table(results.to_dict('records'), ['rule', 'value', 'limit', 'verdict', 'reason']),

@@ -66,6 +66,13 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
         protected_attributes=ps['validate'].protected_attributes,
         key_dir=s.key_dir,
     )
+    if facts.get('trained_by_signed'):  # the trained statement's trainer, once its signature verifies
+        from lifecycle.release import trust
+
+        try:
+            facts['trained_by'] = trust.trained_by(s, trust.require_roster(s), model, version).name
+        except trust.TrustError:
+            facts.update(trained_by=facts.get('trained_by_tag'), trained_by_signed=False)
     return GovernanceContext(s, ps, ml, store, facts, pipeline_run)
 
 # %% ../../nbs/api/release/02_review.ipynb #a32c7874

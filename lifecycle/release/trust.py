@@ -126,6 +126,8 @@ def roster(ws) -> dict[str, Person] | None:
         if st['type'] in ('init', 'add'):
             p = people.get(name)
             if p is None or p.revoked:  # (a key registered again after a revocation: the earlier one is kept)
+                if p is not None and p.key(key_id(key_from_pin(st['pin']))) is not None:
+                    raise TrustError(f"{where}: {what} registers again a key of {name} that was revoked")
                 former = [*p.former, p] if p else []
                 p = Person(name, key_id(key_from_pin(st['pin'])), st['pin'], demo=bool(st.get('demo')), former=former)
                 people[name] = p
@@ -172,7 +174,8 @@ def _checkpoint_problem(ws, chain: list[dict]) -> str:
     if cp['seq'] > len(chain):
         return (
             f"the chain holds {len(chain)} statements, but its checkpoint ({path}) records {cp['seq']}: statements "
-            "were removed from its end (a revocation undone, say); put back the missing records"
+            "were removed from its end (a revocation undone, say), or a copy of this workspace's state, sharing its "
+            "workspace id, wrote since (give a copy its own id and keys folder); put back the missing records"
         )
     if cp['seq'] and hash_obj(chain[cp['seq'] - 1]) != cp.get('head'):
         return f"statement {cp['seq']} is not the one its checkpoint ({path}) records: the chain was rewritten"
@@ -200,6 +203,14 @@ def require_roster(ws) -> dict[str, Person]:
 
 # %% ../../nbs/api/release/04_trust.ipynb #801ee082
 def _append(ws, st: dict, signer_key, action: str, actor: str, reason: str) -> dict:
+    "Sign and store the next statement of the chain, move its checkpoint, audit it: one writer at a time."
+    from lifecycle.core.locks import held
+
+    with held(ws.state_dir, 'trust'):  # (two writers: the checkpoint never moves back a statement)
+        return _append_locked(ws, st, signer_key, action, actor, reason)
+
+
+def _append_locked(ws, st: dict, signer_key, action: str, actor: str, reason: str) -> dict:
     from lifecycle.core.store import StoreError
 
     chain = _chain(ws)
@@ -297,6 +308,11 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
             "machine: then give its .pub.pem file here with --key)",
         )
     pin = public_pin(load_public_key(pub))
+    if p and (k := p.key(key_id(key_from_pin(pin)))) is not None and k.revoked:  # (it would undo the revocation)
+        raise TrustError(
+            f"{name}'s key {k.key_id} was revoked at {k.revoked}: a revoked key is never registered again; {name} "
+            f"makes a new one (`lifecycle keys new --as {name}` on their machine) and gives its .pub.pem here"
+        )
     if p and not p.revoked and p.pin != pin:
         raise TrustError(f"{name} already has key {p.key_id}; revoke it first to register another")
     st, why = _demo(
@@ -424,12 +440,11 @@ def experiment_evidence(ws, version) -> dict | None:
     written by `lifecycle experiment report`, its sha256 in the audit log) whose treatment arm served it, with its path
     and sha256; None if none. A report the audit log never recorded (written by hand) is no evidence."""
     import json
-    from lifecycle.core import audit
 
     reports = sorted((ws.reports_dir / 'experiments').glob('*/analysis.json'))
-    recorded = {
-        (e.get('details') or {}).get('sha256')
-        for e in (audit.read(ws.audit_path) if reports and ws.audit_path.exists() else ())
+    recorded = {  # sha256 -> the entry that recorded it: the newest evidence is the last recorded, whatever it says
+        (e.get('details') or {}).get('sha256'): e['seq']
+        for e in (_audit_entries(ws) if reports else ())
         if e.get('action') == 'experiment.report'
     }
     version, found = str(version), None
@@ -440,10 +455,9 @@ def experiment_evidence(ws, version) -> dict | None:
             served = str(a['variants'][a['treatment']].get('versions') or '').split(',')
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             continue  # not an analysis this can read: not evidence about anything
-        if sha256_bytes(raw) not in recorded:
-            continue
-        if version in served and (found is None or a.get('created', 0) >= found['created']):
-            found = dict(path=str(p), sha256=sha256_bytes(raw), created=a.get('created', 0))
+        seq = recorded.get(sha256_bytes(raw))
+        if seq is not None and version in served and (found is None or seq > found['seq']):
+            found = dict(path=str(p), sha256=sha256_bytes(raw), created=a.get('created', 0), seq=seq)
     return found
 
 
@@ -494,39 +508,57 @@ def _changed_evidence(ws, rec: dict, step: str, approver: str) -> list[str]:
     return out
 
 
-def _audit_order(ws) -> dict[tuple, int]:
-    """The audit log's entry number of each signed act: ('trust', statement sha256), ('approval.granted', record
-    sha256), ('model.trained_by', subject, key id). The log is keyed and checkpointed: what it orders, no signer's
-    clock can move."""
+_READ: dict = {}  # audit log path -> (its size and mtime, its entries): one read while it is unchanged
+
+
+def _audit_entries(ws) -> list[dict]:
+    "The audit log's entries (`audit.read`), read again only when the log changed (size or mtime)."
     from lifecycle.core import audit
 
+    try:
+        st = ws.audit_path.stat()
+    except FileNotFoundError:
+        return []
+    stamp, (was, entries) = (st.st_size, st.st_mtime_ns), _READ.get(str(ws.audit_path), (None, None))
+    if was != stamp:
+        entries = audit.read(ws.audit_path)
+        _READ.clear()  # (one log at a time: a process serves one workspace)
+        _READ[str(ws.audit_path)] = (stamp, entries)
+    return entries
+
+
+def _audit_order(ws) -> dict[tuple, tuple[int, str]]:
+    """The audit log's entry (number and time) of each signed act: ('trust', statement sha256), ('approval.granted',
+    record sha256), ('model.trained_by', subject, key id). The log is keyed and checkpointed: what it orders, no
+    signer's clock can move. An erased entry keeps its digests (`audit.erase`), so its act keeps its place."""
     out = {}
-    for e in audit.read(ws.audit_path) if ws.audit_path.exists() else ():
-        d, a = e.get('details') or {}, e.get('action')
+    for e in _audit_entries(ws):
+        d, a, at = e.get('details') or {}, e.get('action'), (e['seq'], str(e.get('time') or ''))
         if str(a).startswith('trust.') and d.get('statement_sha256'):
-            out[('trust', d['statement_sha256'])] = e['seq']
+            out[('trust', d['statement_sha256'])] = at
         elif a == 'approval.granted' and d.get('record_sha256'):
-            out[(a, d['record_sha256'])] = e['seq']
+            out[(a, d['record_sha256'])] = at
         elif a == 'model.trained_by' and d.get('key_id'):
-            out.setdefault((a, e['subject'], d['key_id']), e['seq'])
+            out.setdefault((a, e['subject'], d['key_id']), at)
     return out
 
 
 def _after_revocation(ws, k: Person, act: tuple) -> str:
     """Why an act signed with the revoked key `k` does not count ('' when the audit log records it before the
-    revocation). The order is the audit log's, not the statement's own time, which its signer chose."""
+    revocation). The order is the audit log's, not the statement's own time, which its signer chose; a revocation
+    whose entry was never written (its audit append failed) is placed by the time its administrator signed."""
     order = _audit_order(ws)
     done, revoked = order.get(act), order.get(('trust', k.revocation))
-    if done is not None and revoked is not None and done < revoked:
+    if done is not None and (done[0] < revoked[0] if revoked is not None else done[1] <= str(k.revoked)):
         return ''
     said = (
-        f"the audit log records it at entry {done}, after the revocation (entry {revoked})"
-        if done is not None and revoked is not None
-        else "the audit log holds no entry of it"
+        "the audit log holds no entry of it"
         if done is None
-        else "the audit log holds no entry of the revocation"
+        else f"the audit log records it at entry {done[0]}, after the revocation (entry {revoked[0]})"
+        if revoked is not None
+        else f"the audit log records it at {done[1]}, after the revocation"
     )
-    return f"signed with {k.name}'s key {k.key_id}, revoked at {k.revoked} ({k.revoked_reason}), and {said}"
+    return f"signed with {k.name}'s key {k.key_id}, revoked at {k.revoked}, and {said}"  # (no reason: /ready shows it)
 
 
 def verify_approval(
