@@ -286,3 +286,42 @@ def test_category_columns_are_read_as_written_codes_with_zeros_and_na_as_a_categ
     got = ing.load_snapshot(ws.store, r.snapshot['version'])
     assert got.region.tolist()[:4] == ['EU', 'NA', 'APAC', 'NA'] and got.region.isna().tolist()[4]
     assert set(got.code) == {'010'} and got.spend.isna().tolist() == [False, True, False, True, False, False]
+
+
+def test_category_columns_are_read_by_position_whatever_the_header_padding_or_byte_order_mark(tmp_path):
+    "Found by review: names parsed with a BOM or trimmed missed pandas' labels, so a float column read as text."
+    from lifecycle.serve.batch import _chunks
+
+    rules = {
+        'region': ColumnRule(dtype='str', personal=False, allowed=['EU', 'NA']),
+        'spend': ColumnRule(dtype='float', personal=False),
+    }
+    for name, text, kw in (
+        ('bom.csv', 'region,spend\nEU,1.5\nNA,\n', {'encoding': 'utf-8-sig'}),
+        ('pad.csv', 'region ,spend \nEU,1.5\nNA,\n', {}),
+    ):
+        (tmp_path / name).write_text(text, **kw)
+        got = next(sources.read_chunks(str(tmp_path / name), declared=rules))
+        assert got.iloc[:, 0].tolist() == ['EU', 'NA'] and got.iloc[:, 1].isna().tolist() == [False, True], name
+        assert got.iloc[:, 1].dtype == 'float64', name
+    scored = next(_chunks(tmp_path / 'bom.csv', 10, ['region', 'spend'], contract=rules))  # `score` reads likewise
+    assert scored.region.tolist() == ['EU', 'NA']
+
+
+def test_a_date_split_judges_the_order_of_its_dates_once_over_the_whole_source(ws, tmp_path):
+    "Found by review: each chunk judged day-first by itself, so chunks whose days were all 12 or less read month first."
+    from lifecycle.data.stages import date_order, later_values
+
+    days = pd.date_range('2024-01-01', '2024-12-31', freq='D')
+    df = pd.DataFrame({'label': ['Yes', 'No'] * (len(days) // 2) + ['Yes'] * (len(days) % 2), 'age': 30})
+    df['signup'] = days.strftime('%d/%m/%Y')
+    df.to_csv(tmp_path / 'people.csv', index=False)
+    cols = {**P.columns, 'signup': ColumnRule(dtype='str', personal=False, kind='date')}
+    p = P.model_copy(
+        update=dict(
+            source=str(tmp_path / 'people.csv'), columns=cols, split_column='signup', train_until='2024-06-30',
+            chunk_rows=7,
+        )
+    )  # fmt: skip
+    assert date_order(ws, p) is True  # (a chunk of 1-7 January alone says nothing)
+    assert later_values(ws, p, True) == [f'2024-{m:02d}' for m in range(7, 13)]

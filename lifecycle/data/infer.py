@@ -49,15 +49,16 @@ _INDEX_NAME = r'(?i)unnamed: ?\d+|index|idx|row|rownum|row_?(?:id|no|nr|number)|
 
 def is_row_number(s: pd.Series, name: str) -> bool:
     """Whether a column is a row number (a data frame's index written out: `Unnamed: 0`): distinct whole numbers under
-    an index's name, or counting up by one in file order under a name that says no identifier (`customer_id` counting
-    up is someone's). As a model input it would learn the file's order (a file sorted by its target: a perfect,
-    useless model)."""
+    an index's name, or counting up by one from 0 or 1 in file order under a name that says no identifier
+    (`customer_id` counting up is someone's; `year` from 1984 is a value). As a model input it would learn the
+    file's order (a file sorted by its target: a perfect, useless model)."""
     v, name = s.dropna(), str(name).strip()
     if len(v) < 20 or not pd.api.types.is_integer_dtype(v) or v.nunique() != len(v):
         return False
     if re.fullmatch(_INDEX_NAME, name):
         return True
-    return not re.search(_ID_NAME, name) and bool((np.diff(v.to_numpy()) == 1).all())
+    n = v.to_numpy()  # (counting up by one from 0 or 1: a year or an age counting up is a value)
+    return not re.search(_ID_NAME, name) and int(n[0]) in (0, 1) and bool((np.diff(n) == 1).all())
 
 
 def column_kind(s: pd.Series, name: str, dtype: str) -> str:
@@ -348,9 +349,18 @@ def propose_params(
             f"{source}: no column can be a model input (every column is the target, personal, "
             "an identifier, a date, protected, free text or constant)"
         )
-    protected = list(table[table.role == 'protected'].column)
+    protected, notes = [], []
+    for a in table[table.role == 'protected'].column:  # (gates and the policy judge each: two groups to compare)
+        if (df[a].astype(str).value_counts() * _HOLDOUT >= _MIN_GROUP).sum() >= 2:
+            protected.append(a)
+            continue
+        table.loc[table.column == a, 'role'] = 'excluded: protected, too few rows to judge'
+        notes.append(
+            f"{a!r} is not named a protected attribute: fewer than two of its groups would have {_MIN_GROUP} holdout "
+            "rows, so validation could compare none (the gates would fail as not evaluated); name it in "
+            "validate.yaml's and policy.yaml's protected_attributes once they do"
+        )
     dates = list(table[(table.kind == 'date') & ~table.personal.astype(bool)].column)  # (a birth date is dropped)
-    notes = []
     split = {'method': 'random'}
     if dates:
         split = {'method': 'date', 'column': dates[0]}

@@ -131,10 +131,16 @@ _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; th
 }
 _DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
 _INSIDE = (  # (kind, pattern found within a value, values needed): personal data written into free text
-    ('text holding an e-mail address', r'[\w.+-]+@[\w-]+(?:\.[\w-]+)*\.[A-Za-z]{2,}', 1),
-    (
+    (  # (not a file name `logo@2x.png`, not a git remote `git@github.com:x`)
+        'text holding an e-mail address',
+        r'[\w.+-]+@[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)*\.(?!(?:png|jpe?g|gif|svg|webp|pdf|txt|csv|json|js|css|html?)\b)'
+        r'[A-Za-z]{2,}\b(?![:/@])',
+        1,
+    ),
+    (  # (a separator between the groups, 8 to 15 digits: not +553263, +6732.02, +0.935072)
         'text holding a phone number',
-        r'(?<![\w.+])(?:\+\d{1,3}[ .-]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,4}'  # +31 6 1234 5678, +44 (20) ...
+        r'(?<![\w.+])(?=(?:\D{0,2}\d){8,15}(?!\d))(?!\+\d{1,3} \d{4}-\d\d-\d\d)'  # (not +1 2024-01-05)
+        r'(?:\+\d{1,3}[ .-]\(?\d{1,4}\)?(?:[ .-]\d{2,4}){2,4}'  # +31 6 1234 5678
         r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])',  # (555) 123-4567, 555-123-4567
         3,
     ),

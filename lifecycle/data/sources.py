@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file', 'fingerprint',
-           'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'read_dates']
+           'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'day_first', 'read_dates']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -162,16 +162,19 @@ def _as_declared(names: list[str], declared) -> dict:
     from pandas._libs.parsers import STR_NA_VALUES
 
     rules = declared if isinstance(declared, dict) else {}
-    cats = {
-        c: {str(a) for a in r.allowed}
+    at = {str(n).lstrip('\ufeff').strip(): i for i, n in enumerate(names)}  # (keyed by position: pandas' own labels
+    cats = {  # keep a header's padding, and its byte-order mark goes)
+        at[c]: {str(a) for a in r.allowed}
         for c, r in rules.items()
-        if c in names and getattr(r, 'dtype', None) == 'str' and getattr(r, 'allowed', None)
+        if c in at and getattr(r, 'dtype', None) == 'str' and getattr(r, 'allowed', None)
     }
     if not cats:
         return {}
-    kw = {'dtype': {c: str for c in cats}}
+    kw = {'dtype': {i: str for i in cats}}
     if any(a & STR_NA_VALUES for a in cats.values()):
-        kw.update(keep_default_na=False, na_values={c: sorted(STR_NA_VALUES - cats.get(c, set())) for c in names})
+        kw.update(
+            keep_default_na=False, na_values={i: sorted(STR_NA_VALUES - cats.get(i, set())) for i in range(len(names))}
+        )
     return kw
 
 
@@ -414,13 +417,21 @@ def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None 
     return None
 
 # %% ../../nbs/api/data/00_sources.ipynb #da7e0002
-def read_dates(values: pd.Series) -> pd.Series:
-    "Timestamps of `values` (NaT where unreadable), day first when the column's `d/m/Y` values say so."
+def day_first(values: pd.Series) -> bool | None:
+    "What a column's `d/m/Y` values say of their order: True (a first number above 12), False (a second one), None."
+    import pandas as pd
+
+    parts = values.dropna().astype(str).str.strip().str.extract(r'^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b')
+    first, second = (bool((pd.to_numeric(parts[i], errors='coerce') > 12).any()) for i in (0, 1))
+    return None if first == second else first  # (both: a column of mixed orders, as pandas reads it)
+
+
+def read_dates(values: pd.Series, dayfirst: bool | None = None) -> pd.Series:
+    """Timestamps of `values` (NaT where unreadable), day first when the column's `d/m/Y` values say so (`dayfirst`:
+    as judged over the whole source, when `values` is one chunk of it)."""
     import pandas as pd
 
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
-    parts = values.dropna().astype(str).str.strip().str.extract(r'^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b')
-    first, second = (pd.to_numeric(parts[i], errors='coerce') for i in (0, 1))
-    dayfirst = bool((first > 12).any()) and not bool((second > 12).any())  # (both: a column of mixed orders)
+    dayfirst = bool(day_first(values)) if dayfirst is None else dayfirst
     return pd.to_datetime(values, errors='coerce', format='mixed', dayfirst=dayfirst)

@@ -23,7 +23,7 @@ from lifecycle.data.ingest import (
 )
 
 # %% auto #0
-__all__ = ['REPORT_ROWS', 'IngestResult', 'batch_key', 'in_training', 'later_values', 'ingest', 'drift_report',
+__all__ = ['REPORT_ROWS', 'IngestResult', 'batch_key', 'in_training', 'date_order', 'later_values', 'ingest', 'drift_report',
            'drift_report_html', 'FeaturesResult', 'features']
 
 # %% ../../nbs/api/data/08_stages.ipynb #d28d0689
@@ -60,28 +60,38 @@ def _chunks(ws: Workspace, p: IngestParams, keep=None):
     return chunks if keep is None else (c[keep(c)] for c in chunks)
 
 
-def batch_key(values: pd.Series, cut) -> pd.Series:
+def batch_key(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series:
     "The batch each row belongs to: its split value, or its month (`YYYY-MM`) when the cut-off is a date."
     if isinstance(cut, str):
-        return sources.read_dates(values).dt.strftime('%Y-%m')
+        return sources.read_dates(values, dayfirst).dt.strftime('%Y-%m')
     return values
 
 
-def in_training(values: pd.Series, cut) -> pd.Series:
+def in_training(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series:
     "Whether each row is on or before the training cut-off: numbers compared as numbers, a date cut-off as dates."
     if isinstance(cut, str):
-        return sources.read_dates(values) <= pd.Timestamp(cut)
+        return sources.read_dates(values, dayfirst) <= pd.Timestamp(cut)
     return values <= cut
 
 
-def later_values(ws: Workspace, p: IngestParams) -> list:
+def date_order(ws: Workspace, p: IngestParams) -> bool | None:
+    """Whether a date split's column is written day first, judged over the whole source (a chunk whose days are all 12
+    or less says nothing); None without a date cut-off."""
+    if not (p.split_column and isinstance(p.train_until, str)):
+        return None
+    said = {sources.day_first(c[p.split_column]) for c in _chunks(ws, p)} - {None}
+    return said == {True}
+
+
+def later_values(ws: Workspace, p: IngestParams, dayfirst: bool | None = None) -> list:
     "The batches after the training cut, in order: each later value (month, for a date cut-off) is an arriving batch."
     if not p.split_column:
         return []
     seen = set()
     for c in _chunks(ws, p):
         col = c[p.split_column]
-        seen |= set(batch_key(col[~in_training(col, p.train_until)], p.train_until).dropna().unique())
+        later = col[~in_training(col, p.train_until, dayfirst)]
+        seen |= set(batch_key(later, p.train_until, dayfirst).dropna().unique())
     return sorted(v.item() if hasattr(v, 'item') else v for v in seen)
 
 
@@ -92,16 +102,17 @@ def ingest(
     replayed."""
     fingerprint = sources.fingerprint(p.source, ws.root, p.query)
     reference = resolve_reference(ws, p, model_name)
-    cut = (lambda c: in_training(c[p.split_column], p.train_until)) if p.split_column else None
+    first = date_order(ws, p)  # (once, over the whole source: each chunk is read by it)
+    cut = (lambda c: in_training(c[p.split_column], p.train_until, first)) if p.split_column else None
     shown = sources.shown_source(p.source)  # (recorded and shown: a database URL without its password)
     train = ingest_batch(
         _chunks(ws, p, cut), p, ws, source=shown, fingerprint=fingerprint, role='train', reference=reference
     )
     replayed = {}
-    for v in later_values(ws, p) if replay else []:
+    for v in later_values(ws, p, first) if replay else []:
         try:
             r = ingest_batch(
-                _chunks(ws, p, lambda c, v=v: batch_key(c[p.split_column], p.train_until) == v),
+                _chunks(ws, p, lambda c, v=v: batch_key(c[p.split_column], p.train_until, first) == v),
                 p,
                 ws,
                 source=f'{shown} ({p.split_column}={v})',

@@ -193,7 +193,7 @@ def champion_scores(
     if version is None:
         return None
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
-    X, y = xy(holdout, list(model.feature_names_in_), fp)
+    X, y = xy(holdout, list(model.feature_names_in_), fp, 'holdout rows')
     scores = predict_scores(model, X, fp.task)
     return dict(version=version, metrics=holdout_metrics(y, scores, fp.task, vp), scores=scores)
 
@@ -216,7 +216,7 @@ def validate(
 
     holdout = ws.store.get_frame(holdout_id)
     model = ws.mlflow.sklearn.load_model(model_uri)
-    X, y = xy(holdout, list(model.feature_names_in_), fp)
+    X, y = xy(holdout, list(model.feature_names_in_), fp, 'holdout rows')
     scores = predict_scores(model, X, fp.task)  # positive-class probability, or the predicted value
     metrics = holdout_metrics(y, scores, fp.task, vp)
     figures = evidence_plots(y, scores, metrics, fp.task, labels=(f'not {fp.positive_class}', fp.positive_class))

@@ -136,8 +136,18 @@ def describe_split(how, fraction: float = 0.25) -> str:
     return f"holdout of whole groups of {how.column!r} ({fraction:.0%} of rows)"
 
 
-def xy(df: pd.DataFrame, inputs: list[str], fp: FeaturesParams) -> tuple[pd.DataFrame, np.ndarray]:
-    "Model inputs and the target: 1 for the positive class (classification), the number itself (regression)."
+def xy(
+    df: pd.DataFrame, inputs: list[str], fp: FeaturesParams, where: str = 'training rows'
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Model inputs and the target: 1 for the positive class (classification), the number itself (regression). A
+    numeric feature blank in some of the rows (`where`) is named with its count (scikit-learn's error names none)."""
+    nums = [f.name for f in fp.features if f.kind == 'numeric' and f.name in inputs and f.name in df]
+    if blank := {c: int(n) for c, n in df[nums].isna().sum().items() if n}:
+        raise ValueError(
+            f"features.yaml: numeric feature(s) blank in {where}: "
+            + ', '.join(f"{c!r} ({n} of {len(df)})" for c, n in blank.items())
+            + "; the models take no missing number: fill them upstream, or leave the feature out"
+        )
     if fp.task == 'regression':
         return df[inputs], df[fp.target].astype(float).to_numpy()
     return df[inputs], positive_mask(df[fp.target], fp.positive_class).astype(int)
@@ -270,14 +280,6 @@ def train_and_log(
     from mlflow.models import infer_signature
 
     X, y = xy(train_df, inputs, fp)
-    nums = [f.name for f in fp.features if f.kind == 'numeric' and f.name in X]
-    blank = {c: int(n) for c, n in X[nums].isna().sum().items() if n}
-    if blank:  # (scikit-learn's own error names no column)
-        raise ValueError(
-            "features.yaml: numeric feature(s) blank in training rows: "
-            + ', '.join(f"{c!r} ({n} of {len(X)})" for c, n in blank.items())
-            + "; the models take no missing number: fill them upstream, or leave the feature out"
-        )
     if fp.task == 'classification' and len(set(y.tolist())) < 2:
         seen = sorted(map(str, train_df[fp.target].dropna().unique()))[:10]
         raise ValueError(

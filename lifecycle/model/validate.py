@@ -138,9 +138,12 @@ def evaluate_gates(
                         value=float('nan'),
                         limit=_gate_row(key, 0, g, '')['limit'],
                         verdict='fail: not evaluated',  # (a gate that could not look never reads as passed)
-                        note=f"{fairness[f'{key}.note']}; validate.yaml's min_group_size is "
-                        f"{vp.min_group_size}: lower it, or hold out more rows, or leave {attr!r} out of "
-                        "protected_attributes (its per-group counts are still shown)",
+                        note=f"{fairness[f'{key}.note']}; "
+                        + ('' if fairness[f'{key}.note'].startswith('one group') else (
+                            f"validate.yaml's min_group_size is {vp.min_group_size}: lower it, or hold out more "
+                            "rows, or "
+                        ))
+                        + f"leave {attr!r} out of protected_attributes in validate.yaml and policy.yaml",
                     )
                 )
                 continue
@@ -330,7 +333,11 @@ def fairness_metrics(
             key = f'{name}[{col}]'
             if pd.Series(sf[keep]).nunique() < 2:
                 out[key] = None
-                out[f'{key}.note'] = f"fewer than two groups of at least {min_size} holdout rows"
+                out[f'{key}.note'] = (
+                    "one group only in the holdout (a column masked to one value?)"
+                    if pd.Series(sf).nunique() < 2
+                    else f"fewer than two groups of at least {min_size} holdout rows"
+                )
                 continue
             out[key] = float(fn(y[keep], pred[keep], sensitive_features=sf[keep]))
             if note:

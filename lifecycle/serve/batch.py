@@ -23,16 +23,17 @@ __all__ = ['score_file']
 _READS = ('.csv', '.csv.gz', '.parquet', '.pq')
 
 
-def _chunks(path: Path, rows: int, columns: list[str], dialect=None):
+def _chunks(path: Path, rows: int, columns: list[str], dialect=None, contract: dict | None = None):
     """The input's chunks as ingestion reads a source (`sources.read_chunks`, a CSV with a header as `dialect` says,
     else comma-separated UTF-8): a header naming one of the model's `columns` twice, a file not in its encoding or a
-    column of lists the model reads is `SourceError` naming the file; the columns it does not read pass as they come."""
+    column of lists the model reads is `SourceError` naming the file; the columns it does not read pass as they come;
+    the `contract`'s category columns are read as ingestion reads them (`sources._as_declared`)."""
     from lifecycle.data import sources
 
     if not path.name.lower().endswith(_READS) or not sources.is_file_source(str(path)):
         found = path.suffix or 'no extension'
         raise InputError(f"{path}: expected a .csv (or .csv.gz) or .parquet file, found {found!r}")
-    yield from sources.read_chunks(str(path), '.', rows, dialect=dialect, only=set(columns))
+    yield from sources.read_chunks(str(path), '.', rows, dialect=dialect, only=set(columns), declared=contract)
 
 
 def _count_rows(path: Path) -> int | None:
@@ -116,7 +117,7 @@ def score_file(
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     try:
         total = _count_rows(src)
-        for chunk in _chunks(src, chunk_rows, m.columns, dialect):
+        for chunk in _chunks(src, chunk_rows, m.columns, dialect, contract):
             if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                 continue
             cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')
