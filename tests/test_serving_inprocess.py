@@ -720,9 +720,16 @@ def test_a_revoked_persons_token_is_refused_without_a_restart(client, ws):
         )
         r = cli(ws, 'token', 'issue', 'carol')  # and no new token for her
         assert r.returncode == 2 and "no token for 'carol': their key" in r.stderr and 'revoked' in r.stderr, r.stderr
-    finally:  # registered again with the same key, as the other tests of this module expect her
+    finally:  # registered again, as the other tests of this module expect her: with a new key (a revoked one never)
+        from lifecycle.model.signing import new_person_key, person_key_path
+
+        old = person_key_path(s.keys_dir, 'carol')
+        for f in (old, old.with_suffix('.pub.pem')):
+            f.unlink()
+        new_person_key(s.keys_dir, 'carol')
         trust.trust_add(s, 'carol', 'ml_engineer', by=trust.DEMO_ADMIN, demo=True)
-    assert client.get('/admin/flags', headers=token).status_code == 200
+    assert client.get('/admin/flags', headers=token).status_code == 403  # (her old key's token stays refused)
+    assert client.get('/admin/flags', headers={'Authorization': f'Bearer {token_of(s, "carol")}'}).status_code == 200
 
 
 def test_a_token_for_someone_not_registered_is_refused(client, ws):
