@@ -147,12 +147,16 @@ def roster(ws) -> dict[str, Person] | None:
     return people
 
 
-def _checkpoint(ws):
-    "The trust chain's checkpoint file (kept outside the workspace, beside the audit log's) and the key MACing it."
+def _checkpoint(ws, create: bool = True):
+    """The trust chain's checkpoint file (kept outside the workspace, beside the audit log's) and the key MACing it;
+    not `create`: (None, None) where this process's keys folder holds no key of the workspace (nothing made)."""
     from lifecycle.core import audit
 
-    folder = audit.keys_folder(ws.audit_path, ws.keys_dir)
-    return folder / 'trust.checkpoint.json', audit.workspace_key(ws.audit_path, folder)
+    folder = audit.keys_folder(ws.audit_path, ws.keys_dir, create=create)
+    if folder is None:
+        return None, None
+    key = audit.workspace_key(ws.audit_path, folder) if create else audit.audit_key(folder, create=False)
+    return (folder / 'trust.checkpoint.json', key) if key else (None, None)
 
 
 def _checkpoint_problem(ws, chain: list[dict]) -> str:
@@ -162,7 +166,9 @@ def _checkpoint_problem(ws, chain: list[dict]) -> str:
     import json
     from lifecycle.core.audit import _mac_ok
 
-    path, key = _checkpoint(ws)
+    path, key = _checkpoint(ws, create=False)
+    if path is None:  # (another user's keys folder: none to read; whoever writes the chain holds it)
+        return ''
     try:
         cp = json.loads(path.read_text())
     except FileNotFoundError:
