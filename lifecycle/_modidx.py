@@ -1161,6 +1161,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._as_declared': ( 'api/data/sources.html#_as_declared',
                                                                                  'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._categories': ( 'api/data/sources.html#_categories',
+                                                                                'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._check_header': ( 'api/data/sources.html#_check_header',
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._codec_refused': ( 'api/data/sources.html#_codec_refused',

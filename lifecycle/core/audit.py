@@ -282,8 +282,8 @@ def _append_locked(
         raise AuditError(_LEGACY.format(log=log))
     seq = tail[-1]['seq'] + 1 if tail else 1
     cp, problem = _load_checkpoint(folder, log, key)
-    if tail and cp is None and not _mac_ok(key, tail[-1]):
-        raise AuditError(  # (the last entry fails and no checkpoint verifies: the key, not the log, may be wrong)
+    if tail and cp is None and not any(_mac_ok(key, e) for e in tail[-2:]):  # (the one before verifying: it is the
+        raise AuditError(  # last entry that was altered, and the append records that as a break)
             f"{folder / 'audit.key'}: this key verifies neither the last entry of {log} nor a checkpoint of it "
             f"({problem or 'none is kept'}): it is not the key the log was written under (replaced or changed), or "
             "both were altered. Restore the key from a backup, and run `lifecycle audit verify`; nothing was written "
@@ -360,6 +360,8 @@ def append(
 ) -> dict:
     """Append one entry (payload, then MACed chain line, then checkpoint) under the log's lock; return it as `read`
     shows it."""
+    if action in ('audit.erase', 'audit.migrate'):  # (written by `erase` and `migrate_legacy` alone)
+        raise AuditError(f"{action!r} entries are written by the log itself, never appended")
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir)
     key = workspace_key(log, folder)
@@ -384,13 +386,23 @@ def read(path: str | Path) -> list[dict]:
     return [_joined(e, payloads.get(e['digest']), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
 
 
-def _digests(details: dict) -> dict:
-    """The content digests among an entry's details (`statement_sha256`, `record_sha256`, a report's `sha256`): what
-    an erasure keeps, as they name no one and order the signed acts the release path verifies."""
+_ORDERED = {  # action -> the details an erasure keeps of it: what the release path orders signed acts by
+    'trust.init': ('statement_sha256',),
+    'trust.add': ('statement_sha256',),
+    'trust.revoke': ('statement_sha256',),
+    'approval.granted': ('record_sha256',),
+    'experiment.report': ('sha256',),
+    'model.trained_by': ('key_id',),
+}
+
+
+def _digests(action: str, details: dict) -> dict:
+    """What an erasure keeps of an entry's details: the digest (or key id) of a signed act the release path orders by
+    (an approval, a trust statement, A/B evidence, a trained statement), which names no one; nothing of any other."""
     return {
         k: v
         for k, v in (details or {}).items()
-        if (k == 'sha256' or k.endswith('_sha256')) and isinstance(v, str) and re.fullmatch('[0-9a-f]{64}', v)
+        if k in _ORDERED.get(action, ()) and isinstance(v, str) and re.fullmatch('[0-9a-f]{16,64}', v)
     }
 
 # %% ../../nbs/api/core/03_audit.ipynb #6248e544
@@ -610,7 +622,7 @@ def erase(
         done = _tombstones(chain).get(seq)
         if not done:
             was = next((p for p in read_jsonl(payloads_path(log)) if payload_digest(p) == target['digest']), None)
-            kept = _digests((was or {}).get('details') or {})  # (a digest names no one; the release path orders by it)
+            kept = _digests(target['action'], (was or {}).get('details') or {})  # (names no one; orders signed acts)
             facts = {'erased_seq': seq, **({'kept': kept} if kept else {})}
             done = _append_locked(fd, log, folder, key, 'audit.erase', str(seq), reason, actor, facts)['seq']
         pp = payloads_path(log)

@@ -130,7 +130,7 @@ def audit_erase(
     as_json: bool = typer.Option(False, '--json', help="Print the tombstone entry as JSON."),
 ):
     """Erase one entry's payload (e.g. a person's data): a tombstone entry is appended, the payload deleted; `audit
-    verify` still passes."""
+    verify` still passes. Of a signed act the release path orders, the tombstone keeps its digest alone."""
     from lifecycle.core.audit import erase
 
     reason, s = needs_text(reason, '--reason'), Workspace.open()

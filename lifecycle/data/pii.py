@@ -134,13 +134,13 @@ _INSIDE = (  # (kind, pattern found within a value, values needed): personal dat
     (  # (not a file name `logo@2x.png`, not a git remote `git@github.com:x`)
         'text holding an e-mail address',
         r'[\w.+-]+@[\w-]*[A-Za-z][\w-]*(?:\.[\w-]+)*\.(?!(?:png|jpe?g|gif|svg|webp|pdf|txt|csv|json|js|css|html?)\b)'
-        r'[A-Za-z]{2,}\b(?![:/@])',
+        r'[A-Za-z]{2,}\b(?!:[^\s]|@)',
         1,
     ),
-    (  # (a separator between the groups, 8 to 15 digits: not +553263, +6732.02, +0.935072)
+    (  # (8 to 15 digits, no decimal point after the country code: not +553263, +6732.02, +0.935072)
         'text holding a phone number',
         r'(?<![\w.+])(?=(?:\D{0,2}\d){8,15}(?!\d))(?!\+\d{1,3} \d{4}-\d\d-\d\d)'  # (not +1 2024-01-05)
-        r'(?:\+\d{1,3}[ .-]\(?\d{1,4}\)?(?:[ .-]\d{2,4}){2,4}'  # +31 6 1234 5678
+        r'(?:\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,5}'  # +31 6 1234 5678, +447911123456
         r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])',  # (555) 123-4567, 555-123-4567
         3,
     ),
@@ -206,7 +206,7 @@ def looks_personal(
             continue
         return PersonalFinding(kind, matched, total)
     for kind, pattern, least in _INSIDE:  # (within a sentence: "please email x@y.org", "call +31 6 1234 5678")
-        hit = (kinds.isna() & distinct.str.contains(pattern)).to_numpy()
+        hit = distinct.str.contains(pattern).to_numpy()  # (a whole value too, where too few for a column of them)
         matched = int(counts.to_numpy()[hit].sum())
         if matched >= least:
             return PersonalFinding(kind, matched, total)

@@ -155,26 +155,32 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, de
     return names
 
 
-def _as_declared(names: list[str], declared) -> dict:
-    """`read_csv` arguments for the contract's category columns (`declared`: column -> rule): read as the text the
-    file writes (a code `010` keeps its zero, where pandas would read 10), and a token pandas reads as missing that a
-    column allows (`NA`, North America) read as that category, in that column only."""
+def _categories(declared) -> dict:
+    "The contract's category columns (`declared`: column -> rule) and the categories each allows, as text."
+    rules = declared if isinstance(declared, dict) else {}
+    return {
+        c: {str(a) for a in r.allowed}
+        for c, r in rules.items()
+        if getattr(r, 'dtype', None) == 'str' and getattr(r, 'allowed', None)
+    }
+
+
+def _as_declared(labels: list, declared) -> dict:
+    """`read_csv` arguments for the contract's category columns, keyed by pandas' own column `labels` (a header's
+    padding kept, its byte-order mark gone, an index column it infers left out): read as the text the file writes (a
+    code `010` keeps its zero, where pandas would read 10), and a token pandas reads as missing that a column allows
+    (`NA`, North America) read as that category, in that column only."""
     from pandas._libs.parsers import STR_NA_VALUES
 
-    rules = declared if isinstance(declared, dict) else {}
-    at = {str(n).lstrip('\ufeff').strip(): i for i, n in enumerate(names)}  # (keyed by position: pandas' own labels
-    cats = {  # keep a header's padding, and its byte-order mark goes)
-        at[c]: {str(a) for a in r.allowed}
-        for c, r in rules.items()
-        if c in at and getattr(r, 'dtype', None) == 'str' and getattr(r, 'allowed', None)
-    }
+    def label(c):  # (the exact name first: `region` and `region ` are two columns)
+        return c if c in labels else next((x for x in labels if str(x).lstrip('\ufeff').strip() == c), None)
+
+    cats = {label(c): a for c, a in _categories(declared).items() if label(c) is not None}
     if not cats:
         return {}
-    kw = {'dtype': {i: str for i in cats}}
+    kw = {'dtype': {x: str for x in cats}}
     if any(a & STR_NA_VALUES for a in cats.values()):
-        kw.update(
-            keep_default_na=False, na_values={i: sorted(STR_NA_VALUES - cats.get(i, set())) for i in range(len(names))}
-        )
+        kw.update(keep_default_na=False, na_values={x: sorted(STR_NA_VALUES - cats.get(x, set())) for x in labels})
     return kw
 
 
@@ -220,23 +226,23 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None, declared=N
         raise _codec_refused(path, shown, e, dialect) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
-    names = _check_header(path, head, dialect, encoding, only, declared)
+    _check_header(path, head, dialect, encoding, only, declared)
     header = getattr(dialect, 'header', True)
     trim = getattr(dialect, 'trim_whitespace', False)
     n = 0
     try:
-        reader = pd.read_csv(
-            path,
-            chunksize=chunk_rows,
+        how = dict(
             encoding=encoding,
-            on_bad_lines='error',
             sep=getattr(dialect, 'delimiter', ','),
             header=0 if header else None,
             names=None if header else list(dialect.names),
             thousands=getattr(dialect, 'thousands', None),
             skipinitialspace=trim,
             compression=compression,
-            **_as_declared(names, declared),
+        )
+        labels = list(pd.read_csv(path, nrows=1, **how).columns) if _categories(declared) else []
+        reader = pd.read_csv(
+            path, chunksize=chunk_rows, on_bad_lines='error', **how, **_as_declared(labels, declared)
         )
         for chunk in reader:
             yield _trimmed(chunk) if trim else chunk

@@ -95,7 +95,7 @@ def explain(ws: Workspace, version, variant: str, window: int, n_repeats: int = 
     cols = list(model.feature_names_in_)
     if missing := [c for c in cols if c not in x.columns]:
         raise LookupError(f"{where}: its requests were not sent the model's input(s) {', '.join(missing)}")
-    xr, yr = xy(holdout, cols, fp)
+    xr, yr = xy(holdout, cols, fp, 'holdout rows')
     out = dict(version=str(version), variant=variant, window=int(window), records=len(g), labelled=int(known.sum()))
     if known.sum() >= 2:
         yw = g.loc[known, 'label'].to_numpy(float if fp.task == 'regression' else int)

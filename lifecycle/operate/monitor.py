@@ -84,7 +84,7 @@ def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -
 
         # the registered version, from the folder verified against its signature, as every other load
         model = verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
-        X, y = xy(ws.store.get_frame(rec['holdout_id']), list(model.feature_names_in_), fp)
+        X, y = xy(ws.store.get_frame(rec['holdout_id']), list(model.feature_names_in_), fp, 'holdout rows')
         s = predict_scores(model, X, fp.task)
         kept = ws.store.put_record(kind, rid, dict(scores=np.asarray(s, float).tolist(), labels=y.tolist()))
     cols = (mp.drift_columns if mp and mp.drift_columns else None) or [f.name for f in fp.features]

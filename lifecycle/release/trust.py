@@ -99,7 +99,7 @@ def roster(ws) -> dict[str, Person] | None:
     if not chain:
         raise TrustError(f"settings.ini pins an administrator key but {where} holds no trust statements")
     people: dict[str, Person] = {}
-    prev = None
+    prev, revoked = None, {}  # key id -> its revoked registration (a revoked key stays revoked, under any name)
     for i, signed in enumerate(chain, start=1):
         st = signed.get('statement') or {}
         what = f"trust statement {i} ({st.get('type')} {st.get('name')})"
@@ -126,10 +126,10 @@ def roster(ws) -> dict[str, Person] | None:
         if st['type'] in ('init', 'add'):
             p = people.get(name)
             if p is None or p.revoked:  # (a key registered again after a revocation: the earlier one is kept)
-                if p is not None and p.key(key_id(key_from_pin(st['pin']))) is not None:
-                    raise TrustError(f"{where}: {what} registers again a key of {name} that was revoked")
                 former = [*p.former, p] if p else []
                 p = Person(name, key_id(key_from_pin(st['pin'])), st['pin'], demo=bool(st.get('demo')), former=former)
+                if was := revoked.get(p.key_id):  # (registered again: never undoes its revocation)
+                    p.revoked, p.revoked_reason, p.revocation = was.revoked, was.revoked_reason, was.revocation
                 people[name] = p
             elif p.pin != st['pin']:
                 raise TrustError(f"{where}: {what} gives {name} a second key while the first is not revoked")
@@ -138,7 +138,9 @@ def roster(ws) -> dict[str, Person] | None:
             if name not in people:
                 raise TrustError(f"{where}: {what} revokes someone never registered")
             p = people[name]
-            p.revoked, p.revoked_reason, p.revocation = st['time'], st.get('reason', ''), hash_obj(signed)
+            if not p.revoked:  # (a second revocation, two administrators racing: the first one stands)
+                p.revoked, p.revoked_reason, p.revocation = st['time'], st.get('reason', ''), hash_obj(signed)
+                revoked[p.key_id] = p
         else:
             raise TrustError(f"{where}: {what}: unknown statement type {st.get('type')!r}")
         prev = hash_obj(signed)
@@ -224,12 +226,9 @@ def _append_locked(ws, st: dict, signer_key, action: str, actor: str, reason: st
     signed = sign_statement(st, signer_key)
     if problem := _checkpoint_problem(ws, chain):  # (never written after a chain cut short: it would hide that)
         raise TrustError(f"{ws.store.root / 'records' / TRUST_KIND}: {problem}")
-    try:
-        ws.store.put_record(TRUST_KIND, f"trust-{st['seq']:05d}", signed)  # a different statement there is refused
-    except StoreError:
-        raise TrustError('another trust statement was written meanwhile; run the command again') from None
-    _save_checkpoint(ws, st['seq'], signed)
-    ws.audit(
+    if ws.store.record_path(TRUST_KIND, f"trust-{st['seq']:05d}").exists():
+        raise TrustError('another trust statement was written meanwhile; run the command again')
+    audited = ws.audit(  # first: every statement's entry exists, so what it revokes is ordered by the log, not a clock
         action,
         st['name'],
         reason,
@@ -240,6 +239,14 @@ def _append_locked(ws, st: dict, signer_key, action: str, actor: str, reason: st
         statement_sha256=hash_obj(signed),
         **({'demo_identity': True} if st.get('demo') else {}),
     )
+    try:
+        ws.store.put_record(TRUST_KIND, f"trust-{st['seq']:05d}", signed)  # a different statement there is refused
+    except StoreError:
+        raise TrustError(
+            f"another trust statement was written meanwhile (audit entry {audited['seq']} records one not stored); "
+            "run the command again"
+        ) from None
+    _save_checkpoint(ws, st['seq'], signed)
     return signed
 
 
@@ -314,9 +321,10 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
             "machine: then give its .pub.pem file here with --key)",
         )
     pin = public_pin(load_public_key(pub))
-    if p and (k := p.key(key_id(key_from_pin(pin)))) is not None and k.revoked:  # (it would undo the revocation)
-        raise TrustError(
-            f"{name}'s key {k.key_id} was revoked at {k.revoked}: a revoked key is never registered again; {name} "
+    kid = key_id(key_from_pin(pin))
+    if k := next((k for q in people.values() for k in (q, *q.former) if k.key_id == kid and k.revoked), None):
+        raise TrustError(  # (under any name: it would undo the revocation)
+            f"key {kid} ({k.name}'s) was revoked at {k.revoked}: a revoked key is never registered again; {name} "
             f"makes a new one (`lifecycle keys new --as {name}` on their machine) and gives its .pub.pem here"
         )
     if p and not p.revoked and p.pin != pin:
@@ -533,19 +541,20 @@ def _audit_entries(ws) -> list[dict]:
     return entries
 
 
-def _audit_order(ws) -> dict[tuple, tuple[int, str]]:
-    """The audit log's entry (number and time) of each signed act: ('trust', statement sha256), ('approval.granted',
-    record sha256), ('model.trained_by', subject, key id). The log is keyed and checkpointed: what it orders, no
-    signer's clock can move. An erased entry keeps its digests (`audit.erase`), so its act keeps its place."""
+def _audit_order(ws) -> dict[tuple, int]:
+    """The audit log's first entry of each signed act: ('trust', statement sha256), ('approval.granted', record
+    sha256), ('model.trained_by', subject, key id). The log is keyed and checkpointed: what it orders, no signer's clock
+    can move, and a later entry naming the same digest moves nothing. An erased entry keeps its digests
+    (`audit.erase`), so its act keeps its place."""
     out = {}
     for e in _audit_entries(ws):
-        d, a, at = e.get('details') or {}, e.get('action'), (e['seq'], str(e.get('time') or ''))
+        d, a = e.get('details') or {}, e.get('action')
         if str(a).startswith('trust.') and d.get('statement_sha256'):
-            out[('trust', d['statement_sha256'])] = at
+            out.setdefault(('trust', d['statement_sha256']), e['seq'])
         elif a == 'approval.granted' and d.get('record_sha256'):
-            out[(a, d['record_sha256'])] = at
+            out.setdefault((a, d['record_sha256']), e['seq'])
         elif a == 'model.trained_by' and d.get('key_id'):
-            out.setdefault((a, e['subject'], d['key_id']), at)
+            out.setdefault((a, e['subject'], d['key_id']), e['seq'])
     return out
 
 
@@ -555,14 +564,14 @@ def _after_revocation(ws, k: Person, act: tuple) -> str:
     whose entry was never written (its audit append failed) is placed by the time its administrator signed."""
     order = _audit_order(ws)
     done, revoked = order.get(act), order.get(('trust', k.revocation))
-    if done is not None and (done[0] < revoked[0] if revoked is not None else done[1] <= str(k.revoked)):
+    if done is not None and revoked is not None and done < revoked:
         return ''
     said = (
         "the audit log holds no entry of it"
         if done is None
-        else f"the audit log records it at entry {done[0]}, after the revocation (entry {revoked[0]})"
+        else f"the audit log records it at entry {done}, after the revocation (entry {revoked})"
         if revoked is not None
-        else f"the audit log records it at {done[1]}, after the revocation"
+        else "the audit log holds no entry of the revocation, so nothing can be shown to come before it"
     )
     return f"signed with {k.name}'s key {k.key_id}, revoked at {k.revoked}, and {said}"  # (no reason: /ready shows it)
 

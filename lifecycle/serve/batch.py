@@ -23,17 +23,17 @@ __all__ = ['score_file']
 _READS = ('.csv', '.csv.gz', '.parquet', '.pq')
 
 
-def _chunks(path: Path, rows: int, columns: list[str], dialect=None, contract: dict | None = None):
+def _chunks(path: Path, rows: int, columns: list[str], dialect=None, declared: dict | None = None):
     """The input's chunks as ingestion reads a source (`sources.read_chunks`, a CSV with a header as `dialect` says,
     else comma-separated UTF-8): a header naming one of the model's `columns` twice, a file not in its encoding or a
     column of lists the model reads is `SourceError` naming the file; the columns it does not read pass as they come;
-    the `contract`'s category columns are read as ingestion reads them (`sources._as_declared`)."""
+    the dataset's contract's (`declared`) category columns are read as ingestion reads them, passed through or not."""
     from lifecycle.data import sources
 
     if not path.name.lower().endswith(_READS) or not sources.is_file_source(str(path)):
         found = path.suffix or 'no extension'
         raise InputError(f"{path}: expected a .csv (or .csv.gz) or .parquet file, found {found!r}")
-    yield from sources.read_chunks(str(path), '.', rows, dialect=dialect, only=set(columns), declared=contract)
+    yield from sources.read_chunks(str(path), '.', rows, dialect=dialect, only=set(columns), declared=declared)
 
 
 def _count_rows(path: Path) -> int | None:
@@ -101,9 +101,11 @@ def score_file(
     progress=None,
     contract: dict | None = None,
     dialect=None,
+    declared: dict | None = None,
 ) -> dict:
     """Score `src` into `dst` (CSV or Parquet by extension; a CSV input read with the `CsvDialect` `dialect`'s encoding
-    and delimiter, the output written as comma-separated UTF-8); returns the batch summary."""
+    and delimiter, the output written as comma-separated UTF-8); returns the batch summary. `contract`: the rules the
+    model's inputs are checked by; `declared`: the dataset's columns, its categories read as ingestion reads them."""
     src, dst = Path(src), Path(dst)
     if not src.exists():
         raise InputError(f"{src}: input file not found")
@@ -117,7 +119,7 @@ def score_file(
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     try:
         total = _count_rows(src)
-        for chunk in _chunks(src, chunk_rows, m.columns, dialect, contract):
+        for chunk in _chunks(src, chunk_rows, m.columns, dialect, declared):
             if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                 continue
             cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')

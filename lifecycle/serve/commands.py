@@ -488,6 +488,7 @@ def score(
             progress=progress,
             contract=contract,
             dialect=dialect,
+            declared=ps['ingest'].columns,
         )
     finally:
         bar.close()

@@ -59,7 +59,7 @@ def tiny_workspace(
             fp,
             {'purpose': 'tiny workspace'},
         )
-        X, y = train.xy(holdout, inputs, fp)
+        X, y = train.xy(holdout, inputs, fp, 'holdout rows')
         scores = train.predict_scores(ws.mlflow.sklearn.load_model(out['model_uri']), X, fp.task)
         metrics = holdout_metrics(y, scores, fp.task, vp)
         fairness = fairness_metrics(holdout[vp.protected_attributes], y, scores, vp.decision_threshold)
