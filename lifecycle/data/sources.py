@@ -123,18 +123,17 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
         raise SourceError(f"{path}: not a readable gzip file ({e})") from None
 
 
-def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> list[str]:
+def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> None:
     """Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`);
-    a header naming none of the `declared` columns reads as data (a file without one): no name of it is quoted. The
-    column names the file gives (`csv.names` without a header)."""
+    a header naming none of the `declared` columns reads as data (a file without one): no name of it is quoted."""
     import csv
     import io
 
     if not getattr(dialect, 'header', True):
-        return list(getattr(dialect, 'names', None) or [])
+        return
     first = head.decode(encoding, errors='replace').splitlines()[:1]
     if not first:
-        return []
+        return
     names = next(csv.reader(io.StringIO(first[0]), delimiter=getattr(dialect, 'delimiter', ',')), [])
     if getattr(dialect, 'trim_whitespace', False):
         names = [n.strip() for n in names]
@@ -152,7 +151,6 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, de
             f"{path}: the header names column(s) {dup} more than once; each column needs its own name "
             "(rename the duplicate upstream, or give 'csv.names' with 'header: false')"
         )
-    return names
 
 
 def _categories(declared) -> dict:
