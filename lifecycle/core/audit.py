@@ -301,20 +301,14 @@ def _append_locked(
         mac = f"entry {tail[-1]['seq']} does not carry a valid MAC under this workspace's audit key"
         problem = f'{problem}; {mac}' if problem else mac
     if damaged:  # (said beside, never instead of, what the checkpoint finds: damage must not hide a truncation)
+        problem = f'{damaged}; {problem}' if problem else damaged
+    if problem:
         import logging
 
-        problem = f'{damaged}; {problem}' if problem else damaged
-        logging.getLogger('lifecycle').warning(
-            '%s: %s; this entry (%s) is written after them: run `lifecycle audit verify`', log, damaged, action
-        )
-    if problem:
         breaks.append(dict(time=now_iso(), at=seq, reason=problem))  # never laundered by this append
-        if not damaged:  # (damage was said above, with what else was found)
-            import logging
-
-            logging.getLogger('lifecycle').warning(
-                '%s: %s; this entry (%s) is written after it: run `lifecycle audit verify`', log, problem, action
-            )
+        logging.getLogger('lifecycle').warning(
+            '%s: %s; this entry (%s) is written after it: run `lifecycle audit verify`', log, problem, action
+        )
     payload = json.loads(
         canonical_json(
             dict(seq=seq, salt=secrets.token_hex(16), actor=actor or default_actor(), reason=reason, details=details)

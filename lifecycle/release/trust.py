@@ -560,8 +560,8 @@ def _audit_order(ws) -> dict[tuple, int]:
 
 def _after_revocation(ws, k: Person, act: tuple) -> str:
     """Why an act signed with the revoked key `k` does not count ('' when the audit log records it before the
-    revocation). The order is the audit log's, not the statement's own time, which its signer chose; a revocation
-    whose entry was never written (its audit append failed) is placed by the time its administrator signed."""
+    revocation). The order is the audit log's, not the statement's own time, which its signer chose (a trust statement
+    is audited before it is stored, so every revocation has its entry)."""
     order = _audit_order(ws)
     done, revoked = order.get(act), order.get(('trust', k.revocation))
     if done is not None and revoked is not None and done < revoked:
