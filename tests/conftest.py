@@ -265,6 +265,28 @@ def copy_workspace(src: Path, dest: Path) -> Path:
     return dest
 
 
+def own_keys(ws: Path) -> Path:
+    """Give a workspace copy a keys folder of its own (settings.ini's `keys_dir`, beside it), holding copies of what it
+    uses from the session's shared one: the signing key, the people's keys and its audit key folder. For a test that
+    replaces a person's key: in the shared folder, every other workspace's registration would then disagree with it."""
+    import re
+    from lifecycle.core.settings import default_keys_dir
+
+    src, dest = default_keys_dir(), ws.parent / 'keys'
+    wid = (ws / '.lifecycle' / 'workspace.id').read_text().strip()
+    dest.mkdir(mode=0o700)
+    for f in src.iterdir():
+        if f.is_file():
+            shutil.copy2(f, dest / f.name)
+    for folder in ('people', wid):
+        shutil.copytree(src / folder, dest / folder)
+    ini = ws / 'settings.ini'
+    text, n = re.subn(r'(?m)^keys_dir\s*=.*$', f'keys_dir = {dest}', ini.read_text())
+    assert n == 1, f"{ini}: expected one keys_dir line"
+    ini.write_text(text)
+    return dest
+
+
 def rebase_sqlite(db: Path, old: str, new: str) -> int:
     "Replace the path prefix `old` by `new` in every text value of every table of SQLite file `db`; rows changed."
     con = sqlite3.connect(db)

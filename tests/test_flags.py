@@ -4,6 +4,7 @@ its old and new value, and another OpenFeature provider can be swapped in by con
 from __future__ import annotations
 import json
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from lifecycle.params import FlagsParams
 from lifecycle import flags as fl
 
@@ -205,7 +206,7 @@ def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stay
         fl.init_flags(s, FlagsParams(control='1', safe='1'), 'm', lambda a: a)
     assert {p: p.read_bytes() for p in files} == files
     with pytest.raises(audit.AuditError, match='no token issued'):
-        tokens.issue_token(s, 'carol', 'k1')
+        tokens.issue_token(s, 'carol', Ed25519PrivateKey.generate())
     assert read_state(tokens.tokens_path(s), {}, dict) == {}
     monkeypatch.undo()
     assert len(audit.read(s.audit_path)) == entries
@@ -264,7 +265,8 @@ def test_a_damaged_token_file_is_named_not_a_traceback(tmp_path, text, found):
     s = registered_workspace(tmp_path, 'm', versions=1)
     tokens.tokens_path(s).parent.mkdir(parents=True, exist_ok=True)
     tokens.tokens_path(s).write_text(text)
-    for call in (lambda: tokens.issue_token(s, 'carol', 'k1'), lambda: tokens.token_record(s, 'lc_x')):
+    key = Ed25519PrivateKey.generate()
+    for call in (lambda: tokens.issue_token(s, 'carol', key), lambda: tokens.token_record(s, 'lc_x')):
         with pytest.raises(StateError, match=rf"tokens.json: expected an object of state, found {found}"):
             call()
     assert tokens.tokens_path(s).read_text() == text  # (nothing issued over it)

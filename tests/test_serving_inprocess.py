@@ -5,6 +5,7 @@ flag routing, feedback, a failing model)."""
 from __future__ import annotations
 import contextlib
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -30,7 +31,9 @@ from lifecycle.serve.scoring import ModelFailed, score, shadow_score
 from lifecycle.serve.server import Server
 from lifecycle.serve.serving import create_app
 from lifecycle.release import trust
-from lifecycle.serve.tokens import issue_token
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from lifecycle.model.signing import key_id, load_person_key, person_key_path
+from lifecycle.serve.tokens import issue_token, tokens_path
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 
@@ -210,7 +213,7 @@ def client(ws):
 
 def token_of(s, user: str) -> str:
     "An admin API token for a person registered in the workspace's trust registry (tiny_workspace's demo identities)."
-    return issue_token(s, user, trust.roster(s)[user].key_id)
+    return issue_token(s, user, load_person_key(s.keys_dir, user))
 
 
 def applied(client, timeout: float = 5) -> dict:
@@ -707,29 +710,33 @@ def test_refused_requests_are_audited_per_client_and_minute_not_per_request(clie
     assert [e['details']['count'] for e in refused] == [1, 299] and len(audit.read(s.audit_path)) - since == 2
 
 
-def test_a_revoked_persons_token_is_refused_without_a_restart(client, ws):
-    "Tokens map to the trust registry's people: revoking carol's key refuses her token at the next request."
+def test_a_revoked_persons_token_is_refused_without_a_restart(tiny_template, tmp_path):
+    """Tokens map to the trust registry's people: revoking carol's key refuses her token at the next request. (Its own
+    copy and keys folder: carol's key is replaced, which the other workspaces of the session must not see.)"""
+    from conftest import copy_workspace, own_keys
+    from lifecycle.model.signing import new_person_key
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    own_keys(ws)
     s = Workspace.open(ws)
-    token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
-    assert client.get('/admin/flags', headers=token).status_code == 200
-    trust.trust_revoke(s, 'carol', by=trust.DEMO_ADMIN, reason='left the team')
-    try:
+    fl.change_flags(s, BASE, actor='test', reason='test baseline')
+    with TestClient(create_app(Server(s))) as client:
+        token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
+        assert client.get('/admin/flags', headers=token).status_code == 200
+        trust.trust_revoke(s, 'carol', by=trust.DEMO_ADMIN, reason='left the team')
         r = client.get('/admin/flags', headers=token)
-        assert (
-            r.status_code == 403 and "user 'carol': their key" in r.json()['error'] and 'revoked' in r.json()['error']
-        )
+        assert r.status_code == 403 and "user 'carol': their key" in r.json()['error'] and 'revoked' in r.text
         r = cli(ws, 'token', 'issue', 'carol')  # and no new token for her
         assert r.returncode == 2 and "no token for 'carol': their key" in r.stderr and 'revoked' in r.stderr, r.stderr
-    finally:  # registered again, as the other tests of this module expect her: with a new key (a revoked one never)
-        from lifecycle.model.signing import new_person_key, person_key_path
-
-        old = person_key_path(s.keys_dir, 'carol')
+        old = person_key_path(s.keys_dir, 'carol')  # registered again: with a new key (a revoked one never)
         for f in (old, old.with_suffix('.pub.pem')):
             f.unlink()
         new_person_key(s.keys_dir, 'carol')
         trust.trust_add(s, 'carol', 'ml_engineer', by=trust.DEMO_ADMIN, demo=True)
-    assert client.get('/admin/flags', headers=token).status_code == 403  # (her old key's token stays refused)
-    assert client.get('/admin/flags', headers={'Authorization': f'Bearer {token_of(s, "carol")}'}).status_code == 200
+        assert client.get('/admin/flags', headers=token).status_code == 403  # (her old key's token stays refused)
+        new = {'Authorization': f'Bearer {token_of(s, "carol")}'}
+        assert client.get('/admin/flags', headers=new).status_code == 200
+        assert s.keys_dir == tmp_path / 'keys'  # (the session's shared people keys untouched)
 
 
 def test_a_token_for_someone_not_registered_is_refused(client, ws):
@@ -738,12 +745,41 @@ def test_a_token_for_someone_not_registered_is_refused(client, ws):
     r = cli(ws, 'token', 'issue', 'mallory')
     assert r.returncode == 2 and "no token for 'mallory': they are not registered" in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
-    forged = {'Authorization': f'Bearer {issue_token(s, "mallory", "0123456789abcdef")}'}  # a tokens.json entry
+    forged = {'Authorization': f'Bearer {issue_token(s, "mallory", Ed25519PrivateKey.generate())}'}  # by the library
     r = client.get('/admin/flags', headers=forged)
     assert r.status_code == 403 and "user 'mallory' is not registered" in r.json()['error']
-    stale = {'Authorization': f'Bearer {issue_token(s, "carol", "0123456789abcdef")}'}  # for a key she does not hold
+    other = Ed25519PrivateKey.generate()
+    stale = {'Authorization': f'Bearer {issue_token(s, "carol", other)}'}  # signed by a key she does not hold
     r = client.get('/admin/flags', headers=stale)
-    assert r.status_code == 403 and 'the token was issued for key 0123456789abcdef' in r.json()['error']
+    assert r.status_code == 403 and f'the token was issued for key {key_id(other)}' in r.json()['error']
+
+
+def test_a_token_needs_the_persons_key_not_a_tokens_file_entry(tiny_template, tmp_path):
+    """Whoever runs `token issue` must hold the person's key; an entry copied or written into tokens.json is refused.
+    (Its own copy and keys folder: carol's key is moved away for a moment, which other workspaces must not see.)"""
+    from conftest import copy_workspace, own_keys
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    own_keys(ws)
+    s = Workspace.open(ws)
+    mine = person_key_path(s.keys_dir, 'carol')
+    mine.rename(mine.with_suffix('.away'))
+    r = cli(ws, 'token', 'issue', 'carol')
+    assert r.returncode == 2 and "no key for 'carol'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    mine.with_suffix('.away').rename(mine)
+    real = token_of(s, 'carol')
+    known = json.loads(tokens_path(s).read_text())
+    forged = 'lc_written-by-hand'
+    known[hashlib.sha256(forged.encode()).hexdigest()] = {**known[hashlib.sha256(real.encode()).hexdigest()]}
+    unsigned = 'lc_no-proof'
+    known[hashlib.sha256(unsigned.encode()).hexdigest()] = {'user': 'carol', 'key_id': trust.roster(s)['carol'].key_id}
+    tokens_path(s).write_text(json.dumps(known))
+    fl.change_flags(s, BASE, actor='test', reason='test baseline')
+    with TestClient(create_app(Server(s))) as client:
+        for token in (forged, unsigned):
+            r = client.get('/admin/flags', headers={'Authorization': f'Bearer {token}'})
+            assert r.status_code == 403 and "the token's record is not signed by their key" in r.json()['error'], r.text
+        assert client.get('/admin/flags', headers={'Authorization': f'Bearer {real}'}).status_code == 200
 
 
 def test_a_hand_edited_live_flag_file_is_refused_alerted_and_audited(client, ws):

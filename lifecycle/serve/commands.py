@@ -31,6 +31,7 @@ SERVE_ERRORS = {
     'lifecycle.data.sources.SourceError': EXIT_SOURCE,  # `score`'s input read as ingest reads a source
 }
 
+
 # %% ../../nbs/api/serve/05_commands.ipynb #1e07c428
 def _alias_lookup(s, model_name: str):
     from lifecycle.model.registry import alias_version
@@ -82,6 +83,7 @@ class FlagsView(Result):
 
 def _show_spec(spec, name: str, extra: dict | None = None) -> FlagsView:
     return FlagsView(spec.model_dump(mode='json', by_alias=True), extra or {}, name)
+
 
 # %% ../../nbs/api/serve/05_commands.ipynb #18d3ec3b
 @command(errors=SERVE_ERRORS)
@@ -146,6 +148,7 @@ def _servers_elsewhere(s, doc: dict) -> list[dict]:
         dict(pid=pid, revision=((d or {}).get('metadata') or {}).get('revision'), refused=refusal) for pid, d in behind
     ]
 
+
 # %% ../../nbs/api/serve/05_commands.ipynb #59713a60
 def _change(changes: dict, reason: str) -> FlagsView:
     from lifecycle.serve import flags as fl
@@ -202,6 +205,7 @@ def flags_set(
             changes[k.strip()] = str(changes[k.strip()])
     return _change(changes, reason)
 
+
 # %% ../../nbs/api/serve/05_commands.ipynb #3884522f
 @command(errors=SERVE_ERRORS)
 def flags_kill(
@@ -242,6 +246,7 @@ def flags_threshold(
     "Switch the decision threshold to another declared variant."
     return _change({'threshold.default': variant}, reason)
 
+
 # %% ../../nbs/api/serve/05_commands.ipynb #c8467ca6
 @dataclass
 class TokenIssued(Result):
@@ -266,10 +271,12 @@ def token_issue(
     user: str = typer.Argument(..., help="The person the token acts as (registered in the trust registry)."),
     as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
 ):
-    """Issue an API token for USER, a person registered in the trust registry (roles from there); printed once, only
-    its hash is kept. Refused for someone not registered or whose key is revoked."""
+    """Issue an API token for USER, a person registered in the trust registry (roles from there), signed with their
+    registered key from keys_dir (people/USER.pem: only who holds it can issue one); printed once, only its hash is
+    kept. Refused for someone not registered, whose key is revoked, or whose key is not in keys_dir."""
     from lifecycle.model.signing import person_name
     from lifecycle.release import trust
+    from lifecycle.release.commands import approver_key
     from lifecycle.serve.tokens import issue_token
 
     s = Workspace.open()
@@ -284,8 +291,13 @@ def token_issue(
             f"`lifecycle trust add {name} --role ROLE --as ADMIN`)",
             EXIT_INPUT,
         )
-    t = issue_token(s, p.name, p.key_id)
+    try:
+        signer, _ = approver_key(s, people, name)
+    except trust.TrustError as e:  # a key of theirs that is not the registered one
+        raise CommandError(f"no token for {name!r}: {e}", EXIT_INPUT) from None
+    t = issue_token(s, p.name, signer)
     return TokenIssued(p.name, sorted(p.roles), t)
+
 
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
 def _can_serve(s, host: str, port: int) -> None:
@@ -356,6 +368,7 @@ def serve(
         f"serving the {s.environment} environment on http://{host or s.host}:{port or s.port} (docs at /docs)", err=True
     )
     run_server(s, host, port, workers, log_level)
+
 
 # %% ../../nbs/api/serve/05_commands.ipynb #88f03214
 @dataclass

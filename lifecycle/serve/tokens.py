@@ -30,17 +30,24 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def issue_token(s: Settings, user: str, key_id: str, actor: str | None = None) -> str:
-    "A new API token for `user`, bound to their registered key `key_id` (shown once; its sha256 is stored)."
+def issue_token(s: Settings, user: str, private_key, actor: str | None = None) -> str:
+    """A new API token for `user`, bound to the key `private_key` (theirs, from `keys_dir`: the record carries its
+    signature over the token's sha256, so only who holds the key can issue one); shown once, its sha256 is stored."""
+    from lifecycle.model.signing import key_id, sign_statement
+
     token = 'lc_' + secrets.token_urlsafe(24)
     p = tokens_path(s)
     known = _tokens(p)
     before = json.dumps(known, indent=1).encode()
-    known[_digest(token)] = {'user': user, 'key_id': key_id, 'issued': time.time()}
+    kid, issued = key_id(private_key), time.time()
+    proof = sign_statement(
+        {'kind': 'api-token', 'user': user, 'token_sha256': _digest(token), 'issued': issued}, private_key
+    )
+    known[_digest(token)] = {'user': user, 'key_id': kid, 'issued': issued, 'proof': proof}
     s.state_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
     try:
-        audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=key_id)
+        audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=kid)
     except audit.AuditError as e:  # a token no entry records does not stand
         atomic_write(p, before, mode=0o600)
         raise type(e)(f"no token issued: {e}") from None  # (AuditKeyMissing stays itself: exit 2)
@@ -53,7 +60,7 @@ def _tokens(p: Path) -> dict:
 
 
 def token_record(s: Settings, token: str | None) -> dict | None:
-    "What a token was issued for (user, key id, time), or None for an unknown token."
+    "What a token was issued for (user, key id, time, the key's signature), or None for an unknown token."
     p = tokens_path(s)
     if not token or not p.exists():
         return None
@@ -64,6 +71,7 @@ def token_record(s: Settings, token: str | None) -> dict | None:
 def token_user(s: Settings, token: str | None) -> str | None:
     "The user a token belongs to, or None."
     return (token_record(s, token) or {}).get('user')
+
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #9f4ac229
 class Unauthorised(Exception):
@@ -76,7 +84,8 @@ class Unauthorised(Exception):
 
 def authorise(s: Settings, token: str | None, people: dict | None, role: str) -> str:
     """The user `token` belongs to, if the trust registry (`people`: name -> `release.trust.Person`, None when trust is
-    not initialised) holds them with the unrevoked key the token was issued for, and `role`; else `Unauthorised`."""
+    not initialised) holds them with the unrevoked key the token was issued for and signed by, and `role`; else
+    `Unauthorised`."""
     rec = token_record(s, token)
     if rec is None:
         raise Unauthorised('missing or unknown bearer token', 401)
@@ -104,9 +113,28 @@ def authorise(s: Settings, token: str | None, people: dict | None, role: str) ->
             403,
             user,
         )
+    if not _proven(rec, _digest(token), p):
+        raise Unauthorised(
+            f"user {user!r}: the token's record is not signed by their key {p.key_id} (written by hand, or issued "
+            f"before tokens were signed); issue a new one (`lifecycle token issue {user}`)",
+            403,
+            user,
+        )
     if role not in p.roles:
         raise Unauthorised(f"user {user!r} does not hold role {role!r}", 403, user)
     return user
+
+
+def _proven(rec: dict, digest: str, person) -> bool:
+    "Whether the token's record carries `person`'s signature over this token's digest and their name."
+    from lifecycle.model.signing import SignatureError, SigningKeyError, verify_statement
+
+    try:
+        said = verify_statement(rec.get('proof'), person.public_key)
+    except (SignatureError, SigningKeyError, ValueError, TypeError):
+        return False
+    return isinstance(said, dict) and said.get('token_sha256') == digest and said.get('user') == person.name
+
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #5fe10405
 class RosterFile:
@@ -149,6 +177,7 @@ class RosterFile:
                     self.problem = str(e)
                 self._seen = stamp
         return self._people
+
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #bbc8ce4f
 class RefusalTally:
