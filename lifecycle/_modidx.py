@@ -2385,6 +2385,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/release/commands.py')},
             'lifecycle.release.container': { 'lifecycle.release.container.BundleError': ( 'api/release/container.html#bundleerror',
                                                                                           'lifecycle/release/container.py'),
+                                             'lifecycle.release.container._verified': ( 'api/release/container.html#_verified',
+                                                                                        'lifecycle/release/container.py'),
                                              'lifecycle.release.container.pinned': ( 'api/release/container.html#pinned',
                                                                                      'lifecycle/release/container.py'),
                                              'lifecycle.release.container.read_bundle': ( 'api/release/container.html#read_bundle',

@@ -150,3 +150,25 @@ def test_a_bundle_is_made_only_for_a_version_its_environment_may_serve(tmp_path)
     srv.bundle, srv.s, srv.model_name = b['release'], Workspace.open(tmp_path / 'dev'), name
     spec = FlagsParams(control='1', safe='1', challenger='2', percentage=10)
     assert srv._vet(spec, name, None) == ['challenger: version 2 is not the version this release bundle carries (1)']
+
+
+def test_a_bundle_edited_to_serve_another_environment_is_refused(bundle, tmp_path):
+    """release.json says which environment's release policy allowed its version, signed by the workspace's key: a
+    bundle made for dev, edited (release.json and settings.ini) to serve as production, does not start (exit 2)."""
+    from conftest import cli
+
+    src, b = bundle
+    root = shutil.copytree(src, tmp_path / 'srv')
+    rel, ini = root / 'release.json', root / 'settings.ini'
+    doc = json.loads(rel.read_text())
+    assert doc['statement']['policy'] == {'environment': 'dev', 'exposure': 'dev'} and doc['signature']
+    doc['statement']['policy'] = {'environment': 'production', 'exposure': 'production'}
+    rel.write_text(json.dumps(doc))
+    ini.write_text(ini.read_text().replace('environment = dev', 'environment = production'))
+    keys = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PORT': str(free_port())}
+    r = cli(root, 'serve', env=keys, own_process=True, timeout=120)  # (a server that started would time out)
+    assert r.returncode == 2 and 'release.json: the statement does not match its signature' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and not (root / '.lifecycle' / 'flags.json').exists()
+    rel.write_text(json.dumps(doc['statement']))  # the statement without its signature: refused as unsigned
+    r = cli(root, 'serve', env=keys, own_process=True, timeout=120)
+    assert r.returncode == 2 and 'release.json: not signed' in r.stderr, r.stderr
