@@ -125,7 +125,6 @@ def _verified(p: Path, doc) -> dict:
     except SignatureError as e:
         raise BundleError(f"{p}: {e}") from None
 
-
 # %% ../../nbs/api/release/01_container.ipynb #1c88ff31
 def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
     """Write `dest/`: a serving workspace for one version (verified model, params, settings pinning its signing key,

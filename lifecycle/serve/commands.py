@@ -31,7 +31,6 @@ SERVE_ERRORS = {
     'lifecycle.data.sources.SourceError': EXIT_SOURCE,  # `score`'s input read as ingest reads a source
 }
 
-
 # %% ../../nbs/api/serve/05_commands.ipynb #1e07c428
 def _alias_lookup(s, model_name: str):
     from lifecycle.model.registry import alias_version
@@ -83,7 +82,6 @@ class FlagsView(Result):
 
 def _show_spec(spec, name: str, extra: dict | None = None) -> FlagsView:
     return FlagsView(spec.model_dump(mode='json', by_alias=True), extra or {}, name)
-
 
 # %% ../../nbs/api/serve/05_commands.ipynb #18d3ec3b
 @command(errors=SERVE_ERRORS)
@@ -148,7 +146,6 @@ def _servers_elsewhere(s, doc: dict) -> list[dict]:
         dict(pid=pid, revision=((d or {}).get('metadata') or {}).get('revision'), refused=refusal) for pid, d in behind
     ]
 
-
 # %% ../../nbs/api/serve/05_commands.ipynb #59713a60
 def _change(changes: dict, reason: str) -> FlagsView:
     from lifecycle.serve import flags as fl
@@ -205,7 +202,6 @@ def flags_set(
             changes[k.strip()] = str(changes[k.strip()])
     return _change(changes, reason)
 
-
 # %% ../../nbs/api/serve/05_commands.ipynb #3884522f
 @command(errors=SERVE_ERRORS)
 def flags_kill(
@@ -245,7 +241,6 @@ def flags_threshold(
 ):
     "Switch the decision threshold to another declared variant."
     return _change({'threshold.default': variant}, reason)
-
 
 # %% ../../nbs/api/serve/05_commands.ipynb #c8467ca6
 @dataclass
@@ -297,7 +292,6 @@ def token_issue(
         raise CommandError(f"no token for {name!r}: {e}", EXIT_INPUT) from None
     t = issue_token(s, p.name, signer)
     return TokenIssued(p.name, sorted(p.roles), t)
-
 
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
 def _can_serve(s, host: str, port: int) -> None:
@@ -368,7 +362,6 @@ def serve(
         f"serving the {s.environment} environment on http://{host or s.host}:{port or s.port} (docs at /docs)", err=True
     )
     run_server(s, host, port, workers, log_level)
-
 
 # %% ../../nbs/api/serve/05_commands.ipynb #88f03214
 @dataclass

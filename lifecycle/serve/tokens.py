@@ -72,7 +72,6 @@ def token_user(s: Settings, token: str | None) -> str | None:
     "The user a token belongs to, or None."
     return (token_record(s, token) or {}).get('user')
 
-
 # %% ../../nbs/api/serve/03_tokens.ipynb #9f4ac229
 class Unauthorised(Exception):
     "A request refused by the token check: `status` 401 (no known token) or 403 (the user lacks the role)."
@@ -135,7 +134,6 @@ def _proven(rec: dict, digest: str, person) -> bool:
         return False
     return isinstance(said, dict) and said.get('token_sha256') == digest and said.get('user') == person.name
 
-
 # %% ../../nbs/api/serve/03_tokens.ipynb #5fe10405
 class RosterFile:
     """The trust registry's people (name -> `Person`), re-read when settings.ini or the trust statements change; the
@@ -177,7 +175,6 @@ class RosterFile:
                     self.problem = str(e)
                 self._seen = stamp
         return self._people
-
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #bbc8ce4f
 class RefusalTally:
