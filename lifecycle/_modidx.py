@@ -639,6 +639,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.store.locked_append': ( 'api/core/store.html#locked_append',
                                                                               'lifecycle/core/store.py'),
                                       'lifecycle.core.store.read_jsonl': ('api/core/store.html#read_jsonl', 'lifecycle/core/store.py'),
+                                      'lifecycle.core.store.read_secret': ('api/core/store.html#read_secret', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.read_state': ('api/core/store.html#read_state', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.sha256_bytes': ('api/core/store.html#sha256_bytes', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.whole_lines': ('api/core/store.html#whole_lines', 'lifecycle/core/store.py'),

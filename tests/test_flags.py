@@ -285,7 +285,8 @@ def test_with_the_digest_salt_cut_short_the_kill_switch_pulls_and_a_cohort_chang
     s = registered_workspace(tmp_path, 'm', versions=2)
     fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
     s.digest_salt_path.parent.mkdir(parents=True, exist_ok=True)
-    s.digest_salt_path.write_bytes(b'')  # as a crash could leave it
+    s.digest_salt_path.write_bytes(b'')  # as a crash could leave it (made 600, as `create_once` makes it)
+    s.digest_salt_path.chmod(0o600)
     before, entries = fl.spec_path(s).read_bytes(), len(audit.read(s.audit_path))
     cohort = [{'attribute': 'email', 'equals': 'jane.roe@example.com', 'variant': 'challenger'}]
     with pytest.raises(StateError, match=r"digest.salt: expected the workspace's digest salt .* found 0 byte"):

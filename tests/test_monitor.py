@@ -945,6 +945,7 @@ def test_monitor_run_every_starts_from_the_windows_a_look_from_cron_kept(workspa
     assert invoke(monitor_run, ['--json']).exit_code == 0 and measured == [300]
     assert (ws.state_dir / 'monitor' / 'measured.json').read_bytes() == kept  # (neither read nor written)
     ws.digest_salt_path.write_bytes(b'')  # a salt cut short (a crash as it was made): as none, and the look goes on
+    ws.digest_salt_path.chmod(0o600)
     measured.clear()
     assert invoke(monitor_run, ['--json']).exit_code == 0 and measured == [300]
     assert (ws.state_dir / 'monitor' / 'measured.json').read_bytes() == kept

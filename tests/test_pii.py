@@ -247,6 +247,7 @@ def test_a_digest_salt_cut_short_is_refused_by_ingestion_naming_it_and_one_is_ma
     salt = workspace / '.lifecycle' / 'keys' / 'digest.salt'
     salt.parent.mkdir(parents=True, exist_ok=True)
     salt.write_bytes(b'\n')
+    salt.chmod(0o600)  # as `create_once` makes it (one others may read is refused for that: test_secret_modes.py)
     r = cli(workspace, 'ingest', 'data/a.csv', '--dataset', 'arrests', '--no-report')
     said = ' '.join(r.stderr.split())
     assert r.returncode == 4 and 'Traceback' not in r.stderr and f'{salt}: expected the workspace' in said, r.stderr

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .settings import SettingsError, default_keys_dir, find_workspace, load_settings, workspace_id
 from .store import JournalError, atomic_write, canonical_json, create_once, sha256_bytes
-from .store import locked_append, read_jsonl, write_line
+from .store import locked_append, read_jsonl, read_secret, write_line
 from .manifest import now_iso
 
 # %% auto #0
@@ -64,7 +64,7 @@ def audit_key(folder: Path, create: bool = True) -> bytes | None:
         p.parent.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         create_once(p, secrets.token_hex(32) + '\n')
     try:
-        key = bytes.fromhex(p.read_text().strip())
+        key = bytes.fromhex(read_secret(p, 'the audit key', AuditError).decode('ascii', 'replace').strip())
     except ValueError:
         key = b''
     if len(key) != 32:  # (not hex, cut short, emptied or another length: not the key this module makes)

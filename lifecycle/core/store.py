@@ -19,7 +19,7 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
            'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'whole_lines', 'StateError',
-           'read_state', 'ContentHash', 'StoreError', 'RecordError', 'Store']
+           'read_state', 'read_secret', 'ContentHash', 'StoreError', 'RecordError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 PRIVATE = 0o600  # the store's objects and records, keys, tokens: for the workspace's owner alone
@@ -277,6 +277,19 @@ def read_state(path: str | Path, default, expected: type = dict):
             f"{p}: expected {kind} of state, found {why}; put back a good copy, or remove the file to start it afresh"
         )
     return value
+
+# %% ../../nbs/api/core/01_store.ipynb #55514dfc
+def read_secret(path: str | Path, what: str, error: type[Exception] = StateError) -> bytes:
+    """The bytes of secret file `path` (`what` it is, for the message); `error` if its mode lets its group or others
+    read or write it (a copy with `cp`, an archive unpacked, a umask of 022)."""
+    p = Path(path)
+    mode = p.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise error(
+            f"{p}: {what} may be read or changed by others than its owner (mode {mode:o}; expected 600): "
+            f"`chmod 600 {p}`, and if others could read it, make a new one"
+        )
+    return p.read_bytes()
 
 # %% ../../nbs/api/core/01_store.ipynb #01222943
 class ContentHash:

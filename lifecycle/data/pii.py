@@ -31,7 +31,9 @@ def load_key(key_file: str | Path | None = None) -> bytes:
             raise PiiError(f"LIFECYCLE_PII_KEY is too short ({len(env.encode())} bytes; at least 16 expected)")
         return env.encode()
     if key_file and Path(key_file).is_file():
-        key = Path(key_file).read_bytes().strip()
+        from lifecycle.core.store import read_secret
+
+        key = read_secret(key_file, 'the PII key', PiiError).strip()
         if len(key) >= 16:
             return key
         raise PiiError(f"{key_file}: the PII key is too short ({len(key)} bytes; at least 16 expected)")
@@ -102,12 +104,12 @@ def finding_salt(path: str | Path) -> bytes:
     """The workspace's secret salt for finding digests, created (mode 0600, on disk before it has its name, never over
     one another process made meanwhile) on first use. A salt cut short or emptied is refused (`StateError` naming the
     file): digests and pseudonyms keyed with a short one could be reversed by guessing the values."""
-    from lifecycle.core.store import StateError, create_once
+    from lifecycle.core.store import StateError, create_once, read_secret
 
     path = Path(path)
     if not path.is_file():
         create_once(path, os.urandom(32).hex())
-    salt = path.read_bytes().strip()
+    salt = read_secret(path, "the workspace's digest salt").strip()
     if len(salt) < 32:
         raise StateError(
             f"{path}: expected the workspace's digest salt (64 hex digits), found {len(salt)} byte(s): it was cut "

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from ..core.store import Store, StoreError, canonical_json, hash_obj, file_sha256
+from ..core.store import Store, StoreError, canonical_json, hash_obj, file_sha256, read_secret
 from ..core import audit
 
 # %% auto #0
@@ -77,7 +77,7 @@ def load_private_key(path: str | Path):
     if not p.is_file():
         raise SigningKeyError(f"no private signing key at {p}; create one with ensure_keypair({str(p.parent)!r})")
     try:
-        key = load_pem_private_key(p.read_bytes(), password=None)
+        key = load_pem_private_key(read_secret(p, 'a private key', SigningKeyError), password=None)
     except (OSError, ValueError, TypeError) as e:
         raise SigningKeyError(f"{p}: expected an unencrypted PEM private key, cannot read it: {e}") from None
     if not isinstance(key, Ed25519PrivateKey):
