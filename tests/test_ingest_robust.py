@@ -271,14 +271,16 @@ def test_category_columns_are_read_as_written_codes_with_zeros_and_na_as_a_categ
         'region': ColumnRule(dtype='str', personal=False, allowed=['EU', 'NA', 'APAC'], max_null_rate=0.5),
         'code': ColumnRule(dtype='str', personal=False, allowed=['010', '020', '030']),
         'spend': ColumnRule(dtype='float', personal=False, max_null_rate=0.5),
+        'ref': ColumnRule(dtype='str', personal=False),  # text with no categories: read as written too
     }
     p = P.model_copy(update={'columns': cols})
     src = tmp_path / 'people.csv'
     df = frame(6)
-    df['region'], df['code'], df['spend'] = (
+    df['region'], df['code'], df['spend'], df['ref'] = (
         ['EU', 'NA', 'APAC', 'NA', '', 'EU'],
         '010',
         ['1.5', 'NA', '2', '', '3', '4'],
+        ['012', '034', '1.50', '7', '09', '12'],
     )
     df.to_csv(src, index=False)
     r = ing.ingest_batch(sources.read_chunks(str(src), declared=p.columns), p, ws, source=str(src), fingerprint='fp')
@@ -286,6 +288,7 @@ def test_category_columns_are_read_as_written_codes_with_zeros_and_na_as_a_categ
     got = ing.load_snapshot(ws.store, r.snapshot['version'])
     assert got.region.tolist()[:4] == ['EU', 'NA', 'APAC', 'NA'] and got.region.isna().tolist()[4]
     assert set(got.code) == {'010'} and got.spend.isna().tolist() == [False, True, False, True, False, False]
+    assert got.ref.tolist() == ['012', '034', '1.50', '7', '09', '12']  # (pandas: 12.0, 34.0, 1.5, ...)
 
 
 def test_category_columns_are_read_by_position_whatever_the_header_padding_or_byte_order_mark(tmp_path):

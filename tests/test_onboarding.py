@@ -873,3 +873,34 @@ def test_a_numeric_feature_blank_in_the_holdout_is_named_there():
     df = pd.DataFrame({'x2': [1.0, None, 3.0], 'y': [0, 1, 0]})
     with pytest.raises(ValueError, match=r"numeric feature\(s\) blank in holdout rows: 'x2' \(1 of 3\)"):
         xy(df, ['x2'], fp, 'holdout rows')
+
+
+def test_init_keeps_codes_as_written_and_ingestion_reads_them_so(tmp_path, monkeypatch):
+    """pandas reads `010` as 10 and `NA` (North America) as missing: init proposes those columns as the text written
+    (categories `010`, `NA`), and ingestion reads them so: no row quarantined, the codes stored as written."""
+    from conftest import cli, make_workspace
+    from lifecycle.core.workspace import Workspace
+
+    ws = make_workspace(tmp_path / 'ws')
+    (ws / 'data').mkdir()
+    df = customers(400).drop(columns=['email'])
+    df['branch'] = np.array(['010', '020', '007', '100'])[df.index % 4]
+    df['region'] = np.array(['EU', 'NA', 'AS', 'SA'])[df.index % 4]
+    df.to_csv(ws / 'data' / 'c.csv', index=False)
+    env = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
+    r = cli(ws, 'init', '--from', 'data/c.csv', '--target', 'churned', '--json', env=env)
+    assert r.returncode == 0, r.stderr
+    said = ' '.join(json.loads(r.stdout)['notes'])
+    assert "'branch': read as text" in said and "'region': 100 value(s) pandas reads as missing" in said, said
+    cols = load_params(ws / 'params-c')['ingest'].columns
+    assert (cols['branch'].dtype, sorted(cols['branch'].allowed)) == ('str', ['007', '010', '020', '100'])
+    assert sorted(cols['region'].allowed) == ['AS', 'EU', 'NA', 'SA'] and not cols['region'].max_null_rate
+    r = cli(ws, 'ingest', 'data/c.csv', '--dataset', 'c', '--params', 'params-c', '--no-report', '--json', env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert (out['accepted_rows'], out['quarantined_rows']) == (400, 0)
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', env['LIFECYCLE_KEYS_DIR'])  # (the seal's key)
+    w = Workspace.open(ws)
+    stored = w.store.get_frame(w.store.get_record('datasets', out['snapshot'])['object'])
+    assert stored.branch.tolist()[:4] == ['010', '020', '007', '100'] and stored.region.isna().sum() == 0
+    assert stored.region.tolist()[:4] == ['EU', 'NA', 'AS', 'SA']

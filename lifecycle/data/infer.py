@@ -19,9 +19,9 @@ from ..core.params import load_params
 from .pii import looks_personal, shown_column_name
 
 # %% auto #0
-__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'is_row_number', 'column_kind', 'names_people', 'says_number_of_a_person',
-           'personal_guess', 'column_rule', 'infer_task', 'Proposal', 'propose_params', 'propose_fairness_gates',
-           'ProposalRefused', 'write_params']
+__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'is_row_number', 'column_kind', 'names_people',
+           'says_number_of_a_person', 'personal_guess', 'column_rule', 'infer_task', 'Proposal', 'propose_params',
+           'propose_fairness_gates', 'ProposalRefused', 'write_params']
 
 # %% ../../nbs/api/data/10_infer.ipynb #ffa3e3b5
 def column_dtype(s: pd.Series) -> str:
@@ -38,6 +38,44 @@ def column_dtype(s: pd.Series) -> str:
     if len(v) and v.map(type).eq(bool).all():
         return 'bool'
     return 'str'
+
+# %% ../../nbs/api/data/10_infer.ipynb #f041b50a
+_LEADING_ZERO, _CODE = r'0\d+', r'[A-Z]{2,3}'
+
+
+def as_written(typed: pd.DataFrame, text: pd.DataFrame | None) -> tuple[pd.DataFrame, list[str]]:
+    """`typed` (a file read with pandas' defaults) with the columns it misread taken as `text` (the same rows read as
+    text; None: no such reading) writes them, and a note for each."""
+    if text is None or len(text) != len(typed):
+        return typed, []
+    out, notes = typed.copy(deep=False), []
+    for c in typed.columns:
+        if c not in text.columns:
+            continue
+        raw = text[c].astype(str).str.strip()
+        written, s = raw.where(raw != ''), typed[c]
+        if _numeric(s) and written.dropna().str.fullmatch(_LEADING_ZERO).any():
+            out[c] = written.astype(object)
+            notes.append(f"{c!r}: read as text: values written with a leading zero are codes (a number drops it)")
+        elif s.dtype == object and (lost := written[s.isna() & written.notna()]).size and _codes(s.dropna(), lost):
+            out[c] = s.where(s.notna(), written)
+            notes.append(f"{c!r}: {len(lost)} value(s) pandas reads as missing are codes like the column's others")
+    return out, notes
+
+
+def _numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _codes(seen: pd.Series, lost: pd.Series) -> bool:
+    "Whether the tokens read as missing (`lost`) are written like every value of the column (`seen`): short codes."
+    seen = seen.astype(str)
+    return bool(
+        len(seen)
+        and seen.str.fullmatch(_CODE).all()
+        and lost.str.fullmatch(_CODE).all()
+        and set(lost.str.len()) <= set(seen.str.len())
+    )
 
 # %% ../../nbs/api/data/10_infer.ipynb #d268065e
 _DATE = r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}'

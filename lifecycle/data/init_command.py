@@ -28,13 +28,14 @@ def guess_target(columns: list[str]) -> tuple[str, str]:
     return columns[-1], f"--target not given: the last column, {columns[-1]!r}"
 
 
-def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None):
-    "The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses (CSV: with `dialect`)."
+def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None, as_text: bool = False):
+    """The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses (CSV: with `dialect`;
+    `as_text`: every column as the text written)."""
     import pandas as pd
     from lifecycle.data.sources import read_chunks
 
     parts, n = [], 0
-    for chunk in read_chunks(source, root, 100_000, dialect=dialect):
+    for chunk in read_chunks(source, root, 100_000, dialect=dialect, as_text=as_text):
         parts.append(chunk)
         n += len(chunk)
         if n >= max_rows:
@@ -190,7 +191,9 @@ def init(
             "can go through (a quarter of them held out to validate the model, its gates and its fairness checks)",
             EXIT_INPUT,
         )
-    notes = []
+    from lifecycle.data.infer import as_written
+
+    df, notes = as_written(df, read_frame(str(path), ws.root, len(df), CsvDialect(**csv), as_text=True))
     if target is None:
         target, why = guess_target(list(df.columns))
         notes.append(why)

@@ -164,22 +164,29 @@ def _categories(declared) -> dict:
 
 
 def _as_declared(labels: list, declared) -> dict:
-    """`read_csv` arguments for the contract's category columns, keyed by pandas' own column `labels` (a header's
-    padding kept, its byte-order mark gone, an index column it infers left out): read as the text the file writes (a
-    code `010` keeps its zero, where pandas would read 10), and a token pandas reads as missing that a column allows
-    (`NA`, North America) read as that category, in that column only."""
+    """`read_csv` arguments for the contract's text columns (`dtype: str`), keyed by pandas' own column `labels` (a
+    header's padding kept, its byte-order mark gone, an index column it infers left out): read as the text the file
+    writes (a code `010` keeps its zero, where pandas would read 10), and, in a category column, a token pandas reads
+    as missing that the column allows (`NA`, North America) read as that category, in that column only."""
     from pandas._libs.parsers import STR_NA_VALUES
 
     def label(c):  # (the exact name first: `region` and `region ` are two columns)
         return c if c in labels else next((x for x in labels if str(x).lstrip('\ufeff').strip() == c), None)
 
-    cats = {label(c): a for c, a in _categories(declared).items() if label(c) is not None}
-    if not cats:
+    texts = [x for x in map(label, _text_columns(declared)) if x is not None]
+    if not texts:
         return {}
-    kw = {'dtype': {x: str for x in cats}}
+    kw = {'dtype': {x: str for x in texts}}
+    cats = {label(c): a for c, a in _categories(declared).items() if label(c) is not None}
     if any(a & STR_NA_VALUES for a in cats.values()):
         kw.update(keep_default_na=False, na_values={x: sorted(STR_NA_VALUES - cats.get(x, set())) for x in labels})
     return kw
+
+
+def _text_columns(declared) -> list:
+    "The contract's columns declared `dtype: str` (`declared`: column -> rule)."
+    rules = declared if isinstance(declared, dict) else {}
+    return [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'str']
 
 
 def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
@@ -204,7 +211,9 @@ def _codec_refused(path: Path, shown: str, e: UnicodeError, dialect) -> SourceEr
     return SourceError(f"{path}: cannot be read as {shown} ({e}); {_encoding_fix(shown, dialect)}")
 
 
-def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None, declared=None) -> Iterator[pd.DataFrame]:
+def _csv_chunks(
+    path: Path, chunk_rows: int, dialect=None, only=None, declared=None, as_text: bool = False
+) -> Iterator[pd.DataFrame]:
     import codecs
     import pandas as pd
 
@@ -238,10 +247,9 @@ def _csv_chunks(path: Path, chunk_rows: int, dialect=None, only=None, declared=N
             skipinitialspace=trim,
             compression=compression,
         )
-        labels = list(pd.read_csv(path, nrows=1, **how).columns) if _categories(declared) else []
-        reader = pd.read_csv(
-            path, chunksize=chunk_rows, on_bad_lines='error', **how, **_as_declared(labels, declared)
-        )
+        labels = list(pd.read_csv(path, nrows=1, **how).columns) if _text_columns(declared) and not as_text else []
+        typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared)
+        reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         for chunk in reader:
             yield _trimmed(chunk) if trim else chunk
             n += len(chunk)
@@ -344,12 +352,14 @@ def read_chunks(
     dialect=None,
     only=None,
     declared=None,
+    as_text: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says: a dataset's file; None, the
     defaults, and no advice to change ingest.yaml); `SourceError` names a failure. `only`: the columns a reader takes
     (`score`: the model's), the only ones that must be named once and hold single values; others pass as they come.
     `declared`: a dataset's contract's columns, name -> rule (a header naming none of them is a file's first row of
-    values; its category columns are read as the text written, `_as_declared`)."""
+    values; its text columns are read as the text written, `_as_declared`). `as_text`: every CSV column as the text
+    written, a blank as '' (what `lifecycle init` compares its typed reading with)."""
     if source in PACKAGED:
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests
@@ -372,9 +382,9 @@ def read_chunks(
         raise SourceError(f"{path}: source file not found")
     suffix = path.suffix.lower()
     if suffix == '.gz' and path.name.lower().endswith(('.csv.gz', '.tsv.gz', '.txt.gz')):
-        yield from _csv_chunks(path, chunk_rows, dialect, only, declared)
+        yield from _csv_chunks(path, chunk_rows, dialect, only, declared, as_text)
     elif suffix in ('.csv', '.tsv', '.txt'):
-        yield from _csv_chunks(path, chunk_rows, dialect, only, declared)
+        yield from _csv_chunks(path, chunk_rows, dialect, only, declared, as_text)
     elif suffix in ('.parquet', '.pq'):
         yield from _parquet_chunks(path, chunk_rows, only)
     else:
