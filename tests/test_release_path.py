@@ -59,6 +59,8 @@ def test_the_register_stage_refuses_a_model_that_failed_a_gate(ws, tmp_path):
     before, registered = versions(ws), audit_actions(ws).count('model.register')
     lineage = w.client.get_run(w.client.get_model_version(NAME, '1').run_id).data.tags
     t = stages.train(w, tp, fp, lineage['dataset_version'], lineage['feature_set_version'])
+    fs = w.store.get_record('features', lineage['feature_set_version'])
+    assert list(w.store.get_frame(t.known_inputs).columns) == fs['inputs']  # (evidence: no column it does not read)
     v = stages.validate(w, vp, fp, rp, t.mlflow_run_id, t.model_uri, t.holdout_id)
     assert not v.passed and 'accuracy' in set(v.failed.gate)
     for given in (v, v.validation_id, replace(v, passed=True)):  # the result, its id, or a result claiming a pass

@@ -40,7 +40,7 @@ class TrainResult:
     mlflow_run_id: str
     model_uri: str
     holdout_id: str  # store id of the holdout frame
-    known_inputs: str  # store id of twenty holdout rows ...
+    known_inputs: str  # store id of twenty holdout rows (the model's inputs) ...
     known_outputs: list[float]  # ... and the fitted model's outputs for them
     train_rows: int
     holdout_rows: int
@@ -122,7 +122,7 @@ def train(
         lineage,
         holdout=holdout,
     )
-    known = holdout.head(20)
+    known = holdout.head(20)[fs['inputs']].reset_index(drop=True)  # (the evidence shows what the model reads only)
     known_outputs = predict_scores(ws.mlflow.sklearn.load_model(out['model_uri']), known[fs['inputs']], fp.task)
     return TrainResult(
         out['mlflow_run_id'],
