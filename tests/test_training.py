@@ -1,6 +1,8 @@
 """Training limits: a hard cap on iterations whatever the params say, and early stopping for boosting."""
 
 from __future__ import annotations
+import numpy as np
+import pytest
 from lifecycle.params import TrainParams, FeaturesParams
 from lifecycle.features import build_transformer
 from lifecycle.train import make_pipeline, xy
@@ -49,3 +51,37 @@ def test_logging_a_model_skips_only_mlflows_requirement_check_and_only_while_log
         assert mlflow.pyfunc.warn_dependency_requirement_mismatches is not before[1]
     assert (env.warn_dependency_requirement_mismatches, mlflow.pyfunc.warn_dependency_requirement_mismatches) == before
     assert all('==' in r for r in pinned_requirements())  # pinned to this environment: the check could find nothing
+
+
+@pytest.mark.parametrize('family', ['logistic', 'forest', 'ridge'])
+def test_permutation_importance_on_row_indices_is_scikit_learns_on_the_pipeline(family):
+    """The validation's importance table permutes row indices of each column's transformed block (`RowsOf`), not the
+    raw columns through the transformer: scikit-learn's own scores on the whole pipeline, to the last digit."""
+    import pandas as pd
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.inspection import permutation_importance
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.pipeline import Pipeline
+    from lifecycle.core.params import FeaturesParams
+    from lifecycle.data.features import build_transformer
+    from lifecycle.model.validate import RowsOf, permutation_importance_table
+
+    rng = np.random.default_rng(3)
+    X = pd.DataFrame(
+        {'a': rng.normal(size=300), 'b': rng.choice(['x', 'y', 'z'], 300), 'c': rng.integers(0, 9, 300).astype(float)}
+    )
+    defs = [('a', 'numeric', 'standardize'), ('b', 'categorical', 'onehot'), ('c', 'numeric', 'passthrough')]
+    fp = FeaturesParams(target='t', positive_class=1, features=[dict(name=n, kind=k, transform=t) for n, k, t in defs])
+    est, scoring = {
+        'logistic': (LogisticRegression(), 'roc_auc'),
+        'forest': (RandomForestClassifier(n_estimators=15, random_state=0), 'roc_auc'),
+        'ridge': (Ridge(), 'r2'),
+    }[family]
+    y = X.a.to_numpy() + (X.b == 'x').to_numpy() + rng.normal(size=300) * 0.5
+    y = y if family == 'ridge' else (y > 0.5).astype(int)
+    model = Pipeline([('features', build_transformer(fp)), ('model', est)]).fit(X, y)
+    assert RowsOf.wrap(model, X) is not None
+    ours = permutation_importance_table(model, X, y, repeats=4, seed=2, scoring=scoring).set_index('feature')
+    lib = permutation_importance(model, X, y, scoring=scoring, n_repeats=4, random_state=2)
+    assert np.array_equal(ours.loc[list(X.columns), 'importance'].to_numpy(), lib.importances_mean)
+    assert np.array_equal(ours.loc[list(X.columns), 'std'].to_numpy(), lib.importances_std)

@@ -11,8 +11,8 @@ from ..core.params import ValidateParams
 # %% auto #0
 __all__ = ['GATE_COLUMNS', 'LOWER_IS_BETTER', 'GateFailed', 'classification_metrics', 'regression_metrics', 'evaluate_gates',
            'enforce_gates', 'rank_roc_auc', 'paired_difference_interval', 'wilson_interval', 'group_metrics',
-           'fairness_metrics', 'plot_confusion', 'plot_roc', 'plot_calibration', 'permutation_importance_table',
-           'plot_predicted', 'plot_importance', 'holdout_metrics', 'evidence_plots']
+           'fairness_metrics', 'plot_confusion', 'plot_roc', 'plot_calibration', 'RowsOf',
+           'permutation_importance_table', 'plot_predicted', 'plot_importance', 'holdout_metrics', 'evidence_plots']
 
 # %% ../../nbs/api/model/02_validate.ipynb #6a48c7e8
 class GateFailed(Exception):
@@ -388,13 +388,101 @@ def plot_calibration(y: np.ndarray, proba: np.ndarray, bins: int = 10):
     return fig
 
 
+class RowsOf:
+    """A pipeline whose first step transforms each input column on its own (`features.build_transformer`), as an
+    estimator of row indices: each column's block of the transformed holdout is computed once, and a frame of row
+    numbers (one column per input) picks each block's rows. Shuffling a column's row numbers then gives the model what
+    transforming the shuffled column would, at the cost of a copy: permutation importance on a file of 300 columns
+    no longer runs 300 transformers per shuffled column."""
+
+    def __init__(self, est, blocks: dict, order: list, names, classifier: bool):
+        self.est, self.blocks, self.order, self.names = est, blocks, order, names
+        self._estimator_type = 'classifier' if classifier else 'regressor'
+        self.whole = np.hstack([blocks[c] for c in order])
+        self.at, at = {}, 0
+        for c in order:
+            self.at[c], at = slice(at, at + blocks[c].shape[1]), at + blocks[c].shape[1]
+        if classifier:
+            self.classes_ = est.classes_
+
+    @classmethod
+    def wrap(cls, model, X: pd.DataFrame) -> RowsOf | None:
+        "`model` over `X` as an estimator of row indices; None unless it is such a pipeline with dense output."
+        from sklearn.base import is_classifier
+        from sklearn.compose import ColumnTransformer
+        from sklearn.pipeline import Pipeline
+
+        if not isinstance(model, Pipeline) or len(model.steps) < 2 or not isinstance(model[0], ColumnTransformer):
+            return None
+        pre, blocks, order = model[0], {}, []
+        parts = [(n, c) for n, t, c in pre.transformers_ if not (n == 'remainder' and t == 'drop')]
+        if any(not isinstance(c, list) or len(c) != 1 or c[0] in blocks or c[0] not in X for _, c in parts):
+            return None
+        for n, c in parts:
+            blocks[c[0]], order = None, [*order, c[0]]
+        if set(order) != set(X.columns):
+            return None
+        out = pre.transform(X)
+        if not isinstance(out, np.ndarray):  # (sparse or a frame: the general path)
+            return None
+        for n, c in parts:
+            blocks[c[0]] = out[:, pre.output_indices_[n]]
+        names = pre.get_feature_names_out() if hasattr(model[1:], 'feature_names_in_') else None
+        return cls(model[1:], blocks, order, names, is_classifier(model))
+
+    def __sklearn_tags__(self):
+        from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
+
+        c = self._estimator_type == 'classifier'
+        return Tags(
+            estimator_type=self._estimator_type,
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags() if c else None,
+            regressor_tags=None if c else RegressorTags(),
+        )
+
+    def fit(self, X, y=None):  # (permutation_importance checks the estimator has one; never called)
+        return self
+
+    def index_frame(self) -> pd.DataFrame:
+        "The identity: every input column's row numbers in order."
+        n = len(self.whole)
+        return pd.DataFrame({c: np.arange(n) for c in self.order})
+
+    def _x(self, R: pd.DataFrame):
+        x, n = self.whole, len(self.whole)
+        for c in self.order:
+            idx = R[c].to_numpy()
+            if len(idx) != n or (idx != np.arange(n)).any():
+                x = x.copy() if x is self.whole else x
+                x[:, self.at[c]] = self.blocks[c][idx]
+        return x if self.names is None else pd.DataFrame(x, columns=self.names)
+
+    def predict(self, R):
+        return self.est.predict(self._x(R))
+
+    def __getattr__(self, name):  # the model's own response methods only: a scorer picks the one the model has
+        if name not in ('predict_proba', 'decision_function') or not hasattr(self.__dict__.get('est'), name):
+            raise AttributeError(name)
+
+        def respond(R):
+            return getattr(self.est, name)(self._x(R))
+
+        respond.__name__ = name  # (a scorer calls it again by its name)
+        return respond
+
+
 def permutation_importance_table(
     model, X: pd.DataFrame, y: np.ndarray, repeats: int = 5, seed: int = 0, scoring: str = 'roc_auc'
 ) -> pd.DataFrame:
-    "Global explanation: drop in the score (ROC AUC by default) when each input column is shuffled (mean and std)."
+    """Global explanation: drop in the score (ROC AUC by default) when each input column is shuffled (mean and std):
+    scikit-learn's `permutation_importance`, on row indices when `model` transforms each column on its own
+    (`RowsOf`: the same scores, each column transformed once)."""
     from sklearn.inspection import permutation_importance
 
-    r = permutation_importance(model, X, y, scoring=scoring, n_repeats=repeats, random_state=seed)
+    rows = RowsOf.wrap(model, X)
+    est, data = (rows, rows.index_frame()) if rows is not None else (model, X)
+    r = permutation_importance(est, data, y, scoring=scoring, n_repeats=repeats, random_state=seed)
     return pd.DataFrame({'feature': X.columns, 'importance': r.importances_mean, 'std': r.importances_std}).sort_values(
         'importance', ascending=False, ignore_index=True
     )
