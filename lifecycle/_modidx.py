@@ -3452,6 +3452,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.tokens._iso': ('api/serve/tokens.html#_iso', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._proven': ('api/serve/tokens.html#_proven', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._tokens': ('api/serve/tokens.html#_tokens', 'lifecycle/serve/tokens.py'),
+                                        'lifecycle.serve.tokens._workspace': ( 'api/serve/tokens.html#_workspace',
+                                                                               'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.authorise': ( 'api/serve/tokens.html#authorise',
                                                                               'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.issue_token': ( 'api/serve/tokens.html#issue_token',

@@ -765,12 +765,14 @@ def test_a_token_needs_the_persons_key_not_a_tokens_file_entry(tiny_template, tm
     mine = person_key_path(s.keys_dir, 'carol')
     mine.rename(mine.with_suffix('.away'))
     r = cli(ws, 'token', 'issue', 'carol')
-    assert r.returncode == 2 and "no key for 'carol'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    said = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and "no token for 'carol': their registered key" in said and 'Traceback' not in said, said
     mine.with_suffix('.away').rename(mine)
     real = token_of(s, 'carol')
     known = json.loads(tokens_path(s).read_text())
     forged = 'lc_written-by-hand'
-    known[hashlib.sha256(forged.encode()).hexdigest()] = {**known[hashlib.sha256(real.encode()).hexdigest()]}
+    digest = hashlib.sha256(real.encode()).hexdigest()
+    known[hashlib.sha256(forged.encode()).hexdigest()] = {**known[digest]}
     unsigned = 'lc_no-proof'
     known[hashlib.sha256(unsigned.encode()).hexdigest()] = {'user': 'carol', 'key_id': trust.roster(s)['carol'].key_id}
     tokens_path(s).write_text(json.dumps(known))
@@ -780,6 +782,11 @@ def test_a_token_needs_the_persons_key_not_a_tokens_file_entry(tiny_template, tm
             r = client.get('/admin/flags', headers={'Authorization': f'Bearer {token}'})
             assert r.status_code == 403 and "the token's record is not signed by their key" in r.json()['error'], r.text
         assert client.get('/admin/flags', headers={'Authorization': f'Bearer {real}'}).status_code == 200
+    other = Workspace.open(copy_workspace(tiny_template, tmp_path / 'other'))  # the same people, keys and roles
+    tokens_path(other).write_text(json.dumps({hashlib.sha256(real.encode()).hexdigest(): known[digest]}))
+    with TestClient(create_app(Server(other))) as client:  # carol's record copied there: not that workspace's token
+        r = client.get('/admin/flags', headers={'Authorization': f'Bearer {real}'})
+        assert r.status_code == 403 and "the token's record is not signed by their key" in r.json()['error'], r.text
 
 
 def test_a_hand_edited_live_flag_file_is_refused_alerted_and_audited(client, ws):

@@ -280,14 +280,14 @@ def read_state(path: str | Path, default, expected: type = dict):
 
 # %% ../../nbs/api/core/01_store.ipynb #55514dfc
 def read_secret(path: str | Path, what: str, error: type[Exception] = StateError) -> bytes:
-    """The bytes of secret file `path` (`what` it is, for the message); `error` if its mode lets its group or others
-    read or write it (a copy with `cp`, an archive unpacked, a umask of 022)."""
+    """The bytes of secret file `path` (`what` it is, for the message); `error` if its mode lets every user of the
+    machine read or write it."""
     p = Path(path)
     mode = p.stat().st_mode & 0o777
-    if mode & 0o077:
+    if mode & 0o007:
         raise error(
-            f"{p}: {what} may be read or changed by others than its owner (mode {mode:o}; expected 600): "
-            f"`chmod 600 {p}`, and if others could read it, make a new one"
+            f"{p}: {what} may be read or changed by every user of this machine (mode {mode:o}; expected 600, or 660 "
+            f"for a group that shares it): `chmod o-rwx {p}`"
         )
     return p.read_bytes()
 

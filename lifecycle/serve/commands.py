@@ -269,7 +269,7 @@ def token_issue(
     """Issue an API token for USER, a person registered in the trust registry (roles from there), signed with their
     registered key from keys_dir (people/USER.pem: only who holds it can issue one); printed once, only its hash is
     kept. Refused for someone not registered, whose key is revoked, or whose key is not in keys_dir."""
-    from lifecycle.model.signing import person_name
+    from lifecycle.model.signing import SigningKeyError, person_key_path, person_name
     from lifecycle.release import trust
     from lifecycle.release.commands import approver_key
     from lifecycle.serve.tokens import issue_token
@@ -290,6 +290,14 @@ def token_issue(
         signer, _ = approver_key(s, people, name)
     except trust.TrustError as e:  # a key of theirs that is not the registered one
         raise CommandError(f"no token for {name!r}: {e}", EXIT_INPUT) from None
+    except SigningKeyError as e:  # (their key is not here: a new one would not be their registered key)
+        if person_key_path(s.keys_dir, name).exists():
+            raise CommandError(f"no token for {name!r}: {e}", EXIT_INPUT) from None
+        raise CommandError(
+            f"no token for {name!r}: their registered key ({p.key_id}) is not in {s.keys_dir / 'people'}: run this "
+            f"where their key is (its file {name}.pem there), as {name}; a new key would need registering again",
+            EXIT_INPUT,
+        ) from None
     t = issue_token(s, p.name, signer)
     return TokenIssued(p.name, sorted(p.roles), t)
 

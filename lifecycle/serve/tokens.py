@@ -30,6 +30,12 @@ def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _workspace(s: Settings, create: bool = False) -> str | None:
+    from lifecycle.core.settings import workspace_id
+
+    return workspace_id(s.state_dir, create)
+
+
 def issue_token(s: Settings, user: str, private_key, actor: str | None = None) -> str:
     """A new API token for `user`, bound to the key `private_key` (theirs, from `keys_dir`: the record carries its
     signature over the token's sha256, so only who holds the key can issue one); shown once, its sha256 is stored."""
@@ -40,9 +46,8 @@ def issue_token(s: Settings, user: str, private_key, actor: str | None = None) -
     known = _tokens(p)
     before = json.dumps(known, indent=1).encode()
     kid, issued = key_id(private_key), time.time()
-    proof = sign_statement(
-        {'kind': 'api-token', 'user': user, 'token_sha256': _digest(token), 'issued': issued}, private_key
-    )
+    said = {'kind': 'api-token', 'user': user, 'workspace': _workspace(s, True), 'token_sha256': _digest(token)}
+    proof = sign_statement({**said, 'issued': issued}, private_key)
     known[_digest(token)] = {'user': user, 'key_id': kid, 'issued': issued, 'proof': proof}
     s.state_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
@@ -112,7 +117,7 @@ def authorise(s: Settings, token: str | None, people: dict | None, role: str) ->
             403,
             user,
         )
-    if not _proven(rec, _digest(token), p):
+    if not _proven(rec, _digest(token), p, _workspace(s)):
         raise Unauthorised(
             f"user {user!r}: the token's record is not signed by their key {p.key_id} (written by hand, or issued "
             f"before tokens were signed); issue a new one (`lifecycle token issue {user}`)",
@@ -124,15 +129,21 @@ def authorise(s: Settings, token: str | None, people: dict | None, role: str) ->
     return user
 
 
-def _proven(rec: dict, digest: str, person) -> bool:
-    "Whether the token's record carries `person`'s signature over this token's digest and their name."
+def _proven(rec: dict, digest: str, person, workspace: str | None) -> bool:
+    """Whether the token's record carries `person`'s signature over this token's digest, their name and this
+    workspace's id (a record copied from another workspace's tokens file is not)."""
     from lifecycle.model.signing import SignatureError, SigningKeyError, verify_statement
 
     try:
         said = verify_statement(rec.get('proof'), person.public_key)
     except (SignatureError, SigningKeyError, ValueError, TypeError):
         return False
-    return isinstance(said, dict) and said.get('token_sha256') == digest and said.get('user') == person.name
+    return isinstance(said, dict) and {k: said.get(k) for k in ('kind', 'user', 'workspace', 'token_sha256')} == {
+        'kind': 'api-token',
+        'user': person.name,
+        'workspace': workspace,
+        'token_sha256': digest,
+    }
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #5fe10405
 class RosterFile:
