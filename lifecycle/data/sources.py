@@ -184,9 +184,10 @@ def _as_declared(labels: list, declared) -> dict:
 
 
 def _text_columns(declared) -> list:
-    "The contract's columns declared `dtype: str` (`declared`: column -> rule)."
+    """The contract's columns declared `dtype: str` (`declared`: column -> rule), but for personal ones: those are read
+    as they always were, so that a pseudonym stays the one earlier snapshots hold (`01234` was read as 1234.0)."""
     rules = declared if isinstance(declared, dict) else {}
-    return [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'str']
+    return [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'str' and getattr(r, 'pii', None) is None]
 
 
 def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
