@@ -1001,6 +1001,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._sizes': ('api/data/infer.html#_sizes', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._spread': ('api/data/infer.html#_spread', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._stray_text': ('api/data/infer.html#_stray_text', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._vocabulary': ('api/data/infer.html#_vocabulary', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._widened': ('api/data/infer.html#_widened', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.as_written': ('api/data/infer.html#as_written', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer.column_dtype': ('api/data/infer.html#column_dtype', 'lifecycle/data/infer.py'),

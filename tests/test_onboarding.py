@@ -904,3 +904,31 @@ def test_init_keeps_codes_as_written_and_ingestion_reads_them_so(tmp_path, monke
     stored = w.store.get_frame(w.store.get_record('datasets', out['snapshot'])['object'])
     assert stored.branch.tolist()[:4] == ['010', '020', '007', '100'] and stored.region.isna().sum() == 0
     assert stored.region.tolist()[:4] == ['EU', 'NA', 'AS', 'SA']
+
+
+def test_init_leaves_numbers_free_text_and_the_target_as_pandas_reads_them(tmp_path):
+    """Found by review: one price written `0100` made a price column text (personal, excluded), `NA` among 40
+    country codes (no categories written, so ingestion reads it as missing) was proposed as a code and the first
+    ingestion refused its nulls, and a YES/NO/NA target got a third class."""
+    from conftest import cli, make_workspace
+
+    ws = make_workspace(tmp_path / 'ws')
+    (ws / 'data').mkdir()
+    df = customers(600).drop(columns=['email'])
+    df['price'] = np.round(np.random.default_rng(1).uniform(1, 500, 600), 2).astype(str)
+    df.loc[7, 'price'] = '0100'
+    codes = [f'{a}{b}' for a in 'BCDEFGHK' for b in 'ABCDE'][:39] + ['NA']
+    df['country'] = np.array(codes)[df.index % 40]
+    df.to_csv(ws / 'data' / 'c.csv', index=False)
+    env = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
+    r = cli(ws, 'init', '--from', 'data/c.csv', '--target', 'churned', '--json', env=env)
+    assert r.returncode == 0, r.stderr
+    assert not [n for n in json.loads(r.stdout)['notes'] if 'price' in n or 'country' in n]
+    cols = load_params(ws / 'params-c')['ingest'].columns
+    assert cols['price'].dtype == 'float' and cols['country'].max_null_rate > 0 and not cols['country'].allowed
+    r = cli(ws, 'ingest', 'data/c.csv', '--dataset', 'c', '--params', 'params-c', '--no-report', '--json', env=env)
+    assert r.returncode == 0 and json.loads(r.stdout)['quarantined_rows'] == 0, r.stdout + r.stderr
+    df['answer'] = np.array(['YES', 'NO', 'NA'])[df.index % 3]
+    df.drop(columns=['churned']).to_csv(ws / 'data' / 'a.csv', index=False)
+    r = cli(ws, 'init', '--from', 'data/a.csv', '--target', 'answer', '--json', env=env)
+    assert r.returncode == 2 and "target 'answer' is blank in 200 of 600 rows" in r.stdout + r.stderr, r.stdout

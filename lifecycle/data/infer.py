@@ -40,25 +40,54 @@ def column_dtype(s: pd.Series) -> str:
     return 'str'
 
 # %% ../../nbs/api/data/10_infer.ipynb #f041b50a
-_LEADING_ZERO, _CODE = r'0\d+', r'[A-Z]{2,3}'
+_ZERO_PADDED, _CODE = r'\d{2,}', r'[A-Z]{2,3}'
 
 
-def as_written(typed: pd.DataFrame, text: pd.DataFrame | None) -> tuple[pd.DataFrame, list[str]]:
-    """`typed` (a file read with pandas' defaults) with the columns it misread taken as `text` (the same rows read as
-    text; None: no such reading) writes them, and a note for each."""
-    if text is None or len(text) != len(typed):
+def as_written(
+    typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30
+) -> tuple[pd.DataFrame, list[str]]:
+    """`typed` (a file's first rows read with pandas' defaults) with the columns it misread taken as `chunks` (frames of
+    the same rows read as text; None: no such reading) write them, but for the columns `keep`; and a note for each."""
+    if chunks is None:
+        return typed, []
+    widths = {c: set() for c in typed.columns if c not in keep and _numeric(typed[c])}
+    codes = [c for c in typed.columns if c not in keep and typed[c].dtype == object and typed[c].isna().any()]
+    codes = {c: [] for c in codes if _codes(typed[c].dropna(), max_categories=max_categories)}
+    padded, parts, start = set(), {c: [] for c in widths}, 0
+    for chunk in chunks:
+        if start >= len(typed) or not (widths or codes):
+            break
+        chunk = chunk.iloc[: len(typed) - start]
+        missing = typed.iloc[start : start + len(chunk)].isna().to_numpy()  # blank, or a token pandas reads as missing
+        for c in [c for c in (*widths, *codes) if c not in chunk.columns]:
+            widths.pop(c, None), codes.pop(c, None)
+        at = {c: i for i, c in enumerate(typed.columns)}
+        for c in list(widths):
+            raw, blank = chunk[c].astype(str).str.strip(), missing[:, at[c]]
+            vals = raw[~blank]
+            widths[c] |= set(vals.str.len())
+            if len(widths[c]) > 1 or not vals.str.fullmatch(_ZERO_PADDED).all():
+                del widths[c]
+                continue
+            padded |= {c} if vals.str.startswith('0').any() else set()
+            parts[c].append(raw.where(~blank))
+        for c in codes:
+            raw = chunk[c].astype(str).str.strip()
+            lost = missing[:, at[c]] & (raw != '').to_numpy()
+            codes[c].append(pd.Series(raw[lost].to_numpy(), index=np.flatnonzero(lost) + start, dtype=object))
+        start += len(chunk)
+    if start < len(typed) and (widths or codes):  # (the text reading ended before the rows did: not the same rows)
         return typed, []
     out, notes = typed.copy(deep=False), []
-    for c in typed.columns:
-        if c not in text.columns:
-            continue
-        raw = text[c].astype(str).str.strip()
-        written, s = raw.where(raw != ''), typed[c]
-        if _numeric(s) and written.dropna().str.fullmatch(_LEADING_ZERO).any():
-            out[c] = written.astype(object)
-            notes.append(f"{c!r}: read as text: values written with a leading zero are codes (a number drops it)")
-        elif s.dtype == object and (lost := written[s.isna() & written.notna()]).size and _codes(s.dropna(), lost):
-            out[c] = s.where(s.notna(), written)
+    for c in padded & set(widths):
+        out[c] = pd.concat(parts[c], ignore_index=True).astype(object)
+        notes.append(f"{c!r}: read as text: its values are codes zero-padded to one width (a number drops the zeros)")
+    for c, found in codes.items():
+        lost = pd.concat(found) if found else pd.Series([], dtype=object)
+        if len(lost) and _codes(typed[c].dropna(), lost, max_categories):
+            s = typed[c].copy()
+            s.iloc[lost.index] = lost.to_numpy()
+            out[c] = s
             notes.append(f"{c!r}: {len(lost)} value(s) pandas reads as missing are codes like the column's others")
     return out, notes
 
@@ -67,14 +96,22 @@ def _numeric(s: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
 
 
-def _codes(seen: pd.Series, lost: pd.Series) -> bool:
-    "Whether the tokens read as missing (`lost`) are written like every value of the column (`seen`): short codes."
+def _vocabulary(distinct: int, values: int, max_categories: int = 30) -> bool:
+    "Whether `distinct` values among `values` make categories (`init` writes them as `allowed`), not free text."
+    return distinct <= max_categories and distinct <= max(2, 0.5 * values)
+
+
+def _codes(seen: pd.Series, lost: pd.Series | None = None, max_categories: int = 30) -> bool:
+    """Whether a column's values (`seen`) and the tokens pandas read as missing in it (`lost`) are short codes of one
+    vocabulary, the tokens as long as some value."""
     seen = seen.astype(str)
+    lost = pd.Series([], dtype=object) if lost is None else lost.astype(str)
+    both = pd.concat([seen, lost])
     return bool(
         len(seen)
-        and seen.str.fullmatch(_CODE).all()
-        and lost.str.fullmatch(_CODE).all()
+        and both.str.fullmatch(_CODE).all()
         and set(lost.str.len()) <= set(seen.str.len())
+        and _vocabulary(both.nunique(), len(both), max_categories)
     )
 
 # %% ../../nbs/api/data/10_infer.ipynb #d268065e
@@ -211,7 +248,7 @@ def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: 
     kind = column_kind(s, name, dtype)
     v = s.dropna()
     cats = sorted(v.astype(str).unique()) if dtype == 'str' and kind == 'value' else None
-    if cats is not None and (len(cats) > max_categories or len(cats) > max(2, 0.5 * len(v))):
+    if cats is not None and not _vocabulary(len(cats), len(v), max_categories):
         cats = None  # free text, not a vocabulary
     # no vocabulary: a handful of e-mail addresses must not pass as the column's allowed categories
     pii, why = personal_guess(s, name, dtype, kind)

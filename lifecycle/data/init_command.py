@@ -28,14 +28,13 @@ def guess_target(columns: list[str]) -> tuple[str, str]:
     return columns[-1], f"--target not given: the last column, {columns[-1]!r}"
 
 
-def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None, as_text: bool = False):
-    """The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses (CSV: with `dialect`;
-    `as_text`: every column as the text written)."""
+def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None):
+    "The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses (CSV: with `dialect`)."
     import pandas as pd
     from lifecycle.data.sources import read_chunks
 
     parts, n = [], 0
-    for chunk in read_chunks(source, root, 100_000, dialect=dialect, as_text=as_text):
+    for chunk in read_chunks(source, root, 100_000, dialect=dialect):
         parts.append(chunk)
         n += len(chunk)
         if n >= max_rows:
@@ -191,9 +190,7 @@ def init(
             "can go through (a quarter of them held out to validate the model, its gates and its fairness checks)",
             EXIT_INPUT,
         )
-    from lifecycle.data.infer import as_written
-
-    df, notes = as_written(df, read_frame(str(path), ws.root, len(df), CsvDialect(**csv), as_text=True))
+    notes = []
     if target is None:
         target, why = guess_target(list(df.columns))
         notes.append(why)
@@ -201,6 +198,13 @@ def init(
         raise CommandError(  # (every name read as a name: see above)
             f"--target {target!r}: not a column of {source}; its columns are {list(map(str, df.columns))}", EXIT_INPUT
         )
+    import contextlib
+    from lifecycle.data.infer import as_written
+    from lifecycle.data.sources import read_chunks
+
+    with contextlib.closing(read_chunks(str(path), ws.root, 100_000, dialect=CsvDialect(**csv), as_text=True)) as text:
+        df, read = as_written(df, text, keep=[target])  # (the same rows, read as text, chunk by chunk)
+    notes += read
     try:
         pr = propose_params(df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv)
     except ValueError as e:
