@@ -111,6 +111,7 @@ def test_the_image_command_serves_the_verified_model_with_flags_and_prediction_l
 
 def test_a_bundle_loads_only_its_own_verified_version(bundle, tmp_path, monkeypatch):
     from lifecycle.model.signing import SignatureError
+    from lifecycle.release.container import BundleError
     from lifecycle.serve.models import load_bundled
 
     src, b = bundle
@@ -122,7 +123,7 @@ def test_a_bundle_loads_only_its_own_verified_version(bundle, tmp_path, monkeypa
         load_bundled(s, name, '2')
     victim = next(p for p in sorted((root / 'model').rglob('*')) if p.is_file() and p.name != 'MLmodel')
     victim.write_bytes(victim.read_bytes() + b'\n')
-    with pytest.raises(SignatureError, match=victim.name):
+    with pytest.raises((SignatureError, BundleError), match=victim.name):  # (the bundle's file list names it first)
         load_bundled(s, name, '1')
 
 
@@ -172,3 +173,34 @@ def test_a_bundle_edited_to_serve_another_environment_is_refused(bundle, tmp_pat
     rel.write_text(json.dumps(doc['statement']))  # the statement without its signature: refused as unsigned
     r = cli(root, 'serve', env=keys, own_process=True, timeout=120)
     assert r.returncode == 2 and 'release.json: not signed' in r.stderr, r.stderr
+
+
+def test_a_bundle_whose_params_or_code_were_edited_is_refused_and_a_deployment_can_anchor_its_key(bundle, tmp_path):
+    """release.json lists every file the bundle ships: a decision threshold edited in params/flags.yaml is refused.
+    A bundle rewritten whole under a new key its own settings.ini pins verifies against itself; a deployment that sets
+    $LIFECYCLE_RELEASE_PIN (the workspace's signing pin) refuses it."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from lifecycle.core.settings import read_trust, write_trust
+    from lifecycle.model.signing import TRUST_SIGNING, public_pin, sign_statement
+    from lifecycle.release.container import BundleError, bundle_files, read_bundle
+
+    src, b = bundle
+    root = shutil.copytree(src, tmp_path / 'srv')
+    flags = root / 'params' / 'flags.yaml'
+    flags.write_text(flags.read_text() + '\n# threshold lowered by hand\n')
+    with pytest.raises(BundleError, match=r'the bundle is not the one signed \(changed: params/flags.yaml\)'):
+        read_bundle(root)
+    (root / 'params' / 'extra.yaml').write_text('x: 1\n')
+    with pytest.raises(BundleError, match=r'changed: params/flags.yaml; added: params/extra.yaml'):
+        read_bundle(root)
+    forger = Ed25519PrivateKey.generate()  # the whole bundle re-signed under a key of the forger's
+    pins = read_trust(root)[TRUST_SIGNING]
+    write_trust(root, TRUST_SIGNING, [*pins, public_pin(forger)])
+    statement = {**json.loads((root / 'release.json').read_text())['statement'], 'files': bundle_files(root)}
+    (root / 'release.json').write_text(json.dumps(sign_statement(statement, forger)))
+    assert read_bundle(root)['model_version'] == '1'  # (its own settings.ini is all it has to go by)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv('LIFECYCLE_RELEASE_PIN', pins[0])
+        with pytest.raises(BundleError, match=r'not one \$LIFECYCLE_RELEASE_PIN names'):
+            read_bundle(root)
+        assert read_bundle(src)['model_version'] == '1'  # the bundle as made: its key is the one anchored

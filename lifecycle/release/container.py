@@ -6,6 +6,7 @@ model version fixed in it."""
 # %% ../../nbs/api/release/01_container.ipynb #e7bba084
 from __future__ import annotations
 import json
+import os
 import platform
 import shutil
 from importlib.metadata import version as installed
@@ -14,7 +15,7 @@ from ..core.store import atomic_write
 
 # %% auto #0
 __all__ = ['BUNDLE_FILE', 'DOCKERFILE', 'SETTINGS', 'BundleError', 'pinned', 'runtime_requirements', 'read_bundle',
-           'release_bundle']
+           'bundle_files', 'release_bundle']
 
 # %% ../../nbs/api/release/01_container.ipynb #b7a64c12
 class BundleError(Exception):
@@ -100,18 +101,19 @@ def read_bundle(root: str | Path) -> dict | None:
         raise BundleError(f"{p}: expected a JSON object with model_name and model_version ({e})") from None
 
 
+_AGAIN = "make the bundle again from the workspace (the register stage writes it: `lifecycle run`)"
+
+
 def _verified(p: Path, doc) -> dict:
-    """The release statement of `doc` (release.json at `p`) if the workspace's signing key signed it and the bundle's
-    settings.ini pins that key unrevoked: its environment and version cannot be edited without that key."""
+    """The release statement of `doc` (release.json at `p`) if the workspace's signing key signed it, a key the
+    bundle's settings.ini pins unrevoked (and `$LIFECYCLE_RELEASE_PIN` names, when the deployment sets it), and every
+    file the bundle ships is the one it lists: its environment, version, params and code cannot be edited alone."""
     from lifecycle.core.settings import read_trust
-    from lifecycle.model.signing import TRUST_REVOKED, TRUST_SIGNING, SignatureError, key_from_pin, key_id
-    from lifecycle.model.signing import verify_statement
+    from lifecycle.model.signing import TRUST_REVOKED, TRUST_SIGNING, SignatureError, SigningKeyError, key_from_pin
+    from lifecycle.model.signing import key_id, verify_statement
 
     if not isinstance(doc, dict) or 'signature' not in doc:
-        raise BundleError(
-            f"{p}: not signed (written by hand, or made before release bundles were signed): make the bundle again "
-            "(`lifecycle release bundle`)"
-        )
+        raise BundleError(f"{p}: not signed (written by hand, or made before release bundles were signed): {_AGAIN}")
     trust = read_trust(p.parent)
     pinned_keys = {key_id(k): k for k in map(key_from_pin, trust.get(TRUST_SIGNING, []))}
     kid = str(doc.get('key_id'))
@@ -120,10 +122,53 @@ def _verified(p: Path, doc) -> dict:
             f"{p}: signed with key {kid}, which {p.parent / 'settings.ini'} does not trust (pinned: "
             f"{', '.join(sorted(pinned_keys)) or 'none'}): the bundle was rewritten with another key"
         )
+    if anchor := os.environ.get('LIFECYCLE_RELEASE_PIN', '').strip():
+        try:
+            anchored = {key_id(key_from_pin(x.strip())) for x in anchor.split(',') if x.strip()}
+        except SigningKeyError as e:
+            raise BundleError(f"$LIFECYCLE_RELEASE_PIN: {e}") from None
+        if kid not in anchored:
+            raise BundleError(
+                f"{p}: signed with key {kid}, not one $LIFECYCLE_RELEASE_PIN names ({', '.join(sorted(anchored))}): "
+                "the bundle was signed by another workspace, or rewritten"
+            )
     try:
-        return verify_statement(doc, pinned_keys[kid])
+        said = verify_statement(doc, pinned_keys[kid])
     except SignatureError as e:
         raise BundleError(f"{p}: {e}") from None
+    if not isinstance(said.get('files'), dict):
+        raise BundleError(f"{p}: lists no files (made before release bundles listed theirs): {_AGAIN}")
+    _check_files(p.parent, said['files'])
+    return said
+
+
+def bundle_files(root: str | Path) -> dict[str, str]:
+    """The sha256 of every file a bundle at `root` ships, by its path there: all but release.json, the state folder the
+    server writes (`.lifecycle`) and Python's byte-code."""
+    from lifecycle.core.store import file_sha256
+
+    root, out = Path(root), {}
+    for f in sorted(root.rglob('*')):
+        rel = f.relative_to(root)
+        if rel.parts[0] in (BUNDLE_FILE, '.lifecycle') or '__pycache__' in rel.parts or not f.is_file():
+            continue
+        out[rel.as_posix()] = file_sha256(f)
+    return out
+
+
+def _check_files(root: Path, listed: dict) -> None:
+    "`BundleError` naming the files changed, missing or added since the bundle listed them."
+    now = bundle_files(root)
+    changed = sorted(f for f in listed if f in now and now[f] != listed[f])
+    gone, added = sorted(set(listed) - set(now)), sorted(set(now) - set(listed))
+    said = [
+        f"{what} {', '.join(fs[:3])}" + (f" and {len(fs) - 3} more" if len(fs) > 3 else '')
+        for what, fs in (('changed:', changed), ('missing:', gone), ('added:', added))
+        if fs
+    ]
+    if said:
+        raise BundleError(f"{root}: the bundle is not the one signed ({'; '.join(said)}): {_AGAIN}")
+
 
 # %% ../../nbs/api/release/01_container.ipynb #1c88ff31
 def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
@@ -178,9 +223,10 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
         key_id=signed['key_id'],
         policy=dict(environment=ws.environment, exposure=served_as),  # checked when the bundle was made
     )
-    atomic_write(dest / BUNDLE_FILE, json.dumps(sign_statement(release, releaser), indent=1, sort_keys=True))
     text = DOCKERFILE.format(
         name=name, version=version, python=platform.python_version(), manifest=manifest, key_id=signed['key_id']
     )
     atomic_write(dest / 'Dockerfile', text)
+    release['files'] = bundle_files(dest)  # (everything else it ships, so that nothing of it is edited alone)
+    atomic_write(dest / BUNDLE_FILE, json.dumps(sign_statement(release, releaser), indent=1, sort_keys=True))
     return dict(path=str(dest), dockerfile=text, requirements=reqs, release=release)
