@@ -2175,6 +2175,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._log_digest': ( 'api/operate/monitor.html#_log_digest',
                                                                                       'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor._look': ( 'api/operate/monitor.html#_look',
+                                                                                'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._measure': ( 'api/operate/monitor.html#_measure',
                                                                                    'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._measured_path': ( 'api/operate/monitor.html#_measured_path',

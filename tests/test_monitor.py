@@ -237,6 +237,45 @@ def test_an_unreachable_webhook_keeps_its_alerts_until_delivered(workspace, smtp
         hook.down()
 
 
+def test_a_look_killed_while_delivering_and_two_looks_at_once_raise_each_alert_once(workspace, smtp, monkeypatch):
+    """Found by review: the judged state was written after the delivery (a look killed while a sink waited raised the
+    same alerts again), and two looks at once (cron beside `--every`) each raised them; and a look that failed still
+    beat, so a monitor failing every look read as alive."""
+    from lifecycle.operate import alerts as al, monitor
+
+    controller, _ = smtp
+    configure(workspace, Webhook(), controller.port, watchers=['monitor', 'guard'])
+    ws = Workspace.open(workspace)
+    beat(ws.state_dir, 'guard', now=time.time() - 3600)  # a dead watcher: one alert to raise
+    mp = load_monitor_params(ws.params_dir)
+
+    def killed(self, mp, sleep=None):
+        raise KeyboardInterrupt  # (as a kill while a sink waits: nothing after the delivery runs)
+
+    with monkeypatch.context() as m:
+        m.setattr(al.Outbox, 'deliver', killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_once(ws, mp, baselines={})
+    raised = ws.state_dir / 'monitor' / 'alerts.jsonl'
+    assert [a['rule'] for a in read_jsonl(raised)] == ['watcher_dead']
+    assert run_once(ws, mp, baselines={}).alerts == [] and len(read_jsonl(raised)) == 1  # not raised again
+    for f in (ws.state_dir / 'monitor').glob('state.json'):
+        f.unlink()  # judged afresh: the next looks raise it again, once between them
+    looks = [threading.Thread(target=run_once, args=(ws, mp), kwargs={'baselines': {}}) for _ in range(3)]
+    for look in looks:
+        look.start()
+    for look in looks:
+        look.join()
+    assert [a['rule'] for a in read_jsonl(raised)] == ['watcher_dead'] * 2
+    hb = ws.state_dir / 'heartbeats' / 'monitor.json'
+    before = hb.read_bytes()
+    with monkeypatch.context() as m:
+        m.setattr(monitor, 'kept_records', lambda *a, **k: (_ for _ in ()).throw(OSError('log unreadable')))
+        with pytest.raises(OSError):
+            run_once(ws, mp, baselines={})
+    assert hb.read_bytes() == before  # (a look that failed does not beat)
+
+
 @pytest.mark.parametrize(
     'change, key',
     [

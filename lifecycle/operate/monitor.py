@@ -500,18 +500,27 @@ def run_once(
     window_cache: MeasuredWindows | None = None,
     tally=None,
 ) -> MonitorRun:
-    """Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat. A caller that
-    looks again keeps `baseline_cache`, `window_cache` and a `Tally` (`lifecycle.serve.logtail`) across looks; without
-    them (or with a `window_cache` measured with other params), the look takes the tally and the measured windows the
-    last look kept in the monitor's folder (`load_tally`, `load_measured`). Either way it keeps its own there for the
-    next."""
-    from lifecycle.serve.predlog import default_url
+    """Measure the closed windows of the prediction log, judge the rules, raise and deliver alerts; beat once the look
+    went through. A caller that looks again keeps `baseline_cache`, `window_cache` and a `Tally`
+    (`lifecycle.serve.logtail`) across looks; without them (or with a `window_cache` measured with other params), the
+    look takes the tally and the measured windows the last look kept in the monitor's folder (`load_tally`,
+    `load_measured`). Either way it keeps its own there for the next. One look at a time per workspace (a second, from
+    cron beside `--every`, waits for the first: both would raise the same alerts)."""
+    from lifecycle.core.locks import held
 
     mp = mp or load_monitor_params(ws.params_dir)
+    with held(ws.state_dir, 'monitor'):
+        run = _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cache, tally)
+    beat(ws.state_dir, 'monitor', run.ts)  # (a look that failed says nothing: the monitor is alive only if it looks)
+    return run
+
+
+def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cache, tally) -> MonitorRun:
+    from lifecycle.serve.predlog import default_url
+
     now = time.time() if now is None else now
     out_dir = _monitor_dir(ws.state_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    beat(ws.state_dir, 'monitor', now)
     fp = ws.params['features']
     positive = fp.positive_class if fp.task == 'classification' else None
     name = ws.params['register'].model_name
@@ -547,6 +556,8 @@ def run_once(
     raise_alerts(alerts, mp, box, audit=ws.audit)
     for a in alerts:
         append_jsonl(out_dir / 'alerts.jsonl', asdict(a))
+    if alerts:  # judged and raised: on record before the delivery, which may wait on a sink (a look killed there
+        atomic_write(state_path, json.dumps(state, default=str))  # raised them again)
     delivered = box.deliver(mp, sleep=sleep)
     proc = sample_server(ws) if sample else None
     if proc:
