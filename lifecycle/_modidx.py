@@ -2290,6 +2290,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/operate/schema.py'),
                                           'lifecycle.operate.schema.load_monitor_params': ( 'api/operate/schema.html#load_monitor_params',
                                                                                             'lifecycle/operate/schema.py'),
+                                          'lifecycle.operate.schema.never_firing': ( 'api/operate/schema.html#never_firing',
+                                                                                     'lifecycle/operate/schema.py'),
                                           'lifecycle.operate.schema.parse_condition': ( 'api/operate/schema.html#parse_condition',
                                                                                         'lifecycle/operate/schema.py')},
             'lifecycle.operate.windows': { 'lifecycle.operate.windows.Baseline': ( 'api/operate/windows.html#baseline',

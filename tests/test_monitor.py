@@ -1105,3 +1105,18 @@ def test_a_window_not_in_the_log_is_refused_naming_the_windows_there_as_runs():
     said = _no_window('5', 'control', 99, [6, 0, 1, 2, 4, 5])
     assert said.endswith('no window 99 in the prediction log; found windows 0-2, 4-6'), said
     assert _no_window('5', 'control', 1, range(0, 40, 2)).endswith('found windows 0, 2, 4, …, 34, 36, 38')
+
+
+def test_drift_columns_no_model_reads_are_refused_and_a_rule_no_window_can_meet_is_said(workspace, monkeypatch):
+    """Found by review: `drift_columns: [agee]` crashed the look with a traceback (or was dropped unsaid), and a window
+    shrunk below a rule's `min_sample` left that rule silent for good without a word."""
+    monkeypatch.chdir(workspace)
+    set_yaml(workspace / 'params' / 'monitor.yaml', drift_columns=['age', 'agee'])
+    r = invoke(monitor_run, ['--json'])
+    out = json.loads(r.stdout)
+    assert r.exit_code == EXIT_INPUT and "drift_columns: ['agee'] are not model inputs" in out['error'], r.output
+    assert 'Traceback' not in r.output
+    set_yaml(workspace / 'params' / 'monitor.yaml', drift_columns=None, window={'rows': 100, 'seconds': None})
+    r = invoke(monitor_run, ['--json'])
+    assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[0])['ok'], r.output
+    assert 'warning: monitor.yaml rules.' in r.stderr and 'min_sample 200 is more than window.rows 100' in r.stderr

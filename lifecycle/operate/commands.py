@@ -6,6 +6,7 @@ see what the monitor last found, list the alerts it raised, and write the Promet
 # %% ../../nbs/api/operate/06_commands.ipynb #663794d9
 from __future__ import annotations
 import json
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +46,14 @@ def monitor_run(
 ):
     "Measure the closed windows of the prediction log, judge the alert rules, raise and deliver alerts."
     from lifecycle.operate.monitor import MeasuredWindows, WindowClock, load_tally, run_once
-    from lifecycle.operate.schema import load_monitor_params
+    from lifecycle.operate.schema import load_monitor_params, never_firing
     from lifecycle.serve.predlog import LogUnreadable, default_url
 
     check_repeats(every, times)
     ws = Workspace.open()
     mp = load_monitor_params(ws.params_dir)
+    for why in never_firing(mp):
+        print(f"warning: {why}", file=sys.stderr, flush=True)
     tally = load_tally(ws, default_url(ws)) if every is not None else None  # (each series as the last look counted)
     clock = WindowClock(default_url(ws), mp.window, model=ws.params['register'].model_name, tally=tally)
     cache, measured, n = {}, MeasuredWindows(), 0

@@ -14,7 +14,8 @@ from ..core.params import load_file
 
 # %% auto #0
 __all__ = ['SEVERITIES', 'METRICS', 'SINKS', 'VERDICTS', 'parse_condition', 'breached', 'Rule', 'Window', 'TicketSink',
-           'WebhookSink', 'EmailSink', 'Sinks', 'MonitorParams', 'load_monitor_params', 'SeriesHealth', 'MonitorHealth']
+           'WebhookSink', 'EmailSink', 'Sinks', 'MonitorParams', 'never_firing', 'load_monitor_params', 'SeriesHealth',
+           'MonitorHealth']
 
 # %% ../../nbs/api/operate/00_schema.ipynb #7ae2826b
 class _Strict(BaseModel):
@@ -221,10 +222,35 @@ class MonitorParams(_Strict):
             raise ValueError(f"rules: names must be unique, found {dup} more than once")
         return self
 
+
+def never_firing(mp: MonitorParams) -> list[str]:
+    """Why each rule that can never fire cannot: one needing more records, requests or labels than a window of
+    `window.rows` holds (a window shrunk below a shipped rule's `min_sample`); said, not refused."""
+    rows, out = mp.window.rows, []
+    for i, r in enumerate(mp.rules):
+        kind = METRICS[r.metric][0]
+        if rows and kind != 'none' and r.min_sample > rows:
+            out.append(
+                f"monitor.yaml rules.{i} ({r.name}): min_sample {r.min_sample} is more than window.rows {rows}: no "
+                f"window holds that many {kind}, so the rule never fires; lower its min_sample or widen the window"
+            )
+    return out
+
 # %% ../../nbs/api/operate/00_schema.ipynb #7df24b2f
 def load_monitor_params(params_dir: str | Path) -> MonitorParams:
-    "Read and validate `params_dir/monitor.yaml`."
-    return load_file(Path(params_dir) / 'monitor.yaml', MonitorParams)
+    "Read and validate `params_dir/monitor.yaml`; its `drift_columns` must be model inputs of `features.yaml` there."
+    from lifecycle.core.params import FeaturesParams, ParamsError
+
+    mp = load_file(Path(params_dir) / 'monitor.yaml', MonitorParams)
+    features = Path(params_dir) / 'features.yaml'
+    if mp.drift_columns and features.is_file():
+        inputs = [f.name for f in load_file(features, FeaturesParams).features]
+        if unknown := [c for c in mp.drift_columns if c not in inputs]:
+            raise ParamsError(
+                f"{Path(params_dir) / 'monitor.yaml'}: drift_columns: {unknown} are not model inputs (expected some "
+                f"of features.yaml's {inputs}): the prediction log holds only those"
+            )
+    return mp
 
 # %% ../../nbs/api/operate/00_schema.ipynb #bca9de7a
 VERDICTS = ('ok', 'alerting', 'stale heartbeat', 'never monitored')
