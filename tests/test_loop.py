@@ -766,3 +766,14 @@ def test_the_shadow_gives_the_challengers_cohorts_back_in_place_after_a_crash_or
     fl.change_flags(ws, {'challenger': None, 'shadow': False}, actor='carol', reason='shadow off by hand')
     loop._revert(ws, on_disk, 'shadow: still waiting')
     assert spec(ws)['cohorts'] == [internal, eu]  # back, and in their order
+
+
+def test_retraining_a_champion_trained_outside_the_pipeline_is_refused_naming_the_missing_tag(tiny_template, tmp_path):
+    "Found by review: a champion with no `dataset_version` tag (a tiny workspace's) ended `retrain run` in a KeyError."
+    from conftest import cli, copy_workspace
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    r = cli(ws, 'retrain', 'run', '--force', '--json')
+    out = json.loads(r.stdout)
+    assert r.returncode == EXIT_INPUT and 'Traceback' not in r.stderr, r.stdout + r.stderr
+    assert 'has no dataset_version or feature_set_version tag' in out['error'] and 'lifecycle run' in out['error']

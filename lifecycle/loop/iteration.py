@@ -96,6 +96,11 @@ def champion_info(ws: Workspace) -> dict:
     run = ws.client.get_run(mv.run_id)
     rec = ws.store.get_record('validations', mv.tags['validation_id'])
     t = run.data.tags
+    if missing := [k for k in ('dataset_version', 'feature_set_version') if not t.get(k)]:  # (a version trained
+        raise RetrainError(  # outside the pipeline, as a tiny workspace's: nothing to retrain it from)
+            f"{rp.model_name} v{v}: its training run {mv.run_id} has no {' or '.join(missing)} tag, so there is no "
+            "dataset and feature set to retrain it from; promote a version the pipeline trained (`lifecycle run`)"
+        )
     return dict(
         version=str(v),
         mlflow_run_id=mv.run_id,
