@@ -1120,3 +1120,16 @@ def test_drift_columns_no_model_reads_are_refused_and_a_rule_no_window_can_meet_
     r = invoke(monitor_run, ['--json'])
     assert r.exit_code == 0 and json.loads(r.stdout.splitlines()[0])['ok'], r.output
     assert 'warning: monitor.yaml rules.' in r.stderr and 'min_sample 200 is more than window.rows 100' in r.stderr
+
+
+def test_a_clock_set_back_does_not_hold_alerts_back_for_the_jump():
+    "Found by review: `now - last < cooldown` held every alert back for as long as the clock had been set back."
+    from lifecycle.operate.alerts import judge
+    from lifecycle.operate.schema import Rule
+
+    rules = [Rule(name='bad', metric='accuracy', condition='< 0.5', severity='critical', cooldown_s=3600)]
+    state, t = {}, 1_800_000_000.0
+    obs = [dict(series='1/control', window=i, accuracy=0.1, labels=500) for i in range(3)]
+    assert [a.window for a in judge(obs[:1], rules, state, now=t)] == [0]
+    assert judge(obs[1:2], rules, state, now=t + 60) == []  # (the cooldown)
+    assert [a.window for a in judge(obs[2:], rules, state, now=t - 22 * 3600)] == [2]  # set back 22 hours

@@ -98,7 +98,7 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
             key, once = f"{scope}{rule.name}|{obs['series']}", f"{scope}{rule.name}|{obs['series']}|{win}"
             if win is not None and once in seen:
                 continue  # this window was judged for this rule already
-            if key in last and now - last[key] < rule.cooldown_s:
+            if key in last and 0 <= now - last[key] < rule.cooldown_s:  # (a clock set back ends the cooldown)
                 held[rule.name] = held.get(rule.name, 0) + 1
                 if win is not None:
                     seen[once] = now
