@@ -2025,6 +2025,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._applies': ( 'api/operate/alerts.html#_applies',
                                                                                  'lifecycle/operate/alerts.py'),
+                                          'lifecycle.operate.alerts._failure': ( 'api/operate/alerts.html#_failure',
+                                                                                 'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._number': ( 'api/operate/alerts.html#_number',
                                                                                 'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._sample': ( 'api/operate/alerts.html#_sample',

@@ -1133,3 +1133,29 @@ def test_a_clock_set_back_does_not_hold_alerts_back_for_the_jump():
     assert [a.window for a in judge(obs[:1], rules, state, now=t)] == [0]
     assert judge(obs[1:2], rules, state, now=t + 60) == []  # (the cooldown)
     assert [a.window for a in judge(obs[2:], rules, state, now=t - 22 * 3600)] == [2]  # set back 22 hours
+
+
+def test_a_dead_webhook_is_tried_once_a_look_and_its_secret_path_is_not_kept(workspace, smtp):
+    """Found by review: every pending alert was tried `attempts` times a look (a listening, silent webhook held a look
+    67 s, the e-mail after it waiting), and the outbox kept the webhook's URL, whose path is its secret, in a file
+    others could read."""
+    from lifecycle.operate.alerts import Alert, Outbox
+
+    controller, _ = smtp
+    configure(workspace, Webhook(), controller.port)  # down: nothing listens on its port
+    url = yaml.safe_load((workspace / 'params' / 'monitor.yaml').read_text())['sinks']['webhook']['url']
+    set_yaml(workspace / 'params' / 'monitor.yaml', sinks__webhook__url=f'{url}/services/T0/B0/s3cretT0ken')
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    box = Outbox(ws.state_dir)
+    for i in range(4):
+        a = Alert(id=f'a{i}', rule='r', severity='high', metric='accuracy', value=0.1, condition='< 0.5', sample=500,
+                  series='1/control', window=i, window_start=i, window_end=i, ts=time.time(), message=f'alert {i}')
+        a.sinks = ['webhook', 'email']
+        box.put(a)
+    out = box.deliver(mp, sleep=lambda s: None)
+    assert out['webhook'] == (0, 4) and out['email'] == (4, 0)
+    kept = json.loads((ws.state_dir / 'monitor' / 'outbox' / 'webhook.json').read_text())
+    assert [k['attempts'] for k in kept] == [mp.sinks.webhook.attempts, 0, 0, 0]  # the rest wait for the next look
+    assert 's3cretT0ken' not in json.dumps(kept) and 'ConnectError' in kept[0]['error']
+    assert (ws.state_dir / 'monitor' / 'outbox' / 'webhook.json').stat().st_mode & 0o077 == 0

@@ -197,6 +197,17 @@ def send(sink: str, alert: dict, mp: MonitorParams, state_dir: Path) -> None:
         raise ValueError(f"unknown sink {sink!r}")
 
 
+def _failure(e: Exception, mp: MonitorParams) -> str:
+    "Why a delivery failed, the webhook's path and query left out (a Slack or Teams URL's path is its secret)."
+    said = str(e)
+    if url := mp.sinks.webhook.url:
+        from urllib.parse import urlsplit
+
+        u = urlsplit(url)  # (its host and port only: no password, path or query)
+        said = said.replace(url, f"{u.scheme}://{u.netloc.rpartition('@')[2]}/...")
+    return f'{type(e).__name__}: {said[:200]}'
+
+
 class Outbox:
     "Alerts waiting for delivery, per sink, in `<state>/monitor/outbox/<sink>.json`."
 
@@ -209,7 +220,7 @@ class Outbox:
         return read_state(p, [], list)
 
     def _save(self, sink: str, items: list[dict]) -> None:
-        atomic_write(self.dir / f'{sink}.json', json.dumps(items, default=str))
+        atomic_write(self.dir / f'{sink}.json', json.dumps(items, default=str), mode=0o600)
 
     def put(self, alert: Alert) -> None:
         "Queue an alert for each of its sinks."
@@ -217,14 +228,16 @@ class Outbox:
             self._save(sink, self.pending(sink) + [dict(alert=asdict(alert), attempts=0, next_try=0.0, error=None)])
 
     def deliver(self, mp: MonitorParams, now: float | None = None, sleep=time.sleep) -> dict:
-        "Try every pending alert that is due; returns {sink: (delivered, still pending)}."
+        """Try every pending alert that is due; returns {sink: (delivered, still pending)}. A sink that failed an
+        alert's every attempt is not tried again in this look (a dead webhook held up every look, and the e-mail
+        after it, for its attempts and timeout times the alerts waiting)."""
         out = {}
         for sink in ('tickets', 'webhook', 'email'):
-            items, keep, done = self.pending(sink), [], 0
+            items, keep, done, down = self.pending(sink), [], 0, False
             cfg = getattr(mp.sinks, sink)
             tries, backoff = getattr(cfg, 'attempts', 1), getattr(cfg, 'backoff_s', 0.0)
             for it in items:
-                if it['next_try'] > (time.time() if now is None else now):
+                if down or it['next_try'] > (time.time() if now is None else now):
                     keep.append(it)
                     continue
                 for k in range(tries):
@@ -234,12 +247,13 @@ class Outbox:
                         break
                     except Exception as e:  # unreachable, refused, timed out: try again, later if need be
                         it['attempts'] += 1
-                        it['error'] = f'{type(e).__name__}: {str(e)[:200]}'
+                        it['error'] = _failure(e, mp)
                         if k < tries - 1:
                             sleep(backoff * 2**k)
                 else:
                     it['next_try'] = (time.time() if now is None else now) + min(backoff * 2 ** it['attempts'], 3600)
                     keep.append(it)
+                    down = True
             if items:
                 self._save(sink, keep)
             out[sink] = (done, len(keep))
