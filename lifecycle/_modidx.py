@@ -2033,6 +2033,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.configured': ( 'api/operate/alerts.html#configured',
                                                                                    'lifecycle/operate/alerts.py'),
+                                          'lifecycle.operate.alerts.forget_windows': ( 'api/operate/alerts.html#forget_windows',
+                                                                                       'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.judge': ( 'api/operate/alerts.html#judge',
                                                                               'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.key_by_model': ( 'api/operate/alerts.html#key_by_model',

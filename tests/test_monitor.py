@@ -1159,3 +1159,17 @@ def test_a_dead_webhook_is_tried_once_a_look_and_its_secret_path_is_not_kept(wor
     assert [k['attempts'] for k in kept] == [mp.sinks.webhook.attempts, 0, 0, 0]  # the rest wait for the next look
     assert 's3cretT0ken' not in json.dumps(kept) and 'ConnectError' in kept[0]['error']
     assert (ws.state_dir / 'monitor' / 'outbox' / 'webhook.json').stat().st_mode & 0o077 == 0
+
+
+def test_the_judged_windows_kept_are_those_the_monitor_can_see_again():
+    "Found by review: the judge's `seen` map grew by an entry per rule and window for good (60,000 for 20,000 windows)."
+    from lifecycle.operate.alerts import forget_windows, judge
+    from lifecycle.operate.schema import Rule
+
+    rules = [Rule(name='bad', metric='accuracy', condition='< 0.5', severity='low', cooldown_s=0)]
+    state = {}
+    for i in range(1000):
+        judge([dict(series='1/control', window=i, accuracy=0.1, labels=500)], rules, state, now=float(i))
+        forget_windows(state, 200)
+    assert len(state['seen']) == 200 and 'bad|1/control|999' in state['seen']
+    assert judge([dict(series='1/control', window=950, accuracy=0.1, labels=500)], rules, state, now=2e3) == []

@@ -18,7 +18,8 @@ from ..core.store import append_jsonl, atomic_write, read_state
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0
-__all__ = ['Alert', 'key_by_model', 'judge', 'still_breached', 'configured', 'route', 'send', 'Outbox', 'raise_alerts']
+__all__ = ['Alert', 'key_by_model', 'judge', 'forget_windows', 'still_breached', 'configured', 'route', 'send', 'Outbox',
+           'raise_alerts']
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #a21717fb
 @dataclass
@@ -127,6 +128,19 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
                 )
             )
     return out
+
+# %% ../../nbs/api/operate/03_alerts.ipynb #9624ff7b
+def forget_windows(state: dict, keep: int) -> int:
+    "Drop the judged windows older than the newest `keep` of their rule and series; how many dropped."
+    seen, newest = state.get('seen', {}), {}
+    for k in seen:
+        base, _, win = k.rpartition('|')
+        if win.isdigit():
+            newest[base] = max(newest.get(base, 0), int(win))
+    old = [k for k in seen if (w := k.rpartition('|')[2]).isdigit() and int(w) <= newest[k.rpartition('|')[0]] - keep]
+    for k in old:
+        del seen[k]
+    return len(old)
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #07063977
 def still_breached(observations: list[dict], rules: list[Rule], before: set[str] | None = None) -> set[str]:

@@ -20,7 +20,7 @@ import pandas as pd
 from ..core.store import StateError, append_jsonl, atomic_write, read_jsonl, read_state, whole_lines
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
-from .alerts import Outbox, judge, key_by_model, raise_alerts, still_breached
+from .alerts import Outbox, forget_windows, judge, key_by_model, raise_alerts, still_breached
 from lifecycle.operate.schema import (
     SEVERITIES,
     MonitorHealth,
@@ -549,6 +549,7 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     obs = _observations(m, _routed(ws, name, times), hb, now, name) + audit_observations(ws.audit_path, state)
     obs += set_aside_observations(url, state)
     alerts = judge(obs, mp.rules, state, now)
+    forget_windows(state, mp.lookback_windows)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
     held = still_breached(obs, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
     _write_if_changed(p, json.dumps(sorted(held)).encode())
