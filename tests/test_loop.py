@@ -554,6 +554,9 @@ def test_a_kill_9_during_training_resumes_cleanly(two_versions):
     assert loop.active(ws.state_dir)['status'] == 'data' and spec(ws)['challenger'] is None
     it, verdict = loop.run(ws)  # the lock of the dead process is free again
     assert verdict is None and it['status'] == 'shadow' and spec(ws)['control'] == '1'
+    from lifecycle.loop.feedback import batches_dir
+
+    assert [b.name for b in batches_dir(ws).glob('*.csv')] == [f"{it['id']}-labelled.csv"]  # (the same batch again)
 
 
 def log_arms(url: str, rows: pd.DataFrame, challenger: str, prefix: str) -> None:

@@ -134,8 +134,12 @@ def write_batch(
     return LabelledBatch(path, lp, len(rows), lineage)
 
 # %% ../../nbs/api/loop/01_feedback.ipynb #21d976c8
-def collect(ws: Workspace, since: float | None = None, until: float | None = None, log=None) -> LabelledBatch | None:
-    "The batch of the rows labelled in `[since, until)` in the workspace's prediction log; None when there is none."
+def collect(
+    ws: Workspace, since: float | None = None, until: float | None = None, log=None, name: str | None = None
+) -> LabelledBatch | None:
+    """The batch of the rows labelled in `[since, until)` in the workspace's prediction log; None when there is none.
+    `name`: the batch's file name (a retraining pass names it after its iteration, so a pass resumed after a kill
+    writes the same batch again rather than leave one nothing refers to)."""
     from lifecycle.serve.predlog import count_unlabelled, default_url, read_log
 
     fp, model, log = ws.params['features'], ws.params['register'].model_name, log or default_url(ws)
@@ -147,7 +151,7 @@ def collect(ws: Workspace, since: float | None = None, until: float | None = Non
     if not len(rows):
         return None
     unlabelled = count_unlabelled(log, model, None if since is None else float(rows['ts'].min()), before=now)
-    return write_batch(batches_dir(ws), rows, inputs, fp.target, unlabelled)
+    return write_batch(batches_dir(ws), rows, inputs, fp.target, unlabelled, name)
 
 
 def ingest_labelled(ws: Workspace, batch: LabelledBatch):

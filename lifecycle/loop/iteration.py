@@ -137,7 +137,7 @@ def step_data(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     ch = it['champion']
     cut = it['trigger']['ts']
     since = ch['labels_until'] if rp.data.mode == 'append' else None
-    batch = feedback.collect(ws, since, cut)
+    batch = feedback.collect(ws, since, cut, name=f"{it['id']}-labelled")
     rows = batch.rows if batch else 0
     it['data'] = dict(mode=rp.data.mode, labels_since=since, labels_until=cut, new_rows=rows)
     if rows < rp.data.min_rows:
