@@ -60,12 +60,16 @@ def free_port() -> int:
 @pytest.mark.slow  # a server process
 def test_the_image_command_serves_the_verified_model_with_flags_and_prediction_log(bundle, tmp_path):
     src, b = bundle
-    root = tmp_path / 'srv'  # the image's WORKDIR: a fresh copy, as every container starts from the image
-    shutil.copytree(src, root)
+    root = tmp_path / 'srv'  # the image's WORKDIR: what its COPY lines ship, as every container starts from the image
     img = image(b['dockerfile'])
+    root.mkdir()
+    for c in img['copy']:
+        (shutil.copytree if (src / c).is_dir() else shutil.copy2)(src / c, root / c)
     assert img['workdir'] == '/srv' and img['command'] == ['python', '-m', 'lifecycle', 'serve'], img
     assert img['env']['PYTHONPATH'] == '/srv/lib'  # the lifecycle package shipped in the bundle, not an installed one
-    assert all((root / c).exists() for c in img['copy']), img['copy']  # the bundle's layout is what COPY ships
+    assert sorted(f.name for f in src.iterdir() if f.name not in {c.rstrip('/') for c in img['copy']}) == [
+        'Dockerfile'
+    ], img['copy']  # the bundle's layout is what COPY ships, but for its recipe
     assert not (root / '.lifecycle').exists()  # nothing served yet: flags and logs are written at start
     port = free_port()
     env = {

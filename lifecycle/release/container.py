@@ -143,14 +143,16 @@ def _verified(p: Path, doc) -> dict:
 
 
 def bundle_files(root: str | Path) -> dict[str, str]:
-    """The sha256 of every file a bundle at `root` ships, by its path there: all but release.json, the state folder the
-    server writes (`.lifecycle`) and Python's byte-code."""
+    """The sha256 of every file a bundle at `root` ships into the image, by its path there: all but release.json, the
+    Dockerfile (the recipe, not copied into the image), the state folder the server writes (`.lifecycle`) and Python's
+    byte-code. (The check runs from the bundle's own `lib/`: whoever can change its code can change the check; the
+    image's own signature, outside it, protects the code.)"""
     from lifecycle.core.store import file_sha256
 
     root, out = Path(root), {}
     for f in sorted(root.rglob('*')):
         rel = f.relative_to(root)
-        if rel.parts[0] in (BUNDLE_FILE, '.lifecycle') or '__pycache__' in rel.parts or not f.is_file():
+        if rel.parts[0] in (BUNDLE_FILE, 'Dockerfile', '.lifecycle') or '__pycache__' in rel.parts or not f.is_file():
             continue
         out[rel.as_posix()] = file_sha256(f)
     return out
