@@ -130,14 +130,21 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
     return out
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #9624ff7b
-def forget_windows(state: dict, keep: int) -> int:
-    "Drop the judged windows older than the newest `keep` of their rule and series; how many dropped."
-    seen, newest = state.get('seen', {}), {}
+def forget_windows(state: dict, keep: int, observations: list[dict]) -> int:
+    """Drop the judged windows of the series `observations` (one look's) hold that are not among their newest `keep`:
+    older than that, or numbered above their newest now (a window's numbering restarted, `window.rows` changed);
+    how many dropped."""
+    newest = {}
+    for o in observations:
+        if str(win := o.get('window')).isdigit():  # (a window's number, numpy's or Python's)
+            at = (f"{o['model']}|" if o.get('model') else '', o['series'])
+            newest[at] = max(newest.get(at, int(win)), int(win))
+    seen, old = state.get('seen', {}), []
     for k in seen:
-        base, _, win = k.rpartition('|')
-        if win.isdigit():
-            newest[base] = max(newest.get(base, 0), int(win))
-    old = [k for k in seen if (w := k.rpartition('|')[2]).isdigit() and int(w) <= newest[k.rpartition('|')[0]] - keep]
+        head, _, win = k.rpartition('|')
+        top = next((n for (scope, s), n in newest.items() if head.startswith(scope) and head.endswith(f'|{s}')), None)
+        if top is not None and win.isdigit() and not top - keep < int(win) <= top:
+            old.append(k)
     for k in old:
         del seen[k]
     return len(old)
@@ -213,12 +220,21 @@ def send(sink: str, alert: dict, mp: MonitorParams, state_dir: Path) -> None:
 
 def _failure(e: Exception, mp: MonitorParams) -> str:
     "Why a delivery failed, the webhook's path and query left out (a Slack or Teams URL's path is its secret)."
+    import httpx
+
+    if isinstance(e, httpx.HTTPStatusError):  # (its text quotes the URL as httpx wrote it: the status alone)
+        return f'HTTPStatusError: the webhook answered {e.response.status_code} {e.response.reason_phrase}'
     said = str(e)
     if url := mp.sinks.webhook.url:
         from urllib.parse import urlsplit
 
         u = urlsplit(url)  # (its host and port only: no password, path or query)
-        said = said.replace(url, f"{u.scheme}://{u.netloc.rpartition('@')[2]}/...")
+        try:
+            as_sent = str(httpx.URL(url))
+        except Exception:  # (a URL httpx cannot read: then no request quoted it either)
+            as_sent = url
+        for written in {url, as_sent}:
+            said = said.replace(written, f"{u.scheme}://{u.netloc.rpartition('@')[2]}/...")
     return f'{type(e).__name__}: {said[:200]}'
 
 
@@ -251,8 +267,9 @@ class Outbox:
             cfg = getattr(mp.sinks, sink)
             tries, backoff = getattr(cfg, 'attempts', 1), getattr(cfg, 'backoff_s', 0.0)
             for it in items:
-                if down or it['next_try'] > (time.time() if now is None else now):
-                    keep.append(it)
+                at = time.time() if now is None else now
+                if down or at < it['next_try'] <= at + 3600:  # (a retry set further off than the longest backoff was
+                    keep.append(it)  # set by a clock since set back: due now)
                     continue
                 for k in range(tries):
                     try:

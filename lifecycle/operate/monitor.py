@@ -549,7 +549,7 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     obs = _observations(m, _routed(ws, name, times), hb, now, name) + audit_observations(ws.audit_path, state)
     obs += set_aside_observations(url, state)
     alerts = judge(obs, mp.rules, state, now)
-    forget_windows(state, mp.lookback_windows)  # (older windows are never measured again)
+    forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
     held = still_breached(obs, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
     _write_if_changed(p, json.dumps(sorted(held)).encode())
