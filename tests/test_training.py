@@ -85,3 +85,31 @@ def test_permutation_importance_on_row_indices_is_scikit_learns_on_the_pipeline(
     lib = permutation_importance(model, X, y, scoring=scoring, n_repeats=4, random_state=2)
     assert np.array_equal(ours.loc[list(X.columns), 'importance'].to_numpy(), lib.importances_mean)
     assert np.array_equal(ours.loc[list(X.columns), 'std'].to_numpy(), lib.importances_std)
+
+
+def test_permutation_importance_on_row_indices_only_for_row_wise_steps_and_labelled_by_the_frames_columns():
+    """Found by review: a transformer order other than the frame's mislabelled the scores, and a column given two steps
+    or a step that is not row-wise (a running sum) was taken for one it could permute by rows."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.inspection import permutation_importance
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+    from lifecycle.model.validate import RowsOf, permutation_importance_table
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({'a': rng.normal(size=300), 'b': rng.normal(size=300), 'c': rng.normal(size=300)})
+    y = (X.a + 0.3 * X.b > 0).astype(int).to_numpy()
+    s = StandardScaler
+    steps = {
+        'reordered': ([('c', s(), ['c']), ('a', s(), ['a']), ('b', 'passthrough', ['b'])], True),
+        'twice': ([('a', s(), ['a']), ('a2', s(), ['a']), ('b', s(), ['b']), ('c', s(), ['c'])], False),
+        'running sum': ([('a', FunctionTransformer(np.cumsum), ['a']), ('b', s(), ['b']), ('c', s(), ['c'])], False),
+    }
+    for name, (parts, by_rows) in steps.items():
+        model = Pipeline([('f', ColumnTransformer(parts)), ('m', LogisticRegression())]).fit(X, y)
+        assert (RowsOf.wrap(model, X) is not None) == by_rows, name
+        ours = permutation_importance_table(model, X, y, repeats=3).set_index('feature').loc[list(X.columns)]
+        lib = permutation_importance(model, X, y, scoring='roc_auc', n_repeats=3, random_state=0)
+        assert np.array_equal(ours.importance.to_numpy(), lib.importances_mean), name

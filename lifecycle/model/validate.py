@@ -388,49 +388,53 @@ def plot_calibration(y: np.ndarray, proba: np.ndarray, bins: int = 10):
     return fig
 
 
-class RowsOf:
-    """A pipeline whose first step transforms each input column on its own (`features.build_transformer`), as an
-    estimator of row indices: each column's block of the transformed holdout is computed once, and a frame of row
-    numbers (one column per input) picks each block's rows. Shuffling a column's row numbers then gives the model what
-    transforming the shuffled column would, at the cost of a copy: permutation importance on a file of 300 columns
-    no longer runs 300 transformers per shuffled column."""
+def _identity(t, kind) -> bool:
+    return type(t) is kind and t.func is None and t.inverse_func is None
 
-    def __init__(self, est, blocks: dict, order: list, names, classifier: bool):
-        self.est, self.blocks, self.order, self.names = est, blocks, order, names
+
+class RowsOf:
+    """A pipeline whose first step transforms each input column on its own, row by row (`features.build_transformer`:
+    a scaler, a one-hot encoder or the column as it is, per column), as an estimator of row indices: the holdout is
+    transformed once, and a frame of row numbers (one column per input, in `X`'s order) picks each column's block of
+    rows. Shuffling a column's row numbers then gives the model what transforming the shuffled column would, at the
+    cost of writing that block: permutation importance on a file of 300 columns no longer runs 300 transformers per
+    shuffled column."""
+
+    def __init__(self, est, out: np.ndarray, at: dict, columns: list, names, classifier: bool):
+        self.est, self.out, self.at, self.columns, self.names = est, out, at, columns, names
         self._estimator_type = 'classifier' if classifier else 'regressor'
-        self.whole = np.hstack([blocks[c] for c in order])
-        self.at, at = {}, 0
-        for c in order:
-            self.at[c], at = slice(at, at + blocks[c].shape[1]), at + blocks[c].shape[1]
+        self._buf, self._moved = out.copy(), None  # (one buffer: the block a call shuffled is put back at the next)
         if classifier:
             self.classes_ = est.classes_
 
     @classmethod
     def wrap(cls, model, X: pd.DataFrame) -> RowsOf | None:
-        "`model` over `X` as an estimator of row indices; None unless it is such a pipeline with dense output."
+        """`model` over `X` as an estimator of row indices; None unless it is a pipeline whose first step is a
+        ColumnTransformer giving each column of `X` its own row-wise step (and dropping the rest), with dense output."""
         from sklearn.base import is_classifier
         from sklearn.compose import ColumnTransformer
         from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardScaler
 
         if not isinstance(model, Pipeline) or len(model.steps) < 2 or not isinstance(model[0], ColumnTransformer):
             return None
-        pre, blocks, order = model[0], {}, []
-        parts = [(n, c) for n, t, c in pre.transformers_ if not (n == 'remainder' and t == 'drop')]
-        if any(not isinstance(c, list) or len(c) != 1 or c[0] in blocks or c[0] not in X for _, c in parts):
-            return None
-        for n, c in parts:
-            blocks[c[0]], order = None, [*order, c[0]]
-        if set(order) != set(X.columns):
+        pre = model[0]
+        parts = [(n, t, c) for n, t, c in pre.transformers_ if not (n == 'remainder' and t == 'drop')]
+        cols = [c[0] if isinstance(c, list) and len(c) == 1 else None for _, _, c in parts]
+        rowwise = all(  # ('passthrough' is an identity FunctionTransformer once fitted)
+            t == 'passthrough' or type(t) in (StandardScaler, OneHotEncoder) or _identity(t, FunctionTransformer)
+            for _, t, _ in parts
+        )
+        if not rowwise or None in cols or len(set(cols)) != len(cols) or set(cols) != set(X.columns):
             return None
         out = pre.transform(X)
         if not isinstance(out, np.ndarray):  # (sparse or a frame: the general path)
             return None
-        for n, c in parts:
-            blocks[c[0]] = out[:, pre.output_indices_[n]]
+        at = {c: pre.output_indices_[n] for (n, _, _), c in zip(parts, cols)}
         names = pre.get_feature_names_out() if hasattr(model[1:], 'feature_names_in_') else None
-        return cls(model[1:], blocks, order, names, is_classifier(model))
+        return cls(model[1:], out, at, list(X.columns), names, is_classifier(model))
 
-    def __sklearn_tags__(self):
+    def __sklearn_tags__(self):  # (what a scorer asks of an estimator: a classifier's or a regressor's)
         from sklearn.utils import ClassifierTags, RegressorTags, Tags, TargetTags
 
         c = self._estimator_type == 'classifier'
@@ -445,17 +449,31 @@ class RowsOf:
         return self
 
     def index_frame(self) -> pd.DataFrame:
-        "The identity: every input column's row numbers in order."
-        n = len(self.whole)
-        return pd.DataFrame({c: np.arange(n) for c in self.order})
+        "The identity: every input column's row numbers in order, in `X`'s column order."
+        n = len(self.out)
+        return pd.DataFrame({c: np.arange(n) for c in self.columns})
 
     def _x(self, R: pd.DataFrame):
-        x, n = self.whole, len(self.whole)
-        for c in self.order:
+        "The transformed rows the row numbers `R` pick (the buffer, with at most one column's block moved)."
+        if self._moved is not None:
+            self._buf[:, self._moved] = self.out[:, self._moved]
+            self._moved = None
+        n = len(self.out)
+        for c in self.columns:
             idx = R[c].to_numpy()
             if len(idx) != n or (idx != np.arange(n)).any():
-                x = x.copy() if x is self.whole else x
-                x[:, self.at[c]] = self.blocks[c][idx]
+                if self._moved is not None:  # (more than one column moved: a copy of its own)
+                    x = self._buf.copy()
+                    self._buf[:, self._moved] = self.out[:, self._moved]
+                    self._moved = None
+                    return self._rows(R, x)
+                self._buf[:, self.at[c]] = self.out[idx, self.at[c]]
+                self._moved = self.at[c]
+        return self._buf if self.names is None else pd.DataFrame(self._buf, columns=self.names)
+
+    def _rows(self, R: pd.DataFrame, x: np.ndarray):
+        for c in self.columns:
+            x[:, self.at[c]] = self.out[R[c].to_numpy(), self.at[c]]
         return x if self.names is None else pd.DataFrame(x, columns=self.names)
 
     def predict(self, R):
