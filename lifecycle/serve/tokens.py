@@ -119,8 +119,9 @@ def authorise(s: Settings, token: str | None, people: dict | None, role: str) ->
         )
     if not _proven(rec, _digest(token), p, _workspace(s)):
         raise Unauthorised(
-            f"user {user!r}: the token's record is not signed by their key {p.key_id} (written by hand, or issued "
-            f"before tokens were signed); issue a new one (`lifecycle token issue {user}`)",
+            f"user {user!r}: the token's record is not signed by their key {p.key_id} for this workspace (written by "
+            f"hand, copied from another workspace, or issued before tokens were signed); issue a new one "
+            f"(`lifecycle token issue {user}`)",
             403,
             user,
         )
