@@ -43,9 +43,7 @@ def column_dtype(s: pd.Series) -> str:
 _ZERO_PADDED, _CODE = r'\d{2,}', r'[A-Z]{2,3}'
 
 
-def as_written(
-    typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30
-) -> tuple[pd.DataFrame, list[str]]:
+def as_written(typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30) -> tuple[pd.DataFrame, list[str]]:
     """`typed` (a file's first rows read with pandas' defaults) with the columns it misread taken as `chunks` (frames of
     the same rows read as text; None: no such reading) write them, but for the columns `keep`; and a note for each."""
     if chunks is None:
@@ -54,14 +52,15 @@ def as_written(
     codes = [c for c in typed.columns if c not in keep and typed[c].dtype == object and typed[c].isna().any()]
     codes = {c: [] for c in codes if _codes(typed[c].dropna(), max_categories=max_categories)}
     padded, parts, start = set(), {c: [] for c in widths}, 0
+    at = {c: i for i, c in enumerate(typed.columns)}
     for chunk in chunks:
         if start >= len(typed) or not (widths or codes):
             break
         chunk = chunk.iloc[: len(typed) - start]
         missing = typed.iloc[start : start + len(chunk)].isna().to_numpy()  # blank, or a token pandas reads as missing
         for c in [c for c in (*widths, *codes) if c not in chunk.columns]:
-            widths.pop(c, None), codes.pop(c, None)
-        at = {c: i for i, c in enumerate(typed.columns)}
+            widths.pop(c, None)
+            codes.pop(c, None)
         for c in list(widths):
             raw, blank = chunk[c].astype(str).str.strip(), missing[:, at[c]]
             vals = raw[~blank]
