@@ -1410,6 +1410,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._complete': ( 'api/deliver/rollout.html#_complete',
                                                                                     'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._decide': ( 'api/deliver/rollout.html#_decide',
+                                                                                  'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._ended': ( 'api/deliver/rollout.html#_ended',
                                                                                  'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._ended_unrecorded': ( 'api/deliver/rollout.html#_ended_unrecorded',

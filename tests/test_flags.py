@@ -296,3 +296,65 @@ def test_with_the_digest_salt_cut_short_the_kill_switch_pulls_and_a_cohort_chang
     last = audit.read(s.audit_path)[-1]
     assert last['action'] == 'flags.change' and last['details']['changes']['kill'] == {'old': False, 'new': True}
     assert 'jane.roe' not in s.audit_path.read_text()
+
+
+def test_a_cohort_of_false_or_zero_takes_no_request_without_the_attribute_and_flags_set_reads_yaml_1_2(tmp_path):
+    """Found by review: json-logic's loose `==` matched a request without the attribute (null) to a cohort's `false` or
+    `0`, so such a cohort took all of them; and `flags set` read Norway's `NO` as false, `0x2` as 2 and `010` as 8."""
+    import time
+    from lifecycle.serve.commands import _value
+
+    spec = FlagsParams(
+        control='1',
+        safe='1',
+        challenger='2',
+        percentage=0,
+        cohorts=[
+            {'attribute': 'internal', 'equals': False, 'variant': 'challenger'},
+            {'attribute': 'tier', 'equals': 0, 'variant': 'challenger'},
+        ],
+    )
+    path = tmp_path / 'flags.flagd.json'
+    path.write_text(json.dumps(fl.compile_flags(spec)))
+    client = fl.FlagClient(fl.make_provider(FlagsParams(control='1', safe='1'), path), domain='cohort-test')
+    try:
+        end = time.monotonic() + 5
+        while client.route(client.context('k'))[0] == 'error':  # (the file provider's first read)
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        for attrs, variant in (
+            ({}, 'control'),
+            ({'other': 1}, 'control'),
+            ({'internal': False}, 'challenger'),
+            ({'tier': 0}, 'challenger'),
+            ({'internal': True, 'tier': 1}, 'control'),
+        ):
+            ctx = client.context('k', attrs)
+            assert client.route(ctx, plain=True)[0] == variant, attrs  # the fast path
+            assert client.client.get_string_details(fl.MODEL_FLAG, '', ctx).variant == variant, attrs  # OpenFeature's
+    finally:
+        client.close()
+    assert [_value(x) for x in ('NO', 'yes', 'off', 'true', 'False', '0x2', '010', '2', '-3')] == [
+        'NO',
+        'yes',
+        'off',
+        True,
+        False,
+        '0x2',
+        '010',
+        2,
+        -3,
+    ]
+
+
+def test_a_cohort_or_threshold_of_nan_or_infinity_is_refused():
+    "Found by review: NaN was written into the flag files as JSON no flagd service can read, and shown as null."
+    from pydantic import ValidationError
+
+    for bad in (
+        dict(cohorts=[{'attribute': 'a', 'equals': float('nan'), 'variant': 'control'}]),
+        dict(cohorts=[{'attribute': 'a', 'in': [1, float('inf')], 'variant': 'control'}]),
+        dict(threshold={'variants': {'default': float('nan')}}),
+    ):
+        with pytest.raises(ValidationError):
+            FlagsParams(control='1', safe='1', challenger='2', **bad)

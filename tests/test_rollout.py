@@ -476,3 +476,35 @@ def test_a_completion_not_allowed_yet_leaves_the_step_judged_and_a_regression_ro
     d = ro.look(s, g, positive, url, hold=hold)
     assert d.action == 'rollback' and ro.load_state(s)['status'] == 'rolled_back', d
     assert fl.load_spec(s)[0].challenger is None
+
+
+def test_a_kill_never_waits_on_the_guards_reading_of_the_log(ws, monkeypatch):
+    """Found by review: the guard read the prediction log under the rollout lock, so a kill switch (and the server
+    asking for it) waited for as long as the log's queries took."""
+    import threading
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.predlog import default_url
+
+    r, _ = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--steps', '10,100')
+    assert r.returncode == 0, r.stderr
+    s = Workspace.open(ws)
+    reading, real = threading.Event(), ro._arms
+
+    def slow(*a, **k):  # a large log: its queries take seconds
+        reading.set()
+        time.sleep(3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(ro, '_arms', slow)
+    looked = []
+    guard = threading.Thread(target=lambda: looked.append(ro.look(s, s.params['rollout'].guard, 'Yes', default_url(s))))
+    guard.start()
+    assert reading.wait(10)
+    t0 = time.monotonic()
+    assert fl.kill(s, actor='carol', reason='incident').kill
+    waited = time.monotonic() - t0
+    guard.join()
+    assert waited < 2, f'the kill waited {waited:.1f} s on the guard'
+    assert looked and looked[0] is not None

@@ -696,7 +696,7 @@ class Cohort(_Strict):
     """A targeting rule: requests whose evaluation-context `attribute` equals `equals` (or is `in` a list) go to
     `variant`."""
 
-    model_config = ConfigDict(extra='forbid', populate_by_name=True)
+    model_config = ConfigDict(extra='forbid', populate_by_name=True, allow_inf_nan=False)  # (JSON has no NaN)
     attribute: str = Field(pattern=r'^[A-Za-z_][A-Za-z0-9_]*$')
     equals: str | bool | int | float | None = None
     in_: list[str | int | float] | None = Field(None, alias='in')
@@ -711,6 +711,8 @@ class Cohort(_Strict):
 
 class Threshold(_Strict):
     "The decision-threshold tunable: named values, the default one, and cohorts that get another."
+
+    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)
 
     variants: dict[str, float] = {'default': 0.5}
     default: str = 'default'

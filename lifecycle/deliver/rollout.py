@@ -670,7 +670,9 @@ class _ArmQuery:
         return arm_figures(n, errors or 0, labelled, correct, lat, versions)
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #5c8a8c72
-@_exclusive
+_STEP = ('id', 'status', 'step', 'percentage', 'step_started')  # a rollout's step: what a look's figures are of
+
+
 def look(
     s: Workspace, g: GuardParams, positive, log_url: str, before_complete=None, hold: str | None = None
 ) -> Decision | None:
@@ -678,7 +680,9 @@ def look(
     With `before_complete`, an advance that would complete the rollout is not taken here: the decision comes back as
     `complete` for `guard` to run the hook outside the lock, then complete (`complete_if_unchanged`). A completion the
     release policy refuses (the new control's approval missing), or held by the caller (`hold`: why), is a `wait`
-    saying so: the step goes on being judged, and rolled back on a regression, until it may complete."""
+    saying so: the step goes on being judged, and rolled back on a regression, until it may complete. The log is read
+    outside the rollout lock (a kill switch never waits on its queries), the decision taken under it, if the step is
+    still the one measured."""
     from lifecycle.core.heartbeats import beat
 
     beat(s.state_dir, 'guard')  # each look, however started: the monitor says when the guard stops looking
@@ -697,6 +701,17 @@ def look(
     else:
         stats = _arms(log_url, positive, ('control', 'challenger'), st['step_started'], None, st)
         steps = len(st['steps'])
+    with locked(s):
+        now = load_state(s)
+        if not now or now['status'] != 'running':
+            return None
+        if any(now.get(k) != st.get(k) for k in _STEP):  # (killed, paused, moved on while the log was read)
+            return Decision('wait', ['the rollout changed while the guard read the log: judged at the next look'])
+        return _decide(s, now, stats, steps, g, before_complete, hold)
+
+
+def _decide(s: Workspace, st: dict, stats: dict, steps: int, g: GuardParams, before_complete, hold) -> Decision:
+    "The guard's decision on one step's figures, taken (under the rollout lock): advance, pause, roll back or wait."
     d = judge(stats, st['tests'], g, steps, time.time() - st['step_started'])
     if d.action == 'wait':
         st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)

@@ -166,17 +166,23 @@ def _change(changes: dict, reason: str) -> FlagsView:
 
 
 def _value(text: str):
-    "A `flags set` value as YAML reads it, but for dates and times, which stay the text typed (a cohort compares text)."
+    """A `flags set` value as YAML 1.2 reads it: `true` and `false` the only booleans, whole numbers written in decimal
+    without a leading zero; dates and times stay the text typed (a cohort compares text). YAML 1.1, PyYAML's, read
+    Norway's `NO` as false, `0x2` as version 2 and `010` as 8."""
+    import re
     import yaml
 
-    class NoTimes(yaml.SafeLoader):
+    class Loader(yaml.SafeLoader):
         yaml_implicit_resolvers = {
-            k: [r for r in v if r[0] != 'tag:yaml.org,2002:timestamp']
+            k: [r for r in v if r[0] not in (f'tag:yaml.org,2002:{t}' for t in ('timestamp', 'bool', 'int'))]
             for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
         }
 
+    resolve = Loader.add_implicit_resolver
+    resolve('tag:yaml.org,2002:bool', re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), 'tTfF')
+    resolve('tag:yaml.org,2002:int', re.compile(r'^[-+]?(?:0|[1-9][0-9]*)$'), '-+0123456789')
     try:
-        return yaml.load(text, Loader=NoTimes)
+        return yaml.load(text, Loader=Loader)
     except yaml.YAMLError:
         return text
 

@@ -57,8 +57,10 @@ def flagd_path(s: Settings) -> Path:
 
 
 def _rule(c) -> dict:
+    """A cohort's condition, by strict equality: json-logic's `==` is loose, and a request without the attribute (null)
+    equalled a cohort's `false` or `0`."""
     v = {'var': c.attribute}
-    return {'in': [v, c.in_]} if c.in_ is not None else {'==': [v, c.equals]}
+    return {'in': [v, c.in_]} if c.in_ is not None else {'===': [v, c.equals]}
 
 
 def _targeting(rules: list, tail) -> dict | None:
@@ -803,7 +805,8 @@ def _compile_fractional(args, compile_):
 
 def _compile_logic(node):
     """A function of the evaluation data computing json-logic `node` as flagd does, for the operators the compiled
-    flags use (`if`, `==`, `in`, `var`, `cat`, `fractional`, literals; the same operator functions); None otherwise."""
+    flags use (`if`, `==`, `===`, `in`, `var`, `cat`, `fractional`, literals; the same operator functions); None
+    otherwise."""
     from json_logic.builtins import BUILTINS, to_bool
 
     if isinstance(node, list):
@@ -830,7 +833,7 @@ def _compile_logic(node):
             return parts[i](d) if i <= last else None
 
         return branch
-    if op not in ('==', 'in', 'var', 'cat'):
+    if op not in ('==', '===', 'in', 'var', 'cat'):
         return None
     fn = BUILTINS[op]
     if len(parts) == 1:

@@ -517,7 +517,9 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
         reason = _admin_reason(p, ('changes', 'reason'), '')
-        spec = fl.change_flags(srv.s, p['changes'], actor=user, reason=reason, source='api')
+        spec = await run_in_threadpool(  # (it may wait for the flags lock: the server answers others meanwhile)
+            fl.change_flags, srv.s, p['changes'], actor=user, reason=reason, source='api'
+        )
     except (InputError, fl.FlagError) as e:  # (FlagError: 503 when the policy could not be checked: try again)
         return _refused_change(request, srv, user, 'flags.change', e)
     except AuditError as e:  # nothing changed: no entry could record it
@@ -535,7 +537,7 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
     srv: Server = request.app.state.server
     reason, note = await _kill_reason(request, srv)
     try:
-        spec = fl.kill(srv.s, actor=user, reason=reason, source='api')
+        spec = await run_in_threadpool(fl.kill, srv.s, actor=user, reason=reason, source='api')
     except fl.FlagError as e:  # 503 when the policy could not be checked (registry busy): try again
         return _refused_change(request, srv, user, 'flags.kill', e)
     except AuditError as e:  # the kill switch is on, unrecorded: said as a 503 naming the audit log
