@@ -508,3 +508,10 @@ def test_a_kill_never_waits_on_the_guards_reading_of_the_log(ws, monkeypatch):
     guard.join()
     assert waited < 2, f'the kill waited {waited:.1f} s on the guard'
     assert looked and looked[0] is not None
+
+
+def test_a_canary_of_one_step_to_100_is_refused(ws):
+    "Found by review: `rollout start --steps 100` completed the rollout at once, no guard ever looking."
+    r = cli(ws, 'rollout', 'start', '--challenger', '2', '--steps', '100')
+    assert r.returncode == 2 and 'a canary needs a step below 100 before 100' in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr and cli_json(ws, 'flags', 'show')[1]['flags']['control'] == '1'
