@@ -1052,3 +1052,19 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     assert ro.load_state(s)['status'] == 'running' and fl.load_hold(s)['id'] == ro.load_state(s)['id']
     ro.rollback(s, actor='test', reason='after the disk was freed')
     assert fl.load_hold(s) is None and fl.load_spec(s)[0].challenger is None
+
+
+def test_a_key_an_admin_sent_is_named_in_neither_the_answer_nor_the_audit_log(client, ws):
+    "Found by review: `cohorts.<an address>` was quoted back and into the audit log's refusal reason."
+    s = Workspace.open(ws)
+    since = len(audit.read(s.audit_path))
+    token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
+    for key in ('cohorts.bob@example.com', 'bob@example.com'):
+        r = client.patch('/admin/flags', json={'changes': {key: 1}}, headers=token)
+        assert r.status_code == 422 and 'bob@example.com' not in r.text and 'key' in r.json()['error'], r.text
+    client.app.state.server.refusals.flush(everything=True)
+    assert 'bob@example.com' not in (s.state_dir / 'audit.log').read_text()
+    assert 'bob@example.com' not in ''.join(p.read_text() for p in s.state_dir.glob('audit*'))
+    assert len(audit.read(s.audit_path)) > since
+    r = cli(ws, 'flags', 'set', 'cohorts.x=1')  # (the CLI names what its user typed)
+    assert r.returncode == 2 and "key 'cohorts.x'" in r.stderr, r.stderr

@@ -821,13 +821,13 @@ class RolloutParams(_Strict):
 
 
 def check_steps(s: list[float], canary: bool = True) -> None:
-    """Canary steps: increasing percentages in (0, 100] ending at 100 (rollout.yaml, and retrain.yaml's canary), at least
-    one of them below 100 for a canary (`[100]` completed at once, no guard ever looking)."""
+    """Canary steps: increasing percentages in (0, 100] ending at 100 (rollout.yaml, and retrain.yaml's canary), at
+    least one of them below 100 for a canary (`[100]` completed at once, no guard ever looking)."""
     if not s or any(not 0 < x <= 100 for x in s) or s != sorted(set(s)) or s[-1] != 100:
         raise ValueError(f"steps: expected increasing percentages in (0, 100] ending at 100, found {s}")
     if canary and len(s) < 2:
         raise ValueError(
-            f"steps: a canary needs a step below 100 before 100, found {s} (all at once is strategy blue_green)"
+            f"steps: a canary needs a step below 100 before 100, found {s} (all at once: strategy blue_green)"
         )
 
 # %% ../../nbs/api/core/04_params.ipynb #30def6ab

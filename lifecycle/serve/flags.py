@@ -34,9 +34,9 @@ class FlagError(Exception):
     """A flag change or flag file that cannot be accepted; `status` 422 (refused), 409 (held by a rollout under way) or
     503 (cannot be checked right now)."""
 
-    def __init__(self, message: str = '', status: int = 422):
+    def __init__(self, message: str = '', status: int = 422, unnamed: str | None = None):
         super().__init__(message)
-        self.status = status
+        self.status, self.unnamed = status, unnamed  # unnamed: the message without the names the caller sent
 
 
 class FlagsDamaged(StateError, FlagError):
@@ -552,16 +552,21 @@ RUNTIME_KEYS = ('control', 'challenger', 'safe', 'percentage', 'cohorts', 'kill'
 
 
 def _dotted(d: dict, key: str, value) -> None:
+    "Set `key` (dotted: `threshold.default`) in `d`; a `FlagError` names it (its `unnamed` says it without the name)."
     parts = key.split('.')
     if parts[0] not in RUNTIME_KEYS:
         raise FlagError(
             f"key {key!r}: not a runtime flag; expected one of {list(RUNTIME_KEYS)} "
-            "(provider, provider_options, admin_role and poll_ms are set in params/flags.yaml)"
+            "(provider, provider_options, admin_role and poll_ms are set in params/flags.yaml)",
+            unnamed=f"a key that is not a runtime flag; expected one of {list(RUNTIME_KEYS)}",
         )
     for i, p in enumerate(parts[:-1]):
         d = d.setdefault(p, {})
         if not isinstance(d, dict):
-            raise FlagError(f"key {key!r}: {'.'.join(parts[: i + 1])!r} is not a group of keys")
+            raise FlagError(
+                f"key {key!r}: {'.'.join(parts[: i + 1])!r} is not a group of keys",
+                unnamed=f"a key under {parts[0]!r} that names no flag: {parts[0]!r} has no such group of keys",
+            )
     d[parts[-1]] = value
 
 

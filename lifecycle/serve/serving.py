@@ -476,12 +476,14 @@ def _unquoted(message: str) -> str:
 
 
 def _refused_change(request: Request, srv: Server, user: str, action: str, e: Exception) -> Response:
-    "An admin's refused change (bad body, policy, a rollout's hold): audited per client and minute, as refused tokens."
+    """An admin's refused change (bad body, policy, a rollout's hold): audited per client and minute, as refused tokens;
+    a key the admin sent is named in neither the answer nor the audit log."""
+    said = getattr(e, 'unnamed', None) or _unquoted(str(e))
     try:
-        srv.refusals.add(_client(request), user, action, e.status, _unquoted(str(e)))
+        srv.refusals.add(_client(request), user, action, e.status, said)
     except (AuditError, OSError) as err:  # the audit log could not take it: the refusal stands, said in the log
         log.error('a refused admin change could not be audited: %s', err)
-    return refuse(srv, 'admin', e, e.status)
+    return refuse(srv, 'admin', getattr(e, 'unnamed', None) or e, e.status)
 
 
 def _admin_reason(body: dict, keys: tuple, default: str) -> str:
