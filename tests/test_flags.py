@@ -358,3 +358,22 @@ def test_a_cohort_or_threshold_of_nan_or_infinity_is_refused():
     ):
         with pytest.raises(ValidationError):
             FlagsParams(control='1', safe='1', challenger='2', **bad)
+
+
+def test_flags_written_before_cohorts_compared_strictly_still_verify_and_take_the_kill_switch(tmp_path, monkeypatch):
+    """Found by review: a spec and flag file written by the lifecycle before stop 59 (cohorts compiled with `==`) read
+    as edited by hand once cohorts compiled with `===`: the kill switch, rollbacks and the gate refused them."""
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    real = fl._rule
+    monkeypatch.setattr(fl, '_rule', lambda c, equality='===': real(c, '=='))  # the code before
+    cohort = [{'attribute': 'internal', 'equals': True, 'variant': 'challenger'}]
+    fl.init_flags(
+        s, FlagsParams(control='1', challenger='2', safe='1', percentage=10, cohorts=cohort), 'm', lambda a: a
+    )
+    old = json.loads(fl.flagd_path(s).read_text())
+    assert '==' in json.dumps(old) and '===' not in json.dumps(old)
+    monkeypatch.setattr(fl, '_rule', real)  # upgraded
+    assert fl.check_live(s, old) == old['metadata']['revision']
+    assert fl.kill(s, actor='carol', reason='incident').kill
+    fl.change_flags(s, {'kill': False}, actor='carol', reason='over')
+    assert '===' in fl.flagd_path(s).read_text()  # (rewritten by the changes: strict from here)

@@ -705,9 +705,22 @@ def look(
         now = load_state(s)
         if not now or now['status'] != 'running':
             return None
-        if any(now.get(k) != st.get(k) for k in _STEP):  # (killed, paused, moved on while the log was read)
+        if any(now.get(k) != st.get(k) for k in _STEP):  # (paused, rolled back, moved on while the log was read)
             return Decision('wait', ['the rollout changed while the guard read the log: judged at the next look'])
+        if _killed(s):
+            return Decision('wait', [_KILLED])
         return _decide(s, now, stats, steps, g, before_complete, hold)
+
+
+_KILLED = "the kill switch is on: the rollout takes no step until it is released (`flags unkill`) or rolled back"
+
+
+def _killed(s: Settings) -> bool:
+    "Whether the flags' kill switch is on (a rollout then takes no step: everyone is on the safe version)."
+    try:
+        return fl.load_spec(s)[0].kill
+    except fl.FlagError:  # (a damaged spec: no step either; the change would be refused)
+        return True
 
 
 def _decide(s: Workspace, st: dict, stats: dict, steps: int, g: GuardParams, before_complete, hold) -> Decision:
@@ -751,7 +764,7 @@ def complete_if_unchanged(s: Workspace, st: dict, reason: str, metrics: dict | N
     running: no pause, resume, switch or rollback since); else nothing."""
     cur = load_state(s)
     same = ('id', 'step', 'percentage', 'step_started')
-    if cur and cur['status'] == 'running' and all(cur.get(k) == st.get(k) for k in same):
+    if cur and cur['status'] == 'running' and all(cur.get(k) == st.get(k) for k in same) and not _killed(s):
         return advance(s, actor='guard', reason=reason, metrics=metrics)
     return None
 

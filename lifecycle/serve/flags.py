@@ -23,8 +23,8 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
            'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'policy_refusals', 'write_spec',
            'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered',
-           'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider',
-           'FlagClient']
+           'content_revision', 'revisions', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill',
+           'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -56,11 +56,11 @@ def flagd_path(s: Settings) -> Path:
     return flags_dir(s) / 'flags.flagd.json'
 
 
-def _rule(c) -> dict:
+def _rule(c, equality: str = '===') -> dict:
     """A cohort's condition, by strict equality: json-logic's `==` is loose, and a request without the attribute (null)
-    equalled a cohort's `false` or `0`."""
+    equalled a cohort's `false` or `0` (`equality='=='`: the documents of lifecycle before stop 59)."""
     v = {'var': c.attribute}
-    return {'in': [v, c.in_]} if c.in_ is not None else {'===': [v, c.equals]}
+    return {'in': [v, c.in_]} if c.in_ is not None else {equality: [v, c.equals]}
 
 
 def _targeting(rules: list, tail) -> dict | None:
@@ -68,8 +68,9 @@ def _targeting(rules: list, tail) -> dict | None:
     return {'if': [*rules, tail]} if rules else (tail if isinstance(tail, dict) else None)
 
 
-def compile_flags(spec: FlagsParams) -> dict:
-    "The flagd JSON document for a spec whose versions are resolved (numbers, not aliases)."
+def compile_flags(spec: FlagsParams, equality: str = '===') -> dict:
+    """The flagd JSON document for a spec whose versions are resolved (numbers, not aliases); `equality`: the operator
+    its cohorts compare with (`_rule`)."""
     variants = {
         'control': spec.control,
         'safe': spec.safe,
@@ -80,7 +81,7 @@ def compile_flags(spec: FlagsParams) -> dict:
         pct = spec.percentage if spec.challenger else 0
         rules = [{'==': [{'var': 'route'}, 'invocations']}, 'challenger' if pct >= 100 else 'control']
         for c in spec.cohorts if spec.challenger else []:
-            rules += [_rule(c), c.variant]
+            rules += [_rule(c, equality), c.variant]
         bucket = {'cat': [{'var': '$flagd.flagKey'}, {'var': 'targetingKey'}]}
         w = round(pct * 100)  # basis points: 0.01% resolution
         tail = (
@@ -96,7 +97,7 @@ def compile_flags(spec: FlagsParams) -> dict:
     t = spec.threshold
     threshold = {'state': 'ENABLED', 'variants': dict(t.variants), 'defaultVariant': t.default}
     if t.cohorts:
-        threshold['targeting'] = {'if': [x for c in t.cohorts for x in (_rule(c), c.variant)] + [t.default]}
+        threshold['targeting'] = {'if': [x for c in t.cohorts for x in (_rule(c, equality), c.variant)] + [t.default]}
     shadow = {
         'state': 'ENABLED',
         'variants': {'on': True, 'off': False},
@@ -449,19 +450,25 @@ def content_revision(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc['flags'], sort_keys=True).encode()).hexdigest()[:12]
 
 
+def revisions(spec: FlagsParams) -> set[str]:
+    """The revisions lifecycle compiles `spec` to: this version's, and the one of its versions before stop 59 (cohorts
+    compared with `==`), which a workspace made then holds on file until its next flag change rewrites it."""
+    return {compile_flags(spec, op)['metadata']['revision'] for op in ('===', '==')}
+
+
 def check_live(s: Settings, doc: dict, spec: FlagsParams | None = None) -> str:
-    """The revision of `doc` when it is exactly what the current spec (`spec`, as the caller read it) compiles to;
-    `FlagsTampered` naming both if not."""
+    """The revision of `doc` when it is exactly what the current spec (`spec`, as the caller read it) compiles to (by
+    this version of lifecycle or an earlier one, `revisions`); `FlagsTampered` naming both if not."""
     spec = load_spec(s)[0] if spec is None else spec
     expected = compile_flags(spec)['metadata']['revision']
     found, stamped = content_revision(doc), (doc.get('metadata') or {}).get('revision')
-    if found != expected or stamped != expected:
+    if found not in revisions(spec) or stamped != found:
         raise FlagsTampered(
             f"{flagd_path(s)}: does not match the flags spec {spec_path(s)}: its flags hash to revision {found} "
             f"(stamped {stamped}), the spec compiles to {expected}, so it was changed outside lifecycle; the last "
             "good flags stay active. Rewrite it with `lifecycle flags set ...` or `lifecycle flags init --force`"
         )
-    return expected
+    return found
 
 
 def init_flags(
@@ -563,9 +570,10 @@ def _dotted(d: dict, key: str, value) -> None:
     for i, p in enumerate(parts[:-1]):
         d = d.setdefault(p, {})
         if not isinstance(d, dict):
+            shown = '.'.join(map(str, _schema_part(tuple(parts[: i + 1]))))
             raise FlagError(
                 f"key {key!r}: {'.'.join(parts[: i + 1])!r} is not a group of keys",
-                unnamed=f"a key under {parts[0]!r} that names no flag: {parts[0]!r} has no such group of keys",
+                unnamed=f"key '{shown}.…': {shown!r} is not a group of keys",
             )
     d[parts[-1]] = value
 
@@ -644,7 +652,7 @@ def _refuse_edited_spec(s: Settings, spec: FlagsParams) -> None:
     except (OSError, ValueError, AttributeError):
         return  # (`load_spec` read it just before: a race with another writer, whose change wins)
     found = compile_flags(spec)['metadata']['revision']
-    if stamped is not None and stamped != found:
+    if stamped is not None and stamped not in revisions(spec):
         raise FlagsTampered(
             f"{spec_path(s)}: edited outside lifecycle: it compiles to revision {found}, not to the {stamped} "
             "lifecycle wrote, so a change would make the edit live unaudited; rewrite it from the params with "
@@ -683,7 +691,23 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
         return FlagsParams.model_validate_json(json.dumps(d, default=_not_json), strict=True)
     except Exception as e:
         errs = getattr(e, 'errors', lambda: [])()
-        raise FlagError('; '.join(_describe(x) for x in errs) if errs else str(e)) from None
+        raise FlagError(
+            '; '.join(_describe(x) for x in errs) if errs else str(e),
+            unnamed='; '.join(_describe({**x, 'loc': _schema_part(x['loc'])}, quote=False) for x in errs) or None,
+        ) from None
+
+
+def _schema_part(loc: tuple) -> tuple:
+    "A validation error's location up to the first part the schema does not name (a name the caller sent), as '…'."
+    from lifecycle.core.params import Cohort, Threshold
+
+    names = {n for m in (FlagsParams, Threshold, Cohort) for f, x in m.model_fields.items() for n in (f, x.alias)}
+    known = []
+    for part in loc:
+        known.append(part if isinstance(part, int) or part in names else '…')
+        if known[-1] == '…':
+            break
+    return tuple(known)
 
 
 def _check_arms(old: FlagsParams, new: FlagsParams, hold: dict | None, source: str) -> None:
