@@ -23,8 +23,8 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
            'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'policy_refusals', 'write_spec',
            'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered',
-           'content_revision', 'revisions', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill',
-           'make_provider', 'FlagClient']
+           'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider',
+           'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -450,7 +450,7 @@ def content_revision(doc: dict) -> str:
     return hashlib.sha256(json.dumps(doc['flags'], sort_keys=True).encode()).hexdigest()[:12]
 
 
-def revisions(spec: FlagsParams) -> set[str]:
+def _revisions(spec: FlagsParams) -> set[str]:
     """The revisions lifecycle compiles `spec` to: this version's, and the one of its versions before stop 59 (cohorts
     compared with `==`), which a workspace made then holds on file until its next flag change rewrites it."""
     return {compile_flags(spec, op)['metadata']['revision'] for op in ('===', '==')}
@@ -458,11 +458,11 @@ def revisions(spec: FlagsParams) -> set[str]:
 
 def check_live(s: Settings, doc: dict, spec: FlagsParams | None = None) -> str:
     """The revision of `doc` when it is exactly what the current spec (`spec`, as the caller read it) compiles to (by
-    this version of lifecycle or an earlier one, `revisions`); `FlagsTampered` naming both if not."""
+    this version of lifecycle or an earlier one, `_revisions`); `FlagsTampered` naming both if not."""
     spec = load_spec(s)[0] if spec is None else spec
     expected = compile_flags(spec)['metadata']['revision']
     found, stamped = content_revision(doc), (doc.get('metadata') or {}).get('revision')
-    if found not in revisions(spec) or stamped != found:
+    if found not in _revisions(spec) or stamped != found:
         raise FlagsTampered(
             f"{flagd_path(s)}: does not match the flags spec {spec_path(s)}: its flags hash to revision {found} "
             f"(stamped {stamped}), the spec compiles to {expected}, so it was changed outside lifecycle; the last "
@@ -652,7 +652,7 @@ def _refuse_edited_spec(s: Settings, spec: FlagsParams) -> None:
     except (OSError, ValueError, AttributeError):
         return  # (`load_spec` read it just before: a race with another writer, whose change wins)
     found = compile_flags(spec)['metadata']['revision']
-    if stamped is not None and stamped not in revisions(spec):
+    if stamped is not None and stamped not in _revisions(spec):
         raise FlagsTampered(
             f"{spec_path(s)}: edited outside lifecycle: it compiles to revision {found}, not to the {stamped} "
             "lifecycle wrote, so a change would make the edit live unaudited; rewrite it from the params with "
