@@ -1193,6 +1193,7 @@ def test_the_judged_windows_kept_are_those_the_monitor_can_see_again():
         raised = judge(again, rules, state, now=3e3 + look)
         forget_windows(state, 200, again)
         assert [a.window for a in raised] == ([5] if look == 0 else [])
+    assert list(state['seen']) == ['m|bad|1/control|5']  # (the old numbering's windows forgotten)
 
 
 def test_a_failed_delivery_keeps_no_part_of_the_webhooks_path_and_a_retry_set_by_a_clock_since_set_back_is_due(
