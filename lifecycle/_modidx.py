@@ -1959,8 +1959,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate.RowsOf.__sklearn_tags__': ( 'api/model/validate.html#rowsof.__sklearn_tags__',
                                                                                                 'lifecycle/model/validate.py'),
-                                          'lifecycle.model.validate.RowsOf._rows': ( 'api/model/validate.html#rowsof._rows',
-                                                                                     'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate.RowsOf._x': ( 'api/model/validate.html#rowsof._x',
                                                                                   'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate.RowsOf.fit': ( 'api/model/validate.html#rowsof.fit',

@@ -60,13 +60,14 @@ def as_written(typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30) -
         missing = typed.iloc[start : start + len(chunk)].isna().to_numpy()  # blank, or a token pandas reads as missing
         for c in [c for c in (*widths, *codes) if c not in chunk.columns]:
             widths.pop(c, None)
+            parts.pop(c, None)
             codes.pop(c, None)
         for c in list(widths):
             raw, blank = chunk[c].astype(str).str.strip(), missing[:, at[c]]
             vals = raw[~blank]
             widths[c] |= set(vals.str.len())
             if len(widths[c]) > 1 or not vals.str.fullmatch(_ZERO_PADDED).all():
-                del widths[c]
+                del widths[c], parts[c]  # (a number: its text is not kept)
                 continue
             padded |= {c} if vals.str.startswith('0').any() else set()
             parts[c].append(raw.where(~blank))

@@ -404,6 +404,7 @@ class RowsOf:
         self.est, self.out, self.at, self.columns, self.names = est, out, at, columns, names
         self._estimator_type = 'classifier' if classifier else 'regressor'
         self._buf, self._moved = out.copy(), None  # (one buffer: the block a call shuffled is put back at the next)
+        self._ident = np.arange(len(out))  # (the row numbers of a column not shuffled)
         if classifier:
             self.classes_ = est.classes_
 
@@ -458,22 +459,13 @@ class RowsOf:
         if self._moved is not None:
             self._buf[:, self._moved] = self.out[:, self._moved]
             self._moved = None
-        n = len(self.out)
-        for c in self.columns:
-            idx = R[c].to_numpy()
-            if len(idx) != n or (idx != np.arange(n)).any():
-                if self._moved is not None:  # (more than one column moved: a copy of its own)
-                    x = self._buf.copy()
-                    self._buf[:, self._moved] = self.out[:, self._moved]
-                    self._moved = None
-                    return self._rows(R, x)
-                self._buf[:, self.at[c]] = self.out[idx, self.at[c]]
-                self._moved = self.at[c]
-        return self._buf if self.names is None else pd.DataFrame(self._buf, columns=self.names)
-
-    def _rows(self, R: pd.DataFrame, x: np.ndarray):
-        for c in self.columns:
+        same = len(R) == len(self.out)
+        moved = [c for c in self.columns if not same or (R[c].to_numpy() != self._ident).any()]
+        x = self._buf if same and len(moved) <= 1 else np.empty((len(R), self.out.shape[1]), self.out.dtype)
+        for c in moved if x is self._buf else self.columns:  # (more than one column moved: rows of their own)
             x[:, self.at[c]] = self.out[R[c].to_numpy(), self.at[c]]
+            if x is self._buf:
+                self._moved = self.at[c]
         return x if self.names is None else pd.DataFrame(x, columns=self.names)
 
     def predict(self, R):
