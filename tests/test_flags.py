@@ -124,18 +124,22 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
 
 def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damaged_one_is_named(tmp_path):
     """Editing spec.json outside lifecycle and then changing any flag made the edit live with an audit entry naming
-    only the change: the change is refused (the kill switch too: it would send everyone to an edited safe) until
-    `flags init --force` rewrites the spec. A flag file edited by hand is what a change rewrites from the spec."""
+    only the change: the change is refused until `flags init --force` rewrites the spec (the kill switch builds on the
+    last spec lifecycle wrote: `test_the_kill_switch_and_a_rollback_build_on_the_last_spec_lifecycle_wrote`). A flag
+    file edited by hand is what a change rewrites from the spec."""
     import json
 
     s = registered_workspace(tmp_path, 'm', versions=2)
     fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol')
     spec = json.loads(fl.spec_path(s).read_text())
     fl.spec_path(s).write_text(json.dumps({**spec, 'safe': '2'}))  # the kill switch's target, edited
-    for changes in ({'kill': True}, {'shadow': False}):
+    for changes in ({'control': '2'}, {'challenger': '2', 'percentage': 5}):
         with pytest.raises(fl.FlagsTampered, match='spec.json: edited outside lifecycle') as e:
             fl.change_flags(s, changes, actor='carol')
         assert e.value.status == 409
+    (fl.flags_dir(s) / 'written').rename(tmp_path / 'copies')  # flags of a lifecycle that kept no copy: refused too
+    with pytest.raises(fl.FlagsTampered, match='spec.json: edited outside lifecycle'):
+        fl.kill(s, actor='carol')
     assert fl.deployed_versions(fl.read_document(fl.flagd_path(s)))['safe'] == '1'  # the live flags as they were
     state = tmp_path / 'rollout.json'  # a rollout under way holds the arms: it cannot act on the edited spec either
     state.write_text(json.dumps({'id': 'r1', 'status': 'running'}))
@@ -162,6 +166,47 @@ def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damag
         fl.load_spec(s)
     assert "key 'percentage'" in str(e.value) and 'flags init --force' in str(e.value) and '\n' not in str(e.value)
     assert 'abc' not in str(e.value) and 'ann@' not in str(e.value)
+
+
+def test_the_kill_switch_and_a_rollback_build_on_the_last_spec_lifecycle_wrote(tmp_path, capsys, monkeypatch):
+    """With spec.json edited by hand (safe pointed at the challenger) or damaged, the kill switch was refused until
+    someone repaired the spec: in an emergency. A change that only takes exposure away now builds on the last spec
+    lifecycle wrote (its copy under flags/written/), sets the edited one aside, and says so in the audit log, the CLI
+    and `flags show`; a change giving exposure is still refused."""
+    from lifecycle.app.cli import app
+    from lifecycle.core import audit
+    from typer.testing import CliRunner
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
+    written = fl.read_document(fl.flagd_path(s))['metadata']['revision']
+    on_file = json.loads(fl.spec_path(s).read_text())
+    fl.spec_path(s).write_text(json.dumps(on_file | {'safe': '2'}))  # the kill switch would send everyone to v2
+    with pytest.raises(fl.FlagsTampered, match='edited outside lifecycle'):
+        fl.change_flags(s, {'percentage': 50}, actor='carol')  # more exposure: still refused
+    spec = fl.kill(s, actor='carol', reason='incident')
+    assert (spec.kill, spec.safe, spec.percentage, spec.challenger) == (True, '1', 10, '2')
+    doc = fl.read_document(fl.flagd_path(s))
+    assert fl.check_live(s, doc) and fl.routed_versions(doc) == {'safe': '1'}
+    (kept,) = fl.kept_edits(s)
+    assert json.loads(kept.read_text())['safe'] == '2'  # the edit set aside, not lost
+    last = audit.read(s.audit_path)[-1]
+    assert last['action'] == 'flags.change' and last['details']['built_on'] == written
+    assert last['details']['edited_kept'] == kept.name
+    assert last['details']['changes'] == {'kill': {'old': False, 'new': True}}
+
+    monkeypatch.chdir(s.root)
+    fl.spec_path(s).write_text('{"model_name": "m", "safe": ')  # damaged: the flag file's stamp names the last copy
+    out = CliRunner().invoke(app, ['flags', 'set', 'challenger=null', 'percentage=0', '--reason', 'rollback'])
+    assert out.exit_code == 0, out.output
+    assert 'challenger' not in out.output.split(';')[0] and 'kept: ' in out.output and out.output.count('kept: ') == 2
+    spec = fl.load_spec(s)[0]
+    assert (spec.kill, spec.challenger, spec.percentage, spec.safe) == (True, None, 0, '1')
+    shown = CliRunner().invoke(app, ['flags', 'show', '--json'])
+    assert shown.exit_code == 0 and len(json.loads(shown.output)['edited_kept']) == 2
+    fl.spec_path(s).write_text('{"model_name": "m", "safe": ')
+    refused = CliRunner().invoke(app, ['flags', 'set', 'challenger=2', 'percentage=5'])
+    assert refused.exit_code != 0 and 'flags init --force' in refused.output and 'Traceback' not in refused.output
 
 
 @pytest.mark.slow  # trains and signs two tiny versions

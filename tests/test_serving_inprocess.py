@@ -370,7 +370,7 @@ def test_a_damaged_flags_spec_is_a_damaged_state_file_exit_4_and_503(client, ws)
     good = fl.spec_path(s).read_bytes()
     try:
         fl.spec_path(s).write_text('{"model_name": "arrests-release", "percentage": ')
-        for args in (('flags', 'show'), ('flags', 'set', 'shadow=false')):
+        for args in (('flags', 'show'), ('flags', 'set', 'percentage=50')):  # (more exposure: see test_flags)
             r = cli(ws, *args)
             assert r.returncode == 4 and 'spec.json: not a flags spec' in r.stderr and 'init --force' in r.stderr, (
                 args,
@@ -378,7 +378,7 @@ def test_a_damaged_flags_spec_is_a_damaged_state_file_exit_4_and_503(client, ws)
             )
         r = client.get('/admin/flags', headers=token)
         assert r.status_code == 503 and 'spec.json: not a flags spec' in r.json()['error'], r.text
-        r = client.patch('/admin/flags', json={'changes': {'shadow': False}}, headers=token)
+        r = client.patch('/admin/flags', json={'changes': {'percentage': 50}}, headers=token)
         assert r.status_code == 503 and 'spec.json: not a flags spec' in r.json()['error'], r.text
     finally:
         fl.spec_path(s).write_bytes(good)
@@ -398,7 +398,10 @@ def test_flags_route_predict_cohorts_and_kill_switch(client, ws):
     got = {f'u{i}': predict(f'u{i}')['variant'] for i in range(200)}
     assert 60 < sum(v == 'challenger' for v in got.values()) < 140
     assert all(predict(k)['variant'] == v for k, v in list(got.items())[:30])  # sticky
-    assert client.post('/admin/flags/kill', headers=token).status_code == 200
+    on_file = json.loads(fl.spec_path(s).read_text())  # safe edited by hand to the control: the kill builds on the
+    fl.spec_path(s).write_text(json.dumps(on_file | {'safe': '2'}))  # last spec lifecycle wrote, and says so
+    r = client.post('/admin/flags/kill', headers=token)
+    assert r.status_code == 200 and r.json()['edited_kept'] == [p.name for p in fl.kept_edits(s)] != [], r.text
     applied(client)
     assert {predict(f'u{i}', internal=True)['variant'] for i in range(20)} == {'safe'}
     assert client.post('/invocations', json={'dataframe_records': [REC]}).headers['x-model-version'] == '1'

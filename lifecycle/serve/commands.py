@@ -70,6 +70,11 @@ class FlagsView(Result):
                 else "it has not taken them up yet, or could not (its /ready says why)"
             )
             print(f"  server PID {srv['pid']} serves other flags (revision {srv['revision']}) than these: {why}")
+        for p in self.extra.get('edited_kept') or ():
+            print(
+                f"  kept: {p}: a spec edited outside lifecycle, set aside when the flags were built on the last spec "
+                "lifecycle wrote; not live (compare it with these flags, then remove it)"
+            )
         if h := self.extra.get('hold'):
             from lifecycle.serve.flags import HELD_KEYS
 
@@ -119,7 +124,7 @@ def flags_show(
     spec, name = fl.load_spec(s)
     doc = fl.read_document(fl.flagd_path(s))
     fl.check_live(s, doc)  # never report a value the live flag file does not have
-    extra = {'hold': fl.load_hold(s), 'servers_elsewhere': _servers_elsewhere(s, doc)}
+    extra = {'hold': fl.load_hold(s), 'servers_elsewhere': _servers_elsewhere(s, doc), **_kept(s)}
     return _show_spec(spec, name, {**extra, **({'flagd': doc} if as_json else {})})
 
 
@@ -151,10 +156,14 @@ def _change(changes: dict, reason: str) -> FlagsView:
     from lifecycle.serve import flags as fl
 
     s = Workspace.open()
-    spec, name = fl.load_spec(s)
+    try:
+        name = fl.load_spec(s)[1]
+    except fl.FlagsDamaged:  # (only a change taking exposure away goes on, built on the last spec lifecycle wrote)
+        name = None
     lookup = (  # an alias to resolve; or control or safe emptied: the environment's alias, as in params/flags.yaml
         _alias_lookup(s, name)
-        if any(
+        if name
+        and any(
             (k in ('control', 'challenger', 'safe') and isinstance(v, str) and not v.isdigit())
             or (k in ('control', 'safe') and v is None)
             for k, v in changes.items()
@@ -162,7 +171,15 @@ def _change(changes: dict, reason: str) -> FlagsView:
         else None
     )
     spec = fl.change_flags(s, changes, reason=reason, lookup=lookup)
-    return _show_spec(spec, name)
+    return _show_spec(spec, fl.load_spec(s)[1], _kept(s))
+
+
+def _kept(s) -> dict:
+    "The specs edited outside lifecycle that a change set aside (`flags.kept_edits`), for the view: none is live."
+    from lifecycle.serve import flags as fl
+
+    kept = fl.kept_edits(s)
+    return {'edited_kept': [str(p) for p in kept]} if kept else {}
 
 
 def _value(text: str):

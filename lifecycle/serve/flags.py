@@ -23,8 +23,8 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
            'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'policy_refusals', 'write_spec',
            'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered',
-           'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kill', 'make_provider',
-           'FlagClient']
+           'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kept_edits', 'kill',
+           'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -315,9 +315,57 @@ def _write(s: Settings, spec: FlagsParams, model_name: str) -> dict:
     flags_dir(s).mkdir(parents=True, exist_ok=True)
     revision = doc['metadata']['revision']  # (what this spec compiles to: a spec edited by hand no longer does)
     d = {'model_name': model_name, 'revision': revision, **spec.model_dump(mode='json', by_alias=True)}
-    atomic_write(spec_path(s), json.dumps(d, indent=1).encode())
+    data = json.dumps(d, indent=1).encode()
+    atomic_write(_written_path(s, revision), data)  # first: the copy a kill builds on if the spec is edited later
+    atomic_write(spec_path(s), data)
     atomic_write(flagd_path(s), json.dumps(doc, indent=1).encode())
+    _prune_written(s, revision)
     return doc
+
+
+_WRITTEN_KEPT = 16  # the copies of the last specs lifecycle wrote (`_written_path`) kept in `flags/written/`
+
+
+def _written_path(s: Settings, revision: str) -> Path:
+    "Where lifecycle keeps its copy of a spec it wrote, named by the revision the spec compiles to (`_last_written`)."
+    return flags_dir(s) / 'written' / f'{revision}.json'
+
+
+def _prune_written(s: Settings, keep: str) -> None:
+    "Remove all but the `_WRITTEN_KEPT` newest copies (never `keep`'s, the one just written)."
+    try:
+        copies = sorted(_written_path(s, keep).parent.glob('*.json'), key=lambda p: p.stat().st_mtime_ns)
+        for p in [p for p in copies if p.stem != keep][: max(0, len(copies) - _WRITTEN_KEPT)]:
+            p.unlink(missing_ok=True)
+    except OSError:  # (tidiness only: a copy left is read only if its revision is stamped on file)
+        pass
+
+
+def _last_written(s: Settings) -> tuple[FlagsParams, str, str] | None:
+    """The last spec lifecycle wrote, as it wrote it, the model it routes and its revision: the copy (`_written_path`)
+    of the revision stamped in the spec on file or, when that cannot be read, in the flag file (when its flags hash to
+    its stamp). A copy counts only if it still compiles to the revision it is named by. None when no copy does (flags
+    written by a lifecycle before this one kept none)."""
+    stamps = []
+    for path, read in ((spec_path(s), lambda d: d.get('revision')), (flagd_path(s), _own_stamp)):
+        try:
+            stamps.append(read(json.loads(path.read_text())))
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            continue
+    for r in dict.fromkeys(x for x in stamps if isinstance(x, str) and re.fullmatch(r'[0-9a-f]{12}', x)):
+        try:
+            spec, name = read_flags_spec(_written_path(s, r))
+        except ParamsError:
+            continue
+        if r in _revisions(spec):
+            return spec, name, r
+    return None
+
+
+def _own_stamp(doc: dict) -> str | None:
+    "A flag document's stamped revision, if its flags hash to it (else None: edited by hand)."
+    stamped = doc['metadata']['revision']
+    return stamped if content_revision(doc) == stamped else None
 
 
 def load_spec(s: Settings) -> tuple[FlagsParams, str]:
@@ -588,8 +636,7 @@ def change_flags(
 
 
 def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
-    old, name = load_spec(s)
-    _refuse_edited_spec(s, old)
+    old, name, built_on = _base(s, changes)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
     hold = load_hold(s)
@@ -602,6 +649,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     was = _files(s)
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
+    kept = _keep_edited(s) if built_on else None  # the spec edited by hand, set aside: not lost, not live
     write_spec(s, new, name, before=old)
     from lifecycle.core.audit import AuditError
 
@@ -613,6 +661,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
             actor=actor,
             source=source,
             changes=recorded,
+            **({'built_on': built_on, 'edited_kept': kept.name if kept else None} if built_on else {}),
         )
     except AuditError as e:  # a change no entry records is undone, but for what only takes exposure away
         if _takes_exposure_only(old, new):  # (the kill switch, a rollback: an emergency is not undone for a record)
@@ -642,6 +691,44 @@ def _takes_exposure_only(old: FlagsParams, new: FlagsParams) -> bool:
     )
 
 
+def _base(s: Workspace, changes) -> tuple[FlagsParams, str, str | None]:
+    """The spec a change builds on, the model it routes, and (third) None: the spec on file, checked
+    (`_refuse_edited_spec`). While that spec is damaged or edited by hand, a change that only takes exposure away (the
+    kill switch, a rollback) builds on the last spec lifecycle wrote (`_last_written`; third, its revision): an
+    emergency never waits on a repair, nor sends everyone to an edited `safe`. Any other change is refused as before."""
+    try:
+        old, name = load_spec(s)
+        _refuse_edited_spec(s, old)
+        return old, name, None
+    except (FlagsDamaged, FlagsTampered) as e:
+        refused = e
+    last = _last_written(s) if isinstance(changes, dict) and changes else None
+    if last is None:
+        raise refused
+    try:
+        exposure_only = _takes_exposure_only(last[0], _changed(last[0], changes))
+    except FlagError:
+        raise refused from None
+    if not exposure_only:
+        raise refused
+    return last
+
+
+def _keep_edited(s: Settings) -> Path | None:
+    """Set the spec on file aside as `spec.edited-<sha256 of its bytes>.json` before a change built on the last spec
+    lifecycle wrote replaces it (`_base`): an edit is never lost. None when there is no spec to keep."""
+    try:
+        data = spec_path(s).read_bytes()
+    except FileNotFoundError:
+        return None
+    return atomic_write(flags_dir(s) / f'spec.edited-{hashlib.sha256(data).hexdigest()[:12]}.json', data)
+
+
+def kept_edits(s: Settings) -> list[Path]:
+    "The specs edited outside lifecycle that a change set aside (`_keep_edited`), oldest first: none of them is live."
+    return sorted(flags_dir(s).glob('spec.edited-*.json'), key=lambda p: p.stat().st_mtime_ns)
+
+
 def _refuse_edited_spec(s: Settings, spec: FlagsParams) -> None:
     """Refuse to change flags whose spec was edited by hand: it no longer compiles to the revision lifecycle stamped
     in it when it wrote it, so a change would make the edit live, unaudited (a kill would send everyone to an edited
@@ -656,7 +743,8 @@ def _refuse_edited_spec(s: Settings, spec: FlagsParams) -> None:
         raise FlagsTampered(
             f"{spec_path(s)}: edited outside lifecycle: it compiles to revision {found}, not to the {stamped} "
             "lifecycle wrote, so a change would make the edit live unaudited; rewrite it from the params with "
-            "`lifecycle flags init --force` (audited), then change the flags (the kill switch too)",
+            "`lifecycle flags init --force` (audited), then change the flags. Meanwhile the kill switch and a rollback "
+            "build on the last spec lifecycle wrote, if it kept one (flags/written/)",
             409,
         )
 

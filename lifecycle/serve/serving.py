@@ -545,7 +545,11 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
     except AuditError as e:  # the kill switch is on, unrecorded: said as a 503 naming the audit log
         log.error('kill switch: %s', e)
         return refuse(srv, 'admin', e, 503)
-    return answer({'spec': spec.model_dump(mode='json', by_alias=True), **({'note': note} if note else {})})
+    kept = [p.name for p in fl.kept_edits(srv.s)]  # (a spec edited by hand that the kill set aside: not live)
+    return answer(
+        {'spec': spec.model_dump(mode='json', by_alias=True), **({'note': note} if note else {})}
+        | ({'edited_kept': kept} if kept else {})
+    )
 
 
 async def _kill_reason(request: Request, srv: Server) -> tuple[str, str | None]:
