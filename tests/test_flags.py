@@ -237,7 +237,7 @@ def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stay
         fl.change_flags(s, {'percentage': 50}, actor='carol')
     live = fl.read_document(fl.flagd_path(s))['metadata']['revision']  # (the flag file the server reads, too)
     assert fl.load_spec(s)[0].percentage == 10 and fl.compile_flags(fl.load_spec(s)[0])['metadata']['revision'] == live
-    with pytest.raises(audit.AuditError, match='the kill switch is ON, unrecorded, the rest undone'):
+    with pytest.raises(audit.AuditError, match='the kill switch is ON, unrecorded, the rest not made'):
         fl.change_flags(s, {'kill': True, 'percentage': 100}, actor='carol')  # (no more share rides along with it)
     assert (fl.load_spec(s)[0].kill, fl.load_spec(s)[0].percentage) == (True, 10)
     with pytest.raises(audit.AuditError, match='nothing changed'):
@@ -255,6 +255,37 @@ def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stay
     assert read_state(tokens.tokens_path(s), {}, dict) == {}
     monkeypatch.undo()
     assert len(audit.read(s.audit_path)) == entries
+
+
+def test_a_flags_change_cut_short_after_its_entry_is_recorded_and_never_live_without_one(tmp_path, monkeypatch):
+    """A change was written, then audited: a process killed between the two left it live with no entry (review). The
+    entry now comes first and names the revision the change compiles to, so one cut short shows as an entry whose
+    revision never went live; a write that fails (a full disk) is put back and says so in the log."""
+    from lifecycle.core import audit
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
+    live = fl.read_document(fl.flagd_path(s))['metadata']['revision']
+    assert audit.read(s.audit_path)[-1]['details']['revision'] == live  # (flags init names its revision too)
+    wanted = fl.compile_flags(fl.load_spec(s)[0].model_copy(update={'percentage': 50.0}))['metadata']['revision']
+
+    def killed(*_):
+        raise KeyboardInterrupt  # (a stand-in for kill -9 between the entry and the write: nothing after it runs)
+
+    monkeypatch.setattr(fl, '_write', killed)
+    with pytest.raises(KeyboardInterrupt):
+        fl.change_flags(s, {'percentage': 50}, actor='carol')
+    last = audit.read(s.audit_path)[-1]
+    assert last['action'] == 'flags.change' and last['details']['revision'] == wanted != live
+    assert fl.read_document(fl.flagd_path(s))['metadata']['revision'] == live and fl.load_spec(s)[0].percentage == 10
+    monkeypatch.setattr(fl, '_write', lambda *a: (_ for _ in ()).throw(OSError(28, 'No space left on device')))
+    with pytest.raises(OSError, match='No space left'):
+        fl.change_flags(s, {'percentage': 50}, actor='carol')
+    entries = audit.read(s.audit_path)[-2:]
+    assert [e['action'] for e in entries] == ['flags.change', 'flags.change.failed']
+    assert entries[1]['details']['revision'] == wanted and 'OSError' in entries[1]['reason']
+    monkeypatch.undo()
+    assert fl.check_live(s, fl.read_document(fl.flagd_path(s))) == live and audit.verify(s.audit_path).ok
 
 
 def test_with_the_audit_key_in_another_keys_folder_the_kill_switch_still_pulls_and_nothing_else_changes(

@@ -1049,12 +1049,17 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
         return real(self, action, *a, **kw)
 
     monkeypatch.setattr(Workspace, 'audit', full_disk)
-    with pytest.raises(OSError):  # the flags were written (share 5 -> 0), then their audit entry failed
+    with pytest.raises(OSError):  # the flags' audit entry comes first: it failed, so nothing was written
         ro.start(s, '2', s.params['rollout'], steps=[10, 100], actor='test', reason='a full disk')
     monkeypatch.undo()
-    assert ro.load_state(s)['status'] == 'running' and fl.load_hold(s)['id'] == ro.load_state(s)['id']
-    ro.rollback(s, actor='test', reason='after the disk was freed')
-    assert fl.load_hold(s) is None and fl.load_spec(s)[0].challenger is None
+    assert ro.load_state(s)['status'] != 'running' and fl.load_hold(s) is None  # no rollout started, none holds
+    assert fl.load_spec(s)[0].percentage == 5
+    monkeypatch.setattr(fl, '_write', lambda *a: (_ for _ in ()).throw(OSError(28, 'No space left on device')))
+    with pytest.raises(OSError):  # recorded, then not written: put back, said in the log, the rollout not started
+        ro.start(s, '2', s.params['rollout'], steps=[10, 100], actor='test', reason='a full disk')
+    monkeypatch.undo()
+    assert ro.load_state(s)['status'] != 'running' and fl.load_hold(s) is None
+    assert [e['action'] for e in audit.read(s.audit_path)[-2:]] == ['flags.change', 'flags.change.failed']
 
 
 def test_a_key_an_admin_sent_is_named_in_neither_the_answer_nor_the_audit_log(client, ws):

@@ -306,12 +306,24 @@ def write_spec(s: Workspace, spec: FlagsParams, model_name: str, before: FlagsPa
     return _write(s, spec, model_name)
 
 
+def _document(spec: FlagsParams) -> dict:
+    "The flagd document `spec` compiles to; `FlagError` naming its problems (`check_document`) if it has any."
+    doc = compile_flags(spec)
+    if problems := check_document(doc):
+        raise FlagError('; '.join(problems))
+    return doc
+
+
+def _checked(s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None) -> str:
+    """Check what `write_spec` checks before anything is recorded or written; the revision `spec` compiles to (which
+    the audit entry names, so that the entry of a write cut short shows it never went live)."""
+    _check_signed(s, model_name, spec, before)
+    return _document(spec)['metadata']['revision']
+
+
 def _write(s: Settings, spec: FlagsParams, model_name: str) -> dict:
     "Compile and check the spec, then write it and its flagd document atomically; returns the document."
-    doc = compile_flags(spec)
-    problems = check_document(doc)
-    if problems:
-        raise FlagError('; '.join(problems))
+    doc = _document(spec)
     flags_dir(s).mkdir(parents=True, exist_ok=True)
     revision = doc['metadata']['revision']  # (what this spec compiles to: a spec edited by hand no longer does)
     d = {'model_name': model_name, 'revision': revision, **spec.model_dump(mode='json', by_alias=True)}
@@ -536,15 +548,14 @@ def init_flags(
             return load_spec(s)[0]
         if not _needs_repair(s):  # (a spec edited or damaged: its holder cannot act on it either, so init repairs it)
             _refuse_held(load_hold(s), HELD_KEYS, 'init')  # starting again would pull the arms from under their holder
-        was = _files(s)
-        write_spec(s, spec, model_name)
-        _audited_or_undone(
+        _recorded_then_written(
             s,
-            was,
+            spec,
+            model_name,
             'flags.init',
             reason or 'flags initialised from params/flags.yaml',
             actor,
-            **{a: getattr(spec, a) for a in ARMS},
+            _checked(s, spec, model_name),
         )
     return spec
 
@@ -554,15 +565,19 @@ def _files(s: Settings) -> dict:
     return {p: p.read_bytes() if p.exists() else None for p in (spec_path(s), flagd_path(s))}
 
 
-def _audited_or_undone(s: Workspace, was: dict, action: str, reason: str, actor, **details) -> None:
-    "Audit the flags just written; if the audit log cannot record it, put the files back as `was` and say so."
+def _recorded_then_written(
+    s: Workspace, spec: FlagsParams, name: str, action: str, reason: str, actor, revision: str
+) -> None:
+    """Audit flags about to be written (`action`, their arms and the `revision` they compile to), then write them: a
+    process killed between the two leaves an entry of flags that never went live, never live flags with no entry. If
+    the audit log cannot record them, nothing is written and the error says so."""
     from lifecycle.core.audit import AuditError
 
     try:
-        s.audit(action, MODEL_FLAG, reason, actor=actor, **details)
+        s.audit(action, MODEL_FLAG, reason, actor=actor, revision=revision, **{a: getattr(spec, a) for a in ARMS})
     except AuditError as e:
-        _put_back(was)
         raise _unrecorded(e, 'nothing changed', live=False) from None
+    _write_recorded(s, spec, name, action)
 
 
 def _unrecorded(e: Exception, said: str, live: bool) -> Exception:
@@ -594,10 +609,9 @@ def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | N
         update=dict(control=v, safe=v, challenger=None, percentage=0, cohorts=[], kill=False, shadow=False)
     )
     with held(s.state_dir, 'flags'):
-        was = _files(s)
-        _write(s, spec, bundle['model_name'])
         why = f"release bundle: {bundle['model_name']} version {v} serves everyone"
-        _audited_or_undone(s, was, 'flags.init', why, actor, **{a: getattr(spec, a) for a in ARMS})
+        revision = _document(spec)['metadata']['revision']
+        _recorded_then_written(s, spec, bundle['model_name'], 'flags.init', why, actor, revision)
     return spec
 
 # %% ../../nbs/api/serve/00_flags.ipynb #6931bd36
@@ -647,13 +661,12 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     _check_arms(old, new, hold, source)
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
-    was = _files(s)
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
-    kept = _keep_edited(s) if built_on else None  # the spec edited by hand, set aside: not lost, not live
-    write_spec(s, new, name, before=old)
+    revision = _checked(s, new, name, before=old)
+    kept = {'built_on': built_on, 'edited_kept': _edited_copy(s).name} if built_on else {}
     from lifecycle.core.audit import AuditError
 
-    try:
+    try:  # the entry first: a process killed before the write leaves an entry of flags that never went live
         s.audit(
             'flags.change',
             MODEL_FLAG,
@@ -661,18 +674,44 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
             actor=actor,
             source=source,
             changes=recorded,
-            **({'built_on': built_on, 'edited_kept': kept.name if kept else None} if built_on else {}),
+            revision=revision,
+            **kept,
         )
-    except AuditError as e:  # a change no entry records is undone, but for what only takes exposure away
-        if _takes_exposure_only(old, new):  # (the kill switch, a rollback: an emergency is not undone for a record)
+    except AuditError as e:  # a change no entry records is not made, but for what only takes exposure away
+        if _takes_exposure_only(old, new):  # (the kill switch, a rollback: an emergency is not held back for a record)
+            _write_over(s, new, name, bool(built_on))
             what = ', '.join(diff) or 'no change'
             raise _unrecorded(e, f"the change is live, unrecorded ({what})", live=True) from None
-        if new.kill and not old.kill:  # the kill switch stays pulled; the rest of the change is undone
-            _write(s, old.model_copy(update={'kill': True}), name)
-            raise _unrecorded(e, "the kill switch is ON, unrecorded, the rest undone", live=True) from None
-        _put_back(was)
+        if new.kill and not old.kill:  # the kill switch is pulled; the rest of the change is not made
+            _write_over(s, old.model_copy(update={'kill': True}), name, bool(built_on))
+            raise _unrecorded(e, "the kill switch is ON, unrecorded, the rest not made", live=True) from None
         raise _unrecorded(e, 'nothing changed', live=False) from None
+    _write_recorded(s, new, name, 'flags.change', bool(built_on))
     return new
+
+
+def _write_over(s: Settings, spec: FlagsParams, name: str, keep_edited: bool) -> None:
+    "Write `spec` (`_write`), first setting aside the spec on file if it was edited by hand (`keep_edited`)."
+    if keep_edited:
+        atomic_write(_edited_copy(s), spec_path(s).read_bytes())
+    _write(s, spec, name)
+
+
+def _write_recorded(s: Workspace, spec: FlagsParams, name: str, action: str, keep_edited: bool = False) -> None:
+    """Write flags whose audit entry (`action`) is already written. If the write fails (a full disk), the files are put
+    back as they were and the audit log says so (`<action>.failed`, as far as it can be written)."""
+    was = _files(s)
+    try:
+        _write_over(s, spec, name, keep_edited)
+    except Exception as e:
+        _put_back(was)
+        try:
+            revision = compile_flags(spec)['metadata']['revision']
+            why = f"not written ({type(e).__name__}); nothing changed"
+            s.audit(f'{action}.failed', MODEL_FLAG, why, revision=revision)
+        except Exception:  # (the error raised below says what happened)
+            pass
+        raise
 
 
 def _takes_exposure_only(old: FlagsParams, new: FlagsParams) -> bool:
@@ -714,18 +753,18 @@ def _base(s: Workspace, changes) -> tuple[FlagsParams, str, str | None]:
     return last
 
 
-def _keep_edited(s: Settings) -> Path | None:
-    """Set the spec on file aside as `spec.edited-<sha256 of its bytes>.json` before a change built on the last spec
-    lifecycle wrote replaces it (`_base`): an edit is never lost. None when there is no spec to keep."""
+def _edited_copy(s: Settings) -> Path:
+    """Where the spec on file is set aside (`spec.edited-<sha256 of its bytes>.json`) before a change built on the last
+    spec lifecycle wrote replaces it (`_base`, `_write_over`): an edit is never lost."""
     try:
         data = spec_path(s).read_bytes()
-    except FileNotFoundError:
-        return None
-    return atomic_write(flags_dir(s) / f'spec.edited-{hashlib.sha256(data).hexdigest()[:12]}.json', data)
+    except OSError:
+        data = b''
+    return flags_dir(s) / f'spec.edited-{hashlib.sha256(data).hexdigest()[:12]}.json'
 
 
 def kept_edits(s: Settings) -> list[Path]:
-    "The specs edited outside lifecycle that a change set aside (`_keep_edited`), oldest first: none of them is live."
+    "The specs edited outside lifecycle that a change set aside (`_write_over`), oldest first: none of them is live."
     return sorted(flags_dir(s).glob('spec.edited-*.json'), key=lambda p: p.stat().st_mtime_ns)
 
 
