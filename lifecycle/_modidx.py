@@ -2255,6 +2255,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'lifecycle/operate/prometheus.py'),
                                               'lifecycle.operate.prometheus._expr': ( 'api/operate/prometheus.html#_expr',
                                                                                       'lifecycle/operate/prometheus.py'),
+                                              'lifecycle.operate.prometheus._top_rung': ( 'api/operate/prometheus.html#_top_rung',
+                                                                                          'lifecycle/operate/prometheus.py'),
                                               'lifecycle.operate.prometheus.grafana_dashboard': ( 'api/operate/prometheus.html#grafana_dashboard',
                                                                                                   'lifecycle/operate/prometheus.py'),
                                               'lifecycle.operate.prometheus.prometheus_rules': ( 'api/operate/prometheus.html#prometheus_rules',

@@ -311,6 +311,63 @@ def test_generated_prometheus_rules_pass_promtool(workspace, tmp_path):
     assert 'SUCCESS' in r.stdout + r.stderr
 
 
+def test_prometheus_fires_only_the_top_rung_of_a_ladder_as_the_monitor_does(workspace, tmp_path):
+    """Rules on one metric form a ladder: the monitor raises only the most severe one breached (with its sample), but
+    the generated alerting rules fired every rung breached (review). Checked against Prometheus itself: `promtool test
+    rules` evaluates the generated rules on gauges of the monitor's text file, and what it fires must be what the
+    monitor's own `judge` raises on the same figures, rung by rung and series by series."""
+    import shutil
+
+    from lifecycle.operate.alerts import judge
+    from lifecycle.operate.prometheus import prometheus_rules
+    from lifecycle.operate.schema import METRICS, parse_condition
+
+    promtool = shutil.which('promtool')
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package 'prometheus')")
+    mp = load_monitor_params(workspace / 'params')
+    mp.rules.append(mp.rules[0].model_copy(update={'name': 'input_drift_same', 'condition': '> 0.2'}))  # a tie: the
+    gauges = {r.metric for r in mp.rules if r.series is None} - {  # first of two of one severity wins
+        'silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts', 'rows_set_aside',
+        'unreadable'}  # fmt: skip
+    ladders = [m for m in gauges if sum(r.metric == m for r in mp.rules) > 1]
+    assert 'drift_psi_max' in ladders  # (the shipped params have one: > 0.25 high, > 0.1 medium)
+    obs, series = [], []
+    for m in sorted(gauges):
+        cuts = sorted({parse_condition(r.condition)[1] for r in mp.rules if r.metric == m})
+        values = sorted({x * f for x in cuts for f in (0.5, 1.5)} | {cuts[-1] + 1})
+        for v in values:
+            for n in (10**6, 150):  # a sample every rule's least meets, and one some rules' do not
+                k = len(obs) + 1
+                obs.append({'series': f'{k}/control', m: v, METRICS[m][0]: n})
+                lab = f'model_version="{k}", variant="control"'
+                series.append({'series': f'lifecycle_monitor_metric{{metric="{m}", {lab}}}', 'values': f'{v}x5'})
+                if METRICS[m][0] != 'none':
+                    series.append({'series': f'lifecycle_monitor_sample{{metric="{m}", {lab}}}', 'values': f'{n}x5'})
+    fired = judge(obs, mp.rules, {}, now=1e9)
+    assert any(a.rule == 'input_drift' for a in fired) and any(a.rule == 'input_drift_some' for a in fired)
+    from lifecycle.operate.prometheus import _alert_name
+
+    tests = []
+    for r in mp.rules:
+        if r.metric not in gauges:
+            continue
+        exp = [
+            {'exp_labels': {'severity': r.severity, 'rule': r.name, 'metric': r.metric,
+                            'model_version': a.series.split('/')[0], 'variant': 'control'},
+             'exp_annotations': {'summary': f'{r.name}: {r.metric} {r.condition}',
+                                 'description': r.description or METRICS[r.metric][1]}}
+            for a in fired if a.rule == r.name
+        ]  # fmt: skip
+        tests.append({'eval_time': '2m', 'alertname': _alert_name(r.name), 'exp_alerts': exp})
+    (tmp_path / 'rules.yml').write_text(yaml.safe_dump(prometheus_rules(mp), sort_keys=False))
+    unit = {'rule_files': ['rules.yml'], 'evaluation_interval': '1m',
+            'tests': [{'interval': '1m', 'input_series': series, 'alert_rule_test': tests}]}  # fmt: skip
+    (tmp_path / 'test.yml').write_text(yaml.safe_dump(unit, sort_keys=False))
+    r = subprocess.run([promtool, 'test', 'rules', 'test.yml'], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_the_monitoring_report_executes_into_the_site(workspace, monkeypatch):
     from lifecycle.app.cli import app

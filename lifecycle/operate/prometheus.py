@@ -8,7 +8,7 @@ metrics with the rules' thresholds drawn."""
 # %% ../../nbs/api/operate/05_prometheus.ipynb #6b6529bb
 from __future__ import annotations
 import re
-from .schema import METRICS, MonitorParams, parse_condition
+from .schema import METRICS, SEVERITIES, MonitorParams, parse_condition
 
 # %% auto #0
 __all__ = ['prometheus_rules', 'grafana_dashboard']
@@ -42,6 +42,25 @@ def _expr(rule, mp: MonitorParams) -> str | None:
     return e
 
 
+_SERIES_LABELS = {'silence_s': 'version, variant', 'server_alerts': 'kind', 'heartbeat_age_s': 'watcher'}
+
+
+def _top_rung(expr: str, i: int, mp: MonitorParams) -> str:
+    """Rule `i`'s alerting expression `expr`, silenced on each series where a rule above it on the same metric fires:
+    the rules on one metric form a ladder, and the monitor raises only its most severe rung breached (the first of
+    those of one severity: `alerts.judge`), so Prometheus must not fire the rungs below it as well."""
+    r, rank = mp.rules[i], SEVERITIES.index
+    above = [
+        e
+        for j, o in enumerate(mp.rules)
+        if o.metric == r.metric
+        and (rank(o.severity) > rank(r.severity) or (o.severity == r.severity and j < i))
+        and (e := _expr(o, mp)) is not None
+    ]
+    on = _SERIES_LABELS.get(r.metric, 'model_version, variant')
+    return ''.join([f'({expr})' if above else expr, *(f' unless on ({on}) ({e})' for e in above)])
+
+
 def prometheus_rules(mp: MonitorParams) -> dict:
     "Recording rules over the server's metrics, alerting rules from the monitor's rules, absent() on the monitor."
     by = 'sum by (version, variant)'
@@ -62,14 +81,14 @@ def prometheus_rules(mp: MonitorParams) -> dict:
             )
         )
     alerts = []
-    for r in mp.rules:
+    for i, r in enumerate(mp.rules):
         e = _expr(r, mp)
         if e is None:
             continue
         alerts.append(
             dict(
                 alert=_alert_name(r.name),
-                expr=e,
+                expr=_top_rung(e, i, mp),
                 labels=dict(severity=r.severity, rule=r.name),
                 annotations=dict(
                     summary=f'{r.name}: {r.metric} {r.condition}', description=r.description or METRICS[r.metric][1]
