@@ -1071,9 +1071,19 @@ def test_a_key_an_admin_sent_is_named_in_neither_the_answer_nor_the_audit_log(cl
     for key in (f'cohorts.{address}', address, f'threshold.{address}', f'percentage.{address}'):
         r = client.patch('/admin/flags', json={'changes': {key: 1}}, headers=token)
         assert r.status_code == 422 and address not in r.text and 'key' in r.json()['error'], r.text
+    named = 'jane_roe_1990'  # a name in a value our own validators quote (review: still quoted after the keys were not)
+    for changes, said in (
+        ({'cohorts': [{'attribute': named, 'variant': 'challenger'}]}, "give exactly one of 'equals' or 'in'"),
+        ({'threshold.default': named}, 'is not one of the threshold variants'),
+        ({'threshold.variants': {named: 2}}, 'expected a threshold between 0 and 1'),
+    ):
+        r = client.patch('/admin/flags', json={'changes': changes}, headers=token)
+        assert r.status_code == 422 and named not in r.text and said in r.json()['error'], r.text
     client.app.state.server.refusals.flush(everything=True)
     assert address not in (s.state_dir / 'audit.log').read_text()
     assert address not in ''.join(p.read_text() for p in s.state_dir.glob('audit*'))
     assert len(audit.read(s.audit_path)) > since
     r = cli(ws, 'flags', 'set', 'cohorts.x=1')  # (the CLI names what its user typed)
     assert r.returncode == 2 and "key 'cohorts.x'" in r.stderr, r.stderr
+    r = cli(ws, 'flags', 'set', f'threshold.default={named}')
+    assert r.returncode == 2 and f"'{named}' is not one of the threshold variants" in r.stderr, r.stderr

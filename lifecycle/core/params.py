@@ -38,8 +38,8 @@ def _describe(err: dict, quote: bool = True) -> str:
     if err['type'] == 'missing':
         return f"key '{loc}': required but missing"
     found, msg = err.get('input'), err['msg'].removeprefix('Value error, ')
-    if isinstance(found, (dict, list)) or not quote:
-        return f"key '{loc}': {msg}"  # a whole section: the message says what is wrong
+    if isinstance(found, (dict, list)) or not quote or 'found ' in msg:
+        return f"key '{loc}': {msg}"  # a whole section, or a message that says what it found: said once
     return f"key '{loc}': {msg}; found {found!r} ({type(found).__name__})"
 
 
@@ -722,7 +722,7 @@ class Threshold(_Strict):
     def _known(self):
         for k, v in self.variants.items():
             if not 0 <= v <= 1:
-                raise ValueError(f"variants.{k}: expected a threshold between 0 and 1, found {v}")
+                raise ValueError(f"variant {k!r}: expected a threshold between 0 and 1, found {v}")
         for name in [self.default, *(c.variant for c in self.cohorts)]:
             if name not in self.variants:
                 raise ValueError(f"{name!r} is not one of the threshold variants {sorted(self.variants)}")

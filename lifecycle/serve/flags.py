@@ -818,17 +818,45 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
         return FlagsParams.model_validate_json(json.dumps(d, default=_not_json), strict=True)
     except Exception as e:
         errs = getattr(e, 'errors', lambda: [])()
+        sent = _strings(changes) - {*ARMS, *old.threshold.variants, *_schema_names()}  # (what the caller named)
         raise FlagError(
             '; '.join(_describe(x) for x in errs) if errs else str(e),
-            unnamed='; '.join(_describe({**x, 'loc': _schema_part(x['loc'])}, quote=False) for x in errs) or None,
+            unnamed='; '.join(
+                _describe({**x, 'loc': _schema_part(x['loc']), 'msg': _masked(x['msg'], sent)}, quote=False)
+                for x in errs
+            )
+            or None,
         ) from None
+
+
+def _strings(v) -> set[str]:
+    "Every text in `v` (a change: its keys, its values, within lists and objects)."
+    if isinstance(v, str):
+        return {v}
+    if isinstance(v, dict):
+        return set().union(*(_strings(k) | _strings(x) for k, x in v.items()))
+    if isinstance(v, list):
+        return set().union(*(_strings(x) for x in v))
+    return set()
+
+
+def _masked(message: str, names: set[str]) -> str:
+    "`message` with each of `names` it quotes (as Python quotes it: our validators' `!r`) replaced by '…'."
+    for n in sorted(names, key=len, reverse=True):
+        message = message.replace(repr(n), "'…'")
+    return message
+
+
+def _schema_names() -> set[str]:
+    "The keys the flags' schema names (fields and their aliases, `in` for `in_`)."
+    from lifecycle.core.params import Cohort, Threshold
+
+    return {n for m in (FlagsParams, Threshold, Cohort) for f, x in m.model_fields.items() for n in (f, x.alias) if n}
 
 
 def _schema_part(loc: tuple) -> tuple:
     "A validation error's location up to the first part the schema does not name (a name the caller sent), as '…'."
-    from lifecycle.core.params import Cohort, Threshold
-
-    names = {n for m in (FlagsParams, Threshold, Cohort) for f, x in m.model_fields.items() for n in (f, x.alias)}
+    names = _schema_names()
     known = []
     for part in loc:
         known.append(part if isinstance(part, int) or part in names else '…')
