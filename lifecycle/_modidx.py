@@ -2197,6 +2197,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._observations': ( 'api/operate/monitor.html#_observations',
                                                                                         'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor._retired': ( 'api/operate/monitor.html#_retired',
+                                                                                   'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._routed': ( 'api/operate/monitor.html#_routed',
                                                                                   'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._signatures': ( 'api/operate/monitor.html#_signatures',

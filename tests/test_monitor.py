@@ -457,6 +457,39 @@ def test_rules_written_over_a_file_are_refused_naming_it(workspace, monkeypatch)
     assert 'expected a folder' in json.loads(r.stdout)['error']
 
 
+def test_a_version_its_arm_no_longer_names_closes_its_alerts_and_leaves_prometheus(workspace):
+    """Review: a rolled-back or replaced version's last windows stay the last ones measured, so its alerts stayed open
+    and its gauges in metrics.prom fired in Prometheus for good. The kill switch retires no one."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.operate.monitor import open_alerts
+    from lifecycle.serve import flags as fl
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    name, mp = ws.params['register'].model_name, load_monitor_params(workspace / 'params')
+    fl._write(ws, FlagsParams(control='1', safe='1'), name)
+    rng = np.random.default_rng(3)
+    t0 = time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 200)
+    replay(log, rng, t0, 200, 200, shift=15, flip=True)
+    log.close()
+    base = {'1': baseline(rng)}
+    prom = ws.state_dir / 'monitor' / 'metrics.prom'
+
+    def v1_open(now):
+        run_once(ws, mp, baselines=base, now=now, sample=False)
+        return [a['rule'] for a in open_alerts(ws.state_dir) if a['series'] == '1/control']
+
+    assert 'input_drift' in v1_open(t0 + 400) and 'model_version="1"' in prom.read_text()
+    fl._write(ws, FlagsParams(control='1', safe='1', kill=True), name)  # killed: v1 is still the control
+    assert 'input_drift' in v1_open(t0 + 401) and 'model_version="1"' in prom.read_text()
+    fl._write(ws, FlagsParams(control='2', safe='2'), name)  # v1 replaced (a rollback or a promotion alike)
+    assert v1_open(t0 + 402) == [] and 'model_version="1"' not in prom.read_text()
+    fl._write(ws, FlagsParams(control='1', safe='1'), name)  # back in its arm: its last verdict stands again
+    assert 'input_drift' in v1_open(t0 + 403)
+
+
 def test_input_columns_named_like_the_logs_own_are_monitored_not_a_crash(workspace):
     "Features called score, label, decision, ts, variant: the monitor keeps them apart from its own columns."
     set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})

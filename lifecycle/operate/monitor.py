@@ -300,6 +300,29 @@ def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTi
     return kept + [SeriesTimes(v, a, since, None, since) for a, v in sorted(shared - have)]
 
 
+def _retired(ws: Workspace, name: str, series: set[str]) -> set[str]:
+    """The `version/variant` series of `series` whose arm the flags no longer give that version: a challenger rolled
+    back or promoted (its `2/challenger` serves no one again), a control replaced. Their last windows stay the last
+    ones measured, so their alerts stayed open for good and their gauges in `metrics.prom` fired in Prometheus for
+    good. The kill switch retires no one (its control is still the control). With no flags of this model to read
+    (none yet, damaged, another model's), none."""
+    from lifecycle.serve import flags as fl
+
+    try:
+        spec, routed = fl.load_spec(ws)
+    except Exception:  # (none, or damaged: `flags` and the server say so)
+        return set()
+    if routed != name:
+        return set()
+    arms = {'control': spec.control, 'challenger': spec.challenger, 'safe': spec.safe or spec.control}
+    out = set()
+    for s in series:
+        version, _, variant = s.partition('/')
+        if variant in arms and str(arms[variant]) != version:
+            out.add(s)
+    return out
+
+
 def _observations(
     m: pd.DataFrame, times: list[SeriesTimes], hb: dict, now: float, model: str | None = None
 ) -> list[dict]:
@@ -552,6 +575,9 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
     held = still_breached(obs, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
+    ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
+    retired = _retired(ws, name, ever)  # (their alerts close: that version serves in that arm no more)
+    held = {k for k in held if k.partition('|')[2] not in retired}
     _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
     raise_alerts(alerts, mp, box, audit=ws.audit)
@@ -569,7 +595,8 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
         if heat is not None and len(heat):
             _write_if_changed(out_dir / 'drift.parquet', heat.to_parquet())
     hb_ts = {n: now - a for n, a in heartbeats(ws.state_dir, mp.watchers, now).items() if np.isfinite(a)}
-    atomic_write(out_dir / 'metrics.prom', metrics_text(m, hb_ts))
+    shown = m[~(m['model_version'].astype(str) + '/' + m['variant'].astype(str)).isin(retired)] if len(m) else m
+    atomic_write(out_dir / 'metrics.prom', metrics_text(shown, hb_ts))
     run = MonitorRun(
         now,
         len(m),
