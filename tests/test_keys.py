@@ -6,6 +6,7 @@ verifiable; revocation refuses them."""
 from __future__ import annotations
 import warnings
 from pathlib import Path
+import json
 import pytest
 
 NAME = 'toy'
@@ -185,6 +186,25 @@ def test_rotation_keeps_old_signatures_verifiable_and_revocation_refuses_them(si
     ]
 
 
+def test_a_signing_key_every_user_could_read_in_the_state_folder_is_moved_and_said_to_need_rotating(tmp_path):
+    "Migration 3 copied an old in-workspace key to a 600 file without a word on its old mode (review)."
+    from lifecycle.core.audit import read
+    from lifecycle.core.workspace import Workspace, migrate, write_format
+    from lifecycle.model.signing import ensure_keypair
+
+    ws, _ = toy_workspace(tmp_path / 'ws', tmp_path / 'keys')
+    old = ws.state_dir / 'keys'
+    ensure_keypair(old)
+    sign(ws, 1, key_dir=old)
+    (old / 'signing_key.pem').chmod(0o644)  # as a checkout or a copy with the default umask leaves it
+    write_format(ws.state_dir, 2)
+    out = migrate(Workspace.open(ws.root, migrating=True))
+    did = next(s['did'] for s in out['steps'] if s['step'] == 'move_signing_key')
+    assert 'readable by every user of this machine (mode 644)' in did and '`lifecycle keys rotate`' in did
+    assert 'keys rotate' in next(e['reason'] for e in read(ws.audit_path) if 'move_signing_key' in json.dumps(e))
+    assert (Workspace.open(ws.root).key_dir / 'signing_key.pem').stat().st_mode & 0o777 == 0o600
+
+
 def test_a_workspace_made_by_the_previous_version_is_migrated_and_its_models_still_load(tmp_path):
     "Format 1 (today's main) kept the key pair in <state>/keys: migrate moves it to keys_dir and pins it."
     from lifecycle.core.workspace import Workspace, WorkspaceFormatError, migrate, write_format
@@ -205,9 +225,10 @@ def test_a_workspace_made_by_the_previous_version_is_migrated_and_its_models_sti
         'move_signing_key',
         'canonical_content',
         'one_alias_family',
-    ] and kid in out['steps'][1]['did']
+    ] and kid in out['steps'][1]['did'] and 'rotate' not in out['steps'][1]['did']
     ws = Workspace.open(ws.root)
     assert not (old / 'signing_key.pem').exists() and not (old / 'signing_key.pub.pem').exists()
+    assert (ws.key_dir / 'signing_key.pem').stat().st_mode & 0o777 == 0o600
     assert key_id(load_public_key(ws.key_dir)) == kid and len(read_trust(ws.root)['model_signing']) == 1
     assert list(load(ws, 1).predict(X)) == [0, 0, 1, 1]
     assert migrate(ws)['steps'] == []

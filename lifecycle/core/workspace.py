@@ -91,7 +91,12 @@ def move_signing_key(ws) -> str:
     if pin not in pins:
         write_trust(ws.root, 'model_signing', [*pins, pin])
     new.mkdir(parents=True, exist_ok=True, mode=0o700)
-    kept = ''
+    kept, mode = '', priv.stat().st_mode & 0o777 if priv.is_file() else 0
+    if mode & 0o007:  # (moved all the same: the copy is 600; but another user may have read it meanwhile)
+        kept = (
+            f'; the private key was readable by every user of this machine (mode {mode:o}) in the state folder: '
+            'rotate it (`lifecycle keys rotate`) if anyone else uses this machine'
+        )
     if priv.is_file() and not (new / 'signing_key.pem').exists():
         for src in (priv, pub):  # each on disk under its new name before the old one goes
             atomic_write(new / src.name, src.read_bytes(), mode=0o600 if src == priv else 0o644)
@@ -101,7 +106,7 @@ def move_signing_key(ws) -> str:
         finally:
             os.close(fd)
     elif (new / 'signing_key.pem').exists():
-        kept = f'; {new} already held a signing key, which stays the current one (both are pinned)'
+        kept += f'; {new} already held a signing key, which stays the current one (both are pinned)'
         retired = new / 'retired'
         retired.mkdir(exist_ok=True)
         if not (retired / f'{kid}.pub.pem').exists():
