@@ -512,6 +512,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.core.params.looser_than_policy': ( 'api/core/params.html#looser_than_policy',
                                                                                      'lifecycle/core/params.py'),
                                        'lifecycle.core.params.parse_yaml': ('api/core/params.html#parse_yaml', 'lifecycle/core/params.py'),
+                                       'lifecycle.core.params.parse_yaml_12': ( 'api/core/params.html#parse_yaml_12',
+                                                                                'lifecycle/core/params.py'),
                                        'lifecycle.core.params.read_flags_spec': ( 'api/core/params.html#read_flags_spec',
                                                                                   'lifecycle/core/params.py'),
                                        'lifecycle.core.params.stage_params': ( 'api/core/params.html#stage_params',

@@ -122,6 +122,23 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
     )
 
 
+def test_params_flags_yaml_is_read_as_yaml_1_2_as_flags_set_is(tmp_path):
+    """A cohort typed in params/flags.yaml meant another thing than the same typed in `flags set` (review): PyYAML read
+    `NO` (Norway) as false and `010` as 8 there. The words YAML 1.1 took as booleans still set the booleans."""
+    from lifecycle.core.params import load_file
+
+    (tmp_path / 'flags.yaml').write_text(
+        "control: '1'\nsafe: '1'\nkill: no\nshadow: off\nchallenger: '2'\ncohorts:\n"
+        "  - {attribute: country, equals: NO, variant: challenger}\n"
+        "  - {attribute: zip, in: [010, 0x2, 2024-01-05], variant: challenger}\n"
+    )
+    p = load_file(tmp_path / 'flags.yaml', FlagsParams)
+    assert (p.kill, p.shadow) == (False, False)
+    assert p.cohorts[0].equals == 'NO' and p.cohorts[1].in_ == ['010', '0x2', '2024-01-05']
+    doc = fl.compile_flags(p)
+    assert {'===': [{'var': 'country'}, 'NO']} in doc['flags'][fl.MODEL_FLAG]['targeting']['if']
+
+
 def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damaged_one_is_named(tmp_path):
     """Editing spec.json outside lifecycle and then changing any flag made the edit live with an audit entry naming
     only the change: the change is refused until `flags init --force` rewrites the spec (the kill switch builds on the

@@ -8,15 +8,15 @@ import contextlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
 __all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS',
-           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'load_file', 'PiiRule', 'ColumnRule',
-           'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec',
-           'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
+           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'parse_yaml_12', 'load_file', 'PiiRule',
+           'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams',
+           'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
            'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
            'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'read_flags_spec', 'GuardParams', 'ExperimentParams',
            'RolloutParams', 'check_steps', 'looser_than_policy', 'load_params', 'stage_params']
@@ -53,13 +53,39 @@ def parse_yaml(text: str) -> object:
     return yaml.safe_load(text)
 
 
+_YAML_12: dict = {}  # the loader class, made once (`parse_yaml_12`)
+
+
+def parse_yaml_12(text: str) -> object:
+    """`text` read as YAML 1.2 reads plain values: `true` and `false` the only booleans, whole numbers written in
+    decimal without a leading zero, and dates and times left as the text written. PyYAML reads YAML 1.1, where Norway's
+    `NO` is false, `0x2` is 2 and `010` is 8: wrong for a flag's cohort value or a version number."""
+    if not _YAML_12:
+        base = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+        gone = {f'tag:yaml.org,2002:{t}' for t in ('timestamp', 'bool', 'int')}
+
+        class Loader(base):
+            yaml_implicit_resolvers = {
+                k: [r for r in v if r[0] not in gone] for k, v in base.yaml_implicit_resolvers.items()
+            }
+
+        Loader.add_implicit_resolver(
+            'tag:yaml.org,2002:bool', re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), list('tTfF')
+        )
+        whole = re.compile(r'^[-+]?(?:0|[1-9][0-9]*)$')
+        Loader.add_implicit_resolver('tag:yaml.org,2002:int', whole, list('-+0123456789'))
+        _YAML_12['loader'] = Loader
+    return yaml.load(text, Loader=_YAML_12['loader'])
+
+
 def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
-    "Read and validate one YAML params file."
+    "Read and validate one YAML params file (as YAML 1.2 where the schema says `yaml_1_2`, `parse_yaml_12`)."
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
     try:
-        raw = parse_yaml(path.read_text(encoding='utf-8'))
+        parse = parse_yaml_12 if getattr(schema, 'yaml_1_2', False) else parse_yaml
+        raw = parse(path.read_text(encoding='utf-8'))
     except (yaml.YAMLError, UnicodeDecodeError) as e:
         raise ParamsError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
@@ -735,6 +761,7 @@ ARMS = ('control', 'challenger', 'safe')
 class FlagsParams(_Strict):
     "Runtime flags: which deployed model version serves whom, the kill switch, shadow mode and the tunables."
 
+    yaml_1_2: ClassVar[bool] = True  # read as YAML 1.2 (`parse_yaml_12`): a cohort's `NO` is text, `010` no number
     provider: str = 'flagd-file'  # flagd-file | flagd (a flagd service) | module:factory (any OpenFeature provider)
     provider_options: dict = {}  # keyword arguments of the provider (host, port, sdk_key, ...)
     poll_ms: int = Field(200, ge=50, le=1000)  # how often the server looks for a changed flag file

@@ -183,23 +183,15 @@ def _kept(s) -> dict:
 
 
 def _value(text: str):
-    """A `flags set` value as YAML 1.2 reads it: `true` and `false` the only booleans, whole numbers written in decimal
-    without a leading zero; dates and times stay the text typed (a cohort compares text). YAML 1.1, PyYAML's, read
-    Norway's `NO` as false, `0x2` as version 2 and `010` as 8."""
-    import re
+    """A `flags set` value as YAML 1.2 reads it (`params.parse_yaml_12`, as `params/flags.yaml` is read): `true` and
+    `false` the only booleans, whole numbers written in decimal without a leading zero; dates and times stay the text
+    typed (a cohort compares text). YAML 1.1, PyYAML's, read Norway's `NO` as false, `0x2` as version 2 and `010` as 8.
+    Text that is not YAML at all is taken as it is."""
     import yaml
+    from lifecycle.core.params import parse_yaml_12
 
-    class Loader(yaml.SafeLoader):
-        yaml_implicit_resolvers = {
-            k: [r for r in v if r[0] not in (f'tag:yaml.org,2002:{t}' for t in ('timestamp', 'bool', 'int'))]
-            for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()
-        }
-
-    resolve = Loader.add_implicit_resolver
-    resolve('tag:yaml.org,2002:bool', re.compile(r'^(?:true|True|TRUE|false|False|FALSE)$'), 'tTfF')
-    resolve('tag:yaml.org,2002:int', re.compile(r'^[-+]?(?:0|[1-9][0-9]*)$'), '-+0123456789')
     try:
-        return yaml.load(text, Loader=Loader)
+        return parse_yaml_12(text)
     except yaml.YAMLError:
         return text
 
