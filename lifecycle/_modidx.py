@@ -440,6 +440,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'lifecycle/core/params.py'),
                                        'lifecycle.core.params.FlagsParams._arms': ( 'api/core/params.html#flagsparams._arms',
                                                                                     'lifecycle/core/params.py'),
+                                       'lifecycle.core.params.FlagsParams._no_yaml_1_1_booleans': ( 'api/core/params.html#flagsparams._no_yaml_1_1_booleans',
+                                                                                                    'lifecycle/core/params.py'),
                                        'lifecycle.core.params.Gate': ('api/core/params.html#gate', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params.GuardParams': ( 'api/core/params.html#guardparams',
                                                                               'lifecycle/core/params.py'),

@@ -125,7 +125,7 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
 def test_params_flags_yaml_is_read_as_yaml_1_2_as_flags_set_is(tmp_path):
     """A cohort typed in params/flags.yaml meant another thing than the same typed in `flags set` (review): PyYAML read
     `NO` (Norway) as false and `010` as 8 there. The words YAML 1.1 took as booleans still set the booleans."""
-    from lifecycle.core.params import load_file
+    from lifecycle.core.params import ParamsError, load_file
 
     (tmp_path / 'flags.yaml').write_text(
         "control: '1'\nsafe: '1'\nkill: no\nshadow: off\nchallenger: '2'\ncohorts:\n"
@@ -137,6 +137,9 @@ def test_params_flags_yaml_is_read_as_yaml_1_2_as_flags_set_is(tmp_path):
     assert p.cohorts[0].equals == 'NO' and p.cohorts[1].in_ == ['010', '0x2', '2024-01-05']
     doc = fl.compile_flags(p)
     assert {'===': [{'var': 'country'}, 'NO']} in doc['flags'][fl.MODEL_FLAG]['targeting']['if']
+    (tmp_path / 'flags.yaml').write_text("provider: flagd\nprovider_options: {host: flagd.local, tls: no}\n")
+    with pytest.raises(ParamsError, match=r"provider_options.*tls: 'no' is text .*; write true or false"):
+        load_file(tmp_path / 'flags.yaml', FlagsParams)  # (read as text, `no` would have turned TLS on)
 
 
 def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damaged_one_is_named(tmp_path):

@@ -775,6 +775,15 @@ class FlagsParams(_Strict):
     shadow: bool = False  # the challenger also scores every request; its output is logged, never returned
     threshold: Threshold = Threshold()
 
+    @field_validator('provider_options')
+    @classmethod
+    def _no_yaml_1_1_booleans(cls, v: dict) -> dict:
+        "A YAML 1.1 boolean word (`no`, `on`) is text under YAML 1.2: refused, so that `tls: no` never turns TLS on."
+        for k, x in v.items():
+            if isinstance(x, str) and x.lower() in ('yes', 'no', 'on', 'off', 'y', 'n'):
+                raise ValueError(f"{k}: {x!r} is text (params/flags.yaml is read as YAML 1.2); write true or false")
+        return v
+
     @model_validator(mode='after')
     def _arms(self):
         for c in self.cohorts:
