@@ -229,6 +229,56 @@ def test_the_kill_switch_and_a_rollback_build_on_the_last_spec_lifecycle_wrote(t
     assert refused.exit_code != 0 and 'flags init --force' in refused.output and 'Traceback' not in refused.output
 
 
+def test_a_kill_built_on_the_last_spec_written_holds_in_the_reviews_corners(tmp_path, monkeypatch):
+    """Review of the change above: a spec restored from an older copy and then cut was judged against that older
+    spec (more share than live went through); a spec this user cannot read was recorded as set aside, then the kill
+    failed with a traceback; a deleted spec still blocked the kill; and the kill waited on the tracking server's copy
+    of the audit checkpoint before it went live."""
+    import pathlib
+    from lifecycle.core import audit
+    from lifecycle.core.workspace import Workspace
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='1', challenger='2', safe='1', percentage=10), 'm', lambda a: a)
+    fl.change_flags(s, {'percentage': 50}, actor='carol')
+    older = fl.spec_path(s).read_text()  # (a backup of the flags at 50%)
+    fl.change_flags(s, {'percentage': 10}, actor='carol')
+    fl.spec_path(s).write_text(older.replace('"percentage": 50.0', '"percentage": 30.0'))  # restored, then tweaked
+    with pytest.raises(fl.FlagsTampered, match='edited outside lifecycle'):
+        fl.change_flags(s, {'percentage': 30}, actor='carol')  # 30% is more than the 10% the server serves
+    assert fl.load_spec(s)[0].percentage == 30 and fl.read_document(fl.flagd_path(s)) == fl.compile_flags(
+        FlagsParams(control='1', challenger='2', safe='1', percentage=10))  # fmt: skip
+
+    real = pathlib.Path.read_bytes, pathlib.Path.read_text
+
+    def unreadable(which):
+        def read(self, *a, **k):
+            if self == fl.spec_path(s):
+                raise PermissionError(13, 'Permission denied', str(self))
+            return (real[0] if which == 'bytes' else real[1])(self, *a, **k)
+
+        return read
+
+    monkeypatch.setattr(pathlib.Path, 'read_bytes', unreadable('bytes'))
+    monkeypatch.setattr(pathlib.Path, 'read_text', unreadable('text'))
+    assert fl.kill(s, actor='carol', reason='incident').kill  # (a spec rewritten under another user's umask)
+    monkeypatch.undo()
+    last = audit.read(s.audit_path)[-1]
+    assert last['details']['edited_kept'] is None and fl.kept_edits(s) == []  # nothing read, nothing said set aside
+    assert fl.check_live(s, fl.read_document(fl.flagd_path(s))) and fl.load_spec(s)[0].percentage == 10
+
+    fl.spec_path(s).unlink()  # deleted while its flag file serves: `flags init` would start again from params
+    assert fl.change_flags(s, {'challenger': None, 'percentage': 0}, actor='carol').challenger is None
+    assert fl.load_spec(s)[0].kill and fl.check_live(s, fl.read_document(fl.flagd_path(s)))
+
+    seen = []
+    monkeypatch.setattr(
+        Workspace, 'mirror_checkpoint', lambda self: seen.append(fl.read_document(fl.flagd_path(s))['flags'])
+    )
+    fl.change_flags(s, {'kill': False}, actor='carol')  # (a change the tracking server's copy must not hold back)
+    assert len(seen) == 1 and seen[0][fl.MODEL_FLAG]['defaultVariant'] == 'control'  # live before the copy
+
+
 @pytest.mark.slow  # trains and signs two tiny versions
 def test_the_kill_switch_and_a_rollback_are_never_refused_by_the_release_policy(tmp_path):
     s = registered_workspace(tmp_path, 'm', versions=2)

@@ -368,6 +368,11 @@ def test_prometheus_fires_only_the_top_rung_of_a_ladder_as_the_monitor_does(work
     (tmp_path / 'test.yml').write_text(yaml.safe_dump(unit, sort_keys=False))
     r = subprocess.run([promtool, 'test', 'rules', 'test.yml'], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    scoped = {'name': 'drift_challenger', 'series': '*/challenger', 'severity': 'critical'}
+    scoped = mp.rules[0].model_copy(update=scoped)
+    mp.rules.append(scoped)  # a rung above only on challengers: the monitor does not apply it to 1/control (review)
+    some = next(x for x in prometheus_rules(mp)['groups'][1]['rules'] if x['alert'] == 'LifecycleInputDriftSome')
+    assert some['expr'].count('unless') == 2  # (input_drift and input_drift_same, not drift_challenger)
 
 
 @pytest.mark.slow

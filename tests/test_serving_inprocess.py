@@ -1041,14 +1041,14 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     fl.change_flags(s, changes, actor='test', reason='no rollout: anyone may deploy')
     logged = audit.payloads_path(s.audit_path).read_bytes() + s.audit_path.read_bytes()
     assert b'ann@example.org' not in logged and b'ACC-7731' not in logged and b'"attribute":"account"' in logged
-    real = Workspace.audit
+    real = Workspace.audit_only
 
     def full_disk(self, action, *a, **kw):
         if action == 'flags.change':
             raise OSError(28, 'No space left on device')
         return real(self, action, *a, **kw)
 
-    monkeypatch.setattr(Workspace, 'audit', full_disk)
+    monkeypatch.setattr(Workspace, 'audit_only', full_disk)  # (the flags' entry: `flags._entry`)
     with pytest.raises(OSError):  # the flags' audit entry comes first: it failed, so nothing was written
         ro.start(s, '2', s.params['rollout'], steps=[10, 100], actor='test', reason='a full disk')
     monkeypatch.undo()
@@ -1076,6 +1076,8 @@ def test_a_key_an_admin_sent_is_named_in_neither_the_answer_nor_the_audit_log(cl
         ({'cohorts': [{'attribute': named, 'variant': 'challenger'}]}, "give exactly one of 'equals' or 'in'"),
         ({'threshold.default': named}, 'is not one of the threshold variants'),
         ({'threshold.variants': {named: 2}}, 'expected a threshold between 0 and 1'),
+        ({f'threshold.variants.{named}': 2}, 'expected a threshold between 0 and 1'),  # (a part of a dotted key)
+        ({f'threshold.variants.{named}': 0.4, 'threshold.default': 'nowhere'}, 'is not one of the threshold variants'),
     ):
         r = client.patch('/admin/flags', json={'changes': changes}, headers=token)
         assert r.status_code == 422 and named not in r.text and said in r.json()['error'], r.text

@@ -409,11 +409,20 @@ class Workspace(Settings):
         return default_actor()
 
     def audit(self, action: str, subject: str = '', reason: str = '', *, actor: str | None = None, **details) -> dict:
-        "Append an entry to the workspace's audit log, as `actor` (default: the workspace's actor)."
-        entry = append(self.audit_path, action, subject, reason, actor=actor or self.actor, **details)
-        # A copy of the checkpoint on the tracking server, compared by `audit verify`: written by the processes that
-        # already use MLflow (stages, registration, promotion, the loop), never by importing it for a light command
-        # such as the kill switch; the copy may lag the log, which `audit verify` allows (an earlier point of it).
+        "Append an entry to the audit log, as `actor` (default: the workspace's actor), then `mirror_checkpoint`."
+        entry = self.audit_only(action, subject, reason, actor=actor, **details)
+        self.mirror_checkpoint()
+        return entry
+
+    def audit_only(self, action: str, subject: str = '', reason: str = '', *, actor: str | None = None, **details):
+        """`audit` without `mirror_checkpoint`, for an entry that must not wait on the tracking server (the flags: what
+        it records goes live only after it); call `mirror_checkpoint` once that is done."""
+        return append(self.audit_path, action, subject, reason, actor=actor or self.actor, **details)
+
+    def mirror_checkpoint(self) -> None:
+        """A copy of the audit log's checkpoint on the tracking server, compared by `audit verify`: written by the
+        processes that already use MLflow (stages, registration, promotion, the loop), never by importing it for a
+        light command such as the kill switch; the copy may lag the log, which `audit verify` allows."""
         if self.has_tracking and 'mlflow' in sys.modules:
             from .audit import current_checkpoint
             from .tracking import log_audit_checkpoint
@@ -425,7 +434,6 @@ class Workspace(Settings):
                 import logging
 
                 logging.getLogger('lifecycle').warning('audit checkpoint not logged to the tracking server: %s', e)
-        return entry
 
 # %% ../../nbs/api/core/10_workspace.ipynb #20ea6f5e
 def migrate(ws: Workspace) -> dict:

@@ -54,6 +54,7 @@ def _top_rung(expr: str, i: int, mp: MonitorParams) -> str:
         e
         for j, o in enumerate(mp.rules)
         if o.metric == r.metric
+        and (o.series in (None, r.series) or r.metric == 'server_alerts')  # (`_expr` keeps the globs of that alone)
         and (rank(o.severity) > rank(r.severity) or (o.severity == r.severity and j < i))
         and (e := _expr(o, mp)) is not None
     ]

@@ -158,7 +158,7 @@ def _change(changes: dict, reason: str) -> FlagsView:
     s = Workspace.open()
     try:
         name = fl.load_spec(s)[1]
-    except fl.FlagsDamaged:  # (only a change taking exposure away goes on, built on the last spec lifecycle wrote)
+    except fl.FlagError:  # damaged or gone: only a change taking exposure away goes on, built on the last spec written
         name = None
     lookup = (  # an alias to resolve; or control or safe emptied: the environment's alias, as in params/flags.yaml
         _alias_lookup(s, name)

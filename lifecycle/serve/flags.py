@@ -6,6 +6,7 @@ in-process file provider. Every change is validated, written atomically and audi
 
 # %% ../../nbs/api/serve/00_flags.ipynb #94eac319
 from __future__ import annotations
+import contextlib
 import hashlib
 import json
 import re
@@ -355,11 +356,11 @@ def _prune_written(s: Settings, keep: str) -> None:
 
 def _last_written(s: Settings) -> tuple[FlagsParams, str, str] | None:
     """The last spec lifecycle wrote, as it wrote it, the model it routes and its revision: the copy (`_written_path`)
-    of the revision stamped in the spec on file or, when that cannot be read, in the flag file (when its flags hash to
-    its stamp). A copy counts only if it still compiles to the revision it is named by. None when no copy does (flags
-    written by a lifecycle before this one kept none)."""
-    stamps = []
-    for path, read in ((spec_path(s), lambda d: d.get('revision')), (flagd_path(s), _own_stamp)):
+    of the revision stamped in the flag file (when its flags hash to its stamp: the flags the server serves) or, when
+    that cannot be read, in the spec on file. A copy counts only if it still compiles to the revision it is named by.
+    None when no copy does (flags written by a lifecycle before this one kept none)."""
+    stamps = []  # (the flag file's first: what the server serves; a spec restored from a backup names an older one)
+    for path, read in ((flagd_path(s), _own_stamp), (spec_path(s), lambda d: d.get('revision'))):
         try:
             stamps.append(read(json.loads(path.read_text())))
         except (OSError, ValueError, AttributeError, KeyError, TypeError):
@@ -561,8 +562,16 @@ def init_flags(
 
 
 def _files(s: Settings) -> dict:
-    "The flags' two files as they are (None: absent), to put back."
-    return {p: p.read_bytes() if p.exists() else None for p in (spec_path(s), flagd_path(s))}
+    "The flags' two files as they are (None: absent; `...`: not readable by this user, left as found), to put back."
+    out = {}
+    for p in (spec_path(s), flagd_path(s)):
+        try:
+            out[p] = p.read_bytes()
+        except FileNotFoundError:
+            out[p] = None
+        except OSError:
+            out[p] = ...
+    return out
 
 
 def _recorded_then_written(
@@ -574,7 +583,7 @@ def _recorded_then_written(
     from lifecycle.core.audit import AuditError
 
     try:
-        s.audit(action, MODEL_FLAG, reason, actor=actor, revision=revision, **{a: getattr(spec, a) for a in ARMS})
+        _entry(s, action, reason, actor, revision=revision, **{a: getattr(spec, a) for a in ARMS})
     except AuditError as e:
         raise _unrecorded(e, 'nothing changed', live=False) from None
     _write_recorded(s, spec, name, action)
@@ -595,6 +604,8 @@ def _unrecorded(e: Exception, said: str, live: bool) -> Exception:
 def _put_back(was: dict) -> None:
     "The flags' files as `_files` found them."
     for p, data in was.items():
+        if data is ...:
+            continue
         if data is None:
             p.unlink(missing_ok=True)
         else:
@@ -645,8 +656,23 @@ def change_flags(
 ) -> FlagsParams:
     """Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited. While a hold is in
     force (`set_hold`), a change naming one of `HELD_KEYS` from another source than the holder's is refused (409)."""
-    with held(s.state_dir, 'flags'):  # read, change and write as one step: a concurrent kill switch is never lost
-        return _change_flags(s, changes, actor, reason, source, lookup)
+    try:
+        with held(s.state_dir, 'flags'):  # read, change and write as one step: a concurrent kill switch is never lost
+            return _change_flags(s, changes, actor, reason, source, lookup)
+    finally:  # (the tracking server's copy of the audit checkpoint: after the flags are live and the lock is free)
+        _mirror(s)
+
+
+def _mirror(s) -> None:
+    "The workspace's `mirror_checkpoint`, if it has one."
+    if mirror := getattr(s, 'mirror_checkpoint', None):
+        mirror()
+
+
+def _entry(s, action: str, reason: str, actor, **details) -> None:
+    """The flags' audit entry, written before they are (`_change_flags`), without waiting on the tracking server's copy
+    of the checkpoint (`Workspace.audit_only`; `_mirror` after the write): a kill is live without that round trip."""
+    (getattr(s, 'audit_only', None) or s.audit)(action, MODEL_FLAG, reason, actor=actor, **details)
 
 
 def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
@@ -663,15 +689,16 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
     revision = _checked(s, new, name, before=old)
-    kept = {'built_on': built_on, 'edited_kept': _edited_copy(s).name} if built_on else {}
+    edited = _edited(s) if built_on else None  # (read before the entry: the entry names the copy made of it)
+    kept = {'built_on': built_on, 'edited_kept': edited[0].name if edited else None} if built_on else {}
     from lifecycle.core.audit import AuditError
 
     try:  # the entry first: a process killed before the write leaves an entry of flags that never went live
-        s.audit(
+        _entry(
+            s,
             'flags.change',
-            MODEL_FLAG,
             reason or ', '.join(diff) or 'no change',
-            actor=actor,
+            actor,
             source=source,
             changes=recorded,
             revision=revision,
@@ -679,36 +706,50 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         )
     except AuditError as e:  # a change no entry records is not made, but for what only takes exposure away
         if _takes_exposure_only(old, new):  # (the kill switch, a rollback: an emergency is not held back for a record)
-            _write_over(s, new, name, bool(built_on))
+            _write_over(s, new, name, edited)
             what = ', '.join(diff) or 'no change'
             raise _unrecorded(e, f"the change is live, unrecorded ({what})", live=True) from None
         if new.kill and not old.kill:  # the kill switch is pulled; the rest of the change is not made
-            _write_over(s, old.model_copy(update={'kill': True}), name, bool(built_on))
+            _write_over(s, old.model_copy(update={'kill': True}), name, edited)
             raise _unrecorded(e, "the kill switch is ON, unrecorded, the rest not made", live=True) from None
         raise _unrecorded(e, 'nothing changed', live=False) from None
-    _write_recorded(s, new, name, 'flags.change', bool(built_on))
+    _write_recorded(s, new, name, 'flags.change', edited)
     return new
 
 
-def _write_over(s: Settings, spec: FlagsParams, name: str, keep_edited: bool) -> None:
-    "Write `spec` (`_write`), first setting aside the spec on file if it was edited by hand (`keep_edited`)."
-    if keep_edited:
-        atomic_write(_edited_copy(s), spec_path(s).read_bytes())
+def _edited(s: Settings) -> tuple[Path, bytes] | None:
+    """The spec on file, edited by hand or damaged, and where it is set aside (`spec.edited-<sha256 of its bytes>.json`)
+    before a change built on the last spec lifecycle wrote replaces it (`_base`, `_write_over`): an edit is never lost.
+    None when it cannot be read (gone, or not readable by this user: the change goes on, with nothing to set aside)."""
+    try:
+        data = spec_path(s).read_bytes()
+    except OSError:
+        return None
+    return flags_dir(s) / f'spec.edited-{hashlib.sha256(data).hexdigest()[:12]}.json', data
+
+
+def _write_over(s: Settings, spec: FlagsParams, name: str, edited: tuple[Path, bytes] | None = None) -> None:
+    "Write `spec` (`_write`), first setting aside `edited` (`_edited`: the spec on file, edited by hand) if given."
+    if edited:
+        atomic_write(*edited)
     _write(s, spec, name)
 
 
-def _write_recorded(s: Workspace, spec: FlagsParams, name: str, action: str, keep_edited: bool = False) -> None:
-    """Write flags whose audit entry (`action`) is already written. If the write fails (a full disk), the files are put
-    back as they were and the audit log says so (`<action>.failed`, as far as it can be written)."""
+def _write_recorded(
+    s: Workspace, spec: FlagsParams, name: str, action: str, edited: tuple[Path, bytes] | None = None
+) -> None:
+    """Write flags whose audit entry (`action`) is already written. If the write fails (a full disk, a file this user
+    cannot read), the files are put back as they were and the audit log says so (`<action>.failed`, as far as it can
+    be written)."""
     was = _files(s)
     try:
-        _write_over(s, spec, name, keep_edited)
+        _write_over(s, spec, name, edited)
     except Exception as e:
-        _put_back(was)
+        with contextlib.suppress(OSError):
+            _put_back(was)
         try:
             revision = compile_flags(spec)['metadata']['revision']
-            why = f"not written ({type(e).__name__}); nothing changed"
-            s.audit(f'{action}.failed', MODEL_FLAG, why, revision=revision)
+            _entry(s, f'{action}.failed', f"not written ({type(e).__name__}); nothing changed", None, revision=revision)
         except Exception:  # (the error raised below says what happened)
             pass
         raise
@@ -741,6 +782,10 @@ def _base(s: Workspace, changes) -> tuple[FlagsParams, str, str | None]:
         return old, name, None
     except (FlagsDamaged, FlagsTampered) as e:
         refused = e
+    except FlagError as e:  # no spec: none yet, or one deleted while its flag file serves (damaged, as far as a kill
+        if not flagd_path(s).exists():  # goes: `flags init` would start the flags again from params mid-incident)
+            raise
+        refused = e
     last = _last_written(s) if isinstance(changes, dict) and changes else None
     if last is None:
         raise refused
@@ -753,18 +798,8 @@ def _base(s: Workspace, changes) -> tuple[FlagsParams, str, str | None]:
     return last
 
 
-def _edited_copy(s: Settings) -> Path:
-    """Where the spec on file is set aside (`spec.edited-<sha256 of its bytes>.json`) before a change built on the last
-    spec lifecycle wrote replaces it (`_base`, `_write_over`): an edit is never lost."""
-    try:
-        data = spec_path(s).read_bytes()
-    except OSError:
-        data = b''
-    return flags_dir(s) / f'spec.edited-{hashlib.sha256(data).hexdigest()[:12]}.json'
-
-
 def kept_edits(s: Settings) -> list[Path]:
-    "The specs edited outside lifecycle that a change set aside (`_write_over`), oldest first: none of them is live."
+    "The specs edited outside lifecycle that a change set aside (`_edited`), oldest first: none of them is live."
     return sorted(flags_dir(s).glob('spec.edited-*.json'), key=lambda p: p.stat().st_mtime_ns)
 
 
@@ -830,9 +865,9 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
 
 
 def _strings(v) -> set[str]:
-    "Every text in `v` (a change: its keys, its values, within lists and objects)."
+    "Every text in `v` (a change: its keys and each dotted part of them, its values, within lists and objects)."
     if isinstance(v, str):
-        return {v}
+        return {v, *v.split('.')}
     if isinstance(v, dict):
         return set().union(*(_strings(k) | _strings(x) for k, x in v.items()))
     if isinstance(v, list):
