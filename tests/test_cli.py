@@ -46,8 +46,8 @@ def invoke(args, env, **kw):
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
     # 33, plus migrate, audit erase, init, keys new/rotate/revoke, trust init/add/revoke/show and monitor
-    # run/status/alerts/rules/report/explain, retrain run/status/history, trace, simulate and ui
-    assert len(names) == 55
+    # run/status/alerts/rules/report/explain, retrain run/status/history, trace, simulate, ui and token request
+    assert len(names) == 56
     for n in (
         'init',
         'run',
@@ -65,6 +65,7 @@ def test_the_cli_has_every_documented_command():
         'flags set',
         'flags kill',
         'token issue',
+        'token request',
         'rollout start',
         'rollout guard',
         'rollout demo',

@@ -792,6 +792,57 @@ def test_a_token_needs_the_persons_key_not_a_tokens_file_entry(tiny_template, tm
         assert r.status_code == 403 and "the token's record is not signed by their key" in r.json()['error'], r.text
 
 
+def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(tiny_template, tmp_path):
+    """`token issue` had to run where the person's private key was (review): on the workspace's machine. Now they make
+    the token and a signed request where their key is, the token never leaving them, and the administrator issues it
+    from the request. An edited request, one for another workspace, one replayed, or a stranger's is refused."""
+    from conftest import LIFECYCLE, clean_env, copy_workspace, own_keys
+    from lifecycle.serve.tokens import _workspace, request_token
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    own_keys(ws)
+    s = Workspace.open(ws)
+    home = tmp_path / 'carols-machine'  # her keys folder and no workspace: only her key goes there
+    (home / 'people').mkdir(parents=True)
+    for suffix in ('.pem', '.pub.pem'):
+        mine = person_key_path(s.keys_dir, 'carol').with_name('carol' + suffix)
+        mine.rename(home / 'people' / mine.name)
+    r = cli(ws, 'token', 'issue', 'carol')  # her key is not here: the refusal says how she asks for one
+    said = ' '.join(r.stderr.split())
+    here = _workspace(s)
+    assert r.returncode == 2 and f'lifecycle token request --as carol --workspace-id {here}' in said, said
+    r = subprocess.run(
+        [LIFECYCLE, 'token', 'request', '--as', 'carol', '--workspace-id', here, '--json'],
+        cwd=home, env={**clean_env(), 'LIFECYCLE_KEYS_DIR': str(home)}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    made = json.loads(r.stdout)
+    request = home / made['request']
+    assert made['token'].startswith('lc_') and made['token'] not in request.read_text()  # (its sha256 only)
+    r = cli(ws, 'token', 'issue', 'carol', '--request', str(request), '--json')
+    assert r.returncode == 0 and json.loads(r.stdout)['token'] is None, r.stderr
+    fl.change_flags(s, BASE, actor='test', reason='test baseline')
+    with TestClient(create_app(Server(s))) as client:
+        assert client.get('/admin/flags', headers={'Authorization': f"Bearer {made['token']}"}).status_code == 200
+    again = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
+    assert again.returncode == 2 and 'issued already' in again.stderr, again.stderr
+    body = json.loads(request.read_text())
+    elsewhere = request_token('carol', 'elsewhere', load_person_key(home, 'carol'))[1]  # hers, for another workspace
+    for edit, words in (
+        ({'token_sha256': hashlib.sha256(b'lc_mine').hexdigest()}, 'not signed by their registered key'),
+        (elsewhere, f'for another workspace (its id is not this one\'s, {here})'),
+        ({'user': 'mallory'}, 'not a request of'),
+    ):
+        request.write_text(json.dumps(body | edit))
+        r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
+        assert r.returncode == 2 and words in ' '.join(r.stderr.split()) and 'Traceback' not in r.stderr, r.stderr
+    request.write_text('{"kind": "api-token-req')
+    r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
+    assert r.returncode == 2 and 'not a token request' in r.stderr, r.stderr
+    issued = [e for e in audit.read(s.audit_path) if e['action'] == 'token.issue']
+    assert issued[-1]['details'].get('via') == 'request' and made['token'] not in s.audit_path.read_text()
+
+
 def test_a_hand_edited_live_flag_file_is_refused_alerted_and_audited(client, ws):
     from conftest import cli
 

@@ -91,7 +91,7 @@ flags_app = _group(
 token_app = _group(
     'token',
     "API tokens for the admin API (a registered person's roles, from the trust registry).",
-    {'issue': serve_cmds.token_issue},
+    {'issue': serve_cmds.token_issue, 'request': serve_cmds.token_request},
 )
 rollout_app = _group(
     'rollout',

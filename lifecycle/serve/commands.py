@@ -16,7 +16,8 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['SERVE_ERRORS', 'FlagsView', 'flags_init', 'flags_show', 'flags_set', 'flags_kill', 'flags_unkill', 'flags_shadow',
-           'flags_threshold', 'TokenIssued', 'token_issue', 'serve', 'Scored', 'score']
+           'flags_threshold', 'TokenIssued', 'token_issue', 'token_request', 'TokenRequested', 'serve', 'Scored',
+           'score']
 
 # %% ../../nbs/api/serve/05_commands.ipynb #96320050
 SERVE_ERRORS = {
@@ -29,6 +30,7 @@ SERVE_ERRORS = {
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.data.pii.PiiError': EXIT_INPUT,
     'lifecycle.data.sources.SourceError': EXIT_SOURCE,  # `score`'s input read as ingest reads a source
+    'lifecycle.serve.tokens.TokenRequestError': EXIT_INPUT,
 }
 
 # %% ../../nbs/api/serve/05_commands.ipynb #1e07c428
@@ -264,33 +266,41 @@ class TokenIssued(Result):
 
     user: str
     roles: list[str]
-    token: str
+    token: str | None  # None: issued from the person's request, who holds it (`token request`)
 
     def data(self):
         return {'ok': True, 'user': self.user, 'roles': self.roles, 'token': self.token}
 
     def show(self):
-        print(
-            f"{self.token}\n(user {self.user}; roles: {', '.join(self.roles) or 'none'}; "
-            "keep it secret: it is not shown again)"
-        )
+        roles = ', '.join(self.roles) or 'none'
+        if self.token is None:
+            print(f"token of {self.user} issued from their request (roles: {roles}); they hold it: it never came here")
+            return
+        print(f"{self.token}\n(user {self.user}; roles: {roles}; keep it secret: it is not shown again)")
 
 
 @command(errors=SERVE_ERRORS)
 def token_issue(
     user: str = typer.Argument(..., help="The person the token acts as (registered in the trust registry)."),
+    request: Path = typer.Option(
+        None, '--request', help="A request USER made where their key is (`lifecycle token request`): no key here."
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
 ):
     """Issue an API token for USER, a person registered in the trust registry (roles from there), signed with their
     registered key from keys_dir (people/USER.pem: only who holds it can issue one); printed once, only its hash is
-    kept. Refused for someone not registered, whose key is revoked, or whose key is not in keys_dir."""
+    kept. With --request, from the request USER made on their own machine (`lifecycle token request`): the token is
+    theirs alone and never passes here. Refused for someone not registered, whose key is revoked, or whose key is
+    neither in keys_dir nor behind the request."""
     from lifecycle.model.signing import SigningKeyError, person_key_path, person_name
     from lifecycle.release import trust
     from lifecycle.release.commands import approver_key
-    from lifecycle.serve.tokens import issue_token
+    from lifecycle.serve.tokens import _workspace, issue_token
 
     s = Workspace.open()
     people, name = trust.require_roster(s), person_name(user)
+    if request is not None:
+        return _issued_from(s, people, name, request)
     p = people.get(name)
     if p is None or p.revoked:
         why = (
@@ -309,12 +319,75 @@ def token_issue(
         if person_key_path(s.keys_dir, name).exists():
             raise CommandError(f"no token for {name!r}: {e}", EXIT_INPUT) from None
         raise CommandError(
-            f"no token for {name!r}: their registered key ({p.key_id}) is not in {s.keys_dir / 'people'}: run this "
-            f"where their key is (its file {name}.pem there), as {name}; a new key would need registering again",
+            f"no token for {name!r}: their registered key ({p.key_id}) is not in {s.keys_dir / 'people'}: they make "
+            f"a request where their key is, `lifecycle token request --as {name} --workspace-id {_workspace(s, True)}`"
+            f", and you pass its file here: `lifecycle token issue {name} --request FILE`",
             EXIT_INPUT,
         ) from None
     t = issue_token(s, p.name, signer)
     return TokenIssued(p.name, sorted(p.roles), t)
+
+
+def _issued_from(s, people: dict, name: str, path: Path) -> TokenIssued:
+    "`token issue NAME --request FILE`: the request read (named if unreadable) and accepted for NAME."
+    import json
+    from lifecycle.serve.tokens import accept_request
+
+    try:
+        request = json.loads(Path(path).read_text(encoding='utf-8'))
+    except (OSError, ValueError) as e:
+        raise CommandError(f"{path}: not a token request as `lifecycle token request` writes it ({type(e).__name__})")
+    if not isinstance(request, dict) or request.get('user') != name:
+        raise CommandError(f"{path}: not a request of {name!r} (`lifecycle token request --as {name}` makes one)")
+    accept_request(s, request, people)
+    return TokenIssued(name, sorted(people[name].roles), None)
+
+
+@command(errors=SERVE_ERRORS)
+def token_request(
+    user: str = typer.Option(..., '--as', help="Your name in the workspace's trust registry (your key: keys_dir)."),
+    workspace_id: str = typer.Option(
+        ..., '--workspace-id', help="The workspace's id (`lifecycle token issue YOUR-NAME` names it to its admin)."
+    ),
+    out: Path = typer.Option(None, '--out', help="Where to write the request (default: ./NAME-token-request.json)."),
+    as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
+):
+    """Make an API token and its request where your key is (keys_dir: a workspace's, else yours): the token is printed
+    once, to you; the request holds only its sha256, signed with your key, for an administrator to pass to `lifecycle
+    token issue NAME --request FILE` in the workspace. Your key never leaves your machine, nor the token."""
+    import json
+    from lifecycle.core.settings import SettingsError, default_keys_dir
+    from lifecycle.core.store import atomic_write
+    from lifecycle.model.signing import load_person_key, person_name
+    from lifecycle.serve.tokens import request_token
+
+    name = person_name(user)
+    try:
+        keys = Workspace.open().keys_dir
+    except SettingsError:  # (not in a workspace: the person's own keys folder)
+        keys = default_keys_dir()
+    token, request = request_token(name, workspace_id.strip(), load_person_key(keys, name))
+    path = Path(out or f'{name}-token-request.json')
+    atomic_write(path, json.dumps(request, indent=1).encode(), mode=0o644)  # (no secret in it: the token's hash)
+    return TokenRequested(name, token, str(path))
+
+
+@dataclass
+class TokenRequested(Result):
+    "A token made where its person's key is (shown once, to them) and the request file an administrator accepts."
+
+    user: str
+    token: str
+    request: str
+
+    def data(self):
+        return {'ok': True, 'user': self.user, 'token': self.token, 'request': self.request}
+
+    def show(self):
+        print(
+            f"{self.token}\n(your token, user {self.user}: keep it secret, it is not shown again; it works once an "
+            f"administrator runs `lifecycle token issue {self.user} --request {self.request}` in the workspace)"
+        )
 
 # %% ../../nbs/api/serve/05_commands.ipynb #641a7001
 def _can_serve(s, host: str, port: int) -> None:

@@ -19,7 +19,8 @@ from ..core.store import atomic_write, read_state
 from ..core import audit
 
 # %% auto #0
-__all__ = ['tokens_path', 'issue_token', 'token_record', 'token_user', 'Unauthorised', 'authorise', 'RosterFile', 'RefusalTally']
+__all__ = ['tokens_path', 'issue_token', 'request_token', 'TokenRequestError', 'accept_request', 'token_record', 'token_user',
+           'Unauthorised', 'authorise', 'RosterFile', 'RefusalTally']
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #2c87398c
 def tokens_path(s: Settings) -> Path:
@@ -39,24 +40,67 @@ def _workspace(s: Settings, create: bool = False) -> str | None:
 def issue_token(s: Settings, user: str, private_key, actor: str | None = None) -> str:
     """A new API token for `user`, bound to the key `private_key` (theirs, from `keys_dir`: the record carries its
     signature over the token's sha256, so only who holds the key can issue one); shown once, its sha256 is stored."""
+    token, request = request_token(user, _workspace(s, True), private_key)
+    _store(s, request, actor)
+    return token
+
+
+def request_token(user: str, workspace: str, private_key) -> tuple[str, dict]:
+    """A new API token for `user` and the request that an administrator turns into it (`accept_request`), made where
+    the person's key `private_key` is: the request carries their signature over the token's sha256, their name and the
+    workspace's id (`workspace`), never the token itself, which only they are shown."""
     from lifecycle.model.signing import key_id, sign_statement
 
-    token = 'lc_' + secrets.token_urlsafe(24)
-    p = tokens_path(s)
-    known = _tokens(p)
-    before = json.dumps(known, indent=1).encode()
-    kid, issued = key_id(private_key), time.time()
-    said = {'kind': 'api-token', 'user': user, 'workspace': _workspace(s, True), 'token_sha256': _digest(token)}
+    token, issued = 'lc_' + secrets.token_urlsafe(24), time.time()
+    said = {'kind': 'api-token', 'user': user, 'workspace': workspace, 'token_sha256': _digest(token)}
     proof = sign_statement({**said, 'issued': issued}, private_key)
-    known[_digest(token)] = {'user': user, 'key_id': kid, 'issued': issued, 'proof': proof}
+    return token, {**said, 'kind': 'api-token-request', 'key_id': key_id(private_key), 'issued': issued, 'proof': proof}
+
+
+class TokenRequestError(ValueError):
+    "A token request (`request_token`) that this workspace does not turn into a token, saying why and what to do."
+
+
+def accept_request(s: Settings, request, people: dict | None, actor: str | None = None) -> str:
+    """Store the token a person requested where their key is (`request_token`) once the request verifies: made for
+    this workspace, by a person the trust registry (`people`) holds unrevoked, signed with their registered key, and
+    not issued already. The user; `TokenRequestError` naming what does not fit."""
+    if not isinstance(request, dict) or request.get('kind') != 'api-token-request':
+        raise TokenRequestError("not a token request as `lifecycle token request` writes it")
+    user, here, digest = request.get('user'), _workspace(s, True), request.get('token_sha256')
+    person = (people or {}).get(user) if isinstance(user, str) else None
+    if person is None or person.revoked:
+        why = f"their key {person.key_id} was revoked at {person.revoked}" if person else "they are not registered"
+        raise TokenRequestError(f"a request of {str(user)[:200]!r}: {why} in this workspace's trust registry")
+    said = (request.get('proof') or {}).get('statement') if isinstance(request.get('proof'), dict) else None
+    if (said or {}).get('workspace', request.get('workspace')) != here:  # (what the request's signature says)
+        raise TokenRequestError(
+            f"the request of {user!r} is for another workspace (its id is not this one's, {here}): they make one with "
+            f"`lifecycle token request --as {user} --workspace-id {here}`"
+        )
+    if not (isinstance(digest, str) and len(digest) == 64 and _proven(request, digest, person, here)):
+        raise TokenRequestError(
+            f"the request of {user!r} is not signed by their registered key {person.key_id} (edited, or made with "
+            "another key): they make a new one with their registered key"
+        )
+    if digest in _tokens(tokens_path(s)):
+        raise TokenRequestError(f"the token of this request of {user!r} is issued already; nothing changed")
+    _store(s, {**request, 'issued': request['proof']['statement'].get('issued')}, actor, via='request')
+    return user
+
+
+def _store(s: Settings, request: dict, actor: str | None, **details) -> None:
+    """Record a token (its request, `request_token`, verified): audited first, then stored (mode 600), so that a
+    process killed between the two leaves an entry of a token never stored, never a token no entry records."""
+    user, kid, p = request['user'], request['key_id'], tokens_path(s)
+    known = _tokens(p)  # (a damaged file refuses before anything is recorded)
+    try:
+        audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=kid, **details)
+    except audit.AuditError as e:  # a token no entry records does not stand
+        raise type(e)(f"no token issued: {e}") from None  # (AuditKeyMissing stays itself: exit 2)
+    known[request['token_sha256']] = {k: request[k] for k in ('user', 'key_id', 'issued', 'proof')}
     s.state_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
-    try:
-        audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=kid)
-    except audit.AuditError as e:  # a token no entry records does not stand
-        atomic_write(p, before, mode=0o600)
-        raise type(e)(f"no token issued: {e}") from None  # (AuditKeyMissing stays itself: exit 2)
-    return token
 
 
 def _tokens(p: Path) -> dict:
