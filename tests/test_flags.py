@@ -124,22 +124,30 @@ def test_changes_are_validated_written_atomically_and_audited(tmp_path):
 
 def test_params_flags_yaml_is_read_as_yaml_1_2_as_flags_set_is(tmp_path):
     """A cohort typed in params/flags.yaml meant another thing than the same typed in `flags set` (review): PyYAML read
-    `NO` (Norway) as false and `010` as 8 there. The words YAML 1.1 took as booleans still set the booleans."""
+    `010` as 8 there and `NO` (Norway) as false. An unquoted yes/no/on/off, which meant a boolean before and is text
+    now, is refused where it would change a meaning silently (a cohort's value, a provider option at any depth: read
+    as text, `tls: no` would turn TLS on), saying how to write either; the flags' own booleans still take them."""
     from lifecycle.core.params import ParamsError, load_file
 
     (tmp_path / 'flags.yaml').write_text(
-        "control: '1'\nsafe: '1'\nkill: no\nshadow: off\nchallenger: '2'\ncohorts:\n"
-        "  - {attribute: country, equals: NO, variant: challenger}\n"
+        "control: '1'\nsafe: '1'\nkill: no\nshadow: off\nchallenger: '2'\nprovider_options: {tls: {enabled: false}}\n"
+        "cohorts:\n  - {attribute: country, equals: 'NO', variant: challenger}\n"
         "  - {attribute: zip, in: [010, 0x2, 2024-01-05], variant: challenger}\n"
+        "  - {attribute: beta, equals: true, variant: challenger}\n"
     )
     p = load_file(tmp_path / 'flags.yaml', FlagsParams)
-    assert (p.kill, p.shadow) == (False, False)
-    assert p.cohorts[0].equals == 'NO' and p.cohorts[1].in_ == ['010', '0x2', '2024-01-05']
+    assert (p.kill, p.shadow, p.provider_options) == (False, False, {'tls': {'enabled': False}})
+    assert [c.equals for c in p.cohorts] == ['NO', None, True] and p.cohorts[1].in_ == ['010', '0x2', '2024-01-05']
     doc = fl.compile_flags(p)
     assert {'===': [{'var': 'country'}, 'NO']} in doc['flags'][fl.MODEL_FLAG]['targeting']['if']
-    (tmp_path / 'flags.yaml').write_text("provider: flagd\nprovider_options: {host: flagd.local, tls: no}\n")
-    with pytest.raises(ParamsError, match=r"provider_options.*tls: 'no' is text .*; write true or false"):
-        load_file(tmp_path / 'flags.yaml', FlagsParams)  # (read as text, `no` would have turned TLS on)
+    for text, key in (
+        ("cohorts:\n  - {attribute: country, equals: NO, variant: control}\n", 'cohorts.0.equals'),
+        ("cohorts:\n  - {attribute: beta, in: [yes], variant: control}\n", 'cohorts.0.in'),
+        ("provider: flagd\nprovider_options: {host: flagd.local, tls: {enabled: no}}\n", 'provider_options'),
+    ):
+        (tmp_path / 'flags.yaml').write_text(text)
+        with pytest.raises(ParamsError, match=rf"key '{key}': found \w+ unquoted: .*write true or false .*or quote it"):
+            load_file(tmp_path / 'flags.yaml', FlagsParams)
 
 
 def test_a_spec_edited_by_hand_is_never_made_live_by_the_next_change_and_a_damaged_one_is_named(tmp_path):

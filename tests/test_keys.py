@@ -200,7 +200,8 @@ def test_a_signing_key_every_user_could_read_in_the_state_folder_is_moved_and_sa
     write_format(ws.state_dir, 2)
     out = migrate(Workspace.open(ws.root, migrating=True))
     did = next(s['did'] for s in out['steps'] if s['step'] == 'move_signing_key')
-    assert 'readable by every user of this machine (mode 644)' in did and '`lifecycle keys rotate`' in did
+    assert 'readable by every user of this machine (mode 644)' in did and '`lifecycle keys rotate' in did
+    assert 'take key ' in did and '`lifecycle keys revoke ' in did  # (a rotation alone keeps the old key trusted)
     assert 'keys rotate' in next(e['reason'] for e in read(ws.audit_path) if 'move_signing_key' in json.dumps(e))
     assert (Workspace.open(ws.root).key_dir / 'signing_key.pem').stat().st_mode & 0o777 == 0o600
 

@@ -284,6 +284,8 @@ def test_a_look_killed_while_delivering_and_two_looks_at_once_raise_each_alert_o
         (dict(rules=[dict(name='x', metric='drift_psi_max', condition='> 1', severity='urgent')]), 'rules.0.severity'),
         (dict(watchers=['monitor', 'gaurd']), 'watchers.1'),  # (no such watcher beats: it would be dead at once)
         (dict(rules=[dict(name='x', metric='drift_psi_max', condition='over 1', severity='low')]), 'rules.0.condition'),
+        (dict(rules=[dict(name='x', metric='server_alerts', condition='> 0', severity='low', series='flags_*')]),
+         'rules.0.series'),  # (a glob of series is LEFT/RIGHT, as they are written)
     ],
 )
 def test_bad_monitor_params_are_refused_naming_the_key(workspace, monkeypatch, change, key):
@@ -315,48 +317,56 @@ def test_generated_prometheus_rules_pass_promtool(workspace, tmp_path):
 
 def test_prometheus_fires_only_the_top_rung_of_a_ladder_as_the_monitor_does(workspace, tmp_path):
     """Rules on one metric form a ladder: the monitor raises only the most severe one breached (with its sample), but
-    the generated alerting rules fired every rung breached (review). Checked against Prometheus itself: `promtool test
-    rules` evaluates the generated rules on gauges of the monitor's text file, and what it fires must be what the
-    monitor's own `judge` raises on the same figures, rung by rung and series by series."""
+    the generated alerting rules fired every rung breached (review); and a rung scoped to some series (`*/challenger`)
+    fired on every series. Checked against Prometheus itself: `promtool test rules` evaluates the generated rules on
+    gauges of the monitor's text file, and what it fires must be what the monitor's own `judge` raises on the same
+    figures, rung by rung and series by series."""
     import shutil
 
     from lifecycle.operate.alerts import judge
-    from lifecycle.operate.prometheus import prometheus_rules
+    from lifecycle.operate.prometheus import _alert_name, prometheus_rules
     from lifecycle.operate.schema import METRICS, parse_condition
 
     promtool = shutil.which('promtool')
     if promtool is None:
         pytest.skip("promtool is not installed (Debian package 'prometheus')")
     mp = load_monitor_params(workspace / 'params')
-    mp.rules.append(mp.rules[0].model_copy(update={'name': 'input_drift_same', 'condition': '> 0.2'}))  # a tie: the
-    gauges = {r.metric for r in mp.rules if r.series is None} - {  # first of two of one severity wins
+    drift = mp.rules[0]  # input_drift: > 0.25, high
+    mp.rules += [
+        drift.model_copy(update={'name': 'input_drift_same', 'condition': '> 0.2'}),  # a tie: the first one wins
+        drift.model_copy(update={'name': 'drift_challenger', 'condition': '> 0.15', 'series': '*/challenger',
+                                 'severity': 'critical'}),  # above them all, on challengers only
+        drift.model_copy(update={'name': 'drift_control', 'condition': '> 0.3', 'series': '*/control',
+                                 'severity': 'low', 'min_sample': 100}),  # below, on controls, with less sample
+    ]  # fmt: skip
+    gauges = {r.metric for r in mp.rules} - {
         'silence_s', 'label_silence_s', 'heartbeat_age_s', 'server_alerts', 'guard_alerts', 'rows_set_aside',
         'unreadable'}  # fmt: skip
-    ladders = [m for m in gauges if sum(r.metric == m for r in mp.rules) > 1]
-    assert 'drift_psi_max' in ladders  # (the shipped params have one: > 0.25 high, > 0.1 medium)
     obs, series = [], []
     for m in sorted(gauges):
         cuts = sorted({parse_condition(r.condition)[1] for r in mp.rules if r.metric == m})
-        values = sorted({x * f for x in cuts for f in (0.5, 1.5)} | {cuts[-1] + 1})
+        values = sorted({x * f for x in cuts for f in (0.5, 1.5)} | {cuts[-1] + 1} | {(a + b) / 2 for a, b in
+                        zip(cuts, cuts[1:])})  # fmt: skip
         for v in values:
             for n in (10**6, 150):  # a sample every rule's least meets, and one some rules' do not
-                k = len(obs) + 1
-                obs.append({'series': f'{k}/control', m: v, METRICS[m][0]: n})
-                lab = f'model_version="{k}", variant="control"'
-                series.append({'series': f'lifecycle_monitor_metric{{metric="{m}", {lab}}}', 'values': f'{v}x5'})
-                if METRICS[m][0] != 'none':
-                    series.append({'series': f'lifecycle_monitor_sample{{metric="{m}", {lab}}}', 'values': f'{n}x5'})
+                for variant in ('control', 'challenger'):
+                    k = len(obs) + 1
+                    obs.append({'series': f'{k}/{variant}', m: v, METRICS[m][0]: n})
+                    lab = f'model_version="{k}", variant="{variant}"'
+                    series.append({'series': f'lifecycle_monitor_metric{{metric="{m}", {lab}}}', 'values': f'{v}x5'})
+                    if METRICS[m][0] != 'none':
+                        sample = f'lifecycle_monitor_sample{{metric="{m}", {lab}}}'
+                        series.append({'series': sample, 'values': f'{n}x5'})
     fired = judge(obs, mp.rules, {}, now=1e9)
-    assert any(a.rule == 'input_drift' for a in fired) and any(a.rule == 'input_drift_some' for a in fired)
-    from lifecycle.operate.prometheus import _alert_name
-
+    for rung in ('input_drift', 'input_drift_some', 'drift_challenger', 'drift_control'):
+        assert any(a.rule == rung for a in fired), rung  # (each rung fires somewhere: the test can tell them apart)
     tests = []
     for r in mp.rules:
         if r.metric not in gauges:
             continue
         exp = [
             {'exp_labels': {'severity': r.severity, 'rule': r.name, 'metric': r.metric,
-                            'model_version': a.series.split('/')[0], 'variant': 'control'},
+                            'model_version': a.series.split('/')[0], 'variant': a.series.split('/')[1]},
              'exp_annotations': {'summary': f'{r.name}: {r.metric} {r.condition}',
                                  'description': r.description or METRICS[r.metric][1]}}
             for a in fired if a.rule == r.name
@@ -368,11 +378,6 @@ def test_prometheus_fires_only_the_top_rung_of_a_ladder_as_the_monitor_does(work
     (tmp_path / 'test.yml').write_text(yaml.safe_dump(unit, sort_keys=False))
     r = subprocess.run([promtool, 'test', 'rules', 'test.yml'], capture_output=True, text=True, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    scoped = {'name': 'drift_challenger', 'series': '*/challenger', 'severity': 'critical'}
-    scoped = mp.rules[0].model_copy(update=scoped)
-    mp.rules.append(scoped)  # a rung above only on challengers: the monitor does not apply it to 1/control (review)
-    some = next(x for x in prometheus_rules(mp)['groups'][1]['rules'] if x['alert'] == 'LifecycleInputDriftSome')
-    assert some['expr'].count('unless') == 2  # (input_drift and input_drift_same, not drift_challenger)
 
 
 @pytest.mark.slow
@@ -487,12 +492,20 @@ def test_a_version_its_arm_no_longer_names_closes_its_alerts_and_leaves_promethe
         return [a['rule'] for a in open_alerts(ws.state_dir) if a['series'] == '1/control']
 
     assert 'input_drift' in v1_open(t0 + 400) and 'model_version="1"' in prom.read_text()
+    on_file = json.loads(fl.spec_path(ws).read_text())  # edited by hand: the server refuses it and serves v1 on
+    fl.spec_path(ws).write_text(json.dumps(on_file | {'control': '2', 'safe': '2'}))
+    assert 'input_drift' in v1_open(t0 + 400.5) and 'model_version="1"' in prom.read_text()
     fl._write(ws, FlagsParams(control='1', safe='1', kill=True), name)  # killed: v1 is still the control
     assert 'input_drift' in v1_open(t0 + 401) and 'model_version="1"' in prom.read_text()
     fl._write(ws, FlagsParams(control='2', safe='2'), name)  # v1 replaced (a rollback or a promotion alike)
     assert v1_open(t0 + 402) == [] and 'model_version="1"' not in prom.read_text()
+    log = PredictionLog(default_url(ws))  # a window of v1's that closes after it was replaced: not raised either
+    replay(log, rng, t0, 400, 200, shift=15, flip=True)
+    log.close()
+    late = run_once(ws, mp, baselines=base, now=t0 + 5000, sample=False).alerts  # (past the rules' cooldowns)
+    assert [a for a in late if a['series'] == '1/control'] == []
     fl._write(ws, FlagsParams(control='1', safe='1'), name)  # back in its arm: its last verdict stands again
-    assert 'input_drift' in v1_open(t0 + 403)
+    assert 'input_drift' in v1_open(t0 + 5003)
 
 
 def test_input_columns_named_like_the_logs_own_are_monitored_not_a_crash(workspace):
@@ -1137,8 +1150,8 @@ def test_a_versions_baseline_asks_the_registry_once_and_a_damaged_record_of_it_i
 
 def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(workspace):
     """A version retired by a promotion or a rollback is silent for good: `no_traffic` (and `no_labels`) fired for
-    each one ever logged, once an hour for ever (found by review). Only the series the flags route to are judged; with
-    no flags to read, every series, as before."""
+    each one ever logged, once an hour for ever (found by review). Only the series the served flags route to are
+    judged (`flags.served_spec`: not a spec edited by hand); with no flags to read, every series, as before."""
     from lifecycle.core.params import FlagsParams
     from lifecycle.serve import flags as fl
 
@@ -1167,21 +1180,22 @@ def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(work
         return sorted(a['series'] for a in run.alerts if a['rule'] == 'no_traffic')
 
     assert silent() == ['1/control', '2/control']  # no flags yet: every series
-    (ws.state_dir / 'monitor' / 'state.json').unlink()  # (the cooldown: judged afresh)
-    spec = FlagsParams(control='2', safe='1')
-    body = {'model_name': ws.params['register'].model_name, **spec.model_dump(mode='json', by_alias=True)}
-    fl.spec_path(ws).parent.mkdir(parents=True, exist_ok=True)
-    fl.spec_path(ws).write_text(json.dumps(body))
+    name = ws.params['register'].model_name
+
+    def put(spec: dict, age: float = 0) -> dict:
+        "Flags as lifecycle writes them (what the server serves: `flags.served_spec`), routed `age` seconds ago."
+        fl._write(ws, FlagsParams.model_validate(spec), name)
+        os.utime(fl.flagd_path(ws), (now - age, now - age))
+        (ws.state_dir / 'monitor' / 'state.json').unlink(missing_ok=True)  # (the cooldown: judged afresh)
+        return spec
+
+    body = put(FlagsParams(control='2', safe='1').model_dump(mode='json', by_alias=True))
     assert silent() == ['2/control']
-    (ws.state_dir / 'monitor' / 'state.json').unlink()
-    fl.spec_path(ws).write_text(json.dumps({**body, 'kill': True}))  # killed: the safe version answers everyone
+    put({**body, 'kill': True})  # killed: the safe version answers everyone
     assert silent() == []  # no answer of the safe version's yet, and killed a moment ago: not silent yet
-    (ws.state_dir / 'monitor' / 'state.json').unlink()
-    os.utime(fl.spec_path(ws), (now - 7200, now - 7200))  # killed two hours ago, and still no answer logged
+    put({**body, 'kill': True}, age=7200)  # killed two hours ago, and still no answer logged
     assert silent() == ['1/safe']  # (a server answering no one is told, though its arm has no series)
-    (ws.state_dir / 'monitor' / 'state.json').unlink()
-    at_full = {**body, 'challenger': '3', 'percentage': 100.0}  # blue-green switched: the control answers no one
-    fl.spec_path(ws).write_text(json.dumps(at_full))
+    at_full = put({**body, 'challenger': '3', 'percentage': 100.0})  # blue-green switched: the control answers no one
     assert silent() == []  # (3/challenger routed a moment ago; 2/control is not routed to)
     eu = {'attribute': 'region', 'equals': 'EU', 'in': None, 'variant': 'control'}
     internal = {'attribute': 'internal', 'equals': True, 'in': None, 'variant': 'challenger'}
@@ -1189,10 +1203,12 @@ def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(work
         ({**at_full, 'cohorts': [eu]}, ['2/control', '3/challenger']),  # the control still answers the EU cohort
         ({**body, 'challenger': '3', 'percentage': 0.0, 'cohorts': [internal]}, ['2/control']),  # a cohort alone
     ):  # (may rightly hear nothing: no series of its own is made up for it)
-        (ws.state_dir / 'monitor' / 'state.json').unlink()
-        fl.spec_path(ws).write_text(json.dumps(spec_now))
-        os.utime(fl.spec_path(ws), (now - 7200, now - 7200))
+        put(spec_now, age=7200)
         assert silent() == want, spec_now
+    on_file = json.loads(fl.spec_path(ws).read_text())  # a spec edited by hand, which the server refuses: the served
+    fl.spec_path(ws).write_text(json.dumps(on_file | {'control': '1'}))  # flags' routes are still judged
+    (ws.state_dir / 'monitor' / 'state.json').unlink()
+    assert silent() == ['2/control']
 
 
 def test_a_window_not_in_the_log_is_refused_naming_the_windows_there_as_runs():

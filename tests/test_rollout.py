@@ -235,6 +235,31 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
     assert r.returncode == 2 and 'steps' in r.stderr
 
 
+def test_the_audit_checkpoint_copy_is_written_after_each_flags_write_with_the_lock_free(ws, monkeypatch):
+    """The tracking server's copy of the audit checkpoint may take minutes when that server refuses connections. It was
+    written under the flags lock by every rollout action (a kill from elsewhere waited behind it), and after this
+    stop's change to the flags not at all by `flags init` and a bundle's flags (review). Now once per write, after."""
+    from lifecycle.core.locks import holds
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    calls = []
+    monkeypatch.setattr(Workspace, 'mirror_checkpoint', lambda self: calls.append(holds(self.state_dir, 'flags')))
+    for act in (
+        lambda: fl.init_flags(s, s.params['flags'], s.params['register'].model_name, lambda a: '1', if_absent=False),
+        lambda: fl.bundle_flags(s, FlagsParams(), {'model_name': s.params['register'].model_name, 'model_version': 1}),
+        lambda: ro.start(s, '2', s.params['rollout'], steps=[10, 100], actor='carol', reason='canary'),
+        lambda: ro.kill(s, actor='carol', reason='pager went off'),
+        lambda: fl.kill(s, actor='carol'),
+    ):
+        before = len(calls)
+        act()
+        assert len(calls) > before and not any(calls[before:]), calls  # written, and never under the lock
+
+
 @pytest.mark.parametrize('action, status', [('kill', 'killed'), ('rollback', 'rolled_back')])
 def test_a_kill_or_rollback_the_audit_log_cannot_record_still_ends_the_rollout(ws, monkeypatch, action, status):
     """The flags change of a kill or a rollback stays live when the audit log cannot record it (it only takes exposure

@@ -17,7 +17,7 @@ from .manifest import now_iso
 from .store import _alive
 
 # %% auto #0
-__all__ = ['lock_path', 'describe', 'LockBusy', 'holder', 'hold', 'held']
+__all__ = ['lock_path', 'describe', 'LockBusy', 'holder', 'hold', 'held', 'holds']
 
 # %% ../../nbs/api/core/09_locks.ipynb #0323c613
 def lock_path(state_dir: str | Path, name: str) -> Path:
@@ -187,3 +187,8 @@ def held(state_dir: str | Path, name: str, timeout: float | None = None, on_wait
             yield rec
         finally:
             counts[key] = 0
+
+
+def holds(state_dir: str | Path, name: str) -> bool:
+    "Whether this thread is inside a `held` block of the named lock (work that must not wait under it can wait)."
+    return bool(_depth.__dict__.get('counts', {}).get(str(lock_path(state_dir, name).resolve())))

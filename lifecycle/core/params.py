@@ -14,12 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # %% auto #0
 __all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS',
-           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'parse_yaml_12', 'load_file', 'PiiRule',
-           'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams',
-           'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate',
-           'PolicyException', 'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep',
-           'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams', 'read_flags_spec', 'GuardParams', 'ExperimentParams',
-           'RolloutParams', 'check_steps', 'looser_than_policy', 'load_params', 'stage_params']
+           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'Yaml11Word', 'parse_yaml_12',
+           'ambiguous_word', 'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect',
+           'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams',
+           'validate_model_params', 'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams',
+           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
+           'read_flags_spec', 'GuardParams', 'ExperimentParams', 'RolloutParams', 'check_steps', 'looser_than_policy',
+           'load_params', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -56,10 +57,20 @@ def parse_yaml(text: str) -> object:
 _YAML_12: dict = {}  # the loader class, made once (`parse_yaml_12`)
 
 
+class Yaml11Word(str):
+    """An unquoted `yes`, `no`, `on`, `off`, `y` or `n` as `parse_yaml_12` reads it: text under YAML 1.2, a boolean
+    under YAML 1.1 (what PyYAML read before), so a value in a file written for either is ambiguous (`ambiguous_word`).
+    """
+
+
+_YAML_11_WORDS = r'^(?:y|Y|yes|Yes|YES|n|N|no|No|NO|on|On|ON|off|Off|OFF)$'
+
+
 def parse_yaml_12(text: str) -> object:
     """`text` read as YAML 1.2 reads plain values: `true` and `false` the only booleans, whole numbers written in
     decimal without a leading zero, and dates and times left as the text written. PyYAML reads YAML 1.1, where Norway's
-    `NO` is false, `0x2` is 2 and `010` is 8: wrong for a flag's cohort value or a version number."""
+    `NO` is false, `0x2` is 2 and `010` is 8: wrong for a flag's cohort value or a version number. An unquoted YAML 1.1
+    boolean word is text marked as such (`Yaml11Word`), for the schema to refuse where it would change a meaning."""
     if not _YAML_12:
         base = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
         gone = {f'tag:yaml.org,2002:{t}' for t in ('timestamp', 'bool', 'int')}
@@ -74,8 +85,28 @@ def parse_yaml_12(text: str) -> object:
         )
         whole = re.compile(r'^[-+]?(?:0|[1-9][0-9]*)$')
         Loader.add_implicit_resolver('tag:yaml.org,2002:int', whole, list('-+0123456789'))
+        Loader.add_implicit_resolver('tag:lifecycle:yaml-1.1-word', re.compile(_YAML_11_WORDS), list('yYnNoO'))
+        Loader.add_constructor('tag:lifecycle:yaml-1.1-word', lambda ld, n: Yaml11Word(ld.construct_scalar(n)))
         _YAML_12['loader'] = Loader
     return yaml.load(text, Loader=_YAML_12['loader'])
+
+
+def ambiguous_word(v) -> str | None:
+    "The first `Yaml11Word` within `v` (a value, or lists and mappings of them), or None."
+    if isinstance(v, Yaml11Word):
+        return v
+    items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+    return next((w for x in items if (w := ambiguous_word(x)) is not None), None)
+
+
+def _unambiguous(v):
+    "Refuse an unquoted YAML 1.1 boolean word (`ambiguous_word`), saying how to write either meaning."
+    if (w := ambiguous_word(v)) is not None:
+        raise ValueError(
+            f"found {w} unquoted: read as true or false before, as text now (params/flags.yaml is read as YAML 1.2); "
+            f"write true or false for a yes or no, or quote it ('{w}') for the text"
+        )
+    return v
 
 
 def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
@@ -728,6 +759,8 @@ class Cohort(_Strict):
     in_: list[str | int | float] | None = Field(None, alias='in')
     variant: str
 
+    _words = field_validator('equals', 'in_', mode='before')(classmethod(lambda cls, v: _unambiguous(v)))
+
     @model_validator(mode='after')
     def _one_test(self):
         if (self.equals is None) == (self.in_ is None):
@@ -775,14 +808,11 @@ class FlagsParams(_Strict):
     shadow: bool = False  # the challenger also scores every request; its output is logged, never returned
     threshold: Threshold = Threshold()
 
-    @field_validator('provider_options')
+    @field_validator('provider_options', mode='before')
     @classmethod
-    def _no_yaml_1_1_booleans(cls, v: dict) -> dict:
-        "A YAML 1.1 boolean word (`no`, `on`) is text under YAML 1.2: refused, so that `tls: no` never turns TLS on."
-        for k, x in v.items():
-            if isinstance(x, str) and x.lower() in ('yes', 'no', 'on', 'off', 'y', 'n'):
-                raise ValueError(f"{k}: {x!r} is text (params/flags.yaml is read as YAML 1.2); write true or false")
-        return v
+    def _no_yaml_1_1_booleans(cls, v):
+        "An unquoted `no` or `on` at any depth is refused (`_unambiguous`): read as text, `tls: no` would turn TLS on."
+        return _unambiguous(v)
 
     @model_validator(mode='after')
     def _arms(self):

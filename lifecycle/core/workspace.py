@@ -92,12 +92,16 @@ def move_signing_key(ws) -> str:
         write_trust(ws.root, 'model_signing', [*pins, pin])
     new.mkdir(parents=True, exist_ok=True, mode=0o700)
     kept, mode = '', priv.stat().st_mode & 0o777 if priv.is_file() else 0
+    current = priv.is_file() and not (new / 'signing_key.pem').exists()  # (else it is kept as a retired key)
     if mode & 0o007:  # (moved all the same: the copy is 600; but another user may have read it meanwhile)
+        rotate = "`lifecycle keys rotate --reason ...` (it is the current key), then " if current else ''
         kept = (
-            f'; the private key was readable by every user of this machine (mode {mode:o}) in the state folder: '
-            'rotate it (`lifecycle keys rotate`) if anyone else uses this machine'
+            f'; its private key was readable by every user of this machine (mode {mode:o}) in the state folder: if '
+            f'anyone else uses this machine, take key {kid} as leaked: {rotate}`lifecycle keys revoke {kid} --reason '
+            '...`, then register again the versions it signed (a revoked key\'s versions no longer load; a rotation '
+            'alone keeps them, and the key, trusted)'
         )
-    if priv.is_file() and not (new / 'signing_key.pem').exists():
+    if current:
         for src in (priv, pub):  # each on disk under its new name before the old one goes
             atomic_write(new / src.name, src.read_bytes(), mode=0o600 if src == priv else 0o644)
         fd = os.open(new, os.O_RDONLY)

@@ -114,7 +114,7 @@ def _event(s: Workspace, st: dict, action: str, actor: str | None, reason: str, 
         **facts,
     )
     st['history'].append(entry)
-    s.audit(
+    s.audit_only(  # (under the rollout lock: `locked` mirrors the checkpoint once it lets go)
         f'rollout.{action}',
         f"{st['model_name']}/{st['challenger']}",
         reason,
@@ -129,9 +129,14 @@ def _event(s: Workspace, st: dict, action: str, actor: str | None, reason: str, 
 @contextmanager
 def locked(s: Settings):
     """Hold the `flags` lock (re-entrant within a thread) for a rollout action: the guard, people and the flag writer
-    never act on a stale state, and none of them waits behind a pipeline run."""
-    with held(s.state_dir, 'flags'):
-        yield
+    never act on a stale state, and none of them waits behind a pipeline run. The tracking server's copy of the audit
+    checkpoint is written once the outermost hold lets go (the action's entries are written under it without it), so
+    that a kill switch pulled meanwhile never waits on that server."""
+    try:
+        with held(s.state_dir, 'flags'):
+            yield
+    finally:
+        fl._mirror(s)
 
 
 def _exclusive(fn):
@@ -732,7 +737,7 @@ def _decide(s: Workspace, st: dict, stats: dict, steps: int, g: GuardParams, bef
     why = '; '.join(d.reasons)
     if d.action == 'rollback':
         rollback(s, actor='guard', reason=why, metrics=d.metrics)
-        s.audit('alert', 'rollout.regression', why, actor='guard', rollout_id=st['id'])
+        s.audit_only('alert', 'rollout.regression', why, actor='guard', rollout_id=st['id'])
     elif d.action == 'pause':
         pause(s, actor='guard', reason=why, metrics=d.metrics)
     elif d.action == 'advance':

@@ -279,12 +279,12 @@ def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTi
     from lifecycle.serve import flags as fl
 
     try:
-        spec, routed = fl.load_spec(ws)
-        since = fl.spec_path(ws).stat().st_mtime
-    except Exception:  # (none, or damaged: `flags` and the server say so; the monitor judges every series)
+        served, since = fl.served_spec(ws), fl.flagd_path(ws).stat().st_mtime
+    except OSError:  # (none yet)
         return times
-    if routed != name:
+    if served is None or served[1] != name:  # (unknown, as the server's refusals say; or another model's)
         return times
+    spec = served[0]
     cohort = {c.variant for c in spec.cohorts} if spec.challenger else set()
     arms = {'safe': spec.safe or spec.control, 'control': spec.control, 'challenger': spec.challenger}
     if spec.kill:
@@ -301,19 +301,18 @@ def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTi
 
 
 def _retired(ws: Workspace, name: str, series: set[str]) -> set[str]:
-    """The `version/variant` series of `series` whose arm the flags no longer give that version: a challenger rolled
-    back or promoted (its `2/challenger` serves no one again), a control replaced. Their last windows stay the last
-    ones measured, so their alerts stayed open for good and their gauges in `metrics.prom` fired in Prometheus for
-    good. The kill switch retires no one (its control is still the control). With no flags of this model to read
-    (none yet, damaged, another model's), none."""
+    """The `version/variant` series of `series` whose arm the served flags (`flags.served_spec`: not a spec edited by
+    hand, which the server refuses) no longer give that version: a challenger rolled back or promoted (its
+    `2/challenger` serves no one again), a control replaced. Their last windows stay the last ones measured, so their
+    alerts stayed open for good and their gauges in `metrics.prom` fired in Prometheus for good. The kill switch
+    retires no one (its control is still the control). With no served flags of this model to tell (none yet, unknown,
+    another model's), none."""
     from lifecycle.serve import flags as fl
 
-    try:
-        spec, routed = fl.load_spec(ws)
-    except Exception:  # (none, or damaged: `flags` and the server say so)
+    served = fl.served_spec(ws)
+    if served is None or served[1] != name:
         return set()
-    if routed != name:
-        return set()
+    spec = served[0]
     arms = {'control': spec.control, 'challenger': spec.challenger, 'safe': spec.safe or spec.control}
     out = set()
     for s in series:
@@ -571,13 +570,14 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
     obs = _observations(m, _routed(ws, name, times), hb, now, name) + audit_observations(ws.audit_path, state)
     obs += set_aside_observations(url, state)
-    alerts = judge(obs, mp.rules, state, now)
+    ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
+    retired = _retired(ws, name, ever)  # (judged no more: that version serves in that arm no more)
+    live = [o for o in obs if not (o.get('model') and o['series'] in retired)]
+    alerts = judge(live, mp.rules, state, now)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
-    held = still_breached(obs, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
-    ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
-    retired = _retired(ws, name, ever)  # (their alerts close: that version serves in that arm no more)
-    held = {k for k in held if k.partition('|')[2] not in retired}
+    held = still_breached(live, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
+    held = {k for k in held if k.partition('|')[2] not in retired}  # (their alerts close)
     _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
     raise_alerts(alerts, mp, box, audit=ws.audit)

@@ -7,6 +7,7 @@ metrics with the rules' thresholds drawn."""
 
 # %% ../../nbs/api/operate/05_prometheus.ipynb #6b6529bb
 from __future__ import annotations
+import fnmatch
 import re
 from .schema import METRICS, SEVERITIES, MonitorParams, parse_condition
 
@@ -21,22 +22,45 @@ def _alert_name(rule: str) -> str:
     return 'Lifecycle' + ''.join(p.capitalize() for p in re.split(r'[^0-9A-Za-z]+', rule) if p)
 
 
+def _regex(glob: str) -> str:
+    "One side of a series glob as a PromQL regex string: `*` and `?` its wildcards, the rest as written."
+    return ''.join('.*' if ch == '*' else '.' if ch == '?' else re.escape(ch) for ch in glob).replace('\\', '\\\\')
+
+
+def _scope(rule, kind: str | None, label: str, *more: str) -> list[str] | None:
+    """Label matchers for the rule's `series` glob (`<left>/<right>`, as the monitor's series are written; none for
+    every series); None when its left side cannot match `kind` (the series' first part: `server`, `watcher`; None: a
+    model version, matched on `label`, and the right side on `more[0]`)."""
+    if rule.series is None:
+        return []
+    left, right = rule.series.split('/', 1)
+    if kind is not None:
+        return None if not fnmatch.fnmatchcase(kind, left) else [] if right == '*' else [f'{label}=~"{_regex(right)}"']
+    return [f'{name}=~"{_regex(g)}"' for name, g in ((label, left), (more[0], right)) if g != '*']
+
+
+def _selector(name: str, matchers: list[str]) -> str:
+    "A PromQL selector: `name{m1, m2}`, or `name` alone."
+    return f"{name}{{{', '.join(matchers)}}}" if matchers else name
+
+
 def _expr(rule, mp: MonitorParams) -> str | None:
     op, x = parse_condition(rule.condition)
-    if rule.metric == 'silence_s':
-        return f'sum by (version, variant) (increase(lifecycle_requests_total[{max(int(x), 60)}s])) == 0'
     if rule.metric in _MONITOR_ALONE:  # (judged by the monitor alone)
         return None
+    if rule.metric == 'silence_s':
+        counter = _selector('lifecycle_requests_total', _scope(rule, None, 'version', 'variant'))
+        return f'sum by (version, variant) (increase({counter}[{max(int(x), 60)}s])) == 0'
     if rule.metric == 'server_alerts':  # the server's own counter of the alerts it raised, by kind
-        glob = rule.series or 'server/*'
-        if not glob.startswith('server/'):
+        if (scope := _scope(rule, 'server', 'kind')) is None:
             return None
-        kind = ''.join('.*' if ch == '*' else '.' if ch == '?' else re.escape(ch) for ch in glob[len('server/') :])
-        kind = kind.replace('\\', '\\\\')  # a PromQL string escapes its backslashes
-        return f'sum by (kind) (increase(lifecycle_alerts_total{{kind=~"{kind}"}}[5m])) {op} {x:g}'
+        return f"sum by (kind) (increase({_selector('lifecycle_alerts_total', scope)}[5m])) {op} {x:g}"
     if rule.metric == 'heartbeat_age_s':
-        return f'(time() - lifecycle_monitor_heartbeat_timestamp_seconds) {op} {x:g}'
-    e = f'lifecycle_monitor_metric{{metric="{rule.metric}"}} {op} {x:g}'
+        if (scope := _scope(rule, 'watcher', 'watcher')) is None:
+            return None
+        return f"(time() - {_selector('lifecycle_monitor_heartbeat_timestamp_seconds', scope)}) {op} {x:g}"
+    scope = [f'metric="{rule.metric}"', *_scope(rule, None, 'model_version', 'variant')]
+    e = f"{_selector('lifecycle_monitor_metric', scope)} {op} {x:g}"
     if METRICS[rule.metric][0] != 'none' and rule.min_sample:
         e += f' and on (model_version, variant) lifecycle_monitor_sample{{metric="{rule.metric}"}} >= {rule.min_sample}'
     return e
@@ -54,7 +78,6 @@ def _top_rung(expr: str, i: int, mp: MonitorParams) -> str:
         e
         for j, o in enumerate(mp.rules)
         if o.metric == r.metric
-        and (o.series in (None, r.series) or r.metric == 'server_alerts')  # (`_expr` keeps the globs of that alone)
         and (rank(o.severity) > rank(r.severity) or (o.severity == r.severity and j < i))
         and (e := _expr(o, mp)) is not None
     ]

@@ -23,9 +23,9 @@ from ..core.params import FlagsParams, ARMS, ParamsError, _describe, read_flags_
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'FlagsDamaged',
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
            'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'policy_refusals', 'write_spec',
-           'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed', 'FlagsTampered',
-           'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags', 'kept_edits', 'kill',
-           'make_provider', 'FlagClient']
+           'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed',
+           'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags',
+           'kept_edits', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -354,13 +354,14 @@ def _prune_written(s: Settings, keep: str) -> None:
         pass
 
 
-def _last_written(s: Settings) -> tuple[FlagsParams, str, str] | None:
+def _last_written(s: Settings, spec_stamp: bool = True) -> tuple[FlagsParams, str, str] | None:
     """The last spec lifecycle wrote, as it wrote it, the model it routes and its revision: the copy (`_written_path`)
     of the revision stamped in the flag file (when its flags hash to its stamp: the flags the server serves) or, when
     that cannot be read, in the spec on file. A copy counts only if it still compiles to the revision it is named by.
     None when no copy does (flags written by a lifecycle before this one kept none)."""
     stamps = []  # (the flag file's first: what the server serves; a spec restored from a backup names an older one)
-    for path, read in ((flagd_path(s), _own_stamp), (spec_path(s), lambda d: d.get('revision'))):
+    sources = ((flagd_path(s), _own_stamp), (spec_path(s), lambda d: d.get('revision')))
+    for path, read in sources if spec_stamp else sources[:1]:
         try:
             stamps.append(read(json.loads(path.read_text())))
         except (OSError, ValueError, AttributeError, KeyError, TypeError):
@@ -373,6 +374,20 @@ def _last_written(s: Settings) -> tuple[FlagsParams, str, str] | None:
         if r in _revisions(spec):
             return spec, name, r
     return None
+
+
+def served_spec(s: Settings) -> tuple[FlagsParams, str] | None:
+    """The flags the server serves, as far as the files show, and the model they route: the spec on file when the flag
+    file is what it compiles to (`check_live`), else lifecycle's copy of the flag file's own revision (`_last_written`);
+    None when neither verifies. A spec edited by hand is not what is served: the server keeps its last good flags."""
+    try:
+        doc = read_document(flagd_path(s))
+        spec, name = load_spec(s)
+        check_live(s, doc, spec)
+        return spec, name
+    except (FlagError, OSError, ValueError, KeyError, TypeError):
+        last = _last_written(s, spec_stamp=False)
+    return (last[0], last[1]) if last else None
 
 
 def _own_stamp(doc: dict) -> str | None:
@@ -544,6 +559,14 @@ def init_flags(
     """Start the runtime flags from params: resolve aliases (an empty control or safe: the environment's alias), write,
     audit. With `if_absent`, flags another process wrote meanwhile are kept as they are."""
     spec = resolve_spec(params, lookup, s.environment)
+    try:
+        return _init_flags(s, spec, model_name, actor, reason, if_absent)
+    finally:  # (the tracking server's copy of the audit checkpoint: once the flags are written and the lock is free)
+        _mirror(s)
+
+
+def _init_flags(s: Workspace, spec: FlagsParams, model_name: str, actor, reason: str, if_absent: bool) -> FlagsParams:
+    "`init_flags` under the `flags` lock."
     with held(s.state_dir, 'flags'):
         if if_absent and spec_path(s).exists():
             return load_spec(s)[0]
@@ -619,10 +642,13 @@ def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | N
     spec = params.model_copy(
         update=dict(control=v, safe=v, challenger=None, percentage=0, cohorts=[], kill=False, shadow=False)
     )
-    with held(s.state_dir, 'flags'):
-        why = f"release bundle: {bundle['model_name']} version {v} serves everyone"
-        revision = _document(spec)['metadata']['revision']
-        _recorded_then_written(s, spec, bundle['model_name'], 'flags.init', why, actor, revision)
+    try:
+        with held(s.state_dir, 'flags'):
+            why = f"release bundle: {bundle['model_name']} version {v} serves everyone"
+            revision = _document(spec)['metadata']['revision']
+            _recorded_then_written(s, spec, bundle['model_name'], 'flags.init', why, actor, revision)
+    finally:
+        _mirror(s)
     return spec
 
 # %% ../../nbs/api/serve/00_flags.ipynb #6931bd36
@@ -664,8 +690,11 @@ def change_flags(
 
 
 def _mirror(s) -> None:
-    "The workspace's `mirror_checkpoint`, if it has one."
-    if mirror := getattr(s, 'mirror_checkpoint', None):
+    """The workspace's `mirror_checkpoint`, if it has one, once this thread holds the `flags` lock no more: an outer
+    holder (a rollout action, `deliver.rollout.locked`) mirrors when it lets go, so no kill waits on the copy."""
+    from lifecycle.core.locks import holds
+
+    if (mirror := getattr(s, 'mirror_checkpoint', None)) and not holds(s.state_dir, 'flags'):
         mirror()
 
 
