@@ -285,6 +285,14 @@ def test_a_kill_built_on_the_last_spec_written_holds_in_the_reviews_corners(tmp_
     )
     fl.change_flags(s, {'kill': False}, actor='carol')  # (a change the tracking server's copy must not hold back)
     assert len(seen) == 1 and seen[0][fl.MODEL_FLAG]['defaultVariant'] == 'control'  # live before the copy
+    monkeypatch.undo()
+    assert fl.served_spec(s)[0] == fl.load_spec(s)[0]  # (what the server serves, as the files show)
+    old = fl.flagd_path(s).read_bytes()
+    fl.change_flags(s, {'kill': True}, actor='carol')
+    fl.flagd_path(s).write_bytes(old)  # an older flag file put back: its gate refuses it, so what it serves is unknown
+    assert fl.served_spec(s) is None
+    fl.flagd_path(s).write_text('[' * 20_000 + ']' * 20_000)  # (nested past Python's depth: damaged, no traceback)
+    assert fl.served_spec(s) is None and fl._last_written(s)[0].kill
 
 
 @pytest.mark.slow  # trains and signs two tiny versions

@@ -797,7 +797,7 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     the token and a signed request where their key is, the token never leaving them, and the administrator issues it
     from the request. An edited request, one for another workspace, one replayed, or a stranger's is refused."""
     from conftest import LIFECYCLE, clean_env, copy_workspace, own_keys
-    from lifecycle.serve.tokens import _workspace, request_token
+    from lifecycle.serve.tokens import _workspace, request_token, token_record
 
     ws = copy_workspace(tiny_template, tmp_path / 'ws')
     own_keys(ws)
@@ -811,13 +811,19 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     said = ' '.join(r.stderr.split())
     here = _workspace(s)
     assert r.returncode == 2 and f'lifecycle token request --as carol --workspace-id {here}' in said, said
-    r = subprocess.run(
-        [LIFECYCLE, 'token', 'request', '--as', 'carol', '--workspace-id', here, '--json'],
-        cwd=home, env={**clean_env(), 'LIFECYCLE_KEYS_DIR': str(home)}, capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+    desk = tmp_path / 'desk'  # (where she runs it: no workspace there)
+    desk.mkdir()
+
+    def request_cmd(*args):
+        return subprocess.run(
+            [LIFECYCLE, 'token', 'request', '--as', 'carol', '--workspace-id', here, *args],
+            cwd=desk, env={**clean_env(), 'LIFECYCLE_KEYS_DIR': str(home)}, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+
+    r = request_cmd('--json')
     assert r.returncode == 0, r.stderr
     made = json.loads(r.stdout)
-    request = home / made['request']
+    request = desk / made['request']
     assert made['token'].startswith('lc_') and made['token'] not in request.read_text()  # (its sha256 only)
     r = cli(ws, 'token', 'issue', 'carol', '--request', str(request), '--json')
     assert r.returncode == 0 and json.loads(r.stdout)['token'] is None, r.stderr
@@ -836,11 +842,48 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
         request.write_text(json.dumps(body | edit))
         r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
         assert r.returncode == 2 and words in ' '.join(r.stderr.split()) and 'Traceback' not in r.stderr, r.stderr
-    request.write_text('{"kind": "api-token-req')
+    odd = json.dumps(body | {'proof': {'statement': 'x'}})
+    for hostile in ('{"kind": "api-token-req', '[' * 20_000 + ']' * 20_000, odd):
+        request.write_text(hostile)  # (torn, nested past Python's depth, a proof of the wrong shape: no traceback)
+        r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
+        said = r.stderr
+        assert r.returncode == 2 and ('not a token request' in said or 'not signed by' in said), said
+    import time as clock
+
+    real = clock.time
+    clock.time = lambda: real() - 8 * 86400  # (a request made eight days ago, by its signed time)
+    try:
+        _, stale = request_token('carol', here, load_person_key(home, 'carol'))
+    finally:
+        clock.time = real
+    request.write_text(json.dumps(stale | {'key_id': 'deadbeefdeadbeef'}))  # (its key id edited too: not trusted)
     r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
-    assert r.returncode == 2 and 'not a token request' in r.stderr, r.stderr
+    assert r.returncode == 2 and 'made 8.0 days ago: a request is good for 7 days' in r.stderr, r.stderr
+    fresh, request_now = request_token('carol', here, load_person_key(home, 'carol'))
+    request.write_text(json.dumps(request_now | {'key_id': 'deadbeefdeadbeef'}))
+    assert cli(ws, 'token', 'issue', 'carol', '--request', str(request)).returncode == 0
+    assert token_record(s, fresh)['key_id'] == trust.roster(s)['carol'].key_id  # the verified key, not the file's
+    key = home / 'people' / 'carol.pem'
+    hers = key.read_bytes()
+    for out, words in ((key, 'inside the keys folder'), (request, 'exists; remove it, or name another file')):
+        r = request_cmd('--out', str(out))
+        assert r.returncode == 2 and words in r.stderr, r.stderr
+    assert key.read_bytes() == hers  # (her key, as it was)
     issued = [e for e in audit.read(s.audit_path) if e['action'] == 'token.issue']
     assert issued[-1]['details'].get('via') == 'request' and made['token'] not in s.audit_path.read_text()
+
+
+def test_flags_set_refuses_an_unquoted_yes_or_no_as_params_flags_yaml_does(client, ws):
+    """Review: the same cohort was refused in params/flags.yaml and taken as text by `flags set`. An unquoted yes, no,
+    on or off was a boolean to YAML 1.1: both refuse it now, saying how to write either (`shadow=off` too)."""
+    r = cli(ws, 'flags', 'set', 'cohorts=[{attribute: country, equals: NO, variant: challenger}]')
+    assert r.returncode == 2 and "cohorts: found NO unquoted" in r.stderr and "quote it ('NO')" in r.stderr, r.stderr
+    r = cli(ws, 'flags', 'set', 'shadow=off')
+    assert r.returncode == 2 and 'shadow: found off unquoted; write true or false' in r.stderr, r.stderr
+    r = cli(ws, 'flags', 'set', "cohorts=[{attribute: country, equals: 'NO', variant: challenger}]", 'shadow=false')
+    assert r.returncode == 0, r.stderr
+    spec = fl.load_spec(Workspace.open(ws))[0]
+    assert spec.cohorts[0].equals == 'NO' and spec.shadow is False
 
 
 def test_a_hand_edited_live_flag_file_is_refused_alerted_and_audited(client, ws):

@@ -92,10 +92,10 @@ def parse_yaml_12(text: str) -> object:
 
 
 def ambiguous_word(v) -> str | None:
-    "The first `Yaml11Word` within `v` (a value, or lists and mappings of them), or None."
+    "The first `Yaml11Word` within `v` (a value, or lists and mappings of them, keys too), or None."
     if isinstance(v, Yaml11Word):
         return v
-    items = v.values() if isinstance(v, dict) else v if isinstance(v, list) else ()
+    items = [*v.keys(), *v.values()] if isinstance(v, dict) else v if isinstance(v, list) else ()
     return next((w for x in items if (w := ambiguous_word(x)) is not None), None)
 
 
@@ -834,7 +834,7 @@ def read_flags_spec(path: Path) -> tuple[FlagsParams, str]:
     key that is wrong with what was expected, never a value found (a cohort's may be a person's)."""
     try:
         doc = json.loads(Path(path).read_text(encoding='utf-8'))
-    except (OSError, ValueError) as e:  # (unreadable, not UTF-8, not JSON: the kind only, no piece of it)
+    except (OSError, ValueError, RecursionError) as e:  # (unreadable, not UTF-8, not JSON: its kind only)
         raise ParamsError(f"{path}: not a flags spec as lifecycle writes it ({type(e).__name__})") from None
     if not isinstance(doc, dict):
         raise ParamsError(f"{path}: expected a mapping of keys, found {type(doc).__name__}")

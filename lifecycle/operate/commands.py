@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 import typer
@@ -181,12 +181,15 @@ def monitor_alerts(
 class RuleFiles(Result):
     rules: str
     dashboard: str
+    monitor_alone: list = field(default_factory=list)  # rules with no Prometheus form (`prometheus.monitor_alone`)
 
     def data(self):
-        return {'ok': True, 'rules': self.rules, 'dashboard': self.dashboard}
+        return {'ok': True, 'rules': self.rules, 'dashboard': self.dashboard, 'monitor_alone': self.monitor_alone}
 
     def show(self):
         print(f"Prometheus rules: {self.rules}\nGrafana dashboard: {self.dashboard}")
+        if self.monitor_alone:
+            print(f"judged by the monitor alone (no Prometheus form): {', '.join(self.monitor_alone)}")
 
 
 @command()
@@ -199,7 +202,7 @@ def monitor_rules(
     "Write Prometheus recording/alerting rules and a Grafana dashboard from params/monitor.yaml."
     import yaml
     from lifecycle.core.store import atomic_write
-    from lifecycle.operate.prometheus import grafana_dashboard, prometheus_rules
+    from lifecycle.operate.prometheus import grafana_dashboard, monitor_alone, prometheus_rules
     from lifecycle.operate.schema import load_monitor_params
 
     ws = Workspace.open()
@@ -209,7 +212,7 @@ def monitor_rules(
         raise CommandError(f"--out {out}: expected a folder for rules.yml and dashboard.json, found a file")
     r = atomic_write(out / 'rules.yml', yaml.safe_dump(prometheus_rules(mp), sort_keys=False))
     d = atomic_write(out / 'dashboard.json', json.dumps(grafana_dashboard(mp), indent=1))
-    return RuleFiles(str(r), str(d))
+    return RuleFiles(str(r), str(d), monitor_alone(mp))
 
 # %% ../../nbs/api/operate/06_commands.ipynb #1105493e
 @dataclass

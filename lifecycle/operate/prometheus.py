@@ -12,7 +12,7 @@ import re
 from .schema import METRICS, SEVERITIES, MonitorParams, parse_condition
 
 # %% auto #0
-__all__ = ['prometheus_rules', 'grafana_dashboard']
+__all__ = ['monitor_alone', 'prometheus_rules', 'grafana_dashboard']
 
 # %% ../../nbs/api/operate/05_prometheus.ipynb #3b587b75
 _MONITOR_ALONE = ('label_silence_s', 'guard_alerts', 'rows_set_aside', 'unreadable')  # (no gauge to alert on)
@@ -23,16 +23,29 @@ def _alert_name(rule: str) -> str:
 
 
 def _regex(glob: str) -> str:
-    "One side of a series glob as a PromQL regex string: `*` and `?` its wildcards, the rest as written."
-    return ''.join('.*' if ch == '*' else '.' if ch == '?' else re.escape(ch) for ch in glob).replace('\\', '\\\\')
+    """One side of a series glob as the body of a PromQL regex string, as `fnmatch` reads it: `*`, `?`, `[seq]` and
+    `[!seq]`, the rest as written (backslashes and quotes escaped for the string)."""
+    out, i = [], 0
+    while i < len(glob):
+        ch, i = glob[i], i + 1
+        if ch == '[' and (end := glob.find(']', i + (glob[i : i + 1] == '!') + 1)) != -1:
+            body, i = glob[i:end], end + 1
+            neg, body = body.startswith('!'), body.removeprefix('!')
+            body = body.replace('\\', '\\\\').replace('^', '\\^').replace('[', '\\[').replace(']', '\\]')
+            out.append('[' + '^' * neg + body + ']')
+        else:
+            out.append('.*' if ch == '*' else '.' if ch == '?' else re.escape(ch))
+    return ''.join(out).replace('\\', '\\\\').replace('"', '\\"')
 
 
 def _scope(rule, kind: str | None, label: str, *more: str) -> list[str] | None:
     """Label matchers for the rule's `series` glob (`<left>/<right>`, as the monitor's series are written; none for
     every series); None when its left side cannot match `kind` (the series' first part: `server`, `watcher`; None: a
     model version, matched on `label`, and the right side on `more[0]`)."""
-    if rule.series is None:
+    if rule.series is None or rule.series == '*':
         return []
+    if rule.series.count('/') != 1:  # (`*` crosses `/` in the monitor's match: no two label matchers say it)
+        return None
     left, right = rule.series.split('/', 1)
     if kind is not None:
         return None if not fnmatch.fnmatchcase(kind, left) else [] if right == '*' else [f'{label}=~"{_regex(right)}"']
@@ -49,7 +62,9 @@ def _expr(rule, mp: MonitorParams) -> str | None:
     if rule.metric in _MONITOR_ALONE:  # (judged by the monitor alone)
         return None
     if rule.metric == 'silence_s':
-        counter = _selector('lifecycle_requests_total', _scope(rule, None, 'version', 'variant'))
+        if (scope := _scope(rule, None, 'version', 'variant')) is None:
+            return None
+        counter = _selector('lifecycle_requests_total', scope)
         return f'sum by (version, variant) (increase({counter}[{max(int(x), 60)}s])) == 0'
     if rule.metric == 'server_alerts':  # the server's own counter of the alerts it raised, by kind
         if (scope := _scope(rule, 'server', 'kind')) is None:
@@ -59,8 +74,10 @@ def _expr(rule, mp: MonitorParams) -> str | None:
         if (scope := _scope(rule, 'watcher', 'watcher')) is None:
             return None
         return f"(time() - {_selector('lifecycle_monitor_heartbeat_timestamp_seconds', scope)}) {op} {x:g}"
-    scope = [f'metric="{rule.metric}"', *_scope(rule, None, 'model_version', 'variant')]
-    e = f"{_selector('lifecycle_monitor_metric', scope)} {op} {x:g}"
+    if (scope := _scope(rule, None, 'model_version', 'variant')) is None:
+        return None
+    gauge = _selector('lifecycle_monitor_metric', [f'metric="{rule.metric}"', *scope])
+    e = f'{gauge} {op} {x:g}'
     if METRICS[rule.metric][0] != 'none' and rule.min_sample:
         e += f' and on (model_version, variant) lifecycle_monitor_sample{{metric="{rule.metric}"}} >= {rule.min_sample}'
     return e
@@ -83,6 +100,13 @@ def _top_rung(expr: str, i: int, mp: MonitorParams) -> str:
     ]
     on = _SERIES_LABELS.get(r.metric, 'model_version, variant')
     return ''.join([f'({expr})' if above else expr, *(f' unless on ({on}) ({e})' for e in above)])
+
+
+def monitor_alone(mp: MonitorParams) -> list[str]:
+    """The rules that get no Prometheus alerting rule: on a metric only the monitor judges (`label_silence_s`,
+    `guard_alerts`, ...), or scoped by a series glob no label matchers can say (`*challenger`: the monitor's `*`
+    crosses the `/` of `2/challenger`). The monitor still raises them; `lifecycle monitor rules` names them."""
+    return [r.name for r in mp.rules if _expr(r, mp) is None]
 
 
 def prometheus_rules(mp: MonitorParams) -> dict:

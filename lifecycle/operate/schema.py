@@ -109,17 +109,6 @@ class Rule(_Strict):
     description: str = ''
     series: str | None = None  # only the series matching this glob, e.g. 'server/flags_tampered'; None: every one
 
-    @field_validator('series')
-    @classmethod
-    def _two_sides(cls, v):
-        "A series is written `<left>/<right>` (`2/challenger`, `server/flags_tampered`): so must its glob be."
-        if v is not None and v.count('/') != 1:
-            raise ValueError(
-                f"expected a glob of series written LEFT/RIGHT, such as '*/challenger', '2/*' or 'server/flags_*', "
-                f"found {v!r}"
-            )
-        return v
-
     @field_validator('metric')
     @classmethod
     def _known_metric(cls, v):

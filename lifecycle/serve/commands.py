@@ -209,12 +209,20 @@ def flags_set(
     as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
 ):
     "Change flags; values are YAML (numbers, true/false, null, lists). Audited; live in the server within a second."
+    from lifecycle.core.params import ambiguous_word
+
     changes = {}
     for a in assignments:
         if '=' not in a:
             raise CommandError(f"{a!r}: expected KEY=VALUE", EXIT_INPUT)
         k, v = a.split('=', 1)
         changes[k.strip()] = _value(v)
+        if (w := ambiguous_word(changes[k.strip()])) is not None:
+            raise CommandError(  # (as params/flags.yaml: a boolean to YAML 1.1, text to 1.2)
+                f"{k.strip()}: found {w} unquoted; write true or false for a yes or no, or quote it ('{w}') for the "
+                "text",
+                EXIT_INPUT,
+            )
         if k.strip() in ('control', 'challenger', 'safe') and changes[k.strip()] is not None:
             changes[k.strip()] = str(changes[k.strip()])
     return _change(changes, reason)
@@ -334,8 +342,10 @@ def _issued_from(s, people: dict, name: str, path: Path) -> TokenIssued:
     from lifecycle.serve.tokens import accept_request
 
     try:
+        if (size := Path(path).stat().st_size) > 64 * 1024:  # (a request is under 1 KB)
+            raise CommandError(f"{path}: {size} bytes; a token request is under 1 KB", EXIT_INPUT)
         request = json.loads(Path(path).read_text(encoding='utf-8'))
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise CommandError(f"{path}: not a token request as `lifecycle token request` writes it ({type(e).__name__})")
     if not isinstance(request, dict) or request.get('user') != name:
         raise CommandError(f"{path}: not a request of {name!r} (`lifecycle token request --as {name}` makes one)")
@@ -357,7 +367,7 @@ def token_request(
     token issue NAME --request FILE` in the workspace. Your key never leaves your machine, nor the token."""
     import json
     from lifecycle.core.settings import SettingsError, default_keys_dir
-    from lifecycle.core.store import atomic_write
+    from lifecycle.core.store import create_once
     from lifecycle.model.signing import load_person_key, person_name
     from lifecycle.serve.tokens import request_token
 
@@ -366,9 +376,12 @@ def token_request(
         keys = Workspace.open().keys_dir
     except SettingsError:  # (not in a workspace: the person's own keys folder)
         keys = default_keys_dir()
-    token, request = request_token(name, workspace_id.strip(), load_person_key(keys, name))
     path = Path(out or f'{name}-token-request.json')
-    atomic_write(path, json.dumps(request, indent=1).encode(), mode=0o644)  # (no secret in it: the token's hash)
+    if path.resolve().is_relative_to(Path(keys).resolve()):
+        raise CommandError(f"--out {path}: inside the keys folder {keys}; write the request elsewhere", EXIT_INPUT)
+    token, request = request_token(name, workspace_id.strip(), load_person_key(keys, name))
+    if not create_once(path, json.dumps(request, indent=1), mode=0o644):  # (no secret in it: the token's hash)
+        raise CommandError(f"--out {path}: exists; remove it, or name another file", EXIT_INPUT)
     return TokenRequested(name, token, str(path))
 
 

@@ -171,8 +171,8 @@ def read_document(path: str | Path) -> dict:
         doc = json.loads(Path(path).read_text(encoding='utf-8'))
     except FileNotFoundError:
         raise FlagError(f"{path}: flag file not found (run `lifecycle flags init`)") from None
-    except (OSError, ValueError) as e:
-        raise FlagError(f"{path}: not valid JSON: {e}") from None
+    except (OSError, ValueError, RecursionError) as e:  # (nested past Python's depth: damaged all the same)
+        raise FlagError(f"{path}: not valid JSON: {type(e).__name__}") from None
     problems = check_document(doc)
     if problems:
         raise FlagError(f"{path}: " + '; '.join(problems))
@@ -364,7 +364,7 @@ def _last_written(s: Settings, spec_stamp: bool = True) -> tuple[FlagsParams, st
     for path, read in sources if spec_stamp else sources[:1]:
         try:
             stamps.append(read(json.loads(path.read_text())))
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        except (OSError, ValueError, AttributeError, KeyError, TypeError, RecursionError):
             continue
     for r in dict.fromkeys(x for x in stamps if isinstance(x, str) and re.fullmatch(r'[0-9a-f]{12}', x)):
         try:
@@ -378,16 +378,30 @@ def _last_written(s: Settings, spec_stamp: bool = True) -> tuple[FlagsParams, st
 
 def served_spec(s: Settings) -> tuple[FlagsParams, str] | None:
     """The flags the server serves, as far as the files show, and the model they route: the spec on file when the flag
-    file is what it compiles to (`check_live`), else lifecycle's copy of the flag file's own revision (`_last_written`);
-    None when neither verifies. A spec edited by hand is not what is served: the server keeps its last good flags."""
+    file is what it compiles to (`check_live`); else, when the spec was edited by hand but still carries the revision
+    the flag file holds, lifecycle's copy of that revision (`_last_written`): the server refuses the edit and serves
+    on. None otherwise (a spec damaged, a flag file another than the spec's: its gate refused it, and what it serves
+    instead no file says)."""
     try:
         doc = read_document(flagd_path(s))
         spec, name = load_spec(s)
+    except FlagError:
+        return None
+    try:
         check_live(s, doc, spec)
         return spec, name
-    except (FlagError, OSError, ValueError, KeyError, TypeError):
+    except FlagError:
         last = _last_written(s, spec_stamp=False)
-    return (last[0], last[1]) if last else None
+    return (last[0], last[1]) if last and last[2] == _stamp_of(spec_path(s)) else None
+
+
+def _stamp_of(path: Path) -> str | None:
+    "The revision stamped in the spec file at `path` (None: none, or unreadable)."
+    try:
+        stamp = json.loads(path.read_text()).get('revision')
+    except (OSError, ValueError, AttributeError, RecursionError):
+        return None
+    return stamp if isinstance(stamp, str) else None
 
 
 def _own_stamp(doc: dict) -> str | None:

@@ -19,8 +19,8 @@ from ..core.store import atomic_write, read_state
 from ..core import audit
 
 # %% auto #0
-__all__ = ['tokens_path', 'issue_token', 'request_token', 'TokenRequestError', 'accept_request', 'token_record', 'token_user',
-           'Unauthorised', 'authorise', 'RosterFile', 'RefusalTally']
+__all__ = ['REQUEST_MAX_AGE_S', 'tokens_path', 'issue_token', 'request_token', 'TokenRequestError', 'accept_request',
+           'token_record', 'token_user', 'Unauthorised', 'authorise', 'RosterFile', 'RefusalTally']
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #2c87398c
 def tokens_path(s: Settings) -> Path:
@@ -61,6 +61,9 @@ class TokenRequestError(ValueError):
     "A token request (`request_token`) that this workspace does not turn into a token, saying why and what to do."
 
 
+REQUEST_MAX_AGE_S = 7 * 24 * 3600  # a request older than this (by its signed time) is refused: made again, it is fresh
+
+
 def accept_request(s: Settings, request, people: dict | None, actor: str | None = None) -> str:
     """Store the token a person requested where their key is (`request_token`) once the request verifies: made for
     this workspace, by a person the trust registry (`people`) holds unrevoked, signed with their registered key, and
@@ -72,8 +75,9 @@ def accept_request(s: Settings, request, people: dict | None, actor: str | None 
     if person is None or person.revoked:
         why = f"their key {person.key_id} was revoked at {person.revoked}" if person else "they are not registered"
         raise TokenRequestError(f"a request of {str(user)[:200]!r}: {why} in this workspace's trust registry")
-    said = (request.get('proof') or {}).get('statement') if isinstance(request.get('proof'), dict) else None
-    if (said or {}).get('workspace', request.get('workspace')) != here:  # (what the request's signature says)
+    said = request['proof'].get('statement') if isinstance(request.get('proof'), dict) else None
+    said = said if isinstance(said, dict) else {}
+    if said.get('workspace', request.get('workspace')) != here:  # (what the request's signature says)
         raise TokenRequestError(
             f"the request of {user!r} is for another workspace (its id is not this one's, {here}): they make one with "
             f"`lifecycle token request --as {user} --workspace-id {here}`"
@@ -83,9 +87,16 @@ def accept_request(s: Settings, request, people: dict | None, actor: str | None 
             f"the request of {user!r} is not signed by their registered key {person.key_id} (edited, or made with "
             "another key): they make a new one with their registered key"
         )
+    issued = said.get('issued')
+    age = time.time() - issued if isinstance(issued, (int, float)) and not isinstance(issued, bool) else None
+    if age is None or not -300 <= age <= REQUEST_MAX_AGE_S:  # (signed: its time is the person's own)
+        raise TokenRequestError(
+            f"the request of {user!r} was made {'at an unknown time' if age is None else f'{age / 86400:.1f} days ago'}"
+            f": a request is good for {REQUEST_MAX_AGE_S // 86400} days; they make a new one"
+        )
     if digest in _tokens(tokens_path(s)):
         raise TokenRequestError(f"the token of this request of {user!r} is issued already; nothing changed")
-    _store(s, {**request, 'issued': request['proof']['statement'].get('issued')}, actor, via='request')
+    _store(s, {**request, 'key_id': person.key_id, 'issued': issued}, actor, via='request')  # (the verified key)
     return user
 
 
