@@ -45,7 +45,7 @@ def test_a_forged_approval_does_not_open_an_exposure(ws):  # noqa: F811
 
 
 def test_the_flags_refuse_an_arm_whose_exposure_is_not_met(ws):  # noqa: F811
-    "Every flags write (flags init/set, rollout start and steps, the admin API) goes through write_spec."
+    "Every flags write (flags init/set, rollout start and steps, the admin API) is checked as write_spec checks."
     from lifecycle.core.params import FlagsParams
     from lifecycle.serve import flags as fl
 

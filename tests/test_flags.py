@@ -291,6 +291,15 @@ def test_a_kill_built_on_the_last_spec_written_holds_in_the_reviews_corners(tmp_
     fl.change_flags(s, {'kill': True}, actor='carol')
     fl.flagd_path(s).write_bytes(old)  # an older flag file put back: its gate refuses it, so what it serves is unknown
     assert fl.served_spec(s) is None
+    fl.change_flags(s, {'shadow': False}, actor='carol')  # (the files agree again)
+    served, spec = fl.served_spec(s), fl.spec_path(s).read_text()
+    for damaged in ('{"model_na', spec.replace('"percentage": 0.0', '"percentage": "x"'), None):
+        if damaged is None:
+            fl.spec_path(s).unlink()
+        else:
+            fl.spec_path(s).write_text(damaged)
+        assert fl.served_spec(s) == served  # damaged, its stamp kept, or gone: the flag file serves on, unchanged
+    fl.spec_path(s).write_text(spec)
     fl.flagd_path(s).write_text('[' * 20_000 + ']' * 20_000)  # (nested past Python's depth: damaged, no traceback)
     assert fl.served_spec(s) is None and fl._last_written(s)[0].kill
 

@@ -309,13 +309,17 @@ def test_generated_prometheus_rules_pass_promtool(workspace, tmp_path):
     import shutil
     import subprocess
 
-    from lifecycle.operate.prometheus import prometheus_rules
+    from lifecycle.operate.prometheus import monitor_alone, prometheus_rules
 
     promtool = shutil.which('promtool')
     if promtool is None:
         pytest.skip("promtool is not installed (Debian package 'prometheus')")
+    mp = load_monitor_params(workspace / 'params')
+    for glob in ('*/[z-a]', '*/chal"lenger', '[!12]/[cC]ontrol', '*challenger'):  # (review: Prometheus refused the
+        mp.rules.append(mp.rules[0].model_copy(update={'name': f'scoped_{len(mp.rules)}', 'series': glob}))  # file)
+    assert monitor_alone(mp)[-1] == mp.rules[-1].name  # (no label matchers say `*challenger`: the monitor's alone)
     f = tmp_path / 'rules.yml'
-    f.write_text(yaml.safe_dump(prometheus_rules(load_monitor_params(workspace / 'params')), sort_keys=False))
+    f.write_text(yaml.safe_dump(prometheus_rules(mp), sort_keys=False))
     r = subprocess.run([promtool, 'check', 'rules', str(f)], capture_output=True, text=True)
     assert r.returncode == 0, r.stdout + r.stderr
     assert 'SUCCESS' in r.stdout + r.stderr

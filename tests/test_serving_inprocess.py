@@ -797,7 +797,7 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     the token and a signed request where their key is, the token never leaving them, and the administrator issues it
     from the request. An edited request, one for another workspace, one replayed, or a stranger's is refused."""
     from conftest import LIFECYCLE, clean_env, copy_workspace, own_keys
-    from lifecycle.serve.tokens import _workspace, request_token, token_record
+    from lifecycle.serve.tokens import TokenRequestError, _workspace, accept_request, request_token, token_record
 
     ws = copy_workspace(tiny_template, tmp_path / 'ws')
     own_keys(ws)
@@ -842,6 +842,12 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
         request.write_text(json.dumps(body | edit))
         r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
         assert r.returncode == 2 and words in ' '.join(r.stderr.split()) and 'Traceback' not in r.stderr, r.stderr
+    deep: list = []
+    for _ in range(5000):  # (a statement nested past Python's depth, but not its parser's: the signature check's)
+        deep = [deep]
+    with pytest.raises(TokenRequestError, match='not signed by their registered key'):
+        accept_request(s, body | {'proof': {**body['proof'], 'statement': {**body['proof']['statement'], 'x': deep}}},
+                       trust.roster(s))  # fmt: skip
     odd = json.dumps(body | {'proof': {'statement': 'x'}})
     for hostile in ('{"kind": "api-token-req', '[' * 20_000 + ']' * 20_000, odd):
         request.write_text(hostile)  # (torn, nested past Python's depth, a proof of the wrong shape: no traceback)
@@ -859,6 +865,14 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     request.write_text(json.dumps(stale | {'key_id': 'deadbeefdeadbeef'}))  # (its key id edited too: not trusted)
     r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
     assert r.returncode == 2 and 'made 8.0 days ago: a request is good for 7 days' in r.stderr, r.stderr
+    clock.time = lambda: real() + 3600  # (her clock an hour ahead)
+    try:
+        _, ahead = request_token('carol', here, load_person_key(home, 'carol'))
+    finally:
+        clock.time = real
+    request.write_text(json.dumps(ahead))
+    r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
+    assert r.returncode == 2 and '60 minutes from now (their clock is ahead' in r.stderr, r.stderr
     fresh, request_now = request_token('carol', here, load_person_key(home, 'carol'))
     request.write_text(json.dumps(request_now | {'key_id': 'deadbeefdeadbeef'}))
     assert cli(ws, 'token', 'issue', 'carol', '--request', str(request)).returncode == 0
@@ -875,12 +889,15 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
 
 def test_flags_set_refuses_an_unquoted_yes_or_no_as_params_flags_yaml_does(client, ws):
     """Review: the same cohort was refused in params/flags.yaml and taken as text by `flags set`. An unquoted yes, no,
-    on or off was a boolean to YAML 1.1: both refuse it now, saying how to write either (`shadow=off` too)."""
-    r = cli(ws, 'flags', 'set', 'cohorts=[{attribute: country, equals: NO, variant: challenger}]')
-    assert r.returncode == 2 and "cohorts: found NO unquoted" in r.stderr and "quote it ('NO')" in r.stderr, r.stderr
-    r = cli(ws, 'flags', 'set', 'shadow=off')
-    assert r.returncode == 2 and 'shadow: found off unquoted; write true or false' in r.stderr, r.stderr
-    r = cli(ws, 'flags', 'set', "cohorts=[{attribute: country, equals: 'NO', variant: challenger}]", 'shadow=false')
+    on or off in a cohort was a boolean to YAML 1.1: both refuse it now, saying how to write either; a switch
+    (`kill`, `shadow`) takes it as the file does."""
+    for cohorts in (
+        'cohorts=[{attribute: country, equals: NO, variant: challenger}]',
+        'threshold={cohorts: [{attribute: beta, equals: yes, variant: default}]}',
+    ):
+        r = cli(ws, 'flags', 'set', cohorts)
+        assert r.returncode == 2 and "found" in r.stderr and "unquoted; write true or false" in r.stderr, r.stderr
+    r = cli(ws, 'flags', 'set', "cohorts=[{attribute: country, equals: 'NO', variant: challenger}]", 'shadow=off')
     assert r.returncode == 0, r.stderr
     spec = fl.load_spec(Workspace.open(ws))[0]
     assert spec.cohorts[0].equals == 'NO' and spec.shadow is False

@@ -273,7 +273,7 @@ def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTi
     control's version (the safe one's while the kill switch is on), the challenger's with a share, and an arm a cohort
     is routed to (cohorts route only beside a challenger, before the share: the control at a challenger's 100% too).
     A retired version's series is silent for good, and was said so once an hour for ever. An arm routed a share of
-    everyone with no series logged yet is silent since the flags routed it (the spec's time), so that a server
+    everyone with no series logged yet is silent since the flags routed it (the flag file's time), so that a server
     answering no one is still told (an arm only a cohort reaches may rightly hear nothing). With no flags of this
     model to read (none yet, damaged, another model's), every series, as before."""
     from lifecycle.serve import flags as fl

@@ -32,16 +32,21 @@ def _regex(glob: str) -> str:
             body, i = glob[i:end], end + 1
             neg, body = body.startswith('!'), body.removeprefix('!')
             body = body.replace('\\', '\\\\').replace('^', '\\^').replace('[', '\\[').replace(']', '\\]')
-            out.append('[' + '^' * neg + body + ']')
+            try:  # (a range such as `z-a` matches nothing to fnmatch; Prometheus refuses the whole file for it)
+                re.compile(f'[{body}]')
+                out.append('[' + '^' * neg + body + ']')
+            except re.error:
+                out.append('.' if neg else '[^\\s\\S]')
         else:
             out.append('.*' if ch == '*' else '.' if ch == '?' else re.escape(ch))
     return ''.join(out).replace('\\', '\\\\').replace('"', '\\"')
 
 
 def _scope(rule, kind: str | None, label: str, *more: str) -> list[str] | None:
-    """Label matchers for the rule's `series` glob (`<left>/<right>`, as the monitor's series are written; none for
-    every series); None when its left side cannot match `kind` (the series' first part: `server`, `watcher`; None: a
-    model version, matched on `label`, and the right side on `more[0]`)."""
+    """Label matchers for the rule's `series` glob (`<left>/<right>`, as the monitor's series are written; none for no
+    glob or `*`): the left side against `kind` (the series' first part: `server`, `watcher`) or, for `kind` None, a
+    model version's `label`, and the right side on `label` (`more[0]` for a model). None when no label matchers say
+    it: a glob without exactly one `/` (the monitor's `*` crosses it), or a left side that cannot match `kind`."""
     if rule.series is None or rule.series == '*':
         return []
     if rule.series.count('/') != 1:  # (`*` crosses `/` in the monitor's match: no two label matchers say it)
@@ -103,10 +108,12 @@ def _top_rung(expr: str, i: int, mp: MonitorParams) -> str:
 
 
 def monitor_alone(mp: MonitorParams) -> list[str]:
-    """The rules that get no Prometheus alerting rule: on a metric only the monitor judges (`label_silence_s`,
-    `guard_alerts`, ...), or scoped by a series glob no label matchers can say (`*challenger`: the monitor's `*`
-    crosses the `/` of `2/challenger`). The monitor still raises them; `lifecycle monitor rules` names them."""
-    return [r.name for r in mp.rules if _expr(r, mp) is None]
+    """The rules that get no Prometheus alerting rule though the monitor raises them: on a metric only the monitor
+    judges (`label_silence_s`, `guard_alerts`, ...), or scoped by a series glob no label matchers can say
+    (`*challenger`: the monitor's `*` crosses the `/` of `2/challenger`). `lifecycle monitor rules` names them. (A glob
+    whose left side names another kind of series, such as `server/*` on a heartbeat, matches nothing anywhere.)"""
+    slashless = [r.series not in (None, '*') and r.series.count('/') != 1 for r in mp.rules]
+    return [r.name for r, odd in zip(mp.rules, slashless) if r.metric in _MONITOR_ALONE or odd]
 
 
 def prometheus_rules(mp: MonitorParams) -> dict:

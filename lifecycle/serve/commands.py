@@ -209,22 +209,25 @@ def flags_set(
     as_json: bool = typer.Option(False, '--json', help="Print the flags as JSON."),
 ):
     "Change flags; values are YAML (numbers, true/false, null, lists). Audited; live in the server within a second."
-    from lifecycle.core.params import ambiguous_word
+    from lifecycle.core.params import Yaml11Word, ambiguous_word
 
     changes = {}
     for a in assignments:
         if '=' not in a:
             raise CommandError(f"{a!r}: expected KEY=VALUE", EXIT_INPUT)
         k, v = a.split('=', 1)
-        changes[k.strip()] = _value(v)
-        if (w := ambiguous_word(changes[k.strip()])) is not None:
-            raise CommandError(  # (as params/flags.yaml: a boolean to YAML 1.1, text to 1.2)
-                f"{k.strip()}: found {w} unquoted; write true or false for a yes or no, or quote it ('{w}') for the "
-                "text",
+        k, v = k.strip(), _value(v)
+        cohorts = v if 'cohorts' in k.split('.') else v.get('cohorts') if isinstance(v, dict) else None
+        if k in ('kill', 'shadow') and isinstance(v, Yaml11Word):  # (a switch: `off` says what it means)
+            v = v.lower() in ('y', 'yes', 'on')
+        elif (w := ambiguous_word(cohorts)) is not None:
+            raise CommandError(  # (as in params/flags.yaml: a boolean to YAML 1.1, text to 1.2)
+                f"{k}: found {w} unquoted; write true or false for a yes or no, or quote it ('{w}') for the text",
                 EXIT_INPUT,
             )
-        if k.strip() in ('control', 'challenger', 'safe') and changes[k.strip()] is not None:
-            changes[k.strip()] = str(changes[k.strip()])
+        changes[k] = v
+        if k in ('control', 'challenger', 'safe') and changes[k] is not None:
+            changes[k] = str(changes[k])
     return _change(changes, reason)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #3884522f
@@ -377,11 +380,12 @@ def token_request(
     except SettingsError:  # (not in a workspace: the person's own keys folder)
         keys = default_keys_dir()
     path = Path(out or f'{name}-token-request.json')
+    said = f"--out {path}" if out else f"the request file {path.resolve()}"
     if path.resolve().is_relative_to(Path(keys).resolve()):
-        raise CommandError(f"--out {path}: inside the keys folder {keys}; write the request elsewhere", EXIT_INPUT)
+        raise CommandError(f"{said}: inside the keys folder {keys}; write the request elsewhere (--out)", EXIT_INPUT)
     token, request = request_token(name, workspace_id.strip(), load_person_key(keys, name))
     if not create_once(path, json.dumps(request, indent=1), mode=0o644):  # (no secret in it: the token's hash)
-        raise CommandError(f"--out {path}: exists; remove it, or name another file", EXIT_INPUT)
+        raise CommandError(f"{said}: exists; remove it, or name another file (--out)", EXIT_INPUT)
     return TokenRequested(name, token, str(path))
 
 

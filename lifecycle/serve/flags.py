@@ -127,6 +127,8 @@ def check_document(doc) -> list[str]:
     "Problems of a flagd document, one sentence each naming the flag and key (empty: valid)."
     if not isinstance(doc, dict) or not isinstance(doc.get('flags'), dict):
         return ["expected a JSON object with a 'flags' object"]
+    if not isinstance(doc.get('metadata', {}), dict):
+        return [f"metadata: expected an object, found {type(doc['metadata']).__name__}"]
     problems, flags = [], doc['flags']
     for need in (MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG):
         if need not in flags:
@@ -172,7 +174,7 @@ def read_document(path: str | Path) -> dict:
     except FileNotFoundError:
         raise FlagError(f"{path}: flag file not found (run `lifecycle flags init`)") from None
     except (OSError, ValueError, RecursionError) as e:  # (nested past Python's depth: damaged all the same)
-        raise FlagError(f"{path}: not valid JSON: {type(e).__name__}") from None
+        raise FlagError(f"{path}: not valid JSON: {e if isinstance(e, ValueError) else type(e).__name__}") from None
     problems = check_document(doc)
     if problems:
         raise FlagError(f"{path}: " + '; '.join(problems))
@@ -378,25 +380,25 @@ def _last_written(s: Settings, spec_stamp: bool = True) -> tuple[FlagsParams, st
 
 def served_spec(s: Settings) -> tuple[FlagsParams, str] | None:
     """The flags the server serves, as far as the files show, and the model they route: the spec on file when the flag
-    file is what it compiles to (`check_live`); else, when the spec was edited by hand but still carries the revision
-    the flag file holds, lifecycle's copy of that revision (`_last_written`): the server refuses the edit and serves
-    on. None otherwise (a spec damaged, a flag file another than the spec's: its gate refused it, and what it serves
-    instead no file says)."""
+    file is what it compiles to (`check_live`); else lifecycle's copy of the flag file's own revision (`_last_written`)
+    when the spec, edited by hand, damaged or gone, names no other revision: the server refuses the edit and serves
+    on. None otherwise (a flag file another than the spec's, an older one put back: its gate refused it, and what it
+    serves instead no file says; or no copy of the flag file's revision)."""
     try:
         doc = read_document(flagd_path(s))
-        spec, name = load_spec(s)
     except FlagError:
         return None
     try:
+        spec, name = load_spec(s)
         check_live(s, doc, spec)
         return spec, name
     except FlagError:
         last = _last_written(s, spec_stamp=False)
-    return (last[0], last[1]) if last and last[2] == _stamp_of(spec_path(s)) else None
+    return (last[0], last[1]) if last and _stamp_of(spec_path(s)) in (None, last[2]) else None
 
 
 def _stamp_of(path: Path) -> str | None:
-    "The revision stamped in the spec file at `path` (None: none, or unreadable)."
+    "The revision stamped in the spec file at `path` (None: none, unreadable or gone)."
     try:
         stamp = json.loads(path.read_text()).get('revision')
     except (OSError, ValueError, AttributeError, RecursionError):

@@ -66,8 +66,9 @@ REQUEST_MAX_AGE_S = 7 * 24 * 3600  # a request older than this (by its signed ti
 
 def accept_request(s: Settings, request, people: dict | None, actor: str | None = None) -> str:
     """Store the token a person requested where their key is (`request_token`) once the request verifies: made for
-    this workspace, by a person the trust registry (`people`) holds unrevoked, signed with their registered key, and
-    not issued already. The user; `TokenRequestError` naming what does not fit."""
+    this workspace, by a person the trust registry (`people`) holds unrevoked, signed with their registered key, at
+    most `REQUEST_MAX_AGE_S` ago by its signed time, and not issued already. The user; `TokenRequestError` naming
+    what does not fit."""
     if not isinstance(request, dict) or request.get('kind') != 'api-token-request':
         raise TokenRequestError("not a token request as `lifecycle token request` writes it")
     user, here, digest = request.get('user'), _workspace(s, True), request.get('token_sha256')
@@ -90,9 +91,16 @@ def accept_request(s: Settings, request, people: dict | None, actor: str | None 
     issued = said.get('issued')
     age = time.time() - issued if isinstance(issued, (int, float)) and not isinstance(issued, bool) else None
     if age is None or not -300 <= age <= REQUEST_MAX_AGE_S:  # (signed: its time is the person's own)
+        when = (
+            'at an unknown time'
+            if age is None
+            else f'{-age / 60:.0f} minutes from now (their clock is ahead: set it right)'
+            if age < 0
+            else f'{age / 86400:.1f} days ago'
+        )
         raise TokenRequestError(
-            f"the request of {user!r} was made {'at an unknown time' if age is None else f'{age / 86400:.1f} days ago'}"
-            f": a request is good for {REQUEST_MAX_AGE_S // 86400} days; they make a new one"
+            f"the request of {user!r} was made {when}: a request is good for {REQUEST_MAX_AGE_S // 86400} days from "
+            "when it is made; they make a new one"
         )
     if digest in _tokens(tokens_path(s)):
         raise TokenRequestError(f"the token of this request of {user!r} is issued already; nothing changed")
@@ -192,7 +200,7 @@ def _proven(rec: dict, digest: str, person, workspace: str | None) -> bool:
 
     try:
         said = verify_statement(rec.get('proof'), person.public_key)
-    except (SignatureError, SigningKeyError, ValueError, TypeError):
+    except (SignatureError, SigningKeyError, ValueError, TypeError, RecursionError):  # (a hostile record: not signed)
         return False
     return isinstance(said, dict) and {k: said.get(k) for k in ('kind', 'user', 'workspace', 'token_sha256')} == {
         'kind': 'api-token',
