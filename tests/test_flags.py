@@ -299,6 +299,10 @@ def test_a_kill_built_on_the_last_spec_written_holds_in_the_reviews_corners(tmp_
         else:
             fl.spec_path(s).write_text(damaged)
         assert fl.served_spec(s) == served  # damaged, its stamp kept, or gone: the flag file serves on, unchanged
+        live = fl.flagd_path(s).read_bytes()
+        fl.flagd_path(s).write_bytes(old)  # ... but not an older flag file put back meanwhile (review: its copy is
+        assert fl.served_spec(s) is None  # still kept, and the gate refuses it with no spec to check it against)
+        fl.flagd_path(s).write_bytes(live)
     fl.spec_path(s).write_text(spec)
     fl.flagd_path(s).write_text('[' * 20_000 + ']' * 20_000)  # (nested past Python's depth: damaged, no traceback)
     assert fl.served_spec(s) is None and fl._last_written(s)[0].kill

@@ -309,15 +309,26 @@ def test_generated_prometheus_rules_pass_promtool(workspace, tmp_path):
     import shutil
     import subprocess
 
-    from lifecycle.operate.prometheus import monitor_alone, prometheus_rules
+    import codecs
+    import fnmatch
+    import re
+    from lifecycle.operate.prometheus import _regex, monitor_alone, prometheus_rules
 
     promtool = shutil.which('promtool')
     if promtool is None:
         pytest.skip("promtool is not installed (Debian package 'prometheus')")
     mp = load_monitor_params(workspace / 'params')
-    for glob in ('*/[z-a]', '*/chal"lenger', '[!12]/[cC]ontrol', '*challenger'):  # (review: Prometheus refused the
-        mp.rules.append(mp.rules[0].model_copy(update={'name': f'scoped_{len(mp.rules)}', 'series': glob}))  # file)
-    assert monitor_alone(mp)[-1] == mp.rules[-1].name  # (no label matchers say `*challenger`: the monitor's alone)
+    globs = ('*/[z-a]', '*/[z-ab]', '*/chal"lenger', '[!12]/[cC]ontrol', '*/[]x]', '*/chal\nlenger', '*/chal\ufffdl',
+             '*challenger', '2[/]challenger')  # fmt: skip  (review: Prometheus refused the whole file for some)
+    for glob in globs:
+        mp.rules.append(mp.rules[0].model_copy(update={'name': f'scoped_{len(mp.rules)}', 'series': glob}))
+    assert monitor_alone(mp)[-2:] == [r.name for r in mp.rules[-2:]]  # (no label matchers say these: the monitor's)
+    names = ['2/challenger', '1/control', '2/Control', '3/x', '3/]', 'server/z', '2/b', '2/chal"lenger']
+    for glob in globs[:-2]:  # each side's regex matches what fnmatch matches, as the PromQL string unescapes it
+        for side in glob.split('/'):
+            pattern = codecs.decode(_regex(side), 'unicode_escape')
+            for name in (n for s in names for n in s.split('/')):
+                assert bool(re.fullmatch(pattern, name)) == fnmatch.fnmatchcase(name, side), (side, name, pattern)
     f = tmp_path / 'rules.yml'
     f.write_text(yaml.safe_dump(prometheus_rules(mp), sort_keys=False))
     r = subprocess.run([promtool, 'check', 'rules', str(f)], capture_output=True, text=True)

@@ -901,6 +901,8 @@ def test_flags_set_refuses_an_unquoted_yes_or_no_as_params_flags_yaml_does(clien
     assert r.returncode == 0, r.stderr
     spec = fl.load_spec(Workspace.open(ws))[0]
     assert spec.cohorts[0].equals == 'NO' and spec.shadow is False
+    r = cli(ws, 'flags', 'set', 'cohorts=[{attribute: on, equals: x, variant: challenger}]')  # (a name: as the file)
+    assert r.returncode == 0 and fl.load_spec(Workspace.open(ws))[0].cohorts[0].attribute == 'on', r.stderr
 
 
 def test_a_hand_edited_live_flag_file_is_refused_alerted_and_audited(client, ws):

@@ -22,36 +22,58 @@ def _alert_name(rule: str) -> str:
     return 'Lifecycle' + ''.join(p.capitalize() for p in re.split(r'[^0-9A-Za-z]+', rule) if p)
 
 
+def _tokens(glob: str) -> list[tuple[str, str]]:
+    "A glob's parts as `fnmatch` reads them: ('class', `[...]` with its brackets) or ('char', one character)."
+    out, i, n = [], 0, len(glob)
+    while i < n:
+        if glob[i] == '[':
+            j = i + 1 + (glob[i + 1 : i + 2] == '!')
+            j += glob[j : j + 1] == ']'
+            j = glob.find(']', j)
+            if j != -1:
+                out.append(('class', glob[i : j + 1]))
+                i = j + 1
+                continue
+        out.append(('char', glob[i]))
+        i += 1
+    return out
+
+
 def _regex(glob: str) -> str:
-    """One side of a series glob as the body of a PromQL regex string, as `fnmatch` reads it: `*`, `?`, `[seq]` and
-    `[!seq]`, the rest as written (backslashes and quotes escaped for the string)."""
-    out, i = [], 0
-    while i < len(glob):
-        ch, i = glob[i], i + 1
-        if ch == '[' and (end := glob.find(']', i + (glob[i : i + 1] == '!') + 1)) != -1:
-            body, i = glob[i:end], end + 1
-            neg, body = body.startswith('!'), body.removeprefix('!')
-            body = body.replace('\\', '\\\\').replace('^', '\\^').replace('[', '\\[').replace(']', '\\]')
-            try:  # (a range such as `z-a` matches nothing to fnmatch; Prometheus refuses the whole file for it)
-                re.compile(f'[{body}]')
-                out.append('[' + '^' * neg + body + ']')
-            except re.error:
-                out.append('.' if neg else '[^\\s\\S]')
+    """One side of a series glob as the body of a PromQL regex string, as `fnmatch` reads it (`*`, `?`, `[seq]`,
+    `[!seq]`, the rest as written), escaped for the string: backslashes, quotes and control characters."""
+    out = []
+    for kind, part in _tokens(glob):
+        if kind == 'class':  # (fnmatch's own translation: it drops a range such as `z-a`, which RE2 refuses)
+            body = fnmatch.translate(part)[len('(?s:') : -len(')\\Z')]
+            body = {'(?!)': '[^\\s\\S]'}.get(body, body)  # (an empty class: RE2 has no `(?!)`)
+            out.append(re.sub(r'^\[(\^?)\]', r'[\1\\]', body))  # (a leading `]`, escaped for RE2)
         else:
-            out.append('.*' if ch == '*' else '.' if ch == '?' else re.escape(ch))
-    return ''.join(out).replace('\\', '\\\\').replace('"', '\\"')
+            out.append('.*' if part == '*' else '.' if part == '?' else re.escape(part))
+    text = ''.join(out).replace('\\', '\\\\').replace('"', '\\"')
+    return ''.join(f'\\u{ord(c):04x}' if ord(c) < 0x20 or c in '\x7f\ufffd' else c for c in text)
+
+
+def _sides(glob: str) -> tuple[str, str] | None:
+    "A series glob's two sides, split at its one `/` outside a class; None if it has none, several, or one in a class."
+    parts = _tokens(glob)
+    cuts = [i for i, (kind, part) in enumerate(parts) if kind == 'char' and part == '/']
+    if len(cuts) != 1 or any(kind == 'class' and '/' in part for kind, part in parts):
+        return None
+    return ''.join(p for _, p in parts[: cuts[0]]), ''.join(p for _, p in parts[cuts[0] + 1 :])
 
 
 def _scope(rule, kind: str | None, label: str, *more: str) -> list[str] | None:
     """Label matchers for the rule's `series` glob (`<left>/<right>`, as the monitor's series are written; none for no
     glob or `*`): the left side against `kind` (the series' first part: `server`, `watcher`) or, for `kind` None, a
     model version's `label`, and the right side on `label` (`more[0]` for a model). None when no label matchers say
-    it: a glob without exactly one `/` (the monitor's `*` crosses it), or a left side that cannot match `kind`."""
+    it: a glob without exactly one `/` outside a class (`_sides`: the monitor's `*` crosses it), or a left side that
+    cannot match `kind`."""
     if rule.series is None or rule.series == '*':
         return []
-    if rule.series.count('/') != 1:  # (`*` crosses `/` in the monitor's match: no two label matchers say it)
+    if (sides := _sides(rule.series)) is None:
         return None
-    left, right = rule.series.split('/', 1)
+    left, right = sides
     if kind is not None:
         return None if not fnmatch.fnmatchcase(kind, left) else [] if right == '*' else [f'{label}=~"{_regex(right)}"']
     return [f'{name}=~"{_regex(g)}"' for name, g in ((label, left), (more[0], right)) if g != '*']
@@ -112,8 +134,8 @@ def monitor_alone(mp: MonitorParams) -> list[str]:
     judges (`label_silence_s`, `guard_alerts`, ...), or scoped by a series glob no label matchers can say
     (`*challenger`: the monitor's `*` crosses the `/` of `2/challenger`). `lifecycle monitor rules` names them. (A glob
     whose left side names another kind of series, such as `server/*` on a heartbeat, matches nothing anywhere.)"""
-    slashless = [r.series not in (None, '*') and r.series.count('/') != 1 for r in mp.rules]
-    return [r.name for r, odd in zip(mp.rules, slashless) if r.metric in _MONITOR_ALONE or odd]
+    unsaid = [r.series not in (None, '*') and _sides(r.series) is None for r in mp.rules]  # (no label matchers)
+    return [r.name for r, odd in zip(mp.rules, unsaid) if r.metric in _MONITOR_ALONE or odd]
 
 
 def prometheus_rules(mp: MonitorParams) -> dict:

@@ -184,6 +184,20 @@ def _kept(s) -> dict:
     return {'edited_kept': [str(p) for p in kept]} if kept else {}
 
 
+def _compared(key: str, value) -> list:
+    """What a cohort compares with in a `flags set` change (`equals` and `in` values, however deep the key or the
+    value names them): where an unquoted YAML 1.1 word is refused, as in params/flags.yaml (`Cohort`)."""
+    if key.split('.')[-1] in ('equals', 'in'):
+        return [value]
+    if isinstance(value, dict):
+        if 'attribute' in value or 'variant' in value:  # (a cohort)
+            return [value.get('equals'), value.get('in')]
+        return [x for k, v in value.items() for x in _compared(f'{key}.{k}', v)]
+    if isinstance(value, list):
+        return [x for v in value for x in _compared(key, v)]
+    return []
+
+
 def _value(text: str):
     """A `flags set` value as YAML 1.2 reads it (`params.parse_yaml_12`, as `params/flags.yaml` is read): `true` and
     `false` the only booleans, whole numbers written in decimal without a leading zero; dates and times stay the text
@@ -217,10 +231,9 @@ def flags_set(
             raise CommandError(f"{a!r}: expected KEY=VALUE", EXIT_INPUT)
         k, v = a.split('=', 1)
         k, v = k.strip(), _value(v)
-        cohorts = v if 'cohorts' in k.split('.') else v.get('cohorts') if isinstance(v, dict) else None
         if k in ('kill', 'shadow') and isinstance(v, Yaml11Word):  # (a switch: `off` says what it means)
             v = v.lower() in ('y', 'yes', 'on')
-        elif (w := ambiguous_word(cohorts)) is not None:
+        elif (w := ambiguous_word(_compared(k, v))) is not None:
             raise CommandError(  # (as in params/flags.yaml: a boolean to YAML 1.1, text to 1.2)
                 f"{k}: found {w} unquoted; write true or false for a yes or no, or quote it ('{w}') for the text",
                 EXIT_INPUT,

@@ -381,9 +381,9 @@ def _last_written(s: Settings, spec_stamp: bool = True) -> tuple[FlagsParams, st
 def served_spec(s: Settings) -> tuple[FlagsParams, str] | None:
     """The flags the server serves, as far as the files show, and the model they route: the spec on file when the flag
     file is what it compiles to (`check_live`); else lifecycle's copy of the flag file's own revision (`_last_written`)
-    when the spec, edited by hand, damaged or gone, names no other revision: the server refuses the edit and serves
-    on. None otherwise (a flag file another than the spec's, an older one put back: its gate refused it, and what it
-    serves instead no file says; or no copy of the flag file's revision)."""
+    when the spec, edited by hand, names that revision, or, damaged or gone, names none and that copy is the newest
+    lifecycle wrote: the server refuses the edit and serves on. None otherwise (a flag file another than the spec's, an
+    older one put back: its gate refused it, and what it serves instead no file says; or no copy of its revision)."""
     try:
         doc = read_document(flagd_path(s))
     except FlagError:
@@ -394,7 +394,19 @@ def served_spec(s: Settings) -> tuple[FlagsParams, str] | None:
         return spec, name
     except FlagError:
         last = _last_written(s, spec_stamp=False)
-    return (last[0], last[1]) if last and _stamp_of(spec_path(s)) in (None, last[2]) else None
+    stamp = _stamp_of(spec_path(s))
+    if last is None or stamp not in (None, last[2]) or (stamp is None and _newest_written(s) != last[2]):
+        return None
+    return last[0], last[1]
+
+
+def _newest_written(s: Settings) -> str | None:
+    "The revision of the copy lifecycle wrote last (`_write` writes it first), or None."
+    try:
+        copies = list(_written_path(s, 'x').parent.glob('*.json'))
+        return max(copies, key=lambda p: p.stat().st_mtime_ns).stem if copies else None
+    except OSError:
+        return None
 
 
 def _stamp_of(path: Path) -> str | None:
