@@ -46,8 +46,8 @@ def invoke(args, env, **kw):
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
     # 33, plus migrate, audit erase, init, keys new/rotate/revoke, trust init/add/revoke/show and monitor
-    # run/status/alerts/rules/report/explain, retrain run/status/history, trace, simulate, ui and token request
-    assert len(names) == 56
+    # run/status/alerts/rules/report/explain, retrain run/status/history, trace, simulate, ui, token request/list/revoke
+    assert len(names) == 58
     for n in (
         'init',
         'run',
@@ -66,6 +66,8 @@ def test_the_cli_has_every_documented_command():
         'flags kill',
         'token issue',
         'token request',
+        'token list',
+        'token revoke',
         'rollout start',
         'rollout guard',
         'rollout demo',

@@ -885,6 +885,20 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     assert key.read_bytes() == hers  # (her key, as it was)
     issued = [e for e in audit.read(s.audit_path) if e['action'] == 'token.issue']
     assert issued[-1]['details'].get('via') == 'request' and made['token'] not in s.audit_path.read_text()
+    listed = cli(ws, 'token', 'list', '--json')  # (a leaked token withdrawn alone: her key and other tokens stand)
+    mine = hashlib.sha256(made['token'].encode()).hexdigest()
+    assert listed.returncode == 0 and mine[:12] in listed.stdout and made['token'] not in listed.stdout, listed.stderr
+    r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'pasted in a chat', '--token-sha256', mine[:10])
+    assert r.returncode == 0 and '1 token(s) of carol revoked' in r.stdout, r.stderr
+    with TestClient(create_app(Server(s))) as client:
+        r = client.get('/admin/flags', headers={'Authorization': f"Bearer {made['token']}"})
+        assert r.status_code == 401 and 'this token was revoked' in r.json()['error'], r.text
+        assert client.get('/admin/flags', headers={'Authorization': f'Bearer {fresh}'}).status_code == 200
+    request.write_text(json.dumps(body))  # its request, sent again: not issued again
+    r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
+    assert r.returncode == 2 and 'issued already' in r.stderr, r.stderr
+    r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'again', '--token-sha256', made['token'])  # (pasted whole)
+    assert r.returncode == 2 and made['token'] not in r.stderr and 'hex digits' in r.stderr, r.stderr
 
 
 def test_flags_set_refuses_an_unquoted_yes_or_no_as_params_flags_yaml_does(client, ws):

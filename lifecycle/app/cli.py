@@ -91,7 +91,12 @@ flags_app = _group(
 token_app = _group(
     'token',
     "API tokens for the admin API (a registered person's roles, from the trust registry).",
-    {'issue': serve_cmds.token_issue, 'request': serve_cmds.token_request},
+    {
+        'issue': serve_cmds.token_issue,
+        'request': serve_cmds.token_request,
+        'list': serve_cmds.token_list,
+        'revoke': serve_cmds.token_revoke,
+    },
 )
 rollout_app = _group(
     'rollout',

@@ -16,8 +16,8 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['SERVE_ERRORS', 'FlagsView', 'flags_init', 'flags_show', 'flags_set', 'flags_kill', 'flags_unkill', 'flags_shadow',
-           'flags_threshold', 'TokenIssued', 'token_issue', 'token_request', 'TokenRequested', 'serve', 'Scored',
-           'score']
+           'flags_threshold', 'TokenIssued', 'token_issue', 'token_request', 'token_revoke', 'token_list',
+           'TokensShown', 'TokenRequested', 'serve', 'Scored', 'score']
 
 # %% ../../nbs/api/serve/05_commands.ipynb #96320050
 SERVE_ERRORS = {
@@ -400,6 +400,58 @@ def token_request(
     if not create_once(path, json.dumps(request, indent=1), mode=0o644):  # (no secret in it: the token's hash)
         raise CommandError(f"{said}: exists; remove it, or name another file (--out)", EXIT_INPUT)
     return TokenRequested(name, token, str(path))
+
+
+@command(errors=SERVE_ERRORS)
+def token_revoke(
+    user: str = typer.Argument(..., help="Whose token(s)."),
+    reason: str = typer.Option(..., '--reason', help="Why, for the audit log."),
+    token_sha256: str = typer.Option(
+        '', '--token-sha256', help="Only the token whose sha256 starts so (8+ hex digits, `lifecycle token list`)."
+    ),
+    as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
+):
+    """Withdraw USER's API tokens (all of them, or one by its sha256): refused at once by the admin API, and a request
+    of one is not issued again; audited. Their key stays registered (to withdraw it: `lifecycle trust revoke`)."""
+    from lifecycle.model.signing import person_name
+    from lifecycle.serve.tokens import revoke_tokens
+
+    if not reason.strip():
+        raise CommandError("--reason: expected why the token is withdrawn (it goes to the audit log), found nothing")
+    name = person_name(user)
+    gone = revoke_tokens(Workspace.open(), name, reason, token_sha256.strip().lower())
+    rows = [dict(user=name, sha256=d, revoked=True) for d in gone]
+    return TokensShown(rows, f"{len(gone)} token(s) of {name} revoked")
+
+
+@command(errors=SERVE_ERRORS)
+def token_list(as_json: bool = typer.Option(False, '--json', help="Print as JSON.")):
+    "The API tokens issued in this workspace: user, key, issued and revoked times, the first 12 hex of each sha256."
+    from lifecycle.serve.tokens import list_tokens
+
+    rows = list_tokens(Workspace.open())
+    return TokensShown(rows, f"{len(rows)} token(s)")
+
+
+@dataclass
+class TokensShown(Result):
+    "Tokens by their sha256 prefix (never the token)."
+
+    tokens: list
+    said: str
+
+    def data(self):
+        return {'ok': True, 'tokens': self.tokens}
+
+    def show(self):
+        import time as clock
+
+        print(self.said)
+        for r in self.tokens:
+            at = r.get('issued')
+            when = clock.strftime('%Y-%m-%d %H:%M', clock.localtime(at)) if isinstance(at, (int, float)) else ''
+            state = 'revoked' if r.get('revoked') else 'active'
+            print(f"  {r.get('sha256')}  {r.get('user')}  {state}  {when}  key {r.get('key_id') or ''}".rstrip())
 
 
 @dataclass

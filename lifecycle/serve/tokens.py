@@ -20,7 +20,8 @@ from ..core import audit
 
 # %% auto #0
 __all__ = ['REQUEST_MAX_AGE_S', 'tokens_path', 'issue_token', 'request_token', 'TokenRequestError', 'accept_request',
-           'token_record', 'token_user', 'Unauthorised', 'authorise', 'RosterFile', 'RefusalTally']
+           'list_tokens', 'revoke_tokens', 'token_record', 'token_user', 'Unauthorised', 'authorise', 'RosterFile',
+           'RefusalTally']
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #2c87398c
 def tokens_path(s: Settings) -> Path:
@@ -122,6 +123,48 @@ def _store(s: Settings, request: dict, actor: str | None, **details) -> None:
     atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
 
 
+def list_tokens(s: Settings) -> list[dict]:
+    "Every token issued here, oldest first: user, key id, issued and revoked times, the first 12 hex of its sha256."
+    p = tokens_path(s)
+    known = _tokens(p) if p.exists() else {}
+    rows = [
+        {**{k: r.get(k) for k in ('user', 'key_id', 'issued', 'revoked')}, 'sha256': d[:12]}
+        for d, r in known.items()
+        if isinstance(r, dict)
+    ]
+    return sorted(rows, key=lambda r: r['issued'] if isinstance(r['issued'], (int, float)) else 0)
+
+
+def revoke_tokens(s: Settings, user: str, reason: str, prefix: str = '', actor: str | None = None) -> list[str]:
+    """Withdraw `user`'s API tokens, or only the one whose sha256 starts with `prefix` (8 to 64 hex digits): each
+    record is kept, marked revoked, so `authorise` refuses its token and `accept_request` its request again. Audited
+    first. The revoked tokens' sha256 prefixes; `TokenRequestError` when none (or, for a prefix, more than one) fits."""
+    if prefix and not (8 <= len(prefix) <= 64 and all(c in '0123456789abcdef' for c in prefix)):
+        raise TokenRequestError(  # (not quoted: a token pasted by mistake would land in a terminal's history only)
+            f"--token-sha256: expected 8 to 64 hex digits of the token's sha256 (`lifecycle token list`), found "
+            f"{len(prefix)} characters"
+        )
+    p = tokens_path(s)
+    known = _tokens(p) if p.exists() else {}
+    hit = [
+        d
+        for d, r in known.items()
+        if isinstance(r, dict) and r.get('user') == user and not r.get('revoked') and d.startswith(prefix)
+    ]
+    if not hit or (prefix and len(hit) > 1):
+        which = f"whose sha256 starts with {prefix}" if prefix else "not revoked yet"
+        raise TokenRequestError(f"{len(hit)} token(s) of {user!r} {which}; nothing changed (`lifecycle token list`)")
+    try:
+        audit.append(s.audit_path, 'token.revoke', user, reason=reason, actor=actor, tokens=[d[:12] for d in hit])
+    except audit.AuditError as e:  # (first: a revocation no entry records is not made)
+        raise type(e)(f"no token revoked: {e}") from None
+    now = time.time()
+    for d in hit:
+        known[d] = {**known[d], 'revoked': now}
+    atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
+    return [d[:12] for d in hit]
+
+
 def _tokens(p: Path) -> dict:
     "The issued tokens' records by digest; `StateError` (exit 4) naming a damaged file."
     return read_state(p, {}, dict)
@@ -157,6 +200,10 @@ def authorise(s: Settings, token: str | None, people: dict | None, role: str) ->
     if rec is None:
         raise Unauthorised('missing or unknown bearer token', 401)
     user = rec.get('user')
+    if rec.get('revoked'):
+        at = rec['revoked']
+        when = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at)) if isinstance(at, (int, float)) else 'some time'
+        raise Unauthorised(f"user {user!r}: this token was revoked at {when} (`lifecycle token revoke`)", 401, user)
     if people is None:
         raise Unauthorised(
             f"user {user!r}: the workspace's trust is not initialised, so nobody holds a role (`lifecycle trust init`)",
