@@ -3560,6 +3560,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.tokens._proven': ('api/serve/tokens.html#_proven', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._store': ('api/serve/tokens.html#_store', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._tokens': ('api/serve/tokens.html#_tokens', 'lifecycle/serve/tokens.py'),
+                                        'lifecycle.serve.tokens._when': ('api/serve/tokens.html#_when', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._workspace': ( 'api/serve/tokens.html#_workspace',
                                                                                'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.accept_request': ( 'api/serve/tokens.html#accept_request',

@@ -899,6 +899,40 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     assert r.returncode == 2 and 'issued already' in r.stderr, r.stderr
     r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'again', '--token-sha256', made['token'])  # (pasted whole)
     assert r.returncode == 2 and made['token'] not in r.stderr and 'hex digits' in r.stderr, r.stderr
+    r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'a script', '--token-sha256', ' ')  # (an empty variable)
+    assert r.returncode == 2 and 'found nothing; leave it out for all tokens' in r.stderr, r.stderr
+    known = json.loads(tokens_path(s).read_text())  # times edited by hand past what a clock can show: no traceback
+    known[mine] = known[mine] | {'revoked': 1e400, 'issued': float('nan')}
+    tokens_path(s).write_text(json.dumps(known))
+    assert cli(ws, 'token', 'list').returncode == 0
+    with TestClient(create_app(Server(s))) as client:
+        r = client.get('/admin/flags', headers={'Authorization': f"Bearer {made['token']}"})
+        assert r.status_code == 401 and 'revoked at some time' in r.json()['error'], r.text
+
+
+def test_a_revocation_and_an_issue_at_once_lose_neither(ws, monkeypatch):
+    """Review: both read tokens.json, audited, then wrote it whole: an issue written after a revocation it had read
+    before undid it, and the revoked token worked again. Both hold the workspace's `tokens` lock now."""
+    from lifecycle.core import audit as log
+    from lifecycle.serve import tokens as tk
+
+    s = Workspace.open(ws)
+    old = token_of(s, 'carol')
+    real, racing = log.append, []
+
+    def issue_then_wait(path, action, *a, **kw):
+        entry = real(path, action, *a, **kw)
+        if action == 'token.issue' and not racing:  # a revocation starts between this issue's read and its write
+            racing.append(threading.Thread(target=tk.revoke_tokens, args=(s, 'carol', 'race', tk._digest(old)[:12])))
+            racing[0].start()
+            racing[0].join(0.5)  # (it waits on the lock: without one, it would finish here, and be undone)
+        return entry
+
+    monkeypatch.setattr(log, 'append', issue_then_wait)
+    new = token_of(s, 'carol')
+    racing[0].join(30)
+    monkeypatch.undo()
+    assert tk.token_record(s, old).get('revoked') and not tk.token_record(s, new).get('revoked')
 
 
 def test_flags_set_refuses_an_unquoted_yes_or_no_as_params_flags_yaml_does(client, ws):

@@ -406,8 +406,8 @@ def token_request(
 def token_revoke(
     user: str = typer.Argument(..., help="Whose token(s)."),
     reason: str = typer.Option(..., '--reason', help="Why, for the audit log."),
-    token_sha256: str = typer.Option(
-        '', '--token-sha256', help="Only the token whose sha256 starts so (8+ hex digits, `lifecycle token list`)."
+    token_sha256: Optional[str] = typer.Option(
+        None, '--token-sha256', help="Only the token whose sha256 starts so (8+ hex digits, `lifecycle token list`)."
     ),
     as_json: bool = typer.Option(False, '--json', help="Print as JSON."),
 ):
@@ -419,7 +419,9 @@ def token_revoke(
     if not reason.strip():
         raise CommandError("--reason: expected why the token is withdrawn (it goes to the audit log), found nothing")
     name = person_name(user)
-    gone = revoke_tokens(Workspace.open(), name, reason, token_sha256.strip().lower())
+    if token_sha256 is not None and not token_sha256.strip():  # (an empty one would have meant all of them)
+        raise CommandError("--token-sha256: expected 8 to 64 hex digits, found nothing; leave it out for all tokens")
+    gone = revoke_tokens(Workspace.open(), name, reason, (token_sha256 or '').strip().lower())
     rows = [dict(user=name, sha256=d, revoked=True) for d in gone]
     return TokensShown(rows, f"{len(gone)} token(s) of {name} revoked")
 
@@ -444,14 +446,13 @@ class TokensShown(Result):
         return {'ok': True, 'tokens': self.tokens}
 
     def show(self):
-        import time as clock
+        from lifecycle.serve.tokens import _when
 
         print(self.said)
         for r in self.tokens:
-            at = r.get('issued')
-            when = clock.strftime('%Y-%m-%d %H:%M', clock.localtime(at)) if isinstance(at, (int, float)) else ''
-            state = 'revoked' if r.get('revoked') else 'active'
-            print(f"  {r.get('sha256')}  {r.get('user')}  {state}  {when}  key {r.get('key_id') or ''}".rstrip())
+            state = f"revoked {_when(r['revoked'])}" if r.get('revoked') else 'active'
+            issued = f"issued {_when(r['issued'])}, " if 'issued' in r else ''
+            print(f"  {r.get('sha256')}  {r.get('user')}  {issued}{state}  key {r.get('key_id') or '?'}")
 
 
 @dataclass

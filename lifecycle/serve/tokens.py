@@ -17,6 +17,7 @@ from pathlib import Path
 from ..core.settings import Settings
 from ..core.store import atomic_write, read_state
 from ..core import audit
+from ..core.locks import held
 
 # %% auto #0
 __all__ = ['REQUEST_MAX_AGE_S', 'tokens_path', 'issue_token', 'request_token', 'TokenRequestError', 'accept_request',
@@ -103,24 +104,25 @@ def accept_request(s: Settings, request, people: dict | None, actor: str | None 
             f"the request of {user!r} was made {when}: a request is good for {REQUEST_MAX_AGE_S // 86400} days from "
             "when it is made; they make a new one"
         )
-    if digest in _tokens(tokens_path(s)):
-        raise TokenRequestError(f"the token of this request of {user!r} is issued already; nothing changed")
     _store(s, {**request, 'key_id': person.key_id, 'issued': issued}, actor, via='request')  # (the verified key)
     return user
 
 
-def _store(s: Settings, request: dict, actor: str | None, **details) -> None:
+def _store(s: Settings, request: dict, actor: str | None, **more) -> None:
     """Record a token (its request, `request_token`, verified): audited first, then stored (mode 600), so that a
     process killed between the two leaves an entry of a token never stored, never a token no entry records."""
     user, kid, p = request['user'], request['key_id'], tokens_path(s)
-    known = _tokens(p)  # (a damaged file refuses before anything is recorded)
-    try:
-        audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=kid, **details)
-    except audit.AuditError as e:  # a token no entry records does not stand
-        raise type(e)(f"no token issued: {e}") from None  # (AuditKeyMissing stays itself: exit 2)
-    known[request['token_sha256']] = {k: request[k] for k in ('user', 'key_id', 'issued', 'proof')}
     s.state_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
+    with held(s.state_dir, 'tokens'):  # (read, record, write as one: a revocation meanwhile is never undone)
+        known = _tokens(p)  # (a damaged file refuses before anything is recorded)
+        if request['token_sha256'] in known:
+            raise TokenRequestError(f"the token of this request of {user!r} is issued already; nothing changed")
+        try:
+            audit.append(s.audit_path, 'token.issue', user, reason='API token issued', actor=actor, key_id=kid, **more)
+        except audit.AuditError as e:  # a token no entry records does not stand
+            raise type(e)(f"no token issued: {e}") from None  # (AuditKeyMissing stays itself: exit 2)
+        known[request['token_sha256']] = {k: request[k] for k in ('user', 'key_id', 'issued', 'proof')}
+        atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
 
 
 def list_tokens(s: Settings) -> list[dict]:
@@ -145,24 +147,35 @@ def revoke_tokens(s: Settings, user: str, reason: str, prefix: str = '', actor: 
             f"{len(prefix)} characters"
         )
     p = tokens_path(s)
-    known = _tokens(p) if p.exists() else {}
-    hit = [
-        d
-        for d, r in known.items()
-        if isinstance(r, dict) and r.get('user') == user and not r.get('revoked') and d.startswith(prefix)
-    ]
-    if not hit or (prefix and len(hit) > 1):
-        which = f"whose sha256 starts with {prefix}" if prefix else "not revoked yet"
-        raise TokenRequestError(f"{len(hit)} token(s) of {user!r} {which}; nothing changed (`lifecycle token list`)")
-    try:
-        audit.append(s.audit_path, 'token.revoke', user, reason=reason, actor=actor, tokens=[d[:12] for d in hit])
-    except audit.AuditError as e:  # (first: a revocation no entry records is not made)
-        raise type(e)(f"no token revoked: {e}") from None
-    now = time.time()
-    for d in hit:
-        known[d] = {**known[d], 'revoked': now}
-    atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
+    with held(s.state_dir, 'tokens'):  # (read, record, write as one: a token issued meanwhile is never lost)
+        known = _tokens(p) if p.exists() else {}
+        hit = [
+            d
+            for d, r in known.items()
+            if isinstance(r, dict) and r.get('user') == user and not r.get('revoked') and d.startswith(prefix)
+        ]
+        if not hit or (prefix and len(hit) > 1):
+            which = f"whose sha256 starts with {prefix[:12]}" if prefix else "not revoked yet"
+            raise TokenRequestError(f"{len(hit)} token(s) of {user!r} {which}; nothing changed (see `token list`)")
+        try:
+            audit.append(s.audit_path, 'token.revoke', user, reason=reason, actor=actor, tokens=[d[:12] for d in hit])
+        except audit.AuditError as e:  # (first: a revocation no entry records is not made)
+            raise type(e)(f"no token revoked: {e}") from None
+        now = time.time()
+        for d in hit:
+            known[d] = {**known[d], 'revoked': now}
+        atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
     return [d[:12] for d in hit]
+
+
+def _when(at) -> str:
+    "A record's time (`issued`, `revoked`) as local text; 'some time' for one that is no time (hand-edited)."
+    if isinstance(at, bool) or not isinstance(at, (int, float)):
+        return 'some time'
+    try:
+        return time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at))
+    except (OverflowError, ValueError, OSError):
+        return 'some time'
 
 
 def _tokens(p: Path) -> dict:
@@ -201,9 +214,9 @@ def authorise(s: Settings, token: str | None, people: dict | None, role: str) ->
         raise Unauthorised('missing or unknown bearer token', 401)
     user = rec.get('user')
     if rec.get('revoked'):
-        at = rec['revoked']
-        when = time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(at)) if isinstance(at, (int, float)) else 'some time'
-        raise Unauthorised(f"user {user!r}: this token was revoked at {when} (`lifecycle token revoke`)", 401, user)
+        raise Unauthorised(
+            f"user {user!r}: this token was revoked at {_when(rec['revoked'])} (`lifecycle token revoke`)", 401, user
+        )
     if people is None:
         raise Unauthorised(
             f"user {user!r}: the workspace's trust is not initialised, so nobody holds a role (`lifecycle trust init`)",
