@@ -361,14 +361,8 @@ def _last_written(s: Settings, spec_stamp: bool = True) -> tuple[FlagsParams, st
     of the revision stamped in the flag file (when its flags hash to its stamp: the flags the server serves) or, when
     that cannot be read, in the spec on file. A copy counts only if it still compiles to the revision it is named by.
     None when no copy does (flags written by a lifecycle before this one kept none)."""
-    stamps = []  # (the flag file's first: what the server serves; a spec restored from a backup names an older one)
-    sources = ((flagd_path(s), _own_stamp), (spec_path(s), lambda d: d.get('revision')))
-    for path, read in sources if spec_stamp else sources[:1]:
-        try:
-            stamps.append(read(json.loads(path.read_text())))
-        except (OSError, ValueError, AttributeError, KeyError, TypeError, RecursionError):
-            continue
-    for r in dict.fromkeys(x for x in stamps if isinstance(x, str) and re.fullmatch(r'[0-9a-f]{12}', x)):
+    stamps = [_own_stamp(s), *([_stamp_of(spec_path(s))] if spec_stamp else [])]  # (the flag file's first: what the
+    for r in dict.fromkeys(x for x in stamps if x and re.fullmatch(r'[0-9a-f]{12}', x)):  # server serves)
         try:
             spec, name = read_flags_spec(_written_path(s, r))
         except ParamsError:
@@ -418,10 +412,14 @@ def _stamp_of(path: Path) -> str | None:
     return stamp if isinstance(stamp, str) else None
 
 
-def _own_stamp(doc: dict) -> str | None:
-    "A flag document's stamped revision, if its flags hash to it (else None: edited by hand)."
-    stamped = doc['metadata']['revision']
-    return stamped if content_revision(doc) == stamped else None
+def _own_stamp(s: Settings) -> str | None:
+    "The flag file's stamped revision, if its flags hash to it (else None: edited by hand, damaged or gone)."
+    try:
+        doc = json.loads(flagd_path(s).read_text())
+        stamped = doc['metadata']['revision']
+        return stamped if isinstance(stamped, str) and content_revision(doc) == stamped else None
+    except (OSError, ValueError, AttributeError, KeyError, TypeError, RecursionError):
+        return None
 
 
 def load_spec(s: Settings) -> tuple[FlagsParams, str]:
