@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.store import StateError, append_jsonl, atomic_write, read_jsonl, read_state, whole_lines
+from ..core.params import FlagsParams
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
 from .alerts import Outbox, forget_windows, judge, key_by_model, raise_alerts, still_breached
@@ -268,25 +269,37 @@ def _write_if_changed(p: Path, data: bytes) -> None:
     atomic_write(p, data)
 
 
-def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTimes]:
-    """The series the flags route traffic to now, whose silence means something (`no_traffic`, `no_labels`): the
-    control's version (the safe one's while the kill switch is on), the challenger's with a share, and an arm a cohort
-    is routed to (cohorts route only beside a challenger, before the share: the control at a challenger's 100% too).
-    A retired version's series is silent for good, and was said so once an hour for ever. An arm routed a share of
-    everyone with no series logged yet is silent since the flags routed it (the flag file's time), so that a server
-    answering no one is still told (an arm only a cohort reaches may rightly hear nothing). With no flags of this
-    model to read (none yet, damaged, another model's), every series, as before."""
+def _served(ws: Workspace, name: str) -> tuple[FlagsParams, float] | None:
+    """The flags the server serves for model `name` (`flags.served_spec`: not a spec edited by hand, which the server
+    refuses) and when they were written (the flag file's time); None with none of this model to tell (none yet,
+    unknown, another model's). Read once a look, for `_routed` and `_retired`."""
     from lifecycle.serve import flags as fl
 
     try:
         served, since = fl.served_spec(ws), fl.flagd_path(ws).stat().st_mtime
     except OSError:  # (none yet)
+        return None
+    return (served[0], since) if served is not None and served[1] == name else None
+
+
+def _arms(spec: FlagsParams) -> dict:
+    "The version each arm of `spec` answers with (the safe one: the control's when none is named)."
+    return {'safe': spec.safe or spec.control, 'control': spec.control, 'challenger': spec.challenger}
+
+
+def _routed(served: tuple[FlagsParams, float] | None, times: list[SeriesTimes]) -> list[SeriesTimes]:
+    """The series the flags route traffic to now, whose silence means something (`no_traffic`, `no_labels`): the
+    control's version (the safe one's while the kill switch is on), the challenger's with a share, and an arm a cohort
+    is routed to (cohorts route only beside a challenger, before the share: the control at a challenger's 100% too).
+    A retired version's series is silent for good, and was said so once an hour for ever. An arm routed a share of
+    everyone with no series logged yet is silent since the flags routed it (the flag file's time), so that a server
+    answering no one is still told (an arm only a cohort reaches may rightly hear nothing). With no served flags of
+    this model to tell (`_served` None), every series, as before."""
+    if served is None:
         return times
-    if served is None or served[1] != name:  # (unknown, as the server's refusals say; or another model's)
-        return times
-    spec = served[0]
+    spec, since = served
     cohort = {c.variant for c in spec.cohorts} if spec.challenger else set()
-    arms = {'safe': spec.safe or spec.control, 'control': spec.control, 'challenger': spec.challenger}
+    arms = _arms(spec)
     if spec.kill:
         shared, by_cohort = {'safe'}, set()
     else:  # (shared: routed a share of everyone, so silent when no one is answered; by_cohort: only if its cohort came)
@@ -300,20 +313,15 @@ def _routed(ws: Workspace, name: str, times: list[SeriesTimes]) -> list[SeriesTi
     return kept + [SeriesTimes(v, a, since, None, since) for a, v in sorted(shared - have)]
 
 
-def _retired(ws: Workspace, name: str, series: set[str]) -> set[str]:
-    """The `version/variant` series of `series` whose arm the served flags (`flags.served_spec`: not a spec edited by
-    hand, which the server refuses) no longer give that version: a challenger rolled back or promoted (its
-    `2/challenger` serves no one again), a control replaced. Their last windows stay the last ones measured, so their
-    alerts stayed open for good and their gauges in `metrics.prom` fired in Prometheus for good. The kill switch
-    retires no one (its control is still the control). With no served flags of this model to tell (none yet, unknown,
-    another model's), none."""
-    from lifecycle.serve import flags as fl
-
-    served = fl.served_spec(ws)
-    if served is None or served[1] != name:
+def _retired(served: tuple[FlagsParams, float] | None, series: set[str]) -> set[str]:
+    """The `version/variant` series of `series` whose arm the served flags (`_served`) no longer give that version: a
+    challenger rolled back or promoted (its `2/challenger` serves no one again), a control replaced. Their last windows
+    stay the last ones measured, so their alerts stayed open for good and their gauges in `metrics.prom` fired in
+    Prometheus for good. The kill switch retires no one (its control is still the control). With no served flags of
+    this model to tell, none."""
+    if served is None:
         return set()
-    spec = served[0]
-    arms = {'control': spec.control, 'challenger': spec.challenger, 'safe': spec.safe or spec.control}
+    arms = _arms(served[0])
     out = set()
     for s in series:
         version, _, variant = s.partition('/')
@@ -568,10 +576,11 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     known = set(state.get('windows_seen', []))
     keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
-    obs = _observations(m, _routed(ws, name, times), hb, now, name) + audit_observations(ws.audit_path, state)
+    served = _served(ws, name)  # (once a look: the flag file, the spec and lifecycle's copy read)
+    obs = _observations(m, _routed(served, times), hb, now, name) + audit_observations(ws.audit_path, state)
     obs += set_aside_observations(url, state)
     ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
-    retired = _retired(ws, name, ever)  # (judged no more: that version serves in that arm no more)
+    retired = _retired(served, ever)  # (judged no more: that version serves in that arm no more)
     live = [o for o in obs if not (o.get('model') and o['series'] in retired)]
     alerts = judge(live, mp.rules, state, now)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
