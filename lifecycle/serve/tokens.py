@@ -13,6 +13,7 @@ import os
 import secrets
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from ..core.settings import Settings
 from ..core.store import atomic_write, read_state
@@ -111,10 +112,8 @@ def accept_request(s: Settings, request, people: dict | None, actor: str | None 
 def _store(s: Settings, request: dict, actor: str | None, **more) -> None:
     """Record a token (its request, `request_token`, verified): audited first, then stored (mode 600), so that a
     process killed between the two leaves an entry of a token never stored, never a token no entry records."""
-    user, kid, p = request['user'], request['key_id'], tokens_path(s)
-    s.state_dir.mkdir(parents=True, exist_ok=True)
-    with held(s.state_dir, 'tokens'):  # (read, record, write as one: a revocation meanwhile is never undone)
-        known = _tokens(p)  # (a damaged file refuses before anything is recorded)
+    user, kid = request['user'], request['key_id']
+    with _tokens_changed(s) as known:  # (a damaged file refuses before anything is recorded)
         if request['token_sha256'] in known:
             raise TokenRequestError(f"the token of this request of {user!r} is issued already; nothing changed")
         try:
@@ -122,6 +121,17 @@ def _store(s: Settings, request: dict, actor: str | None, **more) -> None:
         except audit.AuditError as e:  # a token no entry records does not stand
             raise type(e)(f"no token issued: {e}") from None  # (AuditKeyMissing stays itself: exit 2)
         known[request['token_sha256']] = {k: request[k] for k in ('user', 'key_id', 'issued', 'proof')}
+
+
+@contextmanager
+def _tokens_changed(s: Settings):
+    """The tokens' records (`_tokens`) to change, written back (mode 600) when the block ends without an error, under
+    the workspace's `tokens` lock from the read to the write: an issue and a revocation at once lose neither."""
+    p = tokens_path(s)
+    s.state_dir.mkdir(parents=True, exist_ok=True)
+    with held(s.state_dir, 'tokens'):
+        known = _tokens(p)
+        yield known
         atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
 
 
@@ -146,9 +156,7 @@ def revoke_tokens(s: Settings, user: str, reason: str, prefix: str = '', actor: 
             f"--token-sha256: expected 8 to 64 hex digits of the token's sha256 (`lifecycle token list`), found "
             f"{len(prefix)} characters"
         )
-    p = tokens_path(s)
-    with held(s.state_dir, 'tokens'):  # (read, record, write as one: a token issued meanwhile is never lost)
-        known = _tokens(p) if p.exists() else {}
+    with _tokens_changed(s) as known:
         hit = [
             d
             for d, r in known.items()
@@ -164,7 +172,6 @@ def revoke_tokens(s: Settings, user: str, reason: str, prefix: str = '', actor: 
         now = time.time()
         for d in hit:
             known[d] = {**known[d], 'revoked': now}
-        atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
     return [d[:12] for d in hit]
 
 
