@@ -20,7 +20,6 @@ from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write, StateError
 from ..core.audit import AuditError
-from ..core.locks import held
 from ..core.params import RolloutParams, GuardParams
 from .abstats import SequentialTest
 from ..serve import flags as fl
@@ -132,11 +131,8 @@ def locked(s: Settings):
     never act on a stale state, and none of them waits behind a pipeline run. The tracking server's copy of the audit
     checkpoint is written once the outermost hold lets go (the action's entries are written under it without it), so
     that a kill switch pulled meanwhile never waits on that server."""
-    try:
-        with held(s.state_dir, 'flags'):
-            yield
-    finally:
-        fl._mirror(s)
+    with fl.flags_held(s):
+        yield
 
 
 def _exclusive(fn):

@@ -12,6 +12,7 @@ import json
 import re
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from ..core.settings import Settings
 from ..core.workspace import Workspace
@@ -25,7 +26,7 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'policy_refusals', 'write_spec',
            'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed',
            'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags',
-           'kept_edits', 'kill', 'make_provider', 'FlagClient']
+           'flags_held', 'kept_edits', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -585,15 +586,7 @@ def init_flags(
     """Start the runtime flags from params: resolve aliases (an empty control or safe: the environment's alias), write,
     audit. With `if_absent`, flags another process wrote meanwhile are kept as they are."""
     spec = resolve_spec(params, lookup, s.environment)
-    try:
-        return _init_flags(s, spec, model_name, actor, reason, if_absent)
-    finally:  # (the tracking server's copy of the audit checkpoint: once the flags are written and the lock is free)
-        _mirror(s)
-
-
-def _init_flags(s: Workspace, spec: FlagsParams, model_name: str, actor, reason: str, if_absent: bool) -> FlagsParams:
-    "`init_flags` under the `flags` lock."
-    with held(s.state_dir, 'flags'):
+    with flags_held(s):
         if if_absent and spec_path(s).exists():
             return load_spec(s)[0]
         if not _needs_repair(s):  # (a spec edited or damaged: its holder cannot act on it either, so init repairs it)
@@ -668,13 +661,10 @@ def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | N
     spec = params.model_copy(
         update=dict(control=v, safe=v, challenger=None, percentage=0, cohorts=[], kill=False, shadow=False)
     )
-    try:
-        with held(s.state_dir, 'flags'):
-            why = f"release bundle: {bundle['model_name']} version {v} serves everyone"
-            revision = _document(spec)['metadata']['revision']
-            _recorded_then_written(s, spec, bundle['model_name'], 'flags.init', why, actor, revision)
-    finally:
-        _mirror(s)
+    with flags_held(s):
+        why = f"release bundle: {bundle['model_name']} version {v} serves everyone"
+        revision = _document(spec)['metadata']['revision']
+        _recorded_then_written(s, spec, bundle['model_name'], 'flags.init', why, actor, revision)
     return spec
 
 # %% ../../nbs/api/serve/00_flags.ipynb #6931bd36
@@ -708,10 +698,19 @@ def change_flags(
 ) -> FlagsParams:
     """Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited. While a hold is in
     force (`set_hold`), a change naming one of `HELD_KEYS` from another source than the holder's is refused (409)."""
+    with flags_held(s):  # read, change and write as one step: a concurrent kill switch is never lost
+        return _change_flags(s, changes, actor, reason, source, lookup)
+
+
+@contextmanager
+def flags_held(s: Settings):
+    """Hold the `flags` lock (re-entrant within a thread) to read and write the flags as one step; once this thread
+    lets go of it, write the tracking server's copy of the audit checkpoint (`_mirror`): the flags' audit entries are
+    written under it without that copy, so a kill switch pulled meanwhile never waits on that server."""
     try:
-        with held(s.state_dir, 'flags'):  # read, change and write as one step: a concurrent kill switch is never lost
-            return _change_flags(s, changes, actor, reason, source, lookup)
-    finally:  # (the tracking server's copy of the audit checkpoint: after the flags are live and the lock is free)
+        with held(s.state_dir, 'flags'):
+            yield
+    finally:
         _mirror(s)
 
 
