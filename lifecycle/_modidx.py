@@ -3561,6 +3561,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.tokens._digest': ('api/serve/tokens.html#_digest', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._iso': ('api/serve/tokens.html#_iso', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._proven': ('api/serve/tokens.html#_proven', 'lifecycle/serve/tokens.py'),
+                                        'lifecycle.serve.tokens._row': ('api/serve/tokens.html#_row', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._store': ('api/serve/tokens.html#_store', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._tokens': ('api/serve/tokens.html#_tokens', 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens._tokens_changed': ( 'api/serve/tokens.html#_tokens_changed',

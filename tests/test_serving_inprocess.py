@@ -888,8 +888,11 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     listed = cli(ws, 'token', 'list', '--json')  # (a leaked token withdrawn alone: her key and other tokens stand)
     mine = hashlib.sha256(made['token'].encode()).hexdigest()
     assert listed.returncode == 0 and mine[:12] in listed.stdout and made['token'] not in listed.stdout, listed.stderr
-    r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'pasted in a chat', '--token-sha256', mine[:10])
-    assert r.returncode == 0 and '1 token(s) of carol revoked' in r.stdout, r.stderr
+    r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'pasted in a chat', '--token-sha256', mine[:10], '--json')
+    assert r.returncode == 0, r.stderr
+    [gone] = json.loads(r.stdout)['tokens']  # (what `token list` shows of it, the time it was revoked included)
+    [was] = [t for t in json.loads(listed.stdout)['tokens'] if t['sha256'] == mine[:12]]
+    assert gone == was | {'revoked': gone['revoked']} and gone['revoked'] >= was['issued'], (gone, was)
     with TestClient(create_app(Server(s))) as client:
         r = client.get('/admin/flags', headers={'Authorization': f"Bearer {made['token']}"})
         assert r.status_code == 401 and 'this token was revoked' in r.json()['error'], r.text
@@ -903,8 +906,10 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     assert r.returncode == 2 and 'found nothing; leave it out for all tokens' in r.stderr, r.stderr
     known = json.loads(tokens_path(s).read_text())  # times edited by hand past what a clock can show: no traceback
     known[mine] = known[mine] | {'revoked': 1e400, 'issued': float('nan')}
+    known['ab' * 32] = 'not a record'  # (a hand edit: listed as damaged, not left out)
     tokens_path(s).write_text(json.dumps(known))
-    assert cli(ws, 'token', 'list').returncode == 0
+    r = cli(ws, 'token', 'list')
+    assert r.returncode == 0 and 'abababababab  a damaged record' in r.stdout, r.stdout
     with TestClient(create_app(Server(s))) as client:
         r = client.get('/admin/flags', headers={'Authorization': f"Bearer {made['token']}"})
         assert r.status_code == 401 and 'revoked at some time' in r.json()['error'], r.text

@@ -422,8 +422,7 @@ def token_revoke(
     if token_sha256 is not None and not token_sha256.strip():  # (an empty one would have meant all of them)
         raise CommandError("--token-sha256: expected 8 to 64 hex digits, found nothing; leave it out for all tokens")
     gone = revoke_tokens(Workspace.open(), name, reason, (token_sha256 or '').strip().lower())
-    rows = [dict(user=name, sha256=d, revoked=True) for d in gone]
-    return TokensShown(rows, f"{len(gone)} token(s) of {name} revoked")
+    return TokensShown(gone, f"{len(gone)} token(s) of {name} revoked")
 
 
 @command(errors=SERVE_ERRORS)
@@ -450,9 +449,12 @@ class TokensShown(Result):
 
         print(self.said)
         for r in self.tokens:
+            if r.get('damaged'):
+                print(f"  {r['sha256']}  a damaged record (edited by hand): its token is refused")
+                continue
             state = f"revoked {_when(r['revoked'])}" if r.get('revoked') else 'active'
-            issued = f"issued {_when(r['issued'])}, " if 'issued' in r else ''
-            print(f"  {r.get('sha256')}  {r.get('user')}  {issued}{state}  key {r.get('key_id') or '?'}")
+            key = r.get('key_id') or '?'
+            print(f"  {r['sha256']}  {r.get('user')}  issued {_when(r['issued'])}, {state}  key {key}")
 
 
 @dataclass

@@ -136,21 +136,25 @@ def _tokens_changed(s: Settings):
 
 
 def list_tokens(s: Settings) -> list[dict]:
-    "Every token issued here, oldest first: user, key id, issued and revoked times, the first 12 hex of its sha256."
+    """Every token issued here, oldest first (`_row`). A record edited into something that is not one is listed as
+    `damaged` (the admin API refuses its token), never left out."""
     p = tokens_path(s)
-    known = _tokens(p) if p.exists() else {}
-    rows = [
-        {**{k: r.get(k) for k in ('user', 'key_id', 'issued', 'revoked')}, 'sha256': d[:12]}
-        for d, r in known.items()
-        if isinstance(r, dict)
-    ]
+    rows = [_row(d, r) for d, r in (_tokens(p) if p.exists() else {}).items()]
     return sorted(rows, key=lambda r: r['issued'] if isinstance(r['issued'], (int, float)) else 0)
 
 
-def revoke_tokens(s: Settings, user: str, reason: str, prefix: str = '', actor: str | None = None) -> list[str]:
+def _row(digest: str, rec) -> dict:
+    "A token's record as `token list` and `token revoke` show it: user, key id, issued and revoked times, sha256[:12]."
+    if not isinstance(rec, dict):
+        return dict(user=None, key_id=None, issued=None, revoked=None, sha256=digest[:12], damaged=True)
+    return {**{k: rec.get(k) for k in ('user', 'key_id', 'issued', 'revoked')}, 'sha256': digest[:12]}
+
+
+def revoke_tokens(s: Settings, user: str, reason: str, prefix: str = '', actor: str | None = None) -> list[dict]:
     """Withdraw `user`'s API tokens, or only the one whose sha256 starts with `prefix` (8 to 64 hex digits): each
     record is kept, marked revoked, so `authorise` refuses its token and `accept_request` its request again. Audited
-    first. The revoked tokens' sha256 prefixes; `TokenRequestError` when none (or, for a prefix, more than one) fits."""
+    first. The revoked tokens' records as `list_tokens` shows them; `TokenRequestError` when none (or, for a prefix,
+    more than one) fits."""
     if prefix and not (8 <= len(prefix) <= 64 and all(c in '0123456789abcdef' for c in prefix)):
         raise TokenRequestError(  # (not quoted: a token pasted by mistake would land in a terminal's history only)
             f"--token-sha256: expected 8 to 64 hex digits of the token's sha256 (`lifecycle token list`), found "
@@ -172,7 +176,7 @@ def revoke_tokens(s: Settings, user: str, reason: str, prefix: str = '', actor: 
         now = time.time()
         for d in hit:
             known[d] = {**known[d], 'revoked': now}
-    return [d[:12] for d in hit]
+    return [_row(d, known[d]) for d in hit]
 
 
 def _when(at) -> str:
