@@ -328,6 +328,31 @@ def test_the_rollback_of_a_completed_rollout_takes_the_safe_version_back_too_whe
     assert fl.kill(s, actor='carol', reason='incident').safe == '1'
 
 
+def test_no_step_is_taken_by_hand_while_the_kill_switch_is_on(ws):
+    """`flags kill` during a rollout sends everyone to the safe version: the challenger serves no one, so a step, a
+    switch to it or a completion (which moves the environment's alias to it) would rest on nothing. The guard waits;
+    `advance` and `switch` were taken and completed the rollout onto a version no one had been served (a review)."""
+    assert cli(ws, 'rollout', 'start', '--challenger', '2', '--steps', '5,50,100').returncode == 0
+    assert cli(ws, 'flags', 'kill', '--reason', 'bad answers').returncode == 0
+    for _ in range(2):  # (5 -> 50 -> completed, before)
+        r = cli(ws, 'rollout', 'advance', '--reason', 'x')
+        assert r.returncode == 2 and 'the kill switch is on' in r.stderr and 'flags unkill' in r.stderr, r.stderr
+    assert cli_json(ws, 'rollout', 'status')[1]['rollout']['percentage'] == 5
+    assert cli(ws, 'flags', 'unkill').returncode == 0 and cli_json(ws, 'rollout', 'advance')[0].returncode == 0
+    assert cli(ws, 'rollout', 'rollback', '--reason', 'next').returncode == 0
+    assert cli(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green').returncode == 0
+    assert cli(ws, 'flags', 'kill', '--reason', 'bad answers').returncode == 0
+    r = cli(ws, 'rollout', 'switch')
+    assert r.returncode == 2 and 'the kill switch is on' in r.stderr, r.stderr
+    assert cli(ws, 'flags', 'unkill').returncode == 0 and cli_json(ws, 'rollout', 'switch')[0].returncode == 0
+    assert cli(ws, 'flags', 'kill', '--reason', 'again').returncode == 0
+    r = cli(ws, 'rollout', 'advance')  # (completing: the alias would move to the challenger)
+    assert r.returncode == 2 and 'the kill switch is on' in r.stderr, r.stderr
+    _, out = cli_json(ws, 'rollout', 'switch')  # back to the control: always allowed
+    assert out['rollout']['percentage'] == 0 and out['rollout']['status'] == 'running'
+    assert cli_json(ws, 'status')[1]['models'][0]['aliases'] == {'dev': '1'}  # (the alias never moved)
+
+
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
     assert r.returncode == 0 and out['rollout']['percentage'] == 0, r.stderr

@@ -275,6 +275,7 @@ def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: d
     "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
     st = _active(s)
     _refuse_paused(st, 'switch' if st['strategy'] == 'blue_green' and st['percentage'] < 100 else 'advance')
+    _refuse_killed(s)
     if st['strategy'] == 'blue_green' and st['percentage'] < 100:  # it would complete on no traffic at all
         raise RolloutError(
             "blue-green: `lifecycle rollout switch` moves the traffic to the challenger first; advance completes the "
@@ -286,6 +287,22 @@ def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: d
     st['step'] = nxt
     _set_share(s, st, st['steps'][nxt], actor, f"rollout: step {nxt + 1}/{len(st['steps'])}")
     return _event(s, st, 'advance', actor, reason or 'advanced', metrics=metrics or {})
+
+
+def _refuse_killed(s: Settings) -> None:
+    """While the kill switch is on everyone is on the safe version, so the challenger serves no one: a step (or a
+    completion, which would move the environment's alias to it) would rest on no evidence. The guard waits; so must
+    people. A spec that cannot be read is left to the flags change, which names what is wrong with it."""
+    try:
+        spec = fl.load_spec(s)[0]
+    except fl.FlagError:
+        return
+    if spec.kill:
+        raise RolloutError(
+            "the kill switch is on (everyone is on the safe version, so the challenger serves no one): "
+            "the rollout takes no step until it is released (`lifecycle flags unkill`) or rolled back (`lifecycle "
+            "rollout rollback`)"
+        )
 
 
 def _refuse_paused(st: dict, what: str) -> None:
@@ -387,6 +404,7 @@ def switch(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     to = 0.0 if st['percentage'] >= 100 else 100.0
     if to:
         _refuse_paused(st, 'switch')  # (back to the control is always allowed)
+        _refuse_killed(s)
         st['baseline'] = [
             st['step_started'],
             time.time(),
