@@ -218,6 +218,26 @@ def test_triggers_debounce_cap_and_evidence(tmp_path):
     assert evaluate(rp, dict(alerts=[], new_labels=500, last_retrain=0.0), st, now=1000.0 + 86400 + 1).fire
 
 
+def test_an_alert_of_an_arm_the_served_flags_retired_starts_no_retraining(two_versions):
+    """A retraining's own canary raised a drift alert on `2/challenger`; once v2 was promoted (or rolled back), that arm
+    serves no one, and its alert started another retraining of the model that now serves (a review). An alert of an
+    arm the served flags retired (`monitor.retired_series`) is not counted; one of the serving control is."""
+    from lifecycle.core.store import append_jsonl
+    from lifecycle.loop.triggers import check, facts
+
+    ws = Workspace.open(two_versions)  # flags: control v1, no challenger deployed (v2 was one, rolled back)
+    rp = RetrainParams.model_validate(dict(triggers=dict(drift_alert=dict(rules=['input_drift'], min_severity='high', debounce_s=0))))
+    alerts = ws.state_dir / 'monitor' / 'alerts.jsonl'
+    alerts.parent.mkdir(parents=True, exist_ok=True)
+    drift = dict(rule='input_drift', severity='high', metric='drift_psi_max', value=1.3, ts=time.time() - 5)
+    append_jsonl(alerts, dict(drift, id='a1', series='2/challenger'))
+    append_jsonl(alerts, dict(drift, id='a2', series='2/control'))  # (v2 never the control here)
+    assert facts(ws, {})['alerts'] == [] and not check(ws, rp).fire
+    append_jsonl(alerts, dict(drift, id='a3', series='1/control'))  # the version that serves: it counts
+    r = check(ws, rp)
+    assert r.fire and [a['id'] for a in r.hits[0].evidence['alerts']] == ['a3'], r
+
+
 # -- one iteration, end to end and interrupted ------------------------------------------------------------------------
 
 

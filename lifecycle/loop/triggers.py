@@ -151,9 +151,12 @@ def cut_labels(state_dir: str | Path, until: float) -> dict:
 
 
 def facts(ws: Workspace, state: dict, log=None) -> dict:
-    "What the triggers judge in this workspace now: the monitor's alerts, new labelled rows, the last retraining."
+    """What the triggers judge in this workspace now: the monitor's alerts, new labelled rows, the last retraining.
+    An alert of a series the served flags retired (`monitor.retired_series`: a challenger promoted or rolled back, a
+    control replaced) is not counted: a retraining's own canary, or a version that serves no one any more, never
+    starts another retraining of the model that serves."""
     from lifecycle.loop.feedback import labelled_rows
-    from lifecycle.operate.monitor import alert_log
+    from lifecycle.operate.monitor import alert_log, retired_series, served_flags
     from lifecycle.serve.predlog import default_url, read_log
 
     fp, rp = ws.params['features'], ws.params['register']
@@ -169,7 +172,10 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
             last = ws.client.get_model_version(rp.model_name, v).creation_timestamp / 1000 if v else 0.0
         except Exception:
             last = 0.0
-    return dict(alerts=alert_log(ws.state_dir)[::-1], new_labels=len(rows), labels_since=since, last_retrain=last)
+    alerts = alert_log(ws.state_dir)[::-1]
+    gone = retired_series(served_flags(ws, rp.model_name), {a.get('series') for a in alerts if a.get('series')})
+    alerts = [a for a in alerts if a.get('series') not in gone]  # (an arm's version serving there no more: its canary)
+    return dict(alerts=alerts, new_labels=len(rows), labels_since=since, last_retrain=last)
 
 
 def check(ws: Workspace, rp: RetrainParams, now: float | None = None, log=None) -> TriggerResult:

@@ -34,8 +34,9 @@ from .windows import INPUT, Baseline, SeriesTimes, kept_records, each_window_met
 
 # %% auto #0
 __all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'set_aside_observations',
-           'MonitorRun', 'load_tally', 'save_tally', 'metrics_text', 'MeasuredWindows', 'measured_key', 'load_measured',
-           'save_measured', 'run_once', 'WindowClock', 'alert_log', 'open_alerts', 'status', 'health']
+           'MonitorRun', 'load_tally', 'save_tally', 'served_flags', 'retired_series', 'metrics_text',
+           'MeasuredWindows', 'measured_key', 'load_measured', 'save_measured', 'run_once', 'WindowClock', 'alert_log',
+           'open_alerts', 'status', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -269,10 +270,10 @@ def _write_if_changed(p: Path, data: bytes) -> None:
     atomic_write(p, data)
 
 
-def _served(ws: Workspace, name: str) -> tuple[FlagsParams, float] | None:
+def served_flags(ws: Workspace, name: str) -> tuple[FlagsParams, float] | None:
     """The flags the server serves for model `name` (`flags.served_spec`: not a spec edited by hand, which the server
     refuses) and when they were written (the flag file's time); None with none of this model to tell (none yet,
-    unknown, another model's). Read once a look, for `_routed` and `_retired`."""
+    unknown, another model's). Read once a look, for `_routed` and `retired_series`, and by a retraining's triggers."""
     from lifecycle.serve import flags as fl
 
     try:
@@ -294,7 +295,7 @@ def _routed(served: tuple[FlagsParams, float] | None, times: list[SeriesTimes]) 
     A retired version's series is silent for good, and was said so once an hour for ever. An arm routed a share of
     everyone with no series logged yet is silent since the flags routed it (the flag file's time), so that a server
     answering no one is still told (an arm only a cohort reaches may rightly hear nothing). With no served flags of
-    this model to tell (`_served` None), every series, as before."""
+    this model to tell (`served_flags` None), every series, as before."""
     if served is None:
         return times
     spec, since = served
@@ -313,12 +314,12 @@ def _routed(served: tuple[FlagsParams, float] | None, times: list[SeriesTimes]) 
     return kept + [SeriesTimes(v, a, since, None, since) for a, v in sorted(shared - have)]
 
 
-def _retired(served: tuple[FlagsParams, float] | None, series: set[str]) -> set[str]:
-    """The `version/variant` series of `series` whose arm the served flags (`_served`) no longer give that version: a
-    challenger rolled back or promoted (its `2/challenger` serves no one again), a control replaced. Their last windows
-    stay the last ones measured, so their alerts stayed open for good and their gauges in `metrics.prom` fired in
-    Prometheus for good. The kill switch retires no one (its control is still the control). With no served flags of
-    this model to tell, none."""
+def retired_series(served: tuple[FlagsParams, float] | None, series: set[str]) -> set[str]:
+    """The `version/variant` series of `series` whose arm the served flags (`served_flags`) no longer give that
+    version: a challenger rolled back or promoted (its `2/challenger` serves no one again), a control replaced. Their
+    last windows stay the last ones measured, so their alerts stayed open for good and their gauges in `metrics.prom`
+    fired in Prometheus for good; and a retraining's trigger counted them (`loop.triggers.facts`). The kill switch
+    retires no one (its control is still the control). With no served flags of this model to tell, none."""
     if served is None:
         return set()
     arms = _arms(served[0])
@@ -576,11 +577,11 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     known = set(state.get('windows_seen', []))
     keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
-    served = _served(ws, name)  # (once a look: the flag file, the spec and lifecycle's copy read)
+    served = served_flags(ws, name)  # (once a look: the flag file, the spec and lifecycle's copy read)
     obs = _observations(m, _routed(served, times), hb, now, name) + audit_observations(ws.audit_path, state)
     obs += set_aside_observations(url, state)
     ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
-    retired = _retired(served, ever)  # (judged no more: that version serves in that arm no more)
+    retired = retired_series(served, ever)  # (judged no more: that version serves in that arm no more)
     live = [o for o in obs if not (o.get('model') and o['series'] in retired)]
     alerts = judge(live, mp.rules, state, now)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
