@@ -2857,6 +2857,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.deployed_versions': ( 'api/serve/flags.html#deployed_versions',
                                                                                     'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags.everyone_arm': ( 'api/serve/flags.html#everyone_arm',
+                                                                               'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.flagd_path': ('api/serve/flags.html#flagd_path', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.flags_dir': ('api/serve/flags.html#flags_dir', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.flags_held': ('api/serve/flags.html#flags_held', 'lifecycle/serve/flags.py'),

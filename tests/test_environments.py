@@ -329,6 +329,10 @@ def test_batch_scoring_takes_the_release_policy_and_the_kill_switch_as_the_serve
     _spec_live(ws, FlagsParams(control='2', safe='1', kill=True))
     r, out = score()
     assert r.returncode == 0 and out['model_version'] == '1', r.stderr  # killed: the safe version's scores
+    (tmp_path / 'out.csv').unlink()
+    _spec_live(ws, FlagsParams(control='1', safe='1', challenger='2', percentage=100))
+    r, out = score()  # (a blue-green switch: everyone on the challenger, and scored with the control before)
+    assert r.returncode == 0 and out['model_version'] == '2', r.stderr
     r, out = score('--version', '1', env={'LIFECYCLE_ENVIRONMENT': 'production'})
     said = ' '.join((r.stdout + r.stderr).split())  # (--json: the error as JSON)
     assert r.returncode == 2 and "version 1 may not be exposed as 'production'" in said and 'refusing' in said, said

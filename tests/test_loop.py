@@ -226,7 +226,8 @@ def test_an_alert_of_an_arm_the_served_flags_retired_starts_no_retraining(two_ve
     from lifecycle.loop.triggers import check, facts
 
     ws = Workspace.open(two_versions)  # flags: control v1, no challenger deployed (v2 was one, rolled back)
-    rp = RetrainParams.model_validate(dict(triggers=dict(drift_alert=dict(rules=['input_drift'], min_severity='high', debounce_s=0))))
+    drift_alert = dict(rules=['input_drift'], min_severity='high', debounce_s=0)
+    rp = RetrainParams.model_validate(dict(triggers=dict(drift_alert=drift_alert)))
     alerts = ws.state_dir / 'monitor' / 'alerts.jsonl'
     alerts.parent.mkdir(parents=True, exist_ok=True)
     drift = dict(rule='input_drift', severity='high', metric='drift_psi_max', value=1.3, ts=time.time() - 5)

@@ -638,8 +638,8 @@ def score(
     if fl.spec_path(s).exists():
         spec, name = fl.load_spec(s)
     ml = s.mlflow
-    if version is None:  # the version the server would answer everyone with: the safe one while the kill switch is on
-        ref = (spec.safe if spec.kill else spec.control) or s.environment  # none: the environment's alias
+    if version is None:  # the version the server would answer everyone with (`flags.everyone_arm`)
+        ref = getattr(spec, fl.everyone_arm(spec)) or s.environment  # none: the environment's alias
         version = ref if ref.isdigit() else _alias_lookup(s, name)(ref)
         if version is None:
             raise CommandError(f"no version given and alias {ref!r} names none; register a model first", EXIT_INPUT)

@@ -23,10 +23,10 @@ from ..core.params import FlagsParams, ARMS, ParamsError, _describe, read_flags_
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'FlagsDamaged',
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
-           'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'policy_refusals', 'write_spec',
-           'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold', 'other_model_routed',
-           'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags', 'change_flags',
-           'flags_held', 'kept_edits', 'kill', 'make_provider', 'FlagClient']
+           'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'everyone_arm', 'policy_refusals',
+           'write_spec', 'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold',
+           'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
+           'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -240,6 +240,14 @@ def _cohorts(spec: FlagsParams) -> bool:
 def answers(spec: FlagsParams, arm: str, routed: bool) -> bool:
     "Whether `arm` of `spec` answers anyone, as a server routes (`routed`: killed, only the safe one does)."
     return bool(getattr(spec, arm)) and not (routed and spec.kill and arm != 'safe')
+
+
+def everyone_arm(spec: FlagsParams) -> str:
+    """The arm `spec` answers everyone with whom no cohort routes elsewhere: the safe one while the kill switch is on,
+    the challenger at a share of 100% (`compile_flags` routes the share so), else the control."""
+    if spec.kill:
+        return 'safe'
+    return 'challenger' if spec.challenger and spec.percentage >= 100 else 'control'
 
 
 def policy_refusals(
