@@ -413,6 +413,14 @@ def test_audit_show_on_a_damaged_log_refuses_in_the_shape_of_every_json_refusal(
     out = json.loads(r.stdout)
     assert r.returncode == 3 and out['ok'] is False and 'audit verify' in out['error'], (r.stdout, r.stderr)
     assert 'Traceback' not in r.stderr
+    entry = json.loads(lines[1])  # a line that is JSON but no entry (a key edited away): named too, never a KeyError
+    ws.log.write_text(lines[0] + json.dumps({k: v for k, v in entry.items() if k != 'seq'}) + '\n' + lines[2])
+    r = cli(ws.root, 'audit', 'show', '--json', env=ws.env)
+    said = json.loads(r.stdout).get('error', r.stdout)
+    assert r.returncode == 3 and f'{ws.log}: line 2 is not an entry' in said and "no 'seq'" in said, said
+    assert 'Traceback' not in r.stderr, r.stderr
+    r = verify_cli(ws)
+    assert r.returncode == 3 and 'line 2 is not a valid audit entry' in r.stdout + r.stderr, (r.stdout, r.stderr)
 
 
 def test_audit_show_prints_what_people_typed_as_escapes_where_it_would_act_on_the_terminal(ws):

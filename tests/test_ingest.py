@@ -261,6 +261,11 @@ def test_watch_takes_each_file_exactly_once_across_restarts(workspace, arrests):
     assert sorted(done) == ['0-1997.csv', '1-1998.csv', '2-1999.csv', '3-2000.csv']
     r, st = cli_json(workspace, 'ingest', 'stats')
     assert st['batches'] == 4 and st['success_rate'] == 1.0 and st['rejected_share'] == 0.0
+    with open(led.path, 'a') as f:  # a whole line that is JSON but no entry of the ledger: named, not a KeyError
+        f.write('{"name": "x"}\n')
+    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once')
+    assert r.returncode != 0 and f"{led.path}: line 10 is not an entry" in r.stderr, r.stderr
+    assert "no 'file_id', 'state'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
 
 def test_stats_count_rejections(workspace, arrests):

@@ -369,15 +369,19 @@ def append(
 
 # %% ../../nbs/api/core/03_audit.ipynb #628c9e93
 def read(path: str | Path) -> list[dict]:
-    "Every entry, oldest first, joined with its payload (no verification); an erased payload reads as `(erased)`."
+    """Every entry, oldest first, joined with its payload (no verification); an erased payload reads as `(erased)`. A
+    line in the middle that is not an entry (not JSON, or without the fields every entry has) raises `JournalError`
+    naming it, as a damaged line of any log does."""
     log = Path(path)
-    chain = read_jsonl(log)
+    chain = read_jsonl(log, keys=('seq', 'time', 'action', 'subject'))  # (both formats' lines hold these)
     if chain and 'mac' not in chain[0]:
         return [{k: e.get(k) for k in _FIELDS} for e in chain]  # the old format
     payloads = {payload_digest(p): p for p in read_jsonl(payloads_path(log))}
     erased, lines = _tombstones(chain), {e['seq']: e for e in chain}
-    kept = {s: ((payloads.get(lines[t]['digest']) or {}).get('details') or {}).get('kept') for s, t in erased.items()}
-    return [_joined(e, payloads.get(e['digest']), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
+    kept = {
+        s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
+    }
+    return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
 
 
 _ORDERED = {  # action -> the details an erasure keeps of it: what the release path orders signed acts by
@@ -489,12 +493,8 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
     for i, ln in enumerate(raw, 1):
         if not ln.strip():
             continue
-        try:
-            e = json.loads(ln)
-        except ValueError:
-            e = None
-        if not isinstance(e, dict):
-            return fail(len(entries), f'line {i} is not a valid audit entry (damaged JSON)', None, i)
+        if (e := _entry(ln)) is None:  # (a JSON object without a whole-number seq and a MAC is no entry either)
+            return fail(len(entries), f'line {i} is not a valid audit entry (damaged)', None, i)
         entries.append((i, e))
     if entries and 'mac' not in entries[0][1]:
         bad = _legacy_break(entries)

@@ -25,7 +25,8 @@ class Ledger:
         self.path = Path(path)
 
     def entries(self) -> list[dict]:
-        return read_jsonl(self.path)
+        "Every whole entry, oldest first; `JournalError` naming a damaged line (or one without a file id, name, state)."
+        return read_jsonl(self.path, keys=('file_id', 'name', 'state'))
 
     def done(self) -> set[str]:
         "Ids of files that finished (accepted or rejected: both are final)."
