@@ -867,6 +867,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._public': ( 'api/data/commands.html#_public',
                                                                               'lifecycle/data/commands.py'),
+                                         'lifecycle.data.commands._quoted': ( 'api/data/commands.html#_quoted',
+                                                                              'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._seconds': ( 'api/data/commands.html#_seconds',
                                                                                'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands.drift': ('api/data/commands.html#drift', 'lifecycle/data/commands.py'),

@@ -189,6 +189,27 @@ def test_drift_leaves_out_excluded_columns_and_identifiers_and_prints_strict_jso
     )
 
 
+def test_drift_quotes_no_column_name_that_reads_as_personal_data_or_as_a_files_first_row(arrests_ws, arrests):
+    """`lifecycle drift` quoted a column the reference lacked by its name, an e-mail address among them, and a
+    reference without a header row by its 'names': its first row, whole (a review). Both are withheld now, as
+    `ingest` and `init` withhold them (`pii.shown_column_name`)."""
+    canary = 'zed.quux@example.org'
+    arrests.head(300).to_csv(arrests_ws / 'a.csv', index=False)
+    arrests.iloc[300:600].assign(**{canary: 1}).to_csv(arrests_ws / 'b.csv', index=False)
+    r = invoke(commands.drift, ['--reference', 'a.csv', '--current', 'b.csv', '--json'])
+    assert r.exit_code == 0 and canary not in r.stdout + r.stderr, r.stdout
+    said = strict(r.stdout)['excluded']
+    assert said['<column 9: name withheld, it looks like personal data>'] == 'not in the reference', said
+    first = arrests.head(300).reset_index(drop=True)  # no header row: its first row reads as names
+    first.loc[0, ['released', 'colour', 'employed', 'citizen']] = ['Yes', canary, 'No', 'unknown']  # (no name twice)
+    first.to_csv(arrests_ws / 'noheader.csv', index=False, header=False)
+    for args in (['--json'], []):
+        r = invoke(commands.drift, ['--reference', 'noheader.csv', '--current', 'a.csv', *args])
+        out = r.stdout + r.stderr
+        assert r.exit_code == 2 and canary not in out and 'lacks 8 of the reference' in out, out
+        assert 'name withheld, the first line reads as data' in out, out
+
+
 @pytest.mark.parametrize(
     'text, encoding',
     [

@@ -347,6 +347,18 @@ def _keep_freed_memory() -> None:
         pass
 
 
+def _quoted(names: list[str], p, which: list[str], why: str) -> dict[str, str]:
+    """`which` (of a file's column `names`) as a message may quote each (`pii.shown_column_name`: none that looks
+    personal, and none at all when the file's first line reads as data, naming no column of the contract `p`), with
+    `why`. pandas is imported only when there is one to quote."""
+    if not which:
+        return {}
+    from lifecycle.data.pii import shown_column_name
+
+    data = not any(c in p.columns for c in names)  # (a file without a header row: its 'names' are its first row)
+    return {shown_column_name(c, names.index(c), data): why for c in which}
+
+
 def _excluded(p, columns) -> dict:
     "The columns `lifecycle drift` leaves out, and why: `drift.exclude`, personal, or their kind."
     out = {}
@@ -448,8 +460,15 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
             raise CommandError(f"{x}: holds no rows (a header alone): there is nothing to compare", EXIT_INPUT)
     excluded = _excluded(p, ref['order'])
     cols = [c for c in ref['order'] if c not in excluded]
-    names = cur.column_names if hasattr(cur, 'column_names') else list(cur.columns)
-    excluded.update({str(c): 'not in the reference' for c in names if str(c) not in ref['order']})  # (named, unread)
+    names = [str(c) for c in (cur.column_names if hasattr(cur, 'column_names') else cur.columns)]
+    excluded.update(_quoted(names, p, [c for c in names if c not in ref['order']], 'not in the reference'))  # (unread)
+    if missing := [c for c in cols if c not in set(names)]:  # (before the comparison: its message would quote them)
+        shown = list(_quoted(ref['order'], p, missing, ''))
+        raise CommandError(
+            f"{current}: drift cannot be measured against {reference}: it lacks {len(missing)} of the reference's "
+            f"columns ({', '.join(shown[:5])}{' and more' if len(shown) > 5 else ''})",
+            EXIT_INPUT,
+        )
     try:
         res = compare_records(ref, cur, columns=cols)
     except ValueError as e:
