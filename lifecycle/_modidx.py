@@ -2779,6 +2779,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags._audited_changes': ( 'api/serve/flags.html#_audited_changes',
                                                                                    'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._base': ('api/serve/flags.html#_base', 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._both_written': ( 'api/serve/flags.html#_both_written',
+                                                                                'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._cbor_text': ('api/serve/flags.html#_cbor_text', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._change_flags': ( 'api/serve/flags.html#_change_flags',
                                                                                 'lifecycle/serve/flags.py'),

@@ -385,6 +385,19 @@ def test_a_flags_change_cut_short_after_its_entry_is_recorded_and_never_live_wit
     assert entries[1]['details']['revision'] == wanted and 'OSError' in entries[1]['reason']
     monkeypatch.undo()
     assert fl.check_live(s, fl.read_document(fl.flagd_path(s))) == live and audit.verify(s.audit_path).ok
+    before = fl.flagd_path(s).read_bytes()  # cut short between the spec's write and the flag file's (a review: it
+    fl.change_flags(s, {'percentage': 50}, actor='carol')  # was said to be a flag file changed outside lifecycle)
+    fl.flagd_path(s).write_bytes(before)
+    with pytest.raises(
+        fl.FlagsTampered,
+        match=f'serves revision {live}, which lifecycle wrote, .* revision {wanted}, '
+        'which it wrote after that: a flags change was cut short between its two writes',
+    ):
+        fl.check_live(s, fl.read_document(fl.flagd_path(s)))
+    doc = json.loads(before)
+    doc['flags'][fl.MODEL_FLAG]['defaultVariant'] = 'challenger'  # edited by hand: what it says as before
+    with pytest.raises(fl.FlagsTampered, match='so it was changed outside lifecycle'):
+        fl.check_live(s, doc)
 
 
 def test_with_the_audit_key_in_another_keys_folder_the_kill_switch_still_pulls_and_nothing_else_changes(

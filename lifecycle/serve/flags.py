@@ -573,6 +573,13 @@ def check_live(s: Settings, doc: dict, spec: FlagsParams | None = None) -> str:
     spec = load_spec(s)[0] if spec is None else spec
     expected = compile_flags(spec)['metadata']['revision']
     found, stamped = content_revision(doc), (doc.get('metadata') or {}).get('revision')
+    if found not in _revisions(spec) and stamped == found and _both_written(s, found, expected):
+        raise FlagsTampered(
+            f"{flagd_path(s)}: serves revision {found}, which lifecycle wrote, and the spec {spec_path(s)} revision "
+            f"{expected}, which it wrote after that: a flags change was cut short between its two writes (the audit "
+            f"log names the revision it was to make live), or an older flag file was put back. {found} stays active; "
+            "make the change again (`lifecycle flags ...`), or rewrite both with `lifecycle flags init --force`"
+        )
     if found not in _revisions(spec) or stamped != found:
         raise FlagsTampered(
             f"{flagd_path(s)}: does not match the flags spec {spec_path(s)}: its flags hash to revision {found} "
@@ -580,6 +587,14 @@ def check_live(s: Settings, doc: dict, spec: FlagsParams | None = None) -> str:
             "good flags stay active. Rewrite it with `lifecycle flags set ...` or `lifecycle flags init --force`"
         )
     return found
+
+
+def _both_written(s: Settings, served: str, spec: str) -> bool:
+    "Whether lifecycle kept a copy of both revisions (`_written_path`), the spec's the newer: neither was hand-made."
+    try:
+        return _written_path(s, served).stat().st_mtime_ns <= _written_path(s, spec).stat().st_mtime_ns
+    except OSError:
+        return False
 
 
 def init_flags(
