@@ -370,10 +370,9 @@ def append(
 # %% ../../nbs/api/core/03_audit.ipynb #628c9e93
 def read(path: str | Path) -> list[dict]:
     """Every entry, oldest first, joined with its payload (no verification); an erased payload reads as `(erased)`. A
-    line in the middle that is not an entry (not JSON, or without the fields every entry has) raises `JournalError`
-    naming it, as a damaged line of any log does."""
+    whole line that is not an entry is left out (`_chain`), as an append leaves it behind: `audit verify` names it."""
     log = Path(path)
-    chain = read_jsonl(log, keys=('seq', 'time', 'action', 'subject'))  # (both formats' lines hold these)
+    chain = _chain(log)
     if chain and 'mac' not in chain[0]:
         return [{k: e.get(k) for k in _FIELDS} for e in chain]  # the old format
     payloads = {payload_digest(p): p for p in read_jsonl(payloads_path(log))}
@@ -382,6 +381,42 @@ def read(path: str | Path) -> list[dict]:
         s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
     }
     return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
+
+
+_LINE = ('seq', 'time', 'action', 'subject')  # what every chain line holds, in both formats
+
+
+def _chain(log: Path) -> list[dict]:
+    """The chain's entries, oldest first (`_entry`, holding `_LINE`). A whole line that is not one (damaged, or written
+    by hand) is left out and said on the `lifecycle` logger, naming it: an append goes on after such lines (`_tail`),
+    so readers do too, and one stray line no longer stops every command that reads the log, nor a server's loading of
+    versions (`registry.audited_aliases`). What it held is lost either way; `audit verify` fails on it, and an entry it
+    was is missing to every reader, as a deleted one is: an alias move or a signed act it recorded counts as
+    unaudited. A torn last line is ignored, as by `read_jsonl`."""
+    if not log.exists():
+        return []
+    if not log.is_file():  # (a folder where the log should be: nothing was read, which is not "no entries")
+        raise JournalError(f"{log}: expected the audit log, found a folder or other non-file; move it aside")
+    lines = log.read_bytes().split(b'\n')
+    lines.pop()  # (after the last newline: nothing, or a torn line)
+    out, bad = [], []
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip():
+            continue
+        if (e := _entry(ln)) is not None and all(k in e for k in _LINE):
+            out.append(e)
+        else:
+            bad.append(i)
+    if bad:
+        import logging
+
+        logging.getLogger('lifecycle').warning(
+            '%s: line(s) %s are not entries (damaged, or written by hand): left out of what is read; '
+            '`lifecycle audit verify` names the damage',
+            log,
+            ', '.join(map(str, bad[:10])) + (f' and {len(bad) - 10} more' if len(bad) > 10 else ''),
+        )
+    return out
 
 
 _ORDERED = {  # action -> the details an erasure keeps of it: what the release path orders signed acts by
