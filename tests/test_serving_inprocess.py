@@ -1202,6 +1202,9 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     with pytest.raises(fl.FlagError, match='held by rollout'):  # `flags init --force` would pull the arms away too
         fl.init_flags(s, s.params['flags'], 'arrests-release', lambda a: '1', reason='start again')
     assert fl.load_spec(s)[0].percentage == 10 and fl.load_spec(s)[0].kill  # the refused changes changed nothing
+    with pytest.raises(ro.RolloutError, match='the kill switch is on'):  # (the challenger serves no one meanwhile)
+        ro.advance(s, actor='test', reason='a step on no evidence')
+    fl.change_flags(s, {'kill': False}, actor='test', reason='released')  # (the kill switch is anyone's)
     ro.advance(s, actor='test', reason='the rollout itself moves the share')
     assert fl.load_spec(s)[0].percentage == 50 and fl.load_hold(s)['id'] == st['id']
     held = fl.hold_path(s).read_text()

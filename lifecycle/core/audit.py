@@ -396,7 +396,7 @@ def _chain(log: Path) -> list[dict]:
     if not log.exists():
         return []
     if not log.is_file():  # (a folder where the log should be: nothing was read, which is not "no entries")
-        raise JournalError(f"{log}: expected the audit log, found a folder or other non-file; move it aside")
+        raise JournalError(f"{log}: expected a JSON-lines log, found a folder or other non-file; move it aside")
     lines = log.read_bytes().split(b'\n')
     lines.pop()  # (after the last newline: nothing, or a torn line)
     out, bad = [], []
