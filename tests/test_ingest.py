@@ -201,6 +201,28 @@ def test_sql_source_from_a_real_sqlite_file(workspace, arrests):
     assert r.returncode == 4 and 'query failed' in out['error']
 
 
+@pytest.mark.parametrize(
+    'url, said',
+    [
+        ('mysql://ann:s3cret@127.0.0.1:1/db', "its driver for mysql is not installed here (ModuleNotFoundError"),
+        ('postgresql://ann:s3cret@127.0.0.1:abc/db', 'it is not a URL SQLAlchemy can parse'),
+        ('nosuchdialect://ann:s3cret@h/db', 'it names a database SQLAlchemy does not know (nosuchdialect'),
+    ],
+)
+def test_a_database_url_that_cannot_be_used_as_written_is_refused_counted_and_never_a_traceback(workspace, url, said):
+    """A driver not installed, a port that is no number, an unknown database: a traceback and exit 1 (a review). Now
+    refused as the README says (exit 2), counted by `ingest stats`, and refused with the params before `run` starts
+    any stage; the password never shown."""
+    r, out = cli_json(workspace, 'ingest', url, '--query', 'select 1', '--dataset', 'arrests')
+    assert r.returncode == 2 and said in out['error'] and 'cannot be used as written' in out['error'], r.stdout
+    assert 's3cret' not in r.stdout + r.stderr and 'Traceback' not in r.stderr
+    assert cli_json(workspace, 'ingest', 'stats')[1]['unreadable'] == 1
+    set_yaml(workspace / 'params/ingest.yaml', source=url, query='select 1')
+    r, out = cli_json(workspace, 'run', '--no-site')
+    assert r.returncode == 2 and 'params refused, no stage ran' in out['error'] and said in out['error'], r.stdout
+    assert 's3cret' not in r.stdout + r.stderr
+
+
 def test_fail_open_quarantines_offending_rows_and_records_the_fallback(workspace, arrests):
     set_yaml(workspace / 'params/ingest.yaml', policy='fail_open')
     p = workspace / 'b.csv'

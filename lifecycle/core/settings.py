@@ -258,9 +258,11 @@ def shown_url(url: str) -> str:
     return u.render_as_string(hide_password=True).replace('%2A%2A%2A', '***')
 
 
-def url_problem(url: str) -> str:
+def url_problem(url: str, driver: bool = False) -> str:
     """Why a database URL cannot be used as written ('' if it can): one SQLAlchemy cannot parse, a port that is not a
-    number, a password with an unescaped `@` (its end read as the host: a driver's errors would quote it)."""
+    number, a password with an unescaped `@` (its end read as the host: a driver's errors would quote it); with
+    `driver`, also a database SQLAlchemy does not know, or whose driver is not installed here (found before a
+    connection is tried: `create_engine` would raise the driver's `ImportError`)."""
     if str(url).startswith('sqlite'):
         return ''
     u = _parsed(url)
@@ -272,6 +274,21 @@ def url_problem(url: str) -> str:
         u.port  # (a port that is not a number)
     except ValueError:
         return 'its port is not a number'
+    return _driver_problem(u) if driver else ''
+
+
+def _driver_problem(u) -> str:
+    "Why SQLAlchemy cannot connect to URL `u` with what is installed ('' if it can try)."
+    from sqlalchemy.exc import NoSuchModuleError
+
+    try:
+        dialect = u.get_dialect()
+    except NoSuchModuleError:
+        return f"it names a database SQLAlchemy does not know ({u.drivername}; e.g. postgresql+psycopg://...)"
+    try:
+        dialect.import_dbapi()
+    except ImportError as e:
+        return f"its driver for {u.drivername} is not installed here ({type(e).__name__}: {e}); install it first"
     return ''
 
 

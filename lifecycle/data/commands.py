@@ -53,9 +53,10 @@ def _ingest_one(
         )
     except ingest.BatchRejected as e:
         r = e.result
-    except sources.SourceError as e:
+    except sources.SourceError as e:  # (counted by `ingest stats`; one that cannot be used as written: refused, 2)
         ingest.log_failure(s, p.dataset, source, 'unreadable', str(e))
-        return dict(ok=False, status='unreadable', source=source, error=str(e), exit=EXIT_SOURCE)
+        code = EXIT_INPUT if isinstance(e, sources.SourceUnusable) else EXIT_SOURCE
+        return dict(ok=False, status='unreadable', source=source, error=str(e), exit=code)
     except PiiError as e:
         return dict(ok=False, status='refused', source=source, error=str(e), exit=EXIT_INPUT)
     except ingest.IngestError as e:

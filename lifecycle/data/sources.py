@@ -14,12 +14,17 @@ if TYPE_CHECKING:
     import pandas as pd  # imported where a source is read: fingerprinting one (every `lifecycle run`) needs no pandas
 
 # %% auto #0
-__all__ = ['PACKAGED', 'SourceError', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file', 'fingerprint',
-           'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'day_first', 'read_dates']
+__all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
+           'fingerprint', 'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'day_first', 'read_dates']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
     "A source cannot be read (missing, empty, undecodable, malformed, or gone mid-read)."
+
+
+class SourceUnusable(SourceError):
+    """A source that cannot be used as written, found before it is read: a database URL SQLAlchemy cannot parse, or
+    one whose database it does not know or whose driver is not installed (`settings.url_problem`). Exit 2."""
 
 
 def is_sql(source: str) -> bool:
@@ -325,6 +330,10 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
     import pandas as pd
     import sqlalchemy as sa
 
+    from lifecycle.core.settings import url_problem
+
+    if why := url_problem(url, driver=True):  # (else a driver's ImportError, or a ValueError, as a traceback)
+        raise SourceUnusable(f"{shown_source(url)}: cannot be used as written: {why}")
     engine = None
     try:
         u = sa.engine.make_url(url)
