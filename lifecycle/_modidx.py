@@ -1197,6 +1197,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._csv_chunks': ( 'api/data/sources.html#_csv_chunks',
                                                                                 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._dates_as_text': ( 'api/data/sources.html#_dates_as_text',
+                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._encoding_fix': ( 'api/data/sources.html#_encoding_fix',
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._flat_columns': ( 'api/data/sources.html#_flat_columns',

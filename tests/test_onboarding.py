@@ -209,6 +209,37 @@ def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
 
 
+def test_a_parquet_files_dates_and_times_pass_the_contract_init_proposed_for_them(tmp_path, monkeypatch):
+    """A Parquet file holds dates as timestamps (or `date32`), not text: `init` proposed `dtype: str, kind: date` for
+    one, and the first run's ingestion rejected every batch for 'datetime64 values' (a review). The boundary now reads
+    them as the ISO text a CSV export writes; missing stays missing, times keep their time."""
+    from conftest import cli, make_workspace
+
+    ws = make_workspace(tmp_path / 'ws')
+    df = customers(600)
+    df['signup'] = pd.to_datetime(df['signup'])  # a timestamp at midnight, as pandas writes a date column
+    df['seen'] = df['signup'] + pd.to_timedelta(np.arange(600) % 24, unit='h')  # with a time of day
+    df['renewal'] = df['signup'].dt.date.where(np.arange(600) % 50 > 0)  # a Parquet date32, a few missing
+    df.drop(columns=['email']).to_parquet(ws / 'customers.parquet')
+    env = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
+    r = cli(ws, 'init', '--from', 'customers.parquet', '--target', 'churned', env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    cols = yaml.safe_load((ws / 'params-customers' / 'ingest.yaml').read_text())['columns']
+    assert all(cols[c]['dtype'] == 'str' and cols[c].get('kind') == 'date' for c in ('signup', 'seen', 'renewal'))
+    args = ('--dataset', 'customers', '--params', 'params-customers', '--no-report', '--json')
+    r = cli(ws, 'ingest', 'customers.parquet', *args, env=env)
+    out = json.loads(r.stdout)
+    assert r.returncode == 0 and out['status'] == 'accepted', r.stdout + r.stderr
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.data.ingest import load_snapshot
+
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', env['LIFECYCLE_KEYS_DIR'])  # (the store's records are sealed with its key)
+
+    snap = load_snapshot(Workspace.open(ws, params_dir=ws / 'params-customers').store, out['snapshot'])
+    assert snap['signup'][:2].tolist() == ['2022-01-01', '2022-01-02'] and snap['seen'][1] == '2022-01-02T01:00:00'
+    assert snap['renewal'].isna().sum() == 12 and snap['renewal'][1] == '2022-01-02'
+
+
 def test_fairness_gates_are_proposed_only_where_sampling_noise_alone_rarely_fails_them():
     """Judged as validation judges them (`fairness_metrics`: fairlearn over every group of at least min_group_size
     holdout rows): predictions that ignore the protected attribute, on holdouts of the sizes init expects (a quarter of

@@ -274,7 +274,7 @@ def _csv_chunks(
         raise SourceError(f"{path}: the source became unreadable while reading: {e}") from None
 
 
-def _parquet_chunks(path: Path, chunk_rows: int, only=None) -> Iterator[pd.DataFrame]:
+def _parquet_chunks(path: Path, chunk_rows: int, only=None, declared=None) -> Iterator[pd.DataFrame]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -282,9 +282,30 @@ def _parquet_chunks(path: Path, chunk_rows: int, only=None) -> Iterator[pd.DataF
         f = pq.ParquetFile(path)
         _flat_columns(path, f.schema_arrow, only)
         for batch in f.iter_batches(batch_size=chunk_rows):
-            yield batch.to_pandas()
+            yield _dates_as_text(batch.to_pandas(), declared)
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
+
+
+def _dates_as_text(df: pd.DataFrame, declared) -> pd.DataFrame:
+    """The contract's text columns (`dtype: str`; `declared`: column -> rule) that a Parquet file holds as dates or
+    times, as the ISO text a CSV export of it writes (`2023-01-05`, `2023-01-05T10:30:00`; missing stays missing):
+    `init` proposes `dtype: str, kind: date` for such a column, and the boundary checks text. Any other column as read."""
+    import datetime as dt
+    import pandas as pd
+
+    rules = declared if isinstance(declared, dict) else {}
+    for c in [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'str' and c in df.columns]:
+        s = df[c]
+        if pd.api.types.is_datetime64_any_dtype(s):
+            if s.dt.tz is not None:  # (its offset kept, as ISO writes it)
+                df[c] = s.map(lambda v: v.isoformat() if pd.notna(v) else None)
+                continue
+            day, full = s.dt.strftime('%Y-%m-%d'), s.dt.strftime('%Y-%m-%dT%H:%M:%S')
+            df[c] = day.where(s.isna() | (s == s.dt.normalize()), full)
+        elif s.dtype == object and len(v := s.dropna()) and isinstance(v.iloc[0], dt.date):  # (a Parquet date32)
+            df[c] = s.map(lambda x: x.isoformat() if isinstance(x, dt.date) else x)
+    return df
 
 
 def _flat_columns(path: Path, schema, only=None) -> None:
@@ -396,7 +417,7 @@ def read_chunks(
     elif suffix in ('.csv', '.tsv', '.txt'):
         yield from _csv_chunks(path, chunk_rows, dialect, only, declared, as_text)
     elif suffix in ('.parquet', '.pq'):
-        yield from _parquet_chunks(path, chunk_rows, only)
+        yield from _parquet_chunks(path, chunk_rows, only, declared)
     else:
         raise SourceError(
             f"{path}: unsupported source type {suffix!r}; "
