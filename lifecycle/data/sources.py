@@ -290,7 +290,7 @@ def _parquet_chunks(path: Path, chunk_rows: int, only=None, declared=None) -> It
 def _dates_as_text(df: pd.DataFrame, declared) -> pd.DataFrame:
     """The contract's text columns (`dtype: str`; `declared`: column -> rule) that a Parquet file holds as dates or
     times, as the ISO text a CSV export of it writes (`2023-01-05`, `2023-01-05T10:30:00`; missing stays missing):
-    `init` proposes `dtype: str, kind: date` for such a column, and the boundary checks text. Any other column as read."""
+    `init` proposes `dtype: str, kind: date` for such a column, and the boundary checks text. Other columns as read."""
     import datetime as dt
     import pandas as pd
 
