@@ -89,13 +89,14 @@ class Server:
             key = key_needed(params['ingest'].columns, s.pii_key_file)
         from lifecycle.data.pii import finding_salt
 
+        self.salt = finding_salt(s.digest_salt_path)  # (the workspace's secret: what a message quotes is keyed by it)
         self.log = PredictionLog(
             default_url(s),
             mask=pii_masker(rules, key),
             durable=s.prediction_log_commit == 'durable',
             process=s.prediction_log_commit == 'durable',  # answers wait for commits: no writer thread beside them
             timeout_s=log_timeout_s,  # how long a write waits for a locked database before it fails
-            pseudonym=key_pseudonym(finding_salt(s.digest_salt_path)),  # the targeting key is logged as a pseudonym
+            pseudonym=key_pseudonym(self.salt),  # the targeting key is logged as a pseudonym
         )
         self.on_log_failure = s.prediction_log_on_failure  # refuse: no answer without its logged row
         self.declared, self._flags, self._flags_lock = declared, None, threading.Lock()

@@ -442,16 +442,22 @@ _bearer = HTTPBearer(auto_error=False, description='An API token from `lifecycle
 
 def _client(request: Request) -> str:
     """The client's address, as refusals are tallied (and audited) by it; '' when the transport does not say. What is
-    no address is never quoted, only its sha256: uvicorn takes the client from `X-Forwarded-For` when the connection
-    comes from 127.0.0.1 (a proxy there), and that header is any text a client sends."""
-    import hashlib
+    no address is never quoted, only its digest under the workspace's secret salt (`pii.digest`): uvicorn takes the
+    client from `X-Forwarded-For` when the connection comes from 127.0.0.1 (a proxy there), and that header is any
+    text a client sends. An IPv6 scope (`fe80::1%...`) is any text too, so an address with one counts as none."""
     import ipaddress
 
     host = request.client.host if request.client else ''
+    if not host:
+        return ''
     try:
-        return str(ipaddress.ip_address(host)) if host else ''
+        if '%' not in host:
+            return str(ipaddress.ip_address(host))
     except ValueError:
-        return f"not an address (sha256 {hashlib.sha256(host.encode('utf-8', 'replace')).hexdigest()[:12]})"
+        pass
+    from lifecycle.data.pii import digest
+
+    return f"not an address ({digest(host, request.app.state.server.salt)})"
 
 
 def admin_user(action: str):
