@@ -390,7 +390,7 @@ def test_a_flags_change_cut_short_after_its_entry_is_recorded_and_never_live_wit
     fl.flagd_path(s).write_bytes(before)
     with pytest.raises(
         fl.FlagsTampered,
-        match=f'serves revision {live}, which lifecycle wrote, .* revision {wanted}, '
+        match=f'holds revision {live}, which lifecycle wrote, .* revision {wanted}, '
         'which it wrote after that: a flags change was cut short between its two writes',
     ):
         fl.check_live(s, fl.read_document(fl.flagd_path(s)))

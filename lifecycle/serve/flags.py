@@ -575,10 +575,10 @@ def check_live(s: Settings, doc: dict, spec: FlagsParams | None = None) -> str:
     found, stamped = content_revision(doc), (doc.get('metadata') or {}).get('revision')
     if found not in _revisions(spec) and stamped == found and _both_written(s, found, expected):
         raise FlagsTampered(
-            f"{flagd_path(s)}: serves revision {found}, which lifecycle wrote, and the spec {spec_path(s)} revision "
+            f"{flagd_path(s)}: holds revision {found}, which lifecycle wrote, and the spec {spec_path(s)} revision "
             f"{expected}, which it wrote after that: a flags change was cut short between its two writes (the audit "
-            f"log names the revision it was to make live), or an older flag file was put back. {found} stays active; "
-            "make the change again (`lifecycle flags ...`), or rewrite both with `lifecycle flags init --force`"
+            "log names the revision it was to make live), or an older flag file was put back. The last good flags stay "
+            "active; make the change again (`lifecycle flags ...`), or rewrite both with `lifecycle flags init --force`"
         )
     if found not in _revisions(spec) or stamped != found:
         raise FlagsTampered(
