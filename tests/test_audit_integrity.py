@@ -421,6 +421,9 @@ def test_a_damaged_line_in_the_middle_is_left_out_by_every_reader_said_and_named
         assert [e['seq'] for e in audit.read(ws.log)] == [1, 3] and 'line(s) 2, 3 are not entries' in caplog.text
     r = verify_cli(ws)
     assert r.returncode == 3 and 'line 2 is not a valid audit entry' in r.stdout + r.stderr, (r.stdout, r.stderr)
+    r = cli(ws.root, 'audit', 'erase', '1', '--reason', 'a request to erase', env=ws.env)  # (an erasure never waits
+    assert r.returncode == 0, r.stdout + r.stderr  # on the damage: it was refused, "restore from a backup"; a review)
+    assert [(e['seq'], e['actor']) for e in audit.read(ws.log)][:2] == [(1, '(erased)'), (3, 'user3')]
     ws.log.write_text(lines[0] + keyless + lines[2])
     assert 'line 2 is not a valid audit entry' in verify_cli(ws).stderr  # (JSON whose seq was edited away too)
 

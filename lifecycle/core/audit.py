@@ -625,7 +625,7 @@ def copy_problem(path: str | Path, cp: dict, keys_dir: str | Path | None = None,
     key = folder and audit_key(folder, create=False)
     if not key or not _mac_ok(key, cp):
         return f"the checkpoint kept at {where} does not carry a valid MAC: it was altered, or written with another key"
-    problem = _head_problem(cp, read_jsonl(log) if log.is_file() else [])
+    problem = _head_problem(cp, _chain(log) if log.is_file() else [])
     return problem.replace('the checkpoint kept outside the workspace', f'the checkpoint kept at {where}')
 
 # %% ../../nbs/api/core/03_audit.ipynb #fc2e12d7
@@ -640,7 +640,7 @@ def erase(
     folder = keys_folder(log, keys_dir)
     key = workspace_key(log, folder)
     with _locked_chain(log) as fd:
-        chain = read_jsonl(log)
+        chain = _chain(log)  # (a line that is no entry left out, as every reader does: an erasure never waits on it)
         if chain and 'mac' not in chain[0]:
             raise AuditError(_LEGACY.format(log=log))
         target = next((e for e in chain if e.get('seq') == seq), None)
@@ -650,7 +650,7 @@ def erase(
             raise AuditError(f"entry {seq} is an {target['action']} record, which is never erased")
         done = _tombstones(chain).get(seq)
         if not done:
-            was = next((p for p in read_jsonl(payloads_path(log)) if payload_digest(p) == target['digest']), None)
+            was = next((p for p in read_jsonl(payloads_path(log)) if payload_digest(p) == target.get('digest')), None)
             kept = _digests(target['action'], (was or {}).get('details') or {})  # (names no one; orders signed acts)
             facts = {'erased_seq': seq, **({'kept': kept} if kept else {})}
             done = _append_locked(fd, log, folder, key, 'audit.erase', str(seq), reason, actor, facts)['seq']
