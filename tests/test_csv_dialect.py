@@ -208,6 +208,23 @@ def test_drift_quotes_no_column_name_that_reads_as_personal_data_or_as_a_files_f
         out = r.stdout + r.stderr
         assert r.exit_code == 2 and canary not in out and 'lacks 8 of the reference' in out, out
         assert 'name withheld, the first line reads as data' in out, out
+    arrests.iloc[600:900].assign(**{canary: 1}).to_csv(arrests_ws / 'c.csv', index=False)  # in both: compared, and
+    for args in (['--json'], []):  # its name withheld in the results too (a review)
+        r = invoke(commands.drift, ['--reference', 'b.csv', '--current', 'c.csv', *args])
+        assert r.exit_code == 0 and canary not in r.stdout + r.stderr, r.stdout
+    got = [
+        c['column']
+        for c in strict(invoke(commands.drift, ['--reference', 'b.csv', '--current', 'c.csv', '--json']).stdout)[
+            'columns'
+        ]
+    ]
+    assert '<column 9: name withheld, it looks like personal data>' in got and 'age' in got, got
+    pd.DataFrame({'width': [1, 2] * 50, 'height': [3, 4] * 50, 'depth': [5, 6] * 50}).to_csv(
+        arrests_ws / 'w.csv', index=False
+    )
+    pd.DataFrame({'width': [1, 2] * 50, 'height': [3, 4] * 50}).to_csv(arrests_ws / 'v.csv', index=False)
+    r = invoke(commands.drift, ['--reference', 'w.csv', '--current', 'v.csv'])  # names no contract knows, but the
+    assert r.exit_code == 2 and "lacks 1 of the reference's columns (depth)" in r.stderr, r.stderr  # files share some
 
 
 @pytest.mark.parametrize(

@@ -348,16 +348,17 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def _quoted(names: list[str], p, which: list[str], why: str) -> dict[str, str]:
-    """`which` (of a file's column `names`) as a message may quote each (`pii.shown_column_name`: none that looks
-    personal, and none at all when the file's first line reads as data, naming no column of the contract `p`), with
-    `why`. pandas is imported only when there is one to quote."""
-    if not which:
-        return {}
+def _shown(names: list[str], other: list[str], p, which: list[str]) -> list[str]:
+    """Each of `which` (of a file's column `names`; `other`: the other file's) as output may show it: a column of the
+    contract `p` as it is named there; any other as `pii.shown_column_name` shows it, none that looks personal, and none
+    at all when the file's first line reads as data (its names are neither the other file's nor the contract's: a file
+    without a header row, whose 'names' are its first row). pandas is imported only when there is a name to judge."""
+    if all(c in p.columns for c in which):
+        return list(which)
     from lifecycle.data.pii import shown_column_name
 
-    data = not any(c in p.columns for c in names)  # (a file without a header row: its 'names' are its first row)
-    return {shown_column_name(c, names.index(c), data): why for c in which}
+    data = not any(c in p.columns or c in other for c in names)
+    return [c if c in p.columns else shown_column_name(c, names.index(c), data) for c in which]
 
 
 def _excluded(p, columns) -> dict:
@@ -462,9 +463,10 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
     excluded = _excluded(p, ref['order'])
     cols = [c for c in ref['order'] if c not in excluded]
     names = [str(c) for c in (cur.column_names if hasattr(cur, 'column_names') else cur.columns)]
-    excluded.update(_quoted(names, p, [c for c in names if c not in ref['order']], 'not in the reference'))  # (unread)
+    extra = [c for c in names if c not in ref['order']]
+    excluded.update(dict.fromkeys(_shown(names, ref['order'], p, extra), 'not in the reference'))  # (named, unread)
     if missing := [c for c in cols if c not in set(names)]:  # (before the comparison: its message would quote them)
-        shown = list(_quoted(ref['order'], p, missing, ''))
+        shown = _shown(ref['order'], names, p, missing)
         raise CommandError(
             f"{current}: drift cannot be measured against {reference}: it lacks {len(missing)} of the reference's "
             f"columns ({', '.join(shown[:5])}{' and more' if len(shown) > 5 else ''})",
@@ -474,6 +476,8 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
         res = compare_records(ref, cur, columns=cols)
     except ValueError as e:
         raise CommandError(f"{current}: drift cannot be measured against {reference}: {e}", EXIT_INPUT) from None
+    shown = _shown(ref['order'], names, p, [r['column'] for r in res])  # (a column both files name, as shown)
+    res = [{**r, 'column': name} for r, name in zip(res, shown)]
     return DriftTable(
         reference=reference,
         current=current,

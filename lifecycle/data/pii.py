@@ -10,9 +10,11 @@ import hmac
 import os
 from dataclasses import dataclass
 from pathlib import Path
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 from ..core.params import PiiRule
+
+if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_column_name` mostly needs neither)
+    import pandas as pd
 
 # %% auto #0
 __all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
@@ -53,6 +55,7 @@ def key_needed(columns: dict, key_file: str | Path | None = None) -> bytes | Non
 
 def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
     "Keyed HMAC-SHA256 of each value (first 16 hex digits): stable per key, not reversible without it."
+    import pandas as pd
 
     def one(v):
         if pd.isna(v):
@@ -70,6 +73,8 @@ def band_labels(bins: list[float]) -> list[str]:
 def generalise(values: pd.Series, bins: list[float]) -> pd.Series:
     """Replace numbers with the band they fall in, labelled `lo-hi` (right-open); a band's label stays itself, so
     that a value masked already (a label given as feedback, ingested again for retraining) is masked once."""
+    import pandas as pd
+
     labels = band_labels(bins)
     out = pd.cut(pd.to_numeric(values, errors='coerce'), bins=bins, labels=labels, right=False)
     out = out.astype(object).where(out.notna(), None)
@@ -83,6 +88,8 @@ REDACTED = '[redacted]'
 
 def mask_frame(df: pd.DataFrame, rules: dict[str, PiiRule], key: bytes | None = None) -> pd.DataFrame:
     "A copy of `df` with each PII column masked by its rule (columns absent from `df` are skipped)."
+    import numpy as np
+
     out = df.copy()
     for col, r in rules.items():
         if col not in out:
@@ -155,6 +162,8 @@ def _numeric_band(values: pd.Series) -> pd.Series:
     """Which values are a band of numbers, `lo-hi` with round ends (`25000-50000`, `100000-149999`: what `generalise`
     writes, or an income band), which the phone pattern would match: lo below hi, no leading zero, each end a multiple
     of 100 (hi may be one short of one)."""
+    import pandas as pd
+
     ends = values.str.extract(r'^([1-9]\d*|0)\s*[-–]\s*([1-9]\d*)$')
     lo, hi = pd.to_numeric(ends[0], errors='coerce'), pd.to_numeric(ends[1], errors='coerce')
     return ((lo < hi) & (lo % 100 == 0) & ((hi % 100 == 0) | ((hi + 1) % 100 == 0))).fillna(False).astype(bool)
@@ -182,6 +191,8 @@ def looks_personal(
     """The kind of personal value a text column seems to hold (counts only), or None. Identifiers and names count only
     when mostly distinct (a handful of city names is a category); names need not be when `people`: the column's name
     says it holds people, so a few names repeated are still names."""
+    import pandas as pd
+
     counts = values.dropna().astype(str).str.strip().value_counts()
     counts = counts[~counts.index.isin(list(vocabulary)) & (counts.index != '')]
     if counts.empty:
@@ -243,6 +254,18 @@ def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
         return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
     if _read_as_utf16(name):
         return f'<column {i + 1}: name withheld, it reads as text decoded with the wrong encoding (UTF-16?)>'
-    if looks_personal(pd.Series([name] * 3)):
-        return f'<column {i + 1}: name withheld, it looks like personal data>'
+    if _may_be_personal(name):
+        import pandas as pd
+
+        if looks_personal(pd.Series([name] * 3)):
+            return f'<column {i + 1}: name withheld, it looks like personal data>'
     return name
+
+
+def _may_be_personal(text: str) -> bool:
+    """Whether `looks_personal` could find `text` personal: it matches a pattern of `_PATTERNS` whole or holds one of
+    `_INSIDE`. Judged with `re` alone, so that a name that cannot be (most of them) costs no pandas import."""
+    import re
+
+    text = text.strip()  # (as `looks_personal` reads a value)
+    return any(re.fullmatch(p, text) for p in _PATTERNS.values()) or any(re.search(p, text) for _, p, _ in _INSIDE)
