@@ -509,6 +509,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.core.params._real_date': ('api/core/params.html#_real_date', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params._unambiguous': ( 'api/core/params.html#_unambiguous',
                                                                                'lifecycle/core/params.py'),
+                                       'lifecycle.core.params._unique': ('api/core/params.html#_unique', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params.ambiguous_word': ( 'api/core/params.html#ambiguous_word',
                                                                                  'lifecycle/core/params.py'),
                                        'lifecycle.core.params.check_steps': ( 'api/core/params.html#check_steps',

@@ -209,6 +209,23 @@ def test_settings_and_params_errors_are_refused_for_every_command(workspace, env
     refused(invoke(['run', '--no-site'], env), 2, 'params refused, no stage ran', as_json=False)
 
 
+def test_a_params_key_given_twice_is_refused_naming_it_and_both_lines(workspace, env):
+    """PyYAML keeps the last of two equal keys silently: `policy: fail_open` appended below `policy: fail_closed`
+    turned ingestion's policy over with nothing said (a review). Refused, in the YAML 1.2 reading of flags.yaml too."""
+    ingest = workspace / 'params/ingest.yaml'
+    text = ingest.read_text()
+    first = next(i for i, ln in enumerate(text.splitlines(), 1) if ln.startswith('policy:'))
+    ingest.write_text(text + 'policy: fail_open\n')
+    last = len(ingest.read_text().splitlines())
+    r = invoke(['run', '--no-site'], env)
+    refused(r, 2, f"ingest.yaml: not valid YAML: key 'policy' is given twice (lines {first} and {last})", as_json=False)
+    ingest.write_text(text)
+    flags = workspace / 'params/flags.yaml'
+    flags.write_text(flags.read_text() + 'kill: true\n')
+    said = "flags.yaml: not valid YAML: key 'kill' is given twice"
+    refused(invoke(['run', '--no-site'], env), 2, said, as_json=False)
+
+
 @pytest.mark.parametrize(
     'key, value, words',
     [

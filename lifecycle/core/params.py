@@ -47,11 +47,41 @@ def _describe(err: dict, quote: bool = True) -> str:
 def parse_yaml(text: str) -> object:
     """`yaml.safe_load`, by libyaml where PyYAML has it (seven times faster on the params every command reads). Same
     answers, same refusals: a document with a tab, which libyaml takes as white space where PyYAML refuses it, and a
-    document libyaml refuses are both read by PyYAML's own parser, so an error still quotes the offending line."""
+    document libyaml refuses are both read by PyYAML's own parser, so an error still quotes the offending line. A key
+    given twice in one mapping is refused (`_unique`), where PyYAML keeps the last silently."""
     if '\t' not in text and hasattr(yaml, 'CSafeLoader'):
         with contextlib.suppress(yaml.YAMLError):  # refused: PyYAML's own error below, not chained to libyaml's
-            return yaml.load(text, Loader=yaml.CSafeLoader)
-    return yaml.safe_load(text)
+            return yaml.load(text, Loader=_unique(yaml.CSafeLoader))
+    return yaml.load(text, Loader=_unique(yaml.SafeLoader))
+
+
+_UNIQUE: dict = {}  # loader class -> its subclass refusing a key given twice (`_unique`), made once
+
+
+def _unique(base: type) -> type:
+    """`base` (a PyYAML loader) refusing a mapping that gives one key twice, naming the key and both lines: PyYAML keeps
+    the last one silently, so a `policy: fail_open` appended below `policy: fail_closed` turned the policy over."""
+    if base not in _UNIQUE:
+
+        class Loader(base):
+            def construct_mapping(self, node, deep=False):
+                seen = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == 'tag:yaml.org,2002:merge':  # (`<<`: the keys it brings in may be given again)
+                        continue
+                    key, line = self.construct_object(key_node, deep=True), key_node.start_mark.line + 1
+                    try:
+                        first = seen.get(key)
+                        seen[key] = line
+                    except TypeError:  # (a key that is a list or mapping: the base refuses it, as before)
+                        continue
+                    if first is not None:
+                        said = f"key {key!r} is given twice (lines {first} and {line}): keep one"
+                        raise yaml.constructor.ConstructorError(None, None, said, key_node.start_mark)
+                return super().construct_mapping(node, deep)
+
+        _UNIQUE[base] = Loader
+    return _UNIQUE[base]
 
 
 _YAML_12: dict = {}  # the loader class, made once (`parse_yaml_12`)
@@ -72,7 +102,7 @@ def parse_yaml_12(text: str) -> object:
     `NO` is false, `0x2` is 2 and `010` is 8: wrong for a flag's cohort value or a version number. An unquoted YAML 1.1
     boolean word is text marked as such (`Yaml11Word`), for the schema to refuse where it would change a meaning."""
     if not _YAML_12:
-        base = getattr(yaml, 'CSafeLoader', yaml.SafeLoader)
+        base = _unique(getattr(yaml, 'CSafeLoader', yaml.SafeLoader))
         gone = {f'tag:yaml.org,2002:{t}' for t in ('timestamp', 'bool', 'int')}
 
         class Loader(base):
