@@ -919,6 +919,8 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     request.write_text(json.dumps(body))  # its request, sent again: not issued again
     r = cli(ws, 'token', 'issue', 'carol', '--request', str(request))
     assert r.returncode == 2 and 'issued already' in r.stderr, r.stderr
+    r = cli(ws, 'token', 'issue', 'carol', '--request', str(request) + '.gone')  # (a missing file: said so, exit 4)
+    assert r.returncode == 4 and f'--request {request}.gone: no such file' in r.stderr, r.stderr
     r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'again', '--token-sha256', made['token'])  # (pasted whole)
     assert r.returncode == 2 and made['token'] not in r.stderr and 'hex digits' in r.stderr, r.stderr
     r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'a script', '--token-sha256', ' ')  # (an empty variable)

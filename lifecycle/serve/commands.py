@@ -357,6 +357,8 @@ def _issued_from(s, people: dict, name: str, path: Path) -> TokenIssued:
     import json
     from lifecycle.serve.tokens import accept_request
 
+    if not Path(path).is_file():  # (as every command names a missing input: exit 4)
+        raise CommandError(f"--request {path}: no such file", EXIT_SOURCE)
     try:
         if (size := Path(path).stat().st_size) > 64 * 1024:  # (a request is under 1 KB)
             raise CommandError(f"{path}: {size} bytes; a token request is under 1 KB", EXIT_INPUT)
