@@ -72,5 +72,6 @@ constraints: ## re-resolve pyproject.toml with pip in a throw-away venv and writ
 bench: setup ## time `lifecycle run` cold and warm
 	$(BIN)/python benchmarks/pipeline_speed.py
 
-clean-state: ## delete all workspace state and generated reports (asks first)
-	@read -p "delete .lifecycle/ and reports/runs, reports/site? [y/N] " a && [ "$$a" = y ] && rm -rf .lifecycle reports/runs reports/site || true
+clean-state: ## delete all workspace state and generated reports (asks first; settings.ini's trust pins stay)
+	@read -p "delete .lifecycle/ and reports/runs, reports/site? [y/N] " a && [ "$$a" = y ] && rm -rf .lifecycle reports/runs reports/site \
+	  && { ! grep -qiE '^[[:space:]]*administrator[[:space:]]*[=:]' settings.ini || echo "settings.ini still pins the trust administrator's key: remove its [trust] administrator line by hand to run lifecycle trust init again"; } || true

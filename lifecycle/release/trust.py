@@ -97,7 +97,13 @@ def roster(ws) -> dict[str, Person] | None:
     if not pinned:
         raise TrustError(f"{where} holds trust statements but settings.ini pins no [trust] {ADMIN_PIN} key")
     if not chain:
-        raise TrustError(f"settings.ini pins an administrator key but {where} holds no trust statements")
+        raise TrustError(
+            f"settings.ini pins an administrator key ([trust] {ADMIN_PIN}) but {where} holds no trust statements: the "
+            "state folder was cleared or replaced (`make clean-state` clears it). Restore it from a backup; or, to "
+            f"start trust again in this state folder, remove the [trust] {ADMIN_PIN} line from settings.ini by hand "
+            "(it is what keeps anyone else from becoming the administrator, so lifecycle never removes it) and run "
+            "`lifecycle trust init`"
+        )
     people: dict[str, Person] = {}
     prev, revoked = None, {}  # key id -> its revoked registration (a revoked key stays revoked, under any name)
     for i, signed in enumerate(chain, start=1):
