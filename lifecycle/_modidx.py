@@ -2855,6 +2855,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags._written_path': ( 'api/serve/flags.html#_written_path',
                                                                                 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.answers': ('api/serve/flags.html#answers', 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags.as_declared': ( 'api/serve/flags.html#as_declared',
+                                                                              'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.bundle_flags': ( 'api/serve/flags.html#bundle_flags',
                                                                                'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.change_flags': ( 'api/serve/flags.html#change_flags',

@@ -326,6 +326,28 @@ def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, w
     assert r.status_code == 422 and 'not a runtime flag' in r.json()['error']
 
 
+def test_the_admin_role_shown_is_the_one_the_server_enforces(ws):
+    """`flags show` and the admin API showed the `admin_role` the spec kept from `flags init`, while a server enforces
+    params/flags.yaml's (a review): shown now as enforced, with the provider and poll. A flags.yaml that cannot be read
+    is said by `flags show`, which still shows the flags (a server would not start with it)."""
+    s = Workspace.open(ws)
+    flags_yaml = s.params_dir / 'flags.yaml'
+    flags_yaml.write_text(flags_yaml.read_text().replace('admin_role: ml_engineer', 'admin_role: compliance_officer'))
+    s = Workspace.open(ws)
+    assert fl.load_spec(s)[0].admin_role == 'ml_engineer'  # (the spec's copy, from flags init)
+    with TestClient(create_app(Server(s))) as c:
+        carol = {'Authorization': f'Bearer {token_of(s, "carol")}'}  # (an ml_engineer: refused now)
+        assert c.get('/admin/flags', headers=carol).status_code == 403
+        got = c.get('/admin/flags', headers={'Authorization': f'Bearer {token_of(s, "dave")}'})  # (one: allowed)
+        assert got.status_code == 200 and got.json()['spec']['admin_role'] == 'compliance_officer', got.text
+        assert got.json()['spec']['control'] == fl.load_spec(s)[0].control
+    r = cli(ws, 'flags', 'show', '--json')
+    assert r.returncode == 0 and json.loads(r.stdout)['flags']['admin_role'] == 'compliance_officer', r.stdout
+    flags_yaml.write_text(flags_yaml.read_text() + '[[[\n')
+    r = cli(ws, 'flags', 'show')
+    assert r.returncode == 0 and 'params: ' in r.stdout and 'not valid YAML' in r.stdout, r.stdout + r.stderr
+
+
 def test_admin_bodies_are_taken_as_typed_not_coerced(client, ws):
     """A flag's value of the wrong JSON type is refused (422), not coerced: "true" pulled the kill switch and "5" set a
     share. The kill switch reads its optional body, a reason for the audit log; a body that is not one never holds an

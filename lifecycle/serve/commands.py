@@ -85,6 +85,8 @@ class FlagsView(Result):
                 print(f"  held: {h['damaged']} cannot be read, so {keys} are held against all but a rollout")
             else:
                 print(f"  held by {h['by']} {h['id']} of v{h['version']}: {keys} change only through it")
+        if problem := self.extra.get('params_problem'):
+            print(f"  params: {problem}")
 
 
 def _show_spec(spec, name: str, extra: dict | None = None) -> FlagsView:
@@ -122,11 +124,17 @@ def flags_show(
     "The current flags."
     from lifecycle.serve import flags as fl
 
+    from lifecycle.core.params import FlagsParams, ParamsError, load_file
+
     s = Workspace.open()
     spec, name = fl.load_spec(s)
     doc = fl.read_document(fl.flagd_path(s))
     fl.check_live(s, doc)  # never report a value the live flag file does not have
     extra = {'hold': fl.load_hold(s), 'servers_elsewhere': _servers_elsewhere(s, doc), **_kept(s)}
+    try:  # (the admin role, provider and poll a server applies: from the params, not the spec's copy of them)
+        spec = fl.as_declared(spec, load_file(s.params_dir / 'flags.yaml', FlagsParams))
+    except ParamsError as e:  # (shown, not refused: the flags are still what they are; a server would not start)
+        extra['params_problem'] = f"{e}: a server refuses to start with it"
     return _show_spec(spec, name, {**extra, **({'flagd': doc} if as_json else {})})
 
 

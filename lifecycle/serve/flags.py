@@ -26,7 +26,7 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'everyone_arm', 'policy_refusals',
            'write_spec', 'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold',
            'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
-           'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider', 'FlagClient']
+           'as_declared', 'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -694,6 +694,14 @@ def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | N
 # What may change at runtime. Where flags come from (`provider`, its options), who may change them (`admin_role`) and
 # how often the server looks (`poll_ms`) are read from params/flags.yaml only: the admin API cannot rewrite them.
 RUNTIME_KEYS = ('control', 'challenger', 'safe', 'percentage', 'cohorts', 'kill', 'shadow', 'threshold')
+
+
+def as_declared(spec: FlagsParams, declared: FlagsParams) -> FlagsParams:
+    """`spec` as a server reading `declared` (params/flags.yaml) applies it: every key but `RUNTIME_KEYS` from the
+    params, where the server takes them (the spec keeps the copy `flags init` made, which may be stale). For what is
+    shown of the flags (`flags show`, the admin API): an `admin_role` shown is the one enforced."""
+    own = {k: getattr(declared, k) for k in type(spec).model_fields if k not in RUNTIME_KEYS}
+    return spec.model_copy(update=own)
 
 
 def _dotted(d: dict, key: str, value) -> None:

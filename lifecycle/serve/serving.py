@@ -521,8 +521,9 @@ async def get_flags(request: Request, user: Annotated[str, Depends(admin_user('f
         spec, _ = fl.load_spec(srv.s)
     except fl.FlagError as e:  # (422: no flags yet; 503: the spec on file is damaged)
         return refuse(srv, 'admin', e, e.status)
+    shown = fl.as_declared(spec, srv.declared)  # (its admin role, provider and poll: this server's, from its params)
     return answer(
-        {'spec': spec.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid}
+        {'spec': shown.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid}
     )
 
 
@@ -542,7 +543,7 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
     except AuditError as e:  # nothing changed: no entry could record it
         log.error('flags change refused: %s', e)
         return refuse(srv, 'admin', e, 503)
-    return answer({'spec': spec.model_dump(mode='json', by_alias=True)})
+    return answer({'spec': fl.as_declared(spec, srv.declared).model_dump(mode='json', by_alias=True)})
 
 
 @admin_router.post(
