@@ -100,6 +100,15 @@ def _inputs_or_refuse(s: Workspace) -> None:
             "read from the workspace root); no stage ran",
             EXIT_INPUT,
         )
+    if '://' in source:  # (checked here, where it is about to be read: a command that reads no source never waits
+        from lifecycle.core.settings import shown_url, url_problem  # on a driver it does not need)
+
+        if why := url_problem(source, driver=True):
+            raise CommandError(
+                f"{s.params_dir}/ingest.yaml: key 'source': {shown_url(source)} cannot be used as written: {why}; no "
+                "stage ran",
+                EXIT_INPUT,
+            )
     if any(r.pii for r in s.params['ingest'].columns.values()):
         from lifecycle.data.pii import PiiError, key_needed
 

@@ -346,13 +346,10 @@ class IngestParams(_Strict):
                 raise ValueError(f"{k} {getattr(self, k)!r} is not one of the declared columns {sorted(self.columns)}")
         if (self.split_column is None) != (self.train_until is None):
             raise ValueError("split_column and train_until go together: set both, or neither (every row trains)")
-        if '://' in self.source:  # (shown as `shown_url` shows it: never its user or password)
-            from .settings import shown_url, url_problem
+        if '://' in self.source and not self.query:  # (shown as `shown_url` shows it: never its user or password)
+            from .settings import shown_url
 
-            if not self.query:
-                raise ValueError(f"source {shown_url(self.source)!r} is a database URL: 'query' is required")
-            if why := url_problem(self.source, driver=True):
-                raise ValueError(f"source {shown_url(self.source)!r} cannot be used as written: {why}")
+            raise ValueError(f"source {shown_url(self.source)!r} is a database URL: 'query' is required")
         return self
 
 # %% ../../nbs/api/core/04_params.ipynb #ae35cddb
