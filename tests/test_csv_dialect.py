@@ -223,6 +223,12 @@ def test_drift_quotes_no_column_name_that_reads_as_personal_data_or_as_a_files_f
         arrests_ws / 'w.csv', index=False
     )
     pd.DataFrame({'width': [1, 2] * 50, 'height': [3, 4] * 50}).to_csv(arrests_ws / 'v.csv', index=False)
+    first.to_csv(arrests_ws / 'noheader2.csv', index=False, header=False)  # two files without a header row, whose
+    other = arrests.iloc[300:600].reset_index(drop=True)  # (their first rows share a value, 2002: no header row)
+    other.loc[0] = ['No', 'Black', 2002, 25, 'Female', 'Yes', 'maybe', 1]
+    other.to_csv(arrests_ws / 'noheader3.csv', index=False, header=False)
+    r = invoke(commands.drift, ['--reference', 'noheader2.csv', '--current', 'noheader3.csv'])
+    assert r.exit_code == 2 and canary not in r.stderr and 'the first line reads as data' in r.stderr, r.stderr
     r = invoke(commands.drift, ['--reference', 'w.csv', '--current', 'v.csv'])  # names no contract knows, but the
     assert r.exit_code == 2 and "lacks 1 of the reference's columns (depth)" in r.stderr, r.stderr  # files share some
 

@@ -351,13 +351,14 @@ def _keep_freed_memory() -> None:
 def _shown(names: list[str], other: list[str], p, which: list[str]) -> list[str]:
     """Each of `which` (of a file's column `names`; `other`: the other file's) as output may show it: a column of the
     contract `p` as it is named there; any other as `pii.shown_column_name` shows it, none that looks personal, and none
-    at all when the file's first line reads as data (its names are neither the other file's nor the contract's: a file
-    without a header row, whose 'names' are its first row). pandas is imported only when there is a name to judge."""
+    at all when the file's first line reads as data: fewer than half its names are the other file's or the contract's
+    (a file without a header row, whose 'names' are its first row: two such files may share a value, a year or `Yes`,
+    so one name in common is no header). pandas is imported only when there is a name to judge."""
     if all(c in p.columns for c in which):
         return list(which)
     from lifecycle.data.pii import shown_column_name
 
-    data = not any(c in p.columns or c in other for c in names)
+    data = 2 * sum(c in p.columns or c in other for c in names) < len(names)
     return [c if c in p.columns else shown_column_name(c, names.index(c), data) for c in which]
 
 
