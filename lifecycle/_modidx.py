@@ -2837,6 +2837,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._schema_part': ( 'api/serve/flags.html#_schema_part',
                                                                                'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._shown_options': ( 'api/serve/flags.html#_shown_options',
+                                                                                 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._stamp_of': ('api/serve/flags.html#_stamp_of', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._strings': ('api/serve/flags.html#_strings', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._takes_exposure_only': ( 'api/serve/flags.html#_takes_exposure_only',

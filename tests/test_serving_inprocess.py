@@ -326,13 +326,15 @@ def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, w
     assert r.status_code == 422 and 'not a runtime flag' in r.json()['error']
 
 
-def test_the_admin_role_shown_is_the_one_the_server_enforces(ws):
+def test_the_admin_role_shown_is_the_one_the_server_enforces(ws, request):
     """`flags show` and the admin API showed the `admin_role` the spec kept from `flags init`, while a server enforces
     params/flags.yaml's (a review): shown now as enforced, with the provider and poll. A flags.yaml that cannot be read
     is said by `flags show`, which still shows the flags (a server would not start with it)."""
     s = Workspace.open(ws)
     flags_yaml = s.params_dir / 'flags.yaml'
-    flags_yaml.write_text(flags_yaml.read_text().replace('admin_role: ml_engineer', 'admin_role: compliance_officer'))
+    was = flags_yaml.read_text()  # (put back at the end: the module's tests share this workspace)
+    request.addfinalizer(lambda: flags_yaml.write_text(was))
+    flags_yaml.write_text(was.replace('admin_role: ml_engineer', 'admin_role: compliance_officer'))
     s = Workspace.open(ws)
     assert fl.load_spec(s)[0].admin_role == 'ml_engineer'  # (the spec's copy, from flags init)
     with TestClient(create_app(Server(s))) as c:
@@ -341,8 +343,12 @@ def test_the_admin_role_shown_is_the_one_the_server_enforces(ws):
         got = c.get('/admin/flags', headers={'Authorization': f'Bearer {token_of(s, "dave")}'})  # (one: allowed)
         assert got.status_code == 200 and got.json()['spec']['admin_role'] == 'compliance_officer', got.text
         assert got.json()['spec']['control'] == fl.load_spec(s)[0].control
+    secret = flags_yaml.read_text().replace('provider_options: {}', 'provider_options: {sdk_key: sk-SECRET}')
+    flags_yaml.write_text(secret)
     r = cli(ws, 'flags', 'show', '--json')
-    assert r.returncode == 0 and json.loads(r.stdout)['flags']['admin_role'] == 'compliance_officer', r.stdout
+    shown = json.loads(r.stdout)['flags']
+    assert r.returncode == 0 and shown['admin_role'] == 'compliance_officer', r.stdout
+    assert shown['provider_options'] == {'sdk_key': '***'} and 'SECRET' not in r.stdout  # (a secret: never shown)
     flags_yaml.write_text(flags_yaml.read_text() + '[[[\n')
     r = cli(ws, 'flags', 'show')
     assert r.returncode == 0 and 'params: ' in r.stdout and 'not valid YAML' in r.stdout, r.stdout + r.stderr

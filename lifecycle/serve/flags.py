@@ -697,11 +697,23 @@ RUNTIME_KEYS = ('control', 'challenger', 'safe', 'percentage', 'cohorts', 'kill'
 
 
 def as_declared(spec: FlagsParams, declared: FlagsParams) -> FlagsParams:
-    """`spec` as a server reading `declared` (params/flags.yaml) applies it: every key but `RUNTIME_KEYS` from the
-    params, where the server takes them (the spec keeps the copy `flags init` made, which may be stale). For what is
-    shown of the flags (`flags show`, the admin API): an `admin_role` shown is the one enforced."""
+    """`spec` as a server started on `declared` (params/flags.yaml) applies it, for what is shown of the flags (`flags
+    show`, the admin API): every key but `RUNTIME_KEYS` from the params, where a server takes them as it starts (the
+    spec keeps the copy `flags init` made, which may be stale), so the `admin_role` shown is the one enforced; the
+    provider's options masked (`_shown_options`)."""
     own = {k: getattr(declared, k) for k in type(spec).model_fields if k not in RUNTIME_KEYS}
-    return spec.model_copy(update=own)
+    return spec.model_copy(update={**own, 'provider_options': _shown_options(declared.provider_options)})
+
+
+_PLAIN_OPTIONS = {  # flagd provider options that name no secret: shown as they are; any other value as ***
+    'host', 'port', 'tls', 'timeout', 'deadline', 'deadline_ms', 'retry_backoff_ms', 'resolver_type', 'cache_type',
+    'max_cache_size', 'offline_flag_source_path', 'offline_poll_interval_ms', 'stream_deadline_ms', 'keep_alive_time',
+}  # fmt: skip
+
+
+def _shown_options(options: dict) -> dict:
+    "A provider's options as they may be shown: an SDK key, a token or a certificate's path as `***`, never its value."
+    return {k: v if k in _PLAIN_OPTIONS else '***' for k, v in (options or {}).items()}
 
 
 def _dotted(d: dict, key: str, value) -> None:
