@@ -1205,6 +1205,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources._flat_columns': ( 'api/data/sources.html#_flat_columns',
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._head': ('api/data/sources.html#_head', 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._iso_text': ( 'api/data/sources.html#_iso_text',
+                                                                              'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._parquet_chunks': ( 'api/data/sources.html#_parquet_chunks',
                                                                                     'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._parquet_frame': ( 'api/data/sources.html#_parquet_frame',

@@ -240,6 +240,24 @@ def test_a_parquet_files_dates_and_times_pass_the_contract_init_proposed_for_the
     assert snap['renewal'].isna().sum() == 12 and snap['renewal'][1] == '2022-01-02'
 
 
+def test_parquet_times_are_read_as_iso_text_value_by_value_two_readings_never_one_text(tmp_path):
+    """Fractions of a second were dropped (two readings 0.5 s apart became one text) and midnight was written three ways
+    by the path it took (a review): now ISO 8601 value by value, the fraction and offset kept."""
+    import datetime as dt
+    from lifecycle.core.params import ColumnRule
+    from lifecycle.data.sources import read_chunks
+
+    at = pd.to_datetime(['2023-01-05 10:30:00.250', '2023-01-05 10:30:00.750', '2023-01-05', None], format='ISO8601')
+    df = pd.DataFrame({'naive': at, 'zoned': at.tz_localize('Europe/Amsterdam')})
+    df['days'] = [dt.date(2023, 1, 5), dt.date(2023, 1, 6), None, dt.date(2023, 1, 7)]  # (a Parquet date32)
+    df.to_parquet(tmp_path / 't.parquet')
+    rules = {c: ColumnRule(dtype='str', personal=False, kind='date') for c in df.columns}
+    got = next(read_chunks(str(tmp_path / 't.parquet'), chunk_rows=10, declared=rules))
+    assert got['naive'].tolist() == ['2023-01-05T10:30:00.250', '2023-01-05T10:30:00.750', '2023-01-05', None]
+    assert got['zoned'].tolist()[::2] == ['2023-01-05T10:30:00.250+01:00', '2023-01-05T00:00:00+01:00']
+    assert got['days'].tolist() == ['2023-01-05', '2023-01-06', None, '2023-01-07']
+
+
 def test_fairness_gates_are_proposed_only_where_sampling_noise_alone_rarely_fails_them():
     """Judged as validation judges them (`fairness_metrics`: fairlearn over every group of at least min_group_size
     holdout rows): predictions that ignore the protected attribute, on holdouts of the sizes init expects (a quarter of

@@ -289,8 +289,9 @@ def _parquet_chunks(path: Path, chunk_rows: int, only=None, declared=None) -> It
 
 def _dates_as_text(df: pd.DataFrame, declared) -> pd.DataFrame:
     """The contract's text columns (`dtype: str`; `declared`: column -> rule) that a Parquet file holds as dates or
-    times, as the ISO text a CSV export of it writes (`2023-01-05`, `2023-01-05T10:30:00`; missing stays missing):
-    `init` proposes `dtype: str, kind: date` for such a column, and the boundary checks text. Other columns as read."""
+    times, as ISO 8601 text, value by value (`_iso_text`): `init` proposes `dtype: str, kind: date` for such a column,
+    and the boundary checks text. Missing stays missing. Other columns as read; an object column is converted when its
+    first value is a date or time (a text column with a stray date is refused by the type check as before)."""
     import datetime as dt
     import pandas as pd
 
@@ -298,14 +299,33 @@ def _dates_as_text(df: pd.DataFrame, declared) -> pd.DataFrame:
     for c in [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'str' and c in df.columns]:
         s = df[c]
         if pd.api.types.is_datetime64_any_dtype(s):
-            if s.dt.tz is not None:  # (its offset kept, as ISO writes it)
-                df[c] = s.map(lambda v: v.isoformat() if pd.notna(v) else None)
-                continue
-            day, full = s.dt.strftime('%Y-%m-%d'), s.dt.strftime('%Y-%m-%dT%H:%M:%S')
-            df[c] = day.where(s.isna() | (s == s.dt.normalize()), full)
+            df[c] = _iso_text(s)
         elif s.dtype == object and len(v := s.dropna()) and isinstance(v.iloc[0], dt.date):  # (a Parquet date32)
-            df[c] = s.map(lambda x: x.isoformat() if isinstance(x, dt.date) else x)
+            dates = s.map(lambda x: isinstance(x, dt.date)).astype(bool)
+            try:
+                text = _iso_text(pd.to_datetime(s.where(dates)))
+            except (ValueError, TypeError):  # (times with several offsets: each as Python writes it)
+                text = s.map(lambda x: x.isoformat() if isinstance(x, dt.date) else None)
+            df[c] = text.where(dates, s)
     return df
+
+
+def _iso_text(s: pd.Series) -> pd.Series:
+    """Timestamps as ISO 8601 text: a naive one at midnight as its date alone (`2023-01-05`: a date column as pandas
+    writes it), any other with its time (`2023-01-05T10:30:00`), its fraction when it has one (`.250`, to the
+    nanosecond: two readings never become one text) and its offset when it has one (`+01:00`). None where missing."""
+    import pandas as pd
+
+    s = pd.to_datetime(s)
+    ns = (s.dt.microsecond * 1000 + s.dt.nanosecond).fillna(0).astype('int64')
+    frac, some = pd.Series('', index=s.index, dtype=object), ns != 0
+    frac[some] = ns[some].map(lambda n: '.' + f'{n:09d}'.rstrip('0').ljust(3, '0'))  # (few have one: mapped alone)
+    text = s.dt.strftime('%Y-%m-%dT%H:%M:%S') + frac
+    if s.dt.tz is not None:
+        text = text + s.dt.strftime('%z').str.replace(r'(\d\d)$', r':\1', regex=True)
+    else:
+        text = text.where(s != s.dt.normalize(), text.str[:10])  # (its date: the text's first ten characters)
+    return text.where(s.notna(), None)
 
 
 def _flat_columns(path: Path, schema, only=None) -> None:
