@@ -438,6 +438,8 @@ def test_values_are_taken_as_typed_and_a_yaml_date_as_its_text():
     cohorts = _value('[{attribute: signup, equals: 2024-01-01T10:00:00Z, variant: challenger}]')
     assert fl._changed(old, {'cohorts': cohorts}).cohorts[0].equals == '2024-01-01T10:00:00Z'
     assert _value('2024-01-01') == '2024-01-01' and _value('5') == 5 and _value('true') is True
+    with pytest.raises(ValueError, match="key 'strict' is given twice"):  # (was taken as text, then refused as such)
+        _value('{strict: 0.7, strict: 0.8}')
     with pytest.raises(fl.FlagError, match='a value of type date: expected text, a number'):
         fl._changed(old, {'cohorts': [{'attribute': 'x', 'equals': datetime.date(2024, 1, 1), 'variant': 'safe'}]})
     for changes, key in (({'kill': 'true'}, 'kill'), ({'percentage': '5'}, 'percentage')):

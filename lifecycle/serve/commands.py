@@ -210,12 +210,14 @@ def _value(text: str):
     """A `flags set` value as YAML 1.2 reads it (`params.parse_yaml_12`, as `params/flags.yaml` is read): `true` and
     `false` the only booleans, whole numbers written in decimal without a leading zero; dates and times stay the text
     typed (a cohort compares text). YAML 1.1, PyYAML's, read Norway's `NO` as false, `0x2` as version 2 and `010` as 8.
-    Text that is not YAML at all is taken as it is."""
+    Text that is not YAML at all is taken as it is; YAML refused as it is read (a key given twice) is a `ValueError`."""
     import yaml
     from lifecycle.core.params import parse_yaml_12
 
     try:
         return parse_yaml_12(text)
+    except yaml.constructor.ConstructorError as e:  # (YAML, refused: a key given twice, say; not taken as text)
+        raise ValueError(e.problem) from None
     except yaml.YAMLError:
         return text
 
@@ -238,7 +240,10 @@ def flags_set(
         if '=' not in a:
             raise CommandError(f"{a!r}: expected KEY=VALUE", EXIT_INPUT)
         k, v = a.split('=', 1)
-        k, v = k.strip(), _value(v)
+        try:
+            k, v = k.strip(), _value(v)
+        except ValueError as e:  # (the value is not quoted: a cohort's may name someone)
+            raise CommandError(f"{k.strip()}: {e}", EXIT_INPUT) from None
         if k in ('kill', 'shadow') and isinstance(v, Yaml11Word):  # (a switch: `off` says what it means)
             v = v.lower() in ('y', 'yes', 'on')
         elif (w := ambiguous_word(_compared(k, v))) is not None:
