@@ -209,6 +209,15 @@ def test_settings_and_params_errors_are_refused_for_every_command(workspace, env
     refused(invoke(['run', '--no-site'], env), 2, 'params refused, no stage ran', as_json=False)
 
 
+def test_a_positive_class_the_target_does_not_allow_is_refused_before_any_stage(workspace, env):
+    "A typo in `positive_class` failed at training, after ingestion and features ran, exit 1 (a review)."
+    feats = workspace / 'params/features.yaml'
+    feats.write_text(feats.read_text().replace('positive_class: "Yes"', 'positive_class: "yes"'))
+    r = invoke(['run', '--no-site'], env)
+    refused(r, 2, "features.yaml: key 'positive_class': 'yes' is not one of the 2 classes", as_json=False)
+    assert 'no stage ran' in r.stderr
+
+
 def test_a_params_key_given_twice_is_refused_naming_it_and_both_lines(workspace, env):
     """PyYAML keeps the last of two equal keys silently: `policy: fail_open` appended below `policy: fail_closed`
     turned ingestion's policy over with nothing said (a review). Refused, in the YAML 1.2 reading of flags.yaml too."""

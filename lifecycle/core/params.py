@@ -1047,6 +1047,11 @@ def _input_problems(res: dict, where: Path) -> list[str]:
             f"{where}: key 'target': {fp.target!r} is personal, masked by '{t.pii.method}' in ingest.yaml: a model "
             "cannot learn what it never sees (only a generalised column's bands may be predicted)"
         )
+    elif isinstance(pc := fp.positive_class, str) and t.dtype == 'str' and t.allowed and pc not in t.allowed:
+        out.append(  # (found by training only, after ingestion and features ran; the classes are counted, not listed)
+            f"{where}: key 'positive_class': {pc!r} is not one of the {len(t.allowed)} classes ingest.yaml allows in "
+            f"{fp.target!r}; no row would be positive"
+        )
     for f in fp.features:
         why = ''
         if f.name in seen:
