@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -265,7 +266,5 @@ def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
 def _may_be_personal(text: str) -> bool:
     """Whether `looks_personal` could find `text` personal: it matches a pattern of `_PATTERNS` whole or holds one of
     `_INSIDE`. Judged with `re` alone, so that a name that cannot be (most of them) costs no pandas import."""
-    import re
-
     text = text.strip()  # (as `looks_personal` reads a value)
     return any(re.fullmatch(p, text) for p in _PATTERNS.values()) or any(re.search(p, text) for _, p, _ in _INSIDE)

@@ -298,14 +298,15 @@ def _routed(served: tuple[FlagsParams, float] | None, times: list[SeriesTimes]) 
     this model to tell (`served_flags` None), every series, as before."""
     if served is None:
         return times
+    from lifecycle.serve.flags import everyone_arm
+
     spec, since = served
     cohort = {c.variant for c in spec.cohorts} if spec.challenger else set()
     arms = _arms(spec)
     if spec.kill:
         shared, by_cohort = {'safe'}, set()
     else:  # (shared: routed a share of everyone, so silent when no one is answered; by_cohort: only if its cohort came)
-        full = bool(spec.challenger) and spec.percentage >= 100
-        shared = ({'challenger'} if full else {'control'}) | ({'challenger'} if spec.percentage > 0 else set())
+        shared = {everyone_arm(spec)} | ({'challenger'} if spec.percentage > 0 else set())
         by_cohort = cohort - shared
     shared = {(a, str(arms[a])) for a in shared if arms[a]}
     routed = shared | {(a, str(arms[a])) for a in by_cohort if arms[a]}

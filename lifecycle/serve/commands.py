@@ -122,9 +122,8 @@ def flags_show(
     as_json: bool = typer.Option(False, '--json', help="Print the flags and the compiled flagd document as JSON."),
 ):
     "The current flags."
-    from lifecycle.serve import flags as fl
-
     from lifecycle.core.params import FlagsParams, ParamsError, load_file
+    from lifecycle.serve import flags as fl
 
     s = Workspace.open()
     spec, name = fl.load_spec(s)
