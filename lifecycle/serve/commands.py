@@ -89,8 +89,19 @@ class FlagsView(Result):
             print(f"  params: {problem}")
 
 
-def _show_spec(spec, name: str, extra: dict | None = None) -> FlagsView:
-    return FlagsView(spec.model_dump(mode='json', by_alias=True), extra or {}, name)
+def _show_spec(s, spec, name: str, extra: dict | None = None) -> FlagsView:
+    """The flags as a command shows them (`flags.shown_spec`: no secret option), with the admin role, provider and poll
+    that a server started now applies (`flags.as_declared`: from params/flags.yaml, not the spec's copy of them);
+    `params_problem` when that file cannot be read (shown, not refused: the flags are what they are)."""
+    from lifecycle.core.params import FlagsParams, ParamsError, load_file
+    from lifecycle.serve import flags as fl
+
+    extra = dict(extra or {})
+    try:
+        spec = fl.as_declared(spec, load_file(s.params_dir / 'flags.yaml', FlagsParams))
+    except ParamsError as e:
+        extra['params_problem'] = f"{e}: a server refuses to start with it"
+    return FlagsView(fl.shown_spec(spec), extra, name)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #18d3ec3b
 @command(errors=SERVE_ERRORS)
@@ -114,7 +125,7 @@ def flags_init(
             EXIT_INPUT,
         )
     spec = fl.init_flags(s, ps['flags'], name, _alias_lookup(s, name), reason=reason)
-    return _show_spec(spec, name, {'file': str(fl.flagd_path(s))})
+    return _show_spec(s, spec, name, {'file': str(fl.flagd_path(s))})
 
 
 @command(errors=SERVE_ERRORS)
@@ -122,7 +133,6 @@ def flags_show(
     as_json: bool = typer.Option(False, '--json', help="Print the flags and the compiled flagd document as JSON."),
 ):
     "The current flags."
-    from lifecycle.core.params import FlagsParams, ParamsError, load_file
     from lifecycle.serve import flags as fl
 
     s = Workspace.open()
@@ -130,11 +140,7 @@ def flags_show(
     doc = fl.read_document(fl.flagd_path(s))
     fl.check_live(s, doc)  # never report a value the live flag file does not have
     extra = {'hold': fl.load_hold(s), 'servers_elsewhere': _servers_elsewhere(s, doc), **_kept(s)}
-    try:  # (the admin role, provider and poll a server applies: from the params, not the spec's copy of them)
-        spec = fl.as_declared(spec, load_file(s.params_dir / 'flags.yaml', FlagsParams))
-    except ParamsError as e:  # (shown, not refused: the flags are still what they are; a server would not start)
-        extra['params_problem'] = f"{e}: a server refuses to start with it"
-    return _show_spec(spec, name, {**extra, **({'flagd': doc} if as_json else {})})
+    return _show_spec(s, spec, name, {**extra, **({'flagd': doc} if as_json else {})})
 
 
 def _servers_elsewhere(s, doc: dict) -> list[dict]:
@@ -180,7 +186,7 @@ def _change(changes: dict, reason: str) -> FlagsView:
         else None
     )
     spec = fl.change_flags(s, changes, reason=reason, lookup=lookup)
-    return _show_spec(spec, fl.load_spec(s)[1], _kept(s))
+    return _show_spec(s, spec, fl.load_spec(s)[1], _kept(s))
 
 
 def _kept(s) -> dict:

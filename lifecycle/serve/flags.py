@@ -26,7 +26,8 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'everyone_arm', 'policy_refusals',
            'write_spec', 'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold',
            'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
-           'as_declared', 'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider', 'FlagClient']
+           'as_declared', 'shown_spec', 'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider',
+           'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -699,21 +700,25 @@ RUNTIME_KEYS = ('control', 'challenger', 'safe', 'percentage', 'cohorts', 'kill'
 def as_declared(spec: FlagsParams, declared: FlagsParams) -> FlagsParams:
     """`spec` as a server started on `declared` (params/flags.yaml) applies it, for what is shown of the flags (`flags
     show`, the admin API): every key but `RUNTIME_KEYS` from the params, where a server takes them as it starts (the
-    spec keeps the copy `flags init` made, which may be stale), so the `admin_role` shown is the one enforced; the
-    provider's options masked (`_shown_options`)."""
+    spec keeps the copy `flags init` made, which may be stale), so the `admin_role` shown is the one enforced."""
     own = {k: getattr(declared, k) for k in type(spec).model_fields if k not in RUNTIME_KEYS}
-    return spec.model_copy(update={**own, 'provider_options': _shown_options(declared.provider_options)})
+    return spec.model_copy(update=own)
 
 
-_PLAIN_OPTIONS = {  # flagd provider options that name no secret: shown as they are; any other value as ***
-    'host', 'port', 'tls', 'timeout', 'deadline', 'deadline_ms', 'retry_backoff_ms', 'resolver_type', 'cache_type',
-    'max_cache_size', 'offline_flag_source_path', 'offline_poll_interval_ms', 'stream_deadline_ms', 'keep_alive_time',
+_PLAIN_OPTIONS = {  # the flagd provider's options that are no secret (`FlagdProvider`'s, but its certificate's)
+    'host', 'port', 'tls', 'deadline_ms', 'timeout', 'retry_backoff_ms', 'selector', 'provider_id', 'resolver_type',
+    'offline_flag_source_path', 'stream_deadline_ms', 'keep_alive_time', 'cache', 'max_cache_size',
+    'retry_backoff_max_ms', 'retry_grace_period', 'default_authority', 'sync_metadata_disabled', 'fatal_status_codes',
 }  # fmt: skip
 
 
-def _shown_options(options: dict) -> dict:
-    "A provider's options as they may be shown: an SDK key, a token or a certificate's path as `***`, never its value."
-    return {k: v if k in _PLAIN_OPTIONS else '***' for k, v in (options or {}).items()}
+def shown_spec(spec: FlagsParams) -> dict:
+    """`spec` as JSON for output (every command's and the admin API's): a provider option that may be a secret (an SDK
+    key, a token, a certificate, any option of another provider) as `***`; the flagd provider's plain ones as they are.
+    The provider itself is always made from the params, unmasked."""
+    d = spec.model_dump(mode='json', by_alias=True)
+    d['provider_options'] = {k: v if k in _PLAIN_OPTIONS else '***' for k, v in d['provider_options'].items()}
+    return d
 
 
 def _dotted(d: dict, key: str, value) -> None:

@@ -523,7 +523,7 @@ async def get_flags(request: Request, user: Annotated[str, Depends(admin_user('f
         return refuse(srv, 'admin', e, e.status)
     shown = fl.as_declared(spec, srv.declared)  # (its admin role, provider and poll: this server's, from its params)
     return answer(
-        {'spec': shown.model_dump(mode='json', by_alias=True), 'active': srv.gate.doc, 'valid': srv.gate.valid}
+        {'spec': fl.shown_spec(shown), 'active': srv.gate.doc, 'valid': srv.gate.valid}
     )
 
 
@@ -543,7 +543,7 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
     except AuditError as e:  # nothing changed: no entry could record it
         log.error('flags change refused: %s', e)
         return refuse(srv, 'admin', e, 503)
-    return answer({'spec': fl.as_declared(spec, srv.declared).model_dump(mode='json', by_alias=True)})
+    return answer({'spec': fl.shown_spec(fl.as_declared(spec, srv.declared))})
 
 
 @admin_router.post(
@@ -563,7 +563,7 @@ async def kill(request: Request, user: Annotated[str, Depends(admin_user('flags.
         return refuse(srv, 'admin', e, 503)
     kept = [p.name for p in fl.kept_edits(srv.s)]  # (a spec edited by hand that the kill set aside: not live)
     return answer(
-        {'spec': spec.model_dump(mode='json', by_alias=True), **({'note': note} if note else {})}
+        {'spec': fl.shown_spec(fl.as_declared(spec, srv.declared)), **({'note': note} if note else {})}
         | ({'edited_kept': kept} if kept else {})
     )
 
