@@ -229,6 +229,15 @@ def test_drift_quotes_no_column_name_that_reads_as_personal_data_or_as_a_files_f
     other.to_csv(arrests_ws / 'noheader3.csv', index=False, header=False)
     r = invoke(commands.drift, ['--reference', 'noheader2.csv', '--current', 'noheader3.csv'])
     assert r.exit_code == 2 and canary not in r.stderr and 'the first line reads as data' in r.stderr, r.stderr
+    years = ''.join(f'{2000 + i % 3},flu\n' for i in range(100))  # (two columns, their first rows sharing a year)
+    (arrests_ws / 'r2.csv').write_text('2002,HIV positive\n' + years)
+    (arrests_ws / 'c2.csv').write_text('2002,diagnosis pending\n' + years.replace('flu', 'cold'))
+    r = invoke(commands.drift, ['--reference', 'r2.csv', '--current', 'c2.csv'])
+    assert r.exit_code == 2 and 'HIV' not in r.stderr and 'the first line reads as data' in r.stderr, r.stderr
+    (arrests_ws / 'r4.csv').write_text('Yes,Maria Gonzalez,11 Elm Street\n' + 'No,a,b\n' * 100)  # (text alone)
+    (arrests_ws / 'c4.csv').write_text('Yes,Peter Smith,22 Oak Road\n' + 'No,a,b\n' * 100)
+    r = invoke(commands.drift, ['--reference', 'r4.csv', '--current', 'c4.csv'])
+    assert r.exit_code == 2 and 'Elm' not in r.stderr and 'its first line may be data' in r.stderr, r.stderr
     r = invoke(commands.drift, ['--reference', 'w.csv', '--current', 'v.csv'])  # names no contract knows, but the
     assert r.exit_code == 2 and "lacks 1 of the reference's columns (depth)" in r.stderr, r.stderr  # files share some
 

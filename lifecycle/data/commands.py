@@ -6,6 +6,7 @@ datasets, and retention, from the command line."""
 # %% ../../nbs/api/data/09_commands.ipynb #495fbf32
 from __future__ import annotations
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -348,18 +349,34 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def _shown(names: list[str], other: list[str], p, which: list[str]) -> list[str]:
-    """Each of `which` (of a file's column `names`; `other`: the other file's) as output may show it: a column of the
-    contract `p` as it is named there; any other as `pii.shown_column_name` shows it, none that looks personal, and none
-    at all when the file's first line reads as data: fewer than half its names are the other file's or the contract's
-    (a file without a header row, whose 'names' are its first row: two such files may share a value, a year or `Yes`,
-    so one name in common is no header). pandas is imported only when there is a name to judge."""
+def _shown(names: list[str], other: list[str], p, which: list[str], numeric: set[str]) -> list[str]:
+    """Each of `which` (of a file's column `names`; `other`: the other file's; `numeric`: its columns of numbers) as
+    output may show it: a column of the contract `p` as it is named there; any other as `pii.shown_column_name` shows
+    it (none that looks personal), and none at all when the first line may be data, not a header: a name is a number
+    in a column of numbers (`2002` over years), or fewer than half the names are the other file's or the contract's
+    (two files without a header row may share a value, `Yes`, so one name in common is no header). pandas is
+    imported only when there is a name to judge."""
     if all(c in p.columns for c in which):
         return list(which)
     from lifecycle.data.pii import shown_column_name
 
-    data = 2 * sum(c in p.columns or c in other for c in names) < len(names)
+    data = any(c in numeric and re.fullmatch(r'[-+]?\d+(?:[.,]\d+)?', c.strip()) for c in names)
+    if not data and 2 * sum(c in p.columns or c in other for c in names) < len(names):
+        why = "most of this file's names are neither the other file's nor the contract's (its first line may be data)"
+        return [c if c in p.columns else f'<column {names.index(c) + 1}: name withheld, {why}>' for c in which]
     return [c if c in p.columns else shown_column_name(c, names.index(c), data) for c in which]
+
+
+def _numbers_in(table) -> set[str]:
+    "The columns of numbers of a file as read: a pyarrow Table's (no pandas imported) or a DataFrame's."
+    if hasattr(table, 'schema') and hasattr(table, 'column_names'):
+        import pyarrow as pa
+
+        return {f.name for f in table.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)}
+    import pandas as pd  # (a DataFrame: pandas is loaded already)
+
+    kinds = pd.api.types
+    return {str(c) for c in table.columns if kinds.is_numeric_dtype(table[c]) and not kinds.is_bool_dtype(table[c])}
 
 
 def _excluded(p, columns) -> dict:
@@ -465,9 +482,10 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
     cols = [c for c in ref['order'] if c not in excluded]
     names = [str(c) for c in (cur.column_names if hasattr(cur, 'column_names') else cur.columns)]
     extra = [c for c in names if c not in ref['order']]
-    excluded.update(dict.fromkeys(_shown(names, ref['order'], p, extra), 'not in the reference'))  # (named, unread)
+    ref_numbers = {c for c in ref['order'] if (ref['columns'].get(c) or {}).get('kind') == 'numeric'}
+    excluded.update(dict.fromkeys(_shown(names, ref['order'], p, extra, _numbers_in(cur)), 'not in the reference'))
     if missing := [c for c in cols if c not in set(names)]:  # (before the comparison: its message would quote them)
-        shown = _shown(ref['order'], names, p, missing)
+        shown = _shown(ref['order'], names, p, missing, ref_numbers)
         raise CommandError(
             f"{current}: drift cannot be measured against {reference}: it lacks {len(missing)} of the reference's "
             f"columns ({', '.join(shown[:5])}{' and more' if len(shown) > 5 else ''})",
@@ -477,7 +495,7 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
         res = compare_records(ref, cur, columns=cols)
     except ValueError as e:
         raise CommandError(f"{current}: drift cannot be measured against {reference}: {e}", EXIT_INPUT) from None
-    shown = _shown(ref['order'], names, p, [r['column'] for r in res])  # (a column both files name, as shown)
+    shown = _shown(ref['order'], names, p, [r['column'] for r in res], ref_numbers)  # (in both files: as shown)
     res = [{**r, 'column': name} for r, name in zip(res, shown)]
     return DriftTable(
         reference=reference,
