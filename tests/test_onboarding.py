@@ -256,6 +256,13 @@ def test_parquet_times_are_read_as_iso_text_value_by_value_two_readings_never_on
     assert got['naive'].tolist() == ['2023-01-05T10:30:00.250', '2023-01-05T10:30:00.750', '2023-01-05', None]
     assert got['zoned'].tolist()[::2] == ['2023-01-05T10:30:00.250+01:00', '2023-01-05T00:00:00+01:00']
     assert got['days'].tolist() == ['2023-01-05', '2023-01-06', None, '2023-01-07']
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    early = [dt.datetime(1, 1, 1), dt.datetime(500, 1, 1, 10), dt.datetime(2023, 1, 5, 10, 30, 0, 250001)]  # (a review:
+    pq.write_table(pa.table({'t': pa.array(early, pa.timestamp('us'))}), tmp_path / 'e.parquet')  # '1-01-01T00')
+    got = next(read_chunks(str(tmp_path / 'e.parquet'), declared={'t': rules['naive']}))['t'].tolist()
+    assert got == ['0001-01-01', '0500-01-01T10:00:00', '2023-01-05T10:30:00.250001'], got
 
 
 def test_fairness_gates_are_proposed_only_where_sampling_noise_alone_rarely_fails_them():

@@ -312,17 +312,26 @@ def _dates_as_text(df: pd.DataFrame, declared) -> pd.DataFrame:
 
 def _iso_text(s: pd.Series) -> pd.Series:
     """Timestamps as ISO 8601 text: a naive one at midnight as its date alone (`2023-01-05`: a date column as pandas
-    writes it), any other with its time (`2023-01-05T10:30:00`), its fraction when it has one (`.250`, to the
-    nanosecond: two readings never become one text) and its offset when it has one (`+01:00`). None where missing."""
+    writes it), any other with its time (`2023-01-05T10:30:00`), its fraction when it has one, to the millisecond,
+    microsecond or nanosecond it needs (`.250`: two readings never become one text), and its offset when it has one
+    (`+01:00`); the year in four digits (`0001-01-01`, an export's sentinel). None where missing. By numpy's
+    `datetime_as_string` on the values' own unit (a Parquet file's microseconds reach the year 1), not `strftime`."""
+    import numpy as np
     import pandas as pd
 
     s = pd.to_datetime(s)
-    ns = (s.dt.microsecond * 1000 + s.dt.nanosecond).fillna(0).astype('int64')
-    frac, some = pd.Series('', index=s.index, dtype=object), ns != 0
-    frac[some] = ns[some].map(lambda n: '.' + f'{n:09d}'.rstrip('0').ljust(3, '0'))  # (few have one: mapped alone)
-    text = s.dt.strftime('%Y-%m-%dT%H:%M:%S') + frac
-    if s.dt.tz is not None:
-        text = text + s.dt.strftime('%z').str.replace(r'(\d\d)$', r':\1', regex=True)
+    zoned = s.dt.tz is not None
+    wall = s.dt.tz_localize(None) if zoned else s  # (the local time; its offset written after it)
+    arr = wall.to_numpy()
+    text = pd.Series(np.datetime_as_string(arr, unit='s'), index=s.index, dtype=object)
+    frac, done = (wall.dt.microsecond * 1000 + wall.dt.nanosecond).fillna(0).to_numpy(), np.zeros(len(s), bool)
+    for unit, step in (('ms', 10**6), ('us', 10**3), ('ns', 1)):  # (each value to the finest unit it needs)
+        if (some := (frac != 0) & (frac % step == 0) & ~done).any():
+            text[some], done = np.datetime_as_string(arr[some], unit=unit), done | some
+    if zoned:  # (a column holds few offsets: each written once)
+        minutes = ((wall - s.dt.tz_convert(None)).dt.total_seconds() // 60).fillna(0).astype(int)
+        shown = {m: f"{'+' if m >= 0 else '-'}{abs(m) // 60:02d}:{abs(m) % 60:02d}" for m in minutes.unique()}
+        text = text + minutes.map(shown)
     else:
         text = text.where(s != s.dt.normalize(), text.str[:10])  # (its date: the text's first ten characters)
     return text.where(s.notna(), None)
