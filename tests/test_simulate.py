@@ -77,7 +77,11 @@ def test_simulate_and_retraining_refuse_flags_that_route_another_model_and_a_sou
     runs = [json.loads(p.read_text()) for p in (trained / 'reports/runs').glob('*/manifest.json')]
     assert not [m for m in runs if m.get('mode') == 'simulate']  # no simulation run either
     fl.spec_path(s).write_text(json.dumps(spec))  # the flags route this model again
-    set_yaml(trained / 'params/ingest.yaml', split_column=None, train_until=None)
+    set_yaml(trained / 'params/ingest.yaml', source='mysql://ann:s3cret@127.0.0.1:1/db', query='select 1')
+    r = cli(trained, 'simulate', '--no-report')  # (a source whose driver is not here: named, not a traceback; a review)
+    assert r.returncode == EXIT_INPUT and 'cannot be used as written' in r.stderr and 's3cret' not in r.stderr, r.stderr
+    assert 'Traceback' not in r.stderr
+    set_yaml(trained / 'params/ingest.yaml', source='sklego:arrests', query=None, split_column=None, train_until=None)
     r = cli(trained, 'simulate', '--no-report')
     assert r.returncode == EXIT_INPUT and 'sets no split_column and train_until' in ' '.join(r.stderr.split()), r.stderr
 

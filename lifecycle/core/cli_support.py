@@ -153,6 +153,8 @@ COMMON_ERRORS = {
     'lifecycle.core.store.JournalError': EXIT_SOURCE,  # (a log damaged mid-way: named with its line)
     'lifecycle.core.store.StateError': EXIT_SOURCE,  # (a state file damaged or of the wrong shape: named)
     'lifecycle.core.store.StoreError': EXIT_SOURCE,  # (a stored record or object missing, or failing its seal: named)
+    'lifecycle.data.sources.SourceError': EXIT_SOURCE,  # (a dataset's source that cannot be read: named; by name)
+    'lifecycle.data.sources.SourceUnusable': EXIT_INPUT,  # (a database URL that cannot be used as written, no driver)
     'lifecycle.core.audit.AuditError': EXIT_AUDIT,  # (the audit log cannot be written as asked: says why)
     'lifecycle.core.audit.AuditKeyMissing': EXIT_INPUT,  # (another keys_dir than the log's: as no PII key)
     'builtins.OSError': EXIT_STAGE,  # (a file read or written past the checks: read-only, no permission, no space)

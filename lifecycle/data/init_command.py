@@ -130,7 +130,6 @@ def _dataset_free_params(ws: Workspace) -> dict[str, str]:
 
 @command(
     errors={
-        'lifecycle.data.sources.SourceError': EXIT_SOURCE,
         'lifecycle.data.infer.ProposalRefused': EXIT_INPUT,
     }
 )

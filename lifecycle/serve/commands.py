@@ -29,7 +29,6 @@ SERVE_ERRORS = {
     'lifecycle.release.trust.UnknownPerson': EXIT_INPUT,
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.data.pii.PiiError': EXIT_INPUT,
-    'lifecycle.data.sources.SourceError': EXIT_SOURCE,  # `score`'s input read as ingest reads a source
     'lifecycle.serve.tokens.TokenRequestError': EXIT_INPUT,
 }
 
