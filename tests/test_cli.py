@@ -215,6 +215,8 @@ def test_a_positive_class_the_target_does_not_allow_is_refused_before_any_stage(
     feats.write_text(feats.read_text().replace('positive_class: "Yes"', 'positive_class: "yes"'))
     r = invoke(['run', '--no-site'], env)
     refused(r, 2, "features.yaml: key 'positive_class': 'yes' is not one of the 2 classes", as_json=False)
+    feats.write_text(feats.read_text().replace('positive_class: "yes"', 'positive_class: 1'))  # (not text: as well)
+    refused(invoke(['run', '--no-site'], env), 2, "key 'positive_class': 1 is not one of the 2 classes", as_json=False)
     assert 'no stage ran' in r.stderr
 
 

@@ -1033,6 +1033,23 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     return res
 
 
+def _no_positive(pc, rule: ColumnRule) -> str:
+    """Why no value the target's contract (`rule`) allows could be the positive class `pc`, as training compares them
+    (`model.train.positive_mask`: text as written, `1` as `1` or `1.0`, numbers as numbers), or ''. Found here, a typo
+    is refused with the params, not by training after ingestion and features ran. Classes are counted, not listed."""
+    if isinstance(pc, bool) or pc is None:
+        return ''
+    if rule.dtype == 'str' and rule.allowed:
+        alts = {str(pc)} | ({f'{pc:g}'} if isinstance(pc, (int, float)) else set())
+        return '' if alts & set(rule.allowed) else f"is not one of the {len(rule.allowed)} classes ingest.yaml allows"
+    if rule.dtype in ('int', 'float') and isinstance(pc, str):
+        try:
+            float(pc)
+        except ValueError:
+            return f"is no number, and ingest.yaml declares the target {rule.dtype}"
+    return ''
+
+
 def _input_problems(res: dict, where: Path) -> list[str]:
     """What is wrong with the model's target and inputs (`features.yaml`) given the other params: a target declared and
     not masked away; each input a column declared in ingest.yaml, once; never the target (a leak), a protected
@@ -1047,11 +1064,8 @@ def _input_problems(res: dict, where: Path) -> list[str]:
             f"{where}: key 'target': {fp.target!r} is personal, masked by '{t.pii.method}' in ingest.yaml: a model "
             "cannot learn what it never sees (only a generalised column's bands may be predicted)"
         )
-    elif isinstance(pc := fp.positive_class, str) and t.dtype == 'str' and t.allowed and pc not in t.allowed:
-        out.append(  # (found by training only, after ingestion and features ran; the classes are counted, not listed)
-            f"{where}: key 'positive_class': {pc!r} is not one of the {len(t.allowed)} classes ingest.yaml allows in "
-            f"{fp.target!r}; no row would be positive"
-        )
+    elif fp.task == 'classification' and (why := _no_positive(fp.positive_class, t)):
+        out.append(f"{where}: key 'positive_class': {fp.positive_class!r} {why}; no row would be positive")
     for f in fp.features:
         why = ''
         if f.name in seen:
