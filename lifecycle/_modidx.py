@@ -429,6 +429,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.core.params.CsvDialect._unique_names': ( 'api/core/params.html#csvdialect._unique_names',
                                                                                            'lifecycle/core/params.py'),
                                        'lifecycle.core.params.DriftRules': ('api/core/params.html#driftrules', 'lifecycle/core/params.py'),
+                                       'lifecycle.core.params.DuplicateKey': ( 'api/core/params.html#duplicatekey',
+                                                                               'lifecycle/core/params.py'),
                                        'lifecycle.core.params.ExperimentParams': ( 'api/core/params.html#experimentparams',
                                                                                    'lifecycle/core/params.py'),
                                        'lifecycle.core.params.FeatureDef': ('api/core/params.html#featuredef', 'lifecycle/core/params.py'),

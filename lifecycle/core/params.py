@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # %% auto #0
 __all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS',
-           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'Yaml11Word', 'parse_yaml_12',
+           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'DuplicateKey', 'Yaml11Word', 'parse_yaml_12',
            'ambiguous_word', 'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect',
            'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams',
            'validate_model_params', 'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams',
@@ -55,6 +55,10 @@ def parse_yaml(text: str) -> object:
     return yaml.load(text, Loader=_unique(yaml.SafeLoader))
 
 
+class DuplicateKey(yaml.constructor.ConstructorError):
+    "A YAML mapping that gives one key twice (`parse_yaml`, `parse_yaml_12`): its key and both lines, never a value."
+
+
 _UNIQUE: dict = {}  # loader class -> its subclass refusing a key given twice (`_unique`), made once
 
 
@@ -77,7 +81,7 @@ def _unique(base: type) -> type:
                         continue
                     if first is not None:
                         said = f"key {key!r} is given twice (lines {first} and {line}): keep one"
-                        raise yaml.constructor.ConstructorError(None, None, said, key_node.start_mark)
+                        raise DuplicateKey(None, None, said, key_node.start_mark)
                 return super().construct_mapping(node, deep)
 
         _UNIQUE[base] = Loader

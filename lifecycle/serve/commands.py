@@ -216,12 +216,14 @@ def _value(text: str):
     typed (a cohort compares text). YAML 1.1, PyYAML's, read Norway's `NO` as false, `0x2` as version 2 and `010` as 8.
     Text that is not YAML at all is taken as it is; YAML refused as it is read (a key given twice) is a `ValueError`."""
     import yaml
-    from lifecycle.core.params import parse_yaml_12
+    from lifecycle.core.params import DuplicateKey, parse_yaml_12
 
     try:
         return parse_yaml_12(text)
-    except yaml.constructor.ConstructorError as e:  # (YAML, refused: a key given twice, say; not taken as text)
+    except DuplicateKey as e:  # (YAML, refused: said, not taken as text)
         raise ValueError(e.problem) from None
+    except (yaml.constructor.ConstructorError, ValueError, TypeError):  # (their messages quote the value: not said)
+        raise ValueError("YAML that cannot be read as written (a tag, such as !!float, on a value it does not fit)")
     except yaml.YAMLError:
         return text
 
