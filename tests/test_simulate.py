@@ -81,6 +81,11 @@ def test_simulate_and_retraining_refuse_flags_that_route_another_model_and_a_sou
     r = cli(trained, 'simulate', '--no-report')  # (a source whose driver is not here: named, not a traceback; a review)
     assert r.returncode == EXIT_INPUT and 'cannot be used as written' in r.stderr and 's3cret' not in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
+    r = cli(trained, 'rollout', 'demo', '--max-seconds', '5')  # (read first: it started a rollout, then failed)
+    assert r.returncode == EXIT_INPUT and 'cannot be used as written' in r.stderr, r.stdout + r.stderr
+    from lifecycle.deliver.rollout import load_state
+
+    assert load_state(Workspace.open(trained)) is None  # (no rollout started, no candidate trained for it)
     set_yaml(trained / 'params/ingest.yaml', source='sklego:arrests', query=None, split_column=None, train_until=None)
     r = cli(trained, 'simulate', '--no-report')
     assert r.returncode == EXIT_INPUT and 'sets no split_column and train_until' in ' '.join(r.stderr.split()), r.stderr

@@ -69,6 +69,7 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
     st = ro.load_state(s)
     if st and st['status'] in ro.ACTIVE:
         raise ro.RolloutError(f"rollout {st['id']} is {st['status']}; finish or roll it back first")
+    rows = sim.later_rows(s)  # the traffic to replay, read first: a source that cannot be read leaves nothing started
     from lifecycle.release.trust import demo_identities
 
     people = demo_identities(s, demo_people(ps['policy']))
@@ -104,7 +105,7 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
             f"rollout {st['id']}: v{version} against v{st['control']}, steps {st['steps']}; simulated traffic from "
             f"later years"
         )
-        rows, fp = sim.later_rows(s), ps['features']
+        fp = ps['features']
         inputs = [f.name for f in fp.features]
 
         stopped = threading.Event()
