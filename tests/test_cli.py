@@ -217,6 +217,12 @@ def test_a_positive_class_the_target_does_not_allow_is_refused_before_any_stage(
     refused(r, 2, "features.yaml: key 'positive_class': 'yes' is not one of the 2 classes", as_json=False)
     feats.write_text(feats.read_text().replace('positive_class: "yes"', 'positive_class: 1'))  # (not text: as well)
     refused(invoke(['run', '--no-site'], env), 2, "key 'positive_class': 1 is not one of the 2 classes", as_json=False)
+    from lifecycle.core.params import ColumnRule, PiiRule, _no_positive
+
+    banded = ColumnRule(dtype='int', personal=True, pii=PiiRule(method='generalise', bins=[0, 30, 120]))
+    assert _no_positive('30-120', banded) == ''  # (a generalised target's classes are its bands: a review)
+    whole = ColumnRule(dtype='int', personal=False)
+    assert _no_positive(1, whole) == _no_positive('1', whole) == '' and 'no whole number' in _no_positive(1.5, whole)
     assert 'no stage ran' in r.stderr
 
 

@@ -151,7 +151,7 @@ def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
     try:
         parse = parse_yaml_12 if getattr(schema, 'yaml_1_2', False) else parse_yaml
         raw = parse(path.read_text(encoding='utf-8'))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
+    except (yaml.YAMLError, UnicodeDecodeError, ValueError, TypeError) as e:  # (a tag that does not fit: `!!int 2OO`)
         raise ParamsError(f"{path}: not valid YAML: {e}") from e
     if not isinstance(raw, dict):
         raise ParamsError(f"{path}: expected a mapping of keys, found {type(raw).__name__}")
@@ -1041,16 +1041,20 @@ def _no_positive(pc, rule: ColumnRule) -> str:
     """Why no value the target's contract (`rule`) allows could be the positive class `pc`, as training compares them
     (`model.train.positive_mask`: text as written, `1` as `1` or `1.0`, numbers as numbers), or ''. Found here, a typo
     is refused with the params, not by training after ingestion and features ran. Classes are counted, not listed."""
-    if isinstance(pc, bool) or pc is None:
-        return ''
+    if isinstance(pc, bool) or pc is None or rule.dtype == 'bool':
+        return ''  # (a boolean target takes true/false, yes/no and 1/0 as training reads them: not judged here)
+    if rule.pii is not None and rule.pii.method == 'generalise':
+        return ''  # (its classes are the bands `generalise` writes, `30-120`, whatever its type)
     if rule.dtype == 'str' and rule.allowed:
         alts = {str(pc)} | ({f'{pc:g}'} if isinstance(pc, (int, float)) else set())
         return '' if alts & set(rule.allowed) else f"is not one of the {len(rule.allowed)} classes ingest.yaml allows"
-    if rule.dtype in ('int', 'float') and isinstance(pc, str):
+    if rule.dtype in ('int', 'float'):
         try:
-            float(pc)
+            number = float(pc)
         except ValueError:
             return f"is no number, and ingest.yaml declares the target {rule.dtype}"
+        if rule.dtype == 'int' and not number.is_integer():
+            return "is no whole number, and ingest.yaml declares the target int"
     return ''
 
 

@@ -716,9 +716,9 @@ def shown_spec(spec: FlagsParams) -> dict:
     """`spec` as JSON for output (every command's and the admin API's): a provider option that may be a secret (an SDK
     key, a token, a certificate, any option of another provider) as `***`; the flagd provider's plain ones as they are.
     The provider itself is always made from the params, unmasked."""
-    d = spec.model_dump(mode='json', by_alias=True)
-    d['provider_options'] = {k: v if k in _PLAIN_OPTIONS else '***' for k, v in d['provider_options'].items()}
-    return d
+    plain = _PLAIN_OPTIONS if spec.provider in ('flagd', 'flagd-file') else set()  # (another's: all of them ***)
+    masked = {k: v if k in plain else '***' for k, v in spec.provider_options.items()}  # (before JSON: a
+    return spec.model_copy(update={'provider_options': masked}).model_dump(mode='json', by_alias=True)  # binary one)
 
 
 def _dotted(d: dict, key: str, value) -> None:
