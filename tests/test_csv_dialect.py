@@ -238,6 +238,21 @@ def test_drift_quotes_no_column_name_that_reads_as_personal_data_or_as_a_files_f
     (arrests_ws / 'c4.csv').write_text('Yes,Peter Smith,22 Oak Road\n' + 'No,a,b\n' * 100)
     r = invoke(commands.drift, ['--reference', 'r4.csv', '--current', 'c4.csv'])
     assert r.exit_code == 2 and 'Elm' not in r.stderr and 'its first line may be data' in r.stderr, r.stderr
+    same = 'Yes,Maria Gonzalez,diagnosis HIV positive\n'  # (one export's first line in both, `Yes` among its values)
+    (arrests_ws / 'h1.csv').write_text(same + 'Yes,a,b\nNo,c,d\n' * 50)
+    (arrests_ws / 'h2.csv').write_text(same + 'No,a,b\nYes,c,e\n' * 50)
+    r = invoke(commands.drift, ['--reference', 'h1.csv', '--current', 'h2.csv', '--json'])
+    assert r.exit_code == 0 and 'HIV' not in r.stdout and 'reads as data' in r.stdout, r.stdout
+    (arrests_ws / 'n1.csv').write_text('1e3,Peter Smith\n' + ''.join(f'{i}.5,x\n' for i in range(100)))
+    (arrests_ws / 'n2.csv').write_text('1e3,Peter Smith\n' + ''.join(f'{i}.25,y\n' for i in range(100)))
+    r = invoke(commands.drift, ['--reference', 'n1.csv', '--current', 'n2.csv', '--json'])  # (1e3: a number too)
+    assert r.exit_code == 0 and '1e3' not in r.stdout and 'Peter' not in r.stdout, r.stdout
+    wide = pd.DataFrame({'region': ['north', 'south'] * 50, '2019': range(100), '2020': range(100)})
+    wide.to_parquet(arrests_ws / 'wide1.parquet')  # (a Parquet file's names are its schema's: numbers or not, shown)
+    wide.assign(**{'2020': range(5, 105)}).to_parquet(arrests_ws / 'wide2.parquet')
+    r = invoke(commands.drift, ['--reference', 'wide1.parquet', '--current', 'wide2.parquet', '--json'])
+    got = [c['column'] for c in strict(r.stdout)['columns']]
+    assert r.exit_code == 0 and got == ['region', '2019', '2020'], r.stdout
     r = invoke(commands.drift, ['--reference', 'w.csv', '--current', 'v.csv'])  # names no contract knows, but the
     assert r.exit_code == 2 and "lacks 1 of the reference's columns (depth)" in r.stderr, r.stderr  # files share some
 

@@ -349,34 +349,67 @@ def _keep_freed_memory() -> None:
         pass
 
 
-def _shown(names: list[str], other: list[str], p, which: list[str], numeric: set[str]) -> list[str]:
-    """Each of `which` (of a file's column `names`; `other`: the other file's; `numeric`: its columns of numbers) as
-    output may show it: a column of the contract `p` as it is named there; any other as `pii.shown_column_name` shows
-    it (none that looks personal), and none at all when the first line may be data, not a header: a name is a number
-    in a column of numbers (`2002` over years), or fewer than half the names are the other file's or the contract's
-    (two files without a header row may share a value, `Yes`, so one name in common is no header). pandas is
-    imported only when there is a name to judge."""
+def _shown(names: list[str], p, which: list[str], first_line: str) -> list[str]:
+    """Each of `which` (of a file's column `names`) as output may show it: a column of the contract `p` as it is named
+    there, and a number named by a file's schema (`2019` of a wide table: no row of values); any other as
+    `pii.shown_column_name` shows it (none that looks personal), and none at all when the file's first line may be
+    data, not a header (`first_line`, `_first_line`). pandas is imported only for a name to judge."""
+    if first_line == 'schema':
+        judged = [c for c in which if not re.fullmatch(_NUMBER, c.strip())]
+        shown = dict(zip(judged, _shown(names, p, judged, '')))
+        return [shown.get(c, c) for c in which]
     if all(c in p.columns for c in which):
         return list(which)
-    from lifecycle.data.pii import shown_column_name
-
-    data = any(c in numeric and re.fullmatch(r'[-+]?\d+(?:[.,]\d+)?', c.strip()) for c in names)
-    if not data and 2 * sum(c in p.columns or c in other for c in names) < len(names):
+    if first_line == 'unsure':
         why = "most of this file's names are neither the other file's nor the contract's (its first line may be data)"
         return [c if c in p.columns else f'<column {names.index(c) + 1}: name withheld, {why}>' for c in which]
-    return [c if c in p.columns else shown_column_name(c, names.index(c), data) for c in which]
+    from lifecycle.data.pii import shown_column_name
+
+    return [c if c in p.columns else shown_column_name(c, names.index(c), first_line == 'data') for c in which]
 
 
-def _numbers_in(table) -> set[str]:
-    "The columns of numbers of a file as read: a pyarrow Table's (no pandas imported) or a DataFrame's."
-    if hasattr(table, 'schema') and hasattr(table, 'column_names'):
-        import pyarrow as pa
+_NUMBER = r'[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?'  # (as a CSV writes one: 2002, 0.5, .5, 1e-05)
 
-        return {f.name for f in table.schema if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)}
-    import pandas as pd  # (a DataFrame: pandas is loaded already)
 
-    kinds = pd.api.types
-    return {str(c) for c in table.columns if kinds.is_numeric_dtype(table[c]) and not kinds.is_bool_dtype(table[c])}
+def _first_line(names: list[str], other: list[str], p, text: bool, in_column) -> str:
+    """Whether a file's names are its header (''), its schema's ('schema'), or its first line reads as data ('data')
+    or may ('unsure'). Only a text file can lack a header (`text`: not Parquet, not a stored version). It reads
+    as data when a name is one of its own column's values (`in_column(name)`: `Yes` over Yes/No) or a number over a
+    column of numbers (`2002` over years); it may when fewer than half its names are the other file's (`other`) or the
+    contract's (two files without a header row may share a value, so one name in common is no header)."""
+    if not text:
+        return 'schema'
+    if any(in_column(c) for c in names):
+        return 'data'
+    return 'unsure' if 2 * sum(c in p.columns or c in other for c in names) < len(names) else ''
+
+
+def _in_profile(ref: dict):
+    "`_first_line`'s `in_column` for a reference profile: a number over numbers, or one of its categories."
+
+    def hit(c: str) -> bool:
+        col = ref['columns'].get(c) or {}
+        if col.get('kind') == 'numeric':
+            return bool(re.fullmatch(_NUMBER, c.strip()))
+        return any(str(v) == c for v, _ in col.get('counts') or ())
+
+    return hit
+
+
+def _in_frame(cur):
+    "`_first_line`'s `in_column` for a file read whole (a DataFrame, from text): a number over numbers, or a value."
+
+    def hit(c: str) -> bool:
+        import pandas as pd  # (a DataFrame: pandas is loaded already)
+
+        s = cur[c] if c in cur.columns else None
+        if s is None or s.ndim != 1:
+            return False
+        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+            return bool(re.fullmatch(_NUMBER, c.strip()))
+        return bool((s.astype(str) == c).any())
+
+    return hit
 
 
 def _excluded(p, columns) -> dict:
@@ -482,10 +515,12 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
     cols = [c for c in ref['order'] if c not in excluded]
     names = [str(c) for c in (cur.column_names if hasattr(cur, 'column_names') else cur.columns)]
     extra = [c for c in names if c not in ref['order']]
-    ref_numbers = {c for c in ref['order'] if (ref['columns'].get(c) or {}).get('kind') == 'numeric'}
-    excluded.update(dict.fromkeys(_shown(names, ref['order'], p, extra, _numbers_in(cur)), 'not in the reference'))
+    text = {x: not stored[x] and Path(x).suffix.lower() not in ('.parquet', '.pq') for x in (reference, current)}
+    ref_line = _first_line(ref['order'], names, p, text[reference], _in_profile(ref))
+    cur_line = _first_line(names, ref['order'], p, text[current] and extra != [], _in_frame(cur) if extra else None)
+    excluded.update(dict.fromkeys(_shown(names, p, extra, cur_line), 'not in the reference'))  # (named, unread)
     if missing := [c for c in cols if c not in set(names)]:  # (before the comparison: its message would quote them)
-        shown = _shown(ref['order'], names, p, missing, ref_numbers)
+        shown = _shown(ref['order'], p, missing, ref_line)
         raise CommandError(
             f"{current}: drift cannot be measured against {reference}: it lacks {len(missing)} of the reference's "
             f"columns ({', '.join(shown[:5])}{' and more' if len(shown) > 5 else ''})",
@@ -495,7 +530,7 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
         res = compare_records(ref, cur, columns=cols)
     except ValueError as e:
         raise CommandError(f"{current}: drift cannot be measured against {reference}: {e}", EXIT_INPUT) from None
-    shown = _shown(ref['order'], names, p, [r['column'] for r in res], ref_numbers)  # (in both files: as shown)
+    shown = _shown(ref['order'], p, [r['column'] for r in res], ref_line)  # (in both files: as the reference has it)
     res = [{**r, 'column': name} for r, name in zip(res, shown)]
     return DriftTable(
         reference=reference,
