@@ -223,7 +223,9 @@ def _value(text: str):
     except DuplicateKey as e:  # (YAML, refused: said, not taken as text)
         raise ValueError(e.problem) from None
     except (yaml.constructor.ConstructorError, ValueError, TypeError):  # (their messages quote the value: not said)
-        raise ValueError("YAML that cannot be read as written (a tag, such as !!float, on a value it does not fit)")
+        raise ValueError(
+            "YAML that cannot be read as written (a tag on a value it does not fit, !!float on text; a list as a key)"
+        )
     except yaml.YAMLError:
         return text
 
