@@ -207,7 +207,7 @@ def test_drift_quotes_no_column_name_that_reads_as_personal_data_or_as_a_files_f
         r = invoke(commands.drift, ['--reference', 'noheader.csv', '--current', 'a.csv', *args])
         out = r.stdout + r.stderr
         assert r.exit_code == 2 and canary not in out and 'lacks 8 of the reference' in out, out
-        assert 'name withheld, the first line reads as data' in out, out
+        assert 'name withheld, none of this file' in out and 'its first line may be data' in out, out
     arrests.iloc[600:900].assign(**{canary: 1}).to_csv(arrests_ws / 'c.csv', index=False)  # in both: compared, and
     for args in (['--json'], []):  # its name withheld in the results too (a review)
         r = invoke(commands.drift, ['--reference', 'b.csv', '--current', 'c.csv', *args])
@@ -219,42 +219,42 @@ def test_drift_quotes_no_column_name_that_reads_as_personal_data_or_as_a_files_f
         ]
     ]
     assert '<column 9: name withheld, it looks like personal data>' in got and 'age' in got, got
-    pd.DataFrame({'width': [1, 2] * 50, 'height': [3, 4] * 50, 'depth': [5, 6] * 50}).to_csv(
-        arrests_ws / 'w.csv', index=False
-    )
-    pd.DataFrame({'width': [1, 2] * 50, 'height': [3, 4] * 50}).to_csv(arrests_ws / 'v.csv', index=False)
-    first.to_csv(arrests_ws / 'noheader2.csv', index=False, header=False)  # two files without a header row, whose
-    other = arrests.iloc[300:600].reset_index(drop=True)  # (their first rows share a value, 2002: no header row)
-    other.loc[0] = ['No', 'Black', 2002, 25, 'Female', 'Yes', 'maybe', 1]
-    other.to_csv(arrests_ws / 'noheader3.csv', index=False, header=False)
-    r = invoke(commands.drift, ['--reference', 'noheader2.csv', '--current', 'noheader3.csv'])
-    assert r.exit_code == 2 and canary not in r.stderr and 'the first line reads as data' in r.stderr, r.stderr
-    years = ''.join(f'{2000 + i % 3},flu\n' for i in range(100))  # (two columns, their first rows sharing a year)
-    (arrests_ws / 'r2.csv').write_text('2002,HIV positive\n' + years)
-    (arrests_ws / 'c2.csv').write_text('2002,diagnosis pending\n' + years.replace('flu', 'cold'))
-    r = invoke(commands.drift, ['--reference', 'r2.csv', '--current', 'c2.csv'])
-    assert r.exit_code == 2 and 'HIV' not in r.stderr and 'the first line reads as data' in r.stderr, r.stderr
-    (arrests_ws / 'r4.csv').write_text('Yes,Maria Gonzalez,11 Elm Street\n' + 'No,a,b\n' * 100)  # (text alone)
-    (arrests_ws / 'c4.csv').write_text('Yes,Peter Smith,22 Oak Road\n' + 'No,a,b\n' * 100)
-    r = invoke(commands.drift, ['--reference', 'r4.csv', '--current', 'c4.csv'])
-    assert r.exit_code == 2 and 'Elm' not in r.stderr and 'its first line may be data' in r.stderr, r.stderr
-    same = 'Yes,Maria Gonzalez,diagnosis HIV positive\n'  # (one export's first line in both, `Yes` among its values)
-    (arrests_ws / 'h1.csv').write_text(same + 'Yes,a,b\nNo,c,d\n' * 50)
-    (arrests_ws / 'h2.csv').write_text(same + 'No,a,b\nYes,c,e\n' * 50)
-    r = invoke(commands.drift, ['--reference', 'h1.csv', '--current', 'h2.csv', '--json'])
-    assert r.exit_code == 0 and 'HIV' not in r.stdout and 'reads as data' in r.stdout, r.stdout
-    (arrests_ws / 'n1.csv').write_text('1e3,Peter Smith\n' + ''.join(f'{i}.5,x\n' for i in range(100)))
-    (arrests_ws / 'n2.csv').write_text('1e3,Peter Smith\n' + ''.join(f'{i}.25,y\n' for i in range(100)))
-    r = invoke(commands.drift, ['--reference', 'n1.csv', '--current', 'n2.csv', '--json'])  # (1e3: a number too)
-    assert r.exit_code == 0 and '1e3' not in r.stdout and 'Peter' not in r.stdout, r.stdout
+    r = invoke(commands.drift, ['--reference', 'noheader.csv', '--current', 'noheader.csv', '--json'])  # (the same)
+    assert r.exit_code == 0 and canary not in r.stdout and "its first line may be data" in r.stdout, r.stdout
     wide = pd.DataFrame({'region': ['north', 'south'] * 50, '2019': range(100), '2020': range(100)})
     wide.to_parquet(arrests_ws / 'wide1.parquet')  # (a Parquet file's names are its schema's: numbers or not, shown)
     wide.assign(**{'2020': range(5, 105)}).to_parquet(arrests_ws / 'wide2.parquet')
     r = invoke(commands.drift, ['--reference', 'wide1.parquet', '--current', 'wide2.parquet', '--json'])
     got = [c['column'] for c in strict(r.stdout)['columns']]
     assert r.exit_code == 0 and got == ['region', '2019', '2020'], r.stdout
-    r = invoke(commands.drift, ['--reference', 'w.csv', '--current', 'v.csv'])  # names no contract knows, but the
-    assert r.exit_code == 2 and "lacks 1 of the reference's columns (depth)" in r.stderr, r.stderr  # files share some
+
+
+@pytest.mark.parametrize(
+    'first, rows, other',
+    [
+        ('2002,HIV positive', [f'{2000 + i % 3},flu' for i in range(100)], '2002,diagnosis pending'),  # a shared year
+        ('Yes,Maria Gonzalez,11 Elm Street', ['No,a,b'] * 100, 'Yes,Peter Smith,22 Oak Road'),
+        ('Yes,diagnosis HIV positive', ['Yes,a', 'No,c'] * 50, None),  # (one export's first line in both)
+        ('1e3,Peter Smith', [f'{i}.5,x' for i in range(100)], None),
+        ('true,diagnosis HIV positive', ['true,a', 'false,b'] * 50, None),  # (booleans: read as True)
+        ('diagnosis HIV positive,case AX-7731', [f'note {i},case {i}' for i in range(100)], None),  # (nothing recurs)
+        ('diagnosis HIV positive', [f'x{i}' for i in range(100)], None),  # (one column)
+    ],
+    ids=['year', 'text', 'shared', 'exponent', 'booleans', 'unique', 'one-column'],
+)
+def test_drift_prints_no_value_of_a_first_row_read_as_names(arrests_ws, first, rows, other):
+    """Two files without a header row: their first rows are values, which `lifecycle drift` printed as column names
+    whenever a heuristic on the values missed them (reviews F, G, H, I found one after another). A text file none of
+    whose names is a column of the contract is now judged as ingestion judges a batch: its names withheld, all."""
+    (arrests_ws / 'r.csv').write_text('\n'.join([first, *rows]) + '\n')
+    (arrests_ws / 'c.csv').write_text('\n'.join([other or first, *rows[::-1]]) + '\n')
+    for args in ([], ['--json']):
+        r = invoke(commands.drift, ['--reference', 'r.csv', '--current', 'c.csv', *args])
+        out = r.stdout + r.stderr
+        assert 'its first line may be data' in out and r.exit_code in (0, 2), out
+        values = [v for v in (first + ',' + (other or '')).split(',') if v]  # (JSON: as a string; text: any longer
+        shown = [v for v in values if (json.dumps(v) in out if args else len(v) > 4 and v in out)]  # than `true`)
+        assert not shown, out
 
 
 @pytest.mark.parametrize(

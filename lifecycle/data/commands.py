@@ -351,65 +351,31 @@ def _keep_freed_memory() -> None:
 
 def _shown(names: list[str], p, which: list[str], first_line: str) -> list[str]:
     """Each of `which` (of a file's column `names`) as output may show it: a column of the contract `p` as it is named
-    there, and a number named by a file's schema (`2019` of a wide table: no row of values); any other as
-    `pii.shown_column_name` shows it (none that looks personal), and none at all when the file's first line may be
-    data, not a header (`first_line`, `_first_line`). pandas is imported only for a name to judge."""
+    there, and a number named by a file's schema (`2019` of a wide table); any other as `pii.shown_column_name` shows
+    it (none that looks personal), and none at all when the file's first line may be data (`first_line`,
+    `_first_line`). pandas is imported only for a name to judge."""
     if first_line == 'schema':
-        judged = [c for c in which if not re.fullmatch(_NUMBER, c.strip())]
+        judged = [c for c in which if not re.fullmatch(r'[-+]?\d+(?:\.\d+)?', c.strip())]
         shown = dict(zip(judged, _shown(names, p, judged, '')))
         return [shown.get(c, c) for c in which]
     if all(c in p.columns for c in which):
         return list(which)
-    if first_line == 'unsure':
-        why = "most of this file's names are neither the other file's nor the contract's (its first line may be data)"
+    if first_line == 'data':
+        why = "none of this file's names is a column of the contract (params' ingest.yaml): its first line may be data"
         return [c if c in p.columns else f'<column {names.index(c) + 1}: name withheld, {why}>' for c in which]
     from lifecycle.data.pii import shown_column_name
 
-    return [c if c in p.columns else shown_column_name(c, names.index(c), first_line == 'data') for c in which]
+    return [c if c in p.columns else shown_column_name(c, names.index(c)) for c in which]
 
 
-_NUMBER = r'[-+]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][-+]?\d+)?'  # (as a CSV writes one: 2002, 0.5, .5, 1e-05)
-
-
-def _first_line(names: list[str], other: list[str], p, text: bool, in_column) -> str:
-    """Whether a file's names are its header (''), its schema's ('schema'), or its first line reads as data ('data')
-    or may ('unsure'). Only a text file can lack a header (`text`: not Parquet, not a stored version). It reads
-    as data when a name is one of its own column's values (`in_column(name)`: `Yes` over Yes/No) or a number over a
-    column of numbers (`2002` over years); it may when fewer than half its names are the other file's (`other`) or the
-    contract's (two files without a header row may share a value, so one name in common is no header)."""
+def _first_line(names: list[str], p, text: bool) -> str:
+    """Whether a file's names are its schema's ('schema': Parquet, a stored version), its header (''), or its first
+    line may be data ('data'): a text file none of whose names is a column of the contract `p`, as ingestion judges a
+    batch (`checks._header_is_data`). Its names are then no more than its first row: a value of each column, which
+    no heuristic on the values can tell from a header for sure (shared first lines, booleans, thousands, free text)."""
     if not text:
         return 'schema'
-    if any(in_column(c) for c in names):
-        return 'data'
-    return 'unsure' if 2 * sum(c in p.columns or c in other for c in names) < len(names) else ''
-
-
-def _in_profile(ref: dict):
-    "`_first_line`'s `in_column` for a reference profile: a number over numbers, or one of its categories."
-
-    def hit(c: str) -> bool:
-        col = ref['columns'].get(c) or {}
-        if col.get('kind') == 'numeric':
-            return bool(re.fullmatch(_NUMBER, c.strip()))
-        return any(str(v) == c for v, _ in col.get('counts') or ())
-
-    return hit
-
-
-def _in_frame(cur):
-    "`_first_line`'s `in_column` for a file read whole (a DataFrame, from text): a number over numbers, or a value."
-
-    def hit(c: str) -> bool:
-        import pandas as pd  # (a DataFrame: pandas is loaded already)
-
-        s = cur[c] if c in cur.columns else None
-        if s is None or s.ndim != 1:
-            return False
-        if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
-            return bool(re.fullmatch(_NUMBER, c.strip()))
-        return bool((s.astype(str) == c).any())
-
-    return hit
+    return 'data' if names and not any(c in p.columns for c in names) else ''
 
 
 def _excluded(p, columns) -> dict:
@@ -516,8 +482,7 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
     names = [str(c) for c in (cur.column_names if hasattr(cur, 'column_names') else cur.columns)]
     extra = [c for c in names if c not in ref['order']]
     text = {x: not stored[x] and Path(x).suffix.lower() not in ('.parquet', '.pq') for x in (reference, current)}
-    ref_line = _first_line(ref['order'], names, p, text[reference], _in_profile(ref))
-    cur_line = _first_line(names, ref['order'], p, text[current] and extra != [], _in_frame(cur) if extra else None)
+    ref_line, cur_line = _first_line(ref['order'], p, text[reference]), _first_line(names, p, text[current])
     excluded.update(dict.fromkeys(_shown(names, p, extra, cur_line), 'not in the reference'))  # (named, unread)
     if missing := [c for c in cols if c not in set(names)]:  # (before the comparison: its message would quote them)
         shown = _shown(ref['order'], p, missing, ref_line)
