@@ -223,6 +223,7 @@ def test_a_positive_class_the_target_does_not_allow_is_refused_before_any_stage(
     assert _no_positive('30-120', banded) == ''  # (a generalised target's classes are its bands: a review)
     whole = ColumnRule(dtype='int', personal=False)
     assert _no_positive(1, whole) == _no_positive('1', whole) == '' and 'no whole number' in _no_positive(1.5, whole)
+    assert _no_positive(10**400, whole) == _no_positive('1' * 400, whole) == ''  # (no float made of it: it overflowed)
     assert 'no stage ran' in r.stderr
 
 

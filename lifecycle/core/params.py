@@ -1048,8 +1048,8 @@ def _no_positive(pc, rule: ColumnRule) -> str:
     if rule.dtype == 'str' and rule.allowed:
         alts = {str(pc)} | ({f'{pc:g}'} if isinstance(pc, (int, float)) else set())
         return '' if alts & set(rule.allowed) else f"is not one of the {len(rule.allowed)} classes ingest.yaml allows"
-    if rule.dtype in ('int', 'float'):
-        try:
+    if rule.dtype in ('int', 'float') and not (isinstance(pc, int) or re.fullmatch(r'\s*[-+]?\d+\s*', str(pc))):
+        try:  # (a whole number, however long, is one: not made a float, which it may overflow)
             number = float(pc)
         except ValueError:
             return f"is no number, and ingest.yaml declares the target {rule.dtype}"

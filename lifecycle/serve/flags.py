@@ -717,8 +717,16 @@ def shown_spec(spec: FlagsParams) -> dict:
     key, a token, a certificate, any option of another provider) as `***`; the flagd provider's plain ones as they are.
     The provider itself is always made from the params, unmasked."""
     plain = _PLAIN_OPTIONS if spec.provider in ('flagd', 'flagd-file') else set()  # (another's: all of them ***)
-    masked = {k: v if k in plain else '***' for k, v in spec.provider_options.items()}  # (before JSON: a
-    return spec.model_copy(update={'provider_options': masked}).model_dump(mode='json', by_alias=True)  # binary one)
+    masked = {  # (before JSON, which a binary value or key cannot be: as ***)
+        k if isinstance(k, str) else '***': v if k in plain and _json_plain(v) else '***'
+        for k, v in spec.provider_options.items()
+    }
+    return spec.model_copy(update={'provider_options': masked}).model_dump(mode='json', by_alias=True)
+
+
+def _json_plain(v) -> bool:
+    "Whether `v` is what JSON writes as it is: text, a number, a boolean, null, or a list of them (bytes: no)."
+    return v is None or isinstance(v, (str, int, float, bool)) or (isinstance(v, list) and all(map(_json_plain, v)))
 
 
 def _dotted(d: dict, key: str, value) -> None:
