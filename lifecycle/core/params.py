@@ -1046,7 +1046,7 @@ def _no_positive(pc, rule: ColumnRule) -> str:
     if rule.pii is not None and rule.pii.method == 'generalise':
         return ''  # (its classes are the bands `generalise` writes, `30-120`, whatever its type)
     if rule.dtype == 'str' and rule.allowed:
-        alts = {str(pc)} | ({f'{pc:g}'} if isinstance(pc, (int, float)) else set())
+        alts = {str(pc)} | ({f'{pc:g}'} if isinstance(pc, float) else set())  # (an int is its digits: no float)
         return '' if alts & set(rule.allowed) else f"is not one of the {len(rule.allowed)} classes ingest.yaml allows"
     if rule.dtype in ('int', 'float') and not (isinstance(pc, int) or re.fullmatch(r'\s*[-+]?\d+\s*', str(pc))):
         try:  # (a whole number, however long, is one: not made a float, which it may overflow)

@@ -355,13 +355,13 @@ def _shown(names: list[str], p, which: list[str], first_line: str) -> list[str]:
     it (none that looks personal), and none at all when the file's first line may be data (`first_line`,
     `_first_line`). pandas is imported only for a name to judge."""
     if first_line == 'schema':
-        judged = [c for c in which if not re.fullmatch(r'[-+]?\d+(?:\.\d+)?', c.strip())]
+        judged = [c for c in which if not re.fullmatch(r'\d{1,6}', c.strip())]  # (a year, a code; not a phone)
         shown = dict(zip(judged, _shown(names, p, judged, '')))
         return [shown.get(c, c) for c in which]
     if all(c in p.columns for c in which):
         return list(which)
     if first_line == 'data':
-        why = "none of this file's names is a column of the contract (params' ingest.yaml): its first line may be data"
+        why = "most of this file's names are no column of the params' ingest.yaml: its first line may be data"
         return [c if c in p.columns else f'<column {names.index(c) + 1}: name withheld, {why}>' for c in which]
     from lifecycle.data.pii import shown_column_name
 
@@ -370,12 +370,13 @@ def _shown(names: list[str], p, which: list[str], first_line: str) -> list[str]:
 
 def _first_line(names: list[str], p, text: bool) -> str:
     """Whether a file's names are its schema's ('schema': Parquet, a stored version), its header (''), or its first
-    line may be data ('data'): a text file none of whose names is a column of the contract `p`, as ingestion judges a
-    batch (`checks._header_is_data`). Its names are then no more than its first row: a value of each column, which
-    no heuristic on the values can tell from a header for sure (shared first lines, booleans, thousands, free text)."""
+    line may be data ('data'): a text file fewer than half of whose names are columns of the contract `p` (a header
+    of the dataset names its columns; a row of values may hold one of their names, `employed`). Its names are then
+    no more than its first row: a value of each column, which no heuristic on the values can tell from a header for
+    sure (shared first lines, booleans, thousands, free text)."""
     if not text:
         return 'schema'
-    return 'data' if names and not any(c in p.columns for c in names) else ''
+    return 'data' if 2 * sum(c in p.columns for c in names) < len(names) else ''
 
 
 def _excluded(p, columns) -> dict:
@@ -493,8 +494,11 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
         )
     try:
         res = compare_records(ref, cur, columns=cols)
-    except ValueError as e:
-        raise CommandError(f"{current}: drift cannot be measured against {reference}: {e}", EXIT_INPUT) from None
+    except ValueError as e:  # (it names a column as `repr` writes it: as it may be shown, here)
+        said = str(e)
+        for c, name in zip(cols, _shown(ref['order'], p, cols, ref_line)):
+            said = said.replace(repr(c), name if name != c else repr(c))
+        raise CommandError(f"{current}: drift cannot be measured against {reference}: {said}", EXIT_INPUT) from None
     shown = _shown(ref['order'], p, [r['column'] for r in res], ref_line)  # (in both files: as the reference has it)
     res = [{**r, 'column': name} for r, name in zip(res, shown)]
     return DriftTable(
