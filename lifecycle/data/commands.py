@@ -492,15 +492,15 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
             f"columns ({', '.join(shown[:5])}{' and more' if len(shown) > 5 else ''})",
             EXIT_INPUT,
         )
+    shown = dict(zip(cols, _shown(ref['order'], p, cols, ref_line)))  # (in both files: as the reference has them)
     try:
         res = compare_records(ref, cur, columns=cols)
     except ValueError as e:  # (it names a column as `repr` writes it: as it may be shown, here)
         said = str(e)
-        for c, name in zip(cols, _shown(ref['order'], p, cols, ref_line)):
+        for c, name in shown.items():
             said = said.replace(repr(c), name if name != c else repr(c))
         raise CommandError(f"{current}: drift cannot be measured against {reference}: {said}", EXIT_INPUT) from None
-    shown = _shown(ref['order'], p, [r['column'] for r in res], ref_line)  # (in both files: as the reference has it)
-    res = [{**r, 'column': name} for r, name in zip(res, shown)]
+    res = [{**r, 'column': shown[r['column']]} for r in res]
     return DriftTable(
         reference=reference,
         current=current,

@@ -728,7 +728,11 @@ def _json_plain(v) -> bool:
     """Whether `v` is what every JSON writer here writes as it is (the admin API's orjson too): text that is UTF-8, a
     whole number of 64 bits, a float, a boolean, null, or a list of them (bytes, a lone surrogate, 10**20: no)."""
     if isinstance(v, str):
-        return v.encode('utf-8', 'surrogatepass').decode('utf-8', 'ignore') == v
+        try:
+            v.encode('utf-8')
+        except UnicodeEncodeError:  # (a lone surrogate)
+            return False
+        return True
     if isinstance(v, int) and not isinstance(v, bool):
         return -(2**63) <= v < 2**64
     return v is None or isinstance(v, (float, bool)) or (isinstance(v, list) and all(map(_json_plain, v)))
