@@ -1145,6 +1145,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.data.pii.digest': ('api/data/pii.html#digest', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.finding_salt': ('api/data/pii.html#finding_salt', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.generalise': ('api/data/pii.html#generalise', 'lifecycle/data/pii.py'),
+                                    'lifecycle.data.pii.header_may_be_data': ( 'api/data/pii.html#header_may_be_data',
+                                                                               'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.key_needed': ('api/data/pii.html#key_needed', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.load_key': ('api/data/pii.html#load_key', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.looks_personal': ('api/data/pii.html#looks_personal', 'lifecycle/data/pii.py'),

@@ -270,8 +270,26 @@ def test_a_file_without_its_header_row_is_refused_without_quoting_its_first_row(
     declare_name(workspace, 'data/noheader.csv')
     r = cli(workspace, 'ingest', 'data/noheader.csv', '--dataset', 'arrests', '--no-report')
     said = ' '.join((r.stdout + r.stderr).split())
-    assert r.returncode == (4 if repeats else 1) and 'reads as data' in said and 'Testperson' not in said, said
+    assert r.returncode == (4 if repeats else 1) and 'may be data' in said and 'Testperson' not in said, said
     r = cli(workspace, 'ingest', 'data/noheader.csv', '--dataset', 'arrests', '--no-report', '--json')
     assert r.returncode == (4 if repeats else 1) and 'Testperson' not in r.stdout + r.stderr
     json.loads(r.stdout)
+    assert leaks(workspace, [b'Testperson']) == []
+
+
+def test_a_first_row_holding_a_declared_columns_name_is_not_quoted_as_undeclared_columns(workspace, arrests):
+    """A file without its header row whose first row holds, among its values, a declared column's name (`employed` in
+    a status column): one name of the contract made the whole row read as a header, and its other values (a person's
+    one-word name) were quoted as undeclared columns. A header naming fewer than half its columns by the contract's
+    names, and not all of them, may be data (`pii.header_may_be_data`): no name of it is quoted."""
+    (workspace / 'data').mkdir()
+    batch = arrests[arrests.year > 2000].head(50)[['released', 'colour', 'year', 'age']].copy()
+    batch['status'] = 'unemployed'
+    batch['nickname'] = [person(i).split()[0] for i in range(len(batch))]
+    batch.iloc[0, 4:] = ['employed', 'Testperson']
+    batch.to_csv(workspace / 'data/noheader.csv', index=False, header=False)
+    for args in ([], ['--json']):
+        r = cli(workspace, 'ingest', 'data/noheader.csv', '--dataset', 'arrests', '--no-report', *args)
+        said = ' '.join((r.stdout + r.stderr).split())
+        assert r.returncode == 1 and 'may be data' in said and 'Testperson' not in said, said
     assert leaks(workspace, [b'Testperson']) == []

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from ..core.params import IngestParams
-from .pii import looks_personal, digest, shown_column_name
+from .pii import looks_personal, digest, shown_column_name, header_may_be_data
 
 # %% auto #0
 __all__ = ['CHECKS', 'VIOLATION_COLUMNS', 'missing_column', 'extra_column', 'pii_unmasked', 'personal_data', 'dtype',
@@ -246,9 +246,9 @@ def _missing(columns: list, p: IngestParams) -> list[str]:
 
 
 def _header_is_data(columns: list, p: IngestParams) -> bool:
-    """Whether the batch's header names none of the declared columns: its first line is then most likely a row of
-    values (a file without a header row), whose 'names' are values, a person's name or postcode among them."""
-    return bool(columns) and not any(c in p.columns for c in columns)
+    """Whether the batch's header may be a row of values (a file without a header row), whose 'names' are values, a
+    person's name or postcode among them: `pii.header_may_be_data` against the declared columns."""
+    return header_may_be_data(columns, p.columns)
 
 
 def _undeclared(columns: list, p: IngestParams) -> dict:
@@ -269,8 +269,9 @@ def _header_hint(columns: list, p: IngestParams) -> str:
         )
     if _missing(columns, p) and _header_is_data(columns, p):
         return (
-            f"none of its {len(columns)} column name(s) is a declared column: its first line reads as data (a file "
-            "without a header row? give 'csv.header: false' and 'csv.names' in ingest.yaml)"
+            f"{sum(c in p.columns for c in columns)} of its {len(columns)} column name(s) are declared columns: its "
+            "first line may be data (a file without a header row? give 'csv.header: false' and 'csv.names' in "
+            "ingest.yaml)"
         )
     if _missing(columns, p) and named:
         return f"undeclared column(s) {list(named.values())} arrived instead: renamed upstream?"

@@ -361,7 +361,7 @@ def _shown(names: list[str], p, which: list[str], first_line: str) -> list[str]:
     if all(c in p.columns for c in which):
         return list(which)
     if first_line == 'data':
-        why = "most of this file's names are no column of the params' ingest.yaml: its first line may be data"
+        why = "fewer than half of this file's names are columns of the params' ingest.yaml: its first line may be data"
         return [c if c in p.columns else f'<column {names.index(c) + 1}: name withheld, {why}>' for c in which]
     from lifecycle.data.pii import shown_column_name
 
@@ -370,13 +370,14 @@ def _shown(names: list[str], p, which: list[str], first_line: str) -> list[str]:
 
 def _first_line(names: list[str], p, text: bool) -> str:
     """Whether a file's names are its schema's ('schema': Parquet, a stored version), its header (''), or its first
-    line may be data ('data'): a text file fewer than half of whose names are columns of the contract `p` (a header
-    of the dataset names its columns; a row of values may hold one of their names, `employed`). Its names are then
-    no more than its first row: a value of each column, which no heuristic on the values can tell from a header for
-    sure (shared first lines, booleans, thousands, free text)."""
+    line may be data ('data'): a text file whose names `pii.header_may_be_data` judges against the contract `p`, as
+    ingestion judges a batch's. Its names are then no more than its first row: a value of each column, which no
+    heuristic on the values can tell from a header for sure (shared first lines, booleans, thousands, free text)."""
+    from lifecycle.data.pii import header_may_be_data
+
     if not text:
         return 'schema'
-    return 'data' if 2 * sum(c in p.columns for c in names) < len(names) else ''
+    return 'data' if header_may_be_data(names, p.columns) else ''
 
 
 def _excluded(p, columns) -> dict:
@@ -433,16 +434,16 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
     store, cwd = s.store, Path.cwd()
     stored = {x: store.record_path('datasets', x).exists() for x in (reference, current)}
 
-    def read(x, dialect=None):
+    def read(x, p=None):  # (`p`: the ingest params, for a text file's dialect and contract)
         try:  # Parquet: a pyarrow Table, no pandas
-            return sources.read_table(x, cwd, dialect=dialect)
+            return sources.read_table(x, cwd, dialect=p and p.csv, declared=p and p.columns)
         except sources.SourceError as e:
             raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
 
-    def profile_of(x, dialect=None):
+    def profile_of(x, p=None):
         from lifecycle.data.drift import profile
 
-        return profile(read(x, dialect))
+        return profile(read(x, p))
 
     with ThreadPoolExecutor(1) as pool:
         # Parquet files (no dialect to read them with) are read, and the reference profiled, while the params load:
@@ -468,13 +469,13 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
 
             ref = ing.reference_profile(store, reference)
         else:
-            ref = early['reference'].result() if 'reference' in early else profile_of(reference, p.csv)
+            ref = early['reference'].result() if 'reference' in early else profile_of(reference, p)
         if stored[current]:
             from lifecycle.data import ingest as ing  # only for a stored version: it costs a file's worth of time
 
             cur = ing.load_snapshot(store, current)
         else:
-            cur = early['current'].result() if 'current' in early else read(current, p.csv)
+            cur = early['current'].result() if 'current' in early else read(current, p)
     for x, n in ((reference, ref.get('rows')), (current, cur.num_rows if hasattr(cur, 'num_rows') else len(cur))):
         if n == 0:  # every column would read as all null: total drift, of nothing
             raise CommandError(f"{x}: holds no rows (a header alone): there is nothing to compare", EXIT_INPUT)

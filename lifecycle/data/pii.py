@@ -19,7 +19,8 @@ if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_
 
 # %% auto #0
 __all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
-           'mask_frame', 'finding_salt', 'digest', 'PersonalFinding', 'looks_personal', 'shown_column_name']
+           'mask_frame', 'finding_salt', 'digest', 'PersonalFinding', 'looks_personal', 'shown_column_name',
+           'header_may_be_data']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -250,7 +251,7 @@ def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
     header row reads as a row of values, a file without one, so no name of it is quoted)."""
     name = str(name)
     if header_is_data:
-        return f'<column {i + 1}: name withheld, the first line reads as data (a file without a header row?)>'
+        return f'<column {i + 1}: name withheld, the first line may be data (a file without a header row?)>'
     if len(name) > NAME_MAX or not name.isprintable():
         return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
     if _read_as_utf16(name):
@@ -261,6 +262,16 @@ def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
         if looks_personal(pd.Series([name] * 3)):
             return f'<column {i + 1}: name withheld, it looks like personal data>'
     return name
+
+
+def header_may_be_data(names: list, declared) -> bool:
+    """Whether a text file's first line, read as a header (`names`), may be a row of values instead: it names fewer
+    than half of its columns by a column of the contract (`declared`, names or column -> rule) and not every one of
+    them. A header of the dataset names its columns; a row of values may hold one of their names (`employed` in a
+    status column), and no heuristic on the values tells it from a header for sure. Its names are then not quoted."""
+    names = [str(n) for n in names]
+    known = set(declared or ())
+    return bool(names) and 2 * sum(n in known for n in names) < len(names) and not known <= set(names)
 
 
 def _may_be_personal(text: str) -> bool:

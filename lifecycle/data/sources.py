@@ -130,7 +130,8 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
 
 def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> None:
     """Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`);
-    a header naming none of the `declared` columns reads as data (a file without one): no name of it is quoted."""
+    a header that may be a row of values against the `declared` columns (`pii.header_may_be_data`; a file without one)
+    has no name of it quoted."""
     import csv
     import io
 
@@ -143,12 +144,12 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, de
     if getattr(dialect, 'trim_whitespace', False):
         names = [n.strip() for n in names]
     if dup := sorted({n for n in names if names.count(n) > 1 and (only is None or n in only)}):
-        from lifecycle.data.pii import shown_column_name
+        from lifecycle.data.pii import header_may_be_data, shown_column_name
 
-        if declared is not None and not any(n in declared for n in names):  # (a row of values: none quoted)
+        if declared is not None and header_may_be_data(names, declared):  # (a row of values: none quoted)
             raise SourceError(
-                f"{path}: its first line names none of the dataset's declared columns and repeats {len(dup)} of its "
-                "values: it reads as data, not a header (a file without a header row? give 'csv.header: false' and "
+                f"{path}: its first line may be data, not a header: it names few of the dataset's declared columns "
+                f"and repeats {len(dup)} of its names (a file without a header row? give 'csv.header: false' and "
                 "'csv.names' in ingest.yaml)"
             )
         dup = [shown_column_name(n, names.index(n)) for n in dup]
@@ -454,26 +455,30 @@ def read_chunks(
         )
 
 
-def read_frame(source: str, root: str | Path = '.', query: str | None = None, dialect=None) -> pd.DataFrame:
+def read_frame(
+    source: str, root: str | Path = '.', query: str | None = None, dialect=None, declared=None
+) -> pd.DataFrame:
     """A whole source as one frame: a Parquet file at once (threaded, its text columns as categories), anything else
-    as `read_chunks` streams it, concatenated."""
+    as `read_chunks` streams it (`declared`: as there), concatenated."""
     import pandas as pd
 
     if is_file_source(source):
         path = resolve(source, root)
         if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
             return _parquet_frame(path)
-    return pd.concat(list(read_chunks(source, root, query=query, dialect=dialect)), ignore_index=True)
+    chunks = read_chunks(source, root, query=query, dialect=dialect, declared=declared)
+    return pd.concat(list(chunks), ignore_index=True)
 
 
-def read_table(source: str, root: str | Path = '.', query: str | None = None, dialect=None):
+def read_table(source: str, root: str | Path = '.', query: str | None = None, dialect=None, declared=None):
     """A whole source for column-wise reading: a Parquet file as a pyarrow Table (text columns dictionary-encoded;
-    pandas is not imported), anything else as `read_frame`'s DataFrame. `lifecycle drift` reads its files so."""
+    pandas is not imported), anything else as `read_frame`'s DataFrame (`declared`: as `read_chunks` takes it).
+    `lifecycle drift` reads its files so."""
     if is_file_source(source):
         path = resolve(source, root)
         if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
             return _parquet_table(path)
-    return read_frame(source, root, query, dialect)
+    return read_frame(source, root, query, dialect, declared)
 
 # %% ../../nbs/api/data/00_sources.ipynb #917800d7
 def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None = None) -> str | None:
