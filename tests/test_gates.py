@@ -141,3 +141,23 @@ def test_same_seed_same_snapshot_gives_identical_metrics_and_predictions(trained
     holdout = ws.store.get_frame(first['holdout'])
     p1, p2 = (ws.mlflow.sklearn.load_model(r['uri']).predict_proba(holdout)[:, 1] for r in runs)
     assert np.array_equal(p1, p2) and len(p1) == len(holdout) > 500
+
+
+def test_a_feature_too_large_to_standardise_is_refused_by_the_features_stage_naming_it(workspace, arrests, monkeypatch):
+    """Values near a float's limits (1e300) pass a contract whose range init widened around them, but their variance
+    overflows: every standardised value was NaN, and training failed in scikit-learn's words, naming no column (and
+    before it, the features notebook's density plot). The features stage now refuses it, naming the feature."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.data import stages as data_stages
+    from lifecycle.data.features import FeatureError, plot_densities
+
+    snapshot = arrests.head(200).assign(checks=np.resize([0.0, 1e300, -1e300, 5e299], 200))
+    monkeypatch.setattr(data_stages, 'load_snapshot', lambda store, version: snapshot)
+    ws = Workspace.open(workspace)
+    fp = ws.params['features']
+    with pytest.raises(FeatureError, match=r"feature\(s\) \['checks'\] \(transform: standardize\)"):
+        data_stages.features(ws, fp, 'arrests-any')
+    _, shown = plot_densities(snapshot, ['age', 'checks'], fp.target)  # (the evidence still draws it, scaled)
+    assert shown == ['age', 'checks']
+    monkeypatch.setattr(data_stages, 'load_snapshot', lambda store, version: arrests.head(200))
+    assert data_stages.features(ws, fp, 'arrests-any').inputs == ['age', 'checks', 'employed', 'citizen']

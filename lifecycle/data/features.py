@@ -13,7 +13,7 @@ from ..core.params import FeaturesParams
 
 # %% auto #0
 __all__ = ['definition_hash', 'feature_set_version', 'build_transformer', 'input_columns', 'register_feature_set',
-           'load_transformer', 'check_feature_set', 'feature_summary']
+           'load_transformer', 'check_feature_set', 'feature_summary', 'FeatureError', 'check_fitted', 'plot_densities']
 
 # %% ../../nbs/api/data/07_features.ipynb #836a7267
 def definition_hash(p: FeaturesParams) -> str:
@@ -105,3 +105,62 @@ def feature_summary(df: pd.DataFrame, p: FeaturesParams) -> pd.DataFrame:
             )
         )
     return pd.DataFrame(rows)
+
+# %% ../../nbs/api/data/07_features.ipynb #c7a2e453
+class FeatureError(ValueError):
+    "A feature definition the training snapshot cannot be transformed by; its message names the feature."
+
+
+def check_fitted(fitted, p: FeaturesParams) -> None:
+    """Refuse (`FeatureError`, naming each feature) a transformation fitted on a snapshot whose standardised features it
+    cannot scale: a mean or spread beyond a float's range (values near 1e300, whose squares overflow), which made every
+    one of that feature's values NaN and failed training with scikit-learn's words, naming no column."""
+    import numpy as np
+
+    bad = []
+    for f in p.features:
+        t = fitted.named_transformers_.get(f.name)
+        if f.transform == 'standardize' and not all(
+            np.isfinite(getattr(t, a, np.zeros(1))).all() for a in ('mean_', 'var_', 'scale_')
+        ):
+            bad.append(f.name)
+    if bad:
+        raise FeatureError(
+            f"feature(s) {bad} (transform: standardize): their values are too large to standardise (a mean or variance "
+            "beyond a float's range); expected values whose squares fit a float (below about 1e150): rescale them "
+            "upstream (a log or other units), or give 'transform: passthrough' in features.yaml"
+        )
+
+
+def plot_densities(df: pd.DataFrame, columns: list[str], hue: str | None = None, limit: int = 12):
+    """A figure of each numeric column's density (by `hue`'s classes, if given), the first `limit` of `columns`: a
+    column whose spread overflows a float is drawn divided by a power of ten (named in its title), one of a single
+    value or none as a note. Returns the figure and the columns drawn."""
+    import numpy as np
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    shown = list(columns)[:limit]
+    cols = min(max(len(shown), 1), 4)
+    rows = -(-max(len(shown), 1) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3 * rows), squeeze=False)
+    axes = list(axes.flat)
+    for ax, col in zip(axes, shown):
+        x = pd.to_numeric(df[col], errors='coerce').astype(float)
+        finite = x[np.isfinite(x)]
+        title = col
+        with np.errstate(all='ignore'):
+            if finite.nunique() < 2:
+                note = f'{finite.nunique()} distinct value(s): no density'
+                ax.text(0.5, 0.5, note, ha='center', transform=ax.transAxes)
+                ax.set(title=col)
+                continue
+            if not np.isfinite(finite.var()):
+                power = int(np.floor(np.log10(finite.abs().max())))
+                x, title = x / 10.0**power, f'{col} (×1e{power})'
+        frame = pd.DataFrame({title: x, **({hue: df[hue].to_numpy()} if hue else {})})
+        sns.kdeplot(data=frame, x=title, hue=hue, common_norm=False, ax=ax, warn_singular=False).set(title=title)
+    for ax in axes[len(shown) :]:
+        ax.set_visible(False)
+    fig.tight_layout()
+    return fig, shown

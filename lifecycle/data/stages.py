@@ -12,7 +12,7 @@ from ..core.params import FeaturesParams, IngestParams
 from ..core.workspace import Workspace
 from . import sources
 from .drift import drift_columns
-from .features import build_transformer, feature_summary, register_feature_set
+from .features import build_transformer, check_fitted, feature_summary, register_feature_set
 from lifecycle.data.ingest import (
     BatchRejected,
     BatchResult,
@@ -202,6 +202,7 @@ def features(ws: Workspace, fp: FeaturesParams, dataset_version: str) -> Feature
     summary = feature_summary(df, fp)
     fs = register_feature_set(ws.store, fp)
     fitted = build_transformer(fp).fit(df)
+    check_fitted(fitted, fp)
     return FeaturesResult(
         fs['version'], fs['definition_hash'], fs['inputs'], list(fitted.get_feature_names_out()), summary, df
     )
