@@ -871,6 +871,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._keep_freed_memory': ( 'api/data/commands.html#_keep_freed_memory',
                                                                                          'lifecycle/data/commands.py'),
+                                         'lifecycle.data.commands._one_column': ( 'api/data/commands.html#_one_column',
+                                                                                  'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._parquet': ( 'api/data/commands.html#_parquet',
                                                                                'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._print_outcome': ( 'api/data/commands.html#_print_outcome',

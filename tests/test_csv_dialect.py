@@ -268,6 +268,19 @@ def test_drift_prints_no_value_of_a_first_row_read_as_names(arrests_ws, first, r
         assert not shown, out
 
 
+def test_drift_says_a_file_read_as_one_column_holds_another_delimiter(arrests_ws, arrests):
+    """A .tsv compared with a CSV, both read with the params' ',': the file came out as one column, whose whole first
+    line is its name, and drift said only that its names were withheld. It now says which file and which separator,
+    never the line."""
+    arrests.head(300).to_csv(arrests_ws / 'a.csv', index=False)
+    arrests.tail(300).to_csv(arrests_ws / 'b.tsv', index=False, sep='\t')
+    for ref, cur in (('a.csv', 'b.tsv'), ('b.tsv', 'a.csv')):
+        r = invoke(commands.drift, ['--reference', ref, '--current', cur, '--json'])
+        said = strict(r.stdout)['error']
+        assert r.exit_code == 2 and 'b.tsv was read as a single column: its first line holds tab separators' in said
+        assert 'released\t' not in said and "csv.delimiter" in said, said
+
+
 @pytest.mark.parametrize(
     'text, encoding',
     [

@@ -380,6 +380,22 @@ def _first_line(names: list[str], p, text: bool) -> str:
     return 'data' if header_may_be_data(names, p.columns) else ''
 
 
+def _one_column(x: str, names: list[str], p) -> str:
+    """Why text file `x` may have been read as one column (its `names`, as read with the params `p`'s dialect): its
+    first line holds another delimiter (named, never the line); else ''."""
+    from lifecycle.data.sources import likely_delimiter
+
+    used = p.csv.delimiter
+    if not (d := likely_delimiter(names, used)):
+        return ''
+    shown = {'\t': 'tab', ',': "','"}.get(d, repr(d))
+    return (
+        f"; {x} was read as a single column: its first line holds {shown} separators, not the {used!r} of the params' "
+        f"csv.delimiter (give --params a folder whose ingest.yaml says 'csv: {{delimiter: ...}}', or re-export it "
+        f"with {used!r})"
+    )
+
+
 def _excluded(p, columns) -> dict:
     "The columns `lifecycle drift` leaves out, and why: `drift.exclude`, personal, or their kind."
     out = {}
@@ -488,9 +504,10 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
     excluded.update(dict.fromkeys(_shown(names, p, extra, cur_line), 'not in the reference'))  # (named, unread)
     if missing := [c for c in cols if c not in set(names)]:  # (before the comparison: its message would quote them)
         shown = _shown(ref['order'], p, missing, ref_line)
+        hints = [h for x, n in ((reference, ref['order']), (current, names)) if text[x] and (h := _one_column(x, n, p))]
         raise CommandError(
             f"{current}: drift cannot be measured against {reference}: it lacks {len(missing)} of the reference's "
-            f"columns ({', '.join(shown[:5])}{' and more' if len(shown) > 5 else ''})",
+            f"columns ({', '.join(shown[:5])}{' and more' if len(shown) > 5 else ''}){''.join(hints)}",
             EXIT_INPUT,
         )
     shown = dict(zip(cols, _shown(ref['order'], p, cols, ref_line)))  # (in both files: as the reference has them)
