@@ -224,6 +224,9 @@ def test_a_positive_class_the_target_does_not_allow_is_refused_before_any_stage(
     whole = ColumnRule(dtype='int', personal=False)
     assert _no_positive(1, whole) == _no_positive('1', whole) == '' and 'no whole number' in _no_positive(1.5, whole)
     assert _no_positive(10**400, whole) == _no_positive('1' * 400, whole) == ''  # (no float made of it: it overflowed)
+    flag = ColumnRule(dtype='bool', personal=False)  # (a boolean target: true/false, yes/no, 1/0, as training reads)
+    assert _no_positive('Y', flag).startswith('is none of true/false') and _no_positive(2, flag) != ''
+    assert _no_positive('yes', flag) == _no_positive(True, flag) == _no_positive(0, flag) == ''
     assert 'no stage ran' in r.stderr
 
 

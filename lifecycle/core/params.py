@@ -20,7 +20,7 @@ __all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', '
            'validate_model_params', 'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams',
            'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
            'read_flags_spec', 'GuardParams', 'ExperimentParams', 'RolloutParams', 'check_steps', 'looser_than_policy',
-           'load_params', 'stage_params']
+           'load_params', 'bool_label', 'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -1037,12 +1037,24 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     return res
 
 
+_BOOL_TEXT = {'true': True, 'yes': True, '1': True, '1.0': True, 'false': False, 'no': False, '0': False, '0.0': False}
+
+
+def bool_label(v) -> bool | None:
+    "A boolean label from True/False (numpy's too), 1/0 or their text, as training reads a boolean target; else None."
+    if isinstance(v, bool) or type(v).__name__ == 'bool_':
+        return bool(v)
+    return _BOOL_TEXT.get(str(v).strip().lower())
+
+
 def _no_positive(pc, rule: ColumnRule) -> str:
     """Why no value the target's contract (`rule`) allows could be the positive class `pc`, as training compares them
     (`model.train.positive_mask`: text as written, `1` as `1` or `1.0`, numbers as numbers), or ''. Found here, a typo
     is refused with the params, not by training after ingestion and features ran. Classes are counted, not listed."""
-    if isinstance(pc, bool) or pc is None or rule.dtype == 'bool':
-        return ''  # (a boolean target takes true/false, yes/no and 1/0 as training reads them: not judged here)
+    if rule.dtype == 'bool':  # (true/false, yes/no and 1/0, as training reads them: `bool_label`)
+        return '' if pc is None or bool_label(pc) is not None else "is none of true/false, yes/no, 1/0 (a bool target)"
+    if isinstance(pc, bool) or pc is None:
+        return ''
     if rule.pii is not None and rule.pii.method == 'generalise':
         return ''  # (its classes are the bands `generalise` writes, `30-120`, whatever its type)
     if rule.dtype == 'str' and rule.allowed:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core.params import ParamsError, TrainParams, FeaturesParams, estimator_class, REGRESSION_FAMILIES
+from ..core.params import bool_label
 
 # %% auto #0
 __all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'positive_mask', 'describe_split', 'xy',
@@ -97,15 +98,7 @@ def split_holdout(
     return df[~held].reset_index(drop=True), df[held].reset_index(drop=True)
 
 
-_TRUE, _FALSE = {'true', 'yes', '1', '1.0'}, {'false', 'no', '0', '0.0'}
-
-
-def _as_bool(v):
-    "A boolean label from True/False, 1/0 or their text; None when `v` is none of them."
-    if isinstance(v, (bool, np.bool_)):
-        return bool(v)
-    t = str(v).strip().lower()
-    return True if t in _TRUE else False if t in _FALSE else None
+_as_bool = bool_label  # (a boolean target's labels: true/false, yes/no, 1/0; the params check reads them alike)
 
 
 def positive_mask(values: pd.Series, positive) -> np.ndarray:
