@@ -2592,6 +2592,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/release/review.py'),
                                           'lifecycle.release.review.governance_context': ( 'api/release/review.html#governance_context',
                                                                                            'lifecycle/release/review.py'),
+                                          'lifecycle.release.review.version_card': ( 'api/release/review.html#version_card',
+                                                                                     'lifecycle/release/review.py'),
                                           'lifecycle.release.review.write_governance_report': ( 'api/release/review.html#write_governance_report',
                                                                                                 'lifecycle/release/review.py')},
             'lifecycle.release.trust': { 'lifecycle.release.trust.InvalidRole': ( 'api/release/trust.html#invalidrole',

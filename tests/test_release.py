@@ -134,3 +134,28 @@ def test_the_release_dockerfile_passes_hadolint(tmp_path):
     (tmp_path / 'Dockerfile').write_text(bad)
     r = subprocess.run([exe, str(tmp_path / 'Dockerfile')], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0 and 'DL3013' in r.stdout  # pin versions in pip
+
+
+def test_governance_judges_the_card_a_version_was_written_with_and_a_version_without_one_fails(trained):
+    """The card rules read today's card.yaml, not the fields the version's own model card was written with: emptying a
+    field later failed a registered version whose card had it, and filling one in passed a version whose card was
+    empty (review L). A run cut short after `register` left a version with no card: every card rule passed, and
+    `approve` printed a KeyError traceback."""
+    import yaml
+    from lifecycle.core.manifest import list_runs
+
+    card = trained / 'params/card.yaml'
+    d = yaml.safe_load(card.read_text())
+    card.write_text(yaml.safe_dump({**d, 'limitations': ''}, sort_keys=False))  # (after the version was registered)
+    r, check = cli_json(trained, 'govern', 'check', 'arrests-release', '1')
+    rules = {x['rule']: x for x in check['results']}
+    assert r.returncode == 0 and rules['card.limitations']['verdict'] == 'pass', rules['card.limitations']
+    card.write_text(yaml.safe_dump(d, sort_keys=False))
+    run = list_runs(trained / 'reports/runs')[0]
+    del run.data['stages']['model_card']  # (the run killed after its register stage)
+    run.path.write_text(json.dumps(run.data))
+    r, check = cli_json(trained, 'govern', 'check', 'arrests-release', '1')
+    failed = {x['rule'] for x in check['results'] if x['verdict'] == 'fail'}
+    assert r.returncode == 1 and {f'card.{f}' for f in ('owners', 'limitations')} <= failed, check
+    r, out = cli_json(trained, 'approve', 'arrests-release', '1', '--as', 'carol', '--reason', 'r', '--to', 'staging')
+    assert r.returncode == 2 and 'stopped before its model_card stage finished' in out['error'], out

@@ -5,6 +5,7 @@ the one release path that the stage notebooks, the CLI, the simulation and the r
 
 # %% ../../nbs/api/model/06_stages.ipynb #f77cfb69
 from __future__ import annotations
+import json
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
@@ -388,10 +389,11 @@ class ModelCard:
     card_id: str
     datasheet_id: str
     facts: dict
+    fields_id: str  # the human-written fields (card.yaml) it was written with, as JSON: governance judges these
 
     def outputs(self) -> dict:
         "What the run manifest records."
-        return dict(card=self.card_id, datasheet=self.datasheet_id)
+        return dict(card=self.card_id, datasheet=self.datasheet_id, card_fields=self.fields_id)
 
 
 def model_card(
@@ -442,7 +444,9 @@ def model_card(
         facts, cp, metrics, pd.DataFrame(gates), pd.DataFrame(groups), pd.DataFrame(importance)
     )
     sheet = card.datasheet_markdown(snap, ip.model_dump(mode='json'), cp.intended_use)
-    return ModelCard(text, sheet, ws.store.put_bytes(text.encode()), ws.store.put_bytes(sheet.encode()), facts)
+    fields = json.dumps(cp.model_dump(mode='json'), sort_keys=True).encode()
+    stored = ws.store.put_bytes(text.encode()), ws.store.put_bytes(sheet.encode())
+    return ModelCard(text, sheet, *stored, facts, ws.store.put_bytes(fields))
 
 # %% ../../nbs/api/model/06_stages.ipynb #454213e1
 def evidence_run(ws: Workspace, run_id: str, mode: str, status: str = 'ok', **meta) -> RunManifest:

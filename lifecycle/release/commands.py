@@ -189,6 +189,7 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
     from lifecycle.release.review import governance_context, write_governance_report, evidence_paths
 
     s, ps, ml, store, facts, pipeline_run = governance_context(ws, model, version)
+    evidence = evidence_paths(s, pipeline_run, model, version)  # (none: a run cut short, refused before anything)
     people = trust.require_roster(ws)
     signer, me = approver_key(ws, people, user)
     trainer, unknown = None, None
@@ -212,7 +213,7 @@ def approve_version(ws, model: str, version, user: str, reason: str, step: str, 
         reason,
         step,
         trainer,
-        evidence_paths(s, pipeline_run, model, version),
+        evidence,
         trainer_unknown=unknown,
         facts=facts,
         signer=signer,

@@ -11,7 +11,7 @@ from ..core.settings import Settings
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['ContextError', 'GovernanceContext', 'governance_context', 'evidence_paths', 'write_governance_report']
+__all__ = ['ContextError', 'GovernanceContext', 'governance_context', 'version_card', 'evidence_paths', 'write_governance_report']
 
 # %% ../../nbs/api/release/02_review.ipynb #ba22a1c3
 class ContextError(Exception):
@@ -55,7 +55,7 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
         raise ContextError(
             f"{model} v{version}: the pipeline run that trained it ({pipeline_run}) has no manifest under {s.runs_dir}"
         ) from None
-    card = {**ps['card'].model_dump(), 'model_card': outs.get('card')}
+    card = version_card(store, outs, ps['card'])
     facts = gov.gather_facts(
         ml,
         store,
@@ -75,15 +75,40 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
             facts.update(trained_by=facts.get('trained_by_tag'), trained_by_signed=False)
     return GovernanceContext(s, ps, ml, store, facts, pipeline_run)
 
+def version_card(store, outs: dict, current) -> dict | None:
+    """The model card fields a version's governance is judged on: those its own card was written with (`outs`: its
+    run's outputs; the fields as JSON in the `store`), not today's card.yaml; None when its run wrote no card (cut
+    short after `register`). A card written before its fields were recorded is judged on `current` (the card params
+    now), as it was before; one whose fields cannot be read (a damaged store) as no card."""
+    import json
+    from lifecycle.core.store import StoreError
+
+    if not outs.get('card'):
+        return None
+    if not outs.get('card_fields'):
+        return {**current.model_dump(), 'model_card': outs['card']}
+    try:
+        fields = json.loads(store.get_bytes(outs['card_fields']))
+    except (StoreError, ValueError):
+        return None
+    return {**fields, 'model_card': outs['card']} if isinstance(fields, dict) else None
+
 # %% ../../nbs/api/release/02_review.ipynb #a32c7874
 def evidence_paths(s: Settings, pipeline_run: str, model: str, version: str) -> dict:
-    "The files an approver read: the executed validation report and model card of the run, and the governance report."
+    """The files an approver read: the executed validation report and model card of the run, and the governance report.
+    `ContextError` when the run wrote no such report (cut short after `register`)."""
     from lifecycle.core.manifest import RunManifest
 
     m = RunManifest.load(s.runs_dir / pipeline_run)
 
     def executed(stage):
-        st = m.data['stages'][stage]
+        st = m.data['stages'].get(stage) or {}
+        if not st.get('notebook') or st.get('status') in ('running', 'failed'):
+            raise ContextError(
+                f"{model} v{version}: the run that registered it ({pipeline_run}) stopped before its {stage} stage "
+                f"finished, so there is no {stage.replace('_', ' ')} to approve; run `lifecycle run` again with the "
+                "same params (the stages before it are reused) to write it"
+            )
         return str((s.runs_dir / (st.get('cached_from') or pipeline_run) / Path(st['notebook']).name))
 
     return dict(
