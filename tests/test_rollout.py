@@ -211,6 +211,10 @@ def test_manual_canary_steps_pause_resume_and_rollback_are_audited(ws):
     for action, expect in (('pause', 'paused'), ('resume', 'running')):
         _, out = cli_json(ws, 'rollout', action, '--reason', f'{action} by carol')
         assert out['rollout']['status'] == expect
+    step_started = out['rollout']['step_started']
+    r, out = cli_json(ws, 'rollout', 'resume', '--reason', 'oops')  # (running: it wiped the guard's evidence, review K)
+    assert r.returncode == 2 and 'is running, not paused: there is nothing to resume' in out['error'], out
+    assert cli_json(ws, 'rollout', 'status')[1]['rollout']['step_started'] == step_started
     _, out = cli_json(ws, 'rollout', 'advance')
     assert out['rollout']['percentage'] == 25 and cli_json(ws, 'flags', 'show')[1]['flags']['percentage'] == 25
     _, out = cli_json(ws, 'rollout', 'rollback', '--reason', 'pager went off')

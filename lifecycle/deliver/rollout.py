@@ -425,8 +425,14 @@ def pause(s: Workspace, actor: str | None = None, reason: str = '', metrics: dic
 
 @_exclusive
 def resume(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
-    "Continue a paused rollout; the step's evidence starts afresh."
+    """Continue a paused rollout; the step's evidence starts afresh. A rollout that is not paused is refused: resuming
+    it would throw away the evidence its guard is gathering, and with it a rollback that is due."""
     st = _active(s)
+    if st['status'] != 'paused':
+        raise RolloutError(
+            f"rollout {st['id']} is {st['status']}, not paused: there is nothing to resume (resuming would start the "
+            "step's evidence afresh, and put off what the guard decides on it)"
+        )
     st['status'], st['step_started'], st['tests'] = 'running', time.time(), {}
     return _event(s, st, 'resume', actor, reason or 'resumed')
 
