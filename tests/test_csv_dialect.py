@@ -92,6 +92,66 @@ def test_a_dialect_file_goes_through_the_boundary(tmp_path, monkeypatch):
     assert ing.load_snapshot(ws.store, r.snapshot['version']).amount.tolist() == [1234, 7]
 
 
+@pytest.mark.parametrize('fmt', ['csv', 'parquet'])
+def test_whole_numbers_with_a_blank_are_kept_exactly_and_pseudonymised_alike(tmp_path, monkeypatch, fmt):
+    """pandas reads a whole-number column with one blank cell as floats: 19-digit ids were stored rounded (399 ids as
+    12), a personal id's pseudonym changed with a blank in its batch (`1001.0`, not `1001`) and two ids shared one; a
+    boolean column with a blank could never be ingested (review M)."""
+    from lifecycle.core.params import PiiRule
+
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    monkeypatch.setenv('LIFECYCLE_PII_KEY', '0123456789abcdef0123456789abcdef')
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    big = 1234567890123456789
+    p = P.model_copy(
+        update={
+            'columns': {
+                **P.columns,
+                'customer': ColumnRule(
+                    dtype='int', personal=True, pii=PiiRule(method='pseudonymise'), max_null_rate=0.5
+                ),
+                'order_no': ColumnRule(dtype='int', personal=False, kind='identifier', max_null_rate=0.5),
+                'active': ColumnRule(dtype='bool', personal=False, max_null_rate=0.5),
+            }
+        }
+    )
+
+    def ingest(name, rows):
+        cols = ['region', 'amount', 'price', 'customer', 'order_no', 'active']
+        df = pd.DataFrame({c: pd.Series(v, dtype=object) for c, v in zip(cols, zip(*rows))})  # (no float made)
+        f = tmp_path / f'{name}.{fmt}'
+        if fmt == 'csv':
+            df.to_csv(f, index=False)
+        else:
+            df.astype({'customer': 'Int64', 'order_no': 'Int64', 'active': 'boolean'}).to_parquet(f)
+        r = ing.ingest_batch(
+            read_chunks(str(f), dialect=p.csv, declared=p.columns), p, ws, source=name, fingerprint=name
+        )
+        assert r.status == 'accepted', r.reason
+        return ing.load_snapshot(ws.store, r.snapshot['version'])
+
+    whole = ingest('whole', [('North', i, 2.5, 1001, big + 7 * i, True) for i in range(4)])
+    blank = ingest(
+        'blank',
+        [('Süd', 2, 3.0, 1001 if i else None, big + 7 * i if i else None, True if i % 2 else None) for i in range(4)],
+    )
+    assert blank.order_no.tolist()[1:] == [big + 7, big + 14, big + 21] and whole.order_no.nunique() == 4
+    assert blank.customer.tolist()[1] == whole.customer.tolist()[0] and pd.isna(blank.customer.tolist()[0])
+    assert blank.active.isna().sum() == 2
+
+
+def test_whole_numbers_beyond_64_bits_are_refused_by_the_type_check(tmp_path, monkeypatch):
+    "An unsigned 64-bit value (2**64 - 1) in an int column was a TypeError traceback from the cast (review M)."
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    f = tmp_path / 's.csv'
+    f.write_text(f'region,amount,price\nNorth,{2**64 - 1},1.5\nNorth,{2**63},2.5\n')
+    with pytest.raises(ing.BatchRejected, match=r"amount: dtype: expected 'Int64', found integer values \(uint64\)"):
+        ing.ingest_batch(read_chunks(str(f), dialect=P.csv, declared=P.columns), P, ws, source='s', fingerprint='s')
+
+
 def test_a_duplicated_header_name_is_refused_naming_it(tmp_path):
     f = tmp_path / 'd.csv'
     f.write_text('region,amount,amount\nNorth,1,2\n')

@@ -123,6 +123,20 @@ def contract(p: IngestParams):
     return pa.DataFrameSchema(cols, strict=False, coerce=False)
 
 
+def _int64(s: pd.Series) -> pd.Series:
+    """Whole numbers `s` as nullable 64-bit integers, or `s` as it is when one is beyond their range (2**63 and more, an
+    unsigned 64-bit id, 1e300): the contract's type check then counts the column as not of its type."""
+    try:
+        return s.astype('Int64')
+    except (TypeError, ValueError, OverflowError):
+        return s
+
+
+def _bools(s: pd.Series) -> bool:
+    "Whether text-typed column `s` holds booleans and missing values only (pandas reads `true,,false` so)."
+    return s.dtype == object and bool(s.dropna().map(type).isin([bool, np.bool_]).all())
+
+
 def _conform(chunk: pd.DataFrame, p: IngestParams, strict: bool) -> tuple[pd.DataFrame, dict[str, int]]:
     """A copy of `chunk` with each declared column in its contract dtype where that loses nothing; non-strict also
     converts text."""
@@ -145,13 +159,13 @@ def _conform(chunk: pd.DataFrame, p: IngestParams, strict: bool) -> tuple[pd.Dat
                 s = num
             if s.isna().all() and not t.is_numeric_dtype(s):
                 s = pd.Series(np.nan, index=s.index, dtype='float64')
-            if kind == 'int' and t.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all()):
-                s = s.astype('Int64')
-            elif kind == 'int' and t.is_integer_dtype(s):
-                s = s.astype('Int64')
+            if kind == 'int' and (
+                t.is_integer_dtype(s) or (t.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all()))
+            ):
+                s = _int64(s)
             elif kind == 'float' and t.is_numeric_dtype(s) and not t.is_bool_dtype(s):
                 s = s.astype('float64')
-        elif kind == 'bool' and (t.is_bool_dtype(s) or s.isna().all()):
+        elif kind == 'bool' and (t.is_bool_dtype(s) or s.isna().all() or _bools(s)):
             s = s.astype('boolean')
         chunk[col] = s
     return chunk, coerced

@@ -49,19 +49,27 @@ def as_written(typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30) -
     if chunks is None:
         return typed, []
     widths = {c: set() for c in typed.columns if c not in keep and _numeric(typed[c])}
+    wholes = {c: [] for c in typed.columns if c not in keep and _blank_wholes(typed[c])}
     codes = [c for c in typed.columns if c not in keep and typed[c].dtype == object and typed[c].isna().any()]
     codes = {c: [] for c in codes if _codes(typed[c].dropna(), max_categories=max_categories)}
     padded, parts, start = set(), {c: [] for c in widths}, 0
     at = {c: i for i, c in enumerate(typed.columns)}
     for chunk in chunks:
-        if start >= len(typed) or not (widths or codes):
+        if start >= len(typed) or not (widths or codes or wholes):
             break
         chunk = chunk.iloc[: len(typed) - start]
         missing = typed.iloc[start : start + len(chunk)].isna().to_numpy()  # blank, or a token pandas reads as missing
-        for c in [c for c in (*widths, *codes) if c not in chunk.columns]:
+        for c in [c for c in (*widths, *codes, *wholes) if c not in chunk.columns]:
             widths.pop(c, None)
             parts.pop(c, None)
             codes.pop(c, None)
+            wholes.pop(c, None)
+        for c in list(wholes):
+            raw, blank = chunk[c].astype(str).str.strip(), missing[:, at[c]]
+            if not raw[~blank].str.fullmatch(r'[-+]?\d+').all():
+                del wholes[c]  # (`3.0`: a float's text; its number is exact)
+                continue
+            wholes[c].append(raw.where(~blank))
         for c in list(widths):
             raw, blank = chunk[c].astype(str).str.strip(), missing[:, at[c]]
             vals = raw[~blank]
@@ -76,9 +84,17 @@ def as_written(typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30) -
             lost = missing[:, at[c]] & (raw != '').to_numpy()
             codes[c].append(pd.Series(raw[lost].to_numpy(), index=np.flatnonzero(lost) + start, dtype=object))
         start += len(chunk)
-    if start < len(typed) and (widths or codes):  # (the text reading ended before the rows did: not the same rows)
+    if start < len(typed) and (widths or codes or wholes):  # (the text reading ended first: not the same rows)
         return typed, []
     out, notes = typed.copy(deep=False), []
+    for c, found in wholes.items():
+        if c in padded & set(widths):
+            continue  # (codes zero-padded to one width: text, below)
+        try:  # (beyond 64 bits: left as pandas read it)
+            out[c] = pd.concat(found, ignore_index=True).astype('Int64')
+        except (TypeError, ValueError, OverflowError):
+            continue
+        notes.append(f"{c!r}: whole numbers and {int(typed[c].isna().sum())} blank(s): read as whole numbers, exactly")
     for c in padded & set(widths):
         out[c] = pd.concat(parts[c], ignore_index=True).astype(object)
         notes.append(f"{c!r}: read as text: its values are codes zero-padded to one width (a number drops the zeros)")
@@ -90,6 +106,13 @@ def as_written(typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30) -
             out[c] = s
             notes.append(f"{c!r}: {len(lost)} value(s) pandas reads as missing are codes like the column's others")
     return out, notes
+
+
+def _blank_wholes(s: pd.Series) -> bool:
+    """Whether pandas read column `s` as floats only for its blanks: whole numbers and missing values (a float holds an
+    id beyond 2**53 rounded, and two ids as one)."""
+    v = s.dropna()
+    return pd.api.types.is_float_dtype(s) and len(v) < len(s) and len(v) > 0 and bool((v % 1 == 0).all())
 
 
 def _numeric(s: pd.Series) -> bool:

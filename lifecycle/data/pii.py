@@ -64,7 +64,7 @@ def pseudonymise(values: pd.Series, key: bytes) -> pd.Series:
             return None
         return hmac.new(key, str(v).encode(), hashlib.sha256).hexdigest()[:16]
 
-    return values.map(one).astype(object)
+    return values.astype(object).map(one).astype(object)  # (as objects: `map` makes floats of nullable ints)
 
 
 def band_labels(bins: list[float]) -> list[str]:

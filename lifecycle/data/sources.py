@@ -176,10 +176,10 @@ def _as_declared(labels: list, declared) -> dict:
     as missing that the column allows (`NA`, North America) read as that category, in that column only."""
     from pandas._libs.parsers import STR_NA_VALUES
 
-    def label(c):  # (the exact name first: `region` and `region ` are two columns)
-        return c if c in labels else next((x for x in labels if str(x).lstrip('\ufeff').strip() == c), None)
+    def label(c):
+        return _label(c, labels)
 
-    texts = [x for x in map(label, _text_columns(declared)) if x is not None]
+    texts = [x for x in map(label, _text_columns(declared) + _int_columns(declared)) if x is not None]
     if not texts:
         return {}
     kw = {'dtype': {x: str for x in texts}}
@@ -187,6 +187,39 @@ def _as_declared(labels: list, declared) -> dict:
     if any(a & STR_NA_VALUES for a in cats.values()):
         kw.update(keep_default_na=False, na_values={x: sorted(STR_NA_VALUES - cats.get(x, set())) for x in labels})
     return kw
+
+
+def _label(c: str, labels) -> str | None:
+    """Contract column `c`'s label among pandas' `labels` (a header's padding kept, its byte-order mark gone), or None.
+    The exact name first: `region` and `region ` are two columns."""
+    return c if c in labels else next((x for x in labels if str(x).lstrip('\ufeff').strip() == c), None)
+
+
+def _int_columns(declared) -> list:
+    """The contract's columns declared `dtype: int`, personal or not: read as their text and made whole numbers exactly
+    (`_exact_ints`), where pandas reads a column with one blank cell as floats, and 1234567890123456789 and the id after
+    it as one number (and a pseudonym of `1001` as one of `1001.0`)."""
+    rules = declared if isinstance(declared, dict) else {}
+    return [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'int']
+
+
+def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None) -> pd.DataFrame:
+    """`chunk` with each `_int_columns` column read as text turned into nullable whole numbers, exactly; a column with
+    a value that is no whole number (`3.0`, a word, one beyond 64 bits) into what pandas would have read: numbers
+    where every value is one, else the text as it was, for the contract's type check to count."""
+    import pandas as pd
+
+    for c in [x for x in (_label(c, chunk.columns) for c in _int_columns(declared)) if x is not None]:
+        if not pd.api.types.is_object_dtype(chunk[c]):
+            continue
+        text = chunk[c].str.replace(thousands, '', regex=False) if thousands else chunk[c]
+        try:
+            chunk[c] = text.astype('Int64')
+        except (TypeError, ValueError, OverflowError):
+            num = pd.to_numeric(text, errors='coerce')
+            if not (num.isna() & text.notna()).any():
+                chunk[c] = num
+    return chunk
 
 
 def _text_columns(declared) -> list:
@@ -254,11 +287,13 @@ def _csv_chunks(
             skipinitialspace=trim,
             compression=compression,
         )
-        labels = list(pd.read_csv(path, nrows=1, **how).columns) if _text_columns(declared) and not as_text else []
+        read_typed = (_text_columns(declared) or _int_columns(declared)) and not as_text
+        labels = list(pd.read_csv(path, nrows=1, **how).columns) if read_typed else []
         typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared)
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         for chunk in reader:
-            yield _trimmed(chunk) if trim else chunk
+            chunk = _trimmed(chunk) if trim else chunk
+            yield _exact_ints(chunk, declared, how['thousands']) if read_typed else chunk
             n += len(chunk)
     except UnicodeDecodeError as e:
         raise SourceError(
@@ -276,14 +311,17 @@ def _csv_chunks(
 
 
 def _parquet_chunks(path: Path, chunk_rows: int, only=None, declared=None) -> Iterator[pd.DataFrame]:
+    import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         f = pq.ParquetFile(path)
         _flat_columns(path, f.schema_arrow, only)
+        kinds = [(u, b) for u in ('', 'u') for b in (8, 16, 32, 64)]  # (a column with a null: not floats, rounded)
+        exact = {getattr(pa, f'{u}int{b}')(): pd.api.types.pandas_dtype(f'{u.upper()}Int{b}') for u, b in kinds}
         for batch in f.iter_batches(batch_size=chunk_rows):
-            yield _dates_as_text(batch.to_pandas(), declared)
+            yield _dates_as_text(batch.to_pandas(types_mapper=exact.get), declared)
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
 
