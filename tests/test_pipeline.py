@@ -235,3 +235,20 @@ def test_a_damaged_stage_cache_record_is_a_miss_and_the_stages_result_replaces_i
     assert cache_get(s, STAGES[0], 'k') is None
     cache_put(s, STAGES[0], 'k', 'r1', '01_ingest.ipynb', {'rows': 4})
     assert cache_get(s, STAGES[0], 'k')['outputs'] == {'rows': 4}
+
+
+def test_a_database_source_is_read_again_at_every_run_and_a_file_only_when_it_changes(workspace):
+    """A SQL source's cache key was its URL and query: rows rewritten in the table left every stage reused, its old
+    snapshot shown as current (review L). Its ingest stage now runs every time; a file's is reused while its hash is."""
+    from lifecycle.app.pipeline import _ingest_source
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    sql = {'ingest': {'source': 'sqlite:///data/c.db', 'query': 'SELECT * FROM customers'}}
+    assert _ingest_source(s, sql, {}) != _ingest_source(s, sql, {})
+    (workspace / 'b.csv').write_text('a\n1\n')
+    csv = {'ingest': {'source': 'b.csv'}}
+    assert _ingest_source(s, csv, {}) == _ingest_source(s, csv, {})
+    before = _ingest_source(s, csv, {})
+    (workspace / 'b.csv').write_text('a\n2\n')
+    assert _ingest_source(s, csv, {}) != before

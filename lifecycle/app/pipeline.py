@@ -38,11 +38,15 @@ class Stage:
 
 
 def _ingest_source(s: Settings, params: dict, inputs: dict) -> dict:
-    "The ingest stage depends on its source's content, not only on its params."
-    from lifecycle.data.sources import fingerprint
+    """The ingest stage depends on its source's content, not only on its params: a file's by its hash; a database's is
+    read at every run (its rows change under the same URL and query, and a stale snapshot was reused as current). Its
+    snapshot is named by its content, so the stages after it are reused when the rows are the same."""
+    import uuid
+    from lifecycle.data.sources import fingerprint, is_sql
 
     ing = params['ingest']
-    return {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query'))}
+    key = {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query'))}
+    return {**key, 'read': uuid.uuid4().hex} if is_sql(ing['source']) else key
 
 
 def _champion_run(s: Settings, params: dict, inputs: dict) -> dict:
