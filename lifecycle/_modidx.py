@@ -1844,6 +1844,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.audited_aliases': ( 'api/model/registry.html#audited_aliases',
                                                                                         'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry.audited_run': ( 'api/model/registry.html#audited_run',
+                                                                                    'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.check_version_aliases': ( 'api/model/registry.html#check_version_aliases',
                                                                                               'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.describe_models': ( 'api/model/registry.html#describe_models',

@@ -252,3 +252,29 @@ def test_a_database_source_is_read_again_at_every_run_and_a_file_only_when_it_ch
     before = _ingest_source(s, csv, {})
     (workspace / 'b.csv').write_text('a\n2\n')
     assert _ingest_source(s, csv, {}) != before
+
+
+def test_validation_is_keyed_by_the_champion_a_promotion_made_and_only_of_its_own_model(workspace):
+    """`lifecycle promote` to the environment's alias left validation's cache key at no champion (its audit entry names
+    no run), so a run reused evidence saying "no champion yet"; another model's registration under the alias changed
+    the key (review L). The champion is the version the audited alias moves of this model name; its run, its register
+    entry's."""
+    from lifecycle.app.pipeline import _champion_run
+    from lifecycle.core import audit
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    params = {'register': {'model_name': 'm'}}
+
+    def key():
+        return _champion_run(s, params, {'mlflow_run_id': 'candidate'})['champion_run']
+
+    assert key() is None
+    audit.append(s.audit_path, 'model.register', 'm/1', aliases=['dev'], mlflow_run_id='r1')
+    audit.append(s.audit_path, 'model.register', 'm/2', aliases=[], mlflow_run_id='r2')
+    assert key() == 'r1'
+    audit.append(s.audit_path, 'model.register', 'other/1', aliases=['dev'], mlflow_run_id='x1')
+    assert key() == 'r1'
+    audit.append(s.audit_path, 'model.promote', 'm/2', alias='dev', previous_version='1')
+    assert key() == 'r2'
+    assert _champion_run(s, params, {'mlflow_run_id': 'r2'})['champion_run'] is None  # (the model under test)

@@ -17,7 +17,6 @@ from ..core.store import atomic_write, hash_obj
 from ..core.manifest import RunManifest, now_iso
 from ..core.workspace import Workspace
 from ..core.provenance import library_hash, notebook_code_hash, git_info
-from ..core import audit
 from ..core.locks import hold
 from .kernel import StageKernel
 
@@ -50,15 +49,14 @@ def _ingest_source(s: Settings, params: dict, inputs: dict) -> dict:
 
 
 def _champion_run(s: Settings, params: dict, inputs: dict) -> dict:
-    """Validation compares with the champion (the version the environment's alias names): its training run is part of
-    the key, unless it is the model under test."""
-    alias, run = s.environment, None
-    for e in audit.read(s.audit_path):
-        d = e.get('details', {})
-        if e['action'] == 'model.register' and alias in (d.get('aliases') or []):
-            run = d.get('mlflow_run_id')
-        if e['action'] in ('model.promote', 'model.alias_migrate') and d.get('alias') == alias:
-            run = d.get('mlflow_run_id')
+    """Validation compares with the champion (the version the environment's alias names, of this model): its training
+    run is part of the key, unless it is the model under test. Read from the audit log, as every alias move is: a
+    promotion's entry names the version, its register entry the run (a promotion once left the key at no champion)."""
+    from lifecycle.model.registry import audited_aliases, audited_run
+
+    name = (params.get('register') or {}).get('model_name')
+    version = audited_aliases(s.audit_path, name).get(s.environment) if name else None
+    run = audited_run(s.audit_path, name, version) if version else None
     return {'champion_run': None if run in (None, inputs.get('mlflow_run_id')) else run}
 
 

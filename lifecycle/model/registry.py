@@ -13,7 +13,7 @@ from ..core.workspace import Workspace
 # %% auto #0
 __all__ = ['VALIDATION_KIND', 'ALIAS_MOVES', 'RegistryError', 'NotValidated', 'record_validation', 'passed_validation',
            'alias_version', 'missing_version', 'register_version', 'load_by_alias', 'describe_models', 'UnauditedAlias',
-           'audited_aliases', 'alias_mismatches', 'mismatch_text', 'check_version_aliases']
+           'audited_aliases', 'audited_run', 'alias_mismatches', 'mismatch_text', 'check_version_aliases']
 
 # %% ../../nbs/api/model/04_registry.ipynb #8e6ca591
 VALIDATION_KIND = 'validations'
@@ -206,6 +206,18 @@ def audited_aliases(audit_path, name: str, champion_alias: str = 'champion') -> 
     """Alias -> version for model `name` as the audit log's register and promotion entries left them (a
     `retrain.promote` entry written before it named its alias moved `champion_alias`)."""
     return _alias_history(audit_path, name, champion_alias)[0]
+
+
+def audited_run(audit_path, name: str, version: str) -> str | None:
+    """The MLflow run whose model became version `version` of model `name`, as its audited register entry says (None:
+    no such entry, or its details erased). With `audited_aliases`: which run an alias's version was trained by, with
+    no registry call."""
+    from lifecycle.core import audit
+
+    for e in audit.read(audit_path):
+        if e.get('action') == 'model.register' and str(e.get('subject') or '') == f'{name}/{version}':
+            return (e.get('details') or {}).get('mlflow_run_id')
+    return None
 
 
 def _alias_history(audit_path, name: str, champion_alias: str) -> tuple[dict[str, str], set[str]]:
