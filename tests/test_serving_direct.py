@@ -63,6 +63,7 @@ REQUESTS = [  # (body, content type)
     (json.dumps({'dataframe_records': [{**REC, 'employed': 'Maybe'}]}), 'application/json'),  # outside the contract
     (json.dumps({'dataframe_records': [REC], 'extra': 1}), 'application/json'),  # unknown field: 422
     ('[' * 40 + ']' * 40, 'application/json'),  # nested too deep: 400
+    (json.dumps({'dataframe_records': [REC]}), 'application/xml'),  # not JSON or CSV: 415, as MLflow answers
 ]
 
 
@@ -85,7 +86,8 @@ def test_the_direct_path_answers_every_invocation_as_the_application_does(tiny_w
         assert a.app.seen == ['/invocations'] * len(REQUESTS)
     assert direct == plain
     statuses = [s for s, _, _ in direct]
-    assert statuses == [200, 200, 200, 400, 400, 422, 422, 422, 400]
+    assert statuses == [200, 200, 200, 400, 400, 422, 422, 422, 400, 415]
+    assert direct[-1][1]['error'] == "content-type: expected application/json or text/csv, found 'application/xml'"
     assert len(direct[0][1]['predictions']) == 3 and len(direct[1][1]['predictions']) == 2
     assert direct[0][2] == ['date', 'server', 'x-request-id', 'x-model-version', 'content-length', 'content-type']
 

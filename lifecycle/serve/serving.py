@@ -259,11 +259,17 @@ def start_invocation(
         got.add_done_callback(lambda f: _invocation_scored(srv, f, done))
 
 
+_INVOCATION_TYPES = ('application/json', 'text/json', 'text/csv', '')  # ('': no content-type header, read as JSON)
+
+
 def _submitted(srv: Server, batcher: TickBatcher, body: bytes, mime: str) -> asyncio.Future | Response:
     "The request handed to the batcher (a future of its `Scored`), or the answer refusing it at once."
     try:
         if refused := srv.log_refusal():
             return refuse(srv, 'invocations', refused, 503)
+        if mime not in _INVOCATION_TYPES:  # (as MLflow's scoring server answers; no header at all is read as JSON)
+            shown = mime if len(mime) <= 64 and mime.isprintable() else f'{len(mime)} characters'
+            raise InputError(f"content-type: expected application/json or text/csv, found {shown!r}", 415)
         return batcher.submit(CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth))
     except Exception as e:
         return _not_scored(srv, e)
