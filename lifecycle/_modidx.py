@@ -1246,6 +1246,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources._text_columns': ( 'api/data/sources.html#_text_columns',
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._trimmed': ('api/data/sources.html#_trimmed', 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources.cut_date': ('api/data/sources.html#cut_date', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.day_first': ( 'api/data/sources.html#day_first',
                                                                               'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.fingerprint': ( 'api/data/sources.html#fingerprint',

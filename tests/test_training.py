@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 import numpy as np
+import pandas as pd
 import pytest
 from lifecycle.params import TrainParams, FeaturesParams
 from lifecycle.features import build_transformer
@@ -113,3 +114,32 @@ def test_permutation_importance_on_row_indices_only_for_row_wise_steps_and_label
         ours = permutation_importance_table(model, X, y, repeats=3).set_index('feature').loc[list(X.columns)]
         lib = permutation_importance(model, X, y, scoring='roc_auc', n_repeats=3, random_state=0)
         assert np.array_equal(ours.importance.to_numpy(), lib.importances_mean), name
+
+
+@pytest.mark.parametrize(
+    'seen, earlier',
+    [  # (earlier: the rows a cut-off at Berlin's midnight, 23:00 UTC, leaves out of those a UTC midnight takes)
+        (pd.Series(pd.date_range('2024-10-01', periods=120, freq='D', tz='UTC')), 1),  # (a Parquet column in UTC)
+        (
+            pd.Series(
+                pd.date_range('2024-10-01', periods=120, freq='D', tz='Europe/Berlin').strftime('%Y-%m-%dT%H:%M%z')
+            ),
+            0,
+        ),
+    ],
+    ids=['tz-aware', 'summer-and-winter-offsets'],
+)
+def test_a_date_split_takes_times_with_offsets(seen, earlier):
+    """A date column in UTC failed the date split with "Invalid comparison between dtype=datetime64[ns, UTC] and
+    Timestamp", and one zone's summer and winter offsets in one column with "Can only use .dt accessor" (review M).
+    They are compared in UTC, as a cut-off with an offset is."""
+    from lifecycle.core.params import SplitSpec
+    from lifecycle.data.stages import batch_key, in_training
+    from lifecycle.model.train import split_holdout
+
+    df = pd.DataFrame({'seen': seen, 'y': [0, 1] * 60})
+    tr, ho = split_holdout(df, 'y', 0.25, 0, how=SplitSpec(method='date', column='seen', cutoff='2024-12-01'))
+    assert len(tr) + len(ho) == 120 and 0 < len(ho) < 120
+    assert int(in_training(seen, '2024-12-01').sum()) == len(tr)
+    assert int(in_training(seen, '2024-12-01T00:00+01:00').sum()) == len(tr) - earlier
+    assert batch_key(seen, '2024-12-01').iloc[-1] == '2025-01'

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
-           'fingerprint', 'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'day_first', 'read_dates']
+           'fingerprint', 'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'day_first', 'read_dates',
+           'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -545,10 +546,22 @@ def day_first(values: pd.Series) -> bool | None:
 
 def read_dates(values: pd.Series, dayfirst: bool | None = None) -> pd.Series:
     """Timestamps of `values` (NaT where unreadable), day first when the column's `d/m/Y` values say so (`dayfirst`:
-    as judged over the whole source, when `values` is one chunk of it)."""
+    as judged over the whole source, when `values` is one chunk of it). Times with an offset (`+02:00`, a Parquet
+    column in UTC, a zone's summer and winter offsets in one column) are given in UTC, without their zone, as those
+    without one are read: one kind of timestamp, which a cut-off date compares with (`cut_date`)."""
     import pandas as pd
 
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert('UTC').dt.tz_localize(None)
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
     dayfirst = bool(day_first(values)) if dayfirst is None else dayfirst
-    return pd.to_datetime(values, errors='coerce', format='mixed', dayfirst=dayfirst)
+    return pd.to_datetime(values, errors='coerce', format='mixed', dayfirst=dayfirst, utc=True).dt.tz_localize(None)
+
+
+def cut_date(text) -> pd.Timestamp:
+    "A cut-off date or time as `read_dates` gives timestamps: one with an offset in UTC, without its zone."
+    import pandas as pd
+
+    t = pd.Timestamp(text)
+    return t.tz_convert('UTC').tz_localize(None) if t.tzinfo is not None else t

@@ -70,7 +70,7 @@ def batch_key(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series
 def in_training(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series:
     "Whether each row is on or before the training cut-off: numbers compared as numbers, a date cut-off as dates."
     if isinstance(cut, str):
-        return sources.read_dates(values, dayfirst) <= pd.Timestamp(cut)
+        return sources.read_dates(values, dayfirst) <= sources.cut_date(cut)
     return values <= cut
 
 
