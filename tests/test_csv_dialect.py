@@ -152,6 +152,25 @@ def test_whole_numbers_beyond_64_bits_are_refused_by_the_type_check(tmp_path, mo
         ing.ingest_batch(read_chunks(str(f), dialect=P.csv, declared=P.columns), P, ws, source='s', fingerprint='s')
 
 
+def test_a_stray_word_in_a_number_column_is_refused_by_the_type_check_not_as_personal_data(tmp_path, monkeypatch):
+    """One word among prices made pandas read the column as text, and the personal-data detector took the prices
+    (`55623.98`, mostly distinct) for identifiers: the batch was refused as personal data, with advice to mask a
+    feature (review L). Numbers, with thousands separators too, are left to the type check."""
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    prices = [f'{50000 + i * 37.11:.2f}' for i in range(200)]
+    for case, stray in (('word', 'leakword'), ('thousands', '"55,623.98"')):
+        f = tmp_path / f'{case}.csv'
+        f.write_text('region,amount,price\n' + ''.join(f'North,{i},{v}\n' for i, v in enumerate([stray, *prices])))
+        with pytest.raises(ing.BatchRejected) as e:
+            ing.ingest_batch(
+                read_chunks(str(f), dialect=P.csv, declared=P.columns), P, ws, source=case, fingerprint=case
+            )
+        said = str(e.value)
+        assert 'price: dtype' in said and 'personal' not in said and stray.strip('"') not in said, said
+
+
 def test_a_duplicated_header_name_is_refused_naming_it(tmp_path):
     f = tmp_path / 'd.csv'
     f.write_text('region,amount,amount\nNorth,1,2\n')

@@ -372,6 +372,16 @@ pii_unmasked = register(
 )
 
 # %% ../../nbs/api/data/03_checks.ipynb #24d4eff5
+_NUMBER_TEXT = r'\s*[-+]?(?:\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d{1,3}(?:\.\d{3})+(?:,\d+)?|\d+,\d+)\s*'
+
+
+def _number_texts(s: pd.Series) -> pd.Series:
+    """Which values of a text column are numbers: as Python reads them, or written with thousands separators or a
+    decimal comma (`55,623.98`, `55.623,98`, `55623,98`); a phone number (`+44 20 7946 0000`) is none."""
+    text = s.astype(str)
+    return pd.to_numeric(s, errors='coerce').notna() | text.str.fullmatch(_NUMBER_TEXT)
+
+
 def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     "A finding (counts only) for each text column not declared personal that holds personal-looking values."
     from pandas.api import types as pt
@@ -381,6 +391,8 @@ def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
         r, s = p.columns[col], c.raw[col]
         if r.personal or r.kind != 'value' or not (pt.is_object_dtype(s) or pt.is_string_dtype(s)):
             continue
+        if r.dtype in ('int', 'float'):  # (its numbers, `55,623.98` too, are for the type check: not personal)
+            s = s[~_number_texts(s)]
         hit = looks_personal(s, vocabulary=r.allowed or ())
         if hit:
             out.append(
