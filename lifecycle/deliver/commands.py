@@ -61,8 +61,8 @@ def _steps(text: str | None) -> list[float] | None:
 
     if text is None:
         return None
-    try:
-        steps = [float(x) for x in text.split(',') if x.strip()]
+    try:  # (an empty entry, `5,,100`, is a typo: refused, as a word is)
+        steps = [float(x) for x in text.split(',')]
     except ValueError:
         raise CommandError(
             f"--steps {text!r}: expected comma-separated percentages such as 1,5,25,50,100", EXIT_INPUT

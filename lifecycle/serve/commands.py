@@ -248,6 +248,8 @@ def flags_set(
         if '=' not in a:
             raise CommandError(f"{a!r}: expected KEY=VALUE", EXIT_INPUT)
         k, v = a.split('=', 1)
+        if k.strip() in changes:  # (the last would win, silently: as a params key given twice is, refused)
+            raise CommandError(f"{k.strip()}: given twice; give each key once", EXIT_INPUT)
         try:
             k, v = k.strip(), _value(v)
         except ValueError as e:  # (the value is not quoted: a cohort's may name someone)
