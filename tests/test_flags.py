@@ -570,3 +570,15 @@ def test_flags_written_before_cohorts_compared_strictly_still_verify_and_take_th
     assert fl.kill(s, actor='carol', reason='incident').kill
     fl.change_flags(s, {'kill': False}, actor='carol', reason='over')
     assert '===' in fl.flagd_path(s).read_text()  # (rewritten by the changes: strict from here)
+
+
+def test_a_part_of_the_threshold_changes_that_part_and_keeps_the_rest(tmp_path):
+    """`flags set 'threshold={default: strict}'` replaced the whole threshold with its defaults but for `default`, and
+    was refused naming ['default'] as its only variants (review K). A part given changes that part."""
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    spec = FlagsParams(control='1', safe='1', threshold={'variants': {'default': 0.5, 'strict': 0.8}})
+    fl.init_flags(s, spec, 'm', lambda a: a)
+    new = fl.change_flags(s, {'threshold': {'default': 'strict'}}, actor='carol', reason='stricter')
+    assert new.threshold.default == 'strict' and new.threshold.variants == {'default': 0.5, 'strict': 0.8}
+    with pytest.raises(fl.FlagError, match=r"not one of the threshold variants \['default', 'strict'\]"):
+        fl.change_flags(s, {'threshold': {'default': 'lenient'}}, actor='carol', reason='x')

@@ -967,6 +967,8 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
                 f"threshold: a group of keys (variants, default), found {type(v).__name__}; to switch the decision "
                 f"threshold to a declared variant: threshold.default=NAME (or `lifecycle flags threshold NAME`)"
             )
+        if str(k) == 'threshold':  # (a part of it, `{default: strict}`, changes that part: the rest is kept)
+            v = {**d['threshold'], **v}
         _dotted(d, str(k), v)
     try:  # strict, as JSON: "true" is no boolean and "5" no share (the admin API's body; the CLI's values are YAML)
         return FlagsParams.model_validate_json(json.dumps(d, default=_not_json), strict=True)
