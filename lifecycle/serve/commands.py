@@ -6,6 +6,7 @@ control, the server and batch scoring, from the command line."""
 # %% ../../nbs/api/serve/05_commands.ipynb #402261bd
 from __future__ import annotations
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -413,6 +414,12 @@ def token_request(
     from lifecycle.serve.tokens import request_token
 
     name = person_name(user)
+    if not re.fullmatch(r'[0-9a-f]{32}', workspace_id.strip()):  # (no token is made for an id no workspace has)
+        raise CommandError(
+            f"--workspace-id: expected the workspace's id, 32 hex digits (`lifecycle token issue {name}` in it names "
+            f"it), found {len(workspace_id.strip())} character(s) that are not one",
+            EXIT_INPUT,
+        )
     try:
         keys = Workspace.open().keys_dir
     except SettingsError:  # (not in a workspace: the person's own keys folder)
