@@ -3632,6 +3632,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.list_tokens': ( 'api/serve/tokens.html#list_tokens',
                                                                                 'lifecycle/serve/tokens.py'),
+                                        'lifecycle.serve.tokens.person_refusal': ( 'api/serve/tokens.html#person_refusal',
+                                                                                   'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.request_token': ( 'api/serve/tokens.html#request_token',
                                                                                   'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.revoke_tokens': ( 'api/serve/tokens.html#revoke_tokens',

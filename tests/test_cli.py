@@ -178,7 +178,7 @@ CASES = [
     (['rollout', 'start', '--challenger', '2', '--steps', '5,x'], 2, 'expected comma-separated percentages'),
     (['rollout', 'start', '--challenger', '2', '--steps', '5,,100'], 2, 'expected comma-separated percentages'),
     (['flags', 'set', 'percentage=5', 'percentage=6'], 2, 'percentage: given twice; give each key once'),
-    (['token', 'request', '--as', 'carol', '--workspace-id', 'x/../y'], 2, "--workspace-id: expected the workspace's id"),
+    (['token', 'request', '--as', 'carol', '--workspace-id', 'x/../y'], 2, '--workspace-id: expected the workspace'),
     (['rollout', 'guard', '--once'], 2, 'no running rollout to guard'),
     (['rollout', 'guard'], 2, 'no running rollout to guard'),  # (watching nothing: said, not an empty exit 0)
     (['rollout', 'guard', '--max-seconds', 'nan'], 2, '--max-seconds: expected a number of seconds above 0, found nan'),

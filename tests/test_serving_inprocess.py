@@ -1313,3 +1313,24 @@ def test_a_key_an_admin_sent_is_named_in_neither_the_answer_nor_the_audit_log(cl
     assert r.returncode == 2 and "key 'cohorts.x'" in r.stderr, r.stderr
     r = cli(ws, 'flags', 'set', f'threshold.default={named}')
     assert r.returncode == 2 and f"'{named}' is not one of the threshold variants" in r.stderr, r.stderr
+
+
+def test_token_list_says_a_token_is_refused_when_its_persons_key_was_revoked(ws, capsys):
+    """`token list` called a token active while the admin API refused every request with it, its person's key revoked
+    in the trust registry (review K). It says why it is refused, as the admin API does."""
+    from types import SimpleNamespace
+    from lifecycle.serve.commands import TokensShown
+    from lifecycle.serve.tokens import list_tokens
+
+    s = Workspace.open(ws)
+    people = trust.roster(s)
+    mine = hashlib.sha256(token_of(s, 'carol').encode()).hexdigest()[:12]
+    [row] = [r for r in list_tokens(s, people) if r['sha256'] == mine]
+    assert 'refused' not in row  # (as the registry stands: usable)
+    gone = {n: SimpleNamespace(key_id=p.key_id, revoked='2026-12-05T10:00:00Z') for n, p in people.items()}
+    refused = [r for r in list_tokens(s, gone) if not r['revoked'] and not r.get('damaged')]
+    assert refused and all(r['refused'].endswith('was revoked at 2026-12-05T10:00:00Z') for r in refused), refused
+    TokensShown(refused, 'x').show()
+    out = capsys.readouterr().out
+    assert 'refused (' in out and 'active' not in out, out
+    assert all(r.get('refused', '').startswith(f"{r['user']} is not registered") for r in list_tokens(s, {}))

@@ -460,9 +460,15 @@ def token_revoke(
 @command(errors=SERVE_ERRORS)
 def token_list(as_json: bool = typer.Option(False, '--json', help="Print as JSON.")):
     "The API tokens issued in this workspace: user, key, issued and revoked times, the first 12 hex of each sha256."
+    from lifecycle.release import trust
     from lifecycle.serve.tokens import list_tokens
 
-    rows = list_tokens(Workspace.open())
+    ws = Workspace.open()
+    try:  # (a token whose person's key was revoked is refused by the admin API: said, not listed as active)
+        people = trust.roster(ws)
+    except trust.TrustError:
+        people = None  # (the registry cannot be read: every token is refused, as `trust verify` says why)
+    rows = list_tokens(ws, people)
     return TokensShown(rows, f"{len(rows)} token(s)")
 
 
@@ -484,7 +490,8 @@ class TokensShown(Result):
             if r.get('damaged'):
                 print(f"  {r['sha256']}  a damaged record (edited by hand): its token is refused")
                 continue
-            state = f"revoked {_when(r['revoked'])}" if r.get('revoked') else 'active'
+            state = f"refused ({r['refused']})" if r.get('refused') else 'active'
+            state = f"revoked {_when(r['revoked'])}" if r.get('revoked') else state
             key = r.get('key_id') or '?'
             print(f"  {r['sha256']}  {r.get('user')}  issued {_when(r['issued'])}, {state}  key {key}")
 

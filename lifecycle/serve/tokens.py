@@ -22,8 +22,8 @@ from ..core.locks import held
 
 # %% auto #0
 __all__ = ['REQUEST_MAX_AGE_S', 'tokens_path', 'issue_token', 'request_token', 'TokenRequestError', 'accept_request',
-           'list_tokens', 'revoke_tokens', 'token_record', 'token_user', 'Unauthorised', 'authorise', 'RosterFile',
-           'RefusalTally']
+           'list_tokens', 'revoke_tokens', 'token_record', 'token_user', 'Unauthorised', 'person_refusal', 'authorise',
+           'RosterFile', 'RefusalTally']
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #2c87398c
 def tokens_path(s: Settings) -> Path:
@@ -135,11 +135,17 @@ def _tokens_changed(s: Settings):
         atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
 
 
-def list_tokens(s: Settings) -> list[dict]:
+def list_tokens(s: Settings, people: dict | None = None) -> list[dict]:
     """Every token issued here, oldest first (`_row`). A record edited into something that is not one is listed as
-    `damaged` (the admin API refuses its token), never left out."""
+    `damaged` (the admin API refuses its token), never left out. Given the trust registry (`people`), each token not
+    revoked whose person may not use it says why (`refused`: their key revoked, not registered)."""
     p = tokens_path(s)
-    rows = [_row(d, r) for d, r in (_tokens(p) if p.exists() else {}).items()]
+    recs = _tokens(p) if p.exists() else {}
+    rows = [_row(d, r) for d, r in recs.items()]
+    if people is not None:
+        for row, rec in zip(rows, recs.values()):
+            if not row.get('damaged') and not row['revoked'] and (why := person_refusal(rec, people)):
+                row['refused'] = f"{row['user']}{why}"
     return sorted(rows, key=lambda r: r['issued'] if isinstance(r['issued'], (int, float)) else 0)
 
 
@@ -216,6 +222,28 @@ class Unauthorised(Exception):
         self.status, self.user = status, user
 
 
+def person_refusal(rec: dict, people: dict | None) -> str | None:
+    """Why a token's person (its record `rec`'s user) may not use it, as `authorise` says it after their name, or None:
+    no trust registry (`people` None), not registered, their key revoked, or another key than the token's."""
+    user = rec.get('user')
+    if people is None:
+        return ": the workspace's trust is not initialised, so nobody holds a role (`lifecycle trust init`)"
+    p = people.get(user)
+    if p is None:
+        return (
+            " is not registered in this workspace's trust registry (an administrator registers them: `lifecycle trust "
+            "add`)"
+        )
+    if p.revoked:
+        return f": their key {p.key_id} was revoked at {p.revoked}"
+    if rec.get('key_id') != p.key_id:
+        return (
+            f": the token was issued for key {rec.get('key_id') or 'none'}, not their registered key {p.key_id}; issue "
+            f"a new one (`lifecycle token issue {user}`)"
+        )
+    return None
+
+
 def authorise(s: Settings, token: str | None, people: dict | None, role: str) -> str:
     """The user `token` belongs to, if the trust registry (`people`: name -> `release.trust.Person`, None when trust is
     not initialised) holds them with the unrevoked key the token was issued for and signed by, and `role`; else
@@ -228,29 +256,9 @@ def authorise(s: Settings, token: str | None, people: dict | None, role: str) ->
         raise Unauthorised(
             f"user {user!r}: this token was revoked at {_when(rec['revoked'])} (`lifecycle token revoke`)", 401, user
         )
-    if people is None:
-        raise Unauthorised(
-            f"user {user!r}: the workspace's trust is not initialised, so nobody holds a role (`lifecycle trust init`)",
-            403,
-            user,
-        )
-    p = people.get(user)
-    if p is None:
-        raise Unauthorised(
-            f"user {user!r} is not registered in this workspace's trust registry (an administrator registers them: "
-            "`lifecycle trust add`)",
-            403,
-            user,
-        )
-    if p.revoked:
-        raise Unauthorised(f"user {user!r}: their key {p.key_id} was revoked at {p.revoked}", 403, user)
-    if rec.get('key_id') != p.key_id:
-        raise Unauthorised(
-            f"user {user!r}: the token was issued for key {rec.get('key_id') or 'none'}, not their registered key "
-            f"{p.key_id}; issue a new one (`lifecycle token issue {user}`)",
-            403,
-            user,
-        )
+    if why := person_refusal(rec, people):
+        raise Unauthorised(f"user {user!r}{why}", 403, user)
+    p = people[user]
     if not _proven(rec, _digest(token), p, _workspace(s)):
         raise Unauthorised(
             f"user {user!r}: the token's record is not signed by their key {p.key_id} for this workspace (written by "
