@@ -1513,6 +1513,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.kill': ( 'api/deliver/rollout.html#kill',
                                                                                'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout.kill_switch_on': ( 'api/deliver/rollout.html#kill_switch_on',
+                                                                                         'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.load_state': ( 'api/deliver/rollout.html#load_state',
                                                                                      'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.locked': ( 'api/deliver/rollout.html#locked',

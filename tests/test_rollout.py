@@ -341,8 +341,12 @@ def test_no_step_is_taken_by_hand_while_the_kill_switch_is_on(ws):
     for _ in range(2):  # (5 -> 50 -> completed, before)
         r = cli(ws, 'rollout', 'advance', '--reason', 'x')
         assert r.returncode == 2 and 'the kill switch is on' in r.stderr and 'flags unkill' in r.stderr, r.stderr
-    assert cli_json(ws, 'rollout', 'status')[1]['rollout']['percentage'] == 5
+    _, st = cli_json(ws, 'rollout', 'status')
+    assert st['rollout']['percentage'] == 5 and st['held_by_kill_switch'] is True  # (said: running, review K)
+    said = cli(ws, 'rollout', 'status').stdout
+    assert 'held: the kill switch is on' in said and 'waiting:' not in said, said
     assert cli(ws, 'flags', 'unkill').returncode == 0 and cli_json(ws, 'rollout', 'advance')[0].returncode == 0
+    assert 'held_by_kill_switch' not in cli_json(ws, 'rollout', 'status')[1]
     assert cli(ws, 'rollout', 'rollback', '--reason', 'next').returncode == 0
     assert cli(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green').returncode == 0
     assert cli(ws, 'flags', 'kill', '--reason', 'bad answers').returncode == 0

@@ -39,9 +39,10 @@ class RolloutView(Result):
 
     rollout: dict
     waiting: bool = False  # also say what a running step waits for (`rollout status`)
+    killed: bool = False  # the kill switch is on: the rollout is held, whatever its status says
 
     def data(self):
-        return {'ok': True, 'rollout': self.rollout}
+        return {'ok': True, 'rollout': self.rollout, **({'held_by_kill_switch': True} if self.killed else {})}
 
     def show(self):
         st = self.rollout
@@ -51,7 +52,12 @@ class RolloutView(Result):
             f"challenger share {st['percentage']:g}%"
             + (f"; last: {last['action']} by {last['actor']}: {last['reason']}" if last else '')
         )
-        if self.waiting and st.get('last_look') and st['status'] == 'running':
+        if self.killed:
+            print(
+                "  held: the kill switch is on (everyone is on the safe version, the challenger serves no one); no "
+                "step is taken until it is released (`lifecycle flags unkill`) or the rollout rolled back"
+            )
+        elif self.waiting and st.get('last_look') and st['status'] == 'running':
             print('  waiting: ' + '; '.join(st['last_look']['reasons']))
 
 
@@ -61,8 +67,10 @@ def _steps(text: str | None) -> list[float] | None:
 
     if text is None:
         return None
-    try:  # (an empty entry, `5,,100`, is a typo: refused, as a word is)
-        steps = [float(x) for x in text.split(',')]
+    parts = text.split(',')
+    parts = parts[:-1] if len(parts) > 1 and not parts[-1].strip() else parts  # (a trailing comma: nothing more)
+    try:  # (an empty entry between two, `5,,100`, is a typo: refused, as a word is)
+        steps = [float(x) for x in parts]
     except ValueError:
         raise CommandError(
             f"--steps {text!r}: expected comma-separated percentages such as 1,5,25,50,100", EXIT_INPUT
@@ -105,10 +113,11 @@ def rollout_status(as_json: bool = typer.Option(False, '--json', help="Print the
     "The current or last rollout, with its last decision."
     from lifecycle.deliver import rollout as ro
 
-    st = ro.load_state(Workspace.open())
+    s = Workspace.open()
+    st = ro.load_state(s)
     if st is None:
         raise CommandError("no rollout yet (start one with `lifecycle rollout start --challenger VERSION`)", EXIT_INPUT)
-    return RolloutView(st, waiting=True)
+    return RolloutView(st, waiting=True, killed=st['status'] in ro.ACTIVE and ro.kill_switch_on(s))
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #68a0ee3a
 def _by_hand(name: str, doc: str, default_reason: str):

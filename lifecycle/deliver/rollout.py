@@ -25,9 +25,10 @@ from .abstats import SequentialTest
 from ..serve import flags as fl
 
 # %% auto #0
-__all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'start', 'advance', 'completes_next',
-           'switch', 'pause', 'resume', 'rollback', 'kill', 'scored', 'arm_stats', 'arm_figures', 'Decision', 'judge',
-           'arm_stats_in_log', 'look', 'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
+__all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'start', 'advance', 'kill_switch_on',
+           'completes_next', 'switch', 'pause', 'resume', 'rollback', 'kill', 'scored', 'arm_stats', 'arm_figures',
+           'Decision', 'judge', 'arm_stats_in_log', 'look', 'complete_if_unchanged', 'guard', 'timeline',
+           'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -289,15 +290,19 @@ def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: d
     return _event(s, st, 'advance', actor, reason or 'advanced', metrics=metrics or {})
 
 
+def kill_switch_on(s: Settings) -> bool:
+    "Whether the flags' kill switch is on (a spec that cannot be read: not known to be, as `flags show` says why)."
+    try:
+        return bool(fl.load_spec(s)[0].kill)
+    except fl.FlagError:
+        return False
+
+
 def _refuse_killed(s: Settings) -> None:
     """While the kill switch is on everyone is on the safe version, so the challenger serves no one: a step (or a
     completion, which would move the environment's alias to it) would rest on no evidence. The guard waits; so must
     people. A spec that cannot be read is left to the flags change, which names what is wrong with it."""
-    try:
-        spec = fl.load_spec(s)[0]
-    except fl.FlagError:
-        return
-    if spec.kill:
+    if kill_switch_on(s):
         raise RolloutError(
             "the kill switch is on (everyone is on the safe version, so the challenger serves no one): "
             "the rollout takes no step until it is released (`lifecycle flags unkill`) or rolled back (`lifecycle "
