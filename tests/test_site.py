@@ -758,3 +758,20 @@ def test_notebooks_converted_while_the_stages_run_are_what_the_render_would_conv
     shutil.rmtree(s.reports_dir / 'site-src')
     site.render_site(s, 'mkdocs')
     assert len(calls) == 1 and (s.site_dir / 'runs/r1/01_ingest.html').read_text() == page  # the same page
+
+
+def test_the_site_says_a_run_killed_outright_was_interrupted_as_status_does(workspace):
+    """A run killed by SIGKILL could not record its end: `lifecycle status` said interrupted, the site's runs page said
+    running, forever (review L)."""
+    from lifecycle.app.site import _runs
+    from lifecycle.app.status import dead_runs
+    from lifecycle.core.manifest import RunManifest
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    m = RunManifest.create(s.runs_dir, run_id='20261205T000000Z-dead00', mode='pipeline')
+    m.update_stage('ingest', status='ok', notebook='01_ingest.ipynb')
+    m.update_stage('features', status='running', notebook='02_features.ipynb')
+    [run] = _runs(s)
+    assert run['status'] == 'interrupted' and run['stages']['features']['status'] == 'interrupted', run
+    assert run['stages']['ingest']['status'] == 'ok' and dead_runs(s, [run | {'status': 'running'}]) == {run['run_id']}

@@ -167,6 +167,13 @@ def _runs(s: Settings) -> list[dict]:
                 stages=stages,
             )
         )
+    from .status import dead_runs
+
+    dead = dead_runs(s, out)
+    for r in [r for r in out if r['run_id'] in dead]:  # (killed outright: as `lifecycle status` says it)
+        r['status'] = 'interrupted'
+        for st in r['stages'].values():
+            st['status'] = 'interrupted' if st['status'] == 'running' else st['status']
     return out
 
 

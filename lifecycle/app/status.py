@@ -10,7 +10,7 @@ from ..core.workspace import Workspace
 from ..core.manifest import list_runs
 
 # %% auto #0
-__all__ = ['workspace_status', 'set_aside_rows']
+__all__ = ['workspace_status', 'dead_runs', 'set_aside_rows']
 
 # %% ../../nbs/api/app/02_status.ipynb #1e15aae3
 def workspace_status(ws: Workspace, last: int = 5) -> dict:
@@ -52,22 +52,31 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
     )
 
 
-def _interrupted(ws: Workspace, runs: list[dict]) -> None:
-    """Say 'interrupted' of the pipeline runs (newest first) and stages recorded as running that no process runs: a run
-    killed outright (SIGKILL, a power cut) could not record its end. Only the newest running pipeline run can be live,
-    and only while some process holds the pipeline lock. (Other runs, a simulation's say, hold no such lock: left as
-    recorded.)"""
+def dead_runs(s, runs: list[dict]) -> set[str]:
+    """The pipeline runs (newest first: dicts of `run_id`, `status`, `mode`) recorded as running that no process runs:
+    a run killed outright (SIGKILL, a power cut) could not record its end. Only the newest running pipeline run can be
+    live, and only while some process holds the pipeline lock of settings `s`. (Other runs, a simulation's say, hold
+    no such lock: left as recorded.) `lifecycle status` and the site both say 'interrupted' of them."""
     from lifecycle.core.locks import holder
 
-    live = holder(ws.state_dir, 'pipeline') is not None
+    live, dead = holder(s.state_dir, 'pipeline') is not None, set()
     for r in runs:
         if r['status'] != 'running' or r['mode'] != 'pipeline':
             continue
         if live:  # (the newest: the one that holds the lock)
             live = False
             continue
-        r['status'] = 'interrupted'
-        r['stages'] = {k: 'interrupted' if v == 'running' else v for k, v in r['stages'].items()}
+        dead.add(r['run_id'])
+    return dead
+
+
+def _interrupted(ws: Workspace, runs: list[dict]) -> None:
+    "Say 'interrupted' of the runs (newest first) and stages recorded as running that `dead_runs` finds dead."
+    dead = dead_runs(ws, runs)
+    for r in runs:
+        if r['run_id'] in dead:
+            r['status'] = 'interrupted'
+            r['stages'] = {k: 'interrupted' if v == 'running' else v for k, v in r['stages'].items()}
 
 
 def set_aside_rows(ws: Workspace) -> dict | None:
