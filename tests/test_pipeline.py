@@ -4,6 +4,7 @@ trained as alice); each test that changes a workspace gets its own copy of it (`
 
 from __future__ import annotations
 import json
+import re
 from pathlib import Path
 import pytest
 from conftest import cli, cli_json
@@ -38,6 +39,9 @@ def test_every_stage_runs_and_leaves_its_outputs(ran):
     assert len(outs['known_outputs']) == 20 and outs['release_bundle'].endswith(
         'arrests-release-1'
     )  # reloaded and re-checked
+    card = (ws / '.lifecycle/store/objects' / outs['card'][:2] / outs['card']).read_text()
+    created = re.search(r'\*\*created\*\*: (\S+)', card).group(1)  # (the version's registration: not the snapshot's)
+    assert created != ds['created'] and created >= ds['created'], (created, ds['created'])
 
 
 def test_the_model_loads_from_the_registry_by_alias_and_predicts(trained):

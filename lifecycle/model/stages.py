@@ -396,6 +396,16 @@ class ModelCard:
         return dict(card=self.card_id, datasheet=self.datasheet_id, card_fields=self.fields_id)
 
 
+def _registered_at(mv) -> str | None:
+    "When a model version was registered (MLflow's creation time, milliseconds), as ISO 8601 in UTC; None if unknown."
+    from datetime import datetime, timezone
+
+    ms = getattr(mv, 'creation_timestamp', None)
+    if not isinstance(ms, (int, float)) or isinstance(ms, bool):
+        return None
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec='seconds')
+
+
 def model_card(
     ws: Workspace,
     cp: CardParams,
@@ -426,7 +436,7 @@ def model_card(
         mlflow_run_id=mlflow_run_id,
         code_version=tags.get('code_version', '')[:16],
         git_commit=tags.get('git_commit') or 'not a git checkout',
-        created=snap['created'],
+        created=_registered_at(mv) or snap['created'],  # (the version's, not its training snapshot's)
         inputs=fs['inputs'],
         dataset_version=dataset_version,
         train_rows=int(run.data.metrics['train_rows']),
