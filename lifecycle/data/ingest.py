@@ -433,7 +433,8 @@ def ingest_batch(
                     parent=res.snapshot['version'],
                     created=created,
                 )
-            if res.snapshot.pop('_existed', False):
+            existed = res.snapshot.pop('_existed', False)
+            if existed and clean.rows:  # (no clean row: every such batch stores the same empty table, no replay)
                 replay = violation(
                     'replayed_batch',
                     '(batch)',
@@ -441,7 +442,7 @@ def ingest_batch(
                     found=f"identical to {res.snapshot['version']}",
                     blocking=False,
                 )
-                res.violations = pd.concat([v, pd.DataFrame([replay])], ignore_index=True).astype(
+                res.violations = pd.DataFrame([*v.to_dict('records'), replay]).astype(  # (no concat of an empty frame)
                     {'blocking': bool, 'row_level': bool}
                 )
         res.accepted_rows = clean.rows if res.status != 'rejected' else 0
