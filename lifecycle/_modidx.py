@@ -2609,6 +2609,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'lifecycle/release/review.py'),
                                           'lifecycle.release.review.evidence_paths': ( 'api/release/review.html#evidence_paths',
                                                                                        'lifecycle/release/review.py'),
+                                          'lifecycle.release.review.evidence_run': ( 'api/release/review.html#evidence_run',
+                                                                                     'lifecycle/release/review.py'),
                                           'lifecycle.release.review.governance_context': ( 'api/release/review.html#governance_context',
                                                                                            'lifecycle/release/review.py'),
                                           'lifecycle.release.review.version_card': ( 'api/release/review.html#version_card',

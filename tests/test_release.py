@@ -152,6 +152,7 @@ def test_governance_judges_the_card_a_version_was_written_with_and_a_version_wit
     assert r.returncode == 0 and rules['card.limitations']['verdict'] == 'pass', rules['card.limitations']
     card.write_text(yaml.safe_dump(d, sort_keys=False))
     run = list_runs(trained / 'reports/runs')[0]
+    whole = json.loads(json.dumps(run.data))
     del run.data['stages']['model_card']  # (the run killed after its register stage)
     run.path.write_text(json.dumps(run.data))
     r, check = cli_json(trained, 'govern', 'check', 'arrests-release', '1')
@@ -159,3 +160,13 @@ def test_governance_judges_the_card_a_version_was_written_with_and_a_version_wit
     assert r.returncode == 1 and {f'card.{f}' for f in ('owners', 'limitations')} <= failed, check
     r, out = cli_json(trained, 'approve', 'arrests-release', '1', '--as', 'carol', '--reason', 'r', '--to', 'staging')
     assert r.returncode == 2 and 'stopped before its model_card stage finished' in out['error'], out
+    later = trained / 'reports/runs/29991231T000000Z-later0'  # (run again, as the refusal says: its stages reused
+    later.mkdir()  # but the card's, which it writes: the version's evidence is that run's, not the trainer's)
+    stages = {k: {**v, 'status': 'cached', 'cached_from': run.run_id} for k, v in whole['stages'].items()}
+    (later / 'manifest.json').write_text(
+        json.dumps({**whole, 'run_id': later.name, 'started': '2999', 'stages': stages})
+    )
+    r, check = cli_json(trained, 'govern', 'check', 'arrests-release', '1')
+    assert r.returncode == 0 and all(
+        x['verdict'] == 'pass' for x in check['results'] if x['rule'].startswith('card')
+    ), check

@@ -11,7 +11,8 @@ from ..core.settings import Settings
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['ContextError', 'GovernanceContext', 'governance_context', 'version_card', 'evidence_paths', 'write_governance_report']
+__all__ = ['ContextError', 'GovernanceContext', 'governance_context', 'evidence_run', 'version_card', 'evidence_paths',
+           'write_governance_report']
 
 # %% ../../nbs/api/release/02_review.ipynb #ba22a1c3
 class ContextError(Exception):
@@ -31,8 +32,8 @@ class GovernanceContext(NamedTuple):
 
 
 def governance_context(s: Workspace, model: str, version: str) -> GovernanceContext:
-    """The facts about one registered version (registry, signature, the training run's manifest); `ContextError` if it
-    is missing."""
+    """The facts about one registered version (registry, signature, the manifest of the run that gave it its evidence,
+    `evidence_run`); `ContextError` if it is missing."""
     from mlflow.exceptions import MlflowException
     from lifecycle.core.manifest import RunManifest, ManifestError
     from lifecycle.release import governance as gov
@@ -48,12 +49,13 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
 
         raise ContextError(missing_version(ml.MlflowClient(), model, version)) from None
     run = ml.get_run(mv.run_id)
-    pipeline_run = run.data.tags.get('pipeline_run_id')
+    trained_in = run.data.tags.get('pipeline_run_id')
+    pipeline_run = evidence_run(s, model, version) or trained_in
     try:
         outs = RunManifest.load(s.runs_dir / pipeline_run).outputs()
     except (ManifestError, TypeError):
         raise ContextError(
-            f"{model} v{version}: the pipeline run that trained it ({pipeline_run}) has no manifest under {s.runs_dir}"
+            f"{model} v{version}: the pipeline run that gave it ({pipeline_run}) has no manifest under {s.runs_dir}"
         ) from None
     card = version_card(store, outs, ps['card'])
     facts = gov.gather_facts(
@@ -74,6 +76,29 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
         except trust.TrustError:
             facts.update(trained_by=facts.get('trained_by_tag'), trained_by_signed=False)
     return GovernanceContext(s, ps, ml, store, facts, pipeline_run)
+
+def evidence_run(s: Settings, model: str, version) -> str | None:
+    """The pipeline run whose outputs are a version's evidence (its validation's groups, its model card): the newest
+    whose register stage, run or reused, gave this version and whose model card stage finished; else the newest that
+    gave it (cut short after `register`); None when no run did (the caller falls back to the run that trained it). A
+    version's training may be reused from a run whose validation failed, and its card written by a run after one
+    killed at its register stage: neither is the run that trained it."""
+    from lifecycle.core.manifest import list_runs
+
+    gave = None
+    for m in list_runs(s.runs_dir):  # (newest first)
+        stages = m.data['stages']
+        reg = stages.get('register') or {}
+        out = reg.get('outputs') or {}
+        if reg.get('status') not in ('ok', 'cached') or str(out.get('model_version')) != str(version):
+            continue
+        if out.get('model_name', model) != model:
+            continue
+        gave = gave or m.run_id
+        if (stages.get('model_card') or {}).get('status') in ('ok', 'cached'):
+            return m.run_id
+    return gave
+
 
 def version_card(store, outs: dict, current) -> dict | None:
     """The model card fields a version's governance is judged on: those its own card was written with (`outs`: its
