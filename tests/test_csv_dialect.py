@@ -141,6 +141,30 @@ def test_whole_numbers_with_a_blank_are_kept_exactly_and_pseudonymised_alike(tmp
     assert blank.active.isna().sum() == 2
 
 
+@pytest.mark.parametrize(
+    'written, read',
+    [
+        (['1040.0', '1040', None], [1040, 1040, None]),  # (a float's text of a whole number: that number, exactly)
+        (['2_5', '3'], ['2_5', '3']),  # (Python's int() takes these; a CSV has no such number: left as text)
+        (['٣٤', '1'], ['٣٤', '1']),
+        (['3.5', '1'], [3.5, 1.0]),  # (a fraction: floats, as pandas reads them, for the type check to count)
+        ([' 12 ', '-3', '+4'], [12, -3, 4]),
+    ],
+    ids=['float-text', 'underscore', 'arabic-digits', 'fraction', 'signs-and-spaces'],
+)
+def test_an_int_columns_text_becomes_the_numbers_it_writes_and_nothing_else(written, read):
+    "Review N: `_exact_ints` parsed with Python's int(), which took `2_5` and other scripts' digits for numbers."
+    from lifecycle.data.pii import pseudonymise
+    from lifecycle.data.sources import _exact_ints
+
+    got = _exact_ints(
+        pd.DataFrame({'a': pd.Series(written, dtype=object)}), {'a': ColumnRule(dtype='int', personal=False)}
+    )
+    assert [None if pd.isna(v) else v for v in got.a.tolist()] == read
+    if read[0] == 1040:  # (one person's id, with `.0` in one row: one pseudonym)
+        assert pseudonymise(got.a, b'k')[0] == pseudonymise(got.a, b'k')[1] == pseudonymise(pd.Series([1040]), b'k')[0]
+
+
 def test_whole_numbers_beyond_64_bits_are_refused_by_the_type_check(tmp_path, monkeypatch):
     "An unsigned 64-bit value (2**64 - 1) in an int column was a TypeError traceback from the cast (review M)."
     monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))

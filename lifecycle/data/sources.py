@@ -204,22 +204,36 @@ def _int_columns(declared) -> list:
     return [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'int']
 
 
+_WHOLE = r'\s*[-+]?[0-9]+\s*'  # (ASCII digits: Python's int() also takes `2_5` and `٣٤`, which are no CSV number)
+
+
 def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None) -> pd.DataFrame:
-    """`chunk` with each `_int_columns` column read as text turned into nullable whole numbers, exactly; a column with
-    a value that is no whole number (`3.0`, a word, one beyond 64 bits) into what pandas would have read: numbers
-    where every value is one, else the text as it was, for the contract's type check to count."""
+    """`chunk` with each `_int_columns` column read as text turned into nullable whole numbers, exactly: `1040.0` as
+    the whole number it writes. A column holding a fraction, or a value beyond 64 bits, becomes what pandas would have
+    read (floats); one holding a value that is no number (a word, `2_5`) stays text, for the contract's type check to
+    count."""
     import pandas as pd
 
     for c in [x for x in (_label(c, chunk.columns) for c in _int_columns(declared)) if x is not None]:
         if not pd.api.types.is_object_dtype(chunk[c]):
             continue
         text = chunk[c].str.replace(thousands, '', regex=False) if thousands else chunk[c]
+        present = text.notna().to_numpy()
+        whole = text.str.fullmatch(_WHOLE, na=False).to_numpy(dtype=bool)
+        others = present & ~whole
+        num = pd.to_numeric(text[others], errors='coerce')
+        if num.isna().any():
+            continue  # (no number at all: left as text)
         try:
-            chunk[c] = text.astype('Int64')
-        except (TypeError, ValueError, OverflowError):
-            num = pd.to_numeric(text, errors='coerce')
-            if not (num.isna() & text.notna()).any():
-                chunk[c] = num
+            exact = text.where(whole).astype('Int64')
+        except (TypeError, ValueError, OverflowError):  # (beyond 64 bits)
+            chunk[c] = pd.to_numeric(text, errors='coerce')
+            continue
+        if len(num) and not ((num % 1 == 0) & (num.abs() < 2**53)).all():
+            chunk[c] = pd.to_numeric(text, errors='coerce')  # (a fraction: floats, as pandas reads them)
+            continue
+        exact[others] = num.astype('Int64').to_numpy()
+        chunk[c] = exact
     return chunk
 
 
