@@ -308,3 +308,15 @@ def test_a_long_value_is_judged_in_time_linear_in_its_length():
     assert time.perf_counter() - start < 20
     note = 'x' * 70 + '@example.org in a note'  # (a local part longer than 64: still an address)
     assert looks_personal(pd.Series([note] + ['ok'] * 20)).kind == 'text holding an e-mail address'
+
+
+def test_a_wide_export_with_a_renamed_column_names_it(workspace, arrests):
+    """The header rule withheld every undeclared name of a wide export (7 of its 17 names declared) as a first line
+    that may be data, the renamed column among them (review N): a header naming most of the contract's columns is one."""
+    (workspace / 'data').mkdir()
+    wide = arrests[arrests.year > 2000].head(50).rename(columns={'employed': 'employment'})
+    wide = wide.assign(**{f'extra_{i}': i for i in range(9)})
+    wide.to_csv(workspace / 'data/wide.csv', index=False)
+    r = cli(workspace, 'ingest', 'data/wide.csv', '--dataset', 'arrests', '--no-report')
+    said = ' '.join((r.stdout + r.stderr).split())
+    assert r.returncode == 1 and "undeclared column(s) ['employment'," in said and 'may be data' not in said, said

@@ -265,13 +265,15 @@ def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
 
 
 def header_may_be_data(names: list, declared) -> bool:
-    """Whether a text file's first line, read as a header (`names`), may be a row of values instead: it names fewer
-    than half of its columns by a column of the contract (`declared`, names or column -> rule) and not every one of
-    them. A header of the dataset names its columns; a row of values may hold one of their names (`employed` in a
-    status column), and no heuristic on the values tells it from a header for sure. Its names are then not quoted."""
+    """Whether a text file's first line, read as a header (`names`), may be a row of values instead: fewer than half of
+    its names are columns of the contract (`declared`, names or column -> rule), and it names at most half of the
+    contract's columns. A header of the dataset names most of its columns (a wide export: most of the contract's, among
+    its own); a row of values may hold one of their names (`employed` in a status column), and no heuristic on the
+    values tells it from a header for sure. Its names are then not quoted."""
     names = [str(n) for n in names]
     known = set(declared or ())
-    return bool(names) and 2 * sum(n in known for n in names) < len(names) and not known <= set(names)
+    k = len(known & set(names))
+    return bool(names and known) and 2 * k < len(names) and 2 * k <= len(known)
 
 
 def _may_be_personal(text: str) -> bool:
