@@ -312,7 +312,8 @@ def test_a_long_value_is_judged_in_time_linear_in_its_length():
 
 def test_a_wide_export_with_a_renamed_column_names_it(workspace, arrests):
     """The header rule withheld every undeclared name of a wide export (7 of its 17 names declared) as a first line
-    that may be data, the renamed column among them (review N): a header naming most of the contract's columns is one."""
+    that may be data, the renamed column among them (review N): a header naming most of the contract's columns is
+    one."""
     (workspace / 'data').mkdir()
     wide = arrests[arrests.year > 2000].head(50).rename(columns={'employed': 'employment'})
     wide = wide.assign(**{f'extra_{i}': i for i in range(9)})

@@ -117,13 +117,19 @@ def check_fitted(fitted, p: FeaturesParams) -> None:
     one of that feature's values NaN and failed training with scikit-learn's words, naming no column."""
     import numpy as np
 
-    bad = []
+    bad, empty = [], []
     for f in p.features:
         t = fitted.named_transformers_.get(f.name)
-        if f.transform == 'standardize' and not all(
+        if f.transform != 'standardize' or all(
             np.isfinite(getattr(t, a, np.zeros(1))).all() for a in ('mean_', 'var_', 'scale_')
         ):
-            bad.append(f.name)
+            continue
+        (empty if not np.any(getattr(t, 'n_samples_seen_', 1)) else bad).append(f.name)
+    if empty:
+        raise FeatureError(
+            f"feature(s) {empty} (transform: standardize): no value on the training snapshot, every one missing; "
+            "expected numbers to scale: check the column upstream, or leave it out of features.yaml"
+        )
     if bad:
         raise FeatureError(
             f"feature(s) {bad} (transform: standardize): their values are too large to standardise (a mean or variance "

@@ -109,10 +109,15 @@ def as_written(typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30) -
 
 
 def _blank_wholes(s: pd.Series) -> bool:
-    """Whether pandas read column `s` as floats only for its blanks: whole numbers and missing values (a float holds an
-    id beyond 2**53 rounded, and two ids as one)."""
+    """Whether pandas read column `s` as floats only for its blanks, rounding some: whole numbers beyond 2**53 and
+    missing values (a float holds such an id rounded, and two ids as one; smaller ones it holds exactly)."""
     v = s.dropna()
-    return pd.api.types.is_float_dtype(s) and len(v) < len(s) and len(v) > 0 and bool((v % 1 == 0).all())
+    return (
+        pd.api.types.is_float_dtype(s)
+        and 0 < len(v) < len(s)
+        and bool((v % 1 == 0).all())
+        and bool(v.abs().max() >= 2**53)
+    )
 
 
 def _numeric(s: pd.Series) -> bool:
