@@ -54,7 +54,9 @@ def server(ws):
 
 
 def flags(ws: Path, *assignments: str) -> dict:
-    r, out = cli_json(ws, 'flags', 'set', *assignments)
+    "Set flags, later assignments of a key over earlier ones (`BASE` and a test's own; the CLI refuses a key twice)."
+    merged = {a.split('=', 1)[0]: a for a in assignments}
+    r, out = cli_json(ws, 'flags', 'set', *merged.values())
     assert r.returncode == 0, r.stderr
     return out['flags']
 
