@@ -78,26 +78,30 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
     return GovernanceContext(s, ps, ml, store, facts, pipeline_run)
 
 def evidence_run(s: Settings, model: str, version) -> str | None:
-    """The pipeline run whose outputs are a version's evidence (its validation's groups, its model card): the newest
-    whose register stage, run or reused, gave this version and whose model card stage finished; else the newest that
-    gave it (cut short after `register`); None when no run did (the caller falls back to the run that trained it). A
-    version's training may be reused from a run whose validation failed, and its card written by a run after one
-    killed at its register stage: neither is the run that trained it."""
+    """The pipeline run whose outputs are a version's evidence (its validation's groups, its model card): the run whose
+    register stage registered it, once its model card stage finished; a run killed before then has its evidence in the
+    first run after it that reused that registration and finished the card (and only that one: a later run, on an
+    edited card.yaml, never replaces evidence a version may have been approved on). None when no run registered it
+    (the caller falls back to the run that trained it, as for a version a simulation registered)."""
     from lifecycle.core.manifest import list_runs
 
-    gave = None
-    for m in list_runs(s.runs_dir):  # (newest first)
-        stages = m.data['stages']
-        reg = stages.get('register') or {}
+    def gave(m) -> str | None:  # ('ok': this run registered it; 'cached': it reused that registration)
+        reg = m.data['stages'].get('register') or {}
         out = reg.get('outputs') or {}
-        if reg.get('status') not in ('ok', 'cached') or str(out.get('model_version')) != str(version):
-            continue
-        if out.get('model_name', model) != model:
-            continue
-        gave = gave or m.run_id
-        if (stages.get('model_card') or {}).get('status') in ('ok', 'cached'):
-            return m.run_id
-    return gave
+        if str(out.get('model_version')) != str(version) or out.get('model_name', model) != model:
+            return None
+        return reg.get('status') if reg.get('status') in ('ok', 'cached') else None
+
+    def carded(m) -> bool:
+        return (m.data['stages'].get('model_card') or {}).get('status') in ('ok', 'cached')
+
+    runs = [(m, how) for m in reversed(list_runs(s.runs_dir)) if (how := gave(m))]  # (oldest first)
+    origin = next((m for m, how in runs if how == 'ok'), runs[0][0] if runs else None)
+    if origin is None or carded(origin):
+        return origin.run_id if origin else None
+    reused = [m for m, how in runs if how == 'cached']
+    later = [m for m in reused if m.data['stages']['register'].get('cached_from') == origin.run_id]
+    return next((m.run_id for m in later if carded(m)), origin.run_id)
 
 
 def version_card(store, outs: dict, current) -> dict | None:
