@@ -72,7 +72,7 @@ def test_the_same_content_ingested_after_a_purge_is_a_loadable_snapshot(ws):
 def test_two_fail_open_batches_wholly_quarantined_are_no_replay_of_each_other(ws, recwarn):
     """Every batch whose rows all go to quarantine stores the same empty clean snapshot: the second of two different
     such batches was reported as a replay of the first, 'a replayed job or double delivery' (review M); and pandas
-    warned on stderr about concatenating an empty frame."""
+    warned on stderr about concatenating an empty frame. Its quarantined rows say whether it is a replay (review O)."""
     base = params('q', None)
     age = ColumnRule(dtype='int', personal=False, max=120)
     p = base.model_copy(update={'policy': 'fail_open', 'columns': {**base.columns, 'age': age}})
@@ -80,4 +80,7 @@ def test_two_fail_open_batches_wholly_quarantined_are_no_replay_of_each_other(ws
     second = ing.ingest_batch([ROWS.assign(age=[400, 401, 402])], p, ws, source='b.csv', fingerprint='b')
     assert first.accepted_rows == second.accepted_rows == 0 and second.quarantined_rows == 3
     assert 'replayed_batch' not in set(second.violations.rule), second.violations
+    again = ing.ingest_batch([ROWS.assign(age=[400, 401, 402])], p, ws, source='b.csv', fingerprint='b')
+    assert 'replayed_batch' in set(again.violations.rule)  # (the same batch twice: a replay, all quarantined or not)
+    assert '_existed' not in again.quarantine
     assert not [w for w in recwarn if issubclass(w.category, FutureWarning)], [str(w.message) for w in recwarn]

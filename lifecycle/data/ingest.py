@@ -434,12 +434,15 @@ def ingest_batch(
                     created=created,
                 )
             existed = res.snapshot.pop('_existed', False)
-            if existed and clean.rows:  # (no clean row: every such batch stores the same empty table, no replay)
+            held = (res.quarantine or {}).pop('_existed', False)
+            # (no clean row: every such batch stores the same empty table; its quarantined rows say whether it is new)
+            same = res.snapshot if clean.rows else res.quarantine if quarantine.rows else None
+            if same is not None and (existed if clean.rows else held):
                 replay = violation(
                     'replayed_batch',
                     '(batch)',
                     expected='new content',
-                    found=f"identical to {res.snapshot['version']}",
+                    found=f"identical to {same['version']}",
                     blocking=False,
                 )
                 res.violations = pd.DataFrame([*v.to_dict('records'), replay]).astype(  # (no concat of an empty frame)
