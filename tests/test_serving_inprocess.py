@@ -1325,13 +1325,20 @@ def test_token_list_says_a_token_is_refused_when_its_persons_key_was_revoked(ws,
     s = Workspace.open(ws)
     people = trust.roster(s)
     mine = hashlib.sha256(token_of(s, 'carol').encode()).hexdigest()[:12]
-    [row] = [r for r in list_tokens(s, people) if r['sha256'] == mine]
+    [row] = [r for r in list_tokens(s, people, judge=True) if r['sha256'] == mine]
     assert 'refused' not in row  # (as the registry stands: usable)
     gone = {n: SimpleNamespace(key_id=p.key_id, revoked='2026-12-05T10:00:00Z') for n, p in people.items()}
-    refused = [r for r in list_tokens(s, gone) if not r['revoked'] and not r.get('damaged') and r['user'] in gone]
+    refused = [
+        r for r in list_tokens(s, gone, judge=True) if not r['revoked'] and not r.get('damaged') and r['user'] in gone
+    ]
     assert refused and all(r['refused'].endswith('was revoked at 2026-12-05T10:00:00Z') for r in refused), refused
     TokensShown(refused, 'x').show()
     out = capsys.readouterr().out
     assert 'refused (' in out and 'active' not in out, out
-    unrevoked = [r for r in list_tokens(s, {}) if not r['revoked'] and not r.get('damaged')]
+    unrevoked = [r for r in list_tokens(s, {}, judge=True) if not r['revoked'] and not r.get('damaged')]
     assert all(r['refused'].startswith(f"{r['user']} is not registered") for r in unrevoked), unrevoked
+    none = [r for r in list_tokens(s, None, judge=True) if not r['revoked'] and not r.get('damaged')]
+    assert all(
+        r['refused'].endswith("trust is not initialised, so nobody holds a role (`lifecycle trust init`)") for r in none
+    )
+    assert all('refused' not in r for r in list_tokens(s))  # (not judged: as it was)

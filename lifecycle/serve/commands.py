@@ -467,8 +467,8 @@ def token_list(as_json: bool = typer.Option(False, '--json', help="Print as JSON
     try:  # (a token whose person's key was revoked is refused by the admin API: said, not listed as active)
         people = trust.roster(ws)
     except trust.TrustError:
-        people = None  # (the registry cannot be read: every token is refused, as `trust verify` says why)
-    rows = list_tokens(ws, people)
+        people = None  # (the registry cannot be read: the server refuses every token, as `trust show` says why)
+    rows = list_tokens(ws, people, judge=True)
     return TokensShown(rows, f"{len(rows)} token(s)")
 
 

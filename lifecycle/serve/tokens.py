@@ -135,14 +135,15 @@ def _tokens_changed(s: Settings):
         atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
 
 
-def list_tokens(s: Settings, people: dict | None = None) -> list[dict]:
+def list_tokens(s: Settings, people: dict | None = None, judge: bool = False) -> list[dict]:
     """Every token issued here, oldest first (`_row`). A record edited into something that is not one is listed as
-    `damaged` (the admin API refuses its token), never left out. Given the trust registry (`people`), each token not
-    revoked whose person may not use it says why (`refused`: their key revoked, not registered)."""
+    `damaged` (the admin API refuses its token), never left out. With `judge`, against the trust registry `people`
+    (None: not initialised, or unreadable, as the server then reads it), each token not revoked whose person may not
+    use it says why (`refused`: their key revoked, not registered, no registry)."""
     p = tokens_path(s)
     recs = _tokens(p) if p.exists() else {}
     rows = [_row(d, r) for d, r in recs.items()]
-    if people is not None:
+    if judge:
         for row, rec in zip(rows, recs.values()):
             if not row.get('damaged') and not row['revoked'] and (why := person_refusal(rec, people)):
                 row['refused'] = f"{row['user']}{why}"
