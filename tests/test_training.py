@@ -117,29 +117,26 @@ def test_permutation_importance_on_row_indices_only_for_row_wise_steps_and_label
 
 
 @pytest.mark.parametrize(
-    'seen, earlier',
-    [  # (earlier: the rows a cut-off at Berlin's midnight, 23:00 UTC, leaves out of those a UTC midnight takes)
-        (pd.Series(pd.date_range('2024-10-01', periods=120, freq='D', tz='UTC')), 1),  # (a Parquet column in UTC)
-        (
-            pd.Series(
-                pd.date_range('2024-10-01', periods=120, freq='D', tz='Europe/Berlin').strftime('%Y-%m-%dT%H:%M%z')
-            ),
-            0,
+    'seen',
+    [
+        pd.Series(pd.date_range('2024-10-01 00:30', periods=120, freq='D', tz='Europe/Paris')),  # (a Parquet column)
+        pd.Series(
+            pd.date_range('2024-10-01 00:30', periods=120, freq='D', tz='Europe/Berlin').strftime('%Y-%m-%dT%H:%M%z')
         ),
     ],
     ids=['tz-aware', 'summer-and-winter-offsets'],
 )
-def test_a_date_split_takes_times_with_offsets(seen, earlier):
-    """A date column in UTC failed the date split with "Invalid comparison between dtype=datetime64[ns, UTC] and
+def test_a_date_split_takes_times_with_offsets_as_written(seen):
+    """A date column in a zone failed the date split with "Invalid comparison between dtype=datetime64[ns, UTC] and
     Timestamp", and one zone's summer and winter offsets in one column with "Can only use .dt accessor" (review M).
-    They are compared in UTC, as a cut-off with an offset is."""
+    They are read as written, the offset left aside (review O: in UTC, 00:30 on 1 November fell in October's batch)."""
     from lifecycle.core.params import SplitSpec
     from lifecycle.data.stages import batch_key, in_training
     from lifecycle.model.train import split_holdout
 
     df = pd.DataFrame({'seen': seen, 'y': [0, 1] * 60})
     tr, ho = split_holdout(df, 'y', 0.25, 0, how=SplitSpec(method='date', column='seen', cutoff='2024-12-01'))
-    assert len(tr) + len(ho) == 120 and 0 < len(ho) < 120
-    assert int(in_training(seen, '2024-12-01').sum()) == len(tr)
-    assert int(in_training(seen, '2024-12-01T00:00+01:00').sum()) == len(tr) - earlier
-    assert batch_key(seen, '2024-12-01').iloc[-1] == '2025-01'
+    assert len(tr) == 61 and len(ho) == 59  # (1 October to 30 November, at 00:30: on or before 1 December)
+    assert int(in_training(seen, '2024-12-01').sum()) == 61
+    assert int(in_training(seen, '2024-12-01T00:30+01:00').sum()) == 62  # (its 00:30 as written: 1 December's too)
+    assert batch_key(seen, '2024-12-01').tolist()[31:33] == ['2024-11', '2024-11']  # (1 November 00:30, as written)

@@ -561,21 +561,34 @@ def day_first(values: pd.Series) -> bool | None:
 def read_dates(values: pd.Series, dayfirst: bool | None = None) -> pd.Series:
     """Timestamps of `values` (NaT where unreadable), day first when the column's `d/m/Y` values say so (`dayfirst`:
     as judged over the whole source, when `values` is one chunk of it). Times with an offset (`+02:00`, a Parquet
-    column in UTC, a zone's summer and winter offsets in one column) are given in UTC, without their zone, as those
-    without one are read: one kind of timestamp, which a cut-off date compares with (`cut_date`)."""
+    column in a zone, a zone's summer and winter offsets in one column) are read as written, their offset left aside:
+    00:30 on 1 July in Paris is in July's batch, as its writer dated it. A cut-off is read alike (`cut_date`)."""
     import pandas as pd
 
     if isinstance(values.dtype, pd.DatetimeTZDtype):
-        return values.dt.tz_convert('UTC').dt.tz_localize(None)
+        return values.dt.tz_localize(None)
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
+    import warnings
+
     dayfirst = bool(day_first(values)) if dayfirst is None else dayfirst
-    return pd.to_datetime(values, errors='coerce', format='mixed', dayfirst=dayfirst, utc=True).dt.tz_localize(None)
+    with warnings.catch_warnings():  # (pandas' FutureWarning on mixed offsets: they are read apart, below)
+        warnings.simplefilter('ignore', FutureWarning)
+        read = pd.to_datetime(values, errors='coerce', format='mixed', dayfirst=dayfirst)
+    if isinstance(read.dtype, pd.DatetimeTZDtype):  # (one offset throughout)
+        return read.dt.tz_localize(None)
+    if read.dtype == object:  # (several offsets, or some values with one and some without)
+        written = values.astype(str).str.replace(_OFFSET, '', regex=True).where(values.notna())
+        return pd.to_datetime(written, errors='coerce', format='mixed', dayfirst=dayfirst)
+    return read
+
+
+_OFFSET = r'(?<=\d)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$'  # a time's UTC offset at its end: `Z`, `+02:00`, `-0500`, `+01`
 
 
 def cut_date(text) -> pd.Timestamp:
-    "A cut-off date or time as `read_dates` gives timestamps: one with an offset in UTC, without its zone."
+    "A cut-off date or time as `read_dates` reads timestamps: one with an offset as written, the offset left aside."
     import pandas as pd
 
     t = pd.Timestamp(text)
-    return t.tz_convert('UTC').tz_localize(None) if t.tzinfo is not None else t
+    return t.tz_localize(None) if t.tzinfo is not None else t
