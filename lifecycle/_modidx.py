@@ -3533,6 +3533,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._invocation_scored': ( 'api/serve/serving.html#_invocation_scored',
                                                                                          'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving._keys_twice': ( 'api/serve/serving.html#_keys_twice',
+                                                                                  'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._kill_reason': ( 'api/serve/serving.html#_kill_reason',
                                                                                    'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._model_failed': ( 'api/serve/serving.html#_model_failed',

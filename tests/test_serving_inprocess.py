@@ -373,6 +373,12 @@ def test_admin_bodies_are_taken_as_typed_not_coerced(client, ws):
         r = client.patch('/admin/flags', json=body, headers=token)
         assert r.status_code == 422 and r.json()['error'].startswith(('field \'reason\'', 'body: 1 unknown')), r.text
         assert 'mallory' not in r.text
+    twice = b'{"changes": {"percentage": 5, "percentage": 50}}'  # (a JSON reader keeps the last: review O)
+    r = client.patch('/admin/flags', content=twice, headers={**token, 'content-type': 'application/json'})
+    assert r.status_code == 422 and "key 'percentage' is given twice" in r.json()['error'], r.text
+    both = {'changes': {'threshold': {'default': 'default'}, 'threshold.default': 'default'}}  # (a group and its key)
+    r = client.patch('/admin/flags', json=both, headers=token)
+    assert r.status_code == 422 and "'threshold' and 'threshold.default' are both given" in r.json()['error'], r.text
     assert fl.load_spec(s)[0] == before  # (nothing refused changed anything)
     since = len(audit.read(s.audit_path))
     r = client.post('/admin/flags/kill', json={'reason': 'INC-42: paging'}, headers=token)

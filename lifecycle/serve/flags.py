@@ -961,6 +961,9 @@ def _not_json(o):
 def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
     "`old` with `changes` (dotted keys) applied and validated; `FlagError` naming what does not fit."
     d = old.model_dump(mode='json', by_alias=True)
+    keys = [str(k) for k in changes]
+    if both := sorted({f"{a}' and '{b}" for a in keys for b in keys if b.startswith(a + '.')}):
+        raise FlagError(f"'{both[0]}' are both given: give a group of keys or the keys in it, not both")
     for k, v in changes.items():
         if str(k) == 'threshold' and not isinstance(v, dict):  # (pydantic's answer: "a valid dictionary")
             raise FlagError(

@@ -537,9 +537,12 @@ async def get_flags(request: Request, user: Annotated[str, Depends(admin_user('f
 async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user('flags.change'))]):
     srv: Server = request.app.state.server
     try:
-        p = read_json(await read_body(request, srv.max_body), srv.max_depth)
+        body = await read_body(request, srv.max_body)
+        p = read_json(body, srv.max_depth)
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
+        if twice := _keys_twice(body):  # (JSON readers keep the last of two: as `flags set`, refused)
+            raise InputError(f"field 'changes': key {twice[0]!r} is given twice; give each key once")
         reason = _admin_reason(p, ('changes', 'reason'), '')
         spec = await run_in_threadpool(  # (it may wait for the flags lock: the server answers others meanwhile)
             fl.change_flags, srv.s, p['changes'], actor=user, reason=reason, source='api'
@@ -550,6 +553,21 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         log.error('flags change refused: %s', e)
         return refuse(srv, 'admin', e, 503)
     return answer({'spec': fl.shown_spec(fl.as_declared(spec, srv.declared))})
+
+
+def _keys_twice(body: bytes) -> list[str]:
+    "The keys of a flags change's `changes` object (`body`: its JSON) that it gives more than once."
+    import json
+
+    twice = []
+
+    def pairs(items):
+        keys = [k for k, _ in items]
+        twice.extend(k for k in dict.fromkeys(keys) if keys.count(k) > 1 and 'changes' not in keys)
+        return dict(items)
+
+    json.loads(body, object_pairs_hook=pairs)
+    return twice
 
 
 @admin_router.post(
