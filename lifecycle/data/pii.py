@@ -144,7 +144,7 @@ _DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly di
 _INSIDE = (  # (kind, pattern found within a value, values needed): personal data written into free text
     (  # (not a file name `logo@2x.png`, not a git remote `git@github.com:x`)
         'text holding an e-mail address',
-        r'[\w.+-]{1,64}@[\w-]{0,63}[A-Za-z][\w-]{0,63}(?:\.[\w-]{1,63}){0,8}\.'  # (bounded: a long word costs a line)
+        r'(?<![\w.+-])[\w.+-]{1,64}@[\w-]{0,63}[A-Za-z][\w-]{0,63}(?:\.[\w-]{1,63}){0,8}\.'  # (bounded: linear)
         r'(?!(?:png|jpe?g|gif|svg|webp|pdf|txt|csv|json|js|css|html?)\b)[A-Za-z]{2,63}\b(?!:[^\s]|@)',
         1,
     ),

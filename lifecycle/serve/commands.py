@@ -414,10 +414,11 @@ def token_request(
     from lifecycle.serve.tokens import request_token
 
     name = person_name(user)
-    if not re.fullmatch(r'[0-9a-f]{32}', workspace_id.strip()):  # (no token is made for an id no workspace has)
+    workspace_id = workspace_id.strip().lower()  # (as written anywhere: the id's hex digits, in either case)
+    if not re.fullmatch(r'[0-9a-f]{32}', workspace_id):  # (no token is made for an id no workspace has)
         raise CommandError(
             f"--workspace-id: expected the workspace's id, 32 hex digits (`lifecycle token issue {name}` in it names "
-            f"it), found {len(workspace_id.strip())} character(s) that are not one",
+            f"it), found {len(workspace_id)} character(s) that are not one",
             EXIT_INPUT,
         )
     try:
