@@ -234,9 +234,14 @@ def test_an_alert_of_an_arm_the_served_flags_retired_starts_no_retraining(two_ve
     append_jsonl(alerts, dict(drift, id='a1', series='2/challenger'))
     append_jsonl(alerts, dict(drift, id='a2', series='2/control'))  # (v2 never the control here)
     assert facts(ws, {})['alerts'] == [] and not check(ws, rp).fire
-    append_jsonl(alerts, dict(drift, id='a3', series='1/control'))  # the version that serves: it counts
+    append_jsonl(alerts, dict(drift, id='a0', series='1/control', model='another-model'))  # (review P: another
+    assert facts(ws, {})['alerts'] == [] and not check(ws, rp).fire  # model's v1 is not this one's)
+    append_jsonl(alerts, dict(drift, id='a3', series='1/control', model='arrests-release'))  # the version that serves
     r = check(ws, rp)
     assert r.fire and [a['id'] for a in r.hits[0].evidence['alerts']] == ['a3'], r
+    from lifecycle.operate.monitor import status
+
+    assert status(ws)['alerts']['high'] == 3  # (a1, a2, a3: this model's and those naming none; not another's)
 
 
 # -- one iteration, end to end and interrupted ------------------------------------------------------------------------

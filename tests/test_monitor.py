@@ -185,7 +185,9 @@ def test_shift_and_flip_raise_drift_and_performance_alerts_to_their_sinks(worksp
     while len(mail.got) < len(paging) and time.time() < deadline:
         time.sleep(0.05)
     assert sorted(m['Subject'] for m in mail.got) == sorted(
-        f"[lifecycle {a['severity']}] {a['rule']} on {a['series']}" for a in alerts if a['id'] in paging
+        f"[lifecycle {a['severity']}] {a['rule']} on {a['model'] + ' ' if a.get('model') else ''}{a['series']}"
+        for a in alerts
+        if a['id'] in paging
     )
     assert sorted(t['id'] for t in read_jsonl(ws.state_dir / 'monitor' / 'tickets.jsonl')) == tickets
     # every alert is in the audit log with its window's evidence, and no input value
@@ -206,6 +208,7 @@ def test_shift_and_flip_raise_drift_and_performance_alerts_to_their_sinks(worksp
         'window_start',
         'window_end',
         'ts',
+        'model',
     }
     assert all(set(e['details']['evidence']) == keys and e['actor'] == 'monitor' for e in entries)
     drift_entry = next(e for e in entries if e['subject'] == 'input_drift')
@@ -700,7 +703,9 @@ def test_replaying_the_later_years_through_a_running_server_raises_each_alert_to
     while len(mail.got) < len(paging) and time.time() < deadline:
         time.sleep(0.05)
     assert sorted(m['Subject'] for m in mail.got) == sorted(
-        f"[lifecycle {a['severity']}] {a['rule']} on {a['series']}" for a in alerts if a['id'] in paging
+        f"[lifecycle {a['severity']}] {a['rule']} on {a['model'] + ' ' if a.get('model') else ''}{a['series']}"
+        for a in alerts
+        if a['id'] in paging
     )
     assert sorted(t['id'] for t in read_jsonl(ws.state_dir / 'monitor' / 'tickets.jsonl')) == tickets
     audited = [e['details']['evidence']['id'] for e in read(ws.audit_path) if e['action'] == 'monitor.alert']

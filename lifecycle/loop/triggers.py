@@ -172,7 +172,7 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
             last = ws.client.get_model_version(rp.model_name, v).creation_timestamp / 1000 if v else 0.0
         except Exception:
             last = 0.0
-    alerts = alert_log(ws.state_dir)[::-1]
+    alerts = alert_log(ws.state_dir, model=rp.model_name)[::-1]  # (another model's alerts retrain no model of these)
     gone = retired_series(served_flags(ws, rp.model_name), {a.get('series') for a in alerts if a.get('series')})
     alerts = [a for a in alerts if a.get('series') not in gone]  # (an arm's version serving there no more: its canary)
     return dict(alerts=alerts, new_labels=len(rows), labels_since=since, last_retrain=last)

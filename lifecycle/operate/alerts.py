@@ -40,6 +40,7 @@ class Alert:
     ts: float
     message: str
     sinks: list = field(default_factory=list)
+    model: str | None = None  # the registered model whose series it is (None: the workspace's, an audit or log finding)
 
     def evidence(self) -> dict:
         "What the audit log keeps: the measured numbers and the window, never an input value."
@@ -107,7 +108,8 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
             last[key] = now
             if win is not None:
                 seen[once] = now
-            where = f"{obs['series']}" + (f", window {win}" if win is not None else '')
+            where = (f"{obs['model']} " if obs.get('model') else '') + f"{obs['series']}"
+            where += f", window {win}" if win is not None else ''
             shown = f'{value:.4g}' if math.isfinite(value) else 'never'
             out.append(
                 Alert(
@@ -125,6 +127,7 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
                     ts=now,
                     message=f"[{rule.severity}] {rule.name}: {rule.metric} = {shown} ({rule.condition}) on {where}"
                     + (f" ({n} {METRICS[rule.metric][0]})" if n is not None else ''),
+                    model=obs.get('model'),
                 )
             )
     return out
@@ -207,7 +210,8 @@ def send(sink: str, alert: dict, mp: MonitorParams, state_dir: Path) -> None:
         r.raise_for_status()
     elif sink == 'email':
         m = EmailMessage()
-        m['Subject'] = f"[lifecycle {alert['severity']}] {alert['rule']} on {alert['series']}"
+        on = (f"{alert['model']} " if alert.get('model') else '') + str(alert['series'])
+        m['Subject'] = f"[lifecycle {alert['severity']}] {alert['rule']} on {on}"
         m['From'], m['To'] = s.email.sender, ', '.join(s.email.to)
         m.set_content(
             alert['message'] + '\n\n' + json.dumps({k: v for k, v in alert.items() if k != 'message'}, indent=1)

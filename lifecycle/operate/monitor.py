@@ -602,7 +602,7 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
         append_jsonl(out_dir / 'process.jsonl', proc, fsync=False)
     heat = m.attrs.pop('drift', None)
     if len(m):  # rewritten only when they changed: the site re-renders the landing page when they do
-        _write_if_changed(out_dir / 'windows.parquet', m.to_parquet())
+        _write_if_changed(out_dir / 'windows.parquet', m.assign(model=name).to_parquet())  # (whose windows they are)
         if heat is not None and len(heat):
             _write_if_changed(out_dir / 'drift.parquet', heat.to_parquet())
     hb_ts = {n: now - a for n, a in heartbeats(ws.state_dir, mp.watchers, now).items() if np.isfinite(a)}
@@ -709,10 +709,14 @@ _SHOWN = [
 ]
 
 
-def alert_log(state_dir: str | Path, severity: str | None = None, limit: int | None = None) -> list[dict]:
-    "Alerts raised so far (newest first), of one severity or all."
+def alert_log(
+    state_dir: str | Path, severity: str | None = None, limit: int | None = None, model: str | None = None
+) -> list[dict]:
+    """Alerts raised so far (newest first), of one severity or all; of one registered `model` (and those of none: an
+    audit or log finding, or raised before alerts named their model), or all. A workspace may serve several models:
+    one's alerts are no other's to count."""
     raised = read_jsonl(_monitor_dir(state_dir) / 'alerts.jsonl', keys=('rule', 'series', 'severity'))
-    out = [a for a in raised if severity in (None, a['severity'])]
+    out = [a for a in raised if severity in (None, a['severity']) and model in (None, a.get('model') or model)]
     return out[::-1][:limit]
 
 
@@ -751,13 +755,14 @@ def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
     now = time.time() if now is None else now
     d = _monitor_dir(ws.state_dir)
     ages = heartbeats(ws.state_dir, mp.watchers, now)
-    series = []
+    series, name = [], ws.params['register'].model_name  # (this params' model: another's windows and alerts are not)
     if (d / 'windows.parquet').is_file():
         m = _windows(d / 'windows.parquet')
+        m = m[m['model'] == name] if 'model' in m.columns else m  # (a file from before windows named their model)
         last = m[m['closed']].sort_values('window').groupby(['model_version', 'variant']).tail(1)
         for r in last.to_dict('records'):
             series.append({k: r.get(k) for k in ['model_version', 'variant', 'window', 'window_end', *_SHOWN]})
-    raised = alert_log(ws.state_dir)
+    raised = alert_log(ws.state_dir, model=name)
     box = Outbox(ws.state_dir)
     return dict(
         watchers={
@@ -792,7 +797,7 @@ def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
     st = status(ws, mp, now)
     watchers = _watchers(st, ws.state_dir, mp, now)
     alive = watchers['monitor']['alive']
-    raised = alert_log(ws.state_dir)
+    raised = alert_log(ws.state_dir, model=ws.params['register'].model_name)
     still = {a['id'] for a in open_alerts(ws.state_dir, raised)}
     keys = [(str(s['model_version']), str(s['variant'])) for s in st['series']]
     keys += [tuple(a['series'].split('/', 1)) for a in raised]
