@@ -1361,3 +1361,28 @@ def test_a_failed_delivery_keeps_no_part_of_the_webhooks_path_and_a_retry_set_by
         ],
     )
     assert box.deliver(mp)['tickets'] == (1, 0)  # (set a year ahead by a clock since set back: due now)
+
+
+def test_an_alert_delivered_leaves_the_outbox_at_once(workspace, monkeypatch):
+    """The outbox was saved once a sink's whole list was tried: a look killed while a later alert waited on its sink
+    sent the ones delivered before it a second time, on the next look (review P)."""
+    from lifecycle.operate import alerts as al
+
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    box = al.Outbox(ws.state_dir)
+    for i in range(3):
+        a = al.Alert(f'a{i}', 'r', 'high', 'accuracy', 0.1, '< 0.5', 500, '1/control', i, i, i, time.time(), 'x')
+        a.sinks = ['tickets']
+        box.put(a)
+    sent = []
+
+    def send(sink, alert, mp, state_dir):
+        if alert['id'] == 'a1':
+            raise KeyboardInterrupt  # (the look killed while this one waits on its sink)
+        sent.append(alert['id'])
+
+    monkeypatch.setattr(al, 'send', send)
+    with pytest.raises(KeyboardInterrupt):
+        box.deliver(mp)
+    assert sent == ['a0'] and [it['alert']['id'] for it in box.pending('tickets')] == ['a1', 'a2']

@@ -264,13 +264,14 @@ class Outbox:
     def deliver(self, mp: MonitorParams, now: float | None = None, sleep=time.sleep) -> dict:
         """Try every pending alert that is due; returns {sink: (delivered, still pending)}. A sink that failed an
         alert's every attempt is not tried again in this look (a dead webhook held up every look, and the e-mail
-        after it, for its attempts and timeout times the alerts waiting)."""
+        after it, for its attempts and timeout times the alerts waiting). Each delivered alert leaves the outbox at
+        once: a look killed while a later one waits on its sink sends it no second time."""
         out = {}
         for sink in ('tickets', 'webhook', 'email'):
             items, keep, done, down = self.pending(sink), [], 0, False
             cfg = getattr(mp.sinks, sink)
             tries, backoff = getattr(cfg, 'attempts', 1), getattr(cfg, 'backoff_s', 0.0)
-            for it in items:
+            for i, it in enumerate(items):
                 at = time.time() if now is None else now
                 if down or at < it['next_try'] <= at + 3600:  # (a retry set further off than the longest backoff was
                     keep.append(it)  # set by a clock since set back: due now)
@@ -279,7 +280,8 @@ class Outbox:
                     try:
                         send(sink, it['alert'], mp, self.state_dir)
                         done += 1
-                        break
+                        self._save(sink, keep + items[i + 1 :])  # (out at once: a look killed on the next one
+                        break  # waiting for its sink sends this one no second time)
                     except Exception as e:  # unreachable, refused, timed out: try again, later if need be
                         it['attempts'] += 1
                         it['error'] = _failure(e, mp)
