@@ -2373,6 +2373,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                            'lifecycle/operate/schema.py'),
                                           'lifecycle.operate.schema.WebhookSink': ( 'api/operate/schema.html#webhooksink',
                                                                                     'lifecycle/operate/schema.py'),
+                                          'lifecycle.operate.schema.WebhookSink._http_url': ( 'api/operate/schema.html#webhooksink._http_url',
+                                                                                              'lifecycle/operate/schema.py'),
                                           'lifecycle.operate.schema.Window': ( 'api/operate/schema.html#window',
                                                                                'lifecycle/operate/schema.py'),
                                           'lifecycle.operate.schema.Window._one': ( 'api/operate/schema.html#window._one',

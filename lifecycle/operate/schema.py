@@ -164,6 +164,27 @@ class WebhookSink(_Strict):
     attempts: int = Field(3, ge=1)  # per monitor run; what is not delivered waits for the next run
     backoff_s: float = Field(0.5, ge=0)  # doubled after each failed attempt
 
+    @field_validator('url')
+    @classmethod
+    def _http_url(cls, v):
+        "An http(s) URL with a host: anything else holds every alert in the outbox, undeliverable, said nowhere."
+        from urllib.parse import urlsplit
+
+        if v is None:
+            return v
+        try:
+            parts = urlsplit(v.strip())
+            host = parts.hostname
+        except ValueError:
+            host, parts = None, None
+        if parts is None or parts.scheme not in ('http', 'https') or not host:
+            other = parts is not None and parts.scheme not in ('', 'http', 'https')
+            found = f'a {parts.scheme}: URL' if other else 'none'
+            raise ValueError(
+                f"expected an http:// or https:// URL with a host, found {found} (not shown: it may hold a secret)"
+            )
+        return v.strip()
+
 
 class EmailSink(_Strict):
     "E-mail over SMTP."
