@@ -36,7 +36,8 @@ def choices(windows: pd.DataFrame) -> dict:
 def metric_series(
     windows: pd.DataFrame, series: str, metric: str, first: int | None = None, last: int | None = None
 ) -> pd.DataFrame:
-    "Columns window, window_end, value, low, high of `metric` on `series` ('<version>/<variant>'), windows in range."
+    """Columns window, window_end, value, low, high and sample (the rows or labels the value rests on; NaN for a metric
+    that needs none) of `metric` on `series` ('<version>/<variant>'), windows in range."""
     if metric not in METRICS:
         raise ValueError(f"unknown metric {metric!r}; expected one of {sorted(METRICS)}")
     version, _, variant = series.partition('/')
@@ -53,27 +54,33 @@ def metric_series(
             value=g[metric].astype(float) if metric in g else nan,
             low=g[f'{metric}_low'].astype(float) if f'{metric}_low' in g else nan,
             high=g[f'{metric}_high'].astype(float) if f'{metric}_high' in g else nan,
+            sample=g[kind].astype(float) if (kind := METRICS[metric][0]) in g else nan,
         )
     ).reset_index(drop=True)
 
 # %% ../../nbs/api/operate/11_dashboard.ipynb #a91d6c9f
 def thresholds(mp: MonitorParams, metric: str) -> list[dict]:
-    "The rules on `metric`: name, severity, operator and threshold."
+    "The rules on `metric`: name, severity, operator, threshold and the sample a window needs to be judged by it."
     out = []
     for r in mp.rules:
         if r.metric == metric:
             op, x = parse_condition(r.condition)
-            out.append(dict(rule=r.name, severity=r.severity, op=op, threshold=x))
+            out.append(dict(rule=r.name, severity=r.severity, op=op, threshold=x, min_sample=r.min_sample))
     return out
 
 
 def breaches(series: pd.DataFrame, lines: list[dict]) -> pd.DataFrame:
-    "The windows of a `metric_series` where a threshold held, with the most severe rule that did."
+    """The windows of a `metric_series` where a threshold held, with the most severe rule that did; a window whose
+    sample is below a rule's `min_sample` is not judged by it, as the monitor does not (8 labels are no accuracy)."""
+    import math
+
     from lifecycle.operate.schema import SEVERITIES, breached
 
     rows = []
     for r in series.to_dict('records'):
-        hit = [t for t in lines if breached(f"{t['op']} {t['threshold']}", r['value'])]
+        n = r.get('sample', float('nan'))
+        judged = [t for t in lines if math.isnan(n) or n >= t.get('min_sample', 0)]
+        hit = [t for t in judged if breached(f"{t['op']} {t['threshold']}", r['value'])]
         if hit:
             top = max(hit, key=lambda t: SEVERITIES.index(t['severity']))
             rows.append(dict(window=r['window'], value=r['value'], rule=top['rule'], severity=top['severity']))
