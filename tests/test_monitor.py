@@ -25,7 +25,7 @@ from lifecycle.core.store import read_jsonl
 from lifecycle.core.workspace import Workspace
 from lifecycle.data import drift
 from lifecycle.operate.commands import monitor_run
-from lifecycle.operate.monitor import beat, run_once
+from lifecycle.operate.monitor import beat, run_once, status
 from lifecycle.operate.schema import load_monitor_params
 from lifecycle.operate.windows import Baseline
 from lifecycle.serve.predlog import PredictionLog, add_feedback, default_url
@@ -213,6 +213,8 @@ def test_shift_and_flip_raise_drift_and_performance_alerts_to_their_sinks(worksp
     assert all(set(e['details']['evidence']) == keys and e['actor'] == 'monitor' for e in entries)
     drift_entry = next(e for e in entries if e['subject'] == 'input_drift')
     assert drift_entry['details']['evidence']['value'] > 0.25 and drift_entry['details']['evidence']['sample'] == 200
+    shown = status(ws)['series']  # (an accuracy with the labels it rests on: review P)
+    assert shown and all('labels' in x for x in shown), shown
 
 
 def test_a_dead_watcher_raises_the_heartbeat_alert(workspace, webhook, smtp):

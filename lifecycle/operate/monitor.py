@@ -704,6 +704,7 @@ _SHOWN = [
     'drift_psi_max',
     'score_psi',
     'accuracy',
+    'labels',  # (the accuracy's sample: 8 labels are no accuracy to act on)
     'estimated_accuracy',
     'label_coverage',
 ]
