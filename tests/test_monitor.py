@@ -162,7 +162,11 @@ def test_shift_and_flip_raise_drift_and_performance_alerts_to_their_sinks(worksp
     log = PredictionLog(default_url(ws))
     replay(log, rng, t0, 0, 400)  # two windows as trained
     first = run_once(ws, mp, baselines=base, now=t0 + 400)
-    assert first.windows == 2 and first.alerts == []
+    assert first.windows == 2 and first.alerts == [] and first.new_windows == 2
+    again = run_once(ws, mp, baselines=base, now=t0 + 400)
+    other = mp.model_copy(update={'window': mp.window.model_copy(update={'rows': 100})})
+    cut = run_once(ws, other, baselines=base, now=t0 + 400)  # (cut otherwise: windows it never saw, review P)
+    assert again.new_windows == 0 and cut.windows == cut.new_windows == 4 and cut.alerts == [], (again, cut)
     replay(log, rng, t0, 400, 400, shift=15, flip=True)  # then inputs shift and labels flip
     alerts = []
     for k, end in enumerate((600, 800)):  # a look after each of the next two windows closes

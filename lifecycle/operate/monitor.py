@@ -576,7 +576,8 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     state = _load_state(state_path)
     key_by_model(state, name)
     known = set(state.get('windows_seen', []))
-    keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}" for r in m.to_dict('records')] if len(m) else []
+    cut = f"rows={mp.window.rows}" if mp.window.rows else f"seconds={mp.window.seconds:g}"  # (cut otherwise: new ones)
+    keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}/{cut}" for r in m.to_dict('records')]
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
     served = served_flags(ws, name)  # (once a look: the flag file, the spec and lifecycle's copy read)
     obs = _observations(m, _routed(served, times), hb, now, name) + audit_observations(ws.audit_path, state)
