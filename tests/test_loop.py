@@ -185,6 +185,11 @@ def test_retrain_params_refused_naming_the_key(workspace):
 
     r = invoke(app, ['retrain', 'status', '--json'], env={'LIFECYCLE_WORKSPACE': str(workspace)})
     assert r.exit_code == EXIT_INPUT and "triggers.drift_alert.rules" in r.stdout and 'no_such_rule' in r.stdout
+    set_yaml(p, triggers__drift_alert__rules=['input_drift_some'])  # (a medium rule, the trigger's least high:
+    r = invoke(app, ['retrain', 'status', '--json'], env={'LIFECYCLE_WORKSPACE': str(workspace)})  # never fires)
+    said = json.loads(r.stdout)['error']
+    assert r.exit_code == EXIT_INPUT and "triggers.drift_alert.min_severity': high is above" in said, said
+    assert 'input_drift_some: medium' in said
 
 
 def test_triggers_debounce_cap_and_evidence(tmp_path):

@@ -105,20 +105,31 @@ class RetrainParams(_Strict):
 
 # %% ../../nbs/api/loop/00_schema.ipynb #184c5654
 def load_retrain_params(params_dir: str | Path) -> RetrainParams:
-    "Read and validate `params_dir/retrain.yaml`, checking that its alert triggers name rules of monitor.yaml."
+    """Read and validate `params_dir/retrain.yaml`, checking that its alert triggers name rules of monitor.yaml, one of
+    them at least of the trigger's `min_severity` (else it never fires)."""
     d = Path(params_dir)
     rp = load_file(d / 'retrain.yaml', RetrainParams)
     named = {k: getattr(rp.triggers, k) for k in ('drift_alert', 'performance_alert')}
     if any(t is not None for t in named.values()) and (d / 'monitor.yaml').is_file():
         from lifecycle.operate.schema import load_monitor_params
 
-        known = {r.name for r in load_monitor_params(d).rules}
+        from lifecycle.operate.schema import SEVERITIES
+
+        severity = {r.name: r.severity for r in load_monitor_params(d).rules}
+        known = set(severity)
         for k, t in named.items():
             bad = [r for r in (t.rules if t else []) if r not in known]
             if bad:
                 raise ParamsError(
                     f"{d / 'retrain.yaml'}: key 'triggers.{k}.rules': {bad} are not rules of monitor.yaml "
                     f"(its rules: {sorted(known)})"
+                )
+            if t and all(SEVERITIES.index(severity[r]) < SEVERITIES.index(t.min_severity) for r in t.rules):
+                raised = ', '.join(f'{r}: {severity[r]}' for r in t.rules)
+                raise ParamsError(
+                    f"{d / 'retrain.yaml'}: key 'triggers.{k}.min_severity': {t.min_severity} is above the severity "
+                    f"monitor.yaml gives each rule it names ({raised}), so the trigger never fires; expected at most "
+                    "the highest of them"
                 )
     return rp
 
