@@ -2100,6 +2100,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._sample': ( 'api/operate/alerts.html#_sample',
                                                                                 'lifecycle/operate/alerts.py'),
+                                          'lifecycle.operate.alerts.alert_id': ( 'api/operate/alerts.html#alert_id',
+                                                                                 'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.configured': ( 'api/operate/alerts.html#configured',
                                                                                    'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.forget_windows': ( 'api/operate/alerts.html#forget_windows',

@@ -1393,3 +1393,30 @@ def test_an_alert_delivered_leaves_the_outbox_at_once(workspace, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         box.deliver(mp)
     assert sent == ['a0'] and [it['alert']['id'] for it in box.pending('tickets')] == ['a1', 'a2']
+
+
+def test_a_look_killed_before_it_saved_what_it_judged_raises_no_alert_again(workspace, webhook, smtp):
+    """A look killed after raising its alerts (audited, queued, recorded) but before saving what it had judged raised
+    them all again on the next look, under new ids: twice in the audit log and at every sink (review P). A window's
+    alert has an id naming what it is about; one recorded already is not raised again."""
+    from lifecycle.core.audit import read
+
+    controller, _ = smtp
+    configure(workspace, webhook, controller.port)
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    rng = np.random.default_rng(7)
+    base, t0 = {'1': baseline(rng)}, time.time() - 3000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 400)
+    run_once(ws, mp, baselines=base, now=t0 + 400)
+    replay(log, rng, t0, 400, 200, shift=15, flip=True)
+    state = ws.state_dir / 'monitor' / 'state.json'
+    judged = state.read_bytes()  # (what a look killed after raising, before saving, leaves)
+    first = run_once(ws, mp, baselines=base, now=t0 + 600)
+    assert first.alerts and all(a['window'] is not None for a in first.alerts)
+    state.write_bytes(judged)
+    again = run_once(ws, mp, baselines=base, now=t0 + 600)
+    assert again.alerts == [], again.alerts
+    audited = [e['details']['evidence']['id'] for e in read(ws.audit_path) if e['action'] == 'monitor.alert']
+    assert sorted(audited) == sorted(a['id'] for a in first.alerts)

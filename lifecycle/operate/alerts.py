@@ -18,8 +18,8 @@ from ..core.store import append_jsonl, atomic_write, read_state
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0
-__all__ = ['Alert', 'key_by_model', 'judge', 'forget_windows', 'still_breached', 'configured', 'route', 'send', 'Outbox',
-           'raise_alerts']
+__all__ = ['Alert', 'key_by_model', 'alert_id', 'judge', 'forget_windows', 'still_breached', 'configured', 'route', 'send',
+           'Outbox', 'raise_alerts']
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #a21717fb
 @dataclass
@@ -76,6 +76,15 @@ def key_by_model(state: dict, model: str) -> None:
     state['keyed_by_model'] = True
 
 
+def alert_id(obs: dict, rule: str, window, now: float, n: int) -> str:
+    """An alert's id: for a window's, what it is about (model, series, window, rule), so that the same alert raised
+    again (a look killed before it recorded what it had judged) has the same id, which its outbox and every receiver
+    can tell; for another (a watcher's, the audit log's), its time and place among the look's alerts."""
+    if window is None:
+        return f"{int(now * 1000)}-{n}-{rule}"
+    return f"{obs.get('model') or 'workspace'}/{obs['series']}/w{window}/{rule}"
+
+
 def judge(observations: list[dict], rules: list[Rule], state: dict, now: float | None = None) -> list[Alert]:
     "The alerts the rules raise on the observations (dicts with `series`, optional `window`, and metric values)."
     now = time.time() if now is None else now
@@ -113,7 +122,7 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
             shown = f'{value:.4g}' if math.isfinite(value) else 'never'
             out.append(
                 Alert(
-                    id=f"{int(now * 1000)}-{len(out)}-{rule.name}",
+                    id=alert_id(obs, rule.name, win, now, len(out)),
                     rule=rule.name,
                     severity=rule.severity,
                     metric=rule.metric,
@@ -257,9 +266,11 @@ class Outbox:
         atomic_write(self.dir / f'{sink}.json', json.dumps(items, default=str), mode=0o600)
 
     def put(self, alert: Alert) -> None:
-        "Queue an alert for each of its sinks."
+        "Queue an alert for each of its sinks (once: one of the same id waiting already is not queued again)."
         for sink in alert.sinks:
-            self._save(sink, self.pending(sink) + [dict(alert=asdict(alert), attempts=0, next_try=0.0, error=None)])
+            waiting = self.pending(sink)
+            if all(it['alert'].get('id') != alert.id for it in waiting):
+                self._save(sink, waiting + [dict(alert=asdict(alert), attempts=0, next_try=0.0, error=None)])
 
     def deliver(self, mp: MonitorParams, now: float | None = None, sleep=time.sleep) -> dict:
         """Try every pending alert that is due; returns {sink: (delivered, still pending)}. A sink that failed an

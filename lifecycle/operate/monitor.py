@@ -592,6 +592,9 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     held = {k for k in held if k.partition('|')[2] not in retired}  # (their alerts close)
     _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
+    recorded = {a.get('id') for a in read_jsonl(out_dir / 'alerts.jsonl', keys=('id',))} if alerts else set()
+    alerts = [a for a in alerts if a.window is None or a.id not in recorded]  # (a window's, raised by a look killed
+    # before it saved what it had judged: its id names what it is about)
     raise_alerts(alerts, mp, box, audit=ws.audit)
     for a in alerts:
         append_jsonl(out_dir / 'alerts.jsonl', asdict(a))
