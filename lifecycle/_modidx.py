@@ -2104,6 +2104,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.configured': ( 'api/operate/alerts.html#configured',
                                                                                    'lifecycle/operate/alerts.py'),
+                                          'lifecycle.operate.alerts.forget_cut': ( 'api/operate/alerts.html#forget_cut',
+                                                                                   'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.forget_windows': ( 'api/operate/alerts.html#forget_windows',
                                                                                        'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.judge': ( 'api/operate/alerts.html#judge',

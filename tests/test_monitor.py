@@ -1420,3 +1420,27 @@ def test_a_look_killed_before_it_saved_what_it_judged_raises_no_alert_again(work
     assert again.alerts == [], again.alerts
     audited = [e['details']['evidence']['id'] for e in read(ws.audit_path) if e['action'] == 'monitor.alert']
     assert sorted(audited) == sorted(a['id'] for a in first.alerts)
+
+
+def test_windows_cut_otherwise_are_judged_afresh_and_their_alerts_raised(workspace):
+    """After `window.rows` changed, windows are numbered afresh: a number judged under the old cut kept the new window
+    of that number from being judged, and an alert id made of the number alone was taken for one raised already, so
+    genuine alerts were dropped (reviews P and Q). The cut is remembered per model; an id names its window's end."""
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    mp = mp.model_copy(update={'rules': [r.model_copy(update={'cooldown_s': 0}) for r in mp.rules]})
+    rng = np.random.default_rng(7)
+    base, t0 = {'1': baseline(rng)}, time.time() - 9000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 200)
+    replay(log, rng, t0, 200, 1000, shift=15)
+    first = run_once(ws, mp, baselines=base, now=t0 + 1300)
+    assert {a['window'] for a in first.alerts if a['rule'] == 'input_drift'} == {1, 2, 3, 4, 5}
+    wider = mp.model_copy(update={'window': mp.window.model_copy(update={'rows': 400})})
+    replay(log, rng, t0, 1200, 1200, shift=15)
+    later = run_once(ws, wider, baselines=base, now=t0 + 5000)
+    drift = {a['window'] for a in later.alerts if a['rule'] == 'input_drift'}
+    assert {1, 2, 3, 4, 5} <= drift, later.alerts  # (each window of the new cut, shifted: judged and raised)
+    ids = [a['id'] for a in read_jsonl(ws.state_dir / 'monitor' / 'alerts.jsonl')]
+    assert len(ids) == len(set(ids))

@@ -18,8 +18,8 @@ from ..core.store import append_jsonl, atomic_write, read_state
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0
-__all__ = ['Alert', 'key_by_model', 'alert_id', 'judge', 'forget_windows', 'still_breached', 'configured', 'route', 'send',
-           'Outbox', 'raise_alerts']
+__all__ = ['Alert', 'key_by_model', 'alert_id', 'judge', 'forget_cut', 'forget_windows', 'still_breached', 'configured', 'route',
+           'send', 'Outbox', 'raise_alerts']
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #a21717fb
 @dataclass
@@ -82,7 +82,9 @@ def alert_id(obs: dict, rule: str, window, now: float, n: int) -> str:
     can tell; for another (a watcher's, the audit log's), its time and place among the look's alerts."""
     if window is None:
         return f"{int(now * 1000)}-{n}-{rule}"
-    return f"{obs.get('model') or 'workspace'}/{obs['series']}/w{window}/{rule}"
+    end = obs.get('window_end')  # (with its number: a window of another cut, or of a log started again, is another)
+    at = f"@{int(end * 1000)}" if isinstance(end, (int, float)) and math.isfinite(end) else ''
+    return f"{obs.get('model') or 'workspace'}/{obs['series']}/w{window}{at}/{rule}"
 
 
 def judge(observations: list[dict], rules: list[Rule], state: dict, now: float | None = None) -> list[Alert]:
@@ -142,6 +144,21 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
     return out
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #9624ff7b
+def forget_cut(state: dict, cut: str, model: str) -> int:
+    """Forget every window of `model` judged under another cut than `cut` (`rows=500`; `window` in monitor.yaml
+    changed): its windows are numbered afresh, and a number judged under the old cut is another window now. A state
+    from before the cut was kept takes `cut` as its own. How many dropped."""
+    cuts = state.setdefault('cuts', {})
+    was, cuts[model] = cuts.get(model), cut
+    if was in (None, cut):
+        return 0
+    seen = state.get('seen', {})
+    old = [k for k in seen if k.startswith(f'{model}|') and k.rpartition('|')[2].isdigit()]
+    for k in old:
+        del seen[k]
+    return len(old)
+
+
 def forget_windows(state: dict, keep: int, observations: list[dict]) -> int:
     """Drop the judged windows of the series `observations` (one look's) hold that are not among their newest `keep`:
     older than that, or numbered above their newest now (a window's numbering restarted, `window.rows` changed);

@@ -21,7 +21,8 @@ from ..core.store import StateError, append_jsonl, atomic_write, read_jsonl, rea
 from ..core.params import FlagsParams
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
-from .alerts import Outbox, forget_windows, judge, key_by_model, raise_alerts, still_breached
+from .alerts import Outbox, forget_cut, forget_windows, judge, key_by_model, raise_alerts
+from .alerts import still_breached
 from lifecycle.operate.schema import (
     SEVERITIES,
     MonitorHealth,
@@ -577,6 +578,7 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     key_by_model(state, name)
     known = set(state.get('windows_seen', []))
     cut = f"rows={mp.window.rows}" if mp.window.rows else f"seconds={mp.window.seconds:g}"  # (cut otherwise: new ones)
+    forget_cut(state, cut, name)  # (numbered afresh: a number judged under the old cut is another window now)
     keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}/{cut}" for r in m.to_dict('records')]
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
     served = served_flags(ws, name)  # (once a look: the flag file, the spec and lifecycle's copy read)
