@@ -578,12 +578,13 @@ def read_dates(values: pd.Series, dayfirst: bool | None = None) -> pd.Series:
     if isinstance(read.dtype, pd.DatetimeTZDtype):  # (one offset throughout)
         return read.dt.tz_localize(None)
     if read.dtype == object:  # (several offsets, or some values with one and some without)
-        written = values.astype(str).str.replace(_OFFSET, '', regex=True).where(values.notna())
+        written = values.astype(str).str.replace(_OFFSET, r'\1', regex=True).where(values.notna())
         return pd.to_datetime(written, errors='coerce', format='mixed', dayfirst=dayfirst)
     return read
 
 
-_OFFSET = r'(?<=\d)\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$'  # a time's UTC offset at its end: `Z`, `+02:00`, `-0500`, `+01`
+_OFFSET = r'(\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|[+-]\d\d(?::?\d\d)?)$'  # a time's UTC offset: `Z`, `+02:00`, `-0500`
+# (after a time only: the `-15` of a date, 2024-07-15, is its day)
 
 
 def cut_date(text) -> pd.Timestamp:
