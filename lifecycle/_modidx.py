@@ -2086,6 +2086,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.Outbox._save': ( 'api/operate/alerts.html#outbox._save',
                                                                                      'lifecycle/operate/alerts.py'),
+                                          'lifecycle.operate.alerts.Outbox._sent': ( 'api/operate/alerts.html#outbox._sent',
+                                                                                     'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.Outbox.deliver': ( 'api/operate/alerts.html#outbox.deliver',
                                                                                        'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts.Outbox.pending': ( 'api/operate/alerts.html#outbox.pending',

@@ -14,7 +14,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from ..core.store import append_jsonl, atomic_write, read_state
+from ..core.store import append_jsonl, atomic_write, read_jsonl, read_state
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
 
 # %% auto #0
@@ -276,11 +276,18 @@ class Outbox:
         self.dir = self.state_dir / 'monitor' / 'outbox'
 
     def pending(self, sink: str) -> list[dict]:
+        "The alerts waiting for `sink`: its file's, but for those its journal says were delivered since it was saved."
         p = self.dir / f'{sink}.json'
-        return read_state(p, [], list)
+        sent = {d.get('id') for d in read_jsonl(self._sent(sink), keys=('id',))} if self._sent(sink).exists() else ()
+        return [it for it in read_state(p, [], list) if it.get('alert', {}).get('id') not in sent]
+
+    def _sent(self, sink: str) -> Path:
+        "The journal of `sink`'s alerts delivered since its file was last saved (one id a line, appended as sent)."
+        return self.dir / f'{sink}.sent.jsonl'
 
     def _save(self, sink: str, items: list[dict]) -> None:
         atomic_write(self.dir / f'{sink}.json', json.dumps(items, default=str), mode=0o600)
+        self._sent(sink).unlink(missing_ok=True)  # (what it journalled is out of the file now)
 
     def put(self, alert: Alert) -> None:
         "Queue an alert for each of its sinks (once: one of the same id waiting already is not queued again)."
@@ -299,7 +306,7 @@ class Outbox:
             items, keep, done, down = self.pending(sink), [], 0, False
             cfg = getattr(mp.sinks, sink)
             tries, backoff = getattr(cfg, 'attempts', 1), getattr(cfg, 'backoff_s', 0.0)
-            for i, it in enumerate(items):
+            for it in items:
                 at = time.time() if now is None else now
                 if down or at < it['next_try'] <= at + 3600:  # (a retry set further off than the longest backoff was
                     keep.append(it)  # set by a clock since set back: due now)
@@ -308,8 +315,8 @@ class Outbox:
                     try:
                         send(sink, it['alert'], mp, self.state_dir)
                         done += 1
-                        self._save(sink, keep + items[i + 1 :])  # (out at once: a look killed on the next one
-                        break  # waiting for its sink sends this one no second time)
+                        append_jsonl(self._sent(sink), {'id': it['alert'].get('id')})  # (out at once: a look killed
+                        break  # on the next one, waiting for its sink, sends this one no second time)
                     except Exception as e:  # unreachable, refused, timed out: try again, later if need be
                         it['attempts'] += 1
                         it['error'] = _failure(e, mp)
