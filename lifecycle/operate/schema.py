@@ -170,14 +170,14 @@ class WebhookSink(_Strict):
         "An http(s) URL with a host: anything else holds every alert in the outbox, undeliverable, said nowhere."
         from urllib.parse import urlsplit
 
-        if v is None:
-            return v
+        if v is None or not v.strip():
+            return None  # (empty: no webhook, as it always meant)
         try:
             parts = urlsplit(v.strip())
-            host = parts.hostname
+            host, _ = parts.hostname, parts.port  # (a port beyond 65535 raises here)
         except ValueError:
             host, parts = None, None
-        if parts is None or parts.scheme not in ('http', 'https') or not host:
+        if parts is None or parts.scheme not in ('http', 'https') or not host or not v.strip().isprintable():
             other = parts is not None and parts.scheme not in ('', 'http', 'https')
             found = f'a {parts.scheme}: URL' if other else 'none'
             raise ValueError(

@@ -542,7 +542,7 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
         if twice := _keys_twice(body):  # (JSON readers keep the last of two: as `flags set`, refused)
-            raise InputError(f"field 'changes': key {twice[0]!r} is given twice; give each key once")
+            raise InputError(f"body: key {twice[0]!r} is given twice in one object; give each key once")
         reason = _admin_reason(p, ('changes', 'reason'), '')
         spec = await run_in_threadpool(  # (it may wait for the flags lock: the server answers others meanwhile)
             fl.change_flags, srv.s, p['changes'], actor=user, reason=reason, source='api'
@@ -556,14 +556,14 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
 
 
 def _keys_twice(body: bytes) -> list[str]:
-    "The keys of a flags change's `changes` object (`body`: its JSON) that it gives more than once."
+    "The keys a flags change's body (`body`: its JSON) gives more than once in one object, at any depth."
     import json
 
     twice = []
 
     def pairs(items):
         keys = [k for k, _ in items]
-        twice.extend(k for k in dict.fromkeys(keys) if keys.count(k) > 1 and 'changes' not in keys)
+        twice.extend(k for k in dict.fromkeys(keys) if keys.count(k) > 1)
         return dict(items)
 
     json.loads(body, object_pairs_hook=pairs)
