@@ -247,6 +247,10 @@ def test_an_alert_of_an_arm_the_served_flags_retired_starts_no_retraining(two_ve
     from lifecycle.operate.monitor import status
 
     assert status(ws)['alerts']['high'] == 3  # (a1, a2, a3: this model's and those naming none; not another's)
+    from lifecycle.app.cli import app
+
+    r = invoke(app, ['monitor', 'alerts', '--json'], env={'LIFECYCLE_WORKSPACE': str(two_versions)})
+    assert r.exit_code == 0 and sorted(a['id'] for a in json.loads(r.stdout)['alerts']) == ['a1', 'a2', 'a3'], r.stdout
 
 
 # -- one iteration, end to end and interrupted ------------------------------------------------------------------------

@@ -1351,3 +1351,20 @@ def test_token_list_says_a_token_is_refused_when_its_persons_key_was_revoked(ws,
         r['refused'].endswith("trust is not initialised, so nobody holds a role (`lifecycle trust init`)") for r in none
     )
     assert all('refused' not in r for r in list_tokens(s))  # (not judged: as it was)
+
+
+def test_token_list_says_the_trust_registry_cannot_be_read_not_that_it_is_not_initialised(ws, monkeypatch):
+    "Review Q: a registry that cannot be read was called not initialised, with advice to initialise it."
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.serve import commands
+
+    token_of(Workspace.open(ws), 'carol')  # (one token at least, not revoked)
+
+    def broken(w):
+        raise trust.TrustError('a trust statement was altered')
+
+    monkeypatch.setattr(trust, 'roster', broken)
+    monkeypatch.chdir(ws)
+    r = invoke(commands.token_list, ['--json'])
+    rows = [t for t in json.loads(r.stdout)['tokens'] if not t['revoked'] and not t.get('damaged')]
+    assert r.exit_code == 0 and rows and all('the trust registry cannot be read' in t['refused'] for t in rows), rows

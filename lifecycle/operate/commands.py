@@ -174,7 +174,8 @@ def monitor_alerts(
 
     if severity is not None and severity not in SEVERITIES:
         raise CommandError(f"--severity: expected one of {list(SEVERITIES)}, found {severity!r}", EXIT_INPUT)
-    return AlertList(alert_log(Workspace.open().state_dir, severity, limit))
+    ws = Workspace.open()  # (the params' model's alerts, and those of none: another model's are its own)
+    return AlertList(alert_log(ws.state_dir, severity, limit, model=ws.params['register'].model_name))
 
 # %% ../../nbs/api/operate/06_commands.ipynb #ca5cf6e9
 @dataclass

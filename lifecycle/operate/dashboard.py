@@ -13,12 +13,16 @@ from .schema import METRICS, MonitorParams, parse_condition
 __all__ = ['load_windows', 'choices', 'metric_series', 'thresholds', 'breaches', 'dashboard']
 
 # %% ../../nbs/api/operate/11_dashboard.ipynb #2581290c
-def load_windows(state_dir: str | Path) -> pd.DataFrame:
-    "The windows the monitor measured (`<state>/monitor/windows.parquet`), closed ones only; empty if none yet."
+def load_windows(state_dir: str | Path, model: str | None = None) -> pd.DataFrame:
+    """The windows the monitor measured (`<state>/monitor/windows.parquet`), closed ones only, of `model` if given (the
+    last look's model: another's windows are none of its own); empty if none yet."""
     p = Path(state_dir) / 'monitor' / 'windows.parquet'
+    empty = pd.DataFrame(columns=['model_version', 'variant', 'window', 'window_end', 'closed'])
     if not p.is_file():
-        return pd.DataFrame(columns=['model_version', 'variant', 'window', 'window_end', 'closed'])
+        return empty
     m = pd.read_parquet(p)
+    if model is not None and 'model' in m.columns:  # (a file from before windows named their model: as it is)
+        m = m[m['model'] == model]
     return m[m['closed'].astype(bool)].sort_values(['model_version', 'variant', 'window']).reset_index(drop=True)
 
 # %% ../../nbs/api/operate/11_dashboard.ipynb #0244a749
@@ -93,7 +97,7 @@ def dashboard(state_dir: str | Path, model_name: str, mp: MonitorParams):
     import matplotlib.pyplot as plt
     from lifecycle.operate.plots import _COLOURS
 
-    windows = load_windows(state_dir)
+    windows = load_windows(state_dir, model_name)
     ch = choices(windows)
     model = w.Dropdown(options=[model_name], description='model')
     if not ch:
