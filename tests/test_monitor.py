@@ -1445,3 +1445,24 @@ def test_windows_cut_otherwise_are_judged_afresh_and_their_alerts_raised(workspa
     assert {1, 2, 3, 4, 5} <= drift, later.alerts  # (each window of the new cut, shifted: judged and raised)
     ids = [a['id'] for a in read_jsonl(ws.state_dir / 'monitor' / 'alerts.jsonl')]
     assert len(ids) == len(set(ids))
+
+
+def test_a_window_cut_changed_and_back_holds_back_no_alert_of_a_new_window(workspace):
+    """Changing the window cut and back (a simulation's window on the workspace's state, an edit undone) had every
+    window judged again: an old one's alert, recorded already, was dropped, but started its rule's cooldown first, and
+    the new window breaching in the same look was held back for good (review R)."""
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    rng = np.random.default_rng(7)
+    base, t0 = {'1': baseline(rng)}, time.time() - 20000
+    log = PredictionLog(default_url(ws))
+    replay(log, rng, t0, 0, 200)
+    replay(log, rng, t0, 200, 400, shift=15)
+    first = run_once(ws, mp, baselines=base, now=t0 + 1000)
+    assert ('input_drift', 1) in {(a['rule'], a['window']) for a in first.alerts}
+    other = mp.model_copy(update={'window': mp.window.model_copy(update={'rows': 400})})
+    run_once(ws, other, baselines=base, now=t0 + 1100)
+    replay(log, rng, t0, 600, 200, shift=15)
+    later = run_once(ws, mp, baselines=base, now=t0 + 9000)
+    assert ('input_drift', 3) in {(a['rule'], a['window']) for a in later.alerts}, later.alerts

@@ -87,8 +87,12 @@ def alert_id(obs: dict, rule: str, window, now: float, n: int) -> str:
     return f"{obs.get('model') or 'workspace'}/{obs['series']}/w{window}{at}/{rule}"
 
 
-def judge(observations: list[dict], rules: list[Rule], state: dict, now: float | None = None) -> list[Alert]:
-    "The alerts the rules raise on the observations (dicts with `series`, optional `window`, and metric values)."
+def judge(
+    observations: list[dict], rules: list[Rule], state: dict, now: float | None = None, recorded=frozenset()
+) -> list[Alert]:
+    """The alerts the rules raise on the observations (dicts with `series`, optional `window`, and metric values). A
+    window's alert whose id is `recorded` (raised already, by a look that could not save what it judged, or before
+    its window cut changed and back) is judged, not raised again, and starts no cooldown of its rule."""
     now = time.time() if now is None else now
     seen, last = state.setdefault('seen', {}), state.setdefault('last_fired', {})
     held = state.setdefault('held_back', {})
@@ -111,6 +115,9 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
             key, once = f"{scope}{rule.name}|{obs['series']}", f"{scope}{rule.name}|{obs['series']}|{win}"
             if win is not None and once in seen:
                 continue  # this window was judged for this rule already
+            if win is not None and alert_id(obs, rule.name, win, now, len(out)) in recorded:
+                seen[once] = now  # (raised already: judged now, no second alert, no cooldown of its own)
+                continue
             if key in last and 0 <= now - last[key] < rule.cooldown_s:  # (a clock set back ends the cooldown)
                 held[rule.name] = held.get(rule.name, 0) + 1
                 if win is not None:
@@ -145,18 +152,19 @@ def judge(observations: list[dict], rules: list[Rule], state: dict, now: float |
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #9624ff7b
 def forget_cut(state: dict, cut: str, model: str) -> int:
-    """Forget every window of `model` judged under another cut than `cut` (`rows=500`; `window` in monitor.yaml
-    changed): its windows are numbered afresh, and a number judged under the old cut is another window now. A state
-    from before the cut was kept takes `cut` as its own. How many dropped."""
-    cuts = state.setdefault('cuts', {})
+    """Set aside every window of `model` judged under another cut than `cut` (`rows=500`; `window` in monitor.yaml
+    changed): its windows are numbered afresh, and a number judged under the old cut is another window now. Those
+    judged under `cut` before, set aside when it changed, are judged already again: a cut changed and back judges
+    no window twice. A state from before the cut was kept takes `cut` as its own. How many set aside."""
+    cuts, shelf = state.setdefault('cuts', {}), state.setdefault('shelved', {})
     was, cuts[model] = cuts.get(model), cut
     if was in (None, cut):
         return 0
-    seen = state.get('seen', {})
-    old = [k for k in seen if k.startswith(f'{model}|') and k.rpartition('|')[2].isdigit()]
-    for k in old:
-        del seen[k]
-    return len(old)
+    seen = state.setdefault('seen', {})
+    mine = [k for k in seen if k.startswith(f'{model}|') and k.rpartition('|')[2].isdigit()]
+    shelf[f'{model}|{was}'] = {k: seen.pop(k) for k in mine}
+    seen.update(shelf.pop(f'{model}|{cut}', {}))
+    return len(mine)
 
 
 def forget_windows(state: dict, keep: int, observations: list[dict]) -> int:

@@ -587,16 +587,14 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
     retired = retired_series(served, ever)  # (judged no more: that version serves in that arm no more)
     live = [o for o in obs if not (o.get('model') and o['series'] in retired)]
-    alerts = judge(live, mp.rules, state, now)
+    recorded = {a.get('id') for a in read_jsonl(out_dir / 'alerts.jsonl', keys=('id',))}  # (raised already: judged,
+    alerts = judge(live, mp.rules, state, now, recorded)  # not raised again, and no cooldown started by one)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
     held = still_breached(live, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
     held = {k for k in held if k.partition('|')[2] not in retired}  # (their alerts close)
     _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
-    recorded = {a.get('id') for a in read_jsonl(out_dir / 'alerts.jsonl', keys=('id',))} if alerts else set()
-    alerts = [a for a in alerts if a.window is None or a.id not in recorded]  # (a window's, raised by a look killed
-    # before it saved what it had judged: its id names what it is about)
     raise_alerts(alerts, mp, box, audit=ws.audit)
     for a in alerts:
         append_jsonl(out_dir / 'alerts.jsonl', asdict(a))
