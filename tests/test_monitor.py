@@ -303,6 +303,7 @@ def test_a_look_killed_while_delivering_and_two_looks_at_once_raise_each_alert_o
         (dict(rules=[dict(name='x', metric='drift_psi_max', condition='over 1', severity='low')]), 'rules.0.condition'),
         (dict(sinks={'webhook': {'url': 'hooks/T0/s3cret'}}), 'sinks.webhook.url'),  # (no URL: alerts undeliverable)
         (dict(sinks={'webhook': {'url': 'https://h:99999999/s3cret'}}), 'sinks.webhook.url'),  # (no port there)
+        (dict(sinks={'webhook': {'url': 'https://h:0/s3cret'}}), 'sinks.webhook.url'),
     ],
 )
 def test_bad_monitor_params_are_refused_naming_the_key(workspace, monkeypatch, change, key):

@@ -379,6 +379,9 @@ def test_admin_bodies_are_taken_as_typed_not_coerced(client, ws):
     twice = b'{"changes": {"percentage": 5}, "changes": {"percentage": 50}}'  # (the first, dropped silently: review Q)
     r = client.patch('/admin/flags', content=twice, headers={**token, 'content-type': 'application/json'})
     assert r.status_code == 422 and "key 'changes' is given twice" in r.json()['error'], r.text
+    sent = b'{"changes": {"percentage": 5}, "mallory@example.com": 1, "mallory@example.com": 2}'  # (no schema name:
+    r = client.patch('/admin/flags', content=sent, headers={**token, 'content-type': 'application/json'})  # unquoted)
+    assert r.status_code == 422 and 'a key (19 characters, not shown)' in r.json()['error'] and 'mallory' not in r.text
     both = {'changes': {'threshold': {'default': 'default'}, 'threshold.default': 'default'}}  # (a group and its key)
     r = client.patch('/admin/flags', json=both, headers=token)
     assert r.status_code == 422 and "'threshold' and 'threshold.default' are both given" in r.json()['error'], r.text

@@ -142,3 +142,5 @@ def test_a_date_split_takes_times_with_offsets_as_written(seen):
     assert batch_key(seen, '2024-12-01').tolist()[31:33] == ['2024-11', '2024-11']  # (1 November 00:30, as written)
     mixed = pd.Series(['2024-07-15', '2024-07-16T10:00+02:00', '2024-07-20', '2024-07-05T09:00+01:00'])  # (review Q:
     assert in_training(mixed, '2024-07-10').tolist() == [False, False, False, True]  # a date's day is no offset)
+    basic = pd.Series(['20240715T100000Z', '20240716T100000+0200', '20240701T090000-0500'])  # (ISO's basic form:
+    assert in_training(basic, '2024-07-10').tolist() == [False, False, True]  # a TypeError, review R)

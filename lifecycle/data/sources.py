@@ -579,12 +579,15 @@ def read_dates(values: pd.Series, dayfirst: bool | None = None) -> pd.Series:
         return read.dt.tz_localize(None)
     if read.dtype == object:  # (several offsets, or some values with one and some without)
         written = values.astype(str).str.replace(_OFFSET, r'\1', regex=True).where(values.notna())
-        return pd.to_datetime(written, errors='coerce', format='mixed', dayfirst=dayfirst)
+        read = pd.to_datetime(written, errors='coerce', format='mixed', dayfirst=dayfirst)
+        if read.dtype == object:  # (an offset in a form left unread above: in UTC, rather than no dates at all)
+            read = pd.to_datetime(written, errors='coerce', format='mixed', dayfirst=dayfirst, utc=True)
+            return read.dt.tz_localize(None)
     return read
 
 
-_OFFSET = r'(\d:\d\d(?::\d\d(?:\.\d+)?)?)\s*(?:Z|[+-]\d\d(?::?\d\d)?)$'  # a time's UTC offset: `Z`, `+02:00`, `-0500`
-# (after a time only: the `-15` of a date, 2024-07-15, is its day)
+_OFFSET = r'([T ]\d\d(?::?\d\d(?::?\d\d(?:[.,]\d+)?)?)?)\s*(?:Z|[+-]\d\d(?::?\d\d)?)$'  # a time's offset: `Z`, `+02:00`
+# (after a time only, `T10`, `T10:00`, `T100000,5`: the `-15` of a date, 2024-07-15, is its day)
 
 
 def cut_date(text) -> pd.Timestamp:

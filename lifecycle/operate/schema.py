@@ -174,7 +174,7 @@ class WebhookSink(_Strict):
             return None  # (empty: no webhook, as it always meant)
         try:
             parts = urlsplit(v.strip())
-            host, _ = parts.hostname, parts.port  # (a port beyond 65535 raises here)
+            host = parts.hostname if parts.port != 0 else None  # (a port beyond 65535 raises here; 0 is none)
         except ValueError:
             host, parts = None, None
         if parts is None or parts.scheme not in ('http', 'https') or not host or not v.strip().isprintable():

@@ -541,8 +541,10 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         p = read_json(body, srv.max_depth)
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
-        if twice := _keys_twice(body):  # (JSON readers keep the last of two: as `flags set`, refused)
-            raise InputError(f"body: key {twice[0]!r} is given twice in one object; give each key once")
+        if twice := _keys_twice(body):  # (JSON readers keep the last of two: as `flags set`, refused; a name of the
+            known = {'changes', 'reason', *fl._schema_names()}  # schema quoted, no other: it may be anything sent)
+            said = f"key {twice[0]!r}" if twice[0] in known else f"a key ({len(twice[0])} characters, not shown)"
+            raise InputError(f"body: {said} is given twice in one object; give each key once")
         reason = _admin_reason(p, ('changes', 'reason'), '')
         spec = await run_in_threadpool(  # (it may wait for the flags lock: the server answers others meanwhile)
             fl.change_flags, srv.s, p['changes'], actor=user, reason=reason, source='api'
