@@ -1467,3 +1467,19 @@ def test_a_window_cut_changed_and_back_holds_back_no_alert_of_a_new_window(works
     replay(log, rng, t0, 600, 200, shift=15)
     later = run_once(ws, mp, baselines=base, now=t0 + 9000)
     assert ('input_drift', 3) in {(a['rule'], a['window']) for a in later.alerts}, later.alerts
+
+
+def test_the_outboxs_journal_of_sent_ids_survives_a_torn_line_and_is_emptied_once_saved(workspace):
+    """Each alert delivered is journalled (`<sink>.sent.jsonl`) instead of the list rewritten (review Q): a journal cut
+    short in its last line holds the ids before it; the list saved, the journal is gone (review R asked for tests)."""
+    from lifecycle.operate import alerts as al
+
+    box = al.Outbox(Workspace.open(workspace).state_dir)
+    for i in range(3):
+        a = al.Alert(f'a{i}', 'r', 'high', 'accuracy', 0.1, '< 0.5', 500, '1/control', i, i, i, time.time(), 'x')
+        a.sinks = ['tickets']
+        box.put(a)
+    box._sent('tickets').write_text('{"id": "a0"}\n{"id": "a1"')  # (a0 sent; a1's line torn by a crash)
+    assert [it['alert']['id'] for it in box.pending('tickets')] == ['a1', 'a2']
+    box._save('tickets', box.pending('tickets'))
+    assert not box._sent('tickets').exists() and [it['alert']['id'] for it in box.pending('tickets')] == ['a1', 'a2']
