@@ -249,7 +249,7 @@ def test_a_database_source_is_read_again_at_every_run_and_a_file_only_when_it_ch
 
     s = Workspace.open(workspace)
     sql = {'ingest': {'source': 'sqlite:///data/c.db', 'query': 'SELECT * FROM customers'}}
-    assert _ingest_source(s, sql, {}) != _ingest_source(s, sql, {})
+    assert _ingest_source(s, sql, {}) is None  # (never reused: nor a cache record written that no run finds again)
     (workspace / 'b.csv').write_text('a\n1\n')
     csv = {'ingest': {'source': 'b.csv'}}
     assert _ingest_source(s, csv, {}) == _ingest_source(s, csv, {})

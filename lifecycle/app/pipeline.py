@@ -33,30 +33,34 @@ class Stage:
     sections: tuple[str, ...]
     inputs: tuple[str, ...] = ()
     shown: tuple[str, ...] = ()
-    external: Callable[[Settings, dict, dict], dict] | None = None  # what the stage reads from outside its inputs
+    external: Callable[[Settings, dict, dict], dict | None] | None = None  # what it reads outside its inputs (None:
+    # something never the same twice, so the stage is never reused)
 
 
 def _ingest_source(s: Settings, params: dict, inputs: dict) -> dict:
     """The ingest stage depends on its source's content, not only on its params: a file's by its hash; a database's is
-    read at every run (its rows change under the same URL and query, and a stale snapshot was reused as current). Its
-    snapshot is named by its content, so the stages after it are reused when the rows are the same."""
-    import uuid
+    read at every run (None: never reused, its rows change under the same URL and query, and a stale snapshot was
+    reused as current). Its snapshot is named by its content, so the stages after it are reused when the rows are the
+    same."""
     from lifecycle.data.sources import fingerprint, is_sql
 
     ing = params['ingest']
-    key = {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query'))}
-    return {**key, 'read': uuid.uuid4().hex} if is_sql(ing['source']) else key
+    if is_sql(ing['source']):
+        return None
+    return {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query'))}
 
 
 def _champion_run(s: Settings, params: dict, inputs: dict) -> dict:
     """Validation compares with the champion (the version the environment's alias names, of this model): its training
     run is part of the key, unless it is the model under test. Read from the audit log, as every alias move is: a
     promotion's entry names the version, its register entry the run (a promotion once left the key at no champion)."""
+    from lifecycle.core import audit
     from lifecycle.model.registry import audited_aliases, audited_run
 
     name = (params.get('register') or {}).get('model_name')
-    version = audited_aliases(s.audit_path, name).get(s.environment) if name else None
-    run = audited_run(s.audit_path, name, version) if version else None
+    entries = audit.read(s.audit_path) if name else []  # (read once, for both)
+    version = audited_aliases(s.audit_path, name, entries=entries).get(s.environment) if name else None
+    run = audited_run(s.audit_path, name, version, entries) if version else None
     return {'champion_run': None if run in (None, inputs.get('mlflow_run_id')) else run}
 
 
@@ -249,8 +253,9 @@ def _run_stage(
     and, when it failed, the error (the manifest then records the run as failed)."""
     src = ws.stages_dir / st.notebook
     inputs = {k: m.output(k) for k in st.inputs}
-    key = cache_key(st, src, lib, params, {**inputs, **(st.external(ws, params, inputs) if st.external else {})})
-    hit = None if force else cache_get(ws, st, key)
+    outside = st.external(ws, params, inputs) if st.external else {}  # (None: what it reads is never the same twice)
+    key = cache_key(st, src, lib, params, {**inputs, **(outside or {})})
+    hit = None if force or outside is None else cache_get(ws, st, key)
     if hit:
         m.record_outputs(st.name, hit['outputs'])
         r = StageResult(st.name, 'cached', 0.0, hit['outputs'], f"../{hit['run_id']}/{hit['notebook']}", hit['run_id'])
@@ -272,7 +277,8 @@ def _run_stage(
     m = RunManifest.load(m.run_dir)  # the stage recorded its outputs in it
     dur, outs = time.perf_counter() - t0, m.stage(st.name)['outputs']
     m.update_stage(st.name, status='ok', duration=round(dur, 2))
-    cache_put(ws, st, key, m.run_id, st.notebook, outs)
+    if outside is not None:  # (a record no run could find again: not written)
+        cache_put(ws, st, key, m.run_id, st.notebook, outs)
     return m, StageResult(st.name, 'ok', dur, outs, st.notebook, executed=m.run_dir / st.notebook), None
 
 # %% ../../nbs/api/app/00_pipeline.ipynb #6d3f3f88

@@ -202,30 +202,31 @@ class UnauditedAlias(RegistryError):
     "An alias in the registry points where no audited register or promotion put it."
 
 
-def audited_aliases(audit_path, name: str, champion_alias: str = 'champion') -> dict[str, str]:
+def audited_aliases(audit_path, name: str, champion_alias: str = 'champion', entries=None) -> dict[str, str]:
     """Alias -> version for model `name` as the audit log's register and promotion entries left them (a
-    `retrain.promote` entry written before it named its alias moved `champion_alias`)."""
-    return _alias_history(audit_path, name, champion_alias)[0]
+    `retrain.promote` entry written before it named its alias moved `champion_alias`). `entries`: the log, read
+    already."""
+    return _alias_history(audit_path, name, champion_alias, entries)[0]
 
 
-def audited_run(audit_path, name: str, version: str) -> str | None:
+def audited_run(audit_path, name: str, version: str, entries=None) -> str | None:
     """The MLflow run whose model became version `version` of model `name`, as its audited register entry says (None:
-    no such entry, or its details erased). With `audited_aliases`: which run an alias's version was trained by, with
-    no registry call."""
+    no such entry, or its details erased). With `audited_aliases` (on the same `entries`, the log read once): which
+    run an alias's version was trained by, with no registry call."""
     from lifecycle.core import audit
 
-    for e in audit.read(audit_path):
+    for e in audit.read(audit_path) if entries is None else entries:
         if e.get('action') == 'model.register' and str(e.get('subject') or '') == f'{name}/{version}':
             return (e.get('details') or {}).get('mlflow_run_id')
     return None
 
 
-def _alias_history(audit_path, name: str, champion_alias: str) -> tuple[dict[str, str], set[str]]:
+def _alias_history(audit_path, name: str, champion_alias: str, entries=None) -> tuple[dict[str, str], set[str]]:
     "The audited aliases, and the versions whose alias-move entries had their payload erased (which alias is unknown)."
     from lifecycle.core import audit
 
     out, erased = {}, set()
-    for e in audit.read(audit_path):
+    for e in audit.read(audit_path) if entries is None else entries:
         subject = str(e.get('subject') or '')
         if e.get('action') not in ALIAS_MOVES or subject.rpartition('/')[0] != name:
             continue

@@ -88,11 +88,12 @@ def alert_id(obs: dict, rule: str, window, now: float, n: int) -> str:
 
 
 def judge(
-    observations: list[dict], rules: list[Rule], state: dict, now: float | None = None, recorded=frozenset()
+    observations: list[dict], rules: list[Rule], state: dict, now: float | None = None, recorded=frozenset
 ) -> list[Alert]:
     """The alerts the rules raise on the observations (dicts with `series`, optional `window`, and metric values). A
-    window's alert whose id is `recorded` (raised already, by a look that could not save what it judged, or before
-    its window cut changed and back) is judged, not raised again, and starts no cooldown of its rule."""
+    window's alert whose id is among `recorded()` (the ids raised already, asked for only when a window not judged yet
+    breaches: by a look that could not save what it judged, or before its window cut changed and back) is judged, not
+    raised again, and starts no cooldown of its rule."""
     now = time.time() if now is None else now
     seen, last = state.setdefault('seen', {}), state.setdefault('last_fired', {})
     held = state.setdefault('held_back', {})
@@ -115,7 +116,8 @@ def judge(
             key, once = f"{scope}{rule.name}|{obs['series']}", f"{scope}{rule.name}|{obs['series']}|{win}"
             if win is not None and once in seen:
                 continue  # this window was judged for this rule already
-            if win is not None and alert_id(obs, rule.name, win, now, len(out)) in recorded:
+            aid = alert_id(obs, rule.name, win, now, len(out))
+            if win is not None and aid in recorded():
                 seen[once] = now  # (raised already: judged now, no second alert, no cooldown of its own)
                 continue
             if key in last and 0 <= now - last[key] < rule.cooldown_s:  # (a clock set back ends the cooldown)
@@ -131,7 +133,7 @@ def judge(
             shown = f'{value:.4g}' if math.isfinite(value) else 'never'
             out.append(
                 Alert(
-                    id=alert_id(obs, rule.name, win, now, len(out)),
+                    id=aid,
                     rule=rule.name,
                     severity=rule.severity,
                     metric=rule.metric,

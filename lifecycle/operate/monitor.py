@@ -7,6 +7,7 @@ seconds beside the server."""
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #a6d76608
 from __future__ import annotations
+import functools
 import hashlib
 import hmac
 import json
@@ -587,8 +588,8 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
     retired = retired_series(served, ever)  # (judged no more: that version serves in that arm no more)
     live = [o for o in obs if not (o.get('model') and o['series'] in retired)]
-    recorded = {a.get('id') for a in read_jsonl(out_dir / 'alerts.jsonl', keys=('id',))}  # (raised already: judged,
-    alerts = judge(live, mp.rules, state, now, recorded)  # not raised again, and no cooldown started by one)
+    recorded = functools.cache(lambda: {a['id'] for a in read_jsonl(out_dir / 'alerts.jsonl', keys=('id',))})
+    alerts = judge(live, mp.rules, state, now, recorded)  # (raised already: judged, not raised again; read when asked)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
     held = still_breached(live, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
