@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 from ..core.params import IngestParams
 from .pii import looks_personal, digest, shown_column_name, header_may_be_data
+from .sources import exact_int64
 
 # %% auto #0
 __all__ = ['CHECKS', 'VIOLATION_COLUMNS', 'missing_column', 'extra_column', 'pii_unmasked', 'personal_data', 'dtype',
@@ -123,15 +124,6 @@ def contract(p: IngestParams):
     return pa.DataFrameSchema(cols, strict=False, coerce=False)
 
 
-def _int64(s: pd.Series) -> pd.Series:
-    """Whole numbers `s` as nullable 64-bit integers, or `s` as it is when one is beyond their range (2**63 and more, an
-    unsigned 64-bit id, 1e300): the contract's type check then counts the column as not of its type."""
-    try:
-        return s.astype('Int64')
-    except (TypeError, ValueError, OverflowError):
-        return s
-
-
 def _bools(s: pd.Series) -> bool:
     "Whether text-typed column `s` holds booleans and missing values only (pandas reads `true,,false` so)."
     return s.dtype == object and bool(s.dropna().map(type).isin([bool, np.bool_]).all())
@@ -162,7 +154,8 @@ def _conform(chunk: pd.DataFrame, p: IngestParams, strict: bool) -> tuple[pd.Dat
             if kind == 'int' and (
                 t.is_integer_dtype(s) or (t.is_float_dtype(s) and bool((s.dropna() % 1 == 0).all()))
             ):
-                s = _int64(s)
+                exact = exact_int64(s)  # (None beyond 64 bits, 1e300: as it is, for the type check to count)
+                s = s if exact is None else exact
             elif kind == 'float' and t.is_numeric_dtype(s) and not t.is_bool_dtype(s):
                 s = s.astype('float64')
         elif kind == 'bool' and (t.is_bool_dtype(s) or s.isna().all() or _bools(s)):

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
+from .sources import _WHOLE, exact_int64
 import yaml
 from ..core.params import load_params
 from .pii import looks_personal, shown_column_name
@@ -66,7 +67,7 @@ def as_written(typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30) -
             wholes.pop(c, None)
         for c in list(wholes):
             raw, blank = chunk[c].astype(str).str.strip(), missing[:, at[c]]
-            if not raw[~blank].str.fullmatch(r'[-+]?\d+').all():
+            if not raw[~blank].str.fullmatch(_WHOLE).all():
                 del wholes[c]  # (`3.0`: a float's text; its number is exact)
                 continue
             wholes[c].append(raw.where(~blank))
@@ -90,10 +91,9 @@ def as_written(typed: pd.DataFrame, chunks, keep=(), max_categories: int = 30) -
     for c, found in wholes.items():
         if c in padded & set(widths):
             continue  # (codes zero-padded to one width: text, below)
-        try:  # (beyond 64 bits: left as pandas read it)
-            out[c] = pd.concat(found, ignore_index=True).astype('Int64')
-        except (TypeError, ValueError, OverflowError):
-            continue
+        if (exact := exact_int64(pd.concat(found, ignore_index=True))) is None:
+            continue  # (beyond 64 bits: left as pandas read it)
+        out[c] = exact
         notes.append(f"{c!r}: whole numbers and {int(typed[c].isna().sum())} blank(s): read as whole numbers, exactly")
     for c in padded & set(widths):
         out[c] = pd.concat(parts[c], ignore_index=True).astype(object)

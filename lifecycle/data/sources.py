@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
-           'fingerprint', 'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'day_first', 'read_dates',
-           'cut_date']
+           'fingerprint', 'exact_int64', 'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'day_first',
+           'read_dates', 'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -207,6 +207,15 @@ def _int_columns(declared) -> list:
 _WHOLE = r'\s*[-+]?[0-9]+\s*'  # (ASCII digits: Python's int() also takes `2_5` and `٣٤`, which are no CSV number)
 
 
+def exact_int64(values: pd.Series) -> pd.Series | None:
+    """`values` (whole numbers: their text as written, with ASCII digits only, or numbers) as nullable 64-bit integers,
+    exactly; None when one is beyond that range (2**63 and more, an unsigned 64-bit id, 1e300) or no whole number."""
+    try:
+        return values.astype('Int64')
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None) -> pd.DataFrame:
     """`chunk` with each `_int_columns` column read as text turned into nullable whole numbers, exactly: `1040.0` as
     the whole number it writes. A column holding a fraction, or a value beyond 64 bits, becomes what pandas would have
@@ -224,9 +233,7 @@ def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None) -> 
         num = pd.to_numeric(text[others], errors='coerce')
         if num.isna().any():
             continue  # (no number at all: left as text)
-        try:
-            exact = text.where(whole).astype('Int64')
-        except (TypeError, ValueError, OverflowError):  # (beyond 64 bits)
+        if (exact := exact_int64(text.where(whole))) is None:  # (beyond 64 bits)
             chunk[c] = pd.to_numeric(text, errors='coerce')
             continue
         if len(num) and not ((num % 1 == 0) & (num.abs() < 2**53)).all():
