@@ -252,15 +252,9 @@ def _missing(columns: list, p: IngestParams) -> list[str]:
     ]
 
 
-def _header_is_data(columns: list, p: IngestParams) -> bool:
-    """Whether the batch's header may be a row of values (a file without a header row), whose 'names' are values, a
-    person's name or postcode among them: `pii.header_may_be_data` against the declared columns."""
-    return header_may_be_data(columns, p.columns)
-
-
 def _undeclared(columns: list, p: IngestParams) -> dict:
     "Each undeclared column, and its name as it may be quoted (none, when the header reads as data)."
-    data = _header_is_data(columns, p)
+    data = header_may_be_data(columns, p.columns)
     return {c: shown_column_name(c, columns.index(c), data) for c in columns if c not in p.columns}
 
 
@@ -274,7 +268,7 @@ def _header_hint(columns: list, p: IngestParams) -> str:
             f"the file holds a single column (a {len(columns[0])}-character header with {seps} other separators): "
             "it probably uses another delimiter than ','"
         )
-    if _missing(columns, p) and _header_is_data(columns, p):
+    if _missing(columns, p) and header_may_be_data(columns, p.columns):
         return (
             f"{sum(c in p.columns for c in columns)} of its {len(columns)} column name(s) are declared columns: its "
             "first line may be data (a file without a header row? give 'csv.header: false' and 'csv.names' in "

@@ -569,7 +569,8 @@ def read_dates(values: pd.Series, dayfirst: bool | None = None) -> pd.Series:
     """Timestamps of `values` (NaT where unreadable), day first when the column's `d/m/Y` values say so (`dayfirst`:
     as judged over the whole source, when `values` is one chunk of it). Times with an offset (`+02:00`, a Parquet
     column in a zone, a zone's summer and winter offsets in one column) are read as written, their offset left aside:
-    00:30 on 1 July in Paris is in July's batch, as its writer dated it. A cut-off is read alike (`cut_date`)."""
+    00:30 on 1 July in Paris is in July's batch, as its writer dated it (an offset in a form pandas reads in no other
+    way: in UTC). A cut-off is read alike (`cut_date`)."""
     import pandas as pd
 
     if isinstance(values.dtype, pd.DatetimeTZDtype):

@@ -111,9 +111,7 @@ def load_retrain_params(params_dir: str | Path) -> RetrainParams:
     rp = load_file(d / 'retrain.yaml', RetrainParams)
     named = {k: getattr(rp.triggers, k) for k in ('drift_alert', 'performance_alert')}
     if any(t is not None for t in named.values()) and (d / 'monitor.yaml').is_file():
-        from lifecycle.operate.schema import load_monitor_params
-
-        from lifecycle.operate.schema import SEVERITIES
+        from lifecycle.operate.schema import SEVERITIES, load_monitor_params
 
         severity = {r.name: r.severity for r in load_monitor_params(d).rules}
         known = set(severity)

@@ -98,23 +98,22 @@ def split_holdout(
     return df[~held].reset_index(drop=True), df[held].reset_index(drop=True)
 
 
-_as_bool = bool_label  # (a boolean target's labels: true/false, yes/no, 1/0; the params check reads them alike)
 
 
 def positive_mask(values: pd.Series, positive) -> np.ndarray:
     "Which values are the positive class, compared as the target holds them (`1`, `'1'`, `1.0`: 1 of an int target)."
     if pd.api.types.is_bool_dtype(values) or (values.dtype == object and values.dropna().map(type).eq(bool).all()):
-        want = _as_bool(positive)
-        return (values.map(_as_bool) == want).to_numpy() if want is not None else np.zeros(len(values), bool)
+        want = bool_label(positive)
+        return (values.map(bool_label) == want).to_numpy() if want is not None else np.zeros(len(values), bool)
     if pd.api.types.is_numeric_dtype(values):
         try:
-            want = float(_as_bool(positive)) if isinstance(positive, bool) else float(positive)
+            want = float(bool_label(positive)) if isinstance(positive, bool) else float(positive)
         except (TypeError, ValueError):
             return np.zeros(len(values), bool)
         return (values.astype(float) == want).to_numpy()
     text = values.astype(str).where(values.notna(), None)
     if isinstance(positive, bool):
-        return text.map(lambda v: v is not None and _as_bool(v) is positive).to_numpy(dtype=bool)
+        return text.map(lambda v: v is not None and bool_label(v) is positive).to_numpy(dtype=bool)
     alts = {str(positive)} | ({f'{positive:g}'} if isinstance(positive, (int, float)) else set())
     return text.isin(alts).to_numpy()
 

@@ -77,9 +77,10 @@ def key_by_model(state: dict, model: str) -> None:
 
 
 def alert_id(obs: dict, rule: str, window, now: float, n: int) -> str:
-    """An alert's id: for a window's, what it is about (model, series, window, rule), so that the same alert raised
-    again (a look killed before it recorded what it had judged) has the same id, which its outbox and every receiver
-    can tell; for another (a watcher's, the audit log's), its time and place among the look's alerts."""
+    """An alert's id: for a window's, what it is about (model, series, window and its end, rule), so that the same
+    alert raised again (a look killed before it recorded what it had judged) has the same id, which its outbox and
+    every receiver can tell, and a window of another cut another; for another alert (a watcher's, the audit log's),
+    its time and place among the look's alerts."""
     if window is None:
         return f"{int(now * 1000)}-{n}-{rule}"
     end = obs.get('window_end')  # (with its number: a window of another cut, or of a log started again, is another)
@@ -171,8 +172,8 @@ def forget_cut(state: dict, cut: str, model: str) -> int:
 
 def forget_windows(state: dict, keep: int, observations: list[dict]) -> int:
     """Drop the judged windows of the series `observations` (one look's) hold that are not among their newest `keep`:
-    older than that, or numbered above their newest now (a window's numbering restarted, `window.rows` changed);
-    how many dropped."""
+    older than that, or numbered above their newest now (a window's numbering restarted: the log started again; a
+    changed cut is `forget_cut`'s); how many dropped."""
     newest = {}
     for o in observations:
         if str(win := o.get('window')).isdigit():  # (a window's number, numpy's or Python's)
@@ -279,7 +280,8 @@ def _failure(e: Exception, mp: MonitorParams) -> str:
 
 
 class Outbox:
-    "Alerts waiting for delivery, per sink, in `<state>/monitor/outbox/<sink>.json`."
+    """Alerts waiting for delivery, per sink, in `<state>/monitor/outbox/<sink>.json`, less those its journal of sent
+    ids (`<sink>.sent.jsonl`, appended as each is delivered, emptied when the list is saved) names."""
 
     def __init__(self, state_dir: str | Path):
         self.state_dir = Path(state_dir)
@@ -287,9 +289,9 @@ class Outbox:
 
     def pending(self, sink: str) -> list[dict]:
         "The alerts waiting for `sink`: its file's, but for those its journal says were delivered since it was saved."
-        p = self.dir / f'{sink}.json'
-        sent = {d.get('id') for d in read_jsonl(self._sent(sink), keys=('id',))} if self._sent(sink).exists() else ()
-        return [it for it in read_state(p, [], list) if it.get('alert', {}).get('id') not in sent]
+        sent = {d['id'] for d in read_jsonl(self._sent(sink), keys=('id',))}
+        waiting = read_state(self.dir / f'{sink}.json', [], list)
+        return [it for it in waiting if it.get('alert', {}).get('id') not in sent]
 
     def _sent(self, sink: str) -> Path:
         "The journal of `sink`'s alerts delivered since its file was last saved (one id a line, appended as sent)."

@@ -170,20 +170,21 @@ class WebhookSink(_Strict):
         "An http(s) URL with a host: anything else holds every alert in the outbox, undeliverable, said nowhere."
         from urllib.parse import urlsplit
 
-        if v is None or not v.strip():
+        v = v.strip() if v is not None else v
+        if not v:
             return None  # (empty: no webhook, as it always meant)
         try:
-            parts = urlsplit(v.strip())
+            parts = urlsplit(v)
             host = parts.hostname if parts.port != 0 else None  # (a port beyond 65535 raises here; 0 is none)
         except ValueError:
             host, parts = None, None
-        if parts is None or parts.scheme not in ('http', 'https') or not host or not v.strip().isprintable():
+        if parts is None or parts.scheme not in ('http', 'https') or not host or not v.isprintable():
             other = parts is not None and parts.scheme not in ('', 'http', 'https')
             found = f'a {parts.scheme}: URL' if other else 'none'
             raise ValueError(
                 f"expected an http:// or https:// URL with a host, found {found} (not shown: it may hold a secret)"
             )
-        return v.strip()
+        return v
 
 
 class EmailSink(_Strict):

@@ -465,18 +465,11 @@ def token_list(as_json: bool = typer.Option(False, '--json', help="Print as JSON
     from lifecycle.serve.tokens import list_tokens
 
     ws = Workspace.open()
-    unreadable = False
     try:  # (a token whose person's key was revoked is refused by the admin API: said, not listed as active)
-        people = trust.roster(ws)
-    except trust.TrustError:
+        people, unreadable = trust.roster(ws), False
+    except trust.TrustError:  # (not "not initialised": a registry there, which cannot be read now)
         people, unreadable = None, True
-    rows = list_tokens(ws, people, judge=True)
-    for r in rows if unreadable else ():  # (not "not initialised": a registry there, which cannot be read now)
-        if r.get('refused'):
-            r['refused'] = (
-                f"{r['user']}: the trust registry cannot be read (`lifecycle trust show` says why); a server started "
-                "now refuses every token, one running keeps the registry it last read"
-            )
+    rows = list_tokens(ws, people, judge=True, unreadable=unreadable)
     return TokensShown(rows, f"{len(rows)} token(s)")
 
 

@@ -135,17 +135,24 @@ def _tokens_changed(s: Settings):
         atomic_write(p, json.dumps(known, indent=1).encode(), mode=0o600)
 
 
-def list_tokens(s: Settings, people: dict | None = None, judge: bool = False) -> list[dict]:
+_UNREADABLE = (
+    ": the trust registry cannot be read (`lifecycle trust show` says why); a server started now refuses every token, "
+    "one running keeps the registry it last read"
+)
+
+
+def list_tokens(s: Settings, people: dict | None = None, judge: bool = False, unreadable: bool = False) -> list[dict]:
     """Every token issued here, oldest first (`_row`). A record edited into something that is not one is listed as
     `damaged` (the admin API refuses its token), never left out. With `judge`, against the trust registry `people`
-    (None: not initialised, or unreadable, as the server then reads it), each token not revoked whose person may not
-    use it says why (`refused`: their key revoked, not registered, no registry)."""
+    (None: not initialised; `unreadable`: there, and cannot be read), each token not revoked whose person may not use
+    it says why (`refused`: their key revoked, not registered, no registry)."""
     p = tokens_path(s)
     recs = _tokens(p) if p.exists() else {}
     rows = [_row(d, r) for d, r in recs.items()]
     if judge:
         for row, rec in zip(rows, recs.values()):
-            if not row.get('damaged') and not row['revoked'] and (why := person_refusal(rec, people)):
+            why = _UNREADABLE if unreadable else person_refusal(rec, people)
+            if not row.get('damaged') and not row['revoked'] and why:
                 row['refused'] = f"{row['user']}{why}"
     return sorted(rows, key=lambda r: r['issued'] if isinstance(r['issued'], (int, float)) else 0)
 
