@@ -1397,6 +1397,14 @@ def test_an_alert_delivered_leaves_the_outbox_at_once(workspace, monkeypatch):
     assert sent == ['a0'] and [it['alert']['id'] for it in box.pending('tickets')] == ['a1', 'a2']
 
 
+def monitored(workspace: Path, ago: float):
+    """A look's makings: the workspace's handle and monitor params, a seeded generator, version 1's baseline drawn from
+    it, a start `ago` seconds back, and the prediction log."""
+    ws, rng = Workspace.open(workspace), np.random.default_rng(7)
+    mp, base, log = load_monitor_params(ws.params_dir), {'1': baseline(rng)}, PredictionLog(default_url(ws))
+    return ws, mp, rng, base, time.time() - ago, log
+
+
 def test_a_look_killed_before_it_saved_what_it_judged_raises_no_alert_again(workspace, webhook, smtp):
     """A look killed after raising its alerts (audited, queued, recorded) but before saving what it had judged raised
     them all again on the next look, under new ids: twice in the audit log and at every sink (review P). A window's
@@ -1405,11 +1413,7 @@ def test_a_look_killed_before_it_saved_what_it_judged_raises_no_alert_again(work
 
     controller, _ = smtp
     configure(workspace, webhook, controller.port)
-    ws = Workspace.open(workspace)
-    mp = load_monitor_params(ws.params_dir)
-    rng = np.random.default_rng(7)
-    base, t0 = {'1': baseline(rng)}, time.time() - 3000
-    log = PredictionLog(default_url(ws))
+    ws, mp, rng, base, t0, log = monitored(workspace, 3000)
     replay(log, rng, t0, 0, 400)
     run_once(ws, mp, baselines=base, now=t0 + 400)
     replay(log, rng, t0, 400, 200, shift=15, flip=True)
@@ -1429,12 +1433,8 @@ def test_windows_cut_otherwise_are_judged_afresh_and_their_alerts_raised(workspa
     of that number from being judged, and an alert id made of the number alone was taken for one raised already, so
     genuine alerts were dropped (reviews P and Q). The cut is remembered per model; an id names its window's end."""
     set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
-    ws = Workspace.open(workspace)
-    mp = load_monitor_params(ws.params_dir)
+    ws, mp, rng, base, t0, log = monitored(workspace, 9000)
     mp = mp.model_copy(update={'rules': [r.model_copy(update={'cooldown_s': 0}) for r in mp.rules]})
-    rng = np.random.default_rng(7)
-    base, t0 = {'1': baseline(rng)}, time.time() - 9000
-    log = PredictionLog(default_url(ws))
     replay(log, rng, t0, 0, 200)
     replay(log, rng, t0, 200, 1000, shift=15)
     first = run_once(ws, mp, baselines=base, now=t0 + 1300)
@@ -1453,11 +1453,7 @@ def test_a_window_cut_changed_and_back_holds_back_no_alert_of_a_new_window(works
     window judged again: an old one's alert, recorded already, was dropped, but started its rule's cooldown first, and
     the new window breaching in the same look was held back for good (review R)."""
     set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
-    ws = Workspace.open(workspace)
-    mp = load_monitor_params(ws.params_dir)
-    rng = np.random.default_rng(7)
-    base, t0 = {'1': baseline(rng)}, time.time() - 20000
-    log = PredictionLog(default_url(ws))
+    ws, mp, rng, base, t0, log = monitored(workspace, 20000)
     replay(log, rng, t0, 0, 200)
     replay(log, rng, t0, 200, 400, shift=15)
     first = run_once(ws, mp, baselines=base, now=t0 + 1000)

@@ -436,8 +436,8 @@ def ingest_batch(
             existed = res.snapshot.pop('_existed', False)
             held = (res.quarantine or {}).pop('_existed', False)
             # (no clean row: every such batch stores the same empty table; its quarantined rows say whether it is new)
-            same = res.snapshot if clean.rows else res.quarantine if quarantine.rows else None
-            if same is not None and (existed if clean.rows else held):
+            same, again = (res.snapshot, existed) if clean.rows else (res.quarantine, held)
+            if again:
                 replay = violation(
                     'replayed_batch',
                     '(batch)',

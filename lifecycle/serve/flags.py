@@ -965,13 +965,13 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
     if both := sorted({f"{a}' and '{b}" for a in keys for b in keys if b.startswith(a + '.')}):
         raise FlagError(f"'{both[0]}' are both given: give a group of keys or the keys in it, not both")
     for k, v in changes.items():
-        if str(k) == 'threshold' and not isinstance(v, dict):  # (pydantic's answer: "a valid dictionary")
-            raise FlagError(
-                f"threshold: a group of keys (variants, default), found {type(v).__name__}; to switch the decision "
-                f"threshold to a declared variant: threshold.default=NAME (or `lifecycle flags threshold NAME`)"
-            )
-        if str(k) == 'threshold':  # (a part of it, `{default: strict}`, changes that part: the rest is kept)
-            v = {**d['threshold'], **v}
+        if str(k) == 'threshold':
+            if not isinstance(v, dict):  # (pydantic's answer: "a valid dictionary")
+                raise FlagError(
+                    f"threshold: a group of keys (variants, default), found {type(v).__name__}; to switch the decision "
+                    f"threshold to a declared variant: threshold.default=NAME (or `lifecycle flags threshold NAME`)"
+                )
+            v = {**d['threshold'], **v}  # (a part of it, `{default: strict}`, changes that part: the rest is kept)
         _dotted(d, str(k), v)
     try:  # strict, as JSON: "true" is no boolean and "5" no share (the admin API's body; the CLI's values are YAML)
         return FlagsParams.model_validate_json(json.dumps(d, default=_not_json), strict=True)
