@@ -151,8 +151,9 @@ def list_tokens(s: Settings, people: dict | None = None, judge: bool = False, un
     rows = [_row(d, r) for d, r in recs.items()]
     if judge:
         for row, rec in zip(rows, recs.values()):
-            why = _UNREADABLE if unreadable else person_refusal(rec, people)
-            if not row.get('damaged') and not row['revoked'] and why:
+            if row.get('damaged') or row['revoked']:
+                continue  # (refused whoever holds it: said so already)
+            if why := _UNREADABLE if unreadable else person_refusal(rec, people):
                 row['refused'] = f"{row['user']}{why}"
     return sorted(rows, key=lambda r: r['issued'] if isinstance(r['issued'], (int, float)) else 0)
 
