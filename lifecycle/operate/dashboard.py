@@ -16,13 +16,12 @@ __all__ = ['load_windows', 'choices', 'metric_series', 'thresholds', 'breaches',
 def load_windows(state_dir: str | Path, model: str | None = None) -> pd.DataFrame:
     """The windows the monitor measured (`<state>/monitor/windows.parquet`), closed ones only, of `model` if given (the
     last look's model: another's windows are none of its own); empty if none yet."""
+    from lifecycle.operate.monitor import _windows
+
     p = Path(state_dir) / 'monitor' / 'windows.parquet'
-    empty = pd.DataFrame(columns=['model_version', 'variant', 'window', 'window_end', 'closed'])
     if not p.is_file():
-        return empty
-    m = pd.read_parquet(p)
-    if model is not None and 'model' in m.columns:  # (a file from before windows named their model: as it is)
-        m = m[m['model'] == model]
+        return pd.DataFrame(columns=['model_version', 'variant', 'window', 'window_end', 'closed'])
+    m = _windows(p, model)  # (a damaged file named, as `monitor status` names it)
     return m[m['closed'].astype(bool)].sort_values(['model_version', 'variant', 'window']).reset_index(drop=True)
 
 # %% ../../nbs/api/operate/11_dashboard.ipynb #0244a749

@@ -740,8 +740,9 @@ def open_alerts(state_dir: str | Path, raised: list[dict] | None = None) -> list
     return out
 
 
-def _windows(path: Path) -> pd.DataFrame:
-    "The last look's windows (`windows.parquet`); `StateError` (exit 4) naming a damaged file (a look rewrites it)."
+def _windows(path: Path, model: str | None = None) -> pd.DataFrame:
+    """The last look's windows (`windows.parquet`), of `model` if given (a file from before windows named their model:
+    all); `StateError` (exit 4) naming a damaged file (a look rewrites it)."""
     import pyarrow as pa
 
     try:
@@ -752,23 +753,23 @@ def _windows(path: Path) -> pd.DataFrame:
         ) from None
     if missing := [c for c in ('closed', 'window', 'model_version', 'variant') if c not in m.columns]:
         raise StateError(f"{path}: not a table of windows (no column(s) {missing}); remove it: the next look writes it")
-    return m
+    return m[m['model'] == model] if model is not None and 'model' in m.columns else m
 
 
-def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None) -> dict:
-    "Heartbeats, the last look, each series' last closed window, alert counts by severity (all, open), the outbox."
+def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, raised=None) -> dict:
+    """Heartbeats, the last look, each series' last closed window, alert counts by severity (all, open), the outbox
+    (`raised`: the params' model's alerts, read already)."""
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
     d = _monitor_dir(ws.state_dir)
     ages = heartbeats(ws.state_dir, mp.watchers, now)
     series, name = [], ws.params['register'].model_name  # (this params' model: another's windows and alerts are not)
     if (d / 'windows.parquet').is_file():
-        m = _windows(d / 'windows.parquet')
-        m = m[m['model'] == name] if 'model' in m.columns else m  # (a file from before windows named their model)
+        m = _windows(d / 'windows.parquet', name)
         last = m[m['closed']].sort_values('window').groupby(['model_version', 'variant']).tail(1)
         for r in last.to_dict('records'):
             series.append({k: r.get(k) for k in ['model_version', 'variant', 'window', 'window_end', *_SHOWN]})
-    raised = alert_log(ws.state_dir, model=name)
+    raised = alert_log(ws.state_dir, model=name) if raised is None else raised
     box = Outbox(ws.state_dir)
     return dict(
         watchers={
@@ -800,10 +801,10 @@ def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
     "Each monitored series' last closed window, open alerts by severity, newest alerts and verdict; the watchers."
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
-    st = status(ws, mp, now)
+    raised = alert_log(ws.state_dir, model=ws.params['register'].model_name)
+    st = status(ws, mp, now, raised)  # (the alerts read once)
     watchers = _watchers(st, ws.state_dir, mp, now)
     alive = watchers['monitor']['alive']
-    raised = alert_log(ws.state_dir, model=ws.params['register'].model_name)
     still = {a['id'] for a in open_alerts(ws.state_dir, raised)}
     keys = [(str(s['model_version']), str(s['variant'])) for s in st['series']]
     keys += [tuple(a['series'].split('/', 1)) for a in raised]
