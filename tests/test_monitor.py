@@ -459,6 +459,58 @@ def test_another_models_rows_in_the_log_are_not_this_models_windows(workspace):
     log.close()
 
 
+def test_two_models_looked_at_in_turn_keep_each_others_windows_drift_open_alerts_and_gauges(workspace):
+    """Review: a workspace may serve several models, each looked at with its own params, and a look rewrote the
+    windows, the drift, which alerts are open and the Prometheus gauges with its own model's alone: a clean look at
+    one model's v1 closed the other's alerts on its v1, and its status showed no windows."""
+    import shutil
+
+    from lifecycle.operate.monitor import alert_log, open_alerts, status
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    shutil.copytree(workspace / 'params', workspace / 'params-b')
+    set_yaml(workspace / 'params-b' / 'register.yaml', model_name='customers')
+    a, b = (Workspace.open(workspace, params_dir=workspace / d) for d in ('params', 'params-b'))
+    name, mp = a.params['register'].model_name, load_monitor_params(a.params_dir)
+    rng = np.random.default_rng(5)
+    t0 = time.time() - 3000
+    log = PredictionLog(default_url(a))
+    replay(log, rng, t0, 0, 200, model=name)
+    replay(log, rng, t0, 200, 200, shift=15, flip=True, model=name)  # this model's v1 drifts in its second window
+    replay(log, rng, t0, 400, 400, model='customers')  # the other's v1, as trained
+    log.close()
+    base = {'1': baseline(rng)}
+    assert 'input_drift' in [x['rule'] for x in run_once(a, mp, baselines=base, now=t0 + 1000, sample=False).alerts]
+    assert run_once(b, mp, baselines=base, now=t0 + 1001, sample=False).alerts == []
+
+    assert 'input_drift' in [x['rule'] for x in open_alerts(a.state_dir, alert_log(a.state_dir, model=name))]
+    assert [s['window'] for s in status(a, mp)['series']] == [1] == [s['window'] for s in status(b, mp)['series']]
+    out = a.state_dir / 'monitor'
+    assert set(pd.read_parquet(out / 'drift.parquet')['model']) == {name, 'customers'}
+    gauges = [x for x in (out / 'metrics.prom').read_text().splitlines() if x.startswith('lifecycle_monitor_metric{')]
+    assert {x.split('model="')[1].split('"')[0] for x in gauges} == {name, 'customers'}
+    assert run_once(a, mp, baselines=base, now=t0 + 1002, sample=False).new_windows == 0  # its own, kept as they were
+    assert len(status(b, mp)['series']) == 1
+
+
+def test_open_alerts_kept_before_they_named_their_model_stay_open_and_become_the_next_looks_models(workspace):
+    "A workspace's `breaching.json` from before its pairs named their model: the one model's then."
+    from lifecycle.operate.monitor import open_alerts
+
+    ws = Workspace.open(workspace)
+    name, mp = ws.params['register'].model_name, load_monitor_params(ws.params_dir)
+    out = ws.state_dir / 'monitor'
+    out.mkdir(parents=True)
+    (out / 'breaching.json').write_text(json.dumps(['input_drift|1/control']))
+    was = dict(id='x', rule='input_drift', series='1/control', severity='high', ts=1.0)
+    (out / 'alerts.jsonl').write_text(json.dumps(was | {'model': name}) + '\n' + json.dumps(was | {'id': 'y'}) + '\n')
+    assert [x['id'] for x in open_alerts(ws.state_dir)] == ['y', 'x']  # (newest first; one named its model)
+    run_once(ws, mp, baselines={}, now=time.time(), sample=False)  # no window can judge it: the verdict stands
+    assert json.loads((out / 'breaching.json').read_text()) == [f'{name}|input_drift|1/control']
+    assert [x['id'] for x in open_alerts(ws.state_dir)] == ['y', 'x']
+    assert open_alerts(ws.state_dir, [was | {'model': 'other'}]) == []  # another model's v1 holds nothing
+
+
 def test_flipped_labels_on_stable_inputs_are_concept_drift(workspace):
     rule = dict(name='concept', metric='concept_drift', condition='> 0.1', min_sample=100, severity='high')
     set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None}, rules=[rule])

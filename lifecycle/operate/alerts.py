@@ -191,17 +191,19 @@ def forget_windows(state: dict, keep: int, observations: list[dict]) -> int:
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #07063977
 def still_breached(observations: list[dict], rules: list[Rule], before: set[str] | None = None) -> set[str]:
-    """The `rule|series` pairs whose rule holds on the latest observation of their series that could judge it; a pair
-    in `before` that no observation could judge keeps its verdict."""
-    latest: dict[tuple[str, str], str | None] = {}
-    judged: set[tuple[str, str]] = set()
+    """The `rule|series` pairs (`model|rule|series` of a model's series, as `judge` keys them: another model's v1 is
+    not its v1) whose rule holds on the latest observation of their series that could judge it; a pair in `before`
+    that no observation could judge (another model's, say) keeps its verdict."""
+    latest: dict[tuple[str, str, str], str | None] = {}
+    judged: set[str] = set()
     for obs in observations:
+        scope = f"{obs['model']}|" if obs.get('model') else ''
         top: dict[str, Rule | None] = {}
         for rule in rules:
             value, n = _number(obs.get(rule.metric)), _sample(obs, rule)
             if value is None or not _applies(rule, obs['series']) or (n is not None and n < rule.min_sample):
                 continue  # this observation cannot judge the rule: the earlier verdict stands
-            judged.add((rule.name, obs['series']))
+            judged.add(f"{scope}{rule.name}|{obs['series']}")
             hit = top.get(rule.metric)
             if breached(rule.condition, value) and (
                 hit is None or SEVERITIES.index(rule.severity) > SEVERITIES.index(hit.severity)
@@ -210,12 +212,12 @@ def still_breached(observations: list[dict], rules: list[Rule], before: set[str]
             else:
                 top.setdefault(rule.metric, None)
         for metric, rule in top.items():
-            latest[(obs['series'], metric)] = rule.name if rule else None
-    out = {f'{name}|{series}' for (series, _), name in latest.items() if name}
+            latest[(scope, obs['series'], metric)] = rule.name if rule else None
+    out = {f'{scope}{name}|{series}' for (scope, series, _), name in latest.items() if name}
     names = {r.name for r in rules}
     for key in before or ():
-        rule, _, series = key.partition('|')
-        if rule in names and (rule, series) not in judged:
+        head = key.rpartition('|')[0]  # (`rule`, or `model|rule`)
+        if key not in judged and any(head == r or head.endswith(f'|{r}') for r in names):
             out.add(key)
     return out
 

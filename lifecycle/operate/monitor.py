@@ -263,6 +263,25 @@ def _log_digest(url: str, key: bytes) -> str:
     return hmac.new(key, url.encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def _with_others(path: Path, mine: pd.DataFrame, model: str) -> pd.DataFrame:
+    """`mine`, one model's rows of a table the monitor keeps (its windows, its drift), with the other models' rows of
+    the table at `path`: a look measures one model, and a workspace may serve several. A table that cannot be read, or
+    is from before it named its models, holds none of another's."""
+    import pyarrow as pa
+
+    try:
+        was = pd.read_parquet(path)
+    except (OSError, ValueError, pa.ArrowException):
+        return mine
+    if 'model' not in was.columns or not len(others := was[was['model'] != model]):
+        return mine
+    return pd.concat([others, mine], ignore_index=True) if len(mine) else others.reset_index(drop=True)
+
+
+def _model_series(series: str) -> bool:
+    return series.split('/')[0].isdigit()  # (`version/variant`; not a watcher's, the server's or the log's)
+
+
 def _write_if_changed(p: Path, data: bytes) -> None:
     try:
         if p.read_bytes() == data:
@@ -354,8 +373,13 @@ def _observations(
     return obs
 
 
+def _label_value(v: str) -> str:
+    return v.replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n')
+
+
 def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
-    "Prometheus text format: each series' last closed window's metrics, and each watcher's last heartbeat time."
+    """Prometheus text format: each series' last closed window's metrics (labelled with its model when the windows
+    name it), and each watcher's last heartbeat time."""
     from lifecycle.operate.schema import METRICS
 
     lines = [
@@ -365,9 +389,12 @@ def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
         '# TYPE lifecycle_monitor_sample gauge',
     ]
     if len(m):
-        last = m[m['closed']].sort_values('window').groupby(['model_version', 'variant']).tail(1)
+        by = [c for c in ('model', 'model_version', 'variant') if c in m.columns]  # (a model's v1 is not another's)
+        last = m[m['closed']].sort_values('window').groupby(by, dropna=False).tail(1)
         for r in last.to_dict('records'):
             lab = f'model_version="{r["model_version"]}",variant="{r["variant"]}"'
+            if isinstance(r.get('model'), str):  # (a label value escaped as the text format asks)
+                lab = f'model="{_label_value(r["model"])}",{lab}'
             for name, (kind, _) in METRICS.items():
                 v = r.get(name)
                 if v is None or not isinstance(v, (int, float, np.number)) or not np.isfinite(v):
@@ -592,8 +619,10 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     alerts = judge(live, mp.rules, state, now, recorded)  # (raised already: judged, not raised again; read when asked)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
-    held = still_breached(live, mp.rules, None if (was := read_state(p, None, list)) is None else set(was))
-    held = {k for k in held if k.partition('|')[2] not in retired}  # (their alerts close)
+    was = read_state(p, None, list)  # (a pair kept before pairs named their model was the one model's then)
+    was = None if was is None else {f'{name}|{k}' if _model_series(k.partition('|')[2]) else k for k in was}
+    held = still_breached(live, mp.rules, was)
+    held = {k for k in held if not (k.startswith(f'{name}|') and k.rpartition('|')[2] in retired)}  # (they close)
     _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
     raise_alerts(alerts, mp, box, audit=ws.audit)
@@ -606,12 +635,15 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     if proc:
         append_jsonl(out_dir / 'process.jsonl', proc, fsync=False)
     heat = m.attrs.pop('drift', None)
+    gone = (m['model_version'].astype(str) + '/' + m['variant'].astype(str)).isin(retired) if len(m) else []
+    table = _with_others(out_dir / 'windows.parquet', m.assign(model=name, retired=gone), name)  # (whose they are)
     if len(m):  # rewritten only when they changed: the site re-renders the landing page when they do
-        _write_if_changed(out_dir / 'windows.parquet', m.assign(model=name).to_parquet())  # (whose windows they are)
+        _write_if_changed(out_dir / 'windows.parquet', table.to_parquet())
         if heat is not None and len(heat):
-            _write_if_changed(out_dir / 'drift.parquet', heat.to_parquet())
+            drift = _with_others(out_dir / 'drift.parquet', heat.assign(model=name), name)
+            _write_if_changed(out_dir / 'drift.parquet', drift.to_parquet())
     hb_ts = {n: now - a for n, a in heartbeats(ws.state_dir, mp.watchers, now).items() if np.isfinite(a)}
-    shown = m[~(m['model_version'].astype(str) + '/' + m['variant'].astype(str)).isin(retired)] if len(m) else m
+    shown = table[~table['retired'].eq(True)] if 'retired' in table.columns else table  # (every model's)
     atomic_write(out_dir / 'metrics.prom', metrics_text(shown, hb_ts))
     run = MonitorRun(
         now,
@@ -733,11 +765,25 @@ def open_alerts(state_dir: str | Path, raised: list[dict] | None = None) -> list
     holding = None if (was := read_state(p, None, list)) is None else set(was)  # None: no look judged it yet
     out, seen = [], set()
     for a in raised:
-        key = f"{a['rule']}|{a['series']}"
-        if key not in seen and (holding is None or key in holding):
+        key = f"{a['model']}|{a['rule']}|{a['series']}" if a.get('model') else f"{a['rule']}|{a['series']}"
+        if key not in seen and (holding is None or _holds(a, holding)):
             out.append(a)
         seen.add(key)
     return out
+
+
+def _holds(alert: dict, holding: set[str]) -> bool:
+    """Whether an alert's rule still held on its series at the last look (`holding`, its `breaching.json`); an alert
+    or a kept pair from before they named their model matches the same rule and series of any model."""
+    pair = f"{alert['rule']}|{alert['series']}"
+    if not _model_series(alert['series']):
+        return pair in holding
+    if alert.get('model'):
+        return f"{alert['model']}|{pair}" in holding or pair in holding
+    return pair in holding or any(h.endswith(f'|{pair}') for h in holding)
+
+
+_WINDOW_KEYS = ('closed', 'window', 'model_version', 'variant')
 
 
 def _windows(path: Path, model: str | None = None) -> pd.DataFrame:
@@ -751,9 +797,12 @@ def _windows(path: Path, model: str | None = None) -> pd.DataFrame:
         raise StateError(
             f"{path}: not a readable table of windows ({type(e).__name__}); remove it: the next look writes it"
         ) from None
-    if missing := [c for c in ('closed', 'window', 'model_version', 'variant') if c not in m.columns]:
+    if missing := [c for c in _WINDOW_KEYS if c not in m.columns]:
         raise StateError(f"{path}: not a table of windows (no column(s) {missing}); remove it: the next look writes it")
-    return m[m['model'] == model] if model is not None and 'model' in m.columns else m
+    if model is None or 'model' not in m.columns or (mine := m['model'] == model).all():
+        return m
+    m = m[mine]  # (and none of the columns only another model's windows have: a regression's, say)
+    return m[[c for c in m.columns if c in (*_WINDOW_KEYS, 'window_end', 'model') or m[c].notna().any()]]
 
 
 def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, raised=None) -> dict:

@@ -106,7 +106,8 @@ def _expr(rule, mp: MonitorParams) -> str | None:
     gauge = _selector('lifecycle_monitor_metric', [f'metric="{rule.metric}"', *scope])
     e = f'{gauge} {op} {x:g}'
     if METRICS[rule.metric][0] != 'none' and rule.min_sample:
-        e += f' and on (model_version, variant) lifecycle_monitor_sample{{metric="{rule.metric}"}} >= {rule.min_sample}'
+        on = 'on (model, model_version, variant)'  # (the monitor's gauges name their model: v1 is each model's)
+        e += f' and {on} lifecycle_monitor_sample{{metric="{rule.metric}"}} >= {rule.min_sample}'
     return e
 
 
@@ -125,7 +126,7 @@ def _top_rung(expr: str, i: int, mp: MonitorParams) -> str:
         and (rank(o.severity) > rank(r.severity) or (o.severity == r.severity and j < i))
         and (e := _expr(o, mp)) is not None
     ]
-    on = _SERIES_LABELS.get(r.metric, 'model_version, variant')
+    on = _SERIES_LABELS.get(r.metric, 'model, model_version, variant')  # (the monitor's gauges name their model)
     return ''.join([f'({expr})' if above else expr, *(f' unless on ({on}) ({e})' for e in above)])
 
 
@@ -210,7 +211,8 @@ def grafana_dashboard(mp: MonitorParams, datasource: str = 'Prometheus') -> dict
                 datasource=datasource,
                 targets=[
                     dict(
-                        expr=f'lifecycle_monitor_metric{{metric="{m}"}}', legendFormat='v{{model_version}} {{variant}}'
+                        expr=f'lifecycle_monitor_metric{{metric="{m}"}}',
+                        legendFormat='{{model}} v{{model_version}} {{variant}}',
                     )
                 ],
                 fieldConfig=dict(
