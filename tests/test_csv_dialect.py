@@ -35,7 +35,8 @@ def strict(text: str):
         ({'encoding': 'klingon-8'}, 'csv.encoding', 'not a text encoding of files'),
         ({'header': False}, 'csv.names', 'required'),
         ({'header': False, 'names': ['a', 'b', 'a']}, 'csv.names', "['a'] given more than once"),
-        ({'thousands': ','}, 'csv.thousands', 'also the delimiter'),
+        ({'thousands': '.', 'decimal': '.'}, 'csv.thousands', 'also the decimal mark'),
+        ({'decimal': ',,'}, 'csv.decimal', 'one character'),
         ({'compression': 'zip'}, 'csv.compression', "'infer', 'none' or 'gzip'"),
         ({'delimeter': ';'}, 'csv.delimeter', 'unknown key'),
     ],
@@ -78,6 +79,18 @@ def test_a_header_less_latin1_semicolon_gzip_file_with_spaces_and_thousands_is_r
     df = pd.concat(read_chunks(str(f), dialect=d))
     assert df.region.tolist() == ['North', 'Süd', 'North'] and df.amount.tolist() == [1234, 12000, 7]
     assert df.price_text.tolist() == ['2,5', '3,75', '1']  # a decimal comma stays text: not a thousands rule
+
+
+def test_quoted_thousands_with_the_comma_delimiter_and_decimal_commas_are_read_as_numbers(tmp_path):
+    """A spreadsheet quotes `"55,623.98"` in a comma-separated file (the thousands separator may be the delimiter, as
+    pandas reads it), and writes `55.623,98` with `;` where the comma is the decimal mark; whole numbers stay exact."""
+    us, eu = tmp_path / 'us.csv', tmp_path / 'eu.csv'
+    us.write_text('region,amount,price\nNorth,"1,234","55,623.98"\nSouth,7,0.5\n')
+    eu.write_text('region;amount;price\nNorth;1.234;55.623,98\nSouth;"1040,0";0,5\n')
+    for f, d in ((us, CsvDialect(thousands=',')), (eu, CsvDialect(delimiter=';', thousands='.', decimal=','))):
+        df = pd.concat(read_chunks(str(f), dialect=d, declared=P.columns))
+        assert df.price.tolist() == [55623.98, 0.5] and df.amount.tolist() == [1234, 7 if f is us else 1040], f
+        assert str(df.amount.dtype) == 'Int64'
 
 
 def test_a_dialect_file_goes_through_the_boundary(tmp_path, monkeypatch):

@@ -240,6 +240,44 @@ def test_a_parquet_files_dates_and_times_pass_the_contract_init_proposed_for_the
     assert snap['renewal'].isna().sum() == 12 and snap['renewal'][1] == '2022-01-02'
 
 
+@pytest.mark.parametrize('style', ['55,623.98', '55.623,98'])
+def test_numbers_a_spreadsheet_wrote_with_thousands_separators_are_proposed_and_ingested_as_numbers(
+    tmp_path, monkeypatch, style
+):
+    """`init` took amounts written `55,623.98` (or `55.623,98` with `;`) for text, and the personal-data detector took
+    mostly distinct amounts for identifiers: the column was proposed personal and pseudonymised (review M). It now
+    reads how the file writes its numbers, proposes them as numbers with the `csv` marks, and the boundary reads them
+    so."""
+    from conftest import cli, make_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.data.ingest import load_snapshot
+
+    ws = make_workspace(tmp_path / 'ws')
+    df = customers(600).drop(columns=['email'])
+    df['income'] = np.random.default_rng(3).uniform(900, 90_000, 600).round(2)
+    eu = style == '55.623,98'
+    written = df.assign(income=[f'{v:,.2f}' for v in df['income']])
+    if eu:
+        written['income'] = written['income'].str.translate(str.maketrans(',.', '.,'))
+    written.to_csv(ws / 'customers.csv', index=False, sep=';' if eu else ',')
+    env = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
+    r = cli(ws, 'init', '--from', 'customers.csv', '--target', 'churned', *(['--delimiter', ';'] if eu else []),
+            '--json', env=env)  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    said = json.loads(r.stdout)
+    how = '55.623,98 or 0,5' if eu else '55,623.98'
+    assert any(f'1 column(s) of numbers written as {how}' in n for n in said['notes'])
+    ingest = yaml.safe_load((ws / 'params-customers' / 'ingest.yaml').read_text())
+    assert ingest['csv'] == ({'delimiter': ';', 'thousands': '.', 'decimal': ','} if eu else {'thousands': ','})
+    assert ingest['columns']['income']['dtype'] == 'float' and not ingest['columns']['income']['personal']
+    args = ('--dataset', 'customers', '--params', 'params-customers', '--no-report', '--json')
+    out = json.loads(cli(ws, 'ingest', 'customers.csv', *args, env=env).stdout)
+    assert out['status'] == 'accepted', out
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', env['LIFECYCLE_KEYS_DIR'])
+    snap = load_snapshot(Workspace.open(ws, params_dir=ws / 'params-customers').store, out['snapshot'])
+    assert snap['income'].tolist() == df['income'].tolist()
+
+
 def test_parquet_times_are_read_as_iso_text_value_by_value_two_readings_never_one_text(tmp_path):
     """Fractions of a second were dropped (two readings 0.5 s apart became one text) and midnight was written three ways
     by the path it took (a review): now ISO 8601 value by value, the fraction and offset kept."""

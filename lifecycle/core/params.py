@@ -246,10 +246,11 @@ class CsvDialect(_Strict):
     names: list[str] | None = None
     encoding: str = 'utf-8'  # any Python codec name: utf-8, latin-1, cp1252, utf-16 ...
     trim_whitespace: bool = False  # strip spaces around header names and values
-    thousands: str | None = None  # the thousands separator in numbers, e.g. ',' (with another delimiter) or '.'
+    thousands: str | None = None  # the thousands separator in numbers, e.g. ',' (`"55,623.98"`, quoted) or '.'
+    decimal: str = '.'  # the decimal mark in numbers: ',' in `55.623,98` or `"0,5"` (unsaid: '.', thousands '.' too)
     compression: Literal['infer', 'none', 'gzip'] = 'infer'  # infer: gzip for a name ending in .gz
 
-    @field_validator('delimiter', 'thousands')
+    @field_validator('delimiter', 'thousands', 'decimal')
     @classmethod
     def _one_character(cls, v):
         if v is not None and (len(v) != 1 or v in '"\r\n'):
@@ -286,8 +287,8 @@ class CsvDialect(_Strict):
             raise ValueError("key 'csv.names' is required with 'header: false': the file's columns, in order")
         if self.header and self.names:
             raise ValueError("key 'csv.names' replaces a missing header row: set 'header: false' as well")
-        if self.thousands is not None and self.thousands == self.delimiter:
-            raise ValueError(f"key 'csv.thousands' {self.thousands!r} is also the delimiter: they must differ")
+        if 'decimal' in self.model_fields_set and self.thousands == self.decimal:  # (either may be the delimiter)
+            raise ValueError(f"key 'csv.thousands' {self.thousands!r} is also the decimal mark: they must differ")
         return self
 
 

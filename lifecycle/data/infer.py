@@ -20,9 +20,9 @@ from ..core.params import load_params
 from .pii import looks_personal, shown_column_name
 
 # %% auto #0
-__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'is_row_number', 'column_kind', 'names_people',
-           'says_number_of_a_person', 'personal_guess', 'column_rule', 'infer_task', 'Proposal', 'propose_params',
-           'propose_fairness_gates', 'ProposalRefused', 'write_params']
+__all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'NumberMarks', 'number_marks', 'is_row_number', 'column_kind',
+           'names_people', 'says_number_of_a_person', 'personal_guess', 'column_rule', 'infer_task', 'Proposal',
+           'propose_params', 'propose_fairness_gates', 'ProposalRefused', 'write_params']
 
 # %% ../../nbs/api/data/10_infer.ipynb #ffa3e3b5
 def column_dtype(s: pd.Series) -> str:
@@ -141,6 +141,49 @@ def _codes(seen: pd.Series, lost: pd.Series | None = None, max_categories: int =
         and set(lost.str.len()) <= set(seen.str.len())
         and _vocabulary(both.nunique(), len(both), max_categories)
     )
+
+# %% ../../nbs/api/data/10_infer.ipynb #15a7a8ca
+_US_NUMBER = r'[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d*\.\d+|[-+]?\d+'  # 55,623.98, 0.5, 12
+_EU_NUMBER = r'[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?|[-+]?\d*,\d+|[-+]?\d+'  # 55.623,98, 0,5, 12
+
+
+@dataclass(frozen=True)
+class NumberMarks:
+    "The thousands separator and decimal mark a file's numbers are written with, and why (in counts)."
+
+    thousands: str
+    decimal: str
+    why: str
+
+
+def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None:
+    """How the numbers of a file's columns (`text`: its rows read as text) are written, when a column's every value is
+    a number written with a thousands separator or a decimal comma: `55,623.98` (thousands ',', decimal '.'), or
+    `55.623,98` and `0,5` (thousands '.', decimal ','). A column that reads either way (`1,234` alone) follows the
+    others, or else the delimiter (';': a decimal comma, as spreadsheets export where it is the decimal mark). None:
+    no such column, or columns written both ways (`0.5` in one, `0,5` in another): either reading would misread the
+    other's numbers."""
+    us, eu, either = [], [], []
+    for c in text.columns:
+        v = text[c].dropna().astype(str).str.strip()
+        v = v[v != '']
+        if not len(v) or v.str.fullmatch(r'[-+]?\d+').all():
+            continue  # (whole numbers without separators read alike either way)
+        as_us, as_eu = bool(v.str.fullmatch(_US_NUMBER).all()), bool(v.str.fullmatch(_EU_NUMBER).all())
+        if as_us and as_eu:
+            either += [c] if v.str.contains(',', regex=False).any() else []  # (`1.234` alone: read as it is)
+        elif as_us:
+            us += [c] if v.str.contains(',', regex=False).any() else ['']  # ('': decimals only, `0.5`)
+        elif as_eu:
+            eu.append(c)
+    if (us and eu) or not (eu or either or [c for c in us if c]):
+        return None
+    n = len(us) + len(eu) + len(either)
+    eu_way = bool(eu) or (not us and delimiter == ';')
+    how = 'by the others' if eu or us else f"by the {delimiter!r} delimiter"
+    said = f"{n} column(s) of numbers written as {'55.623,98 or 0,5' if eu_way else '55,623.98'}"
+    said += f" ({len(either)} either way: {how})" if either else ''
+    return NumberMarks('.', ',', said) if eu_way else NumberMarks(',', '.', said)
 
 # %% ../../nbs/api/data/10_infer.ipynb #d268065e
 _DATE = r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}'

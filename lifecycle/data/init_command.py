@@ -79,9 +79,11 @@ class InitProposal(Result):
         )
 
 # %% ../../nbs/api/data/11_init_command.ipynb #c910ad38
-def csv_options(encoding: str | None, delimiter: str | None) -> dict:
-    """The `csv` block of ingest.yaml for a command's `--encoding` and `--delimiter` (empty: the defaults); exit 2
-    naming a bad one."""
+def csv_options(
+    encoding: str | None, delimiter: str | None, thousands: str | None = None, decimal: str | None = None
+) -> dict:
+    """The `csv` block of ingest.yaml for a command's `--encoding`, `--delimiter`, `--thousands` and `--decimal`
+    (empty: the defaults); exit 2 naming a bad one."""
     csv = {}
     if encoding is not None:
         try:
@@ -96,12 +98,28 @@ def csv_options(encoding: str | None, delimiter: str | None) -> dict:
         if len(delimiter) != 1:
             raise CommandError(f"--delimiter {delimiter!r}: expected one character, or 'tab'")
         csv['delimiter'] = delimiter
+    for key, mark in (('thousands', thousands), ('decimal', decimal)):
+        if mark is not None:
+            if len(mark) != 1:
+                raise CommandError(f"--{key} {mark!r}: expected one character, such as ',' or '.'")
+            csv[key] = mark
     try:
         CsvDialect(**csv)
     except ValueError as e:  # (pydantic's: the first problem, in one line)
         why = e.errors()[0]['msg'] if hasattr(e, 'errors') else str(e)
-        raise CommandError(f"--encoding/--delimiter: {why}") from None
+        raise CommandError(f"--{'/--'.join(k for k in csv)}: {why.removeprefix('Value error, ')}") from None
     return csv
+
+def _number_marks(path: Path, root: Path, csv: dict):
+    "How a CSV file's numbers are written (`infer.number_marks`, on its first rows as text); None for Parquet."
+    import contextlib
+    from lifecycle.data.infer import number_marks
+    from lifecycle.data.sources import read_chunks
+
+    if not path.name.lower().endswith(('.csv', '.tsv', '.txt', '.csv.gz', '.tsv.gz', '.txt.gz')):
+        return None
+    with contextlib.closing(read_chunks(str(path), root, 100_000, dialect=CsvDialect(**csv), as_text=True)) as text:
+        return number_marks(next(text), csv.get('delimiter', ','))
 
 # %% ../../nbs/api/data/11_init_command.ipynb #6014e729
 _DATASET_FREE = ('monitor.yaml', 'retrain.yaml')  # windows, alert rules, sinks, triggers: no column named
@@ -147,6 +165,14 @@ def init(
     delimiter: Optional[str] = typer.Option(
         None, '--delimiter', help="A CSV file's delimiter (default ','): ';', '|', or 'tab' (ingest.yaml csv)."
     ),
+    thousands: Optional[str] = typer.Option(
+        None,
+        '--thousands',
+        help="A CSV file's thousands separator: ',' in 55,623.98 (default: read from the numbers; ingest.yaml csv).",
+    ),
+    decimal: Optional[str] = typer.Option(
+        None, '--decimal', help="A CSV file's decimal mark: ',' in 0,5 (default: read from the numbers, else '.')."
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print the proposal as JSON."),
 ):
     "Propose a params folder from a data file: column contract, personal columns, task, features, split and gates."
@@ -160,7 +186,7 @@ def init(
         shown = str(path.relative_to(ws.root))  # ingest.yaml names sources relative to the workspace
     except ValueError:
         shown = str(path)
-    csv = csv_options(encoding, delimiter)
+    csv = csv_options(encoding, delimiter, thousands, decimal)
     df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (a dataset's file: its refusals say --encoding)
     if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
         raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")
@@ -190,6 +216,11 @@ def init(
             EXIT_INPUT,
         )
     notes = []
+    if thousands is None and decimal is None and (marks := _number_marks(path, ws.root, csv)) is not None:
+        csv |= {'thousands': marks.thousands} | ({'decimal': marks.decimal} if marks.decimal != '.' else {})
+        df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (the same rows, their numbers as numbers)
+        notes.append(f"{marks.why}: read with thousands {marks.thousands!r} and decimal {marks.decimal!r} "
+                     "(ingest.yaml csv; --thousands and --decimal say otherwise)")
     if target is None:
         target, why = guess_target(list(df.columns))
         notes.append(why)

@@ -216,7 +216,7 @@ def exact_int64(values: pd.Series) -> pd.Series | None:
         return None
 
 
-def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None) -> pd.DataFrame:
+def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None, decimal: str = '.') -> pd.DataFrame:
     """`chunk` with each `_int_columns` column read as text turned into nullable whole numbers, exactly: `1040.0` as
     the whole number it writes. A column holding a fraction, or a value beyond 64 bits, becomes what pandas would have
     read (floats); one holding a value that is no number (a word, `2_5`) stays text, for the contract's type check to
@@ -227,6 +227,7 @@ def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None) -> 
         if not pd.api.types.is_object_dtype(chunk[c]):
             continue
         text = chunk[c].str.replace(thousands, '', regex=False) if thousands else chunk[c]
+        text = text.str.replace(decimal, '.', regex=False) if decimal != '.' else text  # (`1040,0`: 1040)
         present = text.notna().to_numpy()
         whole = text.str.fullmatch(_WHOLE, na=False).to_numpy(dtype=bool)
         others = present & ~whole
@@ -306,6 +307,7 @@ def _csv_chunks(
             header=0 if header else None,
             names=None if header else list(dialect.names),
             thousands=getattr(dialect, 'thousands', None),
+            decimal=getattr(dialect, 'decimal', '.'),
             skipinitialspace=trim,
             compression=compression,
         )
@@ -315,7 +317,7 @@ def _csv_chunks(
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         for chunk in reader:
             chunk = _trimmed(chunk) if trim else chunk
-            yield _exact_ints(chunk, declared, how['thousands']) if read_typed else chunk
+            yield _exact_ints(chunk, declared, how['thousands'], how['decimal']) if read_typed else chunk
             n += len(chunk)
     except UnicodeDecodeError as e:
         raise SourceError(

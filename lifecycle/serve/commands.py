@@ -653,6 +653,12 @@ def score(
     delimiter: Optional[str] = typer.Option(
         None, '--delimiter', help="A CSV input's delimiter (default ','): ';', '|', or 'tab'."
     ),
+    thousands: Optional[str] = typer.Option(
+        None, '--thousands', help="A CSV input's thousands separator: ',' in 55,623.98 (default: none)."
+    ),
+    decimal: Optional[str] = typer.Option(
+        None, '--decimal', help="A CSV input's decimal mark: ',' in 0,5 (default '.')."
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print the batch summary as JSON."),
 ):
     """Score a file in chunks through the same verified, packaged model the server uses; logged. The output is written
@@ -671,7 +677,7 @@ def score(
         raise CommandError(f"--input {input}: the file is empty (no header, no rows)", EXIT_SOURCE)
     if threshold is not None and not 0 <= threshold <= 1:
         raise CommandError(f"--threshold: expected a number from 0 to 1, found {threshold}", EXIT_INPUT)
-    dialect = CsvDialect(**csv_options(encoding, delimiter))  # (always one: a refusal may then say --encoding)
+    dialect = CsvDialect(**csv_options(encoding, delimiter, thousands, decimal))  # (a refusal may say --encoding)
     s = Workspace.open()
     ps = s.params
     name, spec = ps['register'].model_name, ps['flags']
