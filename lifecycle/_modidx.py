@@ -2249,6 +2249,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._arms': ( 'api/operate/monitor.html#_arms',
                                                                                 'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor._audited': ( 'api/operate/monitor.html#_audited',
+                                                                                   'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._holds': ( 'api/operate/monitor.html#_holds',
                                                                                  'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._kept_window': ( 'api/operate/monitor.html#_kept_window',

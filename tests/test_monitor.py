@@ -1480,6 +1480,35 @@ def test_a_look_killed_before_it_saved_what_it_judged_raises_no_alert_again(work
     assert sorted(audited) == sorted(a['id'] for a in first.alerts)
 
 
+def test_a_look_killed_between_auditing_its_alerts_and_recording_them_audits_none_twice(workspace, monkeypatch):
+    """A look killed after it audited and queued its alerts but before it appended them to `alerts.jsonl` raised them
+    again on the next look, as it must (they were never recorded nor delivered), and audited each a second time."""
+    from lifecycle.core.audit import read
+    from lifecycle.operate import monitor
+
+    ws, mp, rng, base, t0, log = monitored(workspace, 3000)
+    replay(log, rng, t0, 0, 400)
+    run_once(ws, mp, baselines=base, now=t0 + 400)
+    replay(log, rng, t0, 400, 200, shift=15, flip=True)
+    real = monitor.append_jsonl
+
+    def killed(path, *a, **k):
+        if Path(path).name == 'alerts.jsonl':
+            raise KeyboardInterrupt  # (the look killed before it recorded what it raised)
+        return real(path, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(monitor, 'append_jsonl', killed)
+        with pytest.raises(KeyboardInterrupt):
+            run_once(ws, mp, baselines=base, now=t0 + 600)
+    again = run_once(ws, mp, baselines=base, now=t0 + 600)
+    assert again.alerts and all(a['window'] is not None for a in again.alerts)
+    audited = [e['details']['evidence']['id'] for e in read(ws.audit_path) if e['action'] == 'monitor.alert']
+    assert sorted(audited) == sorted(a['id'] for a in again.alerts)
+    tickets = read_jsonl(ws.state_dir / 'monitor' / 'tickets.jsonl')
+    assert sorted(t['id'] for t in tickets) == sorted(a['id'] for a in again.alerts if 'tickets' in a['sinks'])
+
+
 def test_windows_cut_otherwise_are_judged_afresh_and_their_alerts_raised(workspace):
     """After `window.rows` changed, windows are numbered afresh: a number judged under the old cut kept the new window
     of that number from being judged, and an alert id made of the number alone was taken for one raised already, so

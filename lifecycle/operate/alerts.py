@@ -346,11 +346,12 @@ class Outbox:
         return out
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #f98c945e
-def raise_alerts(alerts: list[Alert], mp: MonitorParams, outbox: Outbox, audit=None) -> list[Alert]:
-    "Route, audit and queue each alert."
+def raise_alerts(alerts: list[Alert], mp: MonitorParams, outbox: Outbox, audit=None, audited=frozenset) -> list[Alert]:
+    """Route, audit and queue each alert; a window's alert whose id is among `audited()` (asked for only then: a look
+    killed before it recorded its alerts had audited them) is queued, not audited again."""
     for a in alerts:
         a.sinks = route(a, mp)
-        if audit is not None:
+        if audit is not None and (a.window is None or a.id not in audited()):
             audit(
                 'monitor.alert',
                 a.rule,

@@ -278,6 +278,18 @@ def _with_others(path: Path, mine: pd.DataFrame, model: str) -> pd.DataFrame:
     return pd.concat([others, mine], ignore_index=True) if len(mine) else others.reset_index(drop=True)
 
 
+def _audited(audit_path: Path, after: int) -> set[str]:
+    "The ids of the alerts the monitor audited after entry `after` (a look killed before it recorded them did)."
+    from lifecycle.core.audit import read
+
+    entries = read(audit_path) if Path(audit_path).is_file() else []
+    return {
+        (e.get('details') or {}).get('evidence', {}).get('id')
+        for e in entries
+        if (e.get('seq') or 0) > after and e.get('action') == 'monitor.alert'
+    }
+
+
 def _model_series(series: str) -> bool:
     return series.split('/')[0].isdigit()  # (`version/variant`; not a watcher's, the server's or the log's)
 
@@ -610,6 +622,7 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     keys = [f"{name}/{r['model_version']}/{r['variant']}/{r['window']}/{cut}" for r in m.to_dict('records')]
     hb = heartbeats(ws.state_dir, [w for w in mp.watchers if w != 'monitor'], now)
     served = served_flags(ws, name)  # (once a look: the flag file, the spec and lifecycle's copy read)
+    since = int(state.get('audit_seq', 0))  # (the audit log read up to there: the entries after it are new)
     obs = _observations(m, _routed(served, times), hb, now, name) + audit_observations(ws.audit_path, state)
     obs += set_aside_observations(url, state)
     ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
@@ -625,7 +638,7 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     held = {k for k in held if not (k.startswith(f'{name}|') and k.rpartition('|')[2] in retired)}  # (they close)
     _write_if_changed(p, json.dumps(sorted(held)).encode())
     box = Outbox(ws.state_dir)
-    raise_alerts(alerts, mp, box, audit=ws.audit)
+    raise_alerts(alerts, mp, box, audit=ws.audit, audited=functools.cache(lambda: _audited(ws.audit_path, since)))
     for a in alerts:
         append_jsonl(out_dir / 'alerts.jsonl', asdict(a))
     if alerts:  # judged and raised: on record before the delivery, which may wait on a sink (a look killed there
