@@ -301,7 +301,8 @@ class Outbox:
 
     def _save(self, sink: str, items: list[dict]) -> None:
         atomic_write(self.dir / f'{sink}.json', json.dumps(items, default=str), mode=0o600)
-        self._sent(sink).unlink(missing_ok=True)  # (what it journalled is out of the file now)
+        for journal in (self._sent(sink), self._sent(sink).with_name(f'{sink}.sent.jsonl.torn')):
+            journal.unlink(missing_ok=True)  # (what it journalled is out of the file now; a line a crash tore too)
 
     def put(self, alert: Alert) -> None:
         "Queue an alert for each of its sinks (once: one of the same id waiting already is not queued again)."
