@@ -1488,11 +1488,13 @@ def test_a_look_killed_before_it_saved_what_it_judged_raises_no_alert_again(work
     assert sorted(audited) == sorted(a['id'] for a in first.alerts)
 
 
-def test_a_look_killed_between_auditing_its_alerts_and_recording_them_audits_none_twice(workspace, monkeypatch):
-    """A look killed after it audited and queued its alerts but before it appended them to `alerts.jsonl` raised them
-    again on the next look, as it must (they were never recorded nor delivered), and audited each a second time."""
+@pytest.mark.parametrize('at', ['queued', 'recorded'])
+def test_a_look_killed_between_auditing_its_alerts_and_recording_them_audits_none_twice(workspace, monkeypatch, at):
+    """A look killed after it audited its alerts but before it queued them, or before it appended them to
+    `alerts.jsonl`, raised them again on the next look, as it must (they were never recorded nor delivered), and
+    audited each a second time."""
     from lifecycle.core.audit import read
-    from lifecycle.operate import monitor
+    from lifecycle.operate import alerts as al, monitor
 
     ws, mp, rng, base, t0, log = monitored(workspace, 3000)
     replay(log, rng, t0, 0, 400)
@@ -1506,7 +1508,10 @@ def test_a_look_killed_between_auditing_its_alerts_and_recording_them_audits_non
         return real(path, *a, **k)
 
     with monkeypatch.context() as m:
-        m.setattr(monitor, 'append_jsonl', killed)
+        if at == 'queued':
+            m.setattr(al.Outbox, 'put', lambda *a: killed('alerts.jsonl'))
+        else:
+            m.setattr(monitor, 'append_jsonl', killed)
         with pytest.raises(KeyboardInterrupt):
             run_once(ws, mp, baselines=base, now=t0 + 600)
     again = run_once(ws, mp, baselines=base, now=t0 + 600)

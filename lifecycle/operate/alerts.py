@@ -304,12 +304,18 @@ class Outbox:
         for journal in (self._sent(sink), self._sent(sink).with_name(f'{sink}.sent.jsonl.torn')):
             journal.unlink(missing_ok=True)  # (what it journalled is out of the file now; a line a crash tore too)
 
-    def put(self, alert: Alert) -> None:
-        "Queue an alert for each of its sinks (once: one of the same id waiting already is not queued again)."
-        for sink in alert.sinks:
+    def put(self, *alerts: Alert) -> None:
+        """Queue alerts for each of their sinks, each sink's list saved once (once each: one of the same id waiting
+        already is not queued again)."""
+        for sink in dict.fromkeys(s for a in alerts for s in a.sinks):
             waiting = self.pending(sink)
-            if all(it['alert'].get('id') != alert.id for it in waiting):
-                self._save(sink, waiting + [dict(alert=asdict(alert), attempts=0, next_try=0.0, error=None)])
+            ids, new = {it['alert'].get('id') for it in waiting}, []
+            for a in alerts:
+                if sink in a.sinks and a.id not in ids:
+                    ids.add(a.id)
+                    new.append(a)
+            if new:
+                self._save(sink, waiting + [dict(alert=asdict(a), attempts=0, next_try=0.0, error=None) for a in new])
 
     def deliver(self, mp: MonitorParams, now: float | None = None, sleep=time.sleep) -> dict:
         """Try every pending alert that is due; returns {sink: (delivered, still pending)}. A sink that failed an
@@ -348,8 +354,9 @@ class Outbox:
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #f98c945e
 def raise_alerts(alerts: list[Alert], mp: MonitorParams, outbox: Outbox, audit=None, audited=frozenset) -> list[Alert]:
-    """Route, audit and queue each alert; a window's alert whose id is among `audited()` (asked for only then: a look
-    killed before it recorded its alerts had audited them) is queued, not audited again."""
+    """Route and audit each alert, then queue them; a window's alert whose id is among `audited()` (asked for only
+    then: a look killed before it recorded its alerts had audited them, and maybe not queued them) is queued, not
+    audited again."""
     for a in alerts:
         a.sinks = route(a, mp)
         if audit is not None and (a.window is None or a.id not in audited()):
@@ -362,5 +369,5 @@ def raise_alerts(alerts: list[Alert], mp: MonitorParams, outbox: Outbox, audit=N
                 sinks=a.sinks,
                 evidence=a.evidence(),
             )
-        outbox.put(a)
+    outbox.put(*alerts)
     return alerts
