@@ -223,6 +223,28 @@ def test_triggers_debounce_cap_and_evidence(tmp_path):
     assert evaluate(rp, dict(alerts=[], new_labels=500, last_retrain=0.0), st, now=1000.0 + 86400 + 1).fire
 
 
+def test_each_models_triggers_debounce_cap_and_label_cut_are_its_own(tmp_path):
+    """Review: a workspace retraining two models in turn kept one trigger state: one model's retraining held the
+    other's critical alert back for a day, counted against its daily cap and restarted its new labels from its cut."""
+    drift = dict(rules=['input_drift'], min_severity='high', debounce_s=86400)
+    rp = RetrainParams.model_validate(dict(triggers=dict(drift_alert=drift), max_per_day=1))
+    r = evaluate(rp, dict(alerts=[dict(rule='input_drift', severity='high', ts=10.0)], new_labels=0), {}, now=100.0)
+    assert r.fire and r.fired == ['drift_alert']
+    fired(tmp_path, r, labels_until=100.0)  # (a state from before it was kept per model: every model's)
+    fired(tmp_path, r, labels_until=50.0, model='customers')
+    assert load_state(tmp_path, 'customers') == dict(last_fired={'drift_alert': 100.0}, started=[100.0, 100.0],
+                                                     labels_until=50.0)  # fmt: skip
+    assert load_state(tmp_path, 'arrests')['labels_until'] == 100.0  # (the old state, until it records its own)
+    loop.triggers.cut_labels(tmp_path, 300.0, model='arrests')
+    assert (
+        load_state(tmp_path, 'customers')['labels_until'] == 50.0
+        and load_state(tmp_path, 'arrests')['labels_until'] == 300.0
+    )
+    later = dict(alerts=[dict(rule='input_drift', severity='high', ts=200.0)], new_labels=0)
+    assert not evaluate(rp, later, load_state(tmp_path, 'customers'), now=300.0).fire  # its own debounce and cap
+    assert evaluate(rp, later, load_state(tmp_path, 'other'), now=300.0 + 86400).fire
+
+
 def test_an_alert_of_an_arm_the_served_flags_retired_starts_no_retraining(two_versions):
     """A retraining's own canary raised a drift alert on `2/challenger`; once v2 was promoted (or rolled back), that arm
     serves no one, and its alert started another retraining of the model that now serves (a review). An alert of an
@@ -374,7 +396,7 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
     assert (
         rec['artifacts']['model_version'] == 'arrests-release v3' and Path(rec['artifacts']['labelled_batch']).is_file()
     )
-    assert load_state(ws.state_dir)['started'] == [rec['trigger']['ts']]  # one start counted against the daily cap
+    assert load_state(ws.state_dir, rec['model'])['started'] == [rec['trigger']['ts']]  # one start against its daily cap
     from lifecycle.core import audit
 
     actions = {e['action'] for e in audit.read(ws.audit_path)}
@@ -469,6 +491,23 @@ def test_a_crash_between_steps_resumes_and_a_worse_shadow_reverts(trained_iterat
     assert it['status'] == 'reverted' and it['decision']['at'] == 'shadow', it.get('decision')
     assert it['shadow']['verdict']['verdict'] == 'fail' and it['shadow']['verdict']['pairs'] == 50
     assert spec(ws)['challenger'] is None and spec(ws)['control'] == '1' and not spec(ws)['shadow']
+
+
+def test_a_pass_with_another_models_params_refuses_its_unfinished_iteration_naming_it(trained_iteration):
+    """Review: `retrain run` with another model's params took over the unfinished iteration, judged its shadow on that
+    model's rows, and could revert it, rewriting the live flags and auditing a version the model does not have."""
+    shutil.copytree(trained_iteration / 'params', trained_iteration / 'params-b')
+    set_yaml(trained_iteration / 'params-b' / 'register.yaml', model_name='customers')
+    ws = Workspace.open(trained_iteration, params_dir=trained_iteration / 'params-b')
+    it = loop.active(ws.state_dir)
+    assert it['model'] == Workspace.open(trained_iteration).params['register'].model_name and it['params'] == 'params'
+    before = (loop.iterations_dir(ws.state_dir) / f"{it['id']}.json").read_bytes()
+    with pytest.raises(loop.RetrainError, match=rf"retraining {it['id']} of model {it['model']} is at trained: finish "
+                       r"it first, with `lifecycle retrain run --params params`"):  # fmt: skip
+        loop.run(ws)
+    assert (loop.iterations_dir(ws.state_dir) / f"{it['id']}.json").read_bytes() == before
+    st = loop.status(ws)
+    assert st['active']['model'] == it['model'] and st['last'] is None
 
 
 def test_a_crash_inside_registration_never_routes_the_half_registered_version(trained_iteration, monkeypatch):

@@ -124,7 +124,8 @@ class RetrainStatus(Result):
         st = self.status
         a, last = st['active'], st['last']
         if a:
-            print(f"retraining {a['id']} (since {_when(a['started'])}): {a['status']}\n  {a['waiting_for']}")
+            print(f"retraining {a['id']} of {a['model']} (since {_when(a['started'])}): {a['status']}")
+            print(f"  {a['waiting_for']}")
         else:
             print('no retraining in progress')
         if last:
@@ -164,7 +165,7 @@ class RetrainHistory(Result):
             v = f" v{i['challenger']}" if i['challenger'] else ''
             then = i.get('then')
             print(
-                f"{i['id']} {_when(i['started'])} {i['status']}{v}: {i['trigger']}"
+                f"{i['id']} {_when(i['started'])} {i['model'] or ''} {i['status']}{v}: {i['trigger']}"
                 + (f" -> {i['decision']}" if i['decision'] else '')
                 + (f" (then rolled back at {then['time']} by {then['actor']}: {then['reason']})" if then else '')
             )
@@ -191,6 +192,7 @@ def retrain_history(
         dict(
             id=it['id'],
             started=it['started'],
+            model=it.get('model'),  # (None: recorded before iterations named their model)
             status=it['status'],
             trigger=(it.get('trigger') or {}).get('summary', ''),
             challenger=(it.get('registration') or {}).get('model_version'),

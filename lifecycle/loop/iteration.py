@@ -165,7 +165,7 @@ def step_data(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         requests=len(batch.lineage['requests']),
         model_versions=batch.lineage['model_versions'],
     )
-    triggers.cut_labels(ws.state_dir, cut)
+    triggers.cut_labels(ws.state_dir, cut, model=ws.params['register'].model_name)
     return 'data'
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #3809d680
@@ -594,8 +594,10 @@ def start(ws: Workspace, result: triggers.TriggerResult) -> dict:
         champion=champion_info(ws),
         history=[dict(ts=time.time(), status='triggered', note=result.summary())],
         environment=ws.environment,
+        model=ws.params['register'].model_name,  # (and its params: a workspace may retrain several models in turn)
+        params=_shown(ws.params_dir, ws.root),
     )
-    triggers.fired(ws.state_dir, result)
+    triggers.fired(ws.state_dir, result, model=it['model'])
     save(ws.state_dir, it)
     ws.audit('retrain.start', it['id'], result.summary(), actor=ws.actor, fired=result.fired)
     return it
@@ -616,6 +618,12 @@ def run(
     with hold(ws.state_dir, 'retrain', wait=False):
         beat(ws.state_dir, 'retrain')
         it, verdict = active(ws.state_dir), None
+        if it is not None and it.get('model', name := ws.params['register'].model_name) != name:
+            raise RetrainError(  # (its steps would judge, deploy and revert it as this params' model)
+                f"retraining {it['id']} of model {it['model']} is at {it['status']}: finish it first, with "
+                f"`lifecycle retrain run --params {it.get('params') or '<its params folder>'}` (one model's retraining "
+                "at a time: it routes the workspace's flags)"
+            )
         if it is None:
             verdict = triggers.check(ws, rp, now)
             if force and not verdict.fire:
@@ -659,6 +667,14 @@ def run(
             it.pop('pass', None)
             save(ws.state_dir, it)
         return it, verdict
+
+
+def _shown(folder: Path, root: Path) -> str:
+    "A params folder as a command takes it: relative to the workspace when inside it."
+    try:
+        return str(Path(folder).resolve().relative_to(Path(root).resolve()))
+    except ValueError:
+        return str(folder)
 
 
 def _begin_pass(ws: Workspace, it: dict) -> None:
@@ -761,13 +777,19 @@ def waiting_for(it: dict) -> str:
 def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
     "The unfinished iteration (and what it waits for), the last one, and the triggers' verdict now."
     rp = rp or load_retrain_params(ws.params_dir)
-    its = history(ws.state_dir)
+    its, name = history(ws.state_dir), ws.params['register'].model_name
     live = [it for it in its if it['status'] not in TERMINAL]
-    cur = live[-1] if live else None
+    cur = live[-1] if live else None  # (another model's too: this one's waits for it)
     out = dict(active=None, last=None, triggers=None)
     if cur:
-        out['active'] = dict(id=cur['id'], status=cur['status'], waiting_for=waiting_for(cur), started=cur['started'])
-    done = [it for it in its if it['status'] in TERMINAL]
+        out['active'] = dict(
+            id=cur['id'],
+            status=cur['status'],
+            waiting_for=waiting_for(cur),
+            started=cur['started'],
+            model=cur.get('model', name),
+        )
+    done = [it for it in its if it['status'] in TERMINAL and it.get('model', name) == name]  # (this model's last)
     if done:
         d = done[-1]
         out['last'] = dict(id=d['id'], status=d['status'], decision=d.get('decision'), finished=d.get('finished'))

@@ -124,30 +124,41 @@ def state_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / 'retrain' / 'triggers.json'
 
 
-def load_state(state_dir: str | Path) -> dict:
-    "The trigger state: last_fired, started, labels_until."
-    p = state_path(state_dir)
-    return read_state(p, {'last_fired': {}, 'started': []})
+def load_state(state_dir: str | Path, model: str | None = None) -> dict:
+    """The trigger state of `model`'s retraining: last_fired, started, labels_until. A workspace may serve several
+    models, each retrained on its own params: one's triggers fired, starts and labels' cut are no other's. A state from
+    before it was kept per model (or `model` None) is every model's until one records its own."""
+    st = read_state(state_path(state_dir), {})
+    mine = (st.get('models') or {}).get(model) if model is not None else None
+    if mine is None:
+        mine = {k: v for k, v in st.items() if k != 'models'}
+    return {'last_fired': {}, 'started': []} | mine
 
 
-def fired(state_dir: str | Path, result: TriggerResult, labels_until: float | None = None) -> dict:
-    "Record that `result` started an iteration: when each of its triggers fired, the start, the labels' cut."
-    st = load_state(state_dir)
+def _save(state_dir: str | Path, model: str | None, mine: dict) -> dict:
+    st = read_state(state_path(state_dir), {})
+    if model is None:
+        st |= mine
+    else:
+        st.setdefault('models', {})[model] = mine
+    atomic_write(state_path(state_dir), json.dumps(st, indent=1))
+    return mine
+
+
+def fired(state_dir: str | Path, result: TriggerResult, labels_until: float | None = None, model: str | None = None):
+    "Record that `result` started an iteration of `model`: when each of its triggers fired, the start, the labels' cut."
+    st = load_state(state_dir, model)
     for name in result.fired:
-        st.setdefault('last_fired', {})[name] = result.ts
-    st['started'] = [t for t in st.get('started', []) if result.ts - t < 7 * 86400] + [result.ts]
+        st['last_fired'][name] = result.ts
+    st['started'] = [t for t in st['started'] if result.ts - t < 7 * 86400] + [result.ts]
     if labels_until is not None:
         st['labels_until'] = labels_until
-    atomic_write(state_path(state_dir), json.dumps(st, indent=1))
-    return st
+    return _save(state_dir, model, st)
 
 
-def cut_labels(state_dir: str | Path, until: float) -> dict:
-    "Record that labels up to `until` went into a retraining: the new-labels trigger counts from there."
-    st = load_state(state_dir)
-    st['labels_until'] = until
-    atomic_write(state_path(state_dir), json.dumps(st, indent=1))
-    return st
+def cut_labels(state_dir: str | Path, until: float, model: str | None = None) -> dict:
+    "Record that labels up to `until` went into a retraining of `model`: its new-labels trigger counts from there."
+    return _save(state_dir, model, load_state(state_dir, model) | {'labels_until': until})
 
 
 def facts(ws: Workspace, state: dict, log=None) -> dict:
@@ -181,5 +192,5 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
 def check(ws: Workspace, rp: RetrainParams, now: float | None = None, log=None) -> TriggerResult:
     "The triggers' verdict for this workspace now (nothing is recorded: `fired` does that when an iteration starts)."
     now = time.time() if now is None else now
-    st = load_state(ws.state_dir)
+    st = load_state(ws.state_dir, ws.params['register'].model_name)
     return evaluate(rp, facts(ws, st, log), st, now)
