@@ -485,6 +485,7 @@ def test_two_models_looked_at_in_turn_keep_each_others_windows_drift_open_alerts
 
     assert 'input_drift' in [x['rule'] for x in open_alerts(a.state_dir, alert_log(a.state_dir, model=name))]
     assert [s['window'] for s in status(a, mp)['series']] == [1] == [s['window'] for s in status(b, mp)['series']]
+    assert status(a, mp)['last_run']['ts'] == t0 + 1000 and status(b, mp)['last_run']['ts'] == t0 + 1001
     out = a.state_dir / 'monitor'
     assert set(pd.read_parquet(out / 'drift.parquet')['model']) == {name, 'customers'}
     gauges = [x for x in (out / 'metrics.prom').read_text().splitlines() if x.startswith('lifecycle_monitor_metric{')]

@@ -667,7 +667,8 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
         sum(v[1] for v in delivered.values()),
     )
     state['windows_seen'] = sorted(known | set(keys))[-50_000:]
-    state['last_run'] = run.summary()
+    state.setdefault('last_runs', {})[name] = run.summary()  # (each model's: a look at another is not its last)
+    state.pop('last_run', None)  # (a look's from before they were kept per model: whose, no one can tell)
     atomic_write(state_path, json.dumps(state, default=str))
     save_tally(ws, url, tally)  # (once the look is done: for the next)
     save_measured(ws, measured)
@@ -838,7 +839,7 @@ def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = N
             n: dict(age_s=a if np.isfinite(a) else None, alive=bool(a <= mp.heartbeat_max_age_s))
             for n, a in ages.items()
         },
-        last_run=_load_state(d / 'state.json').get('last_run'),
+        last_run=(st := _load_state(d / 'state.json')).get('last_runs', {}).get(name, st.get('last_run')),
         series=series,
         alerts={s: sum(a['severity'] == s for a in raised) for s in SEVERITIES},
         open={s: sum(a['severity'] == s for a in open_alerts(ws.state_dir, raised)) for s in SEVERITIES},
