@@ -396,7 +396,7 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
     assert (
         rec['artifacts']['model_version'] == 'arrests-release v3' and Path(rec['artifacts']['labelled_batch']).is_file()
     )
-    assert load_state(ws.state_dir, rec['model'])['started'] == [rec['trigger']['ts']]  # one start against its daily cap
+    assert load_state(ws.state_dir, rec['model'])['started'] == [rec['trigger']['ts']]  # one start, on its cap
     from lifecycle.core import audit
 
     actions = {e['action'] for e in audit.read(ws.audit_path)}

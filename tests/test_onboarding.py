@@ -75,6 +75,21 @@ def test_proposal_for_regression_and_boolean_targets(tmp_path):
     assert ps['features'].positive_class is True and ps['ingest'].columns['churned'].dtype == 'bool'
 
 
+def test_a_label_read_as_floats_predicts_1_and_the_positive_class_can_be_chosen(tmp_path):
+    """Review T: a 0/1 label pandas read as 0.0/1.0 (a blank anywhere in the file does it) got positive class 0, the
+    rarer one, so every prediction was inverted; and a target whose rarest class had too few rows had no way on."""
+    df = customers().drop(columns=['signup', 'email'])
+    ps = load_params(write_params(propose_params(df.assign(churned=df.churned.astype(float)), target='churned',
+                                                 source='x.csv'), tmp_path / 'f'))  # fmt: skip
+    assert ps['features'].positive_class == 1 and (df.churned == 1).sum() > (df.churned == 0).sum()
+    plans = df.assign(plan=np.where(np.arange(len(df)) < 8, 'legacy', df.plan))  # 8 rows of a fourth plan
+    with pytest.raises(ValueError, match="8 row.s. are its positive class 'legacy'.*choose another with --positive"):
+        propose_params(plans.drop(columns='churned'), target='plan', source='x.csv', positive_class='legacy')
+    pr = propose_params(plans.drop(columns='churned'), target='plan', source='x.csv', positive_class='PRO')
+    assert pr.positive_class == 'pro' and "positive class 'pro': given" in ' '.join(pr.columns.why)
+    assert propose_params(plans.drop(columns='churned'), target='plan', source='x.csv').positive_class != 'legacy'
+
+
 def test_write_params_writes_nothing_when_refused(tmp_path):
     pr = propose_params(customers(), target='churned', source='c.csv')
     pr.files['train.yaml'] += 'unknown_key: 1\n'

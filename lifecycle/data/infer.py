@@ -341,25 +341,43 @@ def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: 
 _POSITIVE = {'1', 'true', 'yes', 'y', 'positive', 'pos', 'default', 'fraud', 'churn', 'spam', '>50k', 'released'}
 
 
-def infer_task(s: pd.Series, max_classes: int = 10) -> tuple[str, object, str]:
-    "The task ('classification' or 'regression'), the positive class (or None) and why."
+def infer_task(
+    s: pd.Series, max_classes: int = 10, positive: str | None = None, min_rows: int = 1
+) -> tuple[str, object, str]:
+    """The task ('classification' or 'regression'), the positive class (or None) and why: `positive` if given (as
+    written: `1`, `true`, `Yes`), else the class that reads as positive, else the rarest class of `min_rows` rows or
+    more (else the rarest)."""
     dtype, v = column_dtype(s), s.dropna()
     if not len(v):
         raise ValueError("the target holds no values")
     n = v.nunique()
     if dtype in ('float', 'int') and not (n <= 2 or (dtype == 'int' and n <= max_classes)):
+        if positive is not None:
+            raise ValueError(f"--positive-class {positive!r}: the target reads as a regression ({n} distinct values)")
         return 'regression', None, f'{dtype} target with {n} distinct values'
     if n < 2:
         raise ValueError(f"the target has a single class ({n} distinct value): nothing to learn")
     counts = v.value_counts()
-    named = [c for c in counts.index if str(c).strip().lower() in _POSITIVE]
-    positive = named[0] if len(named) == 1 else counts.index[-1]
-    positive = positive.item() if hasattr(positive, 'item') else positive
+
+    def said(c) -> str:  # (a class as written: 1.0 read from a column with a blank is 1)
+        return str(int(c)) if dtype == 'int' and isinstance(c, (float, np.floating)) else str(c)
+
+    named = [c for c in counts.index if said(c).strip().lower() in _POSITIVE]
+    if positive is not None:
+        given = [c for c in counts.index if said(c).strip().lower() == positive.strip().lower()]
+        if not given:
+            raise ValueError(f"--positive-class {positive!r}: not a class of the target (it has {n} classes)")
+        chosen, how = given[0], 'given'
+    elif len(named) == 1:
+        chosen, how = named[0], 'reads as positive'
+    else:
+        enough = counts[counts >= min_rows]
+        chosen, how = (enough.index[-1] if len(enough) else counts.index[-1]), 'the rarer class'
+    chosen = chosen.item() if hasattr(chosen, 'item') else chosen
     if dtype == 'int':
-        positive = int(positive)
-    how = 'reads as positive' if len(named) == 1 else 'the rarer class'
-    rest = '' if n == 2 else f'; {n} classes: the model tells {positive!r} from the other {n - 1}'
-    return 'classification', positive, f'{n} classes; positive class {positive!r}: {how}{rest}'
+        chosen = int(chosen)
+    rest = '' if n == 2 else f'; {n} classes: the model tells {chosen!r} from the other {n - 1}'
+    return 'classification', chosen, f'{n} classes; positive class {chosen!r}: {how}{rest}'
 
 # %% ../../nbs/api/data/10_infer.ipynb #9676a8fc
 _PROTECTED = r'(?i)^(?:sex|gender|race|colou?r|ethnicity|ethnic_group|religion|nationality|marital[\W_]?status)$'
@@ -425,6 +443,7 @@ def propose_params(
     dataset: str | None = None,
     actor: str = 'the data owner',
     csv: dict | None = None,
+    positive_class: str | None = None,
 ) -> Proposal:
     "Propose every params file for `df` (read from `source`, with the `csv` dialect given) to predict `target`."
     if target not in df.columns:
@@ -432,7 +451,7 @@ def propose_params(
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {shown_columns}")
     dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-._')[:100] or 'dataset'
     target_rule = _check_target(df[target], target)
-    task, positive, task_why = infer_task(df[target])
+    task, positive, task_why = infer_task(df[target], positive=positive_class, min_rows=_MIN_CLASS_ROWS)
     if blank := int(df[target].isna().sum()):  # (a row without its label can neither train nor validate)
         raise ValueError(
             f"target {target!r} is blank in {blank} of {len(df)} rows: a row without its label can neither train nor "
@@ -443,6 +462,7 @@ def propose_params(
         raise ValueError(
             f"target {target!r}: {few} row(s) {'are' if few == pos else 'are not'} its positive class {positive!r}; "
             f"at least {_MIN_CLASS_ROWS} of each are needed for the training rows and the holdout to hold both"
+            + ('' if df[target].nunique() < 3 else '; choose another with --positive-class')
         )
     rows, rules = [], {}
     for c in df.columns:

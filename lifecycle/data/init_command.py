@@ -156,6 +156,12 @@ def init(
     target: Optional[str] = typer.Option(
         None, '--target', help="The column to predict (default: one named target/label/y/class/outcome, else the last)."
     ),
+    positive_class: Optional[str] = typer.Option(
+        None,
+        '--positive-class',
+        help="The target's class to predict, as written (default: one reading as positive, such as 1, true or yes; "
+        "else the rarest with 10 rows or more).",
+    ),
     out: Optional[Path] = typer.Option(None, '--out', help="Folder to write (default: params-<file name>/)."),
     dataset: Optional[str] = typer.Option(None, '--dataset', help="Dataset and model name (default: the file name)."),
     force: bool = typer.Option(False, '--force', help="Replace the --out folder if it exists."),
@@ -236,7 +242,9 @@ def init(
         df, read = as_written(df, text, keep=[target])  # (the same rows, read as text, chunk by chunk)
     notes += read
     try:
-        pr = propose_params(df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv)
+        pr = propose_params(
+            df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv, positive_class=positive_class
+        )
     except ValueError as e:
         raise CommandError(f"{source}: {e}", EXIT_INPUT) from None
     pr.files |= _dataset_free_params(ws)
