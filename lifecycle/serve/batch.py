@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .models import ServedModel, InputError, _typed, check_inputs
+from .models import ServedModel, InputError, _booleans, _typed, check_inputs
 from ..core.store import file_sha256
 from .predlog import PredictionLog
 from ..core import audit
@@ -48,6 +48,18 @@ def _count_rows(path: Path) -> int | None:
         return max(sum(1 for _ in f) - 1, 0)
 
 # %% ../../nbs/api/serve/10_batch.ipynb #9323e50c
+def _file_booleans(s: pd.Series, name: str, path: Path, offset: int) -> np.ndarray:
+    "A file's boolean column (booleans, 0/1, or their text) as the model's 0/1; `InputError` naming file and row."
+    if pd.api.types.is_bool_dtype(s) and not s.isna().any():
+        return s.to_numpy(dtype=np.float64)
+    texts = ['' if pd.isna(v) else str(int(v)) if isinstance(v, (int, float, np.number)) and v in (0, 1) else str(v)
+             for v in s.tolist()]  # fmt: skip
+    try:
+        return _booleans(name, texts, offset)
+    except InputError as e:
+        raise InputError(f"{path}: {e}") from None
+
+
 def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, delimiter: str = ',') -> dict:
     missing = [c for c in m.columns if c not in df.columns]
     if missing:
@@ -60,7 +72,9 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
     out = {}
     for n, k in m.schema:
         s = df[n]
-        if k == 'number':
+        if k == 'boolean':
+            out[n] = _file_booleans(s, n, path, offset)
+        elif k == 'number':
             a = (
                 np.full(len(s), np.nan)
                 if pd.api.types.is_bool_dtype(s)
@@ -69,9 +83,11 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
+                v = s.iloc[i]
                 what = (
-                    'nothing' if pd.isna(s.iloc[i]) else 'text' if isinstance(s.iloc[i], str) else 'a non-finite number'
-                )
+                    'nothing' if pd.isna(v) else 'text' if isinstance(v, str)
+                    else 'a boolean' if isinstance(v, (bool, np.bool_)) else 'a non-finite number'
+                )  # fmt: skip
                 raise InputError(f"{path}: column {n!r} row {offset + i}: expected a finite number, found {what}")
             out[n] = a
         else:

@@ -33,15 +33,43 @@ class InputError(Exception):
 
 
 def signature_columns(model_dir: str | Path) -> list[tuple[str, str]]:
-    "(column, 'number'|'string') for each input of the MLflow signature in `model_dir/MLmodel`."
+    """(column, 'number'|'boolean'|'string') for each input of the MLflow signature in `model_dir/MLmodel`; a boolean
+    is given as true/false or 0/1 and read as the number the model was trained on."""
     import yaml
 
     mlmodel = yaml.safe_load((Path(model_dir) / 'MLmodel').read_text())
     cols = json.loads(mlmodel['signature']['inputs'])
-    return [(c['name'], 'number' if c['type'] in NUMERIC else 'string') for c in cols]
+    return [(c['name'], _kind(c['type'])) for c in cols]
+
+
+def _kind(signature_type: str) -> str:
+    return 'boolean' if signature_type == 'boolean' else 'number' if signature_type in NUMERIC else 'string'
+
+
+_TRUTHS = {'true': 1.0, 'false': 0.0, '1': 1.0, '0': 0.0, '1.0': 1.0, '0.0': 0.0}  # (a boolean as CSV writes it)
+
+
+def _booleans(name: str, texts: list[str], offset: int = 0) -> np.ndarray:
+    "A boolean column written as text (`true`, `False`, `1`, `0`) as the model's 0/1; `InputError` naming a row."
+    out = np.empty(len(texts))
+    for i, t in enumerate(texts):
+        if (v := _TRUTHS.get(t.strip().lower())) is None:
+            raise InputError(
+                f"column {name!r} row {offset + i}: expected a boolean (true/false, or 0/1), found "
+                + ('nothing' if not t.strip() else 'text')
+            )
+        out[i] = v
+    return out
 
 
 def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
+    if kind == 'boolean':
+        for i, v in enumerate(values):
+            if not (type(v) is bool or (type(v) in (int, float) and v in (0, 1))):
+                what = 'null' if v is None else 'another number' if type(v) in (int, float) else f'a {type(v).__name__}'
+                said = 'expected a boolean (true/false, or 0/1)'
+                raise InputError(f"column {name!r} row {offset + i}: {said}, found {what}")
+        return np.asarray(values, dtype=np.float64)
     if kind == 'number':
         for i, v in enumerate(values):
             if type(v) not in (int, float) or (type(v) is float and not math.isfinite(v)):
@@ -113,7 +141,9 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
     pos, out = {c: j for j, c in enumerate(header)}, {}
     for n, k in schema:
         cells = [r[pos[n]] for r in data]
-        if k == 'number':
+        if k == 'boolean':
+            out[n] = _booleans(n, cells)
+        elif k == 'number':
             a = pd.to_numeric(pd.Series(cells, dtype=object).str.strip(), errors='coerce').to_numpy(
                 dtype=np.float64, na_value=np.nan
             )
@@ -325,7 +355,7 @@ def load_folder(model_dir: str | Path, name: str, version: str, prefer_onnx: boo
         m = ServedModel(name, str(version), schema, 'sklearn', task, est)
     m.score(
         {
-            n: np.asarray([0.0] if k == 'number' else [''], dtype=np.float64 if k == 'number' else object)
+            n: np.asarray([0.0] if k != 'string' else [''], dtype=np.float64 if k != 'string' else object)
             for n, k in schema
         }
     )  # warm up; fails here, not on the first request

@@ -50,7 +50,7 @@ __all__ = ['log', 'MLFLOW_BODY', 'PREDICT_BODY', 'FEEDBACK_BODY', 'FLAGS_BODY', 
            'create_app', 'FastInvocations', 'app_factory', 'serve']
 
 # %% ../../nbs/api/serve/08_serving.ipynb #d060f548
-_REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string']}}
+_REC = {'type': 'object', 'additionalProperties': {'type': ['number', 'string', 'boolean']}}
 MLFLOW_BODY = {
     'type': 'object',
     'description': "MLflow scoring protocol: exactly one of the four fields",
