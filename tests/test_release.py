@@ -136,6 +136,28 @@ def test_the_release_dockerfile_passes_hadolint(tmp_path):
     assert r.returncode != 0 and 'DL3013' in r.stdout  # pin versions in pip
 
 
+def test_a_version_is_judged_by_its_own_models_params_or_refused_naming_them(trained):
+    """Review T: `govern check MODEL VERSION` and `approve` judged the named model by the params of the workspace's
+    last run, another dataset's policy: its gates failed on metrics the model never had, and its governance report
+    was rewritten with that verdict. Now refused (exit 2), naming the folder that registers it."""
+    import shutil
+
+    from conftest import set_yaml
+
+    shutil.copytree(trained / 'params', trained / 'params-spend')
+    set_yaml(trained / 'params-spend' / 'register.yaml', model_name='spend')
+    report = trained / 'reports' / 'governance' / 'arrests-release-1.md'
+    before = report.read_bytes() if report.exists() else None
+    for args in (('govern', 'check'), ('approve',)):
+        more = ('--as', 'carol', '--reason', 'r', '--to', 'staging') if args == ('approve',) else ()
+        r, out = cli_json(trained, *args, 'arrests-release', '1', '--params', 'params-spend', *more)
+        assert r.returncode == 2 and out['error'] == (
+            f"arrests-release: the params folder {trained / 'params-spend'} registers spend, not arrests-release: "
+            "pass --params params"
+        ), out
+    assert (report.read_bytes() if report.exists() else None) == before
+
+
 def test_governance_judges_the_card_a_version_was_written_with_and_a_version_without_one_fails(trained):
     """The card rules read today's card.yaml, not the fields the version's own model card was written with: emptying a
     field later failed a registered version whose card had it, and filling one in passed a version whose card was

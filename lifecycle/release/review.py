@@ -31,6 +31,27 @@ class GovernanceContext(NamedTuple):
     pipeline_run: str | None
 
 
+def _own_params(ws: Workspace, model: str) -> None:
+    """`ContextError` unless the workspace's params folder registers `model`: its policy, card and gates are another
+    model's, and a version judged by them fails or passes for no reason of its own. Names the folders that do."""
+    if (has := ws.params['register'].model_name) == model:
+        return
+    import yaml
+
+    theirs = []
+    for f in sorted(Path(ws.root).glob('*/register.yaml')):
+        try:
+            if (yaml.safe_load(f.read_text(encoding='utf-8')) or {}).get('model_name') == model:
+                theirs.append(f.parent.name)
+        except (OSError, ValueError, AttributeError):
+            continue  # (a folder that cannot be read names no model)
+    if theirs:
+        there = f"pass --params {theirs[0]}" if len(theirs) == 1 else f"pass --params with one of {theirs}"
+    else:
+        there = f"no params folder of this workspace registers {model}"
+    raise ContextError(f"{model}: the params folder {ws.params_dir} registers {has}, not {model}: {there}")
+
+
 def governance_context(s: Workspace, model: str, version: str) -> GovernanceContext:
     """The facts about one registered version (registry, signature, the manifest of the run that gave it its evidence,
     `evidence_run_id`); `ContextError` if it is missing."""
@@ -48,6 +69,7 @@ def governance_context(s: Workspace, model: str, version: str) -> GovernanceCont
         from lifecycle.model.registry import missing_version
 
         raise ContextError(missing_version(ml.MlflowClient(), model, version)) from None
+    _own_params(s, model)  # (a version of the registry's: judged by its own model's params)
     run = ml.get_run(mv.run_id)
     trained_in = run.data.tags.get('pipeline_run_id')
     pipeline_run = evidence_run_id(s, model, version) or trained_in
