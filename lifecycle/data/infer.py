@@ -186,7 +186,10 @@ def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None
     return NumberMarks('.', ',', said) if eu_way else NumberMarks(',', '.', said)
 
 # %% ../../nbs/api/data/10_infer.ipynb #d268065e
-_DATE = r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}'
+_DATE = (
+    r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?'
+    r'|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[AaPp][Mm])?)?'  # (31/01/2024 13:45)
+)
 _ID_NAME = r'(?i)(?:^|[\W_])(?:id|key|uuid|guid|code|number|no|nr|ref)$|^(?:id|key|uuid|guid)(?:[\W_]|$)'
 
 
