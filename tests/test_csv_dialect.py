@@ -9,6 +9,7 @@ import gzip
 import json
 import re
 import zipfile
+from pathlib import Path
 import pandas as pd
 import pytest
 from lifecycle.core.cli_support import invoke
@@ -91,6 +92,27 @@ def test_quoted_thousands_with_the_comma_delimiter_and_decimal_commas_are_read_a
         df = pd.concat(read_chunks(str(f), dialect=d, declared=P.columns))
         assert df.price.tolist() == [55623.98, 0.5] and df.amount.tolist() == [1234, 7 if f is us else 1040], f
         assert str(df.amount.dtype) == 'Int64'
+
+
+def test_score_reads_a_csv_as_the_datasets_files_are_read_each_option_saying_otherwise(tmp_path):
+    """Review T: `score` read its CSV input as UTF-8 with commas whatever ingest.yaml's `csv` said, and its refusal
+    advised setting `csv.encoding` in ingest.yaml, which score never read."""
+    import shutil
+
+    from lifecycle.core.params import load_params
+    from lifecycle.serve.commands import _score_dialect
+
+    shutil.copytree(Path(__file__).parent.parent / 'params', tmp_path / 'p')
+    set_yaml(tmp_path / 'p' / 'ingest.yaml', csv={'encoding': 'latin-1', 'delimiter': ';', 'header': False,
+                                                  'names': ['a'], 'thousands': '.', 'decimal': ','})  # fmt: skip
+    ps = load_params(tmp_path / 'p')
+    name = ps['register'].model_name
+    got = _score_dialect(ps, name, {})
+    assert (got.encoding, got.delimiter, got.thousands, got.decimal, got.header) == ('latin-1', ';', '.', ',', True)
+    assert _score_dialect(ps, name, {'delimiter': '|'}).delimiter == '|'
+    assert _score_dialect(ps, 'another-model', {}) == CsvDialect()  # (the flags route another model: not its data)
+    with pytest.raises(Exception, match=r"--decimal with ingest.yaml's csv .*: key 'csv.thousands' '.' is also the"):
+        _score_dialect(ps, name, {'decimal': '.'})
 
 
 def test_a_dialect_file_goes_through_the_boundary(tmp_path, monkeypatch):

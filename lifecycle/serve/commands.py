@@ -636,6 +636,20 @@ def _may_score(s: Workspace, name: str, version: str) -> None:
         raise CommandError(f"{d.message()} (environment {s.environment!r}); refusing to score with it", EXIT_INPUT)
 
 
+def _score_dialect(ps, name: str, given: dict):
+    """How `score` reads a CSV input: as the dataset's files are read (`csv` in ingest.yaml: encoding, delimiter,
+    number marks; not its header, a scoring file names the model's columns), each option given saying otherwise."""
+    from lifecycle.core.params import CsvDialect
+
+    own = ps['ingest'].csv.model_dump(exclude_unset=True, exclude={'header', 'names'})
+    dataset = own if ps['register'].model_name == name else {}  # (the flags route another model: not its dataset)
+    try:
+        return CsvDialect(**(dataset | given))
+    except ValueError as e:  # (pydantic's: the first problem, in one line)
+        why = (e.errors()[0]['msg'] if hasattr(e, 'errors') else str(e)).removeprefix('Value error, ')
+        raise CommandError(f"--{'/--'.join(given)} with ingest.yaml's csv {dataset}: {why}", EXIT_INPUT) from None
+
+
 @command(errors=SERVE_ERRORS)
 def score(
     input: Path = typer.Option(..., '--input', help="CSV or Parquet file of records."),
@@ -648,16 +662,16 @@ def score(
     ),
     chunk_rows: int = typer.Option(50_000, '--chunk-rows', min=1, help="Rows per chunk."),
     encoding: Optional[str] = typer.Option(
-        None, '--encoding', help="A CSV input's encoding (default utf-8): latin-1, cp1252, utf-16 ..."
+        None, '--encoding', help="A CSV input's encoding (default: the dataset's, csv in ingest.yaml; else utf-8)."
     ),
     delimiter: Optional[str] = typer.Option(
-        None, '--delimiter', help="A CSV input's delimiter (default ','): ';', '|', or 'tab'."
+        None, '--delimiter', help="A CSV input's delimiter: ';', '|', or 'tab' (default: the dataset's; else ',')."
     ),
     thousands: Optional[str] = typer.Option(
-        None, '--thousands', help="A CSV input's thousands separator: ',' in 55,623.98 (default: none)."
+        None, '--thousands', help="A CSV input's thousands separator: ',' in 55,623.98 (default: the dataset's)."
     ),
     decimal: Optional[str] = typer.Option(
-        None, '--decimal', help="A CSV input's decimal mark: ',' in 0,5 (default '.')."
+        None, '--decimal', help="A CSV input's decimal mark: ',' in 0,5 (default: the dataset's; else '.')."
     ),
     as_json: bool = typer.Option(False, '--json', help="Print the batch summary as JSON."),
 ):
@@ -668,7 +682,6 @@ def score(
     from lifecycle.serve.predlog import PredictionLog, default_url
     from lifecycle.model.signing import SignatureError
     from lifecycle.serve.batch import score_file
-    from lifecycle.core.params import CsvDialect
     from lifecycle.data.init_command import csv_options
 
     if not input.is_file():  # before a model is loaded or a progress bar drawn
@@ -677,12 +690,13 @@ def score(
         raise CommandError(f"--input {input}: the file is empty (no header, no rows)", EXIT_SOURCE)
     if threshold is not None and not 0 <= threshold <= 1:
         raise CommandError(f"--threshold: expected a number from 0 to 1, found {threshold}", EXIT_INPUT)
-    dialect = CsvDialect(**csv_options(encoding, delimiter, thousands, decimal))  # (a refusal may say --encoding)
+    given = csv_options(encoding, delimiter, thousands, decimal)  # (refused before anything is loaded)
     s = Workspace.open()
     ps = s.params
     name, spec = ps['register'].model_name, ps['flags']
     if fl.spec_path(s).exists():
         spec, name = fl.load_spec(s)
+    dialect = _score_dialect(ps, name, given)
     ml = s.mlflow
     if version is None:  # the version the server would answer everyone with (`flags.everyone_arm`)
         ref = getattr(spec, fl.everyone_arm(spec)) or s.environment  # none: the environment's alias
