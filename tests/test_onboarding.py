@@ -112,6 +112,10 @@ def test_init_command_refusals_name_what_is_wrong(tmp_path):
     customers().head(5).to_csv(ws / 'five.csv', index=False)  # a run then failed in validation with fairlearn's error
     r = invoke(init, ['--from', str(ws / 'five.csv'), '--target', 'churned'], env=env)
     assert r.exit_code == 2 and 'holds 5 row(s); at least 50 are needed' in ' '.join(r.output.split()), r.output
+    customers().assign(comment=None).to_csv(ws / 'blank.csv', index=False)  # (the last column, all blank)
+    r = invoke(init, ['--from', str(ws / 'blank.csv')], env=env)
+    assert r.exit_code == 2 and "target 'comment': it holds no values (--target not given: the last column, " \
+        "'comment'; --target names another)" in ' '.join(r.output.split()), r.output
     for target, what in (
         ('email', 'personal data (400 of 400 values look like an e-mail'),
         ('customer_id', 'personal data (identifier'),

@@ -352,14 +352,14 @@ def infer_task(
     more (else the rarest)."""
     dtype, v = column_dtype(s), s.dropna()
     if not len(v):
-        raise ValueError("the target holds no values")
+        raise ValueError("it holds no values")
     n = v.nunique()
     if dtype in ('float', 'int') and not (n <= 2 or (dtype == 'int' and n <= max_classes)):
         if positive is not None:
             raise ValueError(f"--positive-class {positive!r}: the target reads as a regression ({n} distinct values)")
         return 'regression', None, f'{dtype} target with {n} distinct values'
     if n < 2:
-        raise ValueError(f"the target has a single class ({n} distinct value): nothing to learn")
+        raise ValueError(f"it has a single class ({n} distinct value): nothing to learn")
     counts = v.value_counts()
 
     def said(c) -> str:  # (a class as written: 1.0 read from a column with a blank is 1)
@@ -454,7 +454,10 @@ def propose_params(
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {shown_columns}")
     dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-._')[:100] or 'dataset'
     target_rule = _check_target(df[target], target)
-    task, positive, task_why = infer_task(df[target], positive=positive_class, min_rows=_MIN_CLASS_ROWS)
+    try:
+        task, positive, task_why = infer_task(df[target], positive=positive_class, min_rows=_MIN_CLASS_ROWS)
+    except ValueError as e:  # (named: init may have guessed the column)
+        raise ValueError(f"target {target!r}: {e}") from None
     if blank := int(df[target].isna().sum()):  # (a row without its label can neither train nor validate)
         raise ValueError(
             f"target {target!r} is blank in {blank} of {len(df)} rows: a row without its label can neither train nor "

@@ -221,15 +221,15 @@ def init(
             "can go through (a quarter of them held out to validate the model, its gates and its fairness checks)",
             EXIT_INPUT,
         )
-    notes = []
+    notes, guess = [], None
     if thousands is None and decimal is None and (marks := _number_marks(path, ws.root, csv)) is not None:
         csv |= {'thousands': marks.thousands} | ({'decimal': marks.decimal} if marks.decimal != '.' else {})
         df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (the same rows, their numbers as numbers)
         notes.append(f"{marks.why}: read with thousands {marks.thousands!r} and decimal {marks.decimal!r} "
                      "(ingest.yaml csv; --thousands and --decimal say otherwise)")
     if target is None:
-        target, why = guess_target(list(df.columns))
-        notes.append(why)
+        target, guess = guess_target(list(df.columns))
+        notes.append(guess)
     elif target not in df.columns:
         raise CommandError(  # (every name read as a name: see above)
             f"--target {target!r}: not a column of {source}; its columns are {list(map(str, df.columns))}", EXIT_INPUT
@@ -246,7 +246,8 @@ def init(
             df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv, positive_class=positive_class
         )
     except ValueError as e:
-        raise CommandError(f"{source}: {e}", EXIT_INPUT) from None
+        guessed = f" ({guess}; --target names another)" if guess else ''
+        raise CommandError(f"{source}: {e}{guessed}", EXIT_INPUT) from None
     pr.files |= _dataset_free_params(ws)
     stem = pr.dataset
     dest = (out or ws.root / f'params-{stem}').expanduser().resolve()
