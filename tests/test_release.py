@@ -137,9 +137,9 @@ def test_the_release_dockerfile_passes_hadolint(tmp_path):
 
 
 def test_a_version_is_judged_by_its_own_models_params_or_refused_naming_them(trained):
-    """Review T: `govern check MODEL VERSION` and `approve` judged the named model by the params of the workspace's
-    last run, another dataset's policy: its gates failed on metrics the model never had, and its governance report
-    was rewritten with that verdict. Now refused (exit 2), naming the folder that registers it."""
+    """Review T: `govern check MODEL VERSION`, `approve` and `promote` judged the named model by the params of the
+    workspace's last run, another dataset's policy: its gates failed on metrics the model never had, and its
+    governance report was rewritten with that verdict. Now refused (exit 2), naming the folder that registers it."""
     import shutil
 
     from conftest import set_yaml
@@ -148,8 +148,9 @@ def test_a_version_is_judged_by_its_own_models_params_or_refused_naming_them(tra
     set_yaml(trained / 'params-spend' / 'register.yaml', model_name='spend')
     report = trained / 'reports' / 'governance' / 'arrests-release-1.md'
     before = report.read_bytes() if report.exists() else None
-    for args in (('govern', 'check'), ('approve',)):
-        more = ('--as', 'carol', '--reason', 'r', '--to', 'staging') if args == ('approve',) else ()
+    for args in (('govern', 'check'), ('approve',), ('promote',)):
+        more = {('approve',): ('--as', 'carol', '--reason', 'r', '--to', 'staging'), ('promote',): ('--to', 'staging')}
+        more = more.get(args, ())
         r, out = cli_json(trained, *args, 'arrests-release', '1', '--params', 'params-spend', *more)
         assert r.returncode == 2 and out['error'] == (
             f"arrests-release: the params folder {trained / 'params-spend'} registers spend, not arrests-release: "

@@ -281,6 +281,14 @@ class Promoted(Result):
         print(f"{self.model}: alias {self.step!r} -> version {self.version}")
 
 
+def _in_registry(s, model: str, version: str) -> bool:
+    try:
+        s.mlflow.MlflowClient().get_model_version(model, version)
+        return True
+    except Exception:
+        return False
+
+
 @command(errors=GOVERNANCE_ERRORS)
 def promote(
     model: str = typer.Argument(..., help="Registered model name."),
@@ -295,6 +303,10 @@ def promote(
     from lifecycle.release import trust
 
     version, s = registry_version(version, 'VERSION'), Workspace.open()
+    if s.params['register'].model_name != model and _in_registry(s, model, version):  # (else promote says what lacks)
+        from lifecycle.release.review import _own_params
+
+        _own_params(s, model)  # (its policy is another model's)
     policy, people = s.params['policy'], trust.roster(s)
     out = gov.promote(
         s.mlflow,
