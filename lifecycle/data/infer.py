@@ -190,7 +190,11 @@ _DATE = (
     r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?'
     r'|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[AaPp][Mm])?)?'  # (31/01/2024 13:45)
 )
-_ID_NAME = r'(?i)(?:^|[\W_])(?:id|key|uuid|guid|code|number|no|nr|ref)$|^(?:id|key|uuid|guid)(?:[\W_]|$)'
+_ID_NAME = (
+    r'(?i)(?:^|[\W_])(?:id|key|uuid|guid|code|number|num|no|nr|ref)$|^(?:id|key|uuid|guid)(?:[\W_]|$)'
+    r'|(?:nummer|numero|número)$|(?-i:(?<=[a-z])(?:No|Nr|Num|Id|ID))$'  # (Kundennummer, CustNo, customerId)
+)
+_ACCOUNT_NAME = r'(?i)account|member|holder|subscriber|user|policy|customer|client|patient|person|employee|contact'
 
 
 _INDEX_NAME = r'(?i)unnamed: ?\d+|index|idx|row|rownum|row_?(?:id|no|nr|number)|#|'
@@ -223,8 +227,8 @@ def column_kind(s: pd.Series, name: str, dtype: str) -> str:
             return 'date'
     distinct = v.nunique() / len(v)
     if dtype in ('int', 'str') and len(v) >= 20 and distinct >= 0.95:
-        if dtype == 'int' and re.search(_ID_NAME, name):
-            return 'identifier'
+        if dtype == 'int' and (re.search(_ID_NAME, name) or re.search(_ACCOUNT_NAME, name)):
+            return 'identifier'  # (distinct whole numbers of whom or named so: `income` is no id by itself)
         if dtype == 'str' and text.str.contains(r'\s|@').mean() < 0.05:
             return 'identifier'  # codes: no spaces (free text, names) and no e-mail addresses
     return 'value'
