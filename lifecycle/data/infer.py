@@ -241,7 +241,10 @@ _METHOD = {'e-mail address': 'pseudonymise', 'identifier': 'pseudonymise', 'phon
 _PEOPLE = {  # words of a column name that say its values are people: then a few names repeated are still names
     'name', 'names', 'fullname', 'firstname', 'lastname', 'surname', 'forename', 'manager', 'employee', 'customer',
     'client', 'contact', 'owner', 'agent', 'person', 'patient', 'assignee', 'reviewer', 'author', 'salesperson', 'rep',
+    'staff', 'advisor', 'adviser', 'officer', 'handler', 'recruiter', 'doctor', 'nurse', 'student', 'teacher',
+    'nom', 'prenom', 'prénom', 'nachname', 'vorname', 'nombre', 'apellido', 'nome', 'cognome', 'naam',
 }  # fmt: skip
+_TO_WHOM = {'by', 'to'}  # after a verb: `handled_by`, `assigned_to`, `approved by` name the person the row went to
 _THINGS = {  # ... unless another word says the name is a thing's
     'product', 'company', 'city', 'country', 'state', 'region', 'brand', 'item', 'file', 'host', 'model', 'plan',
     'team', 'store', 'street', 'project', 'department', 'branch', 'business', 'organisation', 'organization', 'site',
@@ -255,10 +258,12 @@ def _name_words(name: str) -> list[str]:
 
 
 def names_people(name: str) -> bool:
-    """Whether a column's name says it holds people: its last word is one (`account_manager`, `Full Name`, `contact`;
-    not `product_name`, `customer_location`)."""
+    """Whether a column's name says it holds people: its last word is one (`account_manager`, `Full Name`,
+    `contact`, `Nachname`; not `product_name`, `customer_location`), or it says whom a row went to (`assigned_to`,
+    `handled by`)."""
     words = _name_words(name)
-    return bool(words) and words[-1] in _PEOPLE and not set(words) & _THINGS
+    whom = len(words) > 1 and words[-1] in _TO_WHOM and words[-2].endswith('ed')
+    return bool(words) and (words[-1] in _PEOPLE or whom) and not set(words) & _THINGS
 
 
 _NUMBERS = {'phone', 'telephone', 'mobile', 'cellphone', 'fax', 'ssn', 'passport', 'iban'}  # a person's numbers
