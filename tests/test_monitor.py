@@ -486,6 +486,10 @@ def test_two_models_looked_at_in_turn_keep_each_others_windows_drift_open_alerts
     assert 'input_drift' in [x['rule'] for x in open_alerts(a.state_dir, alert_log(a.state_dir, model=name))]
     assert [s['window'] for s in status(a, mp)['series']] == [1] == [s['window'] for s in status(b, mp)['series']]
     assert status(a, mp)['last_run']['ts'] == t0 + 1000 and status(b, mp)['last_run']['ts'] == t0 + 1001
+    from lifecycle.operate.monitor import health  # (the site's: each model's section from its own, whichever params)
+
+    verdicts = {n: [x.verdict for x in health(a, mp, t0 + 1002, model=n).of_version('1')] for n in (name, 'customers')}
+    assert verdicts == {name: ['alerting'], 'customers': ['ok']}, verdicts
     out = a.state_dir / 'monitor'
     assert set(pd.read_parquet(out / 'drift.parquet')['model']) == {name, 'customers'}
     gauges = [x for x in (out / 'metrics.prom').read_text().splitlines() if x.startswith('lifecycle_monitor_metric{')]

@@ -265,12 +265,13 @@ def _monitored(s: Settings) -> bool:
     return (s.state_dir / 'monitor').is_dir() or (s.state_dir / 'heartbeats').is_dir()
 
 
-def _health(ws) -> tuple[object, str | None]:
-    "The monitor's health (`lifecycle.operate.monitor.health`), or the reason it cannot be read."
+def _health(ws, names: list[str] = ()) -> tuple[object, dict, str | None]:
+    """The monitor's health (`lifecycle.operate.monitor.health`) of the params' model and of each model `names`
+    (another's windows and alerts are not its), or the reason it cannot be read."""
     if not _monitored(ws):
         from lifecycle.operate.schema import MonitorHealth  # (not the monitor: pandas and numpy, most of a warm render)
 
-        return MonitorHealth({}, []), None  # the monitor never ran here: every version is never monitored
+        return MonitorHealth({}, []), {}, None  # the monitor never ran here: every version is never monitored
     from lifecycle.core.params import ParamsError
     from lifecycle.operate.monitor import health
     from lifecycle.operate.schema import MonitorParams, load_monitor_params
@@ -279,9 +280,10 @@ def _health(ws) -> tuple[object, str | None]:
 
     try:
         mp = load_monitor_params(ws.params_dir) if (Path(ws.params_dir) / 'monitor.yaml').is_file() else None
-        return health(ws, mp or MonitorParams()), None
+        mp = mp or MonitorParams()
+        return health(ws, mp), {n: health(ws, mp, model=n) for n in names}, None
     except (ParamsError, StateError, JournalError) as e:  # said on the page, the path relative to the workspace
-        return None, str(e).replace(f'{Path(ws.root).resolve()}/', '').replace(f'{ws.root}/', '')
+        return None, {}, str(e).replace(f'{Path(ws.root).resolve()}/', '').replace(f'{ws.root}/', '')
 
 
 def site_facts(ws, models: list[dict] | None = None) -> dict:
@@ -296,10 +298,11 @@ def site_facts(ws, models: list[dict] | None = None) -> dict:
             rollout = load_state(ws)
         except RolloutError as e:  # damaged: the site says so, and renders the rest
             rollout = {'id': '?', 'status': 'unreadable', 'error': str(e)}
-    health, health_error = _health(ws)
+    models = json.loads(json.dumps(_models(ws))) if models is None else models
+    health, healths, health_error = _health(ws, [m['name'] for m in models])
     return dict(
         runs=_runs(ws),
-        models=json.loads(json.dumps(_models(ws))) if models is None else models,
+        models=models,
         flags=_flags(ws),
         rollout=rollout,
         batches=_batches(ws),
@@ -307,6 +310,7 @@ def site_facts(ws, models: list[dict] | None = None) -> dict:
         experiments=_reports(ws, 'experiments'),
         monitoring=_reports(ws, 'monitoring'),
         health=health,
+        model_health=healths,  # (each model's own)
         health_error=health_error,
         iterations=_iterations(ws),
     )
@@ -457,9 +461,8 @@ def landing_page(facts: dict) -> Page:
     health, health_error = facts.get('health'), facts.get('health_error')
     if not facts['models']:
         out.append('No registered model yet: `lifecycle run` trains, validates and registers one.\n')
-    # the prediction log holds one model's versions: the one the flags serve, or the only one registered
-    logged = flags['model_name'] if flags else (facts['models'][0]['name'] if len(facts['models']) == 1 else None)
     for m in facts['models']:
+        mh = facts.get('model_health', {}).get(m['name'], health)  # (its own windows and alerts)
         by_version = {v['version']: v for v in m['versions']}
         serving = m.get('serving_alias') or (m['environments'] or ['dev'])[0]
         names = list(dict.fromkeys([*sorted(m['aliases'], key=lambda a: a != serving), *m['environments']]))
@@ -475,7 +478,7 @@ def landing_page(facts: dict) -> Page:
                     gates=_gate_summary(rec) if rec else None,
                     approvals=', '.join(f"{a['step']} by {a['approver']}" for a in rec['approvals']) if rec else None,
                     serving=_serving(flags, m['name'], v) if v else None,
-                    monitoring=_monitoring(health, str(v)) if v else None,
+                    monitoring=_monitoring(mh, str(v)) if v else None,
                 )
             )
         champ = by_version.get(m['aliases'].get(serving))
@@ -495,20 +498,19 @@ def landing_page(facts: dict) -> Page:
         if champ:
             out.append(f"### Gates of the champion (version {champ['version']})\n")
             out.append(md_table(_gate_rows(champ['gates']), ['gate', 'value', 'limit', 'verdict']))
-        if health is None:  # facts without monitoring, or a monitor.yaml that cannot be read
+        if mh is None:  # facts without monitoring, or a monitor.yaml that cannot be read
             if health_error:
                 out.append(f"### Monitoring health of {m['name']}\n")
                 out.append(f'Monitoring health cannot be read: {health_error}\n')
             continue
         out.append(f"### Monitoring health of {m['name']}\n")
-        served = _served(m, flags, names)
-        if m['name'] == logged:  # versions the monitor saw that serve nowhere now keep their open alerts in sight
-            served.update({s.model_version: [] for s in health.series if s.model_version not in served})
+        served = _served(m, flags, names)  # (and the versions the monitor saw that serve nowhere now: their open
+        served.update({s.model_version: [] for s in mh.series if s.model_version not in served})  # alerts in sight)
 
         def link(v, name=m['name'], known=by_version):
             return _version_link('', name, v) if v in known else None
 
-        out += _health_section(health, served, link, '####')
+        out += _health_section(mh, served, link, '####')
     if not facts['models'] and health is None and health_error:
         out.append(f'## Monitoring health\n\nMonitoring health cannot be read: {health_error}\n')
     if not facts['models'] and health is not None and health.series:

@@ -819,14 +819,16 @@ def _windows(path: Path, model: str | None = None) -> pd.DataFrame:
     return m[[c for c in m.columns if c in (*_WINDOW_KEYS, 'window_end', 'model') or m[c].notna().any()]]
 
 
-def status(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, raised=None) -> dict:
-    """Heartbeats, the last look, each series' last closed window, alert counts by severity (all, open), the outbox
-    (`raised`: the params' model's alerts, read already)."""
+def status(
+    ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, raised=None, model: str | None = None
+) -> dict:
+    """Heartbeats, the last look, each series' last closed window, alert counts by severity (all, open), the outbox,
+    of `model` (default: the params'; `raised`: its alerts, read already)."""
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
     d = _monitor_dir(ws.state_dir)
     ages = heartbeats(ws.state_dir, mp.watchers, now)
-    series, name = [], ws.params['register'].model_name  # (this params' model: another's windows and alerts are not)
+    series, name = [], model or ws.params['register'].model_name  # (another model's windows and alerts are not its)
     if (d / 'windows.parquet').is_file():
         m = _windows(d / 'windows.parquet', name)
         last = m[m['closed']].sort_values('window').groupby(['model_version', 'variant']).tail(1)
@@ -860,12 +862,16 @@ def _watchers(st: dict, state_dir, mp: MonitorParams, now: float) -> dict:
 _NOT_VERSIONS = ('watcher', *AUDIT_SOURCES, 'log')  # series of the watchers, the server, the guard and the log
 
 
-def health(ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, latest: int = 5) -> MonitorHealth:
-    "Each monitored series' last closed window, open alerts by severity, newest alerts and verdict; the watchers."
+def health(
+    ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, latest: int = 5, model: str | None = None
+) -> MonitorHealth:
+    """Each monitored series' last closed window, open alerts by severity, newest alerts and verdict, of `model`
+    (default: the params'); the watchers."""
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
-    raised = alert_log(ws.state_dir, model=ws.params['register'].model_name)
-    st = status(ws, mp, now, raised)  # (the alerts read once)
+    model = model or ws.params['register'].model_name
+    raised = alert_log(ws.state_dir, model=model)
+    st = status(ws, mp, now, raised, model)  # (the alerts read once)
     watchers = _watchers(st, ws.state_dir, mp, now)
     alive = watchers['monitor']['alive']
     still = {a['id'] for a in open_alerts(ws.state_dir, raised)}
