@@ -510,6 +510,27 @@ def test_a_pass_with_another_models_params_refuses_its_unfinished_iteration_nami
     assert st['active']['model'] == it['model'] and st['last'] is None
 
 
+def test_an_iteration_a_killed_simulation_left_is_reverted_by_the_next_pass_not_finished(trained_iteration):
+    """Review S: `kill -9` of `lifecycle simulate` left its challenger on half the real traffic, and the next `retrain
+    run` finished the simulation's iteration under the real params. Now it is reverted, saying why; while the
+    simulation runs (it holds its lock), it is the simulation's to walk."""
+    from lifecycle.core.locks import hold
+
+    ws = Workspace.open(trained_iteration)
+    it = loop.active(ws.state_dir)
+    it['params'] = 'reports/runs/20261205T000000Z-sim000/params'  # (as a simulation's iteration records it)
+    loop.save(ws.state_dir, it)
+    with hold(ws.state_dir, 'simulate'):
+        assert loop._simulation_ended(ws, loop.active(ws.state_dir)) == ''  # (a simulation runs: its own)
+    done, verdict = loop.run(ws)
+    assert verdict is None and done['status'] == 'reverted' and loop.active(ws.state_dir) is None
+    assert done['decision']['reason'] == (
+        'the simulation 20261205T000000Z-sim000 that started it ended before it did (killed, or crashed)'
+    )
+    it['params'] = 'params'  # (an iteration of anything else is left to its pass)
+    assert loop._simulation_ended(ws, it) == ''
+
+
 def test_a_crash_inside_registration_never_routes_the_half_registered_version(trained_iteration, monkeypatch):
     from lifecycle.model import signing
 

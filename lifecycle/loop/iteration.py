@@ -618,7 +618,12 @@ def run(
     with hold(ws.state_dir, 'retrain', wait=False):
         beat(ws.state_dir, 'retrain')
         it, verdict = active(ws.state_dir), None
-        if it is not None and it.get('model', name := ws.params['register'].model_name) != name:
+        name = ws.params['register'].model_name
+        if it is not None and it.get('model', name) == name and (ended := _simulation_ended(ws, it)):
+            _step(it, _revert(ws, it, ended), ended)  # (its challenger served the real traffic a simulation sent)
+            it['finished'], it['artifacts'] = time.time(), artifacts(ws, it)
+            return save(ws.state_dir, it), None
+        if it is not None and it.get('model', name) != name:
             raise RetrainError(  # (its steps would judge, deploy and revert it as this params' model)
                 f"retraining {it['id']} of model {it['model']} is at {it['status']}: finish it first, with "
                 f"`lifecycle retrain run --params {it.get('params') or '<its params folder>'}` (one model's retraining "
@@ -667,6 +672,21 @@ def run(
             it.pop('pass', None)
             save(ws.state_dir, it)
         return it, verdict
+
+
+def _simulation_ended(ws: Workspace, it: dict) -> str:
+    """Why `it`, an iteration a `lifecycle simulate` started (its params in that simulation's run folder), is left to
+    no one: no simulation runs now (it was killed, or crashed), so its challenger would serve on with no one to end
+    it; '' for an iteration of a simulation still running, or of anything else."""
+    from lifecycle.core.locks import holder
+
+    params = Path(it.get('params') or '')
+    params = (params if params.is_absolute() else Path(ws.root) / params).resolve()
+    if params.name != 'params' or params.parent.parent != Path(ws.runs_dir).resolve():
+        return ''
+    if holder(ws.state_dir, 'simulate') is not None:
+        return ''
+    return f"the simulation {params.parent.name} that started it ended before it did (killed, or crashed)"
 
 
 def _shown(folder: Path, root: Path) -> str:

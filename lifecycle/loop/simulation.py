@@ -311,7 +311,9 @@ def simulate(
         from lifecycle.deliver.demo import DEMO_TRAINER, acting_as
 
         # where approvals are needed, the demo trainer retrains: its version is bound to a registered key
-        with acting_as(DEMO_TRAINER) if demo else contextlib.nullcontext():
+        from lifecycle.core.locks import hold
+
+        with acting_as(DEMO_TRAINER) if demo else contextlib.nullcontext(), hold(ws.state_dir, 'simulate', wait=False):
             return _play(ws, m, scenario, rows, champion['version'], col, sizes, (t0, start), say, demo, given)
     except BaseException as e:  # the run folder says the simulation failed, and where (no data value: our errors only)
         m = RunManifest.load(m.run_dir)
