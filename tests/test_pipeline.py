@@ -282,3 +282,39 @@ def test_validation_is_keyed_by_the_champion_a_promotion_made_and_only_of_its_ow
     audit.append(s.audit_path, 'model.promote', 'm/2', alias='dev', previous_version='1')
     assert key() == 'r2'
     assert _champion_run(s, params, {'mlflow_run_id': 'r2'})['champion_run'] is None  # (the model under test)
+
+
+def test_a_stage_kernel_killed_mid_cell_fails_its_stage_instead_of_holding_the_run(tmp_path):
+    """Review U: a stage's kernel killed mid-cell (out of memory, a native crash) left `lifecycle run` waiting for a
+    reply for good, holding the pipeline lock: nbclient's own check that the kernel lives never ran through the shared
+    kernel's blocking client. The stage now fails at once, and the next notebook gets a kernel of its own."""
+    import threading
+
+    import nbformat
+    from nbclient.exceptions import DeadKernelError
+    from lifecycle.app.kernel import StageKernel
+
+    def notebook(name: str, *cells: str) -> Path:
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
+        nbformat.write(nb, tmp_path / name)
+        return tmp_path / name
+
+    dies = notebook('dies.ipynb', 'x = 1', 'import os, signal\nos.kill(os.getpid(), signal.SIGKILL)', 'y = 2')
+    fine = notebook('fine.ipynb', 'assert 1 + 1 == 2')
+    with StageKernel(tmp_path) as kernel:
+        said = []
+
+        def run():
+            try:
+                kernel.execute(dies, tmp_path / 'out.ipynb', {})
+            except BaseException as e:  # (what papermill raised, looked at below)
+                said.append(e)
+
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        t.join(60)
+        assert not t.is_alive(), 'the run waited on a dead kernel'
+        assert said and (isinstance(said[0], DeadKernelError) or 'DeadKernelError' in repr(said[0])), said
+        kernel.execute(fine, tmp_path / 'fine-out.ipynb', {})
+        assert kernel.started == 2

@@ -92,6 +92,33 @@ def _shared_kernel_engine() -> str:
     return name
 
 
+def _watching(channel, km, every: float = 1.0) -> None:
+    """Make a blocking client's `channel.get_msg` wait in steps of `every` seconds while the kernel `km` lives, and
+    raise nbclient's `DeadKernelError` once it died: nbclient waits for a reply with no timeout, and through a
+    blocking client its own check that the kernel lives never runs, so a kernel killed mid-cell (out of memory, a
+    native crash) held the run, and the pipeline lock, for good."""
+    import queue
+    import time
+
+    get = channel.get_msg
+
+    def get_msg(timeout=None, **kw):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step = every if deadline is None else max(0.0, min(every, deadline - time.monotonic()))
+            try:
+                return get(timeout=step, **kw)
+            except queue.Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+                if not km.is_alive():
+                    from nbclient.exceptions import DeadKernelError
+
+                    raise DeadKernelError('the stage kernel died (killed, or out of memory)') from None
+
+    channel.get_msg = get_msg
+
+
 class StageKernel:
     """Executes notebooks with papermill, one after the other, in one kernel started in `cwd` on first use (with this
     process's environment) and put back before the next notebook (at once after one that failed); `fresh=True` gives
@@ -179,6 +206,8 @@ class StageKernel:
                 kc.stop_channels()
                 self.close()
                 raise StageKernelError(f"the stage kernel did not start: {e}") from None
+            for channel in (kc.shell_channel, kc.iopub_channel):
+                _watching(channel, self.km)
             self.kc = kc
             self._run(_SNAPSHOT)
         return self.km
