@@ -62,6 +62,11 @@ def test_an_all_null_column_is_declared_and_left_out(tmp_path):
     assert ps['ingest'].columns['notes'].max_null_rate == 1.0 and ps['ingest'].columns['score'].max_null_rate == 1.0
     roles = dict(zip(pr.columns.column, pr.columns.role))
     assert roles['notes'] == 'excluded: free text' and roles['score'] == 'excluded: constant'
+    vip = np.where(np.arange(100) % 2 == 0, True, False).astype(object)
+    vip[:3] = None  # (a boolean with blanks: the first run's features stage failed on it, review V)
+    pr = propose_params(df.assign(vip=vip), target='churned', source='c.csv')
+    assert dict(zip(pr.columns.column, pr.columns.role))['vip'] == 'excluded: blanks'
+    assert 'vip' not in [f.name for f in load_params(write_params(pr, tmp_path / 'v'))['features'].features]
 
 
 def test_proposal_for_regression_and_boolean_targets(tmp_path):

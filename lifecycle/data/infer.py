@@ -149,41 +149,57 @@ _EU_NUMBER = r'[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?|[-+]?\d*,\d+|[-+]?\d+'  # 55.62
 
 @dataclass(frozen=True)
 class NumberMarks:
-    "The thousands separator and decimal mark a file's numbers are written with, and why (in counts)."
+    "The thousands separator (None: none written) and decimal mark a file's numbers are written with, and why."
 
-    thousands: str
+    thousands: str | None
     decimal: str
     why: str
+
+
+def _misread(v: pd.Series, thousands: str | None, decimal: str) -> bool:
+    "Whether a column of text (no numbers as written) would read as numbers with these marks: `31.01.2024`, `1.2.3`."
+    t = v.str.replace(thousands, '', regex=False) if thousands else v
+    t = t.str.replace(decimal, '.', regex=False) if decimal != '.' else t
+    return bool(pd.to_numeric(t, errors='coerce').notna().all())
 
 
 def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None:
     """How the numbers of a file's columns (`text`: its rows read as text) are written, when a column's every value is
     a number written with a thousands separator or a decimal comma: `55,623.98` (thousands ',', decimal '.'), or
-    `55.623,98` and `0,5` (thousands '.', decimal ','). A column that reads either way (`1,234` alone) follows the
-    others, or else the delimiter (';': a decimal comma, as spreadsheets export where it is the decimal mark). None:
-    no such column, or columns written both ways (`0.5` in one, `0,5` in another): either reading would misread the
-    other's numbers."""
-    us, eu, either = [], [], []
+    `55.623,98` and `0,5` (thousands '.' where one is written, decimal ','). A column that reads either way (`1,234`
+    alone) follows the others, or else the delimiter (';': a decimal comma, as spreadsheets export where it is the
+    decimal mark). None: no such column; columns written both ways (`0.5` in one, `0,5` in another); or marks that
+    would read another column as numbers (a reader takes them for every column: `31.01.2024` is then 31012024)."""
+    us, eu, either, decimals, others = [], [], [], [], []
     for c in text.columns:
         v = text[c].dropna().astype(str).str.strip()
         v = v[v != '']
         if not len(v) or v.str.fullmatch(r'[-+]?\d+').all():
             continue  # (whole numbers without separators read alike either way)
         as_us, as_eu = bool(v.str.fullmatch(_US_NUMBER).all()), bool(v.str.fullmatch(_EU_NUMBER).all())
+        comma = bool(v.str.contains(',', regex=False).any())
         if as_us and as_eu:
-            either += [c] if v.str.contains(',', regex=False).any() else []  # (`1.234` alone: read as it is)
+            either += [v] if comma else []  # (`1.234` alone: read as it is)
         elif as_us:
-            us += [c] if v.str.contains(',', regex=False).any() else ['']  # ('': decimals only, `0.5`)
+            (us if comma else decimals).append(v)  # (decimals: `0.5`, as pandas reads them anyway)
         elif as_eu:
-            eu.append(c)
-    if (us and eu) or not (eu or either or [c for c in us if c]):
+            eu.append(v)
+        else:
+            others.append(v)
+    if (eu and (us or decimals)) or not (eu or either or us):
         return None
-    n = len(us) + len(eu) + len(either)
-    eu_way = bool(eu) or (not us and delimiter == ';')
-    how = 'by the others' if eu or us else f"by the {delimiter!r} delimiter"
-    said = f"{n} column(s) of numbers written as {'55.623,98 or 0,5' if eu_way else '55,623.98'}"
+    eu_way = bool(eu) or (not us and not decimals and delimiter == ';')
+    if eu_way:
+        grouped = any(x.str.contains(r'\d\.\d{3}').any() for x in eu + either)
+        thousands, decimal, written = ('.' if grouped else None), ',', '55.623,98 or 0,5'
+    else:
+        thousands, decimal, written = ',', '.', '55,623.98'
+    if any(_misread(x, thousands, decimal) for x in others):
+        return None
+    how = 'by the others' if eu or us or decimals else f"by the {delimiter!r} delimiter"
+    said = f"{len(us) + len(eu) + len(either)} column(s) of numbers written as {written}"
     said += f" ({len(either)} either way: {how})" if either else ''
-    return NumberMarks('.', ',', said) if eu_way else NumberMarks(',', '.', said)
+    return NumberMarks(thousands, decimal, said)
 
 # %% ../../nbs/api/data/10_infer.ipynb #d268065e
 _DATE = (
@@ -194,7 +210,10 @@ _ID_NAME = (
     r'(?i)(?:^|[\W_])(?:id|key|uuid|guid|code|number|num|no|nr|ref)$|^(?:id|key|uuid|guid)(?:[\W_]|$)'
     r'|(?:nummer|numero|número)$|(?-i:(?<=[a-z])(?:No|Nr|Num|Id|ID))$'  # (Kundennummer, CustNo, customerId)
 )
-_ACCOUNT_NAME = r'(?i)account|member|holder|subscriber|user|policy|customer|client|patient|person|employee|contact'
+_ACCOUNT_NAME = (  # the last word of a name saying whose number it is (`policy_holder`; not `account_balance`)
+    r'(?i)(?:^|[\W_]|(?-i:(?<=[a-z])(?=[A-Z])))'
+    r'(?:account|member|holder|subscriber|user|customer|client|patient|person|employee|contact)$'
+)
 
 
 _INDEX_NAME = r'(?i)unnamed: ?\d+|index|idx|row|rownum|row_?(?:id|no|nr|number)|#|'
@@ -244,7 +263,12 @@ _PEOPLE = {  # words of a column name that say its values are people: then a few
     'staff', 'advisor', 'adviser', 'officer', 'handler', 'recruiter', 'doctor', 'nurse', 'student', 'teacher',
     'nom', 'prenom', 'prénom', 'nachname', 'vorname', 'nombre', 'apellido', 'nome', 'cognome', 'naam',
 }  # fmt: skip
-_TO_WHOM = {'by', 'to'}  # after a verb: `handled_by`, `assigned_to`, `approved by` name the person the row went to
+_TO_WHOM = {'by', 'to'}  # after a verb of people's work: `handled_by`, `assigned_to`, `approved by` name a person
+_DONE_BY_PEOPLE = {  # (not `shipped_to` a city, `referred_by` a channel, `upgraded_to` a plan)
+    'assigned', 'handled', 'approved', 'reviewed', 'created', 'owned', 'managed', 'submitted', 'requested', 'reported',
+    'signed', 'closed', 'opened', 'escalated', 'modified', 'updated', 'entered', 'processed', 'edited', 'checked',
+    'verified', 'sold', 'served', 'attended', 'treated', 'supervised', 'authorised', 'authorized', 'raised', 'logged',
+}  # fmt: skip
 _THINGS = {  # ... unless another word says the name is a thing's
     'product', 'company', 'city', 'country', 'state', 'region', 'brand', 'item', 'file', 'host', 'model', 'plan',
     'team', 'store', 'street', 'project', 'department', 'branch', 'business', 'organisation', 'organization', 'site',
@@ -262,7 +286,7 @@ def names_people(name: str) -> bool:
     `contact`, `Nachname`; not `product_name`, `customer_location`), or it says whom a row went to (`assigned_to`,
     `handled by`)."""
     words = _name_words(name)
-    whom = len(words) > 1 and words[-1] in _TO_WHOM and words[-2].endswith('ed')
+    whom = len(words) > 1 and words[-1] in _TO_WHOM and words[-2] in _DONE_BY_PEOPLE
     return bool(words) and (words[-1] in _PEOPLE or whom) and not set(words) & _THINGS
 
 
@@ -371,20 +395,25 @@ def infer_task(
         raise ValueError(f"it has a single class ({n} distinct value): nothing to learn")
     counts = v.value_counts()
 
-    def said(c) -> str:  # (a class as written: 1.0 read from a column with a blank is 1)
+    def said(c) -> str:  # (a class as written: 1.0 read from a column with a blank is 1; a boolean true or 1)
+        if dtype == 'bool':
+            return 'true' if c else 'false'
         return str(int(c)) if dtype == 'int' and isinstance(c, (float, np.floating)) else str(c)
 
     named = [c for c in counts.index if said(c).strip().lower() in _POSITIVE]
     if positive is not None:
-        given = [c for c in counts.index if said(c).strip().lower() == positive.strip().lower()]
+        want = positive.strip().lower()
+        want = {'1': 'true', '0': 'false'}.get(want, want) if dtype == 'bool' else want
+        given = [c for c in counts.index if said(c).strip().lower() == want]
         if not given:
             raise ValueError(f"--positive-class {positive!r}: not a class of the target (it has {n} classes)")
         chosen, how = given[0], 'given'
     elif len(named) == 1:
         chosen, how = named[0], 'reads as positive'
+    elif n > 2 and len(enough := counts[counts >= min_rows]) and enough.index[-1] != counts.index[-1]:
+        chosen, how = enough.index[-1], f'the rarest class with {min_rows} rows or more'  # (the model tells one apart)
     else:
-        enough = counts[counts >= min_rows]
-        chosen, how = (enough.index[-1] if len(enough) else counts.index[-1]), 'the rarer class'
+        chosen, how = counts.index[-1], 'the rarer class'
     chosen = chosen.item() if hasattr(chosen, 'item') else chosen
     if dtype == 'int':
         chosen = int(chosen)
@@ -507,8 +536,9 @@ def propose_params(
             role = 'excluded: free text'
         elif df[c].nunique(dropna=True) < 2:
             role = 'excluded: constant'
-        elif rule['dtype'] in ('int', 'float') and (blank := int(df[c].isna().sum())):
-            role, why = 'excluded: blanks', f"{blank} blank value(s): the models take no missing number (fill them)"
+        elif rule['dtype'] in ('int', 'float', 'bool') and (blank := int(df[c].isna().sum())):
+            what = 'true/false' if rule['dtype'] == 'bool' else 'number'  # (a boolean is a 0/1 to the models)
+            role, why = 'excluded: blanks', f"{blank} blank value(s): the models take no missing {what} (fill them)"
         else:
             role = 'feature'
         rules[c] = rule

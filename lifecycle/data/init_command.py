@@ -223,9 +223,11 @@ def init(
         )
     notes, guess = [], None
     if thousands is None and decimal is None and (marks := _number_marks(path, ws.root, csv)) is not None:
-        csv |= {'thousands': marks.thousands} | ({'decimal': marks.decimal} if marks.decimal != '.' else {})
+        csv |= ({'thousands': marks.thousands} if marks.thousands else {}) | (
+            {'decimal': marks.decimal} if marks.decimal != '.' else {}
+        )
         df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (the same rows, their numbers as numbers)
-        notes.append(f"{marks.why}: read with thousands {marks.thousands!r} and decimal {marks.decimal!r} "
+        notes.append(f"{marks.why}: read with thousands {marks.thousands or 'none'!r} and decimal {marks.decimal!r} "
                      "(ingest.yaml csv; --thousands and --decimal say otherwise)")
     if target is None:
         target, guess = guess_target(list(df.columns))
