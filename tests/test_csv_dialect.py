@@ -104,11 +104,13 @@ def test_score_reads_a_csv_as_the_datasets_files_are_read_each_option_saying_oth
 
     shutil.copytree(Path(__file__).parent.parent / 'params', tmp_path / 'p')
     set_yaml(tmp_path / 'p' / 'ingest.yaml', csv={'encoding': 'latin-1', 'delimiter': ';', 'header': False,
-                                                  'names': ['a'], 'thousands': '.', 'decimal': ','})  # fmt: skip
+                                                  'names': ['a'], 'thousands': '.', 'decimal': ',',
+                                                  'compression': 'gzip', 'trim_whitespace': True})  # fmt: skip
     ps = load_params(tmp_path / 'p')
     name = ps['register'].model_name
     got = _score_dialect(ps, name, {})
     assert (got.encoding, got.delimiter, got.thousands, got.decimal, got.header) == ('latin-1', ';', '.', ',', True)
+    assert (got.compression, got.trim_whitespace) == ('infer', False)  # (the dataset's files', not a scoring file's)
     assert _score_dialect(ps, name, {'delimiter': '|'}).delimiter == '|'
     assert _score_dialect(ps, 'another-model', {}) == CsvDialect()  # (the flags route another model: not its data)
     with pytest.raises(Exception, match=r"--decimal with ingest.yaml's csv .*: key 'csv.thousands' '.' is also the"):

@@ -514,6 +514,11 @@ def test_open_alerts_kept_before_they_named_their_model_stay_open_and_become_the
     assert json.loads((out / 'breaching.json').read_text()) == [f'{name}|input_drift|1/control']
     assert [x['id'] for x in open_alerts(ws.state_dir)] == ['y', 'x']
     assert open_alerts(ws.state_dir, [was | {'model': 'other'}]) == []  # another model's v1 holds nothing
+    (out / 'breaching.json').write_text(json.dumps(['input_drift|1/control']))  # (kept before, as a look at
+    (out / 'alerts.jsonl').write_text(json.dumps(was | {'model': 'customers'}) + '\n')  # customers left it: review V)
+    run_once(ws, mp, baselines={}, now=time.time(), sample=False)  # (a look at this model: not its pair)
+    assert json.loads((out / 'breaching.json').read_text()) == ['customers|input_drift|1/control']
+    assert [x['id'] for x in open_alerts(ws.state_dir)] == ['x']
 
 
 def test_flipped_labels_on_stable_inputs_are_concept_drift(workspace):

@@ -278,6 +278,20 @@ def _with_others(path: Path, mine: pd.DataFrame, model: str) -> pd.DataFrame:
     return pd.concat([others, mine], ignore_index=True) if len(mine) else others.reset_index(drop=True)
 
 
+def _scoped(pairs: set[str], model: str, recorded) -> set[str]:
+    """`breaching.json`'s pairs with a model's series scoped to their model: one kept before pairs named their model
+    goes to the models whose alerts (`recorded`: the alert log's, read when there is such a pair) raised it on that
+    rule and series (another model's look must not judge it), or else to `model`, the model of the look."""
+    old = {k for k in pairs if k.count('|') == 1 and _model_series(k.partition('|')[2])}
+    if not old:
+        return pairs
+    owners: dict[str, set[str]] = {}
+    for a in recorded():
+        if a.get('model') and (k := f"{a.get('rule')}|{a.get('series')}") in old:
+            owners.setdefault(k, set()).add(a['model'])
+    return (pairs - old) | {f'{m}|{k}' for k in old for m in owners.get(k, {model})}
+
+
 def _audited(audit_path: Path, after: int) -> set[str]:
     "The ids of the alerts the monitor audited after entry `after` (a look killed before it recorded them did)."
     from lifecycle.core.audit import read
@@ -628,12 +642,13 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     ever = {f"{t.model_version}/{t.variant}" for t in times} | {o['series'] for o in obs if o.get('model')}
     retired = retired_series(served, ever)  # (judged no more: that version serves in that arm no more)
     live = [o for o in obs if not (o.get('model') and o['series'] in retired)]
-    recorded = functools.cache(lambda: {a['id'] for a in read_jsonl(out_dir / 'alerts.jsonl', keys=('id',))})
-    alerts = judge(live, mp.rules, state, now, recorded)  # (raised already: judged, not raised again; read when asked)
+    raised = functools.cache(lambda: read_jsonl(out_dir / 'alerts.jsonl', keys=('id',)))  # (read when asked)
+    ids = functools.cache(lambda: {a['id'] for a in raised()})
+    alerts = judge(live, mp.rules, state, now, ids)  # (raised already: judged, not raised again)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
-    was = read_state(p, None, list)  # (a pair kept before pairs named their model was the one model's then)
-    was = None if was is None else {f'{name}|{k}' if _model_series(k.partition('|')[2]) else k for k in was}
+    was = read_state(p, None, list)
+    was = None if was is None else _scoped(set(was), name, raised)
     held = still_breached(live, mp.rules, was)
     held = {k for k in held if not (k.startswith(f'{name}|') and k.rpartition('|')[2] in retired)}  # (they close)
     _write_if_changed(p, json.dumps(sorted(held)).encode())

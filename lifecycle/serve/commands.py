@@ -637,11 +637,11 @@ def _may_score(s: Workspace, name: str, version: str) -> None:
 
 
 def _score_dialect(ps, name: str, given: dict):
-    """How `score` reads a CSV input: as the dataset's files are read (`csv` in ingest.yaml: encoding, delimiter,
-    number marks; not its header, a scoring file names the model's columns), each option given saying otherwise."""
+    """How `score` reads a CSV input: in the dataset's encoding, delimiter and number marks (`csv` in ingest.yaml;
+    not its header, compression or trimming: a scoring file is another file), each option given saying otherwise."""
     from lifecycle.core.params import CsvDialect
 
-    own = ps['ingest'].csv.model_dump(exclude_unset=True, exclude={'header', 'names'})
+    own = ps['ingest'].csv.model_dump(exclude_unset=True, include={'encoding', 'delimiter', 'thousands', 'decimal'})
     dataset = own if ps['register'].model_name == name else {}  # (the flags route another model: not its dataset)
     try:
         return CsvDialect(**(dataset | given))
