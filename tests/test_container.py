@@ -179,6 +179,22 @@ def test_a_bundle_edited_to_serve_another_environment_is_refused(bundle, tmp_pat
     assert r.returncode == 2 and 'release.json: not signed' in r.stderr, r.stderr
 
 
+@pytest.mark.slow  # server processes (that must not start)
+def test_a_bundle_serves_only_its_own_signed_params(bundle, tmp_path):
+    """Review U: a signed bundle served with another params folder (--params, $LIFECYCLE_PARAMS_DIR, or one line in
+    its unsigned state folder), whose contract, masking and policy nothing signed: refused, exit 2."""
+    from conftest import cli
+
+    src, b = bundle
+    root = shutil.copytree(src, tmp_path / 'srv')
+    other = shutil.copytree(root / 'params', tmp_path / 'evil')
+    keys = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PORT': str(free_port())}
+    for how, env in ((('--params', str(other)), {}), ((), {'LIFECYCLE_PARAMS_DIR': str(other)})):
+        r = cli(root, 'serve', *how, env={**keys, **env}, own_process=True, timeout=120)
+        assert r.returncode == 2 and 'a release bundle serves its own signed params/ only, not ' in r.stderr, r.stderr
+        assert str(other) in r.stderr and 'Traceback' not in r.stderr
+
+
 def test_a_bundle_whose_params_or_code_were_edited_is_refused_and_a_deployment_can_anchor_its_key(bundle, tmp_path):
     """release.json lists every file the bundle ships: a decision threshold edited in params/flags.yaml is refused.
     A bundle rewritten whole under a new key its own settings.ini pins verifies against itself; a deployment that sets

@@ -573,6 +573,12 @@ def serve(
     from lifecycle.release.container import read_bundle
 
     bundle = read_bundle(s.root)
+    if bundle and Path(s.params_dir).resolve() != (Path(s.root) / 'params').resolve():
+        raise CommandError(  # (its contract, masking, flags' admin role and policy are what release.json signed)
+            f"{s.root}: a release bundle serves its own signed params/ only, not {s.params_dir} (from --params, "
+            "$LIFECYCLE_PARAMS_DIR or the state folder's last run); make another bundle for other params",
+            EXIT_INPUT,
+        )
     if bundle and not fl.spec_path(s).exists():  # a release bundle (the serving image): its version, verified at load
         fl.bundle_flags(s, s.params['flags'], bundle)
     from lifecycle.serve.serving import serve as run_server
