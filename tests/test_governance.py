@@ -560,6 +560,30 @@ def test_an_approval_record_cannot_be_overwritten(ws, monkeypatch):
     assert not list(path.parent.glob('.*.tmp'))
 
 
+def test_an_approval_recorded_by_a_killed_command_is_audited_before_it_is_used(ws, monkeypatch):
+    """Review U: `approve` killed between creating its record and auditing it left an approval no audit entry
+    names, which `promote` then used, and `approve` could never record again (approvals are immutable). The next
+    `approve` or `promote` audits it first, saying so; one audited already is not audited twice."""
+    real = audit.append
+
+    def killed(path, action, *a, **k):
+        if action == 'approval.granted':
+            raise KeyboardInterrupt  # (the command killed after its record was created)
+        return real(path, action, *a, **k)
+
+    monkeypatch.setattr(audit, 'append', killed)
+    with pytest.raises(KeyboardInterrupt):
+        do_approve(ws, 'carol', 'staging')
+    monkeypatch.setattr(audit, 'append', real)
+    assert [e['action'] for e in audit.read(ws['s'].audit_path)] == []
+    with pytest.raises(ApprovalRefused, match='already approved'):
+        do_approve(ws, 'carol', 'staging')
+    granted = [e for e in audit.read(ws['s'].audit_path) if e['action'] == 'approval.granted']
+    assert len(granted) == 1 and granted[0]['actor'] == 'carol' and 'killed' in granted[0]['details']['audited_late']
+    promote(ws['ml'], ws['s'], ws['store'], NAME, 1, 'staging', 'carol', policy=ws['policy'])
+    assert [e['action'] for e in audit.read(ws['s'].audit_path)].count('approval.granted') == 1
+
+
 def test_the_report_shows_failures_and_pending_steps(ws):
     f = facts(ws, 2, groups=GROUPS[:1])
     text = governance_report_markdown(f, evaluate_policy(ws['policy'], f), [], ws['policy'])

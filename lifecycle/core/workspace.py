@@ -449,10 +449,10 @@ def migrate(ws: Workspace) -> dict:
     for version in sorted(v for v in MIGRATIONS if v > start):
         step = MIGRATIONS[version]
         did = step(ws)
-        write_format(ws.state_dir, version)
-        ws.audit(
+        ws.audit(  # (before the format moves: a migration killed between them runs, and audits, the step again)
             'workspace.migrate', f'format {version}', did, from_format=current, to_format=version, step=step.__name__
         )
+        write_format(ws.state_dir, version)
         done.append(dict(format=version, step=step.__name__, did=did))
         current = version
     return dict(from_format=start, to_format=current, steps=done)

@@ -47,10 +47,10 @@ def purge_expired(
         entry = dict(
             version=r['version'], dataset=r['dataset'], object=r['object'], retention_until=r['retention_until']
         )
-        if not dry_run:
+        if not dry_run:  # audited first: a purge killed after it is done again, and audited again, by the next
+            ws.audit('store.purge', r['version'], 'retention expired', actor=actor, **entry)  # (never unaudited)
             if not _still_needed(store, r, as_of):
                 store.delete_object(r['object'])
             store.put_record('purges', r['version'], {**entry, 'purged': now_iso()})
-            ws.audit('store.purge', r['version'], 'retention expired', actor=actor, **entry)
         done.append(entry)
     return done

@@ -318,6 +318,27 @@ def _create_record(store: Store, kind: str, rid: str, record: dict) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
+def _audited_late(settings: Settings, subject: str, rec: dict) -> bool:
+    """Audit an approval whose record is not in the audit log (`approval.granted` names its record's hash): the
+    command that recorded it ended before it audited it (killed). Whether it had to."""
+    digest = hash_obj(rec)
+    for e in audit.read(settings.audit_path) if Path(settings.audit_path).is_file() else []:
+        if e.get('action') == 'approval.granted' and (e.get('details') or {}).get('record_sha256') == digest:
+            return False
+    audit.append(
+        settings.audit_path,
+        'approval.granted',
+        subject,
+        reason=str(rec.get('reason') or ''),
+        actor=rec.get('approver'),
+        step=rec.get('step'),
+        record_sha256=digest,
+        policy_sha256=rec.get('policy_sha256'),
+        audited_late='the command that recorded this approval ended before it audited it (killed)',
+    )
+    return True
+
+
 def _rid(name: str, version: str, step: str) -> str:
     return f'{name}-{version}-{step}'
 
@@ -413,6 +434,7 @@ def approve(
         else:
             reasons += earlier
     if step in envs[1:] and (old := _record(store, APPROVAL_KIND, _rid(name, version, step))):
+        _audited_late(settings, subject, old)  # (recorded, never audited: a command killed between the two)
         reasons.append(
             f"{step} was already approved for {subject} by {old['approver']} at {old['time']}; approvals are immutable"
         )
@@ -544,6 +566,8 @@ def promote(
         )
     if needs and verify is not None and (why := verify(rec)):
         refuse('; '.join(why))
+    if rec:
+        _audited_late(settings, subject, rec)  # (an approval recorded and never audited: audited before it is used)
     from lifecycle.core.locks import held
 
     with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer

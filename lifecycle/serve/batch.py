@@ -164,7 +164,6 @@ def score_file(
             writer.close()
         if rows == 0:
             raise InputError(f"{src}: no rows to score")
-        tmp.replace(dst)
     except (OSError, ValueError, UnicodeDecodeError) as e:  # unreadable input, unwritable output, malformed CSV/Parquet
         if writer:
             writer.close()
@@ -176,6 +175,20 @@ def score_file(
             writer.close()
         _discard(tmp)
         raise
+    try:  # logged and audited before the output takes its name: a score killed between them leaves none unaudited
+        summary = _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor)
+        tmp.replace(dst)
+    except OSError as e:  # (an output that cannot take its name, as one that cannot be written)
+        _discard(tmp)
+        raise InputError(f"{src} -> {dst}: {type(e).__name__} ({e})") from None
+    except BaseException:
+        _discard(tmp)
+        raise
+    return summary
+
+
+def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor) -> dict:
+    "A scored batch's summary, its prediction-log row and its audit entry (no value of the file's)."
     summary = dict(
         batch_id=batch_id,
         input=str(src),
