@@ -80,3 +80,40 @@ def test_an_erased_promotion_entry_does_not_make_its_alias_look_unaudited(tmp_pa
     assert alias_mismatches(registry, log, NAME) == []  # ... so version 2 is not called unaudited
     elsewhere = SimpleNamespace(get_registered_model=lambda name: SimpleNamespace(aliases={'production': '3'}))
     assert alias_mismatches(elsewhere, log, NAME)[0]['registry_version'] == '3'  # a version no entry moved still is
+
+
+def test_a_registration_killed_before_its_audit_entry_is_finished_once_by_the_next(tmp_path, monkeypatch):
+    """Review U: a run killed in its register stage left a version registered (with `dev` on it, unaudited); the run
+    again registered a second version of the same validation, and `dev` stayed on the first, unsigned. The same
+    validation's version is now taken up again: audited once, its alias with it, no second version."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from lifecycle.core import audit
+    from lifecycle.model.registry import record_validation, register_version
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    ws = Workspace.open(tmp_path)
+    X, y = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
+    with ws.mlflow.start_run(experiment_id=ws.experiment('toy')) as run:
+        uri = ws.mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name='model').model_uri
+    gates = [dict(gate='accuracy', kind='threshold', value=1.0, limit='>= 0.7', verdict='pass')]
+    vid = record_validation(ws.store, dict(mlflow_run_id=run.info.run_id, model_uri=uri, passed=True, gates=gates))
+    real = Workspace.audit
+
+    def killed(self, action, *a, **k):
+        if action == 'model.register':
+            raise KeyboardInterrupt  # (the run killed after registering, before its audit entry)
+        return real(self, action, *a, **k)
+
+    monkeypatch.setattr(Workspace, 'audit', killed)
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='first')
+    monkeypatch.setattr(Workspace, 'audit', real)
+    again = register_version(ws, vid, 'toy', alias='dev', tags={}, reason='again')
+    assert (again['model_version'], again['aliases']) == ('1', ['dev'])
+    assert [int(v.version) for v in ws.client.search_model_versions("name='toy'")] == [1]
+    assert audited_aliases(ws.audit_path, 'toy') == {'dev': '1'}
+    assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []
+    assert register_version(ws, vid, 'toy', alias='dev', tags={}, reason='once more')['aliases'] == []
+    assert [e['action'] for e in audit.read(ws.audit_path)].count('model.register') == 1

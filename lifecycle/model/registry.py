@@ -149,25 +149,50 @@ def register_version(
 
     client = ws.client
     with held(ws.state_dir, 'registry'):  # a version and its alias moves, audited, as one step among writers
-        mv = _quietly(ws.mlflow.register_model, rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
-        aliases = []
-        if alias_version(client, name, alias) is None:
+        mv = _registered_from(client, name, validation_id)  # (a registration killed before its end: finished, once)
+        mv = mv or _quietly(ws.mlflow.register_model, rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
+        aliases, audited = [], _register_audited(ws.audit_path, name, str(mv.version))
+        if (at := alias_version(client, name, alias)) is None:
             client.set_registered_model_alias(name, alias, mv.version)
             aliases.append(alias)
-        ws.audit(
-            'model.register',
-            f'{name}/{mv.version}',
-            reason,
-            aliases=aliases,
-            model_uri=rec['model_uri'],
-            **{k: str(v) for k, v in tags.items()},
-        )
+        elif not audited and str(at) == str(mv.version):
+            aliases.append(alias)  # (set by the registration that was killed before its audit entry)
+        if not audited:
+            ws.audit(
+                'model.register',
+                f'{name}/{mv.version}',
+                reason,
+                aliases=aliases,
+                model_uri=rec['model_uri'],
+                **{k: str(v) for k, v in tags.items()},
+            )
     return dict(
         model_name=name,
         model_version=str(mv.version),
         aliases=aliases,
         champion_version=alias_version(client, name, serving_alias or alias),
     )
+
+
+def _registered_from(client, name: str, validation_id: str):
+    """The version of `name` registered already from validation `validation_id` (a run killed after registering it),
+    or None: registering it again would make a second version of one model."""
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+        found = [v for v in versions if v.tags.get('validation_id') == validation_id]
+    except Exception:  # (no such model yet)
+        return None
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def _register_audited(audit_path, name: str, version: str) -> bool:
+    "Whether the audit log holds the register entry of version `version` of `name`."
+    import os
+
+    from lifecycle.core import audit
+
+    entries = audit.read(audit_path) if os.path.isfile(audit_path) else []
+    return any(e.get('action') == 'model.register' and e.get('subject') == f'{name}/{version}' for e in entries)
 
 
 def load_by_alias(ws: Workspace, name: str, alias: str):
