@@ -2609,6 +2609,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/release/governance.py'),
                                               'lifecycle.release.governance._create_record': ( 'api/release/governance.html#_create_record',
                                                                                                'lifecycle/release/governance.py'),
+                                              'lifecycle.release.governance._first_line': ( 'api/release/governance.html#_first_line',
+                                                                                            'lifecycle/release/governance.py'),
                                               'lifecycle.release.governance._fixed': ( 'api/release/governance.html#_fixed',
                                                                                        'lifecycle/release/governance.py'),
                                               'lifecycle.release.governance._present': ( 'api/release/governance.html#_present',

@@ -584,6 +584,25 @@ def test_an_approval_recorded_by_a_killed_command_is_audited_before_it_is_used(w
     assert [e['action'] for e in audit.read(ws['s'].audit_path)].count('approval.granted') == 1
 
 
+def test_model_files_that_cannot_be_fetched_are_one_line_naming_the_error_not_a_traceback(ws, reg, monkeypatch):
+    """Review U: a full disk while `approve` or `govern check` fetched the version's files to verify them printed
+    MLflow's traceback, and `--json` printed nothing."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.model import signing
+    from lifecycle.release.governance import GovernanceError
+
+    def full(*a, **k):
+        try:
+            raise OSError(27, 'File too large')
+        except OSError as e:
+            raise MlflowException('Failed to download artifacts: ' + 'x' * 2000) from e
+
+    monkeypatch.setattr(signing, 'verified_path', full)
+    with pytest.raises(GovernanceError, match=r"toy v1: its model files could not be fetched .*\(OSError: \[Errno 27\] "
+                       r"File too large\)$"):  # fmt: skip
+        facts(ws, key_dir=reg['keys'])
+
+
 def test_the_report_shows_failures_and_pending_steps(ws):
     f = facts(ws, 2, groups=GROUPS[:1])
     text = governance_report_markdown(f, evaluate_policy(ws['policy'], f), [], ws['policy'])
