@@ -72,3 +72,15 @@ def test_ui_serves_the_workspace_tracking_store_and_stops_on_sigterm(tmp_path):
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
+
+
+def test_a_tracking_server_is_refused_without_printing_its_password(tmp_path):
+    """Review U: with a tracking server's URI, `mlflow ui` (which takes a store) exited printing the URI whole, its
+    password too. Refused before anything starts, the URI shown masked."""
+    ws = scratch_workspace(tmp_path / 'ws')
+    env = {**clean_env(), 'LIFECYCLE_TRACKING_URI': 'https://alice:TrkS3cretPW@mlflow.example.invalid',
+           'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    r = subprocess.run([LIFECYCLE, 'ui', '--port', str(free_port())], cwd=ws, env=env, capture_output=True,
+                       text=True, timeout=60)  # fmt: skip
+    assert r.returncode == 2 and 'is a tracking server, which serves MLflow' in r.stderr, r.stderr
+    assert 'TrkS3cretPW' not in r.stdout + r.stderr and 'Traceback' not in r.stderr

@@ -262,6 +262,12 @@ def ui(
     res = UiCommand(f'http://127.0.0.1:{port}', redacted(cmd), redacted([s.tracking_uri])[0])
     if dry_run:
         return res
+    if s.tracking_uri.lower().startswith(('http://', 'https://')):  # (mlflow ui takes a store, and printed this one
+        raise CommandError(  # whole, its password too, in the error it exits with)
+            f"the tracking URI {res.tracking_uri} is a tracking server, which serves MLflow's UI itself: open it in a "
+            "browser; `lifecycle ui` serves the UI of a workspace's own store",
+            EXIT_INPUT,
+        )
     if not port_free(port):
         raise CommandError(
             f"--port {port}: 127.0.0.1:{port} is taken (another program listens there); "
