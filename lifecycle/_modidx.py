@@ -1894,6 +1894,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._public_pem': ( 'api/model/signing.html#_public_pem',
                                                                                   'lifecycle/model/signing.py'),
+                                         'lifecycle.model.signing._revoked_in_audit': ( 'api/model/signing.html#_revoked_in_audit',
+                                                                                        'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._short': ('api/model/signing.html#_short', 'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._signed_records': ( 'api/model/signing.html#_signed_records',
                                                                                       'lifecycle/model/signing.py'),

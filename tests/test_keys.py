@@ -184,6 +184,11 @@ def test_rotation_keeps_old_signatures_verifiable_and_revocation_refuses_them(si
         'keys.rotate',
         'keys.revoke',
     ]
+    ini = ws.root / 'settings.ini'  # (review U: a revocation undone by deleting one line of settings.ini)
+    ini.write_text('\n'.join(line for line in ini.read_text().splitlines() if not line.startswith('revoked')) + '\n')
+    with pytest.raises(SignatureError, match='as the audit log says') as e:
+        load(ws, 1)
+    assert e.value.reason == 'revoked'
 
 
 def test_a_signing_key_every_user_could_read_in_the_state_folder_is_moved_and_said_to_need_rotating(tmp_path):

@@ -338,6 +338,8 @@ def trusted_keys(store: Store, key_dir: str | Path) -> tuple[dict, dict[str, str
     s = workspace_of(store)
     trust = read_trust(s.root) if s else {}
     revoked = {k: 'listed in settings.ini [trust] revoked' for k in trust.get(TRUST_REVOKED, [])}
+    revoked |= {k: 'revoked, as the audit log says (keys.revoke), though settings.ini no longer lists it'
+                for k in _revoked_in_audit(s) if k not in revoked}  # (a line of settings.ini deleted undid nothing)
     if trust.get(TRUST_SIGNING):
         keys = [key_from_pin(p) for p in trust[TRUST_SIGNING]]
     else:  # no pins (a store outside a workspace, or nothing signed yet): the key folder's public keys
@@ -345,6 +347,17 @@ def trusted_keys(store: Store, key_dir: str | Path) -> tuple[dict, dict[str, str
         files = [folder / PUBLIC_KEY_FILE] if (folder / PUBLIC_KEY_FILE).is_file() else []
         keys = [load_public_key(p) for p in [*files, *sorted((folder / 'retired').glob('*.pub.pem'))]]
     return {key_id(k): k for k in keys if key_id(k) not in revoked}, revoked
+
+
+def _revoked_in_audit(s) -> set[str]:
+    "The signing keys the workspace's audit log says were revoked (`keys.revoke` entries)."
+    if s is None or not Path(s.audit_path).is_file():
+        return set()
+    return {
+        str((e.get('details') or {}).get('key_id'))
+        for e in audit.read(s.audit_path)
+        if e.get('action') == 'keys.revoke' and (e.get('details') or {}).get('key_id')
+    }
 
 
 def _signed_records(store: Store) -> bool:
