@@ -238,3 +238,17 @@ def test_a_workspace_made_by_the_previous_version_is_migrated_and_its_models_sti
     assert key_id(load_public_key(ws.key_dir)) == kid and len(read_trust(ws.root)['model_signing']) == 1
     assert list(load(ws, 1).predict(X)) == [0, 0, 1, 1]
     assert migrate(ws)['steps'] == []
+
+
+def test_a_persons_key_pair_left_half_made_is_finished_not_refused(tmp_path):
+    """Review U: `keys new` killed (or a full disk) between writing the private key and its public key left a state
+    where `keys new` refused (a key exists) and `trust add` asked for `keys new`. The public key is written from the
+    private one; a whole pair is still never replaced."""
+    from lifecycle.model.signing import SigningKeyError, new_person_key
+
+    first = new_person_key(tmp_path, 'erin')
+    Path(first['public_key']).unlink()
+    again = new_person_key(tmp_path, 'erin')
+    assert again['key_id'] == first['key_id'] and Path(again['public_key']).is_file()
+    with pytest.raises(SigningKeyError, match='never replaced silently'):
+        new_person_key(tmp_path, 'erin')

@@ -461,7 +461,8 @@ def person_key_path(keys_dir: str | Path, name: str) -> Path:
 
 
 def new_person_key(keys_dir: str | Path, name: str) -> dict:
-    "Make NAME's Ed25519 key pair in `<keys_dir>/people/`; refuses to replace an existing key."
+    """Make NAME's Ed25519 key pair in `<keys_dir>/people/` (or write the public key of a private key whose pair a
+    killed command left half made); refuses to replace an existing key."""
     from cryptography.hazmat.primitives import serialization as ser
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -470,7 +471,9 @@ def new_person_key(keys_dir: str | Path, name: str) -> dict:
     priv.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = Ed25519PrivateKey.generate()
     if not _write_new(priv, key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()), 0o600):
-        raise SigningKeyError(f"{priv} already holds a key for {name!r}; a person's key is never replaced silently")
+        if pub.is_file():
+            raise SigningKeyError(f"{priv} already holds a key for {name!r}; a person's key is never replaced silently")
+        key = load_private_key(priv)  # (a pair a killed command, or a full disk, left half made: finished)
     pub.unlink(missing_ok=True)
     _write_new(pub, _public_pem(key.public_key()), 0o644)
     return dict(
