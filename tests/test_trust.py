@@ -513,3 +513,34 @@ def test_a_production_approval_needs_the_current_ab_evidence(ws):
         if hashlib.sha256(p.read_bytes()).hexdigest() == newer:
             p.unlink()  # the newer report withdrawn: the one dave signed over is current again
     assert promote(ws, version='3', step='production')['approver'] == 'dave'
+
+
+def test_a_trust_init_killed_before_its_statement_is_finished_by_the_pinned_administrator_only(tmp_path, monkeypatch):
+    """Review U: `trust init` killed after pinning its administrator and before its first statement left a workspace
+    every trust command refused, advising a hand edit of settings.ini. The administrator it pinned finishes it with
+    `trust init`; no one else can."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model.signing import new_person_key
+    from lifecycle.release import trust
+
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'ws').mkdir()
+    (tmp_path / 'ws' / 'settings.ini').write_text('[workspace]\n')
+    w = Workspace.open(tmp_path / 'ws')
+    for n in ('ada', 'mallory'):
+        new_person_key(w.keys_dir, n)
+    real = Workspace.audit
+
+    def killed(self, action, *a, **k):
+        if action == 'trust.init':
+            raise KeyboardInterrupt  # (killed after the pin, before the statement)
+        return real(self, action, *a, **k)
+
+    monkeypatch.setattr(Workspace, 'audit', killed)
+    with pytest.raises(KeyboardInterrupt):
+        trust.trust_init(w, 'ada')
+    monkeypatch.setattr(Workspace, 'audit', real)
+    with pytest.raises(trust.TrustError, match=r'the administrator it pins runs `lifecycle trust init` with their key'):
+        trust.trust_init(w, 'mallory')
+    trust.trust_init(w, 'ada')
+    assert trust.roster(w)['ada'].roles == {'administrator'}

@@ -100,9 +100,9 @@ def roster(ws) -> dict[str, Person] | None:
         raise TrustError(
             f"settings.ini pins an administrator key ([trust] {ADMIN_PIN}) but {where} holds no trust statements: the "
             "state folder was cleared or replaced (`make clean-state` clears it). Restore it from a backup; or, to "
-            f"start trust again in this state folder, remove the [trust] {ADMIN_PIN} line from settings.ini by hand "
-            "(it is what keeps anyone else from becoming the administrator, so lifecycle never removes it) and run "
-            "`lifecycle trust init`"
+            f"start trust again in this state folder, the administrator it pins runs `lifecycle trust init` with their "
+            f"key; for another, remove the [trust] {ADMIN_PIN} line from settings.ini by hand (it is what keeps anyone "
+            "else from becoming the administrator, so lifecycle never removes it) and run `lifecycle trust init`"
         )
     people: dict[str, Person] = {}
     prev, revoked = None, {}  # key id -> its revoked registration (a revoked key stays revoked, under any name)
@@ -269,9 +269,14 @@ def _demo(st: dict, demo: bool, reason: str) -> tuple[dict, str]:
 def trust_init(ws, name: str, demo: bool = False) -> dict:
     "Make NAME (who holds a key in `keys_dir`) the first administrator of the workspace; pin their key in settings.ini."
     name = person_name(name)
-    if roster(ws) is not None:
+    pinned, key = read_trust(ws.root).get(ADMIN_PIN, []), None
+    if pinned and not _chain(ws):  # (pinned, no statement: an init killed between the two, or the state cleared)
+        key = load_person_key(ws.keys_dir, name)
+        if pinned != [public_pin(key)]:
+            roster(ws)  # refuses, saying how: only the pinned administrator's own key starts the chain again
+    elif roster(ws) is not None:
         raise TrustError("this workspace's trust is already initialised; an administrator adds people with `trust add`")
-    key = load_person_key(ws.keys_dir, name)
+    key = key or load_person_key(ws.keys_dir, name)
     pin = public_pin(key)
     st, why = _demo(
         dict(type='init', name=name, role=ADMIN_ROLE, pin=pin, key_id=key_id(key), by=name),
