@@ -34,17 +34,17 @@ def toy_validation(ws: Workspace) -> str:
 def test_register_waits_for_the_registry_lock_and_two_writers_never_interleave(tmp_path):
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     ws = Workspace.open(tmp_path)
-    vid = toy_validation(ws)
+    vids = [toy_validation(ws), toy_validation(ws)]  # (two validations: the same one twice is one version)
     done, errors = [], []
 
-    def writer():
+    def writer(vid):
         try:
             done.append(register_version(Workspace.open(tmp_path), vid, 'toy', **KW)['model_version'])
         except Exception as e:  # surfaced by the assert below
             errors.append(e)
 
     with locks.hold(ws.state_dir, 'registry'):  # another writer holds the registry
-        threads = [threading.Thread(target=writer) for _ in range(2)]
+        threads = [threading.Thread(target=writer, args=(vid,)) for vid in vids]
         for t in threads:
             t.start()
         time.sleep(1.5)
@@ -55,6 +55,7 @@ def test_register_waits_for_the_registry_lock_and_two_writers_never_interleave(t
     assert [e['subject'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register'] == ['toy/1', 'toy/2']
     assert audited_aliases(ws.audit_path, 'toy') == {'dev': '1'}  # the second found dev taken
     assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []
+    assert register_version(ws, vids[0], 'toy', **KW)['model_version'] in done  # (again: the version it made)
 
 
 def test_kill_switch_and_rollback_never_wait_behind_a_pipeline_run_or_a_registry_writer(tmp_path):

@@ -282,7 +282,8 @@ def _versions_of(ws: Workspace, it: dict) -> list[str]:
 
 
 def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
-    "The register stage (signed, loaded back); a version a killed attempt left unsigned is recorded as abandoned."
+    """The register stage (signed, loaded back); a version a killed attempt signed is adopted, and one it left unsigned
+    is taken up again by the stage (`registry.register_version`: one validation, one version), signed this time."""
     from lifecycle.model import signing, stages
 
     ps = ws.params
@@ -292,8 +293,6 @@ def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
             if signing.is_signed(ws.store, name, v):
                 it['registration'] = dict(model_name=name, model_version=v, adopted=True)
                 return 'registered'
-            if v not in it.setdefault('abandoned_versions', []):
-                it['abandoned_versions'].append(v)
     it['registering'] = True
     save(ws.state_dir, it)
     t = it['train']
