@@ -50,6 +50,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel.StageKernelError': ( 'api/app/kernel.html#stagekernelerror',
                                                                                  'lifecycle/app/kernel.py'),
+                                      'lifecycle.app.kernel._keep_whole': ('api/app/kernel.html#_keep_whole', 'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel._shared_kernel_engine': ( 'api/app/kernel.html#_shared_kernel_engine',
                                                                                       'lifecycle/app/kernel.py'),
                                       'lifecycle.app.kernel._watching': ('api/app/kernel.html#_watching', 'lifecycle/app/kernel.py')},

@@ -6,6 +6,7 @@ scikit-learn, MLflow) once instead of once per stage."""
 
 # %% ../../nbs/api/app/05_kernel.ipynb #ba3d678b
 from __future__ import annotations
+import os
 from pathlib import Path
 
 # %% auto #0
@@ -119,6 +120,21 @@ def _watching(channel, km, every: float = 1.0) -> None:
     channel.get_msg = get_msg
 
 
+def _keep_whole(tmp: Path, dst: Path) -> None:
+    """Give the executed notebook papermill wrote to `tmp` its name `dst` if it is whole (a failed stage's is evidence
+    too); remove one a full disk or a kill cut short: nothing half written under a notebook's name."""
+    import nbformat
+
+    if not tmp.exists():
+        return
+    try:
+        nbformat.read(str(tmp), as_version=4)
+    except Exception:  # (a truncated file: not JSON, or not a notebook)
+        tmp.unlink(missing_ok=True)
+        return
+    os.replace(tmp, dst)
+
+
 class StageKernel:
     """Executes notebooks with papermill, one after the other, in one kernel started in `cwd` on first use (with this
     process's environment) and put back before the next notebook (at once after one that failed); `fresh=True` gives
@@ -147,11 +163,11 @@ class StageKernel:
         if self.dirty:  # the last notebook's namespace, folder and environment: put back now, not after it ran
             self._put_back()
         kwargs = {} if self.fresh else {'km': self._kernel(), 'kc': self.kc, 'engine_name': _shared_kernel_engine()}
-        outcome = 'interrupted'
+        outcome, tmp = 'interrupted', Path(dst).with_name(f'.{Path(dst).name}.tmp')  # (its name once whole)
         try:
             pm.execute_notebook(
                 str(src),
-                str(dst),
+                str(tmp),
                 parameters=parameters,
                 kernel_name='python3',
                 cwd=str(self.cwd),
@@ -166,6 +182,7 @@ class StageKernel:
             outcome = 'failed'
             raise
         finally:
+            _keep_whole(tmp, Path(dst))
             if self.fresh:
                 self.started += 1
             elif self.km is None:
