@@ -189,6 +189,11 @@ def test_rotation_keeps_old_signatures_verifiable_and_revocation_refuses_them(si
     with pytest.raises(SignatureError, match='as the audit log says') as e:
         load(ws, 1)
     assert e.value.reason == 'revoked'
+    from lifecycle.core.audit import erase  # (review W: nor by erasing the revocation's details from the log)
+
+    erase(ws.audit_path, next(e['seq'] for e in read(ws.audit_path) if e['action'] == 'keys.revoke'), 'a request')
+    with pytest.raises(SignatureError, match='as the audit log says'):
+        load(ws, 1)
 
 
 def test_a_signing_key_every_user_could_read_in_the_state_folder_is_moved_and_said_to_need_rotating(tmp_path):
@@ -250,5 +255,10 @@ def test_a_persons_key_pair_left_half_made_is_finished_not_refused(tmp_path):
     Path(first['public_key']).unlink()
     again = new_person_key(tmp_path, 'erin')
     assert again['key_id'] == first['key_id'] and Path(again['public_key']).is_file()
+    assert again['finished'] and not first['finished']
+    with pytest.raises(SigningKeyError, match='never replaced silently'):
+        new_person_key(tmp_path, 'erin')
+    Path(again['public_key']).unlink()  # (review W: a private key planted, readable by the group, is not taken up)
+    Path(again['private_key']).chmod(0o660)
     with pytest.raises(SigningKeyError, match='never replaced silently'):
         new_person_key(tmp_path, 'erin')

@@ -21,7 +21,7 @@ from .manifest import now_iso
 
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
-           'payloads_path', 'checkpoint_path', 'payload_digest', 'append', 'read', 'Verdict', 'verify',
+           'payloads_path', 'checkpoint_path', 'payload_digest', 'append', 'read', 'read_cached', 'Verdict', 'verify',
            'current_checkpoint', 'copy_problem', 'erase', 'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
@@ -381,6 +381,32 @@ def read(path: str | Path) -> list[dict]:
         s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
     }
     return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
+
+
+_READ: dict = {}  # audit log path -> (its files' sizes and mtimes, its entries): one read while they are unchanged
+
+
+def read_cached(path: str | Path) -> list[dict]:
+    """`read`, read again only when the log or its payloads changed (size or mtime): for what a process asks the log
+    more than once (the revoked signing keys at every verified load, the order of trust statements)."""
+    log = Path(path)
+    try:
+        stamp = tuple((st.st_size, st.st_mtime_ns) for st in (log.stat(), *_stats(payloads_path(log))))
+    except FileNotFoundError:
+        return []
+    was, entries = _READ.get(str(log), (None, None))
+    if was != stamp:
+        entries = read(log)
+        _READ.clear()  # (one log at a time: a process serves one workspace)
+        _READ[str(log)] = (stamp, entries)
+    return entries
+
+
+def _stats(p: Path) -> list:
+    try:
+        return [p.stat()]
+    except FileNotFoundError:
+        return []
 
 
 _LINE = ('seq', 'time', 'action', 'subject')  # what every chain line holds, in both formats

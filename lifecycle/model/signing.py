@@ -350,14 +350,12 @@ def trusted_keys(store: Store, key_dir: str | Path) -> tuple[dict, dict[str, str
 
 
 def _revoked_in_audit(s) -> set[str]:
-    "The signing keys the workspace's audit log says were revoked (`keys.revoke` entries)."
-    if s is None or not Path(s.audit_path).is_file():
+    """The signing keys the workspace's audit log says were revoked (`keys.revoke` entries, by their subject, which
+    an erasure of their details keeps: `signing key <id>`)."""
+    if s is None:
         return set()
-    return {
-        str((e.get('details') or {}).get('key_id'))
-        for e in audit.read(s.audit_path)
-        if e.get('action') == 'keys.revoke' and (e.get('details') or {}).get('key_id')
-    }
+    said = [str(e.get('subject') or '') for e in audit.read_cached(s.audit_path) if e.get('action') == 'keys.revoke']
+    return {k.removeprefix('signing key ') for k in said if k.startswith('signing key ')}
 
 
 def _signed_records(store: Store) -> bool:
@@ -469,15 +467,22 @@ def new_person_key(keys_dir: str | Path, name: str) -> dict:
     priv = person_key_path(keys_dir, name)
     pub = priv.with_name(f'{priv.stem}.pub.pem')
     priv.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    key = Ed25519PrivateKey.generate()
+    key, finished = Ed25519PrivateKey.generate(), False
     if not _write_new(priv, key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()), 0o600):
-        if pub.is_file():
+        st = priv.stat()
+        if pub.is_file() or st.st_uid != os.getuid() or st.st_mode & 0o777 != 0o600:  # (ours, as keys new makes it)
             raise SigningKeyError(f"{priv} already holds a key for {name!r}; a person's key is never replaced silently")
-        key = load_private_key(priv)  # (a pair a killed command, or a full disk, left half made: finished)
+        key = load_private_key(priv)  # (a pair a killed command, or a full disk, left half made: finished, and said)
+        finished = True
     pub.unlink(missing_ok=True)
     _write_new(pub, _public_pem(key.public_key()), 0o644)
     return dict(
-        name=person_name(name), key_id=key_id(key), pin=public_pin(key), private_key=str(priv), public_key=str(pub)
+        name=person_name(name),
+        key_id=key_id(key),
+        pin=public_pin(key),
+        private_key=str(priv),
+        public_key=str(pub),
+        finished=finished,  # (the public key of a private key made earlier: not a new key)
     )
 
 

@@ -346,11 +346,24 @@ def keys_new(
 
     ws = Workspace.open()
     out = new_person_key(ws.keys_dir, user)
+    made = (
+        f"public key written for the private key {out['key_id']} of {out['name']} a `keys new` left without one "
+        f"(made at {_mtime(out['private_key'])}; if not by you, remove it and run `keys new` again)"
+        if out['finished']
+        else f"key {out['key_id']} made for {out['name']}"
+    )
     return KeysDone(
-        f"key {out['key_id']} made for {out['name']}: private key {out['private_key']} (keep it to yourself); "
+        f"{made}: private key {out['private_key']} (keep it to yourself); "
         f"public key {out['public_key']} (an administrator registers it with `lifecycle trust add`)",
         out,
     )
+
+
+def _mtime(path: str) -> str:
+    import datetime as dt
+    import os
+
+    return dt.datetime.fromtimestamp(os.stat(path).st_mtime, dt.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
 
 
 @command(errors=GOVERNANCE_ERRORS)

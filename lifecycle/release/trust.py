@@ -533,23 +533,11 @@ def _changed_evidence(ws, rec: dict, step: str, approver: str) -> list[str]:
     return out
 
 
-_READ: dict = {}  # audit log path -> (its size and mtime, its entries): one read while it is unchanged
-
-
 def _audit_entries(ws) -> list[dict]:
-    "The audit log's entries (`audit.read`), read again only when the log changed (size or mtime)."
+    "The audit log's entries (`audit.read_cached`: read again only when the log changed)."
     from lifecycle.core import audit
 
-    try:
-        st = ws.audit_path.stat()
-    except FileNotFoundError:
-        return []
-    stamp, (was, entries) = (st.st_size, st.st_mtime_ns), _READ.get(str(ws.audit_path), (None, None))
-    if was != stamp:
-        entries = audit.read(ws.audit_path)
-        _READ.clear()  # (one log at a time: a process serves one workspace)
-        _READ[str(ws.audit_path)] = (stamp, entries)
-    return entries
+    return audit.read_cached(ws.audit_path)
 
 
 def _audit_order(ws) -> dict[tuple, int]:
