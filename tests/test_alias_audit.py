@@ -117,3 +117,8 @@ def test_a_registration_killed_before_its_audit_entry_is_finished_once_by_the_ne
     assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []
     assert register_version(ws, vid, 'toy', alias='dev', tags={}, reason='once more')['aliases'] == []
     assert [e['action'] for e in audit.read(ws.audit_path)].count('model.register') == 1
+    from lifecycle.model.signing import ensure_keypair, sign_model_version
+
+    ensure_keypair(ws.key_dir)
+    sign_model_version(ws.mlflow, ws.store, 'toy', '1', ws.key_dir)  # (whole: signed; review W, after a rotation
+    assert register_version(ws, vid, 'toy', alias='dev', tags={}, reason='signed')['model_version'] == '2'  # too)

@@ -562,8 +562,8 @@ def test_an_approval_record_cannot_be_overwritten(ws, monkeypatch):
 
 def test_an_approval_recorded_by_a_killed_command_is_audited_before_it_is_used(ws, monkeypatch):
     """Review U: `approve` killed between creating its record and auditing it left an approval no audit entry
-    names, which `promote` then used, and `approve` could never record again (approvals are immutable). The next
-    `approve` or `promote` audits it first, saying so; one audited already is not audited twice."""
+    names, which `promote` then used, and `approve` could never record again (approvals are immutable). The
+    promotion that uses it audits it first (after verifying it: review W), saying so; once."""
     real = audit.append
 
     def killed(path, action, *a, **k):
@@ -576,11 +576,14 @@ def test_an_approval_recorded_by_a_killed_command_is_audited_before_it_is_used(w
         do_approve(ws, 'carol', 'staging')
     monkeypatch.setattr(audit, 'append', real)
     assert [e['action'] for e in audit.read(ws['s'].audit_path)] == []
-    with pytest.raises(ApprovalRefused, match='already approved'):
+    with pytest.raises(ApprovalRefused, match='already approved'):  # (an unverified record is not audited: W)
         do_approve(ws, 'carol', 'staging')
+    assert [e['action'] for e in audit.read(ws['s'].audit_path)].count('approval.granted') == 0
+    promote(ws['ml'], ws['s'], ws['store'], NAME, 1, 'staging', 'erin', policy=ws['policy'])
     granted = [e for e in audit.read(ws['s'].audit_path) if e['action'] == 'approval.granted']
-    assert len(granted) == 1 and granted[0]['actor'] == 'carol' and 'killed' in granted[0]['details']['audited_late']
-    promote(ws['ml'], ws['s'], ws['store'], NAME, 1, 'staging', 'carol', policy=ws['policy'])
+    assert len(granted) == 1 and (granted[0]['actor'], granted[0]['details']['approver']) == ('erin', 'carol')
+    assert 'killed' in granted[0]['details']['audited_late']
+    promote(ws['ml'], ws['s'], ws['store'], NAME, 1, 'staging', 'erin', policy=ws['policy'])
     assert [e['action'] for e in audit.read(ws['s'].audit_path)].count('approval.granted') == 1
 
 

@@ -149,9 +149,9 @@ def register_version(
 
     client = ws.client
     with held(ws.state_dir, 'registry'):  # a version and its alias moves, audited, as one step among writers
-        mv = _registered_from(client, name, validation_id)  # (a registration killed before its end: finished, once)
+        mv = _registered_from(ws, name, validation_id)  # (a registration killed before its end: finished, once)
         mv = mv or _quietly(ws.mlflow.register_model, rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
-        aliases, audited = [], _register_audited(ws.audit_path, name, str(mv.version))
+        aliases, audited = [], _register_audited(ws.audit_path, name, str(mv.version), validation_id)
         if (at := alias_version(client, name, alias)) is None:
             client.set_registered_model_alias(name, alias, mv.version)
             aliases.append(alias)
@@ -174,25 +174,32 @@ def register_version(
     )
 
 
-def _registered_from(client, name: str, validation_id: str):
-    """The version of `name` registered already from validation `validation_id` (a run killed after registering it),
-    or None: registering it again would make a second version of one model."""
+def _registered_from(ws: Workspace, name: str, validation_id: str):
+    """The version of `name` registered already from validation `validation_id` and never signed (a run killed
+    between the two), or None: registering it again would make a second version of one model, and leave the first,
+    `dev` perhaps on it, unsigned. A signed one is whole: registering again makes another (after a key's rotation)."""
+    from lifecycle.model.signing import is_signed
+
     try:
-        versions = client.search_model_versions(f"name='{name}'")
-        found = [v for v in versions if v.tags.get('validation_id') == validation_id]
+        versions = ws.client.search_model_versions(f"name='{name}'")
     except Exception:  # (no such model yet)
         return None
+    found = [v for v in versions if v.tags.get('validation_id') == validation_id]
+    found = [v for v in found if not is_signed(ws.store, name, str(v.version))]
     return min(found, key=lambda v: int(v.version)) if found else None
 
 
-def _register_audited(audit_path, name: str, version: str) -> bool:
-    "Whether the audit log holds the register entry of version `version` of `name`."
-    import os
-
+def _register_audited(audit_path, name: str, version: str, validation_id: str) -> bool:
+    """Whether the audit log holds the register entry of version `version` of `name` from validation `validation_id`
+    (a model deleted and made again numbers its versions afresh)."""
     from lifecycle.core import audit
 
-    entries = audit.read(audit_path) if os.path.isfile(audit_path) else []
-    return any(e.get('action') == 'model.register' and e.get('subject') == f'{name}/{version}' for e in entries)
+    return any(
+        e.get('action') == 'model.register'
+        and e.get('subject') == f'{name}/{version}'
+        and (e.get('details') or {}).get('validation_id') == validation_id
+        for e in audit.read_cached(audit_path)
+    )
 
 
 def load_by_alias(ws: Workspace, name: str, alias: str):

@@ -329,9 +329,10 @@ def _create_record(store: Store, kind: str, rid: str, record: dict) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _audited_late(settings: Settings, subject: str, rec: dict) -> bool:
-    """Audit an approval whose record is not in the audit log (`approval.granted` names its record's hash): the
-    command that recorded it ended before it audited it (killed). Whether it had to."""
+def _audited_late(settings: Settings, subject: str, rec: dict, actor: str | None) -> bool:
+    """Audit an approval a promotion uses whose record is not in the audit log (`approval.granted` names its record's
+    hash): the command that recorded it ended before it audited it (killed). The entry's actor is who promotes, the
+    approver in its details. Whether it had to."""
     digest = hash_obj(rec)
     for e in audit.read(settings.audit_path) if Path(settings.audit_path).is_file() else []:
         if e.get('action') == 'approval.granted' and (e.get('details') or {}).get('record_sha256') == digest:
@@ -341,7 +342,8 @@ def _audited_late(settings: Settings, subject: str, rec: dict) -> bool:
         'approval.granted',
         subject,
         reason=str(rec.get('reason') or ''),
-        actor=rec.get('approver'),
+        actor=actor,
+        approver=rec.get('approver'),
         step=rec.get('step'),
         record_sha256=digest,
         policy_sha256=rec.get('policy_sha256'),
@@ -445,7 +447,6 @@ def approve(
         else:
             reasons += earlier
     if step in envs[1:] and (old := _record(store, APPROVAL_KIND, _rid(name, version, step))):
-        _audited_late(settings, subject, old)  # (recorded, never audited: a command killed between the two)
         reasons.append(
             f"{step} was already approved for {subject} by {old['approver']} at {old['time']}; approvals are immutable"
         )
@@ -577,8 +578,8 @@ def promote(
         )
     if needs and verify is not None and (why := verify(rec)):
         refuse('; '.join(why))
-    if rec:
-        _audited_late(settings, subject, rec)  # (an approval recorded and never audited: audited before it is used)
+    if needs and rec:  # (verified above when a verifier is given, as the CLI gives one: never a forged record)
+        _audited_late(settings, subject, rec, actor)  # (recorded and never audited: audited before it is used)
     from lifecycle.core.locks import held
 
     with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer

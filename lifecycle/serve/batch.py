@@ -152,6 +152,8 @@ def score_file(
         raise InputError(f"{dst}: output would overwrite the input")
     if not dst.parent.is_dir():
         raise InputError(f"{dst}: its folder {dst.parent} does not exist or is not a folder")
+    if dst.is_dir():  # (before anything is scored, logged or audited)
+        raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
     _clear_stale(dst)
     tmp = dst.with_name(f'.{dst.name}.{os.getpid()}-{batch_id}.tmp')  # (its writer's pid: one killed is told apart)
@@ -197,11 +199,15 @@ def score_file(
             writer.close()
         _discard(tmp)
         raise
+    summary = None
     try:  # logged and audited before the output takes its name: a score killed between them leaves none unaudited
         summary = _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor)
         tmp.replace(dst)
     except OSError as e:  # (an output that cannot take its name, as one that cannot be written)
         _discard(tmp)
+        if audit_path is not None and summary is not None:  # (audited as scored: said to be discarded)
+            audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__, actor=actor,
+                         batch_id=batch_id, output=str(dst))  # fmt: skip
         raise InputError(f"{src} -> {dst}: {type(e).__name__} ({e})") from None
     except BaseException:
         _discard(tmp)
