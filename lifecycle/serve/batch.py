@@ -6,7 +6,6 @@ one audit entry)."""
 
 # %% ../../nbs/api/serve/10_batch.ipynb #f11ee5a7
 from __future__ import annotations
-import os
 import time
 import uuid
 from pathlib import Path
@@ -96,26 +95,6 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
     return out
 
 # %% ../../nbs/api/serve/10_batch.ipynb #57d594a7
-def _clear_stale(dst: Path) -> None:
-    "Remove the partial outputs for `dst` that scores killed outright left (their writer's process is gone)."
-    import glob
-
-    for f in dst.parent.glob(f'.{glob.escape(dst.name)}.*-*.tmp'):
-        pid = f.name[len(dst.name) + 2 :].partition('-')[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            _discard(f)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:  # (another user's: alive)
-        return True
-    return True
-
-
 def _discard(tmp: Path) -> None:
     "Remove the partial output, if any was made (a failure to remove it leaves a hidden temporary file, no error)."
     try:
@@ -155,8 +134,7 @@ def score_file(
     if dst.is_dir():  # (before anything is scored, logged or audited)
         raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
-    _clear_stale(dst)
-    tmp = dst.with_name(f'.{dst.name}.{os.getpid()}-{batch_id}.tmp')  # (its writer's pid: one killed is told apart)
+    tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     try:
         total = _count_rows(src)
         for chunk in _chunks(src, chunk_rows, m.columns, dialect, declared):
