@@ -120,5 +120,9 @@ def test_a_registration_killed_before_its_audit_entry_is_finished_once_by_the_ne
     from lifecycle.model.signing import ensure_keypair, sign_model_version
 
     ensure_keypair(ws.key_dir)
-    sign_model_version(ws.mlflow, ws.store, 'toy', '1', ws.key_dir)  # (whole: signed; review W, after a rotation
-    assert register_version(ws, vid, 'toy', alias='dev', tags={}, reason='signed')['model_version'] == '2'  # too)
+    sign_model_version(ws.mlflow, ws.store, 'toy', '1', ws.key_dir)  # (signed, with the key now: taken up, review X)
+    assert register_version(ws, vid, 'toy', alias='dev', tags={}, reason='signed')['model_version'] == '1'
+    for f in Path(ws.key_dir).iterdir():  # (another key now, as after a rotation: signed with the old one, whole;
+        f.unlink() if f.is_file() else None  # registering again makes a version the new key signs, review W)
+    ensure_keypair(ws.key_dir)
+    assert register_version(ws, vid, 'toy', alias='dev', tags={}, reason='rotated')['model_version'] == '2'

@@ -175,17 +175,28 @@ def register_version(
 
 
 def _registered_from(ws: Workspace, name: str, validation_id: str):
-    """The version of `name` registered already from validation `validation_id` and never signed (a run killed
-    between the two), or None: registering it again would make a second version of one model, and leave the first,
-    `dev` perhaps on it, unsigned. A signed one is whole: registering again makes another (after a key's rotation)."""
-    from lifecycle.model.signing import is_signed
+    """The version of `name` registered already from validation `validation_id`, unsigned or signed with the
+    workspace's signing key now (a run killed before its register stage ended), or None: registering it again would
+    make a second version of one model, and leave `dev` perhaps on the first. One signed with another key (rotated,
+    or revoked) is not taken up: registering again makes another, which the key now signs."""
+    from lifecycle.model.signing import SIGNATURE_KIND, key_id, load_private_key
 
     try:
         versions = ws.client.search_model_versions(f"name='{name}'")
     except Exception:  # (no such model yet)
         return None
-    found = [v for v in versions if v.tags.get('validation_id') == validation_id]
-    found = [v for v in found if not is_signed(ws.store, name, str(v.version))]
+    try:
+        now = key_id(load_private_key(ws.key_dir))
+    except Exception:  # (no key yet: what a key signed is none of its)
+        now = None
+
+    def ours(v) -> bool:
+        rid = f'{name}-{v.version}'
+        return not ws.store.record_path(SIGNATURE_KIND, rid).exists() or (
+            ws.store.get_record(SIGNATURE_KIND, rid).get('key_id') == now
+        )
+
+    found = [v for v in versions if v.tags.get('validation_id') == validation_id and ours(v)]
     return min(found, key=lambda v: int(v.version)) if found else None
 
 

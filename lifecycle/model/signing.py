@@ -524,7 +524,11 @@ def verify_statement(signed: dict, public_key) -> dict:
 
 # %% ../../nbs/api/model/03_signing.ipynb #9a71a688
 def attest_training(ws, name: str, version, run_id: str | None, manifest_sha256: str) -> dict | None:
-    "Sign the `trained` statement binding a registered version to its trainer's key (`ws.actor`'s), if they hold one."
+    """Sign the `trained` statement binding a registered version to its trainer's key (`ws.actor`'s), if they hold one;
+    a version's statement made already (a registration killed after it, taken up again) is the one it keeps."""
+    rid = f'{name}-{version}-trained'
+    if ws.store.record_path('attestations', rid).exists():
+        return ws.store.get_record('attestations', rid)
     try:
         trainer = person_name(ws.actor)
         key = load_person_key(ws.keys_dir, trainer)
@@ -539,7 +543,7 @@ def attest_training(ws, name: str, version, run_id: str | None, manifest_sha256:
         trainer=trainer,
     )
     signed = sign_statement(st, key)
-    ws.store.put_record('attestations', f'{name}-{version}-trained', signed)
+    ws.store.put_record('attestations', rid, signed)
     ws.audit(
         'model.trained_by',
         f'{name}/{version}',
