@@ -318,7 +318,9 @@ def test_a_stage_kernel_killed_mid_cell_fails_its_stage_instead_of_holding_the_r
         assert said and (isinstance(said[0], DeadKernelError) or 'DeadKernelError' in repr(said[0])), said
         kernel.execute(fine, tmp_path / 'fine-out.ipynb', {})
         assert kernel.started == 2
-    assert nbformat.read(tmp_path / 'fine-out.ipynb', as_version=4).cells and not list(tmp_path.glob('.*.tmp'))
+    out = nbformat.read(tmp_path / 'fine-out.ipynb', as_version=4)
+    assert out.cells and not list(tmp_path.glob('.*.tmp*'))
+    assert out.metadata.papermill.output_path == str(tmp_path / 'fine-out.ipynb')  # (its own name: review X)
 
 
 def test_an_executed_notebook_a_full_disk_cut_short_is_not_kept_under_its_name(tmp_path):
@@ -328,9 +330,9 @@ def test_an_executed_notebook_a_full_disk_cut_short_is_not_kept_under_its_name(t
 
     whole = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('1 + 1')])
     text = nbformat.writes(whole)
-    (tmp_path / '.cut.ipynb.tmp').write_text(text[: len(text) // 2])
-    _keep_whole(tmp_path / '.cut.ipynb.tmp', tmp_path / 'cut.ipynb')
+    (tmp_path / '.cut.tmp.ipynb').write_text(text[: len(text) // 2])
+    _keep_whole(tmp_path / '.cut.tmp.ipynb', tmp_path / 'cut.ipynb')
     assert list(tmp_path.iterdir()) == []
-    (tmp_path / '.whole.ipynb.tmp').write_text(text)
-    _keep_whole(tmp_path / '.whole.ipynb.tmp', tmp_path / 'whole.ipynb')
+    (tmp_path / '.whole.tmp.ipynb').write_text(text)
+    _keep_whole(tmp_path / '.whole.tmp.ipynb', tmp_path / 'whole.ipynb')
     assert [p.name for p in tmp_path.iterdir()] == ['whole.ipynb']

@@ -128,10 +128,13 @@ def _keep_whole(tmp: Path, dst: Path) -> None:
     if not tmp.exists():
         return
     try:
-        nbformat.read(str(tmp), as_version=4)
+        nb = nbformat.read(str(tmp), as_version=4)
     except Exception:  # (a truncated file: not JSON, or not a notebook)
         tmp.unlink(missing_ok=True)
         return
+    if nb.metadata.get('papermill', {}).get('output_path'):  # (the evidence's own name, not the one it was written to)
+        nb.metadata['papermill']['output_path'] = str(dst)
+        nbformat.write(nb, str(tmp))
     os.replace(tmp, dst)
 
 
@@ -163,7 +166,7 @@ class StageKernel:
         if self.dirty:  # the last notebook's namespace, folder and environment: put back now, not after it ran
             self._put_back()
         kwargs = {} if self.fresh else {'km': self._kernel(), 'kc': self.kc, 'engine_name': _shared_kernel_engine()}
-        outcome, tmp = 'interrupted', Path(dst).with_name(f'.{Path(dst).name}.tmp')  # (its name once whole)
+        outcome, tmp = 'interrupted', Path(dst).with_name(f'.{Path(dst).stem}.tmp.ipynb')  # (its name once whole)
         try:
             pm.execute_notebook(
                 str(src),
