@@ -110,6 +110,7 @@ def csv_options(
         raise CommandError(f"--{'/--'.join(k for k in csv)}: {why.removeprefix('Value error, ')}") from None
     return csv
 
+
 def _number_marks(path: Path, root: Path, csv: dict):
     "How a CSV file's numbers are written (`infer.number_marks`, on its first rows as text); None for Parquet."
     import contextlib
@@ -160,7 +161,7 @@ def init(
         None,
         '--positive-class',
         help="The target's class to predict, as written (default: one reading as positive, such as 1, true or yes; "
-        "else the rarest with 10 rows or more).",
+        "else the rarer of two, or of three or more the rarest with 10 rows or more).",
     ),
     out: Optional[Path] = typer.Option(None, '--out', help="Folder to write (default: params-<file name>/)."),
     dataset: Optional[str] = typer.Option(None, '--dataset', help="Dataset and model name (default: the file name)."),
