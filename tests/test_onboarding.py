@@ -302,6 +302,40 @@ def test_numbers_a_spreadsheet_wrote_with_thousands_separators_are_proposed_and_
     assert snap['income'].tolist() == df['income'].tolist()
 
 
+def test_a_german_export_keeps_its_dotted_dates_and_reads_its_amounts_and_counts_as_numbers(tmp_path, monkeypatch):
+    """Review V: a thousands separator '.' applies to every column pandas reads, so `31.01.2024` became the int
+    31012024. The marks are now the contract's number columns' alone: the dates stay dates, a date split is proposed,
+    and the boundary reads the amounts and the counts as numbers."""
+    from conftest import cli, make_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.data.ingest import load_snapshot
+
+    ws = make_workspace(tmp_path / 'ws')
+    rng = np.random.default_rng(4)
+    amounts, counts = rng.uniform(100, 90_000, 600).round(2), rng.integers(1_000, 50_000, 600)
+    pd.DataFrame({
+        'datum': pd.date_range('2023-01-01', periods=600, freq='D').strftime('%d.%m.%Y'),
+        'betrag': [f'{v:,.2f}'.translate(str.maketrans(',.', '.,')) for v in amounts],
+        'menge': [f'{v:,}'.replace(',', '.') for v in counts],
+        'gekuendigt': rng.choice(['ja', 'nein'], 600),
+    }).to_csv(ws / 'de.csv', sep=';', index=False)  # fmt: skip
+    env = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    r = cli(ws, 'init', '--from', 'de.csv', '--delimiter', ';', '--target', 'gekuendigt', '--json', env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert any('2 column(s) of numbers written as 55.623,98' in n for n in json.loads(r.stdout)['notes'])
+    ingest = yaml.safe_load((ws / 'params-de' / 'ingest.yaml').read_text())
+    cols = ingest['columns']
+    assert cols['datum']['kind'] == 'date' and (cols['betrag']['dtype'], cols['menge']['dtype']) == ('float', 'int')
+    assert yaml.safe_load((ws / 'params-de' / 'train.yaml').read_text())['split']['method'] == 'date'
+    out = json.loads(cli(ws, 'ingest', 'de.csv', '--dataset', 'de', '--params', 'params-de', '--no-report', '--json',
+                         env=env).stdout)  # fmt: skip
+    assert out['status'] == 'accepted', out
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', env['LIFECYCLE_KEYS_DIR'])
+    snap = load_snapshot(Workspace.open(ws, params_dir=ws / 'params-de').store, out['snapshot'])
+    assert snap['betrag'].tolist() == amounts.tolist() and snap['menge'].tolist() == counts.tolist()
+    assert snap['datum'][0] == '01.01.2023'
+
+
 def test_parquet_times_are_read_as_iso_text_value_by_value_two_readings_never_one_text(tmp_path):
     """Fractions of a second were dropped (two readings 0.5 s apart became one text) and midnight was written three ways
     by the path it took (a review): now ISO 8601 value by value, the fraction and offset kept."""

@@ -149,18 +149,13 @@ _EU_NUMBER = r'[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?|[-+]?\d*,\d+|[-+]?\d+'  # 55.62
 
 @dataclass(frozen=True)
 class NumberMarks:
-    "The thousands separator (None: none written) and decimal mark a file's numbers are written with, and why."
+    """The thousands separator (None: none written) and decimal mark a file's numbers are written with, the columns
+    written so, and why (in counts)."""
 
     thousands: str | None
     decimal: str
     why: str
-
-
-def _misread(v: pd.Series, thousands: str | None, decimal: str) -> bool:
-    "Whether a column of text (no numbers as written) would read as numbers with these marks: `31.01.2024`, `1.2.3`."
-    t = v.str.replace(thousands, '', regex=False) if thousands else v
-    t = t.str.replace(decimal, '.', regex=False) if decimal != '.' else t
-    return bool(pd.to_numeric(t, errors='coerce').notna().all())
+    columns: tuple = ()
 
 
 def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None:
@@ -168,9 +163,10 @@ def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None
     a number written with a thousands separator or a decimal comma: `55,623.98` (thousands ',', decimal '.'), or
     `55.623,98` and `0,5` (thousands '.' where one is written, decimal ','). A column that reads either way (`1,234`
     alone) follows the others, or else the delimiter (';': a decimal comma, as spreadsheets export where it is the
-    decimal mark). None: no such column; columns written both ways (`0.5` in one, `0,5` in another); or marks that
-    would read another column as numbers (a reader takes them for every column: `31.01.2024` is then 31012024)."""
-    us, eu, either, decimals, others = [], [], [], [], []
+    decimal mark). None: no such column, or columns written both ways (`0.5` in one, `0,5` in another): either
+    reading would misread the other's numbers. The marks are the `columns`' alone: a reader given them as the
+    contract's number columns leaves a date's dots (`31.01.2024`) as they are."""
+    us, eu, either, dotted, decimals = {}, {}, {}, {}, []
     for c in text.columns:
         v = text[c].dropna().astype(str).str.strip()
         v = v[v != '']
@@ -179,27 +175,25 @@ def number_marks(text: pd.DataFrame, delimiter: str = ',') -> NumberMarks | None
         as_us, as_eu = bool(v.str.fullmatch(_US_NUMBER).all()), bool(v.str.fullmatch(_EU_NUMBER).all())
         comma = bool(v.str.contains(',', regex=False).any())
         if as_us and as_eu:
-            either += [v] if comma else []  # (`1.234` alone: read as it is)
+            (either if comma else dotted)[c] = v  # (dotted: `1.234` alone, a thousand the EU way, else as written)
+        elif as_us and comma:
+            us[c] = v
         elif as_us:
-            (us if comma else decimals).append(v)  # (decimals: `0.5`, as pandas reads them anyway)
+            decimals.append(c)  # (`0.5`, as pandas reads them anyway)
         elif as_eu:
-            eu.append(v)
-        else:
-            others.append(v)
+            eu[c] = v
     if (eu and (us or decimals)) or not (eu or either or us):
         return None
-    eu_way = bool(eu) or (not us and not decimals and delimiter == ';')
-    if eu_way:
-        grouped = any(x.str.contains(r'\d\.\d{3}').any() for x in eu + either)
+    if eu or (not us and not decimals and delimiter == ';'):
+        grouped = any(x.str.contains(r'\d\.\d{3}').any() for x in [*eu.values(), *either.values(), *dotted.values()])
         thousands, decimal, written = ('.' if grouped else None), ',', '55.623,98 or 0,5'
+        columns = [*eu, *either, *(dotted if grouped else {})]
     else:
-        thousands, decimal, written = ',', '.', '55,623.98'
-    if any(_misread(x, thousands, decimal) for x in others):
-        return None
+        thousands, decimal, written, columns = ',', '.', '55,623.98', [*us, *either]
     how = 'by the others' if eu or us or decimals else f"by the {delimiter!r} delimiter"
-    said = f"{len(us) + len(eu) + len(either)} column(s) of numbers written as {written}"
+    said = f"{len(columns)} column(s) of numbers written as {written}"
     said += f" ({len(either)} either way: {how})" if either else ''
-    return NumberMarks(thousands, decimal, said)
+    return NumberMarks(thousands, decimal, said, tuple(c for c in text.columns if c in columns))
 
 # %% ../../nbs/api/data/10_infer.ipynb #d268065e
 _DATE = (

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, EXIT_INPUT, EXIT_SOURCE
-from ..core.params import CsvDialect
+from ..core.params import ColumnRule, CsvDialect
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -28,13 +28,14 @@ def guess_target(columns: list[str]) -> tuple[str, str]:
     return columns[-1], f"--target not given: the last column, {columns[-1]!r}"
 
 
-def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None):
-    "The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses (CSV: with `dialect`)."
+def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None, declared=None):
+    """The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses (CSV: with `dialect`,
+    and `declared` columns read as their rules say)."""
     import pandas as pd
     from lifecycle.data.sources import read_chunks
 
     parts, n = [], 0
-    for chunk in read_chunks(source, root, 100_000, dialect=dialect):
+    for chunk in read_chunks(source, root, 100_000, dialect=dialect, declared=declared):
         parts.append(chunk)
         n += len(chunk)
         if n >= max_rows:
@@ -227,7 +228,8 @@ def init(
         csv |= ({'thousands': marks.thousands} if marks.thousands else {}) | (
             {'decimal': marks.decimal} if marks.decimal != '.' else {}
         )
-        df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (the same rows, their numbers as numbers)
+        numbers = {c: ColumnRule(dtype='float', personal=False) for c in marks.columns}  # (the marks: theirs alone)
+        df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv), declared=numbers)  # (their numbers as numbers)
         notes.append(f"{marks.why}: read with thousands {marks.thousands or 'none'!r} and decimal {marks.decimal!r} "
                      "(ingest.yaml csv; --thousands and --decimal say otherwise)")
     if target is None:

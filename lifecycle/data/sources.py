@@ -170,7 +170,7 @@ def _categories(declared) -> dict:
     }
 
 
-def _as_declared(labels: list, declared) -> dict:
+def _as_declared(labels: list, declared, floats=()) -> dict:
     """`read_csv` arguments for the contract's text columns (`dtype: str`), keyed by pandas' own column `labels` (a
     header's padding kept, its byte-order mark gone, an index column it infers left out): read as the text the file
     writes (a code `010` keeps its zero, where pandas would read 10), and, in a category column, a token pandas reads
@@ -180,7 +180,7 @@ def _as_declared(labels: list, declared) -> dict:
     def label(c):
         return _label(c, labels)
 
-    texts = [x for x in map(label, _text_columns(declared) + _int_columns(declared)) if x is not None]
+    texts = [x for x in map(label, [*_text_columns(declared), *_int_columns(declared), *floats]) if x is not None]
     if not texts:
         return {}
     kw = {'dtype': {x: str for x in texts}}
@@ -202,6 +202,28 @@ def _int_columns(declared) -> list:
     it as one number (and a pseudonym of `1001` as one of `1001.0`)."""
     rules = declared if isinstance(declared, dict) else {}
     return [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'int']
+
+
+def _float_columns(declared) -> list:
+    "The contract's columns declared `dtype: float`: read as their text and made numbers with the dialect's marks."
+    rules = declared if isinstance(declared, dict) else {}
+    return [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'float']
+
+
+def _marked_floats(chunk: pd.DataFrame, columns: list, thousands: str | None, decimal: str) -> pd.DataFrame:
+    """`chunk` with each of `columns` (read as text) made numbers written with `thousands` and `decimal`
+    (`55.623,98`); one holding a value that is no number (a word) stays text, for the contract's type check to count."""
+    import pandas as pd
+
+    for c in [x for x in (_label(c, chunk.columns) for c in columns) if x is not None]:
+        if not pd.api.types.is_object_dtype(chunk[c]):
+            continue
+        text = chunk[c].str.replace(thousands, '', regex=False) if thousands else chunk[c]
+        text = text.str.replace(decimal, '.', regex=False) if decimal != '.' else text
+        num = pd.to_numeric(text, errors='coerce')
+        if not (num.isna() & text.notna() & (text.str.strip() != '')).any():  # (a blank is no word)
+            chunk[c] = num
+    return chunk
 
 
 _WHOLE = r'\s*[-+]?[0-9]+\s*'  # (ASCII digits: Python's int() also takes `2_5` and `٣٤`, which are no CSV number)
@@ -301,23 +323,28 @@ def _csv_chunks(
     trim = getattr(dialect, 'trim_whitespace', False)
     n = 0
     try:
+        marks = (getattr(dialect, 'thousands', None), getattr(dialect, 'decimal', '.'))
+        own = isinstance(declared, dict) and bool(declared) and marks != (None, '.')  # (the contract's numbers' marks:
+        floats = _float_columns(declared) if own else []  # theirs alone, never a date's dots, 31.01.2024)
         how = dict(
             encoding=encoding,
             sep=getattr(dialect, 'delimiter', ','),
             header=0 if header else None,
             names=None if header else list(dialect.names),
-            thousands=getattr(dialect, 'thousands', None),
-            decimal=getattr(dialect, 'decimal', '.'),
+            thousands=None if own else marks[0],
+            decimal='.' if own else marks[1],
             skipinitialspace=trim,
             compression=compression,
         )
-        read_typed = (_text_columns(declared) or _int_columns(declared)) and not as_text
+        read_typed = (_text_columns(declared) or _int_columns(declared) or floats) and not as_text
         labels = list(pd.read_csv(path, nrows=1, **how).columns) if read_typed else []
-        typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared)
+        typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared, floats)
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         for chunk in reader:
             chunk = _trimmed(chunk) if trim else chunk
-            yield _exact_ints(chunk, declared, how['thousands'], how['decimal']) if read_typed else chunk
+            if read_typed:
+                chunk = _marked_floats(_exact_ints(chunk, declared, *marks), floats, *marks)
+            yield chunk
             n += len(chunk)
     except UnicodeDecodeError as e:
         raise SourceError(

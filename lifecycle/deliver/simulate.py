@@ -115,7 +115,8 @@ def later_rows(ws: Workspace) -> pd.DataFrame:
     from lifecycle.data.sources import read_chunks
 
     ip = ws.params['ingest']
-    df = pd.concat(read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None), dialect=ip.csv), ignore_index=True)
+    rows = read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None), dialect=ip.csv, declared=ip.columns)
+    df = pd.concat(rows, ignore_index=True)  # (read as ingestion reads it: the number marks its numbers' alone)
     return df[~in_training(df[ip.split_column], ip.train_until)].reset_index(drop=True) if ip.split_column else df
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
