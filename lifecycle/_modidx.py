@@ -1272,6 +1272,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.missing_file': ( 'api/data/sources.html#missing_file',
                                                                                  'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources.number_pattern': ( 'api/data/sources.html#number_pattern',
+                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.read_chunks': ( 'api/data/sources.html#read_chunks',
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources.read_dates': ( 'api/data/sources.html#read_dates',

@@ -94,6 +94,25 @@ def test_quoted_thousands_with_the_comma_delimiter_and_decimal_commas_are_read_a
         assert str(df.amount.dtype) == 'Int64'
 
 
+def test_number_marks_read_only_numbers_written_with_them(tmp_path):
+    """Review Y: the marks took any value apart: `1.150` with a decimal comma alone became 1.15, `1.234,56` in a file
+    of `1,234.56` became 1.23456, and a date `31.01.2024` in a whole-number column 31012024, each accepted. A value
+    not written with the marks leaves its column text, for the type check to refuse."""
+    from lifecycle.data.sources import number_pattern
+
+    cols = {'price': ColumnRule(dtype='float', personal=False), 'n': ColumnRule(dtype='int', personal=False)}
+    cases = (
+        ('eu.csv', 'price;n\n812,34;3\n1.150;4\n', CsvDialect(delimiter=';', decimal=','), 'price'),
+        ('us.csv', 'price,n\n"8,604.31",3\n"1.234,56",4\n', CsvDialect(thousands=','), 'price'),
+        ('de.csv', 'price;n\n1,5;31.01.2024\n2,5;7\n', CsvDialect(delimiter=';', thousands='.', decimal=','), 'n'),
+    )
+    for name, text, d, left in cases:
+        (tmp_path / name).write_text(text)
+        df = pd.concat(read_chunks(str(tmp_path / name), dialect=d, declared=cols))
+        assert df[left].dtype == object, (name, df.dtypes)  # (text: refused by the type check)
+    assert re.fullmatch(number_pattern('.', ','), '-46.112,76e2') and not re.fullmatch(number_pattern('.', ','), '1..2')
+
+
 def test_score_reads_a_csv_as_the_datasets_files_are_read_each_option_saying_otherwise(tmp_path):
     """Review T: `score` read its CSV input as UTF-8 with commas whatever ingest.yaml's `csv` said, and its refusal
     advised setting `csv.encoding` in ingest.yaml, which score never read."""

@@ -112,16 +112,29 @@ def csv_options(
     return csv
 
 
-def _number_marks(path: Path, root: Path, csv: dict):
-    "How a CSV file's numbers are written (`infer.number_marks`, on its first rows as text); None for Parquet."
+def _number_marks(path: Path, root: Path, csv: dict, thousands: str | None = None, decimal: str | None = None):
+    """How a CSV file's numbers are written, and in which columns (on its first rows as text): as `--thousands` and
+    `--decimal` say, in the columns written so; else as `infer.number_marks` reads them. None for Parquet."""
     import contextlib
-    from lifecycle.data.infer import number_marks
-    from lifecycle.data.sources import read_chunks
+    from lifecycle.data.infer import NumberMarks, number_marks
+    from lifecycle.data.sources import number_pattern, read_chunks
 
     if not path.name.lower().endswith(('.csv', '.tsv', '.txt', '.csv.gz', '.tsv.gz', '.txt.gz')):
         return None
     with contextlib.closing(read_chunks(str(path), root, 100_000, dialect=CsvDialect(**csv), as_text=True)) as text:
-        return number_marks(next(text), csv.get('delimiter', ','))
+        first = next(text)
+    if thousands is None and decimal is None:
+        return number_marks(first, csv.get('delimiter', ','))
+    shape, marks = number_pattern(thousands, decimal or '.'), [m for m in (thousands, decimal) if m not in (None, '.')]
+    marks += ['.'] if thousands == '.' else []  # (`12.000`: a thousands dot; a decimal dot is no mark of its own)
+    columns = []
+    for c in first.columns:
+        v = first[c].astype(str).str.strip()
+        v = v[v != '']
+        if len(v) and v.str.fullmatch(shape).all() and any(v.str.contains(m, regex=False).any() for m in marks):
+            columns.append(c)
+    why = f"{len(columns)} column(s) of numbers written with the marks given"
+    return NumberMarks(thousands, decimal or '.', why, tuple(columns))
 
 # %% ../../nbs/api/data/11_init_command.ipynb #6014e729
 _DATASET_FREE = ('monitor.yaml', 'retrain.yaml')  # windows, alert rules, sinks, triggers: no column named
@@ -195,7 +208,8 @@ def init(
     except ValueError:
         shown = str(path)
     csv = csv_options(encoding, delimiter, thousands, decimal)
-    df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv))  # (a dataset's file: its refusals say --encoding)
+    plain = {k: v for k, v in csv.items() if k not in ('thousands', 'decimal')}  # (marks: their columns' alone, below)
+    df = read_frame(str(path), ws.root, dialect=CsvDialect(**plain))  # (a dataset's file: its refusals say --encoding)
     if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
         raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")
     from lifecycle.data.sources import likely_delimiter
@@ -224,7 +238,7 @@ def init(
             EXIT_INPUT,
         )
     notes, guess = [], None
-    if thousands is None and decimal is None and (marks := _number_marks(path, ws.root, csv)) is not None:
+    if (marks := _number_marks(path, ws.root, plain, thousands, decimal)) is not None:
         csv |= ({'thousands': marks.thousands} if marks.thousands else {}) | (
             {'decimal': marks.decimal} if marks.decimal != '.' else {}
         )

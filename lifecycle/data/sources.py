@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
-           'fingerprint', 'exact_int64', 'read_chunks', 'read_frame', 'read_table', 'likely_delimiter', 'day_first',
-           'read_dates', 'cut_date']
+           'fingerprint', 'number_pattern', 'exact_int64', 'read_chunks', 'read_frame', 'read_table',
+           'likely_delimiter', 'day_first', 'read_dates', 'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -204,6 +204,17 @@ def _int_columns(declared) -> list:
     return [c for c, r in rules.items() if getattr(r, 'dtype', None) == 'int']
 
 
+def number_pattern(thousands: str | None, decimal: str = '.') -> str:
+    """A regular expression of a number written with these marks: digits grouped by threes with `thousands` (or not
+    grouped), a `decimal` part, an exponent, spaces around (`46.112,76`, `-3`, `1,5e3` with '.' and ','); a value
+    that does not match (`31.01.2024`, `1.150` with no thousands written, `1..2`) is no number so written."""
+    import re
+
+    d = re.escape(decimal)
+    whole = rf'\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+|\d+' if thousands else r'\d+'
+    return rf'\s*[-+]?(?:(?:{whole})(?:{d}\d*)?|{d}\d+)(?:[eE][-+]?\d+)?\s*'
+
+
 def _float_columns(declared) -> list:
     "The contract's columns declared `dtype: float`: read as their text and made numbers with the dialect's marks."
     rules = declared if isinstance(declared, dict) else {}
@@ -218,11 +229,13 @@ def _marked_floats(chunk: pd.DataFrame, columns: list, thousands: str | None, de
     for c in [x for x in (_label(c, chunk.columns) for c in columns) if x is not None]:
         if not pd.api.types.is_object_dtype(chunk[c]):
             continue
-        text = chunk[c].str.replace(thousands, '', regex=False) if thousands else chunk[c]
+        written = chunk[c]
+        given = written[written.notna() & (written.str.strip() != '')]
+        if not given.str.fullmatch(number_pattern(thousands, decimal)).all():
+            continue  # (a value not written with the marks: left as text, for the type check to count)
+        text = written.str.replace(thousands, '', regex=False) if thousands else written
         text = text.str.replace(decimal, '.', regex=False) if decimal != '.' else text
-        num = pd.to_numeric(text, errors='coerce')
-        if not (num.isna() & text.notna() & (text.str.strip() != '')).any():  # (a blank is no word)
-            chunk[c] = num
+        chunk[c] = pd.to_numeric(text, errors='coerce')  # (a blank: missing)
     return chunk
 
 
@@ -248,6 +261,9 @@ def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None, dec
     for c in [x for x in (_label(c, chunk.columns) for c in _int_columns(declared)) if x is not None]:
         if not pd.api.types.is_object_dtype(chunk[c]):
             continue
+        given = chunk[c][chunk[c].notna() & (chunk[c].str.strip() != '')]
+        if (thousands or decimal != '.') and not given.str.fullmatch(number_pattern(thousands, decimal)).all():
+            continue  # (not written with the marks, as `31.01.2024` is not: left as text)
         text = chunk[c].str.replace(thousands, '', regex=False) if thousands else chunk[c]
         text = text.str.replace(decimal, '.', regex=False) if decimal != '.' else text  # (`1040,0`: 1040)
         present = text.notna().to_numpy()
