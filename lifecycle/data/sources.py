@@ -215,6 +215,12 @@ def number_pattern(thousands: str | None, decimal: str = '.') -> str:
     return rf'\s*[-+]?(?:(?:{whole})(?:{d}\d*)?|{d}\d+)(?:[eE][-+]?\d+)?\s*'
 
 
+def _written_with(text: pd.Series, thousands: str | None, decimal: str) -> bool:
+    "Whether every value of a column read as text (blanks aside) is a number written with these marks."
+    given = text[text.notna() & (text.str.strip() != '')]
+    return bool(given.str.fullmatch(number_pattern(thousands, decimal)).all())
+
+
 def _float_columns(declared) -> list:
     "The contract's columns declared `dtype: float`: read as their text and made numbers with the dialect's marks."
     rules = declared if isinstance(declared, dict) else {}
@@ -229,11 +235,9 @@ def _marked_floats(chunk: pd.DataFrame, columns: list, thousands: str | None, de
     for c in [x for x in (_label(c, chunk.columns) for c in columns) if x is not None]:
         if not pd.api.types.is_object_dtype(chunk[c]):
             continue
-        written = chunk[c]
-        given = written[written.notna() & (written.str.strip() != '')]
-        if not given.str.fullmatch(number_pattern(thousands, decimal)).all():
+        if not _written_with(chunk[c], thousands, decimal):
             continue  # (a value not written with the marks: left as text, for the type check to count)
-        text = written.str.replace(thousands, '', regex=False) if thousands else written
+        text = chunk[c].str.replace(thousands, '', regex=False) if thousands else chunk[c]
         text = text.str.replace(decimal, '.', regex=False) if decimal != '.' else text
         chunk[c] = pd.to_numeric(text, errors='coerce')  # (a blank: missing)
     return chunk
@@ -261,8 +265,7 @@ def _exact_ints(chunk: pd.DataFrame, declared, thousands: str | None = None, dec
     for c in [x for x in (_label(c, chunk.columns) for c in _int_columns(declared)) if x is not None]:
         if not pd.api.types.is_object_dtype(chunk[c]):
             continue
-        given = chunk[c][chunk[c].notna() & (chunk[c].str.strip() != '')]
-        if (thousands or decimal != '.') and not given.str.fullmatch(number_pattern(thousands, decimal)).all():
+        if (thousands or decimal != '.') and not _written_with(chunk[c], thousands, decimal):
             continue  # (not written with the marks, as `31.01.2024` is not: left as text)
         text = chunk[c].str.replace(thousands, '', regex=False) if thousands else chunk[c]
         text = text.str.replace(decimal, '.', regex=False) if decimal != '.' else text  # (`1040,0`: 1040)

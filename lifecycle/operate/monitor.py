@@ -135,11 +135,11 @@ AUDIT_SOURCES = {'server': 'server_alerts', 'guard': 'guard_alerts'}  # actor of
 
 def audit_observations(audit_path: str | Path, state: dict) -> list[dict]:
     "Per kind, how many alerts the server and the guard wrote to the audit log since the last look (moves the cursor)."
-    from lifecycle.core.audit import read
+    from lifecycle.core.audit import read_cached
 
     after, counts = int(state.get('audit_seq', 0)), dict.fromkeys(state.get('audit_series', []), 0)
     last = after
-    for e in read(audit_path) if Path(audit_path).is_file() else []:
+    for e in read_cached(audit_path):  # (read once while unchanged: `_audited` asks it again)
         if (e.get('seq') or 0) <= after:
             continue
         last = max(last, e['seq'])
@@ -294,9 +294,9 @@ def _scoped(pairs: set[str], model: str, recorded) -> set[str]:
 
 def _audited(audit_path: Path, after: int) -> set[str]:
     "The ids of the alerts the monitor audited after entry `after` (a look killed before it recorded them did)."
-    from lifecycle.core.audit import read
+    from lifecycle.core.audit import read_cached
 
-    entries = read(audit_path) if Path(audit_path).is_file() else []
+    entries = read_cached(audit_path)  # (the look read it already: `audit_observations`)
     return {
         (e.get('details') or {}).get('evidence', {}).get('id')
         for e in entries

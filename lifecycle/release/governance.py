@@ -188,12 +188,6 @@ def _fixed(version) -> str:
     return str(int(v))
 
 
-def _first_line(e: BaseException) -> str:
-    cause = e.__cause__ or e.__context__
-    said = str(cause if isinstance(cause, OSError) else e).strip().splitlines()
-    return f"{type(cause if isinstance(cause, OSError) else e).__name__}: {said[0][:300] if said else ''}"
-
-
 def gather_facts(
     mlflow,
     store: Store,
@@ -241,9 +235,11 @@ def gather_facts(
             except (SignatureError, SigningKeyError) as e:
                 subject_ok, problem = False, f'the signature does not verify: {e}'
             except Exception as e:  # (a full disk or an unreadable artifact store: nothing judged, said in one line)
+                from lifecycle.model.portable import _root_cause
+
                 raise GovernanceError(
                     f"{name} v{version}: its model files could not be fetched to check their signature into {tmp} "
-                    f"({_first_line(e)})"
+                    f"({_root_cause(e)})"
                 ) from None
     trained = (_record(store, 'attestations', f'{name}-{version}-trained') or {}).get('statement') or {}
     tagged = rtags.get('trained_by') or rtags.get('mlflow.user') or (run.info.user_id if run else None) or None

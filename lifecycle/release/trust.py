@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from ..core.manifest import now_iso
 from ..core.settings import read_trust, write_trust
+from ..core import audit
 from ..core.store import hash_obj, sha256_bytes
 from lifecycle.model.signing import (
     SignatureError,
@@ -158,8 +159,6 @@ def roster(ws) -> dict[str, Person] | None:
 def _checkpoint(ws, create: bool = True):
     """The trust chain's checkpoint file (kept outside the workspace, beside the audit log's) and the key MACing it;
     not `create`: (None, None) where this process's keys folder holds no key of the workspace (nothing made)."""
-    from lifecycle.core import audit
-
     folder = audit.keys_folder(ws.audit_path, ws.keys_dir, create=create)
     if folder is None:
         return None, None
@@ -469,7 +468,7 @@ def experiment_evidence(ws, version) -> dict | None:
     reports = sorted((ws.reports_dir / 'experiments').glob('*/analysis.json'))
     recorded = {  # sha256 -> the entry that recorded it: the newest evidence is the last recorded, whatever it says
         (e.get('details') or {}).get('sha256'): e['seq']
-        for e in (_audit_entries(ws) if reports else ())
+        for e in (audit.read_cached(ws.audit_path) if reports else ())
         if e.get('action') == 'experiment.report'
     }
     version, found = str(version), None
@@ -533,20 +532,13 @@ def _changed_evidence(ws, rec: dict, step: str, approver: str) -> list[str]:
     return out
 
 
-def _audit_entries(ws) -> list[dict]:
-    "The audit log's entries (`audit.read_cached`: read again only when the log changed)."
-    from lifecycle.core import audit
-
-    return audit.read_cached(ws.audit_path)
-
-
 def _audit_order(ws) -> dict[tuple, int]:
     """The audit log's first entry of each signed act: ('trust', statement sha256), ('approval.granted', record
     sha256), ('model.trained_by', subject, key id). The log is keyed and checkpointed: what it orders, no signer's clock
     can move, and a later entry naming the same digest moves nothing. An erased entry keeps its digests
     (`audit.erase`), so its act keeps its place."""
     out = {}
-    for e in _audit_entries(ws):
+    for e in audit.read_cached(ws.audit_path):
         d, a = e.get('details') or {}, e.get('action')
         if str(a).startswith('trust.') and d.get('statement_sha256'):
             out.setdefault(('trust', d['statement_sha256']), e['seq'])
