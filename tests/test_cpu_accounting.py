@@ -33,7 +33,11 @@ def test_idle():
 '''
 
 
-@pytest.mark.parametrize('workers', [[], ['-p', 'xdist.plugin', '-n', '2']], ids=['one process', 'xdist'])
+@pytest.mark.parametrize(
+    'workers',
+    [[], pytest.param(['-p', 'xdist.plugin', '-n', '2'], marks=pytest.mark.slow)],  # (xdist starts three pytests)
+    ids=['one process', 'xdist'],
+)
 def test_each_test_is_charged_its_own_cpu_and_its_childrens(tmp_path, workers):
     (tmp_path / 'test_burn.py').write_text(BURN)
     report = tmp_path / 'cpu.jsonl'

@@ -137,6 +137,16 @@ def test_a_first_row_the_database_refuses_fails_alone_and_the_rows_behind_it_are
     assert read_log(plog).request_id.tolist() == ['g0', 'g1', 'g2']
 
 
+def test_closing_writes_a_lingering_batch_at_once(sqlite_log):
+    "A batch waiting its interval for more rows is written when the log closes, not after the interval."
+    plog = sqlite_log(interval_s=60)
+    plog.log(request_id='last', **ROW)
+    wait_until(lambda: plog._want)  # (the writer lingers for more rows)
+    start = time.monotonic()
+    plog.close()
+    assert time.monotonic() - start < 30 and plog.pending() == 0 and read_log(plog).request_id.tolist() == ['last']
+
+
 def test_a_locked_database_fails_the_batch_on_its_own_error_with_no_probe(sqlite_log, tmp_path):
     "The first row failing alone with the database's own error (locked): the batch fails whole at once, unprobed."
     store, probes = sqlite_log(timeout_s=0.1).store, []

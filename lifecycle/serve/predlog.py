@@ -812,7 +812,7 @@ class PredictionLog:
         self.problem = ''  # why the last write failed; empty while the log writes
         # request IDs logged lately, and each one's records (answers only): feedback needs no query
         self.recent = collections.deque(maxlen=recent), {}
-        self._stop = False
+        self._stop = self._closing = False  # (closing: commit what is queued without lingering for more)
         self._writer = _WriterProcess(self, timeout_s, checkpoint_s, journal_s) if process else None
         if self._writer is None:
             self._thread = threading.Thread(target=self._run, name='prediction-log-writer', daemon=True)
@@ -920,7 +920,7 @@ class PredictionLog:
                 linger, self._want = self.interval_s, self.batch_rows
             if linger and len(self._open.rows) < self._want:
                 deadline = time.monotonic() + linger
-                while len(self._open.rows) < self._want and not self._stop:
+                while len(self._open.rows) < self._want and not (self._stop or self._closing):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         break
@@ -1102,6 +1102,9 @@ class PredictionLog:
         fails are waited for `2 * probe_s` (at least a second) once it is seen failing, then lost and counted (a server
         stopping does not wait 30 s for them); a write or probe under way finishes first (its `timeout_s`)."""
         start, since = time.monotonic(), None  # (since: when a batched log was first seen failing, through now)
+        with self._cv:  # a batch lingering for more rows goes now
+            self._closing = True
+            self._cv.notify_all()
         while not self.flush(0.05):
             now = time.monotonic()
             since = (since or now) if not self.durable and self.problem else None
