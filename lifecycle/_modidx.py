@@ -814,6 +814,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.data.checks._nulls': ('api/data/checks.html#_nulls', 'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._number_texts': ( 'api/data/checks.html#_number_texts',
                                                                                 'lifecycle/data/checks.py'),
+                                       'lifecycle.data.checks._numbers': ('api/data/checks.html#_numbers', 'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._personal_data': ( 'api/data/checks.html#_personal_data',
                                                                                  'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._pii_unmasked': ( 'api/data/checks.html#_pii_unmasked',

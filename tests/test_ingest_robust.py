@@ -71,6 +71,26 @@ def test_a_word_in_a_numeric_csv_column_is_a_type_refusal_naming_the_column_and_
     assert '1 of 3 value(s) in the first such chunk are not numbers' in f[('dtype', 'age')].message
 
 
+def test_the_count_of_values_that_are_no_numbers_reads_them_with_the_csv_number_marks(ws, tmp_path):
+    """Review Y: with a decimal comma, a float column holding one word was refused saying all its values were no
+    numbers (pandas reads none of `2,5`); and `1.150`, which the marks do not write, was counted a number."""
+    from lifecycle.core.params import CsvDialect
+
+    p = P.model_copy(update={'csv': CsvDialect(delimiter=';', decimal=','), 'columns': {
+        **P.columns, 'age': ColumnRule(dtype='float', personal=False, min=10, max=100)}})  # fmt: skip
+    src = tmp_path / 'people.csv'
+    for ages, said in ((['30,5', 'twenty', '41'], '1 of 3'), (['30,5', '1.150', '41'], '1 of 3')):
+        frame(3).astype({'age': object}).assign(age=ages).to_csv(src, index=False, sep=';')
+        with pytest.raises(ing.BatchRejected) as e:
+            ing.ingest_batch(sources.read_chunks(str(src), dialect=p.csv, declared=p.columns), p, ws, source=str(src),
+                             fingerprint=f'fp{said}{ages[1]}')  # fmt: skip
+        f = findings(e.value.result)
+        assert list(f) == [('dtype', 'age')] and ages[1] not in str(e.value), ages
+        assert f"{said} value(s) in the first such chunk are not numbers written with csv's decimal ','" in (
+            f[('dtype', 'age')].message
+        ), f[('dtype', 'age')].message
+
+
 def test_strings_in_a_numeric_parquet_column_are_refused_and_the_drift_report_still_works(
     tmp_path, monkeypatch, arrests
 ):

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from ..core.params import IngestParams
 from .pii import looks_personal, digest, shown_column_name, header_may_be_data
-from .sources import exact_int64
+from .sources import exact_int64, number_pattern
 
 # %% auto #0
 __all__ = ['CHECKS', 'VIOLATION_COLUMNS', 'missing_column', 'extra_column', 'pii_unmasked', 'personal_data', 'dtype',
@@ -409,6 +409,18 @@ personal_data = register(
 )
 
 # %% ../../nbs/api/data/03_checks.ipynb #a5efdd83
+def _numbers(s: pd.Series, dialect) -> tuple[np.ndarray, str]:
+    """Which values of `s` are numbers, and how the hint says so: with the dataset's CSV number marks, those written
+    with them (`1.150` is none where the decimal mark is a comma alone, though pandas reads 1.15)."""
+    marks = (getattr(dialect, 'thousands', None), getattr(dialect, 'decimal', '.'))
+    if marks == (None, '.') or s.dtype != object:
+        return pd.to_numeric(s, errors='coerce').notna().to_numpy(), ''
+    text = s.astype('string').str.strip()
+    written = text.str.fullmatch(number_pattern(*marks)).fillna(False).to_numpy(dtype=bool)
+    said = ' and '.join(f"{k} {v!r}" for k, v in (('thousands', marks[0]), ('decimal', marks[1])) if v)
+    return written, f" written with csv's {said}"
+
+
 def _dtype(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     "A finding for each column whose values are not of the declared type (once per batch); all its cells fail."
     out = []
@@ -416,11 +428,11 @@ def _dtype(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
         if rule != 'dtype':
             continue
         s = c.frame[col]
-        num = pd.to_numeric(s, errors='coerce')
-        words = int((num.isna() & s.notna()).sum())
-        hints = ['numbers arrive as text'] if num.notna().mean() > 0.9 and s.dtype == object else []
+        num, marks = _numbers(s, p.csv)
+        words = int((~num & s.notna()).sum())
+        hints = ['numbers arrive as text'] if num.mean() > 0.9 and s.dtype == object else []
         if words and p.columns[col].dtype in ('int', 'float') and not p.columns[col].pii:
-            hints.append(f'{words} of {len(s)} value(s) in the first such chunk are not numbers')
+            hints.append(f'{words} of {len(s)} value(s) in the first such chunk are not numbers{marks}')
         hint = '; '.join(hints)
         if not any(v['rule'] == 'dtype' and v['column'] == col for v in t.findings + out):
             out.append(
