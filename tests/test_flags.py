@@ -493,7 +493,8 @@ def test_with_the_digest_salt_cut_short_the_kill_switch_pulls_and_a_cohort_chang
 
 def test_a_cohort_of_false_or_zero_takes_no_request_without_the_attribute_and_flags_set_reads_yaml_1_2(tmp_path):
     """Found by review: json-logic's loose `==` matched a request without the attribute (null) to a cohort's `false` or
-    `0`, so such a cohort took all of them; and `flags set` read Norway's `NO` as false, `0x2` as 2 and `010` as 8."""
+    `0`, so such a cohort took all of them (and review Z: flagd's Python `===` and `in` took `1` for `true`); and
+    `flags set` read Norway's `NO` as false, `0x2` as 2 and `010` as 8."""
     import time
     from lifecycle.serve.commands import _value
 
@@ -505,6 +506,8 @@ def test_a_cohort_of_false_or_zero_takes_no_request_without_the_attribute_and_fl
         cohorts=[
             {'attribute': 'internal', 'equals': False, 'variant': 'challenger'},
             {'attribute': 'tier', 'equals': 0, 'variant': 'challenger'},
+            {'attribute': 'staff', 'equals': True, 'variant': 'challenger'},
+            {'attribute': 'level', 'in': [0, 1], 'variant': 'challenger'},
         ],
     )
     path = tmp_path / 'flags.flagd.json'
@@ -521,6 +524,11 @@ def test_a_cohort_of_false_or_zero_takes_no_request_without_the_attribute_and_fl
             ({'internal': False}, 'challenger'),
             ({'tier': 0}, 'challenger'),
             ({'internal': True, 'tier': 1}, 'control'),
+            ({'staff': True}, 'challenger'),  # review Z: Python's True == 1 let a 1 into a cohort of true, and
+            ({'staff': 1}, 'control'),  # true into one of [0, 1]; flagd's other evaluators compare strictly
+            ({'internal': 0, 'tier': False, 'level': True}, 'control'),
+            ({'level': 1.0}, 'challenger'),
+            ({'level': '1'}, 'control'),
         ):
             ctx = client.context('k', attrs)
             assert client.route(ctx, plain=True)[0] == variant, attrs  # the fast path

@@ -1082,11 +1082,42 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '', source: str =
     return change_flags(s, {'kill': True}, actor, reason or 'kill switch', source)
 
 # %% ../../nbs/api/serve/00_flags.ipynb #c1db23ad
+def _strict_equal(data=None, a=None, b=None, *_ignored) -> bool:
+    """json-logic's `===` as flagd's other evaluators (JavaScript, Go) compute it: a boolean is never a number, where
+    Python's `True == 1` let a request's `internal: 1` into a cohort of `internal: true`."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
+def _strict_in(data=None, needle=None, haystack=None, *_ignored) -> bool:
+    "json-logic's `in`: strict equality with an item of a list (`true` is not in `[0, 1]`); within text, as before."
+    from json_logic.builtins import op_in
+
+    if isinstance(haystack, list):
+        return any(_strict_equal(None, needle, x) for x in haystack)
+    return op_in(data, needle, haystack)
+
+
+_STRICT_OPS = {
+    '===': _strict_equal,
+    '!==': lambda d=None, a=None, b=None, *_: not _strict_equal(d, a, b),
+    'in': _strict_in,
+}
+
+
+def _strict_flagd() -> None:
+    "flagd's Python evaluator with `===`, `!==` and `in` strict (`_strict_equal`), as its other evaluators have them."
+    import importlib
+
+    importlib.import_module('openfeature.contrib.tools.flagd.core.targeting.targeting').OPERATORS.update(_STRICT_OPS)
+
+
 def make_provider(spec: FlagsParams, path: str | Path):
-    "The OpenFeature provider the spec names, reading flagd JSON from `path` when it is the file provider."
+    """The OpenFeature provider the spec names, reading flagd JSON from `path` when it is the file provider (flagd's
+    equality strict, `_strict_flagd`)."""
     from openfeature.contrib.provider.flagd import FlagdProvider
     from openfeature.contrib.provider.flagd.config import ResolverType
 
+    _strict_flagd()
     if spec.provider == 'flagd-file':
         return FlagdProvider(
             resolver_type=ResolverType.FILE,
@@ -1178,7 +1209,7 @@ def _compile_logic(node):
         return branch
     if op not in ('==', '===', 'in', 'var', 'cat'):
         return None
-    fn = BUILTINS[op]
+    fn = _STRICT_OPS.get(op) or BUILTINS[op]
     if len(parts) == 1:
         (a,) = parts
         return lambda d: fn(d, a(d))
