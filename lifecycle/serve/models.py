@@ -228,21 +228,27 @@ class UndeclaredInputs(Exception):
     "A model's input columns are not all declared in the ingestion contract of the params it is served with."
 
 
+def _banded(rule):
+    """A generalised personal column's rule as the model reads it: one of the bands ingestion writes (`30-50`), where
+    any text was scored as a band never seen (review Z); None for other personal columns (never model inputs)."""
+    from lifecycle.data.pii import band_labels
+
+    if rule.pii is None or rule.pii.method != 'generalise':
+        return None
+    return rule.model_copy(update={'allowed': band_labels(rule.pii.bins), 'min': None, 'max': None, 'dtype': 'str'})
+
+
 def input_contract(columns: dict, names: list[str]) -> dict:
-    """The ingestion contract's rules (allowed categories, range, whole numbers) for the model inputs `names`; personal
-    ones excluded."""
-    return {
-        n: columns[n]
-        for n in names
-        if n in columns
-        and not columns[n].personal
-        and (
-            columns[n].allowed is not None
-            or columns[n].min is not None
-            or columns[n].max is not None
-            or columns[n].dtype == 'int'
-        )
-    }
+    """The ingestion contract's rules (allowed categories, range, whole numbers) for the model inputs `names`; a
+    generalised personal column's, its bands (`_banded`)."""
+    out = {}
+    for n in names:
+        r = columns.get(n)
+        if r is not None and r.personal:
+            r = _banded(r)
+        if r is not None and (r.allowed is not None or r.min is not None or r.max is not None or r.dtype == 'int'):
+            out[n] = r
+    return out
 
 
 def _outside(v: np.ndarray, allowed: list) -> np.ndarray:
@@ -291,7 +297,9 @@ def check_inputs(cols: dict[str, np.ndarray], contract: dict, where: str = '', o
         lo, hi = ('-inf' if r.min is None else f'{r.min:.15g}'), ('inf' if r.max is None else f'{r.max:.15g}')
         number = 'a whole number' if r.dtype == 'int' else 'a number'
         what = (
-            f"one of the declared categories {r.allowed}"
+            f"one of the bands of its generalise rule {r.allowed} (the band, not the value: the model reads bands)"
+            if r.pii is not None
+            else f"one of the declared categories {r.allowed}"
             if r.allowed is not None
             else number
             if r.min is None and r.max is None
