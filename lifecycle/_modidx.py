@@ -1607,6 +1607,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/loop/feedback.py'),
                                          'lifecycle.loop.feedback.LabelledBatch.load': ( 'api/loop/feedback.html#labelledbatch.load',
                                                                                          'lifecycle/loop/feedback.py'),
+                                         'lifecycle.loop.feedback._as_declared': ( 'api/loop/feedback.html#_as_declared',
+                                                                                   'lifecycle/loop/feedback.py'),
                                          'lifecycle.loop.feedback._per_record': ( 'api/loop/feedback.html#_per_record',
                                                                                   'lifecycle/loop/feedback.py'),
                                          'lifecycle.loop.feedback.batches_dir': ( 'api/loop/feedback.html#batches_dir',

@@ -107,14 +107,36 @@ def batches_dir(ws) -> Path:
     return Path(ws.state_dir) / 'retrain' / 'batches'
 
 
+def _as_declared(rows: pd.DataFrame, declared: dict) -> pd.DataFrame:
+    """`rows` with the inputs the log keeps as the model's numbers written as the contract declares them: a `bool`
+    column's 1.0 as `True` (its batch was refused as floats, review AA), an `int` column's 34.0 as 34."""
+    out = rows.copy()
+    for c, r in declared.items():
+        if c not in out or not len(out) or getattr(r, 'dtype', None) not in ('bool', 'int'):
+            continue
+        num = pd.to_numeric(out[c], errors='coerce')
+        if num.isna().any() or (num % 1 != 0).any() or (r.dtype == 'bool' and not num.isin([0, 1]).all()):
+            continue  # (not what the model's numbers of it would be: left as logged, for ingestion to judge)
+        out[c] = num.astype(bool) if r.dtype == 'bool' else num.astype('Int64')
+    return out
+
+
 def write_batch(
-    folder: str | Path, rows: pd.DataFrame, inputs: list[str], target: str, unlabelled: int = 0, name: str | None = None
+    folder: str | Path,
+    rows: pd.DataFrame,
+    inputs: list[str],
+    target: str,
+    unlabelled: int = 0,
+    name: str | None = None,
+    declared: dict | None = None,
 ) -> LabelledBatch:
-    "Write `rows` (from `labelled_rows`) as `<name>.csv` in the contract's columns, with `<name>.lineage.json`."
+    """Write `rows` (from `labelled_rows`) as `<name>.csv` in the contract's columns, with `<name>.lineage.json`;
+    `declared` (column -> rule): the inputs' types to write them in (`_as_declared`)."""
     folder = Path(folder)
     name = name or time.strftime('%Y%m%dT%H%M%S') + '-' + uuid.uuid4().hex[:6]
     path = folder / f'{name}.csv'
-    atomic_write(path, rows[[*inputs, target, 'record_id']].to_csv(index=False), mode=PRIVATE)  # (as snapshots)
+    kept = _as_declared(rows[[*inputs, target, 'record_id']], {c: (declared or {}).get(c) for c in inputs})
+    atomic_write(path, kept.to_csv(index=False), mode=PRIVATE)  # (as snapshots)
     lineage = dict(
         batch=name,
         file=path.name,
@@ -151,7 +173,7 @@ def collect(
     if not len(rows):
         return None
     unlabelled = count_unlabelled(log, model, None if since is None else float(rows['ts'].min()), before=now)
-    return write_batch(batches_dir(ws), rows, inputs, fp.target, unlabelled, name)
+    return write_batch(batches_dir(ws), rows, inputs, fp.target, unlabelled, name, ws.params['ingest'].columns)
 
 
 def ingest_labelled(ws: Workspace, batch: LabelledBatch):
