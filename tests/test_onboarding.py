@@ -300,6 +300,11 @@ def test_numbers_a_spreadsheet_wrote_with_thousands_separators_are_proposed_and_
     monkeypatch.setenv('LIFECYCLE_KEYS_DIR', env['LIFECYCLE_KEYS_DIR'])
     snap = load_snapshot(Workspace.open(ws, params_dir=ws / 'params-customers').store, out['snapshot'])
     assert snap['income'].tolist() == df['income'].tolist()
+    written.loc[5, 'income'] = 'inf'  # review AA: one infinite amount left the column text, proposed an identifier
+    written.to_csv(ws / 'inf.csv', index=False, sep=';' if eu else ',')
+    r = cli(ws, 'init', '--from', 'inf.csv', '--target', 'churned', '--out', 'params-inf',
+            *(['--delimiter', ';'] if eu else []), env=env)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.startswith("error: inf.csv: column 'income' holds 1 infinite value"), r.stderr
 
 
 @pytest.mark.parametrize('given', [(), ('--thousands', '.', '--decimal', ',')])

@@ -143,8 +143,9 @@ def _codes(seen: pd.Series, lost: pd.Series | None = None, max_categories: int =
     )
 
 # %% ../../nbs/api/data/10_infer.ipynb #15a7a8ca
-_US_NUMBER = r'[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d*\.\d+|[-+]?\d+'  # 55,623.98, 0.5, 12
-_EU_NUMBER = r'[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?|[-+]?\d*,\d+|[-+]?\d+'  # 55.623,98, 0,5, 12
+_INFINITE = r'|[-+]?(?i:inf(?:inity)?)'  # (a number either way, for the refusal of infinite numbers: review AA)
+_US_NUMBER = r'[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|[-+]?\d*\.\d+|[-+]?\d+' + _INFINITE  # 55,623.98, 0.5, 12
+_EU_NUMBER = r'[-+]?\d{1,3}(?:\.\d{3})+(?:,\d+)?|[-+]?\d*,\d+|[-+]?\d+' + _INFINITE  # 55.623,98, 0,5, 12
 
 
 @dataclass(frozen=True)

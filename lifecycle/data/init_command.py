@@ -266,7 +266,8 @@ def init(
         )
     except ValueError as e:
         guessed = f" ({guess}; --target names another)" if guess else ''
-        raise CommandError(f"{source}: {e}{guessed}", EXIT_INPUT) from None
+        said = str(e) if str(e).startswith(f"{shown}: ") else f"{source}: {e}"  # (a column's refusal names the file)
+        raise CommandError(f"{said}{guessed}", EXIT_INPUT) from None
     pr.files |= _dataset_free_params(ws)
     stem = pr.dataset
     dest = (out or ws.root / f'params-{stem}').expanduser().resolve()

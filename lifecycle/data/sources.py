@@ -207,12 +207,13 @@ def _int_columns(declared) -> list:
 def number_pattern(thousands: str | None, decimal: str = '.') -> str:
     """A regular expression of a number written with these marks: digits grouped by threes with `thousands` (or not
     grouped), a `decimal` part, an exponent, spaces around (`46.112,76`, `-3`, `1,5e3` with '.' and ','); a value
-    that does not match (`31.01.2024`, `1.150` with no thousands written, `1..2`) is no number so written."""
+    that does not match (`31.01.2024`, `1.150` with no thousands written, `1..2`) is no number so written. `inf` and
+    `-Infinity` are numbers, as pandas reads them (for the checks that refuse them)."""
     import re
 
     d = re.escape(decimal)
     whole = rf'\d{{1,3}}(?:{re.escape(thousands)}\d{{3}})+|\d+' if thousands else r'\d+'
-    return rf'\s*[-+]?(?:(?:{whole})(?:{d}\d*)?|{d}\d+)(?:[eE][-+]?\d+)?\s*'
+    return rf'\s*[-+]?(?:(?:(?:{whole})(?:{d}\d*)?|{d}\d+)(?:[eE][-+]?\d+)?|(?i:inf(?:inity)?))\s*'
 
 
 def _written_with(text: pd.Series, thousands: str | None, decimal: str) -> bool:
