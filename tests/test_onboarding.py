@@ -1093,3 +1093,23 @@ def test_init_leaves_numbers_free_text_and_the_target_as_pandas_reads_them(tmp_p
     df.drop(columns=['churned']).to_csv(ws / 'data' / 'a.csv', index=False)
     r = cli(ws, 'init', '--from', 'data/a.csv', '--target', 'answer', '--json', env=env)
     assert r.returncode == 2 and "target 'answer' is blank in 200 of 600 rows" in r.stdout + r.stderr, r.stdout
+
+
+def test_a_title_case_header_is_proposed_and_a_phone_number_joined_into_a_name_is_withheld(tmp_path):
+    """Review AA: `init` refused every file with a header such as `Hours Per Week`, two capitalised words being read
+    as a person's name ("its first row does not read as column names"); and a phone number joined into a name by `_`
+    (`tel_+49 151 2345 6789`) was proposed, and written into the params and every report."""
+    from conftest import cli, make_workspace
+
+    ws = make_workspace(tmp_path / 'ws')
+    df = customers(600).drop(columns=['email']).rename(columns={'hours per week': 'Hours Per Week'})
+    df.to_csv(ws / 'titled.csv', index=False)
+    r = cli(ws, 'init', '--from', 'titled.csv', '--target', 'churned', '--json', env={'LIFECYCLE_PII_KEY': 'k' * 32})
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert {'column': 'Hours Per Week', 'role': 'feature'}.items() <= next(
+        c for c in json.loads(r.stdout)['columns'] if c['column'] == 'Hours Per Week'
+    ).items()
+    df.assign(**{'tel_+49 151 2345 6789': 'a'}).to_csv(ws / 'phone.csv', index=False)
+    r = cli(ws, 'init', '--from', 'phone.csv', '--target', 'churned', '--out', 'p2')
+    assert r.returncode != 0 and 'name withheld, it looks like personal data' in r.stderr, r.stderr
+    assert '151 2345' not in r.stdout + r.stderr and not (ws / 'p2').exists()

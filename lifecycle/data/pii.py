@@ -256,11 +256,13 @@ def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
         return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
     if _read_as_utf16(name):
         return f'<column {i + 1}: name withheld, it reads as text decoded with the wrong encoding (UTF-16?)>'
-    if _may_be_personal(name):
-        import pandas as pd
+    for text in dict.fromkeys((name, name.replace('_', ' '))):  # (`tel_+49 151 2345 6789`: words joined by `_`)
+        if _may_be_personal(text):
+            import pandas as pd
 
-        if looks_personal(pd.Series([name] * 3)):
-            return f'<column {i + 1}: name withheld, it looks like personal data>'
+            f = looks_personal(pd.Series([text] * 3))
+            if f is not None and f.kind != 'personal name':  # (`Annual Income` is a header: two capitalised words)
+                return f'<column {i + 1}: name withheld, it looks like personal data>'
     return name
 
 
