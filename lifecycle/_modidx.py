@@ -1033,6 +1033,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._check_target': ( 'api/data/infer.html#_check_target',
                                                                               'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._codes': ('api/data/infer.html#_codes', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._file_said': ('api/data/infer.html#_file_said', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._files': ('api/data/infer.html#_files', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._flow': ('api/data/infer.html#_flow', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._masked_duplicate_rate': ( 'api/data/infer.html#_masked_duplicate_rate',

@@ -1113,3 +1113,15 @@ def test_a_title_case_header_is_proposed_and_a_phone_number_joined_into_a_name_i
     r = cli(ws, 'init', '--from', 'phone.csv', '--target', 'churned', '--out', 'p2')
     assert r.returncode != 0 and 'name withheld, it looks like personal data' in r.stderr, r.stderr
     assert '151 2345' not in r.stdout + r.stderr and not (ws / 'p2').exists()
+
+
+def test_a_file_named_after_a_person_does_not_name_the_dataset_or_the_model():
+    "Review AA: `export_ann.roe@mail.test.csv` became the dataset, model, experiment and card's name."
+    df = customers().drop(columns=['email'])
+    for source in ('data/export_ann.roe@mail.test.csv', 'data/Ann Roe +49 151 2345 6789.csv'):
+        pr = propose_params(df, target='churned', source=source)
+        assert pr.dataset == 'dataset' and any("the file's name looks like personal data" in n for n in pr.notes)
+        named = ''.join(v for k, v in pr.files.items() if k != 'ingest.yaml')  # (ingest.yaml: its path)
+        assert 'roe' not in named.lower() and '2345' not in named, source
+    assert propose_params(df, target='churned', source='data/Customers 2024.csv').dataset == 'Customers-2024'
+    assert propose_params(df, target='churned', source='data/a@b.test.csv', dataset='crm').dataset == 'crm'

@@ -485,7 +485,10 @@ def propose_params(
     if target not in df.columns:
         shown_columns = [shown_column_name(c, i) for i, c in enumerate(df.columns)]
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {shown_columns}")
-    dataset = dataset or re.sub(r'[^A-Za-z0-9_.-]+', '-', Path(str(source)).stem).strip('-._')[:100] or 'dataset'
+    stem = Path(str(source)).stem
+    personal_name = not dataset and shown_column_name(stem, 0) != stem  # (the file named after someone: review AA)
+    dataset = dataset or ('' if personal_name else re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-._')[:100])
+    dataset = dataset or 'dataset'
     target_rule = _check_target(df[target], target)
     try:
         task, positive, task_why = infer_task(df[target], positive=positive_class, min_rows=_MIN_CLASS_ROWS)
@@ -556,6 +559,9 @@ def propose_params(
             "an identifier, a date, protected, free text or constant)"
         )
     protected, notes = [], []
+    if personal_name:  # (its name would name the model, its experiment and its card)
+        notes.append("the file's name looks like personal data or reads as none: the dataset is called 'dataset' "
+                     "(--dataset names it)")  # fmt: skip
     for a in table[table.role == 'protected'].column:  # (gates and the policy judge each: two groups to compare)
         if (df[a].astype(str).value_counts() * _HOLDOUT >= _MIN_GROUP).sum() >= 2:
             protected.append(a)
@@ -681,6 +687,12 @@ def _masked_duplicate_rate(df: pd.DataFrame, rules: dict) -> float:
     return float(masked.duplicated().mean()) if len(masked.columns) else 0.0
 
 
+def _file_said(source, dataset: str) -> str:
+    "How the card names the file the params were proposed from: by its name, unless that looks like personal data."
+    name = Path(str(source)).name
+    return name if shown_column_name(Path(name).stem, 0) == Path(name).stem else f"dataset {dataset!r}'s file"
+
+
 def _files(
     df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv=None, fairness=None
 ) -> dict:
@@ -776,7 +788,7 @@ def _files(
     card += _block(
         dict(
             owners=[actor],
-            intended_use=f"Estimate {what} for new rows shaped like {Path(str(source)).name}.",
+            intended_use=f"Estimate {what} for new rows shaped like {_file_said(source, dataset)}.",
             out_of_scope="Rows from other sources, periods or populations than the training data; any decision "
             "about a person without human review.",
             limitations=f"Trained on about {round(len(df) * (1 - _HOLDOUT)):,} of the {len(df):,} rows of one file "
