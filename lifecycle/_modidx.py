@@ -1041,6 +1041,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._name_words': ('api/data/infer.html#_name_words', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._number': ('api/data/infer.html#_number', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._numeric': ('api/data/infer.html#_numeric', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._personal_categories': ( 'api/data/infer.html#_personal_categories',
+                                                                                     'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._round_up': ('api/data/infer.html#_round_up', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._rows_needed': ('api/data/infer.html#_rows_needed', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._sizes': ('api/data/infer.html#_sizes', 'lifecycle/data/infer.py'),

@@ -1125,3 +1125,24 @@ def test_a_file_named_after_a_person_does_not_name_the_dataset_or_the_model():
         assert 'roe' not in named.lower() and '2345' not in named, source
     assert propose_params(df, target='churned', source='data/Customers 2024.csv').dataset == 'Customers-2024'
     assert propose_params(df, target='churned', source='data/a@b.test.csv', dataset='crm').dataset == 'crm'
+
+
+def test_a_few_personal_values_typed_into_categories_are_never_proposed_as_categories():
+    """Review AA: a name in 4 rows and a phone number in 2 of a column of plans were proposed as allowed categories,
+    and a name in 3 rows of the target as a class: written into ingest.yaml, the features' names, the model card and
+    the site. Such a column is proposed personal (redacted, no categories); such a target is refused."""
+    df = customers(600).drop(columns=['email'])
+    df.loc[:3, 'plan'], df.loc[4:5, 'plan'] = 'Trunkhilde Morvanetti', '+49 151 5555 4444'
+    pr = propose_params(df, target='churned', source='c.csv')
+    row = pr.columns.set_index('column').loc['plan']
+    assert row.personal and row.role == 'excluded: personal', row.to_dict()
+    assert "1 holding a phone number and 1 written like a person's name" in row.why
+    assert 'Morvanetti' not in ''.join(pr.files.values()) and '5555' not in ''.join(pr.files.values())
+    df = customers(600).drop(columns=['email']).assign(churned=lambda d: d.churned.map({0: 'no', 1: 'yes'}))
+    df.loc[:2, 'churned'] = 'Grubelius Kettlewhisk'
+    with pytest.raises(ValueError, match="target 'churned' holds personal data") as e:
+        propose_params(df, target='churned', source='c.csv')
+    assert 'Kettlewhisk' not in str(e.value)
+    cities = customers(600).assign(city=['Salt Lake City'] * 3 + ['New York', 'Boston'] * 298 + ['Boston'])
+    assert propose_params(cities, target='churned', source='c.csv').columns.set_index('column').loc['city'].role in (
+        'feature', 'excluded: constant')  # (names of places, most of them: categories)  # fmt: skip

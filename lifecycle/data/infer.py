@@ -17,7 +17,7 @@ import pandas as pd
 from .sources import _WHOLE, exact_int64
 import yaml
 from ..core.params import load_params
-from .pii import looks_personal, shown_column_name
+from .pii import _INSIDE, _PATTERNS, looks_personal, shown_column_name
 
 # %% auto #0
 __all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'NumberMarks', 'number_marks', 'is_row_number', 'column_kind',
@@ -344,6 +344,29 @@ def _widened(lo, hi, dtype: str, share: float = 0.1) -> tuple:
     return _number(a), _number(b)
 
 
+_RARE_NAME = 5  # rows: a category this rare, written like a person's name among categories that are not, is someone's
+
+
+def _personal_categories(v: pd.Series) -> str:
+    """What among a column's categories (`v`: its values) looks like someone's personal data on its own, in counts ('':
+    nothing): one holding an e-mail address or a phone number, or one of fewer than `_RARE_NAME` rows written like a
+    person's name where most categories are not (`basic`, `pro` and `Ann Roe`). The detector judges a column by its
+    share of such values; a few typed into a column of categories would be written into ingest.yaml's allowed values,
+    the features' names and every report (review AA)."""
+    counts = v.astype(str).str.strip().value_counts()
+    d = pd.Series(counts.index, dtype=object)
+    said, held = [], np.zeros(len(d), dtype=bool)
+    for kind, pattern, _ in _INSIDE:
+        hit = d.str.contains(pattern).to_numpy()
+        if hit.any():
+            said.append(f"{int(hit.sum())} holding {kind.removeprefix('text holding ')}")
+        held |= hit
+    named = d.str.fullmatch(_PATTERNS['personal name']).to_numpy() & ~held
+    if named.sum() < len(d) / 2 and (rare := int((named & (counts.to_numpy() < _RARE_NAME)).sum())):
+        said.append(f"{rare} written like a person's name in under {_RARE_NAME} rows, where most are not")
+    return f"of its {len(d)} categories, {' and '.join(said)}" if said else ''
+
+
 def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: float = 0.05) -> tuple[dict, str]:
     "One column's proposed contract (`ingest.yaml` keys) and the reasons behind its privacy and kind guesses."
     dtype = column_dtype(s)
@@ -354,6 +377,8 @@ def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: 
         cats = None  # free text, not a vocabulary
     # no vocabulary: a handful of e-mail addresses must not pass as the column's allowed categories
     pii, why = personal_guess(s, name, dtype, kind)
+    if pii is None and cats and (found := _personal_categories(v)):  # (its categories would be written everywhere)
+        pii, why = {'method': 'redact'}, f"{found} (no one's? set personal: false and list them as allowed)"
     rule = {'dtype': dtype, 'personal': pii is not None}
     if kind != 'value':
         rule['kind'] = kind
