@@ -246,9 +246,10 @@ def _read_as_utf16(name: str) -> bool:
     return False
 
 
-def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
+def shown_column_name(name, i: int, header_is_data: bool = False, people: bool = True) -> str:
     """Column `i`'s (from 0) `name` as a message may quote it, or what was withheld and why (`header_is_data`: the
-    header row reads as a row of values, a file without one, so no name of it is quoted)."""
+    header row reads as a row of values, a file without one, so no name of it is quoted). `people=False`: a name
+    written like a person's (`Annual Income`, two capitalised words) is quoted, as `init` takes it for a header."""
     name = str(name)
     if header_is_data:
         return f'<column {i + 1}: name withheld, the first line may be data (a file without a header row?)>'
@@ -261,7 +262,7 @@ def shown_column_name(name, i: int, header_is_data: bool = False) -> str:
             import pandas as pd
 
             f = looks_personal(pd.Series([text] * 3))
-            if f is not None and f.kind != 'personal name':  # (`Annual Income` is a header: two capitalised words)
+            if f is not None and (people or f.kind != 'personal name'):
                 return f'<column {i + 1}: name withheld, it looks like personal data>'
     return name
 
