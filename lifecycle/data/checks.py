@@ -16,9 +16,9 @@ from .sources import exact_int64, number_pattern
 
 # %% auto #0
 __all__ = ['CHECKS', 'VIOLATION_COLUMNS', 'missing_column', 'extra_column', 'pii_unmasked', 'personal_data', 'dtype',
-           'too_few_rows', 'nulls', 'null_spike', 'out_of_range', 'unseen_category', 'coerced', 'duplicates', 'drift',
-           'replayed_batch', 'Check', 'register', 'violation', 'contract', 'Chunk', 'Totals', 'row_hashes',
-           'check_header', 'check_chunk', 'judge']
+           'too_few_rows', 'nulls', 'null_spike', 'out_of_range', 'unseen_category', 'not_a_date', 'coerced',
+           'duplicates', 'drift', 'replayed_batch', 'Check', 'register', 'violation', 'contract', 'Chunk', 'Totals',
+           'row_hashes', 'check_header', 'check_chunk', 'judge']
 
 # %% ../../nbs/api/data/03_checks.ipynb #c2cfa3c3
 @dataclass(frozen=True)
@@ -104,6 +104,25 @@ def violation(
 _PANDERA_DTYPES = {'int': 'Int64', 'float': 'float64', 'str': str, 'bool': 'boolean'}
 
 
+_DATE = (  # a day, as `lifecycle init` reads one (`2024-01-31`, `31.01.2024 13:45`, `1/31/2024 1:45 PM`)
+    r'\s*(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+(?:Z|[+-]\d{2}:?\d{2})?)?'
+    r'|\d{1,2}[-/.]\d{1,2}[-/.]\d{4}(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?: ?[AaPp][Mm])?)?)\s*'
+)
+
+
+def _dates(s: pd.Series) -> pd.Series:
+    """Which values of a `kind: date` column are dates: written as `_DATE` (fast), else as pandas reads a date
+    (`Jan 5, 2024`); a name or an e-mail address is none (review AA: a date column passes the personal-data detector,
+    so its values were stored and profiled whatever they were)."""
+    text = s.astype(str)
+    ok = text.str.fullmatch(_DATE).to_numpy(dtype=bool)
+    if not ok.all():
+        rest = s[~ok]
+        parsed = pd.to_datetime(rest.astype(str), errors='coerce', format='mixed')
+        ok[~ok] = parsed.notna().to_numpy() & rest.astype(str).str.contains(r'\d').to_numpy()
+    return pd.Series(ok, index=s.index)
+
+
 def contract(p: IngestParams):
     "The pandera schema that checks each chunk's types, categories and ranges."
     import pandera.pandas as pa
@@ -119,6 +138,8 @@ def contract(p: IngestParams):
             checks.append(pa.Check.le(r.max))
         if r.dtype == 'float':  # (+-inf passes every bound it is not beyond: training then fails on it, unnamed)
             checks.append(pa.Check.between(-np.inf, np.inf, include_min=False, include_max=False))
+        if r.kind == 'date' and r.dtype == 'str':  # (a date column passes the personal-data detector: dates only)
+            checks.append(pa.Check(_dates, name='is_date'))
         declared = 'str' if r.pii else r.dtype
         cols[name] = pa.Column(_PANDERA_DTYPES[declared], checks=[] if r.pii else checks, nullable=True, required=False)
     return pa.DataFrameSchema(cols, strict=False, coerce=False)
@@ -166,7 +187,9 @@ def _conform(chunk: pd.DataFrame, p: IngestParams, strict: bool) -> tuple[pd.Dat
 # %% ../../nbs/api/data/03_checks.ipynb #4e5b89b8
 def _rule_of(check: str) -> str:
     "The rule a failed pandera check stands for."
-    return 'dtype' if check.startswith('dtype(') else 'unseen_category' if check.startswith('isin') else 'out_of_range'
+    if check.startswith('dtype('):
+        return 'dtype'
+    return 'unseen_category' if check.startswith('isin') else 'not_a_date' if check == 'is_date' else 'out_of_range'
 
 
 @dataclass
@@ -618,6 +641,20 @@ unseen_category = register(
         'categories never declared: encoders will break on them',
         scan=lambda c, p, t: _mark_failures(c, t, 'unseen_category'),
         judge=_unseen_category,
+    )
+)
+
+_not_a_date = _judge_failures('not_a_date', lambda r: 'a date')
+
+
+not_a_date = register(
+    Check(
+        'not_a_date',
+        'high',
+        True,
+        'values of a date column that are no dates: columns swapped upstream, or text typed in',
+        scan=lambda c, p, t: _mark_failures(c, t, 'not_a_date'),
+        judge=_not_a_date,
     )
 )
 
