@@ -321,3 +321,16 @@ def test_a_wide_export_with_a_renamed_column_names_it(workspace, arrests):
     r = cli(workspace, 'ingest', 'data/wide.csv', '--dataset', 'arrests', '--no-report')
     said = ' '.join((r.stdout + r.stderr).split())
     assert r.returncode == 1 and "undeclared column(s) ['employment'," in said and 'may be data' not in said, said
+
+
+def test_a_pii_key_of_random_bytes_is_taken_as_its_bytes(monkeypatch):
+    "Review AB: a key that is no UTF-8 (`head -c 48 /dev/urandom`) ended every command in a UnicodeEncodeError."
+    import os
+    from lifecycle.data.pii import PiiError, load_key
+
+    raw = bytes(range(128, 176))
+    monkeypatch.setitem(os.environb, b'LIFECYCLE_PII_KEY', raw)
+    assert load_key() == raw
+    monkeypatch.setitem(os.environb, b'LIFECYCLE_PII_KEY', b'\xff' * 8)
+    with pytest.raises(PiiError, match=r'too short \(8 bytes'):
+        load_key()

@@ -29,11 +29,12 @@ class PiiError(Exception):
 
 def load_key(key_file: str | Path | None = None) -> bytes:
     "The pseudonymisation key: `$LIFECYCLE_PII_KEY`, else the contents of `key_file`."
-    env = os.environ.get('LIFECYCLE_PII_KEY')
-    if env:
-        if len(env.encode()) < 16:  # (a short key makes pseudonyms one can find by trying keys)
-            raise PiiError(f"LIFECYCLE_PII_KEY is too short ({len(env.encode())} bytes; at least 16 expected)")
-        return env.encode()
+    env = os.environb.get(b'LIFECYCLE_PII_KEY') if os.supports_bytes_environ else None  # (its bytes, as given:
+    env = env if env is not None else os.environ.get('LIFECYCLE_PII_KEY', '').encode(errors='surrogateescape')
+    if env:  # a key of random bytes is no UTF-8, and str.encode failed on it with a traceback: review AB)
+        if len(env) < 16:  # (a short key makes pseudonyms one can find by trying keys)
+            raise PiiError(f"LIFECYCLE_PII_KEY is too short ({len(env)} bytes; at least 16 expected)")
+        return env
     if key_file and Path(key_file).is_file():
         from lifecycle.core.store import read_secret
 
