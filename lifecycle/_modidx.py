@@ -70,6 +70,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.app.pipeline._execute': ('api/app/pipeline.html#_execute', 'lifecycle/app/pipeline.py'),
                                         'lifecycle.app.pipeline._ingest_source': ( 'api/app/pipeline.html#_ingest_source',
                                                                                    'lifecycle/app/pipeline.py'),
+                                        'lifecycle.app.pipeline._pii_key_id': ( 'api/app/pipeline.html#_pii_key_id',
+                                                                                'lifecycle/app/pipeline.py'),
                                         'lifecycle.app.pipeline._report_failed': ( 'api/app/pipeline.html#_report_failed',
                                                                                    'lifecycle/app/pipeline.py'),
                                         'lifecycle.app.pipeline._run_stage': ( 'api/app/pipeline.html#_run_stage',

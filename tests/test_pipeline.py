@@ -258,6 +258,25 @@ def test_a_database_source_is_read_again_at_every_run_and_a_file_only_when_it_ch
     assert _ingest_source(s, csv, {}) != before
 
 
+def test_a_contract_that_pseudonymises_is_keyed_by_its_pii_key_too(workspace, monkeypatch):
+    "Review AB: a snapshot pseudonymised with another key was reused (`cached`), its pseudonyms not this key's."
+    from lifecycle.app.pipeline import _ingest_source
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    (workspace / 'b.csv').write_text('a\n1\n')
+    plain = {'ingest': {'source': 'b.csv', 'columns': {'a': {'dtype': 'str', 'personal': False}}}}
+    masked = {'ingest': {'source': 'b.csv', 'columns': {'a': {'pii': {'method': 'pseudonymise'}}}}}
+    keyed = {}
+    for key in ('one-key-0123456789abcdef', 'another-key-0123456789ab'):
+        monkeypatch.setenv('LIFECYCLE_PII_KEY', key)
+        keyed[key] = _ingest_source(s, masked, {})
+        assert set(_ingest_source(s, plain, {})) == {'source_fingerprint'}  # (no key in play: none in the key)
+    one, other = keyed.values()
+    assert one['source_fingerprint'] == other['source_fingerprint'] and one['pii_key_id'] != other['pii_key_id']
+    assert 'one-key' not in str(one) and _ingest_source(s, masked, {}) == other
+
+
 def test_validation_is_keyed_by_the_champion_a_promotion_made_and_only_of_its_own_model(workspace):
     """`lifecycle promote` to the environment's alias left validation's cache key at no champion (its audit entry names
     no run), so a run reused evidence saying "no champion yet"; another model's registration under the alias changed

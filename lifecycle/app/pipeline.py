@@ -47,7 +47,24 @@ def _ingest_source(s: Settings, params: dict, inputs: dict) -> dict:
     ing = params['ingest']
     if is_sql(ing['source']):
         return None
-    return {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query'))}
+    return {'source_fingerprint': fingerprint(ing['source'], s.root, ing.get('query')), **_pii_key_id(s, ing)}
+
+
+def _pii_key_id(s: Settings, ing: dict) -> dict:
+    """When the contract pseudonymises, which key it does so with (a keyed digest, not the key): a snapshot made with
+    another key holds pseudonyms this one never makes, and was reused with no word (review AB)."""
+    import hashlib
+    import hmac
+
+    from lifecycle.data.pii import PiiError, load_key
+
+    if not any(((r or {}).get('pii') or {}).get('method') == 'pseudonymise' for r in ing.get('columns', {}).values()):
+        return {}
+    try:
+        key = load_key(s.pii_key_file)
+    except PiiError:
+        return {}  # (the stage refuses, naming what is missing)
+    return {'pii_key_id': hmac.new(key, b'lifecycle pii key id', hashlib.sha256).hexdigest()[:16]}
 
 
 def _champion_run(s: Settings, params: dict, inputs: dict) -> dict:
