@@ -137,6 +137,28 @@ def test_strings_in_a_numeric_parquet_column_are_refused_and_the_drift_report_st
     )
 
 
+def test_a_drift_report_that_cannot_be_written_leaves_the_stored_batch_accepted_and_says_so(
+    tmp_path, monkeypatch, arrests
+):
+    """Review AB: a report folder that could not be written ended `ingest` with exit 1 and no batch ID, after the
+    batch was stored and logged accepted; each retry stored another."""
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(60).to_csv(w / 'ref.csv', index=False)
+    r = invoke(cmds().ingest, ['ref.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env)
+    set_yaml(w / 'params' / 'ingest.yaml', drift__reference=json.loads(r.stdout)['snapshot'])
+    arrests.iloc[60:120].to_csv(w / 'b.csv', index=False)
+    (w / 'reports').mkdir(exist_ok=True)
+    (w / 'reports' / 'ingest').write_text('a file where the reports folder goes')
+    r = invoke(cmds().ingest, ['b.csv', '--dataset', 'arrests', '--json'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out['status'] == 'accepted' and out['batch_id'] and out['report'] is None, out
+    said = out['report_error']
+    assert said.startswith('its drift report was not written') and 'Not a directory' in said
+    assert [e['status'] for e in ing.read_log(Workspace.open(w))] == ['accepted', 'accepted']
+
+
 def cmds():
     from lifecycle.data import commands
 

@@ -64,7 +64,11 @@ def _ingest_one(
         ingest.log_failure(s, p.dataset, source, 'not stored', str(e))
         return dict(ok=False, status='not stored', source=source, error=str(e), exit=EXIT_STAGE)
     v = r.violations
-    html = _drift_report(s, p, r) if report else None
+    html = unwritten = None
+    try:
+        html = _drift_report(s, p, r) if report else None
+    except OSError as e:  # (the batch is stored and logged already: its outcome stands, its report is said missing;
+        unwritten = f"its drift report was not written ({e})"  # it failed the command, review AB)
     return dict(
         ok=r.status != 'rejected',
         status=r.status,
@@ -72,6 +76,7 @@ def _ingest_one(
         batch_id=r.batch_id,
         rows=r.rows,
         report=html,
+        report_error=unwritten,
         accepted_rows=r.accepted_rows,
         quarantined_rows=r.quarantined_rows,
         snapshot=r.snapshot['version'] if r.snapshot else None,
@@ -112,6 +117,10 @@ def _print_outcome(o: dict) -> None:
         c.print(f"  examples of {where}, shown here only: {', '.join(map(repr, vals))}", markup=False)
     if o['status'] not in ('accepted', 'rejected'):
         c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
+    if o.get('report_error'):
+        from rich.markup import escape
+
+        c.print(f"[yellow]warning[/]: {escape(o['report_error'])}")
 
 # %% ../../nbs/api/data/09_commands.ipynb #026f2bb8
 @dataclass
