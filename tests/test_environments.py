@@ -87,10 +87,16 @@ def test_a_production_server_without_an_approved_version_starts_not_ready_and_sa
 def test_an_environment_the_policy_does_not_name_is_refused_before_serving(ws):
     from lifecycle.core.settings import SettingsError
 
-    with pytest.raises(SettingsError, match=r"'qa' is not an environment of policy.yaml"):
+    with pytest.raises(SettingsError, match=r"environment 'qa' \(--environment, .*\) is not an environment of policy"):
         Server(replace(ws, environment='qa'))
     r = cli(ws.root, 'serve', '--environment', 'qa', '--port', '1')
     assert r.returncode == 2 and "environment 'qa'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    (ws.root / 'x.csv').write_text('age\n30\n')
+    for args in (['govern', 'check', '--json'], ['flags', 'init', '--json'], ['score', '--input', 'x.csv',
+                 '--output', 'y.csv', '--json']):  # (review AB: each took it; govern check passed it)  # fmt: skip
+        r = cli(ws.root, *args, env={'LIFECYCLE_ENVIRONMENT': 'prod'})
+        out = json.loads(r.stdout)
+        assert r.returncode == 2 and out['error'].startswith("environment 'prod' (--environment"), (args, out)
 
 
 def test_a_hand_written_consistent_spec_exposing_an_ungated_version_is_refused_and_alerted(ws):

@@ -366,10 +366,19 @@ class Workspace(Settings):
 
     @cached_property
     def params(self) -> dict:
-        "Every params file of `params_dir`, validated together (`load_params`): read on first use, then kept."
+        """Every params file of `params_dir`, validated together (`load_params`): read on first use, then kept. The
+        workspace's environment must be one of policy.yaml's: `LIFECYCLE_ENVIRONMENT=prod` was taken by every command
+        but `serve`, and `govern check` passed it (review AB)."""
         from lifecycle.core.params import load_params
 
-        return load_params(self.params_dir)
+        ps = load_params(self.params_dir)
+        envs = ps['policy'].environments if 'policy' in ps else None
+        if envs and self.environment not in envs:
+            raise SettingsError(
+                f"environment {self.environment!r} (--environment, $LIFECYCLE_ENVIRONMENT or settings.ini) is not an "
+                f"environment of policy.yaml; expected one of {envs}"
+            )
+        return ps
 
     @cached_property
     def store(self) -> Store:

@@ -112,6 +112,7 @@ def govern_check(
         from lifecycle.release.exposure import serving_check
 
         ws = Workspace.open()
+        ws.params  # (its policy, for the environment's exposure: one it does not name is refused there)
         rows = serving_check(ws)
         return ServingCheck(all(r['ok'] for r in rows), ws.environment, rows)
     version = registry_version(version, 'VERSION')

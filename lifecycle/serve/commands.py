@@ -561,13 +561,7 @@ def serve(
         raise CommandError(f"--log-level {log_level!r}: expected one of {list(levels)}", EXIT_INPUT)
     s = Workspace.open()
     s = replace(s, environment=environment) if environment is not None else s
-    envs = s.params['policy'].environments
-    if s.environment not in envs:
-        raise CommandError(
-            f"environment {s.environment!r} (--environment, $LIFECYCLE_ENVIRONMENT or settings.ini) is not an "
-            f"environment of policy.yaml; expected one of {envs}",
-            EXIT_INPUT,
-        )
+    s.params  # (an environment policy.yaml does not name is refused there)
     _can_serve(s, host or s.host, port or s.port)
     from lifecycle.serve import flags as fl
     from lifecycle.release.container import read_bundle

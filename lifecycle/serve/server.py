@@ -46,12 +46,6 @@ class Server:
         self.s, self.max_body, self.max_records, self.closing = s, max_body_bytes, max_records, False
         self.max_depth = max_depth  # JSON nesting a body may have
         self.positive = params['features'].positive_class
-        envs = params['policy'].environments
-        if s.environment not in envs:
-            raise SettingsError(
-                f"settings.ini: key 'environment' (or $LIFECYCLE_ENVIRONMENT, `lifecycle serve --environment`): "
-                f"{s.environment!r} is not an environment of policy.yaml; expected one of {envs}"
-            )
         self.environment = s.environment
         self.bundle = read_bundle(s.root)  # a release bundle serves the one version it carries
         made_for = ((self.bundle or {}).get('policy') or {}).get('environment')
