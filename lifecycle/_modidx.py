@@ -660,6 +660,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.store.canonical_json': ( 'api/core/store.html#canonical_json',
                                                                                'lifecycle/core/store.py'),
                                       'lifecycle.core.store.create_once': ('api/core/store.html#create_once', 'lifecycle/core/store.py'),
+                                      'lifecycle.core.store.file_in_the_way': ( 'api/core/store.html#file_in_the_way',
+                                                                                'lifecycle/core/store.py'),
                                       'lifecycle.core.store.file_sha256': ('api/core/store.html#file_sha256', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.hash_obj': ('api/core/store.html#hash_obj', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.locked_append': ( 'api/core/store.html#locked_append',

@@ -295,3 +295,35 @@ def test_a_malformed_trusted_key_in_settings_is_refused_naming_the_setting(tmp_p
         read_trust(tmp_path)
     (tmp_path / 'settings.ini').write_text(f'[workspace]\n[trust]\nmodel_signing = {good}\nrevoked = ab12\n')
     assert read_trust(tmp_path) == {'model_signing': [good], 'revoked': ['ab12']}  # (revoked: key ids, not keys)
+
+
+def test_a_full_disk_names_the_file_being_written_and_a_file_in_a_folders_way_is_named(tmp_path, monkeypatch):
+    """Review AB: on a full disk every command said `[Errno 28] No space left on device`, naming no file (its lock's
+    record, or a state file, being written); a reports folder under a file failed `lifecycle run` after its work,
+    and `init --out` under a file said `[Errno 17] File exists`."""
+    import errno
+    import os
+    from lifecycle.core import locks
+    from lifecycle.core.store import atomic_write
+
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as m:
+        m.setattr(os, 'fsync', full)
+        with pytest.raises(OSError) as e:
+            atomic_write(tmp_path / 'state.json', '{}')
+        assert str(e.value) == f"[Errno 28] No space left on device: '{tmp_path / 'state.json'}'"
+        assert list(tmp_path.iterdir()) == []
+    with monkeypatch.context() as m:
+        m.setattr(os, 'pwrite', full)
+        with pytest.raises(OSError) as e:
+            with locks.hold(tmp_path, 'mlflow-db'):
+                pass
+        assert str(e.value).endswith(f"No space left on device: '{locks.lock_path(tmp_path, 'mlflow-db')}'")
+    ws = make_workspace(tmp_path / 'ws')
+    r = cli(ws, 'status', '--json', env={'LIFECYCLE_REPORTS_DIR': 'settings.ini/reports'})
+    assert r.returncode == 2 and f"{ws / 'settings.ini'} is a file, not a folder; check reports_dir" in r.stdout
+    (ws / 'data.csv').write_text('a,b\n' + ''.join(f'{i % 37},{i % 2}\n' for i in range(200)))
+    r = cli(ws, 'init', '--from', 'data.csv', '--target', 'b', '--out', 'data.csv/p', '--json')
+    assert r.returncode == 2 and f"{ws / 'data.csv'} is a file, not a folder" in r.stdout, r.stdout

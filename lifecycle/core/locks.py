@@ -156,8 +156,11 @@ def hold(
         stale = _record(fd)  # a clean release empties the file: a record left here is a dead holder's
         if stale:
             rec['recovered_from'] = stale
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(rec).encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, json.dumps(rec).encode(), 0)
+        except OSError as e:  # (a full disk: named with the lock's file, as every command takes one; review AB)
+            raise type(e)(e.errno, e.strerror, str(p)) from None
         try:
             yield rec
         finally:

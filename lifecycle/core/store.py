@@ -18,8 +18,9 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
-           'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl', 'whole_lines', 'StateError',
-           'read_state', 'read_secret', 'ContentHash', 'StoreError', 'RecordError', 'Store']
+           'file_in_the_way', 'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl',
+           'whole_lines', 'StateError', 'read_state', 'read_secret', 'ContentHash', 'StoreError', 'RecordError',
+           'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 PRIVATE = 0o600  # the store's objects and records, keys, tokens: for the workspace's owner alone
@@ -65,6 +66,11 @@ def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # (a full disk's error names no file: it names the one being written, review AB)
+        Path(tmp).unlink(missing_ok=True)
+        if e.filename is None:
+            raise type(e)(e.errno, e.strerror, str(path)) from None
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -118,6 +124,14 @@ def canonical_json(obj) -> str:
 def hash_obj(obj) -> str:
     "sha256 of the canonical JSON of `obj`."
     return sha256_bytes(canonical_json(obj).encode())
+
+# %% ../../nbs/api/core/01_store.ipynb #de5eebda
+def file_in_the_way(path: str | Path) -> Path | None:
+    "The file at `path`, or at the nearest of its folders that exists, where a folder should be; None when none is."
+    for p in (Path(path), *Path(path).parents):
+        if p.exists():
+            return None if p.is_dir() else p
+    return None
 
 # %% ../../nbs/api/core/01_store.ipynb #0335ac81
 class JournalError(Exception):

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 from .settings import Settings, SettingsError, load_settings, workspace_id
-from .store import Store, StateError, atomic_write
+from .store import Store, StateError, atomic_write, file_in_the_way
 from .audit import append, default_actor
 
 # %% auto #0
@@ -283,7 +283,12 @@ def write_format(state_dir: str | Path, version: int) -> Path:
 # %% ../../nbs/api/core/10_workspace.ipynb #cc1431ce
 def check_format(s: Settings, migrating: bool = False) -> int:
     """The workspace's format; a new workspace is stamped with the latest. Refuses a newer one, and an older one unless
-    migrating."""
+    migrating; and a reports folder a file stands in the way of (a run failed after its work, review AB)."""
+    if (file := file_in_the_way(s.reports_dir)) is not None:
+        raise SettingsError(
+            f"{s.reports_dir}: cannot hold the workspace's reports: {file} is a file, not a folder; check reports_dir "
+            "in settings.ini (or $LIFECYCLE_REPORTS_DIR)"
+        )
     found, latest = stored_format(s.state_dir), latest_format()
     if found is None:
         try:

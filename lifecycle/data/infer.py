@@ -851,6 +851,7 @@ class ProposalRefused(Exception):
 def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
     "Write the proposal to folder `out`, checked with `load_params` first; nothing is written when it fails."
     from lifecycle.core.params import ParamsError
+    from lifecycle.core.store import file_in_the_way
 
     out = Path(out).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
@@ -861,6 +862,8 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
                 f"{out}: --force replaces only a folder of params files (*.yaml), and this one holds other files or "
                 "folders; choose another --out"
             )
+    if (file := file_in_the_way(out.parent)) is not None:  # (`--out data/file.csv/p`: "File exists", review AB)
+        raise ProposalRefused(f"{out}: cannot be made: {file} is a file, not a folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
     try:
