@@ -2747,6 +2747,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.batch._discard': ('api/serve/batch.html#_discard', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._file_booleans': ( 'api/serve/batch.html#_file_booleans',
                                                                                  'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch._named': ('api/serve/batch.html#_named', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._record': ('api/serve/batch.html#_record', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._typed_frame': ( 'api/serve/batch.html#_typed_frame',
                                                                                'lifecycle/serve/batch.py'),

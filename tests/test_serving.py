@@ -452,6 +452,9 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     arrests.head(5)[[*COLS, 'sex', 'sex']].to_csv(tmp_path / 'unread.csv', index=False)  # as the server: ignored
     r = cli(ws, 'score', '--input', str(tmp_path / 'unread.csv'), '--output', str(tmp_path / 'unread_out.csv'))
     assert r.returncode == 0 and (tmp_path / 'unread_out.csv').exists(), r.stderr
+    (tmp_path / 'csv.parquet').write_bytes((tmp_path / 'bad.csv').read_bytes())  # (review AB: ArrowInvalid, exit 2)
+    r = cli(ws, 'score', '--input', str(tmp_path / 'csv.parquet'), '--output', str(tmp_path / 'p_out.csv'))
+    assert r.returncode == 4 and 'csv.parquet: not a readable Parquet file' in r.stderr, r.stderr
     r = cli(ws, 'score', '--input', str(src), '--output', str(tmp_path / 'no/such/dir/out.csv'))
     assert r.returncode == 2 and 'Traceback' not in r.stderr
     refusals = [

@@ -41,7 +41,10 @@ def _count_rows(path: Path) -> int | None:
     if path.suffix.lower() in ('.parquet', '.pq'):
         import pyarrow.parquet as pq
 
-        return pq.ParquetFile(path).metadata.num_rows
+        try:
+            return pq.ParquetFile(path).metadata.num_rows
+        except (OSError, ValueError):  # (not one, or cut short: the reader names it, review AB)
+            return None
     if path.suffix.lower() == '.gz':
         return None
     with open(path, 'rb') as f:
@@ -166,11 +169,16 @@ def score_file(
             writer.close()
         if rows == 0:
             raise InputError(f"{src}: no rows to score")
-    except (OSError, ValueError, UnicodeDecodeError) as e:  # unreadable input, unwritable output, malformed CSV/Parquet
+    except OSError as e:  # a file that could not be read or written (a full disk): exit 1, as for every command
         if writer:
             writer.close()
         _discard(tmp)
-        why = str(e) if isinstance(e, OSError) else 'the message is withheld, it may quote input values'
+        raise _named(e, tmp, dst) from None
+    except (ValueError, UnicodeDecodeError) as e:  # a malformed CSV or Parquet file
+        if writer:
+            writer.close()
+        _discard(tmp)
+        why = 'the message is withheld, it may quote input values'
         raise InputError(f"{src} -> {dst}: {type(e).__name__} ({why})") from None
     except BaseException:
         if writer:
@@ -186,11 +194,17 @@ def score_file(
         if audit_path is not None and summary is not None:  # (audited as scored: said to be discarded)
             audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__, actor=actor,
                          batch_id=batch_id, output=str(dst))  # fmt: skip
-        raise InputError(f"{src} -> {dst}: {type(e).__name__} ({e})") from None
+        raise _named(e, tmp, dst) from None
     except BaseException:
         _discard(tmp)
         raise
     return summary
+
+
+def _named(e: OSError, tmp: Path, dst: Path) -> OSError:
+    """`e` naming the output where it named its temporary file, or nothing (a full disk); exit 1 as a file that could
+    not be read or written, where it was a refusal, exit 2 (review AB)."""
+    return type(e)(e.errno, e.strerror or str(e), str(dst) if e.filename in (None, str(tmp)) else e.filename)
 
 
 def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor) -> dict:
