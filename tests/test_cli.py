@@ -510,3 +510,18 @@ def test_a_key_rotation_needs_a_reason_for_the_audit_log(workspace, env):
         '--reason: expected why the key is rotated',
         True,
     )
+
+
+def test_ctrl_c_in_any_command_is_one_line_and_under_json_one_document():
+    "Review AB: an interrupted `simulate --json` printed nothing (only `run` said so); now every command does."
+    from lifecycle.core.cli_support import command, invoke
+
+    @command()
+    def slow(as_json: bool = typer.Option(False, '--json')):
+        raise KeyboardInterrupt
+
+    r = invoke(slow, ['--json'])
+    assert r.exit_code == 130 and json.loads(r.stdout) == {
+        'ok': False, 'error': 'interrupted: the command stopped where it was'}  # fmt: skip
+    r = invoke(slow, [])
+    assert r.exit_code == 130 and r.stderr == 'error: interrupted: the command stopped where it was\n'

@@ -208,6 +208,8 @@ def command(errors: dict | None = None):
                 res = fn(*args, **kwargs)
             except CommandError as e:
                 fail(str(e), e.code, as_json)
+            except KeyboardInterrupt:  # (Ctrl-C: one line, under --json one document, as for any refusal: review AB)
+                fail('interrupted: the command stopped where it was', 130, as_json)
             except Exception as e:
                 known = exit_code_for(e, table)
                 if known is None:

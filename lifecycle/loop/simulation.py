@@ -286,7 +286,8 @@ def simulate(
     demo, given = _demo_setup(ws, say) if needs_approvals(ws) else (False, [])
     champion = loop.champion_info(ws)  # RetrainError when there is none
     if (cur := loop.active(ws.state_dir)) is not None:
-        raise SimulationError(f"retraining {cur['id']} is {cur['status']}: finish it first (`lifecycle retrain run`)")
+        how = 'reverts it' if loop._simulation_ended(ws, cur) else 'finishes it'  # (a killed simulation's: reverted)
+        raise SimulationError(f"retraining {cur['id']} is {cur['status']}: `lifecycle retrain run` {how} first")
     st = ro.load_state(ws)
     if st and st['status'] in ro.ACTIVE:
         raise SimulationError(f"rollout {st['id']} is {st['status']}: finish or roll it back first")
