@@ -3005,6 +3005,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.policy_refusals': ( 'api/serve/flags.html#policy_refusals',
                                                                                   'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags.provider_factory': ( 'api/serve/flags.html#provider_factory',
+                                                                                   'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.read_document': ( 'api/serve/flags.html#read_document',
                                                                                 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.resolve_spec': ( 'api/serve/flags.html#resolve_spec',

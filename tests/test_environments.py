@@ -91,6 +91,10 @@ def test_an_environment_the_policy_does_not_name_is_refused_before_serving(ws):
         Server(replace(ws, environment='qa'))
     r = cli(ws.root, 'serve', '--environment', 'qa', '--port', '1')
     assert r.returncode == 2 and "environment 'qa'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    flags_yaml = ws.params_dir / 'flags.yaml'  # review Z: it said `serving ...`, then that it cannot import it
+    flags_yaml.write_text(flags_yaml.read_text().replace('provider: flagd-file', "provider: 'nosuch.module:factory'"))
+    r = cli(ws.root, 'serve', '--port', '1')
+    assert r.returncode == 2 and r.stderr.startswith("error: provider: cannot import 'nosuch.module:factory'"), r.stderr
     (ws.root / 'x.csv').write_text('age\n30\n')
     for args in (['govern', 'check', '--json'], ['flags', 'init', '--json'], ['score', '--input', 'x.csv',
                  '--output', 'y.csv', '--json']):  # (review AB: each took it; govern check passed it)  # fmt: skip

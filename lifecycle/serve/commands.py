@@ -575,6 +575,10 @@ def serve(
         )
     if bundle and not fl.spec_path(s).exists():  # a release bundle (the serving image): its version, verified at load
         fl.bundle_flags(s, s.params['flags'], bundle)
+    try:
+        fl.provider_factory(s.params['flags'])  # (the provider is params/flags.yaml's, never the API's)
+    except fl.FlagError as e:  # (before it says it serves: it printed `serving ...`, then this, review Z)
+        raise CommandError(str(e), EXIT_INPUT) from None
     from lifecycle.serve.serving import serve as run_server
 
     os.environ['LIFECYCLE_ENVIRONMENT'] = s.environment  # what every worker's workspace reads

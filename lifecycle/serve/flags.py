@@ -27,7 +27,7 @@ __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS'
            'write_spec', 'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold',
            'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
            'as_declared', 'shown_spec', 'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider',
-           'FlagClient']
+           'provider_factory', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -1127,16 +1127,23 @@ def make_provider(spec: FlagsParams, path: str | Path):
         )
     if spec.provider == 'flagd':
         return FlagdProvider(**{'resolver_type': ResolverType.IN_PROCESS, **spec.provider_options})
+    return provider_factory(spec)(**spec.provider_options)
+
+
+def provider_factory(spec: FlagsParams):
+    """The factory a `module:factory` provider names (imported, not called): `FlagError` naming it when there is none,
+    for `lifecycle serve` to refuse before it says it serves (review Z); None for flagd's own providers."""
+    if spec.provider in ('flagd-file', 'flagd'):
+        return None
     if ':' not in spec.provider:
         raise FlagError(f"provider: expected flagd-file, flagd or module:factory, found {spec.provider!r}")
     import importlib
 
     mod, _, attr = spec.provider.partition(':')
     try:
-        factory = getattr(importlib.import_module(mod), attr)
+        return getattr(importlib.import_module(mod), attr)
     except (ImportError, AttributeError) as e:
         raise FlagError(f"provider: cannot import {spec.provider!r}: {e}") from None
-    return factory(**spec.provider_options)
 
 
 def _cbor_text(b: str) -> bytes:
