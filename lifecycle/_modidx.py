@@ -3240,6 +3240,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.models._kind': ('api/serve/models.html#_kind', 'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._onnx': ('api/serve/models.html#_onnx', 'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._outside': ('api/serve/models.html#_outside', 'lifecycle/serve/models.py'),
+                                        'lifecycle.serve.models._text': ('api/serve/models.html#_text', 'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._typed': ('api/serve/models.html#_typed', 'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models.check_inputs': ( 'api/serve/models.html#check_inputs',
                                                                                  'lifecycle/serve/models.py'),

@@ -116,6 +116,15 @@ class CsvBody:
     data: bytes
 
 
+def _text(cell: str) -> bool:
+    """Whether a CSV cell pandas reads as no number is text, not a number beyond the finite ones (`1e400`, which pandas
+    reads as none, and `inf`); `1_0`, a number to Python, is text."""
+    try:
+        return math.isfinite(float(cell))
+    except ValueError:
+        return True
+
+
 def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_000) -> dict[str, np.ndarray]:
     "Typed columns the model reads from CSV bytes; other columns dropped unread; errors name column and row, no value."
     import csv
@@ -125,6 +134,9 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
         text = body.decode('utf-8-sig')
     except UnicodeDecodeError:
         raise InputError("body: CSV is not UTF-8 text", 400) from None
+    if '\x00' in text:  # (the reader cuts a row at it: "expected 4 fields, found 3", review Z)
+        line = text.count('\n', 0, text.index('\x00'))
+        raise InputError(f"body: CSV holds a NUL byte (on its line {line + 1}); expected text", 400)
     rows = list(csv.reader(io.StringIO(text, newline='')))
     if not rows or not any(rows[0]):
         raise InputError("body: empty CSV; expected a header row naming the columns, then the records", 400)
@@ -150,7 +162,7 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
             bad = ~np.isfinite(a)
             if bad.any():
                 i = int(np.argmax(bad))
-                what = 'nothing' if not cells[i].strip() else 'text' if np.isnan(a[i]) else 'a non-finite number'
+                what = 'nothing' if not cells[i].strip() else 'text' if _text(cells[i]) else 'a non-finite number'
                 raise InputError(f"column {n!r} row {i}: expected a number, found {what}")
             out[n] = a
         else:
