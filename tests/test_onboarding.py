@@ -1097,18 +1097,18 @@ def test_init_leaves_numbers_free_text_and_the_target_as_pandas_reads_them(tmp_p
 
 def test_a_title_case_header_is_proposed_and_a_phone_number_joined_into_a_name_is_withheld(tmp_path):
     """Review AA: `init` refused every file with a header such as `Hours Per Week`, two capitalised words being read
-    as a person's name ("its first row does not read as column names"); and a phone number joined into a name by `_`
+    as a person's name ("its first row does not read as column names"), or `edu_2024`, read as an identifier; and a phone number joined into a name by `_`
     (`tel_+49 151 2345 6789`) was proposed, and written into the params and every report."""
     from conftest import cli, make_workspace
 
     ws = make_workspace(tmp_path / 'ws')
-    df = customers(600).drop(columns=['email']).rename(columns={'hours per week': 'Hours Per Week'})
+    df = customers(600).drop(columns=['email']).rename(columns={'hours per week': 'Hours Per Week',
+                                                               'education-num': 'edu_2024'})  # fmt: skip
     df.to_csv(ws / 'titled.csv', index=False)
     r = cli(ws, 'init', '--from', 'titled.csv', '--target', 'churned', '--json', env={'LIFECYCLE_PII_KEY': 'k' * 32})
     assert r.returncode == 0, r.stdout + r.stderr
-    assert {'column': 'Hours Per Week', 'role': 'feature'}.items() <= next(
-        c for c in json.loads(r.stdout)['columns'] if c['column'] == 'Hours Per Week'
-    ).items()
+    roles = {c['column']: c['role'] for c in json.loads(r.stdout)['columns']}
+    assert roles['Hours Per Week'] == roles['edu_2024'] == 'feature', roles  # (a code with digits: refused too)
     df.assign(**{'tel_+49 151 2345 6789': 'a'}).to_csv(ws / 'phone.csv', index=False)
     r = cli(ws, 'init', '--from', 'phone.csv', '--target', 'churned', '--out', 'p2')
     assert r.returncode != 0 and 'name withheld, it looks like personal data' in r.stderr, r.stderr
@@ -1124,6 +1124,7 @@ def test_a_file_named_after_a_person_does_not_name_the_dataset_or_the_model():
         named = ''.join(v for k, v in pr.files.items() if k != 'ingest.yaml')  # (ingest.yaml: its path)
         assert 'roe' not in named.lower() and '2345' not in named, source
     assert propose_params(df, target='churned', source='data/Customers 2024.csv').dataset == 'Customers-2024'
+    assert propose_params(df, target='churned', source='data/sales_2024.csv').dataset == 'sales_2024'
     assert propose_params(df, target='churned', source='data/a@b.test.csv', dataset='crm').dataset == 'crm'
 
 

@@ -225,7 +225,7 @@ def init(
     from lifecycle.data.pii import shown_column_name
 
     # (`Annual Income` is a header, not a person's name: init refused every file with one, review AA)
-    withheld = [w for i, c in enumerate(df.columns) if (w := shown_column_name(c, i, people=False)) != str(c)]
+    withheld = [w for i, c in enumerate(df.columns) if (w := shown_column_name(c, i, header=True)) != str(c)]
     if withheld:  # (names that read as data: a file with no header row, or misread; never proposed, never quoted)
         raise CommandError(
             f"--from {source}: its first row does not read as column names ({withheld[0]}); give the file a header "

@@ -247,10 +247,15 @@ def _read_as_utf16(name: str) -> bool:
     return False
 
 
-def shown_column_name(name, i: int, header_is_data: bool = False, people: bool = True) -> str:
+_CONTACT = {'e-mail address', 'phone number', 'text holding an e-mail address', 'text holding a phone number'}
+
+
+def shown_column_name(name, i: int, header_is_data: bool = False, header: bool = False) -> str:
     """Column `i`'s (from 0) `name` as a message may quote it, or what was withheld and why (`header_is_data`: the
-    header row reads as a row of values, a file without one, so no name of it is quoted). `people=False`: a name
-    written like a person's (`Annual Income`, two capitalised words) is quoted, as `init` takes it for a header."""
+    header row reads as a row of values, a file without one, so no name of it is quoted). `header=True`: `name` is
+    a file's own (`init` reads the header, or a file's name): only an e-mail address or a phone number in it is
+    withheld; `Annual Income`, `sales_2024` and `2024-01` are what headers hold, a person's name, an identifier and
+    a date to the detector (`init` refused every file with one)."""
     name = str(name)
     if header_is_data:
         return f'<column {i + 1}: name withheld, the first line may be data (a file without a header row?)>'
@@ -263,7 +268,7 @@ def shown_column_name(name, i: int, header_is_data: bool = False, people: bool =
             import pandas as pd
 
             f = looks_personal(pd.Series([text] * 3))
-            if f is not None and (people or f.kind != 'personal name'):
+            if f is not None and (not header or f.kind in _CONTACT):
                 return f'<column {i + 1}: name withheld, it looks like personal data>'
     return name
 
