@@ -159,6 +159,21 @@ def test_a_drift_report_that_cannot_be_written_leaves_the_stored_batch_accepted_
     assert [e['status'] for e in ing.read_log(Workspace.open(w))] == ['accepted', 'accepted']
 
 
+def test_a_batch_file_named_with_an_e_mail_address_is_logged_without_its_name(tmp_path, monkeypatch, arrests):
+    "Review AA: `ingest` and `ingest stats` kept and printed a batch's file name whole, an e-mail address in it."
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    named = 'export_ann.roe@mail.test.csv'
+    arrests.head(60).to_csv(w / named, index=False)
+    r = invoke(cmds().ingest, [named, '--dataset', 'arrests', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out['source'] == '<file name withheld: it holds personal data>', out
+    assert 'ann.roe' not in (w / '.lifecycle').joinpath('ingest', 'batches.jsonl').read_text()
+    r = invoke(cmds().ingest, ['stats', '--dataset', 'arrests', '--json'], env=env)
+    assert 'ann.roe' not in r.stdout
+
+
 def cmds():
     from lifecycle.data import commands
 

@@ -1097,8 +1097,9 @@ def test_init_leaves_numbers_free_text_and_the_target_as_pandas_reads_them(tmp_p
 
 def test_a_title_case_header_is_proposed_and_a_phone_number_joined_into_a_name_is_withheld(tmp_path):
     """Review AA: `init` refused every file with a header such as `Hours Per Week`, two capitalised words being read
-    as a person's name ("its first row does not read as column names"), or `edu_2024`, read as an identifier; and a phone number joined into a name by `_`
-    (`tel_+49 151 2345 6789`) was proposed, and written into the params and every report."""
+    as a person's name ("its first row does not read as column names"), or `edu_2024`, read as an identifier; and a
+    phone number joined into a name by `_` (`tel_+49 151 2345 6789`) was proposed, and written into the params and
+    every report."""
     from conftest import cli, make_workspace
 
     ws = make_workspace(tmp_path / 'ws')

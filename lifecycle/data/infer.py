@@ -17,7 +17,7 @@ import pandas as pd
 from .sources import _WHOLE, exact_int64
 import yaml
 from ..core.params import load_params
-from .pii import _INSIDE, _PATTERNS, looks_personal, shown_column_name
+from .pii import _INSIDE, _PATTERNS, holds_contact, looks_personal, shown_column_name
 
 # %% auto #0
 __all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'NumberMarks', 'number_marks', 'is_row_number', 'column_kind',
@@ -511,7 +511,7 @@ def propose_params(
         shown_columns = [shown_column_name(c, i) for i, c in enumerate(df.columns)]
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {shown_columns}")
     stem = Path(str(source)).stem
-    personal_name = not dataset and shown_column_name(stem, 0, header=True) != stem  # (named after someone: review AA)
+    personal_name = not dataset and holds_contact(stem)  # (named after someone: review AA)
     dataset = dataset or ('' if personal_name else re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-._')[:100])
     dataset = dataset or 'dataset'
     target_rule = _check_target(df[target], target)
@@ -714,8 +714,8 @@ def _masked_duplicate_rate(df: pd.DataFrame, rules: dict) -> float:
 
 def _file_said(source, dataset: str) -> str:
     "How the card names the file the params were proposed from: by its name, unless that looks like personal data."
-    name, stem = Path(str(source)).name, Path(str(source)).stem
-    return name if shown_column_name(stem, 0, header=True) == stem else f"dataset {dataset!r}'s file"
+    name = Path(str(source)).name
+    return f"dataset {dataset!r}'s file" if holds_contact(Path(name).stem) else name
 
 
 def _files(

@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_
 
 # %% auto #0
 __all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
-           'mask_frame', 'finding_salt', 'digest', 'PersonalFinding', 'looks_personal', 'shown_column_name',
-           'header_may_be_data']
+           'mask_frame', 'finding_salt', 'digest', 'PersonalFinding', 'looks_personal', 'holds_contact',
+           'shown_column_name', 'header_may_be_data']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -250,6 +250,25 @@ def _read_as_utf16(name: str) -> bool:
 _CONTACT = {'e-mail address', 'phone number', 'text holding an e-mail address', 'text holding a phone number'}
 
 
+def _personal_name_kind(name: str) -> str | None:
+    """The kind of personal value a name (a header, a file's) holds, also with its words joined by `_` read apart
+    (`tel_+49 151 2345 6789`); None when none."""
+    for text in dict.fromkeys((name, name.replace('_', ' '))):
+        if _may_be_personal(text):
+            import pandas as pd
+
+            if (f := looks_personal(pd.Series([text] * 3))) is not None:
+                return f.kind
+    return None
+
+
+def holds_contact(name: str) -> bool:
+    """Whether a name a file gives (its header's, its own) holds an e-mail address or a phone number: what `init`,
+    the batch log and the dataset's name never quote of it. Not a code with digits (`sales_2024`), two capitalised
+    words (`Annual Income`) or a date: names hold those."""
+    return _personal_name_kind(str(name)) in _CONTACT
+
+
 def shown_column_name(name, i: int, header_is_data: bool = False, header: bool = False) -> str:
     """Column `i`'s (from 0) `name` as a message may quote it, or what was withheld and why (`header_is_data`: the
     header row reads as a row of values, a file without one, so no name of it is quoted). `header=True`: `name` is
@@ -263,13 +282,8 @@ def shown_column_name(name, i: int, header_is_data: bool = False, header: bool =
         return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
     if _read_as_utf16(name):
         return f'<column {i + 1}: name withheld, it reads as text decoded with the wrong encoding (UTF-16?)>'
-    for text in dict.fromkeys((name, name.replace('_', ' '))):  # (`tel_+49 151 2345 6789`: words joined by `_`)
-        if _may_be_personal(text):
-            import pandas as pd
-
-            f = looks_personal(pd.Series([text] * 3))
-            if f is not None and (not header or f.kind in _CONTACT):
-                return f'<column {i + 1}: name withheld, it looks like personal data>'
+    if holds_contact(name) if header else _personal_name_kind(name) is not None:
+        return f'<column {i + 1}: name withheld, it looks like personal data>'
     return name
 
 

@@ -38,10 +38,16 @@ PACKAGED = ('sklego:arrests', 'sklearn:diabetes')  # datasets shipped inside ins
 
 def shown_source(source: str) -> str:
     """`source` as it may be shown and recorded (output, the batch log, messages): a database URL as `shown_url` shows
-    the workspace's own URLs (its user, password and password-like parameters as `***`)."""
+    the workspace's own URLs (its user, password and password-like parameters as `***`); a file whose name holds an
+    e-mail address or a phone number (`pii.holds_contact`) without its name (review AA: the batch log kept it)."""
     from lifecycle.core.settings import shown_url
 
-    return shown_url(source) if is_sql(source) else source
+    if is_sql(source):
+        return shown_url(source)
+    from lifecycle.data.pii import holds_contact
+
+    withheld = Path(source).with_name('<file name withheld: it holds personal data>')
+    return str(withheld) if holds_contact(Path(source).name) else source
 
 
 def is_file_source(source: str) -> bool:
