@@ -796,7 +796,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._count_nulls': ( 'api/data/checks.html#_count_nulls',
                                                                                'lifecycle/data/checks.py'),
-                                       'lifecycle.data.checks._dates': ('api/data/checks.html#_dates', 'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._drift': ('api/data/checks.html#_drift', 'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._drift_expected': ( 'api/data/checks.html#_drift_expected',
                                                                                   'lifecycle/data/checks.py'),
