@@ -350,7 +350,8 @@ _RARE_NAME = 5  # rows: a category this rare, written like a person's name among
 def _personal_categories(v: pd.Series) -> str:
     """What among a column's categories (`v`: its values) looks like someone's personal data on its own, in counts ('':
     nothing): one holding an e-mail address or a phone number, or one of fewer than `_RARE_NAME` rows written like a
-    person's name where most categories are not (`basic`, `pro` and `Ann Roe`). The detector judges a column by its
+    person's name where most others are not capitalised (`basic`, `pro` and `Ann Roe`; not `Active` and `On Hold`,
+    `Germany` and `New Zealand`: review AC). The detector judges a column by its
     share of such values; a few typed into a column of categories would be written into ingest.yaml's allowed values,
     the features' names and every report (review AA)."""
     counts = v.astype(str).str.strip().value_counts()
@@ -362,8 +363,9 @@ def _personal_categories(v: pd.Series) -> str:
             said.append(f"{int(hit.sum())} holding {kind.removeprefix('text holding ')}")
         held |= hit
     named = d.str.fullmatch(_PATTERNS['personal name']).to_numpy() & ~held
-    if named.sum() < len(d) / 2 and (rare := int((named & (counts.to_numpy() < _RARE_NAME)).sum())):
-        said.append(f"{rare} written like a person's name in under {_RARE_NAME} rows, where most are not")
+    capitalised = d.str.match(r'[A-Z]').to_numpy() & ~named  # (`Active`, `Germany`: `On Hold`, `New Zealand` fit in)
+    if capitalised.sum() < (~named).sum() / 2 and (rare := int((named & (counts.to_numpy() < _RARE_NAME)).sum())):
+        said.append(f"{rare} written like a person's name in under {_RARE_NAME} rows, where the others are not")
     return f"of its {len(d)} categories, {' and '.join(said)}" if said else ''
 
 
