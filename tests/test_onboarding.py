@@ -1125,7 +1125,8 @@ def test_a_file_named_after_a_person_does_not_name_the_dataset_or_the_model():
         named = ''.join(v for k, v in pr.files.items() if k != 'ingest.yaml')  # (ingest.yaml: its path)
         assert 'roe' not in named.lower() and '2345' not in named, source
     assert propose_params(df, target='churned', source='data/Customers 2024.csv').dataset == 'Customers-2024'
-    assert propose_params(df, target='churned', source='data/sales_2024.csv').dataset == 'sales_2024'
+    for stem in ('sales_2024', 'customers_20240131', 'churn_export_2024-01-31'):  # (review AC: named 'dataset')
+        assert propose_params(df, target='churned', source=f'data/{stem}.csv').dataset == stem
     assert propose_params(df, target='churned', source='data/a@b.test.csv', dataset='crm').dataset == 'crm'
 
 
