@@ -3228,6 +3228,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models.ServedModel.score': ( 'api/serve/models.html#servedmodel.score',
                                                                                       'lifecycle/serve/models.py'),
+                                        'lifecycle.serve.models.ServedModel.with_contract': ( 'api/serve/models.html#servedmodel.with_contract',
+                                                                                              'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models.UndeclaredInputs': ( 'api/serve/models.html#undeclaredinputs',
                                                                                      'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._bad_rows': ( 'api/serve/models.html#_bad_rows',

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import subprocess
 import threading
@@ -91,6 +92,40 @@ def test_score_routes_parses_decides_and_logs_one_row(toys):
     assert rows.loc[r.request_id, 'route'] == 'invocations' and rows.loc[r.request_id, 'decision'] == [1, 0]
     assert rows.loc[r.request_id, 'inputs'] == {'age': [30.0, 65.0], 'checks': [1.0, 5.0]}
     assert rows.loc[r2.request_id, 'targeting_key'] == 'k' and rows.loc[r2.request_id, 'threshold'] == 0.5
+
+
+def test_a_generalised_input_takes_its_bands_or_the_numbers_it_bands_and_logs_the_bands(toys):
+    """Review Z: a generalised personal input (`age` as bands) took any text, scored as a band never seen and logged
+    as null, and refused the age a client holds. Its bands and the numbers it bands are taken now, anything else is
+    refused naming the column and row, and the log keeps the band."""
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+    from lifecycle.core.params import PiiRule
+    from lifecycle.serve.models import CsvBody, input_contract
+
+    flags, live, plog = toys
+    X = pd.DataFrame({'age': ['0-30', '30-50', '50-120'] * 2, 'checks': [0.0, 1, 2, 3, 4, 5]})
+    est = make_pipeline(make_column_transformer((OneHotEncoder(), ['age']), remainder='passthrough'),
+                        LogisticRegression()).fit(X, [1, 1, 0, 1, 0, 0])  # fmt: skip
+    rules = {'age': ColumnRule(dtype='int', personal=True, pii=PiiRule(method='generalise', bins=[0, 30, 50, 120])),
+             'checks': ColumnRule(dtype='int', personal=False)}  # fmt: skip
+    for v in ('1', '2'):
+        m = ServedModel('toy', v, [('age', 'string'), ('checks', 'number')], 'sklearn', 'classification', est)
+        live.models[v] = m.with_contract(input_contract(rules, m.columns))
+    r = score({'dataframe_split': {'columns': ['age', 'checks'], 'data': [[42, 1], ['50-120', 2], [12.5, 3]]}},
+              'invocations', flags, live, plog)  # fmt: skip
+    said = score(CsvBody(b'age,checks\n42,1\n50-120,2\n12.5,3\n'), 'invocations', flags, live, plog)
+    assert r.scores.tolist() == said.scores.tolist() and plog.flush()
+    assert read_log(plog).set_index('request_id').loc[r.request_id, 'inputs']['age'] == ['30-50', '50-120', '0-30']
+    for body, words in (
+        ({'dataframe_records': [{'age': 'forty', 'checks': 1}]}, "expected one of the bands of its generalise rule"),
+        ({'dataframe_records': [{'age': 130, 'checks': 1}]}, "['0-30', '30-50', '50-120'], or a number within them"),
+        ({'dataframe_records': [{'age': None, 'checks': 1}]}, 'expected one of its bands or a number, found null'),
+    ):
+        with pytest.raises(InputError, match=re.escape(words)) as e:
+            score(body, 'invocations', flags, live, plog)
+        assert 'forty' not in str(e.value) and '130' not in str(e.value)
 
 
 def test_score_refuses_bad_input_naming_the_field_and_logs_nothing(toys):

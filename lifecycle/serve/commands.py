@@ -726,7 +726,7 @@ def score(
         bar.update(n)
 
     log = PredictionLog(default_url(s))
-    contract = input_contract(ps['ingest'].columns, m.columns)
+    contract = m.with_contract(input_contract(ps['ingest'].columns, m.columns)).contract
     try:
         out = score_file(
             m,

@@ -200,7 +200,7 @@ class Server:
                 f"{self.model_name} version {version}: input column(s) {undeclared} are not declared in "
                 f"{self.s.params_dir}/ingest.yaml, the contract requests are checked and logged by"
             )
-        m.contract = input_contract(self.columns, m.columns)
+        m.with_contract(input_contract(self.columns, m.columns))
         audit.append(
             self.s.audit_path, 'serve.load', f'{self.model_name}/{version}', reason=f'verified and loaded ({m.form})'
         )
