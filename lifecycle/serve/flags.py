@@ -1092,8 +1092,10 @@ def _strict_in(data=None, needle=None, haystack=None, *_ignored) -> bool:
     "json-logic's `in`: strict equality with an item of a list (`true` is not in `[0, 1]`); within text, as before."
     from json_logic.builtins import op_in
 
-    if isinstance(haystack, list):
-        return any(_strict_equal(None, needle, x) for x in haystack)
+    if isinstance(haystack, list):  # (`in` first, at C's speed: only a number or a boolean found is looked at again)
+        if needle not in haystack:
+            return False
+        return type(needle) not in (bool, int, float) or any(_strict_equal(None, needle, x) for x in haystack)
     return op_in(data, needle, haystack)
 
 
