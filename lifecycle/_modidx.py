@@ -891,6 +891,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._public': ( 'api/data/commands.html#_public',
                                                                               'lifecycle/data/commands.py'),
+                                         'lifecycle.data.commands._said': ('api/data/commands.html#_said', 'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._seconds': ( 'api/data/commands.html#_seconds',
                                                                                'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._shown': ('api/data/commands.html#_shown', 'lifecycle/data/commands.py'),

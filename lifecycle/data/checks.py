@@ -369,13 +369,14 @@ def _number_texts(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s, errors='coerce').notna() | text.str.fullmatch(_NUMBER_TEXT)
 
 
-_NOT_IN_DATES = ('date', 'identifier', 'phone number')  # what a date written otherwise reads as (`20240131`, `Q1 2024`)
+_IN_DATES = ('e-mail address', 'text holding an e-mail address')  # (a date's placeholders, `Not Known`, and `m=+12.3`
+# of a Go timestamp read as names and phone numbers: review AE)
 
 
 def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     """A finding (counts only) for each text column not declared personal that holds personal-looking values; of a
-    `kind: date` column, its values with words in them (review AA: a name and an e-mail address typed into one were
-    stored, and listed in its drift profile)."""
+    `kind: date` column, an e-mail address among its values with words (review AA: a name and an e-mail address typed
+    into one were stored, and listed in its drift profile; a name is not told from a placeholder, `Not Known`)."""
     from pandas.api import types as pt
 
     out = []
@@ -385,19 +386,21 @@ def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
             continue
         if r.dtype in ('int', 'float'):  # (its numbers, `55,623.98` too, are for the type check: not personal)
             s = s[~_number_texts(s)]
-        if r.kind == 'date':  # (a date reads as personal: its values with words only, for a name or an e-mail address)
+        if r.kind == 'date':  # (a date reads as personal: its values with words only, for an e-mail address)
             s = s[s.astype(str).str.contains(r'[^\W\d_]{2}', na=False)]
         hit = looks_personal(s, vocabulary=r.allowed or ())
-        if hit and (r.kind != 'date' or hit.kind not in _NOT_IN_DATES):
+        if hit and (r.kind != 'date' or hit.kind in _IN_DATES):
+            dated = r.kind == 'date'
             out.append(
                 violation(
                     'personal_data',
                     col,
                     expected='no personal values (the column is declared personal: false)',
-                    found=f"{hit.matched} of {hit.read} value(s) look like {hit.kinds}",
+                    found=f"{hit.matched} of {hit.read} value(s){' with words' if dated else ''} look like {hit.kinds}",
                     count=hit.matched,
-                    detail="declare it 'personal: true' with a pii rule if it is personal, 'kind: identifier' "
-                    "or 'kind: date' if it is one; else check the upstream column order",
+                    detail="declare it 'personal: true' with a pii rule if it is personal"
+                    + ("" if dated else ", 'kind: identifier' or 'kind: date' if it is one")
+                    + "; else check the upstream column order",
                 )
             )
     return out

@@ -33,6 +33,11 @@ def _drift_report(s, p, r) -> str | None:
     return str(out)
 
 
+def _said(e: Exception, read: str, shown: str) -> str:
+    "An error about a source as it may be recorded: naming the file as `shown` does (`sources.shown_source`)."
+    return str(e) if read == shown else str(e).replace(Path(read).name, Path(shown).name)
+
+
 def _ingest_one(
     s, p, rp, source: str, query: str | None, as_json: bool, actor: str | None = None, report: bool = True
 ) -> dict:
@@ -55,14 +60,14 @@ def _ingest_one(
     except ingest.BatchRejected as e:
         r = e.result
     except sources.SourceError as e:  # (counted by `ingest stats`; one that cannot be used as written: refused, 2)
-        ingest.log_failure(s, p.dataset, source, 'unreadable', str(e))
+        ingest.log_failure(s, p.dataset, source, 'unreadable', _said(e, read, source))
         code = EXIT_INPUT if isinstance(e, sources.SourceUnusable) else EXIT_SOURCE
-        return dict(ok=False, status='unreadable', source=source, error=str(e), exit=code)
+        return dict(ok=False, status='unreadable', source=source, error=_said(e, read, source), exit=code)
     except PiiError as e:
-        return dict(ok=False, status='refused', source=source, error=str(e), exit=EXIT_INPUT)
+        return dict(ok=False, status='refused', source=source, error=_said(e, read, source), exit=EXIT_INPUT)
     except ingest.IngestError as e:
-        ingest.log_failure(s, p.dataset, source, 'not stored', str(e))
-        return dict(ok=False, status='not stored', source=source, error=str(e), exit=EXIT_STAGE)
+        ingest.log_failure(s, p.dataset, source, 'not stored', _said(e, read, source))
+        return dict(ok=False, status='not stored', source=source, error=_said(e, read, source), exit=EXIT_STAGE)
     v = r.violations
     html = unwritten = None
     try:

@@ -17,7 +17,7 @@ import pandas as pd
 from .sources import _WHOLE, exact_int64
 import yaml
 from ..core.params import load_params
-from .pii import _INSIDE, _PATTERNS, holds_contact, looks_personal, shown_column_name
+from .pii import _INSIDE, holds_contact, looks_personal, shown_column_name
 
 # %% auto #0
 __all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'NumberMarks', 'number_marks', 'is_row_number', 'column_kind',
@@ -344,28 +344,18 @@ def _widened(lo, hi, dtype: str, share: float = 0.1) -> tuple:
     return _number(a), _number(b)
 
 
-_RARE_NAME = 5  # rows: a category this rare, written like a person's name among categories that are not, is someone's
-
-
 def _personal_categories(v: pd.Series) -> str:
     """What among a column's categories (`v`: its values) looks like someone's personal data on its own, in counts ('':
-    nothing): one holding an e-mail address or a phone number, or one of fewer than `_RARE_NAME` rows written like a
-    person's name where most others are not capitalised (`basic`, `pro` and `Ann Roe`; not `Active` and `On Hold`,
-    `Germany` and `New Zealand`: review AC). The detector judges a column by its
-    share of such values; a few typed into a column of categories would be written into ingest.yaml's allowed values,
-    the features' names and every report (review AA)."""
-    counts = v.astype(str).str.strip().value_counts()
-    d = pd.Series(counts.index, dtype=object)
-    said, held = [], np.zeros(len(d), dtype=bool)
-    for kind, pattern, _ in _INSIDE:
-        hit = d.str.contains(pattern).to_numpy()
-        if hit.any():
-            said.append(f"{int(hit.sum())} holding {kind.removeprefix('text holding ')}")
-        held |= hit
-    named = d.str.fullmatch(_PATTERNS['personal name']).to_numpy() & ~held
-    capitalised = d.str.match(r'[A-Z]').to_numpy() & ~named  # (`Active`, `Germany`: `On Hold`, `New Zealand` fit in)
-    if capitalised.sum() < (~named).sum() / 2 and (rare := int((named & (counts.to_numpy() < _RARE_NAME)).sum())):
-        said.append(f"{rare} written like a person's name in under {_RARE_NAME} rows, where the others are not")
+    nothing): one holding an e-mail address or a phone number. The detector judges a column by its share of such
+    values; a few typed into a column of categories would be written into ingest.yaml's allowed values, the features'
+    names and every report (review AA). A name is not told from a category of two words (`On Hold`, `Not Sure`,
+    `New Zealand` among `active`, `yes`, `Germany`: reviews AC and AE)."""
+    d = pd.Series(v.astype(str).str.strip().unique(), dtype=object)
+    said = [
+        f"{n} holding {kind.removeprefix('text holding ')}"
+        for kind, pattern, _ in _INSIDE
+        if (n := int(d.str.contains(pattern).sum()))
+    ]
     return f"of its {len(d)} categories, {' and '.join(said)}" if said else ''
 
 

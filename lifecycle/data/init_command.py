@@ -281,10 +281,12 @@ def init(
         out_shown = str(dest.relative_to(Path.cwd()))
     except ValueError:
         out_shown = str(dest)
+    from lifecycle.data.sources import shown_source
+
     return InitProposal(
         out_shown,
         stem,
-        shown,
+        shown_source(shown),  # (a file named with an e-mail address: not in the output, review AE)
         len(df),
         pr.task,
         pr.target,

@@ -247,9 +247,6 @@ def _read_as_utf16(name: str) -> bool:
     return False
 
 
-_CONTACT = {'e-mail address', 'phone number', 'text holding an e-mail address', 'text holding a phone number'}
-
-
 def _personal_name_kind(name: str) -> str | None:
     """The kind of personal value a name (a header, a file's) holds, also with its words joined by `_` read apart
     (`tel_+49 151 2345 6789`); None when none."""
@@ -262,11 +259,19 @@ def _personal_name_kind(name: str) -> str | None:
     return None
 
 
+_FILE_SUFFIXES = r'(?i)(?:\.(?:csv|tsv|txt|gz|parquet|pq|json|jsonl|xlsx?))+$'
+
+
 def holds_contact(name: str) -> bool:
-    """Whether a name a file gives (its header's, its own) holds an e-mail address or a phone number: what `init`,
-    the batch log and the dataset's name never quote of it. Not a code with digits (`sales_2024`), two capitalised
-    words (`Annual Income`) or a date: names hold those."""
-    return _personal_name_kind(str(name)) in _CONTACT
+    """Whether a name a file gives (its header's, its own, with or without its extension) holds an e-mail address or
+    a phone number written as one (`+49 151 2345 6789`, `(555) 123-4567`): what `init`, the batch log and the
+    dataset's name never quote of it. Not a code with digits (`sales_2024`), bare digits (`20240131`, an epoch), two
+    capitalised words (`Annual Income`) or a date: names hold those (review AE)."""
+    text = re.sub(_FILE_SUFFIXES, '', str(name).strip())
+    return any(
+        re.fullmatch(_PATTERNS['e-mail address'], t) or any(re.search(p, t) for _, p, _ in _INSIDE)
+        for t in dict.fromkeys((text, text.replace('_', ' ')))
+    )
 
 
 def shown_column_name(name, i: int, header_is_data: bool = False, header: bool = False) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Callable
 from ..core.store import hash_obj, append_jsonl, read_jsonl, file_sha256
 from ..core.manifest import now_iso
+from .sources import shown_source
 
 # %% auto #0
 __all__ = ['PATTERNS', 'Ledger', 'ledger_for', 'watch']
@@ -70,12 +71,13 @@ def watch(
             if not once and sizes.get(path) != sig:
                 sizes[path] = sig
                 continue  # not yet stable
-            fid = f"{path.name}:{file_sha256(path)}"
+            name = Path(shown_source(path.name)).name  # (one named with an e-mail address: not kept, review AE)
+            fid = f"{name}:{file_sha256(path)}"
             if fid in done:
                 continue
-            ledger.mark(fid, path.name, 'claimed')
+            ledger.mark(fid, name, 'claimed')
             out = handle(path)
-            ledger.mark(fid, path.name, 'done', **out)
+            ledger.mark(fid, name, 'done', **out)
             outcomes.append(out)
             done.add(fid)
             if max_batches and len(outcomes) >= max_batches:
