@@ -121,11 +121,18 @@ def test_a_generalised_input_takes_its_bands_or_the_numbers_it_bands_and_logs_th
     for body, words in (
         ({'dataframe_records': [{'age': 'forty', 'checks': 1}]}, "expected one of the bands of its generalise rule"),
         ({'dataframe_records': [{'age': 130, 'checks': 1}]}, "['0-30', '30-50', '50-120'], or a number within them"),
-        ({'dataframe_records': [{'age': None, 'checks': 1}]}, 'expected one of its bands or a number, found null'),
+        ({'dataframe_records': [{'age': None, 'checks': 1}]}, 'expected one of its bands or a number, found nothing'),
+        (CsvBody(b'age,checks\n,1\n'), "column 'age' row 0: expected one of its bands or a number, found nothing"),
     ):
         with pytest.raises(InputError, match=re.escape(words)) as e:
             score(body, 'invocations', flags, live, plog)
         assert 'forty' not in str(e.value) and '130' not in str(e.value)
+    from pathlib import Path
+    from lifecycle.serve.batch import _typed_frame
+
+    with pytest.raises(InputError, match=re.escape("x.csv: column 'age' row 5: expected one of its bands or a number, "
+                                                   "found nothing")):  # (a scored file's blank; review AE)  # fmt: skip
+        _typed_frame(pd.DataFrame({'age': [float('nan')], 'checks': [1]}), live.models['1'], Path('x.csv'), 5)
 
 
 def test_score_refuses_bad_input_naming_the_field_and_logs_nothing(toys):

@@ -94,7 +94,10 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
                 raise InputError(f"{path}: column {n!r} row {offset + i}: expected a finite number, found {what}")
             out[n] = a
         else:
-            out[n] = _typed(n, k, s.tolist(), offset)
+            try:
+                out[n] = _typed(n, k, s.tolist(), offset)
+            except InputError as e:  # (named with its file, as the other columns' refusals are: review AE)
+                raise InputError(f"{path}: {e}") from None
     return out
 
 # %% ../../nbs/api/serve/10_batch.ipynb #57d594a7

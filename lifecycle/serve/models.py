@@ -79,7 +79,8 @@ def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
     if kind == 'band':  # (a generalised input: one of its bands, or the number it bands as ingestion does)
         for i, v in enumerate(values):
             if not (type(v) is str or (type(v) in (int, float) and math.isfinite(v))):
-                what = 'null' if v is None else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
+                blank = v is None or (type(v) is float and math.isnan(v))  # (a file's blank: NaN)
+                what = 'nothing' if blank else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
                 said = 'expected one of its bands or a number'
                 raise InputError(f"column {name!r} row {offset + i}: {said}, found {what}")
         return np.asarray(values, dtype=object)
@@ -175,7 +176,8 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
         else:  # (text, or a generalised input's band or number: `check_inputs` bands it)
             empty = [i for i, v in enumerate(cells) if v == '']
             if empty:
-                raise InputError(f"column {n!r} row {empty[0]}: expected a string, found nothing")
+                what = 'one of its bands or a number' if k == 'band' else 'a string'
+                raise InputError(f"column {n!r} row {empty[0]}: expected {what}, found nothing")
             out[n] = np.asarray(cells, dtype=object)
     return out
 
