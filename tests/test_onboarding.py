@@ -1121,7 +1121,7 @@ def test_a_file_named_after_a_person_does_not_name_the_dataset_or_the_model():
     df = customers().drop(columns=['email'])
     for source in ('data/export_ann.roe@mail.test.csv', 'data/Ann Roe +49 151 2345 6789.csv'):
         pr = propose_params(df, target='churned', source=source)
-        assert pr.dataset == 'dataset' and any("the file's name looks like personal data" in n for n in pr.notes)
+        assert pr.dataset == 'dataset' and any("the file's name holds an e-mail address" in n for n in pr.notes)
         named = ''.join(v for k, v in pr.files.items() if k != 'ingest.yaml')  # (ingest.yaml: its path)
         assert 'roe' not in named.lower() and '2345' not in named, source
     assert propose_params(df, target='churned', source='data/Customers 2024.csv').dataset == 'Customers-2024'

@@ -577,7 +577,7 @@ def propose_params(
         )
     protected, notes = [], []
     if personal_name:  # (its name would name the model, its experiment and its card)
-        notes.append("the file's name looks like personal data or reads as none: the dataset is called 'dataset' "
+        notes.append("the file's name holds an e-mail address or a phone number: the dataset is called 'dataset' "
                      "(--dataset names it)")  # fmt: skip
     for a in table[table.role == 'protected'].column:  # (gates and the policy judge each: two groups to compare)
         if (df[a].astype(str).value_counts() * _HOLDOUT >= _MIN_GROUP).sum() >= 2:
@@ -707,7 +707,7 @@ def _masked_duplicate_rate(df: pd.DataFrame, rules: dict) -> float:
 def _file_said(source, dataset: str) -> str:
     "How the card names the file the params were proposed from: by its name, unless that looks like personal data."
     name = Path(str(source)).name
-    return f"dataset {dataset!r}'s file" if holds_contact(Path(name).stem) else name
+    return f"dataset {dataset!r}'s file" if holds_contact(name) else name
 
 
 def _files(
