@@ -133,6 +133,9 @@ def test_a_generalised_input_takes_its_bands_or_the_numbers_it_bands_and_logs_th
     with pytest.raises(InputError, match=re.escape("x.csv: column 'age' row 5: expected one of its bands or a number, "
                                                    "found nothing")):  # (a scored file's blank; review AE)  # fmt: skip
         _typed_frame(pd.DataFrame({'age': [float('nan')], 'checks': [1]}), live.models['1'], Path('x.csv'), 5)
+    with pytest.raises(InputError, match=re.escape("found nothing")):  # (a nullable column's blank: review AF)
+        _typed_frame(pd.DataFrame({'age': pd.array([pd.NA], dtype='Int64'), 'checks': [1]}), live.models['1'],
+                     Path('x.parquet'), 0)  # fmt: skip
 
 
 def test_score_refuses_bad_input_naming_the_field_and_logs_nothing(toys):

@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from ..core.params import IngestParams
-from .pii import looks_personal, digest, shown_column_name, header_may_be_data
+from .pii import _INSIDE, PersonalFinding, looks_personal, digest, shown_column_name, header_may_be_data
 from .sources import exact_int64, number_pattern
 
 # %% auto #0
@@ -369,14 +369,11 @@ def _number_texts(s: pd.Series) -> pd.Series:
     return pd.to_numeric(s, errors='coerce').notna() | text.str.fullmatch(_NUMBER_TEXT)
 
 
-_IN_DATES = ('e-mail address', 'text holding an e-mail address')  # (a date's placeholders, `Not Known`, and `m=+12.3`
-# of a Go timestamp read as names and phone numbers: review AE)
-
-
 def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
     """A finding (counts only) for each text column not declared personal that holds personal-looking values; of a
     `kind: date` column, an e-mail address among its values with words (review AA: a name and an e-mail address typed
-    into one were stored, and listed in its drift profile; a name is not told from a placeholder, `Not Known`)."""
+    into one were stored, and listed in its drift profile; a name is not told from a placeholder, `Not Known`, nor a
+    phone number from Go's `m=+12.3`: review AE)."""
     from pandas.api import types as pt
 
     out = []
@@ -388,8 +385,11 @@ def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
             s = s[~_number_texts(s)]
         if r.kind == 'date':  # (a date reads as personal: its values with words only, for an e-mail address)
             s = s[s.astype(str).str.contains(r'[^\W\d_]{2}', na=False)]
-        hit = looks_personal(s, vocabulary=r.allowed or ())
-        if hit and (r.kind != 'date' or hit.kind in _IN_DATES):
+            n = int(s.astype(str).str.contains(_INSIDE[0][1], na=False).sum())  # (not behind a name: review AF)
+            hit = PersonalFinding(_INSIDE[0][0], n, len(s)) if n else None
+        else:
+            hit = looks_personal(s, vocabulary=r.allowed or ())
+        if hit:
             dated = r.kind == 'date'
             out.append(
                 violation(

@@ -267,11 +267,8 @@ def holds_contact(name: str) -> bool:
     a phone number written as one (`+49 151 2345 6789`, `(555) 123-4567`): what `init`, the batch log and the
     dataset's name never quote of it. Not a code with digits (`sales_2024`), bare digits (`20240131`, an epoch), two
     capitalised words (`Annual Income`) or a date: names hold those (review AE)."""
-    text = re.sub(_FILE_SUFFIXES, '', str(name).strip())
-    return any(
-        re.fullmatch(_PATTERNS['e-mail address'], t) or any(re.search(p, t) for _, p, _ in _INSIDE)
-        for t in dict.fromkeys((text, text.replace('_', ' ')))
-    )
+    text = re.sub(_FILE_SUFFIXES, '', str(name).strip())  # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`)
+    return any(re.search(p, t) for t in dict.fromkeys((text, text.replace('_', ' '))) for _, p, _ in _INSIDE)
 
 
 def shown_column_name(name, i: int, header_is_data: bool = False, header: bool = False) -> str:

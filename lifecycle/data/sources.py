@@ -46,8 +46,15 @@ def shown_source(source: str) -> str:
         return shown_url(source)
     from lifecycle.data.pii import holds_contact
 
-    withheld = Path(source).with_name('<file name withheld: it holds personal data>')
-    return str(withheld) if holds_contact(Path(source).name) else source
+    parts = Path(source).parts
+    if not any(holds_contact(p) for p in parts):
+        return source
+    said = [  # (a folder named `bob@corp.example` too: review AF)
+        f"<{'file' if i == len(parts) - 1 else 'folder'} name withheld: it holds personal data>"
+        if holds_contact(p) else p
+        for i, p in enumerate(parts)
+    ]  # fmt: skip
+    return str(Path(*said))
 
 
 def is_file_source(source: str) -> bool:

@@ -1093,7 +1093,7 @@ def _strict_in(data=None, needle=None, haystack=None, *_ignored) -> bool:
     from json_logic.builtins import op_in
 
     if isinstance(haystack, list):  # (`in` first, at C's speed: only a number or a boolean found is looked at again)
-        if needle not in haystack:
+        if isinstance(needle, (list, dict)) or needle not in haystack:  # (JavaScript's indexOf: by reference)
             return False
         return type(needle) not in (bool, int, float) or any(_strict_equal(None, needle, x) for x in haystack)
     return op_in(data, needle, haystack)

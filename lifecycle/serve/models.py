@@ -79,8 +79,11 @@ def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
     if kind == 'band':  # (a generalised input: one of its bands, or the number it bands as ingestion does)
         for i, v in enumerate(values):
             if not (type(v) is str or (type(v) in (int, float) and math.isfinite(v))):
-                blank = v is None or (type(v) is float and math.isnan(v))  # (a file's blank: NaN)
-                what = 'nothing' if blank else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
+                blank = v is None or (not isinstance(v, (str, bool, list, dict)) and pd.isna(v))  # (NaN, pd.NA, NaT)
+                what = (
+                    'nothing' if blank else 'a boolean' if isinstance(v, (bool, np.bool_))
+                    else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
+                )  # fmt: skip
                 said = 'expected one of its bands or a number'
                 raise InputError(f"column {name!r} row {offset + i}: {said}, found {what}")
         return np.asarray(values, dtype=object)
