@@ -384,8 +384,9 @@ def _personal_data(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
         if r.dtype in ('int', 'float'):  # (its numbers, `55,623.98` too, are for the type check: not personal)
             s = s[~_number_texts(s)]
         if r.kind == 'date':  # (a date reads as personal: its values with words only, for an e-mail address)
-            s = s[s.astype(str).str.contains(r'[^\W\d_]{2}', na=False)]
-            n = int(s.astype(str).str.contains(_INSIDE[0][1], na=False).sum())  # (not behind a name: review AF)
+            text = s.astype(str)
+            s = text[text.str.contains(r'[^\W\d_]{2}', na=False)]
+            n = int(s.str.contains(_INSIDE[0][1], na=False).sum())  # (not behind a name: review AF)
             hit = PersonalFinding(_INSIDE[0][0], n, len(s)) if n else None
         else:
             hit = looks_personal(s, vocabulary=r.allowed or ())

@@ -47,13 +47,13 @@ def shown_source(source: str) -> str:
     from lifecycle.data.pii import holds_contact
 
     parts = Path(source).parts
-    if not any(holds_contact(p) for p in parts):
+    held = [holds_contact(p) for p in parts]  # (a folder named `bob@corp.example` too: review AF)
+    if not any(held):
         return source
-    said = [  # (a folder named `bob@corp.example` too: review AF)
-        f"<{'file' if i == len(parts) - 1 else 'folder'} name withheld: it holds personal data>"
-        if holds_contact(p) else p
-        for i, p in enumerate(parts)
-    ]  # fmt: skip
+    said = [
+        f"<{'file' if i == len(parts) - 1 else 'folder'} name withheld: it holds personal data>" if h else p
+        for i, (p, h) in enumerate(zip(parts, held))
+    ]
     return str(Path(*said))
 
 
