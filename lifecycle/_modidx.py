@@ -678,6 +678,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/core/tracking.py'),
                                          'lifecycle.core.tracking._connects': ( 'api/core/tracking.html#_connects',
                                                                                 'lifecycle/core/tracking.py'),
+                                         'lifecycle.core.tracking._creation_lock': ( 'api/core/tracking.html#_creation_lock',
+                                                                                     'lifecycle/core/tracking.py'),
                                          'lifecycle.core.tracking._default_artifact_location': ( 'api/core/tracking.html#_default_artifact_location',
                                                                                                  'lifecycle/core/tracking.py'),
                                          'lifecycle.core.tracking._server_answers': ( 'api/core/tracking.html#_server_answers',

@@ -37,6 +37,36 @@ print(len(ml.search_experiments()))
 """
 
 
+READ_ONLY = """
+import errno, sys
+from pathlib import Path
+from lifecycle.core import tracking
+d = Path(sys.argv[1])
+def refused(state_dir, name, *a, **k):  # what `os.open` of a lock's file says on a read-only mount
+    raise OSError(errno.EROFS, 'Read-only file system', str(Path(state_dir) / 'locks' / f'{name}.lock'))
+tracking.hold = refused
+try:
+    ml = tracking.configure_mlflow(f'sqlite:///{d}/mlflow.db', d)
+except OSError as e:
+    print('refused', e.errno == errno.EROFS)
+else:
+    print(len(ml.search_experiments()))
+"""
+
+
+def test_a_read_only_workspace_reads_its_mlflow_database_without_the_lock(tmp_path):
+    """`status` or `govern check` on a workspace that cannot be written (review AB): the lock that guards creating the
+    database cannot be taken, and an existing database is only read; a missing one is still refused."""
+    (tmp_path / 'go').touch()
+    made = subprocess.run([sys.executable, '-c', RACE, str(tmp_path), '0'], env=clean_env(), capture_output=True)
+    assert made.returncode == 0, made.stderr[-2000:]
+    run = [sys.executable, '-c', READ_ONLY]
+    read = subprocess.run([*run, str(tmp_path)], env=clean_env(), capture_output=True, text=True)
+    assert (read.returncode, read.stdout.strip()) == (0, '1'), read.stderr[-2000:]
+    missing = subprocess.run([*run, str(tmp_path / 'new')], env=clean_env(), capture_output=True, text=True)
+    assert (missing.returncode, missing.stdout.strip()) == (0, 'refused True'), missing.stderr[-2000:]
+
+
 def test_processes_racing_to_create_the_mlflow_database_all_succeed(tmp_path):
     procs = [
         subprocess.Popen(

@@ -134,13 +134,31 @@ def configure_mlflow(tracking_uri: str, state_dir: str | Path):
 
         with _unavailable(tracking_uri):
             _connects(tracking_uri)
-        with hold(state_dir, 'mlflow-db'), _unavailable(tracking_uri):  # two cold processes would both migrate it
+        with _creation_lock(state_dir, tracking_uri), _unavailable(tracking_uri):
             seed_tracking_db(tracking_uri, create)
         _READY.add(tracking_uri)
     elif engine in ('http', 'https') and tracking_uri not in _READY:
         _server_answers(mlflow, tracking_uri)
         _READY.add(tracking_uri)
     return mlflow
+
+
+@contextmanager
+def _creation_lock(state_dir: str | Path, tracking_uri: str):
+    """The `mlflow-db` lock, as two cold processes would both create the database; none where the workspace cannot be
+    written (a read-only mount, another user's files) and its SQLite database exists, which is then only read: `status`,
+    `trace` or `govern check` on it were refused, naming the lock's file (review AB)."""
+    import errno
+    from contextlib import ExitStack
+
+    with ExitStack() as held:
+        try:
+            held.enter_context(hold(state_dir, 'mlflow-db'))
+        except OSError as e:
+            db = _sqlite_file(tracking_uri)
+            if e.errno not in (errno.EROFS, errno.EACCES, errno.EPERM) or db is None or not db.is_file():
+                raise
+        yield
 
 
 def _connects(tracking_uri: str) -> None:
