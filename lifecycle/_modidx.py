@@ -815,6 +815,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.data.checks._missing': ('api/data/checks.html#_missing', 'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._missing_columns': ( 'api/data/checks.html#_missing_columns',
                                                                                    'lifecycle/data/checks.py'),
+                                       'lifecycle.data.checks._no_clean_row': ( 'api/data/checks.html#_no_clean_row',
+                                                                                'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._null_spike': ( 'api/data/checks.html#_null_spike',
                                                                               'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks._nulls': ('api/data/checks.html#_nulls', 'lifecycle/data/checks.py'),

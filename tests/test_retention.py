@@ -90,18 +90,20 @@ def test_the_same_content_ingested_after_a_purge_is_a_loadable_snapshot(ws):
     assert replay.snapshot['version'] == again.snapshot['version'] and 'replayed_batch' in set(replay.violations.rule)
 
 
-def test_two_fail_open_batches_wholly_quarantined_are_no_replay_of_each_other(ws, recwarn):
-    """Every batch whose rows all go to quarantine stores the same empty clean snapshot: the second of two different
-    such batches was reported as a replay of the first, 'a replayed job or double delivery' (review M); and pandas
-    warned on stderr about concatenating an empty frame. Its quarantined rows say whether it is a replay (review O)."""
+def test_a_fail_open_batch_wholly_quarantined_is_refused_and_nothing_is_stored(ws, recwarn):
+    """Under fail-open, a batch every row of which goes to quarantine was stored as accepted with an empty clean
+    snapshot, on which training failed later (review AA); it is refused, as no row passed, and nothing is stored.
+    A batch with one clean row is still stored, its other rows quarantined."""
     base = params('q', None)
     age = ColumnRule(dtype='int', personal=False, max=120)
     p = base.model_copy(update={'policy': 'fail_open', 'columns': {**base.columns, 'age': age}})
-    first = ing.ingest_batch([ROWS.assign(age=[300, 301, 302])], p, ws, source='a.csv', fingerprint='a')
-    second = ing.ingest_batch([ROWS.assign(age=[400, 401, 402])], p, ws, source='b.csv', fingerprint='b')
-    assert first.accepted_rows == second.accepted_rows == 0 and second.quarantined_rows == 3
-    assert 'replayed_batch' not in set(second.violations.rule), second.violations
-    again = ing.ingest_batch([ROWS.assign(age=[400, 401, 402])], p, ws, source='b.csv', fingerprint='b')
-    assert 'replayed_batch' in set(again.violations.rule)  # (the same batch twice: a replay, all quarantined or not)
-    assert '_existed' not in again.quarantine
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch([ROWS.assign(age=[300, 301, 302])], p, ws, source='a.csv', fingerprint='a')
+    assert e.value.result.status == 'rejected' and 'no_clean_row' in set(e.value.result.violations.rule)
+    assert 'all 3 rows broke one' in str(e.value) and ws.store.records('datasets') == []
+    kept = ing.ingest_batch([ROWS.assign(age=[400, 401, 40])], p, ws, source='b.csv', fingerprint='b')
+    assert (kept.status, kept.accepted_rows, kept.quarantined_rows) == ('accepted_with_quarantine', 1, 2)
+    assert 'no_clean_row' not in set(kept.violations.rule)
+    again = ing.ingest_batch([ROWS.assign(age=[400, 401, 40])], p, ws, source='b.csv', fingerprint='b')
+    assert 'replayed_batch' in set(again.violations.rule) and '_existed' not in again.quarantine
     assert not [w for w in recwarn if issubclass(w.category, FutureWarning)], [str(w.message) for w in recwarn]

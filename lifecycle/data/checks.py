@@ -17,8 +17,8 @@ from .sources import exact_int64, number_pattern
 # %% auto #0
 __all__ = ['CHECKS', 'VIOLATION_COLUMNS', 'missing_column', 'extra_column', 'pii_unmasked', 'personal_data', 'dtype',
            'too_few_rows', 'nulls', 'null_spike', 'out_of_range', 'unseen_category', 'coerced', 'duplicates', 'drift',
-           'replayed_batch', 'Check', 'register', 'violation', 'contract', 'Chunk', 'Totals', 'row_hashes',
-           'check_header', 'check_chunk', 'judge']
+           'replayed_batch', 'no_clean_row', 'Check', 'register', 'violation', 'contract', 'Chunk', 'Totals',
+           'row_hashes', 'check_header', 'check_chunk', 'judge']
 
 # %% ../../nbs/api/data/03_checks.ipynb #c2cfa3c3
 @dataclass(frozen=True)
@@ -224,6 +224,7 @@ class Totals:
     examples: dict = field(default_factory=dict)  # (rule, column) -> up to 20 raw failing values: memory only
     hashes: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.uint64))  # distinct row hashes, sorted
     duplicates: int = 0
+    quarantined: int = 0  # rows that broke a row-level rule: under fail-open, its quarantine's
     findings: list = field(default_factory=list)  # findings about the whole batch, met while streaming
     drift: pd.DataFrame | None = None  # the comparison with the drift reference, when there was one
 
@@ -747,6 +748,33 @@ drift = register(
 replayed_batch = register(
     Check(
         'replayed_batch', 'medium', False, 'this exact content was ingested before: a replayed job or double delivery'
+    )
+)
+
+# %% ../../nbs/api/data/03_checks.ipynb #a42846f3
+def _no_clean_row(t: Totals, p: IngestParams, salt: bytes) -> list[dict]:
+    """Under fail-open, a batch every row of which broke a row-level rule: storing it kept an empty snapshot as
+    accepted, and training on it failed later (review AA)."""
+    if p.policy != 'fail_open' or not t.rows or t.quarantined < t.rows:
+        return []
+    return [
+        violation(
+            'no_clean_row',
+            '(batch)',
+            expected='a row that breaks no row-level rule',
+            found=f'all {t.rows} rows broke one',
+        )
+    ]
+
+
+no_clean_row = register(
+    Check(
+        'no_clean_row',
+        'critical',
+        False,
+        'no row passed: a wrong file, a changed export, or a contract that no longer fits the data',
+        judge=_no_clean_row,
+        fatal=True,
     )
 )
 

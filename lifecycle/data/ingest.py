@@ -313,6 +313,7 @@ def _stream(
         c = Chunk(chunk, p, schema)
         stopped = check_chunk(c, p, t)
         t.rows += len(chunk)
+        t.quarantined += int(c.bad.sum())
         if stopped:
             return t, None  # personal data: read no further, keep nothing
         sample = _sampled(sample, c, rng, p.drift.sample_rows)
@@ -434,15 +435,13 @@ def ingest_batch(
                     created=created,
                 )
             existed = res.snapshot.pop('_existed', False)
-            held = (res.quarantine or {}).pop('_existed', False)
-            # (no clean row: every such batch stores the same empty table; its quarantined rows say whether it is new)
-            same, again = (res.snapshot, existed) if clean.rows else (res.quarantine, held)
-            if again:
+            (res.quarantine or {}).pop('_existed', None)  # (a batch of no clean row is refused: `no_clean_row`)
+            if existed:
                 replay = violation(
                     'replayed_batch',
                     '(batch)',
                     expected='new content',
-                    found=f"identical to {same['version']}",
+                    found=f"identical to {res.snapshot['version']}",
                     blocking=False,
                 )
                 res.violations = pd.DataFrame([*v.to_dict('records'), replay]).astype(  # (no concat of an empty frame)
