@@ -1026,6 +1026,7 @@ def _signed(ws: Workspace, body: bytes) -> bytes:
     return mac + b'\n' + body
 
 
+@pytest.mark.slow  # (a fast-tier test of 11-19 s: its many looks or draws belong with the full suite)
 def test_a_look_from_cron_measures_only_what_changed_since_the_last_and_finds_what_measuring_all_finds(
     workspace, monkeypatch
 ):

@@ -370,6 +370,7 @@ def test_parquet_times_are_read_as_iso_text_value_by_value_two_readings_never_on
     assert got == ['0001-01-01', '0500-01-01T10:00:00', '2023-01-05T10:30:00.250001'], got
 
 
+@pytest.mark.slow  # (a fast-tier test of 11-19 s: its many looks or draws belong with the full suite)
 def test_fairness_gates_are_proposed_only_where_sampling_noise_alone_rarely_fails_them():
     """Judged as validation judges them (`fairness_metrics`: fairlearn over every group of at least min_group_size
     holdout rows): predictions that ignore the protected attribute, on holdouts of the sizes init expects (a quarter of

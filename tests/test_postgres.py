@@ -296,6 +296,7 @@ def test_the_monitor_reads_the_end_of_a_log_on_postgresql_as_every_row_says(clus
             same(url, window, lookback, now=T0 + 2_000)
 
 
+@pytest.mark.slow  # (a fast-tier test of 11-19 s: its many looks or draws belong with the full suite)
 def test_each_window_read_alone_on_postgresql_is_that_window_of_every_row(cluster):
     """`monitor explain`'s read of one window (its first record's row found by counting in SQL) on PostgreSQL, whose
     server may round the floats it sends."""
