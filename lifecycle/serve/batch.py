@@ -6,6 +6,8 @@ one audit entry)."""
 
 # %% ../../nbs/api/serve/10_batch.ipynb #f11ee5a7
 from __future__ import annotations
+import os
+import re
 import time
 import uuid
 from pathlib import Path
@@ -109,6 +111,45 @@ def _discard(tmp: Path) -> None:
         pass
 
 
+def _claimed(tmp: Path) -> int:
+    """Make the output's temporary file and hold a lock on it while it is written; the descriptor to close at the end.
+    A score killed (SIGKILL, power) cannot remove its temporary file: the lock, gone with the process, tells the next
+    score to that output that it may (`_sweep_killed`)."""
+    import fcntl
+
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _sweep_killed(dst: Path) -> list[Path]:
+    """Remove the temporary files of scores to `dst` that were killed (their lock is free); those of a score still
+    running stay. Returns what was removed."""
+    import fcntl
+    import glob
+
+    gone = []
+    for tmp in dst.parent.glob(f'.{glob.escape(dst.name)}.*.tmp'):
+        if not _BATCH_ID.fullmatch(tmp.name[len(dst.name) + 2 : -4]):
+            continue  # (not ours: its middle is no batch ID)
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            tmp.unlink()
+            gone.append(tmp)
+        except OSError:  # (held: a score writing it now; or it cannot be removed: left as it was)
+            pass
+        finally:
+            os.close(fd)
+    return gone
+
+
+_BATCH_ID = re.compile('[0-9a-f]{32}')
+
+
 def score_file(
     m: ServedModel,
     src: str | Path,
@@ -141,67 +182,75 @@ def score_file(
         raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
+    _sweep_killed(dst)
     try:
-        total = _count_rows(src)
-        for chunk in _chunks(src, chunk_rows, m.columns, dialect, declared):
-            if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
-                continue
-            cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')
-            if contract:
-                check_inputs(cols, contract, f"{src}: ", rows)
-            scores = m.score(cols)
-            out = (chunk if keep_columns else pd.DataFrame(index=chunk.index)).assign(
-                score=scores, model_version=m.version
-            )
-            if m.task == 'classification':
-                out['prediction'] = (scores >= threshold).astype(int)
-                positives += int(out['prediction'].sum())
-            if dst.suffix.lower() == '.csv':
-                out.to_csv(tmp, mode='a', header=rows == 0, index=False)
-            else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
+        claim = _claimed(tmp)  # (held until the output has its name)
+    except OSError as e:  # (a folder that cannot be written: the output named)
+        raise _named(e, tmp, dst) from None
+    try:
+        try:
+            total = _count_rows(src)
+            for chunk in _chunks(src, chunk_rows, m.columns, dialect, declared):
+                if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
+                    continue
+                cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')
+                if contract:
+                    check_inputs(cols, contract, f"{src}: ", rows)
+                scores = m.score(cols)
+                out = (chunk if keep_columns else pd.DataFrame(index=chunk.index)).assign(
+                    score=scores, model_version=m.version
+                )
+                if m.task == 'classification':
+                    out['prediction'] = (scores >= threshold).astype(int)
+                    positives += int(out['prediction'].sum())
+                if dst.suffix.lower() == '.csv':
+                    out.to_csv(tmp, mode='a', header=rows == 0, index=False)
+                else:
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
 
-                t = pa.Table.from_pandas(out, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, t.schema)
-                writer.write_table(t)
-            rows += len(chunk)
-            if progress:
-                progress(len(chunk), total)
-        if writer:
-            writer.close()
-        if rows == 0:
-            raise InputError(f"{src}: no rows to score")
-    except OSError as e:  # a file that could not be read or written (a full disk): exit 1, as for every command
-        if writer:
-            writer.close()
-        _discard(tmp)
-        raise _named(e, tmp, dst) from None
-    except (ValueError, UnicodeDecodeError) as e:  # a malformed CSV or Parquet file
-        if writer:
-            writer.close()
-        _discard(tmp)
-        why = 'the message is withheld, it may quote input values'
-        raise InputError(f"{src} -> {dst}: {type(e).__name__} ({why})") from None
-    except BaseException:
-        if writer:
-            writer.close()
-        _discard(tmp)
-        raise
-    summary = None
-    try:  # logged and audited before the output takes its name: a score killed between them leaves none unaudited
-        summary = _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor)
-        tmp.replace(dst)
-    except OSError as e:  # (an output that cannot take its name, as one that cannot be written)
-        _discard(tmp)
-        if audit_path is not None and summary is not None:  # (audited as scored: said to be discarded)
-            audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__, actor=actor,
-                         batch_id=batch_id, output=str(dst))  # fmt: skip
-        raise _named(e, tmp, dst) from None
-    except BaseException:
-        _discard(tmp)
-        raise
-    return summary
+                    t = pa.Table.from_pandas(out, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(tmp, t.schema)
+                    writer.write_table(t)
+                rows += len(chunk)
+                if progress:
+                    progress(len(chunk), total)
+            if writer:
+                writer.close()
+            if rows == 0:
+                raise InputError(f"{src}: no rows to score")
+        except OSError as e:  # a file that could not be read or written (a full disk): exit 1, as for every command
+            if writer:
+                writer.close()
+            _discard(tmp)
+            raise _named(e, tmp, dst) from None
+        except (ValueError, UnicodeDecodeError) as e:  # a malformed CSV or Parquet file
+            if writer:
+                writer.close()
+            _discard(tmp)
+            why = 'the message is withheld, it may quote input values'
+            raise InputError(f"{src} -> {dst}: {type(e).__name__} ({why})") from None
+        except BaseException:
+            if writer:
+                writer.close()
+            _discard(tmp)
+            raise
+        summary = None
+        try:  # logged and audited before the output takes its name: a score killed between them leaves none unaudited
+            summary = _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor)
+            tmp.replace(dst)
+        except OSError as e:  # (an output that cannot take its name, as one that cannot be written)
+            _discard(tmp)
+            if audit_path is not None and summary is not None:  # (audited as scored: said to be discarded)
+                audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__,
+                             actor=actor, batch_id=batch_id, output=str(dst))  # fmt: skip
+            raise _named(e, tmp, dst) from None
+        except BaseException:
+            _discard(tmp)
+            raise
+        return summary
+    finally:
+        os.close(claim)
 
 
 def _named(e: OSError, tmp: Path, dst: Path) -> OSError:
