@@ -182,6 +182,7 @@ def test_a_batch_file_named_with_an_e_mail_address_is_logged_without_its_name(tm
         assert 'ann.roe' not in r.stdout + r.stderr and '151234' not in r.stdout + r.stderr, r.stdout
     kept = ''.join(p.read_text() for p in (w / '.lifecycle').rglob('*.jsonl'))
     assert 'ann.roe' not in kept and '151234' not in kept and 'withheld' in kept
+    assert 'name-hmac:' in kept and 'name-sha256:' not in kept  # (keyed with the workspace's salt)
     assert len([e for e in ing.read_log(Workspace.open(w)) if e['status'] == 'accepted']) == 3  # (both phones' files)
     assert sources.shown_source('home/bob@corp.example.com/data.csv') == (
         'home/<folder name withheld: it holds personal data>/data.csv')  # (review AF)  # fmt: skip

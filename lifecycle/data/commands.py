@@ -263,6 +263,7 @@ def ingest(
         )
     _check_watch_options(source, query, watch, once, interval, max_batches)
     if watch:
+        from lifecycle.data.pii import finding_salt
         from lifecycle.data.watch import watch as watch_folder, ledger_for
 
         current, kept, failed = {'p': p, 'rp': rp}, [] if as_json and once else None, []
@@ -283,7 +284,12 @@ def ingest(
 
         try:
             outs = watch_folder(
-                watch, ledger_for(s.state_dir, watch), handle, once=once, interval=interval, max_batches=max_batches
+                watch,
+                ledger_for(s.state_dir, watch, finding_salt(s.digest_salt_path)),
+                handle,
+                once=once,
+                interval=interval,
+                max_batches=max_batches,
             )
         except FileNotFoundError as e:
             raise CommandError(str(e), EXIT_INPUT)

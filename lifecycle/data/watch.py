@@ -22,8 +22,9 @@ PATTERNS = ('*.csv', '*.csv.gz', '*.tsv', '*.parquet', '*.pq')
 class Ledger:
     "Which files of a watched folder were claimed and finished."
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, salt: bytes | None = None):
         self.path = Path(path)
+        self.salt = salt  # the workspace's digest salt: a file name withheld from messages is kept as its keyed hash
 
     def entries(self) -> list[dict]:
         "Every whole entry, oldest first; `JournalError` naming a damaged line (or one without a file id, name, state)."
@@ -38,9 +39,10 @@ class Ledger:
         append_jsonl(self.path, dict(file_id=file_id, name=name, state=state, time=now_iso(), **info))
 
 
-def ledger_for(state_dir: str | Path, folder: str | Path) -> Ledger:
-    "The ledger of one watched folder, kept in the state folder."
-    return Ledger(Path(state_dir) / 'ingest' / 'watch' / f"{hash_obj(str(Path(folder).resolve()))[:16]}.jsonl")
+def ledger_for(state_dir: str | Path, folder: str | Path, salt: bytes | None = None) -> Ledger:
+    "The ledger of one watched folder, kept in the state folder; `salt` keys the hashes of withheld file names."
+    path = Path(state_dir) / 'ingest' / 'watch' / f"{hash_obj(str(Path(folder).resolve()))[:16]}.jsonl"
+    return Ledger(path, salt)
 
 
 def _candidates(folder: Path) -> list[Path]:
@@ -48,11 +50,16 @@ def _candidates(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
-def _hashed(name: str) -> str:
-    "A file name the ledger keeps as its hash (one holding an e-mail address): two such files are still two."
+def _hashed(name: str, salt: bytes | None = None) -> str:
+    """A file name the ledger keeps as its hash (one holding an e-mail address): two such files are still two. Keyed
+    with the workspace's salt, where one is given, so that the ledger's reader cannot test guessed addresses against
+    it; unkeyed, as the ledgers of stop 64 kept them."""
     import hashlib
+    import hmac
 
-    return 'name-sha256:' + hashlib.sha256(name.encode()).hexdigest()[:16]
+    if salt is None:
+        return 'name-sha256:' + hashlib.sha256(name.encode()).hexdigest()[:16]
+    return 'name-hmac:' + hmac.new(salt, name.encode(), hashlib.sha256).hexdigest()[:16]
 
 
 def watch(
@@ -79,8 +86,8 @@ def watch(
                 sizes[path] = sig
                 continue  # not yet stable
             name, sha = Path(shown_source(path.name)).name, file_sha256(path)
-            fid = f"{name}:{sha}" if name == path.name else f"{_hashed(path.name)}:{sha}"  # (one named with an e-mail
-            if fid in done or f"{path.name}:{sha}" in done:  # address: kept as a hash, review AE; as it was, review AF)
+            fid = f"{name}:{sha}" if name == path.name else f"{_hashed(path.name, ledger.salt)}:{sha}"  # (review AE)
+            if {fid, f"{path.name}:{sha}", f"{_hashed(path.name)}:{sha}"} & done:  # (as earlier versions kept it: AF)
                 continue
             ledger.mark(fid, name, 'claimed')
             out = handle(path)
