@@ -126,3 +126,43 @@ def test_a_registration_killed_before_its_audit_entry_is_finished_once_by_the_ne
         f.unlink() if f.is_file() else None  # registering again makes a version the new key signs, review W)
     ensure_keypair(ws.key_dir)
     assert register_version(ws, vid, 'toy', alias='dev', tags={}, reason='rotated')['model_version'] == '2'
+
+
+def test_an_erased_older_promotion_does_not_excuse_an_alias_moved_back_to_its_version(tmp_path):
+    """Review AH: staging went to version 2 (entry A), then to 3 (entry B); someone moved it back to 2 in the registry
+    and erased entry A. The log still puts staging at 3 after A, so the move back stays unaudited."""
+    from types import SimpleNamespace
+    from lifecycle.core import audit
+
+    log, keys = tmp_path / 'state' / 'audit.log', tmp_path / 'keys'
+    log.parent.mkdir()
+    a = audit.append(log, 'model.promote', f'{NAME}/2', 'approved', actor='carol', keys_dir=keys, alias='staging')
+    audit.append(log, 'model.promote', f'{NAME}/3', 'approved', actor='carol', keys_dir=keys, alias='staging')
+    audit.erase(log, a['seq'], 'carol asked for her data to be erased', keys_dir=keys)
+    back = SimpleNamespace(get_registered_model=lambda name: SimpleNamespace(aliases={'staging': '2'}))
+    want = [dict(model=NAME, alias='staging', registry_version='2', audited_version='3')]
+    assert alias_mismatches(back, log, NAME) == want
+
+
+def test_an_audit_line_written_by_hand_does_not_audit_an_alias_move(tmp_path, monkeypatch):
+    """Review AH: a `model.promote` line appended to the log by hand (its payload beside it, no valid MAC) made an
+    alias moved outside lifecycle look audited to `status` and the server."""
+    from types import SimpleNamespace
+    from lifecycle.core import audit
+    from lifecycle.core.store import append_jsonl, canonical_json
+
+    log, keys = tmp_path / 'state' / 'audit.log', tmp_path / 'keys'
+    log.parent.mkdir()
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(keys))  # (where readers find the key, as a workspace's commands do)
+    audit.append(log, 'model.promote', f'{NAME}/3', 'approved', actor='carol', keys_dir=keys, alias='staging')
+    payload = dict(actor='carol', reason='approved', details=dict(alias='staging'))
+    append_jsonl(audit.payloads_path(log), payload)
+    forged = dict(action='model.promote', seq=2, subject=f'{NAME}/2', time='2026-01-01T00:00:00+00:00',
+                  digest=audit.payload_digest(payload), prev_mac='0' * 64, mac='0' * 64)  # fmt: skip
+    with open(log, 'a') as f:
+        f.write(canonical_json(forged) + '\n')
+    moved = SimpleNamespace(get_registered_model=lambda name: SimpleNamespace(aliases={'staging': '2'}))
+    assert alias_mismatches(moved, log, NAME) == [
+        dict(model=NAME, alias='staging', registry_version='2', audited_version='3')
+    ]
+    assert [e['seq'] for e in audit.read(log)] == [1]

@@ -295,6 +295,37 @@ def test_an_approval_back_dated_with_a_revoked_key_is_refused_by_the_audit_logs_
     assert 'key leaked' not in str(e.value)  # (the reason is the administrator's: it reaches /ready, alerts)
 
 
+def test_an_audit_line_written_by_hand_does_not_put_an_approval_before_a_revocation(ws, monkeypatch):
+    """Review AH: an approval signed after its signer's key was revoked, stored with no audit entry, and one line
+    written by hand into the audit log (a low `seq`, no valid MAC, its payload beside it) went through promote."""
+    from lifecycle.core import audit
+    from lifecycle.core.store import append_jsonl, canonical_json, hash_obj
+    from lifecycle.model.signing import load_person_key
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.governance import PromotionRefused, gather_facts, load_policy
+
+    trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='left')
+    w, people = ws['ws'], trust.roster(ws['ws'])
+    facts = gather_facts(w.mlflow, w.store, NAME, '1', card=CARD, groups=GROUPS, protected_attributes=['colour', 'sex'])
+    real = audit.append
+    monkeypatch.setattr(audit, 'append', lambda path, action, *a, **k: None if action == 'approval.granted' else
+                        real(path, action, *a, **k))  # fmt: skip
+    rec = gov.approve(
+        w, w.store, {'ml_engineer': {'carol'}}, load_policy(POLICY_FILE), NAME, '1', 'carol', 'r', 'staging',
+        trust.trained_by(w, people, NAME, '1').name, ws['evidence'], facts=facts,
+        signer=load_person_key(ws['keys'], 'carol'),
+    )  # fmt: skip
+    monkeypatch.setattr(audit, 'append', real)
+    payload = dict(actor='carol', reason='r', details=dict(record_sha256=hash_obj(rec)))
+    append_jsonl(audit.payloads_path(w.audit_path), payload)
+    forged = dict(action='approval.granted', seq=2, subject=f'{NAME}/1', time='2020-01-01T00:00:00+00:00',
+                  digest=audit.payload_digest(payload), prev_mac='0' * 64, mac='0' * 64)  # fmt: skip
+    with open(w.audit_path, 'a') as f:
+        f.write(canonical_json(forged) + '\n')
+    with pytest.raises(PromotionRefused, match='revoked at .*the audit log holds no entry of it'):
+        promote(ws, version='1')
+
+
 def test_a_key_registered_again_after_a_revocation_keeps_the_earlier_keys_approvals(ws):
     "Rotating a key (revoke, then register a new one): what the old key signed before its revocation still counts."
     from lifecycle.model.signing import key_id, load_person_key, new_person_key

@@ -375,12 +375,40 @@ def read(path: str | Path) -> list[dict]:
     chain = _chain(log)
     if chain and 'mac' not in chain[0]:
         return [{k: e.get(k) for k in _FIELDS} for e in chain]  # the old format
+    chain = _authentic(log, chain)
     payloads = {payload_digest(p): p for p in read_jsonl(payloads_path(log))}
     erased, lines = _tombstones(chain), {e['seq']: e for e in chain}
     kept = {
         s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
     }
     return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
+
+
+def _authentic(log: Path, chain: list[dict]) -> list[dict]:
+    """The entries whose MAC checks out with the workspace's audit key, where this process has the key; an entry
+    written without it (by hand, into the file) is left out, as a damaged line is, and said on the `lifecycle` logger.
+    Promotion's order of trust statements and approvals, and the audited aliases a server loads, took such a line as
+    written: an approval signed after its signer's key was revoked went through, an alias moved outside lifecycle
+    was served (review AH). Deleted or reordered entries are `audit verify`'s to find (their links, the checkpoint)."""
+    try:
+        folder = keys_folder(log, create=False)
+        key = folder and audit_key(folder, create=False)
+    except AuditError:  # (a damaged key: every command that writes says so; a reader reads on)
+        return chain
+    if not key:  # (no key here: another user, a copy without its keys folder; nothing can be checked)
+        return chain
+    out = [e for e in chain if _mac_ok(key, e)]
+    if len(out) < len(chain):
+        import logging
+
+        forged = [str(e['seq']) for e in chain if not _mac_ok(key, e)]
+        logging.getLogger('lifecycle').warning(
+            '%s: the entries numbered %s do not carry the MAC of the workspace\'s audit key (written by hand, or '
+            'edited): left out of what is read; `lifecycle audit verify` names the damage',
+            log,
+            ', '.join(forged[:10]) + (f' and {len(forged) - 10} more' if len(forged) > 10 else ''),
+        )
+    return out
 
 
 _READ: dict = {}  # audit log path -> (its files' sizes and mtimes, its entries): one read while they are unchanged

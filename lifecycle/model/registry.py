@@ -264,18 +264,21 @@ def audited_run(audit_path, name: str, version: str, entries=None) -> str | None
     return None
 
 
-def _alias_history(audit_path, name: str, champion_alias: str, entries=None) -> tuple[dict[str, str], set[str]]:
-    "The audited aliases, and the versions whose alias-move entries had their payload erased (which alias is unknown)."
+def _alias_history(
+    audit_path, name: str, champion_alias: str, entries=None
+) -> tuple[dict[str, str], dict[str, int], dict[str, int]]:
+    """The audited aliases; each alias's last move (its entry's place in the log); and, for each version that an
+    alias-move entry whose payload was erased moved some alias to (which one is unknown), the last such place."""
     from lifecycle.core import audit
 
-    out, erased = {}, set()
-    for e in audit.read(audit_path) if entries is None else entries:
+    out, at, erased = {}, {}, {}
+    for i, e in enumerate(audit.read(audit_path) if entries is None else entries):
         subject = str(e.get('subject') or '')
         if e.get('action') not in ALIAS_MOVES or subject.rpartition('/')[0] != name:
             continue
         d, version = e.get('details') or {}, subject.rpartition('/')[2]
         if e.get('actor') == '(erased)':
-            erased.add(version)  # `audit erase` took the details: the entry moved some alias to this version
+            erased[version] = i  # `audit erase` took the details: the entry moved some alias to this version
             continue
         if e['action'] == 'model.register':
             moved = d.get('aliases') or []
@@ -284,28 +287,32 @@ def _alias_history(audit_path, name: str, champion_alias: str, entries=None) -> 
         elif e['action'] == 'model.alias_migrate':  # format 5: the old champion/challenger aliases left the registry
             for a in d.get('removed') or []:
                 out.pop(a, None)
+                at[a] = i
             moved = [d['alias']] if d.get('alias') else []
         else:
             moved = [d.get('alias') or champion_alias]
         out.update({a: version for a in moved})
-    return out, erased
+        at.update({a: i for a in moved})
+    return out, at, erased
 
 
 def alias_mismatches(client, audit_path, name: str, champion_alias: str = 'champion') -> list[dict]:
     """Every alias of model `name` whose registry version differs from the audited one: alias, registry version,
     audited version (None when the audit never moved it, or the registry no longer has it). Empty when all agree. An
-    alias pointing to a version whose move entry was erased (`audit erase`) is not counted: the log cannot say."""
+    alias pointing to a version whose move entry was erased (`audit erase`) after the alias's last known move is not
+    counted: the log cannot say that entry did not move it. An erased entry before that move explains nothing: the
+    later entry moved the alias elsewhere (review AH: erasing an old promotion hid an alias moved back to it)."""
     from mlflow.exceptions import MlflowException
 
     try:
         registry = {k: str(v) for k, v in (client.get_registered_model(name).aliases or {}).items()}
     except MlflowException:
         registry = {}
-    audited, erased = _alias_history(audit_path, name, champion_alias)
+    audited, at, erased = _alias_history(audit_path, name, champion_alias)
     return [
         dict(model=name, alias=a, registry_version=registry.get(a), audited_version=audited.get(a))
         for a in sorted(set(registry) | set(audited))
-        if registry.get(a) != audited.get(a) and registry.get(a) not in erased
+        if registry.get(a) != audited.get(a) and erased.get(registry.get(a), -1) <= at.get(a, -1)
     ]
 
 
