@@ -326,6 +326,42 @@ def test_an_audit_line_written_by_hand_does_not_put_an_approval_before_a_revocat
         promote(ws, version='1')
 
 
+def test_a_promotion_stopped_before_its_move_is_finished_by_the_next_and_a_failed_move_is_taken_back(ws, monkeypatch):
+    """Review AH: promote moved the alias, then audited it; killed between the two, the alias stood moved and
+    unaudited, and the rerun recorded the version it had moved it to as the previous one. The entry now comes first:
+    stopped there, the alias is flagged until a rerun moves it, which records the version before; a move the registry
+    refuses is taken back by an entry of its own."""
+    from mlflow import MlflowClient
+    from lifecycle.core import audit
+    from lifecycle.model.registry import alias_mismatches, alias_version
+
+    w = ws['ws']
+    approve_as(ws, 'carol', 'staging', version='1')
+    before = alias_version(w.client, NAME, 'staging')
+    real = MlflowClient.set_registered_model_alias
+
+    def refused(self, *a, **k):
+        raise RuntimeError('the registry went away')
+
+    monkeypatch.setattr(MlflowClient, 'set_registered_model_alias', refused)
+    with pytest.raises(RuntimeError):
+        promote(ws, version='1')
+    assert alias_version(w.client, NAME, 'staging') == before and alias_mismatches(w.client, w.audit_path, NAME) == []
+    assert [e['action'] for e in audit.read(w.audit_path)][-2:] == ['model.promote', 'model.promote.failed']
+
+    def killed(self, *a, **k):
+        raise KeyboardInterrupt  # (as a SIGKILL there: nothing after it runs)
+
+    monkeypatch.setattr(MlflowClient, 'set_registered_model_alias', killed)
+    with pytest.raises(KeyboardInterrupt):
+        promote(ws, version='1')
+    [m] = [m for m in alias_mismatches(w.client, w.audit_path, NAME) if m['alias'] == 'staging']
+    assert (m['registry_version'], m['audited_version']) == (before, '1')
+    monkeypatch.setattr(MlflowClient, 'set_registered_model_alias', real)
+    assert promote(ws, version='1')['previous_version'] == before
+    assert alias_version(w.client, NAME, 'staging') == '1' and alias_mismatches(w.client, w.audit_path, NAME) == []
+
+
 def test_a_key_registered_again_after_a_revocation_keeps_the_earlier_keys_approvals(ws):
     "Rotating a key (revoke, then register a new one): what the old key signed before its revocation still counts."
     from lifecycle.model.signing import key_id, load_person_key, new_person_key

@@ -238,7 +238,7 @@ def describe_models(ws: Workspace) -> list[dict]:
     return res
 
 # %% ../../nbs/api/model/04_registry.ipynb #5bda9e83
-ALIAS_MOVES = ('model.register', 'model.promote', 'retrain.promote', 'model.alias_migrate')  # audited alias moves
+ALIAS_MOVES = ('model.register', 'model.promote', 'model.promote.failed', 'retrain.promote', 'model.alias_migrate')
 
 
 class UnauditedAlias(RegistryError):
@@ -284,6 +284,13 @@ def _alias_history(
             moved = d.get('aliases') or []
         elif e['action'] == 'model.promote':
             moved = [d.get('alias')] if d.get('alias') else []
+        elif e['action'] == 'model.promote.failed':  # (audited before its move, which then failed: as it was)
+            if d.get('alias') and d.get('restored_version'):
+                out[d['alias']], at[d['alias']] = str(d['restored_version']), i
+            elif d.get('alias'):
+                out.pop(d['alias'], None)
+                at[d['alias']] = i
+            continue
         elif e['action'] == 'model.alias_migrate':  # format 5: the old champion/challenger aliases left the registry
             for a in d.get('removed') or []:
                 out.pop(a, None)
@@ -320,7 +327,10 @@ def mismatch_text(m: dict) -> str:
     "One line naming an alias whose registry version is not the audited one."
     where = f"points to version {m['registry_version']}" if m['registry_version'] else 'is gone from the registry'
     was = f"version {m['audited_version']}" if m['audited_version'] else 'no version (never moved by an audited step)'
-    return f"alias {m['alias']!r} of {m['model']} {where} but the audit log puts it at {was}: moved outside lifecycle"
+    return (
+        f"alias {m['alias']!r} of {m['model']} {where} but the audit log puts it at {was}: moved outside lifecycle, "
+        "or a promotion stopped between its audit entry and its move (`lifecycle promote` again finishes it)"
+    )
 
 
 def check_version_aliases(client, audit_path, name: str, version, champion_alias: str = 'champion') -> None:

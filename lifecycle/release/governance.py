@@ -580,7 +580,6 @@ def promote(
 
     with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer
         before = alias_version(client, name, step)
-        client.set_registered_model_alias(name, step, version)
         details = dict(
             alias=step,
             previous_version=before,
@@ -597,7 +596,14 @@ def promote(
             reason=reason
             or (f"approved for {step} by {rec['approver']}: {rec['reason']}" if rec else f'{step} needs no sign-off'),
             **details,
-        )
+        )  # (before the move: a promote killed between them left the alias moved and unaudited, and its rerun
+        # recorded the version it had moved the alias to as the previous one; review AH)
+        try:
+            client.set_registered_model_alias(name, step, version)
+        except Exception as e:  # (the registry refused or went away: the entry is taken back, the alias as it was)
+            audit.append(settings.audit_path, 'model.promote.failed', subject, actor=actor, reason=type(e).__name__,
+                         alias=step, restored_version=before)  # fmt: skip
+            raise
     return dict(model_name=name, model_version=version, **details)
 
 # %% ../../nbs/api/release/00_governance.ipynb #d16c1462
