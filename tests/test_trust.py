@@ -362,6 +362,34 @@ def test_a_promotion_stopped_before_its_move_is_finished_by_the_next_and_a_faile
     assert alias_version(w.client, NAME, 'staging') == '1' and alias_mismatches(w.client, w.audit_path, NAME) == []
 
 
+def test_a_model_file_edited_after_signing_is_not_promoted(ws):
+    """Review AH: the approval names the signed manifest's digest, not the files: with one byte of version 1's model
+    file flipped in the artifact store, `govern check` and `score` refused it, but promote moved the alias to it."""
+    from urllib.parse import unquote, urlparse
+    from lifecycle.core.store import file_sha256
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.commands import approval_check, signed_files_check
+    from lifecycle.release.governance import PromotionRefused, load_policy
+
+    w, pol = ws['ws'], load_policy(POLICY_FILE)
+    approve_as(ws, 'carol', 'staging', version='1')
+    signed = w.store.get_record('signatures', f'{NAME}-1')['manifest']['files']['model.skops']
+    digest = signed['sha256'] if isinstance(signed, dict) else signed
+    roots = {Path(unquote(urlparse(e.artifact_location).path)) for e in w.client.search_experiments()}
+    (f,) = [p for r in roots for p in r.rglob('model.skops') if file_sha256(p) == digest]
+    original = f.read_bytes()
+    f.write_bytes(original[:100] + bytes([original[100] ^ 1]) + original[101:])
+    try:
+        with pytest.raises(PromotionRefused, match='its files do not match its signature: .*changed: model.skops'):
+            gov.promote(w.mlflow, w, w.store, NAME, '1', 'staging', 'ops', policy=pol,
+                        verify=approval_check(w, trust.roster(w), pol), files=signed_files_check(w))  # fmt: skip
+    finally:
+        f.write_bytes(original)
+    out = gov.promote(w.mlflow, w, w.store, NAME, '1', 'staging', 'ops', policy=pol,
+                      verify=approval_check(w, trust.roster(w), pol), files=signed_files_check(w))  # fmt: skip
+    assert out['model_version'] == '1'
+
+
 def test_a_key_registered_again_after_a_revocation_keeps_the_earlier_keys_approvals(ws):
     "Rotating a key (revoke, then register a new one): what the old key signed before its revocation still counts."
     from lifecycle.model.signing import key_id, load_person_key, new_person_key

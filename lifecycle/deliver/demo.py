@@ -224,7 +224,7 @@ def demo_promote(ws: Workspace, version, step: str, reason: str, name: str | Non
     (`demo_approve_steps`), then `lifecycle promote`'s path moves the `step` alias (verified, audited); the approvals
     given."""
     from lifecycle.release import governance as gov, trust
-    from lifecycle.release.commands import approval_check
+    from lifecycle.release.commands import approval_check, signed_files_check
 
     policy = ws.params['policy']
     name, envs = name or ws.params['register'].model_name, policy.environments
@@ -240,6 +240,7 @@ def demo_promote(ws: Workspace, version, step: str, reason: str, name: str | Non
         policy=policy,
         reason=reason,
         verify=approval_check(ws, trust.roster(ws), policy),
+        files=signed_files_check(ws),
     )
     say(f"promoted {name} v{version} to {step} as {demo_approver(policy, step)}, a demo identity")
     return given

@@ -356,7 +356,7 @@ def _promote_on_completion(s: Workspace, st: dict, actor) -> None:
 def _move_alias(s: Workspace, name: str, version: str, actor, reason: str) -> dict:
     "The serving environment's alias to `version` through the audited, verified promotion (`governance.promote`)."
     from lifecycle.release import governance as gov, trust
-    from lifecycle.release.commands import approval_check
+    from lifecycle.release.commands import approval_check, signed_files_check
 
     policy = s.params['policy']
     return gov.promote(
@@ -370,6 +370,7 @@ def _move_alias(s: Workspace, name: str, version: str, actor, reason: str) -> di
         policy=policy,
         reason=f"{reason} in {s.environment}",
         verify=approval_check(s, trust.roster(s), policy),
+        files=signed_files_check(s),
     )
 
 

@@ -14,8 +14,8 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approver_key', 'approve_version',
-           'approve', 'approval_check', 'Promoted', 'promote', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke',
-           'trust_init', 'trust_add', 'trust_revoke', 'trust_show']
+           'approve', 'approval_check', 'signed_files_check', 'Promoted', 'promote', 'KeysDone', 'keys_new',
+           'keys_rotate', 'keys_revoke', 'trust_init', 'trust_add', 'trust_revoke', 'trust_show']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
 GOVERNANCE_ERRORS = {
@@ -265,6 +265,25 @@ def approval_check(ws, people, policy):
 
     return verify
 
+def signed_files_check(ws):
+    """The `files(name, version) -> reason` promotion runs: why the version's files, fetched from the registry, do not
+    match its signed manifest ('' when they do). The approval names the manifest's digest, not the files: a model file
+    edited after signing was promoted, and every loader then refused it (review AH)."""
+
+    def files(name: str, version) -> str:
+        import tempfile
+        from pathlib import Path
+        from lifecycle.model.signing import SignatureError, SigningKeyError, verified_path
+
+        with tempfile.TemporaryDirectory(prefix='lifecycle-promote-') as tmp:
+            try:
+                verified_path(ws.mlflow, ws.store, name, version, ws.key_dir, dst=Path(tmp) / 'model')
+            except (SignatureError, SigningKeyError) as e:
+                return f"its files do not match its signature: {e}"
+        return ''
+
+    return files
+
 # %% ../../nbs/api/release/03_commands.ipynb #216707bb
 @dataclass
 class Promoted(Result):
@@ -319,6 +338,7 @@ def promote(
         policy=policy,
         reason=reason,
         verify=approval_check(s, people, policy),
+        files=signed_files_check(s),
     )
     return Promoted(out, model, version, step)
 

@@ -534,9 +534,10 @@ def promote(
     policy: PolicyParams | None = None,
     reason: str = '',
     verify=None,
+    files=None,
 ) -> dict:
     """Move the alias named `step` to this fixed version if the step was approved (and `verify(rec)` finds nothing
-    wrong)."""
+    wrong, and `files(name, version)`, where given, says nothing: why the version's files fail their signature)."""
     from mlflow.exceptions import MlflowException
     from lifecycle.model.registry import alias_version
 
@@ -574,6 +575,8 @@ def promote(
         )
     if needs and verify is not None and (why := verify(rec)):
         refuse('; '.join(why))
+    if files is not None and (why := files(name, version)):  # (review AH: an edited model file was promoted)
+        refuse(why)
     if needs and rec:  # (verified above when a verifier is given, as the CLI gives one: never a forged record)
         _audited_late(settings, subject, rec, actor)  # (recorded and never audited: audited before it is used)
     from lifecycle.core.locks import held
