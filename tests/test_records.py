@@ -219,3 +219,20 @@ def test_migrating_the_same_data_stored_in_two_column_orders_keeps_the_version_t
         r = ing.ingest_batch([data[order]], P, again, source='r.csv', fingerprint=f'r{order[0]}')
         assert r.snapshot['version'] == named[('age', 'label')], (order, r.snapshot['version'], named)
     assert migrate(Workspace.open(ws.root, migrating=True))['steps'] == []
+
+
+def test_migrate_with_its_format_set_back_does_not_seal_an_edited_record_again(ws):
+    """Review AH: a dataset record edited by hand was refused on read; setting FORMAT back to 1 and running `migrate`
+    sealed it again as it stood, and the edit passed. Only a record with no seal is sealed; an edited one is left,
+    refused as before, and `migrate` says so."""
+    v = ing.ingest_batch([rows(4)], P, ws, source='a.csv', fingerprint='a').snapshot['version']
+    edit(ws.store.record_path('datasets', v), lambda r: r.update(rows=9999))
+    (ws.state_dir / FORMAT_FILE).write_text('1\n')
+    from lifecycle.core.workspace import seal_records
+
+    said = seal_records(Workspace.open(ws.root, migrating=True))
+    assert 'left unsealed, as their seal does not match' in said and said.endswith('1 datasets'), said
+    with pytest.raises(RecordError, match='does not match its seal'):  # (the next step reads it: refused, named)
+        migrate(Workspace.open(ws.root, migrating=True))
+    with pytest.raises(RecordError, match='does not match its seal'):
+        ws.store.get_record('datasets', v)

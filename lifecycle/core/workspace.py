@@ -61,9 +61,13 @@ def record_format(ws) -> str:
 @migration(2)
 def seal_records(ws) -> str:
     "Format 2 seals dataset, drift-profile, feature-set and purge records (HMAC, workspace key), checked on read."
-    done = ws.store.seal_unsealed()
+    done, left = ws.store.seal_unsealed()
     counts = ', '.join(f'{n} {kind}' for kind, n in done.items()) or 'none'
-    return f'records sealed as they stood (checked on every read from now on): {counts}'
+    said = f'records sealed as they stood (checked on every read from now on): {counts}'
+    if left:
+        said += '; left unsealed, as their seal does not match (edited after sealing: restore them from a backup): '
+        said += ', '.join(f'{n} {kind}' for kind, n in left.items())
+    return said
 
 # %% ../../nbs/api/core/10_workspace.ipynb #e24e9236
 def pin_text(public_pem: bytes) -> tuple[str, str]:
