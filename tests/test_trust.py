@@ -390,6 +390,29 @@ def test_a_model_file_edited_after_signing_is_not_promoted(ws):
     assert out['model_version'] == '1'
 
 
+def test_an_approval_record_written_by_hand_is_shown_unverified(ws):
+    """Review AH: a staging approval copied by hand to a production record of another version, its signature taken
+    off, was listed on the evidence site and by `trace` as an approval like any other."""
+    from lifecycle.app.site import _approval_text
+    from lifecycle.loop.trace import version_lineage
+    from lifecycle.release.commands import verified_approvals
+    from lifecycle.release.governance import load_policy
+
+    w, pol = ws['ws'], load_policy(POLICY_FILE)
+    approve_as(ws, 'carol', 'staging', version='1')
+    rec = w.store.get_record('approvals', f'{NAME}-1-staging')
+    forged = {**rec, 'model_version': '2', 'step': 'production', 'approver': 'dave'}
+    forged.pop('signed')
+    w.store.put_record('approvals', f'{NAME}-2-production', forged)
+    [good] = verified_approvals(w, NAME, '1', pol)
+    [bad] = verified_approvals(w, NAME, '2', pol)
+    assert (good['verified'], good['problem']) == (True, None)
+    assert bad['verified'] is False and 'sign' in bad['problem'], bad['problem']
+    [shown] = version_lineage(w, NAME, '2')['approvals']
+    assert (shown['approver'], shown['verified']) == ('dave', False)
+    assert (_approval_text(good), _approval_text(bad)) == ('staging by carol', 'production by dave (unverified)')
+
+
 def test_a_key_registered_again_after_a_revocation_keeps_the_earlier_keys_approvals(ws):
     "Rotating a key (revoke, then register a new one): what the old key signed before its revocation still counts."
     from lifecycle.model.signing import key_id, load_person_key, new_person_key

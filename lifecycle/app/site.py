@@ -179,6 +179,7 @@ def _runs(s: Settings) -> list[dict]:
 
 def _models(ws) -> list[dict]:
     from lifecycle.release import governance as gov
+    from lifecycle.release.commands import verified_approvals
     from lifecycle.model.registry import VALIDATION_KIND
 
     if not ws.has_tracking:
@@ -212,8 +213,8 @@ def _models(ws) -> list[dict]:
                     validation_passed=(validation or {}).get('passed'),
                     validation_id=vid,
                     approvals=[
-                        {k: a.get(k) for k in ('step', 'approver', 'time', 'reason', 'evidence')}
-                        for a in gov.approvals(store, rm.name, mv.version, policy)
+                        {k: a.get(k) for k in ('step', 'approver', 'time', 'reason', 'evidence', 'verified', 'problem')}
+                        for a in verified_approvals(ws, rm.name, mv.version, policy)
                     ],
                     governance_report=report.read_text() if report.is_file() else None,
                 )
@@ -330,6 +331,11 @@ def _gate_rows(gates: list[dict]) -> list[dict]:
     return [
         dict(gate=g.get('gate'), value=g.get('value'), limit=g.get('limit'), verdict=g.get('verdict')) for g in gates
     ]
+
+
+def _approval_text(a: dict) -> str:
+    "One approval as the landing page lists it: its step and approver, and `(unverified)` where it does not verify."
+    return f"{a['step']} by {a['approver']}" + ('' if a.get('verified') else ' (unverified)')
 
 
 def _gate_summary(v: dict | None) -> str:
@@ -476,7 +482,7 @@ def landing_page(facts: dict) -> Page:
                     version=f'version {v}' if v else 'not set',
                     v=v,
                     gates=_gate_summary(rec) if rec else None,
-                    approvals=', '.join(f"{a['step']} by {a['approver']}" for a in rec['approvals']) if rec else None,
+                    approvals=', '.join(_approval_text(a) for a in rec['approvals']) if rec else None,
                     serving=_serving(flags, m['name'], v) if v else None,
                     monitoring=_monitoring(mh, str(v)) if v else None,
                 )
@@ -576,7 +582,10 @@ def version_page(model: dict, v: dict, runs: dict) -> Page:
         '## Gates\n',
         md_table(_gate_rows(v['gates']), ['gate', 'value', 'limit', 'verdict']),
         '## Approvals\n',
-        md_table(v['approvals'], ['step', 'approver', 'time', 'reason']),
+        md_table(
+            [{**a, 'verified': 'yes' if a.get('verified') else f"NO: {a.get('problem')}"} for a in v['approvals']],
+            ['step', 'approver', 'time', 'reason', 'verified'],
+        ),
         '## Evidence\n',
     ]
     for label, stage in (('Validation report', 'validate'), ('Model card', 'model_card')):

@@ -90,9 +90,17 @@ def _batch_lineage(ws: Workspace, feedback_version: str | None) -> dict | None:
     return None
 
 
+def _policy(ws: Workspace):
+    "The workspace's policy, or None when its params cannot be read (every approval then shows unverified)."
+    try:
+        return ws.params['policy']
+    except Exception:
+        return None
+
+
 def version_lineage(ws: Workspace, name: str, version: str, depth: int = 5) -> dict:
     "Registry entry, signature, approvals, validation, run, feature set, snapshots (and the version it was built on)."
-    from lifecycle.release import governance as gov
+    from lifecycle.release.commands import verified_approvals
 
     try:
         mv = ws.client.get_model_version(name, str(version))
@@ -125,9 +133,15 @@ def version_lineage(ws: Workspace, name: str, version: str, depth: int = 5) -> d
         signature=signature,
         approvals=[
             dict(
-                step=a['step'], approver=a['approver'], role=a.get('role'), time=a['time'], signed=bool(a.get('signed'))
+                step=a['step'],
+                approver=a['approver'],
+                role=a.get('role'),
+                time=a['time'],
+                signed=bool(a.get('signed')),
+                verified=a['verified'],
+                problem=a['problem'],
             )
-            for a in gov.approvals(ws.store, name, version)
+            for a in verified_approvals(ws, name, version, _policy(ws))
         ],
         validation=validation,
         training_run=dict(
@@ -209,7 +223,13 @@ def chain(t: Trace) -> list[str]:
         )
         out.append(
             f"{indent}  approvals: "
-            + (', '.join(f"{x['step']} by {x['approver']} ({x['time']})" for x in lin['approvals']) or 'none')
+            + (
+                ', '.join(
+                    f"{x['step']} by {x['approver']} ({x['time']})" + ('' if x.get('verified') else ' [UNVERIFIED]')
+                    for x in lin['approvals']
+                )
+                or 'none'
+            )
         )
         if v:
             out.append(f"{indent}  validation {v['id']}: {'passed' if v['passed'] else 'FAILED'} ({v['validated']})")

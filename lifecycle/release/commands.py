@@ -14,8 +14,8 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approver_key', 'approve_version',
-           'approve', 'approval_check', 'signed_files_check', 'Promoted', 'promote', 'KeysDone', 'keys_new',
-           'keys_rotate', 'keys_revoke', 'trust_init', 'trust_add', 'trust_revoke', 'trust_show']
+           'approve', 'approval_check', 'verified_approvals', 'signed_files_check', 'Promoted', 'promote', 'KeysDone',
+           'keys_new', 'keys_rotate', 'keys_revoke', 'trust_init', 'trust_add', 'trust_revoke', 'trust_show']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
 GOVERNANCE_ERRORS = {
@@ -264,6 +264,29 @@ def approval_check(ws, people, policy):
         return why + earlier_approvals(ws, people, policy, name, version, step)
 
     return verify
+
+def verified_approvals(ws, name: str, version, policy) -> list[dict]:
+    """A version's approval records (`governance.approvals`), each with `verified` and, where it does not verify, the
+    `problem` promotion would refuse it for: what the evidence site and `trace` show. They listed a record written by
+    hand, unsigned, as an approval as good as any (review AH)."""
+    from lifecycle.release import governance as gov, trust
+
+    try:
+        check = approval_check(ws, trust.roster(ws), policy) if policy is not None else None
+        why_not = 'there is no policy to verify it against (params/policy.yaml could not be read)'
+    except trust.TrustError as e:  # (a damaged trust chain: no approval can be verified, and it says why)
+        check, why_not = None, str(e)
+    if check is None:
+
+        def check(rec):
+            return [why_not]
+
+    out = []
+    for rec in gov.approvals(ws.store, name, version, policy):
+        why = check(rec)
+        out.append({**rec, 'verified': not why, 'problem': '; '.join(why) or None})
+    return out
+
 
 def signed_files_check(ws):
     """The `files(name, version) -> reason` promotion runs: why the version's files, fetched from the registry, do not
