@@ -1157,3 +1157,39 @@ def test_a_few_contacts_typed_into_categories_are_never_proposed_as_categories()
     roles = propose_params(df, target='answer', source='c.csv').columns.set_index('column').role
     assert (roles['country'], roles['race'], roles['status'], roles['answer']) == (
         'feature', 'protected', 'feature', 'target'), roles.to_dict()  # fmt: skip
+
+
+def test_every_exclusion_init_makes_says_why_in_counts():
+    """Review AI: a category column of 40 codes in 1,200 rows (over the hidden cap of 30) was `excluded: free text`
+    with an empty why, as was a column named `color` proposed `protected`, and a constant or an all-blank column
+    `excluded: constant`. Each now says why, in counts, and never a value."""
+    rng = np.random.default_rng(3)
+    n = 1200
+    df = pd.DataFrame(
+        {
+            'sqft': rng.normal(1800, 400, n).round(),
+            'neighborhood': [f'N{i:02d}' for i in rng.permutation(np.arange(n) % 40)],
+            'note': [f'looked at on visit {i}' for i in range(n // 2)] * 2,
+            'color': rng.choice(['red', 'blue', 'green'], n),
+            'const': 'x',
+            'empty': np.nan,
+            'some': ['y'] * (n - 50) + [None] * 50,
+            'price': rng.normal(300_000, 50_000, n).round(2),
+        }
+    )
+    t = propose_params(df, target='price', source='houses.csv').columns.set_index('column')
+    said = dict(zip(t.index, zip(t.role, t.why)))
+    assert said['neighborhood'] == (
+        'excluded: free text', '40 distinct values in 1,200 rows: over the 30 a category may have')
+    assert said['note'] == ('excluded: free text', '600 distinct values in 1,200 rows: over the 30 a category may have')
+    assert said['color'] == ('protected', 'its name reads as a protected attribute (3 groups)')
+    assert said['const'] == ('excluded: constant', 'one value in every row')
+    assert said['empty'] == ('excluded: constant', 'no value in any row')
+    assert said['some'] == ('excluded: constant', 'one value in 1,150 rows, blank in the other 50')
+    assert said['sqft'] == ('feature', '')
+    assert 'N0' not in ' '.join(t.why) and 'red' not in ' '.join(t.why)
+    few = df.head(8).assign(note=[f'visit {i}' for i in (0, 1, 2, 3, 4, 0, 1, 2)])
+    assert propose_params(few, target='price', source='h.csv').columns.set_index('column').why['note'] == (
+        '5 distinct values in 8 rows: over half as many as rows, as free text has')
+    roles = propose_params(customers(100).assign(notes=None), target='churned', source='c.csv').columns
+    assert roles.set_index('column').why['notes'] == 'no value in any row'

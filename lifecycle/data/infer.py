@@ -488,6 +488,27 @@ def _stray_text(s: pd.Series, share: float = 0.99) -> int:
     return bad if 0 < bad <= (1 - share) * len(v) else 0
 
 
+def _free_text_why(s: pd.Series, max_categories: int = 30) -> str:
+    "Why a text column is no category, in counts (`_vocabulary`'s two limits)."
+    distinct, values = int(s.nunique(dropna=True)), int(s.notna().sum())
+    if not values:
+        return 'no value in any row'
+    said = f"{distinct:,} distinct values in {values:,} rows"
+    if distinct > max_categories:
+        return f"{said}: over the {max_categories} a category may have"
+    return f"{said}: over half as many as rows, as free text has"
+
+
+def _constant_why(s: pd.Series) -> str:
+    "Why a column is constant, in counts: no value, or one (never which)."
+    values = int(s.notna().sum())
+    if not values:
+        return 'no value in any row'
+    if values == len(s):
+        return 'one value in every row'
+    return f"one value in {values:,} rows, blank in the other {len(s) - values:,}"
+
+
 def propose_params(
     df: pd.DataFrame,
     *,
@@ -547,10 +568,11 @@ def propose_params(
             role = f"excluded: {rule['kind']}"
         elif re.fullmatch(_PROTECTED, c) and rule.get('allowed') and len(rule['allowed']) >= 2:
             role, rule['critical'] = 'protected', True
+            why = f"its name reads as a protected attribute ({len(rule['allowed'])} groups)"
         elif rule['dtype'] == 'str' and not rule.get('allowed'):
-            role = 'excluded: free text'
+            role, why = 'excluded: free text', _free_text_why(df[c])
         elif df[c].nunique(dropna=True) < 2:
-            role = 'excluded: constant'
+            role, why = 'excluded: constant', _constant_why(df[c])
         elif rule['dtype'] in ('int', 'float', 'bool') and (blank := int(df[c].isna().sum())):
             what = 'true/false' if rule['dtype'] == 'bool' else 'number'  # (a boolean is a 0/1 to the models)
             role, why = 'excluded: blanks', f"{blank} blank value(s): the models take no missing {what} (fill them)"
