@@ -355,3 +355,29 @@ def test_an_executed_notebook_a_full_disk_cut_short_is_not_kept_under_its_name(t
     (tmp_path / '.whole.tmp.ipynb').write_text(text)
     _keep_whole(tmp_path / '.whole.tmp.ipynb', tmp_path / 'whole.ipynb')
     assert [p.name for p in tmp_path.iterdir()] == ['whole.ipynb']
+
+
+def test_a_regression_runs_key_outputs_and_its_site_show_its_own_metrics(workspace, capsys):
+    """Review AG: a regression run's summary showed blank key outputs for validate (only roc_auc and accuracy were
+    shown, and a regression has neither) although the manifest had r2 and rmse; the site kept roc_auc alone. Each
+    shows the task's metrics, as present."""
+    from lifecycle.app.commands import RunOutcome
+    from lifecycle.app.pipeline import StageResult
+    from lifecycle.app.site import _runs, runs_pages
+    from lifecycle.core.manifest import RunManifest
+    from lifecycle.core.workspace import Workspace
+
+    regression = dict(validation_passed=True, r2=0.8123, rmse=20123.456, mae=15987.0, metrics={'r2': 0.8123})
+    classification = dict(validation_passed=True, roc_auc=0.9012, accuracy=0.85, metrics={'roc_auc': 0.9012})
+    for outputs, says in ((regression, 'r2=0.812, rmse=20123.456, mae=15987.000'),
+                          (classification, 'roc_auc=0.901, accuracy=0.850')):  # fmt: skip
+        RunOutcome('r1', '/tmp/r1', [StageResult('validate', 'ok', 1.0, outputs)]).show()
+        assert says in capsys.readouterr().out
+    s = Workspace.open(workspace)
+    m = RunManifest.create(s.runs_dir, run_id='20261206T000000Z-regr00', mode='pipeline')
+    m.update_stage('validate', status='ok', notebook='04_validate.ipynb')
+    m.record_outputs('validate', regression)
+    [run] = _runs(s)
+    assert run['stages']['validate']['outputs'] == dict(validation_passed=True, r2=0.8123, rmse=20123.456, mae=15987.0)
+    page = next(p for p in runs_pages({'runs': [run]}, s.runs_dir) if p.path.endswith('regr00/index.md'))
+    assert 'validation_passed=True, r2=0.812, rmse=20123.456, mae=15987.000' in page.text

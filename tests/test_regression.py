@@ -68,7 +68,7 @@ def test_a_regression_model_runs_through_every_stage(tmp_path):
     assert r.returncode == 0, out
     outs = {k: v for s in out['stages'] for k, v in s['outputs'].items()}
     assert outs['rows'] == 442 and outs['future_batches'] == {}
-    assert 0.3 < outs['r2'] < 1 and 0 < outs['rmse'] < 70 and outs['model_version'] == '1'
+    assert 0.3 < outs['r2'] < 1 and 0 < outs['mae'] < outs['rmse'] < 70 and outs['model_version'] == '1'
     assert {g['gate'] for g in outs['gates']} == {'r2', 'rmse'}
     from lifecycle.core.workspace import Workspace
     from lifecycle.registry import load_by_alias

@@ -92,7 +92,7 @@ STAGES: tuple[Stage, ...] = (
         '04_validate.ipynb',
         ('validate', 'features', 'register', 'policy'),
         ('mlflow_run_id', 'model_uri', 'holdout_id'),
-        ('roc_auc', 'accuracy'),
+        ('roc_auc', 'accuracy', 'r2', 'rmse', 'mae'),  # the task's own, as present (a regression has no roc_auc)
         _champion_run,
     ),
     Stage(

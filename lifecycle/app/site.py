@@ -142,7 +142,10 @@ def lineage_svg(nodes: list[tuple[str, str, str | None]]) -> str:
 
 # %% ../../nbs/api/app/01_site.ipynb #bae41bfc
 def _runs(s: Settings) -> list[dict]:
-    keep = ('dataset_version', 'feature_set_version', 'mlflow_run_id', 'model_version', 'roc_auc', 'validation_passed')
+    from .pipeline import STAGES  # (the validate stage's metrics: the task's own, as `lifecycle run` shows them)
+
+    metrics = next(st.shown for st in STAGES if st.name == 'validate')
+    keep = ('dataset_version', 'feature_set_version', 'mlflow_run_id', 'model_version', *metrics, 'validation_passed')
     out = []
     for m in list_runs(s.runs_dir):
         stages = {}
@@ -674,7 +677,9 @@ def runs_pages(facts: dict, runs_dir: Path) -> list[Page]:
                     seconds=st['duration'],
                     evidence=st['notebook'],
                     nb=nb,
-                    outputs=', '.join(f'{k}={v}' for k, v in st['outputs'].items()),
+                    outputs=', '.join(
+                        f'{k}={v:.3f}' if isinstance(v, float) else f'{k}={v}' for k, v in st['outputs'].items()
+                    ),
                 )
             )
         pages.append(

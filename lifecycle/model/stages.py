@@ -174,7 +174,7 @@ class ValidationResult:
         m = self.metrics
         return dict(
             validation_passed=self.passed,
-            **{k: m[k] for k in ('roc_auc', 'accuracy', 'r2', 'rmse') if k in m},
+            **{k: m[k] for k in ('roc_auc', 'accuracy', 'r2', 'rmse', 'mae') if k in m},
             metrics={k: float(v) for k, v in m.items()},
             gates=self.gates.to_dict('records'),
             groups=self.groups.to_dict('records'),
