@@ -2820,6 +2820,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._registered': ( 'api/serve/commands.html#_registered',
                                                                                     'lifecycle/serve/commands.py'),
+                                          'lifecycle.serve.commands._regression': ( 'api/serve/commands.html#_regression',
+                                                                                    'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._score_dialect': ( 'api/serve/commands.html#_score_dialect',
                                                                                        'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._servers_elsewhere': ( 'api/serve/commands.html#_servers_elsewhere',

@@ -138,6 +138,43 @@ def test_a_generalised_input_takes_its_bands_or_the_numbers_it_bands_and_logs_th
                      Path('x.parquet'), 0)  # fmt: skip
 
 
+
+def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):
+    """Review AG: `/predict`, `score --json` and `flags init` said `threshold: 0.5` for a regression model, which no
+    threshold decides. They say null (the prediction log's row too, as a shadow row's is); a classifier keeps its."""
+    from sklearn.linear_model import LinearRegression
+    from conftest import set_yaml
+    from lifecycle.serve.batch import score_file
+    from lifecycle.serve.commands import _show_spec
+    from lifecycle.serve.scoring import predict_answer
+
+    flags, live, plog = toys
+    X = pd.DataFrame({'age': [20.0, 30, 40, 50, 60, 70], 'checks': [0.0, 1, 2, 3, 4, 5]})
+    reg = ServedModel('toy', '1', [('age', 'number'), ('checks', 'number')], 'sklearn', 'regression',
+                      LinearRegression().fit(X, [100.0, 150, 210, 250, 310, 340]))  # fmt: skip
+    regression = live._replace(models={**live.models, '1': reg})
+    for served, thr, pred in ((regression, None, float), (live, 0.5, int)):
+        r = score({'dataframe_records': [{'age': 30, 'checks': 1}]}, 'predict', flags, served, plog, key='k')
+        answer = predict_answer(r, None)
+        assert answer['threshold'] == r.threshold == thr and type(answer['predictions'][0]['prediction']) is pred
+        assert plog.flush()
+        row = read_log(plog).set_index('request_id').loc[r.request_id]
+        assert row.threshold == thr if thr else pd.isna(row.threshold), row.threshold
+        X.to_csv(tmp_path / 'in.csv', index=False)
+        out = score_file(served.models['1'], tmp_path / 'in.csv', tmp_path / 'out.csv', threshold=0.5, log=plog)
+        scored = pd.read_csv(tmp_path / 'out.csv')
+        assert out['threshold'] == thr and ('prediction' in scored) == (thr is not None), (out, list(scored))
+    s = Workspace.open(workspace)
+    name = s.params['register'].model_name
+    spec = FlagsParams(control='1', safe='1')
+    classifier = _show_spec(s, spec, name).data()['flags']['threshold']
+    assert classifier == {'variants': {'default': 0.5}, 'default': 'default', 'cohorts': []}
+    set_yaml(s.params_dir / 'features.yaml', task='regression')
+    view = _show_spec(s, spec, name)
+    assert view.data()['flags']['threshold'] is None and _show_spec(s, spec, 'another').data()['flags']['threshold']
+    view.show()
+    assert 'no threshold (a regression: its score is its prediction)' in capsys.readouterr().out
+
 def test_score_refuses_bad_input_naming_the_field_and_logs_nothing(toys):
     flags, live, plog = toys
     for bad, status, words in (

@@ -155,7 +155,7 @@ def score_file(
     src: str | Path,
     dst: str | Path,
     *,
-    threshold: float = 0.5,
+    threshold: float | None = 0.5,
     chunk_rows: int = 50_000,
     keep_columns: bool = True,
     log: PredictionLog | None = None,
@@ -180,6 +180,8 @@ def score_file(
         raise InputError(f"{dst}: its folder {dst.parent} does not exist or is not a folder")
     if dst.is_dir():  # (before anything is scored, logged or audited)
         raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
+    if m.task != 'classification':  # (a regression's score is its prediction: no threshold decides, none is reported)
+        threshold = None
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None
     tmp = dst.with_name(f'.{dst.name}.{batch_id}.tmp')
     _sweep_killed(dst)

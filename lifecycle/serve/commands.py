@@ -58,7 +58,11 @@ class FlagsView(Result):
         print(
             f"model {self.model}: {arms}; challenger share {d['percentage']:g}%; kill {'ON' if d['kill'] else 'off'}; "
             f"shadow {'on' if d['shadow'] else 'off'}; "
-            f"threshold {d['threshold']['default']} ({d['threshold']['variants'][d['threshold']['default']]})"
+            + (
+                f"threshold {d['threshold']['default']} ({d['threshold']['variants'][d['threshold']['default']]})"
+                if d['threshold']
+                else 'no threshold (a regression: its score is its prediction)'
+            )
         )
         for c in d['cohorts']:
             print(
@@ -92,7 +96,8 @@ class FlagsView(Result):
 def _show_spec(s, spec, name: str, extra: dict | None = None) -> FlagsView:
     """The flags as a command shows them (`flags.shown_spec`: no secret option), with the admin role, provider and poll
     that a server started now applies (`flags.as_declared`: from params/flags.yaml, not the spec's copy of them);
-    `params_problem` when that file cannot be read (shown, not refused: the flags are what they are)."""
+    `params_problem` when that file cannot be read (shown, not refused: the flags are what they are). A regression
+    model's flags show no threshold (null): no threshold decides its predictions."""
     from lifecycle.core.params import FlagsParams, ParamsError, load_file
     from lifecycle.serve import flags as fl
 
@@ -101,7 +106,21 @@ def _show_spec(s, spec, name: str, extra: dict | None = None) -> FlagsView:
         spec = fl.as_declared(spec, load_file(s.params_dir / 'flags.yaml', FlagsParams))
     except ParamsError as e:
         extra['params_problem'] = f"{e}: a server refuses to start with it"
-    return FlagsView(fl.shown_spec(spec), extra, name)
+    shown = fl.shown_spec(spec)
+    if _regression(s, name):
+        shown['threshold'] = None
+    return FlagsView(shown, extra, name)
+
+
+def _regression(s, name: str) -> bool:
+    "Whether the params declare model `name` a regression (False when they cannot say: a threshold is then shown)."
+    from lifecycle.core.params import FeaturesParams, ParamsError, RegisterParams, load_file
+
+    try:
+        named = load_file(s.params_dir / 'register.yaml', RegisterParams).model_name
+        return named == name and load_file(s.params_dir / 'features.yaml', FeaturesParams).task == 'regression'
+    except (ParamsError, OSError):
+        return False
 
 # %% ../../nbs/api/serve/05_commands.ipynb #18d3ec3b
 @command(errors=SERVE_ERRORS)

@@ -35,7 +35,7 @@ class Scored:
     inputs: dict[str, np.ndarray]
     scores: np.ndarray
     decisions: np.ndarray
-    threshold: float
+    threshold: float | None  # (None: a regression's, which no threshold decides)
     seconds: float
     shadow: ServedModel | None = None  # the challenger to score the same inputs after the answer is sent
     logged: object = None  # the prediction row's `Pending` commit: answer once it is done
@@ -123,6 +123,7 @@ def score_many(
         except Exception as e:  # bad input (an `InputError`), or a bug: this request's answer alone
             out[i] = e
             continue
+        threshold = threshold if m.task == 'classification' else None  # (a regression's score is its prediction)
         item = _Item(i, rid, key, variant, threshold, shadowed, cols, n, time.perf_counter() - t)
         groups.setdefault(id(m), (m, []))[1].append(item)
     ts, rows, owners = time.time(), [], []
@@ -172,7 +173,7 @@ class _Item:
     rid: str
     key: str | None
     variant: str
-    threshold: float
+    threshold: float | None
     shadowed: bool
     cols: dict[str, np.ndarray]
     records: int  # how many records it holds
