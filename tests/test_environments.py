@@ -351,3 +351,19 @@ def test_batch_scoring_takes_the_release_policy_and_the_kill_switch_as_the_serve
     r, _ = score('--version', '2')
     assert r.returncode == 2 and "version 2 may not be exposed as 'dev'" in ' '.join(r.stdout.split()), r.stdout
     assert not (tmp_path / 'out.csv').exists()
+
+
+def test_batch_scoring_refuses_flags_that_route_another_model_than_the_params(ws, tmp_path):
+    """Review AG: with the flags routing one model and the params registering another (another dataset just run),
+    `score` took the flags' model and the params' contract, which checked none of its inputs: an out-of-range value
+    was scored. It is refused as `serve` refuses it, before anything is scored."""
+    from conftest import cli_json, set_yaml
+
+    _spec_live(ws, FlagsParams(control='1', safe='1'))
+    set_yaml(ws.root / 'params' / 'register.yaml', model_name='another-model')
+    src = tmp_path / 'in.csv'
+    src.write_text('age,checks,employed,citizen\n' + '30,2,Yes,No\n' * 5)
+    r, out = cli_json(ws.root, 'score', '--input', str(src), '--output', str(tmp_path / 'out.csv'))
+    said = ' '.join(out['error'].split())
+    assert r.returncode == 2 and f"route model {NAME!r}, but the params" in said and "'another-model'" in said, said
+    assert not (tmp_path / 'out.csv').exists()

@@ -719,6 +719,8 @@ def score(
     name, spec = ps['register'].model_name, ps['flags']
     if fl.spec_path(s).exists():
         spec, name = fl.load_spec(s)
+    if why := fl.other_model_routed(s, ps['register'].model_name, s.params_dir):  # (as `serve` refuses it: review AG)
+        raise CommandError(f"{why}; the params' ingestion contract cannot check the other model's inputs", EXIT_INPUT)
     dialect = _score_dialect(ps, name, given)
     ml = s.mlflow
     if version is None:  # the version the server would answer everyone with (`flags.everyone_arm`)
