@@ -384,11 +384,16 @@ class FeaturesParams(_Strict):
         None  # classification: the label that counts as 1, as the target holds it
     )
     features: list[FeatureDef] = Field(min_length=1)
+    # regression: a prediction this close to its label counts as right where live predictions are judged (the
+    # retraining loop's shadow, a rollout's guard, the A/B report); none: they judge none (no feature definition)
+    tolerance: float | None = Field(None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode='after')
     def _positive_for_classification(self):
         if self.task == 'classification' and self.positive_class is None:
             raise ValueError("a classification task needs 'positive_class'")
+        if self.task == 'classification' and self.tolerance is not None:
+            raise ValueError("'tolerance' is a regression's: a classification is judged by its 'positive_class'")
         return self
 
 # %% ../../nbs/api/core/04_params.ipynb #bb008227

@@ -17,8 +17,9 @@ __all__ = ['definition_hash', 'feature_set_version', 'build_transformer', 'input
 
 # %% ../../nbs/api/data/07_features.ipynb #836a7267
 def definition_hash(p: FeaturesParams) -> str:
-    "sha256 of the feature definitions (order matters: it fixes the model's input order)."
-    return hash_obj(p.model_dump())
+    """sha256 of the feature definitions (order matters: it fixes the model's input order); not the `tolerance`, which
+    says how live predictions are judged and defines no feature."""
+    return hash_obj(p.model_dump(exclude={'tolerance'}))
 
 
 def feature_set_version(p: FeaturesParams) -> str:

@@ -732,6 +732,16 @@ def _file_said(source, dataset: str) -> str:
     return f"dataset {dataset!r}'s file" if holds_contact(name) else name
 
 
+def _tolerance(y: pd.Series) -> float:
+    """A regression's proposed `tolerance`, to two significant digits: a tenth of the target's median absolute value
+    (of its standard deviation when that is 0; 1 when both are)."""
+    v = pd.to_numeric(y, errors='coerce').dropna()
+    for t in (0.1 * float(v.abs().median()) if len(v) else 0.0, 0.1 * float(v.std()) if len(v) > 1 else 0.0):
+        if t > 0 and np.isfinite(t):
+            return float(f'{t:.2g}')
+    return 1.0
+
+
 def _files(
     df, dataset, source, target, task, positive, rules, table, feats, protected, split, actor, csv=None, fairness=None
 ) -> dict:
@@ -776,8 +786,14 @@ def _files(
         else:
             fdefs.append({'name': c, 'kind': 'categorical', 'transform': 'onehot'})
     features = "# Model inputs proposed by `lifecycle init`: value columns not personal, protected or free text.\n"
+    judged = {'positive_class': positive} if cls else {'tolerance': _tolerance(df[target])}
+    if not cls:
+        features += (
+            "# tolerance: a live prediction within it of its label counts as right where the retraining loop's\n"
+            "# shadow, a rollout's guard and the A/B report judge predictions (a tenth of the target's median size).\n"
+        )
     features += (
-        _block(dict(task=task, target=target, **({'positive_class': positive} if cls else {})))
+        _block(dict(task=task, target=target, **judged))
         + "features:\n"
         + ''.join(f"  - {_flow(f)}\n" for f in fdefs)
     )

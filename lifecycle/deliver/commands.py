@@ -181,7 +181,7 @@ def rollout_guard(
         raise CommandError(f"--max-seconds: expected a number of seconds above 0, found {max_seconds:g}", EXIT_INPUT)
     s = Workspace.open()
     ps = s.params
-    g, positive, url = ps['rollout'].guard, ps['features'].positive_class, default_url(s)
+    g, positive, url = ps['rollout'].guard, ro.judged_by(ps['features']), default_url(s)
     if not once and ((st := ro.load_state(s)) is None or st['status'] != 'running'):  # (it would return at once)
         raise CommandError("no running rollout to guard", EXIT_INPUT)
 

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 from ..core.params import ExperimentParams
 from .abstats import beta_binomial, posterior_grid, diff_ci, two_proportion_z, decide
-from .rollout import arm_stats, arm_stats_in_log
+from .rollout import Within, arm_stats, arm_stats_in_log, judged_by
 
 # %% auto #0
-__all__ = ['variant_table', 'latest_versions', 'analyse', 'analyse_stats', 'write_report', 'report_from_log', 'plot_analysis']
+__all__ = ['variant_table', 'latest_versions', 'analyse', 'metric_of', 'analyse_stats', 'write_report', 'report_from_log',
+           'plot_analysis']
 
 # %% ../../nbs/api/deliver/02_experiment.ipynb #e2f1a852
 def variant_table(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> pd.DataFrame:
@@ -69,7 +70,14 @@ def analyse(
     `set_aside`."""
     log, aside = latest_versions(log, (control, treatment))
     stats = arm_stats(log, positive, (control, treatment))
-    return analyse_stats(stats, aside, ep, control, treatment, draws, seed)
+    return analyse_stats(stats, aside, ep, control, treatment, draws, seed, metric=metric_of(positive))
+
+
+def metric_of(positive) -> str:
+    "What an analysis compares: a classification's accuracy, a regression's share of predictions within tolerance."
+    if isinstance(positive, Within):
+        return f'share of predictions within {positive.tolerance:g} of the label, from feedback'
+    return 'accuracy from feedback'
 
 
 def analyse_stats(
@@ -80,6 +88,7 @@ def analyse_stats(
     treatment: str = 'challenger',
     draws: int = 100_000,
     seed: int = 0,
+    metric: str = 'accuracy from feedback',
 ) -> dict:
     "`analyse` from each arm's `arm_stats` (of its last version's rows) and the rows set aside (`arm_stats_in_log`)."
     table = _table(stats, (control, treatment))
@@ -107,7 +116,7 @@ def analyse_stats(
         created=time.time(),
         control=control,
         treatment=treatment,
-        metric='accuracy from feedback',
+        metric=metric,
         variants={a: {k: clean(v) for k, v in r.items()} for a, r in table.to_dict('index').items()},
         set_aside=aside,
         bayes=bayes,
@@ -161,9 +170,9 @@ def report_from_log(
     from ..serve.predlog import default_url
 
     ps = ws.params
-    arms, positive = (control, treatment), ps['features'].positive_class
+    arms, positive = (control, treatment), judged_by(ps['features'])
     stats, aside = arm_stats_in_log(default_url(ws), positive, arms, since, ps['register'].model_name)
-    a = analyse_stats(stats, aside, ps['rollout'].experiment, control, treatment)
+    a = analyse_stats(stats, aside, ps['rollout'].experiment, control, treatment, metric=metric_of(positive))
     a['since'] = since
     if not save:
         return a, None

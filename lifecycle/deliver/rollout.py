@@ -26,9 +26,9 @@ from ..serve import flags as fl
 
 # %% auto #0
 __all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'start', 'advance', 'kill_switch_on',
-           'completes_next', 'switch', 'pause', 'resume', 'rollback', 'kill', 'scored', 'arm_stats', 'arm_figures',
-           'Decision', 'judge', 'arm_stats_in_log', 'look', 'complete_if_unchanged', 'guard', 'timeline',
-           'plot_timeline']
+           'completes_next', 'switch', 'pause', 'resume', 'rollback', 'kill', 'Within', 'judged_by', 'scored',
+           'arm_stats', 'arm_figures', 'Decision', 'judge', 'arm_stats_in_log', 'look', 'complete_if_unchanged',
+           'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -484,6 +484,22 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     return _ended(s, _event(s, st, 'kill', actor, reason or 'killed'))
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #2730a3fa
+@dataclass(frozen=True)
+class Within:
+    """How a regression's live predictions are judged: one within `tolerance` of its label counts as right (None: no
+    tolerance declared, and no prediction is judged). Passed where a classification passes its positive class."""
+
+    tolerance: float | None
+
+
+def judged_by(fp):
+    """What `scored` and the shadow judge a live prediction by, from the feature params: a classification's positive
+    class, a regression's `Within` its tolerance. A regression was judged as a classification: every prediction was
+    wrong in both arms, so the shadow, the guard and the A/B report found no difference and passed any challenger
+    (review AG)."""
+    return fp.positive_class if fp.task == 'classification' else Within(fp.tolerance)
+
+
 def _outcome(v, positive) -> int | None:
     if v is None:
         return None
@@ -498,6 +514,8 @@ def scored(pairs, positive) -> tuple[int, int]:
     """How many records of `(decision, outcome)` pairs (a request's decisions, its feedback: one outcome or one per
     record; None when none came) are labelled, and how many of those decisions were right."""
     correct = labelled = 0
+    if isinstance(positive, Within):
+        return _within(pairs, positive.tolerance)
     for dec, y in pairs:
         if y is None or dec is None:
             continue
@@ -507,6 +525,23 @@ def scored(pairs, positive) -> tuple[int, int]:
             if t is not None:
                 labelled += 1
                 correct += int(int(a) == t)
+    return labelled, correct
+
+
+def _within(pairs, tolerance: float | None) -> tuple[int, int]:
+    "`scored` for a regression: labelled records, and those predicted within `tolerance` (none judged without one)."
+    correct = labelled = 0
+    if tolerance is None:
+        return 0, 0
+    for dec, y in pairs:
+        if y is None or dec is None:
+            continue
+        ys = y if isinstance(y, list) else [y] * len(dec)
+        for a, b in zip(dec, ys):
+            if a is None or b is None or isinstance(b, bool) or not isinstance(b, (int, float)):
+                continue
+            labelled += 1
+            correct += int(abs(float(a) - float(b)) <= tolerance)
     return labelled, correct
 
 

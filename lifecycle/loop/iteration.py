@@ -407,8 +407,12 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
 
     v, sh = it['registration']['model_version'], it['shadow']
     log = read_log(default_url(ws), since=sh['started'], model=ws.params['register'].model_name)
-    pairs = shadow.shadow_pairs(log, v, ws.params['features'].positive_class)
-    verdict = shadow.compare(pairs, rp.shadow)
+    judge = ro.judged_by(ws.params['features'])  # (a regression: within its tolerance; review AG)
+    if isinstance(judge, ro.Within) and judge.tolerance is None:
+        why = "features.yaml declares no 'tolerance', within which a regression's prediction counts as right"
+        return _revert(ws, it, f"shadow: {why}: nothing tells whether the challenger is better")
+    pairs = shadow.shadow_pairs(log, v, judge)
+    verdict = shadow.compare(pairs, rp.shadow, judge.tolerance if isinstance(judge, ro.Within) else None)
     sh['verdict'] = verdict.to_dict()
     if verdict.verdict == 'fail':
         return _revert(ws, it, f'shadow: {verdict.reason}')
@@ -459,7 +463,7 @@ def step_canary(ws: Workspace, it: dict, rp: RetrainParams) -> str:
             wait = _exposure_wait(ws, it, v, 'control', False, 100, 'canary')
         fp = ws.params['features']
         held = it['waiting']['message'] if wait else None  # (the guard judges the step all the same: no waiting blind)
-        d = ro.look(ws, ws.params['rollout'].guard, fp.positive_class, default_url(ws), hold=held)
+        d = ro.look(ws, ws.params['rollout'].guard, ro.judged_by(fp), default_url(ws), hold=held)
         st = ro.load_state(ws)
         if d is not None:
             c['last_look'] = dict(action=d.action, reasons=d.reasons, ts=time.time())

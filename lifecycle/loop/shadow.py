@@ -22,8 +22,17 @@ def _label(v, positive) -> float:
     return 1.0 if v == positive or v is True or (type(v) in (int, float) and v == 1) else 0.0
 
 
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and v == v
+
+
 def shadow_pairs(log: pd.DataFrame, challenger: str, positive) -> pd.DataFrame:
-    "Per record of a request answered by the control and scored by `challenger` in the shadow, with its label."
+    """Per record of a request answered by the control and scored by `challenger` in the shadow, with its label: for a
+    classification (`positive`, its positive class) the label and both decisions as 0 or 1; for a regression
+    (`positive` a `rollout.Within`) the label and both predictions as they are."""
+    from lifecycle.deliver.rollout import Within
+
+    regression = isinstance(positive, Within)
     out = dict(request_id=[], y=[], champion=[], challenger=[], champion_version=[], ts=[])
     if not len(log):
         return pd.DataFrame(out)
@@ -39,12 +48,12 @@ def shadow_pairs(log: pd.DataFrame, challenger: str, positive) -> pd.DataFrame:
         ys = r.outcome if isinstance(r.outcome, list) and len(r.outcome) == len(dec) else [r.outcome] * len(dec)
         thr = 0.5 if r.threshold is None or r.threshold != r.threshold else float(r.threshold)
         for d, sc, y in zip(dec, scores, ys):
-            if y is None or d is None or sc is None:
+            if y is None or d is None or sc is None or (regression and not _number(y)):
                 continue
             out['request_id'].append(r.request_id)
-            out['y'].append(_label(y, positive))
+            out['y'].append(float(y) if regression else _label(y, positive))
             out['champion'].append(float(d))
-            out['challenger'].append(float(float(sc) >= thr))
+            out['challenger'].append(float(sc) if regression else float(float(sc) >= thr))
             out['champion_version'].append(str(r.model_version))
             out['ts'].append(float(r.ts))
     return pd.DataFrame(out)
@@ -73,22 +82,28 @@ def _z(confidence: float) -> float:
     return float(norm.ppf(1 - (1 - confidence) / 2))
 
 
-def compare(pairs: pd.DataFrame, spec: ShadowSpec) -> ShadowVerdict:
-    "Judge challenger against champion on the same labelled requests (paired difference of accuracy)."
+def compare(pairs: pd.DataFrame, spec: ShadowSpec, tolerance: float | None = None) -> ShadowVerdict:
+    """Judge challenger against champion on the same labelled requests (paired difference of accuracy). A regression's
+    pairs (`tolerance` given: its `Within`'s) count a prediction within `tolerance` of its label as right, and the
+    predictions of both within it of each other as agreeing."""
     n = len(pairs)
     if n == 0:
         return ShadowVerdict(
             'wait', 0, None, None, None, None, None, f"no labelled pairs yet (need {spec.min_labelled})"
         )
-    y = pairs['y'].to_numpy(float)
-    a, b = (pairs['champion'].to_numpy(float) == y), (pairs['challenger'].to_numpy(float) == y)
+    y, champ, chal = (pairs[k].to_numpy(float) for k in ('y', 'champion', 'challenger'))
+    if tolerance is None:
+        a, b, same = champ == y, chal == y, champ == chal
+    else:
+        a, b, same = abs(champ - y) <= tolerance, abs(chal - y) <= tolerance, abs(champ - chal) <= tolerance
     d = b.astype(float) - a.astype(float)
     diff, sd = float(d.mean()), float(d.std(ddof=1)) if n > 1 else 0.0
     h = _z(spec.confidence) * sd / math.sqrt(n)
     ci = [diff - h, diff + h]
-    nums = (float(a.mean()), float(b.mean()), diff, ci, float((pairs['champion'] == pairs['challenger']).mean()))
+    nums = (float(a.mean()), float(b.mean()), diff, ci, float(same.mean()))
+    what = 'accuracy' if tolerance is None else f'share within {tolerance:g} of the label'
     said = (
-        f"challenger accuracy {nums[1]:.3f} vs champion {nums[0]:.3f} on the same {n} labelled records; "
+        f"challenger {what} {nums[1]:.3f} vs champion {nums[0]:.3f} on the same {n} labelled records; "
         f"difference {diff:+.3f}, {spec.confidence:.0%} interval [{ci[0]:+.3f}, {ci[1]:+.3f}]"
     )
     if n < spec.min_labelled:
