@@ -267,8 +267,8 @@ def stored_format(state_dir: str | Path) -> int | None:
     p = state / FORMAT_FILE
     if p.is_file():
         text = p.read_text(encoding='utf-8', errors='replace').strip()
-        if not (text.isascii() and text.isdigit()):
-            raise WorkspaceFormatError(f"{p}: expected the workspace format version (an integer), found {text[:40]!r}")
+        if not (text.isascii() and text.isdigit()):  # (a damaged state file: exit 4, as README's table says; AH)
+            raise StateError(f"{p}: expected the workspace format version (an integer), found {text[:40]!r}")
         return int(text)
     if (state / 'workspace.id').is_file():
         return None  # written only by this version's code (the audit log): not old state
