@@ -1945,6 +1945,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.model.signing._short': ('api/model/signing.html#_short', 'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._signed_records': ( 'api/model/signing.html#_signed_records',
                                                                                       'lifecycle/model/signing.py'),
+                                         'lifecycle.model.signing._stored_at': ( 'api/model/signing.html#_stored_at',
+                                                                                 'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._subject': ( 'api/model/signing.html#_subject',
                                                                                'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._write_new': ( 'api/model/signing.html#_write_new',

@@ -128,6 +128,8 @@ def test_one_flipped_byte_in_the_artifact_store_is_refused_naming_the_file(reg, 
             verified_load(reg['ml'], reg['store'], NAME, 1, reg['keys'])
         assert e.value.reason == 'files' and e.value.changed == [name] and not (e.value.added or e.value.removed)
         assert f'changed: {name}' in str(e.value) and f'models:/{NAME}/1' in str(e.value)
+        assert 'lifecycle-verified-' not in str(e.value), str(e.value)  # (the stored files, not a copy; review AH)
+        assert str(reg['artifacts']) in str(e.value), str(e.value)
         assert spy_load == []  # refused before any load
         # and the changed files cannot be laundered by signing them again
         with pytest.raises(SignatureError, match='changed since they were signed'):

@@ -576,12 +576,27 @@ def verified_path(mlflow, store: Store, name: str, version, key_dir: str | Path,
     target = Path(tempfile.mkdtemp(prefix='lifecycle-verified-')) if owned else Path(dst)
     try:
         path = _download(mlflow, name, version, target)
-        verify_manifest(path, signed, public_key, subject)
+        try:
+            verify_manifest(path, signed, public_key, subject)
+        except SignatureError as e:  # (named where the files are stored, not by the copy just made: review AH)
+            where = _stored_at(mlflow, name, version)
+            raise SignatureError(
+                str(e).replace(str(path), where, 1), reason=e.reason, changed=e.changed, added=e.added,
+                removed=e.removed,
+            ) from None  # fmt: skip
     except BaseException:
         if owned:
             shutil.rmtree(target, ignore_errors=True)
         raise
     return path
+
+
+def _stored_at(mlflow, name: str, version) -> str:
+    "Where the registry keeps a version's files (its download URI), else its `models:/` URI."
+    try:
+        return str(mlflow.MlflowClient().get_model_version_download_uri(name, str(version)))
+    except Exception:  # (the registry gone meanwhile: the version's name says enough)
+        return _subject(name, version)
 
 
 def trusted_signer(store: Store, key_dir: str | Path, signed: dict | None, subject: str):
