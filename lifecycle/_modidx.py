@@ -2603,6 +2603,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/release/container.py'),
                                              'lifecycle.release.container._verified': ( 'api/release/container.html#_verified',
                                                                                         'lifecycle/release/container.py'),
+                                             'lifecycle.release.container.bundle_environment_problem': ( 'api/release/container.html#bundle_environment_problem',
+                                                                                                         'lifecycle/release/container.py'),
                                              'lifecycle.release.container.bundle_files': ( 'api/release/container.html#bundle_files',
                                                                                            'lifecycle/release/container.py'),
                                              'lifecycle.release.container.pinned': ( 'api/release/container.html#pinned',

@@ -224,3 +224,17 @@ def test_a_bundle_whose_params_or_code_were_edited_is_refused_and_a_deployment_c
         with pytest.raises(BundleError, match=r'not one \$LIFECYCLE_RELEASE_PIN names'):
             read_bundle(root)
         assert read_bundle(src)['model_version'] == '1'  # the bundle as made: its key is the one anchored
+
+
+def test_a_bundle_served_as_another_environment_is_refused_before_it_says_it_serves(bundle, tmp_path):
+    "Review AH: `serve` printed 'serving the production environment on http://...', then refused (exit 2)."
+    from conftest import cli
+
+    src, _ = bundle
+    root = shutil.copytree(src, tmp_path / 'srv')
+    env = {'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PORT': str(free_port()),
+           'LIFECYCLE_ENVIRONMENT': 'production'}  # fmt: skip
+    r = cli(root, 'serve', env=env, own_process=True, timeout=120)
+    said = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and "checked against the release policy of the 'dev' environment" in said, said
+    assert 'serving the' not in said and 'Traceback' not in said

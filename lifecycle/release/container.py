@@ -14,8 +14,8 @@ from pathlib import Path
 from ..core.store import atomic_write
 
 # %% auto #0
-__all__ = ['BUNDLE_FILE', 'DOCKERFILE', 'SETTINGS', 'BundleError', 'pinned', 'runtime_requirements', 'read_bundle',
-           'bundle_files', 'release_bundle']
+__all__ = ['BUNDLE_FILE', 'DOCKERFILE', 'SETTINGS', 'BundleError', 'pinned', 'runtime_requirements', 'bundle_environment_problem',
+           'read_bundle', 'bundle_files', 'release_bundle']
 
 # %% ../../nbs/api/release/01_container.ipynb #b7a64c12
 class BundleError(Exception):
@@ -86,6 +86,18 @@ def runtime_requirements() -> list[str]:
         extras = f"[{','.join(sorted(r.extras))}]" if r.extras else ''
         out.append(f"{r.name}{extras}=={installed(r.name)}")
     return out
+
+
+def bundle_environment_problem(bundle: dict | None, environment: str) -> str:
+    "Why a release bundle may not serve `environment` ('' when it may, or none is given): it was checked for one."
+    made_for = ((bundle or {}).get('policy') or {}).get('environment')
+    if bundle is None or made_for == environment:
+        return ''
+    return (
+        f"release.json: this release bundle was checked against the release policy of the {made_for!r} environment, "
+        f"not {environment!r} ($LIFECYCLE_ENVIRONMENT or settings.ini): make a bundle in a workspace of the "
+        f"{environment!r} environment"
+    )
 
 
 def read_bundle(root: str | Path) -> dict | None:

@@ -583,9 +583,11 @@ def serve(
     s.params  # (an environment policy.yaml does not name is refused there)
     _can_serve(s, host or s.host, port or s.port)
     from lifecycle.serve import flags as fl
-    from lifecycle.release.container import read_bundle
+    from lifecycle.release.container import bundle_environment_problem, read_bundle
 
     bundle = read_bundle(s.root)
+    if why := bundle_environment_problem(bundle, s.environment):  # (before it says it serves: review AH)
+        raise CommandError(why, EXIT_INPUT)
     if bundle and Path(s.params_dir).resolve() != (Path(s.root) / 'params').resolve():
         raise CommandError(  # (its contract, masking, flags' admin role and policy are what release.json signed)
             f"{s.root}: a release bundle serves its own signed params/ only, not {s.params_dir} (from --params, "

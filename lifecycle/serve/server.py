@@ -17,7 +17,7 @@ from ..core.workspace import Workspace
 from ..core.params import ARMS, FlagsParams
 from ..core import audit
 from .models import ServedModel, UndeclaredInputs, load_bundled, load_version, input_contract
-from ..release.container import read_bundle
+from ..release.container import bundle_environment_problem, read_bundle
 from ..model.registry import check_version_aliases
 from .predlog import PredictionLog, default_url, key_pseudonym, pii_masker
 from .metrics import Metrics
@@ -48,13 +48,8 @@ class Server:
         self.positive = params['features'].positive_class
         self.environment = s.environment
         self.bundle = read_bundle(s.root)  # a release bundle serves the one version it carries
-        made_for = ((self.bundle or {}).get('policy') or {}).get('environment')
-        if self.bundle and made_for != s.environment:  # its policy was checked for that environment only
-            raise SettingsError(
-                f"release.json: this release bundle was checked against the release policy of the {made_for!r} "
-                f"environment, not {s.environment!r} ($LIFECYCLE_ENVIRONMENT or settings.ini): make a bundle in a "
-                f"workspace of the {s.environment!r} environment"
-            )
+        if why := bundle_environment_problem(self.bundle, s.environment):  # (checked for that environment only)
+            raise SettingsError(why)
         declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.unready = ''  # why no flags could be deployed at start, when none were
         self.model_name = params['register'].model_name  # what it serves (flags routing another one are refused)
