@@ -156,6 +156,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._rollout_table': ('api/app/site.html#_rollout_table', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._runs': ('api/app/site.html#_runs', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._scalars': ('api/app/site.html#_scalars', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._search_script': ('api/app/site.html#_search_script', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._served': ('api/app/site.html#_served', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._serving': ('api/app/site.html#_serving', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._source_hash': ('api/app/site.html#_source_hash', 'lifecycle/app/site.py'),

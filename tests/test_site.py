@@ -106,6 +106,8 @@ def test_the_site_renders_offline_and_only_what_changed(workspace):
     docs = json.loads((s.site_dir / 'search/search_index.json').read_text())['docs']
     located = {d['location'].split('#')[0] for d in docs}
     assert {'runs/r1/01_ingest.html', 'runs/r2/index.html', 'runs/r1/index.html'} <= located  # search keeps all
+    script = (s.site_dir / 'search/search_index.js').read_text()  # what a page opened from disk searches
+    assert json.loads(script.removeprefix('var __index = '))['docs'] == docs
 
 
 def test_the_landing_page_says_who_serves_where():

@@ -203,6 +203,16 @@ def test_search_works_offline(site, browser):
     assert not page.problems
 
 
+def test_search_works_from_disk(site, browser):
+    "Opened from disk (file://), as the README says the site can be: search finds pages, and nothing fails to load."
+    page = open_page(browser, (site['root'] / 'index.html').as_uri())
+    page.locator('input.md-search__input').click()
+    page.keyboard.type('gates', delay=50)
+    page.locator('.md-search-result__item').first.wait_for(timeout=15_000)
+    assert page.locator('.md-search-result__item').count() >= 1
+    assert not page.problems, page.problems
+
+
 def test_a_drift_report_draws_with_the_shared_evidently_scripts_and_in_the_site_with_its_one_copy(
     workspace, browser, arrests
 ):
