@@ -110,6 +110,29 @@ def test_the_site_renders_offline_and_only_what_changed(workspace):
     assert json.loads(script.removeprefix('var __index = '))['docs'] == docs
 
 
+def test_a_removed_run_leaves_the_site_and_its_search_on_the_next_incremental_render(workspace, tmp_path):
+    "Moving a run's folder away and rendering again removes its pages, their search entries and its folder."
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    assert (s.site_dir / 'runs/r1/01_ingest.html').is_file() and (s.site_dir / 'runs/r1/index.html').is_file()
+    kept = (s.site_dir / 'runs/r2/01_ingest.html').stat().st_mtime_ns
+    shutil.move(s.runs_dir / 'r1', tmp_path / 'r1')
+    site.render_site(s, 'mkdocs')
+    assert not (s.site_dir / 'runs/r1').exists()  # its pages, then its emptied folder
+    assert (s.site_dir / 'runs/r2/01_ingest.html').stat().st_mtime_ns == kept  # still incremental
+    docs = json.loads((s.site_dir / 'search/search_index.json').read_text())['docs']
+    located = {d['location'].split('#')[0] for d in docs}
+    assert 'runs/r2/01_ingest.html' in located and not {x for x in located if x.startswith('runs/r1/')}
+    script = (s.site_dir / 'search/search_index.js').read_text()
+    assert 'runs/r1/' not in script and 'runs/r2/01_ingest.html' in script
+    assert 'r1/index.html' not in (s.site_dir / 'runs/index.html').read_text()
+
+
 def test_the_landing_page_says_who_serves_where():
     from lifecycle.app import site
     from lifecycle.app.site import landing_page

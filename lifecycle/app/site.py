@@ -1694,10 +1694,18 @@ def _last_render(mpath: Path) -> dict:
 
 
 def _drop_removed(docs: Path, site: Path, written: list[str]) -> None:
-    "Delete from `site` the static files (not pages) among `written` that the sources `docs` no longer hold."
+    """Delete from `site` what the sources `docs` no longer hold among `written`: static files, and the HTML of pages
+    (a page's search entries go with it: `_merge_search` keeps only those of pages still in the site); then the
+    folders this leaves empty."""
     for rel in written:
-        if not rel.startswith('../') and Path(rel).suffix not in ('.md', '.ipynb') and not (docs / rel).exists():
-            (site / rel).unlink(missing_ok=True)
+        if rel.startswith('../') or (docs / rel).exists():
+            continue
+        out = site / (Path(rel).with_suffix('.html') if Path(rel).suffix in ('.md', '.ipynb') else Path(rel))
+        out.unlink(missing_ok=True)
+        for folder in out.parents:
+            if folder == site or not folder.is_relative_to(site) or not folder.is_dir() or any(folder.iterdir()):
+                break
+            folder.rmdir()
 
 
 def _generate(engine: str, src: Path, site: Path, dirty: bool, notebooks: list[str]) -> None:
@@ -1751,9 +1759,9 @@ def _render_site(s: Settings, engine: str | None) -> Path:
         atomic_write(mpath, json.dumps({**old, 'building': True}))  # a crash mid-render forces a full render next
         full = config_changed or old.get('building') or old.get('engine') != engine or not index.is_file()
         nbs = [p.path for p in pages if p.notebook is not None and (full or p.path in written)]
-        _generate(engine, src, site, dirty=not full, notebooks=nbs)
-        if not full:  # an incremental build removes nothing: the files the sources no longer hold go (not pages)
+        if not full:  # an incremental build removes nothing: what the sources no longer hold goes first
             _drop_removed(src / 'pages', site, written)
+        _generate(engine, src, site, dirty=not full, notebooks=nbs)
     models = dict(models_key=models_key, models=facts['models']) if models_key else {}
     atomic_write(mpath, json.dumps({**new, 'fingerprint': fingerprint, 'engine': engine, **models}))
     return index
