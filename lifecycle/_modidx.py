@@ -1209,6 +1209,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                   'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker.ReportWorker.stop': ( 'api/data/report_worker.html#reportworker.stop',
                                                                                                   'lifecycle/data/report_worker.py'),
+                                              'lifecycle.data.report_worker._fit_frame': ( 'api/data/report_worker.html#_fit_frame',
+                                                                                           'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker._import_evidently': ( 'api/data/report_worker.html#_import_evidently',
                                                                                                   'lifecycle/data/report_worker.py'),
                                               'lifecycle.data.report_worker._paused_collector': ( 'api/data/report_worker.html#_paused_collector',

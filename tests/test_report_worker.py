@@ -42,7 +42,7 @@ def test_the_worker_draws_evidentlys_report_and_one_it_cannot_draw_fails_with_ev
     assert report_worker._worker is worker and worker.alive()  # drawn there: a failure would have stopped it
     here = evidently_report(*frames, sample_rows=250).get_html_str(as_iframe=True)
     assert '&quot;column_name&quot;: &quot;plan&quot;' in drawn
-    assert _ids_out(drawn) == _ids_out(here)
+    assert _ids_out(drawn) == _ids_out(report_worker._fit_frame(here))
 
     ref, _ = frames
     with pytest.raises(RuntimeError, match=r'could not draw the report \(ValueError\)'):  # its type only
@@ -51,6 +51,22 @@ def test_the_worker_draws_evidentlys_report_and_one_it_cannot_draw_fails_with_ev
     with pytest.raises(ValueError, match="empty column 'age'"):  # Evidently's message, raised where it is drawn here
         report_worker.report_html(ref, ref.iloc[:0], sample_rows=250)
     assert report_worker._worker is None
+
+
+def test_each_report_iframe_sizes_itself_drawn_by_the_worker_or_here(frames):
+    "Evidently's sizing script found only the report iframes parsed before it: the second of two stayed 150 px tall."
+    report_worker.start()
+    for drawn in (report_worker.report_html(*frames, sample_rows=250), evidently_frame(*frames)):
+        (frame,) = re.findall(r'<iframe [^>]*?class=.evidently-ui-iframe.', drawn)
+        assert frame.startswith('<iframe onload="const f = this; new ResizeObserver(function')
+        assert 'evidentlyResizeObserver' not in drawn  # its script is gone
+    assert 'onload' not in report_worker.report_html(*frames, sample_rows=250, as_iframe=False)[:200]
+
+
+def evidently_frame(ref, cur) -> str:
+    "The report as an iframe, drawn in this process."
+    report_worker.stop()
+    return report_worker.report_html(ref, cur, sample_rows=250)
 
 
 def test_an_interrupted_report_leaves_nothing_behind_for_the_next_one(frames, monkeypatch):

@@ -9,6 +9,7 @@ not there, has gone, is stuck or fails is drawn in this process instead, as it w
 from __future__ import annotations
 import os
 import pickle
+import re
 import select
 import signal
 import subprocess
@@ -206,12 +207,32 @@ def stop() -> None:
 
 def report_html(reference, current, sample_rows: int, as_iframe: bool = True) -> str:
     """Evidently's drift report of `current` against `reference` (`drift.evidently_report`, on samples of at most
-    `sample_rows` rows) as HTML: drawn by the worker when one was started, else (or when that fails) here."""
+    `sample_rows` rows) as HTML: drawn by the worker when one was started, else (or when that fails) here. As an
+    iframe, it sizes itself to what it draws (`_fit_frame`)."""
+    fit = _fit_frame if as_iframe else str
     if _worker is not None:
         try:
-            return _worker.draw(reference, current, sample_rows, as_iframe)
+            return fit(_worker.draw(reference, current, sample_rows, as_iframe))
         except Exception:  # gone, stuck, failed, or the frames would not pickle: drawn here
             stop()
     from .drift import evidently_report
 
-    return evidently_report(reference, current, sample_rows=sample_rows).get_html_str(as_iframe=as_iframe)
+    return fit(evidently_report(reference, current, sample_rows=sample_rows).get_html_str(as_iframe=as_iframe))
+
+
+_RESIZE_SCRIPT = re.compile(r'<script[^>]*>(?:(?!</script>).)*?evidentlyResizeObserver.*?</script>\s*', re.S)
+_FRAME = re.compile(r"""<iframe ((?:[^>]*\s)?class=['"]evidently-ui-iframe['"])""")
+_FIT = (
+    'const f = this; new ResizeObserver(function () { const h = f.contentDocument.body.scrollHeight + 3; '
+    'if (h !== 3 && Number(f.height) !== h) f.height = h }).observe(f.contentDocument.body)'
+)  # (no `>` in it: it is an attribute)
+
+
+def _fit_frame(html: str) -> str:
+    """Evidently's report iframe sized by itself, once loaded, to what it draws. Evidently's sizing script, before
+    the iframe, looks for report iframes while its own is not parsed yet: with two reports in a page (or a notebook
+    converted by nbconvert) only the first was sized, the second stayed 150 px tall. It goes; the iframe's own `onload`
+    cannot miss its load."""
+    if not _FRAME.search(html):
+        return html
+    return _FRAME.sub(lambda m: f'<iframe onload="{_FIT}" {m[1]}', _RESIZE_SCRIPT.sub('', html, count=1), count=1)
