@@ -2355,6 +2355,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._watchers': ( 'api/operate/monitor.html#_watchers',
                                                                                     'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor._window_words': ( 'api/operate/monitor.html#_window_words',
+                                                                                        'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._windows': ( 'api/operate/monitor.html#_windows',
                                                                                    'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._with_others': ( 'api/operate/monitor.html#_with_others',

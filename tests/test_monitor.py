@@ -6,6 +6,7 @@ monitor params are refused naming the key; an unreachable webhook keeps its aler
 from __future__ import annotations
 import json
 import os
+import re
 import socket
 import subprocess
 import threading
@@ -424,12 +425,18 @@ def test_the_monitoring_report_executes_into_the_site(workspace, monkeypatch):
     set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
     run = run_once(ws, load_monitor_params(ws.params_dir), baselines={'1': baseline(rng)}, now=t0 + 400)
     assert run.windows == 2 and run.alerts
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 500, 'seconds': None})  # (after the look)
     monkeypatch.chdir(workspace)
     r = invoke(app, ['monitor', 'report', '--json'])
     assert r.exit_code == 0, r.output
     html = Path(json.loads(r.stdout)['html'])
     assert html.is_file() and 'Monitoring report' in html.read_text()
     assert html.with_suffix('.ipynb').is_file()
+    text = html.read_text()
+    # the window the tables were measured with, not the one monitor.yaml names now
+    assert 'window: 200 rows (monitor.yaml now says 500 rows: the next look measures with that)' in text
+    iso = re.compile(r'>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ<')  # a series' last window end, alert times: ISO UTC
+    assert len(iso.findall(text)) >= 1 + len(run.alerts) and not re.search(r'>1\.\d+e\+09<', text)
 
 
 def test_another_models_rows_in_the_log_are_not_this_models_windows(workspace):

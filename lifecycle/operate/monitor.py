@@ -837,8 +837,9 @@ def _windows(path: Path, model: str | None = None) -> pd.DataFrame:
 def status(
     ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, raised=None, model: str | None = None
 ) -> dict:
-    """Heartbeats, the last look, each series' last closed window, alert counts by severity (all, open), the outbox,
-    of `model` (default: the params'; `raised`: its alerts, read already)."""
+    """Heartbeats, the last look, the window its series were measured with (`200 rows`, `60 s`; None before the first
+    look), each series' last closed window, alert counts by severity (all, open), the outbox, of `model` (default: the
+    params'; `raised`: its alerts, read already)."""
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
     d = _monitor_dir(ws.state_dir)
@@ -857,11 +858,20 @@ def status(
             for n, a in ages.items()
         },
         last_run=(st := _load_state(d / 'state.json')).get('last_runs', {}).get(name, st.get('last_run')),
+        window=_window_words(st.get('cuts', {}).get(name)),  # (what the series were measured with: the last look's)
         series=series,
         alerts={s: sum(a['severity'] == s for a in raised) for s in SEVERITIES},
         open={s: sum(a['severity'] == s for a in open_alerts(ws.state_dir, raised)) for s in SEVERITIES},
         outbox={s: len(box.pending(s)) for s in ('tickets', 'webhook', 'email')},
     )
+
+
+def _window_words(cut: str | None) -> str | None:
+    "A window's cut as a look keeps it (`rows=200`, `seconds=60`), in words (`200 rows`, `60 s`); None for none."
+    if not cut:
+        return None
+    kind, _, n = cut.partition('=')
+    return f'{n} rows' if kind == 'rows' else f'{n} s'
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #7ea89073
 def _watchers(st: dict, state_dir, mp: MonitorParams, now: float) -> dict:
