@@ -1591,3 +1591,72 @@ def test_the_outboxs_journal_of_sent_ids_survives_a_torn_line_and_is_emptied_onc
     assert [it['alert']['id'] for it in box.pending('tickets')] == ['a1', 'a2']
     box._save('tickets', box.pending('tickets'))
     assert not box._sent('tickets').exists() and [it['alert']['id'] for it in box.pending('tickets')] == ['a1', 'a2']
+
+
+def _regression_workspace(workspace: Path) -> Workspace:
+    "The workspace with the diabetes regression params, its monitor.yaml as `lifecycle init` proposes for regression."
+    from lifecycle.data.init_command import for_regression
+    from test_regression import diabetes_params
+
+    diabetes_params(workspace)
+    p = workspace / 'params' / 'monitor.yaml'
+    p.write_text(for_regression(p.read_text())[0])
+    set_yaml(p, window={'rows': 200, 'seconds': None})
+    return Workspace.open(workspace)
+
+
+def _prices(log: PredictionLog, rng, t0: float, start: int, n: int, times: float = 1.0) -> None:
+    "Log n one-row regression requests, then their outcomes: the score plus noise (sd 10), times `times`."
+    truth = {}
+    for i in range(start, start + n):
+        bmi = round(float(rng.normal(26, 4)), 1)
+        s = 100 + 8 * (bmi - 26)
+        log.log(request_id=f'p{i}', ts=t0 + i, route='predict', targeting_key=None, variant='control',
+                model_version='1', inputs={'bmi': [bmi]}, output=[s], decision=[None], threshold=None,
+                latency_ms=2.0, status=200)  # fmt: skip
+        truth[f'p{i}'] = round((s + float(rng.normal(0, 10))) * times, 2)
+    assert log.flush()
+    for rid, outcome in truth.items():
+        add_feedback(log, rid, outcome)
+
+
+def test_a_regression_models_error_growing_past_its_holdouts_raises_the_error_rule_and_is_shown(workspace):
+    ws = _regression_workspace(workspace)
+    rng = np.random.default_rng(5)
+    bmi = rng.normal(26, 4, 2000).round(1)
+    s = 100 + 8 * (bmi - 26)
+    x = pd.DataFrame({'bmi': bmi})
+    base = {'1': Baseline.from_holdout(drift.profile(x), s, s + rng.normal(0, 10, 2000), 'regression', inputs=x)}
+    assert 9 < base['1'].rmse < 11 and 7 < base['1'].mae < 9  # the holdout's errors, the ratios' yardstick
+    t0 = time.time() - 1000
+    log = PredictionLog(default_url(ws))
+    _prices(log, rng, t0, 0, 200)  # as validated
+    _prices(log, rng, t0, 200, 200, times=5)  # then the outcomes are five times what was predicted
+    log.close()
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines=base, now=t0 + 400)
+    assert [(a['rule'], a['metric'], a['window'], a['severity']) for a in run.alerts] == [
+        ('error_growth', 'rmse_ratio', 1, 'critical')
+    ]
+    assert run.alerts[0]['value'] > 20 and run.alerts[0]['sample'] == 200
+    m = pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet').sort_values('window')
+    assert 0.8 < m['rmse_ratio'].iloc[0] < 1.2 and 0.8 < m['mae_ratio'].iloc[0] < 1.2
+    assert 0.8 < m['estimated_rmse_ratio'].iloc[1] < 1.2  # (the inputs are as trained: no estimate of the collapse)
+    shown = status(ws)['series'][0]
+    assert shown['window'] == 1 and shown['rmse'] > 20 * base['1'].rmse and shown['mae'] > 20 * base['1'].mae
+    assert shown['rmse_ratio'] > 20 and 'accuracy' not in shown and 'estimated_accuracy' not in shown, shown
+    prom = (ws.state_dir / 'monitor' / 'metrics.prom').read_text()
+    assert 'metric="rmse_ratio",model="diabetes-progression",model_version="1",variant="control"} ' in prom
+
+
+def test_a_classification_models_status_shows_accuracy_as_before(workspace):
+    ws = Workspace.open(workspace)
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    rng = np.random.default_rng(3)
+    two_windows(ws, rng, time.time() - 1000)
+    run_once(ws, load_monitor_params(ws.params_dir), baselines={'1': baseline(rng)}, now=time.time())
+    shown = status(ws)['series'][0]
+    assert list(shown)[4:] == [
+        'requests', 'error_rate', 'latency_p95_ms', 'drift_psi_max', 'score_psi', 'accuracy', 'labels',
+        'estimated_accuracy', 'label_coverage',
+    ]  # fmt: skip
+    assert not any('rmse' in k or 'mae' in k for k in pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet'))

@@ -103,6 +103,36 @@ def test_write_params_writes_nothing_when_refused(tmp_path):
     assert not (tmp_path / 'p').exists() and list(tmp_path.iterdir()) == []
 
 
+def test_init_proposes_the_error_rule_for_a_regression_and_its_retraining_trigger_uses_it(tmp_path):
+    """Review AG: init copied monitor.yaml and retrain.yaml as they were, whose only quality rules are on accuracy,
+    which a regression model never has: its error could grow fifty-fold with no alert and no retraining. A
+    regression's proposal rates the error by the holdout's; a classification's files stay the workspace's."""
+    from lifecycle.loop.schema import load_retrain_params
+    from lifecycle.operate.schema import load_monitor_params
+
+    ws = scratch_workspace(tmp_path / 'ws')
+    df = customers().drop(columns=['signup', 'email'])
+    df.assign(spend=df['education-num'] * 3.5 + 0.25).drop(columns='churned').to_csv(ws / 'spend.csv', index=False)
+    df.to_csv(ws / 'churn.csv', index=False)
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+    r = invoke(init, ['--from', str(ws / 'spend.csv'), '--target', 'spend', '--out', str(ws / 'reg')], env=env)
+    assert r.exit_code == 0, r.output
+    rules = {x.name: x for x in load_monitor_params(ws / 'reg').rules}
+    assert not {'accuracy_drop', 'estimated_accuracy_drop'} & set(rules)
+    grow, est = rules['error_growth'], rules['estimated_error_growth']
+    assert (grow.metric, grow.condition, grow.severity, grow.min_sample) == ('rmse_ratio', '> 1.5', 'critical', 200)
+    assert (est.metric, est.condition, est.severity) == ('estimated_rmse_ratio', '> 1.5', 'high')
+    trigger = load_retrain_params(ws / 'reg').triggers.performance_alert
+    assert trigger.rules == ['error_growth', 'estimated_error_growth'] and trigger.min_severity == 'high'
+    assert '# rules on one metric form a ladder' in (ws / 'reg' / 'monitor.yaml').read_text()  # (its comments kept)
+    r = invoke(init, ['--from', str(ws / 'churn.csv'), '--target', 'churned', '--out', str(ws / 'cls')], env=env)
+    assert r.exit_code == 0, r.output
+    for name in ('monitor.yaml', 'retrain.yaml'):  # a classification's: the workspace's (all its inputs), as before
+        copied, was = [[ln for ln in (ws / f / name).read_text().splitlines() if not ln.startswith('drift_columns:')]
+                       for f in ('cls', 'params')]  # fmt: skip
+        assert copied[1:] == was, name
+
+
 def test_init_command_refusals_name_what_is_wrong(tmp_path):
     ws = scratch_workspace(tmp_path / 'ws')
     customers().to_csv(ws / 'c.csv', index=False)

@@ -14,7 +14,7 @@ from ..core.params import ColumnRule, CsvDialect
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['guess_target', 'read_frame', 'InitProposal', 'csv_options', 'init']
+__all__ = ['guess_target', 'read_frame', 'InitProposal', 'csv_options', 'for_regression', 'retrain_for_regression', 'init']
 
 # %% ../../nbs/api/data/11_init_command.ipynb #3cb5efd6
 _TARGET_NAMES = ('target', 'label', 'y', 'class', 'outcome')
@@ -141,10 +141,11 @@ _DATASET_FREE = ('monitor.yaml', 'retrain.yaml')  # windows, alert rules, sinks,
 _MIN_ROWS = 50  # rows of a file init proposes params for: a holdout of a quarter holds a dozen or more
 
 
-def _dataset_free_params(ws: Workspace) -> dict[str, str]:
+def _dataset_free_params(ws: Workspace, task: str = 'classification') -> dict[str, str]:
     """The workspace's own monitor.yaml and retrain.yaml (from its current params folder, else params/), with
     monitor.yaml's `drift_columns` reset to all inputs (the only key that names columns): without them `monitor` and
-    `retrain` refuse the new folder. The proposal's other files are the data's."""
+    `retrain` refuse the new folder. For a regression `task`, its rules on accuracy become rules on the error
+    (`for_regression`). The proposal's other files are the data's."""
     import re
 
     out = {}
@@ -158,7 +159,101 @@ def _dataset_free_params(ws: Workspace) -> dict[str, str]:
                 )
                 out[name] = f"# Copied by `lifecycle init` from {folder.name}/{name}: review it.\n" + text
                 break
+    if task == 'regression' and 'monitor.yaml' in out:
+        out['monitor.yaml'], renamed = for_regression(out['monitor.yaml'])
+        if 'retrain.yaml' in out:
+            out['retrain.yaml'] = retrain_for_regression(out['retrain.yaml'], renamed)
     return out
+
+# %% ../../nbs/api/data/11_init_command.ipynb #2aebd54a
+# a rule on accuracy (which a regression model never has) -> its rule on the error: name, metric, condition, comment
+_ERROR_RULES = {
+    'accuracy_drop': ('error_growth', 'rmse_ratio', '> 1.5', 'realised RMSE above 1.5 times the holdout RMSE'),
+    'estimated_accuracy_drop': (
+        'estimated_error_growth', 'estimated_rmse_ratio', '> 1.5', 'estimated RMSE above 1.5 times the holdout RMSE'
+    ),
+}
+
+
+def _items(lines: list[str], key: str) -> tuple[int, list[tuple[int, int]]] | None:
+    """Where the block list under top-level `key` is in `lines`: the line of its key and each item's first and last
+    line + 1 (its comments before the next item are the next item's); None when it is not a block list there."""
+    import re
+
+    at = next((i for i, ln in enumerate(lines) if re.match(rf'{key}:\s*(#.*)?$', ln)), None)
+    if at is None:
+        return None
+    items, dash = [], None
+    for i in range(at + 1, len(lines)):
+        ln = lines[i]
+        if not ln.strip():
+            continue
+        indent = len(ln) - len(ln.lstrip())
+        if indent == 0:  # (the next top-level key)
+            break
+        if ln.lstrip().startswith('- ') and dash in (None, indent):
+            dash = indent
+            items.append([i, i + 1])
+        elif items:
+            if indent <= dash and ln.lstrip().startswith('#'):
+                continue  # (a comment of the next item)
+            items[-1][1] = i + 1
+    return at, [tuple(x) for x in items]
+
+
+def for_regression(monitor_yaml: str) -> tuple[str, dict[str, str]]:
+    """A monitor.yaml for a regression model: each rule on `accuracy_drop` or `estimated_accuracy_drop` (which it never
+    measures) becomes one on the error's growth over the holdout's (`rmse_ratio`, `estimated_rmse_ratio`), its sample,
+    cooldown and severity kept; comments kept. Also the rules it renamed, old name: new name (for retrain.yaml's
+    triggers). A file with a rule on the error already, or none on accuracy, is left as it is."""
+    import re
+    import yaml
+
+    rules = (yaml.safe_load(monitor_yaml) or {}).get('rules') or []
+    if any(isinstance(r, dict) and r.get('metric') in ('rmse_ratio', 'estimated_rmse_ratio') for r in rules):
+        return monitor_yaml, {}
+    lines = monitor_yaml.splitlines(keepends=True)
+    found = _items(lines, 'rules')
+    if found is None or len(found[1]) != len(rules):
+        return monitor_yaml, {}
+    renamed = {}
+    for (start, end), rule in zip(found[1], rules):
+        if not isinstance(rule, dict) or rule.get('metric') not in _ERROR_RULES:
+            continue
+        name, metric, condition, said = _ERROR_RULES[rule['metric']]
+        for i in range(start, end):
+            key = re.match(r'(\s*(?:- )?)(name|metric|condition):', lines[i])
+            if key:
+                new = {'name': name, 'metric': metric, 'condition': f"'{condition}'  # {said}"}[key.group(2)]
+                lines[i] = f"{key.group(1)}{key.group(2)}: {new}\n"
+        renamed[rule['name']] = name
+    text = ''.join(lines)
+    want = [dict(r, **dict(zip(('name', 'metric', 'condition'), _ERROR_RULES[r['metric']][:3])))
+            if isinstance(r, dict) and r.get('metric') in _ERROR_RULES else r for r in rules]  # fmt: skip
+    if (yaml.safe_load(text) or {}).get('rules') != want:  # (a layout this reading missed: left as it was)
+        return monitor_yaml, {}
+    return text, renamed
+
+
+def retrain_for_regression(retrain_yaml: str, renamed: dict[str, str]) -> str:
+    """retrain.yaml with the rules its `performance_alert` trigger names renamed as `for_regression` renamed them in
+    monitor.yaml; left as it is when it names none of them."""
+    import re
+    import yaml
+
+    t = ((yaml.safe_load(retrain_yaml) or {}).get('triggers') or {}).get('performance_alert')
+    if not renamed or not isinstance(t, dict) or not set(t.get('rules') or []) & set(renamed):
+        return retrain_yaml
+    want = [renamed.get(r, r) for r in t['rules']]
+
+    def rename(m):
+        return m.group(1) + '[' + ', '.join(renamed.get(r.strip(), r.strip()) for r in m.group(2).split(',')) + ']'
+
+    out = re.sub(r'(?ms)^([ \t]+performance_alert:.*?^[ \t]+rules:[ \t]*)\[([^\]\n]*)\]', rename, retrain_yaml, count=1)
+    out = out.replace('realised (feedback) or estimated (CBPE) accuracy drop',
+                      'realised (feedback) or estimated (direct loss estimation) error growth')  # fmt: skip
+    d = yaml.safe_load(out) or {}
+    return out if d.get('triggers', {}).get('performance_alert', {}).get('rules') == want else retrain_yaml
 
 
 @command(
@@ -269,7 +364,7 @@ def init(
         guessed = f" ({guess}; --target names another)" if guess else ''
         said = str(e) if str(e).startswith(f"{shown}: ") else f"{source}: {e}"  # (a column's refusal names the file)
         raise CommandError(f"{said}{guessed}", EXIT_INPUT) from None
-    pr.files |= _dataset_free_params(ws)
+    pr.files |= _dataset_free_params(ws, pr.task)
     stem = pr.dataset
     dest = (out or ws.root / f'params-{stem}').expanduser().resolve()
     write_params(pr, dest, overwrite=force)

@@ -494,7 +494,7 @@ def _measure(
     return out
 
 
-_MEASURED_FORMAT = 2  # (of the kept measurements: bump it when a window is measured otherwise)
+_MEASURED_FORMAT = 3  # (of the kept measurements: bump it when a window is measured otherwise)
 
 
 def measured_key(mp: MonitorParams, task: str, positive, model: str, log: str) -> str:
@@ -774,6 +774,16 @@ _SHOWN = [
     'estimated_accuracy',
     'label_coverage',
 ]
+_SHOWN_REGRESSION = [  # (a regression model has no accuracy: its errors, and them over the holdout's)
+    *_SHOWN[: _SHOWN.index('accuracy')],
+    'rmse',
+    'mae',
+    'labels',
+    'rmse_ratio',
+    'estimated_rmse',
+    'estimated_rmse_ratio',
+    'label_coverage',
+]
 
 
 def alert_log(
@@ -834,6 +844,14 @@ def _windows(path: Path, model: str | None = None) -> pd.DataFrame:
     return m[[c for c in m.columns if c in (*_WINDOW_KEYS, 'window_end', 'model') or m[c].notna().any()]]
 
 
+def _task(ws: Workspace, name: str, m: pd.DataFrame) -> str:
+    "The task of model `name`: the params' if it is theirs, else what its windows measured (errors: regression)."
+    if name == ws.params['register'].model_name:
+        return ws.params['features'].task
+    errors = [c for c in ('rmse', 'estimated_rmse') if c in m.columns]
+    return 'regression' if errors and m[errors].notna().any().any() else 'classification'
+
+
 def status(
     ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, raised=None, model: str | None = None
 ) -> dict:
@@ -848,8 +866,9 @@ def status(
     if (d / 'windows.parquet').is_file():
         m = _windows(d / 'windows.parquet', name)
         last = m[m['closed']].sort_values('window').groupby(['model_version', 'variant']).tail(1)
+        shown = _SHOWN_REGRESSION if _task(ws, name, m) == 'regression' else _SHOWN
         for r in last.to_dict('records'):
-            series.append({k: r.get(k) for k in ['model_version', 'variant', 'window', 'window_end', *_SHOWN]})
+            series.append({k: r.get(k) for k in ['model_version', 'variant', 'window', 'window_end', *shown]})
     raised = alert_log(ws.state_dir, model=name) if raised is None else raised
     box = Outbox(ws.state_dir)
     return dict(

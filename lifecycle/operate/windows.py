@@ -20,7 +20,8 @@ from .schema import Window
 
 # %% auto #0
 __all__ = ['META', 'INPUT', 'inputs', 'records', 'assign_windows', 'SeriesTimes', 'kept_records', 'window_records', 'Baseline',
-           'input_drift', 'wilson', 'target_correlations', 'correlation_shift', 'window_metrics', 'each_window_metrics']
+           'input_drift', 'wilson', 'target_correlations', 'correlation_shift', 'error_ratios', 'window_metrics',
+           'each_window_metrics']
 
 # %% ../../nbs/api/operate/02_windows.ipynb #49f6fc91
 META = [
@@ -329,6 +330,8 @@ class Baseline:
     score_profile: dict = field(default=None, repr=False)
     calibrator: Calibrator = field(default=None, repr=False)
     accuracy: float = float('nan')
+    rmse: float = float('nan')  # regression: the holdout's RMSE and MAE, what a window's realised errors are rated by
+    mae: float = float('nan')
     loss: object = field(default=None, repr=False)  # regression: a `lifecycle.operate.dle.LossEstimator`
     correlations: dict = field(default_factory=dict)  # numeric feature: its correlation with the target on the holdout
     inputs_digest: str = ''  # (of the holdout's inputs `from_holdout` learnt the loss and correlations from)
@@ -337,13 +340,17 @@ class Baseline:
     def from_holdout(
         cls, profile: dict, scores, labels, task: str = 'classification', threshold: float = 0.5, inputs=None
     ):
-        "A baseline from a profile and holdout scores and labels: calibrated, with its holdout accuracy."
+        "A baseline from a profile and holdout scores and labels: calibrated, with its holdout accuracy (or errors)."
         s, y = np.asarray(scores, float), np.asarray(labels, float)
         b = cls(profile, s, y, task, threshold, drift.profile(pd.DataFrame({'score': s})))
         if task == 'classification':
             b.calibrator = fit_calibrator(s, y)
             b.accuracy = float(((s >= threshold) == (y == 1)).mean())
-        elif inputs is not None:  # regression: learn the expected error, to estimate MAE and RMSE without labels
+        else:  # regression: the holdout's errors, as validation measured them
+            from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+            b.rmse, b.mae = float(root_mean_squared_error(y, s)), float(mean_absolute_error(y, s))
+        if task != 'classification' and inputs is not None:  # learn the expected error, to estimate it without labels
             from lifecycle.operate.dle import LossEstimator
 
             b.loss = LossEstimator.fit(inputs, s, y)
@@ -356,9 +363,9 @@ class Baseline:
 
     def digest(self) -> str:
         """A sha256 of what the baseline was made from: its profile, holdout scores and labels, task, threshold,
-        correlations and the holdout inputs (`from_holdout`'s: its calibrator, score profile, accuracy and loss
-        estimator follow from them). The monitor reuses a window measured against a baseline only against one of the
-        same digest."""
+        correlations and the holdout inputs (`from_holdout`'s: its calibrator, score profile, accuracy, errors and
+        loss estimator follow from them). The monitor reuses a window measured against a baseline only against one of
+        the same digest."""
         h = hashlib.sha256()
         loss = None if self.loss is None else [self.loss.columns, self.loss.categories]
         made = [self.profile, self.task, self.threshold, self.correlations, loss, self.inputs_digest]
@@ -438,6 +445,17 @@ def correlation_shift(reference: dict[str, float], x: pd.DataFrame, y) -> pd.Dat
     rows = [dict(column=c, reference=reference[c], current=v, change=v - reference[c]) for c, v in cur.items()]
     return pd.DataFrame(rows, columns=['column', 'reference', 'current', 'change'])
 
+# %% ../../nbs/api/operate/02_windows.ipynb #c26600c1
+def error_ratios(b: Baseline, row: dict) -> dict:
+    """A regression window's errors as multiples of its baseline's (the holdout's): `rmse_ratio` and `mae_ratio` of
+    the realised errors (those it has), `estimated_rmse_ratio` of the estimated one; none of a baseline of no error."""
+    out = {}
+    for ratio, error, base in [('rmse_ratio', 'rmse', b.rmse), ('mae_ratio', 'mae', b.mae),
+                               ('estimated_rmse_ratio', 'estimated_rmse', b.rmse)]:  # fmt: skip
+        if row.get(error) is not None and base > 0:  # (NaN: not above 0)
+            out[ratio] = float(row[error]) / base
+    return out
+
 # %% ../../nbs/api/operate/02_windows.ipynb #a9de05ac
 def _live(g: pd.DataFrame, task: str) -> dict:
     lab = g[g['label'].notna() & g['score'].notna()]
@@ -448,8 +466,9 @@ def _live(g: pd.DataFrame, task: str) -> dict:
     out['label_delay_s'] = float((lab['feedback_ts'] - lab['ts']).median())
     y, s = lab['label'].to_numpy(float), lab['score'].to_numpy(float)
     if task == 'regression':
-        e = s - y
-        return dict(out, rmse=float(np.sqrt(np.mean(e * e))), mae=float(np.mean(np.abs(e))))
+        from sklearn.metrics import mean_absolute_error, root_mean_squared_error
+
+        return dict(out, rmse=float(root_mean_squared_error(y, s)), mae=float(mean_absolute_error(y, s)))
     d = lab['decision'].to_numpy(float) == 1
     k = int(((d == 1) == (y == 1)).sum())
     out.update(accuracy=k / n)
@@ -550,6 +569,8 @@ def each_window_metrics(
                 x_loss = x.reindex(columns=b.loss.columns)  # (an input the window's requests were not sent with: null)
                 e = b.loss.estimate(x_loss, ok['score'].to_numpy(float))
                 row.update(estimated_mae=float(e['mae'][0]), estimated_rmse=float(e['rmse'][0]))
+            if task == 'regression':
+                row.update(error_ratios(b, row))
             if task == 'classification':
                 e = estimate(
                     b.calibrator(ok['score'].to_numpy(float)),
