@@ -1660,3 +1660,29 @@ def test_a_classification_models_status_shows_accuracy_as_before(workspace):
         'estimated_accuracy', 'label_coverage',
     ]  # fmt: skip
     assert not any('rmse' in k or 'mae' in k for k in pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet'))
+
+
+def test_a_rule_on_accuracy_in_a_regression_workspace_is_said_never_to_fire(workspace, monkeypatch):
+    """Review AG: a regression workspace whose monitor.yaml was copied before init proposed the error rules watched its
+    quality by accuracy, which it never has, and nothing said so."""
+    from lifecycle.data.init_command import for_regression
+    from lifecycle.operate.schema import never_firing
+    from test_regression import diabetes_params
+
+    mp = load_monitor_params(workspace / 'params')
+    assert never_firing(mp, 'classification') == [] == never_firing(mp)
+    said = never_firing(mp, 'regression')
+    assert [s.split(':')[0] for s in said] == ['monitor.yaml rules.3 (accuracy_drop)',
+                                               'monitor.yaml rules.4 (estimated_accuracy_drop)']  # fmt: skip
+    assert 'for a classification model only' in said[0] and 'error_growth on rmse_ratio' in said[0]
+    p = workspace / 'params' / 'monitor.yaml'
+    p.write_text(for_regression(p.read_text())[0])
+    assert never_firing(load_monitor_params(p.parent), 'regression') == []
+    assert [s.split(':')[0] for s in never_firing(load_monitor_params(p.parent), 'classification')] == [
+        'monitor.yaml rules.3 (error_growth)', 'monitor.yaml rules.4 (estimated_error_growth)'
+    ]  # fmt: skip
+    diabetes_params(workspace)
+    set_yaml(p, rules=[dict(name='acc', metric='accuracy_drop', condition='> 0.1', severity='high')])
+    monkeypatch.chdir(workspace)
+    r = invoke(monitor_run, ['--json'])
+    assert r.exit_code == 0 and 'warning: monitor.yaml rules.0 (acc): accuracy_drop is measured for a' in r.stderr

@@ -52,7 +52,7 @@ def monitor_run(
     check_repeats(every, times)
     ws = Workspace.open()
     mp = load_monitor_params(ws.params_dir)
-    for why in never_firing(mp):
+    for why in never_firing(mp, ws.params['features'].task):
         print(f"warning: {why}", file=sys.stderr, flush=True)
     tally = load_tally(ws, default_url(ws)) if every is not None else None  # (each series as the last look counted)
     clock = WindowClock(default_url(ws), mp.window, model=ws.params['register'].model_name, tally=tally)

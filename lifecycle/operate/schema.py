@@ -248,12 +248,29 @@ class MonitorParams(_Strict):
         return self
 
 
-def never_firing(mp: MonitorParams) -> list[str]:
+_ONE_TASK = {  # metrics measured for one task only (others for both): a rule on another task's never fires
+    'classification': (
+        'accuracy', 'precision', 'recall', 'roc_auc', 'estimated_accuracy', 'estimated_precision', 'estimated_recall',
+        'estimated_roc_auc', 'accuracy_drop', 'estimated_accuracy_drop', 'concept_drift',
+    ),
+    'regression': ('rmse', 'mae', 'estimated_mae', 'estimated_rmse', 'rmse_ratio', 'mae_ratio', 'estimated_rmse_ratio'),
+}  # fmt: skip
+
+
+def never_firing(mp: MonitorParams, task: str | None = None) -> list[str]:
     """Why each rule that can never fire cannot: one needing more records, requests or labels than a window of
-    `window.rows` holds (a window shrunk below a shipped rule's `min_sample`); said, not refused."""
+    `window.rows` holds (a window shrunk below a shipped rule's `min_sample`), or, given the model's `task`, one on a
+    metric only the other task has (accuracy for a regression); said, not refused."""
     rows, out = mp.window.rows, []
     for i, r in enumerate(mp.rules):
         kind = METRICS[r.metric][0]
+        other = next((k for k, ms in _ONE_TASK.items() if task and k != task and r.metric in ms), None)
+        if other:
+            instead = "error_growth on rmse_ratio, as `lifecycle init` proposes" if task == 'regression' else 'another'
+            out.append(
+                f"monitor.yaml rules.{i} ({r.name}): {r.metric} is measured for a {other} model only, and this one is "
+                f"a {task} model, so the rule never fires; rate its quality by {instead}"
+            )
         if rows and kind != 'none' and r.min_sample > rows:
             out.append(
                 f"monitor.yaml rules.{i} ({r.name}): min_sample {r.min_sample} is more than window.rows {rows}: no "
