@@ -3,6 +3,7 @@ before formats were recorded (what today's main leaves) is refused by every comm
 migrated, then accepted; a newer format is refused, naming it; light commands never import MLflow."""
 
 from __future__ import annotations
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -25,6 +26,9 @@ def old_ws(tmp_path, arrests) -> Path:
     state = ws / '.lifecycle'
     for name in ('FORMAT', 'workspace.id', 'audit.log', 'audit.payloads.jsonl'):
         (state / name).unlink(missing_ok=True)
+    for rec in (state / 'store' / 'records').rglob('*.json'):  # (an older lifecycle sealed no record)
+        rec.chmod(0o644)
+        rec.write_text(json.dumps({k: v for k, v in json.loads(rec.read_text()).items() if k != '_seal'}))
     from lifecycle.core.store import canonical_json, sha256_bytes  # the audit log as the older lifecycle wrote it
 
     entry = dict(

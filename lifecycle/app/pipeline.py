@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Callable
 from ..core.settings import Settings
 from ..core.store import atomic_write, hash_obj
-from ..core.manifest import RunManifest, now_iso
+from ..core.manifest import SHOWN_METRICS, RunManifest, now_iso
 from ..core.workspace import Workspace
 from ..core.provenance import library_hash, notebook_code_hash, git_info
 from ..core.locks import hold
@@ -92,7 +92,7 @@ STAGES: tuple[Stage, ...] = (
         '04_validate.ipynb',
         ('validate', 'features', 'register', 'policy'),
         ('mlflow_run_id', 'model_uri', 'holdout_id'),
-        ('roc_auc', 'accuracy', 'r2', 'rmse', 'mae'),  # the task's own, as present (a regression has no roc_auc)
+        SHOWN_METRICS,  # the task's own, as present (a regression has no roc_auc)
         _champion_run,
     ),
     Stage(

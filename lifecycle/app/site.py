@@ -142,10 +142,10 @@ def lineage_svg(nodes: list[tuple[str, str, str | None]]) -> str:
 
 # %% ../../nbs/api/app/01_site.ipynb #bae41bfc
 def _runs(s: Settings) -> list[dict]:
-    from .pipeline import STAGES  # (the validate stage's metrics: the task's own, as `lifecycle run` shows them)
+    from lifecycle.core.manifest import SHOWN_METRICS  # (the task's own, as `lifecycle run` shows them)
 
-    metrics = next(st.shown for st in STAGES if st.name == 'validate')
-    keep = ('dataset_version', 'feature_set_version', 'mlflow_run_id', 'model_version', *metrics, 'validation_passed')
+    keep = ('dataset_version', 'feature_set_version', 'mlflow_run_id', 'model_version', *SHOWN_METRICS)
+    keep += ('validation_passed',)
     out = []
     for m in list_runs(s.runs_dir):
         stages = {}

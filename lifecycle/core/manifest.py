@@ -11,9 +11,12 @@ from pathlib import Path
 from .store import atomic_write, read_state, StateError
 
 # %% auto #0
-__all__ = ['ManifestError', 'new_run_id', 'now_iso', 'RunManifest', 'list_runs']
+__all__ = ['SHOWN_METRICS', 'ManifestError', 'new_run_id', 'now_iso', 'RunManifest', 'list_runs']
 
 # %% ../../nbs/api/core/02_manifest.ipynb #4e02ff15
+SHOWN_METRICS = ('roc_auc', 'accuracy', 'r2', 'rmse', 'mae')  # a validate stage's outputs a run shows: the task's own
+
+
 class ManifestError(Exception):
     "A run manifest is missing, or lacks an input a stage needs."
 

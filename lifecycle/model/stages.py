@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass
 import numpy as np
 import pandas as pd
-from ..core.manifest import ManifestError, RunManifest, now_iso
+from ..core.manifest import SHOWN_METRICS, ManifestError, RunManifest, now_iso
 from ..core.params import CardParams, FeaturesParams, IngestParams, RegisterParams, TrainParams, ValidateParams
 from ..core.provenance import git_info, library_hash
 from ..core.workspace import Workspace
@@ -174,7 +174,7 @@ class ValidationResult:
         m = self.metrics
         return dict(
             validation_passed=self.passed,
-            **{k: m[k] for k in ('roc_auc', 'accuracy', 'r2', 'rmse', 'mae') if k in m},
+            **{k: m[k] for k in SHOWN_METRICS if k in m},
             metrics={k: float(v) for k, v in m.items()},
             gates=self.gates.to_dict('records'),
             groups=self.groups.to_dict('records'),
