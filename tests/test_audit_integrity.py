@@ -521,3 +521,16 @@ def test_an_altered_last_entry_without_a_checkpoint_is_a_break_not_a_refusal(ws)
     ws.log.write_text(''.join(lines))
     assert audit.append(ws.log, 'run.start', 'r', keys_dir=ws.keys)['seq'] == 4
     assert not audit.verify(ws.log, keys_dir=ws.keys).ok
+
+
+def test_a_tombstone_written_by_hand_does_not_stop_a_real_erasure(ws):
+    """Review AJ: with a hand-written `audit.erase` line naming entry 2 in the log, `audit erase 2` took the entry as
+    erased, wrote no tombstone, removed the payload and ended in a traceback."""
+    fill(ws, 3)
+    last = json.loads(ws.log.read_text().splitlines()[-1])
+    forged = {**last, 'seq': last['seq'] + 1, 'action': 'audit.erase', 'subject': '2', 'mac': '0' * 64}
+    with open(ws.log, 'a') as f:
+        f.write(canonical_json(forged) + '\n')
+    done = audit.erase(ws.log, 2, 'a deletion request', keys_dir=ws.keys)
+    assert done['action'] == 'audit.erase' and done['subject'] == '2' and done['seq'] == last['seq'] + 2
+    assert {e['seq']: e for e in audit.read(ws.log)}[2].get('erased')
