@@ -166,3 +166,22 @@ def test_an_audit_line_written_by_hand_does_not_audit_an_alias_move(tmp_path, mo
         dict(model=NAME, alias='staging', registry_version='2', audited_version='3')
     ]
     assert [e['seq'] for e in audit.read(log)] == [1]
+
+
+def test_an_erased_failed_move_still_gives_its_alias_back(tmp_path, monkeypatch):
+    """Review AJ: a `model.promote.failed` entry erased on a deletion request kept none of its details, so its target
+    version counted as an alias's erased move and the alias, where the log had put it back, looked moved outside."""
+    from types import SimpleNamespace
+    from lifecycle.core import audit
+
+    log, keys = tmp_path / 'state' / 'audit.log', tmp_path / 'keys'
+    log.parent.mkdir()
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(keys))
+    for v in ('2', '3', '2'):
+        audit.append(log, 'model.promote', f'{NAME}/{v}', 'approved', actor='carol', keys_dir=keys, alias='staging')
+    e = audit.append(log, 'model.promote.failed', f'{NAME}/2', 'MlflowException', actor='carol', keys_dir=keys,
+                     alias='staging', restored_version='3')  # fmt: skip
+    at3 = SimpleNamespace(get_registered_model=lambda name: SimpleNamespace(aliases={'staging': '3'}))
+    assert alias_mismatches(at3, log, NAME) == []
+    audit.erase(log, e['seq'], 'carol asked for her data to be erased', keys_dir=keys)
+    assert alias_mismatches(at3, log, NAME) == [] and audited_aliases(log, NAME) == {'staging': '3'}

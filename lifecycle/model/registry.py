@@ -277,6 +277,13 @@ def _alias_history(
         if e.get('action') not in ALIAS_MOVES or subject.rpartition('/')[0] != name:
             continue
         d, version = e.get('details') or {}, subject.rpartition('/')[2]
+        if e['action'] == 'model.promote.failed':  # (audited before its move, which failed: the alias as the log had
+            if d.get('alias') and d.get('restored_version'):  # it; an erasure keeps both details, which name no one)
+                out[d['alias']], at[d['alias']] = str(d['restored_version']), i
+            elif d.get('alias'):
+                out.pop(d['alias'], None)
+                at[d['alias']] = i
+            continue
         if e.get('actor') == '(erased)':
             erased[version] = i  # `audit erase` took the details: the entry moved some alias to this version
             continue
@@ -284,13 +291,6 @@ def _alias_history(
             moved = d.get('aliases') or []
         elif e['action'] == 'model.promote':
             moved = [d.get('alias')] if d.get('alias') else []
-        elif e['action'] == 'model.promote.failed':  # (audited before its move, which then failed: as it was)
-            if d.get('alias') and d.get('restored_version'):
-                out[d['alias']], at[d['alias']] = str(d['restored_version']), i
-            elif d.get('alias'):
-                out.pop(d['alias'], None)
-                at[d['alias']] = i
-            continue
         elif e['action'] == 'model.alias_migrate':  # format 5: the old champion/challenger aliases left the registry
             for a in d.get('removed') or []:
                 out.pop(a, None)

@@ -539,7 +539,7 @@ def promote(
     """Move the alias named `step` to this fixed version if the step was approved (and `verify(rec)` finds nothing
     wrong, and `files(name, version)`, where given, says nothing: why the version's files fail their signature)."""
     from mlflow.exceptions import MlflowException
-    from lifecycle.model.registry import alias_version
+    from lifecycle.model.registry import alias_version, audited_aliases
 
     subject, client = f'{name}/{version}', mlflow.MlflowClient()
 
@@ -583,6 +583,7 @@ def promote(
 
     with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer
         before = alias_version(client, name, step)
+        audited = audited_aliases(settings.audit_path, name).get(step)  # (what a failed move gives back: review AJ)
         details = dict(
             alias=step,
             previous_version=before,
@@ -605,7 +606,7 @@ def promote(
             client.set_registered_model_alias(name, step, version)
         except Exception as e:  # (the registry refused or went away: the entry is taken back, the alias as it was)
             audit.append(settings.audit_path, 'model.promote.failed', subject, actor=actor, reason=type(e).__name__,
-                         alias=step, restored_version=before)  # fmt: skip
+                         alias=step, restored_version=audited)  # fmt: skip
             raise
     return dict(model_name=name, model_version=version, **details)
 
