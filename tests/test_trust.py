@@ -417,6 +417,12 @@ def test_an_approval_record_written_by_hand_is_shown_unverified(ws):
     [shown] = version_lineage(w, NAME, '2')['approvals']
     assert (shown['approver'], shown['verified']) == ('dave', False)
     assert (_approval_text(good), _approval_text(bad)) == ('staging by carol', 'production by dave (unverified)')
+    w.store.put_record('approvals', f'{NAME}-2-staging', {'model_name': NAME, 'model_version': '2'})  # (review AJ)
+    lacking = [a for a in verified_approvals(w, NAME, '2', pol) if a['step'] is None]
+    assert [(a['verified'], a['problem']) for a in lacking] == [
+        (False, 'the record lacks step, approver, time: no approval writes it so')
+    ]
+    assert len(version_lineage(w, NAME, '2')['approvals']) == 2
 
 
 def test_a_key_registered_again_after_a_revocation_keeps_the_earlier_keys_approvals(ws):

@@ -283,8 +283,9 @@ def verified_approvals(ws, name: str, version, policy) -> list[dict]:
 
     out = []
     for rec in gov.approvals(ws.store, name, version, policy):
-        why = check(rec)
-        out.append({**rec, 'verified': not why, 'problem': '; '.join(why) or None})
+        lacks = [k for k in ('model_name', 'model_version', 'step', 'approver', 'time') if k not in rec]
+        why = [f"the record lacks {', '.join(lacks)}: no approval writes it so"] if lacks else check(rec)
+        out.append({**{k: None for k in lacks}, **rec, 'verified': not why, 'problem': '; '.join(why) or None})
     return out
 
 
