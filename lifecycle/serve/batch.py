@@ -112,35 +112,56 @@ def _discard(tmp: Path) -> None:
 
 
 def _claimed(tmp: Path) -> int:
-    """Make the output's temporary file and hold a lock on it while it is written; the descriptor to close at the end.
-    A score killed (SIGKILL, power) cannot remove its temporary file: the lock, gone with the process, tells the next
-    score to that output that it may (`_sweep_killed`)."""
+    """Make the output's temporary file, locked before it takes its name, and hold the lock while it is written; the
+    descriptor to close at the end. A score killed (SIGKILL, power) cannot remove its temporary file: the lock, gone
+    with the process, tells the next score to that output that it may (`_sweep_killed`). Made under another name
+    first, so that no sweep finds it unlocked (review AJ); where the file system takes no lock (ENOLCK: an NFS mount
+    without its lock service), written unlocked, as before locks."""
+    import errno
     import fcntl
 
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    fcntl.flock(fd, fcntl.LOCK_EX)
+    new = tmp.with_name(f'{tmp.name}.new')  # (no sweep's pattern: a `.tmp.new` is swept only when old)
+    fd = os.open(new, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as e:
+            if e.errno not in (errno.ENOLCK, errno.EOPNOTSUPP, errno.EINVAL):
+                raise
+        os.rename(new, tmp)
+    except BaseException:
+        os.close(fd)
+        _discard(new)
+        raise
     return fd
 
 
-def _sweep_killed(dst: Path) -> list[Path]:
-    """Remove the temporary files of scores to `dst` that were killed (their lock is free); those of a score still
-    running stay. Returns what was removed."""
+def _sweep_killed(dst: Path, stale_s: float = 600.0) -> list[Path]:
+    """Remove the temporary files of scores to `dst` that were killed (their lock is free; a `.tmp.new`, killed before
+    it took its name, once `stale_s` old); those of a score still running stay. Returns what was removed."""
     import fcntl
     import glob
 
     gone = []
-    for tmp in dst.parent.glob(f'.{glob.escape(dst.name)}.*.tmp'):
-        if not _BATCH_ID.fullmatch(tmp.name[len(dst.name) + 2 : -4]):
+    for tmp in dst.parent.glob(f'.{glob.escape(dst.name)}.*.tmp*'):
+        middle, _, end = tmp.name[len(dst.name) + 2 :].partition('.tmp')
+        if not _BATCH_ID.fullmatch(middle) or end not in ('', '.new'):
             continue  # (not ours: its middle is no batch ID)
         try:
+            if end:
+                if time.time() - tmp.stat().st_mtime > stale_s:
+                    tmp.unlink()
+                    gone.append(tmp)
+                continue
             fd = os.open(tmp, os.O_RDONLY)
         except OSError:
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            tmp.unlink()
-            gone.append(tmp)
-        except OSError:  # (held: a score writing it now; or it cannot be removed: left as it was)
+            if os.fstat(fd).st_ino == os.stat(tmp).st_ino:  # (still the file locked: not one made since)
+                tmp.unlink()
+                gone.append(tmp)
+        except OSError:  # (held: a score writing it now; no locks here; or it cannot be removed: left as it was)
             pass
         finally:
             os.close(fd)
