@@ -42,6 +42,7 @@ def test_the_shadow_fails_a_much_worse_regression_challenger_and_passes_an_equal
 
 def test_a_regression_arm_counts_the_predictions_within_its_tolerance_and_none_without_one():
     pairs = [([100.0, 200.0], [104.0, 260.0]), ([50.0], 49.0), (None, 3.0), ([1.0], None), ([7.0], True)]
+    pairs.append(([2.0], float('nan')))  # (no label, as the shadow counts it: review AJ)
     assert scored(pairs, Within(5.0)) == (3, 2)  # (the boolean label is no number: not judged)
     assert scored(pairs, Within(None)) == (0, 0)
     assert scored([([1], 1), ([0], 1)], 1) == (2, 1)  # a classification as before

@@ -538,7 +538,7 @@ def _within(pairs, tolerance: float | None) -> tuple[int, int]:
             continue
         ys = y if isinstance(y, list) else [y] * len(dec)
         for a, b in zip(dec, ys):
-            if a is None or b is None or isinstance(b, bool) or not isinstance(b, (int, float)):
+            if a is None or b is None or isinstance(b, bool) or not isinstance(b, (int, float)) or b != b:
                 continue
             labelled += 1
             correct += int(abs(float(a) - float(b)) <= tolerance)
