@@ -2580,6 +2580,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands._known_role_or_refuse': ( 'api/release/commands.html#_known_role_or_refuse',
                                                                                                   'lifecycle/release/commands.py'),
+                                            'lifecycle.release.commands._metric_rules_failed': ( 'api/release/commands.html#_metric_rules_failed',
+                                                                                                 'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands._mtime': ( 'api/release/commands.html#_mtime',
                                                                                    'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.approval_check': ( 'api/release/commands.html#approval_check',

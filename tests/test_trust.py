@@ -425,6 +425,23 @@ def test_an_approval_record_written_by_hand_is_shown_unverified(ws):
     assert len(version_lineage(w, NAME, '2')['approvals']) == 2
 
 
+def test_an_approval_given_under_another_release_policy_does_not_promote(ws):
+    """Review AH: the policy's ROC AUC floor raised above the version's after its approval: `govern check` failed it,
+    but promote moved the alias. The policy's metric thresholds are checked again as they stand."""
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.commands import approval_check
+    from lifecycle.release.governance import PromotionRefused, load_policy
+
+    w, pol = ws['ws'], load_policy(POLICY_FILE)
+    approve_as(ws, 'carol', 'staging', version='1')
+    data = pol.model_dump(mode='json')
+    stricter = type(pol).model_validate({**data, 'thresholds': {**data['thresholds'], 'roc_auc': {'min': 0.99}}})
+    with pytest.raises(PromotionRefused, match=r'the release policy now: metric.roc_auc: roc_auc .* minimum 0.99'):
+        gov.promote(w.mlflow, w, w.store, NAME, '1', 'staging', 'ops', policy=stricter,
+                    verify=approval_check(w, trust.roster(w), stricter))  # fmt: skip
+    assert promote(ws, version='1')['model_version'] == '1'  # (under the policy it was given under)
+
+
 def test_a_key_registered_again_after_a_revocation_keeps_the_earlier_keys_approvals(ws):
     "Rotating a key (revoke, then register a new one): what the old key signed before its revocation still counts."
     from lifecycle.model.signing import key_id, load_person_key, new_person_key
