@@ -410,27 +410,23 @@ class Store:
 
     def seal_unsealed(self, kinds=SEALED_KINDS) -> tuple[dict[str, int], dict[str, int]]:
         """Seal each record of `kinds` that carries no seal, trusting it as it stands (`lifecycle migrate`, from a
-        format before seals): the counts sealed, and the counts left, per kind. Left as they are: a record whose seal
-        does not match (edited after it was sealed: sealing it again made the edit pass, review AH, with the FORMAT
-        file set back); and every unsealed one of a store some record of which carries a valid seal (it was sealed
-        before: a seal taken off with the edit, review AJ)."""
-        found = []
+        format before seals): the counts sealed, and the counts left, per kind. One whose seal does not match is
+        left as it is: it was edited after it was sealed, and sealing it again made the edit pass (review AH: with
+        the FORMAT file set back, `migrate` did)."""
+        done, left = {}, {}
         for kind in kinds:
             d = self.root / 'records' / kind
             for p in sorted(d.glob('*.json')) if d.is_dir() else []:
                 rec = _load_record(p)
                 body = {k: v for k, v in rec.items() if k != _SEAL}
-                found.append((kind, p, body, rec.get(_SEAL), self.seal(kind, p.stem, body)))
-        sealed_before = any(had == seal for *_, had, seal in found)
-        done, left = {}, {}
-        for kind, p, body, had, seal in found:
-            if had == seal:
-                continue
-            if had is not None or sealed_before:
-                left[kind] = left.get(kind, 0) + 1
-                continue
-            atomic_write(p, json.dumps({**body, _SEAL: seal}, sort_keys=True, indent=1, default=str), mode=PRIVATE)
-            done[kind] = done.get(kind, 0) + 1
+                seal = self.seal(kind, p.stem, body)
+                if rec.get(_SEAL) == seal:
+                    continue
+                if rec.get(_SEAL) is not None:
+                    left[kind] = left.get(kind, 0) + 1
+                    continue
+                atomic_write(p, json.dumps({**body, _SEAL: seal}, sort_keys=True, indent=1, default=str), mode=PRIVATE)
+                done[kind] = done.get(kind, 0) + 1
         return done, left
 
     def object_path(self, digest: str) -> Path:

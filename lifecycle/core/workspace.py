@@ -65,8 +65,7 @@ def seal_records(ws) -> str:
     counts = ', '.join(f'{n} {kind}' for kind, n in done.items()) or 'none'
     said = f'records sealed as they stood (checked on every read from now on): {counts}'
     if left:
-        said += '; left as they are, their seal missing or not matching where others are sealed (edited after '
-        said += 'sealing: restore them from a backup): '
+        said += '; left unsealed, as their seal does not match (edited after sealing: restore them from a backup): '
         said += ', '.join(f'{n} {kind}' for kind, n in left.items())
     return said
 
