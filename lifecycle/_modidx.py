@@ -2602,6 +2602,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.promote': ( 'api/release/commands.html#promote',
                                                                                     'lifecycle/release/commands.py'),
+                                            'lifecycle.release.commands.promotion_check': ( 'api/release/commands.html#promotion_check',
+                                                                                            'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.signed_files_check': ( 'api/release/commands.html#signed_files_check',
                                                                                                'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.trust_add': ( 'api/release/commands.html#trust_add',

@@ -534,3 +534,16 @@ def test_a_tombstone_written_by_hand_does_not_stop_a_real_erasure(ws):
     done = audit.erase(ws.log, 2, 'a deletion request', keys_dir=ws.keys)
     assert done['action'] == 'audit.erase' and done['subject'] == '2' and done['seq'] == last['seq'] + 2
     assert {e['seq']: e for e in audit.read(ws.log)}[2].get('erased')
+
+
+
+def test_erasing_an_entry_that_fails_its_mac_says_so(ws):
+    "Review AK: `erase 2` of an edited entry 2 said there was no entry 2, and that the log held one entry fewer."
+    fill(ws, 4)
+    lines = ws.log.read_text().splitlines(keepends=True)
+    lines[1] = lines[1].replace('"subject":"', '"subject":"x', 1)
+    ws.log.write_text(''.join(lines))
+    with pytest.raises(audit.AuditError, match='entry 2 does not carry the MAC .* nothing was erased'):
+        audit.erase(ws.log, 2, 'a deletion request', keys_dir=ws.keys)
+    with pytest.raises(audit.AuditError, match='there is no entry 9 to erase .it holds entries 1 to 4.'):
+        audit.erase(ws.log, 9, 'a deletion request', keys_dir=ws.keys)

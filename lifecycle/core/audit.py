@@ -702,10 +702,16 @@ def erase(
         chain = _chain(log)  # (a line that is no entry left out, as every reader does: an erasure never waits on it)
         if chain and 'mac' not in chain[0]:
             raise AuditError(_LEGACY.format(log=log))
+        held = len(chain)
         chain = [e for e in chain if _mac_ok(key, e)]  # (a tombstone written by hand erased nothing: review AJ)
         target = next((e for e in chain if e.get('seq') == seq), None)
+        if target is None and held > len(chain) and 1 <= seq <= held:
+            raise AuditError(
+                f"{log}: entry {seq} does not carry the MAC of the workspace's audit key (edited, or written by hand), "
+                "or is not the log's own: nothing was erased; `lifecycle audit verify` names the damage"
+            )
         if target is None:
-            raise AuditError(f"{log}: there is no entry {seq} to erase (it holds entries 1 to {len(chain)})")
+            raise AuditError(f"{log}: there is no entry {seq} to erase (it holds entries 1 to {held})")
         if target['action'] in ('audit.erase', 'audit.migrate'):
             raise AuditError(f"entry {seq} is an {target['action']} record, which is never erased")
         done = _tombstones(chain).get(seq)

@@ -359,7 +359,12 @@ def approvals(store: Store, name: str, version, policy: PolicyParams | None = No
         r for r in store.records(APPROVAL_KIND) if r.get('model_name') == name and r.get('model_version') == version
     ]
     order = {e: i for i, e in enumerate(policy.environments)} if policy else {}
-    return sorted(recs, key=lambda r: (order.get(r.get('step'), len(order)), str(r.get('time') or '')))
+
+    def place(r: dict) -> tuple:  # (a step that is no text, written by hand, goes last: review AK)
+        step = r.get('step')
+        return order.get(step, len(order)) if isinstance(step, str) else len(order), str(r.get('time') or '')
+
+    return sorted(recs, key=place)
 
 
 def approve(
@@ -539,7 +544,7 @@ def promote(
     """Move the alias named `step` to this fixed version if the step was approved (and `verify(rec)` finds nothing
     wrong, and `files(name, version)`, where given, says nothing: why the version's files fail their signature)."""
     from mlflow.exceptions import MlflowException
-    from lifecycle.model.registry import alias_version, audited_aliases
+    from lifecycle.model.registry import alias_mismatches, alias_version, audited_aliases
 
     subject, client = f'{name}/{version}', mlflow.MlflowClient()
 
@@ -583,7 +588,9 @@ def promote(
 
     with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer
         before = alias_version(client, name, step)
-        audited = audited_aliases(settings.audit_path, name).get(step)  # (what a failed move gives back: review AJ)
+        # what a failed move gives back: the registry's version where the log accepts it, else the log's (AJ, AK)
+        accepted = not [m for m in alias_mismatches(client, settings.audit_path, name) if m['alias'] == step]
+        restored = before if accepted else audited_aliases(settings.audit_path, name).get(step)
         details = dict(
             alias=step,
             previous_version=before,
@@ -606,7 +613,7 @@ def promote(
             client.set_registered_model_alias(name, step, version)
         except Exception as e:  # (the registry refused or went away: the entry is taken back, the alias as it was)
             audit.append(settings.audit_path, 'model.promote.failed', subject, actor=actor, reason=type(e).__name__,
-                         alias=step, restored_version=audited)  # fmt: skip
+                         alias=step, restored_version=restored)  # fmt: skip
             raise
     return dict(model_name=name, model_version=version, **details)
 
