@@ -493,6 +493,40 @@ def test_a_crash_between_steps_resumes_and_a_worse_shadow_reverts(trained_iterat
     assert spec(ws)['challenger'] is None and spec(ws)['control'] == '1' and not spec(ws)['shadow']
 
 
+def test_a_retrained_versions_card_governance_lineage_and_site_page_name_its_feedback_snapshot(trained_iteration):
+    """Review AI: the model card of a retrained version said its base snapshot held all the rows it trained on (its
+    training rows plus the feedback rows), and its site page and governance lineage left out the feedback snapshot the
+    trace and the iteration's `datasets_in` name."""
+    from lifecycle.app.site import _models, version_page
+    from lifecycle.release import governance as gov
+
+    ws = Workspace.open(trained_iteration)
+    it, _ = loop.run(ws)  # (resumed: validated, registered with its card, shadowed)
+    d, v = it['data'], it['registration']['model_version']
+    base, fb = d['datasets_in']
+    assert fb == d['feedback_dataset_version'] and v == '3'
+    rows = {x: ws.store.get_record('datasets', x)['rows'] for x in (base, fb)}
+    card_id = loop.evidence_run(ws, it).stage('model_card')['outputs']['card']
+    card = ws.store.get_bytes(card_id).decode()
+    assert (
+        f"{d['training_rows']} rows for training, drawn from snapshot `{base}` ({rows[base]} rows" in card
+        and f"the labelled feedback snapshot `{fb}` ({rows[fb]} rows" in card
+    ), card
+    lin = gov.gather_facts(ws.mlflow, ws.store, 'arrests-release', v)['lineage']
+    assert lin['dataset_version'] == base and lin['feedback_dataset_version'] == fb
+    assert lin['feedback_source_fingerprint'] == ws.store.get_record('datasets', fb)['source']
+    report = gov.governance_report_markdown(
+        gov.gather_facts(ws.mlflow, ws.store, 'arrests-release', v), pd.DataFrame(columns=['rule', 'verdict']), []
+    )
+    assert f"dataset `{base}` + feedback dataset `{fb}`" in report
+    model = [m for m in _models(ws) if m['name'] == 'arrests-release'][0]
+    page = version_page(model, [x for x in model['versions'] if x['version'] == v][0], {}).text
+    svg = page[page.index('<svg') : page.index('</svg>')]
+    assert 'feedback snapshot' in svg and fb[:18] in svg and 'feedback batch' in svg
+    one = version_page(model, model['versions'][0], {}).text
+    assert 'feedback' not in one  # (a version trained by the pipeline: its one snapshot, as before)
+
+
 def test_a_pass_with_another_models_params_refuses_its_unfinished_iteration_naming_it(trained_iteration):
     """Review: `retrain run` with another model's params took over the unfinished iteration, judged its shadow on that
     model's rows, and could revert it, rewriting the live flags and auditing a version the model does not have."""

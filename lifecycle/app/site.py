@@ -112,32 +112,45 @@ def md_table(rows: list[dict], cols: list[str], links: dict | None = None) -> st
     return '\n'.join(out) + '\n'
 
 # %% ../../nbs/api/app/01_site.ipynb #83d1d437
-def lineage_svg(nodes: list[tuple[str, str, str | None]]) -> str:
-    "An SVG chain of boxes: each node is (kind, id, link or None), joined by arrows in order."
-    w, h, gap = 150, 54, 34
-    width = len(nodes) * (w + gap) - gap + 4
+def lineage_svg(nodes: list) -> str:
+    """An SVG chain of boxes: each node is (kind, id, link or None), or a list of such nodes drawn one above the other
+    (inputs side by side, a retrained version's snapshot and feedback snapshot), joined by arrows in order."""
+    w, h, gap, vgap = 150, 54, 34, 10
+    cols = [n if isinstance(n, list) else [n] for n in nodes]
+    tall = max((len(c) for c in cols), default=1)
+    width, height = len(cols) * (w + gap) - gap + 4, tall * (h + vgap) - vgap + 4
     parts = [
         f"<svg class='lineage' role='img' aria-label='lineage' xmlns='http://www.w3.org/2000/svg' "
-        f"width='{width}' height='{h + 4}' viewBox='0 0 {width} {h + 4}' font-family='sans-serif' font-size='12'>",
+        f"width='{width}' height='{height}' viewBox='0 0 {width} {height}' font-family='sans-serif' font-size='12'>",
         "<defs><marker id='arrow' markerWidth='8' markerHeight='8' refX='7' refY='4' orient='auto'>"
         "<path d='M0,0 L8,4 L0,8 z' fill='#555'/></marker></defs>",
     ]
-    for i, (kind, ident, link) in enumerate(nodes):
+
+    def tops(col: list) -> list[float]:
+        "The top of each box of a column, the column centred in the height."
+        y0 = 2 + (tall - len(col)) * (h + vgap) / 2
+        return [y0 + j * (h + vgap) for j in range(len(col))]
+
+    for i, col in enumerate(cols):
         x = 2 + i * (w + gap)
-        ident = str(ident or '—')
-        short = ident if len(ident) <= 20 else ident[:18] + '…'
-        box = (
-            f"<rect x='{x}' y='2' width='{w}' height='{h}' rx='6' fill='#eef3fb' stroke='#3f6fb5'/>"
-            f"<text x='{x + w / 2}' y='22' text-anchor='middle' font-weight='bold'>{html.escape(kind)}</text>"
-            f"<text x='{x + w / 2}' y='40' text-anchor='middle'><title>{html.escape(ident)}</title>"
-            f"{html.escape(short)}</text>"
-        )
-        parts.append(f"<a href='{html.escape(link)}'>{box}</a>" if link else box)
-        if i:
-            parts.append(
-                f"<line x1='{x - gap}' y1='{2 + h / 2}' x2='{x - 2}' y2='{2 + h / 2}' stroke='#555' "
-                "marker-end='url(#arrow)'/>"
+        for y, (kind, ident, link) in zip(tops(col), col):
+            ident = str(ident or '—')
+            short = ident if len(ident) <= 20 else ident[:18] + '…'
+            box = (
+                f"<rect x='{x}' y='{y:g}' width='{w}' height='{h}' rx='6' fill='#eef3fb' stroke='#3f6fb5'/>"
+                f"<text x='{x + w / 2}' y='{y + 20:g}' text-anchor='middle' font-weight='bold'>"
+                f"{html.escape(kind)}</text>"
+                f"<text x='{x + w / 2}' y='{y + 38:g}' text-anchor='middle'><title>{html.escape(ident)}</title>"
+                f"{html.escape(short)}</text>"
             )
+            parts.append(f"<a href='{html.escape(link)}'>{box}</a>" if link else box)
+        if i:
+            for y1 in tops(cols[i - 1]):
+                for y2 in tops(col):
+                    parts.append(
+                        f"<line x1='{x - gap}' y1='{y1 + h / 2:g}' x2='{x - 2}' y2='{y2 + h / 2:g}' stroke='#555' "
+                        "marker-end='url(#arrow)'/>"
+                    )
     return ''.join(parts) + '</svg>'
 
 # %% ../../nbs/api/app/01_site.ipynb #bae41bfc
@@ -566,9 +579,11 @@ def version_page(model: dict, v: dict, runs: dict) -> Page:
     run = lin.get('pipeline_run_id')
     envs = sorted(a for a, x in model['aliases'].items() if x == ver)
     up = '../../'
+    fb = lin.get('feedback_dataset_version')  # (a retrained version learnt from its labelled feedback rows too)
     nodes = [
-        ('raw batch', lin.get('source_fingerprint'), None),
-        ('snapshot', lin.get('dataset_version'), None),
+        [('raw batch', lin.get('source_fingerprint'), None)]
+        + ([('feedback batch', lin.get('feedback_source_fingerprint'), None)] if fb else []),
+        [('snapshot', lin.get('dataset_version'), None)] + ([('feedback snapshot', fb, None)] if fb else []),
         ('features', lin.get('feature_set_version'), None),
         ('run', run, f'{up}runs/{run}/index.html' if run in runs else None),
         ('version', f'{name} v{ver}', None),

@@ -101,6 +101,7 @@ def _policy(ws: Workspace):
 def version_lineage(ws: Workspace, name: str, version: str, depth: int = 5) -> dict:
     "Registry entry, signature, approvals, validation, run, feature set, snapshots (and the version it was built on)."
     from lifecycle.release.commands import verified_approvals
+    from lifecycle.model.train import training_snapshots
 
     try:
         mv = ws.client.get_model_version(name, str(version))
@@ -111,6 +112,7 @@ def version_lineage(ws: Workspace, name: str, version: str, depth: int = 5) -> d
     tags = dict(mv.tags or {})
     run = ws.client.get_run(mv.run_id)
     rt = run.data.tags
+    snaps = training_snapshots(rt)  # (the snapshot it was trained on, and a retraining's feedback snapshot)
     sig = _stored(ws, 'signatures', f'{name}-{version}')  # (none: never signed, and such a version is never routed)
     signature = sig and dict(
         key_id=sig['key_id'], algorithm=sig['algorithm'], manifest_sha256=sig['manifest']['manifest_hash']
@@ -153,11 +155,10 @@ def version_lineage(ws: Workspace, name: str, version: str, depth: int = 5) -> d
             retrain_iteration=rt.get('retrain_iteration'),
         ),
         features=features,
-        snapshots=[s for s in (_snapshot(ws, rt.get('dataset_version')),) if s],
+        snapshots=[_snapshot(ws, v) for v in snaps.values()],
     )
-    fb = rt.get('feedback_dataset_version')
+    fb = snaps.get('feedback_dataset_version')
     if fb:
-        out['snapshots'].append(_snapshot(ws, fb))
         out['labelled_batch'] = _batch_lineage(ws, fb)
     base = rt.get('base_version') if rt.get('retrain_iteration') else None
     if base and depth > 0:

@@ -44,6 +44,23 @@ def _policy_differences(gates: pd.DataFrame) -> str:
     )
 
 
+def _training_data(facts: dict) -> str:
+    """The training data sentence: the snapshot's training rows; for a retrained version, the rows it learnt from, drawn
+    from its base snapshot and the snapshot of its labelled feedback, each with its own size."""
+    tail = f"schema hash `{facts['schema_hash'][:16]}`, feature set `{facts['feature_set_version']}`."
+    if not facts.get('feedback_dataset_version'):
+        return (
+            f"Snapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
+            f"`{facts['source']}`), " + tail
+        )
+    return (
+        f"{facts['train_rows']} rows for training, drawn from snapshot `{facts['dataset_version']}` "
+        f"({facts.get('dataset_rows', '?')} rows, source `{facts['source']}`) and the labelled feedback snapshot "
+        f"`{facts['feedback_dataset_version']}` ({facts.get('feedback_rows', '?')} rows, source "
+        f"`{facts.get('feedback_source', '?')}`); " + tail
+    )
+
+
 def model_card_markdown(
     facts: dict,
     cp: CardParams,
@@ -87,12 +104,14 @@ def model_card_markdown(
             "## Gates\n" + _table(gates) + _policy_differences(gates),
             "## Global explanation (permutation importance, drop in the holdout score)\n"
             + (_table(importance) if importance is not None and len(importance) else 'Not computed.'),
-            f"## Training data\nSnapshot `{facts['dataset_version']}` ({facts['train_rows']} rows for training, source "
-            f"`{facts['source']}`), schema hash `{facts['schema_hash'][:16]}`, feature set "
-            f"`{facts['feature_set_version']}`.",
+            "## Training data\n" + _training_data(facts),
             "## Evaluation data\n"
             + _sentence(facts.get('split') or 'stratified holdout')
-            + f": {facts['holdout_rows']} rows from the same snapshot.",
+            + (
+                f": {facts['holdout_rows']} rows from snapshot `{facts['dataset_version']}`."
+                if facts.get('feedback_dataset_version')
+                else f": {facts['holdout_rows']} rows from the same snapshot."
+            ),
             "## Quantitative analyses (per group)\n"
             + (_table(groups) if len(groups) else 'No protected attributes declared.'),
             f"## Ethical considerations\n{cp.ethical_considerations}",

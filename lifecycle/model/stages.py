@@ -16,7 +16,7 @@ from ..core.workspace import Workspace
 from ..data.features import check_feature_set, load_transformer
 from ..data.ingest import load_snapshot
 from . import card, registry, signing
-from .train import predict_scores, split_holdout, train_and_log, xy
+from .train import predict_scores, split_holdout, train_and_log, training_snapshots, xy
 from lifecycle.model.validate import (
     enforce_gates,
     evaluate_gates,
@@ -427,6 +427,8 @@ def model_card(
     snap, fs = ws.store.get_record('datasets', dataset_version), ws.store.get_record('features', feature_set_version)
     mv = ws.client.get_model_version(model_name, model_version)
     tags, params = run.data.tags, run.data.params
+    fb = training_snapshots(tags).get('feedback_dataset_version')  # (a retraining's labelled rows: trained on too)
+    fb_snap = ws.store.get_record('datasets', fb) if fb else None
     facts = dict(
         model_name=model_name,
         model_version=model_version,
@@ -439,6 +441,12 @@ def model_card(
         created=_registered_at(mv) or snap['created'],  # (the version's, not its training snapshot's)
         inputs=fs['inputs'],
         dataset_version=dataset_version,
+        dataset_rows=snap.get('rows'),
+        **(
+            dict(feedback_dataset_version=fb, feedback_rows=fb_snap.get('rows'), feedback_source=fb_snap['source'])
+            if fb_snap
+            else {}
+        ),
         train_rows=int(run.data.metrics['train_rows']),
         source=snap['source'],
         schema_hash=snap['schema_hash'],

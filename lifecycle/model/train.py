@@ -14,7 +14,8 @@ from ..core.params import bool_label
 
 # %% auto #0
 __all__ = ['SKOPS_TRUSTED', 'capped', 'make_estimator', 'make_pipeline', 'split_holdout', 'positive_mask', 'describe_split', 'xy',
-           'pinned_requirements', 'predict_scores', 'fit_metrics', 'portable_artifacts', 'sweep', 'train_and_log']
+           'pinned_requirements', 'predict_scores', 'fit_metrics', 'portable_artifacts', 'sweep', 'train_and_log',
+           'training_snapshots']
 
 # %% ../../nbs/api/model/01_train.ipynb #f551bf30
 _ITERATION_KEYS = ('max_iter', 'n_estimators')
@@ -345,3 +346,8 @@ def train_and_log(
         best_params=best,
         trials=None if trials is None else trials.to_dict('records'),
     )
+
+# %% ../../nbs/api/model/01_train.ipynb #e4cd3fd4
+def training_snapshots(tags: dict) -> dict[str, str]:
+    "The snapshots a training run's rows came from, by its tags: `dataset_version` and a retraining's feedback one."
+    return {k: str(tags[k]) for k in ('dataset_version', 'feedback_dataset_version') if tags.get(k)}

@@ -201,6 +201,7 @@ def gather_facts(
 ) -> dict:
     "Facts about a registered version for `evaluate_policy` and the report: metrics, trainer, signature, lineage."
     from mlflow.exceptions import MlflowException
+    from lifecycle.model.train import training_snapshots
 
     version = _fixed(version)
     client = mlflow.MlflowClient()
@@ -244,10 +245,19 @@ def gather_facts(
     trained = (_record(store, 'attestations', f'{name}-{version}-trained') or {}).get('statement') or {}
     tagged = rtags.get('trained_by') or rtags.get('mlflow.user') or (run.info.user_id if run else None) or None
     snap = _record(store, 'datasets', tags.get('dataset_version')) or {}
+    fb = training_snapshots(rtags).get('feedback_dataset_version')  # (a retrained version's labelled feedback rows)
     lineage = dict(
         source_fingerprint=snap.get('source') or tags.get('dataset_source'),
         dataset_version=tags.get('dataset_version'),
         dataset_parent=snap.get('parent'),
+        **(
+            dict(
+                feedback_source_fingerprint=(_record(store, 'datasets', fb) or {}).get('source'),
+                feedback_dataset_version=fb,
+            )
+            if fb
+            else {}
+        ),
         feature_set_version=tags.get('feature_set_version'),
         feature_definition_hash=tags.get('feature_definition_hash'),
         mlflow_run_id=run_id,
@@ -664,12 +674,13 @@ def governance_report_markdown(
     ]
     chain = ' → '.join(
         f"{label} `{lin.get(k) or 'unknown'}`"
-        for label, k in (
-            ('raw batch', 'source_fingerprint'),
-            ('dataset', 'dataset_version'),
-            ('feature set', 'feature_set_version'),
-            ('MLflow run', 'mlflow_run_id'),
-            ('model', 'model_version'),
+        + (f" + {fb_label} `{lin[fb_k] or 'unknown'}`" if fb_k and lin.get('feedback_dataset_version') else '')
+        for label, k, fb_label, fb_k in (
+            ('raw batch', 'source_fingerprint', 'feedback batch', 'feedback_source_fingerprint'),
+            ('dataset', 'dataset_version', 'feedback dataset', 'feedback_dataset_version'),
+            ('feature set', 'feature_set_version', '', ''),
+            ('MLflow run', 'mlflow_run_id', '', ''),
+            ('model', 'model_version', '', ''),
         )
     )
     return '\n\n'.join(
