@@ -110,6 +110,51 @@ def test_the_site_renders_offline_and_only_what_changed(workspace):
     assert json.loads(script.removeprefix('var __index = '))['docs'] == docs
 
 
+PNG = (
+    'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=='
+)  # (one pixel)
+
+
+def test_notebook_pages_give_plots_an_alt_text_one_h1_and_their_run_in_the_title(workspace):
+    """Review AI: the site's notebook plots had nbconvert's "No description has been provided for this image", a model
+    card stage page had three H1s (the stage's, the card's, the datasheet's), and every run's page of a stage had one
+    title ("Stage 6: model card") whatever the run."""
+    from lifecycle.core.manifest import RunManifest
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.app import site
+
+    s = Workspace.open(workspace)
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell('# Stage 6: model card\n\nThe card of the registered version.'),
+            nbformat.v4.new_code_cell(
+                "display(Markdown(card))\nsns.histplot(x='age').set(title='age at arrest')",
+                outputs=[
+                    nbformat.v4.new_output('display_data', {'text/markdown': '# Model card: m v1\n\n## Model details'}),
+                    nbformat.v4.new_output('display_data', {'image/png': PNG, 'text/plain': '<Figure size 6x4>'}),
+                ],
+            ),
+        ]
+    )
+    for run_id in ('r1', 'r2'):
+        m = RunManifest.create(s.runs_dir, run_id, mode='pipeline')
+        nbformat.write(nb, m.run_dir / '06_model_card.ipynb')
+        m.update_stage('model_card', status='ok', notebook='06_model_card.ipynb', duration=0.5)
+        m.data.update(status='ok', started=f'2026-01-0{run_id[1]}T00:00:00+00:00')
+        m.save()
+    site.render_site(s, 'mkdocs')
+    titles = set()
+    for run_id in ('r1', 'r2'):
+        text = (s.site_dir / f'runs/{run_id}/06_model_card.html').read_text()
+        assert 'No description has been provided' not in text
+        assert 'alt="Plot: age at arrest (section “Model details”)"' in text
+        assert len(re.findall(r'<h1\b', text)) == 1 and 'Model card: m v1' in text  # (nested, not dropped)
+        title = re.search(r'<title>(.*?)</title>', text).group(1)
+        assert run_id in title, title
+        titles.add(title)
+    assert len(titles) == 2
+
+
 def test_a_removed_run_leaves_the_site_and_its_search_on_the_next_incremental_render(workspace, tmp_path):
     "Moving a run's folder away and rendering again removes its pages, their search entries and its folder."
     from lifecycle.core.workspace import Workspace

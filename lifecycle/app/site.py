@@ -26,8 +26,8 @@ __all__ = ['HIDDEN_TAGS', 'SECTIONS', 'RETRAIN_DIR', 'FOLD_JS', 'FOLD_CSS', 'FIL
            'NOTEBOOK_HOOKS', 'renderer', 'render_notebook', 'Page', 'SiteError', 'clean_notebook', 'md_table',
            'lineage_svg', 'site_facts', 'landing_page', 'version_page', 'models_page', 'run_page', 'runs_pages',
            'batches_page', 'deliver_pages', 'iteration_page', 'retrain_pages', 'plan_pages', 'publish', 'mkdocs_config',
-           'quarto_config', 'input_fingerprint', 'EvidentlyBundle', 'evidently_bundle', 'shared_page', 'write_sources',
-           'offline_html', 'build_mkdocs', 'NotebookPrerender', 'render_site']
+           'quarto_config', 'input_fingerprint', 'EvidentlyBundle', 'evidently_bundle', 'shared_page',
+           'accessible_page', 'write_sources', 'offline_html', 'build_mkdocs', 'NotebookPrerender', 'render_site']
 
 # %% ../../nbs/api/app/01_site.ipynb #8dfa781c
 def renderer() -> str:
@@ -1369,8 +1369,87 @@ def shared_page(nb: dict, rel: str, bundle: EvidentlyBundle | None) -> bool:
                     data['text/html'], shared = linked, True
     return shared
 
+# %% ../../nbs/api/app/01_site.ipynb #c37ce75a
+_HEADING = re.compile(r'^(#{1,6})(\s+)(.*)$')
+_TITLE = re.compile(r"""(?:\btitle\s*=\s*|\.set_title\(\s*|\bsuptitle\(\s*|\btitle\(\s*)[frb]?(['"])(.+?)\1""")
+
+
+def _text(v) -> str:
+    return ''.join(v) if isinstance(v, list) else str(v)
+
+
+def _headings(text: str) -> list[tuple[int, int, str]]:
+    "(line number, level, text) of each Markdown heading of `text`, outside fenced code."
+    out, fenced = [], False
+    for i, line in enumerate(text.split('\n')):
+        if line.lstrip().startswith(('```', '~~~')):
+            fenced = not fenced
+        elif not fenced and (m := _HEADING.match(line)):
+            out.append((i, len(m.group(1)), m.group(3).strip().rstrip('#').strip()))
+    return out
+
+
+def _shifted(text: str, by: int, retitle: str | None = None) -> str:
+    "`text` with its headings `by` levels deeper (at most six); its first H1 `retitle`d when given."
+    lines, hs = text.split('\n'), _headings(text)
+    for i, level, _ in hs:
+        m = _HEADING.match(lines[i])
+        body = retitle if retitle is not None and (i, level) == (hs[0][0], 1) else m.group(3)
+        lines[i] = '#' * min(6, level + by) + m.group(2) + body
+    return '\n'.join(lines)
+
+
+def _alt(source: str, section: str | None, i: int, n: int) -> str:
+    "A plot's alternative text: the titles its cell sets, else the section it is in; which one of the cell's plots."
+    titles = [re.sub(r'\{[^{}]*\}', '…', m.group(2)) for m in _TITLE.finditer(source)]
+    what = f"Plot: {', '.join(dict.fromkeys(titles))}" if titles else 'Plot'
+    where = f" (section “{section}”)" if section else ''
+    return what + where + (f", figure {i + 1} of {n}" if n > 1 else '')
+
+
+def accessible_page(nb: dict, run_id: str | None = None) -> dict:
+    """Ready notebook `nb` (in place) for its site page: plots with an alternative text, one H1 (a Markdown output or
+    cell with an H1 after the page's first is nested under the heading before it), run `run_id` named in that H1."""
+    import base64
+
+    first, last, section = None, 0, None
+    for cell in nb.get('cells', []):
+        blocks = [(cell, 'source')] if cell.get('cell_type') == 'markdown' else []
+        blocks += [
+            (o['data'], 'text/markdown') for o in cell.get('outputs', []) if 'text/markdown' in o.get('data', {})
+        ]
+        for holder, key in blocks:
+            text = _text(holder[key])
+            hs = _headings(text)
+            if first is None and any(level == 1 for _, level, _ in hs):
+                first = next(t for _, level, t in hs if level == 1)
+                holder[key] = _shifted(text, 0, f'{first} (run {run_id})' if run_id else None)
+            elif any(level == 1 for _, level, _ in hs):
+                holder[key] = _shifted(text, last)
+            hs = _headings(_text(holder[key]))
+            if hs:  # (the section a plot is in, by its heading as the notebook wrote it)
+                last, section = hs[-1][1], hs[-1][2].removesuffix(f' (run {run_id})')
+        images = [
+            o for o in cell.get('outputs', []) if any(k.startswith('image/') for k in o.get('data', {}))
+        ]  # fmt: skip
+        for i, o in enumerate(images):
+            mime = next(k for k in ('image/png', 'image/jpeg', 'image/svg+xml', 'image/gif') if k in o['data'])
+            data = _text(o['data'][mime]).strip()
+            if mime == 'image/svg+xml':
+                data = base64.b64encode(data.encode()).decode()
+            alt = html.escape(_alt(_text(cell.get('source', '')), section, i, len(images)))
+            img = f'<img src="data:{mime};base64,{data.replace(chr(10), "")}" alt="{alt}" style="max-width: 100%">'
+            o['data'] = {
+                'text/html': img,
+                **({'text/plain': o['data']['text/plain']} if 'text/plain' in o['data'] else {}),
+            }
+    if first is None and run_id:
+        title = {'cell_type': 'markdown', 'id': 'run-title', 'metadata': {}, 'source': f'# Run {run_id}'}
+        nb['cells'] = [title, *nb.get('cells', [])]
+    return nb
+
 # %% ../../nbs/api/app/01_site.ipynb #6d972eb1
-_PAGE_FORMAT = 'evidently-shared'  # in a notebook page's hash: pages written before the bundle was shared are redone
+_PAGE_FORMAT = 'accessible'  # in a notebook page's hash: pages written before `accessible_page` are redone
 
 
 def _source_hash(page: Page, memo: dict) -> str:
@@ -1392,6 +1471,8 @@ def _notebook_page(path: Path, rel: str) -> tuple[bytes, bool]:
     try:
         nb = json.loads(clean_notebook(path.read_bytes()))
         shared = shared_page(nb, rel, evidently_bundle())
+        parts = Path(rel).parts
+        accessible_page(nb, parts[1] if len(parts) == 3 and parts[0] == 'runs' else None)
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
         raise SiteError(
             f"{path}: not a readable executed notebook ({type(e).__name__}); the site was not rendered"
