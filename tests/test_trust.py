@@ -458,6 +458,25 @@ def test_a_version_failing_the_release_policy_as_it_stands_now_is_not_promoted(w
     assert promote(ws, version='1')['model_version'] == '1'  # holds; the version fails the policy now, not it)
 
 
+def test_the_first_environment_and_a_rollback_take_a_version_under_a_floor_raised_since_a_completion_does_not(ws):
+    """Review AL: with the policy's ROC AUC floor raised above version 1's, `lifecycle promote --to dev` was refused,
+    where the first environment takes any version that passed its gates (registration gives it so); a rollout's
+    completion, which gives a version all traffic, did not check the floor, and a rollback must not."""
+    from conftest import cli
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.release.governance import PromotionRefused
+
+    w = ws['ws']
+    for f in ('policy.yaml', 'validate.yaml'):  # (the policy no looser than validation's gates)
+        set_yaml(w.params_dir / f, **{'thresholds__roc_auc' if f == 'policy.yaml' else 'gates__roc_auc': {'min': 0.99}})
+    r = cli(w.root, 'promote', NAME, '1', '--to', 'dev', env={'LIFECYCLE_KEYS_DIR': str(ws['keys'])})
+    assert r.returncode == 0, r.stderr
+    fresh = type(w).open(w.root)
+    with pytest.raises(PromotionRefused, match='the release policy now: metric.roc_auc'):
+        ro._move_alias(fresh, NAME, '1', 'ops', 'a completion', forward=True)
+    assert ro._move_alias(fresh, NAME, '1', 'ops', 'a rollback')['model_version'] == '1'
+
+
 def test_a_key_registered_again_after_a_revocation_keeps_the_earlier_keys_approvals(ws):
     "Rotating a key (revoke, then register a new one): what the old key signed before its revocation still counts."
     from lifecycle.model.signing import key_id, load_person_key, new_person_key

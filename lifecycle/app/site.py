@@ -1407,6 +1407,9 @@ def _alt(source: str, section: str | None, i: int, n: int) -> str:
     return what + where + (f", figure {i + 1} of {n}" if n > 1 else '')
 
 
+_IMAGES = ('image/png', 'image/jpeg', 'image/svg+xml', 'image/gif')  # what a plot's `<img>` is written from
+
+
 def accessible_page(nb: dict, run_id: str | None = None) -> dict:
     """Ready notebook `nb` (in place) for its site page: plots with an alternative text, one H1 (a Markdown output or
     cell with an H1 after the page's first is nested under the heading before it), run `run_id` named in that H1."""
@@ -1430,10 +1433,10 @@ def accessible_page(nb: dict, run_id: str | None = None) -> dict:
             if hs:  # (the section a plot is in, by its heading as the notebook wrote it)
                 last, section = hs[-1][1], hs[-1][2].removesuffix(f' (run {run_id})')
         images = [
-            o for o in cell.get('outputs', []) if any(k.startswith('image/') for k in o.get('data', {}))
-        ]  # fmt: skip
-        for i, o in enumerate(images):
-            mime = next(k for k in ('image/png', 'image/jpeg', 'image/svg+xml', 'image/gif') if k in o['data'])
+            (o, mime) for o in cell.get('outputs', [])
+            if (mime := next((k for k in _IMAGES if k in o.get('data', {})), None))
+        ]  # fmt: skip  (another kind of image, webp or bmp, is left as nbconvert shows it: review AL)
+        for i, (o, mime) in enumerate(images):
             data = _text(o['data'][mime]).strip()
             if mime == 'image/svg+xml':
                 data = base64.b64encode(data.encode()).decode()

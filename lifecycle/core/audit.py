@@ -702,16 +702,19 @@ def erase(
         chain = _chain(log)  # (a line that is no entry left out, as every reader does: an erasure never waits on it)
         if chain and 'mac' not in chain[0]:
             raise AuditError(_LEGACY.format(log=log))
-        held = len(chain)
-        chain = [e for e in chain if _mac_ok(key, e)]  # (a tombstone written by hand erased nothing: review AJ)
+        ok = [_mac_ok(key, e) for e in chain]  # (review AJ: an entry written by hand, a tombstone above all, counts
+        failing = {e.get('seq') for e, good in zip(chain, ok) if not good}  # for nothing)
+        chain = [e for e, good in zip(chain, ok) if good]
         target = next((e for e in chain if e.get('seq') == seq), None)
-        if target is None and held > len(chain) and 1 <= seq <= held:
+        if target is None and seq in failing:
             raise AuditError(
-                f"{log}: entry {seq} does not carry the MAC of the workspace's audit key (edited, or written by hand), "
-                "or is not the log's own: nothing was erased; `lifecycle audit verify` names the damage"
+                f"{log}: entry {seq} does not carry the MAC of the workspace's audit key (edited, or written by hand): "
+                "nothing was erased; `lifecycle audit verify` names the damage"
             )
         if target is None:
-            raise AuditError(f"{log}: there is no entry {seq} to erase (it holds entries 1 to {held})")
+            seqs = sorted(e['seq'] for e in chain)
+            held = f"entries {seqs[0]} to {seqs[-1]}" if seqs else 'no entry'
+            raise AuditError(f"{log}: there is no entry {seq} to erase (it holds {held})")
         if target['action'] in ('audit.erase', 'audit.migrate'):
             raise AuditError(f"entry {seq} is an {target['action']} record, which is never erased")
         done = _tombstones(chain).get(seq)

@@ -349,14 +349,21 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
 def _promote_on_completion(s: Workspace, st: dict, actor) -> None:
     "Move the serving environment's alias to the new control through the audited, verified promotion."
     _move_alias(
-        s, st['model_name'], st['challenger'], actor, f"rollout completed: v{st['challenger']} serves all traffic"
+        s,
+        st['model_name'],
+        st['challenger'],
+        actor,
+        f"rollout completed: v{st['challenger']} serves all traffic",
+        forward=True,
     )
 
 
-def _move_alias(s: Workspace, name: str, version: str, actor, reason: str) -> dict:
-    "The serving environment's alias to `version` through the audited, verified promotion (`governance.promote`)."
+def _move_alias(s: Workspace, name: str, version: str, actor, reason: str, forward: bool = False) -> dict:
+    """The serving environment's alias to `version` through the audited, verified promotion (`governance.promote`):
+    its files checked against their signature; going `forward` (a completion), the policy's metric thresholds as they
+    stand now too, as `lifecycle promote` checks them (review AL); a rollback never waits on a floor raised since."""
     from lifecycle.release import governance as gov, trust
-    from lifecycle.release.commands import approval_check, signed_files_check
+    from lifecycle.release.commands import approval_check, promotion_check, signed_files_check
 
     policy = s.params['policy']
     return gov.promote(
@@ -370,7 +377,7 @@ def _move_alias(s: Workspace, name: str, version: str, actor, reason: str) -> di
         policy=policy,
         reason=f"{reason} in {s.environment}",
         verify=approval_check(s, trust.roster(s), policy),
-        files=signed_files_check(s),
+        files=promotion_check(s, policy) if forward else signed_files_check(s),
     )
 
 

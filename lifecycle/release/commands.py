@@ -311,8 +311,9 @@ def verified_approvals(ws, name: str, version, policy) -> list[dict]:
 
 def promotion_check(ws, policy):
     """The `files(name, version) -> reason` `lifecycle promote` runs: `signed_files_check`'s, and the release policy's
-    metric thresholds as they stand now (`_metric_rules_failed`). A rollout's completion or rollback moves the alias
-    through the files check alone: a rollback takes exposure away, and must not wait on a floor raised since."""
+    metric thresholds as they stand now (`_metric_rules_failed`), for a step past the first environment; and a rollout's
+    completion. A rollback (and a move to the first environment) runs the files check alone: it must not wait on a
+    floor raised since."""
     files = signed_files_check(ws)
 
     def check(name: str, version) -> str:
@@ -394,8 +395,8 @@ def promote(
         policy=policy,
         reason=reason,
         verify=approval_check(s, people, policy),
-        files=promotion_check(s, policy),
-    )
+        files=signed_files_check(s) if step == policy.environments[0] else promotion_check(s, policy),
+    )  # (the first environment takes any version that passed its gates, as registration gives it: review AL)
     return Promoted(out, model, version, step)
 
 # %% ../../nbs/api/release/03_commands.ipynb #994142bc
