@@ -342,6 +342,34 @@ def test_a_stage_kernel_killed_mid_cell_fails_its_stage_instead_of_holding_the_r
     assert out.metadata.papermill.output_path == str(tmp_path / 'fine-out.ipynb')  # (its own name: review X)
 
 
+def test_a_stage_kernel_that_dies_as_it_starts_is_started_again(tmp_path, monkeypatch):
+    """Clean-clone CI met it: a port jupyter_client picked for a stage kernel was taken before the kernel bound it
+    ("Address already in use"), the kernel died before replying, and the run failed at its first stage. A kernel that
+    dies as it starts is started again (new ports); here the first one is given an argument it cannot parse."""
+    import nbformat
+    from lifecycle.app.kernel import StageKernel
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('assert 1 + 1 == 2')])
+    nb.metadata['kernelspec'] = {'name': 'python3', 'display_name': 'Python 3', 'language': 'python'}
+    nbformat.write(nb, tmp_path / 'fine.ipynb')
+    real, calls = StageKernel._start, []
+
+    def start(self):
+        calls.append(1)
+        kept = self.extra_arguments
+        self.extra_arguments = [*kept, '--Nope'] if len(calls) == 1 else kept
+        try:
+            real(self)
+        finally:
+            self.extra_arguments = kept
+
+    monkeypatch.setattr(StageKernel, '_start', start)
+    with StageKernel(tmp_path) as kernel:
+        kernel.execute(tmp_path / 'fine.ipynb', tmp_path / 'out.ipynb', {})
+        assert kernel.started == 2
+    assert nbformat.read(tmp_path / 'out.ipynb', as_version=4).cells
+
+
 def test_an_executed_notebook_a_full_disk_cut_short_is_not_kept_under_its_name(tmp_path):
     "Review U: papermill wrote straight to the run's notebook, and a full disk left 1.5 MB of invalid JSON there."
     import nbformat

@@ -14,6 +14,7 @@ __all__ = ['StageKernelError', 'StageKernel']
 
 # %% ../../nbs/api/app/05_kernel.ipynb #03399183
 _NAME = '_lifecycle_stage_kernel'  # a module in the kernel's sys.modules: it survives IPython's namespace reset
+_START_TRIES = 3  # kernels started before a stage kernel that dies as it starts is an error
 
 _SNAPSHOT = f"""
 try:  # before any stage: skops (MLflow's scikit-learn format) names each scipy ufunc by the first module holding it,
@@ -215,22 +216,27 @@ class StageKernel:
         self.km, self.kc, self.started = km, None, self.started + 1
 
     def _kernel(self):
-        if self.km is None:
-            self._start()
-        if self.kc is None:  # just started: open the client and wait for the kernel, then take its snapshot
-            kc = self.km.client()
+        for attempt in range(_START_TRIES):
+            if self.km is None:
+                self._start()
+            if self.kc is not None:
+                return self.km
+            kc = self.km.client()  # just started: open the client and wait for the kernel, then take its snapshot
             kc.start_channels()
             try:
                 kc.wait_for_ready(timeout=60)
             except RuntimeError as e:
                 kc.stop_channels()
+                died = not self.km.is_alive()
                 self.close()
+                if died and attempt + 1 < _START_TRIES:  # (a port jupyter_client picked was taken before the kernel
+                    continue  # bound it, "Address already in use": a new kernel picks new ones; CI met it)
                 raise StageKernelError(f"the stage kernel did not start: {e}") from None
             for channel in (kc.shell_channel, kc.iopub_channel):
                 _watching(channel, self.km)
             self.kc = kc
             self._run(_SNAPSHOT)
-        return self.km
+            return self.km
 
     def _run(self, code: str) -> None:
         if not self.km.is_alive():  # a stage that killed its kernel: the next one gets a new kernel
