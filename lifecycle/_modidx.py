@@ -1529,6 +1529,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._ended_unrecorded': ( 'api/deliver/rollout.html#_ended_unrecorded',
                                                                                             'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._equal': ( 'api/deliver/rollout.html#_equal',
+                                                                                 'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._event': ( 'api/deliver/rollout.html#_event',
                                                                                  'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._exclusive': ( 'api/deliver/rollout.html#_exclusive',

@@ -519,37 +519,42 @@ def _outcome(v, positive) -> int | None:
 
 def scored(pairs, positive) -> tuple[int, int]:
     """How many records of `(decision, outcome)` pairs (a request's decisions, its feedback: one outcome or one per
-    record; None when none came) are labelled, and how many of those decisions were right."""
+    record; None when none came) are labelled, and how many of those decisions were right: a classification's equal to
+    its outcome as `positive` reads it, a regression's (`positive` a `Within`) within its tolerance of it."""
+    right = _within(positive.tolerance) if isinstance(positive, Within) else _equal(positive)
     correct = labelled = 0
-    if isinstance(positive, Within):
-        return _within(pairs, positive.tolerance)
     for dec, y in pairs:
         if y is None or dec is None:
             continue
         ys = y if isinstance(y, list) else [y] * len(dec)
         for a, b in zip(dec, ys):
-            t = _outcome(b, positive)
-            if t is not None:
+            r = right(a, b)
+            if r is not None:
                 labelled += 1
-                correct += int(int(a) == t)
+                correct += int(r)
     return labelled, correct
 
 
-def _within(pairs, tolerance: float | None) -> tuple[int, int]:
-    "`scored` for a regression: labelled records, and those predicted within `tolerance` (none judged without one)."
-    correct = labelled = 0
-    if tolerance is None:
-        return 0, 0
-    for dec, y in pairs:
-        if y is None or dec is None:
-            continue
-        ys = y if isinstance(y, list) else [y] * len(dec)
-        for a, b in zip(dec, ys):
-            if a is None or b is None or isinstance(b, bool) or not isinstance(b, (int, float)) or b != b:
-                continue
-            labelled += 1
-            correct += int(abs(float(a) - float(b)) <= tolerance)
-    return labelled, correct
+def _equal(positive):
+    "A classification's judge of one decision `a` by its outcome `b`: right or not, None when `b` is no label."
+
+    def right(a, b) -> bool | None:
+        t = _outcome(b, positive)
+        return None if t is None else int(a) == t
+
+    return right
+
+
+def _within(tolerance: float | None):
+    """A regression's judge of one prediction `a` by its label `b`: within `tolerance`, None when `b` is no number (or
+    no tolerance is declared: nothing judged)."""
+
+    def right(a, b) -> bool | None:
+        if tolerance is None or a is None or isinstance(b, bool) or not isinstance(b, (int, float)) or b != b:
+            return None
+        return abs(float(a) - float(b)) <= tolerance
+
+    return right
 
 
 def arm_stats(log: pd.DataFrame, positive, arms=('control', 'challenger')) -> dict[str, dict]:
