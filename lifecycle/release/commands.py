@@ -291,20 +291,17 @@ def verified_approvals(ws, name: str, version, policy) -> list[dict]:
     hand, unsigned, as an approval as good as any (review AH)."""
     from lifecycle.release import governance as gov, trust
 
-    try:
-        check = approval_check(ws, trust.roster(ws), policy) if policy is not None else None
-        why_not = 'there is no policy to verify it against (params/policy.yaml could not be read)'
-    except trust.TrustError as e:  # (a damaged trust chain: no approval can be verified, and it says why)
-        check, why_not = None, str(e)
-    if check is None:
-
-        def check(rec):
-            return [why_not]
-
+    check, why_not = None, 'there is no policy to verify it against (params/policy.yaml could not be read)'
+    if policy is not None:
+        try:
+            check = approval_check(ws, trust.roster(ws), policy)
+        except trust.TrustError as e:  # (a damaged trust chain: no approval can be verified, and it says why)
+            why_not = str(e)
     out = []
     for rec in gov.approvals(ws.store, name, version, policy):
         lacks = [k for k in ('model_name', 'model_version', 'step', 'approver', 'time') if k not in rec]
-        why = [f"the record lacks {', '.join(lacks)}: no approval writes it so"] if lacks else check(rec)
+        why = [f"the record lacks {', '.join(lacks)}: no approval writes it so"] if lacks else None
+        why = why or (check(rec) if check else [why_not])
         out.append({**{k: None for k in lacks}, **rec, 'verified': not why, 'problem': '; '.join(why) or None})
     return out
 
