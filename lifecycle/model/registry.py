@@ -303,7 +303,7 @@ def _alias_history(
     return out, at, erased
 
 
-def alias_mismatches(client, audit_path, name: str, champion_alias: str = 'champion') -> list[dict]:
+def alias_mismatches(client, audit_path, name: str, champion_alias: str = 'champion', entries=None) -> list[dict]:
     """Every alias of model `name` whose registry version differs from the audited one: alias, registry version,
     audited version (None when the audit never moved it, or the registry no longer has it). Empty when all agree. An
     alias pointing to a version whose move entry was erased (`audit erase`) after the alias's last known move is not
@@ -315,7 +315,7 @@ def alias_mismatches(client, audit_path, name: str, champion_alias: str = 'champ
         registry = {k: str(v) for k, v in (client.get_registered_model(name).aliases or {}).items()}
     except MlflowException:
         registry = {}
-    audited, at, erased = _alias_history(audit_path, name, champion_alias)
+    audited, at, erased = _alias_history(audit_path, name, champion_alias, entries)  # (entries: the log, read)
     return [
         dict(model=name, alias=a, registry_version=registry.get(a), audited_version=audited.get(a))
         for a in sorted(set(registry) | set(audited))

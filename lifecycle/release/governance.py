@@ -599,8 +599,9 @@ def promote(
     with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer
         before = alias_version(client, name, step)
         # what a failed move gives back: the registry's version where the log accepts it, else the log's (AJ, AK)
-        accepted = not [m for m in alias_mismatches(client, settings.audit_path, name) if m['alias'] == step]
-        restored = before if accepted else audited_aliases(settings.audit_path, name).get(step)
+        log = audit.read(settings.audit_path)  # (read once for both looks)
+        accepted = not [m for m in alias_mismatches(client, None, name, entries=log) if m['alias'] == step]
+        restored = before if accepted else audited_aliases(None, name, entries=log).get(step)
         details = dict(
             alias=step,
             previous_version=before,
