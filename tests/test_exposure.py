@@ -3,6 +3,7 @@ its validation gates and the signed approvals policy.yaml asks for, and the flag
 admin API) ask it for every arm: an ungated or unapproved version is refused naming the missing gate or approval."""
 
 from __future__ import annotations
+import re
 from dataclasses import replace
 import pytest
 from test_trust import NAME, approve_as, base, ws  # noqa: F401 (fixtures)
@@ -202,3 +203,41 @@ def test_the_guard_does_not_complete_a_rollout_that_changed_while_its_completion
         rollout.state_path(w).write_text(json.dumps(now))  # resumed since, paused, switched back
         assert rollout.complete_if_unchanged(w, judged, 'healthy') is None
         assert json.loads(rollout.state_path(w).read_text()) == now  # nothing was advanced
+
+
+def test_a_floor_raised_since_the_approval_refuses_the_next_exposure_not_what_serves(ws):  # noqa: F811
+    """Review AK: with the policy's ROC AUC floor raised above a version's after its staging approval, `lifecycle
+    promote` refused the version, but a flags change still put it in the shadow or a canary. A change now checks the
+    floor as promote does, and `govern check` lists a served arm under it; a server routing the spec it was given, and
+    a kill switch, do not (raising a floor must not stop what serves)."""
+    from conftest import set_yaml
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.release import exposure
+    from lifecycle.serve import flags as fl
+
+    approve_as(ws, 'carol', 'staging')
+    approve_as(ws, 'dave', 'production')
+    approve_as(ws, 'carol', 'staging', version='3')
+    prod = replace(ws['ws'], environment='production')
+    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)  # served before the floor is raised
+    set_yaml(prod.params_dir / 'policy.yaml', thresholds__roc_auc={'min': 0.99})
+    set_yaml(prod.params_dir / 'validate.yaml', gates__roc_auc={'min': 0.99})  # (the policy no looser than the gates)
+    prod = replace(type(prod).open(prod.root), environment='production')
+    floor = r'the release policy now: metric\.roc_auc: roc_auc 0\.\d+ is below the minimum 0\.99'
+
+    assert exposure.check(prod, '3', 'canary').ok  # its approval verifies: without floors, as a server routes it
+    d = exposure.check(prod, '3', 'canary', floors=True)
+    assert not d.ok and len(d.missing) == 1 and re.fullmatch(floor, d.missing[0])
+    assert exposure.check(prod, '3', 'dev', floors=True).ok  # the first environment needs no approval: no floor
+    with pytest.raises(fl.FlagError, match=f"challenger: .*'canary'.*{floor}"):
+        fl.change_flags(prod, {'challenger': '3', 'percentage': 5}, actor='ops', reason='canary')
+    with pytest.raises(fl.FlagError, match=f"challenger: .*'shadow'.*{floor}"):
+        fl.change_flags(prod, {'challenger': '3', 'shadow': True}, actor='ops', reason='shadow')
+    assert fl.load_spec(prod)[0].challenger is None  # nothing was written
+
+    served = FlagsParams(control='1', safe='1')
+    assert fl.policy_refusals(prod, NAME, served, routed=True) == []  # a server starting with what it was given
+    assert fl.change_flags(prod, {'kill': True}, actor='ops', reason='incident').kill  # a kill is never refused
+    rows = exposure.serving_check(prod)  # `govern check`: what serves and no longer meets the policy
+    assert {r['arm'] for r in rows} == {'control', 'safe'} and not any(r['ok'] for r in rows)
+    assert all(re.fullmatch(floor, r['missing'][0]) for r in rows)

@@ -341,7 +341,7 @@ def _exposure_wait(ws: Workspace, it: dict, version: str, arm: str, shadow_on: b
     from lifecycle.release import exposure
 
     x = exposure.arm_exposure(ws.environment, arm, shadow_on, pct)
-    d = exposure.check(ws, version, x)
+    d = exposure.check(ws, version, x, floors=True)
     if d.ok:
         it.pop('waiting', None)
         return None

@@ -272,19 +272,6 @@ def approval_check(ws, people, policy):
 
     return verify
 
-def _metric_rules_failed(ws, policy, name: str, version) -> list[str]:
-    """The release policy's metric thresholds, as they stand now, that the version's holdout metrics fail: an approval
-    was checked against the policy of its day, and a floor raised since (a ROC AUC of 0.75 for a version at 0.73) did
-    not stop its promotion, where `govern check` failed it (review AH). Its other rules were met by the evidence the
-    approval names, which promotion checks by their hashes."""
-    from lifecycle.release import governance as gov
-
-    facts = gov.gather_facts(ws.mlflow, ws.store, name, version)
-    rules = gov.evaluate_policy(policy, facts)
-    failed = rules[rules.rule.str.startswith('metric.') & (rules.verdict == 'fail')]
-    return [f"the release policy now: {r.rule}: {r.reason}" for r in failed.itertuples()]
-
-
 def verified_approvals(ws, name: str, version, policy) -> list[dict]:
     """A version's approval records (`governance.approvals`), each with `verified` and, where it does not verify, the
     `problem` promotion would refuse it for: what the evidence site and `trace` show. They listed a record written by
@@ -308,13 +295,17 @@ def verified_approvals(ws, name: str, version, policy) -> list[dict]:
 
 def promotion_check(ws, policy):
     """The `files(name, version) -> reason` `lifecycle promote` runs: `signed_files_check`'s, and the release policy's
-    metric thresholds as they stand now (`_metric_rules_failed`), for a step past the first environment; and a rollout's
-    completion. A rollback (and a move to the first environment) runs the files check alone: it must not wait on a
-    floor raised since."""
+    metric thresholds as they stand now (`exposure.metric_floors_failed`), for a step past the first environment; and
+    a rollout's completion. A rollback (and a move to the first environment) runs the files check alone: it must not
+    wait on a floor raised since."""
+    from lifecycle.release import governance as gov
+    from lifecycle.release.exposure import metric_floors_failed
+
     files = signed_files_check(ws)
 
     def check(name: str, version) -> str:
-        return '; '.join([*filter(None, [files(name, version)]), *_metric_rules_failed(ws, policy, name, version)])
+        floors = metric_floors_failed(policy, gov.gather_facts(ws.mlflow, ws.store, name, version))
+        return '; '.join([*filter(None, [files(name, version)]), *floors])
 
     return check
 

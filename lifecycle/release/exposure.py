@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 # %% auto #0
-__all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals', 'check',
-           'deployed_spec', 'serving_check']
+__all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals',
+           'metric_floors_failed', 'check', 'deployed_spec', 'serving_check']
 
 # %% ../../nbs/api/release/05_exposure.ipynb #96e86419
 class RegistryUnavailable(Exception):
@@ -114,8 +114,41 @@ def earlier_approvals(ws, people, policy, name: str, version: str, step: str) ->
     return [why for prev in envs[1 : envs.index(step)] for why in _approval(ws, people, policy, name, version, prev)]
 
 
-def check(ws, version, exposure: str, name: str | None = None) -> Exposure:
-    "Whether `version` (of `name`, default the registered model of register.yaml) may be exposed as `exposure`."
+def metric_floors_failed(policy, facts: dict) -> list[str]:
+    """The release policy's metric thresholds, as they stand now, that a version's holdout metrics (`facts['metrics']`,
+    as `governance.gather_facts` gives them) fail, each a sentence. An approval was checked against the policy of its
+    day: a floor raised since (a ROC AUC of 0.75 for a version at 0.73) did not stop its promotion, where `govern
+    check` failed it (review AH), nor its exposure through the flags (review AK). Its other rules were met by the
+    evidence the approval names, which promotion checks by their hashes."""
+    from lifecycle.release import governance as gov
+
+    rules = gov.evaluate_policy(policy, facts)
+    failed = rules[rules.rule.str.startswith('metric.') & (rules.verdict == 'fail')]
+    return [f"the release policy now: {r.rule}: {r.reason}" for r in failed.itertuples()]
+
+
+def _floors_now(ws, policy, name: str, version) -> list[str]:
+    "`metric_floors_failed` for a registered version, its facts read from the registry (`RegistryUnavailable`: none)."
+    from lifecycle.release import governance as gov
+
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return metric_floors_failed(policy, gov.gather_facts(ws.mlflow, ws.store, name, version))
+    except gov.GovernanceError as e:  # (no such version: said so, as a gate)
+        return [str(e)]
+    except MlflowException as e:
+        raise RegistryUnavailable(
+            f"the model registry could not answer about {name} v{version} ({e.error_code}): try again"
+        ) from None
+
+
+def check(ws, version, exposure: str, name: str | None = None, floors: bool = False) -> Exposure:
+    """Whether `version` (of `name`, default the registered model of register.yaml) may be exposed as `exposure`.
+    `floors`: an exposure that needs an approval also needs the policy's metric thresholds as they stand now
+    (`metric_floors_failed`), as `lifecycle promote` does: where a version gains exposure (a flags change, the
+    retraining loop) and where `govern check` lists what serves; not where a server routes what it was given (raising
+    a floor does not stop what serves at its next start), nor a rollback."""
     from lifecycle.release import trust
 
     policy = ws.params['policy']
@@ -139,6 +172,8 @@ def check(ws, version, exposure: str, name: str | None = None) -> Exposure:
     upto = max((envs.index(x) for x in steps if x in envs), default=0)  # (each step's earlier ones too, in order)
     for step in dict.fromkeys([*envs[1 : upto + 1], *steps]):
         missing += _approval(ws, people, policy, name, version, step)
+    if floors and [n for n in needs if n != 'gates']:
+        missing += [m for m in _floors_now(ws, policy, name, version) if m not in missing]
     return Exposure(name, version, exposure, needs, missing)
 
 # %% ../../nbs/api/release/05_exposure.ipynb #e7a214e7
@@ -175,6 +210,6 @@ def serving_check(ws, spec: dict | None = None) -> list[dict]:
             continue
         cohorts = any(isinstance(c, dict) and c.get('variant') == 'challenger' for c in spec.get('cohorts') or [])
         x = arm_exposure(ws.environment, arm, bool(spec.get('shadow')), float(spec.get('percentage') or 0), cohorts)
-        d = check(ws, v, x, name=spec.get('model_name'))
+        d = check(ws, v, x, name=spec.get('model_name'), floors=True)
         rows.append(dict(arm=arm, version=str(v), exposure=x, ok=d.ok, missing=d.missing))
     return rows

@@ -260,7 +260,9 @@ def policy_refusals(
     that arm listed after the refusals. `routed` (a server about to route by `spec`): with the kill switch pulled
     only the safe arm answers, so only it is judged (a refused challenger never holds a kill back), and an arm that
     answered no one under a kill is judged afresh when the kill is lifted. A change written by `flags` judges every
-    arm, killed or not, so that what a kill hides is refused when it is written, not when the kill is lifted."""
+    arm, killed or not, so that what a kill hides is refused when it is written, not when the kill is lifted; and it
+    judges the policy's metric thresholds as they stand now too, as `lifecycle promote` does (a server routing what
+    it was given does not: a floor raised since applies to the next change, not to a restart)."""
     from lifecycle.release import exposure
 
     out, unchecked = [], []
@@ -274,7 +276,7 @@ def policy_refusals(
             if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
         try:
-            decision = exposure.check(ws, v, x, name=model_name)  # the one release path: gates and approvals
+            decision = exposure.check(ws, v, x, name=model_name, floors=not routed)  # the one release path
         except exposure.RegistryUnavailable as e:  # no verdict for this arm: refused for now, unless refused anyway
             unchecked.append(f"{arm}: the release policy could not be checked: {e}")
             continue
