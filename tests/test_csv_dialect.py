@@ -126,14 +126,12 @@ def test_score_reads_a_csv_as_the_datasets_files_are_read_each_option_saying_oth
                                                   'names': ['a'], 'thousands': '.', 'decimal': ',',
                                                   'compression': 'gzip', 'trim_whitespace': True})  # fmt: skip
     ps = load_params(tmp_path / 'p')
-    name = ps['register'].model_name
-    got = _score_dialect(ps, name, {})
+    got = _score_dialect(ps, {})
     assert (got.encoding, got.delimiter, got.thousands, got.decimal, got.header) == ('latin-1', ';', '.', ',', True)
     assert (got.compression, got.trim_whitespace) == ('infer', False)  # (the dataset's files', not a scoring file's)
-    assert _score_dialect(ps, name, {'delimiter': '|'}).delimiter == '|'
-    assert _score_dialect(ps, 'another-model', {}) == CsvDialect()  # (the flags route another model: not its data)
+    assert _score_dialect(ps, {'delimiter': '|'}).delimiter == '|'
     with pytest.raises(Exception, match=r"--decimal with ingest.yaml's csv .*: key 'csv.thousands' '.' is also the"):
-        _score_dialect(ps, name, {'decimal': '.'})
+        _score_dialect(ps, {'decimal': '.'})
 
 
 def test_a_dialect_file_goes_through_the_boundary(tmp_path, monkeypatch):

@@ -87,6 +87,13 @@ def test_a_regression_model_runs_through_every_stage(tmp_path):
     assert 'rmse' in card and 'scikit-learn only' in card
     r, check = cli_json(ws, 'govern', 'check', 'diabetes-progression', '1')
     assert r.returncode == 0 and check['ok']
+    X.to_csv(tmp_path / 'in.csv', index=False)  # helper F2: `score --threshold` was ignored, the summary said null
+    files = ('--input', str(tmp_path / 'in.csv'), '--output', str(tmp_path / 'out.csv'))
+    r = cli(ws, 'score', *files, '--threshold', '0.3')
+    assert r.returncode == 2 and not (tmp_path / 'out.csv').exists(), r.stderr
+    assert "--threshold 0.3: diabetes-progression version 1 is a regression: its score is its prediction" in r.stderr
+    r, scored = cli_json(ws, 'score', *files)
+    assert r.returncode == 0 and scored['rows'] == 10 and scored['threshold'] is None, scored
 
 
 def test_a_classification_family_for_a_regression_task_is_refused(tmp_path):

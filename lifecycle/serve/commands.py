@@ -661,13 +661,13 @@ def _may_score(s: Workspace, name: str, version: str) -> None:
         raise CommandError(f"{d.message()} (environment {s.environment!r}); refusing to score with it", EXIT_INPUT)
 
 
-def _score_dialect(ps, name: str, given: dict):
+def _score_dialect(ps, given: dict):
     """How `score` reads a CSV input: in the dataset's encoding, delimiter and number marks (`csv` in ingest.yaml;
-    not its header, compression or trimming: a scoring file is another file), each option given saying otherwise."""
+    not its header, compression or trimming: a scoring file is another file), each option given saying otherwise.
+    (The params' model is the one scored: `score` refuses flags that route another.)"""
     from lifecycle.core.params import CsvDialect
 
-    own = ps['ingest'].csv.model_dump(exclude_unset=True, include={'encoding', 'delimiter', 'thousands', 'decimal'})
-    dataset = own if ps['register'].model_name == name else {}  # (the flags route another model: not its dataset)
+    dataset = ps['ingest'].csv.model_dump(exclude_unset=True, include={'encoding', 'delimiter', 'thousands', 'decimal'})
     try:
         return CsvDialect(**(dataset | given))
     except ValueError as e:  # (pydantic's: the first problem, in one line)
@@ -723,7 +723,7 @@ def score(
         spec, name = fl.load_spec(s)
     if why := fl.other_model_routed(s, ps['register'].model_name, s.params_dir):  # (as `serve` refuses it: review AG)
         raise CommandError(f"{why}; the params' ingestion contract cannot check the other model's inputs", EXIT_INPUT)
-    dialect = _score_dialect(ps, name, given)
+    dialect = _score_dialect(ps, given)
     ml = s.mlflow
     if version is None:  # the version the server would answer everyone with (`flags.everyone_arm`)
         ref = getattr(spec, fl.everyone_arm(spec)) or s.environment  # none: the environment's alias
@@ -739,6 +739,9 @@ def score(
         raise CommandError(str(e), EXIT_STAGE) from None
     except Exception as e:
         raise CommandError(f"{name} version {version}: cannot be loaded: {e}", EXIT_INPUT) from None
+    if threshold is not None and m.task != 'classification':  # (it was ignored, and the summary said null: F2)
+        why = f"{name} version {version} is a {m.task}: its score is its prediction, and no threshold decides it"
+        raise CommandError(f"--threshold {threshold:g}: {why}; score without --threshold", EXIT_INPUT)
     from tqdm.auto import tqdm
 
     bar = tqdm(unit='rows', disable=as_json, desc=f'scoring with v{version}')
