@@ -4,6 +4,7 @@ tested on three-row frames in nbs/api/data/03_checks.ipynb.)"""
 
 from __future__ import annotations
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -106,6 +107,39 @@ def test_personal_data_in_a_later_chunk_stops_the_reading_and_stores_nothing(set
         'example.org' not in str(e.value) + settings.audit_path.read_text() + ing.ingest_log_path(settings).read_text()
     )
     assert list(Store(settings.store_dir).records('datasets')) == [] and temporaries(settings) == []
+
+
+def test_a_generalised_value_no_band_takes_is_out_of_range_not_a_null(settings):
+    """Review AM: a generalised column's value beyond its bins (age 97 for bands up to 81), or text in it, was masked to
+    a null: stored with no finding where the column took some nulls, else refused as "broken extraction or join". It
+    fails as out of range, never counted as a null, its value never shown."""
+    from lifecycle.data.checks import Chunk
+
+    p = P.model_copy(
+        update={
+            'columns': {
+                **P.columns,
+                'age': ColumnRule(dtype='int', personal=True, max_null_rate=0.1,
+                                  pii={'method': 'generalise', 'bins': [18, 40, 60, 81]}),
+            },  # fmt: skip
+            'policy': 'fail_open',
+        }
+    )
+    chunks = [frame(6), frame(6, 6).astype({'age': object})]
+    chunks[0].loc[2, 'age'], chunks[1].loc[[1, 4], 'age'] = 97, ['Johnny Secret', None]
+    r = ing.ingest_batch(chunks, p, settings, source='b.csv', fingerprint='fp')
+    v = r.violations.set_index('rule')
+    assert r.status == 'accepted_with_quarantine' and (r.accepted_rows, r.quarantined_rows) == (10, 2)
+    assert list(v.index) == ['out_of_range'] and v.loc['out_of_range', 'count'] == 2, v  # (no null spike: its one
+    assert v.loc['out_of_range', 'expected'] == 'a number within the bands of its generalise rule [18, 81)'  # null)
+    said = str(r.violations.to_dict()) + settings.audit_path.read_text() + ing.ingest_log_path(settings).read_text()
+    assert 'Johnny' not in said and not re.search(r'\b97\b', said) and r.shown_examples(p) == {}
+    c = Chunk.masked(chunks[0], p, None)
+    assert list(c.outside) == ['age'] and c.outside['age'][0].tolist() == [False, False, True, False, False, False]
+    assert c.raw.age.tolist() == ['18-40', '18-40', None, '18-40', '18-40', '18-40'] and '97' in c.outside['age'][1]
+    bands = r"age: out of range: expected a number within the bands of its generalise rule \[18, 81\), found 2 "
+    with pytest.raises(ing.BatchRejected, match=bands):
+        ing.ingest_batch(chunks, p.model_copy(update={'policy': 'fail_closed'}), settings, source='b', fingerprint='f')
 
 
 def test_personal_data_declared_but_not_masked_is_refused_on_the_header(settings):

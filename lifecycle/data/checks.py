@@ -11,7 +11,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from ..core.params import IngestParams
-from .pii import _INSIDE, PersonalFinding, looks_personal, digest, shown_column_name, header_may_be_data
+from .pii import _INSIDE, PersonalFinding, looks_personal, digest, mask_frame, shown_column_name
+from .pii import header_may_be_data
 from .sources import exact_int64, number_pattern
 
 # %% auto #0
@@ -178,12 +179,29 @@ class Chunk:
     schema: object = None  # the contract; built once per batch by `ingest_batch`, else from `p`
     bad: np.ndarray = None  # rows that broke a row-level rule
     failed: dict = field(default_factory=dict)  # column -> cells that failed its contract
+    # a generalised column -> (its cells no band took, up to 20 of their values as read: memory only)
+    outside: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if self.bad is None:
             self.bad = np.zeros(len(self.raw), dtype=bool)
         if self.schema is None:
             self.schema = contract(self.p)
+
+    @classmethod
+    def masked(cls, chunk: pd.DataFrame, p: IngestParams, key: bytes | None, schema=None) -> Chunk:
+        """The chunk of `chunk`'s declared columns with their personal columns masked (`mask_frame`), knowing which
+        cells of a generalised column no band took (a number beyond its bins, or no number): masking makes them null,
+        and `out_of_range` fails them where they were stored as nulls with no finding (review AM)."""
+        rules = {col: r.pii for col, r in p.columns.items() if r.pii}
+        out = mask_frame(chunk, rules, key)
+        outside = {}
+        for col, r in rules.items():
+            if r.method == 'generalise' and col in chunk:
+                cells = chunk[col].notna().to_numpy() & out[col].isna().to_numpy()
+                if cells.any():
+                    outside[col] = (cells, set(map(str, chunk[col][cells].unique()[:20])))
+        return cls(out, p, schema, outside=outside)
 
     @cached_property
     def _conformed(self):
@@ -490,6 +508,8 @@ def _count_nulls(c: Chunk, p: IngestParams, t: Totals) -> list[dict]:
         if col not in c.frame:
             continue
         isna = c.frame[col].isna().to_numpy()
+        if col in c.outside:  # (no band took them: out of range, not missing)
+            isna = isna & ~c.outside[col][0]
         t.nulls[col] = t.nulls.get(col, 0) + int(isna.sum())
         if p.columns[col].max_null_rate == 0 and isna.any():
             c.bad |= isna
@@ -590,7 +610,10 @@ def _judge_failures(rule: str, expected: Callable) -> Callable:
 
 
 def _range(r) -> str:
-    "A column rule's [min, max] in words (a float's: a finite number, infinities failing every contract)."
+    """A column rule's [min, max] in words (a float's: a finite number, infinities failing every contract; a
+    generalised column's: its bands)."""
+    if r.pii is not None and r.pii.method == 'generalise':
+        return f"a number within the bands of its generalise rule [{r.pii.bins[0]:g}, {r.pii.bins[-1]:g})"
     finite = 'a finite number ' if r.dtype == 'float' else ''
     if r.min is not None and r.max is not None:
         return f"{finite}within [{r.min}, {r.max}]"
@@ -602,13 +625,24 @@ def _range(r) -> str:
 _out_of_range = _judge_failures('out_of_range', _range)
 
 
+def _mark_outside(c: Chunk, t: Totals) -> list[dict]:
+    "Mark the rows and cells of generalised columns that no band took (`Chunk.masked`), as `_mark_failures` does."
+    for col, (cells, values) in c.outside.items():
+        c.bad |= cells
+        c.failed[col] = c.failed.get(col, np.zeros(len(c.frame), dtype=bool)) | cells
+        t.add('out_of_range', col, int(cells.sum()))
+        ex = t.examples.setdefault(('out_of_range', col), set())
+        ex.update(sorted(values)[: max(20 - len(ex), 0)])
+    return []
+
+
 out_of_range = register(
     Check(
         'out_of_range',
         'high',
         True,
         'values outside the valid range: unit change, entry error or upstream bug',
-        scan=lambda c, p, t: _mark_failures(c, t, 'out_of_range'),
+        scan=lambda c, p, t: _mark_failures(c, t, 'out_of_range') + _mark_outside(c, t),
         judge=_out_of_range,
     )
 )

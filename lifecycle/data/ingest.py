@@ -296,10 +296,8 @@ def _stream(
 ) -> tuple[Totals, pd.DataFrame | None]:
     """One pass over the chunks through the checks: the totals, and the drift sample (None when a check stopped the
     reading)."""
-    from lifecycle.data.pii import mask_frame
-
     t, schema, rng, sample = Totals.of(p), contract(p), np.random.default_rng(0), None
-    pii = {c: r.pii for c, r in p.columns.items() if r.pii}
+    pii = any(r.pii for r in p.columns.values())
     for i, chunk in enumerate(chunks):
         chunk = chunk.reset_index(drop=True)
         if i == 0 and check_header(list(chunk.columns), p, t):
@@ -308,9 +306,7 @@ def _stream(
         if chunk.shape[1] == 0:
             t.rows += len(chunk)
             continue  # no declared column at all: nothing to check
-        if p.flags.auto_anonymise and pii:
-            chunk = mask_frame(chunk, pii, key)
-        c = Chunk(chunk, p, schema)
+        c = Chunk.masked(chunk, p, key, schema) if p.flags.auto_anonymise and pii else Chunk(chunk, p, schema)
         stopped = check_chunk(c, p, t)
         t.rows += len(chunk)
         t.quarantined += int(c.bad.sum())
