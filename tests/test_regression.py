@@ -70,6 +70,7 @@ def test_a_regression_model_runs_through_every_stage(tmp_path):
     assert outs['rows'] == 442 and outs['future_batches'] == {}
     assert 0.3 < outs['r2'] < 1 and 0 < outs['mae'] < outs['rmse'] < 70 and outs['model_version'] == '1'
     assert {g['gate'] for g in outs['gates']} == {'r2', 'rmse'}
+    from lifecycle.core.audit import read
     from lifecycle.core.workspace import Workspace
     from lifecycle.registry import load_by_alias
     from sklearn.datasets import load_diabetes
@@ -94,6 +95,11 @@ def test_a_regression_model_runs_through_every_stage(tmp_path):
     assert "--threshold 0.3: diabetes-progression version 1 is a regression: its score is its prediction" in r.stderr
     r, scored = cli_json(ws, 'score', *files)
     assert r.returncode == 0 and scored['rows'] == 10 and scored['threshold'] is None, scored
+    assert cli(ws, 'flags', 'init').returncode == 0  # review AM: a threshold switch was written and audited as a change
+    for args in (('threshold', 'default'), ('set', 'threshold.default=strict')):
+        r = cli(ws, 'flags', *args)
+        assert r.returncode == 2 and 'diabetes-progression is a regression' in r.stderr, (args, r.stderr)
+    assert not [e for e in read(w.audit_path) if e['action'] == 'flags.change']
 
 
 def test_a_classification_family_for_a_regression_task_is_refused(tmp_path):

@@ -194,6 +194,12 @@ def _change(changes: dict, reason: str) -> FlagsView:
         name = fl.load_spec(s)[1]
     except fl.FlagError:  # damaged or gone: only a change taking exposure away goes on, built on the last spec written
         name = None
+    if name and any(k.split('.')[0] == 'threshold' for k in changes) and _regression(s, name):
+        raise CommandError(  # (it was written and audited, and changed nothing a server does: review AM)
+            f"{', '.join(changes)}: {name} is a regression (features.yaml's task): its score is its prediction, and no "
+            "threshold decides it; nothing changed",
+            EXIT_INPUT,
+        )
     lookup = (  # an alias to resolve; or control or safe emptied: the environment's alias, as in params/flags.yaml
         _alias_lookup(s, name)
         if name
