@@ -158,6 +158,7 @@ def refused(r, code: int, words: str, as_json: bool) -> None:
 CASES = [
     (['ingest', '{ws}/good.csv', '--dataset', 'loans'], 2, "declares dataset 'arrests'"),
     (['ingest', '{ws}/good.csv'], 2, '--dataset NAME is required'),
+    (['ingest', 'stats', '--dataset', 'loans'], 2, "declares dataset 'arrests'"),  # (not 0 batches of 'loans')
     (['ingest', '{ws}/gone.csv', '--dataset', 'arrests'], 4, 'gone.csv'),
     (['ingest', '{ws}/child.csv', '--dataset', 'arrests'], 1, 'age'),
     (

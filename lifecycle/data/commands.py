@@ -253,14 +253,14 @@ def ingest(
 
     s = Workspace.open(params_dir=params)
     p, rp = s.params['ingest'], s.params['register']
+    if dataset is not None and dataset != p.dataset:  # (for `stats` too: a misspelt name counts no batch, said)
+        raise CommandError(
+            f"--dataset {dataset!r}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT
+        )
     if source == 'stats':
         from lifecycle.data.ingest import batch_stats
 
         return BatchStats(batch_stats(s, dataset))
-    if dataset is not None and dataset != p.dataset:
-        raise CommandError(
-            f"--dataset {dataset!r}: not declared; ingest.yaml declares dataset {p.dataset!r}", EXIT_INPUT
-        )
     _check_watch_options(source, query, watch, once, interval, max_batches)
     if watch:
         from lifecycle.data.pii import finding_salt
