@@ -2866,6 +2866,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._kept': ( 'api/serve/commands.html#_kept',
                                                                               'lifecycle/serve/commands.py'),
+                                          'lifecycle.serve.commands._known_holder': ( 'api/serve/commands.html#_known_holder',
+                                                                                      'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._may_score': ( 'api/serve/commands.html#_may_score',
                                                                                    'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._registered': ( 'api/serve/commands.html#_registered',

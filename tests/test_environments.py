@@ -91,6 +91,8 @@ def test_an_environment_the_policy_does_not_name_is_refused_before_serving(ws):
         Server(replace(ws, environment='qa'))
     r = cli(ws.root, 'serve', '--environment', 'qa', '--port', '1')
     assert r.returncode == 2 and "environment 'qa'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
+    r = cli(ws.root, 'serve', '--environment', 'stagin', '--port', '1')  # (a misspelling: as `promote --to` says)
+    assert r.returncode == 2 and "did you mean 'staging'?" in ' '.join(r.stderr.split()), r.stderr
     flags_yaml = ws.params_dir / 'flags.yaml'  # review Z: it said `serving ...`, then that it cannot import it
     flags_yaml.write_text(flags_yaml.read_text().replace('provider: flagd-file', "provider: 'nosuch.module:factory'"))
     r = cli(ws.root, 'serve', '--port', '1')
@@ -101,6 +103,8 @@ def test_an_environment_the_policy_does_not_name_is_refused_before_serving(ws):
         r = cli(ws.root, *args, env={'LIFECYCLE_ENVIRONMENT': 'prod'})
         out = json.loads(r.stdout)
         assert r.returncode == 2 and out['error'].startswith("environment 'prod' (--environment"), (args, out)
+    r = cli(ws.root, 'score', '--input', 'x.csv', '--output', 'y.csv', env={'LIFECYCLE_ENVIRONMENT': 'stagin'})
+    assert r.returncode == 2 and "did you mean 'staging'?" in ' '.join(r.stderr.split()), r.stderr
 
 
 def test_a_hand_written_consistent_spec_exposing_an_ungated_version_is_refused_and_alerted(ws):

@@ -895,7 +895,13 @@ def test_a_token_for_someone_not_registered_is_refused(client, ws):
     s = Workspace.open(ws)
     r = cli(ws, 'token', 'issue', 'mallory')
     assert r.returncode == 2 and "no token for 'mallory': they are not registered" in r.stderr, r.stderr
-    assert 'Traceback' not in r.stderr
+    assert 'Traceback' not in r.stderr and 'did you mean' not in r.stderr  # (no one's name is close to it)
+    r = cli(ws, 'token', 'issue', 'carl')  # a misspelling: the registered person meant, as `approve --as` says
+    assert r.returncode == 2 and "did you mean 'carol'?" in ' '.join(r.stderr.split()), r.stderr
+    r = cli(ws, 'token', 'revoke', 'carl', '--reason', 'left')  # not "0 token(s) of 'carl' not revoked yet"
+    said = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and "'carl' to revoke: they are not a registered person" in said, said
+    assert "did you mean 'carol'?" in said and 'Traceback' not in said, said
     forged = {'Authorization': f'Bearer {issue_token(s, "mallory", Ed25519PrivateKey.generate())}'}  # by the library
     r = client.get('/admin/flags', headers=forged)
     assert r.status_code == 403 and "user 'mallory' is not registered" in r.json()['error']

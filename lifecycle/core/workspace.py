@@ -383,9 +383,11 @@ class Workspace(Settings):
         ps = load_params(self.params_dir)
         envs = ps['policy'].environments if 'policy' in ps else None
         if envs and self.environment not in envs:
+            from lifecycle.core.cli_support import did_you_mean  # (on the refusal only: it imports typer)
+
             raise SettingsError(
                 f"environment {self.environment!r} (--environment, $LIFECYCLE_ENVIRONMENT or settings.ini) is not an "
-                f"environment of policy.yaml; expected one of {envs}"
+                f"environment of policy.yaml; expected one of {envs}{did_you_mean(self.environment, envs)}"
             )
         return ps
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, CommandError, Result, EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
-from ..core.cli_support import registry_version
+from ..core.cli_support import did_you_mean, registry_version
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -381,7 +381,8 @@ def token_issue(
         )
         raise CommandError(
             f"no token for {name!r}: {why}; a token acts as a registered person (an administrator registers them: "
-            f"`lifecycle trust add {name} --role ROLE --as ADMIN`)",
+            f"`lifecycle trust add {name} --role ROLE --as ADMIN`)"
+            + ('' if p else did_you_mean(name, sorted(set(people) - {name}))),
             EXIT_INPUT,
         )
     try:
@@ -479,8 +480,31 @@ def token_revoke(
     name = person_name(user)
     if token_sha256 is not None and not token_sha256.strip():  # (an empty one would have meant all of them)
         raise CommandError("--token-sha256: expected 8 to 64 hex digits, found nothing; leave it out for all tokens")
-    gone = revoke_tokens(Workspace.open(), name, reason, (token_sha256 or '').strip().lower())
+    ws = Workspace.open()
+    _known_holder(ws, name)
+    gone = revoke_tokens(ws, name, reason, (token_sha256 or '').strip().lower())
     return TokensShown(gone, f"{len(gone)} token(s) of {name} revoked")
+
+
+def _known_holder(ws, name: str) -> None:
+    """Refuse (exit 2) `token revoke` of a name that holds no token here and that the trust registry does not hold
+    either (a misspelling, most often), saying which registered person was likely meant. A registry that cannot be
+    read, or none, leaves the answer to `revoke_tokens`."""
+    from lifecycle.release import trust
+    from lifecycle.serve.tokens import list_tokens
+
+    if any(r['user'] == name for r in list_tokens(ws)):
+        return
+    try:
+        people = trust.roster(ws)
+    except trust.TrustError:
+        return
+    if people is not None and name not in people:
+        raise CommandError(
+            f"no token of {name!r} to revoke: they are not a registered person of this workspace's trust registry"
+            + did_you_mean(name, sorted(people)),
+            EXIT_INPUT,
+        )
 
 
 @command(errors=SERVE_ERRORS)
