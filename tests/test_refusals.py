@@ -104,6 +104,7 @@ def test_every_command_has_help(workspace, args):
     [
         (['trust', 'revoke', 'bob', '--as', 'carol', '--reason', ' '], '--reason: expected some text'),
         (['audit', 'erase', '1', '--reason', ''], '--reason: expected some text'),
+        (['approve', 'm', '1', '--as', 'carol', '--reason', ''], '--reason: expected some text'),  # (was exit 1)
         (['keys', 'new', '--as', 'a' * 300], 'person name of 300 characters: expected at most 200'),
         (['store', 'purge', '--expired', '--as-of', ''], "--as-of '': expected an ISO date"),
         (['monitor', 'explain', '--version', '1', '--window', '1', '--repeats', '101'], '--repeats: expected 1 to 100'),

@@ -238,6 +238,7 @@ def approve(
 ):
     """Sign off a promotion step with your key; refused for the trainer, a wrong key or role, out of order, a failed
     policy, or production before the A/B evidence."""
+    reason = needs_text(reason, '--reason')  # (refused up front, as `trust revoke` does: not one refusal among others)
     rec = approve_version(Workspace.open(), model, registry_version(version, 'VERSION'), user, reason, step)
     return Approved(rec, model, version, step, user)
 
