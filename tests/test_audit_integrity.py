@@ -285,6 +285,20 @@ def test_erasing_a_payload_with_a_tombstone_still_verifies(ws):
     )
     r = cli(ws.root, 'audit', 'erase', '9', '--reason', 'x', env=ws.env)
     assert r.returncode == 2 and 'there is no entry 9 to erase' in r.stderr
+    r, out = cli_json(ws.root, 'audit', 'erase', '1', '--reason', 'again', env=ws.env)  # (was exit 0, the first
+    assert r.returncode == 2 and 'entry 1 is already erased (its tombstone is entry 4)' in out['error'], out  # one)
+    assert len(audit.read(ws.log)) == 4 and 'again' not in ws.log.read_text() + ws.payloads.read_text()
+
+
+def test_an_erasure_cut_short_is_finished_by_erasing_again(ws):
+    "A tombstone written, the payload still there (the process killed between the two): erasing again removes it."
+    audit.append(ws.log, 'token.issue', 'user-7', reason='issued to Jane Example', actor='carol')
+    fill(ws, 2)
+    (jane,) = [ln for ln in ws.payloads.read_text().splitlines(keepends=True) if json.loads(ln)['seq'] == 1]
+    tomb = audit.erase(ws.log, 1, 'deletion request 17', keys_dir=ws.keys)
+    ws.payloads.write_text(jane + ws.payloads.read_text())  # (as if the payload file was never rewritten)
+    again = audit.erase(ws.log, 1, 'deletion request 17', keys_dir=ws.keys)
+    assert again['seq'] == tomb['seq'] == 4 and b'Jane' not in ws.payloads.read_bytes() and audit.verify(ws.log).ok
 
 
 def test_deleting_a_payload_without_a_tombstone_fails(ws):

@@ -692,7 +692,8 @@ def erase(
     path: str | Path, seq: int, reason: str, actor: str | None = None, keys_dir: str | Path | None = None
 ) -> dict:
     """Erase entry `seq`'s payload (actor, reason, details): append an `audit.erase` tombstone, then rewrite the payload
-    file without it."""
+    file without it. An entry erased already is refused (`AuditError` naming its tombstone); one whose erasure was cut
+    short, its tombstone written and its payload still there, has its payload removed under that tombstone."""
     if not reason.strip():
         raise AuditError("an erasure needs a reason (--reason TEXT); it is kept in the tombstone entry")
     log = Path(path).resolve()
@@ -717,23 +718,28 @@ def erase(
             raise AuditError(f"{log}: there is no entry {seq} to erase (it holds {held})")
         if target['action'] in ('audit.erase', 'audit.migrate'):
             raise AuditError(f"entry {seq} is an {target['action']} record, which is never erased")
-        done = _tombstones(chain).get(seq)
+        pp = payloads_path(log)
+
+        def doomed(ln: bytes) -> bool:
+            try:
+                p = json.loads(ln)
+            except ValueError:
+                return False
+            return isinstance(p, dict) and (p.get('seq') == seq or payload_digest(p) == target['digest'])
+
+        done = _tombstones(chain).get(seq)  # (with its payload still there: an erasure cut short, finished below)
+        if done and not any(doomed(ln) for ln in (pp.read_bytes().split(b'\n') if pp.is_file() else [])):
+            raise AuditError(
+                f"{log}: entry {seq} is already erased (its tombstone is entry {done}); nothing changed, and the "
+                "reason given is not recorded"
+            )
         if not done:
-            was = next((p for p in read_jsonl(payloads_path(log)) if payload_digest(p) == target.get('digest')), None)
+            was = next((p for p in read_jsonl(pp) if payload_digest(p) == target.get('digest')), None)
             kept = _digests(target['action'], (was or {}).get('details') or {})  # (names no one; orders signed acts)
             facts = {'erased_seq': seq, **({'kept': kept} if kept else {})}
             done = _append_locked(fd, log, folder, key, 'audit.erase', str(seq), reason, actor, facts)['seq']
-        pp = payloads_path(log)
         with locked_append(pp):  # sets a torn line aside; payloads change only under the chain lock
             kept = [ln for ln in pp.read_bytes().split(b'\n') if ln.strip()]
-
-            def doomed(ln: bytes) -> bool:
-                try:
-                    p = json.loads(ln)
-                except ValueError:
-                    return False
-                return isinstance(p, dict) and (p.get('seq') == seq or payload_digest(p) == target['digest'])
-
             atomic_write(pp, b''.join(ln + b'\n' for ln in kept if not doomed(ln)))
     return next(e for e in read(log) if e['seq'] == done)
 
