@@ -525,6 +525,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/core/params.py'),
                                        'lifecycle.core.params._no_positive': ( 'api/core/params.html#_no_positive',
                                                                                'lifecycle/core/params.py'),
+                                       'lifecycle.core.params._not_a_folder': ( 'api/core/params.html#_not_a_folder',
+                                                                                'lifecycle/core/params.py'),
                                        'lifecycle.core.params._real_date': ('api/core/params.html#_real_date', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params._unambiguous': ( 'api/core/params.html#_unambiguous',
                                                                                'lifecycle/core/params.py'),

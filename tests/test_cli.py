@@ -213,6 +213,15 @@ def test_settings_and_params_errors_are_refused_for_every_command(workspace, env
     refused(invoke(['run', '--no-site'], env), 2, 'params refused, no stage ran', as_json=False)
 
 
+def test_an_empty_params_file_is_said_to_be_empty(workspace, env):
+    "An empty params YAML was refused as `found NoneType`, the name of Python's type for what YAML reads in it."
+    (workspace / 'params/train.yaml').write_text('')
+    (workspace / 'params/card.yaml').write_text('# to be written\n')
+    said = ' '.join(json.loads(invoke(['ingest', 'stats', '--json'], env).stdout)['error'].split())
+    assert 'train.yaml: expected a mapping of keys, found an empty file' in said and 'NoneType' not in said, said
+    assert 'card.yaml: expected a mapping of keys, found no keys (comments only, or null)' in said, said
+
+
 def test_a_positive_class_the_target_does_not_allow_is_refused_before_any_stage(workspace, env):
     "A typo in `positive_class` failed at training, after ingestion and features ran, exit 1 (a review)."
     feats = workspace / 'params/features.yaml'

@@ -628,6 +628,10 @@ def test_every_command_takes_params_and_the_last_runs_folder_is_the_default(tmp_
     assert status('--params', str(ws / 'params')) == str((ws / 'params').resolve())
     r = invoke(app, ['flags', 'show', '--params', str(ws / 'missing')], env=env)
     assert r.exit_code == 2 and 'params folder not found' in r.output
+    for args in (['status'], ['ingest', 'stats']):  # a file given for the folder: said so, not "not found"
+        r = invoke(app, [*args, '--params', str(ws / 'settings.ini')], env=env)
+        said = ' '.join(r.output.split())
+        assert r.exit_code == 2 and 'settings.ini: expected a params folder, found a file' in said, (args, said)
 
 
 def test_the_ingest_cut_off_can_be_a_date_and_later_rows_arrive_by_month():

@@ -150,11 +150,13 @@ def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
         raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
     try:
         parse = parse_yaml_12 if getattr(schema, 'yaml_1_2', False) else parse_yaml
-        raw = parse(path.read_text(encoding='utf-8'))
+        text = path.read_text(encoding='utf-8')
+        raw = parse(text)
     except (yaml.YAMLError, UnicodeDecodeError, ValueError, TypeError) as e:  # (a tag that does not fit: `!!int 2OO`)
         raise ParamsError(f"{path}: not valid YAML: {e}") from e
-    if not isinstance(raw, dict):
-        raise ParamsError(f"{path}: expected a mapping of keys, found {type(raw).__name__}")
+    if not isinstance(raw, dict):  # (YAML reads no document as None: said as what the file holds, not `NoneType`)
+        empty = 'an empty file' if not text.strip() else 'no keys (comments only, or null)'
+        raise ParamsError(f"{path}: expected a mapping of keys, found {empty if raw is None else type(raw).__name__}")
     try:
         return schema.model_validate(raw)
     except ValidationError as e:
@@ -988,11 +990,16 @@ def looser_than_policy(vp: ValidateParams, policy: PolicyParams, path) -> list[s
     return out
 
 
+def _not_a_folder(d: Path) -> str:
+    "What stands at `d`, where a params folder is expected and none is: a file (or other non-folder), or nothing."
+    return 'expected a params folder, found a file' if d.exists() else 'params folder not found'
+
+
 def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     "Validate every stage's params file in `params_dir`; collect all problems into one error."
     d = Path(params_dir)
     if not d.is_dir():
-        raise ParamsError(f"{d}: params folder not found")
+        raise ParamsError(f"{d}: {_not_a_folder(d)}")
     res, problems = {}, []
     for stage, schema in STAGE_SCHEMAS.items():
         try:
