@@ -588,6 +588,52 @@ def test_a_crash_inside_registration_never_routes_the_half_registered_version(tr
     assert sorted(int(v.version) for v in ws.client.search_model_versions("name='arrests-release'")) == [1, 2, 3]
 
 
+@pytest.mark.slow  # (two loop passes a case, a signed version each: the fast tier's margin)
+@pytest.mark.parametrize('dies_in', ['card', 'attestation'])
+def test_a_version_signed_before_a_crash_is_adopted_with_its_card_and_attestation(
+    trained_iteration, tmp_path, monkeypatch, dies_in
+):
+    """Review AO: a retrain killed after the signature and before the model card adopted the signed version on its
+    rerun without a card, and deployed it in the shadow: `govern check` failed it on every card field. Killed before
+    its trainer's attestation, it was adopted unattested: no approval of it could verify its trainer."""
+    from conftest import keys_folder_of
+    from lifecycle.app.cli import app
+    from lifecycle.model import signing
+    from lifecycle.release.governance import evaluate_policy
+    from lifecycle.release.review import governance_context
+
+    keys = tmp_path / 'keys'  # (bob's key binds the version to him, as the trainer)
+    shutil.copytree(keys_folder_of(trained_iteration), keys / keys_folder_of(trained_iteration).name)
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(keys))
+    monkeypatch.setenv('LIFECYCLE_ACTOR', 'bob')
+    r = invoke(app, ['keys', 'new', '--as', 'bob'], env={'LIFECYCLE_WORKSPACE': str(trained_iteration)})
+    assert r.exit_code == 0, r.stderr
+    ws = Workspace.open(trained_iteration)
+    owner, attr = (loop, '_card') if dies_in == 'card' else (signing, 'attest_training')
+    real = getattr(owner, attr)
+
+    def dies(*a, **kw):
+        raise Crash(f'killed before the {dies_in}')
+
+    monkeypatch.setattr(owner, attr, dies)
+    with pytest.raises(Crash):
+        loop.run(ws)
+    it = loop.active(ws.state_dir)
+    assert it['status'] == 'validated' and it['registering'] and spec(ws)['challenger'] is None
+    assert signing.is_signed(ws.store, 'arrests-release', '3')
+    monkeypatch.setattr(owner, attr, real)
+    it, _ = loop.run(ws)
+    assert it['registration'] == dict(model_name='arrests-release', model_version='3', adopted=True)
+    assert it['status'] == 'shadow' and spec(ws)['challenger'] == '3'
+    run = json.loads((ws.root / 'reports' / 'runs' / it['run_id'] / 'manifest.json').read_text())
+    assert 'model_card' in run['stages'], list(run['stages'])
+    facts = governance_context(ws, 'arrests-release', '3')[4]  # (as `govern check` reads the version)
+    checked = evaluate_policy(ws.params['policy'], facts)
+    assert not len(checked[checked.rule.str.startswith('card.') & (checked.verdict == 'fail')]), checked
+    trained = ws.store.get_record('attestations', 'arrests-release-3-trained')
+    assert trained['statement']['trainer'] == 'bob'
+
+
 def test_the_loop_waits_for_a_signed_approval_where_the_policy_asks_for_one(trained_iteration, tmp_path, monkeypatch):
     from conftest import keys_folder_of
     from lifecycle.app.cli import app

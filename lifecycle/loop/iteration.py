@@ -282,8 +282,9 @@ def _versions_of(ws: Workspace, it: dict) -> list[str]:
 
 
 def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
-    """The register stage (signed, loaded back); a version a killed attempt signed is adopted, and one it left unsigned
-    is taken up again by the stage (`registry.register_version`: one validation, one version), signed this time."""
+    """The register stage (signed, loaded back), then the model card; a version a killed attempt signed is adopted
+    with what that attempt may not have reached (its trainer's attestation, its card), and one it left unsigned is
+    taken up again by the stage (`registry.register_version`: one validation, one version), signed this time."""
     from lifecycle.model import signing, stages
 
     ps = ws.params
@@ -292,6 +293,9 @@ def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         for v in _versions_of(ws, it):
             if signing.is_signed(ws.store, name, v):
                 it['registration'] = dict(model_name=name, model_version=v, adopted=True)
+                signed = ws.store.get_record('signatures', f'{name}-{v}')['manifest']['manifest_hash']
+                signing.attest_training(ws, name, v, it['train']['mlflow_run_id'], signed)  # (kept if made)
+                _card(ws, it)  # (review AO: a kill after the signature left the version with no card, deployed)
                 return 'registered'
     it['registering'] = True
     save(ws.state_dir, it)
