@@ -237,7 +237,45 @@ def test_a_floor_raised_since_the_approval_refuses_the_next_exposure_not_what_se
 
     served = FlagsParams(control='1', safe='1')
     assert fl.policy_refusals(prod, NAME, served, routed=True) == []  # a server starting with what it was given
-    assert fl.change_flags(prod, {'kill': True}, actor='ops', reason='incident').kill  # a kill is never refused
     rows = exposure.serving_check(prod)  # `govern check`: what serves and no longer meets the policy
     assert {r['arm'] for r in rows} == {'control', 'safe'} and not any(r['ok'] for r in rows)
     assert all(re.fullmatch(floor, r['missing'][0]) for r in rows)
+
+
+def test_a_floor_raised_since_holds_back_neither_a_rollback_nor_the_environments_own_versions(ws):  # noqa: F811
+    """Review AP: with the floor raised, rolling back a completed rollout was refused (its old control counted as
+    gaining exposure), and so were the first `lifecycle serve` and `flags init --force` of the version the environment's
+    alias names, which promotion judged: a new production server stayed unready. A challenger declared in the params
+    is still judged; so is a threshold switch for a regression, refused through the library as through the CLI."""
+    from conftest import set_yaml
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.deliver import rollout
+    from lifecycle.serve import flags as fl
+
+    approve_as(ws, 'carol', 'staging')
+    approve_as(ws, 'dave', 'production')
+    approve_as(ws, 'carol', 'staging', version='3')
+    approve_as(ws, 'dave', 'production', version='3')
+    prod = replace(ws['ws'], environment='production')
+    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    st = rollout.start(prod, '3', prod.params['rollout'], steps=[50, 100], actor='ops')
+    assert rollout.advance(prod, actor='ops', reason='guard passed')['status'] == 'completed'
+    assert fl.load_spec(prod)[0].control == '3' and st['control'] == '1'
+    fl.change_flags(prod, {'safe': '3'}, actor='ops', reason='v3 serves all: the safe version too')
+    set_yaml(prod.params_dir / 'policy.yaml', thresholds__roc_auc={'min': 0.99})
+    set_yaml(prod.params_dir / 'validate.yaml', gates__roc_auc={'min': 0.99})
+    prod = replace(type(prod).open(prod.root), environment='production')
+    assert rollout.rollback(prod, actor='ops', reason='incident')['status'] == 'rolled_back'
+    assert (fl.load_spec(prod)[0].control, fl.load_spec(prod)[0].safe) == ('1', '1')
+
+    fl.spec_path(prod).unlink()  # a first serve, or `flags init --force` repairing a damaged spec
+    fl.init_flags(prod, FlagsParams(control='1', safe='1'), NAME, lambda alias: '1')
+    assert fl.load_spec(prod)[0].control == '1'
+    fl.spec_path(prod).unlink()
+    with pytest.raises(fl.FlagError, match=r"challenger: .*'canary'.*the release policy now: metric\.roc_auc"):
+        fl.init_flags(prod, FlagsParams(control='1', safe='1', challenger='3', percentage=10), NAME, lambda a: '1')
+
+    fl.init_flags(prod, FlagsParams(control='1', safe='1'), NAME, lambda alias: '1')
+    set_yaml(prod.params_dir / 'features.yaml', task='regression')
+    with pytest.raises(fl.FlagError, match=f"threshold.default: {NAME} is a regression"):
+        fl.change_flags(prod, {'threshold.default': 'default'}, actor='ops', source='api')

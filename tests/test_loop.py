@@ -674,6 +674,25 @@ def test_the_loop_waits_for_a_signed_approval_where_the_policy_asks_for_one(trai
     assert [h['status'] for h in it3['history']][-2:] == ['waiting_approval', 'shadow']
 
 
+@pytest.mark.parametrize('change', [{'shadow': False}, {'challenger': '2', 'shadow': True}])
+def test_a_shadow_someone_else_takes_away_reverts_the_iteration_saying_so(trained_iteration, change):
+    """Review AO: `flags shadow off` (or another challenger put in its place) during the loop's shadow was accepted, and
+    the loop went on waiting for pairs that could never come, up to `shadow.max_seconds` (a day), saying "no labelled
+    pairs yet". The next pass reverts, saying what the flags show."""
+    from lifecycle.serve import flags as fl
+
+    ws = Workspace.open(trained_iteration)
+    it, _ = loop.run(ws)
+    assert it['status'] == 'shadow' and spec(ws)['challenger'] == '3' and spec(ws)['shadow']
+    fl.change_flags(ws, change, actor='ops', reason='by hand')
+    it, _ = loop.run(ws)
+    now = 'challenger v3, shadow off' if 'challenger' not in change else 'challenger v2, shadow on'
+    assert it['status'] == 'reverted', it['status']
+    why = f"shadow: the flags no longer put v3 in the shadow ({now}): changed outside the retraining loop"
+    assert it['decision']['reason'] == why
+    assert spec(ws)['challenger'] == change.get('challenger')  # (someone else's challenger is theirs: left as it is)
+
+
 def test_a_failed_gate_reverts_and_nothing_is_registered(trained_iteration):
     from lifecycle.app.cli import app
 

@@ -470,7 +470,9 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         st = _active(s)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False}
     try:
-        fl.change_flags(s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}')
+        fl.change_flags(  # (never held by a floor raised since: review AP)
+            s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', floors=()
+        )
     except AuditError as e:
         _ended_unrecorded(s, st, changes, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
     st.update(status='rolled_back', percentage=0.0)

@@ -341,12 +341,14 @@ def _card(ws: Workspace, it: dict) -> None:
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #b43a2105
 def _exposure_wait(ws: Workspace, it: dict, version: str, arm: str, shadow_on: bool, pct: float, step: str):
-    "None when `version` may be exposed so; else the status `waiting_approval`, with what is missing recorded."
+    """None when `version` may be exposed so; else the status `waiting_approval`, with what is missing recorded, or
+    `reverted` when the version is below the policy's metric thresholds as they stand now."""
     from lifecycle.release import exposure
 
     x = exposure.arm_exposure(ws.environment, arm, shadow_on, pct)
     d = exposure.check(ws, version, x, floors=True)
-    if d.ok:
+    if d.floors:  # (no approval lifts a metric floor: waiting for one would wait for ever; review AP)
+        return _revert(ws, it, f"{d.message()}: below the release policy's metric thresholds")
         it.pop('waiting', None)
         return None
     it['waiting'] = dict(step=step, exposure=x, missing=d.missing, message=d.message(), since=time.time())
@@ -410,6 +412,8 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     from lifecycle.serve.predlog import default_url, read_log
 
     v, sh = it['registration']['model_version'], it['shadow']
+    if why := _shadow_taken(ws, it, v):
+        return _revert(ws, it, why)
     log = read_log(default_url(ws), since=sh['started'], model=ws.params['register'].model_name)
     judge = ro.judged_by(ws.params['features'])  # (a regression: within its tolerance; review AG)
     if isinstance(judge, ro.Within) and judge.tolerance is None:
@@ -431,6 +435,8 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         return wait
     st = ro.load_state(ws)
     if not (st and st['status'] in ro.ACTIVE and st['challenger'] == v):  # else: started before a kill, adopt it
+        sh['ending'] = True  # (on record before the shadow goes: a pass killed after it is not taken for another's)
+        save(ws.state_dir, it)
         fl.change_flags(
             ws,
             {'shadow': False, **_cohorts_back(ws, it)},
@@ -450,6 +456,22 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         )
     it['canary'] = dict(rollout_id=st['id'], steps=steps, started=st['started'])
     return 'canary'
+
+
+def _shadow_taken(ws: Workspace, it: dict, v: str) -> str:
+    """Why the flags no longer put version `v` in the shadow ('' while they do): a flags change or a rollout made by
+    someone else took the challenger or the shadow away, and the loop waited for pairs that could never come, up to
+    `shadow.max_seconds` (review AO). The loop's own end of the shadow (`ending`, then a canary) is no such change."""
+    from lifecycle.deliver import rollout as ro
+
+    st = ro.load_state(ws)
+    if it['shadow'].get('ending') or (st and st['status'] in ro.ACTIVE and st['challenger'] == v):
+        return ''
+    spec = _deployed(ws)
+    if spec.challenger == v and spec.shadow:
+        return ''
+    now = f"challenger {'v' + spec.challenger if spec.challenger else 'none'}, shadow {'on' if spec.shadow else 'off'}"
+    return f"shadow: the flags no longer put v{v} in the shadow ({now}): changed outside the retraining loop"
 
 
 def step_canary(ws: Workspace, it: dict, rp: RetrainParams) -> str:

@@ -34,6 +34,7 @@ class Exposure:
     exposure: str
     needs: list[str]
     missing: list[str] = field(default_factory=list)
+    floors: list[str] = field(default_factory=list)  # those of `missing` that are metric thresholds: no approval helps
 
     @property
     def ok(self) -> bool:
@@ -172,9 +173,8 @@ def check(ws, version, exposure: str, name: str | None = None, floors: bool = Fa
     upto = max((envs.index(x) for x in steps if x in envs), default=0)  # (each step's earlier ones too, in order)
     for step in dict.fromkeys([*envs[1 : upto + 1], *steps]):
         missing += _approval(ws, people, policy, name, version, step)
-    if floors and [n for n in needs if n != 'gates']:
-        missing += [m for m in _floors_now(ws, policy, name, version) if m not in missing]
-    return Exposure(name, version, exposure, needs, missing)
+    below = _floors_now(ws, policy, name, version) if floors and [n for n in needs if n != 'gates'] else []
+    return Exposure(name, version, exposure, needs, missing + [m for m in below if m not in missing], below)
 
 # %% ../../nbs/api/release/05_exposure.ipynb #e7a214e7
 ARMS = ('control', 'challenger', 'safe')

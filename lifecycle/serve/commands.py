@@ -107,20 +107,11 @@ def _show_spec(s, spec, name: str, extra: dict | None = None) -> FlagsView:
     except ParamsError as e:
         extra['params_problem'] = f"{e}: a server refuses to start with it"
     shown = fl.shown_spec(spec)
-    if _regression(s, name):
+    if fl._regression(s, name):
         shown['threshold'] = None
     return FlagsView(shown, extra, name)
 
 
-def _regression(s, name: str) -> bool:
-    "Whether the params declare model `name` a regression (False when they cannot say: a threshold is then shown)."
-    from lifecycle.core.params import FeaturesParams, ParamsError, RegisterParams, load_file
-
-    try:
-        named = load_file(s.params_dir / 'register.yaml', RegisterParams).model_name
-        return named == name and load_file(s.params_dir / 'features.yaml', FeaturesParams).task == 'regression'
-    except (ParamsError, OSError):
-        return False
 
 # %% ../../nbs/api/serve/05_commands.ipynb #18d3ec3b
 @command(errors=SERVE_ERRORS)
@@ -194,12 +185,6 @@ def _change(changes: dict, reason: str) -> FlagsView:
         name = fl.load_spec(s)[1]
     except fl.FlagError:  # damaged or gone: only a change taking exposure away goes on, built on the last spec written
         name = None
-    if name and any(k.split('.')[0] == 'threshold' for k in changes) and _regression(s, name):
-        raise CommandError(  # (it was written and audited, and changed nothing a server does: review AM)
-            f"{', '.join(changes)}: {name} is a regression (features.yaml's task): its score is its prediction, and no "
-            "threshold decides it; nothing changed",
-            EXIT_INPUT,
-        )
     lookup = (  # an alias to resolve; or control or safe emptied: the environment's alias, as in params/flags.yaml
         _alias_lookup(s, name)
         if name

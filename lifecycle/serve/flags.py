@@ -252,7 +252,12 @@ def everyone_arm(spec: FlagsParams) -> str:
 
 
 def policy_refusals(
-    ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None, routed: bool = False
+    ws: Workspace,
+    model_name: str,
+    spec: FlagsParams,
+    before: FlagsParams | None = None,
+    routed: bool = False,
+    floors: tuple = ARMS,
 ) -> list[str]:
     """Each arm of `spec` that gains exposure over `before` (every arm when there is no `before`) in a server of
     `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval. When the
@@ -261,8 +266,10 @@ def policy_refusals(
     only the safe arm answers, so only it is judged (a refused challenger never holds a kill back), and an arm that
     answered no one under a kill is judged afresh when the kill is lifted. A change written by `flags` judges every
     arm, killed or not, so that what a kill hides is refused when it is written, not when the kill is lifted; and it
-    judges the policy's metric thresholds as they stand now too, as `lifecycle promote` does (a server routing what
-    it was given does not: a floor raised since applies to the next change, not to a restart)."""
+    judges the policy's metric thresholds as they stand now too, as `lifecycle promote` does, for the arms in `floors`
+    whose version `before` did not expose as much already (a swap back). Not judged by them: what a server routes as
+    it was given (a floor raised since applies to the next change, not to a restart), the environment's own versions
+    that `init_flags` deploys (promotion judged them), a rollback."""
     from lifecycle.release import exposure
 
     out, unchecked = [], []
@@ -275,8 +282,9 @@ def policy_refusals(
             was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage, _cohorts(before))
             if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
+        floor = arm in floors and not routed and not _exposed(before, v, x, ws.environment, routed)
         try:
-            decision = exposure.check(ws, v, x, name=model_name, floors=not routed)  # the one release path
+            decision = exposure.check(ws, v, x, name=model_name, floors=floor)  # the one release path
         except exposure.RegistryUnavailable as e:  # no verdict for this arm: refused for now, unless refused anyway
             unchecked.append(f"{arm}: the release policy could not be checked: {e}")
             continue
@@ -285,6 +293,33 @@ def policy_refusals(
     if unchecked and not out:  # a definite refusal would stand after a retry: only then is "try again" the answer
         raise FlagError('; '.join(unchecked), status=503)
     return out + unchecked
+
+
+def _exposed(before: FlagsParams | None, v: str, x: str, environment: str, routed: bool) -> bool:
+    "Whether an arm of `before` exposed version `v` as much as exposure `x` already (a version swapped back)."
+    from lifecycle.release import exposure
+
+    rank = _EXPOSURE_RANK.get(x, 9)
+    return before is not None and any(
+        getattr(before, a) == v
+        and answers(before, a, routed)
+        and _EXPOSURE_RANK.get(
+            exposure.arm_exposure(environment, a, before.shadow, before.percentage, _cohorts(before)), 9
+        )
+        >= rank
+        for a in ARMS
+    )
+
+
+def _regression(s: Settings, name: str) -> bool:
+    "Whether the params declare model `name` a regression (False when they cannot say: a threshold is then shown)."
+    from lifecycle.core.params import FeaturesParams, ParamsError, RegisterParams, load_file
+
+    try:
+        named = load_file(s.params_dir / 'register.yaml', RegisterParams).model_name
+        return named == name and load_file(s.params_dir / 'features.yaml', FeaturesParams).task == 'regression'
+    except (ParamsError, OSError):
+        return False
 
 
 def _unsigned(ws: Workspace, model_name: str, v: str) -> str:
@@ -298,7 +333,9 @@ def _unsigned(ws: Workspace, model_name: str, v: str) -> str:
     return f"version {v} of {model_name!r} is not signed; only versions signed at registration can be deployed"
 
 
-def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None) -> None:
+def _check_signed(
+    ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None, floors: tuple = ARMS
+) -> None:
     from lifecycle.core.store import Store
     from lifecycle.model.signing import is_signed
 
@@ -310,7 +347,7 @@ def _check_signed(ws: Workspace, model_name: str, spec: FlagsParams, before: Fla
         v = getattr(spec, arm)
         if v and not is_signed(store, model_name, v):
             raise FlagError(f"{arm}: {_unsigned(ws, model_name, v)}")
-    if refused := policy_refusals(ws, model_name, spec, before):
+    if refused := policy_refusals(ws, model_name, spec, before, floors=floors):
         raise FlagError(refused[0])
 
 
@@ -329,10 +366,12 @@ def _document(spec: FlagsParams) -> dict:
     return doc
 
 
-def _checked(s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None) -> str:
+def _checked(
+    s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None, floors: tuple = ARMS
+) -> str:
     """Check what `write_spec` checks before anything is recorded or written; the revision `spec` compiles to (which
     the audit entry names, so that the entry of a write cut short shows it never went live)."""
-    _check_signed(s, model_name, spec, before)
+    _check_signed(s, model_name, spec, before, floors)
     return _document(spec)['metadata']['revision']
 
 
@@ -624,7 +663,7 @@ def init_flags(
             'flags.init',
             reason or 'flags initialised from params/flags.yaml',
             actor,
-            _checked(s, spec, model_name),
+            _checked(s, spec, model_name, floors=('challenger',)),  # (the others: the environment's, promoted)
         )
     return spec
 
@@ -761,12 +800,20 @@ def _dotted(d: dict, key: str, value) -> None:
 
 
 def change_flags(
-    s: Workspace, changes: dict, actor: str | None = None, reason: str = '', source: str = 'cli', lookup=None
+    s: Workspace,
+    changes: dict,
+    actor: str | None = None,
+    reason: str = '',
+    source: str = 'cli',
+    lookup=None,
+    floors: tuple = ARMS,
 ) -> FlagsParams:
     """Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited. While a hold is in
-    force (`set_hold`), a change naming one of `HELD_KEYS` from another source than the holder's is refused (409)."""
+    force (`set_hold`), a change naming one of `HELD_KEYS` from another source than the holder's is refused (409).
+    `floors`: the arms judged by the policy's metric thresholds as they stand now (`policy_refusals`; none for a
+    rollback). A threshold change for a regression model is refused: no threshold decides its predictions."""
     with flags_held(s):  # read, change and write as one step: a concurrent kill switch is never lost
-        return _change_flags(s, changes, actor, reason, source, lookup)
+        return _change_flags(s, changes, actor, reason, source, lookup, floors)
 
 
 @contextmanager
@@ -796,10 +843,15 @@ def _entry(s, action: str, reason: str, actor, **details) -> None:
     (getattr(s, 'audit_only', None) or s.audit)(action, MODEL_FLAG, reason, actor=actor, **details)
 
 
-def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup) -> FlagsParams:
+def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup, floors: tuple) -> FlagsParams:
     old, name, built_on = _base(s, changes)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
+    if [k for k in changes if str(k).split('.')[0] == 'threshold'] and _regression(s, name):
+        raise FlagError(  # (it was written and audited, and changed nothing a server does: review AM)
+            f"{', '.join(map(str, changes))}: {name} is a regression (features.yaml's task): its score is its "
+            "prediction, and no threshold decides it; nothing changed"
+        )
     hold = load_hold(s)
     _refuse_held(hold, [str(k).split('.')[0] for k in changes], source)  # named at all, even unchanged
     new = _changed(old, changes)
@@ -809,7 +861,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
-    revision = _checked(s, new, name, before=old)
+    revision = _checked(s, new, name, before=old, floors=floors)
     edited = _edited(s) if built_on else None  # (read before the entry: the entry names the copy made of it)
     kept = {'built_on': built_on, 'edited_kept': edited[0].name if edited else None} if built_on else {}
     from lifecycle.core.audit import AuditError
