@@ -349,6 +349,7 @@ def _exposure_wait(ws: Workspace, it: dict, version: str, arm: str, shadow_on: b
     d = exposure.check(ws, version, x, floors=True)
     if d.floors:  # (no approval lifts a metric floor: waiting for one would wait for ever; review AP)
         return _revert(ws, it, f"{d.message()}: below the release policy's metric thresholds")
+    if d.ok:
         it.pop('waiting', None)
         return None
     it['waiting'] = dict(step=step, exposure=x, missing=d.missing, message=d.message(), since=time.time())
