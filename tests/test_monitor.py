@@ -1347,6 +1347,46 @@ def test_a_clock_set_back_does_not_hold_alerts_back_for_the_jump():
     assert [a.window for a in judge(obs[2:], rules, state, now=t - 22 * 3600)] == [2]  # set back 22 hours
 
 
+def test_only_a_healthy_observation_after_a_breach_ends_it_for_the_cooldown():
+    """Review: the cooldown held back a new breach after the last one had cleared. A look judges its lookback's windows
+    again, labels arrive late, a state may be from before breaches were kept: only a healthy observation later than
+    the rule's last breach on its series ends that breach, and a breach after it is a new alert."""
+    from lifecycle.operate.alerts import held_by_rule, judge
+    from lifecycle.operate.schema import Rule
+
+    rules = [Rule(name='bad', metric='accuracy', condition='< 0.5', severity='critical', cooldown_s=3600)]
+    t = 1_800_000_000.0
+
+    def w(i, acc, labels=500, model='m'):
+        return dict(series='1/control', model=model, window=i, window_end=t + 100 * i, accuracy=acc, labels=labels)
+
+    state, look = {}, [w(0, 0.9), w(1, 0.3)]
+    assert [a.window for a in judge(look, rules, state, now=t + 150)] == [1]
+    look += [w(2, 0.2), w(3, 0.8, labels=10)]  # (window 0 healthy again, but before the breach; 3: too few labels)
+    held = {}
+    assert judge(look, rules, state, now=t + 350, held=held) == []  # (the same breach going on)
+    assert held_by_rule(held) == dict(bad=dict(severity='critical', condition='< 0.5', count=1, worst=0.2,
+                                               series='1/control', window=2))  # fmt: skip
+    look[3] = w(3, 0.8)  # its labels arrived: healthy
+    assert [a.window for a in judge(look + [w(4, 0.1)], rules, state, now=t + 450)] == [4]  # (a new breach)
+    assert state['held_back'] == {}  # (counted since the latest alert)
+    look = look[1:] + [w(4, 0.1), w(5, 0.4), w(6, 0.3)]
+    assert judge(look, rules, state, now=t + 650) == []
+    assert held_by_rule(state['held_back'], 'm')['bad']['count'] == 2 and held_by_rule(state['held_back'], 'x') == {}
+    late = [w(5, 0.4), w(7, 0.2)]  # (window 5's breach judged already; 7's comes)
+    assert judge(late, rules, state, now=t + 750) == [] and held_by_rule(state['held_back'])['bad']['worst'] == 0.2
+    old = {'last_fired': {'m|bad|1/control': t + 150}, 'held_back': {'bad': 3}, 'keyed_by_model': True}
+    assert [a.window for a in judge([w(2, 0.9), w(3, 0.1)], rules, old, now=t + 350)] == [3]  # (kept before: see
+    assert old['held_back'] == {}  # its last fire, a count per rule set aside)
+    quiet = [Rule(name='quiet', metric='silence_s', condition='> 60', severity='high', cooldown_s=3600)]
+    st = {}  # (no window: the look's time; `never` is the worst silence)
+    silent = [dict(series='1/control', silence_s=s) for s in (120, float('inf'), 5, 90)]
+    assert [a.value for a in judge(silent[:1], quiet, st, now=t)] == [120]
+    assert judge(silent[1:2], quiet, st, now=t + 60) == [] and st['held_back']['quiet|1/control']['worst'] is None
+    assert judge(silent[2:3], quiet, st, now=t + 120) == []  # (a request came: the silence is broken)
+    assert [a.value for a in judge(silent[3:], quiet, st, now=t + 180)] == [90]  # (silent again: a new alert)
+
+
 def test_a_dead_webhook_is_tried_once_a_look_and_its_secret_path_is_not_kept(workspace, smtp):
     """Found by review: every pending alert was tried `attempts` times a look (a listening, silent webhook held a look
     67 s, the e-mail after it waiting), and the outbox kept the webhook's URL, whose path is its secret, in a file
@@ -1686,3 +1726,47 @@ def test_a_rule_on_accuracy_in_a_regression_workspace_is_said_never_to_fire(work
     monkeypatch.chdir(workspace)
     r = invoke(monitor_run, ['--json'])
     assert r.exit_code == 0 and 'warning: monitor.yaml rules.0 (acc): accuracy_drop is measured for a' in r.stderr
+
+
+def _accuracy_windows(log: PredictionLog, rng, t0: float, start: int, flipped: list[bool]) -> None:
+    "Windows of 200 of v1 from row `start`, as trained or with their outcomes flipped (an accuracy drop of about 0.5)."
+    for i, flip in enumerate(flipped):
+        replay(log, rng, t0, start + 200 * i, 200, flip=flip)
+
+
+def test_a_breach_after_its_alert_resolved_is_a_new_alert_within_the_cooldown(workspace):
+    """Review: `accuracy_drop` fired on window 1, healthy windows closed it, and a window of flipped labels within the
+    rule's 3600 s cooldown was held back: no alert, no ticket, nothing audited, and `monitor status` showed the old
+    window's alert open again with its old value; the retraining's trigger saw no new alert. The cooldown holds back
+    repeats of one ongoing breach; a breach after a healthy window is a new one."""
+    from lifecycle.core.audit import read
+    from lifecycle.loop import triggers
+    from lifecycle.loop.schema import load_retrain_params
+    from lifecycle.operate.monitor import open_alerts
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws, mp, rng, base, t0, log = monitored(workspace, 1200)
+    _accuracy_windows(log, rng, t0, 0, [False, True])
+    first = run_once(ws, mp, baselines=base, now=t0 + 400, sample=False).alerts
+    assert [(a['rule'], a['window']) for a in first if a['rule'] == 'accuracy_drop'] == [('accuracy_drop', 1)]
+    _accuracy_windows(log, rng, t0, 400, [False, False])
+    assert run_once(ws, mp, baselines=base, now=t0 + 800, sample=False).alerts == []
+    assert status(ws, mp, now=t0 + 800)['open']['critical'] == 0  # (resolved)
+    _accuracy_windows(log, rng, t0, 800, [True])
+    log.close()
+    again = run_once(ws, mp, baselines=base, now=t0 + 1000, sample=False).alerts  # (within the 3600 s cooldown)
+    new = [a for a in again if a['rule'] == 'accuracy_drop']
+    assert [a['window'] for a in new] == [4], again
+    shown = [a for a in open_alerts(ws.state_dir) if a['rule'] == 'accuracy_drop']
+    assert [a['id'] for a in shown] == [new[0]['id']] and shown[0]['value'] > 0.4  # (the new one, its own value)
+    assert status(ws, mp, now=t0 + 1000)['open']['critical'] == 1
+    tickets = read_jsonl(ws.state_dir / 'monitor' / 'tickets.jsonl')
+    assert sorted(t['window'] for t in tickets if t['rule'] == 'accuracy_drop') == [1, 4]
+    audited = [e['details']['evidence'] for e in read(ws.audit_path) if e['action'] == 'monitor.alert']
+    assert sorted(e['window'] for e in audited if e['rule'] == 'accuracy_drop') == [1, 4]
+    rp = load_retrain_params(ws.params_dir)
+    st = {'last_fired': {'performance_alert': t0 + 400}, 'started': [t0 + 400]}  # (retrained on the first alert)
+    verdict = triggers.evaluate(rp, triggers.facts(ws, st), st, t0 + 1000 + rp.triggers.performance_alert.debounce_s)
+    hit = next(h for h in verdict.hits if h.name == 'performance_alert')
+    assert hit.fired and [a['series'] for a in hit.evidence['alerts']] == ['1/control'], hit
+

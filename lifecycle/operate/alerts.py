@@ -15,11 +15,11 @@ from dataclasses import asdict, dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
 from ..core.store import append_jsonl, atomic_write, read_jsonl, read_state
-from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached
+from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached, parse_condition
 
 # %% auto #0
-__all__ = ['Alert', 'key_by_model', 'alert_id', 'judge', 'forget_cut', 'forget_windows', 'still_breached', 'configured', 'route',
-           'send', 'Outbox', 'raise_alerts']
+__all__ = ['Alert', 'key_by_model', 'alert_id', 'judge', 'held_by_rule', 'forget_cut', 'forget_windows', 'still_breached',
+           'configured', 'route', 'send', 'Outbox', 'raise_alerts']
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #a21717fb
 @dataclass
@@ -89,44 +89,65 @@ def alert_id(obs: dict, rule: str, window, now: float, n: int) -> str:
 
 
 def judge(
-    observations: list[dict], rules: list[Rule], state: dict, now: float | None = None, recorded=frozenset
+    observations: list[dict],
+    rules: list[Rule],
+    state: dict,
+    now: float | None = None,
+    recorded=frozenset,
+    held: dict | None = None,
 ) -> list[Alert]:
     """The alerts the rules raise on the observations (dicts with `series`, optional `window`, and metric values). A
     window's alert whose id is among `recorded()` (the ids raised already, asked for only when a window not judged yet
     breaches: by a look that could not save what it judged, or before its window cut changed and back) is judged, not
-    raised again, and starts no cooldown of its rule."""
+    raised again, and starts no cooldown of its rule. A rule's cooldown holds back repeats of one breach: a breach after
+    a healthy observation of its rule and series (later than the breach before) is a new alert. Each breach held back
+    is counted, with its worst value, in `state['held_back']` (since its rule and series last fired) and in `held`,
+    a dict, if given (this look's): `held_by_rule` sums them up."""
     now = time.time() if now is None else now
     seen, last = state.setdefault('seen', {}), state.setdefault('last_fired', {})
-    held = state.setdefault('held_back', {})
+    kept = state.setdefault('held_back', {})
+    for k in [k for k, v in kept.items() if not isinstance(v, dict)]:  # (a count per rule from before they were kept
+        del kept[k]  # per series with their worst value: whose, no one can tell)
     out = []
     for obs in observations:
         hits = {}
+        scope = f"{obs['model']}|" if obs.get('model') else ''  # one model's series: another's v1 is not its v1
+        when = _when(obs, now)
         for rule in rules:
             value = _number(obs.get(rule.metric))
-            if value is None or not _applies(rule, obs['series']) or not breached(rule.condition, value):
+            if value is None or not _applies(rule, obs['series']):
                 continue
             n = _sample(obs, rule)
             if n is not None and n < rule.min_sample:
+                continue
+            if not breached(rule.condition, value):
+                _healthy(state, f"{scope}{rule.name}|{obs['series']}", when)
                 continue
             top = hits.get(rule.metric)
             if top is None or SEVERITIES.index(rule.severity) > SEVERITIES.index(top[0].severity):
                 hits[rule.metric] = (rule, value, n)
         for rule, value, n in hits.values():
             win = obs.get('window')
-            scope = f"{obs['model']}|" if obs.get('model') else ''  # one model's series: another's v1 is not its v1
             key, once = f"{scope}{rule.name}|{obs['series']}", f"{scope}{rule.name}|{obs['series']}|{win}"
             if win is not None and once in seen:
                 continue  # this window was judged for this rule already
+            anew = _breach(state, key, when)  # (a healthy observation since its last breach: a breach begun again)
             aid = alert_id(obs, rule.name, win, now, len(out))
             if win is not None and aid in recorded():
                 seen[once] = now  # (raised already: judged now, no second alert, no cooldown of its own)
                 continue
-            if key in last and 0 <= now - last[key] < rule.cooldown_s:  # (a clock set back ends the cooldown)
-                held[rule.name] = held.get(rule.name, 0) + 1
+            if not anew and key in last and 0 <= now - last[key] < rule.cooldown_s:  # (a clock set back ends it)
+                one = dict(rule=rule.name, severity=rule.severity, condition=rule.condition, model=obs.get('model'),
+                           series=obs['series'], window=win, value=value if math.isfinite(value) else None,
+                           ts=now)  # fmt: skip
+                _hold(kept, key, one)
+                if held is not None:  # (this look's)
+                    _hold(held, key, one)
                 if win is not None:
                     seen[once] = now
                 continue
             last[key] = now
+            kept.pop(key, None)  # (what the cooldown held back is counted since the latest alert)
             if win is not None:
                 seen[once] = now
             where = (f"{obs['model']} " if obs.get('model') else '') + f"{obs['series']}"
@@ -152,6 +173,69 @@ def judge(
                 )
             )
     return out
+
+
+def _when(obs: dict, now: float) -> float:
+    "When an observation was: its window's end, or the look's time (a silence, a heartbeat, the audit log's counts)."
+    end = _number(obs.get('window_end')) if obs.get('window') is not None else None
+    return end if end is not None and math.isfinite(end) else now
+
+
+def _breach(state: dict, key: str, when: float) -> bool:
+    "Note a breach of `key` (`rule|series`, scoped to its model) at `when`; whether a healthy one came after its last."
+    at, healthy = state.setdefault('breached', {}), state.setdefault('healthy', {})
+    anew = key in healthy and when > healthy[key]
+    at[key] = max(when, at.get(key, when))
+    if when >= healthy.get(key, when):
+        healthy.pop(key, None)
+    return anew
+
+
+def _healthy(state: dict, key: str, when: float) -> None:
+    """Note a healthy observation of `key` at `when`: after its last breach, that breach is over (a new one is new). A
+    state from before breaches were kept has when the rule last fired: its window had closed by then."""
+    breached_at = state.setdefault('breached', {}).get(key, state.get('last_fired', {}).get(key))
+    if breached_at is not None and when > breached_at:
+        healthy = state.setdefault('healthy', {})
+        healthy[key] = max(when, healthy.get(key, when))
+
+
+def _hold(kept: dict, key: str, one: dict) -> None:
+    "Count a breach the cooldown held back in `kept` (`state['held_back']`), with the worst value and its window."
+    was = kept.get(key)
+    if was is None:
+        kept[key] = {k: v for k, v in one.items() if k != 'value'} | dict(count=1, worst=one['value'], since=one['ts'])
+        return
+    was['count'] += 1
+    was['ts'] = one['ts']
+    if _worse(one['condition'], one['value'], was['worst']):
+        was['worst'], was['window'] = one['value'], one['window']
+
+
+def _worse(condition: str, value: float | None, than: float | None) -> bool:
+    "Whether `value` breaches `condition` further than `than` does (None: never measured, the furthest of all)."
+    if than is None or value is None:
+        return value is None and than is not None
+    return value > than if parse_condition(condition)[0].startswith('>') else value < than
+
+
+def held_by_rule(kept: dict, model: str | None = None, severity: str | None = None) -> dict:
+    """Per rule, the breaches its cooldown held back in `kept` (`judge`'s `held`, or `state['held_back']`: since each
+    series' latest alert): how many, the worst value (None: never measured, as a silence never broken), and the series
+    and window of it; of one `model` (and the series of none: a watcher's, the audit log's), of one severity or all."""
+    out: dict[str, dict] = {}
+    for h in kept.values():
+        if model not in (None, h.get('model') or model) or severity not in (None, h['severity']):
+            continue
+        r = out.get(h['rule'])
+        if r is None:
+            out[h['rule']] = {k: h[k] for k in ('severity', 'condition', 'count', 'worst', 'series', 'window')}
+            continue
+        r['count'] += h['count']
+        if _worse(h['condition'], h['worst'], r['worst']):
+            r['worst'], r['series'], r['window'] = h['worst'], h['series'], h['window']
+    return out
+
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #9624ff7b
 def forget_cut(state: dict, cut: str, model: str) -> int:
