@@ -1770,3 +1770,43 @@ def test_a_breach_after_its_alert_resolved_is_a_new_alert_within_the_cooldown(wo
     hit = next(h for h in verdict.hits if h.name == 'performance_alert')
     assert hit.fired and [a['series'] for a in hit.evidence['alerts']] == ['1/control'], hit
 
+
+def test_breaches_the_cooldown_holds_back_are_said_by_monitor_run_status_and_alerts(workspace, monkeypatch, capsys):
+    """Review: the cooldown's held-back breaches were counted in state.json, per rule and for ever, and no command
+    printed them. One ongoing breach is still held back; `monitor run`, `monitor status` and `monitor alerts` (text
+    and JSON) say how many per rule since its latest alert, with the worst value held back and where."""
+    from lifecycle.operate.commands import _show_look, monitor_alerts, monitor_status
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws, mp, rng, base, t0, log = monitored(workspace, 1200)
+    _accuracy_windows(log, rng, t0, 0, [False, True])
+    assert 'accuracy_drop' in [a['rule'] for a in run_once(ws, mp, baselines=base, now=t0 + 400, sample=False).alerts]
+    state = ws.state_dir / 'monitor' / 'state.json'
+    was = json.loads(state.read_text())
+    was['held_back'] = {'accuracy_drop': 3}  # (as looks before this kept it: a count per rule, whose no one can tell)
+    state.write_text(json.dumps(was))
+    _accuracy_windows(log, rng, t0, 400, [True, True])  # the same breach going on: held back
+    log.close()
+    run = run_once(ws, mp, baselines=base, now=t0 + 800, sample=False)
+    assert [a for a in run.alerts if a['rule'] == 'accuracy_drop'] == []
+    m = pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet').set_index('window')
+    worst = max(m.loc[2, 'accuracy_drop'], m.loc[3, 'accuracy_drop'])
+    held = run.held_back['accuracy_drop']
+    assert (held['count'], held['worst'], held['series']) == (2, worst, '1/control'), run.held_back
+    assert held['window'] == m['accuracy_drop'].loc[[2, 3]].idxmax() and held['severity'] == 'critical'
+    _show_look(run, False)
+    said = capsys.readouterr().out
+    assert '0 alert(s); 2 held back by a cooldown;' in said
+    assert f"held back by the cooldown: accuracy_drop (critical) 2, worst {worst:.4g} (> 0.1) on 1/control" in said
+    _show_look(run, True)
+    assert json.loads(capsys.readouterr().out)['held_back']['accuracy_drop']['count'] == 2
+
+    monkeypatch.chdir(workspace)
+    for cmd, args in [(monitor_status, []), (monitor_alerts, []), (monitor_alerts, ['--severity', 'critical'])]:
+        shown = json.loads(invoke(cmd, [*args, '--json']).stdout)['held_back']
+        assert shown == {'accuracy_drop': held}, (cmd, shown)  # (since its latest alert; the old count set aside)
+        said = invoke(cmd, args).stdout
+        assert f'held back by the cooldown: accuracy_drop (critical) 2, worst {worst:.4g}' in said, said
+        assert 'since its latest alert' in said
+    assert json.loads(invoke(monitor_alerts, ['--severity', 'low', '--json']).stdout)['held_back'] == {}
+    assert status(ws, mp)['last_run']['held_back'] == run.held_back

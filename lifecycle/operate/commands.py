@@ -28,11 +28,25 @@ def _show_look(run, as_json: bool) -> None:
         return
     print(
         f"looked at {s['windows']} closed windows ({s['new_windows']} new); {len(s['alerts'])} alert(s); "
+        f"{sum(h['count'] for h in s['held_back'].values())} held back by a cooldown; "
         f"delivered {sum(s['delivered'].values())}, {s['pending']} waiting in the outbox",
         flush=True,
     )
     for a in s['alerts']:
         print(f"  {a['message']} -> {', '.join(a['sinks'])}", flush=True)
+    for line in _held_lines(s['held_back']):
+        print(f"  {line}", flush=True)
+
+
+def _held_lines(held: dict) -> list[str]:
+    "Per rule, the breaches its cooldown held back (`alerts.held_by_rule`), in words: how many, the worst and where."
+    out = []
+    for rule, h in held.items():
+        worst = 'never' if h['worst'] is None else f"{h['worst']:.4g}"
+        at = h['series'] + (f", window {h['window']}" if h['window'] is not None else '')
+        said = f"{rule} ({h['severity']}) {h['count']}, worst {worst} ({h['condition']}) on {at}"
+        out.append(f"held back by the cooldown: {said}")
+    return out
 
 
 TICK_S = 0.25  # between looks, how often `monitor run --every` asks whether a window closed
@@ -137,6 +151,8 @@ class MonitorStatus(Result):
             + '; waiting in the outbox: '
             + ', '.join(f'{k} {v}' for k, v in st['outbox'].items())
         )
+        for line in _held_lines(st['held_back']) or ['held back by the cooldown: none']:
+            print(f"{line}{' (since its latest alert)' if st['held_back'] else ''}")
 
 
 @command()
@@ -150,9 +166,10 @@ def monitor_status(as_json: bool = typer.Option(False, '--json', help="Print the
 @dataclass
 class AlertList(Result):
     alerts: list
+    held_back: dict = field(default_factory=dict)  # per rule, the breaches its cooldown held back since it last fired
 
     def data(self):
-        return {'ok': True, 'alerts': self.alerts}
+        return {'ok': True, 'alerts': self.alerts, 'held_back': self.held_back}
 
     def show(self):
         if not self.alerts:
@@ -160,6 +177,8 @@ class AlertList(Result):
         for a in self.alerts:
             when = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(a['ts']))
             print(f"{when} {a['message']} -> {', '.join(a['sinks'])}")
+        for line in _held_lines(self.held_back):
+            print(f"{line} (since its latest alert)")
 
 
 @command()
@@ -168,14 +187,15 @@ def monitor_alerts(
     limit: int = typer.Option(50, '--limit', min=1, help="At most this many, newest first."),
     as_json: bool = typer.Option(False, '--json', help="Print the alerts as JSON."),
 ):
-    "The alerts the monitor raised, newest first."
-    from lifecycle.operate.monitor import alert_log
+    "The alerts the monitor raised, newest first, and per rule the breaches its cooldown held back since."
+    from lifecycle.operate.monitor import alert_log, held_back
     from lifecycle.operate.schema import SEVERITIES
 
     if severity is not None and severity not in SEVERITIES:
         raise CommandError(f"--severity: expected one of {list(SEVERITIES)}, found {severity!r}", EXIT_INPUT)
     ws = Workspace.open()  # (the params' model's alerts, and those of none: another model's are its own)
-    return AlertList(alert_log(ws.state_dir, severity, limit, model=ws.params['register'].model_name))
+    name = ws.params['register'].model_name
+    return AlertList(alert_log(ws.state_dir, severity, limit, model=name), held_back(ws.state_dir, severity, name))
 
 # %% ../../nbs/api/operate/06_commands.ipynb #ca5cf6e9
 @dataclass

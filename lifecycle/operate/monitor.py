@@ -23,7 +23,7 @@ from ..core.params import FlagsParams
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
 from .alerts import Outbox, forget_cut, forget_windows, judge, key_by_model, raise_alerts
-from .alerts import still_breached
+from .alerts import held_by_rule, still_breached
 from lifecycle.operate.schema import (
     SEVERITIES,
     MonitorHealth,
@@ -38,7 +38,7 @@ from .windows import INPUT, Baseline, SeriesTimes, kept_records, each_window_met
 __all__ = ['AUDIT_SOURCES', 'baseline_for', 'process_sample', 'sample_server', 'audit_observations', 'set_aside_observations',
            'MonitorRun', 'load_tally', 'save_tally', 'served_flags', 'retired_series', 'metrics_text',
            'MeasuredWindows', 'measured_key', 'load_measured', 'save_measured', 'run_once', 'WindowClock', 'alert_log',
-           'open_alerts', 'status', 'health']
+           'held_back', 'open_alerts', 'status', 'health']
 
 # %% ../../nbs/api/operate/04_monitor.ipynb #1999d342
 def _monitor_dir(state_dir) -> Path:
@@ -178,7 +178,7 @@ def set_aside_observations(log_url: str, state: dict) -> list[dict]:
 # %% ../../nbs/api/operate/04_monitor.ipynb #1103892f
 @dataclass
 class MonitorRun:
-    "What one look found: windows measured, observations judged, alerts raised, deliveries."
+    "What one look found: windows measured, observations judged, alerts raised, deliveries, breaches held back."
 
     ts: float
     windows: int
@@ -186,6 +186,7 @@ class MonitorRun:
     alerts: list = field(default_factory=list)
     delivered: dict = field(default_factory=dict)
     pending: int = 0
+    held_back: dict = field(default_factory=dict)  # per rule, the breaches its cooldown held back (`held_by_rule`)
 
     def summary(self) -> dict:
         d = asdict(self)
@@ -644,7 +645,8 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     live = [o for o in obs if not (o.get('model') and o['series'] in retired)]
     raised = functools.cache(lambda: read_jsonl(out_dir / 'alerts.jsonl', keys=('id',)))  # (read when asked)
     ids = functools.cache(lambda: {a['id'] for a in raised()})
-    alerts = judge(live, mp.rules, state, now, ids)  # (raised already: judged, not raised again)
+    held_now: dict = {}  # (the breaches this look's cooldowns held back)
+    alerts = judge(live, mp.rules, state, now, ids, held_now)  # (raised already: judged, not raised again)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     p = out_dir / 'breaching.json'
     was = read_state(p, None, list)
@@ -680,6 +682,7 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
         [asdict(a) for a in alerts],
         {k: v[0] for k, v in delivered.items()},
         sum(v[1] for v in delivered.values()),
+        held_by_rule(held_now),
     )
     state['windows_seen'] = sorted(known | set(keys))[-50_000:]
     state.setdefault('last_runs', {})[name] = run.summary()  # (each model's: a look at another is not its last)
@@ -797,6 +800,18 @@ def alert_log(
     return out[::-1][:limit]
 
 
+def held_back(state_dir: str | Path, severity: str | None = None, model: str | None = None) -> dict:
+    """Per rule, the breaches the cooldown held back since each series' latest alert of it (`alerts.held_by_rule`):
+    how many, the worst value, its series and window; of one severity or all, of one `model` (and of none) or all."""
+    return held_by_rule(_kept_back(_load_state(_monitor_dir(state_dir) / 'state.json')), model, severity)
+
+
+def _kept_back(state: dict) -> dict:
+    "The held-back breaches a look kept in its state (none kept as a count per rule, before they named their series)."
+    kept = state.get('held_back')
+    return {k: v for k, v in kept.items() if isinstance(v, dict)} if isinstance(kept, dict) else {}
+
+
 def open_alerts(state_dir: str | Path, raised: list[dict] | None = None) -> list[dict]:
     "The alerts still open, newest first: per rule and series the latest alert, while its rule still holds."
     raised = alert_log(state_dir) if raised is None else raised
@@ -856,8 +871,8 @@ def status(
     ws: Workspace, mp: MonitorParams | None = None, now: float | None = None, raised=None, model: str | None = None
 ) -> dict:
     """Heartbeats, the last look, the window its series were measured with (`200 rows`, `60 s`; None before the first
-    look), each series' last closed window, alert counts by severity (all, open), the outbox, of `model` (default: the
-    params'; `raised`: its alerts, read already)."""
+    look), each series' last closed window, alert counts by severity (all, open), the breaches the cooldown held back
+    per rule (`held_back`), the outbox, of `model` (default: the params'; `raised`: its alerts, read already)."""
     mp = mp or load_monitor_params(ws.params_dir)
     now = time.time() if now is None else now
     d = _monitor_dir(ws.state_dir)
@@ -881,6 +896,7 @@ def status(
         series=series,
         alerts={s: sum(a['severity'] == s for a in raised) for s in SEVERITIES},
         open={s: sum(a['severity'] == s for a in open_alerts(ws.state_dir, raised)) for s in SEVERITIES},
+        held_back=held_by_rule(_kept_back(st), name),
         outbox={s: len(box.pending(s)) for s in ('tickets', 'webhook', 'email')},
     )
 
