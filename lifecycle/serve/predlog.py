@@ -1570,7 +1570,8 @@ def read_log(
     batches: bool = False,
     labelled: tuple[float | None, float | None] | None = None,
 ) -> pd.DataFrame:
-    """Prediction rows joined with their feedback (outcome None until it arrives), JSON decoded; empty if no log yet.
+    """Prediction rows joined with their feedback (outcome None until it arrives; `feedback_actor`: who recorded it,
+    None for a server's /feedback, a simulation's mark for its own), JSON decoded; empty if no log yet.
     With `model`, that model's rows only (and rows logged before the log named models, whose model is unknown). The
     one row a `lifecycle score` batch leaves (route `batch`: its output a summary, not a score) only with `batches`:
     every reader of answers (the monitor, the guard, the experiment, feedback) reads scores. With `labelled`, a
@@ -1607,7 +1608,7 @@ def empty_log() -> pd.DataFrame:
     "`read_log`'s answer for a log with no rows: its columns, none filled."
     import pandas as pd
 
-    return pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts']).astype({'shadow': bool})
+    return pd.DataFrame(columns=[*_COLS, 'id', 'outcome', 'feedback_ts', 'feedback_actor']).astype({'shadow': bool})
 
 
 @contextmanager
@@ -1712,7 +1713,7 @@ def _read_log(
         tables = 'feedback f CROSS JOIN predictions p'
         where, args = ['f.request_id = p.request_id', 'p.shadow = :f', *where, *terms], {**args, **more}
     sql = (
-        f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts FROM {tables}'
+        f'SELECT p.*, f.outcome AS outcome, f.ts AS feedback_ts, f.actor AS feedback_actor FROM {tables}'
         + (' WHERE ' + ' AND '.join(where) if where else '')
         + ' ORDER BY p.id'
     )

@@ -41,9 +41,13 @@ class Server:
         max_records: int = 10_000,
         max_depth: int = 32,
         log_timeout_s: float = 5,
+        feedback_actor: str | None = None,
     ):
         params = s.params
         self.s, self.max_body, self.max_records, self.closing = s, max_body_bytes, max_records, False
+        # who the feedback it records is recorded as: None for a server; `lifecycle simulate` marks its own outcomes,
+        # made up from the dataset, so that no retraining but the simulation's takes them as real labels
+        self.feedback_actor = feedback_actor
         self.max_depth = max_depth  # JSON nesting a body may have
         self.positive = params['features'].positive_class
         self.environment = s.environment

@@ -388,7 +388,7 @@ async def feedback(request: Request):
             p.get('outcome'), srv.labels, srv.positive, srv.target_dtype, srv.target_bins
         )
         # (a thread: a request ID not in the database yet may wait for the writers' journals to be inserted)
-        return answer(await run_in_threadpool(add_feedback, srv.log, p.get('request_id'), outcome))
+        return answer(await run_in_threadpool(add_feedback, srv.log, p.get('request_id'), outcome, srv.feedback_actor))
     except (InputError, FeedbackError) as e:
         return refuse(srv, 'feedback', e, e.status)
 
