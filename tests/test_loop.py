@@ -45,8 +45,11 @@ def later(n: int, seed: int = 0) -> pd.DataFrame:
     return df[df.year > 2000].sample(n, replace=True, random_state=seed).reset_index(drop=True)
 
 
-def log_traffic(url: str, rows: pd.DataFrame, labelled: float = 1.0, version: str = '1', prefix: str = 'r') -> list:
-    "Write answered predictions of `rows` to the log through its API; feedback (the true outcome) for a share."
+def log_traffic(
+    url: str, rows: pd.DataFrame, labelled: float = 1.0, version: str = '1', prefix: str = 'r', actor=None
+) -> list:
+    """Write answered predictions of `rows` to the log through its API; feedback (the true outcome) for a share,
+    recorded as `actor` (None: as a server's /feedback records it)."""
     plog = PredictionLog(url, interval_s=0.01)
     ids = []
     try:
@@ -71,7 +74,7 @@ def log_traffic(url: str, rows: pd.DataFrame, labelled: float = 1.0, version: st
         assert plog.flush()
         for i, rid in enumerate(ids):
             if i < labelled * len(ids):
-                add_feedback(plog, rid, rows['released'][i])
+                add_feedback(plog, rid, rows['released'][i], actor=actor)
     finally:
         plog.close()
     return ids
@@ -169,6 +172,69 @@ def test_a_labelled_batch_goes_through_ingestion_with_its_lineage(two_versions):
     said = str(e.value).replace(str(bad_batch.path), '<batch>').replace(str(bad_batch.path.parent), '<folder>')
     said = digests_masked(said)
     assert 'age' in said and 'h:<hash>' in said and '500' not in said
+
+
+def test_feedback_a_simulation_made_up_is_no_label_and_no_trigger_counts_it_but_its_own_loop(workspace):
+    """A simulation's server records its feedback as `lifecycle simulate <run id>`: no labelled batch holds those rows
+    and the new-labels trigger does not count them (its reason says how many it left out); the loop of that simulation
+    (its params in its run folder) still retrains on them. A real retraining took the 800 made-up rows of a drift
+    simulation as production labels (review: 1100 'new labelled rows', v3 trained on them)."""
+    from lifecycle.loop.triggers import check
+    from lifecycle.serve.predlog import default_url
+
+    ws = Workspace.open(workspace)
+    url, run = default_url(ws), '20250101T000000-abc123'
+    log_traffic(url, later(30), prefix='real')
+    log_traffic(url, later(20, seed=1), prefix='sim', actor=f'lifecycle simulate {run}')
+    b = collect(ws)
+    assert b.rows == 30 and all(r.startswith('real') for r in b.lineage['requests'])
+    assert b.lineage['simulated_left_out'] == 20
+    rp = RetrainParams.model_validate(dict(triggers=dict(new_labels=dict(min_rows=40))))
+    hit = next(h for h in check(ws, rp).hits if h.name == 'new_labels')
+    assert hit.evidence['rows'] == 30 and hit.evidence['simulated_left_out'] == 20
+    assert "20 of a simulation's made-up feedback left out" in hit.reason
+    own = ws.runs_dir / run / 'params'
+    shutil.copytree(ws.params_dir, own)
+    assert collect(ws.with_params(own)).rows == 50  # the simulation's own loop: its traffic is what it replays
+
+
+def test_feedback_of_a_simulation_run_before_the_mark_is_left_out_by_its_audited_span(workspace):
+    """A simulation of an earlier version recorded its feedback with no actor: the feedback given between its audited
+    `simulate.start` (naming no `feedback_as`) and `simulate.finish` is left out; real feedback after it is kept."""
+    from lifecycle.serve.predlog import default_url
+
+    ws = Workspace.open(workspace)
+    url, run = default_url(ws), '20240101T000000-old000'
+    ws.audit('simulate.start', run, 'lifecycle simulate --scenario drift', rows=20, window=10)
+    log_traffic(url, later(20, seed=1), prefix='sim')
+    ws.audit('simulate.finish', run, 'reverted after 2 windows')
+    time.sleep(2.1)  # (audit times are whole seconds: the span ends a second after its finish)
+    log_traffic(url, later(30), prefix='real')
+    b = collect(ws)
+    assert b.rows == 30 and all(r.startswith('real') for r in b.lineage['requests'])
+    assert b.lineage['simulated_left_out'] == 20
+
+
+def test_a_server_records_its_feedback_as_the_actor_it_was_given(trained):
+    """The mark is made where the feedback is recorded: the simulation's in-process server (`feedback_actor`) writes
+    it with each outcome; a server started by `lifecycle serve` records none."""
+    from starlette.testclient import TestClient
+    from lifecycle.serve.predlog import default_url
+    from lifecycle.serve.server import Server
+    from lifecycle.serve.serving import create_app
+
+    ws = Workspace.open(trained)
+    r = later(1).iloc[0]
+    rec = {k: r[k].item() if hasattr(r[k], 'item') else r[k] for k in INPUTS}
+    for actor in ('lifecycle simulate 20250101T000000-abc123', None):
+        with TestClient(create_app(Server(ws, feedback_actor=actor))) as c:
+            a = c.post('/predict', json={'records': [rec]})
+            assert a.status_code == 200, a.text
+            fb = c.post('/feedback', json={'request_id': a.json()['request_id'], 'outcome': r['released']})
+            assert fb.status_code == 200, fb.text
+    got = read_log(default_url(ws), shadow=False)
+    assert got['feedback_actor'].tolist() == ['lifecycle simulate 20250101T000000-abc123', None]
+    assert collect(ws).rows == 1
 
 
 # -- params and triggers -----------------------------------------------------------------------------------------------

@@ -41,6 +41,18 @@ def test_simulate_walks_the_loop_to_a_decision_and_every_served_prediction_trace
     assert kinds == {'snapshot', 'labelled batch'}
     r = cli(trained, 'retrain', 'status', '--json')
     assert json.loads(r.stdout)['last']['id'] == it['id']
+    # its feedback, made up from the dataset, is marked as its own: the simulation's loop trained on it (above), a
+    # real retraining collects none of it and its new-labels trigger counts none (it took them all, review AR)
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop.feedback import collect
+    from lifecycle.serve.predlog import default_url, read_log
+
+    ws = Workspace.open(trained)
+    log = read_log(default_url(ws), shadow=False)
+    assert set(log.loc[log['outcome'].notna(), 'feedback_actor']) == {f"lifecycle simulate {out['run_id']}"}
+    assert collect(ws) is None
+    labels = next(h for h in json.loads(r.stdout)['triggers']['hits'] if h['name'] == 'new_labels')
+    assert labels['evidence']['rows'] == 0, labels
 
 
 def test_simulate_refuses_an_unknown_scenario_and_a_workspace_without_a_champion(workspace):

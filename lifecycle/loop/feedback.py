@@ -33,20 +33,33 @@ def _per_record(v, n: int) -> list:
     return [v] * n
 
 
-def labelled_rows(
-    log: pd.DataFrame, inputs: list[str], target: str, since: float | None = None, until: float | None = None
-) -> pd.DataFrame:
-    """One row per record of answered, non-shadow requests whose feedback arrived (in `[since, until)` by feedback
-    time): the logged inputs, the outcome as `target`, and the lineage columns."""
+_SIMULATED = 'lifecycle simulate '  # the actor of the feedback a simulation gives: this, then its run's id
+
+
+def _simulation_actor(run_id: str) -> str:
+    "The actor a simulation's in-process server records its feedback as (`Server(feedback_actor=...)`)."
+    return _SIMULATED + run_id
+
+
+def _simulated(log: pd.DataFrame, own: str | None = None, unmarked=()) -> pd.Series:
+    """Which rows of `log` hold feedback a simulation made up: recorded with a simulation's actor (but the simulation
+    `own`'s, whose loop retrains on its own traffic), or, recorded with no actor, given within a span of `unmarked`:
+    the `(start, end)` times of simulations run by a version that did not mark its feedback (`_unmarked_simulations`).
+    Real feedback given while such a simulation ran is left out with it: a made-up label is worse than a lost one."""
+    if not len(log):
+        return pd.Series(False, index=log.index, dtype=bool)
+    actor = log['feedback_actor'] if 'feedback_actor' in log else pd.Series(None, index=log.index, dtype=object)
+    mine = _simulation_actor(own) if own else None
+    out = actor.map(lambda a: isinstance(a, str) and a.startswith(_SIMULATED) and a != mine).astype(bool)
+    fts = pd.to_numeric(log['feedback_ts'], errors='coerce')
+    for lo, hi in unmarked:
+        out |= actor.isna() & (fts >= lo) & (fts < hi)
+    return out
+
+
+def _records(log: pd.DataFrame, inputs: list[str], target: str) -> pd.DataFrame:
+    "One row per labelled record of the labelled rows `log`: the inputs, the outcome as `target`, the lineage."
     cols = {c: [] for c in [*inputs, target, *LINEAGE_COLUMNS]}
-    if len(log):
-        keep = (~log['shadow'].astype(bool)) & (log['status'] == 200) & log['outcome'].notna()
-        keep &= log['feedback_ts'].notna()
-        if since is not None:
-            keep &= log['feedback_ts'] >= since
-        if until is not None:
-            keep &= log['feedback_ts'] < until
-        log = log[keep]
     for r in log.itertuples(index=False) if len(log) else []:
         x = r.inputs or {}
         if any(c not in x for c in inputs):
@@ -65,6 +78,78 @@ def labelled_rows(
             cols['ts'].append(float(r.ts))
             cols['feedback_ts'].append(float(r.feedback_ts))
     return pd.DataFrame(cols)
+
+
+def labelled_rows(
+    log: pd.DataFrame,
+    inputs: list[str],
+    target: str,
+    since: float | None = None,
+    until: float | None = None,
+    own_simulation: str | None = None,
+    unmarked_simulations=(),
+) -> pd.DataFrame:
+    """One row per record of answered, non-shadow requests whose feedback arrived (in `[since, until)` by feedback
+    time): the logged inputs, the outcome as `target`, and the lineage columns. Feedback a simulation made up is no
+    label (`_simulated`), but that of `own_simulation`, the run id of the simulation whose loop reads;
+    `unmarked_simulations`: the spans of simulations whose feedback has no mark. `attrs['simulated_left_out']`
+    counts the records left out as a simulation's."""
+    if len(log):
+        keep = (~log['shadow'].astype(bool)) & (log['status'] == 200) & log['outcome'].notna()
+        keep &= log['feedback_ts'].notna()
+        if since is not None:
+            keep &= log['feedback_ts'] >= since
+        if until is not None:
+            keep &= log['feedback_ts'] < until
+        log = log[keep]
+    sim = _simulated(log, own_simulation, unmarked_simulations)
+    out = _records(log[~sim], inputs, target)
+    out.attrs['simulated_left_out'] = len(_records(log[sim], inputs, target)) if sim.any() else 0
+    return out
+
+
+def _simulation_of(ws: Workspace) -> str | None:
+    "The run id of the simulation whose run folder holds the params `ws` reads (that simulation's loop), else None."
+    params, runs = Path(ws.params_dir).resolve(), Path(ws.runs_dir).resolve()
+    return params.parent.name if params.name == 'params' and params.parent.parent == runs else None
+
+
+def _epoch(iso: str) -> float:
+    "An audit entry's or a manifest's ISO 8601 time in seconds since the epoch."
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def _unmarked_simulations(ws: Workspace) -> list[tuple[float, float]]:
+    """The `(start, end)` times of the simulations a version before the mark ran, whose feedback carries no actor:
+    their `simulate.start` audit entries name no `feedback_as`. Each ends at its `simulate.finish` entry, else at its
+    run folder's `finished` (a simulation that failed), else when its run folder was last written (one killed)."""
+    from lifecycle.core import audit
+
+    if not ws.audit_path.exists():
+        return []
+    entries = audit.read_cached(ws.audit_path)
+    starts = {
+        e['subject']: e['time']
+        for e in entries
+        if e['action'] == 'simulate.start' and not (e.get('details') or {}).get('feedback_as')
+    }
+    if not starts:
+        return []
+    ends = {e['subject']: e['time'] for e in entries if e['action'] == 'simulate.finish'}
+    out = []
+    for run, start in starts.items():
+        folder = Path(ws.runs_dir) / str(run)
+        end = ends.get(run)
+        if end is None and (folder / 'manifest.json').is_file():
+            end = json.loads((folder / 'manifest.json').read_text()).get('finished')
+        if end is not None:
+            hi = _epoch(end) + 1  # (audit times are whole seconds)
+        else:
+            hi = max((p.stat().st_mtime for p in folder.rglob('*')), default=_epoch(start)) + 1
+        out.append((_epoch(start), hi))
+    return out
 
 # %% ../../nbs/api/loop/01_feedback.ipynb #373aa5f1
 def feedback_contract(ip: IngestParams, fp: FeaturesParams, source: str) -> IngestParams:
@@ -148,6 +233,7 @@ def write_batch(
         predicted=[float(rows['ts'].min()), float(rows['ts'].max())] if len(rows) else None,
         labelled=[float(rows['feedback_ts'].min()), float(rows['feedback_ts'].max())] if len(rows) else None,
         unlabelled_left_out=int(unlabelled),
+        simulated_left_out=int(rows.attrs.get('simulated_left_out', 0)),  # (feedback a simulation made up)
         labels_from='feedback',  # never the logged output or decision
         dataset_version=None,
     )
@@ -160,6 +246,7 @@ def collect(
     ws: Workspace, since: float | None = None, until: float | None = None, log=None, name: str | None = None
 ) -> LabelledBatch | None:
     """The batch of the rows labelled in `[since, until)` in the workspace's prediction log; None when there is none.
+    Feedback a simulation made up is left out (`labelled_rows`), but that of the simulation whose params `ws` reads.
     `name`: the batch's file name (a retraining pass names it after its iteration, so a pass resumed after a kill
     writes the same batch again rather than leave one nothing refers to)."""
     from lifecycle.serve.predlog import count_unlabelled, default_url, read_log
@@ -169,7 +256,7 @@ def collect(
     now = time.time()  # (both reads as of now: feedback given while they run is the next batch's, unlabelled here)
     end = now if until is None else until
     df = read_log(log, shadow=False, model=model, labelled=(since, end))  # (only rows labelled then)
-    rows = labelled_rows(df, inputs, fp.target, since, end)
+    rows = labelled_rows(df, inputs, fp.target, since, end, _simulation_of(ws), _unmarked_simulations(ws))
     if not len(rows):
         return None
     unlabelled = count_unlabelled(log, model, None if since is None else float(rows['ts'].min()), before=now)

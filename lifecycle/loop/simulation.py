@@ -18,6 +18,7 @@ from ..core.store import atomic_write
 from ..core.workspace import Workspace
 from ..deliver.demo import needs_approvals
 from . import iteration as loop
+from .feedback import _simulation_actor
 
 # %% auto #0
 __all__ = ['SCENARIOS', 'SimulationError', 'scenario_rows', 'run_params', 'write_run_params', 'send_window', 'raw_batches',
@@ -351,13 +352,22 @@ def _play(
     rp, mp = load_retrain_params(sw.params_dir), load_monitor_params(sw.params_dir)
     story = Story(m.run_id, str(m.run_dir), scenario, len(rows), window, changed, drift_column)
     story.approvals = list(given)
-    ws.audit('simulate.start', m.run_id, f'lifecycle simulate --scenario {scenario}', rows=len(rows), window=window)
+    # its feedback is recorded as its own (`feedback_as`): no retraining but its own takes the made-up outcomes
+    marked = _simulation_actor(m.run_id)
+    ws.audit(
+        'simulate.start',
+        m.run_id,
+        f'lifecycle simulate --scenario {scenario}',
+        rows=len(rows),
+        window=window,
+        feedback_as=marked,
+    )
     m.update_stage('simulate', status='running', started=now_iso(), notebook='10_simulate.ipynb')
     say(
         f"simulation {m.run_id}: {len(rows)} rows after the training cut ({scenario}), windows of {window}, "
         f"champion v{champion}"
     )
-    srv, it, mine, triggered, decided = Server(sw), None, None, None, False
+    srv, it, mine, triggered, decided = Server(sw, feedback_actor=marked), None, None, None, False
     with TestClient(create_app(srv)) as client:
         for w in range(max_windows):
             idx = [(w * window + i) % len(rows) for i in range(window)]

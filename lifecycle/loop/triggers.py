@@ -74,8 +74,9 @@ def _alert_hit(name: str, t, alerts: list[dict], after: float) -> TriggerHit:
 
 
 def evaluate(rp: RetrainParams, facts: dict, state: dict, now: float) -> TriggerResult:
-    """The triggers' verdict at `now`. `facts`: alerts (monitor alert dicts), new_labels (rows), last_retrain (time);
-    `state`: last_fired {trigger: time}, started [times]."""
+    """The triggers' verdict at `now`. `facts`: alerts (monitor alert dicts), new_labels (rows), simulated_labels
+    (rows of a simulation's feedback, left out of new_labels), last_retrain (time); `state`: last_fired {trigger:
+    time}, started [times]."""
     tr, last = rp.triggers, state.get('last_fired', {})
     hits = []
     if tr.schedule:
@@ -94,14 +95,15 @@ def evaluate(rp: RetrainParams, facts: dict, state: dict, now: float) -> Trigger
         if t:
             hits.append(_alert_hit(name, t, facts.get('alerts', []), float(last.get(name, 0))))
     if tr.new_labels:
-        n = int(facts.get('new_labels') or 0)
+        n, sim = int(facts.get('new_labels') or 0), int(facts.get('simulated_labels') or 0)
         ok = n >= tr.new_labels.min_rows
+        left = f"; {sim} of a simulation's made-up feedback left out" if sim else ''
         hits.append(
             TriggerHit(
                 'new_labels',
                 ok,
-                f"{n} new labelled rows ({'>=' if ok else '<'} {tr.new_labels.min_rows})",
-                dict(rows=n, min_rows=tr.new_labels.min_rows, since=facts.get('labels_since')),
+                f"{n} new labelled rows ({'>=' if ok else '<'} {tr.new_labels.min_rows}{left})",
+                dict(rows=n, min_rows=tr.new_labels.min_rows, since=facts.get('labels_since'), simulated_left_out=sim),
             )
         )
     held = []
@@ -162,18 +164,20 @@ def cut_labels(state_dir: str | Path, until: float, model: str | None = None) ->
 
 
 def facts(ws: Workspace, state: dict, log=None) -> dict:
-    """What the triggers judge in this workspace now: the monitor's alerts, new labelled rows, the last retraining.
+    """What the triggers judge in this workspace now: the monitor's alerts, new labelled rows (and those of feedback a
+    simulation made up, left out), the last retraining.
     An alert of a series the served flags retired (`monitor.retired_series`: a challenger promoted or rolled back, a
     control replaced) is not counted: a retraining's own canary, or a version that serves no one any more, never
     starts another retraining of the model that serves."""
-    from lifecycle.loop.feedback import labelled_rows
+    from lifecycle.loop.feedback import _simulation_of, _unmarked_simulations, labelled_rows
     from lifecycle.operate.monitor import alert_log, retired_series, served_flags
     from lifecycle.serve.predlog import default_url, read_log
 
     fp, rp = ws.params['features'], ws.params['register']
     since = state.get('labels_until')
     log = read_log(log or default_url(ws), shadow=False, model=rp.model_name, labelled=(since, None))
-    rows = labelled_rows(log, [f.name for f in fp.features], fp.target, since)
+    own, unmarked = _simulation_of(ws), _unmarked_simulations(ws)  # (a simulation's made-up labels count for none)
+    rows = labelled_rows(log, [f.name for f in fp.features], fp.target, since, None, own, unmarked)
     last = max(state.get('started') or [0.0])
     if not last:
         try:
@@ -186,7 +190,8 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
     alerts = alert_log(ws.state_dir, model=rp.model_name)[::-1]  # (another model's alerts retrain no model of these)
     gone = retired_series(served_flags(ws, rp.model_name), {a.get('series') for a in alerts if a.get('series')})
     alerts = [a for a in alerts if a.get('series') not in gone]  # (an arm's version serving there no more: its canary)
-    return dict(alerts=alerts, new_labels=len(rows), labels_since=since, last_retrain=last)
+    simulated = rows.attrs.get('simulated_left_out', 0)
+    return dict(alerts=alerts, new_labels=len(rows), simulated_labels=simulated, labels_since=since, last_retrain=last)
 
 
 def check(ws: Workspace, rp: RetrainParams, now: float | None = None, log=None) -> TriggerResult:
