@@ -186,6 +186,21 @@ def _restore(s: Settings, st: dict | None) -> None:
         _save(s, st)
 
 
+def _spec(s: Settings):
+    "The flags' spec, or None when it cannot be read (`flags show` names what is wrong with it)."
+    try:
+        return fl.load_spec(s)[0]
+    except fl.FlagError:
+        return None
+
+
+def _completion_cut_short(st: dict, spec) -> bool:
+    """Whether the flags show the completion of a rollout its state still calls running or paused: the challenger is
+    their control, with none beside it. A completion writes the flags first, then moves the alias, then saves the state;
+    a kill (or a refused alias move) in between leaves this."""
+    return spec is not None and st['status'] in ACTIVE and spec.challenger is None and spec.control == st['challenger']
+
+
 def _set_share(s: Workspace, st: dict, pct: float, actor, reason) -> None:
     fl.change_flags(s, {'percentage': pct}, actor=actor, reason=reason, source='rollout')
     st['percentage'], st['step_started'] = pct, time.time()
@@ -273,8 +288,12 @@ def start(
 
 @_exclusive
 def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
-    "Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control."
+    """Next step (canary); reaching 100% (or a healthy blue-green switch) completes: the challenger becomes the control.
+    A completion cut short is finished, paused or not (the challenger serves everyone already)."""
     st = _active(s)
+    if _completion_cut_short(st, _spec(s)):
+        _refuse_killed(s)
+        return _complete(s, st, actor, reason, metrics)
     _refuse_paused(st, 'switch' if st['strategy'] == 'blue_green' and st['percentage'] < 100 else 'advance')
     _refuse_killed(s)
     if st['strategy'] == 'blue_green' and st['percentage'] < 100:  # it would complete on no traffic at all
@@ -331,23 +350,33 @@ def completes_next(st: dict) -> bool:
 
 
 def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
-    fl.change_flags(
-        s,
-        {'control': st['challenger'], 'challenger': None, 'percentage': 0, 'shadow': False},
-        actor=actor,
-        source='rollout',
-        reason=f"rollout: v{st['challenger']} takes all traffic",
-    )
-    _promote_on_completion(s, st, actor)
+    """The flags first (the challenger their control), then the alias, then the state saved as completed. Cut short in
+    between (killed, or the alias move refused), the rollout stays running with the flags showing its completion:
+    `advance` finishes it (each write taken again only if it is not there yet) and
+    `rollback` puts the control back."""
+    cut_short = _completion_cut_short(st, fl.load_spec(s)[0])
+    if not cut_short:
+        fl.change_flags(
+            s,
+            {'control': st['challenger'], 'challenger': None, 'percentage': 0, 'shadow': False},
+            actor=actor,
+            source='rollout',
+            reason=f"rollout: v{st['challenger']} takes all traffic",
+        )
+    _promote_on_completion(s, st, actor, cut_short)
     st.update(status='completed', percentage=100.0, step=len(st['steps']) - 1)
-    return _ended(
-        s,
-        _event(s, st, 'complete', actor, reason or 'challenger at 100%: it is the control now', metrics=metrics or {}),
-    )
+    said = reason or 'challenger at 100%: it is the control now'
+    facts = dict(metrics=metrics or {}, **({'finished_cut_short': True} if cut_short else {}))
+    return _ended(s, _event(s, st, 'complete', actor, said, **facts))
 
 
-def _promote_on_completion(s: Workspace, st: dict, actor) -> None:
-    "Move the serving environment's alias to the new control through the audited, verified promotion."
+def _promote_on_completion(s: Workspace, st: dict, actor, cut_short: bool = False) -> None:
+    """Move the serving environment's alias to the new control through the audited, verified promotion; finishing a
+    completion `cut_short`, not again if the alias names it already."""
+    from lifecycle.model.registry import alias_version
+
+    if cut_short and alias_version(s.client, st['model_name'], s.environment) == st['challenger']:
+        return
     _move_alias(
         s,
         st['model_name'],
@@ -453,8 +482,9 @@ def resume(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
 @_exclusive
 def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
     """Everyone back to the control at once: the challenger is undeployed (its cohorts go dormant). A rollout that
-    completed (the last one) is rolled back too: its old control serves again. Either way the environment's alias goes
-    back to the version it named before the rollout, through the audited promotion."""
+    completed (the last one) is rolled back too: its old control serves again, as it does when a completion was cut
+    short (the flags name the challenger as control, the state still says running). Either way the environment's alias
+    goes back to the version it named before the rollout, through the audited promotion."""
     st = load_state(s)
     if st and st['status'] == 'completed':
         spec, _ = fl.load_spec(s)
@@ -468,7 +498,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
             changes['safe'] = st['control']
     else:
         st = _active(s)
-        changes = {'challenger': None, 'percentage': 0, 'shadow': False}
+        changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, _spec(s))}
     try:
         fl.change_flags(  # (never held by a floor raised since: review AP)
             s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', floors=()
@@ -477,7 +507,24 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         _ended_unrecorded(s, st, changes, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
     st.update(status='rolled_back', percentage=0.0)
     alias = _alias_back(s, st, actor, reason or 'rolled back')
-    return _ended(s, _event(s, st, 'rollback', actor, reason or 'rolled back', metrics=metrics or {}, alias=alias))
+    facts = dict(metrics=metrics or {}, alias=alias, **_restored(changes))
+    return _ended(s, _event(s, st, 'rollback', actor, reason or 'rolled back', **facts))
+
+
+def _control_back(st: dict, spec) -> dict:
+    """The flags changes that put an active rollout's own control back when the flags name another (its completion cut
+    short: the challenger is their control), the safe version too if it is the challenger; else none."""
+    if spec is None or spec.control == st['control']:
+        return {}
+    back = {'control': st['control']}
+    if spec.safe == st['challenger']:  # (everyone would go to it on a kill)
+        back['safe'] = st['control']
+    return back
+
+
+def _restored(changes: dict) -> dict:
+    "The rollout history's (and audit entry's) note of a control `_control_back` put back."
+    return {'control_restored': changes['control']} if 'control' in changes else {}
 
 
 @_exclusive
@@ -485,12 +532,13 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "The kill switch: everyone to the known-safe version; the rollout ends."
     st = _active(s)
     changes = {'kill': True, 'challenger': None, 'percentage': 0, 'shadow': False}  # an unkill brings no suspect back
+    changes.update(_control_back(st, _spec(s)))  # (nor a challenger a completion cut short made the control)
     try:
         fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout')
     except AuditError as e:
         _ended_unrecorded(s, st, changes, 'killed', 'kill', actor, reason or 'killed', e)
     st.update(status='killed', percentage=0.0)
-    return _ended(s, _event(s, st, 'kill', actor, reason or 'killed'))
+    return _ended(s, _event(s, st, 'kill', actor, reason or 'killed', **_restored(changes)))
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #2730a3fa
 @dataclass(frozen=True)
