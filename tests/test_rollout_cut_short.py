@@ -1,12 +1,16 @@
 """A rollout's completion cut short: it writes the flags (the challenger their control), then moves the environment's
 alias, then saves the rollout as completed. Killed in between, the rollout stayed running at its last step while the
-challenger served everyone, and `rollout rollback` undeployed a challenger that was gone, leaving the rolled-back
-version the control (found by review). Now a rollback puts the rollout's control back, and an advance finishes the
-completion without writing again what was written."""
+challenger served everyone; `rollout status` and the guard did not notice (the guard waited for challenger requests
+that never came), and `rollout rollback` undeployed a challenger that was gone, leaving the rolled-back version the
+control (found by review). Now the status and the guard say so, a rollback puts the rollout's control back, and an
+advance finishes the completion without writing again what was written."""
 
 from __future__ import annotations
+import subprocess
+import sys
 from pathlib import Path
 import pytest
+from conftest import clean_env, cli, cli_json
 
 
 class Killed(BaseException):
@@ -64,7 +68,7 @@ def test_a_rollback_after_a_completion_cut_short_puts_the_rollouts_control_back(
     assert st['history'][-1]['control_restored'] == '1'
     e = entries(s, 'rollout.rollback')[-1]
     assert e['actor'] == 'erin' and e['reason'] == 'crash recovery' and e['details']['control_restored'] == '1', e
-    assert fl.load_hold(s) is None
+    assert ro.flags_disagree(ro.load_state(s), spec) is None and fl.load_hold(s) is None
 
 
 @pytest.mark.parametrize('after_alias', [False, True])
@@ -83,3 +87,61 @@ def test_an_advance_finishes_a_completion_cut_short_writing_nothing_twice(ws, mo
     assert len(entries(s, 'model.promote')) == promotions + (0 if after_alias else 1)  # the alias, once
     assert entries(s, 'rollout.complete')[-1]['details']['finished_cut_short'] is True
     assert fl.load_hold(s) is None
+
+
+def test_the_guard_pauses_a_rollout_whose_completion_was_cut_short_and_an_advance_still_finishes_it(ws, monkeypatch):
+    "It waited for challenger requests for ever: the flags send the challenger none, it is their control."
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve.predlog import default_url
+
+    s = cut_short(ws, monkeypatch, after_alias=False)
+    d = ro.look(s, s.params['rollout'].guard, 'Yes', default_url(s))
+    assert d.action == 'pause' and 'its completion was cut short' in d.reasons[0], d
+    st = ro.load_state(s)
+    assert st['status'] == 'paused' and st['history'][-1]['actor'] == 'guard'
+    assert ro.advance(s, actor='carol', reason='finish it')['status'] == 'completed'  # (paused: nothing moves up)
+
+
+def test_other_flags_a_rollout_action_left_behind_are_said_and_paused_on(ws):
+    "A step cut short between its flags write and its state's save: the share in the flags is not the state's."
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.predlog import default_url
+
+    r, _ = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--steps', '10,50,100')
+    assert r.returncode == 0, r.stderr
+    s = Workspace.open(ws)
+    fl.change_flags(s, {'percentage': 50}, actor='carol', reason='step 2/3', source='rollout')
+    _, out = cli_json(ws, 'rollout', 'status')
+    said = 'expected control v1, challenger v2 at 10%, found control v1, challenger v2 at 50%'
+    assert said in out['flags_disagree'] and 'an action on it was cut short' in out['flags_disagree'], out
+    d = ro.look(s, s.params['rollout'].guard, 'Yes', default_url(s))
+    assert d.action == 'pause' and said in d.reasons[0], d
+    assert ro.rollback(s, actor='carol', reason='start again')['status'] == 'rolled_back'
+    assert fl.load_spec(s)[0].challenger is None
+
+
+@pytest.mark.slow  # a `lifecycle` process killed with SIGKILL
+def test_a_completion_killed_is_said_by_status_and_guard_and_rolled_back_to_the_rollouts_control(ws):
+    "The reviewer's case, with a real kill -9 as the completion starts its alias move."
+    r, _ = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--steps', '50,100')
+    assert r.returncode == 0, r.stderr
+    code = (
+        'import os, signal, sys; from lifecycle.deliver import rollout as ro; '
+        'ro._promote_on_completion = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); '
+        "sys.argv = ['lifecycle', 'rollout', 'advance', '--reason', 'x']; "
+        'from lifecycle.app.cli import main; main()'
+    )
+    r = subprocess.run([sys.executable, '-c', code], cwd=ws, env=clean_env(), capture_output=True, text=True)
+    assert r.returncode == -9, r.stdout + r.stderr
+    _, out = cli_json(ws, 'rollout', 'status')
+    assert out['rollout']['status'] == 'running' and out['rollout']['percentage'] == 50
+    assert 'found control v2, challenger none at 0%; its completion was cut short' in out['flags_disagree'], out
+    r = cli(ws, 'rollout', 'guard', '--once')
+    assert r.returncode == 0 and r.stdout.startswith('pause: the flags no longer match'), r.stdout + r.stderr
+    _, out = cli_json(ws, 'rollout', 'rollback', '--reason', 'crash recovery')
+    assert out['rollout']['status'] == 'rolled_back' and out['rollout']['history'][-1]['control_restored'] == '1'
+    flags = cli_json(ws, 'flags', 'show')[1]['flags']
+    assert (flags['control'], flags['challenger'], flags['percentage']) == ('1', None, 0)
+    assert 'flags_disagree' not in cli_json(ws, 'rollout', 'status')[1]

@@ -40,9 +40,15 @@ class RolloutView(Result):
     rollout: dict
     waiting: bool = False  # also say what a running step waits for (`rollout status`)
     killed: bool = False  # the kill switch is on: the rollout is held, whatever its status says
+    disagree: str | None = None  # how the flags no longer match the state (`rollout.flags_disagree`), if they do not
 
     def data(self):
-        return {'ok': True, 'rollout': self.rollout, **({'held_by_kill_switch': True} if self.killed else {})}
+        return {
+            'ok': True,
+            'rollout': self.rollout,
+            **({'held_by_kill_switch': True} if self.killed else {}),
+            **({'flags_disagree': self.disagree} if self.disagree else {}),
+        }
 
     def show(self):
         st = self.rollout
@@ -52,6 +58,8 @@ class RolloutView(Result):
             f"challenger share {st['percentage']:g}%"
             + (f"; last: {last['action']} by {last['actor']}: {last['reason']}" if last else '')
         )
+        if self.disagree:
+            print(f"  {self.disagree}")
         if self.killed:
             print(
                 "  held: the kill switch is on (everyone is on the safe version, the challenger serves no one); no "
@@ -110,14 +118,30 @@ def rollout_start(
 
 @command(errors=DELIVER_ERRORS)
 def rollout_status(as_json: bool = typer.Option(False, '--json', help="Print the rollout (with its history) as JSON.")):
-    "The current or last rollout, with its last decision."
+    "The current or last rollout, with its last decision, and whether the flags still match it."
     from lifecycle.deliver import rollout as ro
 
     s = Workspace.open()
     st = ro.load_state(s)
     if st is None:
         raise CommandError("no rollout yet (start one with `lifecycle rollout start --challenger VERSION`)", EXIT_INPUT)
-    return RolloutView(st, waiting=True, killed=st['status'] in ro.ACTIVE and ro.kill_switch_on(s))
+    if disagree := _flags_disagree(s, st):  # (read again under the lock: an action between its two writes is no news)
+        with ro.locked(s):
+            st = ro.load_state(s) or st
+            disagree = _flags_disagree(s, st)
+    return RolloutView(st, waiting=True, killed=st['status'] in ro.ACTIVE and ro.kill_switch_on(s), disagree=disagree)
+
+
+def _flags_disagree(s: Workspace, st: dict) -> str | None:
+    "`rollout.flags_disagree` of the rollout's state and the flags on file (None when they cannot be read)."
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    try:
+        spec = fl.load_spec(s)[0]
+    except fl.FlagError:  # (`flags show` says what is wrong with them)
+        return None
+    return ro.flags_disagree(st, spec)
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #68a0ee3a
 def _by_hand(name: str, doc: str, default_reason: str):

@@ -25,10 +25,10 @@ from .abstats import SequentialTest
 from ..serve import flags as fl
 
 # %% auto #0
-__all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'start', 'advance', 'kill_switch_on',
-           'completes_next', 'switch', 'pause', 'resume', 'rollback', 'kill', 'Within', 'judged_by', 'scored',
-           'arm_stats', 'arm_figures', 'Decision', 'judge', 'arm_stats_in_log', 'look', 'complete_if_unchanged',
-           'guard', 'timeline', 'plot_timeline']
+__all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'flags_disagree', 'start', 'advance',
+           'kill_switch_on', 'completes_next', 'switch', 'pause', 'resume', 'rollback', 'kill', 'Within', 'judged_by',
+           'scored', 'arm_stats', 'arm_figures', 'Decision', 'judge', 'arm_stats_in_log', 'look',
+           'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -194,11 +194,39 @@ def _spec(s: Settings):
         return None
 
 
+def _v(ref) -> str:
+    "A version (v2), an alias (production) or none, as a message names it."
+    return 'none' if ref is None else f'v{ref}' if str(ref).isdigit() else str(ref)
+
+
+def _shown(control, challenger, pct) -> str:
+    "The arms and the share as the state and the flags name them, for a message."
+    return f"control {_v(control)}, challenger {_v(challenger)} at {float(pct):g}%"
+
+
 def _completion_cut_short(st: dict, spec) -> bool:
     """Whether the flags show the completion of a rollout its state still calls running or paused: the challenger is
     their control, with none beside it. A completion writes the flags first, then moves the alias, then saves the state;
     a kill (or a refused alias move) in between leaves this."""
     return spec is not None and st['status'] in ACTIVE and spec.challenger is None and spec.control == st['challenger']
+
+
+def flags_disagree(st: dict, spec) -> str | None:
+    """What the flags `spec` say of an active rollout's arms and share that its state `st` does not, and what undoes
+    it; None when they agree, when the rollout has ended, or when the flags cannot be read (`spec` None)."""
+    if spec is None or st['status'] not in ACTIVE:
+        return None
+    want = (st['control'], st['challenger'], float(st['percentage']))
+    found = (spec.control, spec.challenger, float(spec.percentage))
+    if want == found:
+        return None
+    said = f"the flags no longer match rollout {st['id']}'s state: expected {_shown(*want)}, found {_shown(*found)}"
+    if _completion_cut_short(st, spec):
+        return (
+            f"{said}; its completion was cut short: `lifecycle rollout advance` finishes it, `lifecycle rollout "
+            f"rollback` puts {_v(st['control'])} back"
+        )
+    return f"{said}; an action on it was cut short: `lifecycle rollout rollback` puts everyone back on the control"
 
 
 def _set_share(s: Workspace, st: dict, pct: float, actor, reason) -> None:
@@ -352,7 +380,7 @@ def completes_next(st: dict) -> bool:
 def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
     """The flags first (the challenger their control), then the alias, then the state saved as completed. Cut short in
     between (killed, or the alias move refused), the rollout stays running with the flags showing its completion:
-    `advance` finishes it (each write taken again only if it is not there yet) and
+    `flags_disagree` says so, `advance` finishes it (each write taken again only if it is not there yet) and
     `rollback` puts the control back."""
     cut_short = _completion_cut_short(st, fl.load_spec(s)[0])
     if not cut_short:
@@ -810,7 +838,9 @@ def look(
     release policy refuses (the new control's approval missing), or held by the caller (`hold`: why), is a `wait`
     saying so: the step goes on being judged, and rolled back on a regression, until it may complete. The log is read
     outside the rollout lock (a kill switch never waits on its queries), the decision taken under it, if the step is
-    still the one measured."""
+    still the one measured. Flags that no longer match the rollout's state (`flags_disagree`: an action cut short)
+    route other arms than the ones it judges: the look pauses the rollout, saying so, for a person to finish or roll it
+    back."""
     from lifecycle.core.heartbeats import beat
 
     beat(s.state_dir, 'guard')  # each look, however started: the monitor says when the guard stops looking
@@ -835,6 +865,9 @@ def look(
             return None
         if any(now.get(k) != st.get(k) for k in _STEP):  # (paused, rolled back, moved on while the log was read)
             return Decision('wait', ['the rollout changed while the guard read the log: judged at the next look'])
+        if why := flags_disagree(now, _spec(s)):  # (its figures are of arms the flags no longer route: none to await)
+            pause(s, actor='guard', reason=why)
+            return Decision('pause', [why])
         if _killed(s):
             return Decision('wait', [_KILLED])
         return _decide(s, now, stats, steps, g, before_complete, hold)
