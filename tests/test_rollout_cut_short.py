@@ -71,6 +71,18 @@ def test_a_rollback_after_a_completion_cut_short_puts_the_rollouts_control_back(
     assert ro.flags_disagree(ro.load_state(s), spec) is None and fl.load_hold(s) is None
 
 
+def test_a_kill_after_a_completion_cut_short_leaves_no_unkill_to_bring_the_challenger_back(ws, monkeypatch):
+    "The kill switch sends everyone to the safe version; its release went to the flags' control: the challenger."
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = cut_short(ws, monkeypatch, after_alias=False)
+    st = ro.kill(s, actor='erin', reason='pager went off')
+    assert st['status'] == 'killed' and st['history'][-1]['control_restored'] == '1'
+    spec = fl.change_flags(s, {'kill': False}, actor='erin', reason='incident over')
+    assert (spec.control, spec.challenger, spec.kill) == ('1', None, False)
+
+
 @pytest.mark.parametrize('after_alias', [False, True])
 def test_an_advance_finishes_a_completion_cut_short_writing_nothing_twice(ws, monkeypatch, after_alias):
     from lifecycle.deliver import rollout as ro
