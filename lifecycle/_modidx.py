@@ -786,6 +786,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks.Chunk.coerced': ( 'api/data/checks.html#chunk.coerced',
                                                                                 'lifecycle/data/checks.py'),
+                                       'lifecycle.data.checks.Chunk.failing': ( 'api/data/checks.html#chunk.failing',
+                                                                                'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks.Chunk.failures': ( 'api/data/checks.html#chunk.failures',
                                                                                  'lifecycle/data/checks.py'),
                                        'lifecycle.data.checks.Chunk.frame': ( 'api/data/checks.html#chunk.frame',

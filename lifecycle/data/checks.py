@@ -179,7 +179,8 @@ class Chunk:
     schema: object = None  # the contract; built once per batch by `ingest_batch`, else from `p`
     bad: np.ndarray = None  # rows that broke a row-level rule
     failed: dict = field(default_factory=dict)  # column -> cells that failed its contract
-    # a generalised column -> (its cells no band took, up to 20 of their values as read: memory only)
+    # a generalised column -> (its cells no band took, up to 20 of their values as read, the column as read where
+    # they are: memory only)
     outside: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -200,8 +201,18 @@ class Chunk:
             if r.method == 'generalise' and col in chunk:
                 cells = chunk[col].notna().to_numpy() & out[col].isna().to_numpy()
                 if cells.any():
-                    outside[col] = (cells, set(map(str, chunk[col][cells].unique()[:20])))
+                    read = chunk[col].astype(object).where(cells, None)
+                    outside[col] = (cells, set(map(str, chunk[col][cells].unique()[:20])), read)
         return cls(out, p, schema, outside=outside)
+
+    @property
+    def failing(self) -> pd.DataFrame:
+        """The conformed frame with each cell no band took as it was read, for the quarantine's digests: masking made
+        them null, and each was quarantined as the digest of nothing, none the finding quotes (review AP)."""
+        frame = self.frame
+        for col, (cells, _, read) in self.outside.items():
+            frame = frame.assign(**{col: frame[col].astype(object).mask(cells, read)})
+        return frame
 
     @cached_property
     def _conformed(self):
@@ -627,7 +638,7 @@ _out_of_range = _judge_failures('out_of_range', _range)
 
 def _mark_outside(c: Chunk, t: Totals) -> list[dict]:
     "Mark the rows and cells of generalised columns that no band took (`Chunk.masked`), as `_mark_failures` does."
-    for col, (cells, values) in c.outside.items():
+    for col, (cells, values, _) in c.outside.items():
         c.bad |= cells
         c.failed[col] = c.failed.get(col, np.zeros(len(c.frame), dtype=bool)) | cells
         t.add('out_of_range', col, int(cells.sum()))

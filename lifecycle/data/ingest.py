@@ -317,7 +317,7 @@ def _stream(
             v['blocking'] and CHECKS[v['rule']].fatal for v in t.findings
         ):  # a refused batch is checked, never written
             clean.write(_clean_rows(c, p))
-            quarantine.write(_digested(c.frame, c.bad, c.failed, salt))
+            quarantine.write(_digested(c.failing, c.bad, c.failed, salt))
     if sample is None:
         return t, None
     mistyped = [v['column'] for v in t.findings if v['rule'] == 'dtype' and v['column'] in sample]  # wholly failed
