@@ -279,3 +279,27 @@ def test_a_floor_raised_since_holds_back_neither_a_rollback_nor_the_environments
     set_yaml(prod.params_dir / 'features.yaml', task='regression')
     with pytest.raises(fl.FlagError, match=f"threshold.default: {NAME} is a regression"):
         fl.change_flags(prod, {'threshold.default': 'default'}, actor='ops', source='api')
+
+
+def test_a_version_whose_metrics_cannot_be_read_for_good_is_refused_and_a_busy_registry_is_try_again(
+    ws, monkeypatch  # noqa: F811
+):
+    "Review AP: every MLflow error reading a version's metrics was 'try again' (503), a run gone for good too."
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST, TEMPORARILY_UNAVAILABLE
+    from lifecycle.release import exposure, governance as gov
+
+    approve_as(ws, 'carol', 'staging')
+    for code, gone in ((RESOURCE_DOES_NOT_EXIST, True), (TEMPORARILY_UNAVAILABLE, False)):
+
+        def unreadable(*a, **kw):
+            raise MlflowException('the run', error_code=code)
+
+        monkeypatch.setattr(gov, 'gather_facts', unreadable)
+        if gone:
+            d = exposure.check(ws['ws'], '1', 'canary', floors=True)
+            assert d.floors == [f"the release policy now: {NAME} v1's holdout metrics cannot be read "
+                                "(RESOURCE_DOES_NOT_EXIST)"] and not d.ok  # fmt: skip
+        else:
+            with pytest.raises(exposure.RegistryUnavailable, match='TEMPORARILY_UNAVAILABLE'):
+                exposure.check(ws['ws'], '1', 'canary', floors=True)

@@ -396,8 +396,10 @@ def ingest_batch(
         found = judge(t, p, salt)
         res.rows, res.violations = t.rows, _findings(found)
         v = res.violations
-        res.examples = {
-            k: sorted(t.examples[k])[:5] for k in [(f['rule'], f['column']) for f in found] if k in t.examples
+        res.examples = {  # (never a personal column's values as read: a generalised column's outside its bands)
+            k: sorted(t.examples[k])[:5]
+            for k in [(f['rule'], f['column']) for f in found]
+            if k in t.examples and not (k[1] in p.columns and p.columns[k[1]].personal)
         }
         res.status = decide(v, p.policy, quarantined=quarantine.rows > 0)
         if res.status != 'rejected':

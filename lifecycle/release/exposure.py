@@ -139,6 +139,8 @@ def _floors_now(ws, policy, name: str, version) -> list[str]:
     except gov.GovernanceError as e:  # (no such version: said so, as a gate)
         return [str(e)]
     except MlflowException as e:
+        if e.error_code in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):  # (its run gone: for good)
+            return [f"the release policy now: {name} v{version}'s holdout metrics cannot be read ({e.error_code})"]
         raise RegistryUnavailable(
             f"the model registry could not answer about {name} v{version} ({e.error_code}): try again"
         ) from None
