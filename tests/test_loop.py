@@ -757,6 +757,8 @@ def test_a_shadow_someone_else_takes_away_reverts_the_iteration_saying_so(traine
     why = f"shadow: the flags no longer put v3 in the shadow ({now}): changed outside the retraining loop"
     assert it['decision']['reason'] == why
     assert spec(ws)['challenger'] == change.get('challenger')  # (someone else's challenger is theirs: left as it is)
+    if 'challenger' in change:  # (review AT: nor are the cohorts the shadow set aside handed to it)
+        assert all(c['variant'] != 'challenger' for c in spec(ws)['cohorts']), spec(ws)['cohorts']
 
 
 def test_a_failed_gate_reverts_and_nothing_is_registered(trained_iteration):

@@ -562,7 +562,7 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     changes = {'kill': True, 'challenger': None, 'percentage': 0, 'shadow': False}  # an unkill brings no suspect back
     changes.update(_control_back(st, _spec(s)))  # (nor a challenger a completion cut short made the control)
     try:
-        fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout')
+        fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout', floors=())  # (as a rollback)
     except AuditError as e:
         _ended_unrecorded(s, st, changes, 'killed', 'kill', actor, reason or 'killed', e)
     st.update(status='killed', percentage=0.0)

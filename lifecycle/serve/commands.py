@@ -112,7 +112,6 @@ def _show_spec(s, spec, name: str, extra: dict | None = None) -> FlagsView:
     return FlagsView(shown, extra, name)
 
 
-
 # %% ../../nbs/api/serve/05_commands.ipynb #18d3ec3b
 @command(errors=SERVE_ERRORS)
 def flags_init(

@@ -651,6 +651,8 @@ def init_flags(
     """Start the runtime flags from params: resolve aliases (an empty control or safe: the environment's alias), write,
     audit. With `if_absent`, flags another process wrote meanwhile are kept as they are."""
     spec = resolve_spec(params, lookup, s.environment)
+    here = lookup(s.environment)  # (the environment's own version, which promotion judged: not the floors again)
+    floors = tuple(a for a in ARMS if getattr(spec, a) and (here is None or str(getattr(spec, a)) != str(here)))
     with flags_held(s):
         if if_absent and spec_path(s).exists():
             return load_spec(s)[0]
@@ -663,7 +665,7 @@ def init_flags(
             'flags.init',
             reason or 'flags initialised from params/flags.yaml',
             actor,
-            _checked(s, spec, model_name, floors=('challenger',)),  # (the others: the environment's, promoted)
+            _checked(s, spec, model_name, floors=floors),
         )
     return spec
 
@@ -847,10 +849,11 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     old, name, built_on = _base(s, changes)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
-    if [k for k in changes if str(k).split('.')[0] == 'threshold'] and _regression(s, name):
+    if (named := [str(k) for k in changes if str(k).split('.')[0] == 'threshold']) and _regression(s, name):
+        why = f"{name} is a regression (features.yaml's task): its score is its prediction, and no threshold decides it"
         raise FlagError(  # (it was written and audited, and changed nothing a server does: review AM)
-            f"{', '.join(map(str, changes))}: {name} is a regression (features.yaml's task): its score is its "
-            "prediction, and no threshold decides it; nothing changed"
+            f"{', '.join(named)}: {why}; nothing changed",
+            unnamed=f"threshold: {why}; nothing changed",  # (the API's answer names no key the caller sent: AT)
         )
     hold = load_hold(s)
     _refuse_held(hold, [str(k).split('.')[0] for k in changes], source)  # named at all, even unchanged
