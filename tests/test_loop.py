@@ -1034,6 +1034,30 @@ def test_the_shadow_gives_the_challengers_cohorts_back_in_place_after_a_crash_or
     assert spec(ws)['cohorts'] == [internal, eu]  # back, and in their order
 
 
+def test_a_revert_a_damaged_hold_refuses_keeps_the_cohorts_for_the_next(workspace, monkeypatch):
+    """Review AU: the revert forgot the cohorts the shadow set aside before a flags change that a damaged hold then
+    refused; once the hold was mended, the next revert had none to give back."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    ws = Workspace.open(workspace)
+    monkeypatch.setattr(fl, '_check_signed', lambda *a, **k: None)  # (no registry in this workspace: not the point)
+    monkeypatch.setattr(loop, '_exposure_wait', lambda *a, **k: None)
+    internal = {'attribute': 'internal', 'equals': True, 'in': None, 'variant': 'challenger'}
+    eu = {'attribute': 'region', 'equals': 'EU', 'in': None, 'variant': 'control'}
+    fl.flags_dir(ws).mkdir(parents=True, exist_ok=True)
+    fl.write_spec(ws, FlagsParams(control='1', safe='1', cohorts=[internal, eu]), ws.params['register'].model_name)
+    it = dict(id='it1', registration=dict(model_version='2'), champion=dict(version='1'), status='registered')
+    loop.step_shadow_start(ws, it, None)
+    fl.hold_path(ws).write_text('{not json')
+    with pytest.raises(fl.FlagError):
+        loop._revert(ws, it, 'shadow: still waiting')
+    assert it['shadow']['cohorts_before'] == [internal, eu]
+    fl.hold_path(ws).unlink()
+    loop._revert(ws, it, 'shadow: still waiting')
+    assert spec(ws)['cohorts'] == [internal, eu] and spec(ws)['challenger'] is None
+
+
 def test_retraining_a_champion_trained_outside_the_pipeline_is_refused_naming_the_missing_tag(tiny_template, tmp_path):
     "Found by review: a champion with no `dataset_version` tag (a tiny workspace's) ended `retrain run` in a KeyError."
     from conftest import cli, copy_workspace

@@ -465,15 +465,10 @@ def _shadow_taken(ws: Workspace, it: dict, v: str) -> str:
     `shadow.max_seconds` (review AO). The loop's own end of the shadow (`ending`, then a canary) is no such change."""
     from lifecycle.deliver import rollout as ro
 
-    from lifecycle.serve import flags as fl
-
     st = ro.load_state(ws)
     if it['shadow'].get('ending') or (st and st['status'] in ro.ACTIVE and st['challenger'] == v):
         return ''
-    try:
-        spec = _deployed(ws)
-    except fl.FlagError:  # (damaged: `flags show` says how; the shadow goes on being judged meanwhile)
-        return 
+    spec = _deployed(ws)  # (damaged: the pass fails saying how, and is tried again; never judged blind: review AU)
     if spec.challenger == v and spec.shadow:
         return ''
     now = f"challenger {'v' + spec.challenger if spec.challenger else 'none'}, shadow {'on' if spec.shadow else 'off'}"
@@ -528,7 +523,7 @@ def _revert(ws: Workspace, it: dict, reason: str) -> str:
             # nor past a hold (review AT): those are forgotten
             free = spec is not None and (ours or spec.challenger is None) and fl.load_hold(ws) is None
             back = _cohorts_back(ws, it) if free else {}
-            if not free:
+            if not (free or ours):  # (forgotten only where no change that could be refused is tried: review AU)
                 _cohorts_given_back(it)
             if ours or back:
                 fl.change_flags(
