@@ -1034,6 +1034,24 @@ def test_the_shadow_gives_the_challengers_cohorts_back_in_place_after_a_crash_or
     assert spec(ws)['cohorts'] == [internal, eu]  # back, and in their order
 
 
+def test_a_version_below_a_floor_raised_since_reverts_where_a_missing_approval_waits(workspace, monkeypatch):
+    "Review AP: no approval lifts a metric floor; the loop waited for one, with no command to abort it."
+    from lifecycle.release import exposure
+
+    ws = Workspace.open(workspace)
+    floor = 'the release policy now: metric.roc_auc: roc_auc 0.74 is below the minimum 0.99'
+    approval = "a staging approval (by the role 'ml_engineer') is missing"
+    for missing, below in (([approval], []), ([approval, floor], [floor])):
+        decided = exposure.Exposure('m', '2', 'shadow', [], missing, below)
+        monkeypatch.setattr(exposure, 'check', lambda *a, decided=decided, **k: decided)
+        it = dict(id='it1', registration=dict(model_version='2'), champion=dict(version='1'), status='registered')
+        got = loop._exposure_wait(ws, it, '2', 'challenger', True, 0, 'registered')
+        if below:
+            assert got == 'reverted' and it['decision']['reason'].endswith(floor), it.get('decision')
+        else:
+            assert got == loop.WAITING and it['waiting']['missing'] == [approval]
+
+
 def test_a_revert_a_damaged_hold_refuses_keeps_the_cohorts_for_the_next(workspace, monkeypatch):
     """Review AU: the revert forgot the cohorts the shadow set aside before a flags change that a damaged hold then
     refused; once the hold was mended, the next revert had none to give back."""

@@ -348,7 +348,7 @@ def _exposure_wait(ws: Workspace, it: dict, version: str, arm: str, shadow_on: b
     x = exposure.arm_exposure(ws.environment, arm, shadow_on, pct)
     d = exposure.check(ws, version, x, floors=True)
     if d.floors:  # (no approval lifts a metric floor: waiting for one would wait for ever; review AP)
-        return _revert(ws, it, f"{d.message()}: below the release policy's metric thresholds")
+        return _revert(ws, it, d.message())  # (each floor says itself: "the release policy now: ...")
     if d.ok:
         it.pop('waiting', None)
         return None
