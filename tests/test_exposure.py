@@ -205,12 +205,34 @@ def test_the_guard_does_not_complete_a_rollout_that_changed_while_its_completion
         assert json.loads(rollout.state_path(w).read_text()) == now  # nothing was advanced
 
 
+def _rollout_of_3_in_production(ws):  # noqa: F811 (the fixture's value, passed on)
+    "Versions 1 and 3 approved for staging and production, 1 served in production, a rollout of 3 started."
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.deliver import rollout
+    from lifecycle.serve import flags as fl
+
+    for v in ('1', '3'):
+        approve_as(ws, 'carol', 'staging', version=v)
+        approve_as(ws, 'dave', 'production', version=v)
+    prod = replace(ws['ws'], environment='production')
+    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    return prod, rollout.start(prod, '3', prod.params['rollout'], steps=[50, 100], actor='ops')
+
+
+def _floor_raised(w):
+    "The workspace `w` reopened once the policy's ROC AUC floor is raised above every version's (the gates too)."
+    from conftest import set_yaml
+
+    set_yaml(w.params_dir / 'policy.yaml', thresholds__roc_auc={'min': 0.99})
+    set_yaml(w.params_dir / 'validate.yaml', gates__roc_auc={'min': 0.99})  # (the policy no looser than the gates)
+    return replace(type(w).open(w.root), environment=w.environment)
+
+
 def test_a_floor_raised_since_the_approval_refuses_the_next_exposure_not_what_serves(ws):  # noqa: F811
     """Review AK: with the policy's ROC AUC floor raised above a version's after its staging approval, `lifecycle
     promote` refused the version, but a flags change still put it in the shadow or a canary. A change now checks the
     floor as promote does, and `govern check` lists a served arm under it; a server routing the spec it was given, and
     a kill switch, do not (raising a floor must not stop what serves)."""
-    from conftest import set_yaml
     from lifecycle.core.params import FlagsParams
     from lifecycle.release import exposure
     from lifecycle.serve import flags as fl
@@ -220,9 +242,7 @@ def test_a_floor_raised_since_the_approval_refuses_the_next_exposure_not_what_se
     approve_as(ws, 'carol', 'staging', version='3')
     prod = replace(ws['ws'], environment='production')
     fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)  # served before the floor is raised
-    set_yaml(prod.params_dir / 'policy.yaml', thresholds__roc_auc={'min': 0.99})
-    set_yaml(prod.params_dir / 'validate.yaml', gates__roc_auc={'min': 0.99})  # (the policy no looser than the gates)
-    prod = replace(type(prod).open(prod.root), environment='production')
+    prod = _floor_raised(prod)
     floor = r'the release policy now: metric\.roc_auc: roc_auc 0\.\d+ is below the minimum 0\.99'
 
     assert exposure.check(prod, '3', 'canary').ok  # its approval verifies: without floors, as a server routes it
@@ -252,19 +272,11 @@ def test_a_floor_raised_since_holds_back_neither_a_rollback_nor_the_environments
     from lifecycle.deliver import rollout
     from lifecycle.serve import flags as fl
 
-    approve_as(ws, 'carol', 'staging')
-    approve_as(ws, 'dave', 'production')
-    approve_as(ws, 'carol', 'staging', version='3')
-    approve_as(ws, 'dave', 'production', version='3')
-    prod = replace(ws['ws'], environment='production')
-    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
-    st = rollout.start(prod, '3', prod.params['rollout'], steps=[50, 100], actor='ops')
+    prod, st = _rollout_of_3_in_production(ws)
     assert rollout.advance(prod, actor='ops', reason='guard passed')['status'] == 'completed'
     assert fl.load_spec(prod)[0].control == '3' and st['control'] == '1'
     fl.change_flags(prod, {'safe': '3'}, actor='ops', reason='v3 serves all: the safe version too')
-    set_yaml(prod.params_dir / 'policy.yaml', thresholds__roc_auc={'min': 0.99})
-    set_yaml(prod.params_dir / 'validate.yaml', gates__roc_auc={'min': 0.99})
-    prod = replace(type(prod).open(prod.root), environment='production')
+    prod = _floor_raised(prod)
     assert rollout.rollback(prod, actor='ops', reason='incident')['status'] == 'rolled_back'
     assert (fl.load_spec(prod)[0].control, fl.load_spec(prod)[0].safe) == ('1', '1')
 
@@ -290,23 +302,13 @@ def test_a_kill_after_a_completion_cut_short_is_not_held_by_a_floor_raised_since
     """Review AT: a kill after a completion cut short puts the rollout's control back; judged by a floor raised since
     that control's promotion, the kill was refused and the challenger went on serving everyone. Review AU: so it was
     while the registry could not answer (503), the policy's gates asked of the control put back."""
-    from conftest import set_yaml
-    from lifecycle.core.params import FlagsParams
     from lifecycle.deliver import rollout
     from lifecycle.serve import flags as fl
 
-    approve_as(ws, 'carol', 'staging')
-    approve_as(ws, 'dave', 'production')
-    approve_as(ws, 'carol', 'staging', version='3')
-    approve_as(ws, 'dave', 'production', version='3')
-    prod = replace(ws['ws'], environment='production')
-    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
-    rollout.start(prod, '3', prod.params['rollout'], steps=[50, 100], actor='ops')
+    prod, _ = _rollout_of_3_in_production(ws)
     fl.change_flags(prod, {'control': '3', 'challenger': None, 'percentage': 0, 'safe': '3'}, actor='ops',
                     source='rollout', reason='a completion cut short, the safe version moved by hand')  # fmt: skip
-    set_yaml(prod.params_dir / 'policy.yaml', thresholds__roc_auc={'min': 0.99})
-    set_yaml(prod.params_dir / 'validate.yaml', gates__roc_auc={'min': 0.99})
-    prod = replace(type(prod).open(prod.root), environment='production')
+    prod = _floor_raised(prod)
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 

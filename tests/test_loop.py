@@ -1008,12 +1008,9 @@ def test_failures_count_in_a_row_a_step_that_went_through_in_between_starts_the_
     assert len(it['failures']) == 4 and it['status'] == 'canary'  # all kept on the record, none reverted it
 
 
-def test_the_shadow_gives_the_challengers_cohorts_back_in_place_after_a_crash_or_a_hand_undeploy(
-    workspace, monkeypatch
-):
-    """The shadow sets aside the cohorts routed to the challenger (its answers to them would be live traffic). A
-    crash between the flags change and the record lost them for good; a challenger undeployed by hand lost them at
-    the revert; and giving them back put them after the others, changing who is routed where (found by review)."""
+def _shadowed_with_cohorts(workspace, monkeypatch):
+    """The workspace opened, its flags routing an `internal` cohort to the challenger beside an `eu` one, and version 2
+    put in the shadow by an iteration: (workspace, iteration, the two cohorts)."""
     from lifecycle.core.params import FlagsParams
     from lifecycle.serve import flags as fl
 
@@ -1026,6 +1023,18 @@ def test_the_shadow_gives_the_challengers_cohorts_back_in_place_after_a_crash_or
     fl.write_spec(ws, FlagsParams(control='1', safe='1', cohorts=[internal, eu]), ws.params['register'].model_name)
     it = dict(id='it1', registration=dict(model_version='2'), champion=dict(version='1'), status='registered')
     loop.step_shadow_start(ws, it, None)
+    return ws, it, (internal, eu)
+
+
+def test_the_shadow_gives_the_challengers_cohorts_back_in_place_after_a_crash_or_a_hand_undeploy(
+    workspace, monkeypatch
+):
+    """The shadow sets aside the cohorts routed to the challenger (its answers to them would be live traffic). A
+    crash between the flags change and the record lost them for good; a challenger undeployed by hand lost them at
+    the revert; and giving them back put them after the others, changing who is routed where (found by review)."""
+    from lifecycle.serve import flags as fl
+
+    ws, it, (internal, eu) = _shadowed_with_cohorts(workspace, monkeypatch)
     assert spec(ws)['cohorts'] == [eu]
     on_disk = json.loads((loop.iterations_dir(ws.state_dir) / 'it1.json').read_text())  # what a crash leaves
     loop.step_shadow_start(ws, on_disk, None)  # the resumed pass: the step again, the flags already changed
@@ -1055,18 +1064,9 @@ def test_a_version_below_a_floor_raised_since_reverts_where_a_missing_approval_w
 def test_a_revert_a_damaged_hold_refuses_keeps_the_cohorts_for_the_next(workspace, monkeypatch):
     """Review AU: the revert forgot the cohorts the shadow set aside before a flags change that a damaged hold then
     refused; once the hold was mended, the next revert had none to give back."""
-    from lifecycle.core.params import FlagsParams
     from lifecycle.serve import flags as fl
 
-    ws = Workspace.open(workspace)
-    monkeypatch.setattr(fl, '_check_signed', lambda *a, **k: None)  # (no registry in this workspace: not the point)
-    monkeypatch.setattr(loop, '_exposure_wait', lambda *a, **k: None)
-    internal = {'attribute': 'internal', 'equals': True, 'in': None, 'variant': 'challenger'}
-    eu = {'attribute': 'region', 'equals': 'EU', 'in': None, 'variant': 'control'}
-    fl.flags_dir(ws).mkdir(parents=True, exist_ok=True)
-    fl.write_spec(ws, FlagsParams(control='1', safe='1', cohorts=[internal, eu]), ws.params['register'].model_name)
-    it = dict(id='it1', registration=dict(model_version='2'), champion=dict(version='1'), status='registered')
-    loop.step_shadow_start(ws, it, None)
+    ws, it, (internal, eu) = _shadowed_with_cohorts(workspace, monkeypatch)
     fl.hold_path(ws).write_text('{not json')
     with pytest.raises(fl.FlagError):
         loop._revert(ws, it, 'shadow: still waiting')
