@@ -1557,8 +1557,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._promote_on_completion': ( 'api/deliver/rollout.html#_promote_on_completion',
                                                                                                  'lifecycle/deliver/rollout.py'),
-                                           'lifecycle.deliver.rollout._put_back': ( 'api/deliver/rollout.html#_put_back',
-                                                                                    'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._refuse_killed': ( 'api/deliver/rollout.html#_refuse_killed',
                                                                                          'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._refuse_paused': ( 'api/deliver/rollout.html#_refuse_paused',

@@ -529,8 +529,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, _spec(s))}
     try:
         fl.change_flags(  # (never held by a floor raised since: review AP)
-            s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', floors=(),
-            restored=_put_back(st, changes),
+            s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', floors=()
         )
     except AuditError as e:
         _ended_unrecorded(s, st, changes, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
@@ -551,11 +550,6 @@ def _control_back(st: dict, spec) -> dict:
     return back
 
 
-def _put_back(st: dict, changes: dict) -> tuple:
-    "The rollout's own control, when `changes` put it back (control or safe): the policy does not judge it again."
-    return (str(st['control']),) if st['control'] in (changes.get('control'), changes.get('safe')) else ()
-
-
 def _restored(changes: dict) -> dict:
     "The rollout history's (and audit entry's) note of a control `_control_back` put back."
     return {'control_restored': changes['control']} if 'control' in changes else {}
@@ -568,9 +562,7 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     changes = {'kill': True, 'challenger': None, 'percentage': 0, 'shadow': False}  # an unkill brings no suspect back
     changes.update(_control_back(st, _spec(s)))  # (nor a challenger a completion cut short made the control)
     try:
-        fl.change_flags(  # (as a rollback)
-            s, changes, actor, f'rollout killed: {reason}', 'rollout', floors=(), restored=_put_back(st, changes)
-        )
+        fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout', floors=())  # (as a rollback)
     except AuditError as e:
         _ended_unrecorded(s, st, changes, 'killed', 'kill', actor, reason or 'killed', e)
     st.update(status='killed', percentage=0.0)

@@ -258,7 +258,6 @@ def policy_refusals(
     before: FlagsParams | None = None,
     routed: bool = False,
     floors: tuple = ARMS,
-    restored: tuple = (),
 ) -> list[str]:
     """Each arm of `spec` that gains exposure over `before` (every arm when there is no `before`) in a server of
     `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval. When the
@@ -270,9 +269,7 @@ def policy_refusals(
     judges the policy's metric thresholds as they stand now too, as `lifecycle promote` does, for the arms in `floors`
     whose version `before` did not expose as much already (a swap back). Not judged by them: what a server routes as
     it was given (a floor raised since applies to the next change, not to a restart), the environment's own versions
-    that `init_flags` deploys (promotion judged them), a rollback. The versions in `restored` (a rollout's own control
-    put back by its rollback or kill: this environment's control before the rollout) are not judged at all: an
-    emergency waits neither on the registry nor on a policy changed since (review AU)."""
+    that `init_flags` deploys (promotion judged them), a rollback."""
     from lifecycle.release import exposure
 
     out, unchecked = [], []
@@ -285,8 +282,6 @@ def policy_refusals(
             was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage, _cohorts(before))
             if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
-        if v in restored:
-            continue
         floor = arm in floors and not routed and not _exposed(before, v, x, ws.environment, routed)
         try:
             decision = exposure.check(ws, v, x, name=model_name, floors=floor)  # the one release path
@@ -339,12 +334,7 @@ def _unsigned(ws: Workspace, model_name: str, v: str) -> str:
 
 
 def _check_signed(
-    ws: Workspace,
-    model_name: str,
-    spec: FlagsParams,
-    before: FlagsParams | None = None,
-    floors: tuple = ARMS,
-    restored: tuple = (),
+    ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None, floors: tuple = ARMS
 ) -> None:
     from lifecycle.core.store import Store
     from lifecycle.model.signing import is_signed
@@ -357,7 +347,7 @@ def _check_signed(
         v = getattr(spec, arm)
         if v and not is_signed(store, model_name, v):
             raise FlagError(f"{arm}: {_unsigned(ws, model_name, v)}")
-    if refused := policy_refusals(ws, model_name, spec, before, floors=floors, restored=restored):
+    if refused := policy_refusals(ws, model_name, spec, before, floors=floors):
         raise FlagError(refused[0])
 
 
@@ -377,16 +367,11 @@ def _document(spec: FlagsParams) -> dict:
 
 
 def _checked(
-    s: Workspace,
-    spec: FlagsParams,
-    model_name: str,
-    before: FlagsParams | None = None,
-    floors: tuple = ARMS,
-    restored: tuple = (),
+    s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None, floors: tuple = ARMS
 ) -> str:
     """Check what `write_spec` checks before anything is recorded or written; the revision `spec` compiles to (which
     the audit entry names, so that the entry of a write cut short shows it never went live)."""
-    _check_signed(s, model_name, spec, before, floors, restored)
+    _check_signed(s, model_name, spec, before, floors)
     return _document(spec)['metadata']['revision']
 
 
@@ -824,15 +809,13 @@ def change_flags(
     source: str = 'cli',
     lookup=None,
     floors: tuple = ARMS,
-    restored: tuple = (),
 ) -> FlagsParams:
     """Apply `changes` (dotted keys allowed, e.g. `threshold.default`) to the current spec; audited. While a hold is in
     force (`set_hold`), a change naming one of `HELD_KEYS` from another source than the holder's is refused (409).
     `floors`: the arms judged by the policy's metric thresholds as they stand now (`policy_refusals`; none for a
-    rollback); `restored`: versions a rollback or kill puts back, judged by nothing (`policy_refusals`). A threshold
-    change for a regression model is refused: no threshold decides its predictions."""
+    rollback). A threshold change for a regression model is refused: no threshold decides its predictions."""
     with flags_held(s):  # read, change and write as one step: a concurrent kill switch is never lost
-        return _change_flags(s, changes, actor, reason, source, lookup, floors, restored)
+        return _change_flags(s, changes, actor, reason, source, lookup, floors)
 
 
 @contextmanager
@@ -862,9 +845,7 @@ def _entry(s, action: str, reason: str, actor, **details) -> None:
     (getattr(s, 'audit_only', None) or s.audit)(action, MODEL_FLAG, reason, actor=actor, **details)
 
 
-def _change_flags(
-    s: Workspace, changes: dict, actor, reason: str, source: str, lookup, floors: tuple, restored: tuple
-) -> FlagsParams:
+def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, lookup, floors: tuple) -> FlagsParams:
     old, name, built_on = _base(s, changes)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
@@ -883,7 +864,7 @@ def _change_flags(
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
-    revision = _checked(s, new, name, before=old, floors=floors, restored=restored)
+    revision = _checked(s, new, name, before=old, floors=floors)
     edited = _edited(s) if built_on else None  # (read before the entry: the entry names the copy made of it)
     kept = {'built_on': built_on, 'edited_kept': edited[0].name if edited else None} if built_on else {}
     from lifecycle.core.audit import AuditError
