@@ -321,7 +321,7 @@ def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: d
     st = _active(s)
     if _completion_cut_short(st, _spec(s)):
         _refuse_killed(s)
-        return _complete(s, st, actor, reason, metrics)
+        return _complete(s, st, actor, reason, metrics, cut_short=True)
     _refuse_paused(st, 'switch' if st['strategy'] == 'blue_green' and st['percentage'] < 100 else 'advance')
     _refuse_killed(s)
     if st['strategy'] == 'blue_green' and st['percentage'] < 100:  # it would complete on no traffic at all
@@ -377,12 +377,11 @@ def completes_next(st: dict) -> bool:
     return st['strategy'] == 'blue_green' or nxt >= len(st['steps']) or st['steps'][nxt] >= 100
 
 
-def _complete(s: Workspace, st: dict, actor, reason, metrics) -> dict:
+def _complete(s: Workspace, st: dict, actor, reason, metrics, cut_short: bool = False) -> dict:
     """The flags first (the challenger their control), then the alias, then the state saved as completed. Cut short in
     between (killed, or the alias move refused), the rollout stays running with the flags showing its completion:
     `flags_disagree` says so, `advance` finishes it (each write taken again only if it is not there yet) and
-    `rollback` puts the control back."""
-    cut_short = _completion_cut_short(st, fl.load_spec(s)[0])
+    `rollback` puts the control back (`advance` tells it so: `cut_short`)."""
     if not cut_short:
         fl.change_flags(
             s,
