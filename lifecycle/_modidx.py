@@ -2315,6 +2315,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/operate/commands.py'),
                                             'lifecycle.operate.commands._show_look': ( 'api/operate/commands.html#_show_look',
                                                                                        'lifecycle/operate/commands.py'),
+                                            'lifecycle.operate.commands._watcher_line': ( 'api/operate/commands.html#_watcher_line',
+                                                                                          'lifecycle/operate/commands.py'),
                                             'lifecycle.operate.commands.monitor_alerts': ( 'api/operate/commands.html#monitor_alerts',
                                                                                            'lifecycle/operate/commands.py'),
                                             'lifecycle.operate.commands.monitor_explain': ( 'api/operate/commands.html#monitor_explain',

@@ -27,3 +27,23 @@ def test_the_loop_and_the_guard_beat_and_the_monitor_names_the_silent_one(worksp
     assert r.returncode != 0, r.stdout  # a dead watcher is a failing status
     assert st['watchers']['guard']['alive'] is False and st['watchers']['guard']['age_s'] > 3000
     assert st['watchers']['retrain']['alive'] is True and st['watchers']['monitor']['alive'] is True
+    # the failing status says which watcher is not running and how it is kept running, in JSON and in words
+    assert st['ok'] is False and st['error'].startswith('guard: not running (last heartbeat 3'), st['error']
+    assert '`lifecycle rollout guard`' in st['error'] and 'retrain' not in st['error'], st['error']
+    r = cli(workspace, 'monitor', 'status')
+    assert r.returncode == 1 and 'guard: not running (last heartbeat' in r.stdout, r.stdout
+    assert 'retrain: alive' in r.stdout and 'DEAD' not in r.stdout, r.stdout
+
+
+def test_a_watcher_that_never_beat_is_said_not_started_with_how_to_start_it():
+    from lifecycle.operate.commands import MonitorStatus
+
+    st = {'watchers': {'monitor': {'age_s': None, 'alive': False}}}
+    data = MonitorStatus(st).data()
+    assert data['ok'] is False and data['error'] == (
+        'monitor: not running (no heartbeat yet: `lifecycle monitor run --every 60` keeps it running)'
+    )
+    assert MonitorStatus({'watchers': {'monitor': {'age_s': 3.0, 'alive': True}}}).data() == {
+        'ok': True,
+        'watchers': {'monitor': {'age_s': 3.0, 'alive': True}},
+    }

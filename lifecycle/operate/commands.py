@@ -123,7 +123,8 @@ class MonitorStatus(Result):
     status: dict
 
     def data(self):
-        return {'ok': self.exit_code == 0, **self.status}
+        down = [_watcher_line(n, w) for n, w in self.status['watchers'].items() if not w['alive']]
+        return {'ok': not down, **({'error': '; '.join(down)} if down else {}), **self.status}
 
     @property
     def exit_code(self) -> int:
@@ -132,8 +133,7 @@ class MonitorStatus(Result):
     def show(self):
         st = self.status
         for name, w in st['watchers'].items():
-            age = 'never' if w['age_s'] is None else f"{w['age_s']:.0f} s ago"
-            print(f"{name}: {'alive' if w['alive'] else 'DEAD'} (last heartbeat {age})")
+            print(_watcher_line(name, w))
         for s in st['series']:
             shown = ', '.join(
                 f'{k} {v:.4g}'
@@ -155,9 +155,25 @@ class MonitorStatus(Result):
             print(f"{line}{' (since its latest alert)' if st['held_back'] else ''}")
 
 
+_STARTS = {'monitor': 'lifecycle monitor run --every 60', 'guard': 'lifecycle rollout guard',
+           'retrain': 'lifecycle retrain run --every 300'}  # (how each watcher monitor.yaml names is kept running)
+
+
+def _watcher_line(name: str, w: dict) -> str:
+    "One watcher's line of `monitor status`: alive, or not running and how it is started (never a bare DEAD)."
+    if w['alive']:
+        return f"{name}: alive (last heartbeat {w['age_s']:.0f} s ago)"
+    start = f"`{_STARTS[name]}` keeps it running" if name in _STARTS else 'start it again'
+    if w['age_s'] is None:
+        return f"{name}: not running (no heartbeat yet: {start})"
+    age = f"{w['age_s']:.0f} s ago, past monitor.yaml's heartbeat_max_age_s"
+    return f"{name}: not running (last heartbeat {age}: {start})"
+
+
 @command()
 def monitor_status(as_json: bool = typer.Option(False, '--json', help="Print the status as JSON.")):
-    "Heartbeats, the last look, the last closed window per version and variant, alerts by severity."
+    """Heartbeats, the last look, the last closed window per version and variant, alerts by severity. Exit status 1
+    while a watcher monitor.yaml names is not running (a health check's answer)."""
     from lifecycle.operate.monitor import status
 
     return MonitorStatus(status(Workspace.open()))
