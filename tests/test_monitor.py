@@ -1247,14 +1247,8 @@ def test_a_versions_baseline_asks_the_registry_once_and_a_damaged_record_of_it_i
     assert baseline_for(Workspace.open(trained), '1', mp).digest() == first.digest()  # (the record: no baseline)
 
 
-def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(workspace):
-    """A version retired by a promotion or a rollback is silent for good: `no_traffic` (and `no_labels`) fired for
-    each one ever logged, once an hour for ever (found by review). Only the series the served flags route to are
-    judged (`flags.served_spec`: not a spec edited by hand); with no flags to read, every series, as before."""
-    from lifecycle.core.params import FlagsParams
-    from lifecycle.serve import flags as fl
-
-    ws, now = Workspace.open(workspace), time.time()
+def _two_silent_controls(ws, now: float) -> None:
+    "One answer of version 1's control 9,000 s before `now` and one of version 2's 7,200 s before: both silent since."
     log = PredictionLog(default_url(ws))
     for i, (version, variant, ts) in enumerate([('1', 'control', now - 9000), ('2', 'control', now - 7200)]):
         log.log(
@@ -1272,6 +1266,43 @@ def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(work
         )
     assert log.flush()
     log.close()
+
+
+def test_the_monitor_forgets_a_retired_versions_cooldowns_a_day_after_it_was_last_judged(workspace):
+    """Review AT: what the judge keeps per rule and series (when it last fired, breaches, held-back breaches, judged
+    windows) stayed in the state the monitor rewrites each look, and in `monitor status`, for every version ever
+    retired. A series no look judges goes a day after (`alerts.forget_series`); a served one stays."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    ws, now = Workspace.open(workspace), time.time()
+    _two_silent_controls(ws, now)
+    mp, name = load_monitor_params(ws.params_dir), ws.params['register'].model_name
+    state = ws.state_dir / 'monitor' / 'state.json'
+
+    def look(at: float) -> set[str]:
+        run_once(ws, mp, baselines={}, sample=False, now=at)
+        kept = json.loads(state.read_text())
+        return {k.split('|')[2] for d in ('last_fired', 'breached', 'held_back') for k in kept.get(d, {})
+                if k.startswith(f'{name}|')}  # fmt: skip
+
+    assert look(now) == {'1/control', '2/control'}  # no flags yet: both judged silent
+    fl._write(ws, FlagsParams(control='2', safe='1'), name)  # version 1 retired: its control is version 2 now
+    assert look(now + 60) == {'1/control', '2/control'}  # (kept a while: a version put back is judged as it was)
+    assert look(now + 86_300) == {'1/control', '2/control'}  # (not a day since its last alert yet)
+    assert look(now + 86_460) == {'2/control'}  # a day after: forgotten; the served one kept
+    assert look(now + 200_000) == {'2/control'}
+
+
+def test_silence_is_judged_only_for_the_versions_the_flags_route_traffic_to(workspace):
+    """A version retired by a promotion or a rollback is silent for good: `no_traffic` (and `no_labels`) fired for
+    each one ever logged, once an hour for ever (found by review). Only the series the served flags route to are
+    judged (`flags.served_spec`: not a spec edited by hand); with no flags to read, every series, as before."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    ws, now = Workspace.open(workspace), time.time()
+    _two_silent_controls(ws, now)
     mp = load_monitor_params(ws.params_dir)
 
     def silent():

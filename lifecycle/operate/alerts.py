@@ -18,8 +18,8 @@ from ..core.store import append_jsonl, atomic_write, read_jsonl, read_state
 from .schema import METRICS, SEVERITIES, MonitorParams, Rule, breached, parse_condition
 
 # %% auto #0
-__all__ = ['Alert', 'key_by_model', 'alert_id', 'judge', 'held_by_rule', 'forget_cut', 'forget_windows', 'still_breached',
-           'configured', 'route', 'send', 'Outbox', 'raise_alerts']
+__all__ = ['Alert', 'key_by_model', 'alert_id', 'judge', 'held_by_rule', 'forget_cut', 'forget_windows', 'forget_series',
+           'still_breached', 'configured', 'route', 'send', 'Outbox', 'raise_alerts']
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #a21717fb
 @dataclass
@@ -272,6 +272,38 @@ def forget_windows(state: dict, keep: int, observations: list[dict]) -> int:
     for k in old:
         del seen[k]
     return len(old)
+
+# %% ../../nbs/api/operate/03_alerts.ipynb #7c69e97c
+_KEYED = ('last_fired', 'breached', 'healthy', 'held_back')  # what `judge` keeps per rule and series
+
+
+def forget_series(state: dict, model: str, judged: set[str], keep_s: float, now: float) -> int:
+    """Drop what `judge` keeps of `model`'s series not among `judged` (the series a look judged: a retired version's
+    are not, nor one whose windows left the lookback) once nothing of it is younger than `keep_s` seconds (an alert,
+    a breach, a healthy window, a breach held back, a window judged); how many series forgotten."""
+    scope, latest = f'{model}|', {}
+    for name in (*_KEYED, 'seen'):
+        for k, v in state.get(name, {}).items():
+            if k.startswith(scope):
+                series = _series_of(k, name)
+                latest[series] = max(latest.get(series, -math.inf), _at(v))
+    gone = {s for s, t in latest.items() if s not in judged and not now - t < keep_s}
+    for name in (*_KEYED, 'seen'):
+        kept = state.get(name, {})
+        for k in [k for k in kept if k.startswith(scope) and _series_of(k, name) in gone]:
+            del kept[k]
+    return len(gone)
+
+
+def _series_of(key: str, kept: str) -> str:
+    "The series of a key `judge` keeps (`model|rule|series`, and `|window` after it in `seen`)."
+    return (key.rpartition('|')[0] if kept == 'seen' else key).rpartition('|')[2]
+
+
+def _at(v) -> float:
+    "When a kept entry was (a held-back breach's latest, else the time kept); -inf for one that tells no time."
+    t = v.get('ts') if isinstance(v, dict) else v
+    return float(t) if isinstance(t, (int, float)) and math.isfinite(t) else -math.inf
 
 # %% ../../nbs/api/operate/03_alerts.ipynb #07063977
 def still_breached(observations: list[dict], rules: list[Rule], before: set[str] | None = None) -> set[str]:

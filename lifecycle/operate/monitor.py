@@ -23,7 +23,7 @@ from ..core.params import FlagsParams
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
 from .alerts import Outbox, forget_cut, forget_windows, judge, key_by_model, raise_alerts
-from .alerts import held_by_rule, still_breached
+from .alerts import forget_series, held_by_rule, still_breached
 from lifecycle.operate.schema import (
     SEVERITIES,
     MonitorHealth,
@@ -603,6 +603,9 @@ def run_once(
     return run
 
 
+_KEEP_SERIES_S = 86_400  # a series no look judges is forgotten a day after (or its longest cooldown): `forget_series`
+
+
 def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cache, tally) -> MonitorRun:
     from lifecycle.serve.predlog import default_url
 
@@ -648,6 +651,8 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     held_now: dict = {}  # (the breaches this look's cooldowns held back)
     alerts = judge(live, mp.rules, state, now, ids, held_now)  # (raised already: judged, not raised again)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
+    judged = {o['series'] for o in live if o.get('model')}  # (a retired version's cooldowns go a while after it)
+    forget_series(state, name, judged, max([_KEEP_SERIES_S, *(r.cooldown_s for r in mp.rules)]), now)
     p = out_dir / 'breaching.json'
     was = read_state(p, None, list)
     was = None if was is None else _scoped(set(was), name, raised)
