@@ -419,9 +419,9 @@ def test_batch_scoring_matches_the_server(ws, server, arrests, tmp_path):
     entries = json.loads(cli(ws, 'audit', 'show', '-n', '30', '--json').stdout)['entries']
     assert any(e['action'] == 'score.batch' for e in entries)
     for col, value, words in (
-        ('age', 'inf', "column 'age' row 0: expected a finite number"),
-        ('checks', True, "column 'checks' row 0: expected a finite number"),
-        ('age', 30.5, "column 'age' row 0: expected a whole number within the declared range [10, 100]"),  # dtype int
+        ('age', 'inf', "column 'age' row 1 (line 2): expected a finite number"),  # (rows from 1, as the file's)
+        ('checks', True, "column 'checks' row 1 (line 2): expected a finite number"),
+        ('age', 30.5, "column 'age' row 1 (line 2): expected a whole number within the declared range [10, 100]"),
     ):
         arrests.head(5).assign(**{col: value}).to_csv(tmp_path / 'odd.csv', index=False)
         r = cli(ws, 'score', '--input', str(tmp_path / 'odd.csv'), '--output', str(tmp_path / 'odd_out.csv'))

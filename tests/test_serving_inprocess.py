@@ -139,6 +139,28 @@ def test_a_generalised_input_takes_its_bands_or_the_numbers_it_bands_and_logs_th
 
 
 
+def test_a_scored_files_bad_row_is_named_from_1_with_the_line_it_begins_on(toys, tmp_path):
+    """Review AM: a scored file's error named its rows from 0 (`row 6` for the file's line 8). A row is counted from 1
+    and, in a CSV, the line it begins on is named, counted as the reader reads the file: a blank line is no row, a
+    quoted note's line break stays in its row; gzipped and semicolon-separated alike. A Parquet file has no lines."""
+    import gzip
+    from lifecycle.core.params import CsvDialect
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    text = 'age,checks,note\n30,1,a\n\n40,2,"two\nlines"\n50,x,c\n60,4,d\n'  # (the bad row: the 3rd, on line 6)
+    (tmp_path / 'in.csv').write_text(text)
+    (tmp_path / 'semi.csv').write_text(text.replace(',', ';'))
+    (tmp_path / 'in.csv.gz').write_bytes(gzip.compress(text.encode()))
+    for name, dialect in (('in.csv', None), ('semi.csv', CsvDialect(delimiter=';')), ('in.csv.gz', None)):
+        with pytest.raises(InputError, match=re.escape(f"{name}: column 'checks' row 3 (line 6): expected a finite")):
+            score_file(live.models['1'], tmp_path / name, tmp_path / 'out.csv', log=plog, dialect=dialect, chunk_rows=2)
+    pd.read_csv(tmp_path / 'in.csv').to_parquet(tmp_path / 'in.parquet')
+    with pytest.raises(InputError, match=re.escape("in.parquet: column 'checks' row 3: expected a finite number")):
+        score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.csv', log=plog)
+    assert not (tmp_path / 'out.csv').exists()
+
+
 def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):
     """Review AG: `/predict`, `score --json` and `flags init` said `threshold: 0.5` for a regression model, which no
     threshold decides. They say null (the prediction log's row too, as a shadow row's is); a classifier keeps its."""

@@ -38,6 +38,44 @@ def _chunks(path: Path, rows: int, columns: list[str], dialect=None, declared: d
     yield from sources.read_chunks(str(path), '.', rows, dialect=dialect, only=set(columns), declared=declared)
 
 
+def _located(e: InputError, path: Path, dialect=None) -> InputError:
+    """`e` naming its row as a person finds it in the file: counted from 1 (the header not counted) and, in a CSV, with
+    the line it begins on (`row 7 (line 8)`); the scorer's count is from 0, as a request's records are."""
+    if e.row is None or f" row {e.row}:" not in str(e):
+        return e
+    line = _line_of(path, e.row, dialect)
+    shown = f"row {e.row + 1}" + (f" (line {line})" if line else '')
+    return InputError(str(e).replace(f" row {e.row}:", f" {shown}:", 1), e.status, e.row)
+
+
+def _line_of(path: Path, row: int, dialect=None) -> int | None:
+    """The line a CSV file's data row `row` (from 0, the header not counted) begins on, counted as pandas reads it: a
+    blank line is no row, a quoted field's line breaks stay in its row. None for a Parquet file, or past its end."""
+    import codecs
+    import csv
+    import gzip
+
+    if path.suffix.lower() in ('.parquet', '.pq'):
+        return None
+    enc = getattr(dialect, 'encoding', None) or 'utf-8'
+    enc = 'utf-8-sig' if codecs.lookup(enc).name == 'utf-8' else enc  # (a byte-order mark is not the header's)
+    how = getattr(dialect, 'compression', 'infer')
+    gz = how == 'gzip' or (how == 'infer' and path.name.lower().endswith('.gz'))
+    want, seen, last = row + (1 if getattr(dialect, 'header', True) else 0), 0, 0
+    try:
+        with gzip.open(path, 'rt', encoding=enc, newline='') if gz else open(path, encoding=enc, newline='') as f:
+            reader = csv.reader(f, delimiter=getattr(dialect, 'delimiter', ','))
+            for rec in reader:
+                if len(rec) > 1 or (rec and rec[0].strip(' \t')):  # (else a blank line, which pandas skips)
+                    if seen == want:
+                        return last + 1
+                    seen += 1
+                last = reader.line_num
+    except (OSError, UnicodeError, csv.Error, EOFError):  # (read once already: the row is named all the same)
+        return None
+    return None
+
+
 def _count_rows(path: Path) -> int | None:
     "The input's rows for the progress bar (None for a compressed CSV, whose lines are not counted)."
     if path.suffix.lower() in ('.parquet', '.pq'):
@@ -93,7 +131,9 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
                     'nothing' if pd.isna(v) else 'text' if isinstance(v, str)
                     else 'a boolean' if isinstance(v, (bool, np.bool_)) else 'a non-finite number'
                 )  # fmt: skip
-                raise InputError(f"{path}: column {n!r} row {offset + i}: expected a finite number, found {what}")
+                raise InputError(
+                    f"{path}: column {n!r} row {offset + i}: expected a finite number, found {what}", row=offset + i
+                )
             out[n] = a
         else:
             try:
@@ -216,9 +256,12 @@ def score_file(
             for chunk in _chunks(src, chunk_rows, m.columns, dialect, declared):
                 if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                     continue
-                cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')
-                if contract:
-                    check_inputs(cols, contract, f"{src}: ", rows)
+                try:
+                    cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')
+                    if contract:
+                        check_inputs(cols, contract, f"{src}: ", rows)
+                except InputError as e:  # (a row as the file's reader counts it: from 1, and its line)
+                    raise _located(e, src, dialect) from None
                 scores = m.score(cols)
                 out = (chunk if keep_columns else pd.DataFrame(index=chunk.index)).assign(
                     score=scores, model_version=m.version

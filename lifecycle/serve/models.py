@@ -27,9 +27,9 @@ NUMERIC = {'long', 'integer', 'double', 'float', 'boolean'}
 class InputError(Exception):
     "A request the server refuses; `status` is the HTTP status (4xx) and the message names the field."
 
-    def __init__(self, message: str, status: int = 422):
+    def __init__(self, message: str, status: int = 422, row: int | None = None):
         super().__init__(message)
-        self.status = status
+        self.status, self.row = status, row  # row: the record the message names (`row {row}`), if one
 
 
 def signature_columns(model_dir: str | Path) -> list[tuple[str, str]]:
@@ -56,7 +56,8 @@ def _booleans(name: str, texts: list[str], offset: int = 0) -> np.ndarray:
         if (v := _TRUTHS.get(t.strip().lower())) is None:
             raise InputError(
                 f"column {name!r} row {offset + i}: expected a boolean (true/false, or 0/1), found "
-                + ('nothing' if not t.strip() else 'text')
+                + ('nothing' if not t.strip() else 'text'),
+                row=offset + i,
             )
         out[i] = v
     return out
@@ -68,13 +69,13 @@ def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
             if not (type(v) is bool or (type(v) in (int, float) and v in (0, 1))):
                 what = 'null' if v is None else 'another number' if type(v) in (int, float) else f'a {type(v).__name__}'
                 said = 'expected a boolean (true/false, or 0/1)'
-                raise InputError(f"column {name!r} row {offset + i}: {said}, found {what}")
+                raise InputError(f"column {name!r} row {offset + i}: {said}, found {what}", row=offset + i)
         return np.asarray(values, dtype=np.float64)
     if kind == 'number':
         for i, v in enumerate(values):
             if type(v) not in (int, float) or (type(v) is float and not math.isfinite(v)):
                 what = 'null' if v is None else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
-                raise InputError(f"column {name!r} row {offset + i}: expected a number, found {what}")
+                raise InputError(f"column {name!r} row {offset + i}: expected a number, found {what}", row=offset + i)
         return np.asarray(values, dtype=np.float64)
     if kind == 'band':  # (a generalised input: one of its bands, or the number it bands as ingestion does)
         for i, v in enumerate(values):
@@ -85,13 +86,14 @@ def _typed(name: str, kind: str, values: list, offset: int = 0) -> np.ndarray:
                     else 'a non-finite number' if type(v) is float else f'a {type(v).__name__}'
                 )  # fmt: skip
                 said = 'expected one of its bands or a number'
-                raise InputError(f"column {name!r} row {offset + i}: {said}, found {what}")
+                raise InputError(f"column {name!r} row {offset + i}: {said}, found {what}", row=offset + i)
         return np.asarray(values, dtype=object)
     for i, v in enumerate(values):
         if type(v) is not str:
             raise InputError(
                 f"column {name!r} row {offset + i}: expected a string, "
-                f"found {'null' if v is None else type(v).__name__}"
+                f"found {'null' if v is None else type(v).__name__}",
+                row=offset + i,
             )
     return np.asarray(values, dtype=object)
 
@@ -337,7 +339,8 @@ def check_inputs(cols: dict[str, np.ndarray], contract: dict, where: str = '', o
         )
         raise InputError(
             f"{where}column {n!r} row {offset + first}: expected {what}; found another value "
-            f"({count} record(s) outside the contract; values are not repeated)"
+            f"({count} record(s) outside the contract; values are not repeated)",
+            row=offset + first,
         )
 
 # %% ../../nbs/api/serve/02_models.ipynb #8441bce4
