@@ -21,8 +21,8 @@ from .manifest import now_iso
 
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
-           'payloads_path', 'checkpoint_path', 'payload_digest', 'append', 'read', 'read_cached', 'Verdict', 'verify',
-           'current_checkpoint', 'copy_problem', 'erase', 'migrate_legacy']
+           'payloads_path', 'checkpoint_path', 'payload_digest', 'entry_mac', 'mac_ok', 'append', 'read', 'read_cached',
+           'Verdict', 'verify', 'current_checkpoint', 'copy_problem', 'erase', 'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -132,17 +132,19 @@ def payload_digest(payload: dict) -> str:
     "sha256 of a payload's canonical JSON (its random salt included, so an erased payload cannot be guessed back)."
     return sha256_bytes(canonical_json(payload).encode())
 
-
-def _mac(key: bytes, obj: dict) -> str:
+# %% ../../nbs/api/core/03_audit.ipynb #67ae5644
+def entry_mac(key: bytes, obj: dict) -> str:
+    "The HMAC-SHA256 (hex) under `key` of a record's canonical JSON, its `mac` left out: an entry's, a checkpoint's."
     return hmac.new(
         key, canonical_json({k: v for k, v in obj.items() if k != 'mac'}).encode(), hashlib.sha256
     ).hexdigest()
 
+# %% ../../nbs/api/core/03_audit.ipynb #a74df994
+def mac_ok(key: bytes, obj) -> bool:
+    "Whether `obj` is a record whose `mac` is its `entry_mac` under `key` (compared in constant time)."
+    return isinstance(obj, dict) and hmac.compare_digest(str(obj.get('mac', '')), entry_mac(key, obj))
 
-def _mac_ok(key: bytes, obj) -> bool:
-    return isinstance(obj, dict) and hmac.compare_digest(str(obj.get('mac', '')), _mac(key, obj))
-
-
+# %% ../../nbs/api/core/03_audit.ipynb #90fcab10
 def _joined(line: dict, payload: dict | None, erased_by: int | None = None, kept: dict | None = None) -> dict:
     """An entry as callers read it: the chain line joined with its payload (an erased one: the content digests its
     erasure kept, `kept`)."""
@@ -231,14 +233,14 @@ def _load_checkpoint(folder: Path, log: Path, key: bytes) -> tuple[dict | None, 
         cp = json.loads(p.read_text())
     except ValueError:
         return None, f"the checkpoint {p} is not valid JSON"
-    if not _mac_ok(key, cp):
+    if not mac_ok(key, cp):
         return None, f"the checkpoint {p} does not carry a valid MAC: it was altered, or written with another key"
     return cp, ''
 
 
 def _save_checkpoint(folder: Path, log: Path, key: bytes, entries: int, head: str, breaks: list[dict]) -> None:
     cp = dict(log=str(log), entries=entries, head_mac=head, time=now_iso(), breaks=breaks)
-    cp['mac'] = _mac(key, cp)
+    cp['mac'] = entry_mac(key, cp)
     atomic_write(checkpoint_path(folder, log), canonical_json(cp) + '\n')
 
 
@@ -282,7 +284,7 @@ def _append_locked(
         raise AuditError(_LEGACY.format(log=log))
     seq = tail[-1]['seq'] + 1 if tail else 1
     cp, problem = _load_checkpoint(folder, log, key)
-    if tail and cp is None and not any(_mac_ok(key, e) for e in tail[-2:]):  # (the one before verifying: it is the
+    if tail and cp is None and not any(mac_ok(key, e) for e in tail[-2:]):  # (the one before verifying: it is the
         raise AuditError(  # last entry that was altered, and the append records that as a break)
             f"{folder / 'audit.key'}: this key verifies neither the last entry of {log} nor a checkpoint of it "
             f"({problem or 'none is kept'}): it is not the key the log was written under (replaced or changed), or "
@@ -297,7 +299,7 @@ def _append_locked(
             problem = f"no checkpoint of the log's {tail[-1]['seq']} entries was kept outside the workspace"
         else:
             _save_checkpoint(folder, log, key, 0, GENESIS, [])  # an append cut short still leaves a record
-    if tail and not _mac_ok(key, tail[-1]):
+    if tail and not mac_ok(key, tail[-1]):
         mac = f"entry {tail[-1]['seq']} does not carry a valid MAC under this workspace's audit key"
         problem = f'{problem}; {mac}' if problem else mac
     if damaged:  # (said beside, never instead of, what the checkpoint finds: damage must not hide a truncation)
@@ -322,7 +324,7 @@ def _append_locked(
         digest=payload_digest(payload),
         prev_mac=tail[-1]['mac'] if tail else GENESIS,
     )
-    line['mac'] = _mac(key, line)
+    line['mac'] = entry_mac(key, line)
     with locked_append(payloads_path(log)) as pfd:
         write_line(pfd, (canonical_json(payload) + '\n').encode())
     write_line(fd, (canonical_json(line) + '\n').encode())
@@ -397,11 +399,11 @@ def _authentic(log: Path, chain: list[dict]) -> list[dict]:
         return chain
     if not key:  # (no key here: another user, a copy without its keys folder; nothing can be checked)
         return chain
-    out = [e for e in chain if _mac_ok(key, e)]
+    out = [e for e in chain if mac_ok(key, e)]
     if len(out) < len(chain):
         import logging
 
-        forged = [str(e['seq']) for e in chain if not _mac_ok(key, e)]
+        forged = [str(e['seq']) for e in chain if not mac_ok(key, e)]
         logging.getLogger('lifecycle').warning(
             '%s: the entries numbered %s do not carry the MAC of the workspace\'s audit key (written by hand, or '
             'edited): left out of what is read; `lifecycle audit verify` names the damage',
@@ -610,7 +612,7 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
     prev, n = GENESIS, 0
     for i, e in entries:
         seq = e.get('seq')
-        if not _mac_ok(key, e):
+        if not mac_ok(key, e):
             return fail(
                 n,
                 f'entry {seq} (line {i}) was altered: its MAC does not match its content (an edit, or an '
@@ -682,7 +684,7 @@ def copy_problem(path: str | Path, cp: dict, keys_dir: str | Path | None = None,
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir, create=False)
     key = folder and audit_key(folder, create=False)
-    if not key or not _mac_ok(key, cp):
+    if not key or not mac_ok(key, cp):
         return f"the checkpoint kept at {where} does not carry a valid MAC: it was altered, or written with another key"
     problem = _head_problem(cp, _chain(log) if log.is_file() else [])
     return problem.replace('the checkpoint kept outside the workspace', f'the checkpoint kept at {where}')
@@ -703,7 +705,7 @@ def erase(
         chain = _chain(log)  # (a line that is no entry left out, as every reader does: an erasure never waits on it)
         if chain and 'mac' not in chain[0]:
             raise AuditError(_LEGACY.format(log=log))
-        ok = [_mac_ok(key, e) for e in chain]  # (review AJ: an entry written by hand, a tombstone above all, counts
+        ok = [mac_ok(key, e) for e in chain]  # (review AJ: an entry written by hand, a tombstone above all, counts
         failing = {e.get('seq') for e, good in zip(chain, ok) if not good}  # for nothing)
         chain = [e for e, good in zip(chain, ok) if good]
         target = next((e for e in chain if e.get('seq') == seq), None)
@@ -799,7 +801,7 @@ def migrate_legacy(path: str | Path, keys_dir: str | Path | None = None, actor: 
                 digest=payload_digest(p),
                 prev_mac=prev,
             )
-            line['mac'] = prev = _mac(key, line)
+            line['mac'] = prev = entry_mac(key, line)
             lines.append(canonical_json(line) + '\n')
             payloads.append(canonical_json(p) + '\n')
         atomic_write(payloads_path(log), ''.join(payloads))

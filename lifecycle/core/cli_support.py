@@ -308,9 +308,9 @@ def with_params_option(fn):
             return fn(*args, **kwargs)
         d = Path(params).expanduser().resolve()
         if not d.is_dir():
-            from lifecycle.core.params import _not_a_folder  # (on the refusal only: it imports pydantic)
+            from lifecycle.core.params import not_a_folder  # (on the refusal only: it imports pydantic)
 
-            fail(f"--params {params}: {_not_a_folder(d)} (looked at {d})", EXIT_INPUT, kwargs.get('as_json', False))
+            fail(f"--params {params}: {not_a_folder(d)} (looked at {d})", EXIT_INPUT, kwargs.get('as_json', False))
         old = os.environ.get('LIFECYCLE_PARAMS_DIR')
         os.environ['LIFECYCLE_PARAMS_DIR'] = str(d)
         try:

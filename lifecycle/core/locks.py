@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from .manifest import now_iso
-from .store import _alive
+from .store import pid_alive
 
 # %% auto #0
 __all__ = ['lock_path', 'describe', 'LockBusy', 'holder', 'hold', 'held', 'holds']
@@ -71,7 +71,7 @@ def _live_record(fd: int) -> dict | None:
     "The holder's record, unless the file is empty, torn, or left by a holder that died (its process is gone)."
     rec = _record(fd)
     pid = rec.get('pid') if isinstance(rec, dict) else None
-    return rec if type(pid) is int and _alive(pid) else None
+    return rec if type(pid) is int and pid_alive(pid) else None
 
 
 def _taken_or_named(fd: int, patience: float) -> tuple[bool, dict | None]:

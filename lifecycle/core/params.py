@@ -14,13 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 # %% auto #0
 __all__ = ['FAMILIES', 'SKLEARN_SERIES', 'REGRESSION_FAMILIES', 'OLD_ALIASES', 'ARMS', 'STAGE_SCHEMAS', 'RUNTIME_SCHEMAS',
-           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'parse_yaml', 'DuplicateKey', 'Yaml11Word', 'parse_yaml_12',
-           'ambiguous_word', 'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags', 'DriftRules', 'CsvDialect',
-           'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec', 'SplitSpec', 'TrainParams',
-           'validate_model_params', 'estimator_class', 'Gate', 'PolicyException', 'CostMatrix', 'ValidateParams',
-           'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort', 'Threshold', 'FlagsParams',
-           'read_flags_spec', 'GuardParams', 'ExperimentParams', 'RolloutParams', 'check_steps', 'looser_than_policy',
-           'load_params', 'bool_label', 'stage_params']
+           'LAYER_FILES', 'HOLDOUT_METRICS', 'ParamsError', 'describe_error', 'parse_yaml', 'DuplicateKey',
+           'Yaml11Word', 'parse_yaml_12', 'ambiguous_word', 'load_file', 'PiiRule', 'ColumnRule', 'IngestFlags',
+           'DriftRules', 'CsvDialect', 'IngestParams', 'FeatureDef', 'FeaturesParams', 'ModelSpec', 'SweepSpec',
+           'SplitSpec', 'TrainParams', 'validate_model_params', 'estimator_class', 'Gate', 'PolicyException',
+           'CostMatrix', 'ValidateParams', 'RegisterParams', 'CardParams', 'PromotionStep', 'PolicyParams', 'Cohort',
+           'Threshold', 'FlagsParams', 'read_flags_spec', 'GuardParams', 'ExperimentParams', 'RolloutParams',
+           'check_steps', 'gate_bounds', 'looser_than_policy', 'not_a_folder', 'load_params', 'bool_label',
+           'stage_params']
 
 # %% ../../nbs/api/core/04_params.ipynb #3e177f2b
 class ParamsError(Exception):
@@ -31,7 +32,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra='forbid')
 
 # %% ../../nbs/api/core/04_params.ipynb #80f07225
-def _describe(err: dict, quote: bool = True) -> str:
+def describe_error(err: dict, quote: bool = True) -> str:
     "One validation error: the key, what is wrong, and (`quote`) the value found (not for a file of personal values)."
     loc = '.'.join(str(x) for x in err['loc']) or '(top level)'
     if err['type'] == 'extra_forbidden':
@@ -43,7 +44,7 @@ def _describe(err: dict, quote: bool = True) -> str:
         return f"key '{loc}': {msg}"  # a whole section, or a message that says what it found: said once
     return f"key '{loc}': {msg}; found {found!r} ({type(found).__name__})"
 
-
+# %% ../../nbs/api/core/04_params.ipynb #2f0a178c
 def parse_yaml(text: str) -> object:
     """`yaml.safe_load`, by libyaml where PyYAML has it (seven times faster on the params every command reads). Same
     answers, same refusals: a document with a tab, which libyaml takes as white space where PyYAML refuses it, and a
@@ -160,7 +161,7 @@ def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
     try:
         return schema.model_validate(raw)
     except ValidationError as e:
-        raise ParamsError(f"{path}: " + '; '.join(_describe(x) for x in e.errors())) from None
+        raise ParamsError(f"{path}: " + '; '.join(describe_error(x) for x in e.errors())) from None
 
 # %% ../../nbs/api/core/04_params.ipynb #03d2f8f9
 class PiiRule(_Strict):
@@ -702,7 +703,7 @@ class RegisterParams(_Strict):
 
     @field_validator('model_name')
     @classmethod
-    def _not_a_folder(cls, v):
+    def _not_only_dots(cls, v):
         if v.strip('.') == '':
             raise ValueError("expected a name, found only dots (a folder's name)")
         return v
@@ -889,7 +890,7 @@ def read_flags_spec(path: Path) -> tuple[FlagsParams, str]:
     try:
         return FlagsParams.model_validate({k: v for k, v in doc.items() if k not in ('model_name', 'revision')}), name
     except ValidationError as e:
-        raise ParamsError(f"{path}: " + '; '.join(_describe(x, quote=False) for x in e.errors())) from None
+        raise ParamsError(f"{path}: " + '; '.join(describe_error(x, quote=False) for x in e.errors())) from None
 
 # %% ../../nbs/api/core/04_params.ipynb #c82b84dd
 class GuardParams(_Strict):
@@ -957,14 +958,14 @@ RUNTIME_SCHEMAS: dict[str, type[BaseModel]] = dict(policy=PolicyParams, flags=Fl
 LAYER_FILES: tuple[str, ...] = ('monitor', 'retrain')
 
 # %% ../../nbs/api/core/04_params.ipynb #7dc67bac
-def _limit(g) -> str:
+def gate_bounds(g) -> str:
     "A gate's bounds as text, e.g. `>= 0.7 and <= 0.9`."
     parts = [f">= {g.min:g}" if g.min is not None else '', f"<= {g.max:g}" if g.max is not None else '']
     if getattr(g, 'min_over_baseline', None) is not None:
         parts.append(f">= baseline + {g.min_over_baseline:g}")
     return ' and '.join(x for x in parts if x) or '(none)'
 
-
+# %% ../../nbs/api/core/04_params.ipynb #a52ea6a1
 def looser_than_policy(vp: ValidateParams, policy: PolicyParams, path) -> list[str]:
     "The gates of `vp` looser than the policy's thresholds, or missing, without an approved exception, as refusals."
     out = []
@@ -974,8 +975,9 @@ def looser_than_policy(vp: ValidateParams, policy: PolicyParams, path) -> list[s
             continue
         if g is None:  # (no gate at all: the loosest)
             out.append(
-                f"{path}: key 'gates': no gate on {m!r}, which policy.yaml holds to {_limit(floor)}; add one at least "
-                f"as tight, or record who approved the exception under 'policy_exceptions.{m}' (approved_by, reason)"
+                f"{path}: key 'gates': no gate on {m!r}, which policy.yaml holds to {gate_bounds(floor)}; add one at "
+                f"least as tight, or record who approved the exception under 'policy_exceptions.{m}' "
+                "(approved_by, reason)"
             )
             continue
         low = floor.min is not None and g.min is not None and g.min < floor.min
@@ -983,23 +985,23 @@ def looser_than_policy(vp: ValidateParams, policy: PolicyParams, path) -> list[s
         no_min = floor.min is not None and g.min is None and g.min_over_baseline is None
         if low or high or no_min:
             out.append(
-                f"{path}: key 'gates.{m}': limit {_limit(g)} is looser than policy.yaml's {_limit(floor)}; "
+                f"{path}: key 'gates.{m}': limit {gate_bounds(g)} is looser than policy.yaml's {gate_bounds(floor)}; "
                 f"tighten it, or record who approved the exception under 'policy_exceptions.{m}' "
                 "(approved_by, reason)"
             )
     return out
 
-
-def _not_a_folder(d: Path) -> str:
+# %% ../../nbs/api/core/04_params.ipynb #68cb9c01
+def not_a_folder(d: Path) -> str:
     "What stands at `d`, where a params folder is expected and none is: a file (or other non-folder), or nothing."
     return 'expected a params folder, found a file' if d.exists() else 'params folder not found'
 
-
+# %% ../../nbs/api/core/04_params.ipynb #f111414a
 def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     "Validate every stage's params file in `params_dir`; collect all problems into one error."
     d = Path(params_dir)
     if not d.is_dir():
-        raise ParamsError(f"{d}: {_not_a_folder(d)}")
+        raise ParamsError(f"{d}: {not_a_folder(d)}")
     res, problems = {}, []
     for stage, schema in STAGE_SCHEMAS.items():
         try:
@@ -1146,7 +1148,7 @@ def stage_params(stage: str, given: dict | None = None, params_dir: str | Path |
         try:
             return schema.model_validate(given)
         except ValidationError as e:
-            raise ParamsError(f"{stage} params: " + '; '.join(_describe(x) for x in e.errors())) from None
+            raise ParamsError(f"{stage} params: " + '; '.join(describe_error(x) for x in e.errors())) from None
     if params_dir is None:
         raise ParamsError(f"{stage}: no params given and no params folder named")
     return load_file(Path(params_dir) / f'{stage}.yaml', schema)

@@ -19,8 +19,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
            'file_in_the_way', 'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl',
-           'whole_lines', 'StateError', 'read_state', 'read_secret', 'ContentHash', 'StoreError', 'RecordError',
-           'Store']
+           'whole_lines', 'StateError', 'read_state', 'read_secret', 'ContentHash', 'pid_alive', 'StoreError',
+           'RecordError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 PRIVATE = 0o600  # the store's objects and records, keys, tokens: for the workspace's owner alone
@@ -326,6 +326,19 @@ class ContentHash:
     def hexdigest(self) -> str:
         return self.sha.hexdigest()
 
+# %% ../../nbs/api/core/01_store.ipynb #e53533fe
+def pid_alive(pid: int) -> bool:
+    "Whether a process with this id exists on this host."
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, run by another user
+    except (ValueError, OverflowError):  # a number no process has (a file named by hand?): not judged
+        return True
+
 # %% ../../nbs/api/core/01_store.ipynb #196f956b
 class StoreError(Exception):
     "An object or record is missing, corrupted or would be overwritten."
@@ -343,20 +356,7 @@ _SEAL = '_seal'
 def _host() -> str:
     return re.sub(r'[^\w.]', '_', socket.gethostname()) or 'host'
 
-
-def _alive(pid: int) -> bool:
-    "Whether a process with this id exists on this host."
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # it exists, run by another user
-    except (ValueError, OverflowError):  # a number no process has (a file named by hand?): not judged
-        return True
-
-
+# %% ../../nbs/api/core/01_store.ipynb #3e891f7e
 def _mtime(p: Path) -> float:
     return p.stat().st_mtime
 
@@ -476,7 +476,7 @@ class Store:
                 age = time.time() - p.stat().st_mtime
             except FileNotFoundError:
                 continue
-            stale = not _alive(int(m[1])) if m and m[2] == _host() else age > max_age
+            stale = not pid_alive(int(m[1])) if m and m[2] == _host() else age > max_age
             if stale:
                 p.unlink(missing_ok=True)
                 gone.append(p)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
-from ..core.store import ContentHash, Store, _alive, hash_obj, append_jsonl, read_jsonl, file_sha256
+from ..core.store import ContentHash, Store, pid_alive, hash_obj, append_jsonl, read_jsonl, file_sha256
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
 from ..core import audit
@@ -141,7 +141,7 @@ def _sweep_orphans(store: Store) -> list[Path]:
     d, host, gone = store.root / 'tmp', _host(), []
     for f in sorted(d.glob('*.parquet.tmp')) if d.is_dir() else []:
         m = re.fullmatch(r'.*\.ingest-([0-9a-f]{8})-(\d+)\.parquet\.tmp', f.name)
-        if m and m[1] == host and not _alive(int(m[2])):
+        if m and m[1] == host and not pid_alive(int(m[2])):
             f.unlink(missing_ok=True)
             gone.append(f)
     return gone

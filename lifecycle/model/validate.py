@@ -89,7 +89,7 @@ GATE_COLUMNS = ['gate', 'kind', 'value', 'limit', 'verdict', 'policy', 'note']
 
 def _threshold_row(name: str, g, metrics: dict, vp: ValidateParams, policy) -> dict:
     "An absolute gate: its own limits, the majority-class baseline where asked, and the policy's floor unless excepted."
-    from lifecycle.core.params import Gate, _limit
+    from lifecycle.core.params import Gate, gate_bounds
 
     floor = (policy.thresholds.get(name) if policy is not None else None) or None
     excepted = vp.policy_exceptions.get(name)
@@ -105,8 +105,8 @@ def _threshold_row(name: str, g, metrics: dict, vp: ValidateParams, policy) -> d
         note.append(f"looser than policy.yaml, approved by {excepted.approved_by}: {excepted.reason}")
     row = _gate_row(name, metrics.get(name), Gate(min=lo, max=hi), 'threshold')
     own = Gate(min=g.min, max=g.max, min_over_baseline=g.min_over_baseline)
-    differs = floor is not None and _limit(own) != _limit(Gate(min=floor.min, max=floor.max))
-    row.update(policy=_limit(floor) if floor is not None else '(none)', note='; '.join(note))
+    differs = floor is not None and gate_bounds(own) != gate_bounds(Gate(min=floor.min, max=floor.max))
+    row.update(policy=gate_bounds(floor) if floor is not None else '(none)', note='; '.join(note))
     if differs:
         row['note'] = '; '.join(['differs from the policy default', *note])
     return row

@@ -171,7 +171,7 @@ def _checkpoint_problem(ws, chain: list[dict]) -> str:
     revocation removed from its end) verifies as a prefix, so its length and head are kept where the workspace's files
     cannot reach."""
     import json
-    from lifecycle.core.audit import _mac_ok
+    from lifecycle.core.audit import mac_ok
 
     path, key = _checkpoint(ws, create=False)
     if path is None:  # (another user's keys folder: none to read; whoever writes the chain holds it)
@@ -182,7 +182,7 @@ def _checkpoint_problem(ws, chain: list[dict]) -> str:
         return ''
     except (OSError, ValueError) as e:
         return f"its checkpoint {path} cannot be read ({getattr(e, 'strerror', None) or type(e).__name__})"
-    if not isinstance(cp, dict) or not _mac_ok(key, cp) or not isinstance(cp.get('seq'), int):
+    if not isinstance(cp, dict) or not mac_ok(key, cp) or not isinstance(cp.get('seq'), int):
         return f"its checkpoint {path} does not carry a valid MAC: it was altered, or written with another key"
     if cp['seq'] > len(chain):
         return (
@@ -196,12 +196,12 @@ def _checkpoint_problem(ws, chain: list[dict]) -> str:
 
 
 def _save_checkpoint(ws, seq: int, signed: dict) -> None:
-    from lifecycle.core.audit import _mac
+    from lifecycle.core.audit import entry_mac
     from lifecycle.core.store import atomic_write, canonical_json
 
     path, key = _checkpoint(ws)
     cp = dict(seq=seq, head=hash_obj(signed))
-    atomic_write(path, canonical_json({**cp, 'mac': _mac(key, cp)}) + '\n')
+    atomic_write(path, canonical_json({**cp, 'mac': entry_mac(key, cp)}) + '\n')
 
 
 def require_roster(ws) -> dict[str, Person]:

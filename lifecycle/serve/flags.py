@@ -18,7 +18,7 @@ from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write, StateError
 from ..core.locks import held
-from ..core.params import FlagsParams, ARMS, ParamsError, _describe, read_flags_spec
+from ..core.params import FlagsParams, ARMS, ParamsError, describe_error, read_flags_spec
 
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'FlagsDamaged',
@@ -1036,9 +1036,9 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
         errs = getattr(e, 'errors', lambda: [])()
         sent = _strings(changes) - {*ARMS, *old.threshold.variants, *_schema_names()}  # (what the caller named)
         raise FlagError(
-            '; '.join(_describe(x) for x in errs) if errs else str(e),
+            '; '.join(describe_error(x) for x in errs) if errs else str(e),
             unnamed='; '.join(
-                _describe({**x, 'loc': _schema_part(x['loc']), 'msg': _masked(x['msg'], sent)}, quote=False)
+                describe_error({**x, 'loc': _schema_part(x['loc']), 'msg': _masked(x['msg'], sent)}, quote=False)
                 for x in errs
             )
             or None,

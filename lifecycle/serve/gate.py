@@ -18,7 +18,7 @@ import time
 from re import fullmatch
 from typing import NamedTuple
 from ..core.settings import Settings
-from ..core.store import _alive, atomic_write
+from ..core.store import pid_alive, atomic_write
 from .models import ServedModel, UndeclaredInputs
 from . import flags as fl
 
@@ -66,7 +66,7 @@ def _sweep_active(folder, origin: str) -> list[str]:
     gone = []
     for f in folder.glob(f'active-{origin}-*.flagd.json') if origin else ():
         pid = f.name.split('-')[2]
-        if fullmatch('[0-9]{1,10}', pid) and int(pid) != os.getpid() and not _alive(int(pid)):
+        if fullmatch('[0-9]{1,10}', pid) and int(pid) != os.getpid() and not pid_alive(int(pid)):
             f.unlink(missing_ok=True)
             gone.append(f.name)
     return gone
@@ -78,7 +78,7 @@ def served_documents(folder) -> list[tuple[int, dict | None]]:
     out = []
     for f in sorted(folder.glob(f'active-{_origin()}-*.flagd.json')) if _origin() else ():
         pid = f.name.split('-')[2]
-        if fullmatch('[0-9]{1,10}', pid) and _alive(int(pid)):
+        if fullmatch('[0-9]{1,10}', pid) and pid_alive(int(pid)):
             try:
                 out.append((int(pid), json.loads(f.read_bytes())))
             except (OSError, ValueError):
