@@ -10,7 +10,14 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['Conversion', 'to_onnx', 'OnnxScorer', 'onnx_predict_proba', 'check_parity']
+__all__ = ['root_cause', 'Conversion', 'to_onnx', 'OnnxScorer', 'onnx_predict_proba', 'check_parity']
+
+# %% ../../nbs/api/model/00_portable.ipynb #e28f2d0a
+def root_cause(e: BaseException) -> str:
+    "The innermost exception of a chain, as one short line."
+    while e.__cause__ or e.__context__:
+        e = e.__cause__ or e.__context__
+    return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
 
 # %% ../../nbs/api/model/00_portable.ipynb #654d4ba2
 @dataclass
@@ -91,13 +98,6 @@ def _cast_tree_inputs(model):
     return model
 
 
-def _root_cause(e: BaseException) -> str:
-    "The innermost exception of a chain, as one short line."
-    while e.__cause__ or e.__context__:
-        e = e.__cause__ or e.__context__
-    return f"{type(e).__name__}: {str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}"
-
-
 def _restore_input_names(model, columns: list[str]):
     "Give the graph's inputs the column names back (skl2onnx turns `education-num` into `education_num`)."
     g = model.graph
@@ -144,7 +144,7 @@ def to_onnx(pipeline, X_sample: pd.DataFrame, target_opset: int | None = None) -
         data = model.SerializeToString()
     except Exception as e:
         return Conversion(
-            False, reason=f"skl2onnx {version('skl2onnx')} cannot convert {what}: {_root_cause(e)}", inputs=inputs
+            False, reason=f"skl2onnx {version('skl2onnx')} cannot convert {what}: {root_cause(e)}", inputs=inputs
         )
     try:
         import onnxruntime as ort
@@ -152,7 +152,7 @@ def to_onnx(pipeline, X_sample: pd.DataFrame, target_opset: int | None = None) -
         ort.InferenceSession(data, providers=['CPUExecutionProvider'])
     except Exception as e:
         return Conversion(
-            False, reason=f"{what} converted, but onnxruntime cannot run it: {_root_cause(e)}", inputs=inputs
+            False, reason=f"{what} converted, but onnxruntime cannot run it: {root_cause(e)}", inputs=inputs
         )
     return Conversion(True, data, inputs=inputs)
 

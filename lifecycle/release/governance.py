@@ -236,11 +236,11 @@ def gather_facts(
             except (SignatureError, SigningKeyError) as e:
                 subject_ok, problem = False, f'the signature does not verify: {e}'
             except Exception as e:  # (a full disk or an unreadable artifact store: nothing judged, said in one line)
-                from lifecycle.model.portable import _root_cause
+                from lifecycle.model.portable import root_cause
 
                 raise GovernanceError(
                     f"{name} v{version}: its model files could not be fetched to check their signature into {tmp} "
-                    f"({_root_cause(e)})"
+                    f"({root_cause(e)})"
                 ) from None
     trained = (_record(store, 'attestations', f'{name}-{version}-trained') or {}).get('statement') or {}
     tagged = rtags.get('trained_by') or rtags.get('mlflow.user') or (run.info.user_id if run else None) or None
