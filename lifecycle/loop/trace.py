@@ -187,10 +187,10 @@ def trace(ws: Workspace, request_id: str) -> Trace:
     rows = request_rows(default_url(ws), request_id)
     answer = [r for r in rows if not r['shadow']]
     if not answer:
-        from lifecycle.serve.predlog import _named  # (an ID servers issue is quoted; anything else, often pasted from
-        # somewhere else, an e-mail address say, is not repeated)
+        from lifecycle.serve.predlog import quoted_request_id  # (an ID servers issue is quoted; anything else, often
+        # pasted from somewhere else, an e-mail address say, is not repeated)
 
-        raise TraceError(f"{_named(request_id)}: no such request in the prediction log")
+        raise TraceError(f"{quoted_request_id(request_id)}: no such request in the prediction log")
     name = ws.params['register'].model_name  # (a row logged before rows named their model: this one's)
     a = answer[0]
     if a['status'] != 200 or not a['model_version']:

@@ -107,7 +107,7 @@ def _show_spec(s, spec, name: str, extra: dict | None = None) -> FlagsView:
     except ParamsError as e:
         extra['params_problem'] = f"{e}: a server refuses to start with it"
     shown = fl.shown_spec(spec)
-    if fl._regression(s, name):
+    if fl.is_regression(s, name):
         shown['threshold'] = None
     return FlagsView(shown, extra, name)
 

@@ -23,11 +23,11 @@ from ..core.params import FlagsParams, ARMS, ParamsError, describe_error, read_f
 # %% auto #0
 __all__ = ['MODEL_FLAG', 'THRESHOLD_FLAG', 'SHADOW_FLAG', 'HELD_KEYS', 'HOLDERS', 'RUNTIME_KEYS', 'FlagError', 'FlagsDamaged',
            'flags_dir', 'spec_path', 'flagd_path', 'compile_flags', 'check_document', 'read_document',
-           'deployed_versions', 'routed_versions', 'resolve_spec', 'answers', 'everyone_arm', 'policy_refusals',
-           'write_spec', 'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold', 'load_hold',
-           'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags', 'bundle_flags',
-           'as_declared', 'shown_spec', 'change_flags', 'flags_held', 'kept_edits', 'kill', 'make_provider',
-           'provider_factory', 'FlagClient']
+           'deployed_versions', 'routed_versions', 'is_regression', 'resolve_spec', 'answers', 'everyone_arm',
+           'policy_refusals', 'write_spec', 'served_spec', 'load_spec', 'hold_path', 'set_hold', 'clear_hold',
+           'load_hold', 'other_model_routed', 'FlagsTampered', 'content_revision', 'check_live', 'init_flags',
+           'bundle_flags', 'flags_schema_keys', 'as_declared', 'shown_spec', 'change_flags', 'flags_held', 'kept_edits',
+           'kill', 'make_provider', 'provider_factory', 'FlagClient']
 
 # %% ../../nbs/api/serve/00_flags.ipynb #64407922
 MODEL_FLAG, THRESHOLD_FLAG, SHADOW_FLAG = 'model-version', 'decision-threshold', 'shadow'
@@ -196,6 +196,17 @@ def routed_versions(doc: dict) -> dict[str, str]:
         return {'safe': versions['safe']}
     return versions
 
+# %% ../../nbs/api/serve/00_flags.ipynb #af6c0467
+def is_regression(s: Settings, name: str) -> bool:
+    "Whether the params declare model `name` a regression (False when they cannot say: a threshold is then shown)."
+    from lifecycle.core.params import FeaturesParams, ParamsError, RegisterParams, load_file
+
+    try:
+        named = load_file(s.params_dir / 'register.yaml', RegisterParams).model_name
+        return named == name and load_file(s.params_dir / 'features.yaml', FeaturesParams).task == 'regression'
+    except (ParamsError, OSError):
+        return False
+
 # %% ../../nbs/api/serve/00_flags.ipynb #3084e893
 def _resolve(ref: str | None, lookup) -> str | None:
     if ref is None or re.fullmatch(r'\d+', str(ref)):
@@ -309,17 +320,6 @@ def _exposed(before: FlagsParams | None, v: str, x: str, environment: str, route
         >= rank
         for a in ARMS
     )
-
-
-def _regression(s: Settings, name: str) -> bool:
-    "Whether the params declare model `name` a regression (False when they cannot say: a threshold is then shown)."
-    from lifecycle.core.params import FeaturesParams, ParamsError, RegisterParams, load_file
-
-    try:
-        named = load_file(s.params_dir / 'register.yaml', RegisterParams).model_name
-        return named == name and load_file(s.params_dir / 'features.yaml', FeaturesParams).task == 'regression'
-    except (ParamsError, OSError):
-        return False
 
 
 def _unsigned(ws: Workspace, model_name: str, v: str) -> str:
@@ -734,6 +734,13 @@ def bundle_flags(s: Workspace, params: FlagsParams, bundle: dict, actor: str | N
         _recorded_then_written(s, spec, bundle['model_name'], 'flags.init', why, actor, revision)
     return spec
 
+# %% ../../nbs/api/serve/00_flags.ipynb #216cee9a
+def flags_schema_keys() -> set[str]:
+    "The keys the flags' schema names (fields and their aliases, `in` for `in_`)."
+    from lifecycle.core.params import Cohort, Threshold
+
+    return {n for m in (FlagsParams, Threshold, Cohort) for f, x in m.model_fields.items() for n in (f, x.alias) if n}
+
 # %% ../../nbs/api/serve/00_flags.ipynb #6931bd36
 # What may change at runtime. Where flags come from (`provider`, its options), who may change them (`admin_role`) and
 # how often the server looks (`poll_ms`) are read from params/flags.yaml only: the admin API cannot rewrite them.
@@ -849,7 +856,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     old, name, built_on = _base(s, changes)
     if not isinstance(changes, dict) or not changes:
         raise FlagError("changes: expected a non-empty object of flag key -> value")
-    if (named := [str(k) for k in changes if str(k).split('.')[0] == 'threshold']) and _regression(s, name):
+    if (named := [str(k) for k in changes if str(k).split('.')[0] == 'threshold']) and is_regression(s, name):
         why = f"{name} is a regression (features.yaml's task): its score is its prediction, and no threshold decides it"
         raise FlagError(  # (it was written and audited, and changed nothing a server does: review AM)
             f"{', '.join(named)}: {why}; nothing changed",
@@ -1034,7 +1041,7 @@ def _changed(old: FlagsParams, changes: dict) -> FlagsParams:
         return FlagsParams.model_validate_json(json.dumps(d, default=_not_json), strict=True)
     except Exception as e:
         errs = getattr(e, 'errors', lambda: [])()
-        sent = _strings(changes) - {*ARMS, *old.threshold.variants, *_schema_names()}  # (what the caller named)
+        sent = _strings(changes) - {*ARMS, *old.threshold.variants, *flags_schema_keys()}  # (what the caller named)
         raise FlagError(
             '; '.join(describe_error(x) for x in errs) if errs else str(e),
             unnamed='; '.join(
@@ -1063,16 +1070,9 @@ def _masked(message: str, names: set[str]) -> str:
     return message
 
 
-def _schema_names() -> set[str]:
-    "The keys the flags' schema names (fields and their aliases, `in` for `in_`)."
-    from lifecycle.core.params import Cohort, Threshold
-
-    return {n for m in (FlagsParams, Threshold, Cohort) for f, x in m.model_fields.items() for n in (f, x.alias) if n}
-
-
 def _schema_part(loc: tuple) -> tuple:
     "A validation error's location up to the first part the schema does not name (a name the caller sent), as '…'."
-    names = _schema_names()
+    names = flags_schema_keys()
     known = []
     for part in loc:
         known.append(part if isinstance(part, int) or part in names else '…')

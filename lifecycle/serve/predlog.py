@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['default_url', 'log_reachable', 'FeedbackError', 'SyncTimes', 'current_row', 'LogFailed', 'LogUnreadable',
-           'log_errors', 'log_engine', 'Pending', 'names_models', 'PredictionLog', 'journal_dir', 'add_feedback',
-           'read_log', 'count_unlabelled', 'empty_log', 'reading', 'row_filters', 'span_terms', 'decoded',
-           'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
+           'log_errors', 'log_engine', 'Pending', 'names_models', 'PredictionLog', 'journal_dir', 'quoted_request_id',
+           'add_feedback', 'read_log', 'count_unlabelled', 'empty_log', 'reading', 'row_filters', 'span_terms',
+           'decoded', 'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -1488,6 +1488,11 @@ def __getattr__(name: str):
     return importlib.import_module('lifecycle.serve.writer').writer_main
 
 
+# %% ../../nbs/api/serve/01_predlog.ipynb #b087c283
+def quoted_request_id(request_id: str) -> str:
+    "A request ID as a message may quote it: one shaped like the IDs servers issue (32 hex digits), else not repeated."
+    return f"request_id {request_id!r}" if fullmatch(r'[0-9a-f]{32}', request_id) else 'the request_id (not repeated)'
+
 # %% ../../nbs/api/serve/01_predlog.ipynb #2c11c899
 def _records_in(inputs) -> int:
     "How many records a logged row's inputs hold (values per column: a list, or an array as scoring logs them; else 1)."
@@ -1531,11 +1536,6 @@ def _outcome_problem(answered: tuple[str | None, int], outcome) -> str:
     return ''
 
 
-def _named(request_id: str) -> str:
-    "A request ID as a message may quote it: one shaped like the IDs servers issue (32 hex digits), else not repeated."
-    return f"request_id {request_id!r}" if fullmatch(r'[0-9a-f]{32}', request_id) else 'the request_id (not repeated)'
-
-
 def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None = None) -> dict:
     "Record the true outcome of an answered request; FeedbackError (404 unknown, 409 twice) otherwise."
     from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -1548,14 +1548,14 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
     try:
         answered = ('', n) if n is not None else _answered(log, request_id)
         if answered is None:
-            raise FeedbackError(f"{_named(request_id)}: no such request in the prediction log", 404)
+            raise FeedbackError(f"{quoted_request_id(request_id)}: no such request in the prediction log", 404)
         if why := _outcome_problem(answered, outcome):
             raise FeedbackError(why, 422)
         row = dict(request_id=request_id, ts=time.time(), outcome=json.dumps(outcome), actor=actor)
         with log.engine.begin() as c:
             c.execute(log.feedback_table.insert(), [row])
     except IntegrityError:
-        raise FeedbackError(f"{_named(request_id)}: feedback already recorded", 409) from None
+        raise FeedbackError(f"{quoted_request_id(request_id)}: feedback already recorded", 409) from None
     except DBAPIError as e:  # disk full, database locked or gone: a refusal naming why, never a 500
         why = without_secrets(_reason(e), log.url)
         raise FeedbackError(f"prediction log: feedback cannot be recorded ({why})", 503) from None

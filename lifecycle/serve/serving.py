@@ -542,7 +542,7 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
         if twice := _keys_twice(body):  # (JSON readers keep the last of two: as `flags set`, refused; a name of the
-            known = {'changes', 'reason', *fl._schema_names()}  # schema quoted, no other: it may be anything sent)
+            known = {'changes', 'reason', *fl.flags_schema_keys()}  # schema quoted, no other: it may be anything sent)
             said = f"key {twice[0]!r}" if twice[0] in known else f"a key ({len(twice[0])} characters, not shown)"
             raise InputError(f"body: {said} is given twice in one object; give each key once")
         reason = _admin_reason(p, ('changes', 'reason'), '')
