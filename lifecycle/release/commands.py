@@ -157,7 +157,7 @@ def approver_key(ws, people: dict, user: str):
         raise SigningKeyError(f"{e}{did_you_mean(person_name(user), others)}") from None
     me = people.get(person_name(user))
     if me is None:  # a key, but no registration: refused before anything ran, as for a name misspelt
-        raise trust._unknown(
+        raise trust.unknown_person(
             person_name(user),
             people,
             f"{user!r} is not registered in this workspace's trust (their key {key_id(signer)} is in {ws.keys_dir}): "

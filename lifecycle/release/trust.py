@@ -27,9 +27,9 @@ from lifecycle.model.signing import (
 
 # %% auto #0
 __all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'RUN_EVIDENCE', 'TrustError',
-           'UnknownPerson', 'InvalidRole', 'TrustNotInitialised', 'Person', 'roster', 'require_roster', 'trust_init',
-           'trust_add', 'trust_revoke', 'demo_identities', 'roles_of', 'approval_statement', 'trained_by',
-           'experiment_evidence', 'verify_approval']
+           'UnknownPerson', 'InvalidRole', 'unknown_person', 'TrustNotInitialised', 'Person', 'roster',
+           'require_roster', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities', 'roles_of',
+           'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
 TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
@@ -46,14 +46,14 @@ class UnknownPerson(TrustError):
 class InvalidRole(TrustError):
     "A role name params could not name (spaces, control characters): refused before anything ran."
 
-
-def _unknown(name: str, names, what: str) -> UnknownPerson:
+# %% ../../nbs/api/release/04_trust.ipynb #8c12fb92
+def unknown_person(name: str, names, what: str) -> UnknownPerson:
     "`UnknownPerson` saying `what`, and which of `names` (other than `name` itself) was likely meant."
     from lifecycle.core.cli_support import did_you_mean  # (on the refusal only: it imports typer, trust stays light)
 
     return UnknownPerson(f"{what}{did_you_mean(name, sorted(set(names) - {name}))}")
 
-
+# %% ../../nbs/api/release/04_trust.ipynb #63621df6
 class TrustNotInitialised(TrustError):
     "The workspace has no trust registry yet: nobody holds a role until its first administrator runs `trust init`."
 
@@ -290,7 +290,7 @@ def _admin(ws, people: dict, by: str):
     by = person_name(by)
     p = people.get(by)
     if p is None:
-        raise _unknown(by, people, f"{by!r} is not registered in this workspace's trust")
+        raise unknown_person(by, people, f"{by!r} is not registered in this workspace's trust")
     if ADMIN_ROLE not in p.roles or p.revoked:
         raise TrustError(f"{by!r} is not an administrator of this workspace; only an administrator's signature counts")
     key = load_person_key(ws.keys_dir, by)
@@ -324,7 +324,7 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
     pub = Path(public_key_file) if public_key_file else person_key_path(ws.keys_dir, name).with_suffix('.pub.pem')
     if not pub.is_file():  # (the usual case: the person has made no key yet; or a name misspelt)
         made = [k.name.removesuffix('.pub.pem') for k in pub.parent.glob('*.pub.pem')] if not public_key_file else []
-        raise _unknown(
+        raise unknown_person(
             name,
             [*people, *made],
             f"no public key for {name} at {pub}: {name} makes one with `lifecycle keys new --as {name}` (on their "
@@ -352,7 +352,7 @@ def trust_revoke(ws, name: str, by: str, reason: str) -> dict:
     name, people = person_name(name), require_roster(ws)
     by, key = _admin(ws, people, by)
     if name not in people:
-        raise _unknown(name, people, f"{name!r} is not registered in this workspace's trust: no key to revoke")
+        raise unknown_person(name, people, f"{name!r} is not registered in this workspace's trust: no key to revoke")
     if people[name].revoked:
         raise TrustError(f"{name!r} holds no registered key to revoke: theirs was revoked at {people[name].revoked}")
     if not str(reason or '').strip():
