@@ -621,14 +621,14 @@ def test_an_iteration_a_killed_simulation_left_is_reverted_by_the_next_pass_not_
     it['params'] = 'reports/runs/20261205T000000Z-sim000/params'  # (as a simulation's iteration records it)
     loop.save(ws.state_dir, it)
     with hold(ws.state_dir, 'simulate'):
-        assert loop._simulation_ended(ws, loop.active(ws.state_dir)) == ''  # (a simulation runs: its own)
+        assert loop.simulation_ended(ws, loop.active(ws.state_dir)) == ''  # (a simulation runs: its own)
     done, verdict = loop.run(ws)
     assert verdict is None and done['status'] == 'reverted' and loop.active(ws.state_dir) is None
     assert done['decision']['reason'] == (
         'the simulation 20261205T000000Z-sim000 that started it ended before it did (killed, or crashed)'
     )
     it['params'] = 'params'  # (an iteration of anything else is left to its pass)
-    assert loop._simulation_ended(ws, it) == ''
+    assert loop.simulation_ended(ws, it) == ''
 
 
 def test_a_crash_inside_registration_never_routes_the_half_registered_version(trained_iteration, monkeypatch):

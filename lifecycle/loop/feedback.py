@@ -17,8 +17,8 @@ from ..core.store import PRIVATE, atomic_write, file_sha256
 from ..core.workspace import Workspace
 
 # %% auto #0
-__all__ = ['LINEAGE_COLUMNS', 'labelled_rows', 'feedback_contract', 'LabelledBatch', 'batches_dir', 'write_batch', 'collect',
-           'ingest_labelled']
+__all__ = ['LINEAGE_COLUMNS', 'labelled_rows', 'simulation_actor', 'simulation_run_id', 'unmarked_simulation_spans',
+           'feedback_contract', 'LabelledBatch', 'batches_dir', 'write_batch', 'collect', 'ingest_labelled']
 
 # %% ../../nbs/api/loop/01_feedback.ipynb #1403e01e
 LINEAGE_COLUMNS = ['record_id', 'request_id', 'model_version', 'ts', 'feedback_ts']
@@ -36,20 +36,16 @@ def _per_record(v, n: int) -> list:
 _SIMULATED = 'lifecycle simulate '  # the actor of the feedback a simulation gives: this, then its run's id
 
 
-def _simulation_actor(run_id: str) -> str:
-    "The actor a simulation's in-process server records its feedback as (`Server(feedback_actor=...)`)."
-    return _SIMULATED + run_id
-
-
 def _simulated(log: pd.DataFrame, own: str | None = None, unmarked=()) -> pd.Series:
     """Which rows of `log` hold feedback a simulation made up: recorded with a simulation's actor (but the simulation
     `own`'s, whose loop retrains on its own traffic), or, recorded with no actor, given within a span of `unmarked`:
-    the `(start, end)` times of simulations run by a version that did not mark its feedback (`_unmarked_simulations`).
-    Real feedback given while such a simulation ran is left out with it: a made-up label is worse than a lost one."""
+    the `(start, end)` times of simulations run by a version that did not mark its feedback
+    (`unmarked_simulation_spans`). Real feedback given while such a simulation ran is left out with it: a made-up label
+    is worse than a lost one."""
     if not len(log):
         return pd.Series(False, index=log.index, dtype=bool)
     actor = log['feedback_actor'] if 'feedback_actor' in log else pd.Series(None, index=log.index, dtype=object)
-    mine = _simulation_actor(own) if own else None
+    mine = simulation_actor(own) if own else None
     out = actor.map(lambda a: isinstance(a, str) and a.startswith(_SIMULATED) and a != mine).astype(bool)
     fts = pd.to_numeric(log['feedback_ts'], errors='coerce')
     for lo, hi in unmarked:
@@ -107,13 +103,18 @@ def labelled_rows(
     out.attrs['simulated_left_out'] = len(_records(log[sim], inputs, target)) if sim.any() else 0
     return out
 
+# %% ../../nbs/api/loop/01_feedback.ipynb #e9205610
+def simulation_actor(run_id: str) -> str:
+    "The actor a simulation's in-process server records its feedback as (`Server(feedback_actor=...)`)."
+    return _SIMULATED + run_id
 
-def _simulation_of(ws: Workspace) -> str | None:
+# %% ../../nbs/api/loop/01_feedback.ipynb #68c4ce51
+def simulation_run_id(ws: Workspace) -> str | None:
     "The run id of the simulation whose run folder holds the params `ws` reads (that simulation's loop), else None."
     params, runs = Path(ws.params_dir).resolve(), Path(ws.runs_dir).resolve()
     return params.parent.name if params.name == 'params' and params.parent.parent == runs else None
 
-
+# %% ../../nbs/api/loop/01_feedback.ipynb #ae0edc9e
 def _epoch(iso: str) -> float:
     "An audit entry's or a manifest's ISO 8601 time in seconds since the epoch."
     from datetime import datetime
@@ -121,7 +122,7 @@ def _epoch(iso: str) -> float:
     return datetime.fromisoformat(iso).timestamp()
 
 
-def _unmarked_simulations(ws: Workspace) -> list[tuple[float, float]]:
+def unmarked_simulation_spans(ws: Workspace) -> list[tuple[float, float]]:
     """The `(start, end)` times of the simulations a version before the mark ran, whose feedback carries no actor:
     their `simulate.start` audit entries name no `feedback_as`. Each ends at its `simulate.finish` entry, else at its
     run folder's `finished` (a simulation that failed), else when its run folder was last written (one killed)."""
@@ -256,7 +257,7 @@ def collect(
     now = time.time()  # (both reads as of now: feedback given while they run is the next batch's, unlabelled here)
     end = now if until is None else until
     df = read_log(log, shadow=False, model=model, labelled=(since, end))  # (only rows labelled then)
-    rows = labelled_rows(df, inputs, fp.target, since, end, _simulation_of(ws), _unmarked_simulations(ws))
+    rows = labelled_rows(df, inputs, fp.target, since, end, simulation_run_id(ws), unmarked_simulation_spans(ws))
     if not len(rows):
         return None
     unlabelled = count_unlabelled(log, model, None if since is None else float(rows['ts'].min()), before=now)

@@ -24,8 +24,8 @@ from .schema import RetrainParams, load_retrain_params, record_problem
 __all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'RecordDamaged',
            'iterations_dir', 'save', 'history', 'active', 'champion_info', 'step_data', 'champion_hyperparameters',
            'step_train', 'step_validate', 'step_register', 'evidence_run', 'step_shadow_start', 'step_shadow',
-           'step_canary', 'step_waiting', 'start', 'run', 'artifacts', 'waiting_for', 'status', 'rolled_back_after',
-           'undone_since']
+           'step_canary', 'step_waiting', 'start', 'run', 'artifacts', 'simulation_ended', 'waiting_for', 'status',
+           'rolled_back_after', 'undone_since']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -654,7 +654,7 @@ def run(
         beat(ws.state_dir, 'retrain')
         it, verdict = active(ws.state_dir), None
         name = ws.params['register'].model_name
-        if it is not None and it.get('model', name) == name and (ended := _simulation_ended(ws, it)):
+        if it is not None and it.get('model', name) == name and (ended := simulation_ended(ws, it)):
             _step(it, _revert(ws, it, ended), ended)  # (its challenger served the real traffic a simulation sent)
             it['finished'], it['artifacts'] = time.time(), artifacts(ws, it)
             return save(ws.state_dir, it), None
@@ -707,21 +707,6 @@ def run(
             it.pop('pass', None)
             save(ws.state_dir, it)
         return it, verdict
-
-
-def _simulation_ended(ws: Workspace, it: dict) -> str:
-    """Why `it`, an iteration a `lifecycle simulate` started (its params in that simulation's run folder), is left to
-    no one: no simulation runs now (it was killed, or crashed), so its challenger would serve on with no one to end
-    it; '' for an iteration of a simulation still running, or of anything else."""
-    from lifecycle.core.locks import holder
-
-    params = Path(it.get('params') or '')
-    params = (params if params.is_absolute() else Path(ws.root) / params).resolve()
-    if params.name != 'params' or params.parent.parent != Path(ws.runs_dir).resolve():
-        return ''
-    if holder(ws.state_dir, 'simulate') is not None:
-        return ''
-    return f"the simulation {params.parent.name} that started it ended before it did (killed, or crashed)"
 
 
 def _shown(folder: Path, root: Path) -> str:
@@ -812,6 +797,21 @@ def _note(it: dict, status: str) -> str:
         'shadow': lambda: f"v{it['registration']['model_version']} in the shadow",
         'canary': lambda: f"rollout {it['canary']['rollout_id']} started",
     }.get(status, lambda: '')()
+
+# %% ../../nbs/api/loop/04_iteration.ipynb #2f846dc8
+def simulation_ended(ws: Workspace, it: dict) -> str:
+    """Why `it`, an iteration a `lifecycle simulate` started (its params in that simulation's run folder), is left to
+    no one: no simulation runs now (it was killed, or crashed), so its challenger would serve on with no one to end
+    it; '' for an iteration of a simulation still running, or of anything else."""
+    from lifecycle.core.locks import holder
+
+    params = Path(it.get('params') or '')
+    params = (params if params.is_absolute() else Path(ws.root) / params).resolve()
+    if params.name != 'params' or params.parent.parent != Path(ws.runs_dir).resolve():
+        return ''
+    if holder(ws.state_dir, 'simulate') is not None:
+        return ''
+    return f"the simulation {params.parent.name} that started it ended before it did (killed, or crashed)"
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #49495253
 def waiting_for(it: dict) -> str:

@@ -18,7 +18,7 @@ from ..core.store import atomic_write
 from ..core.workspace import Workspace
 from ..deliver.demo import needs_approvals
 from . import iteration as loop
-from .feedback import _simulation_actor
+from .feedback import simulation_actor
 
 # %% auto #0
 __all__ = ['SCENARIOS', 'SimulationError', 'scenario_rows', 'run_params', 'write_run_params', 'send_window', 'raw_batches',
@@ -287,7 +287,7 @@ def simulate(
     demo, given = _demo_setup(ws, say) if needs_approvals(ws) else (False, [])
     champion = loop.champion_info(ws)  # RetrainError when there is none
     if (cur := loop.active(ws.state_dir)) is not None:
-        how = 'reverts it' if loop._simulation_ended(ws, cur) else 'finishes it'  # (a killed simulation's: reverted)
+        how = 'reverts it' if loop.simulation_ended(ws, cur) else 'finishes it'  # (a killed simulation's: reverted)
         raise SimulationError(f"retraining {cur['id']} is {cur['status']}: `lifecycle retrain run` {how} first")
     st = ro.load_state(ws)
     if st and st['status'] in ro.ACTIVE:
@@ -353,7 +353,7 @@ def _play(
     story = Story(m.run_id, str(m.run_dir), scenario, len(rows), window, changed, drift_column)
     story.approvals = list(given)
     # its feedback is recorded as its own (`feedback_as`): no retraining but its own takes the made-up outcomes
-    marked = _simulation_actor(m.run_id)
+    marked = simulation_actor(m.run_id)
     ws.audit(
         'simulate.start',
         m.run_id,

@@ -169,14 +169,15 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
     An alert of a series the served flags retired (`monitor.retired_series`: a challenger promoted or rolled back, a
     control replaced) is not counted: a retraining's own canary, or a version that serves no one any more, never
     starts another retraining of the model that serves."""
-    from lifecycle.loop.feedback import _simulation_of, _unmarked_simulations, labelled_rows
+    from lifecycle.loop.feedback import simulation_run_id, unmarked_simulation_spans, labelled_rows
     from lifecycle.operate.monitor import alert_log, retired_series, served_flags
     from lifecycle.serve.predlog import default_url, read_log
 
     fp, rp = ws.params['features'], ws.params['register']
     since = state.get('labels_until')
     log = read_log(log or default_url(ws), shadow=False, model=rp.model_name, labelled=(since, None))
-    own, unmarked = _simulation_of(ws), _unmarked_simulations(ws)  # (a simulation's made-up labels count for none)
+    # (a simulation's made-up labels count for none)
+    own, unmarked = simulation_run_id(ws), unmarked_simulation_spans(ws)
     rows = labelled_rows(log, [f.name for f in fp.features], fp.target, since, None, own, unmarked)
     last = max(state.get('started') or [0.0])
     if not last:
