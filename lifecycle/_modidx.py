@@ -1555,6 +1555,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._move_alias': ( 'api/deliver/rollout.html#_move_alias',
                                                                                       'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._out_of_range': ( 'api/deliver/rollout.html#_out_of_range',
+                                                                                        'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._outcome': ( 'api/deliver/rollout.html#_outcome',
                                                                                    'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._promote_on_completion': ( 'api/deliver/rollout.html#_promote_on_completion',

@@ -1341,6 +1341,19 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     for cmd in (['rollout', 'status'], ['rollout', 'advance'], ['rollout', 'guard', '--once']):
         r = cli(ws, *cmd)  # whole JSON, values of the wrong kind: named as damaged too, not a TypeError
         assert r.returncode == 4 and 'keys of the wrong kind: status, percentage' in r.stderr, (cmd, r.stderr)
+    before = fl.load_spec(s)[0]
+    for edit, said in (  # of the right kinds, but no state a rollout wrote (review AX: step 99 completed it at once,
+        ({'step': 99}, "key 'step': expected -1 to 2"),  # and step -3 moved the share from 10% to 50%)
+        ({'step': -3}, "key 'step': expected -1 to 2"),
+        ({'step': 1}, "keys 'step' and 'percentage': the share is not the step's"),
+        ({'steps': [50, 10, 100]}, "key 'steps': expected increasing percentages ending at 100"),
+        ({'percentage': 150}, "key 'percentage': expected 0 to 100"),
+        ({'challenger': None}, "key 'challenger': expected a version"),
+    ):
+        ro.state_path(s).write_text(json.dumps({**json.loads(good), **edit}))
+        r = cli(ws, 'rollout', 'advance')
+        assert r.returncode == 4 and said in r.stderr and 'Traceback' not in r.stderr, (edit, r.stderr)
+    assert fl.load_spec(s)[0] == before  # no step taken, nothing promoted
     ro.state_path(s).write_text(good)
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
     with TestClient(create_app(Server(s))) as client:

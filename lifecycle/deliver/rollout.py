@@ -20,7 +20,7 @@ from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write, StateError
 from ..core.audit import AuditError
-from ..core.params import RolloutParams, GuardParams
+from ..core.params import RolloutParams, GuardParams, check_steps
 from .abstats import SequentialTest
 from ..serve import flags as fl
 
@@ -66,6 +66,8 @@ def load_state(s: Settings) -> dict | None:
             raise ValueError(f"keys missing: {', '.join(missing)}")
         if wrong := _wrong_types(st):
             raise ValueError(f"keys of the wrong kind: {', '.join(wrong)}")
+        if why := _out_of_range(st):
+            raise ValueError(why)
     except (OSError, ValueError) as e:
         raise RolloutDamaged(
             f"{p}: the rollout's state cannot be read ({e}); while it is damaged the flags stay held against changes "
@@ -95,6 +97,26 @@ def _wrong_types(st: dict) -> list[str]:
         'history': lambda v: isinstance(v, list),
     }
     return [k for k, ok in want.items() if not ok(st[k])]
+
+
+def _out_of_range(st: dict) -> str:
+    """Why a rollout's state of the right kinds cannot be one its actions wrote ('' if it can): steps a rollout could
+    not take, a step past them, a share that is not the step's (review AX: step 99 completed the rollout at the next
+    advance, step -3 moved it from 1% to 50%), versions that name nothing. Its values are not quoted."""
+    steps, step, pct, canary = st['steps'], st['step'], st['percentage'], st['strategy'] == 'canary'
+    try:
+        check_steps(steps, canary=canary)
+    except ValueError:
+        return "key 'steps': expected increasing percentages ending at 100"
+    if not -1 <= step < len(steps):
+        return f"key 'step': expected -1 to {len(steps) - 1} (an index into its {len(steps)} steps)"
+    if not 0 <= pct <= 100:
+        return "key 'percentage': expected 0 to 100"
+    if canary and st['status'] in ACTIVE and pct != (steps[step] if step >= 0 else 0):
+        return "keys 'step' and 'percentage': the share is not the step's"
+    if blank := [k for k in ('challenger', 'control') if not (isinstance(st[k], str) and st[k])]:
+        return f"key '{blank[0]}': expected a version"
+    return ''
 
 
 def _save(s: Settings, st: dict) -> dict:
