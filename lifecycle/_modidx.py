@@ -5,6 +5,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                    'lifecycle.app.cli._run_for_json': ('api/app/cli.html#_run_for_json', 'lifecycle/app/cli.py'),
                                    'lifecycle.app.cli._run_report': ('api/app/cli.html#_run_report', 'lifecycle/app/cli.py'),
                                    'lifecycle.app.cli._watched': ('api/app/cli.html#_watched', 'lifecycle/app/cli.py'),
+                                   'lifecycle.app.cli.defect_report': ('api/app/cli.html#defect_report', 'lifecycle/app/cli.py'),
                                    'lifecycle.app.cli.main': ('api/app/cli.html#main', 'lifecycle/app/cli.py')},
             'lifecycle.app.commands': { 'lifecycle.app.commands.RunOutcome': ( 'api/app/commands.html#runoutcome',
                                                                                'lifecycle/app/commands.py'),

@@ -350,6 +350,40 @@ def test_an_unexpected_error_is_not_dressed_up_as_a_refusal():
     assert isinstance(r.exception, KeyError) and r.exit_code == 1 and r.stdout == ''
 
 
+def test_the_console_script_says_a_defect_where_it_stopped_without_any_message_of_it(monkeypatch, capsys):
+    """Review AW: an exception no command expected reached the terminal as Python's traceback, messages and all:
+    pandas' `Could not convert string '…'` printed a refused cell's value and its neighbours. The console script
+    prints the traceback with each message withheld (and, under --json, one document), exit 1; LIFECYCLE_DEBUG=1 lets
+    it through."""
+    import lifecycle.app.cli as cli_module
+
+    value = 'cnry-Zebulon Quintavalle'  # (in the messages, not in the code the traceback shows)
+
+    def broken(*args, **kwargs):
+        try:
+            raise ValueError(value)
+        except ValueError as e:
+            raise TypeError(f"Could not convert string {value!r} to numeric") from e
+
+    monkeypatch.setattr(cli_module, 'app', broken)
+    monkeypatch.delenv('LIFECYCLE_DEBUG', raising=False)
+    for argv in (['lifecycle', 'simulate'], ['lifecycle', 'simulate', '--json']):
+        monkeypatch.setattr('sys.argv', argv)
+        with pytest.raises(SystemExit) as e:
+            cli_module.main()
+        out, err = capsys.readouterr()
+        assert e.value.code == 1 and 'cnry' not in out + err, out + err
+        assert 'TypeError: (withheld)' in err and 'ValueError: (withheld)' in err and 'test_cli.py' in err, err
+        assert 'internal error: TypeError in test_cli.py' not in err  # (where: lifecycle's own frame, else 'lifecycle')
+        if '--json' in argv:
+            assert json.loads(out)['error'].startswith('internal error: TypeError in lifecycle, a defect of lifecycle')
+        else:
+            assert out == '' and 'error: internal error: TypeError in lifecycle' in err
+    monkeypatch.setenv('LIFECYCLE_DEBUG', '1')
+    with pytest.raises(TypeError, match='cnry'):  # (a developer's: the messages shown)
+        cli_module.main()
+
+
 def test_the_assembled_cli_hands_report_commands_the_app_report_runner(workspace, env, monkeypatch):
     import lifecycle.app.pipeline as pipeline
 

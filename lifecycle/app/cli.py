@@ -5,6 +5,9 @@ ones that report have `--json`; expected failures print one paragraph and exit n
 
 # %% ../../nbs/api/app/03_cli.ipynb #80674d09
 from __future__ import annotations
+import os
+import sys
+from pathlib import Path
 import typer
 from ..core.cli_support import leave, leaves_at_once, set_leave_at_once, with_params_option
 from . import commands as app_cmds
@@ -19,7 +22,7 @@ from ..loop import commands as loop_cmds
 
 # %% auto #0
 __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_app', 'rollout_app', 'keys_app', 'trust_app',
-           'experiment_app', 'monitor_app', 'retrain_app', 'main']
+           'experiment_app', 'monitor_app', 'retrain_app', 'main', 'defect_report']
 
 # %% ../../nbs/api/app/03_cli.ipynb #f485a5a8
 def _run_report(s, name, out_dir, parameters):
@@ -157,8 +160,6 @@ def main() -> None:
     has printed its result (one with `Result.fast_exit`, the default), the process ends without the interpreter's
     teardown (`cli_support.leave`), unless a profiler or tracer watches it (cProfile, coverage, a debugger with
     breakpoints), which may write its findings only once `main` returns."""
-    import sys
-
     set_leave_at_once(False)  # (an in-process run of a command before this one is not this one's)
     try:
         if '--json' in sys.argv[1:]:
@@ -168,9 +169,39 @@ def main() -> None:
         if not leaves_at_once() or _watched():
             raise
         code = e.code
+    except Exception as e:  # a defect (no expected failure gets here): said without its messages (`defect_report`)
+        if os.environ.get('LIFECYCLE_DEBUG'):
+            raise
+        raise SystemExit(defect_report(e, '--json' in sys.argv[1:])) from None
     else:  # (Click's standalone mode always ends in SystemExit)
         return
     leave(code)  # (out of the `except`: the exception and the frames it holds are let go first)
+
+
+def defect_report(e: BaseException, as_json: bool = False) -> int:
+    """Say that a command stopped on an unexpected error (a defect of lifecycle) and where, without the messages of
+    its exceptions, which may quote data (review AW: pandas' `Could not convert string '…'` printed a refused value and
+    its neighbours): their traceback with each message withheld on stderr, and under `--json` one document on stdout
+    too. `LIFECYCLE_DEBUG=1` lets the exception through, messages and all. The exit status (1)."""
+    import traceback
+
+    parts, x = [], e
+    while x is not None and len(parts) < 20:  # (the chain, its cause first as Python prints it; a loop cut short)
+        frames = traceback.format_list(traceback.extract_tb(x.__traceback__))
+        parts.insert(0, ['Traceback (most recent call last):\n', *frames, f"{type(x).__name__}: (withheld)\n"])
+        x = x.__cause__ or (None if x.__suppress_context__ else x.__context__)
+    where = next((f"{Path(f.filename).name}:{f.lineno}" for f in reversed(traceback.extract_tb(e.__traceback__))
+                  if f'{os.sep}lifecycle{os.sep}' in f.filename and f.filename != __file__), 'lifecycle')  # fmt: skip
+    said = (
+        f"internal error: {type(e).__name__} in {where}, a defect of lifecycle; please report it. Its message is "
+        "withheld (it may quote data); LIFECYCLE_DEBUG=1 shows it"
+    )
+    sys.stderr.write('\n'.join(''.join(part) for part in parts) + f"error: {said}\n")
+    if as_json:
+        from lifecycle.core.cli_support import dumps
+
+        print(dumps({'ok': False, 'error': said}), flush=True)
+    return 1
 
 
 def _run_for_json() -> int:
