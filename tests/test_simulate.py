@@ -119,3 +119,43 @@ def test_simulate_refuses_a_prediction_log_it_cannot_open_before_any_setup(train
     assert r.returncode == EXIT_SOURCE and 'predictions.db cannot be opened' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr
     assert (sorted(p.name for p in ws.runs_dir.iterdir()) if ws.runs_dir.is_dir() else []) == runs
+
+
+def test_the_drift_scenario_never_draws_a_cell_that_is_not_a_number_and_says_when_none_is():
+    "Review AW: a later row holding text in the drift column failed the drift scenario with pandas' TypeError."
+    import pandas as pd
+    from lifecycle.loop.simulation import SimulationError, _mean, _period, scenario_rows
+
+    rows = pd.DataFrame({'year': [1, 1, 2, 2, 2, 2], 'age': [20, 30, 'cnry-Zebulon', 40, 50, 'cnry-Quintavalle']})
+    drifted = scenario_rows(rows, 'drift', 'year', 'age', seed=1)
+    assert len(drifted) == 6 and set(drifted.age[3:]) <= {40, 50}  # the later half redrawn from its numbers alone
+    with pytest.raises(SimulationError, match="none of its later rows holds a number") as e:
+        scenario_rows(rows.assign(age='cnry-Zebulon'), 'drift', 'year', 'age')
+    assert 'cnry' not in str(e.value)
+    assert _mean(rows['age']) == 35.0 and _mean(rows['age'].head(0)) is None
+    assert _period(pd.Series([2001, 'cnry-x', 2003], dtype=object)) == '2001–2003' and _period(rows['year']) == '1–2'
+
+
+@pytest.mark.slow
+def test_a_later_row_whose_input_is_text_is_refused_by_the_server_and_the_story_goes_on(trained, monkeypatch):
+    """Review AW: a later row holding text in the first numeric input crashed `simulate` with pandas' TypeError,
+    which quoted the value and its neighbours. The server refuses that row (422), the window counts it as an error,
+    and its mean is of the others."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import simulate as sim
+    from lifecycle.loop.simulation import simulate
+
+    real = sim.later_rows
+
+    def with_text(ws):
+        rows = real(ws).sort_values('year', kind='stable').reset_index(drop=True)  # (as the replay sorts them)
+        rows['age'] = rows['age'].astype(object)
+        rows.loc[3, 'age'] = 'cnry-Zebulon Quintavalle'
+        return rows
+
+    monkeypatch.setattr(sim, 'later_rows', with_text)
+    said = []
+    story = simulate(Workspace.open(trained), window=20, max_windows=1, max_rows=40, say=said.append)
+    first = story.timeline[0]
+    assert first['requests'] == 20 and first['errors'] == 1 and first['input_mean'] > 0, first
+    assert not [t for t in said if 'cnry' in t]

@@ -44,8 +44,11 @@ def scenario_rows(
     if drift_column is None or drift_column not in out:
         raise SimulationError(f"the drift scenario needs a numeric input column; {drift_column!r} is not in the rows")
     half = len(out) // 2
-    late = out.iloc[half:]
-    w = late[drift_column].rank(pct=True).to_numpy() ** 6
+    late = out.iloc[half:]  # (a cell that is not a number, which the server will refuse, is never drawn: review AW)
+    w = pd.to_numeric(late[drift_column], errors='coerce').rank(pct=True).fillna(0).to_numpy() ** 6
+    if not w.sum():
+        raise SimulationError(f"the drift scenario redraws rows towards the top of {drift_column!r}, and none of its "
+                              "later rows holds a number there")  # fmt: skip
     drawn = late.sample(len(late), replace=True, weights=w / w.sum(), random_state=seed)
     return pd.concat([out.iloc[:half], drawn], ignore_index=True)
 
@@ -382,18 +385,18 @@ def _play(
                 it, verdict = loop.run(sw, rp)
             if it is not None and mine is None:
                 mine, triggered = it['id'], it['trigger']['ts']
-            period = chunk[ip.split_column] if ip.split_column else pd.Series([], dtype=float)
+            period = _period(chunk[ip.split_column]) if ip.split_column else ''
             row = dict(
                 window=w,
                 t=round(time.monotonic() - t0, 2),
-                period=f"{period.min()}–{period.max()}" if len(period) else '',
+                period=period,
                 wrapped=bool((w + 1) * window > len(rows)),
                 requests=sent['requests'],
                 errors=sent['errors'],
                 by_version=sent['by_version'],
                 by_variant=sent['by_variant'],
                 accuracy=sent['right'] / sent['labelled'] if sent['labelled'] else None,
-                input_mean=float(chunk[story.drift_column].mean()) if story.drift_column else None,
+                input_mean=_mean(chunk[story.drift_column]) if story.drift_column else None,
                 alerts=sorted({a['rule'] for a in look.alerts}),
                 trigger=(verdict.fired if verdict is not None and verdict.fire else []),
                 trigger_summary=verdict.summary() if verdict is not None else None,
@@ -474,6 +477,21 @@ def _play(
     m.save()
     ws.audit('simulate.finish', m.run_id, f'{outcome} after {len(story.timeline)} windows', iteration=mine)
     return story
+
+def _mean(values: pd.Series) -> float | None:
+    "The mean of a window's numbers in a column (a cell that is not one, which the server refused, left out)."
+    m = pd.to_numeric(values, errors='coerce').mean()
+    return float(m) if pd.notna(m) else None
+
+
+def _period(values: pd.Series) -> str:
+    "A window's first and last period (`2001–2003`); of its numbers alone where other cells are not comparable."
+    try:
+        lo, hi = values.min(), values.max()
+    except TypeError:  # (a year column holding text in a row: its numbers)
+        nums = pd.to_numeric(values, errors='coerce')
+        lo, hi = (int(x) if pd.notna(x) and float(x).is_integer() else x for x in (nums.min(), nums.max()))
+    return f"{lo}–{hi}" if len(values) and pd.notna(lo) else ''
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #f57d105c
 def timeline_events(story: dict) -> list[dict]:
