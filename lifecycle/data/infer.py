@@ -17,7 +17,7 @@ import pandas as pd
 from .sources import _WHOLE, exact_int64
 import yaml
 from ..core.params import load_params
-from .pii import _INSIDE, holds_contact, looks_personal, shown_column_name
+from .pii import _INSIDE, holds_contact, looks_personal, phone_numbers, shown_column_name
 
 # %% auto #0
 __all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'NumberMarks', 'number_marks', 'is_row_number', 'column_kind',
@@ -351,10 +351,10 @@ def _personal_categories(v: pd.Series) -> str:
     names and every report (review AA). A name is not told from a category of two words (`On Hold`, `Not Sure`,
     `New Zealand` among `active`, `yes`, `Germany`: reviews AC and AE)."""
     d = pd.Series(v.astype(str).str.strip().unique(), dtype=object)
-    said = [
+    said = [  # (a phone number written alone as a country writes it too: `07700 900123`, review AW)
         f"{n} holding {kind.removeprefix('text holding ')}"
         for kind, pattern, _ in _INSIDE
-        if (n := int(d.str.contains(pattern).sum()))
+        if (n := int((d.str.contains(pattern) | ('phone' in kind and phone_numbers(d, min_digits=8))).sum()))
     ]
     return f"of its {len(d)} categories, {' and '.join(said)}" if said else ''
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_
 
 # %% auto #0
 __all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
-           'mask_frame', 'finding_salt', 'digest', 'PersonalFinding', 'looks_personal', 'holds_contact',
-           'shown_column_name', 'header_may_be_data']
+           'mask_frame', 'finding_salt', 'digest', 'phone_numbers', 'PersonalFinding', 'looks_personal',
+           'holds_contact', 'shown_column_name', 'header_may_be_data']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -172,6 +172,23 @@ def _numeric_band(values: pd.Series) -> pd.Series:
     return ((lo < hi) & (lo % 100 == 0) & ((hi % 100 == 0) | ((hi + 1) % 100 == 0))).fillna(False).astype(bool)
 
 
+def _year_span(values: pd.Series) -> pd.Series:
+    "Which values are a span of years, `2001-2010` (the phone pattern would match them): two years, the first earlier."
+    import pandas as pd
+
+    ends = values.str.extract(r'^((?:18|19|20)\d\d)\s*[-–]\s*((?:18|19|20)\d\d)$')
+    lo, hi = pd.to_numeric(ends[0], errors='coerce'), pd.to_numeric(ends[1], errors='coerce')
+    return (lo < hi).fillna(False).astype(bool)
+
+
+def phone_numbers(values: pd.Series, min_digits: int = 7) -> pd.Series:
+    """Which whole values (text, stripped) the detector takes for a phone number: the phone pattern and not a date,
+    `min_digits` to 15 digits, not a band of numbers (`25000-50000`) nor a span of years (`2001-2010`)."""
+    phone = values.str.fullmatch(_PATTERNS['phone number']) & ~values.str.fullmatch(_PATTERNS['date'])
+    phone &= values.str.count(r'\d').between(min_digits, 15)
+    return (phone & ~_numeric_band(values) & ~_year_span(values)).fillna(False).astype(bool)
+
+
 @dataclass(frozen=True)
 class PersonalFinding:
     "What a column seems to hold: the kind of personal value, how many values matched, how many were read."
@@ -206,9 +223,7 @@ def looks_personal(
     for kind, pattern in _PATTERNS.items():
         free = kinds.isna()
         kinds[free & distinct.str.fullmatch(pattern)] = kind
-    phones = distinct[kinds == 'phone number']  # too few or many digits, or a band of numbers: not a phone number
-    no_phone = ~phones.str.count(r'\d').between(7, 15) | _numeric_band(phones)
-    kinds[no_phone.reindex(kinds.index, fill_value=False)] = None
+    kinds[(kinds == 'phone number') & ~phone_numbers(distinct)] = None  # (too few or many digits, a band, years)
     for kind in _PATTERNS:
         hit = (kinds == kind).to_numpy()
         matched = int(counts.to_numpy()[hit].sum())
