@@ -576,3 +576,18 @@ def test_a_canary_of_one_step_to_100_is_refused(ws):
     r = cli(ws, 'rollout', 'start', '--challenger', '2', '--steps', '100')
     assert r.returncode == 2 and 'a canary needs a step below 100 before 100' in r.stderr, r.stderr
     assert 'Traceback' not in r.stderr and cli_json(ws, 'flags', 'show')[1]['flags']['control'] == '1'
+
+
+def test_a_rollout_of_another_version_is_refused_while_a_challenger_is_deployed(ws):
+    """Review AX: `rollout start` replaced, unsaid, the challenger a retraining had put in the shadow (the loop then
+    reverted, the rollout ran on with its shadow and without the flags' cohorts). Refused, naming the deployed one and
+    how to undeploy it; a rollout of that very version starts (the loop's canary after its shadow)."""
+    r = cli(ws, 'flags', 'set', 'challenger=2', 'shadow=true')
+    assert r.returncode == 0, r.stderr
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '3')
+    assert r.returncode == 2 and out['error'].startswith(
+        'version 2 is deployed as the challenger (0% of traffic, in the shadow), by a flags change or a retraining'
+    ), out
+    assert '`lifecycle flags set challenger=null`' in out['error'] and not (ws / '.lifecycle' / 'rollout.json').exists()
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--steps', '5,100')
+    assert r.returncode == 0 and out['rollout']['percentage'] == 5, r.stdout + r.stderr

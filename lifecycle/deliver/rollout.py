@@ -280,6 +280,13 @@ def start(
         raise RolloutError(f"version {challenger} is already the control")
     if spec.kill:
         raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
+    if spec.challenger is not None and str(spec.challenger) != str(challenger):  # (review AX: taken away unsaid)
+        how = ', '.join([f'{spec.percentage:g}% of traffic', *(['in the shadow'] if spec.shadow else [])])
+        raise RolloutError(
+            f"version {spec.challenger} is deployed as the challenger ({how}), by a flags change or a retraining "
+            f"(`lifecycle retrain status` says if one holds it); a rollout of version {challenger} would take it "
+            f"away: undeploy it first (`lifecycle flags set challenger=null`), or roll out version {spec.challenger}"
+        )
     if str(challenger) == spec.safe:  # the kill switch would send everyone to the version under test
         raise RolloutError(
             f"version {challenger} is the safe version, where the kill switch sends everyone: set safe to a version "
