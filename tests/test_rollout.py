@@ -591,3 +591,22 @@ def test_a_rollout_of_another_version_is_refused_while_a_challenger_is_deployed(
     assert '`lifecycle flags set challenger=null`' in out['error'] and not (ws / '.lifecycle' / 'rollout.json').exists()
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--steps', '5,100')
     assert r.returncode == 0 and out['rollout']['percentage'] == 5, r.stdout + r.stderr
+
+
+def test_an_ab_report_the_audit_log_cannot_record_leaves_no_report_behind(tmp_path):
+    """Review AX: with the audit log unwritable, `experiment report` said its entry was not recorded (exit 3) but left
+    `analysis.json`, a report no approval may rest on, beside those that are evidence."""
+    from types import SimpleNamespace
+    from lifecycle.core.audit import AuditError
+    from lifecycle.deliver.experiment import write_report
+
+    def refused(*args, **kwargs):
+        raise AuditError("the audit log cannot be written: its 'experiment.report' entry was not recorded")
+
+    ws = SimpleNamespace(reports_dir=tmp_path, params={'register': SimpleNamespace(model_name='m')}, audit=refused)
+    with pytest.raises(AuditError):
+        write_report(ws, {'created': 1_800_000_000.0, 'control': 'control', 'treatment': 'challenger'})
+    assert list((tmp_path / 'experiments').iterdir()) == []
+    ws.audit = lambda *args, **kwargs: None
+    kept = write_report(ws, {'created': 1_800_000_000.0})
+    assert kept.is_file() and list((tmp_path / 'experiments').iterdir()) == [kept.parent]

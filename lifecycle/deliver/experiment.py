@@ -148,15 +148,20 @@ def write_report(ws, analysis: dict) -> Path:
             n += 1
             out = base / f'{stamp}-{n}'
     path = atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float))
-    ws.audit(  # new A/B evidence, on record: a production approval is signed over one report's hash
-        'experiment.report',
-        ws.params['register'].model_name,
-        'A/B evidence saved',
-        report=str(path),
-        sha256=sha256_bytes(path.read_bytes()),
-        control=analysis.get('control'),
-        treatment=analysis.get('treatment'),
-    )
+    try:
+        ws.audit(  # new A/B evidence, on record: a production approval is signed over one report's hash
+            'experiment.report',
+            ws.params['register'].model_name,
+            'A/B evidence saved',
+            report=str(path),
+            sha256=sha256_bytes(path.read_bytes()),
+            control=analysis.get('control'),
+            treatment=analysis.get('treatment'),
+        )
+    except BaseException:  # not on record, so no evidence: no report left behind as if it were (review AX)
+        path.unlink(missing_ok=True)
+        out.rmdir()
+        raise
     return path
 
 
