@@ -1443,6 +1443,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/deliver/commands.py'),
                                             'lifecycle.deliver.commands._flags_disagree': ( 'api/deliver/commands.html#_flags_disagree',
                                                                                             'lifecycle/deliver/commands.py'),
+                                            'lifecycle.deliver.commands._given': ( 'api/deliver/commands.html#_given',
+                                                                                   'lifecycle/deliver/commands.py'),
                                             'lifecycle.deliver.commands._report': ( 'api/deliver/commands.html#_report',
                                                                                     'lifecycle/deliver/commands.py'),
                                             'lifecycle.deliver.commands._steps': ( 'api/deliver/commands.html#_steps',

@@ -362,8 +362,15 @@ def test_no_step_is_taken_by_hand_while_the_kill_switch_is_on(ws):
 
 
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green', '--steps', '5,100')
+    assert r.returncode == 2 and 'a blue-green rollout takes none' in out['error'], out  # (review AX: steps unused)
+    r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green', '--reason', ' ')
+    assert r.returncode == 2 and out['error'].startswith('--reason: expected why'), out  # (given empty: review AX)
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
     assert r.returncode == 0 and out['rollout']['percentage'] == 0, r.stderr
+    assert out['rollout']['steps'] == [100.0], out['rollout']  # (it recorded a canary's steps it never took)
+    r, out = cli_json(ws, 'rollout', 'pause', '--reason', '')
+    assert r.returncode == 2 and out['error'].startswith('--reason: expected why'), out
     r = cli(ws, 'rollout', 'advance')  # before any switch it completed the rollout on no traffic at all
     assert r.returncode == 2 and 'rollout switch' in r.stderr, r.stdout + r.stderr
     for expect in (100, 0, 100):

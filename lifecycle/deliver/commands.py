@@ -98,7 +98,7 @@ def rollout_start(
         None, '--steps', help="Percentages, e.g. 1,5,25,50,100 (default: params/rollout.yaml)."
     ),
     strategy: Optional[str] = typer.Option(None, '--strategy', help="canary or blue_green (default: params)."),
-    reason: str = typer.Option('', '--reason', help="Why, for the audit log."),
+    reason: Optional[str] = typer.Option(None, '--reason', help="Why, for the audit log (default: its kind and arms)."),
     as_json: bool = typer.Option(False, '--json', help="Print the rollout as JSON."),
 ):
     "Deploy the challenger beside the control and start the rollout."
@@ -110,7 +110,7 @@ def rollout_start(
         raise CommandError(f"--strategy: expected canary or blue_green, found {strategy!r}", EXIT_INPUT)
     try:
         challenger = registry_version(challenger, '--challenger')
-        st = ro.start(s, challenger, ps['rollout'], _steps(steps), strategy, reason=reason)
+        st = ro.start(s, challenger, ps['rollout'], _steps(steps), strategy, reason=_given(reason))
     except ValueError as e:
         raise CommandError(f"--steps: {e}", EXIT_INPUT) from None
     return RolloutView(st)
@@ -144,17 +144,29 @@ def _flags_disagree(s: Workspace, st: dict) -> str | None:
     return ro.flags_disagree(st, spec)
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #68a0ee3a
+def _given(reason: str | None) -> str:
+    "A `--reason` given ('' when left out); one given empty is refused, as `approve` and `token revoke` refuse it."
+    if reason is not None and not reason.strip():
+        raise CommandError(
+            "--reason: expected why (it goes to the audit log), found nothing; leave --reason out for the default",
+            EXIT_INPUT,
+        )
+    return reason or ''
+
+
 def _by_hand(name: str, doc: str, default_reason: str):
     "The command for one rollout action taken by a person, with a reason for the audit log."
 
     @command(errors=DELIVER_ERRORS)
     def cmd(
-        reason: str = typer.Option(default_reason, '--reason', help="Why, for the audit log."),
+        reason: Optional[str] = typer.Option(
+            None, '--reason', help=f"Why, for the audit log (default: {default_reason!r})."
+        ),
         as_json: bool = typer.Option(False, '--json', help="Print the rollout as JSON."),
     ):
         from lifecycle.deliver import rollout as ro
 
-        return RolloutView(getattr(ro, name)(Workspace.open(), reason=reason))
+        return RolloutView(getattr(ro, name)(Workspace.open(), reason=_given(reason) or default_reason))
 
     cmd.__doc__, cmd.__name__, cmd.__qualname__ = doc, f'rollout_{name}', f'rollout_{name}'
     return cmd

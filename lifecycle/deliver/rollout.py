@@ -271,6 +271,10 @@ def start(
         raise RolloutError(
             f"rollout {cur['id']} of version {cur['challenger']} is {cur['status']}; finish or roll it back first"
         )
+    if (strategy or rp.strategy) == 'blue_green':  # all traffic at once: no steps of a canary's (review AX)
+        if steps:
+            raise RolloutError("steps: a blue-green rollout takes none (it switches all traffic at once)")
+        steps = [100.0]
     steps = list(steps or rp.steps)
     RolloutParams(steps=steps, strategy=strategy or rp.strategy)  # validates the steps
     if why := fl.other_model_routed(s, s.params['register'].model_name, s.params_dir):
