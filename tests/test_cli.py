@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 import pytest
 import typer
@@ -150,7 +151,7 @@ def refused(r, code: int, words: str, as_json: bool) -> None:
     assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
     if as_json:
         out = json.loads(r.stdout, **STRICT)
-        assert out['ok'] is False and words in ' '.join(str(out.get('error') or out.get('reason')).split()), out
+        assert out['ok'] is False and words in ' '.join(str(out['error']).split()), out  # (`error`, always: review AX)
     else:
         assert words in ' '.join(r.stderr.split()) and 'Traceback' not in r.stderr, r.stderr
 
@@ -303,8 +304,69 @@ def test_a_broken_audit_chain_exits_3(workspace, env):
     lines = log.read_text().splitlines()
     log.write_text('\n'.join([lines[0], lines[2]]) + '\n')  # an entry removed
     r = invoke(['audit', 'verify', '--json'], env)
-    assert r.exit_code == 3 and json.loads(r.stdout, **STRICT)['ok'] is False
+    out = json.loads(r.stdout, **STRICT)
+    assert r.exit_code == 3 and out['ok'] is False
+    assert out['error'] == f"audit log {log} failed verification: {out['reason']}"
     assert 'FAILED verification' in invoke(['audit', 'verify'], env).stderr
+
+
+def _failed_results() -> dict:
+    "A failed instance of each command result that can fail (overrides `exit_code`), by class."
+    from lifecycle.core.commands import AuditVerdict
+    from lifecycle.data.commands import BatchOutcome, Watched
+    from lifecycle.operate.commands import MonitorStatus
+    from lifecycle.release.commands import PolicyCheck, ServingCheck
+
+    rules = [
+        dict(rule='min_auc', value=0.6, limit=0.7, verdict='fail', reason='auc 0.6 below 0.7'),
+        dict(rule='max_gap', value=0.01, limit=0.1, verdict='pass', reason=''),
+    ]
+    arms = [
+        dict(arm='champion', version='3', exposure='full', ok=False, missing=['the gates did not pass', 'no sign-off']),
+        dict(arm='challenger', version='4', exposure='canary', ok=True, missing=[]),
+    ]
+    rejected = dict(status='rejected', source='b.csv', exit=1, reason='age: 7 below 16', error='b.csv: batch rejected')
+    return {
+        PolicyCheck: (PolicyCheck(False, 'm', '3', 'r.html', rules), 'policy failed for m v3: min_auc (auc 0.6'),
+        ServingCheck: (ServingCheck(False, 'prod', arms), 'champion: version 3 as full: the gates did not pass; no'),
+        AuditVerdict: (AuditVerdict(False, 3, 2, 2, 'entry 2 was edited', [], '/a.log'), '/a.log failed verification'),
+        BatchOutcome: (BatchOutcome({k: v for k, v in rejected.items() if k != 'error'}), 'age: 7 below 16'),
+        Watched: (Watched(Path('in'), 2, [dict(status='accepted', exit=0), rejected], 1), '1 of 2 batch(es) from in'),
+        MonitorStatus: (MonitorStatus({'watchers': {'guard': {'alive': False, 'age_s': None}}}), 'guard: not running'),
+    }
+
+
+def test_every_result_that_can_fail_says_why_in_the_error_of_its_json():
+    """A failed `govern check`, `audit verify` or `ingest` printed `{"ok": false, ...}` under `--json` with no `error`,
+    which every refusal has and scripts read (review AX). Each result that can fail says why in one line; one that does
+    not say it its own way still gets an `error`. A new result that can fail is added to `_failed_results`."""
+    import importlib
+
+    for m in ('app', 'core', 'data', 'deliver', 'loop', 'operate', 'release', 'serve'):
+        importlib.import_module(f'lifecycle.{m}.commands')
+    importlib.import_module('lifecycle.data.init_command')
+
+    def subclasses(c):
+        return [c] + [s for sub in c.__subclasses__() for s in subclasses(sub)]
+
+    mine = [c for c in subclasses(cli_support.Result) if c.__module__.startswith('lifecycle.')]
+    can_fail = {c for c in mine if 'exit_code' in vars(c)}
+    examples = _failed_results()
+    assert can_fail - {cli_support.Result} == set(examples), can_fail ^ set(examples)
+    for c, (res, words) in examples.items():
+        out = json.loads(res.to_json(), **STRICT)
+        assert res.exit_code and out['ok'] is False and '\n' not in out['error'] and words in out['error'], (c, out)
+
+    @dataclass
+    class Unsaid(cli_support.Result):
+        n: int
+
+        @property
+        def exit_code(self):
+            return 1
+
+    said = 'Unsaid: the command failed (exit status 1)'
+    assert json.loads(Unsaid(5).to_json()) == {'ok': False, 'error': said, 'n': 5}
 
 
 def test_a_missing_model_a_misspelt_step_and_no_trust_are_refused_before_anything_ran(workspace, env):

@@ -398,6 +398,9 @@ def test_a_watch_taken_once_with_json_is_one_document_and_exits_as_its_first_fai
     out = json.loads(r.stdout)
     assert r.returncode == 1 and out['ok'] is False
     assert [o['status'] for o in out['batches']] == ['accepted', 'rejected']
+    said = f"{inbox / '1-bad.csv'}: batch rejected"  # (each failed batch says why, as the document does: review AX)
+    assert 'error' not in out['batches'][0] and out['batches'][1]['error'].startswith(said), out
+    assert out['error'].startswith(f"1 of 2 batch(es) from {inbox} failed: {said}"), out
 
 
 def test_a_watch_stopped_by_an_error_still_reports_the_batches_it_took(workspace, arrests, monkeypatch):

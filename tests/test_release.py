@@ -181,6 +181,7 @@ def test_governance_judges_the_card_a_version_was_written_with_and_a_version_wit
     r, check = cli_json(trained, 'govern', 'check', 'arrests-release', '1')
     failed = {x['rule'] for x in check['results'] if x['verdict'] == 'fail'}
     assert r.returncode == 1 and {f'card.{f}' for f in ('owners', 'limitations')} <= failed, check
+    assert check['error'].startswith('policy failed for arrests-release v1: ') and 'card.owners (' in check['error']
     r, out = cli_json(trained, 'approve', 'arrests-release', '1', '--as', 'carol', '--reason', 'r', '--to', 'staging')
     assert r.returncode == 2 and 'stopped before its model_card stage finished' in out['error'], out
     later = trained / 'reports/runs/29991231T000000Z-later0'  # (run again, as the refusal says: its stages reused

@@ -67,7 +67,15 @@ class Result:
         return {'ok': self.exit_code == EXIT_OK, **asdict(self)}  # (a field named `ok` says it itself)
 
     def to_json(self) -> str:
-        return dumps(self.data())
+        "`data()` as strict JSON; a failed result's says why in `error`, as a refusal's does (`failure`)."
+        d = self.data()
+        if (self.exit_code != EXIT_OK or d.get('ok') is False) and not d.get('error'):
+            d = {'ok': False, 'error': self.failure(), **{k: v for k, v in d.items() if k not in ('ok', 'error')}}
+        return dumps(d)
+
+    def failure(self) -> str:
+        "Why the command failed, in one line: the `error` of its `--json`. A result that can fail says it its own way."
+        return f"{type(self).__name__}: the command failed (exit status {self.exit_code})"
 
     def show(self) -> None:
         print(dumps(self.data(), indent=1))

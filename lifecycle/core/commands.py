@@ -38,6 +38,10 @@ class AuditVerdict(Result):
         else:
             typer.secho(f"audit log FAILED verification: {self.reason} ({self.path})", fg='red', err=True)
 
+    def failure(self) -> str:
+        "The first problem found, with the log's path (the `error` of `--json`)."
+        return f"audit log {self.path} failed verification: {self.reason}"
+
     @property
     def exit_code(self):
         return EXIT_OK if self.ok else EXIT_AUDIT

@@ -44,6 +44,7 @@ def _ingest_one(
     from lifecycle.data import ingest, sources
     from lifecycle.data.pii import PiiError
 
+    rejected = None
     fp = sources.fingerprint(source, Path.cwd(), query)
     ref = ingest.resolve_reference(s, p, rp.model_name)
     read, source = source, sources.shown_source(source)  # (recorded and shown: a database URL without its password)
@@ -57,8 +58,8 @@ def _ingest_one(
             reference=ref,
             actor=actor,
         )
-    except ingest.BatchRejected as e:
-        r = e.result
+    except ingest.BatchRejected as e:  # (its message, the outcome's `error`: the policy, the count and the reason)
+        r, rejected = e.result, str(e)
     except sources.SourceError as e:  # (counted by `ingest stats`; one that cannot be used as written: refused, 2)
         ingest.log_failure(s, p.dataset, source, 'unreadable', _said(e, read, source))
         code = EXIT_INPUT if isinstance(e, sources.SourceUnusable) else EXIT_SOURCE
@@ -90,6 +91,7 @@ def _ingest_one(
         metrics=r.metrics,
         findings=v.drop(columns=['message']).to_dict('records'),
         reason=r.reason,
+        **({'error': rejected} if rejected else {}),
         exit=EXIT_STAGE if r.status == 'rejected' else 0,
         _examples={f'{c} ({rule})': vals for (rule, c), vals in r.shown_examples(p).items()},
     )
@@ -140,7 +142,11 @@ class BatchOutcome(Result):
     def show(self):
         _print_outcome(self.outcome)
         if self.outcome['exit']:
-            typer.secho(f"error: {self.outcome.get('error') or self.outcome['reason']}", fg='red', err=True)
+            typer.secho(f"error: {self.failure()}", fg='red', err=True)
+
+    def failure(self) -> str:
+        "Why the batch failed: its error (a rejection's names the policy and the blocking findings), else its reason."
+        return self.outcome.get('error') or self.outcome['reason']
 
     @property
     def exit_code(self):
@@ -191,6 +197,14 @@ class Watched(Result):
 
     def show(self):
         typer.echo(f"{self.batches} batch(es) processed from {self.folder}", err=True)
+
+    def failure(self) -> str:
+        "How many batches failed and the first one's error (the `error` of `--json`, unless the watch stopped on one)."
+        bad = [o for o in self.outcomes or [] if o['exit']]
+        if not bad:
+            return f"a batch from {self.folder} failed (exit status {self.failed})"
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ''
+        return f"{len(bad)} of {len(self.outcomes)} batch(es) from {self.folder} failed: {bad[0]['error']}{more}"
 
     @property
     def exit_code(self):

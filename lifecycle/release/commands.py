@@ -60,14 +60,15 @@ class PolicyCheck(Result):
             )
         console().print(t)
         print(f"governance report: {self.report}")
+        if not self.ok:
+            typer.secho(f"error: {self.failure()}", fg='red', err=True)
+
+    def failure(self) -> str:
+        "The failed rules by name, each with its reason (the `error` of `--json`)."
         failed = [r for r in self.results if r['verdict'] == 'fail']
-        if failed:
-            typer.secho(
-                f"error: policy failed for {self.model} v{self.version}: "
-                + '; '.join(f"{r['rule']} ({r['reason']})" for r in failed),
-                fg='red',
-                err=True,
-            )
+        return f"policy failed for {self.model} v{self.version}: " + '; '.join(
+            f"{r['rule']} ({r['reason']})" for r in failed
+        )
 
     @property
     def exit_code(self):
@@ -88,6 +89,14 @@ class ServingCheck(Result):
         for a in self.arms:
             state = 'ok' if a['ok'] else 'NO LONGER MEETS THE POLICY: ' + '; '.join(a['missing'])
             print(f"{a['arm']}: version {a['version']} as {a['exposure']} ({self.environment}): {state}")
+
+    def failure(self) -> str:
+        "The arms that no longer meet the policy, each with what it misses (the `error` of `--json`)."
+        return f"deployed arm(s) no longer meeting the policy ({self.environment}): " + '. '.join(
+            f"{a['arm']}: version {a['version']} as {a['exposure']}: " + '; '.join(a['missing'])
+            for a in self.arms
+            if not a['ok']
+        )
 
     @property
     def exit_code(self):
