@@ -168,6 +168,9 @@ CASES = [
         'neither a dataset version in the store nor a readable file',
     ),
     (['drift', '--reference', '{ws}/good.csv', '--current', '{ws}/head.csv'], 2, 'holds no rows (a header alone)'),
+    (['drift', '--reference', '{ws}/dir.csv', '--current', '{ws}/good.csv'], 4, 'dir.csv: expected a source file'),
+    (['ingest', '{ws}/dir.csv', '--dataset', 'arrests'], 4, 'dir.csv: expected a source file, found a folder'),
+    (['score', '--input', '{ws}/dir.csv', '--output', '{ws}/o.csv'], 4, 'dir.csv: expected a file to score, found a'),
     (['store', 'purge'], 2, 'say --expired to confirm'),
     (['simulate', '--max-windows', '0'], 2, '--max-windows: expected at least 1, found 0'),
     (['audit', 'show', '-n', '0'], 2, '-n: expected at least 1, found 0'),
@@ -197,6 +200,7 @@ def test_refusals_map_to_the_documented_exit_codes(workspace, env, args, code, w
     (workspace / 'good.csv').write_text(HEADER + 'Yes,White,2001,30,Male,Yes,Yes,0\n')
     (workspace / 'child.csv').write_text(HEADER + 'Yes,White,2001,7,Male,Yes,Yes,0\n')
     (workspace / 'head.csv').write_text(HEADER)  # drift would call every column all-null: total drift of nothing
+    (workspace / 'dir.csv').mkdir()  # (a folder where a file is expected: said so, not "not found"; review AX)
     args = [a.replace('{ws}', str(workspace)) for a in args] + (['--json'] if as_json else [])
     refused(invoke(args, env), code, words, as_json)
 
@@ -221,6 +225,14 @@ def test_an_empty_params_file_is_said_to_be_empty(workspace, env):
     said = ' '.join(json.loads(invoke(['ingest', 'stats', '--json'], env).stdout)['error'].split())
     assert 'train.yaml: expected a mapping of keys, found an empty file' in said and 'NoneType' not in said, said
     assert 'card.yaml: expected a mapping of keys, found no keys (comments only, or null)' in said, said
+
+
+def test_a_params_file_that_is_a_folder_is_said_to_be_one(workspace, env):
+    "It was \"params file is missing\" (review AX); a file where the state folder should go: test_workspace."
+    (workspace / 'params/monitor.yaml').unlink()
+    (workspace / 'params/monitor.yaml').mkdir()
+    said = f"{workspace / 'params/monitor.yaml'}: expected a MonitorParams YAML file, found a folder"
+    refused(invoke(['run', '--no-site', '--json'], env), 2, said, as_json=True)
 
 
 def test_a_positive_class_the_target_does_not_allow_is_refused_before_any_stage(workspace, env):

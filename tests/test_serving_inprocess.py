@@ -1078,6 +1078,10 @@ def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(
     assert r.returncode == 2 and 'issued already' in r.stderr, r.stderr
     r = cli(ws, 'token', 'issue', 'carol', '--request', str(request) + '.gone')  # (a missing file: said so, exit 4)
     assert r.returncode == 4 and f'--request {request}.gone: no such file' in r.stderr, r.stderr
+    (desk / 'folder.json').mkdir()  # (a folder: said so, not "no such file"; review AX)
+    r = cli(ws, 'token', 'issue', 'carol', '--request', str(desk / 'folder.json'))
+    said = f"--request {desk / 'folder.json'}: expected a token request file, found a folder"
+    assert r.returncode == 4 and said in r.stderr, r.stderr
     r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'again', '--token-sha256', made['token'])  # (pasted whole)
     assert r.returncode == 2 and made['token'] not in r.stderr and 'hex digits' in r.stderr, r.stderr
     r = cli(ws, 'token', 'revoke', 'carol', '--reason', 'a script', '--token-sha256', ' ')  # (an empty variable)

@@ -147,6 +147,8 @@ def _unambiguous(v):
 def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
     "Read and validate one YAML params file (as YAML 1.2 where the schema says `yaml_1_2`, `parse_yaml_12`)."
     path = Path(path)
+    if path.is_dir():  # (not "missing": it is there, as the wrong thing; review AX)
+        raise ParamsError(f"{path}: expected a {schema.__name__} YAML file, found a folder")
     if not path.is_file():
         raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
     try:

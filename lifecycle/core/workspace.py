@@ -293,6 +293,11 @@ def check_format(s: Settings, migrating: bool = False) -> int:
             f"{s.reports_dir}: cannot hold the workspace's reports: {file} is a file, not a folder; check reports_dir "
             "in settings.ini (or $LIFECYCLE_REPORTS_DIR)"
         )
+    if (file := file_in_the_way(s.state_dir)) is not None:  # (not "cannot create ... (File exists)": review AX)
+        raise SettingsError(
+            f"{s.state_dir}: cannot hold the workspace's state: {file} is a file, not a folder; check state_dir in "
+            "settings.ini (or $LIFECYCLE_STATE_DIR)"
+        )
     found, latest = stored_format(s.state_dir), latest_format()
     if found is None:
         try:

@@ -513,6 +513,8 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
         db = u.database if u.get_backend_name() == 'sqlite' else None
         if db and db != ':memory:' and not db.startswith('file:'):  # (a file: relative to the workspace, as files are)
             path = resolve(db, root)
+            if path.is_dir():
+                raise SourceError(f"{shown_source(url)}: expected a SQLite database file at {path}, found a folder")
             if not path.is_file():
                 raise SourceError(f"{shown_source(url)}: no SQLite database at {path}")  # (none is made)
             u = u.set(database=str(path))
@@ -561,6 +563,8 @@ def read_chunks(
         yield from _sql_chunks(source, query, chunk_rows, root)
         return
     path = resolve(source, root)
+    if path.is_dir():  # (there, but not a file: not "not found"; review AX)
+        raise SourceError(f"{path}: expected a source file, found a folder")
     if not path.is_file():
         raise SourceError(f"{path}: source file not found")
     suffix = path.suffix.lower()

@@ -391,6 +391,8 @@ def _issued_from(s, people: dict, name: str, path: Path) -> TokenIssued:
     import json
     from lifecycle.serve.tokens import accept_request
 
+    if Path(path).is_dir():  # (there, as the wrong thing: not "no such file"; review AX)
+        raise CommandError(f"--request {path}: expected a token request file, found a folder", EXIT_SOURCE)
     if not Path(path).is_file():  # (as every command names a missing input: exit 4)
         raise CommandError(f"--request {path}: no such file", EXIT_SOURCE)
     try:
@@ -723,7 +725,9 @@ def score(
     from lifecycle.serve.batch import score_file
     from lifecycle.data.init_command import csv_options
 
-    if not input.is_file():  # before a model is loaded or a progress bar drawn
+    if input.is_dir():  # before a model is loaded or a progress bar drawn (there, as the wrong thing: review AX)
+        raise CommandError(f"--input {input}: expected a file to score, found a folder", EXIT_SOURCE)
+    if not input.is_file():
         raise CommandError(f"--input {input}: no such file", EXIT_SOURCE)
     if input.stat().st_size == 0:
         raise CommandError(f"--input {input}: the file is empty (no header, no rows)", EXIT_SOURCE)
