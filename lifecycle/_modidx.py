@@ -2907,6 +2907,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._typed_frame': ( 'api/serve/batch.html#_typed_frame',
                                                                                'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch.check_output': ( 'api/serve/batch.html#check_output',
+                                                                               'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch.score_file': ('api/serve/batch.html#score_file', 'lifecycle/serve/batch.py')},
             'lifecycle.serve.commands': { 'lifecycle.serve.commands.FlagsView': ( 'api/serve/commands.html#flagsview',
                                                                                   'lifecycle/serve/commands.py'),

@@ -171,6 +171,10 @@ CASES = [
     (['drift', '--reference', '{ws}/dir.csv', '--current', '{ws}/good.csv'], 4, 'dir.csv: expected a source file'),
     (['ingest', '{ws}/dir.csv', '--dataset', 'arrests'], 4, 'dir.csv: expected a source file, found a folder'),
     (['score', '--input', '{ws}/dir.csv', '--output', '{ws}/o.csv'], 4, 'dir.csv: expected a file to score, found a'),
+    # the output refused before a model is loaded (this workspace has none: it was "register a model first"; review AX)
+    (['score', '--input', '{ws}/good.csv', '--output', '{ws}/o.txt'], 2, 'o.txt: output must end in .csv or .parquet'),
+    (['score', '--input', '{ws}/good.csv', '--output', '{ws}/dir.csv'], 2, 'dir.csv: is a folder; expected a file'),
+    (['score', '--input', '{ws}/good.csv', '--output', '{ws}/good.csv'], 2, 'good.csv: output would overwrite the'),
     (['store', 'purge'], 2, 'say --expired to confirm'),
     (['simulate', '--max-windows', '0'], 2, '--max-windows: expected at least 1, found 0'),
     (['audit', 'show', '-n', '0'], 2, '-n: expected at least 1, found 0'),

@@ -19,7 +19,7 @@ from .predlog import PredictionLog
 from ..core import audit
 
 # %% auto #0
-__all__ = ['score_file']
+__all__ = ['check_output', 'score_file']
 
 # %% ../../nbs/api/serve/10_batch.ipynb #e390c00b
 _READS = ('.csv', '.csv.gz', '.parquet', '.pq')
@@ -142,6 +142,20 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
                 raise InputError(f"{path}: {e}") from None
     return out
 
+# %% ../../nbs/api/serve/10_batch.ipynb #16de67a3
+def check_output(src: str | Path, dst: str | Path) -> None:
+    """Refuse an output `dst` that scores of `src` cannot be written to: not .csv or .parquet, the input itself, a
+    folder, or in a folder that does not exist; `InputError` naming it."""
+    src, dst = Path(src), Path(dst)
+    if dst.suffix.lower() not in ('.csv', '.parquet', '.pq'):
+        raise InputError(f"{dst}: output must end in .csv or .parquet")
+    if dst.resolve() == src.resolve():
+        raise InputError(f"{dst}: output would overwrite the input")
+    if not dst.parent.is_dir():
+        raise InputError(f"{dst}: its folder {dst.parent} does not exist or is not a folder")
+    if dst.is_dir():
+        raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
+
 # %% ../../nbs/api/serve/10_batch.ipynb #57d594a7
 def _discard(tmp: Path) -> None:
     "Remove the partial output, if any was made (a failure to remove it leaves a hidden temporary file, no error)."
@@ -231,16 +245,11 @@ def score_file(
     and delimiter, the output written as comma-separated UTF-8); returns the batch summary. `contract`: the rules the
     model's inputs are checked by; `declared`: the dataset's columns, its categories read as ingestion reads them."""
     src, dst = Path(src), Path(dst)
+    if src.is_dir():
+        raise InputError(f"{src}: expected an input file, found a folder")
     if not src.exists():
         raise InputError(f"{src}: input file not found")
-    if dst.suffix.lower() not in ('.csv', '.parquet', '.pq'):
-        raise InputError(f"{dst}: output must end in .csv or .parquet")
-    if dst.resolve() == src.resolve():
-        raise InputError(f"{dst}: output would overwrite the input")
-    if not dst.parent.is_dir():
-        raise InputError(f"{dst}: its folder {dst.parent} does not exist or is not a folder")
-    if dst.is_dir():  # (before anything is scored, logged or audited)
-        raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
+    check_output(src, dst)  # (before anything is scored, logged or audited)
     if m.task != 'classification':  # (a regression's score is its prediction: no threshold decides, none is reported)
         threshold = None
     batch_id, t0, rows, positives, writer = uuid.uuid4().hex, time.perf_counter(), 0, 0, None

@@ -722,7 +722,7 @@ def score(
     from lifecycle.serve.models import load_version, input_contract
     from lifecycle.serve.predlog import PredictionLog, default_url
     from lifecycle.model.signing import SignatureError
-    from lifecycle.serve.batch import score_file
+    from lifecycle.serve.batch import score_file, check_output
     from lifecycle.data.init_command import csv_options
 
     if input.is_dir():  # before a model is loaded or a progress bar drawn (there, as the wrong thing: review AX)
@@ -731,6 +731,7 @@ def score(
         raise CommandError(f"--input {input}: no such file", EXIT_SOURCE)
     if input.stat().st_size == 0:
         raise CommandError(f"--input {input}: the file is empty (no header, no rows)", EXIT_SOURCE)
+    check_output(input, output)  # (as score_file would, after loading the model: review AX)
     if threshold is not None and not 0 <= threshold <= 1:
         raise CommandError(f"--threshold: expected a number from 0 to 1, found {threshold}", EXIT_INPUT)
     given = csv_options(encoding, delimiter, thousands, decimal)  # (refused before anything is loaded)
