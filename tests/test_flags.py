@@ -428,6 +428,21 @@ def test_with_the_audit_key_in_another_keys_folder_the_kill_switch_still_pulls_a
         fl.change_flags(s, {'shadow': False}, actor='carol')
 
 
+def test_a_check_of_keys_together_is_said_without_a_key_of_its_own():
+    """`flags set percentage=50` and `flags shadow on` with no challenger read "key '(top level)': ..." (review AX): the
+    validator's message, which names the keys, is said alone, to the CLI and to the admin API (`unnamed`)."""
+    old = FlagsParams(control='1', safe='1')
+    for change, said in (
+        ({'percentage': 50}, 'percentage: 50.0 of traffic to the challenger, but no challenger is deployed'),
+        ({'shadow': True}, 'shadow: on, but no challenger is deployed to score in the shadow'),
+    ):
+        with pytest.raises(fl.FlagError) as e:
+            fl._changed(old, change)
+        assert str(e.value) == e.value.unnamed == said, e.value
+    with pytest.raises(fl.FlagError, match=r"^key 'percentage': Input should be less than or equal to 100"):
+        fl._changed(old, {'percentage': 250})  # (a real key: still named)
+
+
 def test_values_are_taken_as_typed_and_a_yaml_date_as_its_text():
     """Validated strictly as JSON ("true" is no boolean, "5" no share); `flags set` reads a date or time as the text
     typed (a cohort compares text), and a value JSON has no type for is refused naming its type."""

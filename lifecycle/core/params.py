@@ -34,15 +34,16 @@ class _Strict(BaseModel):
 # %% ../../nbs/api/core/04_params.ipynb #80f07225
 def describe_error(err: dict, quote: bool = True) -> str:
     "One validation error: the key, what is wrong, and (`quote`) the value found (not for a file of personal values)."
-    loc = '.'.join(str(x) for x in err['loc']) or '(top level)'
+    loc = '.'.join(str(x) for x in err['loc'])
+    key = f"key '{loc}': " if loc else ''  # (none: a check of several keys together, whose message names them)
     if err['type'] == 'extra_forbidden':
-        return f"key '{loc}': unknown key (not part of the schema)"
+        return f"{key}unknown key (not part of the schema)"
     if err['type'] == 'missing':
-        return f"key '{loc}': required but missing"
+        return f"{key}required but missing"
     found, msg = err.get('input'), err['msg'].removeprefix('Value error, ')
     if isinstance(found, (dict, list)) or not quote or 'found ' in msg:
-        return f"key '{loc}': {msg}"  # a whole section, or a message that says what it found: said once
-    return f"key '{loc}': {msg}; found {found!r} ({type(found).__name__})"
+        return f"{key}{msg}"  # a whole section, or a message that says what it found: said once
+    return f"{key}{msg}; found {found!r} ({type(found).__name__})"
 
 # %% ../../nbs/api/core/04_params.ipynb #2f0a178c
 def parse_yaml(text: str) -> object:
