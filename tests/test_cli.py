@@ -418,6 +418,32 @@ def test_a_missing_model_a_misspelt_step_and_no_trust_are_refused_before_anythin
     refused(invoke(['token', 'issue', 'alice'], env), 2, "this workspace's trust is not initialised", False)
 
 
+def test_a_model_name_the_registry_does_not_hold_names_the_models_it_holds():
+    """`govern check nope 1` said "it holds 1 other model(s)" (review AX): with no name close to the one given, the
+    registered models are named (model names, no personal data), the first ten and how many more."""
+    from types import SimpleNamespace
+    from lifecycle.model.registry import missing_version
+
+    class Registry:
+        def __init__(self, names):
+            self.names = names
+
+        def get_registered_model(self, name):  # (as MLflow answers a name it does not hold)
+            e = LookupError(name)
+            e.error_code = 'RESOURCE_DOES_NOT_EXIST'
+            raise e
+
+        def search_registered_models(self, max_results):
+            return [SimpleNamespace(name=n) for n in self.names]
+
+    said = missing_version(Registry(['arrests-release']), 'nope', '1')
+    assert said == "model 'nope' is not in the registry, which holds 'arrests-release'", said
+    said = missing_version(Registry([f'model-{i:02d}' for i in range(12)][::-1]), 'nope', '1')
+    assert said.endswith("which holds 'model-00', 'model-01', 'model-02', 'model-03', 'model-04', 'model-05', "
+                         "'model-06', 'model-07', 'model-08', 'model-09' and 2 more"), said  # fmt: skip
+    assert 'did you mean' in missing_version(Registry(['arrests-release']), 'arrests-relase', '1')
+
+
 def test_an_unexpected_error_is_not_dressed_up_as_a_refusal():
     @cli_support.command()
     def broken(as_json: bool = typer.Option(False, '--json')):

@@ -88,6 +88,9 @@ def alias_version(client, name: str, alias: str) -> str | None:
         return None
 
 
+_NAMED = 10  # registered models a refusal names, when none is close to the name given (review AX: it named none)
+
+
 def missing_version(client, name: str, version) -> str:
     """Why `name` version `version` is not in the registry, naming what is: the model's versions or, for a name it does
     not hold, the closest registered names. Never raises: what cannot be looked up is left unsaid."""
@@ -106,8 +109,11 @@ def missing_version(client, name: str, version) -> str:
         if not names:
             return f"model {name!r} is not in the registry, which holds no model yet (`lifecycle run` registers one)"
         close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
-        hint = f"did you mean {' or '.join(map(repr, close))}?" if close else f"it holds {len(names)} other model(s)"
-        return f"model {name!r} is not in the registry ({hint})"
+        if close:
+            return f"model {name!r} is not in the registry (did you mean {' or '.join(map(repr, close))}?)"
+        more = f" and {len(names) - _NAMED} more" if len(names) > _NAMED else ''
+        held = ', '.join(map(repr, sorted(names)[:_NAMED])) + more  # (model names: no personal data)
+        return f"model {name!r} is not in the registry, which holds {held}"
     try:  # (a quote cannot be in a search filter's string)
         hits = [] if "'" in name else client.search_model_versions(f"name = '{name}'")
         found = sorted(int(x.version) for x in hits) if hits or "'" not in name else None
