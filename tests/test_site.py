@@ -10,7 +10,7 @@ import subprocess
 import nbformat
 import pytest
 import yaml
-from conftest import ROOT, cli
+from conftest import ROOT, cli, cli_json
 
 
 def test_quarto_config_is_valid_and_has_its_sections():
@@ -245,6 +245,9 @@ def test_a_corrupt_executed_notebook_is_named_and_its_page_says_so_while_the_oth
 def test_site_command_on_an_empty_workspace(workspace):
     r = cli(workspace, 'site')
     assert r.returncode == 0 and 'mkdocs' in r.stdout, r.stderr
+    r, out = cli_json(workspace, 'site')  # (review AX: no --json, where every other reporting command has one)
+    assert r.returncode == 0 and out == {'ok': True, 'index': str(workspace / 'reports/site/index.html'),
+                                         'renderer': 'mkdocs'}, out  # fmt: skip
     assert 'No runs yet' in (workspace / 'reports/site/runs/index.html').read_text()
     assert 'No registered model yet' in (workspace / 'reports/site/index.html').read_text()
 

@@ -259,7 +259,7 @@ class SiteRendered(Result):
 
 
 @command({'lifecycle.app.site.SiteError': EXIT_STAGE})
-def site():
+def site(as_json: bool = typer.Option(False, '--json', help="Print the index page and the renderer as JSON.")):
     "Render the evidence site into reports/site (Quarto if on PATH, else MkDocs, offline): only what changed."
     from lifecycle.app.site import render_site, renderer
 
