@@ -1680,6 +1680,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/loop/commands.py'),
                                          'lifecycle.loop.commands.Traced.show': ( 'api/loop/commands.html#traced.show',
                                                                                   'lifecycle/loop/commands.py'),
+                                         'lifecycle.loop.commands._progress': ( 'api/loop/commands.html#_progress',
+                                                                                'lifecycle/loop/commands.py'),
                                          'lifecycle.loop.commands._when': ('api/loop/commands.html#_when', 'lifecycle/loop/commands.py'),
                                          'lifecycle.loop.commands.retrain_history': ( 'api/loop/commands.html#retrain_history',
                                                                                       'lifecycle/loop/commands.py'),

@@ -1085,3 +1085,16 @@ def test_retraining_a_champion_trained_outside_the_pipeline_is_refused_naming_th
     out = json.loads(r.stdout)
     assert r.returncode == EXIT_INPUT and 'Traceback' not in r.stderr, r.stdout + r.stderr
     assert 'has no dataset_version or feature_set_version tag' in out['error'] and 'lifecycle run' in out['error']
+
+
+def test_retrain_run_says_in_words_what_each_step_does_while_a_pass_runs(capsys):
+    """Review AX: a pass that trains and validates ran 7-8 s with nothing on the screen. `retrain run` shows a status
+    line (stderr, a terminal's only) naming what the pass does next after each step: every step has its words."""
+    from lifecycle.loop.commands import _DOING, _progress
+    from lifecycle.loop.iteration import STEP_FUNCTIONS, WAITING
+
+    assert set(STEP_FUNCTIONS) - {WAITING} == set(_DOING)
+    with _progress(quiet=True) as on_step:
+        on_step({'id': 'it-1', 'status': 'data'})
+        on_step({'id': 'it-1', 'status': WAITING})  # (a status with no words of its own: said as it is)
+    assert capsys.readouterr().out == ''  # (never on stdout: --json's)

@@ -6,6 +6,7 @@ chain of any served prediction back to the raw data."""
 
 # %% ../../nbs/api/loop/05_commands.ipynb #297a8ec7
 from __future__ import annotations
+import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,7 +89,8 @@ def retrain_run(
     while True:
         t0 = time.monotonic()
         try:
-            it, verdict = run(ws, rp, force=force and n == 0)
+            with _progress(as_json) as on_step:  # (a pass that trains and validates takes seconds: review AX)
+                it, verdict = run(ws, rp, force=force and n == 0, on_step=on_step)
             res = RetrainPass(it, verdict.to_dict() if verdict else None)
         except LogUnreadable as e:  # once: the command's error; every N seconds, a pass missed (a database restarting)
             if every is None or (times is not None and n + 1 >= times):  # (the last pass failed: so does the command)
@@ -109,6 +111,21 @@ def retrain_run(
             time.sleep(max(0.0, every - (time.monotonic() - t0)))
         except KeyboardInterrupt:
             return None
+
+_DOING = {  # what a pass does next after each step, as a person reads it
+    'triggered': 'reading the labelled data', 'data': 'training', 'trained': 'validating', 'validated': 'registering',
+    'registered': 'deploying to the shadow', 'shadow': 'judging the shadow', 'canary': 'judging the canary',
+}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    "A status line on stderr (none under --json or off a terminal) saying what the pass does now; its `on_step`."
+    from rich.console import Console
+
+    console = Console(stderr=True, quiet=quiet)
+    with console.status('looking at the triggers') as status:
+        yield lambda it: status.update(f"retraining {it['id']}: {_DOING.get(it['status'], it['status'])} ...")
 
 # %% ../../nbs/api/loop/05_commands.ipynb #42d54401
 @dataclass
