@@ -26,10 +26,13 @@ __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_ap
 
 # %% ../../nbs/api/app/03_cli.ipynb #f485a5a8
 def _run_report(s, name, out_dir, parameters):
-    "Execute and render a report notebook (the app layer's `run_report`, imported only when a report runs)."
+    """Execute and render a report notebook (the app layer's `run_report`, imported only when a report runs), saying
+    so on a terminal's stderr meanwhile (seconds: review AX), never under --json."""
+    from rich.console import Console
     from lifecycle.app.pipeline import run_report
 
-    return run_report(s, name, out_dir, parameters)
+    with Console(stderr=True, quiet='--json' in sys.argv[1:]).status(f"executing and rendering {name} ..."):
+        return run_report(s, name, out_dir, parameters)
 
 
 app = typer.Typer(
