@@ -412,7 +412,7 @@ def test_category_columns_are_read_by_position_whatever_the_header_padding_or_by
 
 def test_a_date_split_judges_the_order_of_its_dates_once_over_the_whole_source(ws, tmp_path):
     "Found by review: each chunk judged day-first by itself, so chunks whose days were all 12 or less read month first."
-    from lifecycle.data.stages import date_order, later_values
+    from lifecycle.data.stages import date_order, later_values, split_plan
 
     days = pd.date_range('2024-01-01', '2024-12-31', freq='D')
     df = pd.DataFrame({'label': ['Yes', 'No'] * (len(days) // 2) + ['Yes'] * (len(days) % 2), 'age': 30})
@@ -427,6 +427,9 @@ def test_a_date_split_judges_the_order_of_its_dates_once_over_the_whole_source(w
     )  # fmt: skip
     assert date_order(ws, p) is True  # (a chunk of 1-7 January alone says nothing)
     assert later_values(ws, p, True) == [f'2024-{m:02d}' for m in range(7, 13)]
+    df.loc[[3, 200], 'signup'] = ['cnry-Zebulon', '']  # (review AW: in no batch, dropped unsaid)
+    df.to_csv(tmp_path / 'people.csv', index=False)
+    assert split_plan(ws, p, True) == ([f'2024-{m:02d}' for m in range(7, 13)], 2)
 
 
 def test_a_personal_text_column_is_read_as_before_so_its_pseudonyms_stay_the_earlier_snapshots():

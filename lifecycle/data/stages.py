@@ -23,8 +23,8 @@ from lifecycle.data.ingest import (
 )
 
 # %% auto #0
-__all__ = ['REPORT_ROWS', 'IngestResult', 'batch_key', 'in_training', 'date_order', 'later_values', 'ingest', 'drift_report',
-           'drift_report_html', 'FeaturesResult', 'features']
+__all__ = ['REPORT_ROWS', 'IngestResult', 'batch_key', 'in_training', 'date_order', 'later_values', 'split_plan', 'ingest',
+           'drift_report', 'drift_report_html', 'FeaturesResult', 'features']
 
 # %% ../../nbs/api/data/08_stages.ipynb #d28d0689
 @dataclass(frozen=True, eq=False)
@@ -35,6 +35,7 @@ class IngestResult:
     replayed: dict[object, BatchResult]  # later value of the split column -> its batch, accepted or not
     fingerprint: str  # the source's content fingerprint
     reference: str | None  # the training batch's drift reference (None: no champion yet)
+    unsplit: int = 0  # rows whose split value cannot be read (no date, blank): in no batch, trained on nor replayed
 
     @property
     def dataset_version(self) -> str:
@@ -51,6 +52,7 @@ class IngestResult:
             source=self.fingerprint,
             batch_status=self.train.status,
             future_batches={str(v): r.snapshot['version'] for v, r in self.replayed.items() if r.snapshot},
+            **({'unsplit_rows': self.unsplit} if self.unsplit else {}),
         )
 
 
@@ -85,14 +87,22 @@ def date_order(ws: Workspace, p: IngestParams) -> bool | None:
 
 def later_values(ws: Workspace, p: IngestParams, dayfirst: bool | None = None) -> list:
     "The batches after the training cut, in order: each later value (month, for a date cut-off) is an arriving batch."
+    return split_plan(ws, p, dayfirst)[0]
+
+
+def split_plan(ws: Workspace, p: IngestParams, dayfirst: bool | None = None) -> tuple[list, int]:
+    """`later_values`, and how many rows are in no batch: their split value cannot be read (a date that is none, a
+    blank), so they are neither on or before the cut nor in a later batch (review AW: dropped unsaid)."""
     if not p.split_column:
-        return []
-    seen = set()
+        return [], 0
+    seen, unsplit = set(), 0
     for c in _chunks(ws, p):
         col = c[p.split_column]
-        later = col[~in_training(col, p.train_until, dayfirst)]
-        seen |= set(batch_key(later, p.train_until, dayfirst).dropna().unique())
-    return sorted(v.item() if hasattr(v, 'item') else v for v in seen)
+        before = in_training(col, p.train_until, dayfirst)  # (a nullable column's blank: NA, on neither side)
+        keys = batch_key(col[~before.fillna(False).astype(bool)], p.train_until, dayfirst)
+        seen |= set(keys.dropna().unique())
+        unsplit += int(keys.isna().sum())
+    return sorted(v.item() if hasattr(v, 'item') else v for v in seen), unsplit
 
 
 def ingest(
@@ -108,8 +118,8 @@ def ingest(
     train = ingest_batch(
         _chunks(ws, p, cut), p, ws, source=shown, fingerprint=fingerprint, role='train', reference=reference
     )
-    replayed = {}
-    for v in later_values(ws, p, first) if replay else []:
+    replayed, (later, unsplit) = {}, split_plan(ws, p, first)
+    for v in later if replay else []:
         try:
             r = ingest_batch(
                 _chunks(ws, p, lambda c, v=v: batch_key(c[p.split_column], p.train_until, first) == v),
@@ -132,8 +142,9 @@ def ingest(
         source=fingerprint,
         rules_hash=snap['rules_hash'],
         **({'run_id': run_id} if run_id else {}),
+        **({'unsplit_rows': unsplit} if unsplit else {}),  # (a count: their values are not said)
     )
-    return IngestResult(train, replayed, fingerprint, reference)
+    return IngestResult(train, replayed, fingerprint, reference, unsplit)
 
 # %% ../../nbs/api/data/08_stages.ipynb #d710f8c8
 REPORT_ROWS = 50_000  # rows of each side Evidently's drift report is drawn on: its charts cost time with every row
