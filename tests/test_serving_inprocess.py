@@ -1349,7 +1349,7 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     for edit, said in (  # of the right kinds, but no state a rollout wrote (review AX: step 99 completed it at once,
         ({'step': 99}, "key 'step': expected -1 to 2"),  # and step -3 moved the share from 10% to 50%)
         ({'step': -3}, "key 'step': expected -1 to 2"),
-        ({'steps': [50, 10, 100]}, "key 'steps': expected increasing percentages ending at 100"),
+        ({'steps': [50, 10, 100]}, "key 'steps': expected increasing percentages in (0, 100] ending at 100"),
         ({'percentage': 150}, "key 'percentage': expected 0 to 100"),
         ({'challenger': None}, "key 'challenger': expected a version"),
     ):
@@ -1357,6 +1357,9 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
         r = cli(ws, 'rollout', 'advance')
         assert r.returncode == 4 and said in r.stderr and 'Traceback' not in r.stderr, (edit, r.stderr)
     assert fl.load_spec(s)[0] == before  # no step taken, nothing promoted
+    done = {'steps': [100], 'step': 0, 'percentage': 100.0, 'status': 'completed'}  # (a canary of [100], started
+    ro.state_path(s).write_text(json.dumps({**json.loads(good), **done}))  # before its start refused one: review BA)
+    assert ro.load_state(s)['status'] == 'completed'
     ro.state_path(s).write_text(good)
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
     with TestClient(create_app(Server(s))) as client:

@@ -104,10 +104,10 @@ def _out_of_range(st: dict) -> str:
     not take, a step past them, a share past 0-100 (review AX: step 99 completed the rollout at the next advance, step
     -3 moved it from 1% to 50%), versions that name nothing. Its values are not quoted."""
     steps, step, pct = st['steps'], st['step'], st['percentage']
-    try:
-        check_steps(steps, canary=st['strategy'] == 'canary')
+    try:  # (the two steps a canary needs are asked at its start: a canary of [100] started before that completed)
+        check_steps(steps, canary=False)
     except ValueError:
-        return "key 'steps': expected increasing percentages ending at 100"
+        return "key 'steps': expected increasing percentages in (0, 100] ending at 100"
     if not -1 <= step < len(steps):
         return f"key 'step': expected -1 to {len(steps) - 1} (an index into its {len(steps)} steps)"
     if not 0 <= pct <= 100:
