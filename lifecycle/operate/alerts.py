@@ -278,17 +278,19 @@ _KEYED = ('last_fired', 'breached', 'healthy', 'held_back')  # what `judge` keep
 
 
 def forget_series(state: dict, model: str, judged: set[str], keep_s: float, now: float) -> int:
-    """Drop what `judge` keeps of `model`'s series not among `judged` (the series a look judged: a retired version's
-    are not, nor one whose windows left the lookback) once nothing of it is younger than `keep_s` seconds (an alert,
-    a breach, a healthy window, a breach held back, a window judged); how many series forgotten."""
-    scope, latest = f'{model}|', {}
+    """Drop the cooldowns `judge` keeps of `model`'s series not among `judged` (the series a look judged: a retired
+    version's are not, nor one whose windows left the lookback) once nothing of it is younger than `keep_s` seconds
+    (an alert, a breach, a healthy window, a breach held back, a window judged); how many series forgotten. Their
+    judged windows stay (`forget_windows` bounds them): a version put back is shown them again, and judged once."""
+    scope, latest, cooling = f'{model}|', {}, set()
     for name in (*_KEYED, 'seen'):
         for k, v in state.get(name, {}).items():
             if k.startswith(scope):
                 series = _series_of(k, name)
                 latest[series] = max(latest.get(series, -math.inf), _at(v))
-    gone = {s for s, t in latest.items() if s not in judged and not now - t < keep_s}
-    for name in (*_KEYED, 'seen'):
+                cooling |= {series} if name != 'seen' else set()
+    gone = {s for s in cooling if s not in judged and not now - latest[s] < keep_s}
+    for name in _KEYED:  # (not its judged windows: a version put back is shown them again)
         kept = state.get(name, {})
         for k in [k for k in kept if k.startswith(scope) and _series_of(k, name) in gone]:
             del kept[k]
