@@ -159,6 +159,23 @@ def test_a_scored_files_bad_row_is_named_from_1_with_the_line_it_begins_on(toys,
     with pytest.raises(InputError, match=re.escape("in.parquet: column 'checks' row 3: expected a finite number")):
         score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.csv', log=plog)
     assert not (tmp_path / 'out.csv').exists()
+    import dataclasses  # (review BA: a boolean's and a text's refusals kept their row from 0 and no line; a trimmed
+    # dialect's quoted line break after spaces, and a `""` row of a one-column file, put the line one off)
+
+    base = live.models['1']
+    for schema, text, dialect, said in (
+        ([('age', 'number'), ('checks', 'boolean')], 'age,checks\n30,true\n\n40,false\n50,maybe\n', None,
+         "column 'checks' row 3 (line 5): expected a boolean"),
+        ([('age', 'number'), ('note', 'string')], 'age,note\n30,a\n\n40,b\n50,\n', None,
+         "column 'note' row 3 (line 5): expected a string"),
+        ([('age', 'number'), ('checks', 'number')], 'age,checks\n30,1\n40,  "2\n"\n50,x\n',
+         CsvDialect(trim_whitespace=True), "column 'checks' row 3 (line 5): expected a finite number"),
+        ([('age', 'number')], 'age\n30\n\n""\n40\n', None, "column 'age' row 2 (line 4): expected a finite"),
+    ):
+        (tmp_path / 'odd.csv').write_text(text)
+        with pytest.raises(InputError, match=re.escape(f"odd.csv: {said}")):
+            score_file(dataclasses.replace(base, schema=schema), tmp_path / 'odd.csv', tmp_path / 'out.csv',
+                       log=plog, dialect=dialect)  # fmt: skip
 
 
 def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):

@@ -64,9 +64,10 @@ def _line_of(path: Path, row: int, dialect=None) -> int | None:
     want, seen, last = row + (1 if getattr(dialect, 'header', True) else 0), 0, 0
     try:
         with gzip.open(path, 'rt', encoding=enc, newline='') if gz else open(path, encoding=enc, newline='') as f:
-            reader = csv.reader(f, delimiter=getattr(dialect, 'delimiter', ','))
-            for rec in reader:
-                if len(rec) > 1 or (rec and rec[0].strip(' \t')):  # (else a blank line, which pandas skips)
+            trim = getattr(dialect, 'trim_whitespace', False)  # (pandas' skipinitialspace: `,  "a\nb"` is quoted)
+            reader = csv.reader(f, delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)
+            for rec in reader:  # ([] a blank line and ['  '] one of spaces, which pandas skips; [''] is `""`, a row)
+                if rec and (len(rec) > 1 or rec[0] == '' or rec[0].strip(' \t')):
                     if seen == want:
                         return last + 1
                     seen += 1
@@ -100,7 +101,7 @@ def _file_booleans(s: pd.Series, name: str, path: Path, offset: int) -> np.ndarr
     try:
         return _booleans(name, texts, offset)
     except InputError as e:
-        raise InputError(f"{path}: {e}") from None
+        raise InputError(f"{path}: {e}", e.status, e.row) from None
 
 
 def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, delimiter: str = ',') -> dict:
@@ -139,7 +140,7 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
             try:
                 out[n] = _typed(n, k, s.tolist(), offset)
             except InputError as e:  # (named with its file, as the other columns' refusals are: review AE)
-                raise InputError(f"{path}: {e}") from None
+                raise InputError(f"{path}: {e}", e.status, e.row) from None
     return out
 
 # %% ../../nbs/api/serve/10_batch.ipynb #16de67a3
