@@ -148,14 +148,14 @@ def check_output(src: str | Path, dst: str | Path) -> None:
     """Refuse an output `dst` that scores of `src` cannot be written to: not .csv or .parquet, the input itself, a
     folder, or in a folder that does not exist; `InputError` naming it."""
     src, dst = Path(src), Path(dst)
+    if dst.is_dir():  # (first: a folder named `out` is one, whatever its name ends in: review BA)
+        raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
     if dst.suffix.lower() not in ('.csv', '.parquet', '.pq'):
         raise InputError(f"{dst}: output must end in .csv or .parquet")
     if dst.resolve() == src.resolve():
         raise InputError(f"{dst}: output would overwrite the input")
     if not dst.parent.is_dir():
         raise InputError(f"{dst}: its folder {dst.parent} does not exist or is not a folder")
-    if dst.is_dir():
-        raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
 
 # %% ../../nbs/api/serve/10_batch.ipynb #57d594a7
 def _discard(tmp: Path) -> None:
