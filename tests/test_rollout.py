@@ -610,10 +610,16 @@ def test_an_ab_report_the_audit_log_cannot_record_leaves_no_report_behind(tmp_pa
     def refused(*args, **kwargs):
         raise AuditError("the audit log cannot be written: its 'experiment.report' entry was not recorded")
 
-    ws = SimpleNamespace(reports_dir=tmp_path, params={'register': SimpleNamespace(model_name='m')}, audit=refused)
+    def interrupted():  # (Ctrl-C while the checkpoint goes to the tracking server, the entry written: review BA)
+        raise KeyboardInterrupt
+
+    ws = SimpleNamespace(reports_dir=tmp_path, params={'register': SimpleNamespace(model_name='m')},
+                         audit_only=refused, mirror_checkpoint=lambda: None)  # fmt: skip
     with pytest.raises(AuditError):
         write_report(ws, {'created': 1_800_000_000.0, 'control': 'control', 'treatment': 'challenger'})
     assert list((tmp_path / 'experiments').iterdir()) == []
-    ws.audit = lambda *args, **kwargs: None
-    kept = write_report(ws, {'created': 1_800_000_000.0})
-    assert kept.is_file() and list((tmp_path / 'experiments').iterdir()) == [kept.parent]
+    ws.audit_only, ws.mirror_checkpoint = (lambda *args, **kwargs: None), interrupted
+    with pytest.raises(KeyboardInterrupt):
+        write_report(ws, {'created': 1_800_000_000.0})
+    kept = list((tmp_path / 'experiments').glob('*/analysis.json'))
+    assert len(kept) == 1  # on record: it stays, as the evidence its entry names

@@ -135,6 +135,7 @@ def write_report(ws, analysis: dict) -> Path:
     the A/B evidence a production approval is signed over (by its sha256), audited with that hash (only a report so
     recorded is evidence: `trust.experiment_evidence`); returns the file."""
     import json
+    from ..core.audit import AuditError
     from ..core.store import atomic_write, sha256_bytes
 
     base = ws.reports_dir / 'experiments'
@@ -149,7 +150,7 @@ def write_report(ws, analysis: dict) -> Path:
             out = base / f'{stamp}-{n}'
     path = atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float))
     try:
-        ws.audit(  # new A/B evidence, on record: a production approval is signed over one report's hash
+        ws.audit_only(  # new A/B evidence, on record: a production approval is signed over one report's hash
             'experiment.report',
             ws.params['register'].model_name,
             'A/B evidence saved',
@@ -158,10 +159,11 @@ def write_report(ws, analysis: dict) -> Path:
             control=analysis.get('control'),
             treatment=analysis.get('treatment'),
         )
-    except BaseException:  # not on record, so no evidence: no report left behind as if it were (review AX)
-        path.unlink(missing_ok=True)
+    except AuditError:  # not on record, so no evidence: no report left behind as if it were (review AX; only then:
+        path.unlink(missing_ok=True)  # one on record stays, whatever comes after: review BA)
         out.rmdir()
         raise
+    ws.mirror_checkpoint()
     return path
 
 
