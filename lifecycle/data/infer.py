@@ -351,11 +351,11 @@ def _personal_categories(v: pd.Series) -> str:
     names and every report (review AA). A name is not told from a category of two words (`On Hold`, `Not Sure`,
     `New Zealand` among `active`, `yes`, `Germany`: reviews AC and AE)."""
     d = pd.Series(v.astype(str).str.strip().unique(), dtype=object)
-    said = [  # (a phone number written alone as a country writes it too: `07700 900123`, review AW)
-        f"{n} holding {kind.removeprefix('text holding ')}"
-        for kind, pattern, _ in _INSIDE
-        if (n := int((d.str.contains(pattern) | ('phone' in kind and phone_numbers(d, min_digits=8))).sum()))
-    ]
+    alone = phone_numbers(d, min_digits=8, alone=True)  # (written as a country writes it: `07700 900123`, review AW)
+    said = []
+    for kind, pattern, _ in _INSIDE:
+        if n := int((d.str.contains(pattern) | (alone if 'phone' in kind else False)).sum()):
+            said.append(f"{n} holding {kind.removeprefix('text holding ')}")
     return f"of its {len(d)} categories, {' and '.join(said)}" if said else ''
 
 

@@ -181,11 +181,18 @@ def _year_span(values: pd.Series) -> pd.Series:
     return (lo < hi).fillna(False).astype(bool)
 
 
-def phone_numbers(values: pd.Series, min_digits: int = 7) -> pd.Series:
+_WRITTEN_AS_PHONE = r'[+(0].*|\d{3}[ .-]\d{3}[ .-]\d{4}'  # a country code, an area code, a trunk 0, or 555 123 4567
+
+
+def phone_numbers(values: pd.Series, min_digits: int = 7, alone: bool = False) -> pd.Series:
     """Which whole values (text, stripped) the detector takes for a phone number: the phone pattern and not a date,
-    `min_digits` to 15 digits, not a band of numbers (`25000-50000`) nor a span of years (`2001-2010`)."""
+    `min_digits` to 15 digits, not a band of numbers (`25000-50000`) nor a span of years (`2001-2010`). `alone`: a
+    value judged by itself, not among a column of them, must also be written as one (`_WRITTEN_AS_PHONE`): a version
+    `10.0.19045` or a code `123-456-78` is not (review BA)."""
     phone = values.str.fullmatch(_PATTERNS['phone number']) & ~values.str.fullmatch(_PATTERNS['date'])
     phone &= values.str.count(r'\d').between(min_digits, 15)
+    if alone:
+        phone &= values.str.fullmatch(_WRITTEN_AS_PHONE)
     return (phone & ~_numeric_band(values) & ~_year_span(values)).fillna(False).astype(bool)
 
 
