@@ -137,25 +137,27 @@ def test_the_drift_scenario_never_draws_a_cell_that_is_not_a_number_and_says_whe
 
 
 @pytest.mark.slow
-def test_a_later_row_whose_input_is_text_is_refused_by_the_server_and_the_story_goes_on(trained, monkeypatch):
+def test_a_later_row_whose_input_is_text_is_refused_by_the_server_and_the_story_goes_on(trained):
     """Review AW: a later row holding text in the first numeric input crashed `simulate` with pandas' TypeError,
-    which quoted the value and its neighbours. The server refuses that row (422), the window counts it as an error,
-    and its mean is of the others."""
+    which quoted the value and its neighbours; review BA: read from a CSV, that cell made the whole column text, so
+    the server refused every request, and text in the split column stopped it. The server refuses that row alone
+    (422), the window counts it as an error and its mean is of the others; a year that is no number is replayed."""
+    from sklego.datasets import load_arrests
+    from conftest import set_yaml
     from lifecycle.core.workspace import Workspace
-    from lifecycle.deliver import simulate as sim
     from lifecycle.loop.simulation import simulate
 
-    real = sim.later_rows
-
-    def with_text(ws):
-        rows = real(ws).sort_values('year', kind='stable').reset_index(drop=True)  # (as the replay sorts them)
-        rows['age'] = rows['age'].astype(object)
-        rows.loc[3, 'age'] = 'cnry-Zebulon Quintavalle'
-        return rows
-
-    monkeypatch.setattr(sim, 'later_rows', with_text)
+    df = load_arrests(as_frame=True).astype({'age': object, 'year': object})
+    later = df.index[df['year'] > 2000]
+    df.loc[later[3], 'age'] = 'cnry-Zebulon Quintavalle'  # (the 4th row the replay sends)
+    df.loc[later[-1], 'year'] = 'unknown'
+    df.to_csv(trained / 'arrests.csv', index=False)
+    set_yaml(trained / 'params' / 'ingest.yaml', source='arrests.csv')
     said = []
     story = simulate(Workspace.open(trained), window=20, max_windows=1, max_rows=40, say=said.append)
     first = story.timeline[0]
     assert first['requests'] == 20 and first['errors'] == 1 and first['input_mean'] > 0, first
     assert not [t for t in said if 'cnry' in t]
+    from lifecycle.deliver.simulate import later_rows
+
+    assert len(later_rows(Workspace.open(trained))) == len(later)  # (the year that is no number among them)

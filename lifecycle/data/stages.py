@@ -66,14 +66,14 @@ def batch_key(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series
     "The batch each row belongs to: its split value, or its month (`YYYY-MM`) when the cut-off is a date."
     if isinstance(cut, str):
         return sources.read_dates(values, dayfirst).dt.strftime('%Y-%m')
-    return values
+    return pd.to_numeric(values, errors='coerce')  # (a value that is no number: in no batch, `split_plan` counts it)
 
 
 def in_training(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series:
     "Whether each row is on or before the training cut-off: numbers compared as numbers, a date cut-off as dates."
     if isinstance(cut, str):
         return sources.read_dates(values, dayfirst) <= sources.cut_date(cut)
-    return values <= cut
+    return pd.to_numeric(values, errors='coerce') <= cut  # (text among the numbers: on neither side, review BA)
 
 
 def date_order(ws: Workspace, p: IngestParams) -> bool | None:

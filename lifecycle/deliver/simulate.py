@@ -117,7 +117,20 @@ def later_rows(ws: Workspace) -> pd.DataFrame:
     ip = ws.params['ingest']
     rows = read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None), dialect=ip.csv, declared=ip.columns)
     df = pd.concat(rows, ignore_index=True)  # (read as ingestion reads it: the number marks its numbers' alone)
-    return df[~in_training(df[ip.split_column], ip.train_until)].reset_index(drop=True) if ip.split_column else df
+    for name, rule in ip.columns.items():  # a cell of text in a column of numbers, which reads the column as text:
+        if rule.dtype in ('int', 'float') and name in df and df[name].dtype == object:  # its numbers as numbers, so
+            df[name] = _numbers_kept(df[name], whole=rule.dtype == 'int')  # that the server refuses that row alone
+    if not ip.split_column:
+        return df
+    later = ~in_training(df[ip.split_column], ip.train_until).fillna(False).astype(bool)  # (unreadable: later)
+    return df[later].reset_index(drop=True)
+
+
+def _numbers_kept(values: pd.Series, whole: bool) -> pd.Series:
+    "A column of numbers read as text: each number as a number (a whole one as an int if `whole`), the rest as read."
+    num = pd.to_numeric(values, errors='coerce')
+    as_read = num.astype(object).where(num.notna(), values)
+    return as_read.map(lambda v: int(v) if whole and isinstance(v, float) and v.is_integer() else v)
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
 def send_traffic(

@@ -32,13 +32,23 @@ class SimulationError(Exception):
     "The simulation cannot start: no champion, another retraining or rollout in the way, or a wrong option."
 
 
+def _in_order(values: pd.Series) -> pd.Series:
+    "A split column as it sorts: as it is, or, holding numbers beside text (review BA), its numbers (the text last)."
+    if values.dtype != object or values.map(type).nunique() < 2:
+        return values
+    nums = pd.to_numeric(values, errors='coerce')
+    return nums if nums.notna().any() else values.astype(str)
+
+
 def scenario_rows(
     rows: pd.DataFrame, scenario: str, order: str | None = None, drift_column: str | None = None, seed: int = 0
 ) -> pd.DataFrame:
     "The rows to replay, sorted by `order`; `drift`: the second half redrawn towards the top of `drift_column`."
     if scenario not in SCENARIOS:
         raise SimulationError(f"--scenario: expected one of {list(SCENARIOS)}, found {scenario!r}")
-    out = rows.sort_values(order, kind='stable').reset_index(drop=True) if order else rows.reset_index(drop=True)
+    out = rows.sort_values(order, kind='stable', key=_in_order).reset_index(drop=True) if order else rows.reset_index(
+        drop=True
+    )
     if scenario == 'replay':
         return out
     if drift_column is None or drift_column not in out:
