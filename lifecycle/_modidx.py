@@ -1630,6 +1630,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.plot_timeline': ( 'api/deliver/rollout.html#plot_timeline',
                                                                                         'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout.refuse_deployed': ( 'api/deliver/rollout.html#refuse_deployed',
+                                                                                          'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.resume': ( 'api/deliver/rollout.html#resume',
                                                                                  'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout.rollback': ( 'api/deliver/rollout.html#rollback',

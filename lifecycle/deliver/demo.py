@@ -60,6 +60,7 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
     Where the environment's policy asks for approvals, the demo identities give them (each in
     the audit log as a demo identity), the last before completion over the A/B evidence the traffic produced."""
     from lifecycle.deliver import rollout as ro, simulate as sim
+    from lifecycle.serve import flags as fl
     from lifecycle.serve.predlog import default_url
     from lifecycle.serve.local import LocalServer
     from lifecycle.model.registry import NotValidated
@@ -69,6 +70,10 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
     st = ro.load_state(s)
     if st and st['status'] in ro.ACTIVE:
         raise ro.RolloutError(f"rollout {st['id']} is {st['status']}; finish or roll it back first")
+    try:  # (before a candidate is trained: its rollout would be refused after all that work, review BA)
+        ro.refuse_deployed(fl.load_spec(s)[0], None)
+    except fl.FlagError:  # (no flags yet, or flags `flags show` says are wrong: the demo's serving step says so)
+        pass
     rows = sim.later_rows(s)  # the traffic to replay, read first: a source that cannot be read leaves nothing started
     from lifecycle.release.trust import demo_identities
 

@@ -25,10 +25,10 @@ from .abstats import SequentialTest
 from ..serve import flags as fl
 
 # %% auto #0
-__all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'flags_disagree', 'start', 'advance',
-           'kill_switch_on', 'completes_next', 'switch', 'pause', 'resume', 'rollback', 'kill', 'Within', 'judged_by',
-           'scored', 'arm_stats', 'arm_figures', 'Decision', 'judge', 'arm_stats_in_log', 'look',
-           'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
+__all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'flags_disagree', 'start',
+           'refuse_deployed', 'advance', 'kill_switch_on', 'completes_next', 'switch', 'pause', 'resume', 'rollback',
+           'kill', 'Within', 'judged_by', 'scored', 'arm_stats', 'arm_figures', 'Decision', 'judge', 'arm_stats_in_log',
+           'look', 'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #93d400eb
 class RolloutError(Exception):
@@ -284,13 +284,7 @@ def start(
         raise RolloutError(f"version {challenger} is already the control")
     if spec.kill:
         raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
-    if spec.challenger is not None and str(spec.challenger) != str(challenger):  # (review AX: taken away unsaid)
-        how = ', '.join([f'{spec.percentage:g}% of traffic', *(['in the shadow'] if spec.shadow else [])])
-        raise RolloutError(
-            f"version {spec.challenger} is deployed as the challenger ({how}), by a flags change or a retraining "
-            f"(`lifecycle retrain status` says if one holds it); a rollout of version {challenger} would take it "
-            f"away: undeploy it first (`lifecycle flags set challenger=null`), or roll out version {spec.challenger}"
-        )
+    refuse_deployed(spec, challenger)
     if str(challenger) == spec.safe:  # the kill switch would send everyone to the version under test
         raise RolloutError(
             f"version {challenger} is the safe version, where the kill switch sends everyone: set safe to a version "
@@ -343,6 +337,21 @@ def start(
         steps=steps,
     )
     return advance(s, actor, 'first step') if st['strategy'] == 'canary' else st
+
+
+def refuse_deployed(spec, challenger: str | None) -> None:
+    """`RolloutError` when the flags `spec` deploy a challenger other than `challenger` (None: a version not made
+    yet, as the demo's): a rollout would take it away unsaid, the one a retraining put in the shadow too (review AX)."""
+    if spec.challenger is None or str(spec.challenger) == str(challenger):
+        return
+    how = ', '.join([f'{spec.percentage:g}% of traffic', *(['in the shadow'] if spec.shadow else [])])
+    raise RolloutError(
+        f"version {spec.challenger} is deployed as the challenger ({how}), by a flags change or a retraining "
+        "(`lifecycle retrain status` says if one holds it); a rollout of "
+        + (f"version {challenger}" if challenger is not None else 'another version')
+        + " would take it away: undeploy it first (`lifecycle flags set challenger=null`)"
+        + (f", or roll out version {spec.challenger}" if challenger is not None else '')
+    )
 
 
 @_exclusive
