@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
-           'fingerprint', 'number_pattern', 'exact_int64', 'read_chunks', 'read_frame', 'read_table',
+           'fingerprint', 'number_pattern', 'numbers_as_read', 'exact_int64', 'read_chunks', 'read_frame', 'read_table',
            'likely_delimiter', 'day_first', 'read_dates', 'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
@@ -258,6 +258,26 @@ def _marked_floats(chunk: pd.DataFrame, columns: list, thousands: str | None, de
 
 
 _WHOLE = r'\s*[-+]?[0-9]+\s*'  # (ASCII digits: Python's int() also takes `2_5` and `٣٤`, which are no CSV number)
+
+
+def numbers_as_read(values: pd.Series, dtype: str, dialect=None) -> pd.Series:
+    """A contract's column of numbers (`dtype` int or float) that a cell of text made read as text: each cell written
+    as a number made the number ingestion reads (the `dialect`'s marks; a whole number of an int column exactly),
+    each other cell as written, a blank None. Where one row must be told from the others (a replay sends each as its
+    own request: review BB), not a column's type check, which counts the text."""
+    from types import SimpleNamespace
+    import pandas as pd
+
+    thousands, decimal = getattr(dialect, 'thousands', None), getattr(dialect, 'decimal', '.')
+    text = values.astype('string')
+    number = text.str.fullmatch(number_pattern(thousands, decimal)).fillna(False).astype(bool)
+    frame = pd.DataFrame({'c': text.where(number).astype(object)})  # (its numbers alone: read as ingestion reads them)
+    if dtype == 'int':
+        frame = _exact_ints(frame, {'c': SimpleNamespace(dtype='int')}, thousands, decimal)
+    if frame['c'].dtype == object:  # (a float column's, or an int column's holding a fraction)
+        frame = _marked_floats(frame, ['c'], thousands, decimal)
+    out = frame['c'].astype(object).where(number, values.astype(object))
+    return out.where(number | (text.str.strip() != '').fillna(False), None).map(lambda v: None if v is pd.NA else v)
 
 
 def exact_int64(values: pd.Series) -> pd.Series | None:

@@ -112,25 +112,18 @@ def train_candidate(
 # %% ../../nbs/api/deliver/03_simulate.ipynb #507865db
 def later_rows(ws: Workspace) -> pd.DataFrame:
     "The rows after the training cut of the ingest source: the 'future' the simulation replays."
-    from lifecycle.data.sources import read_chunks
+    from lifecycle.data.sources import numbers_as_read, read_chunks
 
     ip = ws.params['ingest']
     rows = read_chunks(ip.source, ws.root, query=getattr(ip, 'query', None), dialect=ip.csv, declared=ip.columns)
     df = pd.concat(rows, ignore_index=True)  # (read as ingestion reads it: the number marks its numbers' alone)
     for name, rule in ip.columns.items():  # a cell of text in a column of numbers, which reads the column as text:
         if rule.dtype in ('int', 'float') and name in df and df[name].dtype == object:  # its numbers as numbers, so
-            df[name] = _numbers_kept(df[name], whole=rule.dtype == 'int')  # that the server refuses that row alone
-    if not ip.split_column:
-        return df
-    later = ~in_training(df[ip.split_column], ip.train_until).fillna(False).astype(bool)  # (unreadable: later)
-    return df[later].reset_index(drop=True)
-
-
-def _numbers_kept(values: pd.Series, whole: bool) -> pd.Series:
-    "A column of numbers read as text: each number as a number (a whole one as an int if `whole`), the rest as read."
-    num = pd.to_numeric(values, errors='coerce')
-    as_read = num.astype(object).where(num.notna(), values)
-    return as_read.map(lambda v: int(v) if whole and isinstance(v, float) and v.is_integer() else v)
+            df[name] = numbers_as_read(df[name], rule.dtype, ip.csv)  # that the server refuses that row alone
+    if ip.split_column:
+        later = ~in_training(df[ip.split_column], ip.train_until).fillna(False).astype(bool)  # (unreadable: later)
+        df = df[later].reset_index(drop=True)
+    return df.astype(object).where(df.notna(), None)  # (a blank sent as null: NaN is no JSON, review BB)
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
 def send_traffic(
