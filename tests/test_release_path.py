@@ -122,3 +122,30 @@ def test_the_rollout_demo_refuses_a_candidate_that_failed_a_gate(ws, tmp_path):
     assert set(demo) == {'demo-admin', 'demo-trainer', 'demo-approver', 'demo-production-approver'}
     assert all(e['details']['demo_identity'] and 'a demo identity' in e['reason'] for e in demo.values())
     assert [e['actor'] for e in log if e['action'] == 'validation.fail'] == ['demo-trainer']
+
+
+def test_the_rollout_demo_refuses_flags_no_rollout_can_start_from_before_it_trains(ws, monkeypatch):
+    """Reviews BA and BB: `rollout demo` trained and registered a candidate, gave approvals and started a server, and
+    only then was its rollout refused: a challenger deployed already, the kill switch on, damaged flags. Refused
+    before anything is trained."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import demo, rollout as ro, simulate as sim
+    from lifecycle.serve import flags as fl
+
+    def trains(*args, **kwargs):
+        raise AssertionError('a candidate was trained')
+
+    monkeypatch.setattr(sim, 'train_candidate', trains)
+    s = Workspace.open(ws)
+    name = s.params['register'].model_name
+    for spec, said in (
+        (FlagsParams(control='1', safe='1', challenger='1', shadow=True), 'version 1 is deployed as the challenger'),
+        (FlagsParams(control='1', safe='1', kill=True), 'the kill switch is on'),
+    ):
+        fl.write_spec(s, spec, name)
+        with pytest.raises(ro.RolloutError, match=said):
+            demo.play(s, s.params, 'sound', None, 10, say=lambda t: None)
+    fl.spec_path(s).write_text(fl.spec_path(s).read_text().replace('"percentage": 0.0', '"percentage": 150.0'))
+    with pytest.raises(fl.FlagsDamaged):
+        demo.play(s, s.params, 'sound', None, 10, say=lambda t: None)

@@ -70,10 +70,14 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
     st = ro.load_state(s)
     if st and st['status'] in ro.ACTIVE:
         raise ro.RolloutError(f"rollout {st['id']} is {st['status']}; finish or roll it back first")
-    try:  # (before a candidate is trained: its rollout would be refused after all that work, review BA)
-        ro.refuse_deployed(fl.load_spec(s)[0], None)
-    except fl.FlagError:  # (no flags yet, or flags `flags show` says are wrong: the demo's serving step says so)
-        pass
+    try:  # (before a candidate is trained: its rollout would be refused after all that work, reviews BA and BB)
+        spec = fl.load_spec(s)[0]
+    except fl.FlagsDamaged:
+        raise
+    except fl.FlagError:  # (no flags yet: the demo deploys the champion)
+        spec = None
+    if spec is not None:
+        ro.refuse_start(spec, None)
     rows = sim.later_rows(s)  # the traffic to replay, read first: a source that cannot be read leaves nothing started
     from lifecycle.release.trust import demo_identities
 

@@ -26,7 +26,7 @@ from ..serve import flags as fl
 
 # %% auto #0
 __all__ = ['ACTIVE', 'RolloutError', 'RolloutDamaged', 'state_path', 'load_state', 'locked', 'flags_disagree', 'start',
-           'refuse_deployed', 'advance', 'kill_switch_on', 'completes_next', 'switch', 'pause', 'resume', 'rollback',
+           'refuse_start', 'advance', 'kill_switch_on', 'completes_next', 'switch', 'pause', 'resume', 'rollback',
            'kill', 'Within', 'judged_by', 'scored', 'arm_stats', 'arm_figures', 'Decision', 'judge', 'arm_stats_in_log',
            'look', 'complete_if_unchanged', 'guard', 'timeline', 'plot_timeline']
 
@@ -282,9 +282,7 @@ def start(
     spec, name = fl.load_spec(s)
     if str(challenger) == spec.control:
         raise RolloutError(f"version {challenger} is already the control")
-    if spec.kill:
-        raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
-    refuse_deployed(spec, challenger)
+    refuse_start(spec, challenger)
     if str(challenger) == spec.safe:  # the kill switch would send everyone to the version under test
         raise RolloutError(
             f"version {challenger} is the safe version, where the kill switch sends everyone: set safe to a version "
@@ -339,9 +337,12 @@ def start(
     return advance(s, actor, 'first step') if st['strategy'] == 'canary' else st
 
 
-def refuse_deployed(spec, challenger: str | None) -> None:
-    """`RolloutError` when the flags `spec` deploy a challenger other than `challenger` (None: a version not made
-    yet, as the demo's): a rollout would take it away unsaid, the one a retraining put in the shadow too (review AX)."""
+def refuse_start(spec, challenger: str | None) -> None:
+    """`RolloutError` when the flags `spec` leave no rollout of `challenger` to start (None: a version not made yet, as
+    the demo's): the kill switch is on, or they deploy another challenger, which a rollout would take away unsaid,
+    the one a retraining put in the shadow too (review AX)."""
+    if spec.kill:
+        raise RolloutError("the kill switch is on: release it first (`lifecycle flags unkill`), then start the rollout")
     if spec.challenger is None or str(spec.challenger) == str(challenger):
         return
     how = ', '.join([f'{spec.percentage:g}% of traffic', *(['in the shadow'] if spec.shadow else [])])
