@@ -171,6 +171,8 @@ def test_a_scored_files_bad_row_is_named_from_1_with_the_line_it_begins_on(toys,
         ([('age', 'number'), ('checks', 'number')], 'age,checks\n30,1\n40,  "2\n"\n50,x\n',
          CsvDialect(trim_whitespace=True), "column 'checks' row 3 (line 5): expected a finite number"),
         ([('age', 'number')], 'age\n30\n\n""\n40\n', None, "column 'age' row 2 (line 4): expected a finite"),
+        ([('age', 'number'), ('checks', 'number')], 'age,checks\n30,1\n   \n40,2\n50,x\n',  # (a line of spaces,
+         CsvDialect(trim_whitespace=True), "column 'checks' row 3 (line 5): expected a finite"),  # trimmed: review BB)
     ):
         (tmp_path / 'odd.csv').write_text(text)
         with pytest.raises(InputError, match=re.escape(f"odd.csv: {said}")):

@@ -65,9 +65,18 @@ def _line_of(path: Path, row: int, dialect=None) -> int | None:
     try:
         with gzip.open(path, 'rt', encoding=enc, newline='') if gz else open(path, encoding=enc, newline='') as f:
             trim = getattr(dialect, 'trim_whitespace', False)  # (pandas' skipinitialspace: `,  "a\nb"` is quoted)
-            reader = csv.reader(f, delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)
-            for rec in reader:  # ([] a blank line and ['  '] one of spaces, which pandas skips; [''] is `""`, a row)
-                if rec and (len(rec) > 1 or rec[0] == '' or rec[0].strip(' \t')):
+            raw = []  # (the lines of the record read: `""` is a row, a line of spaces trimmed to '' is none)
+
+            def lines():
+                for line in f:
+                    raw.append(line)
+                    yield line
+
+            reader = csv.reader(lines(), delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)
+            for rec in reader:  # ([] a blank line and ['  '] one of spaces, which pandas skips; `""` a row)
+                quoted = '"' in ''.join(raw)
+                raw.clear()
+                if rec and (len(rec) > 1 or rec[0].strip(' \t') or quoted):
                     if seen == want:
                         return last + 1
                     seen += 1
