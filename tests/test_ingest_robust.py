@@ -430,6 +430,11 @@ def test_a_date_split_judges_the_order_of_its_dates_once_over_the_whole_source(w
     df.loc[[3, 200], 'signup'] = ['cnry-Zebulon', '']  # (review AW: in no batch, dropped unsaid)
     df.to_csv(tmp_path / 'people.csv', index=False)
     assert split_plan(ws, p, True) == ([f'2024-{m:02d}' for m in range(7, 13)], 2)
+    from lifecycle.data.stages import batch_key, in_training
+
+    years = pd.Series([1999, 'cnry-x', 2001, None], dtype=object)  # (a year column a cell of text made text)
+    assert in_training(years, 2000).tolist() == [True, False, False, False]
+    assert batch_key(years, 2000).tolist() == [1999, pd.NA, 2001, pd.NA]  # (2001, not 2001.0: review BB)
 
 
 def test_a_personal_text_column_is_read_as_before_so_its_pseudonyms_stay_the_earlier_snapshots():

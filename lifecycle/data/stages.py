@@ -66,7 +66,10 @@ def batch_key(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series
     "The batch each row belongs to: its split value, or its month (`YYYY-MM`) when the cut-off is a date."
     if isinstance(cut, str):
         return sources.read_dates(values, dayfirst).dt.strftime('%Y-%m')
-    return pd.to_numeric(values, errors='coerce')  # (a value that is no number: in no batch, `split_plan` counts it)
+    keys = pd.to_numeric(values, errors='coerce')  # (a value that is no number: in no batch, `split_plan` counts it)
+    if keys.dtype.kind == 'f' and (keys.dropna() % 1 == 0).all():  # (years beside text: 2001, not 2001.0, review BB)
+        keys = keys.astype('Int64')
+    return keys
 
 
 def in_training(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series:
