@@ -677,9 +677,9 @@ def run(
             if why := other_model_routed(ws, ws.params['register'].model_name, ws.params_dir):
                 raise RetrainError(f"no retraining started: {why}")  # its version would deploy under their model
             it = start(ws, verdict)
-            if on_step:
-                on_step(it)
         _begin_pass(ws, it)
+        if on_step:  # (a pass resumed at a step says so too, not only one started: review BB)
+            on_step(it)
         try:
             while it['status'] not in TERMINAL:
                 before = it['status']
