@@ -277,11 +277,14 @@ def forget_windows(state: dict, keep: int, observations: list[dict]) -> int:
 _KEYED = ('last_fired', 'breached', 'healthy', 'held_back')  # what `judge` keeps per rule and series
 
 
-def forget_series(state: dict, model: str, judged: set[str], keep_s: float, now: float) -> int:
+def forget_series(
+    state: dict, model: str, judged: set[str], keep_s: float, now: float, shown: set[str] | None = None
+) -> int:
     """Drop the cooldowns `judge` keeps of `model`'s series not among `judged` (the series a look judged: a retired
     version's are not, nor one whose windows left the lookback) once nothing of it is younger than `keep_s` seconds
     (an alert, a breach, a healthy window, a breach held back, a window judged); how many series forgotten. Their
-    judged windows stay (`forget_windows` bounds them): a version put back is shown them again, and judged once."""
+    judged windows stay while a look is `shown` them (a version put back is shown them again, and judged once), then
+    go too (review BB: every retired version's stayed for good)."""
     scope, latest, cooling = f'{model}|', {}, set()
     for name in (*_KEYED, 'seen'):
         for k, v in state.get(name, {}).items():
@@ -290,9 +293,10 @@ def forget_series(state: dict, model: str, judged: set[str], keep_s: float, now:
                 latest[series] = max(latest.get(series, -math.inf), _at(v))
                 cooling |= {series} if name != 'seen' else set()
     gone = {s for s in cooling if s not in judged and not now - latest[s] < keep_s}
-    for name in _KEYED:  # (not its judged windows: a version put back is shown them again)
-        kept = state.get(name, {})
-        for k in [k for k in kept if k.startswith(scope) and _series_of(k, name) in gone]:
+    unseen = {s for s, t in latest.items() if s not in (shown or set()) | judged and not now - t < keep_s}
+    for name in (*_KEYED, 'seen'):
+        kept, drop = state.get(name, {}), unseen if name == 'seen' else gone
+        for k in [k for k in kept if k.startswith(scope) and _series_of(k, name) in drop]:
             del kept[k]
     return len(gone)
 

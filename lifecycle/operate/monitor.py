@@ -652,7 +652,8 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
     alerts = judge(live, mp.rules, state, now, ids, held_now)  # (raised already: judged, not raised again)
     forget_windows(state, mp.lookback_windows, obs)  # (older windows are never measured again)
     judged = {o['series'] for o in live if o.get('model')}  # (a retired version's cooldowns go a while after it)
-    forget_series(state, name, judged, max([_KEEP_SERIES_S, *(r.cooldown_s for r in mp.rules)]), now)
+    shown = {o['series'] for o in obs if o.get('model')}  # (a retired version's windows: judged ones kept, while shown)
+    forget_series(state, name, judged, max([_KEEP_SERIES_S, *(r.cooldown_s for r in mp.rules)]), now, shown)
     p = out_dir / 'breaching.json'
     was = read_state(p, None, list)
     was = None if was is None else _scoped(set(was), name, raised)
