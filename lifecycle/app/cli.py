@@ -27,11 +27,14 @@ __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_ap
 # %% ../../nbs/api/app/03_cli.ipynb #f485a5a8
 def _run_report(s, name, out_dir, parameters):
     """Execute and render a report notebook (the app layer's `run_report`, imported only when a report runs), saying
-    so on a terminal's stderr meanwhile (seconds: review AX), never under --json."""
+    so on a terminal's stderr meanwhile (seconds: review AX), never under --json (a status takes over stderr while it
+    shows: a quiet one would swallow warnings, review BB)."""
     from rich.console import Console
     from lifecycle.app.pipeline import run_report
 
-    with Console(stderr=True, quiet='--json' in sys.argv[1:]).status(f"executing and rendering {name} ..."):
+    if '--json' in sys.argv[1:]:
+        return run_report(s, name, out_dir, parameters)
+    with Console(stderr=True).status(f"executing and rendering {name} ..."):
         return run_report(s, name, out_dir, parameters)
 
 

@@ -120,11 +120,15 @@ _DOING = {  # what a pass does next after each step, as a person reads it
 
 @contextlib.contextmanager
 def _progress(quiet: bool):
-    "A status line on stderr (none under --json or off a terminal) saying what the pass does now; its `on_step`."
+    """A status line on stderr (none under --json or off a terminal) saying what the pass does now; its `on_step`.
+    None at all when `quiet`: a status takes over stderr while it shows, and a quiet one swallows what is written
+    there, warnings too (review BB)."""
     from rich.console import Console
 
-    console = Console(stderr=True, quiet=quiet)
-    with console.status('looking at the triggers') as status:
+    if quiet:
+        yield lambda it: None
+        return
+    with Console(stderr=True).status('looking at the triggers') as status:
         yield lambda it: status.update(f"retraining {it['id']}: {_DOING.get(it['status'], it['status'])} ...")
 
 # %% ../../nbs/api/loop/05_commands.ipynb #42d54401
