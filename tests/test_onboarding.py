@@ -1183,7 +1183,7 @@ def test_a_few_contacts_typed_into_categories_are_never_proposed_as_categories()
         row = pr.columns.set_index('column').loc['plan']
         assert row.personal and 'of its 4 categories, 1 holding a phone number' in row.why, (national, row.why)
         assert national not in ''.join(pr.files.values()), national
-    for code in ('2001-2010', '10.0.19045', '123-456-78', '10115-10999'):  # a span of years, a version, a code, a
+    for code in ('2001-2010', '10.0.19045', '123-456-78', '10115-10999', '0800-1700', '02134-1234'):
         df.loc[:1, 'plan'] = code  # range: categories, as a band of numbers is (review BA)
         assert not propose_params(df, target='churned', source='c.csv').columns.set_index('column').loc['plan'].personal
     df = customers(600).drop(columns=['email']).assign(churned=lambda d: d.churned.map({0: 'no', 1: 'yes'}))
