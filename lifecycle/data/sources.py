@@ -262,22 +262,30 @@ _WHOLE = r'\s*[-+]?[0-9]+\s*'  # (ASCII digits: Python's int() also takes `2_5` 
 
 def numbers_as_read(values: pd.Series, dtype: str, dialect=None) -> pd.Series:
     """A contract's column of numbers (`dtype` int or float) that a cell of text made read as text: each cell written
-    as a number made the number ingestion reads (the `dialect`'s marks; a whole number of an int column exactly),
-    each other cell as written, a blank None. Where one row must be told from the others (a replay sends each as its
-    own request: review BB), not a column's type check, which counts the text."""
-    from types import SimpleNamespace
+    as a number (with the `dialect`'s marks) that number, a whole one exactly, whatever the other cells hold; each
+    other cell as written, a blank None. Where one row must be told from the others (a replay sends each as its own
+    request: reviews BB, BC), not a column's type check, which counts the text."""
+    import re
     import pandas as pd
 
     thousands, decimal = getattr(dialect, 'thousands', None), getattr(dialect, 'decimal', '.')
-    text = values.astype('string')
-    number = text.str.fullmatch(number_pattern(thousands, decimal)).fillna(False).astype(bool)
-    frame = pd.DataFrame({'c': text.where(number).astype(object)})  # (its numbers alone: read as ingestion reads them)
-    if dtype == 'int':
-        frame = _exact_ints(frame, {'c': SimpleNamespace(dtype='int')}, thousands, decimal)
-    if frame['c'].dtype == object:  # (a float column's, or an int column's holding a fraction)
-        frame = _marked_floats(frame, ['c'], thousands, decimal)
-    out = frame['c'].astype(object).where(number, values.astype(object))
-    return out.where(number | (text.str.strip() != '').fillna(False), None).map(lambda v: None if v is pd.NA else v)
+    pattern = re.compile(number_pattern(thousands, decimal))
+
+    def one(v):
+        if v is None or (not isinstance(v, str) and pd.isna(v)):
+            return None
+        if not isinstance(v, str):
+            return v
+        if not pattern.fullmatch(v):
+            return v if v.strip() else None
+        t = v.strip().replace(thousands, '') if thousands else v.strip()
+        t = t.replace(decimal, '.') if decimal != '.' else t
+        if re.fullmatch(r'[-+]?\d+', t):
+            return int(t)  # (exactly, past 2**53 too)
+        x = float(t)
+        return int(x) if dtype == 'int' and x.is_integer() and abs(x) < 2**53 else x
+
+    return values.map(one).astype(object)
 
 
 def exact_int64(values: pd.Series) -> pd.Series | None:

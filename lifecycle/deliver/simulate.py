@@ -123,9 +123,14 @@ def later_rows(ws: Workspace) -> pd.DataFrame:
     if ip.split_column:
         later = ~in_training(df[ip.split_column], ip.train_until).fillna(False).astype(bool)  # (unreadable: later)
         df = df[later].reset_index(drop=True)
-    return df.astype(object).where(df.notna(), None)  # (a blank sent as null: NaN is no JSON, review BB)
+    return df
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
+def _records(rows: pd.DataFrame) -> list[dict]:
+    "Rows as the JSON records a client sends: a blank as null (NaN is no JSON: review BB), numbers as Python's."
+    return rows.astype(object).where(rows.notna(), None).to_dict('records')
+
+
 def send_traffic(
     url: str,
     rows: pd.DataFrame,
@@ -143,7 +148,7 @@ def send_traffic(
     "Replay `rows` through /predict (and /feedback for a `feedback` share); returns counts by status and variant."
     import httpx
 
-    recs = rows[inputs].to_dict('records')
+    recs = _records(rows[inputs])
     ys = rows[target].tolist()
     lock, counts, sent = threading.Lock(), {'requests': 0, 'feedback': 0, 'status': {}, 'variants': {}}, [0]
     end = time.monotonic() + max_seconds
