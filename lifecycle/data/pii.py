@@ -183,17 +183,7 @@ def _year_span(values: pd.Series) -> pd.Series:
 
 # written as a phone number: a country code, an area code, a trunk 0 (not 00: `0001-0002`), or 555 123 4567 (no dots)
 _WRITTEN_AS_PHONE = r'\+.*|\(\d.*|0[1-9]\d{0,4}(?:[ -]?\d{2,4}){2,4}|\d{3}[ -]\d{3}[ -]\d{4}'
-_NOT_PHONE_ALONE = r'(\d+)\s*[-–]\s*(\d+)'  # lo-hi: a span with ends of one length (`0800-1700`), a ZIP+4 (5-4)
-
-
-def _span_or_zip(values: pd.Series) -> pd.Series:
-    "Which values are `lo-hi` with ends of one length, lo first (`0800-1700`), or a ZIP+4 (`02134-1234`)."
-    import pandas as pd
-
-    ends = values.str.extract(f'^{_NOT_PHONE_ALONE}$')
-    lo, hi = ends[0].str.len(), ends[1].str.len()
-    span = (lo == hi) & (pd.to_numeric(ends[0], errors='coerce') < pd.to_numeric(ends[1], errors='coerce'))
-    return (span | ((lo == 5) & (hi == 4))).fillna(False).astype(bool)
+_HOURS = r'(?:[01]\d|2[0-3])[0-5]\d\s*[-–]\s*(?:[01]\d|2[0-3])[0-5]\d'  # opening hours `0800-1700`: no phone number
 
 
 def phone_numbers(values: pd.Series, min_digits: int = 7, alone: bool = False) -> pd.Series:
@@ -204,7 +194,8 @@ def phone_numbers(values: pd.Series, min_digits: int = 7, alone: bool = False) -
     phone = values.str.fullmatch(_PATTERNS['phone number']) & ~values.str.fullmatch(_PATTERNS['date'])
     phone &= values.str.count(r'\d').between(min_digits, 15)
     if alone:
-        phone &= values.str.fullmatch(_WRITTEN_AS_PHONE) & ~_span_or_zip(values)
+        phone &= values.str.fullmatch(_WRITTEN_AS_PHONE) & ~values.str.fullmatch(_HOURS)  # (a German 06221-54321 is
+        # one: a span of one-length ends was not, review BC; a ZIP+4 starting with 0 is taken for one)
     return (phone & ~_numeric_band(values) & ~_year_span(values)).fillna(False).astype(bool)
 
 
