@@ -678,9 +678,9 @@ def run(
                 raise RetrainError(f"no retraining started: {why}")  # its version would deploy under their model
             it = start(ws, verdict)
         _begin_pass(ws, it)
-        if on_step:  # (a pass resumed at a step says so too, not only one started: review BB)
-            on_step(it)
         try:
+            if on_step:  # (a pass resumed at a step says so too: review BB; in the try, which ends the pass: BC)
+                on_step(it)
             while it['status'] not in TERMINAL:
                 before = it['status']
                 try:
