@@ -1097,3 +1097,38 @@ def test_retrain_run_says_in_words_what_each_step_does_while_a_pass_runs():
     with _progress(quiet=True) as on_step:
         on_step({'id': 'it-1', 'status': 'data'})
         on_step({'id': 'it-1', 'status': WAITING})  # (a status with no words of its own: said as it is)
+
+
+def test_a_resumed_pass_says_its_step_and_a_failing_hook_leaves_no_mark_of_a_pass(monkeypatch):
+    """Reviews BB and BC: `on_step` was called only when a pass started an iteration or finished a step, so a pass
+    resumed at `trained` said 'looking at the triggers' while it validated; called outside the pass's `try`, a hook
+    that raised (Ctrl-C while the status redraws) left the pass's mark, taken next time for a killed pass."""
+    import contextlib
+    from types import SimpleNamespace
+    from lifecycle.core import heartbeats
+    from lifecycle.loop import iteration as loop_it
+
+    saved, said = [], []
+    it = {'id': 'it-1', 'status': 'trained', 'model': 'm', 'history': []}
+    monkeypatch.setattr(loop_it, 'hold', lambda *a, **k: contextlib.nullcontext())
+    monkeypatch.setattr(heartbeats, 'beat', lambda *a, **k: None)
+    monkeypatch.setattr(loop_it, 'active', lambda d: it)
+    monkeypatch.setattr(loop_it, 'simulation_ended', lambda ws, it: None)
+    monkeypatch.setattr(loop_it, 'save', lambda d, x: saved.append(dict(x)) or x)
+    def validated(ws, it, rp):  # (then waiting for an approval: the pass ends there)
+        it['waiting'] = {'message': 'an approval'}
+        return loop_it.WAITING
+
+    monkeypatch.setitem(loop_it.STEP_FUNCTIONS, 'trained', validated)
+    monkeypatch.setitem(loop_it.STEP_FUNCTIONS, loop_it.WAITING, lambda ws, it, rp: loop_it.WAITING)
+    ws = SimpleNamespace(params={'register': SimpleNamespace(model_name='m')}, state_dir='/nowhere')
+    loop_it.run(ws, rp=object(), on_step=lambda x: said.append(x['status']))
+    assert said[0] == 'trained'  # (the step the resumed pass takes first)
+
+    def interrupted(x):
+        raise KeyboardInterrupt
+
+    it['status'] = 'trained'
+    with pytest.raises(KeyboardInterrupt):
+        loop_it.run(ws, rp=object(), on_step=interrupted)
+    assert 'pass' not in saved[-1], saved[-1]
