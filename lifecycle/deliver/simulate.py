@@ -19,7 +19,7 @@ from ..model.train import positive_mask, split_holdout
 from ..data.stages import in_training
 
 # %% auto #0
-__all__ = ['SKEW_FACTOR', 'skewed_extract', 'train_candidate', 'later_rows', 'send_traffic']
+__all__ = ['SKEW_FACTOR', 'skewed_extract', 'train_candidate', 'later_rows', 'json_records', 'send_traffic']
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2112114
 SKEW_FACTOR = 20  # the degraded candidate's extract repeats every row not of the positive class this many times
@@ -126,7 +126,7 @@ def later_rows(ws: Workspace) -> pd.DataFrame:
     return df
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
-def _records(rows: pd.DataFrame) -> list[dict]:
+def json_records(rows: pd.DataFrame) -> list[dict]:
     "Rows as the JSON records a client sends: a blank as null (NaN is no JSON: review BB), numbers as Python's."
     return rows.astype(object).where(rows.notna(), None).to_dict('records')
 
@@ -148,7 +148,7 @@ def send_traffic(
     "Replay `rows` through /predict (and /feedback for a `feedback` share); returns counts by status and variant."
     import httpx
 
-    recs = _records(rows[inputs])
+    recs = json_records(rows[inputs])
     ys = rows[target].tolist()
     lock, counts, sent = threading.Lock(), {'requests': 0, 'feedback': 0, 'status': {}, 'variants': {}}, [0]
     end = time.monotonic() + max_seconds

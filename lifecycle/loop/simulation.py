@@ -126,8 +126,9 @@ def write_run_params(src: str | Path, dst: str | Path, changes: dict[str, dict])
 def send_window(client, rows: pd.DataFrame, inputs: list[str], target: str, positive, prefix: str) -> dict:
     "Each row through /predict then its outcome through /feedback; requests, errors, answers by version, right ones."
     out = dict(requests=0, errors=0, by_version={}, by_variant={}, right=0, labelled=0)
-    sent = rows[[*inputs, target]]
-    for i, r in enumerate(sent.astype(object).where(sent.notna(), None).to_dict('records')):  # (a blank: null)
+    from lifecycle.deliver.simulate import json_records
+
+    for i, r in enumerate(json_records(rows[[*inputs, target]])):  # (a blank: null)
         rec = {k: (r[k].item() if hasattr(r[k], 'item') else r[k]) for k in inputs}
         a = client.post('/predict', json={'records': [rec], 'context': {'targetingKey': f'{prefix}-{i}'}})
         out['requests'] += 1
