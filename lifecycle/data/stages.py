@@ -73,10 +73,13 @@ def batch_key(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series
 
 
 def in_training(values: pd.Series, cut, dayfirst: bool | None = None) -> pd.Series:
-    "Whether each row is on or before the training cut-off: numbers compared as numbers, a date cut-off as dates."
+    """Whether each row is on or before the training cut-off: numbers compared as numbers, a date cut-off as dates; a
+    value that reads as neither (text, a blank, a nullable column's NA) is not (review BA)."""
     if isinstance(cut, str):
-        return sources.read_dates(values, dayfirst) <= sources.cut_date(cut)
-    return pd.to_numeric(values, errors='coerce') <= cut  # (text among the numbers: on neither side, review BA)
+        before = sources.read_dates(values, dayfirst) <= sources.cut_date(cut)
+    else:
+        before = pd.to_numeric(values, errors='coerce') <= cut
+    return before.fillna(False).astype(bool)
 
 
 def date_order(ws: Workspace, p: IngestParams) -> bool | None:
@@ -101,8 +104,7 @@ def split_plan(ws: Workspace, p: IngestParams, dayfirst: bool | None = None) -> 
     seen, unsplit = set(), 0
     for c in _chunks(ws, p):
         col = c[p.split_column]
-        before = in_training(col, p.train_until, dayfirst)  # (a nullable column's blank: NA, on neither side)
-        keys = batch_key(col[~before.fillna(False).astype(bool)], p.train_until, dayfirst)
+        keys = batch_key(col[~in_training(col, p.train_until, dayfirst)], p.train_until, dayfirst)
         seen |= set(keys.dropna().unique())
         unsplit += int(keys.isna().sum())
     return sorted(v.item() if hasattr(v, 'item') else v for v in seen), unsplit

@@ -121,8 +121,7 @@ def later_rows(ws: Workspace) -> pd.DataFrame:
         if rule.dtype in ('int', 'float') and name in df and df[name].dtype == object:  # its numbers as numbers, so
             df[name] = numbers_as_read(df[name], rule.dtype, ip.csv)  # that the server refuses that row alone
     if ip.split_column:
-        later = ~in_training(df[ip.split_column], ip.train_until).fillna(False).astype(bool)  # (unreadable: later)
-        df = df[later].reset_index(drop=True)
+        df = df[~in_training(df[ip.split_column], ip.train_until)].reset_index(drop=True)  # (unreadable: later)
     return df
 
 # %% ../../nbs/api/deliver/03_simulate.ipynb #c2ec0e65
