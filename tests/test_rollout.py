@@ -623,3 +623,32 @@ def test_an_ab_report_the_audit_log_cannot_record_leaves_no_report_behind(tmp_pa
         write_report(ws, {'created': 1_800_000_000.0})
     kept = list((tmp_path / 'experiments').glob('*/analysis.json'))
     assert len(kept) == 1  # on record: it stays, as the evidence its entry names
+
+
+def test_an_ab_report_interrupted_before_its_entry_is_recorded_is_removed_and_after_it_kept(tmp_path):
+    """Review BB: Ctrl-C while `experiment report` waited for the audit log's lock left a report no entry names; one
+    interrupted after its entry was appended is evidence and stays."""
+    from types import SimpleNamespace
+    from lifecycle.core import audit
+    from lifecycle.deliver.experiment import write_report
+
+    def waiting(*args, **kwargs):  # (the lock awaited: nothing appended)
+        raise KeyboardInterrupt
+
+    def appended(action, subject='', reason='', **details):  # (the entry appended, then Ctrl-C)
+        audit.append(ws.audit_path, action, subject, reason, actor='tester', **details)
+        raise KeyboardInterrupt
+
+    log = tmp_path / 'state' / 'audit.jsonl'
+    log.parent.mkdir()
+    audit.append(log, 'experiment.report', 'm', 'another report', actor='tester', sha256='0' * 64, report='x')
+    ws = SimpleNamespace(reports_dir=tmp_path, params={'register': SimpleNamespace(model_name='m')},
+                         audit_path=log, audit_only=waiting, mirror_checkpoint=lambda: None)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        write_report(ws, {'created': 1_800_000_000.0, 'control': 'control', 'treatment': 'challenger'})
+    assert list((tmp_path / 'experiments').iterdir()) == []
+    ws.audit_only = appended
+    with pytest.raises(KeyboardInterrupt):
+        write_report(ws, {'created': 1_800_000_000.0, 'control': 'control', 'treatment': 'challenger'})
+    kept = list((tmp_path / 'experiments').glob('*/analysis.json'))
+    assert len(kept) == 1 and [e['action'] for e in audit.read(log)] == ['experiment.report'] * 2

@@ -149,22 +149,41 @@ def write_report(ws, analysis: dict) -> Path:
             n += 1
             out = base / f'{stamp}-{n}'
     path = atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float))
+    digest = sha256_bytes(path.read_bytes())
     try:
         ws.audit_only(  # new A/B evidence, on record: a production approval is signed over one report's hash
             'experiment.report',
             ws.params['register'].model_name,
             'A/B evidence saved',
             report=str(path),
-            sha256=sha256_bytes(path.read_bytes()),
+            sha256=digest,
             control=analysis.get('control'),
             treatment=analysis.get('treatment'),
         )
-    except AuditError:  # not on record, so no evidence: no report left behind as if it were (review AX; only then:
-        path.unlink(missing_ok=True)  # one on record stays, whatever comes after: review BA)
-        out.rmdir()
+    except BaseException as e:  # not on record, so no evidence: no report left behind as if it were (review AX; only
+        # then: one on record stays, whatever comes after, review BA). Ctrl-C while the log's lock is awaited, or in
+        # the append, may leave either: the log says which (review BB)
+        if isinstance(e, AuditError) or not _recorded(ws, path, digest):
+            path.unlink(missing_ok=True)
+            out.rmdir()
         raise
     ws.mirror_checkpoint()
     return path
+
+
+def _recorded(ws, path: Path, digest: str) -> bool:
+    "Whether the audit log holds the `experiment.report` entry of this report (its path and sha256)."
+    from ..core.audit import read
+
+    try:
+        entries = read(ws.audit_path)
+    except Exception:  # (a log that cannot be read now: the report is kept, as an entry may name it)
+        return True
+    return any(
+        e.get('action') == 'experiment.report' and (e.get('details') or {}).get('sha256') == digest
+        and (e.get('details') or {}).get('report') == str(path)
+        for e in entries
+    )
 
 
 def report_from_log(
