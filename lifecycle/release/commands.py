@@ -305,17 +305,15 @@ def verified_approvals(ws, name: str, version, policy) -> list[dict]:
 
 def promotion_check(ws, policy):
     """The `files(name, version) -> reason` `lifecycle promote` runs: `signed_files_check`'s, and the release policy's
-    metric thresholds as they stand now (`exposure.metric_floors_failed`), for a step past the first environment; and
+    metric thresholds as they stand now (`exposure.floors_now`), for a step past the first environment; and
     a rollout's completion. A rollback (and a move to the first environment) runs the files check alone: it must not
     wait on a floor raised since."""
-    from lifecycle.release import governance as gov
-    from lifecycle.release.exposure import metric_floors_failed
+    from lifecycle.release.exposure import floors_now
 
     files = signed_files_check(ws)
 
     def check(name: str, version) -> str:
-        floors = metric_floors_failed(policy, gov.gather_facts(ws.mlflow, ws.store, name, version))
-        return '; '.join([*filter(None, [files(name, version)]), *floors])
+        return '; '.join([*filter(None, [files(name, version)]), *floors_now(ws, policy, name, version)])
 
     return check
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 # %% auto #0
 __all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals',
-           'metric_floors_failed', 'check', 'deployed_spec', 'serving_check']
+           'metric_floors_failed', 'floors_now', 'check', 'deployed_spec', 'serving_check']
 
 # %% ../../nbs/api/release/05_exposure.ipynb #96e86419
 class RegistryUnavailable(Exception):
@@ -128,8 +128,10 @@ def metric_floors_failed(policy, facts: dict) -> list[str]:
     return [f"the release policy now: {r.rule}: {r.reason}" for r in failed.itertuples()]
 
 
-def _floors_now(ws, policy, name: str, version) -> list[str]:
-    "`metric_floors_failed` for a registered version, its facts read from the registry (`RegistryUnavailable`: none)."
+def floors_now(ws, policy, name: str, version) -> list[str]:
+    """`metric_floors_failed` for a registered version, its facts read from the registry: a version the registry does
+    not hold, or whose run is gone, fails with a sentence saying so; a registry that does not answer raises
+    `RegistryUnavailable` (no verdict, try again)."""
     from lifecycle.release import governance as gov
 
     from mlflow.exceptions import MlflowException
@@ -175,7 +177,7 @@ def check(ws, version, exposure: str, name: str | None = None, floors: bool = Fa
     upto = max((envs.index(x) for x in steps if x in envs), default=0)  # (each step's earlier ones too, in order)
     for step in dict.fromkeys([*envs[1 : upto + 1], *steps]):
         missing += _approval(ws, people, policy, name, version, step)
-    below = _floors_now(ws, policy, name, version) if floors and [n for n in needs if n != 'gates'] else []
+    below = floors_now(ws, policy, name, version) if floors and [n for n in needs if n != 'gates'] else []
     return Exposure(name, version, exposure, needs, missing + [m for m in below if m not in missing], below)
 
 # %% ../../nbs/api/release/05_exposure.ipynb #e7a214e7
