@@ -608,6 +608,7 @@ def test_a_pass_with_another_models_params_refuses_its_unfinished_iteration_nami
     assert (loop.iterations_dir(ws.state_dir) / f"{it['id']}.json").read_bytes() == before
     st = loop.status(ws)
     assert st['active']['model'] == it['model'] and st['last'] is None
+    assert st['active']['as_of'] == loop.active(ws.state_dir)['updated']  # (when the last pass found what it says)
 
 
 def test_an_iteration_a_killed_simulation_left_is_reverted_by_the_next_pass_not_finished(trained_iteration):
@@ -1132,3 +1133,15 @@ def test_a_resumed_pass_says_its_step_and_a_failing_hook_leaves_no_mark_of_a_pas
     with pytest.raises(KeyboardInterrupt):
         loop_it.run(ws, rp=object(), on_step=interrupted)
     assert 'pass' not in saved[-1], saved[-1]
+
+
+def test_retrain_status_says_when_the_pass_it_quotes_found_what_it_waits_for(capsys):
+    """Review AX: `retrain status` showed what the last pass waited for (an approval missing) after the approval was
+    given, as if it still did: it says when that pass ran, and that the next one looks again."""
+    from lifecycle.loop.commands import RetrainStatus
+
+    active = dict(id='it1', model='m', status='waiting_approval', started=1.8e9, as_of=1.8e9 + 60,
+                  waiting_for='waits for a human approval (canary): a staging approval is missing')  # fmt: skip
+    RetrainStatus(dict(active=active, last=None, triggers=None)).show()
+    out = capsys.readouterr().out.splitlines()
+    assert out[2] == "  as the pass at 2027-01-15 08:01:00 found it; the next `lifecycle retrain run` looks again", out

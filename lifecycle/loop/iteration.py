@@ -830,7 +830,8 @@ def waiting_for(it: dict) -> str:
 
 
 def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
-    "The unfinished iteration (and what it waits for), the last one, and the triggers' verdict now."
+    """The unfinished iteration (and what it waits for, as the last pass found it: `as_of`, the time it was saved),
+    the last one, and the triggers' verdict now."""
     rp = rp or load_retrain_params(ws.params_dir)
     its, name = history(ws.state_dir), ws.params['register'].model_name
     live = [it for it in its if it['status'] not in TERMINAL]
@@ -841,6 +842,7 @@ def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
             id=cur['id'],
             status=cur['status'],
             waiting_for=waiting_for(cur),
+            as_of=cur.get('updated'),  # (what the last pass found: a pass judges anew, an approval given since too)
             started=cur['started'],
             model=cur.get('model', name),
         )
