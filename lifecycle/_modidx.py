@@ -1762,6 +1762,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._record': ( 'api/loop/iteration.html#_record',
                                                                                 'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._record_start': ( 'api/loop/iteration.html#_record_start',
+                                                                                      'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._revert': ( 'api/loop/iteration.html#_revert',
                                                                                 'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._shadow_taken': ( 'api/loop/iteration.html#_shadow_taken',

@@ -1145,3 +1145,49 @@ def test_retrain_status_says_when_the_pass_it_quotes_found_what_it_waits_for(cap
     RetrainStatus(dict(active=active, last=None, triggers=None)).show()
     out = capsys.readouterr().out.splitlines()
     assert out[2] == "  as the pass at 2027-01-15 08:01:00 found it; the next `lifecycle retrain run` looks again", out
+
+
+def test_a_pass_killed_as_it_starts_a_retraining_spends_no_trigger_and_one_killed_after_the_record_is_resumed(
+    two_versions, monkeypatch
+):
+    """Review BD: `kill -9` of `retrain run` as it started a retraining left the trigger state saying one had started
+    (its debounce and a day's start spent) with no iteration recorded or audited: the next real alert was held back
+    for up to a day. The record comes first now; a pass killed after it finds the iteration and records its start."""
+    from lifecycle.core import audit
+    from lifecycle.loop import triggers
+    from lifecycle.serve.predlog import default_url
+
+    loop_params(two_versions)
+    ws = Workspace.open(two_versions)
+    log_traffic(default_url(ws), later(80))
+    real_save = loop.save
+
+    def killed(*a, **kw):
+        raise Crash('before the record')
+
+    monkeypatch.setattr(loop, 'save', killed)
+    with pytest.raises(Crash):
+        loop.run(ws)
+    monkeypatch.setattr(loop, 'save', real_save)
+    name = ws.params['register'].model_name
+    assert loop.active(ws.state_dir) is None and load_state(ws.state_dir, name)['started'] == []
+    assert triggers.check(ws, load_retrain_params(ws.params_dir)).fire  # (not spent: it fires again)
+
+    def killed_after_the_record(*a, **kw):
+        raise Crash('after the record')
+
+    monkeypatch.setattr(triggers, 'fired', killed_after_the_record)
+    with pytest.raises(Crash):
+        loop.run(ws)
+    monkeypatch.undo()
+    it = loop.active(ws.state_dir)
+    assert it['recorded'] is False and load_state(ws.state_dir, name)['started'] == []
+    with pytest.raises(Crash):  # (the next pass records its start, once, then walks it: stopped before training)
+        loop.run(ws, on_step=crash_at('triggered'))
+    it = loop.active(ws.state_dir)
+    assert it['recorded'] is True and load_state(ws.state_dir, name)['started'] == [it['trigger']['ts']]
+    starts = [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.start']
+    assert [e['subject'] for e in starts] == [it['id']]
+    loop._record_start(ws, it)  # (again, as a pass killed after the audit entry but before the mark would)
+    assert load_state(ws.state_dir, name)['started'] == [it['trigger']['ts']]
+    assert len([e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.start']) == 1

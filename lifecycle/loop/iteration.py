@@ -619,7 +619,10 @@ STEP_FUNCTIONS = {
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #2ba867ba
 def start(ws: Workspace, result: triggers.TriggerResult) -> dict:
-    "A new iteration for a trigger verdict: recorded, audited, its trigger state updated."
+    """A new iteration for a trigger verdict: recorded, then its trigger state updated and its start audited
+    (`_record_start`). In that order: a pass killed before the record leaves no trace (its trigger fires again at the
+    next pass), one killed after it is resumed, and its start recorded then; the trigger state written first spent
+    a debounce and a day's start on a retraining that never was (review BD)."""
     it = dict(
         id=time.strftime('%Y%m%dT%H%M%S', time.gmtime(result.ts)) + '-' + uuid.uuid4().hex[:6],
         status='triggered',
@@ -631,11 +634,27 @@ def start(ws: Workspace, result: triggers.TriggerResult) -> dict:
         environment=ws.environment,
         model=ws.params['register'].model_name,  # (and its params: a workspace may retrain several models in turn)
         params=_shown(ws.params_dir, ws.root),
+        recorded=False,  # (its start not yet in the trigger state and the audit log)
     )
-    triggers.fired(ws.state_dir, result, model=it['model'])
     save(ws.state_dir, it)
-    ws.audit('retrain.start', it['id'], result.summary(), actor=ws.actor, fired=result.fired)
-    return it
+    return _record_start(ws, it)
+
+
+def _record_start(ws: Workspace, it: dict) -> dict:
+    """An iteration's start in the trigger state (`triggers.fired`) and the audit log (its `retrain.start` entry), each
+    unless there already, then marked recorded: for a new iteration, and for one whose pass was killed before that
+    was done (a record without the mark; older records have neither and were recorded)."""
+    from lifecycle.core import audit
+
+    t = it['trigger']
+    if t['ts'] not in triggers.load_state(ws.state_dir, it['model'])['started']:
+        result = triggers.TriggerResult(True, t['ts'], [triggers.TriggerHit(n, True, '') for n in t['fired']])
+        triggers.fired(ws.state_dir, result, model=it['model'])
+    entries = audit.read_cached(ws.audit_path) if ws.audit_path.is_file() else []
+    if not any(e.get('action') == 'retrain.start' and e.get('subject') == it['id'] for e in entries):
+        ws.audit('retrain.start', it['id'], t['summary'], actor=ws.actor, fired=t['fired'])
+    it['recorded'] = True
+    return save(ws.state_dir, it)
 
 
 def run(
@@ -677,6 +696,8 @@ def run(
             if why := other_model_routed(ws, ws.params['register'].model_name, ws.params_dir):
                 raise RetrainError(f"no retraining started: {why}")  # its version would deploy under their model
             it = start(ws, verdict)
+        elif it.get('recorded') is False:  # (a pass killed as it started this one: review BD)
+            it = _record_start(ws, it)
         _begin_pass(ws, it)
         try:
             if on_step:  # (a pass resumed at a step says so too: review BB; in the try, which ends the pass: BC)
