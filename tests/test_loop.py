@@ -1191,3 +1191,40 @@ def test_a_pass_killed_as_it_starts_a_retraining_spends_no_trigger_and_one_kille
     loop._record_start(ws, it)  # (again, as a pass killed after the audit entry but before the mark would)
     assert load_state(ws.state_dir, name)['started'] == [it['trigger']['ts']]
     assert len([e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.start']) == 1
+
+
+def test_the_shadows_end_is_the_canarys_start_in_one_flags_write_and_an_adopted_rollout_ends_the_shadow(
+    workspace, monkeypatch
+):
+    """Review BD: the shadow's end gave the challenger's cohorts back in one flags write and the canary started in
+    another; `kill -9` between them left v3 answering the `internal` cohort (108 of 200 requests) with no rollout and
+    no guard. Now the cohorts come back in the rollout's own write. A rollout of the challenger a person started
+    during the shadow is adopted, and ends the shadow as the loop's start would (the shadow stayed on, the cohorts
+    set aside)."""
+    from types import SimpleNamespace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.loop import shadow
+    from lifecycle.serve import predlog
+
+    ws, it, (internal, eu) = _shadowed_with_cohorts(workspace, monkeypatch)
+    passed = SimpleNamespace(verdict='pass', reason='better on 400 pairs', to_dict=lambda: {'verdict': 'pass'})
+    monkeypatch.setattr(predlog, 'read_log', lambda *a, **k: None)
+    monkeypatch.setattr(shadow, 'shadow_pairs', lambda *a, **k: None)
+    monkeypatch.setattr(shadow, 'compare', lambda *a, **k: passed)
+    real_start = ro.start
+
+    def killed(*a, **kw):
+        raise Crash('as the canary starts')
+
+    monkeypatch.setattr(ro, 'start', killed)
+    with pytest.raises(Crash):
+        loop.step_shadow(ws, it, RetrainParams())
+    s = spec(ws)
+    assert (s['challenger'], s['shadow'], s['cohorts']) == ('2', True, [eu])  # (the challenger answers no one)
+    monkeypatch.setattr(ro, 'start', real_start)
+    ro.start(ws, '2', ws.params['rollout'], [5, 100], 'canary', actor='carol', reason='v2 looks good')
+    assert spec(ws)['shadow'] and spec(ws)['cohorts'] == [eu]
+    assert loop.step_shadow(ws, it, RetrainParams()) == 'canary'
+    s = spec(ws)
+    assert (s['challenger'], s['shadow'], s['cohorts']) == ('2', False, [internal, eu])
+    assert 'cohorts_before' not in it['shadow'] and it['canary']['rollout_id'] == ro.load_state(ws)['id']

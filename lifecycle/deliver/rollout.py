@@ -264,8 +264,11 @@ def start(
     strategy: str | None = None,
     actor: str | None = None,
     reason: str = '',
+    also: dict | None = None,
 ) -> dict:
-    "Deploy `challenger` beside the control and send it the first step's share (canary) or nothing yet (blue-green)."
+    """Deploy `challenger` beside the control and send it the first step's share (canary) or nothing yet (blue-green).
+    `also`: other flags that change in the same write (the retraining loop's end of its shadow: the shadow off and the
+    challenger's cohorts back, which must never route to it without its rollout's guard: review BD)."""
     cur = load_state(s)
     if cur and cur['status'] in ACTIVE:
         raise RolloutError(
@@ -312,7 +315,7 @@ def start(
     try:
         fl.change_flags(
             s,
-            {'challenger': str(challenger), 'percentage': 0, 'kill': False},
+            {**(also or {}), 'challenger': str(challenger), 'percentage': 0, 'kill': False},
             actor=actor,
             source='rollout',
             reason=f'rollout: deploy v{challenger} beside v{spec.control}',

@@ -435,26 +435,24 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     if wait:
         return wait
     st = ro.load_state(ws)
-    if not (st and st['status'] in ro.ACTIVE and st['challenger'] == v):  # else: started before a kill, adopt it
+    if not (st and st['status'] in ro.ACTIVE and st['challenger'] == v):
         sh['ending'] = True  # (on record before the shadow goes: a pass killed after it is not taken for another's)
         save(ws.state_dir, it)
-        fl.change_flags(
-            ws,
-            {'shadow': False, **_cohorts_back(ws, it)},
-            actor=ACTOR,
-            source='retrain',
-            reason=f"retraining {it['id']}: shadow done",
-        )
-        _cohorts_given_back(it)
-        st = ro.start(
-            ws,
+        st = ro.start(  # (the shadow off and the cohorts back in the rollout's own write, under its guard: a pass
+            ws,  # killed between two writes left the cohorts routed to the challenger with no rollout: review BD)
             v,
             rop,
             steps,
             'canary',
             actor=ACTOR,
             reason=f"retraining {it['id']}: canary of v{v} after the shadow ({verdict.reason})",
+            also={'shadow': False, **_cohorts_back(ws, it)},
         )
+    else:  # started before a kill, or by a person: adopted, and the shadow ended as the start would have ended it
+        spec = _deployed(ws)
+        if ending := {**({'shadow': False} if spec.shadow else {}), **_cohorts_back(ws, it)}:
+            fl.change_flags(ws, ending, actor=ACTOR, source='rollout', reason=f"retraining {it['id']}: shadow done")
+    _cohorts_given_back(it)
     it['canary'] = dict(rollout_id=st['id'], steps=steps, started=st['started'])
     return 'canary'
 
