@@ -446,6 +446,8 @@ def test_the_loop_end_to_end_in_process_promotes_a_sound_challenger(two_versions
     assert rec['data']['datasets_in'][0] == rec['champion']['dataset_version'] and rec['data']['new_rows'] >= 60
     assert rec['metrics']['before'] and rec['metrics']['after'] and rec['validation']['passed']
     assert rec['decision']['outcome'] == 'promoted' and rec['authorised']['environment'] == 'dev'
+    assert rec['authorised']['guard'] == 'guard' and 'the guarded canary' in rec['decision']['reason']  # (BD)
+    assert [s['actor'] for s in rec['authorised']['steps']] == ['retrain', 'guard']  # (the start's, the guard's)
     assert [h['status'] for h in rec['history']][:6] == [
         'triggered',
         'data',
@@ -1228,3 +1230,34 @@ def test_the_shadows_end_is_the_canarys_start_in_one_flags_write_and_an_adopted_
     s = spec(ws)
     assert (s['challenger'], s['shadow'], s['cohorts']) == ('2', False, [internal, eu])
     assert 'cohorts_before' not in it['shadow'] and it['canary']['rollout_id'] == ro.load_state(ws)['id']
+
+
+def test_a_persons_completed_rollout_of_the_loops_challenger_is_its_promotion_and_the_record_says_who_took_it(
+    two_versions,
+):
+    """Review BD: a person rolled out the loop's own shadow challenger (as the refusal of another version suggests)
+    and completed it; the next pass took the shadow for a change outside the loop and recorded a revert naming v1
+    the champion, while v2 served everyone. And a canary whose steps a person took was recorded as the guard's, with
+    the production exposure's needs in a dev workspace. The rollout is the loop's canary, and its record says so."""
+    from lifecycle.core import audit
+    from lifecycle.deliver import rollout as ro
+
+    ws = Workspace.open(two_versions)
+    name = ws.params['register'].model_name
+    it = dict(id='it1', registration=dict(model_name=name, model_version='2'), champion=dict(version='1'),
+              status='registered')  # fmt: skip
+    assert loop.step_shadow_start(ws, it, None) == 'shadow'
+    ro.start(ws, '2', ws.params['rollout'], [50, 100], 'canary', actor='carol', reason='v2 looks good')
+    ro.advance(ws, actor='carol', reason='enough')
+    assert ro.load_state(ws)['status'] == 'completed' and spec(ws)['control'] == '2'
+    rp = RetrainParams()
+    assert loop.step_shadow(ws, it, rp) == 'canary' and it['canary']['rollout_id'] == ro.load_state(ws)['id']
+    assert loop.step_canary(ws, it, rp) == 'promoted'
+    d, auth = it['decision'], it['authorised']
+    assert d['champion'] == '2' and 'its canary (2 of its 2 step(s) taken by carol, not the guard)' in d['reason']
+    assert auth['guard'] == 'not every step: 2 of its 2 step(s) taken by carol, not the guard'
+    assert [(s['action'], s['actor'], s['percentage']) for s in auth['steps']] == [
+        ('advance', 'carol', 50.0), ('complete', 'carol', 100.0)
+    ]
+    assert auth['policy_needs'] == ['gates']  # (the dev environment's exposure, not production's)
+    assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.revert']

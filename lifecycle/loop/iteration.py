@@ -409,12 +409,16 @@ def _cohorts_given_back(it: dict) -> None:
 def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     "Compare challenger and champion on the same labelled requests: wait, revert, or start the canary."
     from lifecycle.deliver import rollout as ro
-    from lifecycle.serve import flags as fl
     from lifecycle.serve.predlog import default_url, read_log
 
     v, sh = it['registration']['model_version'], it['shadow']
     if why := _shadow_taken(ws, it, v):
         return _revert(ws, it, why)
+    st = ro.load_state(ws)
+    if _rollout_of(st, v, sh) and st['status'] not in ro.ACTIVE:  # (a person's, ended: the canary it was; review BD)
+        _end_shadow(ws, it)
+        it['canary'] = dict(rollout_id=st['id'], steps=st['steps'], started=st['started'])
+        return 'canary'
     log = read_log(default_url(ws), since=sh['started'], model=ws.params['register'].model_name)
     judge = ro.judged_by(ws.params['features'])  # (a regression: within its tolerance; review AG)
     if isinstance(judge, ro.Within) and judge.tolerance is None:
@@ -435,7 +439,7 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     if wait:
         return wait
     st = ro.load_state(ws)
-    if not (st and st['status'] in ro.ACTIVE and st['challenger'] == v):
+    if not _rollout_of(st, v, sh):
         sh['ending'] = True  # (on record before the shadow goes: a pass killed after it is not taken for another's)
         save(ws.state_dir, it)
         st = ro.start(  # (the shadow off and the cohorts back in the rollout's own write, under its guard: a pass
@@ -448,13 +452,30 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
             reason=f"retraining {it['id']}: canary of v{v} after the shadow ({verdict.reason})",
             also={'shadow': False, **_cohorts_back(ws, it)},
         )
+        _cohorts_given_back(it)
     else:  # started before a kill, or by a person: adopted, and the shadow ended as the start would have ended it
-        spec = _deployed(ws)
-        if ending := {**({'shadow': False} if spec.shadow else {}), **_cohorts_back(ws, it)}:
-            fl.change_flags(ws, ending, actor=ACTOR, source='rollout', reason=f"retraining {it['id']}: shadow done")
-    _cohorts_given_back(it)
-    it['canary'] = dict(rollout_id=st['id'], steps=steps, started=st['started'])
+        _end_shadow(ws, it)
+    it['canary'] = dict(rollout_id=st['id'], steps=st['steps'], started=st['started'])
     return 'canary'
+
+
+def _rollout_of(st: dict | None, v: str, sh: dict) -> bool:
+    """Whether the workspace's rollout (`st`) is one of challenger `v` the loop takes for its canary: running, or
+    started since its shadow began (a person's, which may have ended since: completed, it is the loop's promotion;
+    taken for a change outside the loop, the iteration was reverted while `v` was the champion: review BD)."""
+    from lifecycle.deliver import rollout as ro
+
+    return bool(st) and st['challenger'] == v and (st['status'] in ro.ACTIVE or st['started'] >= sh['started'])
+
+
+def _end_shadow(ws: Workspace, it: dict) -> None:
+    "For a rollout the loop adopts: the shadow ended as the canary's start ends it (off, the cohorts given back)."
+    from lifecycle.serve import flags as fl
+
+    spec = _deployed(ws)
+    if ending := {**({'shadow': False} if spec.shadow else {}), **_cohorts_back(ws, it)}:
+        fl.change_flags(ws, ending, actor=ACTOR, source='rollout', reason=f"retraining {it['id']}: shadow done")
+    _cohorts_given_back(it)
 
 
 def _shadow_taken(ws: Workspace, it: dict, v: str) -> str:
@@ -463,8 +484,7 @@ def _shadow_taken(ws: Workspace, it: dict, v: str) -> str:
     `shadow.max_seconds` (review AO). The loop's own end of the shadow (`ending`, then a canary) is no such change."""
     from lifecycle.deliver import rollout as ro
 
-    st = ro.load_state(ws)
-    if it['shadow'].get('ending') or (st and st['status'] in ro.ACTIVE and st['challenger'] == v):
+    if it['shadow'].get('ending') or _rollout_of(ro.load_state(ws), v, it['shadow']):
         return ''
     spec = _deployed(ws)  # (damaged: the pass fails saying how, and is tried again; never judged blind: review AU)
     if spec.challenger == v and spec.shadow:
@@ -546,8 +566,25 @@ def _revert(ws: Workspace, it: dict, reason: str) -> str:
     return 'reverted'
 
 
+def _canary_steps(ws: Workspace, it: dict) -> tuple[list[dict], str]:
+    """The canary's steps (each advance and the completion: who took it, to what share, when) and, where not every one
+    was the guard's, in words who took the others: the record named the guard for steps a person took (review BD)."""
+    from lifecycle.deliver import rollout as ro
+
+    st, c = ro.load_state(ws) or {}, it.get('canary') or {}
+    hist = st.get('history') or [] if st.get('id') == c.get('rollout_id') else c.get('history') or []
+    steps = [
+        {k: e.get(k) for k in ('action', 'actor', 'percentage', 'time')}
+        for e in hist
+        if e.get('action') in ('advance', 'complete')
+    ]
+    others = [e for e in steps if e['actor'] not in ('guard', ACTOR)]  # (the loop's start takes the first step)
+    by, n = sorted({str(e['actor']) for e in others}), len(others)
+    return steps, f"{n} of its {len(steps)} step(s) taken by {', '.join(by)}, not the guard" if by else ''
+
+
 def _promote(ws: Workspace, it: dict) -> str:
-    from lifecycle.release import governance as gov
+    from lifecycle.release import exposure, governance as gov
 
     ps = ws.params
     name, alias = ps['register'].model_name, ws.environment
@@ -567,17 +604,20 @@ def _promote(ws: Workspace, it: dict) -> str:
             dict(step=a['step'], approver=a['approver'], role=a.get('role'), time=a['time'], reason=a['reason'])
             for a in gov.approvals(ws.store, name, v, ps['policy'])
         ]
+        steps, others = _canary_steps(ws, it)
+        canary = 'the guarded canary' if not others else f"its canary ({others})"
         reason = (
-            f"retraining {it['id']}: v{v} passed every gate, the shadow and the guarded canary; the rollout's "
-            f"completion moved the {alias} alias (verified promotion)"
+            f"retraining {it['id']}: v{v} passed every gate, the shadow and {canary}; the rollout's completion moved "
+            f"the {alias} alias (verified promotion)"
         )
         it['decision'] = dict(outcome='promoted', reason=reason, at='canary', by=ws.actor, champion=v, ts=time.time())
         it['authorised'] = dict(
             loop_actor=ws.actor,
-            guard='guard',
+            guard='guard' if not others else f"not every step: {others}",
+            steps=steps,
             approvals=approvals,
             environment=ws.environment,
-            policy_needs=list(ps['policy'].exposure.get('production', [])),
+            policy_needs=list(ps['policy'].exposure.get(exposure.arm_exposure(alias, 'control'), [])),
         )
         ws.audit(
             'retrain.promote',
