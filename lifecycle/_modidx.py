@@ -1758,6 +1758,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._failed': ( 'api/loop/iteration.html#_failed',
                                                                                 'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._interrupted': ( 'api/loop/iteration.html#_interrupted',
+                                                                                     'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._logged': ( 'api/loop/iteration.html#_logged',
                                                                                 'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._note': ( 'api/loop/iteration.html#_note',

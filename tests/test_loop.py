@@ -611,6 +611,15 @@ def test_a_pass_with_another_models_params_refuses_its_unfinished_iteration_nami
     st = loop.status(ws)
     assert st['active']['model'] == it['model'] and st['last'] is None
     assert st['active']['as_of'] == loop.active(ws.state_dir)['updated']  # (when the last pass found what it says)
+    loop.save(ws.state_dir, {**loop.active(ws.state_dir), 'pass': dict(pid=os.getpid(), since=1.8e9, status='data')})
+    assert loop.status(ws)['active']['interrupted'] is None  # (a pass walking it now)
+    gone = subprocess.Popen(['true'])
+    gone.wait()
+    loop.save(ws.state_dir, {**loop.active(ws.state_dir), 'pass': dict(pid=gone.pid, since=1.8e9, status='data')})
+    assert loop.status(ws)['active']['interrupted'] == (  # (review BD: a killed pass was not said)
+        f"the pass of process {gone.pid} ended without finishing at trained: killed or crashed; the next "
+        "`lifecycle retrain run` resumes it"
+    )
 
 
 def test_an_iteration_a_killed_simulation_left_is_reverted_by_the_next_pass_not_finished(trained_iteration):

@@ -149,6 +149,8 @@ class RetrainStatus(Result):
             print(f"  {a['waiting_for']}")
             if a.get('as_of'):  # (an approval given since shows at the next pass: review AX)
                 print(f"  as the pass at {_when(a['as_of'])} found it; the next `lifecycle retrain run` looks again")
+            if a.get('interrupted'):  # (review BD)
+                print(f"  {a['interrupted']}")
         else:
             print('no retraining in progress')
         if last:

@@ -888,6 +888,19 @@ def waiting_for(it: dict) -> str:
     return f'resumes at {s} on the next run'
 
 
+def _interrupted(it: dict) -> str | None:
+    "In words, the pass whose mark an iteration holds, where its process is gone (killed or crashed); else None."
+    from lifecycle.core.store import pid_alive
+
+    mark = it.get('pass')
+    if not mark or pid_alive(mark['pid']):  # (none, or a pass walking it now)
+        return None
+    return (
+        f"the pass of process {mark['pid']} ended without finishing at {it['status']}: killed or crashed; the next "
+        "`lifecycle retrain run` resumes it"
+    )
+
+
 def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
     """The unfinished iteration (and what it waits for, as the last pass found it: `as_of`, the time it was saved),
     the last one, and the triggers' verdict now."""
@@ -904,6 +917,7 @@ def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
             as_of=cur.get('updated'),  # (what the last pass found: a pass judges anew, an approval given since too)
             started=cur['started'],
             model=cur.get('model', name),
+            interrupted=_interrupted(cur),
         )
     done = [it for it in its if it['status'] in TERMINAL and it.get('model', name) == name]  # (this model's last)
     if done:
