@@ -503,6 +503,15 @@ class Crash(Exception):
     pass
 
 
+def crashes(why: str):
+    "A stand-in for a function that crashes the loop where it is called (as `kill -9` there would stop it)."
+
+    def crash(*a, **kw):
+        raise Crash(why)
+
+    return crash
+
+
 def crash_at(status: str):
     "An `on_step` hook that crashes the loop right after the step to `status` was saved."
 
@@ -1172,22 +1181,14 @@ def test_a_pass_killed_as_it_starts_a_retraining_spends_no_trigger_and_one_kille
     ws = Workspace.open(two_versions)
     log_traffic(default_url(ws), later(80))
     real_save = loop.save
-
-    def killed(*a, **kw):
-        raise Crash('before the record')
-
-    monkeypatch.setattr(loop, 'save', killed)
+    monkeypatch.setattr(loop, 'save', crashes('before the record'))
     with pytest.raises(Crash):
         loop.run(ws)
     monkeypatch.setattr(loop, 'save', real_save)
     name = ws.params['register'].model_name
     assert loop.active(ws.state_dir) is None and load_state(ws.state_dir, name)['started'] == []
     assert triggers.check(ws, load_retrain_params(ws.params_dir)).fire  # (not spent: it fires again)
-
-    def killed_after_the_record(*a, **kw):
-        raise Crash('after the record')
-
-    monkeypatch.setattr(triggers, 'fired', killed_after_the_record)
+    monkeypatch.setattr(triggers, 'fired', crashes('after the record'))
     with pytest.raises(Crash):
         loop.run(ws)
     monkeypatch.undo()
@@ -1223,11 +1224,7 @@ def test_the_shadows_end_is_the_canarys_start_in_one_flags_write_and_an_adopted_
     monkeypatch.setattr(shadow, 'shadow_pairs', lambda *a, **k: None)
     monkeypatch.setattr(shadow, 'compare', lambda *a, **k: passed)
     real_start = ro.start
-
-    def killed(*a, **kw):
-        raise Crash('as the canary starts')
-
-    monkeypatch.setattr(ro, 'start', killed)
+    monkeypatch.setattr(ro, 'start', crashes('as the canary starts'))
     with pytest.raises(Crash):
         loop.step_shadow(ws, it, RetrainParams())
     s = spec(ws)
