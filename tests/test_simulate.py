@@ -136,6 +136,28 @@ def test_the_drift_scenario_never_draws_a_cell_that_is_not_a_number_and_says_whe
     assert _period(pd.Series([2001, 'cnry-x', 2003], dtype=object)) == '2001–2003' and _period(rows['year']) == '1–2'
 
 
+def test_a_trace_lists_each_raw_batch_once_however_many_generations_share_it():
+    """Review: v3 retrained on v2 retrained on v1, each on the same base snapshot, listed that snapshot three times
+    (once per generation) under `simulate --json`'s traces; each batch is listed once, in the order first met."""
+    from lifecycle.loop.simulation import raw_batches
+
+    base = dict(version='s1', source='sklego:arrests', rows=3738)
+    v1 = dict(snapshots=[base])
+    v2 = dict(
+        snapshots=[base, dict(version='fb1', source='feedback:it1', rows=9)],
+        labelled_batch=dict(file='/x/b1.csv', sha256='ab' * 32, rows=9),
+        built_on=v1,
+    )
+    v3 = dict(
+        snapshots=[base, dict(version='fb2', source='feedback:it2', rows=8)],
+        labelled_batch=dict(file='/x/b2.csv', sha256='cd' * 32, rows=8),
+        built_on=v2,
+    )
+    got = [b.get('version') or b['file'] for b in raw_batches(v3)]
+    assert got == ['s1', 'fb2', 'b2.csv', 'fb1', 'b1.csv'], got
+    assert [b.get('version') or b['file'] for b in raw_batches(v2)] == ['s1', 'fb1', 'b1.csv']
+
+
 @pytest.mark.slow
 def test_a_later_row_whose_input_is_text_is_refused_by_the_server_and_the_story_goes_on(trained):
     """Review AW: a later row holding text in the first numeric input crashed `simulate` with pandas' TypeError,

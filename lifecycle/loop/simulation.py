@@ -148,17 +148,24 @@ def send_window(client, rows: pd.DataFrame, inputs: list[str], target: str, posi
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #8032e0e3
 def raw_batches(lineage: dict) -> list[dict]:
-    "The raw batches a version's lineage (`trace.version_lineage`) reaches: snapshots and labelled batches."
-    out = [
-        dict(kind='snapshot', version=s['version'], source=s.get('source'), rows=s.get('rows'))
-        for s in lineage.get('snapshots') or []
-        if s.get('source')
-    ]
-    b = lineage.get('labelled_batch')
-    if b:
-        out.append(dict(kind='labelled batch', file=Path(b['file']).name, sha256=b['sha256'], rows=b['rows']))
-    if lineage.get('built_on'):
-        out += raw_batches(lineage['built_on'])
+    """The raw batches a version's lineage (`trace.version_lineage`) reaches, each once in the order first met:
+    snapshots and labelled batches (a retrained version's base snapshot is also the one its base was trained on)."""
+    out, seen = [], set()
+    while lineage:
+        found = [
+            dict(kind='snapshot', version=s['version'], source=s.get('source'), rows=s.get('rows'))
+            for s in lineage.get('snapshots') or []
+            if s.get('source')
+        ]
+        b = lineage.get('labelled_batch')
+        if b:
+            found.append(dict(kind='labelled batch', file=Path(b['file']).name, sha256=b['sha256'], rows=b['rows']))
+        for x in found:
+            key = (x['kind'], x.get('version') or x.get('sha256'))
+            if key not in seen:
+                seen.add(key)
+                out.append(x)
+        lineage = lineage.get('built_on')
     return out
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #57abc553
