@@ -1481,6 +1481,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/deliver/demo.py'),
                                         'lifecycle.deliver.demo._roll_back_interrupted': ( 'api/deliver/demo.html#_roll_back_interrupted',
                                                                                            'lifecycle/deliver/demo.py'),
+                                        'lifecycle.deliver.demo._walk_up_refusal': ( 'api/deliver/demo.html#_walk_up_refusal',
+                                                                                     'lifecycle/deliver/demo.py'),
                                         'lifecycle.deliver.demo.acting_as': ( 'api/deliver/demo.html#acting_as',
                                                                               'lifecycle/deliver/demo.py'),
                                         'lifecycle.deliver.demo.approval_commands': ( 'api/deliver/demo.html#approval_commands',

@@ -60,6 +60,16 @@ def test_simulate_in_staging_gives_its_approvals_as_demo_identities_and_reaches_
     assert not [e for e in log if e['action'] in ('approval.refused', 'promotion.refused')]
 
 
+def _nothing_written(ws) -> None:
+    """A refusal (exit 2) left no trust behind: no demo identity became the workspace's first administrator, so a
+    real one can still run `lifecycle trust init` (review: demo-admin stayed its administrator for good)."""
+    from lifecycle.release import trust
+
+    w = _open(ws)
+    assert trust.roster(w) is None, sorted(trust.roster(w))
+    assert not [e for e in audit.read(w.audit_path) if e['action'].startswith(('trust.', 'approval.'))]
+
+
 def test_simulate_in_staging_stops_naming_the_approval_when_the_champion_cannot_be_approved(trained):
     # v1 has no trainer bound by a key: no one, demo identity or not, may approve it; nothing is labelled exempt
     r, out = cli_json(trained, *SIM, env=STAGING)
@@ -67,6 +77,38 @@ def test_simulate_in_staging_stops_naming_the_approval_when_the_champion_cannot_
     err = out['error']
     assert 'staging has no champion' in err and 'who trained' in err, err
     assert '`lifecycle approve arrests-release 1 --to staging --as NAME' in err and '`lifecycle promote' in err
+    _nothing_written(trained)
+
+
+def test_a_walk_up_refused_whoever_approves_is_decided_before_the_demo_identities_are_registered(trained):
+    """v1 bound to the demo trainer's key (not registered yet: no trust in this workspace), walked up to staging where
+    the policy fails it, then where staging is approved on A/B evidence it has none: refused each time naming why, and
+    no trust was initialised for it (review: demo-admin stayed the workspace's first administrator)."""
+    from dataclasses import replace
+    from conftest import set_yaml
+    from lifecycle.deliver.demo import DEMO_TRAINER, DemoNeedsApproval, acting_as, demo_champion
+    from lifecycle.model import signing
+    from lifecycle.release import trust
+
+    w = _open(trained)
+    name = w.params['register'].model_name
+    if not signing.person_key_path(w.keys_dir, DEMO_TRAINER).is_file():
+        signing.new_person_key(w.keys_dir, DEMO_TRAINER)
+    w.store.record_path('attestations', f'{name}-1-trained').unlink(missing_ok=True)  # (alice's, if she held a key)
+    manifest = w.store.get_record('signatures', f'{name}-1')['manifest']['manifest_hash']
+    with acting_as(DEMO_TRAINER):
+        signing.attest_training(w, name, '1', w.client.get_model_version(name, '1').run_id, manifest)
+    policy = trained / 'params/policy.yaml'
+    for change, words in (
+        (dict(required_card_fields=['owners', 'sign_off']), 'policy failed: card.sign_off'),
+        (dict(required_card_fields=['owners'], promotion__staging__ab_evidence=True), 'no experiment report about'),
+    ):
+        set_yaml(policy, **change)
+        with pytest.raises(DemoNeedsApproval) as e:
+            demo_champion(replace(_open(trained), environment='staging'), 'a test', say=print)
+        msg = str(e.value)
+        assert 'staging has no champion' in msg and words in msg and 'who trained' not in msg, msg
+        assert trust.roster(w) is None
 
 
 def test_demo_approvals_are_refused_where_real_people_run_the_trust_naming_the_commands(trained):
@@ -139,6 +181,7 @@ def test_rollout_demo_in_staging_stops_naming_the_commands_when_the_champion_can
     assert 'staging has no champion' in err and 'who trained' in err, err
     assert '`lifecycle approve arrests-release 1 --to staging --as NAME' in err and '`lifecycle promote' in err
     assert not list((trained / 'reports' / 'runs').glob('candidate-*'))  # it stopped before training anything
+    _nothing_written(trained)
 
 
 def test_a_dev_completion_needs_no_approval_and_writes_no_ab_report(trained):

@@ -81,12 +81,13 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
     rows = sim.later_rows(s)  # the traffic to replay, read first: a source that cannot be read leaves nothing started
     from lifecycle.release.trust import demo_identities
 
+    # the champion walked up first: a walk-up refused leaves no demo identity and no trust behind
+    approvals = demo_champion(s, f'rollout demo ({outcome})', say) if needs_approvals(s) else []
     people = demo_identities(s, demo_people(ps['policy']))
     say(
         f"demo identities {', '.join(people)}: keys made in {s.keys_dir / 'people'}, registered in the trust chain as "
         "demo identities (the audit log says so)"
     )
-    approvals = demo_champion(s, f'rollout demo ({outcome})', say) if needs_approvals(s) else []
     say(f"training a {outcome} candidate beside the champion, as {DEMO_TRAINER} ...")
     params = {'C': 0.5, 'max_iter': 500} if ps['train'].model.family == 'logistic_regression' else None
     try:
@@ -296,6 +297,7 @@ def demo_champion(ws: Workspace, why: str, say=print) -> list[dict]:
     if v is None:
         return []  # nothing to walk up: the flags then say what is missing
     try:
+        _walk_up_refusal(ws, name, v, ws.environment)  # decided before a demo identity or trust is written
         return demo_promote(ws, v, ws.environment, f"{why}: {ws.environment} champion", say=say)
     except Exception as e:
         if not refused(e):
@@ -315,6 +317,35 @@ def demo_champion(ws: Workspace, why: str, say=print) -> list[dict]:
             f"{first}{approval_commands(ws, v, todo or [ws.environment], name)}, then "
             f"`lifecycle promote {name} {v} --to {ws.environment}`"
         ) from None
+
+
+def _walk_up_refusal(ws: Workspace, name: str, version: str, step: str) -> None:
+    """`DemoNeedsApproval` (or `TrustError`) when walking `version` up to `step` would be refused whoever approves it,
+    decided before the demo identities are made or registered: who trained it is bound by no key that is, or that the
+    demo identities' registration would make, registered; a step on the A/B evidence has none; the policy fails it."""
+    from lifecycle.model.signing import key_id, load_person_key, person_key_path, public_pin
+    from lifecycle.release import governance as gov, trust
+    from lifecycle.release.review import governance_context
+
+    policy, envs = ws.params['policy'], ws.params['policy'].environments
+    steps = envs[1 : envs.index(step) + 1]
+    todo = [x for x in steps if not ws.store.record_path('approvals', f'{name}-{version}-{x}').exists()]
+    if not todo:
+        return
+    people = dict(trust.roster(ws) or {})  # as they would stand once the demo identities holding keys are registered
+    for n, role in demo_people(policy).items():
+        if n not in people and person_key_path(ws.keys_dir, n).is_file():
+            k = load_person_key(ws.keys_dir, n)
+            people[n] = trust.Person(n, key_id(k), public_pin(k), {role}, demo=True)
+    trust.trained_by(ws, people, name, version)
+    ab = [x for x in todo if x in policy.promotion and policy.promotion[x].ab_evidence]
+    if ab and trust.experiment_evidence(ws, version) is None:
+        raise DemoNeedsApproval(
+            f"{ab[0]} is approved on the A/B evidence, and there is no experiment report about {name}/{version} yet"
+        )
+    rules = gov.evaluate_policy(policy, governance_context(ws, name, version).facts)
+    if len(failed := rules[rules.verdict == 'fail']):
+        raise DemoNeedsApproval('policy failed: ' + '; '.join(f"{r.rule}: {r.reason}" for r in failed.itertuples()))
 
 
 def demo_serving(ws: Workspace, why: str, say=print) -> list[dict]:

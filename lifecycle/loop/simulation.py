@@ -211,19 +211,19 @@ def _demo_setup(ws: Workspace, say) -> tuple[bool, list[dict]]:
     from lifecycle.deliver.demo import DemoNeedsApproval, demo_champion, demo_people
     from lifecycle.release import trust
 
+    try:  # the champion first: a walk-up refused leaves no demo identity and no trust behind
+        given = demo_champion(ws, 'lifecycle simulate', say)
+    except DemoNeedsApproval as e:
+        raise SimulationError(str(e)) from None
     try:
         people = trust.demo_identities(ws, demo_people(ws.params['policy']))
         say(
             f"{ws.environment} needs approvals: acting as the demo identities {', '.join(people)} (keys in "
             f"{ws.keys_dir / 'people'}; the audit log marks their approvals as demo identities)"
         )
-        demo = True
+        return True, given
     except trust.TrustError:
-        demo = False
-    try:
-        return demo, demo_champion(ws, 'lifecycle simulate', say)
-    except DemoNeedsApproval as e:
-        raise SimulationError(str(e)) from None
+        return False, given
 
 
 def _demo_serving(ws: Workspace, say) -> list[dict]:
