@@ -80,6 +80,21 @@ def test_simulate_in_staging_stops_naming_the_approval_when_the_champion_cannot_
     _nothing_written(trained)
 
 
+def test_simulate_in_staging_refuses_a_source_with_no_cut_before_it_walks_the_champion_up(trained):
+    """Its own refusals (no cut, a retraining or rollout under way, no rows) came after the dev champion was approved
+    and promoted to staging as the demo identities: exit 2 then left a staging champion and an approval behind."""
+    from conftest import set_yaml
+    from lifecycle.model.registry import alias_version
+
+    _bind_champion_to_the_demo_trainer(trained)
+    set_yaml(trained / 'params/ingest.yaml', split_column=None, train_until=None)
+    r = cli_json(trained, *SIM, env=STAGING)[0]
+    assert r.returncode == EXIT_INPUT and 'sets no split_column' in ' '.join(r.stdout.split()), r.stdout + r.stderr
+    w = _open(trained)
+    assert alias_version(w.client, w.params['register'].model_name, 'staging') is None
+    assert not w.store.record_path('approvals', 'arrests-release-1-staging').exists()
+
+
 def test_a_walk_up_refused_whoever_approves_is_decided_before_the_demo_identities_are_registered(trained):
     """v1 bound to the demo trainer's key (not registered yet: no trust in this workspace), walked up to staging where
     the policy fails it, then where staging is approved on A/B evidence it has none: refused each time naming why, and

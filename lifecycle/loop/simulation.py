@@ -306,8 +306,8 @@ def simulate(
         raise SimulationError(f"nothing simulated: {why}")
     log_reachable(ws)  # before any setup or run folder: the in-process server writes every prediction there
     t0, start = time.monotonic(), time.time()
-    demo, given = _demo_setup(ws, say) if needs_approvals(ws) else (False, [])
-    champion = loop.champion_info(ws)  # RetrainError when there is none
+    approvals = needs_approvals(ws)  # (then this environment's champion may be walked up from the one below, below)
+    champion = None if approvals else loop.champion_info(ws)  # RetrainError when there is none
     if (cur := loop.active(ws.state_dir)) is not None:
         how = 'reverts it' if loop.simulation_ended(ws, cur) else 'finishes it'  # (a killed simulation's: reverted)
         raise SimulationError(f"retraining {cur['id']} is {cur['status']}: `lifecycle retrain run` {how} first")
@@ -326,9 +326,12 @@ def simulate(
     rows = rows.head(max_rows) if max_rows else rows
     if not len(rows):
         raise SimulationError(f"no rows after the training cut to replay (ingest.yaml train_until {ip.train_until})")
+    # the refusals above come first: the demo identities, their trust and the walked-up champion are written here
+    demo, given = _demo_setup(ws, say) if approvals else (False, [])
+    champion = champion or loop.champion_info(ws)
     if _ensure_flags(ws):
         say('no flags yet: deployed the champion from params/flags.yaml')
-    given = _given(given + (_demo_serving(ws, say) if needs_approvals(ws) else []))
+    given = _given(given + (_demo_serving(ws, say) if approvals else []))
     m = RunManifest.create(ws.runs_dir, mode='simulate', scenario=scenario, champion=champion['version'])
     try:
         sizes = dict(window=window, max_windows=max_windows, shadow_labelled=shadow_labelled, guard_min=guard_min)
