@@ -118,6 +118,50 @@ def test_a_degraded_challenger_is_rolled_back_on_its_own(trained):
     assert html.is_file() and 'Every decision' in html.read_text() and 'rolled back' in html.read_text()
 
 
+def _listening(ports=range(28100, 28200)):
+    "A socket listening on the first free port of `ports` (the range this suite's servers may take)."
+    import socket
+
+    for port in ports:
+        so = socket.socket()
+        try:
+            so.bind(('127.0.0.1', port))
+        except OSError:
+            so.close()
+            continue
+        so.listen()
+        return so
+    pytest.skip(f'no free port in {ports}')
+
+
+def test_rollout_demo_refuses_a_port_in_use_naming_it_before_anything_starts(workspace):
+    "Review: `rollout demo` served on a port of its own choosing only; `--port N` chooses it, a taken one is refused."
+    so = _listening()
+    port = so.getsockname()[1]
+    try:
+        r = cli(workspace, 'rollout', 'demo', '--port', str(port))
+    finally:
+        so.close()
+    msg = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and f'--port {port}: 127.0.0.1:{port} is taken' in msg, r.stdout + r.stderr
+    assert 'Traceback' not in r.stderr and not (workspace / '.lifecycle' / 'rollout.json').exists()
+    assert not list((workspace / 'reports').glob('runs/candidate-*'))  # nothing trained
+    r = cli(workspace, 'rollout', 'demo', '--help')
+    assert '--port' in r.stdout and 'a free' in r.stdout, r.stdout
+
+
+def test_a_local_server_listens_on_the_port_it_is_given(tiny_ws):
+    import httpx
+    from conftest import clean_env
+    from lifecycle.serve.local import LocalServer
+
+    so = _listening()
+    port = so.getsockname()[1]
+    so.close()
+    with LocalServer(tiny_ws, env=clean_env(), timeout=240, port=port) as srv:
+        assert srv.url == f'http://127.0.0.1:{port}' and httpx.get(srv.url + '/ready', timeout=10).status_code == 200
+
+
 @pytest.mark.slow  # five CLI processes, one of them importing the report stack
 def test_reports_on_a_workspace_without_traffic_fail_cleanly(tmp_path):
     fresh = make_workspace(tmp_path / 'fresh')

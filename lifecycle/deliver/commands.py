@@ -322,10 +322,19 @@ def rollout_demo(
     ),
     steps: str = typer.Option('10,50,100', '--steps', help="Rollout steps for the demonstration."),
     max_seconds: float = typer.Option(300, '--max-seconds', help="Give up after this long."),
+    port: Optional[int] = typer.Option(
+        None,
+        '--port',
+        min=1,
+        max=65535,
+        help="Port of the demo's own server (default: a free one, never settings.ini's port, which a running "
+        "`lifecycle serve` may hold).",
+    ),
     as_json: bool = typer.Option(False, '--json', help="Print the outcome as JSON."),
 ):
     """The whole loop on the default dataset: train a candidate, serve, roll out under the guard with simulated traffic
     from later years, report."""
+    from lifecycle.core.commands import port_free
     from lifecycle.deliver.demo import play
 
     if outcome not in ('sound', 'degraded'):
@@ -333,9 +342,15 @@ def rollout_demo(
     if not max_seconds > 0:
         raise CommandError(f"--max-seconds: expected a number of seconds above 0, found {max_seconds:g}", EXIT_INPUT)
     s = Workspace.open()
+    if port is not None and not port_free(port, s.host):  # (before anything is trained or started)
+        raise CommandError(
+            f"--port {port}: {s.host}:{port} is taken (another program listens there, a `lifecycle serve` perhaps); "
+            "expected a free port: choose another with --port N, or leave --port out for a free one",
+            EXIT_INPUT,
+        )
     ps = s.params
     say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
-    p = play(s, ps, outcome, _steps(steps), max_seconds, say)
+    p = play(s, ps, outcome, _steps(steps), max_seconds, say, port)
     st = p.rollout
     html = _report(ctx, s, '07_rollout.ipynb', s.reports_dir / 'rollouts' / st['id'], {'rollout_id': st['id']})
     return DemoOutcome(

@@ -55,8 +55,17 @@ class Played:
     approvals: list[dict]
 
 
-def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_seconds: float, say=print) -> Played:
-    """Train a sound or degraded candidate, serve, roll it out under the guard with replayed traffic; how it ended.
+def play(
+    s: Workspace,
+    ps: dict,
+    outcome: str,
+    steps: list[float] | None,
+    max_seconds: float,
+    say=print,
+    port: int | None = None,
+) -> Played:
+    """Train a sound or degraded candidate, serve (on `port`, else a free one), roll it out under the guard with
+    replayed traffic; how it ended.
     Where the environment's policy asks for approvals, the demo identities give them (each in
     the audit log as a demo identity), the last before completion over the A/B evidence the traffic produced."""
     from lifecycle.deliver import rollout as ro, simulate as sim
@@ -101,7 +110,7 @@ def play(s: Workspace, ps: dict, outcome: str, steps: list[float] | None, max_se
     approvals += demo_serving(s, why, say)
     approvals += _approve_or_explain(s, version, first_exposure(s, steps), why, say, f'{outcome} candidate')
     server = LocalServer(
-        s.root, env={**os.environ, 'LIFECYCLE_ENVIRONMENT': s.environment}
+        s.root, env={**os.environ, 'LIFECYCLE_ENVIRONMENT': s.environment}, port=port
     )  # serves where it rolls out
     try:
         server.start()

@@ -106,7 +106,8 @@ def tiny_workspace(
 
 # %% ../../nbs/api/serve/09_local.ipynb #9dd8269d
 class LocalServer:
-    "`lifecycle serve` in a child process on a free 127.0.0.1 port: ready on entry, stopped on exit (demos, tests)."
+    """`lifecycle serve` in a child process on 127.0.0.1, on `port` or else a free one: ready on entry, stopped on exit
+    (demos, tests)."""
 
     def __init__(
         self,
@@ -116,9 +117,11 @@ class LocalServer:
         log=None,
         timeout: float = 180,  # a loaded machine can take a minute to start it
         preexec_fn=None,
+        port: int | None = None,
     ):
         self.root, self.env, self.workers, self.log, self.timeout = Path(root), env, workers, log, timeout
         self.preexec_fn = preexec_fn  # run in the child before `lifecycle serve` (e.g. to lower its limits)
+        self.port = port
 
     def __enter__(self) -> LocalServer:
         return self.start()
@@ -129,9 +132,10 @@ class LocalServer:
         import subprocess
         import sys
 
-        with socket.socket() as so:
-            so.bind(('127.0.0.1', 0))
-            self.port = so.getsockname()[1]
+        if self.port is None:  # (a free one: never the port of a `lifecycle serve` running beside it)
+            with socket.socket() as so:
+                so.bind(('127.0.0.1', 0))
+                self.port = so.getsockname()[1]
         self.url = f'http://127.0.0.1:{self.port}'
         self.proc = subprocess.Popen(
             [
