@@ -346,7 +346,12 @@ def _walk_up_refusal(ws: Workspace, name: str, version: str, step: str) -> None:
         if n not in people and person_key_path(ws.keys_dir, n).is_file():
             k = load_person_key(ws.keys_dir, n)
             people[n] = trust.Person(n, key_id(k), public_pin(k), {role}, demo=True)
-    trust.trained_by(ws, people, name, version)
+    try:
+        trust.trained_by(ws, people, name, version)
+    except trust.TrustError as e:  # (in the approval's words, whichever way it is unknown: unsigned, or unregistered)
+        raise DemoNeedsApproval(
+            f"who trained {name}/{version} is unknown, so separation of duties cannot be checked: {e}"
+        ) from None
     ab = [x for x in todo if x in policy.promotion and policy.promotion[x].ab_evidence]
     if ab and trust.experiment_evidence(ws, version) is None:
         raise DemoNeedsApproval(
