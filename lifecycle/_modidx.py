@@ -3133,6 +3133,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._schema_part': ( 'api/serve/flags.html#_schema_part',
                                                                                'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._share_grows': ( 'api/serve/flags.html#_share_grows',
+                                                                               'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._stamp_of': ('api/serve/flags.html#_stamp_of', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._strict_equal': ( 'api/serve/flags.html#_strict_equal',
                                                                                 'lifecycle/serve/flags.py'),

@@ -347,3 +347,50 @@ def test_a_version_whose_metrics_cannot_be_read_for_good_is_refused_and_a_busy_r
         else:
             with pytest.raises(exposure.RegistryUnavailable, match='TEMPORARILY_UNAVAILABLE'):
                 check(NAME, '1')
+
+
+def test_a_challengers_share_raised_by_a_flags_change_is_judged_as_its_exposure_is_a_rollouts_steps_are_not(
+    ws,  # noqa: F811
+):
+    """Review BF: in staging, a canary at 5% and at 100% are both 'canary', so `flags set percentage=100` gave the
+    whole traffic to a challenger under a floor raised since (or whose approval no longer verified) unjudged. A share
+    that grows (a higher percentage, a cohort more) is judged now, floors included; a rollout's own steps are not (its
+    start and its completion are), nor a share that shrinks."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    approve_as(ws, 'carol', 'staging')
+    approve_as(ws, 'carol', 'staging', version='3')
+    staging = replace(ws['ws'], environment='staging')
+    fl.write_spec(staging, FlagsParams(control='1', safe='1', challenger='3', percentage=5), NAME)
+    staging = _floor_raised(staging)
+    floor = r'the release policy now: metric\.roc_auc: roc_auc 0\.\d+ is below the minimum 0\.99'
+    with pytest.raises(fl.FlagError, match=f"challenger: .*'canary'.*{floor}"):
+        fl.change_flags(staging, {'percentage': 100}, actor='ops', reason='switch')
+    internal = {'attribute': 'internal', 'equals': True, 'in': None, 'variant': 'challenger'}
+    with pytest.raises(fl.FlagError, match=f"challenger: .*'canary'.*{floor}"):
+        fl.change_flags(staging, {'cohorts': [internal]}, actor='ops', reason='staff too')
+    assert fl.load_spec(staging)[0].percentage == 5  # nothing was written
+    assert fl.change_flags(staging, {'percentage': 2}, actor='ops', reason='less').percentage == 2  # (less: not judged)
+    assert fl.change_flags(staging, {'percentage': 25}, actor='guard', source='rollout').percentage == 25
+
+
+def test_govern_check_and_a_flags_change_ask_whether_a_versions_files_match_its_signature(ws, monkeypatch):  # noqa: F811
+    """Review BF: `govern check` said ok, and a flags change deployed, a version whose files had been edited after
+    signing (or signed by a key revoked since); the server then refused to start. Both ask what promotion asks."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.release import commands, exposure
+    from lifecycle.serve import flags as fl
+
+    w = ws['ws']
+    fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
+    edited = "its files do not match its signature: requirements.txt changed"
+    monkeypatch.setattr(commands, 'signed_files_check', lambda ws_: lambda n, v: edited if v == '3' else '')
+    assert all(r['ok'] for r in exposure.serving_check(w))
+    with pytest.raises(fl.FlagError, match=f"challenger: .*{edited}"):
+        fl.change_flags(w, {'challenger': '3', 'percentage': 5}, actor='ops', reason='canary')
+    spec = fl.load_spec(w)[0]
+    assert spec.challenger is None
+    served = {**spec.model_dump(mode='json', by_alias=True), 'control': '3', 'model_name': NAME}
+    rows = exposure.serving_check(w, served)
+    assert [r['missing'] for r in rows if r['arm'] == 'control'] == [[edited]]

@@ -357,7 +357,14 @@ def test_metrics_per_variant_and_version(server):
     assert 0 < got['lifecycle_prediction_log_sync_seconds_sum', None] < 60
 
 
-def test_tampered_model_is_refused_while_the_verified_version_keeps_serving(ws, server):
+def test_tampered_model_is_refused_while_the_verified_version_keeps_serving(ws, server, monkeypatch):
+    """A version whose file was edited after signing is refused by a flags change that would deploy it (review BF: it
+    went live, and a server started then served nothing); deployed by a change made before the edit, a running
+    server refuses it and keeps serving the verified version."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release import exposure
+    from lifecycle.serve import flags as fl
+
     flags(ws, 'challenger=null', 'percentage=0', 'shadow=false', 'kill=false')
     other = Running(ws)  # a fresh process that has not loaded version 2
     onnx = next(
@@ -368,7 +375,12 @@ def test_tampered_model_is_refused_while_the_verified_version_keeps_serving(ws, 
     original = onnx.read_bytes()
     try:
         onnx.write_bytes(original[:-64] + bytes(64))
-        flags(ws, 'challenger=2', 'percentage=100')
+        r, out = cli_json(ws, 'flags', 'set', 'challenger=2', 'percentage=100')
+        assert r.returncode == 2 and 'its files do not match its signature' in out['error'], r.stdout + r.stderr
+        real = exposure.check  # (the change as made before the edit: its files verified then)
+        monkeypatch.setattr(exposure, 'check', lambda *a, **k: real(*a, **{**k, 'files': False}))
+        fl.change_flags(Workspace.open(ws), {'challenger': '2', 'percentage': 100}, actor='carol', reason='v2 verified')
+        monkeypatch.undo()
         wait_until(lambda: 'refused' in other.ready()['flags_problem'], 10, 0.1)
         assert 'version 2 refused' in other.ready()['flags_problem']
         answers = [other.predict(f't{i}') for i in range(20)]

@@ -148,12 +148,17 @@ def floors_now(ws, policy, name: str, version) -> list[str]:
         ) from None
 
 
-def check(ws, version, exposure: str, name: str | None = None, floors: bool = False) -> Exposure:
+def check(
+    ws, version, exposure: str, name: str | None = None, floors: bool = False, files: bool = False
+) -> Exposure:
     """Whether `version` (of `name`, default the registered model of register.yaml) may be exposed as `exposure`.
     `floors`: an exposure that needs an approval also needs the policy's metric thresholds as they stand now
     (`metric_floors_failed`), as `lifecycle promote` does: where a version gains exposure (a flags change, the
     retraining loop) and where `govern check` lists what serves; not where a server routes what it was given (raising
-    a floor does not stop what serves at its next start), nor a rollback."""
+    a floor does not stop what serves at its next start), nor a rollback. `files`: its files, fetched from the
+    registry, match its signature by a key not revoked (`signed_files_check`, as promotion asks): where a flags change
+    gives a version exposure and where `govern check` lists what serves (a version whose files were edited after
+    signing went live through the flags, and the server refused to start at all at its next start: review BF)."""
     from lifecycle.release import trust
 
     policy = ws.params['policy']
@@ -178,6 +183,10 @@ def check(ws, version, exposure: str, name: str | None = None, floors: bool = Fa
     for step in dict.fromkeys([*envs[1 : upto + 1], *steps]):
         missing += _approval(ws, people, policy, name, version, step)
     below = floors_now(ws, policy, name, version) if floors and [n for n in needs if n != 'gates'] else []
+    if files:
+        from lifecycle.release.commands import signed_files_check
+
+        missing += [why] if (why := signed_files_check(ws)(name, version)) else []
     return Exposure(name, version, exposure, needs, missing + [m for m in below if m not in missing], below)
 
 # %% ../../nbs/api/release/05_exposure.ipynb #e7a214e7
@@ -214,6 +223,6 @@ def serving_check(ws, spec: dict | None = None) -> list[dict]:
             continue
         cohorts = any(isinstance(c, dict) and c.get('variant') == 'challenger' for c in spec.get('cohorts') or [])
         x = arm_exposure(ws.environment, arm, bool(spec.get('shadow')), float(spec.get('percentage') or 0), cohorts)
-        d = check(ws, v, x, name=spec.get('model_name'), floors=True)
+        d = check(ws, v, x, name=spec.get('model_name'), floors=True, files=True)
         rows.append(dict(arm=arm, version=str(v), exposure=x, ok=d.ok, missing=d.missing))
     return rows

@@ -269,6 +269,7 @@ def policy_refusals(
     before: FlagsParams | None = None,
     routed: bool = False,
     floors: tuple = ARMS,
+    share: bool = False,
 ) -> list[str]:
     """Each arm of `spec` that gains exposure over `before` (every arm when there is no `before`) in a server of
     `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval. When the
@@ -280,7 +281,11 @@ def policy_refusals(
     judges the policy's metric thresholds as they stand now too, as `lifecycle promote` does, for the arms in `floors`
     whose version `before` did not expose as much already (a swap back). Not judged by them: what a server routes as
     it was given (a floor raised since applies to the next change, not to a restart), the environment's own versions
-    that `init_flags` deploys (promotion judged them), a rollback."""
+    that `init_flags` deploys (promotion judged them), a rollback. `share`: a challenger whose share of the traffic
+    grows (a higher percentage, a cohort more) gains exposure too, though its exposure's name stays (a canary at 5%
+    and at 100% in staging: a person's flags change raised a challenger whose approval no longer verified to all the
+    traffic, review BF); not for a rollout's own steps, which its start and completion judge. A flags write (not
+    `routed`) also verifies each gaining arm's files against its signature, as promotion does."""
     from lifecycle.release import exposure
 
     out, unchecked = [], []
@@ -289,13 +294,14 @@ def policy_refusals(
         if not answers(spec, arm, routed):
             continue
         x = exposure.arm_exposure(ws.environment, arm, spec.shadow, spec.percentage, _cohorts(spec))
+        grows = share and arm == 'challenger' and _share_grows(before, spec)
         if before is not None and getattr(before, arm) == v and answers(before, arm, routed):
             was = exposure.arm_exposure(ws.environment, arm, before.shadow, before.percentage, _cohorts(before))
-            if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9):
+            if _EXPOSURE_RANK.get(x, 9) <= _EXPOSURE_RANK.get(was, 9) and not grows:
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
-        floor = arm in floors and not routed and not _exposed(before, v, x, ws.environment, routed)
-        try:
-            decision = exposure.check(ws, v, x, name=model_name, floors=floor)  # the one release path
+        floor = arm in floors and not routed and (grows or not _exposed(before, v, x, ws.environment, routed))
+        try:  # the one release path
+            decision = exposure.check(ws, v, x, name=model_name, floors=floor, files=not routed)
         except exposure.RegistryUnavailable as e:  # no verdict for this arm: refused for now, unless refused anyway
             unchecked.append(f"{arm}: the release policy could not be checked: {e}")
             continue
@@ -304,6 +310,14 @@ def policy_refusals(
     if unchecked and not out:  # a definite refusal would stand after a retry: only then is "try again" the answer
         raise FlagError('; '.join(unchecked), status=503)
     return out + unchecked
+
+
+def _share_grows(before: FlagsParams | None, spec: FlagsParams) -> bool:
+    "Whether `spec` sends its challenger (the one `before` deployed) more traffic: a higher share, or a cohort more."
+    if before is None or before.challenger != spec.challenger:
+        return False  # (a new challenger gains its exposure from none: judged as such)
+    gained = [c for c in spec.cohorts if c.variant == 'challenger' and c not in before.cohorts]
+    return spec.percentage > before.percentage or bool(gained)
 
 
 def _exposed(before: FlagsParams | None, v: str, x: str, environment: str, routed: bool) -> bool:
@@ -334,7 +348,12 @@ def _unsigned(ws: Workspace, model_name: str, v: str) -> str:
 
 
 def _check_signed(
-    ws: Workspace, model_name: str, spec: FlagsParams, before: FlagsParams | None = None, floors: tuple = ARMS
+    ws: Workspace,
+    model_name: str,
+    spec: FlagsParams,
+    before: FlagsParams | None = None,
+    floors: tuple = ARMS,
+    share: bool = False,
 ) -> None:
     from lifecycle.core.store import Store
     from lifecycle.model.signing import is_signed
@@ -343,11 +362,12 @@ def _check_signed(
         if not getattr(spec, arm):
             raise FlagError(f"{arm}: expected a version number, found none")
     store = Store(ws.store_dir)  # (whether a signature is on file needs no key: a kill switch is never held back by one
-    for arm in ARMS:  # missing; the signature itself is verified, with the key, when the server loads the version)
+    for arm in ARMS:  # missing; an arm gaining exposure has its files verified by the policy, below, and a server
+        # verifies each version it loads)
         v = getattr(spec, arm)
         if v and not is_signed(store, model_name, v):
             raise FlagError(f"{arm}: {_unsigned(ws, model_name, v)}")
-    if refused := policy_refusals(ws, model_name, spec, before, floors=floors):
+    if refused := policy_refusals(ws, model_name, spec, before, floors=floors, share=share):
         raise FlagError(refused[0])
 
 
@@ -367,11 +387,16 @@ def _document(spec: FlagsParams) -> dict:
 
 
 def _checked(
-    s: Workspace, spec: FlagsParams, model_name: str, before: FlagsParams | None = None, floors: tuple = ARMS
+    s: Workspace,
+    spec: FlagsParams,
+    model_name: str,
+    before: FlagsParams | None = None,
+    floors: tuple = ARMS,
+    share: bool = False,
 ) -> str:
     """Check what `write_spec` checks before anything is recorded or written; the revision `spec` compiles to (which
     the audit entry names, so that the entry of a write cut short shows it never went live)."""
-    _check_signed(s, model_name, spec, before, floors)
+    _check_signed(s, model_name, spec, before, floors, share)
     return _document(spec)['metadata']['revision']
 
 
@@ -871,10 +896,14 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     before, after = old.model_dump(mode='json'), new.model_dump(mode='json')
     diff = {k: {'old': before[k], 'new': after[k]} for k in after if before[k] != after[k]}
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
-    revision = _checked(s, new, name, before=old, floors=floors)
+    from lifecycle.core.audit import AuditError, AuditKeyMissing
+
+    try:
+        revision = _checked(s, new, name, before=old, floors=floors, share=source != 'rollout')
+    except AuditKeyMissing as e:  # (a gaining arm's files are verified with the workspace's key: review BF)
+        raise _unrecorded(e, 'nothing changed', live=False) from None
     edited = _edited(s) if built_on else None  # (read before the entry: the entry names the copy made of it)
     kept = {'built_on': built_on, 'edited_kept': edited[0].name if edited else None} if built_on else {}
-    from lifecycle.core.audit import AuditError
 
     try:  # the entry first: a process killed before the write leaves an entry of flags that never went live
         _entry(
