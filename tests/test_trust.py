@@ -726,3 +726,35 @@ def test_a_trust_init_killed_before_its_statement_is_finished_by_the_pinned_admi
         trust.trust_init(w, 'mallory')
     trust.trust_init(w, 'ada')
     assert trust.roster(w)['ada'].roles == {'administrator'}
+
+
+def test_the_last_administrator_key_is_never_revoked_and_a_revoked_administrator_is_told_so(workspace, tmp_path):
+    """Review BH: the last administrators revoked themselves one after the other (exit 0), freezing the workspace's
+    trust for good, and the next `trust add` said bob 'is not an administrator', though he was one."""
+    from conftest import cli
+
+    env = dict(LIFECYCLE_KEYS_DIR=str(tmp_path / 'keys'))
+
+    def run(*args):
+        return cli(workspace, *args, env=env)
+
+    def files():
+        return {p: p.stat().st_size for p in workspace.rglob('*') if p.is_file()}
+
+    for n in ('ada', 'bob', 'cy'):
+        assert run('keys', 'new', '--as', n).returncode == 0
+    assert run('trust', 'init', '--as', 'ada').returncode == 0
+    assert run('trust', 'add', 'bob', '--role', 'administrator', '--as', 'ada').returncode == 0
+    assert run('trust', 'revoke', 'ada', '--as', 'ada', '--reason', 'self').returncode == 0  # bob is one still
+    before = files()
+    r = run('trust', 'revoke', 'bob', '--as', 'bob', '--reason', 'self')
+    msg = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    assert "'bob' holds the last administrator key of this workspace that is not revoked" in msg
+    assert 'Register another administrator first' in msg and '--role administrator --as bob' in msg
+    assert files() == before  # nothing written: no statement, no audit entry
+    r = run('trust', 'add', 'cy', '--role', 'ml_engineer', '--as', 'ada')
+    msg = ' '.join(r.stderr.split())
+    assert r.returncode == 1 and "'ada' was an administrator, but their key" in msg and 'was revoked at' in msg, msg
+    assert 'another administrator (bob) signs it with --as' in msg
+    assert run('trust', 'add', 'cy', '--role', 'ml_engineer', '--as', 'bob').returncode == 0

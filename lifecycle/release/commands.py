@@ -29,6 +29,7 @@ GOVERNANCE_ERRORS = {
     'lifecycle.release.trust.TrustNotInitialised': EXIT_INPUT,  # refused before anything ran
     'lifecycle.release.trust.UnknownPerson': EXIT_INPUT,
     'lifecycle.release.trust.InvalidRole': EXIT_INPUT,  # a role name params could not name
+    'lifecycle.release.trust.LastAdministrator': EXIT_INPUT,  # refused before anything ran
     'lifecycle.model.signing.SigningKeyError': EXIT_INPUT,
     'lifecycle.model.signing.SignatureError': EXIT_STAGE,
 }

@@ -27,8 +27,8 @@ from lifecycle.model.signing import (
 
 # %% auto #0
 __all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'RUN_EVIDENCE', 'TrustError',
-           'UnknownPerson', 'InvalidRole', 'unknown_person', 'TrustNotInitialised', 'Person', 'roster',
-           'require_roster', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities', 'roles_of',
+           'UnknownPerson', 'InvalidRole', 'LastAdministrator', 'unknown_person', 'TrustNotInitialised', 'Person',
+           'roster', 'require_roster', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities', 'roles_of',
            'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
@@ -45,6 +45,10 @@ class UnknownPerson(TrustError):
 
 class InvalidRole(TrustError):
     "A role name params could not name (spaces, control characters): refused before anything ran."
+
+
+class LastAdministrator(TrustError):
+    "Revoking the last administrator's key, which would leave no one to sign a statement: refused before anything ran."
 
 # %% ../../nbs/api/release/04_trust.ipynb #8c12fb92
 def unknown_person(name: str, names, what: str) -> UnknownPerson:
@@ -233,6 +237,11 @@ def _append_locked(ws, st: dict, signer_key, action: str, actor: str, reason: st
         raise TrustError(f"{ws.store.root / 'records' / TRUST_KIND}: {problem}")
     if ws.store.record_path(TRUST_KIND, f"trust-{st['seq']:05d}").exists():
         raise TrustError('another trust statement was written meanwhile; run the command again')
+    if st['type'] != 'init':  # (under the lock: two administrators revoking each other cannot both pass)
+        people = roster(ws)
+        _admin_refusal(people, st['by'])
+        if st['type'] == 'revoke':
+            _last_admin_refusal(people, st['name'], st['by'])
     audited = ws.audit(  # first: every statement's entry exists, so what it revokes is ordered by the log, not a clock
         action,
         st['name'],
@@ -286,13 +295,46 @@ def trust_init(ws, name: str, demo: bool = False) -> dict:
     return _append(ws, st, key, 'trust.init', name, why)
 
 
-def _admin(ws, people: dict, by: str):
-    by = person_name(by)
+def _admin_refusal(people: dict, by: str) -> None:
+    "Refuse BY's signature on a statement unless they are an administrator whose key is not revoked, saying why."
     p = people.get(by)
     if p is None:
         raise unknown_person(by, people, f"{by!r} is not registered in this workspace's trust")
-    if ADMIN_ROLE not in p.roles or p.revoked:
+    if ADMIN_ROLE not in p.roles:
         raise TrustError(f"{by!r} is not an administrator of this workspace; only an administrator's signature counts")
+    if p.revoked:
+        others = sorted(n for n, q in people.items() if ADMIN_ROLE in q.roles and not q.revoked)
+        raise TrustError(
+            f"{by!r} was an administrator, but their key {p.key_id} was revoked at {p.revoked}"
+            + (f" ({p.revoked_reason})" if p.revoked_reason else '')
+            + ": it signs no trust statement; "
+            + (
+                f"another administrator ({', '.join(others)}) signs it with --as, and may register a new key of "
+                f"theirs (`lifecycle keys new` on their machine, then `lifecycle trust add {by} --role {ADMIN_ROLE} "
+                "--as ADMIN --key ...`)"
+                if others
+                else "no administrator holds a key that is not revoked, so this workspace's trust cannot be extended: "
+                "start trust afresh in a new workspace"
+            )
+        )
+
+
+def _last_admin_refusal(people: dict, name: str, by: str) -> None:
+    "Refuse revoking NAME's key when theirs is the last administrator key not revoked: no one could sign again."
+    admins = [n for n, p in people.items() if ADMIN_ROLE in p.roles and not p.revoked]
+    if admins == [name]:
+        raise LastAdministrator(
+            f"{name!r} holds the last administrator key of this workspace that is not revoked: revoked, no one could "
+            "register or revoke anyone again (trust is initialised once). Register another administrator first "
+            f"(`lifecycle keys new --as NAME` on their machine, then `lifecycle trust add NAME --role {ADMIN_ROLE} "
+            f"--as {by}`), then revoke {name!r}'s key"
+        )
+
+
+def _admin(ws, people: dict, by: str):
+    by = person_name(by)
+    _admin_refusal(people, by)
+    p = people[by]
     key = load_person_key(ws.keys_dir, by)
     if key_id(key) != p.key_id:
         raise TrustError(f"the key of {by!r} in {ws.keys_dir} ({key_id(key)}) is not their registered key ({p.key_id})")
