@@ -758,3 +758,59 @@ def test_the_last_administrator_key_is_never_revoked_and_a_revoked_administrator
     assert r.returncode == 1 and "'ada' was an administrator, but their key" in msg and 'was revoked at' in msg, msg
     assert 'another administrator (bob) signs it with --as' in msg
     assert run('trust', 'add', 'cy', '--role', 'ml_engineer', '--as', 'bob').returncode == 0
+
+
+def test_a_revocation_killed_after_its_audit_entry_is_in_force_and_its_rerun_stores_it(ws, monkeypatch):
+    """Review BH: kill -9 between a revocation's audit entry and its record left the log saying carol was revoked
+    while `trust show` listed her key live and she could still approve. The statement is written aside before the
+    entry; once the log names it, it counts as stored (readers see the revocation), and the next trust command (the
+    rerun, say) stores that very statement, so the entry the log ordered it by stays its one entry."""
+    from lifecycle.core import audit
+    from lifecycle.core.store import Store
+    from lifecycle.release import trust
+    from lifecycle.release.commands import approver_key
+
+    approve_as(ws, 'carol', 'staging', version='1')  # before the revocation: it still counts after
+    w, real = ws['ws'], Store.put_record
+
+    def killed(self, kind, *a, **k):
+        if kind == trust.TRUST_KIND:
+            raise KeyboardInterrupt  # (killed after the audit entry, before the statement is stored)
+        return real(self, kind, *a, **k)
+
+    monkeypatch.setattr(Store, 'put_record', killed)
+    with pytest.raises(KeyboardInterrupt):
+        trust.trust_revoke(w, 'carol', by='ada', reason='leaked')
+    monkeypatch.setattr(Store, 'put_record', real)
+    carol = trust.roster(w)['carol']
+    assert carol.revoked and carol.revoked_reason == 'leaked'
+    with pytest.raises(trust.TrustError, match='was revoked at'):
+        approver_key(w, trust.roster(w), 'carol')  # she can no longer approve
+    assert promote(ws, version='1')['approver'] == 'carol'
+    with pytest.raises(trust.TrustError, match="'carol' holds no registered key to revoke: theirs was revoked"):
+        trust.trust_revoke(w, 'carol', by='ada', reason='leaked')  # the rerun
+    stored = trust._stored_chain(w)
+    assert [r['statement']['type'] for r in stored][-1] == 'revoke' and not trust._pending_path(w).exists()
+    entries = [e for e in audit.read(w.audit_path) if e['action'] == 'trust.revoke']
+    assert [e['details']['statement_sha256'] for e in entries] == [trust.hash_obj(stored[-1])]
+    assert audit.verify(w.audit_path).ok
+
+
+def test_a_statement_killed_before_its_audit_entry_never_happened(ws, monkeypatch):
+    "A statement written aside before its entry and never audited (killed, or the log not written) is not read."
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release import trust
+
+    w = ws['ws']
+
+    def killed(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Workspace, 'audit', killed)
+    with pytest.raises(KeyboardInterrupt):
+        trust.trust_revoke(w, 'carol', by='ada', reason='leaked')
+    monkeypatch.undo()
+    assert trust._pending_path(w).exists() and not trust.roster(w)['carol'].revoked
+    trust.trust_revoke(w, 'dave', by='ada', reason='left')
+    assert not trust._pending_path(w).exists() and not trust.roster(w)['carol'].revoked
+    assert len(trust._stored_chain(w)) == 5

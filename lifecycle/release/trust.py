@@ -88,8 +88,39 @@ class Person:
 
 
 def _chain(ws) -> list[dict]:
+    "The trust statements in order: those stored, then one audited and not yet stored (`_pending`), if any."
+    chain = _stored_chain(ws)
+    pending = _pending(ws, chain)
+    return [*chain, pending] if pending else chain
+
+
+def _stored_chain(ws) -> list[dict]:
     recs = ws.store.records(TRUST_KIND)
     return sorted(recs, key=lambda r: (r.get('statement') or {}).get('seq', 0))
+
+
+def _pending_path(ws) -> Path:
+    return Path(ws.state_dir) / 'trust.pending.json'
+
+
+def _pending(ws, chain: list[dict]) -> dict | None:
+    """The statement a writer killed after its audit entry and before storing it left (`_append_locked` writes it
+    here first): the next of `chain` and named by a trust entry of the audit log, so it counts as stored (a revocation
+    the log has ordered is in force); None if there is none, or it was never audited (it never happened)."""
+    import json
+
+    try:
+        signed = json.loads(_pending_path(ws).read_text())
+        st = signed['statement']
+        fits = st['seq'] == len(chain) + 1 and st['previous'] == (hash_obj(chain[-1]) if chain else None)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # (none, or a write cut short: never audited, as the entry comes after it)
+    digest = hash_obj(signed)
+    audited = fits and any(
+        str(e.get('action')).startswith('trust.') and (e.get('details') or {}).get('statement_sha256') == digest
+        for e in audit.read_cached(ws.audit_path)
+    )
+    return signed if audited else None
 
 
 def roster(ws) -> dict[str, Person] | None:
@@ -228,9 +259,13 @@ def _append(ws, st: dict, signer_key, action: str, actor: str, reason: str) -> d
 
 
 def _append_locked(ws, st: dict, signer_key, action: str, actor: str, reason: str) -> dict:
-    from lifecycle.core.store import StoreError
+    from lifecycle.core.store import StoreError, atomic_write, canonical_json
 
-    chain = _chain(ws)
+    chain = _stored_chain(ws)
+    if pending := _pending(ws, chain):  # (audited, then killed before it was stored: stored now, as it was signed)
+        _store(ws, pending)
+        chain.append(pending)
+    _pending_path(ws).unlink(missing_ok=True)  # (else never audited: it never happened)
     st = {**st, 'seq': len(chain) + 1, 'previous': hash_obj(chain[-1]) if chain else None, 'time': now_iso()}
     signed = sign_statement(st, signer_key)
     if problem := _checkpoint_problem(ws, chain):  # (never written after a chain cut short: it would hide that)
@@ -242,6 +277,7 @@ def _append_locked(ws, st: dict, signer_key, action: str, actor: str, reason: st
         _admin_refusal(people, st['by'])
         if st['type'] == 'revoke':
             _last_admin_refusal(people, st['name'], st['by'])
+    atomic_write(_pending_path(ws), canonical_json(signed) + '\n')  # (killed after the entry: it counts, see _pending)
     audited = ws.audit(  # first: every statement's entry exists, so what it revokes is ordered by the log, not a clock
         action,
         st['name'],
@@ -254,14 +290,33 @@ def _append_locked(ws, st: dict, signer_key, action: str, actor: str, reason: st
         **({'demo_identity': True} if st.get('demo') else {}),
     )
     try:
-        ws.store.put_record(TRUST_KIND, f"trust-{st['seq']:05d}", signed)  # a different statement there is refused
+        _store(ws, signed)
     except StoreError:
         raise TrustError(
             f"another trust statement was written meanwhile (audit entry {audited['seq']} records one not stored); "
             "run the command again"
         ) from None
-    _save_checkpoint(ws, st['seq'], signed)
+    _pending_path(ws).unlink(missing_ok=True)
     return signed
+
+
+def _complete(ws) -> None:
+    "Store the statement a writer killed after its audit entry left (`_pending`); nothing when there is none."
+    from lifecycle.core.locks import held
+
+    if _pending_path(ws).exists():
+        with held(ws.state_dir, 'trust'):
+            chain = _stored_chain(ws)
+            if pending := _pending(ws, chain):
+                _store(ws, pending)
+            _pending_path(ws).unlink(missing_ok=True)
+
+
+def _store(ws, signed: dict) -> None:
+    "Store the next statement of the chain and move its checkpoint to it."
+    seq = signed['statement']['seq']
+    ws.store.put_record(TRUST_KIND, f"trust-{seq:05d}", signed)  # a different statement there is refused
+    _save_checkpoint(ws, seq, signed)
 
 
 def _demo(st: dict, demo: bool, reason: str) -> tuple[dict, str]:
@@ -391,6 +446,7 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
 
 def trust_revoke(ws, name: str, by: str, reason: str) -> dict:
     "Revoke NAME's key, signed by administrator BY: their later approvals are refused, earlier ones kept; audited."
+    _complete(ws)  # (its rerun, after a revocation killed before it was stored: stored now, the same one)
     name, people = person_name(name), require_roster(ws)
     by, key = _admin(ws, people, by)
     if name not in people:
