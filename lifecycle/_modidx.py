@@ -2704,6 +2704,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                   'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands._mtime': ( 'api/release/commands.html#_mtime',
                                                                                    'lifecycle/release/commands.py'),
+                                            'lifecycle.release.commands._revoked_here': ( 'api/release/commands.html#_revoked_here',
+                                                                                          'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.approval_check': ( 'api/release/commands.html#approval_check',
                                                                                            'lifecycle/release/commands.py'),
                                             'lifecycle.release.commands.approve': ( 'api/release/commands.html#approve',

@@ -814,3 +814,23 @@ def test_a_statement_killed_before_its_audit_entry_never_happened(ws, monkeypatc
     trust.trust_revoke(w, 'dave', by='ada', reason='left')
     assert not trust._pending_path(w).exists() and not trust.roster(w)['carol'].revoked
     assert len(trust._stored_chain(w)) == 5
+
+
+def test_keys_new_for_a_person_whose_key_was_revoked_says_what_to_do(ws):
+    "Review BH: `keys new` after a revocation refused (exit 2) with no next step."
+    from conftest import cli
+    from lifecycle.release import trust
+
+    trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='leaked')
+    env = dict(LIFECYCLE_KEYS_DIR=str(ws['keys']))
+    r = cli(ws['ws'].root, 'keys', 'new', '--as', 'carol', env=env)
+    msg = ' '.join(r.stderr.split())
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    assert f"carol's key {trust.roster(ws['ws'])['carol'].key_id} was revoked at" in msg
+    pem = ws['keys'] / 'people' / 'carol.pem'
+    assert f'move the pair aside (`mv {pem} {pem}.old`' in msg and '`lifecycle trust add carol --role ROLE' in msg
+    pem.rename(f'{pem}.old')
+    (ws['keys'] / 'people' / 'carol.pub.pem').rename(ws['keys'] / 'people' / 'carol.pub.pem.old')
+    assert cli(ws['ws'].root, 'keys', 'new', '--as', 'carol', env=env).returncode == 0  # as it said
+    trust.trust_add(ws['ws'], 'carol', 'ml_engineer', by='ada')
+    assert not trust.roster(ws['ws'])['carol'].revoked

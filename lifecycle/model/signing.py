@@ -471,7 +471,13 @@ def new_person_key(keys_dir: str | Path, name: str) -> dict:
     if not _write_new(priv, key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()), 0o600):
         st = priv.stat()
         if pub.is_file() or st.st_uid != os.getuid() or st.st_mode & 0o777 != 0o600:  # (ours, as keys new makes it)
-            raise SigningKeyError(f"{priv} already holds a key for {name!r}; a person's key is never replaced silently")
+            raise SigningKeyError(
+                f"{priv} already holds a key for {name!r}; a person's key is never replaced silently. To make a new "
+                f"one (the old one lost, leaked or revoked), move the pair aside (`mv {priv} {priv}.old` and `mv "
+                f"{pub} {pub}.old`) and run `lifecycle keys new --as {name}` again; an administrator then revokes the "
+                f"old key if it is still registered (`lifecycle trust revoke {name} --as ADMIN --reason ...`) and "
+                f"registers the new one (`lifecycle trust add {name} --role ROLE --as ADMIN`)"
+            )
         key = load_private_key(priv)  # (a pair a killed command, or a full disk, left half made: finished, and said)
         finished = True
     pub.unlink(missing_ok=True)

@@ -417,10 +417,13 @@ def keys_new(
     as_json: bool = typer.Option(False, '--json', help="Print the key's id and files as JSON."),
 ):
     "Make a person's Ed25519 key pair in keys_dir (outside the workspace); an administrator then registers it."
-    from lifecycle.model.signing import new_person_key
+    from lifecycle.model.signing import SigningKeyError, new_person_key
 
     ws = Workspace.open()
-    out = new_person_key(ws.keys_dir, user)
+    try:
+        out = new_person_key(ws.keys_dir, user)
+    except SigningKeyError as e:
+        raise SigningKeyError(f"{_revoked_here(ws, user)}{e}") from None
     made = (
         f"public key written for the private key {out['key_id']} of {out['name']} a `keys new` left without one "
         f"(made at {_mtime(out['private_key'])}; if not by you, remove it and run `keys new` again)"
@@ -432,6 +435,19 @@ def keys_new(
         f"public key {out['public_key']} (an administrator registers it with `lifecycle trust add`)",
         out,
     )
+
+
+def _revoked_here(ws, user: str) -> str:
+    "'NAME's key K was revoked at T in this workspace: ' when the key `keys_dir` holds for USER was; else ''."
+    from lifecycle.model.signing import key_id, load_person_key, person_name
+    from lifecycle.release.trust import roster
+
+    try:
+        kid, p = key_id(load_person_key(ws.keys_dir, user)), (roster(ws) or {}).get(person_name(user))
+    except Exception:  # (a key or trust chain that cannot be read: the refusal as it is, without this)
+        return ''
+    k = p.key(kid) if p else None
+    return f"{k.name}'s key {kid} was revoked at {k.revoked} in this workspace: " if k and k.revoked else ''
 
 
 def _mtime(path: str) -> str:
