@@ -834,3 +834,15 @@ def test_keys_new_for_a_person_whose_key_was_revoked_says_what_to_do(ws):
     assert cli(ws['ws'].root, 'keys', 'new', '--as', 'carol', env=env).returncode == 0  # as it said
     trust.trust_add(ws['ws'], 'carol', 'ml_engineer', by='ada')
     assert not trust.roster(ws['ws'])['carol'].revoked
+
+
+def test_a_version_signed_with_a_revoked_signing_key_is_refused_as_a_signature_not_as_its_files(ws):
+    "Review BH: promote said 'its files do not match its signature' of a version whose files match, its key revoked."
+    from lifecycle.model.signing import revoke_signing_key, rotate_signing_key
+    from lifecycle.release.commands import signed_files_check
+
+    w = ws['ws']
+    assert signed_files_check(w)(NAME, '1') == ''
+    revoke_signing_key(w, rotate_signing_key(w, 'rotate')['retired'], 'leaked')
+    why = signed_files_check(w)(NAME, '1')
+    assert why.startswith('its signature does not verify: ') and 'which was revoked (' in why, why

@@ -332,8 +332,9 @@ def signed_files_check(ws):
         with tempfile.TemporaryDirectory(prefix='lifecycle-promote-') as tmp:
             try:
                 verified_path(ws.mlflow, ws.store, name, version, ws.key_dir, dst=Path(tmp) / 'model')
-            except (SignatureError, SigningKeyError) as e:
-                return f"its files do not match its signature: {e}"
+            except (SignatureError, SigningKeyError) as e:  # (a revoked or untrusted key: the files may match)
+                differ = isinstance(e, SignatureError) and e.reason == 'files'
+                return f"{'its files do not match its signature' if differ else 'its signature does not verify'}: {e}"
         return ''
 
     return files
