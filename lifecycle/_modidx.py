@@ -234,6 +234,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.audit._stats': ('api/core/audit.html#_stats', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._tail': ('api/core/audit.html#_tail', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._tombstones': ('api/core/audit.html#_tombstones', 'lifecycle/core/audit.py'),
+                                      'lifecycle.core.audit._unaccounted': ('api/core/audit.html#_unaccounted', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.append': ('api/core/audit.html#append', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.audit_key': ('api/core/audit.html#audit_key', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.checkpoint_path': ( 'api/core/audit.html#checkpoint_path',

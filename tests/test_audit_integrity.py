@@ -568,3 +568,39 @@ def test_erasing_an_entry_that_fails_its_mac_says_so(ws):
         audit.erase(ws.log, 1, 'a deletion request', keys_dir=ws.keys)
     with pytest.raises(audit.AuditError, match='entry 2 does not carry the MAC'):
         audit.erase(ws.log, 2, 'a deletion request', keys_dir=ws.keys)
+
+
+def test_a_payload_line_no_entry_names_is_named_by_line_and_one_an_append_cut_short_left_is_not_damage(ws, monkeypatch):
+    """Review BH: a forged copy of entry 2's payload (another actor) added to the payloads file, which readers ignore,
+    was called intact. Verify names its line (never its values) and says readers do not use it; the payload an append
+    killed before its chain line leaves (the next append takes the same seq) is no damage, as before."""
+    from lifecycle.core import store
+
+    fill(ws, 2)
+    real = store.write_line
+    calls = []
+
+    def killed(fd, data):  # (the payload is written, then the process dies before the chain line)
+        calls.append(data)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(fd, data)
+
+    monkeypatch.setattr(audit, 'write_line', killed)
+    with pytest.raises(KeyboardInterrupt):
+        audit.append(ws.log, 'flags.change', 'model-3', reason='killed', actor='user3')
+    monkeypatch.setattr(audit, 'write_line', real)
+    fill(ws, 1)  # takes seq 3 again: its payload follows the one cut short
+    v = audit.verify(ws.log)
+    assert v.ok and v.notes == [], v  # (as before)
+    assert [e['actor'] for e in audit.read(ws.log)] == ['user1', 'user2', 'user1']
+    lines = ws.payloads.read_text().splitlines()
+    forged = json.loads(lines[1])
+    ws.payloads.write_text('\n'.join([*lines, canonical_json({**forged, 'actor': 'mallory'})]) + '\n')
+    failed_with(
+        ws,
+        "audit.payloads.jsonl holds 1 line(s) no entry of the chain names (line(s) 5): readers do not use them (an "
+        "entry's payload is the one whose digest its chain line carries), but no append, erasure or interrupted write "
+        "leaves such a line there: it was written by hand. Remove those lines and run `lifecycle audit verify` again",
+    )
+    assert [e['actor'] for e in audit.read(ws.log)] == ['user1', 'user2', 'user1']  # (readers: as before)

@@ -570,6 +570,34 @@ def _payload_problem(log: Path, chain: list[dict], notes: list[str]) -> tuple[st
     return None
 
 
+def _unaccounted(log: Path, chain: list[dict]) -> str:
+    """Why the payload file holds lines no chain line names ('' when it does not), by line number, never a value. A
+    payload an append cut short before its chain line left is no such line: its seq is the next entry's and it comes
+    before that entry's own payload (the next append took the same seq), or it is the entry after the last."""
+    pp = payloads_path(log)
+    lines = pp.read_bytes().split(b'\n') if pp.is_file() else []
+    lines = lines[:-1]  # ('' after the final newline, or a torn last line: read_jsonl ignores both)
+    rows = [(i, json.loads(ln)) for i, ln in enumerate(lines, 1) if ln.strip()]
+    named, own = {e.get('digest') for e in chain}, {}
+    for i, p in rows:
+        if payload_digest(p) in named:
+            own.setdefault(p.get('seq'), i)
+    foreign = [
+        i
+        for i, p in rows
+        if payload_digest(p) not in named
+        and not (isinstance(s := p.get('seq'), int) and (i < own.get(s, 0) or (s == len(chain) + 1 and s not in own)))
+    ]
+    if not foreign:
+        return ''
+    return (
+        f"{pp.name} holds {len(foreign)} line(s) no entry of the chain names (line(s) "
+        f"{', '.join(map(str, foreign))}): readers do not use them (an entry's payload is the one whose digest its "
+        "chain line carries), but no append, erasure or interrupted write leaves such a line there: it was written "
+        "by hand. Remove those lines and run `lifecycle audit verify` again"
+    )
+
+
 def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
     """Check every entry's MAC, sequence, link and payload, and the log's end against the checkpoint kept outside the
     workspace."""
@@ -645,7 +673,7 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
                 f"no checkpoint of this log is kept outside the workspace ({checkpoint_path(folder, log)}), "
                 f"though it holds {n} entries: it was deleted, or the keys folder changed",
             )
-        return Verdict(True, 0, notes=notes)
+        return fail(0, foreign) if (foreign := _unaccounted(log, chain)) else Verdict(True, 0, notes=notes)
     if cp.get('log') != str(log):
         notes.append(
             f"the checkpoint was last written for {cp.get('log')}: the workspace was moved, or a copy of it "
@@ -666,6 +694,8 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
             f"entries {cp['entries'] + 1} to {n} were written after the last checkpoint (an append was cut "
             "short before saving it); their MACs check out"
         )
+    if foreign := _unaccounted(log, chain):  # (last: a log cut short leaves its entries' payloads, said above)
+        return fail(n, foreign)
     return Verdict(True, n, notes=notes)
 
 # %% ../../nbs/api/core/03_audit.ipynb #564b3b4d
