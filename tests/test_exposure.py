@@ -394,3 +394,58 @@ def test_govern_check_and_a_flags_change_ask_whether_a_versions_files_match_its_
     served = {**spec.model_dump(mode='json', by_alias=True), 'control': '3', 'model_name': NAME}
     rows = exposure.serving_check(w, served)
     assert [r['missing'] for r in rows if r['arm'] == 'control'] == [[edited]]
+
+
+class Killed(BaseException):
+    "What a kill -9 leaves in process: nothing after the point it struck ran."
+
+
+@pytest.mark.parametrize('env', ['staging', 'production'])
+def test_a_rollback_of_a_completed_rollout_killed_at_its_alias_move_is_said_and_finished_by_a_rerun(
+    ws, monkeypatch, env  # noqa: F811
+):
+    """Review: `rollout rollback` of a completed production rollout, killed as it moved the alias back, left the flags
+    on the old control and the alias on the version rolled back, the state completed: `rollout status` said nothing,
+    a new rollout would have taken that alias as its own to go back to, and a second rollback was refused (the flags
+    had moved on). Now the status says so and names the command; the rerun moves the alias back, verified, and records
+    the rollback."""
+    from lifecycle.core.audit import read
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.deliver import rollout
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release import governance as gov
+    from lifecycle.serve import flags as fl
+
+    for v in ('1', '3'):
+        approve_as(ws, 'carol', 'staging', version=v)
+        if env == 'production':
+            approve_as(ws, 'dave', 'production', version=v)
+    w = replace(ws['ws'], environment=env)
+    fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
+    rollout._move_alias(w, NAME, '1', 'ops', 'v1 serves')
+    rollout.start(w, '3', w.params['rollout'], steps=[50, 100], actor='ops')
+    assert rollout.advance(w, actor='ops', reason='guard passed')['status'] == 'completed'
+    assert alias_version(w.client, NAME, env) == '3'
+
+    def killed(*a, **k):
+        raise Killed
+
+    monkeypatch.setattr(gov, 'promote', killed)
+    with pytest.raises(Killed):
+        rollout.rollback(w, actor='ops', reason='undo')
+    monkeypatch.undo()
+    st, spec = rollout.load_state(w), fl.load_spec(w)[0]
+    assert (st['status'], spec.control, alias_version(w.client, NAME, env)) == ('completed', '1', '3')
+    said = rollout.flags_disagree(st, spec)
+    assert 'its rollback was cut short' in said and '`lifecycle rollout rollback` finishes it' in said, said
+    with pytest.raises(rollout.RolloutError, match='its rollback was cut short: `lifecycle rollout rollback`'):
+        rollout.start(w, '3', w.params['rollout'], steps=[50, 100], actor='ops')
+
+    st = rollout.rollback(w, actor='ops', reason='undo, again')
+    assert st['status'] == 'rolled_back' and alias_version(w.client, NAME, env) == '1'
+    assert st['history'][-1]['finished_cut_short'] and st['history'][-1]['alias']['moved']
+    assert st['history'][-1]['control_restored'] == '1' and 'rolling_back' not in st
+    moved = [e for e in read(w.audit_path) if e['action'] == 'model.promote'][-1]
+    assert moved['subject'] == f'{NAME}/1' and 'rolled back: undo, again' in moved['reason']
+    assert [e['reason'] for e in read(w.audit_path) if e['action'] == 'rollout.rollback'] == ['undo, again']
+    assert rollout.flags_disagree(rollout.load_state(w), fl.load_spec(w)[0]) is None

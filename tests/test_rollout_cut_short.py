@@ -157,3 +157,118 @@ def test_a_completion_killed_is_said_by_status_and_guard_and_rolled_back_to_the_
     flags = cli_json(ws, 'flags', 'show')[1]['flags']
     assert (flags['control'], flags['challenger'], flags['percentage']) == ('1', None, 0)
     assert 'flags_disagree' not in cli_json(ws, 'rollout', 'status')[1]
+
+
+def rollback_cut_short(ws: Path, monkeypatch, where: str):
+    """Complete a canary of v2 (dev's alias to v2), then roll it back, killed `where`: at its flags write ('flags'),
+    at its alias move ('promote'), after it ('after_alias'); 'unmarked': at its alias move, in a state an older
+    lifecycle wrote (no mark of the rollback begun)."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.release import governance as gov
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed'
+    real = ro._alias_back
+
+    def killed(*a, **k):
+        if where == 'after_alias':
+            real(*a, **k)
+        raise Killed
+
+    at = {'flags': (fl, 'change_flags'), 'after_alias': (ro, '_alias_back')}.get(where, (gov, 'promote'))
+    monkeypatch.setattr(*at, killed)
+    with pytest.raises(Killed):
+        ro.rollback(s, actor='erin', reason='undo')
+    monkeypatch.undo()
+    if where == 'unmarked':
+        st = ro.load_state(s)
+        st.pop('rolling_back', None)  # (none before this fix)
+        ro._save(s, st)
+    return s
+
+
+@pytest.mark.parametrize('where', ['flags', 'promote', 'after_alias', 'unmarked'])
+def test_a_rollback_of_a_completed_rollout_cut_short_is_said_and_finished_by_a_rerun(ws, monkeypatch, where):
+    """Review: killed once its flags were written, the rollback left the state completed and the alias on v2, unsaid;
+    `rollout rollback` again was refused (v1 the control: 'the flags moved on'). Now status says it, a new rollout
+    waits for it, and the rerun finishes it: the alias back, the rollback recorded, the flags not written again."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.serve import flags as fl
+
+    s = rollback_cut_short(ws, monkeypatch, where)
+    name = s.params['register'].model_name
+    st, spec = ro.load_state(s), fl.load_spec(s)[0]
+    cut = where != 'flags'  # (killed before the flags write: nothing of the rollback is done)
+    assert (st['status'], spec.control) == ('completed', '1' if cut else '2')
+    assert alias_version(s.client, name, 'dev') == ('1' if where == 'after_alias' else '2')
+    said = ro.flags_disagree(st, spec)
+    if where in ('promote', 'after_alias'):
+        assert said.startswith(f"rollout {st['id']} completed, and its rollback was cut short: the flags have v1 back")
+        assert '`lifecycle rollout rollback` finishes it (the alias back to v1' in said, said
+    else:
+        assert said is None  # (unmarked: the rerun still finishes it, the alias on v2 telling)
+    if cut:
+        with pytest.raises(ro.RolloutError, match='its rollback was cut short: `lifecycle rollout rollback` finishes'):
+            ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol')
+    flag_writes, promotions = len(entries(s, 'flags.change')), len(entries(s, 'model.promote'))
+    st = ro.rollback(s, actor='erin', reason='undo, again')
+    assert st['status'] == 'rolled_back' and alias_version(s.client, name, 'dev') == '1'
+    assert fl.load_spec(s)[0].control == '1' and 'rolling_back' not in st
+    assert len(entries(s, 'flags.change')) == flag_writes + (0 if cut else 1)  # the flags, once
+    assert len(entries(s, 'model.promote')) == promotions + (0 if where == 'after_alias' else 1)  # the alias, once
+    assert st['history'][-1]['control_restored'] == '1' and st['history'][-1].get('finished_cut_short') is (cut or None)
+    assert [e['reason'] for e in entries(s, 'rollout.rollback')] == ['undo, again']
+    assert ro.flags_disagree(ro.load_state(s), fl.load_spec(s)[0]) is None
+
+
+def test_a_rollback_of_a_completed_rollout_refused_leaves_it_completed_unmarked(ws, monkeypatch):
+    "A flags write refused changes nothing: the rollout is not shown as a rollback cut short, and can be rolled back."
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    ro.advance(s, actor='carol', reason='to 100%')
+
+    def refused(*a, **k):
+        raise fl.FlagError('refused')
+
+    monkeypatch.setattr(fl, 'change_flags', refused)
+    with pytest.raises(fl.FlagError):
+        ro.rollback(s, actor='erin', reason='undo')
+    monkeypatch.undo()
+    assert 'rolling_back' not in ro.load_state(s) and ro.load_state(s)['status'] == 'completed'
+    assert ro.rollback(s, actor='erin', reason='undo')['status'] == 'rolled_back'
+
+
+@pytest.mark.slow  # a `lifecycle` process killed with SIGKILL
+def test_a_rollback_of_a_completed_rollout_killed_at_its_alias_move_is_said_by_status_and_finished(ws):
+    "The reviewer's case in dev, with a real kill -9 at the first call of `governance.promote` in `rollout rollback`."
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model.registry import alias_version
+
+    for args in (('start', '--challenger', '2', '--steps', '50,100'), ('advance',)):
+        r, _ = cli_json(ws, 'rollout', *args)
+        assert r.returncode == 0, r.stderr
+    code = (
+        'import os, signal, sys; from lifecycle.release import governance; '
+        'governance.promote = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); '
+        "sys.argv = ['lifecycle', 'rollout', 'rollback', '--reason', 'undo']; "
+        'from lifecycle.app.cli import main; main()'
+    )
+    r = subprocess.run([sys.executable, '-c', code], cwd=ws, env=clean_env(), capture_output=True, text=True)
+    assert r.returncode == -9, r.stdout + r.stderr
+    r = cli(ws, 'rollout', 'status')
+    assert r.returncode == 0 and 'its rollback was cut short' in r.stdout, r.stdout + r.stderr
+    assert '`lifecycle rollout rollback` finishes it' in r.stdout, r.stdout
+    _, out = cli_json(ws, 'rollout', 'rollback', '--reason', 'undo')
+    assert out['rollout']['status'] == 'rolled_back' and out['rollout']['history'][-1]['finished_cut_short'], out
+    s = Workspace.open(ws)
+    assert alias_version(s.client, s.params['register'].model_name, 'dev') == '1'
+    assert 'flags_disagree' not in cli_json(ws, 'rollout', 'status')[1]
+

@@ -231,9 +231,43 @@ def _completion_cut_short(st: dict, spec) -> bool:
     return spec is not None and st['status'] in ACTIVE and spec.challenger is None and spec.control == st['challenger']
 
 
+def _rollback_cut_short(st: dict, spec) -> bool:
+    """Whether the flags show the rollback of a rollout its state still calls completed: its old control is theirs
+    again, and the state marks the rollback begun (`rolling_back`). That rollback marks the state, writes the flags,
+    moves the alias back, then saves the state as rolled back; a kill in between leaves this (review: the alias stayed
+    on the version rolled back, unsaid, and a second rollback was refused, the flags having moved on)."""
+    return spec is not None and st['status'] == 'completed' and bool(st.get('rolling_back')) and (
+        spec.control == st['control']
+    )
+
+
+def _rollback_unfinished(s: Workspace, st: dict, spec) -> bool:
+    """`_rollback_cut_short`, or, in a state marked by no rollback (one cut short before the mark was made), the flags'
+    control its old one and the environment's alias still on its challenger."""
+    from lifecycle.model.registry import alias_version
+
+    if _rollback_cut_short(st, spec):
+        return True
+    if spec is None or st['status'] != 'completed' or spec.control != st['control']:
+        return False
+    alias = st.get('alias') or s.environment
+    return st.get('alias_before') not in (None, st['challenger']) and (
+        alias_version(s.client, st['model_name'], alias) == st['challenger']
+    )
+
+
 def flags_disagree(st: dict, spec) -> str | None:
     """What the flags `spec` say of an active rollout's arms and share that its state `st` does not, and what undoes
-    it; None when they agree, when the rollout has ended, or when the flags cannot be read (`spec` None)."""
+    it (or of a completed one, that its rollback was cut short); None when they agree, when the rollout has ended, or
+    when the flags cannot be read (`spec` None)."""
+    if _rollback_cut_short(st, spec):
+        alias = st.get('alias') or 'the environment'
+        return (
+            f"rollout {st['id']} completed, and its rollback was cut short: the flags have {_v(st['control'])} back as "
+            f"the control, but the rollback is unrecorded and the {alias} alias may still name "
+            f"{_v(st['challenger'])}: `lifecycle rollout rollback` finishes it (the alias back to "
+            f"{_v(st.get('alias_before'))} through the verified promotion, and the rollback recorded)"
+        )
     if spec is None or st['status'] not in ACTIVE:
         return None
     want = (st['control'], st['challenger'], float(st['percentage']))
@@ -273,6 +307,12 @@ def start(
     if cur and cur['status'] in ACTIVE:
         raise RolloutError(
             f"rollout {cur['id']} of version {cur['challenger']} is {cur['status']}; finish or roll it back first"
+        )
+    if cur and _rollback_unfinished(s, cur, _spec(s)):  # (its alias would be taken as this one's to go back to)
+        raise RolloutError(
+            f"rollout {cur['id']} of version {cur['challenger']} completed, and its rollback was cut short: "
+            "`lifecycle rollout rollback` finishes it (the environment's alias back, the rollback recorded); then "
+            "start the rollout"
         )
     if (strategy or rp.strategy) == 'blue_green':  # all traffic at once: no steps of a canary's (review AX)
         if steps:
@@ -555,10 +595,14 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     """Everyone back to the control at once: the challenger is undeployed (its cohorts go dormant). A rollout that
     completed (the last one) is rolled back too: its old control serves again, as it does when a completion was cut
     short (the flags name the challenger as control, the state still says running). Either way the environment's alias
-    goes back to the version it named before the rollout, through the audited promotion."""
+    goes back to the version it named before the rollout, through the audited promotion. A completed rollout's rollback
+    cut short after its flags write (`_rollback_cut_short`) is finished: the alias moved back, the rollback recorded."""
     st = load_state(s)
     if st and st['status'] == 'completed':
         spec, _ = fl.load_spec(s)
+        if _rollback_unfinished(s, st, spec):  # (the flags are written: the alias and the record are left)
+            done = (st.pop('rolling_back', None) or {}).get('changes') or {'control': st['control']}
+            return _rolled_back(s, st, done, actor, reason, metrics, cut_short=True)
         if spec.control != st['challenger']:
             raise RolloutError(
                 f"rollout {st['id']} completed, but v{spec.control} is the control now, not its v{st['challenger']}: "
@@ -567,18 +611,39 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         changes = {'control': st['control'], 'challenger': None, 'percentage': 0, 'shadow': False}
         if spec.safe == st['challenger']:  # (made the safe version once it served all: a kill would bring it back)
             changes['safe'] = st['control']
+        st['rolling_back'] = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
+        _save(s, st)  # marked first: a kill once the flags are written leaves a rollback cut short, said and finished
     else:
-        st = _active(s)
-        changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, _spec(s))}
+        st, spec = _active(s), _spec(s)
+        changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, spec)}
     try:
         fl.change_flags(  # (never held by a floor raised since: review AP)
             s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', floors=()
         )
     except AuditError as e:
+        _unmark_if_unchanged(s, st, spec)
         _ended_unrecorded(s, st, changes, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
+    except BaseException:
+        _unmark_if_unchanged(s, st, spec)
+        raise
+    return _rolled_back(s, st, changes, actor, reason, metrics)
+
+
+def _unmark_if_unchanged(s: Settings, st: dict, spec) -> None:
+    "A completed rollout's rollback whose flags write was refused or undone: the rollout stands completed, unmarked."
+    if 'rolling_back' in st and _spec(s) == spec:
+        st.pop('rolling_back')
+        _save(s, st)
+
+
+def _rolled_back(s: Workspace, st: dict, changes: dict, actor, reason, metrics, cut_short: bool = False) -> dict:
+    """A rollback's flags written (`changes`), the environment's alias goes back and the rollout is saved as rolled
+    back; finishing a rollback `cut_short`, the history and the audit entry say so."""
+    st.pop('rolling_back', None)
     st.update(status='rolled_back', percentage=0.0)
     alias = _alias_back(s, st, actor, reason or 'rolled back')
     facts = dict(metrics=metrics or {}, alias=alias, **_restored(changes))
+    facts.update({'finished_cut_short': True} if cut_short else {})
     return _ended(s, _event(s, st, 'rollback', actor, reason or 'rolled back', **facts))
 
 
