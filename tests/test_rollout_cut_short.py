@@ -272,3 +272,28 @@ def test_a_rollback_of_a_completed_rollout_killed_at_its_alias_move_is_said_by_s
     assert alias_version(s.client, s.params['register'].model_name, 'dev') == '1'
     assert 'flags_disagree' not in cli_json(ws, 'rollout', 'status')[1]
 
+
+def test_a_rollback_after_a_completion_cut_short_killed_at_its_alias_move_is_finished_by_a_rerun(ws, monkeypatch):
+    "The same kill in the rollback of a rollout still running: the flags disagree with its state, and a rerun finishes."
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release import governance as gov
+    from lifecycle.serve import flags as fl
+
+    s = cut_short(ws, monkeypatch, after_alias=True)
+    name = s.params['register'].model_name
+
+    def killed(*a, **k):
+        raise Killed
+
+    monkeypatch.setattr(gov, 'promote', killed)
+    with pytest.raises(Killed):
+        ro.rollback(s, actor='erin', reason='undo')
+    monkeypatch.undo()
+    st, spec = ro.load_state(s), fl.load_spec(s)[0]
+    assert (st['status'], spec.control, alias_version(s.client, name, 'dev')) == ('running', '1', '2')
+    assert 'an action on it was cut short: `lifecycle rollout rollback`' in ro.flags_disagree(st, spec)
+    st = ro.rollback(s, actor='erin', reason='undo, again')
+    assert st['status'] == 'rolled_back' and alias_version(s.client, name, 'dev') == '1'
+    assert fl.load_spec(s)[0].control == '1'
+    assert [e['reason'] for e in entries(s, 'rollout.rollback')] == ['undo, again']
