@@ -416,7 +416,7 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         return _revert(ws, it, why)
     st = ro.load_state(ws)
     if _rollout_of(st, v, sh) and st['status'] not in ro.ACTIVE:  # (a person's, ended: the canary it was; review BD)
-        _end_shadow(ws, it)
+        _end_shadow(ws, it, v)
         it['canary'] = dict(rollout_id=st['id'], steps=st['steps'], started=st['started'])
         return 'canary'
     log = read_log(default_url(ws), since=sh['started'], model=ws.params['register'].model_name)
@@ -454,7 +454,7 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         )
         _cohorts_given_back(it)
     else:  # started before a kill, or by a person: adopted, and the shadow ended as the start would have ended it
-        _end_shadow(ws, it)
+        _end_shadow(ws, it, v)
     it['canary'] = dict(rollout_id=st['id'], steps=st['steps'], started=st['started'])
     return 'canary'
 
@@ -468,13 +468,17 @@ def _rollout_of(st: dict | None, v: str, sh: dict) -> bool:
     return bool(st) and st['challenger'] == v and (st['status'] in ro.ACTIVE or st['started'] >= sh['started'])
 
 
-def _end_shadow(ws: Workspace, it: dict) -> None:
-    "For a rollout the loop adopts: the shadow ended as the canary's start ends it (off, the cohorts given back)."
+def _end_shadow(ws: Workspace, it: dict, v: str) -> None:
+    """For a rollout of `v` the loop adopts: the shadow ended as the canary's start ends it (off, the cohorts given
+    back), where the flags still deploy `v` or no challenger; where they deploy another's (a flags change since a
+    person's rollout ended), nothing of theirs is changed and the cohorts are forgotten, as a revert forgets them: they
+    never go to someone else's challenger (review BG)."""
     from lifecycle.serve import flags as fl
 
     spec = _deployed(ws)
-    if ending := {**({'shadow': False} if spec.shadow else {}), **_cohorts_back(ws, it)}:
-        fl.change_flags(ws, ending, actor=ACTOR, source='rollout', reason=f"retraining {it['id']}: shadow done")
+    if spec.challenger in (v, None):
+        if ending := {**({'shadow': False} if spec.shadow else {}), **_cohorts_back(ws, it)}:
+            fl.change_flags(ws, ending, actor=ACTOR, source='rollout', reason=f"retraining {it['id']}: shadow done")
     _cohorts_given_back(it)
 
 
@@ -576,7 +580,7 @@ def _canary_steps(ws: Workspace, it: dict) -> tuple[list[dict], str]:
     steps = [
         {k: e.get(k) for k in ('action', 'actor', 'percentage', 'time')}
         for e in hist
-        if e.get('action') in ('advance', 'complete')
+        if e.get('action') in ('advance', 'complete', 'switch')  # (a blue-green rollout switches: review BG)
     ]
     others = [e for e in steps if e['actor'] not in ('guard', ACTOR)]  # (the loop's start takes the first step)
     by, n = sorted({str(e['actor']) for e in others}), len(others)
@@ -606,9 +610,12 @@ def _promote(ws: Workspace, it: dict) -> str:
         ]
         steps, others = _canary_steps(ws, it)
         canary = 'the guarded canary' if not others else f"its canary ({others})"
-        reason = (
-            f"retraining {it['id']}: v{v} passed every gate, the shadow and {canary}; the rollout's completion moved "
-            f"the {alias} alias (verified promotion)"
+        judged = ((it.get('shadow') or {}).get('verdict') or {}).get('verdict') == 'pass'
+        passed = f"every gate, the shadow and {canary}" if judged else f"every gate and {canary}"
+        unjudged = '' if judged else ' (its shadow was not judged: a rollout a person started ended it first)'
+        reason = (  # (review BG: a shadow a person's rollout ended was said passed)
+            f"retraining {it['id']}: v{v} passed {passed}{unjudged}; the rollout's completion moved the {alias} alias "
+            "(verified promotion)"
         )
         it['decision'] = dict(outcome='promoted', reason=reason, at='canary', by=ws.actor, champion=v, ts=time.time())
         it['authorised'] = dict(
@@ -888,13 +895,13 @@ def waiting_for(it: dict) -> str:
     return f'resumes at {s} on the next run'
 
 
-def _interrupted(it: dict) -> str | None:
-    "In words, the pass whose mark an iteration holds, where its process is gone (killed or crashed); else None."
-    from lifecycle.core.store import pid_alive
+def _interrupted(ws: Workspace, it: dict) -> str | None:
+    "In words, the pass whose mark an iteration holds, where no pass holds the lock (killed, crashed), else None."
+    from lifecycle.core.locks import holder
 
     mark = it.get('pass')
-    if not mark or pid_alive(mark['pid']):  # (none, or a pass walking it now)
-        return None
+    if not mark or holder(ws.state_dir, 'retrain') is not None:  # (none, or a pass walking it now: its lock held, as
+        return None  # a pid of another process, or another host's, would not tell: review BG)
     return (
         f"the pass of process {mark['pid']} ended without finishing at {it['status']}: killed or crashed; the next "
         "`lifecycle retrain run` resumes it"
@@ -917,7 +924,7 @@ def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
             as_of=cur.get('updated'),  # (what the last pass found: a pass judges anew, an approval given since too)
             started=cur['started'],
             model=cur.get('model', name),
-            interrupted=_interrupted(cur),
+            interrupted=_interrupted(ws, cur),
         )
     done = [it for it in its if it['status'] in TERMINAL and it.get('model', name) == name]  # (this model's last)
     if done:
