@@ -148,9 +148,9 @@ def write_report(ws, analysis: dict) -> Path:
         except FileExistsError:
             n += 1
             out = base / f'{stamp}-{n}'
-    path = atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float))
-    digest = sha256_bytes(path.read_bytes())
+    path, digest = atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float)), None
     try:
+        digest = sha256_bytes(path.read_bytes())
         ws.audit_only(  # new A/B evidence, on record: a production approval is signed over one report's hash
             'experiment.report',
             ws.params['register'].model_name,
@@ -163,7 +163,7 @@ def write_report(ws, analysis: dict) -> Path:
     except BaseException as e:  # not on record, so no evidence: no report left behind as if it were (review AX; only
         # then: one on record stays, whatever comes after, review BA). Ctrl-C while the log's lock is awaited, or in
         # the append, may leave either: the log says which (review BB)
-        if isinstance(e, AuditError) or not _recorded(ws, path, digest):
+        if isinstance(e, AuditError) or digest is None or not _recorded(ws, path, digest):
             path.unlink(missing_ok=True)
             out.rmdir()
         raise
