@@ -1480,6 +1480,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.deliver.demo.Played': ('api/deliver/demo.html#played', 'lifecycle/deliver/demo.py'),
                                         'lifecycle.deliver.demo._approve_or_explain': ( 'api/deliver/demo.html#_approve_or_explain',
                                                                                         'lifecycle/deliver/demo.py'),
+                                        'lifecycle.deliver.demo._champion_here': ( 'api/deliver/demo.html#_champion_here',
+                                                                                   'lifecycle/deliver/demo.py'),
                                         'lifecycle.deliver.demo._roll_back_interrupted': ( 'api/deliver/demo.html#_roll_back_interrupted',
                                                                                            'lifecycle/deliver/demo.py'),
                                         'lifecycle.deliver.demo._walk_up_refusal': ( 'api/deliver/demo.html#_walk_up_refusal',

@@ -260,3 +260,16 @@ def test_a_production_approval_is_refused_over_a_staging_record_no_one_signed(tr
     report = (w.reports_dir / 'governance').rglob('*.md')
     said = ' '.join(p.read_text() for p in report)
     assert 'nobody (unsigned)' in said and 'staging: awaits approval' in said, said
+
+
+@pytest.mark.parametrize('command', [SIM, ('rollout', 'demo')])
+def test_with_no_champion_anywhere_simulate_and_rollout_demo_in_staging_refuse_before_any_demo_identity(
+    workspace, command
+):
+    """Review BG: in a workspace with nothing trained, in staging, both registered the demo identities (demo-admin
+    became the workspace's first administrator for good) and only then stopped: simulate on 'no champion', rollout
+    demo with a traceback (in dev too). Both refuse first now, naming how to get one, and write no trust."""
+    r, out = cli_json(workspace, *command, env=STAGING)
+    assert r.returncode == EXIT_INPUT and 'Traceback' not in r.stderr, r.stdout + r.stderr
+    assert 'champion' in out['error'] and 'lifecycle run' in out['error'], out['error']
+    _nothing_written(workspace)

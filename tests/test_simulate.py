@@ -59,7 +59,8 @@ def test_simulate_refuses_an_unknown_scenario_and_a_workspace_without_a_champion
     r = cli(workspace, 'simulate', '--scenario', 'storm', '--no-report')
     assert r.returncode == EXIT_INPUT and "--scenario: expected one of ['replay', 'drift'], found 'storm'" in r.stderr
     r = cli(workspace, 'simulate', '--no-report')
-    assert r.returncode == EXIT_INPUT and 'no champion' in r.stderr and 'Traceback' not in r.stderr
+    assert r.returncode == EXIT_INPUT and 'no dev champion to retrain beside' in r.stderr, r.stderr
+    assert '`lifecycle run` registers one' in r.stderr and 'Traceback' not in r.stderr
 
 
 @pytest.mark.slow  # a trained workspace

@@ -92,6 +92,7 @@ def play(
 
     # the champion walked up first: a walk-up refused leaves no demo identity and no trust behind
     approvals = demo_champion(s, f'rollout demo ({outcome})', say) if needs_approvals(s) else []
+    _champion_here(s)  # (none to train beside: said before a demo identity is made; it was a traceback: review BG)
     people = demo_identities(s, demo_people(ps['policy']))
     say(
         f"demo identities {', '.join(people)}: keys made in {s.keys_dir / 'people'}, registered in the trust chain as "
@@ -326,6 +327,21 @@ def demo_champion(ws: Workspace, why: str, say=print) -> list[dict]:
             f"{first}{approval_commands(ws, v, todo or [ws.environment], name)}, then "
             f"`lifecycle promote {name} {v} --to {ws.environment}`"
         ) from None
+
+
+def _champion_here(ws: Workspace) -> str:
+    """The version this environment's alias names (the champion a demonstration trains and serves beside);
+    `RolloutError` saying how to get one when it names none (nothing registered, or nothing below to walk up)."""
+    from lifecycle.deliver.rollout import RolloutError
+    from lifecycle.model.registry import alias_version
+
+    name, envs = ws.params['register'].model_name, ws.params['policy'].environments
+    if (v := alias_version(ws.client, name, ws.environment)) is not None:
+        return v
+    how = '`lifecycle run` registers one' + (
+        f" in {envs[0]}, then `lifecycle promote` walks it up" if ws.environment != envs[0] else ''
+    )
+    raise RolloutError(f"{name} has no {ws.environment} champion to train a candidate beside: {how}")
 
 
 def _walk_up_refusal(ws: Workspace, name: str, version: str, step: str) -> None:

@@ -91,7 +91,11 @@ def champion_info(ws: Workspace) -> dict:
     rp = ws.params['register']
     v = alias_version(ws.client, rp.model_name, ws.environment)
     if v is None:
-        raise RetrainError(f"{rp.model_name}: no champion to retrain beside; run the pipeline first")
+        first = ws.params['policy'].environments[0]
+        walk = f" in {first}, then `lifecycle promote` walks it up" if ws.environment != first else ''
+        raise RetrainError(
+            f"{rp.model_name}: no {ws.environment} champion to retrain beside; `lifecycle run` registers one{walk}"
+        )
     mv = ws.client.get_model_version(rp.model_name, v)
     run = ws.client.get_run(mv.run_id)
     rec = ws.store.get_record('validations', mv.tags['validation_id'])

@@ -215,6 +215,7 @@ def _demo_setup(ws: Workspace, say) -> tuple[bool, list[dict]]:
         given = demo_champion(ws, 'lifecycle simulate', say)
     except DemoNeedsApproval as e:
         raise SimulationError(str(e)) from None
+    loop.champion_info(ws)  # (`RetrainError` when there is none, nor one to walk up: before any demo identity, BG)
     try:
         people = trust.demo_identities(ws, demo_people(ws.params['policy']))
         say(
