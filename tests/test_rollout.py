@@ -162,6 +162,25 @@ def test_a_local_server_listens_on_the_port_it_is_given(tiny_ws):
         assert srv.url == f'http://127.0.0.1:{port}' and httpx.get(srv.url + '/ready', timeout=10).status_code == 200
 
 
+def test_a_local_server_serves_where_it_asks_and_takes_no_other_server_for_its_own(tiny_ws):
+    """Review BG: the demo's server bound settings.ini's host while the demo asked 127.0.0.1 whether it was ready, so
+    another server listening there answered for it and took the demo's traffic; a port taken is refused now, and the
+    child binds 127.0.0.1 whatever the settings say."""
+    import httpx
+    from conftest import clean_env
+    from lifecycle.serve.local import LocalServer
+
+    so = _listening()
+    port = so.getsockname()[1]
+    try:
+        with pytest.raises(RuntimeError, match=f'127.0.0.1:{port} is taken'):
+            LocalServer(tiny_ws, env=clean_env(), timeout=60, port=port).start()
+    finally:
+        so.close()
+    with LocalServer(tiny_ws, env={**clean_env(), 'LIFECYCLE_HOST': '192.0.2.2'}, timeout=240) as srv:
+        assert httpx.get(srv.url + '/ready', timeout=10).status_code == 200
+
+
 @pytest.mark.slow  # five CLI processes, one of them importing the report stack
 def test_reports_on_a_workspace_without_traffic_fail_cleanly(tmp_path):
     fresh = make_workspace(tmp_path / 'fresh')

@@ -342,9 +342,9 @@ def rollout_demo(
     if not max_seconds > 0:
         raise CommandError(f"--max-seconds: expected a number of seconds above 0, found {max_seconds:g}", EXIT_INPUT)
     s = Workspace.open()
-    if port is not None and not port_free(port, s.host):  # (before anything is trained or started)
+    if port is not None and not port_free(port, '127.0.0.1'):  # (before anything is trained; where the demo serves)
         raise CommandError(
-            f"--port {port}: {s.host}:{port} is taken (another program listens there, a `lifecycle serve` perhaps); "
+            f"--port {port}: 127.0.0.1:{port} is taken (another program listens there, a `lifecycle serve` perhaps); "
             "expected a free port: choose another with --port N, or leave --port out for a free one",
             EXIT_INPUT,
         )

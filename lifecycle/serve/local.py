@@ -9,6 +9,7 @@ import re
 import shutil
 import time
 from pathlib import Path
+from ..core.commands import port_free
 from ..core.settings import find_workspace
 from ..core.workspace import Workspace
 
@@ -136,11 +137,15 @@ class LocalServer:
             with socket.socket() as so:
                 so.bind(('127.0.0.1', 0))
                 self.port = so.getsockname()[1]
+        elif not port_free(self.port):  # (else another server there answers /ready, taken for this one: review BG)
+            raise RuntimeError(f"127.0.0.1:{self.port} is taken: another program listens there")
         self.url = f'http://127.0.0.1:{self.port}'
         self.proc = subprocess.Popen(
             [
                 str(Path(sys.executable).parent / 'lifecycle'),
                 'serve',
+                '--host',  # (where it is asked whether it is ready: never settings.ini's host, review BG)
+                '127.0.0.1',
                 '--port',
                 str(self.port),
                 '--workers',
@@ -177,7 +182,7 @@ class LocalServer:
     def wait_ready(self) -> None:
         "Block until /ready answers 200; RuntimeError if the process exits first or `timeout` passes (saying why)."
         deadline, self.why = time.monotonic() + self.timeout, ''
-        while not self.is_ready():
+        while not self.is_ready() or self.proc.poll() is not None:  # (ready, and its own child: not another server)
             if self.proc.poll() is not None:
                 out = self.proc.stdout.read() if self.proc.stdout else ''
                 raise RuntimeError(
