@@ -2793,6 +2793,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure.earlier_approvals': ( 'api/release/exposure.html#earlier_approvals',
                                                                                               'lifecycle/release/exposure.py'),
+                                            'lifecycle.release.exposure.files_problem': ( 'api/release/exposure.html#files_problem',
+                                                                                          'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure.floors_now': ( 'api/release/exposure.html#floors_now',
                                                                                        'lifecycle/release/exposure.py'),
                                             'lifecycle.release.exposure.metric_floors_failed': ( 'api/release/exposure.html#metric_floors_failed',

@@ -379,13 +379,13 @@ def test_govern_check_and_a_flags_change_ask_whether_a_versions_files_match_its_
     """Review BF: `govern check` said ok, and a flags change deployed, a version whose files had been edited after
     signing (or signed by a key revoked since); the server then refused to start. Both ask what promotion asks."""
     from lifecycle.core.params import FlagsParams
-    from lifecycle.release import commands, exposure
+    from lifecycle.release import exposure
     from lifecycle.serve import flags as fl
 
     w = ws['ws']
     fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
     edited = "its files do not match its signature: requirements.txt changed"
-    monkeypatch.setattr(commands, 'signed_files_check', lambda ws_: lambda n, v: edited if v == '3' else '')
+    monkeypatch.setattr(exposure, 'files_problem', lambda ws_, n, v: edited if v == '3' else '')
     assert all(r['ok'] for r in exposure.serving_check(w))
     with pytest.raises(fl.FlagError, match=f"challenger: .*{edited}"):
         fl.change_flags(w, {'challenger': '3', 'percentage': 5}, actor='ops', reason='canary')

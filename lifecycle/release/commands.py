@@ -321,23 +321,11 @@ def promotion_check(ws, policy):
 
 def signed_files_check(ws):
     """The `files(name, version) -> reason` promotion runs: why the version's files, fetched from the registry, do not
-    match its signed manifest ('' when they do). The approval names the manifest's digest, not the files: a model file
-    edited after signing was promoted, and every loader then refused it (review AH)."""
+    match its signed manifest ('' when they do): `exposure.files_problem`. The approval names the manifest's digest,
+    not the files: a model file edited after signing was promoted, and every loader then refused it (review AH)."""
+    from lifecycle.release.exposure import files_problem
 
-    def files(name: str, version) -> str:
-        import tempfile
-        from pathlib import Path
-        from lifecycle.model.signing import SignatureError, SigningKeyError, verified_path
-
-        with tempfile.TemporaryDirectory(prefix='lifecycle-promote-') as tmp:
-            try:
-                verified_path(ws.mlflow, ws.store, name, version, ws.key_dir, dst=Path(tmp) / 'model')
-            except (SignatureError, SigningKeyError) as e:  # (a revoked or untrusted key: the files may match)
-                differ = isinstance(e, SignatureError) and e.reason == 'files'
-                return f"{'its files do not match its signature' if differ else 'its signature does not verify'}: {e}"
-        return ''
-
-    return files
+    return lambda name, version: files_problem(ws, name, version)
 
 # %% ../../nbs/api/release/03_commands.ipynb #216707bb
 @dataclass

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 # %% auto #0
 __all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals',
-           'metric_floors_failed', 'floors_now', 'check', 'deployed_spec', 'serving_check']
+           'metric_floors_failed', 'floors_now', 'files_problem', 'check', 'deployed_spec', 'serving_check']
 
 # %% ../../nbs/api/release/05_exposure.ipynb #96e86419
 class RegistryUnavailable(Exception):
@@ -148,6 +148,24 @@ def floors_now(ws, policy, name: str, version) -> list[str]:
         ) from None
 
 
+def files_problem(ws, name: str, version) -> str:
+    """Why a registered version's files, fetched from the registry, fail its signature ('' when they pass): they do
+    not match its signed manifest (edited after signing), or the signature does not verify (its key revoked or not
+    trusted, its record missing). What promotion, a flags change that gives the version exposure and `govern check`
+    ask; a server asks it of each version it loads."""
+    import tempfile
+    from pathlib import Path
+    from lifecycle.model.signing import SignatureError, SigningKeyError, verified_path
+
+    with tempfile.TemporaryDirectory(prefix='lifecycle-verify-') as tmp:
+        try:
+            verified_path(ws.mlflow, ws.store, name, version, ws.key_dir, dst=Path(tmp) / 'model')
+        except (SignatureError, SigningKeyError) as e:  # (a revoked or untrusted key: the files may match)
+            differ = isinstance(e, SignatureError) and e.reason == 'files'
+            return f"{'its files do not match its signature' if differ else 'its signature does not verify'}: {e}"
+    return ''
+
+
 def check(
     ws, version, exposure: str, name: str | None = None, floors: bool = False, files: bool = False
 ) -> Exposure:
@@ -156,7 +174,7 @@ def check(
     (`metric_floors_failed`), as `lifecycle promote` does: where a version gains exposure (a flags change, the
     retraining loop) and where `govern check` lists what serves; not where a server routes what it was given (raising
     a floor does not stop what serves at its next start), nor a rollback. `files`: its files, fetched from the
-    registry, match its signature by a key not revoked (`signed_files_check`, as promotion asks): where a flags change
+    registry, match its signature by a key not revoked (`files_problem`, as promotion asks): where a flags change
     gives a version exposure and where `govern check` lists what serves (a version whose files were edited after
     signing went live through the flags, and the server refused to start at all at its next start: review BF)."""
     from lifecycle.release import trust
@@ -184,9 +202,7 @@ def check(
         missing += _approval(ws, people, policy, name, version, step)
     below = floors_now(ws, policy, name, version) if floors and [n for n in needs if n != 'gates'] else []
     if files:
-        from lifecycle.release.commands import signed_files_check
-
-        missing += [why] if (why := signed_files_check(ws)(name, version)) else []
+        missing += [why] if (why := files_problem(ws, name, version)) else []
     return Exposure(name, version, exposure, needs, missing + [m for m in below if m not in missing], below)
 
 # %% ../../nbs/api/release/05_exposure.ipynb #e7a214e7
