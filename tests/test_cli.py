@@ -47,8 +47,9 @@ def invoke(args, env, **kw):
 def test_the_cli_has_every_documented_command():
     names = {' '.join(p) for p, _ in commands()}
     # 33, plus migrate, audit erase, init, keys new/rotate/revoke, trust init/add/revoke/show and monitor
-    # run/status/alerts/rules/report/explain, retrain run/status/history, trace, simulate, ui, token request/list/revoke
-    assert len(names) == 58
+    # run/status/alerts/rules/report/explain, retrain run/status/history, trace, simulate, ui, token
+    # request/list/revoke, bundle
+    assert len(names) == 59
     for n in (
         'init',
         'run',
@@ -60,6 +61,7 @@ def test_the_cli_has_every_documented_command():
         'govern check',
         'approve',
         'promote',
+        'bundle',
         'serve',
         'score',
         'flags init',

@@ -54,6 +54,7 @@ for _cmd in (
     data_cmds.drift,
     release_cmds.approve,
     release_cmds.promote,
+    release_cmds.bundle,
     serve_cmds.serve,
     serve_cmds.score,
     core_cmds.migrate,

@@ -15,8 +15,8 @@ from ..core.workspace import Workspace
 # %% auto #0
 __all__ = ['GOVERNANCE_ERRORS', 'PolicyCheck', 'ServingCheck', 'govern_check', 'Approved', 'approver_key', 'approve_version',
            'approve', 'approval_check', 'verified_approvals', 'promotion_check', 'signed_files_check', 'Promoted',
-           'promote', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'trust_init', 'trust_add', 'trust_revoke',
-           'trust_show']
+           'promote', 'Bundled', 'bundle', 'KeysDone', 'keys_new', 'keys_rotate', 'keys_revoke', 'trust_init',
+           'trust_add', 'trust_revoke', 'trust_show']
 
 # %% ../../nbs/api/release/03_commands.ipynb #95199c84
 GOVERNANCE_ERRORS = {
@@ -384,6 +384,42 @@ def promote(
         files=signed_files_check(s) if step == policy.environments[0] else promotion_check(s, policy),
     )  # (the first environment takes any version that passed its gates, as registration gives it: review AL)
     return Promoted(out, model, version, step)
+
+# %% ../../nbs/api/release/03_commands.ipynb #8e4f2c51
+@dataclass
+class Bundled(Result):
+    "A version's release bundle written (or, under `--json`, why it cannot be yet)."
+
+    bundle: dict
+    model: str
+    version: str
+    environment: str
+
+    def data(self):
+        return dict(ok=True, path=self.bundle['path'], environment=self.environment, release=self.bundle['release'])
+
+    def show(self):
+        print(f"{self.model} v{self.version}, its release bundle for {self.environment}: {self.bundle['path']}")
+        print(f"  build its image with `docker build {self.bundle['path']}`; it serves that version alone")
+
+
+@command(errors={**GOVERNANCE_ERRORS, 'lifecycle.release.container.BundleError': EXIT_INPUT})
+def bundle(
+    model: str = typer.Argument(..., help="Registered model name."),
+    version: str = typer.Argument(..., help="Fixed model version."),
+    as_json: bool = typer.Option(False, '--json', help="Print where it went and its signed release record as JSON."),
+):
+    """Write a version's serving-image recipe for this environment (verified model, pinned requirements, params,
+    Dockerfile) in .lifecycle/releases/: where it may serve as the environment's control (in staging and production,
+    once approved and promoted). Registration writes dev's."""
+    from lifecycle.release.container import bundle_when_servable
+
+    version, s = registry_version(version, 'VERSION'), Workspace.open()
+    out = bundle_when_servable(s, model, version)
+    if out['path'] is None:
+        raise CommandError(out['why'], EXIT_INPUT)
+    return Bundled(out, model, version, s.environment)
+
 
 # %% ../../nbs/api/release/03_commands.ipynb #994142bc
 @dataclass

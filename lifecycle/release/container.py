@@ -15,7 +15,7 @@ from ..core.store import atomic_write
 
 # %% auto #0
 __all__ = ['BUNDLE_FILE', 'DOCKERFILE', 'SETTINGS', 'BundleError', 'pinned', 'runtime_requirements', 'bundle_environment_problem',
-           'read_bundle', 'bundle_files', 'release_bundle']
+           'read_bundle', 'bundle_files', 'release_bundle', 'bundle_dir', 'bundle_when_servable']
 
 # %% ../../nbs/api/release/01_container.ipynb #b7a64c12
 class BundleError(Exception):
@@ -244,3 +244,26 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
     release['files'] = bundle_files(dest)  # (everything else it ships, so that nothing of it is edited alone)
     atomic_write(dest / BUNDLE_FILE, json.dumps(sign_statement(release, releaser), indent=1, sort_keys=True))
     return dict(path=str(dest), dockerfile=text, requirements=reqs, release=release)
+
+# %% ../../nbs/api/release/01_container.ipynb #7d3e9a41
+def bundle_dir(ws, name: str, version) -> Path:
+    """Where a version's release bundle for this workspace's environment is written: `<state>/releases/<name>-<version>`
+    in the first environment (as registration has always written it), `...-<environment>` in the others."""
+    first = ws.params['policy'].environments[0]
+    suffix = '' if ws.environment == first else f'-{ws.environment}'
+    return Path(ws.state_dir) / 'releases' / f'{name}-{version}{suffix}'
+
+
+def bundle_when_servable(ws, name: str, version) -> dict:
+    """A version's release bundle (`release_bundle`, in `bundle_dir`) where it may serve this environment now; else
+    `{'path': None, 'why': ...}`, naming what it lacks and the command that makes the bundle once it has it. What
+    registration asks: a version just registered in staging or production has no approval yet, and the register stage
+    failed there after the version was registered, for good (review BF)."""
+    from lifecycle.release import exposure
+
+    decision = exposure.check(ws, version, exposure.arm_exposure(ws.environment, 'control'), name=name)
+    if not decision.ok:
+        why = f"{decision.message()} (environment {ws.environment!r}); once it may, `lifecycle bundle {name} {version}`"
+        return dict(path=None, why=f"no release bundle yet: {why}")
+    return release_bundle(ws, name, version, bundle_dir(ws, name, version))
+
