@@ -449,3 +449,40 @@ def test_a_rollback_of_a_completed_rollout_killed_at_its_alias_move_is_said_and_
     assert moved['subject'] == f'{NAME}/1' and 'rolled back: undo, again' in moved['reason']
     assert [e['reason'] for e in read(w.audit_path) if e['action'] == 'rollout.rollback'] == ['undo, again']
     assert rollout.flags_disagree(rollout.load_state(w), fl.load_spec(w)[0]) is None
+
+
+def test_an_approval_whose_command_was_killed_before_auditing_it_is_audited_by_the_flags_change_it_exposes(
+    ws, monkeypatch  # noqa: F811
+):
+    """Review BF: `approve` killed between its record and its audit entry left an approval that a flags change then
+    used to put the version in a canary, and that never reached the audit log (only `promote` audited it late). The
+    flags change audits it first, naming who used it, once."""
+    from lifecycle.core import audit
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    approve_as(ws, 'carol', 'staging')  # (v1, the control)
+    real = audit.append
+
+    def killed(path, action, *a, **k):
+        if action == 'approval.granted':
+            raise KeyboardInterrupt  # (the command killed after its record was created)
+        return real(path, action, *a, **k)
+
+    monkeypatch.setattr(audit, 'append', killed)
+    with pytest.raises(KeyboardInterrupt):
+        approve_as(ws, 'carol', 'staging', version='3')
+    monkeypatch.setattr(audit, 'append', real)
+    staging = replace(ws['ws'], environment='staging')
+    fl.write_spec(staging, FlagsParams(control='1', safe='1'), NAME)
+
+    def granted():
+        return [e for e in audit.read(staging.audit_path) if e['action'] == 'approval.granted']
+
+    assert not [e for e in granted() if e['subject'] == f'{NAME}/3']
+    fl.change_flags(staging, {'challenger': '3', 'percentage': 5}, actor='ops', reason='canary')
+    (late,) = [e for e in granted() if e['subject'] == f'{NAME}/3']
+    assert (late['actor'], late['details']['approver']) == ('ops', 'carol')
+    assert 'killed' in late['details']['audited_late']
+    fl.change_flags(staging, {'percentage': 10}, actor='ops', reason='more')
+    assert len([e for e in granted() if e['subject'] == f'{NAME}/3']) == 1

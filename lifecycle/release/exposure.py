@@ -35,6 +35,7 @@ class Exposure:
     needs: list[str]
     missing: list[str] = field(default_factory=list)
     floors: list[str] = field(default_factory=list)  # those of `missing` that are metric thresholds: no approval helps
+    approvals: list[dict] = field(default_factory=list)  # the approval records it stands on, verified (when ok)
 
     @property
     def ok(self) -> bool:
@@ -198,12 +199,15 @@ def check(
             steps = []
     envs = policy.environments
     upto = max((envs.index(x) for x in steps if x in envs), default=0)  # (each step's earlier ones too, in order)
-    for step in dict.fromkeys([*envs[1 : upto + 1], *steps]):
+    used = list(dict.fromkeys([*envs[1 : upto + 1], *steps]))
+    for step in used:
         missing += _approval(ws, people, policy, name, version, step)
     below = floors_now(ws, policy, name, version) if floors and [n for n in needs if n != 'gates'] else []
     if files:
         missing += [why] if (why := files_problem(ws, name, version)) else []
-    return Exposure(name, version, exposure, needs, missing + [m for m in below if m not in missing], below)
+    missing += [m for m in below if m not in missing]
+    records = [] if missing else [ws.store.get_record('approvals', f'{name}-{version}-{x}') for x in used]
+    return Exposure(name, version, exposure, needs, missing, below, records)
 
 # %% ../../nbs/api/release/05_exposure.ipynb #e7a214e7
 ARMS = ('control', 'challenger', 'safe')

@@ -21,8 +21,8 @@ from ..core.cli_support import did_you_mean
 # %% auto #0
 __all__ = ['APPROVAL_KIND', 'REQUIRED_EVIDENCE', 'load_policy', 'load_roles', 'GovernanceError', 'PolicyFailed',
            'evaluate_policy', 'enforce_policy', 'gather_facts', 'ApprovalRefused', 'ApprovalMisnamed',
-           'evidence_hashes', 'approvals', 'approve', 'PromotionRefused', 'PromotionMisnamed', 'promote',
-           'governance_report_markdown']
+           'evidence_hashes', 'audited_late', 'approvals', 'approve', 'PromotionRefused', 'PromotionMisnamed',
+           'promote', 'governance_report_markdown']
 
 # %% ../../nbs/api/release/00_governance.ipynb #1f260889
 def load_policy(path: str | Path) -> PolicyParams:
@@ -335,10 +335,10 @@ def _create_record(store: Store, kind: str, rid: str, record: dict) -> None:
         Path(tmp).unlink(missing_ok=True)
 
 
-def _audited_late(settings: Settings, subject: str, rec: dict, actor: str | None) -> bool:
-    """Audit an approval a promotion uses whose record is not in the audit log (`approval.granted` names its record's
-    hash): the command that recorded it ended before it audited it (killed). The entry's actor is who promotes, the
-    approver in its details. Whether it had to."""
+def audited_late(settings: Settings, subject: str, rec: dict, actor: str | None) -> bool:
+    """Audit an approval a promotion or a flags change uses whose record is not in the audit log (`approval.granted`
+    names its record's hash): the command that recorded it ended before it audited it (killed). The entry's actor is
+    who uses it, the approver in its details. Whether it had to."""
     digest = hash_obj(rec)
     for e in audit.read(settings.audit_path) if Path(settings.audit_path).is_file() else []:
         if e.get('action') == 'approval.granted' and (e.get('details') or {}).get('record_sha256') == digest:
@@ -593,7 +593,7 @@ def promote(
     if files is not None and (why := files(name, version)):  # (review AH: an edited model file was promoted)
         refuse(why)
     if needs and rec:  # (verified above when a verifier is given, as the CLI gives one: never a forged record)
-        _audited_late(settings, subject, rec, actor)  # (recorded and never audited: audited before it is used)
+        audited_late(settings, subject, rec, actor)  # (recorded and never audited: audited before it is used)
     from lifecycle.core.locks import held
 
     with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer

@@ -270,6 +270,7 @@ def policy_refusals(
     routed: bool = False,
     floors: tuple = ARMS,
     share: bool = False,
+    relied: list | None = None,
 ) -> list[str]:
     """Each arm of `spec` that gains exposure over `before` (every arm when there is no `before`) in a server of
     `ws.environment` without meeting the release policy, as a sentence naming the missing gate or approval. When the
@@ -285,7 +286,9 @@ def policy_refusals(
     grows (a higher percentage, a cohort more) gains exposure too, though its exposure's name stays (a canary at 5%
     and at 100% in staging: a person's flags change raised a challenger whose approval no longer verified to all the
     traffic, review BF); not for a rollout's own steps, which its start and completion judge. A flags write (not
-    `routed`) also verifies each gaining arm's files against its signature, as promotion does."""
+    `routed`) also verifies each gaining arm's files against its signature, as promotion does. `relied`: a list the
+    approval records each gaining arm stands on are added to, as `(version, record)` (the flags write audits any its
+    approver's command never did: `governance.audited_late`)."""
     from lifecycle.release import exposure
 
     out, unchecked = [], []
@@ -307,6 +310,8 @@ def policy_refusals(
             continue
         if not decision.ok:
             out.append(f"{arm}: {decision.message()} (environment {ws.environment!r})")
+        elif relied is not None:
+            relied += [(v, rec) for rec in decision.approvals]
     if unchecked and not out:  # a definite refusal would stand after a retry: only then is "try again" the answer
         raise FlagError('; '.join(unchecked), status=503)
     return out + unchecked
@@ -354,6 +359,7 @@ def _check_signed(
     before: FlagsParams | None = None,
     floors: tuple = ARMS,
     share: bool = False,
+    relied: list | None = None,
 ) -> None:
     from lifecycle.core.store import Store
     from lifecycle.model.signing import is_signed
@@ -367,7 +373,7 @@ def _check_signed(
         v = getattr(spec, arm)
         if v and not is_signed(store, model_name, v):
             raise FlagError(f"{arm}: {_unsigned(ws, model_name, v)}")
-    if refused := policy_refusals(ws, model_name, spec, before, floors=floors, share=share):
+    if refused := policy_refusals(ws, model_name, spec, before, floors=floors, share=share, relied=relied):
         raise FlagError(refused[0])
 
 
@@ -393,10 +399,11 @@ def _checked(
     before: FlagsParams | None = None,
     floors: tuple = ARMS,
     share: bool = False,
+    relied: list | None = None,
 ) -> str:
     """Check what `write_spec` checks before anything is recorded or written; the revision `spec` compiles to (which
     the audit entry names, so that the entry of a write cut short shows it never went live)."""
-    _check_signed(s, model_name, spec, before, floors, share)
+    _check_signed(s, model_name, spec, before, floors, share, relied)
     return _document(spec)['metadata']['revision']
 
 
@@ -898,8 +905,13 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     recorded = _audited_changes(s, diff)  # (before anything is written: a salt that cannot key them refuses it)
     from lifecycle.core.audit import AuditError, AuditKeyMissing
 
+    relied = []
     try:
-        revision = _checked(s, new, name, before=old, floors=floors, share=source != 'rollout')
+        revision = _checked(s, new, name, before=old, floors=floors, share=source != 'rollout', relied=relied)
+        from lifecycle.release.governance import audited_late
+
+        for v, rec in relied:  # (an approval its command was killed before auditing: audited before it is used, as
+            audited_late(s, f'{name}/{v}', rec, actor or s.actor)  # promotion does; review BF)
     except AuditKeyMissing as e:  # (a gaining arm's files are verified with the workspace's key: review BF)
         raise _unrecorded(e, 'nothing changed', live=False) from None
     edited = _edited(s) if built_on else None  # (read before the entry: the entry names the copy made of it)
