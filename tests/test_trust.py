@@ -677,8 +677,15 @@ def test_a_production_approval_needs_the_current_ab_evidence(ws):
     rec = approve_as(ws, 'dave', 'production', ab=None, policy=then)
     assert rec['signed']['statement']['experiment_report_sha256'] is None
     ab_report(ws, version='1')  # the evidence arrives after the approval
-    with pytest.raises(gov.PromotionRefused, match='given before the A/B evidence existed'):
+    with pytest.raises(gov.PromotionRefused, match='given before the A/B evidence existed.*approvals are immutable'):
         promote(ws, step='production')
+    from lifecycle.release import exposure
+
+    # (review BF: a first release approved so, the policy then asking for the evidence: what already serves is not
+    # stopped (a server routing it, `govern check` of what serves), as a floor raised since does not; its next
+    # exposure is judged by today's policy)
+    assert exposure.check(w, '1', 'production').ok
+    assert not exposure.check(w, '1', 'production', floors=True).ok
     first = ab_report(ws, version='3')
     rec = approve_as(ws, 'dave', 'production', version='3')
     assert rec['signed']['statement']['experiment_report_sha256'] == first
@@ -688,8 +695,6 @@ def test_a_production_approval_needs_the_current_ab_evidence(ws):
         match=f"carries experiment report {first[:12]}.*hashes to {newer[:12]}.*only a look, remove its folder",
     ):
         promote(ws, version='3', step='production')
-    from lifecycle.release import exposure
-
     assert 'the evidence changed after the approval' in exposure.check(w, '3', 'production').message()
     for p in (w.reports_dir / 'experiments').glob('*/analysis.json'):
         if hashlib.sha256(p.read_bytes()).hexdigest() == newer:

@@ -87,7 +87,7 @@ def _gates(ws, name: str, version: str) -> list[str]:
     return []
 
 
-def _approval(ws, people, policy, name: str, version: str, step: str) -> list[str]:
+def _approval(ws, people, policy, name: str, version: str, step: str, ab_since: bool = True) -> list[str]:
     from lifecycle.release import trust
 
     role = policy.promotion[step].approver_role if step in policy.promotion else None
@@ -103,7 +103,7 @@ def _approval(ws, people, policy, name: str, version: str, step: str) -> list[st
     except Exception:
         return [f"{who} cannot be verified: {name}/{version} has no signature record"]
     ab = bool(step in policy.promotion and policy.promotion[step].ab_evidence)
-    why = trust.verify_approval(ws, people, rec, name, version, step, manifest, role, ab_evidence=ab)
+    why = trust.verify_approval(ws, people, rec, name, version, step, manifest, role, ab_evidence=ab, ab_since=ab_since)
     return [f"{who} does not verify: " + '; '.join(why)] if why else []
 
 
@@ -168,7 +168,13 @@ def files_problem(ws, name: str, version) -> str:
 
 
 def check(
-    ws, version, exposure: str, name: str | None = None, floors: bool = False, files: bool = False
+    ws,
+    version,
+    exposure: str,
+    name: str | None = None,
+    floors: bool = False,
+    files: bool = False,
+    ab_since: bool | None = None,
 ) -> Exposure:
     """Whether `version` (of `name`, default the registered model of register.yaml) may be exposed as `exposure`.
     `floors`: an exposure that needs an approval also needs the policy's metric thresholds as they stand now
@@ -177,7 +183,9 @@ def check(
     a floor does not stop what serves at its next start), nor a rollback. `files`: its files, fetched from the
     registry, match its signature by a key not revoked (`files_problem`, as promotion asks): where a flags change
     gives a version exposure and where `govern check` lists what serves (a version whose files were edited after
-    signing went live through the flags, and the server refused to start at all at its next start: review BF)."""
+    signing went live through the flags, and the server refused to start at all at its next start: review BF).
+    `ab_since` (default: as `floors`): an approval given with no A/B evidence under a policy that asked none is judged
+    by the policy's `ab_evidence` of today (`trust.verify_approval`); not where what serves is judged as it stands."""
     from lifecycle.release import trust
 
     policy = ws.params['policy']
@@ -201,7 +209,7 @@ def check(
     upto = max((envs.index(x) for x in steps if x in envs), default=0)  # (each step's earlier ones too, in order)
     used = list(dict.fromkeys([*envs[1 : upto + 1], *steps]))
     for step in used:
-        missing += _approval(ws, people, policy, name, version, step)
+        missing += _approval(ws, people, policy, name, version, step, floors if ab_since is None else ab_since)
     below = floors_now(ws, policy, name, version) if floors and [n for n in needs if n != 'gates'] else []
     if files:
         missing += [why] if (why := files_problem(ws, name, version)) else []
@@ -243,6 +251,6 @@ def serving_check(ws, spec: dict | None = None) -> list[dict]:
             continue
         cohorts = any(isinstance(c, dict) and c.get('variant') == 'challenger' for c in spec.get('cohorts') or [])
         x = arm_exposure(ws.environment, arm, bool(spec.get('shadow')), float(spec.get('percentage') or 0), cohorts)
-        d = check(ws, v, x, name=spec.get('model_name'), floors=True, files=True)
+        d = check(ws, v, x, name=spec.get('model_name'), floors=True, files=True, ab_since=False)
         rows.append(dict(arm=arm, version=str(v), exposure=x, ok=d.ok, missing=d.missing))
     return rows

@@ -588,8 +588,10 @@ def _evidence_problem(ws, st: dict, version: str, step: str) -> str | None:
     signed, cur = st.get('experiment_report_sha256'), experiment_evidence(ws, version)
     if not signed:
         return (
-            f"the {step} approval was given before the A/B evidence existed (it carries no experiment report hash): "
-            f"run `lifecycle experiment report` on traffic version {version} served, then approve again"
+            f"the {step} approval was given before the A/B evidence existed (it carries no experiment report hash), "
+            f"and the policy asks for it now; approvals are immutable: a version is approved for {step} on the "
+            "report of traffic it served as the challenger (`lifecycle experiment report`), or the policy sets "
+            "`ab_evidence: false` for this release"
         )
     if cur is None:
         return f"the experiment report the {step} approval was signed over ({signed[:12]}…) is gone: no A/B evidence"
@@ -675,9 +677,13 @@ def verify_approval(
     manifest_sha256: str,
     role: str | None,
     ab_evidence: bool = False,
+    ab_since: bool = True,
 ) -> list[str]:
     """Why a stored approval does not hold for promoting `name/version` to `step` (an empty list when it does);
-    `ab_evidence`: it must carry the hash of the current experiment report about the version."""
+    `ab_evidence`: it must carry the hash of the current experiment report about the version. `ab_since` False (what
+    already serves: a server routing it, `govern check` of what serves): an approval given with no A/B evidence, under
+    a policy that asked none (a first release, as the README says), is not refused for the policy's `ab_evidence` of
+    today, as a metric floor raised since does not stop what serves; its next exposure is judged by it (review BF)."""
     version = str(version)
     signed = rec.get('signed')
     if not signed:
@@ -706,7 +712,9 @@ def verify_approval(
         why.append(f"the approval was signed over manifest {str(st.get('manifest_sha256'))[:12]}…, not this version's")
     if st != approval_statement(rec, st.get('manifest_sha256'), st.get('experiment_report_sha256')):
         why.append('the approval record differs from the statement its approver signed: it was edited')
-    if ab_evidence and (problem := _evidence_problem(ws, st, version, step)):
+    if ab_evidence and (ab_since or st.get('experiment_report_sha256')) and (
+        problem := _evidence_problem(ws, st, version, step)
+    ):
         why.append(problem)
     why += _changed_evidence(ws, rec, step, who.name)
     try:
