@@ -132,9 +132,9 @@ def test_govern_check_lists_what_serves_and_no_longer_meets_a_tightened_policy(w
     assert [(r['arm'], r['ok']) for r in rows] == [('control', False), ('safe', False)]
     assert "a staging approval (by the role 'ml_engineer') is missing" in rows[0]['missing'][0]
     r = invoke(govern_check, [], env=env)
-    assert r.exit_code == 1 and 'control: version 1 as dev (dev): NO LONGER MEETS THE POLICY' in r.stdout
+    assert r.exit_code == 1 and 'control: version 1, exposed as dev in dev: DOES NOT MEET THE POLICY NOW' in r.stdout
     out = json.loads(invoke(govern_check, ['--json'], env=env).stdout)  # (why, in `error`, as a refusal: review AX)
-    assert out['error'].startswith('deployed arm(s) no longer meeting the policy (dev): control: version 1 as dev: a')
+    assert out['error'].startswith('deployed arm(s) not meeting the policy now (dev): control: version 1 as dev: a')
 
 
 def test_govern_check_reads_the_spec_by_the_flags_schema_and_refuses_one_edited_out_of_it(ws):  # noqa: F811
