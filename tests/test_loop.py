@@ -637,9 +637,13 @@ def test_an_iteration_a_killed_simulation_left_is_reverted_by_the_next_pass_not_
     simulation runs (it holds its lock), it is the simulation's to walk."""
     from lifecycle.core.locks import hold
 
+    from lifecycle.core import audit
+
     ws = Workspace.open(trained_iteration)
     it = loop.active(ws.state_dir)
-    it['params'] = 'reports/runs/20261205T000000Z-sim000/params'  # (as a simulation's iteration records it)
+    (loop.iterations_dir(ws.state_dir) / f"{it['id']}.json").unlink()  # (review BG: one whose start was never
+    it.update(id='sim-1', recorded=False)  # recorded, its simulation killed as it started it, had a revert audited
+    it['params'] = 'reports/runs/20261205T000000Z-sim000/params'  # with no start: as a simulation's records it)
     loop.save(ws.state_dir, it)
     with hold(ws.state_dir, 'simulate'):
         assert loop.simulation_ended(ws, loop.active(ws.state_dir)) == ''  # (a simulation runs: its own)
@@ -648,6 +652,9 @@ def test_an_iteration_a_killed_simulation_left_is_reverted_by_the_next_pass_not_
     assert done['decision']['reason'] == (
         'the simulation 20261205T000000Z-sim000 that started it ended before it did (killed, or crashed)'
     )
+    ours = [e['action'] for e in audit.read(ws.audit_path) if (e['details'] or {}).get('iteration') == 'sim-1'
+            or e['subject'] == 'sim-1']  # fmt: skip
+    assert ours == ['retrain.start', 'retrain.revert'], ours
     it['params'] = 'params'  # (an iteration of anything else is left to its pass)
     assert loop.simulation_ended(ws, it) == ''
 

@@ -721,6 +721,8 @@ def run(
     with hold(ws.state_dir, 'retrain', wait=False):
         beat(ws.state_dir, 'retrain')
         it, verdict = active(ws.state_dir), None
+        if it is not None and it.get('recorded') is False:  # (a pass killed as it started this one: its start
+            it = _record_start(ws, it)  # recorded first, whatever comes of it next: review BD, BG)
         name = ws.params['register'].model_name
         if it is not None and it.get('model', name) == name and (ended := simulation_ended(ws, it)):
             _step(it, _revert(ws, it, ended), ended)  # (its challenger served the real traffic a simulation sent)
@@ -745,8 +747,6 @@ def run(
             if why := other_model_routed(ws, ws.params['register'].model_name, ws.params_dir):
                 raise RetrainError(f"no retraining started: {why}")  # its version would deploy under their model
             it = start(ws, verdict)
-        elif it.get('recorded') is False:  # (a pass killed as it started this one: review BD)
-            it = _record_start(ws, it)
         _begin_pass(ws, it)
         try:
             if on_step:  # (a pass resumed at a step says so too: review BB; in the try, which ends the pass: BC)
