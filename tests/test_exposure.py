@@ -486,3 +486,51 @@ def test_an_approval_whose_command_was_killed_before_auditing_it_is_audited_by_t
     assert 'killed' in late['details']['audited_late']
     fl.change_flags(staging, {'percentage': 10}, actor='ops', reason='more')
     assert len([e for e in granted() if e['subject'] == f'{NAME}/3']) == 1
+
+
+@pytest.mark.parametrize('what', ['rollback', 'kill'])
+def test_a_kill_or_rollback_putting_the_old_control_back_is_never_held_back_by_its_files(ws, monkeypatch, what):  # noqa: F811
+    """Review BJ: the file check a flags change runs refused a completed rollout's rollback, and the kill of a
+    completion cut short (`kill` included), where the control put back failed its signature (a key revoked since):
+    the suspect version kept serving everyone. Neither gains exposure by a floor, and neither checks files."""
+    from lifecycle.deliver import rollout
+    from lifecycle.release import exposure
+    from lifecycle.serve import flags as fl
+
+    prod, _ = _rollout_of_3_in_production(ws)
+    if what == 'rollback':
+        rollout._move_alias(prod, NAME, '1', 'ops', 'v1 serves')
+        while rollout.load_state(prod)['status'] != 'completed':
+            rollout.advance(prod, actor='ops', reason='healthy')
+    else:  # (a completion cut short: the flags name v3 the control, the rollout still running)
+        fl.change_flags(prod, {'control': '3', 'challenger': None, 'percentage': 0}, actor='ops', source='rollout',
+                        reason='completion cut short')  # fmt: skip
+    bad = "its signature does not verify: it was signed with a key revoked since"
+    monkeypatch.setattr(exposure, 'files_problem', lambda ws_, n, v: bad if v == '1' else '')
+    getattr(rollout, what)(prod, actor='oncall', reason='incident')
+    spec = fl.load_spec(prod)[0]
+    assert spec.control == '1' and spec.challenger is None and spec.kill == (what == 'kill')
+
+
+def test_a_registry_busy_while_a_versions_files_are_fetched_is_try_again_not_a_traceback(ws, monkeypatch):  # noqa: F811
+    """Review BJ: the file check of a flags change and of `govern check` let MLflow's own exception through (a
+    traceback, a 500 from the admin API) where the gate and floor checks say 'try again' (503)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.model import signing
+    from lifecycle.release import exposure
+    from lifecycle.serve import flags as fl
+
+    w = ws['ws']
+    fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
+
+    def busy(*a, **k):
+        raise MlflowException('the artifact store', error_code=TEMPORARILY_UNAVAILABLE)
+
+    monkeypatch.setattr(signing, '_download', busy)
+    with pytest.raises(fl.FlagError, match="could not give toy v3's files .*try again") as e:
+        fl.change_flags(w, {'challenger': '3', 'percentage': 5}, actor='ops', reason='canary')
+    assert e.value.status == 503
+    with pytest.raises(exposure.RegistryUnavailable, match='try again'):
+        exposure.serving_check(w)

@@ -156,6 +156,7 @@ def files_problem(ws, name: str, version) -> str:
     ask; a server asks it of each version it loads."""
     import tempfile
     from pathlib import Path
+    from mlflow.exceptions import MlflowException
     from lifecycle.model.signing import SignatureError, SigningKeyError, verified_path
 
     with tempfile.TemporaryDirectory(prefix='lifecycle-verify-') as tmp:
@@ -164,6 +165,12 @@ def files_problem(ws, name: str, version) -> str:
         except (SignatureError, SigningKeyError) as e:  # (a revoked or untrusted key: the files may match)
             differ = isinstance(e, SignatureError) and e.reason == 'files'
             return f"{'its files do not match its signature' if differ else 'its signature does not verify'}: {e}"
+        except MlflowException as e:  # (busy or unreachable: no verdict, as `floors_now` says; review BJ)
+            if e.error_code in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):  # (gone: for good)
+                return f"its files cannot be fetched from the registry ({e.error_code})"
+            raise RegistryUnavailable(
+                f"the model registry could not give {name} v{version}'s files ({e.error_code}): try again"
+            ) from None
     return ''
 
 

@@ -286,7 +286,8 @@ def policy_refusals(
     grows (a higher percentage, a cohort more) gains exposure too, though its exposure's name stays (a canary at 5%
     and at 100% in staging: a person's flags change raised a challenger whose approval no longer verified to all the
     traffic, review BF); not for a rollout's own steps, which its start and completion judge. A flags write (not
-    `routed`) also verifies each gaining arm's files against its signature, as promotion does. `relied`: a list the
+    `routed`) also verifies the files of each gaining arm in `floors` against its signature, as promotion does (a
+    kill switch and a rollback, which pass none, are never held back by a file check either). `relied`: a list the
     approval records each gaining arm stands on are added to, as `(version, record)` (the flags write audits any its
     approver's command never did: `governance.audited_late`)."""
     from lifecycle.release import exposure
@@ -304,7 +305,9 @@ def policy_refusals(
                 continue  # no more exposure than it had: a kill switch or a rollback is never refused by the policy
         floor = arm in floors and not routed and (grows or not _exposed(before, v, x, ws.environment, routed))
         try:  # the one release path
-            decision = exposure.check(ws, v, x, name=model_name, floors=floor, files=not routed)
+            decision = exposure.check(  # (files: a kill or a rollback, judged by no floor, is never held back by
+                ws, v, x, name=model_name, floors=floor, files=not routed and arm in floors  # one: review BJ)
+            )
         except exposure.RegistryUnavailable as e:  # no verdict for this arm: refused for now, unless refused anyway
             unchecked.append(f"{arm}: the release policy could not be checked: {e}")
             continue
@@ -912,7 +915,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
 
         for v, rec in relied:  # (an approval its command was killed before auditing: audited before it is used, as
             audited_late(s, f'{name}/{v}', rec, actor or s.actor)  # promotion does; review BF)
-    except AuditKeyMissing as e:  # (a gaining arm's files are verified with the workspace's key: review BF)
+    except AuditKeyMissing as e:  # (an approval audited late needs the workspace's audit key: review BF)
         raise _unrecorded(e, 'nothing changed', live=False) from None
     edited = _edited(s) if built_on else None  # (read before the entry: the entry names the copy made of it)
     kept = {'built_on': built_on, 'edited_kept': edited[0].name if edited else None} if built_on else {}
