@@ -604,3 +604,28 @@ def test_a_payload_line_no_entry_names_is_named_by_line_and_one_an_append_cut_sh
         "leaves such a line there: it was written by hand. Remove those lines and run `lifecycle audit verify` again",
     )
     assert [e['actor'] for e in audit.read(ws.log)] == ['user1', 'user2', 'user1']  # (readers: as before)
+
+
+def test_appends_made_while_verify_reads_the_log_are_not_taken_for_lines_written_by_hand(tmp_path, monkeypatch):
+    """Review BJ: `verify` takes no lock; two appends made after it read the chain left payload lines past its end,
+    and a sound log was called written by hand, with the advice to remove a real entry's payload."""
+    from lifecycle.core import audit
+
+    (tmp_path / 'state').mkdir()
+    log, keys = tmp_path / 'state' / 'audit.jsonl', tmp_path / 'keys'
+    for _ in range(3):
+        audit.append(log, 'flags.change', 'm', 'r', actor='ops', keys_dir=keys)
+    real, once = audit._head_problem, []
+
+    def two_appends_meanwhile(*a, **k):  # (another process appends twice while verify reads)
+        if not once:
+            once.append(1)
+            for _ in range(2):
+                audit.append(log, 'flags.change', 'm', 'r', actor='ops', keys_dir=keys)
+        return real(*a, **k)
+
+    monkeypatch.setattr(audit, '_head_problem', two_appends_meanwhile)
+    v = audit.verify(log, keys_dir=keys)
+    assert v.ok, v.reason
+    monkeypatch.undo()
+    assert audit.verify(log, keys_dir=keys).ok

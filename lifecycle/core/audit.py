@@ -573,7 +573,9 @@ def _payload_problem(log: Path, chain: list[dict], notes: list[str]) -> tuple[st
 def _unaccounted(log: Path, chain: list[dict]) -> str:
     """Why the payload file holds lines no chain line names ('' when it does not), by line number, never a value. A
     payload an append cut short before its chain line left is no such line: its seq is the next entry's and it comes
-    before that entry's own payload (the next append took the same seq), or it is the entry after the last."""
+    before that entry's own payload (the next append took the same seq), or it is past the last entry read (an
+    append cut short, or one made since the chain was read: `verify` takes no lock, and appends write the payload
+    first; review BJ: two appends during a verify had a sound log called written by hand)."""
     pp = payloads_path(log)
     lines = pp.read_bytes().split(b'\n') if pp.is_file() else []
     lines = lines[:-1]  # ('' after the final newline, or a torn last line: read_jsonl ignores both)
@@ -586,7 +588,7 @@ def _unaccounted(log: Path, chain: list[dict]) -> str:
         i
         for i, p in rows
         if payload_digest(p) not in named
-        and not (isinstance(s := p.get('seq'), int) and (i < own.get(s, 0) or (s == len(chain) + 1 and s not in own)))
+        and not (isinstance(s := p.get('seq'), int) and (i < own.get(s, 0) or (s > len(chain) and s not in own)))
     ]
     if not foreign:
         return ''
