@@ -801,6 +801,31 @@ def test_a_revocation_killed_after_its_audit_entry_is_in_force_and_its_rerun_sto
     assert audit.verify(w.audit_path).ok
 
 
+def test_an_add_killed_after_its_audit_entry_is_stored_by_its_rerun(ws, monkeypatch):
+    """Review BJ: only `trust revoke` stored a statement a kill left written aside: the rerun of an interrupted `trust
+    add` said there was nothing to register, and the statement stayed aside, the chain's checkpoint one behind."""
+    from lifecycle.core.store import Store
+    from lifecycle.model.signing import new_person_key
+    from lifecycle.release import trust
+
+    w, real = ws['ws'], Store.put_record
+    new_person_key(ws['keys'], 'erin')
+
+    def killed(self, kind, *a, **k):
+        if kind == trust.TRUST_KIND:
+            raise KeyboardInterrupt
+        return real(self, kind, *a, **k)
+
+    monkeypatch.setattr(Store, 'put_record', killed)
+    with pytest.raises(KeyboardInterrupt):
+        trust.trust_add(w, 'erin', 'ml_engineer', 'ada')
+    monkeypatch.setattr(Store, 'put_record', real)
+    assert 'erin' in trust.roster(w) and trust._pending_path(w).exists()
+    with pytest.raises(trust.TrustError, match='already holds role'):
+        trust.trust_add(w, 'erin', 'ml_engineer', 'ada')  # (the rerun: stored first, then nothing more to add)
+    assert trust._stored_chain(w)[-1]['statement']['name'] == 'erin' and not trust._pending_path(w).exists()
+
+
 def test_a_statement_killed_before_its_audit_entry_never_happened(ws, monkeypatch):
     "A statement written aside before its entry and never audited (killed, or the log not written) is not read."
     from lifecycle.core.workspace import Workspace
