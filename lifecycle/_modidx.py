@@ -3121,6 +3121,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags.FlagsTampered': ( 'api/serve/flags.html#flagstampered',
                                                                                 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._audit_relied': ( 'api/serve/flags.html#_audit_relied',
+                                                                                'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._audited_changes': ( 'api/serve/flags.html#_audited_changes',
                                                                                    'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._base': ('api/serve/flags.html#_base', 'lifecycle/serve/flags.py'),

@@ -488,6 +488,31 @@ def test_an_approval_whose_command_was_killed_before_auditing_it_is_audited_by_t
     assert len([e for e in granted() if e['subject'] == f'{NAME}/3']) == 1
 
 
+def test_flags_init_audits_an_approval_whose_command_was_killed_before_auditing_it(ws, monkeypatch):  # noqa: F811
+    "Review BJ: as a flags change does, `flags init` audits an approval it stands on that no entry names yet."
+    from lifecycle.core import audit
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    approve_as(ws, 'carol', 'staging')  # (v1, the control)
+    real = audit.append
+
+    def killed(path, action, *a, **k):
+        if action == 'approval.granted':
+            raise KeyboardInterrupt
+        return real(path, action, *a, **k)
+
+    monkeypatch.setattr(audit, 'append', killed)
+    with pytest.raises(KeyboardInterrupt):
+        approve_as(ws, 'carol', 'staging', version='3')
+    monkeypatch.setattr(audit, 'append', real)
+    staging = replace(ws['ws'], environment='staging')
+    fl.init_flags(staging, FlagsParams(control='1', safe='1', challenger='3', percentage=5), NAME, lambda a: None,
+                  actor='ops')  # fmt: skip
+    late = [e for e in audit.read(staging.audit_path) if e['action'] == 'approval.granted']
+    assert [e['actor'] for e in late if e['subject'] == f'{NAME}/3'] == ['ops']
+
+
 @pytest.mark.parametrize('what', ['rollback', 'kill'])
 def test_a_kill_or_rollback_putting_the_old_control_back_is_never_held_back_by_its_files(ws, monkeypatch, what):  # noqa: F811
     """Review BJ: the file check a flags change runs refused a completed rollout's rollback, and the kill of a

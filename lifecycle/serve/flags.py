@@ -693,14 +693,11 @@ def init_flags(
             return load_spec(s)[0]
         if not _needs_repair(s):  # (a spec edited or damaged: its holder cannot act on it either, so init repairs it)
             _refuse_held(load_hold(s), HELD_KEYS, 'init')  # starting again would pull the arms from under their holder
+        relied = []
+        revision = _checked(s, spec, model_name, floors=floors, relied=relied)
+        _audit_relied(s, model_name, relied, actor)  # (as a change does: review BJ)
         _recorded_then_written(
-            s,
-            spec,
-            model_name,
-            'flags.init',
-            reason or 'flags initialised from params/flags.yaml',
-            actor,
-            _checked(s, spec, model_name, floors=floors),
+            s, spec, model_name, 'flags.init', reason or 'flags initialised from params/flags.yaml', actor, revision
         )
     return spec
 
@@ -911,10 +908,7 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     relied = []
     try:
         revision = _checked(s, new, name, before=old, floors=floors, share=source != 'rollout', relied=relied)
-        from lifecycle.release.governance import audited_late
-
-        for v, rec in relied:  # (an approval its command was killed before auditing: audited before it is used, as
-            audited_late(s, f'{name}/{v}', rec, actor or s.actor)  # promotion does; review BF)
+        _audit_relied(s, name, relied, actor)
     except AuditKeyMissing as e:  # (an approval audited late needs the workspace's audit key: review BF)
         raise _unrecorded(e, 'nothing changed', live=False) from None
     edited = _edited(s) if built_on else None  # (read before the entry: the entry names the copy made of it)
@@ -942,6 +936,15 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
         raise _unrecorded(e, 'nothing changed', live=False) from None
     _write_recorded(s, new, name, 'flags.change', edited)
     return new
+
+
+def _audit_relied(s: Workspace, name: str, relied: list, actor) -> None:
+    """Audit each approval in `relied` (`policy_refusals`' `(version, record)`) that its command was killed before
+    auditing: before the flags that stand on it are written, by whoever writes them, as promotion does (review BF)."""
+    from lifecycle.release.governance import audited_late
+
+    for v, rec in relied:
+        audited_late(s, f'{name}/{v}', rec, actor or s.actor)
 
 
 def _edited(s: Settings) -> tuple[Path, bytes] | None:
