@@ -425,6 +425,8 @@ def test_a_run_in_staging_registers_without_a_bundle_and_lifecycle_bundle_writes
     r, out = cli_json(trained, 'bundle', 'arrests-release', '2', env=staging)
     assert r.returncode == 2 and out['error'].startswith('no release bundle yet: arrests-release version 2'), out
     assert out['error'].endswith('once it may, `lifecycle bundle arrests-release 2`')
-    r, out = cli_json(trained, 'bundle', 'arrests-release', '1')
+    r, out = cli_json(trained, 'bundle', 'arrests-release', '1')  # (registration wrote it: review BJ)
+    assert r.returncode == 2 and 'is there already' in out['error'] and '`--force`' in out['error'], out
+    r, out = cli_json(trained, 'bundle', 'arrests-release', '1', '--force')
     assert r.returncode == 0 and out['path'].endswith('releases/arrests-release-1'), r.stdout + r.stderr
     assert out['release']['policy'] == {'environment': 'dev', 'exposure': 'dev'}

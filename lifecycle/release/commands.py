@@ -388,7 +388,7 @@ def promote(
 # %% ../../nbs/api/release/03_commands.ipynb #8e4f2c51
 @dataclass
 class Bundled(Result):
-    "A version's release bundle written (or, under `--json`, why it cannot be yet)."
+    "A version's release bundle written: where, for which environment, and its signed release record."
 
     bundle: dict
     model: str
@@ -407,14 +407,21 @@ class Bundled(Result):
 def bundle(
     model: str = typer.Argument(..., help="Registered model name."),
     version: str = typer.Argument(..., help="Fixed model version."),
+    force: bool = typer.Option(False, '--force', help="Write it again where one is (what it holds goes with it)."),
     as_json: bool = typer.Option(False, '--json', help="Print where it went and its signed release record as JSON."),
 ):
     """Write a version's serving-image recipe for this environment (verified model, pinned requirements, params,
-    Dockerfile) in .lifecycle/releases/: where it may serve as the environment's control (in staging and production,
-    once approved and promoted). Registration writes dev's."""
-    from lifecycle.release.container import bundle_when_servable
+    Dockerfile) in .lifecycle/releases/: where it may serve as the environment's control now (in staging and
+    production, once approved). Registration writes dev's."""
+    from lifecycle.release.container import bundle_dir, bundle_when_servable
 
     version, s = registry_version(version, 'VERSION'), Workspace.open()
+    if (dest := bundle_dir(s, model, version)).exists() and not force:  # (a server run in it keeps its state there)
+        raise CommandError(
+            f"{dest}: a release bundle of {model} v{version} is there already (and whatever a server run in it wrote, "
+            "its .lifecycle folder); `--force` writes it again, removing them",
+            EXIT_INPUT,
+        )
     out = bundle_when_servable(s, model, version)
     if out['path'] is None:
         raise CommandError(out['why'], EXIT_INPUT)
