@@ -451,15 +451,9 @@ def test_a_rollback_of_a_completed_rollout_killed_at_its_alias_move_is_said_and_
     assert rollout.flags_disagree(rollout.load_state(w), fl.load_spec(w)[0]) is None
 
 
-def test_an_approval_whose_command_was_killed_before_auditing_it_is_audited_by_the_flags_change_it_exposes(
-    ws, monkeypatch  # noqa: F811
-):
-    """Review BF: `approve` killed between its record and its audit entry left an approval that a flags change then
-    used to put the version in a canary, and that never reached the audit log (only `promote` audited it late). The
-    flags change audits it first, naming who used it, once."""
+def _staging_approvals_v3_unaudited(ws, monkeypatch):  # noqa: F811 (the fixture's value, passed on)
+    "Version 1 approved for staging, and version 3 by a command killed after its record, before its audit entry."
     from lifecycle.core import audit
-    from lifecycle.core.params import FlagsParams
-    from lifecycle.serve import flags as fl
 
     approve_as(ws, 'carol', 'staging')  # (v1, the control)
     real = audit.append
@@ -473,6 +467,19 @@ def test_an_approval_whose_command_was_killed_before_auditing_it_is_audited_by_t
     with pytest.raises(KeyboardInterrupt):
         approve_as(ws, 'carol', 'staging', version='3')
     monkeypatch.setattr(audit, 'append', real)
+
+
+def test_an_approval_whose_command_was_killed_before_auditing_it_is_audited_by_the_flags_change_it_exposes(
+    ws, monkeypatch  # noqa: F811
+):
+    """Review BF: `approve` killed between its record and its audit entry left an approval that a flags change then
+    used to put the version in a canary, and that never reached the audit log (only `promote` audited it late). The
+    flags change audits it first, naming who used it, once."""
+    from lifecycle.core import audit
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.serve import flags as fl
+
+    _staging_approvals_v3_unaudited(ws, monkeypatch)
     staging = replace(ws['ws'], environment='staging')
     fl.write_spec(staging, FlagsParams(control='1', safe='1'), NAME)
 
@@ -494,18 +501,7 @@ def test_flags_init_audits_an_approval_whose_command_was_killed_before_auditing_
     from lifecycle.core.params import FlagsParams
     from lifecycle.serve import flags as fl
 
-    approve_as(ws, 'carol', 'staging')  # (v1, the control)
-    real = audit.append
-
-    def killed(path, action, *a, **k):
-        if action == 'approval.granted':
-            raise KeyboardInterrupt
-        return real(path, action, *a, **k)
-
-    monkeypatch.setattr(audit, 'append', killed)
-    with pytest.raises(KeyboardInterrupt):
-        approve_as(ws, 'carol', 'staging', version='3')
-    monkeypatch.setattr(audit, 'append', real)
+    _staging_approvals_v3_unaudited(ws, monkeypatch)
     staging = replace(ws['ws'], environment='staging')
     fl.init_flags(staging, FlagsParams(control='1', safe='1', challenger='3', percentage=5), NAME, lambda a: None,
                   actor='ops')  # fmt: skip
