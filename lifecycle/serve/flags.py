@@ -909,7 +909,8 @@ def _change_flags(s: Workspace, changes: dict, actor, reason: str, source: str, 
     try:
         revision = _checked(s, new, name, before=old, floors=floors, share=source != 'rollout', relied=relied)
         _audit_relied(s, name, relied, actor)
-    except AuditKeyMissing as e:  # (an approval audited late needs the workspace's audit key: review BF)
+    except AuditKeyMissing as e:  # (a gaining arm's files, read through the keyed store, and an approval audited
+        # late need the workspace's key: review BF)
         raise _unrecorded(e, 'nothing changed', live=False) from None
     edited = _edited(s) if built_on else None  # (read before the entry: the entry names the copy made of it)
     kept = {'built_on': built_on, 'edited_kept': edited[0].name if edited else None} if built_on else {}
