@@ -534,7 +534,7 @@ def test_a_flags_change_the_policy_cannot_check_now_answers_503_one_it_refuses_4
 
     token = {'Authorization': f'Bearer {token_of(Workspace.open(ws), "carol")}'}
 
-    def check(ws_, version, exposure_, name=None, floors=False, files=False):
+    def check(ws_, version, exposure_, name=None, **_):
         if version == '2':
             raise exposure.RegistryUnavailable('the registry could not answer about v2: database is locked')
         return SimpleNamespace(ok=False, message=lambda: f'v{version} lacks an approval')

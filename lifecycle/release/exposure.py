@@ -35,7 +35,7 @@ class Exposure:
     needs: list[str]
     missing: list[str] = field(default_factory=list)
     floors: list[str] = field(default_factory=list)  # those of `missing` that are metric thresholds: no approval helps
-    approvals: list[dict] = field(default_factory=list)  # the approval records it stands on, verified (when ok)
+    approvals: list[dict] = field(default_factory=list)  # the records it stands on, verified (`check(records=True)`)
 
     @property
     def ok(self) -> bool:
@@ -182,6 +182,7 @@ def check(
     floors: bool = False,
     files: bool = False,
     ab_since: bool | None = None,
+    records: bool = False,
 ) -> Exposure:
     """Whether `version` (of `name`, default the registered model of register.yaml) may be exposed as `exposure`.
     `floors`: an exposure that needs an approval also needs the policy's metric thresholds as they stand now
@@ -192,7 +193,9 @@ def check(
     gives a version exposure and where `govern check` lists what serves (a version whose files were edited after
     signing went live through the flags, and the server refused to start at all at its next start: review BF).
     `ab_since` (default: as `floors`): an approval given with no A/B evidence under a policy that asked none is judged
-    by the policy's `ab_evidence` of today (`trust.verify_approval`); not where what serves is judged as it stands."""
+    by the policy's `ab_evidence` of today (`trust.verify_approval`); not where what serves is judged as it stands.
+    `records`: the decision carries the approval records it stands on (`Exposure.approvals`), for a write that audits
+    them (a server routing flags asks for none, and reads none again)."""
     from lifecycle.release import trust
 
     policy = ws.params['policy']
@@ -221,8 +224,8 @@ def check(
     if files:
         missing += [why] if (why := files_problem(ws, name, version)) else []
     missing += [m for m in below if m not in missing]
-    records = [] if missing else [ws.store.get_record('approvals', f'{name}-{version}-{x}') for x in used]
-    return Exposure(name, version, exposure, needs, missing, below, records)
+    got = [ws.store.get_record('approvals', f'{name}-{version}-{x}') for x in used] if records and not missing else []
+    return Exposure(name, version, exposure, needs, missing, below, got)
 
 # %% ../../nbs/api/release/05_exposure.ipynb #e7a214e7
 ARMS = ('control', 'challenger', 'safe')

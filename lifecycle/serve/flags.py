@@ -306,7 +306,8 @@ def policy_refusals(
         floor = arm in floors and not routed and (grows or not _exposed(before, v, x, ws.environment, routed))
         try:  # the one release path
             decision = exposure.check(  # (files: a kill or a rollback, judged by no floor, is never held back by
-                ws, v, x, name=model_name, floors=floor, files=not routed and arm in floors  # one: review BJ)
+                ws, v, x, name=model_name, floors=floor, files=not routed and arm in floors,  # one: review BJ)
+                records=relied is not None,
             )
         except exposure.RegistryUnavailable as e:  # no verdict for this arm: refused for now, unless refused anyway
             unchecked.append(f"{arm}: the release policy could not be checked: {e}")
