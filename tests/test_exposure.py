@@ -555,3 +555,40 @@ def test_a_registry_busy_while_a_versions_files_are_fetched_is_try_again_not_a_t
     assert e.value.status == 503
     with pytest.raises(exposure.RegistryUnavailable, match='try again'):
         exposure.serving_check(w)
+
+
+def test_a_kill_switch_pulled_while_a_flags_change_fetches_files_does_not_wait_for_the_fetch(ws, monkeypatch):  # noqa: F811
+    """Review BJ: a flags change fetched the files of the version it exposed under the flags lock, so a kill switch
+    pulled meanwhile waited out the fetch (1.5 s in a fresh process; however long a slow registry took). The files
+    are fetched before the lock now, once; the change still lands, on top of the kill, judged by that verdict."""
+    import threading
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.model import signing
+    from lifecycle.serve import flags as fl
+
+    w = ws['ws']
+    fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
+    fetching, release, fetched, real = threading.Event(), threading.Event(), [], signing.verified_path
+
+    def slow(mlflow, store, name, version, *a, **k):  # a registry that takes its time to give v3's files
+        fetched.append(str(version))
+        fetching.set()
+        release.wait(20)
+        return real(mlflow, store, name, version, *a, **k)
+
+    monkeypatch.setattr(signing, 'verified_path', slow)
+    done = {}
+    canary_change = {'challenger': '3', 'percentage': 5}
+    canary = threading.Thread(target=lambda: done.update(canary=fl.change_flags(w, canary_change, reason='canary')))
+    kill = threading.Thread(target=lambda: done.update(kill=fl.change_flags(w, {'kill': True}, reason='incident')))
+    canary.start()
+    assert fetching.wait(20)
+    kill.start()
+    kill.join(8)  # (the fetch is held until `release`: a kill waiting on the flags lock would still be waiting)
+    alive = kill.is_alive()
+    release.set()
+    canary.join(30), kill.join(30)
+    assert not alive and done['kill'].kill
+    assert done['canary'].kill and done['canary'].challenger == '3'  # (built on the kill: it stays pulled)
+    assert fetched == ['3']  # (fetched once, before the lock: not again under it)
+    assert fl.load_spec(w)[0] == done['canary']

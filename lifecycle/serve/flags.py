@@ -854,8 +854,33 @@ def change_flags(
     force (`set_hold`), a change naming one of `HELD_KEYS` from another source than the holder's is refused (409).
     `floors`: the arms judged by the policy's metric thresholds as they stand now (`policy_refusals`; none for a
     rollback). A threshold change for a regression model is refused: no threshold decides its predictions."""
-    with flags_held(s):  # read, change and write as one step: a concurrent kill switch is never lost
-        return _change_flags(s, changes, actor, reason, source, lookup, floors)
+    from lifecycle.release.exposure import files_fetched
+
+    name, gaining = _gaining_first(s, changes, lookup, floors)
+    with files_fetched(s, name, gaining):  # (before the lock: a kill switch never waits out a fetch; review BJ)
+        with flags_held(s):  # read, change and write as one step: a concurrent kill switch is never lost
+            return _change_flags(s, changes, actor, reason, source, lookup, floors)
+
+
+def _gaining_first(s: Workspace, changes, lookup, floors: tuple) -> tuple[str | None, list[str]]:
+    """The model the flags route and the versions `changes` would give exposure on the arms in `floors`, guessed from
+    the flags as they stand before the lock is taken, whose files the change fetches then (`files_fetched`). None and
+    none under an outer holder of the lock (a rollout action: it holds the lock already), or where the guess cannot be
+    made: the change under the lock reads, judges and refuses as ever."""
+    from lifecycle.core.locks import holds
+
+    if holds(s.state_dir, 'flags'):
+        return None, []
+    try:
+        old, name, _ = _base(s, changes)
+        new = _changed(old, changes)
+        new = resolve_spec(new, lookup, s.environment) if lookup is not None else new
+    except Exception:  # (a guess: what cannot be read now is read, and refused, under the lock)
+        return None, []
+    grows = _share_grows(old, new)  # (a guess wider than `policy_refusals`' at most: a version swapped back)
+    return name, [
+        v for a in floors if (v := getattr(new, a)) and (getattr(old, a) != v or (a == 'challenger' and grows))
+    ]
 
 
 @contextmanager
