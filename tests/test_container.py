@@ -238,3 +238,30 @@ def test_a_bundle_served_as_another_environment_is_refused_before_it_says_it_ser
     said = ' '.join(r.stderr.split())
     assert r.returncode == 2 and "checked against the release policy of the 'dev' environment" in said, said
     assert 'serving the' not in said and 'Traceback' not in said
+
+
+def test_a_bundle_written_again_and_killed_midway_leaves_the_one_there_whole(tmp_path, monkeypatch):
+    """A bundle was written in place, after the one there was removed: a process killed midway left a folder with
+    some of the files and no release.json, and no bundle at all. It is written beside its place and renamed in whole."""
+    from lifecycle.release import container
+
+    class Killed(BaseException):
+        "What a kill -9 leaves in process: nothing after the point it struck ran."
+
+    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    name = ws.params['register'].model_name
+    dest = tmp_path / 'releases' / f'{name}-1'
+    release_bundle(ws, name, '1', dest)
+    before = {p.relative_to(dest): p.read_bytes() for p in dest.rglob('*') if p.is_file()}
+
+    def killed(root):
+        raise Killed()
+
+    monkeypatch.setattr(container, 'bundle_files', killed)  # (struck after the model, lib/ and params are written)
+    with pytest.raises(Killed):
+        release_bundle(ws, name, '1', dest)
+    assert {p.relative_to(dest): p.read_bytes() for p in dest.rglob('*') if p.is_file()} == before
+    monkeypatch.undo()
+    b = release_bundle(ws, name, '1', dest)  # written again in whole; nothing is left beside it
+    assert b['path'] == str(dest) and (dest / 'release.json').exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]

@@ -592,3 +592,21 @@ def test_a_kill_switch_pulled_while_a_flags_change_fetches_files_does_not_wait_f
     assert done['canary'].kill and done['canary'].challenger == '3'  # (built on the kill: it stays pulled)
     assert fetched == ['3']  # (fetched once, before the lock: not again under it)
     assert fl.load_spec(w)[0] == done['canary']
+
+
+def test_a_release_bundle_is_judged_by_the_floors_of_today_unless_it_carries_what_serves(ws, tmp_path):  # noqa: F811
+    """A release bundle serves its version to everyone in its environment: a new one is an exposure, judged by the
+    policy's metric thresholds as they stand now, as promotion is (it was judged by the approvals alone). One of the
+    version the environment's alias names already (an image rebuilt) is judged by the policy of its day."""
+    from lifecycle.release.container import BundleError, release_bundle
+
+    approve_as(ws, 'carol', 'staging')
+    staging = _floor_raised(replace(ws['ws'], environment='staging'))
+    floor = r'the release policy now: metric\.roc_auc: roc_auc 0\.\d+ is below the minimum 0\.99'
+    with pytest.raises(BundleError, match=f"no release bundle: .*{floor}.*'staging'"):
+        release_bundle(staging, NAME, '1', tmp_path / 'staging')
+    assert not (tmp_path / 'staging').exists()
+    staging.client.set_registered_model_alias(NAME, 'staging', '1')  # (what staging serves: promoted before the raise)
+    with pytest.raises(BundleError, match="'scikit-learn' is not pinned"):  # (past the policy: this toy model's own
+        release_bundle(staging, NAME, '1', tmp_path / 'staging')  # requirements are what stop it now)
+    assert not (tmp_path / 'staging').exists() and not list(tmp_path.glob('.staging*'))  # (nothing half written)

@@ -188,25 +188,60 @@ def _check_files(root: Path, listed: dict) -> None:
 def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
     """Write `dest/`: a serving workspace for one version (verified model, params, settings pinning its signing key,
     `release.json`), the `lifecycle` package in `lib/`, pinned requirements.txt, signature.json and the Dockerfile that
-    runs `lifecycle serve` on it."""
-    import lifecycle
-    from packaging.utils import canonicalize_name
-    from lifecycle.core.settings import read_trust, write_trust
-    from lifecycle.model.signing import TRUST_REVOKED, TRUST_SIGNING, ensure_signing_key, load_private_key
-    from lifecycle.model.signing import public_pin, sign_statement, trusted_signer, verified_path
-
+    runs `lifecycle serve` on it. Where the version's exposure needs an approval, the policy's metric thresholds as
+    they stand now are judged too, as promotion judges them (`exposure.check(floors=True)`), unless the environment's
+    alias names the version already: a bundle of what serves (an image rebuilt) is judged by the policy of its day.
+    Written beside `dest` and renamed into place whole: a process killed while writing it leaves no half bundle."""
+    from lifecycle.model.signing import ensure_signing_key, load_private_key
     from lifecycle.release import exposure
 
     dest, version = Path(dest), str(version)
     if not Path(ws.params_dir).is_dir():
         raise BundleError(f"{ws.params_dir}: no params folder to ship with the bundle (the server reads it)")
     served_as = exposure.arm_exposure(ws.environment, 'control')  # the image serves this version to everyone
-    decision = exposure.check(ws, version, served_as, name=name)  # the one release path, before anything is written
+    floors = not _serves_already(ws, name, version)  # (a floor raised since applies to its next exposure)
+    decision = exposure.check(ws, version, served_as, name=name, floors=floors)  # the one release path, first
     if not decision.ok:
         raise BundleError(f"no release bundle: {decision.message()} (environment {ws.environment!r})")
     releaser = load_private_key(ensure_signing_key(ws)[0])  # signs release.json: what was checked, for where
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(f'.{dest.name}.part-{os.getpid()}')
+    shutil.rmtree(part, ignore_errors=True)  # (one this process left, killed with the same pid)
+    try:
+        out = _write_bundle(ws, name, version, part, served_as, releaser)
+        _swap_in(part, dest)
+    finally:
+        shutil.rmtree(part, ignore_errors=True)
+    return {**out, 'path': str(dest)}
+
+
+def _serves_already(ws, name: str, version: str) -> bool:
+    "Whether the registry's alias for this environment names `version` (what it serves); False where it cannot say."
+    from lifecycle.model.registry import alias_version
+
+    try:
+        return alias_version(ws.client, name, ws.environment) == version
+    except Exception:  # (a registry that does not answer: judged as a new exposure, floors and all)
+        return False
+
+
+def _swap_in(part: Path, dest: Path) -> None:
+    "Put the folder `part` at `dest`, replacing what is there, by renames: `dest` is never half written."
+    old = dest.with_name(f'.{dest.name}.old-{os.getpid()}')
     if dest.exists():
-        shutil.rmtree(dest)
+        os.rename(dest, old)
+    os.rename(part, dest)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_bundle(ws, name: str, version: str, dest: Path, served_as: str, releaser) -> dict:
+    "`release_bundle`'s files, written in `dest` (a new folder), release.json last."
+    import lifecycle
+    from packaging.utils import canonicalize_name
+    from lifecycle.core.settings import read_trust, write_trust
+    from lifecycle.model.signing import TRUST_REVOKED, TRUST_SIGNING, public_pin, sign_statement, trusted_signer
+    from lifecycle.model.signing import verified_path
+
     dest.mkdir(parents=True)
     model_dir = verified_path(ws.mlflow, ws.store, name, version, ws.key_dir, dst=dest / 'model')
     signed = ws.store.get_record('signatures', f'{name}-{version}')
