@@ -590,20 +590,47 @@ def test_a_payload_line_no_entry_names_is_named_by_line_and_one_an_append_cut_sh
     with pytest.raises(KeyboardInterrupt):
         audit.append(ws.log, 'flags.change', 'model-3', reason='killed', actor='user3')
     monkeypatch.setattr(audit, 'write_line', real)
-    fill(ws, 1)  # takes seq 3 again: its payload follows the one cut short
+    fill(ws, 1)  # takes seq 3 again: the payload cut short is set aside first (review CA), then its own written
     v = audit.verify(ws.log)
     assert v.ok and v.notes == [], v  # (as before)
     assert [e['actor'] for e in audit.read(ws.log)] == ['user1', 'user2', 'user1']
+    aside = [json.loads(ln) for ln in ws.payloads.with_name('audit.payloads.jsonl.torn').read_text().splitlines()]
+    assert [json.loads(bytes.fromhex(a['hex']))['actor'] for a in aside] == ['user3'] and aside[0]['unrecorded'] == 3
     lines = ws.payloads.read_text().splitlines()
     forged = json.loads(lines[1])
     ws.payloads.write_text('\n'.join([*lines, canonical_json({**forged, 'actor': 'mallory'})]) + '\n')
     failed_with(
         ws,
-        "audit.payloads.jsonl holds 1 line(s) no entry of the chain names (line(s) 5): readers do not use them (an "
+        "audit.payloads.jsonl holds 1 line(s) no entry of the chain names (line(s) 4): readers do not use them (an "
         "entry's payload is the one whose digest its chain line carries), but no append, erasure or interrupted write "
         "leaves such a line there: it was written by hand. Remove those lines and run `lifecycle audit verify` again",
     )
     assert [e['actor'] for e in audit.read(ws.log)] == ['user1', 'user2', 'user1']  # (readers: as before)
+
+
+def test_a_forged_payload_line_before_an_entrys_own_is_named_and_a_killed_append_at_the_end_is_fine(ws, monkeypatch):
+    """Review CA: a forged copy of entry 2's payload put just before the real one looked like what an append killed
+    before its chain line leaves, and passed. Such a leftover is only ever at the end of the file (the next append
+    sets it aside), so one before an entry's own payload is named; one at the end is still no damage."""
+    fill(ws, 3)
+    lines = ws.payloads.read_text().splitlines()
+    forged = canonical_json({**json.loads(lines[1]), 'actor': 'mallory'})
+    ws.payloads.write_text('\n'.join([lines[0], forged, *lines[1:]]) + '\n')
+    failed_with(
+        ws,
+        "audit.payloads.jsonl holds 1 line(s) no entry of the chain names (line(s) 2): readers do not use them (an "
+        "entry's payload is the one whose digest its chain line carries), but no append, erasure or interrupted write "
+        "leaves such a line there: it was written by hand. Remove those lines and run `lifecycle audit verify` again",
+    )
+    ws.payloads.write_text('\n'.join(lines) + '\n')
+    real = audit.write_line
+    monkeypatch.setattr(audit, 'write_line', lambda fd, data: real(fd, data) if b'"actor"' in data else 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # (the payload is written, then the process dies before the chain line)
+        audit.append(ws.log, 'flags.change', 'model-4', reason='killed', actor='user4')
+    monkeypatch.setattr(audit, 'write_line', real)
+    assert len(ws.payloads.read_text().splitlines()) == 4
+    v = audit.verify(ws.log)
+    assert v.ok and v.notes == [], v
 
 
 def test_appends_made_while_verify_reads_the_log_are_not_taken_for_lines_written_by_hand(tmp_path, monkeypatch):

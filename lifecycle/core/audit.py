@@ -224,6 +224,52 @@ def _tail(fd: int, log: Path, n: int = 2) -> tuple[list[dict], str]:
     return good, f"{damaged} line(s) at its end after {after} are not entries (damaged, not a torn line)"
 
 
+def _unrecorded(fd: int, seq: int) -> int:
+    """Where the payload lines of sequence `seq` at the end of the locked payload file begin (its size when there are
+    none): with the chain's last entry `seq - 1`, they are what appends killed before their chain line left."""
+    pos = keep = os.fstat(fd).st_size
+    carry, last = b'', True
+    while pos > 0:
+        step = min(1 << 16, pos)
+        pos -= step
+        lines = (os.pread(fd, step, pos) + carry).split(b'\n')
+        carry = lines.pop(0) if pos > 0 else b''  # (a line cut by the block: read whole with the next block)
+        if last:
+            lines.pop()  # ('' after the final newline: the lock set any torn line aside)
+            last = False
+        for ln in reversed(lines):
+            try:
+                p = json.loads(ln)
+            except ValueError:
+                return keep
+            if not isinstance(p, dict) or p.get('seq') != seq:
+                return keep
+            keep -= len(ln) + 1
+    return keep
+
+
+def _set_aside_unrecorded(fd: int, pp: Path, seq: int) -> None:
+    """Move the payload lines appends killed before their chain line left (`_unrecorded`) to `<payloads>.torn`, where
+    torn lines go, before the append that takes their sequence: then every payload line before the last one the chain
+    names is one it names, and `verify` tells a line written by hand there from such a leftover (review CA: a forged
+    line put just before an entry's own payload passed for one)."""
+    size = os.fstat(fd).st_size
+    if (keep := _unrecorded(fd, seq)) == size:
+        return
+    notes = [
+        json.dumps(dict(time=now_iso(), offset=keep, bytes=len(ln) + 1, hex=ln.hex(), unrecorded=seq)) + '\n'
+        for ln in os.pread(fd, size - keep, keep).split(b'\n')[:-1]
+    ]
+    mode = os.fstat(fd).st_mode & 0o777  # (a payload's bytes: readable by whom the payload file is, no one else)
+    aside = os.open(pp.with_name(pp.name + '.torn'), os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    with os.fdopen(aside, 'a') as f:
+        f.write(''.join(notes))
+        f.flush()
+        os.fsync(f.fileno())
+    os.ftruncate(fd, keep)
+    os.fsync(fd)
+
+
 def _load_checkpoint(folder: Path, log: Path, key: bytes) -> tuple[dict | None, str]:
     "The checkpoint kept outside the workspace and '', or None and why it cannot be used ('' if there is none)."
     p = checkpoint_path(folder, log)
@@ -326,6 +372,8 @@ def _append_locked(
     )
     line['mac'] = entry_mac(key, line)
     with locked_append(payloads_path(log)) as pfd:
+        if not problem:  # (a log found damaged keeps every payload line where it is, for whoever restores it)
+            _set_aside_unrecorded(pfd, payloads_path(log), seq)
         write_line(pfd, (canonical_json(payload) + '\n').encode())
     write_line(fd, (canonical_json(line) + '\n').encode())
     try:  # recorded: a checkpoint that cannot follow (its folder read-only) is a break the next append keeps
@@ -572,24 +620,21 @@ def _payload_problem(log: Path, chain: list[dict], notes: list[str]) -> tuple[st
 
 def _unaccounted(log: Path, chain: list[dict]) -> str:
     """Why the payload file holds lines no chain line names ('' when it does not), by line number, never a value. A
-    payload an append cut short before its chain line left is no such line: its seq is the next entry's and it comes
-    before that entry's own payload (the next append took the same seq), or it is past the last entry read (an
-    append cut short, or one made since the chain was read: `verify` takes no lock, and appends write the payload
-    first; review BJ: two appends during a verify had a sound log called written by hand)."""
+    payload an append cut short before its chain line left is no such line: it is past the last entry read, after
+    every payload the chain names (an append cut short, or one made since the chain was read: `verify` takes no lock,
+    and appends write the payload first; review BJ: two appends during a verify had a sound log called written by
+    hand). The next append sets such a leftover aside before it writes its own, so an unnamed line anywhere before
+    the end is one no append left (review CA: a forged line just before an entry's own payload passed for one)."""
     pp = payloads_path(log)
     lines = pp.read_bytes().split(b'\n') if pp.is_file() else []
     lines = lines[:-1]  # ('' after the final newline, or a torn last line: read_jsonl ignores both)
     rows = [(i, json.loads(ln)) for i, ln in enumerate(lines, 1) if ln.strip()]
-    named, own = {e.get('digest') for e in chain}, {}
-    for i, p in rows:
-        if payload_digest(p) in named:
-            own.setdefault(p.get('seq'), i)
-    foreign = [
-        i
-        for i, p in rows
-        if payload_digest(p) not in named
-        and not (isinstance(s := p.get('seq'), int) and (i < own.get(s, 0) or (s > len(chain) and s not in own)))
-    ]
+    named, end = {e.get('digest') for e in chain}, len(rows)
+    while end and payload_digest(p := rows[end - 1][1]) not in named and isinstance(s := p.get('seq'), int):
+        if s <= len(chain):
+            break
+        end -= 1
+    foreign = [i for i, p in rows[:end] if payload_digest(p) not in named]
     if not foreign:
         return ''
     return (
