@@ -2955,6 +2955,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust.experiment_evidence': ( 'api/release/trust.html#experiment_evidence',
                                                                                           'lifecycle/release/trust.py'),
+                                         'lifecycle.release.trust.pending_change': ( 'api/release/trust.html#pending_change',
+                                                                                     'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust.require_roster': ( 'api/release/trust.html#require_roster',
                                                                                      'lifecycle/release/trust.py'),
                                          'lifecycle.release.trust.roles_of': ( 'api/release/trust.html#roles_of',

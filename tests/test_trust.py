@@ -801,6 +801,43 @@ def test_a_revocation_killed_after_its_audit_entry_is_in_force_and_its_rerun_sto
     assert audit.verify(w.audit_path).ok
 
 
+def test_trust_show_says_a_statement_a_kill_left_audited_and_not_stored(ws, monkeypatch):
+    """Review CA: after a revocation killed between its audit entry and its record, `trust show` listed carol revoked
+    (readers count the statement written aside) and said nothing of the statement still to be stored; it names it
+    (text and --json) and that the next trust command stores it, and says nothing once one has."""
+    from lifecycle.app.cli import app
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.core.store import Store
+    from lifecycle.release import trust
+
+    w, real, env = ws['ws'], Store.put_record, {'LIFECYCLE_WORKSPACE': str(ws['ws'].root)}
+
+    def show() -> tuple[str, dict]:
+        return invoke(app, ['trust', 'show'], env=env).stdout, json.loads(
+            invoke(app, ['trust', 'show', '--json'], env=env).stdout
+        )
+
+    text, data = show()
+    assert 'pending' not in text and data['pending'] is None
+    monkeypatch.setattr(Store, 'put_record', lambda self, kind, *a, **k: 1 / 0 if kind == trust.TRUST_KIND else
+                        real(self, kind, *a, **k))  # fmt: skip
+    with pytest.raises(ZeroDivisionError):  # (killed after the audit entry, before the statement is stored)
+        trust.trust_revoke(w, 'carol', by='ada', reason='leaked')
+    monkeypatch.setattr(Store, 'put_record', real)
+    text, data = show()
+    kid = trust.roster(w)['carol'].key_id
+    pending = {k: data['pending'][k] for k in ('seq', 'type', 'name', 'by')}
+    assert data['people']['carol']['revoked'] and pending == dict(seq=5, type='revoke', name='carol', by='ada')
+    said = ' '.join(text.split())
+    assert f"pending: trust statement 5 (carol's key {kid} revoked by ada at {data['pending']['time']})" in said
+    assert 'is not stored yet' in said
+    assert 'the next trust command (`lifecycle trust add` or `trust revoke`) stores it' in said
+    trust.trust_revoke(w, 'dave', by='ada', reason='left')  # (the next trust command: stores it first)
+    text, data = show()
+    assert 'pending' not in text and data['pending'] is None
+    assert trust._stored_chain(w)[4]['statement']['name'] == 'carol'
+
+
 def test_an_add_killed_after_its_audit_entry_is_stored_by_its_rerun(ws, monkeypatch):
     """Review BJ: only `trust revoke` stored a statement a kill left written aside: the rerun of an interrupted `trust
     add` said there was nothing to register, and the statement stayed aside, the chain's checkpoint one behind."""

@@ -28,8 +28,8 @@ from lifecycle.model.signing import (
 # %% auto #0
 __all__ = ['TRUST_KIND', 'ADMIN_ROLE', 'ADMIN_PIN', 'DEMO_ADMIN', 'ATTESTATION_KIND', 'RUN_EVIDENCE', 'TrustError',
            'UnknownPerson', 'InvalidRole', 'LastAdministrator', 'unknown_person', 'TrustNotInitialised', 'Person',
-           'roster', 'require_roster', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities', 'roles_of',
-           'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
+           'roster', 'require_roster', 'pending_change', 'trust_init', 'trust_add', 'trust_revoke', 'demo_identities',
+           'roles_of', 'approval_statement', 'trained_by', 'experiment_evidence', 'verify_approval']
 
 # %% ../../nbs/api/release/04_trust.ipynb #5f697893
 TRUST_KIND, ADMIN_ROLE, ADMIN_PIN = 'trust', 'administrator', 'administrator'
@@ -310,6 +310,16 @@ def _complete(ws) -> None:
             if pending := _pending(ws, chain):
                 _store(ws, pending)
             _pending_path(ws).unlink(missing_ok=True)
+
+
+def pending_change(ws) -> dict | None:
+    """The trust statement a writer killed after its audit entry left unstored (`_pending`), which counts already and
+    the next trust command stores: its `seq`, `type`, `name`, `role`, `key_id`, `by`, `time`; None if there is none."""
+    signed = _pending(ws, _stored_chain(ws))
+    if signed is None:
+        return None
+    st = signed['statement']
+    return {k: st.get(k) for k in ('seq', 'type', 'name', 'role', 'key_id', 'by', 'time')}
 
 
 def _store(ws, signed: dict) -> None:
