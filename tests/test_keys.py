@@ -260,5 +260,12 @@ def test_a_persons_key_pair_left_half_made_is_finished_not_refused(tmp_path):
         new_person_key(tmp_path, 'erin')
     Path(again['public_key']).unlink()  # (review W: a private key planted, readable by the group, is not taken up)
     Path(again['private_key']).chmod(0o660)
-    with pytest.raises(SigningKeyError, match='never replaced silently'):
+    with pytest.raises(SigningKeyError, match='never replaced silently') as e:
         new_person_key(tmp_path, 'erin')
+    priv, pub = again['private_key'], again['public_key']  # (review CA: its advice named a .pub.pem not there)
+    assert f"move it aside (`mv {priv} {priv}.old`) and run" in str(e.value) and pub not in str(e.value)
+    Path(priv).chmod(0o600)
+    new_person_key(tmp_path, 'erin')  # (the pair finished again: both named)
+    with pytest.raises(SigningKeyError, match='never replaced silently') as e:
+        new_person_key(tmp_path, 'erin')
+    assert f"move the pair aside (`mv {priv} {priv}.old` and `mv {pub} {pub}.old`) and run" in str(e.value)

@@ -471,12 +471,14 @@ def new_person_key(keys_dir: str | Path, name: str) -> dict:
     if not _write_new(priv, key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()), 0o600):
         st = priv.stat()
         if pub.is_file() or st.st_uid != os.getuid() or st.st_mode & 0o777 != 0o600:  # (ours, as keys new makes it)
+            there = [p for p in (priv, pub) if p.exists() or p.is_symlink()]  # (review CA: a .pub.pem absent, unnamed)
             raise SigningKeyError(
                 f"{priv} already holds a key for {name!r}; a person's key is never replaced silently. To make a new "
-                f"one (the old one lost, leaked or revoked), move the pair aside (`mv {priv} {priv}.old` and `mv "
-                f"{pub} {pub}.old`) and run `lifecycle keys new --as {name}` again; an administrator then revokes the "
-                f"old key if it is still registered (`lifecycle trust revoke {name} --as ADMIN --reason ...`) and "
-                f"registers the new one (`lifecycle trust add {name} --role ROLE --as ADMIN`)"
+                f"one (the old one lost, leaked or revoked), move {'the pair' if len(there) > 1 else 'it'} aside ("
+                f"{' and '.join(f'`mv {p} {p}.old`' for p in there)}) and run `lifecycle keys new --as {name}` again; "
+                f"an administrator then revokes the old key if it is still registered (`lifecycle trust revoke {name} "
+                f"--as ADMIN --reason ...`) and registers the new one (`lifecycle trust add {name} --role ROLE --as "
+                "ADMIN`)"
             )
         key = load_private_key(priv)  # (a pair a killed command, or a full disk, left half made: finished, and said)
         finished = True
