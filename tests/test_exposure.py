@@ -137,6 +137,39 @@ def test_govern_check_lists_what_serves_and_no_longer_meets_a_tightened_policy(w
     assert out['error'].startswith('deployed arm(s) not meeting the policy now (dev): control: version 1 as dev: a')
 
 
+def test_govern_check_notes_the_environments_alias_naming_a_version_the_flags_no_longer_serve(ws):  # noqa: F811
+    """Review CA: with the flags' control set back by hand after a completed rollout, the production alias named
+    version 3, which no arm served, and `govern check` said ok. It says so (text and --json), as a note: the arms
+    still meet the policy, so it exits 0; during the canary the alias names the control, and there is no note."""
+    import json
+    from lifecycle.core.cli_support import invoke
+    from lifecycle.deliver import rollout
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release.commands import govern_check
+    from lifecycle.serve import flags as fl
+
+    prod, _ = _rollout_of_3_in_production(ws)
+    env = {'LIFECYCLE_WORKSPACE': str(prod.root), 'LIFECYCLE_ENVIRONMENT': 'production'}
+
+    def check() -> tuple[object, dict]:
+        return invoke(govern_check, [], env=env), json.loads(invoke(govern_check, ['--json'], env=env).stdout)
+
+    r, out = check()  # the canary: the alias names the control (1), which serves
+    assert r.exit_code == 0 and 'note:' not in r.stdout and out['alias_unserved'] is None, r.stdout
+    assert rollout.advance(prod, actor='ops', reason='guard passed')['status'] == 'completed'
+    assert alias_version(prod.client, NAME, 'production') == '3' and fl.load_spec(prod)[0].control == '3'
+    r, out = check()
+    assert r.exit_code == 0 and 'note:' not in r.stdout and out['alias_unserved'] is None, r.stdout
+    fl.change_flags(prod, {'control': '1'}, actor='ops', reason='set back by hand')  # (the alias left on 3)
+    r, out = check()
+    assert r.exit_code == 0 and out['ok'] and all(a['ok'] for a in out['arms']), r.stdout
+    serves = {'control': '1', 'safe': '1'}
+    assert out['alias_unserved'] == dict(alias='production', model=NAME, version='3', serves=serves)
+    said = ' '.join(r.stdout.split())
+    note = f"note: the registry alias 'production' names {NAME} version 3, which the flags serve on no arm (control 1,"
+    assert f"{note} safe 1)" in said and '`lifecycle flags set control=3`' in said, said
+
+
 def test_govern_check_reads_the_spec_by_the_flags_schema_and_refuses_one_edited_out_of_it(ws):  # noqa: F811
     """The release check read spec.json by hand (only the percentage was checked): a value the flags refuse was taken
     as something (a percentage of 150 as a canary), and a cohort's value could reach the message. Both read it now by

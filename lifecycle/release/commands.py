@@ -83,6 +83,7 @@ class ServingCheck(Result):
     ok: bool
     environment: str
     arms: list[dict]
+    alias_unserved: dict | None = None  # the environment's alias naming a version on no arm (`exposure.alias_unserved`)
 
     def show(self):
         if not self.arms:
@@ -90,6 +91,14 @@ class ServingCheck(Result):
         for a in self.arms:  # (not "no longer": a version deployed by hand may never have met it; review BF)
             state = 'ok' if a['ok'] else 'DOES NOT MEET THE POLICY NOW: ' + '; '.join(a['missing'])
             print(f"{a['arm']}: version {a['version']}, exposed as {a['exposure']} in {self.environment}: {state}")
+        if u := self.alias_unserved:  # (a note, not a failure: what serves is checked above; review CA)
+            serves = ', '.join(f"{arm} {v}" for arm, v in u['serves'].items())
+            print(
+                f"note: the registry alias {u['alias']!r} names {u['model']} version {u['version']}, which the flags "
+                f"serve on no arm ({serves}): the flags were changed outside a rollout, or the alias was moved. Put it "
+                f"back in the flags (`lifecycle flags set control={u['version']}`), or move the alias to what serves "
+                f"(`lifecycle promote {u['model']} VERSION --to {u['alias']}`)"
+            )
 
     def failure(self) -> str:
         "The arms that do not meet the policy now, each with what it misses (the `error` of `--json`)."
@@ -120,12 +129,13 @@ def govern_check(
             EXIT_INPUT,
         )
     if model is None:
-        from lifecycle.release.exposure import serving_check
+        from lifecycle.release.exposure import alias_unserved, deployed_spec, serving_check
 
         ws = Workspace.open()
         ws.params  # (its policy, for the environment's exposure: one it does not name is refused there)
-        rows = serving_check(ws)
-        return ServingCheck(all(r['ok'] for r in rows), ws.environment, rows)
+        spec = deployed_spec(ws)
+        rows = serving_check(ws, spec)
+        return ServingCheck(all(r['ok'] for r in rows), ws.environment, rows, alias_unserved(ws, spec))
     version = registry_version(version, 'VERSION')
     s, ps, ml, store, facts, pipeline_run = governance_context(Workspace.open(), model, version)
     results, report = write_governance_report(s, ps, store, facts, model, version)

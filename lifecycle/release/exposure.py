@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 # %% auto #0
 __all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals',
            'metric_floors_failed', 'floors_now', 'files_problem', 'files_fetched', 'check', 'deployed_spec',
-           'serving_check']
+           'serving_check', 'alias_unserved']
 
 # %% ../../nbs/api/release/05_exposure.ipynb #96e86419
 class RegistryUnavailable(Exception):
@@ -297,3 +297,19 @@ def serving_check(ws, spec: dict | None = None) -> list[dict]:
         d = check(ws, v, x, name=spec.get('model_name'), floors=True, files=True, ab_since=False)
         rows.append(dict(arm=arm, version=str(v), exposure=x, ok=d.ok, missing=d.missing))
     return rows
+
+
+def alias_unserved(ws, spec: dict | None = None) -> dict | None:
+    """The environment's registry alias (named as the environment) when it names a version on none of the flags' arms:
+    `alias`, `model`, `version` and what the flags serve (`serves`, arm by arm); None when an arm names it (a canary's
+    control included), the control is left to the alias, or there are no flags or no such alias."""
+    from lifecycle.model.registry import alias_version
+
+    spec = spec if spec is not None else deployed_spec(ws)
+    if not spec or not spec.get('model_name') or spec.get('control') is None:  # (no control: the alias's version)
+        return None
+    serves = {arm: str(spec[arm]) for arm in ARMS if spec.get(arm)}
+    v = alias_version(ws.client, spec['model_name'], ws.environment)
+    if v is None or v in serves.values() or ws.environment in serves.values():
+        return None
+    return dict(alias=ws.environment, model=spec['model_name'], version=v, serves=serves)
