@@ -213,6 +213,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.audit.Verdict': ('api/core/audit.html#verdict', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._append_locked': ( 'api/core/audit.html#_append_locked',
                                                                                'lifecycle/core/audit.py'),
+                                      'lifecycle.core.audit._aside_mark': ('api/core/audit.html#_aside_mark', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._authentic': ('api/core/audit.html#_authentic', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._chain': ('api/core/audit.html#_chain', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._digests': ('api/core/audit.html#_digests', 'lifecycle/core/audit.py'),

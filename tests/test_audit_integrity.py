@@ -633,6 +633,31 @@ def test_a_forged_payload_line_before_an_entrys_own_is_named_and_a_killed_append
     assert v.ok and v.notes == [], v
 
 
+def test_a_log_an_earlier_lifecycle_wrote_with_a_killed_appends_leftover_within_it_still_verifies(ws, monkeypatch):
+    """An earlier lifecycle left what an append killed before its chain line wrote where it was, and the next append's
+    payload after it: such a log is not called forged (its entries carry no mark that their append set leftovers
+    aside). Entries this lifecycle appends after it carry the mark, and a line forged before one of them is named."""
+    real = audit.write_line
+    with monkeypatch.context() as m:
+        m.setattr(audit, '_aside_mark', lambda problem: {})  # (an earlier lifecycle's appends)
+        m.setattr(audit, '_set_aside_unrecorded', lambda *a: None)
+        fill(ws, 2)
+        m.setattr(audit, 'write_line', lambda fd, data: real(fd, data) if b'"actor"' in data else 1 / 0)
+        with pytest.raises(ZeroDivisionError):  # (the payload is written, then the process dies before its chain line)
+            audit.append(ws.log, 'flags.change', 'model-3', reason='killed', actor='user3')
+        m.setattr(audit, 'write_line', real)
+        audit.append(ws.log, 'flags.change', 'model-3', reason='again', actor='user3')  # (its payload after it)
+    assert len(ws.payloads.read_text().splitlines()) == 4 and len(chain(ws)) == 3
+    v = audit.verify(ws.log)
+    assert v.ok, v.reason
+    fill(ws, 1)  # this lifecycle's entry 4, marked
+    assert [bool(e.get('aside')) for e in chain(ws)] == [False, False, False, True]
+    lines = ws.payloads.read_text().splitlines()
+    forged = canonical_json({**json.loads(lines[-1]), 'actor': 'mallory'})
+    ws.payloads.write_text('\n'.join([*lines[:-1], forged, lines[-1]]) + '\n')
+    assert not audit.verify(ws.log).ok
+
+
 def test_appends_made_while_verify_reads_the_log_are_not_taken_for_lines_written_by_hand(tmp_path, monkeypatch):
     """Review BJ: `verify` takes no lock; two appends made after it read the chain left payload lines past its end,
     and a sound log was called written by hand, with the advice to remove a real entry's payload."""

@@ -248,6 +248,14 @@ def _unrecorded(fd: int, seq: int) -> int:
     return keep
 
 
+_ASIDE = 'aside'  # a chain line's key: its append set aside what killed appends left before writing its payload
+
+
+def _aside_mark(problem: str) -> dict:
+    "What a chain line carries when its append sets killed appends' leftovers aside (`_set_aside_unrecorded`) first."
+    return {} if problem else {_ASIDE: True}
+
+
 def _set_aside_unrecorded(fd: int, pp: Path, seq: int) -> None:
     """Move the payload lines appends killed before their chain line left (`_unrecorded`) to `<payloads>.torn`, where
     torn lines go, before the append that takes their sequence: then every payload line before the last one the chain
@@ -370,6 +378,7 @@ def _append_locked(
         digest=payload_digest(payload),
         prev_mac=tail[-1]['mac'] if tail else GENESIS,
     )
+    line |= _aside_mark(problem)  # (under the MAC: `verify` knows no leftover may precede this entry's payload)
     line['mac'] = entry_mac(key, line)
     with locked_append(payloads_path(log)) as pfd:
         if not problem:  # (a log found damaged keeps every payload line where it is, for whoever restores it)
@@ -623,8 +632,11 @@ def _unaccounted(log: Path, chain: list[dict]) -> str:
     payload an append cut short before its chain line left is no such line: it is past the last entry read, after
     every payload the chain names (an append cut short, or one made since the chain was read: `verify` takes no lock,
     and appends write the payload first; review BJ: two appends during a verify had a sound log called written by
-    hand). The next append sets such a leftover aside before it writes its own, so an unnamed line anywhere before
-    the end is one no append left (review CA: a forged line just before an entry's own payload passed for one)."""
+    hand). The next append sets such a leftover aside before it writes its own, and says so in its chain line
+    (`_ASIDE`), so an unnamed line anywhere before the end is one no append left (review CA: a forged line just before
+    an entry's own payload passed for one). Before an entry written without it (by an earlier lifecycle), a line of
+    that entry's sequence is taken for what a killed append left, as it then was: an old log is never called forged
+    for a kill it survived."""
     pp = payloads_path(log)
     lines = pp.read_bytes().split(b'\n') if pp.is_file() else []
     lines = lines[:-1]  # ('' after the final newline, or a torn last line: read_jsonl ignores both)
@@ -634,7 +646,13 @@ def _unaccounted(log: Path, chain: list[dict]) -> str:
         if s <= len(chain):
             break
         end -= 1
-    foreign = [i for i, p in rows[:end] if payload_digest(p) not in named]
+    own = {p.get('seq'): i for i, p in rows if payload_digest(p) in named}  # (an entry's payload, by its line)
+    legacy = {e['seq'] for e in chain if not e.get(_ASIDE)}
+    foreign = [
+        i
+        for i, p in rows[:end]
+        if payload_digest(p) not in named and not ((s := p.get('seq')) in legacy and i < own.get(s, 0))
+    ]
     if not foreign:
         return ''
     return (
