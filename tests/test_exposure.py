@@ -643,3 +643,80 @@ def test_a_release_bundle_is_judged_by_the_floors_of_today_unless_it_carries_wha
     with pytest.raises(BundleError, match="'scikit-learn' is not pinned"):  # (past the policy: this toy model's own
         release_bundle(staging, NAME, '1', tmp_path / 'staging')  # requirements are what stop it now)
     assert not (tmp_path / 'staging').exists() and not list(tmp_path.glob('.staging*'))  # (nothing half written)
+
+
+def test_a_key_revoked_while_a_flags_change_waits_for_the_lock_still_refuses_what_it_signed(ws, monkeypatch):  # noqa: F811
+    """Review CC: the files verdict a flags change fetched before taking the flags lock was trusted under it however
+    long it waited there, so a version whose signing key was revoked meanwhile went into the flags. The verdict is
+    used only while the version's signature record and the keys trusted and revoked are as they were."""
+    import threading
+    from contextlib import contextmanager
+    from lifecycle.core.locks import held
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.model.signing import revoke_signing_key, rotate_signing_key
+    from lifecycle.release import exposure
+    from lifecycle.serve import flags as fl
+
+    w = ws['ws']
+    fl.write_spec(w, FlagsParams(control='1', safe='1'), NAME)
+    retired = rotate_signing_key(w, 'routine')['retired']  # (the key that signed every version)
+    holding, go, fetched, out = threading.Event(), threading.Event(), threading.Event(), {}
+    real = exposure.files_fetched
+
+    @contextmanager
+    def told(*a, **k):  # (says when the change has fetched v3's files, before it takes the lock)
+        with real(*a, **k) as got:
+            out['fetched'] = dict(got)
+            fetched.set()
+            yield got
+
+    monkeypatch.setattr(exposure, 'files_fetched', told)
+
+    def rollout_action():  # another writer holds the flags lock meanwhile
+        with held(w.state_dir, 'flags'):
+            holding.set()
+            go.wait(30)
+
+    def canary():
+        try:
+            out['spec'] = fl.change_flags(w, {'challenger': '3', 'percentage': 50}, reason='canary')
+        except fl.FlagError as e:
+            out['refused'] = str(e)
+
+    holder, change = threading.Thread(target=rollout_action), threading.Thread(target=canary)
+    holder.start()
+    assert holding.wait(20)
+    change.start()
+    assert fetched.wait(30) and out['fetched'] == {(NAME, '3'): ''}  # (its files passed, the key trusted then)
+    revoke_signing_key(w, retired, 'laptop stolen')
+    go.set()
+    holder.join(30), change.join(60)
+    assert 'spec' not in out and re.search(r"challenger: .*its signature does not verify: .*revoked", out['refused'])
+
+
+def test_a_flags_change_refused_before_any_file_check_fetches_no_files(ws, monkeypatch):  # noqa: F811
+    """Review CC: the files a flags change is about to expose were fetched before the lock even where the change was
+    then refused for what needs no file (an arm naming the control's version, a version not signed); a kill switch,
+    its release and a share cut fetch none."""
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.model import signing
+    from lifecycle.serve import flags as fl
+
+    w = ws['ws']
+    fl.write_spec(w, FlagsParams(control='1', safe='1', challenger='3', percentage=50), NAME)
+    real, fetched = signing.verified_path, []
+
+    def counted(mlflow, store, name, version, *a, **k):
+        fetched.append(str(version))
+        return real(mlflow, store, name, version, *a, **k)
+
+    monkeypatch.setattr(signing, 'verified_path', counted)
+    for change in ({'percentage': 10}, {'kill': True}, {'kill': False}):
+        fl.change_flags(w, change, reason='no exposure gained')
+    with pytest.raises(fl.FlagError, match='challenger: .*control'):
+        fl.change_flags(w, {'challenger': '1'}, reason='the control as its own challenger')
+    with pytest.raises(fl.FlagError, match='challenger: .*not in the registry|challenger: .*no version 9'):
+        fl.change_flags(w, {'challenger': '9'}, reason='a version never registered')
+    assert fetched == []
+    fl.change_flags(w, {'percentage': 60}, reason='more')  # (a share that grows: v3's files, fetched once)
+    assert fetched == ['3']

@@ -177,34 +177,58 @@ def files_problem(ws, name: str, version) -> str:
     return ''
 
 
-_FETCHED = ContextVar('lifecycle_files_fetched', default=None)  # {(name, version): files_problem's verdict}
+_FETCHED = ContextVar('lifecycle_files_fetched', default=None)  # {(name, version): (verdict, `_trust_stamp`)}
 
 
 @contextmanager
 def files_fetched(ws, name: str | None, versions):
     """Within the block, `check(files=True)` takes `files_problem`'s verdict for each of `versions` (of `name`) as it
-    was fetched on entry: a flags change fetches the files of the versions it is about to expose before it takes the
-    flags lock, so that a kill switch pulled meanwhile never waits out a fetch (1.5 s in a fresh process, however long
-    a slow registry takes: review BJ). A version whose files could not be fetched on entry (no verdict), or that the
-    change under the lock exposes without being named here (the flags changed meanwhile), is fetched then, as before.
-    The verdict is as old as the block: a server verifies each version it loads whatever the flags say."""
+    was fetched on entry, while the version's signature record and the keys the workspace trusts and has revoked are
+    as they were then (`_trust_stamp`; else it asks again): a flags change fetches the files of the versions it is
+    about to expose before it takes the flags lock, so that a kill switch pulled meanwhile never waits out a fetch
+    (1.5 s in a fresh process, however long a slow registry takes: review BJ), and a key revoked while the change
+    waited for the lock still refuses it (review CC). A version whose files could not be fetched on entry (no verdict),
+    or that the change under the lock exposes without being named here (the flags changed meanwhile), is fetched
+    then, as before. Yields the verdicts, by `(name, version)`."""
     got = {}
     for v in dict.fromkeys(str(v) for v in versions if v):
         try:
-            got[(name, v)] = files_problem(ws, name, v)
+            stamp = _trust_stamp(ws, name, v)  # (before the fetch: a change made during it is a change)
+            got[(name, v)] = (files_problem(ws, name, v), stamp)
         except Exception:  # (no verdict: asked again under the lock, where what it raises is said)
             continue
     token = _FETCHED.set({**(_FETCHED.get() or {}), **got})
     try:
-        yield got
+        yield {k: verdict for k, (verdict, _) in got.items()}
     finally:
         _FETCHED.reset(token)
 
 
+def _trust_stamp(ws, name: str, version: str) -> str:
+    """What a version's files verdict stands on besides its files, read locally: its signature record and the keys the
+    workspace trusts and has revoked now, as one hash."""
+    from lifecycle.core.store import StoreError, hash_obj
+    from lifecycle.model.signing import SIGNATURE_KIND, trusted_keys
+
+    try:
+        signed = ws.store.get_record(SIGNATURE_KIND, f'{name}-{version}')
+    except StoreError:
+        signed = None
+    trusted, revoked = trusted_keys(ws.store, ws.key_dir)
+    return hash_obj([signed, sorted(trusted), sorted(revoked)])
+
+
 def _files_verdict(ws, name: str, version: str) -> str:
-    "`files_problem`, or its verdict fetched on entering `files_fetched` if this is within one."
+    """`files_problem`, or its verdict fetched on entering `files_fetched` if this is within one and what it stood on
+    has not changed since."""
     got = (_FETCHED.get() or {}).get((name, version))
-    return got if got is not None else files_problem(ws, name, version)
+    if got is not None:
+        try:
+            if _trust_stamp(ws, name, version) == got[1]:
+                return got[0]
+        except Exception:  # (asked afresh below, where what it raises is said)
+            pass
+    return files_problem(ws, name, version)
 
 
 def check(

@@ -856,18 +856,22 @@ def change_flags(
     rollback). A threshold change for a regression model is refused: no threshold decides its predictions."""
     from lifecycle.release.exposure import files_fetched
 
-    name, gaining = _gaining_first(s, changes, lookup, floors)
+    name, gaining = _gaining_first(s, changes, lookup, floors, source)
     with files_fetched(s, name, gaining):  # (before the lock: a kill switch never waits out a fetch; review BJ)
         with flags_held(s):  # read, change and write as one step: a concurrent kill switch is never lost
             return _change_flags(s, changes, actor, reason, source, lookup, floors)
 
 
-def _gaining_first(s: Workspace, changes, lookup, floors: tuple) -> tuple[str | None, list[str]]:
+def _gaining_first(s: Workspace, changes, lookup, floors: tuple, source: str) -> tuple[str | None, list[str]]:
     """The model the flags route and the versions `changes` would give exposure on the arms in `floors`, guessed from
     the flags as they stand before the lock is taken, whose files the change fetches then (`files_fetched`). None and
-    none under an outer holder of the lock (a rollout action: it holds the lock already), or where the guess cannot be
-    made: the change under the lock reads, judges and refuses as ever."""
+    none under an outer holder of the lock (a rollout action: it holds the lock already), where the guess cannot be
+    made, or where the change would be refused before any file is fetched (held by a rollout, arms that do not fit,
+    a version not signed: review CC, a refusal downloaded a version first): the change under the lock reads, judges
+    and refuses as ever."""
     from lifecycle.core.locks import holds
+    from lifecycle.core.store import Store
+    from lifecycle.model.signing import is_signed
 
     if holds(s.state_dir, 'flags'):
         return None, []
@@ -875,12 +879,15 @@ def _gaining_first(s: Workspace, changes, lookup, floors: tuple) -> tuple[str | 
         old, name, _ = _base(s, changes)
         new = _changed(old, changes)
         new = resolve_spec(new, lookup, s.environment) if lookup is not None else new
+        hold = load_hold(s)
+        _refuse_held(hold, [str(k).split('.')[0] for k in changes], source)
+        _check_arms(old, new, hold, source)
     except Exception:  # (a guess: what cannot be read now is read, and refused, under the lock)
         return None, []
     grows = _share_grows(old, new)  # (a guess wider than `policy_refusals`' at most: a version swapped back)
-    return name, [
-        v for a in floors if (v := getattr(new, a)) and (getattr(old, a) != v or (a == 'challenger' and grows))
-    ]
+    gaining = [v for a in floors if (v := getattr(new, a)) and (getattr(old, a) != v or (a == 'challenger' and grows))]
+    store = Store(s.store_dir)
+    return (name, gaining) if all(is_signed(store, name, v) for v in gaining) else (None, [])
 
 
 @contextmanager
