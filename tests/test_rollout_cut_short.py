@@ -297,3 +297,86 @@ def test_a_rollback_after_a_completion_cut_short_killed_at_its_alias_move_is_fin
     assert st['status'] == 'rolled_back' and alias_version(s.client, name, 'dev') == '1'
     assert fl.load_spec(s)[0].control == '1'
     assert [e['reason'] for e in entries(s, 'rollout.rollback')] == ['undo, again']
+
+
+def killed_at_save(ws: Path, monkeypatch, what: str):
+    """A canary of v2 at 50% whose `what` is killed between its audit entry and its state's save: 'rollback' of the
+    completed rollout ('rollback_unmarked': in a state an older lifecycle wrote, with no mark of the rollback begun),
+    'rollback_running' of the rollout at 50%, 'complete' (the completion) or 'kill'."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    if what in ('rollback', 'rollback_unmarked'):
+        assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed'
+    status = {'complete': 'completed', 'kill': 'killed'}.get(what, 'rolled_back')
+    real = ro._save
+
+    def save(s_, st):
+        if st['status'] == status:  # (the save after the entry: killed before it is on file)
+            raise Killed
+        return real(s_, st)
+
+    monkeypatch.setattr(ro, '_save', save)
+    act = {'complete': ro.advance, 'kill': ro.kill}.get(what, ro.rollback)
+    with pytest.raises(Killed):
+        act(s, actor='erin', reason='first try')
+    monkeypatch.undo()
+    if what == 'rollback_unmarked':
+        st = ro.load_state(s)
+        st.pop('rolling_back')
+        ro._save(s, st)
+    return s, act
+
+
+@pytest.mark.parametrize('what', ['rollback', 'rollback_unmarked', 'rollback_running', 'complete', 'kill'])
+def test_an_action_killed_between_its_audit_entry_and_its_save_is_recorded_once_by_its_rerun(ws, monkeypatch, what):
+    """Review: killed once its `rollout.rollback` entry was written and before the state was saved, the rerun of the
+    rollback finished it and wrote a second entry: two rollbacks in the audit log for one. The rerun finds its earlier
+    entry (this rollout's, by its id), saves the state as that entry says and writes nothing again; so does the rerun
+    of a completion or a kill cut short there."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.serve import flags as fl
+
+    s, act = killed_at_save(ws, monkeypatch, what)
+    action = {'complete': 'complete', 'kill': 'kill'}.get(what, 'rollback')
+    rid = ro.load_state(s)['id']
+    assert [e['reason'] for e in entries(s, f'rollout.{action}')] == ['first try']
+    flag_writes, promotions = len(entries(s, 'flags.change')), len(entries(s, 'model.promote'))
+    st = act(s, actor='frank', reason='again')
+    assert st['status'] == {'complete': 'completed', 'kill': 'killed'}.get(what, 'rolled_back'), st
+    done = entries(s, f'rollout.{action}')
+    assert [(e['reason'], e['details']['rollout_id']) for e in done] == [('first try', rid)], done  # once
+    assert (len(entries(s, 'flags.change')), len(entries(s, 'model.promote'))) == (flag_writes, promotions)
+    last = st['history'][-1]
+    assert (last['action'], last['actor'], last['reason'], last['audit_seq']) == (action, 'erin', 'first try',
+                                                                                  done[0]['seq'])  # fmt: skip
+    name = s.params['register'].model_name
+    assert alias_version(s.client, name, 'dev') == ('2' if what == 'complete' else '1')
+    assert ro.flags_disagree(ro.load_state(s), fl.load_spec(s)[0]) is None and fl.load_hold(s) is None
+
+
+@pytest.mark.slow  # a `lifecycle` process killed with SIGKILL
+def test_a_rollback_killed_after_its_audit_entry_is_recorded_once_when_rerun(ws):
+    "The reviewer's case: kill -9 as `rollout rollback` saves the state, its `rollout.rollback` entry written."
+    from lifecycle.core.workspace import Workspace
+
+    for args in (('start', '--challenger', '2', '--steps', '50,100'), ('advance',)):
+        r, _ = cli_json(ws, 'rollout', *args)
+        assert r.returncode == 0, r.stderr
+    code = (
+        'import os, signal, sys; from lifecycle.deliver import rollout as ro; real = ro._save; '
+        "ro._save = lambda s, st: os.kill(os.getpid(), signal.SIGKILL) if st['status'] == 'rolled_back' "
+        'else real(s, st); '
+        "sys.argv = ['lifecycle', 'rollout', 'rollback', '--reason', 'undo']; "
+        'from lifecycle.app.cli import main; main()'
+    )
+    r = subprocess.run([sys.executable, '-c', code], cwd=ws, env=clean_env(), capture_output=True, text=True)
+    assert r.returncode == -9, r.stdout + r.stderr
+    s = Workspace.open(ws)
+    assert len(entries(s, 'rollout.rollback')) == 1
+    r, out = cli_json(ws, 'rollout', 'rollback', '--reason', 'undo, again')
+    assert r.returncode == 0 and out['rollout']['status'] == 'rolled_back', r.stdout + r.stderr
+    assert [e['reason'] for e in entries(s, 'rollout.rollback')] == ['undo']

@@ -146,6 +146,46 @@ def _event(s: Workspace, st: dict, action: str, actor: str | None, reason: str, 
     return _save(s, st)
 
 
+def _recorded(s: Workspace, st: dict, action: str) -> dict | None:
+    """This rollout's `rollout.<action>` entry in the audit log (matched by its id), or None: an action killed between
+    its entry and its state's save left it there, its work done (each writes its entry last). Asked only where the
+    flags show such an action done, so that its rerun records it once (review: a rollback killed there was audited
+    twice)."""
+    from ..core.audit import read
+
+    if not Path(s.audit_path).is_file():
+        return None
+    for e in reversed(read(s.audit_path)):
+        if e.get('action') == f'rollout.{action}' and (e.get('details') or {}).get('rollout_id') == st['id']:
+            return e
+    return None
+
+
+def _from_record(s: Settings, st: dict, e: dict, **update) -> dict:
+    """Finish an action whose audit entry `e` (`_recorded`) an earlier run wrote before it was killed: the state
+    `update`d and saved as ended, its history entry the one `e` records (its time, actor, reason and facts, `audit_seq`
+    its number); nothing written, moved or audited again."""
+    from datetime import datetime
+
+    facts = {k: v for k, v in (e.get('details') or {}).items() if k != 'rollout_id'}
+    try:
+        when = datetime.fromisoformat(str(e.get('time'))).timestamp()
+    except ValueError:
+        when = time.time()
+    st.pop('rolling_back', None)
+    st.update(update)
+    percentage = facts.pop('percentage', st['percentage'])
+    action = str(e['action']).removeprefix('rollout.')
+    entry = dict(time=when, action=action, actor=e.get('actor'), reason=e.get('reason'), step=st['step'])
+    st['history'].append({**entry, 'percentage': percentage, **facts, 'audit_seq': e.get('seq')})
+    return _ended(s, _save(s, st))
+
+
+def _ended_in_flags(spec) -> bool:
+    "Whether the flags show an active rollout's end written (a rollback or a kill: no challenger, no share)."
+    return spec is not None and spec.challenger is None and not spec.percentage
+
+
 @contextmanager
 def locked(s: Settings):
     """Hold the `flags` lock (re-entrant within a thread) for a rollout action: the guard, people and the flag writer
@@ -405,6 +445,8 @@ def advance(s: Workspace, actor: str | None = None, reason: str = '', metrics: d
     st = _active(s)
     if _completion_cut_short(st, _spec(s)):
         _refuse_killed(s)
+        if e := _recorded(s, st, 'complete'):  # (killed after its entry: the alias moved, the state not saved)
+            return _from_record(s, st, e, status='completed', percentage=100.0, step=len(st['steps']) - 1)
         return _complete(s, st, actor, reason, metrics, cut_short=True)
     _refuse_paused(st, 'switch' if st['strategy'] == 'blue_green' and st['percentage'] < 100 else 'advance')
     _refuse_killed(s)
@@ -601,9 +643,13 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     if st and st['status'] == 'completed':
         spec, _ = fl.load_spec(s)
         if _rollback_unfinished(s, st, spec):  # (the flags are written: the alias and the record are left)
+            if e := _recorded(s, st, 'rollback'):  # (killed after its entry: only the state's save is left)
+                return _from_record(s, st, e, status='rolled_back', percentage=0.0)
             done = (st.pop('rolling_back', None) or {}).get('changes') or {'control': st['control']}
             return _rolled_back(s, st, done, actor, reason, metrics, cut_short=True)
         if spec.control != st['challenger']:
+            if spec.control == st['control'] and (e := _recorded(s, st, 'rollback')):  # (an older lifecycle's)
+                return _from_record(s, st, e, status='rolled_back', percentage=0.0)
             raise RolloutError(
                 f"rollout {st['id']} completed, but v{spec.control} is the control now, not its v{st['challenger']}: "
                 "the flags moved on since, so there is nothing of it to roll back"
@@ -615,6 +661,8 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         _save(s, st)  # marked first: a kill once the flags are written leaves a rollback cut short, said and finished
     else:
         st, spec = _active(s), _spec(s)
+        if _ended_in_flags(spec) and (e := _recorded(s, st, 'rollback')):  # (killed after its entry)
+            return _from_record(s, st, e, status='rolled_back', percentage=0.0)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, spec)}
     try:
         fl.change_flags(  # (never held by a floor raised since: review AP)
@@ -666,9 +714,11 @@ def _restored(changes: dict) -> dict:
 @_exclusive
 def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     "The kill switch: everyone to the known-safe version; the rollout ends."
-    st = _active(s)
+    st, spec = _active(s), _spec(s)
+    if _ended_in_flags(spec) and spec.kill and (e := _recorded(s, st, 'kill')):  # (killed after its entry)
+        return _from_record(s, st, e, status='killed', percentage=0.0)
     changes = {'kill': True, 'challenger': None, 'percentage': 0, 'shadow': False}  # an unkill brings no suspect back
-    changes.update(_control_back(st, _spec(s)))  # (nor a challenger a completion cut short made the control)
+    changes.update(_control_back(st, spec))  # (nor a challenger a completion cut short made the control)
     try:
         fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout', floors=())  # (as a rollback)
     except AuditError as e:
