@@ -209,10 +209,16 @@ def test_a_rollback_of_a_completed_rollout_cut_short_is_said_and_finished_by_a_r
     if where in ('promote', 'after_alias'):
         assert said.startswith(f"rollout {st['id']} completed, and its rollback was cut short: the flags have v1 back")
         assert '`lifecycle rollout rollback` finishes it (the alias back to v1' in said, said
+    elif where == 'unmarked':  # (no mark: said as what the state shows, flags changed after the completion)
+        assert 'completed, and the flags were changed after it completed: v1, its old control' in said, said
+        assert 'cut short' not in said and '`lifecycle rollout rollback` records the change as its rollback' in said
     else:
-        assert said is None  # (unmarked: the rerun still finishes it, the alias on v2 telling)
+        assert said is None
     if cut:
-        with pytest.raises(ro.RolloutError, match='its rollback was cut short: `lifecycle rollout rollback` finishes'):
+        said = 'its rollback was cut short: `lifecycle rollout rollback` finishes'
+        if where == 'unmarked':
+            said = 'the flags were changed after it completed: .* `lifecycle rollout rollback` records the change'
+        with pytest.raises(ro.RolloutError, match=said):
             ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol')
     flag_writes, promotions = len(entries(s, 'flags.change')), len(entries(s, 'model.promote'))
     st = ro.rollback(s, actor='erin', reason='undo, again')
@@ -220,7 +226,9 @@ def test_a_rollback_of_a_completed_rollout_cut_short_is_said_and_finished_by_a_r
     assert fl.load_spec(s)[0].control == '1' and 'rolling_back' not in st
     assert len(entries(s, 'flags.change')) == flag_writes + (0 if cut else 1)  # the flags, once
     assert len(entries(s, 'model.promote')) == promotions + (0 if where == 'after_alias' else 1)  # the alias, once
-    assert st['history'][-1]['control_restored'] == '1' and st['history'][-1].get('finished_cut_short') is (cut or None)
+    assert st['history'][-1]['control_restored'] == '1'
+    assert st['history'][-1].get('finished_cut_short') is (where in ('promote', 'after_alias') or None)
+    assert st['history'][-1].get('flags_changed_after_completion') is (where == 'unmarked' or None)
     assert [e['reason'] for e in entries(s, 'rollout.rollback')] == ['undo, again']
     assert ro.flags_disagree(ro.load_state(s), fl.load_spec(s)[0]) is None
 
@@ -380,3 +388,33 @@ def test_a_rollback_killed_after_its_audit_entry_is_recorded_once_when_rerun(ws)
     r, out = cli_json(ws, 'rollout', 'rollback', '--reason', 'undo, again')
     assert r.returncode == 0 and out['rollout']['status'] == 'rolled_back', r.stdout + r.stderr
     assert [e['reason'] for e in entries(s, 'rollout.rollback')] == ['undo']
+
+
+def test_flags_changed_by_hand_after_a_completion_are_said_as_such_by_status_start_and_rollback(ws):
+    """Review: a completed rollout whose flags a person set back to its old control (no rollback begun, so no mark;
+    a state an older lifecycle wrote has none either) was called 'a rollback cut short' by `rollout start`, and
+    `rollout status` said nothing. Both now say the flags were changed after it completed, and what a rollback does."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    rid = ro.advance(s, actor='carol', reason='to 100%')['id']
+    fl.change_flags(s, {'control': '1'}, actor='dave', reason='v1 back, by hand')
+    _, out = cli_json(ws, 'rollout', 'status')
+    said = out.get('flags_disagree') or ''
+    assert said.startswith(f"rollout {rid} of version 2 completed, and the flags were changed after it completed"), out
+    assert 'cut short' not in said and 'if the dev alias still names v2, `lifecycle rollout rollback` records' in said
+    r = cli(ws, 'rollout', 'status')
+    assert r.returncode == 0 and 'the flags were changed after it completed' in r.stdout, r.stdout + r.stderr
+    with pytest.raises(ro.RolloutError) as e:
+        ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol')
+    assert 'cut short' not in str(e.value) and 'the flags were changed after it completed' in str(e.value), e.value
+    assert 'while the dev alias still names v2' in str(e.value) and 'moves the alias back to v1' in str(e.value)
+    st = ro.rollback(s, actor='dave', reason='record it')
+    last = st['history'][-1]
+    assert st['status'] == 'rolled_back' and alias_version(s.client, s.params['register'].model_name, 'dev') == '1'
+    assert last['flags_changed_after_completion'] is True and 'finished_cut_short' not in last, last
+    assert entries(s, 'rollout.rollback')[-1]['details']['flags_changed_after_completion'] is True

@@ -282,8 +282,9 @@ def _rollback_cut_short(st: dict, spec) -> bool:
 
 
 def _rollback_unfinished(s: Workspace, st: dict, spec) -> bool:
-    """`_rollback_cut_short`, or, in a state marked by no rollback (one cut short before the mark was made), the flags'
-    control its old one and the environment's alias still on its challenger."""
+    """`_rollback_cut_short`, or, in a state marked by no rollback begun, the flags' control its old one and the
+    environment's alias still on its challenger: the flags changed after it completed (a person's change, or a rollback
+    by a lifecycle that made no mark, cut short), its rollback and its alias left for `rollback` to record and move."""
     from lifecycle.model.registry import alias_version
 
     if _rollback_cut_short(st, spec):
@@ -296,10 +297,36 @@ def _rollback_unfinished(s: Workspace, st: dict, spec) -> bool:
     )
 
 
+def _changed_after_completion(st: dict, spec) -> str | None:
+    """What the flags `spec` say of a completed rollout whose control they no longer name, its rollback not marked
+    begun (a person's flags change, or a rollback by a lifecycle that made no mark): the flags were changed after it
+    completed, which is no rollback cut short (review: `rollout start` called it one, `rollout status` said nothing).
+    None when their control is its challenger, or when its rollback was cut short (`_rollback_cut_short`)."""
+    if spec is None or st['status'] != 'completed' or spec.control == st['challenger'] or _rollback_cut_short(st, spec):
+        return None
+    said = f"rollout {st['id']} of version {st['challenger']} completed, and the flags were changed after it completed"
+    if spec.control != st['control']:
+        return f"{said}: their control is {_v(spec.control)}, not its {_v(st['challenger'])}"
+    return f"{said}: {_v(st['control'])}, its old control, is their control again, with no rollback of it begun"
+
+
+def _rolled_back_by_rerun(st: dict) -> str:
+    "What `rollback` does of a completed rollout whose old control the flags have again, with no rollback begun."
+    return (
+        f"`lifecycle rollout rollback` records the change as its rollback and moves the alias back to "
+        f"{_v(st.get('alias_before'))} through the verified promotion"
+    )
+
+
 def flags_disagree(st: dict, spec) -> str | None:
     """What the flags `spec` say of an active rollout's arms and share that its state `st` does not, and what undoes
-    it (or of a completed one, that its rollback was cut short); None when they agree, when the rollout has ended, or
-    when the flags cannot be read (`spec` None)."""
+    it (or of a completed one, that its rollback was cut short, or that they were changed after it completed); None
+    when they agree, when the rollout has ended otherwise, or when the flags cannot be read (`spec` None)."""
+    if said := _changed_after_completion(st, spec):
+        if spec.control != st['control']:
+            return said
+        alias = st.get('alias') or 'the environment'
+        return f"{said}; if the {alias} alias still names {_v(st['challenger'])}, {_rolled_back_by_rerun(st)}"
     if _rollback_cut_short(st, spec):
         alias = st.get('alias') or 'the environment'
         return (
@@ -348,7 +375,13 @@ def start(
         raise RolloutError(
             f"rollout {cur['id']} of version {cur['challenger']} is {cur['status']}; finish or roll it back first"
         )
-    if cur and _rollback_unfinished(s, cur, _spec(s)):  # (its alias would be taken as this one's to go back to)
+    if cur and _rollback_unfinished(s, cur, spec := _spec(s)):  # (its alias would be taken as this one's to go back to)
+        if not _rollback_cut_short(cur, spec):  # (no rollback begun: the flags were changed after it completed)
+            raise RolloutError(
+                f"{_changed_after_completion(cur, spec)}, while the {cur.get('alias') or s.environment} alias still "
+                f"names {_v(cur['challenger'])}, which a new rollout would take as its own to go back to: "
+                f"{_rolled_back_by_rerun(cur)}; then start the rollout"
+            )
         raise RolloutError(
             f"rollout {cur['id']} of version {cur['challenger']} completed, and its rollback was cut short: "
             "`lifecycle rollout rollback` finishes it (the environment's alias back, the rollback recorded); then "
@@ -645,8 +678,11 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         if _rollback_unfinished(s, st, spec):  # (the flags are written: the alias and the record are left)
             if e := _recorded(s, st, 'rollback'):  # (killed after its entry: only the state's save is left)
                 return _from_record(s, st, e, status='rolled_back', percentage=0.0)
-            done = (st.pop('rolling_back', None) or {}).get('changes') or {'control': st['control']}
-            return _rolled_back(s, st, done, actor, reason, metrics, cut_short=True)
+            if marked := st.pop('rolling_back', None):
+                done = marked.get('changes') or {'control': st['control']}
+                return _rolled_back(s, st, done, actor, reason, metrics, finished_cut_short=True)
+            done = {'control': st['control']}  # (no rollback begun: the flags were changed after it completed)
+            return _rolled_back(s, st, done, actor, reason, metrics, flags_changed_after_completion=True)
         if spec.control != st['challenger']:
             if spec.control == st['control'] and (e := _recorded(s, st, 'rollback')):  # (an older lifecycle's)
                 return _from_record(s, st, e, status='rolled_back', percentage=0.0)
@@ -684,14 +720,14 @@ def _unmark_if_unchanged(s: Settings, st: dict, spec) -> None:
         _save(s, st)
 
 
-def _rolled_back(s: Workspace, st: dict, changes: dict, actor, reason, metrics, cut_short: bool = False) -> dict:
+def _rolled_back(s: Workspace, st: dict, changes: dict, actor, reason, metrics, **noted) -> dict:
     """A rollback's flags written (`changes`), the environment's alias goes back and the rollout is saved as rolled
-    back; finishing a rollback `cut_short`, the history and the audit entry say so."""
+    back; `noted` (`finished_cut_short`, a rollback cut short finished; `flags_changed_after_completion`, flags
+    changed by then) goes to the history and the audit entry."""
     st.pop('rolling_back', None)
     st.update(status='rolled_back', percentage=0.0)
     alias = _alias_back(s, st, actor, reason or 'rolled back')
-    facts = dict(metrics=metrics or {}, alias=alias, **_restored(changes))
-    facts.update({'finished_cut_short': True} if cut_short else {})
+    facts = dict(metrics=metrics or {}, alias=alias, **_restored(changes), **noted)
     return _ended(s, _event(s, st, 'rollback', actor, reason or 'rolled back', **facts))
 
 
