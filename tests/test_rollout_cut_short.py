@@ -418,3 +418,92 @@ def test_flags_changed_by_hand_after_a_completion_are_said_as_such_by_status_sta
     assert st['status'] == 'rolled_back' and alias_version(s.client, s.params['register'].model_name, 'dev') == '1'
     assert last['flags_changed_after_completion'] is True and 'finished_cut_short' not in last, last
     assert entries(s, 'rollout.rollback')[-1]['details']['flags_changed_after_completion'] is True
+
+
+def busy_registry(monkeypatch) -> None:
+    "The model registry (MLflow) answers nothing from here on: busy, as a locked database or a restarting server."
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+    from mlflow.tracking.client import MlflowClient
+    from lifecycle.model import signing
+
+    def busy(*a, **k):
+        raise MlflowException('the registry is busy', error_code=TEMPORARILY_UNAVAILABLE)
+
+    for m in ('get_model_version', 'get_model_version_by_alias', 'set_registered_model_alias', 'get_registered_model'):
+        monkeypatch.setattr(MlflowClient, m, busy)
+    monkeypatch.setattr(signing, '_download', busy)
+
+
+def test_the_kill_of_a_completion_cut_short_is_on_at_once_with_the_registry_busy_and_its_rerun_ends_it(ws, monkeypatch):
+    """Review: the kill of a completion cut short put the old control back in the same flags write as the kill switch,
+    and that control is judged by the release policy, which asks the registry: busy, the whole kill was refused and the
+    challenger went on serving everyone. The kill switch now goes on first, on its own (no registry asked); the control
+    waits for the registry, said, and `rollout kill` again finishes it."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = cut_short(ws, monkeypatch, after_alias=True)
+    busy_registry(monkeypatch)
+    with pytest.raises(fl.FlagError) as e:
+        ro.kill(s, actor='erin', reason='pager went off')
+    said = str(e.value)
+    assert e.value.status == 503 and said.startswith('the kill switch is on (everyone is on the safe version v1)')
+    assert 'v1 could not be put back as the control yet' in said, said
+    assert '`lifecycle rollout kill` again puts it back' in said and 'would serve v2 to everyone' in said
+    spec = fl.load_spec(s)[0]
+    assert (spec.kill, spec.safe, spec.control) == (True, '1', '2') and ro.load_state(s)['status'] == 'running'
+    with pytest.raises(fl.FlagError, match=r'nothing is rolled back yet: `lifecycle rollout kill` sends everyone to'):
+        ro.rollback(s, actor='erin', reason='undo')  # (the control put back asks the registry: said, with the way out)
+    monkeypatch.undo()
+    st = ro.kill(s, actor='erin', reason='pager went off')
+    spec = fl.load_spec(s)[0]
+    assert st['status'] == 'killed' and (spec.kill, spec.control) == (True, '1') and fl.load_hold(s) is None
+    assert [e['reason'] for e in entries(s, 'rollout.kill')] == ['pager went off']
+
+
+@pytest.mark.parametrize('completed', [True, False])
+def test_a_rollback_whose_alias_the_busy_registry_cannot_move_says_try_again_and_its_rerun_moves_it(
+    ws, monkeypatch, completed
+):
+    """Review: a rollback whose flags were written while the registry could not answer was saved as rolled back with
+    the alias on the version rolled back (its note said 'vNone'), and no command was left to move it back. The flags
+    are rolled back first, as before; the alias is 'try again', the rollout left for `rollout rollback` to finish
+    (a completed one's rollback cut short, a running one's action cut short), which moves it and records it once."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.release.exposure import RegistryUnavailable
+    from lifecycle.serve import flags as fl
+
+    if completed:
+        s = Workspace.open(ws)
+        ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+        assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed'
+    else:
+        s = cut_short(ws, monkeypatch, after_alias=True)
+    name, real = s.params['register'].model_name, fl.change_flags
+
+    def then_busy(*a, **k):  # (the registry answers the flags' policy check, then goes away)
+        out = real(*a, **k)
+        busy_registry(monkeypatch)
+        return out
+
+    monkeypatch.setattr(fl, 'change_flags', then_busy)
+    with pytest.raises(RegistryUnavailable) as e:
+        ro.rollback(s, actor='erin', reason='undo')
+    monkeypatch.undo()
+    said = str(e.value)
+    assert 'the flags are rolled back (v1 serves everyone again), but the dev alias could not be moved back' in said
+    assert 'try again: `lifecycle rollout rollback` moves it back and records the rollback' in said, said
+    st, spec = ro.load_state(s), fl.load_spec(s)[0]
+    assert (spec.control, spec.challenger, alias_version(s.client, name, 'dev')) == ('1', None, '2')
+    assert st['status'] == ('completed' if completed else 'running') and not entries(s, 'rollout.rollback')
+    cut = 'its rollback was cut short' if completed else 'an action on it was cut short'
+    assert cut in ro.flags_disagree(st, spec)
+    flag_writes = len(entries(s, 'flags.change'))
+    st = ro.rollback(s, actor='erin', reason='undo, again')
+    assert st['status'] == 'rolled_back' and alias_version(s.client, name, 'dev') == '1'
+    assert st['history'][-1]['alias']['moved'] is True and len(entries(s, 'flags.change')) == flag_writes
+    assert [e['reason'] for e in entries(s, 'rollout.rollback')] == ['undo, again']
+    assert not entries(s, 'promotion.refused') and fl.load_hold(s) is None

@@ -281,19 +281,33 @@ def _rollback_cut_short(st: dict, spec) -> bool:
     )
 
 
+def _alias_now(s: Workspace, name: str, alias: str) -> str | None:
+    """The version `alias` names in the registry, or None when it names none; `RegistryUnavailable` (try again) when the
+    registry cannot answer (busy, unreachable), which `registry.alias_version` would take for no alias at all."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.release.exposure import RegistryUnavailable
+
+    try:
+        return str(s.client.get_model_version_by_alias(name, alias).version)
+    except MlflowException as e:
+        if e.error_code in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):  # (no such alias, or model)
+            return None
+        raise RegistryUnavailable(
+            f"the model registry could not say which version the {alias} alias names ({e.error_code}): try again"
+        ) from None
+
+
 def _rollback_unfinished(s: Workspace, st: dict, spec) -> bool:
     """`_rollback_cut_short`, or, in a state marked by no rollback begun, the flags' control its old one and the
     environment's alias still on its challenger: the flags changed after it completed (a person's change, or a rollback
     by a lifecycle that made no mark, cut short), its rollback and its alias left for `rollback` to record and move."""
-    from lifecycle.model.registry import alias_version
-
     if _rollback_cut_short(st, spec):
         return True
     if spec is None or st['status'] != 'completed' or spec.control != st['control']:
         return False
     alias = st.get('alias') or s.environment
     return st.get('alias_before') not in (None, st['challenger']) and (
-        alias_version(s.client, st['model_name'], alias) == st['challenger']
+        _alias_now(s, st['model_name'], alias) == st['challenger']
     )
 
 
@@ -598,13 +612,26 @@ def _move_alias(s: Workspace, name: str, version: str, actor, reason: str, forwa
 
 def _alias_back(s: Workspace, st: dict, actor, reason: str) -> dict:
     """After a rollback: the alias the rollout's completion (or anyone during it) moved goes back to the version it
-    named when the rollout started, through the same audited promotion; what happened, for the rollout's history."""
-    from lifecycle.model.registry import alias_version
+    named when the rollout started, through the same audited promotion; what happened, for the rollout's history. A
+    registry that cannot answer (busy, unreachable) is no refusal: `RegistryUnavailable` saying the flags are rolled
+    back and the alias is left for a rerun, the rollout not saved as rolled back (review: the rollback was saved with
+    the alias on the version rolled back for good, its note naming 'vNone', and no command left to move it back)."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.release.exposure import RegistryUnavailable
     from lifecycle.release.governance import GovernanceError
     from lifecycle.release.trust import TrustError
 
     alias, before = st.get('alias') or s.environment, st.get('alias_before')
-    now = alias_version(s.client, st['model_name'], alias)
+    try:
+        now = _alias_now(s, st['model_name'], alias)
+    except RegistryUnavailable as e:
+        raise _alias_later(st, alias, str(e).removesuffix(': try again')) from None
+    if now != before and before is not None and alias == s.environment:
+        try:  # (asked first: promotion takes a registry that cannot answer for a version it does not hold, refused)
+            s.client.get_model_version(st['model_name'], before)
+        except MlflowException as e:
+            if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):  # (gone: promotion says so)
+                raise _alias_later(st, alias, f"the model registry could not answer ({e.error_code})") from None
     if now == before:
         return dict(alias=alias, version=now, moved=False)
     if before is None:
@@ -619,8 +646,24 @@ def _alias_back(s: Workspace, st: dict, actor, reason: str) -> dict:
     try:
         _move_alias(s, st['model_name'], before, actor, f"rollout {st['id']} rolled back: {reason}")
     except (GovernanceError, TrustError) as e:  # refused (a broken trust chain too): the flags are rolled back anyway
-        return dict(alias=alias, version=now, moved=False, note=f"the alias stays at v{now}: {e}")
+        return dict(alias=alias, version=now, moved=False, note=f"the alias stays at {_v(now)}: {e}")
+    except RegistryUnavailable as e:  # (its files could not be fetched: no verdict)
+        raise _alias_later(st, alias, str(e).removesuffix(': try again')) from None
+    except MlflowException as e:  # (the move itself: the registry went away; promotion took its entry back)
+        raise _alias_later(st, alias, f"the model registry did not move it ({e.error_code})") from None
     return dict(alias=alias, version=before, moved=True, previous_version=now)
+
+
+def _alias_later(st: dict, alias: str, why: str):
+    """`RegistryUnavailable` for a rollback whose flags are written and whose alias the registry could not move back
+    now: the flags serve the control again; `rollout rollback` again moves the alias and records the rollback."""
+    from lifecycle.release.exposure import RegistryUnavailable
+
+    return RegistryUnavailable(
+        f"rollout {st['id']}: the flags are rolled back ({_v(st['control'])} serves everyone again), but the {alias} "
+        f"alias could not be moved back to {_v(st.get('alias_before'))}: {why}; try again: `lifecycle rollout "
+        "rollback` moves it back and records the rollback (the flags are not written again)"
+    )
 
 
 @_exclusive
@@ -700,6 +743,8 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         if _ended_in_flags(spec) and (e := _recorded(s, st, 'rollback')):  # (killed after its entry)
             return _from_record(s, st, e, status='rolled_back', percentage=0.0)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, spec)}
+        if spec is not None and _holds(spec, changes):  # (written by a run its alias move stopped: not again)
+            return _rolled_back(s, st, changes, actor, reason, metrics)
     try:
         fl.change_flags(  # (never held by a floor raised since: review AP)
             s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', floors=()
@@ -707,10 +752,26 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     except AuditError as e:
         _unmark_if_unchanged(s, st, spec)
         _ended_unrecorded(s, st, changes, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
+    except fl.FlagError as e:
+        _unmark_if_unchanged(s, st, spec)
+        if e.status != 503 or spec is None or spec.safe == st['challenger']:
+            raise
+        how = '`lifecycle rollout kill`' if st['status'] in ACTIVE else '`lifecycle flags kill`'
+        raise fl.FlagError(  # (the control put back is judged by the release policy, which asks the registry)
+            f"{e}; nothing is rolled back yet: {how} sends everyone to the safe version {_v(spec.safe)} now, without "
+            "the registry",
+            status=503,
+        ) from None
     except BaseException:
         _unmark_if_unchanged(s, st, spec)
         raise
     return _rolled_back(s, st, changes, actor, reason, metrics)
+
+
+def _holds(spec, changes: dict) -> bool:
+    "Whether the flags `spec` hold every one of `changes` already."
+    now = spec.model_dump(mode='json')
+    return all(now.get(k) == v for k, v in changes.items())
 
 
 def _unmark_if_unchanged(s: Settings, st: dict, spec) -> None:
@@ -749,16 +810,31 @@ def _restored(changes: dict) -> dict:
 
 @_exclusive
 def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
-    "The kill switch: everyone to the known-safe version; the rollout ends."
+    """The kill switch: everyone to the known-safe version; the rollout ends. A completion cut short has its control put
+    back too, after the kill switch is on (that control's release policy asks the registry; the kill asks nothing)."""
     st, spec = _active(s), _spec(s)
     if _ended_in_flags(spec) and spec.kill and (e := _recorded(s, st, 'kill')):  # (killed after its entry)
         return _from_record(s, st, e, status='killed', percentage=0.0)
     changes = {'kill': True, 'challenger': None, 'percentage': 0, 'shadow': False}  # an unkill brings no suspect back
-    changes.update(_control_back(st, spec))  # (nor a challenger a completion cut short made the control)
+    back = _control_back(st, spec)  # (nor a challenger a completion cut short made the control)
     try:
-        fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout', floors=())  # (as a rollback)
+        if back and not spec.kill:  # the kill switch first, on its own: it gives no version exposure, so it asks no
+            # registry; the control put back is judged by the release policy, which asks it (review: a busy registry
+            # refused the whole kill, and the challenger went on serving everyone)
+            fl.change_flags(s, changes, actor, f'rollout killed: {reason}', 'rollout', floors=())
+        fl.change_flags(s, {**changes, **back}, actor, f'rollout killed: {reason}', 'rollout', floors=())  # (no floor)
     except AuditError as e:
-        _ended_unrecorded(s, st, changes, 'killed', 'kill', actor, reason or 'killed', e)
+        _ended_unrecorded(s, st, {**changes, **back}, 'killed', 'kill', actor, reason or 'killed', e)
+    except fl.FlagError as e:
+        if not back or not kill_switch_on(s):
+            raise
+        raise fl.FlagError(
+            f"the kill switch is on (everyone is on the safe version {_v(spec.safe)}), but {_v(st['control'])} could "
+            f"not be put back as the control yet: {e}; `lifecycle rollout kill` again puts it back and ends the "
+            f"rollout (until then, releasing the kill switch would serve {_v(spec.control)} to everyone)",
+            status=e.status,
+        ) from None
+    changes.update(back)
     st.update(status='killed', percentage=0.0)
     return _ended(s, _event(s, st, 'kill', actor, reason or 'killed', **_restored(changes)))
 
