@@ -720,3 +720,62 @@ def test_a_flags_change_refused_before_any_file_check_fetches_no_files(ws, monke
     assert fetched == []
     fl.change_flags(w, {'percentage': 60}, reason='more')  # (a share that grows: v3's files, fetched once)
     assert fetched == ['3']
+
+
+def test_a_kill_switch_pulled_while_a_rollout_starts_does_not_wait_for_its_file_fetch(ws, monkeypatch):  # noqa: F811
+    """Review CC: `rollout start` fetched the challenger's files under the flags lock, twice (at 0%, then at its first
+    step), so a kill switch pulled meanwhile waited out both fetches. It fetches once, before the lock."""
+    import threading
+    from lifecycle.deliver import rollout
+    from lifecycle.serve import flags as fl
+
+    prod, fetched, fetching, release = _slow_files_in_production(ws, monkeypatch)
+    start = threading.Thread(target=lambda: rollout.start(prod, '3', prod.params['rollout'], steps=[50, 100]))
+    start.start()
+    assert fetching.wait(20)
+    kill = threading.Thread(target=lambda: fl.change_flags(prod, {'kill': True}, reason='incident'))
+    kill.start()
+    kill.join(8)  # (the fetch is held until `release`: a kill waiting on the flags lock would still be waiting)
+    alive = kill.is_alive()
+    release.set()
+    start.join(60), kill.join(30)
+    assert not alive and fetched == ['3'] and fl.load_spec(prod)[0].kill
+
+
+def test_a_rollouts_completion_fetches_the_challengers_files_once_before_the_lock(ws, monkeypatch):  # noqa: F811
+    """Review CC: a completing `rollout advance` fetched the challenger's files twice under the flags lock (its flags
+    write and its promotion each asked), where a kill switch waits. Once now, before the lock, for both."""
+    from lifecycle.deliver import rollout
+    from lifecycle.serve import flags as fl
+
+    prod, fetched, _, release = _slow_files_in_production(ws, monkeypatch)
+    release.set()
+    rollout.start(prod, '3', prod.params['rollout'], steps=[50, 100])
+    fetched.clear()
+    assert rollout.advance(prod)['status'] == 'completed' and fl.load_spec(prod)[0].control == '3'
+    assert fetched == ['3']
+
+
+def _slow_files_in_production(ws, monkeypatch):  # noqa: F811
+    """A production workspace whose flags serve v1, v1 and v3 approved there, and a registry that gives a version's
+    files only once `release` is set: the workspace, the versions fetched, an event set at each fetch, `release`."""
+    import threading
+    from lifecycle.core.params import FlagsParams
+    from lifecycle.model import signing
+    from lifecycle.serve import flags as fl
+
+    for v in ('1', '3'):
+        approve_as(ws, 'carol', 'staging', version=v)
+        approve_as(ws, 'dave', 'production', version=v)
+    prod = replace(ws['ws'], environment='production')
+    fl.write_spec(prod, FlagsParams(control='1', safe='1'), NAME)
+    real, fetched, fetching, release = signing.verified_path, [], threading.Event(), threading.Event()
+
+    def slow(mlflow, store, name, version, *a, **k):
+        fetched.append(str(version))
+        fetching.set()
+        release.wait(20)
+        return real(mlflow, store, name, version, *a, **k)
+
+    monkeypatch.setattr(signing, 'verified_path', slow)
+    return prod, fetched, fetching, release

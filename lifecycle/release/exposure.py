@@ -156,7 +156,20 @@ def files_problem(ws, name: str, version) -> str:
     """Why a registered version's files, fetched from the registry, fail its signature ('' when they pass): they do
     not match its signed manifest (edited after signing), or the signature does not verify (its key revoked or not
     trusted, its record missing). What promotion, a flags change that gives the version exposure and `govern check`
-    ask; a server asks it of each version it loads."""
+    ask; a server asks it of each version it loads. Within `files_fetched`, the verdict fetched on entering it, while
+    what it stood on is as it was."""
+    got = (_FETCHED.get() or {}).get((name, str(version)))
+    if got is not None:
+        try:
+            if _trust_stamp(ws, name, str(version)) == got[1]:
+                return got[0]
+        except Exception:  # (asked afresh below, where what it raises is said)
+            pass
+    return _fetched_problem(ws, name, version)
+
+
+def _fetched_problem(ws, name: str, version) -> str:
+    "`files_problem`, the version's files fetched now."
     import tempfile
     from pathlib import Path
     from mlflow.exceptions import MlflowException
@@ -182,19 +195,19 @@ _FETCHED = ContextVar('lifecycle_files_fetched', default=None)  # {(name, versio
 
 @contextmanager
 def files_fetched(ws, name: str | None, versions):
-    """Within the block, `check(files=True)` takes `files_problem`'s verdict for each of `versions` (of `name`) as it
-    was fetched on entry, while the version's signature record and the keys the workspace trusts and has revoked are
-    as they were then (`_trust_stamp`; else it asks again): a flags change fetches the files of the versions it is
-    about to expose before it takes the flags lock, so that a kill switch pulled meanwhile never waits out a fetch
-    (1.5 s in a fresh process, however long a slow registry takes: review BJ), and a key revoked while the change
-    waited for the lock still refuses it (review CC). A version whose files could not be fetched on entry (no verdict),
-    or that the change under the lock exposes without being named here (the flags changed meanwhile), is fetched
-    then, as before. Yields the verdicts, by `(name, version)`."""
+    """Within the block, `files_problem` (what `check(files=True)` and promotion ask) gives its verdict for each of
+    `versions` (of `name`) as it was fetched on entry, while the version's signature record and the keys the workspace
+    trusts and has revoked are as they were then (`_trust_stamp`; else it asks again): a flags change or a rollout
+    fetches the files of the versions it is about to expose before it takes the flags lock, so that a kill switch
+    pulled meanwhile never waits out a fetch (1.5 s in a fresh process, however long a slow registry takes: review
+    BJ), and a key revoked while it waited for the lock still refuses it (review CC). A version whose files could not
+    be fetched on entry (no verdict), or that is exposed under the lock without being named here (the flags changed
+    meanwhile), is fetched then, as before. Yields the verdicts, by `(name, version)`."""
     got = {}
     for v in dict.fromkeys(str(v) for v in versions if v):
         try:
             stamp = _trust_stamp(ws, name, v)  # (before the fetch: a change made during it is a change)
-            got[(name, v)] = (files_problem(ws, name, v), stamp)
+            got[(name, v)] = (_fetched_problem(ws, name, v), stamp)
         except Exception:  # (no verdict: asked again under the lock, where what it raises is said)
             continue
     token = _FETCHED.set({**(_FETCHED.get() or {}), **got})
@@ -216,19 +229,6 @@ def _trust_stamp(ws, name: str, version: str) -> str:
         signed = None
     trusted, revoked = trusted_keys(ws.store, ws.key_dir)
     return hash_obj([signed, sorted(trusted), sorted(revoked)])
-
-
-def _files_verdict(ws, name: str, version: str) -> str:
-    """`files_problem`, or its verdict fetched on entering `files_fetched` if this is within one and what it stood on
-    has not changed since."""
-    got = (_FETCHED.get() or {}).get((name, version))
-    if got is not None:
-        try:
-            if _trust_stamp(ws, name, version) == got[1]:
-                return got[0]
-        except Exception:  # (asked afresh below, where what it raises is said)
-            pass
-    return files_problem(ws, name, version)
 
 
 def check(
@@ -279,7 +279,7 @@ def check(
         missing += _approval(ws, people, policy, name, version, step, floors if ab_since is None else ab_since)
     below = floors_now(ws, policy, name, version) if floors and [n for n in needs if n != 'gates'] else []
     if files:
-        missing += [why] if (why := _files_verdict(ws, name, version)) else []
+        missing += [why] if (why := files_problem(ws, name, version)) else []
     missing += [m for m in below if m not in missing]
     got = [ws.store.get_record('approvals', f'{name}-{version}-{x}') for x in used] if records and not missing else []
     return Exposure(name, version, exposure, needs, missing, below, got)
