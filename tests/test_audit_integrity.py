@@ -595,7 +595,9 @@ def test_a_payload_line_no_entry_names_is_named_by_line_and_one_an_append_cut_sh
     assert v.ok and v.notes == [], v  # (as before)
     assert [e['actor'] for e in audit.read(ws.log)] == ['user1', 'user2', 'user1']
     aside = [json.loads(ln) for ln in ws.payloads.with_name('audit.payloads.jsonl.torn').read_text().splitlines()]
-    assert [json.loads(bytes.fromhex(a['hex']))['actor'] for a in aside] == ['user3'] and aside[0]['unrecorded'] == 3
+    assert [(a['sha256'], a['bytes'], a['unrecorded']) for a in aside] == [  # (where it was, never its bytes: CC)
+        (sha256_bytes(calls[0].rstrip(b'\n')), len(calls[0]), 3)
+    ]
     lines = ws.payloads.read_text().splitlines()
     forged = json.loads(lines[1])
     ws.payloads.write_text('\n'.join([*lines, canonical_json({**forged, 'actor': 'mallory'})]) + '\n')
@@ -631,6 +633,34 @@ def test_a_forged_payload_line_before_an_entrys_own_is_named_and_a_killed_append
     assert len(ws.payloads.read_text().splitlines()) == 4
     v = audit.verify(ws.log)
     assert v.ok and v.notes == [], v
+
+
+def test_erasing_an_entry_leaves_no_trace_of_a_killed_append_of_the_same_seq(ws, monkeypatch):
+    """Review CC (D2): the set-aside note kept a killed append's whole payload line (as hex) in
+    `audit.payloads.jsonl.torn`, so the personal data in its reason outlived `lifecycle audit erase` of that sequence
+    number. The note keeps where the line was, its length, seq and sha256, never its bytes."""
+    fill(ws, 2)
+    start, real = ws.payloads.stat().st_size, audit.write_line
+    with monkeypatch.context() as m:
+        m.setattr(audit, 'write_line', lambda fd, data: real(fd, data) if b'"actor"' in data else 1 / 0)
+        m.setattr(audit, '_set_aside_unrecorded', lambda *a: None)  # (two killed in a row, by an earlier lifecycle)
+        for _ in range(2):
+            with pytest.raises(ZeroDivisionError):  # (the payload is written, then the process dies before its chain
+                audit.append(ws.log, 'token.issue', 'user-7', reason='issued to jane.doe@example.com', actor='carol')
+    killed = [ln for ln in ws.payloads.read_bytes().splitlines(keepends=True) if b'jane.doe' in ln]
+    assert len(killed) == 2
+    again = audit.append(ws.log, 'token.issue', 'user-7', reason='issued to jane.doe@example.com', actor='carol')
+    assert again['seq'] == 3
+    audit.erase(ws.log, 3, 'deletion request 18', keys_dir=ws.keys)
+    assert audit.verify(ws.log).ok
+    address, aside = b'jane.doe@example.com', ws.payloads.with_name('audit.payloads.jsonl.torn')
+    kept = {f: f.read_bytes() for top in (ws.root, ws.keys) for f in top.rglob('*') if f.is_file()}  # (and the keys)
+    assert aside in kept and not [f for f, b in kept.items() if address in b or address.hex().encode() in b]
+    notes = [json.loads(ln) for ln in aside.read_text().splitlines()]
+    assert [(n['unrecorded'], n['offset'], n['bytes'], n['sha256']) for n in notes] == [
+        (3, start, len(killed[0]), sha256_bytes(killed[0].rstrip(b'\n'))),
+        (3, start + len(killed[0]), len(killed[1]), sha256_bytes(killed[1].rstrip(b'\n'))),
+    ]
 
 
 def test_a_log_an_earlier_lifecycle_wrote_with_a_killed_appends_leftover_within_it_still_verifies(ws, monkeypatch):

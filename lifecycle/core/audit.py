@@ -260,15 +260,20 @@ def _set_aside_unrecorded(fd: int, pp: Path, seq: int) -> None:
     """Move the payload lines appends killed before their chain line left (`_unrecorded`) to `<payloads>.torn`, where
     torn lines go, before the append that takes their sequence: then every payload line before the last one the chain
     names is one it names, and `verify` tells a line written by hand there from such a leftover (review CA: a forged
-    line put just before an entry's own payload passed for one)."""
+    line put just before an entry's own payload passed for one). A note says where each line was, its length and
+    sha256, never its bytes: a payload's reason and details may name a person, and `erase` of that sequence number
+    leaves none of it behind (review CC); the payload's random salt keeps the sha256 from being guessed back."""
     size = os.fstat(fd).st_size
     if (keep := _unrecorded(fd, seq)) == size:
         return
-    notes = [
-        json.dumps(dict(time=now_iso(), offset=keep, bytes=len(ln) + 1, hex=ln.hex(), unrecorded=seq)) + '\n'
-        for ln in os.pread(fd, size - keep, keep).split(b'\n')[:-1]
-    ]
-    mode = os.fstat(fd).st_mode & 0o777  # (a payload's bytes: readable by whom the payload file is, no one else)
+    notes, at = [], keep
+    for ln in os.pread(fd, size - keep, keep).split(b'\n')[:-1]:
+        notes.append(
+            json.dumps(dict(time=now_iso(), offset=at, bytes=len(ln) + 1, sha256=sha256_bytes(ln), unrecorded=seq))
+            + '\n'
+        )
+        at += len(ln) + 1
+    mode = os.fstat(fd).st_mode & 0o777  # (what a payload file's readers may read, no one else)
     aside = os.open(pp.with_name(pp.name + '.torn'), os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
     with os.fdopen(aside, 'a') as f:
         f.write(''.join(notes))
