@@ -663,6 +663,32 @@ def test_erasing_an_entry_leaves_no_trace_of_a_killed_append_of_the_same_seq(ws,
     ]
 
 
+def test_a_torn_file_that_cannot_be_written_leaves_the_leftover_and_the_append_goes_on(ws, monkeypatch, caplog):
+    """Review CC (P5): with `audit.payloads.jsonl.torn` not writable (here a folder), every append failed while a
+    killed append's leftover was there, with a message naming the audit log. The append goes on, the leftover where it
+    is and the entry without the `aside` mark (so `verify` reads the leftover as before), with a warning naming it."""
+    fill(ws, 2)
+    real = audit.write_line
+    monkeypatch.setattr(audit, 'write_line', lambda fd, data: real(fd, data) if b'"actor"' in data else 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # (the payload is written, then the process dies before its chain line)
+        audit.append(ws.log, 'flags.change', 'model-3', reason='killed', actor='user3')
+    monkeypatch.setattr(audit, 'write_line', real)
+    aside = ws.payloads.with_name('audit.payloads.jsonl.torn')
+    aside.mkdir()
+    with caplog.at_level('WARNING', logger='lifecycle'):
+        e = audit.append(ws.log, 'flags.change', 'model-3', reason='again', actor='user3')
+    assert e['seq'] == 3 and str(aside) in caplog.text and 'flags.change' in caplog.text, caplog.text
+    assert [bool(c.get('aside')) for c in chain(ws)] == [True, True, False]  # (the leftover: kept, before entry 3's)
+    reasons = [json.loads(ln)['reason'] for ln in ws.payloads.read_text().splitlines()]
+    assert reasons == ['step 1', 'step 2', 'killed', 'again']
+    v = audit.verify(ws.log)
+    assert v.ok and v.notes == [], v
+    aside.rmdir()
+    fill(ws, 1)  # (entry 4: the set-aside works again, and finds nothing of its seq to set aside)
+    assert [bool(c.get('aside')) for c in chain(ws)] == [True, True, False, True] and not aside.exists()
+    assert audit.verify(ws.log).ok
+
+
 def test_a_log_an_earlier_lifecycle_wrote_with_a_killed_appends_leftover_within_it_still_verifies(ws, monkeypatch):
     """An earlier lifecycle left what an append killed before its chain line wrote where it was, and the next append's
     payload after it: such a log is not called forged (its entries carry no mark that their append set leftovers

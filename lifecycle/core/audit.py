@@ -251,9 +251,9 @@ def _unrecorded(fd: int, seq: int) -> int:
 _ASIDE = 'aside'  # a chain line's key: its append set aside what killed appends left before writing its payload
 
 
-def _aside_mark(problem: str) -> dict:
-    "What a chain line carries when its append sets killed appends' leftovers aside (`_set_aside_unrecorded`) first."
-    return {} if problem else {_ASIDE: True}
+def _aside_mark(set_aside: bool) -> dict:
+    "What a chain line carries when its append set killed appends' leftovers aside (`_set_aside_unrecorded`) first."
+    return {_ASIDE: True} if set_aside else {}
 
 
 def _set_aside_unrecorded(fd: int, pp: Path, seq: int) -> None:
@@ -383,11 +383,30 @@ def _append_locked(
         digest=payload_digest(payload),
         prev_mac=tail[-1]['mac'] if tail else GENESIS,
     )
-    line |= _aside_mark(problem)  # (under the MAC: `verify` knows no leftover may precede this entry's payload)
-    line['mac'] = entry_mac(key, line)
-    with locked_append(payloads_path(log)) as pfd:
-        if not problem:  # (a log found damaged keeps every payload line where it is, for whoever restores it)
-            _set_aside_unrecorded(pfd, payloads_path(log), seq)
+    pp = payloads_path(log)
+    with locked_append(pp) as pfd:
+        set_aside = not problem  # (a log found damaged keeps every payload line where it is, for whoever restores it)
+        if set_aside:
+            try:
+                _set_aside_unrecorded(pfd, pp, seq)
+            except OSError as e:  # (review CC: not a reason to leave the action unrecorded)
+                import logging
+
+                set_aside = False
+                logging.getLogger('lifecycle').warning(
+                    '%s cannot be written (%s): the payload lines appends killed before their chain line left stay in '
+                    '%s, before entry %s\'s own, and the entry (%s) is written without the mark that they were set '
+                    'aside, so `lifecycle audit verify` accepts them there as before. Make %s a file this user can '
+                    'write',
+                    pp.with_name(pp.name + '.torn'),
+                    e.strerror or e,
+                    pp.name,
+                    seq,
+                    action,
+                    pp.name + '.torn',
+                )
+        line |= _aside_mark(set_aside)  # (under the MAC: `verify` knows no leftover may precede this entry's payload)
+        line['mac'] = entry_mac(key, line)
         write_line(pfd, (canonical_json(payload) + '\n').encode())
     write_line(fd, (canonical_json(line) + '\n').encode())
     try:  # recorded: a checkpoint that cannot follow (its folder read-only) is a break the next append keeps
