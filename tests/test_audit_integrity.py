@@ -689,6 +689,28 @@ def test_a_torn_file_that_cannot_be_written_leaves_the_leftover_and_the_append_g
     assert audit.verify(ws.log).ok
 
 
+def test_a_payload_line_that_is_not_a_json_object_when_verify_looks_for_unnamed_ones_is_named_not_a_crash(
+    ws, monkeypatch
+):
+    """Review CC (N1): `verify` reads the payload file again to look for lines no entry names; one that is not JSON
+    there (damage, or a reader racing an append's truncate after the first read) was a traceback. It is named by its
+    line number, as any line no entry names."""
+    fill(ws, 3)
+    real = audit._payload_problem
+
+    def then_damaged(*a):  # (the file changes between verify's two reads of it)
+        found = real(*a)
+        lines = ws.payloads.read_text().splitlines(keepends=True)
+        ws.payloads.write_text(''.join([lines[0], '{"seq": 2, "actor": "us\n', '[2]\n', *lines[1:]]))
+        return found
+
+    monkeypatch.setattr(audit, '_payload_problem', then_damaged)
+    v = audit.verify(ws.log)
+    assert not v.ok and v.reason.startswith(
+        "audit.payloads.jsonl holds 2 line(s) no entry of the chain names (line(s) 2, 3): readers do not use them"
+    ), v.reason
+
+
 def test_a_log_an_earlier_lifecycle_wrote_with_a_killed_appends_leftover_within_it_still_verifies(ws, monkeypatch):
     """An earlier lifecycle left what an append killed before its chain line wrote where it was, and the next append's
     payload after it: such a log is not called forged (its entries carry no mark that their append set leftovers

@@ -651,6 +651,15 @@ def _payload_problem(log: Path, chain: list[dict], notes: list[str]) -> tuple[st
     return None
 
 
+def _object(line: bytes) -> dict:
+    "A payload line's JSON object; `{'seq': None}` for a line that is none (a digest no chain line carries)."
+    try:
+        p = json.loads(line)
+    except ValueError:
+        p = None
+    return p if isinstance(p, dict) else {'seq': None}
+
+
 def _unaccounted(log: Path, chain: list[dict]) -> str:
     """Why the payload file holds lines no chain line names ('' when it does not), by line number, never a value. A
     payload an append cut short before its chain line left is no such line: it is past the last entry read, after
@@ -660,11 +669,12 @@ def _unaccounted(log: Path, chain: list[dict]) -> str:
     (`_ASIDE`), so an unnamed line anywhere before the end is one no append left (review CA: a forged line just before
     an entry's own payload passed for one). Before an entry written without it (by an earlier lifecycle), a line of
     that entry's sequence is taken for what a killed append left, as it then was: an old log is never called forged
-    for a kill it survived."""
+    for a kill it survived. A line that is not a JSON object (damage, or read while an append cut the file back) is
+    one no entry names (review CC: it was a traceback)."""
     pp = payloads_path(log)
     lines = pp.read_bytes().split(b'\n') if pp.is_file() else []
     lines = lines[:-1]  # ('' after the final newline, or a torn last line: read_jsonl ignores both)
-    rows = [(i, json.loads(ln)) for i, ln in enumerate(lines, 1) if ln.strip()]
+    rows = [(i, _object(ln)) for i, ln in enumerate(lines, 1) if ln.strip()]
     named, end = {e.get('digest') for e in chain}, len(rows)
     while end and payload_digest(p := rows[end - 1][1]) not in named and isinstance(s := p.get('seq'), int):
         if s <= len(chain):
