@@ -711,6 +711,24 @@ def test_a_payload_line_that_is_not_a_json_object_when_verify_looks_for_unnamed_
     ), v.reason
 
 
+def test_a_torn_file_wider_than_its_payload_file_is_narrowed_when_a_leftover_is_set_aside(ws, monkeypatch):
+    """Review CC (N2): the set-aside of a killed append's payload line left an `audit.payloads.jsonl.torn` readable
+    by more than its payload file as it was; the set-aside of a torn line (`store._set_aside_torn`) narrows it."""
+    fill(ws, 2)
+    ws.payloads.chmod(0o600)
+    aside = ws.payloads.with_name('audit.payloads.jsonl.torn')
+    aside.write_text('')
+    aside.chmod(0o644)  # (as made by hand, or under a wide umask)
+    real = audit.write_line
+    monkeypatch.setattr(audit, 'write_line', lambda fd, data: real(fd, data) if b'"actor"' in data else 1 / 0)
+    with pytest.raises(ZeroDivisionError):  # (the payload is written, then the process dies before its chain line)
+        audit.append(ws.log, 'flags.change', 'model-3', reason='killed', actor='user3')
+    monkeypatch.setattr(audit, 'write_line', real)
+    assert os.stat(aside).st_mode & 0o777 == 0o644
+    fill(ws, 1)
+    assert os.stat(aside).st_mode & 0o777 == 0o600 and len(aside.read_text().splitlines()) == 1
+
+
 def test_a_log_an_earlier_lifecycle_wrote_with_a_killed_appends_leftover_within_it_still_verifies(ws, monkeypatch):
     """An earlier lifecycle left what an append killed before its chain line wrote where it was, and the next append's
     payload after it: such a log is not called forged (its entries carry no mark that their append set leftovers

@@ -275,6 +275,11 @@ def _set_aside_unrecorded(fd: int, pp: Path, seq: int) -> None:
         at += len(ln) + 1
     mode = os.fstat(fd).st_mode & 0o777  # (what a payload file's readers may read, no one else)
     aside = os.open(pp.with_name(pp.name + '.torn'), os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    if (had := os.fstat(aside).st_mode & 0o777) & ~mode:  # (one wider than its payload file: narrowed, as
+        try:  # `store._set_aside_torn` does; review CC)
+            os.fchmod(aside, had & mode)
+        except OSError:  # (another user's file: left as it is)
+            pass
     with os.fdopen(aside, 'a') as f:
         f.write(''.join(notes))
         f.flush()
