@@ -164,10 +164,19 @@ def test_govern_check_notes_the_environments_alias_naming_a_version_the_flags_no
     r, out = check()
     assert r.exit_code == 0 and out['ok'] and all(a['ok'] for a in out['arms']), r.stdout
     serves = {'control': '1', 'safe': '1'}
-    assert out['alias_unserved'] == dict(alias='production', model=NAME, version='3', serves=serves)
+    assert out['alias_unserved'] == dict(
+        alias='production', model=NAME, version='3', everyone='1', serves=serves, rollout=False
+    )
     said = ' '.join(r.stdout.split())
-    note = f"note: the registry alias 'production' names {NAME} version 3, which the flags serve on no arm (control 1,"
-    assert f"{note} safe 1)" in said and '`lifecycle flags set control=3`' in said, said
+    note = f"note: the registry alias 'production' names {NAME} version 3, but the flags answer everyone with version 1"
+    assert f"{note} (control 1, safe 1)" in said and '`lifecycle flags set control=3`' in said, said
+    assert f'`lifecycle promote {NAME} 1 --to production`' in said, said
+    fl.change_flags(prod, {'control': '3'}, actor='ops', reason='back')
+    prod.client.set_registered_model_alias(NAME, 'production', '1')  # (the alias moved back to the safe version: CC)
+    r, out = check()
+    assert out['alias_unserved'] == dict(
+        alias='production', model=NAME, version='1', everyone='3', serves={'control': '3', 'safe': '1'}, rollout=False
+    ), r.stdout
 
 
 def test_govern_check_reads_the_spec_by_the_flags_schema_and_refuses_one_edited_out_of_it(ws):  # noqa: F811
@@ -633,15 +642,22 @@ def test_a_release_bundle_is_judged_by_the_floors_of_today_unless_it_carries_wha
     version the environment's alias names already (an image rebuilt) is judged by the policy of its day."""
     from lifecycle.release.container import BundleError, release_bundle
 
+    from test_trust import promote
+
     approve_as(ws, 'carol', 'staging')
+    approve_as(ws, 'carol', 'staging', version='3')
+    promote(ws, '3')  # (what staging serves: promoted before the raise)
     staging = _floor_raised(replace(ws['ws'], environment='staging'))
     floor = r'the release policy now: metric\.roc_auc: roc_auc 0\.\d+ is below the minimum 0\.99'
     with pytest.raises(BundleError, match=f"no release bundle: .*{floor}.*'staging'"):
         release_bundle(staging, NAME, '1', tmp_path / 'staging')
     assert not (tmp_path / 'staging').exists()
-    staging.client.set_registered_model_alias(NAME, 'staging', '1')  # (what staging serves: promoted before the raise)
+    staging.client.set_registered_model_alias(NAME, 'staging', '1')  # (set by hand: no promotion, review CC)
+    with pytest.raises(BundleError, match=f"no release bundle: .*{floor}"):
+        release_bundle(staging, NAME, '1', tmp_path / 'staging')
+    staging.client.set_registered_model_alias(NAME, 'staging', '3')
     with pytest.raises(BundleError, match="'scikit-learn' is not pinned"):  # (past the policy: this toy model's own
-        release_bundle(staging, NAME, '1', tmp_path / 'staging')  # requirements are what stop it now)
+        release_bundle(staging, NAME, '3', tmp_path / 'staging')  # requirements are what stop it now)
     assert not (tmp_path / 'staging').exists() and not list(tmp_path.glob('.staging*'))  # (nothing half written)
 
 

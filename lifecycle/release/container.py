@@ -216,12 +216,15 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
 
 
 def _serves_already(ws, name: str, version: str) -> bool:
-    "Whether the registry's alias for this environment names `version` (what it serves); False where it cannot say."
-    from lifecycle.model.registry import alias_version
+    """Whether this environment's alias names `version` (what it serves), in the registry and as the audit log's
+    promotions left it: an alias set by hand outside lifecycle, which a server refuses, is no promotion (review CC).
+    False where either cannot say."""
+    from lifecycle.model.registry import alias_version, audited_aliases
 
     try:
-        return alias_version(ws.client, name, ws.environment) == version
-    except Exception:  # (a registry that does not answer: judged as a new exposure, floors and all)
+        audited = audited_aliases(ws.audit_path, name).get(ws.environment)
+        return audited == version and alias_version(ws.client, name, ws.environment) == version
+    except Exception:  # (a registry or log that does not answer: judged as a new exposure, floors and all)
         return False
 
 
