@@ -93,11 +93,17 @@ class ServingCheck(Result):
             print(f"{a['arm']}: version {a['version']}, exposed as {a['exposure']} in {self.environment}: {state}")
         if u := self.alias_unserved:  # (a note, not a failure: what serves is checked above; review CA)
             serves = ', '.join(f"{arm} {v}" for arm, v in u['serves'].items())
+            fix = (
+                "a rollout holds the flags: `lifecycle rollout status` says where it stands; `rollout advance` "
+                "completes it (the alias follows) or `rollout rollback` ends it"
+                if u['rollout']
+                else "the flags were changed outside a rollout, or the alias was moved. Put it back in the flags "
+                f"(`lifecycle flags set control={u['version']}`), or move the alias to what serves (`lifecycle promote "
+                f"{u['model']} {u['everyone']} --to {u['alias']}`)"
+            )
             print(
-                f"note: the registry alias {u['alias']!r} names {u['model']} version {u['version']}, which the flags "
-                f"serve on no arm ({serves}): the flags were changed outside a rollout, or the alias was moved. Put it "
-                f"back in the flags (`lifecycle flags set control={u['version']}`), or move the alias to what serves "
-                f"(`lifecycle promote {u['model']} VERSION --to {u['alias']}`)"
+                f"note: the registry alias {u['alias']!r} names {u['model']} version {u['version']}, but the flags "
+                f"answer everyone with version {u['everyone']} ({serves}): {fix}"
             )
 
     def failure(self) -> str:

@@ -324,16 +324,24 @@ def serving_check(ws, spec: dict | None = None) -> list[dict]:
 
 
 def alias_unserved(ws, spec: dict | None = None) -> dict | None:
-    """The environment's registry alias (named as the environment) when it names a version on none of the flags' arms:
-    `alias`, `model`, `version` and what the flags serve (`serves`, arm by arm); None when an arm names it (a canary's
-    control included), the control is left to the alias, or there are no flags or no such alias."""
+    """The environment's registry alias (named as the environment) when it names a version the flags do not answer
+    everyone with (the control, or a challenger at 100%; the kill switch aside): `alias`, `model`, `version`, what
+    answers everyone (`everyone`), what each arm names (`serves`) and whether a rollout holds the flags (`rollout`: it
+    completes or rolls back, the alias with it). None when the alias names what answers everyone (a canary's control
+    included), the control is left to the alias, or there are no flags or no such alias. The safe arm and a shadow
+    answer no one while the flags stand (review CC: an alias moved back to the safe version had no note)."""
+    from pathlib import Path
     from lifecycle.model.registry import alias_version
 
     spec = spec if spec is not None else deployed_spec(ws)
     if not spec or not spec.get('model_name') or spec.get('control') is None:  # (no control: the alias's version)
         return None
-    serves = {arm: str(spec[arm]) for arm in ARMS if spec.get(arm)}
+    challenger = spec.get('challenger')
+    everyone = str(challenger if challenger and float(spec.get('percentage') or 0) >= 100 else spec['control'])
     v = alias_version(ws.client, spec['model_name'], ws.environment)
-    if v is None or v in serves.values() or ws.environment in serves.values():
+    if v is None or v == everyone or everyone == ws.environment:
         return None
-    return dict(alias=ws.environment, model=spec['model_name'], version=v, serves=serves)
+    serves = {arm: str(spec[arm]) for arm in ARMS if spec.get(arm)}
+    held = (Path(ws.state_dir) / 'flags' / 'hold.json').exists()  # (`flags.hold_path`: a rollout under way)
+    model = spec['model_name']
+    return dict(alias=ws.environment, model=model, version=v, everyone=everyone, serves=serves, rollout=held)
