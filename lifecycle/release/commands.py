@@ -429,10 +429,10 @@ def bundle(
     """Write a version's serving-image recipe for this environment (verified model, pinned requirements, params,
     Dockerfile) in .lifecycle/releases/: where it may serve as the environment's control now (in staging and
     production, once approved). Registration writes dev's."""
-    from lifecycle.release.container import bundle_dir, bundle_when_servable
+    from lifecycle.release.container import bundle_dir, bundle_when_servable, tidy_bundle
 
     version, s = registry_version(version, 'VERSION'), Workspace.open()
-    if (dest := bundle_dir(s, model, version)).exists() and not force:  # (a server run in it keeps its state there)
+    if (dest := tidy_bundle(bundle_dir(s, model, version))) and not force:  # (a server run in it keeps its state)
         raise CommandError(
             f"{dest}: a release bundle of {model} v{version} is there already (and whatever a server run in it wrote, "
             "its .lifecycle folder); `--force` writes it again, removing them",

@@ -15,7 +15,7 @@ from ..core.store import atomic_write
 
 # %% auto #0
 __all__ = ['BUNDLE_FILE', 'DOCKERFILE', 'SETTINGS', 'BundleError', 'pinned', 'runtime_requirements', 'bundle_environment_problem',
-           'read_bundle', 'bundle_files', 'release_bundle', 'bundle_dir', 'bundle_when_servable']
+           'read_bundle', 'bundle_files', 'release_bundle', 'tidy_bundle', 'bundle_dir', 'bundle_when_servable']
 
 # %% ../../nbs/api/release/01_container.ipynb #b7a64c12
 class BundleError(Exception):
@@ -205,8 +205,8 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
         raise BundleError(f"no release bundle: {decision.message()} (environment {ws.environment!r})")
     releaser = load_private_key(ensure_signing_key(ws)[0])  # signs release.json: what was checked, for where
     dest.parent.mkdir(parents=True, exist_ok=True)
+    tidy_bundle(dest)
     part = dest.with_name(f'.{dest.name}.part-{os.getpid()}')
-    shutil.rmtree(part, ignore_errors=True)  # (one this process left, killed with the same pid)
     try:
         out = _write_bundle(ws, name, version, part, served_as, releaser)
         _swap_in(part, dest)
@@ -229,12 +229,49 @@ def _serves_already(ws, name: str, version: str) -> bool:
 
 
 def _swap_in(part: Path, dest: Path) -> None:
-    "Put the folder `part` at `dest`, replacing what is there, by renames: `dest` is never half written."
+    """Put the folder `part` at `dest`, replacing what is there, by renames: `dest` is never half written. Killed
+    between the two, `dest` is missing and the bundle it held is beside it, `.<name>.old-<pid>`: `tidy_bundle` puts it
+    back."""
     old = dest.with_name(f'.{dest.name}.old-{os.getpid()}')
     if dest.exists():
         os.rename(dest, old)
     os.rename(part, dest)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
+
+
+def _remove(folder: Path) -> None:
+    "Remove `folder` if it is there; what cannot be removed is said in the log (naming it), not raised."
+    import logging
+
+    try:
+        shutil.rmtree(folder)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        logging.getLogger('lifecycle').warning('%s: could not be removed (%s); remove it by hand', folder, e)
+
+
+def tidy_bundle(dest: str | Path) -> Path | None:
+    """Clear what a bundle write killed midway left beside `dest` (`release_bundle` writes `.<name>.part-<pid>` and
+    swaps it in by renames), unless the process that left it still runs: a part written is removed, and a bundle set
+    aside for the swap (`.<name>.old-<pid>`) is put back where `dest` is missing, else removed. Returns `dest` if a
+    bundle is there afterwards (what `lifecycle bundle` asks before it writes one again), else None."""
+    from lifecycle.core.store import pid_alive
+
+    import glob
+
+    dest = Path(dest)
+    for left in sorted(dest.parent.glob(f'.{glob.escape(dest.name)}.*-*')) if dest.parent.is_dir() else []:
+        kind, _, pid = left.name.removeprefix(f'.{dest.name}.').rpartition('-')
+        if kind not in ('part', 'old') or not pid.isdigit():
+            continue
+        if int(pid) != os.getpid() and pid_alive(int(pid)):  # (another process making it now; ours was killed)
+            continue
+        if kind == 'old' and not dest.exists():
+            os.rename(left, dest)
+        else:
+            _remove(left)
+    return dest if dest.exists() else None
 
 
 def _write_bundle(ws, name: str, version: str, dest: Path, served_as: str, releaser) -> dict:
