@@ -795,3 +795,25 @@ def _slow_files_in_production(ws, monkeypatch):  # noqa: F811
 
     monkeypatch.setattr(signing, 'verified_path', slow)
     return prod, fetched, fetching, release
+
+
+def test_a_rollout_started_while_the_registry_cannot_say_what_its_alias_names_is_not_started(ws, monkeypatch):  # noqa: F811
+    """Helper CB: `rollout start` read the environment's alias with a busy registry taken for no alias at all, so its
+    rollback later left the alias on the challenger ('it named no version before this rollout'). Refused now, try
+    again, before anything is written."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+    from lifecycle.deliver import rollout
+    from lifecycle.release import exposure
+    from lifecycle.serve import flags as fl
+
+    prod, _, _, release = _slow_files_in_production(ws, monkeypatch)
+    release.set()
+
+    def busy(*a, **k):
+        raise MlflowException('the registry', error_code=TEMPORARILY_UNAVAILABLE)
+
+    monkeypatch.setattr(type(prod.client), 'get_model_version_by_alias', busy)
+    with pytest.raises(exposure.RegistryUnavailable, match='which version the production alias names .*try again'):
+        rollout.start(prod, '3', prod.params['rollout'], steps=[50, 100])
+    assert rollout.load_state(prod) is None and fl.load_spec(prod)[0].challenger is None

@@ -452,15 +452,14 @@ def start(
             f"version {challenger} is the safe version, where the kill switch sends everyone: set safe to a version "
             "that serves already (`lifecycle flags set safe=V`), then start the rollout"
         )
-    from lifecycle.model.registry import alias_version
-
     st = dict(
         id=uuid.uuid4().hex[:12],
         model_name=name,
         challenger=str(challenger),
         control=spec.control,
         alias=s.environment,  # the serving environment's alias: completion moves it, a rollback moves it back
-        alias_before=alias_version(s.client, name, s.environment),
+        alias_before=_alias_now(s, name, s.environment),  # (a busy registry is no "none": try again, nothing written;
+        # a rollback then left the alias on the challenger, "it named no version before this rollout": helper CB)
         strategy=strategy or rp.strategy,
         steps=steps,
         step=-1,
