@@ -817,3 +817,28 @@ def test_a_rollout_started_while_the_registry_cannot_say_what_its_alias_names_is
     with pytest.raises(exposure.RegistryUnavailable, match='which version the production alias names .*try again'):
         rollout.start(prod, '3', prod.params['rollout'], steps=[50, 100])
     assert rollout.load_state(prod) is None and fl.load_spec(prod)[0].challenger is None
+
+
+def test_a_promotion_the_registry_cannot_answer_about_is_try_again_not_a_refusal_on_record(ws, monkeypatch):  # noqa: F811
+    """Helper CB: `lifecycle promote` with a registry that could not answer whether the version exists was refused
+    and the refusal audited (`promotion.refused`: "no version 1 that the registry could return now"), as for a
+    version that is not there. It says try again, and nothing is audited."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import TEMPORARILY_UNAVAILABLE
+    from lifecycle.core.audit import read
+    from lifecycle.release import exposure
+    from test_trust import promote
+
+    approve_as(ws, 'carol', 'staging')
+    w, real = ws['ws'], type(ws['ws'].client).get_model_version
+    before = len(read(w.audit_path))
+
+    def busy(self, name, version):
+        raise MlflowException('the registry', error_code=TEMPORARILY_UNAVAILABLE)
+
+    monkeypatch.setattr(type(w.client), 'get_model_version', busy)
+    with pytest.raises(exposure.RegistryUnavailable, match=f"could not answer about {NAME}/1 .*try again"):
+        promote(ws)
+    assert len(read(w.audit_path)) == before  # (no refusal on record)
+    monkeypatch.setattr(type(w.client), 'get_model_version', real)
+    assert promote(ws)['model_version'] == '1'

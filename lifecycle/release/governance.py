@@ -577,7 +577,12 @@ def promote(
         client.get_model_version(name, version)
     except MlflowException as e:
         from lifecycle.model.registry import missing_version
+        from lifecycle.release.exposure import RegistryUnavailable
 
+        if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):  # (busy, unreachable: no
+            raise RegistryUnavailable(  # verdict, and no refusal on record: helper CB)
+                f"the model registry could not answer about {subject} ({e.error_code}): try again"
+            ) from None
         refuse(missing_version(client, name, version), misnamed=e.error_code == 'RESOURCE_DOES_NOT_EXIST')
     rec = _record(store, APPROVAL_KIND, _rid(name, version, step))
     needs = not (policy and step == policy.environments[0])
