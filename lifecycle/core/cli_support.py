@@ -155,7 +155,7 @@ def printable(text) -> str:
 COMMON_ERRORS = {
     'lifecycle.core.settings.SettingsError': EXIT_INPUT,
     'lifecycle.core.params.ParamsError': (EXIT_INPUT, 'params refused:\n'),
-    'lifecycle.release.exposure.RegistryUnavailable': EXIT_STAGE,  # by name: core imports no layer above it
+    'lifecycle.model.registry.RegistryUnavailable': EXIT_STAGE,  # by name: core imports no layer above it
     'lifecycle.serve.predlog.LogUnreadable': EXIT_SOURCE,  # (a prediction log that cannot be read)
     'lifecycle.core.tracking.TrackingUnavailable': EXIT_SOURCE,  # (MLflow's database cannot be opened)
     'lifecycle.core.store.JournalError': EXIT_SOURCE,  # (a log damaged mid-way: named with its line)

@@ -12,8 +12,9 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['VALIDATION_KIND', 'ALIAS_MOVES', 'RegistryError', 'NotValidated', 'record_validation', 'passed_validation',
-           'alias_version', 'missing_version', 'register_version', 'load_by_alias', 'describe_models', 'UnauditedAlias',
-           'audited_aliases', 'audited_run', 'alias_mismatches', 'mismatch_text', 'check_version_aliases']
+           'RegistryUnavailable', 'alias_version', 'missing_version', 'register_version', 'load_by_alias',
+           'describe_models', 'UnauditedAlias', 'audited_aliases', 'audited_run', 'alias_mismatches', 'mismatch_text',
+           'check_version_aliases']
 
 # %% ../../nbs/api/model/04_registry.ipynb #8e6ca591
 VALIDATION_KIND = 'validations'
@@ -78,6 +79,11 @@ def passed_validation(store: Store, validation_id: str | None) -> dict:
     return rec
 
 # %% ../../nbs/api/model/04_registry.ipynb #53f4ea74
+class RegistryUnavailable(Exception):
+    """The registry could not answer (busy, unreachable): no verdict on a version's gates, files or alias, and no
+    refusal on record; try again."""
+
+
 def alias_version(client, name: str, alias: str) -> str | None:
     "The version an alias points to, or None."
     from mlflow.exceptions import MlflowException

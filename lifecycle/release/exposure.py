@@ -9,17 +9,13 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from ..model.registry import RegistryUnavailable  # (defined below the release layer: promotion raises it too)
 
 # %% auto #0
-__all__ = ['ARMS', 'RegistryUnavailable', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals',
-           'metric_floors_failed', 'floors_now', 'files_problem', 'files_fetched', 'check', 'deployed_spec',
-           'serving_check', 'alias_unserved']
+__all__ = ['ARMS', 'ExposureRefused', 'Exposure', 'arm_exposure', 'earlier_approvals', 'metric_floors_failed', 'floors_now',
+           'files_problem', 'files_fetched', 'check', 'deployed_spec', 'serving_check', 'alias_unserved']
 
 # %% ../../nbs/api/release/05_exposure.ipynb #96e86419
-class RegistryUnavailable(Exception):
-    "The registry could not say whether a version passed its gates (busy, unreachable): no verdict, try again."
-
-
 class ExposureRefused(Exception):
     "A version may not be exposed this way: `missing` names each gate or approval it lacks."
 

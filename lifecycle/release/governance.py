@@ -577,7 +577,7 @@ def promote(
         client.get_model_version(name, version)
     except MlflowException as e:
         from lifecycle.model.registry import missing_version
-        from lifecycle.release.exposure import RegistryUnavailable
+        from lifecycle.model.registry import RegistryUnavailable
 
         if e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):  # (busy, unreachable: no
             raise RegistryUnavailable(  # verdict, and no refusal on record: helper CB)
