@@ -673,6 +673,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.store._host': ('api/core/store.html#_host', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store._load_record': ('api/core/store.html#_load_record', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store._mtime': ('api/core/store.html#_mtime', 'lifecycle/core/store.py'),
+                                      'lifecycle.core.store._note_torn': ('api/core/store.html#_note_torn', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store._set_aside_torn': ( 'api/core/store.html#_set_aside_torn',
                                                                                 'lifecycle/core/store.py'),
                                       'lifecycle.core.store._temp_beside': ('api/core/store.html#_temp_beside', 'lifecycle/core/store.py'),

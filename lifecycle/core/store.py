@@ -139,8 +139,11 @@ class JournalError(Exception):
 
 
 def _set_aside_torn(fd: int, path: Path) -> int:
-    """Cut a torn last line (no final newline) off the log, noting in `<path>.torn` where it was, its length and its
-    sha256 (never its bytes); return the bytes cut."""
+    """Cut a torn last line (no final newline) off the log, noting in `<path>.torn` where it was and its length, never
+    its bytes nor their hash (a torn audit payload's personal data outlived `audit erase` there; the hash of a line torn
+    before its salt can be guessed back: reviews CC, CE), and nothing reads a torn line back. A `.torn` that cannot be
+    written is said in the log (naming it) and the line cut all the same: an append is never held back by its note;
+    return the bytes cut."""
     size = os.fstat(fd).st_size
     if size == 0 or os.pread(fd, 1, size - 1) == b'\n':
         return 0
@@ -152,35 +155,36 @@ def _set_aside_torn(fd: int, path: Path) -> int:
             keep = start + at + 1
             break
         end = start
-    digest, at = hashlib.sha256(), keep  # (its hash and length, never its bytes: a torn audit payload's personal data
-    while at < size:  # would outlive `audit erase` there, and nothing reads a torn line back; review CC)
-        digest.update(os.pread(fd, min(1 << 20, size - at), at))
-        at += 1 << 20
-    note = (
-        json.dumps(
-            {
-                'time': time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()),
-                'offset': keep,
-                'bytes': size - keep,
-                'sha256': digest.hexdigest(),
-            }
-        )
-        + '\n'
-    )
-    mode = os.fstat(fd).st_mode & 0o777  # (the torn bytes are the log's: readable by whom the log is, no one else)
-    aside = os.open(path.with_name(path.name + '.torn'), os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
-    if (had := os.fstat(aside).st_mode & 0o777) & ~mode:  # (one made by older code, wider than its log: narrowed)
-        try:
-            os.fchmod(aside, had & mode)
-        except OSError:  # (another user's file: left as it is)
-            pass
-    with os.fdopen(aside, 'a') as f:
-        f.write(note)
-        f.flush()
-        os.fsync(f.fileno())
+    stamp = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+    note = json.dumps({'time': stamp, 'offset': keep, 'bytes': size - keep}) + '\n'
+    aside = path.with_name(path.name + '.torn')
+    try:
+        _note_torn(fd, aside, note)
+    except OSError as e:  # (a folder there, no permission, no space: review CE, every append failed naming the log)
+        import logging
+
+        logging.getLogger('lifecycle').warning(
+            '%s: a torn last line (%d bytes at offset %d) was cut off, and %s could not take its note (%s)',
+            path, size - keep, keep, aside, e,
+        )  # fmt: skip
     os.ftruncate(fd, keep)
     os.fsync(fd)
     return size - keep
+
+
+def _note_torn(fd: int, aside: Path, note: str) -> None:
+    "Append `note` to `aside` (made with the log's mode, an older wider one narrowed to it) and sync it."
+    mode = os.fstat(fd).st_mode & 0o777  # (readable by whom the log is, no one else)
+    out = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
+    if (had := os.fstat(out).st_mode & 0o777) & ~mode:  # (one made by older code, wider than its log: narrowed)
+        try:
+            os.fchmod(out, had & mode)
+        except OSError:  # (another user's file: left as it is)
+            pass
+    with os.fdopen(out, 'a') as f:
+        f.write(note)
+        f.flush()
+        os.fsync(f.fileno())
 
 
 @contextmanager
