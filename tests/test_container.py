@@ -277,8 +277,33 @@ def test_a_bundle_written_again_and_killed_midway_leaves_the_one_there_whole(tmp
     release_bundle(ws, name, '1', dest)  # written again in whole; the part left beside it is gone
     assert (dest / 'release.json').exists() and beside() == []
     renames = "real, n = os.rename, []\ndef rename(a, b):\n    n.append(a)\n    return real(a, b) if len(n) < 2 else "
+    (dest / '.lifecycle').mkdir()
+    (dest / '.lifecycle' / 'served.txt').write_text('what a server run in it wrote')  # (this bundle, not a new one)
     killed_at(renames + f"({die})()\nos.rename = rename")  # (struck between the swap's two renames)
     assert not dest.exists() and len(beside()) == 2  # (the bundle set aside, the new one beside it)
     r = invoke(bundle, [name, '1'], env={'LIFECYCLE_WORKSPACE': str(ws.root)})
     assert r.exit_code == 2 and "is there already" in r.stderr, (r.stdout, r.stderr)  # (put back, found there)
-    assert (dest / 'release.json').exists() and beside() == [] and tidy_bundle(dest) == dest
+    assert (dest / '.lifecycle' / 'served.txt').exists() and beside() == [] and tidy_bundle(dest) == dest
+
+
+def test_a_bundle_that_cannot_be_renamed_into_place_puts_the_one_there_back(tmp_path, monkeypatch):
+    "Review CE: with the new bundle's rename into place failing, the old bundle was left hidden beside its place."
+    import os
+    from lifecycle.release import container
+
+    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    name = ws.params['register'].model_name
+    dest = container.bundle_dir(ws, name, '1')
+    release_bundle(ws, name, '1', dest)
+    (dest / 'kept.txt').write_text('the bundle there')
+    real = os.rename
+
+    def refused(a, b):
+        if '.part-' in str(a):
+            raise OSError(28, 'No space left on device')
+        return real(a, b)
+
+    monkeypatch.setattr(os, 'rename', refused)
+    with pytest.raises(OSError, match='No space'):
+        release_bundle(ws, name, '1', dest)
+    assert (dest / 'kept.txt').exists() and sorted(p.name for p in dest.parent.iterdir()) == [dest.name]

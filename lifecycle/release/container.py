@@ -235,7 +235,12 @@ def _swap_in(part: Path, dest: Path) -> None:
     old = dest.with_name(f'.{dest.name}.old-{os.getpid()}')
     if dest.exists():
         os.rename(dest, old)
-    os.rename(part, dest)
+    try:
+        os.rename(part, dest)
+    except OSError:  # (the new one could not go in: the old one back where it was, not left hidden; review CE)
+        if old.exists() and not dest.exists():
+            os.rename(old, dest)
+        raise
     _remove(old)
 
 
