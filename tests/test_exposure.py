@@ -177,6 +177,11 @@ def test_govern_check_notes_the_environments_alias_naming_a_version_the_flags_no
     assert out['alias_unserved'] == dict(
         alias='production', model=NAME, version='1', everyone='3', serves={'control': '3', 'safe': '1'}, rollout=False
     ), r.stdout
+    fl.change_flags(prod, {'challenger': '1', 'percentage': 5}, actor='ops', reason='v1 as a canary')
+    said = ' '.join(check()[0].stdout.split())  # (the control cannot be v1 while the challenger is: review CE)
+    assert '`lifecycle flags set control=1 challenger=null percentage=0`' in said, said
+    fl.change_flags(prod, {'control': '1', 'challenger': None, 'percentage': 0}, actor='ops', reason='as it says')
+    assert check()[1]['alias_unserved'] is None
 
 
 def test_govern_check_reads_the_spec_by_the_flags_schema_and_refuses_one_edited_out_of_it(ws):  # noqa: F811

@@ -93,13 +93,15 @@ class ServingCheck(Result):
             print(f"{a['arm']}: version {a['version']}, exposed as {a['exposure']} in {self.environment}: {state}")
         if u := self.alias_unserved:  # (a note, not a failure: what serves is checked above; review CA)
             serves = ', '.join(f"{arm} {v}" for arm, v in u['serves'].items())
+            # (a version the challenger names cannot be the control beside it: the change would be refused; CE)
+            arm_free = ' challenger=null percentage=0' if u['serves'].get('challenger') == u['version'] else ''
             fix = (
                 "a rollout holds the flags: `lifecycle rollout status` says where it stands; `rollout advance` "
                 "completes it (the alias follows) or `rollout rollback` ends it"
                 if u['rollout']
                 else "the flags were changed outside a rollout, or the alias was moved. Put it back in the flags "
-                f"(`lifecycle flags set control={u['version']}`), or move the alias to what serves (`lifecycle promote "
-                f"{u['model']} {u['everyone']} --to {u['alias']}`)"
+                f"(`lifecycle flags set control={u['version']}{arm_free}`), or move the alias to what serves "
+                f"(`lifecycle promote {u['model']} {u['everyone']} --to {u['alias']}`)"
             )
             print(
                 f"note: the registry alias {u['alias']!r} names {u['model']} version {u['version']}, but the flags "
