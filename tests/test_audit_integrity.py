@@ -795,3 +795,17 @@ def test_a_torn_payload_line_whose_torn_file_cannot_be_written_never_holds_an_ap
     assert e['seq'] == 3 and audit.verify(ws.log).ok
     said = ' '.join(r.getMessage() for r in caplog.records)
     assert 'a torn last line (38 bytes at offset' in said and str(aside) in said, said
+
+
+def test_an_erasure_forgets_the_bytes_earlier_lifecycles_kept_in_the_audit_logs_torn_notes(ws):
+    """Review CE: `.torn` notes written by earlier lifecycles keep a torn or set-aside payload's bytes (`hex`), with
+    whatever personal data it held, and no erasure reached them. An erasure rewrites those notes without them."""
+    fill(ws, 2)
+    leaked = b'{"actor": "jane.doe@example.com", "reason": "complai'
+    aside = ws.payloads.with_name('audit.payloads.jsonl.torn')
+    aside.write_text(json.dumps({'time': 't', 'offset': 10, 'bytes': len(leaked), 'hex': leaked.hex()}) + '\n')
+    aside.chmod(0o600)
+    audit.erase(ws.log, 1, reason='a data subject asked')
+    (note,) = [json.loads(ln) for ln in aside.read_text().splitlines()]
+    assert note == {'time': 't', 'offset': 10, 'bytes': len(leaked)} and aside.stat().st_mode & 0o777 == 0o600
+    assert leaked.hex() not in aside.read_text() and audit.verify(ws.log).ok

@@ -877,7 +877,31 @@ def erase(
         with locked_append(pp):  # sets a torn line aside; payloads change only under the chain lock
             kept = [ln for ln in pp.read_bytes().split(b'\n') if ln.strip()]
             atomic_write(pp, b''.join(ln + b'\n' for ln in kept if not doomed(ln)))
+        for torn in (pp.with_name(pp.name + '.torn'), log.with_name(log.name + '.torn')):
+            _forget_torn_bytes(torn)
     return next(e for e in read(log) if e['seq'] == done)
+
+
+def _forget_torn_bytes(torn: Path) -> None:
+    """Rewrite a `.torn` file of the audit log without the bytes earlier lifecycles kept in its notes (`hex`): a torn
+    or set-aside payload's personal data, which no erasure reached (review CE); the notes stay, with where each line
+    was and its length. Nothing to do where none holds any."""
+    try:
+        lines = torn.read_bytes().split(b'\n')
+    except OSError:  # (none, or not readable: nothing this erasure can rewrite)
+        return
+    out, changed = [], False
+    for ln in lines:
+        try:
+            note = json.loads(ln) if ln.strip() else None
+        except ValueError:
+            note = None
+        if isinstance(note, dict) and 'hex' in note:
+            note.pop('hex')
+            ln, changed = json.dumps(note).encode(), True
+        out.append(ln)
+    if changed:
+        atomic_write(torn, b'\n'.join(out))  # (its mode kept)
 
 # %% ../../nbs/api/core/03_audit.ipynb #25913819
 def migrate_legacy(path: str | Path, keys_dir: str | Path | None = None, actor: str | None = None) -> dict:
