@@ -507,3 +507,43 @@ def test_a_rollback_whose_alias_the_busy_registry_cannot_move_says_try_again_and
     assert st['history'][-1]['alias']['moved'] is True and len(entries(s, 'flags.change')) == flag_writes
     assert [e['reason'] for e in entries(s, 'rollout.rollback')] == ['undo, again']
     assert not entries(s, 'promotion.refused') and fl.load_hold(s) is None
+
+
+def files_fetches(monkeypatch) -> list[tuple[str, bool]]:
+    "Each fetch of a version's files (`exposure._fetched_problem`) from here on: the version, and the flags lock held."
+    from lifecycle.core.locks import holds
+    from lifecycle.release import exposure
+
+    real, fetched = exposure._fetched_problem, []
+
+    def fetch(ws, name, version):
+        fetched.append((str(version), holds(ws.state_dir, 'flags')))
+        return real(ws, name, version)
+
+    monkeypatch.setattr(exposure, '_fetched_problem', fetch)
+    return fetched
+
+
+@pytest.mark.parametrize('how', ['look', 'guard'])
+def test_a_guard_completing_the_rollout_fetches_the_challengers_files_before_the_lock(ws, monkeypatch, how):
+    """Review CE (D1): the guard (`rollout guard`, `--once` or watching, and the retraining loop's look) completed the
+    rollout through `advance` inside the look's lock, so the challenger's files were fetched under it, by the flags
+    write and again by the promotion, while a kill switch waited. The completion is taken once the look lets go of
+    the lock, the files fetched once before it is taken again."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.serve.predlog import default_url
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    monkeypatch.setattr(ro, 'judge', lambda *a, **k: ro.Decision('advance', ['healthy']))
+    fetched = files_fetches(monkeypatch)
+    g = s.params['rollout'].guard
+    if how == 'look':
+        assert ro.look(s, g, 'Yes', default_url(s)).action == 'advance'
+    else:
+        ro.guard(s, g, 'Yes', default_url(s), max_seconds=30)
+    name = s.params['register'].model_name
+    assert ro.load_state(s)['status'] == 'completed' and alias_version(s.client, name, 'dev') == '2'
+    assert fetched == [('2', False)], fetched

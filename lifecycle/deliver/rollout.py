@@ -1137,8 +1137,9 @@ def look(
     s: Workspace, g: GuardParams, positive, log_url: str, before_complete=None, hold: str | None = None
 ) -> Decision | None:
     """One guard look at the running rollout; acts on advance, pause and rollback. None when nothing is running.
-    With `before_complete`, an advance that would complete the rollout is not taken here: the decision comes back as
-    `complete` for `guard` to run the hook outside the lock, then complete (`complete_if_unchanged`). A completion the
+    An advance that would complete the rollout is taken once the look's lock is let go (`complete_if_unchanged`, which
+    fetches the challenger's files before it takes the lock again); with `before_complete`, not here: the decision
+    comes back as `complete` for `guard` to run the hook outside the lock, then complete. A completion the
     release policy refuses (the new control's approval missing), or held by the caller (`hold`: why), is a `wait`
     saying so: the step goes on being judged, and rolled back on a regression, until it may complete. The log is read
     outside the rollout lock (a kill switch never waits on its queries), the decision taken under it, if the step is
@@ -1174,7 +1175,8 @@ def look(
             return Decision('pause', [why])
         if _killed(s):
             return Decision('wait', [_KILLED])
-        return _decide(s, now, stats, steps, g, before_complete, hold)
+        d = _decide(s, now, stats, steps, g, hold)
+    return _completed_by_look(s, d) if d.action == 'complete' and before_complete is None else d
 
 
 _KILLED = "the kill switch is on: the rollout takes no step until it is released (`flags unkill`) or rolled back"
@@ -1188,8 +1190,9 @@ def _killed(s: Settings) -> bool:
         return True
 
 
-def _decide(s: Workspace, st: dict, stats: dict, steps: int, g: GuardParams, before_complete, hold) -> Decision:
-    "The guard's decision on one step's figures, taken (under the rollout lock): advance, pause, roll back or wait."
+def _decide(s: Workspace, st: dict, stats: dict, steps: int, g: GuardParams, hold) -> Decision:
+    """The guard's decision on one step's figures, taken (under the rollout lock): advance, pause, roll back or wait;
+    `complete` for an advance that completes the rollout, which `look` (or `guard`) takes once the lock is let go."""
     d = judge(stats, st['tests'], g, steps, time.time() - st['step_started'])
     if d.action == 'wait':
         st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)
@@ -1201,21 +1204,39 @@ def _decide(s: Workspace, st: dict, stats: dict, steps: int, g: GuardParams, bef
     elif d.action == 'pause':
         pause(s, actor='guard', reason=why, metrics=d.metrics)
     elif d.action == 'advance':
-        if before_complete is not None and completes_next(st) and hold is None:
+        if not completes_next(st):
+            advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)
+        elif hold is None:  # (taken once the lock is let go, its challenger's files fetched before it: `look`)
             return Decision('complete', d.reasons, d.metrics, state=st)
-        held_by = hold if completes_next(st) else None
-        if held_by is None:
-            try:
-                advance(s, actor='guard', reason=d.reasons[0], metrics=d.metrics)  # blue-green: completes
-            except fl.FlagError as e:  # (refused before anything changed: the step stays, and so does the guard)
-                if not completes_next(st):
-                    raise
-                held_by = str(e)
-        if held_by is not None:
-            d = Decision('wait', [f"ready to complete, but {held_by}; the step stays judged", *d.reasons], d.metrics)
-            st['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)
-            _save(s, st)
+        else:
+            return _held(s, st, d, hold)
     return d
+
+
+def _held(s: Settings, st: dict, d: Decision, why: str) -> Decision:
+    """A look's completion held back (`why`: a refusal, or the caller's hold): a `wait` saying so, kept as the step's
+    last look if the rollout is still at the step `st` judged."""
+    d = Decision('wait', [f"ready to complete, but {why}; the step stays judged", *d.reasons], d.metrics)
+    with locked(s):
+        cur = load_state(s)
+        if cur and all(cur.get(k) == st.get(k) for k in _STEP):
+            cur['last_look'] = dict(time=time.time(), reasons=d.reasons, metrics=d.metrics)
+            _save(s, cur)
+    return d
+
+
+def _completed_by_look(s: Workspace, d: Decision) -> Decision:
+    """A look's completing advance, taken once its lock is let go (`complete_if_unchanged`): the challenger's files are
+    fetched before the lock is taken again, so a kill switch never waits out the fetch, and the flags write and the
+    promotion take that verdict (review CE: the guard completed under the look's lock, and each fetched there). A
+    completion the release policy refuses is a `wait` saying so: the step goes on being judged."""
+    try:
+        done = complete_if_unchanged(s, d.state, d.reasons[0], d.metrics)
+    except fl.FlagError as e:  # (refused before anything changed: the step stays, and so does the guard)
+        return _held(s, d.state, d, str(e))
+    if done is None:
+        return Decision('wait', ['the rollout changed while its completion was prepared: judged at the next look'])
+    return Decision('advance', d.reasons, d.metrics)
 
 
 
