@@ -1586,6 +1586,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._ended_in_flags': ( 'api/deliver/rollout.html#_ended_in_flags',
                                                                                           'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._ended_recorded': ( 'api/deliver/rollout.html#_ended_recorded',
+                                                                                          'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._ended_unrecorded': ( 'api/deliver/rollout.html#_ended_unrecorded',
                                                                                             'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._equal': ( 'api/deliver/rollout.html#_equal',

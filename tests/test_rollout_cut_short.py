@@ -547,3 +547,26 @@ def test_a_guard_completing_the_rollout_fetches_the_challengers_files_before_the
     name = s.params['register'].model_name
     assert ro.load_state(s)['status'] == 'completed' and alias_version(s.client, name, 'dev') == '2'
     assert fetched == [('2', False)], fetched
+
+
+@pytest.mark.parametrize('what', ['kill', 'rollback_running'])
+def test_an_end_killed_after_its_entry_is_finished_as_that_entry_says_by_the_other_end(ws, monkeypatch, what):
+    """Review CE (D3): a `rollout kill` killed between its audit entry and its state's save was said by status (and the
+    guard) as 'an action cut short: `lifecycle rollout rollback`', and that rollback, which looked only for a rollback
+    entry, recorded a second end. Status names `rollout kill` for the kill's flags; a rollback finishes a recorded kill
+    and a kill a recorded rollback (its kill switch on all the same), one end recorded."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s, _ = killed_at_save(ws, monkeypatch, what)
+    said = ro.flags_disagree(ro.load_state(s), fl.load_spec(s)[0])
+    if what == 'kill':
+        assert '`lifecycle rollout kill` finishes it' in said and 'rollout rollback' not in said, said
+    other, ended, status = (ro.rollback, 'kill', 'killed') if what == 'kill' else (ro.kill, 'rollback', 'rolled_back')
+    st = other(s, actor='frank', reason='as status says')
+    assert st['status'] == status and st['history'][-1]['reason'] == 'first try', st['history'][-1]
+    ends = entries(s, 'rollout.kill') + entries(s, 'rollout.rollback')
+    assert [(e['action'], e['reason']) for e in ends] == [(f'rollout.{ended}', 'first try')], ends
+    spec = fl.load_spec(s)[0]
+    assert spec.kill and (spec.control, spec.challenger) == ('1', None) and fl.load_hold(s) is None
+    assert ro.flags_disagree(ro.load_state(s), spec) is None

@@ -186,6 +186,18 @@ def _ended_in_flags(spec) -> bool:
     return spec is not None and spec.challenger is None and not spec.percentage
 
 
+_ENDED_BY = {'rollout.rollback': 'rolled_back', 'rollout.kill': 'killed'}
+
+
+def _ended_recorded(s: Workspace, st: dict, spec) -> dict | None:
+    """The audit entry of an active rollout's rollback, or kill (the kill switch on), whose flags `spec` show that end
+    written, or None: an end killed between its entry and its state's save. A rerun of either, or the other, finishes it
+    as that entry says (review CE: a kill cut short there was rolled back too, two ends recorded for one rollout)."""
+    if not _ended_in_flags(spec) or spec.control != st['control']:
+        return None
+    return _recorded(s, st, 'rollback') or (_recorded(s, st, 'kill') if spec.kill else None)
+
+
 @contextmanager
 def locked(s: Settings):
     """Hold the `flags` lock (re-entrant within a thread) for a rollout action: the guard, people and the flag writer
@@ -393,6 +405,11 @@ def flags_disagree(st: dict, spec) -> str | None:
         return (
             f"{said}; its completion was cut short: `lifecycle rollout advance` finishes it, `lifecycle rollout "
             f"rollback` puts {_v(st['control'])} back"
+        )
+    if spec.kill and _ended_in_flags(spec) and spec.control == st['control']:  # (as its kill leaves them)
+        return (
+            f"{said}; the kill switch is on and its challenger undeployed, as its kill leaves them: `lifecycle rollout "
+            "kill` finishes it (the rollout ended, and recorded once)"
         )
     return f"{said}; an action on it was cut short: `lifecycle rollout rollback` puts everyone back on the control"
 
@@ -774,8 +791,8 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         _save(s, st)  # marked first: a kill once the flags are written leaves a rollback cut short, said and finished
     else:
         st, spec = _active(s), _spec(s)
-        if _ended_in_flags(spec) and (e := _recorded(s, st, 'rollback')):  # (killed after its entry)
-            return _from_record(s, st, e, status='rolled_back', percentage=0.0)
+        if e := _ended_recorded(s, st, spec):  # (a rollback, or a kill, killed after its entry)
+            return _from_record(s, st, e, status=_ENDED_BY[e['action']], percentage=0.0)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, spec)}
         if spec is not None and _holds(spec, changes):  # (written by a run its alias move stopped: not again)
             return _rolled_back(s, st, changes, actor, reason, metrics)
@@ -847,8 +864,10 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     """The kill switch: everyone to the known-safe version; the rollout ends. A completion cut short has its control put
     back too, after the kill switch is on (that control's release policy asks the registry; the kill asks nothing)."""
     st, spec = _active(s), _spec(s)
-    if _ended_in_flags(spec) and spec.kill and (e := _recorded(s, st, 'kill')):  # (killed after its entry)
-        return _from_record(s, st, e, status='killed', percentage=0.0)
+    if e := _ended_recorded(s, st, spec):  # (a kill, or a rollback, killed after its entry)
+        if not spec.kill:  # (a rollback's: everyone is on the control; the kill switch asked for goes on all the same)
+            fl.change_flags(s, {'kill': True}, actor, f'rollout killed: {reason}', 'rollout', floors=())
+        return _from_record(s, st, e, status=_ENDED_BY[e['action']], percentage=0.0)
     changes = {'kill': True, 'challenger': None, 'percentage': 0, 'shadow': False}  # an unkill brings no suspect back
     back = _control_back(st, spec)  # (nor a challenger a completion cut short made the control)
     try:
