@@ -570,3 +570,33 @@ def test_an_end_killed_after_its_entry_is_finished_as_that_entry_says_by_the_oth
     spec = fl.load_spec(s)[0]
     assert spec.kill and (spec.control, spec.challenger) == ('1', None) and fl.load_hold(s) is None
     assert ro.flags_disagree(ro.load_state(s), spec) is None
+
+
+@pytest.mark.parametrize('by_hand', ['challenger_back', 'safe_then_control'])
+def test_flags_changed_by_hand_after_a_completion_are_rolled_back_in_full(ws, by_hand):
+    """Review CE (D4): the rollback of a completed rollout whose old control a person put back by hand (no rollback
+    begun) recorded that and wrote nothing, so what else a rollback takes away stayed: v2 as challenger at 20% beside
+    v1, or v2 as the safe version (a kill then sent everyone to the version rolled back). Now it writes what the
+    flags lack of a rollback, then records it."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed'
+    if by_hand == 'challenger_back':
+        fl.change_flags(s, {'control': '1', 'challenger': '2', 'percentage': 20}, actor='dave', reason='by hand')
+    else:
+        fl.change_flags(s, {'safe': '2'}, actor='dave', reason='v2 is the safe version now')
+        fl.change_flags(s, {'control': '1'}, actor='dave', reason='v1 back, by hand')
+    said = ro.flags_disagree(ro.load_state(s), fl.load_spec(s)[0])
+    assert 'writing what else a rollback writes that the flags lack' in said, said
+    writes = len(entries(s, 'flags.change'))
+    st = ro.rollback(s, actor='dave', reason='record it')
+    spec = fl.load_spec(s)[0]
+    assert st['status'] == 'rolled_back' and st['history'][-1]['flags_changed_after_completion'] is True
+    assert (spec.control, spec.challenger, spec.percentage, spec.shadow, spec.safe) == ('1', None, 0, False, '1')
+    assert len(entries(s, 'flags.change')) == writes + 1 and [e['reason'] for e in entries(s, 'rollout.rollback')] == [
+        'record it'
+    ]

@@ -372,8 +372,9 @@ def _changed_after_completion(st: dict, spec) -> str | None:
 def _rolled_back_by_rerun(st: dict) -> str:
     "What `rollback` does of a completed rollout whose old control the flags have again, with no rollback begun."
     return (
-        f"`lifecycle rollout rollback` records the change as its rollback and moves the alias back to "
-        f"{_v(st.get('alias_before'))} through the verified promotion"
+        f"`lifecycle rollout rollback` records the change as its rollback, writing what else a rollback writes that "
+        f"the flags lack (no challenger, share or shadow, and the safe version off {_v(st['challenger'])}), and moves "
+        f"the alias back to {_v(st.get('alias_before'))} through the verified promotion"
     )
 
 
@@ -775,21 +776,24 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
             if marked := st.pop('rolling_back', None):
                 done = marked.get('changes') or {'control': st['control']}
                 return _rolled_back(s, st, done, actor, reason, metrics, finished_cut_short=True)
-            done = {'control': st['control']}  # (no rollback begun: the flags were changed after it completed)
-            return _rolled_back(s, st, done, actor, reason, metrics, flags_changed_after_completion=True)
-        if spec.control != st['challenger']:
+            # (no rollback begun: the flags were changed after it completed; what else a rollback writes is written,
+            # else the version rolled back goes on serving as challenger or safe version: review CE)
+            changes, noted = _completed_rollback(st, spec), dict(flags_changed_after_completion=True)
+            if _holds(spec, changes):
+                return _rolled_back(s, st, changes, actor, reason, metrics, **noted)
+        elif spec.control != st['challenger']:
             if spec.control == st['control'] and (e := _recorded(s, st, 'rollback')):  # (an older lifecycle's)
                 return _from_record(s, st, e, status='rolled_back', percentage=0.0)
             raise RolloutError(
                 f"rollout {st['id']} completed, but v{spec.control} is the control now, not its v{st['challenger']}: "
                 "the flags moved on since, so there is nothing of it to roll back"
             )
-        changes = {'control': st['control'], 'challenger': None, 'percentage': 0, 'shadow': False}
-        if spec.safe == st['challenger']:  # (made the safe version once it served all: a kill would bring it back)
-            changes['safe'] = st['control']
-        st['rolling_back'] = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
-        _save(s, st)  # marked first: a kill once the flags are written leaves a rollback cut short, said and finished
+        else:
+            changes, noted = _completed_rollback(st, spec), {}
+            st['rolling_back'] = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
+            _save(s, st)  # marked first: a kill once the flags are written leaves a rollback cut short, said, finished
     else:
+        noted = {}
         st, spec = _active(s), _spec(s)
         if e := _ended_recorded(s, st, spec):  # (a rollback, or a kill, killed after its entry)
             return _from_record(s, st, e, status=_ENDED_BY[e['action']], percentage=0.0)
@@ -797,8 +801,8 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         if spec is not None and _holds(spec, changes):  # (written by a run its alias move stopped: not again)
             return _rolled_back(s, st, changes, actor, reason, metrics)
     try:
-        fl.change_flags(  # (never held by a floor raised since: review AP)
-            s, changes, actor=actor, source='rollout', reason=f'rollout rolled back: {reason}', floors=()
+        fl.change_flags(  # (only what the flags lack; never held by a floor raised since: review AP)
+            s, _lacking(spec, changes), actor, f'rollout rolled back: {reason}', 'rollout', floors=()
         )
     except AuditError as e:
         _unmark_if_unchanged(s, st, spec)
@@ -816,13 +820,28 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     except BaseException:
         _unmark_if_unchanged(s, st, spec)
         raise
-    return _rolled_back(s, st, changes, actor, reason, metrics)
+    return _rolled_back(s, st, changes, actor, reason, metrics, **noted)
+
+
+def _completed_rollback(st: dict, spec) -> dict:
+    """The flags changes that roll a completed rollout back: its old control serves everyone again, no challenger, no
+    share, no shadow, and the safe version back too if it names the version rolled back (made the safe version once it
+    served all, a kill would bring it back)."""
+    changes = {'control': st['control'], 'challenger': None, 'percentage': 0, 'shadow': False}
+    if spec.safe == st['challenger']:
+        changes['safe'] = st['control']
+    return changes
+
+
+def _lacking(spec, changes: dict) -> dict:
+    "Those of `changes` the flags `spec` (None: not known) do not hold already."
+    now = {} if spec is None else spec.model_dump(mode='json')
+    return {k: v for k, v in changes.items() if k not in now or now[k] != v}
 
 
 def _holds(spec, changes: dict) -> bool:
     "Whether the flags `spec` hold every one of `changes` already."
-    now = spec.model_dump(mode='json')
-    return all(now.get(k) == v for k, v in changes.items())
+    return not _lacking(spec, changes)
 
 
 def _unmark_if_unchanged(s: Settings, st: dict, spec) -> None:
