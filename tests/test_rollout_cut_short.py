@@ -600,3 +600,29 @@ def test_flags_changed_by_hand_after_a_completion_are_rolled_back_in_full(ws, by
     assert len(entries(s, 'flags.change')) == writes + 1 and [e['reason'] for e in entries(s, 'rollout.rollback')] == [
         'record it'
     ]
+
+
+def test_the_kill_of_a_completion_cut_short_refused_its_control_says_so_not_try_again(ws, monkeypatch):
+    """Review CE (P1): the kill of a completion cut short whose control the release policy refused (a 422: an approval
+    that no longer verifies) said '`lifecycle rollout kill` again puts it back', which a rerun refused the same way.
+    Only a registry that could not answer (503) is 'again'; a refusal is named as one."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = cut_short(ws, monkeypatch, after_alias=True)
+    real, why = fl.policy_refusals, 'control: version 1 may not be exposed: its approval does not verify (key revoked)'
+
+    def refuse(ws_, name, spec, before=None, *a, **k):
+        if before is not None and (spec.control, before.control) == ('1', '2'):
+            return [why]
+        return real(ws_, name, spec, before, *a, **k)
+
+    monkeypatch.setattr(fl, 'policy_refusals', refuse)
+    for reason in ('pager went off', 'pager, again'):
+        with pytest.raises(fl.FlagError) as e:
+            ro.kill(s, actor='erin', reason=reason)
+        said = str(e.value)
+        assert e.value.status != 503 and 'again puts it back' not in said, said
+        assert said.startswith('the kill switch is on (everyone is on the safe version v1), but v1 is refused as the')
+        assert why in said and '`lifecycle rollout kill` again is refused the same way' in said, said
+    assert fl.load_spec(s)[0].kill and ro.load_state(s)['status'] == 'running'

@@ -900,10 +900,17 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
     except fl.FlagError as e:
         if not back or not kill_switch_on(s):
             raise
+        on = f"the kill switch is on (everyone is on the safe version {_v(spec.safe)}), but {_v(st['control'])}"
+        then = f"(until then, releasing the kill switch would serve {_v(spec.control)} to everyone)"
+        if e.status == 503:  # (busy: a rerun puts it back; refused, a rerun is refused the same way: review CE)
+            raise fl.FlagError(
+                f"{on} could not be put back as the control yet: {e}; `lifecycle rollout kill` again puts it back and "
+                f"ends the rollout {then}",
+                status=e.status,
+            ) from None
         raise fl.FlagError(
-            f"the kill switch is on (everyone is on the safe version {_v(spec.safe)}), but {_v(st['control'])} could "
-            f"not be put back as the control yet: {e}; `lifecycle rollout kill` again puts it back and ends the "
-            f"rollout (until then, releasing the kill switch would serve {_v(spec.control)} to everyone)",
+            f"{on} is refused as the control: {e}; the rollout runs on, killed, and `lifecycle rollout kill` again is "
+            f"refused the same way until that refusal is put right, then puts it back and ends the rollout {then}",
             status=e.status,
         ) from None
     changes.update(back)
