@@ -626,3 +626,25 @@ def test_the_kill_of_a_completion_cut_short_refused_its_control_says_so_not_try_
         assert said.startswith('the kill switch is on (everyone is on the safe version v1), but v1 is refused as the')
         assert why in said and '`lifecycle rollout kill` again is refused the same way' in said, said
     assert fl.load_spec(s)[0].kill and ro.load_state(s)['status'] == 'running'
+
+
+def test_status_after_a_kill_that_could_not_put_the_control_back_names_the_kill_that_finishes_it(ws, monkeypatch):
+    """Review CE (P2): after the kill of a completion cut short put the kill switch on and the busy registry kept its
+    control from being put back, status said '`lifecycle rollout advance` finishes it', which the kill switch refuses.
+    It names `rollout kill`, which does."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = cut_short(ws, monkeypatch, after_alias=True)
+    busy_registry(monkeypatch)
+    with pytest.raises(fl.FlagError):
+        ro.kill(s, actor='erin', reason='pager went off')
+    monkeypatch.undo()
+    said = ro.flags_disagree(ro.load_state(s), fl.load_spec(s)[0])
+    assert 'rollout advance' not in said and '`lifecycle rollout kill` finishes it (v1 back as the control' in said
+    r = cli(ws, 'rollout', 'status')  # (and no word of releasing the kill switch, which would serve v2 to everyone)
+    assert r.returncode == 0 and said in r.stdout and 'flags unkill' not in r.stdout, r.stdout + r.stderr
+    with pytest.raises(ro.RolloutError, match='the kill switch is on'):
+        ro.advance(s, actor='carol', reason='finish it')
+    st, spec = ro.kill(s, actor='erin', reason='as status says'), fl.load_spec(s)[0]
+    assert st['status'] == 'killed' and (spec.kill, spec.control) == (True, '1')

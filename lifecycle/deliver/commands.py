@@ -60,7 +60,9 @@ class RolloutView(Result):
         )
         if self.disagree:
             print(f"  {self.disagree}")
-        if self.killed:
+        if self.killed and self.disagree:  # (what finishes it is said above: a release may serve what it ended)
+            print("  held: the kill switch is on (everyone is on the safe version, the challenger serves no one)")
+        elif self.killed:
             print(
                 "  held: the kill switch is on (everyone is on the safe version, the challenger serves no one); no "
                 "step is taken until it is released (`lifecycle flags unkill`) or the rollout rolled back"

@@ -402,6 +402,12 @@ def flags_disagree(st: dict, spec) -> str | None:
     if want == found:
         return None
     said = f"the flags no longer match rollout {st['id']}'s state: expected {_shown(*want)}, found {_shown(*found)}"
+    if _completion_cut_short(st, spec) and spec.kill:  # (a kill whose control is not back yet: no step is taken)
+        return (
+            f"{said}; its completion was cut short, and the kill switch is on with {_v(st['challenger'])} still their "
+            f"control: `lifecycle rollout kill` finishes it ({_v(st['control'])} back as the control, the rollout "
+            f"ended); releasing the kill switch before that would serve {_v(st['challenger'])} to everyone"
+        )
     if _completion_cut_short(st, spec):
         return (
             f"{said}; its completion was cut short: `lifecycle rollout advance` finishes it, `lifecycle rollout "
