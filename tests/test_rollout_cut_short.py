@@ -648,3 +648,28 @@ def test_status_after_a_kill_that_could_not_put_the_control_back_names_the_kill_
         ro.advance(s, actor='carol', reason='finish it')
     st, spec = ro.kill(s, actor='erin', reason='as status says'), fl.load_spec(s)[0]
     assert st['status'] == 'killed' and (spec.kill, spec.control) == (True, '1')
+
+
+def test_the_rerun_of_a_rollback_stopped_at_its_alias_move_records_the_control_it_put_back(ws, monkeypatch):
+    """Review CE (P3): the rollback of a completion cut short put the control back, then the busy registry stopped its
+    alias move; its rerun worked its changes out again from flags that had the control back already, and recorded the
+    rollback without `control_restored`. The first run's changes are kept in the state for the rerun's record."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.release.exposure import RegistryUnavailable
+    from lifecycle.serve import flags as fl
+
+    s = cut_short(ws, monkeypatch, after_alias=True)
+    real = fl.change_flags
+
+    def then_busy(*a, **k):
+        out = real(*a, **k)
+        busy_registry(monkeypatch)
+        return out
+
+    monkeypatch.setattr(fl, 'change_flags', then_busy)
+    with pytest.raises(RegistryUnavailable):
+        ro.rollback(s, actor='erin', reason='undo')
+    monkeypatch.undo()
+    st = ro.rollback(s, actor='erin', reason='undo, again')
+    assert st['status'] == 'rolled_back' and st['history'][-1]['control_restored'] == '1' and 'rolling_back' not in st
+    assert [e['details'].get('control_restored') for e in entries(s, 'rollout.rollback')] == ['1']

@@ -804,8 +804,14 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         if e := _ended_recorded(s, st, spec):  # (a rollback, or a kill, killed after its entry)
             return _from_record(s, st, e, status=_ENDED_BY[e['action']], percentage=0.0)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, spec)}
+        marked = (st.get('rolling_back') or {}).get('changes')
+        if spec is not None and marked and _holds(spec, marked):  # (a run's, its control put back: review CE)
+            changes = marked
         if spec is not None and _holds(spec, changes):  # (written by a run its alias move stopped: not again)
             return _rolled_back(s, st, changes, actor, reason, metrics)
+        if 'control' in changes:  # marked first: a rerun once the control is back records it put back all the same
+            st['rolling_back'] = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
+            _save(s, st)
     try:
         fl.change_flags(  # (only what the flags lack; never held by a floor raised since: review AP)
             s, _lacking(spec, changes), actor, f'rollout rolled back: {reason}', 'rollout', floors=()
@@ -920,6 +926,7 @@ def kill(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
             status=e.status,
         ) from None
     changes.update(back)
+    st.pop('rolling_back', None)  # (a rollback's mark, if one was stopped at its alias move: ended by this kill)
     st.update(status='killed', percentage=0.0)
     return _ended(s, _event(s, st, 'kill', actor, reason or 'killed', **_restored(changes)))
 
