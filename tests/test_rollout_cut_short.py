@@ -673,3 +673,28 @@ def test_the_rerun_of_a_rollback_stopped_at_its_alias_move_records_the_control_i
     st = ro.rollback(s, actor='erin', reason='undo, again')
     assert st['status'] == 'rolled_back' and st['history'][-1]['control_restored'] == '1' and 'rolling_back' not in st
     assert [e['details'].get('control_restored') for e in entries(s, 'rollout.rollback')] == ['1']
+
+
+@pytest.mark.parametrize('before', [None, '2'])
+def test_a_hand_made_rollback_with_no_alias_to_go_back_to_is_recorded_as_status_says(ws, before):
+    """Review CE (P4): a completed rollout whose environment's alias named no version before it (or its challenger
+    already) had its old control put back by hand: status promised a rollback that 'moves the alias back to none',
+    and `rollout rollback` refused ('nothing of it to roll back'). Status says the alias stays, and the rollback
+    records the change, leaving the alias on the challenger as any rollback of such a rollout does."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    st = ro.advance(s, actor='carol', reason='to 100%')
+    st['alias_before'] = before  # (as a rollout started where the alias named none, or v2, has it)
+    ro._save(s, st)
+    fl.change_flags(s, {'control': '1'}, actor='dave', reason='v1 back, by hand')
+    said = ro.flags_disagree(ro.load_state(s), fl.load_spec(s)[0])
+    assert 'moves the alias back' not in said and 'and leaves the alias on v2 (it named ' in said, said
+    st = ro.rollback(s, actor='dave', reason='record it')
+    assert st['status'] == 'rolled_back' and st['history'][-1]['flags_changed_after_completion'] is True
+    assert alias_version(s.client, s.params['register'].model_name, 'dev') == '2'
+    assert ro.flags_disagree(st, fl.load_spec(s)[0]) is None

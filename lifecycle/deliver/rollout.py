@@ -342,18 +342,20 @@ def _alias_now(s: Workspace, name: str, alias: str) -> str | None:
         ) from None
 
 
-def _rollback_unfinished(s: Workspace, st: dict, spec) -> bool:
+def _rollback_unfinished(s: Workspace, st: dict, spec, moving: bool = True) -> bool:
     """`_rollback_cut_short`, or, in a state marked by no rollback begun, the flags' control its old one and the
     environment's alias still on its challenger: the flags changed after it completed (a person's change, or a rollback
-    by a lifecycle that made no mark, cut short), its rollback and its alias left for `rollback` to record and move."""
+    by a lifecycle that made no mark, cut short), its rollback and its alias left for `rollback` to record and move.
+    With `moving`, only where the alias named another version before the rollout (one to move it back to, which a new
+    rollout would take for its own); without, whatever it named (none, or the challenger: `rollback` leaves it, said,
+    as it does for any completed rollout's rollback, and as status says: review CE)."""
     if _rollback_cut_short(st, spec):
         return True
     if spec is None or st['status'] != 'completed' or spec.control != st['control']:
         return False
-    alias = st.get('alias') or s.environment
-    return st.get('alias_before') not in (None, st['challenger']) and (
-        _alias_now(s, st['model_name'], alias) == st['challenger']
-    )
+    if moving and st.get('alias_before') in (None, st['challenger']):
+        return False
+    return _alias_now(s, st['model_name'], st.get('alias') or s.environment) == st['challenger']
 
 
 def _changed_after_completion(st: dict, spec) -> str | None:
@@ -371,10 +373,15 @@ def _changed_after_completion(st: dict, spec) -> str | None:
 
 def _rolled_back_by_rerun(st: dict) -> str:
     "What `rollback` does of a completed rollout whose old control the flags have again, with no rollback begun."
+    before = st.get('alias_before')
+    if before in (None, st['challenger']):  # (nothing to move it back to)
+        was = 'no version' if before is None else f"{_v(before)} already"
+        alias = f"leaves the alias on {_v(st['challenger'])} (it named {was} before the rollout)"
+    else:
+        alias = f"moves the alias back to {_v(before)} through the verified promotion"
     return (
         f"`lifecycle rollout rollback` records the change as its rollback, writing what else a rollback writes that "
-        f"the flags lack (no challenger, share or shadow, and the safe version off {_v(st['challenger'])}), and moves "
-        f"the alias back to {_v(st.get('alias_before'))} through the verified promotion"
+        f"the flags lack (no challenger, share or shadow, and the safe version off {_v(st['challenger'])}), and {alias}"
     )
 
 
@@ -776,7 +783,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     st = load_state(s)
     if st and st['status'] == 'completed':
         spec, _ = fl.load_spec(s)
-        if _rollback_unfinished(s, st, spec):  # (the flags are written: the alias and the record are left)
+        if _rollback_unfinished(s, st, spec, moving=False):  # (the flags are written: the alias and the record left)
             if e := _recorded(s, st, 'rollback'):  # (killed after its entry: only the state's save is left)
                 return _from_record(s, st, e, status='rolled_back', percentage=0.0)
             if marked := st.pop('rolling_back', None):
