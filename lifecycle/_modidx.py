@@ -1644,6 +1644,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._spec': ( 'api/deliver/rollout.html#_spec',
                                                                                 'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._starting': ( 'api/deliver/rollout.html#_starting',
+                                                                                    'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._unmark_if_unchanged': ( 'api/deliver/rollout.html#_unmark_if_unchanged',
                                                                                                'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._v': ('api/deliver/rollout.html#_v', 'lifecycle/deliver/rollout.py'),

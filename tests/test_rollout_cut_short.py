@@ -698,3 +698,34 @@ def test_a_hand_made_rollback_with_no_alias_to_go_back_to_is_recorded_as_status_
     assert st['status'] == 'rolled_back' and st['history'][-1]['flags_changed_after_completion'] is True
     assert alias_version(s.client, s.params['register'].model_name, 'dev') == '2'
     assert ro.flags_disagree(st, fl.load_spec(s)[0]) is None
+
+
+def test_an_action_refused_before_any_file_check_fetches_no_files(ws, monkeypatch):
+    """Review CE (P5): `start` and `advance` fetched the files of the version they would expose before their lock,
+    even where they were then refused for what needs no file: a rollout under way, the kill switch on, a paused
+    rollout. They fetch none there."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    fetched = files_fetches(monkeypatch)
+    with pytest.raises(ro.RolloutError, match='finish or roll it back first'):
+        ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol')
+    ro.pause(s, actor='carol', reason='a look first')
+    with pytest.raises(ro.RolloutError, match='is paused'):
+        ro.advance(s, actor='carol', reason='to 100%')
+    ro.resume(s, actor='carol', reason='looked')
+    fl.kill(s, actor='erin', reason='incident')
+    with pytest.raises(ro.RolloutError, match='the kill switch is on'):
+        ro.advance(s, actor='carol', reason='to 100%')
+    assert ro.complete_if_unchanged(s, ro.load_state(s), 'healthy') is None
+    ro.rollback(s, actor='erin', reason='incident')
+    with pytest.raises(ro.RolloutError, match='the kill switch is on'):
+        ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol')
+    assert fetched == [], fetched
+    fl.change_flags(s, {'kill': False}, actor='erin', reason='incident over')
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol')  # (and one that goes ahead fetches them)
+    ro.advance(s, actor='carol', reason='to 100%')
+    assert fetched == [('2', False), ('2', False)], fetched

@@ -248,9 +248,31 @@ def _fetching(versions):
 
 
 def _completing(s: Settings, *a, **kw) -> list:
-    "The challenger of the rollout under way if its next advance completes it (`completes_next`), for `_fetching`."
+    """The challenger of the rollout under way if its next advance completes it (`completes_next`) or finishes its
+    completion cut short, for `_fetching`; none where that advance is refused before any file is read (review CE): the
+    kill switch on, the rollout paused, a blue-green one not switched yet."""
     st = load_state(s)
-    return [st['challenger']] if st and st['status'] in ACTIVE and completes_next(st) else []
+    if not st or st['status'] not in ACTIVE or kill_switch_on(s):
+        return []
+    if _completion_cut_short(st, _spec(s)):  # (finished paused or not)
+        return [st['challenger']]
+    if st['status'] == 'paused' or (st['strategy'] == 'blue_green' and st['percentage'] < 100):
+        return []
+    return [st['challenger']] if completes_next(st) else []
+
+
+def _starting(s: Settings, challenger, *a, **kw) -> list:
+    """The version `start` is about to deploy, for `_fetching`; none where the start is refused before any file is read
+    (review CE): a rollout under way, the version the control or the safe one, the kill switch on, another challenger
+    deployed."""
+    cur, spec = load_state(s), fl.load_spec(s)[0]
+    if (cur and cur['status'] in ACTIVE) or str(challenger) in (spec.control, spec.safe):
+        return []
+    try:
+        refuse_start(spec, challenger)
+    except RolloutError:
+        return []
+    return [challenger]
 
 
 def _active(s: Settings) -> dict:
@@ -434,7 +456,7 @@ def _set_share(s: Workspace, st: dict, pct: float, actor, reason) -> None:
     st['tests'] = {}
 
 # %% ../../nbs/api/deliver/01_rollout.ipynb #74085d98
-@_fetching(lambda s, challenger, *a, **kw: [challenger])
+@_fetching(_starting)
 @_exclusive
 def start(
     s: Workspace,
@@ -1309,7 +1331,7 @@ def _arms(log_url: str, positive, arms: tuple, since: float, until: float | None
     "Each arm's `arm_stats` of every version's rows of the rollout's model logged in `[since, until)`, by the database."
     return arm_stats_in_log(log_url, positive, arms, since, st.get('model_name'), until=until, latest=False)[0]
 
-@_fetching(lambda s, st, *a, **kw: [st.get('challenger')])
+@_fetching(_completing)
 @_exclusive
 def complete_if_unchanged(s: Workspace, st: dict, reason: str, metrics: dict | None = None) -> dict | None:
     """Take the guard's completing advance if the rollout is still as `st` (same id, step, share and step start, and
