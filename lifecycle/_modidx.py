@@ -1566,6 +1566,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._alias_now': ( 'api/deliver/rollout.html#_alias_now',
                                                                                      'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._alias_said': ( 'api/deliver/rollout.html#_alias_said',
+                                                                                      'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._arms': ( 'api/deliver/rollout.html#_arms',
                                                                                 'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._changed_after_completion': ( 'api/deliver/rollout.html#_changed_after_completion',

@@ -729,3 +729,74 @@ def test_an_action_refused_before_any_file_check_fetches_no_files(ws, monkeypatc
     ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol')  # (and one that goes ahead fetches them)
     ro.advance(s, actor='carol', reason='to 100%')
     assert fetched == [('2', False), ('2', False)], fetched
+
+
+def test_a_rollback_of_flags_changed_after_completion_killed_before_its_entry_is_finished_by_its_rerun(ws, monkeypatch):
+    """Review CG: the rollback of a completed rollout whose old control was put back by hand writes flags now, but it
+    made no mark first: killed before its entry, with the alias moved back, its rerun was refused ('nothing of it to
+    roll back') and no command recorded it. It is marked first, as every rollback that writes flags is."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed'
+    fl.change_flags(s, {'control': '1', 'challenger': '2', 'percentage': 20}, actor='dave', reason='by hand')
+    real = ro._event
+
+    def killed_at_its_entry(s_, st, action, *a, **k):
+        if action == 'rollback':
+            raise Killed()
+        return real(s_, st, action, *a, **k)
+
+    monkeypatch.setattr(ro, '_event', killed_at_its_entry)
+    with pytest.raises(Killed):
+        ro.rollback(s, actor='dave', reason='first')
+    monkeypatch.undo()
+    assert alias_version(s.client, s.params['register'].model_name, 'dev') == '1'  # (moved back before the kill)
+    st = ro.rollback(s, actor='dave', reason='again')
+    spec = fl.load_spec(s)[0]
+    assert st['status'] == 'rolled_back' and (spec.control, spec.challenger, spec.percentage) == ('1', None, 0)
+    assert st['history'][-1]['flags_changed_after_completion'] and len(entries(s, 'rollout.rollback')) == 1
+
+
+def test_a_completion_ends_a_rollbacks_mark_so_a_later_rollback_writes_what_the_flags_lack(ws, monkeypatch):
+    """Review CG: a rollback of a running rollout stopped after its mark (killed before its flags write) left the mark
+    in the state when `advance` completed the rollout; a later hand change of the flags was then taken for that
+    rollback cut short, and `rollback` recorded it writing nothing (v2 went on at 20%)."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = cut_short(ws, monkeypatch, after_alias=True)
+    monkeypatch.setattr(fl, 'change_flags', lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    monkeypatch.setattr(ro, '_unmark_if_unchanged', lambda *a, **k: None)  # (a kill -9 runs no handler)
+    with pytest.raises(Killed):
+        ro.rollback(s, actor='erin', reason='undo')
+    monkeypatch.undo()
+    assert ro.load_state(s).get('rolling_back')  # (marked before its flags write)
+    st = ro.advance(s, actor='carol', reason='finish it')
+    assert st['status'] == 'completed' and 'rolling_back' not in ro.load_state(s)
+    fl.change_flags(s, {'control': '1', 'challenger': '2', 'percentage': 20}, actor='dave', reason='by hand')
+    said = ro.flags_disagree(ro.load_state(s), fl.load_spec(s)[0])
+    assert 'rollback was cut short' not in said and 'changed after it completed' in said, said
+    st = ro.rollback(s, actor='dave', reason='record it')
+    spec = fl.load_spec(s)[0]
+    assert st['status'] == 'rolled_back' and (spec.control, spec.challenger, spec.percentage) == ('1', None, 0)
+
+
+def test_a_rollback_cut_short_with_no_alias_to_go_back_to_is_not_said_to_move_it_back_to_none(ws, monkeypatch):
+    "Review CG: status promised 'the alias back to none through the verified promotion', which the rerun never does."
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    st = dict(
+        id='r1', model_name='m', challenger='2', control='1', alias='dev', alias_before=None, status='completed',
+        rolling_back={'changes': {'control': '1'}},
+    )  # fmt: skip
+    spec = fl.FlagsParams(control='1', safe='1')
+    said = ro.flags_disagree(st, spec)
+    assert 'back to none' not in said and 'the alias left on v2 (it named no version before the rollout)' in said
+    said = ro.flags_disagree({**st, 'alias_before': '0'}, spec)
+    assert 'the alias back to v0 through the verified promotion' in said, said

@@ -393,17 +393,25 @@ def _changed_after_completion(st: dict, spec) -> str | None:
     return f"{said}: {_v(st['control'])}, its old control, is their control again, with no rollback of it begun"
 
 
-def _rolled_back_by_rerun(st: dict) -> str:
-    "What `rollback` does of a completed rollout whose old control the flags have again, with no rollback begun."
+def _alias_said(st: dict, verb: bool = False) -> str:
+    """What a completed rollout's rollback does with the environment's alias (`verb`: as a clause of `rollback`):
+    back to the version it named before the rollout, or, with none to go back to, left where it is (review CG: 'the
+    alias back to none' was promised)."""
     before = st.get('alias_before')
     if before in (None, st['challenger']):  # (nothing to move it back to)
         was = 'no version' if before is None else f"{_v(before)} already"
-        alias = f"leaves the alias on {_v(st['challenger'])} (it named {was} before the rollout)"
-    else:
-        alias = f"moves the alias back to {_v(before)} through the verified promotion"
+        left = 'leaves the alias' if verb else 'the alias left'
+        return f"{left} on {_v(st['challenger'])} (it named {was} before the rollout)"
+    back = 'moves the alias back' if verb else 'the alias back'
+    return f"{back} to {_v(before)} through the verified promotion"
+
+
+def _rolled_back_by_rerun(st: dict) -> str:
+    "What `rollback` does of a completed rollout whose old control the flags have again, with no rollback begun."
     return (
         f"`lifecycle rollout rollback` records the change as its rollback, writing what else a rollback writes that "
-        f"the flags lack (no challenger, share or shadow, and the safe version off {_v(st['challenger'])}), and {alias}"
+        f"the flags lack (no challenger, share or shadow, and the safe version off {_v(st['challenger'])}), and "
+        f"{_alias_said(st, verb=True)}"
     )
 
 
@@ -421,8 +429,8 @@ def flags_disagree(st: dict, spec) -> str | None:
         return (
             f"rollout {st['id']} completed, and its rollback was cut short: the flags have {_v(st['control'])} back as "
             f"the control, but the rollback is unrecorded and the {alias} alias may still name "
-            f"{_v(st['challenger'])}: `lifecycle rollout rollback` finishes it (the alias back to "
-            f"{_v(st.get('alias_before'))} through the verified promotion, and the rollback recorded)"
+            f"{_v(st['challenger'])}: `lifecycle rollout rollback` finishes it ({_alias_said(st)}, and the rollback "
+            "recorded)"
         )
     if spec is None or st['status'] not in ACTIVE:
         return None
@@ -651,6 +659,7 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics, cut_short: bool = 
             reason=f"rollout: v{st['challenger']} takes all traffic",
         )
     _promote_on_completion(s, st, actor, cut_short)
+    st.pop('rolling_back', None)  # (a rollback's mark, stopped at its alias move: this completion ends it; review CG)
     st.update(status='completed', percentage=100.0, step=len(st['steps']) - 1)
     said = reason or 'challenger at 100%: it is the control now'
     facts = dict(metrics=metrics or {}, **({'finished_cut_short': True} if cut_short else {}))
@@ -808,14 +817,22 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         if _rollback_unfinished(s, st, spec, moving=False):  # (the flags are written: the alias and the record left)
             if e := _recorded(s, st, 'rollback'):  # (killed after its entry: only the state's save is left)
                 return _from_record(s, st, e, status='rolled_back', percentage=0.0)
-            if marked := st.pop('rolling_back', None):
-                done = marked.get('changes') or {'control': st['control']}
-                return _rolled_back(s, st, done, actor, reason, metrics, finished_cut_short=True)
-            # (no rollback begun: the flags were changed after it completed; what else a rollback writes is written,
-            # else the version rolled back goes on serving as challenger or safe version: review CE)
-            changes, noted = _completed_rollback(st, spec), dict(flags_changed_after_completion=True)
-            if _holds(spec, changes):
-                return _rolled_back(s, st, changes, actor, reason, metrics, **noted)
+            if marked := st.get('rolling_back'):
+                changes = marked.get('changes') or {'control': st['control']}
+                after = marked.get('after_completion')
+                noted = dict(flags_changed_after_completion=True) if after else dict(finished_cut_short=True)
+                if _holds(spec, changes):
+                    return _rolled_back(s, st, changes, actor, reason, metrics, **noted)
+                # (the flags changed since its mark: what they lack of it is written below, not recorded unwritten;
+                # review CG)
+            else:  # (no rollback begun: the flags were changed after it completed; what else a rollback writes is
+                # written, else the version rolled back goes on serving as challenger or safe version: review CE)
+                changes, noted = _completed_rollback(st, spec), dict(flags_changed_after_completion=True)
+                if _holds(spec, changes):
+                    return _rolled_back(s, st, changes, actor, reason, metrics, **noted)
+                mark = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
+                st['rolling_back'] = dict(mark, after_completion=True)  # (marked first, as below: a kill once the
+                _save(s, st)  # flags are written leaves a rollback its rerun finishes, whatever the alias says: CG)
         elif spec.control != st['challenger']:
             if spec.control == st['control'] and (e := _recorded(s, st, 'rollback')):  # (an older lifecycle's)
                 return _from_record(s, st, e, status='rolled_back', percentage=0.0)
