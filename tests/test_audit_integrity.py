@@ -800,12 +800,26 @@ def test_a_torn_payload_line_whose_torn_file_cannot_be_written_never_holds_an_ap
 def test_an_erasure_forgets_the_bytes_earlier_lifecycles_kept_in_the_audit_logs_torn_notes(ws):
     """Review CE: `.torn` notes written by earlier lifecycles keep a torn or set-aside payload's bytes (`hex`), with
     whatever personal data it held, and no erasure reached them. An erasure rewrites those notes without them."""
+    import hashlib
+
     fill(ws, 2)
     leaked = b'{"actor": "jane.doe@example.com", "reason": "complai'
     aside = ws.payloads.with_name('audit.payloads.jsonl.torn')
-    aside.write_text(json.dumps({'time': 't', 'offset': 10, 'bytes': len(leaked), 'hex': leaked.hex()}) + '\n')
+    notes = [
+        {'time': 't', 'offset': 10, 'bytes': len(leaked), 'hex': leaked.hex()},
+        {'time': 't', 'offset': 10, 'bytes': len(leaked), 'sha256': hashlib.sha256(leaked).hexdigest()},  # (unsalted)
+    ]
+    aside.write_text(''.join(json.dumps(n) + '\n' for n in notes))
     aside.chmod(0o600)
-    audit.erase(ws.log, 1, reason='a data subject asked')
-    (note,) = [json.loads(ln) for ln in aside.read_text().splitlines()]
-    assert note == {'time': 't', 'offset': 10, 'bytes': len(leaked)} and aside.stat().st_mode & 0o777 == 0o600
-    assert leaked.hex() not in aside.read_text() and audit.verify(ws.log).ok
+    real = audit._forget_torn_bytes
+    audit._forget_torn_bytes = lambda log: 1 / 0  # (the erasure killed once its payload file is rewritten)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            audit.erase(ws.log, 1, reason='a data subject asked')
+    finally:
+        audit._forget_torn_bytes = real
+    with pytest.raises(audit.AuditError, match='already erased'):  # (its rerun: refused, and the notes done: CG)
+        audit.erase(ws.log, 1, reason='a data subject asked')
+    kept = {'time': 't', 'offset': 10, 'bytes': len(leaked)}
+    assert [json.loads(ln) for ln in aside.read_text().splitlines()] == [kept, kept]
+    assert aside.stat().st_mode & 0o777 == 0o600 and audit.verify(ws.log).ok

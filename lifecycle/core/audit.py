@@ -865,6 +865,7 @@ def erase(
 
         done = _tombstones(chain).get(seq)  # (with its payload still there: an erasure cut short, finished below)
         if done and not any(doomed(ln) for ln in (pp.read_bytes().split(b'\n') if pp.is_file() else [])):
+            _forget_torn_bytes(log)  # (an erasure killed before it: finished by the rerun all the same; review CG)
             raise AuditError(
                 f"{log}: entry {seq} is already erased (its tombstone is entry {done}); nothing changed, and the "
                 "reason given is not recorded"
@@ -877,31 +878,34 @@ def erase(
         with locked_append(pp):  # sets a torn line aside; payloads change only under the chain lock
             kept = [ln for ln in pp.read_bytes().split(b'\n') if ln.strip()]
             atomic_write(pp, b''.join(ln + b'\n' for ln in kept if not doomed(ln)))
-        for torn in (pp.with_name(pp.name + '.torn'), log.with_name(log.name + '.torn')):
-            _forget_torn_bytes(torn)
+        _forget_torn_bytes(log)
     return next(e for e in read(log) if e['seq'] == done)
 
 
-def _forget_torn_bytes(torn: Path) -> None:
-    """Rewrite a `.torn` file of the audit log without the bytes earlier lifecycles kept in its notes (`hex`): a torn
-    or set-aside payload's personal data, which no erasure reached (review CE); the notes stay, with where each line
-    was and its length. Nothing to do where none holds any."""
-    try:
-        lines = torn.read_bytes().split(b'\n')
-    except OSError:  # (none, or not readable: nothing this erasure can rewrite)
-        return
-    out, changed = [], False
-    for ln in lines:
+def _forget_torn_bytes(log: Path) -> None:
+    """Rewrite the audit log's `.torn` files (its own and its payload file's) without what earlier lifecycles kept in
+    their notes of a torn or set-aside line: its bytes (`hex`), a torn payload's personal data no erasure reached
+    (review CE), and their hash (`sha256`: of a line torn before its salt, guessed back; review CG). The notes stay,
+    with where each line was and its length. Nothing to do where none holds either."""
+    pp = payloads_path(log)
+    for torn in (pp.with_name(pp.name + '.torn'), log.with_name(log.name + '.torn')):
         try:
-            note = json.loads(ln) if ln.strip() else None
-        except ValueError:
-            note = None
-        if isinstance(note, dict) and 'hex' in note:
-            note.pop('hex')
-            ln, changed = json.dumps(note).encode(), True
-        out.append(ln)
-    if changed:
-        atomic_write(torn, b'\n'.join(out))  # (its mode kept)
+            lines = torn.read_bytes().split(b'\n')
+        except OSError:  # (none, or not readable: nothing this erasure can rewrite)
+            continue
+        out, changed = [], False
+        for ln in lines:
+            try:
+                note = json.loads(ln) if ln.strip() else None
+            except ValueError:
+                note = None
+            # (a set-aside whole line's hash, `unrecorded`, is of its salt too: kept)
+            gone = set() if not isinstance(note, dict) else {'hex'} if 'unrecorded' in note else {'hex', 'sha256'}
+            if gone & set(note or ()):
+                ln, changed = json.dumps({k: v for k, v in note.items() if k not in gone}).encode(), True
+            out.append(ln)
+        if changed:
+            atomic_write(torn, b'\n'.join(out))  # (its mode kept)
 
 # %% ../../nbs/api/core/03_audit.ipynb #25913819
 def migrate_legacy(path: str | Path, keys_dir: str | Path | None = None, actor: str | None = None) -> dict:
