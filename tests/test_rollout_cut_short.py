@@ -800,3 +800,17 @@ def test_a_rollback_cut_short_with_no_alias_to_go_back_to_is_not_said_to_move_it
     assert 'back to none' not in said and 'the alias left on v2 (it named no version before the rollout)' in said
     said = ro.flags_disagree({**st, 'alias_before': '0'}, spec)
     assert 'the alias back to v0 through the verified promotion' in said, said
+
+
+def test_a_completion_the_kill_switch_stopped_while_it_was_prepared_is_said_as_such(ws, monkeypatch):
+    "Review CG: the guard said 'the rollout changed while its completion was prepared' where the kill switch had."
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    st = ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    fl.change_flags(s, {'kill': True}, actor='oncall', reason='incident')  # (pulled after the look decided)
+    d = ro._completed_by_look(s, ro.Decision('complete', ['the guard passed'], state=ro.load_state(s)))
+    assert d.action == 'wait' and d.reasons[0].startswith('the kill switch was pulled while its completion'), d
+    assert ro.load_state(s)['id'] == st['id'] and ro.load_state(s)['status'] in ro.ACTIVE

@@ -1338,8 +1338,9 @@ def _completed_by_look(s: Workspace, d: Decision) -> Decision:
         done = complete_if_unchanged(s, d.state, d.reasons[0], d.metrics)
     except fl.FlagError as e:  # (refused before anything changed: the step stays, and so does the guard)
         return _held(s, d.state, d, str(e))
-    if done is None:
-        return Decision('wait', ['the rollout changed while its completion was prepared: judged at the next look'])
+    if done is None:  # (the kill switch said as such: a kill is no change to judge again; review CG)
+        why = 'the kill switch was pulled' if _killed(s) else 'the rollout changed'
+        return Decision('wait', [f'{why} while its completion was prepared: judged at the next look'])
     return Decision('advance', d.reasons, d.metrics)
 
 
@@ -1384,7 +1385,8 @@ def guard(
         if d is not None and d.action == 'complete':
             before_complete(d.state)
             if complete_if_unchanged(s, d.state, d.reasons[0], d.metrics) is None:
-                d = Decision('wait', ['the rollout changed while its completion was prepared: looking again'])
+                why = 'the kill switch was pulled' if _killed(s) else 'the rollout changed'
+                d = Decision('wait', [f'{why} while its completion was prepared: looking again'])
             else:
                 d = Decision('advance', d.reasons, d.metrics)
         if d is not None and on_decision:
