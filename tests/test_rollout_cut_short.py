@@ -44,6 +44,21 @@ def cut_short(ws: Path, monkeypatch, after_alias: bool):
     return s
 
 
+def _completed_then_rollback_killed(ws: Path, patch: str) -> None:
+    """Start a canary of v2 at 50% and complete it by the CLI, then run `rollout rollback --reason undo` in a process
+    that `patch` (Python run first, `os` and `signal` imported) makes kill itself with SIGKILL."""
+    for args in (('start', '--challenger', '2', '--steps', '50,100'), ('advance',)):
+        r, _ = cli_json(ws, 'rollout', *args)
+        assert r.returncode == 0, r.stderr
+    code = (
+        f'import os, signal, sys; {patch}; '
+        "sys.argv = ['lifecycle', 'rollout', 'rollback', '--reason', 'undo']; "
+        'from lifecycle.app.cli import main; main()'
+    )
+    r = subprocess.run([sys.executable, '-c', code], cwd=ws, env=clean_env(), capture_output=True, text=True)
+    assert r.returncode == -9, r.stdout + r.stderr
+
+
 def entries(s, action: str) -> list[dict]:
     from lifecycle.core import audit
 
@@ -260,17 +275,11 @@ def test_a_rollback_of_a_completed_rollout_killed_at_its_alias_move_is_said_by_s
     from lifecycle.core.workspace import Workspace
     from lifecycle.model.registry import alias_version
 
-    for args in (('start', '--challenger', '2', '--steps', '50,100'), ('advance',)):
-        r, _ = cli_json(ws, 'rollout', *args)
-        assert r.returncode == 0, r.stderr
-    code = (
-        'import os, signal, sys; from lifecycle.release import governance; '
-        'governance.promote = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL); '
-        "sys.argv = ['lifecycle', 'rollout', 'rollback', '--reason', 'undo']; "
-        'from lifecycle.app.cli import main; main()'
+    _completed_then_rollback_killed(
+        ws,
+        'from lifecycle.release import governance; '
+        'governance.promote = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)',
     )
-    r = subprocess.run([sys.executable, '-c', code], cwd=ws, env=clean_env(), capture_output=True, text=True)
-    assert r.returncode == -9, r.stdout + r.stderr
     r = cli(ws, 'rollout', 'status')
     assert r.returncode == 0 and 'its rollback was cut short' in r.stdout, r.stdout + r.stderr
     assert '`lifecycle rollout rollback` finishes it' in r.stdout, r.stdout
@@ -371,18 +380,12 @@ def test_a_rollback_killed_after_its_audit_entry_is_recorded_once_when_rerun(ws)
     "The reviewer's case: kill -9 as `rollout rollback` saves the state, its `rollout.rollback` entry written."
     from lifecycle.core.workspace import Workspace
 
-    for args in (('start', '--challenger', '2', '--steps', '50,100'), ('advance',)):
-        r, _ = cli_json(ws, 'rollout', *args)
-        assert r.returncode == 0, r.stderr
-    code = (
-        'import os, signal, sys; from lifecycle.deliver import rollout as ro; real = ro._save; '
+    _completed_then_rollback_killed(
+        ws,
+        'from lifecycle.deliver import rollout as ro; real = ro._save; '
         "ro._save = lambda s, st: os.kill(os.getpid(), signal.SIGKILL) if st['status'] == 'rolled_back' "
-        'else real(s, st); '
-        "sys.argv = ['lifecycle', 'rollout', 'rollback', '--reason', 'undo']; "
-        'from lifecycle.app.cli import main; main()'
+        'else real(s, st)',
     )
-    r = subprocess.run([sys.executable, '-c', code], cwd=ws, env=clean_env(), capture_output=True, text=True)
-    assert r.returncode == -9, r.stdout + r.stderr
     s = Workspace.open(ws)
     assert len(entries(s, 'rollout.rollback')) == 1
     r, out = cli_json(ws, 'rollout', 'rollback', '--reason', 'undo, again')
