@@ -1586,6 +1586,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._decide': ( 'api/deliver/rollout.html#_decide',
                                                                                   'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._declined': ( 'api/deliver/rollout.html#_declined',
+                                                                                    'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._ended': ( 'api/deliver/rollout.html#_ended',
                                                                                  'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._ended_in_flags': ( 'api/deliver/rollout.html#_ended_in_flags',

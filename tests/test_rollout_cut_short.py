@@ -806,7 +806,8 @@ def test_a_rollback_cut_short_with_no_alias_to_go_back_to_is_not_said_to_move_it
 
 
 def test_a_completion_the_kill_switch_stopped_while_it_was_prepared_is_said_as_such(ws, monkeypatch):
-    "Review CG: the guard said 'the rollout changed while its completion was prepared' where the kill switch had."
+    """Review CG: the guard said 'the rollout changed while its completion was prepared' where the kill switch had been
+    pulled (and, review CH, a damaged spec is no kill switch)."""
     from lifecycle.core.workspace import Workspace
     from lifecycle.deliver import rollout as ro
     from lifecycle.serve import flags as fl
@@ -815,5 +816,72 @@ def test_a_completion_the_kill_switch_stopped_while_it_was_prepared_is_said_as_s
     st = ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
     fl.change_flags(s, {'kill': True}, actor='oncall', reason='incident')  # (pulled after the look decided)
     d = ro._completed_by_look(s, ro.Decision('complete', ['the guard passed'], state=ro.load_state(s)))
-    assert d.action == 'wait' and d.reasons[0].startswith('the kill switch was pulled while its completion'), d
+    assert d.action == 'wait' and d.reasons[0].startswith('the completion was not taken (the kill switch is on)'), d
     assert ro.load_state(s)['id'] == st['id'] and ro.load_state(s)['status'] in ro.ACTIVE
+
+
+def _rollback_killed_then_flags_changed(ws, monkeypatch, at: str):
+    """A completed canary of v2 whose rollback was killed where `at` says (`entry`: at its audit entry, the alias moved
+    back; `alias`: before its alias move), then v2 given 20% again by hand: the workspace."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed'
+    real = ro._event
+    if at == 'entry':
+        monkeypatch.setattr(ro, '_event', lambda s_, st, a, *x, **k: (_ for _ in ()).throw(Killed()) if a == 'rollback'
+                            else real(s_, st, a, *x, **k))  # fmt: skip
+    else:
+        monkeypatch.setattr(ro, '_alias_back', lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    with pytest.raises(Killed):
+        ro.rollback(s, actor='dave', reason='first')
+    monkeypatch.undo()
+    assert ro.load_state(s).get('rolling_back')  # (marked before its flags write)
+    fl.change_flags(s, {'challenger': '2', 'percentage': 20}, actor='ops', reason='by hand')
+    return s
+
+
+def test_a_rerun_that_fails_keeps_the_mark_of_the_rollback_it_finishes(ws, monkeypatch):
+    """Review CH: a rollback's rerun whose own flags write failed dropped the mark the killed run had made; the rollback
+    was then taken for none begun and refused ('nothing of it to roll back'), v2 serving 20%, nothing recorded."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = _rollback_killed_then_flags_changed(ws, monkeypatch, 'entry')
+    monkeypatch.setattr(fl, 'change_flags', lambda *a, **k: (_ for _ in ()).throw(fl.FlagError('busy', status=503)))
+    with pytest.raises(fl.FlagError):
+        ro.rollback(s, actor='dave', reason='while the registry is busy')
+    monkeypatch.undo()
+    assert ro.load_state(s).get('rolling_back')
+    st = ro.rollback(s, actor='dave', reason='again')
+    spec = fl.load_spec(s)[0]
+    assert st['status'] == 'rolled_back' and (spec.control, spec.challenger, spec.percentage) == ('1', None, 0)
+    assert len(entries(s, 'rollout.rollback')) == 1
+
+
+def test_a_completed_rollouts_rollback_the_audit_log_cannot_record_is_not_ended_before_its_alias_moves(ws, monkeypatch):
+    """Review CH: a completed rollout's rollback whose flags write stayed live unrecorded (the audit log refused) was
+    saved as rolled back without its alias moved back, and no command moved it after. It stays completed and marked,
+    and its rerun records it and moves the alias."""
+    from lifecycle.core.audit import AuditError
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_version
+    from lifecycle.serve import flags as fl
+
+    s = _rollback_killed_then_flags_changed(ws, monkeypatch, 'alias')
+    name, real = s.params['register'].model_name, fl.change_flags
+
+    def unaudited(*a, **k):  # (the change live, its entry refused)
+        real(*a, **k)
+        raise AuditError('the audit log cannot be written')
+
+    monkeypatch.setattr(fl, 'change_flags', unaudited)
+    with pytest.raises(AuditError, match='alias is not moved back yet: `lifecycle rollout rollback`'):
+        ro.rollback(s, actor='dave', reason='the log full')
+    monkeypatch.undo()
+    assert ro.load_state(s)['status'] == 'completed' and alias_version(s.client, name, 'dev') == '2'
+    assert ro.rollback(s, actor='dave', reason='again')['status'] == 'rolled_back'
+    assert alias_version(s.client, name, 'dev') == '1'

@@ -298,6 +298,13 @@ def _ended_unrecorded(s: Workspace, st: dict, changes: dict, status: str, action
     now = fl.load_spec(s)[0].model_dump(mode='json')
     if any(now[k] != v for k, v in changes.items()):  # undone: nothing of it serves
         raise e
+    if st['status'] == 'completed':  # (its rollback, marked before its flags: not ended before its alias moves back,
+        # or nothing would move it; its rerun finds the flags written and records it: review CH)
+        raise AuditError(
+            f"rollout {st['id']}: its rollback's flags are written, unrecorded ({e}); the "
+            f"{st.get('alias') or s.environment} alias is not moved back yet: `lifecycle rollout rollback` records the "
+            "rollback and moves it once the audit log takes entries"
+        ) from None
     st.update(status=status, percentage=0.0)
     entry = dict(time=time.time(), action=action, actor=actor or s.actor, reason=reason, step=st['step'])
     st['history'].append({**entry, 'percentage': 0.0, 'unrecorded': True})
@@ -812,6 +819,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     goes back to the version it named before the rollout, through the audited promotion. A completed rollout's rollback
     cut short after its flags write (`_rollback_cut_short`) is finished: the alias moved back, the rollback recorded."""
     st = load_state(s)
+    had = bool(st and st.get('rolling_back'))  # (an earlier run's mark: kept whatever this run meets; review CH)
     if st and st['status'] == 'completed':
         spec, _ = fl.load_spec(s)
         if _rollback_unfinished(s, st, spec, moving=False):  # (the flags are written: the alias and the record left)
@@ -847,6 +855,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     else:
         noted = {}
         st, spec = _active(s), _spec(s)
+        had = bool(st.get('rolling_back'))
         if e := _ended_recorded(s, st, spec):  # (a rollback, or a kill, killed after its entry)
             return _from_record(s, st, e, status=_ENDED_BY[e['action']], percentage=0.0)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, spec)}
@@ -863,10 +872,10 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
             s, _lacking(spec, changes), actor, f'rollout rolled back: {reason}', 'rollout', floors=()
         )
     except AuditError as e:
-        _unmark_if_unchanged(s, st, spec)
+        _unmark_if_unchanged(s, st, spec, had)
         _ended_unrecorded(s, st, changes, 'rolled_back', 'rollback', actor, reason or 'rolled back', e)
     except fl.FlagError as e:
-        _unmark_if_unchanged(s, st, spec)
+        _unmark_if_unchanged(s, st, spec, had)
         if e.status != 503 or spec is None or spec.safe == st['challenger']:
             raise
         how = '`lifecycle rollout kill`' if st['status'] in ACTIVE else '`lifecycle flags kill`'
@@ -876,7 +885,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
             status=503,
         ) from None
     except BaseException:
-        _unmark_if_unchanged(s, st, spec)
+        _unmark_if_unchanged(s, st, spec, had)
         raise
     return _rolled_back(s, st, changes, actor, reason, metrics, **noted)
 
@@ -902,9 +911,11 @@ def _holds(spec, changes: dict) -> bool:
     return not _lacking(spec, changes)
 
 
-def _unmark_if_unchanged(s: Settings, st: dict, spec) -> None:
-    "A completed rollout's rollback whose flags write was refused or undone: the rollout stands completed, unmarked."
-    if 'rolling_back' in st and _spec(s) == spec:
+def _unmark_if_unchanged(s: Settings, st: dict, spec, had: bool = False) -> None:
+    """A completed rollout's rollback whose flags write was refused or undone: the rollout stands completed, unmarked;
+    but for a mark it `had` before this run (an earlier run's, killed once its flags were written: its rerun finishes
+    it, and unmarked it would be taken for no rollback begun; review CH)."""
+    if not had and 'rolling_back' in st and _spec(s) == spec:
         st.pop('rolling_back')
         _save(s, st)
 
@@ -1329,6 +1340,15 @@ def _held(s: Settings, st: dict, d: Decision, why: str) -> Decision:
     return d
 
 
+def _declined(s: Settings) -> str:
+    "Why `complete_if_unchanged` took no completion, as the flags say now (review CG: a kill was called a change)."
+    try:
+        killed = fl.load_spec(s)[0].kill
+    except fl.FlagError:  # (a damaged spec is no kill switch pulled: review CH)
+        return 'the flags could not be read'
+    return 'the kill switch is on' if killed else 'the rollout changed while it was prepared'
+
+
 def _completed_by_look(s: Workspace, d: Decision) -> Decision:
     """A look's completing advance, taken once its lock is let go (`complete_if_unchanged`): the challenger's files are
     fetched before the lock is taken again, so a kill switch never waits out the fetch, and the flags write and the
@@ -1338,9 +1358,8 @@ def _completed_by_look(s: Workspace, d: Decision) -> Decision:
         done = complete_if_unchanged(s, d.state, d.reasons[0], d.metrics)
     except fl.FlagError as e:  # (refused before anything changed: the step stays, and so does the guard)
         return _held(s, d.state, d, str(e))
-    if done is None:  # (the kill switch said as such: a kill is no change to judge again; review CG)
-        why = 'the kill switch was pulled' if _killed(s) else 'the rollout changed'
-        return Decision('wait', [f'{why} while its completion was prepared: judged at the next look'])
+    if done is None:
+        return Decision('wait', [f"the completion was not taken ({_declined(s)}): judged at the next look"])
     return Decision('advance', d.reasons, d.metrics)
 
 
@@ -1385,8 +1404,7 @@ def guard(
         if d is not None and d.action == 'complete':
             before_complete(d.state)
             if complete_if_unchanged(s, d.state, d.reasons[0], d.metrics) is None:
-                why = 'the kill switch was pulled' if _killed(s) else 'the rollout changed'
-                d = Decision('wait', [f'{why} while its completion was prepared: looking again'])
+                d = Decision('wait', [f"the completion was not taken ({_declined(s)}): looking again"])
             else:
                 d = Decision('advance', d.reasons, d.metrics)
         if d is not None and on_decision:
