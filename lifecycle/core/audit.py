@@ -901,7 +901,7 @@ def _forget_torn_bytes(log: Path) -> None:
                 note = None
             # (a set-aside whole line's hash, `unrecorded`, is of its salt too: kept)
             gone = set() if not isinstance(note, dict) else {'hex'} if 'unrecorded' in note else {'hex', 'sha256'}
-            if gone & set(note or ()):
+            if gone and gone & set(note):  # (a line that is no note, `7`, kept as it is: review CH)
                 ln, changed = json.dumps({k: v for k, v in note.items() if k not in gone}).encode(), True
             out.append(ln)
         if changed:
