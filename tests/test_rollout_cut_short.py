@@ -879,9 +879,34 @@ def test_a_completed_rollouts_rollback_the_audit_log_cannot_record_is_not_ended_
         raise AuditError('the audit log cannot be written')
 
     monkeypatch.setattr(fl, 'change_flags', unaudited)
-    with pytest.raises(AuditError, match='alias is not moved back yet: `lifecycle rollout rollback`'):
+    said = r'alias may still name v2: `lifecycle rollout rollback` records .*\(the alias back to v1'
+    with pytest.raises(AuditError, match=said):
         ro.rollback(s, actor='dave', reason='the log full')
     monkeypatch.undo()
     assert ro.load_state(s)['status'] == 'completed' and alias_version(s.client, name, 'dev') == '2'
     assert ro.rollback(s, actor='dave', reason='again')['status'] == 'rolled_back'
     assert alias_version(s.client, name, 'dev') == '1'
+
+
+def test_a_rerun_that_fails_clears_a_mark_whose_run_wrote_nothing(ws, monkeypatch):
+    """Review CI: a rerun kept any earlier mark when its own write failed, also one whose run was killed before writing
+    anything; a later hand change of the flags was then taken for that rollback cut short. Only a mark whose flags are
+    written is kept."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.serve import flags as fl
+
+    s = Workspace.open(ws)
+    ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
+    assert ro.advance(s, actor='carol', reason='to 100%')['status'] == 'completed'
+    monkeypatch.setattr(fl, 'change_flags', lambda *a, **k: (_ for _ in ()).throw(Killed()))
+    monkeypatch.setattr(ro, '_unmark_if_unchanged', lambda *a, **k: None)  # (a kill -9 runs no handler)
+    with pytest.raises(Killed):
+        ro.rollback(s, actor='dave', reason='first')
+    monkeypatch.undo()
+    assert ro.load_state(s).get('rolling_back')  # (marked, nothing written)
+    monkeypatch.setattr(fl, 'change_flags', lambda *a, **k: (_ for _ in ()).throw(fl.FlagError('busy', status=503)))
+    with pytest.raises(fl.FlagError):
+        ro.rollback(s, actor='dave', reason='while the registry is busy')
+    monkeypatch.undo()
+    assert 'rolling_back' not in ro.load_state(s) and ro.load_state(s)['status'] == 'completed'

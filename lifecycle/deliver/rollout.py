@@ -302,8 +302,8 @@ def _ended_unrecorded(s: Workspace, st: dict, changes: dict, status: str, action
         # or nothing would move it; its rerun finds the flags written and records it: review CH)
         raise AuditError(
             f"rollout {st['id']}: its rollback's flags are written, unrecorded ({e}); the "
-            f"{st.get('alias') or s.environment} alias is not moved back yet: `lifecycle rollout rollback` records the "
-            "rollback and moves it once the audit log takes entries"
+            f"{st.get('alias') or s.environment} alias may still name {_v(st['challenger'])}: `lifecycle rollout "
+            f"rollback` records the rollback once the audit log takes entries ({_alias_said(st)})"
         ) from None
     st.update(status=status, percentage=0.0)
     entry = dict(time=time.time(), action=action, actor=actor or s.actor, reason=reason, step=st['step'])
@@ -819,9 +819,10 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
     goes back to the version it named before the rollout, through the audited promotion. A completed rollout's rollback
     cut short after its flags write (`_rollback_cut_short`) is finished: the alias moved back, the rollback recorded."""
     st = load_state(s)
-    had = bool(st and st.get('rolling_back'))  # (an earlier run's mark: kept whatever this run meets; review CH)
     if st and st['status'] == 'completed':
         spec, _ = fl.load_spec(s)
+        had = _rollback_cut_short(st, spec)  # (an earlier run's mark, its flags written: kept whatever this run meets,
+        # review CH; one whose run wrote nothing is this run's to clear, review CI)
         if _rollback_unfinished(s, st, spec, moving=False):  # (the flags are written: the alias and the record left)
             if e := _recorded(s, st, 'rollback'):  # (killed after its entry: only the state's save is left)
                 return _from_record(s, st, e, status='rolled_back', percentage=0.0)
@@ -853,9 +854,8 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
             st['rolling_back'] = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
             _save(s, st)  # marked first: a kill once the flags are written leaves a rollback cut short, said, finished
     else:
-        noted = {}
+        noted, had = {}, False  # (an active rollout's earlier mark is used only where the flags hold it: below)
         st, spec = _active(s), _spec(s)
-        had = bool(st.get('rolling_back'))
         if e := _ended_recorded(s, st, spec):  # (a rollback, or a kill, killed after its entry)
             return _from_record(s, st, e, status=_ENDED_BY[e['action']], percentage=0.0)
         changes = {'challenger': None, 'percentage': 0, 'shadow': False, **_control_back(st, spec)}
