@@ -307,3 +307,38 @@ def test_a_bundle_that_cannot_be_renamed_into_place_puts_the_one_there_back(tmp_
     with pytest.raises(OSError, match='No space'):
         release_bundle(ws, name, '1', dest)
     assert (dest / 'kept.txt').exists() and sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
+
+
+def test_two_writes_of_one_bundle_at_once_are_taken_in_turn(tmp_path, monkeypatch):
+    """Review CE: two `lifecycle bundle --force` at once had no lock; one failed (ENOTEMPTY), or, in one process, the
+    second's tidying removed the first's part as it was written. They are written one at a time."""
+    import threading
+    from lifecycle.release import container
+
+    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    name = ws.params['register'].model_name
+    dest = container.bundle_dir(ws, name, '1')
+    writing, real, errors = threading.Event(), container._write_bundle, []
+
+    def slow(*a, **k):  # (the first write takes its time once its part is begun)
+        out = real(*a, **k)
+        if not writing.is_set():
+            writing.set()
+            threading.Event().wait(1.0)
+        return out
+
+    monkeypatch.setattr(container, '_write_bundle', slow)
+
+    def write():
+        try:
+            release_bundle(ws, name, '1', dest)
+        except Exception as e:  # (said below)
+            errors.append(e)
+
+    first = threading.Thread(target=write)
+    first.start()
+    assert writing.wait(60)
+    write()
+    first.join(60)
+    assert errors == [] and (dest / 'release.json').exists()
+    assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]

@@ -192,6 +192,7 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
     they stand now are judged too, as promotion judges them (`exposure.check(floors=True)`), unless the environment's
     alias names the version already: a bundle of what serves (an image rebuilt) is judged by the policy of its day.
     Written beside `dest` and renamed into place whole: a process killed while writing it leaves no half bundle."""
+    from lifecycle.core.locks import held
     from lifecycle.model.signing import ensure_signing_key, load_private_key
     from lifecycle.release import exposure
 
@@ -205,13 +206,14 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
         raise BundleError(f"no release bundle: {decision.message()} (environment {ws.environment!r})")
     releaser = load_private_key(ensure_signing_key(ws)[0])  # signs release.json: what was checked, for where
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tidy_bundle(dest)
-    part = dest.with_name(f'.{dest.name}.part-{os.getpid()}')
-    try:
-        out = _write_bundle(ws, name, version, part, served_as, releaser)
-        _swap_in(part, dest)
-    finally:
-        shutil.rmtree(part, ignore_errors=True)
+    with held(ws.state_dir, 'bundle'):  # (one bundle written at a time: two at once took each other's part, review CE)
+        tidy_bundle(dest)
+        part = dest.with_name(f'.{dest.name}.part-{os.getpid()}')
+        try:
+            out = _write_bundle(ws, name, version, part, served_as, releaser)
+            _swap_in(part, dest)
+        finally:
+            shutil.rmtree(part, ignore_errors=True)
     return {**out, 'path': str(dest)}
 
 
