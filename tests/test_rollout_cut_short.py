@@ -910,22 +910,3 @@ def test_a_rerun_that_fails_clears_a_mark_whose_run_wrote_nothing(ws, monkeypatc
         ro.rollback(s, actor='dave', reason='while the registry is busy')
     monkeypatch.undo()
     assert 'rolling_back' not in ro.load_state(s) and ro.load_state(s)['status'] == 'completed'
-
-
-def test_a_guard_with_a_hook_before_completion_waits_on_a_refused_completion_as_without_one(ws, monkeypatch):
-    """Helper CF: with `before_complete` (the demo's), a completion the release policy refused stopped the guard with
-    the refusal; without it, the guard waits saying why and the step goes on being judged."""
-    from lifecycle.core.workspace import Workspace
-    from lifecycle.deliver import rollout as ro
-    from lifecycle.serve import flags as fl
-
-    s = Workspace.open(ws)
-    st = ro.start(s, '2', s.params['rollout'], steps=[50, 100], actor='carol', reason='canary')
-    monkeypatch.setattr(ro, 'look', lambda *a, **k: ro.Decision('complete', ['the guard passed'], state=st))
-    refused = fl.FlagError("control: a production approval is missing", status=422)
-    monkeypatch.setattr(ro, 'complete_if_unchanged', lambda *a, **k: (_ for _ in ()).throw(refused))
-    seen, hooked = [], []
-    g = s.params['rollout'].guard
-    out = ro.guard(s, g, 1, 'unused', max_seconds=0.01, on_decision=seen.append, before_complete=hooked.append)
-    assert out['status'] == 'running' and hooked and seen[0].action == 'wait'
-    assert seen[0].reasons[0].startswith('ready to complete, but control: a production approval is missing'), seen

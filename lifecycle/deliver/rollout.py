@@ -1403,8 +1403,10 @@ def guard(
             d = Decision('wait', [f"{e}: looking again in {g.interval_s:g} s"])
         if d is not None and d.action == 'complete':
             before_complete(d.state)
-            d = _completed_by_look(s, d)  # (a completion the release policy refuses: a wait saying why, as without
-            # `before_complete`; it stopped the guard with the refusal, helper CF)
+            if complete_if_unchanged(s, d.state, d.reasons[0], d.metrics) is None:
+                d = Decision('wait', [f"the completion was not taken ({_declined(s)}): looking again"])
+            else:
+                d = Decision('advance', d.reasons, d.metrics)
         if d is not None and on_decision:
             on_decision(d)
         st = load_state(s)
