@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from .settings import SettingsError, default_keys_dir, find_workspace, load_settings, workspace_id
-from .store import JournalError, atomic_write, canonical_json, create_once, sha256_bytes
+from .store import JournalError, _note_torn, atomic_write, canonical_json, create_once, sha256_bytes
 from .store import locked_append, read_jsonl, read_secret, write_line
 from .manifest import now_iso
 
@@ -273,17 +273,7 @@ def _set_aside_unrecorded(fd: int, pp: Path, seq: int) -> None:
             + '\n'
         )
         at += len(ln) + 1
-    mode = os.fstat(fd).st_mode & 0o777  # (what a payload file's readers may read, no one else)
-    aside = os.open(pp.with_name(pp.name + '.torn'), os.O_WRONLY | os.O_CREAT | os.O_APPEND, mode)
-    if (had := os.fstat(aside).st_mode & 0o777) & ~mode:  # (one wider than its payload file: narrowed, as
-        try:  # `store._set_aside_torn` does; review CC)
-            os.fchmod(aside, had & mode)
-        except OSError:  # (another user's file: left as it is)
-            pass
-    with os.fdopen(aside, 'a') as f:
-        f.write(''.join(notes))
-        f.flush()
-        os.fsync(f.fileno())
+    _note_torn(fd, pp.with_name(pp.name + '.torn'), ''.join(notes))  # (as torn lines' notes: the payload file's mode)
     os.ftruncate(fd, keep)
     os.fsync(fd)
 
