@@ -1564,8 +1564,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._alias_later': ( 'api/deliver/rollout.html#_alias_later',
                                                                                        'lifecycle/deliver/rollout.py'),
-                                           'lifecycle.deliver.rollout._alias_now': ( 'api/deliver/rollout.html#_alias_now',
-                                                                                     'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._alias_said': ( 'api/deliver/rollout.html#_alias_said',
                                                                                       'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._arms': ( 'api/deliver/rollout.html#_arms',

@@ -21,6 +21,7 @@ from ..core.workspace import Workspace
 from ..core.store import atomic_write, StateError
 from ..core.audit import AuditError
 from ..core.params import RolloutParams, GuardParams, check_steps
+from ..model.registry import alias_version
 from .abstats import SequentialTest
 from ..serve import flags as fl
 
@@ -355,22 +356,6 @@ def _rollback_cut_short(st: dict, spec) -> bool:
     )
 
 
-def _alias_now(s: Workspace, name: str, alias: str) -> str | None:
-    """The version `alias` names in the registry, or None when it names none; `RegistryUnavailable` (try again) when the
-    registry cannot answer (busy, unreachable), which `registry.alias_version` would take for no alias at all."""
-    from mlflow.exceptions import MlflowException
-    from lifecycle.release.exposure import RegistryUnavailable
-
-    try:
-        return str(s.client.get_model_version_by_alias(name, alias).version)
-    except MlflowException as e:
-        if e.error_code in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):  # (no such alias, or model)
-            return None
-        raise RegistryUnavailable(
-            f"the model registry could not say which version the {alias} alias names ({e.error_code}): try again"
-        ) from None
-
-
 def _rollback_unfinished(s: Workspace, st: dict, spec, moving: bool = True) -> bool:
     """`_rollback_cut_short`, or, in a state marked by no rollback begun, the flags' control its old one and the
     environment's alias still on its challenger: the flags changed after it completed (a person's change, or a rollback
@@ -384,7 +369,8 @@ def _rollback_unfinished(s: Workspace, st: dict, spec, moving: bool = True) -> b
         return False
     if moving and st.get('alias_before') in (None, st['challenger']):
         return False
-    return _alias_now(s, st['model_name'], st.get('alias') or s.environment) == st['challenger']
+    alias = st.get('alias') or s.environment
+    return alias_version(s.client, st['model_name'], alias, strict=True) == st['challenger']
 
 
 def _changed_after_completion(st: dict, spec) -> str | None:
@@ -526,8 +512,9 @@ def start(
         challenger=str(challenger),
         control=spec.control,
         alias=s.environment,  # the serving environment's alias: completion moves it, a rollback moves it back
-        alias_before=_alias_now(s, name, s.environment),  # (a busy registry is no "none": try again, nothing written;
-        # a rollback then left the alias on the challenger, "it named no version before this rollout": helper CB)
+        alias_before=alias_version(s.client, name, s.environment, strict=True),  # (a busy registry is no "none":
+        # try again, nothing written; a rollback then left the alias on the challenger, "it named no version before
+        # this rollout": helper CB)
         strategy=strategy or rp.strategy,
         steps=steps,
         step=-1,
@@ -676,8 +663,6 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics, cut_short: bool = 
 def _promote_on_completion(s: Workspace, st: dict, actor, cut_short: bool = False) -> None:
     """Move the serving environment's alias to the new control through the audited, verified promotion; finishing a
     completion `cut_short`, not again if the alias names it already."""
-    from lifecycle.model.registry import alias_version
-
     if cut_short and alias_version(s.client, st['model_name'], s.environment) == st['challenger']:
         return
     _move_alias(
@@ -726,7 +711,7 @@ def _alias_back(s: Workspace, st: dict, actor, reason: str) -> dict:
 
     alias, before = st.get('alias') or s.environment, st.get('alias_before')
     try:
-        now = _alias_now(s, st['model_name'], alias)
+        now = alias_version(s.client, st['model_name'], alias, strict=True)
     except RegistryUnavailable as e:
         raise _alias_later(st, alias, str(e).removesuffix(': try again')) from None
     if now != before and before is not None and alias == s.environment:

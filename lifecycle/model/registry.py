@@ -84,14 +84,19 @@ class RegistryUnavailable(Exception):
     refusal on record; try again."""
 
 
-def alias_version(client, name: str, alias: str) -> str | None:
-    "The version an alias points to, or None."
+def alias_version(client, name: str, alias: str, strict: bool = False) -> str | None:
+    """The version an alias points to, or None. `strict`: a registry that cannot answer (busy, unreachable) raises
+    `RegistryUnavailable` (try again) instead of reading as no alias at all (a rollout's alias to go back to)."""
     from mlflow.exceptions import MlflowException
 
     try:
         return str(client.get_model_version_by_alias(name, alias).version)
-    except MlflowException:
-        return None
+    except MlflowException as e:
+        if strict and e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
+            raise RegistryUnavailable(
+                f"the model registry could not say which version the {alias} alias names ({e.error_code}): try again"
+            ) from None
+        return None  # (no such alias, or model)
 
 
 _NAMED = 10  # registered models a refusal names, when none is close to the name given (review AX: it named none)
