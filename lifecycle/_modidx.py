@@ -1612,6 +1612,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._lacking': ( 'api/deliver/rollout.html#_lacking',
                                                                                    'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._mark': ( 'api/deliver/rollout.html#_mark',
+                                                                                'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._move_alias': ( 'api/deliver/rollout.html#_move_alias',
                                                                                       'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._out_of_range': ( 'api/deliver/rollout.html#_out_of_range',

@@ -824,9 +824,8 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
                 changes, noted = _completed_rollback(st, spec), dict(flags_changed_after_completion=True)
                 if _holds(spec, changes):
                     return _rolled_back(s, st, changes, actor, reason, metrics, **noted)
-                mark = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
-                st['rolling_back'] = dict(mark, after_completion=True)  # (marked first, as below: a kill once the
-                _save(s, st)  # flags are written leaves a rollback its rerun finishes, whatever the alias says: CG)
+                _mark(s, st, actor, reason, changes, after_completion=True)  # (marked first, as below: a kill once
+                # the flags are written leaves a rollback its rerun finishes, whatever the alias says: CG)
         elif spec.control != st['challenger']:
             if spec.control == st['control'] and (e := _recorded(s, st, 'rollback')):  # (an older lifecycle's)
                 return _from_record(s, st, e, status='rolled_back', percentage=0.0)
@@ -836,8 +835,8 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
             )
         else:
             changes, noted = _completed_rollback(st, spec), {}
-            st['rolling_back'] = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
-            _save(s, st)  # marked first: a kill once the flags are written leaves a rollback cut short, said, finished
+            _mark(s, st, actor, reason, changes)  # first: a kill once the flags are written leaves a rollback cut
+            # short, said, finished
     else:
         noted, had = {}, False  # (an active rollout's earlier mark is used only where the flags hold it: below)
         st, spec = _active(s), _spec(s)
@@ -850,8 +849,7 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         if spec is not None and _holds(spec, changes):  # (written by a run its alias move stopped: not again)
             return _rolled_back(s, st, changes, actor, reason, metrics)
         if 'control' in changes:  # marked first: a rerun once the control is back records it put back all the same
-            st['rolling_back'] = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes)
-            _save(s, st)
+            _mark(s, st, actor, reason, changes)
     try:
         fl.change_flags(  # (only what the flags lack; never held by a floor raised since: review AP)
             s, _lacking(spec, changes), actor, f'rollout rolled back: {reason}', 'rollout', floors=()
@@ -873,6 +871,12 @@ def rollback(s: Workspace, actor: str | None = None, reason: str = '', metrics: 
         _unmark_if_unchanged(s, st, spec, had)
         raise
     return _rolled_back(s, st, changes, actor, reason, metrics, **noted)
+
+
+def _mark(s: Settings, st: dict, actor, reason: str, changes: dict, **facts) -> None:
+    "Mark the rollout's rollback begun, with the flags `changes` it is about to write (`rolling_back`), and save it."
+    st['rolling_back'] = dict(time=time.time(), actor=actor or s.actor, reason=reason, changes=changes, **facts)
+    _save(s, st)
 
 
 def _completed_rollback(st: dict, spec) -> dict:
