@@ -83,7 +83,7 @@ class ServingCheck(Result):
     ok: bool
     environment: str
     arms: list[dict]
-    alias_unserved: dict | None = None  # the environment's alias naming a version on no arm (`exposure.alias_unserved`)
+    alias_unserved: dict | None = None  # the alias not on what answers everyone (`exposure.alias_unserved`)
 
     def show(self):
         if not self.arms:
