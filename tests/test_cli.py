@@ -675,3 +675,20 @@ def test_ctrl_c_in_any_command_is_one_line_and_under_json_one_document():
         'ok': False, 'error': 'interrupted: the command stopped where it was'}  # fmt: skip
     r = invoke(slow, [])
     assert r.exit_code == 130 and r.stderr == 'error: interrupted: the command stopped where it was\n'
+
+
+def test_run_under_json_leaves_stderr_to_what_writes_there_even_at_a_terminal(workspace, env, monkeypatch):
+    "Review BB's point for `run`: a quiet status took stderr over at a terminal, so a warning then written was lost."
+    import sys
+    from lifecycle.app import pipeline
+    from lifecycle.core.locks import LockBusy
+
+    def warns_then_finds_the_lock_held(*args, **kwargs):
+        print('UserWarning: a library had something to say', file=sys.stderr)
+        raise LockBusy('run', None, workspace / '.lifecycle' / 'run.lock')
+
+    monkeypatch.setattr(pipeline, 'run_pipeline', warns_then_finds_the_lock_held)
+    r = invoke(['run', '--no-site', '--json'], {**env, 'FORCE_COLOR': '1'})  # (rich then takes stderr for a terminal)
+    assert r.exit_code == 2, r.output
+    assert 'UserWarning: a library had something to say' in r.stderr
+    assert json.loads(r.stdout, **STRICT)['error'].startswith('another run is in progress')

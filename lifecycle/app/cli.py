@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 import typer
-from ..core.cli_support import leave, leaves_at_once, set_leave_at_once, with_params_option
+from ..core.cli_support import leave, leaves_at_once, set_leave_at_once, with_params_option, status_line
 from . import commands as app_cmds
 from ..core import commands as core_cmds
 from ..data import commands as data_cmds
@@ -29,12 +29,9 @@ def _run_report(s, name, out_dir, parameters):
     """Execute and render a report notebook (the app layer's `run_report`, imported only when a report runs), saying
     so on a terminal's stderr meanwhile (seconds: review AX), never under --json (a status takes over stderr while it
     shows: a quiet one would swallow warnings, review BB)."""
-    from rich.console import Console
     from lifecycle.app.pipeline import run_report
 
-    if '--json' in sys.argv[1:]:
-        return run_report(s, name, out_dir, parameters)
-    with Console(stderr=True).status(f"executing and rendering {name} ..."):
+    with status_line(f"executing and rendering {name} ...", quiet='--json' in sys.argv[1:]):
         return run_report(s, name, out_dir, parameters)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, dumps, EXIT_STAGE, EXIT_INPUT
+from ..core.cli_support import status_line
 from ..core.workspace import Workspace, remember_params
 
 # %% auto #0
@@ -140,7 +141,7 @@ def run(
 
     s = Workspace.open(params_dir=params, remembered=False)  # a run reads params/ unless --params says otherwise
     console = Console(stderr=True, quiet=as_json)
-    status = console.status('starting')
+    status = status_line('starting', quiet=as_json)  # (none under --json: a quiet one would swallow stderr)
     prerender = []  # the site's notebook pages, converted while the next stages run (MkDocs only)
 
     def on_event(kind, st, res):
@@ -196,7 +197,7 @@ def run(
     if site:
         from lifecycle.app.site import render_site, SiteError
 
-        with console.status('rendering reports/site'):
+        with status_line('rendering reports/site', quiet=as_json):
             if prerender:
                 prerender[0].wait()
             try:

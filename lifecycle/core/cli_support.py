@@ -17,9 +17,9 @@ import typer
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
-           'finite', 'dumps', 'Result', 'console', 'check_repeats', 'did_you_mean', 'needs_text', 'registry_version',
-           'printable', 'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once', 'command', 'leave', 'invoke',
-           'scratch_workspace', 'with_params_option']
+           'finite', 'dumps', 'Result', 'console', 'status_line', 'check_repeats', 'did_you_mean', 'needs_text',
+           'registry_version', 'printable', 'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once', 'command',
+           'leave', 'invoke', 'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
@@ -95,6 +95,30 @@ def console():
 
     c = Console()
     return c if c.is_terminal else Console(width=max(c.width, PIPED_WIDTH))
+
+# %% ../../nbs/api/core/11_cli_support.ipynb #a41c07e2
+class _NoStatus:
+    "What `status_line` gives when it shows nothing: `with` and `update` do nothing, and stderr stays the process's."
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+    def update(self, *args, **kwargs) -> None:
+        pass
+
+
+def status_line(text: str, quiet: bool = False):
+    """A rich status on stderr saying what a command does now (a spinner at a terminal), to use with `with` and
+    `update`; none at all when `quiet` (under --json): a status takes over stderr while it shows, and a quiet
+    console's would swallow what is written there, warnings too (review BB)."""
+    if quiet:
+        return _NoStatus()
+    from rich.console import Console
+
+    return Console(stderr=True).status(text)
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f0
 def check_repeats(every: float | None, times: int | None) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, check_repeats, command, dumps
+from ..core.cli_support import status_line
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -120,15 +121,8 @@ _DOING = {  # what a pass does next after each step, as a person reads it
 
 @contextlib.contextmanager
 def _progress(quiet: bool):
-    """A status line on stderr (none under --json or off a terminal) saying what the pass does now; its `on_step`.
-    None at all when `quiet`: a status takes over stderr while it shows, and a quiet one swallows what is written
-    there, warnings too (review BB)."""
-    from rich.console import Console
-
-    if quiet:
-        yield lambda it: None
-        return
-    with Console(stderr=True).status('looking at the triggers') as status:
+    "A status line on stderr saying what the pass does now (none when `quiet`: `status_line`); its `on_step`."
+    with status_line('looking at the triggers', quiet=quiet) as status:
         yield lambda it: status.update(f"retraining {it['id']}: {_DOING.get(it['status'], it['status'])} ...")
 
 # %% ../../nbs/api/loop/05_commands.ipynb #42d54401
