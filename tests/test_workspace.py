@@ -331,3 +331,27 @@ def test_a_full_disk_names_the_file_being_written_and_a_file_in_a_folders_way_is
     (ws / 'data.csv').write_text('a,b\n' + ''.join(f'{i % 37},{i % 2}\n' for i in range(200)))
     r = cli(ws, 'init', '--from', 'data.csv', '--target', 'b', '--out', 'data.csv/p', '--json')
     assert r.returncode == 2 and f"{ws / 'data.csv'} is a file, not a folder" in r.stdout, r.stdout
+
+
+def test_a_remembered_params_folder_that_is_gone_is_said_to_be_gone_not_read_as_params(tmp_path):
+    """Review CK: with the last run's folder moved away, commands read params/ (another dataset's, say) without a word.
+    Its params are refused naming it and the record; commands that read no params still open the workspace."""
+    from lifecycle.core.params import ParamsError
+    from lifecycle.core.workspace import Workspace, remember_params
+
+    a = tmp_path / 'a'
+    (a / 'params-b').mkdir(parents=True)
+    (a / 'params').mkdir()
+    (a / 'settings.ini').write_text('[workspace]\n')
+    remember_params(Workspace.open(a, params_dir=a / 'params-b'))
+    (a / 'params-b').rename(tmp_path / 'moved')
+    ws = Workspace.open(a)  # (`audit verify`, `keys` read no params)
+    assert ws.params_dir == (a / 'params-b').resolve()
+    said = r"params-b: params folder not found; it is the params folder the last run used \(.*params_dir names it\)"
+    with pytest.raises(ParamsError, match=said + ": put it back, pass --params, or remove that file to read params/"):
+        ws.params
+    assert Workspace.open(a, params_dir=a / 'params').params_dir == (a / 'params').resolve()  # --params still works
+    assert Workspace.open(a, remembered=False).params_dir == (a / 'params').resolve()  # and `lifecycle run` reads it
+    (a / 'params-b').write_text('')
+    with pytest.raises(ParamsError, match='params-b: expected a params folder, found a file; it is the params folder'):
+        Workspace.open(a).params

@@ -335,7 +335,8 @@ def remember_params(ws: Settings) -> Path:
 
 
 def remembered_params(state_dir: str | Path, root: str | Path) -> Path | None:
-    "The params folder the last run used (a relative record is inside `root`), if one is recorded and still exists."
+    """The params folder the last run used (a relative record is inside `root`), if one is recorded: gone or not, so
+    that what reads it says so (`Workspace.params`) rather than read params/, perhaps another dataset's (review CK)."""
     p = Path(state_dir) / PARAMS_FILE
     if not p.is_file():
         return None
@@ -343,7 +344,8 @@ def remembered_params(state_dir: str | Path, root: str | Path) -> Path | None:
     try:
         if text and text.isprintable():
             d = Path(text) if Path(text).is_absolute() else Path(root).resolve() / text
-            return d if d.is_dir() else None
+            d.is_dir()  # (raises for a name the file system cannot take)
+            return d
     except OSError:  # (a name the file system cannot take: too long)
         pass
     raise StateError(
@@ -383,8 +385,14 @@ class Workspace(Settings):
         """Every params file of `params_dir`, validated together (`load_params`): read on first use, then kept. The
         workspace's environment must be one of policy.yaml's: `LIFECYCLE_ENVIRONMENT=prod` was taken by every command
         but `serve`, and `govern check` passed it (review AB)."""
-        from lifecycle.core.params import load_params
+        from lifecycle.core.params import ParamsError, load_params, not_a_folder
 
+        if not self.params_dir.is_dir() and self.params_dir == remembered_params(self.state_dir, self.root):
+            raise ParamsError(
+                f"{self.params_dir}: {not_a_folder(self.params_dir)}; it is the params folder the last run used "
+                f"({self.state_dir / PARAMS_FILE} names it): put it back, pass --params, or remove that file to read "
+                "params/"
+            )
         ps = load_params(self.params_dir)
         envs = ps['policy'].environments if 'policy' in ps else None
         if envs and self.environment not in envs:
