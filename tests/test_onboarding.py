@@ -1183,7 +1183,13 @@ def test_a_few_contacts_typed_into_categories_are_never_proposed_as_categories()
         row = pr.columns.set_index('column').loc['plan']
         assert row.personal and 'of its 4 categories, 1 holding a phone number' in row.why, (national, row.why)
         assert national not in ''.join(pr.files.values()), national
-    for code in ('2001-2010', '10.0.19045', '123-456-78', '10115-10999', '0800-1700'):
+    for typed in ('call me on 07700 905555', 'ring 555 123 5555', 'tel. 030 1235555', 'mobile: 07700905555'):
+        df.loc[:1, 'plan'] = typed  # (written into text as its country writes it: passed as a category, review CK)
+        pr = propose_params(df, target='churned', source='c.csv')
+        row = pr.columns.set_index('column').loc['plan']
+        assert row.personal and 'of its 4 categories, 1 holding a phone number' in row.why, (typed, row.why)
+        assert '5555' not in ''.join(pr.files.values()), typed
+    for code in ('2001-2010', '10.0.19045', '123-456-78', '10115-10999', '0800-1700', 'call 2024-01-05', 'ring 7'):
         df.loc[:1, 'plan'] = code  # range: categories, as a band of numbers is (review BA)
         assert not propose_params(df, target='churned', source='c.csv').columns.set_index('column').loc['plan'].personal
     df = customers(600).drop(columns=['email']).assign(churned=lambda d: d.churned.map({0: 'no', 1: 'yes'}))

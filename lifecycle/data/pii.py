@@ -134,9 +134,10 @@ def digest(value, salt: bytes) -> str:
     return 'h:' + hmac.new(salt, str(value).encode(), hashlib.sha256).hexdigest()[:10]
 
 # %% ../../nbs/api/data/01_pii.ipynb #30ff6339
+_DATE = r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}'
 _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; the first matching kind wins
     'e-mail address': r'[\w.+-]+@[\w-]+(?:\.[\w-]+)+',
-    'date': r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}',
+    'date': _DATE,
     'phone number': r'\+?\(?\d[\d ().-]{5,18}\d',
     'identifier': r'(?=(?:\D*\d){4})[A-Za-z0-9]+(?:[-/_.][A-Za-z0-9]+)*',
     'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
@@ -153,7 +154,12 @@ _INSIDE = (  # (kind, pattern found within a value, values needed): personal dat
         'text holding a phone number',
         r'(?<![\w.+])(?=(?:\D{0,2}\d){8,15}(?!\d))(?!\+\d{1,3} \d{4}-\d\d-\d\d)'  # (not +1 2024-01-05)
         r'(?:\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,5}'  # +31 6 1234 5678, +447911123456
-        r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])',  # (555) 123-4567, 555-123-4567
+        r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4}'  # (555) 123-4567, 555-123-4567
+        r'|(?=(?:\D?\d){10,12}(?!\d))0[1-9]\d{1,4}[ -]\d{3,4}[ -]?\d{3,4}(?![ -]\d))(?![\w.])'  # 07700 900123
+        # a number after a word that says what it is: `call me on 07700900123`, `tel. 030 1234567`, `ring 555 123 4567`
+        r'|(?i:\b(?:call|phone|tel|telephone|mobile|mob|cell|cellphone|ring|fax|whatsapp|sms)\b\.?:?'
+        r'(?: (?:me|us|him|her|them))?(?: (?:on|at))?\s{0,3})(?=(?:\D{0,2}\d){7,15}(?!\d))(?!' + _DATE + ')'
+        r'\+?\(?\d[\d ().-]{5,18}\d(?![\w.])',
         3,
     ),
 )
