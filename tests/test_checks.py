@@ -248,3 +248,17 @@ def test_a_header_less_files_first_row_is_never_quoted_as_a_column_name():
     first_row = 'ann.lee@example.com;Ann Lee;Yes'
     hint = _header_hint([first_row], P)
     assert 'another delimiter' in hint and 'ann.lee' not in hint and 'Ann Lee' not in hint
+
+
+def test_the_terminals_examples_of_unseen_categories_withhold_a_phone_number_or_a_name(settings):
+    """Review CK: a dataset that declares no personal column has its failing values shown on the terminal; a phone
+    number (one is too few for the detector to call the column personal) was quoted there as an unseen category."""
+    f = frame(8)
+    f.loc[[1, 2, 3], 'label'] = ['Maybe', '+44 7700 900123', 'Ann Example']
+    with pytest.raises(ing.BatchRejected, match='unseen') as e:
+        ing.ingest_batch([f], P, settings, source='b.csv', fingerprint='fp')
+    shown = e.value.result.shown_examples(P)
+    assert sorted(shown[('unseen_category', 'label')]) == [
+        "'Maybe'", '<a value withheld: it holds a phone number>', "<a value withheld: it looks like a person's name>"
+    ], shown
+    assert '7700' not in str(e.value) and 'Ann' not in str(e.value)

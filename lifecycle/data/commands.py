@@ -121,7 +121,7 @@ def _print_outcome(o: dict) -> None:
             f"expected {f['expected']}, found {f['found']} -- {f['meaning']}"
         )
     for where, vals in (o.get('_examples') or {}).items():  # only for a dataset that declares no personal column
-        c.print(f"  examples of {where}, shown here only: {', '.join(map(repr, vals))}", markup=False)
+        c.print(f"  examples of {where}, shown here only: {', '.join(vals)}", markup=False)  # (`shown_value`s)
     if o['status'] not in ('accepted', 'rejected'):
         c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
     if o.get('report_error'):

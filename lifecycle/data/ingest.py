@@ -72,8 +72,13 @@ class BatchResult:
     examples: dict = field(default_factory=dict, repr=False)  # (rule, column) -> a few raw failing values; memory only
 
     def shown_examples(self, p: IngestParams) -> dict:
-        "The raw failing values a terminal may show: only for a dataset that declares no personal column."
-        return {} if any(r.personal for r in p.columns.values()) else self.examples
+        """The failing values a terminal may show, each as `shown_value` quotes it: only for a dataset that declares no
+        personal column, and not one that looks like someone's e-mail address, phone number or name (review CK)."""
+        from lifecycle.data.pii import shown_value
+
+        if any(r.personal for r in p.columns.values()):
+            return {}
+        return {k: [shown_value(v) for v in vals] for k, vals in self.examples.items()}
 
     @property
     def reason(self) -> str:

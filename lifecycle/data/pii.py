@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_
 # %% auto #0
 __all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
            'mask_frame', 'finding_salt', 'digest', 'phone_numbers', 'PersonalFinding', 'looks_personal',
-           'holds_contact', 'shown_column_name', 'header_may_be_data']
+           'holds_contact', 'shown_column_name', 'header_may_be_data', 'shown_value']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -337,3 +337,25 @@ def _may_be_personal(text: str) -> bool:
     `_INSIDE`. Judged with `re` alone, so that a name that cannot be (most of them) costs no pandas import."""
     text = text.strip()  # (as `looks_personal` reads a value)
     return any(re.fullmatch(p, text) for p in _PATTERNS.values()) or any(re.search(p, text) for _, p, _ in _INSIDE)
+
+# %% ../../nbs/api/data/01_pii.ipynb #5b7e21c0
+def shown_value(value) -> str:
+    """A raw value as a terminal may quote it (its `repr`), or what was withheld and why: an e-mail address, a phone
+    number (alone as a country writes one, or in text) or a person's name, the detector's kinds of someone's data a
+    single value can be told by (not a code, a number or a date). A name is not told from a category of two
+    capitalised words (`New Zealand`): withheld as well."""
+    text = str(value).strip()
+    if not _may_be_personal(text):
+        return repr(value)
+    import pandas as pd
+
+    for kind, pattern, _ in _INSIDE:
+        if re.search(pattern, text):
+            return f"<a value withheld: it holds {kind.removeprefix('text holding ')}>"
+    if re.fullmatch(_PATTERNS['e-mail address'], text):
+        return '<a value withheld: it looks like an e-mail address>'
+    if phone_numbers(pd.Series([text]), alone=True).iloc[0]:
+        return '<a value withheld: it looks like a phone number>'
+    if re.fullmatch(_PATTERNS['personal name'], text):
+        return "<a value withheld: it looks like a person's name>"
+    return repr(value)
