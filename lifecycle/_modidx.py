@@ -1209,6 +1209,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                 'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command._dataset_free_params': ( 'api/data/init_command.html#_dataset_free_params',
                                                                                                    'lifecycle/data/init_command.py'),
+                                             'lifecycle.data.init_command._dataset_name_or_refuse': ( 'api/data/init_command.html#_dataset_name_or_refuse',
+                                                                                                      'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command._items': ( 'api/data/init_command.html#_items',
                                                                                      'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command._number_marks': ( 'api/data/init_command.html#_number_marks',

@@ -166,6 +166,15 @@ def test_init_command_refusals_name_what_is_wrong(tmp_path):
     assert yaml.safe_load((ws / 'params-c' / 'ingest.yaml').read_text())['source'] == 'c.csv'
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned'], env=env)
     assert r.exit_code == 2 and 'not empty' in r.output and 'Traceback' not in r.output
+    # review CK: each named a temporary folder or file that is gone, not the option, or a folder as missing
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--dataset', 'a b/c', '--out', 'p2'], env=env)
+    said = ' '.join(r.output.split())
+    assert r.exit_code == 2 and "--dataset 'a b/c': expected letters, digits, '_', '.' and '-' only" in said, said
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--out', '/proc/x'], env=env)
+    said = ' '.join(r.output.split())
+    assert r.exit_code == 2 and said.startswith('error: /proc/x: cannot be written: ') and '.x.' not in said, said
+    r = invoke(init, ['--from', str(ws)], env=env)
+    assert r.exit_code == 4 and 'a folder, not a data file' in r.output, r.output
 
 
 def test_positive_class_in_the_targets_own_type():

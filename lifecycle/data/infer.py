@@ -894,15 +894,19 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
             )
     if (file := file_in_the_way(out.parent)) is not None:  # (`--out data/file.csv/p`: "File exists", review AB)
         raise ProposalRefused(f"{out}: cannot be made: {file} is a file, not a folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+    except OSError as e:  # (`--out /proc/x`: the temporary folder's name is no one's to know, review CK)
+        raise ProposalRefused(f"{out}: cannot be written: {e.strerror or e}") from None
     try:
         for name, text in p.files.items():
             (tmp / name).write_text(text, encoding='utf-8')
         try:
             load_params(tmp)
-        except ParamsError as e:
-            raise ProposalRefused(f"the proposal for {out} does not pass the params schemas: {e}") from None
+        except ParamsError as e:  # (named as the folder it would be: the temporary one is gone, review CK)
+            said = str(e).replace(str(tmp), str(out))
+            raise ProposalRefused(f"the proposal for {out} does not pass the params schemas: {said}") from None
         if out.exists():
             old = out.with_name(f'.{out.name}.old')
             shutil.rmtree(old, ignore_errors=True)
@@ -911,6 +915,8 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
+    except OSError as e:  # (a full disk: the temporary folder's name is no one's to know)
+        raise ProposalRefused(f"{out}: cannot be written: {e.strerror or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

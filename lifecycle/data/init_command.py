@@ -256,6 +256,19 @@ def retrain_for_regression(retrain_yaml: str, renamed: dict[str, str]) -> str:
     return out if d.get('triggers', {}).get('performance_alert', {}).get('rules') == want else retrain_yaml
 
 
+def _dataset_name_or_refuse(dataset: str) -> None:
+    "Refuse a --dataset that `ingest.yaml`'s `dataset` key would not take, naming the option (review CK)."
+    import re
+    from lifecycle.core.params import IngestParams
+
+    if not re.fullmatch(IngestParams.model_fields['dataset'].metadata[0].pattern, dataset):
+        raise CommandError(
+            f"--dataset {dataset!r}: expected letters, digits, '_', '.' and '-' only (it names the dataset, its model "
+            "and their files)",
+            EXIT_INPUT,
+        )
+
+
 @command(
     errors={
         'lifecycle.data.infer.ProposalRefused': EXIT_INPUT,
@@ -297,7 +310,10 @@ def init(
     ws = Workspace.open()
     path = source.expanduser().resolve()
     if not path.is_file():
-        raise CommandError(f"--from {source}: no such file (looked at {path})", EXIT_SOURCE)
+        what = 'a folder, not a data file' if path.is_dir() else 'no such file'
+        raise CommandError(f"--from {source}: {what} (looked at {path})", EXIT_SOURCE)
+    if dataset is not None:  # (before the file is read: the proposal's check would name a temporary folder)
+        _dataset_name_or_refuse(dataset)
     try:
         shown = str(path.relative_to(ws.root))  # ingest.yaml names sources relative to the workspace
     except ValueError:
