@@ -344,6 +344,127 @@ def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
     return chunk
 
 
+_BLOCK = 1 << 20  # bytes read at a time when a text file is scanned for a NUL byte or located at an undecodable one
+
+
+def _text_blocks(path: Path, compression: str | None) -> Iterator[bytes]:
+    "The file's bytes (decompressed) in blocks of `_BLOCK`."
+    import gzip
+
+    with gzip.open(path, 'rb') if compression == 'gzip' else open(path, 'rb') as f:
+        while block := f.read(_BLOCK):
+            yield block
+
+
+def _ascii_based(encoding: str) -> bool:
+    "Whether `encoding` writes ASCII as ASCII (UTF-8, Latin-1, cp1252: a NUL byte is a NUL character), unlike UTF-16."
+    try:
+        return ',\n\0a'.encode(encoding) == b',\n\0a'
+    except (UnicodeError, LookupError):
+        return False
+
+
+def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tuple | None:
+    """Where the file's text first holds a NUL character (`nul`), or else first cannot be decoded as `encoding`:
+    (line from 1, byte offset in the file, the line's bytes up to there); None where neither is found. A NUL in an
+    ASCII-based encoding is found on the raw bytes (`b'\\0' in block`: cheap on large files)."""
+    import codecs
+
+    raw = nul and _ascii_based(encoding)
+    decoder = None if raw else codecs.getincrementaldecoder(encoding)()
+    offset, lines, tail = 0, 1, b''  # (tail: the current line's bytes before this block)
+    for block in _text_blocks(path, compression):
+        at = None
+        if raw:
+            at = i if (i := block.find(b'\0')) >= 0 else None
+        else:
+            pending = len(decoder.getstate()[0])
+            try:
+                text = decoder.decode(block)
+            except UnicodeDecodeError as e:
+                if not nul:
+                    at = max(e.start - pending, 0)
+                else:
+                    return None  # (looking for a NUL: an undecodable byte is found by the reader, and located then)
+            except UnicodeError:  # (a codec's own refusal, UTF-16 without its byte-order mark: the reader says so)
+                return None
+            else:
+                if nul and '\0' in text:
+                    at = len(text[: text.index('\0')].encode(encoding)) - pending
+                    at = min(max(at, 0), len(block) - 1)
+        if at is not None:
+            before = block[:at]
+            start = before.rfind(b'\n') + 1
+            line_bytes = (tail if start == 0 else b'') + before[start:]
+            return lines + before.count(b'\n'), offset + at, line_bytes
+        lines += block.count(b'\n')
+        cut = block.rfind(b'\n')
+        tail = tail + block if cut < 0 else block[cut + 1 :]
+        tail = tail[-(1 << 16) :]  # (a column is counted from at most 64 KiB of its line)
+        offset += len(block)
+    if decoder is not None and not nul:
+        pending = len(decoder.getstate()[0])
+        try:
+            decoder.decode(b'', final=True)
+        except UnicodeDecodeError:  # (a character cut short by the file's end)
+            return lines, offset - pending, tail
+    return None
+
+
+def _column_at(line_bytes: bytes, head: bytes, dialect, encoding: str) -> str | None:
+    """The header's name (as `pii.shown_column_name` may show it) of the field a line's bytes up to some point end
+    in; None when the line is the header, or the field cannot be told (a value over several lines)."""
+    import csv
+    import io
+
+    from lifecycle.data.pii import shown_column_name
+
+    delimiter = getattr(dialect, 'delimiter', ',')
+    text = line_bytes.decode(encoding, errors='replace')
+    fields = next(csv.reader(io.StringIO(text + 'x'), delimiter=delimiter), None)
+    if not fields:
+        return None
+    i = len(fields) - 1
+    if getattr(dialect, 'header', True):
+        first = head.decode(encoding, errors='replace').splitlines()[:1]
+        names = next(csv.reader(io.StringIO(first[0]), delimiter=delimiter), []) if first else []
+        names[:1] = [n.lstrip('\ufeff') for n in names[:1]]
+    else:
+        names = list(getattr(dialect, 'names', None) or [])
+    return shown_column_name(names[i].strip(), i) if i < len(names) else f'<column {i + 1}>'
+
+
+def _refuse_nul(path: Path, compression: str | None, head: bytes, dialect, encoding: str) -> None:
+    """Refuse a text file holding a NUL character, naming its line and column, never the value: pandas ends a field at
+    a NUL, so `55623\\0.98` would be read as 55623 and `basic\\0secret` as `basic` (review CK)."""
+    found = _where(path, compression, encoding, nul=True)
+    if found is None:
+        return
+    line, offset, line_bytes = found
+    header = getattr(dialect, 'header', True)
+    if header and line == 1:
+        where = 'in its header row, line 1'
+    else:
+        col = _column_at(line_bytes, head, dialect, encoding)
+        where = f"at line {line}" + (f", column {col}" if col else '')
+    raise SourceError(
+        f"{path}: holds a NUL byte {where} (byte {offset} of the file); a NUL would cut the value short when "
+        "read, so the file is refused: re-export it without NUL bytes"
+    )
+
+
+def _undecodable_at(path: Path, compression: str | None, encoding: str) -> str:
+    "Where a file first cannot be decoded as `encoding`, said for a refusal: its line and byte offset in the file."
+    try:
+        found = _where(path, compression, encoding, nul=False)
+    except (OSError, EOFError):
+        found = None
+    if found is None:
+        return 'somewhere in the file'
+    line, offset, _ = found
+    return f"at line {line} (byte offset {offset} in the file)"
+
+
 def _encoding_fix(shown: str, dialect) -> str:
     """What to do about a file not in encoding `shown`: re-export it, or, for a dataset's file (read with its dialect),
     say which encoding it is in."""
@@ -379,10 +500,13 @@ def _csv_chunks(
         raise _codec_refused(path, shown, e, dialect) from None
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
+    try:
+        _refuse_nul(path, compression, head, dialect, encoding)
+    except (OSError, EOFError) as e:
+        raise SourceError(f"{path}: the source became unreadable while reading: {e}") from None
     _check_header(path, head, dialect, encoding, only, declared)
     header = getattr(dialect, 'header', True)
     trim = getattr(dialect, 'trim_whitespace', False)
-    n = 0
     try:
         marks = (getattr(dialect, 'thousands', None), getattr(dialect, 'decimal', '.'))
         own = isinstance(declared, dict) and bool(declared) and marks != (None, '.')  # (the contract's numbers' marks:
@@ -406,10 +530,9 @@ def _csv_chunks(
             if read_typed:
                 chunk = _marked_floats(_exact_ints(chunk, declared, *marks), floats, *marks)
             yield chunk
-            n += len(chunk)
-    except UnicodeDecodeError as e:
-        raise SourceError(
-            f"{path}: not valid {shown} after row {n} (byte offset {e.start} in the block being read); "
+    except UnicodeDecodeError:
+        raise SourceError(  # (pandas' error counts within a field or block: the file is read again to say where)
+            f"{path}: not valid {shown} {_undecodable_at(path, compression, encoding)}; "
             + _encoding_fix(shown, dialect)
         ) from None
     except UnicodeError as e:  # (a codec's own refusal: UTF-16 without its byte-order mark, say)

@@ -1,0 +1,137 @@
+"""Review CK: what a source file holds is what is stored, or the file is refused naming where: a NUL byte that pandas
+ends a value at, a byte-order mark hiding a repeated first column, a Parquet file naming a column twice, a file that
+changes while it is read, an unreadable file, an undecodable byte deep in a file (its line, not a block's offset)."""
+
+from __future__ import annotations
+import json
+import numpy as np
+import pandas as pd
+import pytest
+from lifecycle.core.cli_support import invoke
+from lifecycle.core.params import ColumnRule, IngestParams
+from lifecycle.core.workspace import Workspace
+from lifecycle.data import ingest as ing, sources
+from conftest import make_workspace
+
+P = IngestParams(
+    dataset='people',
+    source='people.csv',
+    target='label',
+    max_duplicate_rate=1.0,
+    columns={
+        'id': ColumnRule(dtype='int', personal=False),
+        'income': ColumnRule(dtype='float', personal=False),
+        'plan': ColumnRule(dtype='str', personal=False, allowed=['basic', 'pro']),
+        'label': ColumnRule(dtype='str', personal=False, allowed=['yes', 'no']),
+    },
+)
+
+
+def people(n: int = 6) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            'id': np.arange(1, n + 1),
+            'income': np.round(np.linspace(40000.25, 60000.75, n), 2),
+            'plan': (['basic', 'pro'] * n)[:n],
+            'label': (['yes', 'no', 'no'] * n)[:n],
+        }
+    )
+
+
+@pytest.fixture
+def ws(tmp_path, monkeypatch):
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    return Workspace.open(tmp_path)
+
+
+def read(path, **kw) -> pd.DataFrame:
+    return pd.concat(list(sources.read_chunks(str(path), **kw)), ignore_index=True)
+
+
+def cmds():
+    from lifecycle.data import commands
+
+    return commands
+
+
+# --- 1. a NUL byte -------------------------------------------------------------------------------------------------
+
+
+def with_nul(path) -> bytes:
+    "people() as CSV, a NUL inside line 3's income (`4xxxx\\0.25`) and after its plan (`pro\\0secret`)."
+    lines = people().to_csv(index=False).encode().split(b'\n')
+    cells = lines[2].split(b',')
+    cells[1], cells[2] = cells[1].replace(b'.', b'\0.'), cells[2] + b'\0secret'
+    lines[2] = b','.join(cells)
+    path.write_bytes(b'\n'.join(lines))
+    return path
+
+
+@pytest.mark.parametrize('declared', [None, P.columns], ids=['plain', 'contract'])
+def test_a_nul_byte_in_a_csv_value_is_refused_naming_line_and_column_not_the_value(tmp_path, declared):
+    src = with_nul(tmp_path / 'nul.csv')
+    with pytest.raises(sources.SourceError) as e:
+        read(src, declared=declared)
+    said = str(e.value)
+    assert str(src) in said and 'NUL byte at line 3, column income' in said, said
+    assert 'secret' not in said and '40000' not in said and '44000' not in said
+
+
+def test_a_nul_byte_in_the_header_or_a_gzip_file_is_refused(tmp_path):
+    src = tmp_path / 'head.csv'
+    src.write_bytes(people().to_csv(index=False).encode().replace(b'income', b'inc\0ome', 1))
+    with pytest.raises(sources.SourceError, match='NUL byte in its header row, line 1'):
+        read(src)
+    import gzip
+
+    gz = tmp_path / 'nul.csv.gz'
+    gz.write_bytes(gzip.compress(with_nul(tmp_path / 'n.csv').read_bytes()))
+    with pytest.raises(sources.SourceError, match='NUL byte at line 3, column income'):
+        read(gz)
+    text = tmp_path / 'text.csv'  # (a file in UTF-16 is all NUL bytes: read as before, a NUL character refused)
+    text.write_bytes(people().to_csv(index=False).encode('utf-16'))
+    from lifecycle.core.params import CsvDialect
+
+    assert read(text, dialect=CsvDialect(encoding='utf-16')).shape == (6, 4)
+    text.write_bytes(with_nul(tmp_path / 'n.csv').read_bytes().decode().encode('utf-16'))
+    with pytest.raises(sources.SourceError, match='NUL byte at line 3'):
+        read(text, dialect=CsvDialect(encoding='utf-16'))
+
+
+def test_a_nul_byte_is_refused_by_ingest_drift_and_init_with_exit_4_and_nothing_stored(tmp_path, monkeypatch, arrests):
+    from lifecycle.data.init_command import init
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(40).to_csv(w / 'a.csv', index=False)
+    lines = arrests.head(40).to_csv(index=False).encode().split(b'\n')
+    lines[5] = lines[5].replace(b',', b'\0,', 1)  # (in the first column's value)
+    (w / 'nul.csv').write_bytes(b'\n'.join(lines))
+    r = invoke(cmds().ingest, ['nul.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 4 and out['status'] == 'unreadable' and 'NUL byte at line 6' in out['error'], out
+    assert [e['status'] for e in ing.read_log(Workspace.open(w))] == ['unreadable']
+    assert not list((w / '.lifecycle' / 'store' / 'records').rglob('*.json'))
+    r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'nul.csv'], env=env)
+    assert r.exit_code == 4 and 'NUL byte at line 6' in r.stderr, r.stderr
+    r = invoke(init, ['--from', str(w / 'nul.csv'), '--target', 'released', '--out', str(w / 'p2')], env=env)
+    assert r.exit_code == 4 and 'NUL byte at line 6' in r.stderr and not (w / 'p2').exists(), r.stderr
+
+
+# --- 8. an undecodable byte deep in a file -------------------------------------------------------------------------
+
+
+def test_an_undecodable_byte_deep_in_a_csv_is_located_by_its_line_and_offset_in_the_file(tmp_path):
+    df = pd.concat([people()] * 900, ignore_index=True)
+    df.loc[4000, 'plan'] = 'café'
+    src = tmp_path / 'latin.csv'
+    df.to_csv(src, index=False, encoding='latin-1')
+    raw = src.read_bytes()
+    at = raw.index(b'\xe9')
+    line = raw[:at].count(b'\n') + 1
+    assert at > 1 << 16 and line == 4002
+    with pytest.raises(sources.SourceError) as e:
+        read(src, chunk_rows=1000)
+    assert f'not valid UTF-8 at line 4002 (byte offset {at} in the file)' in str(e.value), str(e.value)
