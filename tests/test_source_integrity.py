@@ -120,6 +120,21 @@ def test_a_nul_byte_is_refused_by_ingest_drift_and_init_with_exit_4_and_nothing_
     assert r.exit_code == 4 and 'NUL byte at line 6' in r.stderr and not (w / 'p2').exists(), r.stderr
 
 
+# --- 4. a byte-order mark before a repeated first column ----------------------------------------------------------
+
+
+def test_a_byte_order_mark_does_not_hide_a_repeated_first_column(tmp_path):
+    src = tmp_path / 'bom.csv'
+    df = people()
+    df.insert(4, 'id2', df['id'])
+    src.write_bytes(df.to_csv(index=False).replace('id2', 'id', 1).encode('utf-8-sig'))
+    for declared in (None, P.columns):
+        with pytest.raises(sources.SourceError, match=r"names column\(s\) \['id'\] more than once"):
+            read(src, declared=declared)
+    src.write_bytes(people().to_csv(index=False).encode('utf-8-sig'))  # (no repeat: read as before)
+    assert list(read(src, declared=P.columns).columns) == ['id', 'income', 'plan', 'label']
+
+
 # --- 8. an undecodable byte deep in a file -------------------------------------------------------------------------
 
 

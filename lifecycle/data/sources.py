@@ -155,6 +155,7 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, de
     if not first:
         return
     names = next(csv.reader(io.StringIO(first[0]), delimiter=getattr(dialect, 'delimiter', ',')), [])
+    names[:1] = [n.lstrip('\ufeff') for n in names[:1]]  # (a byte-order mark is no part of the first name: review CK)
     if getattr(dialect, 'trim_whitespace', False):
         names = [n.strip() for n in names]
     if dup := sorted({n for n in names if names.count(n) > 1 and (only is None or n in only)}):
