@@ -150,3 +150,46 @@ def test_an_undecodable_byte_deep_in_a_csv_is_located_by_its_line_and_offset_in_
     with pytest.raises(sources.SourceError) as e:
         read(src, chunk_rows=1000)
     assert f'not valid UTF-8 at line 4002 (byte offset {at} in the file)' in str(e.value), str(e.value)
+
+
+# --- 3. a Parquet file naming a column twice -----------------------------------------------------------------------
+
+
+def dup_parquet(df: pd.DataFrame, path, column: str):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    pq.write_table(t.append_column(column, t.column(column)), path)
+    return path
+
+
+def test_a_parquet_file_naming_a_column_twice_is_refused_naming_it_by_every_reader(tmp_path):
+    src = dup_parquet(people(), tmp_path / 'dup.parquet', 'income')
+    for reader in (lambda: read(src), lambda: read(src, declared=P.columns), lambda: sources.read_table(str(src))):
+        with pytest.raises(sources.SourceError, match=r"names column\(s\) \['income'\] more than once"):
+            reader()
+    assert read(src, only={'id', 'plan'}).shape == (6, 5)  # (a reader not taking it: as it comes)
+
+
+def test_a_parquet_file_naming_a_column_twice_is_refused_by_ingest_watch_drift_and_init(tmp_path, monkeypatch, arrests):
+    from lifecycle.data.init_command import init
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(40).to_csv(w / 'a.csv', index=False)
+    dup_parquet(arrests.head(40), w / 'dup.parquet', 'age')
+    r = invoke(cmds().ingest, ['dup.parquet', '--dataset', 'arrests', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 4 and out['status'] == 'unreadable' and "['age'] more than once" in out['error'], out
+    r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'dup.parquet'], env=env)
+    assert r.exit_code == 4 and "['age'] more than once" in r.stderr, r.stderr
+    r = invoke(init, ['--from', str(w / 'dup.parquet'), '--target', 'released', '--out', str(w / 'p2')], env=env)
+    assert r.exit_code == 4 and "['age'] more than once" in r.stderr and not (w / 'p2').exists(), r.stderr
+    (w / 'inbox').mkdir()  # (a watch takes the files after it)
+    dup_parquet(arrests.head(40), w / 'inbox' / '1.parquet', 'age')
+    arrests.iloc[40:80].to_csv(w / 'inbox' / '2.csv', index=False)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable', 'accepted'], r.stdout

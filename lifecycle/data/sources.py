@@ -613,10 +613,20 @@ def _iso_text(s: pd.Series) -> pd.Series:
 
 
 def _flat_columns(path: Path, schema, only=None) -> None:
-    """Refuse a Parquet file whose columns (of `only`, if given) hold lists, maps or structs: a batch is a table of
-    single values."""
+    """Refuse a Parquet file naming a column (of `only`, if given) twice, as a CSV header doing so is (review CK: a
+    crash in the checks, drift and init), or whose columns hold lists, maps or structs: a batch is a table of single
+    values."""
     import pyarrow as pa
 
+    names = list(schema.names)
+    if dup := sorted({n for n in names if names.count(n) > 1 and (only is None or n in only)}):
+        from lifecycle.data.pii import shown_column_name
+
+        dup = [shown_column_name(n, names.index(n)) for n in dup]
+        raise SourceError(
+            f"{path}: it names column(s) {dup} more than once; each column needs its own name (rename the duplicate "
+            "upstream, or leave it out of the export)"
+        )
     nested = [(i, f) for i, f in enumerate(schema) if pa.types.is_nested(f.type)]
     nested = [(i, f) for i, f in nested if only is None or f.name in only]
     if nested:
