@@ -193,3 +193,73 @@ def test_a_parquet_file_naming_a_column_twice_is_refused_by_ingest_watch_drift_a
     r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
     out = json.loads(r.stdout)
     assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable', 'accepted'], r.stdout
+
+
+# --- 2. a file that changes while it is read ----------------------------------------------------------------------
+
+
+def changed_midway(monkeypatch, line: bytes = b'9,1.0,pro,no\n'):
+    "Make each CSV read append `line` to its file after its first chunk: a writer still writing it (no sleep race)."
+    real = sources._csv_chunks
+
+    def reading(path, *a, **k):
+        for i, chunk in enumerate(real(path, *a, **k)):
+            yield chunk
+            if i == 0:
+                with open(path, 'ab') as f:
+                    f.write(line)
+
+    monkeypatch.setattr(sources, '_csv_chunks', reading)
+
+
+def records(w) -> list:
+    return sorted(p.name for p in (w / '.lifecycle' / 'store').rglob('*') if p.is_file())
+
+
+def test_a_file_changed_while_the_ingest_stage_reads_it_is_refused_and_nothing_is_stored(ws, tmp_path, monkeypatch):
+    from lifecycle.data import stages
+
+    people().to_csv(tmp_path / 'people.csv', index=False)
+    before = records(tmp_path)
+    changed_midway(monkeypatch)
+    with pytest.raises(sources.SourceError, match='people.csv: the source changed while reading'):
+        stages.ingest(ws, P.model_copy(update={'chunk_rows': 2}), 'm')
+    assert records(tmp_path) == before and ing.read_log(ws) == []
+    monkeypatch.undo()  # (changed between its fingerprint and its reading: refused as well)
+    real = sources.fingerprint
+
+    def fingerprint(*a, **k):
+        said = real(*a, **k)
+        with open(tmp_path / 'people.csv', 'ab') as f:
+            f.write(b'10,1.0,pro,no\n')
+        return said
+
+    monkeypatch.setattr(sources, 'fingerprint', fingerprint)
+    with pytest.raises(sources.SourceError, match='changed while reading'):
+        stages.ingest(ws, P, 'm')
+    assert records(tmp_path) == before and ing.read_log(ws) == []
+    monkeypatch.undo()
+    r = stages.ingest(ws, P, 'm')  # (left alone: taken whole)
+    assert r.train.status == 'accepted' and r.train.rows == 8
+
+
+def test_a_file_changed_while_ingest_or_a_watch_reads_it_exits_4_logged_and_nothing_stored(
+    tmp_path, monkeypatch, arrests
+):
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(40).to_csv(w / 'b.csv', index=False)
+    (w / 'inbox').mkdir()
+    arrests.iloc[40:80].to_csv(w / 'inbox' / 'c.csv', index=False)
+    row = arrests.iloc[[99]].to_csv(index=False, header=False).encode()
+    changed_midway(monkeypatch, row)
+    r = invoke(cmds().ingest, ['b.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 4 and out['status'] == 'unreadable', out
+    assert 'b.csv: the source changed while reading' in out['error'] and 'nothing of it was kept' in out['error']
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable'], out
+    assert [e['status'] for e in ing.read_log(Workspace.open(w))] == ['unreadable', 'unreadable']
+    assert not list((w / '.lifecycle' / 'store' / 'records').rglob('*.json'))

@@ -15,8 +15,8 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
-           'fingerprint', 'number_pattern', 'numbers_as_read', 'exact_int64', 'read_chunks', 'read_frame', 'read_table',
-           'likely_delimiter', 'day_first', 'read_dates', 'cut_date']
+           'fingerprint', 'file_state', 'number_pattern', 'numbers_as_read', 'exact_int64', 'read_chunks', 'read_frame',
+           'read_table', 'likely_delimiter', 'day_first', 'read_dates', 'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -89,6 +89,44 @@ def fingerprint(source: str, root: str | Path = '.', query: str | None = None) -
         return 'sql:' + hashlib.sha256(f"{_redact_url(source)}\0{query}".encode()).hexdigest()
     path = resolve(source, root)
     return f"sha256:{file_sha256(path)}" if path.is_file() else f"missing:{path}"
+
+
+def file_state(source: str, root: str | Path = '.') -> tuple | None:
+    """A file source's size, modification time (ns), inode and device, as `os.stat` gives them: taken before a file is
+    fingerprinted and given to `read_chunks`, which refuses a file no longer so when its reading starts or ends. None
+    for a database, a packaged dataset or a file that is not there."""
+    import os
+
+    if not is_file_source(source):
+        return None
+    try:
+        st = os.stat(resolve(source, root))
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+
+
+def _still(path: Path, state: tuple) -> None:
+    "Refuse a file whose `file_state` is no longer `state`: gone, or changed, while it was read (review CK)."
+    now = file_state(str(path))
+    if now is None:
+        raise SourceError(f"{path}: the source was gone while reading; nothing of it was kept")
+    if now != state:
+        raise SourceError(
+            f"{path}: the source changed while reading (its size, modification time or inode is not what it was when "
+            "it was fingerprinted); nothing of it was kept: ingest it again once it is written whole"
+        )
+
+
+def _pinned(chunks: Iterator, path: Path, state: tuple | None) -> Iterator:
+    "`chunks` of the file at `path`, checked against `state` (or its state now) before the first and after the last."
+    state = state or file_state(str(path))
+    if state is None:
+        yield from chunks
+        return
+    _still(path, state)
+    yield from chunks
+    _still(path, state)
 
 
 def _redact_url(url: str) -> str:
@@ -700,13 +738,16 @@ def read_chunks(
     only=None,
     declared=None,
     as_text: bool = False,
+    state: tuple | None = None,
 ) -> Iterator[pd.DataFrame]:
     """Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says: a dataset's file; None, the
     defaults, and no advice to change ingest.yaml); `SourceError` names a failure. `only`: the columns a reader takes
     (`score`: the model's), the only ones that must be named once and hold single values; others pass as they come.
     `declared`: a dataset's contract's columns, name -> rule (a header naming none of them is a file's first row of
     values; its text columns are read as the text written, `_as_declared`). `as_text`: every CSV column as the text
-    written, a blank as '' (what `lifecycle init` compares its typed reading with)."""
+    written, a blank as '' (what `lifecycle init` compares its typed reading with). A file that changes or goes while
+    it is read (its `file_state`: `state` if given, taken before it was fingerprinted, else when its reading starts) is
+    refused, after its last chunk."""
     if source in PACKAGED:
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests
@@ -731,11 +772,11 @@ def read_chunks(
         raise SourceError(f"{path}: source file not found")
     suffix = path.suffix.lower()
     if suffix == '.gz' and path.name.lower().endswith(('.csv.gz', '.tsv.gz', '.txt.gz')):
-        yield from _csv_chunks(path, chunk_rows, dialect, only, declared, as_text)
+        yield from _pinned(_csv_chunks(path, chunk_rows, dialect, only, declared, as_text), path, state)
     elif suffix in ('.csv', '.tsv', '.txt'):
-        yield from _csv_chunks(path, chunk_rows, dialect, only, declared, as_text)
+        yield from _pinned(_csv_chunks(path, chunk_rows, dialect, only, declared, as_text), path, state)
     elif suffix in ('.parquet', '.pq'):
-        yield from _parquet_chunks(path, chunk_rows, only, declared)
+        yield from _pinned(_parquet_chunks(path, chunk_rows, only, declared), path, state)
     else:
         raise SourceError(
             f"{path}: unsupported source type {suffix!r}; "

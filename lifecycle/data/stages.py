@@ -56,9 +56,10 @@ class IngestResult:
         )
 
 
-def _chunks(ws: Workspace, p: IngestParams, keep=None):
-    "The source's chunks, each cut to the rows `keep(chunk)` selects."
-    chunks = sources.read_chunks(p.source, ws.root, p.chunk_rows, p.query, p.csv, declared=p.columns)
+def _chunks(ws: Workspace, p: IngestParams, keep=None, state: tuple | None = None):
+    """The source's chunks, each cut to the rows `keep(chunk)` selects; `SourceError` after the last when the file is
+    no longer as `state` (`sources.file_state`, taken before its fingerprint) says."""
+    chunks = sources.read_chunks(p.source, ws.root, p.chunk_rows, p.query, p.csv, declared=p.columns, state=state)
     return chunks if keep is None else (c[keep(c)] for c in chunks)
 
 
@@ -115,19 +116,21 @@ def ingest(
 ) -> IngestResult:
     """The ingest stage: the training rows through the boundary (`BatchRejected` if refused), then each later batch
     replayed."""
+    state = sources.file_state(p.source, ws.root)  # (before the fingerprint: each read refuses a file changed since)
     fingerprint = sources.fingerprint(p.source, ws.root, p.query)
     reference = resolve_reference(ws, p, model_name)
     first = date_order(ws, p)  # (once, over the whole source: each chunk is read by it)
     cut = (lambda c: in_training(c[p.split_column], p.train_until, first)) if p.split_column else None
     shown = sources.shown_source(p.source)  # (recorded and shown: a database URL without its password)
+    later, unsplit = split_plan(ws, p, first)  # (before the training batch is stored: the file as pinned, too)
     train = ingest_batch(
-        _chunks(ws, p, cut), p, ws, source=shown, fingerprint=fingerprint, role='train', reference=reference
+        _chunks(ws, p, cut, state), p, ws, source=shown, fingerprint=fingerprint, role='train', reference=reference
     )
-    replayed, (later, unsplit) = {}, split_plan(ws, p, first)
+    replayed = {}
     for v in later if replay else []:
         try:
             r = ingest_batch(
-                _chunks(ws, p, lambda c, v=v: batch_key(c[p.split_column], p.train_until, first) == v),
+                _chunks(ws, p, lambda c, v=v: batch_key(c[p.split_column], p.train_until, first) == v, state),
                 p,
                 ws,
                 source=f'{shown} ({p.split_column}={v})',
