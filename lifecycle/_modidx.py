@@ -1350,6 +1350,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources._trimmed': ('api/data/sources.html#_trimmed', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._undecodable_at': ( 'api/data/sources.html#_undecodable_at',
                                                                                     'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._unreadable': ( 'api/data/sources.html#_unreadable',
+                                                                                'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._where': ('api/data/sources.html#_where', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._written_with': ( 'api/data/sources.html#_written_with',
                                                                                   'lifecycle/data/sources.py'),

@@ -263,3 +263,45 @@ def test_a_file_changed_while_ingest_or_a_watch_reads_it_exits_4_logged_and_noth
     assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable'], out
     assert [e['status'] for e in ing.read_log(Workspace.open(w))] == ['unreadable', 'unreadable']
     assert not list((w / '.lifecycle' / 'store' / 'records').rglob('*.json'))
+
+
+# --- 7. a file that cannot be opened -------------------------------------------------------------------------------
+
+
+def locked(monkeypatch, name: str):
+    "Files called `name` cannot be opened, as for a user without permission (the tests may run as root)."
+    import builtins
+
+    real = builtins.open
+
+    def opening(file, *a, **k):
+        if str(file).endswith(name):
+            raise PermissionError(13, 'Permission denied', str(file))
+        return real(file, *a, **k)
+
+    monkeypatch.setattr(builtins, 'open', opening)
+
+
+def test_an_unreadable_file_is_refused_with_exit_4_logged_and_counted_by_ingest_watch_and_drift(
+    tmp_path, monkeypatch, arrests
+):
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    arrests.head(40).to_csv(w / 'a.csv', index=False)
+    arrests.head(40).to_csv(w / 'locked.csv', index=False)
+    (w / 'inbox').mkdir()
+    arrests.head(40).to_csv(w / 'inbox' / '1-locked.csv', index=False)
+    arrests.iloc[40:80].to_csv(w / 'inbox' / '2.csv', index=False)
+    locked(monkeypatch, 'locked.csv')
+    r = invoke(cmds().ingest, ['locked.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 4 and out['status'] == 'unreadable', out
+    assert out['error'] == f"{w / 'locked.csv'}: the source cannot be read: Permission denied"
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable', 'accepted'], out
+    r = invoke(cmds().ingest, ['stats', '--dataset', 'arrests', '--json'], env=env)
+    assert json.loads(r.stdout)['unreadable'] == 2
+    r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'locked.csv'], env=env)
+    assert r.exit_code == 4 and 'locked.csv: the source cannot be read: Permission denied' in r.stderr, r.stderr

@@ -45,11 +45,11 @@ def _ingest_one(
     from lifecycle.data.pii import PiiError
 
     rejected = None
-    state = sources.file_state(source, Path.cwd())  # (before the fingerprint: a file changed after it is refused)
-    fp = sources.fingerprint(source, Path.cwd(), query)
     ref = ingest.resolve_reference(s, p, rp.model_name)
     read, source = source, sources.shown_source(source)  # (recorded and shown: a database URL without its password)
     try:
+        state = sources.file_state(read, Path.cwd())  # (before the fingerprint: a file changed after it is refused)
+        fp = sources.fingerprint(read, Path.cwd(), query)  # (a file that cannot be read: logged and counted, below)
         r = ingest.ingest_batch(
             sources.read_chunks(read, Path.cwd(), p.chunk_rows, query, p.csv, declared=p.columns, state=state),
             p,

@@ -88,7 +88,15 @@ def fingerprint(source: str, root: str | Path = '.', query: str | None = None) -
     if is_sql(source):
         return 'sql:' + hashlib.sha256(f"{_redact_url(source)}\0{query}".encode()).hexdigest()
     path = resolve(source, root)
-    return f"sha256:{file_sha256(path)}" if path.is_file() else f"missing:{path}"
+    try:
+        return f"sha256:{file_sha256(path)}" if path.is_file() else f"missing:{path}"
+    except OSError as e:  # (no permission to read it, say: named, as any source that cannot be read; review CK)
+        raise _unreadable(path, e) from None
+
+
+def _unreadable(path: Path, e: OSError) -> SourceError:
+    "A file that cannot be opened or read, named with the system's reason (`Permission denied`), as a `SourceError`."
+    return SourceError(f"{path}: the source cannot be read: {e.strerror or e}")
 
 
 def file_state(source: str, root: str | Path = '.') -> tuple | None:
@@ -158,8 +166,11 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
     "The first 64 KiB of the file's text, decompressed; a file whose bytes say it is not text is named for what it is."
     import gzip
 
-    with open(path, 'rb') as raw:
-        magic = raw.read(8)
+    try:
+        with open(path, 'rb') as raw:
+            magic = raw.read(8)
+    except OSError as e:
+        raise _unreadable(path, e) from None
     if compression is None:
         for sig, what in _MAGIC.items():
             if magic.startswith(sig):
