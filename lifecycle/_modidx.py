@@ -1155,6 +1155,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._arrow_failure': ( 'api/data/ingest.html#_arrow_failure',
                                                                                  'lifecycle/data/ingest.py'),
+                                       'lifecycle.data.ingest._audit_batch': ( 'api/data/ingest.html#_audit_batch',
+                                                                               'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._clean_rows': ( 'api/data/ingest.html#_clean_rows',
                                                                               'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._compare': ('api/data/ingest.html#_compare', 'lifecycle/data/ingest.py'),

@@ -226,7 +226,7 @@ def test_a_full_disk_while_storing_is_a_refusal_and_leaves_nothing_behind(ws, mo
         'close': (pq.ParquetWriter, 'close'),
         'object': (os, 'replace'),
         'record': (store_mod, 'atomic_write'),
-        'log': (ing, 'append_jsonl'),
+        'log': (ing, 'write_line'),
     }[where]
     monkeypatch.setattr(*target, full)
     with pytest.raises(ing.IngestError) as e:

@@ -305,3 +305,51 @@ def test_an_unreadable_file_is_refused_with_exit_4_logged_and_counted_by_ingest_
     assert json.loads(r.stdout)['unreadable'] == 2
     r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'locked.csv'], env=env)
     assert r.exit_code == 4 and 'locked.csv: the source cannot be read: Permission denied' in r.stderr, r.stderr
+
+
+# --- 5. the audit log names no snapshot that was not kept ---------------------------------------------------------
+
+
+def test_a_batch_whose_log_line_cannot_be_written_leaves_no_audit_entry_naming_it(ws, monkeypatch):
+    import os
+
+    from lifecycle.core import audit
+
+    fail_open = P.model_copy(update={'policy': 'fail_open'})
+    ing.ingest_batch([people()], fail_open, ws, source='a.csv', fingerprint='a')  # (the flags of the last batch)
+    before = sorted(p.name for p in (ws.store_dir / 'records').rglob('*.json'))
+    real = os.open
+
+    def opening(path, flags, *a, **k):  # (the batch log read-only, for a user who may not write it: the tests are root)
+        if str(path).endswith('batches.jsonl') and flags & os.O_APPEND:
+            raise PermissionError(13, 'Permission denied', str(path))
+        return real(path, flags, *a, **k)
+
+    monkeypatch.setattr(os, 'open', opening)
+    bad = people().assign(plan=['basic', 'team', 'pro', 'pro', 'basic', 'pro'])  # (one row quarantined)
+    changed = fail_open.model_copy(update={'flags': fail_open.flags.model_copy(update={'strict_schema': False})})
+    for p in (fail_open, changed):
+        with pytest.raises(ing.IngestError, match='nothing of the batch was kept'):
+            ing.ingest_batch([bad], p, ws, source='b.csv', fingerprint='b')
+    assert sorted(p.name for p in (ws.store_dir / 'records').rglob('*.json')) == before
+    assert [e['action'] for e in audit.read(ws.audit_path)] == []  # (no fallback, no flags change of an undone batch)
+    monkeypatch.undo()
+    r = ing.ingest_batch([bad], fail_open, ws, source='b.csv', fingerprint='b')  # (the log writable: the fallback)
+    assert r.status == 'accepted_with_quarantine' and [e['status'] for e in ing.read_log(ws)][-1] == r.status
+    entries = [(e['action'], e['subject']) for e in audit.read(ws.audit_path)]
+    assert entries == [('ingest.fallback', r.snapshot['version'])]
+
+
+def test_a_batch_the_audit_log_cannot_take_leaves_no_batch_log_line(ws, monkeypatch):
+    from lifecycle.core import audit
+
+    fail_open = P.model_copy(update={'policy': 'fail_open'})
+    bad = people().assign(plan=['basic', 'team', 'pro', 'pro', 'basic', 'pro'])
+
+    def refused(*a, **k):
+        raise audit.AuditError('the audit log cannot be written: no space left')
+
+    monkeypatch.setattr(audit, 'append', refused)
+    with pytest.raises(audit.AuditError, match='nothing of the batch was kept'):
+        ing.ingest_batch([bad], fail_open, ws, source='b.csv', fingerprint='b')
+    assert ing.read_log(ws) == [] and not list((ws.store_dir / 'records').rglob('*.json'))

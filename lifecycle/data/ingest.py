@@ -7,6 +7,7 @@ nothing is stored."""
 # %% ../../nbs/api/data/04_ingest.ipynb #948f545a
 from __future__ import annotations
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -22,6 +23,7 @@ import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import ContentHash, Store, pid_alive, hash_obj, append_jsonl, read_jsonl, file_sha256
+from ..core.store import locked_append, write_line
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
 from ..core import audit
@@ -581,6 +583,24 @@ def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None
         findings=res.violations[['rule', 'column', 'severity', 'blocking']].to_dict('records'),
         **res.metrics,
     )
+    line = (json.dumps(entry, default=str) + '\n').encode()
+    with locked_append(ingest_log_path(s)) as fd:  # (held until the audit entries are in: no other line comes between)
+        before = os.fstat(fd).st_size
+        write_line(fd, line)  # (first: a batch whose line cannot be written is undone before the audit log names it)
+        try:
+            _audit_batch(s, p, res, actor, prev_flags, flags, entry['quarantine'])
+        except BaseException:  # (an audit entry it needs cannot be written: the batch is undone, its line taken back)
+            try:
+                os.ftruncate(fd, before)
+            except OSError:
+                pass
+            raise
+
+
+def _audit_batch(
+    s: Settings, p: IngestParams, res: BatchResult, actor: str | None, prev_flags: dict | None, flags: dict, quarantine
+) -> None:
+    "The batch's audit entries: a flags change, a rejection, or a fail-open fallback naming its snapshot."
     if prev_flags is not None and prev_flags != flags:
         audit.append(
             s.audit_path,
@@ -610,10 +630,9 @@ def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None
             actor=actor,
             reason=res.reason[:2000],
             batch_id=res.batch_id,
-            quarantine=entry['quarantine'],
+            quarantine=quarantine,
             policy=p.policy,
         )
-    append_jsonl(ingest_log_path(s), entry)  # (after its audit entries: a batch the audit log cannot take is undone)
 
 # %% ../../nbs/api/data/04_ingest.ipynb #61d975a4
 class SnapshotPurged(Exception):
