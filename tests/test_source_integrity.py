@@ -353,3 +353,60 @@ def test_a_batch_the_audit_log_cannot_take_leaves_no_batch_log_line(ws, monkeypa
     with pytest.raises(audit.AuditError, match='nothing of the batch was kept'):
         ing.ingest_batch([bad], fail_open, ws, source='b.csv', fingerprint='b')
     assert ing.read_log(ws) == [] and not list((ws.store_dir / 'records').rglob('*.json'))
+
+
+# --- 6. Parquet types the contract has no word for ----------------------------------------------------------------
+
+
+def odd_types(path, n: int = 240, plan=None):
+    "A Parquet file with a binary, a time-of-day and a duration column."
+    import datetime as dt
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rng = np.random.default_rng(3)
+    plans = plan or [p.encode() for p in rng.choice(['basic', 'pro', 'team'], n)]
+    pq.write_table(
+        pa.table(
+            {
+                'plan': pa.array(plans, pa.binary()),
+                'at': pa.array([dt.time(9 + i % 8, 30, i % 60, 250000 * (i % 2)) for i in range(n)], pa.time64('us')),
+                'took': pa.array([dt.timedelta(seconds=7.5 * i) for i in range(n)], pa.duration('ms')),
+                'spend': np.round(rng.normal(100, 10, n), 2),
+                'churned': rng.choice(['yes', 'no'], n),
+            }
+        ),
+        path,
+    )
+    return path
+
+
+def test_init_proposes_for_binary_time_and_duration_parquet_columns_what_ingestion_then_takes(ws, tmp_path):
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.params import load_params
+    from lifecycle.data.init_command import init
+
+    w = scratch_workspace(tmp_path / 'w')
+    src = odd_types(w / 'odd.parquet')
+    env = {'LIFECYCLE_WORKSPACE': str(w)}
+    r = invoke(init, ['--from', str(src), '--target', 'churned', '--out', str(w / 'p')], env=env)
+    assert r.exit_code == 0, r.stderr
+    p = load_params(w / 'p')['ingest']
+    assert {c: p.columns[c].dtype for c in ('plan', 'at', 'took')} == {'plan': 'str', 'at': 'str', 'took': 'float'}
+    assert p.columns['plan'].allowed == ['basic', 'pro', 'team']
+    res = ing.ingest_batch(sources.read_chunks(str(src), declared=p.columns), p, ws, source='odd', fingerprint='o')
+    assert res.status == 'accepted' and not len(res.violations), res.reason
+    df = ing.load_snapshot(ws.store, res.snapshot['version'])
+    assert df.plan.isin(['basic', 'pro', 'team']).all() and df['at'].tolist()[:2] == ['09:30:00', '10:30:01.250000']
+    assert df.took.tolist()[:3] == [0.0, 7.5, 15.0]
+    table = sources.read_table(str(src))  # (`drift` reads it alike)
+    assert str(table.schema.field('plan').type) == 'string' and str(table.schema.field('took').type) == 'double'
+
+
+def test_a_binary_parquet_column_that_is_not_utf8_is_refused_naming_it_not_its_value(tmp_path):
+    src = odd_types(tmp_path / 'bad.parquet', 3, plan=[b'basic', b'\xffsecret\xfe', None])
+    for reader in (lambda: read(src), lambda: sources.read_table(str(src))):
+        with pytest.raises(sources.SourceError, match='column plan holds binary values that are not UTF-8 text') as e:
+            reader()
+        assert 'secret' not in str(e.value)
+    assert read(src, only={'spend'}).shape == (3, 5)  # (a reader not taking it: as it comes)
