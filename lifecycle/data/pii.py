@@ -154,12 +154,15 @@ _INSIDE = (  # (kind, pattern found within a value, values needed): personal dat
         'text holding a phone number',
         r'(?<![\w.+])(?=(?:\D{0,2}\d){8,15}(?!\d))(?!\+\d{1,3} \d{4}-\d\d-\d\d)'  # (not +1 2024-01-05)
         r'(?:\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,5}'  # +31 6 1234 5678, +447911123456
-        r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4}'  # (555) 123-4567, 555-123-4567
-        r'|(?=(?:\D?\d){10,12}(?!\d))0[1-9]\d{1,4}[ -]\d{3,4}[ -]?\d{3,4}(?![ -]\d))(?![\w.])'  # 07700 900123
-        # a number after a word that says what it is: `call me on 07700900123`, `tel. 030 1234567`, `ring 555 123 4567`
+        r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])'  # (555) 123-4567, 555-123-4567
+        # after a word that says what it is, a number written as a country writes one: `call me on 07700 900123`,
+        # `tel. 030 1234567`, `ring 555 123 4567`, `fax 0044 20 7946 0000` (not `ring 1234 5678`, `call 0800-1700`)
         r'|(?i:\b(?:call|phone|tel|telephone|mobile|mob|cell|cellphone|ring|fax|whatsapp|sms)\b\.?:?'
-        r'(?: (?:me|us|him|her|them))?(?: (?:on|at))?\s{0,3})(?=(?:\D{0,2}\d){7,15}(?!\d))(?!' + _DATE + ')'
-        r'\+?\(?\d[\d ().-]{5,18}\d(?![\w.])',
+        r'(?: (?:me|us|him|her|them))?(?: (?:on|at))?\s{0,3})(?!' + _DATE + ')'
+        r'(?:00\d{1,3}[ -]?\d{1,4}(?:[ .-]?\d{2,4}){2,5}'  # 0044 20 7946 0000
+        r'|\(0?\d{2,5}\) ?\d{3,4}[ .-]?\d{3,4}'  # (030) 1234567
+        r'|(?=(?:[ /.-]?\d){9,12}(?![ /.-]?\d))0[1-9]\d{1,4}(?:[ /.-]?\d{2,4}){1,3}'  # a trunk 0: 9 to 12 digits
+        r'|\d{3}[ .-]\d{3}[ .-]\d{4})(?![ /.-]?\d)(?!\w|\.\d)',  # 555 123 4567
         3,
     ),
 )
@@ -341,12 +344,24 @@ def _may_be_personal(text: str) -> bool:
 # %% ../../nbs/api/data/01_pii.ipynb #5b7e21c0
 def shown_value(value) -> str:
     """A raw value as a terminal may quote it (its `repr`), or what was withheld and why: an e-mail address, a phone
-    number (alone as a country writes one, or in text) or a person's name, the detector's kinds of someone's data a
-    single value can be told by (not a code, a number or a date). A name is not told from a category of two
-    capitalised words (`New Zealand`): withheld as well."""
+    number (seven to fifteen digits written as one, `/` too, or in text) or a person's name (two to four capitalised
+    words in any script: `José García`, `Anne-Marie Dupont`, `Dr. Ann Example`), the kinds of someone's data one value
+    can be told by. Erring towards withholding: a category of capitalised words (`New Zealand`) or a long number is
+    withheld as well (review CK)."""
+    import pandas as pd
+
     text = str(value).strip()
-    if not _may_be_personal(text):
-        return repr(value)
+    for kind, pattern, _ in _INSIDE:
+        if re.search(pattern, text):
+            return f"<a value withheld: it holds {kind.removeprefix('text holding ')}>"
+    if re.fullmatch(_PATTERNS['e-mail address'], text):
+        return '<a value withheld: it looks like an e-mail address>'
+    if phone_numbers(pd.Series([text.replace('/', ' ')])).iloc[0]:
+        return '<a value withheld: it looks like a phone number>'
+    words = text.split()
+    if 2 <= len(words) <= 4 and all(w[0].isupper() and re.fullmatch(_ONE_NAME, w.rstrip('.')) for w in words):
+        return "<a value withheld: it looks like a person's name>"
+    return repr(value)
     import pandas as pd
 
     for kind, pattern, _ in _INSIDE:
