@@ -350,6 +350,16 @@ def test_a_remembered_params_folder_that_is_gone_is_said_to_be_gone_not_read_as_
     said = r"params-b: params folder not found; it is the params folder the last run used \(.*params_dir names it\)"
     with pytest.raises(ParamsError, match=said + ": put it back, pass --params, or remove that file to read params/"):
         ws.params
+    from lifecycle.core.params import load_file
+    from lifecycle.operate.schema import MonitorParams
+
+    with pytest.raises(ParamsError, match=r'params-b: params folder not found \(looked for its monitor.yaml\)$'):
+        load_file(ws.params_dir / 'monitor.yaml', MonitorParams)  # (what reads one file of it: monitor, retrain, flags)
+    from typer.testing import CliRunner
+    from lifecycle.app.cli import app
+
+    r = CliRunner().invoke(app, ['status'], env={'LIFECYCLE_WORKSPACE': str(a)})
+    assert r.exit_code == 0 and 'params-b  (gone: commands that read params refuse; see --params)' in r.stdout
     assert Workspace.open(a, params_dir=a / 'params').params_dir == (a / 'params').resolve()  # --params still works
     assert Workspace.open(a, remembered=False).params_dir == (a / 'params').resolve()  # and `lifecycle run` reads it
     (a / 'params-b').write_text('')

@@ -222,7 +222,8 @@ class StatusView(Result):
         st = self.status
         print(f"workspace  {st['workspace']}\nstate      {st['state_dir']}\ntracking   {st['tracking_uri']}")
         if st.get('params_dir'):
-            print(f"params     {st['params_dir']}")
+            gone = '' if Path(st['params_dir']).is_dir() else '  (gone: commands that read params refuse; see --params)'
+            print(f"params     {st['params_dir']}{gone}")
         for m in st['models']:
             print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")
         for m in st.get('alias_mismatches', []):

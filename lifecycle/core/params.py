@@ -150,6 +150,8 @@ def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
     path = Path(path)
     if path.is_dir():  # (not "missing": it is there, as the wrong thing; review AX)
         raise ParamsError(f"{path}: expected a {schema.__name__} YAML file, found a folder")
+    if not path.is_file() and not path.parent.is_dir():  # (the folder is gone: said as such, not one file of it)
+        raise ParamsError(f"{path.parent}: {not_a_folder(path.parent)} (looked for its {path.name})")
     if not path.is_file():
         raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
     try:
