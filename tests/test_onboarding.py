@@ -1252,3 +1252,24 @@ def test_every_exclusion_init_makes_says_why_in_counts():
         '5 distinct values in 8 rows: over half as many as rows, as free text has')
     roles = propose_params(customers(100).assign(notes=None), target='churned', source='c.csv').columns
     assert roles.set_index('column').why['notes'] == 'no value in any row'
+
+
+def test_a_force_replacement_that_cannot_be_renamed_in_puts_the_old_params_back(tmp_path, monkeypatch):
+    "Review CL: a failed rename after the old folder was set aside left it hidden at .p.old, the --out folder gone."
+    from pathlib import Path
+
+    pr = propose_params(customers(), target='churned', source='data/customers.csv')
+    out = write_params(pr, tmp_path / 'p')
+    (out / 'ingest.yaml').write_text((out / 'ingest.yaml').read_text() + '# mine\n')
+    rename = Path.rename
+
+    def refused(self, target):
+        if Path(target) == out and self.name.startswith('.p.') and not self.name.endswith('.old'):
+            raise OSError(28, 'No space left on device')
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, 'rename', refused)
+    with pytest.raises(ProposalRefused, match=r'/p: cannot be written: No space left on device$'):
+        write_params(pr, out, overwrite=True)
+    assert (out / 'ingest.yaml').read_text().endswith('# mine\n') and not (tmp_path / '.p.old').exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['p']  # (no temporary folder left either)
