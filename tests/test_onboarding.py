@@ -170,6 +170,8 @@ def test_init_command_refusals_name_what_is_wrong(tmp_path):
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--dataset', 'a b/c', '--out', 'p2'], env=env)
     said = ' '.join(r.output.split())
     assert r.exit_code == 2 and "--dataset 'a b/c': expected letters, digits, '_', '.' and '-' only" in said, said
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--dataset', 'ann roe@mail.test'], env=env)
+    assert r.exit_code == 2 and 'roe' not in r.output and '--dataset (withheld: it holds an e-mail' in r.output
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--out', '/proc/x'], env=env)
     said = ' '.join(r.output.split())
     assert r.exit_code == 2 and said.startswith('error: /proc/x: cannot be written: ') and '.x.' not in said, said

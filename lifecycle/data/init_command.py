@@ -260,10 +260,13 @@ def _dataset_name_or_refuse(dataset: str) -> None:
     "Refuse a --dataset that `ingest.yaml`'s `dataset` key would not take, naming the option (review CK)."
     import re
     from lifecycle.core.params import IngestParams
+    from lifecycle.data.pii import holds_contact
 
-    if not re.fullmatch(IngestParams.model_fields['dataset'].metadata[0].pattern, dataset):
+    pattern = next(m.pattern for m in IngestParams.model_fields['dataset'].metadata if getattr(m, 'pattern', None))
+    if not re.fullmatch(pattern, dataset):
+        shown = '(withheld: it holds an e-mail address or a phone number)' if holds_contact(dataset) else repr(dataset)
         raise CommandError(
-            f"--dataset {dataset!r}: expected letters, digits, '_', '.' and '-' only (it names the dataset, its model "
+            f"--dataset {shown}: expected letters, digits, '_', '.' and '-' only (it names the dataset, its model "
             "and their files)",
             EXIT_INPUT,
         )
