@@ -155,14 +155,16 @@ _INSIDE = (  # (kind, pattern found within a value, values needed): personal dat
         r'(?<![\w.+])(?=(?:\D{0,2}\d){8,15}(?!\d))(?!\+\d{1,3} \d{4}-\d\d-\d\d)'  # (not +1 2024-01-05)
         r'(?:\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,5}'  # +31 6 1234 5678, +447911123456
         r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])'  # (555) 123-4567, 555-123-4567
-        # after a word that says what it is, a number written as a country writes one: `call me on 07700 900123`,
-        # `tel. 030 1234567`, `ring 555 123 4567`, `fax 0044 20 7946 0000` (not `ring 1234 5678`, `call 0800-1700`)
-        r'|(?i:\b(?:call|phone|tel|telephone|mobile|mob|cell|cellphone|ring|fax|whatsapp|sms)\b\.?:?'
-        r'(?: (?:me|us|him|her|them))?(?: (?:on|at))?\s{0,3})(?!' + _DATE + ')'
-        r'(?:00\d{1,3}[ -]?\d{1,4}(?:[ .-]?\d{2,4}){2,5}'  # 0044 20 7946 0000
-        r'|\(0?\d{2,5}\) ?\d{3,4}[ .-]?\d{3,4}'  # (030) 1234567
-        r'|(?=(?:[ /.-]?\d){9,12}(?![ /.-]?\d))0[1-9]\d{1,4}(?:[ /.-]?\d{2,4}){1,3}'  # a trunk 0: 9 to 12 digits
-        r'|\d{3}[ .-]\d{3}[ .-]\d{4})(?![ /.-]?\d)(?!\w|\.\d)',  # 555 123 4567
+        # after a word that says what it is, a number of 9 to 15 digits in groups, as countries write them: `call me on
+        # 07700 900123`, `tel. 030 1234567`, `phone no. 06 12 34 56 78`, `ring 555 123 4567`, `mobile 3471234567`,
+        # `(11) 91234-5678`; not a date, a list of times (`call 0800 1200 1600`) or of years, nor `ring 1234 5678`
+        r'|(?i:\b(?:call(?:ing|ed|back)?|rang|ph|phone|tel|telephone|telefon|mobile|mob|handy|cell|cellphone|ring|fax'
+        r'|whatsapp|sms|text me|contact me|reach me|my number)\b\.?:?(?:[ -]?(?:number|no|nr)\b\.?:?| ?#)?'
+        r'(?: (?:me|us|him|her|them))?(?: (?:on|at|is))?\s{0,3})'
+        r'(?!' + _DATE + r')(?!(?:(?:[01]\d|2[0-3])[0-5]\d[ .-]?){2,}(?!\d))(?!(?:(?:19|20)\d\d[ .-]?){2,}(?!\d))'
+        r'(?!\d+\.\d+\b(?![ ./-]\d))'  # (a decimal: `cell 0.123456789`)
+        r'(?=(?:[ ()./-]{0,2}\d){9,15}(?![ ()./-]{0,2}\d))\+?\(?\d{1,5}\)?(?:[ ./-]?\(?\d{1,5}\)?){0,6}'
+        r'(?!\w|\.\d)',
         3,
     ),
 )
@@ -343,34 +345,26 @@ def _may_be_personal(text: str) -> bool:
 
 # %% ../../nbs/api/data/01_pii.ipynb #5b7e21c0
 def shown_value(value) -> str:
-    """A raw value as a terminal may quote it (its `repr`), or what was withheld and why: an e-mail address, a phone
-    number (seven to fifteen digits written as one, `/` too, or in text) or a person's name (two to four capitalised
-    words in any script: `José García`, `Anne-Marie Dupont`, `Dr. Ann Example`), the kinds of someone's data one value
-    can be told by. Erring towards withholding: a category of capitalised words (`New Zealand`) or a long number is
-    withheld as well (review CK)."""
-    import pandas as pd
-
+    """A raw value as a terminal may quote it (its `repr`), or what was withheld and why: an e-mail address or a phone
+    number in it (`_INSIDE`), an e-mail address alone, a long number (seven digits or more, grouped or not: a phone
+    number written any way, `030/1234567`, `0044 7700 900123`), or a person's name (two to four capitalised words in
+    any script: `José García`, `Roe, Ann`, `Dr. Ann Example`). It errs towards withholding: a category of capitalised
+    words (`New Zealand`) or a version number is withheld too; a date, a band of numbers or a span of years is shown
+    (review CK)."""
     text = str(value).strip()
     for kind, pattern, _ in _INSIDE:
         if re.search(pattern, text):
             return f"<a value withheld: it holds {kind.removeprefix('text holding ')}>"
     if re.fullmatch(_PATTERNS['e-mail address'], text):
         return '<a value withheld: it looks like an e-mail address>'
-    if phone_numbers(pd.Series([text.replace('/', ' ')])).iloc[0]:
-        return '<a value withheld: it looks like a phone number>'
-    words = text.split()
-    if 2 <= len(words) <= 4 and all(w[0].isupper() and re.fullmatch(_ONE_NAME, w.rstrip('.')) for w in words):
-        return "<a value withheld: it looks like a person's name>"
-    return repr(value)
     import pandas as pd
 
-    for kind, pattern, _ in _INSIDE:
-        if re.search(pattern, text):
-            return f"<a value withheld: it holds {kind.removeprefix('text holding ')}>"
-    if re.fullmatch(_PATTERNS['e-mail address'], text):
-        return '<a value withheld: it looks like an e-mail address>'
-    if phone_numbers(pd.Series([text]), alone=True).iloc[0]:
-        return '<a value withheld: it looks like a phone number>'
-    if re.fullmatch(_PATTERNS['personal name'], text):
+    one = pd.Series([text])
+    if re.fullmatch(_DATE, text) or _numeric_band(one).iloc[0] or _year_span(one).iloc[0]:
+        return repr(value)
+    if re.search(r'\d(?:[ ()./-]{0,2}\d){6}', text):
+        return '<a value withheld: it holds a long number, perhaps a phone number>'
+    words = [w.rstrip('.,') for w in text.split()]
+    if 2 <= len(words) <= 4 and all(w[:1].isupper() and re.fullmatch(_ONE_NAME, w) for w in words):
         return "<a value withheld: it looks like a person's name>"
     return repr(value)
