@@ -1167,6 +1167,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.data.ingest._live_version': ( 'api/data/ingest.html#_live_version',
                                                                                 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._log_batch': ('api/data/ingest.html#_log_batch', 'lifecycle/data/ingest.py'),
+                                       'lifecycle.data.ingest._log_failed': ( 'api/data/ingest.html#_log_failed',
+                                                                              'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._metrics': ('api/data/ingest.html#_metrics', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._plain': ('api/data/ingest.html#_plain', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._sampled': ('api/data/ingest.html#_sampled', 'lifecycle/data/ingest.py'),

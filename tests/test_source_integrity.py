@@ -355,6 +355,117 @@ def test_a_batch_the_audit_log_cannot_take_leaves_no_batch_log_line(ws, monkeypa
     assert ing.read_log(ws) == [] and not list((ws.store_dir / 'records').rglob('*.json'))
 
 
+KILLED = """
+import os, sys
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from lifecycle.core.workspace import Workspace
+from lifecycle.core import audit
+from lifecycle.data import ingest as ing
+from test_source_integrity import P, people
+ws = Workspace.open(Path({root!r}))
+fail_open = P.model_copy(update={{'policy': 'fail_open'}})
+changed = fail_open.model_copy(update={{'flags': fail_open.flags.model_copy(update={{'strict_schema': False}})}})
+bad = people().assign(plan=['basic', 'team', 'pro', 'pro', 'basic', 'pro'])
+at, calls = {at!r}, []
+real_append, real_line = audit.append, ing.write_line
+def appending(*a, **k):  # (kill -9 before the n-th audit entry)
+    calls.append(a[1])
+    if at == 'audit%d' % len(calls):
+        os._exit(137)
+    return real_append(*a, **k)
+def line(*a, **k):
+    if at == 'line':
+        os._exit(137)
+    real_line(*a, **k)
+    if at == 'after':
+        os._exit(137)
+audit.append, ing.write_line = appending, line
+ing.ingest_batch([bad], changed, ws, source='b.csv', fingerprint='b')
+"""
+
+
+@pytest.mark.parametrize('at', ['audit1', 'audit2', 'line', 'after'])
+def test_a_kill_at_any_point_of_logging_a_batch_never_loses_its_flags_change_or_fallback(ws, tmp_path, at):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lifecycle.core import audit
+
+    fail_open = P.model_copy(update={'policy': 'fail_open'})
+    changed = fail_open.model_copy(update={'flags': fail_open.flags.model_copy(update={'strict_schema': False})})
+    bad = people().assign(plan=['basic', 'team', 'pro', 'pro', 'basic', 'pro'])
+    ing.ingest_batch([people()], fail_open, ws, source='a.csv', fingerprint='a')
+    script = KILLED.format(tests=str(Path(__file__).parent), root=str(tmp_path), at=at)
+    assert subprocess.run([sys.executable, '-c', script], env=dict(__import__('os').environ)).returncode == 137
+    if at != 'after':  # (killed before its line: the rerun records the batch, its flags change among it)
+        ing.ingest_batch([bad], changed, ws, source='b.csv', fingerprint='b')
+    log, entries = ing.read_log(ws), audit.read(ws.audit_path)
+    assert log[-1]['flags'] == changed.flags.model_dump() and log[-1]['status'] == 'accepted_with_quarantine'
+    changes = [e for e in entries if e['action'] == 'ingest.flags.change']
+    assert changes and all(e['details']['new'] == changed.flags.model_dump() for e in changes), entries
+    assert ('ingest.fallback', log[-1]['snapshot']) in [(e['action'], e['subject']) for e in entries]
+    assert log[-1]['batch_id'] in {e['details']['batch_id'] for e in entries}  # (an entry may repeat, none is lost)
+
+
+def test_a_batch_log_line_that_fails_after_its_audit_entries_is_undone_in_the_audit_log(ws, monkeypatch):
+    import errno
+    import os
+
+    from lifecycle.core import audit
+
+    fail_open = P.model_copy(update={'policy': 'fail_open'})
+    bad = people().assign(plan=['basic', 'team', 'pro', 'pro', 'basic', 'pro'])
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ing, 'write_line', full)
+    with pytest.raises(ing.IngestError, match='nothing of the batch was kept'):
+        ing.ingest_batch([bad], fail_open, ws, source='b.csv', fingerprint='b')
+    assert ing.read_log(ws) == [] and not list((ws.store_dir / 'records').rglob('*.json'))
+    fallback, undone = audit.read(ws.audit_path)
+    assert fallback['action'] == 'ingest.fallback' and undone['action'] == 'ingest.undone'
+    assert undone['subject'] == fallback['details']['batch_id']
+    assert undone['details']['removed'][0] == fallback['subject']
+    assert 'No space left on device' in undone['reason']
+
+
+def test_a_batch_log_line_that_cannot_be_cut_back_is_said_not_passed_over(ws, monkeypatch):
+    import os
+
+    calls = []
+
+    def torn(fd, line, fsync=True):  # (half the line written, then the disk fails and the cut-back too)
+        os.write(fd, line[: len(line) // 2])
+        calls.append(1)
+        raise OSError(5, 'Input/output error')
+
+    monkeypatch.setattr(ing, 'write_line', torn)
+    with pytest.raises(ing.IngestError) as e:
+        ing.ingest_batch([people()], P, ws, source='b.csv', fingerprint='b')
+    said = str(e.value)
+    assert 'could not take batch' in said and 'nor be cut back' in said and 'Input/output error' in said, said
+    assert str(ing.ingest_log_path(ws)) in said and calls
+
+
+def test_a_line_that_fails_is_cut_back_durably(tmp_path, monkeypatch):
+    import os
+
+    from lifecycle.core import store
+
+    log, done = tmp_path / 'x.jsonl', []
+    real_write, real_truncate, real_fsync = os.write, os.ftruncate, os.fsync
+    monkeypatch.setattr(os, 'write', lambda fd, b: real_write(fd, b[:3]))  # (a short write: the disk filled up)
+    monkeypatch.setattr(os, 'ftruncate', lambda fd, n: (done.append('cut'), real_truncate(fd, n)))
+    monkeypatch.setattr(os, 'fsync', lambda fd: (done.append('sync'), real_fsync(fd)))
+    with pytest.raises(OSError), store.locked_append(log) as fd:
+        store.write_line(fd, b'{"a": 1}\n')
+    monkeypatch.undo()
+    assert log.read_bytes() == b'' and done[-2:] == ['cut', 'sync'], done
+
+
 # --- 6. Parquet types the contract has no word for ----------------------------------------------------------------
 
 

@@ -216,8 +216,9 @@ def write_line(fd: int, line: bytes, fsync: bool = True) -> None:
     except OSError:
         try:
             os.ftruncate(fd, before)
+            os.fsync(fd)  # (the cut made durable, as `_set_aside_torn`'s: a crash after it never brings the line back)
         except OSError:
-            pass  # the next append sets the torn line aside
+            pass  # a torn line is set aside by the next append; a caller that must know compares the size to its own
         raise
 
 

@@ -584,23 +584,51 @@ def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None
         **res.metrics,
     )
     line = (json.dumps(entry, default=str) + '\n').encode()
-    with locked_append(ingest_log_path(s)) as fd:  # (held until the audit entries are in: no other line comes between)
+    with locked_append(ingest_log_path(s)) as fd:  # (held from the audit entries to the line: no batch comes between)
         before = os.fstat(fd).st_size
-        write_line(fd, line)  # (first: a batch whose line cannot be written is undone before the audit log names it)
-        try:
-            _audit_batch(s, p, res, actor, prev_flags, flags, entry['quarantine'])
-        except BaseException:  # (an audit entry it needs cannot be written: the batch is undone, its line taken back)
-            try:
-                os.ftruncate(fd, before)
-            except OSError:
-                pass
+        audited = _audit_batch(s, p, res, actor, prev_flags, flags, entry['quarantine'])  # (first: a kill -9 before
+        try:  # the line leaves entries a rerun repeats, never a flags change the log has and the audit log lacks)
+            write_line(fd, line)
+        except OSError as e:  # (the line cannot be written: the batch is undone, and the audit log says so)
+            _log_failed(s, p, res, actor, fd, before, e, audited)
             raise
+
+
+def _log_failed(
+    s: Settings, p: IngestParams, res: BatchResult, actor: str | None, fd: int, before: int, e: OSError, audited: bool
+) -> None:
+    """The batch log could not take the batch's line, so the batch is undone: an `ingest.undone` audit entry takes back
+    the entries just written for it, and a line `write_line` could not cut back is said (`IngestError`)."""
+    why = os.strerror(e.errno) if e.errno else str(e)
+    removed = [x['version'] for x in (res.snapshot, res.quarantine) if x]
+    if audited:
+        try:
+            audit.append(
+                s.audit_path,
+                'ingest.undone',
+                res.batch_id,
+                actor=actor,
+                reason=f"the ingest log could not take the batch ({why}): nothing of it was kept",
+                dataset=p.dataset,
+                removed=removed,
+            )
+        except audit.AuditError as a:
+            raise audit.AuditError(
+                f"the ingest log could not take batch {res.batch_id} ({why}), and the audit log, whose entries for it "
+                f"name {', '.join(removed) or 'no snapshot'}, could not take its undoing: {a}"
+            ) from None
+    if os.fstat(fd).st_size > before:  # (write_line could not cut its line back: a whole one would name the removed)
+        raise IngestError(
+            f"the ingest log {ingest_log_path(s)} could not take batch {res.batch_id} ({why}) nor be cut back to "
+            f"before it: move its last line aside; nothing of the batch was kept"
+        )
 
 
 def _audit_batch(
     s: Settings, p: IngestParams, res: BatchResult, actor: str | None, prev_flags: dict | None, flags: dict, quarantine
-) -> None:
-    "The batch's audit entries: a flags change, a rejection, or a fail-open fallback naming its snapshot."
+) -> bool:
+    "The batch's audit entries: a flags change, a rejection, or a fail-open fallback naming its snapshot; whether any."
+    audited = res.status != 'accepted' or (prev_flags is not None and prev_flags != flags)
     if prev_flags is not None and prev_flags != flags:
         audit.append(
             s.audit_path,
@@ -633,6 +661,7 @@ def _audit_batch(
             quarantine=quarantine,
             policy=p.policy,
         )
+    return audited
 
 # %% ../../nbs/api/data/04_ingest.ipynb #61d975a4
 class SnapshotPurged(Exception):
