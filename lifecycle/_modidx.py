@@ -1335,6 +1335,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources._label': ('api/data/sources.html#_label', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._marked_floats': ( 'api/data/sources.html#_marked_floats',
                                                                                    'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._names': ('api/data/sources.html#_names', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._parquet_chunks': ( 'api/data/sources.html#_parquet_chunks',
                                                                                     'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._parquet_frame': ( 'api/data/sources.html#_parquet_frame',

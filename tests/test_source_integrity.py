@@ -516,8 +516,35 @@ def test_init_proposes_for_binary_time_and_duration_parquet_columns_what_ingesti
 
 def test_a_binary_parquet_column_that_is_not_utf8_is_refused_naming_it_not_its_value(tmp_path):
     src = odd_types(tmp_path / 'bad.parquet', 3, plan=[b'basic', b'\xffsecret\xfe', None])
-    for reader in (lambda: read(src), lambda: sources.read_table(str(src))):
+    for reader in (lambda: read(src), lambda: sources.read_table(str(src), declared={'plan': P.columns['plan']})):
         with pytest.raises(sources.SourceError, match='column plan holds binary values that are not UTF-8 text') as e:
             reader()
         assert 'secret' not in str(e.value)
     assert read(src, only={'spend'}).shape == (3, 5)  # (a reader not taking it: as it comes)
+    assert read(src, declared={'spend': P.columns['income']}).plan.tolist()[1] == b'\xffsecret\xfe'  # (undeclared)
+
+
+def with_uuid(df: pd.DataFrame, path):
+    "`df` as Parquet with an undeclared `row_uuid` column of 16 raw bytes (fixed_size_binary(16), not UTF-8)."
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pa.Table.from_pandas(df, preserve_index=False)
+    ids = [uuid.UUID(int=0xFEDCBA98 << 96 | i).bytes for i in range(len(df))]
+    pq.write_table(t.append_column('row_uuid', pa.array(ids, pa.binary(16))), path)
+    return path
+
+
+def test_an_undeclared_binary_parquet_column_that_is_not_utf8_is_an_extra_column_not_a_refusal(ws, tmp_path, arrests):
+    src = with_uuid(people(), tmp_path / 'p.parquet')
+    loose = P.model_copy(update={'flags': P.flags.model_copy(update={'strict_schema': False})})
+    r = ing.ingest_batch(sources.read_chunks(str(src), declared=loose.columns), loose, ws, source='p', fingerprint='p')
+    assert r.status == 'accepted' and r.rows == 6 and 'extra_column' in set(r.violations.rule), r.violations
+    w = make_workspace(tmp_path / 'ws2')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    with_uuid(arrests.head(60), w / 'a.parquet')
+    with_uuid(arrests.iloc[60:120], w / 'b.parquet')
+    r = invoke(cmds().drift, ['--reference', str(w / 'a.parquet'), '--current', str(w / 'b.parquet')], env=env)
+    assert r.exit_code != 4 and 'not UTF-8' not in r.stderr, r.stderr

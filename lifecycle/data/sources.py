@@ -606,7 +606,8 @@ def _parquet_chunks(path: Path, chunk_rows: int, only=None, declared=None) -> It
         kinds = [(u, b) for u in ('', 'u') for b in (8, 16, 32, 64)]  # (a column with a null: not floats, rounded)
         exact = {getattr(pa, f'{u}int{b}')(): pd.api.types.pandas_dtype(f'{u.upper()}Int{b}') for u, b in kinds}
         for batch in f.iter_batches(batch_size=chunk_rows):
-            yield _dates_as_text(_as_values(batch, path, only).to_pandas(types_mapper=exact.get), declared)
+            taken = _as_values(batch, path, only if only is not None else _names(declared))  # (the rest as they come)
+            yield _dates_as_text(taken.to_pandas(types_mapper=exact.get), declared)
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
 
@@ -688,11 +689,17 @@ def _flat_columns(path: Path, schema, only=None) -> None:
         )
 
 
-def _as_values(data, path: Path, only=None):
-    """A Parquet batch or table (its columns of `only`, if given) with the types the contract has no word for made the
-    values ingestion and `init` both read (review CK: init proposed `dtype: str` for them, and the first run refused
-    its own file): binary as its UTF-8 text (a column that is not UTF-8 refused, naming it, no value quoted), a time
-    of day as ISO 8601 text (`10:30:00`, its fraction when it has one), a duration as its seconds (a float)."""
+def _names(declared) -> set | None:
+    "The column names of a contract's columns (`declared`: name -> rule), None without one."
+    return set(declared) if isinstance(declared, dict) else None
+
+
+def _as_values(data, path: Path, only=None, strict=None):
+    """A Parquet batch or table (its columns of `only`, if given; the others as they come) with the types the contract
+    has no word for made the values ingestion and `init` both read (review CK: init proposed `dtype: str` for them, and
+    the first run refused its own file): binary as its UTF-8 text (a column that is not UTF-8 refused, naming it, no
+    value quoted; outside `strict`, if given, left binary: an undeclared uuid column), a time of day as ISO 8601 text
+    (`10:30:00`, its fraction when it has one, as `_iso_text` writes it), a duration as its seconds (a float)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -704,6 +711,8 @@ def _as_values(data, path: Path, only=None):
             try:
                 new = pc.cast(col, pa.large_string() if pa.types.is_large_binary(t) else pa.string())
             except pa.ArrowInvalid:
+                if strict is not None and f.name not in strict:
+                    continue
                 from lifecycle.data.pii import shown_column_name
 
                 raise SourceError(
@@ -720,8 +729,9 @@ def _as_values(data, path: Path, only=None):
     return data
 
 
-def _parquet_table(path: Path):
-    "A whole Parquet file as a pyarrow Table, its text columns dictionary-encoded (no pandas, no pyarrow.dataset)."
+def _parquet_table(path: Path, declared=None):
+    """A whole Parquet file as a pyarrow Table, its text columns dictionary-encoded (no pandas, no pyarrow.dataset); a
+    binary column that is not UTF-8 refused when `declared` (a contract's columns) names it or is None, else left."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -731,7 +741,7 @@ def _parquet_table(path: Path):
         text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         f = pq.ParquetFile(path, read_dictionary=text)
         try:
-            return _as_values(f.read(use_threads=True), path)
+            return _as_values(f.read(use_threads=True), path, strict=_names(declared))
         finally:
             f.close()
     except (pa.ArrowInvalid, OSError) as e:
@@ -849,7 +859,7 @@ def read_table(source: str, root: str | Path = '.', query: str | None = None, di
     if is_file_source(source):
         path = resolve(source, root)
         if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
-            return _parquet_table(path)
+            return _parquet_table(path, declared if declared is not None else {})  # (drift: an undeclared uuid)
     return read_frame(source, root, query, dialect, declared)
 
 # %% ../../nbs/api/data/00_sources.ipynb #917800d7
