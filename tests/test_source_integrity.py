@@ -99,6 +99,15 @@ def test_a_nul_byte_in_the_header_or_a_gzip_file_is_refused(tmp_path):
         read(text, dialect=CsvDialect(encoding='utf-16'))
 
 
+def test_a_nul_byte_in_a_headerless_file_names_no_value_of_its_first_row_as_a_column(tmp_path):
+    src = tmp_path / 'nohead.csv'  # (no header row, read under header: true: its first row of values is the "header")
+    src.write_bytes(b'1041,50000.5,HIV positive,yes\n1042,55623.98,basic,yes\n1043,41000.5,pro\0x,no\n')
+    with pytest.raises(sources.SourceError) as e:
+        read(src, declared=P.columns)
+    said = str(e.value)
+    assert 'NUL byte at line 3, column <column 3>' in said and 'HIV' not in said and '50000' not in said, said
+
+
 def test_a_nul_byte_is_refused_by_ingest_drift_and_init_with_exit_4_and_nothing_stored(tmp_path, monkeypatch, arrests):
     from lifecycle.data.init_command import init
 
@@ -131,6 +140,9 @@ def test_a_byte_order_mark_does_not_hide_a_repeated_first_column(tmp_path):
     for declared in (None, P.columns):
         with pytest.raises(sources.SourceError, match=r"names column\(s\) \['id'\] more than once"):
             read(src, declared=declared)
+    src.write_bytes('\ufeff"id","plan","id"\n1,basic,1\n2,pro,2\n'.encode())  # (a quoted header: the same)
+    with pytest.raises(sources.SourceError, match=r"names column\(s\) \['id'\] more than once"):
+        read(src)
     src.write_bytes(people().to_csv(index=False).encode('utf-8-sig'))  # (no repeat: read as before)
     assert list(read(src, declared=P.columns).columns) == ['id', 'income', 'plan', 'label']
 

@@ -191,20 +191,25 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
         raise SourceError(f"{path}: not a readable gzip file ({e})") from None
 
 
+def _header_names(head: bytes, dialect, encoding: str) -> list:
+    """The names the file's first line gives, as the CSV reader splits it (a byte-order mark taken off the line before
+    it is split: no part of the first name, quoted or not; review CK); [] for a file with no first line."""
+    import csv
+    import io
+
+    first = head.decode(encoding, errors='replace').splitlines()[:1]
+    if not first:
+        return []
+    return next(csv.reader(io.StringIO(first[0].lstrip('\ufeff')), delimiter=getattr(dialect, 'delimiter', ',')), [])
+
+
 def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> None:
     """Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`);
     a header that may be a row of values against the `declared` columns (`pii.header_may_be_data`; a file without one)
     has no name of it quoted."""
-    import csv
-    import io
-
     if not getattr(dialect, 'header', True):
         return
-    first = head.decode(encoding, errors='replace').splitlines()[:1]
-    if not first:
-        return
-    names = next(csv.reader(io.StringIO(first[0]), delimiter=getattr(dialect, 'delimiter', ',')), [])
-    names[:1] = [n.lstrip('\ufeff') for n in names[:1]]  # (a byte-order mark is no part of the first name: review CK)
+    names = _header_names(head, dialect, encoding)
     if getattr(dialect, 'trim_whitespace', False):
         names = [n.strip() for n in names]
     if dup := sorted({n for n in names if names.count(n) > 1 and (only is None or n in only)}):
@@ -461,13 +466,14 @@ def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tup
     return None
 
 
-def _column_at(line_bytes: bytes, head: bytes, dialect, encoding: str) -> str | None:
+def _column_at(line_bytes: bytes, head: bytes, dialect, encoding: str, declared=None) -> str | None:
     """The header's name (as `pii.shown_column_name` may show it) of the field a line's bytes up to some point end
-    in; None when the line is the header, or the field cannot be told (a value over several lines)."""
+    in, `<column i>` when the header may be a row of values against the `declared` columns (`header_may_be_data`, as
+    `_check_header` judges it: a headerless file's first row is never quoted); None when the field cannot be told."""
     import csv
     import io
 
-    from lifecycle.data.pii import shown_column_name
+    from lifecycle.data.pii import header_may_be_data, shown_column_name
 
     delimiter = getattr(dialect, 'delimiter', ',')
     text = line_bytes.decode(encoding, errors='replace')
@@ -476,15 +482,15 @@ def _column_at(line_bytes: bytes, head: bytes, dialect, encoding: str) -> str | 
         return None
     i = len(fields) - 1
     if getattr(dialect, 'header', True):
-        first = head.decode(encoding, errors='replace').splitlines()[:1]
-        names = next(csv.reader(io.StringIO(first[0]), delimiter=delimiter), []) if first else []
-        names[:1] = [n.lstrip('\ufeff') for n in names[:1]]
+        names = _header_names(head, dialect, encoding)
+        if declared is not None and header_may_be_data(names, declared):
+            names = []  # (a row of values: its fields are no names to show)
     else:
         names = list(getattr(dialect, 'names', None) or [])
     return shown_column_name(names[i].strip(), i) if i < len(names) else f'<column {i + 1}>'
 
 
-def _refuse_nul(path: Path, compression: str | None, head: bytes, dialect, encoding: str) -> None:
+def _refuse_nul(path: Path, compression: str | None, head: bytes, dialect, encoding: str, declared=None) -> None:
     """Refuse a text file holding a NUL character, naming its line and column, never the value: pandas ends a field at
     a NUL, so `55623\\0.98` would be read as 55623 and `basic\\0secret` as `basic` (review CK)."""
     found = _where(path, compression, encoding, nul=True)
@@ -495,7 +501,7 @@ def _refuse_nul(path: Path, compression: str | None, head: bytes, dialect, encod
     if header and line == 1:
         where = 'in its header row, line 1'
     else:
-        col = _column_at(line_bytes, head, dialect, encoding)
+        col = _column_at(line_bytes, head, dialect, encoding, declared)
         where = f"at line {line}" + (f", column {col}" if col else '')
     raise SourceError(
         f"{path}: holds a NUL byte {where} (byte {offset} of the file); a NUL would cut the value short when "
@@ -551,7 +557,7 @@ def _csv_chunks(
     if not head.strip():
         raise SourceError(f"{path}: the file is empty (no header, no rows)")
     try:
-        _refuse_nul(path, compression, head, dialect, encoding)
+        _refuse_nul(path, compression, head, dialect, encoding, declared)
     except (OSError, EOFError) as e:
         raise SourceError(f"{path}: the source became unreadable while reading: {e}") from None
     _check_header(path, head, dialect, encoding, only, declared)
