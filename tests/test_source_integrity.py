@@ -224,6 +224,28 @@ def changed_midway(monkeypatch, line: bytes = b'9,1.0,pro,no\n'):
     monkeypatch.setattr(sources, '_csv_chunks', reading)
 
 
+def test_a_same_size_rewrite_in_place_with_its_time_set_back_is_refused(tmp_path, monkeypatch):
+    import os
+
+    src = tmp_path / 'p.csv'
+    src.write_bytes(people().to_csv(index=False).encode())
+    real = sources._csv_chunks
+
+    def reading(path, *a, **k):  # (a writer rewrites a value in place, same size, and restores the file's mtime)
+        st = os.stat(path)
+        for chunk in real(path, *a, **k):
+            yield chunk
+            data = path.read_bytes()
+            with open(path, 'r+b') as f:
+                f.write(data.replace(b'basic', b'BASIC', 1))
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+    state = sources.file_state(str(src))
+    monkeypatch.setattr(sources, '_csv_chunks', reading)
+    with pytest.raises(sources.SourceError, match='changed while'):
+        list(sources.read_chunks(str(src), state=state))
+
+
 def records(w) -> list:
     return sorted(p.name for p in (w / '.lifecycle' / 'store').rglob('*') if p.is_file())
 

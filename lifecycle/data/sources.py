@@ -100,9 +100,11 @@ def _unreadable(path: Path, e: OSError) -> SourceError:
 
 
 def file_state(source: str, root: str | Path = '.') -> tuple | None:
-    """A file source's size, modification time (ns), inode and device, as `os.stat` gives them: taken before a file is
-    fingerprinted and given to `read_chunks`, which refuses a file no longer so when its reading starts or ends. None
-    for a database, a packaged dataset or a file that is not there."""
+    """A file source's size, modification and change times (ns), inode and device, as `os.stat` gives them: taken
+    before a file is fingerprinted and given to `read_chunks`, which refuses a file no longer so when its reading starts
+    or ends. The change time catches a rewrite in place of the same size whose modification time was set back
+    (`os.utime`, `touch -r`, `rsync -t`): nothing but the system sets it. None for a database, a packaged dataset or a
+    file that is not there."""
     import os
 
     if not is_file_source(source):
@@ -111,7 +113,7 @@ def file_state(source: str, root: str | Path = '.') -> tuple | None:
         st = os.stat(resolve(source, root))
     except OSError:
         return None
-    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_dev)
+    return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev)
 
 
 def _still(path: Path, state: tuple) -> None:
@@ -121,8 +123,8 @@ def _still(path: Path, state: tuple) -> None:
         raise SourceError(f"{path}: the source was gone while reading; nothing of it was kept")
     if now != state:
         raise SourceError(
-            f"{path}: the source changed while reading (its size, modification time or inode is not what it was when "
-            "it was fingerprinted); nothing of it was kept: ingest it again once it is written whole"
+            f"{path}: the source changed while reading (its size, modification or change time or inode is not what it "
+            "was when it was fingerprinted); nothing of it was kept: ingest it again once it is written whole"
         )
 
 
