@@ -542,10 +542,27 @@ def test_init_proposes_for_binary_time_and_duration_parquet_columns_what_ingesti
     res = ing.ingest_batch(sources.read_chunks(str(src), declared=p.columns), p, ws, source='odd', fingerprint='o')
     assert res.status == 'accepted' and not len(res.violations), res.reason
     df = ing.load_snapshot(ws.store, res.snapshot['version'])
-    assert df.plan.isin(['basic', 'pro', 'team']).all() and df['at'].tolist()[:2] == ['09:30:00', '10:30:01.250000']
+    assert df.plan.isin(['basic', 'pro', 'team']).all() and df['at'].tolist()[:2] == ['09:30:00', '10:30:01.250']
     assert df.took.tolist()[:3] == [0.0, 7.5, 15.0]
     table = sources.read_table(str(src))  # (`drift` reads it alike)
     assert str(table.schema.field('plan').type) == 'string' and str(table.schema.field('took').type) == 'double'
+
+
+def test_a_parquet_time_of_day_reads_as_the_same_text_in_every_unit(tmp_path):
+    import datetime as dt
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    times = [dt.time(10, 30, 1, 250000), dt.time(10, 30, 1), dt.time(10, 30, 1, 250100), dt.time(0, 0, 0, 250), None]
+    units = {'ms': pa.time32('ms'), 'us': pa.time64('us'), 'ns': pa.time64('ns')}
+    pq.write_table(
+        pa.table({u: pa.array(times, pa.time64('us')).cast(t, safe=False) for u, t in units.items()}),
+        tmp_path / 't.parquet',
+    )
+    df = read(tmp_path / 't.parquet')
+    assert df['us'].tolist() == ['10:30:01.250', '10:30:01', '10:30:01.250100', '00:00:00.000250', None], df
+    assert df['ns'].tolist() == df['us'].tolist()
+    assert df['ms'].tolist() == ['10:30:01.250', '10:30:01', '10:30:01.250', '00:00:00', None]
 
 
 def test_a_binary_parquet_column_that_is_not_utf8_is_refused_naming_it_not_its_value(tmp_path):

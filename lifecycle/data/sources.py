@@ -728,7 +728,8 @@ def _as_values(data, path: Path, only=None, strict=None):
                     "expected text, numbers, dates or booleans (export it as text, or leave it out of the export)"
                 ) from None
         elif pa.types.is_time(t):
-            new = pc.replace_substring_regex(pc.cast(col, pa.string()), r'\.0+$', '')  # (no fraction of zeros)
+            text = pc.replace_substring_regex(pc.cast(col, pa.string()), r'\.0+$', '')  # (no fraction of zeros)
+            new = pc.replace_substring_regex(text, r'(\.\d{3,}?)(?:000)+$', r'\1')  # (`.250` in any unit: `_iso_text`)
         elif pa.types.is_duration(t):
             new = pc.divide(pc.cast(col, pa.int64()), {'s': 1.0, 'ms': 1e3, 'us': 1e6, 'ns': 1e9}[t.unit])
         else:
