@@ -1349,6 +1349,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._refuse_nul': ( 'api/data/sources.html#_refuse_nul',
                                                                                 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._repeated': ( 'api/data/sources.html#_repeated',
+                                                                              'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._sql_chunks': ( 'api/data/sources.html#_sql_chunks',
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._still': ('api/data/sources.html#_still', 'lifecycle/data/sources.py'),

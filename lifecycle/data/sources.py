@@ -205,6 +205,13 @@ def _header_names(head: bytes, dialect, encoding: str) -> list:
     return next(csv.reader(io.StringIO(first[0].lstrip('\ufeff')), delimiter=getattr(dialect, 'delimiter', ',')), [])
 
 
+def _repeated(names: list, only=None) -> list:
+    "The names (of `only`, if given) a header or schema gives more than once, sorted; one count, not one per name."
+    from collections import Counter
+
+    return sorted(n for n, k in Counter(names).items() if k > 1 and (only is None or n in only))
+
+
 def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> None:
     """Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`);
     a header that may be a row of values against the `declared` columns (`pii.header_may_be_data`; a file without one)
@@ -214,7 +221,7 @@ def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, de
     names = _header_names(head, dialect, encoding)
     if getattr(dialect, 'trim_whitespace', False):
         names = [n.strip() for n in names]
-    if dup := sorted({n for n in names if names.count(n) > 1 and (only is None or n in only)}):
+    if dup := _repeated(names, only):
         from lifecycle.data.pii import header_may_be_data, shown_column_name
 
         if declared is not None and header_may_be_data(names, declared):  # (a row of values: none quoted)
@@ -677,7 +684,7 @@ def _flat_columns(path: Path, schema, only=None) -> None:
     import pyarrow as pa
 
     names = list(schema.names)
-    if dup := sorted({n for n in names if names.count(n) > 1 and (only is None or n in only)}):
+    if dup := _repeated(names, only):
         from lifecycle.data.pii import shown_column_name
 
         dup = [shown_column_name(n, names.index(n)) for n in dup]
