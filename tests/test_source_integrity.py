@@ -95,8 +95,14 @@ def test_a_nul_byte_in_the_header_or_a_gzip_file_is_refused(tmp_path):
 
     assert read(text, dialect=CsvDialect(encoding='utf-16')).shape == (6, 4)
     text.write_bytes(with_nul(tmp_path / 'n.csv').read_bytes().decode().encode('utf-16'))
-    with pytest.raises(sources.SourceError, match='NUL byte at line 3'):
+    with pytest.raises(sources.SourceError, match='NUL byte at line 3, column income'):
         read(text, dialect=CsvDialect(encoding='utf-16'))
+    nul = with_nul(tmp_path / 'n.csv').read_bytes().decode().replace('yes', 'Ċyes', 1)  # (U+010A: a byte 0x0a)
+    for enc in ('utf-16', 'utf-16-be'):
+        text.write_bytes(nul.encode(enc))
+        with pytest.raises(sources.SourceError, match=r'NUL byte at line 3, column income \(byte (\d+)') as e:
+            read(text, dialect=CsvDialect(encoding=enc))
+        assert text.read_bytes()[int(e.value.args[0].split('(byte ')[1].split()[0]) :].startswith('\0'.encode(enc)[-2:])
 
 
 def test_a_nul_byte_in_a_headerless_file_names_no_value_of_its_first_row_as_a_column(tmp_path):

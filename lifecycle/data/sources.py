@@ -430,53 +430,62 @@ def _ascii_based(encoding: str) -> bool:
 
 def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tuple | None:
     """Where the file's text first holds a NUL character (`nul`), or else first cannot be decoded as `encoding`:
-    (line from 1, byte offset in the file, the line's bytes up to there); None where neither is found. A NUL in an
-    ASCII-based encoding is found on the raw bytes (`b'\\0' in block`: cheap on large files)."""
+    (line from 1, byte offset in the file, the line's text up to there); None where neither is found. A NUL in an
+    ASCII-based encoding is found on the raw bytes (`b'\\0' in block`: cheap on large files); in any other (UTF-16)
+    lines are counted on the decoded text, whose bytes are no lines."""
     import codecs
 
     raw = nul and _ascii_based(encoding)
     decoder = None if raw else codecs.getincrementaldecoder(encoding)()
-    offset, lines, tail = 0, 1, b''  # (tail: the current line's bytes before this block)
+    bom = 0 if raw else len(''.encode(encoding))  # (UTF-16's encoder writes a byte-order mark before any text)
+    offset, lines, tail = 0, 1, b'' if raw else ''  # (tail: the current line before this block, bytes or text)
     for block in _text_blocks(path, compression):
-        at = None
         if raw:
-            at = i if (i := block.find(b'\0')) >= 0 else None
-        else:
-            pending = len(decoder.getstate()[0])
+            if (at := block.find(b'\0')) >= 0:
+                before = block[:at]
+                start = before.rfind(b'\n') + 1
+                line = ((tail if start == 0 else b'') + before[start:]).decode(encoding, errors='replace')
+                return lines + before.count(b'\n'), offset + at, line
+            lines += block.count(b'\n')
+            cut = block.rfind(b'\n')
+            tail = (tail + block if cut < 0 else block[cut + 1 :])[-(1 << 16) :]  # (a column from at most 64 KiB)
+            offset += len(block)
+            continue
+        pending = len(decoder.getstate()[0])
+        try:
+            text = decoder.decode(block)
+        except UnicodeDecodeError as e:
+            if nul:
+                return None  # (looking for a NUL: an undecodable byte is found by the reader, and located then)
+            at = max(e.start - pending, 0)
             try:
-                text = decoder.decode(block)
-            except UnicodeDecodeError as e:
-                if not nul:
-                    at = max(e.start - pending, 0)
-                else:
-                    return None  # (looking for a NUL: an undecodable byte is found by the reader, and located then)
-            except UnicodeError:  # (a codec's own refusal, UTF-16 without its byte-order mark: the reader says so)
-                return None
-            else:
-                if nul and '\0' in text:
-                    at = len(text[: text.index('\0')].encode(encoding)) - pending
-                    at = min(max(at, 0), len(block) - 1)
-        if at is not None:
-            before = block[:at]
-            start = before.rfind(b'\n') + 1
-            line_bytes = (tail if start == 0 else b'') + before[start:]
-            return lines + before.count(b'\n'), offset + at, line_bytes
-        lines += block.count(b'\n')
-        cut = block.rfind(b'\n')
-        tail = tail + block if cut < 0 else block[cut + 1 :]
-        tail = tail[-(1 << 16) :]  # (a column is counted from at most 64 KiB of its line)
+                before = decoder.decode(block[:at])  # (the text up to the byte, for its line)
+            except UnicodeError:
+                before = ''
+            return lines + before.count('\n'), offset + at, ''
+        except UnicodeError:  # (a codec's own refusal, UTF-16 without its byte-order mark: the reader says so)
+            return None
+        if nul and '\0' in text:
+            before = text[: text.index('\0')]
+            after = len(text[len(before) :].encode(encoding)) - bom + len(decoder.getstate()[0])  # (counted from the
+            at = min(max(len(block) - after, 0), len(block) - 1)  # block's end: a byte-order mark before it is no text)
+            start = before.rfind('\n') + 1
+            return lines + before.count('\n'), offset + at, (tail if start == 0 else '') + before[start:]
+        lines += text.count('\n')
+        cut = text.rfind('\n')
+        tail = (tail + text if cut < 0 else text[cut + 1 :])[-(1 << 16) :]
         offset += len(block)
     if decoder is not None and not nul:
         pending = len(decoder.getstate()[0])
         try:
             decoder.decode(b'', final=True)
         except UnicodeDecodeError:  # (a character cut short by the file's end)
-            return lines, offset - pending, tail
+            return lines, offset - pending, ''
     return None
 
 
-def _column_at(line_bytes: bytes, head: bytes, dialect, encoding: str, declared=None) -> str | None:
-    """The header's name (as `pii.shown_column_name` may show it) of the field a line's bytes up to some point end
+def _column_at(text: str, head: bytes, dialect, encoding: str, declared=None) -> str | None:
+    """The header's name (as `pii.shown_column_name` may show it) of the field a line's text up to some point ends
     in, `<column i>` when the header may be a row of values against the `declared` columns (`header_may_be_data`, as
     `_check_header` judges it: a headerless file's first row is never quoted); None when the field cannot be told."""
     import csv
@@ -485,7 +494,6 @@ def _column_at(line_bytes: bytes, head: bytes, dialect, encoding: str, declared=
     from lifecycle.data.pii import header_may_be_data, shown_column_name
 
     delimiter = getattr(dialect, 'delimiter', ',')
-    text = line_bytes.decode(encoding, errors='replace')
     fields = next(csv.reader(io.StringIO(text + 'x'), delimiter=delimiter), None)
     if not fields:
         return None
@@ -505,12 +513,12 @@ def _refuse_nul(path: Path, compression: str | None, head: bytes, dialect, encod
     found = _where(path, compression, encoding, nul=True)
     if found is None:
         return
-    line, offset, line_bytes = found
+    line, offset, line_text = found
     header = getattr(dialect, 'header', True)
     if header and line == 1:
         where = 'in its header row, line 1'
     else:
-        col = _column_at(line_bytes, head, dialect, encoding, declared)
+        col = _column_at(line_text, head, dialect, encoding, declared)
         where = f"at line {line}" + (f", column {col}" if col else '')
     raise SourceError(
         f"{path}: holds a NUL byte {where} (byte {offset} of the file); a NUL would cut the value short when "
