@@ -1275,3 +1275,23 @@ def test_a_force_replacement_that_cannot_be_renamed_in_puts_the_old_params_back(
         write_params(pr, out, overwrite=True)
     assert (out / 'ingest.yaml').read_text().endswith('# mine\n') and not (tmp_path / '.p.old').exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ['p']  # (no temporary folder left either)
+
+
+def test_a_force_replacement_whose_old_folder_cannot_be_put_back_says_where_it_is(tmp_path, monkeypatch):
+    "Review CO: both renames failing let a raw OSError out, the old params left at .p.old without a word."
+    from pathlib import Path
+
+    pr = propose_params(customers(), target='churned', source='data/customers.csv')
+    out = write_params(pr, tmp_path / 'p')
+    rename = Path.rename
+
+    def refused(self, target):
+        if Path(target) == out:
+            raise OSError(28, 'No space left on device')
+        return rename(self, target)
+
+    monkeypatch.setattr(Path, 'rename', refused)
+    said = r'No space left on device; the folder it replaces is kept at .*/\.p\.old$'
+    with pytest.raises(ProposalRefused, match=said):
+        write_params(pr, out, overwrite=True)
+    assert (tmp_path / '.p.old' / 'ingest.yaml').is_file()

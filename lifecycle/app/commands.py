@@ -222,7 +222,7 @@ class StatusView(Result):
         st = self.status
         print(f"workspace  {st['workspace']}\nstate      {st['state_dir']}\ntracking   {st['tracking_uri']}")
         if st.get('params_dir'):
-            gone = '' if Path(st['params_dir']).is_dir() else '  (gone: commands that read params refuse; see --params)'
+            gone = '' if st.get('params_dir_found', True) else '  (no folder there: commands reading params refuse)'
             print(f"params     {st['params_dir']}{gone}")
         for m in st['models']:
             print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")

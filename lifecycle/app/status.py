@@ -43,6 +43,7 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
         workspace=str(ws.root),
         state_dir=str(ws.state_dir),
         params_dir=str(ws.params_dir),  # --params, else the last run's that went through, else params/
+        params_dir_found=ws.params_dir.is_dir(),  # (a remembered folder since moved away: commands reading it refuse)
         tracking_uri=shown_url(ws.tracking_uri),
         models=models,
         alias_mismatches=mismatches,

@@ -918,7 +918,12 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
             tmp.rename(out)
     except OSError as e:  # (a full disk: the temporary folder's name is no one's to know)
         if moved and not out.exists():  # (the folder --force replaces, put back: review CL)
-            old.rename(out)
+            try:
+                old.rename(out)
+            except OSError:
+                raise ProposalRefused(
+                    f"{out}: cannot be written: {e.strerror or e}; the folder it replaces is kept at {old}"
+                ) from None
         raise ProposalRefused(f"{out}: cannot be written: {e.strerror or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
