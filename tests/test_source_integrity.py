@@ -472,6 +472,28 @@ def test_a_batch_log_line_that_fails_after_its_audit_entries_is_undone_in_the_au
     assert 'No space left on device' in undone['reason']
 
 
+def test_a_replayed_batch_whose_line_fails_removes_and_says_it_removed_no_earlier_snapshot(ws, monkeypatch):
+    "Review CP: the undoing named the earlier batch's snapshots as removed, which stay stored and logged."
+    import errno
+    import os
+
+    from lifecycle.core import audit
+
+    fail_open = P.model_copy(update={'policy': 'fail_open'})
+    bad = people().assign(plan=['basic', 'team', 'pro', 'pro', 'basic', 'pro'])
+    first = ing.ingest_batch([bad], fail_open, ws, source='a.csv', fingerprint='a')
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(ing, 'write_line', full)
+    with pytest.raises(ing.IngestError, match='nothing of the batch was kept'):
+        ing.ingest_batch([bad], fail_open, ws, source='a2.csv', fingerprint='a2')
+    undone = audit.read(ws.audit_path)[-1]
+    assert undone['action'] == 'ingest.undone' and undone['details']['removed'] == [], undone
+    assert all(ws.store.record_path('datasets', x['version']).exists() for x in (first.snapshot, first.quarantine))
+
+
 def test_a_batch_log_line_that_cannot_be_cut_back_is_said_not_passed_over(ws, monkeypatch):
     import os
 
@@ -604,4 +626,20 @@ def test_an_undeclared_binary_parquet_column_that_is_not_utf8_is_an_extra_column
     with_uuid(arrests.head(60), w / 'a.parquet')
     with_uuid(arrests.iloc[60:120], w / 'b.parquet')
     r = invoke(cmds().drift, ['--reference', str(w / 'a.parquet'), '--current', str(w / 'b.parquet')], env=env)
-    assert r.exit_code != 4 and 'not UTF-8' not in r.stderr, r.stderr
+    assert r.exit_code == 0 and 'not UTF-8' not in r.stderr, r.stderr
+
+
+def test_drift_refuses_a_declared_binary_parquet_column_not_utf8_though_read_before_the_params(tmp_path, arrests):
+    "Review CP: drift reads Parquet files while its params load, with no contract; a declared column then passed."
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    for name, rows in (('a', arrests.head(60)), ('b', arrests.iloc[60:120])):
+        t = pa.Table.from_pandas(rows, preserve_index=False)
+        raw = pa.array([b'\xff' + v.encode() for v in rows.colour], pa.binary())
+        pq.write_table(t.set_column(t.schema.get_field_index('colour'), 'colour', raw), w / f'{name}.parquet')
+    r = invoke(cmds().drift, ['--reference', str(w / 'a.parquet'), '--current', str(w / 'b.parquet')], env=env)
+    assert r.exit_code == 4 and 'column colour holds binary values that are not UTF-8 text' in r.stderr, r.stderr
+    assert 'White' not in r.stderr and 'Black' not in r.stderr

@@ -485,11 +485,16 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
     store, cwd = s.store, Path.cwd()
     stored = {x: store.record_path('datasets', x).exists() for x in (reference, current)}
 
+    schemas = {}  # a Parquet file read before the params: its table's schema, for its declared columns left binary
+
     def read(x, p=None):  # (`p`: the ingest params, for a text file's dialect and contract)
         try:  # Parquet: a pyarrow Table, no pandas
-            return sources.read_table(x, cwd, dialect=p and p.csv, declared=p and p.columns)
+            t = sources.read_table(x, cwd, dialect=p and p.csv, declared=p and p.columns)
         except sources.SourceError as e:
             raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
+        if p is None:
+            schemas[x] = getattr(t, 'schema', None)
+        return t
 
     def profile_of(x, p=None):
         from lifecycle.data.drift import profile
@@ -527,6 +532,11 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
             cur = ing.load_snapshot(store, current)
         else:
             cur = early['current'].result() if 'current' in early else read(current, p)
+    for x, schema in schemas.items():  # (read before the contract was known: its declared columns refused now)
+        try:
+            sources.refuse_binary(schema, x, p.columns)
+        except sources.SourceError as e:
+            raise CommandError(f"{x}: neither a dataset version in the store nor a readable file ({e})", EXIT_SOURCE)
     for x, n in ((reference, ref.get('rows')), (current, cur.num_rows if hasattr(cur, 'num_rows') else len(cur))):
         if n == 0:  # every column would read as all null: total drift, of nothing
             raise CommandError(f"{x}: holds no rows (a header alone): there is nothing to compare", EXIT_INPUT)

@@ -456,8 +456,10 @@ def ingest_batch(
         res.quarantined_rows = quarantine.rows if res.quarantine else 0
         res.latency_s = round(time.perf_counter() - t0, 3)
         res.metrics = _metrics(res, v, t, p)
+        made = {x.name for x in created}  # (a replayed batch's snapshot is an earlier line's: not this call's to undo)
+        stored = [x['version'] for x in (res.snapshot, res.quarantine) if x and f"{x['version']}.json" in made]
         with _storing(f'the ingest log of {p.dataset}'):
-            _log_batch(s, p, res, actor, prev_flags)
+            _log_batch(s, p, res, actor, prev_flags, stored)
     except IngestError as e:
         _undo(created)
         raise IngestError(f"{source}: {e}") from None
@@ -565,7 +567,10 @@ def _store_snapshot(
         return store.put_record('datasets', version, rec)
 
 
-def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None, prev_flags: dict | None) -> None:
+def _log_batch(
+    s: Settings, p: IngestParams, res: BatchResult, actor: str | None, prev_flags: dict | None, stored: list[str]
+) -> None:
+    "Append the batch's line to the ingest log, its audit entries first; `stored`: the snapshots this call stored."
     flags = p.flags.model_dump()
     entry = dict(
         batch_id=res.batch_id,
@@ -590,17 +595,25 @@ def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None
         try:  # the line leaves entries a rerun repeats, never a flags change the log has and the audit log lacks)
             write_line(fd, line)
         except OSError as e:  # (the line cannot be written: the batch is undone, and the audit log says so)
-            _log_failed(s, p, res, actor, fd, before, e, audited)
+            _log_failed(s, p, res, actor, fd, before, e, audited, stored)
             raise
 
 
 def _log_failed(
-    s: Settings, p: IngestParams, res: BatchResult, actor: str | None, fd: int, before: int, e: OSError, audited: bool
+    s: Settings,
+    p: IngestParams,
+    res: BatchResult,
+    actor: str | None,
+    fd: int,
+    before: int,
+    e: OSError,
+    audited: bool,
+    stored: list[str],
 ) -> None:
     """The batch log could not take the batch's line, so the batch is undone: an `ingest.undone` audit entry takes back
-    the entries just written for it, and a line `write_line` could not cut back is said (`IngestError`)."""
-    why = os.strerror(e.errno) if e.errno else str(e)
-    removed = [x['version'] for x in (res.snapshot, res.quarantine) if x]
+    the entries just written for it, naming the snapshots this call stored and removes (`stored`: not a replayed
+    batch's, which an earlier line names, review CP); a line `write_line` could not cut back is said (`IngestError`)."""
+    why, removed = (os.strerror(e.errno) if e.errno else str(e)), stored
     if audited:
         try:
             audit.append(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
            'fingerprint', 'file_state', 'number_pattern', 'numbers_as_read', 'exact_int64', 'read_chunks', 'read_frame',
-           'read_table', 'likely_delimiter', 'day_first', 'read_dates', 'cut_date']
+           'read_table', 'refuse_binary', 'likely_delimiter', 'day_first', 'read_dates', 'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -717,6 +717,16 @@ def _names(declared) -> set | None:
     return set(declared) if isinstance(declared, dict) else None
 
 
+def _not_utf8(path, name: str, i: int) -> SourceError:
+    "The refusal of a Parquet column `name` (the file's `i`-th, from 0) of binary values that are not UTF-8 text."
+    from lifecycle.data.pii import shown_column_name
+
+    return SourceError(
+        f"{path}: column {shown_column_name(name, i)} holds binary values that are not UTF-8 text; expected text, "
+        "numbers, dates or booleans (export it as text, or leave it out of the export)"
+    )
+
+
 def _as_values(data, path: Path, only=None, strict=None):
     """A Parquet batch or table (its columns of `only`, if given; the others as they come) with the types the contract
     has no word for made the values ingestion and `init` both read (review CK: init proposed `dtype: str` for them, and
@@ -736,12 +746,7 @@ def _as_values(data, path: Path, only=None, strict=None):
             except pa.ArrowInvalid:
                 if strict is not None and f.name not in strict:
                     continue
-                from lifecycle.data.pii import shown_column_name
-
-                raise SourceError(
-                    f"{path}: column {shown_column_name(f.name, i)} holds binary values that are not UTF-8 text; "
-                    "expected text, numbers, dates or booleans (export it as text, or leave it out of the export)"
-                ) from None
+                raise _not_utf8(path, f.name, i) from None
         elif pa.types.is_time(t):
             text = pc.replace_substring_regex(pc.cast(col, pa.string()), r'\.0+$', '')  # (no fraction of zeros)
             new = pc.replace_substring_regex(text, r'(\.\d{3,}?)(?:000)+$', r'\1')  # (`.250` in any unit: `_iso_text`)
@@ -885,6 +890,18 @@ def read_table(source: str, root: str | Path = '.', query: str | None = None, di
         if path.is_file() and path.suffix.lower() in ('.parquet', '.pq'):
             return _parquet_table(path, declared if declared is not None else {})  # (drift: an undeclared uuid)
     return read_frame(source, root, query, dialect, declared)
+
+
+def refuse_binary(schema, source, declared) -> None:
+    """Refuse a Parquet table `read_table` read before the contract was known (`lifecycle drift` reads while the
+    params load; `schema`: the table's) when a column the contract `declared` names was left binary, not UTF-8 text, as
+    `read_table` with the contract would have (review CP). A table's schema only: nothing is read again."""
+    import pyarrow as pa
+
+    for i, f in enumerate(schema or []):
+        binary = pa.types.is_binary(f.type) or pa.types.is_fixed_size_binary(f.type) or pa.types.is_large_binary(f.type)
+        if binary and f.name in (_names(declared) or set()):
+            raise _not_utf8(source, f.name, i)
 
 # %% ../../nbs/api/data/00_sources.ipynb #917800d7
 def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None = None) -> str | None:
