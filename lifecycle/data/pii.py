@@ -134,6 +134,7 @@ def digest(value, salt: bytes) -> str:
     return 'h:' + hmac.new(salt, str(value).encode(), hashlib.sha256).hexdigest()[:10]
 
 # %% ../../nbs/api/data/01_pii.ipynb #30ff6339
+_HHMM = r'(?:[01]\d|2[0-3])[0-5]\d'  # a time of day as `0800` is written
 _DATE = r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}'
 _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; the first matching kind wins
     'e-mail address': r'[\w.+-]+@[\w-]+(?:\.[\w-]+)+',
@@ -156,13 +157,20 @@ _INSIDE = (  # (kind, pattern found within a value, values needed): personal dat
         r'(?:\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,5}'  # +31 6 1234 5678, +447911123456
         r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])'  # (555) 123-4567, 555-123-4567
         # after a word that says what it is, a number of 9 to 15 digits in groups, as countries write them: `call me on
-        # 07700 900123`, `tel. 030 1234567`, `phone no. 06 12 34 56 78`, `ring 555 123 4567`, `mobile 3471234567`,
-        # `(11) 91234-5678`; not a date, a list of times (`call 0800 1200 1600`) or of years, nor `ring 1234 5678`
-        r'|(?i:\b(?:call(?:ing|ed|back)?|rang|ph|phone|tel|telephone|telefon|mobile|mob|handy|cell|cellphone|ring|fax'
+        # 07700 900123`, `tel. 0151 2345 6789`, `phone no. 06.12.34.56.78`, `ring 555 123 4567`, `mobile 3471234567`,
+        # `(11) 91234-5678`; not a date, a whole list of times (`call 0800 1200 1600`) or years, a compact timestamp, a
+        # decimal or a list of them (`pH 7.35 7.42`), an IPv4 address, a list of small or of 4-digit numbers
+        r'|(?i:\b(?:call(?:ing|ed|back)?|call back|rang|ph|phone|tel|telephone|telefon(?:nummer)?'
+        r'|(?:handy|mobil|ruf)nummer|t[ée]l[ée]?(?:fono)?|mobile|mob|handy|cell|cellphone|cellulare|celular|ring|fax'
         r'|whatsapp|sms|text me|contact me|reach me|my number)\b\.?:?(?:[ -]?(?:number|no|nr)\b\.?:?| ?#)?'
         r'(?: (?:me|us|him|her|them))?(?: (?:on|at|is))?\s{0,3})'
-        r'(?!' + _DATE + r')(?!(?:(?:[01]\d|2[0-3])[0-5]\d[ .-]?){2,}(?!\d))(?!(?:(?:19|20)\d\d[ .-]?){2,}(?!\d))'
-        r'(?!\d+\.\d+\b(?![ ./-]\d))'  # (a decimal: `cell 0.123456789`)
+        r'(?!(?:' + _DATE + r')(?![./-]?\d))'  # (a date, not a number's first groups: `06-12-34-56-78`)
+        r'(?!(?:' + _HHMM + r'(?:[ .-](?=\d))?){2,}(?![ ()./-]{0,2}\d))'  # (a whole list: not `0151 2345 6789`)
+        r'(?!(?:(?:19|20)\d\d(?:[ .-](?=\d))?){2,}(?![ ()./-]{0,2}\d))'
+        r'(?!(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ T]?\d{4}(?:\d\d)?)?(?!\d))'  # 20240105134500
+        r'(?!\d+\.\d+(?:[ ,;/]+\d+\.\d+){0,6}(?![./-]?\d))'
+        r'(?!(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d?)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?![.\d]))'
+        r'(?![1-9]\d?(?:[ ./-]\d{1,2}){3,}(?![ ./-]?\d))(?![1-9]\d{3}(?:[ ,/]+[1-9]\d{3}){2,}(?!\d))'
         r'(?=(?:[ ()./-]{0,2}\d){9,15}(?![ ()./-]{0,2}\d))\+?\(?\d{1,5}\)?(?:[ ./-]?\(?\d{1,5}\)?){0,6}'
         r'(?!\w|\.\d)',
         3,
@@ -180,7 +188,9 @@ def _numeric_band(values: pd.Series) -> pd.Series:
 
     ends = values.str.extract(r'^([1-9]\d*|0)\s*[-–]\s*([1-9]\d*)$')
     lo, hi = pd.to_numeric(ends[0], errors='coerce'), pd.to_numeric(ends[1], errors='coerce')
-    return ((lo < hi) & (lo % 100 == 0) & ((hi % 100 == 0) | ((hi + 1) % 100 == 0))).fillna(False).astype(bool)
+    alike = (ends[1].str.len() - ends[0].str.len()).between(0, 1)  # (ends of like length: not `800-5551299`)
+    band = (lo < hi) & (lo % 100 == 0) & ((hi % 100 == 0) | ((hi + 1) % 100 == 0)) & alike
+    return band.fillna(False).astype(bool)
 
 
 def _year_span(values: pd.Series) -> pd.Series:
@@ -194,7 +204,7 @@ def _year_span(values: pd.Series) -> pd.Series:
 
 # written as a phone number: a country code, an area code, a trunk 0 (not 00: `0001-0002`), or 555 123 4567 (no dots)
 _WRITTEN_AS_PHONE = r'\+.*|\(\d.*|0[1-9]\d{0,4}(?:[ -]?\d{2,4}){2,4}|\d{3}[ -]\d{3}[ -]\d{4}'
-_HOURS = r'(?:[01]\d|2[0-3])[0-5]\d\s*[-–]\s*(?:[01]\d|2[0-3])[0-5]\d'  # opening hours `0800-1700`: no phone number
+_HOURS = _HHMM + r'\s*[-–]\s*' + _HHMM  # opening hours `0800-1700`: no phone number
 
 
 def phone_numbers(values: pd.Series, min_digits: int = 7, alone: bool = False) -> pd.Series:
@@ -344,6 +354,12 @@ def _may_be_personal(text: str) -> bool:
     return any(re.fullmatch(p, text) for p in _PATTERNS.values()) or any(re.search(p, text) for _, p, _ in _INSIDE)
 
 # %% ../../nbs/api/data/01_pii.ipynb #5b7e21c0
+_WHEN = (  # a date, with a time of day and its zone if any (`_DATE` takes any digits after a date: a phone number too)
+    r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T]\d{1,2}:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?'
+    r'|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}'
+)
+
+
 def shown_value(value) -> str:
     """A raw value as a terminal may quote it (its `repr`), or what was withheld and why: an e-mail address or a phone
     number in it (`_INSIDE`), an e-mail address alone, a long number (seven digits or more, grouped or not: a phone
@@ -360,7 +376,7 @@ def shown_value(value) -> str:
     import pandas as pd
 
     one = pd.Series([text])
-    if re.fullmatch(_DATE, text) or _numeric_band(one).iloc[0] or _year_span(one).iloc[0]:
+    if re.fullmatch(_WHEN, text) or _numeric_band(one).iloc[0] or _year_span(one).iloc[0]:
         return repr(value)
     if re.search(r'\d(?:[ ()./-]{0,2}\d){6}', text):
         return '<a value withheld: it holds a long number, perhaps a phone number>'
