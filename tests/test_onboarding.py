@@ -1273,7 +1273,7 @@ def test_a_force_replacement_that_cannot_be_renamed_in_puts_the_old_params_back(
     monkeypatch.setattr(Path, 'rename', refused)
     with pytest.raises(ProposalRefused, match=r'/p: cannot be written: No space left on device$'):
         write_params(pr, out, overwrite=True)
-    assert (out / 'ingest.yaml').read_text().endswith('# mine\n') and not (tmp_path / '.p.old').exists()
+    assert (out / 'ingest.yaml').read_text().endswith('# mine\n') and not list(tmp_path.glob('.p.*'))
     assert sorted(p.name for p in tmp_path.iterdir()) == ['p']  # (no temporary folder left either)
 
 
@@ -1291,7 +1291,11 @@ def test_a_force_replacement_whose_old_folder_cannot_be_put_back_says_where_it_i
         return rename(self, target)
 
     monkeypatch.setattr(Path, 'rename', refused)
-    said = r'No space left on device; the folder it replaces is kept at .*/\.p\.old$'
+    said = r'No space left on device; the folder it replaces is kept at .*/\.p\.\w+\.old$'
     with pytest.raises(ProposalRefused, match=said):
         write_params(pr, out, overwrite=True)
-    assert (tmp_path / '.p.old' / 'ingest.yaml').is_file()
+    (kept,) = tmp_path.glob('.p.*.old')
+    assert (kept / 'ingest.yaml').is_file()
+    monkeypatch.setattr(Path, 'rename', rename)
+    write_params(pr, tmp_path / 'p', overwrite=True)  # (a later --force leaves the folder it was told of alone)
+    assert (kept / 'ingest.yaml').is_file() and (tmp_path / 'p' / 'ingest.yaml').is_file()

@@ -359,7 +359,7 @@ def test_a_remembered_params_folder_that_is_gone_is_said_to_be_gone_not_read_as_
     from lifecycle.app.cli import app
 
     r = CliRunner().invoke(app, ['status'], env={'LIFECYCLE_WORKSPACE': str(a)})
-    assert r.exit_code == 0 and 'params-b  (no folder there: commands reading params refuse)' in r.stdout
+    assert r.exit_code == 0 and 'params-b  (no folder there: commands reading params refuse; --params)' in r.stdout
     r = CliRunner().invoke(app, ['status', '--json'], env={'LIFECYCLE_WORKSPACE': str(a)})
     assert json.loads(r.stdout)['params_dir_found'] is False
     assert Workspace.open(a, params_dir=a / 'params').params_dir == (a / 'params').resolve()  # --params still works

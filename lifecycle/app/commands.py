@@ -222,7 +222,8 @@ class StatusView(Result):
         st = self.status
         print(f"workspace  {st['workspace']}\nstate      {st['state_dir']}\ntracking   {st['tracking_uri']}")
         if st.get('params_dir'):
-            gone = '' if st.get('params_dir_found', True) else '  (no folder there: commands reading params refuse)'
+            gone = '  (no folder there: commands reading params refuse; --params)'
+            gone = '' if st.get('params_dir_found', True) else gone
             print(f"params     {st['params_dir']}{gone}")
         for m in st['models']:
             print(f"model      {m['name']}: versions {m['versions']}, aliases {m['aliases']}")

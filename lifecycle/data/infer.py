@@ -899,7 +899,7 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
         tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
     except OSError as e:  # (`--out /proc/x`: the temporary folder's name is no one's to know, review CK)
         raise ProposalRefused(f"{out}: cannot be written: {e.strerror or e}") from None
-    old, moved = out.with_name(f'.{out.name}.old'), False
+    old, moved = Path(str(tmp) + '.old'), False  # (its own name: a folder an earlier failure kept is left alone)
     try:
         for name, text in p.files.items():
             (tmp / name).write_text(text, encoding='utf-8')
@@ -909,7 +909,6 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
             said = str(e).replace(str(tmp), str(out))
             raise ProposalRefused(f"the proposal for {out} does not pass the params schemas: {said}") from None
         if out.exists():
-            shutil.rmtree(old, ignore_errors=True)
             out.rename(old)
             moved = True
             tmp.rename(out)
