@@ -826,3 +826,11 @@ def test_an_erasure_forgets_the_bytes_earlier_lifecycles_kept_in_the_audit_logs_
     audit._forget_torn_bytes(ws.log)
     assert aside.read_text() == json.dumps(kept) + '\n7\n'
     assert aside.stat().st_mode & 0o777 == 0o600 and audit.verify(ws.log).ok
+
+
+def test_read_tail_is_the_end_of_read_from_the_ends_of_the_files(ws):
+    "Review CP: ingest looks back at recent entries without reading the whole (possibly large) log."
+    fill(ws, 7)
+    audit.erase(ws.log, 6, reason='asked')
+    assert audit.read_tail(ws.log, 3) == audit.read(ws.log)[-3:] and audit.read_tail(ws.log, 100) == audit.read(ws.log)
+    assert audit.read_tail(ws.root / 'absent.log') == []

@@ -446,8 +446,87 @@ def test_a_kill_at_any_point_of_logging_a_batch_never_loses_its_flags_change_or_
     changes = [e for e in entries if e['action'] == 'ingest.flags.change']
     assert changes and all(e['details']['new'] == changed.flags.model_dump() for e in changes), entries
     assert ('ingest.fallback', log[-1]['snapshot']) in [(e['action'], e['subject']) for e in entries]
-    assert log[-1]['batch_id'] in {e['details']['batch_id'] for e in entries}  # (an entry may repeat, none is lost)
+    assert log[-1]['batch_id'] in {e['details'].get('batch_id') for e in entries}  # (an entry may repeat, none lost)
+    killed = {e['details'].get('batch_id') for e in entries} - {x['batch_id'] for x in log} - {None}
+    assert killed == {e['subject'] for e in entries if e['action'] == 'ingest.undone'}, entries  # (each undone)
 
+
+
+@pytest.mark.parametrize('end', ['killed', 'audit_error'])
+def test_a_batch_ended_before_its_line_is_undone_and_a_flags_change_back_is_recorded(ws, tmp_path, end, monkeypatch):
+    "Review CP (D3): the audit log kept a flags change of a batch never logged, and a change back went unrecorded."
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lifecycle.core import audit
+
+    fail_open = P.model_copy(update={'policy': 'fail_open'})
+    changed = fail_open.model_copy(update={'flags': fail_open.flags.model_copy(update={'strict_schema': False})})
+    bad = people().assign(plan=['basic', 'team', 'pro', 'pro', 'basic', 'pro'])
+    ing.ingest_batch([people()], fail_open, ws, source='a.csv', fingerprint='a')
+    if end == 'killed':  # (kill -9 after its audit entries, before its line)
+        script = KILLED.format(tests=str(Path(__file__).parent), root=str(tmp_path), at='line')
+        assert subprocess.run([sys.executable, '-c', script], env=dict(__import__('os').environ)).returncode == 137
+    else:  # (its flags change recorded, its fallback not: no `ingest.undone` either)
+        real, calls = audit.append, []
+
+        def second_fails(*a, **k):
+            calls.append(a[1])
+            if len(calls) == 2:
+                raise audit.AuditError('the audit log cannot be written')
+            return real(*a, **k)
+
+        monkeypatch.setattr(audit, 'append', second_fails)
+        with pytest.raises(audit.AuditError):
+            ing.ingest_batch([bad], changed, ws, source='b.csv', fingerprint='b')
+        monkeypatch.setattr(audit, 'append', real)
+    lost = [e for e in audit.read(ws.audit_path) if e['action'] == 'ingest.flags.change'][-1]
+    assert lost['details']['new']['strict_schema'] is False
+    ing.ingest_batch([people(7)], fail_open, ws, source='c.csv', fingerprint='c')  # (ingest.yaml put back)
+    entries, log = audit.read(ws.audit_path), ing.read_log(ws)
+    assert [x['flags']['strict_schema'] for x in log] == [True, True]
+    undone = [e for e in entries if e['action'] == 'ingest.undone']
+    assert [e['subject'] for e in undone] == [lost['details']['batch_id']], entries
+    fell = [e for e in entries if e['action'] == 'ingest.fallback']
+    fallback = [v for e in fell for v in (e['subject'], e['details']['quarantine'])]
+    assert undone[0]['details']['removed'] == [] and undone[0]['details']['unlogged'] == fallback
+    assert all(ws.store.record_path('datasets', v).exists() for v in fallback)  # (said to stay: it stays)
+    last = [e for e in entries if e['action'] == 'ingest.flags.change'][-1]
+    assert last['details']['new'] == fail_open.flags.model_dump() and last['details']['batch_id'] == log[-1]['batch_id']
+    assert entries.index(undone[0]) < entries.index(last) and audit.verify(ws.audit_path).ok
+    ing.ingest_batch([people(8)], fail_open, ws, source='d.csv', fingerprint='d')  # (nothing more to undo or change)
+    assert audit.read(ws.audit_path) == entries
+
+
+@pytest.mark.parametrize('undo_fails', [False, True])
+def test_a_whole_line_that_cannot_be_cut_back_keeps_its_batch_and_is_not_undone(ws, monkeypatch, undo_fails):
+    "Review CP: the batch was undone (and its snapshots removed) though its whole line stayed in the log."
+    import os
+
+    from lifecycle.core import audit
+
+    fail_open = P.model_copy(update={'policy': 'fail_open'})
+    bad = people().assign(plan=['basic', 'team', 'pro', 'pro', 'basic', 'pro'])
+
+    def whole(fd, line, fsync=True):  # (the line written, its fsync and the cut-back failing)
+        os.write(fd, line)
+        raise OSError(5, 'Input/output error')
+
+    real = audit.append
+
+    def no_undone(*a, **k):
+        if undo_fails and a[1] == 'ingest.undone':
+            raise audit.AuditError('the audit log cannot be written')
+        return real(*a, **k)
+
+    monkeypatch.setattr(ing, 'write_line', whole)
+    monkeypatch.setattr(audit, 'append', no_undone)
+    with pytest.raises(ing.IngestError, match='the line remains'):
+        ing.ingest_batch([bad], fail_open, ws, source='b.csv', fingerprint='b')
+    log, entries = ing.read_log(ws), audit.read(ws.audit_path)
+    assert len(log) == 1 and 'ingest.undone' not in [e['action'] for e in entries]
+    assert all(ws.store.record_path('datasets', log[0][k]).exists() for k in ('snapshot', 'quarantine'))
 
 def test_a_batch_log_line_that_fails_after_its_audit_entries_is_undone_in_the_audit_log(ws, monkeypatch):
     import errno

@@ -21,8 +21,8 @@ from .manifest import now_iso
 
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
-           'payloads_path', 'checkpoint_path', 'payload_digest', 'entry_mac', 'mac_ok', 'append', 'read', 'read_cached',
-           'Verdict', 'verify', 'current_checkpoint', 'copy_problem', 'erase', 'migrate_legacy']
+           'payloads_path', 'checkpoint_path', 'payload_digest', 'entry_mac', 'mac_ok', 'append', 'read', 'read_tail',
+           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'copy_problem', 'erase', 'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -461,6 +461,57 @@ def read(path: str | Path) -> list[dict]:
     }
     return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
 
+
+
+def _lines_back(path: Path):
+    "The whole lines of `path`, newest first, read from its end block by block (a torn last line left out)."
+    with open(path, 'rb') as f:
+        pos, carry, last = f.seek(0, os.SEEK_END), b'', True
+        while pos > 0:
+            step = min(1 << 16, pos)
+            pos -= step
+            f.seek(pos)
+            lines = (f.read(step) + carry).split(b'\n')
+            carry = lines.pop(0) if pos > 0 else b''  # (a line cut by the block: read whole with the next block)
+            if last:
+                lines.pop()  # (after the last newline: nothing, or a torn line)
+                last = False
+            yield from (ln for ln in reversed(lines) if ln.strip())
+
+
+def read_tail(path: str | Path, n: int = 2000) -> list[dict]:
+    """The last `n` entries, oldest first, as `read` gives them, read from the ends of the log and of its payloads: a
+    look at what was written recently that stays bounded however large the log grows. An erasure whose tombstone lies
+    before the window reads as a missing payload."""
+    log = Path(path)
+    if not log.is_file():
+        return []
+    chain = []
+    for ln in _lines_back(log):
+        if (e := _entry(ln)) is not None and all(k in e for k in _LINE):
+            chain.insert(0, e)
+            if len(chain) == n:
+                break
+    if chain and 'mac' not in chain[0]:
+        return [{k: e.get(k) for k in _FIELDS} for e in chain]  # the old format
+    chain = _authentic(log, chain)
+    if not chain:
+        return []
+    payloads, first, pp = {}, chain[0]['seq'], payloads_path(log)
+    for ln in _lines_back(pp) if pp.is_file() else ():
+        try:
+            p = json.loads(ln)
+        except ValueError:
+            continue
+        if isinstance(p, dict):
+            if isinstance(p.get('seq'), int) and p['seq'] < first:
+                break  # (payloads are appended in the order of their entries)
+            payloads[payload_digest(p)] = p
+    erased, lines = _tombstones(chain), {e['seq']: e for e in chain}
+    kept = {
+        s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
+    }
+    return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
 
 def _authentic(log: Path, chain: list[dict]) -> list[dict]:
     """The entries whose MAC checks out with the workspace's audit key, where this process has the key; an entry

@@ -390,7 +390,7 @@ def ingest_batch(
     )
     pseudonymised = any(r.pii and r.pii.method == 'pseudonymise' for r in p.columns.values())
     key = load_key(s.pii_key_file) if p.flags.auto_anonymise and pseudonymised else None
-    prev_flags, parent = _history(s, p.dataset)
+    parent = _history(s, p.dataset)[1]  # (the flags a change is checked against: read under the log's lock)
     _sweep_orphans(store)
     clean, quarantine = _Writer(store, types=_types(p)), _Writer(store, as_text=True)
     created: list[Path] = []  # what this call stored: removed again if a later write fails
@@ -459,9 +459,10 @@ def ingest_batch(
         made = {x.name for x in created}  # (a replayed batch's snapshot is an earlier line's: not this call's to undo)
         stored = [x['version'] for x in (res.snapshot, res.quarantine) if x and f"{x['version']}.json" in made]
         with _storing(f'the ingest log of {p.dataset}'):
-            _log_batch(s, p, res, actor, prev_flags, stored)
+            _log_batch(s, p, res, actor, stored)
     except IngestError as e:
-        _undo(created)
+        if not isinstance(e, _LineRemains):  # (its line is logged whole: the batch is kept, its snapshots with it)
+            _undo(created)
         raise IngestError(f"{source}: {e}") from None
     except audit.AuditError as e:  # (an entry the batch needs cannot be recorded: the batch is not kept; exit 3)
         _undo(created)
@@ -567,9 +568,57 @@ def _store_snapshot(
         return store.put_record('datasets', version, rec)
 
 
-def _log_batch(
-    s: Settings, p: IngestParams, res: BatchResult, actor: str | None, prev_flags: dict | None, stored: list[str]
-) -> None:
+_AUDIT_WINDOW = 2000  # audit entries read back from the end for batches that ended before their line (review CP)
+
+
+def _settle(s: Settings, p: IngestParams, actor: str | None, flags: dict) -> dict | None:
+    """Under the ingest log's lock, before a batch's own entries: append `ingest.undone` for every batch whose
+    `ingest.*` audit entries (in the last `_AUDIT_WINDOW`) have no line in the ingest log and no `ingest.undone`
+    (killed between its entries and its line, or an entry after its flags change failed): under the lock no batch is
+    between them. Nothing is removed: a rerun of the same file may be about to log the snapshot they name.
+    Return the flags the change check compares `flags` with: what the audit log last said of the dataset's flags
+    (`ingest.flags.change`, undone or not) when that differs from `flags`, else its last logged batch's. So a change
+    back after an unlogged change is recorded, and the audit log's flags history ends at the flags batches ran with."""
+    logged, named, log_flags = set(), set(), None
+    for e in read_log(s):
+        logged.add(e.get('batch_id'))
+        named.update(x for x in (e.get('snapshot'), e.get('quarantine')) if x)
+        if e['dataset'] == p.dataset and e['status'] not in FAILED:
+            log_flags = e.get('flags')
+    said, open_, undone = None, {}, set()
+    for e in audit.read_tail(s.audit_path, _AUDIT_WINDOW):
+        d, act = e.get('details') or {}, str(e.get('action') or '')
+        if act == 'ingest.undone':
+            undone.add(e.get('subject'))
+        elif act.startswith('ingest.') and d.get('batch_id') and d['batch_id'] not in logged:
+            open_.setdefault(d['batch_id'], []).append(e)
+        if act == 'ingest.flags.change' and e.get('subject') == p.dataset:
+            said = d.get('new')
+    for bid, es in open_.items():
+        if bid in undone:
+            continue
+        fell = [e for e in es if e['action'] == 'ingest.fallback']
+        snaps = [x for e in fell for x in (e['subject'], e['details'].get('quarantine'))]
+        ds = next((e['subject'] for e in es if e['action'] in ('ingest.flags.change', 'ingest.reject')), None)
+        audit.append(
+            s.audit_path,
+            'ingest.undone',
+            bid,
+            actor=actor,
+            reason='the batch ended before its line in the ingest log (killed, or an audit entry failed): it was never '
+            'logged; the snapshots its entries name that no logged batch names stay stored, unlogged',
+            dataset=ds or next((e['details'].get('dataset') for e in es if e['details'].get('dataset')), None),
+            removed=[],
+            unlogged=[x for x in dict.fromkeys(snaps) if x and x not in named],
+        )
+    return said if said is not None and said != flags else log_flags
+
+
+class _LineRemains(IngestError):
+    "The batch's line could not be confirmed nor cut back: it is logged whole, so the batch is kept."
+
+
+def _log_batch(s: Settings, p: IngestParams, res: BatchResult, actor: str | None, stored: list[str]) -> None:
     "Append the batch's line to the ingest log, its audit entries first; `stored`: the snapshots this call stored."
     flags = p.flags.model_dump()
     entry = dict(
@@ -591,11 +640,12 @@ def _log_batch(
     line = (json.dumps(entry, default=str) + '\n').encode()
     with locked_append(ingest_log_path(s)) as fd:  # (held from the audit entries to the line: no batch comes between)
         before = os.fstat(fd).st_size
+        prev_flags = _settle(s, p, actor, flags)  # (first: a killed batch's entries are undone before this one's)
         audited = _audit_batch(s, p, res, actor, prev_flags, flags, entry['quarantine'])  # (first: a kill -9 before
         try:  # the line leaves entries a rerun repeats, never a flags change the log has and the audit log lacks)
             write_line(fd, line)
         except OSError as e:  # (the line cannot be written: the batch is undone, and the audit log says so)
-            _log_failed(s, p, res, actor, fd, before, e, audited, stored)
+            _log_failed(s, p, res, actor, fd, before, len(line), e, audited, stored)
             raise
 
 
@@ -606,14 +656,22 @@ def _log_failed(
     actor: str | None,
     fd: int,
     before: int,
+    size: int,
     e: OSError,
     audited: bool,
     stored: list[str],
 ) -> None:
     """The batch log could not take the batch's line, so the batch is undone: an `ingest.undone` audit entry takes back
     the entries just written for it, naming the snapshots this call stored and removes (`stored`: not a replayed
-    batch's, which an earlier line names, review CP); a line `write_line` could not cut back is said (`IngestError`)."""
-    why, removed = (os.strerror(e.errno) if e.errno else str(e)), stored
+    batch's, which an earlier line names, review CP); a line `write_line` could not cut back is said (`IngestError`).
+    Its size is checked first: a whole `size`-byte line left logs the batch, which is then kept and not undone
+    (`_LineRemains`); a torn piece is set aside by the next append, and the batch is undone."""
+    why, removed, left = (os.strerror(e.errno) if e.errno else str(e)), stored, os.fstat(fd).st_size - before
+    if left >= size:
+        raise _LineRemains(
+            f"the ingest log {ingest_log_path(s)} could not confirm batch {res.batch_id}'s line ({why}) nor cut it "
+            f"back: the line remains, so the batch is logged and kept, its snapshots stored"
+        )
     if audited:
         try:
             audit.append(
@@ -630,10 +688,11 @@ def _log_failed(
                 f"the ingest log could not take batch {res.batch_id} ({why}), and the audit log, whose entries for it "
                 f"name {', '.join(removed) or 'no snapshot'}, could not take its undoing: {a}"
             ) from None
-    if os.fstat(fd).st_size > before:  # (write_line could not cut its line back: a whole one would name the removed)
+    if left > 0:  # (a torn piece of the line: the next append to the log sets it aside)
         raise IngestError(
             f"the ingest log {ingest_log_path(s)} could not take batch {res.batch_id} ({why}) nor be cut back to "
-            f"before it: move its last line aside; nothing of the batch was kept"
+            f"before it: a torn piece of its line is left, which the next append sets aside; nothing of the batch was "
+            f"kept"
         )
 
 
@@ -671,6 +730,7 @@ def _audit_batch(
             actor=actor,
             reason=res.reason[:2000],
             batch_id=res.batch_id,
+            dataset=p.dataset,
             quarantine=quarantine,
             policy=p.policy,
         )
