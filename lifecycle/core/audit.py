@@ -200,24 +200,33 @@ def _entry(line: bytes) -> dict | None:
     return e if ok else None
 
 
-def _tail(fd: int, log: Path, n: int = 2) -> tuple[list[dict], str]:
-    """The last `n` good entries of the locked chain, read from its end block by block, and '' or what lies damaged
-    after them (whole lines that are not entries: an append goes on after the last good entry, and that break is
-    kept)."""
-    pos, carry, good, damaged = os.fstat(fd).st_size, b'', [], 0
-    while pos > 0 and len(good) < n:
+def _lines_back(fd: int):
+    """The lines of the file open at `fd`, newest first, read from its end block by block: first what follows its last
+    newline (nothing, or a torn line), then each whole line."""
+    pos, carry = os.fstat(fd).st_size, b''
+    while pos > 0:
         step = min(1 << 16, pos)
         pos -= step
         lines = (os.pread(fd, step, pos) + carry).split(b'\n')
         carry = lines.pop(0) if pos > 0 else b''  # (a line cut by the block: read whole with the next block)
-        for ln in reversed(lines):
-            if len(good) == n or not ln.strip():
-                continue
-            e = _entry(ln)
-            if e is not None:
-                good.insert(0, e)
-            elif not good:
-                damaged += 1
+        yield from reversed(lines)
+
+
+def _tail(fd: int, log: Path, n: int = 2) -> tuple[list[dict], str]:
+    """The last `n` good entries of the locked chain, read from its end block by block, and '' or what lies damaged
+    after them (whole lines that are not entries: an append goes on after the last good entry, and that break is
+    kept)."""
+    good, damaged = [], 0
+    for ln in _lines_back(fd):
+        if len(good) == n:
+            break
+        if not ln.strip():
+            continue
+        e = _entry(ln)
+        if e is not None:
+            good.insert(0, e)
+        elif not good:
+            damaged += 1
     if not damaged:
         return good, ''
     after = f"entry {good[-1]['seq']}" if good else 'its start'
@@ -454,7 +463,11 @@ def read(path: str | Path) -> list[dict]:
     if chain and 'mac' not in chain[0]:
         return [{k: e.get(k) for k in _FIELDS} for e in chain]  # the old format
     chain = _authentic(log, chain)
-    payloads = {payload_digest(p): p for p in read_jsonl(payloads_path(log))}
+    return _with_payloads(chain, {payload_digest(p): p for p in read_jsonl(payloads_path(log))})
+
+
+def _with_payloads(chain: list[dict], payloads: dict) -> list[dict]:
+    "The entries of `chain` joined with their `payloads` (by digest), an erased one's as `(erased)`."
     erased, lines = _tombstones(chain), {e['seq']: e for e in chain}
     kept = {
         s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
@@ -462,21 +475,15 @@ def read(path: str | Path) -> list[dict]:
     return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
 
 
+def _whole_lines_back(path: Path):
+    "The whole lines of `path` that are not blank, newest first (`_lines_back`; a torn last line left out)."
+    import itertools
 
-def _lines_back(path: Path):
-    "The whole lines of `path`, newest first, read from its end block by block (a torn last line left out)."
-    with open(path, 'rb') as f:
-        pos, carry, last = f.seek(0, os.SEEK_END), b'', True
-        while pos > 0:
-            step = min(1 << 16, pos)
-            pos -= step
-            f.seek(pos)
-            lines = (f.read(step) + carry).split(b'\n')
-            carry = lines.pop(0) if pos > 0 else b''  # (a line cut by the block: read whole with the next block)
-            if last:
-                lines.pop()  # (after the last newline: nothing, or a torn line)
-                last = False
-            yield from (ln for ln in reversed(lines) if ln.strip())
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield from (ln for ln in itertools.islice(_lines_back(fd), 1, None) if ln.strip())
+    finally:
+        os.close(fd)
 
 
 def read_tail(path: str | Path, n: int = 2000) -> list[dict]:
@@ -487,7 +494,7 @@ def read_tail(path: str | Path, n: int = 2000) -> list[dict]:
     if not log.is_file():
         return []
     chain = []
-    for ln in _lines_back(log):
+    for ln in _whole_lines_back(log):
         if (e := _entry(ln)) is not None and all(k in e for k in _LINE):
             chain.insert(0, e)
             if len(chain) == n:
@@ -498,7 +505,7 @@ def read_tail(path: str | Path, n: int = 2000) -> list[dict]:
     if not chain:
         return []
     payloads, first, pp = {}, chain[0]['seq'], payloads_path(log)
-    for ln in _lines_back(pp) if pp.is_file() else ():
+    for ln in _whole_lines_back(pp) if pp.is_file() else ():
         try:
             p = json.loads(ln)
         except ValueError:
@@ -507,11 +514,7 @@ def read_tail(path: str | Path, n: int = 2000) -> list[dict]:
             if isinstance(p.get('seq'), int) and p['seq'] < first:
                 break  # (payloads are appended in the order of their entries)
             payloads[payload_digest(p)] = p
-    erased, lines = _tombstones(chain), {e['seq']: e for e in chain}
-    kept = {
-        s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
-    }
-    return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
+    return _with_payloads(chain, payloads)
 
 def _authentic(log: Path, chain: list[dict]) -> list[dict]:
     """The entries whose MAC checks out with the workspace's audit key, where this process has the key; an entry
