@@ -78,6 +78,14 @@ def test_a_nul_byte_in_a_csv_value_is_refused_naming_line_and_column_not_the_val
     assert 'secret' not in said and '40000' not in said and '44000' not in said
 
 
+@pytest.fixture
+def cli_ws(tmp_path, monkeypatch) -> tuple:
+    "A workspace as the current folder, for in-process CLI calls with its keys outside it: (folder, environment)."
+    w = make_workspace(tmp_path / 'ws')
+    monkeypatch.chdir(w)
+    return w, {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+
+
 def test_a_nul_byte_in_the_header_or_a_gzip_file_is_refused(tmp_path):
     src = tmp_path / 'head.csv'
     src.write_bytes(people().to_csv(index=False).encode().replace(b'income', b'inc\0ome', 1))
@@ -114,12 +122,12 @@ def test_a_nul_byte_in_a_headerless_file_names_no_value_of_its_first_row_as_a_co
     assert 'NUL byte at line 3, column <column 3>' in said and 'HIV' not in said and '50000' not in said, said
 
 
-def test_a_nul_byte_is_refused_by_ingest_drift_and_init_with_exit_4_and_nothing_stored(tmp_path, monkeypatch, arrests):
+def test_a_nul_byte_is_refused_by_ingest_drift_and_init_with_exit_4_and_nothing_stored(
+    cli_ws, arrests
+):
     from lifecycle.data.init_command import init
 
-    w = make_workspace(tmp_path / 'ws')
-    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
-    monkeypatch.chdir(w)
+    w, env = cli_ws
     arrests.head(40).to_csv(w / 'a.csv', index=False)
     lines = arrests.head(40).to_csv(index=False).encode().split(b'\n')
     lines[5] = lines[5].replace(b',', b'\0,', 1)  # (in the first column's value)
@@ -190,12 +198,12 @@ def test_a_parquet_file_naming_a_column_twice_is_refused_naming_it_by_every_read
     assert read(src, only={'id', 'plan'}).shape == (6, 5)  # (a reader not taking it: as it comes)
 
 
-def test_a_parquet_file_naming_a_column_twice_is_refused_by_ingest_watch_drift_and_init(tmp_path, monkeypatch, arrests):
+def test_a_parquet_file_naming_a_column_twice_is_refused_by_ingest_watch_drift_and_init(
+    cli_ws, arrests
+):
     from lifecycle.data.init_command import init
 
-    w = make_workspace(tmp_path / 'ws')
-    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
-    monkeypatch.chdir(w)
+    w, env = cli_ws
     arrests.head(40).to_csv(w / 'a.csv', index=False)
     dup_parquet(arrests.head(40), w / 'dup.parquet', 'age')
     r = invoke(cmds().ingest, ['dup.parquet', '--dataset', 'arrests', '--json', '--no-report'], env=env)
@@ -283,12 +291,10 @@ def test_a_file_changed_while_the_ingest_stage_reads_it_is_refused_and_nothing_i
     assert r.train.status == 'accepted' and r.train.rows == 8
 
 
-def test_a_file_changed_while_ingest_or_a_watch_reads_it_exits_4_logged_and_nothing_stored(
+def test_a_file_changed_while_ingest_or_a_watch_reads_it_exits_4_logged_and_nothing_stored(cli_ws, 
     tmp_path, monkeypatch, arrests
 ):
-    w = make_workspace(tmp_path / 'ws')
-    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
-    monkeypatch.chdir(w)
+    w, env = cli_ws
     arrests.head(40).to_csv(w / 'b.csv', index=False)
     (w / 'inbox').mkdir()
     arrests.iloc[40:80].to_csv(w / 'inbox' / 'c.csv', index=False)
@@ -322,12 +328,10 @@ def locked(monkeypatch, name: str):
     monkeypatch.setattr(builtins, 'open', opening)
 
 
-def test_an_unreadable_file_is_refused_with_exit_4_logged_and_counted_by_ingest_watch_and_drift(
+def test_an_unreadable_file_is_refused_with_exit_4_logged_and_counted_by_ingest_watch_and_drift(cli_ws, 
     tmp_path, monkeypatch, arrests
 ):
-    w = make_workspace(tmp_path / 'ws')
-    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
-    monkeypatch.chdir(w)
+    w, env = cli_ws
     arrests.head(40).to_csv(w / 'a.csv', index=False)
     arrests.head(40).to_csv(w / 'locked.csv', index=False)
     (w / 'inbox').mkdir()
