@@ -249,6 +249,22 @@ def read_log(s: Settings) -> list[dict]:
     return read_jsonl(p, keys=('dataset', 'status'))
 
 
+def _log_back(s: Settings):
+    """The logged batches newest first, each line parsed only when reached: a look at the last few costs the same
+    however long the log grows (review CS: `_settle` parsed all of it for every batch, under the log's lock)."""
+    try:
+        raw = ingest_log_path(s).read_bytes()
+    except FileNotFoundError:
+        return
+    for ln in reversed(raw.split(b'\n')):
+        try:
+            e = json.loads(ln) if ln.strip() else None
+        except ValueError:  # (a torn last line, or a damaged one: `read_log` leaves it out too)
+            continue
+        if isinstance(e, dict) and 'dataset' in e and 'status' in e:
+            yield e
+
+
 FAILED = ('unreadable', 'not stored')  # batches that never reached the checks, or could not be stored
 
 
@@ -579,24 +595,26 @@ def _settle(s: Settings, p: IngestParams, actor: str | None, flags: dict) -> dic
     Return the flags the change check compares `flags` with: what the audit log last said of the dataset's flags
     (`ingest.flags.change`, undone or not) when that differs from `flags`, else its last logged batch's. So a change
     back after an unlogged change is recorded, and the audit log's flags history ends at the flags batches ran with."""
-    logged, named, log_flags = set(), set(), None
-    for e in read_log(s):
-        logged.add(e.get('batch_id'))
-        named.update(x for x in (e.get('snapshot'), e.get('quarantine')) if x)
-        if e['dataset'] == p.dataset and e['status'] not in FAILED:
-            log_flags = e.get('flags')
-    said, open_, undone = None, {}, set()
+    said, seen, undone = None, {}, set()
     for e in audit.read_tail(s.audit_path, _AUDIT_WINDOW):
         d, act = e.get('details') or {}, str(e.get('action') or '')
         if act == 'ingest.undone':
             undone.add(e.get('subject'))
-        elif act.startswith('ingest.') and d.get('batch_id') and d['batch_id'] not in logged:
-            open_.setdefault(d['batch_id'], []).append(e)
+        elif act.startswith('ingest.') and d.get('batch_id'):
+            seen.setdefault(d['batch_id'], []).append(e)
         if act == 'ingest.flags.change' and e.get('subject') == p.dataset:
             said = d.get('new')
+    open_ = {b: es for b, es in seen.items() if b not in undone}
+    since = min((es[0].get('time') or '' for es in open_.values()), default=None)
+    log_flags, found = None, False
+    for e in _log_back(s):  # (newest first, as far as needed: each batch's line comes after its entries)
+        open_.pop(e.get('batch_id'), None)
+        if not found and e['dataset'] == p.dataset and e['status'] not in FAILED:
+            log_flags, found = e.get('flags'), True
+        if found and (not open_ or str(e.get('time') or '') < since):
+            break
+    named = {x for e in read_log(s) for x in (e.get('snapshot'), e.get('quarantine')) if x} if open_ else set()
     for bid, es in open_.items():
-        if bid in undone:
-            continue
         fell = [e for e in es if e['action'] == 'ingest.fallback']
         snaps = [x for e in fell for x in (e['subject'], e['details'].get('quarantine'))]
         ds = next((e['subject'] for e in es if e['action'] in ('ingest.flags.change', 'ingest.reject')), None)
