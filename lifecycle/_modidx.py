@@ -1174,6 +1174,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.data.ingest._host': ('api/data/ingest.html#_host', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._live_version': ( 'api/data/ingest.html#_live_version',
                                                                                 'lifecycle/data/ingest.py'),
+                                       'lifecycle.data.ingest._log_back': ('api/data/ingest.html#_log_back', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._log_batch': ('api/data/ingest.html#_log_batch', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._log_failed': ( 'api/data/ingest.html#_log_failed',
                                                                               'lifecycle/data/ingest.py'),

@@ -188,9 +188,7 @@ def _numeric_band(values: pd.Series) -> pd.Series:
 
     ends = values.str.extract(r'^([1-9]\d*|0)\s*[-–]\s*([1-9]\d*)$')
     lo, hi = pd.to_numeric(ends[0], errors='coerce'), pd.to_numeric(ends[1], errors='coerce')
-    alike = (ends[1].str.len() - ends[0].str.len()).between(0, 1)  # (ends of like length: not `800-5551299`)
-    band = (lo < hi) & (lo % 100 == 0) & ((hi % 100 == 0) | ((hi + 1) % 100 == 0)) & alike
-    return band.fillna(False).astype(bool)
+    return ((lo < hi) & (lo % 100 == 0) & ((hi % 100 == 0) | ((hi + 1) % 100 == 0))).fillna(False).astype(bool)
 
 
 def _year_span(values: pd.Series) -> pd.Series:
@@ -376,7 +374,9 @@ def shown_value(value) -> str:
     import pandas as pd
 
     one = pd.Series([text])
-    if re.fullmatch(_WHEN, text) or _numeric_band(one).iloc[0] or _year_span(one).iloc[0]:
+    lo, _, hi = text.partition('-')  # (a band's ends of like length: not `800-5551299`, which shows a number)
+    band = _numeric_band(one).iloc[0] and len(hi.strip()) - len(lo.strip()) in (0, 1)
+    if re.fullmatch(_WHEN, text) or band or _year_span(one).iloc[0]:
         return repr(value)
     if re.search(r'\d(?:[ ()./-]{0,2}\d){6}', text):
         return '<a value withheld: it holds a long number, perhaps a phone number>'
