@@ -236,24 +236,17 @@ def _tail(fd: int, log: Path, n: int = 2) -> tuple[list[dict], str]:
 def _unrecorded(fd: int, seq: int) -> int:
     """Where the payload lines of sequence `seq` at the end of the locked payload file begin (its size when there are
     none): with the chain's last entry `seq - 1`, they are what appends killed before their chain line left."""
-    pos = keep = os.fstat(fd).st_size
-    carry, last = b'', True
-    while pos > 0:
-        step = min(1 << 16, pos)
-        pos -= step
-        lines = (os.pread(fd, step, pos) + carry).split(b'\n')
-        carry = lines.pop(0) if pos > 0 else b''  # (a line cut by the block: read whole with the next block)
-        if last:
-            lines.pop()  # ('' after the final newline: the lock set any torn line aside)
-            last = False
-        for ln in reversed(lines):
-            try:
-                p = json.loads(ln)
-            except ValueError:
-                return keep
-            if not isinstance(p, dict) or p.get('seq') != seq:
-                return keep
-            keep -= len(ln) + 1
+    import itertools
+
+    keep = os.fstat(fd).st_size
+    for ln in itertools.islice(_lines_back(fd), 1, None):  # ('' after the final newline: a torn line was set aside)
+        try:
+            p = json.loads(ln)
+        except ValueError:
+            return keep
+        if not isinstance(p, dict) or p.get('seq') != seq:
+            return keep
+        keep -= len(ln) + 1
     return keep
 
 
