@@ -734,13 +734,17 @@ def _as_values(data, path: Path, only=None, strict=None):
     value quoted; outside `strict`, if given, left binary: an undeclared uuid column), a time of day as ISO 8601 text
     (`10:30:00`, its fraction when it has one, as `_iso_text` writes it), a duration as its seconds (a float)."""
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     for i, f in enumerate(data.schema):
         if only is not None and f.name not in only:
             continue
         t, col = f.type, data.column(i)
-        if pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_large_binary(t):
+        binary = pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_large_binary(t)
+        if not (binary or pa.types.is_time(t) or pa.types.is_duration(t)):
+            continue
+        import pyarrow.compute as pc  # (only for a column to convert: 40 ms of `lifecycle drift`'s start otherwise)
+
+        if binary:
             try:
                 new = pc.cast(col, pa.large_string() if pa.types.is_large_binary(t) else pa.string())
             except pa.ArrowInvalid:
@@ -750,10 +754,8 @@ def _as_values(data, path: Path, only=None, strict=None):
         elif pa.types.is_time(t):
             text = pc.replace_substring_regex(pc.cast(col, pa.string()), r'\.0+$', '')  # (no fraction of zeros)
             new = pc.replace_substring_regex(text, r'(\.\d{3,}?)(?:000)+$', r'\1')  # (`.250` in any unit: `_iso_text`)
-        elif pa.types.is_duration(t):
+        else:  # (a duration)
             new = pc.divide(pc.cast(col, pa.int64()), {'s': 1.0, 'ms': 1e3, 'us': 1e6, 'ns': 1e9}[t.unit])
-        else:
-            continue
         data = data.set_column(i, f.name, new)
     return data
 
