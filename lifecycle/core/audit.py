@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from .settings import SettingsError, default_keys_dir, find_workspace, load_settings, workspace_id
 from .store import JournalError, _note_torn, atomic_write, canonical_json, create_once, sha256_bytes
-from .store import locked_append, read_jsonl, read_secret, write_line
+from .store import _lines_back, _whole_lines_back, locked_append, read_jsonl, read_secret, write_line
 from .manifest import now_iso
 
 # %% auto #0
@@ -198,18 +198,6 @@ def _entry(line: bytes) -> dict | None:
         return None
     ok = isinstance(e, dict) and type(e.get('seq')) is int and isinstance(e.get('mac', e.get('hash')), str)
     return e if ok else None
-
-
-def _lines_back(fd: int):
-    """The lines of the file open at `fd`, newest first, read from its end block by block: first what follows its last
-    newline (nothing, or a torn line), then each whole line."""
-    pos, carry = os.fstat(fd).st_size, b''
-    while pos > 0:
-        step = min(1 << 16, pos)
-        pos -= step
-        lines = (os.pread(fd, step, pos) + carry).split(b'\n')
-        carry = lines.pop(0) if pos > 0 else b''  # (a line cut by the block: read whole with the next block)
-        yield from reversed(lines)
 
 
 def _tail(fd: int, log: Path, n: int = 2) -> tuple[list[dict], str]:
@@ -466,17 +454,6 @@ def _with_payloads(chain: list[dict], payloads: dict) -> list[dict]:
         s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
     }
     return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
-
-
-def _whole_lines_back(path: Path):
-    "The whole lines of `path` that are not blank, newest first (`_lines_back`; a torn last line left out)."
-    import itertools
-
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        yield from (ln for ln in itertools.islice(_lines_back(fd), 1, None) if ln.strip())
-    finally:
-        os.close(fd)
 
 
 def read_tail(path: str | Path, n: int = 2000) -> list[dict]:

@@ -222,6 +222,29 @@ def write_line(fd: int, line: bytes, fsync: bool = True) -> None:
         raise
 
 
+def _lines_back(fd: int):
+    """The lines of the file open at `fd`, newest first, read from its end block by block: first what follows its last
+    newline (nothing, or a torn line), then each whole line."""
+    pos, carry = os.fstat(fd).st_size, b''
+    while pos > 0:
+        step = min(1 << 16, pos)
+        pos -= step
+        lines = (os.pread(fd, step, pos) + carry).split(b'\n')
+        carry = lines.pop(0) if pos > 0 else b''  # (a line cut by the block: read whole with the next block)
+        yield from reversed(lines)
+
+
+def _whole_lines_back(path: str | Path):
+    "The whole lines of `path` that are not blank, newest first (`_lines_back`; a torn last line left out)."
+    import itertools
+
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        yield from (ln for ln in itertools.islice(_lines_back(fd), 1, None) if ln.strip())
+    finally:
+        os.close(fd)
+
+
 def append_jsonl(path: str | Path, entry: dict, fsync: bool = True) -> None:
     "Append one JSON line, crash-safe: one write under a lock, a torn last line from a crash set aside first."
     with locked_append(path) as fd:

@@ -23,7 +23,7 @@ import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import ContentHash, Store, pid_alive, hash_obj, append_jsonl, read_jsonl, file_sha256
-from ..core.store import locked_append, write_line
+from ..core.store import _whole_lines_back, locked_append, write_line
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
 from ..core import audit
@@ -252,14 +252,11 @@ def read_log(s: Settings) -> list[dict]:
 def _log_back(s: Settings):
     """The logged batches newest first, each line parsed only when reached: a look at the last few costs the same
     however long the log grows (review CS: `_settle` parsed all of it for every batch, under the log's lock)."""
-    try:
-        raw = ingest_log_path(s).read_bytes()
-    except FileNotFoundError:
-        return
-    for ln in reversed(raw.split(b'\n')):
+    path = ingest_log_path(s)
+    for ln in _whole_lines_back(path) if path.is_file() else ():
         try:
-            e = json.loads(ln) if ln.strip() else None
-        except ValueError:  # (a torn last line, or a damaged one: `read_log` leaves it out too)
+            e = json.loads(ln)
+        except ValueError:  # (a damaged line: `read_log` leaves it out too)
             continue
         if isinstance(e, dict) and 'dataset' in e and 'status' in e:
             yield e
@@ -292,16 +289,12 @@ def log_failure(s: Settings, dataset: str, source: str, status: str, error: str)
         pass  # the refusal itself still reaches the user
 
 
-def _history(s: Settings, dataset: str) -> tuple[dict | None, str | None]:
-    "From one read of the log: the flags of the dataset's last batch, and its last stored snapshot (the parent)."
-    flags = snapshot = None
-    for e in read_log(s):
-        if e['dataset'] != dataset or e['status'] in FAILED:
-            continue
-        flags = e.get('flags')
-        if e.get('snapshot'):
-            snapshot = e['snapshot']
-    return flags, snapshot
+def _parent(s: Settings, dataset: str) -> str | None:
+    "The dataset's last stored snapshot, read from the log's end: the parent of the next."
+    for e in _log_back(s):
+        if e['dataset'] == dataset and e['status'] not in FAILED and e.get('snapshot'):
+            return e['snapshot']
+    return None
 
 # %% ../../nbs/api/data/04_ingest.ipynb #80142b1c
 def _sampled(sample: pd.DataFrame | None, c: Chunk, rng: np.random.Generator, size: int) -> pd.DataFrame:
@@ -406,7 +399,7 @@ def ingest_batch(
     )
     pseudonymised = any(r.pii and r.pii.method == 'pseudonymise' for r in p.columns.values())
     key = load_key(s.pii_key_file) if p.flags.auto_anonymise and pseudonymised else None
-    parent = _history(s, p.dataset)[1]  # (the flags a change is checked against: read under the log's lock)
+    parent = _parent(s, p.dataset)  # (the flags a change is checked against: read under the log's lock, `_settle`)
     _sweep_orphans(store)
     clean, quarantine = _Writer(store, types=_types(p)), _Writer(store, as_text=True)
     created: list[Path] = []  # what this call stored: removed again if a later write fails
@@ -684,7 +677,7 @@ def _log_failed(
     batch's, which an earlier line names, review CP); a line `write_line` could not cut back is said (`IngestError`).
     Its size is checked first: a whole `size`-byte line left logs the batch, which is then kept and not undone
     (`_LineRemains`); a torn piece is set aside by the next append, and the batch is undone."""
-    why, removed, left = (os.strerror(e.errno) if e.errno else str(e)), stored, os.fstat(fd).st_size - before
+    why, left = (os.strerror(e.errno) if e.errno else str(e)), os.fstat(fd).st_size - before
     if left >= size:
         raise _LineRemains(
             f"the ingest log {ingest_log_path(s)} could not confirm batch {res.batch_id}'s line ({why}) nor cut it "
@@ -699,12 +692,12 @@ def _log_failed(
                 actor=actor,
                 reason=f"the ingest log could not take the batch ({why}): nothing of it was kept",
                 dataset=p.dataset,
-                removed=removed,
+                removed=stored,
             )
         except audit.AuditError as a:
             raise audit.AuditError(
                 f"the ingest log could not take batch {res.batch_id} ({why}), and the audit log, whose entries for it "
-                f"name {', '.join(removed) or 'no snapshot'}, could not take its undoing: {a}"
+                f"name {', '.join(stored) or 'no snapshot'}, could not take its undoing: {a}"
             ) from None
     if left > 0:  # (a torn piece of the line: the next append to the log sets it aside)
         raise IngestError(
