@@ -96,7 +96,9 @@ def test_a_registration_killed_before_its_audit_entry_is_finished_once_by_the_ne
     ws = Workspace.open(tmp_path)
     X, y = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
     with ws.mlflow.start_run(experiment_id=ws.experiment('toy')) as run:
-        uri = ws.mlflow.sklearn.log_model(LogisticRegression().fit(X, y), name='model').model_uri
+        uri = ws.mlflow.sklearn.log_model(
+            LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']
+        ).model_uri
     gates = [dict(gate='accuracy', kind='threshold', value=1.0, limit='>= 0.7', verdict='pass')]
     vid = record_validation(ws.store, dict(mlflow_run_id=run.info.run_id, model_uri=uri, passed=True, gates=gates))
     real = Workspace.audit

@@ -158,6 +158,7 @@ def test_a_bundle_is_made_only_for_a_version_its_environment_may_serve(tmp_path)
     assert srv._vet(spec, name, None) == ['challenger: version 2 is not the version this release bundle carries (1)']
 
 
+@pytest.mark.slow
 def test_a_bundle_edited_to_serve_another_environment_is_refused(bundle, tmp_path):
     """release.json says which environment's release policy allowed its version, signed by the workspace's key: a
     bundle made for dev, edited (release.json and settings.ini) to serve as production, does not start (exit 2)."""
@@ -227,6 +228,7 @@ def test_a_bundle_whose_params_or_code_were_edited_is_refused_and_a_deployment_c
         assert read_bundle(src)['model_version'] == '1'  # the bundle as made: its key is the one anchored
 
 
+@pytest.mark.slow
 def test_a_bundle_served_as_another_environment_is_refused_before_it_says_it_serves(bundle, tmp_path):
     "Review AH: `serve` printed 'serving the production environment on http://...', then refused (exit 2)."
     from conftest import cli
@@ -241,6 +243,7 @@ def test_a_bundle_served_as_another_environment_is_refused_before_it_says_it_ser
     assert 'serving the' not in said and 'Traceback' not in said
 
 
+@pytest.mark.slow
 def test_a_bundle_written_again_and_killed_midway_leaves_the_one_there_whole(tmp_path):
     """A bundle was written in place, after the one there was removed: a process killed midway left a folder with
     some of the files and no release.json, and no bundle at all. It is written beside its place and renamed in whole;

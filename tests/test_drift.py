@@ -401,6 +401,7 @@ def test_drift_command_on_large_files_imports_no_scipy(workspace):
     assert np.allclose([c['ks_pvalue'] or 0 for c in got['columns']], expected.ks_pvalue.fillna(0), rtol=1e-9)
 
 
+@pytest.mark.slow
 def test_the_installed_command_prints_every_verdict_before_it_leaves_and_keeps_its_exit_status(workspace):
     """The console script (`lifecycle.app.cli:main`) ends `lifecycle drift` without the interpreter's teardown
     (`Result.fast_exit`): what it printed is whole (the verdicts of `ours`), through a pipe; a refusal still exits with

@@ -132,6 +132,7 @@ def test_records_never_read_past_the_zero_filled_rest(tmp_path):
     j.remove()
 
 
+@pytest.mark.slow
 def test_two_writers_on_one_database_lose_and_repeat_nothing_when_one_is_killed(tmp_path):
     """A server's workers each have a writer process and a journal, in one directory. Both take rows in groups while
     the first one's writer is killed (it inserts its rows once a second: most acknowledged ones are in its journal
@@ -240,6 +241,7 @@ def test_poll_settles_on_the_loop_what_the_writer_acknowledged_before_the_loop_t
         log.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('raising', [False, True], ids=['plain', 'a-waiter-raises'])
 def test_poll_finds_a_dead_writer_fails_what_it_held_and_the_next_row_starts_another(tmp_path, raising):
     """Seen by `poll` (the loop's reader not run): the writer's death fails its rows, its pipes are released (else the
@@ -281,6 +283,7 @@ class Stop(BaseException):
     "What a waiter raises that `except Exception` does not catch (an interrupt, say)."
 
 
+@pytest.mark.slow
 def test_a_waiter_that_raises_leaves_no_other_frame_or_acknowledgement_unapplied(tmp_path):
     """The writer's acknowledgements read together, the first frame's waiter raising as it is settled: the frames and
     lines after it are still applied, then the exception goes on (a row waiting for a line dropped with it would wait
@@ -553,6 +556,7 @@ def test_an_idle_writer_reports_its_timings_within_a_second_and_at_the_end():
     assert len(pipe.sent) == 1  # (nothing new: nothing sent)
 
 
+@pytest.mark.slow
 def test_sync_times_add_up_every_group_across_a_writer_s_death(tmp_path):
     "What the server shows at /metrics: every group its writers reported putting on disk, the dead writers' too."
     log = PredictionLog(f'sqlite:///{tmp_path}/p.db', process=True, probe_s=0.1)

@@ -303,6 +303,7 @@ def test_validation_is_keyed_by_the_champion_a_promotion_made_and_only_of_its_ow
     assert _champion_run(s, params, {'mlflow_run_id': 'r2'})['champion_run'] is None  # (the model under test)
 
 
+@pytest.mark.slow
 def test_a_stage_kernel_killed_mid_cell_fails_its_stage_instead_of_holding_the_run(tmp_path):
     """Review U: a stage's kernel killed mid-cell (out of memory, a native crash) left `lifecycle run` waiting for a
     reply for good, holding the pipeline lock: nbclient's own check that the kernel lives never ran through the shared
@@ -342,6 +343,7 @@ def test_a_stage_kernel_killed_mid_cell_fails_its_stage_instead_of_holding_the_r
     assert out.metadata.papermill.output_path == str(tmp_path / 'fine-out.ipynb')  # (its own name: review X)
 
 
+@pytest.mark.slow
 def test_a_stage_kernel_that_dies_as_it_starts_is_started_again(tmp_path, monkeypatch):
     """Clean-clone CI met it: a port jupyter_client picked for a stage kernel was taken before the kernel bound it
     ("Address already in use"), the kernel died before replying, and the run failed at its first stage. A kernel that

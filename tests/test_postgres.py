@@ -145,6 +145,7 @@ def test_a_server_with_its_log_on_postgresql_answers_logs_and_takes_feedback(pg_
         assert r.returncode == 0 and out['ok'] is True, (args, r.stdout, r.stderr)
 
 
+@pytest.mark.slow
 def test_a_database_that_cannot_be_reached_is_named_without_its_password(tiny_template, tmp_path, cluster):
     "Readers (the monitor) and a server starting refuse with one line naming the database, exit 4, no traceback."
     import json

@@ -150,6 +150,7 @@ def test_rollout_demo_refuses_a_port_in_use_naming_it_before_anything_starts(wor
     assert '--port' in r.stdout and 'a free' in r.stdout, r.stdout
 
 
+@pytest.mark.slow
 def test_a_local_server_listens_on_the_port_it_is_given(tiny_ws):
     import httpx
     from conftest import clean_env
@@ -162,6 +163,7 @@ def test_a_local_server_listens_on_the_port_it_is_given(tiny_ws):
         assert srv.url == f'http://127.0.0.1:{port}' and httpx.get(srv.url + '/ready', timeout=10).status_code == 200
 
 
+@pytest.mark.slow
 def test_a_local_server_serves_where_it_asks_and_takes_no_other_server_for_its_own(tiny_ws):
     """Review BG: the demo's server bound settings.ini's host while the demo asked 127.0.0.1 whether it was ready, so
     another server listening there answered for it and took the demo's traffic; a port taken is refused now, and the

@@ -987,6 +987,7 @@ def test_a_token_needs_the_persons_key_not_a_tokens_file_entry(tiny_template, tm
         assert r.status_code == 403 and "the token's record is not signed by their key" in r.json()['error'], r.text
 
 
+@pytest.mark.slow
 def test_a_token_is_made_where_the_persons_key_is_and_issued_from_their_request(tiny_template, tmp_path):
     """`token issue` had to run where the person's private key was (review): on the workspace's machine. Now they make
     the token and a signed request where their key is, the token never leaving them, and the administrator issues it

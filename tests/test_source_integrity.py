@@ -429,6 +429,7 @@ ing.ingest_batch([bad], changed, ws, source='b.csv', fingerprint='b')
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('at', ['audit1', 'audit2', 'line', 'after'])
 def test_a_kill_at_any_point_of_logging_a_batch_never_loses_its_flags_change_or_fallback(ws, tmp_path, at):
     import subprocess
@@ -456,6 +457,7 @@ def test_a_kill_at_any_point_of_logging_a_batch_never_loses_its_flags_change_or_
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('end', ['killed', 'audit_error'])
 def test_a_batch_ended_before_its_line_is_undone_and_a_flags_change_back_is_recorded(ws, tmp_path, end, monkeypatch):
     "Review CP (D3): the audit log kept a flags change of a batch never logged, and a change back went unrecorded."
