@@ -337,6 +337,9 @@ def test_an_unreadable_file_is_refused_with_exit_4_logged_and_counted_by_ingest_
     (w / 'inbox').mkdir()
     arrests.head(40).to_csv(w / 'inbox' / '1-locked.csv', index=False)
     arrests.iloc[40:80].to_csv(w / 'inbox' / '2.csv', index=False)
+    import builtins
+
+    unlocked = builtins.open
     locked(monkeypatch, 'locked.csv')
     r = invoke(cmds().ingest, ['locked.csv', '--dataset', 'arrests', '--json', '--no-report'], env=env)
     out = json.loads(r.stdout)
@@ -345,8 +348,17 @@ def test_an_unreadable_file_is_refused_with_exit_4_logged_and_counted_by_ingest_
     r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
     out = json.loads(r.stdout)
     assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable', 'accepted'], out
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)  # (cron's next run)
+    assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == [], r.stdout  # (said once while it stays: CT)
     r = invoke(cmds().ingest, ['stats', '--dataset', 'arrests', '--json'], env=env)
     assert json.loads(r.stdout)['unreadable'] == 2
+    (w / 'inbox' / '1-locked.csv').touch()  # (changed, still locked: said again)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    assert r.exit_code == 4 and [b['status'] for b in json.loads(r.stdout)['batches']] == ['unreadable'], r.stdout
+    monkeypatch.setattr(builtins, 'open', unlocked)  # (readable now: taken by its content)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    assert r.exit_code == 0 and [b['status'] for b in json.loads(r.stdout)['batches']] == ['accepted'], r.stdout
+    locked(monkeypatch, 'locked.csv')
     r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'locked.csv'], env=env)
     assert r.exit_code == 4 and 'locked.csv: the source cannot be read: Permission denied' in r.stderr, r.stderr
 

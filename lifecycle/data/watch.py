@@ -76,7 +76,7 @@ def watch(
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: watched folder not found")
-    outcomes, sizes, unreadable = [], {}, set()
+    outcomes, sizes = [], {}
     while True:
         done = ledger.done()
         for path in _candidates(folder):
@@ -85,20 +85,18 @@ def watch(
             if not once and sizes.get(path) != sig:
                 sizes[path] = sig
                 continue  # not yet stable
+            name = Path(shown_source(path.name)).name
+            key = name if name == path.name else _hashed(path.name, ledger.salt)  # (a withheld name: review AE)
             try:
                 sha = file_sha256(path)
             except OSError:  # (no permission to read it: `handle` refuses it, logged and counted, the watch goes on;
-                if (path, *sig, st.st_ctime_ns) in unreadable:  # not in the ledger, so taken once it can be read,
-                    continue  # and said once per watch while it stays as it is: review CK)
-                unreadable.add((path, *sig, st.st_ctime_ns))
-                outcomes.append(handle(path))
-                if max_batches and len(outcomes) >= max_batches:
-                    return outcomes
-                continue
-            name = Path(shown_source(path.name)).name
-            fid = f"{name}:{sha}" if name == path.name else f"{_hashed(path.name, ledger.salt)}:{sha}"  # (review AE)
-            if {fid, f"{path.name}:{sha}", f"{_hashed(path.name)}:{sha}"} & done:  # (as earlier versions kept it: AF)
-                continue
+                fid = f"{key}:unreadable:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
+                if fid in done:  # said once while the file stays as it is, by `--once` from cron too; taken by its
+                    continue  # content once it can be read: reviews CK, CT)
+            else:
+                fid = f"{key}:{sha}"
+                if {fid, f"{path.name}:{sha}", f"{_hashed(path.name)}:{sha}"} & done:  # (earlier versions: AF)
+                    continue
             ledger.mark(fid, name, 'claimed')
             out = handle(path)
             ledger.mark(fid, name, 'done', **out)
