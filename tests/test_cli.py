@@ -692,3 +692,21 @@ def test_run_under_json_leaves_stderr_to_what_writes_there_even_at_a_terminal(wo
     assert r.exit_code == 2, r.output
     assert 'UserWarning: a library had something to say' in r.stderr
     assert json.loads(r.stdout, **STRICT)['error'].startswith('another run is in progress')
+
+
+@pytest.mark.parametrize('as_json', [False, True], ids=['terminal', 'json'])
+def test_a_report_says_it_runs_on_stderr_unless_its_command_was_asked_for_json(workspace, env, monkeypatch, as_json):
+    """Review CL: whether a report's status shows was read from the process's arguments, so a command called in
+    process (a notebook, a test, an embedding app) with --json still had a status take stderr over, and one without
+    it in a process run with --json had none."""
+    import lifecycle.app.cli as cli_app
+    import lifecycle.app.pipeline as pipeline
+
+    said = []
+    real = cli_app.status_line
+    monkeypatch.setattr(cli_app, 'status_line', lambda text, quiet=False: said.append(quiet) or real(text, True))
+    monkeypatch.setattr(pipeline, 'run_report', lambda s, name, out, params: Path(out) / 'report.html')
+    monkeypatch.setattr(sys, 'argv', ['embedding-app'] + ([] if as_json else ['--json']))  # (not the command's)
+    r = invoke(['monitor', 'report'] + (['--json'] if as_json else []), env)
+    assert r.exit_code == 0 and said == [as_json], (r.stdout, r.stderr, said)
+    assert (json.loads(r.stdout)['html'] if as_json else r.stdout.strip()).endswith('report.html'), r.stdout

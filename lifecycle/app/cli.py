@@ -25,13 +25,14 @@ __all__ = ['app', 'audit_app', 'store_app', 'govern_app', 'flags_app', 'token_ap
            'experiment_app', 'monitor_app', 'retrain_app', 'main', 'defect_report']
 
 # %% ../../nbs/api/app/03_cli.ipynb #f485a5a8
-def _run_report(s, name, out_dir, parameters):
+def _run_report(s, name, out_dir, parameters, quiet: bool = False):
     """Execute and render a report notebook (the app layer's `run_report`, imported only when a report runs), saying
-    so on a terminal's stderr meanwhile (seconds: review AX), never under --json (a status takes over stderr while it
-    shows: a quiet one would swallow warnings, review BB)."""
+    so on a terminal's stderr meanwhile (seconds: review AX), never when `quiet` (the command's --json: a status takes
+    over stderr while it shows, a quiet one would swallow warnings, review BB). The command says so: the process's
+    arguments are not its own when it is called in process (review CL)."""
     from lifecycle.app.pipeline import run_report
 
-    with status_line(f"executing and rendering {name} ...", quiet='--json' in sys.argv[1:]):
+    with status_line(f"executing and rendering {name} ...", quiet=quiet):
         return run_report(s, name, out_dir, parameters)
 
 

@@ -242,13 +242,13 @@ def rollout_guard(
     return GuardStopped(ro.guard(s, g, positive, url, max_seconds=max_seconds, on_decision=show))
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #e062ee80
-def _report(ctx: typer.Context | None, s, name: str, out_dir: Path, parameters: dict) -> Path:
+def _report(ctx: typer.Context | None, s, name: str, out_dir: Path, parameters: dict, quiet: bool) -> Path:
     """Execute and render a report notebook with the runner the assembled CLI hands down
-    (`lifecycle.app.pipeline.run_report`)."""
+    (`lifecycle.app.pipeline.run_report`), saying so on stderr unless `quiet` (the command's --json)."""
     runner = (ctx.obj or {}).get('run_report') if ctx is not None else None
     if runner is None:
         raise CommandError(f"{name}: no report runner; run this command through the `lifecycle` CLI", EXIT_INPUT)
-    return runner(s, name, out_dir, parameters)
+    return runner(s, name, out_dir, parameters, quiet)
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #24aa5e78
 @dataclass
@@ -278,7 +278,7 @@ def rollout_report(
     if st is None:
         raise CommandError("no rollout to report on", EXIT_INPUT)
     out = s.reports_dir / 'rollouts' / st['id']
-    html = _report(ctx, s, '07_rollout.ipynb', out, {'rollout_id': st['id']})
+    html = _report(ctx, s, '07_rollout.ipynb', out, {'rollout_id': st['id']}, as_json)
     return RolloutReport(notebook=str(out / '07_rollout.ipynb'), html=str(html), status=st['status'])
 
 # %% ../../nbs/api/deliver/05_commands.ipynb #5fa62d47
@@ -354,7 +354,8 @@ def rollout_demo(
     say = (lambda m: None) if as_json else (lambda m: print(m, flush=True))
     p = play(s, ps, outcome, _steps(steps), max_seconds, say, port)
     st = p.rollout
-    html = _report(ctx, s, '07_rollout.ipynb', s.reports_dir / 'rollouts' / st['id'], {'rollout_id': st['id']})
+    out = s.reports_dir / 'rollouts' / st['id']
+    html = _report(ctx, s, '07_rollout.ipynb', out, {'rollout_id': st['id']}, as_json)
     return DemoOutcome(
         challenger=p.version,
         status=st['status'],
@@ -441,5 +442,7 @@ def experiment_report(
     a, path = ex.report_from_log(s, t, control, treatment, save)  # the A/B evidence a production approval signs over
     if path is None:
         return ExperimentReport(a, None)
-    html = _report(ctx, s, '08_experiment.ipynb', path.parent, {'analysis_path': str(path)}) if render else None
+    if not render:
+        return ExperimentReport(a, None)
+    html = _report(ctx, s, '08_experiment.ipynb', path.parent, {'analysis_path': str(path)}, as_json)
     return ExperimentReport(a, html)

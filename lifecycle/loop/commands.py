@@ -314,5 +314,5 @@ def simulate(
     html = None
     if runner is not None:
         say('executing the report notebook ...')
-        html = str(runner(ws, '10_simulate.ipynb', Path(story.run_dir), {'run_id': story.run_id}))
+        html = str(runner(ws, '10_simulate.ipynb', Path(story.run_dir), {'run_id': story.run_id}, as_json))
     return Simulated(story.to_dict(), html)

@@ -323,4 +323,4 @@ def monitor_report(
     if runner is None:
         raise CommandError("monitor report: no report runner; run this command through the `lifecycle` CLI", EXIT_INPUT)
     out = ws.reports_dir / 'monitoring' / time.strftime('%Y%m%dT%H%M%S')
-    return MonitorReport(str(runner(ws, '09_monitor.ipynb', out, {'look': look})))
+    return MonitorReport(str(runner(ws, '09_monitor.ipynb', out, {'look': look}, as_json)))
