@@ -362,9 +362,10 @@ def shown_value(value) -> str:
     """A raw value as a terminal may quote it (its `repr`), or what was withheld and why: an e-mail address or a phone
     number in it (`_INSIDE`), an e-mail address alone, a long number (seven digits or more, grouped or not: a phone
     number written any way, `030/1234567`, `0044 7700 900123`), or a person's name (two to four capitalised words in
-    any script: `José García`, `Roe, Ann`, `Dr. Ann Example`). It errs towards withholding: a category of capitalised
+    any script: `José García`, `Roe, Ann`, `Dr. Ann Example`), particles between them (`Ludwig van Beethoven`) and a
+    remark after them in brackets (`Anna Schmidt (VIP)`) too. It errs towards withholding: a category of capitalised
     words (`New Zealand`) or a version number is withheld too; a date, a band of numbers or a span of years is shown
-    (review CK)."""
+    (reviews CK, CT)."""
     text = str(value).strip()
     for kind, pattern, _ in _INSIDE:
         if re.search(pattern, text):
@@ -380,7 +381,25 @@ def shown_value(value) -> str:
         return repr(value)
     if re.search(r'\d(?:[ ()./-]{0,2}\d){6}', text):
         return '<a value withheld: it holds a long number, perhaps a phone number>'
-    words = [w.rstrip('.,') for w in text.split()]
-    if 2 <= len(words) <= 4 and all(w[:1].isupper() and re.fullmatch(_ONE_NAME, w) for w in words):
+    if _written_as_name(text):
         return "<a value withheld: it looks like a person's name>"
     return repr(value)
+
+
+_PARTICLES = frozenset(
+    'van von der den de da di du del della la le bin ibn al y zu ter ten dos das do af av'.split()
+)  # (lower-case words between a person's names: `Ludwig van Beethoven`, `María de la Cruz`)
+
+
+def _written_as_name(text: str) -> bool:
+    """Whether `text` is written as a person's name: two to four capitalised words of letters, any particles between
+    them, and a remark in brackets after them left aside (`Anna Schmidt (VIP)`)."""
+    words = [w.rstrip('.,') for w in re.sub(r'\s*\([^()]*\)$', '', text).split()]
+    names = [w for w in words if w not in _PARTICLES]
+    return (
+        2 <= len(names) <= 4
+        and len(words) <= 7
+        and words[0] in names
+        and words[-1] in names
+        and all(w[:1].isupper() and re.fullmatch(_ONE_NAME, w) for w in names)
+    )
