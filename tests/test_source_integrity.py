@@ -311,6 +311,36 @@ def test_a_file_changed_while_ingest_or_a_watch_reads_it_exits_4_logged_and_noth
     assert not list((w / '.lifecycle' / 'store' / 'records').rglob('*.json'))
 
 
+@pytest.mark.parametrize('kind', ['csv', 'parquet'])
+def test_a_file_changed_while_drift_reads_it_exits_4_naming_it(tmp_path, monkeypatch, arrests, kind):
+    "Drift reads a Parquet file whole (`read_table`), not by `read_chunks`: one rewritten meanwhile is refused as well."
+    import pyarrow.parquet as pq
+    from conftest import cli
+
+    w = make_workspace(tmp_path / 'ws')
+    cur = w / f'b.{kind}'
+    if kind == 'csv':  # (the reference of the other kind: the writer touches `cur` alone)
+        ref = w / 'a.parquet'
+        arrests.head(40).to_parquet(ref, index=False)
+        arrests.iloc[40:80].to_csv(cur, index=False)
+        changed_midway(monkeypatch, arrests.iloc[[99]].to_csv(index=False, header=False).encode())
+    else:
+        ref = w / 'a.csv'
+        arrests.head(40).to_csv(ref, index=False)
+        arrests.iloc[40:80].to_parquet(cur, index=False)
+        real = pq.ParquetFile.read
+
+        def reading(self, *a, **k):  # (a writer rewrites it, with more rows, while it is read)
+            table = real(self, *a, **k)
+            arrests.iloc[40:90].to_parquet(cur, index=False)
+            return table
+
+        monkeypatch.setattr(pq.ParquetFile, 'read', reading)
+    r = cli(w, 'drift', '--reference', ref.name, '--current', cur.name, env={'LIFECYCLE_KEYS_DIR': str(tmp_path / 'k')})
+    assert r.returncode == 4 and f'{cur}: the source changed while reading' in r.stderr, r.stderr
+    assert r.stderr.count('\n') == 1 and 'Traceback' not in r.stderr and r.stdout == '', r.stderr
+
+
 # --- 7. a file that cannot be opened -------------------------------------------------------------------------------
 
 

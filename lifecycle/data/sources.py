@@ -762,21 +762,26 @@ def _as_values(data, path: Path, only=None, strict=None):
 
 def _parquet_table(path: Path, declared=None):
     """A whole Parquet file as a pyarrow Table, its text columns dictionary-encoded (no pandas, no pyarrow.dataset); a
-    binary column that is not UTF-8 refused when `declared` (a contract's columns) names it or is None, else left."""
+    binary column that is not UTF-8 refused when `declared` (a contract's columns) names it or is None, else left. A
+    file that changes or goes while it is read is refused, as `read_chunks` refuses one (`lifecycle drift` reads so)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    state = file_state(str(path))
     try:
         schema = pq.read_schema(path)
         _flat_columns(path, schema)
         text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
         f = pq.ParquetFile(path, read_dictionary=text)
         try:
-            return _as_values(f.read(use_threads=True), path, strict=_names(declared))
+            table = _as_values(f.read(use_threads=True), path, strict=_names(declared))
         finally:
             f.close()
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
+    if state is not None:
+        _still(path, state)
+    return table
 
 
 def _parquet_frame(path: Path) -> pd.DataFrame:
