@@ -122,6 +122,20 @@ def test_a_nul_byte_in_a_headerless_file_names_no_value_of_its_first_row_as_a_co
     assert 'NUL byte at line 3, column <column 3>' in said and 'HIV' not in said and '50000' not in said, said
 
 
+@pytest.mark.parametrize('delimiter', [',', ';'])
+def test_a_nul_byte_in_a_value_quoted_over_several_lines_is_named_in_its_records_column(tmp_path, delimiter):
+    "Its line starts inside the quoted value: the column is counted from its record's start, not its line's."
+    from lifecycle.core.params import CsvDialect
+
+    src = tmp_path / 'lines.csv'
+    text = 'id,income,plan,label\n1,"40000,25\nmore, and more",basic,yes\n2,41000.5,"pro\nx, y\nz, sec\0ret",no\n'
+    src.write_bytes(text.replace(',', delimiter).encode())
+    with pytest.raises(sources.SourceError) as e:
+        read(src, dialect=CsvDialect(delimiter=delimiter))
+    said = str(e.value)
+    assert 'NUL byte at line 6, column plan (byte' in said and 'sec' not in said and 'pro' not in said, said
+
+
 def test_a_nul_byte_is_refused_by_ingest_drift_and_init_with_exit_4_and_nothing_stored(
     cli_ws, arrests
 ):

@@ -430,25 +430,20 @@ def _ascii_based(encoding: str) -> bool:
 
 def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tuple | None:
     """Where the file's text first holds a NUL character (`nul`), or else first cannot be decoded as `encoding`:
-    (line from 1, byte offset in the file, the line's text up to there); None where neither is found. A NUL in an
-    ASCII-based encoding is found on the raw bytes (`b'\\0' in block`: cheap on large files); in any other (UTF-16)
-    lines are counted on the decoded text, whose bytes are no lines."""
+    (line from 1, byte offset in the file); None where neither is found. A NUL in an ASCII-based encoding is found on
+    the raw bytes (`b'\\0' in block`: cheap on large files); in any other (UTF-16) lines are counted on the decoded
+    text, whose bytes are no lines."""
     import codecs
 
     raw = nul and _ascii_based(encoding)
     decoder = None if raw else codecs.getincrementaldecoder(encoding)()
     bom = 0 if raw else len(''.encode(encoding))  # (UTF-16's encoder writes a byte-order mark before any text)
-    offset, lines, tail = 0, 1, b'' if raw else ''  # (tail: the current line before this block, bytes or text)
+    offset, lines = 0, 1
     for block in _text_blocks(path, compression):
         if raw:
             if (at := block.find(b'\0')) >= 0:
-                before = block[:at]
-                start = before.rfind(b'\n') + 1
-                line = ((tail if start == 0 else b'') + before[start:]).decode(encoding, errors='replace')
-                return lines + before.count(b'\n'), offset + at, line
+                return lines + block.count(b'\n', 0, at), offset + at
             lines += block.count(b'\n')
-            cut = block.rfind(b'\n')
-            tail = (tail + block if cut < 0 else block[cut + 1 :])[-(1 << 16) :]  # (a column from at most 64 KiB)
             offset += len(block)
             continue
         pending = len(decoder.getstate()[0])
@@ -462,42 +457,64 @@ def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tup
                 before = decoder.decode(block[:at])  # (the text up to the byte, for its line)
             except UnicodeError:
                 before = ''
-            return lines + before.count('\n'), offset + at, ''
+            return lines + before.count('\n'), offset + at
         except UnicodeError:  # (a codec's own refusal, UTF-16 without its byte-order mark: the reader says so)
             return None
         if nul and '\0' in text:
             before = text[: text.index('\0')]
             after = len(text[len(before) :].encode(encoding)) - bom + len(decoder.getstate()[0])  # (counted from the
             at = min(max(len(block) - after, 0), len(block) - 1)  # block's end: a byte-order mark before it is no text)
-            start = before.rfind('\n') + 1
-            return lines + before.count('\n'), offset + at, (tail if start == 0 else '') + before[start:]
+            return lines + before.count('\n'), offset + at
         lines += text.count('\n')
-        cut = text.rfind('\n')
-        tail = (tail + text if cut < 0 else text[cut + 1 :])[-(1 << 16) :]
         offset += len(block)
     if decoder is not None and not nul:
         pending = len(decoder.getstate()[0])
         try:
             decoder.decode(b'', final=True)
         except UnicodeDecodeError:  # (a character cut short by the file's end)
-            return lines, offset - pending, ''
+            return lines, offset - pending
     return None
 
 
-def _column_at(text: str, head: bytes, dialect, encoding: str, declared=None) -> str | None:
-    """The header's name (as `pii.shown_column_name` may show it) of the field a line's text up to some point ends
-    in, `<column i>` when the header may be a row of values against the `declared` columns (`header_may_be_data`, as
-    `_check_header` judges it: a headerless file's first row is never quoted); None when the field cannot be told."""
-    import csv
+def _lines_to_nul(path: Path, compression: str | None, encoding: str) -> Iterator[str]:
+    """The file's text before its first NUL character, line by line (each ended by its `\\n` alone, as `_where` counts
+    lines), the NUL's own line cut at the NUL and closed by an `x` (so that a field ending there, empty or not, is
+    one)."""
+    import gzip
     import io
 
+    with gzip.open(path, 'rb') if compression == 'gzip' else open(path, 'rb') as raw:
+        for line in io.TextIOWrapper(raw, encoding, errors='replace', newline='\n'):
+            if (at := line.find('\0')) >= 0:
+                yield line[:at] + 'x'
+                return
+            yield line
+
+
+def _nul_at(path: Path, compression: str | None, encoding: str, dialect) -> tuple | None:
+    """Where the file's first NUL character is, as the CSV reader reads the file from its start: (how many records
+    come before its own, which of its fields it is in, from 0). A value quoted over several lines starts its record on
+    an earlier line, so the NUL's line alone does not tell its field. Read again, on a refusal only; None when the
+    reader cannot tell."""
+    import csv
+
+    delimiter, trim = getattr(dialect, 'delimiter', ','), getattr(dialect, 'trim_whitespace', False)
+    how = dict(delimiter=delimiter, skipinitialspace=trim)  # (as pandas reads it: `_csv_chunks`)
+    records, fields = 0, []
+    try:
+        for fields in csv.reader(_lines_to_nul(path, compression, encoding), **how):
+            records += bool(fields)  # (a blank line is no record, to pandas)
+    except csv.Error:  # (a line break in an unquoted field, a field past the reader's size limit)
+        return None
+    return (records - 1, len(fields) - 1) if fields else None
+
+
+def _column_at(i: int, head: bytes, dialect, encoding: str, declared=None) -> str:
+    """The header's name (as `pii.shown_column_name` may show it) of a record's field `i` (from 0), `<column i+1>`
+    when the header may be a row of values against the `declared` columns (`header_may_be_data`, as `_check_header`
+    judges it: a headerless file's first row is never quoted) or names no field `i`."""
     from lifecycle.data.pii import header_may_be_data, shown_column_name
 
-    delimiter = getattr(dialect, 'delimiter', ',')
-    fields = next(csv.reader(io.StringIO(text + 'x'), delimiter=delimiter), None)
-    if not fields:
-        return None
-    i = len(fields) - 1
     if getattr(dialect, 'header', True):
         names = _header_names(head, dialect, encoding)
         if declared is not None and header_may_be_data(names, declared):
@@ -513,12 +530,12 @@ def _refuse_nul(path: Path, compression: str | None, head: bytes, dialect, encod
     found = _where(path, compression, encoding, nul=True)
     if found is None:
         return
-    line, offset, line_text = found
-    header = getattr(dialect, 'header', True)
-    if header and line == 1:
-        where = 'in its header row, line 1'
+    line, offset = found
+    at = _nul_at(path, compression, encoding, dialect)  # (its record and field, counted from the file's start)
+    if getattr(dialect, 'header', True) and (line == 1 or (at is not None and at[0] == 0)):
+        where = f'in its header row, line {line}'
     else:
-        col = _column_at(line_text, head, dialect, encoding, declared)
+        col = None if at is None else _column_at(at[1], head, dialect, encoding, declared)
         where = f"at line {line}" + (f", column {col}" if col else '')
     raise SourceError(
         f"{path}: holds a NUL byte {where} (byte {offset} of the file); a NUL would cut the value short when "
@@ -534,7 +551,7 @@ def _undecodable_at(path: Path, compression: str | None, encoding: str) -> str:
         found = None
     if found is None:
         return 'somewhere in the file'
-    line, offset, _ = found
+    line, offset = found
     return f"at line {line} (byte offset {offset} in the file)"
 
 
