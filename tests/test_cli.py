@@ -14,6 +14,7 @@ import typer
 from typer.testing import CliRunner
 from lifecycle.app.cli import app
 from lifecycle.core import cli_support
+from conftest import click_command
 
 HEADER = 'released,colour,year,age,sex,employed,citizen,checks\n'
 STRICT = dict(parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c}"))
@@ -21,7 +22,7 @@ STRICT = dict(parse_constant=lambda c: pytest.fail(f"non-strict JSON constant {c
 
 def commands(group=None, path=()) -> list[tuple[tuple[str, ...], object]]:
     "Every leaf command of the CLI with its path, walking the click tree."
-    group = group or typer.main.get_command(app)
+    group = group or click_command(app)
     out = []
     for name in group.list_commands(None):
         c = group.commands[name]
