@@ -1246,6 +1246,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii.PiiError': ('api/data/pii.html#piierror', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._may_be_personal': ('api/data/pii.html#_may_be_personal', 'lifecycle/data/pii.py'),
+                                    'lifecycle.data.pii._name_word': ('api/data/pii.html#_name_word', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._numeric_band': ('api/data/pii.html#_numeric_band', 'lifecycle/data/pii.py'),
                                     'lifecycle.data.pii._personal_name_kind': ( 'api/data/pii.html#_personal_name_kind',
                                                                                 'lifecycle/data/pii.py'),

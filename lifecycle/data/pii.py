@@ -362,10 +362,10 @@ def shown_value(value) -> str:
     """A raw value as a terminal may quote it (its `repr`), or what was withheld and why: an e-mail address or a phone
     number in it (`_INSIDE`), an e-mail address alone, a long number (seven digits or more, grouped or not: a phone
     number written any way, `030/1234567`, `0044 7700 900123`), or a person's name (two to four capitalised words in
-    any script: `José García`, `Roe, Ann`, `Dr. Ann Example`), particles between them (`Ludwig van Beethoven`) and a
-    remark after them in brackets (`Anna Schmidt (VIP)`) too. It errs towards withholding: a category of capitalised
-    words (`New Zealand`) or a version number is withheld too; a date, a band of numbers or a span of years is shown
-    (reviews CK, CT)."""
+    any script: `José García`, `Roe, Ann`, `Dr. Ann Example`), with particles (`Ludwig van Beethoven`, `de Gaulle,
+    Charles`, `Ahmed el-Sayed`) and remarks in brackets (`Anna Schmidt (VIP)`) too. It errs towards withholding: a
+    category of capitalised words (`New Zealand`) or a version number is withheld too; a date, a band of numbers or a
+    span of years is shown (reviews CK, CU)."""
     text = str(value).strip()
     for kind, pattern, _ in _INSIDE:
         if re.search(pattern, text):
@@ -387,19 +387,21 @@ def shown_value(value) -> str:
 
 
 _PARTICLES = frozenset(
-    'van von der den de da di du del della la le bin ibn al y zu ter ten dos das do af av'.split()
-)  # (lower-case words between a person's names: `Ludwig van Beethoven`, `María de la Cruz`)
+    'van von der den de da di du del della dos das do los las la le lo op e y zu ter ten bin ben bint ibn al el af av'
+    .split()
+)  # (lower-case words among a person's names: `Ludwig van Beethoven`, `María de la Cruz`, `de Gaulle, Charles`)
+
+
+def _name_word(word: str) -> bool:
+    "Whether `word` is one capitalised name, a particle joined on before it left aside (`el-Sayed`, `d'Artagnan`)."
+    word = re.sub(r"^[a-z]{1,3}['’-]", '', word)
+    return word[:1].isupper() and re.fullmatch(_ONE_NAME, word) is not None
 
 
 def _written_as_name(text: str) -> bool:
-    """Whether `text` is written as a person's name: two to four capitalised words of letters, any particles between
-    them, and a remark in brackets after them left aside (`Anna Schmidt (VIP)`)."""
-    words = [w.rstrip('.,') for w in re.sub(r'\s*\([^()]*\)$', '', text).split()]
+    """Whether `text` is written as a person's name: two to four capitalised words of letters, any particles among
+    them, remarks in brackets left aside (`Anna Schmidt (VIP)`, `[VIP] Anna Schmidt`). Linear on any text: each
+    bracket is matched from its own opening one."""
+    words = [w.rstrip('.,') for w in re.sub(r'\([^()]*\)|\[[^\[\]]*\]', ' ', text).split()]
     names = [w for w in words if w not in _PARTICLES]
-    return (
-        2 <= len(names) <= 4
-        and len(words) <= 7
-        and words[0] in names
-        and words[-1] in names
-        and all(w[:1].isupper() and re.fullmatch(_ONE_NAME, w) for w in names)
-    )
+    return 2 <= len(names) <= 4 and len(words) <= 7 and words[-1] in names and all(map(_name_word, names))
