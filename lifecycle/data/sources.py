@@ -124,7 +124,7 @@ def _still(path: Path, state: tuple) -> None:
     if now != state:
         raise SourceError(
             f"{path}: the source changed while reading (its size, modification or change time or inode is not what it "
-            "was when it was fingerprinted); nothing of it was kept: ingest it again once it is written whole"
+            "was when reading began); nothing of it was kept: run the command again once it is written whole"
         )
 
 
