@@ -228,7 +228,6 @@ def test_a_bundle_whose_params_or_code_were_edited_is_refused_and_a_deployment_c
         assert read_bundle(src)['model_version'] == '1'  # the bundle as made: its key is the one anchored
 
 
-@pytest.mark.slow
 def test_a_bundle_served_as_another_environment_is_refused_before_it_says_it_serves(bundle, tmp_path):
     "Review AH: `serve` printed 'serving the production environment on http://...', then refused (exit 2)."
     from conftest import cli

@@ -513,8 +513,7 @@ def test_a_kill_at_any_point_of_logging_a_batch_never_loses_its_flags_change_or_
 
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize('end', ['killed', 'audit_error'])
+@pytest.mark.parametrize('end', [pytest.param('killed', marks=pytest.mark.slow), 'audit_error'])  # (kill -9: slow)
 def test_a_batch_ended_before_its_line_is_undone_and_a_flags_change_back_is_recorded(ws, tmp_path, end, monkeypatch):
     "Review CP (D3): the audit log kept a flags change of a batch never logged, and a change back went unrecorded."
     import subprocess

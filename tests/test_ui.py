@@ -74,7 +74,6 @@ def test_ui_serves_the_workspace_tracking_store_and_stops_on_sigterm(tmp_path):
                 proc.wait()
 
 
-@pytest.mark.slow
 def test_a_tracking_server_is_refused_without_printing_its_password(tmp_path):
     """Review U: with a tracking server's URI, `mlflow ui` (which takes a store) exited printing the URI whole, its
     password too. Refused before anything starts, the URI shown masked."""
