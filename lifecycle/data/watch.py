@@ -92,7 +92,7 @@ def watch(
             except OSError:  # (no permission to read it: `handle` refuses it, logged and counted, the watch goes on;
                 fid = f"{key}:unreadable:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
                 if fid in done:  # said once while the file stays as it is, by `--once` from cron too; taken by its
-                    continue  # content once it can be read: reviews CK, CT)
+                    continue  # content once it can be read: review CK left it open)
             else:
                 fid = f"{key}:{sha}"
                 if {fid, f"{path.name}:{sha}", f"{_hashed(path.name)}:{sha}"} & done:  # (earlier versions: AF)
