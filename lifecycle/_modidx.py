@@ -3094,6 +3094,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.batch._located': ('api/serve/batch.html#_located', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._named': ('api/serve/batch.html#_named', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._record': ('api/serve/batch.html#_record', 'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch._refuse_taken': ( 'api/serve/batch.html#_refuse_taken',
+                                                                                'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._sweep_killed': ( 'api/serve/batch.html#_sweep_killed',
                                                                                 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._typed_frame': ( 'api/serve/batch.html#_typed_frame',

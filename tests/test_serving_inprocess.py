@@ -180,6 +180,21 @@ def test_a_scored_files_bad_row_is_named_from_1_with_the_line_it_begins_on(toys,
                        log=plog, dialect=dialect)  # fmt: skip
 
 
+def test_a_scored_files_column_named_as_a_score_column_is_refused_not_overwritten(toys, tmp_path):
+    """An input column named `score`, `model_version` or `prediction` (a file scored before, the user's own score) was
+    silently replaced by the new scores: its values were gone from an output that keeps the input's columns as they
+    came. It is refused naming the column, before anything is written or logged."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    for taken in ('score', 'model_version', 'prediction'):
+        pd.DataFrame({'age': [30, 40], 'checks': [1, 2], taken: ['a', 'b']}).to_csv(tmp_path / 'in.csv', index=False)
+        with pytest.raises(InputError, match=re.escape(f"in.csv: column(s) ['{taken}'] would be overwritten")):
+            score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.csv', log=plog)
+        assert not (tmp_path / 'out.csv').exists() and not list(tmp_path.glob('.out.csv.*'))
+    assert plog.flush() and read_log(plog).empty
+
+
 def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):
     """Review AG: `/predict`, `score --json` and `flags init` said `threshold: 0.5` for a regression model, which no
     threshold decides. They say null (the prediction log's row too, as a shadow row's is); a classifier keeps its."""

@@ -275,6 +275,8 @@ def score_file(
             for chunk in _chunks(src, chunk_rows, m.columns, dialect, declared):
                 if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                     continue
+                if keep_columns and rows == 0:
+                    _refuse_taken(chunk, m, src)
                 try:
                     cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')
                     if contract:
@@ -336,6 +338,17 @@ def score_file(
         return summary
     finally:
         os.close(claim)
+
+
+def _refuse_taken(chunk: pd.DataFrame, m: ServedModel, src: Path) -> None:
+    """Refuse an input holding a column the scores are written to (`score`, `model_version`, a classifier's
+    `prediction`): it was overwritten, its values lost from an output that keeps the input's columns as they came."""
+    added = ['score', 'model_version'] + (['prediction'] if m.task == 'classification' else [])
+    if taken := [c for c in added if c in chunk.columns]:
+        raise InputError(
+            f"{src}: column(s) {taken} would be overwritten by the columns the scores are written to {added}; "
+            "rename or drop them in the input"
+        )
 
 
 def _named(e: OSError, tmp: Path, dst: Path) -> OSError:
