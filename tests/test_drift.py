@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from scipy.spatial import distance
-from conftest import cli_json
+from conftest import cli, cli_json
 from lifecycle.drift import compare, evidently_report, evidently_verdicts, profile, summary
 
 
@@ -460,3 +460,17 @@ def test_the_same_data_as_csv_and_as_parquet_gets_the_same_verdicts(workspace, a
         seen[ref, cur] = {c['column']: (c['drifted'], round(c['score'], 9)) for c in out['columns']}
     assert all(v == seen['a.csv', 'a.csv'] for v in seen.values()), seen
     assert seen['a.csv', 'a.parquet']['sex'] == (False, 0.0)
+
+
+def test_column_names_and_paths_that_look_like_markup_are_printed_as_written(workspace, arrests):
+    """The table read each column name, and its title each path, as Rich markup: a CSV column named `[/]` ended
+    `lifecycle drift` in a traceback ("internal error: MarkupError"), one named `[red]x[/red]` showed a red `x`."""
+    df = arrests.assign(**{'[/]': 1.5, '[red]x[/red]': 'a'})
+    (workspace / '[b]in').mkdir()
+    df.to_csv(workspace / '[b]in' / 'a.csv', index=False)
+    arrests.to_csv(workspace / 'b.csv', index=False)
+    r = cli(workspace, 'drift', '--reference', '[b]in/a.csv', '--current', '[b]in/a.csv')
+    assert r.returncode == 0 and 'Traceback' not in r.stderr + r.stdout, r.stderr[-2000:]
+    assert '[/]' in r.stdout and '[red]x[/red]' in r.stdout and 'drift of [b]in/a.csv' in r.stdout
+    r = cli(workspace, 'drift', '--reference', 'b.csv', '--current', '[b]in/a.csv')
+    assert r.returncode == 0 and '[/] (not in the reference), [red]x[/red] (not in the reference)' in r.stdout

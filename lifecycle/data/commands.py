@@ -334,15 +334,17 @@ class DriftTable(Result):
     excluded: dict
 
     def show(self):
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"drift of {self.current} against {self.reference}")
+        # (names and paths are data, not markup: a column named `[/]` ended the command in a traceback)
+        t = Table(title=escape(f"drift of {self.current} against {self.reference}"))
         t.add_column('column', overflow='fold')
         for c in ('kind', 'method', 'score', 'threshold', 'drifted', 'psi'):
             t.add_column(c)
         for r in self.columns:
             t.add_row(
-                str(r['column']),
+                escape(str(r['column'])),
                 str(r['kind']),
                 str(r['method']),
                 '' if r['score'] != r['score'] else f"{r['score']:.4g}",
@@ -361,7 +363,7 @@ class DriftTable(Result):
             markup=False,
         )
         if self.excluded:
-            out.print('not compared: ' + ', '.join(f'{c} ({why})' for c, why in self.excluded.items()))
+            out.print('not compared: ' + ', '.join(f'{c} ({why})' for c, why in self.excluded.items()), markup=False)
 
 
 def _parquet(source: str) -> bool:
