@@ -195,24 +195,6 @@ def test_a_scored_files_column_named_as_a_score_column_is_refused_not_overwritte
     assert plog.flush() and read_log(plog).empty
 
 
-def test_a_parquet_output_takes_a_column_whose_type_changes_between_chunks(toys, tmp_path):
-    """A column the model does not read, empty (or whole numbers) in the first chunk and text or fractions in a later
-    one, was refused when written to Parquet: `ValueError (the message is withheld ...)`, exit 2, for a file that
-    scored at the default chunk size. The column takes the type that holds both, and every row is written."""
-    from lifecycle.serve.batch import score_file
-
-    _, live, plog = toys
-    for note, kind in (([None, None, 'a', 'b'], object), ([1, 2, 'a', 'b'], object), ([1, 2, 2.5, 3], float)):
-        frame = pd.DataFrame({'age': [30, 40, 50, 60], 'checks': [1, 2, 3, 4], 'note': note})
-        frame.to_csv(tmp_path / 'in.csv', index=False)
-        out = score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.parquet', log=plog, chunk_rows=2)
-        got = pd.read_parquet(tmp_path / 'out.parquet')
-        assert out['rows'] == len(got) == 4 and got['age'].tolist() == [30, 40, 50, 60], got
-        later = [str(x) if kind is object else x for x in note[2:]]
-        assert got['note'].dtype == kind and got['note'].tolist()[2:] == later, got['note']
-    assert not list(tmp_path.glob('.out.parquet.*'))
-
-
 def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):
     """Review AG: `/predict`, `score --json` and `flags init` said `threshold: 0.5` for a regression model, which no
     threshold decides. They say null (the prediction log's row too, as a shadow row's is); a classifier keeps its."""

@@ -293,7 +293,12 @@ def score_file(
                 if dst.suffix.lower() == '.csv':
                     out.to_csv(tmp, mode='a', header=rows == 0, index=False)
                 else:
-                    writer = _parquet_written(writer, out, tmp, src)
+                    import pyarrow as pa
+                    import pyarrow.parquet as pq
+
+                    t = pa.Table.from_pandas(out, preserve_index=False)
+                    writer = writer or pq.ParquetWriter(tmp, t.schema)
+                    writer.write_table(t)
                 rows += len(chunk)
                 if progress:
                     progress(len(chunk), total)
@@ -333,88 +338,6 @@ def score_file(
         return summary
     finally:
         os.close(claim)
-
-
-def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
-    """`out` appended to the Parquet output `tmp` being written by `writer` (None: the first chunk, which makes it);
-    the writer. A chunk reads a column as another type than the chunks before it (a passed-through column empty in the
-    first chunk and text later, whole numbers then fractions, numbers then text): the column takes the type that holds
-    both (a number, else text) and what was written is rewritten in it, in the same locked file (`_claimed`)."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    t = pa.Table.from_pandas(out, preserve_index=False)
-    if writer is None:
-        writer = pq.ParquetWriter(tmp, t.schema)
-    elif not t.schema.equals(writer.schema, check_metadata=False):
-        schema = _widened(writer.schema, t.schema, src)
-        if not schema.equals(writer.schema, check_metadata=False):
-            writer = _rewritten(writer, tmp, schema, src)
-        t = _cast(t, writer.schema, src)
-    writer.write_table(t)
-    return writer
-
-
-def _widened(a, b, src: Path):
-    "The schema whose columns hold both `a`'s and `b`'s; `InputError` naming the column where none does (no value)."
-    import pyarrow as pa
-
-    fields = []
-    for fa, fb in zip(a, b, strict=True):
-        ta, tb = fa.type, fb.type
-        if not ta.equals(tb):
-            ta, tb = (x.value_type if pa.types.is_dictionary(x) else x for x in (ta, tb))
-        if ta.equals(tb) or pa.types.is_null(tb):
-            t = ta
-        elif pa.types.is_null(ta):
-            t = tb
-        elif pa.types.is_integer(ta) and pa.types.is_integer(tb):
-            t = pa.int64()
-        elif all(pa.types.is_integer(x) or pa.types.is_floating(x) for x in (ta, tb)):
-            t = pa.float64()
-        elif any(pa.types.is_nested(x) for x in (ta, tb)):
-            raise InputError(
-                f"{src}: column {fa.name!r} holds {ta} in some rows and {tb} in later ones; expected one type "
-                "throughout (write the scores to a .csv file, or export the column with one type)"
-            )
-        else:
-            t = pa.string()
-        fields.append(pa.field(fa.name, t))
-    return pa.schema(fields)
-
-
-def _cast(t, schema, src: Path):
-    "Table `t` in `schema`; `InputError` naming the file where it cannot be (the library's message withheld)."
-    import pyarrow as pa
-
-    try:
-        return t.cast(schema.remove_metadata(), safe=False)
-    except (pa.ArrowException, ValueError, TypeError) as e:
-        why = 'the message is withheld, it may quote input values'
-        raise InputError(f"{src}: its columns cannot be written to one Parquet schema: {type(e).__name__} ({why})")
-
-
-def _rewritten(writer, tmp: Path, schema, src: Path):
-    """The Parquet output written so far rewritten in `schema`, in place (the file keeps its lock): copied to a
-    nameless temporary file first, which nothing has to sweep; the new writer."""
-    import shutil
-    import tempfile
-    import pyarrow.parquet as pq
-
-    writer.close()
-    with tempfile.TemporaryFile(dir=tmp.parent) as old:
-        with open(tmp, 'rb') as f:
-            shutil.copyfileobj(f, old)
-        old.seek(0)
-        done = pq.ParquetFile(old)
-        writer = pq.ParquetWriter(tmp, schema.remove_metadata())
-        try:
-            for i in range(done.num_row_groups):
-                writer.write_table(_cast(done.read_row_group(i), schema, src))
-        except BaseException:
-            writer.close()
-            raise
-    return writer
 
 
 def _refuse_taken(chunk: pd.DataFrame, m: ServedModel, src: Path) -> None:
