@@ -193,6 +193,34 @@ def test_a_scored_files_column_named_as_a_score_column_is_refused_not_overwritte
             score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.csv', log=plog)
         assert not (tmp_path / 'out.csv').exists() and not list(tmp_path.glob('.out.csv.*'))
     assert plog.flush() and read_log(plog).empty
+    from sklearn.linear_model import LogisticRegression
+
+    X = pd.DataFrame({'score': [1.0, 2, 3, 4], 'checks': [0.0, 1, 0, 1]})  # (review CW: a model reading a `score`)
+    reads = ServedModel('toy', '1', [('score', 'number'), ('checks', 'number')], 'sklearn', 'classification',
+                        LogisticRegression().fit(X, [0, 0, 1, 1]))  # fmt: skip
+    X.to_csv(tmp_path / 'in.csv', index=False)
+    assert score_file(reads, tmp_path / 'in.csv', tmp_path / 'out.csv', log=plog)['rows'] == 4
+    assert pd.read_csv(tmp_path / 'out.csv')['score'].between(0, 1).all()  # (its score there: said in the README)
+
+
+def test_a_parquet_output_refuses_a_column_typed_otherwise_in_a_later_chunk_naming_it(toys, tmp_path):
+    """A column the model does not read, empty (or whole numbers) in the first chunk of a CSV and text or fractions in
+    a later one, failed a Parquet output as `ValueError (the message is withheld ...)`. It is refused naming the column
+    and both types, with the way out, and nothing is left behind; a name that may be personal is withheld."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    for name, note, words in (
+        ('note', [None, None, 'a', 'b'], "column ['note'] reads as string in a later chunk and as double in the first"),
+        ('note', ['1', '2', '2.5', '3'], "column ['note'] reads as double in a later chunk and as int64 in the first"),
+        ('ann@example.org', [1, 2, 'a', 'b'], "column ['<column 3: name withheld"),
+    ):
+        frame = pd.DataFrame({'age': [30, 40, 50, 60], 'checks': [1, 2, 3, 4], name: note})
+        frame.to_csv(tmp_path / 'in.csv', index=False)
+        with pytest.raises(InputError) as e:
+            score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.parquet', log=plog, chunk_rows=2)
+        assert words in str(e.value) and 'write the scores to a .csv file' in str(e.value), str(e.value)
+        assert 'ann@' not in str(e.value) and not list(tmp_path.glob('*out.parquet*'))
 
 
 def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):

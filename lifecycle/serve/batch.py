@@ -293,12 +293,7 @@ def score_file(
                 if dst.suffix.lower() == '.csv':
                     out.to_csv(tmp, mode='a', header=rows == 0, index=False)
                 else:
-                    import pyarrow as pa
-                    import pyarrow.parquet as pq
-
-                    t = pa.Table.from_pandas(out, preserve_index=False)
-                    writer = writer or pq.ParquetWriter(tmp, t.schema)
-                    writer.write_table(t)
+                    writer = _parquet_written(writer, out, tmp, src)
                 rows += len(chunk)
                 if progress:
                     progress(len(chunk), total)
@@ -340,11 +335,43 @@ def score_file(
         os.close(claim)
 
 
+def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
+    """`out` appended to the Parquet output `tmp` being written by `writer` (None: the first chunk, which makes it);
+    the writer. A chunk whose columns read as other types than the first chunk's (a column the model does not read,
+    empty at first and text later, or whole numbers then fractions: each chunk of a CSV is typed by its own values) is
+    refused naming the column and both types, with the way out: no type is guessed for values that come as they came
+    (review CW: widening them changed values and rewrote the file once per column)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.data.pii import shown_column_name
+
+    t = pa.Table.from_pandas(out, preserve_index=False)
+    if writer is None:
+        return _written(pq.ParquetWriter(tmp, t.schema), t)
+    for i, (was, now) in enumerate(zip(writer.schema, t.schema, strict=True)):
+        if not was.type.equals(now.type):
+            raise InputError(
+                f"{src}: column {[shown_column_name(was.name, i)]} reads as {now.type} in a later chunk and as "
+                f"{was.type} in the first; a Parquet output holds one type per column: write the scores to a .csv "
+                "file, or score with a --chunk-rows that takes the file in fewer chunks"
+            )
+    return _written(writer, t)
+
+
+def _written(writer, t):
+    "`writer` after writing table `t`."
+    writer.write_table(t)
+    return writer
+
+
 def _refuse_taken(chunk: pd.DataFrame, m: ServedModel, src: Path) -> None:
     """Refuse an input holding a column the scores are written to (`score`, `model_version`, a classifier's
-    `prediction`): it was overwritten, its values lost from an output that keeps the input's columns as they came."""
+    `prediction`) that the model does not read: it was overwritten, its values lost from an output that keeps the
+    input's columns as they came. One the model reads is its input, and the output's column of that name its score
+    (review CW: refusing it left such a model no way to be batch-scored)."""
     added = ['score', 'model_version'] + (['prediction'] if m.task == 'classification' else [])
-    if taken := [c for c in added if c in chunk.columns]:
+    read = set(m.columns)
+    if taken := [c for c in added if c in chunk.columns and c not in read]:
         raise InputError(
             f"{src}: column(s) {taken} would be overwritten by the columns the scores are written to {added}; "
             "rename or drop them in the input"
