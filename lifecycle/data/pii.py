@@ -394,7 +394,7 @@ _PARTICLES = frozenset(
 
 def _name_word(word: str) -> bool:
     "Whether `word` is one capitalised name, a particle joined on before it left aside (`el-Sayed`, `d'Artagnan`)."
-    word = re.sub(r"^[a-z]{1,3}['’-]", '', word)
+    word = re.sub(r"^(?:d|l|al|el|ad|ed|ibn|bin|ben)['’-]", '', word)
     return word[:1].isupper() and re.fullmatch(_ONE_NAME, word) is not None
 
 
@@ -402,6 +402,7 @@ def _written_as_name(text: str) -> bool:
     """Whether `text` is written as a person's name: two to four capitalised words of letters, any particles among
     them, remarks in brackets left aside (`Anna Schmidt (VIP)`, `[VIP] Anna Schmidt`). Linear on any text: each
     bracket is matched from its own opening one."""
-    words = [w.rstrip('.,') for w in re.sub(r'\([^()]*\)|\[[^\[\]]*\]', ' ', text).split()]
+    words = [w.strip('.,;:!?()[]') for w in re.sub(r'\([^()]*\)|\[[^\[\]]*\]', ' ', text).split()]
+    words = [w for w in words if w]  # (what a remark left: `Anna Schmidt ((VIP)).`, `Schmidt, Anna (VIP), Dr.`)
     names = [w for w in words if w not in _PARTICLES]
     return 2 <= len(names) <= 4 and len(words) <= 7 and words[-1] in names and all(map(_name_word, names))
