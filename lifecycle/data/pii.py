@@ -393,8 +393,10 @@ _PARTICLES = frozenset(
 
 
 def _name_word(word: str) -> bool:
-    "Whether `word` is one capitalised name, a particle joined on before it left aside (`el-Sayed`, `d'Artagnan`)."
-    word = re.sub(r"^(?:d|l|al|el|ad|ed|ibn|bin|ben)['’-]", '', word)
+    """Whether `word` is one capitalised name, a particle joined on before it left aside (`el-Sayed`, `d'Artagnan`,
+    `ash-Shami`, `ul-Haq`, `dell'Acqua`): any short lower-case one, so `x-Ray` reads as a name too (review CY: a list
+    of them showed the names of those it missed)."""
+    word = re.sub(r"^[a-z]{1,4}['’-]", '', word)
     return word[:1].isupper() and re.fullmatch(_ONE_NAME, word) is not None
 
 
