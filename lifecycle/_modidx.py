@@ -985,7 +985,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._arrow_direct': ( 'api/data/drift.html#_arrow_direct',
                                                                               'lifecycle/data/drift.py'),
-                                      'lifecycle.data.drift._as_text': ('api/data/drift.html#_as_text', 'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._bits': ('api/data/drift.html#_bits', 'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._categorical_profile': ( 'api/data/drift.html#_categorical_profile',
                                                                                      'lifecycle/data/drift.py'),

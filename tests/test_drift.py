@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 from scipy.spatial import distance
-from conftest import cli, cli_json
+from conftest import cli
 from lifecycle.drift import compare, evidently_report, evidently_verdicts, profile, summary
 
 
@@ -444,22 +444,6 @@ def test_a_column_numpy_cannot_cut_into_bins_is_profiled_and_compared_not_a_trac
             json.dumps(p, allow_nan=False)
         out = compare(p, cur)
     assert bool(out.set_index('column').loc['x', 'drifted'])
-
-
-def test_the_same_data_as_csv_and_as_parquet_gets_the_same_verdicts(workspace, arrests):
-    """A column the contract declares text (`sex: str`) but holding booleans or codes is read from a CSV as text
-    ('True', '1') and from its Parquet copy typed (True, 1): `lifecycle drift` of the CSV against the Parquet file saw
-    two sets of categories with nothing in common and reported total drift of identical data."""
-    df = arrests.assign(sex=arrests['sex'] == 'Male', citizen=(arrests['citizen'] == 'Yes').astype(int))
-    df.to_csv(workspace / 'a.csv', index=False)
-    df.to_parquet(workspace / 'a.parquet', index=False)
-    seen = {}
-    for ref, cur in [('a.csv', 'a.csv'), ('a.csv', 'a.parquet'), ('a.parquet', 'a.csv'), ('a.parquet', 'a.parquet')]:
-        r, out = cli_json(workspace, 'drift', '--reference', ref, '--current', cur)
-        assert r.returncode == 0, r.stdout
-        seen[ref, cur] = {c['column']: (c['drifted'], round(c['score'], 9)) for c in out['columns']}
-    assert all(v == seen['a.csv', 'a.csv'] for v in seen.values()), seen
-    assert seen['a.csv', 'a.parquet']['sex'] == (False, 0.0)
 
 
 def test_column_names_and_paths_that_look_like_markup_are_printed_as_written(workspace, arrests):

@@ -739,24 +739,11 @@ def _numeric_row(name: str, col: dict, s: _Column) -> dict:
     return dict(res, method=method)
 
 
-def _as_text(counts: dict) -> dict:
-    "Counts keyed by each value as a text file writes it (`True`, `1`, `1.5`): the keys of a CSV read as text."
-    out = {}
-    for k, c in counts.items():
-        k = k if isinstance(k, str) else str(k)
-        out[k] = out.get(k, 0) + c
-    return out
-
-
 def _categorical_row(name: str, col: dict, s: _Column) -> dict:
     ref = {k: c for k, c in col['counts']}
     cur = s.counts()[0]
     if not cur:
         raise ValueError(f"column {name!r} has no values in the current batch: drift cannot be measured")
-    # text and numbers or booleans (a column a CSV gives as text, its Parquet copy typed): compared as text, not as
-    # two sets of categories with nothing in common
-    if len({isinstance(k, str) for d in (ref, cur) for k in d}) > 1:
-        ref, cur = _as_text(ref), _as_text(cur)
     keys = list(ref) + [k for k in cur if k not in ref]
     rk = np.array([ref.get(k, 0) for k in keys], float)
     ck = np.array([cur.get(k, 0) for k in keys], float)
