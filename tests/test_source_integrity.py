@@ -783,3 +783,19 @@ def test_drift_refuses_a_declared_binary_parquet_column_not_utf8_though_read_bef
     r = invoke(cmds().drift, ['--reference', str(w / 'a.parquet'), '--current', str(w / 'b.parquet')], env=env)
     assert r.exit_code == 4 and 'column colour holds binary values that are not UTF-8 text' in r.stderr, r.stderr
     assert 'White' not in r.stderr and 'Black' not in r.stderr
+
+
+def test_names_and_paths_that_look_like_markup_are_printed_by_ingest_and_init_as_written(cli_ws, arrests):
+    """Review CY: ingest's outcome and init's proposal read a column's name and a path as Rich markup, so a CSV column
+    named `[/x]` (or a folder `d[/]x`) ended both commands in a traceback ("internal error: MarkupError"), init's after
+    it had written its params folder."""
+    from lifecycle.data.init_command import init
+
+    w, env = cli_ws
+    (w / 'd[').mkdir()
+    arrests.head(80).assign(**{'[/x]': 'a'}).to_csv(w / 'd[' / ']x.csv', index=False)  # (the path `d[/]x.csv`)
+    r = invoke(cmds().ingest, ['d[/]x.csv', '--dataset', 'arrests', '--no-report'], env=env)
+    assert r.exit_code == 1 and not isinstance(r.exception, Exception), r.output  # (rejected: an extra column)
+    assert 'MarkupError' not in r.output and 'd[/]x.csv: rejected' in r.stderr and '[/x]' in r.stderr, r.stderr
+    r = invoke(init, ['--from', 'd[/]x.csv', '--target', 'released', '--out', 'p'], env=env)
+    assert r.exit_code == 0 and 'd[/]x.csv: 80 rows' in r.stdout and '[/x]' in r.stdout, r.output

@@ -60,7 +60,7 @@ class RunOutcome(Result):
         c = console()
         c.print(t)
         if self.index:
-            c.print(f"reports: {self.index}")
+            c.print(f"reports: {self.index}", markup=False)
 
 
 def _layer_params_or_refuse(params_dir) -> None:
@@ -168,7 +168,7 @@ def run(
     with status:
 
         def on_wait(holder):
-            console.print(f"waiting for the run in progress in this workspace: {describe(holder)}")
+            console.print(f"waiting for the run in progress in this workspace: {describe(holder)}", markup=False)
             status.update('waiting for the run in progress')
 
         try:

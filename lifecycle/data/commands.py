@@ -104,30 +104,30 @@ def _public(o: dict) -> dict:
 
 
 def _print_outcome(o: dict) -> None:
+    """A batch's outcome on stderr, its words coloured; what came from the data (a path, a column's name, an error
+    quoting them) escaped, never read as Rich markup (review CY: a column named `[/x]` ended `ingest` in a
+    traceback)."""
     from rich.console import Console
+    from rich.markup import escape
 
     c = Console(stderr=True)
     if o['status'] in ('unreadable', 'refused', 'not stored'):
-        c.print(f"[red]{o['source']}: {o['status']}[/]: {o['error']}")
+        c.print(f"[red]{escape(o['source'])}: {o['status']}[/]: {escape(o['error'])}")
         return
     colour = {'accepted': 'green', 'rejected': 'red'}.get(o['status'], 'yellow')
     c.print(
-        f"[{colour}]{o['source']}: {o['status']}[/] rows={o['rows']} snapshot={o['snapshot']} "
+        f"[{colour}]{escape(o['source'])}: {o['status']}[/] rows={o['rows']} snapshot={o['snapshot']} "
         f"quarantine={o['quarantine']} latency={o['metrics'].get('latency_s')}s"
-        + (f" drift report: {o['report']}" if o.get('report') else '')
+        + (f" drift report: {escape(str(o['report']))}" if o.get('report') else '')
     )
     for f in o['findings']:
-        c.print(
-            f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {f['rule']:<16} {f['column']}: "
-            f"expected {f['expected']}, found {f['found']} -- {f['meaning']}"
-        )
+        said = f"{f['rule']:<16} {f['column']}: expected {f['expected']}, found {f['found']} -- {f['meaning']}"
+        c.print(f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {escape(said)}")
     for where, vals in (o.get('_examples') or {}).items():  # only for a dataset that declares no personal column
         c.print(f"  examples of {where}, shown here only: {', '.join(vals)}", markup=False)  # (`shown_value`s)
     if o['status'] not in ('accepted', 'rejected'):
         c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
     if o.get('report_error'):
-        from rich.markup import escape
-
         c.print(f"[yellow]warning[/]: {escape(o['report_error'])}")
 
 # %% ../../nbs/api/data/09_commands.ipynb #026f2bb8

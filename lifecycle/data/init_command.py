@@ -62,21 +62,24 @@ class InitProposal(Result):
     notes: list
 
     def show(self):
+        "The proposal as a table; names and paths escaped, never read as Rich markup (review CY: `[/x]`, a traceback)."
+        from rich.markup import escape
         from rich.table import Table
 
-        t = Table(title=f"{self.source}: {self.rows} rows, {self.task} of {self.target!r}")
+        t = Table(title=escape(f"{self.source}: {self.rows} rows, {self.task} of {self.target!r}"))
         t.add_column('column', overflow='fold')
         for c in ('dtype', 'kind', 'personal', 'pii', 'role', 'why'):
             t.add_column(c)
         for r in self.columns:
-            t.add_row(*(str(r[c]) for c in ('column', 'dtype', 'kind', 'personal', 'pii', 'role', 'why')))
+            t.add_row(*(escape(str(r[c])) for c in ('column', 'dtype', 'kind', 'personal', 'pii', 'role', 'why')))
         c = console()
         c.print(t)
         for n in self.notes:
-            c.print(f"note: {n}")
+            c.print(f"note: {n}", markup=False)
         c.print(
             f"proposed params written to {self.out}/: review them (ingest.yaml: personal, allowed, ranges; "
-            f"card.yaml), then run `lifecycle run --params {self.out}`"
+            f"card.yaml), then run `lifecycle run --params {self.out}`",
+            markup=False,
         )
 
 # %% ../../nbs/api/data/11_init_command.ipynb #c910ad38
