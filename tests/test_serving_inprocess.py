@@ -221,6 +221,10 @@ def test_a_parquet_output_refuses_a_column_typed_otherwise_in_a_later_chunk_nami
             score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.parquet', log=plog, chunk_rows=2)
         assert words in str(e.value) and 'write the scores to a .csv file' in str(e.value), str(e.value)
         assert 'ann@' not in str(e.value) and not list(tmp_path.glob('*out.parquet*'))
+    frame = pd.DataFrame({'age': [30, 40, 50, 60], 'checks': [1, 2, 3, 4], 'note': ['a', 'b', None, None]})
+    frame.to_csv(tmp_path / 'in.csv', index=False)  # (a chunk with no value in it: nulls of the first's type, CY)
+    assert score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.parquet', log=plog, chunk_rows=2)
+    assert pd.read_parquet(tmp_path / 'out.parquet')['note'].tolist() == ['a', 'b', None, None]
 
 
 def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):

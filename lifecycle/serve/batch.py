@@ -337,10 +337,11 @@ def score_file(
 
 def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
     """`out` appended to the Parquet output `tmp` being written by `writer` (None: the first chunk, which makes it);
-    the writer. A chunk whose columns read as other types than the first chunk's (a column the model does not read,
-    empty at first and text later, or whole numbers then fractions: each chunk of a CSV is typed by its own values) is
-    refused naming the column and both types, with the way out: no type is guessed for values that come as they came
-    (review CW: widening them changed values and rewrote the file once per column)."""
+    the writer. Each chunk is typed by its own values: a column with no value in this chunk takes the first chunk's
+    type (nulls are nulls in any), and one whose values read as another type (a column the model does not read, empty
+    at first and text later, or whole numbers then fractions) is refused naming the column and both types, with the
+    way out: no type is guessed for values that come as they came (review CW: widening them changed values and
+    rewrote the file once per column)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from lifecycle.data.pii import shown_column_name
@@ -349,11 +350,13 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
     if writer is None:
         return _written(pq.ParquetWriter(tmp, t.schema), t)
     for i, (was, now) in enumerate(zip(writer.schema, t.schema, strict=True)):
-        if not was.type.equals(now.type):
+        if not was.type.equals(now.type) and t.column(i).null_count == t.num_rows:  # (review CY)
+            t = t.set_column(i, was, pa.nulls(t.num_rows, was.type))
+        elif not was.type.equals(now.type):
             raise InputError(
                 f"{src}: column {[shown_column_name(was.name, i)]} reads as {now.type} in a later chunk and as "
                 f"{was.type} in the first; a Parquet output holds one type per column: write the scores to a .csv "
-                "file, or score with a --chunk-rows that takes the file in fewer chunks"
+                "file, or take the file as one chunk (a --chunk-rows of at least its rows)"
             )
     return _written(writer, t)
 
