@@ -615,3 +615,21 @@ def test_the_report_shows_failures_and_pending_steps(ws):
         and '- production: awaits approval by role `compliance_officer`' in text
     )
     assert 'No approvals yet.' in text and '# Governance report: toy version 2' in text
+
+
+def test_a_policy_check_prints_rule_names_and_the_model_as_written_never_as_markup(capsys):
+    """Review CZ: the table read each rule's name (built from policy.yaml's card fields and protected columns) and its
+    title the model's name as Rich markup: a card field `[/x]` ended `govern check` in a traceback, and a model named
+    `credit[bold]v2` was shown as `creditv2`."""
+    from lifecycle.release.commands import PolicyCheck
+
+    rows = [
+        dict(rule='card.[/x]', value='missing', limit='present', verdict='fail', reason='no such field [/x]'),
+        dict(rule='bias_evaluation.sex[/]', value='0.1', limit='<= 0.2', verdict='pass'),
+        dict(rule='card.owner\\', value='x', limit='present', verdict='pass'),
+    ]
+    PolicyCheck(ok=False, model='credit[bold]v2', version='1', report='r.html', results=rows).show()
+    out = capsys.readouterr()
+    assert 'policy check: credit[bold]v2 v1' in out.out and 'card.[/x]' in out.out and 'sex[/]' in out.out, out.out
+    assert 'card.owner\\ ' in out.out and 'owner\\\\' not in out.out  # (one backslash: review CZ)
+    assert 'card.[/x] (no such field [/x])' in out.err, out.err

@@ -105,30 +105,32 @@ def _public(o: dict) -> dict:
 
 def _print_outcome(o: dict) -> None:
     """A batch's outcome on stderr, its words coloured; what came from the data (a path, a column's name, an error
-    quoting them) escaped, never read as Rich markup (review CY: a column named `[/x]` ended `ingest` in a
-    traceback)."""
+    quoting them) never read as Rich markup (review CY: a column named `[/x]` ended `ingest` in a
+    traceback; as `Text`, not `escape`d, which shows a name ending in a backslash with two: review CZ)."""
     from rich.console import Console
-    from rich.markup import escape
+    from rich.text import Text
 
     c = Console(stderr=True)
     if o['status'] in ('unreadable', 'refused', 'not stored'):
-        c.print(f"[red]{escape(o['source'])}: {o['status']}[/]: {escape(o['error'])}")
+        c.print(Text.assemble((f"{o['source']}: {o['status']}", 'red'), f": {o['error']}"))
         return
     colour = {'accepted': 'green', 'rejected': 'red'}.get(o['status'], 'yellow')
     c.print(
-        f"[{colour}]{escape(o['source'])}: {o['status']}[/] rows={o['rows']} snapshot={o['snapshot']} "
-        f"quarantine={o['quarantine']} latency={o['metrics'].get('latency_s')}s"
-        + (f" drift report: {escape(str(o['report']))}" if o.get('report') else '')
+        Text.assemble(
+            (f"{o['source']}: {o['status']}", colour),
+            f" rows={o['rows']} snapshot={o['snapshot']} quarantine={o['quarantine']} "
+            f"latency={o['metrics'].get('latency_s')}s" + (f" drift report: {o['report']}" if o.get('report') else ''),
+        )
     )
     for f in o['findings']:
         said = f"{f['rule']:<16} {f['column']}: expected {f['expected']}, found {f['found']} -- {f['meaning']}"
-        c.print(f"  [{'red' if f['blocking'] else 'yellow'}]{f['severity']:<8}[/] {escape(said)}")
+        c.print(Text.assemble('  ', (f"{f['severity']:<8}", 'red' if f['blocking'] else 'yellow'), f" {said}"))
     for where, vals in (o.get('_examples') or {}).items():  # only for a dataset that declares no personal column
         c.print(f"  examples of {where}, shown here only: {', '.join(vals)}", markup=False)  # (`shown_value`s)
     if o['status'] not in ('accepted', 'rejected'):
         c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
     if o.get('report_error'):
-        c.print(f"[yellow]warning[/]: {escape(o['report_error'])}")
+        c.print(Text.assemble(('warning', 'yellow'), f": {o['report_error']}"))
 
 # %% ../../nbs/api/data/09_commands.ipynb #026f2bb8
 @dataclass
@@ -334,17 +336,18 @@ class DriftTable(Result):
     excluded: dict
 
     def show(self):
-        from rich.markup import escape
         from rich.table import Table
+        from rich.text import Text
 
-        # (names and paths are data, not markup: a column named `[/]` ended the command in a traceback)
-        t = Table(title=escape(f"drift of {self.current} against {self.reference}"))
+        # (names and paths are data, as `Text`, never markup: a column named `[/]` ended the command in a traceback;
+        # `escape` shows a name ending in a backslash with two, review CZ)
+        t = Table(title=Text(f"drift of {self.current} against {self.reference}"))
         t.add_column('column', overflow='fold')
         for c in ('kind', 'method', 'score', 'threshold', 'drifted', 'psi'):
             t.add_column(c)
         for r in self.columns:
             t.add_row(
-                escape(str(r['column'])),
+                Text(str(r['column'])),
                 str(r['kind']),
                 str(r['method']),
                 '' if r['score'] != r['score'] else f"{r['score']:.4g}",

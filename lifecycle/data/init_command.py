@@ -62,16 +62,17 @@ class InitProposal(Result):
     notes: list
 
     def show(self):
-        "The proposal as a table; names and paths escaped, never read as Rich markup (review CY: `[/x]`, a traceback)."
-        from rich.markup import escape
+        """The proposal as a table; names and paths as `Text`, never read as Rich markup (review CY: `[/x]`, a
+        traceback; review CZ: `escape` doubled a name's last backslash)."""
         from rich.table import Table
+        from rich.text import Text
 
-        t = Table(title=escape(f"{self.source}: {self.rows} rows, {self.task} of {self.target!r}"))
+        t = Table(title=Text(f"{self.source}: {self.rows} rows, {self.task} of {self.target!r}"))
         t.add_column('column', overflow='fold')
         for c in ('dtype', 'kind', 'personal', 'pii', 'role', 'why'):
             t.add_column(c)
         for r in self.columns:
-            t.add_row(*(escape(str(r[c])) for c in ('column', 'dtype', 'kind', 'personal', 'pii', 'role', 'why')))
+            t.add_row(*(Text(str(r[c])) for c in ('column', 'dtype', 'kind', 'personal', 'pii', 'role', 'why')))
         c = console()
         c.print(t)
         for n in self.notes:

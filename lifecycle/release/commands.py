@@ -46,18 +46,20 @@ class PolicyCheck(Result):
     results: list[dict]
 
     def show(self):
+        "The rules as a table; names as `Text`, never read as markup (a card field or column `[/x]`: review CZ)."
         from rich.table import Table
+        from rich.text import Text
 
-        t = Table(title=f"policy check: {self.model} v{self.version}")
+        t = Table(title=Text(f"policy check: {self.model} v{self.version}"))
         t.add_column('rule', overflow='fold')
         for c in ('value', 'limit', 'verdict'):
             t.add_column(c)
         for r in self.results:
             t.add_row(
-                str(r['rule']),
-                str(r['value']),
-                str(r['limit']),
-                f"[{ {'pass': 'green', 'fail': 'red'}.get(r['verdict'], 'white') }]{r['verdict']}[/]",
+                Text(str(r['rule'])),
+                Text(str(r['value'])),
+                Text(str(r['limit'])),
+                Text(str(r['verdict']), {'pass': 'green', 'fail': 'red'}.get(r['verdict'], 'white')),
             )
         console().print(t)
         print(f"governance report: {self.report}")
