@@ -3102,7 +3102,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._typed_frame': ( 'api/serve/batch.html#_typed_frame',
                                                                                'lifecycle/serve/batch.py'),
-                                       'lifecycle.serve.batch._written': ('api/serve/batch.html#_written', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch.check_output': ( 'api/serve/batch.html#check_output',
                                                                                'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch.score_file': ('api/serve/batch.html#score_file', 'lifecycle/serve/batch.py')},

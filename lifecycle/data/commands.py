@@ -105,8 +105,8 @@ def _public(o: dict) -> dict:
 
 def _print_outcome(o: dict) -> None:
     """A batch's outcome on stderr, its words coloured; what came from the data (a path, a column's name, an error
-    quoting them) never read as Rich markup (review CY: a column named `[/x]` ended `ingest` in a
-    traceback; as `Text`, not `escape`d, which shows a name ending in a backslash with two: review CZ)."""
+    quoting them) as `Text`, never read as Rich markup (review CY: a column named `[/x]` ended `ingest` in a
+    traceback) nor `escape`d (which shows a name ending in a backslash with two: review CZ)."""
     from rich.console import Console
     from rich.text import Text
 

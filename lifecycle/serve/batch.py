@@ -347,22 +347,17 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
     from lifecycle.data.pii import shown_column_name
 
     t = pa.Table.from_pandas(out, preserve_index=False)
-    if writer is None:
-        return _written(pq.ParquetWriter(tmp, t.schema), t)
+    writer = writer or pq.ParquetWriter(tmp, t.schema)
     for i, (was, now) in enumerate(zip(writer.schema, t.schema, strict=True)):
-        if not was.type.equals(now.type) and t.column(i).null_count == t.num_rows:  # (review CY)
-            t = t.set_column(i, was, pa.nulls(t.num_rows, was.type))
-        elif not was.type.equals(now.type):
+        if was.type.equals(now.type):
+            continue
+        if t.column(i).null_count < t.num_rows:
             raise InputError(
                 f"{src}: column {[shown_column_name(was.name, i)]} reads as {now.type} in a later chunk and as "
                 f"{was.type} in the first; a Parquet output holds one type per column: write the scores to a .csv "
                 "file, or take the file as one chunk (a --chunk-rows of at least its rows)"
             )
-    return _written(writer, t)
-
-
-def _written(writer, t):
-    "`writer` after writing table `t`."
+        t = t.set_column(i, was, pa.nulls(t.num_rows, was.type))  # (no value here: nulls of its type, review CY)
     writer.write_table(t)
     return writer
 
