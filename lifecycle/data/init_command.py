@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, EXIT_INPUT, EXIT_SOURCE
-from ..core.params import ColumnRule, CsvDialect
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -89,6 +88,8 @@ def csv_options(
 ) -> dict:
     """The `csv` block of ingest.yaml for a command's `--encoding`, `--delimiter`, `--thousands` and `--decimal`
     (empty: the defaults); exit 2 naming a bad one."""
+    from lifecycle.core.params import CsvDialect
+
     csv = {}
     if encoding is not None:
         try:
@@ -121,6 +122,7 @@ def _number_marks(path: Path, root: Path, csv: dict, thousands: str | None = Non
     `--decimal` say, in the columns written so; else as `infer.number_marks` reads them. None for Parquet."""
     import contextlib
     from lifecycle.data.infer import NumberMarks, number_marks
+    from lifecycle.core.params import CsvDialect
     from lifecycle.data.sources import number_pattern, read_chunks
 
     if not path.name.lower().endswith(('.csv', '.tsv', '.txt', '.csv.gz', '.tsv.gz', '.txt.gz')):
@@ -313,6 +315,7 @@ def init(
 ):
     "Propose a params folder from a data file: column contract, personal columns, task, features, split and gates."
     from lifecycle.data.infer import propose_params, write_params
+    from lifecycle.core.params import ColumnRule, CsvDialect
 
     ws = Workspace.open()
     path = source.expanduser().resolve()
