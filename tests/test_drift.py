@@ -458,3 +458,57 @@ def test_column_names_and_paths_that_look_like_markup_are_printed_as_written(wor
     assert '[/]' in r.stdout and '[red]x[/red]' in r.stdout and 'drift of [b]in/a.csv' in r.stdout
     r = cli(workspace, 'drift', '--reference', 'b.csv', '--current', '[b]in/a.csv')
     assert r.returncode == 0 and '[/] (not in the reference), [red]x[/red] (not in the reference)' in r.stdout
+
+
+def test_a_parquet_file_and_its_csv_copy_agree_where_a_text_column_holds_booleans_or_numbers(workspace, arrests):
+    """A Parquet file may hold a column the contract declares text (`dtype: str`) as booleans or numbers, which the same
+    data as CSV (as pandas writes it) holds as `True`, `1.0`: drift read them as other categories, so every such column
+    drifted totally against its own copy, and a column of numbers only with the CSV as the reference. Both are now the
+    text ingestion stores for them, in either order."""
+    df = arrests.assign(
+        employed=arrests['employed'].eq('Yes'),  # booleans
+        citizen=np.where(arrests['citizen'].eq('Yes'), 1.0, np.nan),  # floats with missing values
+        colour=arrests['colour'].eq('Black').astype(int),  # whole numbers
+    )
+    df.to_parquet(workspace / 'a.parquet')
+    df.to_csv(workspace / 'a.csv', index=False)
+
+    def scores(ref, cur):
+        r = cli(workspace, 'drift', '--reference', ref, '--current', cur, '--json')
+        assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+        return {c['column']: (c['method'], c['score'], c['drifted']) for c in json.loads(r.stdout)['columns']}
+
+    same = scores('a.csv', 'a.csv')
+    assert not any(d for _, _, d in same.values())
+    assert scores('a.parquet', 'a.csv') == same and scores('a.csv', 'a.parquet') == same
+    assert scores('a.parquet', 'a.parquet') == same
+
+
+def test_text_as_declared_writes_what_ingestion_stores(tmp_path):
+    """Each value as ingestion stores it (`strict_schema: false`): the file read as a batch, each column converted by
+    pandas' `astype(str)`; missing stays so."""
+    import decimal
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.core.params import ColumnRule
+    from lifecycle.data.sources import read_chunks, text_as_declared
+
+    cols = {
+        'b': pa.array([True, None, False, True]),
+        'i': pa.array([1, None, -3, 2**62], pa.int64()),
+        'f': pa.array([1.0, float('nan'), None, 0.1]),
+        'h': pa.array([0.1, 2.5, None, 1e20], pa.float32()),
+        'd': pa.array([decimal.Decimal('1.50'), None, decimal.Decimal('-2'), decimal.Decimal('0.001')]),
+        'n': pa.array([1, 2, 3, 4]),  # declared a number: left
+    }
+    t = pa.table(cols)
+    rules = {c: ColumnRule(dtype='str' if c != 'n' else 'int', personal=False) for c in cols}
+    out = text_as_declared(t, rules)
+    assert out.column('n').equals(t.column('n'))
+    pq.write_table(t, tmp_path / 't.parquet')
+    batch = next(read_chunks(str(tmp_path / 't.parquet'), declared=rules))
+    for c in 'bifhd':
+        s = batch[c]
+        expected = s.astype(str).where(s.notna(), None).tolist()
+        assert out.column(c).type == pa.dictionary(pa.int32(), pa.string())
+        assert out.column(c).to_pylist() == expected, c

@@ -531,12 +531,15 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
             ref = ing.reference_profile(store, reference)
         else:
             ref = early['reference'].result() if 'reference' in early else profile_of(reference, p)
+            if 'reference' in early and sources.declared_text(schemas[reference], p.columns):
+                ref = profile_of(reference, p)  # (booleans or numbers in a text column: read again, as text)
         if stored[current]:
             from lifecycle.data import ingest as ing  # only for a stored version: it costs a file's worth of time
 
             cur = ing.load_snapshot(store, current)
         else:
             cur = early['current'].result() if 'current' in early else read(current, p)
+            cur = sources.text_as_declared(cur, p.columns) if 'current' in early else cur
     for x, schema in schemas.items():  # (read before the contract was known: its declared columns refused now)
         try:
             sources.refuse_binary(schema, x, p.columns)

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
            'fingerprint', 'file_state', 'number_pattern', 'numbers_as_read', 'exact_int64', 'read_chunks', 'read_frame',
-           'read_table', 'refuse_binary', 'likely_delimiter', 'day_first', 'read_dates', 'cut_date']
+           'read_table', 'refuse_binary', 'declared_text', 'text_as_declared', 'likely_delimiter', 'day_first',
+           'read_dates', 'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -798,7 +799,7 @@ def _parquet_table(path: Path, declared=None):
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
     if state is not None:
         _still(path, state)
-    return table
+    return text_as_declared(table, declared)
 
 
 def _parquet_frame(path: Path) -> pd.DataFrame:
@@ -926,6 +927,44 @@ def refuse_binary(schema, source, declared) -> None:
         binary = pa.types.is_binary(f.type) or pa.types.is_fixed_size_binary(f.type) or pa.types.is_large_binary(f.type)
         if binary and f.name in (_names(declared) or set()):
             raise _not_utf8(source, f.name, i)
+
+def declared_text(schema, declared) -> list[str]:
+    """The columns of a Parquet `schema` that the contract (`declared`: column -> rule) declares text (`dtype: str`, or
+    masked) but that hold booleans or numbers: `text_as_declared` makes them the text ingestion stores."""
+    import pyarrow as pa
+
+    rules = declared if isinstance(declared, dict) else {}
+    kinds = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
+    return [
+        f.name
+        for f in schema or []
+        if (r := rules.get(f.name)) is not None
+        and (getattr(r, 'dtype', None) == 'str' or getattr(r, 'pii', None))
+        and any(k(f.type) for k in kinds)
+    ]
+
+
+def text_as_declared(table, declared):
+    """`table` (pyarrow) with its columns `declared_text` names as the text ingestion stores for them when it converts
+    (`strict_schema: false`: each value as pandas' `astype(str)` writes it, `True`, `1`, `1.0`; missing and NaN stay
+    missing), dictionary-encoded as a Parquet file's text columns are read. `lifecycle drift` reads a Parquet file so,
+    to compare it with the same data as a CSV file, whose text column pandas wrote so. Each distinct value is written
+    once."""
+    import pyarrow as pa
+
+    for name in declared_text(table.schema, declared):
+        import pyarrow.compute as pc  # (only for a column to convert: 40 ms of `lifecycle drift`'s start otherwise)
+
+        i = table.schema.get_field_index(name)
+        col = table.column(i)
+        seen = pc.unique(col).drop_null()
+        if pa.types.is_floating(col.type):
+            seen = seen.filter(pc.invert(pc.is_nan(seen)))
+        text = pa.array([str(v) for v in seen.to_numpy(zero_copy_only=False)], pa.string())
+        codes = pc.index_in(col, value_set=seen).cast(pa.int32())
+        as_text = [pa.DictionaryArray.from_arrays(c, text) for c in codes.chunks]
+        table = table.set_column(i, name, pa.chunked_array(as_text, pa.dictionary(pa.int32(), pa.string())))
+    return table
 
 # %% ../../nbs/api/data/00_sources.ipynb #917800d7
 def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None = None) -> str | None:
