@@ -512,3 +512,32 @@ def test_text_as_declared_writes_what_ingestion_stores(tmp_path):
         expected = s.astype(str).where(s.notna(), None).tolist()
         assert out.column(c).type == pa.dictionary(pa.int32(), pa.string())
         assert out.column(c).to_pylist() == expected, c
+
+
+@pytest.mark.parametrize('suffix', ['csv', 'parquet'])
+def test_text_in_a_numeric_column_is_refused_in_the_reference_as_in_the_current_file(workspace, arrests, suffix):
+    """A cell of text in a column the contract declares a number made the reference's column categorical, so it
+    drifted totally against the current file's numbers, where the same file as the current one was refused: both are
+    refused now, naming the column and counting the cells, never quoting them. Numbers written as text are numbers."""
+    bad = arrests.assign(age=arrests['age'].astype(str).where(arrests.index != 5, 'unknown@example.com'))
+    as_text = arrests.assign(age=arrests['age'].astype(str))
+
+    def write(df, name):
+        df.to_parquet(workspace / name) if suffix == 'parquet' else df.to_csv(workspace / name, index=False)
+
+    write(arrests, f'good.{suffix}')
+    write(bad, f'bad.{suffix}')
+    write(as_text, f'text.{suffix}')
+    for ref, cur, said in (
+        (f'bad.{suffix}', f'good.{suffix}', 'in this reference'),
+        (f'good.{suffix}', f'bad.{suffix}', 'here'),
+    ):
+        r = cli(workspace, 'drift', '--reference', ref, '--current', cur, '--json')
+        err = json.loads(r.stdout)['error']
+        assert r.returncode == 2 and 'age' in err and '1 non-numeric value(s) ' + said in err, err
+        assert 'unknown' not in r.stdout + r.stderr
+    r = cli(workspace, 'drift', '--reference', f'text.{suffix}', '--current', f'good.{suffix}', '--json')
+    age = {c['column']: c for c in json.loads(r.stdout)['columns']}['age']
+    assert (
+        r.returncode == 0 and age['method'] == 'wasserstein_distance_norm' and age['score'] == 0 and not age['drifted']
+    )
