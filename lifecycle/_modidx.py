@@ -211,6 +211,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.audit.AuditKeyMissing': ( 'api/core/audit.html#auditkeymissing',
                                                                                 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.Verdict': ('api/core/audit.html#verdict', 'lifecycle/core/audit.py'),
+                                      'lifecycle.core.audit._a_file_or_none': ( 'api/core/audit.html#_a_file_or_none',
+                                                                                'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._append_locked': ( 'api/core/audit.html#_append_locked',
                                                                                'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._aside_mark': ('api/core/audit.html#_aside_mark', 'lifecycle/core/audit.py'),

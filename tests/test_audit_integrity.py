@@ -834,3 +834,20 @@ def test_read_tail_is_the_end_of_read_from_the_ends_of_the_files(ws):
     audit.erase(ws.log, 6, reason='asked')
     assert audit.read_tail(ws.log, 3) == audit.read(ws.log)[-3:] and audit.read_tail(ws.log, 100) == audit.read(ws.log)
     assert audit.read_tail(ws.root / 'absent.log') == []
+
+
+def test_a_folder_where_the_log_should_be_is_named_by_verify_and_erase_never_called_emptied(ws):
+    """A folder in place of `audit.log`: `audit verify` said the log was "missing or empty ... deleted or emptied" (and
+    passed it, 0 entries, before any checkpoint), `audit erase` printed `[Errno 21] Is a directory` (exit 1). Both now
+    name the path and what was found there, as `audit show` does."""
+    fill(ws, 2)
+    ws.log.rename(ws.log.with_name('kept.log'))
+    ws.log.mkdir()
+    found = f"{ws.log}: expected a JSON-lines log, found a folder or other non-file; move it aside"
+    failed_with(ws, found)
+    r, out = cli_json(ws.root, 'audit', 'verify', env=ws.env)
+    assert r.returncode == 3 and out['ok'] is False and out['reason'] == found, r.stdout
+    r, out = cli_json(ws.root, 'audit', 'erase', '1', '--reason', 'a request', env=ws.env)
+    assert r.returncode == 2 and out == {'ok': False, 'error': found}, r.stdout + r.stderr
+    r = cli(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 3 and found in r.stderr, r.stderr

@@ -542,6 +542,13 @@ def _stats(p: Path) -> list:
 _LINE = ('seq', 'time', 'action', 'subject')  # what every chain line holds, in both formats
 
 
+def _a_file_or_none(log: Path) -> None:
+    """`JournalError` naming `log` when something other than a file is there (a folder): nothing can be read from it,
+    which is not "no entries" (`verify` called it an emptied log; `erase` said `[Errno 21]`)."""
+    if log.exists() and not log.is_file():
+        raise JournalError(f"{log}: expected a JSON-lines log, found a folder or other non-file; move it aside")
+
+
 def _chain(log: Path) -> list[dict]:
     """The chain's entries, oldest first (`_entry`, holding `_LINE`). A whole line that is not one (damaged, or written
     by hand) is left out and said on the `lifecycle` logger, naming it: an append goes on after such lines (`_tail`),
@@ -551,8 +558,7 @@ def _chain(log: Path) -> list[dict]:
     unaudited. A torn last line is ignored, as by `read_jsonl`."""
     if not log.exists():
         return []
-    if not log.is_file():  # (a folder where the log should be: nothing was read, which is not "no entries")
-        raise JournalError(f"{log}: expected a JSON-lines log, found a folder or other non-file; move it aside")
+    _a_file_or_none(log)
     lines = log.read_bytes().split(b'\n')
     lines.pop()  # (after the last newline: nothing, or a torn line)
     out, bad = [], []
@@ -724,6 +730,10 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
     def fail(n, why, seq=None, line=None):
         return Verdict(False, n, seq, line, why, notes)
 
+    try:
+        _a_file_or_none(log)
+    except JournalError as e:
+        return fail(0, str(e))
     raw = (log.read_bytes() if log.is_file() else b'').split(b'\n')
     torn = raw.pop()  # b'' when the file ends with a newline
     if torn.strip():
@@ -847,6 +857,7 @@ def erase(
     if not reason.strip():
         raise AuditError("an erasure needs a reason (--reason TEXT); it is kept in the tombstone entry")
     log = Path(path).resolve()
+    _a_file_or_none(log)
     folder = keys_folder(log, keys_dir)
     key = workspace_key(log, folder)
     with _locked_chain(log) as fd:
