@@ -268,3 +268,33 @@ def test_trace_does_not_repeat_what_is_not_a_request_id(workspace):
     assert 'jane' not in r.stdout + r.stderr
     r = cli(workspace, 'trace', 'a' * 32)
     assert r.returncode == 2 and f"request_id '{'a' * 32}': no such request" in r.stderr, r.stderr
+
+
+def test_trace_of_an_unanswered_request_does_not_repeat_what_is_not_a_request_id(workspace):
+    """A request in the log that no version answered (status 500), under an ID not of the servers' shape (an e-mail
+    address): the refusal repeated it (`request_id 'jane.doe@...'`), where a request not found never does."""
+    import time
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.serve.predlog import PredictionLog, default_url
+
+    log = PredictionLog(default_url(Workspace.open(workspace)))
+    try:
+        for rid in ('jane.doe@example.com', 'b' * 32):
+            log.log(
+                request_id=rid,
+                ts=time.time(),
+                route='predict',
+                variant='control',
+                model_version=None,
+                decision=None,
+                latency_ms=1.0,
+                status=500,
+            )
+        log.flush()
+    finally:
+        log.close()
+    r = cli(workspace, 'trace', 'jane.doe@example.com')
+    assert r.returncode == 2 and 'the request_id (not repeated): answered with status 500' in r.stderr, r.stderr
+    assert 'jane' not in r.stdout + r.stderr
+    r = cli(workspace, 'trace', 'b' * 32)
+    assert r.returncode == 2 and f"request_id '{'b' * 32}': answered with status 500" in r.stderr, r.stderr

@@ -184,17 +184,19 @@ def trace(ws: Workspace, request_id: str) -> Trace:
     "The full chain of one served prediction, from its request ID to the raw batches."
     from lifecycle.serve.predlog import default_url
 
+    from lifecycle.serve.predlog import quoted_request_id  # (an ID servers issue is quoted; anything else, often
+    # pasted from somewhere else, an e-mail address say, is not repeated: found in the log or not)
+
     rows = request_rows(default_url(ws), request_id)
     answer = [r for r in rows if not r['shadow']]
     if not answer:
-        from lifecycle.serve.predlog import quoted_request_id  # (an ID servers issue is quoted; anything else, often
-        # pasted from somewhere else, an e-mail address say, is not repeated)
-
         raise TraceError(f"{quoted_request_id(request_id)}: no such request in the prediction log")
     name = ws.params['register'].model_name  # (a row logged before rows named their model: this one's)
     a = answer[0]
     if a['status'] != 200 or not a['model_version']:
-        raise TraceError(f"request_id {request_id!r}: answered with status {a['status']}, no model version served it")
+        raise TraceError(
+            f"{quoted_request_id(request_id)}: answered with status {a['status']}, no model version served it"
+        )
     t = Trace(request_id, rows, version_lineage(ws, a['model'] or name, a['model_version']))
     sh = [r for r in rows if r['shadow']]
     if sh:
