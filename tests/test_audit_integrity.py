@@ -851,3 +851,13 @@ def test_a_folder_where_the_log_should_be_is_named_by_verify_and_erase_never_cal
     assert r.returncode == 2 and out == {'ok': False, 'error': found}, r.stdout + r.stderr
     r = cli(ws.root, 'audit', 'show', env=ws.env)
     assert r.returncode == 3 and found in r.stderr, r.stderr
+
+
+def test_audit_erase_prints_the_actor_as_audit_show_does_never_a_terminal_escape(ws):
+    """`audit erase` printed the tombstone's actor (`$LIFECYCLE_ACTOR`, the login name) raw, an ANSI escape in it
+    acting on the terminal, where `audit show` prints the same entry's actor escaped."""
+    fill(ws, 2)
+    r = cli(ws.root, 'audit', 'erase', '1', '--reason', 'a request', env={**ws.env, 'LIFECYCLE_ACTOR': 'ev\x1b[31mil'})
+    assert r.returncode == 0 and 'by ev\\x1b[31mil' in r.stdout and '\x1b' not in r.stdout, repr(r.stdout)
+    r = cli(ws.root, 'audit', 'show', '-n', '1', env=ws.env)
+    assert 'ev\\x1b[31mil' in r.stdout and '\x1b' not in r.stdout, repr(r.stdout)

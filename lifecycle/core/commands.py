@@ -118,10 +118,10 @@ class Erased(Result):
     def data(self):
         return {'ok': True, 'erased': self.erased, 'tombstone': self.tombstone}
 
-    def show(self):
+    def show(self):  # (the actor as `audit show` prints it: escapes where it would act on the terminal)
         print(
             f"entry {self.erased}'s payload erased; tombstone: entry {self.tombstone['seq']} by "
-            f"{self.tombstone['actor']} ({self.path})"
+            f"{printable(self.tombstone['actor'])} ({self.path})"
         )
 
 
