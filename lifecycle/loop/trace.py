@@ -182,10 +182,8 @@ class Trace:
 
 def trace(ws: Workspace, request_id: str) -> Trace:
     "The full chain of one served prediction, from its request ID to the raw batches."
-    from lifecycle.serve.predlog import default_url
-
-    from lifecycle.serve.predlog import quoted_request_id  # (an ID servers issue is quoted; anything else, often
-    # pasted from somewhere else, an e-mail address say, is not repeated: found in the log or not)
+    from lifecycle.serve.predlog import default_url, quoted_request_id  # (an ID servers issue is quoted in a refusal;
+    # anything else, often pasted from somewhere else, an e-mail address say, is not repeated: found in the log or not)
 
     rows = request_rows(default_url(ws), request_id)
     answer = [r for r in rows if not r['shadow']]
