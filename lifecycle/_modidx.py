@@ -1319,6 +1319,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._as_declared': ( 'api/data/sources.html#_as_declared',
                                                                                  'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._as_headed': ( 'api/data/sources.html#_as_headed',
+                                                                               'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._as_values': ( 'api/data/sources.html#_as_values',
                                                                                'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._ascii_based': ( 'api/data/sources.html#_ascii_based',

@@ -259,6 +259,18 @@ def test_a_duplicated_header_name_is_refused_naming_it(tmp_path):
         list(read_chunks(str(f), dialect=CsvDialect(trim_whitespace=True)))
 
 
+def test_a_column_named_twice_that_the_reader_leaves_alone_passes_as_the_header_names_it(tmp_path):
+    """`score` reads the model's columns (`only`) and passes the rest as they come; a header naming one of the rest
+    twice came out with pandas' `colour.1` for its second (review DA). Its names are the header's, trimmed as said."""
+    f = tmp_path / 'd.csv'
+    f.write_text('age,colour,colour.1,colour\n30,red,x,blue\n')
+    (chunk,) = read_chunks(str(f), only={'age'}, chunk_rows=10)
+    assert list(chunk.columns) == ['age', 'colour', 'colour.1', 'colour'] and chunk.iloc[0].tolist()[3] == 'blue'
+    f.write_text('age, colour,colour \n30,red,blue\n')
+    (chunk,) = read_chunks(str(f), only={'age'}, dialect=CsvDialect(trim_whitespace=True))
+    assert list(chunk.columns) == ['age', 'colour', 'colour']
+
+
 def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):
     gz = tmp_path / 'a.csv'
     gz.write_bytes(gzip.compress(b'region,amount\nNorth,1\n'))
@@ -498,7 +510,7 @@ def test_a_parquet_column_of_lists_is_refused_naming_it_not_a_crash(tmp_path):
         list(read_chunks(str(f), only={'region', 'checks'}))
     c = tmp_path / 'twice.csv'
     c.write_text('region,note,note\nNorth,a,b\n')
-    assert list(read_chunks(str(c), only={'region'}))[0].columns.tolist() == ['region', 'note', 'note.1']
+    assert list(read_chunks(str(c), only={'region'}))[0].columns.tolist() == ['region', 'note', 'note']  # (as named)
     with pytest.raises(SourceError, match=r"names column\(s\) \['note'\] more than once"):
         list(read_chunks(str(c), only={'note'}))
 

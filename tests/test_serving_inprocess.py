@@ -227,6 +227,29 @@ def test_a_parquet_output_refuses_a_column_typed_otherwise_in_a_later_chunk_nami
     assert pd.read_parquet(tmp_path / 'out.parquet')['note'].tolist() == ['a', 'b', None, None]
 
 
+def test_a_column_the_model_does_not_read_named_twice_keeps_its_name_or_is_refused_for_parquet(toys, tmp_path):
+    """Review DA: an input naming a column twice that the model does not read came out with pandas' `colour.1` for
+    its second (a CSV input); a Parquet output of it was `ValueError (the message is withheld ...)`. A CSV output keeps
+    the names as they came; a Parquet output, which cannot hold one name twice, is refused naming it, the way out said,
+    nothing left behind."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    (tmp_path / 'in.csv').write_text('age,checks,colour,colour\n30,1,red,blue\n40,2,g,h\n')
+    names = ['age', 'checks', 'colour', 'colour']
+    pq.write_table(pa.table([[30, 40], [1, 2], ['red', 'g'], ['blue', 'h']], names=names), tmp_path / 'in.parquet')
+    for src in ('in.csv', 'in.parquet'):
+        assert score_file(live.models['1'], tmp_path / src, tmp_path / 'out.csv', log=plog)['rows'] == 2
+        lines = (tmp_path / 'out.csv').read_text().splitlines()
+        assert lines[0] == 'age,checks,colour,colour,score,model_version,prediction' and lines[1].startswith(
+            '30,1,red,blue,'), lines
+        with pytest.raises(InputError, match=re.escape("column(s) ['colour'] more than once; a Parquet output")):
+            score_file(live.models['1'], tmp_path / src, tmp_path / 'out.parquet', log=plog)
+        assert not list(tmp_path.glob('*out.parquet*'))
+
+
 def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):
     """Review AG: `/predict`, `score --json` and `flags init` said `threshold: 0.5` for a regression model, which no
     threshold decides. They say null (the prediction log's row too, as a shadow row's is); a classifier keeps its."""

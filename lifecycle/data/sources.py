@@ -213,6 +213,17 @@ def _repeated(names: list, only=None) -> list:
     return sorted(n for n, k in Counter(names).items() if k > 1 and (only is None or n in only))
 
 
+def _as_headed(chunk: pd.DataFrame, names: list) -> pd.DataFrame:
+    """`chunk` with the columns a header names twice (ones the reader leaves alone, `read_chunks`' `only`) named as it
+    names them, where pandas renamed the second `x.1`: they pass as they came (a scored file's output). As read when
+    the header names each once, or its names are not the chunk's columns."""
+    twice = set(_repeated(names))
+    if not twice or len(names) != chunk.shape[1]:
+        return chunk
+    chunk.columns = [n if n in twice else c for n, c in zip(names, chunk.columns, strict=True)]
+    return chunk
+
+
 def _check_header(path: Path, head: bytes, dialect, encoding: str, only=None, declared=None) -> None:
     """Refuse a header row naming a column (of `only`, if given) twice (pandas would quietly rename the second `x.1`);
     a header that may be a row of values against the `declared` columns (`pii.header_may_be_data`; a file without one)
@@ -403,9 +414,9 @@ def _text_columns(declared) -> list:
 def _trimmed(chunk: pd.DataFrame) -> pd.DataFrame:
     "Header names and text values without surrounding spaces."
     chunk.columns = [c.strip() if isinstance(c, str) else c for c in chunk.columns]
-    for c in chunk.columns:
-        if chunk[c].dtype == object:
-            chunk[c] = chunk[c].map(lambda v: v.strip() if isinstance(v, str) else v)
+    for i in range(chunk.shape[1]):  # (by position: two names may be one once trimmed, a column `score` leaves alone)
+        if chunk.dtypes.iloc[i] == 'object':
+            chunk.isetitem(i, chunk.iloc[:, i].map(lambda v: v.strip() if isinstance(v, str) else v))
     return chunk
 
 
@@ -616,11 +627,12 @@ def _csv_chunks(
         labels = list(pd.read_csv(path, nrows=1, **how).columns) if read_typed else []
         typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared, floats)
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
+        named = _header_names(head, dialect, encoding) if header and only is not None else []
         for chunk in reader:
             chunk = _trimmed(chunk) if trim else chunk
             if read_typed:
                 chunk = _marked_floats(_exact_ints(chunk, declared, *marks), floats, *marks)
-            yield chunk
+            yield _as_headed(chunk, [n.strip() for n in named] if trim else named)
     except UnicodeDecodeError:
         raise SourceError(  # (pandas' error counts within a field or block: the file is read again to say where)
             f"{path}: not valid {shown} {_undecodable_at(path, compression, encoding)}; "

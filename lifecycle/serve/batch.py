@@ -341,11 +341,19 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
     type (nulls are nulls in any), and one whose values read as another type (a column the model does not read, empty
     at first and text later, or whole numbers then fractions) is refused naming the column and both types, with the
     way out: no type is guessed for values that come as they came (review CW: widening them changed values and
-    rewrote the file once per column)."""
+    rewrote the file once per column). An input naming a column twice (one the model does not read) is refused: a
+    Parquet file with two columns of one name cannot be read back by name."""
     import pyarrow as pa
     import pyarrow.parquet as pq
     from lifecycle.data.pii import shown_column_name
 
+    if writer is None and (twice := list(dict.fromkeys(out.columns[out.columns.duplicated()]))):
+        names = list(out.columns)
+        raise InputError(
+            f"{src}: it names column(s) {[shown_column_name(n, names.index(n)) for n in twice]} more than once; a "
+            "Parquet output needs each column to have its own name: write the scores to a .csv file, which keeps "
+            "them as they came, or rename the duplicate in the input"
+        )
     t = pa.Table.from_pandas(out, preserve_index=False)
     writer = writer or pq.ParquetWriter(tmp, t.schema)
     for i, (was, now) in enumerate(zip(writer.schema, t.schema, strict=True)):
