@@ -271,6 +271,15 @@ def test_a_column_named_twice_that_the_reader_leaves_alone_passes_as_the_header_
     assert list(chunk.columns) == ['age', 'colour', 'colour']
 
 
+def test_a_malformed_csv_is_said_on_one_line(tmp_path):
+    "pandas' tokenizer error ends in a line break: the refusal was two lines, the JSON error ended in `\\n` (DA)."
+    f = tmp_path / 'm.csv'
+    f.write_text('a,b\n1,2\n3,4,5\n')
+    with pytest.raises(SourceError) as e:
+        list(read_chunks(str(f)))
+    assert str(e.value).endswith('malformed CSV: Error tokenizing data. C error: Expected 2 fields in line 3, saw 3')
+
+
 def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):
     gz = tmp_path / 'a.csv'
     gz.write_bytes(gzip.compress(b'region,amount\nNorth,1\n'))

@@ -642,8 +642,8 @@ def _csv_chunks(
         raise _codec_refused(path, shown, e, dialect) from None
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
-    except pd.errors.ParserError as e:
-        raise SourceError(f"{path}: malformed CSV: {e}") from None
+    except pd.errors.ParserError as e:  # (said on one line: pandas' message ends in a line break)
+        raise SourceError(f"{path}: malformed CSV: {' '.join(str(e).split())}") from None
     except (FileNotFoundError, OSError, EOFError) as e:
         raise SourceError(f"{path}: the source became unreadable while reading: {e}") from None
 
