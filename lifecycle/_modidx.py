@@ -3105,6 +3105,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.batch._line_of': ('api/serve/batch.html#_line_of', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._located': ('api/serve/batch.html#_located', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._named': ('api/serve/batch.html#_named', 'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch._output_mode': ( 'api/serve/batch.html#_output_mode',
+                                                                               'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._parquet_written': ( 'api/serve/batch.html#_parquet_written',
                                                                                    'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._record': ('api/serve/batch.html#_record', 'lifecycle/serve/batch.py'),

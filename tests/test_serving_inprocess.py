@@ -250,6 +250,32 @@ def test_a_column_the_model_does_not_read_named_twice_keeps_its_name_or_is_refus
         assert not list(tmp_path.glob('*out.parquet*'))
 
 
+def test_a_scored_file_has_a_files_usual_mode_no_wider_than_its_inputs(toys, tmp_path):
+    """Review DA: the output was 0600 whatever the umask, unreadable to a team that reads the input. It has the mode of
+    the file it replaces, else a new file's (0666 less the umask), and, as it carries the input's columns (personal
+    ones too), no wider than the input's; an output of scores alone has the usual mode."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    pd.DataFrame({'age': [30, 40], 'checks': [1, 2]}).to_csv(tmp_path / 'in.csv', index=False)
+    old = os.umask(0o022)
+    try:
+        for inp, was, keep, mode in (
+            (0o644, None, True, 0o644), (0o600, None, True, 0o600), (0o640, None, True, 0o640),
+            (0o644, 0o640, True, 0o640), (0o600, None, False, 0o644),
+        ):  # fmt: skip
+            out = tmp_path / 'out.csv'
+            out.unlink(missing_ok=True)
+            if was is not None:
+                out.write_text('old')
+                out.chmod(was)
+            (tmp_path / 'in.csv').chmod(inp)
+            score_file(live.models['1'], tmp_path / 'in.csv', out, log=plog, keep_columns=keep)
+            assert out.stat().st_mode & 0o777 == mode, (oct(inp), was, keep, oct(out.stat().st_mode))
+    finally:
+        os.umask(old)
+
+
 def test_a_regression_model_reports_no_threshold_where_a_classifier_keeps_its_own(toys, tmp_path, workspace, capsys):
     """Review AG: `/predict`, `score --json` and `flags init` said `threshold: 0.5` for a regression model, which no
     threshold decides. They say null (the prediction log's row too, as a shadow row's is); a classifier keeps its."""

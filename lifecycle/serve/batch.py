@@ -320,6 +320,7 @@ def score_file(
         summary = None
         try:  # logged and audited before the output takes its name: a score killed between them leaves none unaudited
             summary = _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor)
+            os.fchmod(claim, _output_mode(src, dst, keep_columns))  # (written for its owner alone until now)
             tmp.replace(dst)
         except OSError as e:  # (an output that cannot take its name, as one that cannot be written)
             _discard(tmp)
@@ -333,6 +334,24 @@ def score_file(
         return summary
     finally:
         os.close(claim)
+
+
+def _output_mode(src: Path, dst: Path, keep_columns: bool = True) -> int:
+    """The scored file's mode: the one of the file it replaces, else a new file's (0666 less the umask), as any file
+    the user writes; with the input's columns in it (`keep_columns`), no wider than the input's: a file kept for its
+    owner alone, which may hold personal columns, is not copied out readable by others (review DA: it was 0600)."""
+    from lifecycle.core.store import _umask
+
+    try:
+        mode = dst.stat().st_mode & 0o777
+    except OSError:
+        mode = 0o666 & ~_umask()
+    if keep_columns:
+        try:
+            mode &= src.stat().st_mode | 0o600
+        except OSError:  # (gone since it was read: for its owner alone)
+            mode &= 0o600
+    return mode
 
 
 def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
