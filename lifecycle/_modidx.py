@@ -1374,6 +1374,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._refuse_nul': ( 'api/data/sources.html#_refuse_nul',
                                                                                 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._refuse_wider': ( 'api/data/sources.html#_refuse_wider',
+                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._repeated': ( 'api/data/sources.html#_repeated',
                                                                               'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._sql_chunks': ( 'api/data/sources.html#_sql_chunks',

@@ -280,6 +280,21 @@ def test_a_malformed_csv_is_said_on_one_line(tmp_path):
     assert str(e.value).endswith('malformed CSV: Error tokenizing data. C error: Expected 2 fields in line 3, saw 3')
 
 
+def test_rows_wider_than_the_header_are_refused_not_read_one_column_on(tmp_path):
+    """Review DA: a first row with two more fields than the header names made them the rows' index, each value read
+    two columns on (scored, or ingested, so); refused as malformed, by header or csv.names. One more field is R's
+    `write.table` (its row names first: `test_category_columns_are_read_by_position...`), read as before."""
+    f = tmp_path / 'w.csv'
+    f.write_text('age,checks\n1,x,30,2\n2,y,40,3\n')
+    with pytest.raises(SourceError, match=re.escape("w.csv: malformed CSV: its rows have 2 more field(s) than")):
+        list(read_chunks(str(f), only={'age', 'checks'}))
+    f.write_text('1,x,30,2\n2,y,40,3\n')
+    with pytest.raises(SourceError, match=re.escape('2 more field(s) than it names columns (2)')):
+        list(read_chunks(str(f), dialect=CsvDialect(header=False, names=['age', 'checks'])))
+    f.write_text(',age,checks\n1,30,2\n')  # (an index written with its empty name: a column, as before)
+    assert list(next(read_chunks(str(f))).columns) == ['Unnamed: 0', 'age', 'checks']
+
+
 def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):
     gz = tmp_path / 'a.csv'
     gz.write_bytes(gzip.compress(b'region,amount\nNorth,1\n'))

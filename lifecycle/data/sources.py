@@ -213,6 +213,17 @@ def _repeated(names: list, only=None) -> list:
     return sorted(n for n, k in Counter(names).items() if k > 1 and (only is None or n in only))
 
 
+def _refuse_wider(chunk: pd.DataFrame, path: Path) -> None:
+    """Refuse a CSV whose first row has two or more fields more than its header names: pandas took the extra ones, the
+    first, as the rows' index, and every value moved on, quietly (review DA: scored, or ingested, as read). One more
+    is R's `write.table`, its row names first, and is read so."""
+    if (extra := chunk.index.nlevels) > 1:
+        raise SourceError(
+            f"{path}: malformed CSV: its rows have {extra} more field(s) than it names columns ({chunk.shape[1]}): a "
+            "header missing a name (an export's row names?), or the delimiter inside a value that is not quoted"
+        )
+
+
 def _as_headed(chunk: pd.DataFrame, names: list) -> pd.DataFrame:
     """`chunk` with the columns a header names twice (ones the reader leaves alone, `read_chunks`' `only`) named as it
     names them, where pandas renamed the second `x.1`: they pass as they came (a scored file's output). As read when
@@ -629,6 +640,7 @@ def _csv_chunks(
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         named = _header_names(head, dialect, encoding) if header and only is not None else []
         for chunk in reader:
+            _refuse_wider(chunk, path)
             chunk = _trimmed(chunk) if trim else chunk
             if read_typed:
                 chunk = _marked_floats(_exact_ints(chunk, declared, *marks), floats, *marks)
