@@ -250,6 +250,24 @@ def test_a_column_the_model_does_not_read_named_twice_keeps_its_name_or_is_refus
         assert not list(tmp_path.glob('*out.parquet*'))
 
 
+def test_a_parquet_date_or_time_in_a_number_input_is_refused_not_scored_as_nanoseconds(toys, tmp_path):
+    """Review DA: a Parquet timestamp in a column the model reads as a number was scored as its nanoseconds since 1970
+    (1.6e18), a missing one (NaT) as -9.2e18: a score, no word. Refused as the other non-numbers are, naming it."""
+    import datetime
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    when = datetime.datetime(2020, 1, 1)
+    for checks in (pa.array([1, None], pa.timestamp('us')), pa.array([1, when], pa.timestamp('us', tz='UTC')),
+                   pa.array([datetime.date(2020, 1, 1), None])):  # fmt: skip
+        pq.write_table(pa.table({'age': [30, 40], 'checks': checks}), tmp_path / 'in.parquet')
+        with pytest.raises(InputError, match=re.escape("column 'checks' row 1: expected a finite number, found a d")):
+            score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.csv', log=plog)
+        assert not (tmp_path / 'out.csv').exists()
+
+
 def test_a_scored_file_has_a_files_usual_mode_no_wider_than_its_inputs(toys, tmp_path):
     """Review DA: the output was 0600 whatever the umask, unreadable to a team that reads the input. It has the mode of
     the file it replaces, else a new file's (0666 less the umask), and, as it carries the input's columns (personal

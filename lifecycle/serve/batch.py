@@ -6,6 +6,7 @@ one audit entry)."""
 
 # %% ../../nbs/api/serve/10_batch.ipynb #f11ee5a7
 from __future__ import annotations
+import datetime as dt
 import os
 import re
 import time
@@ -128,9 +129,10 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
         if k == 'boolean':
             out[n] = _file_booleans(s, n, path, offset)
         elif k == 'number':
-            a = (
+            when = pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s)
+            a = (  # (no number in a boolean, or a date or time: pandas reads one as its nanoseconds, review DA)
                 np.full(len(s), np.nan)
-                if pd.api.types.is_bool_dtype(s)
+                if pd.api.types.is_bool_dtype(s) or when
                 else pd.to_numeric(s, errors='coerce').to_numpy(dtype=np.float64, na_value=np.nan)
             )
             bad = ~np.isfinite(a)
@@ -139,7 +141,9 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
                 v = s.iloc[i]
                 what = (
                     'nothing' if pd.isna(v) else 'text' if isinstance(v, str)
-                    else 'a boolean' if isinstance(v, (bool, np.bool_)) else 'a non-finite number'
+                    else 'a boolean' if isinstance(v, (bool, np.bool_))
+                    else 'a date or time' if isinstance(v, (dt.date, dt.timedelta, np.datetime64, np.timedelta64))
+                    else 'a non-finite number'
                 )  # fmt: skip
                 raise InputError(
                     f"{path}: column {n!r} row {offset + i}: expected a finite number, found {what}", row=offset + i
