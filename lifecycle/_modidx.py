@@ -3153,6 +3153,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._alias_lookup': ( 'api/serve/commands.html#_alias_lookup',
                                                                                       'lifecycle/serve/commands.py'),
+                                          'lifecycle.serve.commands._aliases_said': ( 'api/serve/commands.html#_aliases_said',
+                                                                                      'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._can_serve': ( 'api/serve/commands.html#_can_serve',
                                                                                    'lifecycle/serve/commands.py'),
                                           'lifecycle.serve.commands._change': ( 'api/serve/commands.html#_change',

@@ -357,6 +357,20 @@ def test_batch_scoring_takes_the_release_policy_and_the_kill_switch_as_the_serve
     assert not (tmp_path / 'out.csv').exists()
 
 
+def test_batch_scoring_with_an_alias_the_model_lacks_names_the_aliases_it_has(ws, tmp_path):
+    """Review DA: `score --version dve` said "neither a version number nor an alias of 'arrests-release'" and no more;
+    it names the aliases the model has, as a version it lacks names its versions."""
+    from conftest import cli
+
+    src = tmp_path / 'in.csv'
+    src.write_text('age,checks,employed,citizen\n30,2,Yes,No\n')
+    r = cli(ws.root, 'score', '--input', str(src), '--output', str(tmp_path / 'out.csv'), '--version', 'dve')
+    said = ' '.join(r.stderr.split())
+    words = f"--version dve: neither a version number nor an alias of {NAME!r} (its aliases: dev)"
+    assert r.returncode == 2 and words in said, said
+    assert not (tmp_path / 'out.csv').exists()
+
+
 def test_batch_scoring_refuses_flags_that_route_another_model_than_the_params(ws, tmp_path):
     """Review AG: with the flags routing one model and the params registering another (another dataset just run),
     `score` took the flags' model and the params' contract, which checked none of its inputs: an out-of-range value

@@ -660,10 +660,19 @@ def _registered(s, name: str, version: str) -> str:
             why = f"{name} version {v}: the registry cannot answer now ({e.error_code})"
             raise CommandError(why, EXIT_STAGE) from None
         if not v.isdigit():
-            why = f"--version {v}: neither a version number nor an alias of {name!r}"
+            why = f"--version {v}: neither a version number nor an alias of {name!r}{_aliases_said(client, name)}"
             raise CommandError(why, EXIT_INPUT) from None
         raise CommandError(f"--version {v}: {missing_version(client, name, v)}", EXIT_INPUT) from None
     return str(found.version)  # (as the registry numbers it: '007' is version 7, whose signature record is `...-7`)
+
+
+def _aliases_said(client, name: str) -> str:
+    "` (its aliases: dev, production)` of model `name`, to say what `--version` takes; nothing where none can be read."
+    try:
+        held = sorted(client.get_registered_model(name).aliases or {})
+    except Exception:  # (busy or unreachable: left unsaid, as `missing_version` leaves it)
+        return ''
+    return f" (its aliases: {', '.join(held) or 'none'})"
 
 
 def _may_score(s: Workspace, name: str, version: str) -> None:
