@@ -5,6 +5,7 @@ rules with their severities, and the sinks each severity is routed to. A wrong f
 
 # %% ../../nbs/api/operate/00_schema.ipynb #3bd1585c
 from __future__ import annotations
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Literal
@@ -87,9 +88,12 @@ _CONDITION = re.compile(r'^\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]
 def parse_condition(text: str) -> tuple[str, float]:
     "The operator and number of a condition such as `'>= 0.5'`; ValueError saying what is expected otherwise."
     m = _CONDITION.match(str(text))
-    if not m:
-        raise ValueError(f"expected a comparison such as '> 0.2' or '<= 0.8' (operator >, >=, <, <=), found {text!r}")
-    return m.group(1), float(m.group(2))
+    if not m or not math.isfinite(x := float(m.group(2))):  # (1e400 is inf: no threshold, nor JSON for Grafana)
+        raise ValueError(
+            f"expected a comparison with a finite number such as '> 0.2' or '<= 0.8' (operator >, >=, <, <=), "
+            f"found {text!r}"
+        )
+    return m.group(1), x
 
 
 def breached(condition: str, value: float | None) -> bool:
