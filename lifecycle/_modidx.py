@@ -2668,6 +2668,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'lifecycle/operate/prometheus.py'),
                                               'lifecycle.operate.prometheus._expr': ( 'api/operate/prometheus.html#_expr',
                                                                                       'lifecycle/operate/prometheus.py'),
+                                              'lifecycle.operate.prometheus._literal': ( 'api/operate/prometheus.html#_literal',
+                                                                                         'lifecycle/operate/prometheus.py'),
                                               'lifecycle.operate.prometheus._regex': ( 'api/operate/prometheus.html#_regex',
                                                                                        'lifecycle/operate/prometheus.py'),
                                               'lifecycle.operate.prometheus._scope': ( 'api/operate/prometheus.html#_scope',

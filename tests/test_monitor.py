@@ -351,6 +351,45 @@ def test_generated_prometheus_rules_pass_promtool(workspace, tmp_path):
     assert 'SUCCESS' in r.stdout + r.stderr
 
 
+def test_rule_names_and_descriptions_with_template_braces_reach_prometheus_as_written(workspace, tmp_path):
+    """Prometheus reads an alerting rule's labels and annotations as Go templates: a rule named `rate {{` made
+    `promtool check rules` refuse the whole file, and one named `{{ $value }}` was labelled with the breaching value.
+    Checked with `promtool test rules`: the alert fired carries the rule's name and description as monitor.yaml says."""
+    import shutil
+
+    from lifecycle.operate.prometheus import _alert_name, prometheus_rules
+
+    promtool = shutil.which('promtool')
+    if promtool is None:
+        pytest.skip("promtool is not installed (Debian package 'prometheus')")
+    rules = [
+        dict(name='rate {{', metric='error_rate', condition='> 0.5', severity='high'),
+        dict(name='{{ $value }}', metric='score_mean', condition='> 0.5', severity='low',
+             description='see {{ .Labels.x }} {{{ and }} {{{{'),
+    ]  # fmt: skip
+    set_yaml(workspace / 'params' / 'monitor.yaml', rules=rules)
+    mp = load_monitor_params(workspace / 'params')
+    (tmp_path / 'rules.yml').write_text(yaml.safe_dump(prometheus_rules(mp), sort_keys=False))
+    r = subprocess.run([promtool, 'check', 'rules', 'rules.yml'], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    lab = 'model="m", model_version="1", variant="control"'
+    series = [{'series': f'lifecycle_monitor_metric{{metric="{m}", {lab}}}', 'values': '0.9x5'} for m in
+              ('error_rate', 'score_mean')]  # fmt: skip
+    tests = [
+        {'eval_time': '2m', 'alertname': _alert_name(r.name), 'exp_alerts': [{
+            'exp_labels': {'severity': r.severity, 'rule': r.name, 'metric': r.metric, 'model': 'm',
+                           'model_version': '1', 'variant': 'control'},
+            'exp_annotations': {'summary': f'{r.name}: {r.metric} {r.condition}',
+                                'description': r.description or 'share of requests that failed (status >= 500)'}}]}
+        for r in mp.rules
+    ]  # fmt: skip
+    unit = {'rule_files': ['rules.yml'], 'evaluation_interval': '1m',
+            'tests': [{'interval': '1m', 'input_series': series, 'alert_rule_test': tests}]}  # fmt: skip
+    (tmp_path / 'test.yml').write_text(yaml.safe_dump(unit, sort_keys=False))
+    r = subprocess.run([promtool, 'test', 'rules', 'test.yml'], capture_output=True, text=True, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+
+
 def test_prometheus_fires_only_the_top_rung_of_a_ladder_as_the_monitor_does(workspace, tmp_path):
     """Rules on one metric form a ladder: the monitor raises only the most severe one breached (with its sample), but
     the generated alerting rules fired every rung breached (review); and a rung scoped to some series (`*/challenger`)

@@ -22,6 +22,12 @@ def _alert_name(rule: str) -> str:
     return 'Lifecycle' + ''.join(p.capitalize() for p in re.split(r'[^0-9A-Za-z]+', rule) if p)
 
 
+def _literal(text: str) -> str:
+    """`text` as Prometheus shows it in an alert's label or annotation, which it reads as a Go template: each `{{`
+    written as the action printing it (a rule named `rate {{` made the whole file refused, `{{ $value }}` a number)."""
+    return text.replace('{{', '{{"{{"}}')
+
+
 def _tokens(glob: str) -> list[tuple[str, str]]:
     "A glob's parts as `fnmatch` reads them: ('class', `[...]` with its brackets) or ('char', one character)."
     out, i, n = [], 0, len(glob)
@@ -167,9 +173,10 @@ def prometheus_rules(mp: MonitorParams) -> dict:
             dict(
                 alert=_alert_name(r.name),
                 expr=_top_rung(e, i, mp),
-                labels=dict(severity=r.severity, rule=r.name),
+                labels=dict(severity=r.severity, rule=_literal(r.name)),
                 annotations=dict(
-                    summary=f'{r.name}: {r.metric} {r.condition}', description=r.description or METRICS[r.metric][1]
+                    summary=_literal(f'{r.name}: {r.metric} {r.condition}'),
+                    description=_literal(r.description or METRICS[r.metric][1]),
                 ),
             )
         )
