@@ -607,6 +607,29 @@ def test_rules_written_over_a_file_are_refused_naming_it(workspace, monkeypatch)
     assert 'expected a folder' in json.loads(r.stdout)['error']
 
 
+def test_a_variant_with_quotes_backslashes_and_a_newline_is_escaped_in_metrics_prom(workspace):
+    """A flagd file written by hand may name its variants as it likes, and the log keeps them as served: metrics.prom
+    wrote the version and variant labels unescaped (the model's only was), so a `"` or a newline made node_exporter's
+    textfile collector refuse the whole file. Each label reads back as the log holds it."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    odd = 'x"y\\z [/b]\nnl'
+    log = PredictionLog(default_url(ws))
+    for i in range(200):
+        log.log(request_id=f'r{i}', ts=time.time() - 1000 + i, route='predict', targeting_key=None, variant=odd,
+                model_version='1', model=None, inputs={'age': [30.0], 'employed': ['Yes']}, output=[0.3],
+                decision=[0], threshold=0.5, latency_ms=2.0, status=200)  # fmt: skip
+    assert log.flush()
+    log.close()
+    run_once(ws, load_monitor_params(ws.params_dir), baselines={}, sample=False)
+    text = (ws.state_dir / 'monitor' / 'metrics.prom').read_text()
+    samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
+    gauges = [s for s in samples if s.name == 'lifecycle_monitor_metric']
+    assert gauges and {(s.labels['model_version'], s.labels['variant']) for s in gauges} == {('1', odd)}
+
+
 def test_a_version_its_arm_no_longer_names_closes_its_alerts_and_leaves_prometheus(workspace):
     """Review: a rolled-back or replaced version's last windows stay the last ones measured, so its alerts stayed open
     and its gauges in metrics.prom fired in Prometheus for good. The kill switch retires no one."""

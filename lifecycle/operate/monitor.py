@@ -419,8 +419,9 @@ def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
         by = [c for c in ('model', 'model_version', 'variant') if c in m.columns]  # (a model's v1 is not another's)
         last = m[m['closed']].sort_values('window').groupby(by, dropna=False).tail(1)
         for r in last.to_dict('records'):
-            lab = f'model_version="{r["model_version"]}",variant="{r["variant"]}"'
-            if isinstance(r.get('model'), str):  # (a label value escaped as the text format asks)
+            version, variant = (_label_value(str(r[k])) for k in ('model_version', 'variant'))
+            lab = f'model_version="{version}",variant="{variant}"'
+            if isinstance(r.get('model'), str):  # (each label value escaped as the text format asks: a variant too)
                 lab = f'model="{_label_value(r["model"])}",{lab}'
             for name, (kind, _) in METRICS.items():
                 v = r.get(name)
