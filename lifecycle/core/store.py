@@ -19,8 +19,8 @@ from pathlib import Path
 # %% auto #0
 __all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
            'file_in_the_way', 'JournalError', 'locked_append', 'write_line', 'append_jsonl', 'read_jsonl',
-           'whole_lines', 'StateError', 'read_state', 'read_secret', 'ContentHash', 'pid_alive', 'StoreError',
-           'RecordError', 'Store']
+           'whole_lines', 'StateError', 'FolderInTheWay', 'read_state', 'read_secret', 'ContentHash', 'pid_alive',
+           'StoreError', 'RecordError', 'Store']
 
 # %% ../../nbs/api/core/01_store.ipynb #91e7a4c3
 PRIVATE = 0o600  # the store's objects and records, keys, tokens: for the workspace's owner alone
@@ -68,6 +68,8 @@ def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -
         os.replace(tmp, path)
     except OSError as e:  # (a full disk's error names no file: it names the one being written, review AB)
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, IsADirectoryError) and path.is_dir():  # (not '[Errno 21] ... .x.tmp -> x': named, as read)
+            raise FolderInTheWay(f"{path}: expected a file to write, found a folder; move it aside") from None
         if e.filename is None:
             raise type(e)(e.errno, e.strerror, str(path)) from None
         raise
@@ -300,6 +302,10 @@ def whole_lines(f, at: int = 0) -> tuple[int, int]:
 # %% ../../nbs/api/core/01_store.ipynb #144014a7
 class StateError(Exception):
     "A state file cannot be read: damaged, or not of the shape its reader expects; named with the fix."
+
+
+class FolderInTheWay(StateError, IsADirectoryError):
+    "A folder where `atomic_write` replaces a file: named with the fix; an OSError still, to a writer that skips one."
 
 
 def read_state(path: str | Path, default, expected: type = dict):
