@@ -1918,3 +1918,32 @@ def test_breaches_the_cooldown_holds_back_are_said_by_monitor_run_status_and_ale
         assert 'since its latest alert' in said
     assert json.loads(invoke(monitor_alerts, ['--severity', 'low', '--json']).stdout)['held_back'] == {}
     assert status(ws, mp)['last_run']['held_back'] == run.held_back
+
+
+def test_an_alert_whose_series_holds_a_newline_is_mailed_and_holds_no_other_back(workspace, smtp):
+    """A variant a hand-written flagd file names with a newline (the log keeps it as served) went into the e-mail's
+    Subject as it was: the header refused it on every attempt, the alert stayed first in the outbox, and a sink that
+    failed an alert is not tried again in that look, so no e-mail was sent again, every look. The Subject now shows
+    control characters escaped; the body keeps the alert as raised."""
+    from lifecycle.operate.alerts import Alert, Outbox
+
+    controller, mail = smtp
+    set_yaml(workspace / 'params' / 'monitor.yaml', sinks__email={'host': '127.0.0.1', 'port': controller.port,
+             'sender': 'monitor@test', 'to': ['oncall@test']}, sinks__email__backoff_s=0)  # fmt: skip
+    ws = Workspace.open(workspace)
+    mp = load_monitor_params(ws.params_dir)
+    odd, plain = ('1/x\nBcc: all@test', 'rule\r\none'), ('1/control', 'errors')
+    alerts = [
+        Alert(f'a{i}', rule, 'high', 'error_rate', 0.5, '> 0.05', 100, series, 0, 0.0, 1.0, time.time(),
+              f'[high] {rule} on {series}', sinks=['email'])
+        for i, (series, rule) in enumerate((odd, plain))
+    ]  # fmt: skip
+    box = Outbox(ws.state_dir)
+    box.put(*alerts)
+    assert box.deliver(mp, sleep=lambda s: None)['email'] == (2, 0)
+    deadline = time.time() + 5
+    while len(mail.got) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    subjects = sorted(m['Subject'] for m in mail.got)
+    assert subjects == ['[lifecycle high] errors on 1/control', '[lifecycle high] rule\\r\\none on 1/x\\nBcc: all@test']
+    assert all(m['Bcc'] is None for m in mail.got)
