@@ -1947,3 +1947,25 @@ def test_an_alert_whose_series_holds_a_newline_is_mailed_and_holds_no_other_back
     subjects = sorted(m['Subject'] for m in mail.got)
     assert subjects == ['[lifecycle high] errors on 1/control', '[lifecycle high] rule\\r\\none on 1/x\\nBcc: all@test']
     assert all(m['Bcc'] is None for m in mail.got)
+
+
+def test_a_variant_with_a_terminal_escape_is_shown_escaped_by_monitor_run_status_and_alerts(workspace):
+    """The series an alert names (a variant a hand-written flagd file names, as the log keeps it) and the rules' names
+    reached the terminal as they were: an ANSI escape in one cleared the screen or recoloured what followed, a line
+    break began a line of its own. `monitor run`, `status` and `alerts` now show them escaped (`\\x1b`, `\\n`)."""
+    from conftest import cli
+
+    ws = Workspace.open(workspace)
+    odd = 'x\x1b[2J\nnl'
+    log = PredictionLog(default_url(ws))
+    for i in range(500):
+        log.log(request_id=f'r{i}', ts=time.time() - 9000 + i, route='predict', targeting_key=None, variant=odd,
+                model_version='1', model=None, inputs={'age': [30.0], 'employed': ['Yes']}, output=[0.3],
+                decision=[0], threshold=0.5, latency_ms=2.0, status=200)  # fmt: skip
+    assert log.flush()
+    log.close()
+    for args in (('monitor', 'run'), ('monitor', 'run'), ('monitor', 'status'), ('monitor', 'alerts')):
+        r = cli(workspace, *args)
+        assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+        assert '\x1b' not in r.stdout and '\nnl' not in r.stdout, (args, r.stdout)
+        assert 'x\\x1b[2J\\nnl' in r.stdout, (args, r.stdout)

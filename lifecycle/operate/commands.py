@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, check_repeats, command, dumps
-from ..core.cli_support import registry_version
+from ..core.cli_support import printable, registry_version
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -33,9 +33,9 @@ def _show_look(run, as_json: bool) -> None:
         flush=True,
     )
     for a in s['alerts']:
-        print(f"  {a['message']} -> {', '.join(a['sinks'])}", flush=True)
-    for line in _held_lines(s['held_back']):
-        print(f"  {line}", flush=True)
+        print(printable(f"  {a['message']} -> {', '.join(a['sinks'])}"), flush=True)  # (a variant's, a rule's
+    for line in _held_lines(s['held_back']):  # escapes as text, not acting on the terminal)
+        print(printable(f"  {line}"), flush=True)
 
 
 def _held_lines(held: dict) -> list[str]:
@@ -142,7 +142,7 @@ class MonitorStatus(Result):
                 and isinstance(v, (int, float))
                 and v == v
             )
-            print(f"v{s['model_version']} {s['variant']}, window {s['window']}: {shown}")
+            print(printable(f"v{s['model_version']} {s['variant']}, window {s['window']}: {shown}"))
         print(
             'alerts: '
             + ', '.join(f'{k} {v}' for k, v in st['alerts'].items())
@@ -152,7 +152,7 @@ class MonitorStatus(Result):
             + ', '.join(f'{k} {v}' for k, v in st['outbox'].items())
         )
         for line in _held_lines(st['held_back']) or ['held back by the cooldown: none']:
-            print(f"{line}{' (since its latest alert)' if st['held_back'] else ''}")
+            print(printable(f"{line}{' (since its latest alert)' if st['held_back'] else ''}"))
 
 
 _STARTS = {'monitor': 'lifecycle monitor run --every 60', 'guard': 'lifecycle rollout guard',
@@ -192,9 +192,9 @@ class AlertList(Result):
             print('no alerts')
         for a in self.alerts:
             when = time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(a['ts']))
-            print(f"{when} {a['message']} -> {', '.join(a['sinks'])}")
+            print(printable(f"{when} {a['message']} -> {', '.join(a['sinks'])}"))
         for line in _held_lines(self.held_back):
-            print(f"{line} (since its latest alert)")
+            print(printable(f"{line} (since its latest alert)"))
 
 
 @command()
@@ -226,7 +226,7 @@ class RuleFiles(Result):
     def show(self):
         print(f"Prometheus rules: {self.rules}\nGrafana dashboard: {self.dashboard}")
         if self.monitor_alone:
-            print(f"judged by the monitor alone (no Prometheus form): {', '.join(self.monitor_alone)}")
+            print(printable(f"judged by the monitor alone (no Prometheus form): {', '.join(self.monitor_alone)}"))
 
 
 @command()
