@@ -2749,6 +2749,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._all_kept': ( 'api/operate/windows.html#_all_kept',
                                                                                     'lifecycle/operate/windows.py'),
+                                           'lifecycle.operate.windows._as_profiled': ( 'api/operate/windows.html#_as_profiled',
+                                                                                       'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._closed_kept': ( 'api/operate/windows.html#_closed_kept',
                                                                                        'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._label': ( 'api/operate/windows.html#_label',

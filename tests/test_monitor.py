@@ -1969,3 +1969,27 @@ def test_a_variant_with_a_terminal_escape_is_shown_escaped_by_monitor_run_status
         assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
         assert '\x1b' not in r.stdout and '\nnl' not in r.stdout, (args, r.stdout)
         assert 'x\\x1b[2J\\nnl' in r.stdout, (args, r.stdout)
+
+
+def test_text_in_an_input_the_profile_has_numbers_in_is_missing_not_a_dead_monitor(workspace):
+    """A log holding text where the version's training profile has numbers (written through the log's API by another
+    writer, or under another contract) failed every look with a ValueError from the drift comparison, a traceback
+    from `monitor run`, and so the monitor measured and alerted on nothing more. Such text now counts as missing, as
+    the PSI already counted it; the other values are measured, and no value is quoted anywhere."""
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    ws = Workspace.open(workspace)
+    rng = np.random.default_rng(5)
+    log = PredictionLog(default_url(ws))
+    for i in range(200):
+        age = 'alice.secret@example.com' if i % 3 == 0 else round(float(rng.normal(30, 8)), 1)
+        log.log(request_id=f'r{i}', ts=time.time() - 1000 + i, route='predict', targeting_key=None, variant='control',
+                model_version='1', model=None, inputs={'age': [age], 'employed': ['Yes']}, output=[0.3],
+                decision=[0], threshold=0.5, latency_ms=2.0, status=200)  # fmt: skip
+    assert log.flush()
+    log.close()
+    run = run_once(ws, load_monitor_params(ws.params_dir), baselines={'1': baseline(rng)}, sample=False)
+    assert run.windows == 1
+    found = pd.read_parquet(ws.state_dir / 'monitor' / 'drift.parquet').set_index('column')
+    assert np.isfinite(found.loc['age', 'psi']) and found.loc['age', 'kind'] == 'numeric'
+    for p in (ws.state_dir / 'monitor').rglob('*'):
+        assert not p.is_file() or b'secret' not in p.read_bytes(), p

@@ -392,13 +392,20 @@ def _shares(col: dict, s: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return r / max(r.sum(), 1), c / max(c.sum(), 1)
 
 
+def _as_profiled(s: pd.Series, kind: str) -> pd.Series:
+    "A window's input column as its profile's `kind` reads it: text as categories; a number column's text missing."
+    if s.dtype != object or kind not in ('categorical', 'numeric'):
+        return s
+    return s.astype('category') if kind == 'categorical' else pd.to_numeric(s, errors='coerce')
+
+
 def input_drift(profile: dict, df: pd.DataFrame, columns: list | None = None) -> pd.DataFrame:
     "Per feature: method, score, drifted (Evidently's default), PSI, KS statistic, KL divergence of `df` vs `profile`."
     cols = [c for c in (columns or profile['order']) if c in df.columns]
     kinds = {c: profile['columns'][c]['kind'] for c in cols}
-    df = pd.DataFrame(  # categories hashed once, then counted from their codes (by compare and by _shares)
-        {c: df[c].astype('category') if kinds[c] == 'categorical' and df[c].dtype == object else df[c] for c in cols}
-    )
+    df = pd.DataFrame(  # categories hashed once, then counted from their codes (by compare and by _shares); a
+        {c: _as_profiled(df[c], kinds[c]) for c in cols}  # number column's text missing, as _shares counts it (not
+    )  # a ValueError that failed every look, the monitor dead, for a log holding text where the profile has numbers)
     res = drift.compare(profile, df, columns=cols)
     psi, kl = [], []
     for c in cols:
