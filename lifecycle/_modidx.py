@@ -2731,6 +2731,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/operate/schema.py'),
                                           'lifecycle.operate.schema._Strict': ( 'api/operate/schema.html#_strict',
                                                                                 'lifecycle/operate/schema.py'),
+                                          'lifecycle.operate.schema._unmatched': ( 'api/operate/schema.html#_unmatched',
+                                                                                   'lifecycle/operate/schema.py'),
                                           'lifecycle.operate.schema.breached': ( 'api/operate/schema.html#breached',
                                                                                  'lifecycle/operate/schema.py'),
                                           'lifecycle.operate.schema.load_monitor_params': ( 'api/operate/schema.html#load_monitor_params',

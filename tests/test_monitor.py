@@ -1993,3 +1993,26 @@ def test_text_in_an_input_the_profile_has_numbers_in_is_missing_not_a_dead_monit
     assert np.isfinite(found.loc['age', 'psi']) and found.loc['age', 'kind'] == 'numeric'
     for p in (ws.state_dir / 'monitor').rglob('*'):
         assert not p.is_file() or b'secret' not in p.read_bytes(), p
+
+
+def test_a_series_glob_no_series_of_its_metric_can_match_is_said_never_to_fire(workspace, monkeypatch):
+    """A rule's `series` glob that matches none of its metric's series (a typo, `sever/flags_tampered`; a variant
+    alone, `control`, where series are `<version>/<variant>`; a watcher not watched) made a rule that never fires, said
+    nowhere. `monitor run` now says so on stderr, as for a rule no window can meet; a glob that can match is not
+    said."""
+    rules = [
+        dict(name='typo', metric='server_alerts', series='sever/flags_tampered', condition='> 0', severity='high'),
+        dict(name='ok', metric='server_alerts', series='server/flags_tampered', condition='> 0', severity='high'),
+        dict(name='bare', metric='drift_psi_max', series='control', condition='> 0.2', severity='high'),
+        dict(name='ok2', metric='drift_psi_max', series='*/control', condition='> 0.2', severity='high'),
+        dict(name='unwatched', metric='heartbeat_age_s', series='watcher/retrain', condition='> 1', severity='high'),
+        dict(name='ok3', metric='heartbeat_age_s', series='watcher/g*', condition='> 1', severity='high'),
+    ]
+    set_yaml(workspace / 'params' / 'monitor.yaml', rules=rules, watchers=['monitor', 'guard'])
+    monkeypatch.chdir(workspace)
+    r = invoke(monitor_run, ['--json'])
+    assert r.exit_code == 0, r.output
+    said = [x for x in r.stderr.splitlines() if 'never fires' in x]
+    assert [x.split(' (')[0] for x in said] == ['warning: monitor.yaml rules.0', 'warning: monitor.yaml rules.2',
+                                                'warning: monitor.yaml rules.4'], said  # fmt: skip
+    assert "series 'sever/flags_tampered' matches none of server_alerts's series (written server/<kind>)" in said[0]

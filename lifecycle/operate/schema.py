@@ -261,6 +261,36 @@ _ONE_TASK = {  # metrics measured for one task only (others for both): a rule on
 }  # fmt: skip
 
 
+_SERIES_OF = {  # metric: the left side of its series, and the right sides it can have (None: any)
+    'server_alerts': ('server', None), 'guard_alerts': ('guard', None), 'heartbeat_age_s': ('watcher', ()),
+    'rows_set_aside': ('log', ('set_aside',)), 'unreadable': ('log', ('set_aside',)),
+}  # fmt: skip
+
+
+def _unmatched(r: Rule, mp: MonitorParams) -> str | None:
+    """How `r`'s metric writes its series, when `r.series` can match none of them (every series is `<left>/<right>`:
+    a glob with no `/` and no wildcard, such as `control`; another left side, `sever/*`; a watcher not watched), else
+    None. Only what is sure is said: a glob with a `[class]` is left alone."""
+    import fnmatch
+
+    g = r.series
+    if g is None or '[' in g:
+        return None
+    left, right = _SERIES_OF.get(r.metric, (None, None))
+    shape = f"{left}/<kind>" if left else '<version>/<variant>'
+    if '/' not in g:
+        return None if '*' in g or '?' in g else shape
+    if left is None or g.count('/') != 1:
+        return None
+    gl, gr = g.split('/')
+    names = [w for w in mp.watchers if w != 'monitor'] if right == () else right  # (the monitor judges the others)
+    if r.metric == 'heartbeat_age_s':
+        shape = f"watcher/<one of watchers {names}, the monitor's own beat judged by Prometheus alone>"
+    if not fnmatch.fnmatchcase(left, gl) or (names is not None and not any(fnmatch.fnmatchcase(n, gr) for n in names)):
+        return shape if names is None or r.metric == 'heartbeat_age_s' else f"{left}/{names[0]}"
+    return None
+
+
 def never_firing(mp: MonitorParams, task: str | None = None) -> list[str]:
     """Why each rule that can never fire cannot: one needing more records, requests or labels than a window of
     `window.rows` holds (a window shrunk below a shipped rule's `min_sample`), or, given the model's `task`, one on a
@@ -274,6 +304,11 @@ def never_firing(mp: MonitorParams, task: str | None = None) -> list[str]:
             out.append(
                 f"monitor.yaml rules.{i} ({r.name}): {r.metric} is measured for a {other} model only, and this one is "
                 f"a {task} model, so the rule never fires; rate its quality by {instead}"
+            )
+        if (shape := _unmatched(r, mp)) is not None:
+            out.append(
+                f"monitor.yaml rules.{i} ({r.name}): series {r.series!r} matches none of {r.metric}'s series "
+                f"(written {shape}), so the rule never fires; correct the glob, or remove it to judge every series"
             )
         if rows and kind != 'none' and r.min_sample > rows:
             out.append(
