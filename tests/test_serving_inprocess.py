@@ -250,6 +250,19 @@ def test_a_column_the_model_does_not_read_named_twice_keeps_its_name_or_is_refus
         assert not list(tmp_path.glob('*out.parquet*'))
 
 
+def test_an_exports_empty_trailing_columns_pass_as_pandas_names_them_to_a_parquet_output(toys, tmp_path):
+    """Review DF: a header ending in two blank names (`age,checks,,`, a spreadsheet's empty trailing columns) was
+    refused for a Parquet output as naming `''` twice, a column the user cannot see; they pass as `Unnamed: 2` and
+    `Unnamed: 3`, as before names were kept as the header gives them."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    (tmp_path / 'in.csv').write_text('age,checks,,\n30,1,,\n40,2,,\n')
+    assert score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.parquet', log=plog)['rows'] == 2
+    out = pd.read_parquet(tmp_path / 'out.parquet')
+    assert out.columns.tolist()[:4] == ['age', 'checks', 'Unnamed: 2', 'Unnamed: 3'] and len(out) == 2
+
+
 def test_a_parquet_date_or_time_in_a_number_input_is_refused_not_scored_as_nanoseconds(toys, tmp_path):
     """Review DA: a Parquet timestamp in a column the model reads as a number was scored as its nanoseconds since 1970
     (1.6e18), a missing one (NaT) as -9.2e18: a score, no word. Refused as the other non-numbers are, naming it."""

@@ -525,13 +525,14 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
                 )
         from lifecycle.data.drift import compare_records, summary
 
+        compared = {c: r for c, r in p.columns.items() if c not in _excluded(p, p.columns)}  # (what drift reads)
         if stored[reference]:
             from lifecycle.data import ingest as ing
 
             ref = ing.reference_profile(store, reference)
         else:
             ref = early['reference'].result() if 'reference' in early else profile_of(reference, p)
-            if 'reference' in early and sources.declared_text(schemas[reference], p.columns):
+            if 'reference' in early and sources.declared_text(schemas[reference], compared):
                 ref = profile_of(reference, p)  # (booleans or numbers in a text column: read again, as text)
         if stored[current]:
             from lifecycle.data import ingest as ing  # only for a stored version: it costs a file's worth of time
@@ -539,7 +540,7 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
             cur = ing.load_snapshot(store, current)
         else:
             cur = early['current'].result() if 'current' in early else read(current, p)
-            cur = sources.text_as_declared(cur, p.columns) if 'current' in early else cur
+            cur = sources.text_as_declared(cur, compared) if 'current' in early else cur
     for x, schema in schemas.items():  # (read before the contract was known: its declared columns refused now)
         try:
             sources.refuse_binary(schema, x, p.columns)
@@ -594,12 +595,10 @@ def _numbers_profiled(reference: str, data, columns: list[str], shown: dict, p) 
     as categories, as numbers (text that reads as a number is one, as in the current file); exit 2 naming the first
     that holds text, as drift refuses a current file's (review: the reference's text made the column categorical, so
     it drifted totally against numbers rather than being refused)."""
-    import pandas as pd
-    from lifecycle.data.drift import profile
+    from lifecycle.data.drift import non_numbers, profile
 
     for c in columns:
-        s = data.column(c).to_pandas() if hasattr(data, 'column_names') else data[c]
-        if bad := int((pd.to_numeric(s, errors='coerce').isna() & s.notna()).sum()):
+        if bad := non_numbers(data.column(c).to_pandas() if hasattr(data, 'column_names') else data[c]):
             raise CommandError(  # (the values are not quoted: they failed their contract)
                 f"{reference}: column {shown[c]} is declared {p.columns[c].dtype} in the contract but holds {bad} "
                 "non-numeric value(s) in this reference; correct them (ingest refuses such a batch)",

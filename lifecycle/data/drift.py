@@ -15,8 +15,8 @@ if TYPE_CHECKING:  # pandas is imported where a DataFrame is built or read: `lif
     from ..core.params import IngestParams
 
 # %% auto #0
-__all__ = ['default_method', 'is_drifted', 'profile', 'parquet_profile', 'compare_records', 'compare', 'summary', 'drift_columns',
-           'evidently_verdicts', 'evidently_report', 'save_report']
+__all__ = ['default_method', 'is_drifted', 'non_numbers', 'profile', 'parquet_profile', 'compare_records', 'compare', 'summary',
+           'drift_columns', 'evidently_verdicts', 'evidently_report', 'save_report']
 
 # %% ../../nbs/api/data/02_drift.ipynb #0c8b54d0
 _METHODS = {  # name: (default threshold, how a score at the threshold is judged)
@@ -81,16 +81,27 @@ def _infer_kind(s: pd.Series) -> str:
 def _floats(s: pd.Series, name) -> np.ndarray:
     if isinstance(s.dtype, np.dtype) and s.dtype.kind in 'fiu':
         return s.to_numpy(dtype='float64', copy=False)
-    try:
-        return np.asarray(s.to_numpy(dtype='float64', na_value=np.nan))
-    except (TypeError, ValueError):
-        import pandas as pd
-
-        bad = int((pd.to_numeric(s, errors='coerce').isna() & s.notna()).sum())
+    if bad := non_numbers(s):
         raise ValueError(  # the values themselves are not quoted: they failed their contract
             f"column {name!r} is numeric in the reference but holds {bad} non-numeric value(s) here; correct "
             f"them (ingest refuses such a batch), or compare the column as categorical (`kinds` in the Python API)"
-        ) from None
+        )
+    return np.asarray(s.to_numpy(dtype='float64', na_value=np.nan))
+
+
+def non_numbers(s: pd.Series) -> int:
+    """How many values of `s` drift cannot compare as numbers: none when numpy reads each as a float (numbers, text
+    such as `12` or `1e3`, booleans as 0 and 1), else its non-null values pandas reads as no number, at least one;
+    every non-null date or time (their nanoseconds are no measure of them). `lifecycle drift` refuses either file so."""
+    import pandas as pd
+
+    if pd.api.types.is_datetime64_any_dtype(s) or pd.api.types.is_timedelta64_dtype(s):
+        return int(s.notna().sum())
+    try:
+        s.to_numpy(dtype='float64', na_value=np.nan)
+        return 0
+    except (TypeError, ValueError):
+        return max(int((pd.to_numeric(s, errors='coerce').isna() & s.notna()).sum()), 1)
 
 
 def _category_counts(s: pd.Series) -> tuple[dict, int]:

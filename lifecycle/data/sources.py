@@ -227,8 +227,9 @@ def _refuse_wider(chunk: pd.DataFrame, path: Path) -> None:
 def _as_headed(chunk: pd.DataFrame, names: list) -> pd.DataFrame:
     """`chunk` with the columns a header names twice (ones the reader leaves alone, `read_chunks`' `only`) named as it
     names them, where pandas renamed the second `x.1`: they pass as they came (a scored file's output). As read when
-    the header names each once, or its names are not the chunk's columns."""
-    twice = set(_repeated(names))
+    the header names each once, or its names are not the chunk's columns. Blank names keep pandas' `Unnamed: 3`: an
+    export's empty trailing columns have no name to keep (review DF: a Parquet output refused them as `''` twice)."""
+    twice = {n for n in _repeated(names) if str(n).strip()}
     if not twice or len(names) != chunk.shape[1]:
         return chunk
     chunk.columns = [n if n in twice else c for n, c in zip(names, chunk.columns, strict=True)]
@@ -954,11 +955,11 @@ def refuse_binary(schema, source, declared) -> None:
 
 def declared_text(schema, declared) -> list[str]:
     """The columns of a Parquet `schema` that the contract (`declared`: column -> rule) declares text (`dtype: str`, or
-    masked) but that hold booleans or numbers: `text_as_declared` makes them the text ingestion stores."""
+    masked) but that hold booleans, numbers, dates or times: `text_as_declared` makes them text."""
     import pyarrow as pa
 
     rules = declared if isinstance(declared, dict) else {}
-    kinds = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal)
+    kinds = (pa.types.is_boolean, pa.types.is_integer, pa.types.is_floating, pa.types.is_decimal, pa.types.is_temporal)
     return [
         f.name
         for f in schema or []
@@ -969,26 +970,59 @@ def declared_text(schema, declared) -> list[str]:
 
 
 def text_as_declared(table, declared):
-    """`table` (pyarrow) with its columns `declared_text` names as the text ingestion stores for them when it converts
-    (`strict_schema: false`: each value as pandas' `astype(str)` writes it, `True`, `1`, `1.0`; missing and NaN stay
-    missing), dictionary-encoded as a Parquet file's text columns are read. `lifecycle drift` reads a Parquet file so,
-    to compare it with the same data as a CSV file, whose text column pandas wrote so. Each distinct value is written
-    once."""
+    """`table` (pyarrow) with its columns `declared_text` names as text, dictionary-encoded as a Parquet file's text
+    columns are read, and its pandas metadata saying so: each boolean or number as pandas' `astype(str)` writes it
+    (`True`, `1`, `1.0`: what ingestion stores where it converts, `strict_schema: false`, and what a CSV file pandas
+    wrote holds), a date or time as the ISO text ingestion stores (`_dates_as_text`); missing and NaN stay missing.
+    `lifecycle drift` reads a Parquet file so, to compare it with the same data as a CSV file. Each distinct value is
+    written once."""
+    import json
+
     import pyarrow as pa
 
-    for name in declared_text(table.schema, declared):
-        import pyarrow.compute as pc  # (only for a column to convert: 40 ms of `lifecycle drift`'s start otherwise)
-
+    names = declared_text(table.schema, declared)
+    for name in names:
         i = table.schema.get_field_index(name)
         col = table.column(i)
-        seen = pc.unique(col).drop_null()
-        if pa.types.is_floating(col.type):
-            seen = seen.filter(pc.invert(pc.is_nan(seen)))
-        text = pa.array([str(v) for v in seen.to_numpy(zero_copy_only=False)], pa.string())
-        codes = pc.index_in(col, value_set=seen).cast(pa.int32())
-        as_text = [pa.DictionaryArray.from_arrays(c, text) for c in codes.chunks]
-        table = table.set_column(i, name, pa.chunked_array(as_text, pa.dictionary(pa.int32(), pa.string())))
+        text = _dates_written(col, name) if pa.types.is_temporal(col.type) else _values_written(col)
+        table = table.set_column(i, name, text)
+    if names and (meta := table.schema.pandas_metadata):  # (else `to_pandas` rebuilds an Int64 column from text)
+        for c in meta.get('columns', []):
+            if c.get('field_name') in names:
+                c.update(pandas_type='unicode', numpy_type='object', metadata=None)
+        table = table.replace_schema_metadata({**table.schema.metadata, b'pandas': json.dumps(meta).encode()})
     return table
+
+
+def _values_written(col):
+    "A column of booleans or numbers as `astype(str)` text, dictionary-encoded (`text_as_declared`)."
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc  # (only for a column to convert: 40 ms of `lifecycle drift`'s start otherwise)
+
+    half = pa.types.is_float16(col.type)
+    col = col.cast(pa.float32()) if half else col  # (no kernel takes half floats; a float32 holds each exactly)
+    seen = pc.unique(col).drop_null()
+    if pa.types.is_floating(col.type):
+        seen = seen.filter(pc.invert(pc.is_nan(seen)))
+    values = seen.to_numpy(zero_copy_only=False)
+    text = pa.array([str(v) for v in (values.astype(np.float16) if half else values)], pa.string())
+    codes = pc.index_in(col, value_set=seen).cast(pa.int32())
+    return pa.chunked_array(
+        [pa.DictionaryArray.from_arrays(c, text) for c in codes.chunks], pa.dictionary(pa.int32(), pa.string())
+    )
+
+
+def _dates_written(col, name: str):
+    "A column of dates or times as the ISO text ingestion stores (`_dates_as_text`), dictionary-encoded."
+    import pyarrow as pa
+    import pandas as pd
+
+    from lifecycle.core.params import ColumnRule
+
+    frame = pd.DataFrame({name: col.to_pandas()})
+    text = _dates_as_text(frame, {name: ColumnRule(dtype='str', personal=False)})[name]
+    return pa.chunked_array([pa.array(text.where(text.notna(), None), pa.string()).dictionary_encode()])
 
 # %% ../../nbs/api/data/00_sources.ipynb #917800d7
 def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None = None) -> str | None:
