@@ -295,6 +295,24 @@ def test_rows_wider_than_the_header_are_refused_not_read_one_column_on(tmp_path)
     assert list(next(read_chunks(str(f))).columns) == ['Unnamed: 0', 'age', 'checks']
 
 
+def test_rows_ending_in_a_delimiter_the_header_does_not_are_read_in_their_columns(tmp_path):
+    """Review DF: an export that ends every row in a delimiter (`a,b,c` then `1,2,3,`) was read one column on, each
+    row's first field taken for its index and the last column empty: scored and stored so, without a word. Read in
+    its columns now, in every chunk; a row that holds a value after its last delimiter, a field more than the header
+    names, is refused as malformed. R's `write.table` (row names first) is read as before."""
+    f = tmp_path / 't.csv'
+    f.write_text('age,checks,colour\n' + ''.join(f'{30 + i},{i % 5},red,\n' for i in range(250)))
+    got = pd.concat(read_chunks(str(f), chunk_rows=100))
+    assert got.columns.tolist() == ['age', 'checks', 'colour'] and len(got) == 250
+    assert got.age.tolist()[:2] == [30, 31] and got.colour.eq('red').all()
+    rows = (f'{30 + i},{i % 5},red,{"x" if i == 180 else ""}\n' for i in range(250))  # (a value in the 2nd chunk)
+    f.write_text('age,checks,colour\n' + ''.join(rows))
+    with pytest.raises(SourceError, match=re.escape('t.csv: malformed CSV: its rows end in a delimiter its header')):
+        list(read_chunks(str(f), chunk_rows=100))
+    f.write_text('age,checks\n"1",30,2\n"2",40,NA\n')  # (R's write.table)
+    assert next(read_chunks(str(f))).age.tolist() == [30, 40]
+
+
 def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):
     gz = tmp_path / 'a.csv'
     gz.write_bytes(gzip.compress(b'region,amount\nNorth,1\n'))

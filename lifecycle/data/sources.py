@@ -224,6 +224,39 @@ def _refuse_wider(chunk: pd.DataFrame, path: Path) -> None:
         )
 
 
+def _ends_in_delimiters(first: pd.DataFrame) -> bool:
+    """Whether a CSV's first rows (read as text, `first`) end in a delimiter the header does not (`a,b,c`, then
+    `1,2,3,`, as some exports write every line): pandas takes each row's first field for its index and reads every
+    value one column on, the last column empty (review DF: scored and stored so). R's `write.table`, whose one more
+    field is its row names first, has its last column filled (a missing value is `NA`)."""
+    import pandas as pd
+
+    return (
+        len(first) > 0 and not isinstance(first.index, pd.RangeIndex) and bool((first.iloc[:, -1] == '').all())
+    )
+
+
+def _whole_rows(reader, path: Path) -> Iterator[pd.DataFrame]:
+    """The chunks of a reader of a CSV whose rows end in a delimiter (`_ends_in_delimiters`, read without an index);
+    refused as malformed where pandas warns it cut a field with a value from a row (one more than the header names)."""
+    import warnings
+    import pandas as pd
+
+    chunks = iter(reader)
+    while True:
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter('always', pd.errors.ParserWarning)
+            chunk = next(chunks, None)
+        if any('loss of data' in str(w.message) for w in said):
+            raise SourceError(
+                f"{path}: malformed CSV: its rows end in a delimiter its header does not, and a row holds a value "
+                "after it, a field more than it names columns (the delimiter inside a value that is not quoted?)"
+            )
+        if chunk is None:
+            return
+        yield chunk
+
+
 def _as_headed(chunk: pd.DataFrame, names: list) -> pd.DataFrame:
     """`chunk` with the columns a header names twice (ones the reader leaves alone, `read_chunks`' `only`) named as it
     names them, where pandas renamed the second `x.1`: they pass as they came (a scored file's output). As read when
@@ -636,11 +669,14 @@ def _csv_chunks(
             compression=compression,
         )
         read_typed = (_text_columns(declared) or _int_columns(declared) or floats) and not as_text
-        labels = list(pd.read_csv(path, nrows=1, **how).columns) if read_typed else []
+        first = pd.read_csv(path, nrows=100, dtype=str, keep_default_na=False, **how)
+        labels = list(first.columns)
+        if trailing := _ends_in_delimiters(first):
+            how['index_col'] = False  # (each row's last, empty field: no index, as pandas advises for such files)
         typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared, floats)
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         named = _header_names(head, dialect, encoding) if header and only is not None else []
-        for chunk in reader:
+        for chunk in _whole_rows(reader, path) if trailing else reader:
             _refuse_wider(chunk, path)
             chunk = _trimmed(chunk) if trim else chunk
             if read_typed:
