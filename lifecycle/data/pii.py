@@ -324,6 +324,8 @@ def shown_column_name(name, i: int, header_is_data: bool = False, header: bool =
     name = str(name)
     if header_is_data:
         return f'<column {i + 1}: name withheld, the first line may be data (a file without a header row?)>'
+    if not name.strip():  # (a blank name: nothing a message could quote would be seen, review DF)
+        return f'<column {i + 1}: no name>'
     if len(name) > NAME_MAX or not name.isprintable():
         return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
     if _read_as_utf16(name):
