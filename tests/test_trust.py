@@ -913,3 +913,22 @@ def test_a_version_signed_with_a_revoked_signing_key_is_refused_as_a_signature_n
     revoke_signing_key(w, rotate_signing_key(w, 'rotate')['retired'], 'leaked')
     why = signed_files_check(w)(NAME, '1')
     assert why.startswith('its signature does not verify: ') and 'which was revoked (' in why, why
+
+
+def test_a_key_registered_to_someone_is_not_registered_to_another_and_its_revocation_holds_under_both(ws):
+    """Found by review DD: `trust add bob --key carol.pub.pem` registered carol's key to bob too, so carol signed as
+    either, and revoking carol left her key live as bob's. Refused now; a chain written so before revokes both."""
+    from lifecycle.model.signing import load_person_key
+    from lifecycle.release import trust
+
+    carol_pub = ws['keys'] / 'people' / 'carol.pub.pem'
+    with pytest.raises(trust.TrustError, match=r"key \w+ is registered to carol already: each person signs with"):
+        trust.trust_add(ws['ws'], 'bob', 'ml_engineer', by='ada', public_key_file=carol_pub)
+    assert 'bob' not in trust.roster(ws['ws'])
+    carol = trust.roster(ws['ws'])['carol']
+    st = dict(type='add', name='bob', role='ml_engineer', pin=carol.pin, key_id=carol.key_id, by='ada')
+    ada = load_person_key(ws['keys'], 'ada')
+    trust._append(ws['ws'], st, ada, 'trust.add', 'ada', 'by hand')  # (a chain of before this fix)
+    trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='key leaked')
+    people = trust.roster(ws['ws'])
+    assert people['carol'].revoked and people['bob'].revoked == people['carol'].revoked  # no longer live as bob's

@@ -183,6 +183,9 @@ def roster(ws) -> dict[str, Person] | None:
             if not p.revoked:  # (a second revocation, two administrators racing: the first one stands)
                 p.revoked, p.revoked_reason, p.revocation = st['time'], st.get('reason', ''), hash_obj(signed)
                 revoked[p.key_id] = p
+                for q in people.values():  # (the key under another name too, as `trust add` once let: revoked there)
+                    if q.key_id == p.key_id and not q.revoked:
+                        q.revoked, q.revoked_reason, q.revocation = p.revoked, p.revoked_reason, p.revocation
         else:
             raise TrustError(f"{where}: {what}: unknown statement type {st.get('type')!r}")
         prev = hash_obj(signed)
@@ -448,6 +451,11 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
         )
     if p and not p.revoked and p.pin != pin:
         raise TrustError(f"{name} already has key {p.key_id}; revoke it first to register another")
+    if q := next((q for q in people.values() if q.name != name and q.key_id == kid and not q.revoked), None):
+        raise TrustError(  # (a key under two names: one signs as both; revoking one name left it live as the other)
+            f"key {kid} is registered to {q.name} already: each person signs with their own key; {name} makes one "
+            f"(`lifecycle keys new --as {name}` on their machine) and gives its .pub.pem here"
+        )
     st, why = _demo(
         dict(type='add', name=name, role=role, pin=pin, key_id=key_id(key_from_pin(pin)), by=by),
         demo,
