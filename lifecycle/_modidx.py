@@ -2180,6 +2180,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._key_file': ( 'api/model/signing.html#_key_file',
                                                                                 'lifecycle/model/signing.py'),
+                                         'lifecycle.model.signing._not_a_key_file': ( 'api/model/signing.html#_not_a_key_file',
+                                                                                      'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._public_pem': ( 'api/model/signing.html#_public_pem',
                                                                                   'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._revoked_in_audit': ( 'api/model/signing.html#_revoked_in_audit',

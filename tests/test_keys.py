@@ -269,3 +269,22 @@ def test_a_persons_key_pair_left_half_made_is_finished_not_refused(tmp_path):
     with pytest.raises(SigningKeyError, match='never replaced silently') as e:
         new_person_key(tmp_path, 'erin')
     assert f"move the pair aside (`mv {priv} {priv}.old` and `mv {pub} {pub}.old`) and run" in str(e.value)
+
+
+def test_a_folder_or_a_dangling_link_at_a_persons_key_path_is_named_as_such(tmp_path):
+    """Found by review DD: a folder at `people/NAME.pem` made approve say "no key: make one with keys new" and keys new
+    say it "already holds a key"; a link to nothing made keys new fail with a bare [Errno 2]. Each is named now."""
+    from lifecycle.model.signing import SigningKeyError, load_person_key, new_person_key
+
+    people = tmp_path / 'people'
+    (people / 'erin.pem').mkdir(parents=True)
+    for call in (load_person_key, new_person_key):
+        with pytest.raises(SigningKeyError, match=r"erin\.pem: expected erin's private key file, found a folder: move"):
+            call(tmp_path, 'erin')
+    (people / 'erin.pem').rmdir()
+    (people / 'erin.pem').symlink_to(tmp_path / 'gone.pem')
+    for call in (load_person_key, new_person_key):
+        with pytest.raises(SigningKeyError, match=r"found a link to .*gone\.pem, which is missing: move it aside"):
+            call(tmp_path, 'erin')
+    (people / 'erin.pem').unlink()
+    assert load_person_key(tmp_path, 'erin') if new_person_key(tmp_path, 'erin') else False

@@ -467,6 +467,8 @@ def new_person_key(keys_dir: str | Path, name: str) -> dict:
     priv = person_key_path(keys_dir, name)
     pub = priv.with_name(f'{priv.stem}.pub.pem')
     priv.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if e := _not_a_key_file(priv, person_name(name)):  # (a link to nothing was an OSError; a folder "held a key")
+        raise e
     key, finished = Ed25519PrivateKey.generate(), False
     if not _write_new(priv, key.private_bytes(ser.Encoding.PEM, ser.PrivateFormat.PKCS8, ser.NoEncryption()), 0o600):
         st = priv.stat()
@@ -494,9 +496,23 @@ def new_person_key(keys_dir: str | Path, name: str) -> dict:
     )
 
 
+def _not_a_key_file(p: Path, name: str) -> SigningKeyError | None:
+    """The refusal for something at a person's key path `p` that is not a file (a folder, a link to nothing): it
+    holds no key, and `keys new` cannot make one there; None when `p` is a file or nothing at all."""
+    if p.is_file() or not (p.exists() or p.is_symlink()):
+        return None
+    what = f"a link to {os.readlink(p)}, which is missing" if not p.exists() else 'a folder' if p.is_dir() else None
+    return SigningKeyError(
+        f"{p}: expected {name}'s private key file, found {what or 'something that is not a regular file'}: move it "
+        f"aside (`mv {p} {p}.old`), then put {name}'s key file there or make one (`lifecycle keys new --as {name}`)"
+    )
+
+
 def load_person_key(keys_dir: str | Path, name: str):
     "NAME's private key from `keys_dir`; `SigningKeyError` naming the command that makes one if there is none."
     p = person_key_path(keys_dir, name)
+    if e := _not_a_key_file(p, person_name(name)):
+        raise e
     if not p.is_file():
         raise SigningKeyError(f"no key for {name!r} at {p}: {name} makes one with `lifecycle keys new --as {name}`")
     return load_private_key(p)
