@@ -194,6 +194,9 @@ def test_the_default_policy_is_valid_and_fits_the_workspace():
         ),
         (dict(environments=['dev', 'staging', 'staging']), 'each name once'),
         (dict(thresholds={'roc_auc': {}}), 'thresholds.roc_auc: set min, max or both'),
+        # review DD: a NaN bound passed every version ('>= nan': pass); an infinite one no version, or none at all
+        (dict(thresholds={'roc_auc': {'min': float('nan')}}), "key 'thresholds.roc_auc.min': Input should be a finite"),
+        (dict(thresholds={'roc_auc': {'max': float('inf')}}), "key 'thresholds.roc_auc.max': Input should be a finite"),
         (
             dict(
                 promotion={

@@ -648,8 +648,9 @@ REGRESSION_FAMILIES = ('ridge', 'random_forest_regressor', 'hist_gradient_boosti
 
 # %% ../../nbs/api/core/04_params.ipynb #3abb9fb9
 class Gate(_Strict):
-    "A bound on one holdout metric."
+    "A bound on one holdout metric: a finite number (a NaN bound passed every value: `>= nan` was never false)."
 
+    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)
     min: float | None = None
     max: float | None = None
     min_over_baseline: float | None = None  # accuracy only: at least the majority-class baseline plus this
