@@ -344,3 +344,22 @@ def test_two_writes_of_one_bundle_at_once_are_taken_in_turn(tmp_path, monkeypatc
     first.join(60)
     assert errors == [] and (dest / 'release.json').exists()
     assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
+
+
+def test_a_file_where_a_bundle_or_its_folder_goes_is_named_or_replaced_not_left_beside_it(tmp_path):
+    """Found by review DD: a file at .lifecycle/releases made `lifecycle bundle` fail with a bare '[Errno 17] File
+    exists'; a file where the bundle goes, replaced by --force, was left beside it (`.NAME.old-PID`) with a warning
+    that it could not be removed."""
+    from lifecycle.release.container import BundleError, bundle_dir
+
+    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    name = ws.params['register'].model_name
+    dest = bundle_dir(ws, name, '1')
+    dest.parent.write_text('not a folder')
+    with pytest.raises(BundleError, match=r"releases: expected the folder release bundles go in, found a file"):
+        release_bundle(ws, name, '1', dest)
+    dest.parent.unlink()
+    dest.parent.mkdir()
+    dest.write_text('not a bundle')
+    release_bundle(ws, name, '1', dest)
+    assert (dest / 'release.json').is_file() and [p.name for p in dest.parent.iterdir()] == [dest.name]
