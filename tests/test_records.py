@@ -236,3 +236,19 @@ def test_migrate_with_its_format_set_back_does_not_seal_an_edited_record_again(w
         migrate(Workspace.open(ws.root, migrating=True))
     with pytest.raises(RecordError, match='does not match its seal'):
         ws.store.get_record('datasets', v)
+
+
+def test_a_record_that_is_a_folder_or_json_null_is_named_as_such(tmp_path):
+    """Found by review DD: a folder among the trust records made every release command fail with a bare '[Errno 21]
+    Is a directory', and a record holding `null` was said to be 'NoneType'."""
+    from lifecycle.core.store import StoreError
+
+    s = Store(tmp_path / 'store')
+    s.put_record('trust', 'trust-00001', {'a': 1})
+    s.record_path('trust', 'trust-00002').mkdir()
+    with pytest.raises(StoreError, match=r"trust-00002\.json: expected a record file, found a folder"):
+        s.records('trust')
+    s.record_path('trust', 'trust-00002').rmdir()
+    s.record_path('trust', 'trust-00002').write_text('null')
+    with pytest.raises(StoreError, match=r"trust-00002\.json: expected a JSON object, found null; it was damaged"):
+        s.records('trust')

@@ -401,12 +401,16 @@ def _mtime(p: Path) -> float:
 
 def _load_record(p: Path) -> dict:
     "A record file's JSON object; a file that is not one (damaged, or edited by hand) raises `StoreError` naming it."
+    if p.is_dir():  # (a bare "[Errno 21] Is a directory" before)
+        raise StoreError(f"record {p}: expected a record file, found a folder; it was made by hand: move it aside")
     try:
         rec = json.loads(p.read_text(encoding='utf-8'))
     except (ValueError, UnicodeDecodeError) as e:
         raise StoreError(f"record {p}: not valid JSON ({type(e).__name__}); it was damaged or edited by hand") from None
-    if not isinstance(rec, dict):
-        raise StoreError(f"record {p}: expected a JSON object, found {type(rec).__name__}")
+    if not isinstance(rec, dict):  # (named as JSON names it: null, not NoneType)
+        names = {type(None): 'null', list: 'an array', str: 'a string', bool: 'true or false'}
+        found = names.get(type(rec), 'a number')
+        raise StoreError(f"record {p}: expected a JSON object, found {found}; it was damaged or edited by hand")
     return rec
 
 
