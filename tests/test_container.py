@@ -363,3 +363,18 @@ def test_a_file_where_a_bundle_or_its_folder_goes_is_named_or_replaced_not_left_
     dest.write_text('not a bundle')
     release_bundle(ws, name, '1', dest)
     assert (dest / 'release.json').is_file() and [p.name for p in dest.parent.iterdir()] == [dest.name]
+
+
+def test_a_version_number_with_spaces_around_it_is_that_version(tmp_path):
+    """Found by review DD: `lifecycle bundle NAME ' 1'` said version ' 1' was unsigned (the registry read it as 1, the
+    signature records did not), and promote said 'alias -> version  1'. A number is taken without its spaces."""
+    from lifecycle.core.cli_support import invoke, registry_version
+    from lifecycle.release.commands import bundle
+    from lifecycle.release.container import bundle_dir
+
+    assert registry_version(' 1 ', 'VERSION') == '1' and registry_version(' dev', 'VERSION') == ' dev'
+    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    name = ws.params['register'].model_name
+    r = invoke(bundle, [name, ' 1 ', '--json'], env={'LIFECYCLE_WORKSPACE': str(ws.root)})
+    assert r.exit_code == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)['path'] == str(bundle_dir(ws, name, '1'))

@@ -147,10 +147,11 @@ def needs_text(value: str, option: str) -> str:
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f6
 def registry_version(value: str, option: str) -> str:
-    """A model version given on the command line, as given; `CommandError` (exit 2) for a number (as `int` reads one:
-    signs, underscores and any script's digits too) the registry cannot hold: past a 32-bit integer, its column's type
-    on PostgreSQL and MySQL (SQLite's driver overflows past 2**63), which it would answer with an overflow, not "no
-    such version"."""
+    """A model version given on the command line, as given (a number without the spaces around it: `' 1'` was
+    version 1 to the registry and not to the signature records, so bundle said it was unsigned); `CommandError` (exit
+    2) for a number (as `int` reads one: signs, underscores and any script's digits too) the registry cannot hold:
+    past a 32-bit integer, its column's type on PostgreSQL and MySQL (SQLite's driver overflows past 2**63), which it
+    would answer with an overflow, not "no such version"."""
     try:
         n = int(str(value).strip())
     except ValueError:
@@ -160,7 +161,7 @@ def registry_version(value: str, option: str) -> str:
             f"{option}: a number out of the registry's range (up to {2**31 - 1}); expected a version number",
             EXIT_INPUT,
         )
-    return value
+    return str(value).strip()
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ea6aaa59
 _NOT_SHOWN = ('Cc', 'Cf', 'Zl', 'Zp')  # Unicode categories that act on a terminal rather than show
