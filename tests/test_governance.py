@@ -465,6 +465,9 @@ def test_a_step_or_version_that_does_not_exist_is_refused_as_misnamed_and_a_refu
         with pytest.raises(PromotionMisnamed, match=words):
             promote(ml, s, store, NAME, version, step, 'carol', policy=pol)
         assert last(ws)['action'] == 'promotion.refused'
+    # review DD: a name the registry cannot hold ('/' in it) was "no version 1 the registry could return now", exit 1
+    with pytest.raises(PromotionMisnamed, match=r"model '\[/x\]' is not in the registry \(did you mean|holds 'toy'"):
+        promote(ml, s, store, '[/x]', 1, 'staging', 'carol', policy=pol)
     with pytest.raises(PromotionRefused, match='no approval of toy/1 for staging') as e:
         promote(ml, s, store, NAME, 1, 'staging', 'carol', policy=pol)
     assert type(e.value) is PromotionRefused

@@ -111,7 +111,8 @@ def missing_version(client, name: str, version) -> str:
     try:
         client.get_registered_model(name)
     except Exception as e:
-        if getattr(e, 'error_code', None) != 'RESOURCE_DOES_NOT_EXIST':  # busy or unreachable: no verdict on the name
+        # busy or unreachable: no verdict on the name (a name it cannot hold, `[/x]`, is one it does not: review DD)
+        if getattr(e, 'error_code', None) not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
             return f"model {name!r} has no version {v} that the registry could return now ({type(e).__name__})"
         try:
             names = [m.name for m in client.search_registered_models(max_results=1000)]

@@ -583,7 +583,7 @@ def promote(
             raise RegistryUnavailable(  # verdict, and no refusal on record: helper CB)
                 f"the model registry could not answer about {subject} ({e.error_code}): try again"
             ) from None
-        refuse(missing_version(client, name, version), misnamed=e.error_code == 'RESOURCE_DOES_NOT_EXIST')
+        refuse(missing_version(client, name, version), misnamed=True)  # (no such name or version: exit 2)
     rec = _record(store, APPROVAL_KIND, _rid(name, version, step))
     needs = not (policy and step == policy.environments[0])
     if needs and rec is None:
