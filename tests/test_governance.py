@@ -612,6 +612,20 @@ def test_model_files_that_cannot_be_fetched_are_one_line_naming_the_error_not_a_
         facts(ws, key_dir=reg['keys'])
 
 
+def test_a_damaged_trust_pin_in_settings_is_said_as_that_not_as_model_files_not_fetched(ws, reg, monkeypatch):
+    """Found by review DD: with settings.ini's [trust] administrator pin damaged, `approve` said the model files
+    'could not be fetched to check their signature (SettingsError: ...)', exit 1: the settings error (exit 2) now."""
+    from lifecycle.core.settings import SettingsError
+    from lifecycle.model import signing
+
+    def damaged(*a, **k):
+        raise SettingsError("settings.ini: [trust] administrator: key 1 is not a public key as `lifecycle keys` writes")
+
+    monkeypatch.setattr(signing, 'verified_path', damaged)
+    with pytest.raises(SettingsError, match=r"\[trust\] administrator: key 1 is not a public key"):
+        facts(ws, key_dir=reg['keys'])
+
+
 def test_the_report_shows_failures_and_pending_steps(ws):
     f = facts(ws, 2, groups=GROUPS[:1])
     text = governance_report_markdown(f, evaluate_policy(ws['policy'], f), [], ws['policy'])

@@ -228,6 +228,7 @@ def gather_facts(
     )
     problem = None if subject_ok else ('the signature record is for another model version' if signed else None)
     if subject_ok and key_dir is not None:
+        from lifecycle.core.settings import SettingsError
         from lifecycle.model.signing import SignatureError, SigningKeyError, verified_path
 
         with tempfile.TemporaryDirectory(prefix='lifecycle-govern-') as tmp:
@@ -235,6 +236,8 @@ def gather_facts(
                 verified_path(mlflow, store, name, version, key_dir, dst=Path(tmp) / 'model')
             except (SignatureError, SigningKeyError) as e:
                 subject_ok, problem = False, f'the signature does not verify: {e}'
+            except SettingsError:  # (a damaged settings.ini [trust] pin: said as that, not as the model's files)
+                raise
             except Exception as e:  # (a full disk or an unreadable artifact store: nothing judged, said in one line)
                 from lifecycle.model.portable import root_cause
 
