@@ -373,6 +373,7 @@ def test_a_version_number_with_spaces_around_it_is_that_version(tmp_path):
     from lifecycle.release.container import bundle_dir
 
     assert registry_version(' 1 ', 'VERSION') == '1' and registry_version(' dev', 'VERSION') == ' dev'
+    assert registry_version('007', 'VERSION') == '7'  # (the registry's version 7: '007' was 'unsigned' to bundle)
     ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
     name = ws.params['register'].model_name
     r = invoke(bundle, [name, ' 1 ', '--json'], env={'LIFECYCLE_WORKSPACE': str(ws.root)})

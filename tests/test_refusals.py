@@ -119,6 +119,9 @@ def test_every_command_has_help(workspace, args):
             ['monitor', 'explain', '--version', '9' * 23, '--window', '1'],
             "--version: a number out of the registry's range",
         ),
+        # review DD: '+1' and '\uff11' (a full-width 1) were version 1 to the registry and to promote, and 'unsigned'
+        (['bundle', 'm', '+1'], "VERSION: expected a version number in the digits 0-9, found '+1'"),
+        (['promote', 'm', '\uff11', '--to', 'staging'], "VERSION: expected a version number in the digits 0-9"),
     ],
 )
 def test_an_empty_or_unbounded_option_is_a_usage_error_before_anything_runs(workspace, args, said):

@@ -147,13 +147,13 @@ def needs_text(value: str, option: str) -> str:
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f6
 def registry_version(value: str, option: str) -> str:
-    """A model version given on the command line, as given (a number without the spaces around it: `' 1'` was
-    version 1 to the registry and not to the signature records, so bundle said it was unsigned); `CommandError` (exit
-    2) for a number (as `int` reads one: signs, underscores and any script's digits too) the registry cannot hold:
-    past a 32-bit integer, its column's type on PostgreSQL and MySQL (SQLite's driver overflows past 2**63), which it
-    would answer with an overflow, not "no such version"."""
+    """A model version given on the command line: a name as given, a number as the registry writes it (`' 1'` and
+    `'01'` are version 1 to the registry and were not to the signature records, so bundle said '01' was unsigned);
+    `CommandError` (exit 2) for a number (as `int` reads one: signs, underscores and any script's digits too) the
+    registry cannot hold: past a 32-bit integer, its column's type on PostgreSQL and MySQL (SQLite's driver overflows
+    past 2**63), which it would answer with an overflow, not "no such version"; or not written in the digits 0-9."""
     try:
-        n = int(str(value).strip())
+        n = int(text := str(value).strip())
     except ValueError:
         return value  # (not a number: the registry's own "no such version" says so, with its "did you mean")
     if not -(2**31) <= n < 2**31:
@@ -161,7 +161,9 @@ def registry_version(value: str, option: str) -> str:
             f"{option}: a number out of the registry's range (up to {2**31 - 1}); expected a version number",
             EXIT_INPUT,
         )
-    return str(value).strip()
+    if not (text.isascii() and text.isdigit()):  # ('+1', '1_0', '-1', other scripts' digits: read apart, refused)
+        raise CommandError(f"{option}: expected a version number in the digits 0-9, found {value!r}", EXIT_INPUT)
+    return str(n)
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ea6aaa59
 _NOT_SHOWN = ('Cc', 'Cf', 'Zl', 'Zp')  # Unicode categories that act on a terminal rather than show
