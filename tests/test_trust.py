@@ -932,3 +932,15 @@ def test_a_key_registered_to_someone_is_not_registered_to_another_and_its_revoca
     trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='key leaked')
     people = trust.roster(ws['ws'])
     assert people['carol'].revoked and people['bob'].revoked == people['carol'].revoked  # no longer live as bob's
+
+
+def test_the_model_signing_key_is_never_registered_as_a_persons(ws):
+    """Found by review DD: `trust add erin --key .../signing/signing_key.pub.pem` registered the workspace's
+    model-signing key as erin's, so wherever versions are registered (by whoever trains them) approvals could be signed
+    as erin."""
+    from lifecycle.release import trust
+
+    pub = ws['ws'].key_dir / 'signing_key.pub.pem'
+    with pytest.raises(trust.TrustError, match=r"key \w+ is this workspace's model-signing key \(settings.ini"):
+        trust.trust_add(ws['ws'], 'erin', 'ml_engineer', by='ada', public_key_file=pub)
+    assert 'erin' not in trust.roster(ws['ws'])

@@ -13,6 +13,8 @@ from ..core.settings import read_trust, write_trust
 from ..core import audit
 from ..core.store import hash_obj, sha256_bytes
 from lifecycle.model.signing import (
+    TRUST_REVOKED,
+    TRUST_SIGNING,
     SignatureError,
     key_from_pin,
     key_id,
@@ -451,6 +453,11 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
         )
     if p and not p.revoked and p.pin != pin:
         raise TrustError(f"{name} already has key {p.key_id}; revoke it first to register another")
+    if pin in (pinned := read_trust(ws.root)).get(TRUST_SIGNING, []) or kid in pinned.get(TRUST_REVOKED, []):
+        raise TrustError(  # (held where versions are registered, by whoever trains them: an approval made there)
+            f"key {kid} is this workspace's model-signing key (settings.ini [trust] {TRUST_SIGNING}), not a person's: "
+            f"{name} makes their own (`lifecycle keys new --as {name}` on their machine) and gives its .pub.pem here"
+        )
     if q := next((q for q in people.values() if q.name != name and q.key_id == kid and not q.revoked), None):
         raise TrustError(  # (a key under two names: one signs as both; revoking one name left it live as the other)
             f"key {kid} is registered to {q.name} already: each person signs with their own key; {name} makes one "
