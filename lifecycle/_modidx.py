@@ -541,6 +541,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                         'lifecycle/core/params.py'),
                                        'lifecycle.core.params.Yaml11Word': ('api/core/params.html#yaml11word', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params._Strict': ('api/core/params.html#_strict', 'lifecycle/core/params.py'),
+                                       'lifecycle.core.params._cohort_value': ( 'api/core/params.html#_cohort_value',
+                                                                                'lifecycle/core/params.py'),
                                        'lifecycle.core.params._date_text': ('api/core/params.html#_date_text', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params._family': ('api/core/params.html#_family', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params._hyperparameters': ( 'api/core/params.html#_hyperparameters',

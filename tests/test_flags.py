@@ -607,3 +607,21 @@ def test_a_part_of_the_threshold_changes_that_part_and_keeps_the_rest(tmp_path):
     assert new.threshold.default == 'strict' and new.threshold.variants == {'default': 0.5, 'strict': 0.8}
     with pytest.raises(fl.FlagError, match=r"not one of the threshold variants \['default', 'strict'\]"):
         fl.change_flags(s, {'threshold': {'default': 'lenient'}}, actor='carol', reason='x')
+
+
+def test_a_cohort_value_that_does_not_fit_is_never_quoted_in_the_refusal(tmp_path):
+    "What a cohort compares with may be a person's (an e-mail address): refused, its kind is said, never its value."
+    from lifecycle.core.params import ParamsError, load_file
+
+    bad = {'attribute': 'email', 'in': 'bob@example.org', 'variant': 'challenger'}
+    for changes in ({'cohorts': [bad]}, {'threshold.cohorts': [{**bad, 'variant': 'strict'}]}):
+        with pytest.raises(fl.FlagError) as e:
+            fl._changed(FlagsParams(threshold={'variants': {'default': 0.5, 'strict': 0.7}}), changes)
+        assert "cohorts.0.in': Input should be a valid array; found a str" in str(e.value)
+        assert 'bob@example.org' not in str(e.value) and 'bob@example.org' not in (e.value.unnamed or '')
+    (tmp_path / 'flags.yaml').write_text("cohorts: [{attribute: email, in: bob@example.org, variant: challenger}]\n")
+    with pytest.raises(ParamsError, match=r"key 'cohorts.0.in': .* found a str") as e:
+        load_file(tmp_path / 'flags.yaml', FlagsParams)
+    assert 'bob@example.org' not in str(e.value)
+    with pytest.raises(fl.FlagError, match="key 'percentage'.*found 250"):  # (a share is no one's: still said)
+        fl._changed(FlagsParams(), {'percentage': 250})

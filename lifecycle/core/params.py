@@ -33,8 +33,10 @@ class _Strict(BaseModel):
 
 # %% ../../nbs/api/core/04_params.ipynb #80f07225
 def describe_error(err: dict, quote: bool = True) -> str:
-    "One validation error: the key, what is wrong, and (`quote`) the value found (not for a file of personal values)."
+    """One validation error: the key, what is wrong, and (`quote`) the value found (not for a file of personal values,
+    nor ever for what a cohort compares with, its `equals` or `in`: an attribute's value may be a person's)."""
     loc = '.'.join(str(x) for x in err['loc'])
+    unshown = quote and _cohort_value(err['loc'])  # (its kind is said, its value not)
     key = f"key '{loc}': " if loc else ''  # (none: a check of several keys together, whose message names them)
     if err['type'] == 'extra_forbidden':
         return f"{key}unknown key (not part of the schema)"
@@ -43,7 +45,15 @@ def describe_error(err: dict, quote: bool = True) -> str:
     found, msg = err.get('input'), err['msg'].removeprefix('Value error, ')
     if isinstance(found, (dict, list)) or not quote or 'found ' in msg:
         return f"{key}{msg}"  # a whole section, or a message that says what it found: said once
+    if unshown:
+        return f"{key}{msg}; found a {type(found).__name__} (a cohort's value: not shown)"
     return f"{key}{msg}; found {found!r} ({type(found).__name__})"
+
+
+def _cohort_value(loc: tuple) -> bool:
+    "Whether an error's `loc` is within what a cohort compares with (`cohorts.0.in`, `threshold.cohorts.1.equals.str`)."
+    loc = [str(x) for x in loc]
+    return 'cohorts' in loc and bool({'equals', 'in', 'in_'} & set(loc[loc.index('cohorts') :]))
 
 # %% ../../nbs/api/core/04_params.ipynb #2f0a178c
 def parse_yaml(text: str) -> object:
