@@ -428,7 +428,8 @@ def test_no_step_is_taken_by_hand_while_the_kill_switch_is_on(ws):
 
 def test_blue_green_switches_all_traffic_and_back_at_once(ws):
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green', '--steps', '5,100')
-    assert r.returncode == 2 and 'a blue-green rollout takes none' in out['error'], out  # (review AX: steps unused)
+    said = 'a blue-green rollout (--strategy blue_green) takes no steps'  # (review AX: steps unused)
+    assert r.returncode == 2 and said in out['error'], out
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green', '--reason', ' ')
     assert r.returncode == 2 and out['error'].startswith('--reason: expected why'), out  # (given empty: review AX)
     r, out = cli_json(ws, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green')
@@ -717,3 +718,17 @@ def test_an_ab_report_interrupted_before_its_entry_is_recorded_is_removed_and_af
         write_report(ws, {'created': 1_800_000_000.0, 'control': 'control', 'treatment': 'challenger'})
     kept = list((tmp_path / 'experiments').glob('*/analysis.json'))
     assert len(kept) == 1 and [e['action'] for e in audit.read(log)] == ['experiment.report'] * 2
+
+
+def test_steps_for_a_blue_green_rollout_are_refused_as_such_not_as_a_canarys(workspace):
+    """`--strategy blue_green --steps 100` was refused as a canary's one step, advising "strategy blue_green", which it
+    was (with params/rollout.yaml's blue_green too)."""
+    r, out = cli_json(workspace, 'rollout', 'start', '--challenger', '2', '--strategy', 'blue_green', '--steps', '100')
+    assert r.returncode == 2 and out['error'] == (
+        "--steps '100': a blue-green rollout (--strategy blue_green) takes no steps, it switches all traffic at once; "
+        "leave --steps out, or give --strategy canary"
+    ), out
+    set_yaml(workspace / 'params/rollout.yaml', steps=[100], strategy='blue_green')
+    r = cli(workspace, 'rollout', 'start', '--challenger', '2', '--steps', '5,100')
+    assert r.returncode == 2 and "rollout.yaml's strategy blue_green) takes no steps" in r.stderr, r.stderr
+

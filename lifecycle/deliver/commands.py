@@ -110,6 +110,13 @@ def rollout_start(
     ps = s.params
     if strategy not in (None, 'canary', 'blue_green'):
         raise CommandError(f"--strategy: expected canary or blue_green, found {strategy!r}", EXIT_INPUT)
+    if steps is not None and (strategy or ps['rollout'].strategy) == 'blue_green':  # (not checked as a canary's)
+        said = '--strategy blue_green' if strategy else f"{s.params_dir / 'rollout.yaml'}'s strategy blue_green"
+        raise CommandError(
+            f"--steps {steps!r}: a blue-green rollout ({said}) takes no steps, it switches all traffic at once; "
+            "leave --steps out, or give --strategy canary",
+            EXIT_INPUT,
+        )
     try:
         challenger = registry_version(challenger, '--challenger')
         st = ro.start(s, challenger, ps['rollout'], _steps(steps), strategy, reason=_given(reason))
