@@ -732,3 +732,11 @@ def test_steps_for_a_blue_green_rollout_are_refused_as_such_not_as_a_canarys(wor
     r = cli(workspace, 'rollout', 'start', '--challenger', '2', '--steps', '5,100')
     assert r.returncode == 2 and "rollout.yaml's strategy blue_green) takes no steps" in r.stderr, r.stderr
 
+
+def test_the_params_blue_green_step_under_strategy_canary_is_refused_in_one_line_naming_the_file(workspace):
+    "The params' blue-green `[100]` under `--strategy canary` came out as pydantic's own error, said of --steps."
+    set_yaml(workspace / 'params/rollout.yaml', steps=[100], strategy='blue_green')
+    r = cli(workspace, 'rollout', 'start', '--challenger', '2', '--strategy', 'canary')
+    assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'validation error' not in r.stderr, r.stderr
+    assert 'a canary needs a step below 100 before 100, found [100.0]' in r.stderr, r.stderr
+    assert "rollout.yaml's steps, for a canary rollout" in r.stderr, r.stderr

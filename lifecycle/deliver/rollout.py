@@ -493,8 +493,13 @@ def start(
         if steps:
             raise RolloutError("steps: a blue-green rollout takes none (it switches all traffic at once)")
         steps = [100.0]
+    kind, from_params = strategy or rp.strategy, not steps
     steps = list(steps or rp.steps)
-    RolloutParams(steps=steps, strategy=strategy or rp.strategy)  # validates the steps
+    try:
+        check_steps(steps, canary=kind == 'canary')
+    except ValueError as e:  # (the params' steps, for another strategy: rollout.yaml's blue-green [100] for a canary)
+        said = f" ({s.params_dir / 'rollout.yaml'}'s steps, for a {kind} rollout)" if from_params else ''
+        raise RolloutError(f"{e}{said}") from None
     if why := fl.other_model_routed(s, s.params['register'].model_name, s.params_dir):
         raise RolloutError(f"no rollout started: {why}")  # its evidence (the experiment report) reads the params' model
     spec, name = fl.load_spec(s)
