@@ -625,3 +625,28 @@ def test_a_cohort_value_that_does_not_fit_is_never_quoted_in_the_refusal(tmp_pat
     assert 'bob@example.org' not in str(e.value)
     with pytest.raises(fl.FlagError, match="key 'percentage'.*found 250"):  # (a share is no one's: still said)
         fl._changed(FlagsParams(), {'percentage': 250})
+
+
+def test_a_holders_state_with_a_status_it_cannot_read_holds_as_a_damaged_one_does(tmp_path):
+    """A rollout's state whose status was edited to a word no rollout has (`"status": "on"`) is damaged to the rollout
+    (`rollout status`: "while it is damaged the flags stay held"), but the hold read it as ended: `flags set
+    percentage=7` went through. With the holder's end statuses on record, any other status holds; an end ends it."""
+    from types import SimpleNamespace
+
+    s = SimpleNamespace(state_dir=tmp_path / '.lifecycle')  # (what a hold reads of the workspace)
+    state = tmp_path / 'rollout.json'
+    fl.set_hold(s, 'rollout', 'r1', '2', state, ended=('completed', 'rolled_back', 'killed'))
+    for st, holds in (
+        ({'id': 'r1', 'status': 'running'}, True),
+        ({'id': 'r1', 'status': 'on'}, True),  # damaged
+        ({'id': 'r1', 'status': ['running']}, True),
+        ({'id': 5, 'status': 'running'}, True),  # damaged: whose state it is cannot be read
+        ({'id': 'r1'}, True),
+        ({'id': 'r1', 'status': 'killed'}, False),  # ended
+        ({'id': 'r2', 'status': 'on'}, False),  # another holder's state: this one's ended
+    ):
+        state.write_text(json.dumps(st))
+        assert (fl.load_hold(s) is not None) == holds, st
+    state.write_text(json.dumps({'id': 'r1', 'status': 'on'}))
+    fl.set_hold(s, 'rollout', 'r1', '2', state)  # (a hold of an older lifecycle: no end statuses on record, as before)
+    assert fl.load_hold(s) is None

@@ -740,3 +740,18 @@ def test_the_params_blue_green_step_under_strategy_canary_is_refused_in_one_line
     assert r.returncode == 2 and r.stderr.count('\n') == 1 and 'validation error' not in r.stderr, r.stderr
     assert 'a canary needs a step below 100 before 100, found [100.0]' in r.stderr, r.stderr
     assert "rollout.yaml's steps, for a canary rollout" in r.stderr, r.stderr
+
+
+def test_a_rollout_state_damaged_in_its_status_keeps_the_flags_held_as_it_says(ws):
+    """`rollout status` says of a state whose status is no rollout's ("on") that the flags stay held while it is
+    damaged; the hold took that status for an end, and `flags set percentage=7` went through under the rollout."""
+    r = cli(ws, 'rollout', 'start', '--challenger', '2', '--steps', '5,50,100')
+    assert r.returncode == 0, r.stderr
+    p = ws / '.lifecycle' / 'rollout.json'
+    p.write_text(p.read_text().replace('"status": "running"', '"status": "on"'))
+    r = cli(ws, 'rollout', 'status')
+    assert r.returncode == 4 and 'the flags stay held' in r.stderr, r.stderr
+    r = cli(ws, 'flags', 'set', 'percentage=7')
+    assert r.returncode == 2 and 'percentage: held by rollout' in r.stderr, r.stderr
+    assert cli_json(ws, 'flags', 'show')[1]['flags']['percentage'] == 5
+    assert cli(ws, 'flags', 'kill').returncode == 0  # (the kill switch is never held)

@@ -531,7 +531,8 @@ def start(
         history=[],
     )
     _save(s, st)  # the arms and the share are the rollout's from here, held while its state says it runs or pauses
-    fl.set_hold(s, 'rollout', st['id'], st['challenger'], state_path(s), ACTIVE)
+    ended = tuple(x for x in _STATUSES if x not in ACTIVE)  # (any other status: the state is damaged, and holds)
+    fl.set_hold(s, 'rollout', st['id'], st['challenger'], state_path(s), ACTIVE, ended)
     try:
         fl.change_flags(
             s,

@@ -534,13 +534,22 @@ def hold_path(s: Settings) -> Path:
 
 
 def set_hold(
-    s: Settings, by: str, holder: str, version: str, state: str | Path, live: tuple = ('running', 'paused')
+    s: Settings,
+    by: str,
+    holder: str,
+    version: str,
+    state: str | Path,
+    live: tuple = ('running', 'paused'),
+    ended: tuple | None = None,
 ) -> dict:
     """Keep `HELD_KEYS` to changes from source `by` while the holder's state file (JSON at `state`) has `id` `holder`
     and a `status` in `live`: the hold ends with the holder's own state, so a holder that crashed, or ended without
-    saying so here, holds nothing. Write it under the `flags` lock, before the holder's first change."""
+    saying so here, holds nothing. `ended`: the holder's statuses of an end; given, any other status (one its holder
+    cannot read) holds, as a state that cannot be read does. Write it under the `flags` lock, before the holder's first
+    change."""
     assert by in HOLDERS, f"{by!r} is not one of the sources that hold flags {HOLDERS}"
     hold = dict(by=by, id=holder, version=str(version), since=time.time(), state=str(state), live=list(live))
+    hold.update({'ended': list(ended)} if ended is not None else {})
     flags_dir(s).mkdir(parents=True, exist_ok=True)
     atomic_write(hold_path(s), json.dumps(hold, indent=1).encode())
     return hold
@@ -587,6 +596,9 @@ def load_hold(s: Settings) -> dict | None:
     try:
         state = json.loads(where.read_text())
         live = state.get('id') == hold['id'] and state.get('status') in hold.get('live', ())
+        if isinstance(ended := hold.get('ended'), list):  # (a status its holder cannot read: damaged, it holds)
+            named = state['id'] == hold['id'] or not isinstance(state['id'], str)
+            live = live or (named and state['status'] not in ended)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
