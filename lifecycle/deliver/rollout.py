@@ -780,10 +780,17 @@ def switch(s: Workspace, actor: str | None = None, reason: str = '') -> dict:
 
 @_exclusive
 def pause(s: Workspace, actor: str | None = None, reason: str = '', metrics: dict | None = None) -> dict:
-    "Hold the current share; the guard stops acting until `resume`."
+    """Hold the current share; the guard stops acting until `resume`. A rollout paused already is refused, as a
+    running one's `resume` is: it answered as if paused now, and the reason given was recorded nowhere."""
     st = _active(s)
     if st['status'] == 'paused':
-        return st
+        pauses = [e for e in st.get('history') or [] if isinstance(e, dict) and e.get('action') == 'pause']
+        last = pauses[-1] if pauses else {}
+        by = f"by {last.get('actor')}: {last.get('reason') or 'no reason recorded'}" if last else 'no pause recorded'
+        raise RolloutError(
+            f"rollout {st['id']} is paused already ({by}): nothing changed, nothing recorded; `lifecycle rollout "
+            "resume` continues it, `lifecycle rollout rollback` ends it"
+        )
     st['status'] = 'paused'
     return _event(s, st, 'pause', actor, reason or 'paused', metrics=metrics or {})
 
