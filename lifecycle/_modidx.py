@@ -3365,6 +3365,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags._unsigned': ('api/serve/flags.html#_unsigned', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._variant_names': ( 'api/serve/flags.html#_variant_names',
                                                                                  'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._version_meant': ( 'api/serve/flags.html#_version_meant',
+                                                                                 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._write': ('api/serve/flags.html#_write', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._write_over': ( 'api/serve/flags.html#_write_over',
                                                                               'lifecycle/serve/flags.py'),

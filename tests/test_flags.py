@@ -650,3 +650,16 @@ def test_a_holders_state_with_a_status_it_cannot_read_holds_as_a_damaged_one_doe
     state.write_text(json.dumps({'id': 'r1', 'status': 'on'}))
     fl.set_hold(s, 'rollout', 'r1', '2', state)  # (a hold of an older lifecycle: no end statuses on record, as before)
     assert fl.load_hold(s) is None
+
+
+@pytest.mark.parametrize('given, meant', [('02', '2'), ('\uff12', '2'), ('\u00b2', None), ('007', '7')])
+def test_a_version_in_other_digits_than_the_registrys_is_refused_as_such_not_as_unsigned(given, meant):
+    """`challenger=02` (or a fullwidth `２`) passed as a version number: the registry found its v2, whose signature is
+    kept under `2`, so the change was refused as "version 02 is not signed", and `02` was not the control `2`."""
+    old = FlagsParams(control='1', safe='1')
+    with pytest.raises(fl.FlagError) as e:
+        fl._check_arms(old, old.model_copy(update={'challenger': given}), None, 'cli')
+    said = f"challenger: expected a version number (ASCII digits, no leading zero), found {given!r}"
+    assert str(e.value) == said + (f"; did you mean {meant}?" if meant else ''), str(e.value)
+    for fine in ('2', '0', '10'):
+        fl._check_arms(old, old.model_copy(update={'challenger': fine}), None, 'cli')

@@ -1174,13 +1174,27 @@ def _schema_part(loc: tuple) -> tuple:
     return tuple(known)
 
 
+def _version_meant(v: str) -> str | None:
+    "The version number text `v` reads as to the registry (`02`, `２`: '2'), when it is one; else None."
+    try:
+        n = int(v)
+    except ValueError:
+        return None
+    return str(n) if n >= 0 and v.strip().isdigit() else None
+
+
 def _check_arms(old: FlagsParams, new: FlagsParams, hold: dict | None, source: str) -> None:
     """Refuse arms that are not version numbers, a challenger that is the control, and (from anyone but a hold's
     holder) a safe version that is the version the holder is testing: the kill switch would send everyone to it."""
     for a in ARMS:
         v = getattr(new, a)
-        if v is not None and not re.fullmatch(r'\d+', v):
-            raise FlagError(f"{a}: expected a version number, found {v!r}")
+        if v is not None and not re.fullmatch(r'0|[1-9][0-9]*', v):  # (`\d` took `02` and `２`: the registry's v2,
+            # whose signature, kept under `2`, was not found, "not signed"; and `02` was no control's `2`)
+            meant = _version_meant(v)
+            raise FlagError(
+                f"{a}: expected a version number (ASCII digits, no leading zero), found {v!r}"
+                + (f"; did you mean {meant}?" if meant else '')
+            )
     if new.challenger is not None and new.challenger == new.control:  # an A/B test of a version against itself
         raise FlagError(f"challenger: version {new.challenger} is the control; give another version, or null for none")
     tested = hold.get('version') if hold and not hold.get('damaged') and source != hold.get('by') else None
