@@ -3317,6 +3317,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.flags._entry': ('api/serve/flags.html#_entry', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._exposed': ('api/serve/flags.html#_exposed', 'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._files': ('api/serve/flags.html#_files', 'lifecycle/serve/flags.py'),
+                                       'lifecycle.serve.flags._folder_in_place': ( 'api/serve/flags.html#_folder_in_place',
+                                                                                   'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._gaining_first': ( 'api/serve/flags.html#_gaining_first',
                                                                                  'lifecycle/serve/flags.py'),
                                        'lifecycle.serve.flags._json_plain': ( 'api/serve/flags.html#_json_plain',

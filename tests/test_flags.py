@@ -663,3 +663,25 @@ def test_a_version_in_other_digits_than_the_registrys_is_refused_as_such_not_as_
     assert str(e.value) == said + (f"; did you mean {meant}?" if meant else ''), str(e.value)
     for fine in ('2', '0', '10'):
         fl._check_arms(old, old.model_copy(update={'challenger': fine}), None, 'cli')
+
+
+@pytest.mark.slow  # trains and signs a tiny model version
+def test_a_folder_where_a_flags_file_belongs_is_named_when_a_change_cannot_write_it(tmp_path):
+    """A folder in the flag file's place failed every change (the kill switch, a rollout's start) with the rename's own
+    error, `[Errno 21] Is a directory: '.../.flags.flagd.json.x.tmp' -> ...`, exit 1; now the file is named, and what
+    was found there, as a damaged state file (exit 4)."""
+    from lifecycle.core.store import StateError
+
+    s = registered_workspace(tmp_path, 'm', versions=1)
+    fl.init_flags(s, FlagsParams(control='dev', safe='dev'), 'm', lambda alias: '1', actor='carol')
+    for path in (fl.flagd_path(s), fl.spec_path(s)):
+        was = path.read_bytes()
+        path.unlink()
+        path.mkdir()
+        with pytest.raises(fl.FlagsDamaged) as e:
+            fl.change_flags(s, {'kill': True}, actor='carol')
+        assert isinstance(e.value, StateError) and str(e.value).startswith(f"{path}: expected the flags file, found a")
+        assert '.tmp' not in str(e.value) and 'Errno' not in str(e.value)
+        path.rmdir()
+        path.write_bytes(was)
+    assert not fl.load_spec(s)[0].kill

@@ -1028,7 +1028,18 @@ def _write_recorded(
             _entry(s, f'{action}.failed', f"not written ({type(e).__name__}); nothing changed", None, revision=revision)
         except Exception:  # (the error raised below says what happened)
             pass
+        if (folder := _folder_in_place(e)) is not None:  # (not the temporary file's rename, exit 1)
+            raise FlagsDamaged(
+                f"{folder}: expected the flags file, found a folder; nothing changed (the flags as they were stay "
+                "live). Remove the folder, then run the command again"
+            ) from None
         raise
+
+
+def _folder_in_place(e: Exception) -> Path | None:
+    "The flags file a failed write (`e`) found a folder in the place of, if that is why it failed."
+    target = (e.filename2 or e.filename) if isinstance(e, OSError) else None
+    return Path(target) if target and Path(target).is_dir() else None
 
 
 def _takes_exposure_only(old: FlagsParams, new: FlagsParams) -> bool:
