@@ -647,6 +647,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/core/store.py'),
                                       'lifecycle.core.store.FolderInTheWay': ( 'api/core/store.html#folderintheway',
                                                                                'lifecycle/core/store.py'),
+                                      'lifecycle.core.store.FolderInTheWay.__init__': ( 'api/core/store.html#folderintheway.__init__',
+                                                                                        'lifecycle/core/store.py'),
                                       'lifecycle.core.store.JournalError': ('api/core/store.html#journalerror', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.RecordError': ('api/core/store.html#recorderror', 'lifecycle/core/store.py'),
                                       'lifecycle.core.store.StateError': ('api/core/store.html#stateerror', 'lifecycle/core/store.py'),

@@ -69,7 +69,7 @@ def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -
     except OSError as e:  # (a full disk's error names no file: it names the one being written, review AB)
         Path(tmp).unlink(missing_ok=True)
         if isinstance(e, IsADirectoryError) and path.is_dir():  # (not '[Errno 21] ... .x.tmp -> x': named, as read)
-            raise FolderInTheWay(f"{path}: expected a file to write, found a folder; move it aside") from None
+            raise FolderInTheWay(path) from None
         if e.filename is None:
             raise type(e)(e.errno, e.strerror, str(path)) from None
         raise
@@ -305,7 +305,12 @@ class StateError(Exception):
 
 
 class FolderInTheWay(StateError, IsADirectoryError):
-    "A folder where `atomic_write` replaces a file: named with the fix; an OSError still, to a writer that skips one."
+    """A folder where `atomic_write` replaces a file (`path`): named with the fix; an OSError still, to a writer that
+    skips one."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"{path}: expected a file to write, found a folder; move it aside")
+        self.path = Path(path)
 
 
 def read_state(path: str | Path, default, expected: type = dict):

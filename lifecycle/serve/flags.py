@@ -1038,6 +1038,10 @@ def _write_recorded(
 
 def _folder_in_place(e: Exception) -> Path | None:
     "The flags file a failed write (`e`) found a folder in the place of, if that is why it failed."
+    from lifecycle.core.store import FolderInTheWay
+
+    if isinstance(e, FolderInTheWay):  # (atomic_write's, naming the file)
+        return e.path
     target = (e.filename2 or e.filename) if isinstance(e, OSError) else None
     return Path(target) if target and Path(target).is_dir() else None
 
