@@ -309,7 +309,11 @@ def test_rows_ending_in_a_delimiter_the_header_does_not_are_read_in_their_column
     f.write_text('age,checks,colour\n' + ''.join(rows))
     with pytest.raises(SourceError, match=re.escape('t.csv: malformed CSV: its rows end in a delimiter its header')):
         list(read_chunks(str(f), chunk_rows=100))
+    with pytest.raises(SourceError, match=re.escape('a row holds a value after it')):  # (in the first chunk too)
+        list(read_chunks(str(f), chunk_rows=1000))
     f.write_text('age,checks\n"1",30,2\n"2",40,NA\n')  # (R's write.table)
+    assert next(read_chunks(str(f))).age.tolist() == [30, 40]
+    f.write_text('age,note\n"1",30,""\n"2",40,""\n')  # (R's, its last column empty text: review DH)
     assert next(read_chunks(str(f))).age.tolist() == [30, 40]
 
 

@@ -224,16 +224,21 @@ def _refuse_wider(chunk: pd.DataFrame, path: Path) -> None:
         )
 
 
-def _ends_in_delimiters(first: pd.DataFrame) -> bool:
-    """Whether a CSV's first rows (read as text, `first`) end in a delimiter the header does not (`a,b,c`, then
-    `1,2,3,`, as some exports write every line): pandas takes each row's first field for its index and reads every
-    value one column on, the last column empty (review DF: scored and stored so). R's `write.table`, whose one more
-    field is its row names first, has its last column filled (a missing value is `NA`)."""
+def _ends_in_delimiters(first: pd.DataFrame, head: str, delimiter: str, header: bool = True) -> bool:
+    """Whether a CSV's rows end in a delimiter the header does not (`a,b,c`, then `1,2,3,`, as some exports write every
+    line): pandas, reading its first rows (`first`) with one field more than the header names, takes each row's first
+    field for its index and reads every value one column on (review DF: scored and stored so). Told from R's
+    `write.table`, whose one more field is its row names first, by the lines themselves (`head`, the file's first
+    text): most of its first rows end in the delimiter, where R ends each in a value, `NA` or a quoted `""` (review
+    DH: read as empty, that was taken for one)."""
     import pandas as pd
 
-    return (
-        len(first) > 0 and not isinstance(first.index, pd.RangeIndex) and bool((first.iloc[:, -1] == '').all())
-    )
+    if not len(first) or isinstance(first.index, pd.RangeIndex):
+        return False
+    lines = head.split('\n')
+    rows = [x.rstrip('\r') for x in lines[1 if header else 0 : -1 if len(lines) > 2 else None]]  # (whole lines)
+    rows = [x for x in rows if x.strip()][:100]
+    return 2 * sum(x.endswith(delimiter) for x in rows) > len(rows)
 
 
 def _whole_rows(reader, path: Path) -> Iterator[pd.DataFrame]:
@@ -671,7 +676,7 @@ def _csv_chunks(
         read_typed = (_text_columns(declared) or _int_columns(declared) or floats) and not as_text
         first = pd.read_csv(path, nrows=100, dtype=str, keep_default_na=False, **how)
         labels = list(first.columns)
-        if trailing := _ends_in_delimiters(first):
+        if trailing := _ends_in_delimiters(first, head.decode(encoding, 'replace'), how['sep'], header):
             how['index_col'] = False  # (each row's last, empty field: no index, as pandas advises for such files)
         typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared, floats)
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
