@@ -2346,6 +2346,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate.RowsOf.wrap': ( 'api/model/validate.html#rowsof.wrap',
                                                                                     'lifecycle/model/validate.py'),
+                                          'lifecycle.model.validate._Bounds': ( 'api/model/validate.html#_bounds',
+                                                                                'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate._champion_row': ( 'api/model/validate.html#_champion_row',
                                                                                       'lifecycle/model/validate.py'),
                                           'lifecycle.model.validate._gate_row': ( 'api/model/validate.html#_gate_row',

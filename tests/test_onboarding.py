@@ -620,6 +620,22 @@ def test_accuracy_gate_against_the_majority_class_baseline():
         ValidateParams(gates={'roc_auc': {'min_over_baseline': 0.1}})
 
 
+def test_a_champion_or_baseline_metric_that_is_nan_fails_its_gate_and_stops_nothing():
+    """Review DH: a gate's bound computed from a metric that is NaN (a champion scored on one row, an empty holdout's
+    baseline) was built as a params `Gate`, which takes finite numbers only since policy.yaml's `.nan` bounds are
+    refused: validation ended in a traceback, where the row fails."""
+    from lifecycle.core.params import ValidateParams
+    from lifecycle.model.validate import evaluate_gates
+
+    vp = ValidateParams(
+        gates={'accuracy': {'min_over_baseline': 0.02}}, champion_tolerance=0.01, champion_metrics=['accuracy']
+    )
+    nan = float('nan')
+    champion = {'version': '3', 'metrics': {'accuracy': nan}}
+    g = evaluate_gates({'accuracy': 0.9, 'baseline_accuracy': nan}, vp, champion=champion)
+    assert g.verdict.tolist() == ['fail', 'fail'] and g.limit.tolist() == ['>= nan', '>= nan'], g.to_dict('records')
+
+
 def test_every_command_takes_params_and_the_last_runs_folder_is_the_default(tmp_path):
     import shutil
     from lifecycle.app.cli import app

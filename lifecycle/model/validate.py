@@ -4,6 +4,7 @@
 
 # %% ../../nbs/api/model/02_validate.ipynb #adcb022f
 from __future__ import annotations
+from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from ..core.params import ValidateParams
@@ -65,6 +66,15 @@ def regression_metrics(y: np.ndarray, pred: np.ndarray) -> dict:
     )
 
 # %% ../../nbs/api/model/02_validate.ipynb #1b8bda6d
+class _Bounds(NamedTuple):
+    """The limits a gate row measures against, computed (a champion's metric less the tolerance, a baseline plus the
+    margin): NaN where that metric was (review DH: as a params `Gate`, which takes finite numbers only, it failed
+    validation with a traceback, where the row fails)."""
+
+    min: float | None = None
+    max: float | None = None
+
+
 def _gate_row(name: str, v, g, kind: str) -> dict:
     limit = ' and '.join(
         x for x in (f">= {g.min:g}" if g.min is not None else '', f"<= {g.max:g}" if g.max is not None else '') if x
@@ -103,7 +113,7 @@ def _threshold_row(name: str, g, metrics: dict, vp: ValidateParams, policy) -> d
         hi = hi if floor.max is None else min(floor.max, hi if hi is not None else floor.max)
     if excepted is not None:
         note.append(f"looser than policy.yaml, approved by {excepted.approved_by}: {excepted.reason}")
-    row = _gate_row(name, metrics.get(name), Gate(min=lo, max=hi), 'threshold')
+    row = _gate_row(name, metrics.get(name), _Bounds(lo, hi), 'threshold')
     own = Gate(min=g.min, max=g.max, min_over_baseline=g.min_over_baseline)
     differs = floor is not None and gate_bounds(own) != gate_bounds(Gate(min=floor.min, max=floor.max))
     row.update(policy=gate_bounds(floor) if floor is not None else '(none)', note='; '.join(note))
@@ -221,12 +231,10 @@ def paired_difference_interval(
 
 def _champion_row(m: str, metrics: dict, champion: dict, vp: ValidateParams, y, scores, task: str) -> dict:
     "The champion gate for metric `m`: on the interval of the difference when both models' scores are at hand."
-    from lifecycle.core.params import Gate
-
     ref, tol, name = champion['metrics'].get(m), vp.champion_tolerance, f"{m} vs champion v{champion['version']}"
     lower = m in LOWER_IS_BETTER
     if y is None or scores is None or champion.get('scores') is None or metrics.get(m) is None:
-        g = Gate(max=round(ref + tol, 6)) if lower else Gate(min=round(ref - tol, 6))
+        g = _Bounds(max=round(ref + tol, 6)) if lower else _Bounds(min=round(ref - tol, 6))
         return {**_gate_row(f"{name} ({ref:.4f})", metrics.get(m), g, 'champion'), 'note': 'point difference'}
     diff, lo, hi = paired_difference_interval(
         y,
