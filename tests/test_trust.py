@@ -9,7 +9,7 @@ import shutil
 import warnings
 from pathlib import Path
 import pytest
-from conftest import set_yaml, write_ab_report
+from conftest import cli, set_yaml, write_ab_report
 from test_governance import CARD, GROUPS, LINEAGE, POLICY_FILE, NAME, REQUIRED_EVIDENCE
 
 
@@ -929,9 +929,12 @@ def test_a_key_registered_to_someone_is_not_registered_to_another_and_its_revoca
     st = dict(type='add', name='bob', role='ml_engineer', pin=carol.pin, key_id=carol.key_id, by='ada')
     ada = load_person_key(ws['keys'], 'ada')
     trust._append(ws['ws'], st, ada, 'trust.add', 'ada', 'by hand')  # (a chain of before this fix)
-    trust.trust_revoke(ws['ws'], 'carol', by='ada', reason='key leaked')
+    r = cli(ws['ws'].root, 'trust', 'revoke', 'carol', '--as', 'ada', '--reason', 'key leaked',
+            env={'LIFECYCLE_KEYS_DIR': str(ws['keys'])})  # fmt: skip
+    assert r.returncode == 0 and 'the same key was registered to bob too, revoked there as well' in r.stdout, r.stderr
     people = trust.roster(ws['ws'])
     assert people['carol'].revoked and people['bob'].revoked == people['carol'].revoked  # no longer live as bob's
+    assert people['bob'].revoked_reason == "its key was revoked as carol's: key leaked"  # (not carol's reason as bob's)
 
 
 def test_the_model_signing_key_is_never_registered_as_a_persons(ws):

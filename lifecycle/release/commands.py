@@ -601,10 +601,18 @@ def trust_revoke(
     as_json: bool = typer.Option(False, '--json', help="Print the statement as JSON."),
 ):
     "Revoke a person's key: their later approvals are refused, earlier ones kept with the revocation shown; audited."
-    from lifecycle.release.trust import trust_revoke as revoke
+    from lifecycle.release.trust import require_roster, trust_revoke as revoke
 
-    signed = revoke(Workspace.open(), name, admin, needs_text(reason, '--reason'))
-    return KeysDone(f"{name}'s key {signed['statement']['key_id']} revoked by {signed['statement']['by']}", signed)
+    ws = Workspace.open()
+    signed = revoke(ws, name, admin, needs_text(reason, '--reason'))
+    st = signed['statement']
+    said = f"{st['name']}'s key {st['key_id']} revoked by {st['by']}"
+    if also := sorted(q.name for q in require_roster(ws).values() if q.key_id == st['key_id'] and q.name != st['name']):
+        said += (  # (a chain written before `trust add` refused one key under two names: revoked under each, DH)
+            f"; the same key was registered to {', '.join(also)} too, revoked there as well: each makes a key of "
+            "their own (`lifecycle keys new --as NAME`) for an administrator to register"
+        )
+    return KeysDone(said, signed)
 
 
 @command(errors=GOVERNANCE_ERRORS)

@@ -185,9 +185,10 @@ def roster(ws) -> dict[str, Person] | None:
             if not p.revoked:  # (a second revocation, two administrators racing: the first one stands)
                 p.revoked, p.revoked_reason, p.revocation = st['time'], st.get('reason', ''), hash_obj(signed)
                 revoked[p.key_id] = p
-                for q in people.values():  # (the key under another name too, as `trust add` once let: revoked there)
-                    if q.key_id == p.key_id and not q.revoked:
-                        q.revoked, q.revoked_reason, q.revocation = p.revoked, p.revoked_reason, p.revocation
+                for q in people.values():  # (the key under another name too, as `trust add` once let: revoked there,
+                    if q.key_id == p.key_id and not q.revoked:  # said as the other's, review DH)
+                        q.revoked, q.revocation = p.revoked, p.revocation
+                        q.revoked_reason = f"its key was revoked as {p.name}'s: {p.revoked_reason}"
         else:
             raise TrustError(f"{where}: {what}: unknown statement type {st.get('type')!r}")
         prev = hash_obj(signed)
