@@ -2417,8 +2417,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._failure': ( 'api/operate/alerts.html#_failure',
                                                                                  'lifecycle/operate/alerts.py'),
-                                          'lifecycle.operate.alerts._header_text': ( 'api/operate/alerts.html#_header_text',
-                                                                                     'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._healthy': ( 'api/operate/alerts.html#_healthy',
                                                                                  'lifecycle/operate/alerts.py'),
                                           'lifecycle.operate.alerts._hold': ( 'api/operate/alerts.html#_hold',

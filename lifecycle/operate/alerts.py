@@ -370,9 +370,12 @@ def send(sink: str, alert: dict, mp: MonitorParams, state_dir: Path) -> None:
         r = httpx.post(s.webhook.url, json=alert, timeout=s.webhook.timeout_s)
         r.raise_for_status()
     elif sink == 'email':
+        from lifecycle.core.cli_support import printable  # (a header refuses a line break: a series or rule holding
+        # one failed the alert's every attempt, and held back the e-mail of every alert behind it)
+
         m = EmailMessage()
         on = (f"{alert['model']} " if alert.get('model') else '') + str(alert['series'])
-        m['Subject'] = _header_text(f"[lifecycle {alert['severity']}] {alert['rule']} on {on}")
+        m['Subject'] = printable(f"[lifecycle {alert['severity']}] {alert['rule']} on {on}")
         m['From'], m['To'] = s.email.sender, ', '.join(s.email.to)
         m.set_content(
             alert['message'] + '\n\n' + json.dumps({k: v for k, v in alert.items() if k != 'message'}, indent=1)
@@ -381,16 +384,6 @@ def send(sink: str, alert: dict, mp: MonitorParams, state_dir: Path) -> None:
             smtp.send_message(m)
     else:
         raise ValueError(f"unknown sink {sink!r}")
-
-
-def _header_text(text: str) -> str:
-    """`text` for a mail header: control and format characters escaped (`\\n`), as a header refuses a line break (a
-    series or rule holding one failed the alert's every attempt, and held the e-mail of every alert behind it)."""
-    import unicodedata
-
-    return ''.join(
-        c.encode('unicode_escape').decode() if unicodedata.category(c) in ('Cc', 'Cf', 'Zl', 'Zp') else c for c in text
-    )
 
 
 def _failure(e: Exception, mp: MonitorParams) -> str:
