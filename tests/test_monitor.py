@@ -1039,15 +1039,16 @@ def test_a_damaged_monitor_file_is_named_with_exit_4_and_strict_json_never_a_tra
 
 
 @pytest.mark.parametrize('file', ['monitor/metrics.prom', 'heartbeats/monitor.json'])
-def test_a_folder_where_the_monitor_writes_a_file_is_named_with_exit_4(workspace, file):
-    """A folder in place of a file a look writes failed the look with exit 1 and "[Errno 21] Is a directory:
-    '.../.metrics.prom.x1y2.tmp' -> '.../metrics.prom'"; it is now named as a folder read in its place is."""
+def test_a_folder_where_the_monitor_writes_a_file_is_named(workspace, file):
+    """A folder in place of a file a look writes failed the look with "[Errno 21] Is a directory:
+    '.../.metrics.prom.x1y2.tmp' -> '.../metrics.prom'", naming a temporary file; it is now named, with the fix, as a
+    file that could not be written (exit 1)."""
     from conftest import cli_json
 
     ws = Workspace.open(workspace)
     (ws.state_dir / file).mkdir(parents=True)
     r, out = cli_json(workspace, 'monitor', 'run')
-    assert r.returncode == 4 and out['ok'] is False and 'Traceback' not in r.stderr, r.stderr
+    assert r.returncode == 1 and out['ok'] is False and 'Traceback' not in r.stderr, r.stderr
     assert out['error'] == f"{ws.state_dir / file}: expected a file to write, found a folder; move it aside"
 
 

@@ -304,9 +304,10 @@ class StateError(Exception):
     "A state file cannot be read: damaged, or not of the shape its reader expects; named with the fix."
 
 
-class FolderInTheWay(StateError, IsADirectoryError):
-    """A folder where `atomic_write` replaces a file (`path`): named with the fix; an OSError still, to a writer that
-    skips one."""
+class FolderInTheWay(IsADirectoryError):
+    """A folder where `atomic_write` replaces a file (`path`): named with the fix, as a file that could not be written
+    (exit 1, review DG: not a damaged state file's 4, for an output a command was asked to write); an OSError to a
+    writer that skips one."""
 
     def __init__(self, path: Path):
         super().__init__(f"{path}: expected a file to write, found a folder; move it aside")

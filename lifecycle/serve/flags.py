@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from ..core.settings import Settings
 from ..core.workspace import Workspace
-from ..core.store import atomic_write, StateError
+from ..core.store import atomic_write, FolderInTheWay, StateError
 from ..core.locks import held
 from ..core.params import FlagsParams, ARMS, ParamsError, describe_error, read_flags_spec
 
@@ -1037,13 +1037,8 @@ def _write_recorded(
 
 
 def _folder_in_place(e: Exception) -> Path | None:
-    "The flags file a failed write (`e`) found a folder in the place of, if that is why it failed."
-    from lifecycle.core.store import FolderInTheWay
-
-    if isinstance(e, FolderInTheWay):  # (atomic_write's, naming the file)
-        return e.path
-    target = (e.filename2 or e.filename) if isinstance(e, OSError) else None
-    return Path(target) if target and Path(target).is_dir() else None
+    "The flags file a failed write (`e`) found a folder in the place of, if that is why it failed (`atomic_write`'s)."
+    return e.path if isinstance(e, FolderInTheWay) else None
 
 
 def _takes_exposure_only(old: FlagsParams, new: FlagsParams) -> bool:
