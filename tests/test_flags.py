@@ -685,3 +685,19 @@ def test_a_folder_where_a_flags_file_belongs_is_named_when_a_change_cannot_write
         path.rmdir()
         path.write_bytes(was)
     assert not fl.load_spec(s)[0].kill
+
+
+@pytest.mark.parametrize('given,taken', [('02', '2'), (' 7', '7'), ('dev', 'dev')])
+def test_flags_set_reads_an_arms_version_as_the_clis_other_commands_do(workspace, monkeypatch, given, taken):
+    """Review DG: `rollout start --challenger 02` and `promote ... 007` read the version as the registry writes it,
+    `flags set challenger=02` was refused (no leading zero): one reading on the command line now; an alias as given.
+    params/flags.yaml and the admin API still refuse `02` (a spec says the version as it is signed)."""
+    from conftest import cli
+    from lifecycle.serve import commands
+
+    taken_by = {}
+    monkeypatch.setattr(commands, '_change', lambda changes, reason: taken_by.update(changes) or 0)
+    cli(workspace, 'flags', 'set', f'challenger={given}')
+    assert taken_by == {'challenger': taken}
+    r = cli(workspace, 'flags', 'set', 'challenger=２')
+    assert r.returncode == 2 and 'challenger: expected a version number in the digits 0-9' in r.stderr + r.stdout

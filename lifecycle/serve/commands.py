@@ -272,8 +272,8 @@ def flags_set(
                 EXIT_INPUT,
             )
         changes[k] = v
-        if k in ('control', 'challenger', 'safe') and changes[k] is not None:
-            changes[k] = str(changes[k])
+        if k in ('control', 'challenger', 'safe') and changes[k] is not None:  # (a version as the CLI's other
+            changes[k] = registry_version(str(changes[k]), k)  # commands read one: `02` is 2, as `rollout start`'s, DG)
     return _change(changes, reason)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #3884522f
