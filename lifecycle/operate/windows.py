@@ -404,8 +404,9 @@ def input_drift(profile: dict, df: pd.DataFrame, columns: list | None = None) ->
     cols = [c for c in (columns or profile['order']) if c in df.columns]
     kinds = {c: profile['columns'][c]['kind'] for c in cols}
     df = pd.DataFrame(  # categories hashed once, then counted from their codes (by compare and by _shares); a
-        {c: _as_profiled(df[c], kinds[c]) for c in cols}  # number column's text missing, as _shares counts it (not
-    )  # a ValueError that failed every look, the monitor dead, for a log holding text where the profile has numbers)
+        {c: _as_profiled(df[c], kinds[c]) for c in cols}  # number column's text missing, left out as _shares leaves
+    )  # it (not a ValueError that failed every look, the monitor dead, for a log holding text where the profile has
+    # numbers; the server refuses such a request, so only a log another writer wrote holds one; it is counted nowhere)
     res = drift.compare(profile, df, columns=cols)
     psi, kl = [], []
     for c in cols:
