@@ -760,10 +760,10 @@ def test_a_rollout_state_damaged_in_its_status_keeps_the_flags_held_as_it_says(w
 def test_a_pause_of_a_paused_rollout_is_refused_not_answered_as_taken(ws):
     "A second pause answered exit 0 as if taken, its --reason recorded nowhere (a resume of a running one is refused)."
     assert cli(ws, 'rollout', 'start', '--challenger', '2', '--steps', '5,50,100').returncode == 0
-    assert cli(ws, 'rollout', 'pause', '--reason', 'pager').returncode == 0
+    assert cli(ws, 'rollout', 'pause', '--reason', 'pager\x1b[2J').returncode == 0  # (an escape pasted in: DG)
     before = len(audit_entries(ws))
     r, out = cli_json(ws, 'rollout', 'pause', '--reason', 'incident 42')
     assert r.returncode == 2 and out['error'].startswith('rollout ') and 'is paused already (by ' in out['error'], out
-    assert ': pager): nothing changed' in out['error'] and 'incident 42' not in out['error'], out
+    assert ': pager\\x1b[2J): nothing changed' in out['error'] and 'incident 42' not in out['error'], out
     assert len(audit_entries(ws)) == before and cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'paused'
     assert cli_json(ws, 'rollout', 'resume')[1]['rollout']['status'] == 'running'

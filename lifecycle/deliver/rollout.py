@@ -19,6 +19,7 @@ import pandas as pd
 from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write, StateError
+from ..core.cli_support import printable
 from ..core.audit import AuditError
 from ..core.params import RolloutParams, GuardParams, check_steps
 from ..model.registry import alias_version
@@ -787,6 +788,7 @@ def pause(s: Workspace, actor: str | None = None, reason: str = '', metrics: dic
         pauses = [e for e in st.get('history') or [] if isinstance(e, dict) and e.get('action') == 'pause']
         last = pauses[-1] if pauses else {}
         by = f"by {last.get('actor')}: {last.get('reason') or 'no reason recorded'}" if last else 'no pause recorded'
+        by = printable(by)  # (as typed, maybe pasted: escapes there would act on the terminal, review DG)
         raise RolloutError(
             f"rollout {st['id']} is paused already ({by}): nothing changed, nothing recorded; `lifecycle rollout "
             "resume` continues it, `lifecycle rollout rollback` ends it"
