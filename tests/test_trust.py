@@ -947,3 +947,10 @@ def test_the_model_signing_key_is_never_registered_as_a_persons(ws):
     with pytest.raises(trust.TrustError, match=r"key \w+ is this workspace's model-signing key \(settings.ini"):
         trust.trust_add(ws['ws'], 'erin', 'ml_engineer', by='ada', public_key_file=pub)
     assert 'erin' not in trust.roster(ws['ws'])
+    from lifecycle.model.signing import revoke_signing_key, rotate_signing_key
+
+    old = ws['ws'].root / 'old.pub.pem'
+    old.write_bytes(pub.read_bytes())
+    revoke_signing_key(ws['ws'], rotate_signing_key(ws['ws'], 'yearly')['retired'], 'laptop stolen')
+    with pytest.raises(trust.TrustError, match=r"signing key of before, revoked \(settings.ini \[trust\] revoked\)"):
+        trust.trust_add(ws['ws'], 'erin', 'ml_engineer', by='ada', public_key_file=old)  # (review DH: named so)

@@ -454,10 +454,14 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
         )
     if p and not p.revoked and p.pin != pin:
         raise TrustError(f"{name} already has key {p.key_id}; revoke it first to register another")
-    if pin in (pinned := read_trust(ws.root)).get(TRUST_SIGNING, []) or kid in pinned.get(TRUST_REVOKED, []):
+    pinned = read_trust(ws.root)
+    if (where := TRUST_REVOKED if kid in pinned.get(TRUST_REVOKED, []) else None) or (
+        where := TRUST_SIGNING if pin in pinned.get(TRUST_SIGNING, []) else None
+    ):
+        what = 'model-signing key' if where == TRUST_SIGNING else 'model-signing key of before, revoked'
         raise TrustError(  # (held where versions are registered, by whoever trains them: an approval made there)
-            f"key {kid} is this workspace's model-signing key (settings.ini [trust] {TRUST_SIGNING}), not a person's: "
-            f"{name} makes their own (`lifecycle keys new --as {name}` on their machine) and gives its .pub.pem here"
+            f"key {kid} is this workspace's {what} (settings.ini [trust] {where}), not a person's: {name} makes "
+            f"their own (`lifecycle keys new --as {name}` on their machine) and gives its .pub.pem here"
         )
     if q := next((q for q in people.values() if q.name != name and q.key_id == kid and not q.revoked), None):
         raise TrustError(  # (a key under two names: one signs as both; revoking one name left it live as the other)
