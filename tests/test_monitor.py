@@ -304,6 +304,8 @@ def test_a_look_killed_while_delivering_and_two_looks_at_once_raise_each_alert_o
         (dict(rules=[dict(name='x', metric='drift_psi_max', condition='over 1', severity='low')]), 'rules.0.condition'),
         # (1e400 is infinity: a threshold nothing crosses, written into dashboard.json as Infinity, not JSON)
         (dict(rules=[dict(name='x', metric='error_rate', condition='> 1e400', severity='low')]), 'rules.0.condition'),
+        # (1e-400 is 0 to a float: a threshold other than the one written, review DG)
+        (dict(rules=[dict(name='x', metric='error_rate', condition='> 1e-400', severity='low')]), 'rules.0.condition'),
         (dict(sinks={'webhook': {'url': 'hooks/T0/s3cret'}}), 'sinks.webhook.url'),  # (no URL: alerts undeliverable)
         (dict(sinks={'webhook': {'url': 'https://h:99999999/s3cret'}}), 'sinks.webhook.url'),  # (no port there)
         (dict(sinks={'webhook': {'url': 'https://h:0/s3cret'}}), 'sinks.webhook.url'),

@@ -88,7 +88,11 @@ _CONDITION = re.compile(r'^\s*(>=|<=|>|<)\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]
 def parse_condition(text: str) -> tuple[str, float]:
     "The operator and number of a condition such as `'>= 0.5'`; ValueError saying what is expected otherwise."
     m = _CONDITION.match(str(text))
-    if not m or not math.isfinite(x := float(m.group(2))):  # (1e400 is inf: no threshold, nor JSON for Grafana)
+    if (
+        not m
+        or not math.isfinite(x := float(m.group(2)))  # (1e400 is inf: no threshold, nor JSON for Grafana)
+        or (x == 0 and re.search('[1-9]', re.split('[eE]', m.group(2))[0]))  # (1e-400 is 0: not the number given, DG)
+    ):
         raise ValueError(
             f"expected a comparison with a finite number such as '> 0.2' or '<= 0.8' (operator >, >=, <, <=), "
             f"found {text!r}"
