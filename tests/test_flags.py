@@ -643,7 +643,8 @@ def test_a_holders_state_with_a_status_it_cannot_read_holds_as_a_damaged_one_doe
         ({'id': 5, 'status': 'running'}, True),  # damaged: whose state it is cannot be read
         ({'id': 'r1'}, True),
         ({'id': 'r1', 'status': 'killed'}, False),  # ended
-        ({'id': 'r2', 'status': 'on'}, False),  # another holder's state: this one's ended
+        ({'id': 'r2', 'status': 'running'}, True),  # its id edited (review DG: released the hold), nothing ended
+        ({'id': 'r2', 'status': 'completed'}, False),  # another rollout's state, ended
     ):
         state.write_text(json.dumps(st))
         assert (fl.load_hold(s) is not None) == holds, st

@@ -596,9 +596,10 @@ def load_hold(s: Settings) -> dict | None:
     try:
         state = json.loads(where.read_text())
         live = state.get('id') == hold['id'] and state.get('status') in hold.get('live', ())
-        if isinstance(ended := hold.get('ended'), list):  # (a status its holder cannot read: damaged, it holds)
-            named = state['id'] == hold['id'] or not isinstance(state['id'], str)
-            live = live or (named and state['status'] not in ended)
+        if isinstance(ended := hold.get('ended'), list):  # (a status its holder cannot read: damaged, it holds; so
+            live = live or (state['id'] is not None and state['status'] not in ended)  # does another id than the
+            # hold's, an edit (review DG: it released the flags, the rollout going on as the edited id's), until
+            # an end status ends it; a new rollout writes its own hold
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
