@@ -359,6 +359,10 @@ def test_a_file_where_a_bundle_or_its_folder_goes_is_named_or_replaced_not_left_
     with pytest.raises(BundleError, match=r"releases: expected the folder release bundles go in, found a file"):
         release_bundle(ws, name, '1', dest)
     dest.parent.unlink()
+    dest.parent.symlink_to(tmp_path / 'gone')  # (a link to nothing: said so, review DH)
+    with pytest.raises(BundleError, match=r"releases: expected the folder release bundles go in, found a link to no"):
+        release_bundle(ws, name, '1', dest)
+    dest.parent.unlink()
     dest.parent.mkdir()
     dest.write_text('not a bundle')
     release_bundle(ws, name, '1', dest)

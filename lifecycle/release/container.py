@@ -206,7 +206,8 @@ def release_bundle(ws, name: str, version, dest: str | Path) -> dict:
         raise BundleError(f"no release bundle: {decision.message()} (environment {ws.environment!r})")
     releaser = load_private_key(ensure_signing_key(ws)[0])  # signs release.json: what was checked, for where
     if (dest.parent.exists() or dest.parent.is_symlink()) and not dest.parent.is_dir():  # (was a bare [Errno 17])
-        raise BundleError(f"{dest.parent}: expected the folder release bundles go in, found a file: move it aside")
+        found = 'a link to nothing' if not dest.parent.exists() else 'a file'  # (a dangling link, review DH)
+        raise BundleError(f"{dest.parent}: expected the folder release bundles go in, found {found}: move it aside")
     dest.parent.mkdir(parents=True, exist_ok=True)
     with held(ws.state_dir, 'bundle'):  # (one bundle written at a time: two at once took each other's part, review CE)
         tidy_bundle(dest)
