@@ -609,6 +609,17 @@ def test_rules_written_over_a_file_are_refused_naming_it(workspace, monkeypatch)
     assert 'expected a folder' in json.loads(r.stdout)['error']
 
 
+def _log_variant(ws, variant: str, rows: int, start: float) -> None:
+    "Log `rows` answers of version 1 served as `variant` (a flagd file written by hand names its variants as it likes)."
+    log = PredictionLog(default_url(ws))
+    for i in range(rows):
+        log.log(request_id=f'r{i}', ts=start + i, route='predict', targeting_key=None, variant=variant,
+                model_version='1', model=None, inputs={'age': [30.0], 'employed': ['Yes']}, output=[0.3],
+                decision=[0], threshold=0.5, latency_ms=2.0, status=200)  # fmt: skip
+    assert log.flush()
+    log.close()
+
+
 def test_a_variant_with_quotes_backslashes_and_a_newline_is_escaped_in_metrics_prom(workspace):
     """A flagd file written by hand may name its variants as it likes, and the log keeps them as served: metrics.prom
     wrote the version and variant labels unescaped (the model's only was), so a `"` or a newline made node_exporter's
@@ -618,13 +629,7 @@ def test_a_variant_with_quotes_backslashes_and_a_newline_is_escaped_in_metrics_p
     set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
     ws = Workspace.open(workspace)
     odd = 'x"y\\z [/b]\nnl'
-    log = PredictionLog(default_url(ws))
-    for i in range(200):
-        log.log(request_id=f'r{i}', ts=time.time() - 1000 + i, route='predict', targeting_key=None, variant=odd,
-                model_version='1', model=None, inputs={'age': [30.0], 'employed': ['Yes']}, output=[0.3],
-                decision=[0], threshold=0.5, latency_ms=2.0, status=200)  # fmt: skip
-    assert log.flush()
-    log.close()
+    _log_variant(ws, odd, 200, time.time() - 1000)
     run_once(ws, load_monitor_params(ws.params_dir), baselines={}, sample=False)
     text = (ws.state_dir / 'monitor' / 'metrics.prom').read_text()
     samples = [s for f in text_string_to_metric_families(text) for s in f.samples]
@@ -1960,13 +1965,7 @@ def test_a_variant_with_a_terminal_escape_is_shown_escaped_by_monitor_run_status
 
     ws = Workspace.open(workspace)
     odd = 'x\x1b[2J\nnl'
-    log = PredictionLog(default_url(ws))
-    for i in range(500):
-        log.log(request_id=f'r{i}', ts=time.time() - 9000 + i, route='predict', targeting_key=None, variant=odd,
-                model_version='1', model=None, inputs={'age': [30.0], 'employed': ['Yes']}, output=[0.3],
-                decision=[0], threshold=0.5, latency_ms=2.0, status=200)  # fmt: skip
-    assert log.flush()
-    log.close()
+    _log_variant(ws, odd, 500, time.time() - 9000)
     for args in (('monitor', 'run'), ('monitor', 'run'), ('monitor', 'status'), ('monitor', 'alerts')):
         r = cli(workspace, *args)
         assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
