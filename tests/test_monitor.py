@@ -1976,9 +1976,12 @@ def test_a_variant_with_a_terminal_escape_is_shown_escaped_by_monitor_run_status
 def test_text_in_an_input_the_profile_has_numbers_in_is_missing_not_a_dead_monitor(workspace):
     """A log holding text where the version's training profile has numbers (written through the log's API by another
     writer, or under another contract) failed every look with a ValueError from the drift comparison, a traceback
-    from `monitor run`, and so the monitor measured and alerted on nothing more. Such text now counts as missing, as
-    the PSI already counted it; the other values are measured, and no value is quoted anywhere."""
-    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None})
+    from `monitor run`, and so the monitor measured and alerted on nothing more. Such text is now left out of the
+    drift measures, as the PSI left it out; the other values are measured, and no value is quoted anywhere. They are
+    counted (review DG: nothing said them): `input_text_share`, a metric a rule alerts on, and each column's `text` in
+    drift.parquet."""
+    rule = dict(name='text', metric='input_text_share', condition='> 0.1', severity='high', min_sample=1)
+    set_yaml(workspace / 'params' / 'monitor.yaml', window={'rows': 200, 'seconds': None}, rules=[rule])
     ws = Workspace.open(workspace)
     rng = np.random.default_rng(5)
     log = PredictionLog(default_url(ws))
@@ -1993,6 +1996,9 @@ def test_text_in_an_input_the_profile_has_numbers_in_is_missing_not_a_dead_monit
     assert run.windows == 1
     found = pd.read_parquet(ws.state_dir / 'monitor' / 'drift.parquet').set_index('column')
     assert np.isfinite(found.loc['age', 'psi']) and found.loc['age', 'kind'] == 'numeric'
+    assert found.loc['age', 'text'] == 67 and found.loc['employed', 'text'] == 0  # (every third of 200 rows)
+    assert [(a['rule'], a['series']) for a in run.alerts] == [('text', '1/control')], run.alerts
+    assert 'metric="input_text_share"' in (ws.state_dir / 'monitor' / 'metrics.prom').read_text()
     for p in (ws.state_dir / 'monitor').rglob('*'):
         assert not p.is_file() or b'secret' not in p.read_bytes(), p
 

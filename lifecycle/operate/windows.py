@@ -403,10 +403,11 @@ def input_drift(profile: dict, df: pd.DataFrame, columns: list | None = None) ->
     "Per feature: method, score, drifted (Evidently's default), PSI, KS statistic, KL divergence of `df` vs `profile`."
     cols = [c for c in (columns or profile['order']) if c in df.columns]
     kinds = {c: profile['columns'][c]['kind'] for c in cols}
+    text = [_text_in_numbers(df[c], kinds[c]) for c in cols]  # (counted: `input_text_share`, review DG)
     df = pd.DataFrame(  # categories hashed once, then counted from their codes (by compare and by _shares); a
         {c: _as_profiled(df[c], kinds[c]) for c in cols}  # number column's text missing, left out as _shares leaves
     )  # it (not a ValueError that failed every look, the monitor dead, for a log holding text where the profile has
-    # numbers; the server refuses such a request, so only a log another writer wrote holds one; it is counted nowhere)
+    # numbers; the server refuses such a request, so only a log another writer wrote holds one)
     res = drift.compare(profile, df, columns=cols)
     psi, kl = [], []
     for c in cols:
@@ -414,8 +415,15 @@ def input_drift(profile: dict, df: pd.DataFrame, columns: list | None = None) ->
         r, cur = np.maximum(r, 1e-4), np.maximum(cur, 1e-4)
         psi.append(float(np.sum((cur - r) * np.log(cur / r))))
         kl.append(float(np.sum(cur * np.log(cur / r))))
-    res['psi'], res['kl'] = psi, kl
-    return res[['column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi', 'ks_statistic', 'kl']]
+    res['psi'], res['kl'], res['text'] = psi, kl, text
+    return res[['column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi', 'ks_statistic', 'kl', 'text']]
+
+
+def _text_in_numbers(s: pd.Series, kind: str) -> int:
+    "How many values of a window's input column `s` are text no number reads, where its profile (`kind`) has numbers."
+    if kind != 'numeric' or s.dtype != object:
+        return 0
+    return int((pd.to_numeric(s, errors='coerce').isna() & s.notna()).sum())
 
 # %% ../../nbs/api/operate/02_windows.ipynb #5b98a500
 def wilson(k, n, z: float = 1.96) -> tuple[float, float]:
@@ -565,6 +573,7 @@ def each_window_metrics(
                 drift_psi_max=float(d['psi'].max()),
                 drift_ks_max=float(d['ks_statistic'].max()) if d['ks_statistic'].notna().any() else np.nan,
                 drift_kl_max=float(d['kl'].max()),
+                input_text_share=float(d['text'].max() / len(ok)) if len(d) else np.nan,
             )
             sd = input_drift(b.score_profile, ok[['score']])
             row.update(score_psi=float(sd['psi'].iloc[0]), score_ks=float(sd['ks_statistic'].iloc[0]))
