@@ -309,12 +309,21 @@ def test_rows_ending_in_a_delimiter_the_header_does_not_are_read_in_their_column
     f.write_text('age,checks,colour\n' + ''.join(rows))
     with pytest.raises(SourceError, match=re.escape('t.csv: malformed CSV: its rows end in a delimiter its header')):
         list(read_chunks(str(f), chunk_rows=100))
-    with pytest.raises(SourceError, match=re.escape('a row holds a value after it')):  # (in the first chunk too)
+    rows = (f'{30 + i},{i % 5},red,{"x" if i == 50 else ""}\n' for i in range(250))  # (among the first rows, DH)
+    f.write_text('age,checks,colour\n' + ''.join(rows))
+    with pytest.raises(SourceError, match=re.escape('a row holds a value after it')):
         list(read_chunks(str(f), chunk_rows=1000))
     f.write_text('age,checks\n"1",30,2\n"2",40,NA\n')  # (R's write.table)
     assert next(read_chunks(str(f))).age.tolist() == [30, 40]
     f.write_text('age,note\n"1",30,""\n"2",40,""\n')  # (R's, its last column empty text: review DH)
     assert next(read_chunks(str(f))).age.tolist() == [30, 40]
+    for text, dialect in (  # (review DI: a quoted line break, lines ending in \r alone, a space after the delimiter)
+        ('age,note,checks\n30,"a\nb",2,\n40,"c\nd",3,\n', None),
+        ('age,note,checks\r30,a,2,\r40,c,3,\r', None),
+        ('age,note,checks\n30,a,2, \n40,c,3, \n', CsvDialect(trim_whitespace=True)),
+    ):
+        f.write_bytes(text.encode())
+        assert next(read_chunks(str(f), dialect=dialect)).age.tolist() == [30, 40], text
 
 
 def test_a_workbook_or_gzip_file_named_csv_is_named_for_what_it_is(tmp_path):

@@ -224,20 +224,26 @@ def _refuse_wider(chunk: pd.DataFrame, path: Path) -> None:
         )
 
 
-def _ends_in_delimiters(first: pd.DataFrame, head: str, delimiter: str, header: bool = True) -> bool:
+def _ends_in_delimiters(
+    first: pd.DataFrame, head: str, delimiter: str, header: bool = True, trim: bool = False
+) -> bool:
     """Whether a CSV's rows end in a delimiter the header does not (`a,b,c`, then `1,2,3,`, as some exports write every
     line): pandas, reading its first rows (`first`) with one field more than the header names, takes each row's first
     field for its index and reads every value one column on (review DF: scored and stored so). Told from R's
-    `write.table`, whose one more field is its row names first, by the lines themselves (`head`, the file's first
-    text): most of its first rows end in the delimiter, where R ends each in a value, `NA` or a quoted `""` (review
-    DH: read as empty, that was taken for one)."""
+    `write.table`, whose one more field is its row names first, by the rows themselves (`head`, the file's first text,
+    its quoted values blanked: their line breaks and delimiters are no row's): most end in the delimiter (a space
+    after it too, with `trim`), where R ends each in a value, `NA` or a quoted `""` (review DH: read as empty, that was
+    taken for one). With no whole row in `head`, by the first rows' last column, empty in each."""
+    import re
     import pandas as pd
 
     if not len(first) or isinstance(first.index, pd.RangeIndex):
         return False
-    lines = head.split('\n')
-    rows = [x.rstrip('\r') for x in lines[1 if header else 0 : -1 if len(lines) > 2 else None]]  # (whole lines)
-    rows = [x for x in rows if x.strip()][:100]
+    lines = re.sub(r'"(?:[^"]|"")*"', 'Q', head).splitlines()  # (review DI: a quoted line break, a lone \r)
+    rows = lines[1 if header else 0 : None if head.endswith(('\n', '\r')) else -1]  # (whole lines: head may be cut)
+    rows = [x.rstrip(' ') if trim else x for x in rows if x.strip()][:100]
+    if not rows:
+        return bool((first.iloc[:, -1] == '').all())
     return 2 * sum(x.endswith(delimiter) for x in rows) > len(rows)
 
 
@@ -676,7 +682,7 @@ def _csv_chunks(
         read_typed = (_text_columns(declared) or _int_columns(declared) or floats) and not as_text
         first = pd.read_csv(path, nrows=100, dtype=str, keep_default_na=False, **how)
         labels = list(first.columns)
-        if trailing := _ends_in_delimiters(first, head.decode(encoding, 'replace'), how['sep'], header):
+        if trailing := _ends_in_delimiters(first, head.decode(encoding, 'replace'), how['sep'], header, trim):
             how['index_col'] = False  # (each row's last, empty field: no index, as pandas advises for such files)
         typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared, floats)
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
