@@ -644,6 +644,8 @@ def test_a_holders_state_with_a_status_it_cannot_read_holds_as_a_damaged_one_doe
         ({'id': 'r1'}, True),
         ({'id': 'r1', 'status': 'killed'}, False),  # ended
         ({'id': 'r2', 'status': 'running'}, True),  # its id edited (review DG: released the hold), nothing ended
+        ({'id': None, 'status': 'running'}, True),  # (review DI: released by the mend of DG)
+        ({'status': 'running'}, True),
         ({'id': 'r2', 'status': 'completed'}, False),  # another rollout's state, ended
     ):
         state.write_text(json.dumps(st))

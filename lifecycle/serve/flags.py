@@ -597,9 +597,9 @@ def load_hold(s: Settings) -> dict | None:
         state = json.loads(where.read_text())
         live = state.get('id') == hold['id'] and state.get('status') in hold.get('live', ())
         if isinstance(ended := hold.get('ended'), list):  # (a status its holder cannot read: damaged, it holds; so
-            live = live or (state['id'] is not None and state['status'] not in ended)  # does another id than the
-            # hold's, an edit (review DG: it released the flags, the rollout going on as the edited id's), until
-            # an end status ends it; a new rollout writes its own hold
+            live = live or 'id' not in state or state['status'] not in ended  # does another id than the hold's, or
+            # none, an edit (review DG: it released the flags, the rollout going on as the edited id's), until an
+            # end status ends it; a new rollout writes its own hold
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
