@@ -634,6 +634,9 @@ def test_a_champion_or_baseline_metric_that_is_nan_fails_its_gate_and_stops_noth
     champion = {'version': '3', 'metrics': {'accuracy': nan}}
     g = evaluate_gates({'accuracy': 0.9, 'baseline_accuracy': nan}, vp, champion=champion)
     assert g.verdict.tolist() == ['fail', 'fail'] and g.limit.tolist() == ['>= nan', '>= nan'], g.to_dict('records')
+    beside = ValidateParams(gates={'accuracy': {'min': 0.5, 'min_over_baseline': 0.02}})  # (review DI: 0.5 passed)
+    g = evaluate_gates({'accuracy': 0.9, 'baseline_accuracy': nan}, beside)
+    assert g.verdict.tolist() == ['fail'] and g.limit.tolist() == ['>= nan'], g.to_dict('records')
 
 
 def test_every_command_takes_params_and_the_last_runs_folder_is_the_default(tmp_path):

@@ -113,6 +113,8 @@ def _threshold_row(name: str, g, metrics: dict, vp: ValidateParams, policy) -> d
         hi = hi if floor.max is None else min(floor.max, hi if hi is not None else floor.max)
     if excepted is not None:
         note.append(f"looser than policy.yaml, approved by {excepted.approved_by}: {excepted.reason}")
+    if g.min_over_baseline is not None and np.isnan(metrics.get('baseline_accuracy', 0.0) or 0.0):
+        lo = float('nan')  # (an unknown baseline: no bound beside it passes the gate, max(0.5, nan) being 0.5, DI)
     row = _gate_row(name, metrics.get(name), _Bounds(lo, hi), 'threshold')
     own = Gate(min=g.min, max=g.max, min_over_baseline=g.min_over_baseline)
     differs = floor is not None and gate_bounds(own) != gate_bounds(Gate(min=floor.min, max=floor.max))
