@@ -765,5 +765,9 @@ def test_a_pause_of_a_paused_rollout_is_refused_not_answered_as_taken(ws):
     r, out = cli_json(ws, 'rollout', 'pause', '--reason', 'incident 42')
     assert r.returncode == 2 and out['error'].startswith('rollout ') and 'is paused already (by ' in out['error'], out
     assert ': pager\\x1b[2J): nothing changed' in out['error'] and 'incident 42' not in out['error'], out
+    r = cli(ws, 'rollout', 'status')  # (review DI: the status line and advance's refusal showed it raw too)
+    assert 'pager\\x1b[2J' in r.stdout and '\x1b' not in r.stdout, r.stdout
+    r, out = cli_json(ws, 'rollout', 'advance')
+    assert r.returncode != 0 and 'is paused (pager\\x1b[2J)' in out['error'], out
     assert len(audit_entries(ws)) == before and cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'paused'
     assert cli_json(ws, 'rollout', 'resume')[1]['rollout']['status'] == 'running'

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, CommandError, Result, dumps, EXIT_STAGE, EXIT_INPUT, registry_version
+from ..core.cli_support import printable
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -56,8 +57,8 @@ class RolloutView(Result):
         print(
             f"rollout {st['id']}: v{st['challenger']} vs v{st['control']} ({st['strategy']}), {st['status']}, "
             f"challenger share {st['percentage']:g}%"
-            + (f"; last: {last['action']} by {last['actor']}: {last['reason']}" if last else '')
-        )
+            + (printable(f"; last: {last['action']} by {last['actor']}: {last['reason']}") if last else '')
+        )  # (the actor and reason as typed, maybe pasted: printable, review DI)
         if self.disagree:
             print(f"  {self.disagree}")
         if self.killed and self.disagree:  # (what finishes it is said above: a release may serve what it ended)

@@ -632,7 +632,7 @@ def _refuse_paused(st: dict, what: str) -> None:
     if st['status'] != 'paused':
         return
     pauses = [e for e in st.get('history') or [] if isinstance(e, dict) and e.get('action') == 'pause']
-    why = pauses[-1].get('reason') if pauses else None
+    why = printable(pauses[-1].get('reason') or '' if pauses else '')  # (as typed, maybe pasted: review DI)
     raise RolloutError(
         f"rollout {st['id']} is paused ({why or 'no reason recorded'}), and no guard watches a paused rollout (a "
         "running `lifecycle rollout guard` stops when it pauses): `lifecycle rollout resume` first and start the guard "
