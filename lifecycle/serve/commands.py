@@ -261,7 +261,7 @@ def flags_set(
         if k.strip() in changes:  # (the last would win, silently: as a params key given twice is, refused)
             raise CommandError(f"{k.strip()}: given twice; give each key once", EXIT_INPUT)
         try:
-            k, v = k.strip(), _value(v)
+            k, text, v = k.strip(), v, _value(v)
         except ValueError as e:  # (the value is not quoted: a cohort's may name someone)
             raise CommandError(f"{k.strip()}: {e}", EXIT_INPUT) from None
         if k in ('kill', 'shadow') and isinstance(v, Yaml11Word):  # (a switch: `off` says what it means)
@@ -272,8 +272,9 @@ def flags_set(
                 EXIT_INPUT,
             )
         changes[k] = v
-        if k in ('control', 'challenger', 'safe') and changes[k] is not None:  # (a version as the CLI's other
-            changes[k] = registry_version(str(changes[k]), k)  # commands read one: `02` is 2, as `rollout start`'s, DG)
+        if k in ('control', 'challenger', 'safe') and v is not None:  # (a version as the CLI's other commands read
+            # one: `02` is 2, as `rollout start`'s, review DG; a number as typed, `+3` no version, review DI)
+            changes[k] = registry_version(text.strip() if isinstance(v, int) else str(v), k)
     return _change(changes, reason)
 
 # %% ../../nbs/api/serve/05_commands.ipynb #3884522f
