@@ -274,7 +274,7 @@ def test_a_persons_key_pair_left_half_made_is_finished_not_refused(tmp_path):
 def test_a_folder_or_a_dangling_link_at_a_persons_key_path_is_named_as_such(tmp_path):
     """Found by review DD: a folder at `people/NAME.pem` made approve say "no key: make one with keys new" and keys new
     say it "already holds a key"; a link to nothing made keys new fail with a bare [Errno 2]. Each is named now."""
-    from lifecycle.model.signing import SigningKeyError, load_person_key, new_person_key
+    from lifecycle.model.signing import SigningKeyError, key_id, load_person_key, new_person_key
 
     people = tmp_path / 'people'
     (people / 'erin.pem').mkdir(parents=True)
@@ -287,5 +287,5 @@ def test_a_folder_or_a_dangling_link_at_a_persons_key_path_is_named_as_such(tmp_
         with pytest.raises(SigningKeyError, match=r"found a link to .*gone\.pem, which is missing: move it aside"):
             call(tmp_path, 'erin')
     (people / 'erin.pem').unlink()
-    new_person_key(tmp_path, 'erin')  # (nothing in the way: made, and loaded)
-    assert load_person_key(tmp_path, 'erin') is not None
+    made = new_person_key(tmp_path, 'erin')  # (nothing in the way: made, and loaded)
+    assert key_id(load_person_key(tmp_path, 'erin')) == made['key_id']

@@ -455,9 +455,8 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
     if p and not p.revoked and p.pin != pin:
         raise TrustError(f"{name} already has key {p.key_id}; revoke it first to register another")
     pinned = read_trust(ws.root)
-    if (where := TRUST_REVOKED if kid in pinned.get(TRUST_REVOKED, []) else None) or (
-        where := TRUST_SIGNING if pin in pinned.get(TRUST_SIGNING, []) else None
-    ):
+    revoked, signing = kid in pinned.get(TRUST_REVOKED, []), pin in pinned.get(TRUST_SIGNING, [])
+    if where := TRUST_REVOKED if revoked else TRUST_SIGNING if signing else None:
         what = 'model-signing key' if where == TRUST_SIGNING else 'model-signing key of before, revoked'
         raise TrustError(  # (held where versions are registered, by whoever trains them: an approval made there)
             f"key {kid} is this workspace's {what} (settings.ini [trust] {where}), not a person's: {name} makes "
