@@ -831,6 +831,23 @@ def test_feedback_and_shadow_rows(client, ws):
     assert rows.model_version.to_dict() == {False: '1', True: '2'} and rows.loc[False, 'outcome'] == 'Yes'
 
 
+def test_feedback_giving_a_field_twice_is_refused_not_recorded_as_the_last(client):
+    """Review DJ: a feedback body giving `outcome` twice (`"outcome": "Yes", "outcome": "No"`) was recorded as the last
+    one, a label the client may not have meant. Now a field given twice is refused naming it, and nothing is recorded;
+    a key sent inside the outcome is not quoted back."""
+    rid = client.post('/predict', json={'records': [REC]}).json()['request_id']
+    J = {'content-type': 'application/json'}
+    for raw, said in (
+        (f'{{"request_id": "{rid}", "outcome": "Yes", "outcome": "No"}}', "field 'outcome' is given twice"),
+        (f'{{"request_id": "{"f" * 32}", "request_id": "{rid}", "outcome": "No"}}', "'request_id' is given twice"),
+        (f'{{"request_id": "{rid}", "outcome": [{{"j.doe": 1, "j.doe": 2}}]}}', 'a key (5 characters, not shown)'),
+    ):
+        r = client.post('/feedback', content=raw.encode(), headers=J)
+        assert r.status_code == 422 and said in r.json()['error'] and 'j.doe' not in r.text, r.text
+    assert client.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'}).status_code == 200
+    assert read_log(client.app.state.server.log).set_index('request_id').loc[rid, 'outcome'] == 'Yes'
+
+
 def test_a_failing_model_answers_500_counted_per_variant(client):
     srv = client.app.state.server
 

@@ -378,12 +378,16 @@ feedback_router = APIRouter(tags=['feedback'])
 async def feedback(request: Request):
     srv: Server = request.app.state.server
     try:
-        p = read_json(await read_body(request, srv.max_body), srv.max_depth)
+        body = await read_body(request, srv.max_body)
+        p = read_json(body, srv.max_depth)
         if not isinstance(p, dict):
             raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
         extra = sorted(set(p) - {'request_id', 'outcome'})
         if extra:
             raise InputError(f"body: unknown field(s) {extra}")
+        if twice := _keys_twice(body):  # (JSON readers keep the last of two: which outcome was meant is not known)
+            said = f"field {twice[0]!r}" if twice[0] in p else f"a key ({len(twice[0])} characters, not shown)"
+            raise InputError(f"body: {said} is given twice in one object; give each key once")
         outcome = check_outcome(  # (as ingest types and masks it)
             p.get('outcome'), srv.labels, srv.positive, srv.target_dtype, srv.target_bins
         )
@@ -558,7 +562,7 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
 
 
 def _keys_twice(body: bytes) -> list[str]:
-    "The keys a flags change's body (`body`: its JSON) gives more than once in one object, at any depth."
+    "The keys a body (`body`: its JSON: a flags change, a feedback) gives more than once in one object, at any depth."
     import json
     from collections import Counter
 
