@@ -1033,6 +1033,33 @@ def test_json_nested_deeper_than_the_limit_is_a_400_naming_it(client):
         assert r.status_code == 400 and 'nested deeper than 32 levels' in r.json()['error'], (route, r.text)
 
 
+def test_an_unknown_field_is_quoted_back_only_when_short_and_printable(client):
+    """Review DJ: a refusal quoted back every unknown field name sent, whatever it was: 75,000 names answered with
+    660 kB, an escape sequence or a 100 kB name as sent. Now at most three short printable names, the others counted."""
+    esc, long_ = '\x1b[31m[/x]', 'j.doe@example.com' * 5000
+    many = {f'f{i}': 0 for i in range(75_000)}
+    for route, body in (
+        ('/invocations', {'dataframe_records': [REC], **many}),
+        ('/predict', {'records': [REC], **many}),
+        ('/feedback', {'request_id': 'a' * 32, 'outcome': 'Yes', **many}),
+    ):
+        r = client.post(route, json=body)
+        assert r.status_code == 422 and "['f0', 'f1', 'f10'] and 74997 other(s), not shown" in r.json()['error']
+        assert len(r.content) < 500, (route, len(r.content))
+    for route, body in (
+        ('/invocations', {'dataframe_records': [REC], esc: 1, long_: 2}),
+        ('/predict', {'records': [REC], esc: 1, long_: 2}),
+        ('/feedback', {'request_id': 'a' * 32, 'outcome': 'Yes', esc: 1, long_: 2}),
+        ('/predict', {'records': [REC], 'context': {long_: [1]}}),
+    ):
+        r = client.post(route, json=body)
+        said = "a field of 'context' (not shown)" if 'context' in body else 'unknown field(s) (2, not shown)'
+        assert r.status_code == 422 and said in r.json()['error'], (route, r.text)
+        assert 'x1b' not in r.text and 'j.doe' not in r.text and len(r.content) < 500, (route, r.text)
+    r = client.post('/predict', json={'records': [REC], 'ctx': {}})  # a typo: named
+    assert r.status_code == 422 and "unknown field(s) ['ctx']; expected 'records'" in r.json()['error']
+
+
 def test_refused_requests_are_audited_per_client_and_minute_not_per_request(client, ws):
     s = Workspace.open(ws)
     srv = client.app.state.server

@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 
 # %% auto #0
-__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'CsvBody', 'parse_csv', 'parse_columns', 'NamedRecords',
-           'UndeclaredInputs', 'input_contract', 'check_inputs', 'ServedModel', 'load_folder', 'load_version',
-           'load_bundled']
+__all__ = ['NUMERIC', 'InputError', 'signature_columns', 'CsvBody', 'parse_csv', 'quotable', 'named', 'parse_columns',
+           'NamedRecords', 'UndeclaredInputs', 'input_contract', 'check_inputs', 'ServedModel', 'load_folder',
+           'load_version', 'load_bundled']
 
 # %% ../../nbs/api/serve/02_models.ipynb #acbdc3a5
 NUMERIC = {'long', 'integer', 'double', 'float', 'boolean'}
@@ -187,6 +187,19 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
     return out
 
 
+def quotable(name) -> bool:
+    "Whether a refusal quotes a name a client sent: a printable text of at most 64 characters (a name may be anything)."
+    return isinstance(name, str) and len(name) <= 64 and name.isprintable()
+
+
+def named(names: list, most: int = 3) -> str:
+    """Names a client sent (unknown fields), as a refusal quotes them: the `quotable` ones, at most `most`, and a count
+    of the others (not a megabyte of names, an escape sequence for a terminal, or a long text)."""
+    shown = [n for n in names if quotable(n)][:most]
+    rest = len(names) - len(shown)
+    return f"{shown}{f' and {rest} other(s), not shown' if rest else ''}" if shown else f"({rest}, not shown)"
+
+
 def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_000) -> dict[str, np.ndarray]:
     "Typed columns the model reads from an MLflow scoring payload (JSON's four forms, or a `CsvBody`); others dropped."
     if isinstance(payload, CsvBody):
@@ -201,7 +214,7 @@ def parse_columns(payload, schema: list[tuple[str, str]], max_records: int = 10_
     if len(keys) != 1 or extra:
         raise InputError(
             "body: expected exactly one of 'dataframe_split', 'dataframe_records', 'instances', 'inputs'"
-            + (f"; unknown field(s) {extra}" if extra else f"; found {keys or 'none'}")
+            + (f"; unknown field(s) {named(extra)}" if extra else f"; found {keys or 'none'}")
         )
     key, body, names = keys[0], payload[keys[0]], [n for n, _ in schema]
     if key == 'dataframe_split':

@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass
 import numpy as np
-from .models import InputError, NamedRecords, ServedModel, parse_columns, check_inputs
+from .models import InputError, NamedRecords, ServedModel, parse_columns, check_inputs, named, quotable
 from .gate import Deployment
 
 log = logging.getLogger('lifecycle.serving')
@@ -257,7 +257,7 @@ def predict_inputs(payload) -> tuple[dict, str | None, dict]:
         raise InputError(f"body: expected a JSON object, found {type(payload).__name__}")
     extra = sorted(set(payload) - {'records', 'context'})
     if extra:
-        raise InputError(f"body: unknown field(s) {extra}; expected 'records' and optionally 'context'")
+        raise InputError(f"body: unknown field(s) {named(extra)}; expected 'records' and optionally 'context'")
     ctx = payload.get('context', {})
     if not isinstance(ctx, dict):
         raise InputError(f"field 'context': expected an object, found {type(ctx).__name__}")
@@ -267,7 +267,8 @@ def predict_inputs(payload) -> tuple[dict, str | None, dict]:
     attrs = {k: v for k, v in ctx.items() if k != 'targetingKey'}
     bad = [k for k, v in attrs.items() if not isinstance(v, (str, bool, int, float)) or k == 'route']
     if bad:
-        raise InputError(f"field 'context.{bad[0]}': expected a string, number or boolean (and 'route' is reserved)")
+        said = f"field 'context.{bad[0]}'" if quotable(bad[0]) else "a field of 'context' (not shown)"
+        raise InputError(f"{said}: expected a string, number or boolean (and 'route' is reserved)")
     recs = payload.get('records')
     if not isinstance(recs, list) or not recs:  # (named here: the scoring below knows the field by MLflow's name)
         raise InputError("field 'records': " + ('required' if recs is None else 'expected a non-empty list of records'))

@@ -24,7 +24,7 @@ from ..core.audit import AuditError
 from ..core.settings import Settings, SettingsError
 from ..core.store import StateError
 from ..core.workspace import Workspace
-from .models import CsvBody, InputError
+from .models import CsvBody, InputError, named
 from .predlog import FeedbackError, LogFailed, add_feedback
 from lifecycle.serve.scoring import (
     Scored,
@@ -384,7 +384,7 @@ async def feedback(request: Request):
             raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
         extra = sorted(set(p) - {'request_id', 'outcome'})
         if extra:
-            raise InputError(f"body: unknown field(s) {extra}")
+            raise InputError(f"body: unknown field(s) {named(extra)}")
         if twice := _keys_twice(body):  # (JSON readers keep the last of two: which outcome was meant is not known)
             said = f"field {twice[0]!r}" if twice[0] in p else f"a key ({len(twice[0])} characters, not shown)"
             raise InputError(f"body: {said} is given twice in one object; give each key once")
