@@ -1060,6 +1060,21 @@ def test_an_unknown_field_is_quoted_back_only_when_short_and_printable(client):
     assert r.status_code == 422 and "unknown field(s) ['ctx']; expected 'records'" in r.json()['error']
 
 
+def test_a_body_not_in_utf_8_is_a_400_saying_where(client):
+    """Review DJ: a JSON body in Latin-1 was refused as "malformed JSON: str is not valid UTF-8: surrogates not allowed:
+    line 1 column 1 (char 0)", wherever the byte was; a CSV one as "not UTF-8 text". Both now say the byte and where."""
+    raw = json.dumps({'dataframe_records': [{**REC, 'employed': 'Sí'}]}, ensure_ascii=False).encode('latin-1')
+    at, csv = raw.index(b'\xed'), b'age,checks,employed,citizen\n30,2,S\xed,No\n'
+    for body, mime, said in (
+        (raw, 'application/json', f'body: not valid UTF-8 (byte 0xed at offset {at}); JSON is read as UTF-8'),
+        (csv, 'text/csv', 'body: CSV is not valid UTF-8 (byte 0xed at offset 34)'),
+    ):
+        r = client.post('/invocations', content=body, headers={'content-type': mime})
+        assert r.status_code == 400 and r.json()['error'] == said, r.text
+    r = client.post('/feedback', content=b'{"request_id": "\xff", "outcome": "Yes"}', headers={'content-type': ''})
+    assert r.status_code == 400 and 'not valid UTF-8 (byte 0xff at offset 16)' in r.json()['error'], r.text
+
+
 def test_refused_requests_are_audited_per_client_and_minute_not_per_request(client, ws):
     s = Workspace.open(ws)
     srv = client.app.state.server

@@ -145,8 +145,9 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
 
     try:
         text = body.decode('utf-8-sig')
-    except UnicodeDecodeError:
-        raise InputError("body: CSV is not UTF-8 text", 400) from None
+    except UnicodeDecodeError as u:
+        at = f"byte 0x{body[u.start]:02x} at offset {u.start}"
+        raise InputError(f"body: CSV is not valid UTF-8 ({at})", 400) from None
     if '\x00' in text:  # (the reader cuts a row at it: "expected 4 fields, found 3", review Z)
         line = text.count('\n', 0, text.index('\x00'))
         raise InputError(f"body: CSV holds a NUL byte (on its line {line + 1}); expected text", 400)

@@ -317,6 +317,12 @@ def read_json(body: bytes, max_depth: int = 32):
     except orjson.JSONDecodeError as e:
         if 'depth limit' in str(e) or 'recursion' in str(e).lower():  # orjson's own limit (1,024)
             raise _too_deep(max_depth) from None
+        if 'not valid UTF-8' in str(e):  # (orjson says "surrogates not allowed" at line 1 column 1, wherever it is)
+            try:
+                body.decode('utf-8')
+            except UnicodeDecodeError as u:
+                at = f"byte 0x{body[u.start]:02x} at offset {u.start}"
+                raise InputError(f"body: not valid UTF-8 ({at}); JSON is read as UTF-8", 400) from None
         raise InputError(f"body: malformed JSON: {e}", 400) from None
     if (
         isinstance(value, (dict, list))
