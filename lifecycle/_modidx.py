@@ -2792,6 +2792,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._text_in_numbers': ( 'api/operate/windows.html#_text_in_numbers',
                                                                                            'lifecycle/operate/windows.py'),
+                                           'lifecycle.operate.windows._text_share': ( 'api/operate/windows.html#_text_share',
+                                                                                      'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._traffic': ( 'api/operate/windows.html#_traffic',
                                                                                    'lifecycle/operate/windows.py'),
                                            'lifecycle.operate.windows._window_from_all': ( 'api/operate/windows.html#_window_from_all',

@@ -1997,6 +1997,8 @@ def test_text_in_an_input_the_profile_has_numbers_in_is_missing_not_a_dead_monit
     found = pd.read_parquet(ws.state_dir / 'monitor' / 'drift.parquet').set_index('column')
     assert np.isfinite(found.loc['age', 'psi']) and found.loc['age', 'kind'] == 'numeric'
     assert found.loc['age', 'text'] == 67 and found.loc['employed', 'text'] == 0  # (every third of 200 rows)
+    windows = pd.read_parquet(ws.state_dir / 'monitor' / 'windows.parquet')
+    assert windows['input_text_share'].tolist() == [67 / 200]  # (of the rows that sent it: every row here)
     assert [(a['rule'], a['series']) for a in run.alerts] == [('text', '1/control')], run.alerts
     assert 'metric="input_text_share"' in (ws.state_dir / 'monitor' / 'metrics.prom').read_text()
     for p in (ws.state_dir / 'monitor').rglob('*'):

@@ -496,7 +496,7 @@ def _measure(
     return out
 
 
-_MEASURED_FORMAT = 3  # (of the kept measurements: bump it when a window is measured otherwise)
+_MEASURED_FORMAT = 4  # (of the kept measurements: bump it when a window is measured otherwise; 4: input_text_share)
 
 
 def measured_key(mp: MonitorParams, task: str, positive, model: str, log: str) -> str:

@@ -41,8 +41,8 @@ METRICS: dict[str, tuple[str, str]] = {  # name: (sample counted by min_sample, 
     'drift_kl_max': ('records', 'largest KL divergence of an input feature against the training snapshot'),
     'input_text_share': (
         'records',
-        "largest share of an input feature's values that are text where it was trained on numbers (a log another "
-        "writer wrote: the server refuses such a request); drift leaves them out",
+        "largest share of an input feature's values sent that are text where it was trained on numbers (a log "
+        "another writer wrote: the server refuses such a request); drift leaves them out",
     ),
     'accuracy': ('labels', 'realised accuracy from feedback'),
     'precision': ('labels', 'realised precision from feedback'),

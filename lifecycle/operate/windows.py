@@ -419,6 +419,13 @@ def input_drift(profile: dict, df: pd.DataFrame, columns: list | None = None) ->
     return res[['column', 'kind', 'method', 'score', 'threshold', 'drifted', 'psi', 'ks_statistic', 'kl', 'text']]
 
 
+def _text_share(d: pd.DataFrame, x: pd.DataFrame) -> float:
+    """The largest share of an input's values in a window (`x`, the rows that sent it, review DK: not every row) that
+    are text where its profile has numbers (`d`: `input_drift`'s, its `text` counts); NaN with no input compared."""
+    sent = [int(x[c].notna().sum()) for c in d['column']]
+    return max((t / n for t, n in zip(d['text'], sent) if n), default=np.nan)
+
+
 def _text_in_numbers(s: pd.Series, kind: str) -> int:
     "How many values of a window's input column `s` are text no number reads, where its profile (`kind`) has numbers."
     if kind != 'numeric' or s.dtype != object:
@@ -573,7 +580,7 @@ def each_window_metrics(
                 drift_psi_max=float(d['psi'].max()),
                 drift_ks_max=float(d['ks_statistic'].max()) if d['ks_statistic'].notna().any() else np.nan,
                 drift_kl_max=float(d['kl'].max()),
-                input_text_share=float(d['text'].max() / len(ok)) if len(d) else np.nan,
+                input_text_share=_text_share(d, x),
             )
             sd = input_drift(b.score_profile, ok[['score']])
             row.update(score_psi=float(sd['psi'].iloc[0]), score_ks=float(sd['ks_statistic'].iloc[0]))
