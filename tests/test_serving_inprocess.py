@@ -1068,6 +1068,7 @@ def test_a_body_not_in_utf_8_is_a_400_saying_where(client):
     for body, mime, said in (
         (raw, 'application/json', f'body: not valid UTF-8 (byte 0xed at offset {at}); JSON is read as UTF-8'),
         (csv, 'text/csv', 'body: CSV is not valid UTF-8 (byte 0xed at offset 34)'),
+        (b'\xef\xbb\xbf' + csv, 'text/csv', 'body: CSV is not valid UTF-8 (byte 0xed at offset 37)'),  # (BOM: DK)
     ):
         r = client.post('/invocations', content=body, headers={'content-type': mime})
         assert r.status_code == 400 and r.json()['error'] == said, r.text

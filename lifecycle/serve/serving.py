@@ -385,12 +385,12 @@ async def feedback(request: Request):
         extra = sorted(set(p) - {'request_id', 'outcome'})
         if extra:
             raise InputError(f"body: unknown field(s) {named(extra)}")
+        outcome = check_outcome(  # (as ingest types and masks it; first: a nested outcome is refused before the
+            p.get('outcome'), srv.labels, srv.positive, srv.target_dtype, srv.target_bins  # slower parse below, DK)
+        )
         if twice := _keys_twice(body):  # (JSON readers keep the last of two: which outcome was meant is not known)
             said = f"field {twice[0]!r}" if twice[0] in p else f"a key ({len(twice[0])} characters, not shown)"
             raise InputError(f"body: {said} is given twice in one object; give each key once")
-        outcome = check_outcome(  # (as ingest types and masks it)
-            p.get('outcome'), srv.labels, srv.positive, srv.target_dtype, srv.target_bins
-        )
         # (a thread: a request ID not in the database yet may wait for the writers' journals to be inserted)
         return answer(await run_in_threadpool(add_feedback, srv.log, p.get('request_id'), outcome, srv.feedback_actor))
     except (InputError, FeedbackError) as e:
