@@ -323,6 +323,7 @@ def test_rows_ending_in_a_delimiter_the_header_does_not_are_read_in_their_column
         ('age,note,checks\n30,a,2, \n40,c,3, \n', CsvDialect(trim_whitespace=True)),
         ('age,note,checks\n30,a\u2028b,2,\n40,c\x0cd,3,\n', None),  # (no line ends to pandas: review DK)
         ('age,note,checks\n' + '30,a,2,\n' * 20 + '40,"' + 'n\n' * 40000 + '",3,\n', None),  # (cut in the head, DK)
+        ('age,note,checks\n30,5" long,2,\n40,c,3,\n', None),  # (a quote within a value is its own: review DL)
     ):
         f.write_bytes(text.encode())
         got = next(read_chunks(str(f), dialect=dialect))

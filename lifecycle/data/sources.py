@@ -239,7 +239,8 @@ def _ends_in_delimiters(
 
     if not len(first) or isinstance(first.index, pd.RangeIndex):
         return False
-    blanked = re.sub(r'"(?:[^"]|"")*(?:"|\Z)', 'Q', head)  # (a value cut at the head's end: its last line, DK)
+    quoted = r'(?<![^\r\n' + re.escape(delimiter) + r'])"(?:[^"]|"")*(?:"|\Z)'  # (from a field's start: a quote
+    blanked = re.sub(quoted, 'Q', head)  # within one is its own, 5" long, DL; cut at the head's end: its last line, DK)
     lines = re.split(r'\r\n|\r|\n', blanked)  # (review DI: a quoted line break, a lone \r; only these, as pandas: DK)
     rows = lines[1 if header else 0 : None if head.endswith(('\n', '\r')) else -1]  # (whole lines: head may be cut)
     rows = [x.rstrip(' ') if trim else x for x in rows if x.strip()][:100]
