@@ -840,8 +840,8 @@ def test_feedback_giving_a_field_twice_is_refused_not_recorded_as_the_last(clien
     for raw, said in (
         (f'{{"request_id": "{rid}", "outcome": "Yes", "outcome": "No"}}', "field 'outcome' is given twice"),
         (f'{{"request_id": "{"f" * 32}", "request_id": "{rid}", "outcome": "No"}}', "'request_id' is given twice"),
-        (f'{{"request_id": "{rid}", "outcome": [{{"j.doe": 1, "j.doe": 2}}]}}', 'a key (5 characters, not shown)'),
-    ):
+        (f'{{"request_id": "{rid}", "outcome": [{{"j.doe": 1, "j.doe": 2}}]}}', "'outcome': expected a label"),
+    ):  # (the outcome's type is checked before the slower look for a key given twice, review DK)
         r = client.post('/feedback', content=raw.encode(), headers=J)
         assert r.status_code == 422 and said in r.json()['error'] and 'j.doe' not in r.text, r.text
     assert client.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'}).status_code == 200
@@ -1708,3 +1708,15 @@ def test_token_list_says_the_trust_registry_cannot_be_read_not_that_it_is_not_in
     r = invoke(commands.token_list, ['--json'])
     rows = [t for t in json.loads(r.stdout)['tokens'] if not t['revoked'] and not t.get('damaged')]
     assert r.exit_code == 0 and rows and all('the trust registry cannot be read' in t['refused'] for t in rows), rows
+
+
+def test_a_split_bodys_column_names_are_counted_once_whatever_they_are(client):
+    """Review DK: duplicated names were counted once per name, quadratic (a megabyte of names, about 20 s); counted
+    once now, and a name that is no text (a list among `columns`, which no model reads: review DL) is left alone, as
+    before, not a 500. A column the model reads named twice is still refused naming it."""
+    cols, vals = list(REC), list(REC.values())
+    odd = {'dataframe_split': {'columns': [*cols, [1], {'a': 1}], 'data': [[*vals, 0, 0]]}}
+    r = client.post('/invocations', json=odd)
+    assert r.status_code == 200, r.text
+    r = client.post('/invocations', json={'dataframe_split': {'columns': [*cols, cols[0]], 'data': [[*vals, vals[0]]]}})
+    assert r.status_code in (400, 422) and f"duplicate column name(s) ['{cols[0]}']" in r.json()['error'], r.text
