@@ -1701,6 +1701,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._lacking': ( 'api/deliver/rollout.html#_lacking',
                                                                                    'lifecycle/deliver/rollout.py'),
+                                           'lifecycle.deliver.rollout._last_pause': ( 'api/deliver/rollout.html#_last_pause',
+                                                                                      'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._mark': ( 'api/deliver/rollout.html#_mark',
                                                                                 'lifecycle/deliver/rollout.py'),
                                            'lifecycle.deliver.rollout._move_alias': ( 'api/deliver/rollout.html#_move_alias',

@@ -631,13 +631,18 @@ def _refuse_paused(st: dict, what: str) -> None:
     meanwhile would serve more people with no one judging it. `resume` first (the step's evidence starts afresh)."""
     if st['status'] != 'paused':
         return
-    pauses = [e for e in st.get('history') or [] if isinstance(e, dict) and e.get('action') == 'pause']
-    why = printable(pauses[-1].get('reason') or '' if pauses else '')  # (as typed, maybe pasted: review DI)
+    why = printable(_last_pause(st).get('reason') or '')  # (as typed, maybe pasted: review DI)
     raise RolloutError(
         f"rollout {st['id']} is paused ({why or 'no reason recorded'}), and no guard watches a paused rollout (a "
         "running `lifecycle rollout guard` stops when it pauses): `lifecycle rollout resume` first and start the guard "
         f"again, then {what}; or `lifecycle rollout rollback`"
     )
+
+
+def _last_pause(st: dict) -> dict:
+    "The rollout's last pause in its history (who paused it, why), or {} when none is recorded."
+    pauses = [e for e in st.get('history') or [] if isinstance(e, dict) and e.get('action') == 'pause']
+    return pauses[-1] if pauses else {}
 
 
 def completes_next(st: dict) -> bool:
@@ -785,8 +790,7 @@ def pause(s: Workspace, actor: str | None = None, reason: str = '', metrics: dic
     running one's `resume` is: it answered as if paused now, and the reason given was recorded nowhere."""
     st = _active(s)
     if st['status'] == 'paused':
-        pauses = [e for e in st.get('history') or [] if isinstance(e, dict) and e.get('action') == 'pause']
-        last = pauses[-1] if pauses else {}
+        last = _last_pause(st)
         by = f"by {last.get('actor')}: {last.get('reason') or 'no reason recorded'}" if last else 'no pause recorded'
         by = printable(by)  # (as typed, maybe pasted: escapes there would act on the terminal, review DG)
         raise RolloutError(
