@@ -1635,6 +1635,30 @@ def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_un
     assert [e['action'] for e in audit.read(s.audit_path)[-2:]] == ['flags.change', 'flags.change.failed']
 
 
+def test_a_rollout_start_that_cannot_write_its_hold_leaves_no_rollout_running(tiny_template, tmp_path, monkeypatch):
+    """Found at stop 72 (review DI), fixed at stop 73: `rollout.start` saved its state, then wrote the hold outside the
+    `try` that puts the state back. A hold that could not be written (a full disk) left a rollout "running" whose
+    challenger the flags never deployed, refusing the next start. Now it is as before the start: no rollout, no hold."""
+    from conftest import copy_workspace
+    from lifecycle.deliver import rollout as ro
+
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')
+    s = Workspace.open(ws)
+    fl.change_flags(s, {**BASE, 'challenger': None, 'cohorts': []}, actor='test', reason='nothing deployed beside v1')
+    before = fl.load_spec(s)[0]
+
+    def full(*a, **kw):
+        raise OSError(28, 'No space left on device')
+
+    monkeypatch.setattr(fl, 'set_hold', full)
+    with pytest.raises(OSError, match='No space left'):
+        ro.start(s, '2', s.params['rollout'], steps=[10, 100], strategy='canary', actor='test', reason='disk full')
+    assert ro.load_state(s) is None and not fl.hold_path(s).exists() and fl.load_spec(s)[0] == before
+    monkeypatch.undo()
+    st = ro.start(s, '2', s.params['rollout'], steps=[10, 100], strategy='canary', actor='test', reason='disk freed')
+    assert st['status'] == 'running' and fl.load_hold(s)['id'] == st['id'] and fl.load_spec(s)[0].challenger == '2'
+
+
 def test_a_key_an_admin_sent_is_named_in_neither_the_answer_nor_the_audit_log(client, ws):
     "Found by review: `cohorts.<an address>` was quoted back and into the audit log's refusal reason."
     s = Workspace.open(ws)

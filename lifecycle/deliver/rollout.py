@@ -533,8 +533,8 @@ def start(
     )
     _save(s, st)  # the arms and the share are the rollout's from here, held while its state says it runs or pauses
     ended = tuple(x for x in _STATUSES if x not in ACTIVE)  # (any other status: the state is damaged, and holds)
-    fl.set_hold(s, 'rollout', st['id'], st['challenger'], state_path(s), ACTIVE, ended)
-    try:
+    try:  # (a hold that cannot be written, as flags the policy refuses: as before the start, no rollout left running)
+        fl.set_hold(s, 'rollout', st['id'], st['challenger'], state_path(s), ACTIVE, ended)
         fl.change_flags(
             s,
             {**(also or {}), 'challenger': str(challenger), 'percentage': 0, 'kill': False},
