@@ -90,6 +90,26 @@ def test_the_same_content_ingested_after_a_purge_is_a_loadable_snapshot(ws):
     assert replay.snapshot['version'] == again.snapshot['version'] and 'replayed_batch' in set(replay.violations.rule)
 
 
+def test_the_same_content_ingested_after_its_snapshot_expired_is_kept_past_the_next_purge(ws, monkeypatch):
+    """Review DM: content ingested again once its snapshot was past its retention date, not yet purged, was logged as
+    a replay of that snapshot, keeping its old retention date, and the next purge deleted the data just ingested. It is
+    a new version now (`.r1`), retained from its own ingestion; the purge takes the expired one and keeps the object."""
+    p = params('short', 1)
+    first = ing.ingest_batch([ROWS], p, ws, source='b.csv', fingerprint='fp')
+
+    class TwoDaysOn(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) + timedelta(days=2)
+
+    monkeypatch.setattr(ing, 'datetime', TwoDaysOn)
+    again = ing.ingest_batch([ROWS], p, ws, source='b.csv', fingerprint='fp')
+    assert again.snapshot['version'] == first.snapshot['version'] + '.r1'
+    assert 'replayed_batch' not in set(again.violations.rule)
+    assert [e['version'] for e in purge_expired(ws, TwoDaysOn.now(timezone.utc))] == [first.snapshot['version']]
+    pd.testing.assert_frame_equal(ing.load_snapshot(ws.store, again.snapshot['version']), ROWS)
+
+
 def test_a_fail_open_batch_wholly_quarantined_is_refused_and_nothing_is_stored(ws, recwarn):
     """Under fail-open, a batch every row of which goes to quarantine was stored as accepted with an empty clean
     snapshot, on which training failed later (review AA); it is refused, as no row passed, and nothing is stored.

@@ -496,10 +496,26 @@ def transform_hash(p: IngestParams) -> str:
     return hash_obj({c: r.pii.model_dump() for c, r in p.columns.items() if r.pii} | {'_auto': p.flags.auto_anonymise})
 
 
-def _live_version(store: Store, base: str) -> str:
-    "The version id for content hashed to `base`: `base`, or `base.rN` when earlier incarnations of it were purged."
+def _past_retention(rec: dict, as_of: datetime) -> bool:
+    "Whether a snapshot record's retention date has passed by `as_of` (one with none never expires)."
+    return bool(rec.get('retention_until')) and datetime.fromisoformat(rec['retention_until']) <= as_of
+
+
+def _gone(store: Store, version: str, now: datetime) -> bool:
+    """Whether a stored version's data is gone or goes with the next purge: purged, or past its retention date (the
+    same content ingested again must not be a replay of it, purged with it, review DM)."""
+    if store.record_path('purges', version).exists():
+        return True
+    return store.record_path('datasets', version).exists() and _past_retention(
+        store.get_record('datasets', version), now
+    )
+
+
+def _live_version(store: Store, base: str, now: datetime) -> str:
+    """The version id for content hashed to `base`: `base`, or `base.rN` when earlier incarnations of it were purged or
+    are past their retention date."""
     version, n = base, 0
-    while store.record_path('purges', version).exists():  # its data is gone: the same content comes back as new
+    while _gone(store, version, now):  # its data is gone (or going): the same content comes back as new
         n += 1
         version = f'{base}.r{n}'
     return version
@@ -523,11 +539,11 @@ def _store_snapshot(
     "Store a finished temporary file as a snapshot (object and record); each file it creates goes to `created`."
     import pyarrow.parquet as pq
 
-    content = w.hash.hexdigest()
-    version = _live_version(store, f"{p.dataset}-{'q' if role == 'quarantine' else ''}{content[:16]}")
+    content, now = w.hash.hexdigest(), datetime.now(timezone.utc)
+    version = _live_version(store, f"{p.dataset}-{'q' if role == 'quarantine' else ''}{content[:16]}", now)
     if store.record_path('aliases', version).exists():  # stored before format 4, under its columns' order
         old = store.get_record('aliases', version)['version']
-        if not store.record_path('purges', old).exists():
+        if not _gone(store, old, now):
             version = old
     created = [] if created is None else created
     if w.path is None:  # zero rows: still a valid, empty snapshot
@@ -545,7 +561,6 @@ def _store_snapshot(
             created.append(store.object_path(digest))
         obj = store.put_file(w.path, digest=digest)
     w.path = None  # stored: nothing left to discard
-    now = datetime.now(timezone.utc)
     rec = dict(
         version=version,
         dataset=p.dataset,

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from ..core.store import Store
 from ..core.workspace import Workspace
 from ..core.manifest import now_iso
+from .ingest import _past_retention
 
 # %% auto #0
 __all__ = ['expired', 'purge_expired']
@@ -19,8 +20,7 @@ def expired(store: Store, as_of: datetime | None = None) -> list[dict]:
     return [
         r
         for r in store.records('datasets')
-        if r.get('retention_until')
-        and datetime.fromisoformat(r['retention_until']) <= as_of
+        if _past_retention(r, as_of)
         and not store.record_path('purges', r['version']).exists()
     ]
 
@@ -34,7 +34,7 @@ def _still_needed(store: Store, r: dict, as_of: datetime | None) -> list[str]:
         if o['object'] == r['object']
         and o['version'] != r['version']
         and not store.record_path('purges', o['version']).exists()
-        and (not o.get('retention_until') or datetime.fromisoformat(o['retention_until']) > as_of)
+        and not _past_retention(o, as_of)
     ]
 
 
