@@ -110,6 +110,33 @@ def test_the_same_content_ingested_after_its_snapshot_expired_is_kept_past_the_n
     pd.testing.assert_frame_equal(ing.load_snapshot(ws.store, again.snapshot['version']), ROWS)
 
 
+def test_a_purge_and_an_ingest_of_the_same_content_never_interleave(ws, monkeypatch):
+    """Review DM: a purge, which held no lock, could find no live snapshot sharing an expired one's object, and delete
+    it just after an ingest of the same content into another dataset found the object stored and kept no copy: the
+    new snapshot's data was gone. Two purges at once could delete one object twice (a traceback). Both steps hold the
+    `snapshots` lock now: each looks at the store and writes it with no other between."""
+    from lifecycle.core.locks import holds
+    from lifecycle.core.store import Store
+
+    seen = []
+
+    def watched(name):
+        real = getattr(Store, name)
+
+        def call(self, *a, **k):
+            seen.append((name, holds(ws.state_dir, 'snapshots')))
+            return real(self, *a, **k)
+
+        return call
+
+    for name in ('has', 'put_file', 'delete_object'):
+        monkeypatch.setattr(Store, name, watched(name))
+    ing.ingest_batch([ROWS], params('short', 1), ws, source='b.csv', fingerprint='fp')
+    ing.ingest_batch([ROWS], params('long', 1), ws, source='b.csv', fingerprint='fp')
+    assert len(purge_expired(ws, LATER)) == 2
+    assert {n for n, _ in seen} >= {'has', 'put_file', 'delete_object'} and all(h for _, h in seen), seen
+
+
 def test_a_fail_open_batch_wholly_quarantined_is_refused_and_nothing_is_stored(ws, recwarn):
     """Under fail-open, a batch every row of which goes to quarantine was stored as accepted with an empty clean
     snapshot, on which training failed later (review AA); it is refused, as no row passed, and nothing is stored.

@@ -27,6 +27,7 @@ from ..core.store import _whole_lines_back, locked_append, write_line
 from ..core.manifest import now_iso
 from ..core.params import IngestParams
 from ..core import audit
+from ..core.locks import held
 from .checks import CHECKS, VIOLATION_COLUMNS, Chunk, Totals, check_chunk, check_header, contract
 from .checks import judge, violation
 
@@ -419,35 +420,37 @@ def ingest_batch(
         }
         res.status = decide(v, p.policy, quarantined=quarantine.rows > 0)
         if res.status != 'rejected':
-            res.snapshot = _store_snapshot(
-                store,
-                p,
-                clean,
-                role=role,
-                source=fingerprint,
-                reference=reference,
-                rows=t.rows,
-                nulls=t.nulls,
-                dup_rate=t.duplicate_rate,
-                violations=v,
-                parent=parent,
-                created=created,
-            )
-            if quarantine.rows:
-                res.quarantine = _store_snapshot(
+            with _storing('the snapshots lock'), held(s.state_dir, 'snapshots'):  # (no purge deletes an object
+                # this batch finds stored, nor the same content's record it reads: review DM)
+                res.snapshot = _store_snapshot(
                     store,
                     p,
-                    quarantine,
-                    role='quarantine',
+                    clean,
+                    role=role,
                     source=fingerprint,
                     reference=reference,
-                    rows=quarantine.rows,
-                    nulls={},
-                    dup_rate=0.0,
-                    violations=v[v.row_level],
-                    parent=res.snapshot['version'],
+                    rows=t.rows,
+                    nulls=t.nulls,
+                    dup_rate=t.duplicate_rate,
+                    violations=v,
+                    parent=parent,
                     created=created,
                 )
+                if quarantine.rows:
+                    res.quarantine = _store_snapshot(
+                        store,
+                        p,
+                        quarantine,
+                        role='quarantine',
+                        source=fingerprint,
+                        reference=reference,
+                        rows=quarantine.rows,
+                        nulls={},
+                        dup_rate=0.0,
+                        violations=v[v.row_level],
+                        parent=res.snapshot['version'],
+                        created=created,
+                    )
             existed = res.snapshot.pop('_existed', False)
             (res.quarantine or {}).pop('_existed', None)  # (a batch of no clean row is refused: `no_clean_row`)
             if existed:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 from datetime import datetime, timezone
 from ..core.store import Store
+from ..core.locks import held
 from ..core.workspace import Workspace
 from ..core.manifest import now_iso
 from .ingest import _past_retention
@@ -43,14 +44,15 @@ def purge_expired(
 ) -> list[dict]:
     "Delete the data of expired snapshots, keep their records, write a purge record and an audit entry for each."
     store, done = ws.store, []
-    for r in expired(store, as_of):
-        entry = dict(
-            version=r['version'], dataset=r['dataset'], object=r['object'], retention_until=r['retention_until']
-        )
-        if not dry_run:  # audited first: a purge killed after it is done again, and audited again, by the next
-            ws.audit('store.purge', r['version'], 'retention expired', actor=actor, **entry)  # (never unaudited)
-            if not _still_needed(store, r, as_of):
-                store.delete_object(r['object'])
-            store.put_record('purges', r['version'], {**entry, 'purged': now_iso()})
-        done.append(entry)
+    with held(ws.state_dir, 'snapshots'):  # (an ingest storing the object, or another purge, waits: review DM)
+        for r in expired(store, as_of):
+            entry = dict(
+                version=r['version'], dataset=r['dataset'], object=r['object'], retention_until=r['retention_until']
+            )
+            if not dry_run:  # audited first: a purge killed after it is done again, and audited again, by the next
+                ws.audit('store.purge', r['version'], 'retention expired', actor=actor, **entry)  # (never unaudited)
+                if not _still_needed(store, r, as_of):
+                    store.delete_object(r['object'])
+                store.put_record('purges', r['version'], {**entry, 'purged': now_iso()})
+            done.append(entry)
     return done
