@@ -1180,6 +1180,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._clean_rows': ( 'api/data/ingest.html#_clean_rows',
                                                                               'lifecycle/data/ingest.py'),
+                                       'lifecycle.data.ingest._comparable': ( 'api/data/ingest.html#_comparable',
+                                                                              'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._compare': ('api/data/ingest.html#_compare', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._digested': ('api/data/ingest.html#_digested', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._findings': ('api/data/ingest.html#_findings', 'lifecycle/data/ingest.py'),

@@ -327,6 +327,23 @@ def test_retention_purge_deletes_data_keeps_lineage_and_audits(workspace, arrest
         load_snapshot(Store(workspace / '.lifecycle/store'), rec['version'])
 
 
+def test_a_purged_drift_reference_is_refused_naming_the_key_not_a_traceback(workspace, arrests):
+    """Review DM: a batch ingested against a drift reference whose data a purge had deleted (before its drift profile
+    was taken) ended in a traceback at the drift check; it is refused before the batch is read, naming the key."""
+    set_yaml(workspace / 'params/ingest.yaml', retention_days=0)
+    p = workspace / 'b.csv'
+    arrests.head(100).to_csv(p, index=False)
+    ingest(workspace, p)
+    (rec,) = datasets(workspace)
+    assert cli(workspace, 'store', 'purge', '--expired').returncode == 0
+    set_yaml(workspace / 'params/ingest.yaml', drift__reference=rec['version'])
+    arrests.iloc[100:200].to_csv(p, index=False)
+    r, out = ingest(workspace, p)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    assert 'drift.reference' in out['error'] and rec['version'] in out['error'] and 'purged' in out['error']
+    assert len(datasets(workspace)) == 1
+
+
 def test_drift_command_flags_a_shifted_column(workspace, arrests):
     ref, cur = workspace / 'ref.csv', workspace / 'cur.csv'
     arrests[arrests.year <= 2000].to_csv(ref, index=False)

@@ -214,7 +214,11 @@ class Watched(Result):
         return self.failed
 
 # %% ../../nbs/api/data/09_commands.ipynb #c5a9a367
-_INGEST_ERRORS = {'lifecycle.core.store.StoreError': EXIT_INPUT, 'lifecycle.core.store.RecordError': EXIT_SOURCE}
+_INGEST_ERRORS = {
+    'lifecycle.core.store.StoreError': EXIT_INPUT,
+    'lifecycle.core.store.RecordError': EXIT_SOURCE,
+    'lifecycle.data.ingest.SnapshotPurged': EXIT_INPUT,  # (the drift reference's data was purged: name another)
+}
 
 
 def _check_watch_options(source, query, watch, once: bool, interval: float, max_batches) -> None:

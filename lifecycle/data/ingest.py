@@ -818,12 +818,26 @@ def champion_dataset(s: Workspace, model_name: str, alias: str | None = None) ->
     return s.client.get_run(mv.run_id).data.tags.get('dataset_version')
 
 
+def _comparable(store: Store, version: str, said: str) -> str:
+    """`version`, once its drift profile can be had (taken already, or its data still stored); else `SnapshotPurged`
+    naming the reference as `said` does, before a batch is read (review DM: a traceback at the batch's drift check)."""
+    if store.record_path('purges', version).exists() and not store.record_path('profiles', version).exists():
+        raise SnapshotPurged(
+            f"{said}: snapshot {version} was purged on {store.get_record('purges', version)['purged']} before its "
+            f"drift profile was taken, so no batch can be compared with it; name a stored snapshot in drift.reference "
+            f"in ingest.yaml"
+        )
+    return version
+
+
 def resolve_reference(s: Workspace, p: IngestParams, model_name: str, fallback: str | None = None) -> str | None:
     "The drift reference version from params: the champion's training snapshot, a named version, else `fallback`."
     if p.drift.reference != 'champion':
         s.store.get_record('datasets', p.drift.reference)  # refuse an unknown version early
-        return p.drift.reference
-    return champion_dataset(s, model_name) or fallback
+        return _comparable(s.store, p.drift.reference, 'drift.reference in ingest.yaml')
+    v = champion_dataset(s, model_name)
+    said = f"drift.reference: champion, the snapshot {model_name}'s champion was trained on"
+    return _comparable(s.store, v, said) if v else fallback
 
 # %% ../../nbs/api/data/04_ingest.ipynb #05d9ac83
 def batch_stats(s: Settings, dataset: str | None = None) -> dict:
