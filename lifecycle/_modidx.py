@@ -2634,6 +2634,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._task': ( 'api/operate/monitor.html#_task',
                                                                                 'lifecycle/operate/monitor.py'),
+                                           'lifecycle.operate.monitor._training_profile': ( 'api/operate/monitor.html#_training_profile',
+                                                                                            'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._watchers': ( 'api/operate/monitor.html#_watchers',
                                                                                     'lifecycle/operate/monitor.py'),
                                            'lifecycle.operate.monitor._window_words': ( 'api/operate/monitor.html#_window_words',

@@ -1332,6 +1332,30 @@ def test_a_versions_baseline_asks_the_registry_once_and_a_damaged_record_of_it_i
     assert baseline_for(Workspace.open(trained), '1', mp).digest() == first.digest()  # (the record: no baseline)
 
 
+def test_a_version_whose_training_snapshot_was_purged_unprofiled_takes_its_holdout_as_the_reference(
+    tiny_template, tmp_path
+):
+    """Found by review DM: a champion whose training snapshot a retention purge deleted before its drift profile was
+    taken made every look end in `SnapshotPurged`. Its validation holdout is the reference then, as for a version
+    registered without a training snapshot."""
+    from conftest import copy_workspace
+    from lifecycle.core.manifest import now_iso
+    from lifecycle.operate.monitor import _lineage, baseline_for
+
+    ws = Workspace.open(copy_workspace(tiny_template, tmp_path / 'ws'))
+    name = ws.params['register'].model_name
+    before = baseline_for(ws, '1')
+    tags = _lineage(ws, name, '1')
+    assert 'dataset_version' not in tags  # (a tiny workspace's versions have none)
+    ws.store.put_record('datasets', 'gone-0000000000000000', {'version': 'gone-0000000000000000', 'object': 'x' * 64})
+    ws.store.put_record('purges', 'gone-0000000000000000', {'version': 'gone-0000000000000000', 'purged': now_iso()})
+    ws.store.record_path('monitor-lineage', f'{name}-1').unlink()
+    ws.store.put_record('monitor-lineage', f'{name}-1', {**tags, 'dataset_version': 'gone-0000000000000000'})
+    ws.store.record_path('monitor-baselines', f'{name}-1').unlink(missing_ok=True)
+    assert _lineage(ws, name, '1')['dataset_version'] == 'gone-0000000000000000'
+    assert baseline_for(ws, '1').digest() == before.digest()
+
+
 def _two_silent_controls(ws, now: float) -> None:
     "One answer of version 1's control 9,000 s before `now` and one of version 2's 7,200 s before: both silent since."
     log = PredictionLog(default_url(ws))

@@ -69,9 +69,21 @@ def _lineage(ws: Workspace, name: str, version: str) -> dict:
     return lineage
 
 
+def _training_profile(ws: Workspace, dataset_version: str | None) -> dict | None:
+    """The drift profile of a version's training snapshot; None without one, or when a retention purge deleted its data
+    before its profile was taken (review DM: every look ended in `SnapshotPurged`)."""
+    from lifecycle.data.ingest import SnapshotPurged, reference_profile
+
+    if not dataset_version:
+        return None
+    try:
+        return reference_profile(ws.store, dataset_version)
+    except SnapshotPurged:
+        return None
+
+
 def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -> Baseline | None:
     "The baseline of a registered version; None when the version or its lineage is unknown."
-    from lifecycle.data.ingest import reference_profile
     from lifecycle.model.train import predict_scores, xy
 
     fp, rp = ws.params['features'], ws.params['register']
@@ -93,10 +105,9 @@ def baseline_for(ws: Workspace, version: str, mp: MonitorParams | None = None) -
         kept = ws.store.put_record(kind, rid, dict(scores=np.asarray(s, float).tolist(), labels=y.tolist()))
     cols = (mp.drift_columns if mp and mp.drift_columns else None) or [f.name for f in fp.features]
     holdout = ws.store.get_frame(rec['holdout_id'])
-    if tags.get('dataset_version'):
-        prof = reference_profile(ws.store, tags['dataset_version'])
-    else:  # registered without a training snapshot (a tiny workspace): its validation holdout is the reference
-        from lifecycle.data.drift import profile
+    prof = _training_profile(ws, tags.get('dataset_version'))
+    if prof is None:  # registered without a training snapshot (a tiny workspace), or its data purged before it was
+        from lifecycle.data.drift import profile  # profiled: its validation holdout is the reference
 
         prof = profile(holdout[[c for c in cols if c in holdout.columns]])
     prof = dict(prof, order=[c for c in cols if c in prof['columns']])
