@@ -163,3 +163,15 @@ def test_decide_outcomes():
     assert small['decision'] == 'continue' and small['reasons'][0] == 'ctl has 100 trials, fewer than 1000.'
     with pytest.raises(ValueError):
         decide(run(620), treatment='ctl')
+
+
+@pytest.mark.parametrize('rule', [dict(prior=(float('inf'), 1.0)), dict(expected_loss_max=float('inf'))])
+def test_experiment_rule_refuses_infinite_numbers(rule):
+    """rollout.yaml's `experiment:` with `.inf` as a prior or the expected-loss bound was accepted: an infinite prior
+    made every posterior NaN (control 'best' with P 1.0, an expected loss of nan), and either wrote Infinity or NaN
+    into the saved analysis.json, which is no JSON; it is refused, naming the key."""
+    from pydantic import ValidationError
+    from lifecycle.core.params import ExperimentParams
+
+    with pytest.raises(ValidationError, match=next(iter(rule))):
+        ExperimentParams(**rule)

@@ -927,6 +927,7 @@ class GuardParams(_Strict):
 class ExperimentParams(_Strict):
     "The A/B decision rule."
 
+    model_config = ConfigDict(extra='forbid', allow_inf_nan=False)  # (an infinite prior made every posterior NaN)
     prob_best_min: float = Field(0.95, gt=0.5, lt=1)
     expected_loss_max: float = Field(0.005, gt=0)
     min_feedback: int = Field(200, ge=1)
