@@ -771,3 +771,27 @@ def test_a_pause_of_a_paused_rollout_is_refused_not_answered_as_taken(ws):
     assert r.returncode != 0 and 'is paused (pager\\x1b[2J)' in out['error'], out
     assert len(audit_entries(ws)) == before and cli_json(ws, 'rollout', 'status')[1]['rollout']['status'] == 'paused'
     assert cli_json(ws, 'rollout', 'resume')[1]['rollout']['status'] == 'running'
+
+
+def test_an_ab_report_is_written_as_strict_json(tmp_path):
+    """A control arm with no correct outcome under a small prior (`experiment.prior: [0.001, 0.001]`, as allowed) has
+    posterior draws of 0: the relative difference was NaN and Infinity, written so into `analysis.json`, the A/B
+    evidence scripts and approvals read, which is then no JSON (`jq`, JavaScript refuse it). Non-finite numbers are
+    written as null."""
+    from types import SimpleNamespace
+    from lifecycle.core.params import ExperimentParams
+    from lifecycle.deliver.experiment import analyse_stats, write_report
+    from lifecycle.deliver.rollout import arm_figures
+
+    arms = (('control', 0, '1'), ('challenger', 3, '2'))  # (right of 500 labelled, version)
+    stats = {arm: arm_figures(500, 0, 500, right, [1.0], {v}) for arm, right, v in arms}
+    a = analyse_stats(stats, {}, ExperimentParams(prior=(0.001, 0.001)), draws=2000)
+    ws = SimpleNamespace(reports_dir=tmp_path, params={'register': SimpleNamespace(model_name='m')},
+                         audit_only=lambda *args, **kwargs: None, mirror_checkpoint=lambda: None)  # fmt: skip
+
+    def strict(word):
+        raise AssertionError(f"{word} in analysis.json: not JSON")
+
+    saved = json.loads(write_report(ws, a).read_text(), parse_constant=strict)
+    assert saved['bayes']['arms']['challenger']['rel_diff_mean'] is None  # (0 of 500 against 3 of 500: no ratio)
+    assert saved['variants']['challenger']['correct'] == 3 and saved['decision'] == a['decision']

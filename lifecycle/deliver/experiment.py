@@ -134,8 +134,8 @@ def write_report(ws, analysis: dict) -> Path:
     """Write an analysis as `reports/experiments/<time>/analysis.json` (a new folder each time, written atomically):
     the A/B evidence a production approval is signed over (by its sha256), audited with that hash (only a report so
     recorded is evidence: `trust.experiment_evidence`); returns the file."""
-    import json
     from ..core.audit import AuditError
+    from ..core.cli_support import dumps
     from ..core.store import atomic_write, sha256_bytes
 
     base = ws.reports_dir / 'experiments'
@@ -148,7 +148,7 @@ def write_report(ws, analysis: dict) -> Path:
         except FileExistsError:
             n += 1
             out = base / f'{stamp}-{n}'
-    path, digest = atomic_write(out / 'analysis.json', json.dumps(analysis, indent=1, default=float)), None
+    path, digest = atomic_write(out / 'analysis.json', dumps(analysis, indent=1)), None  # (strict: no NaN, Infinity)
     try:
         digest = sha256_bytes(path.read_bytes())
         ws.audit_only(  # new A/B evidence, on record: a production approval is signed over one report's hash
