@@ -175,3 +175,19 @@ def test_experiment_rule_refuses_infinite_numbers(rule):
 
     with pytest.raises(ValidationError, match=next(iter(rule))):
         ExperimentParams(**rule)
+
+
+def test_beta_binomial_tied_draws_favour_no_arm():
+    """Under a small prior (`experiment.prior: [0.001, 0.001]`, allowed) the posterior draws of two arms all correct
+    are mostly exactly 1.0: argmax gave every tie to the first arm, the control, so two identical arms of 500 of 500
+    read P(best) 0.97 for the control and the decision was `keep_control`. A tie is shared."""
+    from lifecycle.core.params import ExperimentParams
+    from lifecycle.deliver.experiment import analyse_stats
+    from lifecycle.deliver.rollout import arm_figures
+
+    for right in (500, 0):  # (all correct: ties at 1.0; none: at 0.0)
+        b = beta_binomial({'control': (right, 500), 'challenger': (right, 500)}, prior=(0.001, 0.001), draws=20_000)
+        assert all(abs(v['prob_best'] - 0.5) < 0.03 for v in b['arms'].values()), b['arms']
+    stats = {arm: arm_figures(500, 0, 500, 500, [1.0], {v}) for arm, v in (('control', '1'), ('challenger', '2'))}
+    a = analyse_stats(stats, {}, ExperimentParams(prior=(0.001, 0.001)), draws=20_000)
+    assert a['decision']['decision'] == 'continue', a['decision']

@@ -131,7 +131,9 @@ def beta_binomial(
     names, post, control = list(arms), _post(arms, prior), control or next(iter(arms))
     rng = np.random.default_rng(seed)
     p = np.column_stack([rng.beta(*post[k], draws) for k in names])
-    best, loss = np.bincount(p.argmax(1), minlength=len(names)) / draws, (p.max(1, keepdims=True) - p).mean(0)
+    top = p == p.max(1, keepdims=True)  # each draw's best arms: a tie (at 1.0 or 0.0 under a small prior) is shared,
+    best = (top / top.sum(1, keepdims=True)).mean(0)  # where argmax gave it to the first arm, the control
+    loss = (p.max(1, keepdims=True) - p).mean(0)
     rel = (p - p[:, [names.index(control)]]) / p[:, [names.index(control)]]
     out = {
         k: dict(
