@@ -191,3 +191,10 @@ def test_beta_binomial_tied_draws_favour_no_arm():
     stats = {arm: arm_figures(500, 0, 500, 500, [1.0], {v}) for arm, v in (('control', '1'), ('challenger', '2'))}
     a = analyse_stats(stats, {}, ExperimentParams(prior=(0.001, 0.001)), draws=20_000)
     assert a['decision']['decision'] == 'continue', a['decision']
+
+
+def test_beta_binomial_keeps_a_small_prior_of_an_arm_all_correct():
+    """`prior + n - x` lost a prior below n's rounding (1e-14 beside 500): an all-correct arm's posterior was Beta(.,
+    0), which numpy refuses (`ValueError: b <= 0`), so `experiment report` failed on a prior the params allow."""
+    b = beta_binomial({'control': (500, 500), 'challenger': (499, 500)}, prior=(1e-14, 1e-14), draws=2000)
+    assert b['arms']['control']['mean'] > b['arms']['challenger']['mean']

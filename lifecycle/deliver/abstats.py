@@ -114,7 +114,8 @@ class SequentialTest:
 
 # %% ../../nbs/api/deliver/00_abstats.ipynb #31418d34
 def _post(arms: dict, prior) -> dict:
-    return {k: (prior[0] + x, prior[1] + n - x) for k, (x, n) in arms.items()}
+    # (n - x first: a prior below n's rounding, added to n then x taken away, was lost: Beta(a, 0), refused by numpy)
+    return {k: (prior[0] + x, prior[1] + (n - x)) for k, (x, n) in arms.items()}
 
 
 def beta_binomial(
