@@ -795,3 +795,24 @@ def test_an_ab_report_is_written_as_strict_json(tmp_path):
     saved = json.loads(write_report(ws, a).read_text(), parse_constant=strict)
     assert saved['bayes']['arms']['challenger']['rel_diff_mean'] is None  # (0 of 500 against 3 of 500: no ratio)
     assert saved['variants']['challenger']['correct'] == 3 and saved['decision'] == a['decision']
+
+
+@pytest.mark.parametrize('right', [0, 500])
+def test_an_ab_report_plots_under_a_small_prior(right):
+    """`experiment report` failed rendering its notebook under `experiment.prior: [0.001, 0.001]` (allowed): a posterior
+    Beta(500, 0.001) has its mean below its central 95% interval, a negative error bar matplotlib refuses ('yerr' must
+    not contain negative values); a Beta(0.001, 500) has an infinite density at 0, on which scipy's pdf raised
+    OverflowError. The analysis was saved, its report not."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    from lifecycle.core.cli_support import dumps
+    from lifecycle.core.params import ExperimentParams
+    from lifecycle.deliver.experiment import analyse_stats, plot_analysis
+    from lifecycle.deliver.rollout import arm_figures
+
+    arms = (('control', right, '1'), ('challenger', 3, '2'))  # (right of 500 labelled, version)
+    stats = {arm: arm_figures(500, 0, 500, n, [1.0], {v}) for arm, n, v in arms}
+    a = json.loads(dumps(analyse_stats(stats, {}, ExperimentParams(prior=(0.001, 0.001)), draws=2000)))
+    plt.close(plot_analysis(a, (0.001, 0.001)))

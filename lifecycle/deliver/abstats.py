@@ -160,7 +160,8 @@ def posterior_grid(
     lo = min(stats.beta.ppf(1e-4, *ab) for ab in post.values())
     hi = max(stats.beta.ppf(1 - 1e-4, *ab) for ab in post.values())
     x = np.linspace(lo, hi, points)
-    return x, {k: stats.beta.pdf(x, *ab) for k, ab in post.items()}
+    with np.errstate(over='ignore'):  # (logpdf: pdf's Boost raises OverflowError where a prior below 1 makes it inf)
+        return x, {k: np.exp(stats.beta.logpdf(x, *ab)) for k, ab in post.items()}
 
 # %% ../../nbs/api/deliver/00_abstats.ipynb #e96d5424
 def wilson(x: int, n: int, level: float = 0.95) -> tuple[float, float]:

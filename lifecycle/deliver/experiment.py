@@ -222,13 +222,15 @@ def plot_analysis(a: dict, prior=(1.0, 1.0)):
     if empty := [k for k in (a['control'], a['treatment']) if not arms[k][1]]:  # nothing to compare: no prior's ratio
         ax[1].text(0.5, 0.5, f"no labelled outcome yet for {' and '.join(empty)}", ha='center', va='center')
     else:
-        ax[1].hist((t - c) / c, bins=80, color='tab:purple', alpha=0.8)
+        with np.errstate(divide='ignore', invalid='ignore'):  # (a control's draws of 0, under a small prior: no ratio)
+            rel = (t - c) / c
+        ax[1].hist(rel[np.isfinite(rel)], bins=80, color='tab:purple', alpha=0.8)
         ax[1].axvline(0, color='k', lw=1)
     ax[1].set(title=f"Relative difference {a['treatment']} vs {a['control']}", xlabel='(treatment − control) / control')
     means = [a['bayes']['arms'][k]['mean'] for k in names]
-    err = np.array(
+    err = np.array(  # (at 0 where a skewed posterior's mean lies outside its central 95%: Beta(500, 0.001)'s does)
         [[m - a['bayes']['arms'][k]['ci'][0], a['bayes']['arms'][k]['ci'][1] - m] for k, m in zip(names, means)]
-    ).T
+    ).T.clip(0)
     shown = [f"{k} (prior: no outcome)" if a['bayes']['arms'][k].get('prior_only') else k for k in names]
     ax[2].bar(shown, means, yerr=err, capsize=8, color=['tab:blue', 'tab:orange'][: len(names)])
     ax[2].set(
