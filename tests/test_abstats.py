@@ -165,11 +165,14 @@ def test_decide_outcomes():
         decide(run(620), treatment='ctl')
 
 
-@pytest.mark.parametrize('rule', [dict(prior=(float('inf'), 1.0)), dict(expected_loss_max=float('inf'))])
+@pytest.mark.parametrize(
+    'rule', [dict(prior=(float('inf'), 1.0)), dict(expected_loss_max=float('inf')), dict(prior=(1.0, 1e308))]
+)
 def test_experiment_rule_refuses_infinite_numbers(rule):
     """rollout.yaml's `experiment:` with `.inf` as a prior or the expected-loss bound was accepted: an infinite prior
     made every posterior NaN (control 'best' with P 1.0, an expected loss of nan), and either wrote Infinity or NaN
-    into the saved analysis.json, which is no JSON; it is refused, naming the key."""
+    into the saved analysis.json, which is no JSON; it is refused, naming the key. So is a prior whose sum overflows
+    (`[1e308, 1e308]`: no posterior mean, and the report's plot failed; review DO)."""
     from pydantic import ValidationError
     from lifecycle.core.params import ExperimentParams
 

@@ -931,7 +931,8 @@ class ExperimentParams(_Strict):
     prob_best_min: float = Field(0.95, gt=0.5, lt=1)
     expected_loss_max: float = Field(0.005, gt=0)
     min_feedback: int = Field(200, ge=1)
-    prior: tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]] = (1.0, 1.0)  # (a Beta's: above 0)
+    # a Beta's, above 0; at most a billion outcomes' worth (`[1e308, 1e308]` overflowed a + b: no mean, a failed plot)
+    prior: tuple[Annotated[float, Field(gt=0, le=1e9)], Annotated[float, Field(gt=0, le=1e9)]] = (1.0, 1.0)
 
 
 class RolloutParams(_Strict):
