@@ -784,6 +784,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                               'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace.WorkspaceFormatError': ( 'api/core/workspace.html#workspaceformaterror',
                                                                                              'lifecycle/core/workspace.py'),
+                                          'lifecycle.core.workspace._migrate_steps': ( 'api/core/workspace.html#_migrate_steps',
+                                                                                       'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace._old_alias_names': ( 'api/core/workspace.html#_old_alias_names',
                                                                                          'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace._rewrite_params': ( 'api/core/workspace.html#_rewrite_params',

@@ -4,6 +4,7 @@ migrated, then accepted; a newer format is refused, naming it; light commands ne
 
 from __future__ import annotations
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -253,6 +254,48 @@ def test_a_migration_killed_before_its_registry_move_is_finished_by_the_next(tra
     w = Workspace.open(trained)
     assert {k: str(v) for k, v in w.client.get_registered_model(name).aliases.items()} == {'dev': '1'}
     assert alias_mismatches(w.client, w.audit_path, name) == []
+
+
+def test_a_second_migration_waits_for_the_first_and_runs_no_step_again(workspace, monkeypatch):
+    """Two `lifecycle migrate` at once: the second waits for the first (told who holds it), then finds the workspace at
+    the latest format. Both ran every step (each audited twice), and the slower one wrote an older FORMAT back."""
+    import threading
+    from lifecycle.core import workspace as wsmod
+    from lifecycle.core.audit import read
+
+    (workspace / '.lifecycle/store').mkdir(parents=True)  # state an older lifecycle wrote: no FORMAT file
+    inside, settled, out, waited = threading.Event(), threading.Event(), {}, []
+    real = wsmod.MIGRATIONS[2]
+
+    def slow_step(ws):  # the first migration stops in its second step until the second one waits (or is done)
+        if not inside.is_set():
+            inside.set()
+            assert settled.wait(30)
+        return real(ws)
+
+    monkeypatch.setitem(wsmod.MIGRATIONS, 2, slow_step)
+
+    def run(name, **kw):
+        try:
+            out[name] = wsmod.migrate(wsmod.Workspace.open(workspace, migrating=True), **kw)
+        finally:
+            settled.set()
+
+    first = threading.Thread(target=run, args=('first',))
+    first.start()
+    assert inside.wait(30)
+    told = dict(on_wait=lambda h: (waited.append(h), settled.set()))
+    second = threading.Thread(target=run, args=('second',), kwargs=told)
+    second.start()
+    first.join(30)
+    second.join(30)
+    latest = wsmod.latest_format()
+    assert out['first']['to_format'] == latest and len(out['first']['steps']) == latest
+    assert waited and waited[0]['pid'] == os.getpid()  # (told who holds the migration)
+    assert out['second'] == dict(from_format=latest, to_format=latest, steps=[])
+    assert (workspace / '.lifecycle/FORMAT').read_text() == f'{latest}\n'
+    log = read(workspace / '.lifecycle/audit.log')
+    assert [e['details']['to_format'] for e in log if e['action'] == 'workspace.migrate'] == list(range(1, latest + 1))
 
 
 def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path, monkeypatch):

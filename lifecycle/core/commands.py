@@ -169,8 +169,15 @@ def migrate(as_json: bool = typer.Option(False, '--json', help="Print the steps 
     from lifecycle.core.workspace import migrate as migrate_state, stored_format
 
     s = Workspace.open(migrating=True)
+
+    def on_wait(holder):
+        import sys
+        from lifecycle.core.locks import describe
+
+        print(f"waiting for the migration in progress in this workspace: {describe(holder)}", file=sys.stderr)
+
     try:
-        out = migrate_state(s)
+        out = migrate_state(s, on_wait=on_wait)
     except Exception as e:
         raise CommandError(
             f"migration stopped: {type(e).__name__}: {e}; the workspace is at format "

@@ -473,8 +473,17 @@ class Workspace(Settings):
                 logging.getLogger('lifecycle').warning('audit checkpoint not logged to the tracking server: %s', e)
 
 # %% ../../nbs/api/core/10_workspace.ipynb #20ea6f5e
-def migrate(ws: Workspace) -> dict:
-    "Bring the workspace to the latest format, step by step, recording and auditing each; a no-op when it is there."
+def migrate(ws: Workspace, on_wait=None) -> dict:
+    """Bring the workspace to the latest format, step by step, recording and auditing each; a no-op when it is there.
+    One at a time: a second migration waits for the first (telling `on_wait(holder)` who holds it), then starts."""
+    from lifecycle.core.locks import held
+
+    with held(ws.state_dir, 'migrate', on_wait=on_wait):  # (two at once ran each step twice, moving FORMAT back)
+        return _migrate_steps(ws)
+
+
+def _migrate_steps(ws: Workspace) -> dict:
+    "The steps of `migrate` from the format stored now (read under its lock) to the latest."
     start, latest = stored_format(ws.state_dir) or 0, latest_format()
     if start > latest:
         check_format(ws)  # refuses, naming the newer format
