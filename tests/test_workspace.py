@@ -298,6 +298,31 @@ def test_a_second_migration_waits_for_the_first_and_runs_no_step_again(workspace
     assert [e['details']['to_format'] for e in log if e['action'] == 'workspace.migrate'] == list(range(1, latest + 1))
 
 
+def test_a_migration_killed_in_its_first_step_leaves_the_workspace_old_not_new(workspace, monkeypatch):
+    """The first step makes workspace.id, which marks state this version wrote: killed before FORMAT 1 was written,
+    the workspace was taken for a new one and stamped the latest format, every later step skipped for good."""
+    from lifecycle.core import workspace as wsmod
+
+    (workspace / '.lifecycle/store').mkdir(parents=True)  # state an older lifecycle wrote: no FORMAT file
+    real = wsmod.write_format
+
+    def killed(state_dir, version):  # the process dies once its first step is done and audited
+        if version:
+            raise KeyboardInterrupt
+        return real(state_dir, version)
+
+    monkeypatch.setattr(wsmod, 'write_format', killed)
+    with pytest.raises(KeyboardInterrupt):
+        wsmod.migrate(wsmod.Workspace.open(workspace, migrating=True))
+    monkeypatch.setattr(wsmod, 'write_format', real)
+    assert (workspace / '.lifecycle/workspace.id').is_file()
+    with pytest.raises(wsmod.WorkspaceFormatError, match='workspace format 0'):
+        wsmod.Workspace.open(workspace)  # still old: every other command refuses it
+    out = wsmod.migrate(wsmod.Workspace.open(workspace, migrating=True))
+    latest = wsmod.latest_format()
+    assert out['from_format'] == 0 and [st['format'] for st in out['steps']] == list(range(1, latest + 1))
+
+
 def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path, monkeypatch):
     "An error making the temporary file (no permission, a folder that takes no files) names the file being written."
     import tempfile

@@ -484,9 +484,12 @@ def migrate(ws: Workspace, on_wait=None) -> dict:
 
 def _migrate_steps(ws: Workspace) -> dict:
     "The steps of `migrate` from the format stored now (read under its lock) to the latest."
-    start, latest = stored_format(ws.state_dir) or 0, latest_format()
+    found, latest = stored_format(ws.state_dir), latest_format()
+    start = found or 0
     if start > latest:
         check_format(ws)  # refuses, naming the newer format
+    if found == 0:  # (recorded first: the first step makes workspace.id, a new workspace's mark, and one killed in it
+        write_format(ws.state_dir, 0)  # was then taken for a new workspace and stamped the latest, its steps skipped)
     done, current = [], start
     for version in sorted(v for v in MIGRATIONS if v > start):
         step = MIGRATIONS[version]
