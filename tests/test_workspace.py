@@ -5,6 +5,7 @@ migrated, then accepted; a newer format is refused, naming it; light commands ne
 from __future__ import annotations
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -321,6 +322,22 @@ def test_a_migration_killed_in_its_first_step_leaves_the_workspace_old_not_new(w
     out = wsmod.migrate(wsmod.Workspace.open(workspace, migrating=True))
     latest = wsmod.latest_format()
     assert out['from_format'] == 0 and [st['format'] for st in out['steps']] == list(range(1, latest + 1))
+
+
+def test_a_migration_stopped_by_damaged_state_exits_as_any_command_would(workspace):
+    """A damaged record exits 4 and an old audit log whose chain is broken 3, as README's exit codes say of every
+    command: `migrate` said 1, a failed stage, of both."""
+    records = workspace / '.lifecycle/store/records/datasets'
+    records.mkdir(parents=True)  # state an older lifecycle wrote: no FORMAT file
+    (records / 'x.json').write_text('{"version": "x", dam')
+    r, out = cli_json(workspace, 'migrate')
+    assert r.returncode == 4 and 'migration stopped' in out['error'] and str(records / 'x.json') in out['error']
+    shutil.rmtree(workspace / '.lifecycle')  # (another older workspace: its audit log alone)
+    (workspace / '.lifecycle').mkdir()
+    old = dict(seq=1, time='2026-11-01T00:00:00+00:00', actor='ada', action='x', subject='', reason='', details={})
+    (workspace / '.lifecycle/audit.log').write_text(json.dumps(dict(old, prev_hash='0' * 64, hash='f' * 64)) + '\n')
+    r, out = cli_json(workspace, 'migrate')
+    assert r.returncode == 3 and 'the old chain is broken' in out['error'], out
 
 
 def test_a_file_that_cannot_be_written_is_named_not_its_temporary_file(tmp_path, monkeypatch):

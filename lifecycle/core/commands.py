@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, asdict
 import typer
 from .cli_support import command, printable, Result, CommandError, needs_text
-from .cli_support import EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT
+from .cli_support import EXIT_OK, EXIT_AUDIT, EXIT_STAGE, EXIT_INPUT, COMMON_ERRORS, exit_code_for
 from .workspace import Workspace
 
 # %% auto #0
@@ -178,11 +178,11 @@ def migrate(as_json: bool = typer.Option(False, '--json', help="Print the steps 
 
     try:
         out = migrate_state(s, on_wait=on_wait)
-    except Exception as e:
+    except Exception as e:  # (exit as any command would for its cause: a damaged state file 4, the audit log 3)
         raise CommandError(
             f"migration stopped: {type(e).__name__}: {e}; the workspace is at format "
             f"{stored_format(s.state_dir)}; run `lifecycle migrate` again once the cause is fixed",
-            EXIT_STAGE,
+            (exit_code_for(e, COMMON_ERRORS) or (EXIT_STAGE,))[0],
         ) from None
     return Migrated(state_dir=str(s.state_dir), **out)
 
