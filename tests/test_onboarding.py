@@ -1318,3 +1318,21 @@ def test_a_force_replacement_whose_old_folder_cannot_be_put_back_says_where_it_i
     monkeypatch.setattr(Path, 'rename', rename)
     write_params(pr, tmp_path / 'p', overwrite=True)  # (a later --force leaves the folder it was told of alone)
     assert (kept / 'ingest.yaml').is_file() and (tmp_path / 'p' / 'ingest.yaml').is_file()
+
+
+def test_a_file_longer_than_init_reads_is_said_to_be_read_in_part(tmp_path, monkeypatch):
+    """init reads a file's first million rows: the proposal of a longer file said nothing of the rest (its header and
+    card.yaml counted the rows read as the file's, and a category first seen after them fails the first run)."""
+    from lifecycle.data import init_command
+
+    monkeypatch.setattr(init_command, '_MAX_ROWS', 80, raising=False)  # (a million rows, scaled down)
+    ws = scratch_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+    customers(100).to_csv(ws / 'c.csv', index=False)
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--out', str(ws / 'long'), '--json'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 0 and out['rows'] == 80, r.output
+    assert any('more than 80 rows' in n and 'first 80' in n for n in out['notes']), out['notes']
+    customers(80).to_csv(ws / 'c.csv', index=False)  # all of it read: nothing said
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--out', str(ws / 'all'), '--json'], env=env)
+    assert r.exit_code == 0 and not [n for n in json.loads(r.stdout)['notes'] if 'more than' in n], r.output

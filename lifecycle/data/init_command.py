@@ -145,6 +145,7 @@ def _number_marks(path: Path, root: Path, csv: dict, thousands: str | None = Non
 # %% ../../nbs/api/data/11_init_command.ipynb #6014e729
 _DATASET_FREE = ('monitor.yaml', 'retrain.yaml')  # windows, alert rules, sinks, triggers: no column named
 _MIN_ROWS = 50  # rows of a file init proposes params for: a holdout of a quarter holds a dozen or more
+_MAX_ROWS = 1_000_000  # rows of a file init reads: a longer file's proposal is its first rows', and says so
 
 
 def _dataset_free_params(ws: Workspace, task: str = 'classification') -> dict[str, str]:
@@ -330,7 +331,8 @@ def init(
         shown = str(path)
     csv = csv_options(encoding, delimiter, thousands, decimal)
     plain = {k: v for k, v in csv.items() if k not in ('thousands', 'decimal')}  # (marks: their columns' alone, below)
-    df = read_frame(str(path), ws.root, dialect=CsvDialect(**plain))  # (a dataset's file: its refusals say --encoding)
+    df = read_frame(str(path), ws.root, _MAX_ROWS + 1, CsvDialect(**plain))  # (its refusals say --encoding)
+    cut, df = len(df) > _MAX_ROWS, df.head(_MAX_ROWS)  # (one row more read: whether the file goes on)
     if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
         raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")
     from lifecycle.data.sources import likely_delimiter
@@ -360,12 +362,18 @@ def init(
             EXIT_INPUT,
         )
     notes, guess = [], None
+    if cut:  # (said nowhere: the header and card.yaml counted the rows read as the file's)
+        notes.append(
+            f"the file holds more than {_MAX_ROWS:,} rows: the proposal is read from its first {_MAX_ROWS:,}; the "
+            "categories, ranges and null limits of ingest.yaml are theirs (a later row outside them fails the "
+            "contract) and card.yaml counts them: review both against the whole file"
+        )
     if (marks := _number_marks(path, ws.root, plain, thousands, decimal)) is not None:
         csv |= ({'thousands': marks.thousands} if marks.thousands else {}) | (
             {'decimal': marks.decimal} if marks.decimal != '.' else {}
         )
         numbers = {c: ColumnRule(dtype='float', personal=False) for c in marks.columns}  # (the marks: theirs alone)
-        df = read_frame(str(path), ws.root, dialect=CsvDialect(**csv), declared=numbers)  # (their numbers as numbers)
+        df = read_frame(str(path), ws.root, _MAX_ROWS, CsvDialect(**csv), numbers)  # (their numbers as numbers)
         notes.append(f"{marks.why}: read with thousands {marks.thousands or 'none'!r} and decimal {marks.decimal!r} "
                      "(ingest.yaml csv; --thousands and --decimal say otherwise)")
     if target is None:
