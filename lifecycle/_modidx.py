@@ -1121,6 +1121,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._name_words': ('api/data/infer.html#_name_words', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._number': ('api/data/infer.html#_number', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._numeric': ('api/data/infer.html#_numeric', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._one_class_two_ways': ( 'api/data/infer.html#_one_class_two_ways',
+                                                                                    'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._personal_categories': ( 'api/data/infer.html#_personal_categories',
                                                                                      'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._round_up': ('api/data/infer.html#_round_up', 'lifecycle/data/infer.py'),

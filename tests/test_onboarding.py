@@ -1336,3 +1336,12 @@ def test_a_file_longer_than_init_reads_is_said_to_be_read_in_part(tmp_path, monk
     customers(80).to_csv(ws / 'c.csv', index=False)  # all of it read: nothing said
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--out', str(ws / 'all'), '--json'], env=env)
     assert r.exit_code == 0 and not [n for n in json.loads(r.stdout)['notes'] if 'more than' in n], r.output
+
+
+def test_a_target_class_written_with_and_without_spaces_is_refused_not_split(tmp_path):
+    """`yes` and ` yes` were two classes: the positive class one of them, the other's rows learnt as negatives."""
+    df = customers()
+    df['churned'] = np.where(df.churned == 1, np.where(np.arange(len(df)) % 3 == 0, ' yes', 'yes'), 'no')
+    said = r"1 of its classes are written both with and without spaces.*'yes' and ' yes'"
+    with pytest.raises(ValueError, match=said):
+        propose_params(df, target='churned', source='c.csv')

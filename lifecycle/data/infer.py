@@ -389,6 +389,20 @@ def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: 
 _POSITIVE = {'1', 'true', 'yes', 'y', 'positive', 'pos', 'default', 'fraud', 'churn', 'spam', '>50k', 'released'}
 
 
+def _one_class_two_ways(counts: pd.Series) -> None:
+    """Refuse a target whose classes (`counts`: rows per class) hold one written with and without spaces around it
+    (`yes`, ` yes`): the model would learn them as two, one of them a negative of the other."""
+    text = counts.index.astype(str)
+    ways = pd.Series(text, index=text).groupby(text.str.strip()).size()
+    if (ways > 1).any():
+        key = ways.index[ways > 1][0]
+        shown = ' and '.join(repr(c) for c in text if c.strip() == key)
+        raise ValueError(
+            f"{int((ways > 1).sum())} of its classes are written both with and without spaces around them ({shown}):"
+            " the model would take each spelling for a class of its own; strip the spaces from the column first"
+        )
+
+
 def infer_task(
     s: pd.Series, max_classes: int = 10, positive: str | None = None, min_rows: int = 1
 ) -> tuple[str, object, str]:
@@ -406,6 +420,7 @@ def infer_task(
     if n < 2:
         raise ValueError(f"it has a single class ({n} distinct value): nothing to learn")
     counts = v.value_counts()
+    _one_class_two_ways(counts)
 
     def said(c) -> str:  # (a class as written: 1.0 read from a column with a blank is 1; a boolean true or 1)
         if dtype == 'bool':
