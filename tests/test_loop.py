@@ -1300,3 +1300,19 @@ def test_the_shadows_cohorts_never_go_to_a_challenger_a_person_deployed_after_th
     before = spec(ws)
     assert loop.step_shadow(ws, it, RetrainParams()) == 'canary'
     assert spec(ws) == before and 'cohorts_before' not in it['shadow']
+
+
+def test_a_record_whose_id_is_not_its_file_name_is_refused_not_saved_outside_the_folder(tmp_path):
+    """A hand-edited record whose id was `../../../outside` was taken as it was: the next `retrain run` saved it under
+    its id, as `outside.json` beside the workspace (path traversal; an id of another name made a second record of the
+    iteration). Its id must be its file's name: the record is refused naming its file, and nothing is written."""
+    from lifecycle.loop.schema import record_problem
+
+    d = loop.iterations_dir(tmp_path / 'state')
+    d.mkdir(parents=True)
+    it = dict(id='../../../outside', status='triggered', started=1.7e9, history=[], trigger={'summary': 'x'})
+    (d / 'a.json').write_text(json.dumps(it))
+    with pytest.raises(loop.RecordDamaged, match=r"a\.json: not a readable retraining record \(key 'id': expected"):
+        loop.active(tmp_path / 'state')
+    assert record_problem(dict(it, id='a'), 'a') == '' and 'outside' not in record_problem(it, 'a')
+    assert sorted(p.name for p in tmp_path.rglob('*.json')) == ['a.json']

@@ -816,7 +816,7 @@ def _iterations(s: Settings) -> list[dict]:
 
         try:
             it = json.loads(p.read_text())
-            if why := record_problem(it):
+            if why := record_problem(it, p.stem):
                 raise ValueError(why)
         except (OSError, ValueError) as e:
             why = str(e) if type(e) is ValueError else f"{type(e).__name__}: expected a JSON object"

@@ -62,7 +62,7 @@ def history(state_dir: str | Path) -> list[dict]:
 def _record(p: Path) -> dict:
     try:
         it = json.loads(p.read_text())
-        why = record_problem(it)
+        why = record_problem(it, p.stem)
     except (OSError, ValueError) as e:
         why = f"not JSON ({type(e).__name__})" if isinstance(e, ValueError) else (e.strerror or type(e).__name__)
     if why:

@@ -137,9 +137,11 @@ def _of_kind(v, kind) -> bool:
     return isinstance(v, kind) and not isinstance(v, bool)
 
 
-def record_problem(it) -> str:
+def record_problem(it, name: str | None = None) -> str:
     """Why a retraining record read from its file cannot be used ('' when it can): the keys every reader takes (its
-    values unquoted). The loop's commands and the site refuse such a record naming its file, never a traceback."""
+    values unquoted), and its id, which must be `name`, its file's name when given: the loop saves a record, and the
+    site renders its page, under its id (another id wrote outside their folders, or a second record of it). The loop's
+    commands and the site refuse such a record naming its file, never a traceback."""
     if not isinstance(it, dict):
         return f"expected a JSON object, found {type(it).__name__}"
     kinds = (('id', str), ('status', str), ('started', (int, float)), ('history', list))
@@ -149,4 +151,6 @@ def record_problem(it) -> str:
     wrong += [k for k, kind in maybe if it.get(k) is not None and not _of_kind(it[k], kind)]
     if isinstance(it.get('trigger'), dict) and not isinstance(it['trigger'].get('summary'), str):
         wrong.append('trigger.summary')
-    return f"keys missing or of the wrong kind: {', '.join(wrong)}" if wrong else ''
+    if wrong:
+        return f"keys missing or of the wrong kind: {', '.join(wrong)}"
+    return f"key 'id': expected its file's name, {name!r}, found another" if name not in (None, it['id']) else ''
