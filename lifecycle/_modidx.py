@@ -1935,6 +1935,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._shown': ( 'api/loop/iteration.html#_shown',
                                                                                'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._status_problem': ( 'api/loop/iteration.html#_status_problem',
+                                                                                        'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._step': ( 'api/loop/iteration.html#_step',
                                                                               'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._versions_of': ( 'api/loop/iteration.html#_versions_of',

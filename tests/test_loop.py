@@ -1316,3 +1316,21 @@ def test_a_record_whose_id_is_not_its_file_name_is_refused_not_saved_outside_the
         loop.active(tmp_path / 'state')
     assert record_problem(dict(it, id='a'), 'a') == '' and 'outside' not in record_problem(it, 'a')
     assert sorted(p.name for p in tmp_path.rglob('*.json')) == ['a.json']
+
+
+@pytest.mark.parametrize(
+    'status, extra, said',
+    [('bogus', {}, r"key 'status': expected one of \['triggered'.*found 'bogus'"),
+     ('waiting_approval', {}, r"key 'waiting': expected an object at status waiting_approval, found NoneType"),
+     ('shadow', {'shadow': 'on'}, r"key 'shadow': expected an object at status shadow, found str")],
+)  # fmt: skip
+def test_a_record_at_a_status_the_loop_cannot_walk_is_refused_naming_the_file(tmp_path, status, extra, said):
+    """A hand-edited record at a status the loop never writes made `retrain run` fail with an internal error (a
+    KeyError and its traceback) and `retrain status` say it 'resumes at bogus'; one at `waiting_approval` with no
+    `waiting` made `retrain status` fail so. Both are a damaged record now, named with the key, as others are."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status=status, started=1.7e9, history=[], trigger={'summary': 'x'}, **extra)
+    (d / 'it1.json').write_text(json.dumps(it))
+    with pytest.raises(loop.RecordDamaged, match=r'it1\.json: not a readable retraining record \(' + said):
+        loop.history(tmp_path)

@@ -62,7 +62,7 @@ def history(state_dir: str | Path) -> list[dict]:
 def _record(p: Path) -> dict:
     try:
         it = json.loads(p.read_text())
-        why = record_problem(it, p.stem)
+        why = record_problem(it, p.stem) or _status_problem(it)
     except (OSError, ValueError) as e:
         why = f"not JSON ({type(e).__name__})" if isinstance(e, ValueError) else (e.strerror or type(e).__name__)
     if why:
@@ -71,6 +71,20 @@ def _record(p: Path) -> dict:
             "(the loop then knows nothing of that iteration)"
         )
     return it
+
+
+_STATE_OF = {WAITING: 'waiting', 'shadow': 'shadow', 'canary': 'canary'}  # what a pass and `status` read at each
+
+
+def _status_problem(it: dict) -> str:
+    """Why a record's status cannot be walked or said ('' when it can): one the loop never writes (a pass failed on it
+    with an internal error), or one without the state it reads at it (`retrain status` failed so)."""
+    s, known = it['status'], [*STEPS, WAITING, *TERMINAL]
+    if s not in known:
+        return f"key 'status': expected one of {known}, found {s[:40]!r}"
+    if (k := _STATE_OF.get(s)) and not isinstance(it.get(k), dict):
+        return f"key '{k}': expected an object at status {s}, found {type(it.get(k)).__name__}"
+    return ''
 
 
 def active(state_dir: str | Path) -> dict | None:
