@@ -1334,3 +1334,25 @@ def test_a_record_at_a_status_the_loop_cannot_walk_is_refused_naming_the_file(tm
     (d / 'it1.json').write_text(json.dumps(it))
     with pytest.raises(loop.RecordDamaged, match=r'it1\.json: not a readable retraining record \(' + said):
         loop.history(tmp_path)
+
+
+@pytest.mark.parametrize(
+    'state, key',
+    [({'started': 'abc'}, 'started'), ({'started': [1.0, 'x']}, 'started'), ({'last_fired': {'new_labels': 'soon'}},
+     'last_fired'), ({'last_fired': []}, 'last_fired'), ({'labels_until': 'x'}, 'labels_until'),
+     ({'models': {'m': {'started': [True]}}}, 'models.m.started'), ({'models': {'m': 3}}, 'models.m'),
+     ({'models': [1]}, 'models')],
+)  # fmt: skip
+def test_a_trigger_state_of_the_wrong_kind_is_refused_naming_the_file_and_key(tmp_path, state, key):
+    """A hand-edited `retrain/triggers.json` (a time as text, a list for an object) made `retrain run` and `retrain
+    status` fail with an internal error (TypeError, ValueError, AttributeError): it is damaged state now (exit 4),
+    named with its key and what was expected, as other state files are."""
+    from lifecycle.core.store import StateError
+    from lifecycle.loop.triggers import state_path
+
+    state_path(tmp_path).parent.mkdir(parents=True)
+    state_path(tmp_path).write_text(json.dumps(state))
+    with pytest.raises(StateError, match=rf"triggers\.json: key '{key}': expected .*, found another kind"):
+        load_state(tmp_path, 'm')
+    state_path(tmp_path).write_text(json.dumps({'started': [1.0], 'labels_until': None, 'models': {'m': {}}}))
+    assert load_state(tmp_path, 'm') == {'last_fired': {}, 'started': []} and load_state(tmp_path)['started'] == [1.0]

@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from ..core.store import atomic_write, read_state
+from ..core.store import StateError, atomic_write, read_state
 from ..core.workspace import Workspace
 from .schema import SEVERITY_ORDER, RetrainParams
 
@@ -131,10 +131,36 @@ def load_state(state_dir: str | Path, model: str | None = None) -> dict:
     models, each retrained on its own params: one's triggers fired, starts and labels' cut are no other's. A state from
     before it was kept per model (or `model` None) is every model's until one records its own."""
     st = read_state(state_path(state_dir), {})
-    mine = (st.get('models') or {}).get(model) if model is not None else None
+    models = st.get('models') or {}
+    mine = models.get(model) if model is not None and isinstance(models, dict) else None
+    key = f"models.{model}." if mine is not None else ''
     if mine is None:
         mine = {k: v for k, v in st.items() if k != 'models'}
+    if why := _state_problem(mine, models, key):
+        raise StateError(f"{state_path(state_dir)}: {why}; put back a good copy, or remove the file to start it afresh")
     return {'last_fired': {}, 'started': []} | mine
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _state_problem(mine, models, key: str) -> str:
+    """Why a trigger state cannot be judged ('' when it can): its keys of the wrong kind (a hand-edited file made every
+    `retrain` command fail with an internal error), named with what was expected; values unquoted."""
+    checks = [
+        ('models', isinstance(models, dict), 'an object of one object per model'),
+        (key.rstrip('.') or 'the file', isinstance(mine, dict), 'an object'),
+    ]
+    if isinstance(mine, dict):
+        started, fired = mine.get('started', []), mine.get('last_fired', {})
+        checks += [
+            (f'{key}started', isinstance(started, list) and all(map(_number, started)), 'a list of times'),
+            (f'{key}last_fired', isinstance(fired, dict) and all(map(_number, fired.values())), 'an object of times'),
+            (f'{key}labels_until', mine.get('labels_until') is None or _number(mine['labels_until']), 'a time or null'),
+        ]
+    k, _, what = next((c for c in checks if not c[1]), (None, True, ''))
+    return f"key '{k}': expected {what}, found another kind" if k else ''
 
 
 def _save(state_dir: str | Path, model: str | None, mine: dict) -> dict:
