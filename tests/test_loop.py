@@ -17,6 +17,7 @@ import pytest
 
 from conftest import (
     LIFECYCLE,
+    cli,
     _check_untouched,
     _process_state_kept,
     _shared_template,
@@ -1356,3 +1357,20 @@ def test_a_trigger_state_of_the_wrong_kind_is_refused_naming_the_file_and_key(tm
         load_state(tmp_path, 'm')
     state_path(tmp_path).write_text(json.dumps({'started': [1.0], 'labels_until': None, 'models': {'m': {}}}))
     assert load_state(tmp_path, 'm') == {'last_fired': {}, 'started': []} and load_state(tmp_path)['started'] == [1.0]
+
+
+def test_a_watcher_misses_a_pass_another_holds_the_lock_for_and_passes_again(workspace):
+    """`retrain run --every` ended at its first pass when another pass held the `retrain` lock (a person's
+    `retrain run` beside it): the watcher was gone, its heartbeat went silent. That pass is missed, said on stderr (a
+    JSON line with --json), and the next is taken; the command fails only when its last pass does."""
+    from lifecycle.core.locks import hold
+
+    ws = Workspace.open(workspace)
+    with hold(ws.state_dir, 'retrain'):
+        r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
+        passes = [json.loads(line) for line in r.stdout.splitlines()]  # (each pass one strict JSON line)
+        assert r.returncode == 1 and len(passes) == 2, r.stdout + r.stderr
+        assert all(p['ok'] is False and 'the retrain lock' in p['error'] for p in passes), r.stdout
+    with hold(ws.state_dir, 'retrain'):
+        r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2')
+        assert r.returncode == 1 and r.stderr.count('retrain lock') == 2 and 'another pass in' in r.stderr, r.stderr

@@ -79,6 +79,7 @@ def retrain_run(
     as_json: bool = typer.Option(False, '--json', help="Print each pass as JSON."),
 ):
     "Resume the unfinished retraining, or start one when a trigger fires, and take it as far as it can go now."
+    from lifecycle.core.locks import LockBusy
     from lifecycle.loop.iteration import run
     from lifecycle.loop.schema import load_retrain_params
     from lifecycle.serve.predlog import LogUnreadable
@@ -93,7 +94,8 @@ def retrain_run(
             with _progress(as_json) as on_step:  # (a pass that trains and validates takes seconds: review AX)
                 it, verdict = run(ws, rp, force=force and n == 0, on_step=on_step)
             res = RetrainPass(it, verdict.to_dict() if verdict else None)
-        except LogUnreadable as e:  # once: the command's error; every N seconds, a pass missed (a database restarting)
+        except (LogUnreadable, LockBusy) as e:  # once: the command's error; every N seconds, a pass missed (a database
+            # restarting; another pass, as a person's `retrain run` beside the watcher, holding the `retrain` lock)
             if every is None or (times is not None and n + 1 >= times):  # (the last pass failed: so does the command)
                 raise
             res = None
