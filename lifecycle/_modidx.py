@@ -1895,6 +1895,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._begin_pass': ( 'api/loop/iteration.html#_begin_pass',
                                                                                     'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._bookkeeping_problem': ( 'api/loop/iteration.html#_bookkeeping_problem',
+                                                                                             'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._canary_steps': ( 'api/loop/iteration.html#_canary_steps',
                                                                                       'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._card': ( 'api/loop/iteration.html#_card',

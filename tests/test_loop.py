@@ -1374,3 +1374,23 @@ def test_a_watcher_misses_a_pass_another_holds_the_lock_for_and_passes_again(wor
     with hold(ws.state_dir, 'retrain'):
         r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2')
         assert r.returncode == 1 and r.stderr.count('retrain lock') == 2 and 'another pass in' in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize(
+    'marks, said',
+    [({'pass': 'x'}, 'pass'), ({'pass': {'pid': 1}}, 'pass'), ({'interruptions': {}}, 'interruptions'),
+     ({'failures': [1]}, 'failures'), ({'last_ok': {'data': 'soon'}}, 'last_ok')],
+)  # fmt: skip
+def test_a_record_whose_loop_marks_are_damaged_is_refused_naming_them(tmp_path, marks, said):
+    """A hand-edited pass mark (a text, a mark without its pid) made `retrain status` and `retrain run` fail with an
+    internal error (TypeError); interruptions or failures of the wrong kind made the next pass fail so (AttributeError).
+    The record is damaged state now, its file and the marks named; a record with sound marks reads as before."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'})
+    sound = dict(it, **{'pass': dict(pid=1, since=1.7e9, status='data'), 'interruptions': [], 'last_ok': {'x': 1.0}})
+    (d / 'it1.json').write_text(json.dumps(dict(sound, failures=[dict(step='data', ts=1.7e9, error='E: x')])))
+    assert loop.active(tmp_path)['id'] == 'it1'
+    (d / 'it1.json').write_text(json.dumps(dict(it, **marks)))
+    with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: not a readable .*marks of the wrong kind: {said}\)"):
+        loop.history(tmp_path)

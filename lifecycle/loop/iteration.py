@@ -62,7 +62,7 @@ def history(state_dir: str | Path) -> list[dict]:
 def _record(p: Path) -> dict:
     try:
         it = json.loads(p.read_text())
-        why = record_problem(it, p.stem) or _status_problem(it)
+        why = record_problem(it, p.stem) or _status_problem(it) or _bookkeeping_problem(it)
     except (OSError, ValueError) as e:
         why = f"not JSON ({type(e).__name__})" if isinstance(e, ValueError) else (e.strerror or type(e).__name__)
     if why:
@@ -85,6 +85,30 @@ def _status_problem(it: dict) -> str:
     if (k := _STATE_OF.get(s)) and not isinstance(it.get(k), dict):
         return f"key '{k}': expected an object at status {s}, found {type(it.get(k)).__name__}"
     return ''
+
+
+def _bookkeeping_problem(it: dict) -> str:
+    """Why the loop's own marks on a record cannot be read ('' when they can): a pass's mark, its interruptions, its
+    failures and the last success of each step, each absent or of the kind a pass and `retrain status` read (a
+    hand-edited one failed them with an internal error)."""
+    num = (int, float)
+
+    def mark(m) -> bool:
+        kept = isinstance(m, dict) and 'pid' in m
+        return kept and isinstance(m.get('since'), num) and isinstance(m.get('status'), str)
+
+    def failure(f) -> bool:
+        return isinstance(f, dict) and isinstance(f.get('step'), str) and isinstance(f.get('ts'), num)
+
+    fails, ok = it.get('failures', []), it.get('last_ok', {})
+    wrong = {
+        'pass': it.get('pass') is not None and not mark(it['pass']),
+        'interruptions': not isinstance(it.get('interruptions', []), list),
+        'failures': not (isinstance(fails, list) and all(map(failure, fails))),
+        'last_ok': not (isinstance(ok, dict) and all(isinstance(t, num) for t in ok.values())),
+    }
+    bad = [k for k, w in wrong.items() if w]
+    return f"the loop's marks of the wrong kind: {', '.join(bad)}" if bad else ''
 
 
 def active(state_dir: str | Path) -> dict | None:
