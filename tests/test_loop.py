@@ -1394,3 +1394,16 @@ def test_a_record_whose_loop_marks_are_damaged_is_refused_naming_them(tmp_path, 
     (d / 'it1.json').write_text(json.dumps(dict(it, **marks)))
     with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: not a readable .*marks of the wrong kind: {said}\)"):
         loop.history(tmp_path)
+
+
+def test_a_champion_registered_outside_the_pipeline_is_refused_naming_the_missing_validation(monkeypatch):
+    """A champion whose alias was set by hand on a version registered outside the pipeline (no `validation_id` tag)
+    made `retrain run` fail with an internal error (KeyError): it is refused naming the version and the tag."""
+    from types import SimpleNamespace
+    from lifecycle.model import registry
+
+    monkeypatch.setattr(registry, 'alias_version', lambda client, name, alias: '3')
+    client = SimpleNamespace(get_model_version=lambda name, v: SimpleNamespace(tags={}, run_id='r1'))
+    ws = SimpleNamespace(params={'register': SimpleNamespace(model_name='m')}, environment='dev', client=client)
+    with pytest.raises(loop.RetrainError, match=r'm v3: it has no validation_id tag, so there is no validation'):
+        loop.champion_info(ws)

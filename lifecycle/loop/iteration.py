@@ -135,6 +135,11 @@ def champion_info(ws: Workspace) -> dict:
             f"{rp.model_name}: no {ws.environment} champion to retrain beside; `lifecycle run` registers one{walk}"
         )
     mv = ws.client.get_model_version(rp.model_name, v)
+    if not mv.tags.get('validation_id'):  # (a version registered outside the pipeline, its alias set by hand)
+        raise RetrainError(
+            f"{rp.model_name} v{v}: it has no validation_id tag, so there is no validation and holdout to judge a "
+            "challenger on beside it; promote a version the pipeline registered (`lifecycle run`)"
+        )
     run = ws.client.get_run(mv.run_id)
     rec = ws.store.get_record('validations', mv.tags['validation_id'])
     t = run.data.tags
