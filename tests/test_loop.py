@@ -1407,3 +1407,18 @@ def test_a_champion_registered_outside_the_pipeline_is_refused_naming_the_missin
     ws = SimpleNamespace(params={'register': SimpleNamespace(model_name='m')}, environment='dev', client=client)
     with pytest.raises(loop.RetrainError, match=r'm v3: it has no validation_id tag, so there is no validation'):
         loop.champion_info(ws)
+
+
+@pytest.mark.parametrize('times', [dict(started=1e300), dict(finished=float('inf')), dict(started=float('nan'))])
+def test_a_record_whose_time_no_clock_can_show_is_refused_naming_the_key(tmp_path, times):
+    """A hand-edited record starting in the year 10^292, or finished at Infinity (JSON the reader takes), made `retrain
+    history` and `retrain status` fail with an internal error (OverflowError) as they showed the time; NaN sorted the
+    records anyhow. Such a time is a key of the wrong kind, named with the record's file."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status='promoted', started=1.7e9, finished=1.7e9 + 5, history=[], trigger={'summary': 'x'})
+    (d / 'it1.json').write_text(json.dumps(it))
+    assert loop.history(tmp_path)[0]['id'] == 'it1'
+    (d / 'it1.json').write_text(json.dumps(dict(it, **times)))
+    with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*of the wrong kind: {next(iter(times))}"):
+        loop.history(tmp_path)

@@ -132,9 +132,15 @@ def load_retrain_params(params_dir: str | Path) -> RetrainParams:
     return rp
 
 
+_LAST_TIME = 253402300799.0  # 9999-12-31 23:59:59 UTC: the last time a command can show (a later one overflowed)
+
+
 def _of_kind(v, kind) -> bool:
-    "Whether `v` is of `kind` (a boolean is no number here)."
-    return isinstance(v, kind) and not isinstance(v, bool)
+    """Whether `v` is of `kind` (a boolean is no number here; a time, a number, is seconds since the epoch a command
+    can show: neither infinite, NaN, nor past the year 9999)."""
+    if isinstance(v, bool) or not isinstance(v, kind):
+        return False
+    return not isinstance(v, (int, float)) or 0 <= v <= _LAST_TIME
 
 
 def record_problem(it, name: str | None = None) -> str:
