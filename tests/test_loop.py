@@ -1422,3 +1422,18 @@ def test_a_record_whose_time_no_clock_can_show_is_refused_naming_the_key(tmp_pat
     (d / 'it1.json').write_text(json.dumps(dict(it, **times)))
     with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*of the wrong kind: {next(iter(times))}"):
         loop.history(tmp_path)
+
+
+@pytest.mark.parametrize('key, value', [('params', 5), ('model', ['a'])])
+def test_a_record_naming_its_model_or_params_by_no_text_is_refused_naming_the_key(tmp_path, key, value):
+    """A hand-edited record whose params folder was a number made `retrain run` fail with an internal error
+    (TypeError, as it looked whether a simulation had left it); a model of a list was quoted as one. Both are keys of
+    the wrong kind, named with the record's file; an older record without them reads as before."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status='triggered', started=1.7e9, history=[], trigger={'summary': 'x'})
+    (d / 'it1.json').write_text(json.dumps(it))
+    assert loop.active(tmp_path)['id'] == 'it1'
+    (d / 'it1.json').write_text(json.dumps(dict(it, **{key: value})))
+    with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*keys missing or of the wrong kind: {key}\)"):
+        loop.active(tmp_path)

@@ -153,7 +153,7 @@ def record_problem(it, name: str | None = None) -> str:
     kinds = (('id', str), ('status', str), ('started', (int, float)), ('history', list))
     wrong = [k for k, kind in kinds if not _of_kind(it.get(k), kind)]
     maybe = (('finished', (int, float)), ('trigger', dict), ('decision', dict), ('registration', dict))
-    maybe += (('champion', dict),)  # (each may be None: not yet)
+    maybe += (('champion', dict), ('model', str), ('params', str))  # (each may be None: not yet, or an older record)
     wrong += [k for k, kind in maybe if it.get(k) is not None and not _of_kind(it[k], kind)]
     if isinstance(it.get('trigger'), dict) and not isinstance(it['trigger'].get('summary'), str):
         wrong.append('trigger.summary')
