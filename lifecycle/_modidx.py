@@ -145,6 +145,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._iterations': ('api/app/site.html#_iterations', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._kv': ('api/app/site.html#_kv', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._last_render': ('api/app/site.html#_last_render', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._md_text': ('api/app/site.html#_md_text', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._merge_search': ('api/app/site.html#_merge_search', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._models': ('api/app/site.html#_models', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._models_key': ('api/app/site.html#_models_key', 'lifecycle/app/site.py'),

@@ -848,3 +848,35 @@ def test_the_site_says_a_run_killed_outright_was_interrupted_as_status_does(work
     [run] = _runs(s)
     assert run['status'] == 'interrupted' and run['stages']['features']['status'] == 'interrupted', run
     assert run['stages']['ingest']['status'] == 'ok' and dead_runs(s, [run | {'status': 'running'}]) == {run['run_id']}
+
+
+def test_values_reaching_a_page_are_shown_as_text_not_rendered_as_links_or_html():
+    """A model name, a trainer, an approver and an approval's reason come from whoever runs a command; on the site they
+    were Markdown (a reason `[details](javascript:...)` became a live link) or raw HTML (a model named `<img onerror>`
+    ran its script in every reader's browser)."""
+    import markdown
+
+    from lifecycle.app.site import landing_page, md_table, models_page, version_page
+
+    link, tag = '[details](javascript:alert(1))', '<img src=x onerror=alert(1)>'
+    v = dict(
+        version='1',
+        lineage={},
+        created=0,
+        gates=[],
+        signed=True,
+        trained_by=link,
+        approvals=[dict(step='dev', approver=tag, time='t', reason=link, verified=True)],
+        governance_report=None,
+    )
+    model = dict(name=f'm{tag}', aliases={'dev': '1'}, environments=['dev'], versions=[v])
+    facts = dict(models=[model], flags=None, rollout=None)
+    pages = [version_page(model, v, {}).text, landing_page(facts).text, models_page(facts).text]
+    pages.append(md_table([dict(column=link)], ['column']))
+    for text in pages:  # (the front matter as MkDocs leaves it out)
+        body = text.split('\n---\n', 1)[1] if text.startswith('---') else text
+        out = markdown.markdown(body, extensions=['tables', 'attr_list', 'md_in_html'])
+        assert '<a href="javascript' not in out and '<img' not in out, out
+    out = markdown.markdown(pages[0].split('\n---\n', 1)[1], extensions=['tables'])
+    assert 'trained by [details](javascript:alert(1))' in out and '&lt;img src=x onerror=alert(1)&gt;' in out
+    assert yaml.safe_load(pages[0].split('---')[1])['title'] == f'm{tag} version 1'
