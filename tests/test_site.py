@@ -880,3 +880,25 @@ def test_values_reaching_a_page_are_shown_as_text_not_rendered_as_links_or_html(
     out = markdown.markdown(pages[0].split('\n---\n', 1)[1], extensions=['tables'])
     assert 'trained by [details](javascript:alert(1))' in out and '&lt;img src=x onerror=alert(1)&gt;' in out
     assert yaml.safe_load(pages[0].split('---')[1])['title'] == f'm{tag} version 1'
+
+
+def test_a_governance_report_shown_on_a_version_page_renders_no_html_or_link_from_what_people_typed():
+    """The version page shows the release's governance report as it was written; its approvals table and its trainer
+    held an approver's name and reason as typed, so a reason `<img src=x onerror=...>` ran in every reader's browser
+    and a trainer with a backtick closed its code span."""
+    import markdown
+    import pandas as pd
+
+    from lifecycle.app.site import version_page
+    from lifecycle.release.governance import governance_report_markdown
+
+    tag = '<img src=x onerror=alert(1)>'
+    facts = dict(model_name='m', model_version='1', lineage={'mlflow_run_id': f'r`{tag}`'}, trained_by=f'a` {tag} `')
+    approvals = [dict(step='staging', approver=tag, role='r', time='t', reason='[x](javascript:alert(1))', signed=True)]
+    results = pd.DataFrame([dict(rule='card', value=1, limit=1, verdict='pass', reason=tag)])
+    report = governance_report_markdown(facts, results, approvals)
+    v = dict(version='1', lineage={}, created=0, gates=[], signed=True, trained_by='a', approvals=[])
+    page = version_page(dict(name='m', aliases={}), dict(v, governance_report=report), {}).text
+    out = markdown.markdown(page.split('\n---\n', 1)[1], extensions=['tables', 'attr_list', 'md_in_html'])
+    assert '<img' not in out and '<a href="javascript' not in out, out
+    assert 'Trained by `alice`' in governance_report_markdown(dict(facts, trained_by='alice'), results, [])

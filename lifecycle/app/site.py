@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 import yaml
 from ..core.settings import Settings
+from ..core.cli_support import markdown_text
 from ..core.store import atomic_write, hash_obj, sha256_bytes
 from ..core.manifest import list_runs
 
@@ -89,21 +90,12 @@ def clean_notebook(data: bytes) -> bytes:
     return json.dumps(nb, indent=1).encode()
 
 # %% ../../nbs/api/app/01_site.ipynb #350bcf4d
-_MD_MARKUP = re.compile(r'([\\\[\]{}|])')  # (what makes a link or an image, attributes, a table's cell)
-
-
-def _md_text(v) -> str:
-    """A value as literal text on a Markdown page: its markup characters backslash-escaped and its HTML escaped, so a
-    name, reason or column name such as `[x](javascript:...)` or `<img onerror=...>` is shown, never rendered."""
-    return html.escape(_MD_MARKUP.sub(r'\\\1', str(v))).replace('\n', ' ')
-
-
 def _cell(v) -> str:
     if v is None or v == '':
         return '—'
     if isinstance(v, float):
         v = f'{v:.4g}'
-    return _md_text(v)
+    return markdown_text(v)
 
 
 def md_table(rows: list[dict], cols: list[str], links: dict | None = None) -> str:
@@ -513,7 +505,7 @@ def landing_page(facts: dict) -> Page:
                 )
             )
         champ = by_version.get(m['aliases'].get(serving))
-        out.append(f"## {_md_text(m['name'])}\n")
+        out.append(f"## {markdown_text(m['name'])}\n")
         if champ:
             out.append(
                 f"Champion (the `{serving}` alias): **version {champ['version']}** ({_gate_summary(champ)}, "
@@ -531,10 +523,10 @@ def landing_page(facts: dict) -> Page:
             out.append(md_table(_gate_rows(champ['gates']), ['gate', 'value', 'limit', 'verdict']))
         if mh is None:  # facts without monitoring, or a monitor.yaml that cannot be read
             if health_error:
-                out.append(f"### Monitoring health of {_md_text(m['name'])}\n")
-                out.append(f'Monitoring health cannot be read: {_md_text(health_error)}\n')
+                out.append(f"### Monitoring health of {markdown_text(m['name'])}\n")
+                out.append(f'Monitoring health cannot be read: {markdown_text(health_error)}\n')
             continue
-        out.append(f"### Monitoring health of {_md_text(m['name'])}\n")
+        out.append(f"### Monitoring health of {markdown_text(m['name'])}\n")
         served = _served(m, flags, names)  # (and the versions the monitor saw that serve nowhere now: their open
         served.update({s.model_version: [] for s in mh.series if s.model_version not in served})  # alerts in sight)
 
@@ -543,7 +535,7 @@ def landing_page(facts: dict) -> Page:
 
         out += _health_section(mh, served, link, '####')
     if not facts['models'] and health is None and health_error:
-        out.append(f'## Monitoring health\n\nMonitoring health cannot be read: {_md_text(health_error)}\n')
+        out.append(f'## Monitoring health\n\nMonitoring health cannot be read: {markdown_text(health_error)}\n')
     if not facts['models'] and health is not None and health.series:
         out.append('## Monitoring health\n')
         out += _health_section(health, {s.model_version: [] for s in health.series}, lambda v: None, '###')
@@ -600,10 +592,10 @@ def version_page(model: dict, v: dict, runs: dict) -> Page:
     ]
     out = [
         f'---\ntitle: {json.dumps(f"{name} version {ver}")}\ndate: {_iso(v["created"])}\n---\n',
-        f'# {_md_text(name)} version {ver}\n',
-        f"Environments: **{_md_text(', '.join(envs) or 'none')}** · gates: **{_gate_summary(v)}** · "
+        f'# {markdown_text(name)} version {ver}\n',
+        f"Environments: **{markdown_text(', '.join(envs) or 'none')}** · gates: **{_gate_summary(v)}** · "
         f"{'signed at registration' if v['signed'] else 'NOT signed'} · "
-        f"trained by {_md_text(v['trained_by'] or 'unknown')}\n",
+        f"trained by {markdown_text(v['trained_by'] or 'unknown')}\n",
         '## Lineage\n',
         lineage_svg(nodes) + '\n',
         md_table([dict(field=k, value=x) for k, x in lin.items() if x], ['field', 'value']),
@@ -633,7 +625,7 @@ def models_page(facts: dict) -> Page:
     "Every registered version of every model, newest first, with gates and environments."
     out = ['---\ntitle: Model versions\n---\n', '# Model versions\n']
     for m in facts['models']:
-        out.append(f"## {_md_text(m['name'])}\n")
+        out.append(f"## {markdown_text(m['name'])}\n")
         rows = [
             dict(
                 version=f"version {v['version']}",

@@ -6,8 +6,10 @@
 # %% ../../nbs/api/core/11_cli_support.ipynb #da69a610
 from __future__ import annotations
 import functools
+import html
 import json
 import math
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass, asdict
@@ -18,8 +20,8 @@ import typer
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
            'finite', 'dumps', 'Result', 'console', 'status_line', 'check_repeats', 'did_you_mean', 'needs_text',
-           'registry_version', 'printable', 'exit_code_for', 'fail', 'leaves_at_once', 'set_leave_at_once', 'command',
-           'leave', 'invoke', 'scratch_workspace', 'with_params_option']
+           'registry_version', 'printable', 'markdown_text', 'exit_code_for', 'fail', 'leaves_at_once',
+           'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
 EXIT_OK, EXIT_STAGE, EXIT_INPUT, EXIT_AUDIT, EXIT_SOURCE = 0, 1, 2, 3, 4
@@ -177,6 +179,14 @@ def printable(text) -> str:
         ch.encode('unicode_escape').decode() if ch != ' ' and unicodedata.category(ch) in _NOT_SHOWN else ch
         for ch in str(text)
     )
+
+# %% ../../nbs/api/core/11_cli_support.ipynb #7f8bb5e8
+_MD_MARKUP = re.compile(r'([\\\[\]{}|])')  # (what makes a link or an image, attributes, a table's cell)
+
+
+def markdown_text(v) -> str:
+    "`v` as literal text on a Markdown page: its link, image, attribute and cell markup escaped, its HTML escaped."
+    return html.escape(_MD_MARKUP.sub(r'\\\1', str(v))).replace('\n', ' ')
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ac5495e1
 COMMON_ERRORS = {
