@@ -902,3 +902,19 @@ def test_a_governance_report_shown_on_a_version_page_renders_no_html_or_link_fro
     out = markdown.markdown(page.split('\n---\n', 1)[1], extensions=['tables', 'attr_list', 'md_in_html'])
     assert '<img' not in out and '<a href="javascript' not in out, out
     assert 'Trained by `alice`' in governance_report_markdown(dict(facts, trained_by='alice'), results, [])
+
+
+def test_a_retraining_page_shows_its_decision_reason_and_trigger_as_text():
+    """A retraining record's decision reason quotes a rollout's reason as someone typed it (`canary paused: ...`); the
+    page wrote it, the trigger's summary and the waiting message as Markdown, so `<img onerror>` or a `javascript:`
+    link in them acted in the reader's browser."""
+    import markdown
+
+    from lifecycle.app.site import iteration_page
+
+    link, tag = '[x](javascript:alert(1))', '<img src=x onerror=alert(1)>'
+    it = dict(id='20260101T000000-abc123', status=f'reverted{tag}', decision=dict(reason=f'canary paused: {link}'),
+              trigger=dict(summary=tag, hits=[dict(name=link, fired=True, evidence={'a': 1})]))  # fmt: skip
+    for it in (it, {**it, 'decision': None, 'waiting': {'message': link}}):
+        out = markdown.markdown(iteration_page(it, None, {}).text, extensions=['tables', 'attr_list', 'md_in_html'])
+        assert '<img' not in out and '<a href="javascript' not in out, out

@@ -860,7 +860,8 @@ def iteration_page(it: dict, model: str | None, versions: dict) -> Page:
     "One retraining record: trigger and evidence, data in and out, changes, metrics, shadow, canary, decision, links."
     i = it['id']
     dec = it.get('decision') or {}
-    out = [f'# Retraining {i}\n', f"**{it['status']}**" + (f": {dec['reason']}" if dec.get('reason') else '') + '\n']
+    reason = f": {markdown_text(dec['reason'])}" if dec.get('reason') else ''
+    out = [f'# Retraining {markdown_text(i)}\n', f"**{markdown_text(it['status'])}**{reason}\n"]
     out.append(
         _kv(
             dict(
@@ -873,12 +874,12 @@ def iteration_page(it: dict, model: str | None, versions: dict) -> Page:
     )
     trig = it.get('trigger') or {}
     out.append('## Trigger\n')
-    out.append(f"{trig.get('summary', '')}\n")
+    out.append(f"{markdown_text(trig.get('summary', ''))}\n")
     hits = [h for h in trig.get('hits') or [] if isinstance(h, dict)]
     out.append(md_table([_scalars(h) for h in hits], ['name', 'fired', 'reason']))
     for h in hits:
         if h.get('evidence'):
-            out.append(f"Evidence of {h.get('name')}:\n\n" + _kv(h['evidence']))
+            out.append(f"Evidence of {markdown_text(h.get('name'))}:\n\n" + _kv(h['evidence']))
     if trig.get('held'):
         out.append('Held back: ' + '; '.join(map(str, trig['held'])) + '\n')
     out.append('## Champion and data\n')
@@ -973,9 +974,9 @@ def iteration_page(it: dict, model: str | None, versions: dict) -> Page:
     if dec:
         out.append(_kv({**dec, 'ts': _when(dec.get('ts'))}, ['outcome', 'reason', 'at', 'by', 'champion', 'ts']))
     elif it.get('waiting'):
-        out.append(f"Waiting: {it['waiting'].get('message', 'for an approval')}\n")
+        out.append(f"Waiting: {markdown_text(it['waiting'].get('message', 'for an approval'))}\n")
     else:
-        out.append(f"Not decided yet (at {it['status']}).\n")
+        out.append(f"Not decided yet (at {markdown_text(it['status'])}).\n")
     auth = it.get('authorised') or {}
     out.append('## Authorised by\n')
     if auth:
@@ -984,7 +985,7 @@ def iteration_page(it: dict, model: str | None, versions: dict) -> Page:
         appr = [_scalars(x) for x in auth.get('approvals') or [] if isinstance(x, dict)]
         out.append('Approvals:\n\n' + md_table(appr, ['step', 'approver', 'role', 'time', 'reason']))
     else:
-        out.append(f"{dec.get('by') or 'nobody yet'} (no promotion)\n")
+        out.append(f"{markdown_text(dec.get('by') or 'nobody yet')} (no promotion)\n")
     fails = [_scalars(f) for f in it.get('failures') or [] if isinstance(f, dict)]
     if fails:
         out.append(
