@@ -102,6 +102,37 @@ def test_changing_one_parameter_reruns_that_stage_and_those_after(trained):
     assert len(st['runs']) == 2 and st['tracking_uri'] == f"sqlite:///{ws.resolve() / '.lifecycle/mlflow.db'}"
 
 
+def test_every_upstream_id_a_stage_notebook_reads_is_part_of_its_cache_key():
+    """Review: the register notebook reads the validation record (`validation_id`) from the run's manifest, and the
+    record was not among the register stage's inputs, so after a change to validate.yaml or policy.yaml (validation
+    re-run, its gates new, still passing) registration was reused: the version kept the old validation record and
+    the run's card and validation notebook described another one. Every ID a stage reads upstream is in its key."""
+    from lifecycle.app.pipeline import STAGES
+
+    for st in STAGES:
+        nb = json.loads((Path(__file__).parent.parent / 'nbs/stages' / st.notebook).read_text())
+        code = '\n'.join(''.join(c['source']) for c in nb['cells'] if c['cell_type'] == 'code')
+        read = set(re.findall(r"ctx\.input\('(\w+)'", code))
+        assert read <= set(st.inputs), (st.name, read - set(st.inputs))
+
+
+@pytest.mark.slow  # a run in a copy of the trained workspace
+def test_a_changed_validation_reregisters_so_the_version_names_the_validation_of_its_run(trained):
+    from conftest import set_yaml
+
+    set_yaml(trained / 'params/validate.yaml', decision_threshold=0.45)
+    r, out = cli_json(trained, 'run', '--no-site')
+    assert r.returncode == 0, r.stderr
+    assert [s['status'] for s in out['stages']] == ['cached', 'cached', 'cached', 'ok', 'ok', 'ok']
+    manifest = json.loads((Path(out['run_dir']) / 'manifest.json').read_text())
+    vid = manifest['stages']['validate']['outputs']['validation_id']
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(trained)
+    version = out['stages'][4]['outputs']['model_version']
+    assert ws.client.get_model_version('arrests-release', version).tags['validation_id'] == vid
+
+
 def test_force_reruns_everything(trained):
     r, out = cli_json(trained, 'run', '--force', '--no-site')
     assert r.returncode == 0 and [s['status'] for s in out['stages']] == ['ok'] * 6

@@ -105,6 +105,7 @@ STAGES: tuple[Stage, ...] = (
             'dataset_version',
             'feature_set_version',
             'validation_passed',
+            'validation_id',  # (the record it registers from: a validation run again is registered again)
             'known_inputs',
             'known_outputs',
         ),
