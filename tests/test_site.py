@@ -918,3 +918,19 @@ def test_a_retraining_page_shows_its_decision_reason_and_trigger_as_text():
     for it in (it, {**it, 'decision': None, 'waiting': {'message': link}}):
         out = markdown.markdown(iteration_page(it, None, {}).text, extensions=['tables', 'attr_list', 'md_in_html'])
         assert '<img' not in out and '<a href="javascript' not in out, out
+
+
+def test_a_file_where_the_site_or_its_swap_folders_go_is_replaced_not_left_to_fail_every_render(workspace):
+    """A full render builds into `reports/site.tmp` and swaps it in through `reports/site.old`; a file at one of those
+    names (a `reports/site` replaced by a file becomes `site.old` at the swap) was left by `rmtree(ignore_errors)`, so
+    the build or the swap failed with NotADirectoryError at every full render after."""
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    reports = s.site_dir.parent
+    reports.mkdir(parents=True, exist_ok=True)
+    for name in ('site', 'site.tmp', 'site.old'):
+        (reports / name).write_text('not a folder')
+    assert site.render_site(s, 'mkdocs').is_file()
+    assert sorted(p.name for p in reports.iterdir()) == ['site', 'site-src']

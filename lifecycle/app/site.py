@@ -1681,17 +1681,19 @@ def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> No
         _search_script(site)
         _offline_pages(site, notebooks)
         return
+    from lifecycle.release.container import _remove  # (a file or a folder: a file there made every render fail)
+
     tmp = site.with_name(site.name + '.tmp')
-    shutil.rmtree(tmp, ignore_errors=True)
+    _remove(tmp)
     build(load_config(str(src / 'mkdocs.yml'), site_dir=str(tmp)))
     _search_script(tmp)
     _offline_pages(tmp, notebooks)
     old = site.with_name(site.name + '.old')
-    shutil.rmtree(old, ignore_errors=True)
-    if site.exists():
+    _remove(old)
+    if site.exists() or site.is_symlink():
         site.rename(old)
     tmp.rename(site)
-    shutil.rmtree(old, ignore_errors=True)
+    _remove(old)
 
 # %% ../../nbs/api/app/01_site.ipynb #0e815850
 class NotebookPrerender:
