@@ -934,3 +934,19 @@ def test_a_file_where_the_site_or_its_swap_folders_go_is_replaced_not_left_to_fa
         (reports / name).write_text('not a folder')
     assert site.render_site(s, 'mkdocs').is_file()
     assert sorted(p.name for p in reports.iterdir()) == ['site', 'site-src']
+
+
+def test_a_link_to_a_models_page_cannot_be_closed_by_its_name():
+    """A model name may hold `)` and `[` (the params allow any but a slash); the tables' links put it in the target as
+    it was, so a model named `m)[z](javascript:alert(1)` closed the link to its version page and opened its own."""
+    import markdown
+
+    from lifecycle.app.site import landing_page, models_page
+
+    name = 'm x)[z](javascript:alert(1)'
+    v = dict(version='1', lineage={}, created=0, gates=[], signed=True, trained_by='a', approvals=[])
+    facts = dict(models=[dict(name=name, aliases={'dev': '1'}, environments=['dev'], versions=[v])], flags=None)
+    for page in (models_page(facts), landing_page(dict(facts, rollout=None))):
+        out = markdown.markdown(page.text, extensions=['tables'])
+        assert 'href="javascript' not in out and out.count('<a href=') == 1, out
+        assert '%20x%29%5Bz%5D%28javascript%3Aalert%281%29/v1.md' in out  # (its own page, as MkDocs unquotes it)

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 import yaml
 from ..core.settings import Settings
 from ..core.cli_support import markdown_text
@@ -108,7 +109,8 @@ def md_table(rows: list[dict], cols: list[str], links: dict | None = None) -> st
         cells = []
         for c in cols:
             text, target = _cell(r.get(c)), links[c](r) if c in links else None
-            cells.append(f'[{text}]({target})' if target and text != '—' else text)
+            # (the target percent-encoded: a model name `m)[z](javascript:...` closed the link and opened its own)
+            cells.append(f'[{text}]({quote(target, safe="/#")})' if target and text != '—' else text)
         out.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(out) + '\n'
 
