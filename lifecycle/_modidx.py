@@ -134,6 +134,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._drift_page': ('api/app/site.html#_drift_page', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._drop_removed': ('api/app/site.html#_drop_removed', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._flags': ('api/app/site.html#_flags', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._front': ('api/app/site.html#_front', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._gate_rows': ('api/app/site.html#_gate_rows', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._gate_summary': ('api/app/site.html#_gate_summary', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._generate': ('api/app/site.html#_generate', 'lifecycle/app/site.py'),

@@ -576,6 +576,12 @@ def _stage_page(runs: dict, run_id: str | None, stage: str) -> str | None:
     return f"runs/{st['origin']}/{st['notebook']}"
 
 
+def _front(text) -> str:
+    """`text` as a front-matter value: a YAML string, its HTML escaped (MkDocs Material writes a page's front-matter
+    title into its header and `<title>` unescaped: a model named `<img onerror=...>` ran there)."""
+    return json.dumps(html.escape(str(text)))
+
+
 def version_page(model: dict, v: dict, runs: dict) -> Page:
     "The page of one model version: facts, lineage graph, gates, approvals, evidence and governance report."
     name, ver, lin = model['name'], v['version'], v['lineage']
@@ -593,7 +599,7 @@ def version_page(model: dict, v: dict, runs: dict) -> Page:
         ('serves', ', '.join(envs) or 'no environment', f'{up}index.html'),
     ]
     out = [
-        f'---\ntitle: {json.dumps(f"{name} version {ver}")}\ndate: {_iso(v["created"])}\n---\n',
+        f'---\ntitle: {_front(f"{name} version {ver}")}\ndate: {_iso(v["created"])}\n---\n',
         f'# {markdown_text(name)} version {ver}\n',
         f"Environments: **{markdown_text(', '.join(envs) or 'none')}** · gates: **{_gate_summary(v)}** · "
         f"{'signed at registration' if v['signed'] else 'NOT signed'} · "
@@ -707,7 +713,8 @@ def runs_pages(facts: dict, runs_dir: Path) -> list[Page]:
                 f"Run {r['run_id']}",
                 text='\n'.join(
                     [
-                        f"---\ntitle: Run {r['run_id']}\ndate: {r['started']}\ndescription: {r['status']}\n---\n",
+                        f"---\ntitle: {_front('Run ' + r['run_id'])}\ndate: {r['started']}\n"
+                        f"description: {_front(r['status'])}\n---\n",
                         f"# Run {r['run_id']}\n",
                         f"Status **{r['status']}** · started {r['started']} · mode {r['mode']} "
                         f"· code {r['code_version']}\n",
