@@ -2298,6 +2298,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages._registered_at': ( 'api/model/stages.html#_registered_at',
                                                                                    'lifecycle/model/stages.py'),
+                                        'lifecycle.model.stages._trained_by': ( 'api/model/stages.html#_trained_by',
+                                                                                'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages.champion_scores': ( 'api/model/stages.html#champion_scores',
                                                                                     'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages.evidence_run': ( 'api/model/stages.html#evidence_run',

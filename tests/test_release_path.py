@@ -81,6 +81,29 @@ def test_the_register_stage_refuses_a_model_that_failed_a_gate(ws, tmp_path):
     assert versions(ws) == before and audit_actions(ws).count('model.register') == registered
 
 
+def test_the_validate_stage_refuses_a_holdout_model_or_run_that_are_not_one_training(ws):
+    """`stages.validate` (and the stage notebook, whose upstream IDs are parameters) judged whatever it was given: the
+    rows the model trained on as its "holdout", or one run's model under another run's lineage; and it recorded a
+    passing validation before it found a run that does not exist."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model import stages
+
+    w = Workspace.open(ws)
+    fp, vp, rp = w.params['features'], w.params['validate'], w.params['register']
+    mv = w.client.get_model_version(NAME, '1')
+    run, uri = mv.run_id, mv.source
+    lineage = w.client.get_run(run).data.tags
+    trained_on = w.store.put_frame(w.store.get_frame(lineage['holdout_id']).head(50))  # rows that are not its holdout
+    before = len(w.store.records('validations'))
+    with pytest.raises(ValueError, match=rf"holdout_id: expected the holdout MLflow run {run} set aside"):
+        stages.validate(w, vp, fp, rp, run, uri, trained_on)
+    with pytest.raises(ValueError, match=r"mlflow_run_id: .* found '0123abcd', which is no run"):
+        stages.validate(w, vp, fp, rp, '0123abcd', uri, lineage['holdout_id'])
+    with pytest.raises(ValueError, match=rf"model_uri: expected the model MLflow run {run} logged, found 'models:/m-0"):
+        stages.validate(w, vp, fp, rp, run, 'models:/m-0123456789', lineage['holdout_id'])
+    assert len(w.store.records('validations')) == before  # nothing recorded
+
+
 def test_simulate_refuses_a_candidate_that_failed_a_gate(ws, tmp_path):
     from lifecycle.core.workspace import Workspace
     from lifecycle.deliver import simulate

@@ -199,6 +199,39 @@ def champion_scores(
     return dict(version=version, metrics=holdout_metrics(y, scores, fp.task, vp), scores=scores)
 
 
+def _trained_by(ws: Workspace, mlflow_run_id: str, model_uri: str, holdout_id: str) -> None:
+    """Refuse (`ValueError`) a model, a run and a holdout that are not one training's: the run must exist, have logged
+    `model_uri`, and have set `holdout_id` aside; else its gates would judge another model, or rows it trained on."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.core.settings import shown_url
+
+    try:
+        tags = ws.client.get_run(str(mlflow_run_id)).data.tags
+    except MlflowException:
+        raise ValueError(
+            f"mlflow_run_id: expected the MLflow run of a training in this workspace, found {mlflow_run_id!r}, which "
+            f"is no run of {shown_url(ws.tracking_uri)}"
+        ) from None
+    uri = str(model_uri)
+    if uri.startswith('runs:/'):
+        source = uri.removeprefix('runs:/').split('/', 1)[0]
+    else:
+        try:
+            source = ws.client.get_logged_model(uri.removeprefix('models:/')).source_run_id
+        except MlflowException:
+            source = None
+    if source != mlflow_run_id:
+        raise ValueError(
+            f"model_uri: expected the model MLflow run {mlflow_run_id} logged, found {model_uri!r}, "
+            + (f"logged by run {source}" if source else 'which no run of this workspace logged')
+        )
+    if tags.get('holdout_id') != holdout_id:
+        raise ValueError(
+            f"holdout_id: expected the holdout MLflow run {mlflow_run_id} set aside ({tags.get('holdout_id')}), found "
+            f"{holdout_id!r}: the gates judge a model on rows it never saw, the same rows as its champion"
+        )
+
+
 def validate(
     ws: Workspace,
     vp: ValidateParams,
@@ -215,6 +248,7 @@ def validate(
     on record."""
     import matplotlib.pyplot as plt
 
+    _trained_by(ws, mlflow_run_id, model_uri, holdout_id)  # (before anything is recorded)
     holdout = ws.store.get_frame(holdout_id)
     model = ws.mlflow.sklearn.load_model(model_uri)
     X, y = xy(holdout, list(model.feature_names_in_), fp, 'holdout rows')
