@@ -2296,6 +2296,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                             'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages.ValidationResult.outputs': ( 'api/model/stages.html#validationresult.outputs',
                                                                                              'lifecycle/model/stages.py'),
+                                        'lifecycle.model.stages._card_lineage': ( 'api/model/stages.html#_card_lineage',
+                                                                                  'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages._registered_at': ( 'api/model/stages.html#_registered_at',
                                                                                    'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages._trained_by': ( 'api/model/stages.html#_trained_by',

@@ -104,6 +104,45 @@ def test_the_validate_stage_refuses_a_holdout_model_or_run_that_are_not_one_trai
     assert len(w.store.records('validations')) == before  # nothing recorded
 
 
+def test_the_model_card_refuses_upstream_ids_that_are_not_the_versions_own(ws):
+    """`stages.model_card` (and the card notebook, whose upstream IDs are parameters) wrote the card of version 1 with
+    the facts of whatever run, snapshot and feature set it was given: evidence of another model, for the approvers."""
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model import stages
+
+    w = Workspace.open(ws)
+    mv = w.client.get_model_version(NAME, '1')
+    tags = w.client.get_run(mv.run_id).data.tags
+    ids = dict(
+        mlflow_run_id=mv.run_id,
+        dataset_version=tags['dataset_version'],
+        feature_set_version=tags['feature_set_version'],
+    )
+    for key, other in (
+        ('mlflow_run_id', '0123abcd'),
+        ('dataset_version', 'arrests-0123456789abcdef'),
+        ('feature_set_version', 'fs-0123456789abcdef'),
+    ):
+        with pytest.raises(
+            ValueError,
+            match=rf"{key}: expected '{ids[key]}', the one {NAME} v1 was trained with .* "
+            rf"found '{other}'",
+        ):
+            stages.model_card(
+                w,
+                w.params['card'],
+                w.params['validate'],
+                w.params['ingest'],
+                model_name=NAME,
+                model_version='1',
+                **{**ids, key: other},
+                metrics={'rows': 1},
+                gates=[],
+                groups=[],
+                importance=[],
+            )
+
+
 def test_simulate_refuses_a_candidate_that_failed_a_gate(ws, tmp_path):
     from lifecycle.core.workspace import Workspace
     from lifecycle.deliver import simulate

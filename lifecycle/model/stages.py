@@ -440,6 +440,23 @@ def _registered_at(mv) -> str | None:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).isoformat(timespec='seconds')
 
 
+def _card_lineage(mv, tags: dict, mlflow_run_id: str, dataset_version: str, feature_set_version: str) -> None:
+    """Refuse (`ValueError`) a card whose upstream IDs are not the version's own: the run that trained it, the snapshot
+    and the feature set that run recorded; else the card would describe another model's data to its reviewers."""
+    expected = dict(
+        mlflow_run_id=mv.run_id,
+        dataset_version=tags.get('dataset_version'),
+        feature_set_version=tags.get('feature_set_version'),
+    )
+    given = dict(mlflow_run_id=mlflow_run_id, dataset_version=dataset_version, feature_set_version=feature_set_version)
+    for key, want in expected.items():
+        if str(given[key]) != str(want):
+            raise ValueError(
+                f"{key}: expected {want!r}, the one {mv.name} v{mv.version} was trained with "
+                f"(MLflow run {mv.run_id}), found {given[key]!r}"
+            )
+
+
 def model_card(
     ws: Workspace,
     cp: CardParams,
@@ -457,10 +474,11 @@ def model_card(
     importance,
 ) -> ModelCard:
     "The model card stage: the card of a registered version and the datasheet of its training snapshot."
-    run = ws.client.get_run(mlflow_run_id)
-    snap, fs = ws.store.get_record('datasets', dataset_version), ws.store.get_record('features', feature_set_version)
     mv = ws.client.get_model_version(model_name, model_version)
+    run = ws.client.get_run(mv.run_id)  # (the version's own: `_card_lineage` refuses another `mlflow_run_id`)
     tags, params = run.data.tags, run.data.params
+    _card_lineage(mv, tags, mlflow_run_id, dataset_version, feature_set_version)
+    snap, fs = ws.store.get_record('datasets', dataset_version), ws.store.get_record('features', feature_set_version)
     fb = training_snapshots(tags).get('feedback_dataset_version')  # (a retraining's labelled rows: trained on too)
     fb_snap = ws.store.get_record('datasets', fb) if fb else None
     facts = dict(
