@@ -143,6 +143,28 @@ def test_the_model_card_refuses_upstream_ids_that_are_not_the_versions_own(ws):
             )
 
 
+def test_the_validate_stage_applies_the_policy_floors_when_no_policy_is_passed(ws, tmp_path):
+    """`stages.validate` without `policy=` skipped policy.yaml's floors (the CLI and the notebooks pass it): given
+    validate params loosened in code (`model_copy` does not validate them against policy.yaml, as loading them does), a
+    model below the floors passed, and the register stage would give it the dev alias."""
+    from lifecycle.core.params import Gate
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.model import stages
+
+    w = Workspace.open(ws, params_dir=impossible(ws, tmp_path))
+    policy = w.params_dir / 'policy.yaml'
+    d = yaml.safe_load(policy.read_text())
+    d['thresholds']['accuracy'] = {'min': 0.999}
+    policy.write_text(yaml.safe_dump(d, sort_keys=False))
+    w = Workspace.open(ws, params_dir=w.params_dir)
+    vp = w.params['validate']
+    loose = vp.model_copy(update={'gates': {**vp.gates, 'accuracy': Gate(min=0.5)}})
+    mv = w.client.get_model_version(NAME, '1')
+    holdout = w.client.get_run(mv.run_id).data.tags['holdout_id']
+    v = stages.validate(w, loose, w.params['features'], w.params['register'], mv.run_id, mv.source, holdout)
+    assert not v.passed and 'accuracy' in set(v.failed.gate)
+
+
 def test_simulate_refuses_a_candidate_that_failed_a_gate(ws, tmp_path):
     from lifecycle.core.workspace import Workspace
     from lifecycle.deliver import simulate

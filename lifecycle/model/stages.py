@@ -244,11 +244,13 @@ def validate(
     run_id: str | None = None,
     policy=None,
 ) -> ValidationResult:
-    """The validate stage: score the model on its holdout, apply every gate (and the policy's floors), put the verdicts
-    on record."""
+    """The validate stage: score the model on its holdout, apply every gate (and the policy's floors: `policy`, else
+    the workspace's policy.yaml), put the verdicts on record."""
     import matplotlib.pyplot as plt
 
     _trained_by(ws, mlflow_run_id, model_uri, holdout_id)  # (before anything is recorded)
+    if policy is None:  # (a caller that left it out skipped policy.yaml's floors, which the CLI's gates apply)
+        policy = ws.params.get('policy')
     holdout = ws.store.get_frame(holdout_id)
     model = ws.mlflow.sklearn.load_model(model_uri)
     X, y = xy(holdout, list(model.feature_names_in_), fp, 'holdout rows')
