@@ -1217,6 +1217,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._temp_parquet': ( 'api/data/ingest.html#_temp_parquet',
                                                                                 'lifecycle/data/ingest.py'),
+                                       'lifecycle.data.ingest._training_record': ( 'api/data/ingest.html#_training_record',
+                                                                                   'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._types': ('api/data/ingest.html#_types', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._undo': ('api/data/ingest.html#_undo', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest.batch_stats': ( 'api/data/ingest.html#batch_stats',

@@ -233,3 +233,25 @@ def test_the_rollout_demo_refuses_flags_no_rollout_can_start_from_before_it_trai
     fl.spec_path(s).write_text(fl.spec_path(s).read_text().replace('"percentage": 0.0', '"percentage": 150.0'))
     with pytest.raises(fl.FlagsDamaged):
         demo.play(s, s.params, 'sound', None, 10, say=lambda t: None)
+
+
+def test_the_features_and_train_stages_refuse_a_quarantine_snapshot(workspace, arrests):
+    """`stages.features` and `stages.train` (and their notebooks, whose `dataset_version` is a parameter) took the
+    quarantine snapshot of a fail-open batch, the rows the ingestion boundary turned away, as training data."""
+    from conftest import cli_json, set_yaml
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.data import stages as data_stages
+    from lifecycle.model import stages
+
+    set_yaml(workspace / 'params/ingest.yaml', policy='fail_open')
+    p = workspace / 'b.csv'
+    arrests.head(200).assign(age=[999] * 7 + [30] * 193).to_csv(p, index=False)
+    r, out = cli_json(workspace, 'ingest', str(p), '--dataset', 'arrests')
+    assert r.returncode == 0 and out['quarantine'], r.stderr
+    w = Workspace.open(workspace)
+    said = rf"dataset_version: expected a snapshot that passed ingestion, found '{out['quarantine']}', the quarantine"
+    with pytest.raises(ValueError, match=said):
+        data_stages.features(w, w.params['features'], out['quarantine'])
+    fs = data_stages.features(w, w.params['features'], out['snapshot']).feature_set_version
+    with pytest.raises(ValueError, match=said):
+        stages.train(w, w.params['train'], w.params['features'], out['quarantine'], fs)

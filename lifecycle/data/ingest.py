@@ -786,6 +786,18 @@ def load_snapshot(store: Store, version: str) -> pd.DataFrame:
     return store.get_frame(_snapshot_object(store, version))
 
 
+def _training_record(store: Store, version: str) -> dict:
+    """The record of a dataset version a model may learn from; `ValueError` for a quarantine snapshot: the rows the
+    ingestion boundary turned away, their failing cells replaced by digests."""
+    rec = store.get_record('datasets', version)
+    if rec.get('role') == 'quarantine':
+        raise ValueError(
+            f"dataset_version: expected a snapshot that passed ingestion, found {version!r}, the quarantine of "
+            f"{rec.get('parent')} ({rec.get('rows')} rows that broke its contract); pass {rec.get('parent')!r}"
+        )
+    return rec
+
+
 def sample_snapshot(store: Store, version: str, rows: int, seed: int = 0) -> pd.DataFrame:
     """A uniform sample of `rows` rows of a dataset version (all of them when it has no more), verified against its
     stored hash and read in bounded memory (`Store.sample_frame`): for evidence drawn on a sample of any size."""

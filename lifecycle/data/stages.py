@@ -16,6 +16,7 @@ from .features import build_transformer, check_fitted, feature_summary, register
 from lifecycle.data.ingest import (
     BatchRejected,
     BatchResult,
+    _training_record,
     ingest_batch,
     load_snapshot,
     resolve_reference,
@@ -217,6 +218,7 @@ class FeaturesResult:
 
 def features(ws: Workspace, fp: FeaturesParams, dataset_version: str) -> FeaturesResult:
     "The features stage: check the definitions on the training snapshot and register their transformation."
+    _training_record(ws.store, dataset_version)  # (never the quarantined rows)
     df = load_snapshot(ws.store, dataset_version)
     summary = feature_summary(df, fp)
     fs = register_feature_set(ws.store, fp)

@@ -14,7 +14,7 @@ from ..core.params import CardParams, FeaturesParams, IngestParams, RegisterPara
 from ..core.provenance import git_info, library_hash
 from ..core.workspace import Workspace
 from ..data.features import check_feature_set, load_transformer
-from ..data.ingest import load_snapshot
+from ..data.ingest import _training_record, load_snapshot
 from . import card, registry, signing
 from .train import predict_scores, split_holdout, train_and_log, training_snapshots, xy
 from lifecycle.model.validate import (
@@ -83,6 +83,7 @@ def train(
     """The train stage: fit the registered transformation and the estimator on the snapshot's training part, in one
     tracked run."""
     fs = check_feature_set(ws.store, fp, feature_set_version)
+    snap = _training_record(ws.store, dataset_version)  # (never the quarantined rows)
     if split is None:
         split = split_holdout(
             load_snapshot(ws.store, dataset_version),
@@ -94,7 +95,6 @@ def train(
         )
     train_df, holdout = split
     holdout_id = ws.store.put_frame(holdout)
-    snap = ws.store.get_record('datasets', dataset_version)
     lineage = {
         **dict(
             dataset_version=dataset_version,
