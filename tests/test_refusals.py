@@ -107,6 +107,8 @@ def test_every_command_has_help(workspace, args):
         (['approve', 'm', '1', '--as', 'carol', '--reason', ''], '--reason: expected some text'),  # (was exit 1)
         (['keys', 'new', '--as', 'a' * 300], 'person name of 300 characters: expected at most 200'),
         (['store', 'purge', '--expired', '--as-of', ''], "--as-of '': expected an ISO date"),
+        # review DM: a date to come deleted data still retained, audited as 'retention expired' (a what-if: --dry-run)
+        (['store', 'purge', '--expired', '--as-of', '2999-01-01'], '--as-of 2999-01-01: a date still to come'),
         (['monitor', 'explain', '--version', '1', '--window', '1', '--repeats', '101'], '--repeats: expected 1 to 100'),
         (['retrain', 'run', '--every', 'inf', '--times', '2'], '--every: expected a number of seconds above 0'),
         (['experiment', 'report', '--since', 'nan'], "--since 'nan': expected an ISO time or epoch seconds"),

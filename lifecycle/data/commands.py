@@ -633,7 +633,9 @@ def store_purge(
     expired_only: bool = typer.Option(
         False, '--expired', help="Purge the data of snapshots past their retention date (required)."
     ),
-    as_of: Optional[str] = typer.Option(None, '--as-of', help="Treat this ISO date as now (what-if, or catching up)."),
+    as_of: Optional[str] = typer.Option(
+        None, '--as-of', help="Treat this ISO date as now: catching up (a past date), or a what-if (--dry-run)."
+    ),
     dry_run: bool = typer.Option(False, '--dry-run', help="List what would be purged, delete nothing."),
     as_json: bool = typer.Option(False, '--json', help="Print the purged snapshots as JSON."),
 ):
@@ -649,4 +651,10 @@ def store_purge(
         when = when.replace(tzinfo=timezone.utc) if when and when.tzinfo is None else when
     except ValueError:
         raise CommandError(f"--as-of {as_of!r}: expected an ISO date such as 2027-01-31", EXIT_INPUT)
+    if when and when > datetime.now(timezone.utc) and not dry_run:  # (a what-if deleted data still retained, audited
+        raise CommandError(  # as 'retention expired': review DM)
+            f"--as-of {as_of}: a date still to come; a purge as of then would delete data before its retention date. "
+            "Add --dry-run to list what it would purge",
+            EXIT_INPUT,
+        )
     return Purged(dry_run=dry_run, purged=purge_expired(s, when, dry_run))
