@@ -1437,3 +1437,23 @@ def test_a_record_naming_its_model_or_params_by_no_text_is_refused_naming_the_ke
     (d / 'it1.json').write_text(json.dumps(dict(it, **{key: value})))
     with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*keys missing or of the wrong kind: {key}\)"):
         loop.active(tmp_path)
+
+
+def test_a_pass_failing_after_the_approvals_verified_leaves_a_record_the_loop_reads(workspace, monkeypatch):
+    """Review DS: at `waiting_approval`, once the approvals verified the record forgot what it waited for before the
+    step went on; a step failing after (a rollout in the way) saved it at `waiting_approval` with no `waiting`,
+    which every `retrain` command then refused as a damaged record. It keeps it until the status moves on."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.release import exposure
+
+    ws = Workspace.open(workspace)
+    monkeypatch.setattr(exposure, 'check', lambda *a, **k: exposure.Exposure('m', '2', 'shadow', []))
+    monkeypatch.setattr(ro, 'load_state', lambda *a, **k: dict(id='r1', status='running', challenger='9'))
+    waiting = dict(step='registered', exposure='shadow', missing=['an approval'], message='waits', since=1.7e9)
+    it = dict(id='it1', status=loop.WAITING, started=1.7e9, history=[], trigger={'summary': 'x'}, waiting=waiting)
+    it |= dict(registration=dict(model_version='2'), champion=dict(version='1'))
+    loop.save(ws.state_dir, it)
+    with pytest.raises(loop.RetrainError, match='rollout r1'):
+        loop.run(ws, RetrainParams())
+    (got,) = loop.history(ws.state_dir)
+    assert got['status'] == loop.WAITING and loop.waiting_for(got).startswith('waits for a human approval')

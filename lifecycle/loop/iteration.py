@@ -396,8 +396,8 @@ def _exposure_wait(ws: Workspace, it: dict, version: str, arm: str, shadow_on: b
     d = exposure.check(ws, version, x, floors=True)
     if d.floors:  # (no approval lifts a metric floor: waiting for one would wait for ever; review AP)
         return _revert(ws, it, d.message())  # (each floor says itself: "the release policy now: ...")
-    if d.ok:
-        it.pop('waiting', None)
+    if d.ok:  # (at waiting_approval it stays until the status moves on: a step failing after saved the record
+        it.pop('waiting', None) if it['status'] != WAITING else None  # there with none, refused: review DS)
         return None
     it['waiting'] = dict(step=step, exposure=x, missing=d.missing, message=d.message(), since=time.time())
     return WAITING
@@ -806,6 +806,8 @@ def run(
                 if nxt == before and before in ('shadow', 'canary', WAITING):
                     save(ws.state_dir, it)  # still waiting: the evidence so far is on record
                     break
+                if before == WAITING and nxt not in (WAITING, *TERMINAL):  # approved: what it waited for is done
+                    it.pop('waiting', None)
                 _step(it, nxt, _note(it, nxt))
                 it.pop('registering', None) if nxt == 'registered' else None
                 if nxt in TERMINAL:
