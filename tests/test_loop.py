@@ -1321,7 +1321,7 @@ def test_a_record_whose_id_is_not_its_file_name_is_refused_not_saved_outside_the
 
 @pytest.mark.parametrize(
     'status, extra, said',
-    [('bogus', {}, r"key 'status': expected one of \['triggered'.*found 'bogus'"),
+    [('bogus', {}, r"key 'status': expected one of \['triggered'.*found another\)"),
      ('waiting_approval', {}, r"key 'waiting': expected an object at status waiting_approval, found NoneType"),
      ('shadow', {'shadow': 'on'}, r"key 'shadow': expected an object at status shadow, found str")],
 )  # fmt: skip
@@ -1457,3 +1457,15 @@ def test_a_pass_failing_after_the_approvals_verified_leaves_a_record_the_loop_re
         loop.run(ws, RetrainParams())
     (got,) = loop.history(ws.state_dir)
     assert got['status'] == loop.WAITING and loop.waiting_for(got).startswith('waits for a human approval')
+
+
+def test_a_record_at_a_status_the_loop_never_writes_is_refused_without_quoting_it(tmp_path):
+    """Review DS: the refusal of a hand-edited status quoted it (its first 40 characters), where every other refusal
+    of a record's keys names the key and what was expected, its value unquoted (it may hold anything pasted there)."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status='alice@example.com', started=1.7e9, history=[], trigger={'summary': 'x'})
+    (d / 'it1.json').write_text(json.dumps(it))
+    with pytest.raises(loop.RecordDamaged, match=r"key 'status': expected one of .*, found another") as e:
+        loop.history(tmp_path)
+    assert 'alice' not in str(e.value)

@@ -81,7 +81,7 @@ def _status_problem(it: dict) -> str:
     with an internal error), or one without the state it reads at it (`retrain status` failed so)."""
     s, known = it['status'], [*STEPS, WAITING, *TERMINAL]
     if s not in known:
-        return f"key 'status': expected one of {known}, found {s[:40]!r}"
+        return f"key 'status': expected one of {known}, found another"  # (unquoted, as record_problem's: review DS)
     if (k := _STATE_OF.get(s)) and not isinstance(it.get(k), dict):
         return f"key '{k}': expected an object at status {s}, found {type(it.get(k)).__name__}"
     return ''
