@@ -1209,6 +1209,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.data.ingest._settle': ('api/data/ingest.html#_settle', 'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._snapshot_object': ( 'api/data/ingest.html#_snapshot_object',
                                                                                    'lifecycle/data/ingest.py'),
+                                       'lifecycle.data.ingest._snapshots_held': ( 'api/data/ingest.html#_snapshots_held',
+                                                                                  'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._store_snapshot': ( 'api/data/ingest.html#_store_snapshot',
                                                                                   'lifecycle/data/ingest.py'),
                                        'lifecycle.data.ingest._storing': ('api/data/ingest.html#_storing', 'lifecycle/data/ingest.py'),

@@ -154,3 +154,26 @@ def test_a_fail_open_batch_wholly_quarantined_is_refused_and_nothing_is_stored(w
     again = ing.ingest_batch([ROWS.assign(age=[400, 401, 40])], p, ws, source='b.csv', fingerprint='b')
     assert 'replayed_batch' in set(again.violations.rule) and '_existed' not in again.quarantine
     assert not [w for w in recwarn if issubclass(w.category, FutureWarning)], [str(w.message) for w in recwarn]
+
+
+def test_a_failure_under_the_snapshots_lock_is_not_said_to_be_the_locks(ws, monkeypatch):
+    """Review DS: an ingest stored its snapshots under `_storing('the snapshots lock')`, so any OSError there (a
+    temporary file or a record that could not be read) was said to be the lock's: 'the snapshots lock: could not
+    write to the store'. Only taking the lock is said so; what fails under it is its own error."""
+    from lifecycle.core import locks
+
+    def unreadable(path):
+        raise PermissionError(13, 'Permission denied', str(path))
+
+    monkeypatch.setattr(ing, 'file_sha256', unreadable)
+    with pytest.raises(OSError, match='Permission denied') as e:
+        ing.ingest_batch([ROWS], params('short', 1), ws, source='b.csv', fingerprint='fp')
+    assert 'snapshots lock' not in str(e.value)
+    monkeypatch.undo()
+
+    def no_lock(*a, **k):
+        raise PermissionError(13, 'Permission denied', 'locks/snapshots.lock')
+
+    monkeypatch.setattr(locks, 'hold', no_lock)
+    with pytest.raises(ing.IngestError, match='the snapshots lock: could not write to the store: Permission denied'):
+        ing.ingest_batch([ROWS], params('short', 1), ws, source='b.csv', fingerprint='fp')

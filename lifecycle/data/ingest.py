@@ -168,6 +168,19 @@ def _storing(what: str):
         ) from None
 
 
+@contextmanager
+def _snapshots_held(s: Settings):
+    """The `snapshots` lock held: one that cannot be taken (its file not written) is an `IngestError` naming it; what
+    fails under it is its own error, never the lock's (review DS: a record that could not be read said 'the snapshots
+    lock: could not write to the store')."""
+    from contextlib import ExitStack
+
+    with ExitStack() as stack:
+        with _storing('the snapshots lock'):
+            stack.enter_context(held(s.state_dir, 'snapshots'))
+        yield
+
+
 _ARROW_TYPES = {'int': 'int64', 'float': 'float64', 'str': 'string', 'bool': 'bool_'}
 
 
@@ -420,8 +433,8 @@ def ingest_batch(
         }
         res.status = decide(v, p.policy, quarantined=quarantine.rows > 0)
         if res.status != 'rejected':
-            with _storing('the snapshots lock'), held(s.state_dir, 'snapshots'):  # (no purge deletes an object
-                # this batch finds stored, nor the same content's record it reads: review DM)
+            with _snapshots_held(s):  # (no purge deletes an object this batch finds stored, nor the same content's
+                # record it reads: review DM)
                 res.snapshot = _store_snapshot(
                     store,
                     p,
