@@ -951,3 +951,21 @@ def test_a_link_to_a_models_page_cannot_be_closed_by_its_name():
         out = markdown.markdown(page.text, extensions=['tables'])
         assert 'href="javascript' not in out and out.count('<a href=') == 1, out
         assert '%20x%29%5Bz%5D%28javascript%3Aalert%281%29/v1.md' in out  # (its own page, as MkDocs unquotes it)
+
+
+def test_a_name_with_a_backtick_is_shown_as_typed_not_closing_a_code_span_into_html():
+    """Review DT: a model name may hold a backtick (the params and MLflow allow it); the version page without a
+    governance report wrote it inside a code span (`lifecycle govern check NAME V`), so a model named
+    ``m`<img src=x onerror=alert(1)>`` closed the span and its tag ran; and a value with a backtick in a table cell
+    opened a code span, which showed its escaped `<` as `&lt;` (escaped twice)."""
+    import markdown
+
+    from lifecycle.app.site import md_table, version_page
+
+    tag = '<img src=x onerror=alert(1)>'
+    v = dict(version='1', lineage={}, created=0, gates=[], signed=True, trained_by='a', approvals=[])
+    page = version_page(dict(name=f'm`{tag}', aliases={}), dict(v, governance_report=None), {}).text
+    out = markdown.markdown(page.split('\n---\n', 1)[1], extensions=['tables'])
+    assert '<img' not in out and f'lifecycle govern check m`{tag.replace("<", "&lt;").replace(">", "&gt;")} 1' in out
+    out = markdown.markdown(md_table([dict(reason='a `b<c` d')], ['reason']), extensions=['tables'])
+    assert '<td>a `b&lt;c` d</td>' in out, out

@@ -19,7 +19,7 @@ from pathlib import Path
 from urllib.parse import quote
 import yaml
 from ..core.settings import Settings
-from ..core.cli_support import markdown_text
+from ..core.cli_support import markdown_code, markdown_text
 from ..core.store import atomic_write, hash_obj, sha256_bytes
 from ..core.manifest import list_runs
 
@@ -625,7 +625,7 @@ def version_page(model: dict, v: dict, runs: dict) -> Page:
     if v['governance_report']:
         out.append(v['governance_report'].replace('\n# ', '\n### ').replace('\n## ', '\n### ').lstrip('# '))
     else:
-        out.append(f'None written yet: `lifecycle govern check {name} {ver}` writes it.\n')
+        out.append(f"None written yet: {markdown_code(f'lifecycle govern check {name} {ver}')} writes it.\n")
     return Page(f'models/{name}/v{ver}.md', f'{name} version {ver}', text='\n'.join(out))
 
 

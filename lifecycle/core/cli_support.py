@@ -20,7 +20,7 @@ import typer
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
            'finite', 'dumps', 'Result', 'console', 'status_line', 'check_repeats', 'did_you_mean', 'needs_text',
-           'registry_version', 'printable', 'markdown_text', 'exit_code_for', 'fail', 'leaves_at_once',
+           'registry_version', 'printable', 'markdown_text', 'markdown_code', 'exit_code_for', 'fail', 'leaves_at_once',
            'set_leave_at_once', 'command', 'leave', 'invoke', 'scratch_workspace', 'with_params_option']
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c22b3fe8
@@ -181,12 +181,20 @@ def printable(text) -> str:
     )
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #7f8bb5e8
-_MD_MARKUP = re.compile(r'([\\\[\]{}|])')  # (what makes a link or an image, attributes, a table's cell)
+_MD_MARKUP = re.compile(r'([\\`\[\]{}|])')  # (what makes a link or an image, a code span, attributes, a cell)
 
 
 def markdown_text(v) -> str:
     "`v` as literal text on a Markdown page: its link, image, attribute and cell markup escaped, its HTML escaped."
     return html.escape(_MD_MARKUP.sub(r'\\\1', str(v))).replace('\n', ' ')
+
+
+def markdown_code(v) -> str:
+    "`v` as a Markdown code span: fenced by more backticks than it holds in a row, so a backtick in it cannot close it."
+    text = str(v).replace('\n', ' ')
+    fence = '`' * (max(map(len, re.findall('`+', text)), default=0) + 1)
+    pad = ' ' if text.startswith('`') or text.endswith('`') else ''
+    return f'{fence}{pad}{text}{pad}{fence}'
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #ac5495e1
 COMMON_ERRORS = {

@@ -16,7 +16,7 @@ from ..core.store import Store, StoreError, hash_obj, sha256_bytes
 from ..core.manifest import now_iso
 from ..core.params import Gate, load_file, PolicyParams
 from ..core import audit
-from ..core.cli_support import did_you_mean, markdown_text
+from ..core.cli_support import did_you_mean, markdown_code, markdown_text
 
 # %% auto #0
 __all__ = ['APPROVAL_KIND', 'REQUIRED_EVIDENCE', 'load_policy', 'load_roles', 'GovernanceError', 'PolicyFailed',
@@ -643,16 +643,6 @@ def _cell(v) -> str:
     return markdown_text(f"{v:.4g}" if isinstance(v, float) else v)
 
 
-def _code(v) -> str:
-    "`v` as a code span: fenced by more backticks than it holds in a row, so a name with a backtick cannot close it."
-    import re
-
-    text = str(v).replace('\n', ' ')
-    fence = '`' * (max(map(len, re.findall('`+', text)), default=0) + 1)
-    pad = ' ' if text.startswith('`') or text.endswith('`') else ''
-    return f'{fence}{pad}{text}{pad}{fence}'
-
-
 def _table(rows: list[dict], cols: list[str]) -> str:
     return '\n'.join(
         ['| ' + ' | '.join(cols) + ' |', '|' + '---|' * len(cols)]
@@ -685,15 +675,19 @@ def governance_report_markdown(
         dict(
             a,
             approver=a.get('approver') if a.get('signed') else f"{a.get('approver')} (unsigned)",
-            evidence=', '.join(
-                f"{k} {_code(str((e or {}).get('sha256'))[:12])}" for k, e in sorted((a.get('evidence') or {}).items())
+            evidence=', '.join(  # (a cell's text: `_cell` escapes it, backticks too)
+                f"{k} {str((e or {}).get('sha256'))[:12]}" for k, e in sorted((a.get('evidence') or {}).items())
             ),
         )
         for a in approvals
     ]
     chain = ' → '.join(
-        f"{label} {_code(lin.get(k) or 'unknown')}"
-        + (f" + {fb_label} {_code(lin[fb_k] or 'unknown')}" if fb_k and lin.get('feedback_dataset_version') else '')
+        f"{label} {markdown_code(lin.get(k) or 'unknown')}"
+        + (
+            f" + {fb_label} {markdown_code(lin[fb_k] or 'unknown')}"
+            if fb_k and lin.get('feedback_dataset_version')
+            else ''
+        )
         for label, k, fb_label, fb_k in (
             ('raw batch', 'source_fingerprint', 'feedback batch', 'feedback_source_fingerprint'),
             ('dataset', 'dataset_version', 'feedback dataset', 'feedback_dataset_version'),
@@ -705,7 +699,7 @@ def governance_report_markdown(
     return '\n\n'.join(
         [
             f"# Governance report: {markdown_text(name)} version {version}",
-            f"Trained by {_code(facts.get('trained_by') or 'unknown')}"
+            f"Trained by {markdown_code(facts.get('trained_by') or 'unknown')}"
             + ('' if facts.get('trained_by_signed', True) else " (the run's tag: no verified trained statement)")
             + f". Policy verdict: {verdict}."
             + (f" Promotion path: {' → '.join(policy.environments)}." if policy else ''),
