@@ -969,3 +969,12 @@ def test_a_name_with_a_backtick_is_shown_as_typed_not_closing_a_code_span_into_h
     assert '<img' not in out and f'lifecycle govern check m`{tag.replace("<", "&lt;").replace(">", "&gt;")} 1' in out
     out = markdown.markdown(md_table([dict(reason='a `b<c` d')], ['reason']), extensions=['tables'])
     assert '<td>a `b&lt;c` d</td>' in out, out
+
+
+def test_a_link_to_a_models_page_keeps_a_hash_in_its_name_as_part_of_the_path():
+    """Review DT: the tables' link targets were percent-encoded all but `/` and `#`, so a model named `a#b` (the params
+    and MLflow allow it) linked `models/a#b/v1.md`: the page `models/a`, fragment `b/v1.md`, a broken link."""
+    from lifecycle.app.site import md_table
+
+    out = md_table([dict(version='version 1')], ['version'], {'version': lambda r: 'models/a#b 50%/v1.md'})
+    assert '(models/a%23b%2050%25/v1.md)' in out, out

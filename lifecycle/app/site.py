@@ -109,8 +109,8 @@ def md_table(rows: list[dict], cols: list[str], links: dict | None = None) -> st
         cells = []
         for c in cols:
             text, target = _cell(r.get(c)), links[c](r) if c in links else None
-            # (the target percent-encoded: a model name `m)[z](javascript:...` closed the link and opened its own)
-            cells.append(f'[{text}]({quote(target, safe="/#")})' if target and text != '—' else text)
+            # (the target percent-encoded, `#` too: a model name `m)[z](...` closed the link, `a#b` made a fragment)
+            cells.append(f'[{text}]({quote(target, safe="/")})' if target and text != '—' else text)
         out.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(out) + '\n'
 
