@@ -978,3 +978,19 @@ def test_a_link_to_a_models_page_keeps_a_hash_in_its_name_as_part_of_the_path():
 
     out = md_table([dict(version='version 1')], ['version'], {'version': lambda r: 'models/a#b 50%/v1.md'})
     assert '(models/a%23b%2050%25/v1.md)' in out, out
+
+
+def test_a_front_matter_title_with_a_character_beyond_the_bmp_is_read_by_mkdocs():
+    """Review DT: the front-matter title was a JSON string, which writes 😀 as the surrogate pair \\ud83d\\ude00; YAML
+    reads two lone surrogates, MkDocs' loader refuses them and drops the front matter: the version page of a model
+    named `m😀` (the params allow it) lost its title and showed `title: "m\\ud83d\\ude00 version 1"` as its text."""
+    from html import escape
+
+    from mkdocs.utils.meta import get_data
+
+    from lifecycle.app.site import version_page
+
+    v = dict(version='1', lineage={}, created=0, gates=[], signed=True, trained_by='a', approvals=[])
+    for name in ('m😀', 'm "q": \x7f\x85 <b>'):
+        doc, meta = get_data(version_page(dict(name=name, aliases={}), dict(v, governance_report=None), {}).text)
+        assert meta.get('title') == escape(f'{name} version 1') and not doc.startswith('---'), (meta, doc[:80])

@@ -578,8 +578,9 @@ def _stage_page(runs: dict, run_id: str | None, stage: str) -> str | None:
 
 def _front(text) -> str:
     """`text` as a front-matter value: a YAML string, its HTML escaped (MkDocs Material writes a page's front-matter
-    title into its header and `<title>` unescaped: a model named `<img onerror=...>` ran there)."""
-    return json.dumps(html.escape(str(text)))
+    title into its header and `<title>` unescaped: a model named `<img onerror=...>` ran there). Written by YAML, which
+    escapes a character beyond the BMP as one `\\U` (JSON's surrogate pair made MkDocs drop the front matter)."""
+    return yaml.safe_dump(html.escape(str(text)), default_style='"', width=float('inf')).rstrip('\n')
 
 
 def version_page(model: dict, v: dict, runs: dict) -> Page:
