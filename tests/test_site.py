@@ -994,3 +994,23 @@ def test_a_front_matter_title_with_a_character_beyond_the_bmp_is_read_by_mkdocs(
     for name in ('m😀', 'm "q": \x7f\x85 <b>'):
         doc, meta = get_data(version_page(dict(name=name, aliases={}), dict(v, governance_report=None), {}).text)
         assert meta.get('title') == escape(f'{name} version 1') and not doc.startswith('---'), (meta, doc[:80])
+
+
+def test_the_site_and_the_bundle_remove_a_path_with_one_core_helper_not_the_release_packages(tmp_path):
+    """Review DT: the site's swap imported `release.container._remove`, a private helper of another layer (the site
+    rendering pulled in the bundle code); it lives in `core.store`, beside `atomic_write`, for both: a folder, a file or
+    a link (not what it points to) is removed, a missing path is no error."""
+    import lifecycle.app.site as site
+    import lifecycle.release.container as container
+    from lifecycle.core import store
+
+    assert site._remove is store._remove and container._remove is store._remove
+    (tmp_path / 'd').mkdir()
+    (tmp_path / 'd/x').write_text('x')
+    (tmp_path / 'f').write_text('f')
+    (tmp_path / 'l').symlink_to(tmp_path / 'd')
+    store._remove(tmp_path / 'l')
+    assert (tmp_path / 'd/x').is_file()
+    for name in ('d', 'f', 'missing'):
+        store._remove(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []

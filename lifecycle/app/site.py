@@ -20,7 +20,7 @@ from urllib.parse import quote
 import yaml
 from ..core.settings import Settings
 from ..core.cli_support import markdown_code, markdown_text
-from ..core.store import atomic_write, hash_obj, sha256_bytes
+from ..core.store import _remove, atomic_write, hash_obj, sha256_bytes
 from ..core.manifest import list_runs
 
 # %% auto #0
@@ -1691,10 +1691,8 @@ def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> No
         _search_script(site)
         _offline_pages(site, notebooks)
         return
-    from lifecycle.release.container import _remove  # (a file or a folder: a file there made every render fail)
-
     tmp = site.with_name(site.name + '.tmp')
-    _remove(tmp)
+    _remove(tmp)  # (a file or a folder: a file there made every render fail)
     build(load_config(str(src / 'mkdocs.yml'), site_dir=str(tmp)))
     _search_script(tmp)
     _offline_pages(tmp, notebooks)

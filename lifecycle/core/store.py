@@ -45,6 +45,23 @@ def _temp_beside(path: Path) -> tuple[int, str]:
         raise type(e)(e.errno, e.strerror, str(path)) from None
 
 
+def _remove(path: Path) -> None:
+    """Remove `path`, a folder or a file (or a link: not what it points to), if it is there; what cannot be removed is
+    said in the log (naming it), not raised. `rmtree(ignore_errors=True)` left a file where a folder goes."""
+    import logging
+    import shutil
+
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:  # (a file where a bundle or the site goes: rmtree refused it, and it was left there)
+            path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        logging.getLogger('lifecycle').warning('%s: could not be removed (%s); remove it by hand', path, e)
+
+
 def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -> Path:
     """Write `data` to `path` via a temporary file in the same folder and an atomic rename. The file gets `mode`; by
     default the mode of the file it replaces, else what `open` would give a new file (0666 less the umask: the

@@ -11,7 +11,7 @@ import platform
 import shutil
 from importlib.metadata import version as installed
 from pathlib import Path
-from ..core.store import atomic_write
+from ..core.store import _remove, atomic_write
 
 # %% auto #0
 __all__ = ['BUNDLE_FILE', 'DOCKERFILE', 'SETTINGS', 'BundleError', 'pinned', 'runtime_requirements', 'bundle_environment_problem',
@@ -247,21 +247,6 @@ def _swap_in(part: Path, dest: Path) -> None:
             os.rename(old, dest)
         raise
     _remove(old)
-
-
-def _remove(folder: Path) -> None:
-    "Remove `folder` if it is there; what cannot be removed is said in the log (naming it), not raised."
-    import logging
-
-    try:
-        if folder.is_dir() and not folder.is_symlink():
-            shutil.rmtree(folder)
-        else:  # (a file where the bundle goes, set aside by --force: rmtree refused it, and it was left there)
-            folder.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as e:
-        logging.getLogger('lifecycle').warning('%s: could not be removed (%s); remove it by hand', folder, e)
 
 
 def tidy_bundle(dest: str | Path) -> Path | None:
