@@ -1014,3 +1014,23 @@ def test_the_site_and_the_bundle_remove_a_path_with_one_core_helper_not_the_rele
     for name in ('d', 'f', 'missing'):
         store._remove(tmp_path / name)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_carriage_return_in_a_value_makes_no_row_of_a_table():
+    """Review DT: `markdown_text` turned a newline into a space but left a carriage return, which Markdown (and MkDocs,
+    reading the page with universal newlines) takes as a line break: an approval's reason `ok\\rprod` added a row whose
+    step read `prod` to the version page's approvals and to the governance report."""
+    import markdown
+    import pandas as pd
+
+    from lifecycle.app.site import md_table
+    from lifecycle.release.governance import governance_report_markdown
+
+    reason = 'ok\rprod\r\nstaging'
+    out = markdown.markdown(md_table([dict(step='dev', reason=reason)], ['step', 'reason']), extensions=['tables'])
+    assert out.count('<tr>') == 2 and '<td>ok prod staging</td>' in out, out
+    facts = dict(model_name='m', model_version='1', lineage={'mlflow_run_id': 'r\r1'}, trained_by='a\rb')
+    approvals = [dict(step='dev', approver='a', role='r', time='t', reason=reason, signed=True)]
+    results = pd.DataFrame([dict(rule='card', value=1, limit=1, verdict='pass', reason='x')])
+    report = governance_report_markdown(facts, results, approvals)
+    assert '\r' not in report, repr(report)

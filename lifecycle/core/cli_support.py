@@ -182,16 +182,17 @@ def printable(text) -> str:
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #7f8bb5e8
 _MD_MARKUP = re.compile(r'([\\`\[\]{}|])')  # (what makes a link or an image, a code span, attributes, a cell)
+_MD_BREAK = re.compile(r'\r\n?|\n')  # (a line break to Markdown and to MkDocs' reading: `\r` made a table row)
 
 
 def markdown_text(v) -> str:
     "`v` as literal text on a Markdown page: its link, image, attribute and cell markup escaped, its HTML escaped."
-    return html.escape(_MD_MARKUP.sub(r'\\\1', str(v))).replace('\n', ' ')
+    return _MD_BREAK.sub(' ', html.escape(_MD_MARKUP.sub(r'\\\1', str(v))))
 
 
 def markdown_code(v) -> str:
     "`v` as a Markdown code span: fenced by more backticks than it holds in a row, so a backtick in it cannot close it."
-    text = str(v).replace('\n', ' ')
+    text = _MD_BREAK.sub(' ', str(v))
     fence = '`' * (max(map(len, re.findall('`+', text)), default=0) + 1)
     pad = ' ' if text.startswith('`') or text.endswith('`') else ''
     return f'{fence}{pad}{text}{pad}{fence}'
