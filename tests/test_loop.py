@@ -1469,3 +1469,22 @@ def test_a_record_at_a_status_the_loop_never_writes_is_refused_without_quoting_i
     with pytest.raises(loop.RecordDamaged, match=r"key 'status': expected one of .*, found another") as e:
         loop.history(tmp_path)
     assert 'alice' not in str(e.value)
+
+
+@pytest.mark.parametrize(
+    'canary, key', [('x', 'canary'), ([1], 'canary'), ({'rollout_id': ['r1']}, 'canary.rollout_id')]
+)
+def test_a_promoted_record_whose_canary_is_no_object_is_refused_naming_the_key(tmp_path, canary, key):
+    """A hand-edited promoted record whose canary was a text or a list made `retrain history` fail with an internal
+    error (AttributeError, as it looked for the rollout that promoted it; a rollout id of a list: TypeError). The
+    record is damaged now, its file and key named; a sound one reads, its rollout found, as before."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status='promoted', started=1.7e9, history=[], trigger={'summary': 'x'})
+    (d / 'it1.json').write_text(json.dumps(dict(it, canary={'rollout_id': 'r1'})))
+    entries = [dict(action=f'rollout.{a}', actor='ann', reason='bad', time='t', details={'rollout_id': 'r1'})
+               for a in ('complete', 'rollback')]  # fmt: skip
+    assert loop.rolled_back_after(entries, loop.history(tmp_path)) == {'it1': dict(actor='ann', reason='bad', time='t')}
+    (d / 'it1.json').write_text(json.dumps(dict(it, canary=canary)))
+    with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*keys missing or of the wrong kind: {key}\)"):
+        loop.history(tmp_path)

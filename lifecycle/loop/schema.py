@@ -154,9 +154,12 @@ def record_problem(it, name: str | None = None) -> str:
     wrong = [k for k, kind in kinds if not _of_kind(it.get(k), kind)]
     maybe = (('finished', (int, float)), ('trigger', dict), ('decision', dict), ('registration', dict))
     maybe += (('champion', dict), ('model', str), ('params', str))  # (each may be None: not yet, or an older record)
+    maybe += (('canary', dict),)  # (`retrain history` reads a promoted one's rollout: review DV)
     wrong += [k for k, kind in maybe if it.get(k) is not None and not _of_kind(it[k], kind)]
     if isinstance(it.get('trigger'), dict) and not isinstance(it['trigger'].get('summary'), str):
         wrong.append('trigger.summary')
+    if isinstance(it.get('canary'), dict) and it['canary'].get('rollout_id') is not None:
+        wrong += [] if isinstance(it['canary']['rollout_id'], str) else ['canary.rollout_id']
     if wrong:
         return f"keys missing or of the wrong kind: {', '.join(wrong)}"
     return f"key 'id': expected its file's name, {name!r}, found another" if name not in (None, it['id']) else ''
