@@ -1488,3 +1488,27 @@ def test_a_promoted_record_whose_canary_is_no_object_is_refused_naming_the_key(t
     (d / 'it1.json').write_text(json.dumps(dict(it, canary=canary)))
     with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*keys missing or of the wrong kind: {key}\)"):
         loop.history(tmp_path)
+
+
+@pytest.mark.parametrize(
+    'waiting, key',
+    [({'step': 'registered', 'exposure': 'shadow', 'missing': ['x']}, 'waiting.message'),
+     ({'exposure': 'shadow', 'missing': ['x'], 'message': 'm'}, 'waiting.step'),
+     ({'step': 'bogus', 'exposure': 'shadow', 'missing': ['x'], 'message': 'm'}, 'waiting.step'),
+     ({'step': 'shadow', 'missing': ['x'], 'message': 'm'}, 'waiting.exposure'),
+     ({'step': 'shadow', 'exposure': 'shadow', 'missing': 'x', 'message': 'm'}, 'waiting.missing'),
+     ({'step': 'canary', 'exposure': 'canary', 'message': 'm'}, 'waiting.missing')],
+)  # fmt: skip
+def test_a_record_waiting_without_the_keys_the_loop_writes_is_refused_naming_the_key(tmp_path, waiting, key):
+    """A hand-edited record at `waiting_approval` whose `waiting` lacked its step, exposure or missing approvals made
+    `retrain status` and `retrain run` fail with an internal error (KeyError). Each key `_exposure_wait` writes is
+    checked, as the loop writes it; the record is damaged, its file and key named; the loop's own reads as before."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status=loop.WAITING, started=1.7e9, history=[], trigger={'summary': 'x'})
+    sound = dict(step='shadow', exposure='canary', missing=['an approval'], message='m', since=1.7e9)
+    (d / 'it1.json').write_text(json.dumps(dict(it, waiting=sound)))
+    assert loop.waiting_for(loop.active(tmp_path)) == 'waits for a human approval (canary): an approval'
+    (d / 'it1.json').write_text(json.dumps(dict(it, waiting=waiting)))
+    with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*keys missing or of the wrong kind: {key}\)"):
+        loop.active(tmp_path)

@@ -84,7 +84,21 @@ def _status_problem(it: dict) -> str:
         return f"key 'status': expected one of {known}, found another"  # (unquoted, as record_problem's: review DS)
     if (k := _STATE_OF.get(s)) and not isinstance(it.get(k), dict):
         return f"key '{k}': expected an object at status {s}, found {type(it.get(k)).__name__}"
+    w = it.get('waiting')  # (`_exposure_wait` writes it, every key of it, whatever the status: review DV)
+    if isinstance(w, dict) and (wrong := [f'waiting.{k}' for k, ok in _waiting_keys(w).items() if not ok]):
+        return f"keys missing or of the wrong kind: {', '.join(wrong)}"
     return ''
+
+
+def _waiting_keys(w: dict) -> dict[str, bool]:
+    "Whether each key of a `waiting` that a pass, `retrain status` and `simulate` read is of the kind the loop writes."
+    missing = w.get('missing')
+    return {
+        'step': w.get('step') in ('registered', 'shadow', 'canary'),  # (the steps `step_waiting` goes back to)
+        'exposure': isinstance(w.get('exposure'), str),
+        'missing': isinstance(missing, list) and all(isinstance(m, str) for m in missing),
+        'message': isinstance(w.get('message'), str),
+    }
 
 
 def _bookkeeping_problem(it: dict) -> str:
