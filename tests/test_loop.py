@@ -1512,3 +1512,42 @@ def test_a_record_waiting_without_the_keys_the_loop_writes_is_refused_naming_the
     (d / 'it1.json').write_text(json.dumps(dict(it, waiting=waiting)))
     with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*keys missing or of the wrong kind: {key}\)"):
         loop.active(tmp_path)
+
+
+def test_a_watcher_misses_the_passes_something_in_the_way_refuses_and_ends_on_damaged_state(workspace):
+    """`retrain run --every` ended at its first pass refused by something a later pass gets past (another model's
+    retraining under way, a person's rollout running, the flags held by one): the watcher was gone though its own
+    comment said the next pass tries. Such a pass is missed, said as a missed lock is, and the next taken; a damaged
+    record still ends the watcher at once (exit 4), as does a refusal a person must act on."""
+    from lifecycle.core.heartbeats import heartbeats
+    from lifecycle.core.store import StateError
+    from lifecycle.serve.flags import FlagError, FlagsDamaged
+
+    d = loop.iterations_dir(Workspace.open(workspace).state_dir)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'}, model='another-model')
+    (d / 'it1.json').write_text(json.dumps(it))
+    r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
+    passes = [json.loads(line) for line in r.stdout.splitlines()]
+    assert r.returncode == EXIT_INPUT and len(passes) == 2, r.stdout + r.stderr
+    assert all(p['ok'] is False and 'finish it first' in p['error'] for p in passes), r.stdout
+    assert heartbeats(d.parent.parent, ['retrain'])['retrain'] < 60  # (each pass beats: the watcher is alive)
+    (d / 'it1.json').write_text(json.dumps(dict(it, status='bogus')))
+    r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
+    assert r.returncode == 4 and len(r.stdout.splitlines()) == 1 and 'bogus' in r.stdout, r.stdout + r.stderr
+    assert loop.in_the_way(FlagError('held', 409)) and loop.in_the_way(FlagError('unchecked', 503))
+    assert not loop.in_the_way(FlagsDamaged('hold unreadable', 409)) and not loop.in_the_way(FlagError('no flags'))
+    assert not loop.in_the_way(StateError('x')) and not loop.in_the_way(loop.RetrainError('no champion'))
+
+
+def test_a_persons_rollout_running_is_in_the_way_of_the_shadow_not_a_failure(monkeypatch):
+    "The shadow's start beside a person's rollout under way is refused as something a later pass gets past."
+    from types import SimpleNamespace
+    from lifecycle.deliver import rollout as ro
+
+    monkeypatch.setattr(loop, '_exposure_wait', lambda *a: None)
+    monkeypatch.setattr(ro, 'load_state', lambda ws: dict(id='r1', challenger='3', status='paused'))
+    it = dict(id='it1', registration=dict(model_version='2'), champion=dict(version='1'))
+    with pytest.raises(loop.RetrainError, match='rollout r1 of version 3 is paused; finish it first') as e:
+        loop.step_shadow_start(SimpleNamespace(), it, RetrainParams())
+    assert loop.in_the_way(e.value) and 'shadow' not in it

@@ -79,10 +79,8 @@ def retrain_run(
     as_json: bool = typer.Option(False, '--json', help="Print each pass as JSON."),
 ):
     "Resume the unfinished retraining, or start one when a trigger fires, and take it as far as it can go now."
-    from lifecycle.core.locks import LockBusy
-    from lifecycle.loop.iteration import run
+    from lifecycle.loop.iteration import in_the_way, run
     from lifecycle.loop.schema import load_retrain_params
-    from lifecycle.serve.predlog import LogUnreadable
 
     check_repeats(every, times)
     ws = Workspace.open()
@@ -94,9 +92,10 @@ def retrain_run(
             with _progress(as_json) as on_step:  # (a pass that trains and validates takes seconds: review AX)
                 it, verdict = run(ws, rp, force=force and n == 0, on_step=on_step)
             res = RetrainPass(it, verdict.to_dict() if verdict else None)
-        except (LogUnreadable, LockBusy) as e:  # once: the command's error; every N seconds, a pass missed (a database
-            # restarting; another pass, as a person's `retrain run` beside the watcher, holding the `retrain` lock)
-            if every is None or (times is not None and n + 1 >= times):  # (the last pass failed: so does the command)
+        except Exception as e:  # once: the command's error; every N seconds, a pass missed when something is in the
+            # way (a database restarting; another pass, as a person's `retrain run` beside the watcher, holding the
+            # `retrain` lock; a person's rollout running: review DV); damaged state, or what a person must do, ends it
+            if not in_the_way(e) or every is None or (times is not None and n + 1 >= times):  # (the last pass: too)
                 raise
             res = None
             if as_json:

@@ -22,10 +22,10 @@ from .schema import RetrainParams, load_retrain_params, record_problem
 
 # %% auto #0
 __all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'RecordDamaged',
-           'iterations_dir', 'save', 'history', 'active', 'champion_info', 'step_data', 'champion_hyperparameters',
-           'step_train', 'step_validate', 'step_register', 'evidence_run', 'step_shadow_start', 'step_shadow',
-           'step_canary', 'step_waiting', 'start', 'run', 'artifacts', 'simulation_ended', 'waiting_for', 'status',
-           'rolled_back_after', 'undone_since']
+           'RetrainBlocked', 'in_the_way', 'iterations_dir', 'save', 'history', 'active', 'champion_info', 'step_data',
+           'champion_hyperparameters', 'step_train', 'step_validate', 'step_register', 'evidence_run',
+           'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'artifacts',
+           'simulation_ended', 'waiting_for', 'status', 'rolled_back_after', 'undone_since']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -40,6 +40,27 @@ class RetrainError(Exception):
 
 class RecordDamaged(StateError, RetrainError):
     "A retraining record that cannot be read: to the CLI a damaged state file (exit 4), as other state files."
+
+
+class RetrainBlocked(RetrainError):
+    "Something in the way that a later pass may get past with no file mended: a rollout running, another's retraining."
+
+
+def in_the_way(e: BaseException) -> bool:
+    """Whether a pass's refusal `e` is something in the way that a later pass may get past with no one mending a file
+    (`retrain run --every` misses that pass and goes on): another pass holding a lock, a rollout running or holding the
+    flags, the registry or the prediction log not answering now. A damaged state file, or a refusal a person must act
+    on (no champion, the params, flags that route another model), is not: the watcher ends, saying why (review DV)."""
+    from lifecycle.core.locks import LockBusy
+    from lifecycle.model.registry import RegistryUnavailable
+    from lifecycle.serve.flags import FlagError
+    from lifecycle.serve.predlog import LogUnreadable
+
+    if isinstance(e, StateError):
+        return False
+    if isinstance(e, FlagError):
+        return e.status in (409, 503)  # (held by a rollout under way; cannot be checked right now)
+    return isinstance(e, (RetrainBlocked, LockBusy, LogUnreadable, RegistryUnavailable))
 
 
 def iterations_dir(state_dir: str | Path) -> Path:
@@ -432,9 +453,7 @@ def step_shadow_start(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     wait = _exposure_wait(ws, it, v, 'challenger', True, 0, 'registered')
     if wait:
         return wait
-    st = ro.load_state(ws)
-    if st and st['status'] in ro.ACTIVE:
-        raise RetrainError(f"rollout {st['id']} of version {st['challenger']} is {st['status']}; finish it first")
+    _refuse_rollout_running(ro.load_state(ws))
     if (it.get('shadow') or {}).get('version') != v:  # (a retry after a crash keeps what the first try set aside)
         cohorts = [c.model_dump(mode='json', by_alias=True) for c in _deployed(ws).cohorts]
         it['shadow'] = dict(started=time.time(), version=v, cohorts_before=cohorts)
@@ -449,6 +468,14 @@ def step_shadow_start(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     )
     it['shadow']['started'] = time.time()
     return 'shadow'
+
+
+def _refuse_rollout_running(st: dict | None) -> None:
+    "`RetrainBlocked` while a rollout (`st`, the workspace's) runs or is paused: the loop starts none beside it."
+    from lifecycle.deliver import rollout as ro
+
+    if st and st['status'] in ro.ACTIVE:
+        raise RetrainBlocked(f"rollout {st['id']} of version {st['challenger']} is {st['status']}; finish it first")
 
 
 def _cohorts_back(ws: Workspace, it: dict) -> dict:
@@ -501,6 +528,7 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         return wait
     st = ro.load_state(ws)
     if not _rollout_of(st, v, sh):
+        _refuse_rollout_running(st)  # (another's: before `ending` is on record, which stops looking at the flags)
         sh['ending'] = True  # (on record before the shadow goes: a pass killed after it is not taken for another's)
         save(ws.state_dir, it)
         st = ro.start(  # (the shadow off and the cohorts back in the rollout's own write, under its guard: a pass
@@ -786,7 +814,7 @@ def run(
             it['finished'], it['artifacts'] = time.time(), artifacts(ws, it)
             return save(ws.state_dir, it), None
         if it is not None and it.get('model', name) != name:
-            raise RetrainError(  # (its steps would judge, deploy and revert it as this params' model)
+            raise RetrainBlocked(  # (its steps would judge, deploy and revert it as this params' model)
                 f"retraining {it['id']} of model {it['model']} is at {it['status']}: finish it first, with "
                 f"`lifecycle retrain run --params {it.get('params') or '<its params folder>'}` (one model's retraining "
                 "at a time: it routes the workspace's flags)"
