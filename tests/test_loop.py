@@ -1551,3 +1551,26 @@ def test_a_persons_rollout_running_is_in_the_way_of_the_shadow_not_a_failure(mon
     with pytest.raises(loop.RetrainError, match='rollout r1 of version 3 is paused; finish it first') as e:
         loop.step_shadow_start(SimpleNamespace(), it, RetrainParams())
     assert loop.in_the_way(e.value) and 'shadow' not in it
+
+
+@pytest.mark.parametrize(
+    'status, state, key',
+    [('shadow', {'shadow': {'started': 1.7e9, 'verdict': 'wait'}}, 'shadow.verdict'),
+     ('shadow', {'shadow': {'started': 1.7e9, 'verdict': {'reason': ['x']}}}, 'shadow.verdict'),
+     ('canary', {'canary': {'rollout_id': 'r1', 'last_look': 'advance'}}, 'canary.last_look'),
+     ('canary', {'canary': {'rollout_id': 'r1', 'last_look': {'reasons': [1]}}}, 'canary.last_look')],
+)  # fmt: skip
+def test_a_record_whose_last_look_is_of_another_kind_is_refused_naming_the_key(tmp_path, status, state, key):
+    """A hand-edited record whose shadow verdict or canary look was a text (or whose reasons were not texts) made
+    `retrain status` fail with an internal error (AttributeError, TypeError) as it said what the iteration waits for;
+    the record is damaged, its file and key named; the loop's own reads as before."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status=status, started=1.7e9, history=[], trigger={'summary': 'x'})
+    sound = {'shadow': {'started': 1.7e9, 'verdict': {'verdict': 'wait', 'reason': 'too few'}},
+             'canary': {'rollout_id': 'r1', 'last_look': {'action': 'wait', 'reasons': ['too few'], 'ts': 1.7e9}}}
+    (d / 'it1.json').write_text(json.dumps(dict(it, **{status: sound[status]})))
+    assert 'too few' in loop.waiting_for(loop.active(tmp_path))
+    (d / 'it1.json').write_text(json.dumps(dict(it, **state)))
+    with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*keys missing or of the wrong kind: {key}\)"):
+        loop.active(tmp_path)

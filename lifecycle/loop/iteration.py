@@ -106,9 +106,19 @@ def _status_problem(it: dict) -> str:
     if (k := _STATE_OF.get(s)) and not isinstance(it.get(k), dict):
         return f"key '{k}': expected an object at status {s}, found {type(it.get(k)).__name__}"
     w = it.get('waiting')  # (`_exposure_wait` writes it, every key of it, whatever the status: review DV)
-    if isinstance(w, dict) and (wrong := [f'waiting.{k}' for k, ok in _waiting_keys(w).items() if not ok]):
-        return f"keys missing or of the wrong kind: {', '.join(wrong)}"
-    return ''
+    wrong = [f'waiting.{k}' for k, ok in _waiting_keys(w).items() if not ok] if isinstance(w, dict) else []
+    said = (('shadow', 'verdict', 'reason'), ('canary', 'last_look', 'reasons'))  # (what `waiting_for` says of each)
+    wrong += [f'{k}.{look}' for k, look, why in said if not _look_kind(it.get(k), look, why)]
+    return f"keys missing or of the wrong kind: {', '.join(wrong)}" if wrong else ''
+
+
+def _look_kind(state, look: str, why: str) -> bool:
+    """Whether the last look a shadow or canary `state` holds (its `look`: none, or an object) gives its `why` as the
+    loop writes it, if at all: the shadow verdict's `reason` a text, the guard's `reasons` a list of texts."""
+    v = state.get(look) if isinstance(state, dict) else None
+    w = v.get(why) if isinstance(v, dict) else None
+    texts = isinstance(w, list) and all(isinstance(x, str) for x in w)
+    return v is None or (isinstance(v, dict) and (w is None or (isinstance(w, str) if why == 'reason' else texts)))
 
 
 def _waiting_keys(w: dict) -> dict[str, bool]:
