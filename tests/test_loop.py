@@ -1387,7 +1387,7 @@ def test_a_record_whose_loop_marks_are_damaged_is_refused_naming_them(tmp_path, 
     The record is damaged state now, its file and the marks named; a record with sound marks reads as before."""
     d = loop.iterations_dir(tmp_path)
     d.mkdir(parents=True)
-    it = dict(id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'})
+    it = dict(id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'}, champion={'version': '1'})
     sound = dict(it, **{'pass': dict(pid=1, since=1.7e9, status='data'), 'interruptions': [], 'last_ok': {'x': 1.0}})
     (d / 'it1.json').write_text(json.dumps(dict(sound, failures=[dict(step='data', ts=1.7e9, error='E: x')])))
     assert loop.active(tmp_path)['id'] == 'it1'
@@ -1431,7 +1431,9 @@ def test_a_record_naming_its_model_or_params_by_no_text_is_refused_naming_the_ke
     the wrong kind, named with the record's file; an older record without them reads as before."""
     d = loop.iterations_dir(tmp_path)
     d.mkdir(parents=True)
-    it = dict(id='it1', status='triggered', started=1.7e9, history=[], trigger={'summary': 'x'})
+    it = dict(
+        id='it1', status='triggered', started=1.7e9, history=[], trigger={'summary': 'x'}, champion={'version': '1'}
+    )
     (d / 'it1.json').write_text(json.dumps(it))
     assert loop.active(tmp_path)['id'] == 'it1'
     (d / 'it1.json').write_text(json.dumps(dict(it, **{key: value})))
@@ -1505,7 +1507,9 @@ def test_a_record_waiting_without_the_keys_the_loop_writes_is_refused_naming_the
     checked, as the loop writes it; the record is damaged, its file and key named; the loop's own reads as before."""
     d = loop.iterations_dir(tmp_path)
     d.mkdir(parents=True)
-    it = dict(id='it1', status=loop.WAITING, started=1.7e9, history=[], trigger={'summary': 'x'})
+    it = dict(
+        id='it1', status=loop.WAITING, started=1.7e9, history=[], trigger={'summary': 'x'}, champion={'version': '1'}
+    )
     sound = dict(step='shadow', exposure='canary', missing=['an approval'], message='m', since=1.7e9)
     (d / 'it1.json').write_text(json.dumps(dict(it, waiting=sound)))
     assert loop.waiting_for(loop.active(tmp_path)) == 'waits for a human approval (canary): an approval'
@@ -1525,7 +1529,10 @@ def test_a_watcher_misses_the_passes_something_in_the_way_refuses_and_ends_on_da
 
     d = loop.iterations_dir(Workspace.open(workspace).state_dir)
     d.mkdir(parents=True)
-    it = dict(id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'}, model='another-model')
+    it = dict(
+        id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'}, champion={'version': '1'},
+        model='another-model',
+    )
     (d / 'it1.json').write_text(json.dumps(it))
     r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
     passes = [json.loads(line) for line in r.stdout.splitlines()]
@@ -1566,11 +1573,28 @@ def test_a_record_whose_last_look_is_of_another_kind_is_refused_naming_the_key(t
     the record is damaged, its file and key named; the loop's own reads as before."""
     d = loop.iterations_dir(tmp_path)
     d.mkdir(parents=True)
-    it = dict(id='it1', status=status, started=1.7e9, history=[], trigger={'summary': 'x'})
+    it = dict(id='it1', status=status, started=1.7e9, history=[], trigger={'summary': 'x'}, champion={'version': '1'})
     sound = {'shadow': {'started': 1.7e9, 'verdict': {'verdict': 'wait', 'reason': 'too few'}},
              'canary': {'rollout_id': 'r1', 'last_look': {'action': 'wait', 'reasons': ['too few'], 'ts': 1.7e9}}}
     (d / 'it1.json').write_text(json.dumps(dict(it, **{status: sound[status]})))
     assert 'too few' in loop.waiting_for(loop.active(tmp_path))
     (d / 'it1.json').write_text(json.dumps(dict(it, **state)))
     with pytest.raises(loop.RecordDamaged, match=rf"it1\.json: .*keys missing or of the wrong kind: {key}\)"):
+        loop.active(tmp_path)
+
+
+@pytest.mark.parametrize('champion', [None, {'version': 1}, {}])
+def test_an_unfinished_record_without_its_champion_is_refused_not_failed_for_ever(tmp_path, champion):
+    """A hand-edited unfinished record whose champion was gone (or had no version) failed every step with an internal
+    error, and the third failure's revert failed so too (TypeError as it named the champion): the iteration was never
+    reverted, every pass failed for ever. `start` always writes it: such a record is damaged, its file and key named."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    it = dict(id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'})
+    (d / 'it1.json').write_text(json.dumps(dict(it, champion={'version': '1'})))
+    assert loop.active(tmp_path)['id'] == 'it1'
+    (d / 'it1.json').write_text(json.dumps(dict(it, status='reverted', champion=champion)))
+    assert loop.history(tmp_path)[0]['status'] == 'reverted'  # (a finished one is walked no more)
+    (d / 'it1.json').write_text(json.dumps(dict(it, champion=champion)))
+    with pytest.raises(loop.RecordDamaged, match=r"it1\.json: .*keys missing or of the wrong kind: champion\)"):
         loop.active(tmp_path)

@@ -109,6 +109,8 @@ def _status_problem(it: dict) -> str:
     wrong = [f'waiting.{k}' for k, ok in _waiting_keys(w).items() if not ok] if isinstance(w, dict) else []
     said = (('shadow', 'verdict', 'reason'), ('canary', 'last_look', 'reasons'))  # (what `waiting_for` says of each)
     wrong += [f'{k}.{look}' for k, look, why in said if not _look_kind(it.get(k), look, why)]
+    ch = it.get('champion')  # (`start` writes it; every step reads it, and a revert, which else never ended it)
+    wrong += [] if s in TERMINAL or (isinstance(ch, dict) and isinstance(ch.get('version'), str)) else ['champion']
     return f"keys missing or of the wrong kind: {', '.join(wrong)}" if wrong else ''
 
 
