@@ -1598,3 +1598,26 @@ def test_an_unfinished_record_without_its_champion_is_refused_not_failed_for_eve
     (d / 'it1.json').write_text(json.dumps(dict(it, champion=champion)))
     with pytest.raises(loop.RecordDamaged, match=r"it1\.json: .*keys missing or of the wrong kind: champion\)"):
         loop.active(tmp_path)
+
+
+def test_a_canary_start_refused_leaves_the_shadow_watched_and_a_hand_undeploy_then_reverts(workspace, monkeypatch):
+    """The loop marks the shadow `ending` before the canary's start takes it away; a start refused (the kill switch on)
+    left the mark, so the loop no longer looked at the flags: a person who then undeployed the challenger saw the next
+    pass start its canary all the same. A refused start leaves no mark: the undeploy reverts the iteration."""
+    from types import SimpleNamespace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.loop import shadow
+    from lifecycle.serve import flags as fl, predlog
+
+    ws, it, _ = _shadowed_with_cohorts(workspace, monkeypatch)
+    passed = SimpleNamespace(verdict='pass', reason='better on 400 pairs', to_dict=lambda: {'verdict': 'pass'})
+    monkeypatch.setattr(predlog, 'read_log', lambda *a, **k: None)
+    monkeypatch.setattr(shadow, 'shadow_pairs', lambda *a, **k: None)
+    monkeypatch.setattr(shadow, 'compare', lambda *a, **k: passed)
+    fl.change_flags(ws, {'kill': True}, actor='dave', reason='incident')
+    with pytest.raises(ro.RolloutError, match='the kill switch is on'):
+        loop.step_shadow(ws, it, RetrainParams())
+    assert 'ending' not in it['shadow']
+    fl.change_flags(ws, {'kill': False, 'challenger': None, 'shadow': False}, actor='dave', reason='not now')
+    assert loop.step_shadow(ws, it, RetrainParams()) == 'reverted' and ro.load_state(ws) is None
+    assert 'no longer put v2 in the shadow' in it['decision']['reason']

@@ -508,6 +508,7 @@ def _cohorts_given_back(it: dict) -> None:
 
 def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     "Compare challenger and champion on the same labelled requests: wait, revert, or start the canary."
+    from lifecycle.core.locks import LockBusy
     from lifecycle.deliver import rollout as ro
     from lifecycle.serve.predlog import default_url, read_log
 
@@ -543,16 +544,20 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
         _refuse_rollout_running(st)  # (another's: before `ending` is on record, which stops looking at the flags)
         sh['ending'] = True  # (on record before the shadow goes: a pass killed after it is not taken for another's)
         save(ws.state_dir, it)
-        st = ro.start(  # (the shadow off and the cohorts back in the rollout's own write, under its guard: a pass
-            ws,  # killed between two writes left the cohorts routed to the challenger with no rollout: review BD)
-            v,
-            rop,
-            steps,
-            'canary',
-            actor=ACTOR,
-            reason=f"retraining {it['id']}: canary of v{v} after the shadow ({verdict.reason})",
-            also={'shadow': False, **_cohorts_back(ws, it)},
-        )
+        try:
+            st = ro.start(  # (the shadow off and the cohorts back in the rollout's own write, under its guard: a pass
+                ws,  # killed between two writes left the cohorts routed to the challenger with no rollout: review BD)
+                v,
+                rop,
+                steps,
+                'canary',
+                actor=ACTOR,
+                reason=f"retraining {it['id']}: canary of v{v} after the shadow ({verdict.reason})",
+                also={'shadow': False, **_cohorts_back(ws, it)},
+            )
+        except (ro.RolloutError, LockBusy):  # refused before it wrote (the kill switch on, ...): the shadow stands,
+            sh.pop('ending')  # still watched; a change taking it away meanwhile reverts, as before (review DV)
+            raise
         _cohorts_given_back(it)
     else:  # started before a kill, or by a person: adopted, and the shadow ended as the start would have ended it
         _end_shadow(ws, it, v)
