@@ -1621,3 +1621,24 @@ def test_a_canary_start_refused_leaves_the_shadow_watched_and_a_hand_undeploy_th
     fl.change_flags(ws, {'kill': False, 'challenger': None, 'shadow': False}, actor='dave', reason='not now')
     assert loop.step_shadow(ws, it, RetrainParams()) == 'reverted' and ro.load_state(ws) is None
     assert 'no longer put v2 in the shadow' in it['decision']['reason']
+
+
+def test_retrain_run_force_every_forces_the_first_pass_that_runs_not_one_missed(workspace, monkeypatch):
+    """`retrain run --force --every N` forced only its first pass: when that pass was missed (another pass held the
+    lock), the iteration the person asked for never started. --force goes to the first pass that runs."""
+    from types import SimpleNamespace
+    from lifecycle.core.locks import LockBusy
+    from lifecycle.loop import commands
+
+    forced = []
+
+    def run(ws, rp, force=False, on_step=None):
+        forced.append(force)
+        if len(forced) == 1:
+            raise LockBusy('retrain', None, Path('retrain.lock'))
+        return None, SimpleNamespace(to_dict=lambda: {'summary': 'no trigger fired'})
+
+    monkeypatch.chdir(workspace)
+    monkeypatch.setattr(loop, 'run', run)
+    commands.retrain_run(force=True, every=0.01, times=3, as_json=True)
+    assert forced == [True, True, False]

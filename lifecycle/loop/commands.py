@@ -85,13 +85,13 @@ def retrain_run(
     check_repeats(every, times)
     ws = Workspace.open()
     rp = load_retrain_params(ws.params_dir)
-    n = 0
+    n, ran = 0, False  # (--force goes to the first pass that ran, not to one missed: review DV)
     while True:
         t0 = time.monotonic()
         try:
             with _progress(as_json) as on_step:  # (a pass that trains and validates takes seconds: review AX)
-                it, verdict = run(ws, rp, force=force and n == 0, on_step=on_step)
-            res = RetrainPass(it, verdict.to_dict() if verdict else None)
+                it, verdict = run(ws, rp, force=force and not ran, on_step=on_step)
+            res, ran = RetrainPass(it, verdict.to_dict() if verdict else None), True
         except Exception as e:  # once: the command's error; every N seconds, a pass missed when something is in the
             # way (a database restarting; another pass, as a person's `retrain run` beside the watcher, holding the
             # `retrain` lock; a person's rollout running: review DV); damaged state, or what a person must do, ends it
