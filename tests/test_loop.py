@@ -1642,3 +1642,22 @@ def test_retrain_run_force_every_forces_the_first_pass_that_runs_not_one_missed(
     monkeypatch.setattr(loop, 'run', run)
     commands.retrain_run(force=True, every=0.01, times=3, as_json=True)
     assert forced == [True, True, False]
+
+
+@pytest.mark.parametrize('trigger', [None, {'summary': 'x'}, {'summary': 'x', 'ts': 'soon', 'fired': []}])
+def test_a_start_not_yet_recorded_whose_trigger_cannot_be_recorded_is_refused_naming_it(tmp_path, trigger):
+    """A record a pass killed as it started (`recorded` false) whose trigger was hand-edited (gone, without its time or
+    with a time of text) made every pass fail with an internal error as it recorded the start (KeyError, TypeError),
+    or wrote the text into the trigger state, which every command then refused: never walked, never reverted. Such a
+    record is damaged, its file and key named; one recorded already is walked as before."""
+    d = loop.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    sound = {'summary': 'x', 'ts': 1.7e9, 'fired': ['manual'], 'fire': True, 'hits': []}
+    it = dict(id='it1', status='triggered', started=1.7e9, history=[], champion={'version': '1'}, recorded=False)
+    (d / 'it1.json').write_text(json.dumps(dict(it, trigger=sound)))
+    assert loop.active(tmp_path)['id'] == 'it1'
+    (d / 'it1.json').write_text(json.dumps(dict(it, trigger=trigger)))
+    with pytest.raises(loop.RecordDamaged, match=r"it1\.json: .*keys missing or of the wrong kind: trigger\)"):
+        loop.active(tmp_path)
+    (d / 'it1.json').write_text(json.dumps(dict(it, trigger=trigger, recorded=True)))
+    assert loop.active(tmp_path)['id'] == 'it1'

@@ -109,9 +109,19 @@ def _status_problem(it: dict) -> str:
     wrong = [f'waiting.{k}' for k, ok in _waiting_keys(w).items() if not ok] if isinstance(w, dict) else []
     said = (('shadow', 'verdict', 'reason'), ('canary', 'last_look', 'reasons'))  # (what `waiting_for` says of each)
     wrong += [f'{k}.{look}' for k, look, why in said if not _look_kind(it.get(k), look, why)]
-    ch = it.get('champion')  # (`start` writes it; every step reads it, and a revert, which else never ended it)
-    wrong += [] if s in TERMINAL or (isinstance(ch, dict) and isinstance(ch.get('version'), str)) else ['champion']
+    ch, t = it.get('champion'), it.get('trigger')  # (`start` writes both. Every step and a revert read the champion,
+    # a start not yet recorded the trigger, its time into the trigger state: a pass failed on either for ever)
+    if s not in TERMINAL and not (isinstance(ch, dict) and isinstance(ch.get('version'), str)):
+        wrong.append('champion')
+    if it.get('recorded') is False and not (isinstance(t, dict) and _trigger_kind(t)):
+        wrong.append('trigger')
     return f"keys missing or of the wrong kind: {', '.join(wrong)}" if wrong else ''
+
+
+def _trigger_kind(t: dict) -> bool:
+    "Whether a trigger verdict holds what `_record_start` reads, as `TriggerResult.to_dict` writes it."
+    ts = t.get('ts')
+    return isinstance(ts, (int, float)) and not isinstance(ts, bool) and isinstance(t.get('fired'), list)
 
 
 def _look_kind(state, look: str, why: str) -> bool:
