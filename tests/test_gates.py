@@ -153,6 +153,7 @@ def test_a_feature_too_large_to_standardise_is_refused_by_the_features_stage_nam
 
     snapshot = arrests.head(200).assign(checks=np.resize([0.0, 1e300, -1e300, 5e299], 200))
     monkeypatch.setattr(data_stages, 'load_snapshot', lambda store, version: snapshot)
+    monkeypatch.setattr(data_stages, '_training_record', lambda store, version: {'version': version, 'role': 'clean'})
     ws = Workspace.open(workspace)
     fp = ws.params['features']
     with pytest.raises(FeatureError, match=r"feature\(s\) \['checks'\] \(transform: standardize\)"):
