@@ -452,3 +452,15 @@ def test_a_remembered_params_folder_that_is_gone_is_said_to_be_gone_not_read_as_
     (a / 'params-b').write_text('')
     with pytest.raises(ParamsError, match='params-b: expected a params folder, found a file; it is the params folder'):
         Workspace.open(a).params
+
+
+def test_a_percent_escaped_password_in_settings_is_read_as_written_not_a_crash(tmp_path, monkeypatch):
+    "Found by review (DW): a URL whose password is written `%40` (as url_problem advises) crashed every command."
+    from lifecycle.core.settings import load_settings
+
+    for k in ('LIFECYCLE_PREDICTION_LOG_URL', 'LIFECYCLE_TRACKING_URI'):
+        monkeypatch.delenv(k, raising=False)
+    url = 'postgresql+psycopg://alice:s3cr%40t@db.example/preds'
+    (tmp_path / 'settings.ini').write_text(f'[workspace]\nprediction_log_url = {url}\ntracking_uri = {url}\n')
+    s = load_settings(tmp_path)
+    assert (s.prediction_log_url, s.tracking_uri) == (url, url)  # (as LIFECYCLE_PREDICTION_LOG_URL would give it)

@@ -133,7 +133,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
     "Read `settings.ini` from the workspace `root` (found if omitted), then apply `LIFECYCLE_*` overrides."
     root = Path(root).resolve() if root else find_workspace()
     ini = root / 'settings.ini'
-    cp = configparser.ConfigParser()
+    cp = configparser.ConfigParser(interpolation=None)  # (values as written, as from LIFECYCLE_*: a URL's `%40`)
     try:
         cp.read_string(ini.read_text(encoding='utf-8'))
     except UnicodeDecodeError as e:
