@@ -464,3 +464,15 @@ def test_a_percent_escaped_password_in_settings_is_read_as_written_not_a_crash(t
     (tmp_path / 'settings.ini').write_text(f'[workspace]\nprediction_log_url = {url}\ntracking_uri = {url}\n')
     s = load_settings(tmp_path)
     assert (s.prediction_log_url, s.tracking_uri) == (url, url)  # (as LIFECYCLE_PREDICTION_LOG_URL would give it)
+
+
+@pytest.mark.parametrize('key', ['keep_alive_s', 'header_timeout_s'])
+@pytest.mark.parametrize('value', ['nan', 'inf', '-inf'])
+def test_a_timeout_that_is_not_a_finite_number_is_refused_naming_the_key(tmp_path, monkeypatch, key, value):
+    "Found by review (DW): `keep_alive_s = nan` (or inf) passed the `<= 0` check and went to uvicorn's timers."
+    from lifecycle.core.settings import SettingsError, load_settings
+
+    monkeypatch.delenv(f'LIFECYCLE_{key.upper()}', raising=False)
+    (tmp_path / 'settings.ini').write_text(f'[workspace]\n{key} = {value}\n')
+    with pytest.raises(SettingsError, match=rf"settings.ini: key '{key}': expected a number of seconds above 0, found"):
+        load_settings(tmp_path)

@@ -190,7 +190,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
             continue
         try:
             limits[k] = kind(v[k])
-            if limits[k] <= 0:
+            if not 0 < limits[k] < float('inf'):  # (nan, a timer asyncio cannot order, and inf too)
                 raise ValueError
         except ValueError:
             what = 'a whole number' if kind is int else 'a number of seconds'
