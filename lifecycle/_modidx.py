@@ -4083,6 +4083,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._kill_reason': ( 'api/serve/serving.html#_kill_reason',
                                                                                    'lifecycle/serve/serving.py'),
+                                         'lifecycle.serve.serving._max_body_bytes': ( 'api/serve/serving.html#_max_body_bytes',
+                                                                                      'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._model_failed': ( 'api/serve/serving.html#_model_failed',
                                                                                     'lifecycle/serve/serving.py'),
                                          'lifecycle.serve.serving._not_scored': ( 'api/serve/serving.html#_not_scored',

@@ -654,6 +654,17 @@ def test_serve_refuses_a_log_level_uvicorn_does_not_have_before_starting(workspa
     refused(invoke(['serve', '--log-level', 'loud'], env), 2, "--log-level 'loud': expected one of ['critical'", False)
 
 
+@pytest.mark.parametrize('value', ['1e6', 'abc', '0', '-5'])
+def test_serve_refuses_a_malformed_max_body_bytes_naming_it_not_a_worker_traceback(workspace, env, value):
+    "Found by review (DW): LIFECYCLE_MAX_BODY_BYTES=1e6 crashed every worker with an internal error; 0 refused all."
+    import socket
+
+    words = f"$LIFECYCLE_MAX_BODY_BYTES: expected a whole number of bytes above 0, found {value!r}"
+    with socket.create_server(('127.0.0.1', 0)) as taken:  # (were it not refused first: a port in use, never a server)
+        port = str(taken.getsockname()[1])
+        refused(invoke(['serve', '--port', port], {**env, 'LIFECYCLE_MAX_BODY_BYTES': value}), 2, words, False)
+
+
 def test_a_key_rotation_needs_a_reason_for_the_audit_log(workspace, env):
     refused(
         invoke(['keys', 'rotate', '--reason', '  ', '--json'], env),

@@ -556,7 +556,9 @@ def _can_serve(s, host: str, port: int) -> None:
     1-65535 or one another program listens on, a pseudonymising contract with no PII key, an audit log whose key is
     in another keys folder, and a prediction log that cannot be opened (`log_reachable`)."""
     from lifecycle.core.commands import port_free
+    from lifecycle.serve.serving import _max_body_bytes
 
+    _max_body_bytes()  # (SettingsError: exit 2, before a worker fails on it)
     if not 0 < port < 65536:
         raise CommandError(f"port {port} (--port or settings port): expected a port from 1 to 65535")
     if not port_free(port, host):

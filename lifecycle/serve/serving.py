@@ -709,6 +709,18 @@ class FastInvocations:
         await resp(scope, receive, send)
 
 
+def _max_body_bytes() -> int:
+    "The largest request body a server takes: `$LIFECYCLE_MAX_BODY_BYTES`, else 1,000,000 (SettingsError if malformed)."
+    raw = os.environ.get('LIFECYCLE_MAX_BODY_BYTES', '1000000')
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n <= 0:
+        raise SettingsError(f"$LIFECYCLE_MAX_BODY_BYTES: expected a whole number of bytes above 0, found {raw!r}")
+    return n
+
+
 def app_factory():
     "Build the app for the workspace in the current directory (uvicorn `--factory`)."
     import sys
@@ -716,7 +728,7 @@ def app_factory():
     try:
         s = Workspace.open(os.environ.get('LIFECYCLE_ROOT') or None)
         app = FastInvocations(
-            create_app(Server(s, max_body_bytes=int(os.environ.get('LIFECYCLE_MAX_BODY_BYTES', 1_000_000))))
+            create_app(Server(s, max_body_bytes=_max_body_bytes()))
         )
         gc.collect()  # start-up's garbage first: what is frozen is never collected
         gc.freeze()  # what start-up made (libraries, models) lives as long as the process: no collection walks it
