@@ -377,6 +377,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/core/commands.py'),
                                          'lifecycle.core.commands.redacted': ( 'api/core/commands.html#redacted',
                                                                                'lifecycle/core/commands.py'),
+                                         'lifecycle.core.commands.server_url': ( 'api/core/commands.html#server_url',
+                                                                                 'lifecycle/core/commands.py'),
                                          'lifecycle.core.commands.ui': ('api/core/commands.html#ui', 'lifecycle/core/commands.py'),
                                          'lifecycle.core.commands.ui_command': ( 'api/core/commands.html#ui_command',
                                                                                  'lifecycle/core/commands.py')},

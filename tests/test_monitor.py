@@ -2051,3 +2051,13 @@ def test_a_series_glob_no_series_of_its_metric_can_match_is_said_never_to_fire(w
     assert [x.split(' (')[0] for x in said] == ['warning: monitor.yaml rules.0', 'warning: monitor.yaml rules.2',
                                                 'warning: monitor.yaml rules.4'], said  # fmt: skip
     assert "series 'sever/flags_tampered' matches none of server_alerts's series (written server/<kind>)" in said[0]
+
+
+def test_a_server_on_an_ipv6_host_is_sampled_and_named_by_a_valid_url():
+    "Found by review (DW): host ::1 made `http://::1:8000/metrics`, which httpx refuses (InvalidURL: a crash)."
+    from types import SimpleNamespace
+    from lifecycle.core.commands import server_url
+    from lifecycle.operate.monitor import sample_server
+
+    assert server_url('::1', 8000) == 'http://[::1]:8000' and server_url('127.0.0.1', 80) == 'http://127.0.0.1:80'
+    assert sample_server(SimpleNamespace(host='::1', port=29629), timeout=0.2) is None  # (no server there)

@@ -12,7 +12,7 @@ from .workspace import Workspace
 
 # %% auto #0
 __all__ = ['AuditVerdict', 'audit_verify', 'AuditEntries', 'audit_show', 'Erased', 'audit_erase', 'Migrated', 'migrate',
-           'ui_command', 'redacted', 'port_free', 'UiCommand', 'ui']
+           'ui_command', 'redacted', 'server_url', 'port_free', 'UiCommand', 'ui']
 
 # %% ../../nbs/api/core/12_commands.ipynb #c019ff96
 @dataclass
@@ -202,6 +202,11 @@ def redacted(command: list[str]) -> list[str]:
     from lifecycle.core.settings import shown_url
 
     return [shown_url(c) if '://' in c else c for c in command]
+
+
+def server_url(host: str, port: int) -> str:
+    "`http://host:port` of a server listening on `host` (an IPv6 address in brackets, as a URL needs it)."
+    return f"http://{f'[{host}]' if ':' in host else host}:{port}"
 
 
 def port_free(port: int, host: str = '127.0.0.1') -> bool:

@@ -133,9 +133,10 @@ def process_sample(metrics_text: str, now: float | None = None) -> dict | None:
 def sample_server(ws: Workspace, timeout: float = 1.0) -> dict | None:
     "The server's CPU and memory now, from its /metrics; None when no server answers."
     import httpx
+    from lifecycle.core.commands import server_url
 
     try:
-        r = httpx.get(f'http://{ws.host}:{ws.port}/metrics', timeout=timeout)
+        r = httpx.get(f'{server_url(ws.host, ws.port)}/metrics', timeout=timeout)
     except httpx.HTTPError:
         return None
     return process_sample(r.text) if r.status_code == 200 else None

@@ -619,12 +619,14 @@ def serve(
         fl.provider_factory(s.params['flags'])  # (the provider is params/flags.yaml's, never the API's)
     except fl.FlagError as e:  # (before it says it serves: it printed `serving ...`, then this, review Z)
         raise CommandError(str(e), EXIT_INPUT) from None
+    from lifecycle.core.commands import server_url
     from lifecycle.serve.serving import serve as run_server
 
     os.environ['LIFECYCLE_ENVIRONMENT'] = s.environment  # what every worker's workspace reads
 
     typer.echo(
-        f"serving the {s.environment} environment on http://{host or s.host}:{port or s.port} (docs at /docs)", err=True
+        f"serving the {s.environment} environment on {server_url(host or s.host, port or s.port)} (docs at /docs)",
+        err=True,
     )
     run_server(s, host, port, workers, log_level)
 
