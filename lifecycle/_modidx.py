@@ -3935,6 +3935,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._running_loop': ( 'api/serve/predlog.html#_running_loop',
                                                                                     'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._sqlite_file': ( 'api/serve/predlog.html#_sqlite_file',
+                                                                                   'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._tables': ( 'api/serve/predlog.html#_tables',
                                                                               'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._wake': ('api/serve/predlog.html#_wake', 'lifecycle/serve/predlog.py'),

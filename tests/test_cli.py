@@ -665,6 +665,27 @@ def test_serve_refuses_a_malformed_max_body_bytes_naming_it_not_a_worker_traceba
         refused(invoke(['serve', '--port', port], {**env, 'LIFECYCLE_MAX_BODY_BYTES': value}), 2, words, False)
 
 
+@pytest.mark.parametrize('url', ['sqlite://', 'sqlite:///:memory:'])
+def test_serve_refuses_a_prediction_log_in_memory(workspace, env, url, monkeypatch):
+    "Found by review (DW): `sqlite://` served ready, every prediction kept in one worker's memory and lost at exit."
+    from lifecycle.core.settings import SettingsError, load_settings
+    from lifecycle.serve.predlog import log_reachable
+
+    monkeypatch.setenv('LIFECYCLE_PREDICTION_LOG_URL', url)
+    with pytest.raises(SettingsError, match=rf"the prediction log's URL {url} is a SQLite database in memory"):
+        log_reachable(load_settings(workspace))  # (what `serve` opens before it starts: exit 2)
+
+
+def test_a_relative_sqlite_prediction_log_is_the_workspaces_not_the_current_folders(workspace, env, monkeypatch):
+    "Found by review (DW): `sqlite:///preds.db` was a file in whatever folder a command ran from, one per folder."
+    from lifecycle.core.settings import load_settings
+    from lifecycle.serve.predlog import default_url
+
+    monkeypatch.setenv('LIFECYCLE_PREDICTION_LOG_URL', 'sqlite:///logs/preds.db')
+    monkeypatch.chdir(workspace / 'params')
+    assert default_url(load_settings(workspace)) == f"sqlite:///{workspace / 'logs' / 'preds.db'}"
+
+
 def test_a_key_rotation_needs_a_reason_for_the_audit_log(workspace, env):
     refused(
         invoke(['keys', 'rotate', '--reason', '  ', '--json'], env),

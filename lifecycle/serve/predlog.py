@@ -35,8 +35,33 @@ __all__ = ['default_url', 'log_reachable', 'FeedbackError', 'SyncTimes', 'curren
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
-    "The prediction log's SQLAlchemy URL: settings' `prediction_log_url` (PostgreSQL, ...), else SQLite in state_dir."
-    return s.prediction_log_url or f"sqlite:///{s.state_dir / 'predictions.db'}"
+    """The prediction log's SQLAlchemy URL: settings' `prediction_log_url` (PostgreSQL, ...; a relative SQLite file
+    is the workspace's, as other settings' paths are), else SQLite in state_dir."""
+    url = s.prediction_log_url
+    if not url:
+        return f"sqlite:///{s.state_dir / 'predictions.db'}"
+    return _sqlite_file(url, s.root) if url.startswith('sqlite') else url
+
+
+def _sqlite_file(url: str, root: Path) -> str:
+    "A SQLite `url` with its file's path resolved in `root`; SettingsError for one in memory (no file)."
+    from sqlalchemy.engine import make_url
+    from ..core.settings import SettingsError
+
+    try:
+        u = make_url(url)
+    except Exception:
+        return url  # (said, as any unparsable URL is, where the log is opened)
+    db = u.database or ''
+    if db in ('', ':memory:') or 'mode=memory' in url:
+        raise SettingsError(
+            f"the prediction log's URL {shown_url(url)} is a SQLite database in memory, lost when the server stops "
+            f"and never seen by its other workers or by monitor ({_SOURCE}); expected a file (sqlite:///path.db), or "
+            "no value for one in the state folder"
+        )
+    if db.startswith('file:') or Path(db).is_absolute():
+        return url
+    return u.set(database=str(Path(root) / db)).render_as_string(hide_password=False)
 
 
 def log_reachable(s: Settings) -> None:
