@@ -476,3 +476,17 @@ def test_a_timeout_that_is_not_a_finite_number_is_refused_naming_the_key(tmp_pat
     (tmp_path / 'settings.ini').write_text(f'[workspace]\n{key} = {value}\n')
     with pytest.raises(SettingsError, match=rf"settings.ini: key '{key}': expected a number of seconds above 0, found"):
         load_settings(tmp_path)
+
+
+def test_a_malformed_override_is_named_by_its_variable_not_blamed_on_settings_ini(tmp_path, monkeypatch):
+    "Found by review (DW): LIFECYCLE_PORT=abc was refused as `settings.ini: key 'port'`, a file that says 8000."
+    from lifecycle.core.settings import SettingsError, load_settings
+
+    monkeypatch.delenv('LIFECYCLE_KEEP_ALIVE_S', raising=False)
+    (tmp_path / 'settings.ini').write_text('[workspace]\nport = 8000\nkeep_alive_s = -1\n')
+    monkeypatch.setenv('LIFECYCLE_PORT', 'abc')
+    with pytest.raises(SettingsError, match=r"^\$LIFECYCLE_PORT \(overriding key 'port' of .*settings.ini\): expec"):
+        load_settings(tmp_path)
+    monkeypatch.setenv('LIFECYCLE_PORT', '8000')  # (a key's own bad value is still the file's)
+    with pytest.raises(SettingsError, match=r"settings.ini: key 'keep_alive_s': expected a number of seconds above 0"):
+        load_settings(tmp_path)

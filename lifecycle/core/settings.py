@@ -159,21 +159,25 @@ def load_settings(root: str | Path | None = None) -> Settings:
         )
     v = {k: os.environ.get(f'LIFECYCLE_{k.upper()}', section.get(k, d)) for k, d in DEFAULTS.items()}
 
+    def key(k):  # where a value was read: the variable that overrides settings.ini's key, else the key
+        env = f'LIFECYCLE_{k.upper()}'
+        return f"${env} (overriding key {k!r} of {ini})" if env in os.environ else f"{ini}: key {k!r}"
+
     def path(k):
         if not v[k].strip():  # (an empty value would be the workspace's root itself)
-            raise SettingsError(f"{ini}: key {k!r}: expected a folder, found an empty value (default {DEFAULTS[k]!r})")
+            raise SettingsError(f"{key(k)}: expected a folder, found an empty value (default {DEFAULTS[k]!r})")
         return (root / Path(v[k]).expanduser()).resolve()
 
     state = path('state_dir')
     if state == root:
         raise SettingsError(
-            f"{ini}: key 'state_dir': expected a folder of its own, found the workspace itself ({v['state_dir']!r}): "
+            f"{key('state_dir')}: expected a folder of its own, found the workspace itself ({v['state_dir']!r}): "
             f"state would be written among your files (default {DEFAULTS['state_dir']!r})"
         )
     try:
         port = int(v['port'])
     except ValueError:
-        raise SettingsError(f"{ini}: key 'port': expected an integer, found {v['port']!r}") from None
+        raise SettingsError(f"{key('port')}: expected an integer, found {v['port']!r}") from None
     uri = v['tracking_uri'] or f"sqlite:///{state / 'mlflow.db'}"
     choices = {
         'prediction_log_commit': ('durable', 'batched'),
@@ -182,7 +186,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
     }
     for k, allowed in choices.items():
         if v[k] not in allowed:
-            raise SettingsError(f"{ini}: key {k!r}: expected one of {list(allowed)}, found {v[k]!r}")
+            raise SettingsError(f"{key(k)}: expected one of {list(allowed)}, found {v[k]!r}")
     limits = {}
     for k, kind in (('max_connections', int), ('keep_alive_s', float), ('header_timeout_s', float)):
         if v[k] == '' and k == 'max_connections':
@@ -194,7 +198,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
                 raise ValueError
         except ValueError:
             what = 'a whole number' if kind is int else 'a number of seconds'
-            raise SettingsError(f"{ini}: key {k!r}: expected {what} above 0, found {v[k]!r}") from None
+            raise SettingsError(f"{key(k)}: expected {what} above 0, found {v[k]!r}") from None
     return Settings(
         root=root,
         state_dir=state,
