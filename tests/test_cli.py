@@ -654,6 +654,15 @@ def test_serve_refuses_a_log_level_uvicorn_does_not_have_before_starting(workspa
     refused(invoke(['serve', '--log-level', 'loud'], env), 2, "--log-level 'loud': expected one of ['critical'", False)
 
 
+def test_serve_refuses_more_workers_than_four_per_cpu_before_starting(workspace, env):
+    "Found by review (DW): `--workers 100000` was taken, and uvicorn forked workers until memory ran out."
+    import os
+
+    most = 4 * (os.cpu_count() or 1)
+    said = f"--workers {most + 1}: expected at most {most}"
+    refused(invoke(['serve', '--workers', str(most + 1)], env), 2, said, False)
+
+
 @pytest.mark.parametrize('value', ['1e6', 'abc', '0', '-5'])
 def test_serve_refuses_a_malformed_max_body_bytes_naming_it_not_a_worker_traceback(workspace, env, value):
     "Found by review (DW): LIFECYCLE_MAX_BODY_BYTES=1e6 crashed every worker with an internal error; 0 refused all."

@@ -597,6 +597,12 @@ def serve(
     levels = ('critical', 'error', 'warning', 'info', 'debug', 'trace')  # (uvicorn's)
     if log_level not in levels:
         raise CommandError(f"--log-level {log_level!r}: expected one of {list(levels)}", EXIT_INPUT)
+    if workers > (most := 4 * (os.cpu_count() or 1)):  # (100000 was taken: uvicorn forked until memory ran out)
+        raise CommandError(
+            f"--workers {workers}: expected at most {most}, four per CPU of this machine (each worker holds every "
+            "model and its own prediction log writer)",
+            EXIT_INPUT,
+        )
     s = Workspace.open()
     s = replace(s, environment=environment) if environment is not None else s
     s.params  # (an environment policy.yaml does not name is refused there)
