@@ -2187,6 +2187,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._gate_text': ( 'api/model/registry.html#_gate_text',
                                                                                    'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry._move_alias': ( 'api/model/registry.html#_move_alias',
+                                                                                    'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._quietly': ( 'api/model/registry.html#_quietly',
                                                                                  'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._register_audited': ( 'api/model/registry.html#_register_audited',

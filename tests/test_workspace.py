@@ -188,7 +188,7 @@ def test_a_format_4_workspace_moves_to_one_alias_family(trained):
     w.audit('model.promote', f'{name}/1', 'the old family', alias='champion')
     w.audit('model.promote', f'{name}/1', 'the old family', alias='challenger')
     log = audit.read(w.audit_path)
-    assert [e for e in log if e['action'] == 'model.register'][0]['details']['aliases'] == ['dev']
+    assert audited_aliases(None, name, entries=log)['dev'] == '1'  # (registered, checked, then given dev: review DU)
     reg, flags = trained / 'params/register.yaml', trained / 'params/flags.yaml'
     reg.write_text(reg.read_text() + 'challenger_alias: challenger\nchampion_alias: champion\n')
     old_flags = flags.read_text()

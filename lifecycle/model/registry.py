@@ -157,39 +157,67 @@ def register_version(
     tags: dict,
     reason: str,
     serving_alias: str | None = None,
+    check=None,
 ) -> dict:
-    """Register the model a passing validation scored as a new version; it gets `alias` (the first environment of
-    policy.yaml, whose exposure needs only the gates) when no version has it yet. `champion_version` in the answer is
-    the version `serving_alias` (default `alias`) names: the workspace's environment's champion."""
+    """Register the model a passing validation scored as a new version; once `check(version)` (sign it, load it back)
+    returns, it gets `alias` (the first environment of policy.yaml, whose exposure needs only the gates) when no
+    version has it yet. `champion_version` in the answer is the version `serving_alias` (default `alias`) names: the
+    workspace's environment's champion; `checked` is what `check` returned."""
     rec = passed_validation(ws.store, validation_id)
     tags = {**tags, 'mlflow_run_id': rec['mlflow_run_id'], 'validation_id': validation_id}
     from lifecycle.core.locks import held
 
-    client = ws.client
-    with held(ws.state_dir, 'registry'):  # a version and its alias moves, audited, as one step among writers
+    client, aliases = ws.client, []
+
+    def give() -> None:  # (under the lock: which version has the alias, and its audited move, as one step)
+        if not aliases and alias_version(client, name, alias) is None:
+            _move_alias(ws, name, version, alias, f'{reason}; {alias} needs no sign-off')
+            aliases.append(alias)
+
+    with held(ws.state_dir, 'registry'):  # a version and its audit entry as one step among writers
         mv = _registered_from(ws, name, validation_id)  # (a registration killed before its end: finished, once)
         mv = mv or _quietly(ws.mlflow.register_model, rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
-        aliases, audited = [], _register_audited(ws.audit_path, name, str(mv.version), validation_id)
-        if (at := alias_version(client, name, alias)) is None:
-            client.set_registered_model_alias(name, alias, mv.version)
-            aliases.append(alias)
-        elif not audited and str(at) == str(mv.version):
-            aliases.append(alias)  # (set by the registration that was killed before its audit entry)
-        if not audited:
+        version = str(mv.version)
+        if not _register_audited(ws.audit_path, name, version, validation_id):
+            if str(alias_version(client, name, alias)) == version:
+                aliases.append(alias)  # (set, before its audit entry, by a registration that was killed: review U)
             ws.audit(
                 'model.register',
-                f'{name}/{mv.version}',
+                f'{name}/{version}',
                 reason,
                 aliases=aliases,
                 model_uri=rec['model_uri'],
                 **{k: str(v) for k, v in tags.items()},
             )
+        if check is None:
+            give()
+    try:  # (outside the lock: loading a version back takes seconds)
+        checked = None if check is None else check(version)
+    except Exception as e:  # (review DU: the alias was set before the check, so a version failing it served in dev)
+        ws.audit('model.withheld', f'{name}/{version}', f'{type(e).__name__}: {e}', alias=alias)
+        raise
+    with held(ws.state_dir, 'registry'):
+        give()
     return dict(
         model_name=name,
-        model_version=str(mv.version),
+        model_version=version,
         aliases=aliases,
         champion_version=alias_version(client, name, serving_alias or alias),
+        checked=checked,
     )
+
+
+def _move_alias(ws: Workspace, name: str, version: str, alias: str, reason: str) -> None:
+    """Give `alias` (which no version has) to `version`, audited first as a promotion is: a kill between the entry and
+    the move leaves a mismatch `status` names and a rerun finishes; a refused move is taken back
+    (`model.promote.failed`). Hold the registry lock."""
+    subject = f'{name}/{version}'
+    ws.audit('model.promote', subject, reason, alias=alias, previous_version=None, approver=None)
+    try:
+        ws.client.set_registered_model_alias(name, alias, version)
+    except Exception as e:
+        ws.audit('model.promote.failed', subject, type(e).__name__, alias=alias, restored_version=None)
+        raise
 
 
 def _registered_from(ws: Workspace, name: str, validation_id: str):

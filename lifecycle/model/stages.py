@@ -381,6 +381,16 @@ def register(
     rec = registry.passed_validation(ws.store, vid)  # refuses, naming the failed gates, before anything is written
     lineage = ws.client.get_run(rec['mlflow_run_id']).data.tags
     signing.ensure_signing_key(ws)  # (before registering: a version is never left in the registry unsigned)
+
+    def check(version: str) -> tuple:
+        "Sign the version, bind it to its trainer, load it back: before it gets the dev alias (review DU)."
+        signed = signing.sign_model_version(
+            ws.mlflow, ws.store, rp.model_name, version, ws.key_dir, audit_path=ws.audit_path, actor=ws.actor
+        )
+        signing.attest_training(ws, rp.model_name, version, rec['mlflow_run_id'], signed['manifest']['manifest_hash'])
+        back = None if known_inputs is None else loaded_back(ws, rp, fp, version, known_inputs, known_outputs)
+        return signed, back
+
     reg = registry.register_version(
         ws,
         vid,
@@ -394,16 +404,9 @@ def register(
             **({'pipeline_run_id': run_id} if run_id else {}),
             **(tags or {}),
         ),
+        check=check,
     )
-    signed = signing.sign_model_version(
-        ws.mlflow, ws.store, rp.model_name, reg['model_version'], ws.key_dir, audit_path=ws.audit_path, actor=ws.actor
-    )
-    signing.attest_training(
-        ws, rp.model_name, reg['model_version'], rec['mlflow_run_id'], signed['manifest']['manifest_hash']
-    )
-    reloaded = (
-        None if known_inputs is None else loaded_back(ws, rp, fp, reg['model_version'], known_inputs, known_outputs)
-    )
+    signed, reloaded = reg['checked']
     return Registration(
         reg['model_name'],
         reg['model_version'],

@@ -88,9 +88,9 @@ def tiny_workspace(
             serving_alias=ws.environment,
             tags={'purpose': 'tiny workspace'},
             reason='tiny workspace',
-        )
-        signing.sign_model_version(
-            ws.mlflow, ws.store, rp.model_name, reg['model_version'], ws.key_dir, audit_path=ws.audit_path
+            check=lambda v: signing.sign_model_version(  # (signed before it gets the alias: review DU)
+                ws.mlflow, ws.store, rp.model_name, v, ws.key_dir, audit_path=ws.audit_path
+            ),
         )
         if champion is None:
             champion = dict(version=reg['model_version'], metrics=metrics)

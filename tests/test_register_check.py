@@ -1,0 +1,55 @@
+"""Review DU: the register stage gave a version the dev alias before it loaded that version back and checked it, so a
+version whose check failed served in dev; now it is registered, signed, checked and only then given the alias."""
+
+from __future__ import annotations
+import shutil
+from pathlib import Path
+import pandas as pd
+import pytest
+from lifecycle.core import audit
+from lifecycle.core.workspace import Workspace
+from lifecycle.model.registry import alias_mismatches, audited_aliases, record_validation
+
+
+def toy(tmp_path, monkeypatch) -> tuple[Workspace, str, str]:
+    "A workspace with one passing validation of a small model, and the known inputs of its training stored."
+    from sklearn.linear_model import LogisticRegression
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    shutil.copytree(Path(__file__).parents[1] / 'params', tmp_path / 'params')  # (the policy: dev comes first)
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    ws = Workspace.open(tmp_path)
+    X, y = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
+    with ws.mlflow.start_run(experiment_id=ws.experiment('toy')) as run:
+        uri = ws.mlflow.sklearn.log_model(
+            LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']
+        ).model_uri
+    gates = [dict(gate='accuracy', kind='threshold', value=1.0, limit='>= 0.7', verdict='pass')]
+    vid = record_validation(ws.store, dict(mlflow_run_id=run.info.run_id, model_uri=uri, passed=True, gates=gates))
+    return ws, vid, ws.store.put_frame(X)
+
+
+def test_a_version_failing_its_load_back_check_is_registered_and_signed_but_not_given_dev(tmp_path, monkeypatch):
+    from lifecycle.model import signing, stages
+
+    ws, vid, known = toy(tmp_path, monkeypatch)
+    rp, fp = ws.params['register'].model_copy(update=dict(model_name='toy')), ws.params['features']
+    with pytest.raises(stages.ReleaseCheckFailed, match='does not reproduce'):
+        stages.register(ws, rp, fp, vid, known_inputs=known, known_outputs=[0.0] * 4)
+    assert not ws.client.get_registered_model('toy').aliases  # (it had dev: a failed check served in dev)
+    assert signing.is_signed(ws.store, 'toy', '1')
+    log = audit.read(ws.audit_path)
+    withheld = [e for e in log if e['action'] == 'model.withheld']
+    assert [(e['subject'], e['details']['alias']) for e in withheld] == [('toy/1', 'dev')]
+    assert 'does not reproduce' in withheld[0]['reason']
+    assert audited_aliases(ws.audit_path, 'toy') == {} and alias_mismatches(ws.client, ws.audit_path, 'toy') == []
+    X = ws.store.get_frame(known)
+    model = signing.verified_sklearn(ws.mlflow, ws.store, 'toy', '1', ws.key_dir)
+    right = list(stages.predict_scores(model, X, fp.task))
+    reg = stages.register(ws, rp, fp, vid, known_inputs=known, known_outputs=right)  # the check passes: dev given
+    assert (reg.model_version, reg.aliases, reg.champion_version) == ('1', ['dev'], '1')
+    assert audited_aliases(ws.audit_path, 'toy') == {'dev': '1'}
+    assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []
+    log = audit.read(ws.audit_path)
+    assert [e['action'] for e in log].count('model.register') == 1
+    assert [e['action'] for e in log if e['subject'] == 'toy/1'][-1] == 'model.promote'
