@@ -53,3 +53,29 @@ def test_a_version_failing_its_load_back_check_is_registered_and_signed_but_not_
     log = audit.read(ws.audit_path)
     assert [e['action'] for e in log].count('model.register') == 1
     assert [e['action'] for e in log if e['subject'] == 'toy/1'][-1] == 'model.promote'
+
+
+def test_a_busy_registry_never_reads_as_a_free_alias(tmp_path, monkeypatch):
+    """A registry that could not say which version has dev (busy) read as no version having it: the next registration
+    moved dev from the champion to itself, audited as if dev had been free."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.model.registry import RegistryUnavailable, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw = dict(alias='dev', tags={}, reason='test')
+    assert register_version(ws, vid, 'toy', **kw)['aliases'] == ['dev']
+    rec = ws.store.get_record('validations', vid)
+    vid2 = record_validation(ws.store, dict(rec, n=2))
+    client, real = ws.client, type(ws.client).get_model_version_by_alias
+
+    def busy(self, name, alias):
+        raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+
+    monkeypatch.setattr(type(client), 'get_model_version_by_alias', busy)
+    with pytest.raises(RegistryUnavailable, match='try again'):
+        register_version(ws, vid2, 'toy', **kw, check=str)
+    monkeypatch.setattr(type(client), 'get_model_version_by_alias', real)
+    assert {k: str(v) for k, v in client.get_registered_model('toy').aliases.items()} == {'dev': '1'}
+    assert audited_aliases(ws.audit_path, 'toy') == {'dev': '1'}
+    again = register_version(ws, vid2, 'toy', **kw, check=str)  # (the registry answers again: dev is taken)
+    assert (again['model_version'], again['aliases'], again['champion_version']) == ('2', [], '1')

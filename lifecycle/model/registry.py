@@ -170,7 +170,7 @@ def register_version(
     client, aliases = ws.client, []
 
     def give() -> None:  # (under the lock: which version has the alias, and its audited move, as one step)
-        if not aliases and alias_version(client, name, alias) is None:
+        if not aliases and alias_version(client, name, alias, strict=True) is None:  # (busy: never read as free)
             _move_alias(ws, name, version, alias, f'{reason}; {alias} needs no sign-off')
             aliases.append(alias)
 
