@@ -79,3 +79,25 @@ def test_a_busy_registry_never_reads_as_a_free_alias(tmp_path, monkeypatch):
     assert audited_aliases(ws.audit_path, 'toy') == {'dev': '1'}
     again = register_version(ws, vid2, 'toy', **kw, check=str)  # (the registry answers again: dev is taken)
     assert (again['model_version'], again['aliases'], again['champion_version']) == ('2', [], '1')
+
+
+def test_the_retrain_loop_never_adopts_a_version_that_failed_its_load_back_check(tmp_path, monkeypatch):
+    """The register step of a retraining that failed its load-back check left the version signed (and the step marked
+    `registering`): the loop's next pass adopted that signed version as registered, its check never passed."""
+    from lifecycle.loop.iteration import step_register
+    from lifecycle.model import signing, stages
+
+    ws, vid, known = toy(tmp_path, monkeypatch)
+    rec = ws.store.get_record('validations', vid)
+    it = dict(
+        id='20261206T000000-abcdef',
+        status='validated',
+        train=dict(mlflow_run_id=rec['mlflow_run_id'], known_inputs=known, known_outputs=[0.0] * 4),
+        validation=dict(validation_id=vid),
+        champion=dict(version='7'),
+    )
+    for attempt in range(2):  # (the first pass, and the next one)
+        with pytest.raises(stages.ReleaseCheckFailed, match='does not reproduce'):
+            step_register(ws, it, None)
+        assert it.get('registering') and 'registration' not in it, attempt
+    assert signing.is_signed(ws.store, ws.params['register'].model_name, '1')  # (signed: what the pass adopted)

@@ -386,9 +386,10 @@ def _versions_of(ws: Workspace, it: dict) -> list[str]:
 
 
 def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
-    """The register stage (signed, loaded back), then the model card; a version a killed attempt signed is adopted
-    with what that attempt may not have reached (its trainer's attestation, its card), and one it left unsigned is
-    taken up again by the stage (`registry.register_version`: one validation, one version), signed this time."""
+    """The register stage (signed, loaded back), then the model card; a version a killed attempt signed is adopted, once
+    loaded back, with what that attempt may not have reached (its trainer's attestation, its card), and one it left
+    unsigned is taken up again by the stage (`registry.register_version`: one validation, one version), signed this
+    time."""
     from lifecycle.model import signing, stages
 
     ps = ws.params
@@ -396,6 +397,8 @@ def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     if it.get('registering'):
         for v in _versions_of(ws, it):
             if signing.is_signed(ws.store, name, v):
+                t = it['train']  # (signed before its load-back check: one that failed it is never adopted, review DU)
+                stages.loaded_back(ws, ps['register'], ps['features'], v, t['known_inputs'], t['known_outputs'])
                 it['registration'] = dict(model_name=name, model_version=v, adopted=True)
                 signed = ws.store.get_record('signatures', f'{name}-{v}')['manifest']['manifest_hash']
                 signing.attest_training(ws, name, v, it['train']['mlflow_run_id'], signed)  # (kept if made)
