@@ -101,3 +101,31 @@ def test_the_retrain_loop_never_adopts_a_version_that_failed_its_load_back_check
             step_register(ws, it, None)
         assert it.get('registering') and 'registration' not in it, attempt
     assert signing.is_signed(ws.store, ws.params['register'].model_name, '1')  # (signed: what the pass adopted)
+
+
+def test_a_busy_registry_never_makes_a_second_version_of_one_validation(tmp_path, monkeypatch):
+    """A registration killed before its alias is finished by the next, which looks for the version it made: a registry
+    too busy to answer that look-up read as no version made, and the next registered a second version of one model."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.model.registry import RegistryUnavailable, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw = dict(alias='dev', tags={}, reason='test')
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the run killed while loading its version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', **kw, check=killed)
+    client, real = ws.client, type(ws.client).search_model_versions
+
+    def busy(self, *a, **k):
+        raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+
+    monkeypatch.setattr(type(client), 'search_model_versions', busy)
+    with pytest.raises(RegistryUnavailable, match='try again'):
+        register_version(ws, vid, 'toy', **kw, check=str)
+    monkeypatch.setattr(type(client), 'search_model_versions', real)
+    assert [int(v.version) for v in client.search_model_versions("name='toy'")] == [1]
+    again = register_version(ws, vid, 'toy', **kw, check=str)
+    assert (again['model_version'], again['aliases']) == ('1', ['dev'])

@@ -229,8 +229,13 @@ def _registered_from(ws: Workspace, name: str, validation_id: str):
 
     try:
         versions = ws.client.search_model_versions(f"name='{name}'")
-    except Exception:  # (no such model yet)
-        return None
+    except Exception as e:  # (no such model yet; busy or unreachable is no answer: registering would make a second)
+        if getattr(e, 'error_code', None) in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
+            return None
+        raise RegistryUnavailable(
+            f"the model registry could not list the versions of {name!r} ({getattr(e, 'error_code', type(e).__name__)})"
+            ": try again"
+        ) from None
     try:
         now = key_id(load_private_key(ws.key_dir))
     except Exception:  # (no key yet: what a key signed is none of its)
