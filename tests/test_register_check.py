@@ -129,3 +129,18 @@ def test_a_busy_registry_never_makes_a_second_version_of_one_validation(tmp_path
     assert [int(v.version) for v in client.search_model_versions("name='toy'")] == [1]
     again = register_version(ws, vid, 'toy', **kw, check=str)
     assert (again['model_version'], again['aliases']) == ('1', ['dev'])
+
+
+def test_a_withheld_version_s_audit_entry_never_keeps_a_library_s_message(tmp_path, monkeypatch):
+    "The audit log keeps no raw personal value: a library's message, which may quote a data cell, is not its reason."
+    from lifecycle.model.registry import register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+
+    def fails(version):
+        raise ValueError("could not convert string to float: 'Jane Doe'")
+
+    with pytest.raises(ValueError):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=fails)
+    e = audit.read(ws.audit_path)[-1]
+    assert (e['action'], e['subject'], e['reason']) == ('model.withheld', 'toy/1', 'ValueError')

@@ -194,7 +194,9 @@ def register_version(
     try:  # (outside the lock: loading a version back takes seconds)
         checked = None if check is None else check(version)
     except Exception as e:  # (review DU: the alias was set before the check, so a version failing it served in dev)
-        ws.audit('model.withheld', f'{name}/{version}', f'{type(e).__name__}: {e}', alias=alias)
+        ours = type(e).__module__.startswith('lifecycle.')  # (a library's message may quote a data value: not kept)
+        why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}" if ours else type(e).__name__
+        ws.audit('model.withheld', f'{name}/{version}', why, alias=alias)
         raise
     with held(ws.state_dir, 'registry'):
         give()
