@@ -2195,6 +2195,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                           'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._registered_from': ( 'api/model/registry.html#_registered_from',
                                                                                          'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry._withheld': ( 'api/model/registry.html#_withheld',
+                                                                                  'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.alias_mismatches': ( 'api/model/registry.html#alias_mismatches',
                                                                                          'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.alias_version': ( 'api/model/registry.html#alias_version',

@@ -144,3 +144,27 @@ def test_a_withheld_version_s_audit_entry_never_keeps_a_library_s_message(tmp_pa
         register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=fails)
     e = audit.read(ws.audit_path)[-1]
     assert (e['action'], e['subject'], e['reason']) == ('model.withheld', 'toy/1', 'ValueError')
+
+
+def test_a_withheld_version_is_refused_by_promote_until_its_check_passes(tmp_path, monkeypatch):
+    """The dev alias needs no sign-off: `lifecycle promote V dev` (and a rollout's move) put a version whose load-back
+    check had failed, withheld from dev by the register stage, into dev all the same."""
+    from lifecycle.model.registry import alias_version, register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw = dict(alias='dev', tags={}, reason='test')
+
+    def fails(version):
+        raise gov.GovernanceError(f'v{version} does not reproduce the outputs recorded at training')
+
+    with pytest.raises(gov.GovernanceError):
+        register_version(ws, vid, 'toy', **kw, check=fails)
+    policy = ws.params['policy']
+    with pytest.raises(gov.PromotionRefused, match='failed its release check.*does not reproduce.*withheld from dev'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=policy)
+    assert alias_version(ws.client, 'toy', 'dev') is None
+    assert register_version(ws, vid, 'toy', **kw, check=str)['aliases'] == ['dev']  # checked again: it passes now
+    last = [e['action'] for e in audit.read(ws.audit_path)][-3:]
+    assert last == ['promotion.refused', 'model.checked', 'model.promote']
+    assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=policy)['alias'] == 'dev'

@@ -198,6 +198,8 @@ def register_version(
         why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}" if ours else type(e).__name__
         ws.audit('model.withheld', f'{name}/{version}', why, alias=alias)
         raise
+    if check is not None and _withheld(ws.audit_path, name, version):  # (failed before, passing now: on record)
+        ws.audit('model.checked', f'{name}/{version}', 'its release check passed', alias=alias)
     with held(ws.state_dir, 'registry'):
         give()
     return dict(
@@ -206,6 +208,24 @@ def register_version(
         aliases=aliases,
         champion_version=alias_version(client, name, serving_alias or alias),
         checked=checked,
+    )
+
+
+def _withheld(audit_path, name: str, version) -> str | None:
+    """Why version `version` of `name` may not take an alias: its last release check failed (`model.withheld`, with no
+    `model.checked` since), or None."""
+    from lifecycle.core import audit
+
+    subject, last = f'{name}/{version}', None
+    for e in audit.read_cached(audit_path):
+        if e.get('subject') == subject and e.get('action') in ('model.withheld', 'model.checked'):
+            last = e
+    if last is None or last['action'] == 'model.checked':
+        return None
+    return (
+        f"{subject} failed its release check ({last.get('reason') or 'reason erased'}) and was withheld from "
+        f"{(last.get('details') or {}).get('alias') or 'its alias'}: register it again once it loads back and "
+        "reproduces its training outputs"
     )
 
 
