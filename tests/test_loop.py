@@ -1644,7 +1644,11 @@ def test_retrain_run_force_every_forces_the_first_pass_that_runs_not_one_missed(
     assert forced == [True, True, False]
 
 
-@pytest.mark.parametrize('trigger', [None, {'summary': 'x'}, {'summary': 'x', 'ts': 'soon', 'fired': []}])
+@pytest.mark.parametrize(
+    'trigger',
+    [None, {'summary': 'x'}, {'summary': 'x', 'ts': 'soon', 'fired': []},
+     {'summary': 'x', 'ts': 1.7e9, 'fired': [['manual']]}],  # (review DX: a list, no key of the trigger state)
+)  # fmt: skip
 def test_a_start_not_yet_recorded_whose_trigger_cannot_be_recorded_is_refused_naming_it(tmp_path, trigger):
     """A record a pass killed as it started (`recorded` false) whose trigger was hand-edited (gone, without its time or
     with a time of text) made every pass fail with an internal error as it recorded the start (KeyError, TypeError),

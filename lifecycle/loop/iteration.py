@@ -119,9 +119,11 @@ def _status_problem(it: dict) -> str:
 
 
 def _trigger_kind(t: dict) -> bool:
-    "Whether a trigger verdict holds what `_record_start` reads, as `TriggerResult.to_dict` writes it."
-    ts = t.get('ts')
-    return isinstance(ts, (int, float)) and not isinstance(ts, bool) and isinstance(t.get('fired'), list)
+    """Whether a trigger verdict holds what `_record_start` reads, as `TriggerResult.to_dict` writes it: its time, and
+    the names of the triggers that fired (each a key of the trigger state: a list failed every pass; review DX)."""
+    ts, fired = t.get('ts'), t.get('fired')
+    names = isinstance(fired, list) and all(isinstance(n, str) for n in fired)
+    return isinstance(ts, (int, float)) and not isinstance(ts, bool) and names
 
 
 def _look_kind(state, look: str, why: str) -> bool:
