@@ -49,8 +49,9 @@ class RetrainBlocked(RetrainError):
 def in_the_way(e: BaseException) -> bool:
     """Whether a pass's refusal `e` is something in the way that a later pass may get past with no one mending a file
     (`retrain run --every` misses that pass and goes on): another pass holding a lock, a rollout running or holding the
-    flags, the registry or the prediction log not answering now. A damaged state file, or a refusal a person must act
-    on (no champion, the params, flags that route another model), is not: the watcher ends, saying why (review DV)."""
+    flags, the kill switch on, the registry or the prediction log not answering now. A damaged state file, or a refusal
+    a person must act on (no champion, the params, flags that route another model), is not: the watcher ends, saying
+    why (review DV)."""
     from lifecycle.core.locks import LockBusy
     from lifecycle.model.registry import RegistryUnavailable
     from lifecycle.serve.flags import FlagError
@@ -557,6 +558,10 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     st = ro.load_state(ws)
     if not _rollout_of(st, v, sh):
         _refuse_rollout_running(st)  # (another's: before `ending` is on record, which stops looking at the flags)
+        if ro.kill_switch_on(ws):  # (an incident's, for a while: released, a later pass starts it; a watcher goes on)
+            raise RetrainBlocked(  # (the rollout refused it, which ended `retrain run --every`: review DX)
+                f"the kill switch is on: the canary of v{v} starts once it is released (`lifecycle flags unkill`)"
+            )
         sh['ending'] = True  # (on record before the shadow goes: a pass killed after it is not taken for another's)
         save(ws.state_dir, it)
         try:
