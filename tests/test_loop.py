@@ -1541,7 +1541,8 @@ def test_a_watcher_misses_the_passes_something_in_the_way_refuses_and_ends_on_da
     assert heartbeats(d.parent.parent, ['retrain'])['retrain'] < 60  # (each pass beats: the watcher is alive)
     (d / 'it1.json').write_text(json.dumps(dict(it, status='bogus')))
     r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
-    assert r.returncode == 4 and len(r.stdout.splitlines()) == 1 and 'bogus' in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 4 and len(r.stdout.splitlines()) == 1, r.stdout + r.stderr  # (ended at the first pass)
+    assert "key 'status'" in r.stdout and 'bogus' not in r.stdout, r.stdout  # (named, unquoted: review DS, DX)
     assert loop.in_the_way(FlagError('held', 409)) and loop.in_the_way(FlagError('unchecked', 503))
     assert not loop.in_the_way(FlagsDamaged('hold unreadable', 409)) and not loop.in_the_way(FlagError('no flags'))
     assert not loop.in_the_way(StateError('x')) and not loop.in_the_way(loop.RetrainError('no champion'))
