@@ -1961,6 +1961,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._trigger_kind': ( 'api/loop/iteration.html#_trigger_kind',
                                                                                       'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._unless_started': ( 'api/loop/iteration.html#_unless_started',
+                                                                                        'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._versions_of': ( 'api/loop/iteration.html#_versions_of',
                                                                                      'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._waiting_keys': ( 'api/loop/iteration.html#_waiting_keys',

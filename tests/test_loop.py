@@ -1652,6 +1652,38 @@ def test_the_kill_switch_on_holds_the_canary_start_in_the_way_and_its_release_le
     assert loop.step_shadow(ws, it, RetrainParams()) == 'canary' and ro.load_state(ws)['status'] == 'running'
 
 
+def test_a_canary_start_the_registry_cuts_short_leaves_the_shadow_watched_as_any_start_that_left_no_rollout(
+    workspace, monkeypatch
+):
+    """Found by review DX: only a start refused with `RolloutError` or `LockBusy` dropped the shadow's `ending` mark;
+    one cut short before it wrote by a registry not answering (in the way: a watcher goes on) left the mark, so the loop
+    no longer looked at the flags and, the challenger undeployed by hand meanwhile, the next pass started its canary
+    all the same. A start that left no rollout drops the mark, whatever it raised: the undeploy reverts."""
+    from types import SimpleNamespace
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.loop import shadow
+    from lifecycle.model.registry import RegistryUnavailable
+    from lifecycle.serve import flags as fl, predlog
+
+    ws, it, _ = _shadowed_with_cohorts(workspace, monkeypatch)
+    passed = SimpleNamespace(verdict='pass', reason='better on 400 pairs', to_dict=lambda: {'verdict': 'pass'})
+    monkeypatch.setattr(predlog, 'read_log', lambda *a, **k: None)
+    monkeypatch.setattr(shadow, 'shadow_pairs', lambda *a, **k: None)
+    monkeypatch.setattr(shadow, 'compare', lambda *a, **k: passed)
+
+    def busy(*a, **k):
+        raise RegistryUnavailable('the model registry could not answer: try again')
+
+    kept = ro.alias_version
+    monkeypatch.setattr(ro, 'alias_version', busy)
+    with pytest.raises(RegistryUnavailable) as e:
+        loop.step_shadow(ws, it, RetrainParams())
+    assert loop.in_the_way(e.value) and ro.load_state(ws) is None and 'ending' not in it['shadow']
+    monkeypatch.setattr(ro, 'alias_version', kept)
+    fl.change_flags(ws, {'challenger': None, 'shadow': False}, actor='dave', reason='not now')
+    assert loop.step_shadow(ws, it, RetrainParams()) == 'reverted' and ro.load_state(ws) is None
+
+
 def test_retrain_run_force_every_forces_the_first_pass_that_runs_not_one_missed(workspace, monkeypatch):
     """`retrain run --force --every N` forced only its first pass: when that pass was missed (another pass held the
     lock), the iteration the person asked for never started. --force goes to the first pass that runs."""

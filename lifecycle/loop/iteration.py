@@ -524,7 +524,6 @@ def _cohorts_given_back(it: dict) -> None:
 
 def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     "Compare challenger and champion on the same labelled requests: wait, revert, or start the canary."
-    from lifecycle.core.locks import LockBusy
     from lifecycle.deliver import rollout as ro
     from lifecycle.serve.predlog import default_url, read_log
 
@@ -575,14 +574,27 @@ def step_shadow(ws: Workspace, it: dict, rp: RetrainParams) -> str:
                 reason=f"retraining {it['id']}: canary of v{v} after the shadow ({verdict.reason})",
                 also={'shadow': False, **_cohorts_back(ws, it)},
             )
-        except (ro.RolloutError, LockBusy):  # refused before it wrote (the kill switch on, ...): the shadow stands,
-            sh.pop('ending')  # still watched; a change taking it away meanwhile reverts, as before (review DV)
-            raise
+        except BaseException:  # one that left no rollout (refused, the registry not answering, ...: whatever it
+            _unless_started(ws, v, sh)  # raised, review DX): the shadow stands, still watched; a change taking it
+            raise  # away meanwhile reverts, as before (review DV)
         _cohorts_given_back(it)
     else:  # started before a kill, or by a person: adopted, and the shadow ended as the start would have ended it
         _end_shadow(ws, it, v)
     it['canary'] = dict(rollout_id=st['id'], steps=st['steps'], started=st['started'])
     return 'canary'
+
+
+def _unless_started(ws: Workspace, v: str, sh: dict) -> None:
+    """After a canary start of `v` that raised: the shadow `sh` no longer marked `ending` when the start left no rollout
+    of `v` (the flags are as they were), so the loop looks at them again; kept where one stands, or is not known."""
+    from lifecycle.deliver import rollout as ro
+
+    try:
+        left = _rollout_of(ro.load_state(ws), v, sh)
+    except Exception:  # (the rollout's state cannot be read: as if one stood; the raised error is the pass's)
+        return
+    if not left:
+        sh.pop('ending', None)
 
 
 def _rollout_of(st: dict | None, v: str, sh: dict) -> bool:
