@@ -1705,6 +1705,31 @@ def test_retrain_run_force_every_forces_the_first_pass_that_runs_not_one_missed(
     assert forced == [True, True, False]
 
 
+def test_retrain_run_force_every_is_spent_by_a_pass_that_started_its_iteration_and_was_then_missed(
+    workspace, monkeypatch
+):
+    """Found by review DX: a forced pass that started its iteration and was then missed (a rollout in the way of its
+    shadow) left --force for the next pass: were the iteration finished meanwhile by a person's pass (the watcher's
+    missed on its lock), the watcher started a second, forced, iteration no one asked for. A pass that reaches an
+    iteration spends it."""
+    from types import SimpleNamespace
+    from lifecycle.loop import commands
+
+    forced = []
+
+    def run(ws, rp, force=False, on_step=None):
+        forced.append(force)
+        if len(forced) == 1:
+            on_step(dict(id='it1', status='triggered'))  # (started: the pass says so)
+            raise loop.RetrainBlocked('rollout r1 of version 3 is running; finish it first')
+        return None, SimpleNamespace(to_dict=lambda: {'summary': 'no trigger fired'})
+
+    monkeypatch.chdir(workspace)
+    monkeypatch.setattr(loop, 'run', run)
+    commands.retrain_run(force=True, every=0.01, times=3, as_json=True)
+    assert forced == [True, False, False]
+
+
 @pytest.mark.parametrize(
     'trigger',
     [None, {'summary': 'x'}, {'summary': 'x', 'ts': 'soon', 'fired': []},

@@ -85,12 +85,19 @@ def retrain_run(
     check_repeats(every, times)
     ws = Workspace.open()
     rp = load_retrain_params(ws.params_dir)
-    n, ran = 0, False  # (--force goes to the first pass that ran, not to one missed: review DV)
+    n, ran = 0, False  # (--force goes to the first pass that ran, not to one missed: review DV; nor to one after a
+    # pass that started its iteration and was then missed, which started a second: review DX)
+
+    def stepped(it: dict) -> None:  # (a pass reached an iteration, started or resumed: --force is spent)
+        nonlocal ran
+        ran = True
+        on_step(it)
+
     while True:
         t0 = time.monotonic()
         try:
             with _progress(as_json) as on_step:  # (a pass that trains and validates takes seconds: review AX)
-                it, verdict = run(ws, rp, force=force and not ran, on_step=on_step)
+                it, verdict = run(ws, rp, force=force and not ran, on_step=stepped)
             res, ran = RetrainPass(it, verdict.to_dict() if verdict else None), True
         except Exception as e:  # once: the command's error; every N seconds, a pass missed when something is in the
             # way (a database restarting; another pass, as a person's `retrain run` beside the watcher, holding the
