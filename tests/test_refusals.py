@@ -132,6 +132,12 @@ def test_an_empty_or_unbounded_option_is_a_usage_error_before_anything_runs(work
     assert r.returncode == 2 and said in r.stderr and 'Errno' not in r.stderr, r.stderr
 
 
+def test_a_purge_as_of_a_date_to_come_is_a_what_if_with_dry_run(workspace):
+    "Review DX: the refusal of a date to come without --dry-run leaves the what-if it is for (with it) as it was."
+    r = cli(workspace, 'store', 'purge', '--expired', '--as-of', '2999-01-01', '--dry-run')
+    assert r.returncode == 0 and 'nothing has expired' in r.stdout, r.stderr
+
+
 def test_damaged_state_a_status_reads_is_named_exit_4_never_a_traceback(trained):
     """A run's manifest, a sealed dataset record, the remembered params folder and a retraining record, each damaged:
     `status` (and the commands that read them) named the file with exit 4 where they raised JSONDecodeError,
