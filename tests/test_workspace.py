@@ -490,3 +490,18 @@ def test_a_malformed_override_is_named_by_its_variable_not_blamed_on_settings_in
     monkeypatch.setenv('LIFECYCLE_PORT', '8000')  # (a key's own bad value is still the file's)
     with pytest.raises(SettingsError, match=r"settings.ini: key 'keep_alive_s': expected a number of seconds above 0"):
         load_settings(tmp_path)
+
+
+def test_a_percent_that_escapes_nothing_in_a_database_url_is_refused_not_a_wrong_password(tmp_path, monkeypatch):
+    "Found by review (DZ): `%%40`, the escape settings.ini needed before it was read as written, was a password `%@`."
+    from lifecycle.core.settings import SettingsError, load_settings
+    from lifecycle.serve.predlog import log_errors
+
+    monkeypatch.delenv('LIFECYCLE_PREDICTION_LOG_URL', raising=False)
+    url = 'postgresql+psycopg://alice:s3cr%%40t@db.example/preds'
+    (tmp_path / 'settings.ini').write_text(f'[workspace]\nprediction_log_url = {url}\n')
+    with pytest.raises(SettingsError, match=r"cannot be used: it holds a '%' that is not followed by two hex digits"):
+        with log_errors(load_settings(tmp_path).prediction_log_url):
+            pass
+    with log_errors('postgresql+psycopg://alice:s3cr%40t@db.example/preds?options=-c%20x'):  # (escapes: as written)
+        pass
