@@ -752,3 +752,32 @@ def test_a_report_says_it_runs_on_stderr_unless_its_command_was_asked_for_json(w
     r = invoke(['monitor', 'report'] + (['--json'] if as_json else []), env)
     assert r.exit_code == 0 and said == [as_json], (r.stdout, r.stderr, said)
     assert (json.loads(r.stdout)['html'] if as_json else r.stdout.strip()).endswith('report.html'), r.stdout
+
+
+@pytest.mark.parametrize('url', ['sqlite:///file::memory:?uri=true', 'sqlite:///file:?uri=true'])
+def test_a_prediction_log_in_memory_written_as_a_sqlite_uri_is_refused_too(tmp_path, url):
+    "Found by review (DZ): `sqlite:///file::memory:?uri=true` passed the in-memory refusal (a `file:` URL was let by)."
+    from types import SimpleNamespace
+    from lifecycle.core.settings import SettingsError
+    from lifecycle.serve.predlog import default_url
+
+    with pytest.raises(SettingsError, match="is a SQLite database in memory"):
+        default_url(SimpleNamespace(prediction_log_url=url, root=tmp_path))
+
+
+def test_a_relative_sqlite_prediction_log_is_the_workspaces_written_as_its_writer_and_status_read_it(tmp_path):
+    "Found by review (DZ): `file:x.db?uri=true` stayed the current folder's; `:` or `#` of a folder was written %3A."
+    from types import SimpleNamespace
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from lifecycle.serve.predlog import default_url, journal_dir
+
+    root = tmp_path / 'team:a #1'
+    url = default_url(SimpleNamespace(prediction_log_url='sqlite:///logs/p.db?timeout=5', root=root))
+    assert url == f"sqlite:///{root / 'logs' / 'p.db'}?timeout=5"
+    assert journal_dir(url.partition('?')[0]) == Path(make_url(url).database + '.journals')  # (one file, one folder)
+    url = default_url(SimpleNamespace(prediction_log_url='sqlite:///file:p.db?mode=rwc&uri=true', root=root))
+    root.mkdir()
+    with create_engine(url).connect() as c:  # (a SQLite URI filename: its folder's `#` escaped, as SQLite reads it)
+        c.exec_driver_sql('create table t (x)')
+    assert [p.name for p in root.iterdir()] == ['p.db']

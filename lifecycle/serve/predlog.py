@@ -53,15 +53,22 @@ def _sqlite_file(url: str, root: Path) -> str:
     except Exception:
         return url  # (said, as any unparsable URL is, where the log is opened)
     db = u.database or ''
-    if db in ('', ':memory:') or 'mode=memory' in url:
+    uri = db.startswith('file:') and str(u.query.get('uri')).lower() in ('true', 'yes', 'on', 'y', 't', '1')
+    # (a SQLite URI filename, `file:path?...&uri=true`, as pysqlite reads `uri`; else `file:` begins a file's name)
+    path = db[len('file:') :] if uri else db
+    if path in ('', ':memory:') or 'mode=memory' in url:  # (`file::memory:?uri=true` too)
         raise SettingsError(
             f"the prediction log's URL {shown_url(url)} is a SQLite database in memory, lost when the server stops "
             f"and never seen by its other workers or by monitor ({_SOURCE}); expected a file (sqlite:///path.db), or "
             "no value for one in the state folder"
         )
-    if db.startswith('file:') or Path(db).is_absolute():
+    if Path(path).is_absolute():
         return url
-    return u.set(database=str(Path(root) / db)).render_as_string(hide_password=False)
+    query, path = ''.join(url.partition('?')[1:]), str(Path(root) / path)  # (the query as written; the path as
+    # default_url writes one: not %-escaped, as render_as_string escaped a folder's `:` or `#`, kept by `journal_dir`)
+    if uri:  # (SQLite reads %-escapes of a URI filename, `?` and `#` end its path; SQLAlchemy undoes one level first)
+        path = 'file:' + path.replace('%', '%25').replace('?', '%3F').replace('#', '%23').replace('%', '%25')
+    return f"{u.drivername}:///{path}{query}"
 
 
 def log_reachable(s: Settings) -> None:
