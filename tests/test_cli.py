@@ -781,3 +781,9 @@ def test_a_relative_sqlite_prediction_log_is_the_workspaces_written_as_its_write
     with create_engine(url).connect() as c:  # (a SQLite URI filename: its folder's `#` escaped, as SQLite reads it)
         c.exec_driver_sql('create table t (x)')
     assert [p.name for p in root.iterdir()] == ['p.db']
+
+
+def test_an_ipv6_host_that_cannot_be_listened_on_is_named_in_brackets(workspace, env):
+    "Found by review (DZ): `serve --host fe80::dead --port 29651` was refused as `fe80::dead:29651`, one address."
+    said = "[fe80::dead]:29651 cannot be listened on: another program listens there, or 'fe80::dead' is not an address"
+    refused(invoke(['serve', '--host', 'fe80::dead', '--port', '29651'], env), 2, said, False)

@@ -555,7 +555,7 @@ def _can_serve(s, host: str, port: int) -> None:
     """Refuse, before anything starts (no flags deployed, no model loaded), what would stop the server: a port outside
     1-65535 or one another program listens on, a pseudonymising contract with no PII key, an audit log whose key is
     in another keys folder, and a prediction log that cannot be opened (`log_reachable`)."""
-    from lifecycle.core.commands import port_free
+    from lifecycle.core.commands import port_free, server_url
     from lifecycle.serve.serving import _max_body_bytes
 
     _max_body_bytes()  # (SettingsError: exit 2, before a worker fails on it)
@@ -563,8 +563,9 @@ def _can_serve(s, host: str, port: int) -> None:
         raise CommandError(f"port {port} (--port or settings port): expected a port from 1 to 65535")
     if not port_free(port, host):
         raise CommandError(
-            f"{host}:{port} cannot be listened on: another program listens there, or {host!r} is not an address of "
-            "this machine; expected a free port (--port N) on an address of this machine (--host)"
+            f"{server_url(host, port)[len('http://') :]} cannot be listened on: another program listens there, or "
+            f"{host!r} is not an address of this machine; expected a free port (--port N) on an address of this "
+            "machine (--host)"
         )
     if any(r.pii for r in s.params['ingest'].columns.values()):
         from lifecycle.data.pii import key_needed
