@@ -309,3 +309,11 @@ def test_trace_of_an_unanswered_request_does_not_repeat_what_is_not_a_request_id
     assert 'jane' not in r.stdout + r.stderr
     r = cli(workspace, 'trace', 'b' * 32)
     assert r.returncode == 2 and f"request_id '{'b' * 32}': answered with status 500" in r.stderr, r.stderr
+
+
+def test_a_tracking_uri_that_cannot_be_used_names_the_variable_it_may_come_from(workspace):
+    "Found by review (DZ): a bad LIFECYCLE_TRACKING_URI was refused as `(tracking_uri, settings.ini)`, a file with none."
+    r = cli(workspace, 'status', '--json', env={'LIFECYCLE_TRACKING_URI': 'postgresql+psycopg://bob:s3cr%%t@db/mlflow'})
+    error = json.loads(r.stdout)['error']
+    assert r.returncode == 2 and "(tracking_uri in settings.ini, or LIFECYCLE_TRACKING_URI)" in error, error
+    assert 's3cr' not in r.stdout + r.stderr

@@ -212,7 +212,10 @@ def _unavailable(tracking_uri: str):
 
     where = shown_url(tracking_uri)
     if why := url_problem(tracking_uri):
-        raise SettingsError(f"the MLflow tracking URI {where} cannot be used: {why} (tracking_uri, settings.ini)")
+        raise SettingsError(  # (named as the prediction log's is: a LIFECYCLE_TRACKING_URI is no line of the file)
+            f"the MLflow tracking URI {where} cannot be used: {why} (tracking_uri in settings.ini, or "
+            "LIFECYCLE_TRACKING_URI)"
+        )
     try:
         yield
     except ImportError as e:
