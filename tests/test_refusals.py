@@ -312,7 +312,7 @@ def test_trace_of_an_unanswered_request_does_not_repeat_what_is_not_a_request_id
 
 
 def test_a_tracking_uri_that_cannot_be_used_names_the_variable_it_may_come_from(workspace):
-    "Found by review (DZ): a bad LIFECYCLE_TRACKING_URI was refused as `(tracking_uri, settings.ini)`, a file with none."
+    "Found by review (DZ): a bad LIFECYCLE_TRACKING_URI was refused as `(tracking_uri, settings.ini)`: no file line."
     r = cli(workspace, 'status', '--json', env={'LIFECYCLE_TRACKING_URI': 'postgresql+psycopg://bob:s3cr%%t@db/mlflow'})
     error = json.loads(r.stdout)['error']
     assert r.returncode == 2 and "(tracking_uri in settings.ini, or LIFECYCLE_TRACKING_URI)" in error, error
