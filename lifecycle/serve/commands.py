@@ -582,7 +582,7 @@ def _can_serve(s, host: str, port: int) -> None:
 def serve(
     host: Optional[str] = typer.Option(None, '--host', help="Bind address (default: settings host, 127.0.0.1)."),
     port: Optional[int] = typer.Option(None, '--port', min=1, max=65535, help="Port (default: settings port)."),
-    workers: int = typer.Option(1, '--workers', min=1, help="Worker processes."),
+    workers: int = typer.Option(1, '--workers', min=1, help="Worker processes (at most four per CPU)."),
     log_level: str = typer.Option('warning', '--log-level', help="uvicorn log level."),
     environment: Optional[str] = typer.Option(
         None,
