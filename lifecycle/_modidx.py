@@ -2209,6 +2209,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.check_version_aliases': ( 'api/model/registry.html#check_version_aliases',
                                                                                               'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry.cleared': ( 'api/model/registry.html#cleared',
+                                                                                'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.describe_models': ( 'api/model/registry.html#describe_models',
                                                                                         'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry.load_by_alias': ( 'api/model/registry.html#load_by_alias',

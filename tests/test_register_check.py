@@ -168,3 +168,44 @@ def test_a_withheld_version_is_refused_by_promote_until_its_check_passes(tmp_pat
     last = [e['action'] for e in audit.read(ws.audit_path)][-3:]
     assert last == ['promotion.refused', 'model.checked', 'model.promote']
     assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=policy)['alias'] == 'dev'
+
+
+def test_a_version_the_retrain_loop_adopts_once_its_check_passes_is_no_longer_withheld(tmp_path, monkeypatch):
+    """Review DY: a register step whose check failed after signing (its attestation refused by a full disk) left the
+    version withheld; the loop's next pass loaded it back, adopted it and went on towards champion, but wrote nothing
+    lifting the withholding, so the rollout's completion (`governance.promote`) refused the version it had canaried."""
+    import mlflow
+    from lifecycle.loop import iteration
+    from lifecycle.model import signing, stages
+    from lifecycle.model.registry import _withheld
+    from lifecycle.release import governance as gov
+
+    ws, vid, known = toy(tmp_path, monkeypatch)
+    rec, fp = ws.store.get_record('validations', vid), ws.params['features']
+    right = list(stages.predict_scores(mlflow.sklearn.load_model(rec['model_uri']), ws.store.get_frame(known), fp.task))
+    it = dict(
+        id='20261206T000000-abcdef',
+        status='validated',
+        train=dict(mlflow_run_id=rec['mlflow_run_id'], known_inputs=known, known_outputs=right),
+        validation=dict(validation_id=vid),
+        champion=dict(version='7'),
+    )
+    real, calls = signing.attest_training, []
+
+    def full_disk_once(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(28, 'No space left on device')
+        return real(*a, **k)
+
+    monkeypatch.setattr(signing, 'attest_training', full_disk_once)
+    monkeypatch.setattr(iteration, '_card', lambda ws, it: None)
+    with pytest.raises(OSError):
+        iteration.step_register(ws, it, None)
+    name = ws.params['register'].model_name
+    assert _withheld(ws.audit_path, name, '1')
+    assert iteration.step_register(ws, it, None) == 'registered' and it['registration']['adopted']
+    assert _withheld(ws.audit_path, name, '1') is None
+    assert [e['action'] for e in audit.read(ws.audit_path)][-1] == 'model.checked'
+    policy = ws.params['policy']
+    assert gov.promote(ws.mlflow, ws, ws.store, name, '1', 'dev', policy=policy)['alias'] == 'dev'

@@ -393,7 +393,7 @@ def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     loaded back, with what that attempt may not have reached (its trainer's attestation, its card), and one it left
     unsigned is taken up again by the stage (`registry.register_version`: one validation, one version), signed this
     time."""
-    from lifecycle.model import signing, stages
+    from lifecycle.model import registry, signing, stages
 
     ps = ws.params
     name = ps['register'].model_name
@@ -405,6 +405,7 @@ def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
                 it['registration'] = dict(model_name=name, model_version=v, adopted=True)
                 signed = ws.store.get_record('signatures', f'{name}-{v}')['manifest']['manifest_hash']
                 signing.attest_training(ws, name, v, it['train']['mlflow_run_id'], signed)  # (kept if made)
+                registry.cleared(ws, name, v, ps['policy'].environments[0])  # (a withheld one's check passed: DY)
                 _card(ws, it)  # (review AO: a kill after the signature left the version with no card, deployed)
                 return 'registered'
     it['registering'] = True

@@ -12,7 +12,7 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['VALIDATION_KIND', 'ALIAS_MOVES', 'RegistryError', 'NotValidated', 'record_validation', 'passed_validation',
-           'RegistryUnavailable', 'alias_version', 'missing_version', 'register_version', 'load_by_alias',
+           'RegistryUnavailable', 'alias_version', 'missing_version', 'register_version', 'cleared', 'load_by_alias',
            'describe_models', 'UnauditedAlias', 'audited_aliases', 'audited_run', 'alias_mismatches', 'mismatch_text',
            'check_version_aliases']
 
@@ -198,8 +198,8 @@ def register_version(
         why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}" if ours else type(e).__name__
         ws.audit('model.withheld', f'{name}/{version}', why, alias=alias)
         raise
-    if check is not None and _withheld(ws.audit_path, name, version):  # (failed before, passing now: on record)
-        ws.audit('model.checked', f'{name}/{version}', 'its release check passed', alias=alias)
+    if check is not None:
+        cleared(ws, name, version, alias)
     with held(ws.state_dir, 'registry'):
         give()
     return dict(
@@ -227,6 +227,13 @@ def _withheld(audit_path, name: str, version) -> str | None:
         f"{(last.get('details') or {}).get('alias') or 'its alias'}: register it again once it loads back and "
         "reproduces its training outputs"
     )
+
+
+def cleared(ws: Workspace, name: str, version: str, alias: str) -> None:
+    """Record that version `version` of `name` passed its release check (`model.checked`), where an earlier one failed
+    (`model.withheld`): what lifts the withholding `governance.promote` refuses by. Call once the check has passed."""
+    if _withheld(ws.audit_path, name, version):  # (failed before, passing now: on record)
+        ws.audit('model.checked', f'{name}/{version}', 'its release check passed', alias=alias)
 
 
 def _move_alias(ws: Workspace, name: str, version: str, alias: str, reason: str) -> None:
