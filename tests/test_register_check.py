@@ -209,3 +209,37 @@ def test_a_version_the_retrain_loop_adopts_once_its_check_passes_is_no_longer_wi
     assert [e['action'] for e in audit.read(ws.audit_path)][-1] == 'model.checked'
     policy = ws.params['policy']
     assert gov.promote(ws.mlflow, ws, ws.store, name, '1', 'dev', policy=policy)['alias'] == 'dev'
+
+
+def test_a_refused_dev_move_keeps_the_alias_as_the_audit_log_had_it(tmp_path, monkeypatch):
+    """Review DY: the register stage's dev move took a refused move back as `restored_version=None` whatever the log
+    held, where `governance.promote` restores the log's version (review AJ): a dev move killed between its entry and
+    the alias, then a refused one, read as dev at no version, and the mismatch `status` showed was gone."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.model.registry import register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw = dict(alias='dev', tags={}, reason='test', check=str)
+    client, real = ws.client, type(ws.client).set_registered_model_alias
+
+    def killed(self, *a, **k):
+        raise KeyboardInterrupt  # (between the model.promote entry and the move)
+
+    monkeypatch.setattr(type(client), 'set_registered_model_alias', killed)
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', **kw)
+    expected = [dict(model='toy', alias='dev', registry_version=None, audited_version='1')]
+    assert alias_mismatches(client, ws.audit_path, 'toy') == expected  # (a true mismatch: status names it)
+
+    def refused(self, *a, **k):
+        raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+
+    vid2 = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
+    monkeypatch.setattr(type(client), 'set_registered_model_alias', refused)
+    with pytest.raises(MlflowException):
+        register_version(ws, vid2, 'toy', **kw)
+    assert audit.read(ws.audit_path)[-1]['action'] == 'model.promote.failed'
+    assert alias_mismatches(client, ws.audit_path, 'toy') == expected  # (still: nothing finished the first move)
+    monkeypatch.setattr(type(client), 'set_registered_model_alias', real)
+    assert register_version(ws, vid, 'toy', **kw)['aliases'] == ['dev']  # the first's rerun finishes it
+    assert alias_mismatches(client, ws.audit_path, 'toy') == []

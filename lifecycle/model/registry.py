@@ -239,13 +239,14 @@ def cleared(ws: Workspace, name: str, version: str, alias: str) -> None:
 def _move_alias(ws: Workspace, name: str, version: str, alias: str, reason: str) -> None:
     """Give `alias` (which no version has) to `version`, audited first as a promotion is: a kill between the entry and
     the move leaves a mismatch `status` names and a rerun finishes; a refused move is taken back
-    (`model.promote.failed`). Hold the registry lock."""
-    subject = f'{name}/{version}'
+    (`model.promote.failed`) to the version the log had, as `governance.promote` does (review AJ). Hold the registry
+    lock."""
+    subject, had = f'{name}/{version}', audited_aliases(ws.audit_path, name).get(alias)  # (a move killed: review DY)
     ws.audit('model.promote', subject, reason, alias=alias, previous_version=None, approver=None)
     try:
         ws.client.set_registered_model_alias(name, alias, version)
     except Exception as e:
-        ws.audit('model.promote.failed', subject, type(e).__name__, alias=alias, restored_version=None)
+        ws.audit('model.promote.failed', subject, type(e).__name__, alias=alias, restored_version=had)
         raise
 
 
