@@ -243,3 +243,40 @@ def test_a_refused_dev_move_keeps_the_alias_as_the_audit_log_had_it(tmp_path, mo
     monkeypatch.setattr(type(client), 'set_registered_model_alias', real)
     assert register_version(ws, vid, 'toy', **kw)['aliases'] == ['dev']  # the first's rerun finishes it
     assert alias_mismatches(client, ws.audit_path, 'toy') == []
+
+
+def test_a_version_the_retrain_loop_finds_failing_its_check_after_a_kill_is_withheld(tmp_path, monkeypatch):
+    """Review DY: a register step killed while loading its signed version back left no verdict; the loop's next pass
+    found the version failing its load-back check on adoption but recorded nothing, so `lifecycle promote V dev` (dev
+    needs no sign-off) put the version that does not reproduce its training outputs into service."""
+    from lifecycle.loop import iteration
+    from lifecycle.model import stages
+    from lifecycle.release import governance as gov
+
+    ws, vid, known = toy(tmp_path, monkeypatch)
+    rec = ws.store.get_record('validations', vid)
+    it = dict(
+        id='20261206T000000-abcdef',
+        status='validated',
+        train=dict(mlflow_run_id=rec['mlflow_run_id'], known_inputs=known, known_outputs=[0.0] * 4),
+        validation=dict(validation_id=vid),
+        champion=dict(version='7'),
+    )
+    real, calls = stages.loaded_back, []
+
+    def killed_once(*a, **k):
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # (the loop's process stopped while loading the version back)
+        return real(*a, **k)
+
+    monkeypatch.setattr(stages, 'loaded_back', killed_once)
+    with pytest.raises(KeyboardInterrupt):
+        iteration.step_register(ws, it, None)
+    for attempt in range(2):  # (the next pass, and the one after: one verdict on record)
+        with pytest.raises(stages.ReleaseCheckFailed, match='does not reproduce'):
+            iteration.step_register(ws, it, None)
+    name = ws.params['register'].model_name
+    assert [e['action'] for e in audit.read(ws.audit_path)].count('model.withheld') == 1
+    with pytest.raises(gov.PromotionRefused, match='failed its release check.*does not reproduce'):
+        gov.promote(ws.mlflow, ws, ws.store, name, '1', 'dev', policy=ws.params['policy'])

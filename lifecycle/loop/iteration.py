@@ -400,12 +400,17 @@ def step_register(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     if it.get('registering'):
         for v in _versions_of(ws, it):
             if signing.is_signed(ws.store, name, v):
-                t = it['train']  # (signed before its load-back check: one that failed it is never adopted, review DU)
-                stages.loaded_back(ws, ps['register'], ps['features'], v, t['known_inputs'], t['known_outputs'])
+                t, dev = it['train'], ps['policy'].environments[0]  # (signed before its load-back check: review DU)
+                try:  # (one that fails it is never adopted, and is withheld: a kill left no verdict, review DY)
+                    stages.loaded_back(ws, ps['register'], ps['features'], v, t['known_inputs'], t['known_outputs'])
+                except Exception as e:
+                    if not registry._withheld(ws.audit_path, name, v):
+                        registry.withhold(ws, name, v, dev, e)
+                    raise
                 it['registration'] = dict(model_name=name, model_version=v, adopted=True)
                 signed = ws.store.get_record('signatures', f'{name}-{v}')['manifest']['manifest_hash']
                 signing.attest_training(ws, name, v, it['train']['mlflow_run_id'], signed)  # (kept if made)
-                registry.cleared(ws, name, v, ps['policy'].environments[0])  # (a withheld one's check passed: DY)
+                registry.cleared(ws, name, v, dev)  # (a withheld one's check passed: review DY)
                 _card(ws, it)  # (review AO: a kill after the signature left the version with no card, deployed)
                 return 'registered'
     it['registering'] = True

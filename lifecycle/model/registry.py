@@ -12,9 +12,9 @@ from ..core.workspace import Workspace
 
 # %% auto #0
 __all__ = ['VALIDATION_KIND', 'ALIAS_MOVES', 'RegistryError', 'NotValidated', 'record_validation', 'passed_validation',
-           'RegistryUnavailable', 'alias_version', 'missing_version', 'register_version', 'cleared', 'load_by_alias',
-           'describe_models', 'UnauditedAlias', 'audited_aliases', 'audited_run', 'alias_mismatches', 'mismatch_text',
-           'check_version_aliases']
+           'RegistryUnavailable', 'alias_version', 'missing_version', 'register_version', 'withhold', 'cleared',
+           'load_by_alias', 'describe_models', 'UnauditedAlias', 'audited_aliases', 'audited_run', 'alias_mismatches',
+           'mismatch_text', 'check_version_aliases']
 
 # %% ../../nbs/api/model/04_registry.ipynb #8e6ca591
 VALIDATION_KIND = 'validations'
@@ -194,9 +194,7 @@ def register_version(
     try:  # (outside the lock: loading a version back takes seconds)
         checked = None if check is None else check(version)
     except Exception as e:  # (review DU: the alias was set before the check, so a version failing it served in dev)
-        ours = type(e).__module__.startswith('lifecycle.')  # (a library's message may quote a data value: not kept)
-        why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}" if ours else type(e).__name__
-        ws.audit('model.withheld', f'{name}/{version}', why, alias=alias)
+        withhold(ws, name, version, alias, e)
         raise
     if check is not None:
         cleared(ws, name, version, alias)
@@ -227,6 +225,14 @@ def _withheld(audit_path, name: str, version) -> str | None:
         f"{(last.get('details') or {}).get('alias') or 'its alias'}: register it again once it loads back and "
         "reproduces its training outputs"
     )
+
+
+def withhold(ws: Workspace, name: str, version: str, alias: str, e: Exception) -> None:
+    """Record that version `version` of `name` failed its release check with `e` and is withheld from `alias`
+    (`model.withheld`, which `governance.promote` refuses by until a passing check, `cleared`)."""
+    ours = type(e).__module__.startswith('lifecycle.')  # (a library's message may quote a data value: not kept)
+    why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}" if ours else type(e).__name__
+    ws.audit('model.withheld', f'{name}/{version}', why, alias=alias)
 
 
 def cleared(ws: Workspace, name: str, version: str, alias: str) -> None:
