@@ -280,3 +280,27 @@ def test_a_version_the_retrain_loop_finds_failing_its_check_after_a_kill_is_with
     assert [e['action'] for e in audit.read(ws.audit_path)].count('model.withheld') == 1
     with pytest.raises(gov.PromotionRefused, match='failed its release check.*does not reproduce'):
         gov.promote(ws.mlflow, ws, ws.store, name, '1', 'dev', policy=ws.params['policy'])
+
+
+def test_a_version_in_dev_failing_its_check_again_is_not_said_withheld_from_dev(tmp_path, monkeypatch):
+    """Review DY: the register stage run again on a version that already had dev (a validation registered again), its
+    check failing this time, audited `model.withheld` from dev and promote refused it as 'withheld from dev' while the
+    version served in dev: the entry says it holds dev."""
+    from lifecycle.model.registry import alias_version, register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw = dict(alias='dev', tags={}, reason='test')
+    assert register_version(ws, vid, 'toy', **kw, check=str)['aliases'] == ['dev']
+
+    def fails(version):
+        raise gov.GovernanceError(f'v{version} does not reproduce the outputs recorded at training')
+
+    with pytest.raises(gov.GovernanceError):
+        register_version(ws, vid, 'toy', **kw, check=fails)
+    e = audit.read(ws.audit_path)[-1]
+    assert (e['action'], e['details']) == ('model.withheld', dict(alias='dev', holds=True))
+    assert alias_version(ws.client, 'toy', 'dev') == '1'
+    with pytest.raises(gov.PromotionRefused, match='does not reproduce.*though it holds dev') as refused:
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
+    assert 'withheld from' not in str(refused.value)

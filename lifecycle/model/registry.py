@@ -220,19 +220,23 @@ def _withheld(audit_path, name: str, version) -> str | None:
             last = e
     if last is None or last['action'] == 'model.checked':
         return None
+    d = last.get('details') or {}
+    held = f"though it holds {d['alias']} (not taken from it)" if d.get('holds') else 'and was withheld from'
     return (
-        f"{subject} failed its release check ({last.get('reason') or 'reason erased'}) and was withheld from "
-        f"{(last.get('details') or {}).get('alias') or 'its alias'}: register it again once it loads back and "
-        "reproduces its training outputs"
+        f"{subject} failed its release check ({last.get('reason') or 'reason erased'}) {held}"
+        f"{'' if d.get('holds') else ' ' + (d.get('alias') or 'its alias')}: register it again once it loads back "
+        "and reproduces its training outputs"
     )
 
 
 def withhold(ws: Workspace, name: str, version: str, alias: str, e: Exception) -> None:
     """Record that version `version` of `name` failed its release check with `e` and is withheld from `alias`
-    (`model.withheld`, which `governance.promote` refuses by until a passing check, `cleared`)."""
+    (`model.withheld`, which `governance.promote` refuses by until a passing check, `cleared`); `holds`: it has the
+    alias already (a check run again on a version in service), which the entry says rather than withheld."""
     ours = type(e).__module__.startswith('lifecycle.')  # (a library's message may quote a data value: not kept)
     why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}" if ours else type(e).__name__
-    ws.audit('model.withheld', f'{name}/{version}', why, alias=alias)
+    holds = str(alias_version(ws.client, name, alias)) == str(version)  # (review DY: 'withheld' from where it was)
+    ws.audit('model.withheld', f'{name}/{version}', why, alias=alias, holds=holds)
 
 
 def cleared(ws: Workspace, name: str, version: str, alias: str) -> None:
