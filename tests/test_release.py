@@ -87,13 +87,17 @@ def test_release_from_training_to_production_with_approvals(workspace, tmp_path)
     log = audit.read(workspace / '.lifecycle/audit.log')
     actions = [e['action'] for e in log]
     assert actions.count('approval.refused') == 5 and actions.count('approval.granted') == 2  # (one: the misspelt step)
-    assert actions.count('model.promote') == 2 and 'promotion.refused' in actions
+    promoted = [(e['details']['alias'], e['details'].get('approver')) for e in log if e['action'] == 'model.promote']
+    assert [a for a, _ in promoted] == ['dev', 'staging', 'production'] and 'promotion.refused' in actions
+    assert promoted[0][1] is None  # (dev at registration, once the version's release check passed: review DU)
+    dev = next(e for e in log if e['action'] == 'model.promote')['details']  # (as a step needing no sign-off says it)
+    assert (dev['approval_key_id'], dev['approval_sha256'], dev['evidence']) == (None, None, {})
     granted = [e for e in log if e['action'] == 'approval.granted']
     for e in granted:
         hashes = json.dumps(e['details'])
         assert all(k in hashes for k in ('validation_report', 'model_card', 'governance_report'))
     assert all(e['details']['key_id'] for e in granted)  # each approval signed with its approver's key
-    assert [e['details']['approval_key_id'] for e in log if e['action'] == 'model.promote'] == [
+    assert [e['details']['approval_key_id'] for e in log if e['action'] == 'model.promote'][1:] == [
         e['details']['key_id'] for e in granted
     ]
     assert 'model.trained_by' in actions and actions.count('trust.add') == 3
