@@ -1501,6 +1501,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.watch.Ledger.mark': ('api/data/watch.html#ledger.mark', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch._candidates': ('api/data/watch.html#_candidates', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch._hashed': ('api/data/watch.html#_hashed', 'lifecycle/data/watch.py'),
+                                      'lifecycle.data.watch._stat': ('api/data/watch.html#_stat', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch.ledger_for': ('api/data/watch.html#ledger_for', 'lifecycle/data/watch.py'),
                                       'lifecycle.data.watch.watch': ('api/data/watch.html#watch', 'lifecycle/data/watch.py')},
             'lifecycle.deliver.abstats': { 'lifecycle.deliver.abstats.SequentialResult': ( 'api/deliver/abstats.html#sequentialresult',

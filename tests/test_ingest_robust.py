@@ -446,3 +446,23 @@ def test_a_personal_text_column_is_read_as_before_so_its_pseudonyms_stay_the_ear
         'customer': ColumnRule(dtype='str', personal=True, pii=PiiRule(method='pseudonymise')),
     }
     assert sources._as_declared(['ref', 'customer'], rules) == {'dtype': {'ref': str}}
+
+
+def test_a_file_removed_from_a_watched_folder_while_an_earlier_batch_is_taken_is_passed_over(tmp_path):
+    """Another consumer moving a file away while the batch before it was taken ended the whole watch in
+    `[Errno 2] No such file or directory` (exit 2), the batches it had taken unreported (review EA)."""
+    from lifecycle.data.watch import Ledger, watch
+
+    inbox = tmp_path / 'inbox'
+    inbox.mkdir()
+    for i in range(3):
+        (inbox / f'{i}.csv').write_text(f'x\n{i}\n')
+        os.utime(inbox / f'{i}.csv', ns=(i * 10**9, i * 10**9))  # (taken in this order)
+
+    def take(path):
+        (inbox / '1.csv').unlink(missing_ok=True)  # (moved away meanwhile)
+        return {'status': path.name}
+
+    led = Ledger(tmp_path / 'ledger.jsonl')
+    assert watch(inbox, led, take, once=True) == [{'status': '0.csv'}, {'status': '2.csv'}]
+    assert [e['name'] for e in led.entries() if e['state'] == 'done'] == ['0.csv', '2.csv']

@@ -5,6 +5,7 @@ neither takes a file twice nor skips one."""
 
 # %% ../../nbs/api/data/05_watch.ipynb #3c055c85
 from __future__ import annotations
+import stat
 import time
 from pathlib import Path
 from typing import Callable
@@ -45,9 +46,19 @@ def ledger_for(state_dir: str | Path, folder: str | Path, salt: bytes | None = N
     return Ledger(path, salt)
 
 
-def _candidates(folder: Path) -> list[Path]:
-    files = {p for pat in PATTERNS for p in folder.glob(pat) if p.is_file() and not p.name.startswith('.')}
-    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+def _stat(path: Path):
+    "The file's `os.stat_result`, or None once it is gone (removed or moved away by someone else since it was listed)."
+    try:
+        return path.stat()
+    except FileNotFoundError:
+        return None
+
+
+def _candidates(folder: Path) -> list[tuple[Path, object]]:
+    "The folder's data files with their `stat`, oldest first (one gone while listed is left out: review EA)."
+    files = {p for pat in PATTERNS for p in folder.glob(pat) if not p.name.startswith('.')}
+    found = [(p, st) for p in files if (st := _stat(p)) is not None and stat.S_ISREG(st.st_mode)]
+    return sorted(found, key=lambda f: (f[1].st_mtime_ns, f[0].name))
 
 
 def _hashed(name: str, salt: bytes | None = None) -> str:
@@ -79,8 +90,10 @@ def watch(
     outcomes, sizes = [], {}
     while True:
         done = ledger.done()
-        for path in _candidates(folder):
-            st = path.stat()
+        for path, _ in _candidates(folder):
+            st = _stat(path)  # (afresh: the batches before it took their time)
+            if st is None:  # (removed since it was listed, say while the batch before it was taken: nothing to take)
+                continue
             sig = (st.st_size, st.st_mtime_ns)
             if not once and sizes.get(path) != sig:
                 sizes[path] = sig
@@ -89,6 +102,8 @@ def watch(
             key = name if name == path.name else _hashed(path.name, ledger.salt)  # (a withheld name: review AE)
             try:
                 sha = file_sha256(path)
+            except FileNotFoundError:  # (gone since: nothing to take)
+                continue
             except OSError:  # (no permission to read it: `handle` refuses it, logged and counted, the watch goes on;
                 fid = f"{key}:unreadable:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
                 if fid in done:  # said once while the file stays as it is, by `--once` from cron too; taken by its
