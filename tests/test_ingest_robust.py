@@ -463,6 +463,7 @@ def test_a_file_removed_from_a_watched_folder_while_an_earlier_batch_is_taken_is
         (inbox / '1.csv').unlink(missing_ok=True)  # (moved away meanwhile)
         return {'status': path.name}
 
+    (inbox / 'loop.csv').symlink_to('loop.csv')  # (no file at all: passed over, as before)
     led = Ledger(tmp_path / 'ledger.jsonl')
     assert watch(inbox, led, take, once=True) == [{'status': '0.csv'}, {'status': '2.csv'}]
     assert [e['name'] for e in led.entries() if e['state'] == 'done'] == ['0.csv', '2.csv']

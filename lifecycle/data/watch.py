@@ -47,10 +47,11 @@ def ledger_for(state_dir: str | Path, folder: str | Path, salt: bytes | None = N
 
 
 def _stat(path: Path):
-    "The file's `os.stat_result`, or None once it is gone (removed or moved away by someone else since it was listed)."
+    """The file's `os.stat_result`, or None once it is gone (removed or moved away by someone else since it was listed)
+    or never was one (a symbolic link to nothing, or to itself), as `Path.is_file` judged them."""
     try:
         return path.stat()
-    except FileNotFoundError:
+    except OSError:
         return None
 
 
