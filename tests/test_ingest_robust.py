@@ -467,3 +467,42 @@ def test_a_file_removed_from_a_watched_folder_while_an_earlier_batch_is_taken_is
     led = Ledger(tmp_path / 'ledger.jsonl')
     assert watch(inbox, led, take, once=True) == [{'status': '0.csv'}, {'status': '2.csv'}]
     assert [e['name'] for e in led.entries() if e['state'] == 'done'] == ['0.csv', '2.csv']
+
+
+def test_a_watched_folder_that_cannot_be_read_is_said_not_taken_for_an_empty_one(tmp_path, monkeypatch):
+    """`glob` lists a folder it may not read, or one removed while watched, as empty: `--once` said 0 batches, ok, and
+    a watch went on silent for good (review EA). Now refused naming the folder and the reason (exit 4); a watch that
+    loses its folder says so once and looks again."""
+    import shutil
+    from lifecycle.data import watch as w
+    from lifecycle.data.sources import SourceError
+
+    inbox, led = tmp_path / 'inbox', w.Ledger(tmp_path / 'ledger.jsonl')
+    inbox.mkdir()
+    real = os.scandir
+
+    def denied(path='.'):
+        if Path(path) == inbox:
+            raise PermissionError(errno.EACCES, 'Permission denied', str(path))
+        return real(path)
+
+    monkeypatch.setattr(w.os, 'scandir', denied)
+    with pytest.raises(SourceError, match=f'^{inbox}: the watched folder cannot be read: Permission denied$'):
+        w.watch(inbox, led, lambda p: {}, once=True)
+    monkeypatch.setattr(w.os, 'scandir', real)
+    looks, said = [], []
+
+    def idle():
+        looks.append(1)
+        if len(looks) == 1:
+            shutil.rmtree(inbox)  # (removed while watched)
+        elif len(looks) == 3:
+            inbox.mkdir()
+            (inbox / 'a.csv').write_text('x\n1\n')
+
+    outs = w.watch(
+        inbox, led, lambda p: {'status': p.name}, interval=0.01, max_batches=1, on_idle=idle, on_missed=said.append
+    )
+    assert outs == [{'status': 'a.csv'}] and said == [
+        f'{inbox}: the watched folder cannot be read: No such file or directory'
+    ]

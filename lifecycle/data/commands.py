@@ -311,6 +311,9 @@ def ingest(
                 once=once,
                 interval=interval,
                 max_batches=max_batches,
+                on_missed=lambda why: typer.secho(
+                    f"warning: {why}; looking again every {interval:g} s", fg='yellow', err=True
+                ),
             )
         except FileNotFoundError as e:
             raise CommandError(str(e), EXIT_INPUT)

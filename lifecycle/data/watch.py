@@ -5,13 +5,14 @@ neither takes a file twice nor skips one."""
 
 # %% ../../nbs/api/data/05_watch.ipynb #3c055c85
 from __future__ import annotations
+import os
 import stat
 import time
 from pathlib import Path
 from typing import Callable
 from ..core.store import hash_obj, append_jsonl, read_jsonl, file_sha256
 from ..core.manifest import now_iso
-from .sources import shown_source
+from .sources import SourceError, shown_source
 
 # %% auto #0
 __all__ = ['PATTERNS', 'Ledger', 'ledger_for', 'watch']
@@ -56,7 +57,14 @@ def _stat(path: Path):
 
 
 def _candidates(folder: Path) -> list[tuple[Path, object]]:
-    "The folder's data files with their `stat`, oldest first (one gone while listed is left out: review EA)."
+    """The folder's data files with their `stat`, oldest first (one gone while listed is left out: review EA);
+    `SourceError` naming the folder and the system's reason when it cannot be listed (gone, no permission), which
+    `glob` would take for an empty folder."""
+    try:
+        with os.scandir(folder):
+            pass
+    except OSError as e:
+        raise SourceError(f"{folder}: the watched folder cannot be read: {e.strerror or e}") from None
     files = {p for pat in PATTERNS for p in folder.glob(pat) if not p.name.startswith('.')}
     found = [(p, st) for p in files if (st := _stat(p)) is not None and stat.S_ISREG(st.st_mode)]
     return sorted(found, key=lambda f: (f[1].st_mtime_ns, f[0].name))
@@ -83,15 +91,26 @@ def watch(
     interval: float = 2.0,
     max_batches: int | None = None,
     on_idle: Callable[[], None] | None = None,
+    on_missed: Callable[[str], None] | None = None,
 ) -> list[dict]:
-    "Process each new file of `folder` exactly once with `handle(path) -> outcome`; return the outcomes."
+    """Process each new file of `folder` exactly once with `handle(path) -> outcome`; return the outcomes. A folder that
+    cannot be read is a `SourceError` with `once` or at the first look; later (removed, or its permissions changed,
+    while watched) `on_missed(why)` is told once and the watch looks again at each poll (review EA: silent)."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: watched folder not found")
-    outcomes, sizes = [], {}
+    outcomes, sizes, looked, missed = [], {}, False, None
     while True:
         done = ledger.done()
-        for path, _ in _candidates(folder):
+        try:
+            found, missed, looked = _candidates(folder), None, True
+        except SourceError as e:
+            if once or not looked:
+                raise
+            if on_missed and str(e) != missed:
+                on_missed(str(e))
+            found, missed = [], str(e)
+        for path, _ in found:
             st = _stat(path)  # (afresh: the batches before it took their time)
             if st is None:  # (removed since it was listed, say while the batch before it was taken: nothing to take)
                 continue
