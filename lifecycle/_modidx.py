@@ -1402,6 +1402,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources._parquet_table': ( 'api/data/sources.html#_parquet_table',
                                                                                    'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._pinned': ('api/data/sources.html#_pinned', 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._query_problem': ( 'api/data/sources.html#_query_problem',
+                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._redact_url': ( 'api/data/sources.html#_redact_url',
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._refuse_nul': ( 'api/data/sources.html#_refuse_nul',

@@ -506,3 +506,34 @@ def test_a_watched_folder_that_cannot_be_read_is_said_not_taken_for_an_empty_one
     assert outs == [{'status': 'a.csv'}] and said == [
         f'{inbox}: the watched folder cannot be read: No such file or directory'
     ]
+
+
+@pytest.mark.parametrize(
+    'query, says',
+    [
+        ('drop table people', 'found a DROP statement'),
+        ('/* x */ create table t2 as select * from people', 'found a CREATE statement'),
+        ("select * from people; drop table people", "found more than one statement (a ';')"),
+        ('ann.roe@mail.test', 'found a statement that is no SELECT'),
+    ],
+)
+def test_a_query_that_is_no_select_is_refused_before_it_runs_and_changes_nothing(tmp_path, monkeypatch, query, says):
+    """`--query 'drop table people'` dropped the table (SQLite, as MySQL, does not roll its DDL back) and said 'query
+    failed: This result object does not return rows', exit 4 (review EA). Now refused before it runs, exit 2."""
+    import sqlite3
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    with sqlite3.connect(w / 'b.db') as con:
+        con.execute('create table people (email text, age int)')
+        con.execute("insert into people values ('ann.roe@mail.test', 30)")
+    r = invoke(cmds().ingest, ['sqlite:///b.db', '--query', query, '--dataset', 'arrests', '--json'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 2 and out['error'].startswith('sqlite:///b.db: the query cannot be used as written: '), out
+    assert says in out['error'] and 'nothing was run' in out['error'] and 'ann.roe' not in r.stdout + r.stderr
+    with sqlite3.connect(w / 'b.db') as con:
+        assert con.execute('select name from sqlite_master').fetchall() == [('people',)]
+    ok = ['sqlite:///b.db', '--query', "-- the batch\nselect ';' as note from people;", '--dataset', 'arrests']
+    r = invoke(cmds().ingest, [*ok, '--json'], env=env)
+    assert json.loads(r.stdout)['status'] == 'rejected'  # (run: a SELECT, its `;` quoted or at its end)

@@ -880,6 +880,30 @@ def _parquet_frame(path: Path) -> pd.DataFrame:
     return _parquet_table(path).to_pandas()
 
 
+_SQL_NOISE = r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""  # comments, quoted text and names
+_SQL_WRITES = frozenset(
+    'alter analyze attach begin call commit copy create delete detach do drop exec execute grant insert lock merge '
+    'pragma reindex replace revoke set truncate update vacuum'.split()
+)
+
+
+def _query_problem(query: str) -> str:
+    """Why `query` is not one SELECT yielding a batch ('' if it is): a statement that is no SELECT, or more than one. A
+    `DROP TABLE` given as the query was run, and kept by SQLite and MySQL (their DDL is not rolled back), then said as
+    'query failed: this result object does not return rows' (review EA). Only a keyword of SQL is quoted."""
+    import re
+
+    bare = re.sub(_SQL_NOISE, ' ', query, flags=re.S).strip().rstrip(';').strip()
+    m = re.match(r'[\s(]*([A-Za-z_]+)', bare)
+    word = m.group(1).lower() if m else ''
+    if word not in ('select', 'with', 'values'):
+        found = f'a {word.upper()} statement' if word in _SQL_WRITES else 'a statement that is no SELECT'
+        return f"expected a SELECT yielding the batch, found {found if bare else 'no statement'}; nothing was run"
+    if ';' in bare:
+        return "expected one SELECT yielding the batch, found more than one statement (a ';'); nothing was run"
+    return ''
+
+
 def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -> Iterator[pd.DataFrame]:
     import pandas as pd
     import sqlalchemy as sa
@@ -888,6 +912,8 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
 
     if why := url_problem(url, driver=True):  # (else a driver's ImportError, or a ValueError, as a traceback)
         raise SourceUnusable(f"{shown_source(url)}: cannot be used as written: {why}")
+    if why := _query_problem(query):
+        raise SourceUnusable(f"{shown_source(url)}: the query cannot be used as written: {why}")
     engine = None
     try:
         u = sa.engine.make_url(url)
