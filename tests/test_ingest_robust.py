@@ -537,3 +537,14 @@ def test_a_query_that_is_no_select_is_refused_before_it_runs_and_changes_nothing
     ok = ['sqlite:///b.db', '--query', "-- the batch\nselect ';' as note from people;", '--dataset', 'arrests']
     r = invoke(cmds().ingest, [*ok, '--json'], env=env)
     assert json.loads(r.stdout)['status'] == 'rejected'  # (run: a SELECT, its `;` quoted or at its end)
+
+
+def test_the_lock_file_excel_leaves_beside_a_file_in_a_watched_folder_is_no_batch(tmp_path):
+    "Opening `b.csv` on a share left `~$b.csv`, taken as a batch and refused as unreadable, exit 4 (review EA)."
+    from lifecycle.data.watch import Ledger, watch
+
+    inbox = tmp_path / 'inbox'
+    inbox.mkdir()
+    (inbox / 'b.csv').write_text('x\n1\n')
+    (inbox / '~$b.csv').write_bytes(b'\x07ann roe' + b'\x00' * 40)
+    assert watch(inbox, Ledger(tmp_path / 'l.jsonl'), lambda p: {'status': p.name}, once=True) == [{'status': 'b.csv'}]

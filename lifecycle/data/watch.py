@@ -47,6 +47,9 @@ def ledger_for(state_dir: str | Path, folder: str | Path, salt: bytes | None = N
     return Ledger(path, salt)
 
 
+_NOT_DATA = ('.', '~$')  # hidden files, and the lock file Excel leaves beside a file it opened (`~$b.csv`: review EA)
+
+
 def _stat(path: Path):
     """The file's `os.stat_result`, or None once it is gone (removed or moved away by someone else since it was listed)
     or never was one (a symbolic link to nothing, or to itself), as `Path.is_file` judged them."""
@@ -65,7 +68,7 @@ def _candidates(folder: Path) -> list[tuple[Path, object]]:
             pass
     except OSError as e:
         raise SourceError(f"{folder}: the watched folder cannot be read: {e.strerror or e}") from None
-    files = {p for pat in PATTERNS for p in folder.glob(pat) if not p.name.startswith('.')}
+    files = {p for pat in PATTERNS for p in folder.glob(pat) if not p.name.startswith(_NOT_DATA)}
     found = [(p, st) for p in files if (st := _stat(p)) is not None and stat.S_ISREG(st.st_mode)]
     return sorted(found, key=lambda f: (f[1].st_mtime_ns, f[0].name))
 
