@@ -257,6 +257,22 @@ def make_audit_unwritable(monkeypatch) -> None:
     monkeypatch.setattr(audit, '_locked_chain', immutable)
 
 
+def toy_validation(ws) -> str:
+    """A passing validation record of a small logistic regression on one column `a` (four rows), logged in a run of
+    workspace `ws`: what `register_version` takes, without a pipeline run."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from lifecycle.model.registry import record_validation
+
+    X, y = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
+    with ws.mlflow.start_run(experiment_id=ws.experiment('toy')) as run:
+        uri = ws.mlflow.sklearn.log_model(
+            LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']
+        ).model_uri
+    gates = [dict(gate='accuracy', kind='threshold', value=1.0, limit='>= 0.7', verdict='pass')]
+    return record_validation(ws.store, dict(mlflow_run_id=run.info.run_id, model_uri=uri, passed=True, gates=gates))
+
+
 def copy_workspace(src: Path, dest: Path) -> Path:
     """Copy a workspace with all its state to `dest`, self-contained: its own workspace id, its own copy of the audit
     key and checkpoint (outside the workspace, under that id), MLflow and the records it reads back pointing at it.

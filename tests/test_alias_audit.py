@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 import pytest
-from conftest import cli, cli_json
+from conftest import cli, cli_json, toy_validation
 from lifecycle.core.workspace import Workspace
 from lifecycle.model.registry import alias_mismatches, audited_aliases
 from lifecycle.serve import flags as fl
@@ -86,21 +86,13 @@ def test_a_registration_killed_before_its_audit_entry_is_finished_once_by_the_ne
     """Review U: a run killed in its register stage left a version registered (with `dev` on it, unaudited); the run
     again registered a second version of the same validation, and `dev` stayed on the first, unsigned. The same
     validation's version is now taken up again: audited once, its alias with it, no second version."""
-    import pandas as pd
-    from sklearn.linear_model import LogisticRegression
     from lifecycle.core import audit
-    from lifecycle.model.registry import record_validation, register_version
+    from lifecycle.model.registry import register_version
 
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
     ws = Workspace.open(tmp_path)
-    X, y = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
-    with ws.mlflow.start_run(experiment_id=ws.experiment('toy')) as run:
-        uri = ws.mlflow.sklearn.log_model(
-            LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']
-        ).model_uri
-    gates = [dict(gate='accuracy', kind='threshold', value=1.0, limit='>= 0.7', verdict='pass')]
-    vid = record_validation(ws.store, dict(mlflow_run_id=run.info.run_id, model_uri=uri, passed=True, gates=gates))
+    vid = toy_validation(ws)
     real = Workspace.audit
 
     def killed(self, action, *a, **k):

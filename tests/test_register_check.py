@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 import pandas as pd
 import pytest
+from conftest import toy_validation
 from lifecycle.core import audit
 from lifecycle.core.workspace import Workspace
 from lifecycle.model.registry import alias_mismatches, audited_aliases, record_validation
@@ -13,20 +14,23 @@ from lifecycle.model.registry import alias_mismatches, audited_aliases, record_v
 
 def toy(tmp_path, monkeypatch) -> tuple[Workspace, str, str]:
     "A workspace with one passing validation of a small model, and the known inputs of its training stored."
-    from sklearn.linear_model import LogisticRegression
-
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     shutil.copytree(Path(__file__).parents[1] / 'params', tmp_path / 'params')  # (the policy: dev comes first)
     monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
     ws = Workspace.open(tmp_path)
-    X, y = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
-    with ws.mlflow.start_run(experiment_id=ws.experiment('toy')) as run:
-        uri = ws.mlflow.sklearn.log_model(
-            LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']
-        ).model_uri
-    gates = [dict(gate='accuracy', kind='threshold', value=1.0, limit='>= 0.7', verdict='pass')]
-    vid = record_validation(ws.store, dict(mlflow_run_id=run.info.run_id, model_uri=uri, passed=True, gates=gates))
-    return ws, vid, ws.store.put_frame(X)
+    return ws, toy_validation(ws), ws.store.put_frame(pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}))
+
+
+def iteration_at_validated(ws: Workspace, vid: str, known: str) -> dict:
+    "A retraining record at `validated` whose training stored `known` inputs and whose known outputs none reproduce."
+    rec = ws.store.get_record('validations', vid)
+    return dict(
+        id='20261206T000000-abcdef',
+        status='validated',
+        train=dict(mlflow_run_id=rec['mlflow_run_id'], known_inputs=known, known_outputs=[0.0] * 4),
+        validation=dict(validation_id=vid),
+        champion=dict(version='7'),
+    )
 
 
 def test_a_version_failing_its_load_back_check_is_registered_and_signed_but_not_given_dev(tmp_path, monkeypatch):
@@ -88,14 +92,7 @@ def test_the_retrain_loop_never_adopts_a_version_that_failed_its_load_back_check
     from lifecycle.model import signing, stages
 
     ws, vid, known = toy(tmp_path, monkeypatch)
-    rec = ws.store.get_record('validations', vid)
-    it = dict(
-        id='20261206T000000-abcdef',
-        status='validated',
-        train=dict(mlflow_run_id=rec['mlflow_run_id'], known_inputs=known, known_outputs=[0.0] * 4),
-        validation=dict(validation_id=vid),
-        champion=dict(version='7'),
-    )
+    it = iteration_at_validated(ws, vid, known)
     for attempt in range(2):  # (the first pass, and the next one)
         with pytest.raises(stages.ReleaseCheckFailed, match='does not reproduce'):
             step_register(ws, it, None)
@@ -254,14 +251,7 @@ def test_a_version_the_retrain_loop_finds_failing_its_check_after_a_kill_is_with
     from lifecycle.release import governance as gov
 
     ws, vid, known = toy(tmp_path, monkeypatch)
-    rec = ws.store.get_record('validations', vid)
-    it = dict(
-        id='20261206T000000-abcdef',
-        status='validated',
-        train=dict(mlflow_run_id=rec['mlflow_run_id'], known_inputs=known, known_outputs=[0.0] * 4),
-        validation=dict(validation_id=vid),
-        champion=dict(version='7'),
-    )
+    it = iteration_at_validated(ws, vid, known)
     real, calls = stages.loaded_back, []
 
     def killed_once(*a, **k):

@@ -4,31 +4,18 @@ interleave; the kill switch and the guard's rollback take only the flags lock, n
 from __future__ import annotations
 import threading
 import time
-import pandas as pd
-from sklearn.linear_model import LogisticRegression
-from conftest import ROOT
+from conftest import ROOT, toy_validation
 from lifecycle.core import audit, locks
 from lifecycle.core.workspace import Workspace
 from lifecycle.model.registry import (
     alias_mismatches,
     audited_aliases,
-    record_validation,
     register_version,
 )
 from lifecycle.serve.local import tiny_workspace
 from lifecycle.serve import flags as fl
 
 KW = dict(alias='dev', tags={}, reason='lock test')
-
-
-def toy_validation(ws: Workspace) -> str:
-    X, y = pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}), [0, 0, 1, 1]
-    with ws.mlflow.start_run(experiment_id=ws.experiment('toy')) as run:
-        uri = ws.mlflow.sklearn.log_model(
-            LogisticRegression().fit(X, y), name='model', pip_requirements=['scikit-learn']
-        ).model_uri
-    gates = [dict(gate='accuracy', kind='threshold', value=1.0, limit='>= 0.7', verdict='pass')]
-    return record_validation(ws.store, dict(mlflow_run_id=run.info.run_id, model_uri=uri, passed=True, gates=gates))
 
 
 def test_register_waits_for_the_registry_lock_and_two_writers_never_interleave(tmp_path):
