@@ -861,3 +861,18 @@ def test_audit_erase_prints_the_actor_as_audit_show_does_never_a_terminal_escape
     assert r.returncode == 0 and 'by ev\\x1b[31mil' in r.stdout and '\x1b' not in r.stdout, repr(r.stdout)
     r = cli(ws.root, 'audit', 'show', '-n', '1', env=ws.env)
     assert 'ev\\x1b[31mil' in r.stdout and '\x1b' not in r.stdout, repr(r.stdout)
+
+
+def test_audit_show_calls_an_edited_payload_altered_as_verify_does_never_missing(ws):
+    """An edited payload in `audit.payloads.jsonl`: `audit verify` fails ("was altered: it does not match the digest"),
+    but `audit show` labelled the entry `(missing)` / `(payload missing)`, as if it had been deleted (review EB)."""
+    fill(ws, 3)
+    ws.payloads.write_text(ws.payloads.read_text().replace('"step 2"', '"step 7"'))
+    r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
+    e = out['entries'][1]
+    assert (e['seq'], e['actor'], e.get('altered')) == (2, '(altered)', True), e
+    assert 'does not match' in e['reason'] and 'step 7' not in json.dumps(e), e  # (never the edited text as fact)
+    assert [x['actor'] for x in audit.read_tail(ws.log)] == ['user1', '(altered)', 'user3']
+    ws.payloads.write_text(''.join(ln + '\n' for ln in ws.payloads.read_text().splitlines() if '"step 7"' not in ln))
+    assert audit.read(ws.log)[1]['actor'] == '(missing)'  # (deleted, not edited: still missing)
+

@@ -145,12 +145,18 @@ def mac_ok(key: bytes, obj) -> bool:
     return isinstance(obj, dict) and hmac.compare_digest(str(obj.get('mac', '')), entry_mac(key, obj))
 
 # %% ../../nbs/api/core/03_audit.ipynb #90fcab10
-def _joined(line: dict, payload: dict | None, erased_by: int | None = None, kept: dict | None = None) -> dict:
+def _joined(
+    line: dict, payload: dict | None, erased_by: int | None = None, kept: dict | None = None, altered: bool = False
+) -> dict:
     """An entry as callers read it: the chain line joined with its payload (an erased one: the content digests its
-    erasure kept, `kept`)."""
+    erasure kept, `kept`). One whose payload is there under its sequence but no longer matches the chain's digest is
+    `altered`, as `audit verify` calls it (`_payload_problem`), never "missing" (review EB); its edited text is not
+    shown as what was recorded."""
     p = (
         dict(actor='(erased)', reason=f'(erased by entry {erased_by})', details=dict(kept or {}))
         if erased_by
+        else dict(actor='(altered)', reason='(payload altered: it does not match the digest in the chain)', details={})
+        if payload is None and altered
         else dict(actor='(missing)', reason='(payload missing)', details={})
         if payload is None
         else payload
@@ -164,7 +170,7 @@ def _joined(line: dict, payload: dict | None, erased_by: int | None = None, kept
         reason=p['reason'],
         details=p['details'],
     )
-    return {**e, 'erased': True} if erased_by else e
+    return {**e, 'erased': True} if erased_by else {**e, 'altered': True} if payload is None and altered else e
 
 
 def _tombstones(chain: list[dict]) -> dict[int, int]:
@@ -448,12 +454,17 @@ def read(path: str | Path) -> list[dict]:
 
 
 def _with_payloads(chain: list[dict], payloads: dict) -> list[dict]:
-    "The entries of `chain` joined with their `payloads` (by digest), an erased one's as `(erased)`."
+    """The entries of `chain` joined with their `payloads` (by digest), an erased one's as `(erased)`, one whose payload
+    is there under its sequence with another digest as `(altered)`."""
     erased, lines = _tombstones(chain), {e['seq']: e for e in chain}
+    seqs = {p.get('seq') for p in payloads.values() if isinstance(p, dict)}
     kept = {
         s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
     }
-    return [_joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq'])) for e in chain]
+    return [
+        _joined(e, payloads.get(e.get('digest')), erased.get(e['seq']), kept.get(e['seq']), e['seq'] in seqs)
+        for e in chain
+    ]
 
 
 def read_tail(path: str | Path, n: int = 2000) -> list[dict]:
