@@ -876,3 +876,19 @@ def test_audit_show_calls_an_edited_payload_altered_as_verify_does_never_missing
     ws.payloads.write_text(''.join(ln + '\n' for ln in ws.payloads.read_text().splitlines() if '"step 7"' not in ln))
     assert audit.read(ws.log)[1]['actor'] == '(missing)'  # (deleted, not edited: still missing)
 
+
+def test_audit_show_refuses_when_the_log_is_gone_but_its_checkpoint_records_entries(ws):
+    """`audit.log` renamed away: `audit verify` exits 3 (the checkpoint kept outside the workspace records 3 entries),
+    but `audit show --json` printed `{"ok": true, "entries": []}` (review EB)."""
+    fill(ws, 3)
+    ws.log.rename(ws.log.with_name('elsewhere.log'))
+    r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 3 and out['ok'] is False, out
+    assert 'the log is missing or empty but the checkpoint kept outside the workspace records 3 entries' in out['error']
+    r = cli(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 3 and 'audit verify' in r.stderr, r.stderr
+    fresh = ws.root.parent / 'fresh'  # (a new workspace, no entries and no checkpoint, shows nothing and is fine)
+    fresh.mkdir()
+    (fresh / 'settings.ini').write_text('[workspace]\n')
+    r, out = cli_json(fresh, 'audit', 'show', env={'LIFECYCLE_KEYS_DIR': str(ws.root.parent / 'keys2')})
+    assert r.returncode == 0 and out == {'ok': True, 'entries': []}, out

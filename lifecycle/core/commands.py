@@ -95,16 +95,23 @@ def audit_show(
     n: int = typer.Option(20, '-n', help="How many of the latest entries (at least 1)."),
     as_json: bool = typer.Option(False, '--json', help="Print the entries as JSON (one object, `entries` in it)."),
 ):
-    "Show the latest audit entries (an erased payload shows as `(erased)`); `audit verify` checks them."
-    from lifecycle.core.audit import read
+    """Show the latest audit entries (an erased payload shows as `(erased)`, an edited one as `(altered)`); `audit
+    verify` checks them."""
+    from lifecycle.core.audit import read, verify
     from lifecycle.core.store import JournalError
 
     if n < 1:  # (refused as a command's error: `--json` prints {"ok": false, ...} as for every refusal)
         raise CommandError(f"-n: expected at least 1, found {n}", EXIT_INPUT)
+    s = Workspace.open()
     try:
-        return AuditEntries(read(Workspace.open().audit_path)[-n:])
+        entries = read(s.audit_path)[-n:]
     except JournalError as e:
         raise CommandError(f"{e}; `lifecycle audit verify` says more", EXIT_AUDIT) from None
+    # No entries is "ok" only when verify agrees: a log renamed away or emptied, whose checkpoint kept outside the
+    # workspace records entries, printed {"ok": true, "entries": []} while `audit verify` exited 3 (review EB).
+    if not entries and not (v := verify(s.audit_path, keys_dir=s.keys_dir)).ok:
+        raise CommandError(f"no entries can be shown: {v.reason}; `lifecycle audit verify` says more", EXIT_AUDIT)
+    return AuditEntries(entries)
 
 # %% ../../nbs/api/core/12_commands.ipynb #7db70973
 @dataclass
