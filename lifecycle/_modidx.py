@@ -4043,6 +4043,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server._vet': ( 'api/serve/server.html#server._vet',
                                                                                 'lifecycle/serve/server.py'),
+                                        'lifecycle.serve.server.Server.admin_problem': ( 'api/serve/server.html#server.admin_problem',
+                                                                                         'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server.alert': ( 'api/serve/server.html#server.alert',
                                                                                  'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server.close': ( 'api/serve/server.html#server.close',

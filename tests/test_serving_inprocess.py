@@ -20,7 +20,7 @@ from sklearn.linear_model import LogisticRegression
 from starlette.testclient import TestClient
 from conftest import cli
 from lifecycle.core import audit
-from lifecycle.core.params import ColumnRule, FlagsParams
+from lifecycle.core.params import ColumnRule, FlagsParams, read_flags_spec
 from lifecycle.core.settings import load_settings
 from lifecycle.core.workspace import Workspace
 from lifecycle.serve import flags as fl
@@ -574,6 +574,33 @@ def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, w
         '/admin/flags', json={'changes': {'admin_role': 'data_scientist'}}, headers={'Authorization': f'Bearer {carol}'}
     )
     assert r.status_code == 422 and 'not a runtime flag' in r.json()['error']
+
+
+def test_an_admin_role_no_one_holds_is_said_at_start_and_in_ready_and_an_empty_one_refused(
+    ws, request, caplog, tmp_path
+):
+    """`admin_role: ml_enginer` (misspelt) in params/flags.yaml started a ready server whose admin API no one could
+    use, and said so nowhere; `admin_role: ''` too (review EB). A role no one holds is said at start-up and in /ready
+    (not refused: a person can be registered for it while the server runs); an empty one is refused by the params."""
+    s = Workspace.open(ws)
+    flags_yaml = s.params_dir / 'flags.yaml'
+    was = flags_yaml.read_text()
+    request.addfinalizer(lambda: flags_yaml.write_text(was))
+    with TestClient(create_app(Server(s))) as c:
+        assert c.get('/ready').json()['admin_problem'] is None  # (carol is an ml_engineer)
+    flags_yaml.write_text(was.replace('admin_role: ml_engineer', 'admin_role: ml_enginer'))
+    with caplog.at_level(logging.WARNING, logger='lifecycle'), TestClient(create_app(Server(Workspace.open(ws)))) as c:
+        st = c.get('/ready').json()
+        assert st['ready'] and "no registered person holds admin_role 'ml_enginer'" in st['admin_problem'], st
+        assert "did you mean 'ml_engineer'?" in st['admin_problem']
+    assert any("admin_role 'ml_enginer'" in r.getMessage() for r in caplog.records), caplog.text
+    for empty in ("''", "' '"):
+        flags_yaml.write_text(was.replace('admin_role: ml_engineer', f'admin_role: {empty}'))
+        with pytest.raises(Exception, match='admin_role'):
+            Workspace.open(ws).params['flags']
+    spec = tmp_path / 'spec.json'  # (a blank copy a flags spec kept from earlier params is no reason to stop serving)
+    spec.write_text(json.dumps({'model_name': 'm', 'control': '1', 'admin_role': ''}))
+    assert read_flags_spec(spec)[0].control == '1'
 
 
 def test_the_admin_role_shown_is_the_one_the_server_enforces(ws, request):

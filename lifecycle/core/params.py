@@ -859,7 +859,8 @@ class FlagsParams(_Strict):
     provider: str = 'flagd-file'  # flagd-file | flagd (a flagd service) | module:factory (any OpenFeature provider)
     provider_options: dict = {}  # keyword arguments of the provider (host, port, sdk_key, ...)
     poll_ms: int = Field(200, ge=50, le=1000)  # how often the server looks for a changed flag file
-    admin_role: str = 'ml_engineer'  # the trust registry's role whose people may change flags through the API
+    # the trust registry's role whose people may change flags through the API ('' or blanks: no one ever holds it)
+    admin_role: str = Field('ml_engineer', pattern=r'^\S(.*\S)?$')
     control: str | None = None  # alias or version number everyone gets by default; none: the server's environment's
     challenger: str | None = None  # deployed beside it; serves no one until a cohort or percentage says so
     safe: str | None = None  # the known-safe version the kill switch sends everyone to; none: as for control
@@ -903,6 +904,8 @@ def read_flags_spec(path: Path) -> tuple[FlagsParams, str]:
     if not isinstance(name, str) or not name:
         found = type(name).__name__
         raise ParamsError(f"{path}: key 'model_name': expected the registered model's name, found {found}")
+    if isinstance(r := doc.get('admin_role'), str) and (not r.strip() or r != r.strip()):
+        del doc['admin_role']  # (a blank copy an earlier lifecycle kept from the params: never enforced, theirs is)
     try:
         return FlagsParams.model_validate({k: v for k, v in doc.items() if k not in ('model_name', 'revision')}), name
     except ValidationError as e:

@@ -72,6 +72,8 @@ class Server:
         self.target_bins = rule.pii.bins if generalised else None  # (a personal target: its outcomes kept as bands)
         self.metrics = Metrics()
         self.trust = RosterFile(s, self.alert)  # who holds which role: the trust registry, re-read when it changes
+        if why := self.admin_problem():  # (said, not refused: a role can be registered while it runs)
+            log.warning('%s', why)
         self.refusals = RefusalTally(s.audit_path)  # refused admin requests: audited per client and minute
         self.columns = params['ingest'].columns  # the contract every model input is checked against
         rules = {c: r.pii for c, r in params['ingest'].columns.items() if r.pii}
@@ -170,6 +172,22 @@ class Server:
         "The trust registry's people now (name -> Person; None while trust is not initialised)."
         return self.trust.people()
 
+    def admin_problem(self) -> str:
+        """Why no token can use the admin API now: no registered, unrevoked person holds `admin_role` (a misspelt role
+        in params/flags.yaml started a ready server whose admin API no one could use, and said so nowhere: review EB);
+        '' when someone does, or while trust is not initialised."""
+        import difflib
+
+        people = self.people
+        if people is None or any(self.admin_role in p.roles and not p.revoked for p in people.values()):
+            return ''
+        close = difflib.get_close_matches(self.admin_role, sorted({r for p in people.values() for r in p.roles}), n=1)
+        return (
+            f"no registered person holds admin_role {self.admin_role!r} ({self.s.params_dir}/flags.yaml): the admin "
+            "API refuses every token" + (f"; did you mean {close[0]!r}?" if close else '') + f"; register one with "
+            f"`lifecycle trust add NAME --role {self.admin_role} --as ADMIN`, or correct admin_role and restart"
+        )
+
     def log_refusal(self) -> str | None:
         """Why scoring is refused now: not ready (no flags meet the policy), or the prediction log cannot be written
         and answering unlogged is off; else None."""
@@ -234,6 +252,7 @@ class Server:
             'prediction_log_pending': self.log.pending(),
             'prediction_log_errors': self.log.errors,
             'prediction_log_problem': self.log.problem,
+            'admin_problem': self.admin_problem() or None,
         }
 
     def close(self) -> None:
