@@ -256,6 +256,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.default_actor': ( 'api/core/audit.html#default_actor',
                                                                               'lifecycle/core/audit.py'),
+                                      'lifecycle.core.audit.end_problem': ('api/core/audit.html#end_problem', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.entry_mac': ('api/core/audit.html#entry_mac', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.erase': ('api/core/audit.html#erase', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.keys_folder': ('api/core/audit.html#keys_folder', 'lifecycle/core/audit.py'),

@@ -892,3 +892,17 @@ def test_audit_show_refuses_when_the_log_is_gone_but_its_checkpoint_records_entr
     (fresh / 'settings.ini').write_text('[workspace]\n')
     r, out = cli_json(fresh, 'audit', 'show', env={'LIFECYCLE_KEYS_DIR': str(ws.root.parent / 'keys2')})
     assert r.returncode == 0 and out == {'ok': True, 'entries': []}, out
+
+
+def test_audit_show_refuses_a_log_whose_last_entries_were_deleted_as_verify_does(ws):
+    """Entries deleted from the end of `audit.log`: `audit verify` exits 3 (its checkpoint records more), but `audit
+    show` printed what was left as the latest entries, exit 0 (review EB). An append after the checkpoint is fine."""
+    fill(ws, 4)
+    was = ws.log.read_text()
+    ws.log.write_text(''.join(was.splitlines(keepends=True)[:2]))
+    r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 3 and 'the log ends at entry 2 but the checkpoint' in out['error'], out
+    ws.log.write_text(was)
+    fill(ws, 1)
+    r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 0 and [e['seq'] for e in out['entries']] == [1, 2, 3, 4, 5], out

@@ -22,7 +22,8 @@ from .manifest import now_iso
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
            'payloads_path', 'checkpoint_path', 'payload_digest', 'entry_mac', 'mac_ok', 'append', 'read', 'read_tail',
-           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'copy_problem', 'erase', 'migrate_legacy']
+           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'end_problem', 'copy_problem', 'erase',
+           'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -846,6 +847,15 @@ def current_checkpoint(path: str | Path, keys_dir: str | Path | None = None) -> 
     if not key:
         return None
     return _load_checkpoint(folder, log, key)[0]
+
+
+def end_problem(path: str | Path, keys_dir: str | Path | None = None) -> str:
+    """Why the log's end disagrees with the checkpoint kept outside the workspace ('' when it agrees, or there is no
+    checkpoint to compare): entries deleted from its end, a log emptied or rewritten, which no entry `read` returns
+    can show. The checkpoint is read before the log, so an append meanwhile is never taken for a deletion."""
+    log = Path(path).resolve()
+    cp = current_checkpoint(log, keys_dir)
+    return _head_problem(cp, _chain(log)) if cp else ''
 
 
 def copy_problem(path: str | Path, cp: dict, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:

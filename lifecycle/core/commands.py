@@ -97,7 +97,7 @@ def audit_show(
 ):
     """Show the latest audit entries (an erased payload shows as `(erased)`, an edited one as `(altered)`); `audit
     verify` checks them."""
-    from lifecycle.core.audit import read, verify
+    from lifecycle.core.audit import end_problem, read, verify
     from lifecycle.core.store import JournalError
 
     if n < 1:  # (refused as a command's error: `--json` prints {"ok": false, ...} as for every refusal)
@@ -107,10 +107,15 @@ def audit_show(
         entries = read(s.audit_path)[-n:]
     except JournalError as e:
         raise CommandError(f"{e}; `lifecycle audit verify` says more", EXIT_AUDIT) from None
-    # No entries is "ok" only when verify agrees: a log renamed away or emptied, whose checkpoint kept outside the
-    # workspace records entries, printed {"ok": true, "entries": []} while `audit verify` exited 3 (review EB).
-    if not entries and not (v := verify(s.audit_path, keys_dir=s.keys_dir)).ok:
-        raise CommandError(f"no entries can be shown: {v.reason}; `lifecycle audit verify` says more", EXIT_AUDIT)
+    # No entries is "ok" only when verify agrees, and entries are the latest only when the log's end is the one its
+    # checkpoint kept outside the workspace records: a log renamed away, emptied, or with its last entries deleted was
+    # shown as {"ok": true, ...} while `audit verify` exited 3 (review EB).
+    if (problem := end_problem(s.audit_path, s.keys_dir)) or (
+        not entries and not (v := verify(s.audit_path, keys_dir=s.keys_dir)).ok and (problem := v.reason)
+    ):
+        raise CommandError(
+            f"the latest audit entries cannot be shown: {problem}; `lifecycle audit verify` says more", EXIT_AUDIT
+        )
     return AuditEntries(entries)
 
 # %% ../../nbs/api/core/12_commands.ipynb #7db70973
