@@ -4215,6 +4215,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.revoke_tokens': ( 'api/serve/tokens.html#revoke_tokens',
                                                                                   'lifecycle/serve/tokens.py'),
+                                        'lifecycle.serve.tokens.role_unheld': ( 'api/serve/tokens.html#role_unheld',
+                                                                                'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.token_record': ( 'api/serve/tokens.html#token_record',
                                                                                  'lifecycle/serve/tokens.py'),
                                         'lifecycle.serve.tokens.token_user': ( 'api/serve/tokens.html#token_user',

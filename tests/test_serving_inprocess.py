@@ -594,6 +594,9 @@ def test_an_admin_role_no_one_holds_is_said_at_start_and_in_ready_and_an_empty_o
         assert st['ready'] and "no registered person holds admin_role 'ml_enginer'" in st['admin_problem'], st
         assert "did you mean 'ml_engineer'?" in st['admin_problem']
     assert any("admin_role 'ml_enginer'" in r.getMessage() for r in caplog.records), caplog.text
+    shown = json.loads(cli(ws, 'flags', 'show', '--json').stdout)  # (and by `flags show`, as for a server started now)
+    assert "no registered person holds admin_role 'ml_enginer'" in shown['admin_problem'], shown
+    assert "admin API: no registered person" in cli(ws, 'flags', 'show').stdout
     for empty in ("''", "' '"):
         flags_yaml.write_text(was.replace('admin_role: ml_engineer', f'admin_role: {empty}'))
         with pytest.raises(Exception, match='admin_role'):

@@ -91,12 +91,15 @@ class FlagsView(Result):
                 print(f"  held by {h['by']} {h['id']} of v{h['version']}: {keys} change only through it")
         if problem := self.extra.get('params_problem'):
             print(f"  params: {problem}")
+        if problem := self.extra.get('admin_problem'):
+            print(f"  admin API: {problem}")
 
 
 def _show_spec(s, spec, name: str, extra: dict | None = None) -> FlagsView:
     """The flags as a command shows them (`flags.shown_spec`: no secret option), with the admin role, provider and poll
     that a server started now applies (`flags.as_declared`: from params/flags.yaml, not the spec's copy of them);
-    `params_problem` when that file cannot be read (shown, not refused: the flags are what they are). A regression
+    `params_problem` when that file cannot be read (shown, not refused: the flags are what they are), `admin_problem`
+    when no registered person holds its admin role (`tokens.role_unheld`). A regression
     model's flags show no threshold (null): no threshold decides its predictions."""
     from lifecycle.core.params import FlagsParams, ParamsError, load_file
     from lifecycle.serve import flags as fl
@@ -106,6 +109,16 @@ def _show_spec(s, spec, name: str, extra: dict | None = None) -> FlagsView:
         spec = fl.as_declared(spec, load_file(s.params_dir / 'flags.yaml', FlagsParams))
     except ParamsError as e:
         extra['params_problem'] = f"{e}: a server refuses to start with it"
+    else:
+        from lifecycle.release.trust import roster
+        from lifecycle.serve.tokens import role_unheld
+
+        try:
+            people = roster(s)
+        except Exception:  # (a broken trust registry is `trust show`'s and the server's to say: not the flags')
+            people = None
+        if why := role_unheld(people, spec.admin_role, s.params_dir / 'flags.yaml'):
+            extra['admin_problem'] = why
     shown = fl.shown_spec(spec)
     if fl.is_regression(s, name):
         shown['threshold'] = None

@@ -22,7 +22,7 @@ from ..model.registry import check_version_aliases
 from .predlog import PredictionLog, default_url, key_pseudonym, pii_masker
 from .metrics import Metrics
 from .gate import Deployment, FlagGate
-from .tokens import RefusalTally, RosterFile
+from .tokens import RefusalTally, RosterFile, role_unheld
 from . import flags as fl
 
 log = logging.getLogger('lifecycle.serving')
@@ -173,20 +173,9 @@ class Server:
         return self.trust.people()
 
     def admin_problem(self) -> str:
-        """Why no token can use the admin API now: no registered, unrevoked person holds `admin_role` (a misspelt role
-        in params/flags.yaml started a ready server whose admin API no one could use, and said so nowhere: review EB);
-        '' when someone does, or while trust is not initialised."""
-        import difflib
-
-        people = self.people
-        if people is None or any(self.admin_role in p.roles and not p.revoked for p in people.values()):
-            return ''
-        close = difflib.get_close_matches(self.admin_role, sorted({r for p in people.values() for r in p.roles}), n=1)
-        return (
-            f"no registered person holds admin_role {self.admin_role!r} ({self.s.params_dir}/flags.yaml): the admin "
-            "API refuses every token" + (f"; did you mean {close[0]!r}?" if close else '') + f"; register one with "
-            f"`lifecycle trust add NAME --role {self.admin_role} --as ADMIN`, or correct admin_role and restart"
-        )
+        """Why no token can use the admin API now (`tokens.role_unheld`: no registered person holds `admin_role`); ''
+        when someone does, or while trust is not initialised. Said at start-up and in /ready (review EB)."""
+        return role_unheld(self.people, self.admin_role, self.s.params_dir / 'flags.yaml')
 
     def log_refusal(self) -> str | None:
         """Why scoring is refused now: not ready (no flags meet the policy), or the prediction log cannot be written

@@ -23,7 +23,7 @@ from ..core.locks import held
 # %% auto #0
 __all__ = ['REQUEST_MAX_AGE_S', 'tokens_path', 'issue_token', 'request_token', 'TokenRequestError', 'accept_request',
            'list_tokens', 'revoke_tokens', 'token_record', 'token_user', 'Unauthorised', 'person_refusal', 'authorise',
-           'RosterFile', 'RefusalTally']
+           'role_unheld', 'RosterFile', 'RefusalTally']
 
 # %% ../../nbs/api/serve/03_tokens.ipynb #2c87398c
 def tokens_path(s: Settings) -> Path:
@@ -279,6 +279,23 @@ def authorise(s: Settings, token: str | None, people: dict | None, role: str) ->
     if role not in p.roles:
         raise Unauthorised(f"user {user!r} does not hold role {role!r}", 403, user)
     return user
+
+
+def role_unheld(people: dict | None, role: str, where) -> str:
+    """Why the admin API refuses every token: no registered, unrevoked person in `people` holds `role`, the
+    `admin_role` of `where` (params/flags.yaml), with the closest registered role; '' when someone does, or while
+    trust is not initialised (None). A misspelt role started a ready server no one could administer, unsaid (review
+    EB); not refused, since a person can be registered for it while a server runs."""
+    import difflib
+
+    if people is None or any(role in p.roles and not p.revoked for p in people.values()):
+        return ''
+    close = difflib.get_close_matches(role, sorted({r for p in people.values() for r in p.roles}), n=1)
+    return (
+        f"no registered person holds admin_role {role!r} ({where}): the admin API refuses every token"
+        + (f"; did you mean {close[0]!r}?" if close else '')
+        + f"; register one with `lifecycle trust add NAME --role {role} --as ADMIN`, or correct admin_role and restart"
+    )
 
 
 def _proven(rec: dict, digest: str, person, workspace: str | None) -> bool:
