@@ -264,10 +264,10 @@ def shown_url(url: str) -> str:
 
 def url_problem(url: str, driver: bool = False) -> str:
     """Why a database URL cannot be used as written ('' if it can): one SQLAlchemy cannot parse, a port that is not a
-    number, a password with an unescaped `@` (its end read as the host: a driver's errors would quote it) or a `%` that
-    escapes nothing (read as itself: a wrong password); with `driver`, also a database SQLAlchemy does not know, or
-    whose driver is not installed here (found before a connection is tried: `create_engine` would raise the driver's
-    `ImportError`)."""
+    number, a password with an unescaped `@` (its end read as the host: a driver's errors would quote it) or a `%%`
+    (configparser's old escape of a `%`, read as two now: a wrong password); with `driver`, also a database SQLAlchemy
+    does not know, or whose driver is not installed here (found before a connection is tried: `create_engine` would
+    raise the driver's `ImportError`)."""
     if str(url).startswith('sqlite'):
         return ''
     u = _parsed(url)
@@ -275,11 +275,9 @@ def url_problem(url: str, driver: bool = False) -> str:
         return 'it is not a URL SQLAlchemy can parse (dialect+driver://user:password@host:port/database)'
     if u.host and '@' in u.host:
         return "its password holds an unescaped '@' (write it %40)"
-    if re.search(r'%(?![0-9A-Fa-f]{2})', url):  # (`%%40`, configparser's old escape: now a wrong password, silently)
-        return (
-            "it holds a '%' that is not followed by two hex digits (write a password's '%' as %25; settings.ini is "
-            "read as written, so '%%' is no escape)"
-        )
+    if '%%' in url:  # (`%%40`, configparser's old escape: now a wrong password, silently. A lone `%` escaping nothing
+        # is read as itself by SQLAlchemy, a query's value too: `application_name=100%`, a password `50%off`)
+        return "it holds '%%', settings.ini's old escape of a '%', read as written now (write a '%' of it as %25)"
     try:
         u.port  # (a port that is not a number)
     except ValueError:
