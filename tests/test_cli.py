@@ -775,7 +775,7 @@ def test_a_relative_sqlite_prediction_log_is_the_workspaces_written_as_its_write
     root = tmp_path / 'team:a #1'
     url = default_url(SimpleNamespace(prediction_log_url='sqlite:///logs/p.db?timeout=5', root=root))
     assert url == f"sqlite:///{root / 'logs' / 'p.db'}?timeout=5"
-    assert journal_dir(url.partition('?')[0]) == Path(make_url(url).database + '.journals')  # (one file, one folder)
+    assert journal_dir(url) == Path(make_url(url).database + '.journals')  # (one file, one folder)
     url = default_url(SimpleNamespace(prediction_log_url='sqlite:///file:p.db?mode=rwc&uri=true', root=root))
     root.mkdir()
     with create_engine(url).connect() as c:  # (a SQLite URI filename: its folder's `#` escaped, as SQLite reads it)
@@ -787,3 +787,21 @@ def test_an_ipv6_host_that_cannot_be_listened_on_is_named_in_brackets(workspace,
     "Found by review (DZ): `serve --host fe80::dead --port 29651` was refused as `fe80::dead:29651`, one address."
     said = "[fe80::dead]:29651 cannot be listened on: another program listens there, or 'fe80::dead' is not an address"
     refused(invoke(['serve', '--host', 'fe80::dead', '--port', '29651'], env), 2, said, False)
+
+
+def test_a_sqlite_uri_prediction_logs_folder_journals_and_file_are_the_ones_sqlite_opens(tmp_path, monkeypatch):
+    "Found by review (EC): `sqlite:///file:/p.db?uri=true` was sliced after `sqlite:///`: a folder `file:` made here."
+    from types import SimpleNamespace
+    from lifecycle.loop.trace import request_rows
+    from lifecycle.serve.predlog import PredictionLog, default_url, journal_dir, reading
+
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / 'team #1'
+    url = default_url(SimpleNamespace(prediction_log_url='sqlite:///file:logs/p.db?mode=rwc&uri=true', root=root))
+    assert journal_dir(url) == root / 'logs' / 'p.db.journals'
+    log = PredictionLog(url)  # (its folder made where SQLite opens the file, none named `file:` in the current one)
+    log.engine.dispose()
+    assert (root / 'logs' / 'p.db').is_file() and sorted(p.name for p in tmp_path.iterdir()) == ['team #1']
+    with reading(url) as engine:  # (a log that exists is read, not taken for one not made yet)
+        assert engine is not None
+    assert request_rows(url, 'r1') == []

@@ -22,9 +22,9 @@ class TraceError(Exception):
 def request_rows(url: str, request_id: str) -> list[dict]:
     "The prediction-log rows of one request (answer and shadow), with its feedback time; inputs left out."
     from pathlib import Path
-    from lifecycle.serve.predlog import log_engine, log_errors
+    from lifecycle.serve.predlog import log_engine, log_errors, sqlite_path
 
-    if url.startswith('sqlite:///') and not Path(url[len('sqlite:///') :]).exists():
+    if sqlite_path(url) and not Path(sqlite_path(url)).exists():
         return []
     with log_errors(url):
         return _request_rows(log_engine(url), request_id)

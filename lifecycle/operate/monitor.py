@@ -730,10 +730,10 @@ class WindowClock:
 
     def _read_new(self) -> None:
         from sqlalchemy import inspect, text
-        from lifecycle.serve.predlog import log_engine, names_models
+        from lifecycle.serve.predlog import log_engine, names_models, sqlite_path
 
         if self._engine is None:
-            if self.url.startswith('sqlite:///') and not Path(self.url[len('sqlite:///') :]).exists():
+            if sqlite_path(self.url) and not Path(sqlite_path(self.url)).exists():
                 return  # no log yet (and none made by looking)
             self._engine = log_engine(self.url)
         if not self._named:  # (looked up until a writer has made the table with its model column: then it stays)

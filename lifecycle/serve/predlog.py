@@ -29,9 +29,9 @@ if TYPE_CHECKING:
 
 # %% auto #0
 __all__ = ['default_url', 'log_reachable', 'FeedbackError', 'SyncTimes', 'current_row', 'LogFailed', 'LogUnreadable',
-           'log_errors', 'log_engine', 'Pending', 'names_models', 'PredictionLog', 'journal_dir', 'quoted_request_id',
-           'add_feedback', 'read_log', 'count_unlabelled', 'empty_log', 'reading', 'row_filters', 'span_terms',
-           'decoded', 'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
+           'log_errors', 'log_engine', 'Pending', 'names_models', 'PredictionLog', 'sqlite_path', 'journal_dir',
+           'quoted_request_id', 'add_feedback', 'read_log', 'count_unlabelled', 'empty_log', 'reading', 'row_filters',
+           'span_terms', 'decoded', 'pseudonymise_old_keys', 'key_pseudonym', 'pii_masker']
 
 # %% ../../nbs/api/serve/01_predlog.ipynb #ad956015
 def default_url(s: Settings) -> str:
@@ -475,8 +475,8 @@ class _Store:
         from sqlalchemy import event, MetaData
 
         self.url, self.mask, self.durable = url, mask, durable
-        if url.startswith('sqlite:///'):
-            Path(url[len('sqlite:///') :]).parent.mkdir(parents=True, exist_ok=True)
+        if path := sqlite_path(url):
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
         with log_errors(url, 'opened'):  # (unreachable, refused, damaged: named, with no traceback)
             self.engine = log_engine(
                 url, pre_ping, connect_args={'timeout': timeout_s} if url.startswith('sqlite') else {}
@@ -1157,10 +1157,30 @@ class PredictionLog:
         return self._queued - self._written
 
 
+def sqlite_path(url: str) -> str:
+    """The file SQLite opens for `url` ('' for another database, one in memory, or a URL SQLAlchemy cannot read): not
+    the text after `sqlite:///`, which for a URI filename (`file:/p.db?uri=true`) is no path and keeps the query."""
+    from urllib.parse import unquote
+    from sqlalchemy.engine import make_url
+
+    if not str(url).startswith('sqlite'):
+        return ''
+    try:
+        u = make_url(url)
+    except Exception:
+        return ''
+    path = u.database or ''
+    if path.startswith('file:') and str(u.query.get('uri')).lower() in ('true', 'yes', 'on', 'y', 't', '1'):
+        path = unquote(path[len('file:') :].partition('?')[0].partition('#')[0])  # (SQLite undoes its %-escapes)
+        if path.startswith('//'):  # (`file://localhost/p.db`, `file:///p.db`: an authority before the path)
+            path = path[path.find('/', 2) :] if path.find('/', 2) > 0 else ''
+    return '' if path in ('', ':memory:') or 'mode=memory' in url else path
+
+
 def journal_dir(url: str) -> Path | None:
     "Where a durable writer process journals rows for the SQLite file at `url` (beside it); None for other databases."
-    path = url[len('sqlite:///') :] if url.startswith('sqlite:///') else ''
-    return Path(f"{path}.journals") if path and path != ':memory:' else None
+    path = sqlite_path(url)
+    return Path(f"{path}.journals") if path else None
 
 
 def _frame(data: bytes) -> bytes:
@@ -1650,8 +1670,8 @@ def reading(log_or_url):
     the database is a `LogUnreadable` naming it (`log_errors`); an engine made here is closed on leaving."""
     if (
         isinstance(log_or_url, str)
-        and log_or_url.startswith('sqlite:///')
-        and not Path(log_or_url[len('sqlite:///') :]).exists()
+        and sqlite_path(log_or_url)
+        and not Path(sqlite_path(log_or_url)).exists()
     ):
         yield None
         return
