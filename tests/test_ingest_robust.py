@@ -515,6 +515,9 @@ def test_a_watched_folder_that_cannot_be_read_is_said_not_taken_for_an_empty_one
         ('/* x */ create table t2 as select * from people', 'found a CREATE statement'),
         ("select * from people; drop table people", "found more than one statement (a ';')"),
         ('ann.roe@mail.test', 'found a statement that is no SELECT'),
+        ('with p as (select 1) delete from people returning *', 'found a DELETE in it'),  # (review EC: WITH let by)
+        ('with p as (select 1) insert into people select * from people', 'found an INSERT in it'),
+        ('select * into people2 from people', 'found an INTO in it'),
     ],
 )
 def test_a_query_that_is_no_select_is_refused_before_it_runs_and_changes_nothing(tmp_path, monkeypatch, query, says):
@@ -534,6 +537,7 @@ def test_a_query_that_is_no_select_is_refused_before_it_runs_and_changes_nothing
     assert says in out['error'] and 'nothing was run' in out['error'] and 'ann.roe' not in r.stdout + r.stderr
     with sqlite3.connect(w / 'b.db') as con:
         assert con.execute('select name from sqlite_master').fetchall() == [('people',)]
+        assert con.execute('select count(*) from people').fetchone() == (1,)
     ok = ['sqlite:///b.db', '--query', "-- the batch\nselect ';' as note from people;", '--dataset', 'arrests']
     r = invoke(cmds().ingest, [*ok, '--json'], env=env)
     assert json.loads(r.stdout)['status'] == 'rejected'  # (run: a SELECT, its `;` quoted or at its end)

@@ -887,10 +887,14 @@ _SQL_WRITES = frozenset(
 )
 
 
+_SQL_WRITES_IN = r'(?i)\b(delete|insert|into|merge|update)\b(?!\s*\()'  # (MySQL's insert(s, ..) is a function)
+
+
 def _query_problem(query: str) -> str:
-    """Why `query` is not one SELECT yielding a batch ('' if it is): a statement that is no SELECT, or more than one. A
-    `DROP TABLE` given as the query was run, and kept by SQLite and MySQL (their DDL is not rolled back), then said as
-    'query failed: this result object does not return rows' (review EA). Only a keyword of SQL is quoted."""
+    """Why `query` is not one SELECT yielding a batch ('' if it is): a statement that is no SELECT, more than one, or
+    one that writes all the same (a WITH's DELETE, a SELECT INTO). A `DROP TABLE` given as the query was run, and kept
+    by SQLite and MySQL (their DDL is not rolled back), then said as 'query failed: this result object does not return
+    rows' (review EA). Only a keyword of SQL is quoted."""
     import re
 
     bare = re.sub(_SQL_NOISE, ' ', query, flags=re.S).strip().rstrip(';').strip()
@@ -901,6 +905,11 @@ def _query_problem(query: str) -> str:
         return f"expected a SELECT yielding the batch, found {found if bare else 'no statement'}; nothing was run"
     if ';' in bare:
         return "expected one SELECT yielding the batch, found more than one statement (a ';'); nothing was run"
+    if m := re.search(_SQL_WRITES_IN, re.sub(r'(?i)\bfor\s+update\b', ' ', bare)):  # (`WITH c AS (..) DELETE ..`, a
+        # data-modifying CTE, `SELECT .. INTO t`: a SELECT's first word, writing all the same; `FOR UPDATE` only locks)
+        word = m.group(1).upper()
+        a = 'an' if word[0] in 'IU' else 'a'
+        return f"expected a SELECT yielding the batch, found {a} {word} in it; nothing was run"
     return ''
 
 
