@@ -880,7 +880,8 @@ def _parquet_frame(path: Path) -> pd.DataFrame:
     return _parquet_table(path).to_pandas()
 
 
-_SQL_NOISE = r"--[^\n]*|/\*.*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""  # comments, quoted text and names
+_SQL_NOISE = r"--[^\n]*|/\*(?!!).*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""  # comments, quoted text and names
+# (MySQL runs the text of a `/*! .. */` comment: kept, so `/*! INTO OUTFILE .. */` is found; review EC)
 _SQL_WRITES = frozenset(
     'alter analyze attach begin call commit copy create delete detach do drop exec execute grant insert lock merge '
     'pragma reindex replace revoke set truncate update vacuum'.split()
