@@ -906,3 +906,15 @@ def test_audit_show_refuses_a_log_whose_last_entries_were_deleted_as_verify_does
     fill(ws, 1)
     r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
     assert r.returncode == 0 and [e['seq'] for e in out['entries']] == [1, 2, 3, 4, 5], out
+
+
+def test_a_payload_line_whose_seq_is_a_list_is_no_crash_of_audit_show_or_verify(ws):
+    """A payload line edited to `{"seq": [9]}`: `read`, `read_tail` (so `audit show`) and `verify` raised TypeError
+    'unhashable type' from the set of payload sequences `(altered)` is found by (review ED)."""
+    fill(ws, 2)
+    ws.payloads.write_text(ws.payloads.read_text() + '{"seq": [9]}\n')
+    assert [e['actor'] for e in audit.read(ws.log)] == ['user1', 'user2']
+    assert [e['actor'] for e in audit.read_tail(ws.log)] == ['user1', 'user2']
+    assert not audit.verify(ws.log).ok
+    r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 0 and [e['seq'] for e in out['entries']] == [1, 2], out

@@ -458,7 +458,8 @@ def _with_payloads(chain: list[dict], payloads: dict) -> list[dict]:
     """The entries of `chain` joined with their `payloads` (by digest), an erased one's as `(erased)`, one whose payload
     is there under its sequence with another digest as `(altered)`."""
     erased, lines = _tombstones(chain), {e['seq']: e for e in chain}
-    seqs = {p.get('seq') for p in payloads.values() if isinstance(p, dict)}
+    seqs = {p['seq'] for p in payloads.values() if isinstance(p, dict) and type(p.get('seq')) is int}  # (an edited
+    # line's seq may be a list: never a crash of every reader; review ED)
     kept = {
         s: ((payloads.get(lines[t].get('digest')) or {}).get('details') or {}).get('kept') for s, t in erased.items()
     }
@@ -658,7 +659,8 @@ def _payload_problem(log: Path, chain: list[dict], notes: list[str]) -> tuple[st
         rows = [p for p in read_jsonl(pp) if isinstance(p, dict)]
     except JournalError as e:
         return str(e), None
-    by_digest, seqs, erased = {payload_digest(p): p for p in rows}, {p.get('seq') for p in rows}, _tombstones(chain)
+    by_digest, erased = {payload_digest(p): p for p in rows}, _tombstones(chain)
+    seqs = {p['seq'] for p in rows if type(p.get('seq')) is int}  # (an edited line's may be a list; review ED)
     for e in chain:
         s, p = e['seq'], by_digest.get(e.get('digest'))
         if s in erased:
@@ -722,7 +724,7 @@ def _unaccounted(log: Path, chain: list[dict]) -> str:
     foreign = [
         i
         for i, p in rows[:end]
-        if payload_digest(p) not in named and not ((s := p.get('seq')) in legacy and i < own.get(s, 0))
+        if payload_digest(p) not in named and not (type(s := p.get('seq')) is int and s in legacy and i < own.get(s, 0))
     ]
     if not foreign:
         return ''
