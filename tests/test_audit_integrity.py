@@ -918,3 +918,13 @@ def test_a_payload_line_whose_seq_is_a_list_is_no_crash_of_audit_show_or_verify(
     assert not audit.verify(ws.log).ok
     r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
     assert r.returncode == 0 and [e['seq'] for e in out['entries']] == [1, 2], out
+
+
+def test_audit_show_reads_on_with_a_damaged_key_as_every_reader_does(ws):
+    """A damaged `audit.key`: `read` reads on (`_authentic`), and `audit show` did before review EB, but its check of
+    the log's end against the checkpoint (`end_problem`) raised the key's AuditError, exit 3 (review ED)."""
+    fill(ws, 2)
+    next(ws.keys.rglob('audit.key')).write_text('garbage\n')
+    assert audit.end_problem(ws.log) == ''
+    r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 0 and [e['seq'] for e in out['entries']] == [1, 2], out

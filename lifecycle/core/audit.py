@@ -854,9 +854,14 @@ def current_checkpoint(path: str | Path, keys_dir: str | Path | None = None) -> 
 def end_problem(path: str | Path, keys_dir: str | Path | None = None) -> str:
     """Why the log's end disagrees with the checkpoint kept outside the workspace ('' when it agrees, or there is no
     checkpoint to compare): entries deleted from its end, a log emptied or rewritten, which no entry `read` returns
-    can show. The checkpoint is read before the log, so an append meanwhile is never taken for a deletion."""
+    can show. The checkpoint is read before the log, so an append meanwhile is never taken for a deletion. A damaged
+    key leaves nothing to compare: a reader reads on (`_authentic`), and every command that writes says so (review
+    ED: `audit show` exited 3 on it)."""
     log = Path(path).resolve()
-    cp = current_checkpoint(log, keys_dir)
+    try:
+        cp = current_checkpoint(log, keys_dir)
+    except AuditError:
+        return ''
     return _head_problem(cp, _chain(log)) if cp else ''
 
 
