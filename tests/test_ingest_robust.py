@@ -553,3 +553,19 @@ def test_the_lock_file_excel_leaves_beside_a_file_in_a_watched_folder_is_no_batc
     (inbox / 'b.csv').write_text('x\n1\n')
     (inbox / '~$b.csv').write_bytes(b'\x07ann roe' + b'\x00' * 40)
     assert watch(inbox, Ledger(tmp_path / 'l.jsonl'), lambda p: {'status': p.name}, once=True) == [{'status': 'b.csv'}]
+
+
+@pytest.mark.parametrize(
+    'query',
+    [
+        'select `update`, `into` from people',  # (MySQL's and SQLite's quoting of a name that is a keyword)
+        'select * from people for no key update',  # (PostgreSQL's lock, as FOR UPDATE)
+        "select deleted, updated_at, 'insert' as note from people -- INSERT later",
+        "select * from people where note like '%into%' /* into */",
+    ],
+)
+def test_a_select_naming_a_write_only_as_a_quoted_name_a_lock_or_text_is_let_by(query):
+    "Review EC's check of writes anywhere refused a backtick-quoted `update` column and FOR NO KEY UPDATE (review ED)."
+    from lifecycle.data.sources import _query_problem
+
+    assert _query_problem(query) == ''

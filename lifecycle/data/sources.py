@@ -880,7 +880,8 @@ def _parquet_frame(path: Path) -> pd.DataFrame:
     return _parquet_table(path).to_pandas()
 
 
-_SQL_NOISE = r"--[^\n]*|/\*(?!!).*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\""  # comments, quoted text and names
+_SQL_NOISE = r"--[^\n]*|/\*(?!!).*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`"  # comments, quoted
+# text and names (a MySQL or SQLite `update` column, quoted as a name, was refused as an UPDATE; review ED)
 # (MySQL runs the text of a `/*! .. */` comment: kept, so `/*! INTO OUTFILE .. */` is found; review EC)
 _SQL_WRITES = frozenset(
     'alter analyze attach begin call commit copy create delete detach do drop exec execute grant insert lock merge '
@@ -906,8 +907,9 @@ def _query_problem(query: str) -> str:
         return f"expected a SELECT yielding the batch, found {found if bare else 'no statement'}; nothing was run"
     if ';' in bare:
         return "expected one SELECT yielding the batch, found more than one statement (a ';'); nothing was run"
-    if m := re.search(_SQL_WRITES_IN, re.sub(r'(?i)\bfor\s+update\b', ' ', bare)):  # (`WITH c AS (..) DELETE ..`, a
-        # data-modifying CTE, `SELECT .. INTO t`: a SELECT's first word, writing all the same; `FOR UPDATE` only locks)
+    locks = r'(?i)\bfor\s+(no\s+key\s+)?update\b'  # (`FOR [NO KEY] UPDATE` only locks; review ED: NO KEY was refused)
+    if m := re.search(_SQL_WRITES_IN, re.sub(locks, ' ', bare)):  # (`WITH c AS (..) DELETE ..`, a data-modifying CTE,
+        # `SELECT .. INTO t`: a SELECT's first word, writing all the same)
         word = m.group(1).upper()
         a = 'an' if word[0] in 'IU' else 'a'
         return f"expected a SELECT yielding the batch, found {a} {word} in it; nothing was run"
