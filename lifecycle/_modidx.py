@@ -1354,6 +1354,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._ascii_based': ( 'api/data/sources.html#_ascii_based',
                                                                                  'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._bare_problem': ( 'api/data/sources.html#_bare_problem',
+                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._categories': ( 'api/data/sources.html#_categories',
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._check_header': ( 'api/data/sources.html#_check_header',

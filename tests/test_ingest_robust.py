@@ -519,6 +519,8 @@ def test_a_watched_folder_that_cannot_be_read_is_said_not_taken_for_an_empty_one
         ('with p as (select 1) insert into people select * from people', 'found an INSERT in it'),
         ('select * into people2 from people', 'found an INTO in it'),
         ("select * from people /*!50000 into outfile '/tmp/p.csv' */", 'found an INTO in it'),  # (MySQL runs it)
+        ("select '\\'' into outfile '/tmp/p.csv' -- '", 'found an INTO in it'),  # (MySQL: a quote, then INTO; ED)
+        ("select e'\\''; drop table people; -- '", "found more than one statement (a ';')"),  # (PostgreSQL's E'..')
     ],
 )
 def test_a_query_that_is_no_select_is_refused_before_it_runs_and_changes_nothing(tmp_path, monkeypatch, query, says):
@@ -562,6 +564,7 @@ def test_the_lock_file_excel_leaves_beside_a_file_in_a_watched_folder_is_no_batc
         'select * from people for no key update',  # (PostgreSQL's lock, as FOR UPDATE)
         "select deleted, updated_at, 'insert' as note from people -- INSERT later",
         "select * from people where note like '%into%' /* into */",
+        "select 'C:\\' as folder, deleted from people",  # (a `\` ending standard SQL's quoted text)
     ],
 )
 def test_a_select_naming_a_write_only_as_a_quoted_name_a_lock_or_text_is_let_by(query):

@@ -883,6 +883,9 @@ def _parquet_frame(path: Path) -> pd.DataFrame:
 _SQL_NOISE = r"--[^\n]*|/\*(?!!).*?\*/|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|`(?:[^`]|``)*`"  # comments, quoted
 # text and names (a MySQL or SQLite `update` column, quoted as a name, was refused as an UPDATE; review ED)
 # (MySQL runs the text of a `/*! .. */` comment: kept, so `/*! INTO OUTFILE .. */` is found; review EC)
+_SQL_NOISE_BACKSLASH = r"--[^\n]*|/\*(?!!).*?\*/|'(?:[^'\\]|''|\\.)*'|\"(?:[^\"\\]|\"\"|\\.)*\"|`(?:[^`]|``)*`"
+# (the same, a `\` escaping what follows in quotes, as MySQL and PostgreSQL's E'..' read it: `'\'' into outfile ..`
+# was one quoted text to the check, a quote then an INTO to MySQL; review ED)
 _SQL_WRITES = frozenset(
     'alter analyze attach begin call commit copy create delete detach do drop exec execute grant insert lock merge '
     'pragma reindex replace revoke set truncate update vacuum'.split()
@@ -896,10 +899,16 @@ def _query_problem(query: str) -> str:
     """Why `query` is not one SELECT yielding a batch ('' if it is): a statement that is no SELECT, more than one, or
     one that writes all the same (a WITH's DELETE, a SELECT INTO). A `DROP TABLE` given as the query was run, and kept
     by SQLite and MySQL (their DDL is not rolled back), then said as 'query failed: this result object does not return
-    rows' (review EA). Only a keyword of SQL is quoted."""
+    rows' (review EA). Only a keyword of SQL is quoted. Checked as standard SQL reads its quotes, then as MySQL does.
+    """
+    return _bare_problem(_SQL_NOISE, query) or _bare_problem(_SQL_NOISE_BACKSLASH, query)
+
+
+def _bare_problem(noise: str, query: str) -> str:
+    "Why `query`, without what `noise` matches (comments, quoted text and names), is not one SELECT ('' if it is)."
     import re
 
-    bare = re.sub(_SQL_NOISE, ' ', query, flags=re.S).strip().rstrip(';').strip()
+    bare = re.sub(noise, ' ', query, flags=re.S).strip().rstrip(';').strip()
     m = re.match(r'[\s(]*([A-Za-z_]+)', bare)
     word = m.group(1).lower() if m else ''
     if word not in ('select', 'with', 'values'):
