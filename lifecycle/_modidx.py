@@ -3955,6 +3955,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._tables': ( 'api/serve/predlog.html#_tables',
                                                                               'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._uri_filename': ( 'api/serve/predlog.html#_uri_filename',
+                                                                                    'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._wake': ('api/serve/predlog.html#_wake', 'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._wake_group': ( 'api/serve/predlog.html#_wake_group',
                                                                                   'lifecycle/serve/predlog.py'),

@@ -52,11 +52,9 @@ def _sqlite_file(url: str, root: Path) -> str:
         u = make_url(url)
     except Exception:
         return url  # (said, as any unparsable URL is, where the log is opened)
-    db = u.database or ''
-    uri = db.startswith('file:') and str(u.query.get('uri')).lower() in ('true', 'yes', 'on', 'y', 't', '1')
-    # (a SQLite URI filename, `file:path?...&uri=true`, as pysqlite reads `uri`; else `file:` begins a file's name)
+    db, uri = u.database or '', _uri_filename(u)
     path = db[len('file:') :] if uri else db
-    if path in ('', ':memory:') or 'mode=memory' in url:  # (`file::memory:?uri=true` too)
+    if not sqlite_path(url):  # (`file::memory:?uri=true` too)
         raise SettingsError(
             f"the prediction log's URL {shown_url(url)} is a SQLite database in memory, lost when the server stops "
             f"and never seen by its other workers or by monitor ({_SOURCE}); expected a file (sqlite:///path.db), or "
@@ -1157,6 +1155,12 @@ class PredictionLog:
         return self._queued - self._written
 
 
+def _uri_filename(u) -> bool:
+    "Whether a parsed SQLite URL names a URI filename (`file:path?...&uri=true`, as pysqlite reads `uri`)."
+    uri = str(u.query.get('uri')).lower() in ('true', 'yes', 'on', 'y', 't', '1')
+    return uri and (u.database or '').startswith('file:')
+
+
 def sqlite_path(url: str) -> str:
     """The file SQLite opens for `url` ('' for another database, one in memory, or a URL SQLAlchemy cannot read): not
     the text after `sqlite:///`, which for a URI filename (`file:/p.db?uri=true`) is no path and keeps the query."""
@@ -1170,7 +1174,7 @@ def sqlite_path(url: str) -> str:
     except Exception:
         return ''
     path = u.database or ''
-    if path.startswith('file:') and str(u.query.get('uri')).lower() in ('true', 'yes', 'on', 'y', 't', '1'):
+    if _uri_filename(u):
         path = unquote(path[len('file:') :].partition('?')[0].partition('#')[0])  # (SQLite undoes its %-escapes)
         if path.startswith('//'):  # (`file://localhost/p.db`, `file:///p.db`: an authority before the path)
             path = path[path.find('/', 2) :] if path.find('/', 2) > 0 else ''
