@@ -122,9 +122,8 @@ def _status_problem(it: dict) -> str:
 def _trigger_kind(t: dict) -> bool:
     """Whether a trigger verdict holds what `_record_start` reads, as `TriggerResult.to_dict` writes it: its time, and
     the names of the triggers that fired (each a key of the trigger state: a list failed every pass; review DX)."""
-    ts, fired = t.get('ts'), t.get('fired')
-    names = isinstance(fired, list) and all(isinstance(n, str) for n in fired)
-    return isinstance(ts, (int, float)) and not isinstance(ts, bool) and names
+    fired = t.get('fired')
+    return triggers._number(t.get('ts')) and isinstance(fired, list) and all(isinstance(n, str) for n in fired)
 
 
 def _look_kind(state, look: str, why: str) -> bool:
@@ -466,7 +465,8 @@ def _exposure_wait(ws: Workspace, it: dict, version: str, arm: str, shadow_on: b
     if d.floors:  # (no approval lifts a metric floor: waiting for one would wait for ever; review AP)
         return _revert(ws, it, d.message())  # (each floor says itself: "the release policy now: ...")
     if d.ok:  # (at waiting_approval it stays until the status moves on: a step failing after saved the record
-        it.pop('waiting', None) if it['status'] != WAITING else None  # there with none, refused: review DS)
+        if it['status'] != WAITING:  # there with none, refused: review DS)
+            it.pop('waiting', None)
         return None
     it['waiting'] = dict(step=step, exposure=x, missing=d.missing, message=d.message(), since=time.time())
     return WAITING
