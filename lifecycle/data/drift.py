@@ -289,6 +289,40 @@ def _distinct(a: np.ndarray) -> np.ndarray:
     return a[first]
 
 
+_COUNTED = 1 << 15  # from this many values, whole numbers over a short span are sorted by counting (`_sorted`)
+
+
+def _sorted(x: np.ndarray, own: bool) -> np.ndarray:
+    """The finite float values `x` sorted (in place when `own`: the array is drift's to change). Whole numbers whose
+    span is at most twice their count (ages, counts, codes) are counted and written out in order, a tenth of a sort's
+    time on a million values (a zero is written +0.0, which a sort leaves either way); anything else numpy sorts."""
+    if len(x) >= _COUNTED and (counted := _whole_counts(x)) is not None:
+        lo, counts = counted
+        values = np.arange(len(counts), dtype=float)
+        values += lo
+        return np.repeat(values, counts)
+    if own:
+        x.sort()
+        return x
+    return np.sort(x)
+
+
+def _whole_counts(x: np.ndarray) -> tuple[float, np.ndarray] | None:
+    """The least of the finite values `x` and the count of it and of each whole number above it up to the largest; None
+    unless every value is a whole number (below 2**52 either side of zero) and their span at most twice their count."""
+    head = x[:64]
+    if not np.array_equal(head, np.floor(head)):  # (most measurements: told by their first values)
+        return None
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo > 2 * len(x) or max(-lo, hi) >= 2.0**52:
+        return None
+    d = x - lo
+    k = d.astype(np.intp)
+    if not np.array_equal(k, d):
+        return None
+    return lo, np.bincount(k)
+
+
 def _run_ends(x: np.ndarray) -> np.ndarray:
     "A mask of the last element of each run of equal values in a sorted array."
     d = np.empty(len(x), bool)
@@ -352,10 +386,7 @@ def _numeric_profile(s: _Column, name) -> dict:
     rows, n = len(a), len(x)
     nulls = 0 if n == rows else int(np.isnan(a).sum())
     std = float(np.std(x)) if n else 0.0  # as Evidently's np.std(series), in the column's order: before sorting
-    if own:
-        x.sort()
-    else:
-        x = np.sort(x)
+    x = _sorted(x, own)
     out = dict(
         kind='numeric',
         rows=rows,
@@ -698,10 +729,7 @@ def _ks_asymptotic_pvalue(d: float, n: int, m: int) -> float:
 def _numeric_row(name: str, col: dict, s: _Column) -> dict:
     n = col['valid']
     c, own = s.finite(name)
-    if own:
-        c.sort()
-    else:
-        c = np.sort(c)
+    c = _sorted(c, own)
     m = len(c)
     if m == 0:
         raise ValueError(f"column {name!r} has no finite values in the current batch: drift cannot be measured")
