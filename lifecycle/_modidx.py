@@ -1986,6 +1986,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration.evidence_run': ( 'api/loop/iteration.html#evidence_run',
                                                                                      'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration.failure_counted': ( 'api/loop/iteration.html#failure_counted',
+                                                                                        'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration.history': ( 'api/loop/iteration.html#history',
                                                                                 'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration.in_the_way': ( 'api/loop/iteration.html#in_the_way',

@@ -823,6 +823,51 @@ def test_a_step_failing_three_times_in_a_row_reverts(trained_iteration, monkeypa
     assert 'Testperson' not in json.dumps(it)  # a library's message is not copied into the record (or the site)
 
 
+def test_a_watcher_goes_on_after_a_failed_step_and_its_third_failure_in_a_row_reverts(trained_iteration, monkeypatch):
+    """`retrain run --every` ended at a step's first failure (counted on the record, to be tried again by the next
+    pass), so the third failure in a row, which reverts, needed the watcher started three times. Each failure is said
+    as recorded (a library's message, which may quote data, is not), and the watcher goes on."""
+    calls = []
+
+    def broken(ws, it, rp):
+        calls.append(it['id'])
+        raise ValueError("could not convert string to float: 'Ada Testperson'")  # a library quoting a value
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', broken)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '4', '--json')
+    lines = [json.loads(line) for line in r.stdout.splitlines()]  # (each pass one strict JSON line)
+    assert r.returncode == 0 and len(lines) == 4 and len(calls) == 3, r.stdout + r.stderr
+    assert [x['ok'] for x in lines[:2]] == [False, False] and 'Testperson' not in r.stdout + r.stderr
+    assert lines[0]['error'].startswith('validating failed, 1 time(s) in a row (3 in a row revert the retraining)')
+    assert 'ValueError (not one of this project' in lines[1]['error'] and '2 time(s)' in lines[1]['error']
+    third = lines[2]['iteration']
+    assert third['status'] == 'reverted' and 'failed 3 times' in third['decision']['reason']
+    assert lines[3]['iteration'] is None  # (the fourth pass: nothing fires, nothing unfinished)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '1')  # (no failure left: a pass)
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_watchers_last_pass_failing_a_step_ends_it_and_a_damaged_file_ends_it_at_once(trained_iteration, monkeypatch):
+    "The last pass's failure is the command's, as a single pass's is; a damaged state file met by a step ends it."
+    from lifecycle.core.store import StateError
+
+    def broken(ws, it, rp):
+        raise ValueError('flaky')
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', broken)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '1')
+    assert r.returncode == 1 and 'ValueError: flaky' in r.stderr  # (an error no command maps: as a single pass's)
+    assert len(loop.active(Workspace.open(trained_iteration).state_dir)['failures']) == 1
+
+    def damaged(ws, it, rp):
+        raise StateError('monitor/tally.json: damaged (line 1)')
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', damaged)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '3', '--json')
+    assert r.returncode == 4 and len(r.stdout.splitlines()) == 1 and 'tally.json' in r.stdout, r.stdout + r.stderr
+    assert len(loop.active(Workspace.open(trained_iteration).state_dir)['failures']) == 2  # (counted, and ended)
+
+
 def test_a_kill_9_during_training_resumes_cleanly(two_versions):
     from lifecycle.serve.predlog import default_url
 

@@ -79,7 +79,7 @@ def retrain_run(
     as_json: bool = typer.Option(False, '--json', help="Print each pass as JSON."),
 ):
     "Resume the unfinished retraining, or start one when a trigger fires, and take it as far as it can go now."
-    from lifecycle.loop.iteration import in_the_way, run
+    from lifecycle.loop.iteration import failure_counted, in_the_way, run
     from lifecycle.loop.schema import load_retrain_params
 
     check_repeats(every, times)
@@ -101,14 +101,22 @@ def retrain_run(
             res, ran = RetrainPass(it, verdict.to_dict() if verdict else None), True
         except Exception as e:  # once: the command's error; every N seconds, a pass missed when something is in the
             # way (a database restarting; another pass, as a person's `retrain run` beside the watcher, holding the
-            # `retrain` lock; a person's rollout running: review DV); damaged state, or what a person must do, ends it
-            if not in_the_way(e) or every is None or (times is not None and n + 1 >= times):  # (the last pass: too)
+            # `retrain` lock; a person's rollout running: review DV) or when a step failed and was counted on the
+            # record (the third in a row reverts); damaged state, or what a person must do, ends it
+            counted = failure_counted(e)
+            if not (in_the_way(e) or counted) or every is None or (times is not None and n + 1 >= times):  # (last)
                 raise
             res = None
+            said = (
+                f"{_DOING.get(counted['step'], counted['step'])} failed, {counted['count']} time(s) in a row "
+                f"({counted['of']} in a row revert the retraining): {counted['error']}"
+                if counted
+                else str(e)
+            )
             if as_json:
-                print(dumps({'ok': False, 'error': str(e)}), flush=True)
+                print(dumps({'ok': False, 'error': said}), flush=True)
             else:
-                typer.secho(f"warning: {e}; another pass in {every:g} s", fg='yellow', err=True)
+                typer.secho(f"warning: {said}; another pass in {every:g} s", fg='yellow', err=True)
         n += 1
         if every is None or (times is not None and n >= times):
             return res

@@ -7,6 +7,7 @@ persists is the retraining record."""
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #544b158a
 from __future__ import annotations
+import contextlib
 import json
 import os
 import time
@@ -24,8 +25,8 @@ from .schema import RetrainParams, load_retrain_params, record_problem
 __all__ = ['STEPS', 'TERMINAL', 'WAITING', 'ACTOR', 'STEP_FUNCTIONS', 'MAX_ATTEMPTS', 'RetrainError', 'RecordDamaged',
            'RetrainBlocked', 'in_the_way', 'iterations_dir', 'save', 'history', 'active', 'champion_info', 'step_data',
            'champion_hyperparameters', 'step_train', 'step_validate', 'step_register', 'evidence_run',
-           'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'artifacts',
-           'simulation_ended', 'waiting_for', 'status', 'rolled_back_after', 'undone_since']
+           'step_shadow_start', 'step_shadow', 'step_canary', 'step_waiting', 'start', 'run', 'failure_counted',
+           'artifacts', 'simulation_ended', 'waiting_for', 'status', 'rolled_back_after', 'undone_since']
 
 # %% ../../nbs/api/loop/04_iteration.ipynb #97bb4ed1
 STEPS = ('triggered', 'data', 'trained', 'validated', 'registered', 'shadow', 'canary')
@@ -951,6 +952,9 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     """Count a step's failure on the record (type, and the first line of this project's own errors: a library's message
     may quote a data value); the third in a row reverts, else None (raise)."""
     from lifecycle.core.locks import LockBusy
+    from lifecycle.core.params import ParamsError
+    from lifecycle.core.settings import SettingsError
+    from lifecycle.core.store import StoreError
     from lifecycle.deliver.rollout import RolloutError
     from lifecycle.release.exposure import RegistryUnavailable
     from lifecycle.serve.flags import FlagError
@@ -971,8 +975,20 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     n = sum(1 for f in fails if f['step'] == step and f['ts'] > since)  # in a row: since the step last went through
     if n < MAX_ATTEMPTS:
         save(ws.state_dir, it)
+        if not isinstance(e, (StateError, StoreError, ParamsError, SettingsError)):  # (a file to mend: not marked)
+            with contextlib.suppress(AttributeError, TypeError):  # (an exception that takes no attribute: nor)
+                e._retrain_failure = dict(step=step, count=n, of=MAX_ATTEMPTS, error=text)
         return None
     return _revert(ws, it, f"step after {step} failed {n} times; last: {text}")
+
+
+def failure_counted(e: BaseException) -> dict | None:
+    """The step's failure `e` as `run` counted it on its iteration's record, the step to be tried again by a later pass
+    (`step`, `count` in a row, `of` the count that reverts, `error` as recorded: no library's message, which may quote
+    data), or None: for a damaged file or params a person must mend, too. `retrain run --every` goes on after such a
+    failure (the third in a row reverts the iteration), where it used to end, so that each needed the watcher started
+    again."""
+    return getattr(e, '_retrain_failure', None)
 
 
 def artifacts(ws: Workspace, it: dict) -> dict:
