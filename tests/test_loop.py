@@ -868,6 +868,36 @@ def test_a_watchers_last_pass_failing_a_step_ends_it_and_a_damaged_file_ends_it_
     assert len(loop.active(Workspace.open(trained_iteration).state_dir)['failures']) == 2  # (counted, and ended)
 
 
+@pytest.mark.parametrize(
+    'error, code',
+    [
+        ('lifecycle.core.store.JournalError', 4),  # a log damaged mid-way (a file to mend, as StateError)
+        ('lifecycle.data.sources.SourceUnusable', 2),  # a database URL that cannot be used as written
+        ('lifecycle.core.audit.AuditKeyMissing', 2),  # another keys_dir than the audit log's
+        ('lifecycle.core.audit.AuditError', 3),  # the audit log cannot be written
+    ],
+)
+def test_a_watcher_ends_at_a_failed_step_the_command_refuses_for_a_person_to_act_on(
+    trained_iteration, monkeypatch, error, code
+):
+    """review EH: only StateError, StoreError, ParamsError and SettingsError ended the watcher; a step's other refusal a
+    person must act on (the command's exit 2, 3 or 4: a damaged log, an unusable source, the audit key) went on, and
+    the third pass reverted the retraining with no one told but a warning."""
+    import importlib
+
+    module, name = error.rsplit('.', 1)
+    cls = getattr(importlib.import_module(module), name)
+
+    def refused(ws, it, rp):
+        raise cls('named: mend it')
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', refused)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '3', '--json')
+    assert r.returncode == code and len(r.stdout.splitlines()) == 1 and 'mend it' in r.stdout, r.stdout + r.stderr
+    it = loop.active(Workspace.open(trained_iteration).state_dir)
+    assert it['status'] == 'trained' and len(it['failures']) == 1  # (counted once, not reverted)
+
+
 def test_a_kill_9_during_training_resumes_cleanly(two_versions):
     from lifecycle.serve.predlog import default_url
 

@@ -951,10 +951,8 @@ MAX_ATTEMPTS = 3  # a step that fails this many times in a row reverts the itera
 def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     """Count a step's failure on the record (type, and the first line of this project's own errors: a library's message
     may quote a data value); the third in a row reverts, else None (raise)."""
+    from lifecycle.core.cli_support import COMMON_ERRORS, EXIT_STAGE, exit_code_for
     from lifecycle.core.locks import LockBusy
-    from lifecycle.core.params import ParamsError
-    from lifecycle.core.settings import SettingsError
-    from lifecycle.core.store import StoreError
     from lifecycle.deliver.rollout import RolloutError
     from lifecycle.release.exposure import RegistryUnavailable
     from lifecycle.serve.flags import FlagError
@@ -975,7 +973,8 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     n = sum(1 for f in fails if f['step'] == step and f['ts'] > since)  # in a row: since the step last went through
     if n < MAX_ATTEMPTS:
         save(ws.state_dir, it)
-        if not isinstance(e, (StateError, StoreError, ParamsError, SettingsError)):  # (a file to mend: not marked)
+        if (exit_code_for(e, COMMON_ERRORS) or (EXIT_STAGE,))[0] == EXIT_STAGE:  # (what a command refuses with exit
+            # 2, 3 or 4, a damaged file or log, the params, a source or audit key a person must mend: not marked)
             with contextlib.suppress(AttributeError, TypeError):  # (an exception that takes no attribute: nor)
                 e._retrain_failure = dict(step=step, count=n, of=MAX_ATTEMPTS, error=text)
         return None
@@ -985,9 +984,9 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
 def failure_counted(e: BaseException) -> dict | None:
     """The step's failure `e` as `run` counted it on its iteration's record, the step to be tried again by a later pass
     (`step`, `count` in a row, `of` the count that reverts, `error` as recorded: no library's message, which may quote
-    data), or None: for a damaged file or params a person must mend, too. `retrain run --every` goes on after such a
-    failure (the third in a row reverts the iteration), where it used to end, so that each needed the watcher started
-    again."""
+    data), or None, as for a refusal a person must act on (one a command exits 2, 3 or 4 for: a damaged file or log,
+    the params, a source, the audit log). `retrain run --every` goes on after a counted failure (the third in a row
+    reverts the iteration), where it used to end, so that each needed the watcher started again."""
     return getattr(e, '_retrain_failure', None)
 
 
