@@ -898,6 +898,24 @@ def test_a_watcher_ends_at_a_failed_step_the_command_refuses_for_a_person_to_act
     assert it['status'] == 'trained' and len(it['failures']) == 1  # (counted once, not reverted)
 
 
+def test_a_watcher_names_a_failure_while_waiting_for_an_approval_as_a_person_reads_it(trained_iteration, monkeypatch):
+    "review EH: a step failing once approved was said as the status's name, `waiting_approval failed, ...`."
+
+    def asks(ws, it, rp):
+        it['waiting'] = dict(step='registered', exposure='shadow', missing=['a vote'], message='approve', since=1.0)
+        return loop.WAITING
+
+    def broken(ws, it, rp):
+        raise ValueError('flaky')
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', asks)
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, loop.WAITING, broken)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '3', '--json')
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert lines[0]['iteration']['status'] == loop.WAITING, r.stdout + r.stderr
+    assert lines[1]['error'].startswith('checking the approvals failed, 1 time(s) in a row'), lines[1]
+
+
 def test_a_kill_9_during_training_resumes_cleanly(two_versions):
     from lifecycle.serve.predlog import default_url
 

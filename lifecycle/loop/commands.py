@@ -108,7 +108,8 @@ def retrain_run(
                 raise
             res = None
             said = (
-                f"{_DOING.get(counted['step'], counted['step'])} failed, {counted['count']} time(s) in a row "
+                f"{_DOING.get(counted['step']) or _FAILED_WAITING.get(counted['step'], counted['step'])} failed, "
+                f"{counted['count']} time(s) in a row "
                 f"({counted['of']} in a row revert the retraining): {counted['error']}"
                 if counted
                 else str(e)
@@ -133,6 +134,7 @@ _DOING = {  # what a pass does next after each step, as a person reads it
     'triggered': 'reading the labelled data', 'data': 'training', 'trained': 'validating', 'validated': 'registering',
     'registered': 'deploying to the shadow', 'shadow': 'judging the shadow', 'canary': 'judging the canary',
 }  # fmt: skip
+_FAILED_WAITING = {'waiting_approval': 'checking the approvals'}  # (a failure once approved: the status line has none)
 
 
 @contextlib.contextmanager
