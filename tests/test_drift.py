@@ -315,9 +315,11 @@ def test_large_compact_profile_matches_evidently():
 @pytest.mark.parametrize(
     'values, counted',
     [
-        (np.arange(-50_000, 50_000, dtype=float)[::-1], True),  # whole numbers below zero too
-        (np.r_[np.zeros(30_000), np.full(30_000, 120_000.0)], True),  # span 120,000: twice the count
-        (np.r_[np.zeros(30_000), np.full(30_000, 120_001.0)], False),  # span beyond twice the count
+        (np.tile(np.arange(-10_000, 10_000, dtype=float), 3)[::-1], True),  # whole numbers below zero too
+        (np.r_[np.zeros(30_000), np.full(30_000, 30_000.0)], True),  # span 30,000: half the count
+        (np.r_[np.zeros(30_000), np.full(30_000, 30_001.0)], False),  # span beyond half the count
+        (np.r_[np.full(40_000, -0.0), np.arange(5.0)], False),  # a -0.0, which counting would write +0.0
+        (np.r_[np.full(40_000, 0.0), -0.0, -3.0], False),  # (and among values below zero)
         (np.r_[np.arange(64.0), np.random.default_rng(0).normal(size=40_000)], False),  # whole, then fractions
         (np.r_[np.arange(40_000.0), 0.5], False),  # one fraction, last
         (2.0**52 + np.arange(40_000.0), False),  # beyond the range drift counts in
@@ -328,6 +330,7 @@ def test_large_compact_profile_matches_evidently():
 )
 def test_whole_numbers_are_sorted_by_counting_as_numpy_sorts_them(values, counted, monkeypatch):
     "`_sorted` gives numpy's sort for every array, counting whole numbers over a short span when there are many."
+    import tracemalloc
     import lifecycle.data.drift as drift
 
     calls = []
@@ -335,7 +338,15 @@ def test_whole_numbers_are_sorted_by_counting_as_numpy_sorts_them(values, counte
     monkeypatch.setattr(drift, '_whole_counts', lambda x: calls.append(r := whole(x)) or r)
     for own in (False, True):
         x = values.copy()
-        np.testing.assert_array_equal(drift._sorted(x, own), np.sort(values))
+        tracemalloc.start()
+        try:
+            out = drift._sorted(x, own)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        np.testing.assert_array_equal(out, np.sort(values))
+        np.testing.assert_array_equal(np.signbit(out), np.signbit(np.sort(values)))  # (-0.0 where numpy leaves it)
+        assert peak <= 2.1 * values.nbytes  # (the output and the counts: at most twice the column meanwhile)
         if not own:
             np.testing.assert_array_equal(x, values)  # (not drift's array: left as it was)
     assert [r is not None for r in calls] == [counted] * len(calls) and len(calls) == (2 if len(values) > 1000 else 0)
