@@ -47,3 +47,46 @@ def test_a_watcher_that_never_beat_is_said_not_started_with_how_to_start_it():
         'ok': True,
         'watchers': {'monitor': {'age_s': 3.0, 'alive': True}},
     }
+
+
+def test_a_watcher_whose_every_pass_is_missed_is_said_alive_but_not_making_progress(workspace, monkeypatch):
+    """`retrain run --every` beat its heartbeat at each pass, so a watcher whose every pass a rollout refused for hours
+    read as a healthy watcher (`monitor status` exit 0, 'retrain: alive'); a pass the `retrain` lock held back beat not
+    at all, so a watcher waiting behind a person's long pass read as dead. Each pass beats with its outcome: the
+    status says alive, every pass for how long missed and why, and fails once that is past heartbeat_max_age_s; a
+    pass that went through ends the misses."""
+    from lifecycle.core.heartbeats import beat, missed
+    from lifecycle.core.locks import hold
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    set_yaml(workspace / 'params/monitor.yaml', watchers=['monitor', 'retrain'], heartbeat_max_age_s=300)
+    beat(ws.state_dir, 'monitor')
+    with hold(ws.state_dir, 'retrain'):  # (a person's long pass holds the lock)
+        r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2')
+    assert r.returncode == 1, r.stdout + r.stderr
+    m = missed(ws.state_dir, 'retrain')
+    assert m['passes'] == 2 and 'retrain lock' in m['reason'], m  # (held back: beat, and said missed)
+    r, st = cli_json(workspace, 'monitor', 'status')
+    assert r.returncode == 0 and st['watchers']['retrain']['alive'] is True, r.stdout  # not past the limit yet
+    assert 'every pass for' in cli(workspace, 'monitor', 'status').stdout
+    beat(ws.state_dir, 'retrain', now=time.time() - 3601, missed='')  # a pass went through an hour ago
+    beat(ws.state_dir, 'retrain', now=time.time() - 3600, missed='a rollout is running')  # then an hour of misses
+    beat(ws.state_dir, 'retrain', missed='a rollout is running')
+    assert missed(ws.state_dir, 'retrain')['for_s'] > 3500
+    r, st = cli_json(workspace, 'monitor', 'status')
+    assert r.returncode == 1 and st['watchers']['retrain']['stuck'] is True, r.stdout
+    assert st['error'].startswith('retrain: alive (last heartbeat 0 s ago), but every pass for 36'), st['error']
+    assert "past monitor.yaml's heartbeat_max_age_s): a rollout is running" in st['error'], st['error']
+    from lifecycle.app.site import _watcher_words
+    from lifecycle.operate.monitor import health
+
+    said = _watcher_words('retrain', health(ws).watchers['retrain'])  # the site's landing page says so too
+    assert said.startswith('retrain alive, but every pass since ') and '(2 in a row)' in said, said
+    beat(ws.state_dir, 'retrain')  # (a pass starting keeps the misses: alive is not progress)
+    assert missed(ws.state_dir, 'retrain')['passes'] == 2
+    r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '1')  # a pass that goes through
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert missed(ws.state_dir, 'retrain') is None
+    r, st = cli_json(workspace, 'monitor', 'status')
+    assert r.returncode == 0 and 'missed' not in st['watchers']['retrain'], r.stdout

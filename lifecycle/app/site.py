@@ -436,6 +436,15 @@ def _served(m: dict, flags: dict | None, names: list[str]) -> dict[str, list[str
     return out
 
 
+def _watcher_words(n: str, w: dict) -> str:
+    "A watcher on the landing page: alive (and since when its every pass was missed), or its stale heartbeat."
+    if not w['alive']:
+        return f"{n}: stale heartbeat (last beat {_when(w['last_beat']) or 'never'})"
+    if w.get('missed_since') is not None:
+        return f"{n} alive, but every pass since {_when(w['missed_since'])} was missed ({w['missed_passes']} in a row)"
+    return f'{n} alive'
+
+
 def _health_section(health, served: dict[str, list[str]], link, level: str) -> list[str]:
     "The watchers, a row per served version and variant (last window, verdict, open alerts), and the newest alerts."
     from lifecycle.operate.schema import SEVERITIES
@@ -445,10 +454,7 @@ def _health_section(health, served: dict[str, list[str]], link, level: str) -> l
     else:
         out = [
             'Watchers: '
-            + ', '.join(
-                f'{n} alive' if w['alive'] else f"{n}: stale heartbeat (last beat {_when(w['last_beat']) or 'never'})"
-                for n, w in health.watchers.items()
-            )
+            + ', '.join(_watcher_words(n, w) for n, w in health.watchers.items())
             + '.\n'
         ]
     rows, alerts = [], []

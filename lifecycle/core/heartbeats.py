@@ -7,6 +7,7 @@ below operate); what the monitor makes of the beats is in `lifecycle.operate.hea
 # %% ../../nbs/api/core/13_heartbeats.ipynb #885c6b5d
 from __future__ import annotations
 import json
+import math
 import os
 import socket
 import time
@@ -14,14 +15,58 @@ from pathlib import Path
 from .store import atomic_write
 
 # %% auto #0
-__all__ = ['beat', 'heartbeats']
+__all__ = ['beat', 'missed', 'heartbeats']
 
 # %% ../../nbs/api/core/13_heartbeats.ipynb #dd86bd54
-def beat(state_dir: str | Path, name: str, now: float | None = None) -> dict:
-    "Record that watcher `name` is alive now (`<state>/heartbeats/<name>.json`, written atomically)."
-    hb = dict(name=name, ts=time.time() if now is None else now, pid=os.getpid(), host=socket.gethostname())
-    atomic_write(Path(state_dir) / 'heartbeats' / f'{name}.json', json.dumps(hb))
+def beat(state_dir: str | Path, name: str, now: float | None = None, missed: str | None = None) -> dict:
+    """Record that watcher `name` is alive now (`<state>/heartbeats/<name>.json`, written atomically), and with `missed`
+    how its pass came out: the reason it was missed (something in the way, a step's failure counted), counted with the
+    passes missed in a row before it (`missed`: reason, since, passes), or '' for a pass that went through. Without it
+    (a beat as a pass starts, a look of a watcher that has no passes to miss) the misses recorded are kept: alive is
+    not making progress."""
+    now = time.time() if now is None else now
+    hb = dict(name=name, ts=now, pid=os.getpid(), host=socket.gethostname())
+    was = _misses(_read(state_dir, name).get('missed'))
+    if missed:
+        hb['missed'] = dict(reason=str(missed), since=was['since'], passes=was['passes'] + 1) if was else dict(
+            reason=str(missed), since=now, passes=1
+        )
+    elif missed is None and was:
+        hb['missed'] = was
+    atomic_write(_path(state_dir, name), json.dumps(hb))
     return hb
+
+
+def _path(state_dir: str | Path, name: str) -> Path:
+    return Path(state_dir) / 'heartbeats' / f'{name}.json'
+
+
+def _read(state_dir: str | Path, name: str) -> dict:
+    "Watcher `name`'s last beat as written ({} when none, or damaged)."
+    try:
+        hb = json.loads(_path(state_dir, name).read_text())
+    except (OSError, ValueError):
+        return {}
+    return hb if isinstance(hb, dict) else {}
+
+
+def _misses(m) -> dict | None:
+    "A beat's `missed` as `beat` writes it, or None (none, or of the wrong kind: a damaged file is no miss)."
+    ok = isinstance(m, dict) and isinstance(m.get('reason'), str) and isinstance(m.get('passes'), int)
+    since = m.get('since') if ok else None
+    if not ok or isinstance(since, bool) or not isinstance(since, (int, float)) or not math.isfinite(since):
+        return None
+    return dict(reason=m['reason'], since=float(since), passes=m['passes'])
+
+
+def missed(state_dir: str | Path, name: str, now: float | None = None) -> dict | None:
+    """The passes watcher `name` missed in a row up to its last beat (`reason` of the last, `since` the first, `passes`,
+    `for_s` seconds since the first), or None when its last pass went through (or it never missed one): a watcher that
+    beats is alive, but one whose every pass was missed for an hour makes no progress."""
+    m = _misses(_read(state_dir, name).get('missed'))
+    if m is None:
+        return None
+    return dict(m, for_s=max((time.time() if now is None else now) - m['since'], 0.0))
 
 
 def heartbeats(state_dir: str | Path, names: list[str], now: float | None = None) -> dict[str, float]:

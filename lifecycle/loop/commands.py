@@ -79,6 +79,7 @@ def retrain_run(
     as_json: bool = typer.Option(False, '--json', help="Print each pass as JSON."),
 ):
     "Resume the unfinished retraining, or start one when a trigger fires, and take it as far as it can go now."
+    from lifecycle.core.heartbeats import beat
     from lifecycle.loop.iteration import failure_counted, in_the_way, run
     from lifecycle.loop.schema import load_retrain_params
 
@@ -99,21 +100,25 @@ def retrain_run(
             with _progress(as_json) as on_step:  # (a pass that trains and validates takes seconds: review AX)
                 it, verdict = run(ws, rp, force=force and not ran, on_step=stepped)
             res, ran = RetrainPass(it, verdict.to_dict() if verdict else None), True
+            beat(ws.state_dir, 'retrain', missed='')  # (it went through: the misses in a row end)
         except Exception as e:  # once: the command's error; every N seconds, a pass missed when something is in the
             # way (a database restarting; another pass, as a person's `retrain run` beside the watcher, holding the
             # `retrain` lock; a person's rollout running: review DV) or when a step failed and was counted on the
             # record (the third in a row reverts); damaged state, or what a person must do, ends it
             counted = failure_counted(e)
-            if not (in_the_way(e) or counted) or every is None or (times is not None and n + 1 >= times):  # (last)
+            if not (in_the_way(e) or counted):
                 raise
-            res = None
             said = (
                 f"{_DOING.get(counted['step']) or _FAILED_WAITING.get(counted['step'], counted['step'])} failed, "
                 f"{counted['count']} time(s) in a row "
                 f"({counted['of']} in a row revert the retraining): {counted['error']}"
                 if counted
                 else str(e)
-            )
+            )  # (the heartbeat says it: a watcher whose every pass is missed is alive, not making progress)
+            beat(ws.state_dir, 'retrain', missed=(said.splitlines() or [''])[0][:300] or type(e).__name__)
+            if every is None or (times is not None and n + 1 >= times):  # (the last pass)
+                raise
+            res = None
             if as_json:
                 print(dumps({'ok': False, 'error': said}), flush=True)
             else:

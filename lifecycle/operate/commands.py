@@ -123,12 +123,12 @@ class MonitorStatus(Result):
     status: dict
 
     def data(self):
-        down = [_watcher_line(n, w) for n, w in self.status['watchers'].items() if not w['alive']]
+        down = [_watcher_line(n, w) for n, w in self.status['watchers'].items() if _failing(w)]
         return {'ok': not down, **({'error': '; '.join(down)} if down else {}), **self.status}
 
     @property
     def exit_code(self) -> int:
-        return EXIT_STAGE if any(not w['alive'] for w in self.status['watchers'].values()) else 0
+        return EXIT_STAGE if any(_failing(w) for w in self.status['watchers'].values()) else 0
 
     def show(self):
         st = self.status
@@ -159,8 +159,20 @@ _STARTS = {'monitor': 'lifecycle monitor run --every 60', 'guard': 'lifecycle ro
            'retrain': 'lifecycle retrain run --every 300'}  # (how each watcher monitor.yaml names is kept running)
 
 
+def _failing(w: dict) -> bool:
+    "Whether a watcher fails the status: not running, or alive with every pass missed past the age a beat may have."
+    return not w['alive'] or bool(w.get('stuck'))
+
+
 def _watcher_line(name: str, w: dict) -> str:
-    "One watcher's line of `monitor status`: alive, or not running and how it is started (never a bare DEAD)."
+    """One watcher's line of `monitor status`: alive, and whether its passes were missed (for how long, the last one's
+    reason), or not running and how it is started (never a bare DEAD)."""
+    if w['alive'] and (m := w.get('missed')):
+        past = ", past monitor.yaml's heartbeat_max_age_s" if w.get('stuck') else ''
+        return (
+            f"{name}: alive (last heartbeat {w['age_s']:.0f} s ago), but every pass for {m['for_s']:.0f} s was missed "
+            f"({m['passes']} in a row{past}): {printable(m['reason'])}"
+        )
     if w['alive']:
         return f"{name}: alive (last heartbeat {w['age_s']:.0f} s ago)"
     start = f"`{_STARTS[name]}` keeps it running" if name in _STARTS else 'start it again'
@@ -173,7 +185,8 @@ def _watcher_line(name: str, w: dict) -> str:
 @command()
 def monitor_status(as_json: bool = typer.Option(False, '--json', help="Print the status as JSON.")):
     """Heartbeats, the last look, the last closed window per version and variant, alerts by severity. Exit status 1
-    while a watcher monitor.yaml names is not running (a health check's answer)."""
+    while a watcher monitor.yaml names is not running, or has missed every pass for longer than its
+    heartbeat_max_age_s (a health check's answer)."""
     from lifecycle.operate.monitor import status
 
     return MonitorStatus(status(Workspace.open()))

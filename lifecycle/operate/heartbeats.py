@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 import yaml
 from ..core.heartbeats import beat, heartbeats  # noqa: F401 (moved to core, where the guard can beat; old path kept)
+from ..core.heartbeats import missed
 
 # %% auto #0
 __all__ = ['health_key']
@@ -49,5 +50,7 @@ def health_key(s, now: float | None = None) -> list:
         return key  # the site says the file is wrong; the key changes when the file does
     names, max_age = watch
     for n, a in heartbeats(s.state_dir, list(dict.fromkeys(['monitor', *names])), now).items():
-        key.append((n, a <= max_age, None if a <= max_age or not math.isfinite(a) else round(now - a)))
+        m = missed(s.state_dir, n, now)  # (every pass missed since then: the page says so)
+        stale = None if a <= max_age or not math.isfinite(a) else round(now - a)
+        key.append((n, a <= max_age, stale, m and m['since']))
     return key

@@ -22,6 +22,7 @@ from ..core.store import StateError, append_jsonl, atomic_write, read_jsonl, rea
 from ..core.params import FlagsParams
 from ..core.workspace import Workspace
 from .heartbeats import beat, heartbeats
+from ..core.heartbeats import missed
 from .alerts import Outbox, forget_cut, forget_windows, judge, key_by_model, raise_alerts
 from .alerts import forget_series, held_by_rule, still_breached
 from lifecycle.operate.schema import (
@@ -906,10 +907,7 @@ def status(
     raised = alert_log(ws.state_dir, model=name) if raised is None else raised
     box = Outbox(ws.state_dir)
     return dict(
-        watchers={
-            n: dict(age_s=a if np.isfinite(a) else None, alive=bool(a <= mp.heartbeat_max_age_s))
-            for n, a in ages.items()
-        },
+        watchers={n: _watcher(ws.state_dir, n, a, mp, now) for n, a in ages.items()},
         last_run=(st := _load_state(d / 'state.json')).get('last_runs', {}).get(name, st.get('last_run')),
         window=_window_words(st.get('cuts', {}).get(name)),  # (what the series were measured with: the last look's)
         series=series,
@@ -918,6 +916,15 @@ def status(
         held_back=held_by_rule(_kept_back(st), name),
         outbox={s: len(box.pending(s)) for s in ('tickets', 'webhook', 'email')},
     )
+
+
+def _watcher(state_dir, name: str, age: float, mp: MonitorParams, now: float) -> dict:
+    """A watcher as `status` tells it: the age of its last beat, alive, and the passes it missed in a row (`missed`,
+    `heartbeats.missed`), `stuck` when every one was for longer than the age a beat may have: alive, no progress."""
+    w = dict(age_s=age if np.isfinite(age) else None, alive=bool(age <= mp.heartbeat_max_age_s))
+    if m := missed(state_dir, name, now):
+        w.update(missed=m, stuck=bool(w['alive'] and m['for_s'] > mp.heartbeat_max_age_s))
+    return w
 
 
 def _window_words(cut: str | None) -> str | None:
@@ -935,7 +942,11 @@ def _watchers(st: dict, state_dir, mp: MonitorParams, now: float) -> dict:
         age = heartbeats(state_dir, ['monitor'], now)['monitor']
         ages['monitor'] = age if np.isfinite(age) else None
         alive['monitor'] = bool(age <= mp.heartbeat_max_age_s)
-    return {n: dict(alive=alive[n], last_beat=None if a is None else round(now - a)) for n, a in ages.items()}
+    out = {n: dict(alive=alive[n], last_beat=None if a is None else round(now - a)) for n, a in ages.items()}
+    for n, w in st['watchers'].items():  # (alive, but every pass missed since then: no progress)
+        if m := w.get('missed'):
+            out[n].update(missed_since=round(m['since']), missed_passes=m['passes'])
+    return out
 
 
 _NOT_VERSIONS = ('watcher', *AUDIT_SOURCES, 'log')  # series of the watchers, the server, the guard and the log
