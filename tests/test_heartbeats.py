@@ -90,3 +90,19 @@ def test_a_watcher_whose_every_pass_is_missed_is_said_alive_but_not_making_progr
     assert missed(ws.state_dir, 'retrain') is None
     r, st = cli_json(workspace, 'monitor', 'status')
     assert r.returncode == 0 and 'missed' not in st['watchers']['retrain'], r.stdout
+
+
+def test_a_beat_from_a_clock_since_set_back_is_no_beat(tmp_path):
+    """A beat written while the clock was an hour ahead (set back since: NTP, a person), or a hand-edited `Infinity`,
+    read as 0 s old until the clock caught up: a watcher killed right after read as alive for that hour. Its age
+    cannot be told, so it is no beat; a beat a few seconds ahead (another host's clock) still is."""
+    import json
+    from lifecycle.core.heartbeats import beat, heartbeats
+
+    now = time.time()
+    beat(tmp_path, 'retrain', now=now + 3600)
+    assert heartbeats(tmp_path, ['retrain'], now) == {'retrain': float('inf')}
+    (tmp_path / 'heartbeats' / 'retrain.json').write_text(json.dumps({'ts': float('inf')}))
+    assert heartbeats(tmp_path, ['retrain'], now) == {'retrain': float('inf')}
+    beat(tmp_path, 'retrain', now=now + 5)
+    assert heartbeats(tmp_path, ['retrain'], now) == {'retrain': 0.0}

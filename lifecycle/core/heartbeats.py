@@ -70,13 +70,19 @@ def missed(state_dir: str | Path, name: str, now: float | None = None) -> dict |
 
 
 def heartbeats(state_dir: str | Path, names: list[str], now: float | None = None) -> dict[str, float]:
-    "Seconds since each named watcher last beat (infinity if it never did)."
+    """Seconds since each named watcher last beat (infinity if it never did, or its beat's time is no time this clock
+    has reached: a beat written before the clock was set back, which read as alive until the clock caught up)."""
     now = time.time() if now is None else now
     out = {}
     for n in names:
-        p = Path(state_dir) / 'heartbeats' / f'{n}.json'
         try:
-            out[n] = max(now - float(json.loads(p.read_text())['ts']), 0.0)
+            ts = float(json.loads(_path(state_dir, n).read_text())['ts'])
+            if not ts <= now + _AHEAD_S:  # (NaN, Infinity, or written on a clock since set back: no age to tell)
+                raise ValueError(ts)
+            out[n] = max(now - ts, 0.0)
         except (OSError, ValueError, KeyError, TypeError):  # (none, or damaged: not a beat)
             out[n] = float('inf')
     return out
+
+
+_AHEAD_S = 60.0  # a beat this far past the reader's clock (another host's clock a little ahead) is still a beat
