@@ -55,18 +55,27 @@ def test_a_watcher_whose_every_pass_is_missed_is_said_alive_but_not_making_progr
     at all, so a watcher waiting behind a person's long pass read as dead. Each pass beats with its outcome: the
     status says alive, every pass for how long missed and why, and fails once that is past heartbeat_max_age_s; a
     pass that went through ends the misses."""
-    from lifecycle.core.heartbeats import beat, missed
+    import json
+    from lifecycle.loop import iteration as loop
+    from lifecycle.core.heartbeats import beat, heartbeats, missed
     from lifecycle.core.locks import hold
     from lifecycle.core.workspace import Workspace
 
     ws = Workspace.open(workspace)
     set_yaml(workspace / 'params/monitor.yaml', watchers=['monitor', 'retrain'], heartbeat_max_age_s=300)
     beat(ws.state_dir, 'monitor')
-    with hold(ws.state_dir, 'retrain'):  # (a person's long pass holds the lock)
+    with hold(ws.state_dir, 'retrain'):  # (a person's long pass holds the lock: it walks the loop, the watcher waits)
         r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2')
     assert r.returncode == 1, r.stdout + r.stderr
+    assert heartbeats(ws.state_dir, ['retrain'])['retrain'] < 60 and missed(ws.state_dir, 'retrain') is None
+    d = loop.iterations_dir(ws.state_dir)  # another model's retraining unfinished: in the way of every pass
+    d.mkdir(parents=True)
+    it = dict(id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'}, champion={'version': '1'})
+    (d / 'it1.json').write_text(json.dumps(dict(it, model='another-model')))
+    r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '2')
+    assert r.returncode == 2, r.stdout + r.stderr
     m = missed(ws.state_dir, 'retrain')
-    assert m['passes'] == 2 and 'retrain lock' in m['reason'], m  # (held back: beat, and said missed)
+    assert m['passes'] == 2 and 'finish it first' in m['reason'], m  # (missed: beat, and said why)
     r, st = cli_json(workspace, 'monitor', 'status')
     assert r.returncode == 0 and st['watchers']['retrain']['alive'] is True, r.stdout  # not past the limit yet
     assert 'every pass for' in cli(workspace, 'monitor', 'status').stdout
@@ -85,6 +94,7 @@ def test_a_watcher_whose_every_pass_is_missed_is_said_alive_but_not_making_progr
     assert said.startswith('retrain alive, but every pass since ') and '(2 in a row)' in said, said
     beat(ws.state_dir, 'retrain')  # (a pass starting keeps the misses: alive is not progress)
     assert missed(ws.state_dir, 'retrain')['passes'] == 2
+    (d / 'it1.json').unlink()  # (out of the way)
     r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '1')  # a pass that goes through
     assert r.returncode == 0, r.stdout + r.stderr
     assert missed(ws.state_dir, 'retrain') is None

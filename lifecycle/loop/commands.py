@@ -80,6 +80,7 @@ def retrain_run(
 ):
     "Resume the unfinished retraining, or start one when a trigger fires, and take it as far as it can go now."
     from lifecycle.core.heartbeats import beat
+    from lifecycle.core.locks import LockBusy
     from lifecycle.loop.iteration import failure_counted, in_the_way, run
     from lifecycle.loop.schema import load_retrain_params
 
@@ -114,8 +115,10 @@ def retrain_run(
                 f"({counted['of']} in a row revert the retraining): {counted['error']}"
                 if counted
                 else str(e)
-            )  # (the heartbeat says it: a watcher whose every pass is missed is alive, not making progress)
-            beat(ws.state_dir, 'retrain', missed=(said.splitlines() or [''])[0][:300] or type(e).__name__)
+            )  # (the heartbeat says it: a watcher whose every pass is missed is alive, not making progress; a pass
+            # the `retrain` lock held back beats and keeps the misses: the pass holding it walks the loop, and says how)
+            held = isinstance(e, LockBusy) and e.name == 'retrain'
+            beat(ws.state_dir, 'retrain', missed=None if held else (said.splitlines() or [''])[0][:300] or repr(e))
             if every is None or (times is not None and n + 1 >= times):  # (the last pass)
                 raise
             res = None
