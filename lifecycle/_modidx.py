@@ -1985,6 +1985,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._waiting_keys': ( 'api/loop/iteration.html#_waiting_keys',
                                                                                       'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._watcher': ( 'api/loop/iteration.html#_watcher',
+                                                                                 'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration.active': ( 'api/loop/iteration.html#active',
                                                                                'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration.artifacts': ( 'api/loop/iteration.html#artifacts',

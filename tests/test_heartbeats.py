@@ -116,3 +116,21 @@ def test_a_beat_from_a_clock_since_set_back_is_no_beat(tmp_path):
     assert heartbeats(tmp_path, ['retrain'], now) == {'retrain': float('inf')}
     beat(tmp_path, 'retrain', now=now + 5)
     assert heartbeats(tmp_path, ['retrain'], now) == {'retrain': 0.0}
+
+
+def test_retrain_status_says_the_passes_were_missed_and_why(workspace):
+    """`retrain status` said where the loop stands but not that the watcher's every pass for an hour was missed (a
+    rollout in the way): it reads as a loop waiting on nothing. It says so, in words and as JSON."""
+    from lifecycle.core.heartbeats import beat
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    r, st = cli_json(workspace, 'retrain', 'status')
+    assert r.returncode == 0 and st['watcher'] == {'age_s': None, 'missed': None}, r.stdout
+    beat(ws.state_dir, 'retrain', now=time.time() - 3600, missed='a rollout is running')
+    beat(ws.state_dir, 'retrain', missed='a rollout is running')
+    r, st = cli_json(workspace, 'retrain', 'status')
+    assert st['watcher']['missed']['passes'] == 2 and st['watcher']['age_s'] < 60, r.stdout
+    r = cli(workspace, 'retrain', 'status')
+    assert r.returncode == 0 and 'passes: every one for 36' in r.stdout, r.stdout
+    assert '(2 in a row, the last 0 s ago): a rollout is running' in r.stdout, r.stdout

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, check_repeats, command, dumps
-from ..core.cli_support import status_line
+from ..core.cli_support import printable, status_line
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -180,6 +180,11 @@ class RetrainStatus(Result):
                 print(f"  then rolled back at {then['time']} by {then['actor']}: {then['reason']}")
         if st['triggers']:
             print(f"triggers now: {st['triggers']['summary']}")
+        w = st.get('watcher') or {}
+        if m := w.get('missed'):  # (alive is not making progress: the passes say whether they went through)
+            last = '' if w.get('age_s') is None else f", the last {w['age_s']:.0f} s ago"
+            said = f"passes: every one for {m['for_s']:.0f} s was missed ({m['passes']} in a row{last}): {m['reason']}"
+            print(printable(said))
 
 
 @command(errors=RETRAIN_ERRORS)

@@ -1094,7 +1094,17 @@ def status(ws: Workspace, rp: RetrainParams | None = None) -> dict:
         out['last']['then'] = undone_since(ws, [d]).get(d['id'])
     if cur is None:
         out['triggers'] = triggers.check(ws, rp).to_dict()
+    out['watcher'] = _watcher(ws.state_dir)
     return out
+
+
+def _watcher(state_dir) -> dict:
+    """The `retrain` heartbeat as the passes left it: seconds since the last beat (None: never), and the passes missed
+    in a row since the last that went through (`missed`: reason, since, passes, for_s; None: none missed)."""
+    from lifecycle.core.heartbeats import heartbeats, missed
+
+    age = heartbeats(state_dir, ['retrain'])['retrain']
+    return dict(age_s=age if age != float('inf') else None, missed=missed(state_dir, 'retrain'))
 
 
 def rolled_back_after(entries: list[dict], its: list[dict]) -> dict[str, dict]:
