@@ -196,6 +196,9 @@ CASES = [
     (['rollout', 'guard', '--max-seconds', 'nan'], 2, '--max-seconds: expected a number of seconds above 0, found nan'),
     (['rollout', 'guard', '--max-seconds', '0'], 2, '--max-seconds: expected a number of seconds above 0, found 0'),
     (['rollout', 'report'], 2, 'no rollout to report on'),
+    (['retrain', 'run', '--every', '1e300', '--times', '2'], 2, '--every: expected a number of seconds above 0 and at'),
+    (['retrain', 'run', '--every', 'nan'], 2, '--every: expected a number of seconds above 0 and at most 3.16224e+07'),
+    (['monitor', 'run', '--every', '1e300'], 2, 'and at most 3.16224e+07 (a year), found 1e+300'),
     (['rollout', 'demo', '--challenger-kind', 'shiny'], 2, 'expected sound or degraded'),
     (['experiment', 'report', '--since', 'yesterday'], 2, 'expected an ISO time or epoch seconds'),
 ]

@@ -123,10 +123,16 @@ def status_line(text: str, quiet: bool = False):
     return Console(stderr=True).status(text)
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f0
+_MOST_EVERY = 366 * 86400.0  # (a sleep of 1e300 s overflowed: a traceback after the first pass)
+
+
 def check_repeats(every: float | None, times: int | None) -> None:
     "Refuse `--every` and `--times` of a command that repeats (`monitor run`, `retrain run`) unless they fit together."
-    if every is not None and not 0 < every < float('inf'):  # (NaN and infinity too: no sleep takes them)
-        raise CommandError(f"--every: expected a number of seconds above 0, found {every:g}", EXIT_INPUT)
+    if every is not None and not 0 < every <= _MOST_EVERY:  # (NaN and infinity too, and 1e300: no sleep takes them)
+        raise CommandError(
+            f"--every: expected a number of seconds above 0 and at most {_MOST_EVERY:g} (a year), found {every:g}",
+            EXIT_INPUT,
+        )
     if times is not None and times < 1:
         raise CommandError(f"--times: expected at least 1, found {times}", EXIT_INPUT)
     if times is not None and every is None:
