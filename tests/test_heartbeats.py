@@ -134,3 +134,28 @@ def test_retrain_status_says_the_passes_were_missed_and_why(workspace):
     r = cli(workspace, 'retrain', 'status')
     assert r.returncode == 0 and 'passes: every one for 36' in r.stdout, r.stdout
     assert '(2 in a row, the last 0 s ago): a rollout is running' in r.stdout, r.stdout
+
+
+def test_a_guard_whose_every_look_the_log_refuses_is_said_alive_but_judging_nothing(tmp_path, monkeypatch):
+    """`rollout guard` beat at each look, so a guard whose every look the prediction log refused (a database down for
+    an hour) read as a healthy guard while it judged nothing. A look the log refuses beats as missed, with why; one
+    that goes through ends the misses."""
+    from types import SimpleNamespace
+    from lifecycle.core.heartbeats import beat, missed
+    from lifecycle.deliver import rollout
+    from lifecycle.serve.predlog import LogUnreadable
+
+    def refused(s, *args):
+        beat(s.state_dir, 'guard')  # (as a look does, first)
+        raise LogUnreadable('the prediction log at sqlite:///p.db cannot be read: database is locked')
+
+    s, g = SimpleNamespace(state_dir=tmp_path), SimpleNamespace(interval_s=0.0)
+    monkeypatch.setattr(rollout, 'load_state', lambda s: None)  # (one look: no rollout running after it)
+    monkeypatch.setattr(rollout, 'look', refused)
+    rollout.guard(s, g, 1, 'sqlite:///p.db')
+    rollout.guard(s, g, 1, 'sqlite:///p.db')
+    m = missed(tmp_path, 'guard')
+    assert m['passes'] == 2 and m['reason'].endswith('cannot be read: database is locked'), m
+    monkeypatch.setattr(rollout, 'look', lambda s, *args: None)
+    rollout.guard(s, g, 1, 'sqlite:///p.db')
+    assert missed(tmp_path, 'guard') is None

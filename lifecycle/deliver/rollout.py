@@ -1401,6 +1401,7 @@ def guard(
     `before_complete(state)` runs, outside the rollout lock (a kill switch never waits behind it), before the advance
     that completes the rollout: the A/B evidence and the approval the completion needs, say. If it raises, the rollout
     stays at its last step."""
+    from lifecycle.core.heartbeats import beat
     from lifecycle.serve.predlog import LogUnreadable
 
     end = time.monotonic() + max_seconds if max_seconds else None
@@ -1409,6 +1410,9 @@ def guard(
             d = look(s, g, positive, log_url, before_complete)
         except LogUnreadable as e:  # (a database restarting): no verdict now, and a guard that stopped guards nothing
             d = Decision('wait', [f"{e}: looking again in {g.interval_s:g} s"])
+            beat(s.state_dir, 'guard', missed=str(e))  # (alive, but judging nothing: `monitor status` says since when)
+        else:
+            beat(s.state_dir, 'guard', missed='')  # (a look that went through ends the misses)
         if d is not None and d.action == 'complete':
             before_complete(d.state)
             if complete_if_unchanged(s, d.state, d.reasons[0], d.metrics) is None:
