@@ -159,3 +159,24 @@ def test_a_guard_whose_every_look_the_log_refuses_is_said_alive_but_judging_noth
     monkeypatch.setattr(rollout, 'look', lambda s, *args: None)
     rollout.guard(s, g, 1, 'sqlite:///p.db')
     assert missed(tmp_path, 'guard') is None
+
+
+def test_metrics_prom_says_since_when_a_watchers_every_pass_was_missed(workspace):
+    """metrics.prom gave Prometheus each watcher's last heartbeat alone, so a retraining watcher whose every pass was
+    missed for hours read as alive there too, with nothing to alert on. Each watcher whose passes are missed has a
+    `lifecycle_monitor_watcher_missed_since_seconds` gauge (none once a pass went through)."""
+    from lifecycle.core.heartbeats import beat
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    set_yaml(workspace / 'params/monitor.yaml', watchers=['monitor', 'retrain'])
+    beat(ws.state_dir, 'retrain', now=1.7e9, missed='a rollout is running')
+    beat(ws.state_dir, 'retrain', missed='a rollout is running')
+    r = cli(workspace, 'monitor', 'run')
+    assert r.returncode == 0, r.stdout + r.stderr
+    prom = (ws.state_dir / 'monitor' / 'metrics.prom').read_text()
+    assert 'lifecycle_monitor_watcher_missed_since_seconds{watcher="retrain"} 1700000000.000\n' in prom, prom
+    beat(ws.state_dir, 'retrain', missed='')
+    assert cli(workspace, 'monitor', 'run').returncode == 0
+    prom = (ws.state_dir / 'monitor' / 'metrics.prom').read_text()
+    assert 'missed_since_seconds{' not in prom and 'heartbeat_timestamp_seconds{watcher="retrain"}' in prom, prom

@@ -417,9 +417,10 @@ def _label_value(v: str) -> str:
     return v.replace('\\', '\\\\').replace('"', '\\"').replace('\n', '\\n')
 
 
-def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
+def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float], missed_since: dict[str, float] | None = None) -> str:
     """Prometheus text format: each series' last closed window's metrics (labelled with its model when the windows
-    name it), and each watcher's last heartbeat time."""
+    name it), each watcher's last heartbeat time, and since when every pass of a watcher was missed (`missed_since`:
+    a watcher that beats is alive, not making progress)."""
     from lifecycle.operate.schema import METRICS
 
     lines = [
@@ -448,6 +449,12 @@ def metrics_text(m: pd.DataFrame, hb_ts: dict[str, float]) -> str:
         '# TYPE lifecycle_monitor_heartbeat_timestamp_seconds gauge',
     ]
     lines += [f'lifecycle_monitor_heartbeat_timestamp_seconds{{watcher="{n}"}} {t:.3f}' for n, t in hb_ts.items()]
+    lines += [
+        '# HELP lifecycle_monitor_watcher_missed_since_seconds Since when every pass of each watcher was missed',
+        '# TYPE lifecycle_monitor_watcher_missed_since_seconds gauge',
+    ]
+    stalled = (missed_since or {}).items()
+    lines += [f'lifecycle_monitor_watcher_missed_since_seconds{{watcher="{n}"}} {t:.3f}' for n, t in stalled]
     return '\n'.join(lines) + '\n'
 
 
@@ -694,7 +701,8 @@ def _look(ws, mp, baselines, log, now, sleep, sample, baseline_cache, window_cac
             _write_if_changed(out_dir / 'drift.parquet', drift.to_parquet())
     hb_ts = {n: now - a for n, a in heartbeats(ws.state_dir, mp.watchers, now).items() if np.isfinite(a)}
     shown = table[~table['retired'].eq(True)] if 'retired' in table.columns else table  # (every model's)
-    atomic_write(out_dir / 'metrics.prom', metrics_text(shown, hb_ts))
+    stalled = {n: gap['since'] for n in mp.watchers if (gap := missed(ws.state_dir, n, now))}
+    atomic_write(out_dir / 'metrics.prom', metrics_text(shown, hb_ts, stalled))
     run = MonitorRun(
         now,
         len(m),
