@@ -52,5 +52,5 @@ def health_key(s, now: float | None = None) -> list:
     for n, a in heartbeats(s.state_dir, list(dict.fromkeys(['monitor', *names])), now).items():
         m = missed(s.state_dir, n, now)  # (every pass missed since then: the page says so)
         stale = None if a <= max_age or not math.isfinite(a) else round(now - a)
-        key.append((n, a <= max_age, stale, m and m['since']))
+        key.append((n, a <= max_age, stale, *([m['since']] if m else [])))
     return key
