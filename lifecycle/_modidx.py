@@ -2589,8 +2589,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/operate/commands.py'),
                                             'lifecycle.operate.commands._closed_since': ( 'api/operate/commands.html#_closed_since',
                                                                                           'lifecycle/operate/commands.py'),
-                                            'lifecycle.operate.commands._failing': ( 'api/operate/commands.html#_failing',
-                                                                                     'lifecycle/operate/commands.py'),
                                             'lifecycle.operate.commands._held_lines': ( 'api/operate/commands.html#_held_lines',
                                                                                         'lifecycle/operate/commands.py'),
                                             'lifecycle.operate.commands._missed_look': ( 'api/operate/commands.html#_missed_look',

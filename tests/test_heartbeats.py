@@ -83,10 +83,11 @@ def test_a_watcher_whose_every_pass_is_missed_is_said_alive_but_not_making_progr
     beat(ws.state_dir, 'retrain', now=time.time() - 3600, missed='a rollout is running')  # then an hour of misses
     beat(ws.state_dir, 'retrain', missed='a rollout is running')
     assert missed(ws.state_dir, 'retrain')['for_s'] > 3500
-    r, st = cli_json(workspace, 'monitor', 'status')
-    assert r.returncode == 1 and st['watchers']['retrain']['stuck'] is True, r.stdout
-    assert st['error'].startswith('retrain: alive (last heartbeat 0 s ago), but every pass for 36'), st['error']
-    assert "past monitor.yaml's heartbeat_max_age_s): a rollout is running" in st['error'], st['error']
+    r, st = cli_json(workspace, 'monitor', 'status')  # (alive, not failed: a person's rollout may run that long)
+    assert r.returncode == 0 and st['watchers']['retrain']['stuck'] is True and 'error' not in st, r.stdout
+    said = cli(workspace, 'monitor', 'status').stdout
+    assert 'retrain: alive (last heartbeat 0 s ago), but every pass for 36' in said, said
+    assert "past monitor.yaml's heartbeat_max_age_s): a rollout is running" in said, said
     from lifecycle.app.site import _watcher_words
     from lifecycle.operate.monitor import health
 

@@ -123,12 +123,12 @@ class MonitorStatus(Result):
     status: dict
 
     def data(self):
-        down = [_watcher_line(n, w) for n, w in self.status['watchers'].items() if _failing(w)]
+        down = [_watcher_line(n, w) for n, w in self.status['watchers'].items() if not w['alive']]
         return {'ok': not down, **({'error': '; '.join(down)} if down else {}), **self.status}
 
     @property
     def exit_code(self) -> int:
-        return EXIT_STAGE if any(_failing(w) for w in self.status['watchers'].values()) else 0
+        return EXIT_STAGE if any(not w['alive'] for w in self.status['watchers'].values()) else 0
 
     def show(self):
         st = self.status
@@ -159,11 +159,6 @@ _STARTS = {'monitor': 'lifecycle monitor run --every 60', 'guard': 'lifecycle ro
            'retrain': 'lifecycle retrain run --every 300'}  # (how each watcher monitor.yaml names is kept running)
 
 
-def _failing(w: dict) -> bool:
-    "Whether a watcher fails the status: not running, or alive with every pass missed past the age a beat may have."
-    return not w['alive'] or bool(w.get('stuck'))
-
-
 def _watcher_line(name: str, w: dict) -> str:
     """One watcher's line of `monitor status`: alive, and whether its passes were missed (for how long, the last one's
     reason), or not running and how it is started (never a bare DEAD)."""
@@ -185,8 +180,9 @@ def _watcher_line(name: str, w: dict) -> str:
 @command()
 def monitor_status(as_json: bool = typer.Option(False, '--json', help="Print the status as JSON.")):
     """Heartbeats, the last look, the last closed window per version and variant, alerts by severity. Exit status 1
-    while a watcher monitor.yaml names is not running, or has missed every pass for longer than its
-    heartbeat_max_age_s (a health check's answer)."""
+    while a watcher monitor.yaml names is not running (a health check's answer); one alive whose every pass was missed
+    for longer than heartbeat_max_age_s is said `stuck`, not failed: a person's rollout holds the loop back for as long
+    as it runs."""
     from lifecycle.operate.monitor import status
 
     return MonitorStatus(status(Workspace.open()))
