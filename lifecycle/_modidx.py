@@ -4028,6 +4028,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.scoring._Item': ('api/serve/scoring.html#_item', 'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._banded': ( 'api/serve/scoring.html#_banded',
                                                                               'lifecycle/serve/scoring.py'),
+                                         'lifecycle.serve.scoring._check_context': ( 'api/serve/scoring.html#_check_context',
+                                                                                     'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._chunks': ( 'api/serve/scoring.html#_chunks',
                                                                               'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._deeper': ( 'api/serve/scoring.html#_deeper',

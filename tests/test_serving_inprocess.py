@@ -1063,6 +1063,25 @@ def test_json_nested_deeper_than_the_limit_is_a_400_naming_it(client):
         assert r.status_code == 400 and 'nested deeper than 32 levels' in r.json()['error'], (route, r.text)
 
 
+def test_a_predict_context_too_big_is_refused_naming_the_limit_never_the_value():
+    """A `/predict` context was capped only by the body size: 60,000 attributes (each copied and evaluated per flag on
+    every request) or a 900 kB value (handed to the flag provider) were taken. Now a 4xx naming the attribute, what
+    was expected and what was found, never the value."""
+    from lifecycle.serve.scoring import predict_inputs
+
+    secret = 'j.doe@example.com' * 100
+    for ctx, status, said in (
+        ({f'a{i}': 1 for i in range(60_000)}, 413, "field 'context': 60000 attributes besides 'targetingKey', at most"),
+        ({'region': secret}, 422, "field 'context.region': a text of 1700 characters, at most 200"),
+        ({'x' * 65: 1}, 422, "a field of 'context' (not shown): a name of 65 characters, at most 64"),
+    ):
+        with pytest.raises(InputError) as e:
+            predict_inputs({'records': [REC], 'context': {'targetingKey': 'k', **ctx}})
+        assert e.value.status == status and said in str(e.value) and 'j.doe' not in str(e.value), str(e.value)[:200]
+    ok = {f'a{i}': 'v' * 200 for i in range(64)}  # at the limits: taken
+    assert predict_inputs({'records': [REC], 'context': {'targetingKey': 'k', **ok}})[2] == ok
+
+
 def test_an_unknown_field_is_quoted_back_only_when_short_and_printable(client):
     """Review DJ: a refusal quoted back every unknown field name sent, whatever it was: 75,000 names answered with
     660 kB, an escape sequence or a 100 kB name as sent. Now at most three short printable names, the others counted."""

@@ -265,14 +265,31 @@ def predict_inputs(payload) -> tuple[dict, str | None, dict]:
     if key is not None and (not isinstance(key, str) or len(key) > 200 or '\x00' in key):
         raise InputError("field 'context.targetingKey': expected a string of at most 200 characters without NUL")
     attrs = {k: v for k, v in ctx.items() if k != 'targetingKey'}
-    bad = [k for k, v in attrs.items() if not isinstance(v, (str, bool, int, float)) or k == 'route']
-    if bad:
-        said = f"field 'context.{bad[0]}'" if quotable(bad[0]) else "a field of 'context' (not shown)"
-        raise InputError(f"{said}: expected a string, number or boolean (and 'route' is reserved)")
+    _check_context(attrs)
     recs = payload.get('records')
     if not isinstance(recs, list) or not recs:  # (named here: the scoring below knows the field by MLflow's name)
         raise InputError("field 'records': " + ('required' if recs is None else 'expected a non-empty list of records'))
     return NamedRecords(recs, 'records'), key or None, attrs
+
+
+_CONTEXT_LIMITS = (64, 64, 200)  # a `/predict` context's attributes, characters of a name, characters of a text value
+
+
+def _check_context(attrs: dict) -> None:
+    """Refuse a `/predict` context whose attributes are not scalars, are too many, or have a name or text too long
+    (`_CONTEXT_LIMITS`): each is copied and evaluated per flag on every request, and a provider may send or log them.
+    The message names the attribute (when `quotable`) and sizes, never a value."""
+    most, name_chars, text_chars = _CONTEXT_LIMITS
+    if len(attrs) > most:
+        raise InputError(f"field 'context': {len(attrs)} attributes besides 'targetingKey', at most {most}", 413)
+    for k, v in attrs.items():
+        said = f"field 'context.{k}'" if quotable(k) else "a field of 'context' (not shown)"
+        if len(k) > name_chars:
+            raise InputError(f"{said}: a name of {len(k)} characters, at most {name_chars}")
+        if not isinstance(v, (str, bool, int, float)) or k == 'route':
+            raise InputError(f"{said}: expected a string, number or boolean (and 'route' is reserved)")
+        if isinstance(v, str) and len(v) > text_chars:
+            raise InputError(f"{said}: a text of {len(v)} characters, at most {text_chars} (not shown)")
 
 
 def predict_answer(r: Scored, positive_class) -> dict:
