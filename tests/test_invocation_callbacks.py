@@ -24,6 +24,7 @@ class Srv:
     def __init__(self, durable: bool = True, on_log_failure: str = 'refuse'):
         self.log = SimpleNamespace(durable=durable, problem='')
         self.on_log_failure, self.max_depth, self.metrics, self.refusal = on_log_failure, 32, Metrics(), None
+        self.columns = {'age': None}  # (the contract's columns: a key given twice is named when one of them)
 
     def log_refusal(self):
         return self.refusal

@@ -1082,6 +1082,31 @@ def test_a_predict_context_too_big_is_refused_naming_the_limit_never_the_value()
     assert predict_inputs({'records': [REC], 'context': {'targetingKey': 'k', **ok}})[2] == ok
 
 
+def test_a_key_given_twice_in_one_object_is_refused_naming_it_only_when_known():
+    """`{"age": 30, "age": 99}` was scored silently with the last value (orjson keeps it; a proxy that checked the
+    first saw another request). Now refused (422) wherever the object is, as the admin API refuses a change giving a
+    key twice: naming a protocol field or a declared column, else only its length (a name may be anything sent),
+    never a value. A `{` or `:` inside a text, which the cheap count cannot tell from structure, is read again."""
+    from lifecycle.serve.scoring import read_json
+
+    rec, cols = '"age": 30, "checks": 2, "employed": "Yes", "citizen": "No"', {'age', 'checks', 'employed', 'citizen'}
+    for body, said in (
+        ('{"dataframe_records": [{' + rec + ', "age": 99}]}', "key 'age'"),
+        ('{"dataframe_records": [{' + rec + ', "note": "12:30", "citizen": "No"}]}', "key 'citizen'"),  # (a ':')
+        ('{"dataframe_split": {"columns": ["age"], "data": [[1]], "columns": ["checks"]}}', "key 'columns'"),
+        ('{"records": [{' + rec + '}], "context": {"targetingKey": "a", "targetingKey": "b"}}', "key 'targetingKey'"),
+        ('{"records": [{' + rec + '}], "records": [{"age": {"x": 1}}]}', "key 'records'"),  # (a dropped object)
+        ('{"records": [{' + rec + '}], "context": {"j.doe@example.com": 1, "j.doe@example.com": 2}}', 'a key (17 c'),
+    ):
+        with pytest.raises(InputError) as e:
+            read_json(body.encode(), known=cols)
+        msg = str(e.value)
+        assert e.value.status == 422 and f'body: {said}' in msg and 'is given twice in one object' in msg, (body, msg)
+        assert '99' not in msg and 'j.doe' not in msg
+    fine = '{"dataframe_records": [{' + rec + ', "note": "a {b: c}"}], "params": {"k": ":{"}}'
+    assert read_json(fine.encode()) == json.loads(fine)  # braces and colons in texts: no key twice
+
+
 def test_an_unknown_field_is_quoted_back_only_when_short_and_printable(client):
     """Review DJ: a refusal quoted back every unknown field name sent, whatever it was: 75,000 names answered with
     660 kB, an escape sequence or a 100 kB name as sent. Now at most three short printable names, the others counted."""

@@ -35,6 +35,7 @@ from lifecycle.serve.scoring import (
     predict_answer,
     read_json,
     check_outcome,
+    _keys_twice,
 )
 from .tokens import Unauthorised, authorise
 from .server import Server
@@ -270,7 +271,7 @@ def _submitted(srv: Server, batcher: TickBatcher, body: bytes, mime: str) -> asy
         if mime not in _INVOCATION_TYPES:  # (as MLflow's scoring server answers; no header at all is read as JSON)
             shown = mime if len(mime) <= 64 and mime.isprintable() else f'{len(mime)} characters'
             raise InputError(f"content-type: expected application/json or text/csv, found {shown!r}", 415)
-        return batcher.submit(CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth))
+        return batcher.submit(CsvBody(body) if mime == 'text/csv' else read_json(body, srv.max_depth, srv.columns))
     except Exception as e:
         return _not_scored(srv, e)
 
@@ -359,7 +360,8 @@ async def predict(request: Request):
     if refused := srv.log_refusal():
         return refuse(srv, 'predict', refused, 503)
     try:
-        payload, key, attrs = predict_inputs(read_json(await read_body(request, srv.max_body), srv.max_depth))
+        body = await read_body(request, srv.max_body)
+        payload, key, attrs = predict_inputs(read_json(body, srv.max_depth, srv.columns))
         r = await request.app.state.batchers['predict'].submit(payload, key, attrs)
     except InputError as e:
         return refuse(srv, 'predict', e, e.status)
@@ -379,7 +381,7 @@ async def feedback(request: Request):
     srv: Server = request.app.state.server
     try:
         body = await read_body(request, srv.max_body)
-        p = read_json(body, srv.max_depth)
+        p = read_json(body, srv.max_depth, twice=False)  # (a key given twice: looked for below, DK)
         if not isinstance(p, dict):
             raise InputError("body: expected a JSON object with 'request_id' and 'outcome'")
         extra = sorted(set(p) - {'request_id', 'outcome'})
@@ -542,13 +544,10 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
     srv: Server = request.app.state.server
     try:
         body = await read_body(request, srv.max_body)
-        p = read_json(body, srv.max_depth)
+        # (JSON readers keep the last of two keys: as `flags set`, refused; a name of the schema quoted, no other)
+        p = read_json(body, srv.max_depth, known=fl.flags_schema_keys())
         if not isinstance(p, dict) or not isinstance(p.get('changes'), dict) or not p['changes']:
             raise InputError("field 'changes': expected a non-empty object of flag key -> value")
-        if twice := _keys_twice(body):  # (JSON readers keep the last of two: as `flags set`, refused; a name of the
-            known = {'changes', 'reason', *fl.flags_schema_keys()}  # schema quoted, no other: it may be anything sent)
-            said = f"key {twice[0]!r}" if twice[0] in known else f"a key ({len(twice[0])} characters, not shown)"
-            raise InputError(f"body: {said} is given twice in one object; give each key once")
         reason = _admin_reason(p, ('changes', 'reason'), '')
         spec = await run_in_threadpool(  # (it may wait for the flags lock: the server answers others meanwhile)
             fl.change_flags, srv.s, p['changes'], actor=user, reason=reason, source='api'
@@ -559,21 +558,6 @@ async def patch_flags(request: Request, user: Annotated[str, Depends(admin_user(
         log.error('flags change refused: %s', e)
         return refuse(srv, 'admin', e, 503)
     return answer({'spec': fl.shown_spec(fl.as_declared(spec, srv.declared))})
-
-
-def _keys_twice(body: bytes) -> list[str]:
-    "The keys a body (`body`: its JSON: a flags change, a feedback) gives more than once in one object, at any depth."
-    import json
-    from collections import Counter
-
-    twice = []
-
-    def pairs(items):
-        twice.extend(k for k, n in Counter(k for k, _ in items).items() if n > 1)  # (linear: a body of many keys)
-        return dict(items)
-
-    json.loads(body, object_pairs_hook=pairs)
-    return twice
 
 
 @admin_router.post(
