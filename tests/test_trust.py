@@ -954,3 +954,20 @@ def test_the_model_signing_key_is_never_registered_as_a_persons(ws):
     revoke_signing_key(ws['ws'], rotate_signing_key(ws['ws'], 'yearly')['retired'], 'laptop stolen')
     with pytest.raises(trust.TrustError, match=r"signing key of before, revoked \(settings.ini \[trust\] revoked\)"):
         trust.trust_add(ws['ws'], 'erin', 'ml_engineer', by='ada', public_key_file=old)  # (review DH: named so)
+
+
+def test_trust_add_refuses_a_role_that_only_a_misspelt_admin_role_names(ws):
+    """`trust add bob --role ml_enginer` was registered (exit 0) when flags.yaml's admin_role was that misspelling of
+    the policy's ml_engineer: the admin role counted as a known role, so the typo passed into the registry. Now refused
+    naming the role it resembles; a deliberate admin role of its own name is still known, and --new-role registers."""
+    from lifecycle.core.cli_support import CommandError
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.release.commands import _known_role_or_refuse
+
+    root = ws['ws'].params_dir.parent
+    set_yaml(root / 'params' / 'flags.yaml', admin_role='ml_enginer')
+    with pytest.raises(CommandError, match=r"admin_role of .*flags\.yaml.* looks like a misspelling of 'ml_engineer'"):
+        _known_role_or_refuse(Workspace.open(root), 'ml_enginer')
+    _known_role_or_refuse(Workspace.open(root), 'ml_engineer')  # (the role it resembles: known)
+    set_yaml(root / 'params' / 'flags.yaml', admin_role='flags_admin')  # like no other role: a role of its own
+    _known_role_or_refuse(Workspace.open(root), 'flags_admin')

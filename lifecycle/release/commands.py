@@ -552,14 +552,25 @@ def trust_init(
 
 def _known_role_or_refuse(ws: Workspace, role: str) -> None:
     """Refuse a role nothing names: not a promotion step's approver, the flags' admin role, an administrator nor a
-    registered person's role. A misspelt role would register a person who can approve nothing, and say so nowhere."""
+    registered person's role. A misspelt role would register a person who can approve nothing, and say so nowhere.
+    The admin role names one only when it is no likely misspelling of another: a misspelt `admin_role` in flags.yaml
+    would pass its misspelling on to the registry."""
     import difflib
     from lifecycle.release.trust import roster
 
-    p = ws.params
-    known = {'administrator', 'data_scientist', p['flags'].admin_role}  # (data_scientist: the role trainers hold)
+    p, admin_role = ws.params, ws.params['flags'].admin_role
+    known = {'administrator', 'data_scientist'}  # (data_scientist: the role trainers hold)
     known |= {st.approver_role for st in p['policy'].promotion.values()}
     known |= {r for person in (roster(ws) or {}).values() for r in person.roles}
+    close = difflib.get_close_matches(admin_role, sorted(known), n=1)
+    if role == admin_role and role not in known and close:  # (the admin role misspelt in flags.yaml: it names none)
+        raise CommandError(
+            f"--role {role!r}: the admin_role of {ws.params_dir}/flags.yaml, which no promotion step or registered "
+            f"person names, looks like a misspelling of {close[0]!r}: correct admin_role there (and register "
+            f"people for {close[0]!r}), or add --new-role to register a role of that name all the same",
+            EXIT_INPUT,
+        )
+    known.add(admin_role)
     if role and role not in known:
         close = difflib.get_close_matches(role, sorted(known), n=1)
         raise CommandError(
