@@ -1107,6 +1107,21 @@ def test_a_key_given_twice_in_one_object_is_refused_naming_it_only_when_known():
     assert read_json(fine.encode()) == json.loads(fine)  # braces and colons in texts: no key twice
 
 
+def test_the_scoring_routes_refuse_a_key_twice_and_a_context_too_big_and_log_nothing(client):
+    """Both scoring routes (and the direct `/invocations` path, through `start_invocation`) answer as `read_json` and
+    `predict_inputs` refuse; no prediction row is written for a refused request."""
+    J = {'content-type': 'application/json'}
+    rows = len(read_log(client.app.state.server.log))
+    body = b'{"dataframe_records": [{"age": 30, "checks": 2, "employed": "Yes", "citizen": "No", "age": 99}]}'
+    r = client.post('/invocations', content=body, headers=J)
+    assert r.status_code == 422 and "key 'age' is given twice in one object" in r.json()['error'], r.text
+    r = client.post('/predict', content=body.replace(b'dataframe_records', b'records'), headers=J)
+    assert r.status_code == 422 and "key 'age' is given twice in one object" in r.json()['error'], r.text
+    r = client.post('/predict', json={'records': [REC], 'context': {f'a{i}': 1 for i in range(65)}})
+    assert r.status_code == 413 and '65 attributes' in r.json()['error'], r.text
+    assert len(read_log(client.app.state.server.log)) == rows
+
+
 def test_an_unknown_field_is_quoted_back_only_when_short_and_printable(client):
     """Review DJ: a refusal quoted back every unknown field name sent, whatever it was: 75,000 names answered with
     660 kB, an escape sequence or a 100 kB name as sent. Now at most three short printable names, the others counted."""
