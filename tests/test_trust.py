@@ -971,3 +971,18 @@ def test_trust_add_refuses_a_role_that_only_a_misspelt_admin_role_names(ws):
     _known_role_or_refuse(Workspace.open(root), 'ml_engineer')  # (the role it resembles: known)
     set_yaml(root / 'params' / 'flags.yaml', admin_role='flags_admin')  # like no other role: a role of its own
     _known_role_or_refuse(Workspace.open(root), 'flags_admin')
+
+
+def test_an_admin_role_close_to_a_registered_one_is_told_to_be_corrected_not_registered():
+    """The server said of a misspelt `admin_role: ml_enginer` "did you mean 'ml_engineer'?" and then "register one
+    with `lifecycle trust add NAME --role ml_enginer`": the command that registers the misspelling (which `trust add`
+    now refuses). A close role says to correct admin_role; a role like no other is still told how to register one."""
+    from types import SimpleNamespace
+    from lifecycle.serve.tokens import role_unheld
+
+    roster = {'fay': SimpleNamespace(roles=['ml_engineer'], revoked=False)}
+    said = role_unheld(roster, 'ml_enginer', 'params/flags.yaml')
+    assert "did you mean 'ml_engineer'? correct admin_role there and restart" in said
+    assert '--role ml_enginer' not in said
+    said = role_unheld(roster, 'flags_admin', 'params/flags.yaml')
+    assert 'register one with `lifecycle trust add NAME --role flags_admin --as ADMIN`' in said

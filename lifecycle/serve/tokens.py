@@ -291,11 +291,11 @@ def role_unheld(people: dict | None, role: str, where) -> str:
     if people is None or any(role in p.roles and not p.revoked for p in people.values()):
         return ''
     close = difflib.get_close_matches(role, sorted({r for p in people.values() for r in p.roles}), n=1)
-    return (
-        f"no registered person holds admin_role {role!r} ({where}): the admin API refuses every token"
-        + (f"; did you mean {close[0]!r}?" if close else '')
-        + f"; register one with `lifecycle trust add NAME --role {role} --as ADMIN`, or correct admin_role and restart"
-    )
+    said = f"no registered person holds admin_role {role!r} ({where}): the admin API refuses every token"
+    if close:  # (likely misspelt: `trust add` refuses to register a role that only a misspelt admin_role names)
+        return said + f"; did you mean {close[0]!r}? correct admin_role there and restart"
+    how = f"`lifecycle trust add NAME --role {role} --as ADMIN`"
+    return said + f"; register one with {how}, or correct admin_role and restart"
 
 
 def _proven(rec: dict, digest: str, person, workspace: str | None) -> bool:
