@@ -572,3 +572,28 @@ def test_a_select_naming_a_write_only_as_a_quoted_name_a_lock_or_text_is_let_by(
     from lifecycle.data.sources import _query_problem
 
     assert _query_problem(query) == ''
+
+
+def test_a_link_in_a_watched_folder_to_a_file_outside_it_is_refused_naming_the_link(tmp_path, monkeypatch, arrests):
+    """A symbolic link dropped into the watched folder, `inbox/x.csv -> ~/private.csv`, was followed and the file it
+    leads to ingested: a file the watcher's user may read but nobody delivered. Now refused (exit 2) naming the link,
+    never read; a link to a file in the folder (or a folder of it) is taken as the file."""
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    private, inbox = tmp_path / 'private', w / 'inbox'
+    private.mkdir()
+    (inbox / 'sub').mkdir(parents=True)
+    arrests.head(60).assign(colour='SECRETVALUE').to_csv(private / 'people.csv', index=False)
+    arrests.iloc[60:120].to_csv(inbox / 'sub' / 'delivered.csv', index=False)
+    (inbox / 'a-out.csv').symlink_to(private / 'people.csv')
+    (inbox / 'b-in.csv').symlink_to(Path('sub') / 'delivered.csv')
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    out = json.loads(r.stdout)
+    assert r.exit_code == 2 and [o['status'] for o in out['batches']] == ['refused', 'accepted'], out
+    said = out['batches'][0]['error']
+    assert said.startswith('inbox/a-out.csv: a symbolic link to a file outside the watched folder'), said
+    assert 'private' not in r.stdout + r.stderr and 'SECRETVALUE' not in r.stdout + r.stderr
+    assert len(ing.read_log(Workspace.open(w))) == 1  # (the link's target never read)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == []  # (said once while the link stays)

@@ -285,6 +285,7 @@ def ingest(
     _check_watch_options(source, query, watch, once, interval, max_batches)
     if watch:
         from lifecycle.data.pii import finding_salt
+        from lifecycle.data.sources import shown_source
         from lifecycle.data.watch import watch as watch_folder, ledger_for
 
         current, kept, failed = {'p': p, 'rp': rp}, [] if as_json and once else None, []
@@ -295,7 +296,12 @@ def ingest(
                 current.update(p=fresh['ingest'], rp=fresh['register'])
             except ParamsError as e:
                 typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
-            o = _ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report)
+            return said(_ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report))
+
+        def refuse(path, why):  # (a link out of the folder: not read)
+            return said(dict(ok=False, status='refused', source=shown_source(str(path)), error=why, exit=EXIT_INPUT))
+
+        def said(o):
             if kept is not None:  # (--once --json: one document at the end)
                 kept.append(o)
             else:
@@ -311,6 +317,7 @@ def ingest(
                 once=once,
                 interval=interval,
                 max_batches=max_batches,
+                refuse=refuse,
                 on_missed=lambda why: typer.secho(
                     f"warning: {why}; looking again every {interval:g} s", fg='yellow', err=True
                 ),

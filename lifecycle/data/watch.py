@@ -73,6 +73,35 @@ def _candidates(folder: Path) -> list[tuple[Path, object]]:
     return sorted(found, key=lambda f: (f[1].st_mtime_ns, f[0].name))
 
 
+def _outside(folder: Path, path: Path) -> str | None:
+    """Why `path`, a symbolic link in `folder` to a file outside it, is no batch (a file the watcher's user may read but
+    nobody delivered: `~/.ssh/id.csv`, another team's folder); None for a file in the folder, or a link to one in it or
+    in a folder of it. The link is named, never where it leads."""
+    if not path.is_symlink() or path.resolve().is_relative_to(folder.resolve()):
+        return None
+    return (
+        f"{shown_source(str(path))}: a symbolic link to a file outside the watched folder; only files delivered into "
+        "the folder are taken: copy or move the file in"
+    )
+
+
+def _file_ids(folder: Path, path: Path, st, key: str) -> tuple[list[str], str | None] | None:
+    """The ids the ledger may know the file by (its own first, then those of earlier versions: AF), and why it is no
+    batch (`_outside`); None once it is gone. A file is known by its content; one that cannot be read (`handle` refuses
+    it, logged and counted) and a link out of the folder (not read, nor hashed) by their `stat`, so that each is said
+    once while it stays as it is, by `--once` from cron too, and taken by its content once it can be (review CK)."""
+    if why := _outside(folder, path):
+        lst = path.lstat()
+        return [f"{key}:outside:{lst.st_ino}:{lst.st_mtime_ns}:{lst.st_ctime_ns}"], why
+    try:
+        sha = file_sha256(path)
+    except FileNotFoundError:  # (gone since: nothing to take)
+        return None
+    except OSError:  # (no permission to read it)
+        return [f"{key}:unreadable:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"], None
+    return [f"{key}:{sha}", f"{path.name}:{sha}", f"{_hashed(path.name)}:{sha}"], None
+
+
 def _hashed(name: str, salt: bytes | None = None) -> str:
     """A file name the ledger keeps as its hash (one holding an e-mail address): two such files are still two. Keyed
     with the workspace's salt, where one is given, so that the ledger's reader cannot test guessed addresses against
@@ -95,14 +124,17 @@ def watch(
     max_batches: int | None = None,
     on_idle: Callable[[], None] | None = None,
     on_missed: Callable[[str], None] | None = None,
+    refuse: Callable[[Path, str], dict] | None = None,
 ) -> list[dict]:
     """Process each new file of `folder` exactly once with `handle(path) -> outcome`; return the outcomes. A folder that
     cannot be read is a `SourceError` with `once` or at the first look; later (removed, or its permissions changed,
-    while watched) `on_missed(why)` is told once and the watch looks again at each poll (review EA: silent)."""
+    while watched) `on_missed(why)` is told once and the watch looks again at each poll (review EA: silent). A symbolic
+    link to a file outside the folder is not read: `refuse(path, why) -> outcome` says it, once while it stays."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: watched folder not found")
     outcomes, sizes, looked, missed = [], {}, False, None
+    refuse = refuse or (lambda path, why: {'status': 'refused', 'error': why})
     while True:
         done = ledger.done()
         try:
@@ -123,20 +155,12 @@ def watch(
                 continue  # not yet stable
             name = Path(shown_source(path.name)).name
             key = name if name == path.name else _hashed(path.name, ledger.salt)  # (a withheld name: review AE)
-            try:
-                sha = file_sha256(path)
-            except FileNotFoundError:  # (gone since: nothing to take)
+            ids = _file_ids(folder, path, st, key)
+            if ids is None or set(ids[0]) & done:  # (gone since; or taken: under any of its ids)
                 continue
-            except OSError:  # (no permission to read it: `handle` refuses it, logged and counted, the watch goes on;
-                fid = f"{key}:unreadable:{st.st_size}:{st.st_mtime_ns}:{st.st_ctime_ns}:{st.st_ino}"
-                if fid in done:  # said once while the file stays as it is, by `--once` from cron too; taken by its
-                    continue  # content once it can be read: review CK left it open)
-            else:
-                fid = f"{key}:{sha}"
-                if {fid, f"{path.name}:{sha}", f"{_hashed(path.name)}:{sha}"} & done:  # (earlier versions: AF)
-                    continue
+            (fid, *_), why = ids
             ledger.mark(fid, name, 'claimed')
-            out = handle(path)
+            out = refuse(path, why) if why else handle(path)
             ledger.mark(fid, name, 'done', **out)
             outcomes.append(out)
             done.add(fid)
