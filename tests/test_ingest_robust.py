@@ -465,7 +465,7 @@ def test_a_file_removed_from_a_watched_folder_while_an_earlier_batch_is_taken_is
 
     (inbox / 'loop.csv').symlink_to('loop.csv')  # (no file at all: passed over, as before)
     led = Ledger(tmp_path / 'ledger.jsonl')
-    assert watch(inbox, led, take, once=True) == [{'status': '0.csv'}, {'status': '2.csv'}]
+    assert watch(inbox, led, take, once=True, interval=0) == [{'status': '0.csv'}, {'status': '2.csv'}]
     assert [e['name'] for e in led.entries() if e['state'] == 'done'] == ['0.csv', '2.csv']
 
 
@@ -554,7 +554,8 @@ def test_the_lock_file_excel_leaves_beside_a_file_in_a_watched_folder_is_no_batc
     inbox.mkdir()
     (inbox / 'b.csv').write_text('x\n1\n')
     (inbox / '~$b.csv').write_bytes(b'\x07ann roe' + b'\x00' * 40)
-    assert watch(inbox, Ledger(tmp_path / 'l.jsonl'), lambda p: {'status': p.name}, once=True) == [{'status': 'b.csv'}]
+    taken = watch(inbox, Ledger(tmp_path / 'l.jsonl'), lambda p: {'status': p.name}, once=True, interval=0)
+    assert taken == [{'status': 'b.csv'}]
 
 
 @pytest.mark.parametrize(
@@ -588,7 +589,7 @@ def test_a_link_in_a_watched_folder_to_a_file_outside_it_is_refused_naming_the_l
     arrests.iloc[60:120].to_csv(inbox / 'sub' / 'delivered.csv', index=False)
     (inbox / 'a-out.csv').symlink_to(private / 'people.csv')
     (inbox / 'b-in.csv').symlink_to(Path('sub') / 'delivered.csv')
-    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--interval', '0.01', '--json', '--no-report'], env=env)
     out = json.loads(r.stdout)
     assert r.exit_code == 2 and [o['status'] for o in out['batches']] == ['refused', 'accepted'], out
     said = out['batches'][0]['error']
@@ -597,3 +598,30 @@ def test_a_link_in_a_watched_folder_to_a_file_outside_it_is_refused_naming_the_l
     assert len(ing.read_log(Workspace.open(w))) == 1  # (the link's target never read)
     r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
     assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == []  # (said once while the link stays)
+
+
+def test_a_watch_taken_once_leaves_a_file_still_being_written_as_a_watch_does(tmp_path, monkeypatch):
+    """`--once` took a file as it found it, still being written: its first rows became a batch, and once it was whole
+    its next run took it again by its new content (under `fail_open` those rows went in twice). A watch takes a file
+    once it is unchanged over an interval; `--once` now applies that rule: it looks again after one interval when it
+    found a new file, takes it if unchanged, and leaves one still changing for its next run."""
+    from lifecycle.data import watch as w
+
+    inbox, led = tmp_path / 'inbox', w.Ledger(tmp_path / 'ledger.jsonl')
+    inbox.mkdir()
+    (inbox / 'a.csv').write_text('x\n1\n')
+    naps = []
+
+    def writer_goes_on(seconds):
+        naps.append(seconds)
+        with open(inbox / 'a.csv', 'a') as f:
+            f.write('2\n')
+
+    def take(path):
+        return {'status': path.name, 'rows': path.read_text().count('\n') - 1}
+
+    monkeypatch.setattr(w.time, 'sleep', writer_goes_on)
+    assert w.watch(inbox, led, take, once=True, interval=5) == [] and naps == [5]  # (still being written: left)
+    monkeypatch.setattr(w.time, 'sleep', naps.append)
+    assert w.watch(inbox, led, take, once=True, interval=5) == [{'status': 'a.csv', 'rows': 2}]  # (whole, once)
+    assert w.watch(inbox, led, take, once=True, interval=5) == [] and naps == [5, 5]  # (nothing new: no wait)

@@ -254,7 +254,12 @@ def ingest(
     watch: Optional[Path] = typer.Option(
         None, '--watch', help="Process files landing in this folder, each exactly once."
     ),
-    once: bool = typer.Option(False, '--once', help="With --watch: process what is there now, then exit."),
+    once: bool = typer.Option(
+        False,
+        '--once',
+        help="With --watch: process what is there now, then exit (a file still changing over one --interval is left "
+        "for the next run).",
+    ),
     interval: float = typer.Option(2.0, '--interval', help="With --watch: seconds between polls."),
     max_batches: Optional[int] = typer.Option(
         None, '--max-batches', help="With --watch: stop after this many batches."

@@ -129,14 +129,16 @@ def watch(
     """Process each new file of `folder` exactly once with `handle(path) -> outcome`; return the outcomes. A folder that
     cannot be read is a `SourceError` with `once` or at the first look; later (removed, or its permissions changed,
     while watched) `on_missed(why)` is told once and the watch looks again at each poll (review EA: silent). A symbolic
-    link to a file outside the folder is not read: `refuse(path, why) -> outcome` says it, once while it stays."""
+    link to a file outside the folder is not read: `refuse(path, why) -> outcome` says it, once while it stays. A file
+    is taken once it is complete: unchanged (size, modification and change time, inode) over one `interval`, with
+    `once` too, which looks again after an interval when it found a new file and leaves one still changing."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: watched folder not found")
-    outcomes, sizes, looked, missed = [], {}, False, None
+    outcomes, seen, looked, missed, waited = [], {}, False, None, False
     refuse = refuse or (lambda path, why: {'status': 'refused', 'error': why})
     while True:
-        done = ledger.done()
+        done, pending = ledger.done(), False
         try:
             found, missed, looked = _candidates(folder), None, True
         except SourceError as e:
@@ -149,14 +151,17 @@ def watch(
             st = _stat(path)  # (afresh: the batches before it took their time)
             if st is None:  # (removed since it was listed, say while the batch before it was taken: nothing to take)
                 continue
-            sig = (st.st_size, st.st_mtime_ns)
-            if not once and sizes.get(path) != sig:
-                sizes[path] = sig
+            sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+            settled, seen[path] = seen.get(path) == sig, sig  # (complete: unchanged since the look an interval ago)
+            if not settled and not once:
                 continue  # not yet stable
             name = Path(shown_source(path.name)).name
             key = name if name == path.name else _hashed(path.name, ledger.salt)  # (a withheld name: review AE)
             ids = _file_ids(folder, path, st, key)
             if ids is None or set(ids[0]) & done:  # (gone since; or taken: under any of its ids)
+                continue
+            if not settled:  # (`--once`: a new file is looked at again an interval on, and taken if unchanged, as a
+                pending = True  # watch takes it; one still being written is left for the next run)
                 continue
             (fid, *_), why = ids
             ledger.mark(fid, name, 'claimed')
@@ -166,8 +171,9 @@ def watch(
             done.add(fid)
             if max_batches and len(outcomes) >= max_batches:
                 return outcomes
-        if once:
+        if once and (waited or not pending):
             return outcomes
-        if on_idle:
+        if on_idle and not once:
             on_idle()
+        waited = True
         time.sleep(interval)
