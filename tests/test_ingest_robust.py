@@ -625,3 +625,25 @@ def test_a_watch_taken_once_leaves_a_file_still_being_written_as_a_watch_does(tm
     monkeypatch.setattr(w.time, 'sleep', naps.append)
     assert w.watch(inbox, led, take, once=True, interval=5) == [{'status': 'a.csv', 'rows': 2}]  # (whole, once)
     assert w.watch(inbox, led, take, once=True, interval=5) == [] and naps == [5, 5]  # (nothing new: no wait)
+
+
+def test_a_watched_file_not_stored_for_a_full_disk_is_taken_again_by_the_next_run(tmp_path, monkeypatch, arrests):
+    """A batch refused as "not stored" (the disk full: nothing of it kept) was marked done in the watch's ledger by its
+    content, so no later run took it again: the file was never stored and never would be, unless renamed. Now its
+    run says it (exit 1) and the next run takes it."""
+    import pyarrow.parquet as pq
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    (w / 'inbox').mkdir()
+    arrests.head(30).to_csv(w / 'inbox' / 'b.csv', index=False)
+    once = ['--watch', 'inbox', '--once', '--interval', '0.01', '--json', '--no-report']
+    with monkeypatch.context() as m:
+        m.setattr(pq.ParquetWriter, 'write_table', full)
+        r = invoke(cmds().ingest, once, env=env)
+    assert r.exit_code == 1 and [b['status'] for b in json.loads(r.stdout)['batches']] == ['not stored'], r.stdout
+    r = invoke(cmds().ingest, once, env=env)  # (room again)
+    assert r.exit_code == 0 and [b['status'] for b in json.loads(r.stdout)['batches']] == ['accepted'], r.stdout
+    r = invoke(cmds().ingest, once, env=env)
+    assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == [], r.stdout

@@ -37,7 +37,7 @@ class Ledger:
         return {e['file_id'] for e in self.entries() if e['state'] == 'done'}
 
     def mark(self, file_id: str, name: str, state: str, **info) -> None:
-        "Record that a file was claimed or finished."
+        "Record that a file was claimed, finished (`done`) or `failed` with nothing kept (taken again by the next run)."
         append_jsonl(self.path, dict(file_id=file_id, name=name, state=state, time=now_iso(), **info))
 
 
@@ -47,6 +47,7 @@ def ledger_for(state_dir: str | Path, folder: str | Path, salt: bytes | None = N
     return Ledger(path, salt)
 
 
+_UNFINISHED = ('not stored',)  # (an outcome that kept nothing, a full disk say: taken again by the watch's next run)
 _NOT_DATA = ('.', '~$')  # hidden files, and the lock file Excel leaves beside a file it opened (`~$b.csv`: review EA)
 
 
@@ -131,14 +132,15 @@ def watch(
     while watched) `on_missed(why)` is told once and the watch looks again at each poll (review EA: silent). A symbolic
     link to a file outside the folder is not read: `refuse(path, why) -> outcome` says it, once while it stays. A file
     is taken once it is complete: unchanged (size, modification and change time, inode) over one `interval`, with
-    `once` too, which looks again after an interval when it found a new file and leaves one still changing."""
+    `once` too, which looks again after an interval when it found a new file and leaves one still changing. A file
+    whose outcome kept nothing (`not stored`: a full disk) is not done: the watch's next run takes it again."""
     folder = Path(folder)
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: watched folder not found")
-    outcomes, seen, looked, missed, waited = [], {}, False, None, False
+    outcomes, seen, looked, missed, waited, held = [], {}, False, None, False, set()
     refuse = refuse or (lambda path, why: {'status': 'refused', 'error': why})
     while True:
-        done, pending = ledger.done(), False
+        done, pending = ledger.done() | held, False
         try:
             found, missed, looked = _candidates(folder), None, True
         except SourceError as e:
@@ -166,9 +168,11 @@ def watch(
             (fid, *_), why = ids
             ledger.mark(fid, name, 'claimed')
             out = refuse(path, why) if why else handle(path)
-            ledger.mark(fid, name, 'done', **out)
+            unfinished = out.get('status') in _UNFINISHED
+            ledger.mark(fid, name, 'failed' if unfinished else 'done', **out)
             outcomes.append(out)
             done.add(fid)
+            held |= {fid} if unfinished else set()
             if max_batches and len(outcomes) >= max_batches:
                 return outcomes
         if once and (waited or not pending):
