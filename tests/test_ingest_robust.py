@@ -647,3 +647,26 @@ def test_a_watched_file_not_stored_for_a_full_disk_is_taken_again_by_the_next_ru
     assert r.exit_code == 0 and [b['status'] for b in json.loads(r.stdout)['batches']] == ['accepted'], r.stdout
     r = invoke(cmds().ingest, once, env=env)
     assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == [], r.stdout
+
+
+def test_a_watch_reads_a_file_it_took_no_more_while_it_stays_as_it_is(tmp_path, monkeypatch):
+    """Every look of a watch read every file of the folder whole again to learn it was taken (its content's hash): a
+    folder that keeps what was delivered, a year of files, was read through every two seconds. A file is now hashed
+    once while its size, times and inode stay as they are."""
+    from lifecycle.data import watch as w
+
+    inbox, led = tmp_path / 'inbox', w.Ledger(tmp_path / 'ledger.jsonl')
+    inbox.mkdir()
+    for i in range(3):
+        (inbox / f'{i}.csv').write_text(f'x\n{i}\n')
+    real, hashed, looks = w.file_sha256, [], []
+    monkeypatch.setattr(w, 'file_sha256', lambda p: hashed.append(Path(p).name) or real(p))
+
+    def idle():
+        looks.append(1)
+        if len(looks) == 4:
+            (inbox / '3.csv').write_text('x\n3\n')
+
+    outs = w.watch(inbox, led, lambda p: {'status': p.name}, interval=0, max_batches=4, on_idle=idle)
+    assert [o['status'] for o in outs] == ['0.csv', '1.csv', '2.csv', '3.csv'] and len(looks) >= 5
+    assert sorted(hashed) == ['0.csv', '1.csv', '2.csv', '3.csv'], hashed

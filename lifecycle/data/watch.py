@@ -143,6 +143,7 @@ def watch(
         done, pending = ledger.done() | held, False
         try:
             found, missed, looked = _candidates(folder), None, True
+            seen = {p: seen[p] for p, _ in found if p in seen}  # (none kept of a file gone)
         except SourceError as e:
             if once or not looked:
                 raise
@@ -154,13 +155,17 @@ def watch(
             if st is None:  # (removed since it was listed, say while the batch before it was taken: nothing to take)
                 continue
             sig = (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
-            settled, seen[path] = seen.get(path) == sig, sig  # (complete: unchanged since the look an interval ago)
+            was, ids = seen.get(path, (None, None))
+            settled, seen[path] = was == sig, (sig, None)  # (complete: unchanged since the look an interval ago)
             if not settled and not once:
                 continue  # not yet stable
             name = Path(shown_source(path.name)).name
             key = name if name == path.name else _hashed(path.name, ledger.salt)  # (a withheld name: review AE)
-            ids = _file_ids(folder, path, st, key)
-            if ids is None or set(ids[0]) & done:  # (gone since; or taken: under any of its ids)
+            ids = ids if settled and ids else _file_ids(folder, path, st, key)  # (hashed once while it stays so)
+            if ids is None:  # (gone since)
+                continue
+            seen[path] = (sig, ids)
+            if set(ids[0]) & done:  # (taken: under any of its ids)
                 continue
             if not settled:  # (`--once`: a new file is looked at again an interval on, and taken if unchanged, as a
                 pending = True  # watch takes it; one still being written is left for the next run)
