@@ -670,3 +670,20 @@ def test_a_watch_reads_a_file_it_took_no_more_while_it_stays_as_it_is(tmp_path, 
     outs = w.watch(inbox, led, lambda p: {'status': p.name}, interval=0, max_batches=4, on_idle=idle)
     assert [o['status'] for o in outs] == ['0.csv', '1.csv', '2.csv', '3.csv'] and len(looks) >= 5
     assert sorted(hashed) == ['0.csv', '1.csv', '2.csv', '3.csv'], hashed
+
+
+def test_a_watched_file_named_with_a_terminals_escapes_is_shown_escaped(tmp_path, monkeypatch, arrests):
+    """Whoever may drop a file into a watched folder chose what the watch and `ingest stats` wrote to the terminal: a
+    name holding `ESC ]0;...` retitled it, `ESC [2J` cleared it, a line break made a line of its own. Now shown as
+    `printable` shows them, as the other commands do."""
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    (w / 'inbox').mkdir()
+    arrests.head(30).to_csv(w / 'inbox' / 'a\x1b[2J\n2026 accepted.csv', index=False)
+    (w / 'inbox' / 'b\x1b]0;x\x07.csv').write_text('colour,x\x1b[31m\n1,2\n')
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--interval', '0.01', '--no-report'], env=env)
+    assert r.exit_code == 1 and '\x1b' not in r.stderr and '\x07' not in r.stderr, repr(r.stderr)
+    assert 'a\\x1b[2J\\n2026 accepted.csv: accepted' in r.stderr.replace('\n', ''), repr(r.stderr)
+    r = invoke(cmds().ingest, ['stats', '--dataset', 'arrests'], env=env)
+    assert r.exit_code == 0 and '\x1b' not in r.stdout and r.stdout.count('\n2026 accepted.csv') == 0, repr(r.stdout)

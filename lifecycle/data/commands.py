@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, dumps, exit_code_for, COMMON_ERRORS
+from ..core.cli_support import printable
 from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
 from ..core.workspace import Workspace
 
@@ -112,25 +113,26 @@ def _print_outcome(o: dict) -> None:
 
     c = Console(stderr=True)
     if o['status'] in ('unreadable', 'refused', 'not stored'):
-        c.print(Text.assemble((f"{o['source']}: {o['status']}", 'red'), f": {o['error']}"))
+        c.print(Text.assemble((printable(f"{o['source']}: {o['status']}"), 'red'), printable(f": {o['error']}")))
         return
     colour = {'accepted': 'green', 'rejected': 'red'}.get(o['status'], 'yellow')
     c.print(
         Text.assemble(
-            (f"{o['source']}: {o['status']}", colour),
+            (printable(f"{o['source']}: {o['status']}"), colour),
             f" rows={o['rows']} snapshot={o['snapshot']} quarantine={o['quarantine']} "
             f"latency={o['metrics'].get('latency_s')}s" + (f" drift report: {o['report']}" if o.get('report') else ''),
         )
     )
     for f in o['findings']:
-        said = f"{f['rule']:<16} {f['column']}: expected {f['expected']}, found {f['found']} -- {f['meaning']}"
-        c.print(Text.assemble('  ', (f"{f['severity']:<8}", 'red' if f['blocking'] else 'yellow'), f" {said}"))
+        said = f" {f['rule']:<16} {f['column']}: expected {f['expected']}, found {f['found']} -- {f['meaning']}"
+        c.print(Text.assemble('  ', (f"{f['severity']:<8}", 'red' if f['blocking'] else 'yellow'), printable(said)))
     for where, vals in (o.get('_examples') or {}).items():  # only for a dataset that declares no personal column
-        c.print(f"  examples of {where}, shown here only: {', '.join(vals)}", markup=False)  # (`shown_value`s)
+        said = printable(f"  examples of {where}, shown here only: {', '.join(vals)}")  # (`shown_value`s)
+        c.print(said, markup=False)
     if o['status'] not in ('accepted', 'rejected'):
         c.print("[yellow]warning[/]: stored under the fail-open policy; the fallback was recorded")
     if o.get('report_error'):
-        c.print(Text.assemble(('warning', 'yellow'), f": {o['report_error']}"))
+        c.print(Text.assemble(('warning', 'yellow'), printable(f": {o['report_error']}")))
 
 # %% ../../nbs/api/data/09_commands.ipynb #026f2bb8
 @dataclass
@@ -145,7 +147,7 @@ class BatchOutcome(Result):
     def show(self):
         _print_outcome(self.outcome)
         if self.outcome['exit']:
-            typer.secho(f"error: {self.failure()}", fg='red', err=True)
+            typer.secho(printable(f"error: {self.failure()}"), fg='red', err=True)
 
     def failure(self) -> str:
         "Why the batch failed: its error (a rejection's names the policy and the blocking findings), else its reason."
@@ -173,8 +175,10 @@ class BatchStats(Result):
         print(json.dumps({k: v for k, v in self.stats.items() if k != 'log'}, indent=1, default=str))
         for e in self.stats['log'][-20:]:
             print(
-                f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={_seconds(e['latency_s'])} "
-                f"drift={e.get('drift_score')} {e['source']}"
+                printable(
+                    f"{e['time']} {e['status']:<26} rows={e['rows']:<8} latency={_seconds(e['latency_s'])} "
+                    f"drift={e.get('drift_score')} {e['source']}"
+                )
             )
 
 
