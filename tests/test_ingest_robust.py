@@ -687,3 +687,36 @@ def test_a_watched_file_named_with_a_terminals_escapes_is_shown_escaped(tmp_path
     assert 'a\\x1b[2J\\n2026 accepted.csv: accepted' in r.stderr.replace('\n', ''), repr(r.stderr)
     r = invoke(cmds().ingest, ['stats', '--dataset', 'arrests'], env=env)
     assert r.exit_code == 0 and '\x1b' not in r.stdout and r.stdout.count('\n2026 accepted.csv') == 0, repr(r.stdout)
+
+
+def test_two_watches_of_one_folder_take_each_file_once(tmp_path):
+    """Cron's `--once` beside a running watch of the same folder (or two `--once` runs overlapping) each found a file
+    not done in the ledger and each took it: one delivery, two batches. A file is now taken under the ledger's lock,
+    which the second watch waits for, then sees the file done."""
+    import threading
+    from lifecycle.data import watch as w
+
+    inbox = tmp_path / 'inbox'
+    inbox.mkdir()
+    (inbox / 'a.csv').write_text('x\n1\n')
+    second, took = [], []
+
+    def watch_too():
+        second.extend(w.watch(inbox, w.Ledger(led.path), take_too, once=True, interval=0))
+
+    def take(path):
+        other = threading.Thread(target=watch_too)
+        other.start()
+        other.join(0.5)  # (the second watch finds the file while the first takes it)
+        second.append('waited' if other.is_alive() else 'did not wait')
+        took.append(other)
+        return {'status': path.name}
+
+    def take_too(path):
+        return {'status': f'again {path.name}'}
+
+    led = w.Ledger(tmp_path / 'ledger.jsonl')
+    assert w.watch(inbox, led, take, once=True, interval=0) == [{'status': 'a.csv'}]
+    took[0].join()
+    assert second == ['waited'], second  # (and took nothing)
+    assert [e['state'] for e in led.entries()] == ['claimed', 'done']

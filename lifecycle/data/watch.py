@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import stat
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 from ..core.store import hash_obj, append_jsonl, read_jsonl, file_sha256
@@ -27,6 +28,7 @@ class Ledger:
     def __init__(self, path: str | Path, salt: bytes | None = None):
         self.path = Path(path)
         self.salt = salt  # the workspace's digest salt: a file name withheld from messages is kept as its keyed hash
+        self._read = None  # (the ledger's size when `done` last read it)
 
     def entries(self) -> list[dict]:
         "Every whole entry, oldest first; `JournalError` naming a damaged line (or one without a file id, name, state)."
@@ -34,7 +36,30 @@ class Ledger:
 
     def done(self) -> set[str]:
         "Ids of files that finished (accepted or rejected: both are final)."
+        self._read = self._size()  # (before reading: a line written meanwhile makes `_taking` read it again)
         return {e['file_id'] for e in self.entries() if e['state'] == 'done'}
+
+    def _size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    @contextmanager
+    def _taking(self, ids: list[str]):
+        """Yield whether the file known by `ids` is still to take, holding the ledger's lock meanwhile: two watches of
+        one folder (cron's `--once` beside a running watch) take a file one after the other, the second seeing it done
+        (the ledger read again only when another watch wrote to it since this one read it)."""
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path.with_suffix('.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield self._size() == self._read or not set(ids) & self.done()
+            self._read = self._size()  # (its own lines: no other watch writes while this one holds the lock)
+        finally:
+            os.close(fd)  # (closing releases the lock)
 
     def mark(self, file_id: str, name: str, state: str, **info) -> None:
         "Record that a file was claimed, finished (`done`) or `failed` with nothing kept (taken again by the next run)."
@@ -171,10 +196,13 @@ def watch(
                 pending = True  # watch takes it; one still being written is left for the next run)
                 continue
             (fid, *_), why = ids
-            ledger.mark(fid, name, 'claimed')
-            out = refuse(path, why) if why else handle(path)
-            unfinished = out.get('status') in _UNFINISHED
-            ledger.mark(fid, name, 'failed' if unfinished else 'done', **out)
+            with ledger._taking(ids[0]) as free:
+                if not free:  # (taken by another watch of the folder meanwhile)
+                    continue
+                ledger.mark(fid, name, 'claimed')
+                out = refuse(path, why) if why else handle(path)
+                unfinished = out.get('status') in _UNFINISHED
+                ledger.mark(fid, name, 'failed' if unfinished else 'done', **out)
             outcomes.append(out)
             done.add(fid)
             held |= {fid} if unfinished else set()
