@@ -720,3 +720,16 @@ def test_two_watches_of_one_folder_take_each_file_once(tmp_path):
     took[0].join()
     assert second == ['waited'], second  # (and took nothing)
     assert [e['state'] for e in led.entries()] == ['claimed', 'done']
+
+
+def test_a_watch_takes_a_data_file_whatever_the_case_of_its_extension(tmp_path):
+    "`DATA.CSV`, as a Windows export names it, was never taken (the watch's patterns matched `*.csv` alone), unsaid."
+    from lifecycle.data.watch import Ledger, watch
+
+    inbox = tmp_path / 'inbox'
+    inbox.mkdir()
+    for i, name in enumerate(('A.CSV', 'b.Parquet', 'c.csv.GZ', 'd.txt', 'E.XLSX')):
+        (inbox / name).write_text('x\n1\n')
+        os.utime(inbox / name, ns=(i * 10**9, i * 10**9))
+    taken = watch(inbox, Ledger(tmp_path / 'l.jsonl'), lambda p: {'status': p.name}, once=True, interval=0)
+    assert taken == [{'status': 'A.CSV'}, {'status': 'b.Parquet'}, {'status': 'c.csv.GZ'}]

@@ -9,6 +9,7 @@ import os
 import stat
 import time
 from contextlib import contextmanager
+from fnmatch import fnmatchcase as fnmatch
 from pathlib import Path
 from typing import Callable
 from ..core.store import hash_obj, append_jsonl, read_jsonl, file_sha256
@@ -88,13 +89,14 @@ def _stat(path: Path):
 def _candidates(folder: Path) -> list[tuple[Path, object]]:
     """The folder's data files with their `stat`, oldest first (one gone while listed is left out: review EA);
     `SourceError` naming the folder and the system's reason when it cannot be listed (gone, no permission), which
-    `glob` would take for an empty folder."""
+    `glob` would take for an empty folder. Names match `PATTERNS` whatever their case (`DATA.CSV`, as a Windows export
+    names it, sat in the folder for good: review EE), as `sources` reads them."""
     try:
-        with os.scandir(folder):
-            pass
+        with os.scandir(folder) as entries:
+            names = [e.name for e in entries]
     except OSError as e:
         raise SourceError(f"{folder}: the watched folder cannot be read: {e.strerror or e}") from None
-    files = {p for pat in PATTERNS for p in folder.glob(pat) if not p.name.startswith(_NOT_DATA)}
+    files = [folder / n for n in names if not n.startswith(_NOT_DATA) and any(fnmatch(n.lower(), p) for p in PATTERNS)]
     found = [(p, st) for p in files if (st := _stat(p)) is not None and stat.S_ISREG(st.st_mode)]
     return sorted(found, key=lambda f: (f[1].st_mtime_ns, f[0].name))
 
