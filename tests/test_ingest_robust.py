@@ -733,3 +733,33 @@ def test_a_watch_takes_a_data_file_whatever_the_case_of_its_extension(tmp_path):
         os.utime(inbox / name, ns=(i * 10**9, i * 10**9))
     taken = watch(inbox, Ledger(tmp_path / 'l.jsonl'), lambda p: {'status': p.name}, once=True, interval=0)
     assert taken == [{'status': 'A.CSV'}, {'status': 'b.Parquet'}, {'status': 'c.csv.GZ'}]
+
+
+def test_a_watched_file_replaced_after_the_watch_hashed_it_is_taken_once_by_what_was_read(
+    tmp_path, monkeypatch, arrests
+):
+    """A file replaced (renamed over, as a job rewrites its export) after the watch hashed it and before its batch read
+    it was ingested as read, but the ledger marked the content hashed: the next look took the same content again, a
+    second batch of it (`replayed_batch`). The ledger now marks what the batch read as taken too."""
+    from lifecycle.data import watch as w
+
+    ws = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(ws), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(ws)
+    (ws / 'inbox').mkdir()
+    arrests.head(30).to_csv(ws / 'inbox' / 'b.csv', index=False)
+    real = w.Ledger.mark
+
+    def then_replaced(self, file_id, name, state, **info):  # (claimed: hashed, its batch not yet begun)
+        real(self, file_id, name, state, **info)
+        if state == 'claimed':
+            arrests.iloc[30:60].to_csv(ws / 'b.tmp', index=False)
+            os.replace(ws / 'b.tmp', ws / 'inbox' / name)
+
+    once = ['--watch', 'inbox', '--once', '--interval', '0.01', '--json', '--no-report']
+    with monkeypatch.context() as m:
+        m.setattr(w.Ledger, 'mark', then_replaced)
+        r = invoke(cmds().ingest, once, env=env)
+    assert r.exit_code == 0 and [b['rows'] for b in json.loads(r.stdout)['batches']] == [30], r.stdout
+    r = invoke(cmds().ingest, once, env=env)
+    assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == [], r.stdout

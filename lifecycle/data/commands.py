@@ -96,6 +96,7 @@ def _ingest_one(
         **({'error': rejected} if rejected else {}),
         exit=EXIT_STAGE if r.status == 'rejected' else 0,
         _examples={f'{c} ({rule})': vals for (rule, c), vals in r.shown_examples(p).items()},
+        _fingerprint=fp,  # (what was read: a watch marks it taken, should the file have changed since it looked)
     )
 
 
@@ -316,7 +317,7 @@ def ingest(
             else:
                 print(dumps(_public(o)), flush=True) if as_json else _print_outcome(o)
             failed.extend([o['exit']] if o['exit'] else [])
-            return {k: o.get(k) for k in ('status', 'snapshot', 'batch_id')}
+            return {**{k: o.get(k) for k in ('status', 'snapshot', 'batch_id')}, 'fingerprint': o.get('_fingerprint')}
 
         try:
             outs = watch_folder(

@@ -130,6 +130,13 @@ def _file_ids(folder: Path, path: Path, st, key: str) -> tuple[list[str], str | 
     return [f"{key}:{sha}", f"{path.name}:{sha}", f"{_hashed(path.name)}:{sha}"], None
 
 
+def _read_id(key: str, out: dict) -> str | None:
+    """The id of the content `handle` read, by the `fingerprint` (`sha256:...`) its outcome gives: a file replaced
+    between the watch's hash and its reading was ingested as it was read, and is taken by that content, not again."""
+    fp = out.get('fingerprint')
+    return f"{key}:{fp.removeprefix('sha256:')}" if isinstance(fp, str) and fp.startswith('sha256:') else None
+
+
 def _hashed(name: str, salt: bytes | None = None) -> str:
     """A file name the ledger keeps as its hash (one holding an e-mail address): two such files are still two. Keyed
     with the workspace's salt, where one is given, so that the ledger's reader cannot test guessed addresses against
@@ -205,6 +212,9 @@ def watch(
                 out = refuse(path, why) if why else handle(path)
                 unfinished = out.get('status') in _UNFINISHED
                 ledger.mark(fid, name, 'failed' if unfinished else 'done', **out)
+                if (read := _read_id(key, out)) not in (None, fid) and not unfinished:
+                    ledger.mark(read, name, 'done', **out)  # (the file changed after it was hashed: what was read)
+                    done.add(read)
             outcomes.append(out)
             done.add(fid)
             held |= {fid} if unfinished else set()
