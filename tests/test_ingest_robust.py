@@ -788,3 +788,13 @@ def test_a_watch_reads_its_ledger_again_only_when_it_changed(tmp_path, monkeypat
         w.watch(inbox, led, lambda p: {'status': p.name}, interval=0, on_idle=idle)
     assert 'b.csv:0' in led.done() and len(reads) == 2  # (once at the start, once after the other watch wrote)
     assert [e['state'] for e in real(led)] == ['claimed', 'done', 'done']
+
+
+def test_a_watched_folder_that_is_a_file_is_said_to_be_one(workspace, monkeypatch):
+    "`--watch settings.ini` said 'watched folder not found' of a file that is there; now it says what it found."
+    env = {'LIFECYCLE_WORKSPACE': str(workspace), 'LIFECYCLE_KEYS_DIR': str(workspace / 'keys')}
+    monkeypatch.chdir(workspace)
+    for given, found in (('settings.ini', 'a file'), ('gone', 'nothing')):
+        r = invoke(cmds().ingest, ['--watch', given, '--once'], env=env)
+        said = f'{given}: watched folder not found (expected a folder, found {found})'
+        assert r.exit_code == 2 and said in r.stderr and 'Traceback' not in r.stderr, r.stderr

@@ -177,7 +177,8 @@ def watch(
     whose outcome kept nothing (`not stored`: a full disk) is not done: the watch's next run takes it again."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder}: watched folder not found")
+        found = 'nothing' if not folder.exists() else 'a file' if folder.is_file() else 'a pipe or device'
+        raise FileNotFoundError(f"{folder}: watched folder not found (expected a folder, found {found})")
     outcomes, seen, looked, missed, waited, held = [], {}, False, None, False, set()
     refuse = refuse or (lambda path, why: {'status': 'refused', 'error': why})
     while True:
