@@ -264,7 +264,7 @@ def test_watch_takes_each_file_exactly_once_across_restarts(workspace, arrests):
         arrests[arrests.year == y].to_csv(inbox / f'{i}-{y}.csv', index=False)
 
     def run() -> list[dict]:
-        r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+        r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--interval', '0.05', '--json')
         out = json.loads(r.stdout)  # (one document)
         assert r.returncode == 0 and out['ok'] and out['folder'] == str(inbox), r.stdout
         return out['batches']
@@ -286,7 +286,7 @@ def test_watch_takes_each_file_exactly_once_across_restarts(workspace, arrests):
     assert st['batches'] == 4 and st['success_rate'] == 1.0 and st['rejected_share'] == 0.0
     with open(led.path, 'a') as f:  # a whole line that is JSON but no entry of the ledger: named, not a KeyError
         f.write('{"name": "x"}\n')
-    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once')
+    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--interval', '0.05')
     assert r.returncode != 0 and f"{led.path}: line 10 is not an entry" in r.stderr, r.stderr
     assert "no 'file_id', 'state'" in r.stderr and 'Traceback' not in r.stderr, r.stderr
 
@@ -407,11 +407,11 @@ def test_drift_between_stored_versions_refuses_the_params_of_another_dataset(wor
 def test_a_watch_taken_once_with_json_is_one_document_and_exits_as_its_first_failed_batch(workspace, arrests):
     inbox = workspace / 'inbox'
     inbox.mkdir()
-    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--interval', '0.05', '--json')
     assert r.returncode == 0 and json.loads(r.stdout) == {'ok': True, 'folder': str(inbox), 'batches': []}
     arrests.head(50).to_csv(inbox / '0-good.csv', index=False)
     arrests.head(50).drop(columns=['sex']).to_csv(inbox / '1-bad.csv', index=False)  # a required column gone
-    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--interval', '0.05', '--json')
     out = json.loads(r.stdout)
     assert r.returncode == 1 and out['ok'] is False
     assert [o['status'] for o in out['batches']] == ['accepted', 'rejected']
@@ -437,7 +437,7 @@ def test_a_watch_stopped_by_an_error_still_reports_the_batches_it_took(workspace
         return real(*a, **k)
 
     monkeypatch.setattr(commands, '_ingest_one', second_fails)
-    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--json')
+    r = cli(workspace, 'ingest', '--watch', str(inbox), '--once', '--interval', '0.05', '--json')
     out = json.loads(r.stdout)
     assert r.returncode == 2 and out['ok'] is False and out['error'] == 'the store is full', r.stdout
     assert [o['status'] for o in out['batches']] == ['accepted']  # taken (and in the ledger): said, not lost

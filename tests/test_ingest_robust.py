@@ -177,7 +177,7 @@ def test_a_batch_file_named_with_an_e_mail_address_is_logged_without_its_name(tm
     arrests.iloc[60:120].to_csv(w / 'inbox' / 'tel_+4915123456789.csv', index=False)
     arrests.iloc[60:120].to_csv(w / 'inbox' / 'tel_+4915123456780.csv', index=False)  # (review AF: one id for both)
     (w / 'inbox' / 'export_ann.roe@mail.test.csv').write_bytes('age\n1\n'.encode('utf-16'))
-    for args in (['--watch', 'inbox', '--once'], ['gone_ann.roe@mail.test.csv']):
+    for args in (['--watch', 'inbox', '--once', '--interval', '0.05'], ['gone_ann.roe@mail.test.csv']):
         r = invoke(cmds().ingest, [*args, '--dataset', 'arrests', '--json', '--no-report'], env=env)
         assert 'ann.roe' not in r.stdout + r.stderr and '151234' not in r.stdout + r.stderr, r.stdout
     kept = ''.join(p.read_text() for p in (w / '.lifecycle').rglob('*.jsonl'))
@@ -296,7 +296,7 @@ def test_an_all_null_column_in_a_batch_is_a_drift_finding_under_watch(tmp_path, 
     set_yaml(w / 'params' / 'ingest.yaml', columns__employed={'dtype': 'str', 'personal': False, 'max_null_rate': 1.0})
     (w / 'in').mkdir()
     arrests.iloc[60:120].assign(employed=None).to_csv(w / 'in' / 'b.csv', index=False)
-    r = invoke(cmds().ingest, ['--watch', 'in', '--once', '--json'], env=env)
+    r = invoke(cmds().ingest, ['--watch', 'in', '--once', '--interval', '0.05', '--json'], env=env)
     assert r.exit_code == 0, (r.exception, r.stderr)
     (out,) = json.loads(r.stdout)['batches']
     drift = {f['column']: f for f in out['findings'] if f['rule'] == 'drift'}
@@ -596,7 +596,7 @@ def test_a_link_in_a_watched_folder_to_a_file_outside_it_is_refused_naming_the_l
     assert said.startswith('inbox/a-out.csv: a symbolic link to a file outside the watched folder'), said
     assert 'private' not in r.stdout + r.stderr and 'SECRETVALUE' not in r.stdout + r.stderr
     assert len(ing.read_log(Workspace.open(w))) == 1  # (the link's target never read)
-    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--interval', '0.05', '--json', '--no-report'], env=env)
     assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == []  # (said once while the link stays)
 
 
@@ -795,6 +795,6 @@ def test_a_watched_folder_that_is_a_file_is_said_to_be_one(workspace, monkeypatc
     env = {'LIFECYCLE_WORKSPACE': str(workspace), 'LIFECYCLE_KEYS_DIR': str(workspace / 'keys')}
     monkeypatch.chdir(workspace)
     for given, found in (('settings.ini', 'a file'), ('gone', 'nothing')):
-        r = invoke(cmds().ingest, ['--watch', given, '--once'], env=env)
+        r = invoke(cmds().ingest, ['--watch', given, '--once', '--interval', '0.05'], env=env)
         said = f'{given}: watched folder not found (expected a folder, found {found})'
         assert r.exit_code == 2 and said in r.stderr and 'Traceback' not in r.stderr, r.stderr

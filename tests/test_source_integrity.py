@@ -230,7 +230,7 @@ def test_a_parquet_file_naming_a_column_twice_is_refused_by_ingest_watch_drift_a
     (w / 'inbox').mkdir()  # (a watch takes the files after it)
     dup_parquet(arrests.head(40), w / 'inbox' / '1.parquet', 'age')
     arrests.iloc[40:80].to_csv(w / 'inbox' / '2.csv', index=False)
-    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--interval', '0.05', '--json', '--no-report'], env=env)
     out = json.loads(r.stdout)
     assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable', 'accepted'], r.stdout
 
@@ -318,7 +318,7 @@ def test_a_file_changed_while_ingest_or_a_watch_reads_it_exits_4_logged_and_noth
     out = json.loads(r.stdout)
     assert r.exit_code == 4 and out['status'] == 'unreadable', out
     assert 'b.csv: the source changed while reading' in out['error'] and 'nothing of it was kept' in out['error']
-    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--interval', '0.05', '--json', '--no-report'], env=env)
     out = json.loads(r.stdout)
     assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable'], out
     assert [e['status'] for e in ing.read_log(Workspace.open(w))] == ['unreadable', 'unreadable']
@@ -389,18 +389,19 @@ def test_an_unreadable_file_is_refused_with_exit_4_logged_and_counted_by_ingest_
     out = json.loads(r.stdout)
     assert r.exit_code == 4 and out['status'] == 'unreadable', out
     assert out['error'] == f"{w / 'locked.csv'}: the source cannot be read: Permission denied"
-    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--interval', '0.05', '--json', '--no-report'], env=env)
     out = json.loads(r.stdout)
     assert r.exit_code == 4 and [b['status'] for b in out['batches']] == ['unreadable', 'accepted'], out
-    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)  # (cron's next run)
+    again = ['--watch', 'inbox', '--once', '--interval', '0.05', '--json', '--no-report']  # (cron's next run)
+    r = invoke(cmds().ingest, again, env=env)
     assert r.exit_code == 0 and json.loads(r.stdout)['batches'] == [], r.stdout  # (said once while it stays: CT)
     r = invoke(cmds().ingest, ['stats', '--dataset', 'arrests', '--json'], env=env)
     assert json.loads(r.stdout)['unreadable'] == 2
     (w / 'inbox' / '1-locked.csv').touch()  # (changed, still locked: said again)
-    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--interval', '0.05', '--json', '--no-report'], env=env)
     assert r.exit_code == 4 and [b['status'] for b in json.loads(r.stdout)['batches']] == ['unreadable'], r.stdout
     monkeypatch.setattr(builtins, 'open', unlocked)  # (readable now: taken by its content)
-    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--json', '--no-report'], env=env)
+    r = invoke(cmds().ingest, ['--watch', 'inbox', '--once', '--interval', '0.05', '--json', '--no-report'], env=env)
     assert r.exit_code == 0 and [b['status'] for b in json.loads(r.stdout)['batches']] == ['accepted'], r.stdout
     locked(monkeypatch, 'locked.csv')
     r = invoke(cmds().drift, ['--reference', 'a.csv', '--current', 'locked.csv'], env=env)
