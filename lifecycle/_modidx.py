@@ -398,6 +398,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/core/context.py')},
             'lifecycle.core.heartbeats': { 'lifecycle.core.heartbeats._misses': ( 'api/core/heartbeats.html#_misses',
                                                                                   'lifecycle/core/heartbeats.py'),
+                                           'lifecycle.core.heartbeats._number': ( 'api/core/heartbeats.html#_number',
+                                                                                  'lifecycle/core/heartbeats.py'),
                                            'lifecycle.core.heartbeats._path': ( 'api/core/heartbeats.html#_path',
                                                                                 'lifecycle/core/heartbeats.py'),
                                            'lifecycle.core.heartbeats._read': ( 'api/core/heartbeats.html#_read',

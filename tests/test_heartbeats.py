@@ -181,3 +181,29 @@ def test_metrics_prom_says_since_when_a_watchers_every_pass_was_missed(workspace
     assert cli(workspace, 'monitor', 'run').returncode == 0
     prom = (ws.state_dir / 'monitor' / 'metrics.prom').read_text()
     assert 'missed_since_seconds{' not in prom and 'heartbeat_timestamp_seconds{watcher="retrain"}' in prom, prom
+
+
+def test_hand_edited_misses_are_no_misses_and_break_no_reader(tmp_path):
+    """A heartbeat's `missed.since` was taken as any finite number: a hand-edited 1e20 (or -1e20) ended the site's
+    build in a traceback (OverflowError: the date of it), `passes: true` read 'True in a row' and a beat counted on
+    from -5. Misses since before 1970 or after the beat itself, or no count of passes, are no misses; misses kept
+    from a beat written while the clock was ahead start no later than the beat that keeps them."""
+    import json
+    from lifecycle.app.site import _watcher_words
+    from lifecycle.core.heartbeats import beat, missed
+
+    now, f = time.time(), tmp_path / 'heartbeats' / 'retrain.json'
+    beat(tmp_path, 'retrain', now=now)
+    for since, passes in [(1e20, 3), (-1e20, 3), (now + 3600, 3), (now - 10, True), (now - 10, -5), (now - 10, 0)]:
+        f.write_text(json.dumps(dict(ts=now, missed=dict(reason='x', since=since, passes=passes))))
+        assert missed(tmp_path, 'retrain', now) is None, (since, passes)
+        assert beat(tmp_path, 'retrain', now=now, missed='y')['missed'] == dict(reason='y', since=now, passes=1)
+    f.write_text(json.dumps(dict(ts=now, missed=dict(reason='x', since=now - 10, passes=2))))
+    m = missed(tmp_path, 'retrain', now)
+    assert m['passes'] == 2 and m['for_s'] == 10.0, m
+    words = _watcher_words('retrain', dict(alive=True, missed_since=round(m['since']), missed_passes=m['passes']))
+    assert words.endswith('was missed (2 in a row)'), words
+    f.unlink()
+    beat(tmp_path, 'retrain', now=now + 3600, missed='x')  # (the clock an hour ahead, then set back)
+    assert missed(tmp_path, 'retrain', now) is None  # (a beat from the future is no beat, nor its misses)
+    assert beat(tmp_path, 'retrain', now=now, missed='y')['missed'] == dict(reason='y', since=now, passes=2)

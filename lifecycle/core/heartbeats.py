@@ -26,7 +26,9 @@ def beat(state_dir: str | Path, name: str, now: float | None = None, missed: str
     not making progress."""
     now = time.time() if now is None else now
     hb = dict(name=name, ts=now, pid=os.getpid(), host=socket.gethostname())
-    was = _misses(_read(state_dir, name).get('missed'))
+    was = _misses(_read(state_dir, name))
+    if was and was['since'] > now:  # (written while the clock was ahead, set back since: the misses began by now)
+        was['since'] = now
     if missed:
         hb['missed'] = dict(reason=str(missed), since=was['since'], passes=was['passes'] + 1) if was else dict(
             reason=str(missed), since=now, passes=1
@@ -50,23 +52,33 @@ def _read(state_dir: str | Path, name: str) -> dict:
     return hb if isinstance(hb, dict) else {}
 
 
-def _misses(m) -> dict | None:
-    "A beat's `missed` as `beat` writes it, or None (none, or of the wrong kind: a damaged file is no miss)."
-    ok = isinstance(m, dict) and isinstance(m.get('reason'), str) and isinstance(m.get('passes'), int)
-    since = m.get('since') if ok else None
-    if not ok or isinstance(since, bool) or not isinstance(since, (int, float)) or not math.isfinite(since):
+def _misses(hb: dict) -> dict | None:
+    """Beat `hb`'s `missed` as `beat` writes it, or None (none, or of the wrong kind: a damaged file is no miss; nor
+    are misses since a time before 1970 or after the beat itself, which no date on the site can say: a hand-edit)."""
+    m, ts = hb.get('missed'), hb.get('ts')
+    if not isinstance(m, dict) or not isinstance(m.get('reason'), str) or not _number(ts):
         return None
-    return dict(reason=m['reason'], since=float(since), passes=m['passes'])
+    since, passes = m.get('since'), m.get('passes')
+    if not _number(since) or not 0 <= since <= ts or isinstance(passes, bool) or not isinstance(passes, int):
+        return None
+    return dict(reason=m['reason'], since=float(since), passes=passes) if passes >= 1 else None
+
+
+def _number(v) -> bool:
+    "A finite JSON number (not a boolean, which Python counts as one)."
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 def missed(state_dir: str | Path, name: str, now: float | None = None) -> dict | None:
     """The passes watcher `name` missed in a row up to its last beat (`reason` of the last, `since` the first, `passes`,
     `for_s` seconds since the first), or None when its last pass went through (or it never missed one): a watcher that
     beats is alive, but one whose every pass was missed for an hour makes no progress."""
-    m = _misses(_read(state_dir, name).get('missed'))
-    if m is None:
+    now = time.time() if now is None else now
+    hb = _read(state_dir, name)
+    m = _misses(hb)
+    if m is None or hb['ts'] > now + _AHEAD_S:  # (a beat from the future is no beat: nor are its misses)
         return None
-    return dict(m, for_s=max((time.time() if now is None else now) - m['since'], 0.0))
+    return dict(m, for_s=max(now - m['since'], 0.0))
 
 
 def heartbeats(state_dir: str | Path, names: list[str], now: float | None = None) -> dict[str, float]:
