@@ -98,3 +98,10 @@ def heartbeats(state_dir: str | Path, names: list[str], now: float | None = None
 
 
 _AHEAD_S = 60.0  # a beat this far past the reader's clock (another host's clock a little ahead) is still a beat
+
+
+def _ahead_s(state_dir: str | Path, name: str, now: float) -> float | None:
+    """Seconds watcher `name`'s last beat is dated past `now`, when that is more than a beat may be (`heartbeats` says
+    none): its watcher's clock ahead, or this one set back. None otherwise."""
+    ts = _read(state_dir, name).get('ts')
+    return ts - now if _number(ts) and ts > now + _AHEAD_S else None

@@ -171,6 +171,11 @@ def _watcher_line(name: str, w: dict) -> str:
     if w['alive']:
         return f"{name}: alive (last heartbeat {w['age_s']:.0f} s ago)"
     start = f"`{_STARTS[name]}` keeps it running" if name in _STARTS else 'start it again'
+    if w.get('ahead_s') is not None:  # (a watcher on a host whose clock is ahead, or this clock set back)
+        return (
+            f"{name}: not known to be running (its last heartbeat is dated {w['ahead_s']:.0f} s ahead of this clock: "
+            f"set the clocks right, by NTP; {start})"
+        )
     if w['age_s'] is None:
         return f"{name}: not running (no heartbeat yet: {start})"
     age = f"{w['age_s']:.0f} s ago, past monitor.yaml's heartbeat_max_age_s"

@@ -929,7 +929,11 @@ def status(
 def _watcher(state_dir, name: str, age: float, mp: MonitorParams, now: float) -> dict:
     """A watcher as `status` tells it: the age of its last beat, alive, and the passes it missed in a row (`missed`,
     `heartbeats.missed`), `stuck` when every one was for longer than the age a beat may have: alive, no progress."""
+    from lifecycle.core.heartbeats import _ahead_s
+
     w = dict(age_s=age if np.isfinite(age) else None, alive=bool(age <= mp.heartbeat_max_age_s))
+    if (ahead := _ahead_s(state_dir, name, now)) is not None:  # (a beat, but no age to tell: not 'no heartbeat yet')
+        w['ahead_s'] = ahead
     if m := missed(state_dir, name, now):
         w.update(missed=m, stuck=bool(w['alive'] and m['for_s'] > mp.heartbeat_max_age_s))
     return w
