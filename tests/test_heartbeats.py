@@ -229,3 +229,21 @@ def test_a_beat_dated_ahead_of_this_clock_is_said_so_not_no_heartbeat_yet():
     assert data['ok'] is False and 'dated 120 s ahead of this clock' in data['error'], data
     assert 'no heartbeat yet' not in data['error'], data
     assert 'ahead_s' not in _watcher(d, 'guard', float('inf'), mp, now), 'never beat'
+
+
+def test_the_sites_health_key_changes_when_another_pass_is_missed(tmp_path):
+    """The landing page says a watcher is 'alive, but every pass since ... was missed (K in a row)', but the site's
+    cache key (`health_key`) held only since when: a second, third missed pass left the page saying '1 in a row'. The
+    key holds the count too; a watcher not alive (whose misses the page does not say) by its last beat alone."""
+    from types import SimpleNamespace
+    from lifecycle.core.heartbeats import beat
+    from lifecycle.operate.heartbeats import health_key
+
+    s = SimpleNamespace(state_dir=tmp_path / 'state', params_dir=tmp_path / 'params')
+    s.params_dir.mkdir()
+    (s.params_dir / 'monitor.yaml').write_text('heartbeat_max_age_s: 60\nwatchers: [monitor, retrain]\n')
+    beat(s.state_dir, 'retrain', now=1000, missed='a rollout is running')
+    k = health_key(s, now=1010)
+    beat(s.state_dir, 'retrain', now=1005, missed='a rollout is running')
+    assert health_key(s, now=1010) != k  # 2 in a row now
+    assert health_key(s, now=2000)[-1] == ('retrain', False, 1005)  # (stale: the page says its last beat alone)

@@ -50,7 +50,7 @@ def health_key(s, now: float | None = None) -> list:
         return key  # the site says the file is wrong; the key changes when the file does
     names, max_age = watch
     for n, a in heartbeats(s.state_dir, list(dict.fromkeys(['monitor', *names])), now).items():
-        m = missed(s.state_dir, n, now)  # (every pass missed since then: the page says so)
-        stale = None if a <= max_age or not math.isfinite(a) else round(now - a)
-        key.append((n, a <= max_age, stale, *([m['since']] if m else [])))
+        m = missed(s.state_dir, n, now) if a <= max_age else None  # (alive, every pass missed since then, K in a
+        stale = None if a <= max_age or not math.isfinite(a) else round(now - a)  # row: the page says both)
+        key.append((n, a <= max_age, stale, *((m['since'], m['passes']) if m else ())))
     return key
