@@ -53,7 +53,7 @@ def test_a_watcher_whose_every_pass_is_missed_is_said_alive_but_not_making_progr
     """`retrain run --every` beat its heartbeat at each pass, so a watcher whose every pass a rollout refused for hours
     read as a healthy watcher (`monitor status` exit 0, 'retrain: alive'); a pass the `retrain` lock held back beat not
     at all, so a watcher waiting behind a person's long pass read as dead. Each pass beats with its outcome: the
-    status says alive, every pass for how long missed and why, and fails once that is past heartbeat_max_age_s; a
+    status says alive, every pass for how long missed and why, and stuck once that is past heartbeat_max_age_s; a
     pass that went through ends the misses."""
     import json
     from lifecycle.loop import iteration as loop
@@ -247,3 +247,21 @@ def test_the_sites_health_key_changes_when_another_pass_is_missed(tmp_path):
     beat(s.state_dir, 'retrain', now=1005, missed='a rollout is running')
     assert health_key(s, now=1010) != k  # 2 in a row now
     assert health_key(s, now=2000)[-1] == ('retrain', False, 1005)  # (stale: the page says its last beat alone)
+
+
+def test_a_persons_one_off_pass_refused_is_no_beat_of_the_watcher(workspace):
+    """Review EJ: a person's single `retrain run`, held back by the `retrain` lock or refused by something in the way,
+    beat the watcher's heartbeat (and recorded a miss), so a watcher that was not running read alive for
+    heartbeat_max_age_s after each such try. A one-off refused pass beats nothing; a watcher's pass does."""
+    from lifecycle.core.heartbeats import heartbeats, missed
+    from lifecycle.core.locks import hold
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(workspace)
+    with hold(ws.state_dir, 'retrain'):
+        r = cli(workspace, 'retrain', 'run')
+        assert r.returncode == 1 and 'retrain lock' in r.stderr, r.stdout + r.stderr
+        assert heartbeats(ws.state_dir, ['retrain'])['retrain'] == float('inf')  # (no beat: no watcher ran)
+        r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '1')
+        assert r.returncode == 1 and heartbeats(ws.state_dir, ['retrain'])['retrain'] < 60  # (the watcher's pass)
+    assert missed(ws.state_dir, 'retrain') is None

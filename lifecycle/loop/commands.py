@@ -118,7 +118,12 @@ def retrain_run(
             )  # (the heartbeat says it: a watcher whose every pass is missed is alive, not making progress; a pass
             # the `retrain` lock held back beats and keeps the misses: the pass holding it walks the loop, and says how)
             held = isinstance(e, LockBusy) and e.name == 'retrain'
-            beat(ws.state_dir, 'retrain', missed=None if held else (said.splitlines() or [''])[0][:300] or repr(e))
+            if every is not None:  # (a watcher's pass; a person's one-off refused pass is no beat of the watcher: it
+                # made a dead watcher read alive for heartbeat_max_age_s, review EJ; nor does a failed write of the beat
+                # hide the refusal said below)
+                reason = None if held else (said.splitlines() or [''])[0][:300] or repr(e)
+                with contextlib.suppress(OSError):
+                    beat(ws.state_dir, 'retrain', missed=reason)
             if every is None or (times is not None and n + 1 >= times):  # (the last pass)
                 raise
             res = None
