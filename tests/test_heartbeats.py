@@ -265,3 +265,30 @@ def test_a_persons_one_off_pass_refused_is_no_beat_of_the_watcher(workspace):
         r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '1')
         assert r.returncode == 1 and heartbeats(ws.state_dir, ['retrain'])['retrain'] < 60  # (the watcher's pass)
     assert missed(ws.state_dir, 'retrain') is None
+
+
+def test_a_pass_that_went_through_beside_a_plain_beat_is_not_undone_by_it(tmp_path, monkeypatch):
+    """Review EJ: `beat` read the heartbeat, then wrote it: a person's pass that went through (misses cleared) written
+    between a watcher's plain beat reading the misses and writing them back was undone, and status said every pass was
+    missed right after one went through. One beat of a name at a time."""
+    import threading
+    from lifecycle.core import heartbeats as hb
+
+    hb.beat(tmp_path, 'retrain', missed='a rollout is running')
+    read, wrote = threading.Event(), []
+    real = hb._read
+
+    def slow_read(state_dir, name):  # (the plain beat reads the misses, then the pass's beat comes)
+        out = real(state_dir, name)
+        if threading.current_thread().name == 'plain':
+            read.set()
+            threading.Event().wait(0.3)
+        return out
+
+    monkeypatch.setattr(hb, '_read', slow_read)
+    plain = threading.Thread(target=lambda: wrote.append(hb.beat(tmp_path, 'retrain')), name='plain')
+    plain.start()
+    assert read.wait(5)
+    hb.beat(tmp_path, 'retrain', missed='')  # (the pass went through: it waits for the plain beat, then clears)
+    plain.join(5)
+    assert hb.missed(tmp_path, 'retrain') is None and wrote and 'missed' in wrote[0]

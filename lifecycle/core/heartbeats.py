@@ -11,6 +11,7 @@ import math
 import os
 import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from .store import atomic_write
 
@@ -26,17 +27,33 @@ def beat(state_dir: str | Path, name: str, now: float | None = None, missed: str
     not making progress."""
     now = time.time() if now is None else now
     hb = dict(name=name, ts=now, pid=os.getpid(), host=socket.gethostname())
-    was = _misses(_read(state_dir, name))
-    if was and was['since'] > now:  # (written while the clock was ahead, set back since: the misses began by now)
-        was['since'] = now
-    if missed:
-        hb['missed'] = dict(reason=str(missed), since=was['since'], passes=was['passes'] + 1) if was else dict(
-            reason=str(missed), since=now, passes=1
-        )
-    elif missed is None and was:
-        hb['missed'] = was
-    atomic_write(_path(state_dir, name), json.dumps(hb))
+    with _one_writer(state_dir, name):  # (read, then written: a pass's '' between them came back as misses, review EJ)
+        was = _misses(_read(state_dir, name))
+        if was and was['since'] > now:  # (written while the clock was ahead, set back since: the misses began by now)
+            was['since'] = now
+        if missed:
+            hb['missed'] = dict(reason=str(missed), since=was['since'], passes=was['passes'] + 1) if was else dict(
+                reason=str(missed), since=now, passes=1
+            )
+        elif missed is None and was:
+            hb['missed'] = was
+        atomic_write(_path(state_dir, name), json.dumps(hb))
     return hb
+
+
+@contextmanager
+def _one_writer(state_dir: str | Path, name: str):
+    "One beat of watcher `name` at a time (a person's pass beside the watcher): a lock file beside its heartbeat."
+    import fcntl
+
+    path = _path(state_dir, name).with_suffix('.lock')
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # (closing releases the lock)
 
 
 def _path(state_dir: str | Path, name: str) -> Path:
