@@ -705,3 +705,29 @@ def test_flags_set_reads_an_arms_version_as_the_clis_other_commands_do(workspace
     for odd in ('２', '+3'):  # (+3: a number to YAML, no version to the other commands, review DI)
         r = cli(workspace, 'flags', 'set', f'challenger={odd}')
         assert r.returncode == 2 and 'challenger: expected a version number in the digits 0-9' in r.stderr + r.stdout
+
+
+def test_a_cohort_predict_would_refuse_to_match_is_refused_in_flags_yaml(tmp_path):
+    """review EI: /predict refuses a context attribute named in more than 64 characters or a text over 200 (27a4d1aa),
+    yet flags.yaml took a cohort on such a name or value, which then matched no request: every request carrying it was
+    answered 422 and the cohort never reached its variant, said nowhere. The cohort is refused as /predict would."""
+    from lifecycle.core.params import ParamsError, load_file
+    from lifecycle.serve.scoring import _CONTEXT_LIMITS
+
+    names, texts = _CONTEXT_LIMITS[1:]
+    head = "control: '1'\nsafe: '1'\nchallenger: '2'\ncohorts:\n"
+    ok = f"  - {{attribute: {'a' * names}, in: ['{'x' * texts}'], variant: challenger}}\n"
+    (tmp_path / 'flags.yaml').write_text(head + ok)
+    assert load_file(tmp_path / 'flags.yaml', FlagsParams).cohorts[0].attribute == 'a' * names
+    for cohort in (
+        f"{{attribute: {'a' * (names + 1)}, equals: x, variant: challenger}}",
+        f"{{attribute: plan, equals: '{'x' * (texts + 1)}', variant: challenger}}",
+        f"{{attribute: plan, in: [a, '{'x' * (texts + 1)}'], variant: challenger}}",
+    ):
+        (tmp_path / 'flags.yaml').write_text(head + f"  - {cohort}\n")
+        with pytest.raises(ParamsError) as e:
+            load_file(tmp_path / 'flags.yaml', FlagsParams)
+        assert 'cohorts.0' in str(e.value) and 'characters' in str(e.value) and 'x' * 20 not in str(e.value)
+    from lifecycle.core.params import _COHORT_CHARS  # (the layer below serving keeps its own copy: the same)
+
+    assert _COHORT_CHARS == (names, texts)

@@ -826,7 +826,16 @@ class Cohort(_Strict):
     def _one_test(self):
         if (self.equals is None) == (self.in_ is None):
             raise ValueError(f"cohort on {self.attribute!r}: give exactly one of 'equals' or 'in'")
+        names, texts = _COHORT_CHARS  # (a name or text `/predict` refuses in a context: the cohort would match no one)
+        if len(self.attribute) > names:
+            raise ValueError(f"cohort attribute: a name of {len(self.attribute)} characters, at most {names}")
+        longest = max((len(v) for v in [self.equals, *(self.in_ or [])] if isinstance(v, str)), default=0)
+        if longest > texts:
+            raise ValueError(f"cohort on {self.attribute!r}: a text of {longest} characters, at most {texts}")
         return self
+
+
+_COHORT_CHARS = (64, 200)  # the longest attribute name and text value a `/predict` context takes (`serve.scoring`)
 
 
 class Threshold(_Strict):
