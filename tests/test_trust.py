@@ -986,3 +986,19 @@ def test_an_admin_role_close_to_a_registered_one_is_told_to_be_corrected_not_reg
     assert '--role ml_enginer' not in said
     said = role_unheld(roster, 'flags_admin', 'params/flags.yaml')
     assert 'register one with `lifecycle trust add NAME --role flags_admin --as ADMIN`' in said
+
+
+def test_an_admin_role_held_only_by_a_revoked_person_is_told_how_to_register_one_not_to_correct_it():
+    """review EI: with its only holder revoked, `admin_role: ml_engineer` was said "did you mean 'ml_engineer'? correct
+    admin_role there and restart": itself, and no word of registering someone (the revoked person's role counted as a
+    role close to it); `trust add NAME --role ml_engineer` takes it (a registered person names it)."""
+    from types import SimpleNamespace
+    from lifecycle.serve.tokens import role_unheld
+
+    roster = {'fay': SimpleNamespace(roles=['ml_engineer'], revoked=True)}
+    for roster['gil'] in (None, SimpleNamespace(roles=['ml_engineers'], revoked=False)):  # (another role close to it)
+        said = role_unheld({k: v for k, v in roster.items() if v}, 'ml_engineer', 'params/flags.yaml')
+        assert 'did you mean' not in said and 'register one with `lifecycle trust add NAME --role ml_engineer ' in said
+    del roster['gil']
+    said = role_unheld(roster, 'ml_enginer', 'params/flags.yaml')  # (a misspelling is still told to be corrected)
+    assert "did you mean 'ml_engineer'? correct admin_role there and restart" in said

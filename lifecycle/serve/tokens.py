@@ -290,7 +290,8 @@ def role_unheld(people: dict | None, role: str, where) -> str:
 
     if people is None or any(role in p.roles and not p.revoked for p in people.values()):
         return ''
-    close = difflib.get_close_matches(role, sorted({r for p in people.values() for r in p.roles}), n=1)
+    roles = sorted({r for p in people.values() for r in p.roles})
+    close = [] if role in roles else difflib.get_close_matches(role, roles, n=1)  # (held, but revoked: no typo)
     said = f"no registered person holds admin_role {role!r} ({where}): the admin API refuses every token"
     if close:  # (likely misspelt: `trust add` refuses to register a role that only a misspelt admin_role names)
         return said + f"; did you mean {close[0]!r}? correct admin_role there and restart"
