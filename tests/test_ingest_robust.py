@@ -798,3 +798,35 @@ def test_a_watched_folder_that_is_a_file_is_said_to_be_one(workspace, monkeypatc
         r = invoke(cmds().ingest, ['--watch', given, '--once', '--interval', '0.05'], env=env)
         said = f'{given}: watched folder not found (expected a folder, found {found})'
         assert r.exit_code == 2 and said in r.stderr and 'Traceback' not in r.stderr, r.stderr
+
+
+def test_a_watch_waiting_for_another_watch_of_its_folder_says_so(tmp_path, monkeypatch, arrests):
+    """review EI: a second watch of a folder (cron's `--once` beside a running watch taking a batch of minutes) waited
+    for the ledger's lock without a word, a run that seemed hung; it now says it waits for another watch of the folder,
+    then takes the file (or sees it taken)."""
+    import fcntl
+    import threading
+    from lifecycle.data.pii import finding_salt
+    from lifecycle.data.watch import ledger_for
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    (w / 'inbox').mkdir()
+    arrests.head(60).to_csv(w / 'inbox' / 'a.csv', index=False)
+    s = Workspace.open(w)
+    led = ledger_for(s.state_dir, w / 'inbox', finding_salt(s.digest_salt_path))
+    led.path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(led.path.with_suffix('.lock'), os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # (another watch taking a file)
+    ran = {}
+    args = ['--watch', 'inbox', '--once', '--interval', '0.05', '--json', '--no-report']
+    second = threading.Thread(target=lambda: ran.update(r=invoke(cmds().ingest, args, env=env)))
+    second.start()
+    second.join(1.5)
+    assert second.is_alive()  # (it waits)
+    os.close(fd)  # (the other watch is done: closing releases its lock)
+    second.join(60)
+    r = ran['r']
+    assert r.exit_code == 0 and len(json.loads(r.stdout)['batches']) == 1, r.stdout
+    assert 'waiting for another watch of this folder' in ' '.join(r.stderr.split()), r.stderr

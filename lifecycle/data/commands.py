@@ -328,6 +328,9 @@ def ingest(
                 interval=interval,
                 max_batches=max_batches,
                 refuse=refuse,
+                on_wait=lambda: typer.secho(
+                    "waiting for another watch of this folder to finish taking a file", fg='yellow', err=True
+                ),
                 on_missed=lambda why: typer.secho(
                     f"warning: {why}; looking again every {interval:g} s", fg='yellow', err=True
                 ),

@@ -52,16 +52,22 @@ class Ledger:
         return (st.st_size, st.st_mtime_ns, st.st_ino)
 
     @contextmanager
-    def _taking(self, ids: list[str]):
+    def _taking(self, ids: list[str], on_wait: Callable[[], None] | None = None):
         """Yield whether the file known by `ids` is still to take, holding the ledger's lock meanwhile: two watches of
         one folder (cron's `--once` beside a running watch) take a file one after the other, the second seeing it done
-        (the ledger read again only when another watch wrote to it since this one read it)."""
+        (the ledger read again only when another watch wrote to it since this one read it). `on_wait()` is told when
+        another watch holds it (taking a batch, perhaps for minutes: a wait unsaid looked hung, review EI)."""
         import fcntl
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path.with_suffix('.lock'), os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait()
+                fcntl.flock(fd, fcntl.LOCK_EX)
             yield not set(ids) & self.done()  # (read again only when another watch wrote to it meanwhile)
             self._read = self._state()  # (its own lines, which `mark` noted: no other watch writes under the lock)
         finally:
@@ -167,6 +173,7 @@ def watch(
     on_idle: Callable[[], None] | None = None,
     on_missed: Callable[[str], None] | None = None,
     refuse: Callable[[Path, str], dict] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> list[dict]:
     """Process each new file of `folder` exactly once with `handle(path) -> outcome`; return the outcomes. A folder that
     cannot be read is a `SourceError` with `once` or at the first look; later (removed, or its permissions changed,
@@ -174,7 +181,8 @@ def watch(
     link to a file outside the folder is not read: `refuse(path, why) -> outcome` says it, once while it stays. A file
     is taken once it is complete: unchanged (size, modification and change time, inode) over one `interval`, with
     `once` too, which looks again after an interval when it found a new file and leaves one still changing. A file
-    whose outcome kept nothing (`not stored`: a full disk) is not done: the watch's next run takes it again."""
+    whose outcome kept nothing (`not stored`: a full disk) is not done: the watch's next run takes it again. A file is
+    taken under the ledger's lock: `on_wait()` is told when another watch of the folder holds it."""
     folder = Path(folder)
     if not folder.is_dir():
         found = 'nothing' if not folder.exists() else 'a file' if folder.is_file() else 'a pipe or device'
@@ -213,7 +221,7 @@ def watch(
                 pending = True  # watch takes it; one still being written is left for the next run)
                 continue
             (fid, *_), why = ids
-            with ledger._taking(ids[0]) as free:
+            with ledger._taking(ids[0], on_wait) as free:
                 if not free:  # (taken by another watch of the folder meanwhile)
                     continue
                 ledger.mark(fid, name, 'claimed')
