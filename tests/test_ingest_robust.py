@@ -830,3 +830,36 @@ def test_a_watch_waiting_for_another_watch_of_its_folder_says_so(tmp_path, monke
     r = ran['r']
     assert r.exit_code == 0 and len(json.loads(r.stdout)['batches']) == 1, r.stdout
     assert 'waiting for another watch of this folder' in ' '.join(r.stderr.split()), r.stderr
+
+
+def test_a_file_not_stored_is_taken_again_by_a_running_watch_after_a_while_not_at_each_poll(tmp_path, monkeypatch):
+    """review EI: a file "not stored" (a full disk) was held back by a running watch until the watch's next run: a
+    watch that runs for months (the service it is) never took it again once the disk had room, and said nothing more;
+    the batch waited for a restart. It is now taken again after a wait (a minute, doubling to an hour), not at each
+    poll (which would say the same failure every interval)."""
+    from lifecycle.data import watch as w
+
+    class Stop(Exception):
+        pass
+
+    inbox, led = tmp_path / 'inbox', w.Ledger(tmp_path / 'ledger.jsonl')
+    inbox.mkdir()
+    (inbox / 'a.csv').write_text('x\n1\n')
+    clock, polls, answers = [1000.0], [], ['not stored', 'not stored', 'accepted']
+
+    def poll():
+        polls.append(clock[0])
+        if len(polls) > 40:
+            raise Stop
+        clock[0] += 20  # (an interval of 20 s)
+
+    def take(path):
+        return {'status': answers.pop(0)}
+
+    monkeypatch.setattr(w, '_now', lambda: clock[0], raising=False)
+    monkeypatch.setattr(w.time, 'sleep', lambda s: None)
+    got = w.watch(inbox, led, take, interval=20, max_batches=3, on_idle=poll)
+    assert [o['status'] for o in got] == ['not stored', 'not stored', 'accepted'], got
+    states = [e['state'] for e in led.entries()]
+    assert states == ['claimed', 'failed', 'claimed', 'failed', 'claimed', 'done'], states
+    assert 3 <= len(polls) - 1 <= 12, polls  # (60 s, then 120 s between the tries: not each 20 s poll)

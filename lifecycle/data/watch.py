@@ -87,6 +87,8 @@ def ledger_for(state_dir: str | Path, folder: str | Path, salt: bytes | None = N
 
 
 _UNFINISHED = ('not stored',)  # (an outcome that kept nothing, a full disk say: taken again by the watch's next run)
+_RETRY = (60.0, 3600.0)  # seconds a running watch waits before it takes such a file again: the first wait, the longest
+_now = time.monotonic
 _NOT_DATA = ('.', '~$')  # hidden files, and the lock file Excel leaves beside a file it opened (`~$b.csv`: review EA)
 
 
@@ -181,16 +183,18 @@ def watch(
     link to a file outside the folder is not read: `refuse(path, why) -> outcome` says it, once while it stays. A file
     is taken once it is complete: unchanged (size, modification and change time, inode) over one `interval`, with
     `once` too, which looks again after an interval when it found a new file and leaves one still changing. A file
-    whose outcome kept nothing (`not stored`: a full disk) is not done: the watch's next run takes it again. A file is
-    taken under the ledger's lock: `on_wait()` is told when another watch of the folder holds it."""
+    whose outcome kept nothing (`not stored`: a full disk) is not done: the watch takes it again after a wait
+    (`_RETRY`), its next run at once. A file is taken under the ledger's lock: `on_wait()` is told when another watch
+    of the folder holds it."""
     folder = Path(folder)
     if not folder.is_dir():
         found = 'nothing' if not folder.exists() else 'a file' if folder.is_file() else 'a pipe or device'
         raise FileNotFoundError(f"{folder}: watched folder not found (expected a folder, found {found})")
-    outcomes, seen, looked, missed, waited, held = [], {}, False, None, False, set()
+    outcomes, seen, looked, missed, waited, held = [], {}, False, None, False, {}  # (held: file id -> until, wait)
     refuse = refuse or (lambda path, why: {'status': 'refused', 'error': why})
     while True:
-        done, pending = ledger.done() | held, False
+        now = _now()
+        done, pending = ledger.done() | {f for f, (until, _) in held.items() if now < until}, False
         try:
             found, missed, looked = _candidates(folder), None, True
             seen = {p: seen[p] for p, _ in found if p in seen}  # (none kept of a file gone)
@@ -233,7 +237,11 @@ def watch(
                     done.add(read)
             outcomes.append(out)
             done.add(fid)
-            held |= {fid} if unfinished else set()
+            if unfinished:  # (taken again after a wait, doubling: a disk full tonight has room tomorrow, review EI)
+                wait = min(2 * held[fid][1], _RETRY[1]) if fid in held else _RETRY[0]
+                held[fid] = (_now() + wait, wait)
+            else:
+                held.pop(fid, None)
             if max_batches and len(outcomes) >= max_batches:
                 return outcomes
         if once and (waited or not pending):
