@@ -1002,3 +1002,14 @@ def test_an_admin_role_held_only_by_a_revoked_person_is_told_how_to_register_one
     del roster['gil']
     said = role_unheld(roster, 'ml_enginer', 'params/flags.yaml')  # (a misspelling is still told to be corrected)
     assert "did you mean 'ml_engineer'? correct admin_role there and restart" in said
+
+
+def test_trust_add_help_says_new_role_registers_an_admin_role_close_to_another():
+    """review EI: `trust add --role ml_engineers` (flags.yaml's admin_role, new on purpose beside the policy's
+    `ml_engineer`) is refused as a likely misspelling; --help said --new-role was for "a role that no policy step, flag
+    setting or registered person names yet", which a flag setting does name, so --help hid the way out."""
+    from lifecycle.app.cli import app
+    from lifecycle.core.cli_support import invoke
+
+    said = ' '.join(invoke(app, ['trust', 'add', '--help']).stdout.replace('│', ' ').split())
+    assert 'admin_role close to another role' in said, said

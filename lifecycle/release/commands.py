@@ -589,7 +589,10 @@ def trust_add(
     admin: str = typer.Option(..., '--as', help="The administrator whose key signs the registration."),
     key: str = typer.Option('', '--key', help="Their public key file (default: keys_dir/people/NAME.pub.pem)."),
     new_role: bool = typer.Option(
-        False, '--new-role', help="Register a role that no policy step, flag setting or registered person names yet."
+        False,
+        '--new-role',
+        help="Register a role that no policy step, flag setting or registered person names yet (a flags.yaml "
+        "admin_role close to another role, refused as a likely misspelling of it, too).",
     ),
     as_json: bool = typer.Option(False, '--json', help="Print the statement as JSON."),
 ):
