@@ -115,12 +115,13 @@ def retrain_run(
                 f"({counted['of']} in a row revert the retraining): {counted['error']}"
                 if counted
                 else str(e)
-            )  # (the heartbeat says it: a watcher whose every pass is missed is alive, not making progress; a pass
-            # the `retrain` lock held back beats and keeps the misses: the pass holding it walks the loop, and says how)
-            held = isinstance(e, LockBusy) and e.name == 'retrain'
+            )
             if every is not None:  # (a watcher's pass; a person's one-off refused pass is no beat of the watcher: it
                 # made a dead watcher read alive for heartbeat_max_age_s, review EJ; nor does a failed write of the beat
-                # hide the refusal said below)
+                # hide the refusal said below). The heartbeat says how the pass went: a watcher whose every pass is
+                # missed is alive, not making progress; one the `retrain` lock held back keeps the misses (the pass
+                # holding it walks the loop, and says how)
+                held = isinstance(e, LockBusy) and e.name == 'retrain'
                 reason = None if held else (said.splitlines() or [''])[0][:300] or repr(e)
                 with contextlib.suppress(OSError):
                     beat(ws.state_dir, 'retrain', missed=reason)
