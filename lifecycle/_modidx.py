@@ -1017,6 +1017,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.drift._Column.integer': ( 'api/data/drift.html#_column.integer',
                                                                                 'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._Column.kind': ('api/data/drift.html#_column.kind', 'lifecycle/data/drift.py'),
+                                      'lifecycle.data.drift._Column.read_once': ( 'api/data/drift.html#_column.read_once',
+                                                                                  'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._Column.series': ( 'api/data/drift.html#_column.series',
                                                                                'lifecycle/data/drift.py'),
                                       'lifecycle.data.drift._all_null_row': ( 'api/data/drift.html#_all_null_row',

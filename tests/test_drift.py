@@ -372,6 +372,23 @@ def test_a_profile_and_a_comparison_are_the_same_whether_whole_numbers_are_count
     assert counted[1].set_index('column').drifted.to_dict() == dict(i=False, age=True, f=True)
 
 
+def test_a_profile_holds_one_columns_copies_at_a_time_not_every_columns():
+    """Each column's float copy and sorted values stayed alive until the whole table was profiled (eight columns of a
+    million rows: 64 MB more at the peak of `lifecycle drift`); they are dropped once the column is profiled."""
+    import tracemalloc
+    import pyarrow as pa
+
+    rng, n = np.random.default_rng(13), 100_000  # (under 200,000 rows: one column at a time, no threads)
+    table = pa.table({f'c{i}': rng.normal(size=n) for i in range(8)})  # (Arrow's memory: not traced)
+    tracemalloc.start()
+    try:
+        p = profile(table)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(p['columns']) == 8 and peak < 7 * n * 8, peak  # (one column's copies and their sort: not eight)
+
+
 # --- the profile and the API -----------------------------------------------------------------------------------------
 
 

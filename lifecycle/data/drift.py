@@ -5,6 +5,7 @@ from a compact JSON profile of the reference computed once and stored with its s
 
 # %% ../../nbs/api/data/02_drift.ipynb #416f0e42
 from __future__ import annotations
+import contextlib
 import math
 import os
 from typing import TYPE_CHECKING
@@ -261,6 +262,14 @@ class _Column:
         order = sorted(counts, key=lambda k: -counts[k])  # as `value_counts` lists them: most frequent first
         return {k: counts[k] for k in order}, self.data.null_count
 
+    @contextlib.contextmanager
+    def read_once(self):
+        "Its copies (floats, finite values, counts) dropped once read: a column's, not every column's, held at a time."
+        try:
+            yield self
+        finally:
+            self._f = self._fin = self._c = None
+
     def any_value(self) -> bool:
         "Whether it holds a non-null value."
         return self.data.null_count < len(self.data) if self.arrow else bool(self.data.notna().any())
@@ -461,7 +470,8 @@ def profile(df: pd.DataFrame, kinds: dict | None = None) -> dict:
     def one(cs):
         c, s = cs
         kind = kinds.get(c) or s.kind
-        return _numeric_profile(s, c) if kind == 'numeric' else _categorical_profile(s)
+        with s.read_once():
+            return _numeric_profile(s, c) if kind == 'numeric' else _categorical_profile(s)
 
     return {
         'format': 'lifecycle.drift.profile/1',
@@ -844,9 +854,10 @@ def compare_records(
     def one(name):
         col = ref_profile['columns'][name]
         s = by_name[name]
-        if not col['valid'] or not _has_values(name, col, s):
-            return _all_null_row(name, col, s)
-        r = _numeric_row(name, col, s) if col['kind'] == 'numeric' else _categorical_row(name, col, s)
+        with s.read_once():
+            if not col['valid'] or not _has_values(name, col, s):
+                return _all_null_row(name, col, s)
+            r = _numeric_row(name, col, s) if col['kind'] == 'numeric' else _categorical_row(name, col, s)
         t = _threshold(name, r['method'], threshold, per_column_threshold)
         return {
             **dict.fromkeys(_COLUMNS, np.nan),
