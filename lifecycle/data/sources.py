@@ -864,8 +864,8 @@ def _parquet_table(path: Path, declared=None):
         schema = pq.read_schema(path)
         _flat_columns(path, schema)
         text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)]
-        f = pq.ParquetFile(path, read_dictionary=text)
-        try:
+        f = pq.ParquetFile(path, read_dictionary=text, pre_buffer=False)  # (a local file: pre-buffering held every
+        try:  # column's compressed bytes beside the table while it was decoded, the file's size again at the peak)
             table = _as_values(f.read(use_threads=True), path, strict=_names(declared))
         finally:
             f.close()
