@@ -868,7 +868,10 @@ def compare_records(
             'drifted': is_drifted(r['method'], r['score'], t),
         }
 
-    return _each(one, cols, len(current_df))
+    once = list(dict.fromkeys(cols))  # (a column named twice, compared once: on two threads, one `_Column` read by
+    # both, its float copy sorted in place by one and dropped by the other as the other read it, review EK)
+    rows = dict(zip(once, _each(one, once, len(current_df))))
+    return [dict(rows[c]) for c in cols]
 
 
 def compare(
