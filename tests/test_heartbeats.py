@@ -249,10 +249,11 @@ def test_the_sites_health_key_changes_when_another_pass_is_missed(tmp_path):
     assert health_key(s, now=2000)[-1] == ('retrain', False, 1005)  # (stale: the page says its last beat alone)
 
 
-def test_a_persons_one_off_pass_refused_is_no_beat_of_the_watcher(workspace):
-    """Review EJ: a person's single `retrain run`, held back by the `retrain` lock or refused by something in the way,
-    beat the watcher's heartbeat (and recorded a miss), so a watcher that was not running read alive for
-    heartbeat_max_age_s after each such try. A one-off refused pass beats nothing; a watcher's pass does."""
+def test_a_persons_one_off_pass_refused_is_no_beat_of_the_watcher(workspace, monkeypatch):
+    """Review EJ: a person's single `retrain run` held back by the `retrain` lock beat the watcher's heartbeat, so a
+    watcher that was not running read alive for heartbeat_max_age_s after each such try. A one-off pass the lock held
+    back beats nothing (one that took the lock walked the loop: from cron, that is how the loop is kept going); a
+    watcher's pass does."""
     from lifecycle.core.heartbeats import heartbeats, missed
     from lifecycle.core.locks import hold
     from lifecycle.core.workspace import Workspace
@@ -265,6 +266,14 @@ def test_a_persons_one_off_pass_refused_is_no_beat_of_the_watcher(workspace):
         r = cli(workspace, 'retrain', 'run', '--every', '0.01', '--times', '1')
         assert r.returncode == 1 and heartbeats(ws.state_dir, ['retrain'])['retrain'] < 60  # (the watcher's pass)
     assert missed(ws.state_dir, 'retrain') is None
+    from lifecycle.loop import iteration
+
+    def in_the_way(state_dir):
+        raise iteration.RetrainBlocked('a rollout is running: the pass waits for it')
+
+    monkeypatch.setattr(iteration, 'active', in_the_way)  # (past the lock: a pass from cron, say, missed)
+    r = cli(workspace, 'retrain', 'run')
+    assert r.returncode == 2 and missed(ws.state_dir, 'retrain')['passes'] == 1, r.stdout + r.stderr
 
 
 def test_a_pass_that_went_through_beside_a_plain_beat_is_not_undone_by_it(tmp_path, monkeypatch):

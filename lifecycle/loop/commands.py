@@ -116,12 +116,12 @@ def retrain_run(
                 if counted
                 else str(e)
             )
-            if every is not None:  # (a watcher's pass; a person's one-off refused pass is no beat of the watcher: it
-                # made a dead watcher read alive for heartbeat_max_age_s, review EJ; nor does a failed write of the beat
-                # hide the refusal said below). The heartbeat says how the pass went: a watcher whose every pass is
-                # missed is alive, not making progress; one the `retrain` lock held back keeps the misses (the pass
-                # holding it walks the loop, and says how)
-                held = isinstance(e, LockBusy) and e.name == 'retrain'
+            held = isinstance(e, LockBusy) and e.name == 'retrain'
+            if every is not None or not held:  # (the heartbeat says how the pass went: a watcher whose every pass is
+                # missed is alive, not making progress. A pass that took the lock walked the loop, from --every or cron
+                # alike; one the lock held back keeps the misses (the pass holding it says how the loop goes), and is a
+                # beat only of a watcher: a person's one-off try made a dead watcher read alive, review EJ. A failed
+                # write of the beat does not hide the refusal said below)
                 reason = None if held else (said.splitlines() or [''])[0][:300] or repr(e)
                 with contextlib.suppress(OSError):
                     beat(ws.state_dir, 'retrain', missed=reason)
