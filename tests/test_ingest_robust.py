@@ -320,8 +320,9 @@ def test_a_word_in_a_numeric_column_read_by_drift_is_refused_naming_the_column_n
 @pytest.mark.parametrize(
     'args, says',
     [
-        (['--watch', 'inbox', '--interval', '-1'], '--interval: expected a number of seconds above 0, found -1'),
-        (['--watch', 'inbox', '--interval', '0'], '--interval: expected a number of seconds above 0, found 0'),
+        (['--watch', 'inbox', '--interval', '-1'], '--interval: expected a number of seconds above 0 and at most'),
+        (['--watch', 'inbox', '--interval', '0'], '--interval: expected a number of seconds above 0 and at most'),
+        (['--watch', 'inbox', '--interval', '1e300'], 'at most 3.16224e+07 (a year), found 1e+300'),  # (overflowed)
         (['--watch', 'inbox', '--max-batches', '0'], '--max-batches: expected at least 1, found 0'),
         (['a.csv', '--watch', 'inbox', '--dataset', 'arrests'], 'give SOURCE (a.csv) or --watch DIR (inbox), not both'),
         (['--watch', 'inbox', '--query', 'SELECT 1'], "--query: a watched folder's files are read whole"),

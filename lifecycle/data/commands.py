@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import command, console, CommandError, Result, dumps, exit_code_for, COMMON_ERRORS
-from ..core.cli_support import printable
+from ..core.cli_support import printable, _MOST_EVERY
 from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
 from ..core.workspace import Workspace
 
@@ -235,8 +235,12 @@ def _check_watch_options(source, query, watch, once: bool, interval: float, max_
             raise CommandError(f"give SOURCE ({shown_source(source)}) or --watch DIR ({watch}), not both", EXIT_INPUT)
         if query is not None:
             raise CommandError("--query: a watched folder's files are read whole; it is for a database URL", EXIT_INPUT)
-        if not 0 < interval < float('inf'):  # (0 would poll without pause; nan or inf never again)
-            raise CommandError(f"--interval: expected a number of seconds above 0, found {interval:g}", EXIT_INPUT)
+        if not 0 < interval <= _MOST_EVERY:  # (0 would poll without pause; nan or inf never again; 1e300 overflowed
+            raise CommandError(  # the first sleep: a traceback after the first look, as `--every` did)
+                f"--interval: expected a number of seconds above 0 and at most {_MOST_EVERY:g} (a year), found "
+                f"{interval:g}",
+                EXIT_INPUT,
+            )
         if max_batches is not None and max_batches < 1:
             raise CommandError(f"--max-batches: expected at least 1, found {max_batches}", EXIT_INPUT)
         return
