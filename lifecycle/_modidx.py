@@ -402,8 +402,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/core/heartbeats.py'),
                                            'lifecycle.core.heartbeats._number': ( 'api/core/heartbeats.html#_number',
                                                                                   'lifecycle/core/heartbeats.py'),
-                                           'lifecycle.core.heartbeats._one_writer': ( 'api/core/heartbeats.html#_one_writer',
-                                                                                      'lifecycle/core/heartbeats.py'),
                                            'lifecycle.core.heartbeats._path': ( 'api/core/heartbeats.html#_path',
                                                                                 'lifecycle/core/heartbeats.py'),
                                            'lifecycle.core.heartbeats._read': ( 'api/core/heartbeats.html#_read',

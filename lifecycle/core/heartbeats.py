@@ -11,8 +11,8 @@ import math
 import os
 import socket
 import time
-from contextlib import contextmanager
 from pathlib import Path
+from .locks import hold
 from .store import atomic_write
 
 # %% auto #0
@@ -27,7 +27,7 @@ def beat(state_dir: str | Path, name: str, now: float | None = None, missed: str
     not making progress."""
     now = time.time() if now is None else now
     hb = dict(name=name, ts=now, pid=os.getpid(), host=socket.gethostname())
-    with _one_writer(state_dir, name):  # (read, then written: a pass's '' between them came back as misses, review EJ)
+    with hold(state_dir, f'heartbeat-{name}'):  # (read, then written: a pass's '' between came back as misses: EJ)
         was = _misses(_read(state_dir, name))
         if was and was['since'] > now:  # (written while the clock was ahead, set back since: the misses began by now)
             was['since'] = now
@@ -39,21 +39,6 @@ def beat(state_dir: str | Path, name: str, now: float | None = None, missed: str
             hb['missed'] = was
         atomic_write(_path(state_dir, name), json.dumps(hb))
     return hb
-
-
-@contextmanager
-def _one_writer(state_dir: str | Path, name: str):
-    "One beat of watcher `name` at a time (a person's pass beside the watcher): a lock file beside its heartbeat."
-    import fcntl
-
-    path = _path(state_dir, name).with_suffix('.lock')
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # (closing releases the lock)
 
 
 def _path(state_dir: str | Path, name: str) -> Path:
