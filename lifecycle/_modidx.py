@@ -396,6 +396,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/core/context.py'),
                                         'lifecycle.core.context.StageContext.record': ( 'api/core/context.html#stagecontext.record',
                                                                                         'lifecycle/core/context.py')},
+            'lifecycle.core.cpu': { 'lifecycle.core.cpu.avx2_sort': ('api/core/cpu.html#avx2_sort', 'lifecycle/core/cpu.py'),
+                                    'lifecycle.core.cpu.zen4': ('api/core/cpu.html#zen4', 'lifecycle/core/cpu.py')},
             'lifecycle.core.heartbeats': { 'lifecycle.core.heartbeats._ahead_s': ( 'api/core/heartbeats.html#_ahead_s',
                                                                                    'lifecycle/core/heartbeats.py'),
                                            'lifecycle.core.heartbeats._misses': ( 'api/core/heartbeats.html#_misses',

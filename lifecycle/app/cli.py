@@ -9,6 +9,7 @@ import os
 import sys
 from pathlib import Path
 import typer
+from ..core.cpu import avx2_sort
 from ..core.cli_support import leave, leaves_at_once, set_leave_at_once, with_params_option, status_line
 from . import commands as app_cmds
 from ..core import commands as core_cmds
@@ -164,7 +165,9 @@ def main() -> None:
     """The console script `lifecycle`: the app, as Click runs it (its exit status, its usage errors); once a command
     has printed its result (one with `Result.fast_exit`, the default), the process ends without the interpreter's
     teardown (`cli_support.leave`), unless a profiler or tracer watches it (cProfile, coverage, a debugger with
-    breakpoints), which may write its findings only once `main` returns."""
+    breakpoints), which may write its findings only once `main` returns. On AMD Zen 4, numpy sorts with its AVX2
+    kernels here and in every process a command starts (`cpu.avx2_sort`: its AVX-512 sort is six times slower there)."""
+    avx2_sort()  # (before any command imports numpy)
     set_leave_at_once(False)  # (an in-process run of a command before this one is not this one's)
     try:
         if '--json' in sys.argv[1:]:

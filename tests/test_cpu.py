@@ -1,0 +1,53 @@
+"""numpy's AVX-512 sort turned off on AMD Zen 4 by the `lifecycle` command (`lifecycle.core.cpu`)."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import lifecycle.app.cli as cli_module
+from lifecycle.core import cpu
+
+ZEN4 = (
+    'processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n'
+    'flags\t\t: fpu sse2 avx avx2 avx512f avx512dq avx512cd avx512bw avx512vl\n\nprocessor\t: 1\n'
+)
+
+
+def test_numpy_knows_every_feature_it_is_told_to_turn_off():
+    "An unknown name would only warn (an ImportWarning, made an error here), and leave the AVX-512 sort on."
+    code = 'import numpy as np; print(np._core._multiarray_umath.__cpu_features__["X86_V4"])'
+    r = subprocess.run(
+        [sys.executable, '-W', 'error::ImportWarning', '-c', code],
+        env={**os.environ, cpu.NUMPY_DISABLE: cpu.ZEN4_OFF},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and r.stdout.strip() == 'False', r.stderr[-2000:]
+
+
+@pytest.mark.parametrize('vendor, expected', [('AuthenticAMD', cpu.ZEN4_OFF), ('GenuineIntel', None)])
+def test_the_command_sets_numpys_switch_first_on_zen4_only(tmp_path, monkeypatch, vendor, expected):
+    info = tmp_path / 'cpuinfo'
+    info.write_text(ZEN4.replace('AuthenticAMD', vendor))
+    monkeypatch.setattr(cpu, '_CPUINFO', str(info))
+    for var in (cpu.NUMPY_DISABLE, 'NPY_ENABLE_CPU_FEATURES'):
+        monkeypatch.setenv(var, 'x')  # (so that monkeypatch takes away what `main` sets)
+        monkeypatch.delenv(var)
+    seen = []
+    monkeypatch.setattr(cli_module, 'app', lambda *a, **k: seen.append(os.environ.get(cpu.NUMPY_DISABLE)))
+    monkeypatch.setattr('sys.argv', ['lifecycle', 'status'])
+    cli_module.main()
+    assert seen == [expected]  # set before the command ran, so in every process it starts
+
+
+def test_a_users_own_setting_wins(tmp_path, monkeypatch):
+    info = tmp_path / 'cpuinfo'
+    info.write_text(ZEN4)
+    monkeypatch.setattr(cpu, '_CPUINFO', str(info))
+    monkeypatch.setenv(cpu.NUMPY_DISABLE, '')  # (keep numpy's AVX-512 kernels)
+    monkeypatch.setattr(cli_module, 'app', lambda *a, **k: None)
+    monkeypatch.setattr('sys.argv', ['lifecycle', 'status'])
+    cli_module.main()
+    assert os.environ[cpu.NUMPY_DISABLE] == ''
