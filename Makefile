@@ -8,6 +8,12 @@ export MLFLOW_DISABLE_TELEMETRY ?= true
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# On AMD Zen 4, the tests' numpy sorts with its AVX2 kernels as the `lifecycle` command's does (lifecycle.core.cpu:
+# its AVX-512 sort is six times slower there); evaluated for each recipe, once .venv exists; a value of yours is kept
+ifeq ($(origin NPY_DISABLE_CPU_FEATURES),undefined)
+export NPY_DISABLE_CPU_FEATURES = $(shell test -x $(BIN)/python && $(BIN)/python -c \
+  'from lifecycle.core.cpu import avx2_sort; print(avx2_sort().get("NPY_DISABLE_CPU_FEATURES", ""))' 2>/dev/null)
+endif
 
 .PHONY: help setup constraints run test test-fast lint check-sync nbdev-test pytest test-parallel lab bench clean-state
 

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -51,3 +52,20 @@ def test_a_users_own_setting_wins(tmp_path, monkeypatch):
     monkeypatch.setattr('sys.argv', ['lifecycle', 'status'])
     cli_module.main()
     assert os.environ[cpu.NUMPY_DISABLE] == ''
+
+
+def test_the_makefile_gives_the_tests_the_commands_setting(tmp_path):
+    "make's recipes (the test tiers) sort as the `lifecycle` command does on this machine; a user's own value is kept."
+    root = Path(__file__).resolve().parents[1]
+    printer = tmp_path / 'print.mk'
+    printer.write_text(f'print:\n\t@echo "[$${cpu.NUMPY_DISABLE}]"\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(('NPY_', 'MAKE'))}
+
+    def ask(**extra) -> str:
+        cmd = ['make', '-s', '--no-print-directory', '-f', 'Makefile', '-f', str(printer), 'print']
+        r = subprocess.run(cmd, cwd=root, env={**env, **extra}, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    assert ask() == f"[{cpu.avx2_sort({}).get(cpu.NUMPY_DISABLE, '')}]"
+    assert ask(**{cpu.NUMPY_DISABLE: 'AVX512_SPR'}) == '[AVX512_SPR]'
