@@ -289,3 +289,44 @@ def test_a_folder_or_a_dangling_link_at_a_persons_key_path_is_named_as_such(tmp_
     (people / 'erin.pem').unlink()
     made = new_person_key(tmp_path, 'erin')  # (nothing in the way: made, and loaded)
     assert key_id(load_person_key(tmp_path, 'erin')) == made['key_id']
+
+
+@pytest.mark.parametrize('kill_at', ['private', 'public', 'audit'])
+def test_a_rerun_of_the_key_move_killed_midway_says_the_key_moved_not_that_another_was_there(
+    tmp_path, monkeypatch, kill_at
+):
+    """Migration step 3 killed after copying the key to keys_dir, before the state folder's files went: its rerun said
+    keys_dir "already held a signing key, which stays the current one (both are pinned)" and filed the very key as a
+    retired one; killed after both went, it said only that there was no key to move. The rerun says the key moved."""
+    from lifecycle.core.settings import read_trust
+    from lifecycle.core.workspace import Workspace, move_signing_key
+    from lifecycle.model.signing import ensure_keypair, key_id, load_public_key
+
+    root = tmp_path / 'ws'
+    root.mkdir()
+    (root / 'settings.ini').write_text(f"[workspace]\nkeys_dir = {tmp_path / 'keys'}\n")
+    ws = Workspace.open(root)
+    old = ws.state_dir / 'keys'
+    ensure_keypair(old)
+    kid = key_id(load_public_key(old))
+    unlink = Path.unlink
+
+    def killed(self, *a, **k):
+        private, public = self.name == 'signing_key.pem', self.name == 'signing_key.pub.pem'
+        if (kill_at, True) in (('private', private), ('public', public)):
+            raise KeyboardInterrupt
+        return unlink(self, *a, **k)
+
+    monkeypatch.setattr(Path, 'unlink', killed)
+    if kill_at == 'audit':
+        move_signing_key(ws)  # done, then killed before its audit entry
+    else:
+        with pytest.raises(KeyboardInterrupt):
+            move_signing_key(ws)
+    monkeypatch.undo()
+    said = move_signing_key(ws)
+    assert kid in said and 'cut short' in said and 'already held a signing key' not in said, said
+    assert f'moved out of the state folder to {ws.key_dir}' in said or 'no signing key in the state folder' in said
+    assert not (ws.key_dir / 'retired').exists()
+    assert not (old / 'signing_key.pem').exists() and not (old / 'signing_key.pub.pem').exists()
+    assert key_id(load_public_key(ws.key_dir)) == kid and len(read_trust(ws.root)['model_signing']) == 1

@@ -252,3 +252,39 @@ def test_a_record_that_is_a_folder_or_json_null_is_named_as_such(tmp_path):
     s.record_path('trust', 'trust-00002').write_text('null')
     with pytest.raises(StoreError, match=r"trust-00002\.json: expected a JSON object, found null; it was damaged"):
         s.records('trust')
+
+
+def test_a_rerun_of_the_content_hash_step_killed_midway_says_its_aliases_are_its_own(ws, monkeypatch):
+    """Migration step 4 killed after storing one alias (before its audit entry): its rerun said that version held
+    "the same data as an earlier version in another column order", which was untrue (the alias was its own). It
+    counts it as found again through an alias, made by the run cut short."""
+    from lifecycle.core.store import ContentHash
+    from lifecycle.core.workspace import canonical_content
+
+    monkeypatch.setattr(ing, 'ContentHash', lambda: ContentHash(canonical=False))  # stored before format 4
+    ids = [ing.ingest_batch([rows(8, s)], P, ws, source=f'o{s}.csv', fingerprint=f'o{s}') for s in (1, 2)]
+    ids = [r.snapshot['version'] for r in ids]
+    monkeypatch.undo()
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(ws.root / 'keys'))
+    (ws.state_dir / FORMAT_FILE).write_text('3\n')
+    old = Workspace.open(ws.root, migrating=True)
+    put, made = old.store.put_record, []
+
+    def killed_after_one(kind, rid, rec):
+        if kind == 'aliases' and made:
+            raise KeyboardInterrupt  # (the kill, after the first alias)
+        made.append(rid)
+        return put(kind, rid, rec)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(old.store, 'put_record', killed_after_one)
+        canonical_content(old)
+    assert len(made) == 1
+    out = migrate(Workspace.open(ws.root, migrating=True))
+    did = out['steps'][0]['did']
+    assert '2 existing version(s) found again through an alias (1 of them aliased by an earlier run' in did, did
+    assert 'holding the same data' not in did, did
+    again = Workspace.open(ws.root)
+    for s, vid in zip((1, 2), ids):
+        r = ing.ingest_batch([rows(8, s)[['age', 'label']]], P, again, source='r.csv', fingerprint=f'r{s}')
+        assert r.snapshot['version'] == vid

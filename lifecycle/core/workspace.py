@@ -89,14 +89,15 @@ def move_signing_key(ws) -> str:
     old, new = ws.state_dir / 'keys', ws.key_dir
     priv, pub = old / 'signing_key.pem', old / 'signing_key.pub.pem'
     if not pub.is_file():
-        return 'there was no signing key in the state folder to move'
+        return _nothing_to_move(ws, new)
     kid, pin = pin_text(pub.read_bytes())
     pins = read_trust(ws.root).get('model_signing', [])
     if pin not in pins:
         write_trust(ws.root, 'model_signing', [*pins, pin])
     new.mkdir(parents=True, exist_ok=True, mode=0o700)
     kept, mode = '', priv.stat().st_mode & 0o777 if priv.is_file() else 0
-    current = priv.is_file() and not (new / 'signing_key.pem').exists()  # (else it is kept as a retired key)
+    again = _moved_before(priv, pub, new)  # (a run of this step cut short after its copy: the same key, not another)
+    current = again or (priv.is_file() and not (new / 'signing_key.pem').exists())  # (else kept as a retired key)
     if mode & 0o007:  # (moved all the same: the copy is 600; but another user may have read it meanwhile)
         rotate = "`lifecycle keys rotate --reason ...` (it is the current key), then " if current else ''
         kept = (
@@ -107,7 +108,8 @@ def move_signing_key(ws) -> str:
         )
     if current:
         for src in (priv, pub):  # each on disk under its new name before the old one goes
-            atomic_write(new / src.name, src.read_bytes(), mode=0o600 if src == priv else 0o644)
+            if src.is_file():  # (the private key gone: a run cut short removed it after its copy)
+                atomic_write(new / src.name, src.read_bytes(), mode=0o600 if src == priv else 0o644)
         fd = os.open(new, os.O_RDONLY)
         try:
             os.fsync(fd)  # (the folder's new names, too)
@@ -119,9 +121,41 @@ def move_signing_key(ws) -> str:
         retired.mkdir(exist_ok=True)
         if not (retired / f'{kid}.pub.pem').exists():
             shutil.copyfile(pub, retired / f'{kid}.pub.pem')
+    if again:
+        kept += '; an earlier run of this step, cut short before its audit entry, had copied it there already'
     priv.unlink(missing_ok=True)
     pub.unlink()
     return f'the model-signing key {kid} moved out of the state folder to {new}, pinned in settings.ini [trust]{kept}'
+
+
+def _nothing_to_move(ws, new: Path) -> str:
+    """What `move_signing_key` says with no key in the state folder: a key pinned in `new` is named, as a run of the
+    step cut short after removing the state folder's files (before its audit entry) leaves it."""
+    from lifecycle.core.settings import read_trust
+
+    said = 'there was no signing key in the state folder to move'
+    pub = new / 'signing_key.pub.pem'
+    if not pub.is_file():
+        return said
+    kid, pin = pin_text(pub.read_bytes())
+    if pin not in read_trust(ws.root).get('model_signing', []):
+        return said
+    return (
+        f'{said}; the model-signing key {kid} is in {new} and pinned in settings.ini [trust] already: an earlier run '
+        'of this step moved it there and was cut short before its audit entry'
+    )
+
+
+def _moved_before(priv: Path, pub: Path, new: Path) -> bool:
+    """Whether `new` holds the very key pair `priv`/`pub` (the state folder's): what `move_signing_key` cut short
+    after its copy and before the state folder's files went leaves."""
+    there = new / 'signing_key.pem'
+    if not there.is_file():
+        return False
+    if priv.is_file():
+        return there.read_bytes() == priv.read_bytes()
+    copy = new / pub.name
+    return copy.is_file() and pin_text(copy.read_bytes()) == pin_text(pub.read_bytes())
 
 # %% ../../nbs/api/core/10_workspace.ipynb #8a4efb96
 def _snapshot_hashes(store, obj: str) -> tuple[str, str]:
@@ -144,7 +178,7 @@ def canonical_content(ws) -> str:
     canonical ID already names a stored version, that version is found directly and no alias is made."""
     import re
 
-    store, aliased, same, taken, unverified = ws.store, 0, 0, [], []
+    store, aliased, same, taken, unverified, before = ws.store, 0, 0, [], [], 0
     for rec in sorted(store.records('datasets'), key=lambda r: (str(r.get('created', '')), r['version'])):
         version, obj = rec['version'], rec.get('object')
         base = re.sub(r'\.r\d+$', '', version)  # `.rN`: content that came back after a purge
@@ -157,6 +191,8 @@ def canonical_content(ws) -> str:
             same += 1
         elif ordered[:16] != base[-16:]:
             unverified.append(version)  # read back, it does not hash to its own ID: no alias is made from a guess
+        elif _aliased_to(store, new_id) == version:
+            before += 1  # its own alias, made by a run of this step cut short before its audit entry
         elif store.record_path('datasets', new_id).is_file() or store.record_path('aliases', new_id).is_file():
             taken.append(version)  # the same data in another column order is stored (or aliased) already
         else:
@@ -169,10 +205,18 @@ def canonical_content(ws) -> str:
         if taken
         else ''
     )
+    again = f" ({before} of them aliased by an earlier run of this step, cut short before its audit entry)"
     return (
-        f'snapshot content is now hashed with columns in name order; {aliased} existing version(s) found again '
-        f'through an alias, {same} already the same under both rules{dup}{left}'
+        f'snapshot content is now hashed with columns in name order; {aliased + before} existing version(s) found '
+        f'again through an alias{again if before else ""}, {same} already the same under both rules{dup}{left}'
     )
+
+
+def _aliased_to(store, new_id: str) -> str | None:
+    "The version the alias record `new_id` names, if there is one."
+    if not store.record_path('aliases', new_id).is_file():
+        return None
+    return store.get_record('aliases', new_id).get('version')
 
 # %% ../../nbs/api/core/10_workspace.ipynb #5a1f0e77
 def _old_alias_names(params_dir: Path) -> tuple[str, str, str]:
