@@ -1310,7 +1310,7 @@ def test_a_force_replacement_whose_old_folder_cannot_be_put_back_says_where_it_i
         return rename(self, target)
 
     monkeypatch.setattr(Path, 'rename', refused)
-    said = r'No space left on device; the folder it replaces is kept at .*/\.p\.\w+\.old$'
+    said = r'No space left on device; the folder it replaces is kept at .*/\.p\.[\w.]+\.old$'
     with pytest.raises(ProposalRefused, match=said):
         write_params(pr, out, overwrite=True)
     (kept,) = tmp_path.glob('.p.*.old')
@@ -1345,3 +1345,37 @@ def test_a_target_class_written_with_and_without_spaces_is_refused_not_split(tmp
     said = r"1 of its classes are written both with and without spaces.*'yes' and ' yes'"
     with pytest.raises(ValueError, match=said):
         propose_params(df, target='churned', source='c.csv')
+
+
+def test_init_force_killed_between_its_two_renames_names_the_old_params_and_init_puts_them_back(tmp_path, monkeypatch):
+    """`init --force` killed after setting the old params folder aside (`.p.XXXX.old`) and before renaming the new one
+    in left no params folder, the old params hidden, said nowhere: a run said only "params folder not found". A run
+    now names where they are and how to put them back; `init` puts them back first (and clears its temporary folder)."""
+    import lifecycle.data.infer as infer
+
+    pr = propose_params(customers(), target='churned', source='c.csv')
+    out = write_params(pr, tmp_path / 'p')
+    (out / 'train.yaml').write_text((out / 'train.yaml').read_text() + '# mine\n')  # the user's own edit
+    rename = Path.rename
+
+    def killed(self, target):
+        if Path(target) == out:  # (the new folder's rename: the kill comes first)
+            raise KeyboardInterrupt
+        return rename(self, target)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(Path, 'rename', killed)
+        m.setattr(infer.shutil, 'rmtree', lambda *a, **k: None)  # (a kill runs no clean-up)
+        write_params(pr, out, overwrite=True)
+    assert not out.exists()
+    (kept,) = [c for c in tmp_path.iterdir() if c.name.endswith('.old')]
+    with pytest.raises(ParamsError) as e:
+        load_params(out)
+    msg = str(e.value)
+    assert f'the folder it replaced is kept at {kept}' in msg and f'`mv {kept} {out}`' in msg, msg
+    with pytest.raises(ProposalRefused, match='exists and is not empty'):  # (put back, then kept: no --force)
+        write_params(pr, out)
+    assert (out / 'train.yaml').read_text().endswith('# mine\n')
+    assert sorted(c.name for c in tmp_path.iterdir()) == ['p']  # (no hidden folder left beside it)
+    write_params(pr, out, overwrite=True)
+    assert 'mine' not in (out / 'train.yaml').read_text()

@@ -1024,7 +1024,27 @@ def looser_than_policy(vp: ValidateParams, policy: PolicyParams, path) -> list[s
 # %% ../../nbs/api/core/04_params.ipynb #68cb9c01
 def not_a_folder(d: Path) -> str:
     "What stands at `d`, where a params folder is expected and none is: a file (or other non-folder), or nothing."
-    return 'expected a params folder, found a file' if d.exists() else 'params folder not found'
+    if d.exists():
+        return 'expected a params folder, found a file'
+    if kept := _set_aside(d):  # (`init --force` killed between its two renames: the old params are hidden beside)
+        return (
+            f"params folder not found: `lifecycle init --force` was cut short while replacing it, and the folder it "
+            f"replaced is kept at {kept[0]}; move it back (`mv {kept[0]} {d}`) or run `lifecycle init` for {d} again "
+            "(it puts it back first)"
+        )
+    return 'params folder not found'
+
+
+def _set_aside(d: Path) -> list[Path]:
+    """The params folders `lifecycle init --force` set aside to replace `d` (`.<name>.[<pid>.]<8 random>.old` beside
+    it) and left there, as a kill between its two renames does; newest first."""
+    d = Path(d)
+    pattern = re.compile(rf'\.{re.escape(d.name)}\.(\d+\.)?[a-z0-9_]{{8}}\.old')
+    try:
+        found = [p for p in d.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()]
+    except OSError:  # (no parent folder, or one that cannot be listed: nothing set aside to name)
+        return []
+    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
 
 # %% ../../nbs/api/core/04_params.ipynb #f111414a
 def load_params(params_dir: str | Path) -> dict[str, BaseModel]:

@@ -6,6 +6,7 @@ contract of every column, the personal columns with a masking method, the task, 
 # %% ../../nbs/api/data/10_infer.ipynb #82710268
 from __future__ import annotations
 import math
+import os
 import re
 import shutil
 import tempfile
@@ -899,6 +900,7 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
     from lifecycle.core.store import file_in_the_way
 
     out = Path(out).resolve()
+    _put_back(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
         raise ProposalRefused(f"{out}: exists and is not empty; choose another --out or pass --force to replace it")
     if out.exists() and overwrite:  # --force replaces a params folder, never a workspace, a home or any other folder
@@ -911,7 +913,7 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
         raise ProposalRefused(f"{out}: cannot be made: {file} is a file, not a folder")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.', dir=out.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f'.{out.name}.{os.getpid()}.', dir=out.parent))  # (pid: `_put_back`)
     except OSError as e:  # (`--out /proc/x`: the temporary folder's name is no one's to know, review CK)
         raise ProposalRefused(f"{out}: cannot be written: {e.strerror or e}") from None
     old, moved = Path(str(tmp) + '.old'), False  # (its own name: a folder an earlier failure kept is left alone)
@@ -942,3 +944,30 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def _put_back(out: Path) -> None:
+    """Undo what a `write_params` killed between its two renames left: where `out` is missing, the folder it set aside
+    (`_set_aside`) goes back, if its new folder is still beside it (a failure it told of removed that one and named the
+    folder kept: left alone) and the process that set it aside no longer runs; and its temporary folders go."""
+    import glob
+    from lifecycle.core.params import _set_aside
+    from lifecycle.core.store import pid_alive
+
+    def gone(left: Path) -> bool:  # (its process is not running: killed; or it is this one)
+        pid = left.name.removeprefix(f'.{out.name}.').split('.')[0]
+        return not pid.isdigit() or int(pid) == os.getpid() or not pid_alive(int(pid))
+
+    for kept in _set_aside(out) if not (out.exists() or out.is_symlink()) else []:
+        new = kept.with_name(kept.name.removesuffix('.old'))
+        if new.is_dir() and gone(kept):
+            try:
+                kept.rename(out)
+            except OSError as e:
+                said = f"{out}: the folder it held is kept at {kept} and cannot be put back: {e.strerror or e}"
+                raise ProposalRefused(said) from None
+            shutil.rmtree(new, ignore_errors=True)
+            break
+    for left in out.parent.glob(f'.{glob.escape(out.name)}.*') if out.parent.is_dir() else []:
+        if re.fullmatch(r'\d+\.[a-z0-9_]{8}', left.name.removeprefix(f'.{out.name}.')) and gone(left):
+            shutil.rmtree(left, ignore_errors=True)  # (a proposal a killed write left half written or not swapped in)
