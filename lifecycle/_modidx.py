@@ -155,6 +155,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._notebook_page': ('api/app/site.html#_notebook_page', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._number': ('api/app/site.html#_number', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._offline_pages': ('api/app/site.html#_offline_pages', 'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._published_writes': ( 'api/app/site.html#_published_writes',
+                                                                              'lifecycle/app/site.py'),
                                     'lifecycle.app.site._render_site': ('api/app/site.html#_render_site', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._reports': ('api/app/site.html#_reports', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._rollout_table': ('api/app/site.html#_rollout_table', 'lifecycle/app/site.py'),

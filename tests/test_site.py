@@ -1034,3 +1034,55 @@ def test_a_carriage_return_in_a_value_makes_no_row_of_a_table():
     results = pd.DataFrame([dict(rule='card', value=1, limit=1, verdict='pass', reason='x')])
     report = governance_report_markdown(facts, results, approvals)
     assert '\r' not in report, repr(report)
+
+
+@pytest.mark.slow  # three MkDocs builds, one full
+def test_an_incremental_render_killed_mid_page_leaves_the_page_before_it_whole(workspace, monkeypatch):
+    """An incremental render builds into the site in place: MkDocs wrote each page with open('wb'), so a render killed
+    while writing one left it torn (half a page) until the next render. Each page is written aside and renamed in."""
+    import builtins
+    import os
+    from mkdocs import utils
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    target = s.site_dir / 'runs' / 'index.html'
+    before = target.read_bytes()
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
+    real_open, real_replace = builtins.open, os.replace
+
+    class Torn:  # a file killed halfway through its write
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise KeyboardInterrupt
+
+    def killed_open(path, mode='r', *a, **k):
+        f = real_open(path, mode, *a, **k)
+        return Torn(f) if os.fspath(path) == str(target) and 'w' in mode else f
+
+    def killed_replace(src, dst, *a, **k):
+        if os.fspath(dst) == str(target):
+            raise KeyboardInterrupt
+        return real_replace(src, dst, *a, **k)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(utils, 'open', killed_open, raising=False)  # (MkDocs's own write, before the fix)
+        m.setattr(os, 'replace', killed_replace)  # (the rename of a page written aside)
+        site.render_site(s, 'mkdocs')
+    assert target.read_bytes() == before  # the page before it, whole
+    assert not [p for p in target.parent.iterdir() if p.name.startswith('.')]  # (no temporary file left)
+    site.render_site(s, 'mkdocs')  # the next render finishes it
+    assert 'r2' in target.read_text()

@@ -7,6 +7,7 @@ pages form a Quarto website project, rendered with `quarto` when it is on PATH."
 
 # %% ../../nbs/api/app/01_site.ipynb #decbb54c
 from __future__ import annotations
+import contextlib
 import functools
 import html
 import json
@@ -1677,6 +1678,25 @@ def _build_light(src: Path, site: Path) -> bool:
     return True
 
 
+@contextlib.contextmanager
+def _published_writes():
+    """MkDocs's writes of pages, its search index and files (`mkdocs.utils.write_file`, `copy_file`) made through
+    `publish` (a temporary file renamed into place) while in this block."""
+    from mkdocs import utils
+
+    write, copy = utils.write_file, utils.copy_file
+
+    def copy_file(source_path: str, output_path: str) -> None:
+        out = Path(output_path)
+        publish(out / Path(source_path).name if out.is_dir() else out, Path(source_path).read_bytes())
+
+    utils.write_file, utils.copy_file = lambda content, output_path: publish(Path(output_path), content), copy_file
+    try:
+        yield
+    finally:
+        utils.write_file, utils.copy_file = write, copy
+
+
 def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> None:
     """Render `src/mkdocs.yml` into `site`: only changed pages when `dirty`, else a complete build swapped in at once;
     `notebooks` are the notebook pages to make offline afterwards. A dirty build with no notebook page to render runs
@@ -1689,10 +1709,11 @@ def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> No
     index = site / 'search' / 'search_index.json'
     if dirty and site.is_dir():
         before = json.loads(index.read_text())['docs'] if index.is_file() else []
-        if not notebooks and not _build_light(src, site):  # a notebook page of the site is missing or stale
-            notebooks = [str(p.relative_to(src / 'pages')) for p in sorted((src / 'pages').rglob('*.ipynb'))]
-        if notebooks:
-            build(load_config(str(src / 'mkdocs.yml'), site_dir=str(site)), dirty=True)
+        with _published_writes():  # (in the site in place: a render killed mid-page leaves the page before it whole)
+            if not notebooks and not _build_light(src, site):  # a notebook page of the site is missing or stale
+                notebooks = [str(p.relative_to(src / 'pages')) for p in sorted((src / 'pages').rglob('*.ipynb'))]
+            if notebooks:
+                build(load_config(str(src / 'mkdocs.yml'), site_dir=str(site)), dirty=True)
         _merge_search(index, before)
         _search_script(site)
         _offline_pages(site, notebooks)
