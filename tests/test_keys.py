@@ -330,3 +330,32 @@ def test_a_rerun_of_the_key_move_killed_midway_says_the_key_moved_not_that_anoth
     assert not (ws.key_dir / 'retired').exists()
     assert not (old / 'signing_key.pem').exists() and not (old / 'signing_key.pub.pem').exists()
     assert key_id(load_public_key(ws.key_dir)) == kid and len(read_trust(ws.root)['model_signing']) == 1
+
+
+def test_a_key_move_killed_after_its_audit_entry_is_not_said_to_have_been_cut_short_before_it(tmp_path, monkeypatch):
+    """`migrate` killed after step 3's audit entry and before the format moved runs the step again: its second entry
+    must not say the first run was cut short before its audit entry (the log holds it)."""
+    import lifecycle.core.workspace as wsm
+    from lifecycle.core.audit import read
+    from lifecycle.model.signing import ensure_keypair
+
+    root = tmp_path / 'ws'
+    root.mkdir()
+    (root / 'settings.ini').write_text(f"[workspace]\nkeys_dir = {tmp_path / 'keys'}\n")
+    ws = wsm.Workspace.open(root)
+    ensure_keypair(ws.state_dir / 'keys')
+    wsm.write_format(ws.state_dir, 2)
+    write = wsm.write_format
+
+    def killed(state_dir, version):
+        if version == 3:
+            raise KeyboardInterrupt
+        return write(state_dir, version)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(wsm, 'write_format', killed)
+        wsm.migrate(wsm.Workspace.open(root, migrating=True))
+    wsm.migrate(wsm.Workspace.open(root, migrating=True))
+    first, again = [e['reason'] for e in read(ws.audit_path) if e['subject'] == 'format 3']
+    assert 'moved out of the state folder' in first and 'before its audit entry' not in again, again
+    assert 'cut short before the step was recorded as done' in again, again

@@ -122,7 +122,7 @@ def move_signing_key(ws) -> str:
         if not (retired / f'{kid}.pub.pem').exists():
             shutil.copyfile(pub, retired / f'{kid}.pub.pem')
     if again:
-        kept += '; an earlier run of this step, cut short before its audit entry, had copied it there already'
+        kept += '; an earlier run of this step, cut short before the step was recorded as done, had copied it there'
     priv.unlink(missing_ok=True)
     pub.unlink()
     return f'the model-signing key {kid} moved out of the state folder to {new}, pinned in settings.ini [trust]{kept}'
@@ -142,7 +142,7 @@ def _nothing_to_move(ws, new: Path) -> str:
         return said
     return (
         f'{said}; the model-signing key {kid} is in {new} and pinned in settings.ini [trust] already: an earlier run '
-        'of this step moved it there and was cut short before its audit entry'
+        'of this step moved it there and was cut short before the step was recorded as done'
     )
 
 
@@ -192,7 +192,7 @@ def canonical_content(ws) -> str:
         elif ordered[:16] != base[-16:]:
             unverified.append(version)  # read back, it does not hash to its own ID: no alias is made from a guess
         elif _aliased_to(store, new_id) == version:
-            before += 1  # its own alias, made by a run of this step cut short before its audit entry
+            before += 1  # its own alias, made by a run of this step cut short before the step was recorded as done
         elif store.record_path('datasets', new_id).is_file() or store.record_path('aliases', new_id).is_file():
             taken.append(version)  # the same data in another column order is stored (or aliased) already
         else:
@@ -205,7 +205,7 @@ def canonical_content(ws) -> str:
         if taken
         else ''
     )
-    again = f" ({before} of them aliased by an earlier run of this step, cut short before its audit entry)"
+    again = f" ({before} of them aliased by an earlier run of this step, cut short before it was recorded as done)"
     return (
         f'snapshot content is now hashed with columns in name order; {aliased + before} existing version(s) found '
         f'again through an alias{again if before else ""}, {same} already the same under both rules{dup}{left}'
