@@ -813,6 +813,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace._aliased_to': ( 'api/core/workspace.html#_aliased_to',
                                                                                     'lifecycle/core/workspace.py'),
+                                          'lifecycle.core.workspace._keyed_before': ( 'api/core/workspace.html#_keyed_before',
+                                                                                      'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace._migrate_steps': ( 'api/core/workspace.html#_migrate_steps',
                                                                                        'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace._moved_before': ( 'api/core/workspace.html#_moved_before',

@@ -517,3 +517,24 @@ def test_a_lone_percent_sqlalchemy_reads_as_itself_is_no_refusal(url):
 
     assert '%' in (make_url(url).password or '') + make_url(url).query.get('application_name', '')  # (as written)
     assert url_problem(url) == ''
+
+
+def test_a_rerun_of_the_first_step_after_a_kill_says_the_killed_run_keyed_the_log(old_ws, monkeypatch):
+    """Step 1 killed after rewriting the audit log into the keyed format and before its entry: the rerun said "the
+    audit log was already keyed or absent", as if no migration had keyed it. It says the earlier run rewrote it."""
+    from lifecycle.core import audit
+    from lifecycle.core import workspace as wsmod
+
+    real = audit.migrate_legacy
+
+    def killed(*a, **k):  # the log rewritten, then the kill
+        real(*a, **k)
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(audit, 'migrate_legacy', killed)
+        wsmod.migrate(wsmod.Workspace.open(old_ws, migrating=True))
+    out = wsmod.migrate(wsmod.Workspace.open(old_ws, migrating=True))
+    did = out['steps'][0]['did']
+    assert 'already keyed or absent' not in did, did
+    assert "the audit log's 1 entries had been rewritten into the keyed format" in did and 'earlier run' in did, did

@@ -53,9 +53,24 @@ def record_format(ws) -> str:
     keyed = (
         f"the audit log's {out['entries']} entries were rewritten into the keyed format (old head {out['legacy_head']})"
         if out['migrated']
-        else 'the audit log was already keyed or absent'
+        else _keyed_before(ws.audit_path)
     )
     return f'the format version is now recorded in the state folder; {keyed}'
+
+
+def _keyed_before(log: Path) -> str:
+    """What `record_format` says of an audit log it did not rewrite: absent, keyed already, or rewritten by a run of the
+    step cut short before it was recorded as done (the log's first entry, `audit.migrate`, says so)."""
+    from lifecycle.core.audit import read
+
+    first = read(log)[:1] if Path(log).is_file() else []
+    if not first or first[0].get('action') != 'audit.migrate':
+        return 'the audit log was already keyed or absent'
+    d = first[0].get('details') or {}
+    return (
+        f"the audit log's {d.get('legacy_entries')} entries had been rewritten into the keyed format (old head "
+        f"{d.get('legacy_head_hash')}) by an earlier run of this step, cut short before it was recorded as done"
+    )
 
 
 @migration(2)
