@@ -538,3 +538,87 @@ def test_a_rerun_of_the_first_step_after_a_kill_says_the_killed_run_keyed_the_lo
     did = out['steps'][0]['did']
     assert 'already keyed or absent' not in did, did
     assert "the audit log's 1 entries had been rewritten into the keyed format" in did and 'earlier run' in did, did
+
+
+@pytest.fixture
+def no_overrides(monkeypatch):
+    "No LIFECYCLE_* variable of the caller's overrides the settings.ini a test writes."
+    for k in [k for k in os.environ if k.startswith('LIFECYCLE_') and k != 'LIFECYCLE_KEYS_DIR']:
+        monkeypatch.delenv(k)
+
+
+@pytest.mark.parametrize('written', ['settings.ini', 'LIFECYCLE_TRACKING_URI'])
+def test_a_relative_sqlite_tracking_uri_is_the_workspaces_whatever_folder_a_command_runs_in(
+    tmp_path, monkeypatch, no_overrides, written
+):
+    """Found by review (EN): `tracking_uri = sqlite:///mlflow.db` was MLflow's relative path, so a command run from
+    another folder (LIFECYCLE_WORKSPACE) made and used a second mlflow.db there, and `has_tracking` looked there."""
+    from lifecycle.core.settings import load_settings
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.serve.predlog import sqlite_path
+
+    ws, elsewhere = tmp_path / 'ws', tmp_path / 'elsewhere'
+    ws.mkdir(), elsewhere.mkdir()
+    uri = 'sqlite:///db/mlflow.db'
+    (ws / 'settings.ini').write_text('[workspace]\n' + (f'tracking_uri = {uri}\n' if written == 'settings.ini' else ''))
+    if written != 'settings.ini':
+        monkeypatch.setenv(written, uri)
+    (ws / 'db').mkdir()
+    (ws / 'db' / 'mlflow.db').touch()
+    monkeypatch.chdir(elsewhere)
+    s = load_settings(ws)
+    assert sqlite_path(s.tracking_uri) == str(ws / 'db' / 'mlflow.db') and s.tracking_uri == f'sqlite:///{ws}/db/mlflow.db'
+    assert Workspace(**vars(s)).has_tracking
+    (ws / 'settings.ini').write_text('[workspace]\ntracking_uri = sqlite:///file:db/m.db?uri=true&mode=ro\n')
+    monkeypatch.delenv('LIFECYCLE_TRACKING_URI', raising=False)
+    assert sqlite_path(load_settings(ws).tracking_uri) == str(ws / 'db' / 'm.db')  # (a URI filename: query kept)
+    for kept in ('sqlite://', 'sqlite:///:memory:', 'postgresql+psycopg://u@h/db', 'http://127.0.0.1:5000'):
+        (ws / 'settings.ini').write_text(f'[workspace]\ntracking_uri = {kept}\n')
+        assert load_settings(ws).tracking_uri == kept
+
+
+@pytest.mark.parametrize(
+    'uri', ['sqlite:///{root}/t.db', 'sqlite:///t.db', 'sqlite:///file:{root}/t.db?uri=true', 'sqlite:///./t.db']
+)
+def test_has_tracking_finds_the_database_of_every_sqlite_form(tmp_path, monkeypatch, no_overrides, uri):
+    """Found by review (EN): `has_tracking` and the site's cache key cut the text after `sqlite:///`: a URI filename
+    (`file:/p.db?uri=true`) was never found, so the site and `status` said there was no tracking store."""
+    from lifecycle.app.site import _models_key
+    from lifecycle.core.settings import load_settings
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.serve.predlog import sqlite_path
+
+    (tmp_path / 'settings.ini').write_text(f"[workspace]\ntracking_uri = {uri.format(root=tmp_path)}\n")
+    ws = Workspace(**vars(load_settings(tmp_path)))
+    assert not ws.has_tracking and sqlite_path(ws.tracking_uri) == str(tmp_path / 't.db')
+    before = _models_key(ws)
+    (tmp_path / 't.db').write_bytes(b'x')
+    assert ws.has_tracking and _models_key(ws) != before  # (the site sees the database change)
+
+
+@pytest.mark.parametrize('folder', ['a%41b', 'a%2Fb', 'what?now', 'spaced out é'])
+def test_a_workspace_in_a_folder_whose_name_holds_a_percent_escape_opens_its_own_databases(
+    tmp_path, monkeypatch, no_overrides, folder
+):
+    """Found by review (EN): SQLAlchemy undoes %-escapes in a URL's path (and ends it at `?`), so a workspace in a
+    folder `a%41b` opened `aAb/.lifecycle/mlflow.db` and `aAb/.lifecycle/predictions.db`: other databases, made anew."""
+    from sqlalchemy import create_engine
+    from lifecycle.core.settings import load_settings
+    from lifecycle.serve.predlog import default_url, sqlite_path
+
+    root = tmp_path / folder
+    (root / '.lifecycle' / 'logs').mkdir(parents=True)
+    (root / 'settings.ini').write_text('[workspace]\n')
+    s = load_settings(root)
+    state = root / '.lifecycle'
+    assert sqlite_path(s.tracking_uri) == str(state / 'mlflow.db')
+    assert sqlite_path(default_url(s)) == str(state / 'predictions.db')
+    (root / 'settings.ini').write_text('[workspace]\nprediction_log_url = sqlite:///.lifecycle/logs/p.db\n')
+    s = load_settings(root)
+    assert sqlite_path(default_url(s)) == str(state / 'logs' / 'p.db')
+    for url in (s.tracking_uri, default_url(s)):  # (SQLite itself opens the files named)
+        engine = create_engine(url)
+        engine.connect().close()
+        engine.dispose()
+    assert {p.name for p in state.rglob('*.db')} == {'mlflow.db', 'p.db'}
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]

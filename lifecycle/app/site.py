@@ -1269,12 +1269,12 @@ def _models_key(s: Settings) -> str | None:
     uri, key_folder = s.tracking_uri, keys_folder(s.audit_path, s.keys_dir, create=False)
     if not uri.startswith('sqlite:'):
         return None
-    db = Path(uri.removeprefix('sqlite:///'))
+    db = s.tracking_db  # (None in memory)
     return hash_obj(
         [
             uri,
             s.environment,
-            [_stat_walk(db.with_name(db.name + suffix)) for suffix in ('', '-wal', '-journal')],
+            db and [_stat_walk(db.with_name(db.name + suffix)) for suffix in ('', '-wal', '-journal')],
             _stat_walk(s.store_dir / 'records'),
             _stat_walk(key_folder / 'audit.key') if key_folder else None,
             _stat_walk(Path(s.params_dir)),

@@ -121,6 +121,12 @@ class Settings:
     def digest_salt_path(self) -> Path:
         return self.state_dir / 'keys' / 'digest.salt'  # salts digests quoted in findings
 
+    @property
+    def tracking_db(self) -> Path | None:
+        "The SQLite file of the tracking store (None for a tracking server or another database, or one in memory)."
+        db = _sqlite_db(self.tracking_uri)
+        return Path(db) if db else None
+
     def as_dict(self) -> dict:
         "JSON-friendly view."
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
@@ -178,7 +184,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
         port = int(v['port'])
     except ValueError:
         raise SettingsError(f"{key('port')}: expected an integer, found {v['port']!r}") from None
-    uri = v['tracking_uri'] or f"sqlite:///{state / 'mlflow.db'}"
+    uri = _rooted(v['tracking_uri'], root) if v['tracking_uri'] else _sqlite_url(state / 'mlflow.db')
     choices = {
         'prediction_log_commit': ('durable', 'batched'),
         'prediction_log_on_failure': ('refuse', 'answer'),
@@ -234,6 +240,63 @@ def _parsed(url: str):
         return make_url(str(url))
     except Exception:
         return None
+
+
+def _uri_filename(u) -> bool:
+    "Whether a parsed SQLite URL names a URI filename (`file:path?...&uri=true`, as pysqlite reads `uri`)."
+    uri = str(u.query.get('uri')).lower() in ('true', 'yes', 'on', 'y', 't', '1')
+    return uri and (u.database or '').startswith('file:')
+
+
+def _sqlite_db(url: str) -> str:
+    """The file SQLite opens for `url` ('' for another database, one in memory, or a URL SQLAlchemy cannot read), as
+    SQLAlchemy reads it (its %-escapes undone): not the text after `sqlite:///`, which for a URI filename
+    (`file:/p.db?uri=true`) is no path and keeps the query, and for a folder named `a%41b` is another folder."""
+    from urllib.parse import unquote
+    from sqlalchemy.engine import make_url
+
+    if not str(url).startswith('sqlite'):
+        return ''
+    try:
+        u = make_url(url)
+    except Exception:
+        return ''
+    path = u.database or ''
+    if _uri_filename(u):
+        path = unquote(path[len('file:') :].partition('?')[0].partition('#')[0])  # (SQLite undoes its %-escapes)
+        if path.startswith('//'):  # (`file://localhost/p.db`, `file:///p.db`: an authority before the path)
+            path = path[path.find('/', 2) :] if path.find('/', 2) > 0 else ''
+    return '' if path in ('', ':memory:') or 'mode=memory' in url else path
+
+
+def _quoted(path: str | Path) -> str:
+    """`path` as written in a SQLAlchemy URL, read back as itself: SQLAlchemy undoes %-escapes in a URL's database and
+    ends it at a `?` (a workspace in a folder `a%41b` opened `aAb/.lifecycle/mlflow.db`, another database)."""
+    return str(path).replace('%', '%25').replace('?', '%3F')
+
+
+def _sqlite_url(path: str | Path) -> str:
+    "The SQLAlchemy URL of the SQLite file at the absolute `path`."
+    return f"sqlite:///{_quoted(path)}"
+
+
+def _rooted(url: str, root: str | Path) -> str:
+    """A SQLite `url` with a relative file's path resolved in the workspace `root`, as settings' other paths are (the
+    same database from any folder a command runs in); any other URL, or one in memory, as it is."""
+    from sqlalchemy.engine import make_url
+
+    if not str(url).startswith('sqlite') or not _sqlite_db(url):
+        return url
+    u = make_url(url)
+    db, uri = u.database or '', _uri_filename(u)
+    path = db[len('file:') :] if uri else db
+    if Path(path).is_absolute():
+        return url
+    query, path = ''.join(url.partition('?')[1:]), str(Path(root) / path)  # (the query as written)
+    if uri:  # (SQLite reads %-escapes of a URI filename, `?` and `#` end its path; SQLAlchemy undoes one level first)
+        path = 'file:' + _quoted(path.replace('%', '%25').replace('?', '%3F').replace('#', '%23'))
+        return f"{u.drivername}:///{path}{query}"
+    return f"{u.drivername}:///{_quoted(path)}{query}"
 
 
 def shown_url(url: str) -> str:

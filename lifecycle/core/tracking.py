@@ -31,12 +31,10 @@ def schema_cache_dir() -> Path:
 
 def _sqlite_file(tracking_uri: str) -> Path | None:
     "The database file of a `sqlite:` URI, or None for another engine or an in-memory database."
-    if not tracking_uri.startswith('sqlite:'):
-        return None
-    from sqlalchemy.engine import make_url
+    from lifecycle.core.settings import _sqlite_db
 
-    db = make_url(tracking_uri).database
-    return Path(db) if db and db != ':memory:' else None
+    db = _sqlite_db(tracking_uri)
+    return Path(db) if db else None
 
 
 def _default_artifact_location() -> str:

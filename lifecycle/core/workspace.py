@@ -485,8 +485,7 @@ class Workspace(Settings):
     @property
     def has_tracking(self) -> bool:
         "Whether there is a tracking store to read: a tracking server, or an SQLite database that exists."
-        uri = self.tracking_uri
-        return not uri.startswith('sqlite:') or Path(uri.removeprefix('sqlite:///')).is_file()
+        return not self.tracking_uri.startswith('sqlite') or bool(self.tracking_db and self.tracking_db.is_file())
 
     def experiment(self, name: str) -> str:
         "The id of the MLflow experiment `name`, created (artifacts under the state folder) if new."

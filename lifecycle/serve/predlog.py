@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from re import fullmatch
 import orjson
 from ..core.settings import Settings, shown_url, without_secrets
+from ..core.settings import _rooted, _sqlite_db, _sqlite_url
 from ..core.settings import db_reason as _reason
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def default_url(s: Settings) -> str:
     is the workspace's, as other settings' paths are), else SQLite in state_dir."""
     url = s.prediction_log_url
     if not url:
-        return f"sqlite:///{s.state_dir / 'predictions.db'}"
+        return _sqlite_url(s.state_dir / 'predictions.db')
     return _sqlite_file(url, s.root) if url.startswith('sqlite') else url
 
 
@@ -49,24 +50,16 @@ def _sqlite_file(url: str, root: Path) -> str:
     from ..core.settings import SettingsError
 
     try:
-        u = make_url(url)
+        make_url(url)
     except Exception:
         return url  # (said, as any unparsable URL is, where the log is opened)
-    db, uri = u.database or '', _uri_filename(u)
-    path = db[len('file:') :] if uri else db
     if not sqlite_path(url):  # (`file::memory:?uri=true` too)
         raise SettingsError(
             f"the prediction log's URL {shown_url(url)} is a SQLite database in memory, lost when the server stops "
             f"and never seen by its other workers or by monitor ({_SOURCE}); expected a file (sqlite:///path.db), or "
             "no value for one in the state folder"
         )
-    if Path(path).is_absolute():
-        return url
-    query, path = ''.join(url.partition('?')[1:]), str(Path(root) / path)  # (the query as written; the path as
-    # default_url writes one: not %-escaped, as render_as_string escaped a folder's `:` or `#`, kept by `journal_dir`)
-    if uri:  # (SQLite reads %-escapes of a URI filename, `?` and `#` end its path; SQLAlchemy undoes one level first)
-        path = 'file:' + path.replace('%', '%25').replace('?', '%3F').replace('#', '%23').replace('%', '%25')
-    return f"{u.drivername}:///{path}{query}"
+    return _rooted(url, root)
 
 
 def log_reachable(s: Settings) -> None:
@@ -1155,30 +1148,10 @@ class PredictionLog:
         return self._queued - self._written
 
 
-def _uri_filename(u) -> bool:
-    "Whether a parsed SQLite URL names a URI filename (`file:path?...&uri=true`, as pysqlite reads `uri`)."
-    uri = str(u.query.get('uri')).lower() in ('true', 'yes', 'on', 'y', 't', '1')
-    return uri and (u.database or '').startswith('file:')
-
-
 def sqlite_path(url: str) -> str:
     """The file SQLite opens for `url` ('' for another database, one in memory, or a URL SQLAlchemy cannot read): not
     the text after `sqlite:///`, which for a URI filename (`file:/p.db?uri=true`) is no path and keeps the query."""
-    from urllib.parse import unquote
-    from sqlalchemy.engine import make_url
-
-    if not str(url).startswith('sqlite'):
-        return ''
-    try:
-        u = make_url(url)
-    except Exception:
-        return ''
-    path = u.database or ''
-    if _uri_filename(u):
-        path = unquote(path[len('file:') :].partition('?')[0].partition('#')[0])  # (SQLite undoes its %-escapes)
-        if path.startswith('//'):  # (`file://localhost/p.db`, `file:///p.db`: an authority before the path)
-            path = path[path.find('/', 2) :] if path.find('/', 2) > 0 else ''
-    return '' if path in ('', ':memory:') or 'mode=memory' in url else path
+    return _sqlite_db(url)
 
 
 def journal_dir(url: str) -> Path | None:
