@@ -646,6 +646,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                               'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._quoted': ( 'api/core/settings.html#_quoted',
                                                                               'lifecycle/core/settings.py'),
+                                         'lifecycle.core.settings._read_ini': ( 'api/core/settings.html#_read_ini',
+                                                                                'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._rooted': ( 'api/core/settings.html#_rooted',
                                                                               'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._sqlite_db': ( 'api/core/settings.html#_sqlite_db',

@@ -622,3 +622,21 @@ def test_a_workspace_in_a_folder_whose_name_holds_a_percent_escape_opens_its_own
         engine.dispose()
     assert {p.name for p in state.rglob('*.db')} == {'mlflow.db', 'p.db'}
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
+
+
+def test_a_settings_ini_saved_with_a_byte_order_mark_is_read_by_every_reader(tmp_path, no_overrides):
+    """Found by review (EN): a settings.ini saved by a Windows editor (a UTF-8 byte order mark first) was refused by
+    every command as 'File contains no section headers', naming its own `[workspace]` line; `read_trust` on a file
+    not UTF-8 was a traceback (UnicodeDecodeError), not a refusal naming it."""
+    from lifecycle.core.settings import SettingsError, load_settings, read_trust
+    from lifecycle.release.governance import load_roles
+
+    pin = 'ed25519:' + 'A' * 43 + '='
+    ini = tmp_path / 'settings.ini'
+    text = f'[workspace]\nport = 8123\n[roles]\nml_engineer = carol\n[trust]\nmodel_signing = {pin}\n'
+    ini.write_bytes(text.encode('utf-8-sig'))
+    assert load_settings(tmp_path).port == 8123
+    assert read_trust(tmp_path) == {'model_signing': [pin]} and load_roles(tmp_path) == {'ml_engineer': {'carol'}}
+    ini.write_bytes(b'[trust]\nrevoked = caf\xe9\n')
+    with pytest.raises(SettingsError, match=r'settings.ini: not valid UTF-8 \(byte 0xe9 at offset 21\)'):
+        read_trust(tmp_path)

@@ -132,6 +132,19 @@ class Settings:
         return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
 
 
+def _read_ini(ini: Path) -> configparser.ConfigParser:
+    """`settings.ini` parsed, its values as written (no interpolation: as from LIFECYCLE_*, a URL's `%40`); a UTF-8 byte
+    order mark, as Windows editors save one, is no part of its first line (it was read as 'no section headers')."""
+    cp = configparser.ConfigParser(interpolation=None)
+    try:
+        cp.read_string(ini.read_text(encoding='utf-8-sig'))
+    except UnicodeDecodeError as e:
+        raise SettingsError(f"{ini}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
+    except (OSError, configparser.Error) as e:
+        raise SettingsError(f"{ini}: cannot be read: {e}") from None
+    return cp
+
+
 SECTIONS = ('workspace', 'roles', 'trust')  # settings.ini's: the workspace's settings, the admin roles, the pins
 
 
@@ -139,13 +152,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
     "Read `settings.ini` from the workspace `root` (found if omitted), then apply `LIFECYCLE_*` overrides."
     root = Path(root).resolve() if root else find_workspace()
     ini = root / 'settings.ini'
-    cp = configparser.ConfigParser(interpolation=None)  # (values as written, as from LIFECYCLE_*: a URL's `%40`)
-    try:
-        cp.read_string(ini.read_text(encoding='utf-8'))
-    except UnicodeDecodeError as e:
-        raise SettingsError(f"{ini}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
-    except (OSError, configparser.Error) as e:
-        raise SettingsError(f"{ini}: cannot be read: {e}") from e
+    cp = _read_ini(ini)
     if cp.defaults():  # (configparser's [DEFAULT] is no section: its keys would be read into every other one)
         raise SettingsError(
             f"{ini}: keys {sorted(cp.defaults())} under [DEFAULT], which lifecycle does not read; put the workspace's "
@@ -413,11 +420,7 @@ def workspace_id(state_dir: str | Path, create: bool = True) -> str | None:
 def read_trust(root: str | Path) -> dict[str, list[str]]:
     "The `[trust]` section of the workspace's `settings.ini`: each key's comma-separated values, as a list."
     ini = Path(root) / 'settings.ini'
-    cp = configparser.ConfigParser(interpolation=None)
-    try:
-        cp.read_string(ini.read_text(encoding='utf-8'))
-    except (OSError, configparser.Error) as e:
-        raise SettingsError(f"{ini}: cannot be read: {e}") from None
+    cp = _read_ini(ini)
     if not cp.has_section('trust'):
         return {}
     out = {k: [x.strip() for x in v.replace('\n', ',').split(',') if x.strip()] for k, v in cp['trust'].items()}
@@ -438,7 +441,7 @@ _PIN_KEYS = ('model_signing', 'administrator')  # [trust] keys whose values are 
 def write_trust(root: str | Path, key: str, values: list[str]) -> Path:
     "Set `key` of the `[trust]` section of `settings.ini` to `values` (the section is added if absent), atomically."
     ini = Path(root) / 'settings.ini'
-    lines = ini.read_text(encoding='utf-8').splitlines()
+    lines = ini.read_text(encoding='utf-8-sig').splitlines()
     new = f"{key} = {', '.join(values)}"
     start = next((i for i, x in enumerate(lines) if x.strip().lower() == '[trust]'), None)
     if start is None:

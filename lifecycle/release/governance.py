@@ -5,13 +5,12 @@ that ties a release to its evidence and lineage; every approval, refusal and pro
 
 # %% ../../nbs/api/release/00_governance.ipynb #3f7072ce
 from __future__ import annotations
-import configparser
 import json
 import os
 import tempfile
 from pathlib import Path
 import pandas as pd
-from ..core.settings import Settings, SettingsError
+from ..core.settings import Settings, SettingsError, _read_ini  # noqa: F401 (SettingsError: raised by load_roles)
 from ..core.store import Store, StoreError, hash_obj, sha256_bytes
 from ..core.manifest import now_iso
 from ..core.params import Gate, load_file, PolicyParams
@@ -35,11 +34,7 @@ def load_roles(path: str | Path) -> dict[str, set[str]]:
     path = Path(path)
     if path.is_dir():
         path = path / 'settings.ini'
-    cp = configparser.ConfigParser(interpolation=None)
-    try:
-        cp.read_string(path.read_text(encoding='utf-8'))
-    except (OSError, configparser.Error) as e:
-        raise SettingsError(f"{path}: cannot be read: {e}") from None
+    cp = _read_ini(path)
     if not cp.has_section('roles'):
         return {}
     return {
