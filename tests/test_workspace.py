@@ -640,3 +640,17 @@ def test_a_settings_ini_saved_with_a_byte_order_mark_is_read_by_every_reader(tmp
     ini.write_bytes(b'[trust]\nrevoked = caf\xe9\n')
     with pytest.raises(SettingsError, match=r'settings.ini: not valid UTF-8 \(byte 0xe9 at offset 21\)'):
         read_trust(tmp_path)
+
+
+@pytest.mark.parametrize('written', ['settings.ini', 'LIFECYCLE_HOST'])
+def test_an_empty_host_is_the_default_loopback_address_not_every_interface(
+    tmp_path, monkeypatch, no_overrides, written
+):
+    """Found by review (EN): `host =` (empty, as other keys are left for their default) was passed to uvicorn as '',
+    which binds 0.0.0.0: `lifecycle serve` answered on every interface, where --help says the default is 127.0.0.1."""
+    from lifecycle.core.settings import load_settings
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\nhost =\n' if written == 'settings.ini' else '[workspace]\n')
+    if written != 'settings.ini':
+        monkeypatch.setenv(written, ' ')
+    assert load_settings(tmp_path).host == '127.0.0.1'
