@@ -654,3 +654,17 @@ def test_an_empty_host_is_the_default_loopback_address_not_every_interface(
     if written != 'settings.ini':
         monkeypatch.setenv(written, ' ')
     assert load_settings(tmp_path).host == '127.0.0.1'
+
+
+@pytest.mark.parametrize('name', ['params ', ' params', 'paramètres et données'])
+def test_a_remembered_params_folder_whose_name_has_edge_spaces_or_unicode_is_that_folder(tmp_path, name):
+    """Found by review (EN): the remembered params folder was read back stripped, so a run with `--params 'params '`
+    left the next command reading `params/`, another folder (perhaps another dataset's), without a word."""
+    from types import SimpleNamespace
+    from lifecycle.core.workspace import remember_params, remembered_params
+
+    (tmp_path / 'params').mkdir()
+    (tmp_path / name).mkdir(exist_ok=True)
+    state = tmp_path / '.lifecycle'
+    remember_params(SimpleNamespace(state_dir=state, params_dir=tmp_path / name, root=tmp_path))
+    assert remembered_params(state, tmp_path) == tmp_path.resolve() / name

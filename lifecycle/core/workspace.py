@@ -325,7 +325,7 @@ def stored_format(state_dir: str | Path) -> int | None:
     state = Path(state_dir)
     p = state / FORMAT_FILE
     if p.is_file():
-        text = p.read_text(encoding='utf-8', errors='replace').strip()
+        text = p.read_text(encoding='utf-8', errors='replace').removesuffix('\n')  # (not strip(): `params ` is a name)
         if not (text.isascii() and text.isdigit()):  # (a damaged state file: exit 4, as README's table says; AH)
             raise StateError(f"{p}: expected the workspace format version (an integer), found {text[:40]!r}")
         return int(text)
@@ -399,7 +399,7 @@ def remembered_params(state_dir: str | Path, root: str | Path) -> Path | None:
     p = Path(state_dir) / PARAMS_FILE
     if not p.is_file():
         return None
-    text = p.read_text(encoding='utf-8', errors='replace').strip()
+    text = p.read_text(encoding='utf-8', errors='replace').removesuffix('\n')  # (not strip(): `params ` is a name)
     try:
         if text and text.isprintable():
             d = Path(text) if Path(text).is_absolute() else Path(root).resolve() / text
