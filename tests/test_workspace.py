@@ -668,3 +668,16 @@ def test_a_remembered_params_folder_whose_name_has_edge_spaces_or_unicode_is_tha
     state = tmp_path / '.lifecycle'
     remember_params(SimpleNamespace(state_dir=state, params_dir=tmp_path / name, root=tmp_path))
     assert remembered_params(state, tmp_path) == tmp_path.resolve() / name
+
+
+def test_a_blank_override_of_an_optional_setting_means_what_empty_means(tmp_path, monkeypatch, no_overrides):
+    """Found by review (EN): LIFECYCLE_PII_KEY_FILE=' ' was refused as 'expected a folder, found an empty value'
+    (a key file is no folder), and LIFECYCLE_KEYS_DIR=' ' put the audit and signing keys in a folder ' ' of the
+    current folder; an empty value means no file and the default keys folder, and blank now means the same."""
+    from lifecycle.core.settings import default_keys_dir, load_settings
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    monkeypatch.setenv('LIFECYCLE_PII_KEY_FILE', ' ')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', ' ')
+    s = load_settings(tmp_path)
+    assert s.pii_key_file is None and s.keys_dir == default_keys_dir() and s.keys_dir.name == 'keys'

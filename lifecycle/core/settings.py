@@ -63,8 +63,8 @@ def find_workspace(start: str | Path | None = None) -> Path:
 def default_keys_dir() -> Path:
     """The per-user keys folder outside any workspace: `$LIFECYCLE_KEYS_DIR`, else `$XDG_DATA_HOME/lifecycle/keys`, else
     `~/.local/share/lifecycle/keys`."""
-    env = os.environ.get('LIFECYCLE_KEYS_DIR')
-    if env:
+    env = os.environ.get('LIFECYCLE_KEYS_DIR', '')
+    if env.strip():  # (blank: unset, not a folder ' ' in the current one)
         return Path(env).expanduser().resolve()
     data = os.environ.get('XDG_DATA_HOME') or Path.home() / '.local' / 'share'
     return (Path(data).expanduser() / 'lifecycle' / 'keys').resolve()
@@ -221,12 +221,12 @@ def load_settings(root: str | Path | None = None) -> Settings:
         tracking_uri=uri,
         host=v['host'].strip() or DEFAULTS['host'],  # (empty: the default, as for every key; '' was every interface)
         port=port,
-        pii_key_file=path('pii_key_file') if v['pii_key_file'] else None,
+        pii_key_file=path('pii_key_file') if v['pii_key_file'].strip() else None,  # (blank: none, as empty is)
         prediction_log_url=v['prediction_log_url'],
         prediction_log_commit=v['prediction_log_commit'],
         prediction_log_on_failure=v['prediction_log_on_failure'],
         **limits,
-        keys_dir=path('keys_dir') if v['keys_dir'] else default_keys_dir(),
+        keys_dir=path('keys_dir') if v['keys_dir'].strip() else default_keys_dir(),
         environment=v['environment'].strip() or 'dev',
         stage_kernel=v['stage_kernel'],
     )
