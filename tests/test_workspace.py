@@ -681,3 +681,17 @@ def test_a_blank_override_of_an_optional_setting_means_what_empty_means(tmp_path
     monkeypatch.setenv('LIFECYCLE_KEYS_DIR', ' ')
     s = load_settings(tmp_path)
     assert s.pii_key_file is None and s.keys_dir == default_keys_dir() and s.keys_dir.name == 'keys'
+
+
+def test_a_misspelt_trust_key_is_refused_naming_it_not_read_as_no_pin_or_no_revocation(tmp_path):
+    """Found by review (EN): `[trust]` keys were read whatever their name, so a hand-edited `revokd = <key id>` revoked
+    nothing and `model_signng = <pin>` left no pin (loads then trusted the key folder's keys), without a word."""
+    from lifecycle.core.settings import SettingsError, read_trust
+
+    pin = 'ed25519:' + 'A' * 43 + '='
+    (tmp_path / 'settings.ini').write_text(f'[trust]\nmodel_signing = {pin}\nrevokd = ab12\n')
+    said = r"settings.ini: unknown key\(s\) in \[trust\]: 'revokd' \(did you mean 'revoked'\?\)"
+    with pytest.raises(SettingsError, match=said):
+        read_trust(tmp_path)
+    (tmp_path / 'settings.ini').write_text(f'[trust]\nmodel_signing = {pin}\nadministrator = {pin}\nrevoked = ab12\n')
+    assert set(read_trust(tmp_path)) == {'model_signing', 'administrator', 'revoked'}

@@ -424,6 +424,15 @@ def read_trust(root: str | Path) -> dict[str, list[str]]:
     if not cp.has_section('trust'):
         return {}
     out = {k: [x.strip() for x in v.replace('\n', ',').split(',') if x.strip()] for k, v in cp['trust'].items()}
+    if stray := sorted(set(out) - {*_PIN_KEYS, 'revoked'}):  # (`revokd = <id>`: a revocation silently not made)
+        import difflib
+
+        near = {x: difflib.get_close_matches(x, [*_PIN_KEYS, 'revoked'], 1) for x in stray}
+        said = '; '.join(repr(x) + (f" (did you mean {m[0]!r}?)" if m else '') for x, m in near.items())
+        raise SettingsError(
+            f"{ini}: unknown key(s) in [trust]: {said}; expected some of {sorted([*_PIN_KEYS, 'revoked'])} (written by "
+            "`lifecycle keys` and `lifecycle trust`): restore the line from a backup or from version control"
+        )
     for k in _PIN_KEYS:
         for i, pin in enumerate(out.get(k, ()), start=1):
             if not re.fullmatch(r'ed25519:[A-Za-z0-9+/]{43}=', pin):
