@@ -157,6 +157,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                     'lifecycle.app.site._offline_pages': ('api/app/site.html#_offline_pages', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._published_writes': ( 'api/app/site.html#_published_writes',
                                                                               'lifecycle/app/site.py'),
+                                    'lifecycle.app.site._put_site_back': ('api/app/site.html#_put_site_back', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._render_site': ('api/app/site.html#_render_site', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._reports': ('api/app/site.html#_reports', 'lifecycle/app/site.py'),
                                     'lifecycle.app.site._rollout_table': ('api/app/site.html#_rollout_table', 'lifecycle/app/site.py'),

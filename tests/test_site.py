@@ -4,6 +4,7 @@ when a run is added). The browser checks are in test_site_browser.py."""
 
 from __future__ import annotations
 import json
+from pathlib import Path
 import re
 import shutil
 import subprocess
@@ -1086,3 +1087,38 @@ def test_an_incremental_render_killed_mid_page_leaves_the_page_before_it_whole(w
     assert not [p for p in target.parent.iterdir() if p.name.startswith('.')]  # (no temporary file left)
     site.render_site(s, 'mkdocs')  # the next render finishes it
     assert 'r2' in target.read_text()
+
+
+@pytest.mark.slow  # two complete MkDocs builds
+def test_a_complete_render_cut_short_between_its_two_renames_keeps_the_site_it_was_replacing(workspace, monkeypatch):
+    """A complete render swaps `site.tmp` in through `site.old` with two renames: one that failed (or was killed)
+    between them left no `reports/site` at all, and the next render deleted `site.old` instead of putting it back.
+    A failed swap now puts the old site back, and a render finds a killed swap's `site.old` and puts it back first."""
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    page = s.site_dir / 'runs' / 'index.html'
+    before = page.read_bytes()
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
+    mpath = s.reports_dir / 'site-src' / 'manifest.json'
+    mpath.write_text(json.dumps({**json.loads(mpath.read_text()), 'building': True}))  # (a complete render next)
+    rename = Path.rename
+
+    def full_disk(self, target):
+        if Path(target) == s.site_dir and self.name == 'site.tmp':  # (the second rename)
+            raise OSError(28, 'No space left on device')
+        return rename(self, target)
+
+    with monkeypatch.context() as m, pytest.raises(site.SiteError, match='No space left on device'):
+        m.setattr(Path, 'rename', full_disk)
+        site.render_site(s, 'mkdocs')
+    assert page.read_bytes() == before  # the site it was replacing, in its place
+    s.site_dir.rename(s.site_dir.with_name('site.old'))  # what a kill between the two renames leaves
+    seen = []
+    monkeypatch.setattr(site, 'build_mkdocs', lambda *a, **k: seen.append(page.read_bytes()))
+    site.render_site(s, 'mkdocs')
+    assert seen == [before] and page.read_bytes() == before  # put back before the render, not deleted by it
+    assert not s.site_dir.with_name('site.old').exists()

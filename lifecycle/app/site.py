@@ -1727,8 +1727,20 @@ def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> No
     _remove(old)
     if site.exists() or site.is_symlink():
         site.rename(old)
-    tmp.rename(site)
+    try:
+        tmp.rename(site)
+    except BaseException:  # (a swap that failed halfway keeps the site it was replacing)
+        _put_site_back(site)
+        raise
     _remove(old)
+
+
+def _put_site_back(site: Path) -> None:
+    """Where `site` is missing and `site.old` is there, `site.old` goes back: what a complete build left when it failed
+    or was killed between its two renames (`site` -> `site.old`, `site.tmp` -> `site`), so no site is served."""
+    old = site.with_name(site.name + '.old')
+    if not (site.exists() or site.is_symlink()) and (old.exists() or old.is_symlink()):
+        old.rename(site)
 
 # %% ../../nbs/api/app/01_site.ipynb #0e815850
 class NotebookPrerender:
@@ -1875,6 +1887,7 @@ def _render_site(s: Settings, engine: str | None) -> Path:
 
     engine = engine or renderer()
     src, site = s.reports_dir / 'site-src', s.site_dir
+    _put_site_back(site)  # (a complete render killed mid-swap: the site it was replacing, not none)
     mpath = src / 'manifest.json'
     old = _last_render(mpath)
     fingerprint, models_key = input_fingerprint(s), _models_key(s)
