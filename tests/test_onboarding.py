@@ -1379,3 +1379,31 @@ def test_init_force_killed_between_its_two_renames_names_the_old_params_and_init
     assert sorted(c.name for c in tmp_path.iterdir()) == ['p']  # (no hidden folder left beside it)
     write_params(pr, out, overwrite=True)
     assert 'mine' not in (out / 'train.yaml').read_text()
+
+
+def test_a_force_replacement_that_failed_to_put_the_old_params_back_is_not_said_to_be_put_back_by_init(
+    tmp_path, monkeypatch
+):
+    """`init --force` that could not put the old params back says where it kept them, and removes its new folder: an
+    init after it leaves them alone. A run's refusal said init was cut short and that `lifecycle init` would put them
+    back first; run, it wrote a new params folder and the old params stayed hidden. Now it names only the mv."""
+    pr = propose_params(customers(), target='churned', source='c.csv')
+    out = write_params(pr, tmp_path / 'my params')
+    rename = Path.rename
+
+    def refused(self, target):
+        if Path(target) == out:
+            raise OSError(28, 'No space left on device')
+        return rename(self, target)
+
+    with monkeypatch.context() as m, pytest.raises(ProposalRefused, match='the folder it replaces is kept at'):
+        m.setattr(Path, 'rename', refused)
+        write_params(pr, out, overwrite=True)
+    (kept,) = tmp_path.glob('.my params.*.old')
+    with pytest.raises(ParamsError) as e:
+        load_params(out)
+    msg = str(e.value)
+    assert 'puts it back first' not in msg and 'cut short' not in msg, msg
+    assert f"`mv '{kept}' '{out}'` puts it back" in msg, msg  # (quoted: the names hold a space)
+    write_params(pr, out)
+    assert kept.is_dir()  # (what the message said: init left it alone)

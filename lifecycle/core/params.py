@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import shlex
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 import yaml
@@ -1026,11 +1027,19 @@ def not_a_folder(d: Path) -> str:
     "What stands at `d`, where a params folder is expected and none is: a file (or other non-folder), or nothing."
     if d.exists():
         return 'expected a params folder, found a file'
-    if kept := _set_aside(d):  # (`init --force` killed between its two renames: the old params are hidden beside)
+    if kept := _set_aside(d):  # (`init --force` killed between its two renames, or failing to put the old back)
+        killed = [k for k in kept if _cut_short(d, k)]
+        k = (killed or kept)[0]
+        mv = f"`mv {shlex.quote(str(k))} {shlex.quote(str(d))}`"
+        if not killed:  # (a failure init told of: `_put_back` leaves it alone, so only the mv puts it back)
+            return (
+                f"params folder not found; the folder `lifecycle init --force` replaced is kept at {k}: {mv} puts it "
+                "back"
+            )
         return (
             f"params folder not found: `lifecycle init --force` was cut short while replacing it, and the folder it "
-            f"replaced is kept at {kept[0]}; move it back (`mv {kept[0]} {d}`) or run `lifecycle init` for {d} again "
-            "(it puts it back first)"
+            f"replaced is kept at {k}; move it back ({mv}) or run `lifecycle init` for {d} again (it puts it back "
+            "first)"
         )
     return 'params folder not found'
 
@@ -1045,6 +1054,22 @@ def _set_aside(d: Path) -> list[Path]:
     except OSError:  # (no parent folder, or one that cannot be listed: nothing set aside to name)
         return []
     return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+
+
+def _init_gone(d: Path, left: Path) -> bool:
+    """Whether the `lifecycle init` that made `left` (`.<name of d>.<pid>.…`, beside `d`) no longer runs: its pid is
+    not running, or is this process's; a name with no pid (an older init's) is taken as gone."""
+    import os
+    from lifecycle.core.store import pid_alive
+
+    pid = left.name.removeprefix(f'.{Path(d).name}.').split('.')[0]
+    return not pid.isdigit() or int(pid) == os.getpid() or not pid_alive(int(pid))
+
+
+def _cut_short(d: Path, kept: Path) -> bool:
+    """Whether `kept` (one of `_set_aside(d)`) was left by an init killed between its two renames: the new folder it
+    was renaming in is still beside it, and it no longer runs. (One that failed and said so removed its new folder.)"""
+    return kept.with_name(kept.name.removesuffix('.old')).is_dir() and _init_gone(d, kept)
 
 # %% ../../nbs/api/core/04_params.ipynb #f111414a
 def load_params(params_dir: str | Path) -> dict[str, BaseModel]:

@@ -951,23 +951,17 @@ def _put_back(out: Path) -> None:
     (`_set_aside`) goes back, if its new folder is still beside it (a failure it told of removed that one and named the
     folder kept: left alone) and the process that set it aside no longer runs; and its temporary folders go."""
     import glob
-    from lifecycle.core.params import _set_aside
-    from lifecycle.core.store import pid_alive
-
-    def gone(left: Path) -> bool:  # (its process is not running: killed; or it is this one)
-        pid = left.name.removeprefix(f'.{out.name}.').split('.')[0]
-        return not pid.isdigit() or int(pid) == os.getpid() or not pid_alive(int(pid))
+    from lifecycle.core.params import _cut_short, _init_gone, _set_aside
 
     for kept in _set_aside(out) if not (out.exists() or out.is_symlink()) else []:
-        new = kept.with_name(kept.name.removesuffix('.old'))
-        if new.is_dir() and gone(kept):
+        if _cut_short(out, kept):
             try:
                 kept.rename(out)
             except OSError as e:
                 said = f"{out}: the folder it held is kept at {kept} and cannot be put back: {e.strerror or e}"
                 raise ProposalRefused(said) from None
-            shutil.rmtree(new, ignore_errors=True)
+            shutil.rmtree(kept.with_name(kept.name.removesuffix('.old')), ignore_errors=True)
             break
     for left in out.parent.glob(f'.{glob.escape(out.name)}.*') if out.parent.is_dir() else []:
-        if re.fullmatch(r'\d+\.[a-z0-9_]{8}', left.name.removeprefix(f'.{out.name}.')) and gone(left):
+        if re.fullmatch(r'\d+\.[a-z0-9_]{8}', left.name.removeprefix(f'.{out.name}.')) and _init_gone(out, left):
             shutil.rmtree(left, ignore_errors=True)  # (a proposal a killed write left half written or not swapped in)
