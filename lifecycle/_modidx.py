@@ -840,6 +840,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                          'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace._old_alias_names': ( 'api/core/workspace.html#_old_alias_names',
                                                                                          'lifecycle/core/workspace.py'),
+                                          'lifecycle.core.workspace._retired_keys': ( 'api/core/workspace.html#_retired_keys',
+                                                                                      'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace._rewrite_params': ( 'api/core/workspace.html#_rewrite_params',
                                                                                         'lifecycle/core/workspace.py'),
                                           'lifecycle.core.workspace._snapshot_hashes': ( 'api/core/workspace.html#_snapshot_hashes',

@@ -359,3 +359,27 @@ def test_a_key_move_killed_after_its_audit_entry_is_not_said_to_have_been_cut_sh
     first, again = [e['reason'] for e in read(ws.audit_path) if e['subject'] == 'format 3']
     assert 'moved out of the state folder' in first and 'before its audit entry' not in again, again
     assert 'cut short before the step was recorded as done' in again, again
+
+
+def test_a_rerun_of_the_key_move_killed_after_filing_the_key_as_retired_does_not_say_it_moved_the_other_one(tmp_path):
+    """Migration step 3 with keys_dir already holding a (pinned) signing key files the state folder's key as a retired
+    one and removes it from the state folder; killed before the step was recorded as done, its rerun said keys_dir's
+    own key "is in keys_dir and pinned already: an earlier run of this step moved it there", a key that was never in
+    the state folder. It now says the state folder's key was filed as a retired one and the other stays current."""
+    from lifecycle.core.settings import write_trust
+    from lifecycle.core.workspace import Workspace, move_signing_key, pin_text
+    from lifecycle.model.signing import ensure_keypair, key_id, load_public_key
+
+    root = tmp_path / 'ws'
+    root.mkdir()
+    (root / 'settings.ini').write_text(f"[workspace]\nkeys_dir = {tmp_path / 'keys'}\n")
+    ws = Workspace.open(root)
+    ensure_keypair(ws.key_dir)
+    there = key_id(load_public_key(ws.key_dir))
+    write_trust(ws.root, 'model_signing', [pin_text((ws.key_dir / 'signing_key.pub.pem').read_bytes())[1]])
+    ensure_keypair(ws.state_dir / 'keys')
+    moved = key_id(load_public_key(ws.state_dir / 'keys'))
+    assert 'already held a signing key' in move_signing_key(ws)  # (done, then killed before it was recorded)
+    said = move_signing_key(ws)
+    assert 'moved it there' not in said, said
+    assert f"filed the state folder's key {moved} in {ws.key_dir / 'retired'}" in said and there in said, said

@@ -145,7 +145,8 @@ def move_signing_key(ws) -> str:
 
 def _nothing_to_move(ws, new: Path) -> str:
     """What `move_signing_key` says with no key in the state folder: a key pinned in `new` is named, as a run of the
-    step cut short after removing the state folder's files (before its audit entry) leaves it."""
+    step cut short after removing the state folder's files (before its audit entry) leaves it; or, where `new` held
+    a key already, the state folder's key that run filed as a retired one."""
     from lifecycle.core.settings import read_trust
 
     said = 'there was no signing key in the state folder to move'
@@ -153,12 +154,24 @@ def _nothing_to_move(ws, new: Path) -> str:
     if not pub.is_file():
         return said
     kid, pin = pin_text(pub.read_bytes())
-    if pin not in read_trust(ws.root).get('model_signing', []):
+    pins = read_trust(ws.root).get('model_signing', [])
+    if filed := [k for k, p in map(pin_text, _retired_keys(new)) if p in pins and k != kid]:
+        return (  # (killed after filing the state folder's key as a retired one: `kid` was there before, not moved)
+            f"{said}; an earlier run of this step, cut short before the step was recorded as done, filed the state "
+            f"folder's key {', '.join(filed)} in {new / 'retired'} and pinned it, as {new} already held the signing "
+            f"key {kid}, which stays the current one"
+        )
+    if pin not in pins:
         return said
     return (
         f'{said}; the model-signing key {kid} is in {new} and pinned in settings.ini [trust] already: an earlier run '
         'of this step moved it there and was cut short before the step was recorded as done'
     )
+
+
+def _retired_keys(new: Path) -> list[bytes]:
+    "The public keys filed in `new`'s `retired` folder (as PEM)."
+    return [p.read_bytes() for p in sorted((new / 'retired').glob('*.pub.pem'))] if (new / 'retired').is_dir() else []
 
 
 def _moved_before(priv: Path, pub: Path, new: Path) -> bool:
