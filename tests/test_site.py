@@ -1122,3 +1122,56 @@ def test_a_complete_render_cut_short_between_its_two_renames_keeps_the_site_it_w
     site.render_site(s, 'mkdocs')
     assert seen == [before] and page.read_bytes() == before  # put back before the render, not deleted by it
     assert not s.site_dir.with_name('site.old').exists()
+
+
+@pytest.mark.slow  # three MkDocs builds, one full
+def test_an_incremental_render_killed_writing_the_sitemap_leaves_the_one_before_it_whole(workspace, monkeypatch):
+    """`_published_writes` sent MkDocs's `write_file` and `copy_file` through `publish`, but MkDocs writes the site's
+    `sitemap.xml.gz` (at every build, dirty too) and any generated file with its own `open(..., 'wb')`: a render killed
+    there left a torn gzip file in the live site. Those writes are written aside and renamed in too."""
+    import builtins
+    import gzip
+    import os
+    from mkdocs.commands import build
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    target = s.site_dir / 'sitemap.xml.gz'
+    before = target.read_bytes()
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
+    real_open, real_replace = builtins.open, os.replace
+
+    class Torn:  # a file killed after its first write
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data)
+            self.f.flush()
+            raise KeyboardInterrupt
+
+    def killed_open(path, mode='r', *a, **k):
+        f = real_open(path, mode, *a, **k)
+        return Torn(f) if os.fspath(path) == str(target) and 'w' in mode else f
+
+    def killed_replace(src, dst, *a, **k):
+        if os.fspath(dst) == str(target):
+            raise KeyboardInterrupt
+        return real_replace(src, dst, *a, **k)
+
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(build, 'open', killed_open, raising=False)  # (MkDocs's own write, before the fix)
+        m.setattr(os, 'replace', killed_replace)  # (the rename of a file written aside)
+        site.render_site(s, 'mkdocs')
+    assert target.read_bytes() == before and gzip.decompress(before)  # the sitemap before it, whole
+    assert not [p for p in target.parent.iterdir() if p.name.startswith('.')]  # (no temporary file left)
+    assert 'open' not in vars(build)  # (MkDocs's own open given back)

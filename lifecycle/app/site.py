@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import html
+import io
 import json
 import os
 import re
@@ -1680,21 +1681,56 @@ def _build_light(src: Path, site: Path) -> bool:
 
 @contextlib.contextmanager
 def _published_writes():
-    """MkDocs's writes of pages, its search index and files (`mkdocs.utils.write_file`, `copy_file`) made through
+    """MkDocs's writes of pages, its search index and files (`mkdocs.utils.write_file`, `copy_file`), and those it
+    makes with its own `open(..., 'w'/'wb')` (the sitemap's `.gz` at every build, a generated file), made through
     `publish` (a temporary file renamed into place) while in this block."""
     from mkdocs import utils
+    from mkdocs.commands import build
+    from mkdocs.structure import files
 
     write, copy = utils.write_file, utils.copy_file
+    opens = {m: vars(m).get('open') for m in (build, files)}  # (None: the builtin, as MkDocs has it)
 
     def copy_file(source_path: str, output_path: str) -> None:
         out = Path(output_path)
         publish(out / Path(source_path).name if out.is_dir() else out, Path(source_path).read_bytes())
 
+    def opened(module):
+        def open_(file, mode='r', *a, **k):
+            if mode in ('w', 'wb'):
+                return _Published(Path(file), text=mode == 'w')
+            return (opens[module] or open)(file, mode, *a, **k)
+
+        return open_
+
     utils.write_file, utils.copy_file = lambda content, output_path: publish(Path(output_path), content), copy_file
+    for module in opens:
+        module.open = opened(module)
     try:
         yield
     finally:
         utils.write_file, utils.copy_file = write, copy
+        for module, was in opens.items():
+            if was is None:
+                vars(module).pop('open', None)
+            else:
+                module.open = was
+
+
+class _Published(io.BytesIO):
+    "A file opened for writing whose content is `publish`ed to `path` when it is closed without an error."
+
+    def __init__(self, path: Path, text: bool = False):
+        super().__init__()
+        self.path, self.text = path, text
+
+    def write(self, data) -> int:
+        return super().write(data.encode('utf-8') if self.text else data)
+
+    def __exit__(self, kind, *exc):
+        if kind is None:
+            publish(self.path, self.getvalue())
+        return super().__exit__(kind, *exc)
 
 
 def build_mkdocs(src: Path, site: Path, dirty: bool, notebooks: list[str]) -> None:
