@@ -585,6 +585,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/core/params.py'),
                                        'lifecycle.core.params._metric_problems': ( 'api/core/params.html#_metric_problems',
                                                                                    'lifecycle/core/params.py'),
+                                       'lifecycle.core.params._mtime': ('api/core/params.html#_mtime', 'lifecycle/core/params.py'),
                                        'lifecycle.core.params._no_positive': ( 'api/core/params.html#_no_positive',
                                                                                'lifecycle/core/params.py'),
                                        'lifecycle.core.params._real_date': ('api/core/params.html#_real_date', 'lifecycle/core/params.py'),

@@ -1407,3 +1407,24 @@ def test_a_force_replacement_that_failed_to_put_the_old_params_back_is_not_said_
     assert f"`mv '{kept}' '{out}'` puts it back" in msg, msg  # (quoted: the names hold a space)
     write_params(pr, out)
     assert kept.is_dir()  # (what the message said: init left it alone)
+
+
+def test_a_set_aside_folder_removed_while_a_refusal_names_it_gives_the_refusal_not_a_traceback(tmp_path, monkeypatch):
+    """A run that finds no params folder while `init --force` swaps it (its two renames, then the old folder removed)
+    listed the folder set aside and read its time after init removed it: FileNotFoundError, a traceback in place of
+    the refusal. A folder gone meanwhile is not named."""
+    pr = propose_params(customers(), target='churned', source='c.csv')
+    out = tmp_path / 'p'
+    gone = write_params(pr, tmp_path / '.p.123.abcdefgh.old')  # (a folder set aside, as init names it)
+    stat, seen = Path.stat, []
+
+    def removed_meanwhile(self, *a, **k):
+        if self == gone:
+            seen.append(1)
+            if len(seen) > 1:  # (listed as a folder, then removed by the init that set it aside)
+                raise FileNotFoundError(2, 'No such file or directory', str(self))
+        return stat(self, *a, **k)
+
+    monkeypatch.setattr(Path, 'stat', removed_meanwhile)
+    with pytest.raises(ParamsError, match='params folder not found$'):
+        load_params(out)

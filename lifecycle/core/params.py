@@ -1053,7 +1053,16 @@ def _set_aside(d: Path) -> list[Path]:
         found = [p for p in d.parent.iterdir() if pattern.fullmatch(p.name) and p.is_dir()]
     except OSError:  # (no parent folder, or one that cannot be listed: nothing set aside to name)
         return []
-    return sorted(found, key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    times = {p: _mtime(p) for p in found}
+    return sorted((p for p in found if times[p] is not None), key=times.get, reverse=True)
+
+
+def _mtime(p: Path) -> int | None:
+    "`p`'s modification time, None once it is gone (a running init removes the folder it set aside when it is done)."
+    try:
+        return p.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def _init_gone(d: Path, left: Path) -> bool:
