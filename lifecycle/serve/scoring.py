@@ -9,6 +9,7 @@ it, so everything here is tested without a server (the idea of MLflow's `scoring
 from __future__ import annotations
 import logging
 import os
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -307,16 +308,18 @@ def predict_answer(r: Scored, positive_class) -> dict:
 
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #fe47fa40
-def _deeper(value, limit: int) -> bool:
-    "Whether `value` nests lists/objects more than `limit` levels (iterative: no recursion to exhaust)."
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        if depth > limit:
-            return True
-        items = v.values() if isinstance(v, dict) else v
-        stack.extend((x, depth + 1) for x in items if isinstance(x, (dict, list)))
-    return False
+_TEXTS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes and all (unrolled: no backtracking)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b'[]{}')
+_STEP = np.zeros(256, np.int8)
+_STEP[list(b'[{')], _STEP[list(b']}')] = 1, -1
+
+
+def _deeper(body: bytes, limit: int) -> bool:
+    """Whether the JSON text `body` (valid: parsed already) nests lists/objects more than `limit` levels, told from its
+    bytes: texts dropped, the brackets left each a step up or down, the deepest running sum. Linear and in C (a walk of
+    the parsed value took 0.8 s on a 1 MB body of 330,000 `{}`, on the event loop); no recursion to exhaust."""
+    brackets = _TEXTS.sub(b'', body).translate(None, _NOT_BRACKETS)
+    return int(np.cumsum(_STEP[np.frombuffer(brackets, np.uint8)], dtype=np.int32).max(initial=0)) > limit
 
 
 def _too_deep(max_depth: int) -> InputError:
@@ -346,7 +349,7 @@ def read_json(body: bytes, max_depth: int = 32, known=(), twice: bool = True):
     if (
         isinstance(value, (dict, list))
         and body.count(b'[') + body.count(b'{') > max_depth
-        and _deeper(value, max_depth)
+        and _deeper(body, max_depth)
     ):
         raise _too_deep(max_depth)  # (fewer brackets than the limit cannot nest deeper: most bodies skip the walk)
     if twice and not _keys_once(body, value) and (keys := _keys_twice(body)):
