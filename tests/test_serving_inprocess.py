@@ -1087,6 +1087,25 @@ def test_the_depth_check_reads_the_bytes_once_and_tells_brackets_in_texts_from_s
             read_json(body.encode())
 
 
+def test_a_csv_header_name_is_matched_exactly_as_a_json_column_name_is():
+    """A CSV body's header names were stripped of spaces (Unicode ones too: `age\\u00a0`) where a JSON body's column
+    names, MLflow's server and `lifecycle score` match them exactly: `' age'` was scored as `age` in CSV and refused in
+    JSON. Both now match exactly, and a refusal says which missing column was given with spaces around its name."""
+    from lifecycle.serve.models import CsvBody, parse_columns
+
+    schema = [('age', 'number'), ('checks', 'number')]
+    for name in (' age', 'age\u00a0', 'age '):
+        csv = CsvBody(f'{name},checks\n30,2\n'.encode())
+        split = {'dataframe_split': {'columns': [name, 'checks'], 'data': [[30, 2]]}}
+        for body, where in ((csv, 'CSV header'), (split, 'dataframe_split.columns')):
+            with pytest.raises(InputError) as e:
+                parse_columns(body, schema)
+            said = f"{where}: missing column(s) ['age']; the model reads ['age', 'checks'] (['age'] given with spaces"
+            assert str(e.value).startswith(said), str(e.value)
+        both = parse_columns(CsvBody(f'age,{name},checks\n30,99,2\n'.encode()), schema)  # (another column: unread)
+        assert {k: list(v) for k, v in both.items()} == {'age': [30.0], 'checks': [2.0]}
+
+
 def test_a_predict_context_too_big_is_refused_naming_the_limit_never_the_value():
     """A `/predict` context was capped only by the body size: 60,000 attributes (each copied and evaluated per flag on
     every request) or a 900 kB value (handed to the flag provider) were taken. Now a 4xx naming the attribute, what

@@ -117,7 +117,10 @@ def _columns_match(given: list, names: list, where: str) -> None:
         return
     missing = [n for n in names if n not in given]
     if missing:
-        raise InputError(f"{where}: missing column(s) {missing}; the model reads {names}")
+        spaced = {c.strip() for c in given if isinstance(c, str)}
+        spaced = [n for n in missing if n in spaced]  # (quoted as the model names them: a client's own name is not)
+        said = f" ({spaced} given with spaces around the name; names are matched exactly, as MLflow does)"
+        raise InputError(f"{where}: missing column(s) {missing}; the model reads {names}{said if spaced else ''}")
     counted = Counter(c for c in given if isinstance(c, str))  # (once: quadratic in the loop, review DK; a list
     # among a body's column names, which no model reads, is no key to count: review DL)
     twice = sorted({str(c) for c in given if c in names and counted[c] > 1})
@@ -157,7 +160,7 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
     rows = list(csv.reader(io.StringIO(text, newline='')))
     if not rows or not any(rows[0]):
         raise InputError("body: empty CSV; expected a header row naming the columns, then the records", 400)
-    header, data = [c.strip() for c in rows[0]], [r for r in rows[1:] if r]
+    header, data = rows[0], [r for r in rows[1:] if r]  # (names as given, as JSON's and `to_csv`'s are)
     names = [n for n, _ in schema]
     _columns_match(header, names, 'CSV header')
     if not data:
