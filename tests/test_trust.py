@@ -1013,3 +1013,24 @@ def test_trust_add_help_says_new_role_registers_an_admin_role_close_to_another()
 
     said = ' '.join(invoke(app, ['trust', 'add', '--help']).stdout.replace('│', ' ').split())
     assert 'admin_role close to another role' in said, said
+
+
+def test_trust_add_reads_no_more_of_a_key_file_than_a_key_and_no_device(ws, tmp_path):
+    """`trust add --key FILE` read any file whole before looking at it (a 2 GB log named by mistake was read into
+    memory), and a device (`/dev/zero`) was "no public key for erin at /dev/zero". Now the read stops past 64 kB, naming
+    the file, what was expected and its size; a device is named for what it is; nothing is registered either way."""
+    from lifecycle.model.signing import SigningKeyError
+    from lifecycle.release import trust
+
+    big = tmp_path / 'export.log'
+    with open(big, 'wb') as f:
+        f.truncate(1024**2)  # (sparse; a bigger one is read no further)
+    before = len(trust._chain(ws['ws']))
+    with pytest.raises(SigningKeyError) as e:
+        trust.trust_add(ws['ws'], 'erin', 'ml_engineer', by='ada', public_key_file=big)
+    assert str(e.value) == f"{big}: expected a PEM public key (at most 65536 bytes), found a file of {1024**2} bytes"
+    with pytest.raises(SigningKeyError) as e:
+        trust.trust_add(ws['ws'], 'erin', 'ml_engineer', by='ada', public_key_file='/dev/zero')
+    said = "/dev/zero: expected a PEM public key file, found a device, pipe or socket, not a regular file"
+    assert str(e.value) == said
+    assert len(trust._chain(ws['ws'])) == before

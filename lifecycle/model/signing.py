@@ -85,6 +85,23 @@ def load_private_key(path: str | Path):
     return key
 
 
+_PEM_MOST = 64 * 1024  # (an Ed25519 public key's PEM is 113 bytes, a 4096-bit RSA one's about 800)
+
+
+def _not_regular(p: Path) -> str:
+    return 'a folder' if p.is_dir() else 'a device, pipe or socket, not a regular file'
+
+
+def _pem_bytes(p: Path, what: str) -> bytes:
+    "The bytes of key file `p`, read no further than `_PEM_MOST`: `SigningKeyError` for a larger file (a wrong one)."
+    with open(p, 'rb') as f:
+        data = f.read(_PEM_MOST + 1)
+        if len(data) > _PEM_MOST:
+            size = os.fstat(f.fileno()).st_size
+            raise SigningKeyError(f"{p}: expected {what} (at most {_PEM_MOST} bytes), found a file of {size} bytes")
+    return data
+
+
 def load_public_key(path: str | Path):
     "The Ed25519 public key in a PEM file, or in `signing_key.pub.pem` of a key folder."
     from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -92,9 +109,11 @@ def load_public_key(path: str | Path):
 
     p = _key_file(path, PUBLIC_KEY_FILE)
     if not p.is_file():
+        if p.exists():  # (a device such as /dev/zero, a pipe: read whole, or forever, before this stop)
+            raise SigningKeyError(f"{p}: expected a PEM public key file, found {_not_regular(p)}")
         raise SigningKeyError(f"no public signing key at {p}; copy it from the signing workspace's key folder")
     try:
-        key = load_pem_public_key(p.read_bytes())
+        key = load_pem_public_key(_pem_bytes(p, 'a PEM public key'))
     except (OSError, ValueError, TypeError) as e:
         raise SigningKeyError(f"{p}: expected a PEM public key, cannot read it: {e}") from None
     if not isinstance(key, Ed25519PublicKey):

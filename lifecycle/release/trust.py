@@ -437,7 +437,8 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
     if p and not p.revoked and role in p.roles:  # (a second statement would add nothing but noise to the chain)
         raise TrustError(f"{name} already holds role {role!r} with key {p.key_id}; nothing to register")
     pub = Path(public_key_file) if public_key_file else person_key_path(ws.keys_dir, name).with_suffix('.pub.pem')
-    if not pub.is_file():  # (the usual case: the person has made no key yet; or a name misspelt)
+    if not pub.is_file() and not (public_key_file and pub.exists()):  # (the usual case: no key made yet; a misspelling;
+        # a --key that is there but no file, a device or a folder, `load_public_key` refuses saying what it found)
         made = [k.name.removesuffix('.pub.pem') for k in pub.parent.glob('*.pub.pem')] if not public_key_file else []
         raise unknown_person(
             name,
