@@ -301,3 +301,21 @@ def test_a_pass_that_went_through_beside_a_plain_beat_is_not_undone_by_it(tmp_pa
     hb.beat(tmp_path, 'retrain', missed='')  # (the pass went through: it waits for the plain beat, then clears)
     plain.join(5)
     assert hb.missed(tmp_path, 'retrain') is None and wrote and 'missed' in wrote[0]
+
+
+def test_a_file_where_the_heartbeats_or_locks_folder_belongs_is_named_not_errno_17(tmp_path):
+    """A plain file at `<state>/heartbeats` made every watcher's beat fail with a bare `[Errno 17] File exists`; a file
+    where a folder must be is now named, with what was expected, what was found and the fix (an OSError: exit 1 from
+    the CLI), for the locks folder too; nothing is written in its place."""
+    import pytest
+    from lifecycle.core.heartbeats import beat
+
+    for folder in ('heartbeats', 'locks'):
+        state = tmp_path / folder
+        state.mkdir()
+        (state / folder).write_text('not a folder')
+        with pytest.raises(NotADirectoryError) as e:
+            beat(state, 'monitor')
+        assert str(e.value).startswith(f"{state / folder}: expected a folder (to hold {state / folder}/"), str(e.value)
+        assert str(e.value).endswith(", found a file; move it aside") and 'Errno' not in str(e.value)
+        assert (state / folder).read_text() == 'not a folder'

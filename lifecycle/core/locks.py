@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from .manifest import now_iso
-from .store import pid_alive
+from .store import _make_parent, pid_alive
 
 # %% auto #0
 __all__ = ['lock_path', 'describe', 'LockBusy', 'holder', 'hold', 'held', 'holds']
@@ -142,7 +142,7 @@ def hold(
     `LockBusy` naming it. A holder that has only just taken the lock is given `_PATIENCE_S` (within `timeout`) to
     record itself first."""
     p = lock_path(state_dir, name)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(p)  # (a file named `locks` in the way: named, not `[Errno 17] File exists`)
     fd = os.open(p, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:

@@ -62,12 +62,31 @@ def _remove(path: Path) -> None:
         logging.getLogger('lifecycle').warning('%s: could not be removed (%s); remove it by hand', path, e)
 
 
+class _FileInTheWay(NotADirectoryError):
+    "A file (`folder`) where a folder holding `path` must be: named with what was expected, found, and the fix."
+
+    def __init__(self, folder: Path, path: Path):
+        super().__init__(f"{folder}: expected a folder (to hold {path}), found a file; move it aside")
+        self.path = Path(folder)
+
+
+def _make_parent(path: Path, mode: int = 0o777) -> None:
+    "Make the folders `path` is in; `_FileInTheWay` for a file where one must be (not a bare `[Errno 17] File exists`)."
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=mode)
+    except (FileExistsError, NotADirectoryError):
+        folder = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+        if folder is None:
+            raise
+        raise _FileInTheWay(folder, path) from None
+
+
 def atomic_write(path: str | Path, data: bytes | str, mode: int | None = None) -> Path:
     """Write `data` to `path` via a temporary file in the same folder and an atomic rename. The file gets `mode`; by
     default the mode of the file it replaces, else what `open` would give a new file (0666 less the umask: the
     temporary file's own 0600 would make reports and records unreadable to the rest of a team)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(path)
     if isinstance(data, str):
         data = data.encode('utf-8')
     if mode is None:
@@ -102,7 +121,7 @@ def create_once(path: str | Path, data: bytes | str, mode: int = 0o600) -> bool:
     path = Path(path)
     if path.exists():
         return False
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _make_parent(path, mode=0o700)
     if isinstance(data, str):
         data = data.encode('utf-8')
     fd, tmp = _temp_beside(path)
