@@ -611,3 +611,25 @@ def test_a_sqlite_source_is_read_from_the_workspace_root_and_one_that_does_not_e
     with pytest.raises(SourceError, match=rf'sqlite:///gone.db: no SQLite database at {tmp_path}/gone.db'):
         list(read_chunks('sqlite:///gone.db', tmp_path, query='select 1'))
     assert not (tmp_path / 'gone.db').exists() and not (tmp_path / 'nbs' / 'gone.db').exists()
+
+
+def test_a_row_cut_short_is_refused_as_a_longer_one_is_naming_its_line_and_counts_never_a_value(arrests_ws, arrests):
+    """A row with fewer fields than the header names was filled with nulls and ingested without a word, where a row
+    with more was refused as malformed. Now refused the same way (exit 4, nothing stored), naming the file, its line
+    and the counts, never a value; a value quoted over lines, an empty last field and a blank line are no short row."""
+    rows = arrests.head(30).to_csv(index=False).splitlines(keepends=True)
+    cut = rows[7].rsplit(',', 1)[0] + '\n'  # (the 7th record, line 8, without its last field)
+    (arrests_ws / 'cut.csv').write_text(''.join([*rows[:7], cut, *rows[8:]]))
+    r = invoke(commands.ingest, ['cut.csv', '--dataset', 'arrests', '--no-report', '--json'])
+    out, n = strict(r.stdout), len(rows[0].split(','))
+    said = f"cut.csv: malformed CSV: line 8 has {n - 1} field(s), expected {n} (the columns of its header)"
+    assert r.exit_code == 4 and said in out['error'], r.output
+    assert not any(v in out['error'] for v in cut.strip().split(',')[1:])  # (no value of the row)
+    st = strict(invoke(commands.ingest, ['stats', '--json']).stdout)
+    assert (st['accepted'], st['unreadable']) == (0, 1)
+    f = arrests_ws / 'fine.csv'
+    f.write_text('a,b,c\n1,"x\ny",\n\n2,,3\n')
+    assert next(read_chunks(str(f))).shape == (2, 3)
+    f.write_text('1,2,3\n4,5\n')
+    with pytest.raises(SourceError, match=re.escape('line 2 has 2 field(s), expected 3 (the columns of csv.names)')):
+        list(read_chunks(str(f), dialect=CsvDialect(header=False, names=['a', 'b', 'c'])))

@@ -579,6 +579,39 @@ def _nul_at(path: Path, compression: str | None, encoding: str, dialect) -> tupl
     return (records - 1, len(fields) - 1) if fields else None
 
 
+def _maybe_short(chunk: pd.DataFrame) -> bool:
+    "Whether a chunk may hold a row cut short: its last column holds a null or an empty text (pandas fills in either)."
+    last = chunk.iloc[:, -1] if chunk.shape[1] else None
+    return last is not None and bool(last.isna().any() or (last.dtype == object and (last == '').any()))
+
+
+def _refuse_short(path: Path, compression: str | None, encoding: str, dialect) -> None:
+    """Refuse a CSV with a record of fewer fields than its header names (`names`, without one), naming its line and
+    the counts, never a value: pandas fills such a row with nulls, quietly, where it refuses a longer one. Read again
+    as the reader reads it (a value quoted over lines is one record), when a chunk `_maybe_short`."""
+    import csv
+
+    trim = getattr(dialect, 'trim_whitespace', False)
+    expected = None if getattr(dialect, 'header', True) else len(getattr(dialect, 'names', None) or [])
+    how = dict(delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)  # (as pandas reads it)
+    reader = csv.reader(_lines_to_nul(path, compression, encoding), **how)
+    line = 1
+    try:
+        for fields in reader:
+            if fields and not (len(fields) == 1 and not fields[0].strip()):  # (a blank line is no record, to pandas)
+                if expected is None:
+                    expected = len(fields)
+                elif len(fields) < expected:
+                    raise SourceError(
+                        f"{path}: malformed CSV: line {line} has {len(fields)} field(s), expected {expected} (the "
+                        f"columns of {'its header' if getattr(dialect, 'header', True) else 'csv.names'}); a row cut "
+                        "short is refused rather than filled with nulls (an export cut off, or a delimiter missing?)"
+                    )
+            line = reader.line_num + 1
+    except csv.Error:  # (a line break in an unquoted field, a field past the reader's size limit: pandas says so)
+        return
+
+
 def _column_at(i: int, head: bytes, dialect, encoding: str, declared=None) -> str:
     """The header's name (as `pii.shown_column_name` may show it) of a record's field `i` (from 0), `<column i+1>`
     when the header may be a row of values against the `declared` columns (`header_may_be_data`, as `_check_header`
@@ -689,8 +722,11 @@ def _csv_chunks(
         typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared, floats)
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         named = _header_names(head, dialect, encoding) if header and only is not None else []
+        looked = False  # (whether the file was read for a row cut short: once at most)
         for chunk in _whole_rows(reader, path) if trailing else reader:
             _refuse_wider(chunk, path)
+            if not looked and _maybe_short(chunk):
+                looked = _refuse_short(path, compression, encoding, dialect) or True
             chunk = _trimmed(chunk) if trim else chunk
             if read_typed:
                 chunk = _marked_floats(_exact_ints(chunk, declared, *marks), floats, *marks)
