@@ -1208,6 +1208,21 @@ def test_a_body_not_in_utf_8_is_a_400_saying_where(client):
     assert r.status_code == 400 and 'not valid UTF-8 (byte 0xff at offset 16)' in r.json()['error'], r.text
 
 
+def test_a_csv_field_past_the_readers_limit_is_a_4xx_naming_the_limit_not_a_500(client):
+    """A `text/csv` body with a field of more than 131,072 characters (the csv module's limit), in a column the model
+    does not even read, raised `_csv.Error` out of the parser: a 500. Now a 413 naming the limit, and another
+    malformation the reader finds a 400; never the field's value."""
+    from lifecycle.serve.models import CsvBody, parse_columns
+
+    body = b'age,checks,employed,citizen,note\n30,2,Yes,No,"' + b'j.doe@example.com ' * 8000 + b'"\n'
+    r = client.post('/invocations', content=body, headers={'content-type': 'text/csv'})
+    said = 'body: a CSV field longer than 131072 characters (at most 131072)'
+    assert r.status_code == 413 and r.json()['error'].startswith(said) and 'j.doe' not in r.text, r.text[:300]
+    with pytest.raises(InputError) as e:
+        parse_columns(CsvBody(b'age,checks\n1,2\n' + b'"' + b'x' * 140_000), [('age', 'number')])
+    assert e.value.status == 413 and str(e.value).startswith(said)
+
+
 def test_refused_requests_are_audited_per_client_and_minute_not_per_request(client, ws):
     s = Workspace.open(ws)
     srv = client.app.state.server

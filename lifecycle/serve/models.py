@@ -157,7 +157,13 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
     if '\x00' in text:  # (the reader cuts a row at it: "expected 4 fields, found 3", review Z)
         line = text.count('\n', 0, text.index('\x00'))
         raise InputError(f"body: CSV holds a NUL byte (on its line {line + 1}); expected text", 400)
-    rows = list(csv.reader(io.StringIO(text, newline='')))
+    try:
+        rows = list(csv.reader(io.StringIO(text, newline='')))
+    except csv.Error as e:  # (a 500 before: `_csv.Error` out of the parser; its message quotes no value)
+        most = csv.field_size_limit()
+        if 'field larger than field limit' in str(e):
+            raise InputError(f"body: a CSV field longer than {most} characters (at most {most})", 413) from None
+        raise InputError(f"body: malformed CSV: {e}", 400) from None
     if not rows or not any(rows[0]):
         raise InputError("body: empty CSV; expected a header row naming the columns, then the records", 400)
     header, data = rows[0], [r for r in rows[1:] if r]  # (names as given, as JSON's and `to_csv`'s are)
