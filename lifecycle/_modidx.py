@@ -1441,6 +1441,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                         'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._exact_ints': ( 'api/data/sources.html#_exact_ints',
                                                                                 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._fewer_fields': ( 'api/data/sources.html#_fewer_fields',
+                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._flat_columns': ( 'api/data/sources.html#_flat_columns',
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._float_columns': ( 'api/data/sources.html#_float_columns',

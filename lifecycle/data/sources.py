@@ -585,6 +585,26 @@ def _maybe_short(chunk: pd.DataFrame) -> bool:
     return last is not None and bool(last.isna().any() or (last.dtype == object and (last == '').any()))
 
 
+def _fewer_fields(reader, expected: int | None) -> bool:
+    """Whether a record of `reader` has fewer fields than `expected` (None: its first record's count), blank lines
+    aside; a line of spaces (no record, to pandas) is counted too: the caller looks again. False if it cannot tell."""
+    import csv
+    import itertools
+    import numpy as np
+
+    counts = map(len, reader)
+    try:
+        while len(block := np.fromiter(itertools.islice(counts, 1_000_000), np.int32)):
+            block = block[block > 0]
+            if expected is None and len(block):
+                expected, block = int(block[0]), block[1:]
+            if (block < (expected or 0)).any():
+                return True
+    except csv.Error:
+        return False
+    return False
+
+
 def _refuse_short(path: Path, compression: str | None, encoding: str, dialect) -> None:
     """Refuse a CSV with a record of fewer fields than its header names (`names`, without one), naming its line and
     the counts, never a value: pandas fills such a row with nulls, quietly, where it refuses a longer one. Read again
@@ -594,6 +614,8 @@ def _refuse_short(path: Path, compression: str | None, encoding: str, dialect) -
     trim = getattr(dialect, 'trim_whitespace', False)
     expected = None if getattr(dialect, 'header', True) else len(getattr(dialect, 'names', None) or [])
     how = dict(delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)  # (as pandas reads it)
+    if not _fewer_fields(csv.reader(_lines_to_nul(path, compression, encoding), **how), expected):
+        return  # (counted in C, the usual answer; read again record by record only to say where)
     reader = csv.reader(_lines_to_nul(path, compression, encoding), **how)
     line = 1
     try:
