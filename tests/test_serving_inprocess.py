@@ -1223,6 +1223,18 @@ def test_a_csv_field_past_the_readers_limit_is_a_4xx_naming_the_limit_not_a_500(
     assert e.value.status == 413 and str(e.value).startswith(said)
 
 
+def test_a_csv_body_starting_with_a_blank_line_is_read_not_called_empty():
+    """A `text/csv` body whose header came after a blank line (`\\nage,checks\\n1,2`) was refused as "empty CSV;
+    expected a header row", which it has; MLflow's server (pandas) skips blank lines there as between records."""
+    from lifecycle.serve.models import parse_csv
+
+    schema = [('age', 'number'), ('checks', 'number')]
+    for body in (b'\nage,checks\n30,2\n', b'\r\n\r\nage,checks\r\n\r\n30,2\r\n'):
+        assert {k: v.tolist() for k, v in parse_csv(body, schema).items()} == {'age': [30.0], 'checks': [2.0]}
+    with pytest.raises(InputError, match='body: empty CSV; expected a header row'):
+        parse_csv(b'\n\n', schema)
+
+
 def test_refused_requests_are_audited_per_client_and_minute_not_per_request(client, ws):
     s = Workspace.open(ws)
     srv = client.app.state.server

@@ -164,9 +164,10 @@ def parse_csv(body: bytes, schema: list[tuple[str, str]], max_records: int = 10_
         if 'field larger than field limit' in str(e):
             raise InputError(f"body: a CSV field longer than {most} characters (at most {most})", 413) from None
         raise InputError(f"body: malformed CSV: {e}", 400) from None
+    rows = [r for r in rows if r]  # (a blank line is no row, before the header too: pandas' and MLflow's reading)
     if not rows or not any(rows[0]):
         raise InputError("body: empty CSV; expected a header row naming the columns, then the records", 400)
-    header, data = rows[0], [r for r in rows[1:] if r]  # (names as given, as JSON's and `to_csv`'s are)
+    header, data = rows[0], rows[1:]  # (names as given, as JSON's and `to_csv`'s are)
     names = [n for n, _ in schema]
     _columns_match(header, names, 'CSV header')
     if not data:
