@@ -319,3 +319,9 @@ def test_a_file_where_the_heartbeats_or_locks_folder_belongs_is_named_not_errno_
         assert str(e.value).startswith(f"{state / folder}: expected a folder (to hold {state / folder}/"), str(e.value)
         assert str(e.value).endswith(", found a file; move it aside") and 'Errno' not in str(e.value)
         assert (state / folder).read_text() == 'not a folder'
+    (tmp_path / 'gone' / 'heartbeats').parent.mkdir()
+    (tmp_path / 'gone' / 'heartbeats').symlink_to(tmp_path / 'elsewhere')  # (a link to nothing: as a file was)
+    with pytest.raises(NotADirectoryError) as e:
+        beat(tmp_path / 'gone', 'monitor')
+    said = f"found a link to {tmp_path / 'elsewhere'}, which is missing; move it aside"
+    assert str(e.value).startswith(f"{tmp_path / 'gone' / 'heartbeats'}: expected a folder") and said in str(e.value)

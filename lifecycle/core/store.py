@@ -66,7 +66,8 @@ class _FileInTheWay(NotADirectoryError):
     "A file (`folder`) where a folder holding `path` must be: named with what was expected, found, and the fix."
 
     def __init__(self, folder: Path, path: Path):
-        super().__init__(f"{folder}: expected a folder (to hold {path}), found a file; move it aside")
+        found = f"a link to {os.readlink(folder)}, which is missing" if not folder.exists() else 'a file'
+        super().__init__(f"{folder}: expected a folder (to hold {path}), found {found}; move it aside")
         self.path = Path(folder)
 
 
@@ -75,7 +76,7 @@ def _make_parent(path: Path, mode: int = 0o777) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=mode)
     except (FileExistsError, NotADirectoryError):
-        folder = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+        folder = next((p for p in reversed(path.parents) if not p.is_dir() and (p.exists() or p.is_symlink())), None)
         if folder is None:
             raise
         raise _FileInTheWay(folder, path) from None
