@@ -695,3 +695,24 @@ def test_a_misspelt_trust_key_is_refused_naming_it_not_read_as_no_pin_or_no_revo
         read_trust(tmp_path)
     (tmp_path / 'settings.ini').write_text(f'[trust]\nmodel_signing = {pin}\nadministrator = {pin}\nrevoked = ab12\n')
     assert set(read_trust(tmp_path)) == {'model_signing', 'administrator', 'revoked'}
+
+
+@pytest.mark.parametrize('folder', ['50%', '100% sure'])
+def test_a_workspace_whose_folder_holds_a_bare_percent_keeps_its_tracking_url_and_mlflow_makes_no_stray_folder(
+    tmp_path, no_overrides, folder
+):
+    """Found by review (EP): the default tracking URL escaped every `%` (`50%25`), where SQLAlchemy reads a `%` that
+    starts no escape as itself: MLflow, which makes the folder of the text after `sqlite:///`, left an empty
+    `50%25/.lifecycle` beside the workspace at every command, and the URL was not the one earlier versions wrote."""
+    from mlflow.store.db.utils import _make_parent_dirs_if_sqlite
+    from lifecycle.core.settings import load_settings
+    from lifecycle.serve.predlog import default_url, sqlite_path
+
+    root = tmp_path / folder
+    root.mkdir()
+    (root / 'settings.ini').write_text('[workspace]\n')
+    s = load_settings(root)
+    assert s.tracking_uri == f"sqlite:///{root}/.lifecycle/mlflow.db" and s.tracking_db == root / '.lifecycle/mlflow.db'
+    assert sqlite_path(default_url(s)) == str(root / '.lifecycle' / 'predictions.db')
+    _make_parent_dirs_if_sqlite(s.tracking_uri)  # (what MLflow does before it opens the store)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder] and (root / '.lifecycle').is_dir()

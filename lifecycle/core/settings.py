@@ -278,8 +278,10 @@ def _sqlite_db(url: str) -> str:
 
 def _quoted(path: str | Path) -> str:
     """`path` as written in a SQLAlchemy URL, read back as itself: SQLAlchemy undoes %-escapes in a URL's database and
-    ends it at a `?` (a workspace in a folder `a%41b` opened `aAb/.lifecycle/mlflow.db`, another database)."""
-    return str(path).replace('%', '%25').replace('?', '%3F')
+    ends it at a `?` (a workspace in a folder `a%41b` opened `aAb/.lifecycle/mlflow.db`, another database). A `%` that
+    starts no escape (`50%`) stays as it is, as SQLAlchemy reads it: the URL earlier versions wrote, and the path
+    whose folder MLflow makes, cutting the text after `sqlite:///` (else a stray `50%25/.lifecycle` beside it)."""
+    return re.sub(r'%(?=[0-9A-Fa-f]{2})', '%25', str(path)).replace('?', '%3F')
 
 
 def _sqlite_url(path: str | Path) -> str:
