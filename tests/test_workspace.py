@@ -716,3 +716,23 @@ def test_a_workspace_whose_folder_holds_a_bare_percent_keeps_its_tracking_url_an
     assert sqlite_path(default_url(s)) == str(root / '.lifecycle' / 'predictions.db')
     _make_parent_dirs_if_sqlite(s.tracking_uri)  # (what MLflow does before it opens the store)
     assert sorted(p.name for p in tmp_path.iterdir()) == [folder] and (root / '.lifecycle').is_dir()
+
+
+@pytest.mark.parametrize('key', ['tracking_uri', 'prediction_log_url'])
+def test_a_relative_uri_filename_keeps_its_own_escapes_when_rooted_in_the_workspace(tmp_path, no_overrides, key):
+    """Found by review (EP): rooting a relative SQLite URI filename escaped its path again, so `file:a%2520b.db`, the
+    file `a b.db` from the workspace's folder, became `<workspace>/a%20b.db`: another database, made anew."""
+    from sqlalchemy import create_engine
+    from lifecycle.core.settings import load_settings
+    from lifecycle.serve.predlog import default_url, sqlite_path
+
+    root = tmp_path / 'a%41b'
+    root.mkdir()
+    (root / 'settings.ini').write_text(f'[workspace]\n{key} = sqlite:///file:a%2520b.db?uri=true\n')
+    s = load_settings(root)
+    url = s.tracking_uri if key == 'tracking_uri' else default_url(s)
+    assert sqlite_path(url) == str(root / 'a b.db')
+    engine = create_engine(url)  # (SQLite itself opens the file named)
+    engine.connect().close()
+    engine.dispose()
+    assert sorted(p.name for p in root.iterdir()) == ['a b.db', 'settings.ini']

@@ -301,11 +301,11 @@ def _rooted(url: str, root: str | Path) -> str:
     path = db[len('file:') :] if uri else db
     if Path(path).is_absolute():
         return url
+    if uri:  # (SQLite reads %-escapes of a URI filename, `?` and `#` end its path: the root's escaped for it, the
+        # file's own path is so already, as written: `file:a%2520b.db` is `a b.db`, not the workspace's `a%20b.db`)
+        root = str(root).replace('%', '%25').replace('?', '%3F').replace('#', '%23')
     query, path = ''.join(url.partition('?')[1:]), str(Path(root) / path)  # (the query as written)
-    if uri:  # (SQLite reads %-escapes of a URI filename, `?` and `#` end its path; SQLAlchemy undoes one level first)
-        path = 'file:' + _quoted(path.replace('%', '%25').replace('?', '%3F').replace('#', '%23'))
-        return f"{u.drivername}:///{path}{query}"
-    return f"{u.drivername}:///{_quoted(path)}{query}"
+    return f"{u.drivername}:///{'file:' if uri else ''}{_quoted(path)}{query}"  # (SQLAlchemy undoes one level first)
 
 
 def shown_url(url: str) -> str:
