@@ -736,3 +736,20 @@ def test_a_relative_uri_filename_keeps_its_own_escapes_when_rooted_in_the_worksp
     engine.connect().close()
     engine.dispose()
     assert sorted(p.name for p in root.iterdir()) == ['a b.db', 'settings.ini']
+
+
+@pytest.mark.parametrize('key', ['tracking_uri', 'prediction_log_url'])
+def test_a_relative_sqlcipher_url_keeps_its_passphrase_when_rooted_in_the_workspace(tmp_path, no_overrides, key):
+    """Found by review (EP): rooting a relative SQLite URL in the workspace rebuilt it from its driver and path alone,
+    so `sqlite+pysqlcipher://:pw@/t.db` lost its passphrase: the encrypted database was opened without its key (a new
+    one made unencrypted). Shown, the passphrase is still `***`."""
+    from sqlalchemy.engine import make_url
+    from lifecycle.core.settings import load_settings, shown_url
+    from lifecycle.serve.predlog import default_url, sqlite_path
+
+    (tmp_path / 'settings.ini').write_text(f'[workspace]\n{key} = sqlite+pysqlcipher://:p%40ss@/t.db?kdf_iter=64000\n')
+    s = load_settings(tmp_path)
+    url = s.tracking_uri if key == 'tracking_uri' else default_url(s)
+    u = make_url(url)
+    assert (u.password, u.query, sqlite_path(url)) == ('p@ss', {'kdf_iter': '64000'}, str(tmp_path / 't.db'))
+    assert 'p@ss' not in shown_url(url) and 'p%40ss' not in shown_url(url) and '***' in shown_url(url)

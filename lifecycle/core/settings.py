@@ -292,7 +292,7 @@ def _sqlite_url(path: str | Path) -> str:
 def _rooted(url: str, root: str | Path) -> str:
     """A SQLite `url` with a relative file's path resolved in the workspace `root`, as settings' other paths are (the
     same database from any folder a command runs in); any other URL, or one in memory, as it is."""
-    from sqlalchemy.engine import make_url
+    from sqlalchemy.engine import URL, make_url
 
     if not str(url).startswith('sqlite') or not _sqlite_db(url):
         return url
@@ -305,7 +305,9 @@ def _rooted(url: str, root: str | Path) -> str:
         # file's own path is so already, as written: `file:a%2520b.db` is `a b.db`, not the workspace's `a%20b.db`)
         root = str(root).replace('%', '%25').replace('?', '%3F').replace('#', '%23')
     query, path = ''.join(url.partition('?')[1:]), str(Path(root) / path)  # (the query as written)
-    return f"{u.drivername}:///{'file:' if uri else ''}{_quoted(path)}{query}"  # (SQLAlchemy undoes one level first)
+    head = URL.create(u.drivername, u.username, u.password, u.host, u.port)  # (a SQLCipher passphrase kept: `://:pw@`)
+    head = head.render_as_string(hide_password=False)
+    return f"{head}/{'file:' if uri else ''}{_quoted(path)}{query}"  # (SQLAlchemy undoes one level first)
 
 
 def shown_url(url: str) -> str:
