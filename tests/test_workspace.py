@@ -753,3 +753,25 @@ def test_a_relative_sqlcipher_url_keeps_its_passphrase_when_rooted_in_the_worksp
     u = make_url(url)
     assert (u.password, u.query, sqlite_path(url)) == ('p@ss', {'kdf_iter': '64000'}, str(tmp_path / 't.db'))
     assert 'p@ss' not in shown_url(url) and 'p%40ss' not in shown_url(url) and '***' in shown_url(url)
+
+
+@pytest.mark.parametrize(
+    'text, said',
+    [
+        ('tracking_uri = postgresql://alice:s3cret@db/m\n[workspace]\n', 'line 1: expected a section header'),
+        ('[workspace]\nhost = 127.0.0.1\npassword s3cret\n', 'line(s) 3: expected `key = value`'),
+        ('[workspace]\ntracking_uri = postgresql://alice:s3cret@db/m\ntracking_uri = x\n', 'line 3: key'),
+    ],
+)
+def test_a_malformed_settings_ini_is_refused_by_line_number_never_quoting_the_line(tmp_path, no_overrides, text, said):
+    """Found by review (EP): a settings.ini configparser could not read was refused with configparser's message, which
+    quotes the line (a tracking_uri's password, in every command's output and CI log) over several lines, naming the
+    file '<string>'."""
+    from lifecycle.core.settings import SettingsError, load_settings, read_trust
+
+    (tmp_path / 'settings.ini').write_text(text)
+    for read in (load_settings, read_trust):
+        with pytest.raises(SettingsError) as e:
+            read(tmp_path)
+        msg = str(e.value)
+        assert msg.startswith(f"{tmp_path / 'settings.ini'}: {said}") and 's3cret' not in msg and '\n' not in msg, msg

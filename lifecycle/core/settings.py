@@ -140,9 +140,26 @@ def _read_ini(ini: Path) -> configparser.ConfigParser:
         cp.read_string(ini.read_text(encoding='utf-8-sig'))
     except UnicodeDecodeError as e:
         raise SettingsError(f"{ini}: not valid UTF-8 (byte 0x{e.object[e.start]:02x} at offset {e.start})") from None
-    except (OSError, configparser.Error) as e:
+    except configparser.Error as e:
+        raise SettingsError(f"{ini}: {_ini_problem(e)}") from None
+    except OSError as e:
         raise SettingsError(f"{ini}: cannot be read: {e}") from None
     return cp
+
+
+def _ini_problem(e: configparser.Error) -> str:
+    """What is wrong with an ini file, by line number: configparser's own message quotes the line, which may be a
+    `tracking_uri` with its password, and names the file `'<string>'`."""
+    if isinstance(e, configparser.MissingSectionHeaderError):
+        return f"line {e.lineno}: expected a section header ([workspace]) before any key, found a line outside one"
+    if isinstance(e, configparser.DuplicateSectionError):
+        return f"line {e.lineno}: section [{e.section}] a second time; expected each section once"
+    if isinstance(e, configparser.DuplicateOptionError):
+        return f"line {e.lineno}: key {e.option!r} of [{e.section}] a second time; expected each key once per section"
+    if isinstance(e, configparser.ParsingError):
+        lines = ', '.join(str(n) for n, *_ in e.errors)
+        return f"line(s) {lines}: expected `key = value` (or a [section] header), found a line that is neither"
+    return f"cannot be read ({type(e).__name__})"
 
 
 SECTIONS = ('workspace', 'roles', 'trust')  # settings.ini's: the workspace's settings, the admin roles, the pins
