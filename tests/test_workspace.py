@@ -775,3 +775,18 @@ def test_a_malformed_settings_ini_is_refused_by_line_number_never_quoting_the_li
             read(tmp_path)
         msg = str(e.value)
         assert msg.startswith(f"{tmp_path / 'settings.ini'}: {said}") and 's3cret' not in msg and '\n' not in msg, msg
+
+
+def test_a_blank_override_of_a_url_or_limit_means_what_empty_means(tmp_path, monkeypatch, no_overrides):
+    """Found by review (EP): blank LIFECYCLE_TRACKING_URI, LIFECYCLE_PREDICTION_LOG_URL and LIFECYCLE_MAX_CONNECTIONS
+    were refused ('found no scheme', 'not a URL SQLAlchemy can parse', 'expected a whole number'), where the same
+    blank in settings.ini (read as empty) means the default, as a blank keys_dir or host already does."""
+    from lifecycle.core.settings import load_settings
+    from lifecycle.serve.predlog import default_url
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    expected = load_settings(tmp_path)
+    for k in ('TRACKING_URI', 'PREDICTION_LOG_URL', 'MAX_CONNECTIONS'):
+        monkeypatch.setenv(f'LIFECYCLE_{k}', ' \t')
+    s = load_settings(tmp_path)
+    assert (s.tracking_uri, default_url(s), s.max_connections) == (expected.tracking_uri, default_url(expected), None)

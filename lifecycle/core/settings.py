@@ -188,6 +188,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
             f"{ini}: unknown key(s) {sorted(unknown)} in [workspace]; expected some of {sorted(DEFAULTS)}"
         )
     v = {k: os.environ.get(f'LIFECYCLE_{k.upper()}', section.get(k, d)) for k, d in DEFAULTS.items()}
+    v = {k: x if x.strip() else '' for k, x in v.items()}  # (a blank override is empty, as settings.ini's blank is)
 
     def key(k):  # where a value was read: the variable that overrides settings.ini's key, else the key
         env = f'LIFECYCLE_{k.upper()}'
