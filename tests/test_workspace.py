@@ -790,3 +790,14 @@ def test_a_blank_override_of_a_url_or_limit_means_what_empty_means(tmp_path, mon
         monkeypatch.setenv(f'LIFECYCLE_{k}', ' \t')
     s = load_settings(tmp_path)
     assert (s.tracking_uri, default_url(s), s.max_connections) == (expected.tracking_uri, default_url(expected), None)
+
+
+def test_a_format_record_saved_by_an_editor_with_a_crlf_is_still_its_number(tmp_path):
+    """Found by review (EP): 7d0feebe, reading the remembered params folder as written, read the workspace's FORMAT
+    record so too (only its last newline cut), so a FORMAT saved as `2\\r\\n` or `2 ` was 'damaged state' (exit 4) and
+    every command refused the workspace; a number's spaces are no part of it."""
+    from lifecycle.core.workspace import stored_format
+
+    for text in ('2\r\n', ' 2 \n', '2'):
+        (tmp_path / 'FORMAT').write_bytes(text.encode())
+        assert stored_format(tmp_path) == 2, text

@@ -338,7 +338,7 @@ def stored_format(state_dir: str | Path) -> int | None:
     state = Path(state_dir)
     p = state / FORMAT_FILE
     if p.is_file():
-        text = p.read_text(encoding='utf-8', errors='replace').removesuffix('\n')  # (not strip(): `params ` is a name)
+        text = p.read_text(encoding='utf-8', errors='replace').strip()  # (a number: `2\r\n` from an editor is 2)
         if not (text.isascii() and text.isdigit()):  # (a damaged state file: exit 4, as README's table says; AH)
             raise StateError(f"{p}: expected the workspace format version (an integer), found {text[:40]!r}")
         return int(text)
