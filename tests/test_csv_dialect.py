@@ -633,3 +633,23 @@ def test_a_row_cut_short_is_refused_as_a_longer_one_is_naming_its_line_and_count
     f.write_text('1,2,3\n4,5\n')
     with pytest.raises(SourceError, match=re.escape('line 2 has 2 field(s), expected 3 (the columns of csv.names)')):
         list(read_chunks(str(f), dialect=CsvDialect(header=False, names=['a', 'b', 'c'])))
+
+
+def test_a_sqlite_uri_filename_source_is_read_from_the_workspace_root_too(tmp_path, monkeypatch):
+    """Found by review (EP): a SQLite source written as a URI filename (`sqlite:///file:data/b.db?mode=ro&uri=true`, a
+    read-only open) was left relative to the current folder, where every other SQLite source and setting is the
+    workspace's: from a stage's kernel (in nbs/) it failed as 'unable to open database file', naming no path."""
+    import sqlite3
+
+    (tmp_path / 'data').mkdir()
+    with contextlib.closing(sqlite3.connect(tmp_path / 'data' / 'b.db')) as c:
+        c.execute('create table t (x int)')
+        c.execute('insert into t values (7)')
+        c.commit()
+    (tmp_path / 'nbs').mkdir()
+    monkeypatch.chdir(tmp_path / 'nbs')
+    url = 'sqlite:///file:data/b.db?mode=ro&uri=true'
+    assert pd.concat(read_chunks(url, tmp_path, query='select x from t')).x.tolist() == [7]
+    with pytest.raises(SourceError, match=rf'no SQLite database at {tmp_path}/data/gone.db'):
+        list(read_chunks(url.replace('b.db', 'gone.db').replace('mode=ro', 'mode=rwc'), tmp_path, query='select 1'))
+    assert sorted(p.name for p in (tmp_path / 'data').iterdir()) == ['b.db'] and not any((tmp_path / 'nbs').iterdir())

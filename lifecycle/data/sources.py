@@ -987,7 +987,7 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
     import pandas as pd
     import sqlalchemy as sa
 
-    from lifecycle.core.settings import url_problem
+    from lifecycle.core.settings import _rooted, _sqlite_db, url_problem
 
     if why := url_problem(url, driver=True):  # (else a driver's ImportError, or a ValueError, as a traceback)
         raise SourceUnusable(f"{shown_source(url)}: cannot be used as written: {why}")
@@ -996,14 +996,13 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
     engine = None
     try:
         u = sa.engine.make_url(url)
-        db = u.database if u.get_backend_name() == 'sqlite' else None
-        if db and db != ':memory:' and not db.startswith('file:'):  # (a file: relative to the workspace, as files are)
-            path = resolve(db, root)
+        if u.get_backend_name() == 'sqlite' and _sqlite_db(url):  # (a file, or a URI filename `file:x.db?uri=true`:
+            rooted = _rooted(url, str(root))  # relative to the workspace, as files are, not the current folder)
+            u, path = sa.engine.make_url(rooted), Path(_sqlite_db(rooted))
             if path.is_dir():
                 raise SourceError(f"{shown_source(url)}: expected a SQLite database file at {path}, found a folder")
             if not path.is_file():
                 raise SourceError(f"{shown_source(url)}: no SQLite database at {path}")  # (none is made)
-            u = u.set(database=str(path))
         engine = sa.create_engine(u)
         with engine.connect() as con:
             for chunk in pd.read_sql_query(sa.text(query), con, chunksize=chunk_rows):
