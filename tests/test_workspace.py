@@ -382,8 +382,8 @@ def test_a_malformed_trusted_key_in_settings_is_refused_naming_the_setting(tmp_p
         SettingsError, match=r"settings.ini: \[trust\] model_signing: key 2 is not a public key .* 12 char"
     ):
         read_trust(tmp_path)
-    (tmp_path / 'settings.ini').write_text(f'[workspace]\n[trust]\nmodel_signing = {good}\nrevoked = ab12\n')
-    assert read_trust(tmp_path) == {'model_signing': [good], 'revoked': ['ab12']}  # (revoked: key ids, not keys)
+    (tmp_path / 'settings.ini').write_text(f'[workspace]\n[trust]\nmodel_signing = {good}\nrevoked = {"ab12" * 4}\n')
+    assert read_trust(tmp_path) == {'model_signing': [good], 'revoked': ['ab12' * 4]}  # (revoked: key ids, not keys)
 
 
 def test_a_full_disk_names_the_file_being_written_and_a_file_in_a_folders_way_is_named(tmp_path, monkeypatch):
@@ -693,7 +693,8 @@ def test_a_misspelt_trust_key_is_refused_naming_it_not_read_as_no_pin_or_no_revo
     said = r"settings.ini: unknown key\(s\) in \[trust\]: 'revokd' \(did you mean 'revoked'\?\)"
     with pytest.raises(SettingsError, match=said):
         read_trust(tmp_path)
-    (tmp_path / 'settings.ini').write_text(f'[trust]\nmodel_signing = {pin}\nadministrator = {pin}\nrevoked = ab12\n')
+    kid = 'ab12' * 4
+    (tmp_path / 'settings.ini').write_text(f'[trust]\nmodel_signing = {pin}\nadministrator = {pin}\nrevoked = {kid}\n')
     assert set(read_trust(tmp_path)) == {'model_signing', 'administrator', 'revoked'}
 
 
@@ -801,3 +802,15 @@ def test_a_format_record_saved_by_an_editor_with_a_crlf_is_still_its_number(tmp_
     for text in ('2\r\n', ' 2 \n', '2'):
         (tmp_path / 'FORMAT').write_bytes(text.encode())
         assert stored_format(tmp_path) == 2, text
+
+
+@pytest.mark.parametrize('written', ['ab12', 'AB12AB12AB12AB12', 'ed25519:' + 'A' * 43 + '=', 'ab12ab12ab12ab1'])
+def test_a_revoked_value_that_is_no_key_id_is_refused_not_a_revocation_silently_not_made(tmp_path, written):
+    """Found by review (EP): `[trust] revoked` values were taken whatever they were, so a key id cut short, written in
+    capitals or a pin pasted in its place revoked nothing, without a word (as a misspelt `revokd` did, 61fbdecb)."""
+    from lifecycle.core.settings import SettingsError, read_trust
+
+    (tmp_path / 'settings.ini').write_text(f'[trust]\nrevoked = 0123456789abcdef, {written}\n')
+    with pytest.raises(SettingsError, match=r"settings.ini: \[trust\] revoked: value 2 is not a key id") as e:
+        read_trust(tmp_path)
+    assert written not in str(e.value)

@@ -463,6 +463,13 @@ def read_trust(root: str | Path) -> dict[str, list[str]]:
                     f"'ed25519:' and 44 characters of base64, found {len(pin)} characters): restore the line from a "
                     "backup or from version control"
                 )
+    for i, kid in enumerate(out.get('revoked', ()), start=1):  # (`ab12`, a pin pasted: a revocation silently not made)
+        if not re.fullmatch(r'[0-9a-f]{16}', kid):
+            raise SettingsError(
+                f"{ini}: [trust] revoked: value {i} is not a key id as `lifecycle keys` prints one (expected 16 hex "
+                f"digits in lower case, found {len(kid)} characters): write the id `lifecycle keys revoke` writes, or "
+                "restore the line from a backup or from version control"
+            )
     return out
 
 
