@@ -814,3 +814,16 @@ def test_a_revoked_value_that_is_no_key_id_is_refused_not_a_revocation_silently_
     with pytest.raises(SettingsError, match=r"settings.ini: \[trust\] revoked: value 2 is not a key id") as e:
         read_trust(tmp_path)
     assert written not in str(e.value)
+
+
+def test_a_blank_lifecycle_workspace_means_what_an_empty_one_means(tmp_path, monkeypatch):
+    """Found by review (EP): LIFECYCLE_WORKSPACE='' is unset (the nearest settings.ini upwards), but ' ' was a folder
+    ' ' of the current one: every command was refused as 'expected a folder holding settings.ini, found none there'."""
+    from lifecycle.core.settings import find_workspace
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    (tmp_path / 'nbs').mkdir()
+    monkeypatch.chdir(tmp_path / 'nbs')
+    for blank in ('', ' ', '\t'):
+        monkeypatch.setenv('LIFECYCLE_WORKSPACE', blank)
+        assert find_workspace() == tmp_path.resolve(), repr(blank)

@@ -44,8 +44,8 @@ DEFAULTS = dict(
 
 def find_workspace(start: str | Path | None = None) -> Path:
     "The workspace root: `$LIFECYCLE_WORKSPACE`, else the nearest folder upwards holding `settings.ini`."
-    env = os.environ.get('LIFECYCLE_WORKSPACE')
-    if env:
+    env = os.environ.get('LIFECYCLE_WORKSPACE', '')
+    if env.strip():  # (blank: unset, as empty is, not a folder ' ' in the current one)
         root = Path(env).expanduser().resolve()
         if not (root / 'settings.ini').is_file():
             raise SettingsError(f"LIFECYCLE_WORKSPACE={env}: expected a folder holding settings.ini, found none there")
