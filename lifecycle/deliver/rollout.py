@@ -23,6 +23,7 @@ from ..core.cli_support import printable
 from ..core.audit import AuditError
 from ..core.params import RolloutParams, GuardParams, check_steps
 from ..model.registry import alias_version
+from ..model.train import _is_positive
 from .abstats import SequentialTest
 from ..serve import flags as fl
 
@@ -1013,13 +1014,8 @@ def judged_by(fp):
 
 
 def _outcome(v, positive) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool):
-        return int(v)
-    if isinstance(v, (int, float)):
-        return int(v == 1)
-    return int(str(v) == str(positive))
+    t = _is_positive(v, positive)  # (as training reads the target)
+    return None if t is None else int(t)
 
 
 def scored(pairs, positive) -> tuple[int, int]:

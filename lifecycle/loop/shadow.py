@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
+from ..model.train import _is_positive
 from .schema import ShadowSpec
 
 # %% auto #0
@@ -17,9 +18,8 @@ __all__ = ['shadow_pairs', 'ShadowVerdict', 'compare']
 
 # %% ../../nbs/api/loop/03_shadow.ipynb #04c39fcb
 def _label(v, positive) -> float:
-    if v is None:
-        return np.nan
-    return 1.0 if v == positive or v is True or (type(v) in (int, float) and v == 1) else 0.0
+    t = _is_positive(v, positive)  # (as training reads the target)
+    return np.nan if t is None else float(t)
 
 
 def _number(v) -> bool:

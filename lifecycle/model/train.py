@@ -115,8 +115,32 @@ def positive_mask(values: pd.Series, positive) -> np.ndarray:
     text = values.astype(str).where(values.notna(), None)
     if isinstance(positive, bool):
         return text.map(lambda v: v is not None and bool_label(v) is positive).to_numpy(dtype=bool)
-    alts = {str(positive)} | ({f'{positive:g}'} if isinstance(positive, (int, float)) else set())
-    return text.isin(alts).to_numpy()
+    return text.isin(_as_text(positive)).to_numpy()
+
+
+def _as_text(positive) -> set[str]:
+    "The texts that name the positive class `positive` in a text target (`1`: '1', and '1.0' none; `1.5`: '1.5')."
+    return {str(positive)} | ({f'{positive:g}'} if isinstance(positive, (int, float)) else set())
+
+
+def _is_positive(v, positive) -> bool | None:
+    """Whether one outcome as the log keeps it (a label, a number, a boolean) is the positive class, compared as
+    `positive_mask` compares the target's values (`'1'` and `1.0` are 1 of an int target, and `1` is no positive
+    class 2); None for no outcome. A 0/1 or boolean outcome of a target whose positive class is no number or boolean
+    (given before the server kept outcomes as labels) reads as before: 1 or true for positive."""
+    if v is None or (isinstance(v, float) and v != v):
+        return None
+    if isinstance(positive, bool) or (isinstance(v, bool) and bool_label(positive) is not None):
+        return bool_label(v) is bool_label(positive)
+    if isinstance(v, str):
+        return v in _as_text(positive)
+    if not isinstance(v, (int, float)):
+        return False  # (a list of another length than the request's records, from before they were refused)
+    try:
+        want = float(positive)
+    except (TypeError, ValueError):
+        want = 1.0  # (a label of text: an old outcome's 0/1 or boolean stood for it)
+    return float(v) == want
 
 
 def describe_split(how, fraction: float = 0.25) -> str:

@@ -15,6 +15,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 from ..data import drift
+from ..model.train import _is_positive
 from .cbpe import Calibrator, estimate, fit_calibrator
 from .schema import Window
 
@@ -53,7 +54,7 @@ def _label(v, positive):
         return np.nan
     if positive is None:  # regression: the number
         return float(v)
-    return 1.0 if v == positive or v is True or (type(v) in (int, float) and v == 1) else 0.0
+    return float(_is_positive(v, positive))  # (as training reads the target)
 
 
 def _per_record(v, n: int) -> list:

@@ -1,0 +1,50 @@
+"""A feedback outcome is read as the positive class the way training reads the target (`positive_mask`), by every
+reader of live accuracy: the monitor's windows, the retraining loop's shadow, a rollout's guard and the A/B report.
+They compared the outcome the server keeps with `positive_class` by equality, and any number 1 as positive: an int
+target whose labels are declared (`allowed: ['0', '1']`, kept as the label '1') had every outcome read as negative,
+and one whose positive class is not 1 (`positive_class: 2`) had its negative outcome 1 read as positive."""
+
+from __future__ import annotations
+import pandas as pd
+import pytest
+from lifecycle.deliver.rollout import scored
+from lifecycle.loop.shadow import shadow_pairs
+from lifecycle.model.train import positive_mask
+from lifecycle.operate.windows import records
+from lifecycle.serve.scoring import check_outcome
+
+# (labels declared, positive_class, dtype, the classes as the client sends them: negative, positive)
+TARGETS = [
+    (['0', '1'], 1, 'int', (0, 1)),
+    (['0', '1'], 1.0, 'int', (0, 1)),
+    (['0', '1'], '1', 'str', ('0', '1')),
+    (None, 2, 'int', (1, 2)),
+    (None, 0, 'int', (1, 0)),
+    (['No', 'Yes'], 'Yes', 'str', ('No', 'Yes')),
+    (None, True, 'bool', (False, True)),
+]
+
+
+def log(outcomes: list) -> pd.DataFrame:
+    "One answered request per outcome, each decided positive, with the challenger's shadow row scoring it positive."
+    rows = []
+    for i, y in enumerate(outcomes):
+        common = dict(request_id=f'r{i}', status=200, threshold=0.5, ts=float(i), latency_ms=1.0, inputs={'a': [1]})
+        rows.append(dict(common, shadow=False, variant='control', model_version='1', output=[0.9], decision=[1],
+                         outcome=y, feedback_ts=float(i) + 1))
+        rows.append(dict(common, shadow=True, variant='challenger', model_version='2', output=[0.9], decision=None,
+                         outcome=None, feedback_ts=None))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize('labels,positive,dtype,classes', TARGETS)
+def test_every_reader_of_live_accuracy_reads_a_feedback_outcome_as_training_reads_the_target(
+    labels, positive, dtype, classes
+):
+    kept = [check_outcome(c, labels, positive, dtype) for c in classes]  # (as /feedback keeps them)
+    truth = positive_mask(pd.Series(list(classes)), positive).tolist()
+    assert truth == [False, True]  # (training: the second class is the positive one)
+    d = log(kept)
+    assert records(d, positive)['label'].tolist() == [0.0, 1.0]  # monitor status: realised accuracy
+    assert shadow_pairs(d, '2', positive)['y'].tolist() == [0.0, 1.0]  # retraining's shadow
+    assert scored(zip(d[~d['shadow']]['decision'], kept), positive) == (2, 1)  # guard, A/B report: 1 of 2 right
