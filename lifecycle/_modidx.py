@@ -4113,6 +4113,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._model_calls': ( 'api/serve/scoring.html#_model_calls',
                                                                                    'lifecycle/serve/scoring.py'),
+                                         'lifecycle.serve.scoring._numbered': ( 'api/serve/scoring.html#_numbered',
+                                                                                'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._of_dtype': ( 'api/serve/scoring.html#_of_dtype',
                                                                                 'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._outcome': ( 'api/serve/scoring.html#_outcome',

@@ -11,6 +11,7 @@ from lifecycle.deliver.rollout import scored
 from lifecycle.loop.shadow import shadow_pairs
 from lifecycle.model.train import positive_mask
 from lifecycle.operate.windows import records
+from lifecycle.serve.models import InputError
 from lifecycle.serve.scoring import check_outcome
 
 # (labels declared, positive_class, dtype, the classes as the client sends them: negative, positive)
@@ -22,6 +23,9 @@ TARGETS = [
     (None, 0, 'int', (1, 0)),
     (['No', 'Yes'], 'Yes', 'str', ('No', 'Yes')),
     (None, True, 'bool', (False, True)),
+    (['0', '1'], 0, 'int', (1, 0)),
+    (['1', '2'], 2, 'int', (1, 2)),
+    (['0', '1', '2'], 2, 'int', (0, 2)),
 ]
 
 
@@ -48,3 +52,18 @@ def test_every_reader_of_live_accuracy_reads_a_feedback_outcome_as_training_read
     assert records(d, positive)['label'].tolist() == [0.0, 1.0]  # monitor status: realised accuracy
     assert shadow_pairs(d, '2', positive)['y'].tolist() == [0.0, 1.0]  # retraining's shadow
     assert scored(zip(d[~d['shadow']]['decision'], kept), positive) == (2, 1)  # guard, A/B report: 1 of 2 right
+
+
+def test_a_number_that_names_a_declared_label_is_that_label_not_a_stand_in_for_the_positive_class():
+    """An int target's labels declared (`allowed: ['0', '1']`, `positive_class: 0`): the outcome 0 was kept as '1', the
+    label 0/1 stand for when the target's labels are text, so a true outcome went into the log, the monitor and the
+    labelled batches inverted; 2 of labels ['1', '2'] was refused and 1 kept as '2'."""
+    assert check_outcome(0, ['0', '1'], 0, 'int') == '0' and check_outcome(1, ['0', '1'], 0, 'int') == '1'
+    assert check_outcome(1, ['1', '2'], 2, 'int') == '1' and check_outcome(2, ['1', '2'], 2, 'int') == '2'
+    assert check_outcome([2, 0, 1], ['0', '1', '2'], 2, 'int') == ['2', '0', '1']
+    assert check_outcome(1.5, ['0.5', '1.5'], 1.5, 'float') == '1.5'
+    assert check_outcome(True, ['0', '1'], 0, 'int') == '0'  # (a boolean still stands for the positive class)
+    assert check_outcome(1, ['No', 'Yes'], 'Yes', 'str') == 'Yes'  # (0/1 still stand for text labels)
+    with pytest.raises(InputError) as e:
+        check_outcome(7, ['1', '2'], 2, 'int')  # (no stand-in either: the labels are numbers)
+    assert "field 'outcome'" in str(e.value) and "['1', '2']" in str(e.value) and '7' not in str(e.value)

@@ -8,6 +8,7 @@ it, so everything here is tested without a server (the idea of MLflow's `scoring
 # %% ../../nbs/api/serve/06_scoring.ipynb #bc61520c
 from __future__ import annotations
 import logging
+import math
 import os
 import re
 import threading
@@ -408,8 +409,9 @@ def _keys_twice(body: bytes) -> list[str]:
 
 
 def check_outcome(outcome, labels=None, positive=None, dtype=None, bins=None):
-    """A true outcome (or a list of them) as the log keeps it: a class label, one of `labels` when declared, for which
-    0/1 and booleans stand when the target has two labels (1 and true for `positive`); else a value of the target's
+    """A true outcome (or a list of them) as the log keeps it: a class label, one of `labels` when declared (a number
+    naming one, 2 for '2', is that label), for which booleans, and 0/1 when no label is a number, stand when the
+    target has two labels (1 and true for `positive`); else a value of the target's
     declared `dtype` (`int`: a whole number, a boolean as 0/1; `float`: a number; `bool`: a boolean or 0/1; `str`:
     text), or, with no dtype, a label, 0/1, a boolean or a number. A personal target generalised into `bins` (its
     `pii` rule) is kept as its band: a band's label as given, a number as the band it falls in, never the number.
@@ -456,6 +458,13 @@ def _outcome(v, labels, positive, dtype=None):
         )
     if not labels:
         return _of_dtype(v, dtype)
+    if not isinstance(v, bool) and (numbered := _numbered(labels)):  # (labels that are numbers: 0 is the label 0)
+        hit = next((x for x, n in numbered if n == v), None)
+        if hit is None:
+            raise InputError(
+                f"field 'outcome': a number that is not a label (values are not repeated); expected one of {labels}"
+            )
+        return hit
     pos = _positive_label(labels, positive)
     if len(labels) != 2 or pos is None or v not in (0, 1):
         raise InputError(
@@ -463,6 +472,18 @@ def _outcome(v, labels, positive, dtype=None):
             f"are not repeated); expected one of {labels}" + (", or 0/1 or a boolean" if len(labels) == 2 else '')
         )
     return pos if v == 1 else next(x for x in labels if x != pos)
+
+
+def _numbered(labels: list) -> list[tuple[str, float]]:
+    """The declared labels that are numbers, each with its number (an int target's `allowed: ['0', '1']`): a number
+    given as an outcome is one of them, never a stand-in for the positive class (that inverted `positive_class: 0`)."""
+    out = []
+    for x in labels:
+        try:
+            out.append((x, float(x)))
+        except (TypeError, ValueError):
+            continue
+    return [(x, n) for x, n in out if math.isfinite(n)]
 
 
 def _of_dtype(v: bool | int | float, dtype: str | None):
