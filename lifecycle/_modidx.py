@@ -4038,6 +4038,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._read_log': ( 'api/serve/predlog.html#_read_log',
                                                                                 'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._recorded_before': ( 'api/serve/predlog.html#_recorded_before',
+                                                                                       'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._records_in': ( 'api/serve/predlog.html#_records_in',
                                                                                   'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._running_loop': ( 'api/serve/predlog.html#_running_loop',

@@ -1903,3 +1903,16 @@ def test_a_split_bodys_column_names_are_counted_once_whatever_they_are(client):
     assert r.status_code == 200, r.text
     r = client.post('/invocations', json={'dataframe_split': {'columns': [*cols, cols[0]], 'data': [[*vals, vals[0]]]}})
     assert r.status_code in (400, 422) and f"duplicate column name(s) ['{cols[0]}']" in r.json()['error'], r.text
+
+
+def test_feedback_given_twice_says_whether_its_outcome_is_the_one_kept(client):
+    """Feedback sent again was answered 409 'feedback already recorded' alike for a retry of the same outcome and for
+    a correction, which is not taken: the client was not told that its new outcome was dropped and the first stands."""
+    rid = client.post('/predict', json={'records': [REC]}).json()['request_id']
+    assert client.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'}).status_code == 200
+    again = client.post('/feedback', json={'request_id': rid, 'outcome': 'Yes'})
+    assert again.status_code == 409 and 'with this same outcome: nothing changed' in again.json()['error'], again.text
+    other = client.post('/feedback', json={'request_id': rid, 'outcome': 'No'})
+    assert other.status_code == 409 and 'with another outcome, which stands' in other.json()['error'], other.text
+    assert 'this one is not recorded' in other.json()['error'] and "'No'" not in other.text
+    assert read_log(client.app.state.server.log).set_index('request_id').loc[rid, 'outcome'] == 'Yes'

@@ -1565,6 +1565,26 @@ def _outcome_problem(answered: tuple[str | None, int], outcome) -> str:
     return ''
 
 
+def _recorded_before(log: PredictionLog, request_id: str, outcome: str) -> str:
+    """The refusal of feedback (`outcome`, as stored) for a request that has some: the first outcome given stands, and
+    whether this one is it (a retry) or another (a correction, not taken); values are not repeated."""
+    from sqlalchemy import select
+    from sqlalchemy.exc import DBAPIError
+
+    f = log.feedback_table.c
+    try:
+        with log.engine.connect() as c:
+            kept = c.execute(select(f.outcome).where(f.request_id == request_id)).scalar()
+    except DBAPIError:
+        kept = None
+    said = f"{quoted_request_id(request_id)}: feedback already recorded"
+    if kept is None:
+        return f"{said}; the outcome given first stands, and this one is not recorded"
+    if kept == outcome:
+        return f"{said}, with this same outcome: nothing changed"
+    return f"{said}, with another outcome, which stands: feedback is never replaced, and this one is not recorded"
+
+
 def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None = None) -> dict:
     "Record the true outcome of an answered request; FeedbackError (404 unknown, 409 twice) otherwise."
     from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -1584,7 +1604,7 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
         with log.engine.begin() as c:
             c.execute(log.feedback_table.insert(), [row])
     except IntegrityError:
-        raise FeedbackError(f"{quoted_request_id(request_id)}: feedback already recorded", 409) from None
+        raise FeedbackError(_recorded_before(log, request_id, row['outcome']), 409) from None
     except DBAPIError as e:  # disk full, database locked or gone: a refusal naming why, never a 500
         why = without_secrets(_reason(e), log.url)
         raise FeedbackError(f"prediction log: feedback cannot be recorded ({why})", 503) from None
