@@ -67,3 +67,23 @@ def test_a_number_that_names_a_declared_label_is_that_label_not_a_stand_in_for_t
     with pytest.raises(InputError) as e:
         check_outcome(7, ['1', '2'], 2, 'int')  # (no stand-in either: the labels are numbers)
     assert "field 'outcome'" in str(e.value) and "['1', '2']" in str(e.value) and '7' not in str(e.value)
+
+
+@pytest.mark.parametrize('outcome,labels', [(['Yes', 'No', 'Yes'], 0), (['Yes'], 2), ('Yes', 2), (['No', 'Yes'], 2)])
+def test_every_reader_labels_the_same_records_of_an_old_list_of_outcomes(outcome, labels):
+    """A list of outcomes of another length than its request's records (taken by a server before they were refused)
+    labels none of them in the labelled batch, but the monitor counted each record as a negative label, and the guard
+    and the A/B report judged as many records as the shorter of the two lists; a list of one, one outcome for all,
+    was judged for the first record only by the guard and as no positive by the shadow."""
+    from lifecycle.loop.feedback import labelled_rows
+
+    d = log([outcome])
+    for c in ('inputs', 'output', 'decision'):
+        d[c] = [v if c != 'inputs' else {'a': [1, 2]} for v in d[c]]
+    d['output'], d['decision'] = [[0.9, 0.9]] * 2, [[1, 1], None]
+    assert len(labelled_rows(d, ['a'], 'y')) == labels
+    assert records(d, 'Yes')['label'].notna().sum() == labels
+    assert scored(zip(d[~d['shadow']]['decision'], [outcome]), 'Yes')[0] == labels
+    assert len(shadow_pairs(d, '2', 'Yes')) == labels
+    right = scored(zip(d[~d['shadow']]['decision'], [outcome]), 'Yes')[1]
+    assert right == (records(d, 'Yes')['label'] == 1).sum() == shadow_pairs(d, '2', 'Yes')['y'].sum()

@@ -24,6 +24,7 @@ from ..core.audit import AuditError
 from ..core.params import RolloutParams, GuardParams, check_steps
 from ..model.registry import alias_version
 from ..model.train import _is_positive
+from ..serve.predlog import _per_record
 from .abstats import SequentialTest
 from ..serve import flags as fl
 
@@ -1027,8 +1028,7 @@ def scored(pairs, positive) -> tuple[int, int]:
     for dec, y in pairs:
         if y is None or dec is None:
             continue
-        ys = y if isinstance(y, list) else [y] * len(dec)
-        for a, b in zip(dec, ys):
+        for a, b in zip(dec, _per_record(y, len(dec))):
             r = right(a, b)
             if r is not None:
                 labelled += 1

@@ -15,6 +15,7 @@ import pandas as pd
 from ..core.params import FeaturesParams, IngestParams
 from ..core.store import PRIVATE, atomic_write, file_sha256
 from ..core.workspace import Workspace
+from ..serve.predlog import _per_record
 
 # %% auto #0
 __all__ = ['LINEAGE_COLUMNS', 'labelled_rows', 'simulation_actor', 'simulation_run_id', 'unmarked_simulation_spans',
@@ -22,15 +23,6 @@ __all__ = ['LINEAGE_COLUMNS', 'labelled_rows', 'simulation_actor', 'simulation_r
 
 # %% ../../nbs/api/loop/01_feedback.ipynb #1403e01e
 LINEAGE_COLUMNS = ['record_id', 'request_id', 'model_version', 'ts', 'feedback_ts']
-
-
-def _per_record(v, n: int) -> list:
-    """The outcome of each of a request's `n` records: a list of `n` as given, one outcome (or a list of one) for all;
-    none for a list of another length (a server before it refused them took any list, and repeating a list as one
-    record's label put a label no contract has into the batch: each later retraining's batch was then refused)."""
-    if isinstance(v, list):
-        return v if len(v) == n else [v[0]] * n if len(v) == 1 else [None] * n
-    return [v] * n
 
 
 _SIMULATED = 'lifecycle simulate '  # the actor of the feedback a simulation gives: this, then its run's id

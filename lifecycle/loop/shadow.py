@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 from ..model.train import _is_positive
+from ..serve.predlog import _per_record
 from .schema import ShadowSpec
 
 # %% auto #0
@@ -45,7 +46,7 @@ def shadow_pairs(log: pd.DataFrame, challenger: str, positive) -> pd.DataFrame:
         dec, scores = r.decision, s['output']
         if not isinstance(dec, list) or not isinstance(scores, list) or len(dec) != len(scores):
             continue
-        ys = r.outcome if isinstance(r.outcome, list) and len(r.outcome) == len(dec) else [r.outcome] * len(dec)
+        ys = _per_record(r.outcome, len(dec))
         thr = 0.5 if r.threshold is None or r.threshold != r.threshold else float(r.threshold)
         for d, sc, y in zip(dec, scores, ys):
             if y is None or d is None or sc is None or (regression and not _number(y)):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from ..data import drift
 from ..model.train import _is_positive
+from ..serve.predlog import _per_record
 from .cbpe import Calibrator, estimate, fit_calibrator
 from .schema import Window
 
@@ -55,12 +56,6 @@ def _label(v, positive):
     if positive is None:  # regression: the number
         return float(v)
     return float(_is_positive(v, positive))  # (as training reads the target)
-
-
-def _per_record(v, n: int) -> list:
-    if isinstance(v, list) and len(v) == n:
-        return v
-    return [v[0] if isinstance(v, list) and len(v) == 1 else v] * n
 
 
 def records(log: pd.DataFrame, positive=None) -> pd.DataFrame:

@@ -1531,6 +1531,16 @@ def _records_in(inputs) -> int:
     return len(first) if hasattr(first, '__len__') and not isinstance(first, (str, bytes)) else 1
 
 
+def _per_record(v, n: int) -> list:
+    """The outcome of each of a request's `n` records, as every reader of feedback takes it: a list of `n` as given, one
+    outcome (or a list of one) for all; none for a list of another length (a server before it refused them took any
+    list, and repeating a list as one record's label put a label no contract has into the batch: each later
+    retraining's batch was then refused; the monitor counted it as a negative label and the guard judged part of it)."""
+    if isinstance(v, list):
+        return v if len(v) == n else [v[0]] * n if len(v) == 1 else [None] * n
+    return [v] * n
+
+
 def _answered(log: PredictionLog, request_id: str) -> tuple[str | None, int] | None:
     """The route and number of records of the answer to `request_id` (not its shadow's), or None if the log has no
     such request. (Not yet in the database: once what live writers journaled is, another look.)"""
