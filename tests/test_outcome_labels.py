@@ -87,3 +87,21 @@ def test_every_reader_labels_the_same_records_of_an_old_list_of_outcomes(outcome
     assert len(shadow_pairs(d, '2', 'Yes')) == labels
     right = scored(zip(d[~d['shadow']]['decision'], [outcome]), 'Yes')[1]
     assert right == (records(d, 'Yes')['label'] == 1).sum() == shadow_pairs(d, '2', 'Yes')['y'].sum()
+
+
+@pytest.mark.parametrize('target,positive', [(['0', '1'], 1), ([0, 1], 1.0), ([False, True], 'yes'), ([1, 2], 2)])
+def test_a_simulation_counts_an_answer_right_as_training_reads_its_target(target, positive):
+    """`lifecycle simulate`'s timeline counted an answer right when it equalled `y == positive_class`: a text target
+    '1' with `positive_class: 1`, or a boolean one with `positive_class: yes`, had every positive answer counted wrong
+    and every negative one right, so its accuracy was the opposite of the monitor's."""
+    from types import SimpleNamespace
+    from lifecycle.loop.simulation import send_window
+
+    class Client:  # (answers every record positive, takes every outcome)
+        def post(self, path, json):
+            body = {'request_id': 'r', 'model_version': '1', 'variant': 'control', 'predictions': [{'prediction': 1}]}
+            return SimpleNamespace(status_code=200, json=lambda: body)
+
+    rows = pd.DataFrame({'a': [1, 2], 'y': target})
+    got = send_window(Client(), rows, ['a'], 'y', positive, 's')
+    assert (got['labelled'], got['right']) == (2, 1), got

@@ -17,6 +17,7 @@ import yaml
 from ..core.store import atomic_write
 from ..core.workspace import Workspace
 from ..deliver.demo import needs_approvals
+from ..model.train import _is_positive
 from . import iteration as loop
 from .feedback import simulation_actor
 
@@ -143,7 +144,7 @@ def send_window(client, rows: pd.DataFrame, inputs: list[str], target: str, posi
         y = y.item() if hasattr(y, 'item') else y
         if client.post('/feedback', json={'request_id': a['request_id'], 'outcome': y}).status_code == 200:
             out['labelled'] += 1
-            out['right'] += int(a['predictions'][0]['prediction'] == int(y == positive))
+            out['right'] += int(a['predictions'][0]['prediction'] == int(bool(_is_positive(y, positive))))
     return out
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #8032e0e3
