@@ -654,6 +654,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._ini_problem': ( 'api/core/settings.html#_ini_problem',
                                                                                    'lifecycle/core/settings.py'),
+                                         'lifecycle.core.settings._memory_mode': ( 'api/core/settings.html#_memory_mode',
+                                                                                   'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._parsed': ( 'api/core/settings.html#_parsed',
                                                                               'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._quoted': ( 'api/core/settings.html#_quoted',

@@ -827,3 +827,22 @@ def test_a_blank_lifecycle_workspace_means_what_an_empty_one_means(tmp_path, mon
     for blank in ('', ' ', '\t'):
         monkeypatch.setenv('LIFECYCLE_WORKSPACE', blank)
         assert find_workspace() == tmp_path.resolve(), repr(blank)
+
+
+@pytest.mark.parametrize('folder', ['mode=memory', 'x?mode=memory', 'a&mode=memory&uri=true'])
+def test_a_workspace_whose_folder_name_holds_mode_memory_keeps_its_databases(tmp_path, no_overrides, folder):
+    """`_sqlite_db` took any URL holding the text `mode=memory` for a database in memory, a folder's name too: in a
+    workspace at `.../mode=memory/` the tracking store was never found (`has_tracking` false: status and the site saw
+    no models) and the prediction log had no journal folder. Only a URI filename's query asks for memory."""
+    from lifecycle.core.settings import _sqlite_db, load_settings
+    from lifecycle.serve.predlog import default_url, sqlite_path
+
+    root = tmp_path / folder
+    root.mkdir()
+    (root / 'settings.ini').write_text('[workspace]\n')
+    s = load_settings(root)
+    assert s.tracking_db == root / '.lifecycle' / 'mlflow.db', s.tracking_uri
+    assert sqlite_path(default_url(s)) == str(root / '.lifecycle' / 'predictions.db')
+    for memory in ('sqlite:///file:m?mode=memory&uri=true', 'sqlite:///file:m%3Fmode=memory?uri=true', 'sqlite://'):
+        assert _sqlite_db(memory) == '', memory
+    assert _sqlite_db('sqlite:///x.db?mode=memory') == 'x.db'  # (no uri=true: pysqlite opens the file x.db)

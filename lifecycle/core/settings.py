@@ -288,10 +288,21 @@ def _sqlite_db(url: str) -> str:
         return ''
     path = u.database or ''
     if _uri_filename(u):
+        if _memory_mode(u):
+            return ''
         path = unquote(path[len('file:') :].partition('?')[0].partition('#')[0])  # (SQLite undoes its %-escapes)
         if path.startswith('//'):  # (`file://localhost/p.db`, `file:///p.db`: an authority before the path)
             path = path[path.find('/', 2) :] if path.find('/', 2) > 0 else ''
-    return '' if path in ('', ':memory:') or 'mode=memory' in url else path
+    return '' if path in ('', ':memory:') else path
+
+
+def _memory_mode(u) -> bool:
+    """Whether a parsed URL's URI filename asks for a database in memory: `mode=memory` in the filename's own query or
+    the URL's (pysqlite hands it on), not in a folder's name (`/srv/mode=memory/x.db` is a file) or a plain path's."""
+    from urllib.parse import parse_qsl
+
+    own = (u.database or '').partition('?')[2].partition('#')[0]
+    return ('mode', 'memory') in parse_qsl(own) or u.query.get('mode') == 'memory'
 
 
 def _quoted(path: str | Path) -> str:
