@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -846,3 +847,30 @@ def test_a_workspace_whose_folder_name_holds_mode_memory_keeps_its_databases(tmp
     for memory in ('sqlite:///file:m?mode=memory&uri=true', 'sqlite:///file:m%3Fmode=memory?uri=true', 'sqlite://'):
         assert _sqlite_db(memory) == '', memory
     assert _sqlite_db('sqlite:///x.db?mode=memory') == 'x.db'  # (no uri=true: pysqlite opens the file x.db)
+
+
+_NAME_PIECES = ['%', '%%', '%4', '%41', '%zz', '%25', '%3F', '?', '#', ' ', 'é', '日', 'a', '=', '&', ':', '@']
+_NAME_PIECES += ['mode=memory']
+
+
+def test_every_folder_name_reads_back_as_itself_from_a_workspace_url_and_mlflow_makes_its_folder_where_it_can():
+    """Property over folder names made of every pair and triple of pieces that %-escapes, queries and fragments are
+    made of: the default URL (`_sqlite_url`) and a relative SQLite URL rooted there (`_rooted`, plain, URI filename,
+    SQLCipher passphrase) name that folder's file as SQLAlchemy and SQLite read them; and where the name holds no text
+    SQLAlchemy would misread (`%41`, `?`), the URL's text after `sqlite:///` is the path, the folder MLflow makes."""
+    from itertools import product
+    from sqlalchemy.engine import make_url
+    from lifecycle.core.settings import _quoted, _rooted, _sqlite_db, _sqlite_url
+
+    names = {''.join(p) for n in (1, 2, 3) for p in product(_NAME_PIECES[:12] if n == 3 else _NAME_PIECES, repeat=n)}
+    for name in sorted(names):
+        root = Path('/w') / name
+        url = _sqlite_url(root / 'm.db')
+        assert make_url(url).database == _sqlite_db(url) == str(root / 'm.db'), (name, url)
+        if not re.search(r'%[0-9A-Fa-f]{2}|\?', name):
+            assert _quoted(root) == str(root) and url.removeprefix('sqlite:///') == str(root / 'm.db'), name
+        for rel in ('t.db', 'file:t.db?uri=true', 'file:t.db?mode=ro&uri=true', 'file:a%2520b.db?uri=true'):
+            want = str(root / ('a b.db' if '%25' in rel else 't.db'))
+            assert _sqlite_db(_rooted(f'sqlite:///{rel}', root)) == want, (name, rel)
+        cipher = make_url(_rooted('sqlite+pysqlcipher://:p%40w@/t.db', root))
+        assert (cipher.database, cipher.password) == (str(root / 't.db'), 'p@w'), name
