@@ -383,3 +383,27 @@ def test_a_rerun_of_the_key_move_killed_after_filing_the_key_as_retired_does_not
     said = move_signing_key(ws)
     assert 'moved it there' not in said, said
     assert f"filed the state folder's key {moved} in {ws.key_dir / 'retired'}" in said and there in said, said
+
+
+def test_a_key_move_killed_while_filing_the_key_as_retired_leaves_no_torn_key_after_its_rerun(tmp_path):
+    """Migration step 3 with keys_dir already holding a signing key copies the state folder's public key into
+    `retired/` (shutil.copyfile: no atomic rename) and skipped the copy when a file was there: killed midway, the copy
+    was an empty or torn file its rerun kept as done, and removed the state folder's key: the retired key was lost for
+    good, and the next rerun of the step stopped on a traceback reading it."""
+    from lifecycle.core.workspace import Workspace, move_signing_key
+    from lifecycle.model.signing import ensure_keypair, key_id, load_public_key
+
+    root = tmp_path / 'ws'
+    root.mkdir()
+    (root / 'settings.ini').write_text(f"[workspace]\nkeys_dir = {tmp_path / 'keys'}\n")
+    ws = Workspace.open(root)
+    ensure_keypair(ws.key_dir)
+    ensure_keypair(ws.state_dir / 'keys')
+    pub = (ws.state_dir / 'keys' / 'signing_key.pub.pem').read_bytes()
+    moved = key_id(load_public_key(ws.state_dir / 'keys'))
+    torn = ws.key_dir / 'retired' / f'{moved}.pub.pem'
+    torn.parent.mkdir()
+    torn.write_bytes(pub[:20])  # (what a copy killed midway leaves)
+    assert 'already held a signing key' in move_signing_key(ws)
+    assert torn.read_bytes() == pub and key_id(load_public_key(torn)) == moved
+    assert 'filed the state folder' in move_signing_key(ws)  # (killed again before it was recorded: no traceback)

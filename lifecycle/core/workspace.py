@@ -98,7 +98,6 @@ def pin_text(public_pem: bytes) -> tuple[str, str]:
 @migration(3)
 def move_signing_key(ws) -> str:
     "Format 3 moves the model-signing key from the state folder to `keys_dir` and pins its public key in settings.ini."
-    import shutil
     from lifecycle.core.settings import read_trust, write_trust
 
     old, new = ws.state_dir / 'keys', ws.key_dir
@@ -132,10 +131,8 @@ def move_signing_key(ws) -> str:
             os.close(fd)
     elif (new / 'signing_key.pem').exists():
         kept += f'; {new} already held a signing key, which stays the current one (both are pinned)'
-        retired = new / 'retired'
-        retired.mkdir(exist_ok=True)
-        if not (retired / f'{kid}.pub.pem').exists():
-            shutil.copyfile(pub, retired / f'{kid}.pub.pem')
+        # (whole or not there: a copy killed midway, kept as done by `exists()`, left a torn key for good)
+        atomic_write(new / 'retired' / f'{kid}.pub.pem', pub.read_bytes(), mode=0o644)
     if again:
         kept += '; an earlier run of this step, cut short before the step was recorded as done, had copied it there'
     priv.unlink(missing_ok=True)
