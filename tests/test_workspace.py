@@ -846,7 +846,8 @@ def test_a_workspace_whose_folder_name_holds_mode_memory_keeps_its_databases(tmp
     assert sqlite_path(default_url(s)) == str(root / '.lifecycle' / 'predictions.db')
     for memory in ('sqlite:///file:m?mode=memory&uri=true', 'sqlite:///file:m%3Fmode=memory?uri=true', 'sqlite://'):
         assert _sqlite_db(memory) == '', memory
-    assert _sqlite_db('sqlite:///x.db?mode=memory') == 'x.db'  # (no uri=true: pysqlite opens the file x.db)
+    assert _sqlite_db('sqlite:///x.db?mode=memory') == ''  # (asked for in the URL's query: as before)
+    assert _sqlite_db('sqlite:////srv/x%3Fmode=memory/x.db') == '/srv/x?mode=memory/x.db'  # (a plain path's)
 
 
 _NAME_PIECES = ['%', '%%', '%4', '%41', '%zz', '%25', '%3F', '?', '#', ' ', 'é', '日', 'a', '=', '&', ':', '@']

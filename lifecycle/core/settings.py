@@ -287,9 +287,9 @@ def _sqlite_db(url: str) -> str:
     except Exception:
         return ''
     path = u.database or ''
+    if _memory_mode(u):
+        return ''
     if _uri_filename(u):
-        if _memory_mode(u):
-            return ''
         path = unquote(path[len('file:') :].partition('?')[0].partition('#')[0])  # (SQLite undoes its %-escapes)
         if path.startswith('//'):  # (`file://localhost/p.db`, `file:///p.db`: an authority before the path)
             path = path[path.find('/', 2) :] if path.find('/', 2) > 0 else ''
@@ -297,12 +297,13 @@ def _sqlite_db(url: str) -> str:
 
 
 def _memory_mode(u) -> bool:
-    """Whether a parsed URL's URI filename asks for a database in memory: `mode=memory` in the filename's own query or
-    the URL's (pysqlite hands it on), not in a folder's name (`/srv/mode=memory/x.db` is a file) or a plain path's."""
+    """Whether a parsed SQLite URL asks for a database in memory: `mode=memory` in its query (pysqlite hands it to a URI
+    filename; without `uri=true`, what was meant all the same) or in a URI filename's own; not in a folder's name
+    (`/srv/mode=memory/x.db` is a file)."""
     from urllib.parse import parse_qsl
 
-    own = (u.database or '').partition('?')[2].partition('#')[0]
-    return ('mode', 'memory') in parse_qsl(own) or u.query.get('mode') == 'memory'
+    own = (u.database or '').partition('?')[2].partition('#')[0] if _uri_filename(u) else ''
+    return u.query.get('mode') == 'memory' or ('mode', 'memory') in parse_qsl(own)
 
 
 def _quoted(path: str | Path) -> str:
