@@ -294,3 +294,28 @@ def test_a_version_in_dev_failing_its_check_again_is_not_said_withheld_from_dev(
     with pytest.raises(gov.PromotionRefused, match='does not reproduce.*though it holds dev') as refused:
         gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
     assert 'withheld from' not in str(refused.value)
+
+
+def test_a_version_killed_inside_its_check_is_refused_by_promote_until_a_check_passes(tmp_path, monkeypatch):
+    """A registration killed inside its release check (signed, never loaded back: neither `model.checked` nor
+    `model.withheld` on record) left a version `lifecycle promote V --to dev` put into service, its check never run.
+    A version registered before the check was recorded (its register entry asks for none) is promoted as before."""
+    from lifecycle.model.registry import alias_version, register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw, policy = dict(alias='dev', tags={}, reason='test'), ws.params['policy']
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the process stopped while loading the version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', **kw, check=killed)
+    with pytest.raises(gov.PromotionRefused, match=r'toy/1 was registered.*no verdict on record.*`lifecycle run`'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=policy)
+    assert alias_version(ws.client, 'toy', 'dev') is None
+    assert register_version(ws, vid, 'toy', **kw, check=str)['aliases'] == ['dev']  # the check run again: passes
+    assert [e['action'] for e in audit.read(ws.audit_path)][-2:] == ['model.checked', 'model.promote']
+    old = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
+    assert register_version(ws, old, 'toy', **kw)['model_version'] == '2'  # (as an older lifecycle registered it)
+    assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '2', 'dev', policy=policy)['previous_version'] == '1'

@@ -188,6 +188,7 @@ def register_version(
                 aliases=aliases,
                 model_uri=rec['model_uri'],
                 **{k: str(v) for k, v in tags.items()},
+                **({_CHECK: True} if check is not None else {}),  # (promotion waits for its verdict: `_unchecked`)
             )
         if check is None:
             give()
@@ -209,15 +210,30 @@ def register_version(
     )
 
 
+_CHECK = 'release_check'  # (a register entry's detail: a verdict, `model.checked` or `model.withheld`, must follow)
+
+
+def _verdicts(audit_path, name: str, version) -> tuple[dict | None, dict | None]:
+    """The last `model.register` entry of version `version` of `name`, and its last release-check verdict since
+    (`model.withheld` or `model.checked`): None each when the log holds none (a model deleted and made again numbers
+    its versions afresh: an older version's verdict is not this one's)."""
+    from lifecycle.core import audit
+
+    subject, reg, last = f'{name}/{version}', None, None
+    for e in audit.read_cached(audit_path):
+        if e.get('subject') != subject:
+            continue
+        if e.get('action') == 'model.register':
+            reg, last = e, None
+        elif e.get('action') in ('model.withheld', 'model.checked'):
+            last = e
+    return reg, last
+
+
 def _withheld(audit_path, name: str, version) -> str | None:
     """Why version `version` of `name` may not take an alias: its last release check failed (`model.withheld`, with no
     `model.checked` since), or None."""
-    from lifecycle.core import audit
-
-    subject, last = f'{name}/{version}', None
-    for e in audit.read_cached(audit_path):
-        if e.get('subject') == subject and e.get('action') in ('model.withheld', 'model.checked'):
-            last = e
+    subject, last = f'{name}/{version}', _verdicts(audit_path, name, version)[1]
     if last is None or last['action'] == 'model.checked':
         return None
     d = last.get('details') or {}
@@ -226,6 +242,23 @@ def _withheld(audit_path, name: str, version) -> str | None:
         f"{subject} failed its release check ({last.get('reason') or 'reason erased'}) {held}"
         f"{'' if d.get('holds') else ' ' + (d.get('alias') or 'its alias')}: register it again once it loads back "
         "and reproduces its training outputs"
+    )
+
+
+def _unchecked(audit_path, name: str, version) -> str | None:
+    """Why version `version` of `name` may not take an alias: `_withheld`'s reason, or its registration asked for a
+    release check (signed, loaded back) that has no verdict on record (the process was killed inside it). None for a
+    version that passed, and for one registered before lifecycle recorded the check (its entry asks for none)."""
+    if why := _withheld(audit_path, name, version):
+        return why
+    reg, last = _verdicts(audit_path, name, version)
+    if last is not None or not (reg and (reg.get('details') or {}).get(_CHECK)):
+        return None
+    return (
+        f"{name}/{version} was registered, but its release check (signed, loaded back, its training outputs "
+        "reproduced) has no verdict on record: the run that registered it stopped inside the check. Run it again: "
+        "`lifecycle run` (its register stage checks the version of the same validation), or `lifecycle retrain run` "
+        "for a retraining's version"
     )
 
 
@@ -240,9 +273,11 @@ def withhold(ws: Workspace, name: str, version: str, alias: str, e: Exception) -
 
 
 def cleared(ws: Workspace, name: str, version: str, alias: str) -> None:
-    """Record that version `version` of `name` passed its release check (`model.checked`), where an earlier one failed
-    (`model.withheld`): what lifts the withholding `governance.promote` refuses by. Call once the check has passed."""
-    if _withheld(ws.audit_path, name, version):  # (failed before, passing now: on record)
+    """Record that version `version` of `name` passed its release check (`model.checked`), unless that is its last
+    verdict already: what `governance.promote` waits for (`_unchecked`), and what lifts a withholding
+    (`model.withheld`) it refuses by. Call once the check has passed."""
+    last = _verdicts(ws.audit_path, name, version)[1]
+    if last is None or last['action'] != 'model.checked':  # (failed before, or never judged: passing now, on record)
         ws.audit('model.checked', f'{name}/{version}', 'its release check passed', alias=alias)
 
 

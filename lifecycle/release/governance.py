@@ -595,9 +595,9 @@ def promote(
         refuse('; '.join(why))
     if files is not None and (why := files(name, version)):  # (review AH: an edited model file was promoted)
         refuse(why)
-    from lifecycle.model.registry import _withheld
+    from lifecycle.model.registry import _unchecked
 
-    if why := _withheld(settings.audit_path, name, version):  # (review DU: its load-back check failed)
+    if why := _unchecked(settings.audit_path, name, version):  # (review DU: its load-back check failed, or none ended)
         refuse(why)
     if needs and rec:  # (verified above when a verifier is given, as the CLI gives one: never a forged record)
         audited_late(settings, subject, rec, actor)  # (recorded and never audited: audited before it is used)
