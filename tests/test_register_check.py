@@ -319,3 +319,30 @@ def test_a_version_killed_inside_its_check_is_refused_by_promote_until_a_check_p
     old = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
     assert register_version(ws, old, 'toy', **kw)['model_version'] == '2'  # (as an older lifecycle registered it)
     assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '2', 'dev', policy=policy)['previous_version'] == '1'
+
+
+def test_a_busy_registry_never_audits_a_promotion_as_replacing_no_version(tmp_path, monkeypatch):
+    """`governance.promote` read the alias's version before the move leniently: a registry too busy to answer read as
+    no version, so the `model.promote` entry said `previous_version: null` and the record of what it replaced was lost.
+    It refuses now (RegistryUnavailable, try again), with nothing audited and the alias where it was."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.model.registry import RegistryUnavailable, alias_version, register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw, policy = dict(alias='dev', tags={}, reason='test', check=str), ws.params['policy']
+    register_version(ws, vid, 'toy', **kw)
+    vid2 = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
+    assert register_version(ws, vid2, 'toy', **kw)['aliases'] == []
+    client, real = ws.client, type(ws.client).get_model_version_by_alias
+
+    def busy(self, name, alias):
+        raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+
+    monkeypatch.setattr(type(client), 'get_model_version_by_alias', busy)
+    before = len(audit.read(ws.audit_path))
+    with pytest.raises(RegistryUnavailable, match='dev alias.*try again'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '2', 'dev', policy=policy)
+    monkeypatch.setattr(type(client), 'get_model_version_by_alias', real)
+    assert len(audit.read(ws.audit_path)) == before and alias_version(client, 'toy', 'dev') == '1'
+    assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '2', 'dev', policy=policy)['previous_version'] == '1'

@@ -604,7 +604,7 @@ def promote(
     from lifecycle.core.locks import held
 
     with held(settings.state_dir, 'registry'):  # the move and its audit entry, never interleaved with another writer
-        before = alias_version(client, name, step)
+        before = alias_version(client, name, step, strict=True)  # (busy: no entry recording a null previous one)
         # what a failed move gives back: the registry's version where the log accepts it, else the log's (AJ, AK)
         log = audit.read(settings.audit_path)  # (read once for both looks)
         accepted = not [m for m in alias_mismatches(client, None, name, entries=log) if m['alias'] == step]
