@@ -346,3 +346,31 @@ def test_a_busy_registry_never_audits_a_promotion_as_replacing_no_version(tmp_pa
     monkeypatch.setattr(type(client), 'get_model_version_by_alias', real)
     assert len(audit.read(ws.audit_path)) == before and alias_version(client, 'toy', 'dev') == '1'
     assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '2', 'dev', policy=policy)['previous_version'] == '1'
+
+
+def test_a_version_without_a_passing_release_check_is_not_exposed_through_the_flags(tmp_path, monkeypatch):
+    """`governance.promote` refused a version whose load-back check failed (or never ended), but the one release path
+    for the flags (`exposure.check`: a flags change, a bundle, `govern check`) asked its gates alone, so `lifecycle
+    flags set --challenger V` in dev served the version its check had withheld."""
+    from lifecycle.model import signing
+    from lifecycle.model.registry import register_version
+    from lifecycle.model.stages import ReleaseCheckFailed
+    from lifecycle.release import exposure
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    signing.ensure_signing_key(ws)
+    kw = dict(alias='dev', tags={}, reason='test')
+
+    def sign(version):
+        return signing.sign_model_version(ws.mlflow, ws.store, 'toy', version, ws.key_dir, audit_path=ws.audit_path)
+
+    def fails(version):
+        sign(version)
+        raise ReleaseCheckFailed(f'toy v{version} does not reproduce the outputs recorded at training')
+
+    with pytest.raises(ReleaseCheckFailed):
+        register_version(ws, vid, 'toy', **kw, check=fails)
+    d = exposure.check(ws, '1', 'dev', name='toy', files=True)
+    assert not d.ok and 'release check: toy/1 failed its release check' in d.message()
+    register_version(ws, vid, 'toy', **kw, check=sign)  # (checked again: it passes)
+    assert exposure.check(ws, '1', 'dev', name='toy', files=True).ok

@@ -83,7 +83,10 @@ def _gates(ws, name: str, version: str) -> list[str]:
         passed_validation(ws.store, vid)
     except NotValidated as e:
         return [f"validation gates: {e}"]
-    return []
+    from lifecycle.model.registry import _unchecked
+
+    why = _unchecked(ws.audit_path, name, version)  # (its release check failed, or none ended: as promotion refuses)
+    return [f"release check: {why}"] if why else []
 
 
 def _approval(ws, people, policy, name: str, version: str, step: str, ab_since: bool = True) -> list[str]:
