@@ -2325,6 +2325,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                               'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing.SigningKeyError': ( 'api/model/signing.html#signingkeyerror',
                                                                                       'lifecycle/model/signing.py'),
+                                         'lifecycle.model.signing._audit_trained': ( 'api/model/signing.html#_audit_trained',
+                                                                                     'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._download': ( 'api/model/signing.html#_download',
                                                                                 'lifecycle/model/signing.py'),
                                          'lifecycle.model.signing._key_file': ( 'api/model/signing.html#_key_file',

@@ -374,3 +374,30 @@ def test_a_version_without_a_passing_release_check_is_not_exposed_through_the_fl
     assert not d.ok and 'release check: toy/1 failed its release check' in d.message()
     register_version(ws, vid, 'toy', **kw, check=sign)  # (checked again: it passes)
     assert exposure.check(ws, '1', 'dev', name='toy', files=True).ok
+
+
+def test_a_trained_statement_whose_audit_entry_a_kill_cut_off_is_audited_when_taken_up(tmp_path, monkeypatch):
+    """A registration killed between storing the version's `trained` statement and auditing it was taken up again
+    with the stored statement and no `model.trained_by` entry ever written: the log lost who trained the version, and
+    once the trainer's key was revoked the statement could no longer be shown to predate it (unapprovable)."""
+    from lifecycle.model import signing
+
+    ws, _, _ = toy(tmp_path, monkeypatch)
+    signing.new_person_key(ws.keys_dir, 'alice')
+    monkeypatch.setenv('LIFECYCLE_ACTOR', 'alice')
+    real = ws.audit
+
+    def killed(action, *a, **k):
+        if action == 'model.trained_by':
+            raise KeyboardInterrupt  # (the process stopped between the statement and its entry)
+        return real(action, *a, **k)
+
+    monkeypatch.setattr(ws, 'audit', killed)
+    with pytest.raises(KeyboardInterrupt):
+        signing.attest_training(ws, 'toy', '1', 'run-1', 'm' * 64)
+    monkeypatch.setattr(ws, 'audit', real)
+    signed = signing.attest_training(ws, 'toy', '1', 'run-1', 'm' * 64)  # (the registration taken up again)
+    signing.attest_training(ws, 'toy', '1', 'run-1', 'm' * 64)  # (and once more: audited once)
+    entries = [e for e in audit.read(ws.audit_path) if e['action'] == 'model.trained_by']
+    got = [(e['subject'], e['actor'], e['details']['key_id']) for e in entries]
+    assert got == [('toy/1', 'alice', signed['key_id'])]

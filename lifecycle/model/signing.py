@@ -568,10 +568,13 @@ def verify_statement(signed: dict, public_key) -> dict:
 # %% ../../nbs/api/model/03_signing.ipynb #9a71a688
 def attest_training(ws, name: str, version, run_id: str | None, manifest_sha256: str) -> dict | None:
     """Sign the `trained` statement binding a registered version to its trainer's key (`ws.actor`'s), if they hold one;
-    a version's statement made already (a registration killed after it, taken up again) is the one it keeps."""
+    a version's statement made already (a registration killed after it, taken up again) is the one it keeps, audited
+    then if its `model.trained_by` entry was never written (killed between the two)."""
     rid = f'{name}-{version}-trained'
     if ws.store.record_path('attestations', rid).exists():
-        return ws.store.get_record('attestations', rid)
+        signed = ws.store.get_record('attestations', rid)
+        _audit_trained(ws, name, version, signed)
+        return signed
     try:
         trainer = person_name(ws.actor)
         key = load_person_key(ws.keys_dir, trainer)
@@ -587,15 +590,28 @@ def attest_training(ws, name: str, version, run_id: str | None, manifest_sha256:
     )
     signed = sign_statement(st, key)
     ws.store.put_record('attestations', rid, signed)
+    _audit_trained(ws, name, version, signed)
+    return signed
+
+
+def _audit_trained(ws, name: str, version, signed: dict) -> None:
+    "Audit a version's `trained` statement (`model.trained_by`, by its trainer and key) unless the log holds it."
+    from lifecycle.core import audit
+
+    subject, st = f'{name}/{version}', signed.get('statement') or {}
+    for e in audit.read_cached(ws.audit_path):
+        if (e.get('action'), e.get('subject')) == ('model.trained_by', subject) and (e.get('details') or {}).get(
+            'key_id'
+        ) == signed.get('key_id'):
+            return
     ws.audit(
         'model.trained_by',
-        f'{name}/{version}',
+        subject,
         'the training run is bound to its trainer by their signature',
-        actor=trainer,
-        key_id=signed['key_id'],
-        run_id=run_id,
+        actor=st.get('trainer'),
+        key_id=signed.get('key_id'),
+        run_id=st.get('run_id'),
     )
-    return signed
 
 # %% ../../nbs/api/model/03_signing.ipynb #4dee0e0b
 def is_signed(store: Store, name: str, version) -> bool:
