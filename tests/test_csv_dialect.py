@@ -653,3 +653,38 @@ def test_a_sqlite_uri_filename_source_is_read_from_the_workspace_root_too(tmp_pa
     with pytest.raises(SourceError, match=rf'no SQLite database at {tmp_path}/data/gone.db'):
         list(read_chunks(url.replace('b.db', 'gone.db').replace('mode=ro', 'mode=rwc'), tmp_path, query='select 1'))
     assert sorted(p.name for p in (tmp_path / 'data').iterdir()) == ['b.db'] and not any((tmp_path / 'nbs').iterdir())
+
+
+def test_the_short_row_check_reads_a_sound_file_in_c_not_record_by_record_in_python(tmp_path, monkeypatch):
+    """The short-row check (a last column with empty values: an optional last column, common) read the whole file
+    through Python's csv reader (1.5 s, then 0.75 s, on a 32 MB CSV pandas reads in 0.6 s; 73% of ingest's CPU on a
+    1M-row file). It now counts fields with pyarrow's CSV reader in C (7% of the read) and reads record by record only
+    when a row may be short; the same refusals, the line named from the csv reader's own count."""
+    from lifecycle.data import sources
+
+    lines = []
+    real = sources._lines_to_nul
+
+    def counted(*a):
+        for line in real(*a):
+            lines.append(line)
+            yield line
+
+    monkeypatch.setattr(sources, '_lines_to_nul', counted)
+    f = tmp_path / 'optional.csv'
+    f.write_text('a,b,c\n' + '1,"x\ny",\n\n2,,3\n' * 2000)
+    assert sum(len(c) for c in read_chunks(str(f), chunk_rows=1000)) == 4000
+    assert len(lines) < 100, len(lines)  # (the header and a row, not the file's 8,000 lines)
+    for text, dialect, said in [
+        ('\n\na,b,c\n1,"x\ny",\n\n\n4,5\n', None, 'line 8 has 2 field(s), expected 3 (the columns of its header)'),
+        ('a,b,c\n1,2,3,\n4,5,,\n6,\n', None, 'line 4 has 2 field(s), expected 3'),  # (an export's last delimiter)
+        ('1,2,\n4,5\n', CsvDialect(header=False, names=['a', 'b', 'c']), 'line 2 has 2 field(s), expected 3'),
+        ('a,b,c\n1, "2,3",\n4, 5\n', CsvDialect(trim_whitespace=True), 'line 3 has 2 field(s), expected 3'),
+    ]:
+        f.write_text(text)
+        with pytest.raises(SourceError, match=re.escape(said)):
+            list(read_chunks(str(f), dialect=dialect))
+    g = tmp_path / 'cut.csv.gz'
+    g.write_bytes(gzip.compress(b'a,b,c\n1,2,\n4,5\n'))
+    with pytest.raises(SourceError, match=re.escape('line 3 has 2 field(s), expected 3')):
+        list(read_chunks(str(g)))

@@ -585,51 +585,77 @@ def _maybe_short(chunk: pd.DataFrame) -> bool:
     return last is not None and bool(last.isna().any() or (last.dtype == object and (last == '').any()))
 
 
-def _fewer_fields(reader, expected: int | None) -> bool:
-    """Whether a record of `reader` has fewer fields than `expected` (None: its first record's count), blank lines
-    aside; a line of spaces (no record, to pandas) is counted too: the caller looks again. False if it cannot tell."""
-    import csv
-    import itertools
-    import numpy as np
+def _blank(fields: list) -> bool:
+    "Whether a record of the csv reader is a blank line (none, or spaces alone): no record, to pandas."
+    return not fields or (len(fields) == 1 and not fields[0].strip())
 
-    counts = map(len, reader)
+
+def _records(reader) -> Iterator[tuple[list, int]]:
+    "The csv `reader`'s records, blank lines aside (`_blank`), each with the line it starts on (from 1)."
+    start = 1
+    for fields in reader:
+        if not _blank(fields):
+            yield fields, start
+        start = reader.line_num + 1
+
+
+def _short_in_c(path: Path, compression: str | None, encoding: str, delimiter: str, expected: int, wide: int) -> bool:
+    """Whether a record has fewer fields than `expected`, counted by pyarrow's CSV reader in C: one streaming pass
+    (a block at a time, no column converted: a tenth of pandas' read), a value quoted over lines one record, blank
+    lines none; True when it cannot tell (the caller reads record by record, which decides). `wide`: the fields of
+    the first row, one more than the header's in an export ending each row in a delimiter or R's (the header then the
+    one record of `expected` let by): a Python call per record not `wide` long, so none, usually."""
+    import pyarrow as pa
+    import pyarrow.csv as pc
+
+    let_by = [wide > expected]  # (the header, in a file whose rows are one field wider)
+
+    def short(row) -> str:  # (a longer row is pandas' to refuse or read: `_refuse_wider`, `_whole_rows`)
+        if row.actual_columns == expected and let_by[0]:
+            let_by[0] = False
+            return 'skip'
+        return 'error' if row.actual_columns < row.expected_columns else 'skip'
+
+    options = dict(
+        read_options=pc.ReadOptions(column_names=[f'f{i}' for i in range(wide)], encoding=encoding),
+        parse_options=pc.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=short),
+        convert_options=pc.ConvertOptions(include_columns=['\0'], include_missing_columns=True),
+    )
     try:
-        while len(block := np.fromiter(itertools.islice(counts, 1_000_000), np.int32)):
-            block = block[block > 0]
-            if expected is None and len(block):
-                expected, block = int(block[0]), block[1:]
-            if (block < (expected or 0)).any():
-                return True
-    except csv.Error:
-        return False
+        with pa.input_stream(str(path), compression=compression) as raw:
+            for _ in pc.open_csv(raw, **options):
+                pass
+    except (pa.ArrowException, ValueError, UnicodeError):  # (a row cut short, or text the reader refuses)
+        return True
     return False
 
 
 def _refuse_short(path: Path, compression: str | None, encoding: str, dialect) -> None:
     """Refuse a CSV with a record of fewer fields than its header names (`names`, without one), naming its line and
     the counts, never a value: pandas fills such a row with nulls, quietly, where it refuses a longer one. Read again
-    as the reader reads it (a value quoted over lines is one record), when a chunk `_maybe_short`."""
+    as the reader reads it (a value quoted over lines is one record), when a chunk `_maybe_short`: counted in C
+    (`_short_in_c`), then record by record only to say where."""
     import csv
 
-    trim = getattr(dialect, 'trim_whitespace', False)
-    expected = None if getattr(dialect, 'header', True) else len(getattr(dialect, 'names', None) or [])
+    trim, header = getattr(dialect, 'trim_whitespace', False), getattr(dialect, 'header', True)
+    expected = None if header else len(getattr(dialect, 'names', None) or [])
     how = dict(delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)  # (as pandas reads it)
-    if not _fewer_fields(csv.reader(_lines_to_nul(path, compression, encoding), **how), expected):
-        return  # (counted in C, the usual answer; read again record by record only to say where)
-    reader = csv.reader(_lines_to_nul(path, compression, encoding), **how)
-    line = 1
+    records = _records(csv.reader(_lines_to_nul(path, compression, encoding), **how))
     try:
-        for fields in reader:
-            if fields and not (len(fields) == 1 and not fields[0].strip()):  # (a blank line is no record, to pandas)
-                if expected is None:
-                    expected = len(fields)
-                elif len(fields) < expected:
-                    raise SourceError(
-                        f"{path}: malformed CSV: line {line} has {len(fields)} field(s), expected {expected} (the "
-                        f"columns of {'its header' if getattr(dialect, 'header', True) else 'csv.names'}); a row cut "
-                        "short is refused rather than filled with nulls (an export cut off, or a delimiter missing?)"
-                    )
-            line = reader.line_num + 1
+        if expected is None:  # (the header's count: its first record)
+            expected = len(next(records, ([], 0))[0])
+        fields, line = next(records, ([], 0))
+        wide = expected + 1 if header and len(fields) == expected + 1 else expected
+        if not trim and expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide):
+            return  # (pyarrow has no `skipinitialspace`: a trimmed file's quotes are the csv reader's alone)
+        while fields:
+            if len(fields) < expected:
+                raise SourceError(
+                    f"{path}: malformed CSV: line {line} has {len(fields)} field(s), expected {expected} (the "
+                    f"columns of {'its header' if header else 'csv.names'}); a row cut short is refused rather than "
+                    "filled with nulls (an export cut off, or a delimiter missing?)"
+                )
+            fields, line = next(records, ([], 0))
     except csv.Error:  # (a line break in an unquoted field, a field past the reader's size limit: pandas says so)
         return
 
