@@ -4133,6 +4133,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring._too_deep': ( 'api/serve/scoring.html#_too_deep',
                                                                                 'lifecycle/serve/scoring.py'),
+                                         'lifecycle.serve.scoring._unescaped': ( 'api/serve/scoring.html#_unescaped',
+                                                                                 'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring.check_outcome': ( 'api/serve/scoring.html#check_outcome',
                                                                                     'lifecycle/serve/scoring.py'),
                                          'lifecycle.serve.scoring.predict_answer': ( 'api/serve/scoring.html#predict_answer',

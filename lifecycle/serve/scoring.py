@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import re
 import threading
 import time
 from dataclasses import dataclass
@@ -309,18 +308,27 @@ def predict_answer(r: Scored, positive_class) -> dict:
 
 
 # %% ../../nbs/api/serve/06_scoring.ipynb #fe47fa40
-_TEXTS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # a JSON string, escapes and all (unrolled: no backtracking)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b'[]{}')
 _STEP = np.zeros(256, np.int8)
 _STEP[list(b'[{')], _STEP[list(b']}')] = 1, -1
 
 
+def _unescaped(body: bytes) -> bytes:
+    """`body` without its texts' escapes: each run of backslashes loses its pairs (`\\\\`, an escaped backslash), so
+    each one left begins an escape, and an escaped quote goes. Two passes of `bytes.replace`, in C: no regex, whose
+    repeated group kept a frame per escape (a 6 MB text of escapes held 230 MB), no list of pieces."""
+    return body.replace(b'\\\\', b'').replace(b'\\"', b'') if b'\\' in body else body
+
+
 def _deeper(body: bytes, limit: int) -> bool:
     """Whether the JSON text `body` (valid: parsed already) nests lists/objects more than `limit` levels, told from its
-    bytes: texts dropped, the brackets left each a step up or down, the deepest running sum. Linear and in C (a walk of
-    the parsed value took 0.8 s on a 1 MB body of 330,000 `{}`, on the event loop); no recursion to exhaust."""
-    brackets = _TEXTS.sub(b'', body).translate(None, _NOT_BRACKETS)
-    return int(np.cumsum(_STEP[np.frombuffer(brackets, np.uint8)], dtype=np.int32).max(initial=0)) > limit
+    bytes: escapes dropped (`_unescaped`), so that each quote left opens or closes a text (their running parity), the
+    brackets outside texts each a step up or down, the deepest running sum. Linear, in C and numpy, a few bytes per
+    byte of the body; no recursion to exhaust."""
+    b = np.frombuffer(_unescaped(body), np.uint8)
+    steps = _STEP[b]
+    if b'"' in body:  # (a quote opens a text, the next closes it: inside one where their running count is odd)
+        steps[(np.cumsum(b == ord('"'), dtype=np.uint8) & 1).view(bool)] = 0
+    return int(np.cumsum(steps[steps != 0], dtype=np.int32).max(initial=0)) > limit
 
 
 def _too_deep(max_depth: int) -> InputError:
