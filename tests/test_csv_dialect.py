@@ -688,3 +688,19 @@ def test_the_short_row_check_reads_a_sound_file_in_c_not_record_by_record_in_pyt
     g.write_bytes(gzip.compress(b'a,b,c\n1,2,\n4,5\n'))
     with pytest.raises(SourceError, match=re.escape('line 3 has 2 field(s), expected 3')):
         list(read_chunks(str(g)))
+
+
+def test_a_row_cut_short_in_a_file_with_row_names_is_refused_not_filled_with_a_null(tmp_path):
+    """R's `write.table` writes each row's name first, one field more than its header: pandas reads that field as the
+    index. A row there one field short (`r2,4,5` under `a,b,c`) has as many fields as the header, so the short-row
+    check let it by, and pandas filled its last column with a null, quietly (a row missing its name alone would be read
+    one column on). Refused now, naming the line and the counts; a row ending in an empty value is no short row."""
+    f = tmp_path / 'r.csv'
+    f.write_text('a,b,c\nr1,1,2,3\nr2,4,5\n')
+    with pytest.raises(SourceError, match=re.escape('line 3 has 3 field(s), expected 4 (the columns of its header and '
+                                                    'its row name')):
+        list(read_chunks(str(f)))
+    f.write_text('a,b,c\nr1,1,2,3\nr2,4,5,\n')
+    assert next(read_chunks(str(f))).shape == (2, 3)
+    f.write_text('a,b,c\n1,2,3,\n4,5,,\n')  # (an export ending each row in a delimiter: no row names)
+    assert next(read_chunks(str(f))).shape == (2, 3)

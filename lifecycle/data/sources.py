@@ -630,10 +630,11 @@ def _short_in_c(path: Path, compression: str | None, encoding: str, delimiter: s
     return False
 
 
-def _refuse_short(path: Path, compression: str | None, encoding: str, dialect) -> None:
-    """Refuse a CSV with a record of fewer fields than its header names (`names`, without one), naming its line and
-    the counts, never a value: pandas fills such a row with nulls, quietly, where it refuses a longer one. Read again
-    as the reader reads it (a value quoted over lines is one record), when a chunk `_maybe_short`: counted in C
+def _refuse_short(path: Path, compression: str | None, encoding: str, dialect, named: bool = False) -> None:
+    """Refuse a CSV with a record of fewer fields than its header names (`names`, without one), and one more with
+    `named` rows (R's `write.table`: pandas takes each row's first field for its index), naming its line and the
+    counts, never a value: pandas fills such a row with nulls, quietly, where it refuses a longer one. Read again as
+    the reader reads it (a value quoted over lines is one record), when a chunk `_maybe_short`: counted in C
     (`_short_in_c`), then record by record only to say where."""
     import csv
 
@@ -648,12 +649,13 @@ def _refuse_short(path: Path, compression: str | None, encoding: str, dialect) -
         wide = expected + 1 if header and len(fields) == expected + 1 else expected
         if not trim and expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide):
             return  # (pyarrow has no `skipinitialspace`: a trimmed file's quotes are the csv reader's alone)
+        least, name = (wide, ' and its row name, as the first row has') if named and wide > expected else (expected, '')
         while fields:
-            if len(fields) < expected:
+            if len(fields) < least:
                 raise SourceError(
-                    f"{path}: malformed CSV: line {line} has {len(fields)} field(s), expected {expected} (the "
-                    f"columns of {'its header' if header else 'csv.names'}); a row cut short is refused rather than "
-                    "filled with nulls (an export cut off, or a delimiter missing?)"
+                    f"{path}: malformed CSV: line {line} has {len(fields)} field(s), expected {least} (the "
+                    f"columns of {'its header' if header else 'csv.names'}{name}); a row cut short is refused rather "
+                    "than filled with nulls (an export cut off, or a delimiter missing?)"
                 )
             fields, line = next(records, ([], 0))
     except csv.Error:  # (a line break in an unquoted field, a field past the reader's size limit: pandas says so)
@@ -767,6 +769,7 @@ def _csv_chunks(
         labels = list(first.columns)
         if trailing := _ends_in_delimiters(first, head.decode(encoding, 'replace'), how['sep'], header, trim):
             how['index_col'] = False  # (each row's last, empty field: no index, as pandas advises for such files)
+        row_names = not trailing and not isinstance(first.index, pd.RangeIndex)  # (R's row names: pandas' index)
         typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared, floats)
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         named = _header_names(head, dialect, encoding) if header and only is not None else []
@@ -774,7 +777,7 @@ def _csv_chunks(
         for chunk in _whole_rows(reader, path) if trailing else reader:
             _refuse_wider(chunk, path)
             if not looked and _maybe_short(chunk):
-                looked = _refuse_short(path, compression, encoding, dialect) or True
+                looked = _refuse_short(path, compression, encoding, dialect, row_names) or True
             chunk = _trimmed(chunk) if trim else chunk
             if read_typed:
                 chunk = _marked_floats(_exact_ints(chunk, declared, *marks), floats, *marks)
