@@ -637,6 +637,7 @@ def _refuse_short(path: Path, compression: str | None, encoding: str, dialect, n
     the reader reads it (a value quoted over lines is one record), when a chunk `_maybe_short`: counted in C
     (`_short_in_c`), then record by record only to say where."""
     import csv
+    import itertools
 
     trim, header = getattr(dialect, 'trim_whitespace', False), getattr(dialect, 'header', True)
     expected = None if header else len(getattr(dialect, 'names', None) or [])
@@ -647,9 +648,13 @@ def _refuse_short(path: Path, compression: str | None, encoding: str, dialect, n
             expected = len(next(records, ([], 0))[0])
         fields, line = next(records, ([], 0))
         wide = expected + 1 if header and len(fields) == expected + 1 else expected
-        if not trim and expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide):
-            return  # (pyarrow has no `skipinitialspace`: a trimmed file's quotes are the csv reader's alone)
         least, name = (wide, ' and its row name, as the first row has') if named and wide > expected else (expected, '')
+        if trim:  # (pyarrow has no `skipinitialspace`: a trimmed file's quotes are the csv reader's; counted in C)
+            counted = csv.reader(_lines_to_nul(path, compression, encoding), **how)
+            if min(map(len, itertools.islice(filter(None, counted), int(header), None)), default=least) >= least:
+                return
+        elif expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide):
+            return
         while fields:
             if len(fields) < least:
                 raise SourceError(
