@@ -383,3 +383,16 @@ def test_a_version_number_with_spaces_around_it_is_that_version(tmp_path):
     r = invoke(bundle, [name, ' 1 ', '--json'], env={'LIFECYCLE_WORKSPACE': str(ws.root)})
     assert r.exit_code == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)['path'] == str(bundle_dir(ws, name, '1'))
+
+
+@pytest.mark.slow  # a lifecycle process
+def test_a_bundles_python_m_lifecycle_runs_as_the_lifecycle_command_does(bundle):
+    """A bundle's `python -m lifecycle` (the image's command) ran the Click app itself, not `lifecycle`'s `main`: a
+    `--json` error came as Click's boxed text, not strict JSON; a defect as a traceback, not one paragraph; and numpy
+    was not switched to its AVX2 kernels on Zen 4, so the image's server differed from `lifecycle serve` on the same
+    machine. Its `__main__` now calls `main`."""
+    src, _ = bundle
+    env = {**clean_env(), 'PYTHONPATH': str(src / 'lib')}  # (as the image's ENV: the shipped package)
+    cmd = [sys.executable, '-m', 'lifecycle', 'serve', '--nope', '--json']
+    r = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and json.loads(r.stdout) == {'ok': False, 'error': 'No such option: --nope'}, r

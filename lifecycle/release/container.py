@@ -113,6 +113,7 @@ def read_bundle(root: str | Path) -> dict | None:
         raise BundleError(f"{p}: expected a JSON object with model_name and model_version ({e})") from None
 
 
+_MAIN = "from lifecycle.app.cli import main\n\nmain()\n"  # (`python -m lifecycle`: as the `lifecycle` command runs)
 _AGAIN = "make the bundle again from the workspace (the register stage writes it: `lifecycle run`)"
 
 
@@ -292,9 +293,7 @@ def _write_bundle(ws, name: str, version: str, dest: Path, served_as: str, relea
     shutil.copytree(
         Path(lifecycle.__file__).parent, dest / 'lib' / 'lifecycle', ignore=shutil.ignore_patterns('__pycache__')
     )
-    atomic_write(
-        dest / 'lib' / 'lifecycle' / '__main__.py', "from lifecycle.app.cli import app\n\napp(prog_name='lifecycle')\n"
-    )
+    atomic_write(dest / 'lib' / 'lifecycle' / '__main__.py', _MAIN)
     shutil.copytree(ws.params_dir, dest / 'params', ignore=shutil.ignore_patterns('.*'))
     atomic_write(dest / 'requirements.txt', '\n'.join(reqs) + '\n')
     atomic_write(dest / 'signature.json', json.dumps(signed, indent=1, sort_keys=True))
