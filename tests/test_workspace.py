@@ -875,3 +875,21 @@ def test_every_folder_name_reads_back_as_itself_from_a_workspace_url_and_mlflow_
             assert _sqlite_db(_rooted(f'sqlite:///{rel}', root)) == want, (name, rel)
         cipher = make_url(_rooted('sqlite+pysqlcipher://:p%40w@/t.db', root))
         assert (cipher.database, cipher.password) == (str(root / 't.db'), 'p@w'), name
+
+
+def test_a_blank_override_overrides_nothing_settings_ini_keeps_its_value(tmp_path, monkeypatch, no_overrides):
+    """Found by review (ET): a variable set but blank (`LIFECYCLE_ENVIRONMENT=$UNSET` in a script) overrode
+    settings.ini's `environment = production` with the default, dev: a server would have served versions production's
+    policy had not approved. A blank variable now overrides nothing, and no message says it did."""
+    from lifecycle.core.settings import SettingsError, load_settings
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\nenvironment = production\nport = 9000\nmax_connections = x\n')
+    monkeypatch.setenv('LIFECYCLE_ENVIRONMENT', ' ')
+    monkeypatch.setenv('LIFECYCLE_PORT', '')
+    monkeypatch.setenv('LIFECYCLE_MAX_CONNECTIONS', '\t')
+    with pytest.raises(SettingsError) as e:  # (settings.ini's own value is the one said)
+        load_settings(tmp_path)
+    assert "key 'max_connections'" in str(e.value) and 'LIFECYCLE_MAX_CONNECTIONS' not in str(e.value), str(e.value)
+    (tmp_path / 'settings.ini').write_text('[workspace]\nenvironment = production\nport = 9000\n')
+    s = load_settings(tmp_path)
+    assert (s.environment, s.port) == ('production', 9000)

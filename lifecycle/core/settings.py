@@ -187,12 +187,13 @@ def load_settings(root: str | Path | None = None) -> Settings:
         raise SettingsError(
             f"{ini}: unknown key(s) {sorted(unknown)} in [workspace]; expected some of {sorted(DEFAULTS)}"
         )
-    v = {k: os.environ.get(f'LIFECYCLE_{k.upper()}', section.get(k, d)) for k, d in DEFAULTS.items()}
-    v = {k: x if x.strip() else '' for k, x in v.items()}  # (a blank override is empty, as settings.ini's blank is)
+    over = {k: x for k in DEFAULTS if (x := os.environ.get(f'LIFECYCLE_{k.upper()}', '')).strip()}  # (a blank
+    # variable overrides nothing: `LIFECYCLE_ENVIRONMENT=$UNSET` in a script served production's versions as dev's)
+    v = {k: over.get(k, section.get(k, d)) for k, d in DEFAULTS.items()}
+    v = {k: x if x.strip() else '' for k, x in v.items()}  # (settings.ini's blank value: its default)
 
     def key(k):  # where a value was read: the variable that overrides settings.ini's key, else the key
-        env = f'LIFECYCLE_{k.upper()}'
-        return f"${env} (overriding key {k!r} of {ini})" if env in os.environ else f"{ini}: key {k!r}"
+        return f"$LIFECYCLE_{k.upper()} (overriding key {k!r} of {ini})" if k in over else f"{ini}: key {k!r}"
 
     def path(k):
         if not v[k].strip():  # (an empty value would be the workspace's root itself)
