@@ -105,3 +105,20 @@ def test_a_simulation_counts_an_answer_right_as_training_reads_its_target(target
     rows = pd.DataFrame({'a': [1, 2], 'y': target})
     got = send_window(Client(), rows, ['a'], 'y', positive, 's')
     assert (got['labelled'], got['right']) == (2, 1), got
+
+
+BOOLEAN_POSITIVE = [(['Yes', 'No'], True), (['no', 'yes'], True), (['true', 'false'], True), (['0', '1'], True),
+                    (['Yes', 'No'], False), (['0', '1'], False)]  # fmt: skip
+
+
+@pytest.mark.parametrize('labels,positive', BOOLEAN_POSITIVE)
+def test_a_boolean_or_0_1_outcome_stands_for_the_label_training_reads_as_a_boolean_positive_class(labels, positive):
+    """Text labels with `positive_class: true` (or false): training reads the label 'Yes', 'true' or '1' as true
+    (`positive_mask`, by `bool_label`), but `/feedback` looked for the label 'True' only, found none, and refused
+    every 0/1 and boolean outcome the README offers for a two-label target."""
+    truth = positive_mask(pd.Series(labels, dtype=object), positive)
+    pos, neg = labels[int(truth.argmax())], labels[int(truth.argmin())]
+    assert truth.sum() == 1
+    assert check_outcome(True, labels, positive, 'str') == pos and check_outcome(False, labels, positive, 'str') == neg
+    if not any(x in ('0', '1') for x in labels):  # (0/1 are labels themselves otherwise)
+        assert check_outcome([1, 0], labels, positive, 'str') == [pos, neg]

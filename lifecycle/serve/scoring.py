@@ -514,6 +514,9 @@ def _of_dtype(v: bool | int | float, dtype: str | None):
 
 
 def _positive_label(labels: list, positive):
-    "The label `positive` names, compared as the training compares text (`1` names '1' and '1.0' none; true 'True')."
-    alts = {str(positive)} | ({f'{positive:g}'} if type(positive) in (int, float) else set())
-    return next((x for x in labels if str(x) in alts), None)
+    """The label `positive` names, compared as the training compares text (`model.train.positive_mask`: `1` names '1'
+    and '1.0' none; true names 'True', 'yes' or '1', as `bool_label` reads them; it named only 'True', so a target
+    with labels ['Yes', 'No'] and `positive_class: true` had every 0/1 and boolean outcome refused)."""
+    from lifecycle.model.train import _is_positive
+
+    return next((x for x in labels if _is_positive(str(x), positive)), None)
