@@ -122,3 +122,23 @@ def test_a_boolean_or_0_1_outcome_stands_for_the_label_training_reads_as_a_boole
     assert check_outcome(True, labels, positive, 'str') == pos and check_outcome(False, labels, positive, 'str') == neg
     if not any(x in ('0', '1') for x in labels):  # (0/1 are labels themselves otherwise)
         assert check_outcome([1, 0], labels, positive, 'str') == [pos, neg]
+
+
+def test_a_simulation_judges_a_regressions_answer_within_its_tolerance_as_the_guard_does():
+    """A regression's answers in `lifecycle simulate`'s timeline were counted right only when they equalled 0 or 1
+    (`y == positive_class`, then the outcome read as a positive class), so a model answering every label exactly had
+    an accuracy of 0; they are judged as the guard and the shadow judge them, within the declared tolerance."""
+    from types import SimpleNamespace
+    from lifecycle.deliver.rollout import Within
+    from lifecycle.loop.simulation import send_window
+
+    class Client:  # (answers 2.5 for every record, takes every outcome)
+        def post(self, path, json):
+            body = {'request_id': 'r', 'model_version': '1', 'variant': 'control', 'predictions': [{'prediction': 2.5}]}
+            return SimpleNamespace(status_code=200, json=lambda: body)
+
+    rows = pd.DataFrame({'a': [1, 2, 3], 'y': [2.5, 2.8, 9.0]})
+    got = send_window(Client(), rows, ['a'], 'y', Within(0.5), 's')
+    assert (got['labelled'], got['right']) == (3, 2), got
+    got = send_window(Client(), rows, ['a'], 'y', Within(None), 's')  # (no tolerance declared: nothing judged)
+    assert (got['labelled'], got['right']) == (0, 0), got

@@ -17,7 +17,7 @@ import yaml
 from ..core.store import atomic_write
 from ..core.workspace import Workspace
 from ..deliver.demo import needs_approvals
-from ..model.train import _is_positive
+from ..deliver.rollout import judged_by, scored
 from . import iteration as loop
 from .feedback import simulation_actor
 
@@ -125,7 +125,9 @@ def write_run_params(src: str | Path, dst: str | Path, changes: dict[str, dict])
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #c3039e2e
 def send_window(client, rows: pd.DataFrame, inputs: list[str], target: str, positive, prefix: str) -> dict:
-    "Each row through /predict then its outcome through /feedback; requests, errors, answers by version, right ones."
+    """Each row through /predict then its outcome through /feedback; requests, errors, answers by version, and the
+    labelled answers and right ones as the guard counts them (`rollout.scored`, `positive` as `rollout.judged_by` gives
+    it: a regression's `Within`, whose answers were counted right only when they were 0 or 1)."""
     out = dict(requests=0, errors=0, by_version={}, by_variant={}, right=0, labelled=0)
     from lifecycle.deliver.simulate import json_records
 
@@ -143,8 +145,9 @@ def send_window(client, rows: pd.DataFrame, inputs: list[str], target: str, posi
         y = r[target]
         y = y.item() if hasattr(y, 'item') else y
         if client.post('/feedback', json={'request_id': a['request_id'], 'outcome': y}).status_code == 200:
-            out['labelled'] += 1
-            out['right'] += int(a['predictions'][0]['prediction'] == int(bool(_is_positive(y, positive))))
+            labelled, right = scored([([a['predictions'][0]['prediction']], y)], positive)
+            out['labelled'] += labelled
+            out['right'] += right
     return out
 
 # %% ../../nbs/api/loop/07_simulation.ipynb #8032e0e3
@@ -399,7 +402,7 @@ def _play(
         for w in range(max_windows):
             idx = [(w * window + i) % len(rows) for i in range(window)]
             chunk = rows.iloc[idx]
-            sent = send_window(client, chunk, inputs, fp.target, fp.positive_class, f'{m.run_id}-w{w}')
+            sent = send_window(client, chunk, inputs, fp.target, judged_by(fp), f'{m.run_id}-w{w}')
             if not srv.log.flush():
                 raise SimulationError('the prediction log did not take the window in time')
             look = monitor.run_once(sw, mp, sample=False)
