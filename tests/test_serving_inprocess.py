@@ -1946,3 +1946,17 @@ def test_feedback_given_twice_says_whether_its_outcome_is_the_one_kept(client):
     assert other.status_code == 409 and 'with another outcome, which stands' in other.json()['error'], other.text
     assert 'this one is not recorded' in other.json()['error'] and "'No'" not in other.text
     assert read_log(client.app.state.server.log).set_index('request_id').loc[rid, 'outcome'] == 'Yes'
+
+
+def test_feedback_given_twice_for_a_personal_target_does_not_say_whether_it_is_the_band_kept(client):
+    """A personal target's outcome is kept as its band, never quoted; but the 409 for feedback sent again said whether
+    it was 'this same outcome' or 'another', so anyone holding a request ID learnt the band the log keeps by sending
+    each band in turn (feedback is never replaced: the probe costs nothing). For a personal target it says neither."""
+    srv = client.app.state.server
+    srv.labels, srv.target_dtype, srv.target_bins = None, 'int', [0, 1, 7]
+    rid = client.post('/predict', json={'records': [REC]}).json()['request_id']
+    assert client.post('/feedback', json={'request_id': rid, 'outcome': '1-7'}).status_code == 200
+    answers = {band: client.post('/feedback', json={'request_id': rid, 'outcome': band}) for band in ('0-1', '1-7')}
+    assert {r.status_code for r in answers.values()} == {409}
+    assert answers['0-1'].json()['error'] == answers['1-7'].json()['error'], answers
+    assert 'same outcome' not in answers['1-7'].text and 'this one is not recorded' in answers['1-7'].text

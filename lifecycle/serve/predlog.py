@@ -1575,16 +1575,20 @@ def _outcome_problem(answered: tuple[str | None, int], outcome) -> str:
     return ''
 
 
-def _recorded_before(log: PredictionLog, request_id: str, outcome: str) -> str:
+def _recorded_before(log: PredictionLog, request_id: str, outcome: str, say_which: bool = True) -> str:
     """The refusal of feedback (`outcome`, as stored) for a request that has some: the first outcome given stands, and
-    whether this one is it (a retry) or another (a correction, not taken); values are not repeated."""
+    whether this one is it (a retry) or another (a correction, not taken); values are not repeated. Not `say_which`
+    (a personal target's band): the answer would tell anyone holding the request ID, band after band, which one the
+    log keeps, so it says neither."""
     from sqlalchemy import select
     from sqlalchemy.exc import DBAPIError
 
     f = log.feedback_table.c
+    kept = None
     try:
-        with log.engine.connect() as c:
-            kept = c.execute(select(f.outcome).where(f.request_id == request_id)).scalar()
+        if say_which:
+            with log.engine.connect() as c:
+                kept = c.execute(select(f.outcome).where(f.request_id == request_id)).scalar()
     except DBAPIError:
         kept = None
     said = f"{quoted_request_id(request_id)}: feedback already recorded"
@@ -1595,8 +1599,11 @@ def _recorded_before(log: PredictionLog, request_id: str, outcome: str) -> str:
     return f"{said}, with another outcome, which stands: feedback is never replaced, and this one is not recorded"
 
 
-def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None = None) -> dict:
-    "Record the true outcome of an answered request; FeedbackError (404 unknown, 409 twice) otherwise."
+def add_feedback(
+    log: PredictionLog, request_id: str, outcome, actor: str | None = None, personal: bool = False
+) -> dict:
+    """Record the true outcome of an answered request; FeedbackError (404 unknown, 409 twice: whether it repeats the
+    outcome kept, unless the target is `personal`) otherwise."""
     from sqlalchemy.exc import DBAPIError, IntegrityError
 
     if not isinstance(request_id, str) or not request_id:
@@ -1614,7 +1621,7 @@ def add_feedback(log: PredictionLog, request_id: str, outcome, actor: str | None
         with log.engine.begin() as c:
             c.execute(log.feedback_table.insert(), [row])
     except IntegrityError:
-        raise FeedbackError(_recorded_before(log, request_id, row['outcome']), 409) from None
+        raise FeedbackError(_recorded_before(log, request_id, row['outcome'], not personal), 409) from None
     except DBAPIError as e:  # disk full, database locked or gone: a refusal naming why, never a 500
         why = without_secrets(_reason(e), log.url)
         raise FeedbackError(f"prediction log: feedback cannot be recorded ({why})", 503) from None

@@ -394,7 +394,9 @@ async def feedback(request: Request):
             said = f"field {twice[0]!r}" if twice[0] in p else f"a key ({len(twice[0])} characters, not shown)"
             raise InputError(f"body: {said} is given twice in one object; give each key once")
         # (a thread: a request ID not in the database yet may wait for the writers' journals to be inserted)
-        return answer(await run_in_threadpool(add_feedback, srv.log, p.get('request_id'), outcome, srv.feedback_actor))
+        personal = srv.target_bins is not None  # (its bands: the 409 says not whether one is the band kept)
+        rid = p.get('request_id')
+        return answer(await run_in_threadpool(add_feedback, srv.log, rid, outcome, srv.feedback_actor, personal))
     except (InputError, FeedbackError) as e:
         return refuse(srv, 'feedback', e, e.status)
 
