@@ -142,3 +142,17 @@ def test_a_simulation_judges_a_regressions_answer_within_its_tolerance_as_the_gu
     assert (got['labelled'], got['right']) == (3, 2), got
     got = send_window(Client(), rows, ['a'], 'y', Within(None), 's')  # (no tolerance declared: nothing judged)
     assert (got['labelled'], got['right']) == (0, 0), got
+
+
+def test_a_number_naming_two_declared_labels_is_the_one_written_so_or_refused():
+    """Declared labels that are one number written two ways ('1' and '1.0', '01' and ' 1'): the outcome 1.0 was kept as
+    whichever came first, '1' and not the label '1.0' it is written as, and training reads those two as two classes
+    (`positive_class: 1` names '1' only), so the positive outcome went into the log as the other label."""
+    labels = ['1', '1.0', '2']
+    assert check_outcome(1.0, labels, 1, 'str') == '1.0' and check_outcome(1, labels, 1, 'str') == '1'
+    assert check_outcome(2, ['1', '1.0', '2'], 1, 'str') == '2' and check_outcome(1, ['01', '02'], '01', 'str') == '01'
+    with pytest.raises(InputError) as e:
+        check_outcome(1, ['01', ' 1'], '01', 'str')
+    assert "field 'outcome'" in str(e.value) and 'more than one label' in str(e.value), e.value
+    with pytest.raises(InputError, match='a number that is not a label'):
+        check_outcome(3, ['01', ' 1'], '01', 'str')

@@ -467,12 +467,14 @@ def _outcome(v, labels, positive, dtype=None):
     if not labels:
         return _of_dtype(v, dtype)
     if not isinstance(v, bool) and (numbered := _numbered(labels)):  # (labels that are numbers: 0 is the label 0)
-        hit = next((x for x, n in numbered if n == v), None)
-        if hit is None:
+        hits = [x for x, n in numbered if n == v]
+        hits = [x for x in hits if x == str(v)] or hits  # (two labels of one number, '1' and '01': the one written so)
+        if len(hits) != 1:
             raise InputError(
-                f"field 'outcome': a number that is not a label (values are not repeated); expected one of {labels}"
+                f"field 'outcome': a number that is {'more than one' if hits else 'not a'} label (values are not "
+                f"repeated); expected one of {labels}" + (", given as the text of the label meant" if hits else '')
             )
-        return hit
+        return hits[0]
     pos = _positive_label(labels, positive)
     if len(labels) != 2 or pos is None or v not in (0, 1):
         raise InputError(
