@@ -156,3 +156,39 @@ def test_a_number_naming_two_declared_labels_is_the_one_written_so_or_refused():
     assert "field 'outcome'" in str(e.value) and 'more than one label' in str(e.value), e.value
     with pytest.raises(InputError, match='a number that is not a label'):
         check_outcome(3, ['01', ' 1'], '01', 'str')
+
+
+SERIES = {  # (the target's dtype and declared labels, its values as training reads them)
+    ('bool', None): [True, False],
+    ('int', None): [0, 1, 2, -1],
+    ('float', None): [0.0, 1.0, 1.5, -1.0],
+    ('str', ('0', '1')): ['0', '1'],
+    ('str', ('1', '2')): ['1', '2'],
+    ('str', ('yes', 'no')): ['yes', 'no'],
+    ('str', ('Yes', 'No')): ['Yes', 'No'],
+    ('str', ('True', 'False')): ['True', 'False'],
+    ('str', ('1.0', '2.5', 'a')): ['1.0', '2.5', 'a'],
+}
+CLASSES = [True, False, 0, 1, 2, -1, 0.0, 1.0, 1.5, 2.5, '0', '1', '2', '1.0', '2.5', 'yes', 'no', 'Yes', 'True', 'a']
+
+
+@pytest.mark.parametrize('kind', list(SERIES), ids=str)
+def test_is_positive_reads_every_value_and_every_kept_outcome_as_positive_mask_reads_the_target(kind):
+    """Property over every positive class the params accept for a target (`params._no_positive`): `_is_positive` of one
+    value, and of the outcome `/feedback` keeps for it (`check_outcome`), is what `positive_mask` says of that value in
+    the target's column, so the monitor, the shadow, the guard and the A/B report count as training labels."""
+    from lifecycle.core.params import ColumnRule, _no_positive
+    from lifecycle.model.train import _is_positive
+
+    (dtype, labels), values = kind, SERIES[kind]
+    rule = ColumnRule(dtype=dtype, personal=False, allowed=list(labels) if labels else None)
+    column = pd.Series(values, dtype=object if dtype == 'str' else None)
+    tried = 0
+    for positive in CLASSES:
+        if _no_positive(positive, rule):
+            continue
+        tried += 1
+        for v, want in zip(values, positive_mask(column, positive).tolist()):
+            kept = check_outcome(v, rule.allowed, positive, dtype)
+            assert (_is_positive(v, positive), _is_positive(kept, positive)) == (want, want), (positive, v, kept)
+    assert tried >= 3
