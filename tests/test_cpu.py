@@ -69,3 +69,20 @@ def test_the_makefile_gives_the_tests_the_commands_setting(tmp_path):
 
     assert ask() == f"[{cpu.avx2_sort({}).get(cpu.NUMPY_DISABLE, '')}]"
     assert ask(**{cpu.NUMPY_DISABLE: 'AVX512_SPR'}) == '[AVX512_SPR]'
+
+
+@pytest.mark.parametrize('written, known', [('version = "2.4.6"', True), ('version: str = "3.0.0"', True),
+                                            ('version = "2.3.5"', False), ('version = "1.26.4"', False), ('', False)])
+def test_an_older_numpy_is_told_nothing_it_would_warn_of(tmp_path, monkeypatch, written, known):
+    "numpy before 2.4 names its AVX-512 targets otherwise: it would warn of ours at import and keep its kernels."
+    import importlib.machinery
+    import importlib.util
+
+    (tmp_path / 'numpy').mkdir()
+    (tmp_path / 'numpy' / 'version.py').write_text(written + '\n')
+    spec = importlib.machinery.ModuleSpec('numpy', None, origin=str(tmp_path / 'numpy' / '__init__.py'))
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, 'find_spec', lambda name, *a: spec if name == 'numpy' else real(name, *a))
+    info = tmp_path / 'cpuinfo'
+    info.write_text(ZEN4)
+    assert cpu.avx2_sort({}, str(info)) == ({cpu.NUMPY_DISABLE: cpu.ZEN4_OFF} if known else {})

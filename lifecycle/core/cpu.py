@@ -44,7 +44,24 @@ def avx2_sort(env: MutableMapping[str, str] | None = None, cpuinfo: str | None =
             text = f.read(1 << 16).decode('ascii', 'replace')  # (the first processor's lines are a few KB)
     except OSError:  # (no /proc: not Linux)
         return {}
-    if not zen4(text):
+    if not zen4(text) or not _numpy_names_known():
         return {}
     env[NUMPY_DISABLE] = ZEN4_OFF
     return {NUMPY_DISABLE: ZEN4_OFF}
+
+
+def _numpy_names_known() -> bool:
+    """Whether the numpy installed names its AVX-512 targets as `ZEN4_OFF` does (2.4 and later), read from its
+    `version.py` without importing it: an older numpy knows other names, warns of ours at import (an error under `-W
+    error`) and keeps its AVX-512 kernels, so nothing is set for it."""
+    import importlib.util
+    import re
+    from pathlib import Path
+
+    spec = importlib.util.find_spec('numpy')
+    try:
+        text = (Path(spec.origin).parent / 'version.py').read_text(encoding='utf-8') if spec and spec.origin else ''
+    except (OSError, UnicodeDecodeError):
+        return False
+    found = re.search(r'^version(?:\s*:\s*str)?\s*=\s*["\'](\d+)\.(\d+)', text, re.M)
+    return bool(found) and (int(found[1]), int(found[2])) >= (2, 4)
