@@ -928,3 +928,17 @@ def test_audit_show_reads_on_with_a_damaged_key_as_every_reader_does(ws):
     assert audit.end_problem(ws.log) == ''
     r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
     assert r.returncode == 0 and [e['seq'] for e in out['entries']] == [1, 2], out
+
+
+def test_a_blank_lifecycle_actor_is_no_actor_the_login_name_acts(monkeypatch):
+    """Found by review (ET): `LIFECYCLE_ACTOR=' '` (a script's unset variable, blank) was taken as the actor, so the
+    audit log said ' ' did it, where an empty value already meant the login name, as a blank setting means unset."""
+    import getpass
+    from lifecycle.core.audit import default_actor
+
+    monkeypatch.setattr(getpass, 'getuser', lambda: 'erin')
+    for blank in ('', ' ', '\t\n'):
+        monkeypatch.setenv('LIFECYCLE_ACTOR', blank)
+        assert default_actor() == 'erin', repr(blank)
+    monkeypatch.setenv('LIFECYCLE_ACTOR', ' dave ')
+    assert default_actor() == 'dave'

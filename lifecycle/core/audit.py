@@ -113,7 +113,7 @@ _LEGACY = (
 def default_actor() -> str:
     "Who is acting: `$LIFECYCLE_ACTOR`, else the login name."
     try:
-        return os.environ.get('LIFECYCLE_ACTOR') or getpass.getuser()
+        return os.environ.get('LIFECYCLE_ACTOR', '').strip() or getpass.getuser()  # (blank: unset, as settings')
     except Exception:
         return 'unknown'
 
