@@ -52,7 +52,8 @@ def run(url: str, concurrency: int, seconds: float) -> list[float]:
 
 def main() -> None:
     from lifecycle.serve.local import LocalServer, tiny_workspace
-    from lifecycle.serve.predlog import read_log
+    from lifecycle.core.settings import load_settings
+    from lifecycle.serve.predlog import default_url, read_log
 
     ap = argparse.ArgumentParser()
     ap.add_argument('--workspace')
@@ -61,10 +62,12 @@ def main() -> None:
     ap.add_argument('--json', action='store_true')
     a = ap.parse_args()
     ws = Path(a.workspace) if a.workspace else tiny_workspace(Path(tempfile.mkdtemp()) / 'ws').root
-    db = f"sqlite:///{ws / '.lifecycle/predictions.db'}"
+    for k in [k for k in os.environ if k.startswith('LIFECYCLE_')]:
+        del os.environ[k]  # (the servers run without the caller's overrides: the log's URL is read so too)
+    db = default_url(load_settings(ws))  # (the workspace's own: its state_dir and prediction_log_url)
     results = {}
     for mode in ('batched', 'durable'):
-        env = {k: v for k, v in os.environ.items() if not k.startswith('LIFECYCLE_')}
+        env = dict(os.environ)
         env['LIFECYCLE_PREDICTION_LOG_COMMIT'] = mode
         before = len(read_log(db))
         with LocalServer(ws, env=env, log=subprocess.DEVNULL, timeout=300) as srv:
