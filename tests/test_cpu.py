@@ -63,6 +63,7 @@ def test_the_makefile_gives_the_tests_the_commands_setting(tmp_path):
 
     def ask(**extra) -> str:
         cmd = ['make', '-s', '--no-print-directory', '-f', 'Makefile', '-f', str(printer), 'print']
+        cmd.append(f'VENV={sys.prefix}')  # (the virtualenv running the tests: a clone's own .venv may not exist)
         r = subprocess.run(cmd, cwd=root, env={**env, **extra}, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         return r.stdout.strip()
