@@ -401,3 +401,26 @@ def test_a_trained_statement_whose_audit_entry_a_kill_cut_off_is_audited_when_ta
     entries = [e for e in audit.read(ws.audit_path) if e['action'] == 'model.trained_by']
     got = [(e['subject'], e['actor'], e['details']['key_id']) for e in entries]
     assert got == [('toy/1', 'alice', signed['key_id'])]
+
+
+def test_erasing_the_register_entry_of_a_version_killed_inside_its_check_does_not_lift_the_refusal(
+    tmp_path, monkeypatch
+):
+    """The mark that a registration asked for a release check (`release_check` in its `model.register` entry) was in
+    the details an erasure drops: `lifecycle audit erase SEQ` of the entry (its actor named a person) made a version
+    killed inside its check, with no verdict on record, promotable and exposable again. The mark names no one: kept."""
+    from lifecycle.model.registry import register_version
+    from lifecycle.release import exposure, governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the process stopped while loading the version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    seq = next(e['seq'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register')
+    audit.erase(ws.audit_path, seq, 'the registering person asked to be forgotten')
+    with pytest.raises(gov.PromotionRefused, match=r'toy/1 was registered.*no verdict on record'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
+    assert 'release check: toy/1 was registered' in exposure.check(ws, '1', 'dev', name='toy').message()

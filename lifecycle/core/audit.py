@@ -605,17 +605,22 @@ _ORDERED = {  # action -> the details an erasure keeps of it: what the release p
 _NAMES_NO_ONE = {  # action -> details an erasure keeps as they are: an alias and a version, which name no one
     'model.promote.failed': ('alias', 'restored_version'),  # (what the aliases' history reads it by: review AJ)
 }
+_MARKS = {  # action -> details an erasure keeps when true: a fact the release path refuses by, which names no one
+    'model.register': ('release_check',),  # (its check's verdict must follow: `registry._unchecked`)
+}
 
 
 def _digests(action: str, details: dict) -> dict:
     """What an erasure keeps of an entry's details: the digest (or key id) of a signed act the release path orders by
-    (an approval, a trust statement, A/B evidence, a trained statement), and the alias and version of a failed alias
-    move, which name no one; nothing of any other."""
+    (an approval, a trust statement, A/B evidence, a trained statement), the alias and version of a failed alias
+    move, and a registration's mark that a release check was asked (its verdict must follow), which name no one;
+    nothing of any other."""
     return {
         k: v
         for k, v in (details or {}).items()
         if (k in _ORDERED.get(action, ()) and isinstance(v, str) and re.fullmatch('[0-9a-f]{16,64}', v))
         or (k in _NAMES_NO_ONE.get(action, ()) and isinstance(v, str) and re.fullmatch('[A-Za-z0-9_.-]{1,64}', v))
+        or (k in _MARKS.get(action, ()) and v is True)
     }
 
 # %% ../../nbs/api/core/03_audit.ipynb #6248e544
