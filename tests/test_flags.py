@@ -321,6 +321,27 @@ def test_the_kill_switch_and_a_rollback_are_never_refused_by_the_release_policy(
         fl.change_flags(s, {'control': '2'}, actor='carol')
 
 
+@pytest.mark.slow  # trains and signs a tiny model version
+def test_a_server_routes_flags_written_before_release_check_verdicts_were_gates_but_a_change_is_refused(tmp_path):
+    """The release check's verdict (`model.withheld`, or a check with none) joined the gates every exposure asks, and
+    the server asked them of every arm it routes: flags written by an older lifecycle naming a version whose check had
+    failed (v1, the safe version here) left the server, at its next start, with no flags at all (not ready, the
+    control refused with it). A server routes what it was given, as it does under a floor raised since; a change that
+    gives the version exposure is refused, and `govern check` (`serving_check`) names it."""
+    from lifecycle.release import exposure
+
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    spec = FlagsParams(control='2', safe='1')
+    fl.init_flags(s, spec, 'm', lambda a: a)
+    s.audit('model.withheld', 'm/1', 'ReleaseCheckFailed: m v1 does not reproduce', alias='dev', holds=False)
+    assert fl.policy_refusals(s, 'm', spec, None, routed=True) == []  # (the server's start: `Server._vet`)
+    assert fl.policy_refusals(s, 'm', spec.model_copy(update=dict(kill=True)), spec, routed=True) == []  # (a kill)
+    refused = fl.policy_refusals(s, 'm', FlagsParams(control='2', challenger='1', safe='2', percentage=10), spec)
+    assert len(refused) == 1 and refused[0].startswith('challenger: ') and 'release check: m/1 failed' in refused[0]
+    rows = {r['arm']: r for r in exposure.serving_check(s)}
+    assert not rows['safe']['ok'] and 'release check: m/1 failed' in rows['safe']['missing'][0]
+
+
 def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stays_pulled(tmp_path, monkeypatch):
     "Audit log unwritable (read-only, immutable, full): a change is not left live unrecorded; the kill switch is."
     from conftest import make_audit_unwritable

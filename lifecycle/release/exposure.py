@@ -63,7 +63,7 @@ def arm_exposure(
     return 'production' if environment == 'production' else 'canary'
 
 
-def _gates(ws, name: str, version: str) -> list[str]:
+def _gates(ws, name: str, version: str, verdict: bool = True) -> list[str]:
     from lifecycle.model.registry import NotValidated, passed_validation
 
     from mlflow.exceptions import MlflowException
@@ -85,7 +85,7 @@ def _gates(ws, name: str, version: str) -> list[str]:
         return [f"validation gates: {e}"]
     from lifecycle.model.registry import _unchecked
 
-    why = _unchecked(ws.audit_path, name, version)  # (its release check failed, or none ended: as promotion refuses)
+    why = verdict and _unchecked(ws.audit_path, name, version)  # (its check failed, or none ended: promotion refuses)
     return [f"release check: {why}"] if why else []
 
 
@@ -239,6 +239,7 @@ def check(
     files: bool = False,
     ab_since: bool | None = None,
     records: bool = False,
+    verdict: bool = True,
 ) -> Exposure:
     """Whether `version` (of `name`, default the registered model of register.yaml) may be exposed as `exposure`.
     `floors`: an exposure that needs an approval also needs the policy's metric thresholds as they stand now
@@ -251,7 +252,10 @@ def check(
     `ab_since` (default: as `floors`): an approval given with no A/B evidence under a policy that asked none is judged
     by the policy's `ab_evidence` of today (`trust.verify_approval`); not where what serves is judged as it stands.
     `records`: the decision carries the approval records it stands on (`Exposure.approvals`), for a write that audits
-    them (a server routing flags asks for none, and reads none again)."""
+    them (a server routing flags asks for none, and reads none again). `verdict`: the gates include the version's
+    release-check verdict (`registry._unchecked`: failed, or none on record), as promotion asks; not where a server
+    routes what it was given (a change judged it when it was written; flags an older lifecycle wrote, naming a version
+    whose check had failed, left the server with none at its next start), as a floor raised since is not."""
     from lifecycle.release import trust
 
     policy = ws.params['policy']
@@ -262,7 +266,7 @@ def check(
             name, version, exposure, [], [f"exposure {exposure!r} is not in policy.yaml {sorted(policy.exposure)}"]
         )
     needs = list(policy.exposure[exposure])
-    missing = _gates(ws, name, version) if 'gates' in needs else []
+    missing = _gates(ws, name, version, verdict) if 'gates' in needs else []
     steps = [n for n in needs if n != 'gates']
     people = None
     if steps:
