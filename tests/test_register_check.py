@@ -424,3 +424,21 @@ def test_erasing_the_register_entry_of_a_version_killed_inside_its_check_does_no
     with pytest.raises(gov.PromotionRefused, match=r'toy/1 was registered.*no verdict on record'):
         gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
     assert 'release check: toy/1 was registered' in exposure.check(ws, '1', 'dev', name='toy').message()
+
+
+def test_a_withheld_version_s_refusal_names_the_command_that_checks_it_again(tmp_path, monkeypatch):
+    """`lifecycle promote` of a version whose release check failed said 'register it again once it loads back' and
+    named no command that does, where the refusal of one with no verdict names `lifecycle run`."""
+    from lifecycle.model.registry import register_version
+    from lifecycle.model.stages import ReleaseCheckFailed
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+
+    def fails(version):
+        raise ReleaseCheckFailed(f'toy v{version} does not reproduce the outputs recorded at training')
+
+    with pytest.raises(ReleaseCheckFailed):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=fails)
+    with pytest.raises(gov.PromotionRefused, match=r'failed its release check.*`lifecycle run`.*`lifecycle retrain'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])

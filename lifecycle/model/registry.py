@@ -211,6 +211,10 @@ def register_version(
 
 
 _CHECK = 'release_check'  # (a register entry's detail: a verdict, `model.checked` or `model.withheld`, must follow)
+_AGAIN = (  # what checks a version again: a rerun of the run that registered it
+    "`lifecycle run` (its register stage checks the version of the same validation), or `lifecycle retrain run` for a "
+    "retraining's version"
+)
 
 
 def _verdicts(audit_path, name: str, version) -> tuple[dict | None, dict | None]:
@@ -241,7 +245,7 @@ def _withheld(audit_path, name: str, version) -> str | None:
     return (
         f"{subject} failed its release check ({last.get('reason') or 'reason erased'}) {held}"
         f"{'' if d.get('holds') else ' ' + (d.get('alias') or 'its alias')}: register it again once it loads back "
-        "and reproduces its training outputs"
+        f"and reproduces its training outputs: {_AGAIN}"
     )
 
 
@@ -257,8 +261,7 @@ def _unchecked(audit_path, name: str, version) -> str | None:
     return (
         f"{name}/{version} was registered, but its release check (signed, loaded back, its training outputs "
         "reproduced) has no verdict on record: the run that registered it stopped inside the check. Run it again: "
-        "`lifecycle run` (its register stage checks the version of the same validation), or `lifecycle retrain run` "
-        "for a retraining's version"
+        f"{_AGAIN}"
     )
 
 
