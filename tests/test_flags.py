@@ -342,6 +342,20 @@ def test_a_server_routes_flags_written_before_release_check_verdicts_were_gates_
     assert not rows['safe']['ok'] and 'release check: m/1 failed' in rows['safe']['missing'][0]
 
 
+@pytest.mark.slow  # trains and signs a tiny model version
+def test_a_rollback_to_a_champion_whose_check_failed_again_since_is_not_refused_by_that_verdict(tmp_path):
+    """A completed rollout's rollback puts its old control back (`change_flags(..., floors=())`, judged by no floor and
+    no file check): since the release check's verdict joined the gates, a champion whose check failed when run again
+    while it served (`model.withheld`, holds) refused the rollback, and the version rolled back went on serving
+    everyone. The verdict is judged where the files are: a person's change is refused."""
+    s = registered_workspace(tmp_path, 'm', versions=2)
+    fl.init_flags(s, FlagsParams(control='2', safe='1'), 'm', lambda a: a)  # (v2's rollout completed)
+    s.audit('model.withheld', 'm/1', 'ReleaseCheckFailed: m v1 does not reproduce', alias='dev', holds=True)
+    with pytest.raises(fl.FlagError, match='control: .*release check: m/1 failed'):
+        fl.change_flags(s, {'control': '1'}, actor='carol')
+    assert fl.change_flags(s, {'control': '1'}, 'carol', 'rollout rolled back', 'rollout', floors=()).control == '1'
+
+
 def test_a_change_the_audit_log_cannot_record_is_undone_but_the_kill_switch_stays_pulled(tmp_path, monkeypatch):
     "Audit log unwritable (read-only, immutable, full): a change is not left live unrecorded; the kill switch is."
     from conftest import make_audit_unwritable

@@ -287,10 +287,10 @@ def policy_refusals(
     and at 100% in staging: a person's flags change raised a challenger whose approval no longer verified to all the
     traffic, review BF); not for a rollout's own steps, which its start and completion judge. A flags write (not
     `routed`) also verifies the files of each gaining arm in `floors` against its signature, as promotion does (a
-    kill switch and a rollback, which pass none, are never held back by a file check either), and judges its release
-    check's verdict, which a server routing what it was given does not (`exposure.check(verdict=...)`). `relied`: a
-    list the approval records each gaining arm stands on are added to, as `(version, record)` (the flags write audits
-    any its approver's command never did: `governance.audited_late`)."""
+    kill switch and a rollback, which pass none, are never held back by a file check either), and their release
+    check's verdict, which a server routing what it was given does not judge (`exposure.check(verdict=...)`).
+    `relied`: a list the approval records each gaining arm stands on are added to, as `(version, record)` (the flags
+    write audits any its approver's command never did: `governance.audited_late`)."""
     from lifecycle.release import exposure
 
     out, unchecked = [], []
@@ -308,8 +308,8 @@ def policy_refusals(
         try:  # the one release path
             decision = exposure.check(  # (files: a kill or a rollback, judged by no floor, is never held back by
                 ws, v, x, name=model_name, floors=floor, files=not routed and arm in floors,  # one: review BJ)
-                records=relied is not None, verdict=not routed,  # (a release check's verdict: judged where written)
-            )
+                records=relied is not None, verdict=not routed and arm in floors,  # (the release check's verdict:
+            )  # judged where its files are, never holding a kill or a rollback back)
         except exposure.RegistryUnavailable as e:  # no verdict for this arm: refused for now, unless refused anyway
             unchecked.append(f"{arm}: the release policy could not be checked: {e}")
             continue
