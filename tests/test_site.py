@@ -3,6 +3,7 @@ with code folded and parameter cells dropped, and incremental rendering (nothing
 when a run is added). The browser checks are in test_site_browser.py."""
 
 from __future__ import annotations
+import contextlib
 import json
 from pathlib import Path
 import re
@@ -1037,25 +1038,16 @@ def test_a_carriage_return_in_a_value_makes_no_row_of_a_table():
     assert '\r' not in report, repr(report)
 
 
-@pytest.mark.slow  # three MkDocs builds, one full
-def test_an_incremental_render_killed_mid_page_leaves_the_page_before_it_whole(workspace, monkeypatch):
-    """An incremental render builds into the site in place: MkDocs wrote each page with open('wb'), so a render killed
-    while writing one left it torn (half a page) until the next render. Each page is written aside and renamed in."""
+@contextlib.contextmanager
+def _killed_writing(module, target: Path, torn):
+    """A kill (KeyboardInterrupt) while `target` is written, expected: by `module`'s own `open` (which writes
+    `torn(data)` of its first write, then dies) or by the rename of a copy written aside over it (`os.replace`)."""
     import builtins
     import os
-    from mkdocs import utils
-    from lifecycle.app import site
-    from lifecycle.core.workspace import Workspace
 
-    s = Workspace.open(workspace)
-    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
-    site.render_site(s, 'mkdocs')
-    target = s.site_dir / 'runs' / 'index.html'
-    before = target.read_bytes()
-    add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
     real_open, real_replace = builtins.open, os.replace
 
-    class Torn:  # a file killed halfway through its write
+    class Torn:  # a file killed during its first write
         def __init__(self, f):
             self.f = f
 
@@ -1066,7 +1058,7 @@ def test_an_incremental_render_killed_mid_page_leaves_the_page_before_it_whole(w
             self.f.close()
 
         def write(self, data):
-            self.f.write(data[: len(data) // 2])
+            self.f.write(torn(data))
             self.f.flush()
             raise KeyboardInterrupt
 
@@ -1079,9 +1071,27 @@ def test_an_incremental_render_killed_mid_page_leaves_the_page_before_it_whole(w
             raise KeyboardInterrupt
         return real_replace(src, dst, *a, **k)
 
-    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
-        m.setattr(utils, 'open', killed_open, raising=False)  # (MkDocs's own write, before the fix)
-        m.setattr(os, 'replace', killed_replace)  # (the rename of a page written aside)
+    with pytest.MonkeyPatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(module, 'open', killed_open, raising=False)
+        m.setattr(os, 'replace', killed_replace)
+        yield
+
+
+@pytest.mark.slow  # three MkDocs builds, one full
+def test_an_incremental_render_killed_mid_page_leaves_the_page_before_it_whole(workspace):
+    """An incremental render builds into the site in place: MkDocs wrote each page with open('wb'), so a render killed
+    while writing one left it torn (half a page) until the next render. Each page is written aside and renamed in."""
+    from mkdocs import utils
+    from lifecycle.app import site
+    from lifecycle.core.workspace import Workspace
+
+    s = Workspace.open(workspace)
+    add_run(s, 'r1', '2026-01-01T00:00:00+00:00')
+    site.render_site(s, 'mkdocs')
+    target = s.site_dir / 'runs' / 'index.html'
+    before = target.read_bytes()
+    add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
+    with _killed_writing(utils, target, lambda data: data[: len(data) // 2]):  # (MkDocs's own write, before the fix)
         site.render_site(s, 'mkdocs')
     assert target.read_bytes() == before  # the page before it, whole
     assert not [p for p in target.parent.iterdir() if p.name.startswith('.')]  # (no temporary file left)
@@ -1125,13 +1135,11 @@ def test_a_complete_render_cut_short_between_its_two_renames_keeps_the_site_it_w
 
 
 @pytest.mark.slow  # three MkDocs builds, one full
-def test_an_incremental_render_killed_writing_the_sitemap_leaves_the_one_before_it_whole(workspace, monkeypatch):
+def test_an_incremental_render_killed_writing_the_sitemap_leaves_the_one_before_it_whole(workspace):
     """`_published_writes` sent MkDocs's `write_file` and `copy_file` through `publish`, but MkDocs writes the site's
     `sitemap.xml.gz` (at every build, dirty too) and any generated file with its own `open(..., 'wb')`: a render killed
     there left a torn gzip file in the live site. Those writes are written aside and renamed in too."""
-    import builtins
     import gzip
-    import os
     from mkdocs.commands import build
     from lifecycle.app import site
     from lifecycle.core.workspace import Workspace
@@ -1142,35 +1150,7 @@ def test_an_incremental_render_killed_writing_the_sitemap_leaves_the_one_before_
     target = s.site_dir / 'sitemap.xml.gz'
     before = target.read_bytes()
     add_run(s, 'r2', '2026-01-02T00:00:00+00:00', cached_from='r1')
-    real_open, real_replace = builtins.open, os.replace
-
-    class Torn:  # a file killed after its first write
-        def __init__(self, f):
-            self.f = f
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            self.f.close()
-
-        def write(self, data):
-            self.f.write(data)
-            self.f.flush()
-            raise KeyboardInterrupt
-
-    def killed_open(path, mode='r', *a, **k):
-        f = real_open(path, mode, *a, **k)
-        return Torn(f) if os.fspath(path) == str(target) and 'w' in mode else f
-
-    def killed_replace(src, dst, *a, **k):
-        if os.fspath(dst) == str(target):
-            raise KeyboardInterrupt
-        return real_replace(src, dst, *a, **k)
-
-    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
-        m.setattr(build, 'open', killed_open, raising=False)  # (MkDocs's own write, before the fix)
-        m.setattr(os, 'replace', killed_replace)  # (the rename of a file written aside)
+    with _killed_writing(build, target, lambda data: data):  # (MkDocs's own write, before the fix)
         site.render_site(s, 'mkdocs')
     assert target.read_bytes() == before and gzip.decompress(before)  # the sitemap before it, whole
     assert not [p for p in target.parent.iterdir() if p.name.startswith('.')]  # (no temporary file left)
