@@ -262,3 +262,34 @@ def test_the_terminals_examples_of_unseen_categories_withhold_a_phone_number_or_
         "'Maybe'", '<a value withheld: it holds a phone number>', "<a value withheld: it looks like a person's name>"
     ], shown
     assert '7700' not in str(e.value) and 'Ann' not in str(e.value)
+
+
+def test_allowed_values_of_a_number_or_boolean_column_are_compared_in_its_type(settings, tmp_path):
+    """`y: {dtype: int, allowed: ['0', '1']}` (what /feedback and the monitor read as the target's labels): compared
+    as text, no number was ever among them, so every row of every batch was refused; serving refused every input so."""
+    import numpy as np
+    from lifecycle.core.params import ParamsError, load_file
+    from lifecycle.serve.models import check_inputs, input_contract
+    from lifecycle.serve.scoring import InputError
+
+    rules = {
+        'y': ColumnRule(dtype='int', personal=False, allowed=['0', '1']),
+        'r': ColumnRule(dtype='float', personal=False, allowed=['0.5', '1']),
+        'b': ColumnRule(dtype='bool', personal=False, allowed=['true']),
+    }
+    p = P.model_copy(update={'target': 'y', 'columns': rules})
+    ok = pd.DataFrame({'y': [0, 1, 1, 0], 'r': [0.5, 1.0, 0.5, 1.0], 'b': [True] * 4})
+    assert ing.ingest_batch([ok], p, settings, source='b.csv', fingerprint='fp').status == 'accepted'
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch([ok.assign(y=[0, 1, 2, 0])], p, settings, source='c.csv', fingerprint='fp2')
+    assert e.value.result.violations[['rule', 'column', 'count']].values.tolist() == [['unseen_category', 'y', 1]]
+    served = input_contract(rules, ['y', 'r', 'b'])
+    check_inputs({'y': np.array([1, 0]), 'r': np.array([0.5, 1.0]), 'b': np.array([True, True])}, served)
+    check_inputs({'y': np.array([1, 0] * 40), 'r': np.array([0.5] * 80), 'b': np.array([True] * 80)}, served)
+    with pytest.raises(InputError, match=r"column 'y' row 1: expected one of the declared categories"):
+        check_inputs({'y': np.array([1, 2])}, served)
+    (tmp_path / 'ingest.yaml').write_text(
+        "dataset: d\nsource: d.csv\ntarget: y\ncolumns:\n  y: {dtype: int, personal: false, allowed: ['0', 'one']}\n"
+    )
+    with pytest.raises(ParamsError, match=r"ingest\.yaml: key 'columns\.y': allowed: 'one' is not a whole number"):
+        load_file(tmp_path / 'ingest.yaml', type(P))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import contextlib
 import json
+import math
 import re
 import shlex
 from pathlib import Path
@@ -234,7 +235,43 @@ class ColumnRule(_Strict):
             raise ValueError(f"min {self.min:g} is above max {self.max:g}: no value could pass")
         if self.allowed is not None and not self.allowed:
             raise ValueError("allowed: an empty list lets no value pass; list the values, or leave the key out")
+        if self.pii is None and self.allowed is not None:
+            _allowed_values(self)  # (each is compared as the column holds it: one no value of the type can be, refused)
         return self
+
+
+_ALLOWED_AS = {'int': 'a whole number', 'float': 'a finite number', 'bool': 'true/false, yes/no or 1/0'}
+
+
+def _allowed_value(text: str, dtype: str):
+    "One `allowed` entry (text in ingest.yaml) as a column of `dtype` holds it (`'1'`: 1 in an int column); else None."
+    if dtype == 'str':
+        return text
+    if dtype == 'bool':
+        return bool_label(text)
+    try:
+        number = int(text) if dtype == 'int' and re.fullmatch(r'\s*[-+]?\d+\s*', text) else float(text)
+    except ValueError:
+        return None
+    if isinstance(number, float) and (not math.isfinite(number) or (dtype == 'int' and not number.is_integer())):
+        return None
+    return int(number) if dtype == 'int' else number
+
+
+def _allowed_values(rule: ColumnRule) -> list:
+    """A column rule's allowed categories as its column holds them (an int column's `allowed: ['0', '1']` is 0 and 1:
+    compared as text, no number was ever one of them, and every row was refused); `ValueError` naming the entry that
+    no value of the column's dtype can be."""
+    out = []
+    for text in rule.allowed:
+        value = _allowed_value(text, rule.dtype)
+        if value is None:
+            raise ValueError(
+                f"allowed: {text!r} is not {_ALLOWED_AS[rule.dtype]}, and the column is declared {rule.dtype}, so no "
+                f"value could be it; list values of that type (as text: '0', '1'), or declare the column dtype: str"
+            )
+        out.append(value)
+    return out
 
 
 class IngestFlags(_Strict):

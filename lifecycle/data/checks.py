@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Callable
 import numpy as np
 import pandas as pd
-from ..core.params import IngestParams
+from ..core.params import IngestParams, _allowed_values
 from .pii import _INSIDE, PersonalFinding, looks_personal, digest, mask_frame, shown_column_name
 from .pii import header_may_be_data
 from .sources import exact_int64, number_pattern
@@ -113,7 +113,7 @@ def contract(p: IngestParams):
     for name, r in p.columns.items():
         checks = []
         if r.allowed is not None:
-            checks.append(pa.Check.isin(r.allowed))
+            checks.append(pa.Check.isin(_allowed_values(r)))  # (in the column's type: 1, not '1')
         if r.min is not None:
             checks.append(pa.Check.ge(r.min))
         if r.max is not None:

@@ -292,13 +292,17 @@ def _banded(rule):
 
 
 def input_contract(columns: dict, names: list[str]) -> dict:
-    """The ingestion contract's rules (allowed categories, range, whole numbers) for the model inputs `names`; a
-    generalised personal column's, its bands (`_banded`)."""
+    """The ingestion contract's rules (allowed categories, in the column's type, range, whole numbers) for the model
+    inputs `names`; a generalised personal column's, its bands (`_banded`)."""
+    from lifecycle.core.params import _allowed_values
+
     out = {}
     for n in names:
         r = columns.get(n)
         if r is not None and r.personal:
             r = _banded(r)
+        if r is not None and r.allowed is not None and r.dtype != 'str':  # (as ingestion compares them: 1, not '1')
+            r = r.model_copy(update={'allowed': _allowed_values(r)})
         if r is not None and (r.allowed is not None or r.min is not None or r.max is not None or r.dtype == 'int'):
             out[n] = r
     return out
