@@ -192,3 +192,26 @@ def test_is_positive_reads_every_value_and_every_kept_outcome_as_positive_mask_r
             kept = check_outcome(v, rule.allowed, positive, dtype)
             assert (_is_positive(v, positive), _is_positive(kept, positive)) == (want, want), (positive, v, kept)
     assert tried >= 3
+
+
+@pytest.mark.parametrize(
+    'first, again, records',
+    [(1, 1.0, 1), (1, True, 1), (1.0, [1], 1), ('Yes', ['Yes', 'Yes'], 2), (['No', 'No'], 'No', 2)],
+)
+def test_feedback_sent_again_with_its_outcome_written_another_way_is_the_same_outcome(tmp_path, first, again, records):
+    """The 409 for feedback sent again compared the outcomes' JSON text: 1 then 1.0 or true, or 'Yes' then
+    ['Yes', 'Yes'] for a request of two records, was 'another outcome, which stands' (a client told its outcome was
+    dropped retried or alerted for nothing); they are compared as every reader of feedback takes them, per record."""
+    from lifecycle.serve.predlog import FeedbackError, PredictionLog, add_feedback
+
+    log = PredictionLog(f'sqlite:///{tmp_path}/p.db')
+    row = dict(ts=1.0, route='predict', variant='control', model_version='1', model='m', status=200)
+    try:
+        log.log(request_id='r', inputs={'a': [1.0] * records}, **row).wait()
+        add_feedback(log, 'r', check_outcome(first, None, None, None))
+        with pytest.raises(FeedbackError, match='with this same outcome: nothing changed'):
+            add_feedback(log, 'r', check_outcome(again, None, None, None))
+        with pytest.raises(FeedbackError, match='with another outcome, which stands'):
+            add_feedback(log, 'r', check_outcome(0 if 1 in [first] else 'Maybe', None, None, None))
+    finally:
+        log.close()

@@ -1575,9 +1575,11 @@ def _outcome_problem(answered: tuple[str | None, int], outcome) -> str:
     return ''
 
 
-def _recorded_before(log: PredictionLog, request_id: str, outcome: str, say_which: bool = True) -> str:
-    """The refusal of feedback (`outcome`, as stored) for a request that has some: the first outcome given stands, and
-    whether this one is it (a retry) or another (a correction, not taken); values are not repeated. Not `say_which`
+def _recorded_before(log: PredictionLog, request_id: str, outcome: str, n: int, say_which: bool = True) -> str:
+    """The refusal of feedback (`outcome`, as stored) for a request of `n` records that has some: the first outcome
+    given stands, and whether this one is it (a retry) or another (a correction, not taken), record by record as every
+    reader of feedback takes them (`_per_record`: 1 is 1.0 and true, 'Yes' is ['Yes', 'Yes'] for two records; their
+    JSON text differs); values are not repeated. Not `say_which`
     (a personal target's band): the answer would tell anyone holding the request ID, band after band, which one the
     log keeps, so it says neither."""
     from sqlalchemy import select
@@ -1594,8 +1596,9 @@ def _recorded_before(log: PredictionLog, request_id: str, outcome: str, say_whic
     said = f"{quoted_request_id(request_id)}: feedback already recorded"
     if kept is None:
         return f"{said}; the outcome given first stands, and this one is not recorded"
-    if kept == outcome:
-        return f"{said}, with this same outcome: nothing changed"
+    with contextlib.suppress(ValueError):  # (a kept outcome no JSON: another one)
+        if _per_record(json.loads(kept), n) == _per_record(json.loads(outcome), n):
+            return f"{said}, with this same outcome: nothing changed"
     return f"{said}, with another outcome, which stands: feedback is never replaced, and this one is not recorded"
 
 
@@ -1621,7 +1624,7 @@ def add_feedback(
         with log.engine.begin() as c:
             c.execute(log.feedback_table.insert(), [row])
     except IntegrityError:
-        raise FeedbackError(_recorded_before(log, request_id, row['outcome'], not personal), 409) from None
+        raise FeedbackError(_recorded_before(log, request_id, row['outcome'], answered[1], not personal), 409) from None
     except DBAPIError as e:  # disk full, database locked or gone: a refusal naming why, never a 500
         why = without_secrets(_reason(e), log.url)
         raise FeedbackError(f"prediction log: feedback cannot be recorded ({why})", 503) from None
