@@ -442,3 +442,62 @@ def test_a_withheld_version_s_refusal_names_the_command_that_checks_it_again(tmp
         register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=fails)
     with pytest.raises(gov.PromotionRefused, match=r'failed its release check.*`lifecycle run`.*`lifecycle retrain'):
         gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
+
+
+def _busy_alias_reads(monkeypatch, client) -> None:
+    "The registry answers no alias look-up (busy): `get_model_version_by_alias` raises as MLflow does then."
+    from mlflow.exceptions import MlflowException
+
+    def busy(self, name, alias):
+        raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+
+    monkeypatch.setattr(type(client), 'get_model_version_by_alias', busy)
+
+
+def test_a_busy_registry_never_records_a_version_in_service_as_withheld_from_its_alias(tmp_path, monkeypatch):
+    """A check failing again on the version holding dev, while the registry could not say who holds dev, wrote
+    `model.withheld` 'withheld from dev' (holds: false) of the version serving in dev; now: try again, nothing
+    written."""
+    from lifecycle.model.registry import RegistryUnavailable, register_version, withhold
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    assert register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')['aliases'] == ['dev']
+    entries = len(audit.read(ws.audit_path))
+    _busy_alias_reads(monkeypatch, ws.client)
+    with pytest.raises(RegistryUnavailable, match='which version the dev alias names .*try again'):
+        withhold(ws, 'toy', '1', 'dev', ValueError('failed again'))
+    assert len(audit.read(ws.audit_path)) == entries
+
+
+def test_a_busy_registry_never_resumes_a_registration_as_one_without_its_alias(tmp_path, monkeypatch):
+    """A registration killed after dev moved to its version and before its audit entry is finished by the next: while
+    the registry could not say who holds dev, the entry written said `aliases: []` of the version holding dev."""
+    from lifecycle.model.registry import RegistryUnavailable, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    rec = ws.store.get_record('validations', vid)
+    mv = ws.mlflow.register_model(rec['model_uri'], 'toy', tags={'validation_id': vid})  # (killed: no entry yet)
+    ws.client.set_registered_model_alias('toy', 'dev', mv.version)
+    client, real = ws.client, type(ws.client).get_model_version_by_alias
+    _busy_alias_reads(monkeypatch, client)
+    with pytest.raises(RegistryUnavailable, match='try again'):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
+    assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'model.register']
+    monkeypatch.setattr(type(client), 'get_model_version_by_alias', real)
+    again = register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
+    assert (again['model_version'], again['aliases']) == ('1', ['dev'])
+    assert [e['details']['aliases'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register'] == [['dev']]
+
+
+def test_a_busy_registry_is_no_completed_canary_whose_alias_names_no_version(tmp_path, monkeypatch):
+    """The loop's promotion after its canary completed read the alias leniently: a busy registry read as 'the alias
+    names no version' (a RetrainError a person is told to mend by promoting); now RegistryUnavailable, try again."""
+    from lifecycle.loop.iteration import RetrainError, _promote
+    from lifecycle.model.registry import RegistryUnavailable
+
+    ws, _, _ = toy(tmp_path, monkeypatch)
+    _busy_alias_reads(monkeypatch, ws.client)
+    it = dict(id='20261206T000000-abcdef', registration=dict(model_version='2'), champion=dict(version='1'))
+    with pytest.raises(RegistryUnavailable, match='try again') as e:
+        _promote(ws, it)
+    assert not isinstance(e.value, RetrainError) and 'decision' not in it and audit.read(ws.audit_path) == []

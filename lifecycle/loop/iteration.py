@@ -743,7 +743,7 @@ def _promote(ws: Workspace, it: dict) -> str:
     from lifecycle.model.registry import alias_version
 
     with held(ws.state_dir, 'registry'):  # the check and its audit entry as one step among registry writers
-        now = alias_version(ws.client, name, alias)
+        now = alias_version(ws.client, name, alias, strict=True)  # (busy: try again, never 'names no version')
         if now != v:  # the completion's verified promotion moved it, or nothing did
             raise RetrainError(
                 f"the canary of v{v} completed, but the {alias} alias names {f'v{now}' if now else 'no version'}: "

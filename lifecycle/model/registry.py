@@ -179,7 +179,7 @@ def register_version(
         mv = mv or _quietly(ws.mlflow.register_model, rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
         version = str(mv.version)
         if not _register_audited(ws.audit_path, name, version, validation_id):
-            if str(alias_version(client, name, alias)) == version:
+            if str(alias_version(client, name, alias, strict=True)) == version:  # (busy: never read as not set)
                 aliases.append(alias)  # (set, before its audit entry, by a registration that was killed: review U)
             ws.audit(
                 'model.register',
@@ -268,10 +268,11 @@ def _unchecked(audit_path, name: str, version) -> str | None:
 def withhold(ws: Workspace, name: str, version: str, alias: str, e: Exception) -> None:
     """Record that version `version` of `name` failed its release check with `e` and is withheld from `alias`
     (`model.withheld`, which `governance.promote` refuses by until a passing check, `cleared`); `holds`: it has the
-    alias already (a check run again on a version in service), which the entry says rather than withheld."""
+    alias already (a check run again on a version in service), which the entry says rather than withheld. A registry
+    that cannot say whether it has: `RegistryUnavailable` (try again), nothing recorded."""
     ours = type(e).__module__.startswith('lifecycle.')  # (a library's message may quote a data value: not kept)
     why = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:300]}" if ours else type(e).__name__
-    holds = str(alias_version(ws.client, name, alias)) == str(version)  # (review DY: 'withheld' from where it was)
+    holds = str(alias_version(ws.client, name, alias, strict=True)) == str(version)  # (review DY; busy: no entry)
     ws.audit('model.withheld', f'{name}/{version}', why, alias=alias, holds=holds)
 
 
