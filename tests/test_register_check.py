@@ -501,3 +501,21 @@ def test_a_busy_registry_is_no_completed_canary_whose_alias_names_no_version(tmp
     with pytest.raises(RegistryUnavailable, match='try again') as e:
         _promote(ws, it)
     assert not isinstance(e.value, RetrainError) and 'decision' not in it and audit.read(ws.audit_path) == []
+
+
+def test_a_busy_registry_is_no_champion_to_validate_or_retrain_beside(tmp_path, monkeypatch):
+    """Validation read the champion leniently: a registry too busy to say which version serves read as no champion, so
+    the gates against the champion were skipped and the challenger's validation recorded as passed; the retraining
+    loop said 'no champion to retrain beside' (a RetrainError that ends `retrain run --every`). Now: try again."""
+    from lifecycle.loop.iteration import champion_info, in_the_way
+    from lifecycle.model.registry import RegistryUnavailable
+    from lifecycle.model.stages import champion_scores
+
+    ws, _, _ = toy(tmp_path, monkeypatch)
+    _busy_alias_reads(monkeypatch, ws.client)
+    p = ws.params
+    with pytest.raises(RegistryUnavailable, match='try again'):
+        champion_scores(ws, p['register'], p['features'], p['validate'], pd.DataFrame())
+    with pytest.raises(RegistryUnavailable, match='try again') as e:
+        champion_info(ws)
+    assert in_the_way(e.value)

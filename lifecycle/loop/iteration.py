@@ -187,7 +187,7 @@ def champion_info(ws: Workspace) -> dict:
     from lifecycle.model.registry import alias_version
 
     rp = ws.params['register']
-    v = alias_version(ws.client, rp.model_name, ws.environment)
+    v = alias_version(ws.client, rp.model_name, ws.environment, strict=True)  # (busy: in the way, never 'no champion')
     if v is None:
         first = ws.params['policy'].environments[0]
         walk = f" in {first}, then `lifecycle promote` walks it up" if ws.environment != first else ''

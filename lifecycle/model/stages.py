@@ -189,8 +189,9 @@ def champion_scores(
     ws: Workspace, rp: RegisterParams, fp: FeaturesParams, vp: ValidateParams, holdout: pd.DataFrame
 ) -> dict | None:
     """The current champion (the version the workspace's environment's alias names), verified against its signature,
-    scored on `holdout`; None when there is no champion."""
-    version = registry.alias_version(ws.client, rp.model_name, ws.environment)
+    scored on `holdout`; None when there is no champion. A registry that cannot say which version it is (busy):
+    `RegistryUnavailable`, never no champion (the gates against it were skipped, the validation recorded as passed)."""
+    version = registry.alias_version(ws.client, rp.model_name, ws.environment, strict=True)
     if version is None:
         return None
     model = signing.verified_sklearn(ws.mlflow, ws.store, rp.model_name, version, ws.key_dir)
