@@ -519,3 +519,22 @@ def test_a_busy_registry_is_no_champion_to_validate_or_retrain_beside(tmp_path, 
     with pytest.raises(RegistryUnavailable, match='try again') as e:
         champion_info(ws)
     assert in_the_way(e.value)
+
+
+def test_a_busy_registry_is_no_missing_alias_to_load_walk_up_to_or_train_beside(tmp_path, monkeypatch):
+    """Where a registry too busy to answer read as an alias naming no version: `load_by_alias` said the model 'has no
+    alias'; the demonstrations said there is no champion to train beside (`lifecycle run` registers one), or, in an
+    environment above dev, walked the version below up over the champion serving there. Now: try again."""
+    from lifecycle.deliver.demo import _champion_here, demo_champion
+    from lifecycle.model.registry import RegistryUnavailable, load_by_alias
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\nenvironment = staging\n')
+    shutil.copytree(Path(__file__).parents[1] / 'params', tmp_path / 'params')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    ws = Workspace.open(tmp_path)
+    assert ws.environment == 'staging'
+    _busy_alias_reads(monkeypatch, ws.client)
+    for call in (lambda: load_by_alias(ws, 'toy', 'dev'), lambda: demo_champion(ws, 't'), lambda: _champion_here(ws)):
+        with pytest.raises(RegistryUnavailable, match='try again'):
+            call()
+    assert audit.read(ws.audit_path) == []

@@ -300,10 +300,10 @@ def demo_champion(ws: Workspace, why: str, say=print) -> list[dict]:
     from lifecycle.model.registry import alias_version
 
     name, envs = ws.params['register'].model_name, ws.params['policy'].environments
-    if ws.environment not in envs[1:] or alias_version(ws.client, name, ws.environment) is not None:
-        return []
+    if ws.environment not in envs[1:] or alias_version(ws.client, name, ws.environment, strict=True) is not None:
+        return []  # (busy is no 'no champion': the one below was walked up over the champion serving here)
     below = envs[envs.index(ws.environment) - 1]
-    v = alias_version(ws.client, name, below)
+    v = alias_version(ws.client, name, below, strict=True)
     if v is None:
         return []  # nothing to walk up: the flags then say what is missing
     try:
@@ -336,7 +336,7 @@ def _champion_here(ws: Workspace) -> str:
     from lifecycle.model.registry import alias_version
 
     name, envs = ws.params['register'].model_name, ws.params['policy'].environments
-    if (v := alias_version(ws.client, name, ws.environment)) is not None:
+    if (v := alias_version(ws.client, name, ws.environment, strict=True)) is not None:
         return v
     how = '`lifecycle run` registers one' + (
         f" in {envs[0]}, then `lifecycle promote` walks it up" if ws.environment != envs[0] else ''

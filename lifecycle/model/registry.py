@@ -350,7 +350,7 @@ def load_by_alias(ws: Workspace, name: str, alias: str):
     "Resolve an alias to its fixed version, verify that version's manifest and signature, then load it (pyfunc)."
     from lifecycle.model.signing import verified_load
 
-    v = alias_version(ws.client, name, alias)
+    v = alias_version(ws.client, name, alias, strict=True)  # (busy: try again, never 'has no alias')
     if v is None:
         raise RegistryError(f"model {name!r} has no alias {alias!r} in the registry")
     return v, verified_load(ws.mlflow, ws.store, name, v, ws.key_dir)
