@@ -538,3 +538,16 @@ def test_a_busy_registry_is_no_missing_alias_to_load_walk_up_to_or_train_beside(
         with pytest.raises(RegistryUnavailable, match='try again'):
             call()
     assert audit.read(ws.audit_path) == []
+
+
+def test_a_busy_registry_is_no_alias_naming_no_version_to_the_flags_commands(tmp_path, monkeypatch):
+    """`lifecycle flags init`, `flags set` and `score` resolved an alias leniently: a registry too busy to answer was
+    'alias names no registered version (register one, promote one to it...)', an input error with the wrong way out."""
+    from lifecycle.model.registry import RegistryUnavailable
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.commands import _alias_lookup
+
+    ws, _, _ = toy(tmp_path, monkeypatch)
+    _busy_alias_reads(monkeypatch, ws.client)
+    with pytest.raises(RegistryUnavailable, match='which version the dev alias names .*try again'):
+        fl.resolve_spec(ws.params['flags'], _alias_lookup(ws, 'toy'), ws.environment)

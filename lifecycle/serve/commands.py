@@ -37,8 +37,8 @@ SERVE_ERRORS = {
 def _alias_lookup(s, model_name: str):
     from lifecycle.model.registry import alias_version
 
-    ml = s.mlflow
-    return lambda alias: alias_version(ml.MlflowClient(), model_name, alias)
+    ml = s.mlflow  # (busy: try again, never 'alias names no registered version: register one')
+    return lambda alias: alias_version(ml.MlflowClient(), model_name, alias, strict=True)
 
 
 @dataclass
