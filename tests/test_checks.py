@@ -293,3 +293,20 @@ def test_allowed_values_of_a_number_or_boolean_column_are_compared_in_its_type(s
     )
     with pytest.raises(ParamsError, match=r"ingest\.yaml: key 'columns\.y': allowed: 'one' is not a whole number"):
         load_file(tmp_path / 'ingest.yaml', type(P))
+
+
+@pytest.mark.parametrize(
+    'dtype, allowed, positive, allowed_positive',
+    [('int', ['0', '1'], 2, 1.0), ('float', ['0.5', '1'], 0.25, 1), ('bool', ['true'], False, True)],
+)
+def test_a_positive_class_a_number_or_boolean_target_does_not_allow_is_refused_with_the_params(
+    dtype, allowed, positive, allowed_positive
+):
+    """A text target's positive class must be one of its allowed classes; a number's or boolean's, now that its allowed
+    values are its classes (compared in its type), was not checked against them: no row could be positive, and
+    training refused the run after ingestion and features had run."""
+    from lifecycle.core.params import _no_positive
+
+    rule = ColumnRule(dtype=dtype, personal=False, allowed=allowed)
+    assert _no_positive(positive, rule) == f"is not one of the {len(allowed)} classes ingest.yaml allows"
+    assert _no_positive(allowed[-1], rule) == _no_positive(allowed_positive, rule) == ''

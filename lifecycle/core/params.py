@@ -1187,9 +1187,9 @@ def _no_positive(pc, rule: ColumnRule) -> str:
     """Why no value the target's contract (`rule`) allows could be the positive class `pc`, as training compares them
     (`model.train.positive_mask`: text as written, `1` as `1` or `1.0`, numbers as numbers), or ''. Found here, a typo
     is refused with the params, not by training after ingestion and features ran. Classes are counted, not listed."""
-    if rule.dtype == 'bool':  # (true/false, yes/no and 1/0, as training reads them: `bool_label`)
-        return '' if pc is None or bool_label(pc) is not None else "is none of true/false, yes/no, 1/0 (a bool target)"
-    if isinstance(pc, bool) or pc is None:
+    if rule.dtype == 'bool' and pc is not None and bool_label(pc) is None:  # (as training reads them: `bool_label`)
+        return "is none of true/false, yes/no, 1/0 (a bool target)"
+    if pc is None or (isinstance(pc, bool) and rule.dtype != 'bool'):
         return ''
     if rule.pii is not None and rule.pii.method == 'generalise':
         return ''  # (its classes are the bands `generalise` writes, `30-120`, whatever its type)
@@ -1203,6 +1203,9 @@ def _no_positive(pc, rule: ColumnRule) -> str:
             return f"is no number, and ingest.yaml declares the target {rule.dtype}"
         if rule.dtype == 'int' and not number.is_integer():
             return "is no whole number, and ingest.yaml declares the target int"
+    if rule.pii is None and rule.allowed and rule.dtype != 'str':  # (compared in the target's type: 1 is '1', '1.0')
+        if _allowed_value(str(pc).strip(), rule.dtype) not in _allowed_values(rule):
+            return f"is not one of the {len(rule.allowed)} classes ingest.yaml allows"
     return ''
 
 
