@@ -551,3 +551,20 @@ def test_a_busy_registry_is_no_alias_naming_no_version_to_the_flags_commands(tmp
     _busy_alias_reads(monkeypatch, ws.client)
     with pytest.raises(RegistryUnavailable, match='which version the dev alias names .*try again'):
         fl.resolve_spec(ws.params['flags'], _alias_lookup(ws, 'toy'), ws.environment)
+
+
+def test_a_busy_registry_at_a_servers_first_start_is_said_as_such_not_as_an_alias_naming_no_version(
+    tmp_path, monkeypatch
+):
+    """A server started with no flags deploys those of the params, resolving the environment's alias leniently: a
+    registry too busy to answer left it not ready saying the alias 'names no registered version (register one...)'."""
+    from types import SimpleNamespace
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.server import Server
+
+    ws, _, _ = toy(tmp_path, monkeypatch)
+    _busy_alias_reads(monkeypatch, ws.client)
+    srv = SimpleNamespace(s=ws, model_name='toy', environment='dev')
+    why = Server._first_flags(srv, ws.params['flags'])
+    assert 'could not say which version the dev alias names' in why and 'try again' in why, why
+    assert not fl.spec_path(ws).exists()

@@ -109,8 +109,9 @@ class Server:
         self.refusals.start()
 
     def _first_flags(self, declared: FlagsParams) -> str:
-        "Deploy the flags params name (the environment's alias by default); '' when done, else why not."
-        from lifecycle.model.registry import alias_version
+        """Deploy the flags params name (the environment's alias by default); '' when done, else why not (a registry too
+        busy to say which version an alias names: that, never 'names no registered version: register one')."""
+        from lifecycle.model.registry import RegistryUnavailable, alias_version
 
         client = self.s.mlflow.MlflowClient()
         try:
@@ -118,11 +119,11 @@ class Server:
                 self.s,
                 declared,
                 self.model_name,
-                lambda alias: alias_version(client, self.model_name, alias),
+                lambda alias: alias_version(client, self.model_name, alias, strict=True),
                 reason=f'first serve ({self.environment}): flags initialised from params',
                 if_absent=True,
             )
-        except fl.FlagError as e:
+        except (fl.FlagError, RegistryUnavailable) as e:
             return f"no flags could be deployed in the {self.environment!r} environment: {e}"
         return ''
 
