@@ -568,3 +568,19 @@ def test_a_busy_registry_at_a_servers_first_start_is_said_as_such_not_as_an_alia
     why = Server._first_flags(srv, ws.params['flags'])
     assert 'could not say which version the dev alias names' in why and 'try again' in why, why
     assert not fl.spec_path(ws).exists()
+
+
+def test_a_busy_registry_is_no_missing_champion_to_a_simulation(tmp_path, monkeypatch):
+    """`lifecycle simulate` read the champion leniently: a registry too busy to answer was 'no champion to train a
+    candidate beside; run the pipeline first', or flags refused as 'alias names no registered version'."""
+    from lifecycle.deliver.simulate import train_candidate
+    from lifecycle.loop.simulation import _ensure_flags
+    from lifecycle.model.registry import RegistryUnavailable
+    from lifecycle.serve import flags as fl
+
+    ws, _, _ = toy(tmp_path, monkeypatch)
+    _busy_alias_reads(monkeypatch, ws.client)
+    for call in (lambda: train_candidate(ws), lambda: _ensure_flags(ws)):
+        with pytest.raises(RegistryUnavailable, match='try again'):
+            call()
+    assert not fl.spec_path(ws).exists() and audit.read(ws.audit_path) == []

@@ -44,7 +44,7 @@ def train_candidate(
     pipeline's is, so approvers can read and sign it."""
     ps = ws.params
     tp, fp, vp, rp = ps['train'], ps['features'], ps['validate'], ps['register']
-    base = base_version or alias_version(ws.client, rp.model_name, ws.environment)
+    base = base_version or alias_version(ws.client, rp.model_name, ws.environment, strict=True)  # (busy: try again)
     if base is None:
         raise ValueError(f"{rp.model_name}: no champion to train a candidate beside; run the pipeline first")
     lineage = ws.client.get_run(ws.client.get_model_version(rp.model_name, base).run_id).data.tags

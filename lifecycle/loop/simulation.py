@@ -265,7 +265,7 @@ def _ensure_flags(ws: Workspace) -> bool:
         ws,
         ws.params['flags'],
         name,
-        lambda alias: alias_version(ws.client, name, alias),
+        lambda alias: alias_version(ws.client, name, alias, strict=True),  # (busy: try again, not 'register one')
         reason='lifecycle simulate: no flags yet, deployed from params/flags.yaml',
     )
     return True
