@@ -1428,3 +1428,17 @@ def test_a_set_aside_folder_removed_while_a_refusal_names_it_gives_the_refusal_n
     monkeypatch.setattr(Path, 'stat', removed_meanwhile)
     with pytest.raises(ParamsError, match='params folder not found$'):
         load_params(out)
+
+
+def test_a_column_named_by_a_long_survey_question_is_written_as_a_key_the_params_read_back(tmp_path):
+    """A column name over 128 characters (a survey question as its header) was written into ingest.yaml as PyYAML's
+    explicit key, `? name : {...}`, which the braces taken off the flow mapping left unreadable: the proposal was
+    refused as `not valid YAML ... found unhashable key`. The name is written as a plain key, read back as written."""
+    q = 'How satisfied were you with the support you received during your most recent interaction with our team, ' \
+        'and would you recommend us?'
+    assert len(q) > 128
+    df = customers(100).assign(**{q: lambda d: d['hours per week'] % 5})
+    pr = propose_params(df, target='churned', source='survey.csv')
+    ps = load_params(write_params(pr, tmp_path / 'p'))
+    assert list(ps['ingest'].columns) == list(df.columns)
+    assert ps['ingest'].columns[q].dtype == 'int' and q in [f.name for f in ps['features'].features]

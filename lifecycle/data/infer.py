@@ -766,7 +766,7 @@ def _files(
     why = dict(zip(table.column, table.why))
     col_lines = []
     for c, r in rules.items():
-        line = f"  {_flow({c: r})[1:-1]}"
+        line = f"  {_flow([c])[1:-1]}: {_flow(r)}"  # (a key: over 128 characters PyYAML writes `? key`, unread here)
         col_lines.append(line + (f"   # {why[c]}" if why[c] else ''))
     excluded = [c for c, k in zip(table.column, table.kind) if k in ('identifier', 'date')]
     dup = _masked_duplicate_rate(df, rules)
