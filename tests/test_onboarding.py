@@ -1442,3 +1442,19 @@ def test_a_column_named_by_a_long_survey_question_is_written_as_a_key_the_params
     ps = load_params(write_params(pr, tmp_path / 'p'))
     assert list(ps['ingest'].columns) == list(df.columns)
     assert ps['ingest'].columns[q].dtype == 'int' and q in [f.name for f in ps['features'].features]
+
+
+def test_init_takes_a_header_naming_a_column_by_a_survey_question(tmp_path):
+    """A header name over 64 characters (a survey export's question) made `init` refuse the file as one whose first row
+    does not read as column names, and ask for a header row it had. Its own header's names are taken up to 500
+    characters (written as YAML keys, quoted, within the 1,024 a key holds); a longer one is still refused unquoted."""
+    ws = scratch_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+    q = 'How satisfied were you with the support you received during your most recent interaction with our team?'
+    customers().rename(columns={'plan': q}).to_csv(ws / 'survey.csv', index=False)
+    r = invoke(init, ['--from', str(ws / 'survey.csv'), '--target', 'churned', '--json'], env=env)
+    assert r.exit_code == 0, r.output
+    assert q in load_params(ws / 'params-survey')['ingest'].columns
+    customers().rename(columns={'plan': 'x' * 501}).to_csv(ws / 'long.csv', index=False)
+    r = invoke(init, ['--from', str(ws / 'long.csv'), '--target', 'churned', '--json'], env=env)
+    assert r.exit_code == 2 and '501 characters' in r.output and 'x' * 65 not in r.output, r.output

@@ -279,6 +279,7 @@ def looks_personal(
 
 # %% ../../nbs/api/data/01_pii.ipynb #3e9fe3bf
 NAME_MAX = 64  # characters: a longer column "name" is data read as a header, never quoted
+_HEADER_MAX = 500  # characters of a name in a file's own header (`init`: a survey question), quoted in a YAML key
 
 
 def _read_as_utf16(name: str) -> bool:
@@ -320,13 +321,14 @@ def shown_column_name(name, i: int, header_is_data: bool = False, header: bool =
     header row reads as a row of values, a file without one, so no name of it is quoted). `header=True`: `name` is
     a file's own (`init` reads the header, or a file's name): only an e-mail address or a phone number in it is
     withheld; `Annual Income`, `sales_2024` and `2024-01` are what headers hold, a person's name, an identifier and
-    a date to the detector (`init` refused every file with one)."""
+    a date to the detector (`init` refused every file with one), and so is a survey's question of over `NAME_MAX`
+    characters."""
     name = str(name)
     if header_is_data:
         return f'<column {i + 1}: name withheld, the first line may be data (a file without a header row?)>'
     if not name.strip():  # (a blank name: nothing a message could quote would be seen, review DF)
         return f'<column {i + 1}: no name>'
-    if len(name) > NAME_MAX or not name.isprintable():
+    if len(name) > (_HEADER_MAX if header else NAME_MAX) or not name.isprintable():
         return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
     if _read_as_utf16(name):
         return f'<column {i + 1}: name withheld, it reads as text decoded with the wrong encoding (UTF-16?)>'
