@@ -865,3 +865,17 @@ def test_a_file_not_stored_is_taken_again_by_a_running_watch_after_a_while_not_a
     states = [e['state'] for e in led.entries()]
     assert states == ['claimed', 'failed', 'claimed', 'failed', 'claimed', 'done'], states
     assert 3 <= len(polls) - 1 <= 12, polls  # (60 s, then 120 s between the tries: not each 20 s poll)
+
+
+def test_unsigned_64_bit_ids_beyond_a_signed_int_are_refused_not_stored_wrapped_negative(ws):
+    """A Parquet file's `uint64` column is read as `UInt64`, whose cast to `Int64` wraps a value of 2**63 or more to a
+    negative number without an error: such ids declared `int` were stored negative, the batch accepted with no
+    finding. `exact_int64` takes them as beyond 64 bits (None), and the type check counts them."""
+    assert sources.exact_int64(pd.Series([2**63 + 10, 5, None], dtype='UInt64')) is None
+    assert sources.exact_int64(pd.Series([2**63 - 1, None], dtype='UInt64')).tolist() == [2**63 - 1, pd.NA]
+    ids = pd.Series([2**64 - 1 - i for i in range(6)], dtype='UInt64')
+    p = P.model_copy(update={'columns': {**P.columns, 'age': ColumnRule(dtype='int', personal=False)}})
+    with pytest.raises(ing.BatchRejected) as e:
+        ing.ingest_batch([frame(6).assign(age=ids)], p, ws, source='b.parquet', fingerprint='fp')
+    assert "age: dtype: expected 'Int64', found integer values (UInt64)" in str(e.value)
+    assert not any(f.startswith('objects') for f in stored(ws)['files'])  # (nothing stored)

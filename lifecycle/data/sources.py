@@ -426,6 +426,8 @@ def exact_int64(values: pd.Series) -> pd.Series | None:
     """`values` (whole numbers: their text as written, with ASCII digits only, or numbers) as nullable 64-bit integers,
     exactly; None when one is beyond that range (2**63 and more, an unsigned 64-bit id, 1e300) or no whole number."""
     try:
+        if values.dtype.kind == 'u' and bool((values.dropna() >= 2**63).any()):
+            return None  # (`UInt64` to `Int64` wraps them, no error: 2**63 read as -2**63)
         return values.astype('Int64')
     except (TypeError, ValueError, OverflowError):
         return None
