@@ -1458,3 +1458,24 @@ def test_init_takes_a_header_naming_a_column_by_a_survey_question(tmp_path):
     customers().rename(columns={'plan': 'x' * 501}).to_csv(ws / 'long.csv', index=False)
     r = invoke(init, ['--from', str(ws / 'long.csv'), '--target', 'churned', '--json'], env=env)
     assert r.exit_code == 2 and '501 characters' in r.output and 'x' * 65 not in r.output, r.output
+
+
+@pytest.mark.parametrize('kind', ['csv', 'parquet'])
+def test_ids_beyond_a_signed_64_bit_int_are_proposed_as_text_and_pass_the_first_ingest(tmp_path, kind):
+    """Unsigned 64-bit ids of 2**63 or more (pandas reads them `uint64`) were proposed `dtype: int`, which no 64-bit
+    contract int holds: the first ingest refused the file init proposed params for (`found integer values
+    (uint64)`). They are proposed as text, an identifier, as pandas reads longer ones."""
+    from lifecycle.data import commands
+
+    ws = scratch_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(ws), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
+    df = customers(100).drop(columns=['customer_id', 'email'])
+    df.insert(0, 'account', np.array([2**64 - 1 - 7 * i for i in range(100)], dtype=np.uint64))
+    getattr(df, f'to_{kind}')(ws / f'c.{kind}', index=False)
+    r = invoke(init, ['--from', str(ws / f'c.{kind}'), '--target', 'churned', '--json'], env=env)
+    assert r.exit_code == 0, r.output
+    rule = load_params(ws / 'params-c')['ingest'].columns['account']
+    assert (rule.dtype, rule.kind, rule.pii.method) == ('str', 'identifier', 'pseudonymise')
+    args = [str(ws / f'c.{kind}'), '--dataset', 'c', '--params', str(ws / 'params-c'), '--no-report', '--json']
+    r = invoke(commands.ingest, args, env=env)
+    assert r.exit_code == 0 and json.loads(r.stdout)['accepted_rows'] == 100, r.output

@@ -27,12 +27,12 @@ __all__ = ['FAIRNESS_LIMITS', 'column_dtype', 'as_written', 'NumberMarks', 'numb
 
 # %% ../../nbs/api/data/10_infer.ipynb #ffa3e3b5
 def column_dtype(s: pd.Series) -> str:
-    "The contract type of a column as read: 'bool', 'int', 'float' or 'str'."
+    "The contract type of a column as read: 'bool', 'int' (64-bit), 'float' or 'str' (also wider whole numbers)."
     t = pd.api.types
     if t.is_bool_dtype(s):
         return 'bool'
-    if t.is_integer_dtype(s):
-        return 'int'
+    if t.is_integer_dtype(s):  # (beyond 64 signed bits, `uint64` ids: no contract int holds them, ingestion refuses)
+        return 'int' if exact_int64(s) is not None else 'str'
     if t.is_float_dtype(s):
         v = s.dropna()
         return 'int' if len(v) and bool((v % 1 == 0).all()) and v.abs().max() < 2**53 else 'float'
