@@ -1329,6 +1329,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                            'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command.InitProposal.show': ( 'api/data/init_command.html#initproposal.show',
                                                                                                 'lifecycle/data/init_command.py'),
+                                             'lifecycle.data.init_command._counting': ( 'api/data/init_command.html#_counting',
+                                                                                        'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command._dataset_free_params': ( 'api/data/init_command.html#_dataset_free_params',
                                                                                                    'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command._dataset_name_or_refuse': ( 'api/data/init_command.html#_dataset_name_or_refuse',

@@ -1479,3 +1479,35 @@ def test_ids_beyond_a_signed_64_bit_int_are_proposed_as_text_and_pass_the_first_
     args = [str(ws / f'c.{kind}'), '--dataset', 'c', '--params', str(ws / 'params-c'), '--no-report', '--json']
     r = invoke(commands.ingest, args, env=env)
     assert r.exit_code == 0 and json.loads(r.stdout)['accepted_rows'] == 100, r.output
+
+
+def test_init_says_on_stderr_what_it_reads_and_proposes_as_it_goes_and_nothing_under_json(tmp_path, monkeypatch):
+    """A file of a million rows took `init` a minute or so with nothing shown: no progress on long work. It says what
+    it does on a status line (stderr), the rows read so far, and nothing under --json."""
+    import lifecycle.data.init_command as ic
+
+    said = []
+
+    class Status:
+        def __init__(self, text, quiet=False):
+            said.append((text, quiet))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def update(self, text):
+            said.append((text, said[-1][1]))
+
+    monkeypatch.setattr(ic, 'status_line', Status)
+    ws = scratch_workspace(tmp_path / 'ws')
+    customers().to_csv(ws / 'c.csv', index=False)
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned'], env={'LIFECYCLE_WORKSPACE': str(ws)})
+    assert r.exit_code == 0, r.output
+    assert ('reading c.csv: 400 rows', False) in said and ('proposing params from 400 rows of 8 columns', False) in said
+    said.clear()
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--json', '--out', str(ws / 'p2')],
+               env={'LIFECYCLE_WORKSPACE': str(ws)})  # fmt: skip
+    assert r.exit_code == 0 and said and all(quiet for _, quiet in said), said

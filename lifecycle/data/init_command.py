@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 import typer
-from ..core.cli_support import command, console, CommandError, Result, EXIT_INPUT, EXIT_SOURCE
+from ..core.cli_support import command, console, status_line, CommandError, Result, EXIT_INPUT, EXIT_SOURCE
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -27,9 +27,9 @@ def guess_target(columns: list[str]) -> tuple[str, str]:
     return columns[-1], f"--target not given: the last column, {columns[-1]!r}"
 
 
-def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None, declared=None):
+def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None, declared=None, seen=None):
     """The first `max_rows` rows of a source, read by the same reader the ingestion boundary uses (CSV: with `dialect`,
-    and `declared` columns read as their rules say)."""
+    and `declared` columns read as their rules say); `seen(rows)` is told the rows read so far after each chunk."""
     import pandas as pd
     from lifecycle.data.sources import read_chunks
 
@@ -37,6 +37,8 @@ def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None,
     for chunk in read_chunks(source, root, 100_000, dialect=dialect, declared=declared):
         parts.append(chunk)
         n += len(chunk)
+        if seen is not None:
+            seen(min(n, max_rows))
         if n >= max_rows:
             break
     if not parts:
@@ -263,6 +265,11 @@ def retrain_for_regression(retrain_yaml: str, renamed: dict[str, str]) -> str:
     return out if d.get('triggers', {}).get('performance_alert', {}).get('rules') == want else retrain_yaml
 
 
+def _counting(status, what: str):
+    "A `read_frame` `seen` that shows on `status` (a `status_line`) the rows read so far."
+    return lambda n: status.update(f"{what}: {n:,} rows")
+
+
 def _dataset_name_or_refuse(dataset: str) -> None:
     "Refuse a --dataset that `ingest.yaml`'s `dataset` key would not take, naming the option (review CK)."
     import re
@@ -331,7 +338,12 @@ def init(
         shown = str(path)
     csv = csv_options(encoding, delimiter, thousands, decimal)
     plain = {k: v for k, v in csv.items() if k not in ('thousands', 'decimal')}  # (marks: their columns' alone, below)
-    df = read_frame(str(path), ws.root, _MAX_ROWS + 1, CsvDialect(**plain))  # (its refusals say --encoding)
+    from lifecycle.data.sources import shown_source
+
+    named = shown_source(shown)  # (a file named with an e-mail address: not in the output, review AE)
+    with status_line(f"reading {named}", quiet=as_json) as status:  # (a million rows: a minute, said as it goes)
+        seen = _counting(status, f"reading {named}")
+        df = read_frame(str(path), ws.root, _MAX_ROWS + 1, CsvDialect(**plain), seen=seen)  # (refusals say --encoding)
     cut, df = len(df) > _MAX_ROWS, df.head(_MAX_ROWS)  # (one row more read: whether the file goes on)
     if df.empty:  # (a CSV of a header alone reads as one empty chunk; as score and drift say it, exit 2)
         raise CommandError(f"--from {source}: holds no rows (a header alone); params are proposed from its rows")
@@ -373,7 +385,9 @@ def init(
             {'decimal': marks.decimal} if marks.decimal != '.' else {}
         )
         numbers = {c: ColumnRule(dtype='float', personal=False) for c in marks.columns}  # (the marks: theirs alone)
-        df = read_frame(str(path), ws.root, _MAX_ROWS, CsvDialect(**csv), numbers)  # (their numbers as numbers)
+        with status_line(f"reading {named}'s numbers", quiet=as_json) as status:  # (their numbers as numbers)
+            seen = _counting(status, f"reading {named}'s numbers")
+            df = read_frame(str(path), ws.root, _MAX_ROWS, CsvDialect(**csv), numbers, seen)
         notes.append(f"{marks.why}: read with thousands {marks.thousands or 'none'!r} and decimal {marks.decimal!r} "
                      "(ingest.yaml csv; --thousands and --decimal say otherwise)")
     if target is None:
@@ -387,13 +401,17 @@ def init(
     from lifecycle.data.infer import as_written
     from lifecycle.data.sources import read_chunks
 
-    with contextlib.closing(read_chunks(str(path), ws.root, 100_000, dialect=CsvDialect(**csv), as_text=True)) as text:
+    with (
+        status_line(f"reading {named} as written", quiet=as_json),
+        contextlib.closing(read_chunks(str(path), ws.root, 100_000, dialect=CsvDialect(**csv), as_text=True)) as text,
+    ):
         df, read = as_written(df, text, keep=[target])  # (the same rows, read as text, chunk by chunk)
     notes += read
     try:
-        pr = propose_params(
-            df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv, positive_class=positive_class
-        )
+        with status_line(f"proposing params from {len(df):,} rows of {len(df.columns)} columns", quiet=as_json):
+            pr = propose_params(
+                df, target=target, source=shown, dataset=dataset, actor=ws.actor, csv=csv, positive_class=positive_class
+            )
     except ValueError as e:
         guessed = f" ({guess}; --target names another)" if guess else ''
         said = str(e) if str(e).startswith(f"{shown}: ") else f"{source}: {e}"  # (a column's refusal names the file)
@@ -410,12 +428,10 @@ def init(
         out_shown = str(dest.relative_to(Path.cwd()))
     except ValueError:
         out_shown = str(dest)
-    from lifecycle.data.sources import shown_source
-
     return InitProposal(
         out_shown,
         stem,
-        shown_source(shown),  # (a file named with an e-mail address: not in the output, review AE)
+        named,
         len(df),
         pr.task,
         pr.target,
