@@ -1511,3 +1511,15 @@ def test_init_says_on_stderr_what_it_reads_and_proposes_as_it_goes_and_nothing_u
     r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--json', '--out', str(ws / 'p2')],
                env={'LIFECYCLE_WORKSPACE': str(ws)})  # fmt: skip
     assert r.exit_code == 0 and said and all(quiet for _, quiet in said), said
+
+
+def test_a_target_whose_class_pandas_reads_as_blank_is_said_blank_not_one_class():
+    """A target of `EU` and `NA` (North America: a blank to pandas, as ingestion reads it) was refused as having 'a
+    single class (1 distinct value)', which the file does not have; the blanks are said first, with their count. A
+    text target blank in every row (a Parquet file's) was 'free text (0 distinct values in 0 rows: too many to be
+    classes)'."""
+    df = customers(100).assign(region=lambda d: np.where(d.churned == 1, None, 'EU'))
+    with pytest.raises(ValueError, match=r"^target 'region' is blank in \d+ of 100 rows: a row without its label"):
+        propose_params(df, target='region', source='c.csv')
+    with pytest.raises(ValueError, match="^target 'region': it holds no values"):  # (every row blank: said so)
+        propose_params(df.assign(region=None), target='region', source='c.csv')

@@ -483,7 +483,7 @@ def _check_target(s: pd.Series, name: str) -> dict:
         what = f"personal data ({why})"
     elif kind in ('identifier', 'date'):
         what = 'an identifier' if kind == 'identifier' else 'dates'
-    elif rule['dtype'] == 'str' and not rule.get('allowed'):
+    elif rule['dtype'] == 'str' and not rule.get('allowed') and s.notna().any():  # (none: `infer_task` says so)
         what = f"free text ({s.nunique():,} distinct values in {s.notna().sum():,} rows: too many to be classes)"
     else:
         return rule
@@ -544,15 +544,15 @@ def propose_params(
     dataset = dataset or ('' if personal_name else re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-._')[:100])
     dataset = dataset or 'dataset'
     target_rule = _check_target(df[target], target)
+    if (blank := int(df[target].isna().sum())) and blank < len(df):  # (a row without its label)
+        raise ValueError(  # (before its classes are counted: `NA` beside `EU` is a blank to pandas, not one class)
+            f"target {target!r} is blank in {blank} of {len(df)} rows: a row without its label can neither train nor "
+            "be held out; drop those rows (or fill in their labels) first"
+        )
     try:
         task, positive, task_why = infer_task(df[target], positive=positive_class, min_rows=_MIN_CLASS_ROWS)
     except ValueError as e:  # (named: init may have guessed the column)
         raise ValueError(f"target {target!r}: {e}") from None
-    if blank := int(df[target].isna().sum()):  # (a row without its label can neither train nor validate)
-        raise ValueError(
-            f"target {target!r} is blank in {blank} of {len(df)} rows: a row without its label can neither train nor "
-            "be held out; drop those rows (or fill in their labels) first"
-        )
     pos = int((df[target] == positive).sum()) if task == 'classification' else 0
     if task == 'classification' and (few := min(pos, len(df) - pos)) < _MIN_CLASS_ROWS:
         raise ValueError(
