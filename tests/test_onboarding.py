@@ -1523,3 +1523,17 @@ def test_a_target_whose_class_pandas_reads_as_blank_is_said_blank_not_one_class(
         propose_params(df, target='region', source='c.csv')
     with pytest.raises(ValueError, match="^target 'region': it holds no values"):  # (every row blank: said so)
         propose_params(df.assign(region=None), target='region', source='c.csv')
+
+
+def test_out_naming_a_file_is_refused_as_a_file_and_left_as_it_was(tmp_path):
+    """`--out data.csv` (or a link to a file) was refused as a folder that 'exists and is not empty', and with --force
+    as one that 'holds other files or folders': the refusal now says what it found, a file, and the file is kept."""
+    pr = propose_params(customers(100), target='churned', source='c.csv')
+    (tmp_path / 'data.csv').write_text('a,b\n1,2\n')
+    (tmp_path / 'link').symlink_to(tmp_path / 'data.csv')
+    for out in ('data.csv', 'link'):
+        for force in (False, True):
+            with pytest.raises(ProposalRefused, match=r"data\.csv: is a file, not a folder; params are written to a"):
+                write_params(pr, tmp_path / out, overwrite=force)
+    assert (tmp_path / 'data.csv').read_text() == 'a,b\n1,2\n' and sorted(p.name for p in tmp_path.iterdir()) == [
+        'data.csv', 'link']  # fmt: skip

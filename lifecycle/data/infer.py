@@ -901,10 +901,12 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
 
     out = Path(out).resolve()
     _put_back(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
+    if out.exists() and not out.is_dir():  # (`--out data.csv`: said to be 'not empty', and with --force to hold files)
+        raise ProposalRefused(f"{out}: is a file, not a folder; params are written to a folder: choose another --out")
+    if out.exists() and any(out.iterdir()) and not overwrite:
         raise ProposalRefused(f"{out}: exists and is not empty; choose another --out or pass --force to replace it")
     if out.exists() and overwrite:  # --force replaces a params folder, never a workspace, a home or any other folder
-        if not out.is_dir() or any(not (c.is_file() and c.suffix in ('.yaml', '.yml')) for c in out.iterdir()):
+        if any(not (c.is_file() and c.suffix in ('.yaml', '.yml')) for c in out.iterdir()):
             raise ProposalRefused(
                 f"{out}: --force replaces only a folder of params files (*.yaml), and this one holds other files or "
                 "folders; choose another --out"
