@@ -1537,3 +1537,11 @@ def test_out_naming_a_file_is_refused_as_a_file_and_left_as_it_was(tmp_path):
                 write_params(pr, tmp_path / out, overwrite=force)
     assert (tmp_path / 'data.csv').read_text() == 'a,b\n1,2\n' and sorted(p.name for p in tmp_path.iterdir()) == [
         'data.csv', 'link']  # fmt: skip
+
+
+def test_the_range_of_numbers_near_the_largest_float_is_proposed_finite():
+    """Numbers spanning more than the largest float (-1.7e308 to 1.7e308) were proposed `min: -.inf, max: .inf`: their
+    span overflowed, so the widened range was no range at all. The bounds stop at the largest float."""
+    df = customers(100).assign(huge=lambda d: np.where(d.index % 2, 1.7e308, -1.7e308) / 7 * (d.index % 7 + 1))
+    huge = yaml.safe_load(propose_params(df, target='churned', source='c.csv').files['ingest.yaml'])['columns']['huge']
+    assert (huge['min'], huge['max']) == (-np.finfo(float).max, np.finfo(float).max), huge

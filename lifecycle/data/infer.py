@@ -335,9 +335,9 @@ def _widened(lo, hi, dtype: str, share: float = 0.1) -> tuple:
     """The range seen, `share` of its span wider on each side (not below 0 when nothing seen was negative; whole
     numbers for an int column): a later batch's values are rarely all within the first file's, and a contract that
     is exactly that file's range refuses the next batch and ordinary requests."""
-    lo, hi = float(lo), float(hi)
-    pad = (hi - lo) * share
-    a, b = (max(lo - pad, 0.0) if lo >= 0 else lo - pad), hi + pad
+    lo, hi, most = float(lo), float(hi), float(np.finfo(float).max)
+    pad = (hi - lo) * share if math.isfinite(hi - lo) else hi * share - lo * share  # (a span over the largest float)
+    a, b = max(lo - pad, 0.0 if lo >= 0 else -most), min(hi + pad, most)  # (finite: an infinite bound is no range)
     if dtype == 'int':  # (halves rounded outward: 1-16 and 0-15 both grow by 2)
         a, b = math.ceil(a - 0.5), math.floor(b + 0.5)
     else:  # 12 significant digits (no float noise in the file), never narrower than the range
