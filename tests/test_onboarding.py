@@ -177,6 +177,8 @@ def test_init_command_refusals_name_what_is_wrong(tmp_path):
     assert r.exit_code == 2 and said.startswith('error: /proc/x: cannot be written: ') and '.x.' not in said, said
     r = invoke(init, ['--from', str(ws)], env=env)
     assert r.exit_code == 4 and 'a folder, not a data file' in r.output, r.output
+    r = invoke(init, ['--from', '/dev/null'], env=env)  # (it exists: it was 'no such file')
+    assert r.exit_code == 4 and '/dev/null: not a regular file (a device' in r.output, r.output
 
 
 def test_positive_class_in_the_targets_own_type():

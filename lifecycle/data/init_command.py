@@ -329,6 +329,7 @@ def init(
     path = source.expanduser().resolve()
     if not path.is_file():
         what = 'a folder, not a data file' if path.is_dir() else 'no such file'
+        what = 'not a regular file (a device, a pipe or a socket)' if path.exists() and not path.is_dir() else what
         raise CommandError(f"--from {source}: {what} (looked at {path})", EXIT_SOURCE)
     if dataset is not None:  # (before the file is read: the proposal's check would name a temporary folder)
         _dataset_name_or_refuse(dataset)
