@@ -1547,3 +1547,29 @@ def test_the_range_of_numbers_near_the_largest_float_is_proposed_finite():
     df = customers(100).assign(huge=lambda d: np.where(d.index % 2, 1.7e308, -1.7e308) / 7 * (d.index % 7 + 1))
     huge = yaml.safe_load(propose_params(df, target='churned', source='c.csv').files['ingest.yaml'])['columns']['huge']
     assert (huge['min'], huge['max']) == (-np.finfo(float).max, np.finfo(float).max), huge
+
+
+def test_parquet_decimals_are_proposed_and_ingested_as_numbers(tmp_path):
+    """A Parquet file's decimal columns (a database's amounts: Python Decimal values to pandas) were proposed as text,
+    an amount all distinct as a personal identifier, and the first ingest refused the file init read ('found decimal
+    values (object)'); a decimal target made init fail with an internal error (YAML cannot write a Decimal class).
+    The reader takes a decimal as a float, for init, ingest and drift alike."""
+    import decimal
+
+    from lifecycle.data import commands
+
+    ws = scratch_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(ws), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
+    df = customers(100).drop(columns=['email'])
+    df['amount'] = [decimal.Decimal(f'{1000 + 7 * i}.25') for i in range(100)]
+    df['churned'] = [decimal.Decimal(f'{v}.00') for v in df.churned]
+    df.to_parquet(ws / 'c.parquet', index=False)
+    r = invoke(init, ['--from', str(ws / 'c.parquet'), '--target', 'churned', '--json'], env=env)
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)['positive_class'] == 1
+    ps = load_params(ws / 'params-c')
+    amount = ps['ingest'].columns['amount']
+    assert (amount.dtype, amount.personal) == ('float', False) and 'amount' in [f.name for f in ps['features'].features]
+    args = [str(ws / 'c.parquet'), '--dataset', 'c', '--params', str(ws / 'params-c'), '--no-report', '--json']
+    r = invoke(commands.ingest, args, env=env)
+    assert r.exit_code == 0 and json.loads(r.stdout)['accepted_rows'] == 100, r.output

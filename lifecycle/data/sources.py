@@ -918,7 +918,8 @@ def _as_values(data, path: Path, only=None, strict=None):
     has no word for made the values ingestion and `init` both read (review CK: init proposed `dtype: str` for them, and
     the first run refused its own file): binary as its UTF-8 text (a column that is not UTF-8 refused, naming it, no
     value quoted; outside `strict`, if given, left binary: an undeclared uuid column), a time of day as ISO 8601 text
-    (`10:30:00`, its fraction when it has one, as `_iso_text` writes it), a duration as its seconds (a float)."""
+    (`10:30:00`, its fraction when it has one, as `_iso_text` writes it), a duration as its seconds (a float), a decimal
+    (a database's amount) as a float: pandas holds it as Python objects, which no contract type took."""
     import pyarrow as pa
 
     for i, f in enumerate(data.schema):
@@ -926,7 +927,7 @@ def _as_values(data, path: Path, only=None, strict=None):
             continue
         t, col = f.type, data.column(i)
         binary = pa.types.is_binary(t) or pa.types.is_fixed_size_binary(t) or pa.types.is_large_binary(t)
-        if not (binary or pa.types.is_time(t) or pa.types.is_duration(t)):
+        if not (binary or pa.types.is_time(t) or pa.types.is_duration(t) or pa.types.is_decimal(t)):
             continue
         import pyarrow.compute as pc  # (only for a column to convert: 40 ms of `lifecycle drift`'s start otherwise)
 
@@ -940,6 +941,8 @@ def _as_values(data, path: Path, only=None, strict=None):
         elif pa.types.is_time(t):
             text = pc.replace_substring_regex(pc.cast(col, pa.string()), r'\.0+$', '')  # (no fraction of zeros)
             new = pc.replace_substring_regex(text, r'(\.\d{3,}?)(?:000)+$', r'\1')  # (`.250` in any unit: `_iso_text`)
+        elif pa.types.is_decimal(t):
+            new = pc.cast(col, pa.float64())
         else:  # (a duration)
             new = pc.divide(pc.cast(col, pa.int64()), {'s': 1.0, 'ms': 1e3, 'us': 1e6, 'ns': 1e9}[t.unit])
         data = data.set_column(i, f.name, new)
@@ -1191,6 +1194,7 @@ def _values_written(col):
 
     half = pa.types.is_float16(col.type)
     col = col.cast(pa.float32()) if half else col  # (no kernel takes half floats; a float32 holds each exactly)
+    col = col.cast(pa.float64()) if pa.types.is_decimal(col.type) else col  # (as read, `_as_values`: a float)
     seen = pc.unique(col).drop_null()
     if pa.types.is_floating(col.type):
         seen = seen.filter(pc.invert(pc.is_nan(seen)))
