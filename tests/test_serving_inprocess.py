@@ -281,6 +281,22 @@ def test_a_parquet_date_or_time_in_a_number_input_is_refused_not_scored_as_nanos
         assert not (tmp_path / 'out.csv').exists()
 
 
+def test_a_scored_file_named_with_an_e_mail_address_is_recorded_without_its_name(toys, tmp_path):
+    """`score` kept the input's and output's file names whole in its audit entry, prediction-log row and summary, an
+    e-mail address in them, where `ingest` withholds such a name (review AA, `sources.shown_source`): they are recorded
+    as ingestion records them; the file itself is written where it was asked to be."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    src, dst = tmp_path / 'export_ann.roe@mail.test.csv', tmp_path / 'scored_ann.roe@mail.test.csv'
+    pd.DataFrame({'age': [30, 40], 'checks': [1, 2]}).to_csv(src, index=False)
+    out = score_file(live.models['1'], src, dst, log=plog, audit_path=tmp_path / 'audit.log')
+    assert dst.is_file() and out['rows'] == 2
+    assert 'ann.roe' not in json.dumps(out) and out['input'].endswith('<file name withheld: it holds personal data>')
+    logged = read_log(plog).to_json() + ''.join(p.read_text() for p in tmp_path.glob('audit*'))
+    assert 'ann.roe' not in logged and 'withheld' in logged and out['batch_id'] in logged
+
+
 def test_a_scored_file_has_a_files_usual_mode_no_wider_than_its_inputs(toys, tmp_path):
     """Review DA: the output was 0600 whatever the umask, unreadable to a team that reads the input. It has the mode of
     the file it replaces, else a new file's (0666 less the umask), and, as it carries the input's columns (personal

@@ -330,7 +330,7 @@ def score_file(
             _discard(tmp)
             if audit_path is not None and summary is not None:  # (audited as scored: said to be discarded)
                 audit.append(audit_path, 'score.discarded', f'{m.name}/{m.version}', reason=type(e).__name__,
-                             actor=actor, batch_id=batch_id, output=str(dst))  # fmt: skip
+                             actor=actor, batch_id=batch_id, output=summary['output'])  # fmt: skip
             raise _named(e, tmp, dst) from None
         except BaseException:
             _discard(tmp)
@@ -414,12 +414,15 @@ def _named(e: OSError, tmp: Path, dst: Path) -> OSError:
 
 
 def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor) -> dict:
-    "A scored batch's summary, its prediction-log row and its audit entry (no value of the file's)."
+    """A scored batch's summary, its prediction-log row and its audit entry (no value of the file's, and its files
+    named as `sources.shown_source` shows them: a name holding an e-mail address or a phone number withheld)."""
+    from lifecycle.data.sources import shown_source
+
     summary = dict(
         batch_id=batch_id,
-        input=str(src),
+        input=shown_source(str(src)),
         input_sha256=file_sha256(src),
-        output=str(dst),
+        output=shown_source(str(dst)),
         rows=rows,
         model=m.name,
         model_version=m.version,
@@ -438,7 +441,7 @@ def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_pa
             model=m.name,
             shadow=False,
             inputs=None,
-            output={'rows': rows, 'output': str(dst), 'input_sha256': summary['input_sha256']},
+            output={'rows': rows, 'output': summary['output'], 'input_sha256': summary['input_sha256']},
             threshold=threshold,
             latency_ms=summary['seconds'] * 1000,
             status=200,

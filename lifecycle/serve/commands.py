@@ -665,10 +665,9 @@ class Scored(Result):
         return {'ok': True, **self.summary}
 
     def show(self):
-        print(
-            f"scored {self.summary['rows']} rows with {self.name} v{self.version} ({self.form}) -> {self.output} "
-            f"in {self.summary['seconds']} s"
-        )
+        s = self.summary  # (its output named as it may be shown: `batch._record`)
+        print(f"scored {s['rows']} rows with {self.name} v{self.version} ({self.form}) -> {s['output']} in "
+              f"{s['seconds']} s")
 
 
 def _registered(s, name: str, version: str) -> str:
