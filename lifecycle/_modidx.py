@@ -3301,6 +3301,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.batch._discard': ('api/serve/batch.html#_discard', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._file_booleans': ( 'api/serve/batch.html#_file_booleans',
                                                                                  'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch._input_typed': ( 'api/serve/batch.html#_input_typed',
+                                                                               'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._line_of': ('api/serve/batch.html#_line_of', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._located': ('api/serve/batch.html#_located', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._named': ('api/serve/batch.html#_named', 'lifecycle/serve/batch.py'),

@@ -297,6 +297,28 @@ def test_a_scored_file_named_with_an_e_mail_address_is_recorded_without_its_name
     assert 'ann.roe' not in logged and 'withheld' in logged and out['batch_id'] in logged
 
 
+def test_a_parquet_files_decimal_and_dictionary_columns_are_written_in_the_types_it_declares(toys, tmp_path):
+    """A Parquet input's decimal128(10, 2) column, scored in chunks to a Parquet output, was refused as one that
+    'reads as decimal128(7, 2) in a later chunk and as decimal128(3, 2) in the first' (pandas holds Python decimals,
+    whose precision Arrow guessed per chunk), and its dictionary and large_string columns were written as plain text:
+    the input's columns are written in the types the input declares them with, values unchanged."""
+    import decimal
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    money = [decimal.Decimal(v) for v in ('1.50', '2.25', '99.99', '12345.67')]
+    given = pa.table({
+        'age': [30, 40, 50, 60], 'checks': [1, 2, 3, 4], 'amount': pa.array(money, pa.decimal128(10, 2)),
+        'city': pa.array(['a', 'b', 'a', 'b']).dictionary_encode(), 'note': pa.array(['x'] * 4, pa.large_string()),
+    })  # fmt: skip
+    pq.write_table(given, tmp_path / 'in.parquet')
+    out = score_file(live.models['1'], tmp_path / 'in.parquet', tmp_path / 'out.parquet', log=plog, chunk_rows=2)
+    scored = pq.read_table(tmp_path / 'out.parquet')
+    assert out['rows'] == 4 and scored.select(given.column_names).equals(given), scored.schema
+
+
 def test_a_scored_file_has_a_files_usual_mode_no_wider_than_its_inputs(toys, tmp_path):
     """Review DA: the output was 0600 whatever the umask, unreadable to a team that reads the input. It has the mode of
     the file it replaces, else a new file's (0666 less the umask), and, as it carries the input's columns (personal

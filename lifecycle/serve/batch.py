@@ -377,7 +377,7 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
             "Parquet output needs each column to have its own name: write the scores to a .csv file, which keeps "
             "them as they came, or rename the duplicate in the input"
         )
-    t = pa.Table.from_pandas(out, preserve_index=False)
+    t = _input_typed(pa.Table.from_pandas(out, preserve_index=False), src)
     writer = writer or pq.ParquetWriter(tmp, t.schema)
     for i, (was, now) in enumerate(zip(writer.schema, t.schema, strict=True)):
         if was.type.equals(now.type):
@@ -391,6 +391,34 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
         t = t.set_column(i, was, pa.nulls(t.num_rows, was.type))  # (no value here: nulls of its type, review CY)
     writer.write_table(t)
     return writer
+
+
+def _input_typed(t, src: Path):
+    """`t` (a chunk of the output, as Arrow reads its frame) with each column a Parquet input holds once in the type the
+    input declares it with, where its values cast to it safely: pandas reads a decimal column as Python decimals, whose
+    precision Arrow guessed again from each chunk's values (decimal128(3, 2) from one chunk, (7, 2) from the next, and
+    the second refused as another type), and a large_string or dictionary column as plain text. The columns the scores
+    are written to keep their own types; a CSV input's columns are as they were read."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if src.suffix.lower() not in ('.parquet', '.pq'):
+        return t
+    try:
+        given = pq.read_schema(src)
+    except (OSError, pa.ArrowInvalid):  # (read already: a file gone since keeps the types its values read as)
+        return t
+    for i, f in enumerate(t.schema):
+        held = given.get_all_field_indices(f.name)
+        if f.name in ('score', 'model_version', 'prediction') or len(held) != 1:
+            continue
+        if (want := given.field(held[0]).type).equals(f.type):
+            continue
+        try:
+            t = t.set_column(i, pa.field(f.name, want), t.column(i).cast(want))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # (values read as another type)
+            continue
+    return t
 
 
 def _refuse_taken(chunk: pd.DataFrame, m: ServedModel, src: Path) -> None:
