@@ -180,6 +180,24 @@ def test_a_scored_files_bad_row_is_named_from_1_with_the_line_it_begins_on(toys,
                        log=plog, dialect=dialect)  # fmt: skip
 
 
+def test_a_header_with_spaces_around_its_names_is_not_said_to_be_split_at_another_delimiter(toys, tmp_path):
+    """A header `age , checks` was refused as missing `age` and `checks` with the hint "split at ';', its header names
+    them all: is that its delimiter? (--delimiter ';')", though it holds no `;` (each name, split at a delimiter it
+    does not hold, was compared stripped): the hint names a delimiter only where the header holds it, and the padded
+    names are said to be what is wrong."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    (tmp_path / 'in.csv').write_text('age , checks\n30,1\n')
+    with pytest.raises(InputError, match=re.escape("missing column(s) ['age', 'checks']")) as e:
+        score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.csv', log=plog)
+    assert '--delimiter' not in str(e.value) and "its header names ['age ', ' checks']: the spaces" in str(e.value)
+    (tmp_path / 'semi.csv').write_text('age;checks\n30;1\n')  # (a header that holds the delimiter: still hinted)
+    with pytest.raises(InputError, match=re.escape("is that its delimiter? (--delimiter ';')")):
+        score_file(live.models['1'], tmp_path / 'semi.csv', tmp_path / 'out.csv', log=plog)
+    assert not (tmp_path / 'out.csv').exists()
+
+
 def test_a_scored_files_column_named_as_a_score_column_is_refused_not_overwritten(toys, tmp_path):
     """An input column named `score`, `model_version` or `prediction` (a file scored before, the user's own score) was
     silently replaced by the new scores: its values were gone from an output that keeps the input's columns as they

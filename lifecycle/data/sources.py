@@ -1220,10 +1220,11 @@ def _dates_written(col, name: str):
 # %% ../../nbs/api/data/00_sources.ipynb #917800d7
 def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None = None) -> str | None:
     """The delimiter a CSV read with `used` was more likely written with, for a refusal's hint: one of `; tab | ,` (not
-    `used`) that splits its header into names holding every one of `needs`, or, without `needs`, that a header read
-    as a single name holds; else None."""
+    `used`, and in its header: a header naming `age ` does not name `age` once split where it holds no `;`) that
+    splits its header into names holding every one of `needs`, or, without `needs`, that a header read as a single
+    name holds; else None."""
     for d in (';', '\t', '|', ','):
-        if d == used:
+        if d == used or not any(d in h for h in header if isinstance(h, str)):
             continue
         if needs is None:
             if len(header) == 1 and d in str(header[0]):

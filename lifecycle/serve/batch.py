@@ -122,6 +122,8 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
         csv = path.suffix.lower() not in ('.parquet', '.pq')
         d = likely_delimiter(list(df.columns), delimiter, needs=missing) if csv else None
         hint = f"; split at {d!r}, its header names them all: is that its delimiter? (--delimiter {d!r})" if d else ''
+        if padded := [c for c in df.columns if isinstance(c, str) and c != c.strip() and c.strip() in missing]:
+            hint += f"; its header names {padded}: the spaces around a name are part of it, remove them"
         raise InputError(f"{path}: missing column(s) {missing}; the model reads {m.columns}{hint}")
     out = {}
     for n, k in m.schema:
