@@ -555,6 +555,26 @@ def test_invocations_in_process_speaks_mlflow_protocol(client):
     assert 'Maybe' not in r.text and metric(client, 'lifecycle_errors_total{kind="422",route="invocations"}') == 1
 
 
+def test_batch_scores_equal_the_servers_for_the_same_rows(client, ws, arrests, tmp_path):
+    """`lifecycle score` answers each row of a file as the server answers it: the same score as `/predict`, to the
+    last bit, and the same prediction as `/invocations` (the control, version 1), across chunks, from a CSV and from a
+    Parquet file, written to either."""
+    rows = arrests.sample(240, random_state=7).reset_index(drop=True)
+    rows.to_csv(tmp_path / 'in.csv', index=False)
+    rows.to_parquet(tmp_path / 'in.parquet')
+    split = {'columns': list(rows.columns), 'data': rows.to_numpy().tolist()}  # (every column: the unread ignored)
+    invoked = client.post('/invocations', json={'dataframe_split': split}).json()['predictions']
+    said = client.post('/predict', json={'records': rows.to_dict('records')}).json()
+    assert said['model_version'] == '1' and [p['prediction'] for p in said['predictions']] == invoked
+    for src, dst in (('in.csv', 'out.parquet'), ('in.parquet', 'out.csv')):
+        r = cli(ws, 'score', '--input', str(tmp_path / src), '--output', str(tmp_path / dst), '--chunk-rows', '70')
+        assert r.returncode == 0, r.stderr
+        read = pd.read_parquet if dst.endswith('.parquet') else lambda f: pd.read_csv(f, float_precision='round_trip')
+        scored = read(tmp_path / dst)
+        assert scored.score.tolist() == [p['score'] for p in said['predictions']], src
+        assert scored.prediction.tolist() == invoked and set(scored.model_version.astype(str)) == {'1'}, src
+
+
 def test_every_score_of_a_request_reaches_the_histogram(client):
     r = client.post('/invocations', json={'dataframe_records': [REC] * 150})
     assert r.status_code == 200 and len(r.json()['predictions']) == 150
