@@ -1461,6 +1461,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources._head': ('api/data/sources.html#_head', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._header_names': ( 'api/data/sources.html#_header_names',
                                                                                   'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._index_as_columns': ( 'api/data/sources.html#_index_as_columns',
+                                                                                      'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._int_columns': ( 'api/data/sources.html#_int_columns',
                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._iso_text': ( 'api/data/sources.html#_iso_text',

@@ -337,6 +337,24 @@ def test_a_parquet_files_decimal_and_dictionary_columns_are_written_in_the_types
     assert out['rows'] == 4 and scored.select(given.column_names).equals(given), scored.schema
 
 
+def test_a_parquet_files_columns_written_as_its_index_are_scored_and_kept(toys, tmp_path):
+    """A Parquet file written by pandas with a named index (`df.set_index(['id', 'age']).to_parquet()`) holds those
+    columns, but they were read as the frame's index: `id` was missing from the scored output (no way to join the
+    scores back) and `age`, a column the model reads, was refused as missing. They are read as the file's columns, in
+    its order; an unnamed index (a filtered frame's row numbers) is no column, as before."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    flat = pd.DataFrame({'id': ['c-1', 'c-2', 'c-3'], 'age': [30, 40, 50], 'checks': [1, 2, 3]})
+    flat.set_index(['id', 'age']).to_parquet(tmp_path / 'indexed.parquet')
+    flat.iloc[1:].to_parquet(tmp_path / 'filtered.parquet')  # (its index 1, 2: stored as `__index_level_0__`)
+    for name, rows, stored in (('indexed', flat, ['checks', 'id', 'age']), ('filtered', flat[1:], list(flat))):
+        score_file(live.models['1'], tmp_path / f'{name}.parquet', tmp_path / f'{name}.csv', log=plog, chunk_rows=2)
+        scored = pd.read_csv(tmp_path / f'{name}.csv')
+        assert list(scored.columns) == [*stored, 'score', 'model_version', 'prediction'], name
+        assert scored[['id', 'age', 'checks']].equals(rows[['id', 'age', 'checks']].reset_index(drop=True)), scored
+
+
 def test_a_scored_file_has_a_files_usual_mode_no_wider_than_its_inputs(toys, tmp_path):
     """Review DA: the output was 0600 whatever the umask, unreadable to a team that reads the input. It has the mode of
     the file it replaces, else a new file's (0666 less the umask), and, as it carries the input's columns (personal

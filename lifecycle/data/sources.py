@@ -816,9 +816,23 @@ def _parquet_chunks(path: Path, chunk_rows: int, only=None, declared=None) -> It
         exact = {getattr(pa, f'{u}int{b}')(): pd.api.types.pandas_dtype(f'{u.upper()}Int{b}') for u, b in kinds}
         for batch in f.iter_batches(batch_size=chunk_rows):
             taken = _as_values(batch, path, only if only is not None else _names(declared))  # (the rest as they come)
-            yield _dates_as_text(taken.to_pandas(types_mapper=exact.get), declared)
+            df = _index_as_columns(taken.to_pandas(types_mapper=exact.get), taken.schema.names)
+            yield _dates_as_text(df, declared)
     except (pa.ArrowInvalid, OSError) as e:
         raise SourceError(f"{path}: not a readable Parquet file: {e}") from None
+
+
+def _index_as_columns(df: pd.DataFrame, stored: list) -> pd.DataFrame:
+    """`df`, read from a Parquet file whose columns are `stored`, with the columns pandas took as its index (a frame
+    written with a named index: `df.set_index('id').to_parquet()`) back among its columns, in the file's order: as
+    its index they were dropped from a scored file's output and from a snapshot, or a column the model reads said to
+    be missing. An unnamed index (`__index_level_0__`, a filtered frame's row numbers) stays an index, as before."""
+    named = [n for n in df.index.names if n is not None and n in stored]
+    if not named or any(n in df.columns for n in named):
+        return df
+    df = df.reset_index(level=named)
+    order = [n for n in stored if n in df.columns]
+    return df[order] if len(set(stored)) == len(stored) and len(order) == df.shape[1] else df
 
 
 def _dates_as_text(df: pd.DataFrame, declared) -> pd.DataFrame:
