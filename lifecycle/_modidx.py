@@ -1478,6 +1478,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources._not_utf8': ( 'api/data/sources.html#_not_utf8',
                                                                               'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._nul_at': ('api/data/sources.html#_nul_at', 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._others_as_text': ( 'api/data/sources.html#_others_as_text',
+                                                                                    'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._parquet_chunks': ( 'api/data/sources.html#_parquet_chunks',
                                                                                     'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._parquet_frame': ( 'api/data/sources.html#_parquet_frame',

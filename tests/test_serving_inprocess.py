@@ -355,6 +355,24 @@ def test_a_parquet_files_columns_written_as_its_index_are_scored_and_kept(toys, 
         assert scored[['id', 'age', 'checks']].equals(rows[['id', 'age', 'checks']].reset_index(drop=True)), scored
 
 
+def test_a_csvs_columns_the_model_does_not_read_are_written_as_the_text_they_came_as(toys, tmp_path):
+    """A CSV's columns the model does not read were typed by pandas and written back changed: a zip code `01234` as
+    `1234` (an id no longer joins back), `TRUE` as `True`, `0.50` as `0.5`, `NA` as a blank. They pass as the text
+    written to a CSV output (a Parquet output types each chunk's values, as before); the columns the model reads are
+    read as before (`NA` in one of them is missing, refused)."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    text = 'age,checks,zip,flag,amount,note\n30,1,01234,TRUE,0.50,NA\n40,2,00007,false,1e3,\n'
+    (tmp_path / 'in.csv').write_text(text)
+    score_file(live.models['1'], tmp_path / 'in.csv', tmp_path / 'out.csv', log=plog, chunk_rows=1)
+    written = (tmp_path / 'out.csv').read_text().splitlines()
+    assert [line.split(',')[:6] for line in written] == [line.split(',') for line in text.splitlines()], written
+    (tmp_path / 'na.csv').write_text('age,checks\nNA,1\n')
+    with pytest.raises(InputError, match=re.escape("column 'age' row 1 (line 2): expected a finite number, found")):
+        score_file(live.models['1'], tmp_path / 'na.csv', tmp_path / 'out.csv', log=plog)
+
+
 def test_a_scored_file_has_a_files_usual_mode_no_wider_than_its_inputs(toys, tmp_path):
     """Review DA: the output was 0600 whatever the umask, unreadable to a team that reads the input. It has the mode of
     the file it replaces, else a new file's (0666 less the umask), and, as it carries the input's columns (personal

@@ -337,6 +337,25 @@ def _as_declared(labels: list, declared, floats=()) -> dict:
     return kw
 
 
+def _others_as_text(kw: dict, labels: list, read) -> dict:
+    """`read_csv` arguments `kw` with the columns of pandas' `labels` that are not `read` (column names) read as the
+    text written: a code `010` keeps its zero, `TRUE` its case, `0.50` its digits, `NA` and a blank stay what they are.
+    The `read` columns keep the missing tokens `kw` gives them, else pandas' own."""
+    from pandas._libs.parsers import STR_NA_VALUES
+
+    taken = {_label(c, labels) for c in read}
+    rest = [x for x in labels if x not in taken]
+    if not rest:
+        return kw
+    na = kw.get('na_values') if kw.get('keep_default_na') is False else {x: sorted(STR_NA_VALUES) for x in labels}
+    return {
+        **kw,
+        'dtype': {**kw.get('dtype', {}), **{x: str for x in rest}},
+        'keep_default_na': False,
+        'na_values': {x: v for x, v in na.items() if x not in rest},
+    }
+
+
 def _label(c: str, labels) -> str | None:
     """Contract column `c`'s label among pandas' `labels` (a header's padding kept, its byte-order mark gone), or None.
     The exact name first: `region` and `region ` are two columns."""
@@ -729,7 +748,7 @@ def _codec_refused(path: Path, shown: str, e: UnicodeError, dialect) -> SourceEr
 
 
 def _csv_chunks(
-    path: Path, chunk_rows: int, dialect=None, only=None, declared=None, as_text: bool = False
+    path: Path, chunk_rows: int, dialect=None, only=None, declared=None, as_text: bool = False, others_as_text=False
 ) -> Iterator[pd.DataFrame]:
     import codecs
     import pandas as pd
@@ -778,6 +797,8 @@ def _csv_chunks(
             how['index_col'] = False  # (each row's last, empty field: no index, as pandas advises for such files)
         row_names = not trailing and not isinstance(first.index, pd.RangeIndex)  # (R's row names: pandas' index)
         typed = dict(dtype=str, keep_default_na=False) if as_text else _as_declared(labels, declared, floats)
+        if others_as_text and not as_text:
+            typed = _others_as_text(typed, labels, [*(only or ()), *(declared or ())])
         reader = pd.read_csv(path, chunksize=chunk_rows, on_bad_lines='error', **how, **typed)
         named = _header_names(head, dialect, encoding) if header and only is not None else []
         looked = False  # (whether the file was read for a row cut short: once at most)
@@ -1077,15 +1098,17 @@ def read_chunks(
     declared=None,
     as_text: bool = False,
     state: tuple | None = None,
+    others_as_text: bool = False,
 ) -> Iterator[pd.DataFrame]:
     """Stream a source as DataFrame chunks (CSV read as the `CsvDialect` `dialect` says: a dataset's file; None, the
     defaults, and no advice to change ingest.yaml); `SourceError` names a failure. `only`: the columns a reader takes
     (`score`: the model's), the only ones that must be named once and hold single values; others pass as they come.
     `declared`: a dataset's contract's columns, name -> rule (a header naming none of them is a file's first row of
     values; its text columns are read as the text written, `_as_declared`). `as_text`: every CSV column as the text
-    written, a blank as '' (what `lifecycle init` compares its typed reading with). A file that changes or goes while
-    it is read (its `file_state`: `state` if given, taken before it was fingerprinted, else when its reading starts) is
-    refused, after its last chunk."""
+    written, a blank as '' (what `lifecycle init` compares its typed reading with); `others_as_text`: so are the CSV
+    columns neither in `only` nor `declared` (what a scored file passes through as it came). A file that changes or
+    goes while it is read (its `file_state`: `state` if given, taken before it was fingerprinted, else when its
+    reading starts) is refused, after its last chunk."""
     if source in PACKAGED:
         if source == 'sklego:arrests':
             from sklego.datasets import load_arrests
@@ -1110,9 +1133,9 @@ def read_chunks(
         raise SourceError(f"{path}: source file not found")
     suffix = path.suffix.lower()
     if suffix == '.gz' and path.name.lower().endswith(('.csv.gz', '.tsv.gz', '.txt.gz')):
-        yield from _pinned(_csv_chunks(path, chunk_rows, dialect, only, declared, as_text), path, state)
+        yield from _pinned(_csv_chunks(path, chunk_rows, dialect, only, declared, as_text, others_as_text), path, state)
     elif suffix in ('.csv', '.tsv', '.txt'):
-        yield from _pinned(_csv_chunks(path, chunk_rows, dialect, only, declared, as_text), path, state)
+        yield from _pinned(_csv_chunks(path, chunk_rows, dialect, only, declared, as_text, others_as_text), path, state)
     elif suffix in ('.parquet', '.pq'):
         yield from _pinned(_parquet_chunks(path, chunk_rows, only, declared), path, state)
     else:

@@ -26,17 +26,20 @@ __all__ = ['check_output', 'score_file']
 _READS = ('.csv', '.csv.gz', '.parquet', '.pq')
 
 
-def _chunks(path: Path, rows: int, columns: list[str], dialect=None, declared: dict | None = None):
+def _chunks(path: Path, rows: int, columns: list[str], dialect=None, declared: dict | None = None, text=False):
     """The input's chunks as ingestion reads a source (`sources.read_chunks`, a CSV with a header as `dialect` says,
     else comma-separated UTF-8): a header naming one of the model's `columns` twice, a file not in its encoding or a
-    column of lists the model reads is `SourceError` naming the file; the columns it does not read pass as they come;
+    column of lists the model reads is `SourceError` naming the file; the columns it does not read pass as they come
+    (a CSV's as the text written, with `text`, for a CSV output: `01234` keeps its zero, `TRUE` its case);
     the dataset's contract's (`declared`) category columns are read as ingestion reads them, passed through or not."""
     from lifecycle.data import sources
 
     if not path.name.lower().endswith(_READS) or not sources.is_file_source(str(path)):
         found = path.suffix or 'no extension'
         raise InputError(f"{path}: expected a .csv (or .csv.gz) or .parquet file, found {found!r}")
-    yield from sources.read_chunks(str(path), '.', rows, dialect=dialect, only=set(columns), declared=declared)
+    yield from sources.read_chunks(
+        str(path), '.', rows, dialect=dialect, only=set(columns), declared=declared, others_as_text=text
+    )
 
 
 def _located(e: InputError, path: Path, dialect=None) -> InputError:
@@ -278,7 +281,7 @@ def score_file(
     try:
         try:
             total = _count_rows(src)
-            for chunk in _chunks(src, chunk_rows, m.columns, dialect, declared):
+            for chunk in _chunks(src, chunk_rows, m.columns, dialect, declared, dst.suffix.lower() == '.csv'):
                 if not len(chunk):  # (a CSV of a header alone reads as one empty chunk)
                     continue
                 if keep_columns and rows == 0:
