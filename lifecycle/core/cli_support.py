@@ -120,7 +120,31 @@ def status_line(text: str, quiet: bool = False):
         return _NoStatus()
     from rich.console import Console
 
-    return Console(stderr=True).status(text)
+    return _Plain(Console(stderr=True).status(_plain(text)))
+
+
+def _plain(text):
+    "A status's text as written, no markup: it names files and columns (`d[/]x.csv` was a MarkupError)."
+    from rich.text import Text
+
+    return Text(text) if isinstance(text, str) else text
+
+
+class _Plain:
+    "A rich `Status` whose `update` shows its text as written (`_plain`), as `status_line`'s first text is."
+
+    def __init__(self, status):
+        self.status = status
+
+    def __enter__(self):
+        self.status.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return self.status.__exit__(*exc)
+
+    def update(self, status=None, **kwargs) -> None:
+        self.status.update(_plain(status) if status is not None else None, **kwargs)
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #5c8aa8f0
 _MOST_EVERY = 366 * 86400.0  # (a sleep of 1e300 s overflowed: a traceback after the first pass)
