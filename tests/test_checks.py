@@ -310,3 +310,18 @@ def test_a_positive_class_a_number_or_boolean_target_does_not_allow_is_refused_w
     rule = ColumnRule(dtype=dtype, personal=False, allowed=allowed)
     assert _no_positive(positive, rule) == f"is not one of the {len(allowed)} classes ingest.yaml allows"
     assert _no_positive(allowed[-1], rule) == _no_positive(allowed_positive, rule) == ''
+
+
+def test_a_personal_columns_allowed_entries_are_not_read_in_its_declared_type(settings):
+    """A personal column is checked as the text its masking writes (the contract declares it str and checks none of
+    its rules), so ingest.yaml's `allowed` there is not read as its dtype: a generalised int column listing its bands
+    (`allowed: ['18-40', '40-81']`) passed the params, then every ingest failed building the contract with a bare
+    ValueError ('18-40' is not a whole number)."""
+    from lifecycle.data.checks import contract
+
+    age = ColumnRule(dtype='int', personal=True, allowed=['18-40', '40-81'],
+                     pii={'method': 'generalise', 'bins': [18, 40, 81]})  # fmt: skip
+    p = P.model_copy(update={'columns': {**P.columns, 'age': age}})
+    assert contract(p).columns['age'].checks == []
+    r = ing.ingest_batch([frame(6)], p, settings, source='b.csv', fingerprint='fp')
+    assert r.status == 'accepted', r.violations
