@@ -4181,6 +4181,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server._first_flags': ( 'api/serve/server.html#server._first_flags',
                                                                                         'lifecycle/serve/server.py'),
+                                        'lifecycle.serve.server.Server._first_flags_again': ( 'api/serve/server.html#server._first_flags_again',
+                                                                                              'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server._load': ( 'api/serve/server.html#server._load',
                                                                                  'lifecycle/serve/server.py'),
                                         'lifecycle.serve.server.Server._provider_error': ( 'api/serve/server.html#server._provider_error',

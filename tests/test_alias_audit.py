@@ -179,3 +179,34 @@ def test_an_erased_failed_move_still_gives_its_alias_back(tmp_path, monkeypatch)
     assert alias_mismatches(at3, log, NAME) == []
     audit.erase(log, e['seq'], 'carol asked for her data to be erased', keys_dir=keys)
     assert alias_mismatches(at3, log, NAME) == [] and audited_aliases(log, NAME) == {'staging': '3'}
+
+
+@pytest.mark.slow
+def test_a_server_started_while_the_registry_is_busy_becomes_ready_once_it_answers(trained, monkeypatch):
+    """A server started with no flags deploys those of the params, reading which version the environment's alias
+    names; a registry too busy to answer then left it not ready until restarted (or `flags init` run by hand), though
+    nothing was wrong. It tries again until the registry answers, and becomes ready with no restart."""
+    import time
+    from mlflow.exceptions import MlflowException
+
+    s = Workspace.open(trained)
+    fl.spec_path(s).unlink(missing_ok=True)
+    fl.flagd_path(s).unlink(missing_ok=True)
+    real, busy = type(s.client).get_model_version_by_alias, [3]
+
+    def sometimes_busy(self, name, alias):
+        if busy[0]:
+            busy[0] -= 1
+            raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+        return real(self, name, alias)
+
+    monkeypatch.setattr(type(s.client), 'get_model_version_by_alias', sometimes_busy)
+    srv = Server(s)
+    try:
+        assert 'try again' in srv.not_ready(), srv.not_ready()
+        deadline = time.monotonic() + 30
+        while srv.not_ready() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert srv.not_ready() == '' and srv.status()['deployed'] == {'control': '1', 'safe': '1'}, srv.status()
+    finally:
+        srv.close()

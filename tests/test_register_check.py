@@ -584,3 +584,34 @@ def test_a_busy_registry_is_no_missing_champion_to_a_simulation(tmp_path, monkey
         with pytest.raises(RegistryUnavailable, match='try again'):
             call()
     assert not fl.spec_path(ws).exists() and audit.read(ws.audit_path) == []
+
+
+def test_a_first_deploy_the_registry_was_too_busy_for_is_tried_again_until_it_answers(tmp_path, monkeypatch):
+    """A server whose first flags the registry was too busy to resolve stayed not ready until restarted: it tries
+    again until the registry answers (the gate then takes the flags), and stops at a refusal that is not the
+    registry's."""
+    import threading
+    from types import SimpleNamespace
+    from mlflow.exceptions import MlflowException
+    from lifecycle.model.registry import register_version
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.server import Server
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
+    real, busy = type(ws.client).get_model_version_by_alias, [2]
+
+    def sometimes_busy(self, name, alias):
+        if busy[0]:
+            busy[0] -= 1
+            raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+        return real(self, name, alias)
+
+    monkeypatch.setattr(type(ws.client), 'get_model_version_by_alias', sometimes_busy)
+    srv = SimpleNamespace(s=ws, model_name='toy', environment='dev', _closed=threading.Event())
+    srv._first_flags = lambda declared: Server._first_flags(srv, declared)
+    srv.unready = srv._first_flags(ws.params['flags'])
+    assert 'try again' in srv.unready and srv._busy_at_start and not fl.spec_path(ws).exists()
+    Server._first_flags_again(srv, ws.params['flags'], every_s=0.001)
+    assert busy == [0] and not srv._busy_at_start  # (it ended once the registry answered: here, a real refusal)
+    assert 'try again' not in srv.unready and 'not signed' in srv.unready, srv.unready  # (the toy is unsigned)

@@ -56,6 +56,8 @@ class Server:
             raise SettingsError(why)
         declared: FlagsParams = params['flags']  # provider, admin role, poll: from params, never from the API
         self.unready = ''  # why no flags could be deployed at start, when none were
+        self._busy_at_start = False  # the registry could not say which version to deploy: tried again (below)
+        self._closed = threading.Event()
         self.model_name = params['register'].model_name  # what it serves (flags routing another one are refused)
         if not fl.spec_path(s).exists():
             self.unready = self._first_flags(declared)
@@ -107,6 +109,8 @@ class Server:
             raise
         self.gate.start()
         self.refusals.start()
+        if self._busy_at_start:
+            threading.Thread(target=self._first_flags_again, args=(declared,), name='first-flags', daemon=True).start()
 
     def _first_flags(self, declared: FlagsParams) -> str:
         """Deploy the flags params name (the environment's alias by default); '' when done, else why not (a registry too
@@ -124,8 +128,19 @@ class Server:
                 if_absent=True,
             )
         except (fl.FlagError, RegistryUnavailable) as e:
+            self._busy_at_start = isinstance(e, RegistryUnavailable)  # (passing: tried again until it answers)
             return f"no flags could be deployed in the {self.environment!r} environment: {e}"
+        self._busy_at_start = False
         return ''
+
+    def _first_flags_again(self, declared: FlagsParams, every_s: float = 1) -> None:
+        """Deploy the first flags again, every `every_s`, while the registry is too busy to say which version the alias
+        names: once it answers, the gate takes the flags and the server is ready, with no restart. Ends when flags
+        exist (deployed here or by `lifecycle flags init`), on a refusal that is not the registry's, or at close."""
+        while self._busy_at_start and not self._closed.wait(every_s):
+            if fl.spec_path(self.s).exists():
+                return
+            self.unready = self._first_flags(declared)
 
     def _vet(self, spec, name: str, before) -> list[str]:
         """What keeps a spec from going live here: a model other than the one the params register (their ingestion
@@ -248,6 +263,7 @@ class Server:
     def close(self) -> None:
         "Stop the flag provider's watcher, then the gate (which removes the file it watched), then flush the log."
         self.closing = True
+        self._closed.set()
         if self._flags is not None:
             self._flags.close()
         self.gate.stop()
