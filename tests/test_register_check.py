@@ -615,3 +615,20 @@ def test_a_first_deploy_the_registry_was_too_busy_for_is_tried_again_until_it_an
     Server._first_flags_again(srv, ws.params['flags'], every_s=0.001)
     assert busy == [0] and not srv._busy_at_start  # (it ended once the registry answered: here, a real refusal)
     assert 'try again' not in srv.unready and 'not signed' in srv.unready, srv.unready  # (the toy is unsigned)
+
+
+def test_a_busy_registry_never_reads_as_a_schedule_overdue_since_1970(tmp_path, monkeypatch):
+    """With no retraining started yet, the schedule trigger counts from the champion's registration, read through the
+    environment's alias; a registry too busy to answer read as 'no champion', the last retraining at time 0, so the
+    schedule fired ('last retraining 1765... s ago') and a retraining started that none had asked for. It is in the
+    way now (RegistryUnavailable: the watcher misses the pass), never a verdict; no champion still counts from 0."""
+    from lifecycle.loop import triggers
+    from lifecycle.model.registry import RegistryUnavailable, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    assert triggers.facts(ws, {})['last_retrain'] == 0.0  # (no champion yet: due, as before)
+    register_version(ws, vid, ws.params['register'].model_name, alias='dev', tags={}, reason='test')
+    assert triggers.facts(ws, {})['last_retrain'] > 0
+    _busy_alias_reads(monkeypatch, ws.client)
+    with pytest.raises(RegistryUnavailable, match='which version the dev alias names .*try again'):
+        triggers.facts(ws, {})

@@ -206,11 +206,11 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
     own, unmarked = simulation_run_id(ws), unmarked_simulation_spans(ws)
     rows = labelled_rows(log, [f.name for f in fp.features], fp.target, since, None, own, unmarked)
     last = max(state.get('started') or [0.0])
-    if not last:
-        try:
-            from lifecycle.model.registry import alias_version
+    if not last:  # (a registry too busy to say which version the champion is: in the way, never due since 1970)
+        from lifecycle.model.registry import alias_version
 
-            v = alias_version(ws.client, rp.model_name, ws.environment)
+        v = alias_version(ws.client, rp.model_name, ws.environment, strict=True)
+        try:
             last = ws.client.get_model_version(rp.model_name, v).creation_timestamp / 1000 if v else 0.0
         except Exception:
             last = 0.0
