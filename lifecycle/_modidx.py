@@ -1460,6 +1460,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._dates_written': ( 'api/data/sources.html#_dates_written',
                                                                                    'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._decimal_values': ( 'api/data/sources.html#_decimal_values',
+                                                                                    'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._encoding_fix': ( 'api/data/sources.html#_encoding_fix',
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._ends_in_delimiters': ( 'api/data/sources.html#_ends_in_delimiters',

@@ -1573,3 +1573,28 @@ def test_parquet_decimals_are_proposed_and_ingested_as_numbers(tmp_path):
     args = [str(ws / 'c.parquet'), '--dataset', 'c', '--params', str(ws / 'params-c'), '--no-report', '--json']
     r = invoke(commands.ingest, args, env=env)
     assert r.exit_code == 0 and json.loads(r.stdout)['accepted_rows'] == 100, r.output
+
+
+def test_parquet_whole_decimals_are_read_exactly(tmp_path):
+    """A decimal of scale 0 (an id a database stores as decimal(20,0)) was read as a float: 123456789012345678 became
+    123456789012345680 in init's reading and in what ingest stores, silently. Whole decimals are read as 64-bit
+    integers, exactly, their text beyond 64 bits (as pandas reads a longer whole number), fractions as floats."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from lifecycle.data.init_command import read_frame  # (init's reading: chunks, as ingest reads them)
+
+    ids = [decimal.Decimal('123456789012345678'), None, decimal.Decimal('1')]
+    wide = [decimal.Decimal('12345678901234567890123456789012345678'), None, decimal.Decimal('2')]
+    cents = [decimal.Decimal('10.25'), None, decimal.Decimal('3.50')]
+    table = pa.table({
+        'id': pa.array(ids, pa.decimal128(20, 0)), 'wide': pa.array(wide, pa.decimal128(38, 0)),
+        'amount': pa.array(cents, pa.decimal128(10, 2)),
+    })
+    pq.write_table(table, tmp_path / 'd.parquet')
+    df = read_frame(str(tmp_path / 'd.parquet'), tmp_path)
+    assert df['id'].tolist()[::2] == [123456789012345678, 1] and df['id'].isna().tolist() == [False, True, False]
+    assert df['wide'].tolist()[::2] == ['12345678901234567890123456789012345678', '2'], df['wide'].tolist()
+    assert df['amount'].tolist()[::2] == [10.25, 3.5]

@@ -954,7 +954,8 @@ def _as_values(data, path: Path, only=None, strict=None):
     the first run refused its own file): binary as its UTF-8 text (a column that is not UTF-8 refused, naming it, no
     value quoted; outside `strict`, if given, left binary: an undeclared uuid column), a time of day as ISO 8601 text
     (`10:30:00`, its fraction when it has one, as `_iso_text` writes it), a duration as its seconds (a float), a decimal
-    (a database's amount) as a float: pandas holds it as Python objects, which no contract type took."""
+    as `_decimal_values` takes it (an amount as a float, a whole number exactly): pandas holds it as Python objects,
+    which no contract type took."""
     import pyarrow as pa
 
     for i, f in enumerate(data.schema):
@@ -977,11 +978,28 @@ def _as_values(data, path: Path, only=None, strict=None):
             text = pc.replace_substring_regex(pc.cast(col, pa.string()), r'\.0+$', '')  # (no fraction of zeros)
             new = pc.replace_substring_regex(text, r'(\.\d{3,}?)(?:000)+$', r'\1')  # (`.250` in any unit: `_iso_text`)
         elif pa.types.is_decimal(t):
-            new = pc.cast(col, pa.float64())
+            new = _decimal_values(col)
         else:  # (a duration)
             new = pc.divide(pc.cast(col, pa.int64()), {'s': 1.0, 'ms': 1e3, 'us': 1e6, 'ns': 1e9}[t.unit])
         data = data.set_column(i, f.name, new)
     return data
+
+
+def _decimal_values(col):
+    """A Parquet decimal column as the values the same numbers written in a CSV file read as: whole numbers (scale 0 or
+    less) as 64-bit integers, exactly (an id stored as `decimal(20,0)` was taken as a float, 123456789012345678 read
+    as 123456789012345680, silently), their text where one is beyond 64 bits (as pandas reads a longer whole number);
+    fractions (an amount) as floats."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    t = col.type
+    if t.scale > 0:
+        return pc.cast(col, pa.float64())
+    try:
+        return pc.cast(col, pa.int64())
+    except pa.ArrowInvalid:  # (beyond 64 bits: its digits, `-5E+3` of a negative scale written out)
+        return pc.cast(pc.cast(col, pa.decimal256(min(76, t.precision - t.scale), 0)), pa.string())
 
 
 def _parquet_table(path: Path, declared=None):
@@ -1231,7 +1249,7 @@ def _values_written(col):
 
     half = pa.types.is_float16(col.type)
     col = col.cast(pa.float32()) if half else col  # (no kernel takes half floats; a float32 holds each exactly)
-    col = col.cast(pa.float64()) if pa.types.is_decimal(col.type) else col  # (as read, `_as_values`: a float)
+    col = _decimal_values(col) if pa.types.is_decimal(col.type) else col  # (as read, `_as_values`)
     seen = pc.unique(col).drop_null()
     if pa.types.is_floating(col.type):
         seen = seen.filter(pc.invert(pc.is_nan(seen)))
