@@ -2455,6 +2455,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                              'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages._card_lineage': ( 'api/model/stages.html#_card_lineage',
                                                                                   'lifecycle/model/stages.py'),
+                                        'lifecycle.model.stages._fairness_metrics': ( 'api/model/stages.html#_fairness_metrics',
+                                                                                      'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages._registered_at': ( 'api/model/stages.html#_registered_at',
                                                                                    'lifecycle/model/stages.py'),
                                         'lifecycle.model.stages._trained_by': ( 'api/model/stages.html#_trained_by',

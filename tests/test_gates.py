@@ -162,3 +162,25 @@ def test_a_feature_too_large_to_standardise_is_refused_by_the_features_stage_nam
     assert shown == ['age', 'checks']
     monkeypatch.setattr(data_stages, 'load_snapshot', lambda store, version: arrests.head(200))
     assert data_stages.features(ws, fp, 'arrests-any').inputs == ['age', 'checks', 'employed', 'citizen']
+
+
+def test_fairness_metrics_of_any_protected_column_name_are_keys_mlflow_takes():
+    """A protected attribute named as a survey exports it (`Gender (self-described)?`, or a question of 300
+    characters, which init now takes as a header) made `validate` fail in MLflow ('Invalid value ... Names may only
+    contain alphanumerics ...', or over 250 characters) after the validation was recorded. Such a column's metric key
+    is made one MLflow takes, one per column; a plain name keeps the key it always had."""
+    import pandas as pd
+    from mlflow.utils.validation import _validate_length_limit, _validate_metric_name, MAX_ENTITY_KEY_LENGTH
+
+    from lifecycle.model.stages import _fairness_metrics
+    from lifecycle.model.validate import fairness_metrics
+
+    long = 'How would you describe your ethnic background, ' * 6 + '?'
+    names = ['sex', 'Gender (self-described)?', 'Gender (self-described)!', long, 'a/b']
+    groups = pd.DataFrame({n: ['x', 'y'] * 20 for n in names})
+    y, proba = np.array([0, 1, 1, 0] * 10), np.linspace(0, 1, 40)
+    out = _fairness_metrics(fairness_metrics(groups, y, proba))
+    assert len(out) == 2 * len(names) and 'demographic_parity_difference.sex' in out, list(out)
+    for key in out:
+        _validate_metric_name(key)
+        _validate_length_limit('Metric name', MAX_ENTITY_KEY_LENGTH, key)

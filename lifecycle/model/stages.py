@@ -233,6 +233,26 @@ def _trained_by(ws: Workspace, mlflow_run_id: str, model_uri: str, holdout_id: s
         )
 
 
+def _fairness_metrics(fairness: dict) -> dict:
+    """The fairness differences (`fairness_metrics`', `name[column]`) as MLflow metrics, `name.column`: a column name
+    MLflow refuses in a metric key (over 250 characters, a survey question's `?`, brackets, a slash) made the stage fail
+    after the validation was recorded; its key is then the name with those characters as `_`, shortened, and a hash of
+    the whole key, so two such columns keep two metrics."""
+    import hashlib
+    import re
+
+    out = {}
+    for k, v in fairness.items():
+        if not isinstance(v, float):
+            continue
+        key = k.replace('[', '.', 1)[:-1] if k.endswith(']') else k
+        if len(key) > 250 or not re.fullmatch(r'[\w.\- ]*', key):
+            shown = re.sub(r'[^\w.\- ]', '_', key)[:200]
+            key = f'{shown}.{hashlib.sha256(k.encode()).hexdigest()[:12]}'
+        out[key] = v
+    return out
+
+
 def validate(
     ws: Workspace,
     vp: ValidateParams,
@@ -295,9 +315,7 @@ def validate(
     mlflow = ws.mlflow
     with mlflow.start_run(run_id=mlflow_run_id):
         mlflow.log_metrics({f'holdout_{k}': float(v) for k, v in metrics.items()})
-        mlflow.log_metrics(
-            {k.replace('[', '.').replace(']', ''): v for k, v in fairness.items() if isinstance(v, float)}
-        )
+        mlflow.log_metrics(_fairness_metrics(fairness))
         for name, fig in figures.items():
             mlflow.log_figure(fig, f'validation/{name}.png')
         mlflow.set_tags({'validation_passed': str(passed), 'validation_id': vid})
