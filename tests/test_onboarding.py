@@ -1598,3 +1598,14 @@ def test_parquet_whole_decimals_are_read_exactly(tmp_path):
     assert df['id'].tolist()[::2] == [123456789012345678, 1] and df['id'].isna().tolist() == [False, True, False]
     assert df['wide'].tolist()[::2] == ['12345678901234567890123456789012345678', '2'], df['wide'].tolist()
     assert df['amount'].tolist()[::2] == [10.25, 3.5]
+
+
+def test_a_target_class_written_na_is_said_to_read_as_blank():
+    """A text file's target of `EU` and `NA` (North America) was refused as 'blank in 60 of 100 rows ... drop those
+    rows (or fill in their labels)', though every row holds its label: the refusal now says such a label reads as
+    blank and how to keep it; a Parquet file's blank is a blank, and is said as before."""
+    df = customers(100).assign(region=lambda d: np.where(d.churned == 1, None, 'EU'))
+    with pytest.raises(ValueError, match=r"is blank in \d+ of 100 rows.*a label written NA, N/A, null or NaN reads as"):
+        propose_params(df, target='region', source='c.csv')
+    with pytest.raises(ValueError, match=r"fill in their labels\) first$"):
+        propose_params(df, target='region', source='c.parquet')

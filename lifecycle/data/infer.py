@@ -325,6 +325,11 @@ def _round_up(x: float, step: float = 0.01) -> float:
     return float(min(1.0, np.ceil(x / step - 1e-9) * step))
 
 
+_MISSING_TOKENS = (  # (a text file's `NA`, North America beside `EU`, is a blank to pandas: said so)
+    "; a label written NA, N/A, null or NaN reads as blank: spell such a class otherwise (North_America, say)"
+)
+
+
 def _number(x):
     "A numpy or pandas number as a plain int or float (YAML writes plain numbers only)."
     x = x.item() if hasattr(x, 'item') else x
@@ -548,6 +553,7 @@ def propose_params(
         raise ValueError(  # (before its classes are counted: `NA` beside `EU` is a blank to pandas, not one class)
             f"target {target!r} is blank in {blank} of {len(df)} rows: a row without its label can neither train nor "
             "be held out; drop those rows (or fill in their labels) first"
+            + (_MISSING_TOKENS if Path(str(source)).suffix.lower() not in ('.parquet', '.pq') else '')
         )
     try:
         task, positive, task_why = infer_task(df[target], positive=positive_class, min_rows=_MIN_CLASS_ROWS)
