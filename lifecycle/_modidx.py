@@ -1351,6 +1351,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                      'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command._number_marks': ( 'api/data/init_command.html#_number_marks',
                                                                                             'lifecycle/data/init_command.py'),
+                                             'lifecycle.data.init_command._whole_alike': ( 'api/data/init_command.html#_whole_alike',
+                                                                                           'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command.csv_options': ( 'api/data/init_command.html#csv_options',
                                                                                           'lifecycle/data/init_command.py'),
                                              'lifecycle.data.init_command.for_regression': ( 'api/data/init_command.html#for_regression',

@@ -1609,3 +1609,19 @@ def test_a_target_class_written_na_is_said_to_read_as_blank():
         propose_params(df, target='region', source='c.csv')
     with pytest.raises(ValueError, match=r"fill in their labels\) first$"):
         propose_params(df, target='region', source='c.parquet')
+
+
+def test_ids_reaching_2_63_in_a_later_chunk_are_read_exactly_and_proposed_as_text(monkeypatch):
+    """A CSV's ids read as int64 in the first 100,000-row chunk and as uint64 in a later one (ids of 2**63 or more
+    there) were concatenated by pandas to floats, rounded, and init proposed `dtype: float` for them, a model input,
+    where one chunk holding them all is proposed as text. Such a column is taken as Python ints, exactly."""
+    from lifecycle.data import sources
+    from lifecycle.data.infer import column_dtype
+    from lifecycle.data.init_command import read_frame
+
+    first = pd.DataFrame({'account': np.array([10**18 + 1, 10**18 + 3]), 'x': [0.5, 1.5]})
+    later = pd.DataFrame({'account': np.array([2**63 + 1, 2**64 - 1], dtype=np.uint64), 'x': [2.5, 3.5]})
+    monkeypatch.setattr(sources, 'read_chunks', lambda *a, **k: iter([first, later]))
+    df = read_frame('c.csv', Path('.'))
+    assert df['account'].tolist() == [10**18 + 1, 10**18 + 3, 2**63 + 1, 2**64 - 1], df['account'].tolist()
+    assert column_dtype(df['account']) == 'str' and df['x'].dtype == float

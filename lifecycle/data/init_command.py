@@ -45,7 +45,20 @@ def read_frame(source: str, root: Path, max_rows: int = 1_000_000, dialect=None,
         from lifecycle.data.sources import SourceError
 
         raise SourceError(f"{source}: holds no rows")
-    return pd.concat(parts, ignore_index=True).head(max_rows)
+    return pd.concat(_whole_alike(parts), ignore_index=True).head(max_rows)
+
+
+def _whole_alike(parts: list) -> list:
+    """`parts` (a file's chunks, read one by one) with a column read as signed whole numbers in some and unsigned in
+    others (ids reaching 2**63 in a later chunk) as Python ints in each: pandas concatenates `int64` and `uint64` to
+    floats, rounding such ids, and init proposed them `dtype: float`, a model input, not the text it proposes for
+    them when one chunk holds them all."""
+    kinds = {}
+    for part in parts:
+        for c in part.columns:
+            kinds.setdefault(c, set()).add(part[c].dtype.kind)
+    mixed = [c for c, k in kinds.items() if k == {'i', 'u'}]
+    return [part.astype({c: object for c in mixed if c in part.columns}) for part in parts] if mixed else parts
 
 # %% ../../nbs/api/data/11_init_command.ipynb #cf470d73
 @dataclass
