@@ -1625,3 +1625,16 @@ def test_ids_reaching_2_63_in_a_later_chunk_are_read_exactly_and_proposed_as_tex
     df = read_frame('c.csv', Path('.'))
     assert df['account'].tolist() == [10**18 + 1, 10**18 + 3, 2**63 + 1, 2**64 - 1], df['account'].tolist()
     assert column_dtype(df['account']) == 'str' and df['x'].dtype == float
+
+
+def test_a_parquet_column_name_too_long_is_refused_as_a_name_not_as_a_missing_header(tmp_path):
+    """A Parquet column named in over 500 characters was refused as a file whose 'first row does not read as column
+    names', asking for a header row and --encoding or --delimiter, none of which a Parquet file has. The refusal says
+    the name is not one init can write, what it expects, and to rename the column."""
+    ws = scratch_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(ws), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys'), 'LIFECYCLE_PII_KEY': 'k' * 32}
+    customers(100).drop(columns=['email']).assign(**{'q' * 600: 1.5}).to_parquet(ws / 'c.parquet', index=False)
+    r = invoke(init, ['--from', str(ws / 'c.parquet'), '--target', 'churned'], env=env)
+    assert r.exit_code == 2 and 'header' not in r.output and '--delimiter' not in r.output, r.output
+    assert 'name withheld, 600 characters' in r.output and 'at most 500 printable characters' in r.output, r.output
+    assert 'q' * 65 not in r.output

@@ -371,10 +371,17 @@ def init(
             f"{shown_sep!r}",
             EXIT_INPUT,
         )
-    from lifecycle.data.pii import shown_column_name
+    from lifecycle.data.pii import _HEADER_MAX, shown_column_name
 
     # (`Annual Income` is a header, not a person's name: init refused every file with one, review AA)
     withheld = [w for i, c in enumerate(df.columns) if (w := shown_column_name(c, i, header=True)) != str(c)]
+    if withheld and path.suffix.lower() in ('.parquet', '.pq'):  # (its schema's names: no first row, no --delimiter)
+        raise CommandError(
+            f"--from {source}: a column's name is not one init can write into ingest.yaml ({withheld[0]}); expected "
+            f"a name of at most {_HEADER_MAX} printable characters, no e-mail address or phone number (rename the "
+            "column upstream, or leave it out of the export)",
+            EXIT_INPUT,
+        )
     if withheld:  # (names that read as data: a file with no header row, or misread; never proposed, never quoted)
         raise CommandError(
             f"--from {source}: its first row does not read as column names ({withheld[0]}); give the file a header "
