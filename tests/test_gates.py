@@ -176,11 +176,12 @@ def test_fairness_metrics_of_any_protected_column_name_are_keys_mlflow_takes():
     from lifecycle.model.validate import fairness_metrics
 
     long = 'How would you describe your ethnic background, ' * 6 + '?'
-    names = ['sex', 'Gender (self-described)?', 'Gender (self-described)!', long, 'a/b']
+    names = ['sex', 'Gender (self-described)?', 'Gender (self-described)!', long, 'a//b', 'x: y']
     groups = pd.DataFrame({n: ['x', 'y'] * 20 for n in names})
     y, proba = np.array([0, 1, 1, 0] * 10), np.linspace(0, 1, 40)
     out = _fairness_metrics(fairness_metrics(groups, y, proba))
     assert len(out) == 2 * len(names) and 'demographic_parity_difference.sex' in out, list(out)
+    assert 'equalized_odds_difference.x: y' in out, list(out)  # (a key MLflow took before: kept)
     for key in out:
         _validate_metric_name(key)
         _validate_length_limit('Metric name', MAX_ENTITY_KEY_LENGTH, key)

@@ -235,10 +235,11 @@ def _trained_by(ws: Workspace, mlflow_run_id: str, model_uri: str, holdout_id: s
 
 def _fairness_metrics(fairness: dict) -> dict:
     """The fairness differences (`fairness_metrics`', `name[column]`) as MLflow metrics, `name.column`: a column name
-    MLflow refuses in a metric key (over 250 characters, a survey question's `?`, brackets, a slash) made the stage fail
+    MLflow refuses in a metric key (over 250 characters, a survey question's `?`, brackets, `a//b`) made the stage fail
     after the validation was recorded; its key is then the name with those characters as `_`, shortened, and a hash of
     the whole key, so two such columns keep two metrics."""
     import hashlib
+    import posixpath
     import re
 
     out = {}
@@ -246,8 +247,8 @@ def _fairness_metrics(fairness: dict) -> dict:
         if not isinstance(v, float):
             continue
         key = k.replace('[', '.', 1)[:-1] if k.endswith(']') else k
-        if len(key) > 250 or not re.fullmatch(r'[\w.\- ]*', key):
-            shown = re.sub(r'[^\w.\- ]', '_', key)[:200]
+        if len(key) > 250 or not re.fullmatch(r'[/\w.\- :]*', key) or posixpath.normpath(key) != key:  # (MLflow's)
+            shown = re.sub(r'[^\w.\- :]', '_', key)[:200]
             key = f'{shown}.{hashlib.sha256(k.encode()).hexdigest()[:12]}'
         out[key] = v
     return out
