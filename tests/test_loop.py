@@ -1495,7 +1495,7 @@ def test_a_champion_registered_outside_the_pipeline_is_refused_naming_the_missin
     from types import SimpleNamespace
     from lifecycle.model import registry
 
-    monkeypatch.setattr(registry, 'alias_version', lambda client, name, alias: '3')
+    monkeypatch.setattr(registry, 'alias_version', lambda client, name, alias, strict=False: '3')
     client = SimpleNamespace(get_model_version=lambda name, v: SimpleNamespace(tags={}, run_id='r1'))
     ws = SimpleNamespace(params={'register': SimpleNamespace(model_name='m')}, environment='dev', client=client)
     with pytest.raises(loop.RetrainError, match=r'm v3: it has no validation_id tag, so there is no validation'):
