@@ -6,6 +6,7 @@ one audit entry)."""
 
 # %% ../../nbs/api/serve/10_batch.ipynb #f11ee5a7
 from __future__ import annotations
+import contextlib
 import datetime as dt
 import os
 import re
@@ -419,10 +420,8 @@ def _input_typed(t, src: Path):
             continue
         if (want := given.field(held[0]).type).equals(f.type):
             continue
-        try:
-            t = t.set_column(i, pa.field(f.name, want), t.column(i).cast(want))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # (values read as another type)
-            continue
+        with contextlib.suppress(pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):  # (values that
+            t = t.set_column(i, pa.field(f.name, want), t.column(i).cast(want))  # do not cast: as they read)
     return t
 
 
