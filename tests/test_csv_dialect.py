@@ -704,3 +704,27 @@ def test_a_row_cut_short_in_a_file_with_row_names_is_refused_not_filled_with_a_n
     assert next(read_chunks(str(f))).shape == (2, 3)
     f.write_text('a,b,c\n1,2,3,\n4,5,,\n')  # (an export ending each row in a delimiter: no row names)
     assert next(read_chunks(str(f))).shape == (2, 3)
+
+
+def test_a_row_cut_short_is_refused_in_a_file_of_lone_cr_line_ends_or_after_a_field_past_the_csv_readers_limit(
+    tmp_path,
+):
+    """The short-row check's record-by-record pass read lines ended by `\\n` alone: a file of lone `\\r` line ends (an
+    old Mac's) was one line, the csv reader refused it, and the check let it by; so did a field longer than the csv
+    reader's limit (128 KB) before the short row. pandas read both, the short row's last column filled with a null.
+    Now a lone `\\r` ends a line, as pandas reads it, and a short row counted in C is refused where its line is not
+    found."""
+    f = tmp_path / 'mac.csv'
+    for text, said in [
+        ('a,b,c\r1,2,3\r4,5\r7,8,9\r', 'line 3 has 2 field(s), expected 3'),
+        ('a,b,c\r1,"x\ry",3\r4,5\r', 'line 4 has 2 field(s), expected 3'),
+        ('a,b,c\n1,2,3\r4,5\n', 'line 3 has 2 field(s), expected 3'),
+        ('a,b,c\n1,' + 'x' * 200_000 + ',3\n4,5\n', 'a row has fewer fields than the 3 columns of its header'),
+    ]:
+        f.write_text(text, newline='')
+        with pytest.raises(SourceError, match=re.escape(said)):
+            list(read_chunks(str(f)))
+    f.write_text('a,b,c\r1,2,\r4,5,6\r', newline='')
+    assert pd.concat(read_chunks(str(f))).shape == (2, 3)
+    f.write_text('a,b,c\n1,' + 'x' * 200_000 + ',\n', newline='')
+    assert pd.concat(read_chunks(str(f))).shape == (1, 3)

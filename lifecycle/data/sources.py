@@ -568,14 +568,14 @@ def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tup
 
 
 def _lines_to_nul(path: Path, compression: str | None, encoding: str) -> Iterator[str]:
-    """The file's text before its first NUL character, line by line (each ended by its `\\n` alone, as `_where` counts
-    lines), the NUL's own line cut at the NUL and closed by an `x` (so that a field ending there, empty or not, is
-    one)."""
+    """The file's text before its first NUL character, line by line (each ended as the csv reader and pandas end one:
+    `\\n`, `\\r\\n` or a lone `\\r`, an old Mac's: read as one line, its short rows passed unseen), the NUL's own line
+    cut at the NUL and closed by an `x` (so that a field ending there, empty or not, is one)."""
     import gzip
     import io
 
     with gzip.open(path, 'rb') if compression == 'gzip' else open(path, 'rb') as raw:
-        for line in io.TextIOWrapper(raw, encoding, errors='replace', newline='\n'):
+        for line in io.TextIOWrapper(raw, encoding, errors='replace', newline=''):
             if (at := line.find('\0')) >= 0:
                 yield line[:at] + 'x'
                 return
@@ -684,7 +684,14 @@ def _refuse_short(path: Path, compression: str | None, encoding: str, dialect, n
                     "than filled with nulls (an export cut off, or a delimiter missing?)"
                 )
             fields, line = next(records, ([], 0))
-    except csv.Error:  # (a line break in an unquoted field, a field past the reader's size limit: pandas says so)
+    except csv.Error:  # (a line break in an unquoted field: pandas says so; a field past the reader's size limit)
+        if not trim and expected and _short_in_c(path, compression, encoding, how['delimiter'], expected, expected):
+            raise SourceError(  # (counted in C from the start: a row is short, its line alone unknown)
+                f"{path}: malformed CSV: a row has fewer fields than the {expected} columns of "
+                f"{'its header' if header else 'csv.names'} (its line not located: a field longer than "
+                f"{csv.field_size_limit()} characters before it); a row cut short is refused rather than filled with "
+                "nulls"
+            ) from None
         return
 
 
