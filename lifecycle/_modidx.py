@@ -1516,6 +1516,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._repeated': ( 'api/data/sources.html#_repeated',
                                                                               'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._short_by': ( 'api/data/sources.html#_short_by',
+                                                                              'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._short_in_c': ( 'api/data/sources.html#_short_in_c',
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._sql_chunks': ( 'api/data/sources.html#_sql_chunks',

@@ -728,3 +728,20 @@ def test_a_row_cut_short_is_refused_in_a_file_of_lone_cr_line_ends_or_after_a_fi
     assert pd.concat(read_chunks(str(f))).shape == (2, 3)
     f.write_text('a,b,c\n1,' + 'x' * 200_000 + ',\n', newline='')
     assert pd.concat(read_chunks(str(f))).shape == (1, 3)
+
+
+@pytest.mark.parametrize('dialect', [None, CsvDialect(trim_whitespace=True)])
+def test_a_row_a_value_short_in_a_file_whose_rows_end_in_a_delimiter_is_refused_not_filled_with_a_null(
+    tmp_path, dialect
+):
+    """An export ending every row in a delimiter (`1,2,3,` under `a,b,c`) is read without an index; a row there with
+    a value too few (`4,5,`) has as many fields as the header names, so the short-row check let it by and pandas filled
+    `c` with a null, quietly. Refused now, naming its line; a row ending in an empty value (`7,8,,`) or written
+    without the last delimiter (`4,5,6`) is read as before."""
+    f = tmp_path / 'trailing.csv'
+    f.write_text('a,b,c\n1,2,3,\n7,8,9,\n4,5,\n')
+    with pytest.raises(SourceError, match=re.escape("line 4 has 2 value(s) before the delimiter it ends in, as the "
+                                                    "file's rows do, expected 3 (the columns of its header)")):
+        list(read_chunks(str(f), dialect=dialect))
+    f.write_text('a,b,c\n1,2,3,\n7,8,,\n4,5,6\n')
+    assert pd.concat(read_chunks(str(f), dialect=dialect)).isna().sum().tolist() == [0, 0, 1]

@@ -651,10 +651,25 @@ def _short_in_c(path: Path, compression: str | None, encoding: str, delimiter: s
     return False
 
 
-def _refuse_short(path: Path, compression: str | None, encoding: str, dialect, named: bool = False) -> None:
+def _short_by(fields: list, least: int, expected: int, trailing: bool) -> str | None:
+    """How a record of the csv reader is short, said for a refusal; None if it is not: fewer fields than `least`, or,
+    in a file whose rows end in a delimiter (`trailing`), one ending so with a value too few (`4,5,` under `a,b,c`:
+    pandas fills `c` with a null)."""
+    if len(fields) < least:
+        return f'has {len(fields)} field(s), expected {least}'
+    if trailing and len(fields) == expected and not fields[-1].strip():
+        ends = "before the delimiter it ends in, as the file's rows do"
+        return f'has {expected - 1} value(s) {ends}, expected {expected}'
+    return None
+
+
+def _refuse_short(
+    path: Path, compression: str | None, encoding: str, dialect, named: bool = False, trailing: bool = False
+) -> None:
     """Refuse a CSV with a record of fewer fields than its header names (`names`, without one), and one more with
     `named` rows (R's `write.table`: pandas takes each row's first field for its index), naming its line and the
-    counts, never a value: pandas fills such a row with nulls, quietly, where it refuses a longer one. Read again as
+    counts, never a value: pandas fills such a row with nulls, quietly, where it refuses a longer one; so one ending in
+    a delimiter a value short where the rows end in one (`trailing`, `_ends_in_delimiters`: `_short_by`). Read again as
     the reader reads it (a value quoted over lines is one record), when a chunk `_maybe_short`: counted in C
     (`_short_in_c`), then record by record only to say where."""
     import csv
@@ -668,20 +683,21 @@ def _refuse_short(path: Path, compression: str | None, encoding: str, dialect, n
         if expected is None:  # (the header's count: its first record)
             expected = len(next(records, ([], 0))[0])
         fields, line = next(records, ([], 0))
-        wide = expected + 1 if header and len(fields) == expected + 1 else expected
+        wide = expected + 1 if trailing or (header and len(fields) == expected + 1) else expected
         least, name = (wide, ' and its row name, as the first row has') if named and wide > expected else (expected, '')
         if trim:  # (pyarrow has no `skipinitialspace`: a trimmed file's quotes are the csv reader's; counted in C)
             counted = csv.reader(_lines_to_nul(path, compression, encoding), **how)
-            if min(map(len, itertools.islice(filter(None, counted), int(header), None)), default=least) >= least:
+            rows = itertools.islice(filter(None, counted), int(header), None)
+            if not any(_short_by(f, least, expected, trailing) for f in rows):
                 return
         elif expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide):
             return
         while fields:
-            if len(fields) < least:
+            if short := _short_by(fields, least, expected, trailing):
                 raise SourceError(
-                    f"{path}: malformed CSV: line {line} has {len(fields)} field(s), expected {least} (the "
-                    f"columns of {'its header' if header else 'csv.names'}{name}); a row cut short is refused rather "
-                    "than filled with nulls (an export cut off, or a delimiter missing?)"
+                    f"{path}: malformed CSV: line {line} {short} (the columns of "
+                    f"{'its header' if header else 'csv.names'}{name}); a row cut short is refused rather than filled "
+                    "with nulls (an export cut off, or a delimiter missing?)"
                 )
             fields, line = next(records, ([], 0))
     except csv.Error:  # (a line break in an unquoted field: pandas says so; a field past the reader's size limit)
@@ -812,7 +828,7 @@ def _csv_chunks(
         for chunk in _whole_rows(reader, path) if trailing else reader:
             _refuse_wider(chunk, path)
             if not looked and _maybe_short(chunk):
-                looked = _refuse_short(path, compression, encoding, dialect, row_names) or True
+                looked = _refuse_short(path, compression, encoding, dialect, row_names, bool(trailing)) or True
             chunk = _trimmed(chunk) if trim else chunk
             if read_typed:
                 chunk = _marked_floats(_exact_ints(chunk, declared, *marks), floats, *marks)
