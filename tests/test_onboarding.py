@@ -1638,3 +1638,32 @@ def test_a_parquet_column_name_too_long_is_refused_as_a_name_not_as_a_missing_he
     assert r.exit_code == 2 and 'header' not in r.output and '--delimiter' not in r.output, r.output
     assert 'name withheld, 600 characters' in r.output and 'at most 500 printable characters' in r.output, r.output
     assert 'q' * 65 not in r.output
+
+
+def test_dates_written_in_both_orders_are_not_split_by_and_never_shown(tmp_path):
+    """A date column written day first in some rows (31/01/2024) and month first in others (01/31/2024) was proposed
+    by `lifecycle init` for the date split and used by training and ingest as read: pandas takes each ambiguous date
+    (05/07) month first, so rows moved across the cut-off, unsaid. `init` now proposes a random holdout and says why;
+    a date split on such a column is refused by training and by ingest, in counts (a date may be personal)."""
+    from types import SimpleNamespace
+    from lifecycle.core.params import IngestParams
+    from lifecycle.data.stages import date_order
+
+    days = [f'{d:02d}/05/2024' if i % 2 else f'05/{d:02d}/2024' for i, d in enumerate(range(13, 29))] * 3
+    df = pd.DataFrame({'x': np.arange(48) % 7 * 1.5, 'day': days, 'churned': np.arange(48) % 2})
+    pr = propose_params(df, target='churned', source='c.csv')
+    assert any('a random 25% of rows, not the latest by date' in n and '24 can only be read day first' in n
+               and '24 only month first' in n for n in pr.notes), pr.notes  # fmt: skip
+    assert 'method: random' in pr.files['train.yaml'] and '13/05' not in ' '.join(pr.notes)
+    with pytest.raises(ValueError, match="split.column': column 'day' writes dates in both orders") as e:
+        split_holdout(df, 'churned', 0.25, 0, how=SplitSpec(method='date', column='day'))
+    assert '05/13/2024' not in str(e.value)
+    df.to_csv(tmp_path / 'c.csv', index=False)
+    p = IngestParams(dataset='d', source='c.csv', target='churned', split_column='day', train_until='2024-05-20',
+                     columns={'churned': {'dtype': 'int', 'personal': False},
+                              'day': {'dtype': 'str', 'personal': False, 'kind': 'date'}})  # fmt: skip
+    with pytest.raises(ValueError, match="ingest.yaml: key 'split_column': column 'day' writes dates in both orders"):
+        date_order(SimpleNamespace(root=tmp_path), p)
+    df['day'] = [f'{d:02d}/05/2024' for d in range(13, 29)] * 3  # (one order: day first, as before)
+    df.to_csv(tmp_path / 'c.csv', index=False)
+    assert date_order(SimpleNamespace(root=tmp_path), p) is True

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .sources import _WHOLE, exact_int64
+from .sources import _WHOLE, date_orders, exact_int64, mixed_orders
 import yaml
 from ..core.params import load_params
 from .pii import _INSIDE, holds_contact, looks_personal, phone_numbers, shown_column_name
@@ -635,6 +635,10 @@ def propose_params(
         )
     dates = list(table[(table.kind == 'date') & ~table.personal.astype(bool)].column)  # (a birth date is dropped)
     split = {'method': 'random'}
+    for d in dates[:1]:
+        if mixed := mixed_orders(d, date_orders(df[d])):
+            notes.append(f"holdout: a random 25% of rows, not the latest by date: {mixed}")
+            dates = []
     if dates:
         split = {'method': 'date', 'column': dates[0]}
         notes.append(

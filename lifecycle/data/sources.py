@@ -16,8 +16,8 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['PACKAGED', 'SourceError', 'SourceUnusable', 'is_sql', 'shown_source', 'is_file_source', 'resolve', 'missing_file',
            'fingerprint', 'file_state', 'number_pattern', 'numbers_as_read', 'exact_int64', 'read_chunks', 'read_frame',
-           'read_table', 'refuse_binary', 'declared_text', 'text_as_declared', 'likely_delimiter', 'day_first',
-           'read_dates', 'cut_date']
+           'read_table', 'refuse_binary', 'declared_text', 'text_as_declared', 'likely_delimiter', 'date_orders',
+           'mixed_orders', 'day_first', 'read_dates', 'cut_date']
 
 # %% ../../nbs/api/data/00_sources.ipynb #070543a0
 class SourceError(Exception):
@@ -1312,13 +1312,32 @@ def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None 
     return None
 
 # %% ../../nbs/api/data/00_sources.ipynb #da7e0002
-def day_first(values: pd.Series) -> bool | None:
-    "What a column's `d/m/Y` values say of their order: True (a first number above 12), False (a second one), None."
+def date_orders(values: pd.Series) -> tuple[int, int]:
+    "How many of a column's `d/m/Y` values can only be day first (a first number above 12), and only month first."
     import pandas as pd
 
     parts = values.dropna().astype(str).str.strip().str.extract(r'^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b')
-    first, second = (bool((pd.to_numeric(parts[i], errors='coerce') > 12).any()) for i in (0, 1))
-    return None if first == second else first  # (both: a column of mixed orders, as pandas reads it)
+    first, second = (int((pd.to_numeric(parts[i], errors='coerce') > 12).sum()) for i in (0, 1))
+    return first, second
+
+
+def mixed_orders(column: str, orders: tuple[int, int]) -> str | None:
+    """Why a column's dates cannot be read one way, said from its `date_orders` (counts, never a value: a birth date is
+    personal), or None: some written day first and some month first, a date such as 05/07 would be read one way."""
+    first, second = orders
+    if not (first and second):
+        return None
+    return (
+        f"column {column!r} writes dates in both orders: {first} can only be read day first (31/01) and {second} only "
+        "month first (01/31), so a date such as 05/07 cannot be read either way with certainty; write them one way "
+        "(ISO: 2024-07-05)"
+    )
+
+
+def day_first(values: pd.Series) -> bool | None:
+    "What a column's `d/m/Y` values say of their order: True (a first number above 12), False (a second one), None."
+    first, second = (n > 0 for n in date_orders(values))
+    return None if first == second else first  # (both: a column of mixed orders, refused where split by: mixed_orders)
 
 
 def read_dates(values: pd.Series, dayfirst: bool | None = None) -> pd.Series:

@@ -89,8 +89,10 @@ def date_order(ws: Workspace, p: IngestParams) -> bool | None:
     or less says nothing); None without a date cut-off."""
     if not (p.split_column and isinstance(p.train_until, str)):
         return None
-    said = {sources.day_first(c[p.split_column]) for c in _chunks(ws, p)} - {None}
-    return said == {True}
+    orders = [sources.date_orders(c[p.split_column]) for c in _chunks(ws, p)]
+    if mixed := sources.mixed_orders(p.split_column, tuple(map(sum, zip(*orders, strict=True))) or (0, 0)):
+        raise ValueError(f"ingest.yaml: key 'split_column': {mixed}")
+    return sum(first for first, _ in orders) > 0
 
 
 def later_values(ws: Workspace, p: IngestParams, dayfirst: bool | None = None) -> list:
