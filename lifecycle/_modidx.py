@@ -1484,6 +1484,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.data.sources._iso_text': ( 'api/data/sources.html#_iso_text',
                                                                               'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._label': ('api/data/sources.html#_label', 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._line_ends': ( 'api/data/sources.html#_line_ends',
+                                                                               'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._lines_to_nul': ( 'api/data/sources.html#_lines_to_nul',
                                                                                   'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._marked_floats': ( 'api/data/sources.html#_marked_floats',

@@ -745,3 +745,24 @@ def test_a_row_a_value_short_in_a_file_whose_rows_end_in_a_delimiter_is_refused_
         list(read_chunks(str(f), dialect=dialect))
     f.write_text('a,b,c\n1,2,3,\n7,8,,\n4,5,6\n')
     assert pd.concat(read_chunks(str(f), dialect=dialect)).isna().sum().tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize('block', [1 << 20, 3, 4])
+def test_a_nul_byte_in_a_file_of_lone_cr_line_ends_is_located_on_its_line_not_in_the_header(
+    tmp_path, monkeypatch, block
+):
+    """A NUL byte was located by counting `\\n` alone: in a file of lone `\\r` line ends (an old Mac's) every line
+    was line 1, so a NUL in a row was said to be in the header row; the csv reader saw one line too, and named no
+    column. Lines now end as pandas ends them (`\\n`, `\\r\\n` or a lone `\\r`), a `\\r\\n` split across two blocks
+    read one line end."""
+    from lifecycle.data import sources
+
+    monkeypatch.setattr(sources, '_BLOCK', block)
+    f = tmp_path / 'mac.csv'
+    for text in [b'a,b,c\r1,2,3\r4,5\x006,7\r', b'a,b,c\r\n1,2,3\r\n4,5\x006,7\r\n', b'a,b,c\n1,2,3\r4,5\x006,7\n']:
+        f.write_bytes(text)
+        with pytest.raises(SourceError, match=re.escape('holds a NUL byte at line 3, column b (byte')):
+            list(read_chunks(str(f)))
+    f.write_bytes('a,b,c\r1,2,3\r4,5\x006,7\r'.encode('utf-16'))
+    with pytest.raises(SourceError, match=re.escape('holds a NUL byte at line 3, column b (byte')):
+        list(read_chunks(str(f), dialect=CsvDialect(encoding='utf-16')))

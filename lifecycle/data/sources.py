@@ -519,6 +519,13 @@ def _ascii_based(encoding: str) -> bool:
         return False
 
 
+def _line_ends(text, cr_before: bool = False) -> int:
+    """How many lines `text` (bytes or str) ends, as pandas and the csv reader end them: `\\n`, `\\r\\n` or a lone `\\r`
+    (an old Mac's); `cr_before`: the text before it ended in `\\r`, so a first `\\n` ends none."""
+    nl, cr = ('\n', '\r') if isinstance(text, str) else (b'\n', b'\r')
+    return text.count(nl) + text.count(cr) - text.count(cr + nl) - int(cr_before and text[:1] == nl)
+
+
 def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tuple | None:
     """Where the file's text first holds a NUL character (`nul`), or else first cannot be decoded as `encoding`:
     (line from 1, byte offset in the file); None where neither is found. A NUL in an ASCII-based encoding is found on
@@ -529,13 +536,14 @@ def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tup
     raw = nul and _ascii_based(encoding)
     decoder = None if raw else codecs.getincrementaldecoder(encoding)()
     bom = 0 if raw else len(''.encode(encoding))  # (UTF-16's encoder writes a byte-order mark before any text)
-    offset, lines = 0, 1
+    offset, lines, cr = 0, 1, False  # (cr: the text read so far ends in `\r`)
     for block in _text_blocks(path, compression):
         if raw:
             if (at := block.find(b'\0')) >= 0:
-                return lines + block.count(b'\n', 0, at), offset + at
-            lines += block.count(b'\n')
+                return lines + _line_ends(block[:at], cr), offset + at
+            lines += _line_ends(block, cr)
             offset += len(block)
+            cr = block.endswith(b'\r')
             continue
         pending = len(decoder.getstate()[0])
         try:
@@ -548,16 +556,17 @@ def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tup
                 before = decoder.decode(block[:at])  # (the text up to the byte, for its line)
             except UnicodeError:
                 before = ''
-            return lines + before.count('\n'), offset + at
+            return lines + _line_ends(before, cr), offset + at
         except UnicodeError:  # (a codec's own refusal, UTF-16 without its byte-order mark: the reader says so)
             return None
         if nul and '\0' in text:
             before = text[: text.index('\0')]
             after = len(text[len(before) :].encode(encoding)) - bom + len(decoder.getstate()[0])  # (counted from the
             at = min(max(len(block) - after, 0), len(block) - 1)  # block's end: a byte-order mark before it is no text)
-            return lines + before.count('\n'), offset + at
-        lines += text.count('\n')
+            return lines + _line_ends(before, cr), offset + at
+        lines += _line_ends(text, cr)
         offset += len(block)
+        cr = text.endswith('\r') if text else cr
     if decoder is not None and not nul:
         pending = len(decoder.getstate()[0])
         try:
