@@ -1222,6 +1222,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._round_up': ('api/data/infer.html#_round_up', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._rows_needed': ('api/data/infer.html#_rows_needed', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._sizes': ('api/data/infer.html#_sizes', 'lifecycle/data/infer.py'),
+                                      'lifecycle.data.infer._spelt': ('api/data/infer.html#_spelt', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._spread': ('api/data/infer.html#_spread', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._stray_text': ('api/data/infer.html#_stray_text', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._tolerance': ('api/data/infer.html#_tolerance', 'lifecycle/data/infer.py'),

@@ -1344,7 +1344,7 @@ def test_a_target_class_written_with_and_without_spaces_is_refused_not_split(tmp
     """`yes` and ` yes` were two classes: the positive class one of them, the other's rows learnt as negatives."""
     df = customers()
     df['churned'] = np.where(df.churned == 1, np.where(np.arange(len(df)) % 3 == 0, ' yes', 'yes'), 'no')
-    said = r"1 of its classes are written both with and without spaces.*'yes' and ' yes'"
+    said = r"1 of its classes are written more than one way \('yes' and ' yes': spaces around them"
     with pytest.raises(ValueError, match=said):
         propose_params(df, target='churned', source='c.csv')
 
@@ -1667,3 +1667,17 @@ def test_dates_written_in_both_orders_are_not_split_by_and_never_shown(tmp_path)
     df['day'] = [f'{d:02d}/05/2024' for d in range(13, 29)] * 3  # (one order: day first, as before)
     df.to_csv(tmp_path / 'c.csv', index=False)
     assert date_order(SimpleNamespace(root=tmp_path), p) is True
+
+
+@pytest.mark.parametrize('spellings', [['1', '01'], ['1', '1.0'], ['yes', 'Yes']])
+def test_a_target_class_spelt_two_ways_in_a_text_target_is_refused_not_split(spellings):
+    """A text target (a stray label such as `x` keeps it text) writing one class two ways (`1` and `1.0`, `1` and `01`,
+    `yes` and `Yes`) was proposed with each spelling a class of its own: training compares a text target's classes as
+    written (`positive_mask`), so the positive class's other spelling was learnt as a negative. Refused, as a class
+    written with and without spaces is."""
+    df = customers()
+    one = np.where(np.arange(len(df)) % 3 == 0, spellings[1], spellings[0])
+    df['churned'] = np.where(df.churned == 1, one, np.where(np.arange(len(df)) % 2 == 0, 'no', 'x'))
+    said = rf"target 'churned': 1 of its classes are written more than one way \({spellings[0]!r} and {spellings[1]!r}"
+    with pytest.raises(ValueError, match=said):
+        propose_params(df, target='churned', source='c.csv')

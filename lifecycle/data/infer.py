@@ -395,17 +395,28 @@ def column_rule(s: pd.Series, name: str, max_categories: int = 30, null_margin: 
 _POSITIVE = {'1', 'true', 'yes', 'y', 'positive', 'pos', 'default', 'fraud', 'churn', 'spam', '>50k', 'released'}
 
 
+def _spelt(c: str) -> str:
+    "A class as a reader takes it: spaces around it, its case and a number's spelling (`01`, `1.0`: 1) aside."
+    c = c.strip()
+    try:
+        return repr(float(c)) if c else c
+    except ValueError:
+        return c.casefold()
+
+
 def _one_class_two_ways(counts: pd.Series) -> None:
-    """Refuse a target whose classes (`counts`: rows per class) hold one written with and without spaces around it
-    (`yes`, ` yes`): the model would learn them as two, one of them a negative of the other."""
+    """Refuse a target whose classes (`counts`: rows per class) hold one written more than one way (`yes`, ` yes`,
+    `Yes`; `1`, `01`, `1.0` in a column of text): the model would learn them as two, one of them a negative of the
+    other (training compares a text target's classes as written: `model.train.positive_mask`)."""
     text = counts.index.astype(str)
-    ways = pd.Series(text, index=text).groupby(text.str.strip()).size()
+    ways = pd.Series(text, index=text).groupby(text.map(_spelt)).size()
     if (ways > 1).any():
         key = ways.index[ways > 1][0]
-        shown = ' and '.join(repr(c) for c in text if c.strip() == key)
+        shown = ' and '.join(repr(c) for c in text if _spelt(c) == key)
         raise ValueError(
-            f"{int((ways > 1).sum())} of its classes are written both with and without spaces around them ({shown}):"
-            " the model would take each spelling for a class of its own; strip the spaces from the column first"
+            f"{int((ways > 1).sum())} of its classes are written more than one way ({shown}: spaces around them, "
+            "their case, or a number's spelling): the model would take each spelling for a class of its own; write "
+            "each class one way in the column first"
         )
 
 
