@@ -766,3 +766,18 @@ def test_a_nul_byte_in_a_file_of_lone_cr_line_ends_is_located_on_its_line_not_in
     f.write_bytes('a,b,c\r1,2,3\r4,5\x006,7\r'.encode('utf-16'))
     with pytest.raises(SourceError, match=re.escape('holds a NUL byte at line 3, column b (byte')):
         list(read_chunks(str(f), dialect=CsvDialect(encoding='utf-16')))
+
+
+@pytest.mark.parametrize('header', [b'"Annual\nincome",c,c', b'"Annual\r\nincome",c,c', b'\n\nc,c', b'a\x0cb,c,c',
+                                    'a\x85b,c,c'.encode()])  # fmt: skip
+def test_a_header_naming_a_column_twice_is_refused_after_a_quoted_line_break_a_blank_line_or_a_form_feed(
+    tmp_path, header
+):
+    """The header's names were taken from the file's first line as `str.splitlines` cuts it: a name holding a quoted
+    line break (a spreadsheet's wrapped heading), blank lines before the header (pandas skips them), or a form feed or
+    U+0085 (which `splitlines` ends a line at) left the duplicate unseen, and pandas renamed the second `c.1`,
+    quietly. The header is now read as the CSV reader reads its first record."""
+    f = tmp_path / 'dup.csv'
+    f.write_bytes(header + b'\n' + b','.join([b'1'] * (header.count(b',') + 1)) + b'\n')
+    with pytest.raises(SourceError, match=re.escape("the header names column(s) ['c'] more than once")):
+        list(read_chunks(str(f)))

@@ -195,15 +195,18 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
 
 
 def _header_names(head: bytes, dialect, encoding: str) -> list:
-    """The names the file's first line gives, as the CSV reader splits it (a byte-order mark taken off the line before
-    it is split: no part of the first name, quoted or not; review CK); [] for a file with no first line."""
+    """The names the file's first record gives, as the CSV reader splits it (a byte-order mark taken off before it is
+    split: no part of the first name, quoted or not; review CK): blank lines before it skipped and a quoted line break
+    in a name kept, as pandas reads them, lines ended only by `\\n`, `\\r\\n` or `\\r` (not a form feed); [] for a
+    file with no first record, or one the head cuts inside a quote."""
     import csv
     import io
 
-    first = head.decode(encoding, errors='replace').splitlines()[:1]
-    if not first:
+    text = io.StringIO(head.decode(encoding, errors='replace').lstrip('\ufeff'), newline='')
+    try:
+        return next((r for r in csv.reader(text, delimiter=getattr(dialect, 'delimiter', ',')) if not _blank(r)), [])
+    except csv.Error:
         return []
-    return next(csv.reader(io.StringIO(first[0].lstrip('\ufeff')), delimiter=getattr(dialect, 'delimiter', ',')), [])
 
 
 def _repeated(names: list, only=None) -> list:
