@@ -1530,6 +1530,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._text_columns': ( 'api/data/sources.html#_text_columns',
                                                                                   'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._torn_at': ('api/data/sources.html#_torn_at', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._trimmed': ('api/data/sources.html#_trimmed', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._undecodable_at': ( 'api/data/sources.html#_undecodable_at',
                                                                                     'lifecycle/data/sources.py'),

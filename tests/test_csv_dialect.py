@@ -781,3 +781,16 @@ def test_a_header_naming_a_column_twice_is_refused_after_a_quoted_line_break_a_b
     f.write_bytes(header + b'\n' + b','.join([b'1'] * (header.count(b',') + 1)) + b'\n')
     with pytest.raises(SourceError, match=re.escape("the header names column(s) ['c'] more than once")):
         list(read_chunks(str(f)))
+
+
+def test_a_file_ending_inside_a_quoted_value_is_refused_naming_the_line_its_row_begins_on(tmp_path):
+    """A file cut off inside a quoted value (torn while written) was refused in pandas' words, `EOF inside string
+    starting at row 4`: a row counted from 0 with the header, blank lines and a quoted value's line breaks aside,
+    where the row begins on line 7. Now the line, and what probably happened."""
+    f = tmp_path / 'torn.csv'
+    for text, line in [(b'a,b,c\n1,2,3\n4,5,"ab', 3), (b'a,b,c\n1,"x\ny\nz",3\n\n\n4,5,"ab', 7),
+                       (b'a,b,c\r1,2,3\r4,"5,6\r7,8,9\r', 3)]:  # fmt: skip
+        f.write_bytes(text)
+        with pytest.raises(SourceError, match=re.escape(f'torn.csv: malformed CSV: it ends inside a quoted value, in '
+                                                        f'the row that begins on line {line} (a file cut off')):
+            list(read_chunks(str(f)))

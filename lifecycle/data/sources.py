@@ -723,6 +723,23 @@ def _refuse_short(
         return
 
 
+def _torn_at(path: Path, compression: str | None, encoding: str, dialect) -> int | None:
+    """The line a CSV file's last record begins on, as the csv reader reads it: where a file ending inside a quoted
+    value (cut off while written) opened it; pandas names a row counted its own way (blank lines and a quoted
+    value's line breaks aside). None when the reader cannot tell; read on a refusal only."""
+    import csv
+
+    trim = getattr(dialect, 'trim_whitespace', False)
+    how = dict(delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)  # (as pandas reads it)
+    line = None
+    try:
+        for _, line in _records(csv.reader(_lines_to_nul(path, compression, encoding), **how)):
+            pass
+    except (csv.Error, OSError, EOFError, UnicodeError):
+        return None
+    return line
+
+
 def _column_at(i: int, head: bytes, dialect, encoding: str, declared=None) -> str:
     """The header's name (as `pii.shown_column_name` may show it) of a record's field `i` (from 0), `<column i+1>`
     when the header may be a row of values against the `declared` columns (`header_may_be_data`, as `_check_header`
@@ -855,7 +872,13 @@ def _csv_chunks(
     except pd.errors.EmptyDataError:
         raise SourceError(f"{path}: the file is empty (no header, no rows)") from None
     except pd.errors.ParserError as e:  # (said on one line: pandas' message ends in a line break)
-        raise SourceError(f"{path}: malformed CSV: {' '.join(str(e).split())}") from None
+        said = ' '.join(str(e).split())
+        if 'EOF inside string' in said and (line := _torn_at(path, compression, encoding, dialect)):
+            said = (
+                f"it ends inside a quoted value, in the row that begins on line {line} (a file cut off while it was "
+                "written, or a quote never closed)"
+            )
+        raise SourceError(f"{path}: malformed CSV: {said}") from None
     except (FileNotFoundError, OSError, EOFError) as e:
         raise SourceError(f"{path}: the source became unreadable while reading: {e}") from None
 
