@@ -1681,3 +1681,26 @@ def test_a_target_class_spelt_two_ways_in_a_text_target_is_refused_not_split(spe
     said = rf"target 'churned': 1 of its classes are written more than one way \({spellings[0]!r} and {spellings[1]!r}"
     with pytest.raises(ValueError, match=said):
         propose_params(df, target='churned', source='c.csv')
+
+
+def test_dates_of_one_order_with_a_cell_readable_neither_way_are_split_by_read_once(monkeypatch):
+    """A cell readable in neither order (`13/13/2024`, `45/45/2024`: a typo) was counted both day first and month first
+    (its two numbers above 12), so a column of month-first dates holding one was refused as written in both orders by
+    `init`, training and ingest. Such a cell is neither now; and training reads the column's orders once, not again
+    for its dates (each a pass of a regex over the column, ten times the dates' own reading)."""
+    from lifecycle.data import sources
+    from lifecycle.data.sources import date_orders, day_first, mixed_orders
+
+    days = [f'05/{d:02d}/2024' for d in range(1, 29)] * 2 + ['13/13/2024', '45/45/2024']
+    assert date_orders(pd.Series(days)) == (0, 32) and day_first(pd.Series(days)) is False
+    assert mixed_orders('day', date_orders(pd.Series(days))) is None
+    assert date_orders(pd.Series(['31/01/2024 10:30', ' 1/13/24', '2024-01-31', '2024-13-01', None])) == (1, 1)
+    df = pd.DataFrame({'x': np.arange(58) % 7 * 1.5, 'day': days, 'churned': np.arange(58) % 2})
+    pr = propose_params(df, target='churned', source='c.csv')
+    assert "split:\n  method: date\n  column: day" in pr.files['train.yaml'], pr.files['train.yaml']
+    calls = []
+    real = sources.date_orders
+    monkeypatch.setattr(sources, 'date_orders', lambda v: calls.append(1) or real(v))
+    train, held = split_holdout(df, 'churned', 0.25, 0, how=SplitSpec(method='date', column='day'))
+    read = lambda d: pd.to_datetime(d.day, format='%m/%d/%Y', errors='coerce')  # noqa: E731
+    assert len(calls) == 1 and len(held) and read(held).min() > read(train).max(), (read(held), read(train))

@@ -1347,12 +1347,16 @@ def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None 
     return None
 
 # %% ../../nbs/api/data/00_sources.ipynb #da7e0002
-def date_orders(values: pd.Series) -> tuple[int, int]:
-    "How many of a column's `d/m/Y` values can only be day first (a first number above 12), and only month first."
-    import pandas as pd
+_DAY, _MONTH = r'(?:1[3-9]|2\d|3[01])', r'(?:0?[1-9]|1[0-2])'  # (a day only a day can be: 13 to 31; a month)
+_ORDERS = [rf'^\s*{a}[-/.]{b}[-/.]\d{{2,4}}\b' for a, b in ((_DAY, _MONTH), (_MONTH, _DAY))]
 
-    parts = values.dropna().astype(str).str.strip().str.extract(r'^(\d{1,2})[-/.](\d{1,2})[-/.]\d{2,4}\b')
-    first, second = (int((pd.to_numeric(parts[i], errors='coerce') > 12).sum()) for i in (0, 1))
+
+def date_orders(values: pd.Series) -> tuple[int, int]:
+    """How many of a column's `d/m/Y` values can only be day first (a day above 12, then a month), and only month
+    first; a value readable neither way (`45/45/2024`, `13/13/2024`: a bad cell) is neither. One match per value and
+    order (a regex extract and two number conversions took ten times as long as reading the dates)."""
+    text = values.dropna().astype(str)
+    first, second = (int(text.str.contains(p, regex=True).sum()) for p in _ORDERS)
     return first, second
 
 

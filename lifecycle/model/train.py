@@ -63,9 +63,9 @@ def _date_holdout(df: pd.DataFrame, column: str, fraction: float, cutoff: str | 
     "Rows after the cut-off date (given, or the date leaving `fraction` of the dated rows after it)."
     from lifecycle.data.sources import cut_date, date_orders, mixed_orders, read_dates
 
-    if mixed := mixed_orders(column, date_orders(df[column])):
+    if mixed := mixed_orders(column, orders := date_orders(df[column])):
         raise ValueError(f"train.yaml: key 'split.column': {mixed}")
-    dates = read_dates(df[column])  # (day first where the file writes it so: pandas alone reads 05/07 as May)
+    dates = read_dates(df[column], orders[0] > 0)  # (day first where the file writes it so: pandas reads 05/07 as May)
     if dates.notna().sum() == 0:
         raise ValueError(f"train.yaml: key 'split.column': column {column!r} holds no readable dates")
     cut = cut_date(cutoff) if cutoff is not None else dates.quantile(1 - fraction)
