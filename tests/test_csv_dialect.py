@@ -795,3 +795,19 @@ def test_a_file_ending_inside_a_quoted_value_is_refused_naming_the_line_its_row_
         with pytest.raises(SourceError, match=re.escape(f'torn.csv: malformed CSV: it ends inside a quoted value, in '
                                                         f'the row that begins on line {line} (a file cut off')):
             list(read_chunks(str(f)))
+
+
+@pytest.mark.parametrize('rows', ['1,2,3,\n4,5,\n7,8,9,\n', '1,2,3,\n7,8,9,\n4,5,\n'])
+def test_a_row_a_value_short_in_a_headerless_file_whose_rows_end_in_a_delimiter_is_refused(tmp_path, rows):
+    """Without a header (`csv.header: false`, `csv.names`), the count in C let the first record of as many fields as
+    the names by, as it lets a header by in a file whose rows are one field wider: a row a value short there (`4,5,`
+    under `a,b,c`, the rows ending in a delimiter) was filled with a null, quietly. No record is let by without a
+    header."""
+    f = tmp_path / 'trailing.csv'
+    f.write_text(rows)
+    names = CsvDialect(header=False, names=['a', 'b', 'c'])
+    line = rows.splitlines().index('4,5,') + 1
+    with pytest.raises(SourceError, match=re.escape(f"line {line} has 2 value(s) before the delimiter it ends in")):
+        list(read_chunks(str(f), dialect=names))
+    f.write_text('1,2,3,\n7,8,,\n4,5,6\n')
+    assert pd.concat(read_chunks(str(f), dialect=names)).isna().sum().tolist() == [0, 0, 1]

@@ -632,16 +632,19 @@ def _records(reader) -> Iterator[tuple[list, int]]:
         start = reader.line_num + 1
 
 
-def _short_in_c(path: Path, compression: str | None, encoding: str, delimiter: str, expected: int, wide: int) -> bool:
+def _short_in_c(
+    path: Path, compression: str | None, encoding: str, delimiter: str, expected: int, wide: int, header: bool = True
+) -> bool:
     """Whether a record has fewer fields than `expected`, counted by pyarrow's CSV reader in C: one streaming pass
     (a block at a time, no column converted: a tenth of pandas' read), a value quoted over lines one record, blank
     lines none; True when it cannot tell (the caller reads record by record, which decides). `wide`: the fields of
-    the first row, one more than the header's in an export ending each row in a delimiter or R's (the header then the
-    one record of `expected` let by): a Python call per record not `wide` long, so none, usually."""
+    the first row, one more than the header's in an export ending each row in a delimiter or R's (the `header` then
+    the one record of `expected` let by; none without a header, `csv.names`): a Python call per record not `wide`
+    long, so none, usually."""
     import pyarrow as pa
     import pyarrow.csv as pc
 
-    let_by = [wide > expected]  # (the header, in a file whose rows are one field wider)
+    let_by = [header and wide > expected]  # (the header, in a file whose rows are one field wider)
 
     def short(row) -> str:  # (a longer row is pandas' to refuse or read: `_refuse_wider`, `_whole_rows`)
         if row.actual_columns == expected and let_by[0]:
@@ -702,7 +705,7 @@ def _refuse_short(
             rows = itertools.islice(filter(None, counted), int(header), None)
             if not any(_short_by(f, least, expected, trailing) for f in rows):
                 return
-        elif expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide):
+        elif expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide, header):
             return
         while fields:
             if short := _short_by(fields, least, expected, trailing):
