@@ -811,3 +811,16 @@ def test_a_row_a_value_short_in_a_headerless_file_whose_rows_end_in_a_delimiter_
         list(read_chunks(str(f), dialect=names))
     f.write_text('1,2,3,\n7,8,,\n4,5,6\n')
     assert pd.concat(read_chunks(str(f), dialect=names)).isna().sum().tolist() == [0, 0, 1]
+
+
+def test_a_trimmed_files_header_of_quoted_names_after_spaces_is_read_as_pandas_reads_it(tmp_path):
+    """With `trim_whitespace`, pandas reads `a, "x,y", "x,z"` as the names a, `x,y` and `x,z`; the header check split
+    it without skipping the spaces first, so the quotes were no quotes, and `"x` was taken for a name given twice: the
+    file was refused as naming a column twice. A name given twice so is still refused."""
+    f = tmp_path / 'trim.csv'
+    f.write_text('a, "x,y", "x,z"\n1, 2, 3\n')
+    trim = CsvDialect(trim_whitespace=True)
+    assert next(read_chunks(str(f), dialect=trim)).columns.tolist() == ['a', 'x,y', 'x,z']
+    f.write_text('a, "x,y", "x,y"\n1, 2, 3\n')
+    with pytest.raises(SourceError, match=re.escape("the header names column(s) ['x,y'] more than once")):
+        list(read_chunks(str(f), dialect=trim))

@@ -197,14 +197,17 @@ def _head(path: Path, compression: str | None, dialect=None) -> bytes:
 def _header_names(head: bytes, dialect, encoding: str) -> list:
     """The names the file's first record gives, as the CSV reader splits it (a byte-order mark taken off before it is
     split: no part of the first name, quoted or not; review CK): blank lines before it skipped and a quoted line break
-    in a name kept, as pandas reads them, lines ended only by `\\n`, `\\r\\n` or `\\r` (not a form feed); [] for a
-    file with no first record, or one the head cuts inside a quote."""
+    in a name kept, as pandas reads them, lines ended only by `\\n`, `\\r\\n` or `\\r` (not a form feed), a quote after
+    the spaces a trimmed file's fields begin with opening a quoted name; [] for a file with no first record, or one
+    the head cuts inside a quote."""
     import csv
     import io
 
     text = io.StringIO(head.decode(encoding, errors='replace').lstrip('\ufeff'), newline='')
+    trim = getattr(dialect, 'trim_whitespace', False)
+    how = dict(delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)  # (as pandas reads it)
     try:
-        return next((r for r in csv.reader(text, delimiter=getattr(dialect, 'delimiter', ',')) if not _blank(r)), [])
+        return next((r for r in csv.reader(text, **how) if not _blank(r)), [])
     except csv.Error:
         return []
 
