@@ -1360,7 +1360,12 @@ _ORDERS = [rf'^\s*{a}[-/.]{b}[-/.]\d{{2,4}}\b' for a, b in ((_DAY, _MONTH), (_MO
 def date_orders(values: pd.Series) -> tuple[int, int]:
     """How many of a column's `d/m/Y` values can only be day first (a day above 12, then a month), and only month
     first; a value readable neither way (`45/45/2024`, `13/13/2024`: a bad cell) is neither. One match per value and
-    order (a regex extract and two number conversions took ten times as long as reading the dates)."""
+    order (a regex extract and two number conversions took ten times as long as reading the dates); a column of
+    numbers or timestamps (a Parquet file's) writes none, and is not turned into text to say so."""
+    import pandas as pd
+
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
+        return 0, 0
     text = values.dropna().astype(str)
     first, second = (int(text.str.contains(p, regex=True).sum()) for p in _ORDERS)
     return first, second
