@@ -824,3 +824,15 @@ def test_a_trimmed_files_header_of_quoted_names_after_spaces_is_read_as_pandas_r
     f.write_text('a, "x,y", "x,y"\n1, 2, 3\n')
     with pytest.raises(SourceError, match=re.escape("the header names column(s) ['x,y'] more than once")):
         list(read_chunks(str(f), dialect=trim))
+
+
+def test_a_row_a_value_short_after_a_field_past_the_csv_readers_limit_is_refused_where_rows_end_in_a_comma(tmp_path):
+    """Where the record-by-record pass stops at a field longer than the csv reader's limit (128 KB), the count in C
+    that still refuses a short row counted fields against the header alone: in a file whose rows end in a delimiter, a
+    row a value short (`4,5,` under `a,b,c`) has as many, and was filled with a null, quietly."""
+    f = tmp_path / 'long.csv'
+    f.write_text('a,b,c\n1,2,3,\n1,' + 'x' * 200_000 + ',3,\n4,5,\n')
+    with pytest.raises(SourceError, match=re.escape('a row has fewer values than the 3 columns of its header')):
+        list(read_chunks(str(f)))
+    f.write_text('a,b,c\n1,2,3,\n1,' + 'x' * 200_000 + ',3,\n4,5,,\n')
+    assert pd.concat(read_chunks(str(f))).isna().sum().tolist() == [0, 0, 1]

@@ -719,9 +719,11 @@ def _refuse_short(
                 )
             fields, line = next(records, ([], 0))
     except csv.Error:  # (a line break in an unquoted field: pandas says so; a field past the reader's size limit)
-        if not trim and expected and _short_in_c(path, compression, encoding, how['delimiter'], expected, expected):
+        wide = (expected or 0) + int(trailing)  # (a row ending in the delimiter, a value short, is short of it)
+        if not trim and expected and _short_in_c(path, compression, encoding, how['delimiter'], expected, wide, header):
             raise SourceError(  # (counted in C from the start: a row is short, its line alone unknown)
-                f"{path}: malformed CSV: a row has fewer fields than the {expected} columns of "
+                f"{path}: malformed CSV: a row has fewer {'values' if trailing else 'fields'} than the {expected} "
+                "columns of "
                 f"{'its header' if header else 'csv.names'} (its line not located: a field longer than "
                 f"{csv.field_size_limit()} characters before it); a row cut short is refused rather than filled with "
                 "nulls"
