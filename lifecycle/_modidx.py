@@ -3345,6 +3345,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                        'lifecycle.serve.batch._record': ('api/serve/batch.html#_record', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._refuse_taken': ( 'api/serve/batch.html#_refuse_taken',
                                                                                 'lifecycle/serve/batch.py'),
+                                       'lifecycle.serve.batch._shown': ('api/serve/batch.html#_shown', 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._sweep_killed': ( 'api/serve/batch.html#_sweep_killed',
                                                                                 'lifecycle/serve/batch.py'),
                                        'lifecycle.serve.batch._typed_frame': ( 'api/serve/batch.html#_typed_frame',

@@ -2082,3 +2082,39 @@ def test_feedback_given_twice_for_a_personal_target_does_not_say_whether_it_is_t
     assert {r.status_code for r in answers.values()} == {409}
     assert answers['0-1'].json()['error'] == answers['1-7'].json()['error'], answers
     assert 'same outcome' not in answers['1-7'].text and 'this one is not recorded' in answers['1-7'].text
+
+
+def test_scores_refusals_name_no_file_or_folder_whose_name_holds_an_e_mail_address_or_phone_number(toys, tmp_path):
+    """`score` recorded a file named with an e-mail address without its name, but its refusals (no such input, a
+    folder, an empty file, an output it cannot write, a missing column, a bad value) quoted both paths whole in stderr
+    and under --json: each names them as `sources.shown_source` does, as ingest's refusals do."""
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    mail, phone = 'bob@corp.example', '+4915123456789'
+    src = tmp_path / f'in-{mail}.csv'
+    said = []
+    for text in ('age,note\n30,a\n', 'age,checks\n30,x\n'):  # (a column missing; a value that is no number)
+        src.write_text(text)
+        with pytest.raises(InputError) as e:
+            score_file(live.models['1'], src, tmp_path / f'out-{phone}.csv', log=plog)
+        said.append(str(e.value))
+    (tmp_path / mail).mkdir()
+    for dst in (tmp_path / f'out-{phone}.txt', tmp_path / phone / 'out.csv', tmp_path / mail):
+        with pytest.raises(InputError) as e:
+            score_file(live.models['1'], src, dst, log=plog)
+        said.append(str(e.value))
+    with pytest.raises(InputError) as e:
+        score_file(live.models['1'], tmp_path / f'gone-{mail}.csv', tmp_path / 'out.csv', log=plog)
+    said.append(str(e.value))
+    (tmp_path / f'empty-{mail}.csv').touch()
+    for given in (tmp_path / mail, tmp_path / f'empty-{mail}.csv', tmp_path / f'gone-{mail}.csv'):
+        for json_ in ([], ['--json']):
+            r = cli(tmp_path, 'score', '--input', str(given), '--output', str(tmp_path / 'o.csv'), *json_)
+            assert r.returncode == 4 and 'Traceback' not in r.stderr, r.stderr
+            said.append(r.stdout + r.stderr)
+    r = cli(tmp_path, 'score', '--input', str(src), '--output', str(tmp_path / f'o-{phone}.txt'), '--json')
+    assert r.returncode == 2, r.stdout + r.stderr
+    said.append(r.stdout + r.stderr)
+    for s in said:
+        assert 'bob@' not in s and '5123456' not in s and 'withheld' in s, s

@@ -27,6 +27,14 @@ __all__ = ['check_output', 'score_file']
 _READS = ('.csv', '.csv.gz', '.parquet', '.pq')
 
 
+def _shown(path: str | Path) -> str:
+    """`path` as a message may name it (`sources.shown_source`): a file or folder whose name holds an e-mail address
+    or a phone number without that name, as the summary, the prediction log and the audit entry name it."""
+    from lifecycle.data.sources import shown_source
+
+    return shown_source(str(path))
+
+
 def _chunks(path: Path, rows: int, columns: list[str], dialect=None, declared: dict | None = None, text=False):
     """The input's chunks as ingestion reads a source (`sources.read_chunks`, a CSV with a header as `dialect` says,
     else comma-separated UTF-8): a header naming one of the model's `columns` twice, a file not in its encoding or a
@@ -37,7 +45,7 @@ def _chunks(path: Path, rows: int, columns: list[str], dialect=None, declared: d
 
     if not path.name.lower().endswith(_READS) or not sources.is_file_source(str(path)):
         found = path.suffix or 'no extension'
-        raise InputError(f"{path}: expected a .csv (or .csv.gz) or .parquet file, found {found!r}")
+        raise InputError(f"{_shown(path)}: expected a .csv (or .csv.gz) or .parquet file, found {found!r}")
     yield from sources.read_chunks(
         str(path), '.', rows, dialect=dialect, only=set(columns), declared=declared, others_as_text=text
     )
@@ -115,7 +123,7 @@ def _file_booleans(s: pd.Series, name: str, path: Path, offset: int) -> np.ndarr
     try:
         return _booleans(name, texts, offset)
     except InputError as e:
-        raise InputError(f"{path}: {e}", e.status, e.row) from None
+        raise InputError(f"{_shown(path)}: {e}", e.status, e.row) from None
 
 
 def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, delimiter: str = ',') -> dict:
@@ -128,7 +136,7 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
         hint = f"; split at {d!r}, its header names them all: is that its delimiter? (--delimiter {d!r})" if d else ''
         if padded := [c for c in df.columns if isinstance(c, str) and c != c.strip() and c.strip() in missing]:
             hint += f"; its header names {padded}: the spaces around a name are part of it, remove them"
-        raise InputError(f"{path}: missing column(s) {missing}; the model reads {m.columns}{hint}")
+        raise InputError(f"{_shown(path)}: missing column(s) {missing}; the model reads {m.columns}{hint}")
     out = {}
     for n, k in m.schema:
         s = df[n]
@@ -151,15 +159,14 @@ def _typed_frame(df: pd.DataFrame, m: ServedModel, path: Path, offset: int, deli
                     else 'a date or time' if isinstance(v, (dt.date, dt.timedelta, np.datetime64, np.timedelta64))
                     else 'a non-finite number'
                 )  # fmt: skip
-                raise InputError(
-                    f"{path}: column {n!r} row {offset + i}: expected a finite number, found {what}", row=offset + i
-                )
+                why = f"column {n!r} row {offset + i}: expected a finite number, found {what}"
+                raise InputError(f"{_shown(path)}: {why}", row=offset + i)
             out[n] = a
         else:
             try:
                 out[n] = _typed(n, k, s.tolist(), offset)
             except InputError as e:  # (named with its file, as the other columns' refusals are: review AE)
-                raise InputError(f"{path}: {e}", e.status, e.row) from None
+                raise InputError(f"{_shown(path)}: {e}", e.status, e.row) from None
     return out
 
 # %% ../../nbs/api/serve/10_batch.ipynb #16de67a3
@@ -168,13 +175,13 @@ def check_output(src: str | Path, dst: str | Path) -> None:
     folder, or in a folder that does not exist; `InputError` naming it."""
     src, dst = Path(src), Path(dst)
     if dst.is_dir():  # (first: a folder named `out` is one, whatever its name ends in: review BA)
-        raise InputError(f"{dst}: is a folder; expected a file to write the scores to")
+        raise InputError(f"{_shown(dst)}: is a folder; expected a file to write the scores to")
     if dst.suffix.lower() not in ('.csv', '.parquet', '.pq'):
-        raise InputError(f"{dst}: output must end in .csv or .parquet")
+        raise InputError(f"{_shown(dst)}: output must end in .csv or .parquet")
     if dst.resolve() == src.resolve():
-        raise InputError(f"{dst}: output would overwrite the input")
+        raise InputError(f"{_shown(dst)}: output would overwrite the input")
     if not dst.parent.is_dir():
-        raise InputError(f"{dst}: its folder {dst.parent} does not exist or is not a folder")
+        raise InputError(f"{_shown(dst)}: its folder {_shown(dst.parent)} does not exist or is not a folder")
 
 # %% ../../nbs/api/serve/10_batch.ipynb #57d594a7
 def _discard(tmp: Path) -> None:
@@ -266,9 +273,9 @@ def score_file(
     model's inputs are checked by; `declared`: the dataset's columns, its categories read as ingestion reads them."""
     src, dst = Path(src), Path(dst)
     if src.is_dir():
-        raise InputError(f"{src}: expected an input file, found a folder")
+        raise InputError(f"{_shown(src)}: expected an input file, found a folder")
     if not src.exists():
-        raise InputError(f"{src}: input file not found")
+        raise InputError(f"{_shown(src)}: input file not found")
     check_output(src, dst)  # (before anything is scored, logged or audited)
     if m.task != 'classification':  # (a regression's score is its prediction: no threshold decides, none is reported)
         threshold = None
@@ -290,7 +297,7 @@ def score_file(
                 try:
                     cols = _typed_frame(chunk, m, src, rows, dialect.delimiter if dialect else ',')
                     if contract:
-                        check_inputs(cols, contract, f"{src}: ", rows)
+                        check_inputs(cols, contract, f"{_shown(src)}: ", rows)
                 except InputError as e:  # (a row as the file's reader counts it: from 1, and its line)
                     raise _located(e, src, dialect) from None
                 scores = m.score(cols)
@@ -310,7 +317,7 @@ def score_file(
             if writer:
                 writer.close()
             if rows == 0:
-                raise InputError(f"{src}: no rows to score")
+                raise InputError(f"{_shown(src)}: no rows to score")
         except OSError as e:  # a file that could not be read or written (a full disk): exit 1, as for every command
             if writer:
                 writer.close()
@@ -321,7 +328,7 @@ def score_file(
                 writer.close()
             _discard(tmp)
             why = 'the message is withheld, it may quote input values'
-            raise InputError(f"{src} -> {dst}: {type(e).__name__} ({why})") from None
+            raise InputError(f"{_shown(src)} -> {_shown(dst)}: {type(e).__name__} ({why})") from None
         except BaseException:
             if writer:
                 writer.close()
@@ -377,7 +384,7 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
     from lifecycle.data.pii import shown_column_name
 
     if writer is None and (twice := list(dict.fromkeys(out.columns[out.columns.duplicated()]))):
-        names = list(out.columns)
+        names, src = list(out.columns), _shown(src)
         raise InputError(
             f"{src}: it names column(s) {[shown_column_name(n, names.index(n)) for n in twice]} more than once; a "
             "Parquet output needs each column to have its own name: write the scores to a .csv file, which keeps "
@@ -390,7 +397,7 @@ def _parquet_written(writer, out: pd.DataFrame, tmp: Path, src: Path):
             continue
         if t.column(i).null_count < t.num_rows:
             raise InputError(
-                f"{src}: column {[shown_column_name(was.name, i)]} reads as {now.type} in a later chunk and as "
+                f"{_shown(src)}: column {[shown_column_name(was.name, i)]} reads as {now.type} in a later chunk and as "
                 f"{was.type} in the first; a Parquet output holds one type per column: write the scores to a .csv "
                 "file, or take the file as one chunk (a --chunk-rows of at least its rows)"
             )
@@ -434,7 +441,7 @@ def _refuse_taken(chunk: pd.DataFrame, m: ServedModel, src: Path) -> None:
     read = set(m.columns)
     if taken := [c for c in added if c in chunk.columns and c not in read]:
         raise InputError(
-            f"{src}: column(s) {taken} would be overwritten by the columns the scores are written to {added}; "
+            f"{_shown(src)}: column(s) {taken} would be overwritten by the columns the scores are written to {added}; "
             "rename or drop them in the input"
         )
 
@@ -442,7 +449,7 @@ def _refuse_taken(chunk: pd.DataFrame, m: ServedModel, src: Path) -> None:
 def _named(e: OSError, tmp: Path, dst: Path) -> OSError:
     """`e` naming the output where it named its temporary file, or nothing (a full disk); exit 1 as a file that could
     not be read or written, where it was a refusal, exit 2 (review AB)."""
-    return type(e)(e.errno, e.strerror or str(e), str(dst) if e.filename in (None, str(tmp)) else e.filename)
+    return type(e)(e.errno, e.strerror or str(e), _shown(dst if e.filename in (None, str(tmp)) else e.filename))
 
 
 def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor) -> dict:

@@ -758,12 +758,15 @@ def score(
     from lifecycle.serve.batch import score_file, check_output
     from lifecycle.data.init_command import csv_options
 
+    from lifecycle.data.sources import shown_source
+
+    said = shown_source(str(input))  # (a name holding an e-mail address or a phone number withheld, as ingest's)
     if input.is_dir():  # before a model is loaded or a progress bar drawn (there, as the wrong thing: review AX)
-        raise CommandError(f"--input {input}: expected a file to score, found a folder", EXIT_SOURCE)
+        raise CommandError(f"--input {said}: expected a file to score, found a folder", EXIT_SOURCE)
     if not input.is_file():
-        raise CommandError(f"--input {input}: no such file", EXIT_SOURCE)
+        raise CommandError(f"--input {said}: no such file", EXIT_SOURCE)
     if input.stat().st_size == 0:
-        raise CommandError(f"--input {input}: the file is empty (no header, no rows)", EXIT_SOURCE)
+        raise CommandError(f"--input {said}: the file is empty (no header, no rows)", EXIT_SOURCE)
     check_output(input, output)  # (as score_file would, after loading the model: review AX)
     if threshold is not None and not 0 <= threshold <= 1:
         raise CommandError(f"--threshold: expected a number from 0 to 1, found {threshold}", EXIT_INPUT)
