@@ -555,6 +555,32 @@ def test_column_names_and_paths_that_look_like_markup_are_printed_as_written(wor
     assert r.returncode == 0 and '[/] (not in the reference), [red]x[/red] (not in the reference)' in r.stdout
 
 
+def test_drift_names_no_file_or_folder_whose_name_holds_an_e_mail_address_or_phone_number(workspace, arrests):
+    """`lifecycle drift` quoted its two file arguments whole in its refusals (no such file, empty, unreadable, a header
+    alone), in its table's title and under --json, a name holding an e-mail address or phone number with them, where
+    ingest withholds such a name (`sources.shown_source`): drift names them as ingest does."""
+    mail, phone = 'bob@corp.example', '+4915123456789'
+    arrests.head(200).to_csv(workspace / f'ref-{mail}.csv', index=False)
+    (workspace / phone).mkdir()
+    arrests.head(200).to_csv(workspace / phone / 'cur.csv', index=False)
+    (workspace / f'empty-{phone}.csv').touch()
+    arrests.head(0).to_csv(workspace / f'header-{mail}.csv', index=False)
+    said = []
+    for ref, cur, code in (
+        (f'ref-{mail}.csv', f'{phone}/cur.csv', 0),
+        (f'ref-{mail}.csv', f'gone-{mail}.csv', 4),
+        (f'gone-{mail}.csv', f'{phone}/cur.csv', 4),
+        (f'ref-{mail}.csv', f'empty-{phone}.csv', 4),
+        (f'ref-{mail}.csv', f'header-{mail}.csv', 2),
+    ):
+        for json_ in ([], ['--json']):
+            r = cli(workspace, 'drift', '--reference', ref, '--current', cur, *json_)
+            assert r.returncode == code and 'Traceback' not in r.stderr, (ref, cur, r.stdout + r.stderr[-2000:])
+            said.append(r.stdout + r.stderr)
+    for s in said:
+        assert 'bob@' not in s and '5123456' not in s and 'withheld' in s, s
+
+
 def test_a_parquet_file_and_its_csv_copy_agree_where_a_text_column_holds_booleans_or_numbers(workspace, arrests):
     """A Parquet file may hold a column the contract declares text (`dtype: str`) as booleans or numbers, which the same
     data as CSV (as pandas writes it) holds as `True`, `1.0`: drift read them as other categories, so every such column

@@ -34,9 +34,18 @@ def _drift_report(s, p, r) -> str | None:
     return str(out)
 
 
-def _said(e: Exception, read: str, shown: str) -> str:
-    "An error about a source as it may be recorded: naming the file as `shown` does (`sources.shown_source`)."
-    return str(e) if read == shown else str(e).replace(Path(read).name, Path(shown).name)
+def _said(e: Exception | str, read: str, shown: str) -> str:
+    """An error about a source as it may be recorded: naming the file, and each folder of its path, as `shown` does
+    (`sources.shown_source`), wherever the message names them (its path as given or resolved; a database URL whole)."""
+    from lifecycle.data.sources import is_sql
+
+    said = str(e)
+    if read == shown or is_sql(read):
+        return said.replace(read, shown)
+    for part, as_shown in zip(Path(read).parts, Path(shown).parts):
+        if part != as_shown:  # (a name holding an e-mail address or a phone number)
+            said = said.replace(part, as_shown)
+    return said
 
 
 def _ingest_one(
@@ -507,6 +516,8 @@ def drift(
         with warnings.catch_warnings():  # (numpy's overflow on values near a float's limits: their scores say it)
             warnings.simplefilter('ignore', RuntimeWarning)
             return _drift(reference, current, params)
+    except CommandError as e:  # (a file named with an e-mail address or a phone number: named without it, as ingest)
+        raise CommandError(_withheld(str(e), reference, current), e.code) from None
     finally:
         if was:
             gc.enable()
@@ -608,12 +619,21 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
         raise CommandError(f"{current}: drift cannot be measured against {reference}: {said}", EXIT_INPUT) from None
     res = [{**r, 'column': shown[r['column']]} for r in res]
     return DriftTable(
-        reference=reference,
-        current=current,
+        reference=sources.shown_source(reference),
+        current=sources.shown_source(current),
         summary=summary(res),
         columns=res,
         excluded=excluded,
     )
+
+def _withheld(message: str, *given: str) -> str:
+    "`message` naming each source `given` as `sources.shown_source` shows it (`_said`)."
+    from lifecycle.data.sources import shown_source
+
+    for x in given:
+        message = _said(message, x, shown_source(x))
+    return message
+
 
 def _declared_number(p, column: str) -> bool:
     "Whether the contract declares `column` a number (`dtype: int` or `float`), not masked."
