@@ -250,6 +250,39 @@ def test_hyphenated_names_keep_onnx_and_a_failed_parity_check_falls_back(tmp_pat
 
 
 @pytest.mark.slow
+def test_init_names_no_from_file_or_out_folder_whose_name_holds_an_e_mail_address_or_phone_number(tmp_path):
+    """`init --from` recorded a file named with an e-mail address without its name, but its refusals (no such file, a
+    folder, empty, not UTF-8, a header alone, too few rows, an unknown --target, an --out that exists) and --json's
+    `out` quoted the paths whole: they name them as `sources.shown_source` does, as ingest does."""
+    ws = scratch_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+    mail, phone = 'ann.roe@mail.test', '+4915123456789'
+    customers().to_csv(ws / f'c-{mail}.csv', index=False)
+    customers().head(5).to_csv(ws / f'five-{phone}.csv', index=False)
+    (ws / f'head-{mail}.csv').write_text('age,plan,churned\n')
+    (ws / f'empty-{mail}.csv').touch()
+    (ws / f'latin-{mail}.csv').write_bytes(b'a,b\n\xff,1\n')
+    (ws / mail).mkdir()
+    (ws / mail / 'kept.txt').touch()  # (an --out that is not empty: refused)
+    said = []
+    for args in (
+        ['--from', str(ws / f'gone-{mail}.csv')], ['--from', str(ws / mail)], ['--from', str(ws / f'empty-{mail}.csv')],
+        ['--from', str(ws / f'latin-{mail}.csv')], ['--from', str(ws / f'head-{mail}.csv')],
+        ['--from', str(ws / f'five-{phone}.csv')], ['--from', str(ws / f'c-{mail}.csv'), '--target', 'nope'],
+        ['--from', str(ws / f'c-{mail}.csv'), '--target', 'churned', '--out', str(ws / mail), '--dataset', 'c'],
+    ):
+        for json_ in ([], ['--json']):
+            r = invoke(init, [*args, *json_], env=env)
+            assert r.exit_code in (2, 4) and 'Traceback' not in r.output, (args, r.output)
+            said.append(r.output)
+    out = ['--out', str(ws / f'o-{phone}'), '--dataset', 'c', '--json']
+    r = invoke(init, ['--from', str(ws / f'c-{mail}.csv'), '--target', 'churned', *out], env=env)
+    assert r.exit_code == 0 and (ws / f'o-{phone}' / 'ingest.yaml').is_file(), r.output
+    said.append(r.output)
+    for s in said:
+        assert 'roe@' not in s and '5123456' not in s and 'withheld' in s, s
+
+
 def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
     from conftest import cli, make_workspace
 

@@ -34,18 +34,12 @@ def _drift_report(s, p, r) -> str | None:
     return str(out)
 
 
-def _said(e: Exception | str, read: str, shown: str) -> str:
-    """An error about a source as it may be recorded: naming the file, and each folder of its path, as `shown` does
-    (`sources.shown_source`), wherever the message names them (its path as given or resolved; a database URL whole)."""
-    from lifecycle.data.sources import is_sql
+def _said(e: Exception | str, read: str) -> str:
+    """An error about a source as it may be recorded: naming the file, and each folder of its path, as
+    `sources.shown_source` does, wherever the message names them (its path as given or resolved; a database URL)."""
+    from lifecycle.data.sources import _withheld_in
 
-    said = str(e)
-    if read == shown or is_sql(read):
-        return said.replace(read, shown)
-    for part, as_shown in zip(Path(read).parts, Path(shown).parts):
-        if part != as_shown:  # (a name holding an e-mail address or a phone number)
-            said = said.replace(part, as_shown)
-    return said
+    return _withheld_in(str(e), read)
 
 
 def _ingest_one(
@@ -72,14 +66,14 @@ def _ingest_one(
     except ingest.BatchRejected as e:  # (its message, the outcome's `error`: the policy, the count and the reason)
         r, rejected = e.result, str(e)
     except sources.SourceError as e:  # (counted by `ingest stats`; one that cannot be used as written: refused, 2)
-        ingest.log_failure(s, p.dataset, source, 'unreadable', _said(e, read, source))
+        ingest.log_failure(s, p.dataset, source, 'unreadable', _said(e, read))
         code = EXIT_INPUT if isinstance(e, sources.SourceUnusable) else EXIT_SOURCE
-        return dict(ok=False, status='unreadable', source=source, error=_said(e, read, source), exit=code)
+        return dict(ok=False, status='unreadable', source=source, error=_said(e, read), exit=code)
     except PiiError as e:
-        return dict(ok=False, status='refused', source=source, error=_said(e, read, source), exit=EXIT_INPUT)
+        return dict(ok=False, status='refused', source=source, error=_said(e, read), exit=EXIT_INPUT)
     except ingest.IngestError as e:
-        ingest.log_failure(s, p.dataset, source, 'not stored', _said(e, read, source))
-        return dict(ok=False, status='not stored', source=source, error=_said(e, read, source), exit=EXIT_STAGE)
+        ingest.log_failure(s, p.dataset, source, 'not stored', _said(e, read))
+        return dict(ok=False, status='not stored', source=source, error=_said(e, read), exit=EXIT_STAGE)
     v = r.violations
     html = unwritten = None
     try:
@@ -628,10 +622,8 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
 
 def _withheld(message: str, *given: str) -> str:
     "`message` naming each source `given` as `sources.shown_source` shows it (`_said`)."
-    from lifecycle.data.sources import shown_source
-
     for x in given:
-        message = _said(message, x, shown_source(x))
+        message = _said(message, x)
     return message
 
 

@@ -299,11 +299,37 @@ def _dataset_name_or_refuse(dataset: str) -> None:
         )
 
 
+def _named_as_shown(fn):
+    """`fn` (`init`) whose refusals name its `--from` file and `--out` folder as `sources.shown_source` shows them: a
+    name holding an e-mail address or a phone number withheld, as given or resolved (as ingest names a source)."""
+    import functools
+
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        from lifecycle.data.infer import ProposalRefused
+        from lifecycle.data.sources import SourceError, _withheld_in
+
+        try:
+            return fn(*args, **kwargs)
+        except (CommandError, SourceError, ProposalRefused) as e:
+            said = str(e)
+            for given in (kwargs.get('source'), kwargs.get('out')):
+                said = said if given is None else _withheld_in(said, str(given))
+            if said == str(e):
+                raise
+            if isinstance(e, CommandError):
+                raise CommandError(said, e.code) from None
+            raise type(e)(said) from None
+
+    return run
+
+
 @command(
     errors={
         'lifecycle.data.infer.ProposalRefused': EXIT_INPUT,
     }
 )
+@_named_as_shown
 def init(
     source: Path = typer.Option(..., '--from', help="The data file (CSV or Parquet) to propose params from."),
     target: Optional[str] = typer.Option(
@@ -450,7 +476,7 @@ def init(
     except ValueError:
         out_shown = str(dest)
     return InitProposal(
-        out_shown,
+        shown_source(out_shown),
         stem,
         named,
         len(df),

@@ -58,6 +58,18 @@ def shown_source(source: str) -> str:
     return str(Path(*said))
 
 
+def _withheld_in(message: str, source: str) -> str:
+    """`message` naming `source` as `shown_source` shows it wherever it names it: each file or folder name of its path
+    that holds an e-mail address or a phone number, as given or resolved (a database URL: whole, as given)."""
+    shown = shown_source(source)
+    if shown == source or is_sql(source):
+        return message.replace(source, shown)
+    for part, as_shown in zip(Path(source).parts, Path(shown).parts):
+        if part != as_shown:
+            message = message.replace(part, as_shown)
+    return message
+
+
 def is_file_source(source: str) -> bool:
     "True for a source read from a file: neither a database URL nor a packaged dataset."
     return not is_sql(source) and source not in PACKAGED
