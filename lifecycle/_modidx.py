@@ -4081,6 +4081,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.serve.predlog._expire': ( 'api/serve/predlog.html#_expire',
                                                                               'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._frame': ('api/serve/predlog.html#_frame', 'lifecycle/serve/predlog.py'),
+                                         'lifecycle.serve.predlog._holdable': ( 'api/serve/predlog.html#_holdable',
+                                                                                'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._inserts': ( 'api/serve/predlog.html#_inserts',
                                                                                'lifecycle/serve/predlog.py'),
                                          'lifecycle.serve.predlog._outcome_problem': ( 'api/serve/predlog.html#_outcome_problem',

@@ -214,6 +214,23 @@ def test_urls_a_driver_would_quote_or_cannot_use_are_refused_by_name(tiny_templa
     assert r.returncode == 4 and 'cannot be opened' in r.stderr and 'permission denied' in r.stderr, r.stderr
 
 
+def test_feedback_for_a_request_id_holding_nul_is_no_such_request_not_a_503(cluster):
+    """PostgreSQL's text holds no NUL: a /feedback request_id with one failed in the driver, answered 503 ("feedback
+    cannot be recorded") where SQLite answered 404. No answer has such an ID: 404, as on SQLite; the log works on."""
+    from lifecycle.serve.predlog import FeedbackError, PredictionLog, add_feedback
+
+    log = PredictionLog(cluster.database())
+    try:
+        log.log(**row(1)).wait(10)
+        for rid in (f'{1:032x}\x00', '\x00', '\ud800'):
+            with pytest.raises(FeedbackError) as e:
+                add_feedback(log, rid, 1)
+            assert e.value.status == 404 and 'no such request' in str(e.value), str(e.value)
+        assert add_feedback(log, f'{1:032x}', 1)['recorded']
+    finally:
+        log.close()
+
+
 def test_a_connection_a_database_restart_ended_is_replaced_not_failed(cluster):
     "Pooled connections are checked before use: the first feedback after a restart of PostgreSQL goes through."
     from lifecycle.serve.predlog import PredictionLog, add_feedback

@@ -2118,3 +2118,15 @@ def test_scores_refusals_name_no_file_or_folder_whose_name_holds_an_e_mail_addre
     said.append(r.stdout + r.stderr)
     for s in said:
         assert 'bob@' not in s and '5123456' not in s and 'withheld' in s, s
+
+
+def test_feedback_for_a_request_id_no_log_can_hold_is_no_such_request_not_a_server_error(toys):
+    """A /feedback request_id holding a lone surrogate (JSON's `"\\ud800"`) ended in UnicodeEncodeError, a 500, and
+    one holding NUL a 503 on PostgreSQL: no answer has such an ID, so it is a 404 like any unknown one, not repeated."""
+    from lifecycle.serve.predlog import FeedbackError, add_feedback
+
+    _, _, plog = toys
+    for rid in ('\ud800', 'a\x00b', f'{1:031x}\x00', '\udcff' * 3):
+        with pytest.raises(FeedbackError) as e:
+            add_feedback(plog, rid, 1)
+        assert e.value.status == 404 and 'no such request' in str(e.value) and 'not repeated' in str(e.value)

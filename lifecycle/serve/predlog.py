@@ -1613,6 +1613,8 @@ def add_feedback(
         raise FeedbackError("field 'request_id': expected a non-empty string", 422)
     if outcome is None:
         raise FeedbackError("field 'outcome': required", 422)
+    if not _holdable(request_id):  # (no answer has it: PostgreSQL's text holds no NUL, nor either database a surrogate)
+        raise FeedbackError(f"{quoted_request_id(request_id)}: no such request in the prediction log", 404)
     n = log.recent[1].get(request_id)  # (a recent ID: its records known, no query)
     try:
         answered = ('', n) if n is not None else _answered(log, request_id)
@@ -1629,6 +1631,16 @@ def add_feedback(
         why = without_secrets(_reason(e), log.url)
         raise FeedbackError(f"prediction log: feedback cannot be recorded ({why})", 503) from None
     return {'request_id': request_id, 'recorded': True}
+
+
+def _holdable(text: str) -> bool:
+    """Whether a prediction log can hold `text` (a request ID a client sent): no NUL character, which PostgreSQL's text
+    refuses (a 503 for a request that cannot exist), and UTF-8 (no lone surrogate, which no driver can send: a 500)."""
+    try:
+        text.encode('utf-8')
+    except UnicodeEncodeError:
+        return False
+    return '\x00' not in text
 
 
 def read_log(
