@@ -164,6 +164,31 @@ def test_a_drift_report_that_cannot_be_written_leaves_the_stored_batch_accepted_
     assert [e['status'] for e in ing.read_log(Workspace.open(w))] == ['accepted', 'accepted']
 
 
+def test_a_watched_folder_named_with_an_e_mail_address_is_said_without_its_name(tmp_path, monkeypatch, arrests):
+    """`ingest --watch DIR` named its folder whole in its refusals (not found, given with a SOURCE) and its summary
+    (`folder` under --json, the line on stderr), an e-mail address in its name with them, where its batches' sources
+    withhold it (`sources.shown_source`): the folder is named as they are."""
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    folder = 'inbox-ann.roe@mail.test'
+    said = []
+    for args in ([], ['--json']):
+        r = invoke(cmds().ingest, ['--watch', folder, '--once', *args], env=env)
+        assert r.exit_code == 2 and 'watched folder not found' in r.output, r.output
+        said.append(r.output)
+        r = invoke(cmds().ingest, ['x.csv', '--watch', folder, '--once', *args], env=env)
+        assert r.exit_code == 2 and 'not both' in r.output, r.output
+        said.append(r.output)
+    (w / folder).mkdir()
+    for args in ([], ['--json']):
+        r = invoke(cmds().ingest, ['--watch', folder, '--once', *args], env=env)
+        assert r.exit_code == 0 and ('batch(es) processed' in r.output or '"folder"' in r.output), r.output
+        said.append(r.output)
+    for s in said:
+        assert 'roe@' not in s and 'withheld' in s, s
+
+
 def test_a_batch_file_named_with_an_e_mail_address_is_logged_without_its_name(tmp_path, monkeypatch, arrests):
     "Review AA: `ingest` and `ingest stats` kept and printed a batch's file name whole, an e-mail address in it."
     w = make_workspace(tmp_path / 'ws')

@@ -235,7 +235,8 @@ def _check_watch_options(source, query, watch, once: bool, interval: float, max_
         if source is not None:
             from lifecycle.data.sources import shown_source
 
-            raise CommandError(f"give SOURCE ({shown_source(source)}) or --watch DIR ({watch}), not both", EXIT_INPUT)
+            said = f"SOURCE ({shown_source(source)}) or --watch DIR ({shown_source(str(watch))})"
+            raise CommandError(f"give {said}, not both", EXIT_INPUT)
         if query is not None:
             raise CommandError("--query: a watched folder's files are read whole; it is for a database URL", EXIT_INPUT)
         if not 0 < interval <= _MOST_EVERY:  # (0 would poll without pause; nan or inf never again; 1e300 overflowed
@@ -306,6 +307,7 @@ def ingest(
         from lifecycle.data.watch import watch as watch_folder, ledger_for
 
         current, kept, failed = {'p': p, 'rp': rp}, [] if as_json and once else None, []
+        folder = Path(shown_source(str(watch)))  # (as said: a folder named with an e-mail address, without its name)
 
         def handle(path):
             try:  # params are re-read per batch: a flag change applies to the next batch
@@ -345,13 +347,13 @@ def ingest(
         except FileNotFoundError as e:
             raise CommandError(str(e), EXIT_INPUT)
         except KeyboardInterrupt:
-            return Watched(watch, len(kept), kept, failed[0] if failed else 0) if kept else None
+            return Watched(folder, len(kept), kept, failed[0] if failed else 0) if kept else None
         except Exception as e:
             if not kept:  # (nothing taken yet: the error alone, as any command's)
                 raise
             code, prefix = exit_code_for(e, {**COMMON_ERRORS, **_INGEST_ERRORS}) or (EXIT_STAGE, '')  # (as `command`)
-            return Watched(watch, len(kept), kept, code, f'{prefix}{e}')
-        return Watched(watch, len(outs), kept, failed[0] if failed else 0)  # (the first failed batch says)
+            return Watched(folder, len(kept), kept, code, f'{prefix}{e}')
+        return Watched(folder, len(outs), kept, failed[0] if failed else 0)  # (the first failed batch says)
     if not source:
         raise CommandError("give a SOURCE (file or database URL), --watch DIR, or 'stats'", EXIT_INPUT)
     if dataset is None:
