@@ -2130,3 +2130,27 @@ def test_feedback_for_a_request_id_no_log_can_hold_is_no_such_request_not_a_serv
         with pytest.raises(FeedbackError) as e:
             add_feedback(plog, rid, 1)
         assert e.value.status == 404 and 'no such request' in str(e.value) and 'not repeated' in str(e.value)
+
+
+def test_token_issues_refusals_name_no_request_file_whose_name_holds_an_e_mail_address(tmp_path):
+    """`token issue NAME --request FILE` quoted FILE whole in its refusals (a folder, no such file, too big, not a
+    request, another person's), where `lifecycle token request --as bob@corp.example` names the file it writes after
+    its person: each names it as `sources.shown_source` does, as score names its input."""
+    from lifecycle.core.cli_support import CommandError
+    from lifecycle.serve.commands import _issued_from
+
+    mail = 'bob@corp.example'
+    (tmp_path / mail).mkdir()
+    (tmp_path / f'big-{mail}.json').write_text(' ' * 70_000)
+    (tmp_path / f'torn-{mail}.json').write_text('{"kind": "api-token-req')
+    (tmp_path / f'{mail}-token-request.json').write_text(json.dumps({'user': 'carol'}))
+    said = []
+    for name in (mail, f'gone-{mail}.json', f'big-{mail}.json', f'torn-{mail}.json', f'{mail}-token-request.json'):
+        with pytest.raises(CommandError) as e:
+            _issued_from(None, {}, 'dave', tmp_path / name)
+        said.append(str(e.value))
+    for s in said:
+        assert 'bob@' not in s and 'withheld' in s, s
+    assert [s.split('>: ', 1)[1][:14] for s in said] == [
+        'expected a tok', 'no such file', '70000 bytes; a', 'not a token re', "not a request "
+    ], said

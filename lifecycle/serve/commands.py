@@ -403,20 +403,22 @@ def token_issue(
 def _issued_from(s, people: dict, name: str, path: Path) -> TokenIssued:
     "`token issue NAME --request FILE`: the request read (named if unreadable) and accepted for NAME."
     import json
+    from lifecycle.data.sources import shown_source
     from lifecycle.serve.tokens import accept_request
 
+    said = shown_source(str(path))  # (`bob@corp.example-token-request.json`: its name withheld, as score's input)
     if Path(path).is_dir():  # (there, as the wrong thing: not "no such file"; review AX)
-        raise CommandError(f"--request {path}: expected a token request file, found a folder", EXIT_SOURCE)
+        raise CommandError(f"--request {said}: expected a token request file, found a folder", EXIT_SOURCE)
     if not Path(path).is_file():  # (as every command names a missing input: exit 4)
-        raise CommandError(f"--request {path}: no such file", EXIT_SOURCE)
+        raise CommandError(f"--request {said}: no such file", EXIT_SOURCE)
     try:
         if (size := Path(path).stat().st_size) > 64 * 1024:  # (a request is under 1 KB)
-            raise CommandError(f"{path}: {size} bytes; a token request is under 1 KB", EXIT_INPUT)
+            raise CommandError(f"{said}: {size} bytes; a token request is under 1 KB", EXIT_INPUT)
         request = json.loads(Path(path).read_text(encoding='utf-8'))
     except (OSError, ValueError, RecursionError) as e:
-        raise CommandError(f"{path}: not a token request as `lifecycle token request` writes it ({type(e).__name__})")
+        raise CommandError(f"{said}: not a token request as `lifecycle token request` writes it ({type(e).__name__})")
     if not isinstance(request, dict) or request.get('user') != name:
-        raise CommandError(f"{path}: not a request of {name!r} (`lifecycle token request --as {name}` makes one)")
+        raise CommandError(f"{said}: not a request of {name!r} (`lifecycle token request --as {name}` makes one)")
     accept_request(s, request, people)
     return TokenIssued(name, sorted(people[name].roles), None)
 
