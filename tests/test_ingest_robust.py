@@ -904,3 +904,21 @@ def test_unsigned_64_bit_ids_beyond_a_signed_int_are_refused_not_stored_wrapped_
         ing.ingest_batch([frame(6).assign(age=ids)], p, ws, source='b.parquet', fingerprint='fp')
     assert "age: dtype: expected 'Int64', found integer values (UInt64)" in str(e.value)
     assert not any(f.startswith('objects') for f in stored(ws)['files'])  # (nothing stored)
+
+
+def test_a_watched_folder_whose_name_is_withheld_is_called_a_folder_not_a_file(tmp_path, monkeypatch):
+    """`ingest --watch DIR` withheld a folder named with an e-mail address as `<file name withheld ...>`: its refusals
+    ("<file name withheld>: watched folder not found", "--watch DIR (<file name withheld>)") and --json's `folder` then
+    called the folder a file; it is called a folder."""
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    folder = 'inbox-ann.roe@mail.test'
+    said = [invoke(cmds().ingest, ['--watch', folder, '--once'], env=env).output]
+    said.append(invoke(cmds().ingest, ['x.csv', '--watch', folder, '--once'], env=env).output)
+    (w / folder).mkdir()
+    r = invoke(cmds().ingest, ['--watch', folder, '--once', '--json'], env=env)
+    assert r.exit_code == 0, r.output
+    said.append(json.loads(r.output)['folder'])
+    for s in said:
+        assert 'roe@' not in s and '<folder name withheld' in s and 'file name' not in s, s

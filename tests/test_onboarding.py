@@ -1751,3 +1751,21 @@ def test_a_date_split_on_a_column_of_timestamps_does_not_write_them_as_text_to_c
     assert date_orders(df.day) == (0, 0) and date_orders(df.x) == (0, 0)
     train, held = split_holdout(df, 'y', 0.25, 0, how=SplitSpec(method='date', column='day'))
     assert held.day.min() > train.day.max() and len(held) == 10
+
+
+def test_init_calls_a_withheld_out_folder_a_folder_not_a_file(tmp_path):
+    """`init --out DIR` withheld a folder named with an e-mail address as `<file name withheld ...>` in its refusal
+    (an --out that exists) and in --json's `out`, calling the folder it writes params into a file."""
+    ws = scratch_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(ws)}
+    mail = 'ann.roe@mail.test'
+    customers().to_csv(ws / 'c.csv', index=False)
+    (ws / mail).mkdir()
+    (ws / mail / 'kept.txt').touch()
+    args = ['--from', str(ws / 'c.csv'), '--target', 'churned', '--dataset', 'c', '--json']
+    said = [json.loads(invoke(init, [*args, '--out', str(ws / mail)], env=env).output)['error']]
+    r = invoke(init, [*args, '--out', str(ws / f'o-{mail}')], env=env)
+    assert r.exit_code == 0, r.output
+    said.append(json.loads(r.output)['out'])
+    for s in said:
+        assert 'roe@' not in s and '<folder name withheld' in s and 'file name' not in s, s

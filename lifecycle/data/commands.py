@@ -235,7 +235,7 @@ def _check_watch_options(source, query, watch, once: bool, interval: float, max_
         if source is not None:
             from lifecycle.data.sources import shown_source
 
-            said = f"SOURCE ({shown_source(source)}) or --watch DIR ({shown_source(str(watch))})"
+            said = f"SOURCE ({shown_source(source)}) or --watch DIR ({shown_source(str(watch), 'folder')})"
             raise CommandError(f"give {said}, not both", EXIT_INPUT)
         if query is not None:
             raise CommandError("--query: a watched folder's files are read whole; it is for a database URL", EXIT_INPUT)
@@ -307,7 +307,7 @@ def ingest(
         from lifecycle.data.watch import watch as watch_folder, ledger_for
 
         current, kept, failed = {'p': p, 'rp': rp}, [] if as_json and once else None, []
-        folder = Path(shown_source(str(watch)))  # (as said: a folder named with an e-mail address, without its name)
+        folder = Path(shown_source(str(watch), 'folder'))  # (as said: one named with an e-mail address, without it)
 
         def handle(path):
             try:  # params are re-read per batch: a flag change applies to the next batch

@@ -313,8 +313,8 @@ def _named_as_shown(fn):
             return fn(*args, **kwargs)
         except (CommandError, SourceError, ProposalRefused) as e:
             said = str(e)
-            for given in (kwargs.get('source'), kwargs.get('out')):
-                said = said if given is None else _withheld_in(said, str(given))
+            for given, last in ((kwargs.get('source'), 'file'), (kwargs.get('out'), 'folder')):
+                said = said if given is None else _withheld_in(said, str(given), last)
             if said == str(e):
                 raise
             if isinstance(e, CommandError):
@@ -476,7 +476,7 @@ def init(
     except ValueError:
         out_shown = str(dest)
     return InitProposal(
-        shown_source(out_shown),
+        shown_source(out_shown, 'folder'),
         stem,
         named,
         len(df),

@@ -37,10 +37,11 @@ def is_sql(source: str) -> bool:
 PACKAGED = ('sklego:arrests', 'sklearn:diabetes')  # datasets shipped inside installed packages
 
 
-def shown_source(source: str) -> str:
+def shown_source(source: str, last: str = 'file') -> str:
     """`source` as it may be shown and recorded (output, the batch log, messages): a database URL as `shown_url` shows
     the workspace's own URLs (its user, password and password-like parameters as `***`); a file whose name holds an
-    e-mail address or a phone number (`pii.holds_contact`) without its name (review AA: the batch log kept it)."""
+    e-mail address or a phone number (`pii.holds_contact`) without its name (review AA: the batch log kept it). `last`
+    says what the path's last name is: `'folder'` for a watched folder or init's --out."""
     from lifecycle.core.settings import shown_url
 
     if is_sql(source):
@@ -52,16 +53,16 @@ def shown_source(source: str) -> str:
     if not any(held):
         return source
     said = [
-        f"<{'file' if i == len(parts) - 1 else 'folder'} name withheld: it holds personal data>" if h else p
+        f"<{last if i == len(parts) - 1 else 'folder'} name withheld: it holds personal data>" if h else p
         for i, (p, h) in enumerate(zip(parts, held))
     ]
     return str(Path(*said))
 
 
-def _withheld_in(message: str, source: str) -> str:
+def _withheld_in(message: str, source: str, last: str = 'file') -> str:
     """`message` naming `source` as `shown_source` shows it wherever it names it: each file or folder name of its path
     that holds an e-mail address or a phone number, as given or resolved (a database URL: whole, as given)."""
-    shown = shown_source(source)
+    shown = shown_source(source, last)
     if shown == source or is_sql(source):
         return message.replace(source, shown)
     for part, as_shown in zip(Path(source).parts, Path(shown).parts):

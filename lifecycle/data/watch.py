@@ -111,7 +111,7 @@ def _candidates(folder: Path) -> list[tuple[Path, object]]:
             names = [e.name for e in entries]
     except OSError as e:
         why = e.strerror or e
-        raise SourceError(f"{shown_source(str(folder))}: the watched folder cannot be read: {why}") from None
+        raise SourceError(f"{shown_source(str(folder), 'folder')}: the watched folder cannot be read: {why}") from None
     files = [folder / n for n in names if not n.startswith(_NOT_DATA) and any(fnmatch(n.lower(), p) for p in PATTERNS)]
     found = [(p, st) for p in files if (st := _stat(p)) is not None and stat.S_ISREG(st.st_mode)]
     return sorted(found, key=lambda f: (f[1].st_mtime_ns, f[0].name))
@@ -190,7 +190,7 @@ def watch(
     folder = Path(folder)
     if not folder.is_dir():
         found = 'nothing' if not folder.exists() else 'a file' if folder.is_file() else 'a pipe or device'
-        said = shown_source(str(folder))
+        said = shown_source(str(folder), 'folder')
         raise FileNotFoundError(f"{said}: watched folder not found (expected a folder, found {found})")
     outcomes, seen, looked, missed, waited, held = [], {}, False, None, False, {}  # (held: file id -> until, wait)
     refuse = refuse or (lambda path, why: {'status': 'refused', 'error': why})
