@@ -1053,8 +1053,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                          'lifecycle.data.commands._seconds': ( 'api/data/commands.html#_seconds',
                                                                                'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands._shown': ('api/data/commands.html#_shown', 'lifecycle/data/commands.py'),
-                                         'lifecycle.data.commands._withheld': ( 'api/data/commands.html#_withheld',
-                                                                                'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands.drift': ('api/data/commands.html#drift', 'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands.ingest': ('api/data/commands.html#ingest', 'lifecycle/data/commands.py'),
                                          'lifecycle.data.commands.store_purge': ( 'api/data/commands.html#store_purge',

@@ -735,3 +735,28 @@ def test_a_parquet_file_read_whole_holds_no_copy_of_its_compressed_columns(tmp_p
     )
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, timeout=120, check=True)
     assert float(r.stdout) < 2.2, r.stdout  # (the table and decoding's own buffers: not the compressed file too)
+
+
+def test_drift_tells_which_of_two_withheld_files_it_means(workspace, arrests):
+    """Two files named with an e-mail address read alike once withheld ('<file name withheld ...>: holds no rows'), so
+    drift's refusal did not say which of them it was; and the current file `old-bob@...` whose name holds the
+    reference's `bob@...` was said as 'old-<file name withheld ...>'. Each is named by its role, whole."""
+    mail = 'bob@corp.example'
+    arrests.head(200).to_csv(workspace / f'{mail}.csv', index=False)
+    arrests.head(0).to_csv(workspace / f'old-{mail}.csv', index=False)
+    r = cli(workspace, 'drift', '--reference', f'{mail}.csv', '--current', f'old-{mail}.csv', '--json')
+    said = json.loads(r.stdout)['error']
+    assert r.returncode == 2 and 'bob@' not in said, said
+    assert said.startswith('<current file name withheld: it holds personal data>: holds no rows'), said
+    arrests.head(200).to_csv(workspace / f'old-{mail}.csv', index=False)
+    r = cli(workspace, 'drift', '--reference', f'{mail}.csv', '--current', f'old-{mail}.csv', '--json')
+    shown = json.loads(r.stdout)
+    assert r.returncode == 0 and (shown['reference'], shown['current']) == (
+        '<reference file name withheld: it holds personal data>', '<current file name withheld: it holds personal data>'
+    ), shown
+    from lifecycle.data.sources import _withheld_in
+
+    path = f'/data/{mail}/{mail}.csv'
+    assert _withheld_in(f'{path}: not found', path) == (
+        '/data/<folder name withheld: it holds personal data>/<file name withheld: it holds personal data>: not found'
+    )

@@ -513,7 +513,10 @@ def drift(
             warnings.simplefilter('ignore', RuntimeWarning)
             return _drift(reference, current, params)
     except CommandError as e:  # (a file named with an e-mail address or a phone number: named without it, as ingest)
-        raise CommandError(_withheld(str(e), reference, current), e.code) from None
+        from lifecycle.data.sources import _withheld_in  # (each named by its role: both may be withheld)
+
+        said = _withheld_in(str(e), (reference, 'reference file'), (current, 'current file'))
+        raise CommandError(said, e.code) from None
     finally:
         if was:
             gc.enable()
@@ -615,19 +618,12 @@ def _drift(reference: str, current: str, params: Path | None) -> DriftTable:
         raise CommandError(f"{current}: drift cannot be measured against {reference}: {said}", EXIT_INPUT) from None
     res = [{**r, 'column': shown[r['column']]} for r in res]
     return DriftTable(
-        reference=sources.shown_source(reference),
-        current=sources.shown_source(current),
+        reference=sources.shown_source(reference, 'reference file'),
+        current=sources.shown_source(current, 'current file'),
         summary=summary(res),
         columns=res,
         excluded=excluded,
     )
-
-def _withheld(message: str, *given: str) -> str:
-    "`message` naming each source `given` as `sources.shown_source` shows it (`_said`)."
-    for x in given:
-        message = _said(message, x)
-    return message
-
 
 def _declared_number(p, column: str) -> bool:
     "Whether the contract declares `column` a number (`dtype: int` or `float`), not masked."

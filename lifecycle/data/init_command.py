@@ -312,9 +312,8 @@ def _named_as_shown(fn):
         try:
             return fn(*args, **kwargs)
         except (CommandError, SourceError, ProposalRefused) as e:
-            said = str(e)
-            for given, last in ((kwargs.get('source'), 'file'), (kwargs.get('out'), 'folder')):
-                said = said if given is None else _withheld_in(said, str(given), last)
+            given = ((kwargs.get('source'), 'file'), (kwargs.get('out'), 'folder'))
+            said = _withheld_in(str(e), *((str(x), last) for x, last in given if x is not None))
             if said == str(e):
                 raise
             if isinstance(e, CommandError):

@@ -59,16 +59,27 @@ def shown_source(source: str, last: str = 'file') -> str:
     return str(Path(*said))
 
 
-def _withheld_in(message: str, source: str, last: str = 'file') -> str:
-    """`message` naming `source` as `shown_source` shows it wherever it names it: each file or folder name of its path
-    that holds an e-mail address or a phone number, as given or resolved (a database URL: whole, as given)."""
-    shown = shown_source(source, last)
-    if shown == source or is_sql(source):
-        return message.replace(source, shown)
-    for part, as_shown in zip(Path(source).parts, Path(shown).parts):
-        if part != as_shown:
-            message = message.replace(part, as_shown)
-    return message
+def _withheld_in(message: str, *named: str | tuple[str, str]) -> str:
+    """`message` naming each source of `named` (a path, or a path and what its last name is, as `shown_source` takes
+    it) as `shown_source` shows it wherever it names it: each file or folder name of its path that holds an e-mail
+    address or a phone number, as given or resolved (a database URL: whole, as given). The longest name is replaced
+    first, in one pass: `bob@corp.example` then never stands for a part of `old-bob@corp.example.csv`."""
+    import re
+
+    swaps = {}
+    for x in named:
+        source, last = (x, 'file') if isinstance(x, str) else x
+        shown = shown_source(source, last)
+        if shown == source or is_sql(source):
+            swaps.setdefault(source, shown)
+            continue
+        for part, as_shown in zip(Path(source).parts, Path(shown).parts):
+            if part != as_shown:
+                swaps.setdefault(part, as_shown)
+    if not (swaps := {k: v for k, v in swaps.items() if k and k != v}):
+        return message
+    pattern = '|'.join(map(re.escape, sorted(swaps, key=len, reverse=True)))
+    return re.sub(pattern, lambda m: swaps[m.group()], message)
 
 
 def is_file_source(source: str) -> bool:
