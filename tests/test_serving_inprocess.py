@@ -2154,3 +2154,23 @@ def test_token_issues_refusals_name_no_request_file_whose_name_holds_an_e_mail_a
     assert [s.split('>: ', 1)[1][:14] for s in said] == [
         'expected a tok', 'no such file', '70000 bytes; a', 'not a token re', "not a request "
     ], said
+
+
+def test_score_names_no_input_it_cannot_read_whose_name_holds_an_e_mail_address(toys, tmp_path):
+    """score_file's refusals of an input the reader refuses (not Parquet, not UTF-8, not gzip, a column named twice,
+    a torn quote) came from `sources.read_chunks` as a `SourceError` naming the file whole, an e-mail address in its
+    name with it, where every other refusal of score withholds it: they name it as `sources.shown_source` does."""
+    from lifecycle.data.sources import SourceError
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    mail = 'bob@corp.example'
+    for name, data in (
+        (f'bad-{mail}.parquet', b'PAR1garbage'), (f'bad-{mail}.csv', b'\xff\xfe\x00a,b\n1,2\n'),
+        (f'x-{mail}.csv.gz', b'notgzip'), (f'dup-{mail}.csv', b'age,age\n1,2\n'), (f'q-{mail}.csv', b'age\n"1,2\n'),
+    ):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(SourceError) as e:
+            score_file(live.models['1'], tmp_path / name, tmp_path / 'o.csv', log=plog)
+        assert 'bob@' not in str(e.value) and '<file name withheld' in str(e.value), str(e.value)
+        assert not list(tmp_path.glob('*o.csv*')), list(tmp_path.iterdir())  # (nothing half written)

@@ -271,6 +271,8 @@ def score_file(
     """Score `src` into `dst` (CSV or Parquet by extension; a CSV input read with the `CsvDialect` `dialect`'s encoding
     and delimiter, the output written as comma-separated UTF-8); returns the batch summary. `contract`: the rules the
     model's inputs are checked by; `declared`: the dataset's columns, its categories read as ingestion reads them."""
+    from lifecycle.data.sources import SourceError, _withheld_in
+
     src, dst = Path(src), Path(dst)
     if src.is_dir():
         raise InputError(f"{_shown(src)}: expected an input file, found a folder")
@@ -329,6 +331,11 @@ def score_file(
             _discard(tmp)
             why = 'the message is withheld, it may quote input values'
             raise InputError(f"{_shown(src)} -> {_shown(dst)}: {type(e).__name__} ({why})") from None
+        except SourceError as e:  # (read as ingestion reads it, which names the file whole: named as `_shown` does)
+            if writer:
+                writer.close()
+            _discard(tmp)
+            raise type(e)(_withheld_in(str(e), str(src))) from None
         except BaseException:
             if writer:
                 writer.close()
