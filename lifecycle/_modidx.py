@@ -1527,6 +1527,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._sql_chunks': ( 'api/data/sources.html#_sql_chunks',
                                                                                 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._sqlite_file': ( 'api/data/sources.html#_sqlite_file',
+                                                                                 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._still': ('api/data/sources.html#_still', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._text_blocks': ( 'api/data/sources.html#_text_blocks',
                                                                                  'lifecycle/data/sources.py'),

@@ -922,3 +922,22 @@ def test_a_watched_folder_whose_name_is_withheld_is_called_a_folder_not_a_file(t
     said.append(json.loads(r.output)['folder'])
     for s in said:
         assert 'roe@' not in s and '<folder name withheld' in s and 'file name' not in s, s
+
+
+def test_a_sqlite_database_file_named_with_an_e_mail_address_is_said_without_its_name(tmp_path, monkeypatch):
+    """`sources.shown_source` withheld a file named with an e-mail address, but a SQLite URL naming one
+    (`sqlite:///bob@corp.example.db`) went through `shown_url` alone, whole: ingest's refusal ('no SQLite database at
+    ...'), its outcome's source and the batch log named the file. Its database file is named as any file is."""
+    from lifecycle.data.sources import shown_source
+
+    w = make_workspace(tmp_path / 'ws')
+    env = {'LIFECYCLE_WORKSPACE': str(w), 'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')}
+    monkeypatch.chdir(w)
+    url = 'sqlite:///db-bob@corp.example.db'
+    r = invoke(cmds().ingest, [url, '--query', 'SELECT 1', '--dataset', 'arrests', '--json'], env=env)
+    assert r.exit_code == 4 and 'no SQLite database' in r.output, r.output
+    assert 'bob@' not in r.output and '<file name withheld' in r.output, r.output
+    assert shown_source('sqlite:////d/+4915123456789/x.db?mode=ro') == (
+        'sqlite:////d/<folder name withheld: it holds personal data>/x.db?mode=ro'
+    )
+    assert shown_source('sqlite:///data/sales_2024.db') == 'sqlite:///data/sales_2024.db'

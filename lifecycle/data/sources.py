@@ -44,8 +44,9 @@ def shown_source(source: str, last: str = 'file') -> str:
     says what the path's last name is: `'folder'` for a watched folder or init's --out."""
     from lifecycle.core.settings import shown_url
 
-    if is_sql(source):
-        return shown_url(source)
+    if is_sql(source):  # (a SQLite database's file named as any file is: `sqlite:///bob@corp.example.db`)
+        shown = shown_url(source)
+        return shown if (db := _sqlite_file(shown)) is None else shown.replace(db, shown_source(db, last), 1)
     from lifecycle.data.pii import holds_contact
 
     parts = Path(source).parts
@@ -57,6 +58,14 @@ def shown_source(source: str, last: str = 'file') -> str:
         for i, (p, h) in enumerate(zip(parts, held))
     ]
     return str(Path(*said))
+
+
+def _sqlite_file(url: str) -> str | None:
+    "The database file a `sqlite:///PATH` URL names (its PATH, without a `?query`), else None."
+    import re
+
+    m = re.match(r'sqlite(?:\+\w+)?:///([^?]+)', url)
+    return m[1] if m else None
 
 
 def _withheld_in(message: str, *named: str | tuple[str, str]) -> str:
@@ -72,7 +81,9 @@ def _withheld_in(message: str, *named: str | tuple[str, str]) -> str:
         shown = shown_source(source, last)
         if shown == source or is_sql(source):
             swaps.setdefault(source, shown)
-            continue
+            if (db := _sqlite_file(source)) is None:
+                continue
+            source, shown = db, shown_source(db, last)  # (and its file, as a message names it: `no SQLite database at`)
         for part, as_shown in zip(Path(source).parts, Path(shown).parts):
             if part != as_shown:
                 swaps.setdefault(part, as_shown)
