@@ -2174,3 +2174,24 @@ def test_score_names_no_input_it_cannot_read_whose_name_holds_an_e_mail_address(
             score_file(live.models['1'], tmp_path / name, tmp_path / 'o.csv', log=plog)
         assert 'bob@' not in str(e.value) and '<file name withheld' in str(e.value), str(e.value)
         assert not list(tmp_path.glob('*o.csv*')), list(tmp_path.iterdir())  # (nothing half written)
+
+
+def test_score_names_no_output_whose_name_holds_an_e_mail_address_in_pyarrows_own_words(toys, tmp_path, monkeypatch):
+    """An OSError without an errno (pyarrow's "Failed to open local file '<path>'. Detail: [errno 28] No space left on
+    device") kept its own text as its reason when score named the output instead of its temporary file, so the
+    temporary file's name, the output's e-mail address in it, was quoted whole."""
+    import pyarrow.parquet as pq
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    src = tmp_path / 'in.csv'
+    src.write_text('age,checks\n30,1\n')
+
+    def full(where, schema, **kw):
+        raise OSError(f"Failed to open local file '{where}'. Detail: [errno 28] No space left on device")
+
+    monkeypatch.setattr(pq, 'ParquetWriter', full)
+    with pytest.raises(OSError) as e:
+        score_file(live.models['1'], src, tmp_path / 'out-bob@corp.example.parquet', log=plog)
+    assert 'No space left' in str(e.value) and 'bob@' not in str(e.value), str(e.value)
+    assert not list(tmp_path.glob('*out-*')), list(tmp_path.iterdir())
