@@ -335,3 +335,19 @@ def test_a_pii_key_of_random_bytes_is_taken_as_its_bytes(monkeypatch):
     monkeypatch.setitem(os.environb, b'LIFECYCLE_PII_KEY', b'\xff' * 8)
     with pytest.raises(PiiError, match=r'too short \(8 bytes'):
         load_key()
+
+
+def test_a_file_named_with_an_e_mail_address_after_words_joined_by_hyphens_is_withheld():
+    """`holds_contact` read `export-for-review-meeting-2024-01-31-sent-by-bob@corp.example.csv` as one local part of
+    over 64 characters before its '@', too long for an address, so every message, the batch log and drift's table
+    named such a file whole; an ordinary name with an '@' (`logo-...@2x.png`, `...@k10.csv`) stays as it is."""
+    from lifecycle.data.pii import holds_contact
+    from lifecycle.data.sources import shown_source
+
+    long = 'quarterly-customer-export-for-review-meeting-2024-01-31-sent-by-bob@corp.example.csv'
+    assert holds_contact(long) and holds_contact('x' * 61 + '-bob@corp.example')
+    assert shown_source(f'data/{long}') == 'data/<file name withheld: it holds personal data>'
+    for ordinary in ('logo-final-version-for-the-website-homepage-banner-retina-display@2x.png',
+                     'a-very-long-name-of-a-metric-for-the-validation-report-of-the-model@k10.csv',
+                     'data-2024-01-01.csv', 'user+tag', 'recall@0.5'):  # fmt: skip
+        assert not holds_contact(ordinary), ordinary

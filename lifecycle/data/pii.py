@@ -313,7 +313,12 @@ def holds_contact(name: str) -> bool:
     dataset's name never quote of it. Not a code with digits (`sales_2024`), bare digits (`20240131`, an epoch), two
     capitalised words (`Annual Income`) or a date: names hold those (review AE)."""
     text = re.sub(_FILE_SUFFIXES, '', str(name).strip())  # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`)
-    return any(re.search(p, t) for t in dict.fromkeys((text, text.replace('_', ' '))) for _, p, _ in _INSIDE)
+    if any(re.search(p, t) for t in dict.fromkeys((text, text.replace('_', ' '))) for _, p, _ in _INSIDE):
+        return True
+    # (an address after words joined by '-': `export-for-review-sent-by-bob@corp.example`, a run of over 64 characters
+    # before its '@', read as one local part, too long for one; each word read alone)
+    mail = next(p for kind, p, _ in _INSIDE if 'e-mail' in kind)
+    return any(re.search(mail, w) for w in re.split(r'[-_+\s]', text) if '@' in w)
 
 
 def shown_column_name(name, i: int, header_is_data: bool = False, header: bool = False) -> str:
