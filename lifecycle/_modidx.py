@@ -2257,6 +2257,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/loop/triggers.py'),
                                          'lifecycle.loop.triggers._number': ( 'api/loop/triggers.html#_number',
                                                                               'lifecycle/loop/triggers.py'),
+                                         'lifecycle.loop.triggers._registered_at': ( 'api/loop/triggers.html#_registered_at',
+                                                                                     'lifecycle/loop/triggers.py'),
                                          'lifecycle.loop.triggers._save': ('api/loop/triggers.html#_save', 'lifecycle/loop/triggers.py'),
                                          'lifecycle.loop.triggers._state_problem': ( 'api/loop/triggers.html#_state_problem',
                                                                                      'lifecycle/loop/triggers.py'),

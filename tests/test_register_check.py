@@ -632,3 +632,64 @@ def test_a_busy_registry_never_reads_as_a_schedule_overdue_since_1970(tmp_path, 
     _busy_alias_reads(monkeypatch, ws.client)
     with pytest.raises(RegistryUnavailable, match='which version the dev alias names .*try again'):
         triggers.facts(ws, {})
+
+
+def _busy_for(monkeypatch, client, method: str, busy_when) -> None:
+    "The registry busy for `method`'s calls whose arguments `busy_when(*args)` picks; the others answered."
+    from mlflow.exceptions import MlflowException
+
+    real = getattr(type(client), method)
+
+    def maybe(self, *args):
+        if busy_when(*args):
+            raise MlflowException('database is locked', error_code='TEMPORARILY_UNAVAILABLE')
+        return real(self, *args)
+
+    monkeypatch.setattr(type(client), method, maybe)
+
+
+def test_a_busy_registry_is_no_champion_in_a_registrations_answer(tmp_path, monkeypatch):
+    """A registration's last read, which version serves the workspace's environment, was lenient: a registry too busy
+    to answer was `champion_version: None` in the register stage's result (no champion beside the new version)."""
+    from lifecycle.model.registry import RegistryUnavailable, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw = dict(alias='dev', tags={}, reason='test', serving_alias='staging')
+    ws.client.create_registered_model('toy')
+    _busy_for(monkeypatch, ws.client, 'get_model_version_by_alias', lambda name, alias: alias == 'staging')
+    with pytest.raises(RegistryUnavailable, match='which version the staging alias names .*try again'):
+        register_version(ws, vid, 'toy', **kw)
+    monkeypatch.undo()
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    again = register_version(ws, vid, 'toy', **kw)  # (the registry answers: the same version, its answer whole)
+    assert (again['model_version'], again['champion_version']) == ('1', None)
+    assert [int(v.version) for v in ws.client.search_model_versions("name='toy'")] == [1]
+
+
+def test_a_busy_registry_never_finishes_a_cut_short_completion_by_promoting_again(tmp_path, monkeypatch):
+    """Finishing a completion cut short read the alias leniently: a registry too busy to say the alias names the
+    challenger already read as 'it does not', and the promotion was walked again (refused, and audited as refused,
+    here: a floor raised since, or an unsigned version). Now: RegistryUnavailable, try again, nothing recorded."""
+    from lifecycle.deliver.rollout import _promote_on_completion
+    from lifecycle.model.registry import RegistryUnavailable, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
+    before = audit.read(ws.audit_path)
+    _busy_alias_reads(monkeypatch, ws.client)
+    with pytest.raises(RegistryUnavailable, match='try again'):
+        _promote_on_completion(ws, dict(model_name='toy', challenger='1'), 'tester', cut_short=True)
+    assert audit.read(ws.audit_path) == before
+
+
+def test_a_busy_registry_never_dates_the_champion_to_1970(tmp_path, monkeypatch):
+    """The schedule trigger's second read, when the champion was registered, caught every error as 'registered at 0':
+    a registry that named the champion and then was too busy to date it made the schedule overdue since 1970."""
+    from lifecycle.loop import triggers
+    from lifecycle.model.registry import RegistryUnavailable, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    register_version(ws, vid, ws.params['register'].model_name, alias='dev', tags={}, reason='test')
+    _busy_for(monkeypatch, ws.client, 'get_model_version', lambda name, version: True)
+    with pytest.raises(RegistryUnavailable, match='when .* was registered .*try again'):
+        triggers.facts(ws, {})

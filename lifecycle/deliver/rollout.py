@@ -677,7 +677,7 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics, cut_short: bool = 
 def _promote_on_completion(s: Workspace, st: dict, actor, cut_short: bool = False) -> None:
     """Move the serving environment's alias to the new control through the audited, verified promotion; finishing a
     completion `cut_short`, not again if the alias names it already."""
-    if cut_short and alias_version(s.client, st['model_name'], s.environment) == st['challenger']:
+    if cut_short and alias_version(s.client, st['model_name'], s.environment, strict=True) == st['challenger']:
         return
     _move_alias(
         s,

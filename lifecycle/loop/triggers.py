@@ -189,6 +189,22 @@ def cut_labels(state_dir: str | Path, until: float, model: str | None = None) ->
     return _save(state_dir, model, load_state(state_dir, model) | {'labels_until': until})
 
 
+def _registered_at(ws: Workspace, name: str, version: str) -> float:
+    """When version `version` of `name` was registered (seconds), 0.0 for one the registry does not hold; one that
+    cannot answer (busy, unreachable) is `RegistryUnavailable`, never a version registered in 1970 (schedule due)."""
+    from mlflow.exceptions import MlflowException
+    from lifecycle.model.registry import RegistryUnavailable
+
+    try:
+        return ws.client.get_model_version(name, version).creation_timestamp / 1000
+    except MlflowException as e:
+        if e.error_code in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
+            return 0.0
+        raise RegistryUnavailable(
+            f"the model registry could not say when {name} version {version} was registered ({e.error_code}): try again"
+        ) from None
+
+
 def facts(ws: Workspace, state: dict, log=None) -> dict:
     """What the triggers judge in this workspace now: the monitor's alerts, new labelled rows (and those of feedback a
     simulation made up, left out), the last retraining.
@@ -210,10 +226,7 @@ def facts(ws: Workspace, state: dict, log=None) -> dict:
         from lifecycle.model.registry import alias_version
 
         v = alias_version(ws.client, rp.model_name, ws.environment, strict=True)
-        try:
-            last = ws.client.get_model_version(rp.model_name, v).creation_timestamp / 1000 if v else 0.0
-        except Exception:
-            last = 0.0
+        last = _registered_at(ws, rp.model_name, v) if v else 0.0
     alerts = alert_log(ws.state_dir, model=rp.model_name)[::-1]  # (another model's alerts retrain no model of these)
     gone = retired_series(served_flags(ws, rp.model_name), {a.get('series') for a in alerts if a.get('series')})
     alerts = [a for a in alerts if a.get('series') not in gone]  # (an arm's version serving there no more: its canary)

@@ -205,7 +205,7 @@ def register_version(
         model_name=name,
         model_version=version,
         aliases=aliases,
-        champion_version=alias_version(client, name, serving_alias or alias),
+        champion_version=alias_version(client, name, serving_alias or alias, strict=True),  # (busy: never 'none')
         checked=checked,
     )
 
