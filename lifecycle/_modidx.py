@@ -3870,6 +3870,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                         'lifecycle.serve.models._outside': ('api/serve/models.html#_outside', 'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._text': ('api/serve/models.html#_text', 'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models._typed': ('api/serve/models.html#_typed', 'lifecycle/serve/models.py'),
+                                        'lifecycle.serve.models._within': ('api/serve/models.html#_within', 'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models.check_inputs': ( 'api/serve/models.html#check_inputs',
                                                                                  'lifecycle/serve/models.py'),
                                         'lifecycle.serve.models.input_contract': ( 'api/serve/models.html#input_contract',

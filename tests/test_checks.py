@@ -325,3 +325,19 @@ def test_a_personal_columns_allowed_entries_are_not_read_in_its_declared_type(se
     assert contract(p).columns['age'].checks == []
     r = ing.ingest_batch([frame(6)], p, settings, source='b.csv', fingerprint='fp')
     assert r.status == 'accepted', r.violations
+
+
+def test_serving_refuses_an_allowed_category_outside_the_columns_declared_range():
+    """A column with both `allowed` and `min`/`max`: ingestion refuses a value outside either, serving checked the
+    categories alone, so an allowed value out of range (never in a batch, so never trained on) reached the model."""
+    import numpy as np
+    from lifecycle.serve.models import check_inputs, input_contract
+    from lifecycle.serve.scoring import InputError
+
+    rules = {'n': ColumnRule(dtype='int', personal=False, allowed=['0', '1', '2', '3'], min=1, max=2)}
+    served = input_contract(rules, ['n'])
+    check_inputs({'n': np.array([1, 2])}, served)
+    check_inputs({'n': np.array([1, 2] * 40)}, served)
+    for rows in (np.array([2, 3]), np.array([2] * 70 + [0])):  # (a request's few rows, and a batch's many)
+        with pytest.raises(InputError, match=rf"column 'n' row {len(rows) - 1}: expected one of .*\[1, 2\]"):
+            check_inputs({'n': rows}, served)

@@ -291,6 +291,12 @@ def _banded(rule):
     return rule.model_copy(update={'allowed': band_labels(rule.pii.bins), 'min': None, 'max': None, 'dtype': 'str'})
 
 
+def _within(values: list, rule) -> list:
+    """The allowed `values` within `rule`'s range, where it has one: ingestion checks both, and `check_inputs` checks a
+    rule's categories alone (a value allowed but out of range reached the model, though no batch could hold it)."""
+    return [x for x in values if (rule.min is None or x >= rule.min) and (rule.max is None or x <= rule.max)]
+
+
 def input_contract(columns: dict, names: list[str]) -> dict:
     """The ingestion contract's rules (allowed categories, in the column's type, range, whole numbers) for the model
     inputs `names`; a generalised personal column's, its bands (`_banded`)."""
@@ -302,7 +308,7 @@ def input_contract(columns: dict, names: list[str]) -> dict:
         if r is not None and r.personal:
             r = _banded(r)
         if r is not None and r.allowed is not None and r.dtype != 'str':  # (as ingestion compares them: 1, not '1')
-            r = r.model_copy(update={'allowed': _allowed_values(r)})
+            r = r.model_copy(update={'allowed': _within(_allowed_values(r), r)})
         if r is not None and (r.allowed is not None or r.min is not None or r.max is not None or r.dtype == 'int'):
             out[n] = r
     return out
