@@ -2323,6 +2323,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                        'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._alias_history': ( 'api/model/registry.html#_alias_history',
                                                                                        'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry._asks_check': ( 'api/model/registry.html#_asks_check',
+                                                                                    'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._gate_text': ( 'api/model/registry.html#_gate_text',
                                                                                    'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._move_alias': ( 'api/model/registry.html#_move_alias',

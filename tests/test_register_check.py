@@ -426,6 +426,55 @@ def test_erasing_the_register_entry_of_a_version_killed_inside_its_check_does_no
     assert 'release check: toy/1 was registered' in exposure.check(ws, '1', 'dev', name='toy').message()
 
 
+def _payload_deleted(ws: Workspace, action: str, subject: str) -> int:
+    "Delete (no erasure: an edit of the file) the payload line of the audit entry `action` of `subject`; its seq."
+    import json
+
+    seq = next(e['seq'] for e in audit.read(ws.audit_path) if (e['action'], e['subject']) == (action, subject))
+    pp = audit.payloads_path(ws.audit_path)
+    kept = [ln for ln in pp.read_text().splitlines(keepends=True) if json.loads(ln).get('seq') != seq]
+    pp.write_text(''.join(kept))
+    return seq
+
+
+def test_deleting_the_register_entry_s_payload_of_a_version_killed_inside_its_check_does_not_lift_the_refusal(
+    tmp_path, monkeypatch
+):
+    """Erasing a register entry keeps its release-check mark; deleting its payload line (an edit `audit verify` names,
+    which promotion does not run) read as an entry asking no check, so a version killed inside its check, with no
+    verdict, was promotable again. An unreadable register entry is read as those before it: here, asking one. A
+    version registered before the mark existed (an unmarked register entry before it) is promoted as before."""
+    from lifecycle.model.registry import register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the process stopped while loading the version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    seq = _payload_deleted(ws, 'model.register', 'toy/1')
+    with pytest.raises(gov.PromotionRefused, match=rf'toy/1 was registered, but its register entry \(seq {seq}\)'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
+
+
+def test_a_version_registered_before_the_release_check_mark_is_promoted_though_its_register_payload_is_gone(
+    tmp_path, monkeypatch
+):
+    "A register entry before it asks no check (lifecycle recorded none then): an unreadable one is read so too."
+    from lifecycle.model.registry import register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    register_version(ws, vid, 'toy', alias='dev', tags={}, reason='before the mark')  # (no check: no mark)
+    vid2 = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
+    register_version(ws, vid2, 'toy', alias='dev', tags={}, reason='before the mark')
+    _payload_deleted(ws, 'model.register', 'toy/2')
+    promoted = gov.promote(ws.mlflow, ws, ws.store, 'toy', '2', 'dev', policy=ws.params['policy'])
+    assert promoted['previous_version'] == '1'
+
+
 def test_a_withheld_version_s_refusal_names_the_command_that_checks_it_again(tmp_path, monkeypatch):
     """`lifecycle promote` of a version whose release check failed said 'register it again once it loads back' and
     named no command that does, where the refusal of one with no verdict names `lifecycle run`."""

@@ -256,13 +256,38 @@ def _unchecked(audit_path, name: str, version) -> str | None:
     if why := _withheld(audit_path, name, version):
         return why
     reg, last = _verdicts(audit_path, name, version)
-    if last is not None or not (reg and (reg.get('details') or {}).get(_CHECK)):
+    if last is not None or not (reg and _asks_check(audit_path, reg)):
         return None
+    if not (reg.get('details') or {}).get(_CHECK):  # (its payload deleted or edited: the mark unreadable)
+        return (
+            f"{name}/{version} was registered, but its register entry (seq {reg['seq']}) cannot be read (its payload "
+            "is missing or altered: `lifecycle audit verify` says which), so whether it asked for a release check is "
+            f"unknown, and no verdict of one is on record. Run it again: {_AGAIN}"
+        )
     return (
         f"{name}/{version} was registered, but its release check (signed, loaded back, its training outputs "
         "reproduced) has no verdict on record: the run that registered it stopped inside the check. Run it again: "
         f"{_AGAIN}"
     )
+
+
+def _asks_check(audit_path, reg: dict) -> bool:
+    """Whether register entry `reg` asked for a release check (`_CHECK`). One whose payload is missing or altered (not
+    erased: an erasure keeps the mark) is read as the register entries before it: asking, unless the nearest readable
+    one, with no `model.checked` since, asks none (a version registered before lifecycle recorded the check)."""
+    from lifecycle.core import audit
+
+    if (reg.get('details') or {}).get(_CHECK) or reg.get('erased'):
+        return bool((reg.get('details') or {}).get(_CHECK))
+    if not (reg.get('altered') or (reg.get('actor'), reg.get('reason')) == ('(missing)', '(payload missing)')):
+        return False
+    for e in reversed([e for e in audit.read_cached(audit_path) if e.get('seq', 0) < reg['seq']]):
+        if e.get('action') == 'model.checked':  # (written only by a lifecycle that marks its registrations)
+            return True
+        readable = e.get('erased') or e.get('actor') not in ('(missing)', '(altered)')
+        if e.get('action') == 'model.register' and readable:
+            return bool((e.get('details') or {}).get(_CHECK))
+    return True
 
 
 def withhold(ws: Workspace, name: str, version: str, alias: str, e: Exception) -> None:
