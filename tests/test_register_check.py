@@ -742,3 +742,19 @@ def test_a_busy_registry_never_dates_the_champion_to_1970(tmp_path, monkeypatch)
     _busy_for(monkeypatch, ws.client, 'get_model_version', lambda name, version: True)
     with pytest.raises(RegistryUnavailable, match='when .* was registered .*try again'):
         triggers.facts(ws, {})
+
+
+def test_a_busy_registry_never_passes_a_servers_check_for_an_alias_moved_outside_lifecycle(tmp_path, monkeypatch):
+    """Before loading a version a server checks that no alias naming it was moved outside lifecycle; the registry's
+    aliases were read leniently, so a registry too busy to list them read as a model with none and the check passed
+    (the load then went on when the registry answered again). Now RegistryUnavailable: the server's gate retries."""
+    from lifecycle.model.registry import RegistryUnavailable, UnauditedAlias, check_version_aliases, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
+    ws.client.set_registered_model_alias('toy', 'production', '1')  # (by hand: no audited promotion)
+    with pytest.raises(UnauditedAlias, match="alias 'production' of toy points to version 1"):
+        check_version_aliases(ws.client, ws.audit_path, 'toy', '1')
+    _busy_for(monkeypatch, ws.client, 'get_registered_model', lambda name: True)
+    with pytest.raises(RegistryUnavailable, match="could not list the aliases of 'toy' .*try again"):
+        check_version_aliases(ws.client, ws.audit_path, 'toy', '1')

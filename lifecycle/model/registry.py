@@ -461,17 +461,24 @@ def _alias_history(
     return out, at, erased
 
 
-def alias_mismatches(client, audit_path, name: str, champion_alias: str = 'champion', entries=None) -> list[dict]:
+def alias_mismatches(
+    client, audit_path, name: str, champion_alias: str = 'champion', entries=None, strict: bool = False
+) -> list[dict]:
     """Every alias of model `name` whose registry version differs from the audited one: alias, registry version,
     audited version (None when the audit never moved it, or the registry no longer has it). Empty when all agree. An
     alias pointing to a version whose move entry was erased (`audit erase`) after the alias's last known move is not
     counted: the log cannot say that entry did not move it. An erased entry before that move explains nothing: the
-    later entry moved the alias elsewhere (review AH: erasing an old promotion hid an alias moved back to it)."""
+    later entry moved the alias elsewhere (review AH: erasing an old promotion hid an alias moved back to it).
+    `strict`: a registry that cannot answer (busy, unreachable) is `RegistryUnavailable`, not a model with no alias."""
     from mlflow.exceptions import MlflowException
 
     try:
         registry = {k: str(v) for k, v in (client.get_registered_model(name).aliases or {}).items()}
-    except MlflowException:
+    except MlflowException as e:
+        if strict and e.error_code not in ('RESOURCE_DOES_NOT_EXIST', 'INVALID_PARAMETER_VALUE'):
+            raise RegistryUnavailable(
+                f"the model registry could not list the aliases of {name!r} ({e.error_code}): try again"
+            ) from None
         registry = {}
     audited, at, erased = _alias_history(audit_path, name, champion_alias, entries)  # (entries: the log, read)
     return [
@@ -492,9 +499,9 @@ def mismatch_text(m: dict) -> str:
 
 
 def check_version_aliases(client, audit_path, name: str, version, champion_alias: str = 'champion') -> None:
-    "Raise `UnauditedAlias` if an alias that points to `version` in the registry got there by an unaudited move."
-    bad = [
-        m for m in alias_mismatches(client, audit_path, name, champion_alias) if m['registry_version'] == str(version)
-    ]
+    """Raise `UnauditedAlias` if an alias that points to `version` in the registry got there by an unaudited move; a
+    registry that cannot say (busy) is `RegistryUnavailable`, never a model with no alias (the check passed then)."""
+    found = alias_mismatches(client, audit_path, name, champion_alias, strict=True)
+    bad = [m for m in found if m['registry_version'] == str(version)]
     if bad:
         raise UnauditedAlias('; '.join(mismatch_text(m) for m in bad))
