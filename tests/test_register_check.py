@@ -758,3 +758,18 @@ def test_a_busy_registry_never_passes_a_servers_check_for_an_alias_moved_outside
     _busy_for(monkeypatch, ws.client, 'get_registered_model', lambda name: True)
     with pytest.raises(RegistryUnavailable, match="could not list the aliases of 'toy' .*try again"):
         check_version_aliases(ws.client, ws.audit_path, 'toy', '1')
+
+
+def test_a_busy_registry_is_no_alias_gone_in_the_workspace_status(tmp_path, monkeypatch):
+    """`lifecycle status` read each model's aliases leniently: a registry busy between listing the models and reading
+    their aliases read as a model with none, and every audited alias was reported UNAUDITED, 'gone from the
+    registry'. Now: RegistryUnavailable naming the model (the CLI's try again, exit non-zero), no false alarm."""
+    from lifecycle.app.status import workspace_status
+    from lifecycle.model.registry import RegistryUnavailable, register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
+    assert workspace_status(ws)['alias_mismatches'] == []
+    _busy_for(monkeypatch, ws.client, 'get_registered_model', lambda name: True)
+    with pytest.raises(RegistryUnavailable, match="could not list the aliases of 'toy' .*try again"):
+        workspace_status(ws)

@@ -21,10 +21,9 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
         from lifecycle.model.registry import alias_mismatches, describe_models, mismatch_text
 
         models = describe_models(ws)
-        for m in models:  # aliases moved outside an audited register or promotion
-            mismatches += [
-                dict(x, message=mismatch_text(x)) for x in alias_mismatches(ws.client, ws.audit_path, m['name'])
-            ]
+        for m in models:  # aliases moved outside an audited register or promotion (busy: try again, never 'gone')
+            found = alias_mismatches(ws.client, ws.audit_path, m['name'], strict=True)
+            mismatches += [dict(x, message=mismatch_text(x)) for x in found]
     datasets = [
         {k: r[k] for k in ('version', 'dataset', 'role', 'rows', 'created')} for r in ws.store.records('datasets')
     ]
