@@ -712,6 +712,7 @@ def test_a_busy_registry_is_no_champion_in_a_registrations_answer(tmp_path, monk
     monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
     again = register_version(ws, vid, 'toy', **kw)  # (the registry answers: the same version, its answer whole)
     assert (again['model_version'], again['champion_version']) == ('1', None)
+    assert again['aliases'] == ['dev']  # (the first attempt gave it: the answer said [] while the version held dev)
     assert [int(v.version) for v in ws.client.search_model_versions("name='toy'")] == [1]
 
 

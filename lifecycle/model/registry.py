@@ -161,8 +161,9 @@ def register_version(
 ) -> dict:
     """Register the model a passing validation scored as a new version; once `check(version)` (sign it, load it back)
     returns, it gets `alias` (the first environment of policy.yaml, whose exposure needs only the gates) when no
-    version has it yet. `champion_version` in the answer is the version `serving_alias` (default `alias`) names: the
-    workspace's environment's champion; `checked` is what `check` returned."""
+    version has it yet; `aliases` in the answer is `[alias]` when the version holds it then. `champion_version` in the
+    answer is the version `serving_alias` (default `alias`) names: the workspace's environment's champion; `checked` is
+    what `check` returned."""
     rec = passed_validation(ws.store, validation_id)
     tags = {**tags, 'mlflow_run_id': rec['mlflow_run_id'], 'validation_id': validation_id}
     from lifecycle.core.locks import held
@@ -170,8 +171,12 @@ def register_version(
     client, aliases = ws.client, []
 
     def give() -> None:  # (under the lock: which version has the alias, and its audited move, as one step)
-        if not aliases and alias_version(client, name, alias, strict=True) is None:  # (busy: never read as free)
+        if aliases:
+            return
+        holder = alias_version(client, name, alias, strict=True)  # (busy: never read as free)
+        if holder is None:
             _move_alias(ws, name, version, alias, f'{reason}; {alias} needs no sign-off')
+        if holder in (None, version):  # (given by an attempt of this registration cut short after it: it holds it)
             aliases.append(alias)
 
     with held(ws.state_dir, 'registry'):  # a version and its audit entry as one step among writers
