@@ -341,3 +341,14 @@ def test_serving_refuses_an_allowed_category_outside_the_columns_declared_range(
     for rows in (np.array([2, 3]), np.array([2] * 70 + [0])):  # (a request's few rows, and a batch's many)
         with pytest.raises(InputError, match=rf"column 'n' row {len(rows) - 1}: expected one of .*\[1, 2\]"):
             check_inputs({'n': rows}, served)
+
+
+def test_a_rule_whose_allowed_values_all_lie_outside_its_range_is_refused_when_params_are_read():
+    """`allowed: ['1', '2']` with `min: 5`: ingestion checks both, so every batch was refused, and serving refused
+    every value as 'one of the declared categories []'; the rule is refused as read, naming both, as min above max is.
+    Bounds count as inside (ingestion's `ge`/`le`)."""
+    with pytest.raises(ValueError, match=r"allowed: none of \['1', '2'\] is within min/max \[5, inf\]"):
+        ColumnRule(dtype='int', personal=False, allowed=['1', '2'], min=5)
+    with pytest.raises(ValueError, match=r"none of \['0.5'\] is within min/max \[-inf, 0.25\]"):
+        ColumnRule(dtype='float', personal=False, allowed=['0.5'], max=0.25)
+    assert ColumnRule(dtype='int', personal=False, allowed=['1', '2'], min=2, max=2).allowed == ['1', '2']

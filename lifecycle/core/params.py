@@ -236,7 +236,14 @@ class ColumnRule(_Strict):
         if self.allowed is not None and not self.allowed:
             raise ValueError("allowed: an empty list lets no value pass; list the values, or leave the key out")
         if self.pii is None and self.allowed is not None:
-            _allowed_values(self)  # (each is compared as the column holds it: one no value of the type can be, refused)
+            values = _allowed_values(self)  # (each compared as the column holds it: one no value of the type can be)
+            if self.dtype != 'str' and not _within(values, self):  # (ingestion checks both: no value passes both)
+                lo = '-inf' if self.min is None else f'{self.min:g}'
+                hi = 'inf' if self.max is None else f'{self.max:g}'
+                raise ValueError(
+                    f"allowed: none of {self.allowed} is within min/max [{lo}, {hi}], and ingestion checks both, so no "
+                    "value could pass; widen the range, or list values within it"
+                )
         return self
 
 
@@ -256,6 +263,12 @@ def _allowed_value(text: str, dtype: str):
     if isinstance(number, float) and (not math.isfinite(number) or (dtype == 'int' and not number.is_integer())):
         return None
     return int(number) if dtype == 'int' else number
+
+
+def _within(values: list, rule) -> list:
+    """The allowed `values` within `rule`'s range (bounds included, as ingestion's), where it has one: ingestion checks
+    both, and serving checks a rule's categories alone (a value allowed but out of range reached the model)."""
+    return [x for x in values if (rule.min is None or x >= rule.min) and (rule.max is None or x <= rule.max)]
 
 
 def _allowed_values(rule: ColumnRule) -> list:

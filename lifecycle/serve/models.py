@@ -291,16 +291,10 @@ def _banded(rule):
     return rule.model_copy(update={'allowed': band_labels(rule.pii.bins), 'min': None, 'max': None, 'dtype': 'str'})
 
 
-def _within(values: list, rule) -> list:
-    """The allowed `values` within `rule`'s range, where it has one: ingestion checks both, and `check_inputs` checks a
-    rule's categories alone (a value allowed but out of range reached the model, though no batch could hold it)."""
-    return [x for x in values if (rule.min is None or x >= rule.min) and (rule.max is None or x <= rule.max)]
-
-
 def input_contract(columns: dict, names: list[str]) -> dict:
     """The ingestion contract's rules (allowed categories, in the column's type, range, whole numbers) for the model
     inputs `names`; a generalised personal column's, its bands (`_banded`)."""
-    from lifecycle.core.params import _allowed_values
+    from lifecycle.core.params import _allowed_values, _within
 
     out = {}
     for n in names:
