@@ -352,3 +352,13 @@ def test_a_rule_whose_allowed_values_all_lie_outside_its_range_is_refused_when_p
     with pytest.raises(ValueError, match=r"none of \['0.5'\] is within min/max \[-inf, 0.25\]"):
         ColumnRule(dtype='float', personal=False, allowed=['0.5'], max=0.25)
     assert ColumnRule(dtype='int', personal=False, allowed=['1', '2'], min=2, max=2).allowed == ['1', '2']
+
+
+def test_a_range_on_a_text_column_is_refused_when_params_are_read():
+    """`min`/`max` on a `dtype: str` column passed the params: ingestion let every text through, and serving failed
+    each request with a bare TypeError ('<' not supported between 'str' and 'float'); now refused as read."""
+    from lifecycle.core.params import IngestParams
+
+    with pytest.raises(ValueError, match=r"columns\.label[\s\S]*min/max bound numbers, and the column is declared str"):
+        label = dict(dtype='str', personal=False, min=1)
+        IngestParams.model_validate(P.model_dump() | {'columns': {**P.model_dump()['columns'], 'label': label}})

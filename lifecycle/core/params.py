@@ -233,6 +233,11 @@ class ColumnRule(_Strict):
     def _bounds_can_hold(self):  # (a rule no value can meet would reject every batch, each time)
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min {self.min:g} is above max {self.max:g}: no value could pass")
+        if self.dtype == 'str' and (self.min is not None or self.max is not None):  # (no text is above a number)
+            raise ValueError(
+                "min/max bound numbers, and the column is declared str: leave them out, or declare the column's number "
+                "type (dtype: int or float)"
+            )
         if self.allowed is not None and not self.allowed:
             raise ValueError("allowed: an empty list lets no value pass; list the values, or leave the key out")
         if self.pii is None and self.allowed is not None:
