@@ -774,3 +774,29 @@ def test_a_busy_registry_is_no_alias_gone_in_the_workspace_status(tmp_path, monk
     _busy_for(monkeypatch, ws.client, 'get_registered_model', lambda name: True)
     with pytest.raises(RegistryUnavailable, match="could not list the aliases of 'toy' .*try again"):
         workspace_status(ws)
+
+
+@pytest.mark.parametrize('where', ['end', 'middle'])
+def test_deleting_the_register_entry_of_a_version_killed_inside_its_check_does_not_lift_the_refusal(
+    tmp_path, monkeypatch, where
+):
+    """Deleting the register entry's chain line (not its payload) left the version with no register entry at all,
+    read as one registered outside lifecycle, asking no check: a version killed inside its check was promoted to dev.
+    In a log missing entries (a sequence gap, or its end short of the checkpoint) it is refused, naming the damage."""
+    import json
+    from lifecycle.model.registry import register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the process stopped while loading the version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    if where == 'middle':
+        ws.audit('note', 'x', 'an entry after it')
+    lines = Path(ws.audit_path).read_text().splitlines(keepends=True)
+    Path(ws.audit_path).write_text(''.join(ln for ln in lines if json.loads(ln)['action'] != 'model.register'))
+    with pytest.raises(gov.PromotionRefused, match=r'toy/1 has no register entry in the audit log, which is damaged'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])

@@ -261,6 +261,12 @@ def _unchecked(audit_path, name: str, version) -> str | None:
     if why := _withheld(audit_path, name, version):
         return why
     reg, last = _verdicts(audit_path, name, version)
+    if reg is None and last is None and (damage := _log_damage(audit_path)):  # (its register entry perhaps removed)
+        return (
+            f"{name}/{version} has no register entry in the audit log, which is damaged ({damage}: `lifecycle audit "
+            "verify` says more), so whether it was registered asking for a release check, and stopped inside it, "
+            f"cannot be read. Run it again: {_AGAIN}"
+        )
     if last is not None or not (reg and _asks_check(audit_path, reg)):
         return None
     if not (reg.get('details') or {}).get(_CHECK):  # (its payload deleted or edited: the mark unreadable)
@@ -274,6 +280,17 @@ def _unchecked(audit_path, name: str, version) -> str | None:
         "reproduced) has no verdict on record: the run that registered it stopped inside the check. Run it again: "
         f"{_AGAIN}"
     )
+
+
+def _log_damage(audit_path) -> str:
+    """Why the audit log may lack entries it had ('' when nothing says so): a sequence number no readable entry holds
+    (a line deleted, or edited so its MAC fails), or its end short of the checkpoint kept outside it (its last lines
+    deleted). A version with no register entry reads as registered outside lifecycle only in a log without such."""
+    from lifecycle.core import audit
+
+    seqs = [e['seq'] for e in audit.read_cached(audit_path) if isinstance(e.get('seq'), int)]
+    gap = next((a + 1 for a, b in zip([0, *seqs], seqs) if b != a + 1), None)  # (a log starts at entry 1)
+    return f"entry {gap} is missing or unreadable" if gap else audit.end_problem(audit_path)
 
 
 def _asks_check(audit_path, reg: dict) -> bool:
