@@ -304,7 +304,7 @@ def _asks_check(audit_path, reg: dict) -> bool:
     if not (reg.get('altered') or (reg.get('actor'), reg.get('reason')) == ('(missing)', '(payload missing)')):
         return False
     for e in reversed([e for e in audit.read_cached(audit_path) if e.get('seq', 0) < reg['seq']]):
-        if e.get('action') == 'model.checked':  # (written only by a lifecycle that marks its registrations)
+        if e.get('action') == 'model.checked':  # (a check on record before it: asking; refuses more, never less)
             return True
         readable = e.get('erased') or e.get('actor') not in ('(missing)', '(altered)')
         if e.get('action') == 'model.register' and readable:
