@@ -249,7 +249,6 @@ def test_hyphenated_names_keep_onnx_and_a_failed_parity_check_falls_back(tmp_pat
     assert [Path(f).name for f in files] == ['onnx_parity.json']
 
 
-@pytest.mark.slow
 def test_init_names_no_from_file_or_out_folder_whose_name_holds_an_e_mail_address_or_phone_number(tmp_path):
     """`init --from` recorded a file named with an e-mail address without its name, but its refusals (no such file, a
     folder, empty, not UTF-8, a header alone, too few rows, an unknown --target, an --out that exists) and --json's
@@ -283,6 +282,7 @@ def test_init_names_no_from_file_or_out_folder_whose_name_holds_an_e_mail_addres
         assert 'roe@' not in s and '5123456' not in s and 'withheld' in s, s
 
 
+@pytest.mark.slow
 def test_init_then_run_reaches_the_gates_without_hand_edits(tmp_path):
     from conftest import cli, make_workspace
 
