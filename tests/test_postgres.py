@@ -12,7 +12,9 @@ from sqlalchemy import create_engine, text
 from postgres import Cluster, missing
 
 REQUIRED = os.environ.get('LIFECYCLE_REQUIRE_POSTGRES') == '1'  # (.ci/run, where it installed PostgreSQL)
-pytestmark = pytest.mark.skipif(bool(missing()) and not REQUIRED, reason=missing() or 'runs')
+# A PostgreSQL server of its own (initdb, pg_ctl start) for the module: a server process, so the slow tier's, as the
+# README's tiers say (`make test-fast` starts no server process).
+pytestmark = [pytest.mark.skipif(bool(missing()) and not REQUIRED, reason=missing() or 'runs'), pytest.mark.slow]
 
 REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 
@@ -145,7 +147,6 @@ def test_a_server_with_its_log_on_postgresql_answers_logs_and_takes_feedback(pg_
         assert r.returncode == 0 and out['ok'] is True, (args, r.stdout, r.stderr)
 
 
-@pytest.mark.slow
 def test_a_database_that_cannot_be_reached_is_named_without_its_password(tiny_template, tmp_path, cluster):
     "Readers (the monitor) and a server starting refuse with one line naming the database, exit 4, no traceback."
     import json
@@ -314,7 +315,6 @@ def test_the_monitor_reads_the_end_of_a_log_on_postgresql_as_every_row_says(clus
             same(url, window, lookback, now=T0 + 2_000)
 
 
-@pytest.mark.slow  # (a fast-tier test of 11-19 s: its many looks or draws belong with the full suite)
 def test_each_window_read_alone_on_postgresql_is_that_window_of_every_row(cluster):
     """`monitor explain`'s read of one window (its first record's row found by counting in SQL) on PostgreSQL, whose
     server may round the floats it sends."""
