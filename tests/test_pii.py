@@ -351,3 +351,19 @@ def test_a_file_named_with_an_e_mail_address_after_words_joined_by_hyphens_is_wi
                      'a-very-long-name-of-a-metric-for-the-validation-report-of-the-model@k10.csv',
                      'data-2024-01-01.csv', 'user+tag', 'recall@0.5'):  # fmt: skip
         assert not holds_contact(ordinary), ordinary
+
+
+def test_a_file_named_with_an_e_mail_address_after_words_joined_by_dots_or_nothing_is_withheld():
+    """Reading words joined by '-', '_' or '+' alone left a run of over 64 characters joined by '.' (or by capitals)
+    before the '@' read as one local part, too long for an address: shown_source named such a file whole. The last
+    64 characters of the run are read as the local part; an ordinary long name with an '@' stays as it is."""
+    from lifecycle.data.pii import holds_contact
+    from lifecycle.data.sources import shown_source
+
+    dots = 'quarterly.customer.export.for.review.meeting.2024.01.31.sent.by.bob@corp.example.csv'
+    camel = 'QuarterlyCustomerExportForTheReviewMeetingOfJanuaryTwentyFourSentByBob@corp.example.csv'
+    assert shown_source(f'data/{dots}') == 'data/<file name withheld: it holds personal data>'
+    assert holds_contact(camel)
+    for ordinary in ('a.very.long.name.of.a.metric.for.the.validation.report.of.the.model@k10.csv',
+                     'model.checkpoint.from.the.long.experiment.run.number.forty.two.final@v1.2.csv'):  # fmt: skip
+        assert not holds_contact(ordinary), ordinary

@@ -315,10 +315,11 @@ def holds_contact(name: str) -> bool:
     text = re.sub(_FILE_SUFFIXES, '', str(name).strip())  # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`)
     if any(re.search(p, t) for t in dict.fromkeys((text, text.replace('_', ' '))) for _, p, _ in _INSIDE):
         return True
-    # (an address after words joined by '-': `export-for-review-sent-by-bob@corp.example`, a run of over 64 characters
-    # before its '@', read as one local part, too long for one; each word read alone)
+    # (an address after words joined by '-', '.' or nothing: `export.for.review.sent.by.bob@corp.example`, a run of
+    # over 64 characters before its '@', read as one local part, too long for one: its last 64 read as the local part;
+    # each run matched from its start alone, in linear time)
     mail = next(p for kind, p, _ in _INSIDE if 'e-mail' in kind)
-    return any(re.search(mail, w) for w in re.split(r'[-_+\s]', text) if '@' in w)
+    return '@' in text and bool(re.search(mail, re.sub(r'(?<![\w.+-])[\w.+-]+(?=@)', lambda m: m[0][-64:], text)))
 
 
 def shown_column_name(name, i: int, header_is_data: bool = False, header: bool = False) -> str:
