@@ -760,3 +760,17 @@ def test_drift_tells_which_of_two_withheld_files_it_means(workspace, arrests):
     assert _withheld_in(f'{path}: not found', path) == (
         '/data/<folder name withheld: it holds personal data>/<file name withheld: it holds personal data>: not found'
     )
+
+
+def test_drift_names_the_current_file_by_its_role_when_it_shares_the_reference_s_name(workspace, arrests):
+    """Monthly exports of one name in two folders (`jan/bob@...csv`, `feb/bob@...csv`): the name was swapped for the
+    first role given, so an empty current file was refused as 'feb/<reference file name withheld ...>', a message
+    blaming the reference. The path from each of its folders on is swapped too, longest first: each says its role."""
+    mail = 'bob@corp.example'
+    for month, rows in (('jan', 200), ('feb', 0)):
+        (workspace / month).mkdir()
+        arrests.head(rows).to_csv(workspace / month / f'{mail}.csv', index=False)
+    r = cli(workspace, 'drift', '--reference', f'jan/{mail}.csv', '--current', f'feb/{mail}.csv', '--json')
+    said = json.loads(r.stdout)['error']
+    assert r.returncode == 2 and 'bob@' not in said and 'reference' not in said, said
+    assert said.startswith('feb/<current file name withheld: it holds personal data>: holds no rows'), said

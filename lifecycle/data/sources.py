@@ -72,7 +72,8 @@ def _withheld_in(message: str, *named: str | tuple[str, str]) -> str:
     """`message` naming each source of `named` (a path, or a path and what its last name is, as `shown_source` takes
     it) as `shown_source` shows it wherever it names it: each file or folder name of its path that holds an e-mail
     address or a phone number, as given or resolved (a database URL: whole, as given). The longest name is replaced
-    first, in one pass: `bob@corp.example` then never stands for a part of `old-bob@corp.example.csv`."""
+    first, in one pass: `bob@corp.example` then never stands for a part of `old-bob@corp.example.csv`, nor the
+    reference's `jan/bob@corp.example.csv` for the current `feb/bob@corp.example.csv`."""
     import re
 
     swaps = {}
@@ -84,9 +85,11 @@ def _withheld_in(message: str, *named: str | tuple[str, str]) -> str:
             if (db := _sqlite_file(source)) is None:
                 continue
             source, shown = db, shown_source(db, last)  # (and its file, as a message names it: `no SQLite database at`)
-        for part, as_shown in zip(Path(source).parts, Path(shown).parts):
-            if part != as_shown:
-                swaps.setdefault(part, as_shown)
+        parts, said = Path(source).parts, Path(shown).parts
+        for i, (part, as_shown) in enumerate(zip(parts, said)):
+            if part != as_shown:  # (and the path from each of its folders on: `feb/bob@...` beside `jan/bob@...`, named
+                swaps.setdefault(part, as_shown)  # by its own role where the two share a name)
+            swaps.setdefault(str(Path(*parts[i:])), str(Path(*said[i:])))
     if not (swaps := {k: v for k, v in swaps.items() if k and k != v}):
         return message
     pattern = '|'.join(map(re.escape, sorted(swaps, key=len, reverse=True)))
