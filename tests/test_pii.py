@@ -367,3 +367,14 @@ def test_a_file_named_with_an_e_mail_address_after_words_joined_by_dots_or_nothi
     for ordinary in ('a.very.long.name.of.a.metric.for.the.validation.report.of.the.model@k10.csv',
                      'model.checkpoint.from.the.long.experiment.run.number.forty.two.final@v1.2.csv'):  # fmt: skip
         assert not holds_contact(ordinary), ordinary
+
+
+def test_an_os_error_naming_a_file_with_an_escaped_name_withholds_it():
+    """An OSError quotes its file as repr does: a name holding a byte that is not UTF-8 (an old Latin-1 export, read as
+    `\\udcf6`) or a backslash is written escaped, so `sources._withheld_in` found no name to replace and the e-mail
+    address went out whole. The escaped form is replaced too."""
+    from lifecycle.data.sources import _withheld_in
+
+    for name in ('/in/m\udcfcller-bob@corp.example.csv', '/in/a\\bob@corp.example.csv', '/in/t\tbob@corp.example.csv'):
+        said = _withheld_in(f"{name}: unreadable while reading: {FileNotFoundError(2, 'gone', name)}", name)
+        assert 'bob@' not in said and said.count('<file name withheld: it holds personal data>') == 2, said

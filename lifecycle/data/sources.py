@@ -71,9 +71,9 @@ def _sqlite_file(url: str) -> str | None:
 def _withheld_in(message: str, *named: str | tuple[str, str]) -> str:
     """`message` naming each source of `named` (a path, or a path and what its last name is, as `shown_source` takes
     it) as `shown_source` shows it wherever it names it: each file or folder name of its path that holds an e-mail
-    address or a phone number, as given or resolved (a database URL: whole, as given). The longest name is replaced
-    first, in one pass: `bob@corp.example` then never stands for a part of `old-bob@corp.example.csv`, nor the
-    reference's `jan/bob@corp.example.csv` for the current `feb/bob@corp.example.csv`."""
+    address or a phone number, as given or resolved, and as an OSError quotes it, escaped (a database URL: whole, as
+    given). The longest name is replaced first, in one pass: `bob@corp.example` then never stands for a part of
+    `old-bob@corp.example.csv`, nor the reference's `jan/bob@corp.example.csv` for the current one in `feb/`."""
     import re
 
     swaps = {}
@@ -92,6 +92,8 @@ def _withheld_in(message: str, *named: str | tuple[str, str]) -> str:
             swaps.setdefault(str(Path(*parts[i:])), str(Path(*said[i:])))
     if not (swaps := {k: v for k, v in swaps.items() if k and k != v}):
         return message
+    for k, v in list(swaps.items()):  # (as an OSError quotes a file: repr-escaped, a byte not UTF-8, a backslash)
+        swaps.setdefault(repr(k)[1:-1], repr(v)[1:-1])
     pattern = '|'.join(map(re.escape, sorted(swaps, key=len, reverse=True)))
     return re.sub(pattern, lambda m: swaps[m.group()], message)
 
