@@ -1769,3 +1769,13 @@ def test_init_calls_a_withheld_out_folder_a_folder_not_a_file(tmp_path):
     said.append(json.loads(r.output)['out'])
     for s in said:
         assert 'roe@' not in s and '<folder name withheld' in s and 'file name' not in s, s
+
+
+def test_dates_of_both_orders_with_a_time_after_a_t_are_counted_both_ways():
+    """`date_orders` ended a date's year at a word boundary, so `31/01/2024T10:00` beside `01/31/2024T10:00` (a time
+    after a `T`, which pandas reads) was counted neither way: the column was not refused for a date split, and each
+    ambiguous date (05/07) was read month first, unsaid. A year now ends where its digits do."""
+    from lifecycle.data.sources import date_orders, mixed_orders
+
+    days = pd.Series(['31/01/2024T10:00', '01/31/2024T10:00', '05/07/2024T10:00', '13/01/20245', None])
+    assert date_orders(days) == (1, 1) and mixed_orders('day', date_orders(days)) is not None

@@ -1396,7 +1396,7 @@ def likely_delimiter(header: list, used: str = ',', needs: Iterable[str] | None 
 
 # %% ../../nbs/api/data/00_sources.ipynb #da7e0002
 _DAY, _MONTH = r'(?:1[3-9]|2\d|3[01])', r'(?:0?[1-9]|1[0-2])'  # (a day only a day can be: 13 to 31; a month)
-_ORDERS = [rf'^\s*{a}[-/.]{b}[-/.]\d{{2,4}}\b' for a, b in ((_DAY, _MONTH), (_MONTH, _DAY))]
+_ORDERS = [rf'^\s*{a}[-/.]{b}[-/.]\d{{2,4}}(?!\d)' for a, b in ((_DAY, _MONTH), (_MONTH, _DAY))]  # (then `T10:00`)
 
 
 def date_orders(values: pd.Series) -> tuple[int, int]:
