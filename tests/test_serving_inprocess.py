@@ -2195,3 +2195,28 @@ def test_score_names_no_output_whose_name_holds_an_e_mail_address_in_pyarrows_ow
         score_file(live.models['1'], src, tmp_path / 'out-bob@corp.example.parquet', log=plog)
     assert 'No space left' in str(e.value) and 'bob@' not in str(e.value), str(e.value)
     assert not list(tmp_path.glob('*out-*')), list(tmp_path.iterdir())
+
+
+def test_score_names_the_output_not_its_temporary_file_when_the_folder_refuses_it(toys, tmp_path, monkeypatch):
+    """A folder refusing the output's temporary file (`.OUT.<id>.tmp.new`, made first: permission, a read-only disk)
+    was named by that file's own name, an OSError's filename the output was put in place of only when it was the
+    `.tmp`; and a phone number after its leading '.' (`.+44 7911 123456.csv.<id>.tmp.new`) is no number to
+    `holds_contact`, so the output's name went out whole. The output is named, as shown_source shows it."""
+    import os
+    from lifecycle.serve.batch import score_file
+
+    _, live, plog = toys
+    src = tmp_path / 'in.csv'
+    src.write_text('age,checks\n30,1\n')
+    real = os.open
+
+    def refused(path, *a, **kw):
+        if str(path).endswith('.tmp.new'):
+            raise PermissionError(13, 'Permission denied', path)
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(os, 'open', refused)
+    with pytest.raises(OSError) as e:
+        score_file(live.models['1'], src, tmp_path / '+44 7911 123456.csv', log=plog)
+    assert '7911' not in str(e.value) and '<file name withheld' in str(e.value), str(e.value)
+    assert 'Permission denied' in str(e.value), str(e.value)

@@ -454,12 +454,14 @@ def _refuse_taken(chunk: pd.DataFrame, m: ServedModel, src: Path) -> None:
 
 
 def _named(e: OSError, tmp: Path, dst: Path) -> OSError:
-    """`e` naming the output where it named its temporary file, or nothing (a full disk); exit 1 as a file that could
+    """`e` naming the output where it named its temporary file (`.tmp`, or the `.tmp.new` made first: a name whose
+    leading '.' hides a phone number from `pii.holds_contact`), or nothing (a full disk); exit 1 as a file that could
     not be read or written, where it was a refusal, exit 2 (review AB)."""
     from lifecycle.data.sources import _withheld_in
 
     why = e.strerror or _withheld_in(str(e), str(tmp), str(dst))  # (pyarrow's: "Failed to open local file '<tmp>'")
-    return type(e)(e.errno, why, _shown(dst if e.filename in (None, str(tmp)) else e.filename))
+    ours = e.filename is None or str(e.filename).startswith(str(tmp))
+    return type(e)(e.errno, why, _shown(dst if ours else e.filename))
 
 
 def _record(m, src, dst, batch_id, rows, positives, threshold, t0, log, audit_path, actor) -> dict:
