@@ -243,6 +243,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._locked_chain': ( 'api/core/audit.html#_locked_chain',
                                                                               'lifecycle/core/audit.py'),
+                                      'lifecycle.core.audit._no_checkpoint': ( 'api/core/audit.html#_no_checkpoint',
+                                                                               'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._object': ('api/core/audit.html#_object', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit._payload_problem': ( 'api/core/audit.html#_payload_problem',
                                                                                  'lifecycle/core/audit.py'),

@@ -800,3 +800,31 @@ def test_deleting_the_register_entry_of_a_version_killed_inside_its_check_does_n
     Path(ws.audit_path).write_text(''.join(ln for ln in lines if json.loads(ln)['action'] != 'model.register'))
     with pytest.raises(gov.PromotionRefused, match=r'toy/1 has no register entry in the audit log, which is damaged'):
         gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
+
+
+@pytest.mark.parametrize('checkpoint', ['deleted', 'altered'])
+def test_deleting_the_last_register_entry_with_the_checkpoint_does_not_lift_the_refusal(
+    tmp_path, monkeypatch, checkpoint
+):
+    """A version with no register entry was refused only where the log's end fell short of its checkpoint: deleting
+    the killed version's register line (the log's last) and the checkpoint with it (or writing over it), which `audit
+    verify` fails, left a log read as whole, and `promote` put the version, its check never ended, into dev."""
+    import json
+    from lifecycle.model.registry import register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    ws.audit('note', 'x', 'an entry before it')
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the process stopped while loading the version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    lines = Path(ws.audit_path).read_text().splitlines(keepends=True)
+    Path(ws.audit_path).write_text(''.join(ln for ln in lines if json.loads(ln)['action'] != 'model.register'))
+    cp = audit.checkpoint_path(audit.keys_folder(ws.audit_path, create=False), Path(ws.audit_path).resolve())
+    cp.unlink() if checkpoint == 'deleted' else cp.write_text('{}')
+    assert not audit.verify(ws.audit_path).ok
+    with pytest.raises(gov.PromotionRefused, match=r'toy/1 has no register entry in the audit log, which is damaged'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])

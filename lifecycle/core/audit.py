@@ -815,11 +815,7 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
         return fail(n, problem)
     if cp is None:
         if n:
-            return fail(
-                n,
-                f"no checkpoint of this log is kept outside the workspace ({checkpoint_path(folder, log)}), "
-                f"though it holds {n} entries: it was deleted, or the keys folder changed",
-            )
+            return fail(n, _no_checkpoint(folder, log, n))
         return fail(0, foreign) if (foreign := _unaccounted(log, chain)) else Verdict(True, 0, notes=notes)
     if cp.get('log') != str(log):
         notes.append(
@@ -856,18 +852,35 @@ def current_checkpoint(path: str | Path, keys_dir: str | Path | None = None) -> 
     return _load_checkpoint(folder, log, key)[0]
 
 
-def end_problem(path: str | Path, keys_dir: str | Path | None = None) -> str:
+def end_problem(path: str | Path, keys_dir: str | Path | None = None, strict: bool = False) -> str:
     """Why the log's end disagrees with the checkpoint kept outside the workspace ('' when it agrees, or there is no
     checkpoint to compare): entries deleted from its end, a log emptied or rewritten, which no entry `read` returns
     can show. The checkpoint is read before the log, so an append meanwhile is never taken for a deletion. A damaged
     key leaves nothing to compare: a reader reads on (`_authentic`), and every command that writes says so (review
-    ED: `audit show` exited 3 on it)."""
+    ED: `audit show` exited 3 on it). `strict`: a checkpoint deleted or unreadable, where the key is there and the log
+    holds entries, is a problem too (its last lines deleted with it would otherwise read as a whole log), as `verify`
+    says it."""
     log = Path(path).resolve()
     try:
-        cp = current_checkpoint(log, keys_dir)
+        folder = keys_folder(log, keys_dir, create=False)
+        key = folder and audit_key(folder, create=False)
     except AuditError:
         return ''
-    return _head_problem(cp, _chain(log)) if cp else ''
+    if not key:
+        return ''
+    cp, why = _load_checkpoint(folder, log, key)
+    chain = _chain(log)
+    if cp is None:
+        return (why or (_no_checkpoint(folder, log, len(chain)) if chain else '')) if strict else ''
+    return _head_problem(cp, chain)
+
+
+def _no_checkpoint(folder: Path, log: Path, n: int) -> str:
+    "Why a log holding `n` entries has no checkpoint kept outside the workspace."
+    return (
+        f"no checkpoint of this log is kept outside the workspace ({checkpoint_path(folder, log)}), "
+        f"though it holds {n} entries: it was deleted, or the keys folder changed"
+    )
 
 
 def copy_problem(path: str | Path, cp: dict, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:

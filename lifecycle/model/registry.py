@@ -285,12 +285,13 @@ def _unchecked(audit_path, name: str, version) -> str | None:
 def _log_damage(audit_path) -> str:
     """Why the audit log may lack entries it had ('' when nothing says so): a sequence number no readable entry holds
     (a line deleted, or edited so its MAC fails), or its end short of the checkpoint kept outside it (its last lines
-    deleted). A version with no register entry reads as registered outside lifecycle only in a log without such."""
+    deleted), or that checkpoint deleted or altered (nothing left to tell such a deletion by). A version with no
+    register entry reads as registered outside lifecycle only in a log without such."""
     from lifecycle.core import audit
 
     seqs = [e['seq'] for e in audit.read_cached(audit_path) if isinstance(e.get('seq'), int)]
     gap = next((a + 1 for a, b in zip([0, *seqs], seqs) if b != a + 1), None)  # (a log starts at entry 1)
-    return f"entry {gap} is missing or unreadable" if gap else audit.end_problem(audit_path)
+    return f"entry {gap} is missing or unreadable" if gap else audit.end_problem(audit_path, strict=True)
 
 
 def _asks_check(audit_path, reg: dict) -> bool:
