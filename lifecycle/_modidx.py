@@ -2330,6 +2330,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._gate_text': ( 'api/model/registry.html#_gate_text',
                                                                                    'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry._in_order': ( 'api/model/registry.html#_in_order',
+                                                                                  'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._log_damage': ( 'api/model/registry.html#_log_damage',
                                                                                     'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._move_alias': ( 'api/model/registry.html#_move_alias',

@@ -828,3 +828,31 @@ def test_deleting_the_last_register_entry_with_the_checkpoint_does_not_lift_the_
     assert not audit.verify(ws.audit_path).ok
     with pytest.raises(gov.PromotionRefused, match=r'toy/1 has no register entry in the audit log, which is damaged'):
         gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
+
+
+def test_moving_a_killed_version_s_register_line_above_an_older_verdict_does_not_lift_the_refusal(
+    tmp_path, monkeypatch
+):
+    """The release-check verdicts were read in the order of the log's lines: a model deleted and made again numbers
+    its versions afresh, and moving the new toy/1's register line (killed inside its check) above the old toy/1's
+    `model.checked` line, each line's MAC intact, made that verdict read as the new version's: promoted into dev."""
+    import json
+    from lifecycle.model.registry import register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=str)  # (toy/1, checked)
+    ws.client.delete_registered_model('toy')
+    again = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the process stopped while loading the version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, again, 'toy', alias='dev', tags={}, reason='test', check=killed)  # (toy/1 again)
+    lines = Path(ws.audit_path).read_text().splitlines(keepends=True)
+    actions = [json.loads(ln)['action'] for ln in lines]
+    assert actions == ['model.register', 'model.checked', 'model.promote', 'model.register']
+    Path(ws.audit_path).write_text(''.join([lines[0], lines[3], *lines[1:3]]))
+    with pytest.raises(gov.PromotionRefused, match=r'toy/1 was registered.*no verdict on record'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])

@@ -226,10 +226,8 @@ def _verdicts(audit_path, name: str, version) -> tuple[dict | None, dict | None]
     """The last `model.register` entry of version `version` of `name`, and its last release-check verdict since
     (`model.withheld` or `model.checked`): None each when the log holds none (a model deleted and made again numbers
     its versions afresh: an older version's verdict is not this one's)."""
-    from lifecycle.core import audit
-
     subject, reg, last = f'{name}/{version}', None, None
-    for e in audit.read_cached(audit_path):
+    for e in _in_order(audit_path):
         if e.get('subject') != subject:
             continue
         if e.get('action') == 'model.register':
@@ -237,6 +235,14 @@ def _verdicts(audit_path, name: str, version) -> tuple[dict | None, dict | None]
         elif e.get('action') in ('model.withheld', 'model.checked'):
             last = e
     return reg, last
+
+
+def _in_order(audit_path) -> list[dict]:
+    """The log's entries in the order they were written (by sequence number, which each entry's MAC covers), whatever
+    the order of its lines: a verdict moved above its register entry never reads as that entry's."""
+    from lifecycle.core import audit
+
+    return sorted(audit.read_cached(audit_path), key=lambda e: e['seq'])
 
 
 def _withheld(audit_path, name: str, version) -> str | None:
@@ -298,13 +304,11 @@ def _asks_check(audit_path, reg: dict) -> bool:
     """Whether register entry `reg` asked for a release check (`_CHECK`). One whose payload is missing or altered (not
     erased: an erasure keeps the mark) is read as the register entries before it: asking, unless the nearest readable
     one, with no `model.checked` since, asks none (a version registered before lifecycle recorded the check)."""
-    from lifecycle.core import audit
-
     if (reg.get('details') or {}).get(_CHECK) or reg.get('erased'):
         return bool((reg.get('details') or {}).get(_CHECK))
     if not (reg.get('altered') or (reg.get('actor'), reg.get('reason')) == ('(missing)', '(payload missing)')):
         return False
-    for e in reversed([e for e in audit.read_cached(audit_path) if e.get('seq', 0) < reg['seq']]):
+    for e in reversed([e for e in _in_order(audit_path) if e['seq'] < reg['seq']]):
         if e.get('action') == 'model.checked':  # (a check on record before it: asking; refuses more, never less)
             return True
         readable = e.get('erased') or e.get('actor') not in ('(missing)', '(altered)')
