@@ -2,6 +2,7 @@
 version whose check failed served in dev; now it is registered, signed, checked and only then given the alias."""
 
 from __future__ import annotations
+import re
 import shutil
 from pathlib import Path
 import pandas as pd
@@ -856,3 +857,21 @@ def test_moving_a_killed_version_s_register_line_above_an_older_verdict_does_not
     Path(ws.audit_path).write_text(''.join([lines[0], lines[3], *lines[1:3]]))
     with pytest.raises(gov.PromotionRefused, match=r'toy/1 was registered.*no verdict on record'):
         gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
+
+
+@pytest.mark.parametrize('method', ['search_registered_models', 'search_model_versions'])
+def test_a_registry_busy_listing_its_models_is_a_try_again_in_the_workspace_status(tmp_path, monkeypatch, method):
+    """`lifecycle status` listed the registry's models and their versions unguarded: a registry too busy to answer
+    (SQLite locked) ended the command in MLflow's traceback, `--json` with no JSON. Now: try again, exit 1."""
+    import json
+    from conftest import cli
+    from lifecycle.model.registry import register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
+    _busy_for(monkeypatch, ws.client, method, lambda *args: True)
+    r = cli(tmp_path, 'status', '--json', env={'LIFECYCLE_KEYS_DIR': str(tmp_path / 'keys')})
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    out = json.loads(r.stdout)  # (strict JSON: one object)
+    assert out['ok'] is False
+    assert re.search(r'could not list (its models|the versions of .toy.) \(\w+\): try again', out['error']), out

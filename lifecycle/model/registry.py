@@ -409,10 +409,22 @@ def load_by_alias(ws: Workspace, name: str, alias: str):
 
 
 def describe_models(ws: Workspace) -> list[dict]:
-    "Registered models with their versions and aliases."
+    """Registered models with their versions and aliases; a registry that cannot answer (busy, unreachable):
+    `RegistryUnavailable`, try again (`lifecycle status` ended in MLflow's traceback)."""
+    from mlflow.exceptions import MlflowException
+
     client, res = ws.client, []
-    for rm in client.search_registered_models():
-        versions = client.search_model_versions(f"name='{rm.name}'")
+    try:
+        models = client.search_registered_models()
+    except MlflowException as e:
+        raise RegistryUnavailable(f"the model registry could not list its models ({e.error_code}): try again") from None
+    for rm in models:
+        try:
+            versions = client.search_model_versions(f"name='{rm.name}'")
+        except MlflowException as e:
+            raise RegistryUnavailable(
+                f"the model registry could not list the versions of {rm.name!r} ({e.error_code}): try again"
+            ) from None
         res.append(
             dict(
                 name=rm.name,
