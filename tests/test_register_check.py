@@ -875,3 +875,30 @@ def test_a_registry_busy_listing_its_models_is_a_try_again_in_the_workspace_stat
     out = json.loads(r.stdout)  # (strict JSON: one object)
     assert out['ok'] is False
     assert re.search(r'could not list (its models|the versions of .toy.) \(\w+\): try again', out['error']), out
+
+
+def test_erasing_a_register_entry_whose_payload_was_deleted_does_not_lift_the_refusal(tmp_path, monkeypatch):
+    """An erasure keeps a register entry's release-check mark, read from its payload; one whose payload line was
+    deleted by hand first (refused then: unreadable) kept nothing, and the erased entry read as a registration asking
+    no check: `lifecycle audit erase SEQ` made a version killed inside its check promotable. Its tombstone now says the
+    payload was unread, and the entry is read as an unreadable one. An erasure that read the payload: as before."""
+    from lifecycle.model.registry import register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the process stopped while loading the version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    seq = _payload_deleted(ws, 'model.register', 'toy/1')
+    tomb = audit.erase(ws.audit_path, seq, 'the registering person asked to be forgotten')
+    with pytest.raises(gov.PromotionRefused, match=rf'entry \(seq {seq}\) cannot be read .*when it was erased'):
+        gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
+    assert tomb['details'] == {'erased_seq': seq, 'unread': True}
+    again = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
+    register_version(ws, again, 'toy', alias='dev', tags={}, reason='before the mark')  # (toy/2: asks no check)
+    seq = next(e['seq'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register' and e['seq'] > seq)
+    assert 'unread' not in audit.erase(ws.audit_path, seq, 'forgotten')['details']
+    assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '2', 'dev', policy=ws.params['policy'])['model_version'] == '2'

@@ -944,7 +944,8 @@ def erase(
         if not done:
             was = next((p for p in read_jsonl(pp) if payload_digest(p) == target.get('digest')), None)
             kept = _digests(target['action'], (was or {}).get('details') or {})  # (names no one; orders signed acts)
-            facts = {'erased_seq': seq, **({'kept': kept} if kept else {})}
+            facts = {'erased_seq': seq, **({'kept': kept} if kept else {}), **({} if was else {'unread': True})}
+            # (unread: its payload was missing or altered, so nothing of it could be kept: `registry._asks_check`)
             done = _append_locked(fd, log, folder, key, 'audit.erase', str(seq), reason, actor, facts)['seq']
         with locked_append(pp):  # sets a torn line aside; payloads change only under the chain lock
             kept = [ln for ln in pp.read_bytes().split(b'\n') if ln.strip()]

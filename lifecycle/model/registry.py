@@ -276,10 +276,15 @@ def _unchecked(audit_path, name: str, version) -> str | None:
     if last is not None or not (reg and _asks_check(audit_path, reg)):
         return None
     if not (reg.get('details') or {}).get(_CHECK):  # (its payload deleted or edited: the mark unreadable)
+        how = (
+            "was missing or altered when it was erased"
+            if reg.get('erased')
+            else "is missing or altered: `lifecycle audit verify` says which"
+        )
         return (
             f"{name}/{version} was registered, but its register entry (seq {reg['seq']}) cannot be read (its payload "
-            "is missing or altered: `lifecycle audit verify` says which), so whether it asked for a release check is "
-            f"unknown, and no verdict of one is on record. Run it again: {_AGAIN}"
+            f"{how}), so whether it asked for a release check is unknown, and no verdict of one is on record. Run it "
+            f"again: {_AGAIN}"
         )
     return (
         f"{name}/{version} was registered, but its release check (signed, loaded back, its training outputs "
@@ -301,20 +306,46 @@ def _log_damage(audit_path) -> str:
 
 
 def _asks_check(audit_path, reg: dict) -> bool:
-    """Whether register entry `reg` asked for a release check (`_CHECK`). One whose payload is missing or altered (not
-    erased: an erasure keeps the mark) is read as the register entries before it: asking, unless the nearest readable
-    one, with no `model.checked` since, asks none (a version registered before lifecycle recorded the check)."""
-    if (reg.get('details') or {}).get(_CHECK) or reg.get('erased'):
+    """Whether register entry `reg` asked for a release check (`_CHECK`). One whose payload is missing or altered (or
+    was when it was erased: its erasure kept nothing) is read as the register entries before it: asking, unless the
+    nearest readable one, with no `model.checked` since, asks none (a version registered before lifecycle recorded
+    the check)."""
+    if _readable(audit_path, reg):
         return bool((reg.get('details') or {}).get(_CHECK))
-    if not (reg.get('altered') or (reg.get('actor'), reg.get('reason')) == ('(missing)', '(payload missing)')):
-        return False
     for e in reversed([e for e in _in_order(audit_path) if e['seq'] < reg['seq']]):
         if e.get('action') == 'model.checked':  # (a check on record before it: asking; refuses more, never less)
             return True
-        readable = e.get('erased') or e.get('actor') not in ('(missing)', '(altered)')
-        if e.get('action') == 'model.register' and readable:
+        if e.get('action') == 'model.register' and _readable(audit_path, e):
             return bool((e.get('details') or {}).get(_CHECK))
     return True
+
+
+def _readable(audit_path, e: dict) -> bool:
+    """Whether entry `e`'s details are those recorded: its payload is there, or it was erased and its erasure read it
+    (keeping the release-check mark, `audit._MARKS`)."""
+    if e.get('erased'):
+        return not _erased_unread(audit_path, e['seq'])
+    return not e.get('altered') and (e.get('actor'), e.get('reason')) != _MISSING
+
+
+_MISSING = ('(missing)', '(payload missing)')  # (actor, reason) of an entry whose payload is gone (`audit.read`)
+
+
+def _erased_unread(audit_path, seq: int) -> bool:
+    """Whether entry `seq` was erased when its payload was missing or altered already, so its erasure kept nothing of
+    it (its tombstone says `unread`, or cannot be read): erasing a register entry whose payload line was deleted by
+    hand read as a registration asking no release check."""
+    tomb = next(
+        (
+            e
+            for e in _in_order(audit_path)
+            if e.get('action') == 'audit.erase' and str(e.get('subject')) == str(seq) and e['seq'] > seq
+        ),
+        None,
+    )
+    if tomb is None or tomb.get('altered') or (tomb.get('actor'), tomb.get('reason')) == _MISSING:
+        return True
+    return bool((tomb.get('details') or {}).get('unread'))
 
 
 def withhold(ws: Workspace, name: str, version: str, alias: str, e: Exception) -> None:
