@@ -908,6 +908,20 @@ def test_audit_show_refuses_a_log_whose_last_entries_were_deleted_as_verify_does
     assert r.returncode == 0 and [e['seq'] for e in out['entries']] == [1, 2, 3, 4, 5], out
 
 
+@pytest.mark.parametrize('checkpoint', ['deleted', 'altered'])
+def test_audit_show_refuses_a_log_whose_last_entries_were_deleted_with_its_checkpoint(ws, checkpoint):
+    """Entries deleted from the end of `audit.log` together with the checkpoint kept outside the workspace (or that
+    checkpoint written over): `audit verify` exits 3, but `audit show` printed what was left as the latest entries,
+    exit 0, as before review EB: with no checkpoint to compare, the log's end read as whole."""
+    fill(ws, 4)
+    ws.log.write_text(''.join(ws.log.read_text().splitlines(keepends=True)[:2]))
+    cp = next(ws.keys.rglob('*.checkpoint.json'))
+    cp.unlink() if checkpoint == 'deleted' else cp.write_text('{}')
+    assert not audit.verify(ws.log).ok
+    r, out = cli_json(ws.root, 'audit', 'show', env=ws.env)
+    assert r.returncode == 3 and 'checkpoint' in out['error'] and 'audit verify' in out['error'], out
+
+
 def test_a_payload_line_whose_seq_is_a_list_is_no_crash_of_audit_show_or_verify(ws):
     """A payload line edited to `{"seq": [9]}`: `read`, `read_tail` (so `audit show`) and `verify` raised TypeError
     'unhashable type' from the set of payload sequences `(altered)` is found by (review ED)."""

@@ -109,8 +109,9 @@ def audit_show(
         raise CommandError(f"{e}; `lifecycle audit verify` says more", EXIT_AUDIT) from None
     # No entries is "ok" only when verify agrees, and entries are the latest only when the log's end is the one its
     # checkpoint kept outside the workspace records: a log renamed away, emptied, or with its last entries deleted was
-    # shown as {"ok": true, ...} while `audit verify` exited 3 (review EB).
-    if (problem := end_problem(s.audit_path, s.keys_dir)) or (
+    # shown as {"ok": true, ...} while `audit verify` exited 3 (review EB); so was one whose checkpoint was deleted
+    # with its last entries (strict: no checkpoint, or one that cannot be read, where the log holds entries).
+    if (problem := end_problem(s.audit_path, s.keys_dir, strict=True)) or (
         not entries and not (v := verify(s.audit_path, keys_dir=s.keys_dir)).ok and (problem := v.reason)
     ):
         raise CommandError(
