@@ -16,6 +16,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import ClassVar, NoReturn
 import typer
+from .names import shown_path
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
@@ -255,6 +256,17 @@ def exit_code_for(e: BaseException, errors: dict) -> tuple[int, str] | None:
     return None
 
 # %% ../../nbs/api/core/11_cli_support.ipynb #c238a294
+def _said(e: BaseException) -> str:
+    """What an error says: an OSError with its file(s) as `shown_path` shows them (a name holding an e-mail address
+    or a phone number withheld: `[Errno 36] File name too long` names the file), any other error its text."""
+    if not isinstance(e, OSError) or e.filename is None:
+        return str(e)
+    import os
+
+    named = ' -> '.join(repr(shown_path(os.fsdecode(f))) for f in (e.filename, e.filename2) if f is not None)
+    return f"[Errno {e.errno}] {e.strerror}: {named}" if e.errno is not None else f"{e.strerror}: {named}"
+
+
 def fail(message: str, code: int, as_json: bool = False):
     """Stop with one paragraph: `{ok: false, error}` on stdout for scripts, else `error: ...` on stderr; exit with
     `code`."""
@@ -298,7 +310,7 @@ def command(errors: dict | None = None):
                 known = exit_code_for(e, table)
                 if known is None:
                     raise
-                fail(known[1] + str(e), known[0], as_json)
+                fail(known[1] + _said(e), known[0], as_json)
             if res is None:
                 return None
             if as_json:
@@ -394,7 +406,8 @@ def with_params_option(fn):
         if not d.is_dir():
             from lifecycle.core.params import not_a_folder  # (on the refusal only: it imports pydantic)
 
-            fail(f"--params {params}: {not_a_folder(d)} (looked at {d})", EXIT_INPUT, kwargs.get('as_json', False))
+            said = f"--params {shown_path(params, 'folder')}: {not_a_folder(d)} (looked at {shown_path(d, 'folder')})"
+            fail(said, EXIT_INPUT, kwargs.get('as_json', False))
         old = os.environ.get('LIFECYCLE_PARAMS_DIR')
         os.environ['LIFECYCLE_PARAMS_DIR'] = str(d)
         try:

@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 import yaml
+from .names import shown_path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
@@ -163,7 +164,8 @@ def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
     if path.is_dir():  # (not "missing": it is there, as the wrong thing; review AX)
         raise ParamsError(f"{path}: expected a {schema.__name__} YAML file, found a folder")
     if not path.is_file() and not path.parent.is_dir():  # (the folder is gone: said as such, not one file of it)
-        raise ParamsError(f"{path.parent}: {not_a_folder(path.parent)} (looked for its {path.name})")
+        d = shown_path(path.parent, 'folder')
+        raise ParamsError(f"{d}: {not_a_folder(path.parent)} (looked for its {path.name})")
     if not path.is_file():
         raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
     try:
@@ -1140,7 +1142,7 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
     "Validate every stage's params file in `params_dir`; collect all problems into one error."
     d = Path(params_dir)
     if not d.is_dir():
-        raise ParamsError(f"{d}: {not_a_folder(d)}")
+        raise ParamsError(f"{shown_path(d, 'folder')}: {not_a_folder(d)}")
     res, problems = {}, []
     for stage, schema in STAGE_SCHEMAS.items():
         try:

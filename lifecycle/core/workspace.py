@@ -11,6 +11,7 @@ from dataclasses import fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
+from .names import shown_path
 from .settings import Settings, SettingsError, load_settings, workspace_id
 from .store import Store, StateError, atomic_write, file_in_the_way
 from .audit import append, default_actor
@@ -458,7 +459,8 @@ class Workspace(Settings):
 
         if not self.params_dir.is_dir() and self.params_dir == remembered_params(self.state_dir, self.root):
             raise ParamsError(
-                f"{self.params_dir}: {not_a_folder(self.params_dir)}; it is the params folder the last run used "
+                f"{shown_path(self.params_dir, 'folder')}: {not_a_folder(self.params_dir)}; it is the params folder "
+                "the last run used "
                 f"({self.state_dir / PARAMS_FILE} names it): put it back, pass --params, or remove that file to read "
                 "params/"
             )

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+from ..core.names import _DATE, _HHMM, _INSIDE, holds_contact  # (moved to core: re-exported)
 from ..core.params import PiiRule
 
 if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_column_name` mostly needs neither)
@@ -20,7 +21,7 @@ if TYPE_CHECKING:  # (pandas and numpy are imported where they are used: `shown_
 # %% auto #0
 __all__ = ['REDACTED', 'NAME_MAX', 'PiiError', 'load_key', 'key_needed', 'pseudonymise', 'band_labels', 'generalise',
            'mask_frame', 'finding_salt', 'digest', 'phone_numbers', 'PersonalFinding', 'looks_personal',
-           'holds_contact', 'shown_column_name', 'header_may_be_data', 'shown_value']
+           'shown_column_name', 'header_may_be_data', 'shown_value']
 
 # %% ../../nbs/api/data/01_pii.ipynb #2d030b0b
 class PiiError(Exception):
@@ -134,8 +135,6 @@ def digest(value, salt: bytes) -> str:
     return 'h:' + hmac.new(salt, str(value).encode(), hashlib.sha256).hexdigest()[:10]
 
 # %% ../../nbs/api/data/01_pii.ipynb #30ff6339
-_HHMM = r'(?:[01]\d|2[0-3])[0-5]\d'  # a time of day as `0800` is written
-_DATE = r'\d{4}[-/.]\d{1,2}[-/.]\d{1,2}(?:[ T][\d:.]+)?|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}'
 _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; the first matching kind wins
     'e-mail address': r'[\w.+-]+@[\w-]+(?:\.[\w-]+)+',
     'date': _DATE,
@@ -144,38 +143,6 @@ _PATTERNS = {  # kind of personal value -> the pattern a whole value matches; th
     'personal name': r"[A-Z][a-z'’-]+(?:,? [A-Z][a-z'’.-]*){1,3}",
 }
 _DISTINCT = {'identifier', 'personal name'}  # kinds that must also be mostly distinct to count
-_INSIDE = (  # (kind, pattern found within a value, values needed): personal data written into free text
-    (  # (not a file name `logo@2x.png`, not a git remote `git@github.com:x`)
-        'text holding an e-mail address',
-        r'(?<![\w.+-])[\w.+-]{1,64}@[\w-]{0,63}[A-Za-z][\w-]{0,63}(?:\.[\w-]{1,63}){0,8}\.'  # (bounded: linear)
-        r'(?!(?:png|jpe?g|gif|svg|webp|pdf|txt|csv|json|js|css|html?)\b)[A-Za-z]{2,63}\b(?!:[^\s]|@)',
-        1,
-    ),
-    (  # (8 to 15 digits, no decimal point after the country code: not +553263, +6732.02, +0.935072)
-        'text holding a phone number',
-        r'(?<![\w.+])(?=(?:\D{0,2}\d){8,15}(?!\d))(?!\+\d{1,3} \d{4}-\d\d-\d\d)'  # (not +1 2024-01-05)
-        r'(?:\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,5}'  # +31 6 1234 5678, +447911123456
-        r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])'  # (555) 123-4567, 555-123-4567
-        # after a word that says what it is, a number of 9 to 15 digits in groups, as countries write them: `call me on
-        # 07700 900123`, `tel. 0151 2345 6789`, `phone no. 06.12.34.56.78`, `ring 555 123 4567`, `mobile 3471234567`,
-        # `(11) 91234-5678`; not a date, a whole list of times (`call 0800 1200 1600`) or years, a compact timestamp, a
-        # decimal or a list of them (`pH 7.35 7.42`), an IPv4 address, a list of small or of 4-digit numbers
-        r'|(?i:\b(?:call(?:ing|ed|back)?|call back|rang|ph|phone|tel|telephone|telefon(?:nummer)?'
-        r'|(?:handy|mobil|ruf)nummer|t[ée]l[ée]?(?:fono)?|mobile|mob|handy|cell|cellphone|cellulare|celular|ring|fax'
-        r'|whatsapp|sms|text me|contact me|reach me|my number)\b\.?:?(?:[ -]?(?:number|no|nr)\b\.?:?| ?#)?'
-        r'(?: (?:me|us|him|her|them))?(?: (?:on|at|is))?\s{0,3})'
-        r'(?!(?:' + _DATE + r')(?![./-]?\d))'  # (a date, not a number's first groups: `06-12-34-56-78`)
-        r'(?!(?:' + _HHMM + r'(?:[ .-](?=\d))?){2,}(?![ ()./-]{0,2}\d))'  # (a whole list: not `0151 2345 6789`)
-        r'(?!(?:(?:19|20)\d\d(?:[ .-](?=\d))?){2,}(?![ ()./-]{0,2}\d))'
-        r'(?!(?:19|20)\d\d(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])(?:[ T]?\d{4}(?:\d\d)?)?(?!\d))'  # 20240105134500
-        r'(?!\d+\.\d+(?:[ ,;/]+\d+\.\d+){0,6}(?![./-]?\d))'
-        r'(?!(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]\d?)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}(?![.\d]))'
-        r'(?![1-9]\d?(?:[ ./-]\d{1,2}){3,}(?![ ./-]?\d))(?![1-9]\d{3}(?:[ ,/]+[1-9]\d{3}){2,}(?!\d))'
-        r'(?=(?:[ ()./-]{0,2}\d){9,15}(?![ ()./-]{0,2}\d))\+?\(?\d{1,5}\)?(?:[ ./-]?\(?\d{1,5}\)?){0,6}'
-        r'(?!\w|\.\d)',
-        3,
-    ),
-)
 _ONE_NAME = r"[^\W\d_]+(?:['’-][^\W\d_]+)*"  # one word of letters in any script: `Müller`, `O'Neil`, `Ana-Lu`
 _ONE_NAMES_MIN = 8  # distinct ones, for a people column's single words to be names (`contact`: cellular, telephone)
 
@@ -302,24 +269,6 @@ def _personal_name_kind(name: str) -> str | None:
             if (f := looks_personal(pd.Series([text] * 3))) is not None:
                 return f.kind
     return None
-
-
-_FILE_SUFFIXES = r'(?i)(?:\.(?:csv|tsv|txt|gz|parquet|pq|json|jsonl|xlsx?))+$'
-
-
-def holds_contact(name: str) -> bool:
-    """Whether a name a file gives (its header's, its own, with or without its extension) holds an e-mail address or
-    a phone number written as one (`+49 151 2345 6789`, `(555) 123-4567`): what `init`, the batch log and the
-    dataset's name never quote of it. Not a code with digits (`sales_2024`), bare digits (`20240131`, an epoch), two
-    capitalised words (`Annual Income`) or a date: names hold those (review AE)."""
-    text = re.sub(_FILE_SUFFIXES, '', str(name).strip())  # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`)
-    if any(re.search(p, t) for t in dict.fromkeys((text, text.replace('_', ' '))) for _, p, _ in _INSIDE):
-        return True
-    # (an address after words joined by '-', '.' or nothing: `export.for.review.sent.by.bob@corp.example`, a run of
-    # over 64 characters before its '@', read as one local part, too long for one: its last 64 read as the local part;
-    # each run matched from its start alone, in linear time)
-    mail = next(p for kind, p, _ in _INSIDE if 'e-mail' in kind)
-    return '@' in text and bool(re.search(mail, re.sub(r'(?<![\w.+-])[\w.+-]+(?=@)', lambda m: m[0][-64:], text)))
 
 
 def shown_column_name(name, i: int, header_is_data: bool = False, header: bool = False) -> str:

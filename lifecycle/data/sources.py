@@ -47,17 +47,9 @@ def shown_source(source: str, last: str = 'file') -> str:
     if is_sql(source):  # (a SQLite database's file named as any file is: `sqlite:///bob@corp.example.db`)
         shown = shown_url(source)
         return shown if (db := _sqlite_file(shown)) is None else shown.replace(db, shown_source(db, last), 1)
-    from lifecycle.data.pii import holds_contact
+    from lifecycle.core.names import shown_path
 
-    parts = Path(source).parts
-    held = [holds_contact(p) for p in parts]  # (a folder named `bob@corp.example` too: review AF)
-    if not any(held):
-        return source
-    said = [
-        f"<{last if i == len(parts) - 1 else 'folder'} name withheld: it holds personal data>" if h else p
-        for i, (p, h) in enumerate(zip(parts, held))
-    ]
-    return str(Path(*said))
+    return shown_path(source, last)
 
 
 def _sqlite_file(url: str) -> str | None:

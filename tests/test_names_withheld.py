@@ -1,0 +1,47 @@
+"""A file or folder name holding an e-mail address or a phone number is never printed whole by core's own refusals:
+`--params DIR` and an OSError that reaches the `command` decorator (`[Errno 36] File name too long`, EACCES ...)."""
+
+import pytest
+import typer
+
+from lifecycle.core.cli_support import Result, command, invoke, with_params_option
+from lifecycle.core.params import ParamsError, load_params
+
+ADDRESS = 'bob@corp.example'
+
+
+def test_os_error_reaching_the_decorator_withholds_the_name(tmp_path):
+    "An OSError escaping a command printed `str(e)`, the file's name whole; now its name is withheld, its cause kept."
+    path = f"{tmp_path}/{ADDRESS}/{'x' * 300}.csv"
+
+    @command()
+    def cmd(as_json: bool = typer.Option(False, '--json')) -> Result:
+        raise OSError(36, 'File name too long', path)
+
+    for args in ([], ['--json']):
+        r = invoke(cmd, args)
+        assert r.exit_code == 1, r.output
+        assert ADDRESS not in r.output and 'File name too long' in r.output and 'withheld' in r.output
+
+
+def test_params_option_withholds_the_folder_name(tmp_path):
+    "`--params bob@corp.example` (no such folder) was refused naming the folder twice, whole."
+
+    @command()
+    @with_params_option
+    def cmd(as_json: bool = typer.Option(False, '--json')) -> Result:
+        return Result()
+
+    r = invoke(cmd, ['--params', str(tmp_path / ADDRESS), '--json'])
+    assert r.exit_code == 2 and ADDRESS not in r.output and 'params folder not found' in r.output, r.output
+
+
+@pytest.mark.parametrize('inside', [False, True])
+def test_load_params_withholds_the_folder_name(tmp_path, inside):
+    "A params folder not found (by `load_params`, or by a file of it) was named whole in `params refused`."
+    from lifecycle.core.params import STAGE_SCHEMAS, load_file
+
+    d = tmp_path / ADDRESS
+    with pytest.raises(ParamsError) as e:
+        load_file(d / 'ingest.yaml', STAGE_SCHEMAS['ingest']) if inside else load_params(d)
+    assert ADDRESS not in str(e.value) and 'params folder not found' in str(e.value)
