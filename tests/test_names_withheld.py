@@ -45,3 +45,29 @@ def test_load_params_withholds_the_folder_name(tmp_path, inside):
     with pytest.raises(ParamsError) as e:
         load_file(d / 'ingest.yaml', STAGE_SCHEMAS['ingest']) if inside else load_params(d)
     assert ADDRESS not in str(e.value) and 'params folder not found' in str(e.value)
+
+
+def test_params_refused_in_a_folder_named_with_an_address(tmp_path):
+    "A params folder there, named `bob@corp.example`: each refusal of its files named the folder whole."
+    d = tmp_path / ADDRESS
+    d.mkdir()
+    (d / 'ingest.yaml').write_text('columns: 5\ncolumns: 6\n')
+    with pytest.raises(ParamsError) as e:
+        load_params(d)
+    assert ADDRESS not in str(e.value) and 'ingest.yaml' in str(e.value) and 'withheld' in str(e.value)
+
+
+def test_refusal_naming_the_params_folder_withholds_it(tmp_path):
+    "A command's refusal naming a file of its `--params bob@corp.example` folder (`{params_dir}/ingest.yaml: ...`)."
+    d = tmp_path / ADDRESS
+    d.mkdir()
+
+    @command()
+    def cmd(as_json: bool = typer.Option(False, '--json')) -> Result:
+        from lifecycle.core.cli_support import CommandError
+
+        raise CommandError(f"{d}/ingest.yaml: key 'source': no file at x.csv")
+
+    for args in ([], ['--json']):
+        r = invoke(with_params_option(cmd), ['--params', str(d), *args])
+        assert r.exit_code == 2 and ADDRESS not in r.output and "ingest.yaml: key 'source'" in r.output, r.output

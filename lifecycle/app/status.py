@@ -5,6 +5,7 @@ runs, and the prediction rows set aside because the log's database refused them.
 
 # %% ../../nbs/api/app/02_status.ipynb #2ef9f1f1
 from __future__ import annotations
+from ..core.names import shown_path  # (a folder named `bob@corp.example`: withheld)
 from ..core.settings import shown_url
 from ..core.workspace import Workspace
 from ..core.manifest import list_runs
@@ -41,7 +42,7 @@ def workspace_status(ws: Workspace, last: int = 5) -> dict:
     return dict(
         workspace=str(ws.root),
         state_dir=str(ws.state_dir),
-        params_dir=str(ws.params_dir),  # --params, else the last run's that went through, else params/
+        params_dir=shown_path(ws.params_dir, 'folder'),  # --params, else the last run's that went through, else params/
         params_dir_found=ws.params_dir.is_dir(),  # (a remembered folder since moved away: commands reading it refuse)
         tracking_uri=shown_url(ws.tracking_uri),
         models=models,

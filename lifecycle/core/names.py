@@ -80,3 +80,34 @@ def shown_path(path: str, last: str = 'file') -> str:
     ]
     return str(Path(*said))
 
+
+
+def _path_swaps(swaps: dict, path: str, last: str = 'file') -> None:
+    """Add to `swaps` what `path`'s names become as `shown_path` shows it: each name withheld, and the path from each
+    of its folders on (`feb/bob@...` beside `jan/bob@...`: named by its own role where two paths share a name)."""
+    parts, said = Path(path).parts, Path(shown_path(path, last)).parts
+    for i, (part, as_shown) in enumerate(zip(parts, said)):
+        if part != as_shown:
+            swaps.setdefault(part, as_shown)
+        swaps.setdefault(str(Path(*parts[i:])), str(Path(*said[i:])))
+
+
+def _swapped(message: str, swaps: dict) -> str:
+    """`message` with each key of `swaps` replaced by its value, as given and as an OSError quotes it (repr-escaped: a
+    byte not UTF-8, a backslash); the longest first, in one pass, so a name never stands for a part of a longer one."""
+    if not (swaps := {k: v for k, v in swaps.items() if k and k != v}):
+        return message
+    for k, v in list(swaps.items()):
+        swaps.setdefault(repr(k)[1:-1], repr(v)[1:-1])
+    pattern = '|'.join(map(re.escape, sorted(swaps, key=len, reverse=True)))
+    return re.sub(pattern, lambda m: swaps[m.group()], message)
+
+
+def _withheld_in(message: str, *named: str | Path | tuple[str | Path, str]) -> str:
+    """`message` naming each path of `named` (a path, or a path and what its last name is, as `shown_path` takes it)
+    as `shown_path` shows it, wherever it names it (`sources._withheld_in` does the same for database URLs too)."""
+    swaps = {}
+    for x in named:
+        path, last = (x, 'file') if isinstance(x, (str, Path)) else x
+        _path_swaps(swaps, str(path), last)
+    return _swapped(message, swaps)

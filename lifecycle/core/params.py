@@ -12,7 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 import yaml
-from .names import shown_path
+from .names import _withheld_in, shown_path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 # %% auto #0
@@ -159,13 +159,20 @@ def _unambiguous(v):
 
 
 def load_file(path: str | Path, schema: type[BaseModel]) -> BaseModel:
-    "Read and validate one YAML params file (as YAML 1.2 where the schema says `yaml_1_2`, `parse_yaml_12`)."
-    path = Path(path)
+    """Read and validate one YAML params file (as YAML 1.2 where the schema says `yaml_1_2`, `parse_yaml_12`); a
+    refusal names it as `shown_path` shows it (a folder named `bob@corp.example`: withheld)."""
+    try:
+        return _load_file(Path(path), schema)
+    except ParamsError as e:
+        raise ParamsError(_withheld_in(str(e), path)) from e.__cause__
+
+
+def _load_file(path: Path, schema: type[BaseModel]) -> BaseModel:
+    "`load_file`'s work, its refusals naming `path` as given."
     if path.is_dir():  # (not "missing": it is there, as the wrong thing; review AX)
         raise ParamsError(f"{path}: expected a {schema.__name__} YAML file, found a folder")
     if not path.is_file() and not path.parent.is_dir():  # (the folder is gone: said as such, not one file of it)
-        d = shown_path(path.parent, 'folder')
-        raise ParamsError(f"{d}: {not_a_folder(path.parent)} (looked for its {path.name})")
+        raise ParamsError(f"{path.parent}: {not_a_folder(path.parent)} (looked for its {path.name})")
     if not path.is_file():
         raise ParamsError(f"{path}: params file is missing (expected a {schema.__name__} YAML file)")
     try:
@@ -1189,7 +1196,7 @@ def load_params(params_dir: str | Path) -> dict[str, BaseModel]:
                     f"{d / 'policy.yaml'}: key 'protected_attributes': {a!r} is not a column declared in ingest.yaml"
                 )
     if problems:
-        raise ParamsError('\n'.join(problems))
+        raise ParamsError(_withheld_in('\n'.join(problems), (d, 'folder')))  # (a folder named `bob@corp.example`)
     return res
 
 

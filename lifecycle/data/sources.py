@@ -66,28 +66,18 @@ def _withheld_in(message: str, *named: str | tuple[str, str]) -> str:
     address or a phone number, as given or resolved, and as an OSError quotes it, escaped (a database URL: whole, as
     given). The longest name is replaced first, in one pass: `bob@corp.example` then never stands for a part of
     `old-bob@corp.example.csv`, nor the reference's `jan/bob@corp.example.csv` for the current one in `feb/`."""
-    import re
+    from lifecycle.core.names import _path_swaps, _swapped
 
     swaps = {}
     for x in named:
         source, last = (x, 'file') if isinstance(x, str) else x
-        shown = shown_source(source, last)
-        if shown == source or is_sql(source):
-            swaps.setdefault(source, shown)
+        if shown_source(source, last) == source or is_sql(source):
+            swaps.setdefault(source, shown_source(source, last))
             if (db := _sqlite_file(source)) is None:
                 continue
-            source, shown = db, shown_source(db, last)  # (and its file, as a message names it: `no SQLite database at`)
-        parts, said = Path(source).parts, Path(shown).parts
-        for i, (part, as_shown) in enumerate(zip(parts, said)):
-            if part != as_shown:  # (and the path from each of its folders on: `feb/bob@...` beside `jan/bob@...`, named
-                swaps.setdefault(part, as_shown)  # by its own role where the two share a name)
-            swaps.setdefault(str(Path(*parts[i:])), str(Path(*said[i:])))
-    if not (swaps := {k: v for k, v in swaps.items() if k and k != v}):
-        return message
-    for k, v in list(swaps.items()):  # (as an OSError quotes a file: repr-escaped, a byte not UTF-8, a backslash)
-        swaps.setdefault(repr(k)[1:-1], repr(v)[1:-1])
-    pattern = '|'.join(map(re.escape, sorted(swaps, key=len, reverse=True)))
-    return re.sub(pattern, lambda m: swaps[m.group()], message)
+            source = db  # (and its file, as a message names it: `no SQLite database at`)
+        _path_swaps(swaps, source, last)
+    return _swapped(message, swaps)
 
 
 def is_file_source(source: str) -> bool:
