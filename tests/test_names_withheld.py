@@ -71,3 +71,15 @@ def test_refusal_naming_the_params_folder_withholds_it(tmp_path):
     for args in ([], ['--json']):
         r = invoke(with_params_option(cmd), ['--params', str(d), *args])
         assert r.exit_code == 2 and ADDRESS not in r.output and "ingest.yaml: key 'source'" in r.output, r.output
+
+
+def test_status_withholds_the_params_folder_name(tmp_path):
+    "`lifecycle status --params bob@corp.example` printed (and --json gave) `params_dir` whole."
+    from lifecycle.app.status import workspace_status
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    root = scratch_workspace(tmp_path / 'ws')
+    ws = Workspace.open(root, params_dir=root / ADDRESS)
+    st = workspace_status(ws)
+    assert ADDRESS not in st['params_dir'] and 'withheld' in st['params_dir'] and not st['params_dir_found']
