@@ -83,3 +83,12 @@ def test_status_withholds_the_params_folder_name(tmp_path):
     ws = Workspace.open(root, params_dir=root / ADDRESS)
     st = workspace_status(ws)
     assert ADDRESS not in st['params_dir'] and 'withheld' in st['params_dir'] and not st['params_dir_found']
+
+
+def test_holds_contact_reads_a_hidden_file_and_a_dated_name():
+    "A phone number after a hidden file's leading '.' was none; `+1` before a dash-written date was one (false alarm)."
+    from lifecycle.data.pii import holds_contact
+
+    assert holds_contact('.+44 7911 123456.csv') and holds_contact('.bob@corp.example.csv')
+    assert not holds_contact('x_+1-2024-01-05.csv') and not holds_contact('x_+1 2024-01-05.csv')
+    assert holds_contact('+44 7911 123456.csv') and not holds_contact('.hidden.csv')

@@ -23,7 +23,7 @@ _INSIDE = (  # (kind, pattern found within a value, values needed): personal dat
     ),
     (  # (8 to 15 digits, no decimal point after the country code: not +553263, +6732.02, +0.935072)
         'text holding a phone number',
-        r'(?<![\w.+])(?=(?:\D{0,2}\d){8,15}(?!\d))(?!\+\d{1,3} \d{4}-\d\d-\d\d)'  # (not +1 2024-01-05)
+        r'(?<![\w.+])(?=(?:\D{0,2}\d){8,15}(?!\d))(?!\+\d{1,3}[ -]\d{4}-\d\d-\d\d)'  # (not +1 2024-01-05, +1-2024...)
         r'(?:\+\d{1,3}[ -]?\(?\d{1,4}\)?(?:[ .-]?\d{2,4}){2,5}'  # +31 6 1234 5678, +447911123456
         r'|\(\d{3}\) ?\d{3}[ .-]\d{4}|\d{3}[.-]\d{3}[.-]\d{4})(?![\w.])'  # (555) 123-4567, 555-123-4567
         # after a word that says what it is, a number of 9 to 15 digits in groups, as countries write them: `call me on
@@ -56,7 +56,8 @@ def holds_contact(name: str) -> bool:
     a phone number written as one (`+49 151 2345 6789`, `(555) 123-4567`): what `init`, the batch log and the
     dataset's name never quote of it. Not a code with digits (`sales_2024`), bare digits (`20240131`, an epoch), two
     capitalised words (`Annual Income`) or a date: names hold those (review AE)."""
-    text = re.sub(_FILE_SUFFIXES, '', str(name).strip())  # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`)
+    # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`; a hidden file's leading '.' is no part of a number after it)
+    text = re.sub(_FILE_SUFFIXES, '', str(name).strip()).lstrip('.')
     if any(re.search(p, t) for t in dict.fromkeys((text, text.replace('_', ' '))) for _, p, _ in _INSIDE):
         return True
     # (an address after words joined by '-', '.' or nothing: `export.for.review.sent.by.bob@corp.example`, a run of
