@@ -92,3 +92,12 @@ def test_holds_contact_reads_a_hidden_file_and_a_dated_name():
     assert holds_contact('.+44 7911 123456.csv') and holds_contact('.bob@corp.example.csv')
     assert not holds_contact('x_+1-2024-01-05.csv') and not holds_contact('x_+1 2024-01-05.csv')
     assert holds_contact('+44 7911 123456.csv') and not holds_contact('.hidden.csv')
+
+
+def test_params_folder_set_aside_by_init_withholds_its_name(tmp_path):
+    "A params folder `init --force` set aside (`.bob@corp.example.<8>.old`) was named whole, in a `mv` hint too."
+    from lifecycle.core.params import not_a_folder
+
+    (tmp_path / f'.{ADDRESS}.abcdefgh.old').mkdir()
+    said = not_a_folder(tmp_path / ADDRESS)
+    assert ADDRESS not in said and 'kept at' in said and 'withheld' in said

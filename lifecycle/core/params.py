@@ -1095,6 +1095,9 @@ def not_a_folder(d: Path) -> str:
         killed = [k for k in kept if _cut_short(d, k)]
         k = (killed or kept)[0]
         mv = f"`mv {shlex.quote(str(k))} {shlex.quote(str(d))}`"
+        named = shown_path(d, 'folder')
+        if named != str(d):  # (a name holding an e-mail address: withheld, in the `mv` too)
+            k, mv = shown_path(k, 'folder'), f'renaming it {named}'
         if not killed:  # (a failure init told of: `_put_back` leaves it alone, so only the mv puts it back)
             return (
                 f"params folder not found; the folder `lifecycle init --force` replaced is kept at {k}: {mv} puts it "
@@ -1102,7 +1105,7 @@ def not_a_folder(d: Path) -> str:
             )
         return (
             f"params folder not found: `lifecycle init --force` was cut short while replacing it, and the folder it "
-            f"replaced is kept at {k}; move it back ({mv}) or run `lifecycle init` for {d} again (it puts it back "
+            f"replaced is kept at {k}; move it back ({mv}) or run `lifecycle init` for {named} again (it puts it back "
             "first)"
         )
     return 'params folder not found'
