@@ -101,3 +101,15 @@ def test_params_folder_set_aside_by_init_withholds_its_name(tmp_path):
     (tmp_path / f'.{ADDRESS}.abcdefgh.old').mkdir()
     said = not_a_folder(tmp_path / ADDRESS)
     assert ADDRESS not in said and 'kept at' in said and 'withheld' in said
+
+
+def test_store_writes_in_the_way_withhold_the_name(tmp_path):
+    "`atomic_write` refusing a folder in the way of a file or a file in the way of a folder named `bob@...` whole."
+    from lifecycle.core.store import atomic_write
+
+    (tmp_path / ADDRESS / 'rules.yml').mkdir(parents=True)
+    (tmp_path / 'f').write_text('x')
+    for target in (tmp_path / ADDRESS / 'rules.yml', tmp_path / 'f' / ADDRESS / 'rules.yml'):
+        with pytest.raises(OSError) as e:
+            atomic_write(target, 'x')
+        assert ADDRESS not in str(e.value) and 'withheld' in str(e.value) and 'move it aside' in str(e.value)

@@ -15,6 +15,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from .names import shown_path
 
 # %% auto #0
 __all__ = ['PRIVATE', 'SEALED_KINDS', 'atomic_write', 'create_once', 'sha256_bytes', 'file_sha256', 'canonical_json', 'hash_obj',
@@ -67,7 +68,8 @@ class _FileInTheWay(NotADirectoryError):
 
     def __init__(self, folder: Path, path: Path):
         found = f"a link to {os.readlink(folder)}, which is missing" if not folder.exists() else 'a file'
-        super().__init__(f"{folder}: expected a folder (to hold {path}), found {found}; move it aside")
+        said = f"{shown_path(folder)}: expected a folder (to hold {shown_path(path)}), found {found}; move it aside"
+        super().__init__(said)  # (a name holding an e-mail address withheld, as `shown_path` shows it)
         self.path = Path(folder)
 
 
@@ -347,7 +349,7 @@ class FolderInTheWay(IsADirectoryError):
     writer that skips one."""
 
     def __init__(self, path: Path):
-        super().__init__(f"{path}: expected a file to write, found a folder; move it aside")
+        super().__init__(f"{shown_path(path, 'folder')}: expected a file to write, found a folder; move it aside")
         self.path = Path(path)
 
 
