@@ -113,3 +113,27 @@ def test_store_writes_in_the_way_withhold_the_name(tmp_path):
         with pytest.raises(OSError) as e:
             atomic_write(target, 'x')
         assert ADDRESS not in str(e.value) and 'withheld' in str(e.value) and 'move it aside' in str(e.value)
+
+
+def test_os_error_naming_a_descriptor_or_two_files_says_what_python_says(tmp_path):
+    "An OSError naming a file descriptor (`os.stat(fd)`: its filename is an int) ended in a TypeError traceback."
+    import os
+
+    def raised(f):
+        try:
+            f()
+        except OSError as e:
+            return e
+
+    for e, said in (
+        (raised(lambda: os.stat(987654)), '[Errno 9] Bad file descriptor: 987654'),
+        (OSError(18, 'Invalid cross-device link', 'a', None, 'b'), "[Errno 18] Invalid cross-device link: 'a' -> 'b'"),
+    ):
+
+        @command()
+        def cmd(as_json: bool = typer.Option(False, '--json'), e=e) -> Result:
+            raise e
+
+        for args in ([], ['--json']):
+            r = invoke(cmd, args)
+            assert r.exit_code == 1 and said in r.output and 'Traceback' not in r.output, r.output

@@ -263,7 +263,10 @@ def _said(e: BaseException) -> str:
         return str(e)
     import os
 
-    named = ' -> '.join(repr(shown_path(os.fsdecode(f))) for f in (e.filename, e.filename2) if f is not None)
+    def one(f):  # (a file descriptor, `os.stat(fd)`'s: as Python names it, 987654)
+        return repr(shown_path(os.fsdecode(f))) if isinstance(f, (str, bytes, os.PathLike)) else repr(f)
+
+    named = ' -> '.join(one(f) for f in (e.filename, e.filename2) if f is not None)
     return f"[Errno {e.errno}] {e.strerror}: {named}" if e.errno is not None else f"{e.strerror}: {named}"
 
 
