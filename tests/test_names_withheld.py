@@ -137,3 +137,51 @@ def test_os_error_naming_a_descriptor_or_two_files_says_what_python_says(tmp_pat
         for args in ([], ['--json']):
             r = invoke(cmd, args)
             assert r.exit_code == 1 and said in r.output and 'Traceback' not in r.output, r.output
+
+
+def _params_named_with_an_address(tmp_path, source='missing.csv'):
+    "A scratch workspace whose params folder is `bob@corp.example`, its ingest source `source`."
+    import shutil
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    root = scratch_workspace(tmp_path / 'ws')
+    shutil.copytree(root / 'params', root / ADDRESS)
+    text = (root / ADDRESS / 'ingest.yaml').read_text()
+    (root / ADDRESS / 'ingest.yaml').write_text(text.replace('source: "sklego:arrests"', f'source: "{source}"'))
+    return Workspace.open(root, params_dir=root / ADDRESS)
+
+
+@pytest.mark.parametrize('source', ['missing.csv', 'nosuch:arrests', 'sklego:nosuch'])
+def test_run_refusing_its_source_withholds_the_params_folder(tmp_path, source):
+    "`lifecycle run --params bob@corp.example` refusing its source named the folder whole (`{params_dir}/...`)."
+    from lifecycle.app.commands import _inputs_or_refuse
+    from lifecycle.core.cli_support import CommandError
+
+    ws = _params_named_with_an_address(tmp_path, source)
+    with pytest.raises(CommandError) as e:
+        _inputs_or_refuse(ws)
+    assert ADDRESS not in str(e.value) and "ingest.yaml: key 'source'" in str(e.value) and 'withheld' in str(e.value)
+
+
+def test_run_records_the_params_folder_withheld(tmp_path, monkeypatch):
+    "A run from `--params bob@corp.example` recorded `params_dir` whole in its manifest and `run.start` audit entry."
+    import lifecycle.app.pipeline as pipeline
+
+    class Refused(Exception):
+        pass
+
+    class NoKernel:
+        def __init__(self, *a, **k):
+            raise Refused()
+
+    ws = _params_named_with_an_address(tmp_path)
+    monkeypatch.setattr(pipeline, 'StageKernel', NoKernel)
+    for name in ('LIFECYCLE_PARAMS_DIR', 'LIFECYCLE_WORKSPACE'):  # (set by the run: put back as they were after it)
+        monkeypatch.setenv(name, '')
+        monkeypatch.delenv(name)
+    with pytest.raises(Refused):
+        pipeline._run_stages(ws, {}, False, None)
+    written = [p.read_text() for p in (*ws.runs_dir.rglob('*.json'), ws.audit_path)]
+    assert written and all(ADDRESS not in t for t in written) and any('withheld' in t for t in written)

@@ -85,19 +85,21 @@ def _layer_params_or_refuse(params_dir) -> None:
 def _inputs_or_refuse(s: Workspace) -> None:
     """Refuse, before any stage runs, what the ingest stage would stop on a kernel start later: a source file that is
     not there, or a contract that pseudonymises a column with no PII key to do it with."""
+    from lifecycle.core.names import shown_path
     from lifecycle.data.sources import PACKAGED, missing_file
 
+    ingest = f"{shown_path(s.params_dir, 'folder')}/ingest.yaml"  # (a folder named `bob@corp.example`: withheld)
     source = s.params['ingest'].source
     missing = missing_file(source, s.root)
     if missing is not None and source.split(':', 1)[0] in {p.split(':', 1)[0] for p in PACKAGED}:
         raise CommandError(
-            f"{s.params_dir}/ingest.yaml: key 'source': {source!r} is no packaged dataset; expected one of "
+            f"{ingest}: key 'source': {source!r} is no packaged dataset; expected one of "
             f"{list(PACKAGED)}, a file or a database URL; no stage ran",
             EXIT_INPUT,
         )
     if missing is not None:
         raise CommandError(
-            f"{s.params_dir}/ingest.yaml: key 'source': no file at {missing} (from {source!r}; a relative path is "
+            f"{ingest}: key 'source': no file at {missing} (from {source!r}; a relative path is "
             "read from the workspace root); no stage ran",
             EXIT_INPUT,
         )
@@ -106,7 +108,7 @@ def _inputs_or_refuse(s: Workspace) -> None:
 
         if why := url_problem(source, driver=True):
             raise CommandError(
-                f"{s.params_dir}/ingest.yaml: key 'source': {shown_url(source)} cannot be used as written: {why}; no "
+                f"{ingest}: key 'source': {shown_url(source)} cannot be used as written: {why}; no "
                 "stage ran",
                 EXIT_INPUT,
             )
@@ -116,7 +118,7 @@ def _inputs_or_refuse(s: Workspace) -> None:
         try:
             key_needed(s.params['ingest'].columns, s.pii_key_file)
         except PiiError as e:
-            raise CommandError(f"{s.params_dir}/ingest.yaml: {e}; no stage ran", EXIT_INPUT) from None
+            raise CommandError(f"{ingest}: {e}; no stage ran", EXIT_INPUT) from None
 
 
 @command()

@@ -18,6 +18,7 @@ from ..core.manifest import SHOWN_METRICS, RunManifest, now_iso
 from ..core.workspace import Workspace
 from ..core.provenance import library_hash, notebook_code_hash, git_info
 from ..core.locks import hold
+from ..core.names import shown_path
 from .kernel import StageKernel
 
 # %% auto #0
@@ -227,8 +228,9 @@ def _run_stages(
     ws: Workspace, params: dict, force: bool, on_event: Callable[[str, Stage, StageResult | None], None] | None
 ) -> tuple[RunManifest, list[StageResult]]:
     lib, git = library_hash(), git_info(ws.root)
-    m = RunManifest.create(ws.runs_dir, mode='pipeline', params_dir=str(ws.params_dir), code_version=lib, **git)
-    ws.audit('run.start', m.run_id, 'lifecycle run', params_dir=str(ws.params_dir), force=force)
+    named = shown_path(ws.params_dir, 'folder')  # (a folder named `bob@corp.example`: withheld, as status names it)
+    m = RunManifest.create(ws.runs_dir, mode='pipeline', params_dir=named, code_version=lib, **git)
+    ws.audit('run.start', m.run_id, 'lifecycle run', params_dir=named, force=force)
     os.environ['LIFECYCLE_WORKSPACE'] = str(ws.root)
     os.environ['LIFECYCLE_PARAMS_DIR'] = str(ws.params_dir)  # the stage kernels open this run's params, not the last's
     results, emit = [], on_event or (lambda *a: None)
