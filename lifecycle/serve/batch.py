@@ -454,9 +454,9 @@ def _refuse_taken(chunk: pd.DataFrame, m: ServedModel, src: Path) -> None:
 
 
 def _named(e: OSError, tmp: Path, dst: Path) -> OSError:
-    """`e` naming the output where it named its temporary file (`.tmp`, or the `.tmp.new` made first: a name whose
-    leading '.' hides a phone number from `pii.holds_contact`), or nothing (a full disk); exit 1 as a file that could
-    not be read or written, where it was a refusal, exit 2 (review AB)."""
+    """`e` naming the output where it named its temporary file (`.tmp`, or the `.tmp.new` made first: a name the user
+    never gave), or nothing (a full disk), each name as `shown_path` shows it; exit 1 as a file that could not be read
+    or written, where it was a refusal, exit 2 (review AB)."""
     from lifecycle.data.sources import _withheld_in
 
     why = e.strerror or _withheld_in(str(e), str(tmp), str(dst))  # (pyarrow's: "Failed to open local file '<tmp>'")
