@@ -185,3 +185,12 @@ def test_run_records_the_params_folder_withheld(tmp_path, monkeypatch):
         pipeline._run_stages(ws, {}, False, None)
     written = [p.read_text() for p in (*ws.runs_dir.rglob('*.json'), ws.audit_path)]
     assert written and all(ADDRESS not in t for t in written) and any('withheld' in t for t in written)
+
+
+def test_holds_contact_reads_a_phone_number_after_a_dot():
+    "`export.+44 7911 123456.csv` (words joined by '.', as `export_+44 ...` by '_') was no phone number: named whole."
+    from lifecycle.core.names import holds_contact, shown_path
+
+    assert holds_contact('export.+44 7911 123456.csv') and holds_contact('calls.+447911123456')
+    assert 'withheld' in shown_path('d/export.+44 7911 123456.csv')
+    assert not any(holds_contact(n) for n in ('v1.+2.csv', 'x.+1.2024-01-05.csv', 'score.+0.935072', '.5', '..'))

@@ -58,7 +58,8 @@ def holds_contact(name: str) -> bool:
     capitalised words (`Annual Income`) or a date: names hold those (review AE)."""
     # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`; a hidden file's leading '.' is no part of a number after it)
     text = re.sub(_FILE_SUFFIXES, '', str(name).strip()).lstrip('.')
-    if any(re.search(p, t) for t in dict.fromkeys((text, text.replace('_', ' '))) for _, p, _ in _INSIDE):
+    read = (text, text.replace('_', ' '), re.sub(r'\.(?=\+\d)', ' ', text))  # (`export.+44 ...`: as `export_+44 ...`)
+    if any(re.search(p, t) for t in dict.fromkeys(read) for _, p, _ in _INSIDE):
         return True
     # (an address after words joined by '-', '.' or nothing: `export.for.review.sent.by.bob@corp.example`, a run of
     # over 64 characters before its '@', read as one local part, too long for one: its last 64 read as the local part;
