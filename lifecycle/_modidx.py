@@ -501,6 +501,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/core/moved.py'),
                                       'lifecycle.core.moved.install': ('api/core/moved.html#install', 'lifecycle/core/moved.py')},
             'lifecycle.core.names': { 'lifecycle.core.names._path_swaps': ('api/core/names.html#_path_swaps', 'lifecycle/core/names.py'),
+                                      'lifecycle.core.names._reads_params': ( 'api/core/names.html#_reads_params',
+                                                                              'lifecycle/core/names.py'),
                                       'lifecycle.core.names._swapped': ('api/core/names.html#_swapped', 'lifecycle/core/names.py'),
                                       'lifecycle.core.names._withheld_in': ('api/core/names.html#_withheld_in', 'lifecycle/core/names.py'),
                                       'lifecycle.core.names.holds_contact': ( 'api/core/names.html#holds_contact',

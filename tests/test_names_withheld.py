@@ -194,3 +194,38 @@ def test_holds_contact_reads_a_phone_number_after_a_dot():
     assert holds_contact('export.+44 7911 123456.csv') and holds_contact('calls.+447911123456')
     assert 'withheld' in shown_path('d/export.+44 7911 123456.csv')
     assert not any(holds_contact(n) for n in ('v1.+2.csv', 'x.+1.2024-01-05.csv', 'score.+0.935072', '.5', '..'))
+
+
+def test_refusal_naming_the_remembered_params_folder_withholds_it(tmp_path):
+    """After `lifecycle run --params bob@corp.example`, later commands read that folder with no --params (so no
+    LIFECYCLE_PARAMS_DIR): their refusals (`{ws.params_dir}/flags.yaml ...`, review.py, container.py) named it whole."""
+    import shutil
+
+    from lifecycle.core.cli_support import CommandError, scratch_workspace
+    from lifecycle.core.workspace import PARAMS_FILE, Workspace
+
+    root = scratch_workspace(tmp_path / 'ws')
+    shutil.copytree(root / 'params', root / ADDRESS)
+    state = Workspace.open(root).state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    (state / PARAMS_FILE).write_text(f"{root / ADDRESS}\n")
+
+    @command()
+    def cmd(as_json: bool = typer.Option(False, '--json')) -> Result:
+        ws = Workspace.open(root)
+        raise CommandError(f"--role 'x': the admin_role of {ws.params_dir}/flags.yaml; the params ({ws.params_dir})")
+
+    for args in ([], ['--json']):
+        r = invoke(cmd, args)
+        assert r.exit_code == 2 and ADDRESS not in r.output and 'flags.yaml' in r.output, r.output
+        assert r.output.count('withheld') == 2, r.output
+
+
+def test_other_model_routed_withholds_the_params_folder(tmp_path, monkeypatch):
+    "A rollout or retraining refused for flags routing another model named the params folder whole (twice)."
+    from lifecycle.serve import flags as fl
+
+    monkeypatch.setattr(fl, 'spec_path', lambda s: tmp_path)  # (exists: flags routing model 'other')
+    monkeypatch.setattr(fl, 'load_spec', lambda s: (None, 'other'))
+    why = fl.other_model_routed(None, 'mine', tmp_path / ADDRESS)
+    assert ADDRESS not in why and why.count('withheld') == 2 and "'other'" in why

@@ -16,7 +16,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import ClassVar, NoReturn
 import typer
-from .names import _withheld_in, shown_path
+from .names import _params_read, _withheld_in, shown_path
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
@@ -272,11 +272,13 @@ def _said(e: BaseException) -> str:
 
 def fail(message: str, code: int, as_json: bool = False):
     """Stop with one paragraph: `{ok: false, error}` on stdout for scripts, else `error: ...` on stderr; exit with
-    `code`. A `--params` folder (`LIFECYCLE_PARAMS_DIR`) it names is named as `shown_path` shows it."""
+    `code`. A params folder it names (`LIFECYCLE_PARAMS_DIR`, set by `--params`, or one a workspace read, the last
+    run's included: `names._reads_params`) is named as `shown_path` shows it."""
     import os
 
-    if folder := os.environ.get('LIFECYCLE_PARAMS_DIR'):  # (--params bob@corp.example: every refusal naming its files)
-        message = _withheld_in(message, (folder, 'folder'))
+    held = [os.environ.get('LIFECYCLE_PARAMS_DIR'), *sorted(_params_read)]  # (--params bob@corp.example: its files)
+    if folders := [(f, 'folder') for f in held if f]:
+        message = _withheld_in(message, *folders)
     if as_json:
         print(dumps({'ok': False, 'error': message}))
     else:

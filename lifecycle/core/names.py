@@ -113,3 +113,13 @@ def _withheld_in(message: str, *named: str | Path | tuple[str | Path, str]) -> s
         path, last = (x, 'file') if isinstance(x, (str, Path)) else x
         _path_swaps(swaps, str(path), last)
     return _swapped(message, swaps)
+
+
+_params_read: set[str] = set()  # the params folders a workspace of this process reads whose names hold a contact
+
+
+def _reads_params(folder: str | Path) -> None:
+    """Remember that this process reads its params from `folder` when a name in it holds a contact (`holds_contact`):
+    `cli_support.fail` then withholds it in every refusal, whether --params gave it or the last run's record did."""
+    if shown_path(folder, 'folder') != str(folder):
+        _params_read.add(str(folder))

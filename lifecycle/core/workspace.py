@@ -11,7 +11,7 @@ from dataclasses import fields, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
-from .names import shown_path
+from .names import _reads_params, shown_path
 from .settings import Settings, SettingsError, load_settings, workspace_id
 from .store import Store, StateError, atomic_write, file_in_the_way
 from .audit import append, default_actor
@@ -448,7 +448,9 @@ class Workspace(Settings):
 
     def with_params(self, params_dir: str | Path) -> Workspace:
         "The same workspace reading its params from another folder (`lifecycle run --params DIR`)."
-        return replace(self, params_dir=Path(params_dir).expanduser().resolve())
+        d = Path(params_dir).expanduser().resolve()
+        _reads_params(d)  # (remembered from the last run: no --params, yet `fail` withholds it all the same)
+        return replace(self, params_dir=d)
 
     @cached_property
     def params(self) -> dict:

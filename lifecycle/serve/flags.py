@@ -18,6 +18,7 @@ from ..core.settings import Settings
 from ..core.workspace import Workspace
 from ..core.store import atomic_write, FolderInTheWay, StateError
 from ..core.locks import held
+from ..core.names import shown_path
 from ..core.params import FlagsParams, ARMS, ParamsError, describe_error, read_flags_spec
 
 # %% auto #0
@@ -638,6 +639,7 @@ def other_model_routed(s: Settings, name: str, params_dir) -> str:
     routed = load_spec(s)[1]
     if routed == name:
         return ''
+    params_dir = shown_path(params_dir, 'folder')  # (a retraining or rollout refused: it may be recorded)
     return (
         f"the flags ({spec_path(s)}) route model {routed!r}, but the params ({params_dir}) register {name!r}: route "
         f"{name!r} with `lifecycle flags init --params {params_dir} --force`, or use {routed!r}'s params (--params)"

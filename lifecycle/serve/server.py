@@ -16,6 +16,7 @@ from ..core.settings import SettingsError
 from ..core.workspace import Workspace
 from ..core.params import ARMS, FlagsParams
 from ..core import audit
+from ..core.names import shown_path
 from .models import ServedModel, UndeclaredInputs, load_bundled, load_version, input_contract
 from ..release.container import bundle_environment_problem, read_bundle
 from ..model.registry import check_version_aliases
@@ -148,11 +149,12 @@ class Server:
         release policy of this environment (a release bundle, whose one version was checked against the policy when
         it was made: any other version)."""
         if name != self.model_name:
+            params = shown_path(self.s.params_dir, 'folder')  # (the last run's, bob@corp.example/)
             return [
-                f"the flags ({fl.spec_path(self.s)}) route model {name!r}, but the params ({self.s.params_dir}) "
+                f"the flags ({fl.spec_path(self.s)}) route model {name!r}, but the params ({params}) "
                 f"register {self.model_name!r}, whose ingestion contract cannot check that model's inputs: serve with "
                 f"the params of {name!r} (--params), or route {self.model_name!r} with `lifecycle flags init --params "
-                f"{self.s.params_dir} --force`"
+                f"{params} --force`"
             ]
         if self.bundle:
             ours = str(self.bundle['model_version'])
@@ -220,7 +222,8 @@ class Server:
         if undeclared:  # (its values would be neither checked nor masked, and logged as they came)
             raise UndeclaredInputs(
                 f"{self.model_name} version {version}: input column(s) {undeclared} are not declared in "
-                f"{self.s.params_dir}/ingest.yaml, the contract requests are checked and logged by"
+                f"{shown_path(self.s.params_dir, 'folder')}/ingest.yaml, the contract requests are checked and logged "
+                "by"
             )
         m.with_contract(input_contract(self.columns, m.columns))
         audit.append(
