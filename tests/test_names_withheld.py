@@ -229,3 +229,18 @@ def test_other_model_routed_withholds_the_params_folder(tmp_path, monkeypatch):
     monkeypatch.setattr(fl, 'load_spec', lambda s: (None, 'other'))
     why = fl.other_model_routed(None, 'mine', tmp_path / ADDRESS)
     assert ADDRESS not in why and why.count('withheld') == 2 and "'other'" in why
+
+
+@pytest.mark.parametrize('source', [f'{ADDRESS}.csv', f'data/{ADDRESS}/x.csv', f'sklego:{ADDRESS}'])
+def test_run_refusing_its_source_withholds_the_source_name(tmp_path, source):
+    "ingest.yaml's `source: bob@corp.example.csv`, missing: `no file at <root>/bob@corp.example.csv (from '...')`."
+    from lifecycle.app.commands import _inputs_or_refuse
+    from lifecycle.core.cli_support import CommandError, scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    root = scratch_workspace(tmp_path / 'ws')
+    p = root / 'params' / 'ingest.yaml'
+    p.write_text(p.read_text().replace('source: "sklego:arrests"', f'source: "{source}"'))
+    with pytest.raises(CommandError) as e:
+        _inputs_or_refuse(Workspace.open(root))
+    assert ADDRESS not in str(e.value) and "ingest.yaml: key 'source'" in str(e.value) and 'withheld' in str(e.value)

@@ -86,20 +86,21 @@ def _inputs_or_refuse(s: Workspace) -> None:
     """Refuse, before any stage runs, what the ingest stage would stop on a kernel start later: a source file that is
     not there, or a contract that pseudonymises a column with no PII key to do it with."""
     from lifecycle.core.names import shown_path
-    from lifecycle.data.sources import PACKAGED, missing_file
+    from lifecycle.data.sources import PACKAGED, missing_file, shown_source
 
     ingest = f"{shown_path(s.params_dir, 'folder')}/ingest.yaml"  # (a folder named `bob@corp.example`: withheld)
     source = s.params['ingest'].source
     missing = missing_file(source, s.root)
+    said = shown_source(source)  # (`source: bob@corp.example.csv`: the file's name withheld, as the path it names)
     if missing is not None and source.split(':', 1)[0] in {p.split(':', 1)[0] for p in PACKAGED}:
         raise CommandError(
-            f"{ingest}: key 'source': {source!r} is no packaged dataset; expected one of "
+            f"{ingest}: key 'source': {said!r} is no packaged dataset; expected one of "
             f"{list(PACKAGED)}, a file or a database URL; no stage ran",
             EXIT_INPUT,
         )
     if missing is not None:
         raise CommandError(
-            f"{ingest}: key 'source': no file at {missing} (from {source!r}; a relative path is "
+            f"{ingest}: key 'source': no file at {shown_path(missing)} (from {said!r}; a relative path is "
             "read from the workspace root); no stage ran",
             EXIT_INPUT,
         )
