@@ -244,3 +244,21 @@ def test_run_refusing_its_source_withholds_the_source_name(tmp_path, source):
     with pytest.raises(CommandError) as e:
         _inputs_or_refuse(Workspace.open(root))
     assert ADDRESS not in str(e.value) and "ingest.yaml: key 'source'" in str(e.value) and 'withheld' in str(e.value)
+
+
+@pytest.mark.parametrize('there', ['', 'not a key', 'folder'])
+def test_trust_add_withholds_the_key_file_name(tmp_path, monkeypatch, there):
+    "`trust add alice --key bob@corp.example.pub.pem`, missing or no key: `no public key for alice at .../bob@...`."
+    from lifecycle.release import trust
+
+    monkeypatch.setattr(trust, '_complete', lambda ws: None)
+    monkeypatch.setattr(trust, 'require_roster', lambda ws: {})
+    monkeypatch.setattr(trust, '_admin', lambda ws, people, by: (by, None))
+    key = tmp_path / f'{ADDRESS}.pub.pem'
+    if there == 'folder':
+        key.mkdir()
+    elif there:
+        key.write_text(there)
+    with pytest.raises(Exception) as e:
+        trust.trust_add(None, 'alice', 'ml_engineer', 'admin', public_key_file=key)
+    assert ADDRESS not in str(e.value) and 'withheld' in str(e.value) and 'key' in str(e.value), str(e.value)

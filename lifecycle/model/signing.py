@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 from ..core.store import Store, StoreError, canonical_json, hash_obj, file_sha256, read_secret
 from ..core import audit
+from ..core.names import _withheld_in, shown_path
 
 # %% auto #0
 __all__ = ['PRIVATE_KEY_FILE', 'PUBLIC_KEY_FILE', 'ALGORITHM', 'SIGNATURE_KIND', 'TRUST_SIGNING', 'TRUST_REVOKED',
@@ -98,7 +99,9 @@ def _pem_bytes(p: Path, what: str) -> bytes:
         data = f.read(_PEM_MOST + 1)
         if len(data) > _PEM_MOST:
             size = os.fstat(f.fileno()).st_size
-            raise SigningKeyError(f"{p}: expected {what} (at most {_PEM_MOST} bytes), found a file of {size} bytes")
+            raise SigningKeyError(
+                f"{shown_path(p)}: expected {what} (at most {_PEM_MOST} bytes), found a file of {size} bytes"
+            )
     return data
 
 
@@ -110,14 +113,17 @@ def load_public_key(path: str | Path):
     p = _key_file(path, PUBLIC_KEY_FILE)
     if not p.is_file():
         if p.exists():  # (a device such as /dev/zero, a pipe: read whole, or forever, before this stop)
-            raise SigningKeyError(f"{p}: expected a PEM public key file, found {_not_regular(p)}")
-        raise SigningKeyError(f"no public signing key at {p}; copy it from the signing workspace's key folder")
+            raise SigningKeyError(f"{shown_path(p)}: expected a PEM public key file, found {_not_regular(p)}")
+        raise SigningKeyError(
+            f"no public signing key at {shown_path(p)}; copy it from the signing workspace's key folder"
+        )
     try:
         key = load_pem_public_key(_pem_bytes(p, 'a PEM public key'))
     except (OSError, ValueError, TypeError) as e:
-        raise SigningKeyError(f"{p}: expected a PEM public key, cannot read it: {e}") from None
+        said = _withheld_in(str(e), p)  # (an OSError names the file: `--key bob@corp.example.pub.pem`)
+        raise SigningKeyError(f"{shown_path(p)}: expected a PEM public key, cannot read it: {said}") from None
     if not isinstance(key, Ed25519PublicKey):
-        raise SigningKeyError(f"{p}: expected an Ed25519 key, found {type(key).__name__}")
+        raise SigningKeyError(f"{shown_path(p)}: expected an Ed25519 key, found {type(key).__name__}")
     return key
 
 

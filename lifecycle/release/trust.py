@@ -11,6 +11,7 @@ from pathlib import Path
 from ..core.manifest import now_iso
 from ..core.settings import read_trust, write_trust
 from ..core import audit
+from ..core.names import shown_path
 from ..core.store import hash_obj, sha256_bytes
 from lifecycle.model.signing import (
     TRUST_REVOKED,
@@ -443,8 +444,8 @@ def trust_add(ws, name: str, role: str, by: str, public_key_file: str | Path | N
         raise unknown_person(
             name,
             [*people, *made],
-            f"no public key for {name} at {pub}: {name} makes one with `lifecycle keys new --as {name}` (on their "
-            "machine: then give its .pub.pem file here with --key)",
+            f"no public key for {name} at {shown_path(pub)}: {name} makes one with `lifecycle keys new --as {name}` "
+            "(on their machine: then give its .pub.pem file here with --key)",
         )
     pin = public_pin(load_public_key(pub))
     kid = key_id(key_from_pin(pin))
