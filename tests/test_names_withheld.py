@@ -262,3 +262,21 @@ def test_trust_add_withholds_the_key_file_name(tmp_path, monkeypatch, there):
     with pytest.raises(Exception) as e:
         trust.trust_add(None, 'alice', 'ml_engineer', 'admin', public_key_file=key)
     assert ADDRESS not in str(e.value) and 'withheld' in str(e.value) and 'key' in str(e.value), str(e.value)
+
+
+def test_admin_role_unheld_withholds_the_params_folder(tmp_path):
+    "The server's start-up warning and /ready (`no registered person holds admin_role ... (<params>/flags.yaml)`)."
+    from lifecycle.serve.tokens import role_unheld
+
+    why = role_unheld({}, 'admin', tmp_path / ADDRESS / 'flags.yaml')
+    assert ADDRESS not in why and 'withheld' in why and 'flags.yaml' in why, why
+
+
+def test_retraining_record_withholds_the_params_folder(tmp_path):
+    "A retraining started from params `bob@corp.example` recorded (and `retrain status` showed) the folder whole."
+    from lifecycle.loop.iteration import _shown
+
+    for folder in (tmp_path / 'ws' / ADDRESS, tmp_path / ADDRESS):
+        said = _shown(folder, tmp_path / 'ws')
+        assert ADDRESS not in said and 'withheld' in said, said
+    assert _shown(tmp_path / 'ws' / 'params', tmp_path / 'ws') == 'params'

@@ -19,6 +19,7 @@ from ..core.settings import Settings
 from ..core.store import atomic_write, read_state
 from ..core import audit
 from ..core.locks import held
+from ..core.names import shown_path
 
 # %% auto #0
 __all__ = ['REQUEST_MAX_AGE_S', 'tokens_path', 'issue_token', 'request_token', 'TokenRequestError', 'accept_request',
@@ -292,7 +293,7 @@ def role_unheld(people: dict | None, role: str, where) -> str:
         return ''
     roles = sorted({r for p in people.values() for r in p.roles})
     close = [] if role in roles else difflib.get_close_matches(role, roles, n=1)  # (held, but revoked: no typo)
-    said = f"no registered person holds admin_role {role!r} ({where}): the admin API refuses every token"
+    said = f"no registered person holds admin_role {role!r} ({shown_path(where)}): the admin API refuses every token"
     if close:  # (likely misspelt: `trust add` refuses to register a role that only a misspelt admin_role names)
         return said + f"; did you mean {close[0]!r}? correct admin_role there and restart"
     how = f"`lifecycle trust add NAME --role {role} --as ADMIN`"
