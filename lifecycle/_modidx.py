@@ -2080,6 +2080,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._look_kind': ( 'api/loop/iteration.html#_look_kind',
                                                                                    'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._needs_a_person': ( 'api/loop/iteration.html#_needs_a_person',
+                                                                                        'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._note': ( 'api/loop/iteration.html#_note',
                                                                               'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._promote': ( 'api/loop/iteration.html#_promote',

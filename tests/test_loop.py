@@ -898,6 +898,39 @@ def test_a_watcher_ends_at_a_failed_step_the_command_refuses_for_a_person_to_act
     assert it['status'] == 'trained' and len(it['failures']) == 1  # (counted once, not reverted)
 
 
+@pytest.mark.parametrize('name', ['EACCES', 'EROFS', 'ENOSPC'])
+def test_a_watcher_ends_at_a_file_no_pass_can_write_and_goes_on_past_a_busy_one(trained_iteration, monkeypatch, name):
+    """A step's OSError was counted as a failure a later pass may get past, whatever its errno: with no permission, a
+    read-only folder or a full disk the watcher went on, each pass failing the same way, and the third reverted a
+    retraining nothing was wrong with, its warnings saying neither the file nor the reason. It now ends at once (exit
+    1, the file and the system's reason named), counted once; a busy file (EBUSY) is still tried again."""
+    import errno
+
+    bad = trained_iteration / '.lifecycle' / 'store' / 'batch.parquet'
+
+    def refused(ws, it, rp):
+        code = getattr(errno, name)
+        raise OSError(code, os.strerror(code), str(bad))
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', refused)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '3', '--json')
+    assert r.returncode == 1 and len(r.stdout.splitlines()) == 1, r.stdout + r.stderr
+    said = json.loads(r.stdout)['error']
+    assert os.strerror(getattr(errno, name)) in said and 'batch.parquet' in said, said
+    it = loop.active(Workspace.open(trained_iteration).state_dir)
+    assert it['status'] == 'trained' and len(it['failures']) == 1  # (counted once, not reverted)
+    assert os.strerror(getattr(errno, name)) in it['failures'][0]['error']  # (the reason; never the file's name)
+    assert 'batch.parquet' not in it['failures'][0]['error']
+
+    def busy(ws, it, rp):
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(bad))
+
+    monkeypatch.setitem(loop.STEP_FUNCTIONS, 'trained', busy)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert len(lines) == 2 and lines[0]['ok'] is False and '2 time(s) in a row' in lines[0]['error'], r.stdout
+
+
 def test_a_watcher_names_a_failure_while_waiting_for_an_approval_as_a_person_reads_it(trained_iteration, monkeypatch):
     "review EH: a step failing once approved was said as the status's name, `waiting_approval failed, ...`."
 

@@ -949,6 +949,15 @@ def _begin_pass(ws: Workspace, it: dict) -> None:
 
 
 MAX_ATTEMPTS = 3  # a step that fails this many times in a row reverts the iteration instead of being retried
+_MENDED_BY_A_PERSON = {'EACCES', 'EPERM', 'EROFS', 'ENOSPC', 'EDQUOT', 'ENAMETOOLONG', 'ENOTDIR', 'EISDIR', 'ELOOP'}
+
+
+def _needs_a_person(e: BaseException) -> bool:
+    """Whether `e` is a file a pass cannot read or write until a person mends something (no permission, a read-only
+    folder, a full disk): no later pass gets past it by itself, as it may a busy file (EBUSY, EAGAIN, EINTR)."""
+    import errno
+
+    return isinstance(e, OSError) and errno.errorcode.get(e.errno) in _MENDED_BY_A_PERSON
 
 
 def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
@@ -968,6 +977,8 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     text = (
         f"{type(e).__name__}: {first}"
         if ours
+        else f"{type(e).__name__}: [Errno {e.errno}] {e.strerror}"  # (the system's reason, no file: its name may hold
+        if isinstance(e, OSError) and e.errno is not None and e.strerror  # a personal value; the command names it)
         else f"{type(e).__name__} (not one of this project's errors: its message, which may quote data, is not kept)"
     )
     fails = it.setdefault('failures', [])
@@ -976,8 +987,9 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
     n = sum(1 for f in fails if f['step'] == step and f['ts'] > since)  # in a row: since the step last went through
     if n < MAX_ATTEMPTS:
         save(ws.state_dir, it)
-        if (exit_code_for(e, COMMON_ERRORS) or (EXIT_STAGE,))[0] == EXIT_STAGE:  # (what a command refuses with exit
-            # 2, 3 or 4, a damaged file or log, the params, a source or audit key a person must mend: not marked)
+        if (exit_code_for(e, COMMON_ERRORS) or (EXIT_STAGE,))[0] == EXIT_STAGE and not _needs_a_person(e):  # (what
+            # a command refuses with exit 2, 3 or 4, a damaged file or log, the params, a source or audit key a person
+            # must mend, or a file no pass can write until one does, read-only or a full disk: not marked)
             with contextlib.suppress(AttributeError, TypeError):  # (an exception that takes no attribute: nor)
                 e._retrain_failure = dict(step=step, count=n, of=MAX_ATTEMPTS, error=text)
         return None
@@ -988,8 +1000,10 @@ def failure_counted(e: BaseException) -> dict | None:
     """The step's failure `e` as `run` counted it on its iteration's record, the step to be tried again by a later pass
     (`step`, `count` in a row, `of` the count that reverts, `error` as recorded: no library's message, which may quote
     data), or None, as for a refusal a person must act on (one a command exits 2, 3 or 4 for: a damaged file or log,
-    the params, a source, the audit log). `retrain run --every` goes on after a counted failure (the third in a row
-    reverts the iteration), where it used to end, so that each needed the watcher started again."""
+    the params, a source, the audit log; a file no pass can read or write until one is mended: no permission, a
+    read-only folder, a full disk, which the command names with the system's reason). `retrain run --every` goes on
+    after a counted failure (the third in a row reverts the iteration), where it used to end, so that each needed the
+    watcher started again."""
     return getattr(e, '_retrain_failure', None)
 
 
