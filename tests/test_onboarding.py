@@ -3,6 +3,7 @@ integer and boolean targets, date and group splits) go through training without 
 
 from __future__ import annotations
 import json
+import time
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -1414,6 +1415,39 @@ def test_init_force_killed_between_its_two_renames_names_the_old_params_and_init
     assert sorted(c.name for c in tmp_path.iterdir()) == ['p']  # (no hidden folder left beside it)
     write_params(pr, out, overwrite=True)
     assert 'mine' not in (out / 'train.yaml').read_text()
+
+
+def test_init_force_killed_after_its_swap_leaves_no_hidden_old_folder_after_the_next_init(tmp_path, monkeypatch):
+    """`init --force` killed after renaming its new params folder into place and before removing the old one left
+    `.p.<pid>.<random>.old` beside `--out` for ever: the next init cleaned only temporary folders. It now removes it
+    (its process gone, the swap done); an old folder a failure kept, with a params folder written there since, stays."""
+    import lifecycle.data.infer as infer
+
+    pr = propose_params(customers(), target='churned', source='c.csv')
+    out = write_params(pr, tmp_path / 'p')
+    with monkeypatch.context() as m, pytest.raises(SystemExit):
+        m.setattr(infer.shutil, 'rmtree', lambda *a, **k: (_ for _ in ()).throw(SystemExit(137)))  # (the kill)
+        write_params(pr, out, overwrite=True)
+    assert [c.name for c in tmp_path.iterdir() if c.name.endswith('.old')]  # (the old folder, set aside)
+    # (its pid is this process's: taken as gone, as a killed init's)
+    write_params(pr, out, overwrite=True)
+    assert sorted(c.name for c in tmp_path.iterdir()) == ['p']  # (no hidden folder left beside it)
+
+    rename = Path.rename
+
+    def refused(self, target):
+        if Path(target) == out:
+            raise OSError(28, 'No space left on device')
+        return rename(self, target)
+
+    with monkeypatch.context() as m, pytest.raises(ProposalRefused, match='the folder it replaces is kept at'):
+        m.setattr(Path, 'rename', refused)
+        write_params(pr, out, overwrite=True)
+    (kept,) = tmp_path.glob('.p.*.old')
+    time.sleep(0.02)
+    write_params(pr, out)  # (the user writes a params folder where the old one was, and later replaces it)
+    write_params(pr, out, overwrite=True)
+    assert kept.is_dir()  # (the old params a failure kept, named to the user: never removed)
 
 
 def test_a_force_replacement_that_failed_to_put_the_old_params_back_is_not_said_to_be_put_back_by_init(

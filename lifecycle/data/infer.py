@@ -985,6 +985,22 @@ def _put_back(out: Path) -> None:
                 raise ProposalRefused(said) from None
             shutil.rmtree(kept.with_name(kept.name.removesuffix('.old')), ignore_errors=True)
             break
+    for kept in _set_aside(out) if out.is_dir() and not out.is_symlink() else []:
+        if _swapped(out, kept) and _init_gone(out, kept):  # (killed after its swap, before it removed the old folder)
+            shutil.rmtree(kept, ignore_errors=True)
     for left in out.parent.glob(f'.{glob.escape(out.name)}.*') if out.parent.is_dir() else []:
         if re.fullmatch(r'\d+\.[a-z0-9_]{8}', left.name.removeprefix(f'.{out.name}.')) and _init_gone(out, left):
             shutil.rmtree(left, ignore_errors=True)  # (a proposal a killed write left half written or not swapped in)
+
+
+def _swapped(out: Path, kept: Path) -> bool:
+    """Whether the folder `kept` (set aside by a `write_params` replacing `out`) is one whose replacement is in place:
+    its new folder is no longer beside it, and every file in `out` was written before `kept` was set aside (a folder
+    made at `out` after a failure that kept the old one is newer: the old one may still be needed, and stays)."""
+    try:
+        if kept.with_name(kept.name.removesuffix('.old')).exists():
+            return False
+        aside = kept.stat().st_ctime_ns  # (its rename aside; a removal under way in it only moves this later)
+        return all(f.stat().st_mtime_ns <= aside for f in out.iterdir())
+    except OSError:
+        return False
