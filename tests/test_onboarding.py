@@ -1450,6 +1450,34 @@ def test_init_force_killed_after_its_swap_leaves_no_hidden_old_folder_after_the_
     assert kept.is_dir()  # (the old params a failure kept, named to the user: never removed)
 
 
+def test_two_init_force_at_once_one_wins_and_the_other_names_the_params_it_set_aside(tmp_path, monkeypatch):
+    """Two `init --force` on one folder: B wrote its folder while A's old one was set aside, and A's rename failed
+    ("cannot be written: Directory not empty"), leaving the params it replaced hidden at `.p.<pid>.<random>.old`,
+    named nowhere. A now says another init wrote the folder and where the params it replaced are kept; B's stays."""
+    import lifecycle.core.params as params
+
+    pr = propose_params(customers(), target='churned', source='c.csv')
+    out = write_params(pr, tmp_path / 'p')
+    (out / 'train.yaml').write_text((out / 'train.yaml').read_text() + '# mine\n')  # the user's own edit
+    rename = Path.rename
+
+    def racing(self, target):
+        if Path(target) == out and not self.name.endswith('.old'):  # (A renames its new folder in: B got there first)
+            with monkeypatch.context() as m:
+                m.setattr(Path, 'rename', rename)
+                m.setattr(params, '_init_gone', lambda d, left: False)  # (A still runs, in its own process)
+                write_params(pr, out, overwrite=True)
+        return rename(self, target)
+
+    with monkeypatch.context() as m, pytest.raises(ProposalRefused, match='another `lifecycle init` wrote it') as e:
+        m.setattr(Path, 'rename', racing)
+        write_params(pr, out, overwrite=True)
+    kept = Path(str(e.value).split('kept at ')[1])
+    assert (kept / 'train.yaml').read_text().endswith('# mine\n') and 'mine' not in (out / 'train.yaml').read_text()
+    write_params(pr, out, overwrite=True)  # (the next init leaves the params it was told of alone)
+    assert (kept / 'train.yaml').read_text().endswith('# mine\n')
+
+
 def test_a_force_replacement_that_failed_to_put_the_old_params_back_is_not_said_to_be_put_back_by_init(
     tmp_path, monkeypatch
 ):

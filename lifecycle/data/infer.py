@@ -5,6 +5,7 @@ contract of every column, the personal columns with a masking method, the task, 
 
 # %% ../../nbs/api/data/10_infer.ipynb #82710268
 from __future__ import annotations
+import contextlib
 import math
 import os
 import re
@@ -959,10 +960,19 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
         if moved and not out.exists():  # (the folder --force replaces, put back: review CL)
             try:
                 old.rename(out)
+                moved = False  # (put back: nothing of it set aside)
             except OSError:
                 raise ProposalRefused(
                     f"{out}: cannot be written: {e.strerror or e}; the folder it replaces is kept at {old}"
                 ) from None
+        if moved:  # (another init's folder took its place meanwhile: the one set aside is named, and kept under a
+            kept = Path(str(tmp) + '.kept')  # name the next init does not take for its own leftover, `_swapped`)
+            with contextlib.suppress(OSError):
+                old = old.rename(kept)
+            raise ProposalRefused(
+                f"{out}: cannot be written: {e.strerror or e}: another `lifecycle init` wrote it meanwhile; the folder "
+                f"this one replaced is kept at {old}"
+            ) from None
         raise ProposalRefused(f"{out}: cannot be written: {e.strerror or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
