@@ -931,6 +931,29 @@ def test_a_watcher_ends_at_a_file_no_pass_can_write_and_goes_on_past_a_busy_one(
     assert len(lines) == 2 and lines[0]['ok'] is False and '2 time(s) in a row' in lines[0]['error'], r.stdout
 
 
+def test_a_watcher_misses_a_pass_a_busy_file_held_back_and_takes_the_next(trained_iteration, monkeypatch):
+    """An OSError outside a step (reading the retraining records, writing one) ended the watcher whatever its errno, a
+    busy file (EBUSY, EAGAIN) as a read-only folder: it now misses that pass, saying why, and takes the next."""
+    import errno
+
+    real, calls = loop.active, []
+
+    def busy_once(state_dir):
+        calls.append(1)
+        if len(calls) == 1:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(loop.iterations_dir(state_dir)))
+        return real(state_dir)
+
+    monkeypatch.setattr(loop, 'active', busy_once)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert r.returncode == 0 and len(lines) == 2, r.stdout + r.stderr
+    assert lines[0]['ok'] is False and os.strerror(errno.EBUSY) in lines[0]['error'] and lines[1]['iteration']
+    monkeypatch.setattr(loop, 'active', lambda d: (_ for _ in ()).throw(OSError(errno.EROFS, 'Read-only file system')))
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '3', '--json')
+    assert r.returncode == 1 and len(r.stdout.splitlines()) == 1 and 'Read-only' in r.stdout, r.stdout  # (ends)
+
+
 def test_a_watcher_names_a_failure_while_waiting_for_an_approval_as_a_person_reads_it(trained_iteration, monkeypatch):
     "review EH: a step failing once approved was said as the status's name, `waiting_approval failed, ...`."
 

@@ -47,12 +47,15 @@ class RetrainBlocked(RetrainError):
     "Something in the way that a later pass may get past with no file mended: a rollout running, another's retraining."
 
 
+_BUSY = {'EBUSY', 'EAGAIN', 'EINTR', 'ETXTBSY', 'ETIMEDOUT'}  # a file's errors a later pass may get past by itself
+
+
 def in_the_way(e: BaseException) -> bool:
     """Whether a pass's refusal `e` is something in the way that a later pass may get past with no one mending a file
     (`retrain run --every` misses that pass and goes on): another pass holding a lock, a rollout running or holding the
-    flags, the kill switch on, the registry or the prediction log not answering now. A damaged state file, or a refusal
-    a person must act on (no champion, the params, flags that route another model), is not: the watcher ends, saying
-    why (review DV)."""
+    flags, the kill switch on, the registry or the prediction log not answering now, a file busy. A damaged state
+    file, or a refusal a person must act on (no champion, the params, flags that route another model, a folder no
+    permission or a full disk keeps from being written), is not: the watcher ends, saying why (review DV)."""
     from lifecycle.core.locks import LockBusy
     from lifecycle.model.registry import RegistryUnavailable
     from lifecycle.serve.flags import FlagError
@@ -60,6 +63,10 @@ def in_the_way(e: BaseException) -> bool:
 
     if isinstance(e, StateError):
         return False
+    if isinstance(e, OSError):  # (a file busy now, as a lock another holds; not one no pass can write: `_failed`)
+        import errno
+
+        return errno.errorcode.get(e.errno) in _BUSY
     if isinstance(e, FlagError):
         return e.status in (409, 503)  # (held by a rollout under way; cannot be checked right now)
     return isinstance(e, (RetrainBlocked, LockBusy, LogUnreadable, RegistryUnavailable))
