@@ -280,3 +280,25 @@ def test_retraining_record_withholds_the_params_folder(tmp_path):
         said = _shown(folder, tmp_path / 'ws')
         assert ADDRESS not in said and 'withheld' in said, said
     assert _shown(tmp_path / 'ws' / 'params', tmp_path / 'ws') == 'params'
+
+
+def test_simulation_ended_reads_a_withheld_runs_folder(tmp_path):
+    """A retraining record names its params as `iteration._shown` shows them: with the reports folder outside the
+    workspace, in a folder named with an address, the record's `params` is withheld text, and `simulation_ended` read
+    it as a real path: a killed simulation's iteration was never reverted (its challenger served on)."""
+    from dataclasses import replace
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop import iteration
+
+    ws = Workspace.open(scratch_workspace(tmp_path / 'ws'))
+    ws = replace(ws, reports_dir=(tmp_path / ADDRESS / 'reports').resolve())
+    run = ws.runs_dir / '20261207T000000-sim'
+    (run / 'params').mkdir(parents=True)
+    it = {'params': iteration._shown(run / 'params', ws.root)}
+    assert ADDRESS not in it['params']
+    said = iteration.simulation_ended(ws, it)
+    assert said and '20261207T000000-sim' in said and ADDRESS not in said, said
+    elsewhere = iteration._shown(tmp_path / 'elsewhere' / 'params', ws.root)
+    assert iteration.simulation_ended(ws, {'params': elsewhere}) == ''

@@ -1056,10 +1056,13 @@ def simulation_ended(ws: Workspace, it: dict) -> str:
     it; '' for an iteration of a simulation still running, or of anything else."""
     from lifecycle.core.locks import holder
 
-    params = Path(it.get('params') or '')
-    params = (params if params.is_absolute() else Path(ws.root) / params).resolve()
+    recorded = Path(it.get('params') or '')
+    params = (recorded if recorded.is_absolute() else Path(ws.root) / recorded).resolve()
     if params.name != 'params' or params.parent.parent != Path(ws.runs_dir).resolve():
-        return ''
+        # (recorded as `_shown` names it: a runs folder named with a contact is withheld text, no path to resolve)
+        if recorded.name != 'params' or str(recorded.parent.parent) != _shown(ws.runs_dir, ws.root):
+            return ''
+        params = recorded
     if holder(ws.state_dir, 'simulate') is not None:
         return ''
     return f"the simulation {params.parent.name} that started it ended before it did (killed, or crashed)"
