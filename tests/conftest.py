@@ -194,11 +194,15 @@ def _workspace_env() -> dict:
 def _process_state_kept():
     """What the block changes in this process is put back afterwards: MLflow's tracking and registry URIs (opening a
     workspace points them there) and the LIFECYCLE_*/MLFLOW_* environment variables (an in-process pipeline run sets
-    LIFECYCLE_WORKSPACE)."""
-    uris, env = _mlflow_uris(), _workspace_env()
+    LIFECYCLE_WORKSPACE) and the params folders named with a contact that a workspace read (`names._params_read`)."""
+    from lifecycle.core.names import _params_read
+
+    uris, env, params_read = _mlflow_uris(), _workspace_env(), set(_params_read)
     try:
         yield
     finally:
+        _params_read.clear()
+        _params_read.update(params_read)
         _restore_mlflow_uris(uris)
         for k in set(_workspace_env()) - set(env):
             del os.environ[k]

@@ -302,3 +302,34 @@ def test_simulation_ended_reads_a_withheld_runs_folder(tmp_path):
     assert said and '20261207T000000-sim' in said and ADDRESS not in said, said
     elsewhere = iteration._shown(tmp_path / 'elsewhere' / 'params', ws.root)
     assert iteration.simulation_ended(ws, {'params': elsewhere}) == ''
+
+
+def test_a_params_folder_one_command_read_is_not_withheld_by_the_next(tmp_path):
+    """`names._params_read` is process-wide: a folder one in-process command (`cli` in tests) read stayed in it, and
+    every later command's `fail()` withheld it too, one that never read it: a test of that command passed (its refusal
+    'withheld' the address) only because an earlier test had read a folder of that name."""
+    import shutil
+
+    from lifecycle.core import names
+    from lifecycle.core.cli_support import CommandError, scratch_workspace
+    from lifecycle.core.workspace import PARAMS_FILE, Workspace
+
+    root = scratch_workspace(tmp_path / 'ws')
+    shutil.copytree(root / 'params', root / ADDRESS)
+    state = Workspace.open(root).state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    (state / PARAMS_FILE).write_text(f"{root / ADDRESS}\n")
+    seen = []
+
+    @command()
+    def reads(as_json: bool = typer.Option(False, '--json')) -> Result:
+        raise CommandError(f"the params ({Workspace.open(root).params_dir})")
+
+    @command()
+    def later(as_json: bool = typer.Option(False, '--json')) -> Result:
+        seen.append(set(names._params_read))
+        raise CommandError('refused')
+
+    r = invoke(reads)
+    assert r.exit_code == 2 and ADDRESS not in r.output and 'withheld' in r.output, r.output
+    assert invoke(later).exit_code == 2 and seen == [set()], seen

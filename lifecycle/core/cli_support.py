@@ -309,6 +309,8 @@ def command(errors: dict | None = None):
         @functools.wraps(fn)
         def run(*args, **kwargs):
             as_json = kwargs.get('as_json', False)
+            earlier = set(_params_read)  # (the folders this command reads, not an earlier in-process one's: `cli` in
+            _params_read.clear()  # tests, or a command calling another; put back after, with those read here)
             try:
                 res = fn(*args, **kwargs)
             except CommandError as e:
@@ -320,6 +322,8 @@ def command(errors: dict | None = None):
                 if known is None:
                     raise
                 fail(known[1] + _said(e), known[0], as_json)
+            finally:
+                _params_read.update(earlier)
             if res is None:
                 return None
             if as_json:
