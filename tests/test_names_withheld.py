@@ -333,3 +333,20 @@ def test_a_params_folder_one_command_read_is_not_withheld_by_the_next(tmp_path):
     r = invoke(reads)
     assert r.exit_code == 2 and ADDRESS not in r.output and 'withheld' in r.output, r.output
     assert invoke(later).exit_code == 2 and seen == [set()], seen
+
+
+def test_retraining_of_another_model_names_its_recorded_params_withheld(tmp_path):
+    """`retrain run` refused for another model's retraining quotes the record's `params` in its hint: a record written
+    before `iteration._shown` withheld names holds the folder raw (`bob@corp.example`), and no workspace of this
+    command read it (not in `names._params_read`), so `fail()` printed the address."""
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop import iteration
+
+    ws = Workspace.open(scratch_workspace(tmp_path / 'ws'))
+    it = dict(id='20261207T000000-abcdef', status='data', started=1.0, finished=None, history=[], recorded=True)
+    it['champion'] = {'version': '1'}
+    iteration.save(ws.state_dir, {**it, 'model': 'other', 'params': ADDRESS})
+    with pytest.raises(iteration.RetrainBlocked) as e:
+        iteration.run(ws)
+    assert ADDRESS not in str(e.value) and '--params <folder name withheld' in str(e.value), str(e.value)

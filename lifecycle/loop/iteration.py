@@ -877,9 +877,12 @@ def run(
             it['finished'], it['artifacts'] = time.time(), artifacts(ws, it)
             return save(ws.state_dir, it), None
         if it is not None and it.get('model', name) != name:
+            from lifecycle.core.names import shown_path  # (a record older than `_shown`'s withholding: named raw)
+
+            recorded = shown_path(str(it['params']), 'folder') if it.get('params') else '<its params folder>'
             raise RetrainBlocked(  # (its steps would judge, deploy and revert it as this params' model)
                 f"retraining {it['id']} of model {it['model']} is at {it['status']}: finish it first, with "
-                f"`lifecycle retrain run --params {it.get('params') or '<its params folder>'}` (one model's retraining "
+                f"`lifecycle retrain run --params {recorded}` (one model's retraining "
                 "at a time: it routes the workspace's flags)"
             )
         if it is None:
