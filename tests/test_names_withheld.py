@@ -350,3 +350,26 @@ def test_retraining_of_another_model_names_its_recorded_params_withheld(tmp_path
     with pytest.raises(iteration.RetrainBlocked) as e:
         iteration.run(ws)
     assert ADDRESS not in str(e.value) and '--params <folder name withheld' in str(e.value), str(e.value)
+
+
+def test_refusal_naming_the_settings_params_folder_withholds_it(tmp_path):
+    """settings.ini's `params_dir = bob@corp.example` (no run yet, no --params): `Workspace.open` never went through
+    `with_params`, so `names._params_read` lacked it and every refusal naming `ws.params_dir` printed the address."""
+    import shutil
+
+    from lifecycle.core.cli_support import CommandError, scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    root = scratch_workspace(tmp_path / 'ws')
+    shutil.copytree(root / 'params', root / ADDRESS)
+    ini = root / 'settings.ini'
+    ini.write_text(ini.read_text().replace('params_dir = params', f'params_dir = {ADDRESS}'))
+
+    @command()
+    def cmd(as_json: bool = typer.Option(False, '--json')) -> Result:
+        ws = Workspace.open(root)
+        assert ws.params_dir.name == ADDRESS
+        raise CommandError(f"--role 'x': the admin_role of {ws.params_dir}/flags.yaml")
+
+    r = invoke(cmd)
+    assert r.exit_code == 2 and ADDRESS not in r.output and 'withheld' in r.output, r.output

@@ -443,6 +443,8 @@ class Workspace(Settings):
             params_dir = remembered_params(ws.state_dir, ws.root)
         if params_dir is not None:
             ws = ws.with_params(params_dir)
+        else:  # (settings.ini's `params_dir = bob@corp.example`: withheld by `fail` as one `with_params` took)
+            _reads_params(ws.params_dir)
         check_format(ws, migrating)
         return ws
 
