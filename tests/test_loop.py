@@ -954,6 +954,26 @@ def test_a_watcher_misses_a_pass_a_busy_file_held_back_and_takes_the_next(traine
     assert r.returncode == 1 and len(r.stdout.splitlines()) == 1 and 'Read-only' in r.stdout, r.stdout  # (ends)
 
 
+def test_a_pass_a_busy_file_held_back_is_said_with_the_file_as_shown_path_shows_it(trained_iteration, monkeypatch):
+    """A pass missed for a busy file was said as `str(e)`: the file's raw path, a folder named with an e-mail address
+    in it, in the watcher's warning and in the `retrain` heartbeat `lifecycle status` shows. It is now named as
+    `shown_path` shows it, as the error that ends a command names it."""
+    import errno
+
+    bad = trained_iteration / 'bob@corp.example' / 'it.json'
+
+    def busy(state_dir):
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(bad))
+
+    monkeypatch.setattr(loop, 'active', busy)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
+    said = json.loads(r.stdout.splitlines()[0])['error']
+    assert os.strerror(errno.EBUSY) in said and 'it.json' in said and 'withheld' in said, said
+    assert 'bob@' not in r.stdout + r.stderr, r.stdout + r.stderr
+    beats = Workspace.open(trained_iteration).state_dir / 'heartbeats'
+    assert not [f for f in beats.iterdir() if 'bob@' in f.read_text()]
+
+
 def test_a_watcher_names_a_failure_while_waiting_for_an_approval_as_a_person_reads_it(trained_iteration, monkeypatch):
     "review EH: a step failing once approved was said as the status's name, `waiting_approval failed, ...`."
 

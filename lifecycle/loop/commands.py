@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Optional
 import typer
 from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, check_repeats, command, dumps
-from ..core.cli_support import printable, status_line
+from ..core.cli_support import _said, printable, status_line
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -114,7 +114,7 @@ def retrain_run(
                 f"{counted['count']} time(s) in a row "
                 f"({counted['of']} in a row revert the retraining): {counted['error']}"
                 if counted
-                else str(e)
+                else _said(e)  # (a busy file named as `shown_path` shows it, as the error ending a command names it)
             )
             held = isinstance(e, LockBusy) and e.name == 'retrain'
             if every is not None or not held:  # (the heartbeat says how the pass went: a watcher whose every pass is
