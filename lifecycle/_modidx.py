@@ -1239,7 +1239,6 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.data.infer._spelt': ('api/data/infer.html#_spelt', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._spread': ('api/data/infer.html#_spread', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._stray_text': ('api/data/infer.html#_stray_text', 'lifecycle/data/infer.py'),
-                                      'lifecycle.data.infer._swapped': ('api/data/infer.html#_swapped', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._tolerance': ('api/data/infer.html#_tolerance', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._vocabulary': ('api/data/infer.html#_vocabulary', 'lifecycle/data/infer.py'),
                                       'lifecycle.data.infer._widened': ('api/data/infer.html#_widened', 'lifecycle/data/infer.py'),

@@ -1428,7 +1428,7 @@ def test_init_force_killed_after_its_swap_leaves_no_hidden_old_folder_after_the_
     with monkeypatch.context() as m, pytest.raises(SystemExit):
         m.setattr(infer.shutil, 'rmtree', lambda *a, **k: (_ for _ in ()).throw(SystemExit(137)))  # (the kill)
         write_params(pr, out, overwrite=True)
-    assert [c.name for c in tmp_path.iterdir() if c.name.endswith('.old')]  # (the old folder, set aside)
+    assert [c.name for c in tmp_path.iterdir() if c.name.endswith('.done')]  # (the old folder, swapped out)
     # (its pid is this process's: taken as gone, as a killed init's)
     write_params(pr, out, overwrite=True)
     assert sorted(c.name for c in tmp_path.iterdir()) == ['p']  # (no hidden folder left beside it)
@@ -1448,6 +1448,40 @@ def test_init_force_killed_after_its_swap_leaves_no_hidden_old_folder_after_the_
     write_params(pr, out)  # (the user writes a params folder where the old one was, and later replaces it)
     write_params(pr, out, overwrite=True)
     assert kept.is_dir()  # (the old params a failure kept, named to the user: never removed)
+
+
+@pytest.mark.parametrize('made', ['empty', 'copied with its times'])
+def test_the_old_params_a_failure_said_are_kept_survive_a_folder_the_user_made_there(tmp_path, monkeypatch, made):
+    """`init --force` that could neither swap nor put the old params back says they are kept at `.p.<pid>.<rand>.old`.
+    The next init took that folder for a killed swap's leftover and removed it (the user's only copy) when every file
+    at --out was older than it: an empty folder the user made there, or params copied from a backup with their times
+    (`cp -p`). It now removes one only when --out itself was renamed in as the old one was set aside."""
+    import os
+    import shutil
+
+    pr = propose_params(customers(), target='churned', source='c.csv')
+    backup = write_params(pr, tmp_path / 'backup')
+    for f in backup.iterdir():
+        os.utime(f, (time.time() - 3600, time.time() - 3600))  # (a backup of an hour ago)
+    out = write_params(pr, tmp_path / 'p')
+    rename = Path.rename
+
+    def refused(self, target):
+        if Path(target) == out:
+            raise OSError(28, 'No space left on device')
+        return rename(self, target)
+
+    with monkeypatch.context() as m, pytest.raises(ProposalRefused, match='the folder it replaces is kept at'):
+        m.setattr(Path, 'rename', refused)
+        write_params(pr, out, overwrite=True)
+    (kept,) = tmp_path.glob('.p.*.old')
+    if made == 'empty':
+        out.mkdir()
+        write_params(pr, out)
+    else:
+        shutil.copytree(backup, out)  # (copy2: the times kept)
+        write_params(pr, out, overwrite=True)
+    assert kept.is_dir()  # (what the user was told is kept: never removed)
 
 
 def test_two_init_force_at_once_one_wins_and_the_other_names_the_params_it_set_aside(tmp_path, monkeypatch):

@@ -953,6 +953,8 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
             out.rename(old)
             moved = True
             tmp.rename(out)
+            with contextlib.suppress(OSError):  # (swapped: named so, a kill while it goes leaves a folder the next
+                old = old.rename(Path(str(tmp) + '.done'))  # init removes, never one a failure kept: `_put_back`)
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
@@ -966,7 +968,7 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
                     f"{out}: cannot be written: {e.strerror or e}; the folder it replaces is kept at {old}"
                 ) from None
         if moved:  # (another init's folder took its place meanwhile: the one set aside is named, and kept under a
-            kept = Path(str(tmp) + '.kept')  # name the next init does not take for its own leftover, `_swapped`)
+            kept = Path(str(tmp) + '.kept')  # name the next init does not take for its own leftover, `_put_back`)
             with contextlib.suppress(OSError):
                 old = old.rename(kept)
             raise ProposalRefused(
@@ -982,7 +984,8 @@ def write_params(p: Proposal, out: str | Path, overwrite: bool = False) -> Path:
 def _put_back(out: Path) -> None:
     """Undo what a `write_params` killed between its two renames left: where `out` is missing, the folder it set aside
     (`_set_aside`) goes back, if its new folder is still beside it (a failure it told of removed that one and named the
-    folder kept: left alone) and the process that set it aside no longer runs; and its temporary folders go."""
+    folder kept: left alone) and the process that set it aside no longer runs; and its temporary folders go, and the
+    old folder of a swap done (`.done`), killed as it was removed."""
     import glob
     from lifecycle.core.params import _cut_short, _init_gone, _set_aside
 
@@ -995,22 +998,9 @@ def _put_back(out: Path) -> None:
                 raise ProposalRefused(said) from None
             shutil.rmtree(kept.with_name(kept.name.removesuffix('.old')), ignore_errors=True)
             break
-    for kept in _set_aside(out) if out.is_dir() and not out.is_symlink() else []:
-        if _swapped(out, kept) and _init_gone(out, kept):  # (killed after its swap, before it removed the old folder)
-            shutil.rmtree(kept, ignore_errors=True)
     for left in out.parent.glob(f'.{glob.escape(out.name)}.*') if out.parent.is_dir() else []:
-        if re.fullmatch(r'\d+\.[a-z0-9_]{8}', left.name.removeprefix(f'.{out.name}.')) and _init_gone(out, left):
-            shutil.rmtree(left, ignore_errors=True)  # (a proposal a killed write left half written or not swapped in)
-
-
-def _swapped(out: Path, kept: Path) -> bool:
-    """Whether the folder `kept` (set aside by a `write_params` replacing `out`) is one whose replacement is in place:
-    its new folder is no longer beside it, and every file in `out` was written before `kept` was set aside (a folder
-    made at `out` after a failure that kept the old one is newer: the old one may still be needed, and stays)."""
-    try:
-        if kept.with_name(kept.name.removesuffix('.old')).exists():
-            return False
-        aside = kept.stat().st_ctime_ns  # (its rename aside; a removal under way in it only moves this later)
-        return all(f.stat().st_mtime_ns <= aside for f in out.iterdir())
-    except OSError:
-        return False
+        name = left.name.removeprefix(f'.{out.name}.')
+        if re.fullmatch(r'\d+\.[a-z0-9_]{8}(\.done)?', name) and _init_gone(out, left):
+            shutil.rmtree(left, ignore_errors=True)  # (a proposal a killed write left half written or not swapped in;
+            # `.done`: the folder a swap replaced, killed as it removed it. Never an `.old`, which a failure may have
+            # named to the user as where the params it replaced are kept: a killed swap's `.old` is left, not lost)
