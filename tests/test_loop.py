@@ -974,6 +974,30 @@ def test_a_pass_a_busy_file_held_back_is_said_with_the_file_as_shown_path_shows_
     assert not [f for f in beats.iterdir() if 'bob@' in f.read_text()]
 
 
+def test_a_pass_that_went_through_is_not_said_missed_when_its_heartbeat_file_is_busy(trained_iteration, monkeypatch):
+    """A pass that went through, its beat then refused for a busy heartbeat file (EBUSY), was said and recorded as a
+    pass missed (`ok: false`, the heartbeat's `missed` set) and its result was never printed: the pass is now said as
+    it went, and the next pass beats."""
+    import errno
+
+    import lifecycle.core.heartbeats as hb
+
+    real, refused = hb.beat, []
+
+    def busy_once(state_dir, name, now=None, missed=None):
+        if missed == '' and not refused:
+            refused.append(1)
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(Path(state_dir) / 'heartbeats' / 'retrain.json'))
+        return real(state_dir, name, now, missed)
+
+    monkeypatch.setattr(hb, 'beat', busy_once)
+    r = cli(trained_iteration, 'retrain', 'run', '--every', '0.01', '--times', '2', '--json')
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    assert refused and r.returncode == 0 and len(lines) == 2, r.stdout + r.stderr
+    assert lines[0].get('ok') is not False and lines[0]['iteration'], lines[0]
+    assert loop.status(Workspace.open(trained_iteration))['watcher']['missed'] is None
+
+
 def test_a_watcher_names_a_failure_while_waiting_for_an_approval_as_a_person_reads_it(trained_iteration, monkeypatch):
     "review EH: a step failing once approved was said as the status's name, `waiting_approval failed, ...`."
 

@@ -101,7 +101,11 @@ def retrain_run(
             with _progress(as_json) as on_step:  # (a pass that trains and validates takes seconds: review AX)
                 it, verdict = run(ws, rp, force=force and not ran, on_step=stepped)
             res, ran = RetrainPass(it, verdict.to_dict() if verdict else None), True
-            beat(ws.state_dir, 'retrain', missed='')  # (it went through: the misses in a row end)
+            try:
+                beat(ws.state_dir, 'retrain', missed='')  # (it went through: the misses in a row end)
+            except OSError as b:  # (a busy heartbeat file: the pass went through all the same, and is said so; the
+                if not in_the_way(b):  # next beats. One no pass can write ends the watcher, named, as it did)
+                    raise
         except Exception as e:  # once: the command's error; every N seconds, a pass missed when something is in the
             # way (a database restarting; another pass, as a person's `retrain run` beside the watcher, holding the
             # `retrain` lock; a person's rollout running: review DV) or when a step failed and was counted on the
