@@ -22,6 +22,17 @@ def toy(tmp_path, monkeypatch) -> tuple[Workspace, str, str]:
     return ws, toy_validation(ws), ws.store.put_frame(pd.DataFrame({'a': [0.0, 1.0, 2.0, 3.0]}))
 
 
+def _killed_in_check(ws, vid) -> None:
+    "Register validation `vid` as toy with the dev alias, killed inside its release check (never loaded back)."
+    from lifecycle.model.registry import register_version
+
+    def killed(version):
+        raise KeyboardInterrupt  # (the process stopped while loading the version back)
+
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+
+
 def iteration_at_validated(ws: Workspace, vid: str, known: str) -> dict:
     "A retraining record at `validated` whose training stored `known` inputs and whose known outputs none reproduce."
     rec = ws.store.get_record('validations', vid)
@@ -410,16 +421,11 @@ def test_erasing_the_register_entry_of_a_version_killed_inside_its_check_does_no
     """The mark that a registration asked for a release check (`release_check` in its `model.register` entry) was in
     the details an erasure drops: `lifecycle audit erase SEQ` of the entry (its actor named a person) made a version
     killed inside its check, with no verdict on record, promotable and exposable again. The mark names no one: kept."""
-    from lifecycle.model.registry import register_version
     from lifecycle.release import exposure, governance as gov
 
     ws, vid, _ = toy(tmp_path, monkeypatch)
 
-    def killed(version):
-        raise KeyboardInterrupt  # (the process stopped while loading the version back)
-
-    with pytest.raises(KeyboardInterrupt):
-        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    _killed_in_check(ws, vid)
     seq = next(e['seq'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register')
     audit.erase(ws.audit_path, seq, 'the registering person asked to be forgotten')
     with pytest.raises(gov.PromotionRefused, match=r'toy/1 was registered.*no verdict on record'):
@@ -445,16 +451,11 @@ def test_deleting_the_register_entry_s_payload_of_a_version_killed_inside_its_ch
     which promotion does not run) read as an entry asking no check, so a version killed inside its check, with no
     verdict, was promotable again. An unreadable register entry is read as those before it: here, asking one. A
     version registered before the mark existed (an unmarked register entry before it) is promoted as before."""
-    from lifecycle.model.registry import register_version
     from lifecycle.release import governance as gov
 
     ws, vid, _ = toy(tmp_path, monkeypatch)
 
-    def killed(version):
-        raise KeyboardInterrupt  # (the process stopped while loading the version back)
-
-    with pytest.raises(KeyboardInterrupt):
-        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    _killed_in_check(ws, vid)
     seq = _payload_deleted(ws, 'model.register', 'toy/1')
     with pytest.raises(gov.PromotionRefused, match=rf'toy/1 was registered, but its register entry \(seq {seq}\)'):
         gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])
@@ -785,16 +786,11 @@ def test_deleting_the_register_entry_of_a_version_killed_inside_its_check_does_n
     read as one registered outside lifecycle, asking no check: a version killed inside its check was promoted to dev.
     In a log missing entries (a sequence gap, or its end short of the checkpoint) it is refused, naming the damage."""
     import json
-    from lifecycle.model.registry import register_version
     from lifecycle.release import governance as gov
 
     ws, vid, _ = toy(tmp_path, monkeypatch)
 
-    def killed(version):
-        raise KeyboardInterrupt  # (the process stopped while loading the version back)
-
-    with pytest.raises(KeyboardInterrupt):
-        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    _killed_in_check(ws, vid)
     if where == 'middle':
         ws.audit('note', 'x', 'an entry after it')
     lines = Path(ws.audit_path).read_text().splitlines(keepends=True)
@@ -811,17 +807,12 @@ def test_deleting_the_last_register_entry_with_the_checkpoint_does_not_lift_the_
     the killed version's register line (the log's last) and the checkpoint with it (or writing over it), which `audit
     verify` fails, left a log read as whole, and `promote` put the version, its check never ended, into dev."""
     import json
-    from lifecycle.model.registry import register_version
     from lifecycle.release import governance as gov
 
     ws, vid, _ = toy(tmp_path, monkeypatch)
     ws.audit('note', 'x', 'an entry before it')
 
-    def killed(version):
-        raise KeyboardInterrupt  # (the process stopped while loading the version back)
-
-    with pytest.raises(KeyboardInterrupt):
-        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    _killed_in_check(ws, vid)
     lines = Path(ws.audit_path).read_text().splitlines(keepends=True)
     Path(ws.audit_path).write_text(''.join(ln for ln in lines if json.loads(ln)['action'] != 'model.register'))
     cp = audit.checkpoint_path(audit.keys_folder(ws.audit_path, create=False), Path(ws.audit_path).resolve())
@@ -887,11 +878,7 @@ def test_erasing_a_register_entry_whose_payload_was_deleted_does_not_lift_the_re
 
     ws, vid, _ = toy(tmp_path, monkeypatch)
 
-    def killed(version):
-        raise KeyboardInterrupt  # (the process stopped while loading the version back)
-
-    with pytest.raises(KeyboardInterrupt):
-        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test', check=killed)
+    _killed_in_check(ws, vid)
     seq = _payload_deleted(ws, 'model.register', 'toy/1')
     tomb = audit.erase(ws.audit_path, seq, 'the registering person asked to be forgotten')
     with pytest.raises(gov.PromotionRefused, match=rf'entry \(seq {seq}\) cannot be read .*when it was erased'):
