@@ -1512,6 +1512,35 @@ def test_a_record_whose_id_is_not_its_file_name_is_refused_not_saved_outside_the
     assert sorted(p.name for p in tmp_path.rglob('*.json')) == ['a.json']
 
 
+def test_a_retraining_record_with_no_permission_is_not_called_damaged(tmp_path, monkeypatch):
+    """A record `chmod 000` was refused with exit 4 as "not a readable retraining record (Permission denied); put back
+    a good copy": a permissions problem called damage, with the wrong advice. It is the system's error, naming the
+    file, saying to check its permissions, with the README's exit 1 for no permission; a record that reads stays 4."""
+    from lifecycle.core.cli_support import COMMON_ERRORS, _said, exit_code_for
+    from lifecycle.loop.commands import RETRAIN_ERRORS
+
+    d = loop.iterations_dir(tmp_path / 'state')
+    d.mkdir(parents=True)
+    (d / 'a.json').write_text('{}')
+    real = Path.read_text
+
+    def denied(self, *a, **k):
+        if self.name == 'a.json':
+            raise PermissionError(13, 'Permission denied', str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, 'read_text', denied)
+    with pytest.raises(PermissionError) as e:
+        loop.history(tmp_path / 'state')
+    assert not isinstance(e.value, loop.RecordDamaged) and e.value.filename == str(d / 'a.json')
+    assert exit_code_for(e.value, {**COMMON_ERRORS, **RETRAIN_ERRORS})[0] == 1
+    said = _said(e.value)
+    assert 'Permission denied' in said and 'check its permissions' in said and 'a good copy' not in said, said
+    monkeypatch.setattr(Path, 'read_text', real)
+    with pytest.raises(loop.RecordDamaged):  # (one that reads, not a record: still damage)
+        loop.history(tmp_path / 'state')
+
+
 @pytest.mark.parametrize(
     'status, extra, said',
     [('bogus', {}, r"key 'status': expected one of \['triggered'.*found another\)"),

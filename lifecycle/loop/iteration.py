@@ -93,8 +93,11 @@ def _record(p: Path) -> dict:
     try:
         it = json.loads(p.read_text())
         why = record_problem(it, p.stem) or _status_problem(it) or _bookkeeping_problem(it)
-    except (OSError, ValueError) as e:
-        why = f"not JSON ({type(e).__name__})" if isinstance(e, ValueError) else (e.strerror or type(e).__name__)
+    except OSError as e:  # (no permission, a folder there: not damage, nor mended by a good copy; exit 1, as others)
+        said = f"{e.strerror or type(e).__name__} (a retraining record: check its permissions)"
+        raise type(e)(e.errno, said, str(p)) from None
+    except ValueError as e:  # (not UTF-8, not JSON)
+        why = f"not JSON ({type(e).__name__})"
     if why:
         raise RecordDamaged(
             f"{p}: not a readable retraining record ({why}); put back a good copy, or move it out of {p.parent} "
