@@ -1784,18 +1784,38 @@ def test_dates_written_in_both_orders_are_not_split_by_and_never_shown(tmp_path)
     assert any('a random 25% of rows, not the latest by date' in n and '24 can only be read day first' in n
                and '24 only month first' in n for n in pr.notes), pr.notes  # fmt: skip
     assert 'method: random' in pr.files['train.yaml'] and '13/05' not in ' '.join(pr.notes)
-    with pytest.raises(ValueError, match="split.column': column 'day' writes dates in both orders") as e:
+    with pytest.raises(ParamsError, match="split.column': column 'day' writes dates in both orders") as e:
         split_holdout(df, 'churned', 0.25, 0, how=SplitSpec(method='date', column='day'))
     assert '05/13/2024' not in str(e.value)
     df.to_csv(tmp_path / 'c.csv', index=False)
     p = IngestParams(dataset='d', source='c.csv', target='churned', split_column='day', train_until='2024-05-20',
                      columns={'churned': {'dtype': 'int', 'personal': False},
                               'day': {'dtype': 'str', 'personal': False, 'kind': 'date'}})  # fmt: skip
-    with pytest.raises(ValueError, match="ingest.yaml: key 'split_column': column 'day' writes dates in both orders"):
+    with pytest.raises(ParamsError, match="ingest.yaml: key 'split_column': column 'day' writes dates in"):
         date_order(SimpleNamespace(root=tmp_path), p)
     df['day'] = [f'{d:02d}/05/2024' for d in range(13, 29)] * 3  # (one order: day first, as before)
     df.to_csv(tmp_path / 'c.csv', index=False)
     assert date_order(SimpleNamespace(root=tmp_path), p) is True
+
+
+def test_a_stage_that_refuses_its_params_exits_as_a_params_refusal(workspace, monkeypatch):
+    """A date split on a column written in both orders was refused by the ingest (or train) stage as a plain
+    ValueError, which `lifecycle run` said as a failed stage, exit 1: a key of ingest.yaml the user must mend. It is a
+    ParamsError now (above), and a stage that raises one exits 2, as the CLI's other params refusals; others stay 1."""
+    from lifecycle.app import pipeline
+    from lifecycle.app.cli import app
+    from lifecycle.core.cli_support import EXIT_INPUT, EXIT_STAGE
+
+    ws = workspace
+    said = "ingest.yaml: key 'split_column': column 'day' writes dates in both orders: 24 can only be read day first"
+    for error, code in ((f'ParamsError: {said}', EXIT_INPUT), ('ValueError: a cell failed', EXIT_STAGE)):
+
+        def refused(*a, error=error, **k):
+            raise pipeline.StageFailed('ingest', error, ws / 'reports/runs/r/01_ingest.ipynb', 'r')
+
+        monkeypatch.setattr(pipeline, 'run_pipeline', refused)
+        r = invoke(app, ['run', '--json'], env={'LIFECYCLE_WORKSPACE': str(ws)})
+        assert r.exit_code == code and error in json.loads(r.stdout)['error'], r.stdout
 
 
 @pytest.mark.parametrize('spellings', [['1', '01'], ['1', '1.0'], ['yes', 'Yes']])

@@ -208,7 +208,8 @@ def run(
             except SiteError as e:
                 raise CommandError(str(e), EXIT_STAGE) from None
     if failure:
-        raise CommandError(f"{failure} The run {failure.run_id} stopped there; nothing after it ran.", EXIT_STAGE)
+        code = EXIT_INPUT if failure.params else EXIT_STAGE  # (a stage that refused its params: the user's to mend)
+        raise CommandError(f"{failure} The run {failure.run_id} stopped there; nothing after it ran.", code)
     return RunOutcome(manifest.run_id, str(manifest.run_dir), results, index)
 
 # %% ../../nbs/api/app/04_commands.ipynb #1eb861ad

@@ -180,6 +180,7 @@ class StageFailed(Exception):
 
     def __init__(self, stage: str, message: str, notebook: Path, run_id: str):
         self.stage, self.notebook, self.run_id = stage, notebook, run_id
+        self.params = message.startswith('ParamsError: ')  # (refused its params: exit 2, as the CLI's other refusals)
         super().__init__(f"stage {stage!r} failed: {message} (executed notebook: {notebook})")
 
 

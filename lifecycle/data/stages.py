@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 import pandas as pd
-from ..core.params import FeaturesParams, IngestParams
+from ..core.params import FeaturesParams, IngestParams, ParamsError
 from ..core.workspace import Workspace
 from . import sources
 from .drift import drift_columns
@@ -91,7 +91,7 @@ def date_order(ws: Workspace, p: IngestParams) -> bool | None:
         return None
     orders = [sources.date_orders(c[p.split_column]) for c in _chunks(ws, p)]
     if mixed := sources.mixed_orders(p.split_column, tuple(map(sum, zip(*orders, strict=True))) or (0, 0)):
-        raise ValueError(f"ingest.yaml: key 'split_column': {mixed}")
+        raise ParamsError(f"ingest.yaml: key 'split_column': {mixed}")  # (the user's to mend: exit 2, as params are)
     return sum(first for first, _ in orders) > 0
 
 

@@ -64,7 +64,7 @@ def _date_holdout(df: pd.DataFrame, column: str, fraction: float, cutoff: str | 
     from lifecycle.data.sources import cut_date, date_orders, mixed_orders, read_dates
 
     if mixed := mixed_orders(column, orders := date_orders(df[column])):
-        raise ValueError(f"train.yaml: key 'split.column': {mixed}")
+        raise ParamsError(f"train.yaml: key 'split.column': {mixed}")  # (the user's to mend: exit 2, as params are)
     dates = read_dates(df[column], orders[0] > 0)  # (day first where the file writes it so: pandas reads 05/07 as May)
     if dates.notna().sum() == 0:
         raise ValueError(f"train.yaml: key 'split.column': column {column!r} holds no readable dates")
