@@ -1508,6 +1508,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._maybe_short': ( 'api/data/sources.html#_maybe_short',
                                                                                  'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._missing': ('api/data/sources.html#_missing', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._names': ('api/data/sources.html#_names', 'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._not_utf8': ( 'api/data/sources.html#_not_utf8',
                                                                               'lifecycle/data/sources.py'),

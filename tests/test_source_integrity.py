@@ -801,3 +801,14 @@ def test_names_and_paths_that_look_like_markup_are_printed_by_ingest_and_init_as
     r = invoke(init, ['--from', 'd[/]x.csv', '--target', 'released', '--out', 'p'], env=env)
     assert r.exit_code == 0 and 'd[/]x.csv: 80 rows' in r.stdout and '[/x]' in r.stdout, r.output
     assert '│ x\\ ' in r.stdout and 'x\\\\' not in r.stdout, r.stdout  # (one backslash: review CZ)
+
+
+def test_a_missing_file_named_with_an_email_address_is_fingerprinted_withheld(tmp_path):
+    """`fingerprint` of a file not there was `missing:` and its whole path, which a run's manifest (the ingest stage's
+    `source` output) and a snapshot's record keep when the file is made between the fingerprint and the read: a name
+    holding an e-mail address was kept whole. It is named as `shown_source` shows it, with a digest of the path so two
+    such files still key the stage cache apart; a file named with no personal data keeps its fingerprint as before."""
+    bob, ann = (sources.fingerprint(f'in/{n}@corp.example.csv', tmp_path) for n in ('bob', 'ann'))
+    assert 'corp.example' not in bob + ann and bob.startswith('missing:') and 'name withheld' in bob, bob
+    assert bob != ann and bob == sources.fingerprint('in/bob@corp.example.csv', tmp_path)  # (distinct, stable)
+    assert sources.fingerprint('in/plain.csv', tmp_path) == f"missing:{tmp_path / 'in/plain.csv'}"

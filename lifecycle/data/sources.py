@@ -112,9 +112,19 @@ def fingerprint(source: str, root: str | Path = '.', query: str | None = None) -
         return 'sql:' + hashlib.sha256(f"{_redact_url(source)}\0{query}".encode()).hexdigest()
     path = resolve(source, root)
     try:
-        return f"sha256:{file_sha256(path)}" if path.is_file() else f"missing:{path}"
+        return f"sha256:{file_sha256(path)}" if path.is_file() else _missing(path)
     except OSError as e:  # (no permission to read it, say: named, as any source that cannot be read; review CK)
         raise _unreadable(path, e) from None
+
+
+def _missing(path: Path) -> str:
+    """A file that is not there, as its fingerprint says it: a run's manifest and a snapshot's record keep it (a file
+    made between the fingerprint and the read), a stage's cache key hashes it. Named as `shown_source` shows it; one
+    withheld keeps a digest of its whole path, so two withheld alike still key apart (stable: one file, one key)."""
+    shown = shown_source(str(path))
+    if shown == str(path):
+        return f"missing:{path}"  # (as before: the cache keys of files named with no personal data do not move)
+    return f"missing:{shown}#{hashlib.sha256(str(path).encode()).hexdigest()[:16]}"
 
 
 def _unreadable(path: Path, e: OSError) -> SourceError:
