@@ -1417,6 +1417,23 @@ def test_init_force_killed_between_its_two_renames_names_the_old_params_and_init
     assert 'mine' not in (out / 'train.yaml').read_text()
 
 
+def _force_failed_keeping_the_old(pr, out: Path, monkeypatch) -> Path:
+    """`init --force` onto `out` with the disk full as its new folder goes in and the old can go back no more: refused,
+    saying where it kept the params it replaces; that hidden folder."""
+    rename = Path.rename
+
+    def refused(self, target):
+        if Path(target) == out:
+            raise OSError(28, 'No space left on device')
+        return rename(self, target)
+
+    with monkeypatch.context() as m, pytest.raises(ProposalRefused, match='the folder it replaces is kept at'):
+        m.setattr(Path, 'rename', refused)
+        write_params(pr, out, overwrite=True)
+    (kept,) = out.parent.glob(f'.{out.name}.*.old')
+    return kept
+
+
 def test_init_force_killed_after_its_swap_leaves_no_hidden_old_folder_after_the_next_init(tmp_path, monkeypatch):
     """`init --force` killed after renaming its new params folder into place and before removing the old one left
     `.p.<pid>.<random>.old` beside `--out` for ever: the next init cleaned only temporary folders. It now removes it
@@ -1433,17 +1450,7 @@ def test_init_force_killed_after_its_swap_leaves_no_hidden_old_folder_after_the_
     write_params(pr, out, overwrite=True)
     assert sorted(c.name for c in tmp_path.iterdir()) == ['p']  # (no hidden folder left beside it)
 
-    rename = Path.rename
-
-    def refused(self, target):
-        if Path(target) == out:
-            raise OSError(28, 'No space left on device')
-        return rename(self, target)
-
-    with monkeypatch.context() as m, pytest.raises(ProposalRefused, match='the folder it replaces is kept at'):
-        m.setattr(Path, 'rename', refused)
-        write_params(pr, out, overwrite=True)
-    (kept,) = tmp_path.glob('.p.*.old')
+    kept = _force_failed_keeping_the_old(pr, out, monkeypatch)
     time.sleep(0.02)
     write_params(pr, out)  # (the user writes a params folder where the old one was, and later replaces it)
     write_params(pr, out, overwrite=True)
@@ -1464,17 +1471,7 @@ def test_the_old_params_a_failure_said_are_kept_survive_a_folder_the_user_made_t
     for f in backup.iterdir():
         os.utime(f, (time.time() - 3600, time.time() - 3600))  # (a backup of an hour ago)
     out = write_params(pr, tmp_path / 'p')
-    rename = Path.rename
-
-    def refused(self, target):
-        if Path(target) == out:
-            raise OSError(28, 'No space left on device')
-        return rename(self, target)
-
-    with monkeypatch.context() as m, pytest.raises(ProposalRefused, match='the folder it replaces is kept at'):
-        m.setattr(Path, 'rename', refused)
-        write_params(pr, out, overwrite=True)
-    (kept,) = tmp_path.glob('.p.*.old')
+    kept = _force_failed_keeping_the_old(pr, out, monkeypatch)
     if made == 'empty':
         out.mkdir()
         write_params(pr, out)
@@ -1520,17 +1517,7 @@ def test_a_force_replacement_that_failed_to_put_the_old_params_back_is_not_said_
     back first; run, it wrote a new params folder and the old params stayed hidden. Now it names only the mv."""
     pr = propose_params(customers(), target='churned', source='c.csv')
     out = write_params(pr, tmp_path / 'my params')
-    rename = Path.rename
-
-    def refused(self, target):
-        if Path(target) == out:
-            raise OSError(28, 'No space left on device')
-        return rename(self, target)
-
-    with monkeypatch.context() as m, pytest.raises(ProposalRefused, match='the folder it replaces is kept at'):
-        m.setattr(Path, 'rename', refused)
-        write_params(pr, out, overwrite=True)
-    (kept,) = tmp_path.glob('.my params.*.old')
+    kept = _force_failed_keeping_the_old(pr, out, monkeypatch)
     with pytest.raises(ParamsError) as e:
         load_params(out)
     msg = str(e.value)
