@@ -29,6 +29,28 @@ def test_another_openfeature_provider_by_configuration(tmp_path):
     assert client.route(ctx) == ('challenger', '7') and client.threshold(ctx) == 0.42 and client.shadow(ctx) is True
 
 
+def test_the_file_providers_watcher_stops_when_shut_down_not_at_its_next_poll_and_looks_no_more(tmp_path):
+    """flagd's file watcher slept `poll_ms` between looks and looked once more after shutdown, so `FlagClient.close`
+    (which waits for that look, before a server's gate removes the file) took up to `poll_ms`: every server stopping
+    waited for it. Shut down, it now ends without sleeping out its poll, and never looks at the file again."""
+    import threading
+
+    path = tmp_path / 'flags.json'
+    spec = FlagsParams(control='1', safe='1', poll_ms=1000)
+    path.write_text(json.dumps(fl.compile_flags(spec)))
+    client = fl.FlagClient(fl.make_provider(spec, path), domain=f'prompt-stop-{tmp_path.name}')
+    watcher = client.provider.resolver.connector
+    looks = []
+    watcher.safe_load_data = lambda: looks.append(1)  # (each look the watcher takes from now on)
+    assert watcher.thread.is_alive()
+    done = threading.Thread(target=client.close)
+    done.start()
+    done.join(timeout=0.5)  # half its poll: the watcher's sleep alone would have held close for about a second
+    assert not done.is_alive() and not watcher.thread.is_alive()
+    path.unlink()
+    assert looks == []  # no look after shutdown: none at a file a server's gate removes once its watcher is done
+
+
 def test_unknown_provider_is_refused_by_name(tmp_path):
     with pytest.raises(fl.FlagError, match="provider: cannot import 'nowhere.at_all:make'"):
         fl.make_provider(FlagsParams(provider='nowhere.at_all:make'), tmp_path / 'x.json')

@@ -7,6 +7,7 @@ in-process file provider. Every change is validated, written atomically and audi
 # %% ../../nbs/api/serve/00_flags.ipynb #94eac319
 from __future__ import annotations
 import contextlib
+import functools
 import hashlib
 import json
 import re
@@ -1299,15 +1300,49 @@ def make_provider(spec: FlagsParams, path: str | Path):
 
     _strict_flagd()
     if spec.provider == 'flagd-file':
-        return FlagdProvider(
+        provider = FlagdProvider(
             resolver_type=ResolverType.FILE,
             offline_flag_source_path=str(path),
             deadline_ms=spec.poll_ms,
             **spec.provider_options,
         )
+        _stops_at_once(getattr(getattr(provider, 'resolver', None), 'connector', None))
+        return provider
     if spec.provider == 'flagd':
         return FlagdProvider(**{'resolver_type': ResolverType.IN_PROCESS, **spec.provider_options})
     return provider_factory(spec)(**spec.provider_options)
+
+
+def _stops_at_once(watcher) -> None:
+    """flagd's file watcher sleeps `poll_ms` between its looks at the flag file, and looks once more after it is shut
+    down; `FlagClient.close` waits for that look (a server's gate removes the file once the watcher is done with it), so
+    stopping a server took up to `poll_ms` (200 ms by default). This watcher, when it is flagd's own, waits on an event
+    that shutdown sets instead, and looks no more once shut down: it stops at once, and never looks at a removed file.
+    A watcher of another kind (a later flagd's) is left as it is, and waited for as before."""
+    kinds = _watcher_kinds()
+    if type(watcher) is kinds[0]:
+        watcher.__class__ = kinds[1]
+
+
+@functools.cache
+def _watcher_kinds() -> tuple[type, type]:
+    "(flagd's file watcher, the same watcher stopping at once: `_stops_at_once`)."
+    from openfeature.contrib.provider.flagd.resolvers.process.connector.file_watcher import FileWatcher
+
+    class PromptFileWatcher(FileWatcher):
+        def initialize(self, evaluation_context) -> None:
+            self.stopped = threading.Event()  # (before the thread that waits on it starts)
+            super().initialize(evaluation_context)
+
+        def shutdown(self) -> None:
+            self.active = False
+            self.stopped.set()
+
+        def refresh_file(self) -> None:
+            while not self.stopped.wait(self.deadline_seconds):
+                self.safe_load_data()
+
+    return FileWatcher, PromptFileWatcher
 
 
 def provider_factory(spec: FlagsParams):
@@ -1466,7 +1501,8 @@ class FlagClient:
         return variant, flag.variants[variant]
 
     def close(self, timeout: float = 5) -> None:
-        "Stop the provider, then wait for the file provider's watcher thread to end (its last look follows shutdown)."
+        """Stop the provider, then wait for the file provider's watcher thread to end: at once for flagd's own
+        (`_stops_at_once`); another's last look follows its shutdown."""
         self.provider.shutdown()
         watcher = getattr(getattr(getattr(self.provider, 'resolver', None), 'connector', None), 'thread', None)
         if isinstance(watcher, threading.Thread) and watcher is not threading.current_thread():
