@@ -1056,14 +1056,16 @@ class PredictionLog:
                 self._written += n
                 self._cv.notify_all()
 
-    def flush(self, timeout: float = 30) -> bool:
-        "Wait until every row logged so far is committed (or failed, counted in `errors`); False on timeout."
+    def flush(self, timeout: float = 30, applied: bool = True) -> bool:
+        """Wait until every row logged so far is committed (or failed, counted in `errors`); False on timeout. A writer
+        process's journaled rows are waited for until they are in the database too, unless `applied` is False (`close`:
+        on disk is enough, as the writer puts what it journaled into the database before it ends)."""
         w = self._writer
         with self._cv:
             target, seq = self._queued, w.seq if w is not None else 0
 
         def done() -> bool:  # committed, and (a writer process's journal) in the database too
-            return self._written >= target and (w is None or w.applied >= seq)
+            return self._written >= target and (not applied or w is None or w.applied >= seq)
 
         if w is not None and w.loop is not None and (w.loop is _running_loop() or not w.loop.is_running()):
             deadline = time.monotonic() + timeout  # the loop that reads the acknowledgements is not reading: read here
@@ -1128,7 +1130,7 @@ class PredictionLog:
         with self._cv:  # a batch lingering for more rows goes now
             self._closing = True
             self._cv.notify_all()
-        while not self.flush(0.05):
+        while not self.flush(0.05, applied=False):  # (a writer process inserts what it journaled as it ends)
             now = time.monotonic()
             since = (since or now) if not self.durable and self.problem else None
             if now - (since or start) >= (max(2 * self.probe_s, 1) if since else 30):
