@@ -720,7 +720,8 @@ def test_a_row_cut_short_is_refused_in_a_file_of_lone_cr_line_ends_or_after_a_fi
         ('a,b,c\r1,2,3\r4,5\r7,8,9\r', 'line 3 has 2 field(s), expected 3'),
         ('a,b,c\r1,"x\ry",3\r4,5\r', 'line 4 has 2 field(s), expected 3'),
         ('a,b,c\n1,2,3\r4,5\n', 'line 3 has 2 field(s), expected 3'),
-        ('a,b,c\n1,' + 'x' * 200_000 + ',3\n4,5\n', 'a row has fewer fields than the 3 columns of its header'),
+        ('a,b,c\n1,' + 'x' * 200_000 + ',3\n4,5\n', 'line 3 has 2 field(s), expected 3'),
+        ('a,b,c\n1,"' + 'ab\n' * 70_000 + '",3\n4,5\n', 'a row has fewer fields than the 3 columns of its header'),
     ]:
         f.write_text(text, newline='')
         with pytest.raises(SourceError, match=re.escape(said)):
@@ -832,7 +833,41 @@ def test_a_row_a_value_short_after_a_field_past_the_csv_readers_limit_is_refused
     row a value short (`4,5,` under `a,b,c`) has as many, and was filled with a null, quietly."""
     f = tmp_path / 'long.csv'
     f.write_text('a,b,c\n1,2,3,\n1,' + 'x' * 200_000 + ',3,\n4,5,\n')
+    with pytest.raises(SourceError, match=re.escape('line 4 has 2 value(s) before the delimiter it ends in')):
+        list(read_chunks(str(f)))
+    f.write_text('a,b,c\n1,2,3,\n1,"z' + 'ab\n' * 70_000 + '",3,\n4,5,\n')  # (a quoted value of lines past it)
     with pytest.raises(SourceError, match=re.escape('a row has fewer values than the 3 columns of its header')):
         list(read_chunks(str(f)))
     f.write_text('a,b,c\n1,2,3,\n1,' + 'x' * 200_000 + ',3,\n4,5,,\n')
     assert pd.concat(read_chunks(str(f))).isna().sum().tolist() == [0, 0, 1]
+
+
+@pytest.mark.parametrize('end', ['', ','])
+def test_a_row_cut_short_after_a_field_past_the_csv_readers_limit_is_refused_in_a_trimmed_file(tmp_path, end):
+    """In a file read with `trim_whitespace` (its fields counted by the csv reader: pyarrow has no
+    `skipinitialspace`), a field longer than the csv reader's limit (128 KB) before a short row stopped the count and
+    the check let the file by: the short row's last column was filled with a null, quietly, whether its rows end in a
+    delimiter (`end`) or not. The rows are read again in outline (each field's text cut to a character), so the short
+    row is refused naming its line, as in a file not trimmed."""
+    f = tmp_path / 'long.csv'
+    f.write_text(f'a,b,c\n1,2,3{end}\n1, ' + 'x' * 200_000 + f' ,3{end}\n4,5{end}\n7,8,9{end}\n')
+    said = 'line 4 has 2 value(s) before the delimiter it ends in' if end else 'line 4 has 2 field(s), expected 3'
+    with pytest.raises(SourceError, match=re.escape(said)):
+        list(read_chunks(str(f), dialect=CsvDialect(trim_whitespace=True)))
+    f.write_text(f'a,b,c\n1,2,3{end}\n1, ' + 'x' * 200_000 + f' ,3{end}\n4,5, {end}\n')  # (empty: none short)
+    df = pd.concat(read_chunks(str(f), dialect=CsvDialect(trim_whitespace=True)))
+    assert df.shape == (3, 3) and len(df.loc[1, 'b']) == 200_000 and df['c'].isna().tolist() == [False, False, True]
+
+
+def test_a_field_past_a_block_of_the_c_count_does_not_refuse_a_file_with_no_row_short(tmp_path):
+    """The short-row check counts fields in C (pyarrow, a block of 1 MB at a time), and on a row longer than a block
+    it cannot tell, so the csv reader reads the records to find the short one; a field past that reader's limit
+    (128 KB) stopped it too, and the file was refused as holding a row cut short, its line not located, though no row
+    was: a 3 MB text beside a row whose last value is empty. The records are read again in outline and none is."""
+    f = tmp_path / 'long.csv'
+    f.write_text('a,b,c\n1,2,3\n1,' + 'x' * 3_000_000 + ',3\n4,5,\n')
+    df = pd.concat(read_chunks(str(f)))
+    assert df.shape == (3, 3) and df['c'].isna().tolist() == [False, False, True]
+    f.write_text('a,b,c\n1,2,3\n1,' + 'x' * 3_000_000 + ',3\n4,5\n')
+    with pytest.raises(SourceError, match=re.escape('line 4 has 2 field(s), expected 3')):
+        list(read_chunks(str(f)))

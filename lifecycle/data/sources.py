@@ -713,6 +713,23 @@ def _short_by(fields: list, least: int, expected: int, trailing: bool) -> str | 
     return None
 
 
+def _outlined(lines: Iterator[str], delimiter: str) -> Iterator[str]:
+    """`lines` with each run of a field's characters (no delimiter, quote or line break) cut to its outline: a space if
+    it begins with one (where a quote after it opens a quoted value, with `skipinitialspace`), then an `x` if it holds
+    more than spaces. Its records and their fields, each blank or not, stay as the csv reader reads them, on the same
+    lines, and no field is longer than the lines' delimiters, quotes and line breaks: one past the reader's size limit
+    (`csv.field_size_limit`, 128 KB: a row's long text) is counted too."""
+    import re
+
+    run = re.compile(r'[^' + re.escape(delimiter) + r'"\r\n]{2,}')
+
+    def outline(m) -> str:
+        return (' ' if m[0][0] == ' ' else '') + ('x' if m[0].strip() else '')
+
+    for line in lines:
+        yield run.sub(outline, line)
+
+
 def _refuse_short(
     path: Path, compression: str | None, encoding: str, dialect, named: bool = False, trailing: bool = False
 ) -> None:
@@ -721,46 +738,79 @@ def _refuse_short(
     counts, never a value: pandas fills such a row with nulls, quietly, where it refuses a longer one; so one ending in
     a delimiter a value short where the rows end in one (`trailing`, `_ends_in_delimiters`: `_short_by`). Read again as
     the reader reads it (a value quoted over lines is one record), when a chunk `_maybe_short`: counted in C
-    (`_short_in_c`), then record by record only to say where."""
+    (`_short_in_c`), then record by record only to say where; a field past the csv reader's size limit read again in
+    outline (`_outlined`)."""
+    import csv
+
+    try:
+        return _refuse_short_in(path, compression, encoding, dialect, named, trailing, outlined=False)
+    except csv.Error:  # (a field past the reader's size limit: its rows read again in outline)
+        pass
+    try:
+        return _refuse_short_in(path, compression, encoding, dialect, named, trailing, outlined=True)
+    except csv.Error:  # (a line break in an unquoted field: pandas says so; a quoted value of lines past the limit)
+        expected = None if getattr(dialect, 'header', True) else len(getattr(dialect, 'names', None) or [])
+        _refuse_unlocated(path, compression, encoding, dialect, expected, trailing)
+
+
+def _refuse_short_in(
+    path: Path, compression: str | None, encoding: str, dialect, named: bool, trailing: bool, outlined: bool
+) -> None:
+    "`_refuse_short`, its records read as they are or in outline (`outlined`: `_outlined`); csv.Error as it is raised."
     import csv
     import itertools
 
     trim, header = getattr(dialect, 'trim_whitespace', False), getattr(dialect, 'header', True)
     expected = None if header else len(getattr(dialect, 'names', None) or [])
     how = dict(delimiter=getattr(dialect, 'delimiter', ','), skipinitialspace=trim)  # (as pandas reads it)
-    records = _records(csv.reader(_lines_to_nul(path, compression, encoding), **how))
-    try:
-        if expected is None:  # (the header's count: its first record)
-            expected = len(next(records, ([], 0))[0])
-        fields, line = next(records, ([], 0))
-        wide = expected + 1 if trailing or (header and len(fields) == expected + 1) else expected
-        least, name = (wide, ' and its row name, as the first row has') if named and wide > expected else (expected, '')
-        if trim:  # (pyarrow has no `skipinitialspace`: a trimmed file's quotes are the csv reader's; counted in C)
-            counted = csv.reader(_lines_to_nul(path, compression, encoding), **how)
-            rows = itertools.islice(filter(None, counted), int(header), None)
-            if not any(_short_by(f, least, expected, trailing) for f in rows):
-                return
-        elif expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide, header):
+
+    def lines() -> Iterator[str]:
+        read = _lines_to_nul(path, compression, encoding)
+        return _outlined(read, how['delimiter']) if outlined else read
+
+    records = _records(csv.reader(lines(), **how))
+    if expected is None:  # (the header's count: its first record)
+        expected = len(next(records, ([], 0))[0])
+    fields, line = next(records, ([], 0))
+    wide = expected + 1 if trailing or (header and len(fields) == expected + 1) else expected
+    least, name = (wide, ' and its row name, as the first row has') if named and wide > expected else (expected, '')
+    if trim:  # (pyarrow has no `skipinitialspace`: a trimmed file's quotes are the csv reader's; counted in C)
+        counted = csv.reader(lines(), **how)
+        rows = itertools.islice(filter(None, counted), int(header), None)
+        if not any(_short_by(f, least, expected, trailing) for f in rows):
             return
-        while fields:
-            if short := _short_by(fields, least, expected, trailing):
-                raise SourceError(
-                    f"{path}: malformed CSV: line {line} {short} (the columns of "
-                    f"{'its header' if header else 'csv.names'}{name}); a row cut short is refused rather than filled "
-                    "with nulls (an export cut off, or a delimiter missing?)"
-                )
-            fields, line = next(records, ([], 0))
-    except csv.Error:  # (a line break in an unquoted field: pandas says so; a field past the reader's size limit)
-        wide = (expected or 0) + int(trailing)  # (a row ending in the delimiter, a value short, is short of it)
-        if not trim and expected and _short_in_c(path, compression, encoding, how['delimiter'], expected, wide, header):
-            raise SourceError(  # (counted in C from the start: a row is short, its line alone unknown)
-                f"{path}: malformed CSV: a row has fewer {'values' if trailing else 'fields'} than the {expected} "
-                "columns of "
-                f"{'its header' if header else 'csv.names'} (its line not located: a field longer than "
-                f"{csv.field_size_limit()} characters before it); a row cut short is refused rather than filled with "
-                "nulls"
-            ) from None
+    elif expected and not _short_in_c(path, compression, encoding, how['delimiter'], expected, wide, header):
         return
+    while fields:
+        if short := _short_by(fields, least, expected, trailing):
+            raise SourceError(
+                f"{path}: malformed CSV: line {line} {short} (the columns of "
+                f"{'its header' if header else 'csv.names'}{name}); a row cut short is refused rather than filled "
+                "with nulls (an export cut off, or a delimiter missing?)"
+            )
+        fields, line = next(records, ([], 0))
+
+
+def _refuse_unlocated(
+    path: Path, compression: str | None, encoding: str, dialect, expected: int | None, trailing: bool
+) -> None:
+    """Refuse a CSV with a row cut short, counted in C (`_short_in_c`) from the start where the csv reader cannot read
+    its records (`_refuse_short`): its line alone unknown."""
+    import csv
+
+    trim, header = getattr(dialect, 'trim_whitespace', False), getattr(dialect, 'header', True)
+    delimiter = getattr(dialect, 'delimiter', ',')
+    if expected is None:
+        expected = len(_header_names(_head(path, compression, dialect), dialect, encoding))
+    wide = (expected or 0) + int(trailing)  # (a row ending in the delimiter, a value short, is short of it)
+    if not trim and expected and _short_in_c(path, compression, encoding, delimiter, expected, wide, header):
+        raise SourceError(
+            f"{path}: malformed CSV: a row has fewer {'values' if trailing else 'fields'} than the {expected} "
+            "columns of "
+            f"{'its header' if header else 'csv.names'} (its line not located: a field longer than "
+            f"{csv.field_size_limit()} characters before it); a row cut short is refused rather than filled with "
+            "nulls"
+        ) from None
 
 
 def _torn_at(path: Path, compression: str | None, encoding: str, dialect) -> int | None:
