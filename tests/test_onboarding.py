@@ -1882,3 +1882,25 @@ def test_dates_of_both_orders_with_a_time_after_a_t_are_counted_both_ways():
 
     days = pd.Series(['31/01/2024T10:00', '01/31/2024T10:00', '05/07/2024T10:00', '13/01/20245', None])
     assert date_orders(days) == (1, 1) and mixed_orders('day', date_orders(days)) is not None
+
+
+def test_a_date_column_written_in_both_orders_is_never_proposed_for_the_split_whichever_it_comes(tmp_path):
+    """`init` looked for dates written in both orders (31/01/2024 beside 01/31/2024) in the first date column only:
+    with an ISO date column first, a second one written in both orders went unlooked at, and with such a column first
+    the holdout was random though a later date column, written one way, could split by date. Every date column it
+    might propose is now judged: the first written one way is proposed, and each written both ways is said, in
+    counts, never a date."""
+    days = [f'{d:02d}/05/2024' if i % 2 else f'05/{d:02d}/2024' for i, d in enumerate(range(13, 29))] * 3
+    iso = [f'2024-05-{d:02d}' for d in range(13, 29)] * 3
+    base = {'x': np.arange(48) % 7 * 1.5, 'churned': np.arange(48) % 2}
+    pr = propose_params(pd.DataFrame({'mixed': days, 'iso': iso, **base}), target='churned', source='c.csv')
+    assert "column: iso" in pr.files['train.yaml'] and 'mixed' not in pr.files['train.yaml'], pr.files['train.yaml']
+    assert any("not by 'mixed': column 'mixed' writes dates in both orders: 24 can only be read day first" in n
+               for n in pr.notes), pr.notes  # fmt: skip
+    assert '13/05' not in ' '.join(pr.notes) and '05/13' not in ' '.join(pr.notes)
+    pr = propose_params(pd.DataFrame({'iso': iso, 'mixed': days, **base}), target='churned', source='c.csv')
+    assert "column: iso" in pr.files['train.yaml'] and any("not by 'mixed'" in n for n in pr.notes), pr.notes
+    pr = propose_params(pd.DataFrame({'a': days, 'b': days[::-1], **base}), target='churned', source='c.csv')
+    assert 'method: random' in pr.files['train.yaml'], pr.files['train.yaml']
+    said = [n for n in pr.notes if n.startswith('holdout: a random 25% of rows, not the latest by date')]
+    assert len(said) == 2 and "column 'a'" in said[0] and "column 'b'" in said[1], pr.notes

@@ -647,10 +647,10 @@ def propose_params(
         )
     dates = list(table[(table.kind == 'date') & ~table.personal.astype(bool)].column)  # (a birth date is dropped)
     split = {'method': 'random'}
-    for d in dates[:1]:
-        if mixed := mixed_orders(d, date_orders(df[d])):
-            notes.append(f"holdout: a random 25% of rows, not the latest by date: {mixed}")
-            dates = []
+    mixed = {d: why for d in dates if (why := mixed_orders(d, date_orders(df[d])))}  # (each it might split by)
+    dates = [d for d in dates if d not in mixed]
+    for d, why in mixed.items():
+        notes.append(f"holdout: {f'not by {d!r}' if dates else 'a random 25% of rows, not the latest by date'}: {why}")
     if dates:
         split = {'method': 'date', 'column': dates[0]}
         notes.append(
