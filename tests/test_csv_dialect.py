@@ -871,3 +871,16 @@ def test_a_field_past_a_block_of_the_c_count_does_not_refuse_a_file_with_no_row_
     f.write_text('a,b,c\n1,2,3\n1,' + 'x' * 3_000_000 + ',3\n4,5\n')
     with pytest.raises(SourceError, match=re.escape('line 4 has 2 field(s), expected 3')):
         list(read_chunks(str(f)))
+
+
+def test_rows_ending_in_a_delimiter_are_told_where_the_head_read_ends_after_a_quoted_line_break(tmp_path):
+    """Whether a CSV's rows end in a delimiter (`1,2,3,` under `a,b,c`) is judged from its first 64 KB, the last line
+    left out when the head cuts it; a head ending just after a line break inside a quoted value kept that line, a
+    piece of a value (`1,"yyy`), as a whole row not ending in the delimiter: one of two rows, so the file was taken
+    for R's row names, and every value was read one column on (`a` holding `b`'s, `c` all null), quietly. The line
+    the head ends in is whole only when the head ends in a line break outside a quoted value."""
+    f = tmp_path / 'h.csv'
+    start = 'a,b,c\n1,2,3,\n1,"'
+    f.write_text(start + 'y' * ((1 << 16) - len(start) - 1) + '\nmore",3,\n4,5,6,\n', newline='')
+    df = pd.concat(read_chunks(str(f)))
+    assert df['a'].tolist() == [1, 1, 4] and df['c'].tolist() == [3, 3, 6], df.map(lambda v: str(v)[:9])

@@ -280,7 +280,8 @@ def _ends_in_delimiters(
     quoted = r'(?<![^\r\n' + re.escape(delimiter) + r'])"(?:[^"]|"")*(?:"|\Z)'  # (from a field's start: a quote
     blanked = re.sub(quoted, 'Q', head)  # within one is its own, 5" long, DL; cut at the head's end: its last line, DK)
     lines = re.split(r'\r\n|\r|\n', blanked)  # (review DI: a quoted line break, a lone \r; only these, as pandas: DK)
-    rows = lines[1 if header else 0 : None if head.endswith(('\n', '\r')) else -1]  # (whole lines: head may be cut)
+    whole = blanked.endswith(('\n', '\r'))  # (head may be cut: in a quoted value too, after a line break of its own)
+    rows = lines[1 if header else 0 : None if whole else -1]
     rows = [x.rstrip(' ') if trim else x for x in rows if x.strip()][:100]
     if not rows:
         return bool((first.iloc[:, -1] == '').all())
