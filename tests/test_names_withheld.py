@@ -373,3 +373,21 @@ def test_refusal_naming_the_settings_params_folder_withholds_it(tmp_path):
 
     r = invoke(cmd)
     assert r.exit_code == 2 and ADDRESS not in r.output and 'withheld' in r.output, r.output
+
+
+def test_holds_contact_reads_a_model_or_archive_extension_as_no_domain():
+    """`weights@best.pt`, `model@acme.onnx`, `backup@server.tar.gz` were read as e-mail addresses (their extension as a
+    top-level domain) and withheld in every message; an address before such an extension, in a folder's name or inside
+    a longer name is withheld still, and a folder `bob@sapo.pt` (`.pt`: Portugal) too."""
+    from lifecycle.core.names import holds_contact, shown_path
+
+    for ordinary in ('weights@best.pt', 'model@acme.onnx', 'backup@server.tar.gz', 'backup@server.zip', 'run@v2.ckpt',
+                     'clf@final.pkl', 'enc@v3.joblib', 'x@y.log', 'cfg@prod.yaml'):  # fmt: skip
+        assert not holds_contact(ordinary) and shown_path(f'models/{ordinary}') == f'models/{ordinary}', ordinary
+    for address in ('bob@corp.example.csv', 'jane.doe@example.co.uk.parquet', 'bob@corp.example.onnx',
+                    'old-bob@corp.example.tar.gz', 'bob@sapo.pt.csv', 'bob@corp.example.pt', 'x@mail.com'):  # fmt: skip
+        assert holds_contact(address), address
+    assert holds_contact('bob@sapo.pt', folder=True) and 'bob@' not in shown_path('data/bob@sapo.pt/weights@best.pt')
+    assert shown_path('data/x@mail.com/weights@best.pt') == (
+        'data/<folder name withheld: it holds personal data>/weights@best.pt'
+    )

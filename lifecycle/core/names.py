@@ -48,16 +48,26 @@ _INSIDE = (  # (kind, pattern found within a value, values needed): personal dat
 )
 
 # %% ../../nbs/api/core/16_names.ipynb #55161ac3
-_FILE_SUFFIXES = r'(?i)(?:\.(?:csv|tsv|txt|gz|parquet|pq|json|jsonl|xlsx?))+$'
+# a data, model or archive file's extensions that no top-level domain is (`model@acme.onnx`, `backup@server.tar.gz`:
+# no address), and, as the name's last one alone, a model's or archive's that one is too (`weights@best.pt`: `.pt` is
+# Portugal's, `.zip` Google's, but `bob@sapo.pt.csv` is an address still)
+_FILE_SUFFIXES = (
+    r'(?i)(?:\.(?:csv|tsv|txt|gz|bz2|xz|zst|tar|tgz|7z|parquet|pq|feather|arrow|avro|orc|json|jsonl|ndjson|xlsx?|onnx'
+    r'|pkl|pickle|joblib|h5|hdf5|ckpt|pth|pb|tflite|safetensors|npy|npz|keras|pmml|gguf|ya?ml|log|xml|db|sqlite3?'
+    r'|duckdb|ipynb|bak|tmp))+$'
+)
+_LAST_SUFFIX = r'(?i)\.(?:pt|zip)$'
 
 
-def holds_contact(name: str) -> bool:
+def holds_contact(name: str, folder: bool = False) -> bool:
     """Whether a name a file gives (its header's, its own, with or without its extension) holds an e-mail address or
     a phone number written as one (`+49 151 2345 6789`, `(555) 123-4567`): what `init`, the batch log and the
     dataset's name never quote of it. Not a code with digits (`sales_2024`), bare digits (`20240131`, an epoch), two
-    capitalised words (`Annual Income`) or a date: names hold those (review AE)."""
+    capitalised words (`Annual Income`) or a date: names hold those (review AE). A file's `.pt` or `.zip` is its
+    type, a `folder`'s the end of an address (`bob@sapo.pt`)."""
     # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`; a hidden file's leading '.' is no part of a number after it)
-    text = re.sub(_FILE_SUFFIXES, '', str(name).strip()).lstrip('.')
+    name = str(name).strip()
+    text = re.sub(_FILE_SUFFIXES, '', name if folder else re.sub(_LAST_SUFFIX, '', name)).lstrip('.')
     read = (text, text.replace('_', ' '), re.sub(r'\.(?=\+\d)', ' ', text))  # (`export.+44 ...`: as `export_+44 ...`)
     if any(re.search(p, t) for t in dict.fromkeys(read) for _, p, _ in _INSIDE):
         return True
@@ -73,7 +83,7 @@ def shown_path(path: str, last: str = 'file') -> str:
     (`holds_contact`) replaced by what was withheld (review AA, AF). `last` says what its last name is: `'folder'` for
     a folder (`--params`, a watched folder). The core of `sources.shown_source`, which shows database URLs too."""
     parts = Path(path).parts
-    held = [holds_contact(p) for p in parts]
+    held = [holds_contact(p, folder=i < len(parts) - 1 or last == 'folder') for i, p in enumerate(parts)]
     if not any(held):
         return str(path)
     said = [
