@@ -391,3 +391,23 @@ def test_holds_contact_reads_a_model_or_archive_extension_as_no_domain():
     assert shown_path('data/x@mail.com/weights@best.pt') == (
         'data/<folder name withheld: it holds personal data>/weights@best.pt'
     )
+
+
+def test_refusal_naming_a_file_named_after_the_params_folder_calls_it_a_file(tmp_path):
+    """With `--params bob@corp.example`, a refusal naming a file `bob@corp.example.csv` beside it (or `old-bob@...`)
+    said `<folder name withheld: ...>.csv`: the folder's name was swapped inside the file's, calling a file a folder.
+    The whole name is withheld, called a file; the folder is still called a folder, before a full stop too."""
+    d = tmp_path / ADDRESS
+    d.mkdir()
+
+    @command()
+    def cmd(as_json: bool = typer.Option(False, '--json')) -> Result:
+        from lifecycle.core.cli_support import CommandError
+
+        raise CommandError(f"no file at {tmp_path}/{ADDRESS}.csv nor old-{ADDRESS}.csv (params: {d}/ingest.yaml, {d}.)")
+
+    r = invoke(with_params_option(cmd), ['--params', str(d), '--json'])
+    file, folder = ('<file name withheld: it holds personal data>', '<folder name withheld: it holds personal data>')
+    said = r.output.replace(str(tmp_path), 'T')
+    assert r.exit_code == 2 and ADDRESS not in said and '.csv' not in said, said
+    assert f'no file at T/{file} nor {file} (params: T/{folder}/ingest.yaml, T/{folder}.)' in said, said

@@ -104,15 +104,30 @@ def _path_swaps(swaps: dict, path: str, last: str = 'file') -> None:
         swaps.setdefault(str(Path(*parts[i:])), str(Path(*said[i:])))
 
 
+_ON = r"[^\s/'\"()<>,;.:]"  # a character a name in a message goes on with (no space, separator, quote or bracket)
+_MORE = rf"(?:{_ON}|[.:]+{_ON})"  # (a '.' or ':' ending a sentence is none of it; one in a name, `.csv`, is)
+
+
 def _swapped(message: str, swaps: dict) -> str:
     """`message` with each key of `swaps` replaced by its value, as given and as an OSError quotes it (repr-escaped: a
-    byte not UTF-8, a backslash); the longest first, in one pass, so a name never stands for a part of a longer one."""
+    byte not UTF-8, a backslash); the longest first, in one pass, so a name never stands for a part of a longer one. A
+    name that is part of a longer one no key gives (the params folder `bob@corp.example`'s in `bob@corp.example.csv`)
+    withholds that whole name, called what its place says (a folder before a '/', else a file), not by its role."""
     if not (swaps := {k: v for k, v in swaps.items() if k and k != v}):
         return message
     for k, v in list(swaps.items()):
         swaps.setdefault(repr(k)[1:-1], repr(v)[1:-1])
-    pattern = '|'.join(map(re.escape, sorted(swaps, key=len, reverse=True)))
-    return re.sub(pattern, lambda m: swaps[m.group()], message)
+    paths, names = ([k for k in swaps if ('/' in k) == whole] for whole in (True, False))
+    paths, names = ('|'.join(map(re.escape, sorted(ks, key=len, reverse=True))) or '(?!)' for ks in (paths, names))
+    pattern = rf"(?P<path>{paths})(?!{_MORE})|(?P<pre>(?:{_ON}|[.:])*?)(?P<name>{names})(?P<post>{_MORE}*)"
+
+    def one(m):
+        if m['path'] is not None or not (m['pre'] or m['post']):
+            return swaps[m['path'] or m['name']]
+        kind = 'folder' if message[m.end() : m.end() + 1] == '/' else 'file'
+        return f"<{kind} name withheld: it holds personal data>"
+
+    return re.sub(pattern, one, message)
 
 
 def _withheld_in(message: str, *named: str | Path | tuple[str | Path, str]) -> str:
