@@ -411,3 +411,17 @@ def test_refusal_naming_a_file_named_after_the_params_folder_calls_it_a_file(tmp
     said = r.output.replace(str(tmp_path), 'T')
     assert r.exit_code == 2 and ADDRESS not in said and '.csv' not in said, said
     assert f'no file at T/{file} nor {file} (params: T/{folder}/ingest.yaml, T/{folder}.)' in said, said
+
+
+def test_os_error_naming_a_folder_calls_it_a_folder(tmp_path):
+    "`[Errno 21] Is a directory: '.../bob@corp.example'` (a folder given for a file) said `<file name withheld ...>`."
+    d = tmp_path / ADDRESS
+    d.mkdir()
+
+    @command()
+    def cmd(as_json: bool = typer.Option(False, '--json')) -> Result:
+        open(d)
+
+    r = invoke(cmd, ['--json'])
+    assert r.exit_code == 1 and ADDRESS not in r.output and 'Is a directory' in r.output, r.output
+    assert '<folder name withheld: it holds personal data>' in r.output, r.output

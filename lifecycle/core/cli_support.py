@@ -263,8 +263,10 @@ def _said(e: BaseException) -> str:
         return str(e)
     import os
 
-    def one(f):  # (a file descriptor, `os.stat(fd)`'s: as Python names it, 987654)
-        return repr(shown_path(os.fsdecode(f))) if isinstance(f, (str, bytes, os.PathLike)) else repr(f)
+    def one(f):  # (a file descriptor, `os.stat(fd)`'s: as Python names it, 987654; a folder called one: EISDIR, EACCES)
+        if not isinstance(f, (str, bytes, os.PathLike)):
+            return repr(f)
+        return repr(shown_path(os.fsdecode(f), 'folder' if os.path.isdir(f) else 'file'))
 
     named = ' -> '.join(one(f) for f in (e.filename, e.filename2) if f is not None)
     return f"[Errno {e.errno}] {e.strerror}: {named}" if e.errno is not None else f"{e.strerror}: {named}"
