@@ -425,3 +425,25 @@ def test_os_error_naming_a_folder_calls_it_a_folder(tmp_path):
     r = invoke(cmd, ['--json'])
     assert r.exit_code == 1 and ADDRESS not in r.output and 'Is a directory' in r.output, r.output
     assert '<folder name withheld: it holds personal data>' in r.output, r.output
+
+
+def test_retraining_record_written_before_withholding_is_shown_withheld(tmp_path, monkeypatch):
+    """A retraining record written before `iteration._shown` withheld names holds its params folder raw: `retrain
+    history --id` (text and --json) printed `bob@corp.example`. Read, it names the folder as `shown_path` does; the
+    user's file is left as it is."""
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop import iteration
+    from lifecycle.loop.commands import retrain_history
+
+    root = scratch_workspace(tmp_path / 'ws')
+    monkeypatch.setenv('LIFECYCLE_WORKSPACE', str(root))
+    ws = Workspace.open(root)
+    it = dict(id='20261207T000000-abcdef', status='data', started=1.0, finished=None, history=[], recorded=True)
+    iteration.save(ws.state_dir, {**it, 'champion': {'version': '1'}, 'params': f'{tmp_path}/{ADDRESS}'})
+    written = (iteration.iterations_dir(ws.state_dir) / f"{it['id']}.json").read_text()
+    for args in ([], ['--json']):
+        r = invoke(retrain_history, ['--id', it['id'], *args])
+        assert r.exit_code == 0 and ADDRESS not in r.output and 'withheld' in r.output, r.output
+    assert iteration.history(ws.state_dir)[0]['params'] == f'{tmp_path}/<folder name withheld: it holds personal data>'
+    assert (iteration.iterations_dir(ws.state_dir) / f"{it['id']}.json").read_text() == written

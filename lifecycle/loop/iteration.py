@@ -103,6 +103,10 @@ def _record(p: Path) -> dict:
             f"{p}: not a readable retraining record ({why}); put back a good copy, or move it out of {p.parent} "
             "(the loop then knows nothing of that iteration)"
         )
+    if isinstance(it.get('params'), str):  # (a record older than `_shown`'s withholding holds the folder raw: read as
+        from lifecycle.core.names import shown_path  # `_shown` names it, wherever the record is shown or quoted)
+
+        it['params'] = shown_path(it['params'], 'folder')
     return it
 
 
@@ -880,9 +884,7 @@ def run(
             it['finished'], it['artifacts'] = time.time(), artifacts(ws, it)
             return save(ws.state_dir, it), None
         if it is not None and it.get('model', name) != name:
-            from lifecycle.core.names import shown_path  # (a record older than `_shown`'s withholding: named raw)
-
-            recorded = shown_path(str(it['params']), 'folder') if it.get('params') else '<its params folder>'
+            recorded = it.get('params') or '<its params folder>'  # (as `_record` reads it: a contact withheld)
             raise RetrainBlocked(  # (its steps would judge, deploy and revert it as this params' model)
                 f"retraining {it['id']} of model {it['model']} is at {it['status']}: finish it first, with "
                 f"`lifecycle retrain run --params {recorded}` (one model's retraining "
