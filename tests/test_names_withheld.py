@@ -447,3 +447,11 @@ def test_retraining_record_written_before_withholding_is_shown_withheld(tmp_path
         assert r.exit_code == 0 and ADDRESS not in r.output and 'withheld' in r.output, r.output
     assert iteration.history(ws.state_dir)[0]['params'] == f'{tmp_path}/<folder name withheld: it holds personal data>'
     assert (iteration.iterations_dir(ws.state_dir) / f"{it['id']}.json").read_text() == written
+
+
+def test_a_database_url_a_message_quotes_with_more_after_it_is_shown_masked():
+    "A URL followed by its query (`...db?sslmode=require`) must be masked as before names were matched whole."
+    from lifecycle.data.sources import _withheld_in
+
+    said = _withheld_in('cannot connect to postgresql://u:pw@h/db?sslmode=require', 'postgresql://u:pw@h/db')
+    assert 'pw' not in said and said.endswith('postgresql://***:***@h/db?sslmode=require'), said

@@ -117,13 +117,17 @@ def _swapped(message: str, swaps: dict) -> str:
         return message
     for k, v in list(swaps.items()):
         swaps.setdefault(repr(k)[1:-1], repr(v)[1:-1])
-    paths, names = ([k for k in swaps if ('/' in k) == whole] for whole in (True, False))
-    paths, names = ('|'.join(map(re.escape, sorted(ks, key=len, reverse=True))) or '(?!)' for ks in (paths, names))
-    pattern = rf"(?P<path>{paths})(?!{_MORE})|(?P<pre>(?:{_ON}|[.:])*?)(?P<name>{names})(?P<post>{_MORE}*)"
+    kind = {k: '://' in k and 'url' or '/' in k and 'path' or 'name' for k in swaps}  # (a database URL: wherever it is)
+    urls, paths, names = (
+        '|'.join(map(re.escape, sorted((k for k in swaps if kind[k] == x), key=len, reverse=True))) or '(?!)'
+        for x in ('url', 'path', 'name')
+    )
+    name = rf"(?P<pre>(?:{_ON}|[.:])*?)(?P<name>{names})(?P<post>{_MORE}*)"  # (and the name it is part of)
+    pattern = rf"(?P<url>{urls})|(?P<path>{paths})(?!{_MORE})|{name}"
 
     def one(m):
-        if m['path'] is not None or not (m['pre'] or m['post']):
-            return swaps[m['path'] or m['name']]
+        if m['name'] is None or not (m['pre'] or m['post']):
+            return swaps[m['url'] or m['path'] or m['name']]
         kind = 'folder' if message[m.end() : m.end() + 1] == '/' else 'file'
         return f"<{kind} name withheld: it holds personal data>"
 
