@@ -455,3 +455,13 @@ def test_a_database_url_a_message_quotes_with_more_after_it_is_shown_masked():
 
     said = _withheld_in('cannot connect to postgresql://u:pw@h/db?sslmode=require', 'postgresql://u:pw@h/db')
     assert 'pw' not in said and said.endswith('postgresql://***:***@h/db?sslmode=require'), said
+
+
+def test_a_params_folder_quoted_in_backticks_or_brackets_is_called_a_folder(tmp_path):
+    "A hint quoting the folder in backticks (`--params DIR`) or brackets called it a file and lost the closing mark."
+    from lifecycle.core.names import _withheld_in
+
+    d = f'{tmp_path}/{ADDRESS}'
+    said = _withheld_in(f'run `retrain run --params {d}` or [{ADDRESS}]', (d, 'folder'))
+    folder = '<folder name withheld: it holds personal data>'
+    assert said == f'run `retrain run --params {tmp_path}/{folder}` or [{folder}]', said

@@ -104,7 +104,7 @@ def _path_swaps(swaps: dict, path: str, last: str = 'file') -> None:
         swaps.setdefault(str(Path(*parts[i:])), str(Path(*said[i:])))
 
 
-_ON = r"[^\s/'\"()<>,;.:]"  # a character a name in a message goes on with (no space, separator, quote or bracket)
+_ON = r"[^\s/'\"`()<>\[\]{},;.:]"  # a character a name in a message goes on with (no space, separator, quote, bracket)
 _MORE = rf"(?:{_ON}|[.:]+{_ON})"  # (a '.' or ':' ending a sentence is none of it; one in a name, `.csv`, is)
 
 
