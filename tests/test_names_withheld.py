@@ -465,3 +465,19 @@ def test_a_params_folder_quoted_in_backticks_or_brackets_is_called_a_folder(tmp_
     said = _withheld_in(f'run `retrain run --params {d}` or [{ADDRESS}]', (d, 'folder'))
     folder = '<folder name withheld: it holds personal data>'
     assert said == f'run `retrain run --params {tmp_path}/{folder}` or [{folder}]', said
+
+
+def test_withholding_in_a_long_message_takes_linear_time():
+    """A message with a long run of name characters (a line of data, a token) took a time that grows as the run's
+    length squared to withhold a params folder in (1.7 s for 8000 characters, hours for 1 MB): each character began a
+    search for a name to the run's end. 20 KB took 10 s; now a few milliseconds (1 MB: 0.2 s), the folder withheld."""
+    import time
+
+    from lifecycle.core.names import _withheld_in
+
+    d, keys = f'/data/{ADDRESS}', ('/d/ann@gmail.com.csv', ('/e/+44 7911 123456', 'folder'))
+    for run in ('a' * 20_000, 'a.' * 10_000, 'bob@corp.exampl' * 1300):
+        start = time.perf_counter()
+        said = _withheld_in(f'{run} {d}/x.yaml {run}{ADDRESS}', (d, 'folder'), *keys)
+        assert time.perf_counter() - start < 1, len(run)
+        assert ADDRESS not in said and said.count('withheld') == 2, said[-200:]

@@ -122,7 +122,9 @@ def _swapped(message: str, swaps: dict) -> str:
         '|'.join(map(re.escape, sorted((k for k in swaps if kind[k] == x), key=len, reverse=True))) or '(?!)'
         for x in ('url', 'path', 'name')
     )
-    name = rf"(?P<pre>(?:{_ON}|[.:])*?)(?P<name>{names})(?P<post>{_MORE}*)"  # (and the name it is part of)
+    # (and the name it is part of, looked for from where that name begins only: from every character of a long run
+    # of name characters, the run would be read on to its end again, a time that grows as the run's length squared)
+    name = rf"(?<!{_ON})(?<![.:])(?P<pre>(?:{_ON}|[.:])*?)(?P<name>{names})(?P<post>{_MORE}*)"
     pattern = rf"(?P<url>{urls})|(?P<path>{paths})(?!{_MORE})|{name}"
 
     def one(m):
