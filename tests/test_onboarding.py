@@ -1904,3 +1904,23 @@ def test_a_date_column_written_in_both_orders_is_never_proposed_for_the_split_wh
     assert 'method: random' in pr.files['train.yaml'], pr.files['train.yaml']
     said = [n for n in pr.notes if n.startswith('holdout: a random 25% of rows, not the latest by date')]
     assert len(said) == 2 and "column 'a'" in said[0] and "column 'b'" in said[1], pr.notes
+
+
+def test_an_address_on_a_pt_or_zip_domain_in_a_header_a_file_stem_or_dataset_is_withheld(tmp_path):
+    """Since `holds_contact` read a name's last `.pt` or `.zip` as a file's type (`weights@best.pt`), a header
+    `ann@sapo.pt` was proposed and quoted, a file `bob@sapo.pt.csv` named the dataset and model `bob-sapo.pt` (its
+    stem read as a file's name), and `--dataset bob@sapo.pt` was quoted whole: none of these is a file's name."""
+    from lifecycle.data.pii import shown_column_name
+
+    df = customers().drop(columns=['email'])
+    for source in ('data/bob@sapo.pt.csv', 'data/bob@x.zip.parquet', 'data/bob@sapo.pt.gz'):
+        pr = propose_params(df, target='churned', source=source)
+        assert pr.dataset == 'dataset' and any("the file's name holds an e-mail address" in n for n in pr.notes), source
+    assert propose_params(df, target='churned', source='data/weights@best.pt.csv').dataset == 'dataset'  # (cautious)
+    for header in ('ann@sapo.pt', 'reach ann@x.zip'):
+        assert shown_column_name(header, 0, header=True) == '<column 1: name withheld, it looks like personal data>'
+    ws = scratch_workspace(tmp_path / 'ws')
+    customers().to_csv(ws / 'c.csv', index=False)
+    r = invoke(init, ['--from', str(ws / 'c.csv'), '--target', 'churned', '--dataset', 'bob@sapo.pt'],
+               env={'LIFECYCLE_WORKSPACE': str(ws)})  # fmt: skip
+    assert r.exit_code == 2 and 'sapo' not in r.output and '--dataset (withheld: it holds an e-mail' in r.output

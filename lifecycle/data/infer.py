@@ -557,7 +557,8 @@ def propose_params(
         shown_columns = [shown_column_name(c, i) for i, c in enumerate(df.columns)]
         raise ValueError(f"target {target!r} is not a column of {source}; its columns are {shown_columns}")
     stem = Path(str(source)).stem
-    personal_name = not dataset and holds_contact(stem)  # (named after someone: review AA)
+    # (named after someone, review AA: its whole name read, `bob@sapo.pt.csv`'s stem's `.pt` being no file's type)
+    personal_name = not dataset and holds_contact(Path(str(source)).name)
     dataset = dataset or ('' if personal_name else re.sub(r'[^A-Za-z0-9_.-]+', '-', stem).strip('-._')[:100])
     dataset = dataset or 'dataset'
     target_rule = _check_target(df[target], target)

@@ -291,7 +291,8 @@ def _dataset_name_or_refuse(dataset: str) -> None:
 
     pattern = next(m.pattern for m in IngestParams.model_fields['dataset'].metadata if getattr(m, 'pattern', None))
     if not re.fullmatch(pattern, dataset):
-        shown = '(withheld: it holds an e-mail address or a phone number)' if holds_contact(dataset) else repr(dataset)
+        held = holds_contact(dataset, folder=True)  # (a name, no file: its `.pt` is no type, `ann@sapo.pt`)
+        shown = '(withheld: it holds an e-mail address or a phone number)' if held else repr(dataset)
         raise CommandError(
             f"--dataset {shown}: expected letters, digits, '_', '.' and '-' only (it names the dataset, its model "
             "and their files)",

@@ -287,7 +287,8 @@ def shown_column_name(name, i: int, header_is_data: bool = False, header: bool =
         return f'<column {i + 1}: name withheld, {len(name)} characters that read as data, not a name>'
     if _read_as_utf16(name):
         return f'<column {i + 1}: name withheld, it reads as text decoded with the wrong encoding (UTF-16?)>'
-    if holds_contact(name) if header else _personal_name_kind(name) is not None:
+    # (a header is no file: its `.pt` or `.zip` is the end of an address, `ann@sapo.pt`, as a folder's is)
+    if holds_contact(name, folder=True) if header else _personal_name_kind(name) is not None:
         return f'<column {i + 1}: name withheld, it looks like personal data>'
     return name
 
