@@ -481,3 +481,31 @@ def test_withholding_in_a_long_message_takes_linear_time():
         said = _withheld_in(f'{run} {d}/x.yaml {run}{ADDRESS}', (d, 'folder'), *keys)
         assert time.perf_counter() - start < 1, len(run)
         assert ADDRESS not in said and said.count('withheld') == 2, said[-200:]
+
+
+def test_retraining_record_names_its_files_withheld_in_a_workspace_under_an_address(tmp_path, monkeypatch):
+    """In a workspace under a folder `bob@corp.example`, a retraining record's artifacts (the record, the labelled
+    batch, its lineage, the MLflow database, the rollout, the audit log) and its data's batch and lineage were written
+    and shown whole by `retrain history --id` (text and --json) and the site. Written and read, each is withheld."""
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop import iteration
+    from lifecycle.loop.commands import retrain_history
+
+    root = scratch_workspace(tmp_path / ADDRESS / 'ws')
+    monkeypatch.setenv('LIFECYCLE_WORKSPACE', str(root))
+    ws = Workspace.open(root)
+    files = dict(batch=f'{ws.state_dir}/x-labelled.csv', lineage=f'{ws.state_dir}/x-labelled.lineage.json')
+    it = dict(id='20261207T000000-abcdef', status='data', started=1.0, finished=None, history=[], recorded=True)
+    it.update(champion={'version': '1'}, data=files, train=dict(mlflow_run_id='abc'), canary=dict(rollout_id='r1'))
+    written = iteration.artifacts(ws, it)
+    assert {'record', 'labelled_batch', 'lineage', 'mlflow_run', 'rollout', 'audit_log'} <= set(written), written
+    assert ADDRESS not in str(written) and str(written).count('<folder name withheld') == 6, written
+    iteration.save(ws.state_dir, {**it, 'artifacts': {'audit_log': str(ws.audit_path)}})  # (as older records hold)
+    for args in ([], ['--json']):
+        r = invoke(retrain_history, ['--id', it['id'], *args])
+        assert r.exit_code == 0 and ADDRESS not in r.output and 'withheld' in r.output and 'x-labelled' in r.output
+    from lifecycle.app.site import _iterations, iteration_page
+
+    page = iteration_page(_iterations(ws)[0], None, {}).text
+    assert ADDRESS not in page and 'audit.log' in page, [ln for ln in page.splitlines() if ADDRESS in ln]

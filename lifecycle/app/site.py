@@ -832,6 +832,7 @@ def _iterations(s: Settings) -> list[dict]:
     d = Path(s.state_dir).joinpath(*RETRAIN_DIR)
     out = []
     for p in sorted(d.glob('*.json')) if d.is_dir() else []:
+        from lifecycle.loop.iteration import _as_shown
         from lifecycle.loop.schema import record_problem
 
         try:
@@ -841,7 +842,7 @@ def _iterations(s: Settings) -> list[dict]:
         except (OSError, ValueError) as e:
             why = str(e) if type(e) is ValueError else f"{type(e).__name__}: expected a JSON object"
             raise SiteError(f"{p}: not a readable retraining record ({why}); the site was not rendered") from None
-        out.append(it)
+        out.append(_as_shown(it))  # (its files named as `retrain history --id` names them: a contact withheld)
     return sorted(out, key=lambda it: it.get('started') or 0, reverse=True)
 
 

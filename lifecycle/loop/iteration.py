@@ -103,11 +103,29 @@ def _record(p: Path) -> dict:
             f"{p}: not a readable retraining record ({why}); put back a good copy, or move it out of {p.parent} "
             "(the loop then knows nothing of that iteration)"
         )
-    if isinstance(it.get('params'), str):  # (a record older than `_shown`'s withholding holds the folder raw: read as
-        from lifecycle.core.names import shown_path  # `_shown` names it, wherever the record is shown or quoted)
+    return _as_shown(it)
+
+
+def _as_shown(it: dict) -> dict:
+    """`it`, a record as read, naming its params folder and files as they are now written (`_shown`, `_where`): a record
+    older than that holds them raw; read so wherever it is shown or quoted (`retrain history --id`, the site)."""
+    if isinstance(it.get('params'), str):
+        from lifecycle.core.names import shown_path
 
         it['params'] = shown_path(it['params'], 'folder')
+    if isinstance(d := it.get('data'), dict):
+        d.update({k: _where(d[k]) for k in ('batch', 'lineage') if k in d})
+    if isinstance(it.get('artifacts'), dict):
+        it['artifacts'] = {k: _where(x) for k, x in it['artifacts'].items()}
     return it
+
+
+def _where(x):
+    """A file an iteration's record names (a path, or a SQLite URL and a run) as `sources.shown_source` shows it: a
+    name in it holding a contact withheld (a workspace in a folder `bob@corp.example`)."""
+    from lifecycle.data.sources import shown_source
+
+    return shown_source(x) if isinstance(x, str) else x
 
 
 _STATE_OF = {WAITING: 'waiting', 'shadow': 'shadow', 'canary': 'canary'}  # what a pass and `status` read at each
@@ -263,7 +281,7 @@ def step_data(ws: Workspace, it: dict, rp: RetrainParams) -> str:
     it['data'] = dict(mode=rp.data.mode, labels_since=since, labels_until=cut, new_rows=rows)
     if rows < rp.data.min_rows:
         return _revert(ws, it, f"{rows} new labelled rows since the champion's data (data.min_rows {rp.data.min_rows})")
-    it['data'].update(batch=str(batch.path), lineage=str(batch.lineage_path))
+    it['data'].update(batch=_where(str(batch.path)), lineage=_where(str(batch.lineage_path)))
     try:
         res = feedback.ingest_labelled(ws, batch)
     except BatchRejected as e:
@@ -1040,7 +1058,7 @@ def artifacts(ws: Workspace, it: dict) -> dict:
         rollout=c.get('rollout_id') and f"{ws.state_dir / 'rollout.json'} ({c['rollout_id']}), audit log",
         audit_log=str(ws.audit_path),
     )
-    return {k: x for k, x in found.items() if x}
+    return {k: _where(x) for k, x in found.items() if x}
 
 
 def _note(it: dict, status: str) -> str:
