@@ -509,3 +509,28 @@ def test_retraining_record_names_its_files_withheld_in_a_workspace_under_an_addr
 
     page = iteration_page(_iterations(ws)[0], None, {}).text
     assert ADDRESS not in page and 'audit.log' in page, [ln for ln in page.splitlines() if ADDRESS in ln]
+
+
+def test_a_failed_retraining_step_records_the_params_folder_withheld(tmp_path):
+    """A retraining step's error of this project's own names the params folder as given (`fail` withholds it for a
+    command): its first line was recorded whole in the record's failures, and the third in a row in the revert's
+    reason and the `retrain.revert` audit entry: a folder `bob@corp.example` (outside the workspace, or the
+    workspace's own folder) went out raw, a name cut at 300 characters too."""
+    import shutil
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.params import ParamsError
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop import iteration
+
+    root = scratch_workspace(tmp_path / ADDRESS / 'ws')
+    shutil.copytree(root / 'params', tmp_path / ADDRESS / 'params')
+    ws = Workspace.open(root, params_dir=tmp_path / ADDRESS / 'params')
+    it = dict(id='20261207T000000-abcdef', status='data', champion={'version': '1'}, history=[])
+    cut = 'x' * (295 - str(ws.params_dir).index(ADDRESS))  # (300 characters end inside the address)
+    for said in (f'{ws.params_dir}/train.yaml: bad', f'{root}/.lifecycle/x: bad', f'{cut}{ws.params_dir}'):
+        reverted = iteration._failed(ws, it, 'data', ParamsError(said))
+    assert reverted == 'reverted' and len(it['failures']) == 3, it
+    errors = [f['error'] for f in it['failures']]
+    kept = str(errors) + it['decision']['reason'] + ws.audit_path.read_text()
+    assert 'bob@' not in kept and all('<folder name withheld' in e for e in errors[:2]), kept

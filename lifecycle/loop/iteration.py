@@ -1005,8 +1005,13 @@ def _failed(ws: Workspace, it: dict, step: str, e: Exception) -> str | None:
 
     if isinstance(e, (RetrainError, LockBusy, FlagError, RolloutError, RegistryUnavailable, LogUnreadable)):
         return None  # something in the way (a rollout, no flags yet), not a failure of the step: the next pass tries
+    from lifecycle.core.names import _params_read, _withheld_in
+
     ours = type(e).__module__.startswith('lifecycle.')  # our messages name columns and counts, never values
-    first = (str(e).splitlines() or [''])[0][:300]
+    # (but the params folder and workspace as given, as `cli_support.fail` withholds them: a contact withheld first,
+    # then cut, so no cut name escapes withholding)
+    held = ((f, 'folder') for f in dict.fromkeys(map(str, [ws.params_dir, ws.root, *sorted(_params_read)])))
+    first = _withheld_in((str(e).splitlines() or [''])[0], *held)[:300]
     text = (
         f"{type(e).__name__}: {first}"
         if ours
