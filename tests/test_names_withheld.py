@@ -479,7 +479,7 @@ def test_withholding_in_a_long_message_takes_linear_time():
     for run in ('a' * 20_000, 'a.' * 10_000, 'bob@corp.exampl' * 1300):
         start = time.perf_counter()
         said = _withheld_in(f'{run} {d}/x.yaml {run}{ADDRESS}', (d, 'folder'), *keys)
-        assert time.perf_counter() - start < 1, len(run)
+        assert time.perf_counter() - start < 5, len(run)  # (an order, not a speed goal: 10 s before, ms now)
         assert ADDRESS not in said and said.count('withheld') == 2, said[-200:]
 
 
