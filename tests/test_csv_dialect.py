@@ -884,3 +884,17 @@ def test_rows_ending_in_a_delimiter_are_told_where_the_head_read_ends_after_a_qu
     f.write_text(start + 'y' * ((1 << 16) - len(start) - 1) + '\nmore",3,\n4,5,6,\n', newline='')
     df = pd.concat(read_chunks(str(f)))
     assert df['a'].tolist() == [1, 1, 4] and df['c'].tolist() == [3, 3, 6], df.map(lambda v: str(v)[:9])
+
+
+@pytest.mark.parametrize('trim', [False, True])
+@pytest.mark.parametrize('blank', ['\t\t', '\xa0\xa0', ' \t'])
+def test_a_row_cut_short_after_a_long_field_is_refused_where_whitespace_comes_before_a_quote(tmp_path, trim, blank):
+    """After a field past the csv reader's limit (128 KB) the records are read again in outline, and a run of
+    whitespace that is not a space (two tabs, no-break spaces, a space then a tab) was cut to nothing, so a quote
+    after it, a character of its field (`4,<tab><tab>"5,6`: three fields), opened a quoted value in the outline:
+    it ran over the next lines, and the short row among them (`7,8`) was filled with a null, quietly."""
+    f = tmp_path / 'long.csv'
+    f.write_text('a,b,c\n1,' + 'Y' * 200_000 + f',3\n4,{blank}"5,6\n7,8\n9,10",11\n', newline='')
+    with pytest.raises(SourceError, match=re.escape('line 4 has 2 field(s), expected 3')) as e:
+        list(read_chunks(str(f), dialect=CsvDialect(trim_whitespace=trim)))
+    assert 'Y' * 9 not in str(e.value)

@@ -717,15 +717,17 @@ def _short_by(fields: list, least: int, expected: int, trailing: bool) -> str | 
 def _outlined(lines: Iterator[str], delimiter: str) -> Iterator[str]:
     """`lines` with each run of a field's characters (no delimiter, quote or line break) cut to its outline: a space if
     it begins with one (where a quote after it opens a quoted value, with `skipinitialspace`), then an `x` if it holds
-    more than spaces. Its records and their fields, each blank or not, stay as the csv reader reads them, on the same
-    lines, and no field is longer than the lines' delimiters, quotes and line breaks: one past the reader's size limit
-    (`csv.field_size_limit`, 128 KB: a row's long text) is counted too."""
+    more than whitespace, else its first character past those spaces if any (a tab: blank, and a quote after it opens
+    no quoted value, as before). Its records and their fields, each blank or not, stay as the csv reader reads them, on
+    the same lines, and no field is longer than the lines' delimiters, quotes and line breaks: one past the reader's
+    size limit (`csv.field_size_limit`, 128 KB: a row's long text) is counted too."""
     import re
 
     run = re.compile(r'[^' + re.escape(delimiter) + r'"\r\n]{2,}')
 
-    def outline(m) -> str:
-        return (' ' if m[0][0] == ' ' else '') + ('x' if m[0].strip() else '')
+    def outline(m) -> str:  # (whitespace not a space, a tab, is kept as one: a quote after it opens no quoted value)
+        rest = m[0].lstrip(' ')
+        return (' ' if m[0][0] == ' ' else '') + ('x' if rest.strip() else rest[:1])
 
     for line in lines:
         yield run.sub(outline, line)
