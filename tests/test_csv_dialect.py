@@ -898,3 +898,18 @@ def test_a_row_cut_short_after_a_long_field_is_refused_where_whitespace_comes_be
     with pytest.raises(SourceError, match=re.escape('line 4 has 2 field(s), expected 3')) as e:
         list(read_chunks(str(f), dialect=CsvDialect(trim_whitespace=trim)))
     assert 'Y' * 9 not in str(e.value)
+
+
+def test_rows_ending_in_a_delimiter_are_told_in_a_trimmed_file_whose_quoted_values_follow_a_space(tmp_path):
+    """Whether a CSV's rows end in a delimiter is judged on its head with quoted values blanked (their line breaks are
+    no row's); a trimmed file's quoted value opening after a space (`1, "x<line break>y", 3,`, as pandas reads it with
+    trim_whitespace) was not blanked, so half its lines seemed rows not ending in the delimiter, the file was taken
+    for R's row names, and every value was read one column on (`a` holding `b`'s, `c` all null), quietly."""
+    f = tmp_path / 't.csv'
+    trimmed = CsvDialect(trim_whitespace=True)
+    f.write_text('a,b,c\n' + '1, "x\ny", 3,\n' * 5, newline='')
+    df = pd.concat(read_chunks(str(f), dialect=trimmed))
+    assert df.to_dict('list') == {'a': [1] * 5, 'b': ['x\ny'] * 5, 'c': [3] * 5}
+    f.write_text('a,b\n' + '"r1", "x\ny", 3\n' * 5, newline='')  # (R's row names: the index, as before)
+    df = pd.concat(read_chunks(str(f), dialect=trimmed))
+    assert df.to_dict('list') == {'a': ['x\ny'] * 5, 'b': [3] * 5}

@@ -277,8 +277,9 @@ def _ends_in_delimiters(
 
     if not len(first) or isinstance(first.index, pd.RangeIndex):
         return False
-    quoted = r'(?<![^\r\n' + re.escape(delimiter) + r'])"(?:[^"]|"")*(?:"|\Z)'  # (from a field's start: a quote
-    blanked = re.sub(quoted, 'Q', head)  # within one is its own, 5" long, DL; cut at the head's end: its last line, DK)
+    spaces = ' *' if trim else ''  # (a trimmed file's quoted value may open after spaces, as pandas reads it)
+    quoted = r'(?<![^\r\n' + re.escape(delimiter) + r'])' + spaces + r'"(?:[^"]|"")*(?:"|\Z)'  # (from a field's
+    blanked = re.sub(quoted, 'Q', head)  # start: a quote within one is its own, 5" long, DL; cut at the head's end: DK)
     lines = re.split(r'\r\n|\r|\n', blanked)  # (review DI: a quoted line break, a lone \r; only these, as pandas: DK)
     whole = blanked.endswith(('\n', '\r'))  # (head may be cut: in a quoted value too, after a line break of its own)
     rows = lines[1 if header else 0 : None if whole else -1]
