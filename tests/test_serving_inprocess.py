@@ -2220,3 +2220,31 @@ def test_score_names_the_output_not_its_temporary_file_when_the_folder_refuses_i
         score_file(live.models['1'], src, tmp_path / '+44 7911 123456.csv', log=plog)
     assert '7911' not in str(e.value) and '<file name withheld' in str(e.value), str(e.value)
     assert 'Permission denied' in str(e.value), str(e.value)
+
+
+def test_a_flag_client_made_as_the_server_stops_is_closed_by_it_not_left_watching_a_removed_file(ws, monkeypatch):
+    """The flag client is made at a first request once the gate has activated flags; a server stopping while it was
+    being made saw none to close, and its gate removed the flag file: the client came up after (its watcher thread
+    left looking at a file that is gone, an error a poll) or failed to read the file. close now waits for one being
+    made and closes it, and none is made once it has begun."""
+    s = Workspace.open(ws)
+    fl.change_flags(s, BASE, actor='test', reason='test baseline')
+    server = Server(s)
+    started, server._flags = server._flags, None  # (as a server whose flags the gate activated after it started)
+    started.close()
+    making, made, make = threading.Event(), [], fl.make_provider
+
+    def make_provider(spec, path):  # (the first request is making the client when the server begins to stop)
+        making.set()
+        server._closed.wait(5)
+        return make(spec, path)
+
+    monkeypatch.setattr(fl, 'make_provider', make_provider)
+    first = threading.Thread(target=lambda: made.append(server.flags))
+    first.start()
+    assert making.wait(5)
+    server.close()
+    first.join(5)
+    assert made and not first.is_alive(), 'the first request failed to make its flag client'
+    watcher = getattr(made[0], 'provider', None) and made[0].provider.resolver.connector.thread
+    assert made[0] is None or not watcher.is_alive()

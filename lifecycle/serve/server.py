@@ -169,8 +169,8 @@ class Server:
     def flags(self) -> fl.FlagClient | None:
         "The flag client, made once the gate has activated flags (None until then: the server is not ready)."
         if self._flags is None and self.gate.live.doc is not None and not self.closing:
-            with self._flags_lock:
-                if self._flags is None:
+            with self._flags_lock:  # (close takes it too: a client made as the server stops is closed by it, or none)
+                if self._flags is None and not self.closing:
                     d = self.declared
                     path = self.gate.active if d.provider == 'flagd-file' else fl.flagd_path(self.s)
                     c = fl.FlagClient(fl.make_provider(d, path), domain=f'lifecycle-{os.getpid()}-{id(self)}')
@@ -267,8 +267,9 @@ class Server:
         "Stop the flag provider's watcher, then the gate (which removes the file it watched), then flush the log."
         self.closing = True
         self._closed.set()
-        if self._flags is not None:
-            self._flags.close()
+        with self._flags_lock:  # (one being made now is made first, and closed here: no watcher left looking)
+            if self._flags is not None:
+                self._flags.close()
         self.gate.stop()
         self.log.close()
         self.refusals.close()
