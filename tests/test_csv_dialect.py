@@ -913,3 +913,20 @@ def test_rows_ending_in_a_delimiter_are_told_in_a_trimmed_file_whose_quoted_valu
     f.write_text('a,b\n' + '"r1", "x\ny", 3\n' * 5, newline='')  # (R's row names: the index, as before)
     df = pd.concat(read_chunks(str(f), dialect=trimmed))
     assert df.to_dict('list') == {'a': ['x\ny'] * 5, 'b': [3] * 5}
+
+
+@pytest.mark.parametrize('trim', [False, True])
+def test_a_byte_order_mark_before_a_quoted_first_name_does_not_make_a_row_short(tmp_path, trim):
+    """Excel's 'CSV UTF-8' writes a byte-order mark, and quotes a name holding the delimiter (`"a,x",b,c`); the
+    short-row check read the file's lines with the mark before that quote, so the quote opened no value, the header
+    counted four fields, and a file whose last value is empty (`4,5,`) was refused as 'line 2 has 3 field(s),
+    expected 4', where pandas reads three columns; a row cut short was said on the wrong line. The mark is taken off
+    the first line, as pandas takes it."""
+    f = tmp_path / 'excel.csv'
+    dialect = CsvDialect(trim_whitespace=trim)
+    f.write_bytes('\ufeff"a,x",b,c\n1,2,3\n4,5,\n'.encode())
+    df = pd.concat(read_chunks(str(f), dialect=dialect))
+    assert list(df.columns) == ['a,x', 'b', 'c'] and df['c'].isna().tolist() == [False, True]
+    f.write_bytes('\ufeff"a,x",b,c\n1,2,3\n4,5\n'.encode())
+    with pytest.raises(SourceError, match=re.escape('line 3 has 2 field(s), expected 3')):
+        list(read_chunks(str(f), dialect=dialect))

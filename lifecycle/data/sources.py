@@ -619,12 +619,16 @@ def _where(path: Path, compression: str | None, encoding: str, nul: bool) -> tup
 def _lines_to_nul(path: Path, compression: str | None, encoding: str) -> Iterator[str]:
     """The file's text before its first NUL character, line by line (each ended as the csv reader and pandas end one:
     `\\n`, `\\r\\n` or a lone `\\r`, an old Mac's: read as one line, its short rows passed unseen), the NUL's own line
-    cut at the NUL and closed by an `x` (so that a field ending there, empty or not, is one)."""
+    cut at the NUL and closed by an `x` (so that a field ending there, empty or not, is one); a byte-order mark taken
+    off the first, as pandas takes it (a quote after it opens the first name: `_header_names`)."""
     import gzip
     import io
+    import itertools
 
     with gzip.open(path, 'rb') if compression == 'gzip' else open(path, 'rb') as raw:
-        for line in io.TextIOWrapper(raw, encoding, errors='replace', newline=''):
+        text = io.TextIOWrapper(raw, encoding, errors='replace', newline='')
+        first = next(text, '').removeprefix('\ufeff')
+        for line in itertools.chain((first,) if first else (), text):
             if (at := line.find('\0')) >= 0:
                 yield line[:at] + 'x'
                 return
