@@ -930,3 +930,14 @@ def test_a_byte_order_mark_before_a_quoted_first_name_does_not_make_a_row_short(
     f.write_bytes('\ufeff"a,x",b,c\n1,2,3\n4,5\n'.encode())
     with pytest.raises(SourceError, match=re.escape('line 3 has 2 field(s), expected 3')):
         list(read_chunks(str(f), dialect=dialect))
+
+
+def test_rows_ending_in_a_delimiter_are_told_after_a_byte_order_mark_before_a_quoted_line_break(tmp_path):
+    """Whether rows end in a delimiter is judged on the head with quoted values blanked, each from a field's start; a
+    byte-order mark (Excel's 'CSV UTF-8') before the first quote kept it from being one, so the quoted line break of
+    the first name (`"a<line break>x",b,c`) made a line of its own not ending in the delimiter: with one row
+    (`1,2,3,`), half the lines, the file was taken for R's row names and read one column on (`a` 2, `c` null)."""
+    f = tmp_path / 'excel.csv'
+    f.write_bytes('\ufeff"a\nx",b,c\n1,2,3,\n'.encode())
+    df = pd.concat(read_chunks(str(f)))
+    assert df.to_dict('list') == {'a\nx': [1], 'b': [2], 'c': [3]}

@@ -279,7 +279,8 @@ def _ends_in_delimiters(
         return False
     spaces = ' *' if trim else ''  # (a trimmed file's quoted value may open after spaces, as pandas reads it)
     quoted = r'(?<![^\r\n' + re.escape(delimiter) + r'])' + spaces + r'"(?:[^"]|"")*(?:"|\Z)'  # (from a field's
-    blanked = re.sub(quoted, 'Q', head)  # start: a quote within one is its own, 5" long, DL; cut at the head's end: DK)
+    blanked = re.sub(quoted, 'Q', head.removeprefix('\ufeff'))  # start: a quote within one is its own, 5" long, DL;
+    # cut at the head's end: DK; a byte-order mark taken off, as pandas takes it, so a quote after it opens a value)
     lines = re.split(r'\r\n|\r|\n', blanked)  # (review DI: a quoted line break, a lone \r; only these, as pandas: DK)
     whole = blanked.endswith(('\n', '\r'))  # (head may be cut: in a quoted value too, after a line break of its own)
     rows = lines[1 if header else 0 : None if whole else -1]
