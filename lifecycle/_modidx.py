@@ -4500,6 +4500,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._Writer.timeout': ( 'api/serve/writer.html#_writer.timeout',
                                                                                     'lifecycle/serve/writer.py'),
+                                        'lifecycle.serve.writer._Writer.trying': ( 'api/serve/writer.html#_writer.trying',
+                                                                                   'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._failing': ('api/serve/writer.html#_failing', 'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._invalid': ('api/serve/writer.html#_invalid', 'lifecycle/serve/writer.py'),
                                         'lifecycle.serve.writer._open': ('api/serve/writer.html#_open', 'lifecycle/serve/writer.py'),

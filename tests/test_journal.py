@@ -836,3 +836,20 @@ def test_closing_a_log_whose_writer_inserts_rarely_ends_its_writer_at_once_and_i
     plog.close()
     assert time.monotonic() - began < 10  # (the wait it replaced: 30 s)
     assert stored(tmp_path / 'p.db') == ['r0', 'r1', 'r2']
+
+
+def test_closing_a_log_whose_database_is_locked_a_while_still_inserts_its_journaled_rows(tmp_path):
+    """`close` ends a writer process once its rows are journaled, and the writer inserts them as it ends; it tried that
+    three times (each `timeout_s`, then `probe_s`), so a database locked for longer as the log closed (a reader's long
+    transaction, a retention run) kept them out: not in the database after close (read_log missed them) until a later
+    writer replayed the journal, where close had waited 30 s for them before. It now tries for 20 s."""
+    db = tmp_path / 'p.db'
+    plog = PredictionLog(f'sqlite:///{db}', process=True, journal_s=3600, timeout_s=0.2, probe_s=0.1)
+    for p in plog.log_many([dict(ROW, request_id=f'r{i}') for i in range(3)]):
+        p.wait()  # journaled: the writer would insert them in an hour, or as it ends
+    lock = sqlite3.connect(db, isolation_level=None, check_same_thread=False)
+    lock.execute('BEGIN EXCLUSIVE')
+    threading.Timer(2, lambda: lock.execute('COMMIT')).start()  # (longer than three tries: 0.9 s)
+    plog.close()
+    lock.close()
+    assert stored(db) == ['r0', 'r1', 'r2']

@@ -66,6 +66,7 @@ def _invalid(r) -> str:
 # rows per insert (and inserted at once when that many wait); a journal is replaced past this size; rows held at most
 _INSERT_ROWS, _ROTATE_BYTES, _MAX_WAITING = 5000, 64 << 20, 200_000
 _RESCAN_S = 10  # how often an idle writer looks for journals of dead writers (several workers, failed replays)
+_ENDING_S = 20  # how long a writer whose input ended tries to insert its journaled rows (close ends it at 30 s)
 
 
 def set_aside_path(directory: Path) -> Path:
@@ -372,16 +373,16 @@ class _Writer:
         self.pipe, self.store, self.journaled, self.probe_s = pipe, store, journaled, probe_s
         self.problem = journaled.replayed if journaled else ''
         self.last = 0  # the last frame received
-        self.failures = 0  # failed attempts to insert journaled rows since input ended
+        self.failures, self.ended = 0, None  # failed attempts to insert journaled rows since input ended, and when
         # how long groups took to be put on disk: reported with a group's acknowledgement once a second, with each
         # insert's, within a second of falling idle, and at the end
         self.timings = _Timings()
 
     def run(self, pending: list) -> None:
-        "Say it is ready, then write `pending` and what comes until the end of input (journaled rows in, or 3 tries)."
+        "Say it is ready, then write `pending` and what comes until the end of input (journaled rows in, or tried out)."
         pipe, j = self.pipe, self.journaled
         pipe.ack(problem=self.problem, **self.aside())  # ready (with the rows its start's replays set aside)
-        while not pipe.eof or pending or (j and j.rows and self.failures < 3):
+        while not pipe.eof or pending or (j and j.rows and self.trying()):
             if pending:
                 self.group(pending)
                 pending = []
@@ -401,6 +402,12 @@ class _Writer:
         if j:
             j.close()
         self.store.close()
+
+    def trying(self) -> bool:
+        """Whether the journaled rows are tried again, input ended: 3 tries, and more for `_ENDING_S` after it ended (a
+        database locked as the log closes: its rows in before the writer ends, as when close waited for them)."""
+        self.ended = self.ended or time.monotonic()
+        return self.failures < 3 or time.monotonic() < self.ended + _ENDING_S
 
     def report(self) -> None:
         "Acknowledge the groups' timings not yet sent (`_Timings`) and the rows set aside not yet told, if any."
