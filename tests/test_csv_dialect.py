@@ -941,3 +941,15 @@ def test_rows_ending_in_a_delimiter_are_told_after_a_byte_order_mark_before_a_qu
     f.write_bytes('\ufeff"a\nx",b,c\n1,2,3,\n'.encode())
     df = pd.concat(read_chunks(str(f)))
     assert df.to_dict('list') == {'a\nx': [1], 'b': [2], 'c': [3]}
+
+
+@pytest.mark.parametrize('lead', ['\n', '\ufeff\n', ' \r\n', '\n\n'])
+def test_rows_ending_in_a_delimiter_are_told_after_a_blank_first_line(tmp_path, lead):
+    """pandas skips blank lines before the header (a line holding only a byte-order mark, as some exports write, is
+    one); whether rows end in a delimiter took the head's first line for the header all the same, so the header was
+    counted as a row not ending in one: with one row (`1,2,3,`), half the lines, the file was taken for R's row names
+    and read one column on (`a` 2, `c` null), silently."""
+    f = tmp_path / 'lead.csv'
+    f.write_bytes(f'{lead}a,b,c\n1,2,3,\n'.encode())
+    df = pd.concat(read_chunks(str(f)))
+    assert df.to_dict('list') == {'a': [1], 'b': [2], 'c': [3]}

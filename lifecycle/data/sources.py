@@ -283,8 +283,8 @@ def _ends_in_delimiters(
     # cut at the head's end: DK; a byte-order mark taken off, as pandas takes it, so a quote after it opens a value)
     lines = re.split(r'\r\n|\r|\n', blanked)  # (review DI: a quoted line break, a lone \r; only these, as pandas: DK)
     whole = blanked.endswith(('\n', '\r'))  # (head may be cut: in a quoted value too, after a line break of its own)
-    rows = lines[1 if header else 0 : None if whole else -1]
-    rows = [x.rstrip(' ') if trim else x for x in rows if x.strip()][:100]
+    rows = [x for x in lines[: None if whole else -1] if x.strip()][1 if header else 0 :]  # (blank lines: none a row,
+    rows = [x.rstrip(' ') if trim else x for x in rows[:100]]  # nor the header, skipped before it too, as by pandas)
     if not rows:
         return bool((first.iloc[:, -1] == '').all())
     return 2 * sum(x.endswith(delimiter) for x in rows) > len(rows)
