@@ -534,3 +534,34 @@ def test_a_failed_retraining_step_records_the_params_folder_withheld(tmp_path):
     errors = [f['error'] for f in it['failures']]
     kept = str(errors) + it['decision']['reason'] + ws.audit_path.read_text()
     assert 'bob@' not in kept and all('<folder name withheld' in e for e in errors[:2]), kept
+
+
+@pytest.mark.parametrize(
+    'uri, shown',
+    [
+        ('postgresql://u:pw@db.internal/mlflow?sslmode=require', 'postgresql://***:***@db.internal/mlflow?sslmode=require'),
+        ('http://u:pw@mlflow.internal:5000', 'http://***:***@mlflow.internal:5000'),
+    ],
+)
+def test_retraining_record_keeps_its_mlflow_run_with_a_tracking_server(tmp_path, monkeypatch, uri, shown):
+    """A record's `mlflow_run` artifact is the tracking URL and the run (`URL run ID`); read whole as a URL to withhold
+    a contact in it, a query took the run in (`?sslmode=require+run+abc`) and a server's URL with a user was said to be
+    '(a URL that cannot be parsed)': the run was lost from `retrain history --id` and the site, in any workspace."""
+    import json
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop import iteration
+    from lifecycle.loop.commands import retrain_history
+
+    root = scratch_workspace(tmp_path / 'ws')
+    monkeypatch.setenv('LIFECYCLE_WORKSPACE', str(root))
+    monkeypatch.setenv('LIFECYCLE_TRACKING_URI', uri)
+    ws = Workspace.open(root)
+    it = dict(id='20261207T000000-abcdef', status='data', started=1.0, finished=None, history=[], recorded=True)
+    it.update(champion={'version': '1'}, data={}, train=dict(mlflow_run_id='abc'))
+    assert iteration.artifacts(ws, it)['mlflow_run'] == f'{shown} run abc'
+    iteration.save(ws.state_dir, {**it, 'artifacts': {'mlflow_run': f'{shown} run abc'}})  # (as older records hold)
+    r = invoke(retrain_history, ['--id', it['id'], '--json'])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output)['record']['artifacts']['mlflow_run'] == f'{shown} run abc', r.output

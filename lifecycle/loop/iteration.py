@@ -116,16 +116,21 @@ def _as_shown(it: dict) -> dict:
     if isinstance(d := it.get('data'), dict):
         d.update({k: _where(d[k]) for k in ('batch', 'lineage') if k in d})
     if isinstance(it.get('artifacts'), dict):
-        it['artifacts'] = {k: _where(x) for k, x in it['artifacts'].items()}
+        it['artifacts'] = {k: _where(x, k) for k, x in it['artifacts'].items()}
     return it
 
 
-def _where(x):
+def _where(x, artifact: str = ''):
     """A file an iteration's record names (a path, or a SQLite URL and a run) as `sources.shown_source` shows it: a
-    name in it holding a contact withheld (a workspace in a folder `bob@corp.example`)."""
+    name in it holding a contact withheld (a workspace in a folder `bob@corp.example`). The `mlflow_run` artifact is a
+    tracking URL and a run (`URL run ID`): its URL alone is shown so (read whole, as a URL, a query took the run in,
+    `?sslmode=require+run+ID`, and a server's URL with a user was no URL that can be parsed)."""
     from lifecycle.data.sources import shown_source
 
-    return shown_source(x) if isinstance(x, str) else x
+    if not isinstance(x, str):
+        return x
+    url, run, rid = x.rpartition(' run ') if artifact == 'mlflow_run' else ('', '', x)
+    return f"{shown_source(url)}{run}{rid}" if run else shown_source(x)
 
 
 _STATE_OF = {WAITING: 'waiting', 'shadow': 'shadow', 'canary': 'canary'}  # what a pass and `status` read at each
@@ -1063,7 +1068,7 @@ def artifacts(ws: Workspace, it: dict) -> dict:
         rollout=c.get('rollout_id') and f"{ws.state_dir / 'rollout.json'} ({c['rollout_id']}), audit log",
         audit_log=str(ws.audit_path),
     )
-    return {k: _where(x) for k, x in found.items() if x}
+    return {k: _where(x, k) for k, x in found.items() if x}
 
 
 def _note(it: dict, status: str) -> str:
