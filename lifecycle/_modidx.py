@@ -1560,6 +1560,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                     'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._unreadable': ( 'api/data/sources.html#_unreadable',
                                                                                 'lifecycle/data/sources.py'),
+                                        'lifecycle.data.sources._url_path_shown': ( 'api/data/sources.html#_url_path_shown',
+                                                                                    'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._values_written': ( 'api/data/sources.html#_values_written',
                                                                                     'lifecycle/data/sources.py'),
                                         'lifecycle.data.sources._where': ('api/data/sources.html#_where', 'lifecycle/data/sources.py'),

@@ -565,3 +565,22 @@ def test_retraining_record_keeps_its_mlflow_run_with_a_tracking_server(tmp_path,
     r = invoke(retrain_history, ['--id', it['id'], '--json'])
     assert r.exit_code == 0, r.output
     assert json.loads(r.output)['record']['artifacts']['mlflow_run'] == f'{shown} run abc', r.output
+
+
+def test_a_url_naming_a_folder_with_an_address_in_its_path_withholds_it_escaped_or_not():
+    """MLflow's tracking URI as `shown_url` shows it writes an address in its path as `bob%40corp.example`, which was
+    no address to `holds_contact`, and `shown_source` looked at no path of a URL but a SQLite file's: a retraining
+    record's `mlflow_run` (`file:///.../bob%40corp.example/mlruns run ID`) named the folder. Escaped or not, it is
+    withheld in any URL's path; a URL holding no contact is shown as before."""
+    from lifecycle.core.names import holds_contact
+    from lifecycle.core.settings import shown_url
+    from lifecycle.data.sources import shown_source
+
+    assert holds_contact('bob%40corp.example') and holds_contact('%2B44%207911%20123456')
+    assert not holds_contact('sales%202024.csv') and not holds_contact('100%25.csv')
+    for url in (f'file:///data/{ADDRESS}/mlruns', shown_url(f'file:///data/{ADDRESS}/mlruns')):
+        assert shown_source(url) == 'file:///data/<folder name withheld: it holds personal data>/mlruns', url
+    said = shown_source(f'postgresql://u:pw@h:5432/{ADDRESS}?sslmode=require')
+    assert ADDRESS not in said and said.startswith('postgresql://***:***@h:5432/<') and said.endswith('?sslmode=require')
+    for plain in ('file:///data/x/mlruns', 'postgresql://u:pw@h/db?sslmode=require', 'http://u:pw@mlflow:5000'):
+        assert shown_source(plain) == shown_url(plain), plain

@@ -67,6 +67,11 @@ def holds_contact(name: str, folder: bool = False) -> bool:
     type, a `folder`'s the end of an address (`bob@sapo.pt`)."""
     # (`_INSIDE`'s forms: not `recall@0.5`, `logo@2x.png`; a hidden file's leading '.' is no part of a number after it)
     name = str(name).strip()
+    if '%' in name:  # (as a URL writes it: `file:///data/bob%40corp.example/mlruns`, MLflow's tracking URI shown)
+        from urllib.parse import unquote
+
+        if (plain := unquote(name)) != name and holds_contact(plain, folder):
+            return True
     text = re.sub(_FILE_SUFFIXES, '', name if folder else re.sub(_LAST_SUFFIX, '', name)).lstrip('.')
     read = (text, text.replace('_', ' '), re.sub(r'\.(?=\+\d)', ' ', text))  # (`export.+44 ...`: as `export_+44 ...`)
     if any(re.search(p, t) for t in dict.fromkeys(read) for _, p, _ in _INSIDE):

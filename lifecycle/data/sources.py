@@ -44,12 +44,28 @@ def shown_source(source: str, last: str = 'file') -> str:
     says what the path's last name is: `'folder'` for a watched folder or init's --out."""
     from lifecycle.core.settings import shown_url
 
-    if is_sql(source):  # (a SQLite database's file named as any file is: `sqlite:///bob@corp.example.db`)
-        shown = shown_url(source)
-        return shown if (db := _sqlite_file(shown)) is None else shown.replace(db, shown_source(db, last), 1)
     from lifecycle.core.names import shown_path
 
+    if is_sql(source):  # (a SQLite database's file named as any file is: `sqlite:///bob@corp.example.db`)
+        shown = shown_url(source)
+        if (db := _sqlite_file(shown)) is None:
+            return _url_path_shown(shown, last)
+        return shown.replace(db, shown_source(db, last), 1)
     return shown_path(source, last)
+
+
+def _url_path_shown(url: str, last: str) -> str:
+    """Another URL's path as `shown_path` shows it: a name in it holding a contact withheld, as the URL writes it too
+    (`file:///data/bob%40corp.example/mlruns`, MLflow's tracking URI as `shown_url` shows it)."""
+    from urllib.parse import urlsplit, urlunsplit
+    from lifecycle.core.names import shown_path
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # (an unparsable URL is shown as `shown_url` shows it: not whole)
+        return url
+    shown = shown_path(parts.path, last) if parts.scheme and parts.path else parts.path
+    return url if shown == parts.path else urlunsplit(parts._replace(path=shown))
 
 
 def _sqlite_file(url: str) -> str | None:
