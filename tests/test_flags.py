@@ -36,16 +36,18 @@ def test_the_file_providers_watcher_stops_when_shut_down_not_at_its_next_poll_an
     import threading
 
     path = tmp_path / 'flags.json'
-    spec = FlagsParams(control='1', safe='1', poll_ms=1000)
+    spec = FlagsParams(control='1', safe='1')
     path.write_text(json.dumps(fl.compile_flags(spec)))
-    client = fl.FlagClient(fl.make_provider(spec, path), domain=f'prompt-stop-{tmp_path.name}')
-    watcher = client.provider.resolver.connector
+    provider = fl.make_provider(spec, path)
+    watcher = provider.resolver.connector
+    watcher.deadline_seconds = 3600  # (a poll of an hour, set before the watcher starts: its first sleep is that long)
+    client = fl.FlagClient(provider, domain=f'prompt-stop-{tmp_path.name}')
     looks = []
     watcher.safe_load_data = lambda: looks.append(1)  # (each look the watcher takes from now on)
     assert watcher.thread.is_alive()
-    done = threading.Thread(target=client.close)
+    done = threading.Thread(target=client.close, kwargs={'timeout': 3600}, daemon=True)
     done.start()
-    done.join(timeout=0.5)  # half its poll: the watcher's sleep alone would have held close for about a second
+    done.join(timeout=30)  # (the watcher asleep for its hour would hold close for that hour)
     assert not done.is_alive() and not watcher.thread.is_alive()
     path.unlink()
     assert looks == []  # no look after shutdown: none at a file a server's gate removes once its watcher is done
