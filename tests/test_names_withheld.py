@@ -584,3 +584,33 @@ def test_a_url_naming_a_folder_with_an_address_in_its_path_withholds_it_escaped_
     assert ADDRESS not in said and said.startswith('postgresql://***:***@h:5432/<') and said.endswith('?sslmode=require')
     for plain in ('file:///data/x/mlruns', 'postgresql://u:pw@h/db?sslmode=require', 'http://u:pw@mlflow:5000'):
         assert shown_source(plain) == shown_url(plain), plain
+
+
+def test_refusal_in_a_workspace_under_an_address_withholds_it_whatever_its_params(tmp_path, monkeypatch):
+    """A workspace in a folder `bob@corp.example` reading its params from another folder (`--params`, the last run's):
+    `fail` withheld the params folders only, so a damaged retraining record was refused naming its path whole, and so
+    was settings.ini's unknown key. A workspace in no such folder is named whole, as before."""
+    import shutil
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop.commands import retrain_history
+
+    for under, withheld in ((ADDRESS, True), ('plain', False)):
+        root = scratch_workspace(tmp_path / under / 'ws')
+        shutil.copytree(root / 'params', tmp_path / f'{under}-params')
+        monkeypatch.setenv('LIFECYCLE_WORKSPACE', str(root))
+        monkeypatch.setenv('LIFECYCLE_PARAMS_DIR', str(tmp_path / f'{under}-params'))
+        Workspace.open(root)  # (its state folder made, of this version's format)
+        (root / '.lifecycle' / 'retrain' / 'iterations').mkdir(parents=True)
+        (root / '.lifecycle' / 'retrain' / 'iterations' / 'X.json').write_text('{}')
+        for args in ([], ['--json']):
+            r = invoke(retrain_history, args)
+            assert r.exit_code != 0 and 'X.json' in r.output, r.output
+            assert (ADDRESS not in r.output and 'withheld' in r.output) if withheld else str(root) in r.output, r.output
+        ini = (root / 'settings.ini').read_text()
+        (root / 'settings.ini').write_text(ini.replace('[workspace]', '[workspace]\nbogus = 1', 1))
+        r = invoke(retrain_history, [])
+        assert r.exit_code != 0 and 'bogus' in r.output, r.output
+        assert (ADDRESS not in r.output and 'withheld' in r.output) if withheld else str(root) in r.output, r.output
+        (root / 'settings.ini').write_text(ini)  # (the next workspace is copied from this one)

@@ -275,7 +275,7 @@ def _said(e: BaseException) -> str:
 def fail(message: str, code: int, as_json: bool = False):
     """Stop with one paragraph: `{ok: false, error}` on stdout for scripts, else `error: ...` on stderr; exit with
     `code`. A params folder it names (`LIFECYCLE_PARAMS_DIR`, set by `--params`, or one a workspace read, the last
-    run's included: `names._reads_params`) is named as `shown_path` shows it."""
+    run's included: `names._reads_params`) is named as `shown_path` shows it, so is the workspace's own folder."""
     import os
 
     held = [os.environ.get('LIFECYCLE_PARAMS_DIR'), *sorted(_params_read)]  # (--params bob@corp.example: its files)

@@ -151,11 +151,13 @@ def _withheld_in(message: str, *named: str | Path | tuple[str | Path, str]) -> s
     return _swapped(message, swaps)
 
 
-_params_read: set[str] = set()  # the params folders a workspace of this process reads whose names hold a contact
+_params_read: set[str] = set()  # the params and workspace folders this process reads whose names hold a contact
 
 
 def _reads_params(folder: str | Path) -> None:
     """Remember that this process reads its params from `folder` when a name in it holds a contact (`holds_contact`):
-    `cli_support.fail` then withholds it in every refusal, whether --params gave it or the last run's record did."""
+    `cli_support.fail` then withholds it in every refusal, whether --params gave it or the last run's record did. So
+    too a workspace's own folders (`settings.load_settings`: its root, state, reports and keys folders), whatever
+    folder its params come from: `/home/bob@corp.example/ws/.lifecycle/...` is named withheld."""
     if shown_path(folder, 'folder') != str(folder):
         _params_read.add(str(folder))

@@ -9,6 +9,7 @@ import os
 import re
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
+from .names import _reads_params
 from .store import atomic_write, create_once
 
 # %% auto #0
@@ -168,6 +169,7 @@ SECTIONS = ('workspace', 'roles', 'trust')  # settings.ini's: the workspace's se
 def load_settings(root: str | Path | None = None) -> Settings:
     "Read `settings.ini` from the workspace `root` (found if omitted), then apply `LIFECYCLE_*` overrides."
     root = Path(root).resolve() if root else find_workspace()
+    _reads_params(root)  # (a workspace in a folder `bob@corp.example`: withheld in every refusal, as --params is)
     ini = root / 'settings.ini'
     cp = _read_ini(ini)
     if cp.defaults():  # (configparser's [DEFAULT] is no section: its keys would be read into every other one)
@@ -231,7 +233,7 @@ def load_settings(root: str | Path | None = None) -> Settings:
         except ValueError:
             what = 'a whole number' if kind is int else 'a number of seconds'
             raise SettingsError(f"{key(k)}: expected {what} above 0, found {v[k]!r}") from None
-    return Settings(
+    s = Settings(
         root=root,
         state_dir=state,
         params_dir=path('params_dir'),
@@ -249,6 +251,9 @@ def load_settings(root: str | Path | None = None) -> Settings:
         environment=v['environment'].strip() or 'dev',
         stage_kernel=v['stage_kernel'],
     )
+    for folder in (s.state_dir, s.reports_dir, s.keys_dir):  # (set outside the workspace, or the keys' default in a
+        _reads_params(folder)  # home folder `/home/bob@corp.example`)
+    return s
 
 
 _SECRET_KEYS = re.compile(
