@@ -614,3 +614,22 @@ def test_refusal_in_a_workspace_under_an_address_withholds_it_whatever_its_param
         assert r.exit_code != 0 and 'bogus' in r.output, r.output
         assert (ADDRESS not in r.output and 'withheld' in r.output) if withheld else str(root) in r.output, r.output
         (root / 'settings.ini').write_text(ini)  # (the next workspace is copied from this one)
+
+
+def test_results_of_a_workspace_under_an_address_withhold_it(tmp_path, monkeypatch):
+    """In a workspace in a folder `bob@corp.example`, a command that went through printed its paths whole: `status`
+    (workspace, state folder, tracking URI) and `audit verify` (the log), as text and --json; `fail` withheld them in a
+    refusal only. The result the command returns keeps its real paths; a workspace in no such folder is named whole."""
+    from lifecycle.app.commands import status
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.commands import audit_verify
+
+    for under, withheld in ((ADDRESS, True), ('plain', False)):
+        root = scratch_workspace(tmp_path / under / 'ws')
+        monkeypatch.setenv('LIFECYCLE_WORKSPACE', str(root))
+        for cmd in (status, audit_verify):
+            for args in ([], ['--json']):
+                r = invoke(cmd, args)
+                assert r.exit_code == 0 and '/ws/.lifecycle' in r.output, r.output
+                assert (ADDRESS not in r.output and 'withheld' in r.output) if withheld else str(root) in r.output
+        assert str(audit_verify(as_json=False).path) == str(root / '.lifecycle' / 'audit.log')  # (returned: real)
