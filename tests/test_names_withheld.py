@@ -633,3 +633,25 @@ def test_results_of_a_workspace_under_an_address_withhold_it(tmp_path, monkeypat
                 assert r.exit_code == 0 and '/ws/.lifecycle' in r.output, r.output
                 assert (ADDRESS not in r.output and 'withheld' in r.output) if withheld else str(root) in r.output
         assert str(audit_verify(as_json=False).path) == str(root / '.lifecycle' / 'audit.log')  # (returned: real)
+
+
+def test_server_of_a_workspace_under_an_address_withholds_it(tiny_template, tmp_path, caplog):
+    """A server in a workspace in a folder `+44 7911 123456` whose flags spec is damaged said the spec's path whole in
+    its log lines (the alert, `not ready ...`), /ready's not_ready and flags_problem, and the alert's audit entry."""
+    from conftest import copy_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.serve import flags as fl
+    from lifecycle.serve.server import Server
+
+    phone = '+44 7911 123456'
+    s = Workspace.open(copy_workspace(tiny_template, tmp_path / phone / 'ws'))
+    fl.spec_path(s).write_text('{"model_name": ')
+    with caplog.at_level('WARNING', logger='lifecycle'):
+        srv = Server(s)
+        try:
+            status = srv.status()
+        finally:
+            srv.close()
+    said = [caplog.text, str(status), s.audit_path.read_text(), (s.state_dir / 'audit.payloads.jsonl').read_text()]
+    assert 'spec.json: not a flags spec' in caplog.text and 'spec.json' in status['flags_problem'], said
+    assert all(phone not in x for x in said) and 'withheld' in status['not_ready'], said

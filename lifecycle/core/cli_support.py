@@ -16,7 +16,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import ClassVar, NoReturn
 import typer
-from .names import _params_read, _path_swaps, _swapped, shown_path
+from .names import _held_swaps, _params_read, _swapped, _withheld_result, shown_path
 
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_STAGE', 'EXIT_INPUT', 'EXIT_AUDIT', 'EXIT_SOURCE', 'PIPED_WIDTH', 'COMMON_ERRORS', 'CommandError',
@@ -270,41 +270,6 @@ def _said(e: BaseException) -> str:
 
     named = ' -> '.join(one(f) for f in (e.filename, e.filename2) if f is not None)
     return f"[Errno {e.errno}] {e.strerror}: {named}" if e.errno is not None else f"{e.strerror}: {named}"
-
-
-def _held_swaps() -> dict:
-    """What `names._swapped` replaces in what a command prints: the names of the folders it withholds (`--params`'s
-    `LIFECYCLE_PARAMS_DIR`, and those its workspace read: `names._reads_params`), as `shown_path` shows them."""
-    import os
-
-    swaps = {}
-    for f in (os.environ.get('LIFECYCLE_PARAMS_DIR'), *sorted(_params_read)):  # (--params bob@corp.example: its files)
-        if f:
-            _path_swaps(swaps, f, 'folder')
-    return swaps
-
-
-def _withheld_result(o, swaps: dict):
-    """`o` (a command's result, or a value of one of its fields) as it is printed: every text in it (a field's string
-    or path, a dict's keys and values, a list's items, a nested dataclass's fields) with `swaps` made (`_held_swaps`).
-    A copy: the result the command returns keeps its real paths."""
-    import copy
-    import dataclasses
-
-    if isinstance(o, str):
-        return _swapped(o, swaps)
-    if isinstance(o, Path):
-        return type(o)(_swapped(str(o), swaps))
-    if isinstance(o, dict):
-        return type(o)((_withheld_result(k, swaps), _withheld_result(v, swaps)) for k, v in o.items())
-    if isinstance(o, (list, tuple)) and not hasattr(o, '_fields'):  # (a named tuple is taken as it is)
-        return type(o)(_withheld_result(v, swaps) for v in o)
-    if dataclasses.is_dataclass(o) and not isinstance(o, type):
-        shown = copy.copy(o)
-        for f in dataclasses.fields(o):
-            object.__setattr__(shown, f.name, _withheld_result(getattr(o, f.name), swaps))  # (a frozen one's too)
-        return shown
-    return o
 
 
 def fail(message: str, code: int, as_json: bool = False):

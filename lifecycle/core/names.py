@@ -5,6 +5,7 @@ may name it: what every layer needs before printing a name, core's own refusals 
 
 # %% ../../nbs/api/core/16_names.ipynb #1b4d690b
 from __future__ import annotations
+import os
 import re
 from pathlib import Path
 
@@ -161,3 +162,37 @@ def _reads_params(folder: str | Path) -> None:
     folder its params come from: `/home/bob@corp.example/ws/.lifecycle/...` is named withheld."""
     if shown_path(folder, 'folder') != str(folder):
         _params_read.add(str(folder))
+
+
+def _held_swaps() -> dict:
+    """What `_swapped` replaces in what a command says (`cli_support.fail`, a result it prints) or a server does (its
+    log lines, alerts, /ready): the names of the folders withheld (`--params`'s `LIFECYCLE_PARAMS_DIR`, and those a
+    workspace read: `_reads_params`), as `shown_path` shows them."""
+    swaps = {}
+    for f in (os.environ.get('LIFECYCLE_PARAMS_DIR'), *sorted(_params_read)):  # (--params bob@corp.example: its files)
+        if f:
+            _path_swaps(swaps, f, 'folder')
+    return swaps
+
+
+def _withheld_result(o, swaps: dict):
+    """`o` (a command's result, or a value of one of its fields) as it is printed: every text in it (a field's string
+    or path, a dict's keys and values, a list's items, a nested dataclass's fields) with `swaps` made (`_held_swaps`).
+    A copy: the result the command returns keeps its real paths."""
+    import copy
+    import dataclasses
+
+    if isinstance(o, str):
+        return _swapped(o, swaps)
+    if isinstance(o, Path):
+        return type(o)(_swapped(str(o), swaps))
+    if isinstance(o, dict):
+        return type(o)((_withheld_result(k, swaps), _withheld_result(v, swaps)) for k, v in o.items())
+    if isinstance(o, (list, tuple)) and not hasattr(o, '_fields'):  # (a named tuple is taken as it is)
+        return type(o)(_withheld_result(v, swaps) for v in o)
+    if dataclasses.is_dataclass(o) and not isinstance(o, type):
+        shown = copy.copy(o)
+        for f in dataclasses.fields(o):
+            object.__setattr__(shown, f.name, _withheld_result(getattr(o, f.name), swaps))  # (a frozen one's too)
+        return shown
+    return o

@@ -16,7 +16,7 @@ from ..core.settings import SettingsError
 from ..core.workspace import Workspace
 from ..core.params import ARMS, FlagsParams
 from ..core import audit
-from ..core.names import shown_path
+from ..core.names import _held_swaps, _swapped, _withheld_result, shown_path
 from .models import ServedModel, UndeclaredInputs, load_bundled, load_version, input_contract
 from ..release.container import bundle_environment_problem, read_bundle
 from ..model.registry import check_version_aliases
@@ -183,7 +183,7 @@ class Server:
         if self.gate.live.doc is not None and self.gate.live.models:
             return ''
         why = self.unready or self.gate.problem or 'no flags are active yet'
-        return f"not ready in the {self.environment!r} environment: {why}"
+        return _swapped(f"not ready in the {self.environment!r} environment: {why}", _held_swaps())  # (as `alert`)
 
     @property
     def people(self) -> dict | None:
@@ -201,9 +201,10 @@ class Server:
         if why := self.not_ready():
             return why
         if self.on_log_failure == 'refuse' and self.log.problem:
-            return (
+            return _swapped(
                 f"prediction log: cannot be written ({self.log.problem}); refusing to answer unlogged "
-                "(prediction_log_on_failure = refuse)"
+                "(prediction_log_on_failure = refuse)",
+                _held_swaps(),
             )
         return None
 
@@ -236,7 +237,8 @@ class Server:
             self.alert('flags_provider', details.message or 'provider error')
 
     def alert(self, kind: str, message: str) -> None:
-        "Raise an alert: metric, log line, audit entry."
+        "Raise an alert: metric, log line, audit entry (a folder named with a contact withheld: `names._held_swaps`)."
+        message = _swapped(message, _held_swaps())  # (/home/bob@corp.example/ws/.lifecycle/flags/spec.json: damaged)
         self.metrics.alerts.labels(kind).inc()
         log.error('ALERT %s: %s', kind, message)
         try:
@@ -247,7 +249,7 @@ class Server:
     def status(self) -> dict:
         "Readiness: models loaded and flags active, which flags (checked and applied), the prediction-log backlog."
         live = self.gate.live
-        return {
+        status = {
             'ready': bool(live.doc and live.models) and self.log_refusal() is None,
             'environment': self.environment,
             'not_ready': self.not_ready() or None,
@@ -262,6 +264,7 @@ class Server:
             'prediction_log_problem': self.log.problem,
             'admin_problem': self.admin_problem() or None,
         }
+        return _withheld_result(status, _held_swaps())  # (a problem naming a file: said as `alert` says it)
 
     def close(self) -> None:
         "Stop the flag provider's watcher, then the gate (which removes the file it watched), then flush the log."
