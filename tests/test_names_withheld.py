@@ -656,3 +656,23 @@ def test_server_of_a_workspace_under_an_address_withholds_it(tiny_template, tmp_
     said = [caplog.text, str(status), s.audit_path.read_text(), (s.state_dir / 'audit.payloads.jsonl').read_text()]
     assert 'spec.json: not a flags spec' in caplog.text and 'spec.json' in status['flags_problem'], said
     assert all(phone not in x for x in said) and 'withheld' in status['not_ready'], said
+
+
+def test_refusal_quoting_a_url_of_a_workspace_under_an_address_withholds_it_escaped(tmp_path, monkeypatch):
+    """A URL names a folder `bob@corp.example` escaped (`bob%40corp.example`: SQLAlchemy's rendering, `shown_url`; a
+    path's `as_uri()`), which the swaps of the folders a workspace read did not match: `status` with a `file:` tracking
+    URI was refused naming the workspace's folder, escaped. Escaped or not, it is withheld."""
+    from lifecycle.app.commands import status
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.names import _withheld_in
+
+    root = scratch_workspace(tmp_path / ADDRESS / 'ws')
+    monkeypatch.setenv('LIFECYCLE_WORKSPACE', str(root))
+    monkeypatch.setenv('LIFECYCLE_TRACKING_URI', f'file://{root}/mlruns')
+    for args in ([], ['--json']):
+        r = invoke(status, args)
+        assert r.exit_code == 2 and "scheme 'file:'" in r.output, r.output
+        assert 'bob' not in r.output and '/<folder name withheld: it holds personal data>/ws/mlruns' in r.output
+    phone = tmp_path / '+44 7911 123456'
+    said = _withheld_in(f'at {phone.as_uri()}/x and {phone}/x', (phone, 'folder'))
+    assert '7911' not in said and said.count('<folder name withheld') == 2, said

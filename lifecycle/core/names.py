@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from urllib.parse import quote
 
 # %% auto #0
 __all__ = ['holds_contact', 'shown_path']
@@ -123,6 +124,11 @@ def _swapped(message: str, swaps: dict) -> str:
         return message
     for k, v in list(swaps.items()):
         swaps.setdefault(repr(k)[1:-1], repr(v)[1:-1])
+        for safe in ('/', ' +/'):  # (as a URL writes it: a path's `as_uri()`; SQLAlchemy's, `shown_url`: bob%40...)
+            try:
+                swaps.setdefault(quote(k, safe=safe, errors='surrogateescape'), v)  # (a byte not UTF-8: as_uri's %FF)
+            except UnicodeEncodeError:  # (a lone surrogate, which no file name holds)
+                pass
     kind = {k: '://' in k and 'url' or '/' in k and 'path' or 'name' for k in swaps}  # (a database URL: wherever it is)
     urls, paths, names = (
         '|'.join(map(re.escape, sorted((k for k in swaps if kind[k] == x), key=len, reverse=True))) or '(?!)'
