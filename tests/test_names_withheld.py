@@ -676,3 +676,25 @@ def test_refusal_quoting_a_url_of_a_workspace_under_an_address_withholds_it_esca
     phone = tmp_path / '+44 7911 123456'
     said = _withheld_in(f'at {phone.as_uri()}/x and {phone}/x', (phone, 'folder'))
     assert '7911' not in said and said.count('<folder name withheld') == 2, said
+
+
+def test_folders_with_no_contact_make_no_swaps_and_are_read_once(tmp_path, monkeypatch):
+    """A server asks `_held_swaps` at each refused request and each /ready and /ping: with `--params` (no name holding
+    a contact anywhere) it read every name of the folder through `holds_contact` again each time, and gave back its
+    unchanged names, so each message and /ready's every value went through the swaps (tens of microseconds a
+    request, for nothing). Nothing withheld is no swap, a result not walked; the folders are read once."""
+    from lifecycle.core import names
+
+    monkeypatch.setenv('LIFECYCLE_PARAMS_DIR', str(tmp_path / 'params'))
+    assert names._held_swaps() == {}
+    status = {'ready': False, 'not_ready': 'x', 'deployed': {'control': '1'}}
+    assert names._withheld_result(status, names._held_swaps()) is status
+    monkeypatch.setenv('LIFECYCLE_PARAMS_DIR', str(tmp_path / ADDRESS))
+    held = names._held_swaps()
+    assert held[ADDRESS] == '<folder name withheld: it holds personal data>' and all(k != v for k, v in held.items())
+
+    def read(*a, **k):
+        raise AssertionError('a folder read again')
+
+    monkeypatch.setattr(names, 'holds_contact', read)
+    assert names._held_swaps() == held

@@ -5,6 +5,7 @@ may name it: what every layer needs before printing a name, core's own refusals 
 
 # %% ../../nbs/api/core/16_names.ipynb #1b4d690b
 from __future__ import annotations
+import functools
 import os
 import re
 from pathlib import Path
@@ -174,11 +175,18 @@ def _held_swaps() -> dict:
     """What `_swapped` replaces in what a command says (`cli_support.fail`, a result it prints) or a server does (its
     log lines, alerts, /ready): the names of the folders withheld (`--params`'s `LIFECYCLE_PARAMS_DIR`, and those a
     workspace read: `_reads_params`), as `shown_path` shows them."""
+    return dict(_folders_swaps(os.environ.get('LIFECYCLE_PARAMS_DIR'), *sorted(_params_read)))
+
+
+@functools.lru_cache(maxsize=64)
+def _folders_swaps(*folders: str | None) -> dict:
+    """`_held_swaps` of these folders, worked out once (a server asks at each refused request and each /ready, /ping):
+    only the names withheld, so it is empty, and nothing is swapped, when no folder's name holds a contact."""
     swaps = {}
-    for f in (os.environ.get('LIFECYCLE_PARAMS_DIR'), *sorted(_params_read)):  # (--params bob@corp.example: its files)
+    for f in folders:  # (--params bob@corp.example: its files)
         if f:
             _path_swaps(swaps, f, 'folder')
-    return swaps
+    return {k: v for k, v in swaps.items() if k != v}
 
 
 def _withheld_result(o, swaps: dict):
@@ -188,6 +196,8 @@ def _withheld_result(o, swaps: dict):
     import copy
     import dataclasses
 
+    if not swaps:  # (nothing withheld: the result as it is, not walked)
+        return o
     if isinstance(o, str):
         return _swapped(o, swaps)
     if isinstance(o, Path):
