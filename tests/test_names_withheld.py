@@ -698,3 +698,25 @@ def test_folders_with_no_contact_make_no_swaps_and_are_read_once(tmp_path, monke
 
     monkeypatch.setattr(names, 'holds_contact', read)
     assert names._held_swaps() == held
+
+
+def test_log_lines_of_a_workspace_under_an_address_withhold_it(tmp_path, caplog):
+    """In a workspace in a folder `bob@corp.example`, the log lines of this project's own (`lifecycle` and
+    `lifecycle.serving` loggers: a damaged audit log's warning on every read, `lifecycle audit show` on stderr; a torn
+    line not noted, a prediction log's) named the folder whole: only refusals, results and the server's alerts
+    withheld it. The folders the workspace read are withheld in each such line, as `fail` withholds them."""
+    import logging
+
+    from lifecycle.core import audit
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(scratch_workspace(tmp_path / ADDRESS / 'ws'))
+    audit.append(ws.audit_path, 'x.y', 'z', reason='r')
+    with ws.audit_path.open('a') as f:
+        f.write('garbage\n')
+    with caplog.at_level('WARNING', logger='lifecycle'):
+        audit.read(ws.audit_path)
+        logging.getLogger('lifecycle.serving').warning('%s: 100%% written', ws.state_dir / 'predictions.db')
+    assert 'are not entries' in caplog.text and '100% written' in caplog.text, caplog.text
+    assert ADDRESS not in caplog.text and caplog.text.count('<folder name withheld') == 2, caplog.text

@@ -6,6 +6,7 @@ may name it: what every layer needs before printing a name, core's own refusals 
 # %% ../../nbs/api/core/16_names.ipynb #1b4d690b
 from __future__ import annotations
 import functools
+import logging
 import os
 import re
 from pathlib import Path
@@ -169,6 +170,27 @@ def _reads_params(folder: str | Path) -> None:
     folder its params come from: `/home/bob@corp.example/ws/.lifecycle/...` is named withheld."""
     if shown_path(folder, 'folder') != str(folder):
         _params_read.add(str(folder))
+        _withheld_in_logs()
+
+
+class _WithheldInLog(logging.Filter):
+    "A log line of this project's own with the folders withheld that `_held_swaps` names (as `fail` says them)."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if swaps := _held_swaps():
+            said = record.getMessage()
+            if (shown := _swapped(said, swaps)) != said:
+                record.msg, record.args = shown, ()
+        return True
+
+
+def _withheld_in_logs() -> None:
+    """Put `_WithheldInLog` on this project's loggers, once (a logger's filter sees only its own lines, not those of
+    the loggers under it: `lifecycle.serving`'s too): a damaged audit log's warning names the workspace's folder."""
+    for name in ('lifecycle', 'lifecycle.serving'):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _WithheldInLog) for f in logger.filters):
+            logger.addFilter(_WithheldInLog())
 
 
 def _held_swaps() -> dict:
