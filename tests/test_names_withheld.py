@@ -720,3 +720,29 @@ def test_log_lines_of_a_workspace_under_an_address_withhold_it(tmp_path, caplog)
         logging.getLogger('lifecycle.serving').warning('%s: 100%% written', ws.state_dir / 'predictions.db')
     assert 'are not entries' in caplog.text and '100% written' in caplog.text, caplog.text
     assert ADDRESS not in caplog.text and caplog.text.count('<folder name withheld') == 2, caplog.text
+
+
+def test_a_result_holding_other_containers_is_printed_withheld(tmp_path):
+    """A command's printed result is a copy with the folders withheld: a field holding a defaultdict made it fail
+    (`first argument must be callable`: a traceback), a Counter's keys became (key, count) pairs, and a set, a named
+    tuple, a PurePath or another object (`--json` prints its `str`) were left as they were, naming the folder whole."""
+    from collections import Counter, defaultdict, namedtuple
+    from pathlib import PurePosixPath
+
+    from lifecycle.core.cli_support import dumps
+    from lifecycle.core.names import _path_swaps, _withheld_result
+
+    class Named:
+        def __str__(self):
+            return f'the log at {folder}/audit.log'
+
+    swaps, folder = {}, str(tmp_path / ADDRESS / 'ws')
+    _path_swaps(swaps, folder, 'folder')
+    at, pair = f'{folder}/x.csv', namedtuple('Pair', 'path rows')
+    values = dict(d=defaultdict(list, {at: [at]}), c=Counter({at: 2}), s={at}, f=frozenset([at]), n=pair(at, 3),
+                  p=PurePosixPath(at), o=Named(), t=(at, PurePosixPath(at)))  # fmt: skip
+    shown = _withheld_result(values, swaps)
+    assert ADDRESS not in dumps(shown) and ADDRESS not in str(shown), shown
+    assert isinstance(shown['d'], defaultdict) and shown['d']['new'] == [] and list(shown['c'].values()) == [2]
+    assert isinstance(shown['n'], pair) and shown['n'].rows == 3 and isinstance(shown['p'], PurePosixPath)
+    assert isinstance(shown['s'], set) and isinstance(shown['f'], frozenset) and ADDRESS in str(values)

@@ -9,7 +9,7 @@ import functools
 import logging
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePath
 from urllib.parse import quote
 
 # %% auto #0
@@ -222,15 +222,23 @@ def _withheld_result(o, swaps: dict):
         return o
     if isinstance(o, str):
         return _swapped(o, swaps)
-    if isinstance(o, Path):
+    if isinstance(o, PurePath):
         return type(o)(_swapped(str(o), swaps))
-    if isinstance(o, dict):
-        return type(o)((_withheld_result(k, swaps), _withheld_result(v, swaps)) for k, v in o.items())
-    if isinstance(o, (list, tuple)) and not hasattr(o, '_fields'):  # (a named tuple is taken as it is)
+    if isinstance(o, dict):  # (a defaultdict, a Counter, an OrderedDict: the same kind, its items swapped)
+        shown = copy.copy(o)
+        shown.clear()
+        shown.update({_withheld_result(k, swaps): _withheld_result(v, swaps) for k, v in o.items()})  # (Counter's)
+        return shown
+    if isinstance(o, tuple) and hasattr(o, '_fields'):  # (a named tuple)
+        return type(o)._make(_withheld_result(v, swaps) for v in o)
+    if isinstance(o, (list, tuple, set, frozenset)):
         return type(o)(_withheld_result(v, swaps) for v in o)
     if dataclasses.is_dataclass(o) and not isinstance(o, type):
         shown = copy.copy(o)
         for f in dataclasses.fields(o):
             object.__setattr__(shown, f.name, _withheld_result(getattr(o, f.name), swaps))  # (a frozen one's too)
         return shown
-    return o
+    if o is None or isinstance(o, (bool, int, float, bytes)):
+        return o
+    said = str(o)  # (another object: `--json` prints its text, `dumps`' default)
+    return o if (shown := _swapped(said, swaps)) == said else shown
