@@ -746,3 +746,21 @@ def test_a_result_holding_other_containers_is_printed_withheld(tmp_path):
     assert isinstance(shown['d'], defaultdict) and shown['d']['new'] == [] and list(shown['c'].values()) == [2]
     assert isinstance(shown['n'], pair) and shown['n'].rows == 3 and isinstance(shown['p'], PurePosixPath)
     assert isinstance(shown['s'], set) and isinstance(shown['f'], frozenset) and ADDRESS in str(values)
+
+
+def test_server_worker_refusing_its_workspace_withholds_the_folder(tmp_path, monkeypatch, capsys):
+    """A server's worker (`app_factory`, which `lifecycle serve` runs through uvicorn) refusing its workspace (a
+    settings.ini key it does not know; a flags, PII key or prediction-log error) printed `error: {e}` whole: a
+    workspace in a folder `bob@corp.example` was named in it. It is withheld, as `fail` withholds it."""
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.serve.serving import app_factory
+
+    root = scratch_workspace(tmp_path / ADDRESS / 'ws')
+    ini = root / 'settings.ini'
+    ini.write_text(ini.read_text().replace('[workspace]', '[workspace]\nbogus = 1', 1))
+    monkeypatch.setenv('LIFECYCLE_ROOT', str(root))
+    with pytest.raises(SystemExit) as e:
+        app_factory()
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and 'bogus' in err and 'settings.ini' in err, err
+    assert ADDRESS not in err and '<folder name withheld: it holds personal data>/ws/settings.ini' in err, err

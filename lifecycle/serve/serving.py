@@ -710,6 +710,7 @@ def _max_body_bytes() -> int:
 def app_factory():
     "Build the app for the workspace in the current directory (uvicorn `--factory`)."
     import sys
+    from lifecycle.core.names import _held_swaps, _swapped
 
     try:
         s = Workspace.open(os.environ.get('LIFECYCLE_ROOT') or None)
@@ -720,7 +721,7 @@ def app_factory():
         gc.freeze()  # what start-up made (libraries, models) lives as long as the process: no collection walks it
         return app
     except (fl.FlagError, SettingsError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_swapped(str(e), _held_swaps())}", file=sys.stderr)  # (a workspace under bob@corp.example)
         raise SystemExit(2) from None
     except Exception as e:
         from lifecycle.data.pii import PiiError  # (no PII key: `lifecycle serve` refuses it before a worker starts)
@@ -728,7 +729,7 @@ def app_factory():
 
         if not isinstance(e, (PiiError, LogUnreadable)):
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {_swapped(str(e), _held_swaps())}", file=sys.stderr)
         raise SystemExit(2 if isinstance(e, PiiError) else 4) from None
 
 
