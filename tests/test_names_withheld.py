@@ -764,3 +764,19 @@ def test_server_worker_refusing_its_workspace_withholds_the_folder(tmp_path, mon
     err = capsys.readouterr().err
     assert e.value.code == 2 and 'bogus' in err and 'settings.ini' in err, err
     assert ADDRESS not in err and '<folder name withheld: it holds personal data>/ws/settings.ini' in err, err
+
+
+def test_a_log_line_with_an_exception_withholds_the_folder_in_it(tmp_path, caplog):
+    """A log line of a workspace in a folder `bob@corp.example` carrying an exception (`exc_info`: a prediction row's
+    waiter failed on its database) printed the exception's message, naming the folder, whole after the line withheld."""
+    import logging
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(scratch_workspace(tmp_path / ADDRESS / 'ws'))
+    e = OSError(2, 'No such file or directory', str(ws.state_dir / 'predictions.db'))
+    with caplog.at_level('WARNING', logger='lifecycle'):
+        logging.getLogger('lifecycle.serving').error('a prediction row\'s waiter failed', exc_info=e)
+    assert 'waiter failed' in caplog.text and 'No such file' in caplog.text and 'predictions.db' in caplog.text
+    assert ADDRESS not in caplog.text and '<folder name withheld' in caplog.text, caplog.text

@@ -181,6 +181,10 @@ class _WithheldInLog(logging.Filter):
             said = record.getMessage()
             if (shown := _swapped(said, swaps)) != said:
                 record.msg, record.args = shown, ()
+            if record.exc_info and not record.exc_text:  # (its text, which a Formatter prints as it finds it there)
+                said = logging.Formatter().formatException(record.exc_info)
+                if (shown := _swapped(said, swaps)) != said:
+                    record.exc_text = shown
         return True
 
 
