@@ -780,3 +780,23 @@ def test_a_log_line_with_an_exception_withholds_the_folder_in_it(tmp_path, caplo
         logging.getLogger('lifecycle.serving').error('a prediction row\'s waiter failed', exc_info=e)
     assert 'waiter failed' in caplog.text and 'No such file' in caplog.text and 'predictions.db' in caplog.text
     assert ADDRESS not in caplog.text and '<folder name withheld' in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize('json', [False, True])
+def test_watchers_say_each_missed_pass_withholding_the_workspace_folder(tmp_path, monkeypatch, json):
+    """`monitor run --every` and `retrain run --every` print each look or pass as it goes, not through the decorator:
+    in a workspace in a folder `bob@corp.example` whose prediction log cannot be read, each missed one said
+    `the prediction log at sqlite:////.../bob@corp.example/ws/.lifecycle/predictions.db cannot be read` whole (only
+    the last, the command's refusal, withheld it), text and --json alike."""
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+    from lifecycle.loop.commands import retrain_run
+    from lifecycle.operate.commands import monitor_run
+
+    root = scratch_workspace(tmp_path / ADDRESS / 'ws')
+    monkeypatch.setenv('LIFECYCLE_WORKSPACE', str(root))
+    (Workspace.open(root).state_dir / 'predictions.db').write_bytes(b'not a database, ' * 8)
+    for cmd in (monitor_run, retrain_run):
+        r = invoke(cmd, ['--every', '0.01', '--times', '2', *(['--json'] if json else [])])
+        assert r.exit_code != 0 and r.output.count('cannot be read') >= 2, r.output
+        assert ADDRESS not in r.output and r.output.count('<folder name withheld') == r.output.count('cannot be read')

@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, check_repeats, command, dumps
 from ..core.cli_support import _said, printable, status_line
+from ..core.names import _held_swaps, _swapped, _withheld_result
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -131,7 +132,7 @@ def retrain_run(
                     beat(ws.state_dir, 'retrain', missed=reason)
             if every is None or (times is not None and n + 1 >= times):  # (the last pass)
                 raise
-            res = None
+            res, said = None, _swapped(said, _held_swaps())  # (printed here, not by `command`: as `fail` says it)
             if as_json:
                 print(dumps({'ok': False, 'error': said}), flush=True)
             else:
@@ -140,9 +141,9 @@ def retrain_run(
         if every is None or (times is not None and n >= times):
             return res
         if res is not None and as_json:
-            print(res.to_json(), flush=True)
+            print(_withheld_result(res, _held_swaps()).to_json(), flush=True)
         elif res is not None:
-            res.show()
+            _withheld_result(res, _held_swaps()).show()
         try:
             time.sleep(max(0.0, every - (time.monotonic() - t0)))
         except KeyboardInterrupt:

@@ -14,6 +14,7 @@ from typing import Optional
 import typer
 from ..core.cli_support import EXIT_INPUT, EXIT_STAGE, CommandError, Result, check_repeats, command, dumps
 from ..core.cli_support import printable, registry_version
+from ..core.names import _held_swaps, _swapped, _withheld_result
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -22,7 +23,7 @@ __all__ = ['TICK_S', 'monitor_run', 'MonitorStatus', 'monitor_status', 'AlertLis
 
 # %% ../../nbs/api/operate/06_commands.ipynb #d4493b3b
 def _show_look(run, as_json: bool) -> None:
-    s = run.summary()
+    s = _withheld_result(run.summary(), _held_swaps())  # (printed here, not by `command`: its folders withheld too)
     if as_json:  # one JSON object per look, each with `ok` as every command's result has
         print(dumps({'ok': True, **s}), flush=True)
         return
@@ -100,10 +101,11 @@ def monitor_run(
 
 def _missed_look(e: Exception, every: float, as_json: bool) -> None:
     "A look `monitor run --every` could not take (the prediction log unreadable a while): said, on stderr or as JSON."
+    said = _swapped(str(e), _held_swaps())  # (a workspace under bob@corp.example: as `fail` names it at the end)
     if as_json:
-        print(dumps({'ok': False, 'error': str(e)}), flush=True)
+        print(dumps({'ok': False, 'error': said}), flush=True)
     else:
-        typer.secho(f"warning: {e}; looking again in {every:g} s", fg='yellow', err=True)
+        typer.secho(f"warning: {said}; looking again in {every:g} s", fg='yellow', err=True)
 
 
 def _closed_since(clock, mark: dict | None) -> bool:
