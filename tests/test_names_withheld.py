@@ -800,3 +800,25 @@ def test_watchers_say_each_missed_pass_withholding_the_workspace_folder(tmp_path
         r = invoke(cmd, ['--every', '0.01', '--times', '2', *(['--json'] if json else [])])
         assert r.exit_code != 0 and r.output.count('cannot be read') >= 2, r.output
         assert ADDRESS not in r.output and r.output.count('<folder name withheld') == r.output.count('cannot be read')
+
+
+@pytest.mark.parametrize('json', [False, True])
+def test_ingest_watch_says_each_batch_withholding_the_workspace_folder(tmp_path, monkeypatch, json):
+    """`ingest --watch` prints each batch's outcome as it goes, not through the decorator: in a workspace in a folder
+    `bob@corp.example`, each batch's drift report (`drift report: /.../bob@corp.example/ws/reports/ingest/...`) was
+    named whole, text and --json alike (only the watch's last line, the command's, withheld it)."""
+    from sklego.datasets import load_arrests
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.data import commands
+    from lifecycle.data.commands import ingest
+
+    root = scratch_workspace(tmp_path / ADDRESS / 'ws')
+    monkeypatch.setenv('LIFECYCLE_WORKSPACE', str(root))
+    monkeypatch.setattr(commands, '_drift_report', lambda s, p, r: str(s.reports_dir / 'ingest' / 'x-drift.html'))
+    (root / 'inbox').mkdir()
+    load_arrests(as_frame=True).head(50).to_csv(root / 'inbox' / '0.csv', index=False)
+    r = invoke(ingest, ['--watch', str(root / 'inbox'), '--max-batches', '1', '--interval', '0.05',
+                        *(['--json'] if json else [])])  # fmt: skip
+    assert r.exit_code == 0 and 'x-drift.html' in r.output, r.output
+    assert ADDRESS not in r.output and '<folder name withheld' in r.output, r.output

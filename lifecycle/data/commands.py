@@ -14,6 +14,7 @@ import typer
 from ..core.cli_support import command, console, CommandError, Result, dumps, exit_code_for, COMMON_ERRORS
 from ..core.cli_support import printable, _MOST_EVERY
 from ..core.cli_support import EXIT_STAGE, EXIT_INPUT, EXIT_SOURCE
+from ..core.names import _held_swaps, _swapped, _withheld_result
 from ..core.workspace import Workspace
 
 # %% auto #0
@@ -314,7 +315,8 @@ def ingest(
                 fresh = s.with_params(s.params_dir).params
                 current.update(p=fresh['ingest'], rp=fresh['register'])
             except ParamsError as e:
-                typer.secho(f"warning: params now invalid, keeping the last good ones: {e}", fg='yellow', err=True)
+                said_e = _swapped(str(e), _held_swaps())
+                typer.secho(f"warning: params now invalid, keeping the last good ones: {said_e}", fg='yellow', err=True)
             return said(_ingest_one(s, current['p'], current['rp'], str(path.resolve()), None, as_json, report=report))
 
         def refuse(path, why):  # (a link out of the folder: not read)
@@ -323,8 +325,9 @@ def ingest(
         def said(o):
             if kept is not None:  # (--once --json: one document at the end)
                 kept.append(o)
-            else:
-                print(dumps(_public(o)), flush=True) if as_json else _print_outcome(o)
+            else:  # (printed here, not by `command`: a workspace under bob@corp.example withheld, as `fail` says it)
+                shown = _withheld_result(o, _held_swaps())
+                print(dumps(_public(shown)), flush=True) if as_json else _print_outcome(shown)
             failed.extend([o['exit']] if o['exit'] else [])
             return {**{k: o.get(k) for k in ('status', 'snapshot', 'batch_id')}, 'fingerprint': o.get('_fingerprint')}
 
@@ -341,7 +344,9 @@ def ingest(
                     "waiting for another watch of this folder to finish taking a file", fg='yellow', err=True
                 ),
                 on_missed=lambda why: typer.secho(
-                    f"warning: {why}; looking again every {interval:g} s", fg='yellow', err=True
+                    f"warning: {_swapped(str(why), _held_swaps())}; looking again every {interval:g} s",
+                    fg='yellow',
+                    err=True,
                 ),
             )
         except FileNotFoundError as e:
