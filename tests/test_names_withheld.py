@@ -822,3 +822,31 @@ def test_ingest_watch_says_each_batch_withholding_the_workspace_folder(tmp_path,
                         *(['--json'] if json else [])])  # fmt: skip
     assert r.exit_code == 0 and 'x-drift.html' in r.output, r.output
     assert ADDRESS not in r.output and '<folder name withheld' in r.output, r.output
+
+
+def test_uvicorn_error_lines_of_a_workspace_under_an_address_withhold_it(tmp_path):
+    """A server's route that raised (a bug, answered 500 by `serving.crashed`, whose own line is withheld) is logged
+    again by uvicorn on `uvicorn.error`, traceback and all, as Starlette re-raises it: in a workspace in a folder
+    `bob@corp.example`, the exception's text (an OSError naming `.lifecycle/flags/spec.json`) named the folder whole
+    on the server's stderr. That logger's lines are withheld as the project's own are."""
+    import io
+    import logging
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    logger, out = logging.getLogger('uvicorn.error'), io.StringIO()
+    handler, filters, level = logging.StreamHandler(out), list(logger.filters), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        ws = Workspace.open(scratch_workspace(tmp_path / ADDRESS / 'ws'))
+        e = FileNotFoundError(2, 'No such file or directory', str(ws.state_dir / 'flags' / 'spec.json'))
+        logger.error('Exception in ASGI application\n', exc_info=e)  # (as uvicorn's protocols log it)
+        logger.error('Error loading ASGI app factory: %s', e)
+    finally:
+        logger.removeHandler(handler)
+        logger.filters[:], logger.level = filters, level
+    said = out.getvalue()
+    assert 'Exception in ASGI application' in said and said.count('flags/spec.json') == 2, said
+    assert ADDRESS not in said and said.count('<folder name withheld') == 2, said

@@ -190,8 +190,10 @@ class _WithheldInLog(logging.Filter):
 
 def _withheld_in_logs() -> None:
     """Put `_WithheldInLog` on this project's loggers, once (a logger's filter sees only its own lines, not those of
-    the loggers under it: `lifecycle.serving`'s too): a damaged audit log's warning names the workspace's folder."""
-    for name in ('lifecycle', 'lifecycle.serving'):
+    the loggers under it: `lifecycle.serving`'s too): a damaged audit log's warning names the workspace's folder. And
+    on uvicorn's `uvicorn.error`, where a server's worker logs again, traceback and all, each error a route raised
+    (Starlette re-raises it after `serving.crashed` answered its 500) and a start-up or shutdown that failed."""
+    for name in ('lifecycle', 'lifecycle.serving', 'uvicorn.error'):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _WithheldInLog) for f in logger.filters):
             logger.addFilter(_WithheldInLog())
