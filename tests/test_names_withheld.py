@@ -850,3 +850,20 @@ def test_uvicorn_error_lines_of_a_workspace_under_an_address_withhold_it(tmp_pat
     said = out.getvalue()
     assert 'Exception in ASGI application' in said and said.count('flags/spec.json') == 2, said
     assert ADDRESS not in said and said.count('<folder name withheld') == 2, said
+
+
+def test_no_workspace_found_in_a_folder_named_with_an_address_withholds_it(tmp_path, monkeypatch):
+    """A command run in (or with `LIFECYCLE_WORKSPACE` naming) a folder `bob@corp.example/ws` holding no settings.ini
+    was refused naming the folder whole: `no settings.ini found in /.../bob@corp.example/ws or any folder above it`.
+    It is withheld, as in any other refusal; a folder in no such name is named whole."""
+    from lifecycle.app.commands import status
+
+    for under, withheld in ((ADDRESS, True), ('plain', False)):
+        d = tmp_path / under / 'ws'
+        d.mkdir(parents=True)
+        monkeypatch.chdir(d)
+        for env in ({'LIFECYCLE_WORKSPACE': ''}, {'LIFECYCLE_WORKSPACE': str(d)}):
+            for args in ([], ['--json']):
+                r = invoke(status, args, env=env)
+                assert r.exit_code != 0 and 'settings.ini' in r.output, r.output
+                assert (ADDRESS not in r.output and 'withheld' in r.output) if withheld else str(d) in r.output

@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
-from .names import _reads_params
+from .names import _reads_params, shown_path
 from .store import atomic_write, create_once
 
 # %% auto #0
@@ -49,14 +49,17 @@ def find_workspace(start: str | Path | None = None) -> Path:
     if env.strip():  # (blank: unset, as empty is, not a folder ' ' in the current one)
         root = Path(env).expanduser().resolve()
         if not (root / 'settings.ini').is_file():
-            raise SettingsError(f"LIFECYCLE_WORKSPACE={env}: expected a folder holding settings.ini, found none there")
+            raise SettingsError(  # (a folder named with an e-mail address or phone number: withheld, as elsewhere)
+                f"LIFECYCLE_WORKSPACE={shown_path(env, 'folder')}: expected a folder holding settings.ini, found none "
+                "there"
+            )
         return root
     here = Path(start or Path.cwd()).resolve()
     for d in [here, *here.parents]:
         if (d / 'settings.ini').is_file():
             return d
     raise SettingsError(
-        f"no settings.ini found in {here} or any folder above it; run lifecycle from a workspace "
+        f"no settings.ini found in {shown_path(here, 'folder')} or any folder above it; run lifecycle from a workspace "
         "or set LIFECYCLE_WORKSPACE"
     )
 
