@@ -867,3 +867,27 @@ def test_no_workspace_found_in_a_folder_named_with_an_address_withholds_it(tmp_p
                 r = invoke(status, args, env=env)
                 assert r.exit_code != 0 and 'settings.ini' in r.output, r.output
                 assert (ADDRESS not in r.output and 'withheld' in r.output) if withheld else str(d) in r.output
+
+
+def test_a_log_line_whose_arguments_do_not_fit_does_not_stop_the_caller(tmp_path):
+    """In a workspace in a folder `bob@corp.example`, the filter withholding it in log lines formatted each line
+    itself: a line whose arguments do not fit its text (`'%d', 'x'`) raised out of the logging call and stopped what
+    logged it, where logging says `--- Logging error ---` and goes on. It is left to the handler, as before."""
+    import io
+    import logging
+
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    logger, out = logging.getLogger('lifecycle'), io.StringIO()
+    handler, raising = logging.StreamHandler(out), logging.raiseExceptions
+    logger.addHandler(handler)
+    logging.raiseExceptions = False  # (as a server or command runs: the handler's error said, not raised)
+    try:
+        ws = Workspace.open(scratch_workspace(tmp_path / ADDRESS / 'ws'))
+        logger.warning('%d rows', 'x')  # (raised TypeError here)
+        logger.warning('%s: read', ws.state_dir)
+    finally:
+        logger.removeHandler(handler)
+        logging.raiseExceptions = raising
+    assert 'read' in out.getvalue() and ADDRESS not in out.getvalue(), out.getvalue()

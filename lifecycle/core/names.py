@@ -178,7 +178,10 @@ class _WithheldInLog(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if swaps := _held_swaps():
-            said = record.getMessage()
+            try:
+                said = record.getMessage()
+            except Exception:  # (a line whose arguments do not fit it: left to the handler, which says so and goes on)
+                return True
             if (shown := _swapped(said, swaps)) != said:
                 record.msg, record.args = shown, ()
             if record.exc_info and not record.exc_text:  # (its text, which a Formatter prints as it finds it there)
