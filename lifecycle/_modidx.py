@@ -2552,6 +2552,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                 'lifecycle/model/train.py'),
                                        'lifecycle.model.train._is_positive': ( 'api/model/train.html#_is_positive',
                                                                                'lifecycle/model/train.py'),
+                                       'lifecycle.model.train._without_artifact_location': ( 'api/model/train.html#_without_artifact_location',
+                                                                                             'lifecycle/model/train.py'),
                                        'lifecycle.model.train._without_mismatch_check': ( 'api/model/train.html#_without_mismatch_check',
                                                                                           'lifecycle/model/train.py'),
                                        'lifecycle.model.train.capped': ('api/model/train.html#capped', 'lifecycle/model/train.py'),

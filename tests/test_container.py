@@ -396,3 +396,30 @@ def test_a_bundles_python_m_lifecycle_runs_as_the_lifecycle_command_does(bundle)
     cmd = [sys.executable, '-m', 'lifecycle', 'serve', '--nope', '--json']
     r = subprocess.run(cmd, cwd=src, env=env, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and json.loads(r.stdout) == {'ok': False, 'error': 'No such option: --nope'}, r
+
+
+@pytest.mark.slow  # trains and registers a version
+def test_a_bundle_of_a_workspace_in_a_folder_named_by_an_e_mail_address_ships_no_such_name(tmp_path, monkeypatch):
+    """Found by review FZ: MLflow wrote in each model's `MLmodel` where its files were stored,
+    `artifact_path: file:///.../carol%40corp.example/ws/.lifecycle/mlartifacts/...`, and that file, signed with the
+    model, went into every release bundle and image. A model is now logged without it (MLflow loads a model folder
+    without it), so the bundle holds neither the folder's name nor the workspace's path; it verifies and loads."""
+    import mlflow.pyfunc
+    import pandas as pd
+    import yaml
+    from lifecycle.serve.models import load_bundled
+
+    ws = tiny_workspace(tmp_path / 'carol@corp.example' / 'ws', versions=1, template=ROOT)
+    name = ws.params['register'].model_name
+    b = release_bundle(ws, name, '1', tmp_path / 'bundle')
+    root = Path(b['path'])
+    shown = [str(ws.root), ws.root.as_uri(), 'carol@corp.example', 'carol%40corp.example']
+    files = [p for p in root.rglob('*') if p.is_file()]
+    held = {str(p.relative_to(root)): [s for s in shown if s.encode() in p.read_bytes()] for p in files}
+    assert not {p: s for p, s in held.items() if s}, held
+    mlmodels = [root / 'model' / 'MLmodel', *(ws.root / '.lifecycle' / 'mlartifacts').rglob('MLmodel')]
+    assert len(mlmodels) == 2 and not any('artifact_path' in yaml.safe_load(p.read_text()) for p in mlmodels)
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    assert load_bundled(Workspace.open(root), name, '1').version == '1'  # its signature verifies
+    model = mlflow.pyfunc.load_model(str(root / 'model'))  # and MLflow loads the folder as it is shipped
+    assert model.predict(pd.DataFrame([REC])).shape == (1,)

@@ -196,6 +196,27 @@ def _without_mismatch_check():
     return stack
 
 
+def _without_artifact_location():
+    """A context in which MLflow's `log_model` writes the model's `MLmodel` file without `artifact_path`: MLflow puts
+    there where the model's files are stored, in the local store this workspace's folder as a URL
+    (`file:///home/bob%40corp.example/ws/.lifecycle/mlartifacts/...`), and that file is signed with the model and
+    shipped in every release bundle and image. MLflow loads a model from its folder without it (its `save_model`
+    writes none); the `ModelInfo` `log_model` returns keeps it."""
+    from unittest import mock
+    from mlflow.models.model import Model
+
+    mlflow_save = Model.save
+
+    def save(model, path):
+        kept, model.artifact_path = model.artifact_path, None
+        try:
+            return mlflow_save(model, path)
+        finally:
+            model.artifact_path = kept
+
+    return mock.patch.object(Model, 'save', save)
+
+
 # Types a skops-serialised model of each family needs trusted to load: our own models, produced by this pipeline.
 SKOPS_TRUSTED = {
     'logistic_regression': [],
@@ -354,7 +375,7 @@ def train_and_log(
                     'onnx_max_abs_diff': str(onnx.get('max_abs_diff', '')),
                 }
             )
-            with _without_mismatch_check():
+            with _without_mismatch_check(), _without_artifact_location():
                 info = mlflow.sklearn.log_model(
                     pipe,
                     name='model',
