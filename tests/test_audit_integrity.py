@@ -956,3 +956,20 @@ def test_a_blank_lifecycle_actor_is_no_actor_the_login_name_acts(monkeypatch):
         assert default_actor() == 'erin', repr(blank)
     monkeypatch.setenv('LIFECYCLE_ACTOR', ' dave ')
     assert default_actor() == 'dave'
+
+
+def test_a_moved_workspaces_old_folder_named_by_an_e_mail_address_is_withheld_in_audit_verify(tmp_path, monkeypatch):
+    """Found by review FZ: of a workspace moved out of a folder whose name holds an e-mail address, `audit verify`
+    (text and `--json`) noted 'the checkpoint was last written for /.../carol@corp.example/ws/.lifecycle/audit.log':
+    the workspace's folder is withheld only while it is there. The note now names the old log as `shown_path` does."""
+    keys, old, new = tmp_path / 'keys', tmp_path / 'carol@corp.example' / 'ws', tmp_path / 'ws'
+    old.mkdir(parents=True)
+    (old / 'settings.ini').write_text('[workspace]\n')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(keys))
+    audit.append(old / '.lifecycle' / 'audit.log', 'test.entry', 'x', reason='r', keys_dir=keys)
+    old.rename(new)
+    r, v = cli_json(new, 'audit', 'verify', env={'LIFECYCLE_KEYS_DIR': str(keys)})
+    assert r.returncode == 0 and v['ok'] and len(v['notes']) == 1, v
+    assert 'carol' not in r.stdout + r.stderr and '<folder name withheld: it holds personal data>/ws' in v['notes'][0]
+    r = cli(new, 'audit', 'verify', env={'LIFECYCLE_KEYS_DIR': str(keys)})
+    assert r.returncode == 0 and 'was moved' in r.stdout + r.stderr and 'carol' not in r.stdout + r.stderr

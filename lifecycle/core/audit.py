@@ -18,6 +18,7 @@ from .settings import SettingsError, default_keys_dir, find_workspace, load_sett
 from .store import JournalError, _note_torn, atomic_write, canonical_json, create_once, sha256_bytes
 from .store import _lines_back, _whole_lines_back, locked_append, read_jsonl, read_secret, write_line
 from .manifest import now_iso
+from .names import shown_path
 
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
@@ -819,8 +820,8 @@ def verify(path: str | Path, keys_dir: str | Path | None = None) -> Verdict:
         return fail(0, foreign) if (foreign := _unaccounted(log, chain)) else Verdict(True, 0, notes=notes)
     if cp.get('log') != str(log):
         notes.append(
-            f"the checkpoint was last written for {cp.get('log')}: the workspace was moved, or a copy of it "
-            "shares its workspace.id"
+            f"the checkpoint was last written for {shown_path(str(cp.get('log')))}: the workspace was moved, or a copy "
+            "of it shares its workspace.id"
         )
     problem = _head_problem(cp, chain)
     if cp.get('breaks'):
