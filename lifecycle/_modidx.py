@@ -2378,6 +2378,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                  'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._readable': ( 'api/model/registry.html#_readable',
                                                                                   'lifecycle/model/registry.py'),
+                                          'lifecycle.model.registry._refuse_unaudited': ( 'api/model/registry.html#_refuse_unaudited',
+                                                                                          'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._register_audited': ( 'api/model/registry.html#_register_audited',
                                                                                           'lifecycle/model/registry.py'),
                                           'lifecycle.model.registry._registered_from': ( 'api/model/registry.html#_registered_from',

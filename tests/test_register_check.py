@@ -521,9 +521,12 @@ def test_a_busy_registry_never_records_a_version_in_service_as_withheld_from_its
 
 
 def test_a_busy_registry_never_resumes_a_registration_as_one_without_its_alias(tmp_path, monkeypatch):
-    """A registration killed after dev moved to its version and before its audit entry is finished by the next: while
-    the registry could not say who holds dev, the entry written said `aliases: []` of the version holding dev."""
-    from lifecycle.model.registry import RegistryUnavailable, register_version
+    """A registration killed after MLflow registered its version and before its audit entry, with dev on that version
+    (set by no audited move: lifecycle moves an alias only after the register entry): while the registry could not
+    say who holds dev, the entry written said `aliases: []` of the version holding dev, and once it could, the rerun's
+    entry said `aliases: ['dev']`, vouching for a move no entry explains. The entry now never gives an alias it did not
+    move: a busy registry is `RegistryUnavailable` (try again), and the registry answering, the alias is refused."""
+    from lifecycle.model.registry import RegistryUnavailable, UnauditedAlias, register_version
 
     ws, vid, _ = toy(tmp_path, monkeypatch)
     rec = ws.store.get_record('validations', vid)
@@ -533,11 +536,11 @@ def test_a_busy_registry_never_resumes_a_registration_as_one_without_its_alias(t
     _busy_alias_reads(monkeypatch, client)
     with pytest.raises(RegistryUnavailable, match='try again'):
         register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
-    assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'model.register']
     monkeypatch.setattr(type(client), 'get_model_version_by_alias', real)
-    again = register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
-    assert (again['model_version'], again['aliases']) == ('1', ['dev'])
-    assert [e['details']['aliases'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register'] == [['dev']]
+    with pytest.raises(UnauditedAlias, match="alias 'dev' of toy points to version 1"):
+        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='test')
+    assert [e['details']['aliases'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register'] == [[]]
+    assert audited_aliases(ws.audit_path, 'toy') == {}
 
 
 def test_a_busy_registry_is_no_completed_canary_whose_alias_names_no_version(tmp_path, monkeypatch):
@@ -889,3 +892,40 @@ def test_erasing_a_register_entry_whose_payload_was_deleted_does_not_lift_the_re
     seq = next(e['seq'] for e in audit.read(ws.audit_path) if e['action'] == 'model.register' and e['seq'] > seq)
     assert 'unread' not in audit.erase(ws.audit_path, seq, 'forgotten')['details']
     assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '2', 'dev', policy=ws.params['policy'])['model_version'] == '2'
+
+
+def test_an_alias_set_by_hand_after_a_registration_killed_before_its_entry_is_not_audited_as_its_own(
+    tmp_path, monkeypatch
+):
+    """A registration killed between MLflow's `register_model` and its audit entry, then `dev` set on the new version
+    with MLflow's own client: the rerun found the version holding dev and wrote its register entry with
+    `aliases=['dev']`, so the audit log vouched for a move lifecycle never made and `status` saw no mismatch. Now the
+    entry gives it no alias, the rerun refuses naming the alias, and `lifecycle promote` gives it dev, audited."""
+    from lifecycle.model.registry import UnauditedAlias, register_version
+    from lifecycle.release import governance as gov
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw = dict(alias='dev', tags={}, reason='test')
+    real = Workspace.audit
+
+    def killed(self, action, *a, **k):
+        if action == 'model.register':
+            raise KeyboardInterrupt  # (the run killed after registering, before its audit entry)
+        return real(self, action, *a, **k)
+
+    monkeypatch.setattr(Workspace, 'audit', killed)
+    with pytest.raises(KeyboardInterrupt):
+        register_version(ws, vid, 'toy', **kw, check=str)
+    monkeypatch.setattr(Workspace, 'audit', real)
+    ws.client.set_registered_model_alias('toy', 'dev', '1')  # (by hand: no audit entry)
+    for attempt in range(2):  # (the rerun, and one after it)
+        with pytest.raises(UnauditedAlias, match=r"alias 'dev' of toy points to version 1 .*lifecycle promote toy 1"):
+            register_version(ws, vid, 'toy', **kw, check=str)
+        assert audited_aliases(ws.audit_path, 'toy') == {}, attempt
+        assert [m['alias'] for m in alias_mismatches(ws.client, ws.audit_path, 'toy')] == ['dev'], attempt
+    regs = [e for e in audit.read(ws.audit_path) if e['action'] == 'model.register']
+    assert [(e['subject'], e['details']['aliases']) for e in regs] == [('toy/1', [])]
+    assert [int(v.version) for v in ws.client.search_model_versions("name='toy'")] == [1]  # (no second version)
+    assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])['alias'] == 'dev'
+    assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []
+    assert register_version(ws, vid, 'toy', **kw, check=str)['aliases'] == ['dev']  # (audited now: it holds it)

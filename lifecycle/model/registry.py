@@ -176,6 +176,8 @@ def register_version(
         holder = alias_version(client, name, alias, strict=True)  # (busy: never read as free)
         if holder is None:
             _move_alias(ws, name, version, alias, f'{reason}; {alias} needs no sign-off')
+        elif holder == version:  # (ours only if an entry moved it: one set by hand is never recorded as ours)
+            _refuse_unaudited(ws, name, version, alias)
         if holder in (None, version):  # (given by an attempt of this registration cut short after it: it holds it)
             aliases.append(alias)
 
@@ -183,10 +185,8 @@ def register_version(
         mv = _registered_from(ws, name, validation_id)  # (a registration killed before its end: finished, once)
         mv = mv or _quietly(ws.mlflow.register_model, rec['model_uri'], name, tags={k: str(v) for k, v in tags.items()})
         version = str(mv.version)
-        if not _register_audited(ws.audit_path, name, version, validation_id):
-            if str(alias_version(client, name, alias, strict=True)) == version:  # (busy: never read as not set)
-                aliases.append(alias)  # (set, before its audit entry, by a registration that was killed: review U)
-            ws.audit(
+        if not _register_audited(ws.audit_path, name, version, validation_id):  # (no alias in it: lifecycle moves
+            ws.audit(  # one only after this entry, `give`; one the version holds now was set by hand: `give` refuses)
                 'model.register',
                 f'{name}/{version}',
                 reason,
@@ -213,6 +213,19 @@ def register_version(
         champion_version=alias_version(client, name, serving_alias or alias, strict=True),  # (busy: never 'none')
         checked=checked,
     )
+
+
+def _refuse_unaudited(ws: Workspace, name: str, version: str, alias: str) -> None:
+    """Raise `UnauditedAlias` when `alias` is on `version` (registered, audited without it) by no audited move: set by
+    hand (MLflow's client or UI) after a registration was killed before its audit entry, whose rerun then recorded
+    the alias as its own."""
+    audited = audited_aliases(ws.audit_path, name).get(alias)
+    if audited != version:
+        m = dict(model=name, alias=alias, registry_version=version, audited_version=audited)
+        raise UnauditedAlias(
+            f"{name}/{version} is registered (its audit entry gives it no alias); {mismatch_text(m)}. Give it {alias} "
+            f"with `lifecycle promote {name} {version} --to {alias}`, or move the alias back in the registry"
+        )
 
 
 _CHECK = 'release_check'  # (a register entry's detail: a verdict, `model.checked` or `model.withheld`, must follow)
