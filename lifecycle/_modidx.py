@@ -2130,6 +2130,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._unless_started': ( 'api/loop/iteration.html#_unless_started',
                                                                                         'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._unreadable': ( 'api/loop/iteration.html#_unreadable',
+                                                                                    'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._versions_of': ( 'api/loop/iteration.html#_versions_of',
                                                                                      'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._waiting_keys': ( 'api/loop/iteration.html#_waiting_keys',

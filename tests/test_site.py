@@ -1155,3 +1155,39 @@ def test_an_incremental_render_killed_writing_the_sitemap_leaves_the_one_before_
     assert target.read_bytes() == before and gzip.decompress(before)  # the sitemap before it, whole
     assert not [p for p in target.parent.iterdir() if p.name.startswith('.')]  # (no temporary file left)
     assert 'open' not in vars(build)  # (MkDocs's own open given back)
+
+
+def test_a_retraining_record_with_no_permission_is_not_called_damaged_by_the_site(tmp_path, monkeypatch):
+    """A retraining record `chmod 000` stopped the site as "not a readable retraining record (PermissionError: expected
+    a JSON object)": damage, where `retrain run` and `retrain status` say it is a permissions problem. The site
+    now says it as they do: the system's error naming the file, saying to check its permissions (exit 1); damage:
+    as before."""
+    from types import SimpleNamespace
+    from lifecycle.app import site
+    from lifecycle.core.cli_support import COMMON_ERRORS, _said, exit_code_for
+    from lifecycle.loop import iteration
+
+    d = iteration.iterations_dir(tmp_path)
+    d.mkdir(parents=True)
+    (d / 'a.json').write_text('{}')
+    real = Path.read_text
+
+    def denied(self, *a, **k):  # (as chmod 000 does for anyone but root, who runs these tests here)
+        if self.name == 'a.json':
+            raise PermissionError(13, 'Permission denied', str(self))
+        return real(self, *a, **k)
+
+    monkeypatch.setattr(Path, 'read_text', denied)
+    with pytest.raises(PermissionError) as e:
+        site._iterations(SimpleNamespace(state_dir=tmp_path))
+    assert not isinstance(e.value, site.SiteError) and e.value.filename == str(d / 'a.json')
+    assert exit_code_for(e.value, COMMON_ERRORS)[0] == 1
+    said = _said(e.value)
+    assert 'Permission denied' in said and 'check its permissions' in said and 'a.json' in said, said
+    assert 'expected a JSON object' not in said and 'not a readable' not in said, said
+    with pytest.raises(PermissionError) as by_loop:
+        iteration.history(tmp_path)
+    assert _said(by_loop.value) == said  # (as `retrain status` says it)
+    monkeypatch.setattr(Path, 'read_text', real)
+    with pytest.raises(site.SiteError, match=r'a\.json: not a readable retraining record'):  # (damage: as before)
+        site._iterations(SimpleNamespace(state_dir=tmp_path))

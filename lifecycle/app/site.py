@@ -828,18 +828,21 @@ RETRAIN_DIR = ('retrain', 'iterations')  # under the state folder: lifecycle.loo
 
 
 def _iterations(s: Settings) -> list[dict]:
-    "Every retraining record, newest first; an unreadable one is a SiteError naming its file."
+    """Every retraining record, newest first; a damaged one is a SiteError naming its file, one that cannot be read (no
+    permission) the system's error naming it and saying to check its permissions, as `retrain status` says it."""
     d = Path(s.state_dir).joinpath(*RETRAIN_DIR)
     out = []
     for p in sorted(d.glob('*.json')) if d.is_dir() else []:
-        from lifecycle.loop.iteration import _as_shown
+        from lifecycle.loop.iteration import _as_shown, _unreadable
         from lifecycle.loop.schema import record_problem
 
         try:
             it = json.loads(p.read_text())
             if why := record_problem(it, p.stem):
                 raise ValueError(why)
-        except (OSError, ValueError) as e:
+        except OSError as e:  # (not damage: "expected a JSON object" of a record `chmod 000`; exit 1, as others)
+            raise _unreadable(e, p) from None
+        except ValueError as e:
             why = str(e) if type(e) is ValueError else f"{type(e).__name__}: expected a JSON object"
             raise SiteError(f"{p}: not a readable retraining record ({why}); the site was not rendered") from None
         out.append(_as_shown(it))  # (its files named as `retrain history --id` names them: a contact withheld)

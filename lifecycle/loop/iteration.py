@@ -94,8 +94,7 @@ def _record(p: Path) -> dict:
         it = json.loads(p.read_text())
         why = record_problem(it, p.stem) or _status_problem(it) or _bookkeeping_problem(it)
     except OSError as e:  # (no permission, a folder there: not damage, nor mended by a good copy; exit 1, as others)
-        said = f"{e.strerror or type(e).__name__} (a retraining record: check its permissions)"
-        raise type(e)(e.errno, said, str(p)) from None
+        raise _unreadable(e, p) from None
     except ValueError as e:  # (not UTF-8, not JSON)
         why = f"not JSON ({type(e).__name__})"
     if why:
@@ -104,6 +103,12 @@ def _record(p: Path) -> dict:
             "(the loop then knows nothing of that iteration)"
         )
     return _as_shown(it)
+
+
+def _unreadable(e: OSError, p: Path) -> OSError:
+    """The error a retraining record `p` that cannot be read (no permission, a folder there) is said by: the system's,
+    naming the file (as `shown_path` shows it, where a command says it), saying to check its permissions; not damage."""
+    return type(e)(e.errno, f"{e.strerror or type(e).__name__} (a retraining record: check its permissions)", str(p))
 
 
 def _as_shown(it: dict) -> dict:
