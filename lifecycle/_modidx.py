@@ -2114,6 +2114,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._refuse_rollout_running': ( 'api/loop/iteration.html#_refuse_rollout_running',
                                                                                                 'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._resume_audited': ( 'api/loop/iteration.html#_resume_audited',
+                                                                                        'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._revert': ( 'api/loop/iteration.html#_revert',
                                                                                 'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._rollout_of': ( 'api/loop/iteration.html#_rollout_of',

@@ -1973,3 +1973,36 @@ def test_a_start_not_yet_recorded_whose_trigger_cannot_be_recorded_is_refused_na
         loop.active(tmp_path)
     (d / 'it1.json').write_text(json.dumps(dict(it, trigger=trigger, recorded=True)))
     assert loop.active(tmp_path)['id'] == 'it1'
+
+
+def test_a_pass_failing_after_its_resume_entry_is_audited_once_by_the_next(tmp_path, monkeypatch):
+    """A pass that found a killed pass's mark audited `retrain.resume`, then failed to save the record without that mark
+    (a full disk): the next pass found the same mark and audited `retrain.resume` again, two entries for one
+    interruption. The entry names the interrupted pass (its pid and start), and the next pass finds it: audited once."""
+    import errno
+    from lifecycle.core import audit
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    ws = Workspace.open(tmp_path)
+    it = dict(id='it1', status='data', started=1.7e9, history=[], trigger={'summary': 'x'}, champion={'version': '1'})
+    loop.save(ws.state_dir, dict(it, **{'pass': dict(pid=4242, since=1.7e9, status='data')}))  # (killed mid-pass)
+    real = loop.save
+
+    def full(state_dir, it):
+        raise OSError(errno.ENOSPC, 'No space left on device')
+
+    monkeypatch.setattr(loop, 'save', full)
+    with pytest.raises(OSError, match='No space left'):
+        loop._begin_pass(ws, loop.active(ws.state_dir))
+    monkeypatch.setattr(loop, 'save', real)
+    again = loop.active(ws.state_dir)
+    assert again['pass']['pid'] == 4242  # (the mark still on the record: the failed pass saved nothing)
+    loop._begin_pass(ws, again)
+    resumed = [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.resume']
+    assert [(e['subject'], e['details']['pass_pid']) for e in resumed] == [('it1', 4242)]
+    assert [g['pid'] for g in loop.active(ws.state_dir)['interruptions']] == [4242]
+    loop.save(ws.state_dir, dict(again, **{'pass': dict(pid=4343, since=1.8e9, status='data')}))  # (killed again)
+    loop._begin_pass(ws, loop.active(ws.state_dir))  # (another interruption: its own entry)
+    resumed = [e['details']['pass_pid'] for e in audit.read(ws.audit_path) if e['action'] == 'retrain.resume']
+    assert resumed == [4242, 4343]

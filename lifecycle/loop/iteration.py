@@ -986,9 +986,26 @@ def _begin_pass(ws: Workspace, it: dict) -> None:
             f"{it['status']}: killed or crashed; resumed by process {os.getpid()}"
         )
         it.setdefault('interruptions', []).append(dict(left, at=it['status'], resumed=time.time(), note=note))
-        ws.audit('retrain.resume', it['id'], note, actor=ws.actor, at=it['status'])
+        mark = dict(pass_pid=left['pid'], pass_since=left['since'])  # (which pass: its own entry is found by them)
+        if not _resume_audited(ws, it['id'], mark):  # (a pass that failed after it, before saving: recorded once)
+            ws.audit('retrain.resume', it['id'], note, actor=ws.actor, at=it['status'], **mark)
     it['pass'] = dict(pid=os.getpid(), since=time.time(), status=it['status'])
     save(ws.state_dir, it)
+
+
+def _resume_audited(ws: Workspace, iteration_id: str, mark: dict) -> bool:
+    """Whether the audit log holds the `retrain.resume` entry of the interrupted pass `mark` names (its pid and start)
+    of iteration `iteration_id`: written by a pass that then failed before saving the record without that pass's
+    mark, so the next found the mark again."""
+    from lifecycle.core import audit
+
+    entries = audit.read_cached(ws.audit_path) if ws.audit_path.is_file() else []
+    return any(
+        e.get('action') == 'retrain.resume'
+        and e.get('subject') == iteration_id
+        and all((e.get('details') or {}).get(k) == v for k, v in mark.items())
+        for e in entries
+    )
 
 
 MAX_ATTEMPTS = 3  # a step that fails this many times in a row reverts the iteration instead of being retried
