@@ -1192,11 +1192,14 @@ def test_a_kill_9_during_the_canary_resumes_the_same_rollout_and_promotes(traine
 def test_the_loop_never_moves_an_alias_itself_only_the_rollouts_verified_promotion_does(two_versions):
     """When the loop's canary has completed, the environment's alias was moved by the rollout's completion (the audited,
     verified `governance.promote`); the loop records the promotion but writes no alias: if the alias does not name its
-    version, it stops, naming the command."""
+    version, it stops, naming the command. An alias moved there by hand (MLflow's client: no audited promotion, no
+    approval verified) was recorded as promoted all the same, and its `retrain.promote` entry made the audit log vouch
+    for the move: it stops too, naming the command."""
     from lifecycle.core import audit
     from lifecycle.core.workspace import Workspace
     from lifecycle.loop import iteration
-    from lifecycle.model.registry import alias_version
+    from lifecycle.model.registry import alias_mismatches, alias_version
+    from lifecycle.release import governance as gov
 
     ws = Workspace.open(two_versions)
     name = ws.params['register'].model_name
@@ -1207,7 +1210,12 @@ def test_the_loop_never_moves_an_alias_itself_only_the_rollouts_verified_promoti
         iteration._promote(ws, it)
     assert alias_version(ws.client, name, 'dev') == '1'  # untouched
     assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote']
-    ws.client.set_registered_model_alias(name, 'dev', '2')  # as the completion's promotion would have
+    ws.client.set_registered_model_alias(name, 'dev', '2')  # (by hand: no audit entry)
+    with pytest.raises(iteration.RetrainError, match='no audited promotion moved it there .*promote arrests-release 2'):
+        iteration._promote(ws, it)
+    assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote'] and 'decision' not in it
+    assert [m['registry_version'] for m in alias_mismatches(ws.client, ws.audit_path, name)] == ['2']  # (still said)
+    gov.promote(ws.mlflow, ws, ws.store, name, '2', 'dev', policy=ws.params['policy'])  # as the completion's would
     assert iteration._promote(ws, it) == 'promoted' and it['decision']['champion'] == '2'
     (entry,) = [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote']
     assert entry['subject'] == f'{name}/2' and 'verified promotion' in entry['reason']
@@ -2006,3 +2014,28 @@ def test_a_pass_failing_after_its_resume_entry_is_audited_once_by_the_next(tmp_p
     loop._begin_pass(ws, loop.active(ws.state_dir))  # (another interruption: its own entry)
     resumed = [e['details']['pass_pid'] for e in audit.read(ws.audit_path) if e['action'] == 'retrain.resume']
     assert resumed == [4242, 4343]
+
+
+def test_a_completed_canary_never_vouches_for_an_alias_moved_by_hand(tmp_path, monkeypatch):
+    """The loop's promotion after its canary completed took the environment's alias naming its version as the
+    completion's verified promotion: one moved there by hand (MLflow's client, no approval verified) was recorded in a
+    `retrain.promote` entry, which made `audited_aliases` say the loop's version and `status` see no mismatch."""
+    from conftest import toy_validation
+    from lifecycle.core import audit
+    from lifecycle.model.registry import alias_mismatches, audited_aliases, record_validation, register_version
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    shutil.copytree(Path(__file__).parents[1] / 'params', tmp_path / 'params')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    ws = Workspace.open(tmp_path)
+    name, vid = ws.params['register'].model_name, toy_validation(ws)
+    register_version(ws, vid, name, alias='dev', tags={}, reason='champion')
+    again = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
+    register_version(ws, again, name, alias='dev', tags={}, reason='challenger')
+    ws.client.set_registered_model_alias(name, 'dev', '2')  # (by hand: no audit entry)
+    it = dict(id='i-x', registration=dict(model_name=name, model_version='2'), champion=dict(version='1'))
+    with pytest.raises(loop.RetrainError, match=r'dev alias names v2, but no audited promotion .*\(.* at v1\)'):
+        loop._promote(ws, it)
+    assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote'] and 'decision' not in it
+    assert audited_aliases(ws.audit_path, name) == {'dev': '1'}
+    assert [m['registry_version'] for m in alias_mismatches(ws.client, ws.audit_path, name)] == ['2']

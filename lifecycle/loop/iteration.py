@@ -782,7 +782,7 @@ def _promote(ws: Workspace, it: dict) -> str:
     v, old = it['registration']['model_version'], it['champion']['version']
     from lifecycle.core.locks import held
 
-    from lifecycle.model.registry import alias_version
+    from lifecycle.model.registry import alias_mismatches, alias_version
 
     with held(ws.state_dir, 'registry'):  # the check and its audit entry as one step among registry writers
         now = alias_version(ws.client, name, alias, strict=True)  # (busy: try again, never 'names no version')
@@ -790,6 +790,13 @@ def _promote(ws: Workspace, it: dict) -> str:
             raise RetrainError(
                 f"the canary of v{v} completed, but the {alias} alias names {f'v{now}' if now else 'no version'}: "
                 f"the completion's promotion did not move it: `lifecycle promote {name} {v} --to {alias}`"
+            )
+        if off := [m for m in alias_mismatches(ws.client, ws.audit_path, name, strict=True) if m['alias'] == alias]:
+            logged = off[0]['audited_version']  # (moved by hand: never vouched for; as `status` reads the log)
+            raise RetrainError(
+                f"the canary of v{v} completed and the {alias} alias names v{v}, but no audited promotion moved it "
+                f"there (the audit log puts it at {f'v{logged}' if logged else 'no version'}): moved outside "
+                f"lifecycle; promote it, its approvals verified: `lifecycle promote {name} {v} --to {alias}`"
             )
         approvals = [
             dict(step=a['step'], approver=a['approver'], role=a.get('role'), time=a['time'], reason=a['reason'])
