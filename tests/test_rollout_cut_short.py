@@ -910,3 +910,23 @@ def test_a_rerun_that_fails_clears_a_mark_whose_run_wrote_nothing(ws, monkeypatc
         ro.rollback(s, actor='dave', reason='while the registry is busy')
     monkeypatch.undo()
     assert 'rolling_back' not in ro.load_state(s) and ro.load_state(s)['status'] == 'completed'
+
+
+def test_an_advance_finishing_a_completion_cut_short_never_takes_an_alias_moved_by_hand_for_its_promotion(
+    ws, monkeypatch
+):
+    """A completion cut short before its alias move (the flags written), then the environment's alias moved to the
+    challenger by hand (MLflow's client): `rollout advance` took the alias naming the challenger for the completion's
+    own promotion and completed the rollout with no promotion run, its approvals and files never verified and no
+    `model.promote` entry. The alias moved by hand is now promoted through the verified, audited promotion."""
+    from lifecycle.deliver import rollout as ro
+    from lifecycle.model.registry import alias_mismatches
+
+    s = cut_short(ws, monkeypatch, after_alias=False)
+    name = s.params['register'].model_name
+    s.client.set_registered_model_alias(name, 'dev', '2')  # (by hand: no audit entry)
+    promotions = len(entries(s, 'model.promote'))
+    assert ro.advance(s, actor='carol', reason='finish it')['status'] == 'completed'
+    assert len(entries(s, 'model.promote')) == promotions + 1  # (the completion's own promotion, verified)
+    assert entries(s, 'model.promote')[-1]['subject'] == f'{name}/2'
+    assert alias_mismatches(s.client, s.audit_path, name) == []

@@ -676,9 +676,13 @@ def _complete(s: Workspace, st: dict, actor, reason, metrics, cut_short: bool = 
 
 def _promote_on_completion(s: Workspace, st: dict, actor, cut_short: bool = False) -> None:
     """Move the serving environment's alias to the new control through the audited, verified promotion; finishing a
-    completion `cut_short`, not again if the alias names it already."""
+    completion `cut_short`, not again if the alias names it already by an audited move (`status` sees no mismatch)."""
     if cut_short and alias_version(s.client, st['model_name'], s.environment, strict=True) == st['challenger']:
-        return
+        from ..model.registry import alias_mismatches
+
+        found = alias_mismatches(s.client, s.audit_path, st['model_name'], strict=True)
+        if not [m for m in found if m['alias'] == s.environment]:  # (moved by its own promotion: audited)
+            return  # (one moved there by hand is no promotion: promoted below, verified and audited)
     _move_alias(
         s,
         st['model_name'],
