@@ -2086,6 +2086,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                       'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._cohorts_given_back': ( 'api/loop/iteration.html#_cohorts_given_back',
                                                                                             'lifecycle/loop/iteration.py'),
+                                          'lifecycle.loop.iteration._decision_audited': ( 'api/loop/iteration.html#_decision_audited',
+                                                                                          'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._deployed': ( 'api/loop/iteration.html#_deployed',
                                                                                   'lifecycle/loop/iteration.py'),
                                           'lifecycle.loop.iteration._diff': ( 'api/loop/iteration.html#_diff',

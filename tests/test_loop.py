@@ -2039,3 +2039,32 @@ def test_a_completed_canary_never_vouches_for_an_alias_moved_by_hand(tmp_path, m
     assert not [e for e in audit.read(ws.audit_path) if e['action'] == 'retrain.promote'] and 'decision' not in it
     assert audited_aliases(ws.audit_path, name) == {'dev': '1'}
     assert [m['registry_version'] for m in alias_mismatches(ws.client, ws.audit_path, name)] == ['2']
+
+
+def test_a_decision_whose_pass_was_killed_before_saving_it_is_audited_once_by_the_next(tmp_path, monkeypatch):
+    """The loop audits its decision (`retrain.promote`, `retrain.revert`) and then saves the record at it: a pass killed
+    in between left the record at its step, the next pass took the step again and audited the same decision a second
+    time. The next pass finds its iteration's entry and records the decision once."""
+    from conftest import toy_validation
+    from lifecycle.core import audit
+    from lifecycle.model.registry import record_validation, register_version
+    from lifecycle.release import governance as gov
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    shutil.copytree(Path(__file__).parents[1] / 'params', tmp_path / 'params')
+    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
+    ws = Workspace.open(tmp_path)
+    name, vid = ws.params['register'].model_name, toy_validation(ws)
+    register_version(ws, vid, name, alias='dev', tags={}, reason='champion')
+    again = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
+    register_version(ws, again, name, alias='dev', tags={}, reason='challenger')
+    gov.promote(ws.mlflow, ws, ws.store, name, '2', 'dev', policy=ws.params['policy'])  # (as a completion does)
+    for _ in range(2):  # (the pass killed before saving the record, then the next one)
+        it = dict(id='i-x', registration=dict(model_name=name, model_version='2'), champion=dict(version='1'))
+        assert loop._promote(ws, it) == 'promoted' and it['decision']['champion'] == '2'
+    other = dict(id='i-y', status='validated', champion=dict(version='2'))
+    for _ in range(2):
+        assert loop._revert(ws, dict(other), 'validation: a gate failed') == 'reverted'
+    log = audit.read(ws.audit_path)
+    assert [e['details']['iteration'] for e in log if e['action'] == 'retrain.promote'] == ['i-x']
+    assert [e['details']['iteration'] for e in log if e['action'] == 'retrain.revert'] == ['i-y']

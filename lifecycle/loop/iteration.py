@@ -751,10 +751,24 @@ def _revert(ws: Workspace, it: dict, reason: str) -> str:
         champion=it['champion']['version'],
         ts=time.time(),
     )
-    ws.audit(
-        'retrain.revert', f"{ws.params['register'].model_name}/{v or '-'}", reason, actor=ws.actor, iteration=it['id']
-    )
+    if not _decision_audited(ws, 'retrain.revert', it['id']):  # (a pass killed before saving it: recorded once)
+        ws.audit(
+            'retrain.revert', f"{ws.params['register'].model_name}/{v or '-'}", reason, actor=ws.actor,
+            iteration=it['id'],
+        )  # fmt: skip
     return 'reverted'
+
+
+def _decision_audited(ws: Workspace, action: str, iteration_id: str) -> bool:
+    """Whether the audit log holds iteration `iteration_id`'s decision entry `action` (`retrain.promote`,
+    `retrain.revert`) already: written by a pass killed (or failing) before it saved the record at its decision, whose
+    next pass takes the same step again."""
+    from lifecycle.core import audit
+
+    entries = audit.read_cached(ws.audit_path) if ws.audit_path.is_file() else []
+    return any(
+        e.get('action') == action and (e.get('details') or {}).get('iteration') == iteration_id for e in entries
+    )
 
 
 def _canary_steps(ws: Workspace, it: dict) -> tuple[list[dict], str]:
@@ -820,6 +834,8 @@ def _promote(ws: Workspace, it: dict) -> str:
             environment=ws.environment,
             policy_needs=list(ps['policy'].exposure.get(exposure.arm_exposure(alias, 'control'), [])),
         )
+        if _decision_audited(ws, 'retrain.promote', it['id']):  # (a pass killed before saving it: recorded once)
+            return 'promoted'
         ws.audit(
             'retrain.promote',
             f'{name}/{v}',
