@@ -929,3 +929,17 @@ def test_an_alias_set_by_hand_after_a_registration_killed_before_its_entry_is_no
     assert gov.promote(ws.mlflow, ws, ws.store, 'toy', '1', 'dev', policy=ws.params['policy'])['alias'] == 'dev'
     assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []
     assert register_version(ws, vid, 'toy', **kw, check=str)['aliases'] == ['dev']  # (audited now: it holds it)
+
+
+def test_a_rerun_of_a_registration_whose_dev_move_entry_was_erased_is_not_refused(tmp_path, monkeypatch):
+    """The rerun of a registration refuses an alias on its version that no audit entry explains; an alias move whose
+    entry was erased (`audit erase`, a deletion request) explains it as it does to `status`: not refused."""
+    from lifecycle.model.registry import register_version
+
+    ws, vid, _ = toy(tmp_path, monkeypatch)
+    kw = dict(alias='dev', tags={}, reason='test')
+    assert register_version(ws, vid, 'toy', **kw, check=str)['aliases'] == ['dev']
+    seq = next(e['seq'] for e in audit.read(ws.audit_path) if e['action'] == 'model.promote')
+    audit.erase(ws.audit_path, seq, 'the person who registered it asked to be forgotten')
+    assert alias_mismatches(ws.client, ws.audit_path, 'toy') == []  # (status: nothing unaudited)
+    assert register_version(ws, vid, 'toy', **kw, check=str)['aliases'] == ['dev']

@@ -219,9 +219,8 @@ def _refuse_unaudited(ws: Workspace, name: str, version: str, alias: str) -> Non
     """Raise `UnauditedAlias` when `alias` is on `version` (registered, audited without it) by no audited move: set by
     hand (MLflow's client or UI) after a registration was killed before its audit entry, whose rerun then recorded
     the alias as its own."""
-    audited = audited_aliases(ws.audit_path, name).get(alias)
-    if audited != version:
-        m = dict(model=name, alias=alias, registry_version=version, audited_version=audited)
+    found = alias_mismatches(ws.client, ws.audit_path, name, strict=True)  # (as `status` reads it: an erased move too)
+    if m := next((m for m in found if m['alias'] == alias and m['registry_version'] == str(version)), None):
         raise UnauditedAlias(
             f"{name}/{version} is registered (its audit entry gives it no alias); {mismatch_text(m)}. Give it {alias} "
             f"with `lifecycle promote {name} {version} --to {alias}`, or move the alias back in the registry"
