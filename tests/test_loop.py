@@ -2016,13 +2016,10 @@ def test_a_pass_failing_after_its_resume_entry_is_audited_once_by_the_next(tmp_p
     assert resumed == [4242, 4343]
 
 
-def test_a_completed_canary_never_vouches_for_an_alias_moved_by_hand(tmp_path, monkeypatch):
-    """The loop's promotion after its canary completed took the environment's alias naming its version as the
-    completion's verified promotion: one moved there by hand (MLflow's client, no approval verified) was recorded in a
-    `retrain.promote` entry, which made `audited_aliases` say the loop's version and `status` see no mismatch."""
+def _champion_and_challenger(tmp_path, monkeypatch) -> tuple[Workspace, str]:
+    "A scratch workspace with the default params: toy version 1 (dev, the champion) and 2 (its challenger)."
     from conftest import toy_validation
-    from lifecycle.core import audit
-    from lifecycle.model.registry import alias_mismatches, audited_aliases, record_validation, register_version
+    from lifecycle.model.registry import record_validation, register_version
 
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     shutil.copytree(Path(__file__).parents[1] / 'params', tmp_path / 'params')
@@ -2032,6 +2029,17 @@ def test_a_completed_canary_never_vouches_for_an_alias_moved_by_hand(tmp_path, m
     register_version(ws, vid, name, alias='dev', tags={}, reason='champion')
     again = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
     register_version(ws, again, name, alias='dev', tags={}, reason='challenger')
+    return ws, name
+
+
+def test_a_completed_canary_never_vouches_for_an_alias_moved_by_hand(tmp_path, monkeypatch):
+    """The loop's promotion after its canary completed took the environment's alias naming its version as the
+    completion's verified promotion: one moved there by hand (MLflow's client, no approval verified) was recorded in a
+    `retrain.promote` entry, which made `audited_aliases` say the loop's version and `status` see no mismatch."""
+    from lifecycle.core import audit
+    from lifecycle.model.registry import alias_mismatches, audited_aliases
+
+    ws, name = _champion_and_challenger(tmp_path, monkeypatch)
     ws.client.set_registered_model_alias(name, 'dev', '2')  # (by hand: no audit entry)
     it = dict(id='i-x', registration=dict(model_name=name, model_version='2'), champion=dict(version='1'))
     with pytest.raises(loop.RetrainError, match=r'dev alias names v2, but no audited promotion .*\(.* at v1\)'):
@@ -2045,19 +2053,10 @@ def test_a_decision_whose_pass_was_killed_before_saving_it_is_audited_once_by_th
     """The loop audits its decision (`retrain.promote`, `retrain.revert`) and then saves the record at it: a pass killed
     in between left the record at its step, the next pass took the step again and audited the same decision a second
     time. The next pass finds its iteration's entry and records the decision once."""
-    from conftest import toy_validation
     from lifecycle.core import audit
-    from lifecycle.model.registry import record_validation, register_version
     from lifecycle.release import governance as gov
 
-    (tmp_path / 'settings.ini').write_text('[workspace]\n')
-    shutil.copytree(Path(__file__).parents[1] / 'params', tmp_path / 'params')
-    monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
-    ws = Workspace.open(tmp_path)
-    name, vid = ws.params['register'].model_name, toy_validation(ws)
-    register_version(ws, vid, name, alias='dev', tags={}, reason='champion')
-    again = record_validation(ws.store, dict(ws.store.get_record('validations', vid), n=2))
-    register_version(ws, again, name, alias='dev', tags={}, reason='challenger')
+    ws, name = _champion_and_challenger(tmp_path, monkeypatch)
     gov.promote(ws.mlflow, ws, ws.store, name, '2', 'dev', policy=ws.params['policy'])  # (as a completion does)
     for _ in range(2):  # (the pass killed before saving the record, then the next one)
         it = dict(id='i-x', registration=dict(model_name=name, model_version='2'), champion=dict(version='1'))
