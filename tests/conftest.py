@@ -270,6 +270,24 @@ def make_audit_unwritable(monkeypatch) -> None:
     monkeypatch.setattr(audit, '_locked_chain', immutable)
 
 
+def killed_before_register_entry(monkeypatch, register) -> None:
+    """Run `register()` (a `register_version` call) killed after MLflow registered the version and before its
+    `model.register` audit entry (a KeyboardInterrupt there), then put `Workspace.audit` back."""
+    from lifecycle.core.workspace import Workspace
+
+    real = Workspace.audit
+
+    def killed(self, action, *a, **k):
+        if action == 'model.register':
+            raise KeyboardInterrupt  # (the run killed after registering, before its audit entry)
+        return real(self, action, *a, **k)
+
+    monkeypatch.setattr(Workspace, 'audit', killed)
+    with pytest.raises(KeyboardInterrupt):
+        register()
+    monkeypatch.setattr(Workspace, 'audit', real)
+
+
 def toy_validation(ws) -> str:
     """A passing validation record of a small logistic regression on one column `a` (four rows), logged in a run of
     workspace `ws`: what `register_version` takes, without a pipeline run."""

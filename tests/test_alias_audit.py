@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 import pytest
-from conftest import cli, cli_json, toy_validation
+from conftest import cli, cli_json, killed_before_register_entry, toy_validation
 from lifecycle.core.workspace import Workspace
 from lifecycle.model.registry import alias_mismatches, audited_aliases
 from lifecycle.serve import flags as fl
@@ -93,17 +93,9 @@ def test_a_registration_killed_before_its_audit_entry_is_finished_once_by_the_ne
     monkeypatch.setenv('LIFECYCLE_KEYS_DIR', str(tmp_path / 'keys'))
     ws = Workspace.open(tmp_path)
     vid = toy_validation(ws)
-    real = Workspace.audit
-
-    def killed(self, action, *a, **k):
-        if action == 'model.register':
-            raise KeyboardInterrupt  # (the run killed after registering, before its audit entry)
-        return real(self, action, *a, **k)
-
-    monkeypatch.setattr(Workspace, 'audit', killed)
-    with pytest.raises(KeyboardInterrupt):
-        register_version(ws, vid, 'toy', alias='dev', tags={}, reason='first')
-    monkeypatch.setattr(Workspace, 'audit', real)
+    killed_before_register_entry(
+        monkeypatch, lambda: register_version(ws, vid, 'toy', alias='dev', tags={}, reason='first')
+    )
     again = register_version(ws, vid, 'toy', alias='dev', tags={}, reason='again')
     assert (again['model_version'], again['aliases']) == ('1', ['dev'])
     assert [int(v.version) for v in ws.client.search_model_versions("name='toy'")] == [1]

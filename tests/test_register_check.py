@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 import pandas as pd
 import pytest
-from conftest import toy_validation
+from conftest import killed_before_register_entry, toy_validation
 from lifecycle.core import audit
 from lifecycle.core.workspace import Workspace
 from lifecycle.model.registry import alias_mismatches, audited_aliases, record_validation
@@ -906,17 +906,7 @@ def test_an_alias_set_by_hand_after_a_registration_killed_before_its_entry_is_no
 
     ws, vid, _ = toy(tmp_path, monkeypatch)
     kw = dict(alias='dev', tags={}, reason='test')
-    real = Workspace.audit
-
-    def killed(self, action, *a, **k):
-        if action == 'model.register':
-            raise KeyboardInterrupt  # (the run killed after registering, before its audit entry)
-        return real(self, action, *a, **k)
-
-    monkeypatch.setattr(Workspace, 'audit', killed)
-    with pytest.raises(KeyboardInterrupt):
-        register_version(ws, vid, 'toy', **kw, check=str)
-    monkeypatch.setattr(Workspace, 'audit', real)
+    killed_before_register_entry(monkeypatch, lambda: register_version(ws, vid, 'toy', **kw, check=str))
     ws.client.set_registered_model_alias('toy', 'dev', '1')  # (by hand: no audit entry)
     for attempt in range(2):  # (the rerun, and one after it)
         with pytest.raises(UnauditedAlias, match=r"alias 'dev' of toy points to version 1 .*lifecycle promote toy 1"):
