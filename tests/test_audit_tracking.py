@@ -51,3 +51,21 @@ def test_an_edited_or_unreadable_copy_on_the_tracking_server_is_named_not_a_trac
     r = cli(tmp_path, 'audit', 'verify', '--json')
     assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
     assert "the tracking server's copy of the checkpoint could not be read (ConnectionError)" in r.stdout
+
+
+def test_the_checkpoints_run_deleted_gets_the_next_entrys_checkpoint_on_a_new_run(tmp_path):
+    """The process remembers the run it logs the checkpoint to; when that run is deleted (in MLflow's UI, say), the next
+    entry's checkpoint goes to a new run, which `audit verify` reads."""
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    client = ws.mlflow.MlflowClient()
+    ws.audit('test.step', 's0', 'a step')
+    ws.audit('test.step', 's1', 'a step')  # (logged to the run the first entry's look found)
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint')
+    (first,) = client.search_runs([exp.experiment_id])
+    assert first.data.tags['audit.entries'] == '2'
+    client.delete_run(first.info.run_id)
+    ws.audit('test.step', 's2', 'a step')
+    (second,) = client.search_runs([exp.experiment_id])
+    assert second.info.run_id != first.info.run_id and tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 3
+    assert cli(tmp_path, 'audit', 'verify').returncode == 0
