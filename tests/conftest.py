@@ -207,6 +207,7 @@ def _process_state_kept():
     from lifecycle.core.names import _params_read
 
     uris, env, params_read = _mlflow_uris(), _workspace_env(), set(_params_read)
+    _schema_head_once()
     try:
         yield
     finally:
@@ -216,6 +217,17 @@ def _process_state_kept():
         for k in set(_workspace_env()) - set(env):
             del os.environ[k]
         os.environ.update(env)
+
+
+def _schema_head_once() -> None:
+    """MLflow reads its 68 migration scripts again for each tracking database it opens, to learn the newest schema
+    revision, which only its own version decides; a test process opens about a hundred (one per workspace copy), 20 ms
+    of CPU each: the answer is kept for the process once MLflow's store code is loaded. No test sees another value."""
+    utils = sys.modules.get('mlflow.store.db.utils')
+    if utils is not None and not hasattr(utils._get_latest_schema_revision, 'cache_info'):
+        import functools
+
+        utils._get_latest_schema_revision = functools.cache(utils._get_latest_schema_revision)
 
 
 @pytest.fixture(autouse=True)
