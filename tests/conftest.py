@@ -2,9 +2,10 @@
 built once per session and copied for each test that needs one.
 
 Tiers (the `slow` marker is registered in pyproject.toml): `slow` tests run the pipeline, a server, a kill -9 or many
-CLI processes; everything else is the fast tier (`make test-fast`, `pytest -m "not slow"`). A module marks itself with
-`pytestmark = pytest.mark.slow`, a test with `@pytest.mark.slow`; a test taking a trained-workspace fixture is marked
-slow here. Every test runs in any order (pytest-randomly shuffles them on every run) and on either xdist worker.
+CLI processes, or do an integration's work in-process (MkDocs builds, Evidently on large frames, a simulation of
+hundreds of cases); everything else is the fast tier (`make test-fast`, `pytest -m "not slow"`). A module marks itself
+with `pytestmark = pytest.mark.slow`, a test with `@pytest.mark.slow`; a test taking a trained-workspace fixture is
+marked slow here. Every test runs in any order (pytest-randomly shuffles them on every run) and on either xdist worker.
 """
 
 from __future__ import annotations

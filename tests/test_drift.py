@@ -301,6 +301,7 @@ def test_default_dataset_matches_evidently(arrests, year):
     assert m.drifted['year'] and not m.drifted['age']  # a new year is a new value; ages are stable
 
 
+@pytest.mark.slow  # Evidently on two 100,000-row frames
 def test_large_compact_profile_matches_evidently():
     "100,000 rows: compact profiles for the continuous columns, the same verdicts, scores within 1e-4."
     ref, cur = frames(100_000, 100_000, shift=0.12, seed=8)
@@ -458,6 +459,7 @@ def test_result_shape_and_errors():
     )
 
 
+@pytest.mark.slow  # Evidently's HTML report
 def test_evidently_report_samples_large_frames():
     ref, cur = frames(3000, 2500, shift=0.3, seed=11)
     snap = evidently_report(ref, cur, sample_rows=1000)

@@ -46,6 +46,7 @@ def simulate_rollout(rng, acc_c, acc_t, err_c, err_t, g: GuardParams, steps=3, l
     return 'complete', None
 
 
+@pytest.mark.slow  # 400 simulated rollouts
 def test_false_rollbacks_of_a_sound_challenger_stay_under_alpha():
     "No difference, the guard looking every 50 requests: the whole-rollout false-rollback rate stays under alpha."
     g = GuardParams(
