@@ -43,9 +43,11 @@ run: setup ## run the whole lifecycle on the default dataset
 test: setup lint check-sync test-parallel ## everything CI runs: lint, notebook/library sync, notebook asserts and pytest
 
 # --dist loadfile: each test file runs on one worker, so a module's fixtures and heavy imports (Evidently, MLflow) are
-# paid once, not on both workers (115 s against 129 s here).
+# paid once, not on every worker (115 s against 129 s here). Three workers on two cores, as `make pytest`: an in-process
+# server's test waits for its log's writer process to start (0.2 s), a test for a file's lock or a thread (run in turn
+# on 7 December: 112-131 s against 127-142 s with two, each of three pairs faster with three, at about the same CPU).
 test-fast: setup ## the fast tier: unit tests, three-row frames, in-process server; no pipeline run (under two minutes)
-	$(BIN)/python -m pytest -m "not slow" -n 2 --dist loadfile
+	$(BIN)/python -m pytest -m "not slow" -n 3 --dist loadfile
 
 lint: setup ## ruff (rules in pyproject.toml [tool.ruff]) on the notebooks, library, tests, benchmarks and CI scripts
 	$(BIN)/ruff check .
