@@ -587,6 +587,82 @@ def test_a_url_naming_a_folder_with_an_address_in_its_path_withholds_it_escaped_
         assert shown_source(plain) == shown_url(plain), plain
 
 
+def test_a_url_shows_no_contact_in_its_query_host_or_path_and_a_plain_url_as_before():
+    """`shown_url` masked a URL's user, password and password-like parameters only: any other parameter's value went
+    into messages whole (`?application_name=bob@corp.example`, libpq's `options`, a phone number %-escaped), and so
+    did a database named `bob@corp.example` (`tracking_uri` in a refusal: `shown_source` withheld it, `shown_url` did
+    not). Each key or value holding a contact is `***`, as read or escaped; a name of the path holding one withheld; a
+    URL with no contact in it is shown byte for byte as before."""
+    from lifecycle.core.settings import SettingsError, shown_url
+    from lifecycle.core.tracking import _unavailable
+    from lifecycle.data.sources import shown_source
+
+    phone = '+44 7700 900123'
+    for url, shown in (
+        (f'postgresql://db.example/log?application_name={ADDRESS}', 'postgresql://db.example/log?application_name=***'),
+        ('postgresql://db.example/log?options=-c%20app.owner%3Dann%40corp.example&sslmode=require',
+         'postgresql://db.example/log?options=***&sslmode=require'),
+        ('postgresql://db.example/log?tag=%2B44%207700%20900123', 'postgresql://db.example/log?tag=***'),
+        ('postgresql://db.example/log?tag=+44+7700+900123', 'postgresql://db.example/log?tag=***'),  # (`+`: a space)
+        ('postgresql://db.example/log?tag=bob%252540corp.example', 'postgresql://db.example/log?tag=***'),
+        (f'postgresql://u:pw@h:5432/{ADDRESS}?sslmode=require',
+         'postgresql://***:***@h:5432/<file name withheld: it holds personal data>?sslmode=require'),
+        ('postgresql://u:pw@bob%40corp.example/db', 'postgresql://***:***@***/db'),
+        (f'http://{phone.replace(" ", "-")}:5000', 'http://***:5000'),
+        (f'sqlite:///file:x.db?mode=ro&uri=true&owner={ADDRESS}', 'sqlite:///file:x.db?mode=ro&uri=true&owner=***'),
+        (f'sqlite+pysqlcipher://:pw@/x.db?cipher=aes&owner={ADDRESS}',
+         'sqlite+pysqlcipher://:***@/x.db?cipher=aes&owner=***'),
+    ):  # fmt: skip
+        assert shown_url(url) == shown == shown_source(url) == shown_url(shown), url  # (shown again: the same)
+    said = shown_url(f'postgresql://h/db?a=1&a={ADDRESS}&bob%40corp.example=x')
+    assert said == 'postgresql://h/db?a=1&a=***&***=x' and shown_url(said) == 'postgresql://h/db?***=x&a=1&a=***'
+    assert shown_url(f'/data/{phone}/mlruns') == '(a URL that cannot be parsed)'  # (no URL: as one with an '@' is)
+    for plain, shown in (
+        ('postgresql://u:pw@h:5432/db?sslmode=require', 'postgresql://***:***@h:5432/db?sslmode=require'),
+        ('postgresql://db.example/log?application_name=lifecycle',
+         'postgresql://db.example/log?application_name=lifecycle'),
+        ('postgresql://u:p%40ss@h/db?password=x&sslmode=require&application_name=lifecycle',
+         'postgresql://***:***@h/db?application_name=lifecycle&password=***&sslmode=require'),
+        ('postgresql://h/db?options=-c%20statement_timeout%3D5000&tag=%2B1.5',
+         'postgresql://h/db?options=-c+statement_timeout%3D5000&tag=%2B1.5'),
+        ('mysql+pymysql://u:pw@h/db?charset=utf8mb4&ssl_ca=/etc/ca.pem',
+         'mysql+pymysql://***:***@h/db?charset=utf8mb4&ssl_ca=%2Fetc%2Fca.pem'),
+        ('mssql+pyodbc://u:pw@dsn?driver=ODBC+Driver+18+for+SQL+Server',
+         'mssql+pyodbc://***:***@dsn?driver=ODBC+Driver+18+for+SQL+Server'),
+        ('file:///data/x/mlruns', 'file:///data/x/mlruns'), ('http://u:pw@mlflow:5000', 'http://***:***@mlflow:5000'),
+        ('sqlite:///file:x.db?mode=ro&uri=true', 'sqlite:///file:x.db?mode=ro&uri=true'), ('mlruns', 'mlruns'),
+        ('sqlite:///a b.db?timeout=20', 'sqlite:///a b.db?timeout=20'),
+        ('postgresql://h/100%25', 'postgresql://h/100%25'),
+    ):  # fmt: skip
+        assert shown_url(plain) == shown, plain
+    with pytest.raises(SettingsError) as e:  # (a caller: the tracking URI's refusal, its wording as it was)
+        with _unavailable(f'postgresql://db/{ADDRESS}?application_name={phone}&options=100%%'):
+            pass
+    said = str(e.value)
+    assert said.startswith('the MLflow tracking URI postgresql://db/<file name withheld: it holds personal data>?')
+    assert "it holds '%%'" in said and ADDRESS not in said and 'bob%40' not in said and '7700' not in said, said
+
+
+def test_a_url_with_an_ipv6_host_keeps_it_in_brackets_and_withholds_its_path():
+    """Reported: `shown_url` lost an IPv6 host's brackets. It did not (SQLAlchemy renders `[::1]`; asserted here, so
+    that it stays so); but a path's name holding a contact behind a bracketed host that is no IP address (`[db:1]`,
+    which `urlsplit` refuses) was shown whole by `shown_source`, which split the URL with `urlsplit`."""
+    from lifecycle.core.settings import shown_url
+    from lifecycle.data.sources import shown_source
+
+    for url, shown in (
+        ('postgresql://user:pw@[::1]:5432/db', 'postgresql://***:***@[::1]:5432/db'),
+        ('postgresql+psycopg://[fe80::1%25eth0]:5432/db?sslmode=require',
+         'postgresql+psycopg://[fe80::1%25eth0]:5432/db?sslmode=require'),
+        ('http://u:pw@[2001:db8::1]:5000/x', 'http://***:***@[2001:db8::1]:5000/x'),
+        (f'postgresql://user:pw@[::1]:5432/{ADDRESS}',
+         'postgresql://***:***@[::1]:5432/<file name withheld: it holds personal data>'),
+        (f'postgresql://user:pw@[db:1]/{ADDRESS}?sslmode=require',
+         'postgresql://***:***@[db:1]/<file name withheld: it holds personal data>?sslmode=require'),
+    ):  # fmt: skip
+        assert shown_url(url) == shown == shown_source(url), url
+
+
 def test_refusal_in_a_workspace_under_an_address_withholds_it_whatever_its_params(tmp_path, monkeypatch):
     """A workspace in a folder `bob@corp.example` reading its params from another folder (`--params`, the last run's):
     `fail` withheld the params folders only, so a damaged retraining record was refused naming its path whole, and so

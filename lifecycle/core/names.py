@@ -102,6 +102,20 @@ def shown_path(path: str, last: str = 'file') -> str:
     return str(Path(*said))
 
 
+def _url_path_shown(url: str, last: str = 'file') -> str:
+    """A URL's path as `shown_path` shows it: a name in it holding a contact withheld, as the URL writes it too
+    (`file:///data/bob%40corp.example/mlruns`, MLflow's tracking URI as `settings.shown_url` shows it). Its scheme,
+    host and query as written: split here, not by `urlsplit`, which refuses a host in brackets that is no IP address
+    (`postgresql://[db:1]/bob@corp.example`: the URL was shown whole). A name withheld already, escaped by SQLAlchemy's
+    rendering of the URL shown again (a record's), reads as it was: `%3Cfolder name withheld%3A ...%3E`, unescaped."""
+    m = re.match(r'([A-Za-z][\w+.-]*:(?://[^/?#]*)?)([^?#]*)(.*)', url, re.S)
+    if not m or not m[2]:  # (no scheme, or no path)
+        return url
+    escaped = r'(?i)%3C(\w+) name withheld%3A it holds personal data%3E'  # (`<`, `:`, `>` as SQLAlchemy writes them)
+    path = re.sub(escaped, r'<\1 name withheld: it holds personal data>', m[2])
+    shown = shown_path(path, last)
+    return url if shown == m[2] else m[1] + shown + m[3]
+
 
 def _path_swaps(swaps: dict, path: str, last: str = 'file') -> None:
     """Add to `swaps` what `path`'s names become as `shown_path` shows it: each name withheld, and the path from each

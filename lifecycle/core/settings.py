@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
-from .names import _reads_params, shown_path
+from .names import _reads_params, _url_path_shown, holds_contact, shown_path
 from .store import atomic_write, create_once
 
 # %% auto #0
@@ -352,27 +352,51 @@ def _rooted(url: str, root: str | Path) -> str:
 def shown_url(url: str) -> str:
     """A database or server URL (`tracking_uri`, `prediction_log_url`) as it may be shown: its user (often a person's
     name), its password, and the values of its user- and password-like parameters (`?password=`) as `***`; the end of
-    a password whose unescaped `@` made it read as the host, left out. A SQLite URL is shown as it is (a path), but for
-    a SQLCipher passphrase."""
+    a password whose unescaped `@` made it read as the host, left out. A query's key or value, or a host, holding an
+    e-mail address or a phone number (`holds_contact`: `?application_name=bob@corp.example`) is `***` too, and a name
+    of the path holding one is withheld (`_url_path_shown`: a database `bob@corp.example`). A SQLite URL is shown as
+    it is (a path: a workspace's folders are withheld where a message is said), but for a SQLCipher passphrase and
+    its query's contacts."""
     url = str(url)
     if url.startswith('sqlite'):  # (a passphrase only with SQLCipher: `sqlite+pysqlcipher://:passphrase@/x.db`)
         if '@' not in url:
-            return url
+            return _query_shown(url)
         from sqlalchemy.engine import make_url
 
         try:
             u = make_url(url)
         except Exception:
             return '(a URL that cannot be parsed)'
-        return url if u.password is None else u.render_as_string(hide_password=True)
+        shown = url if u.password is None else u.render_as_string(hide_password=True)
+        return _query_shown(shown).replace('%2A%2A%2A', '***')  # (a value shown before as `***`, rendered again)
     u = _parsed(url)
     if u is None:
-        return '(a URL that cannot be parsed)' if '@' in url or '=' in url else url
+        return '(a URL that cannot be parsed)' if '@' in url or '=' in url or holds_contact(url, folder=True) else url
     u = u.set(username='***' if u.username else None)
     if u.host and '@' in u.host:
         u = u.set(host=u.host.rsplit('@', 1)[1])
+    if u.host and holds_contact(u.host, folder=True):  # (`bob%40corp.example`, as SQLAlchemy keeps a host: escaped)
+        u = u.set(host='***')
     u = u.update_query_dict({k: '***' for k in u.query if _SECRET_KEYS.match(k)})
-    return u.render_as_string(hide_password=True).replace('%2A%2A%2A', '***')
+    return _url_path_shown(_query_shown(u.render_as_string(hide_password=True)).replace('%2A%2A%2A', '***'))
+
+
+def _query_shown(url: str) -> str:
+    """`url` with each key or value of its query that holds an e-mail address or a phone number as `***`, read as a
+    driver reads it (`%`-escapes undone, `+` a space: `?tag=%2B44%207700%20900123`), and as it is shown (its leading
+    space the `+` it was: `?tag=+44+7700+900123`); the rest as written, byte for byte."""
+    from urllib.parse import unquote_plus
+
+    def shown(x: str) -> str:
+        read = unquote_plus(x)
+        held = holds_contact(read, folder=True) or read[:1] == ' ' and holds_contact('+' + read[1:], folder=True)
+        return '***' if held else x
+
+    head, mark, query = url.partition('?')  # (a path's own `?` is escaped: `_quoted`, SQLAlchemy's rendering)
+    if not mark:
+        return url
+    pairs = (p.partition('=') for p in query.split('&'))
+    return f"{head}?{'&'.join(shown(k) + eq + (shown(v) if eq else '') for k, eq, v in pairs)}"
 
 
 def url_problem(url: str, driver: bool = False) -> str:

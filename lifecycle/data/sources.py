@@ -39,9 +39,10 @@ PACKAGED = ('sklego:arrests', 'sklearn:diabetes')  # datasets shipped inside ins
 
 def shown_source(source: str, last: str = 'file') -> str:
     """`source` as it may be shown and recorded (output, the batch log, messages): a database URL as `shown_url` shows
-    the workspace's own URLs (its user, password and password-like parameters as `***`); a file whose name holds an
-    e-mail address or a phone number (`pii.holds_contact`) without its name (review AA: the batch log kept it). `last`
-    says what the path's last name is: `'folder'` for a watched folder or init's --out."""
+    the workspace's own URLs (its user, password and password-like parameters as `***`, and any contact in it: a name
+    of another URL's path withheld, as a file's); a file whose name holds an e-mail address or a phone number
+    (`pii.holds_contact`) without its name (review AA: the batch log kept it). `last` says what the path's last name
+    is: `'folder'` for a watched folder or init's --out."""
     from lifecycle.core.settings import shown_url
 
     from lifecycle.core.names import shown_path
@@ -49,23 +50,9 @@ def shown_source(source: str, last: str = 'file') -> str:
     if is_sql(source):  # (a SQLite database's file named as any file is: `sqlite:///bob@corp.example.db`)
         shown = shown_url(source)
         if (db := _sqlite_file(shown)) is None:
-            return _url_path_shown(shown, last)
+            return shown
         return shown.replace(db, shown_source(db, last), 1)
     return shown_path(source, last)
-
-
-def _url_path_shown(url: str, last: str) -> str:
-    """Another URL's path as `shown_path` shows it: a name in it holding a contact withheld, as the URL writes it too
-    (`file:///data/bob%40corp.example/mlruns`, MLflow's tracking URI as `shown_url` shows it)."""
-    from urllib.parse import urlsplit, urlunsplit
-    from lifecycle.core.names import shown_path
-
-    try:
-        parts = urlsplit(url)
-    except ValueError:  # (an unparsable URL is shown as `shown_url` shows it: not whole)
-        return url
-    shown = shown_path(parts.path, last) if parts.scheme and parts.path else parts.path
-    return url if shown == parts.path else urlunsplit(parts._replace(path=shown))
 
 
 def _sqlite_file(url: str) -> str | None:
