@@ -858,6 +858,25 @@ def test_a_log_line_with_an_exception_withholds_the_folder_in_it(tmp_path, caplo
     assert ADDRESS not in caplog.text and '<folder name withheld' in caplog.text, caplog.text
 
 
+def test_a_log_line_with_its_stack_withholds_the_folder_in_it(tmp_path, caplog):
+    """A log line logged with `stack_info=True` carries the stack it was logged from, which a Formatter prints as it
+    finds it: a line logged by code in a file of a workspace in a folder `bob@corp.example` (a notebook's, a hook's)
+    named the folder whole in its stack, after the line's message withheld. Its stack is withheld too; a stack naming
+    no such folder is kept as it is."""
+    from lifecycle.core.cli_support import scratch_workspace
+    from lifecycle.core.workspace import Workspace
+
+    ws = Workspace.open(scratch_workspace(tmp_path / ADDRESS / 'ws'))
+    code = "import logging\nlogging.getLogger('lifecycle.serving').warning('a hook warned', stack_info=True)\n"
+    with caplog.at_level('WARNING', logger='lifecycle'):
+        exec(compile(code, str(ws.root / 'hook.py'), 'exec'), {})
+        exec(compile(code, str(tmp_path / 'plain' / 'hook.py'), 'exec'), {})
+    held, plain = (r for r in caplog.records if r.getMessage() == 'a hook warned')
+    assert 'a hook warned' in caplog.text and 'Stack (most recent call last)' in caplog.text, caplog.text
+    assert '<folder name withheld: it holds personal data>/ws/hook.py' in held.stack_info, held.stack_info
+    assert ADDRESS not in caplog.text and f'{tmp_path}/plain/hook.py' in plain.stack_info, caplog.text
+
+
 @pytest.mark.parametrize('json', [False, True])
 def test_watchers_say_each_missed_pass_withholding_the_workspace_folder(tmp_path, monkeypatch, json):
     """`monitor run --every` and `retrain run --every` print each look or pass as it goes, not through the decorator:

@@ -188,7 +188,8 @@ def _reads_params(folder: str | Path) -> None:
 
 
 class _WithheldInLog(logging.Filter):
-    "A log line of this project's own with the folders withheld that `_held_swaps` names (as `fail` says them)."
+    """A log line of this project's own with the folders withheld that `_held_swaps` names (as `fail` says them): in its
+    message, its exception's text and its stack (`stack_info`)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if swaps := _held_swaps():
@@ -202,6 +203,8 @@ class _WithheldInLog(logging.Filter):
                 said = logging.Formatter().formatException(record.exc_info)
                 if (shown := _swapped(said, swaps)) != said:
                     record.exc_text = shown
+            if record.stack_info and (shown := _swapped(record.stack_info, swaps)) != record.stack_info:
+                record.stack_info = shown  # (`stack_info=True`'s frames, printed as found too: a file in the folder)
         return True
 
 
