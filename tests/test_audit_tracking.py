@@ -53,19 +53,24 @@ def test_an_edited_or_unreadable_copy_on_the_tracking_server_is_named_not_a_trac
     assert "the tracking server's copy of the checkpoint could not be read (ConnectionError)" in r.stdout
 
 
-def test_the_checkpoints_run_deleted_gets_the_next_entrys_checkpoint_on_a_new_run(tmp_path):
-    """The process remembers the run it logs the checkpoint to; when that run is deleted (in MLflow's UI, say), the next
-    entry's checkpoint goes to a new run, which `audit verify` reads."""
+def test_each_entrys_checkpoint_goes_to_the_run_audit_verify_reads(tmp_path):
+    """The checkpoint is written to the audit experiment's first run, looked up at each entry as `audit verify` reads
+    it: a run deleted (in MLflow's UI, say) is followed by a new one, and a run that is earlier again (two first writers
+    made one each, or a deleted run was restored) gets the next entry's checkpoint, not the run written before it."""
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     ws = Workspace.open(tmp_path)
     client = ws.mlflow.MlflowClient()
     ws.audit('test.step', 's0', 'a step')
-    ws.audit('test.step', 's1', 'a step')  # (logged to the run the first entry's look found)
-    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint')
-    (first,) = client.search_runs([exp.experiment_id])
+    ws.audit('test.step', 's1', 'a step')
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
+    (first,) = client.search_runs([exp])
     assert first.data.tags['audit.entries'] == '2'
     client.delete_run(first.info.run_id)
     ws.audit('test.step', 's2', 'a step')
-    (second,) = client.search_runs([exp.experiment_id])
+    (second,) = client.search_runs([exp])
     assert second.info.run_id != first.info.run_id and tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 3
+    earlier = client.create_run(exp, start_time=first.info.start_time - 1000, run_name='audit-checkpoint')
+    ws.audit('test.step', 's3', 'a step')
+    assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 4
+    assert client.get_run(earlier.info.run_id).data.tags['audit.entries'] == '4'
     assert cli(tmp_path, 'audit', 'verify').returncode == 0

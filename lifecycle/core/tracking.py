@@ -245,28 +245,18 @@ def _checkpoint_run(mlflow, state_dir):
     return exp, (runs[0] if runs else None)
 
 
-_CHECKPOINT_RUNS: dict[str, str] = {}  # tracking URI -> the id of its audit checkpoint's run, as last found here
-
-
 def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict) -> None:
-    """Log the signed checkpoint (entry count, head MAC, its MAC) as the tags of the audit experiment's run, both in one
-    write. The run found is remembered for the next entry of this process (a third of the calls' time was finding it
-    again); a write to it that fails (the run deleted, its experiment deleted) looks it up afresh, as the first did."""
+    """Log the signed checkpoint (entry count, head MAC, its MAC) as the tags of the audit experiment's first run, both
+    in one synchronous write. The run is looked up at each entry, as `tracked_audit_checkpoint` reads it: a second run
+    that two first writers made at once, or a deleted run restored, is left at the next entry, never written on."""
     import json
     from mlflow.entities import RunTag
 
     tags = [RunTag('audit.checkpoint', json.dumps(cp, sort_keys=True)), RunTag('audit.entries', str(cp['entries']))]
-    client, uri = mlflow.MlflowClient(), mlflow.get_tracking_uri()
-    if run_id := _CHECKPOINT_RUNS.get(uri):
-        try:
-            client.log_batch(run_id, tags=tags)
-            return
-        except mlflow.exceptions.MlflowException:
-            _CHECKPOINT_RUNS.pop(uri, None)
     exp, run = _checkpoint_run(mlflow, state_dir)
+    client = mlflow.MlflowClient()
     run_id = run.info.run_id if run else client.create_run(exp, run_name='audit-checkpoint').info.run_id
-    client.log_batch(run_id, tags=tags)
-    _CHECKPOINT_RUNS[uri] = run_id
+    client.log_batch(run_id, tags=tags, synchronous=True)  # (asynchronous logging, if a user set it, would lose it)
 
 
 def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | str | None:
