@@ -2,10 +2,11 @@
 built once per session and copied for each test that needs one.
 
 Tiers (the `slow` marker is registered in pyproject.toml): `slow` tests run the pipeline, a server, a kill -9 or many
-CLI processes, or do an integration's work in-process (MkDocs builds, Evidently on large frames, a simulation of
-hundreds of cases); everything else is the fast tier (`make test-fast`, `pytest -m "not slow"`). A module marks itself
-with `pytestmark = pytest.mark.slow`, a test with `@pytest.mark.slow`; a test taking a trained-workspace fixture is
-marked slow here. Every test runs in any order (pytest-randomly shuffles them on every run) and on either xdist worker.
+CLI processes, or are the costliest doing an integration's work in-process (MkDocs builds, Evidently on large frames,
+a simulation of hundreds of cases); everything else is the fast tier (`make test-fast`, `pytest -m "not slow"`). A
+module marks itself with `pytestmark = pytest.mark.slow`, a test with `@pytest.mark.slow`; a test taking a
+trained-workspace fixture is marked slow here. Every test runs in any order (pytest-randomly shuffles them on every
+run) and on any xdist worker.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import pytest
 
 pytest_plugins = ['cpu_accounting']  # `--cpu-report=FILE`: the CPU each test used (tests/cpu_accounting.py)
 
-# One OpenMP thread per process (scikit-learn's boosting, numpy): the suite runs on two xdist workers beside nbdev-test
-# on two cores, where every process spinning two threads more than doubles the time. Set before anything imports them;
-# the `lifecycle` processes the tests start inherit it.
+# One OpenMP thread per process (scikit-learn's boosting, numpy): the suite runs on three xdist workers beside
+# nbdev-test on two cores, where every process spinning two threads more than doubles the time. Set before anything
+# imports them; the `lifecycle` processes the tests start inherit it.
 os.environ.setdefault('OMP_NUM_THREADS', '1')
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -221,7 +222,7 @@ def _process_state_kept():
 
 
 def _schema_head_once() -> None:
-    """MLflow reads its 68 migration scripts again for each tracking database it opens, to learn the newest schema
+    """MLflow reads its 67 migration scripts again for each tracking database it opens, to learn the newest schema
     revision, which only its own version decides; a test process opens about a hundred (one per workspace copy), 20 ms
     of CPU each: the answer is kept for the process once MLflow's store code is loaded. No test sees another value."""
     utils = sys.modules.get('mlflow.store.db.utils')

@@ -80,7 +80,6 @@ def test_the_quarto_project_lists_every_page_and_folds_code(workspace):
         assert (src / 'pages/_site/runs/r1/01_ingest.html').is_file()
 
 
-@pytest.mark.slow  # MkDocs builds the site several times over (1-2.4 CPU s)
 def test_the_site_renders_offline_and_only_what_changed(workspace):
     from lifecycle.core.workspace import Workspace
     from lifecycle.app import site
@@ -158,7 +157,6 @@ def test_notebook_pages_give_plots_an_alt_text_one_h1_and_their_run_in_the_title
     assert len(titles) == 2
 
 
-@pytest.mark.slow  # MkDocs builds the site several times over (1-2.4 CPU s)
 def test_a_removed_run_leaves_the_site_and_its_search_on_the_next_incremental_render(workspace, tmp_path):
     "Moving a run's folder away and rendering again removes its pages, their search entries and its folder."
     from lifecycle.core.workspace import Workspace
@@ -283,7 +281,7 @@ def log_window(ws, rng, t0: float, start: int, n: int, shift: float = 0.0, flip:
     log.close()
 
 
-@pytest.mark.slow  # MkDocs builds the site several times over (1-2.4 CPU s)
+@pytest.mark.slow  # five MkDocs builds of the site (1.5 CPU s)
 def test_the_landing_page_shows_monitoring_health_and_open_alerts_and_rerenders_on_a_new_alert(workspace):
     "Monitor state written by the monitor itself (no server): never monitored, ok, alerting with counts, closed."
     import time
@@ -528,7 +526,7 @@ def test_retraining_records_are_pages_and_rerender_only_when_a_record_changes(wo
         iteration.history(s.state_dir)  # (what retrain run, status and history read)
 
 
-@pytest.mark.slow  # MkDocs builds the site several times over (1-2.4 CPU s)
+@pytest.mark.slow  # four MkDocs builds of the site (1.0 CPU s)
 def test_a_render_with_no_notebook_page_to_render_skips_mkdocs_jupyter_and_links_as_a_full_render(workspace):
     from lifecycle.core.workspace import Workspace
     from lifecycle.app import site
@@ -669,7 +667,7 @@ def test_an_inline_evidently_report_links_the_sites_one_copy_of_the_bundle_and_t
     assert 'window.drawDashboard(d, new Map(), "root_r")' in srcdoc  # the rest of the report is kept
 
 
-@pytest.mark.slow  # MkDocs builds the site several times over (1-2.4 CPU s)
+@pytest.mark.slow  # six MkDocs builds and Evidently's bundle (2.4 CPU s)
 def test_the_sites_copy_of_the_evidently_bundle_comes_back_when_deleted_and_goes_when_no_page_links_it(workspace):
     """The bundle the pages link is one of the site's files: deleted by hand, the next render writes it again (in the
     pages folder and the site) though no page that links it changed; once no page links it, it goes from both."""
@@ -711,7 +709,7 @@ def test_the_sites_copy_of_the_evidently_bundle_comes_back_when_deleted_and_goes
     assert not any(c.exists() for c in copies) and manifest()['shared'] == []
 
 
-@pytest.mark.slow  # MkDocs builds the site several times over (1-2.4 CPU s)
+@pytest.mark.slow  # eight MkDocs builds and Evidently's bundle (2.0 CPU s)
 def test_drift_reports_link_the_sites_one_copy_of_the_bundle_instead_of_bringing_their_own(workspace, monkeypatch):
     """The drift reports' own copy of Evidently's bundle is the one the notebook pages link: the site keeps one copy,
     under assets/evidently, and the reports link it; it stays while a report links it (no notebook page does here)
@@ -795,7 +793,7 @@ def test_drift_reports_link_the_sites_one_copy_of_the_bundle_instead_of_bringing
     assert (s.site_dir / 'batches/arrests/b2-drift.html').is_file()
 
 
-@pytest.mark.slow  # MkDocs builds the site several times over (1-2.4 CPU s)
+@pytest.mark.slow  # MkDocs builds and every page redone for another Evidently (1.5 CPU s)
 def test_another_evidently_redoes_the_pages_so_none_links_a_bundle_the_site_no_longer_has(workspace, monkeypatch):
     """Evidently upgraded (another bundle, under another name): the pages are redone against it, so that no page links
     the old bundle, which goes."""
