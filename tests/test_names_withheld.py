@@ -986,3 +986,124 @@ def test_a_log_line_whose_arguments_do_not_fit_does_not_stop_the_caller(tmp_path
         logger.removeHandler(handler)
         logging.raiseExceptions = raising
     assert 'read' in out.getvalue() and ADDRESS not in out.getvalue(), out.getvalue()
+
+
+def _driver_error(said: str):
+    "A SQLAlchemy `OperationalError` around psycopg's, saying `said`, as a failed connection raises it."
+    import psycopg
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError(None, None, psycopg.OperationalError(said))
+
+
+_SOCKET = 'connection failed: connection to server on socket "/tmp/pg/.s.PGSQL.5432" failed: FATAL:  '
+
+
+def test_a_drivers_error_quoting_a_contact_of_its_url_or_its_own_withholds_it():
+    """`without_secrets` replaced a URL's user, password and password-like values in a driver's error, nothing else:
+    PostgreSQL's `database "bob@corp.example" does not exist`, psycopg's `failed to resolve host 'bob%40corp.example'`
+    and `invalid value for parameter "work_mem": "ann@corp.example"` (libpq's `options`) reached the tracking URI's
+    refusal, the prediction log's and /ready whole, and so did a role or value the server names that the URL does not
+    hold. The wordings are PostgreSQL 15's and psycopg 3's, as a private cluster (`tests/postgres.py`) said them for
+    these URLs. Each contact is `***` now, the sentence around it kept; a driver's text holding none is unchanged."""
+    from lifecycle.core.settings import db_reason, without_secrets
+    from lifecycle.core.tracking import TrackingUnavailable, _unavailable
+    from lifecycle.serve.predlog import LogUnreadable, log_errors
+
+    phone = '+44 7700 900123'
+    for url, said, shown in (
+        ('postgresql+psycopg://lifecycle@/bob%40corp.example?host=/tmp/pg',
+         f'{_SOCKET}database "{ADDRESS}" does not exist', f'{_SOCKET}database "***" does not exist'),
+        ('postgresql+psycopg://lifecycle@bob%40corp.example/postgres',
+         "failed to resolve host 'bob%40corp.example': [Errno -2] Name or service not known",
+         "failed to resolve host '***': [Errno -2] Name or service not known"),
+        ('postgresql+psycopg://lifecycle@/postgres?host=/tmp/pg&options=-c%20work_mem%3Dann%40corp.example',
+         f'{_SOCKET}invalid value for parameter "work_mem": "ann@corp.example"',
+         f'{_SOCKET}invalid value for parameter "work_mem": "***"'),
+        ('postgresql+psycopg://lifecycle@/postgres?host=/tmp/pg/bob%40corp.example',
+         'connection is bad: connection to server on socket "/tmp/pg/bob@corp.example/.s.PGSQL.5432" failed: No such '
+         'file or directory',
+         'connection is bad: connection to server on socket "/tmp/pg/***/.s.PGSQL.5432" failed: No such file or '
+         'directory'),
+        ('postgresql+psycopg://lifecycle@/bob_+44_7700_900123?host=/tmp/pg',  # (read as holds_contact reads a name)
+         f'{_SOCKET}database "bob_+44_7700_900123" does not exist', f'{_SOCKET}database "***" does not exist'),
+        ('postgresql+psycopg://lifecycle@/log?host=/tmp/pg&tag=%2B44%207700%20900123',
+         f'{_SOCKET}invalid value "{phone}"', f'{_SOCKET}invalid value "***"'),
+        ('postgresql+psycopg://lifecycle@/postgres?host=/tmp/pg', f'{_SOCKET}role "{ADDRESS}" does not exist',
+         f'{_SOCKET}role "***" does not exist'),  # (a contact of the server's own: no part of the URL)
+        ('mysql+pymysql://u:pw@db/bob%40corp.example', f"(1049, \"Unknown database '{ADDRESS}'\")",
+         "(1049, \"Unknown database '***'\")"),  # (MySQL's wording)
+    ):  # fmt: skip
+        assert without_secrets(said, url) == shown, url
+        assert without_secrets(db_reason(_driver_error(said)), url) == f'OperationalError: {shown}', url
+        for catch, raised in ((_unavailable, TrackingUnavailable), (log_errors, LogUnreadable)):
+            with pytest.raises(raised) as e:
+                with catch(url):
+                    raise _driver_error(said)
+            assert shown in str(e.value) and '@corp' not in str(e.value) and '7700' not in str(e.value), str(e.value)
+    for url, said in (  # (real wordings holding no contact: byte for byte as they were)
+        ('postgresql+psycopg://lifecycle@/nosuchdb?host=/tmp/pg', f'{_SOCKET}database "nosuchdb" does not exist'),
+        ('postgresql+psycopg://u:pw@127.0.0.1:5432/db', 'connection failed: connection to server at "127.0.0.1", port '
+         '5432 failed: Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?'),
+        ('postgresql+psycopg://u@10.1.2.3/mlflow', f'{_SOCKET}no pg_hba.conf entry for host "192.168.10.15", user '
+         '"lifecycle", database "mlflow", no encryption'),
+        ('postgresql+psycopg://u@h/db?options=-c%20statement_timeout%3D5000',
+         'canceling statement due to statement timeout'),
+        ('mysql+pymysql://lifecycle:pw@localhost/db', "(1045, \"Access denied for user 'root'@'localhost' (using "
+         "password: YES)\")"),
+        ('sqlite:////nonexistent/bob@corp.example/x.db', 'unable to open database file'),
+        ('sqlite:///x.db', 'database is locked'), ('sqlite:///x.db', 'no such table: predictions'),
+    ):  # fmt: skip
+        assert without_secrets(said, url) == said, url
+        assert without_secrets(db_reason(_driver_error(said)), url) == f'OperationalError: {said.splitlines()[0]}'
+
+
+def test_ingest_of_a_query_the_driver_refuses_quoting_a_contact_withholds_it(tmp_path):
+    """Ingest's `query failed` quoted SQLAlchemy's first line of a driver's error as it was (no `without_secrets`):
+    SQLite's own `no such table: bob@corp.example` (a real error: the table the query names) reached the refusal and
+    the batch log whole. The address is `***`; the rest of the sentence, and a refusal holding no contact, as before."""
+    import sqlite3
+
+    from lifecycle.data.sources import SourceError, read_chunks
+
+    db = tmp_path / 'x.db'
+    sqlite3.connect(db).close()
+    url = f'sqlite:///{db}'
+    with pytest.raises(SourceError) as e:
+        list(read_chunks(url, tmp_path, query=f'SELECT * FROM "{ADDRESS}"'))
+    assert str(e.value) == f'{url}: query failed: OperationalError: (sqlite3.OperationalError) no such table: ***'
+    with pytest.raises(SourceError) as e:
+        list(read_chunks(url, tmp_path, query='SELECT * FROM absent'))
+    assert str(e.value) == f'{url}: query failed: OperationalError: (sqlite3.OperationalError) no such table: absent'
+
+
+def test_the_prediction_logs_own_database_failures_say_no_piece_of_its_url(monkeypatch, caplog):
+    """Two of the prediction log's sayings quoted a driver's error with no `without_secrets`: a start's line that old
+    rows' keys are not pseudonymised yet, and the refusal that the `model` column cannot be added (`_add_model_column`).
+    A role named after the URL's user (`role "bob_+44_7700_900123" does not exist`, PostgreSQL 15's wording) went into
+    the server's output whole. Both say `role "***"` now, as the log's other failures do."""
+    import logging
+
+    from sqlalchemy import create_engine
+
+    from lifecycle.serve import predlog
+
+    user = 'bob_+44_7700_900123'  # (a name `holds_contact` reads as holding a phone number, as the URL's user)
+    said = f'{_SOCKET}role "{user}" does not exist'
+    def fails(*a, **k):
+        raise _driver_error(said)
+
+    def refused():  # (each connection refused so: psycopg's error, as SQLAlchemy wraps it)
+        raise _driver_error(said).orig
+
+    engine = create_engine(f'postgresql+psycopg://{user}:pw@/log?host=/tmp/pg', creator=refused)
+
+    monkeypatch.setattr(predlog, 'pseudonymise_old_keys', fails)
+    with caplog.at_level(logging.WARNING, logger='lifecycle.serving'):
+        predlog._pseudonymised(engine, None)
+    assert 'role "***" does not exist' in caplog.text and user not in caplog.text, caplog.text
+    monkeypatch.setattr(predlog, 'names_models', lambda engine: False)
+    with pytest.raises(RuntimeError) as e:
+        predlog._add_model_column(engine)
+    assert 'could not be added (OperationalError: connection failed: ' in str(e.value), str(e.value)
+    assert 'role "***" does not exist' in str(e.value) and user not in str(e.value), str(e.value)

@@ -498,3 +498,26 @@ def test_an_ab_report_from_postgresql_is_of_one_moment_while_the_server_logs_on(
     before = ab_rows_logged_meanwhile(url, monkeypatch)
     stats, aside = arm_stats_in_log(url, 'Yes', model='m')
     assert (stats['control']['versions'], stats['control']['requests'], aside) == before
+
+
+def test_a_database_or_role_named_with_an_address_is_withheld_in_the_servers_refusal(cluster):
+    """PostgreSQL's own refusals quote the database and the role a URL names: `database "bob@corp.example" does not
+    exist` reached the tracking URI's and the prediction log's refusals whole (`without_secrets` replaced the user
+    and password only). Against a real server: each says `"***"` now, and the refusal of a plain name as before."""
+    from lifecycle.core.tracking import TrackingUnavailable, _unavailable
+    from lifecycle.serve.predlog import LogUnreadable, log_errors
+
+    base = cluster.url()
+    for url, said in (
+        (base.replace('/postgres?', '/bob%40corp.example?'), 'database "***" does not exist'),
+        (base.replace('lifecycle@', 'ann%40corp.example@'), 'role "***" does not exist'),
+        (base + '&options=-c%20work_mem%3Dann%40corp.example', 'invalid value for parameter "work_mem": "***"'),
+        (base.replace('/postgres?', '/no_such_database?'), 'database "no_such_database" does not exist'),
+    ):
+        for catch, raised in ((_unavailable, TrackingUnavailable), (log_errors, LogUnreadable)):
+            engine = create_engine(url)
+            with pytest.raises(raised) as e:
+                with catch(url), engine.connect():
+                    pass
+            engine.dispose()
+            assert said in str(e.value) and '@corp' not in str(e.value), str(e.value)

@@ -87,6 +87,19 @@ def holds_contact(name: str, folder: bool = False) -> bool:
     return '@' in text and bool(re.search(mail, re.sub(r'(?<![\w.+-])[\w.+-]+(?=@)', lambda m: m[0][-64:], text)))
 
 
+def _contacts_withheld(text: str) -> str:
+    """`text` (free text: a driver's error, which may quote a role, a database or a value a server was sent) with each
+    e-mail address or phone number written in it (`_INSIDE`'s forms: `role "bob@corp.example"`, `+44 7700 900123`) as
+    `***`; a word before a number that says what it is (`call me on`) is kept. Ordinary words and numbers (a port, an
+    IP address, an error code, a date) are not withheld: text holding no contact is returned as it is, byte for byte."""
+    def withheld(m: re.Match) -> str:  # (a number from its first digit, `+` or `(`: the words before it are no part)
+        return m[0][: re.search(r'[\d+(]', m[0]).start()] + '***' if '@' not in m[0] else '***'
+
+    for _, pattern, _ in _INSIDE:
+        text = re.sub(pattern, withheld, text)
+    return text
+
+
 def shown_path(path: str, last: str = 'file') -> str:
     """`path` as a message may name it: each file or folder name in it that holds an e-mail address or a phone number
     (`holds_contact`) replaced by what was withheld (review AA, AF). `last` says what its last name is: `'folder'` for

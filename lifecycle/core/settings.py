@@ -9,7 +9,7 @@ import os
 import re
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
-from .names import _reads_params, _url_path_shown, holds_contact, shown_path
+from .names import _contacts_withheld, _reads_params, _url_path_shown, holds_contact, shown_path
 from .store import atomic_write, create_once
 
 # %% auto #0
@@ -448,23 +448,66 @@ def connect_timeout(url: str, seconds: int) -> dict:
 
 def db_reason(e: BaseException) -> str:
     """What went wrong with a database, without the statement or its parameters (SQLAlchemy quotes both: they may hold
-    request inputs): the driver's error type and the first line of its message."""
+    request inputs): the driver's error type and the first line of its message, an e-mail address or a phone number in
+    it as `***` (`names._contacts_withheld`: a role or a database the server names, `role "bob@corp.example"`), withheld
+    before the line is cut, so no cut address escapes it."""
     orig = getattr(e, 'orig', None) or e
-    return f"{type(orig).__name__}: {str(orig).splitlines()[0][:200] if str(orig) else 'no message'}"
+    said = _contacts_withheld(str(orig).splitlines()[0]) if str(orig) else ''
+    return f"{type(orig).__name__}: {said[:200] if said else 'no message'}"
 
 
 def without_secrets(text: str, url: str) -> str:
     """`text` (a driver's message about `url`) with the URL's user, password and user- or password-like parameter
-    values as `***` (decoded, as a driver quotes them; a short one only where it stands alone)."""
+    values as `***` (decoded, as a driver quotes them; a short one only where it stands alone); and every part of it
+    that `shown_url` withholds for holding an e-mail address or a phone number (`_url_contacts`: the database's or a
+    path's name, the host, a query's key or value), as written and decoded, and any other contact the text holds (a
+    role the server names: `names._contacts_withheld`) as `***` too: `database "***" does not exist` reads as a
+    sentence, where shown_url's `<file name withheld: ...>` would call a database a file. A text with none of them is
+    returned as it is."""
     u = _parsed(url)
-    if u is None:
-        return text
-    pieces = [u.username, u.password, *(v for k, v in u.query.items() if _SECRET_KEYS.match(k))]
-    if u.host and '@' in u.host:
+    pieces = [] if u is None else [u.username, u.password, *(v for k, v in u.query.items() if _SECRET_KEYS.match(k))]
+    if u is not None and u.host and '@' in u.host:
         pieces.append(u.host.rsplit('@', 1)[0])
+    # (the secrets first, whole: an address in a password is no reason to show the rest of it; then the contacts
+    # the text holds, and what else of the URL's holds one: `bob_+44_7700_900123`, read as `holds_contact` reads it)
+    text = _contacts_withheld(_without(text, pieces))
+    return _without(text, _url_contacts(str(url)))
+
+
+def _without(text: str, pieces: list) -> str:
+    "`text` with each of `pieces` as `***`, the longest first (a short one only where it stands alone)."
     for p in sorted({str(p) for p in pieces if p and isinstance(p, str)}, key=len, reverse=True):
         text = text.replace(p, '***') if len(p) >= 3 else re.sub(rf'(?<![\w.-]){re.escape(p)}(?![\w.-])', '***', text)
     return text
+
+
+def _url_contacts(url: str) -> list[str]:
+    """The parts of `url` that `shown_url` withholds for holding an e-mail address or a phone number, each as written
+    and as a driver quotes it (%-escapes undone; a query's `+` a space too, or the `+` it was): the host (SQLAlchemy
+    keeps it escaped: psycopg says `failed to resolve host 'bob%40corp.example'`), a query's key or value (read as
+    `_query_shown` reads it: `?options=-c%20work_mem%3Dann%40corp.example`), a name of the path (as `_url_path_shown`
+    reads it: the database `bob@corp.example`, a SQLite file's folder)."""
+    from urllib.parse import unquote, unquote_plus
+
+    found, u = [], _parsed(url)
+    host = u.host.rsplit('@', 1)[-1] if u is not None and u.host else ''
+    if host and holds_contact(host, folder=True):
+        found += [host, unquote(host)]
+    m = re.match(r'([A-Za-z][\w+.-]*:(?://[^/?#]*)?)([^?#]*)(?:\?([^#]*))?', url, re.S)
+    if not m:
+        return found
+    for k, eq, v in (p.partition('=') for p in (m[3] or '').split('&')):
+        for x in (k, v) if eq else (k,):
+            read = unquote_plus(x)
+            if holds_contact(read, folder=True):
+                found += [x, unquote(x), read]
+            elif read[:1] == ' ' and holds_contact('+' + read[1:], folder=True):
+                found += [x, unquote(x), read, '+' + read[1:]]
+    parts = m[2].split('/')
+    for i, part in enumerate(parts):
+        if part and holds_contact(part, folder=i < len(parts) - 1):
+            found += [part, unquote(part)]
+    return found
 
 # %% ../../nbs/api/core/00_settings.ipynb #d54ae68d
 def workspace_id(state_dir: str | Path, create: bool = True) -> str | None:

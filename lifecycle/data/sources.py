@@ -1239,7 +1239,7 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
     import pandas as pd
     import sqlalchemy as sa
 
-    from lifecycle.core.settings import _rooted, _sqlite_db, url_problem
+    from lifecycle.core.settings import _rooted, _sqlite_db, url_problem, without_secrets
 
     if why := url_problem(url, driver=True):  # (else a driver's ImportError, or a ValueError, as a traceback)
         raise SourceUnusable(f"{shown_source(url)}: cannot be used as written: {why}")
@@ -1259,8 +1259,9 @@ def _sql_chunks(url: str, query: str, chunk_rows: int, root: str | Path = '.') -
         with engine.connect() as con:
             for chunk in pd.read_sql_query(sa.text(query), con, chunksize=chunk_rows):
                 yield chunk
-    except sa.exc.SQLAlchemyError as e:
-        raise SourceError(f"{shown_source(url)}: query failed: {type(e).__name__}: {str(e).splitlines()[0]}") from None
+    except sa.exc.SQLAlchemyError as e:  # (the driver's first line with no piece of the URL's secrets nor a contact)
+        why = without_secrets(str(e).splitlines()[0], url)
+        raise SourceError(f"{shown_source(url)}: query failed: {type(e).__name__}: {why}") from None
     finally:
         if engine is not None:
             engine.dispose()

@@ -433,6 +433,11 @@ def names_models(engine) -> bool:
     return any(c['name'] == 'model' for c in inspect(engine).get_columns('predictions'))
 
 
+def _engine_reason(e: BaseException, engine) -> str:
+    "`_reason(e)` with no piece of the secrets or contacts of `engine`'s URL (`without_secrets`): a message may say it."
+    return without_secrets(_reason(e), engine.url.render_as_string(hide_password=False))
+
+
 def _add_model_column(engine) -> None:
     "Give a prediction log made before the `model` column that column (its rows' model: unknown, NULL)."
     from sqlalchemy import text
@@ -446,7 +451,8 @@ def _add_model_column(engine) -> None:
         if not names_models(engine):
             raise RuntimeError(
                 f"the prediction log's predictions table has no 'model' column and it could not be added "
-                f"({_reason(e)}); as the database's owner, run: ALTER TABLE predictions ADD COLUMN model VARCHAR(200)"
+                f"({_engine_reason(e, engine)}); as the database's owner, run: ALTER TABLE predictions ADD COLUMN "
+                "model VARCHAR(200)"
             ) from None
 
 
@@ -1813,7 +1819,8 @@ def _pseudonymised(engine, pseudonym) -> None:
     try:
         n, kept = pseudonymise_old_keys(engine, pseudonym)
     except Exception as e:
-        say("old rows' raw targeting keys are not pseudonymised yet (%s): tried again at the next start", _reason(e))
+        why = _engine_reason(e, engine)
+        say("old rows' raw targeting keys are not pseudonymised yet (%s): tried again at the next start", why)
         return
     if n:
         say("prediction log: %d rows logged with their targeting key as sent hold its pseudonym%s%s", n, _EMPTY, kept)
