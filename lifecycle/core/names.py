@@ -115,13 +115,16 @@ def shown_path(path: str, last: str = 'file') -> str:
     return str(Path(*said))
 
 
+_URL_PARTS = re.compile(r'([A-Za-z][\w+.-]*:(?://[^/?#]*)?)([^?#]*)(.*)', re.S)  # scheme and host; path; the rest
+
+
 def _url_path_shown(url: str, last: str = 'file') -> str:
     """A URL's path as `shown_path` shows it: a name in it holding a contact withheld, as the URL writes it too
     (`file:///data/bob%40corp.example/mlruns`, MLflow's tracking URI as `settings.shown_url` shows it). Its scheme,
     host and query as written: split here, not by `urlsplit`, which refuses a host in brackets that is no IP address
     (`postgresql://[db:1]/bob@corp.example`: the URL was shown whole). A name withheld already, escaped by SQLAlchemy's
     rendering of the URL shown again (a record's), reads as it was: `%3Cfolder name withheld%3A ...%3E`, unescaped."""
-    m = re.match(r'([A-Za-z][\w+.-]*:(?://[^/?#]*)?)([^?#]*)(.*)', url, re.S)
+    m = _URL_PARTS.match(url)
     if not m or not m[2]:  # (no scheme, or no path)
         return url
     escaped = r'(?i)%3C(\w+) name withheld%3A it holds personal data%3E'  # (`<`, `:`, `>` as SQLAlchemy writes them)

@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from .names import _contacts_withheld, _reads_params, _url_path_shown, holds_contact, shown_path
+from .names import _URL_PARTS
 from .store import atomic_write, create_once
 
 # %% auto #0
@@ -385,18 +386,27 @@ def _query_shown(url: str) -> str:
     """`url` with each key or value of its query that holds an e-mail address or a phone number as `***`, read as a
     driver reads it (`%`-escapes undone, `+` a space: `?tag=%2B44%207700%20900123`), and as it is shown (its leading
     space the `+` it was: `?tag=+44+7700+900123`); the rest as written, byte for byte."""
-    from urllib.parse import unquote_plus
-
     def shown(x: str) -> str:
-        read = unquote_plus(x)
-        held = holds_contact(read, folder=True) or read[:1] == ' ' and holds_contact('+' + read[1:], folder=True)
-        return '***' if held else x
+        return x if _query_contact(x) is None else '***'
 
     head, mark, query = url.partition('?')  # (a path's own `?` is escaped: `_quoted`, SQLAlchemy's rendering)
     if not mark:
         return url
     pairs = (p.partition('=') for p in query.split('&'))
     return f"{head}?{'&'.join(shown(k) + eq + (shown(v) if eq else '') for k, eq, v in pairs)}"
+
+
+def _query_contact(x: str) -> str | None:
+    """The e-mail address or phone number a query's key or value `x` holds, as read: `%`-escapes undone and `+` a
+    space, as a driver reads it, or its leading space the `+` it was (`?tag=+44+7700+900123`); None if it holds none."""
+    from urllib.parse import unquote_plus
+
+    read = unquote_plus(x)
+    if holds_contact(read, folder=True):
+        return read
+    if read[:1] == ' ' and holds_contact('+' + read[1:], folder=True):
+        return '+' + read[1:]
+    return None
 
 
 def url_problem(url: str, driver: bool = False) -> str:
@@ -493,16 +503,14 @@ def _url_contacts(url: str) -> list[str]:
     host = u.host.rsplit('@', 1)[-1] if u is not None and u.host else ''
     if host and holds_contact(host, folder=True):
         found += [host, unquote(host)]
-    m = re.match(r'([A-Za-z][\w+.-]*:(?://[^/?#]*)?)([^?#]*)(?:\?([^#]*))?', url, re.S)
+    m = _URL_PARTS.match(url)
     if not m:
         return found
-    for k, eq, v in (p.partition('=') for p in (m[3] or '').split('&')):
+    query = m[3][1:].partition('#')[0] if m[3].startswith('?') else ''
+    for k, eq, v in (p.partition('=') for p in query.split('&')):
         for x in (k, v) if eq else (k,):
-            read = unquote_plus(x)
-            if holds_contact(read, folder=True):
-                found += [x, unquote(x), read]
-            elif read[:1] == ' ' and holds_contact('+' + read[1:], folder=True):
-                found += [x, unquote(x), read, '+' + read[1:]]
+            if (held := _query_contact(x)) is not None:
+                found += [x, unquote(x), unquote_plus(x), held]
     parts = m[2].split('/')
     for i, part in enumerate(parts):
         if part and holds_contact(part, folder=i < len(parts) - 1):
