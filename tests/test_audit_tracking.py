@@ -3,6 +3,8 @@ its MAC), and `audit verify` compares the log with it, naming a mismatch even wh
 workspace was rewritten along with the log."""
 
 from __future__ import annotations
+import json
+import pytest
 from conftest import cli
 from lifecycle.core.audit import checkpoint_path, keys_folder
 from lifecycle.core.tracking import tracked_audit_checkpoint
@@ -74,3 +76,59 @@ def test_each_entrys_checkpoint_goes_to_the_run_audit_verify_reads(tmp_path):
     assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 4
     assert client.get_run(earlier.info.run_id).data.tags['audit.entries'] == '4'
     assert cli(tmp_path, 'audit', 'verify').returncode == 0
+
+
+def test_a_deleted_audit_experiment_stops_the_copy_says_how_to_restore_it_and_its_copy_is_still_compared(
+    tmp_path, caplog
+):
+    """Deleting the audit experiment (in MLflow's UI, say) made every later entry warn with MLflow's "must be in the
+    'active' state", and `audit verify` read no copy at all (its run went to the trash with it): a log cut back with
+    its outside checkpoint rewritten then passed. The copy it had is still compared, verify notes the deletion with the
+    command that restores it, each entry's warning says the same, and once restored the copy goes on."""
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    client = ws.mlflow.MlflowClient()
+    for i in range(2):
+        ws.audit('test.step', f's{i}', 'a step')
+    local = checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=False), ws.audit_path.resolve())
+    before = local.read_text()  # (the outside checkpoint at two entries)
+    ws.audit('test.step', 's2', 'a third step')
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
+    client.delete_experiment(exp)
+    ws.audit('test.step', 's3', 'a fourth step')
+    warned = [r.getMessage() for r in caplog.records if 'audit checkpoint not logged' in r.getMessage()]
+    assert len(warned) == 1 and f'restore --experiment-id {exp}' in warned[0], warned
+    ok = cli(tmp_path, 'audit', 'verify', '--json')
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    (note,) = [n for n in json.loads(ok.stdout)['notes'] if 'tracking server' in n]
+    assert 'not kept up to date' in note and f'restore --experiment-id {exp}' in note, note
+    lines = ws.audit_path.read_text().splitlines(keepends=True)  # cut back to two entries, the outside checkpoint too
+    after = local.read_text()
+    ws.audit_path.write_text(''.join(lines[:2]))
+    local.write_text(before)
+    cut = cli(tmp_path, 'audit', 'verify')
+    assert cut.returncode == 3 and 'at the tracking server records 3 entries' in cut.stderr, cut.stderr
+    ws.audit_path.write_text(''.join(lines))
+    local.write_text(after)
+    client.restore_experiment(exp)
+    ws.audit('test.step', 's4', 'a fifth step')
+    assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 5
+    again = cli(tmp_path, 'audit', 'verify', '--json')
+    assert again.returncode == 0 and not [n for n in json.loads(again.stdout)['notes'] if 'tracking' in n], again.stdout
+
+
+def test_an_experiment_in_mlflows_trash_is_named_with_how_to_restore_it(tmp_path):
+    """A training experiment deleted in MLflow's UI failed the train stage with MLflow's "The experiment 1 must be in
+    the 'active' state": now `ExperimentDeleted` (a command's exit 4) names the experiment and the restoring command."""
+    from lifecycle.core.cli_support import COMMON_ERRORS, exit_code_for
+    from lifecycle.core.tracking import ExperimentDeleted
+
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    eid = ws.experiment('arrests-release')
+    ws.mlflow.MlflowClient().delete_experiment(eid)
+    with pytest.raises(ExperimentDeleted) as e:
+        ws.experiment('arrests-release')
+    assert f"'arrests-release' (id {eid}) is deleted" in str(e.value), e.value
+    assert f'mlflow experiments restore --experiment-id {eid}' in str(e.value)
+    assert exit_code_for(e.value, COMMON_ERRORS)[0] == 4

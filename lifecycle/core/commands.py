@@ -58,10 +58,12 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
     reason, ok, notes = v.reason, v.ok, list(v.notes)
     if ok and s.has_tracking:  # the copy of the checkpoint logged to the tracking server, when there is one
         from lifecycle.core.audit import copy_problem
-        from lifecycle.core.tracking import tracked_audit_checkpoint
+        from lifecycle.core.tracking import audit_experiment_deleted, tracked_audit_checkpoint
 
         try:
             cp = tracked_audit_checkpoint(s.mlflow, s.state_dir)
+            if deleted := audit_experiment_deleted(s.mlflow):  # (its copy is still compared: a lower bound)
+                notes.append(deleted)
         except Exception as e:  # an unreachable server is no evidence either way: said, not compared
             cp = None
             notes.append(f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})")

@@ -11,7 +11,8 @@ from .locks import hold
 
 # %% auto #0
 __all__ = ['AUDIT_EXPERIMENT', 'TrackingUnavailable', 'schema_cache_dir', 'seed_tracking_db', 'configure_mlflow',
-           'ensure_experiment', 'log_audit_checkpoint', 'tracked_audit_checkpoint']
+           'ExperimentDeleted', 'deleted_experiment', 'ensure_experiment', 'log_audit_checkpoint',
+           'audit_experiment_deleted', 'tracked_audit_checkpoint']
 
 # %% ../../nbs/api/core/05_tracking.ipynb #6f30f36b
 _READY: set[str] = set()  # database URIs whose tables this process has seen created
@@ -228,9 +229,25 @@ def _unavailable(tracking_uri: str):
         ) from None
 
 
+class ExperimentDeleted(TrackingUnavailable):
+    "An experiment the workspace logs to is in MLflow's trash: named, with how to restore it."
+
+
+def deleted_experiment(name: str, experiment_id: str) -> str:
+    "What to say of experiment `name` (`experiment_id`) found deleted: no run can go in it until it is restored."
+    return (
+        f"the MLflow experiment {name!r} (id {experiment_id}) is deleted, so no run can be logged in it: restore it "
+        f"with `mlflow experiments restore --experiment-id {experiment_id}` (MLFLOW_TRACKING_URI set to the tracking "
+        "URI `lifecycle status` shows); its name stays taken until MLflow's `mlflow gc` removes it for good"
+    )
+
+
 def ensure_experiment(mlflow, name: str, state_dir: str | Path) -> str:
-    "The experiment's id, creating it with artifacts under the state folder if new."
+    """The experiment's id, creating it with artifacts under the state folder if new; `ExperimentDeleted` if it is in
+    MLflow's trash (where MLflow's own refusal came at the first run, "must be in the 'active' state")."""
     exp = mlflow.get_experiment_by_name(name)
+    if exp and exp.lifecycle_stage == 'deleted':
+        raise ExperimentDeleted(deleted_experiment(name, exp.experiment_id))
     if exp:
         return exp.experiment_id
     return mlflow.create_experiment(name, artifact_location=(Path(state_dir) / 'mlartifacts' / name).resolve().as_uri())
@@ -259,16 +276,32 @@ def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict) -> None:
     client.log_batch(run_id, tags=tags, synchronous=True)  # (asynchronous logging, if a user set it, would lose it)
 
 
+def audit_experiment_deleted(mlflow) -> str:
+    """What `audit verify` notes when the audit checkpoint's experiment is in MLflow's trash ('' when it is not): its
+    copy stays at the entry it last had (still compared), and no later entry is copied there until it is restored."""
+    exp = mlflow.MlflowClient().get_experiment_by_name(AUDIT_EXPERIMENT)
+    if exp is None or exp.lifecycle_stage != 'deleted':
+        return ''
+    why = deleted_experiment(AUDIT_EXPERIMENT, exp.experiment_id)
+    return f"the tracking server's copy of the checkpoint is not kept up to date: {why}"
+
+
 def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | str | None:
     """The checkpoint last logged to the tracking store (its raw text when that is not JSON: an edited tag, which
-    `audit.copy_problem` names), or None when none was logged; reading never creates the experiment."""
+    `audit.copy_problem` names), or None when none was logged; reading never creates the experiment. An experiment in
+    MLflow's trash still has its copy read (its runs went to the trash with it): deleting it stops the copy, never
+    its comparison (`audit_experiment_deleted` says so)."""
     import json
+    from mlflow.entities import ViewType
 
     client = mlflow.MlflowClient()
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
         return None
-    runs = client.search_runs([exp.experiment_id], max_results=1, order_by=['attributes.start_time ASC'])
+    view = ViewType.ALL if exp.lifecycle_stage == 'deleted' else ViewType.ACTIVE_ONLY
+    runs = client.search_runs(
+        [exp.experiment_id], run_view_type=view, max_results=1, order_by=['attributes.start_time ASC']
+    )
     tag = runs[0].data.tags.get('audit.checkpoint') if runs else None
     if tag is None:
         return None
