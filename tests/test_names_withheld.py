@@ -1058,6 +1058,28 @@ def test_a_drivers_error_quoting_a_contact_of_its_url_or_its_own_withholds_it():
         assert without_secrets(db_reason(_driver_error(said)), url) == f'OperationalError: {said.splitlines()[0]}'
 
 
+def test_a_password_a_drivers_line_quotes_across_the_200_character_cut_is_withheld_whole():
+    """`db_reason` cut a driver's line at 200 characters and the callers withheld the URL's secrets after it: a
+    password the cut split no longer matched, and its first part reached the tracking URI's refusal, the prediction
+    log's messages and /ready (a driver may quote its connection string: psycopg's `invalid dsn`). Given the URL,
+    `db_reason` withholds its secrets first, then cuts; the line holding none is cut as before."""
+    from lifecycle.core.settings import db_reason
+    from lifecycle.core.tracking import TrackingUnavailable, _unavailable
+    from lifecycle.serve.predlog import LogUnreadable, log_errors
+
+    url = 'postgresql+psycopg://lifecycle:Tr0ub4dor-horse-battery@db.internal/mlflow'
+    for lead in (171, 181, 190):  # (the password cut after 20, 10 and 1 of its characters)
+        said = f"invalid dsn: {'x' * (lead - 13)}password=Tr0ub4dor-horse-battery host=db.internal"
+        why = db_reason(_driver_error(said), url)
+        assert 'Tr0ub' not in why and 'horse' not in why and why.startswith('OperationalError: invalid dsn: xx'), why
+        for catch, raised in ((_unavailable, TrackingUnavailable), (log_errors, LogUnreadable)):
+            with pytest.raises(raised) as e:
+                with catch(url):
+                    raise _driver_error(said)
+            assert 'Tr0ub' not in str(e.value) and 'invalid dsn: xx' in str(e.value), str(e.value)
+    plain = 'connection refused ' * 20
+    assert db_reason(_driver_error(plain), url) == db_reason(_driver_error(plain)) == f'OperationalError: {plain[:200]}'
+
 def test_ingest_of_a_query_the_driver_refuses_quoting_a_contact_withholds_it(tmp_path):
     """Ingest's `query failed` quoted SQLAlchemy's first line of a driver's error as it was (no `without_secrets`):
     SQLite's own `no such table: bob@corp.example` (a real error: the table the query names) reached the refusal and

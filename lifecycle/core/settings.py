@@ -456,13 +456,16 @@ def connect_timeout(url: str, seconds: int) -> dict:
     return {} if 'connect_timeout' in u.query else {'connect_timeout': seconds}
 
 
-def db_reason(e: BaseException) -> str:
+def db_reason(e: BaseException, url: str = '') -> str:
     """What went wrong with a database, without the statement or its parameters (SQLAlchemy quotes both: they may hold
     request inputs): the driver's error type and the first line of its message, an e-mail address or a phone number in
-    it as `***` (`names._contacts_withheld`: a role or a database the server names, `role "bob@corp.example"`), withheld
-    before the line is cut, so no cut address escapes it."""
+    it as `***` (`names._contacts_withheld`: a role or a database the server names, `role "bob@corp.example"`), and,
+    given the database's `url`, its secrets and contacts too (`without_secrets`: a driver may quote its connection
+    string), each withheld before the line is cut at 200 characters, so that no cut piece escapes (a password cut in
+    two no longer matched the whole one withheld after the cut)."""
     orig = getattr(e, 'orig', None) or e
-    said = _contacts_withheld(str(orig).splitlines()[0]) if str(orig) else ''
+    line = str(orig).splitlines()[0] if str(orig) else ''
+    said = (without_secrets(line, url) if url else _contacts_withheld(line)) if line else ''
     return f"{type(orig).__name__}: {said[:200] if said else 'no message'}"
 
 

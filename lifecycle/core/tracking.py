@@ -207,7 +207,7 @@ def _unavailable(tracking_uri: str):
     password hidden) and the driver's first line (never the statement, no piece of the URL's secrets), where MLflow's
     own is a traceback. A URL that cannot be used as written (unparsable, no driver) is a `SettingsError` (exit 2)."""
     from sqlalchemy.exc import SQLAlchemyError
-    from lifecycle.core.settings import SettingsError, db_reason, shown_url, url_problem, without_secrets
+    from lifecycle.core.settings import SettingsError, db_reason, shown_url, url_problem
 
     where = shown_url(tracking_uri)
     if why := url_problem(tracking_uri):
@@ -222,7 +222,7 @@ def _unavailable(tracking_uri: str):
             f"the MLflow tracking URI {where} cannot be used: no driver for it, {e.name} is not installed"
         ) from None
     except SQLAlchemyError as e:
-        why = without_secrets(db_reason(e), tracking_uri)
+        why = db_reason(e, tracking_uri)
         hint = 'restore the file from a backup if it is damaged' if tracking_uri.startswith('sqlite') else 'is it up?'
         raise TrackingUnavailable(
             f"the MLflow tracking database at {where} cannot be opened: {why} (tracking_uri in settings.ini; {hint})"

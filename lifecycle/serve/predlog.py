@@ -234,7 +234,7 @@ def log_errors(url: str, doing: str = 'read'):
             "postgresql+psycopg://user:password@host/database"
         ) from None
     except SQLAlchemyError as e:
-        why = without_secrets(_reason(e), url)
+        why = _reason(e, url)
         raise LogUnreadable(f"the prediction log at {where} cannot be {doing}: {why}") from None
     except ImportError as e:  # the URL's driver is not installed
         raise SettingsError(
@@ -435,7 +435,7 @@ def names_models(engine) -> bool:
 
 def _engine_reason(e: BaseException, engine) -> str:
     "`_reason(e)` with no piece of the secrets or contacts of `engine`'s URL (`without_secrets`): a message may say it."
-    return without_secrets(_reason(e), engine.url.render_as_string(hide_password=False))
+    return _reason(e, engine.url.render_as_string(hide_password=False))
 
 
 def _add_model_column(engine) -> None:
@@ -526,7 +526,7 @@ class _Store:
                 self._insert(rows)
                 return None, {}
             except Exception as e:
-                last = _reason(e)
+                last = _reason(e, self.url)
                 time.sleep(0.05 * (attempt + 1))
         return (last, {}) if len(rows) == 1 else self._split(rows)
 
@@ -574,7 +574,7 @@ class _Store:
             self._insert(rows)
             return None
         except Exception as e:
-            return _reason(e), type(e).__name__ == 'OperationalError'
+            return _reason(e, self.url), type(e).__name__ == 'OperationalError'
 
     def _insert(self, rows: list[tuple], also: list[tuple[str, tuple]] = (), between=None) -> None:
         """Insert `rows` in one transaction, with the statements `also` (SQLite: SQL with `?` parameters, parameters).
@@ -758,7 +758,7 @@ class _Store:
                 c.execute(insert(self._probe_table), [{'id': self._probe_id, 'ts': time.time()}])
             return ''
         except Exception as e:
-            return _reason(e)
+            return _reason(e, self.url)
 
     def _checkpoints(self) -> None:
         """Copy the WAL back into the database at most every `checkpoint_s` while rows are written, on a connection of
@@ -990,7 +990,7 @@ class PredictionLog:
         try:
             error, failed = self.store.write(b.rows)
         except Exception as e:  # a bug here must not leave requests waiting
-            error, failed = _reason(e), {}
+            error, failed = _reason(e, self.url), {}
         self.problem = error or ''
         return error, failed
 
@@ -1636,7 +1636,7 @@ def add_feedback(
     except IntegrityError:
         raise FeedbackError(_recorded_before(log, request_id, row['outcome'], answered[1], not personal), 409) from None
     except DBAPIError as e:  # disk full, database locked or gone: a refusal naming why, never a 500
-        why = without_secrets(_reason(e), log.url)
+        why = _reason(e, log.url)
         raise FeedbackError(f"prediction log: feedback cannot be recorded ({why})", 503) from None
     return {'request_id': request_id, 'recorded': True}
 

@@ -130,7 +130,7 @@ def _replay(store: _Store, aside: _Aside, skip: set[str] = frozenset()) -> tuple
             try:
                 _replay_one(store, directory / name, data, aside, counts)
             except Exception as e:  # the others are still replayed; this one is tried again later
-                problems.append(f"replaying journal {directory / name} failed: {_reason(e)}")
+                problems.append(f"replaying journal {directory / name} failed: {_reason(e, store.url)}")
             n += _said_aside(sum(counts), directory)
     except OSError as e:  # (the directory itself)
         problems.append(f"journals in {directory} cannot be read: {e.strerror or type(e).__name__}")
@@ -223,7 +223,7 @@ class _Journaled:
             aside = self.store.apply(batch, list(ends.items()), between=between, set_aside=self.aside)
         except Exception as e:
             self.rows = batch + self.rows
-            self.problem = f"journaled rows cannot be written to the database: {_reason(e)}"
+            self.problem = f"journaled rows cannot be written to the database: {_reason(e, self.store.url)}"
             self.retry_at = time.monotonic() + self.probe_s
             return False
         finally:
@@ -444,7 +444,7 @@ class _Writer:
                 if error is None and len(failed) < len(rows):
                     self.timings.observe(time.monotonic() - began)
         except Exception as e:  # a bug here must not leave requests waiting
-            error, failed = _reason(e), {}
+            error, failed = _reason(e, self.store.url), {}
         self.problem = (error or j.problem or j.replayed) if j else (error or '')
         by_frame = {}
         for i, why in failed.items():
@@ -484,7 +484,7 @@ class _Writer:
             if pending := [orjson.loads(f) for f in pipe.frames()]:
                 self.group(pending)
         except Exception as e:
-            raise _Broken(f"the writer failed during an insert: {_reason(e)}") from e
+            raise _Broken(f"the writer failed during an insert: {_reason(e, self.store.url)}") from e
 
     def idle(self, due: float | None) -> None:
         "Nothing came: replay dead writers' journals now and then; failing with no row waiting, probe the database."
