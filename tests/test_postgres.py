@@ -201,6 +201,7 @@ def test_urls_a_driver_would_quote_or_cannot_use_are_refused_by_name(tiny_templa
     for url, said, code in (
         (f'postgresql+psycopg://lifecycle@/nodb?host={sock}&password=s3@cret', 'password=***', 4),
         ('postgresql+psycopg://lifecycle:p@s3cret@127.0.0.1:1/db', "unescaped '@'", 2),
+        ('postgresql+psycopg://lifecycle:p@s3cret@[::1]:1/db', "unescaped '@'", 2),  # (was: "not a URL ... can parse")
         (f'postgresql+psycopg2://lifecycle:s3cret@/db?host={sock}', 'psycopg2 is not installed', 2),
         ('postgres://lifecycle:s3cret@localhost/db', 'names no database SQLAlchemy knows', 2),
     ):

@@ -418,6 +418,8 @@ def url_problem(url: str, driver: bool = False) -> str:
     if str(url).startswith('sqlite'):
         return ''
     u = _parsed(url)
+    if u is None and (m := _URL_PARTS.match(str(url))) and m[1].count('@') > 1:  # (`p@ss@[::1]`: no host parses)
+        return "its password holds an unescaped '@' (write it %40)"
     if u is None:
         return 'it is not a URL SQLAlchemy can parse (dialect+driver://user:password@host:port/database)'
     if u.host and '@' in u.host:
