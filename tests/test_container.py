@@ -44,10 +44,33 @@ def image(dockerfile: str) -> dict:
 
 
 @pytest.fixture(scope='module')
-def bundle(tmp_path_factory) -> tuple[Path, dict]:
+def tiny_one(tmp_path_factory) -> Path:
+    """A tiny workspace with one version (validated, signed, dev's champion), built once for this module (about a
+    CPU second each time); never changed: each test takes its own copy (`tiny_copy`)."""
+    from conftest import _check_untouched, _listing, _process_state_kept, keys_folder_of
+
+    with _process_state_kept():  # (built in this process: MLflow's URIs never left pointing at it)
+        ws = tiny_workspace(tmp_path_factory.mktemp('tiny-one') / 'ws', versions=1, template=ROOT).root
+    built = {'listing': {**_listing(ws), **{f'<keys>/{k}': v for k, v in _listing(keys_folder_of(ws)).items()}}}
+    yield ws
+    _check_untouched(ws, built)
+
+
+@pytest.fixture
+def tiny_copy(tiny_one, tmp_path) -> Workspace:
+    "This test's own copy of the module's one-version tiny workspace (`tiny_one`), opened."
+    from conftest import copy_workspace
+
+    return Workspace.open(copy_workspace(tiny_one, tmp_path / 'ws'))
+
+
+@pytest.fixture(scope='module')
+def bundle(tiny_one, tmp_path_factory) -> tuple[Path, dict]:
     "A tiny workspace's version 1 (validated, signed) and its release bundle."
+    from conftest import copy_workspace
+
     home = tmp_path_factory.mktemp('container')
-    ws = tiny_workspace(home / 'ws', versions=1, template=ROOT)
+    ws = Workspace.open(copy_workspace(tiny_one, home / 'ws'))
     b = release_bundle(ws, ws.params['register'].model_name, '1', home / 'bundle')
     return Path(b['path']), b
 
@@ -132,12 +155,12 @@ def test_a_bundle_loads_only_its_own_verified_version(bundle, tmp_path, monkeypa
         load_bundled(s, name, '1')
 
 
-def test_a_bundle_is_made_only_for_a_version_its_environment_may_serve(tmp_path):
+def test_a_bundle_is_made_only_for_a_version_its_environment_may_serve(tiny_copy, tmp_path):
     "The image serves its version to everyone: bundling checks the release policy first, as every exposure does."
     from dataclasses import replace
     from lifecycle.release.container import BundleError
 
-    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    ws = tiny_copy
     name = ws.params['register'].model_name
     with pytest.raises(BundleError, match="no release bundle: .*production.*approval") as e:
         release_bundle(replace(ws, environment='production'), name, '1', tmp_path / 'prod')
@@ -243,7 +266,7 @@ def test_a_bundle_served_as_another_environment_is_refused_before_it_says_it_ser
 
 
 @pytest.mark.slow
-def test_a_bundle_written_again_and_killed_midway_leaves_the_one_there_whole(tmp_path):
+def test_a_bundle_written_again_and_killed_midway_leaves_the_one_there_whole(tiny_copy):
     """A bundle was written in place, after the one there was removed: a process killed midway left a folder with
     some of the files and no release.json, and no bundle at all. It is written beside its place and renamed in whole;
     what a kill -9 leaves beside it (a part written, or the old bundle set aside between the two renames) is cleared,
@@ -252,7 +275,7 @@ def test_a_bundle_written_again_and_killed_midway_leaves_the_one_there_whole(tmp
     from lifecycle.release.commands import bundle
     from lifecycle.release.container import bundle_dir, tidy_bundle
 
-    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    ws = tiny_copy
     name = ws.params['register'].model_name
     dest = bundle_dir(ws, name, '1')  # (where `lifecycle bundle` writes it)
     release_bundle(ws, name, '1', dest)
@@ -288,12 +311,12 @@ def test_a_bundle_written_again_and_killed_midway_leaves_the_one_there_whole(tmp
     assert (dest / '.lifecycle' / 'served.txt').exists() and beside() == [] and tidy_bundle(dest) == dest
 
 
-def test_a_bundle_that_cannot_be_renamed_into_place_puts_the_one_there_back(tmp_path, monkeypatch):
+def test_a_bundle_that_cannot_be_renamed_into_place_puts_the_one_there_back(tiny_copy, monkeypatch):
     "Review CE: with the new bundle's rename into place failing, the old bundle was left hidden beside its place."
     import os
     from lifecycle.release import container
 
-    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    ws = tiny_copy
     name = ws.params['register'].model_name
     dest = container.bundle_dir(ws, name, '1')
     release_bundle(ws, name, '1', dest)
@@ -311,13 +334,13 @@ def test_a_bundle_that_cannot_be_renamed_into_place_puts_the_one_there_back(tmp_
     assert (dest / 'kept.txt').exists() and sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
 
 
-def test_two_writes_of_one_bundle_at_once_are_taken_in_turn(tmp_path, monkeypatch):
+def test_two_writes_of_one_bundle_at_once_are_taken_in_turn(tiny_copy, monkeypatch):
     """Review CE: two `lifecycle bundle --force` at once had no lock; one failed (ENOTEMPTY), or, in one process, the
     second's tidying removed the first's part as it was written. They are written one at a time."""
     import threading
     from lifecycle.release import container
 
-    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    ws = tiny_copy
     name = ws.params['register'].model_name
     dest = container.bundle_dir(ws, name, '1')
     writing, real, errors = threading.Event(), container._write_bundle, []
@@ -346,13 +369,13 @@ def test_two_writes_of_one_bundle_at_once_are_taken_in_turn(tmp_path, monkeypatc
     assert sorted(p.name for p in dest.parent.iterdir()) == [dest.name]
 
 
-def test_a_file_where_a_bundle_or_its_folder_goes_is_named_or_replaced_not_left_beside_it(tmp_path):
+def test_a_file_where_a_bundle_or_its_folder_goes_is_named_or_replaced_not_left_beside_it(tiny_copy, tmp_path):
     """Found by review DD: a file at .lifecycle/releases made `lifecycle bundle` fail with a bare '[Errno 17] File
     exists'; a file where the bundle goes, replaced by --force, was left beside it (`.NAME.old-PID`) with a warning
     that it could not be removed."""
     from lifecycle.release.container import BundleError, bundle_dir
 
-    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    ws = tiny_copy
     name = ws.params['register'].model_name
     dest = bundle_dir(ws, name, '1')
     dest.parent.write_text('not a folder')
@@ -369,7 +392,7 @@ def test_a_file_where_a_bundle_or_its_folder_goes_is_named_or_replaced_not_left_
     assert (dest / 'release.json').is_file() and [p.name for p in dest.parent.iterdir()] == [dest.name]
 
 
-def test_a_version_number_with_spaces_around_it_is_that_version(tmp_path):
+def test_a_version_number_with_spaces_around_it_is_that_version(tiny_copy):
     """Found by review DD: `lifecycle bundle NAME ' 1'` said version ' 1' was unsigned (the registry read it as 1, the
     signature records did not), and promote said 'alias -> version  1'. A number is taken without its spaces."""
     from lifecycle.core.cli_support import invoke, registry_version
@@ -378,7 +401,7 @@ def test_a_version_number_with_spaces_around_it_is_that_version(tmp_path):
 
     assert registry_version(' 1 ', 'VERSION') == '1' and registry_version(' dev', 'VERSION') == ' dev'
     assert registry_version('007', 'VERSION') == '7'  # (the registry's version 7: '007' was 'unsigned' to bundle)
-    ws = tiny_workspace(tmp_path / 'ws', versions=1, template=ROOT)
+    ws = tiny_copy
     name = ws.params['register'].model_name
     r = invoke(bundle, [name, ' 1 ', '--json'], env={'LIFECYCLE_WORKSPACE': str(ws.root)})
     assert r.exit_code == 0, r.stdout + r.stderr
