@@ -6,8 +6,8 @@ import time
 import httpx
 import pandas as pd
 import pytest
-from conftest import ROOT, clean_env
-from lifecycle.serve.local import LocalServer, tiny_workspace
+from conftest import clean_env, copy_workspace
+from lifecycle.serve.local import LocalServer
 from lifecycle.serve.predlog import read_log
 
 pytestmark = pytest.mark.slow  # a server process
@@ -16,10 +16,10 @@ REC = {'age': 30, 'checks': 2, 'employed': 'Yes', 'citizen': 'No'}
 MARK = 'Zz-undeclared-9931'  # a value of a column the model does not read: must reach no log, message or answer
 
 
-def test_mlflow_scoring_client_works_unchanged(tmp_path):
+def test_mlflow_scoring_client_works_unchanged(tiny_template, tmp_path):
     from mlflow.pyfunc.scoring_server.client import ScoringServerClient
 
-    ws = tiny_workspace(tmp_path / 'ws', template=ROOT).root
+    ws = copy_workspace(tiny_template, tmp_path / 'ws')  # (the session's tiny workspace, a copy)
     with open(tmp_path / 'server.log', 'w') as out, LocalServer(ws, env=clean_env(), log=out) as srv:
         client = ScoringServerClient('127.0.0.1', srv.port)
         client.wait_server_ready(timeout=30)  # pings /ping until it answers 200

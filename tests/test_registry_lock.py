@@ -4,7 +4,7 @@ interleave; the kill switch and the guard's rollback take only the flags lock, n
 from __future__ import annotations
 import threading
 import time
-from conftest import ROOT, toy_validation
+from conftest import copy_workspace, toy_validation
 from lifecycle.core import audit, locks
 from lifecycle.core.workspace import Workspace
 from lifecycle.model.registry import (
@@ -12,7 +12,6 @@ from lifecycle.model.registry import (
     audited_aliases,
     register_version,
 )
-from lifecycle.serve.local import tiny_workspace
 from lifecycle.serve import flags as fl
 
 KW = dict(alias='dev', tags={}, reason='lock test')
@@ -45,8 +44,8 @@ def test_register_waits_for_the_registry_lock_and_two_writers_never_interleave(t
     assert register_version(ws, vids[0], 'toy', **KW)['model_version'] in done  # (again: the version it made)
 
 
-def test_kill_switch_and_rollback_never_wait_behind_a_pipeline_run_or_a_registry_writer(tmp_path):
-    ws = tiny_workspace(tmp_path / 'ws', template=ROOT)
+def test_kill_switch_and_rollback_never_wait_behind_a_pipeline_run_or_a_registry_writer(tiny_template, tmp_path):
+    ws = Workspace.open(copy_workspace(tiny_template, tmp_path / 'ws'))  # (the session's tiny workspace, a copy)
     fl.change_flags(ws, {'challenger': '2', 'percentage': 10}, actor='test', reason='a canary')
     with locks.hold(ws.state_dir, 'pipeline'), locks.hold(ws.state_dir, 'registry'):
         started = time.monotonic()
