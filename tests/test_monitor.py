@@ -1,7 +1,8 @@
-"""The monitor end to end on a prediction log written through its public API: shifted inputs and flipped labels
-raise the drift and performance alerts with their severities within two windows, silence and a dead watcher raise
-theirs, and each sink (ticket file, webhook, SMTP on 127.0.0.1) receives exactly the alerts routed to it; bad
-monitor params are refused naming the key; an unreachable webhook keeps its alerts until it answers."""
+"""The monitor end to end on a prediction log written through its public API (a replay's labels in one transaction,
+each row as `add_feedback` writes it: `give_feedback`): shifted inputs and flipped labels raise the drift and
+performance alerts with their severities within two windows, silence and a dead watcher raise theirs, and each sink
+(ticket file, webhook, SMTP on 127.0.0.1) receives exactly the alerts routed to it; bad monitor params are refused
+naming the key; an unreachable webhook keeps its alerts until it answers."""
 
 from __future__ import annotations
 import json
@@ -137,8 +138,24 @@ def replay(log: PredictionLog, rng, t0: float, start: int, n: int, shift: float 
         )
         truth[rid] = 'Yes' if y != flip else 'No'
     assert log.flush()
-    for rid, outcome in truth.items():
-        add_feedback(log, rid, outcome)
+    give_feedback(log, truth)
+
+
+def give_feedback(log: PredictionLog, outcomes: dict) -> None:
+    """The outcomes of requests just logged (request ID -> outcome), each recorded as `add_feedback` records one (the
+    request, the time it came, the outcome as JSON, no actor), all in one transaction. One `add_feedback` a label cost
+    a transaction and a synced commit each, 0.65 ms of CPU: the module's windows of 200 labels took 7 of its 23 s of
+    CPU with it. Its checks are tested where it is the subject (test_serving_inprocess.py); here every request is in
+    the log, or the set-up fails."""
+    from sqlalchemy import select
+
+    p = log.predictions.c
+    with log.engine.connect() as c:
+        logged = set(c.execute(select(p.request_id).where(p.request_id.in_(list(outcomes)))).scalars())
+    assert logged == set(outcomes), sorted(set(outcomes) - logged)[:5]
+    rows = [dict(request_id=rid, ts=time.time(), outcome=json.dumps(o), actor=None) for rid, o in outcomes.items()]
+    with log.engine.begin() as c:
+        c.execute(log.feedback_table.insert(), rows)
 
 
 def configure(ws_dir: Path, webhook: Webhook, smtp_port: int, **extra) -> None:
@@ -1796,8 +1813,7 @@ def _prices(log: PredictionLog, rng, t0: float, start: int, n: int, times: float
                 latency_ms=2.0, status=200)  # fmt: skip
         truth[f'p{i}'] = round((s + float(rng.normal(0, 10))) * times, 2)
     assert log.flush()
-    for rid, outcome in truth.items():
-        add_feedback(log, rid, outcome)
+    give_feedback(log, truth)
 
 
 def test_a_regression_models_error_growing_past_its_holdouts_raises_the_error_rule_and_is_shown(workspace):
