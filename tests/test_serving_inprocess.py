@@ -545,8 +545,20 @@ def ws(tiny_ws):
 
 
 @pytest.fixture
-def client(ws):
-    "A fresh server on the workspace with the BASE flags, behind a TestClient (closed, as at shutdown, afterwards)."
+def unlogged(monkeypatch):
+    """For a test whose servers score nothing (the admin API, start-up): their prediction log batched
+    (`prediction_log_commit`), written by a thread of this process. A durable one starts a writer process with each
+    server, 0.35 s of CPU (most of it importing SQLAlchemy) that no row would reach. Set before the workspace is opened;
+    `lifecycle` commands run in the test (`cli`) get no LIFECYCLE_* variable."""
+    monkeypatch.setenv('LIFECYCLE_PREDICTION_LOG_COMMIT', 'batched')
+
+
+@pytest.fixture
+def client(ws, request):
+    """A fresh server on the workspace with the BASE flags, behind a TestClient (closed, as at shutdown, afterwards);
+    its prediction log batched when the test asks for `unlogged` too."""
+    if 'unlogged' in request.fixturenames:
+        request.getfixturevalue('unlogged')  # (before the workspace is opened)
     s = Workspace.open(ws)
     fl.change_flags(s, BASE, actor='test', reason='test baseline')
     with TestClient(create_app(Server(s))) as c:
@@ -634,7 +646,7 @@ def test_shutdown_raises_no_provider_alert_and_logs_no_traceback(ws, caplog):
     assert not active.exists()
 
 
-def test_a_refused_clients_address_is_audited_only_if_it_is_one(ws):
+def test_a_refused_clients_address_is_audited_only_if_it_is_one(unlogged, ws):
     """uvicorn takes the client's address from `X-Forwarded-For` when the connection comes from 127.0.0.1, so the
     address a refusal is tallied by can be any text a client sends, such as an e-mail address: that is audited by its
     digest under the workspace's secret salt only (a review); an address as it is."""
@@ -653,7 +665,7 @@ def test_a_refused_clients_address_is_audited_only_if_it_is_one(ws):
     assert 'zed.quux' not in s.audit_path.read_text() + audit.payloads_path(s.audit_path).read_text()
 
 
-def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, ws):
+def test_admin_authentication_is_a_dependency_and_refusals_are_audited(unlogged, client, ws):
     s = Workspace.open(ws)
     carol, alice = token_of(s, 'carol'), token_of(s, 'alice')
     since = len(audit.read(s.audit_path))
@@ -689,7 +701,7 @@ def test_admin_authentication_is_a_dependency_and_refusals_are_audited(client, w
 
 
 def test_an_admin_role_no_one_holds_is_said_at_start_and_in_ready_and_an_empty_one_refused(
-    ws, request, caplog, tmp_path
+    unlogged, ws, request, caplog, tmp_path
 ):
     """`admin_role: ml_enginer` (misspelt) in params/flags.yaml started a ready server whose admin API no one could
     use, and said so nowhere; `admin_role: ''` too (review EB). A role no one holds is said at start-up and in /ready
@@ -718,7 +730,7 @@ def test_an_admin_role_no_one_holds_is_said_at_start_and_in_ready_and_an_empty_o
     assert read_flags_spec(spec)[0].control == '1'
 
 
-def test_the_admin_role_shown_is_the_one_the_server_enforces(ws, request):
+def test_the_admin_role_shown_is_the_one_the_server_enforces(unlogged, ws, request):
     """`flags show` and the admin API showed the `admin_role` the spec kept from `flags init`, while a server enforces
     params/flags.yaml's (a review): shown now as enforced, with the provider and poll. A flags.yaml that cannot be read
     is said by `flags show`, which still shows the flags (a server would not start with it)."""
@@ -752,7 +764,7 @@ def test_the_admin_role_shown_is_the_one_the_server_enforces(ws, request):
         assert r.returncode == 0 and 'params: ' in r.stdout and 'not valid YAML' in r.stdout, r.stdout + r.stderr
 
 
-def test_admin_bodies_are_taken_as_typed_not_coerced(client, ws):
+def test_admin_bodies_are_taken_as_typed_not_coerced(unlogged, client, ws):
     """A flag's value of the wrong JSON type is refused (422), not coerced: "true" pulled the kill switch and "5" set a
     share. The kill switch reads its optional body, a reason for the audit log; a body that is not one never holds an
     emergency back: the kill goes ahead with the default reason, and the answer says the body was not read."""
@@ -796,7 +808,7 @@ def test_admin_bodies_are_taken_as_typed_not_coerced(client, ws):
     assert [e['reason'] for e in kills] == ['INC-42: paging', *['kill switch (admin API)'] * 5]  # (the last: no change)
 
 
-def test_a_flags_change_the_policy_cannot_check_now_answers_503_one_it_refuses_422(client, ws, monkeypatch):
+def test_a_flags_change_the_policy_cannot_check_now_answers_503_one_it_refuses_422(unlogged, client, ws, monkeypatch):
     "No verdict from the registry is 'try again' (503) over HTTP, unless another arm of the change is refused anyway."
     from types import SimpleNamespace
     from lifecycle.release import exposure
@@ -820,7 +832,7 @@ def test_a_flags_change_the_policy_cannot_check_now_answers_503_one_it_refuses_4
     assert r.status_code == 422 and 'challenger: version 2 is the control' in r.json()['error']
 
 
-def test_a_damaged_flags_spec_is_a_damaged_state_file_exit_4_and_503(client, ws):
+def test_a_damaged_flags_spec_is_a_damaged_state_file_exit_4_and_503(unlogged, client, ws):
     "As every damaged state file (README, exit codes): named with the fix, exit 4; the admin API answers 503, not 422."
     s = Workspace.open(ws)
     token = {'Authorization': f'Bearer {token_of(s, "carol")}'}
@@ -1387,7 +1399,7 @@ def test_a_csv_body_starting_with_a_blank_line_is_read_not_called_empty():
         parse_csv(b'\n\n', schema)
 
 
-def test_refused_requests_are_audited_per_client_and_minute_not_per_request(client, ws):
+def test_refused_requests_are_audited_per_client_and_minute_not_per_request(unlogged, client, ws):
     s = Workspace.open(ws)
     srv = client.app.state.server
     srv.refusals.flush(everything=True)
@@ -1400,7 +1412,7 @@ def test_refused_requests_are_audited_per_client_and_minute_not_per_request(clie
     assert [e['details']['count'] for e in refused] == [1, 299] and len(audit.read(s.audit_path)) - since == 2
 
 
-def test_a_revoked_persons_token_is_refused_without_a_restart(tiny_template, tmp_path):
+def test_a_revoked_persons_token_is_refused_without_a_restart(unlogged, tiny_template, tmp_path):
     """Tokens map to the trust registry's people: revoking carol's key refuses her token at the next request. (Its own
     copy and keys folder: carol's key is replaced, which the other workspaces of the session must not see.)"""
     from conftest import copy_workspace, own_keys
@@ -1429,7 +1441,7 @@ def test_a_revoked_persons_token_is_refused_without_a_restart(tiny_template, tmp
         assert s.keys_dir == tmp_path / 'keys'  # (the session's shared people keys untouched)
 
 
-def test_a_token_for_someone_not_registered_is_refused(client, ws):
+def test_a_token_for_someone_not_registered_is_refused(unlogged, client, ws):
     "Neither issued by the command nor accepted by the API: the roles are the trust registry's, not a list of names."
     s = Workspace.open(ws)
     r = cli(ws, 'token', 'issue', 'mallory')
@@ -1450,7 +1462,7 @@ def test_a_token_for_someone_not_registered_is_refused(client, ws):
     assert r.status_code == 403 and f'the token was issued for key {key_id(other)}' in r.json()['error']
 
 
-def test_a_token_needs_the_persons_key_not_a_tokens_file_entry(tiny_template, tmp_path):
+def test_a_token_needs_the_persons_key_not_a_tokens_file_entry(unlogged, tiny_template, tmp_path):
     """Whoever runs `token issue` must hold the person's key; an entry copied or written into tokens.json is refused.
     (Its own copy and keys folder: carol's key is moved away for a moment, which other workspaces must not see.)"""
     from conftest import copy_workspace, own_keys
@@ -1640,7 +1652,7 @@ def test_a_revocation_and_an_issue_at_once_lose_neither(ws, monkeypatch):
     assert tk.token_record(s, old).get('revoked') and not tk.token_record(s, new).get('revoked')
 
 
-def test_flags_set_refuses_an_unquoted_yes_or_no_as_params_flags_yaml_does(client, ws):
+def test_flags_set_refuses_an_unquoted_yes_or_no_as_params_flags_yaml_does(unlogged, client, ws):
     """Review: the same cohort was refused in params/flags.yaml and taken as text by `flags set`. An unquoted yes, no,
     on or off in a cohort was a boolean to YAML 1.1: both refuse it now, saying how to write either; a switch
     (`kill`, `shadow`) takes it as the file does."""
@@ -1829,7 +1841,7 @@ def test_flags_set_with_an_empty_safe_version_deploys_the_environments_alias(ws)
 
 
 def test_a_rollout_holds_the_arms_and_share_against_the_admin_api_and_the_cli_until_it_ends(
-    tiny_template, tmp_path, monkeypatch
+    unlogged, tiny_template, tmp_path, monkeypatch
 ):
     """While a rollout runs, only it sets the control, the challenger, the share and the cohorts (it judges and
     completes what it set): the admin API answers 409 and the CLI exits 2, naming the rollout; the kill switch and the
@@ -1970,7 +1982,7 @@ def test_a_rollout_start_that_cannot_write_its_hold_leaves_no_rollout_running(ti
     assert st['status'] == 'running' and fl.load_hold(s)['id'] == st['id'] and fl.load_spec(s)[0].challenger == '2'
 
 
-def test_a_key_an_admin_sent_is_named_in_neither_the_answer_nor_the_audit_log(client, ws):
+def test_a_key_an_admin_sent_is_named_in_neither_the_answer_nor_the_audit_log(unlogged, client, ws):
     "Found by review: `cohorts.<an address>` was quoted back and into the audit log's refusal reason."
     s = Workspace.open(ws)
     since = len(audit.read(s.audit_path))
