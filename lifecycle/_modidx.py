@@ -705,6 +705,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                    'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._parsed': ( 'api/core/settings.html#_parsed',
                                                                               'lifecycle/core/settings.py'),
+                                         'lifecycle.core.settings._password_holds_at': ( 'api/core/settings.html#_password_holds_at',
+                                                                                         'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._query_contact': ( 'api/core/settings.html#_query_contact',
                                                                                      'lifecycle/core/settings.py'),
                                          'lifecycle.core.settings._query_shown': ( 'api/core/settings.html#_query_shown',

@@ -55,10 +55,11 @@ def test_an_edited_or_unreadable_copy_on_the_tracking_server_is_named_not_a_trac
     assert "the tracking server's copy of the checkpoint could not be read (ConnectionError)" in r.stdout
 
 
-def test_each_entrys_checkpoint_goes_to_the_run_audit_verify_reads(tmp_path):
-    """The checkpoint is written to the audit experiment's first run, looked up at each entry as `audit verify` reads
-    it: a run deleted (in MLflow's UI, say) is followed by a new one, and a run that is earlier again (two first writers
-    made one each, or a deleted run was restored) gets the next entry's checkpoint, not the run written before it."""
+def test_each_entrys_checkpoint_goes_to_the_first_active_run(tmp_path):
+    """The checkpoint is written to the audit experiment's first active run, looked up at each entry: a run deleted
+    (in MLflow's UI, say) is followed by a new one, and a run that is earlier again (two first writers made one each,
+    or a deleted run was restored) gets the next entry's checkpoint, not the run written before it. (`audit verify`
+    compares the copy of the most entries any run holds.)"""
     (tmp_path / 'settings.ini').write_text('[workspace]\n')
     ws = Workspace.open(tmp_path)
     client = ws.mlflow.MlflowClient()
@@ -101,11 +102,9 @@ def test_a_deleted_audit_experiment_stops_the_copy_says_how_to_restore_it_and_it
     ok = cli(tmp_path, 'audit', 'verify', '--json')
     assert ok.returncode == 0, ok.stdout + ok.stderr
     (note,) = [n for n in json.loads(ok.stdout)['notes'] if 'tracking server' in n]
-    assert 'not kept up to date' in note and f'restore --experiment-id {exp}' in note, note
-    lines = ws.audit_path.read_text().splitlines(keepends=True)  # cut back to two entries, the outside checkpoint too
-    after = local.read_text()
-    ws.audit_path.write_text(''.join(lines[:2]))
-    local.write_text(before)
+    assert 'no longer updated' in note and f'restore --experiment-id {exp}' in note, note
+    lines, after = ws.audit_path.read_text().splitlines(keepends=True), local.read_text()
+    _cut_back_to(ws, local, 2, before)
     cut = cli(tmp_path, 'audit', 'verify')
     assert cut.returncode == 3 and 'at the tracking server records 3 entries' in cut.stderr, cut.stderr
     ws.audit_path.write_text(''.join(lines))
@@ -116,6 +115,46 @@ def test_a_deleted_audit_experiment_stops_the_copy_says_how_to_restore_it_and_it
     again = cli(tmp_path, 'audit', 'verify', '--json')
     assert again.returncode == 0 and not [n for n in json.loads(again.stdout)['notes'] if 'tracking' in n], again.stdout
 
+
+def _cut_back_to(ws, local, entries: int, checkpoint: str) -> None:
+    "Someone with the keys folder cuts the log back to `entries` and restores the outside checkpoint of that moment."
+    lines = ws.audit_path.read_text().splitlines(keepends=True)
+    ws.audit_path.write_text(''.join(lines[:entries]))
+    local.write_text(checkpoint)
+
+
+@pytest.mark.parametrize('then', ['the experiment deleted too', 'the experiment kept', 'both restored'])
+def test_the_newest_copy_is_compared_whatever_run_or_experiment_went_to_the_trash(tmp_path, then):
+    """Review GF: the copy was read from the first active run, or (the experiment deleted) from the first of all runs.
+    A run deleted in MLflow's UI is followed by a new one at the next entry; that deleted run was then read again, with
+    its older copy, once the experiment was deleted or restored, and deleting the only run turned the comparison off.
+    A log cut back from six entries to three, its outside checkpoint rewritten, passed `audit verify` each way. Every
+    run's copy is read, the one of the most entries compared: the cut is named."""
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    client = ws.mlflow.MlflowClient()
+    for i in range(2):
+        ws.audit('test.step', f's{i}', 'a step')
+    local = checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=False), ws.audit_path.resolve())
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
+    (first,) = client.search_runs([exp])
+    client.delete_run(first.info.run_id)  # (the next entry starts a new run)
+    ws.audit('test.step', 's2', 'a step')
+    three = local.read_text()
+    for i in range(3, 6):
+        ws.audit('test.step', f's{i}', 'a step')
+    (second,) = client.search_runs([exp])
+    if then == 'the experiment kept':
+        client.delete_run(second.info.run_id)  # (no active run holds a copy now)
+    else:
+        client.delete_experiment(exp)
+    if then == 'both restored':
+        client.restore_experiment(exp)  # (as the note says: the first run comes back with it)
+        assert len(client.search_runs([exp])) == 2
+    assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir)['entries'] == 6
+    _cut_back_to(ws, local, 3, three)
+    r = cli(tmp_path, 'audit', 'verify', '--json')
+    assert r.returncode == 3 and 'records 6 entries' in json.loads(r.stdout)['reason'], r.stdout + r.stderr
 
 def test_an_experiment_in_mlflows_trash_is_named_with_how_to_restore_it(tmp_path):
     """A training experiment deleted in MLflow's UI failed the train stage with MLflow's "The experiment 1 must be in

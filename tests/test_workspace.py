@@ -520,6 +520,22 @@ def test_a_lone_percent_sqlalchemy_reads_as_itself_is_no_refusal(url):
     assert url_problem(url) == ''
 
 
+@pytest.mark.parametrize(
+    'url, said',
+    [
+        ('postgresql://user:p@ss@[::1]/db', "its password holds an unescaped '@'"),  # (was: not a URL ... can parse)
+        ('postgresql://us@er:p@ss@[::1]:5432/db', "its password holds an unescaped '@'"),
+        ('postgresql://bob@corp@db.host:54x2/db', 'not a URL SQLAlchemy can parse'),  # (no password: review GF)
+        ('postgresql://a@b@[::1/db', 'not a URL SQLAlchemy can parse'),
+        ('postgresql://u:pw@[::1/db?x=a@b@c', 'not a URL SQLAlchemy can parse'),  # (an '@' of the query's: none)
+    ],
+)
+def test_an_unparsable_url_blames_its_password_only_when_the_password_holds_the_at(url, said):
+    "Review GA: a password's '@' before a bracketed host was called unparsable; review GF: a user's was blamed on it."
+    from lifecycle.core.settings import url_problem
+
+    assert said in url_problem(url), url_problem(url)
+
 def test_a_rerun_of_the_first_step_after_a_kill_says_the_killed_run_keyed_the_log(old_ws, monkeypatch):
     """Step 1 killed after rewriting the audit log into the keyed format and before its entry: the rerun said "the
     audit log was already keyed or absent", as if no migration had keyed it. It says the earlier run rewrote it."""

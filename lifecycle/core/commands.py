@@ -61,12 +61,13 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
         from lifecycle.core.tracking import audit_experiment_deleted, tracked_audit_checkpoint
 
         try:
+            deleted = audit_experiment_deleted(s.mlflow)  # (a copy it holds is still compared: a lower bound)
             cp = tracked_audit_checkpoint(s.mlflow, s.state_dir)
-            if deleted := audit_experiment_deleted(s.mlflow):  # (its copy is still compared: a lower bound)
-                notes.append(deleted)
         except Exception as e:  # an unreachable server is no evidence either way: said, not compared
-            cp = None
+            cp, deleted = None, ''
             notes.append(f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})")
+        if deleted:
+            notes.append(deleted)
         if cp is not None and (problem := copy_problem(s.audit_path, cp, s.keys_dir, where='the tracking server')):
             reason, ok = problem, False
     return AuditVerdict(

@@ -418,7 +418,7 @@ def url_problem(url: str, driver: bool = False) -> str:
     if str(url).startswith('sqlite'):
         return ''
     u = _parsed(url)
-    if u is None and (m := _URL_PARTS.match(str(url))) and m[1].count('@') > 1:  # (`p@ss@[::1]`: no host parses)
+    if u is None and _password_holds_at(url):  # (`user:p@ss@[::1]`: no host parses then)
         return "its password holds an unescaped '@' (write it %40)"
     if u is None:
         return 'it is not a URL SQLAlchemy can parse (dialect+driver://user:password@host:port/database)'
@@ -432,6 +432,13 @@ def url_problem(url: str, driver: bool = False) -> str:
     except ValueError:
         return 'its port is not a number'
     return _driver_problem(u) if driver else ''
+
+
+def _password_holds_at(url: str) -> bool:
+    "Whether the password in `url`'s `user:password@host` holds an '@' (read up to the host's, the last)."
+    m = _URL_PARTS.match(str(url))
+    userinfo = m[1].partition('//')[2].rpartition('@')[0] if m else ''
+    return '@' in userinfo.partition(':')[2]
 
 
 def _driver_problem(u) -> str:

@@ -264,8 +264,8 @@ def _checkpoint_run(mlflow, state_dir):
 
 def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict) -> None:
     """Log the signed checkpoint (entry count, head MAC, its MAC) as the tags of the audit experiment's first run, both
-    in one synchronous write. The run is looked up at each entry, as `tracked_audit_checkpoint` reads it: a second run
-    that two first writers made at once, or a deleted run restored, is left at the next entry, never written on."""
+    in one synchronous write. The run is looked up at each entry: a second run that two first writers made at once, or
+    a deleted run restored, is left at the next entry, never written on (`tracked_audit_checkpoint` reads them all)."""
     import json
     from mlflow.entities import RunTag
 
@@ -277,20 +277,21 @@ def log_audit_checkpoint(mlflow, state_dir: str | Path, cp: dict) -> None:
 
 
 def audit_experiment_deleted(mlflow) -> str:
-    """What `audit verify` notes when the audit checkpoint's experiment is in MLflow's trash ('' when it is not): its
-    copy stays at the entry it last had (still compared), and no later entry is copied there until it is restored."""
+    """What `audit verify` notes when the audit checkpoint's experiment is in MLflow's trash ('' when it is not): no
+    later entry is copied there until it is restored (a copy it holds is still read: `tracked_audit_checkpoint`)."""
     exp = mlflow.MlflowClient().get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None or exp.lifecycle_stage != 'deleted':
         return ''
     why = deleted_experiment(AUDIT_EXPERIMENT, exp.experiment_id)
-    return f"the tracking server's copy of the checkpoint is not kept up to date: {why}"
+    return f"the tracking server's copy of the checkpoint is no longer updated: {why}"
 
 
 def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | str | None:
-    """The checkpoint last logged to the tracking store (its raw text when that is not JSON: an edited tag, which
-    `audit.copy_problem` names), or None when none was logged; reading never creates the experiment. An experiment in
-    MLflow's trash still has its copy read (its runs went to the trash with it): deleting it stops the copy, never
-    its comparison (`audit_experiment_deleted` says so)."""
+    """The checkpoint last logged to the tracking store: of the copies its audit experiment's runs hold, the one of the
+    most entries (each a signed lower bound of the log), read from every run, deleted ones and a deleted experiment's
+    too: deleting a run or the experiment (in MLflow's UI, say) stops the copy, never its comparison; a run deleted
+    and followed by a new one, then restored, leaves the newer copy read. Its raw text when a copy is not JSON (an
+    edited tag, which `audit.copy_problem` names); None when none was logged; reading never creates the experiment."""
     import json
     from mlflow.entities import ViewType
 
@@ -298,14 +299,16 @@ def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | str | None
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
         return None
-    view = ViewType.ALL if exp.lifecycle_stage == 'deleted' else ViewType.ACTIVE_ONLY
-    runs = client.search_runs(
-        [exp.experiment_id], run_view_type=view, max_results=1, order_by=['attributes.start_time ASC']
-    )
-    tag = runs[0].data.tags.get('audit.checkpoint') if runs else None
-    if tag is None:
-        return None
-    try:
-        return json.loads(tag)
-    except ValueError:
-        return tag
+    runs = client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, order_by=['attributes.start_time ASC'])
+    copies = []
+    for tag in (r.data.tags.get('audit.checkpoint') for r in runs):
+        if tag is None:
+            continue
+        try:
+            cp = json.loads(tag)
+        except ValueError:
+            return tag
+        if not isinstance(cp, dict) or not isinstance(cp.get('entries'), int):
+            return tag
+        copies.append(cp)
+    return max(copies, key=lambda cp: cp['entries']) if copies else None
