@@ -79,6 +79,15 @@ def test_each_entrys_checkpoint_goes_to_the_first_active_run(tmp_path):
     assert cli(tmp_path, 'audit', 'verify').returncode == 0
 
 
+def _two_entries(tmp_path):
+    "A workspace at `tmp_path` with two audit entries: it, its MLflow client, and its outside checkpoint's file."
+    (tmp_path / 'settings.ini').write_text('[workspace]\n')
+    ws = Workspace.open(tmp_path)
+    client = ws.mlflow.MlflowClient()
+    for i in range(2):
+        ws.audit('test.step', f's{i}', 'a step')
+    return ws, client, checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=False), ws.audit_path.resolve())
+
 def test_a_deleted_audit_experiment_stops_the_copy_says_how_to_restore_it_and_its_copy_is_still_compared(
     tmp_path, caplog
 ):
@@ -86,12 +95,7 @@ def test_a_deleted_audit_experiment_stops_the_copy_says_how_to_restore_it_and_it
     'active' state", and `audit verify` read no copy at all (its run went to the trash with it): a log cut back with
     its outside checkpoint rewritten then passed. The copy it had is still compared, verify notes the deletion with the
     command that restores it, each entry's warning says the same, and once restored the copy goes on."""
-    (tmp_path / 'settings.ini').write_text('[workspace]\n')
-    ws = Workspace.open(tmp_path)
-    client = ws.mlflow.MlflowClient()
-    for i in range(2):
-        ws.audit('test.step', f's{i}', 'a step')
-    local = checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=False), ws.audit_path.resolve())
+    ws, client, local = _two_entries(tmp_path)
     before = local.read_text()  # (the outside checkpoint at two entries)
     ws.audit('test.step', 's2', 'a third step')
     exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
@@ -130,12 +134,7 @@ def test_the_newest_copy_is_compared_whatever_run_or_experiment_went_to_the_tras
     its older copy, once the experiment was deleted or restored, and deleting the only run turned the comparison off.
     A log cut back from six entries to three, its outside checkpoint rewritten, passed `audit verify` each way. Every
     run's copy is read, the one of the most entries compared: the cut is named."""
-    (tmp_path / 'settings.ini').write_text('[workspace]\n')
-    ws = Workspace.open(tmp_path)
-    client = ws.mlflow.MlflowClient()
-    for i in range(2):
-        ws.audit('test.step', f's{i}', 'a step')
-    local = checkpoint_path(keys_folder(ws.audit_path, ws.keys_dir, create=False), ws.audit_path.resolve())
+    ws, client, local = _two_entries(tmp_path)
     exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
     (first,) = client.search_runs([exp])
     client.delete_run(first.info.run_id)  # (the next entry starts a new run)
