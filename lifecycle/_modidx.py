@@ -282,6 +282,7 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                       'lifecycle.core.audit.read': ('api/core/audit.html#read', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.read_cached': ('api/core/audit.html#read_cached', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.read_tail': ('api/core/audit.html#read_tail', 'lifecycle/core/audit.py'),
+                                      'lifecycle.core.audit.signed_here': ('api/core/audit.html#signed_here', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.verify': ('api/core/audit.html#verify', 'lifecycle/core/audit.py'),
                                       'lifecycle.core.audit.workspace_key': ( 'api/core/audit.html#workspace_key',
                                                                               'lifecycle/core/audit.py')},

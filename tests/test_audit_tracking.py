@@ -155,6 +155,37 @@ def test_the_newest_copy_is_compared_whatever_run_or_experiment_went_to_the_tras
     r = cli(tmp_path, 'audit', 'verify', '--json')
     assert r.returncode == 3 and 'records 6 entries' in json.loads(r.stdout)['reason'], r.stdout + r.stderr
 
+def test_a_copy_signed_with_another_key_is_no_evidence_and_every_page_of_runs_is_read(tmp_path, monkeypatch):
+    """Review GG: the copy of the most entries was taken before its MAC was checked, so another workspace's (a retired
+    one on the same tracking server, its run deleted) failed `audit verify` as "altered" until this log outgrew it;
+    and only the first 1,000 runs were read (oldest first), so the newest copy went unread once a cleanup had deleted
+    enough runs. A copy signed with another key is passed over while one signed with this log's key is there (one
+    alone is still named), and every page of runs is read."""
+    from lifecycle.core import tracking
+
+    ws, client, local = _two_entries(tmp_path)
+    exp = client.get_experiment_by_name('lifecycle-audit-checkpoint').experiment_id
+    planted = client.create_run(exp, start_time=1, run_name='audit-checkpoint').info.run_id  # (the earliest run)
+    foreign = {'entries': 99, 'head_mac': 'ab' * 32, 'log': '/elsewhere/audit.log', 'mac': 'cd' * 32}
+    client.set_tag(planted, 'audit.checkpoint', json.dumps(foreign))
+    client.delete_run(planted)
+    ws.audit('test.step', 's2', 'a step')  # (the first active run gets it)
+    ok = cli(tmp_path, 'audit', 'verify')
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    three = local.read_text()
+    for i in range(3, 6):
+        ws.audit('test.step', f's{i}', 'a step')
+    monkeypatch.setattr(tracking, '_RUNS_PAGE', 1)  # (three runs: three pages)
+    assert tracked_audit_checkpoint(ws.mlflow, ws.state_dir, lambda cp: cp['entries'] < 99)['entries'] == 6
+    monkeypatch.undo()
+    _cut_back_to(ws, local, 3, three)
+    cut = cli(tmp_path, 'audit', 'verify')
+    assert cut.returncode == 3 and 'at the tracking server records 6 entries' in cut.stderr, cut.stdout + cut.stderr
+    for run in client.search_runs([exp]):
+        client.set_tag(run.info.run_id, 'audit.checkpoint', json.dumps(foreign))  # (no copy of this log's key left)
+    alone = cli(tmp_path, 'audit', 'verify')
+    assert alone.returncode == 3 and 'does not carry a valid MAC' in alone.stderr, alone.stdout + alone.stderr
+
 def test_an_experiment_in_mlflows_trash_is_named_with_how_to_restore_it(tmp_path):
     """A training experiment deleted in MLflow's UI failed the train stage with MLflow's "The experiment 1 must be in
     the 'active' state": now `ExperimentDeleted` (a command's exit 4) names the experiment and the restoring command."""

@@ -23,8 +23,8 @@ from .names import shown_path
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
            'payloads_path', 'checkpoint_path', 'payload_digest', 'entry_mac', 'mac_ok', 'append', 'read', 'read_tail',
-           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'end_problem', 'copy_problem', 'erase',
-           'migrate_legacy']
+           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'end_problem', 'signed_here', 'copy_problem',
+           'erase', 'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -882,6 +882,13 @@ def _no_checkpoint(folder: Path, log: Path, n: int) -> str:
         f"no checkpoint of this log is kept outside the workspace ({checkpoint_path(folder, log)}), "
         f"though it holds {n} entries: it was deleted, or the keys folder changed"
     )
+
+
+def signed_here(path: str | Path, keys_dir: str | Path | None = None):
+    "Whether a copy of a checkpoint is signed with the key of the log at `path` (none is, without its key): a test."
+    folder = keys_folder(Path(path).resolve(), keys_dir, create=False)
+    key = folder and audit_key(folder, create=False)
+    return lambda cp: bool(key) and mac_ok(key, cp)
 
 
 def copy_problem(path: str | Path, cp: dict, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:

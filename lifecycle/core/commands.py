@@ -57,12 +57,12 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
     v = verify(s.audit_path, keys_dir=s.keys_dir)
     reason, ok, notes = v.reason, v.ok, list(v.notes)
     if ok and s.has_tracking:  # the copy of the checkpoint logged to the tracking server, when there is one
-        from lifecycle.core.audit import copy_problem
+        from lifecycle.core.audit import copy_problem, signed_here
         from lifecycle.core.tracking import audit_experiment_deleted, tracked_audit_checkpoint
 
         try:
             deleted = audit_experiment_deleted(s.mlflow)  # (a copy it holds is still compared: a lower bound)
-            cp = tracked_audit_checkpoint(s.mlflow, s.state_dir)
+            cp = tracked_audit_checkpoint(s.mlflow, s.state_dir, signed_here(s.audit_path, s.keys_dir))
         except Exception as e:  # an unreachable server is no evidence either way: said, not compared
             cp, deleted = None, ''
             notes.append(f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})")

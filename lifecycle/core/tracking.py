@@ -286,12 +286,17 @@ def audit_experiment_deleted(mlflow) -> str:
     return f"the tracking server's copy of the checkpoint is no longer updated: {why}"
 
 
-def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | str | None:
-    """The checkpoint last logged to the tracking store: of the copies its audit experiment's runs hold, the one of the
-    most entries (each a signed lower bound of the log), read from every run, deleted ones and a deleted experiment's
-    too: deleting a run or the experiment (in MLflow's UI, say) stops the copy, never its comparison; a run deleted
-    and followed by a new one, then restored, leaves the newer copy read. Its raw text when a copy is not JSON (an
-    edited tag, which `audit.copy_problem` names); None when none was logged; reading never creates the experiment."""
+_RUNS_PAGE = 1000  # runs read at a time (MLflow's most): a run is made again each time its first is deleted
+
+
+def tracked_audit_checkpoint(mlflow, state_dir: str | Path, ours=None) -> dict | str | None:
+    """The checkpoint last logged to the tracking store: of the copies its audit experiment's runs hold (every run,
+    deleted ones and a deleted experiment's too, every page), the one of the most entries among those `ours(copy)`
+    accepts (`audit.signed_here`: a copy signed with this log's key, each a lower bound of the log; another
+    workspace's on a shared tracking server, or one altered, is no evidence about this log). Deleting a run or the
+    experiment (in MLflow's UI, say) stops the copy, never its comparison. With no copy `ours` accepts, the first
+    run's (its raw text when it is not JSON: an edited tag), which `audit.copy_problem` names; None when none was
+    logged. Reading never creates the experiment."""
     import json
     from mlflow.entities import ViewType
 
@@ -299,16 +304,26 @@ def tracked_audit_checkpoint(mlflow, state_dir: str | Path) -> dict | str | None
     exp = client.get_experiment_by_name(AUDIT_EXPERIMENT)
     if exp is None:
         return None
-    runs = client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL, order_by=['attributes.start_time ASC'])
-    copies = []
-    for tag in (r.data.tags.get('audit.checkpoint') for r in runs):
-        if tag is None:
-            continue
-        try:
-            cp = json.loads(tag)
-        except ValueError:
-            return tag
-        if not isinstance(cp, dict) or not isinstance(cp.get('entries'), int):
-            return tag
-        copies.append(cp)
-    return max(copies, key=lambda cp: cp['entries']) if copies else None
+    good, other, token = [], None, None
+    while True:
+        page = client.search_runs(
+            [exp.experiment_id],
+            run_view_type=ViewType.ALL,
+            max_results=_RUNS_PAGE,
+            order_by=['attributes.start_time ASC'],
+            page_token=token,
+        )
+        for tag in (r.data.tags.get('audit.checkpoint') for r in page):
+            if tag is None:
+                continue
+            try:
+                cp = json.loads(tag)
+            except ValueError:
+                cp = tag
+            if isinstance(cp, dict) and type(cp.get('entries')) is int and (ours is None or ours(cp)):
+                good.append(cp)
+            elif other is None:
+                other = cp
+        if not (token := page.token):
+            break
+    return max(good, key=lambda cp: cp['entries']) if good else other
