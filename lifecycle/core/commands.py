@@ -60,11 +60,12 @@ def audit_verify(as_json: bool = typer.Option(False, '--json', help="Print the v
         from lifecycle.core.audit import copy_problem, signed_here
         from lifecycle.core.tracking import audit_experiment_deleted, tracked_audit_checkpoint
 
+        deleted = ''
         try:
             deleted = audit_experiment_deleted(s.mlflow)  # (a copy it holds is still compared: a lower bound)
             cp = tracked_audit_checkpoint(s.mlflow, s.state_dir, signed_here(s.audit_path, s.keys_dir))
         except Exception as e:  # an unreachable server is no evidence either way: said, not compared
-            cp, deleted = None, ''
+            cp = None
             notes.append(f"the tracking server's copy of the checkpoint could not be read ({type(e).__name__})")
         if deleted:
             notes.append(deleted)
