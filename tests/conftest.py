@@ -406,6 +406,11 @@ def _listing(root: Path) -> dict:
     return {str(p.relative_to(root)): [p.stat().st_size, p.stat().st_mtime_ns] for p in root.rglob('*') if p.is_file()}
 
 
+def _template_listing(ws: Path) -> dict:
+    "Size and modification time of each file of a template workspace and of its keys folder (`<keys>/...`)."
+    return {**_listing(ws), **{f'<keys>/{k}': v for k, v in _listing(keys_folder_of(ws)).items()}}
+
+
 def _shared_template(tmp_path_factory, name: str, build) -> tuple[Path, dict]:
     """Build a template workspace once for the whole session (all xdist workers share it): `build(ws)` returns a
     JSON-able dict kept beside it. Later callers, in this process or another worker, get the finished template."""
@@ -420,14 +425,14 @@ def _shared_template(tmp_path_factory, name: str, build) -> tuple[Path, dict]:
             shutil.rmtree(home, ignore_errors=True)
             info = build(make_workspace(home / 'ws'))
             ws = home / 'ws'
-            listing = {**_listing(ws), **{f'<keys>/{k}': v for k, v in _listing(keys_folder_of(ws)).items()}}
+            listing = _template_listing(ws)
             done.write_text(json.dumps({'info': info, 'listing': listing}))
     return home / 'ws', json.loads(done.read_text())
 
 
 def _check_untouched(ws: Path, built: dict) -> None:
     "Fail if a test wrote into a template (or its keys folder): its copies would no longer be what they claim."
-    now = {**_listing(ws), **{f'<keys>/{k}': v for k, v in _listing(keys_folder_of(ws)).items()}}
+    now = _template_listing(ws)
     changed = {k for k, v in now.items() if built['listing'].get(k) != v} | (set(built['listing']) - set(now))
     assert not changed, f"a test wrote into the session template {ws}: {sorted(changed)[:10]}"
 

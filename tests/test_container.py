@@ -47,11 +47,11 @@ def image(dockerfile: str) -> dict:
 def tiny_one(tmp_path_factory) -> Path:
     """A tiny workspace with one version (validated, signed, dev's champion), built once for this module (about a
     CPU second each time); never changed: each test takes its own copy (`tiny_copy`)."""
-    from conftest import _check_untouched, _listing, _process_state_kept, keys_folder_of
+    from conftest import _check_untouched, _process_state_kept, _template_listing
 
     with _process_state_kept():  # (built in this process: MLflow's URIs never left pointing at it)
         ws = tiny_workspace(tmp_path_factory.mktemp('tiny-one') / 'ws', versions=1, template=ROOT).root
-    built = {'listing': {**_listing(ws), **{f'<keys>/{k}': v for k, v in _listing(keys_folder_of(ws)).items()}}}
+    built = {'listing': _template_listing(ws)}
     yield ws
     _check_untouched(ws, built)
 
