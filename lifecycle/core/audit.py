@@ -23,8 +23,8 @@ from .names import shown_path
 # %% auto #0
 __all__ = ['GENESIS', 'AuditError', 'keys_folder', 'audit_key', 'AuditKeyMissing', 'workspace_key', 'default_actor',
            'payloads_path', 'checkpoint_path', 'payload_digest', 'entry_mac', 'mac_ok', 'append', 'read', 'read_tail',
-           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'end_problem', 'signed_here', 'copy_problem',
-           'erase', 'migrate_legacy']
+           'read_cached', 'Verdict', 'verify', 'current_checkpoint', 'end_problem', 'signed_here', 'copies_problem',
+           'copy_problem', 'erase', 'migrate_legacy']
 
 # %% ../../nbs/api/core/03_audit.ipynb #9da5f834
 class AuditError(Exception):
@@ -891,15 +891,46 @@ def signed_here(path: str | Path, keys_dir: str | Path | None = None):
     return lambda cp: bool(key) and mac_ok(key, cp)
 
 
-def copy_problem(path: str | Path, cp: dict, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:
-    "Why the log disagrees with a copy of its checkpoint kept at `where` ('' when it agrees)."
+# %% ../../nbs/api/core/03_audit.ipynb #384a60bf
+def _last_entry(log: Path, key: bytes) -> dict | None:
+    """The log's last entry when it carries a valid MAC under `key` (None otherwise: none, a damaged line, one written
+    by hand): read from the end, one line, whatever the log's length."""
+    if not log.is_file():
+        return None
+    for ln in _whole_lines_back(log):
+        e = _entry(ln)
+        return e if e is not None and all(k in e for k in _LINE) and mac_ok(key, e) else None
+    return None
+
+
+def copies_problem(path: str | Path, copies: list, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:
+    """Why the log disagrees with the first of `copies` of its checkpoint kept at `where` that it disagrees with
+    ('' when it agrees with each). Each copy is a lower bound, however many there are: one not signed with this log's
+    key is altered, and the log must still hold the count and head of each. A copy at the log's last entry, or one
+    entry behind it (the usual case: the copy follows each append), is decided from that entry alone, its MAC and its
+    link `prev_mac` to the copy's head (`verify` checks every link); the chain is read once, and only for another."""
     log = Path(path).resolve()
     folder = keys_folder(log, keys_dir, create=False)
     key = folder and audit_key(folder, create=False)
-    if not key or not mac_ok(key, cp):
-        return f"the checkpoint kept at {where} does not carry a valid MAC: it was altered, or written with another key"
-    problem = _head_problem(cp, _chain(log) if log.is_file() else [])
-    return problem.replace('the checkpoint kept outside the workspace', f'the checkpoint kept at {where}')
+    last, chain = (_last_entry(log, key) if key else None), None
+    for cp in copies:
+        if not key or not mac_ok(key, cp):
+            altered = 'it was altered, or written with another key'
+            return f"the checkpoint kept at {where} does not carry a valid MAC: {altered}"
+        n = cp['entries']
+        if last and (n >= last['seq'] or (n == last['seq'] - 1 and cp['head_mac'] == last.get('prev_mac'))):
+            problem = _head_problem(cp, [last])  # (`_head_problem` takes the end of a chain)
+        else:
+            chain = (_chain(log) if log.is_file() else []) if chain is None else chain
+            problem = _head_problem(cp, chain)
+        if problem:
+            return problem.replace('the checkpoint kept outside the workspace', f'the checkpoint kept at {where}')
+    return ''
+
+
+def copy_problem(path: str | Path, cp, keys_dir: str | Path | None = None, where: str = 'the copy') -> str:
+    "Why the log disagrees with a copy of its checkpoint kept at `where` ('' when it agrees): `copies_problem` of one."
+    return copies_problem(path, [cp], keys_dir, where)
 
 # %% ../../nbs/api/core/03_audit.ipynb #fc2e12d7
 def erase(
